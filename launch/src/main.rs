@@ -1,0 +1,2 @@
+//! The `ecgfm` command.
+fn main() {}
