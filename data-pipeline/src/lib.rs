@@ -1,1 +1,14 @@
-//! (being written)
+//! ecgfm-data: the ECG dataset layer of ecgfm.
+//!
+//! What lives here:
+//! - the on-disk dataset contract (`docs/dataset-format.md`): the Arrow schema of one row per
+//!   window (`schema`) and the `manifest.json` structs (`manifest`);
+//! - ingest: turning WFDB / PTB-XL / CinC sources into zstd Parquet shards with splits
+//!   (`split`), quarantine, a resumable journal and a manifest (`ingest`), plus a synthetic
+//!   dataset writer (`synth_dataset`) and a summary / plot of a dataset (`inspect`, `plot`);
+//! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
+//!   the streaming training loader (`loader`).
+//!
+//! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
+//! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
+//! Start with `docs/dataset-format.md`, then `schema.rs` and `ingest/mod.rs`.
