@@ -1,0 +1,171 @@
+//! Multi-segment records: reads each segment (a single-segment record, `~` for a gap) and joins
+//! them into one [`Record`] whose signals follow the layout segment (a first segment of length
+//! 0) or, without one, the first real segment. Signals are matched by description; a signal
+//! absent from a segment, and every signal of a gap, is missing there.
+//!
+//! Segments may store a signal with different formats, gains and baselines, so merged signals
+//! are re-coded: they report format 32 (missing = `i32::MIN`) and the layout's gain and baseline;
+//! samples of a segment with another gain or baseline are converted through physical units and
+//! rounded. Merged signals carry no checksum (each segment's own checksums are verified).
+
+use crate::error::WfdbError;
+use crate::header::{Header, SignalSpec};
+use crate::record::{read_header_from, read_single_segment, ReadOptions, Record};
+use crate::source::RecordSource;
+
+/// The format code merged multi-segment signals report.
+const MERGED_FORMAT: u32 = 32;
+
+pub(crate) fn read(
+    source: &dyn RecordSource,
+    folder: &str,
+    header: &Header,
+    header_path: &str,
+    options: &ReadOptions,
+) -> Result<Record, WfdbError> {
+    let unsupported = |reason: String| WfdbError::Unsupported {
+        file: header_path.to_string(),
+        reason,
+    };
+    let mut segment_headers = Vec::with_capacity(header.segments.len());
+    for segment in &header.segments {
+        let segment_header = if segment.name == "~" {
+            None
+        } else {
+            let name = format!("{folder}{}", segment.name);
+            let h = read_header_from(source, &name)?;
+            if h.is_multi_segment() {
+                return Err(unsupported(format!(
+                    "segment {} is itself multi-segment",
+                    segment.name
+                )));
+            }
+            if h.fs != header.fs {
+                return Err(unsupported(format!(
+                    "segment {} samples at {} Hz, the record at {} Hz",
+                    segment.name, h.fs, header.fs
+                )));
+            }
+            Some(h)
+        };
+        segment_headers.push(segment_header);
+    }
+    let has_layout = header.segments.first().is_some_and(|s| s.n_samples == 0);
+    let layout = segment_headers
+        .iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| unsupported("every segment is a gap".into()))?;
+    let all: Vec<usize> = (0..layout.signals.len()).collect();
+    let channels = options.channels.as_ref().unwrap_or(&all);
+    if let Some(&bad) = channels.iter().find(|&&c| c >= layout.signals.len()) {
+        return Err(WfdbError::NoSuchChannel {
+            file: header_path.to_string(),
+            channel: bad,
+            n_signals: layout.signals.len(),
+        });
+    }
+    let outputs: Vec<SignalSpec> = channels
+        .iter()
+        .map(|&c| SignalSpec {
+            format_code: MERGED_FORMAT,
+            checksum: None,
+            skew: 0,
+            byte_offset: 0,
+            ..layout.signals[c].clone()
+        })
+        .collect();
+    let mut digital: Vec<Vec<i32>> = vec![Vec::new(); outputs.len()];
+    let mut n_samples = 0;
+    let first_data = usize::from(has_layout);
+    for (segment, segment_header) in header
+        .segments
+        .iter()
+        .zip(&segment_headers)
+        .skip(first_data)
+    {
+        n_samples += segment.n_samples;
+        let Some(segment_header) = segment_header else {
+            for (out, spec) in digital.iter_mut().zip(&outputs) {
+                out.resize(
+                    out.len() + segment.n_samples * spec.samples_per_frame,
+                    i32::MIN,
+                );
+            }
+            continue;
+        };
+        let sources: Vec<Option<usize>> = outputs
+            .iter()
+            .map(|o| {
+                segment_header
+                    .signals
+                    .iter()
+                    .position(|s| s.description == o.description)
+            })
+            .collect();
+        let wanted: Vec<usize> = sources.iter().flatten().copied().collect();
+        let segment_options = ReadOptions {
+            channels: Some(wanted.clone()),
+            ignore_checksums: options.ignore_checksums,
+        };
+        let name = format!("{folder}{}", segment.name);
+        let part = read_single_segment(
+            source,
+            folder,
+            segment_header,
+            &format!("{name}.hea"),
+            &segment_options,
+        )?;
+        if part.n_samples != segment.n_samples {
+            return Err(unsupported(format!(
+                "segment {} has {} frames, the record header says {}",
+                segment.name, part.n_samples, segment.n_samples
+            )));
+        }
+        for ((out, spec), src) in digital.iter_mut().zip(&outputs).zip(&sources) {
+            let Some(src) = src else {
+                out.resize(
+                    out.len() + segment.n_samples * spec.samples_per_frame,
+                    i32::MIN,
+                );
+                continue;
+            };
+            let k = wanted
+                .iter()
+                .position(|w| w == src)
+                .expect("requested channel");
+            let stored = &part.signals[k];
+            if stored.samples_per_frame != spec.samples_per_frame {
+                return Err(unsupported(format!(
+                    "signal {} has {} samples per frame in segment {} but {} in the layout",
+                    spec.description,
+                    stored.samples_per_frame,
+                    segment.name,
+                    spec.samples_per_frame
+                )));
+            }
+            out.extend(part.digital[k].iter().map(|&d| recode(d, stored, spec)));
+        }
+    }
+    Ok(Record {
+        name: header.record_name.clone(),
+        fs: header.fs,
+        n_samples,
+        base_time: header.base_time.clone(),
+        base_date: header.base_date.clone(),
+        signals: outputs,
+        digital,
+        comments: header.comments.clone(),
+    })
+}
+
+/// Re-codes a segment's digital value for the merged signal `to`.
+fn recode(d: i32, from: &SignalSpec, to: &SignalSpec) -> i32 {
+    if Some(d) == from.invalid_code() {
+        i32::MIN
+    } else if from.gain() == to.gain() && from.baseline == to.baseline {
+        d
+    } else {
+        (from.to_physical(d) * to.gain() + f64::from(to.baseline)).round() as i32
+    }
+}
