@@ -1,1 +1,39 @@
-//! (being written)
+//! ecgfm-preprocess: the pure numeric signal processing behind `ecgfm data ingest`. No I/O.
+//!
+//! A record (per-lead samples in mV at any rate, with its lead names) goes through
+//! [`Pipeline::process`], which chains, in order:
+//! - [`leads`]: source lead names -> the standard order I, II, III, aVR, aVL, aVF, V1..V6;
+//! - [`gaps`]: NaN bridging and the missing-sample mask;
+//! - [`resample`]: anti-aliased polyphase resampling to the target rate (default 250 Hz);
+//! - [`butterworth`] + [`sos`]: zero-phase Butterworth band-pass (default 0.67-40 Hz, as scipy's
+//!   `butter` + `sosfiltfilt`);
+//! - [`quality`]: per-lead, per-window flags and scores, and the hard-fail rule;
+//! - [`standardize`]: optional z-scoring;
+//! - [`windowing`]: fixed windows with stride and a trailing-part policy.
+//!
+//! Every setting lives in [`PipelineConfig`] (serde, with defaults) so the ingest can record it in
+//! the dataset manifest (see docs/dataset-format.md). Depends only on serde, thiserror and
+//! num-complex. Start reading at `pipeline.rs`; the tests in `tests/` compare the filters with scipy.
+
+pub mod butterworth;
+pub mod error;
+pub mod gaps;
+pub mod leads;
+pub mod pipeline;
+pub mod quality;
+pub mod resample;
+pub mod sample;
+pub mod sos;
+pub mod standardize;
+pub mod windowing;
+
+pub use error::PreprocessError;
+pub use leads::{map_leads, standard_lead_index, DropReason, DroppedLead, N_LEADS, STANDARD_LEADS};
+pub use pipeline::{
+    BandPassConfig, Pipeline, PipelineConfig, ProcessedRecord, RecordReport, Window,
+};
+pub use quality::QualityConfig;
+pub use resample::{Resampler, ResamplerConfig};
+pub use sample::Sample;
+pub use standardize::{Standardization, StandardizeConfig};
+pub use windowing::{TrailingPolicy, WindowConfig};

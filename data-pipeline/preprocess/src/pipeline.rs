@@ -1,0 +1,334 @@
+//! The preprocessing pipeline for one record: lead mapping -> missing-sample bridging ->
+//! resampling -> band-pass -> quality checks -> standardisation -> windows.
+//!
+//! Build a [`Pipeline`] once from a [`PipelineConfig`] (serialisable; the ingest records it in the
+//! dataset manifest) and call [`Pipeline::process`] per record, from any number of threads.
+
+use crate::butterworth::butter_bandpass;
+use crate::error::PreprocessError;
+use crate::gaps::{fill_gaps, GapFill};
+use crate::leads::{map_leads, DroppedLead, N_LEADS};
+use crate::quality::{combine, LeadWindow, QualityChecker, QualityConfig};
+use crate::resample::{Resampler, ResamplerConfig};
+use crate::sample::Sample;
+use crate::sos::SosFilter;
+use crate::standardize::{standardize, StandardizeConfig};
+use crate::windowing::{window_spans, WindowConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Zero-phase Butterworth band-pass settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BandPassConfig {
+    /// Lower edge, Hz.
+    pub low_hz: f64,
+    /// Upper edge, Hz.
+    pub high_hz: f64,
+    /// Butterworth order N as in `scipy.signal.butter(N, [low, high], 'bandpass')` (2N poles),
+    /// applied forward and backward.
+    pub order: usize,
+}
+
+impl Default for BandPassConfig {
+    fn default() -> Self {
+        Self {
+            low_hz: 0.67,
+            high_hz: 40.0,
+            order: 2,
+        }
+    }
+}
+
+/// Every preprocessing setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Output sampling rate, Hz.
+    pub target_rate_hz: f64,
+    /// Resampling filter.
+    pub resampler: ResamplerConfig,
+    /// Band-pass at the target rate; `None` disables it.
+    pub band_pass: Option<BandPassConfig>,
+    /// Standardisation.
+    pub standardize: StandardizeConfig,
+    /// Windowing.
+    pub window: WindowConfig,
+    /// Quality thresholds.
+    pub quality: QualityConfig,
+    /// Leave out windows that fail the hard quality rule (the record is quarantined when all do).
+    pub drop_hard_failed_windows: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            target_rate_hz: 250.0,
+            resampler: ResamplerConfig::default(),
+            band_pass: Some(BandPassConfig::default()),
+            standardize: StandardizeConfig::default(),
+            window: WindowConfig::default(),
+            quality: QualityConfig::default(),
+            drop_hard_failed_windows: true,
+        }
+    }
+}
+
+/// One output window, ready for a dataset row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Position of the window among the record's windows (counting dropped ones), from 0.
+    pub window_index: usize,
+    /// First sample of the window in the resampled record.
+    pub start_sample: usize,
+    /// Valid samples; the rest of each lead row is zero padding.
+    pub n_valid: usize,
+    /// Presence of each standard lead.
+    pub lead_mask: [bool; N_LEADS],
+    /// `(12, window_samples)` lead-major; absent leads, padding and missing samples are 0.
+    pub signal: Vec<f32>,
+    /// Minimum lead score over present leads.
+    pub quality_score: f32,
+    /// Per-lead flag bits (see [`crate::quality`]).
+    pub quality_flags: [u8; N_LEADS],
+    /// Every present lead is flat or mostly missing (only seen when such windows are kept).
+    pub hard_fail: bool,
+}
+
+/// What happened to a record besides its windows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordReport {
+    /// Source leads that map to no standard lead, or duplicate one.
+    pub dropped_leads: Vec<DroppedLead>,
+    /// Mapped source leads left out because every sample is missing.
+    pub empty_leads: Vec<String>,
+    /// Samples per lead after resampling.
+    pub resampled_samples: usize,
+    /// Windows left out by the hard quality rule.
+    pub hard_failed_windows: usize,
+}
+
+/// The result for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedRecord {
+    /// The kept windows, in order.
+    pub windows: Vec<Window>,
+    /// The report.
+    pub report: RecordReport,
+}
+
+/// One present lead travelling through the stages.
+struct Track {
+    slot: usize,
+    raw: Vec<f64>,
+    clean: Vec<f64>,
+    high: Option<Vec<f64>>,
+    missing: Option<Vec<bool>>,
+}
+
+/// The configured pipeline (thread-safe; resamplers are cached per input rate).
+#[derive(Debug)]
+pub struct Pipeline {
+    config: PipelineConfig,
+    band_pass: Option<SosFilter>,
+    quality: QualityChecker,
+    resamplers: Mutex<HashMap<u64, Arc<Resampler>>>,
+}
+
+impl Pipeline {
+    /// Validates the settings and designs the filters.
+    pub fn new(config: PipelineConfig) -> Result<Self, PreprocessError> {
+        let rate = config.target_rate_hz;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "target_rate_hz must be positive, got {rate}"
+            )));
+        }
+        config.window.validate()?;
+        config.standardize.validate()?;
+        Resampler::new(rate, rate, &config.resampler)?;
+        let band_pass = match &config.band_pass {
+            Some(bp) => Some(SosFilter::new(butter_bandpass(
+                bp.order, bp.low_hz, bp.high_hz, rate,
+            )?)),
+            None => None,
+        };
+        let quality = QualityChecker::new(config.quality.clone(), rate)?;
+        Ok(Self {
+            config,
+            band_pass,
+            quality,
+            resamplers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Processes one record: `signals[i]` (physical units, mV; NaN = missing) is the lead named
+    /// `lead_names[i]`, sampled at `rate` Hz.
+    pub fn process<T: Sample, S: AsRef<str>, L: AsRef<[T]>>(
+        &self,
+        rate: f64,
+        lead_names: &[S],
+        signals: &[L],
+    ) -> Result<ProcessedRecord, PreprocessError> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(PreprocessError::InvalidSamplingRate(rate));
+        }
+        if lead_names.len() != signals.len() {
+            return Err(PreprocessError::LeadCountMismatch {
+                names: lead_names.len(),
+                signals: signals.len(),
+            });
+        }
+        let n = signals.first().map_or(0, |s| s.as_ref().len());
+        if let Some((lead, s)) = signals
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.as_ref().len() != n)
+        {
+            return Err(PreprocessError::LeadLengthMismatch {
+                lead,
+                expected: n,
+                found: s.as_ref().len(),
+            });
+        }
+        if n == 0 {
+            return Err(PreprocessError::EmptyRecord);
+        }
+        let mapping = map_leads(lead_names);
+        if mapping.source_of.iter().all(Option::is_none) {
+            return Err(PreprocessError::NoKnownLeads(
+                lead_names.iter().map(|s| s.as_ref().to_string()).collect(),
+            ));
+        }
+        let resampler = self.resampler_for(rate)?;
+        let mut report = RecordReport {
+            dropped_leads: mapping.dropped.clone(),
+            ..RecordReport::default()
+        };
+        let mut tracks = Vec::new();
+        for (slot, source) in mapping.source_of.iter().enumerate() {
+            let Some(source) = *source else { continue };
+            let mut input: Vec<f64> = signals[source]
+                .as_ref()
+                .iter()
+                .map(|v| v.to_f64())
+                .collect();
+            let missing = match fill_gaps(&mut input) {
+                GapFill::Complete => None,
+                GapFill::Filled(mask) => Some(resampler.resample_mask(&mask)),
+                GapFill::AllMissing => {
+                    report
+                        .empty_leads
+                        .push(lead_names[source].as_ref().to_string());
+                    continue;
+                }
+            };
+            let raw = resampler.resample(&input);
+            let clean = match &self.band_pass {
+                Some(filter) => filter.filtfilt(&raw),
+                None => raw.clone(),
+            };
+            let high = self.quality.high_band(&raw);
+            tracks.push(Track {
+                slot,
+                raw,
+                clean,
+                high,
+                missing,
+            });
+        }
+        if tracks.is_empty() {
+            return Err(PreprocessError::AllLeadsMissing);
+        }
+        report.resampled_samples = tracks[0].raw.len();
+        let windows = self.cut_windows(&mut tracks, &mut report);
+        if windows.is_empty() {
+            return Err(PreprocessError::AllWindowsFailed {
+                windows: report.hard_failed_windows,
+            });
+        }
+        Ok(ProcessedRecord { windows, report })
+    }
+
+    /// Quality per window, then standardisation, then the window tensors.
+    fn cut_windows(&self, tracks: &mut [Track], report: &mut RecordReport) -> Vec<Window> {
+        let spans = window_spans(report.resampled_samples, &self.config.window);
+        let verdicts: Vec<_> = spans
+            .iter()
+            .map(|span| {
+                let range = span.start..span.start + span.n_valid;
+                let mut leads = [None; N_LEADS];
+                for t in tracks.iter() {
+                    leads[t.slot] = Some(self.quality.assess(&LeadWindow {
+                        raw: &t.raw[range.clone()],
+                        clean: &t.clean[range.clone()],
+                        high: t.high.as_ref().map(|h| &h[range.clone()]),
+                        missing: t.missing.as_ref().map(|m| &m[range.clone()]),
+                    }));
+                }
+                combine(&leads)
+            })
+            .collect();
+        let mut cleans: Vec<Vec<f64>> = tracks
+            .iter_mut()
+            .map(|t| std::mem::take(&mut t.clean))
+            .collect();
+        let missing: Vec<Option<Vec<bool>>> = tracks.iter_mut().map(|t| t.missing.take()).collect();
+        standardize(&mut cleans, &missing, &self.config.standardize);
+        let mut lead_mask = [false; N_LEADS];
+        tracks.iter().for_each(|t| lead_mask[t.slot] = true);
+        let w = self.config.window.window_samples;
+        let mut windows = Vec::with_capacity(spans.len());
+        for (window_index, (span, verdict)) in spans.iter().zip(verdicts).enumerate() {
+            if verdict.hard_fail && self.config.drop_hard_failed_windows {
+                report.hard_failed_windows += 1;
+                continue;
+            }
+            let mut signal = vec![0.0f32; N_LEADS * w];
+            for ((t, clean), miss) in tracks.iter().zip(&cleans).zip(&missing) {
+                let row = &mut signal[t.slot * w..t.slot * w + span.n_valid];
+                let src = &clean[span.start..span.start + span.n_valid];
+                row.iter_mut().zip(src).for_each(|(d, s)| *d = *s as f32);
+                if let Some(miss) = miss {
+                    let miss = &miss[span.start..span.start + span.n_valid];
+                    row.iter_mut()
+                        .zip(miss)
+                        .filter(|(_, m)| **m)
+                        .for_each(|(d, _)| *d = 0.0);
+                }
+            }
+            windows.push(Window {
+                window_index,
+                start_sample: span.start,
+                n_valid: span.n_valid,
+                lead_mask,
+                signal,
+                quality_score: verdict.score,
+                quality_flags: verdict.flags,
+                hard_fail: verdict.hard_fail,
+            });
+        }
+        windows
+    }
+
+    /// The cached resampler from `rate` to the target rate.
+    fn resampler_for(&self, rate: f64) -> Result<Arc<Resampler>, PreprocessError> {
+        let mut cache = self.resamplers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = cache.get(&rate.to_bits()) {
+            return Ok(Arc::clone(r));
+        }
+        let built = Arc::new(Resampler::new(
+            rate,
+            self.config.target_rate_hz,
+            &self.config.resampler,
+        )?);
+        cache.insert(rate.to_bits(), Arc::clone(&built));
+        Ok(built)
+    }
+}

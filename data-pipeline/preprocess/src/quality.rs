@@ -1,0 +1,276 @@
+//! Signal-quality checks per lead and window.
+//!
+//! Each check measures a "badness ratio" r that is 1 exactly at its threshold; it raises its flag
+//! bit when r > 1 and scores `clamp(1.5 - r, 0, 1)` (1 while r <= 0.5, 0.5 at the threshold, 0 from
+//! r = 1.5). A lead's score is the minimum of its checks; a window's is the minimum over present
+//! leads. The checks see three views of a lead's window: `raw` (resampled, not band-passed: for
+//! clipping and constant runs), `clean` (band-passed: for flatness and amplitude) and `high`
+//! (a high-pass of raw above `hf_cutoff_hz`: for noise), plus the missing mask.
+//!
+//! | bit | check | ratio r |
+//! |---|---|---|
+//! | 1 | missing | missing fraction / `max_missing_fraction` |
+//! | 2 | flat | max(`flat_min_std` / std(clean), longest constant run of raw / `flat_max_constant_s`) |
+//! | 4 | clipping | fraction of raw samples in runs (>= `clip_min_run`) within `clip_level_tolerance` × range of the max or min, / `max_clip_fraction` |
+//! | 8 | amplitude | max(p2p(clean) / `max_peak_to_peak`, `min_peak_to_peak` / p2p(clean)) |
+//! | 16 | high-frequency noise | E(high) / (E(high) + E(clean - mean)), / `max_hf_ratio` |
+//!
+//! Hard fail (the window is unusable): every present lead is flat or has more than
+//! `hard_fail_missing_fraction` missing samples.
+
+use crate::butterworth::butter_highpass;
+use crate::error::PreprocessError;
+use crate::leads::N_LEADS;
+use crate::sos::SosFilter;
+use serde::{Deserialize, Serialize};
+
+/// Flag bit: missing (NaN) samples.
+pub const FLAG_MISSING: u8 = 1;
+/// Flag bit: flat line.
+pub const FLAG_FLAT: u8 = 2;
+/// Flag bit: clipping / saturation.
+pub const FLAG_CLIPPING: u8 = 4;
+/// Flag bit: implausible amplitude.
+pub const FLAG_AMPLITUDE: u8 = 8;
+/// Flag bit: high-frequency noise.
+pub const FLAG_HF_NOISE: u8 = 16;
+
+/// Quality thresholds (amplitudes in signal units, mV).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QualityConfig {
+    /// Missing fraction above which the missing flag is raised.
+    pub max_missing_fraction: f64,
+    /// Missing fraction above which a lead counts as unusable for the hard-fail rule.
+    pub hard_fail_missing_fraction: f64,
+    /// Standard deviation of the band-passed signal below which a lead is flat.
+    pub flat_min_std: f64,
+    /// Longest tolerated run of constant raw samples, seconds.
+    pub flat_max_constant_s: f64,
+    /// Consecutive raw samples closer than this are "constant".
+    pub flat_constant_tolerance: f64,
+    /// Closeness to the window's max or min counting as "at the rail", as a fraction of the range.
+    pub clip_level_tolerance: f64,
+    /// Shortest run of at-the-rail samples that counts as clipping.
+    pub clip_min_run: usize,
+    /// Fraction of clipped samples above which the clipping flag is raised.
+    pub max_clip_fraction: f64,
+    /// Smallest plausible peak-to-peak amplitude.
+    pub min_peak_to_peak: f64,
+    /// Largest plausible peak-to-peak amplitude.
+    pub max_peak_to_peak: f64,
+    /// Lower edge of the "high-frequency" band, Hz (check skipped when >= 0.95 × Nyquist).
+    pub hf_cutoff_hz: f64,
+    /// Order of the Butterworth high-pass that isolates that band.
+    pub hf_filter_order: usize,
+    /// High-band energy fraction above which the noise flag is raised.
+    pub max_hf_ratio: f64,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            max_missing_fraction: 0.05,
+            hard_fail_missing_fraction: 0.5,
+            flat_min_std: 0.01,
+            flat_max_constant_s: 1.0,
+            flat_constant_tolerance: 1e-4,
+            clip_level_tolerance: 0.01,
+            clip_min_run: 3,
+            max_clip_fraction: 0.02,
+            min_peak_to_peak: 0.05,
+            max_peak_to_peak: 10.0,
+            hf_cutoff_hz: 40.0,
+            hf_filter_order: 4,
+            max_hf_ratio: 0.2,
+        }
+    }
+}
+
+/// The views of one lead over one window (all the same length).
+#[derive(Debug, Clone, Copy)]
+pub struct LeadWindow<'a> {
+    /// Resampled, not band-passed.
+    pub raw: &'a [f64],
+    /// Band-passed (or `raw` when there is no band-pass).
+    pub clean: &'a [f64],
+    /// High-passed raw, when the noise check is active.
+    pub high: Option<&'a [f64]>,
+    /// Missing samples, when the lead had any.
+    pub missing: Option<&'a [bool]>,
+}
+
+/// Verdict on one lead in one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeadQuality {
+    /// Flag bits.
+    pub flags: u8,
+    /// Score in [0, 1].
+    pub score: f32,
+    /// Flat or mostly missing.
+    pub unusable: bool,
+}
+
+/// Verdict on one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowQuality {
+    /// Flag bits per standard lead (0 for absent leads).
+    pub flags: [u8; N_LEADS],
+    /// Minimum score over present leads (0 when none is present).
+    pub score: f32,
+    /// Every present lead is unusable.
+    pub hard_fail: bool,
+}
+
+/// Runs the checks at one sampling rate.
+#[derive(Debug, Clone)]
+pub struct QualityChecker {
+    config: QualityConfig,
+    rate: f64,
+    high_pass: Option<SosFilter>,
+}
+
+impl QualityChecker {
+    /// Builds the checker for signals at `rate` Hz.
+    pub fn new(config: QualityConfig, rate: f64) -> Result<Self, PreprocessError> {
+        let high_pass = if config.hf_cutoff_hz < 0.95 * rate / 2.0 {
+            let sections = butter_highpass(config.hf_filter_order, config.hf_cutoff_hz, rate)?;
+            Some(SosFilter::new(sections))
+        } else {
+            None
+        };
+        Ok(Self {
+            config,
+            rate,
+            high_pass,
+        })
+    }
+
+    /// The high-passed copy of a whole raw lead, or `None` when the noise check is off.
+    pub fn high_band(&self, raw: &[f64]) -> Option<Vec<f64>> {
+        self.high_pass.as_ref().map(|filter| {
+            let mut high = raw.to_vec();
+            filter.filter_in_place(&mut high);
+            high
+        })
+    }
+
+    /// Checks one lead over one window.
+    pub fn assess(&self, view: &LeadWindow) -> LeadQuality {
+        let c = &self.config;
+        let n = view.raw.len().max(1) as f64;
+        let missing = view
+            .missing
+            .map_or(0.0, |m| m.iter().filter(|&&b| b).count() as f64 / n);
+        let (mean, std, p2p) = summary(view.clean);
+        let constant_run = longest_constant_run(view.raw, c.flat_constant_tolerance) as f64;
+        let flat = (c.flat_min_std / std).max(constant_run / (c.flat_max_constant_s * self.rate));
+        let clipping = clipped_fraction(view.raw, c.clip_level_tolerance, c.clip_min_run)
+            / c.max_clip_fraction;
+        let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
+        let noise = view.high.map_or(0.0, |high| {
+            let e_high: f64 = high.iter().map(|v| v * v).sum();
+            let e_clean: f64 = view.clean.iter().map(|v| (v - mean) * (v - mean)).sum();
+            let total = e_high + e_clean;
+            if total > 0.0 {
+                e_high / total / c.max_hf_ratio
+            } else {
+                0.0
+            }
+        });
+        let checks = [
+            (FLAG_MISSING, missing / c.max_missing_fraction),
+            (FLAG_FLAT, flat),
+            (FLAG_CLIPPING, clipping),
+            (FLAG_AMPLITUDE, amplitude),
+            (FLAG_HF_NOISE, noise),
+        ];
+        let mut flags = 0;
+        let mut score: f64 = 1.0;
+        for (bit, ratio) in checks {
+            if ratio.is_nan() || ratio > 1.0 {
+                flags |= bit;
+            }
+            let s = if ratio.is_nan() { 0.0 } else { 1.5 - ratio };
+            score = score.min(s.clamp(0.0, 1.0));
+        }
+        LeadQuality {
+            flags,
+            score: score as f32,
+            unusable: flags & FLAG_FLAT != 0 || missing > c.hard_fail_missing_fraction,
+        }
+    }
+}
+
+/// Combines per-lead verdicts (`None` = absent lead) into the window verdict.
+pub fn combine(leads: &[Option<LeadQuality>; N_LEADS]) -> WindowQuality {
+    let present = leads.iter().flatten();
+    let score = present
+        .clone()
+        .map(|q| q.score)
+        .reduce(f32::min)
+        .unwrap_or(0.0);
+    let hard_fail = present.clone().all(|q| q.unusable);
+    WindowQuality {
+        flags: leads.map(|q| q.map_or(0, |q| q.flags)),
+        score,
+        hard_fail,
+    }
+}
+
+/// (mean, standard deviation, peak-to-peak).
+fn summary(x: &[f64]) -> (f64, f64, f64) {
+    if x.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let (lo, hi) = min_max(x);
+    (mean, var.sqrt(), hi - lo)
+}
+
+fn min_max(x: &[f64]) -> (f64, f64) {
+    x.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+/// Longest run of consecutive samples whose successive differences stay within `tolerance`.
+fn longest_constant_run(x: &[f64], tolerance: f64) -> usize {
+    let (mut best, mut run) = (usize::from(!x.is_empty()), 1);
+    for pair in x.windows(2) {
+        run = if (pair[1] - pair[0]).abs() <= tolerance {
+            run + 1
+        } else {
+            1
+        };
+        best = best.max(run);
+    }
+    best
+}
+
+/// Fraction of samples lying in runs of at least `min_run` samples within
+/// `tolerance` × range of the maximum, or of the minimum.
+fn clipped_fraction(x: &[f64], tolerance: f64, min_run: usize) -> f64 {
+    let (lo, hi) = min_max(x);
+    if x.is_empty() || hi <= lo {
+        return 0.0;
+    }
+    let band = tolerance * (hi - lo);
+    let rail = |v: f64| i8::from(v >= hi - band) - i8::from(v <= lo + band);
+    let (mut clipped, mut run, mut side) = (0usize, 0usize, 0i8);
+    for &v in x.iter().chain(std::iter::once(&f64::NAN)) {
+        let here = if v.is_nan() { 0 } else { rail(v) };
+        if here != 0 && here == side {
+            run += 1;
+            continue;
+        }
+        if side != 0 && run >= min_run {
+            clipped += run;
+        }
+        (run, side) = (1, here);
+    }
+    clipped as f64 / x.len() as f64
+}

@@ -1,0 +1,257 @@
+//! Anti-aliased rational resampling with a polyphase Kaiser-windowed sinc filter.
+//!
+//! The rate ratio out/in is written as L/M in lowest terms (rates that are not whole numbers are
+//! approximated by a continued fraction with at most [`MAX_PHASES`] phases). Output sample k sits
+//! exactly at input time t = k·M/L, so the output is aligned with the input (no group delay), and
+//! has round(n·L/M) samples. Its value is Σ_j x[j]·g(t - j), where g is a sinc low-pass with
+//! cut-off `rolloff` × the lower of the two Nyquist frequencies, tapered by a Kaiser window that
+//! spans `half_width_zeros` sample periods of the lower rate on each side. The L distinct
+//! fractional delays are tabulated once ("phases"), each normalised to unit DC gain so constant
+//! signals pass exactly. Beyond the ends the signal is extended by odd reflection
+//! (2·x[0] - x[i]), which keeps level and slope continuous and avoids edge transients.
+//!
+//! Inputs must be finite; see [`crate::gaps`] for the missing-sample policy, and
+//! [`Resampler::resample_mask`] to carry a missing mask across.
+
+use crate::error::PreprocessError;
+use serde::{Deserialize, Serialize};
+
+/// Most distinct fractional delays a resampler tabulates (bounds the numerator L).
+pub const MAX_PHASES: u64 = 4096;
+
+/// Resampling filter settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResamplerConfig {
+    /// Kernel half-width in sample periods of the lower rate (longer = sharper transition).
+    pub half_width_zeros: usize,
+    /// Cut-off as a fraction of the lower Nyquist frequency.
+    pub rolloff: f64,
+    /// Kaiser window shape (8 gives about 80 dB stop-band attenuation).
+    pub kaiser_beta: f64,
+}
+
+impl Default for ResamplerConfig {
+    fn default() -> Self {
+        Self {
+            half_width_zeros: 32,
+            rolloff: 0.9,
+            kaiser_beta: 8.0,
+        }
+    }
+}
+
+/// A resampler for one pair of rates; build once, apply to many signals.
+#[derive(Debug, Clone)]
+pub struct Resampler {
+    up: u64,
+    down: u64,
+    /// Taps are input offsets -half ..= half + 1 around floor(t).
+    half: usize,
+    taps: usize,
+    /// `up` rows of `taps` coefficients, row p for fractional delay p / up.
+    table: Vec<f64>,
+}
+
+impl Resampler {
+    /// Designs the resampler from `in_rate` to `out_rate` (Hz).
+    pub fn new(
+        in_rate: f64,
+        out_rate: f64,
+        config: &ResamplerConfig,
+    ) -> Result<Self, PreprocessError> {
+        for rate in [in_rate, out_rate] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(PreprocessError::InvalidSamplingRate(rate));
+            }
+        }
+        if config.half_width_zeros == 0 || !(config.rolloff > 0.0 && config.rolloff <= 1.0) {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "resampler needs half_width_zeros > 0 and 0 < rolloff <= 1, got {config:?}"
+            )));
+        }
+        let (up, down) = rational_ratio(out_rate / in_rate, in_rate, out_rate);
+        let narrow = (up as f64 / down as f64).min(1.0);
+        let cutoff = config.rolloff * narrow;
+        let reach = config.half_width_zeros as f64 / narrow;
+        let half = reach.ceil() as usize;
+        let taps = 2 * half + 2;
+        let beta_norm = bessel_i0(config.kaiser_beta);
+        let mut table = vec![0.0; up as usize * taps];
+        for (phase, row) in table.chunks_exact_mut(taps).enumerate() {
+            let frac = phase as f64 / up as f64;
+            for (i, tap) in row.iter_mut().enumerate() {
+                let tau = (i as f64 - half as f64) - frac;
+                *tap = if tau.abs() < reach {
+                    let r = tau / reach;
+                    let window = bessel_i0(config.kaiser_beta * (1.0 - r * r).sqrt()) / beta_norm;
+                    cutoff * sinc(cutoff * tau) * window
+                } else {
+                    0.0
+                };
+            }
+            let sum: f64 = row.iter().sum();
+            row.iter_mut().for_each(|t| *t /= sum);
+        }
+        Ok(Self {
+            up,
+            down,
+            half,
+            taps,
+            table,
+        })
+    }
+
+    /// The reduced ratio (L, M) with out/in = L/M.
+    pub fn ratio(&self) -> (u64, u64) {
+        (self.up, self.down)
+    }
+
+    /// Output length for `n` input samples: round(n·L/M), at least 1 when n > 0.
+    pub fn output_len(&self, n: usize) -> usize {
+        let exact = (2 * n as u128 * self.up as u128 + self.down as u128) / (2 * self.down as u128);
+        (exact as usize).max(usize::from(n > 0))
+    }
+
+    /// Resamples finite samples `x` into `out` (cleared first).
+    pub fn resample_into(&self, x: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        if self.up == self.down || x.is_empty() {
+            out.extend_from_slice(x);
+            return;
+        }
+        let n_out = self.output_len(x.len());
+        let pad = self.half + 2;
+        let padded = odd_extend(x, pad);
+        out.reserve(n_out);
+        for k in 0..n_out as u64 {
+            let num = k * self.down;
+            let base = (num / self.up) as usize;
+            let phase = (num % self.up) as usize;
+            let coeffs = &self.table[phase * self.taps..(phase + 1) * self.taps];
+            let start = base + pad - self.half;
+            out.push(dot(coeffs, &padded[start..start + self.taps]));
+        }
+    }
+
+    /// Resamples finite samples `x` into a new vector.
+    pub fn resample(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = Vec::new();
+        self.resample_into(x, &mut out);
+        out
+    }
+
+    /// Carries a missing mask across: output sample k (at input time t = k·M/L) is missing when any
+    /// input sample within half an output-or-input period (the longer) of t is missing.
+    pub fn resample_mask(&self, mask: &[bool]) -> Vec<bool> {
+        let n_out = self.output_len(mask.len());
+        let mut prefix = Vec::with_capacity(mask.len() + 1);
+        prefix.push(0u32);
+        for &m in mask {
+            prefix.push(prefix.last().copied().unwrap_or(0) + u32::from(m));
+        }
+        let (up, span) = (self.up as i128, self.up.max(self.down) as i128);
+        let last = mask.len() as i128 - 1;
+        (0..n_out as i128)
+            .map(|k| {
+                let twice_num = 2 * k * self.down as i128;
+                let lo = (twice_num - span + 2 * up - 1).div_euclid(2 * up);
+                let hi = (twice_num + span).div_euclid(2 * up);
+                let (lo, hi) = (lo.clamp(0, last), hi.clamp(0, last));
+                prefix[hi as usize + 1] > prefix[lo as usize]
+            })
+            .collect()
+    }
+}
+
+/// Reduces out/in to L/M: exact for whole-number rates, else the last continued-fraction
+/// convergent with L <= [`MAX_PHASES`].
+fn rational_ratio(ratio: f64, in_rate: f64, out_rate: f64) -> (u64, u64) {
+    let whole = |r: f64| (r - r.round()).abs() < 1e-9 && r.round() < 1e12;
+    if whole(in_rate) && whole(out_rate) {
+        let (a, b) = (out_rate.round() as u64, in_rate.round() as u64);
+        let g = gcd(a, b);
+        if a / g <= MAX_PHASES {
+            return (a / g, b / g);
+        }
+    }
+    let (mut p0, mut q0, mut p1, mut q1) = (0u64, 1u64, 1u64, 0u64);
+    let mut rest = ratio;
+    let mut best = (ratio.round().max(1.0) as u64, 1u64);
+    for _ in 0..64 {
+        let a = rest.floor();
+        let (p2, q2) = (a as u64 * p1 + p0, a as u64 * q1 + q0);
+        if p2 > MAX_PHASES {
+            break;
+        }
+        if p2 > 0 {
+            best = (p2, q2);
+            if ((p2 as f64 / q2 as f64) / ratio - 1.0).abs() < 1e-12 {
+                break;
+            }
+        }
+        let frac = rest - a;
+        if frac < 1e-12 {
+            break;
+        }
+        (p0, q0, p1, q1) = (p1, q1, p2, q2);
+        rest = 1.0 / frac;
+    }
+    best
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// `x` with `pad` samples of odd reflection on each side (clamped for very short inputs).
+fn odd_extend(x: &[f64], pad: usize) -> Vec<f64> {
+    let n = x.len();
+    let (first, last) = (x[0], x[n - 1]);
+    let mut out = Vec::with_capacity(n + 2 * pad);
+    out.extend((1..=pad).rev().map(|i| 2.0 * first - x[i.min(n - 1)]));
+    out.extend_from_slice(x);
+    out.extend((1..=pad).map(|i| 2.0 * last - x[(n - 1).saturating_sub(i)]));
+    out
+}
+
+/// Dot product with four independent accumulators (fixed order, so deterministic).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let px = std::f64::consts::PI * x;
+        px.sin() / px
+    }
+}
+
+/// Modified Bessel function of the first kind, order 0 (power series).
+fn bessel_i0(x: f64) -> f64 {
+    let quarter_sq = x * x / 4.0;
+    let (mut term, mut sum) = (1.0, 1.0);
+    for k in 1..200 {
+        term *= quarter_sq / (k as f64 * k as f64);
+        sum += term;
+        if term < sum * 1e-17 {
+            break;
+        }
+    }
+    sum
+}
