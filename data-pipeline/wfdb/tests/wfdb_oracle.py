@@ -39,7 +39,9 @@ def signals(spec):
 def annotations(path, ext):
     ann = wfdb.rdann(path, ext)
     symbols = Counter(ann.symbol)
-    aux = Counter(a for a in ann.aux_note if a)
+    # wfdb keeps the NUL terminator that MIT files store after aux text; the WFDB C library
+    # (and ecgfm-wfdb) drop it.
+    aux = Counter(a.rstrip("\x00") for a in ann.aux_note if a)
     fmt = lambda c: ";".join(f"{k}={v}" for k, v in sorted(c.items()))
     print(f"{path}\t{len(ann.sample)}\t{int(np.sum(ann.sample))}\t{fmt(symbols)}\t{fmt(aux)}")
 
