@@ -1,0 +1,172 @@
+//! Bad input gives the right error, naming the file: missing file, truncated data, bad header
+//! line, checksum mismatch, unsupported format, inconsistent MATLAB header, bad annotations.
+
+mod encode;
+
+use ecgfm_wfdb::{parse_annotations, read_record_from, SignalFormat, WfdbError};
+use encode::{checksum, encode, source};
+
+fn one_signal(header: &str, data: Vec<u8>) -> Result<ecgfm_wfdb::Record, WfdbError> {
+    read_record_from(
+        &source(&[("e.hea", header.as_bytes().to_vec()), ("e.dat", data)]),
+        "e",
+    )
+}
+
+#[test]
+fn missing_header_and_missing_signal_file() {
+    let empty = source(&[]);
+    match read_record_from(&empty, "nothing").unwrap_err() {
+        WfdbError::NotFound { file } => assert_eq!(file, "nothing.hea"),
+        other => panic!("{other}"),
+    }
+    let header_only = source(&[("e.hea", b"e 1 100 2\ne.dat 16\n".to_vec())]);
+    match read_record_from(&header_only, "e").unwrap_err() {
+        WfdbError::NotFound { file } => assert_eq!(file, "e.dat"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn truncated_signal_file() {
+    let data = encode(SignalFormat::Int16, &[1, 2, 3], 0);
+    match one_signal("e 1 100 4\ne.dat 16\n", data).unwrap_err() {
+        WfdbError::Truncated {
+            file,
+            needed,
+            found,
+        } => assert_eq!((file.as_str(), needed, found), ("e.dat", 8, 6)),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn bad_header_lines_are_numbered() {
+    let cases = [
+        ("e 1 abc 2\ne.dat 16\n", 1, "sampling frequency"),
+        (
+            "# first a comment\ne 1 100 2\ne.dat 16 x1/mV\n",
+            3,
+            "ADC gain",
+        ),
+        ("e 2 100 2\ne.dat 16\n", 3, "expected 2 signal lines"),
+        ("e 1 100 2\ne.dat 16\ne.dat 16\n", 3, "more than"),
+        ("e 1 100 2\ne.dat 16q\n", 2, "format field"),
+        ("", 1, "no record line"),
+    ];
+    for (header, want_line, want_reason) in cases {
+        match one_signal(header, vec![0; 4]).unwrap_err() {
+            WfdbError::BadHeader { file, line, reason } => {
+                assert_eq!(file, "e.hea");
+                assert_eq!(line, want_line, "{header:?}: {reason}");
+                assert!(reason.contains(want_reason), "{header:?}: {reason}");
+            }
+            other => panic!("{header:?}: {other}"),
+        }
+    }
+}
+
+#[test]
+fn checksum_mismatch_names_the_signal_and_can_be_ignored() {
+    let samples = [10, 20, 30];
+    let wrong = checksum(&samples) + 1;
+    let header = format!("e 1 100 3\ne.dat 16 200 16 0 0 {wrong} 0 II\n");
+    let data = encode(SignalFormat::Int16, &samples, 0);
+    match one_signal(&header, data.clone()).unwrap_err() {
+        WfdbError::ChecksumMismatch {
+            file,
+            signal,
+            name,
+            expected,
+            actual,
+        } => {
+            assert_eq!((file.as_str(), signal, name.as_str()), ("e.hea", 0, "II"));
+            assert_eq!((expected, actual), (61, 60));
+        }
+        other => panic!("{other}"),
+    }
+    let src = source(&[("e.hea", header.into_bytes()), ("e.dat", data)]);
+    let options = ecgfm_wfdb::ReadOptions {
+        ignore_checksums: true,
+        ..Default::default()
+    };
+    let record = ecgfm_wfdb::read_record_with(&src, "e", &options).unwrap();
+    assert_eq!(record.digital[0], samples);
+}
+
+#[test]
+fn unsigned_16_bit_checksum_is_accepted() {
+    // PTB-XL writes checksums as unsigned 16-bit numbers (e.g. 64050 for -1486).
+    let samples = [-1000, -486];
+    let data = encode(SignalFormat::Int16, &samples, 0);
+    let record = one_signal("e 1 100 2\ne.dat 16 200 16 0 0 64050 0 I\n", data).unwrap();
+    assert_eq!(record.digital[0], samples);
+}
+
+#[test]
+fn unsupported_format_and_bad_channel() {
+    match one_signal("e 1 100 2\ne.dat 508\n", vec![0; 8]).unwrap_err() {
+        WfdbError::UnsupportedFormat { file, format } => {
+            assert_eq!((file.as_str(), format.as_str()), ("e.dat", "508"))
+        }
+        other => panic!("{other}"),
+    }
+    let src = source(&[
+        ("e.hea", b"e 1 100 2\ne.dat 16\n".to_vec()),
+        ("e.dat", vec![0; 4]),
+    ]);
+    let options = ecgfm_wfdb::ReadOptions {
+        channels: Some(vec![1]),
+        ..Default::default()
+    };
+    match ecgfm_wfdb::read_record_with(&src, "e", &options).unwrap_err() {
+        WfdbError::NoSuchChannel { channel: 1, .. } => {}
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn matlab_header_disagreeing_with_wfdb_header() {
+    let mut mat = Vec::new();
+    for field in [30u32, 1, 2, 0, 4] {
+        mat.extend(field.to_le_bytes());
+    }
+    mat.extend(b"val\0\x01\x00\x02\x00");
+    let src = |header: &str| {
+        source(&[
+            ("m.hea", header.as_bytes().to_vec()),
+            ("m.mat", mat.clone()),
+        ])
+    };
+    let cases = [
+        ("m 1 100 2\nm.mat 16+20\n", "header says +20"),
+        ("m 1 100 2\nm.mat 61+24\n", "holds format 16"),
+        ("m 2 100 1\nm.mat 16+24\nm.mat 16+24\n", "1 rows"),
+    ];
+    for (header, want) in cases {
+        match read_record_from(&src(header), "m").unwrap_err() {
+            WfdbError::BadMatFile { file, reason } => {
+                assert_eq!(file, "m.mat");
+                assert!(reason.contains(want), "{reason}");
+            }
+            other => panic!("{header:?}: {other}"),
+        }
+    }
+}
+
+#[test]
+fn truncated_and_malformed_annotation_files() {
+    // N at sample 5, then an AUX pseudo-code promising 6 bytes of which only 2 exist.
+    let bytes = [5, 1 << 2, 6, 63 << 2, b'(', b'N'];
+    match parse_annotations(&bytes, "x.atr").unwrap_err() {
+        WfdbError::Truncated { file, .. } => assert_eq!(file, "x.atr"),
+        other => panic!("{other}"),
+    }
+    match parse_annotations(&[0, 60 << 2], "x.atr").unwrap_err() {
+        WfdbError::BadAnnotation { file, reason } => {
+            assert_eq!(file, "x.atr");
+            assert!(reason.contains("before any annotation"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+}

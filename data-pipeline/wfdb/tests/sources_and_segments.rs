@@ -1,0 +1,119 @@
+//! Reading from in-memory bytes and closures (as ingest does from object stores), channel
+//! selection, multi-segment records (layout, gaps, differing gains), and the rdsamp CSV.
+
+mod encode;
+
+use ecgfm_wfdb::{
+    read_record_from, read_record_with, write_rdsamp_csv, ReadOptions, SignalFormat, WfdbError,
+};
+use encode::{checksum, encode, source};
+
+#[test]
+fn closure_source_fetches_only_needed_files() {
+    let files = source(&[
+        (
+            "c.hea",
+            b"c 2 100 2\nc.d0 16 200 16 0 0 3 0 I\nc.d1 16 200 16 0 0 0 0 II\n".to_vec(),
+        ),
+        ("c.d0", encode(SignalFormat::Int16, &[1, 2], 0)),
+    ]);
+    let fetched = std::cell::RefCell::new(Vec::new());
+    let fetch = |name: &str| -> Result<Vec<u8>, WfdbError> {
+        fetched.borrow_mut().push(name.to_string());
+        ecgfm_wfdb::RecordSource::fetch(&files, name)
+    };
+    let options = ReadOptions {
+        channels: Some(vec![0]),
+        ..Default::default()
+    };
+    let record = read_record_with(&fetch, "c", &options).unwrap();
+    assert_eq!(record.digital, vec![vec![1, 2]]);
+    assert_eq!(*fetched.borrow(), ["c.hea", "c.d0"]);
+}
+
+/// A single-segment record `name` with signals `(description, gain, samples)` in format 16.
+fn segment(name: &str, signals: &[(&str, u32, Vec<i32>)]) -> Vec<(String, Vec<u8>)> {
+    let n = signals[0].2.len();
+    let mut header = format!("{name} {} 100 {n}\n", signals.len());
+    let mut flat = Vec::new();
+    for frame in 0..n {
+        flat.extend(signals.iter().map(|s| s.2[frame]));
+    }
+    for (desc, gain, samples) in signals {
+        header += &format!(
+            "{name}.dat 16 {gain} 16 0 0 {} 0 {desc}\n",
+            checksum(samples)
+        );
+    }
+    vec![
+        (format!("{name}.hea"), header.into_bytes()),
+        (format!("{name}.dat"), encode(SignalFormat::Int16, &flat, 0)),
+    ]
+}
+
+#[test]
+fn multi_segment_record_with_layout_gap_and_missing_signal() {
+    let mut files = vec![
+        (
+            "m.hea".to_string(),
+            b"m/4 2 100 7\nm_layout 0\nm_1 2\n~ 2\nm_2 3\n".to_vec(),
+        ),
+        (
+            "m_layout.hea".to_string(),
+            b"m_layout 2 100 0\n~ 0 100/mV 16 0 0 0 0 II\n~ 0 10/mmHg 16 0 0 0 0 ABP\n".to_vec(),
+        ),
+    ];
+    files.extend(segment("m_1", &[("II", 100, vec![1, 2])]));
+    files.extend(segment(
+        "m_2",
+        &[
+            ("ABP", 20, vec![20, 40, -32768]),
+            ("II", 100, vec![5, 6, 7]),
+        ],
+    ));
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    for (name, bytes) in files {
+        src.insert(name, bytes);
+    }
+    let record = read_record_from(&src, "m").unwrap();
+    let missing = i32::MIN;
+    assert_eq!(record.n_samples, 7);
+    assert_eq!(record.signals[0].description, "II");
+    assert_eq!(record.digital[0], [1, 2, missing, missing, 5, 6, 7]);
+    // ABP is stored with gain 20 in m_2 and re-coded to the layout's gain 10.
+    assert_eq!(
+        record.digital[1],
+        [missing, missing, missing, missing, 10, 20, missing]
+    );
+    let abp = record.physical(1);
+    assert!(abp[..4].iter().all(|p| p.is_nan()) && abp[6].is_nan());
+    assert_eq!(&abp[4..6], [1.0, 2.0]);
+}
+
+#[test]
+fn rdsamp_csv_in_physical_and_digital_units() {
+    // Signal a has 2 samples per frame (averaged per frame); b has a missing sample.
+    let flat = [10, 30, 200, 50, 70, -32768];
+    let header = format!(
+        "r 2 100 2\nr.dat 16x2 100(10)/mV 16 0 0 {} 0 a\nr.dat 16 200 16 0 0 {} 0 lead, b\n",
+        checksum(&[10, 30, 50, 70]),
+        checksum(&[200, -32768])
+    );
+    let src = source(&[
+        ("r.hea", header.into_bytes()),
+        ("r.dat", encode(SignalFormat::Int16, &flat, 0)),
+    ]);
+    let record = read_record_from(&src, "r").unwrap();
+    let mut physical = Vec::new();
+    write_rdsamp_csv(&record, false, &mut physical).unwrap();
+    assert_eq!(
+        String::from_utf8(physical).unwrap(),
+        "a,\"lead, b\"\n0.1,1\n0.5,\n"
+    );
+    let mut digital = Vec::new();
+    write_rdsamp_csv(&record, true, &mut digital).unwrap();
+    assert_eq!(
+        String::from_utf8(digital).unwrap(),
+        "a,\"lead, b\"\n20,200\n60,\n"
+    );
+}
