@@ -1,0 +1,332 @@
+//! The `Backend` trait: every numeric operation the ST-MEM model (docs/model.md) needs, over
+//! opaque device buffers addressed by element offsets, so a CPU and a CUDA backend can share it.
+//!
+//! Conventions shared by every op:
+//! - Matrices are row-major f32. Shapes are given in the doc comments, e.g. `(T, C)`.
+//! - A [`View`] / [`ViewMut`] is a buffer plus an element offset: a parameter tensor is addressed
+//!   inside the one contiguous parameter buffer, its gradient inside the gradient buffer.
+//! - Forward ops OVERWRITE their outputs.
+//! - Backward ops ACCUMULATE (`+=`) into every gradient they produce, parameter and activation
+//!   gradients alike (gradient accumulation over micro-batches; residual branches). The caller
+//!   zeroes gradient buffers when a new accumulation starts. The single exception is
+//!   [`Backend::masked_mse_backward`], which starts the backward pass and overwrites `dpred`.
+//! - Every result is bitwise deterministic: identical run to run and whatever the thread count.
+//! - Out-of-range views are programming errors and panic.
+
+/// Read-only window into a buffer, starting at element `off`.
+pub struct View<'a, T> {
+    pub buf: &'a T,
+    pub off: usize,
+}
+
+impl<'a, T> View<'a, T> {
+    pub fn new(buf: &'a T, off: usize) -> Self {
+        Self { buf, off }
+    }
+}
+
+impl<T> Clone for View<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for View<'_, T> {}
+
+impl<'a, T> From<&'a T> for View<'a, T> {
+    fn from(buf: &'a T) -> Self {
+        Self { buf, off: 0 }
+    }
+}
+
+/// Writable window into a buffer, starting at element `off`.
+pub struct ViewMut<'a, T> {
+    pub buf: &'a mut T,
+    pub off: usize,
+}
+
+impl<'a, T> ViewMut<'a, T> {
+    pub fn new(buf: &'a mut T, off: usize) -> Self {
+        Self { buf, off }
+    }
+
+    /// A shorter-lived copy of this view, to pass it to an op and keep using it afterwards.
+    pub fn reborrow(&mut self) -> ViewMut<'_, T> {
+        ViewMut {
+            buf: self.buf,
+            off: self.off,
+        }
+    }
+}
+
+impl<'a, T> From<&'a mut T> for ViewMut<'a, T> {
+    fn from(buf: &'a mut T) -> Self {
+        Self { buf, off: 0 }
+    }
+}
+
+/// Marks a decoder row that takes the mask token in [`Backend::mask_scatter_forward`].
+pub const MASKED_ROW: u32 = u32::MAX;
+
+/// AdamW hyper-parameters of one update (torch.optim.AdamW semantics, docs/model.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamW {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Step number, counting from 1 (bias correction uses `beta^step`).
+    pub step: u32,
+}
+
+/// Dimensions of a packed multi-head attention call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnDims {
+    /// Number of sequences (samples) B; `cu_seqlens` holds B + 1 offsets.
+    pub seqs: usize,
+    /// Total packed tokens T = cu_seqlens[B].
+    pub tokens: usize,
+    /// Model width C (q, k and v are each C wide).
+    pub width: usize,
+    /// Number of heads H; head dim = C / H.
+    pub heads: usize,
+}
+
+/// The compute backend. `Buf` is an f32 device buffer, `IdxBuf` a u32 device buffer.
+pub trait Backend: Send + Sync {
+    type Buf: Send;
+    type IdxBuf: Send;
+
+    // ---- memory -------------------------------------------------------------------------
+
+    /// A zero-filled f32 buffer of `n` elements.
+    fn alloc(&self, n: usize) -> Self::Buf;
+    /// A zero-filled u32 buffer of `n` elements.
+    fn alloc_idx(&self, n: usize) -> Self::IdxBuf;
+    /// Copies host `src` into `dst[off .. off + src.len()]`.
+    fn upload(&self, src: &[f32], dst: ViewMut<Self::Buf>);
+    /// Copies `src[off .. off + dst.len()]` to host `dst`.
+    fn download(&self, src: View<Self::Buf>, dst: &mut [f32]);
+    /// Index-buffer version of [`Backend::upload`].
+    fn upload_idx(&self, src: &[u32], dst: ViewMut<Self::IdxBuf>);
+    /// Index-buffer version of [`Backend::download`].
+    fn download_idx(&self, src: View<Self::IdxBuf>, dst: &mut [u32]);
+
+    // ---- elementwise helpers (n elements) ---------------------------------------------------
+
+    /// dst = value.
+    fn fill(&self, dst: ViewMut<Self::Buf>, n: usize, value: f32);
+    /// dst = src (the two views must be in different buffers).
+    fn copy(&self, src: View<Self::Buf>, dst: ViewMut<Self::Buf>, n: usize);
+    /// out = a + b (residual add forward; its backward is `add_assign` of dout into both).
+    fn add(&self, out: ViewMut<Self::Buf>, a: View<Self::Buf>, b: View<Self::Buf>, n: usize);
+    /// dst += src.
+    fn add_assign(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
+    /// dst *= factor (gradient clipping, loss-scale removal).
+    fn scale(&self, dst: ViewMut<Self::Buf>, n: usize, factor: f32);
+    /// sum(src^2) accumulated in f64 in a fixed order (global gradient norm = sqrt of this).
+    fn sum_squares(&self, src: View<Self::Buf>, n: usize) -> f64;
+
+    // ---- linear layer -------------------------------------------------------------------
+
+    /// out (T, OC) = inp (T, C) @ weight^T + bias; weight (OC, C), bias (OC) optional.
+    fn matmul_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        inp: View<Self::Buf>,
+        weight: View<Self::Buf>,
+        bias: Option<View<Self::Buf>>,
+        t: usize,
+        c: usize,
+        oc: usize,
+    );
+    /// dinp (T, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_rows dout.
+    /// `dinp` is optional (the patch embedding needs no input gradient), `dbias` too.
+    fn matmul_backward(
+        &self,
+        dinp: Option<ViewMut<Self::Buf>>,
+        dweight: ViewMut<Self::Buf>,
+        dbias: Option<ViewMut<Self::Buf>>,
+        dout: View<Self::Buf>,
+        inp: View<Self::Buf>,
+        weight: View<Self::Buf>,
+        t: usize,
+        c: usize,
+        oc: usize,
+    );
+
+    // ---- layer norm (eps 1e-6, biased variance) -------------------------------------------
+
+    /// out (T, C) = (inp - mean) * rstd * weight + bias per row; saves mean (T) and rstd (T),
+    /// rstd = 1 / sqrt(var + 1e-6) with var = mean((inp - mean)^2).
+    fn layernorm_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        mean: ViewMut<Self::Buf>,
+        rstd: ViewMut<Self::Buf>,
+        inp: View<Self::Buf>,
+        weight: View<Self::Buf>,
+        bias: View<Self::Buf>,
+        t: usize,
+        c: usize,
+    );
+    /// With xhat = (inp - mean) * rstd and g = dout * weight:
+    /// dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += sum_rows dout * xhat;
+    /// dbias += sum_rows dout.
+    fn layernorm_backward(
+        &self,
+        dinp: ViewMut<Self::Buf>,
+        dweight: ViewMut<Self::Buf>,
+        dbias: ViewMut<Self::Buf>,
+        dout: View<Self::Buf>,
+        inp: View<Self::Buf>,
+        weight: View<Self::Buf>,
+        mean: View<Self::Buf>,
+        rstd: View<Self::Buf>,
+        t: usize,
+        c: usize,
+    );
+
+    // ---- GELU (exact erf) -----------------------------------------------------------------
+
+    /// out = 0.5 x (1 + erf(x / sqrt 2)).
+    fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize);
+    /// dinp += dout * (Phi(x) + x phi(x)), Phi / phi the standard normal cdf / pdf.
+    fn gelu_backward(
+        &self,
+        dinp: ViewMut<Self::Buf>,
+        inp: View<Self::Buf>,
+        dout: View<Self::Buf>,
+        n: usize,
+    );
+
+    // ---- packed variable-length attention -------------------------------------------------
+
+    /// qkv (T, 3C) columns [q | k | v], head h in columns h*hd .. (h+1)*hd of each part.
+    /// Sequence b owns tokens cu_seqlens[b] .. cu_seqlens[b+1] (cu_seqlens: B + 1 offsets).
+    /// out (T, C) = softmax(q k^T / sqrt(hd)) v per sequence and head, heads concatenated.
+    /// Saves lse (T, H): the log-sum-exp of each scaled score row, for the backward.
+    fn attention_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        lse: ViewMut<Self::Buf>,
+        qkv: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        dims: AttnDims,
+    );
+    /// dqkv (T, 3C) += gradient of the forward, from dout (T, C) and the saved out and lse.
+    /// With P = exp(S - lse), S = q k^T / sqrt(hd), Di = rowsum(dout * out):
+    /// dv += P^T dout; dS = P * (dout v^T - Di); dq += dS k / sqrt(hd); dk += dS^T q / sqrt(hd).
+    fn attention_backward(
+        &self,
+        dqkv: ViewMut<Self::Buf>,
+        dout: View<Self::Buf>,
+        qkv: View<Self::Buf>,
+        out: View<Self::Buf>,
+        lse: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        dims: AttnDims,
+    );
+
+    // ---- tokens: patches, embeddings, mask-token scatter ----------------------------------
+
+    /// out (T, P): row t is the patch x[b, l, n*P .. (n+1)*P] of x (B, L, S), where
+    /// tokens (T, 3) holds (b, l, n) per row. Builds the patch-embedding input and the loss
+    /// targets (with the masked patches' triples).
+    fn gather_patches(
+        &self,
+        out: ViewMut<Self::Buf>,
+        x: View<Self::Buf>,
+        tokens: View<Self::IdxBuf>,
+        t: usize,
+        leads: usize,
+        samples: usize,
+        patch: usize,
+    );
+    /// h (T, D) += lead_embed[l] + pos[n] for each row, (b, l, n) from tokens (T, 3);
+    /// lead_embed (L, D) is a parameter, pos (N, D) a fixed table.
+    fn add_lead_pos_forward(
+        &self,
+        h: ViewMut<Self::Buf>,
+        lead_embed: View<Self::Buf>,
+        pos: View<Self::Buf>,
+        tokens: View<Self::IdxBuf>,
+        t: usize,
+        d: usize,
+    );
+    /// dlead_embed (L, D) += sum of dh (T, D) rows by lead index (scatter-add).
+    fn add_lead_pos_backward(
+        &self,
+        dlead_embed: ViewMut<Self::Buf>,
+        dh: View<Self::Buf>,
+        tokens: View<Self::IdxBuf>,
+        t: usize,
+        d: usize,
+    );
+    /// out (T_dec, D) row r = z[src_rows[r]] (z (T_enc, D)), or mask_token (D) when
+    /// src_rows[r] == MASKED_ROW.
+    fn mask_scatter_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        z: View<Self::Buf>,
+        mask_token: View<Self::Buf>,
+        src_rows: View<Self::IdxBuf>,
+        t_dec: usize,
+        d: usize,
+    );
+    /// dz[src_rows[r]] += dout[r] for visible rows; dmask_token (D) += sum of masked rows.
+    fn mask_scatter_backward(
+        &self,
+        dz: ViewMut<Self::Buf>,
+        dmask_token: ViewMut<Self::Buf>,
+        dout: View<Self::Buf>,
+        src_rows: View<Self::IdxBuf>,
+        t_dec: usize,
+        d: usize,
+    );
+
+    // ---- loss -----------------------------------------------------------------------------
+
+    /// Masked reconstruction loss (docs/model.md): target (M, P) holds the raw patches of the M
+    /// masked tokens (from `gather_patches`), rows (M) their row in pred (T_dec, P).
+    /// With norm_pix, each target is (p - mean) / sqrt(var_unbiased + 1e-6).
+    /// Returns (1 / M) sum_i (1 / P) sum_k (pred[rows[i]][k] - target_i[k])^2 (f64 sums).
+    fn masked_mse_forward(
+        &self,
+        pred: View<Self::Buf>,
+        target: View<Self::Buf>,
+        rows: View<Self::IdxBuf>,
+        m: usize,
+        p: usize,
+        norm_pix: bool,
+    ) -> f64;
+    /// OVERWRITES dpred (T_dec, P) with loss_scale * d loss / d pred (zero on unlisted rows).
+    fn masked_mse_backward(
+        &self,
+        dpred: ViewMut<Self::Buf>,
+        pred: View<Self::Buf>,
+        target: View<Self::Buf>,
+        rows: View<Self::IdxBuf>,
+        t_dec: usize,
+        m: usize,
+        p: usize,
+        norm_pix: bool,
+        loss_scale: f32,
+    );
+
+    // ---- optimiser ------------------------------------------------------------------------
+
+    /// One AdamW update of n parameters (param, m and v in place, grad read), exactly as
+    /// torch.optim.AdamW; weight decay is applied only when `decay` is true.
+    fn adamw(
+        &self,
+        param: ViewMut<Self::Buf>,
+        grad: View<Self::Buf>,
+        m: ViewMut<Self::Buf>,
+        v: ViewMut<Self::Buf>,
+        n: usize,
+        hp: &AdamW,
+        decay: bool,
+    );
+}

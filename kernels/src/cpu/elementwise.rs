@@ -1,0 +1,49 @@
+//! Elementwise helpers: fill, copy, residual add, in-place add, scale, and the fixed-order sum of
+//! squares used for the global gradient norm.
+
+use super::par::CHUNK;
+use rayon::prelude::*;
+
+pub(crate) fn fill(dst: &mut [f32], value: f32) {
+    dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(value));
+}
+
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| d.copy_from_slice(s));
+}
+
+/// out = a + b.
+pub(crate) fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK))
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|((o, a), b)| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = a + b;
+            }
+        });
+}
+
+/// dst += src.
+pub(crate) fn add_assign(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
+}
+
+/// dst *= factor.
+pub(crate) fn scale(dst: &mut [f32], factor: f32) {
+    dst.par_chunks_mut(CHUNK)
+        .for_each(|d| d.iter_mut().for_each(|d| *d *= factor));
+}
+
+/// sum(src^2) in f64: per fixed chunk in order, then the chunk partials in order.
+pub(crate) fn sum_squares(src: &[f32]) -> f64 {
+    let partials: Vec<f64> = src
+        .par_chunks(CHUNK)
+        .map(|s| s.iter().map(|&v| v as f64 * v as f64).sum::<f64>())
+        .collect();
+    partials.iter().sum()
+}

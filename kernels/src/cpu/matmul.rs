@@ -1,0 +1,88 @@
+//! Linear layer: out (T, OC) = inp (T, C) @ weight^T + bias, and its backward
+//! (dinp += dout @ weight, dweight += dout^T @ inp, dbias += column sums of dout).
+
+use super::par::add_column_sums;
+use super::sgemm::{gemm_par, MatMut, MatRef};
+
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC).
+pub(crate) fn forward(
+    out: &mut [f32],
+    inp: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    t: usize,
+    c: usize,
+    oc: usize,
+) {
+    let (out, inp, weight) = (&mut out[..t * oc], &inp[..t * c], &weight[..oc * c]);
+    let bias = bias.map(|b| &b[..oc]);
+    let dst = MatMut::rows(out.as_mut_ptr(), oc);
+    // SAFETY: the slices above bound every addressed element; out is disjoint from the inputs.
+    unsafe {
+        gemm_par(
+            t,
+            oc,
+            c,
+            dst,
+            false,
+            MatRef::rows(inp.as_ptr(), c),
+            MatRef::transposed(weight.as_ptr(), c),
+            |r0, r1, c0, c1| {
+                if let Some(bias) = bias {
+                    for r in r0..r1 {
+                        let row = dst.at(r, 0).ptr;
+                        for (j, &b) in bias[c0..c1].iter().enumerate() {
+                            *row.add(c0 + j) += b;
+                        }
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// dinp (T, C) += dout (T, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp (T, C);
+/// dbias (OC) += sum over rows of dout.
+pub(crate) fn backward(
+    dinp: Option<&mut [f32]>,
+    dweight: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    t: usize,
+    c: usize,
+    oc: usize,
+) {
+    let (dout, inp, weight) = (&dout[..t * oc], &inp[..t * c], &weight[..oc * c]);
+    let dweight = &mut dweight[..oc * c];
+    // SAFETY: all slices are bounds-checked above; outputs are distinct from the inputs.
+    unsafe {
+        if let Some(dinp) = dinp {
+            let dinp = &mut dinp[..t * c];
+            gemm_par(
+                t,
+                c,
+                oc,
+                MatMut::rows(dinp.as_mut_ptr(), c),
+                true,
+                MatRef::rows(dout.as_ptr(), oc),
+                MatRef::rows(weight.as_ptr(), c),
+                |_, _, _, _| {},
+            );
+        }
+        gemm_par(
+            oc,
+            c,
+            t,
+            MatMut::rows(dweight.as_mut_ptr(), c),
+            true,
+            MatRef::transposed(dout.as_ptr(), oc),
+            MatRef::rows(inp.as_ptr(), c),
+            |_, _, _, _| {},
+        );
+    }
+    if let Some(dbias) = dbias {
+        add_column_sums(&mut dbias[..oc], dout, t, oc);
+    }
+}

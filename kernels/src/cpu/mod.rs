@@ -1,0 +1,393 @@
+//! `CpuBackend`: the multi-threaded (rayon) CPU implementation of [`Backend`] over `Vec<f32>`
+//! buffers. Each op lives in its own file; this one only maps views to slices and delegates.
+
+mod adamw;
+mod attention;
+mod elementwise;
+mod gelu;
+mod layernorm;
+mod loss;
+mod matmul;
+mod par;
+mod sgemm;
+mod tokens;
+
+use crate::backend::{AdamW, AttnDims, Backend, View, ViewMut};
+
+/// The CPU backend. It runs on the current rayon thread pool: wrap calls in
+/// `ThreadPool::install` to choose the thread count (results do not depend on it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// `n` elements of a view, starting at its offset.
+fn s<'a, T>(v: View<'a, Vec<T>>, n: usize) -> &'a [T] {
+    &v.buf[v.off..v.off + n]
+}
+
+/// `n` writable elements of a view, starting at its offset.
+fn sm<'a, T>(v: ViewMut<'a, Vec<T>>, n: usize) -> &'a mut [T] {
+    &mut v.buf[v.off..v.off + n]
+}
+
+/// Everything from the view's offset to the end of its buffer.
+fn rest<T>(v: View<'_, Vec<T>>) -> &[T] {
+    &v.buf[v.off..]
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+    type IdxBuf = Vec<u32>;
+
+    fn alloc(&self, n: usize) -> Vec<f32> {
+        vec![0.0; n]
+    }
+
+    fn alloc_idx(&self, n: usize) -> Vec<u32> {
+        vec![0; n]
+    }
+
+    fn upload(&self, src: &[f32], dst: ViewMut<Vec<f32>>) {
+        sm(dst, src.len()).copy_from_slice(src);
+    }
+
+    fn download(&self, src: View<Vec<f32>>, dst: &mut [f32]) {
+        dst.copy_from_slice(s(src, dst.len()));
+    }
+
+    fn upload_idx(&self, src: &[u32], dst: ViewMut<Vec<u32>>) {
+        sm(dst, src.len()).copy_from_slice(src);
+    }
+
+    fn download_idx(&self, src: View<Vec<u32>>, dst: &mut [u32]) {
+        dst.copy_from_slice(s(src, dst.len()));
+    }
+
+    fn fill(&self, dst: ViewMut<Vec<f32>>, n: usize, value: f32) {
+        elementwise::fill(sm(dst, n), value);
+    }
+
+    fn copy(&self, src: View<Vec<f32>>, dst: ViewMut<Vec<f32>>, n: usize) {
+        elementwise::copy(sm(dst, n), s(src, n));
+    }
+
+    fn add(&self, out: ViewMut<Vec<f32>>, a: View<Vec<f32>>, b: View<Vec<f32>>, n: usize) {
+        elementwise::add(sm(out, n), s(a, n), s(b, n));
+    }
+
+    fn add_assign(&self, dst: ViewMut<Vec<f32>>, src: View<Vec<f32>>, n: usize) {
+        elementwise::add_assign(sm(dst, n), s(src, n));
+    }
+
+    fn scale(&self, dst: ViewMut<Vec<f32>>, n: usize, factor: f32) {
+        elementwise::scale(sm(dst, n), factor);
+    }
+
+    fn sum_squares(&self, src: View<Vec<f32>>, n: usize) -> f64 {
+        elementwise::sum_squares(s(src, n))
+    }
+
+    fn matmul_forward(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        weight: View<Vec<f32>>,
+        bias: Option<View<Vec<f32>>>,
+        t: usize,
+        c: usize,
+        oc: usize,
+    ) {
+        let bias = bias.map(|b| s(b, oc));
+        matmul::forward(
+            sm(out, t * oc),
+            s(inp, t * c),
+            s(weight, oc * c),
+            bias,
+            t,
+            c,
+            oc,
+        );
+    }
+
+    fn matmul_backward(
+        &self,
+        dinp: Option<ViewMut<Vec<f32>>>,
+        dweight: ViewMut<Vec<f32>>,
+        dbias: Option<ViewMut<Vec<f32>>>,
+        dout: View<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        weight: View<Vec<f32>>,
+        t: usize,
+        c: usize,
+        oc: usize,
+    ) {
+        matmul::backward(
+            dinp.map(|d| sm(d, t * c)),
+            sm(dweight, oc * c),
+            dbias.map(|d| sm(d, oc)),
+            s(dout, t * oc),
+            s(inp, t * c),
+            s(weight, oc * c),
+            t,
+            c,
+            oc,
+        );
+    }
+
+    fn layernorm_forward(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        mean: ViewMut<Vec<f32>>,
+        rstd: ViewMut<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        weight: View<Vec<f32>>,
+        bias: View<Vec<f32>>,
+        t: usize,
+        c: usize,
+    ) {
+        layernorm::forward(
+            sm(out, t * c),
+            sm(mean, t),
+            sm(rstd, t),
+            s(inp, t * c),
+            s(weight, c),
+            s(bias, c),
+            t,
+            c,
+        );
+    }
+
+    fn layernorm_backward(
+        &self,
+        dinp: ViewMut<Vec<f32>>,
+        dweight: ViewMut<Vec<f32>>,
+        dbias: ViewMut<Vec<f32>>,
+        dout: View<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        weight: View<Vec<f32>>,
+        mean: View<Vec<f32>>,
+        rstd: View<Vec<f32>>,
+        t: usize,
+        c: usize,
+    ) {
+        layernorm::backward(
+            sm(dinp, t * c),
+            sm(dweight, c),
+            sm(dbias, c),
+            s(dout, t * c),
+            s(inp, t * c),
+            s(weight, c),
+            s(mean, t),
+            s(rstd, t),
+            t,
+            c,
+        );
+    }
+
+    fn gelu_forward(&self, out: ViewMut<Vec<f32>>, inp: View<Vec<f32>>, n: usize) {
+        gelu::forward(sm(out, n), s(inp, n), n);
+    }
+
+    fn gelu_backward(
+        &self,
+        dinp: ViewMut<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        dout: View<Vec<f32>>,
+        n: usize,
+    ) {
+        gelu::backward(sm(dinp, n), s(inp, n), s(dout, n), n);
+    }
+
+    fn attention_forward(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        lse: ViewMut<Vec<f32>>,
+        qkv: View<Vec<f32>>,
+        cu_seqlens: View<Vec<u32>>,
+        dims: AttnDims,
+    ) {
+        let t = dims.tokens;
+        attention::forward(
+            sm(out, t * dims.width),
+            sm(lse, t * dims.heads),
+            s(qkv, t * 3 * dims.width),
+            s(cu_seqlens, dims.seqs + 1),
+            dims,
+        );
+    }
+
+    fn attention_backward(
+        &self,
+        dqkv: ViewMut<Vec<f32>>,
+        dout: View<Vec<f32>>,
+        qkv: View<Vec<f32>>,
+        out: View<Vec<f32>>,
+        lse: View<Vec<f32>>,
+        cu_seqlens: View<Vec<u32>>,
+        dims: AttnDims,
+    ) {
+        let (t, c) = (dims.tokens, dims.width);
+        attention::backward(
+            sm(dqkv, t * 3 * c),
+            s(dout, t * c),
+            s(qkv, t * 3 * c),
+            s(out, t * c),
+            s(lse, t * dims.heads),
+            s(cu_seqlens, dims.seqs + 1),
+            dims,
+        );
+    }
+
+    fn gather_patches(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        x: View<Vec<f32>>,
+        tokens: View<Vec<u32>>,
+        t: usize,
+        leads: usize,
+        samples: usize,
+        patch: usize,
+    ) {
+        let (out, tokens) = (sm(out, t * patch), s(tokens, 3 * t));
+        tokens::gather_patches(out, rest(x), tokens, t, leads, samples, patch);
+    }
+
+    fn add_lead_pos_forward(
+        &self,
+        h: ViewMut<Vec<f32>>,
+        lead_embed: View<Vec<f32>>,
+        pos: View<Vec<f32>>,
+        tokens: View<Vec<u32>>,
+        t: usize,
+        d: usize,
+    ) {
+        let (h, tokens) = (sm(h, t * d), s(tokens, 3 * t));
+        tokens::add_lead_pos_forward(h, rest(lead_embed), rest(pos), tokens, t, d);
+    }
+
+    fn add_lead_pos_backward(
+        &self,
+        dlead_embed: ViewMut<Vec<f32>>,
+        dh: View<Vec<f32>>,
+        tokens: View<Vec<u32>>,
+        t: usize,
+        d: usize,
+    ) {
+        let leads = tokens_leads(s(tokens, 3 * t));
+        tokens::add_lead_pos_backward(
+            sm(dlead_embed, leads * d),
+            s(dh, t * d),
+            s(tokens, 3 * t),
+            t,
+            d,
+        );
+    }
+
+    fn mask_scatter_forward(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        z: View<Vec<f32>>,
+        mask_token: View<Vec<f32>>,
+        src_rows: View<Vec<u32>>,
+        t_dec: usize,
+        d: usize,
+    ) {
+        let (out, src_rows) = (sm(out, t_dec * d), s(src_rows, t_dec));
+        tokens::mask_scatter_forward(out, rest(z), s(mask_token, d), src_rows, t_dec, d);
+    }
+
+    fn mask_scatter_backward(
+        &self,
+        dz: ViewMut<Vec<f32>>,
+        dmask_token: ViewMut<Vec<f32>>,
+        dout: View<Vec<f32>>,
+        src_rows: View<Vec<u32>>,
+        t_dec: usize,
+        d: usize,
+    ) {
+        let src_rows = s(src_rows, t_dec);
+        let t_enc = visible_rows_bound(src_rows);
+        tokens::mask_scatter_backward(
+            sm(dz, t_enc * d),
+            sm(dmask_token, d),
+            s(dout, t_dec * d),
+            src_rows,
+            t_dec,
+            d,
+        );
+    }
+
+    fn masked_mse_forward(
+        &self,
+        pred: View<Vec<f32>>,
+        target: View<Vec<f32>>,
+        rows: View<Vec<u32>>,
+        m: usize,
+        p: usize,
+        norm_pix: bool,
+    ) -> f64 {
+        loss::forward(rest(pred), s(target, m * p), s(rows, m), m, p, norm_pix)
+    }
+
+    fn masked_mse_backward(
+        &self,
+        dpred: ViewMut<Vec<f32>>,
+        pred: View<Vec<f32>>,
+        target: View<Vec<f32>>,
+        rows: View<Vec<u32>>,
+        t_dec: usize,
+        m: usize,
+        p: usize,
+        norm_pix: bool,
+        loss_scale: f32,
+    ) {
+        loss::backward(
+            sm(dpred, t_dec * p),
+            s(pred, t_dec * p),
+            s(target, m * p),
+            s(rows, m),
+            t_dec,
+            m,
+            p,
+            norm_pix,
+            loss_scale,
+        );
+    }
+
+    fn adamw(
+        &self,
+        param: ViewMut<Vec<f32>>,
+        grad: View<Vec<f32>>,
+        m: ViewMut<Vec<f32>>,
+        v: ViewMut<Vec<f32>>,
+        n: usize,
+        hp: &AdamW,
+        decay: bool,
+    ) {
+        adamw::step(sm(param, n), s(grad, n), sm(m, n), sm(v, n), hp, decay);
+    }
+}
+
+/// One more than the largest lead index in a (T, 3) token table.
+fn tokens_leads(tokens: &[u32]) -> usize {
+    tokens
+        .chunks(3)
+        .map(|t| t[1] as usize + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// One more than the largest encoder row referenced by visible decoder rows.
+fn visible_rows_bound(src_rows: &[u32]) -> usize {
+    src_rows
+        .iter()
+        .filter(|&&r| r != crate::backend::MASKED_ROW)
+        .map(|&r| r as usize + 1)
+        .max()
+        .unwrap_or(0)
+}
