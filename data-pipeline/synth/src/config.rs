@@ -1,0 +1,222 @@
+//! Generator settings ([`SynthConfig`], [`NoiseConfig`]) with serde support, defaults and validation.
+
+use crate::condition::Condition;
+
+/// Why a configuration was rejected: the offending field and the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SynthError {
+    #[error("invalid synth config: `{field}` {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SynthError {
+    SynthError::InvalidConfig {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Interference and artefact levels. Each record draws its own level of every component uniformly
+/// between 0.5x and 1.5x the configured value (so the configured value is the average); 0 disables
+/// the component.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoiseConfig {
+    /// Peak amplitude (mV) of baseline wander: a respiration-rate sinusoid plus slow drift.
+    pub baseline_wander_mv: f32,
+    /// Peak amplitude (mV) of mains interference.
+    pub powerline_mv: f32,
+    /// Mains frequency, 50 or 60 Hz (any value below the Nyquist frequency is accepted).
+    pub powerline_hz: f32,
+    /// RMS (mV) of band-limited, burst-modulated muscle (EMG) noise.
+    pub muscle_mv: f32,
+}
+
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        NoiseConfig {
+            baseline_wander_mv: 0.1,
+            powerline_mv: 0.02,
+            powerline_hz: 50.0,
+            muscle_mv: 0.015,
+        }
+    }
+}
+
+impl NoiseConfig {
+    /// No noise at all: the clean dipole projection.
+    pub fn none() -> Self {
+        NoiseConfig {
+            baseline_wander_mv: 0.0,
+            powerline_mv: 0.0,
+            powerline_hz: 50.0,
+            muscle_mv: 0.0,
+        }
+    }
+}
+
+/// Everything that shapes a synthetic record besides `(seed, index)`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SynthConfig {
+    /// Output sampling rate in Hz, 100 to 10000 (default 250).
+    pub sampling_rate: f32,
+    /// Samples per lead (default 2500, 10 s at 250 Hz).
+    pub samples: usize,
+    /// Noise levels.
+    pub noise: NoiseConfig,
+    /// Relative frequency of each condition, in the order of [`Condition::all`]
+    /// (normal, AF, PVC, wide QRS, ST elevation). Non-negative, positive sum; need not sum to 1.
+    pub condition_weights: [f32; Condition::COUNT],
+    /// Range `[low, high]` in bpm of the mean sinus rate (all conditions but AF, whose ventricular
+    /// response is drawn from 70-140 bpm). Default 50-110.
+    pub heart_rate_bpm: [f32; 2],
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            sampling_rate: 250.0,
+            samples: 2500,
+            noise: NoiseConfig::default(),
+            condition_weights: [0.4, 0.15, 0.15, 0.15, 0.15],
+            heart_rate_bpm: [50.0, 110.0],
+        }
+    }
+}
+
+impl SynthConfig {
+    /// The default configuration producing only `condition`.
+    pub fn only(condition: Condition) -> Self {
+        let mut weights = [0.0; Condition::COUNT];
+        weights[condition.index()] = 1.0;
+        SynthConfig {
+            condition_weights: weights,
+            ..SynthConfig::default()
+        }
+    }
+
+    /// Record duration in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.samples as f64 / self.sampling_rate as f64
+    }
+
+    /// Checks every field; `generate` panics on a configuration this rejects.
+    pub fn validate(&self) -> Result<(), SynthError> {
+        let fs = self.sampling_rate;
+        if !(fs.is_finite() && (100.0..=10_000.0).contains(&fs)) {
+            return Err(invalid(
+                "sampling_rate",
+                format!("must be in 100..=10000 Hz, got {fs}"),
+            ));
+        }
+        if self.samples == 0 {
+            return Err(invalid("samples", "must be at least 1"));
+        }
+        let n = &self.noise;
+        for (field, level) in [
+            ("noise.baseline_wander_mv", n.baseline_wander_mv),
+            ("noise.powerline_mv", n.powerline_mv),
+            ("noise.muscle_mv", n.muscle_mv),
+        ] {
+            if !(level.is_finite() && level >= 0.0) {
+                return Err(invalid(
+                    field,
+                    format!("must be a finite level >= 0, got {level}"),
+                ));
+            }
+        }
+        if n.powerline_mv > 0.0 && !(n.powerline_hz > 0.0 && n.powerline_hz < fs / 2.0) {
+            return Err(invalid(
+                "noise.powerline_hz",
+                format!(
+                    "must be in (0, {}) Hz at {fs} Hz sampling, got {}",
+                    fs / 2.0,
+                    n.powerline_hz
+                ),
+            ));
+        }
+        let weights = &self.condition_weights;
+        if weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(invalid(
+                "condition_weights",
+                format!("must be finite and >= 0, got {weights:?}"),
+            ));
+        }
+        if weights.iter().sum::<f32>() <= 0.0 {
+            return Err(invalid("condition_weights", "must have a positive sum"));
+        }
+        let [low, high] = self.heart_rate_bpm;
+        if !(low.is_finite() && high.is_finite() && 30.0 <= low && low <= high && high <= 200.0) {
+            return Err(invalid(
+                "heart_rate_bpm",
+                format!("must satisfy 30 <= low <= high <= 200, got [{low}, {high}]"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(SynthConfig::default().validate(), Ok(()));
+        assert_eq!(SynthConfig::only(Condition::WideQrs).validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let field_of = |cfg: SynthConfig| match cfg.validate() {
+            Err(SynthError::InvalidConfig { field, .. }) => field,
+            Ok(()) => "accepted",
+        };
+        let base = SynthConfig::default();
+        assert_eq!(
+            field_of(SynthConfig {
+                samples: 0,
+                ..base.clone()
+            }),
+            "samples"
+        );
+        assert_eq!(
+            field_of(SynthConfig {
+                sampling_rate: f32::NAN,
+                ..base.clone()
+            }),
+            "sampling_rate"
+        );
+        assert_eq!(
+            field_of(SynthConfig {
+                condition_weights: [0.0; 5],
+                ..base.clone()
+            }),
+            "condition_weights"
+        );
+        assert_eq!(
+            field_of(SynthConfig {
+                condition_weights: [1.0, -1.0, 0.0, 0.0, 0.0],
+                ..base.clone()
+            }),
+            "condition_weights"
+        );
+        assert_eq!(
+            field_of(SynthConfig {
+                heart_rate_bpm: [90.0, 60.0],
+                ..base.clone()
+            }),
+            "heart_rate_bpm"
+        );
+        let mut noisy = base.clone();
+        noisy.noise.muscle_mv = -0.1;
+        assert_eq!(field_of(noisy), "noise.muscle_mv");
+        let mut mains = base.clone();
+        mains.sampling_rate = 100.0;
+        mains.noise.powerline_hz = 50.0;
+        assert_eq!(field_of(mains.clone()), "noise.powerline_hz");
+        mains.noise.powerline_mv = 0.0;
+        assert_eq!(field_of(mains), "accepted");
+    }
+}
