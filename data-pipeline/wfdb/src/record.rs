@@ -39,9 +39,17 @@ impl Record {
     /// Physical values of signal `sig`: `(d - baseline) / gain`, NaN for missing samples.
     pub fn physical(&self, sig: usize) -> Vec<f64> {
         let spec = &self.signals[sig];
+        let (invalid, baseline, gain) =
+            (spec.invalid_code(), f64::from(spec.baseline), spec.gain());
         self.digital[sig]
             .iter()
-            .map(|&d| spec.to_physical(d))
+            .map(|&d| {
+                if Some(d) == invalid {
+                    f64::NAN
+                } else {
+                    (f64::from(d) - baseline) / gain
+                }
+            })
             .collect()
     }
 

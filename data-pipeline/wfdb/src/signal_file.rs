@@ -54,8 +54,12 @@ impl FileGroup<'_> {
         for spec in &self.specs {
             let spf = spec.samples_per_frame;
             let mut signal = Vec::with_capacity(frames_read * spf);
-            for frame in flat.chunks_exact(frame_len) {
-                signal.extend_from_slice(&frame[position..position + spf]);
+            if spf == 1 {
+                signal.extend(flat.iter().skip(position).step_by(frame_len));
+            } else {
+                for frame in flat.chunks_exact(frame_len) {
+                    signal.extend_from_slice(&frame[position..position + spf]);
+                }
             }
             position += spf;
             if format == SignalFormat::Diff8 {

@@ -2,6 +2,7 @@
 //! positions, histogram of symbols and of aux texts.
 
 mod common;
+mod oracle;
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,7 @@ fn record_100_annotations_match_the_wfdb_package() {
         return;
     };
     let args = ["annotations", "wfdb-formats/100", "atr"].map(String::from);
-    let expected = common::run_oracle(&data, &args);
+    let expected = oracle::run_oracle(&data, &args);
     let row = &expected[0];
     let annotations = read_annotations(&data.join("wfdb-formats/100"), "atr").unwrap();
     assert_eq!(annotations.len().to_string(), row[1], "count");

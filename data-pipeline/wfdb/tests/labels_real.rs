@@ -1,0 +1,144 @@
+//! Label readers on the real CSVs and headers of the shared data, compared entry by entry with
+//! the pandas / `wfdb.rdheader` computation of `tests/wfdb_oracle.py`, plus small hand cases.
+
+mod common;
+mod oracle;
+
+use ecgfm_wfdb::labels::{
+    parse_header_comments, read_cinc2017_reference, read_cinc2017_reference_from, PtbXlDatabase,
+    Sex,
+};
+use ecgfm_wfdb::read_record;
+
+#[test]
+fn ptbxl_labels_match_the_benchmark_code() {
+    let Some(data) = common::shared_data("ptbxl_labels_match_the_benchmark_code") else {
+        return;
+    };
+    let dir = data.join("ptbxl-500");
+    let db = PtbXlDatabase::load(
+        &dir.join("ptbxl_database.csv"),
+        &dir.join("scp_statements.csv"),
+    )
+    .unwrap();
+    let args = ["ptbxl", "ptbxl_database.csv", "scp_statements.csv"].map(String::from);
+    let expected = oracle::run_oracle(&dir, &args);
+    assert_eq!(db.entries.len(), expected.len());
+    assert_eq!(db.entries.len(), 500);
+    for row in &expected {
+        let entry = db.get(row[0].parse().unwrap()).expect("ecg_id present");
+        let sex = match entry.sex {
+            Some(Sex::Male) => "0",
+            Some(Sex::Female) => "1",
+            None => "",
+        };
+        let age = entry.age.map_or(String::new(), |a| format!("{a:?}"));
+        let codes: Vec<&str> = entry
+            .scp_likelihoods
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let classes: Vec<&str> = entry
+            .superclasses
+            .iter()
+            .map(|c| c.strip_prefix("ptbxl_superclass:").unwrap())
+            .collect();
+        let got = [
+            entry.ecg_id.to_string(),
+            entry.patient_id.unwrap().to_string(),
+            entry.strat_fold.to_string(),
+            sex.to_string(),
+            age,
+            codes.join(";"),
+            classes.join(";"),
+            entry.filename_hr.clone(),
+        ];
+        assert_eq!(got.as_slice(), row.as_slice());
+        let labels: Vec<String> = codes.iter().map(|c| format!("scp:{c}")).collect();
+        assert_eq!(entry.scp_labels, labels);
+    }
+    let first = db.get(1).unwrap();
+    assert_eq!(first.scp_likelihoods[0], ("NORM".to_string(), 100.0));
+    assert_eq!(first.filename_lr, "records100/00000/00001_lr");
+}
+
+#[test]
+fn cinc2017_reference_counts_match_pandas() {
+    let Some(data) = common::shared_data("cinc2017_reference_counts_match_pandas") else {
+        return;
+    };
+    let dir = data.join("cinc2017");
+    let labels = read_cinc2017_reference(&dir.join("REFERENCE.csv")).unwrap();
+    let expected = oracle::run_oracle(&dir, &["cinc2017".into(), "REFERENCE.csv".into()]);
+    let total: usize = expected
+        .iter()
+        .map(|r| r[1].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(labels.len(), total);
+    for row in &expected {
+        let want = format!("cinc2017:{}", row[0]);
+        let count = labels.iter().filter(|l| l.label == want).count();
+        assert_eq!(count.to_string(), row[1], "{want}");
+    }
+    assert_eq!(labels[0].record, "A00001");
+}
+
+#[test]
+fn cinc2021_header_labels_match_rdheader() {
+    let Some(data) = common::shared_data("cinc2021_header_labels_match_rdheader") else {
+        return;
+    };
+    let dir = data.join("cinc2021-sample");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".hea")
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 50);
+    let mut args = vec!["dx".to_string()];
+    args.extend(names.iter().cloned());
+    let expected = oracle::run_oracle(&dir, &args);
+    for (name, row) in names.iter().zip(&expected) {
+        let record = read_record(&dir.join(name)).unwrap();
+        let labels = ecgfm_wfdb::labels::header_labels(&record);
+        let dx: Vec<String> = row[1].split(';').map(|c| format!("snomed:{c}")).collect();
+        assert_eq!(labels.dx, dx, "{name}");
+        assert_eq!(
+            labels.age.map_or(String::new(), |a| format!("{a:?}")),
+            row[2],
+            "{name}"
+        );
+        let sex = match labels.sex {
+            Some(Sex::Male) => "M",
+            Some(Sex::Female) => "F",
+            None => "",
+        };
+        assert_eq!(sex, row[3], "{name}");
+    }
+}
+
+#[test]
+fn header_comment_edge_cases() {
+    let comments: Vec<String> = ["Age: NaN", "Sex: Unknown", "Dx: 1,2", "Rx: Unknown"]
+        .map(String::from)
+        .to_vec();
+    let labels = parse_header_comments(&comments);
+    assert_eq!((labels.age, labels.sex), (None, None));
+    assert_eq!(labels.dx, ["snomed:1", "snomed:2"]);
+    let labels = parse_header_comments(&["age: 74".into(), "SEX: f".into()]);
+    assert_eq!((labels.age, labels.sex), (Some(74.0), Some(Sex::Female)));
+    assert!(labels.dx.is_empty());
+}
+
+#[test]
+fn cinc2017_reference_rejects_unknown_labels() {
+    let err = read_cinc2017_reference_from(b"A00001,N\nA00002,X\n", "REF.csv").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("REF.csv") && text.contains("row 2"), "{text}");
+}
