@@ -1,0 +1,378 @@
+//! Finite-difference checks of every backward op of the CPU backend. Each gradient buffer starts
+//! with random content, so the checks also prove that backward ops accumulate (+=) as documented.
+
+mod common;
+
+use common::{body, check_grad, dot, padded, padded_idx, v, vi, vm, Rng};
+use ecgfm_kernels::{AttnDims, Backend, CpuBackend, MASKED_ROW};
+
+/// The gradient a backward op added on top of the random starting content `start`.
+fn added(after: &[f32], start: &[f32]) -> Vec<f32> {
+    body(after, start.len())
+        .iter()
+        .zip(start)
+        .map(|(a, s)| a - s)
+        .collect()
+}
+
+#[test]
+fn matmul_gradients_match_finite_differences() {
+    let be = CpuBackend::new();
+    let (t, c, oc) = (7, 5, 6);
+    let mut rng = Rng::new(1);
+    let (inp, w, b, r) = (
+        rng.vec(t * c, 1.0),
+        rng.vec(oc * c, 0.5),
+        rng.vec(oc, 0.5),
+        rng.vec(t * oc, 1.0),
+    );
+    let objective = |inp: &[f32], w: &[f32], b: &[f32]| {
+        let mut out = padded(&vec![0.0; t * oc]);
+        be.matmul_forward(
+            vm(&mut out),
+            v(&padded(inp)),
+            v(&padded(w)),
+            Some(v(&padded(b))),
+            t,
+            c,
+            oc,
+        );
+        dot(body(&out, t * oc), &r)
+    };
+    let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(oc * c, 1.0), rng.vec(oc, 1.0));
+    let (mut dinp, mut dw, mut db) = (padded(&g_inp), padded(&g_w), padded(&g_b));
+    be.matmul_backward(
+        Some(vm(&mut dinp)),
+        vm(&mut dw),
+        Some(vm(&mut db)),
+        v(&padded(&r)),
+        v(&padded(&inp)),
+        v(&padded(&w)),
+        t,
+        c,
+        oc,
+    );
+    check_grad(
+        "matmul dinp",
+        &inp,
+        &added(&dinp, &g_inp),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(x, &w, &b),
+    );
+    check_grad(
+        "matmul dweight",
+        &w,
+        &added(&dw, &g_w),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(&inp, x, &b),
+    );
+    check_grad(
+        "matmul dbias",
+        &b,
+        &added(&db, &g_b),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(&inp, &w, x),
+    );
+}
+
+#[test]
+fn layernorm_gradients_match_finite_differences() {
+    let be = CpuBackend::new();
+    let (t, c) = (4, 10);
+    let mut rng = Rng::new(2);
+    let (inp, w, b, r) = (
+        rng.vec(t * c, 2.0),
+        rng.vec(c, 1.0),
+        rng.vec(c, 1.0),
+        rng.vec(t * c, 1.0),
+    );
+    let forward = |inp: &[f32], w: &[f32], b: &[f32]| {
+        let (mut out, mut mean, mut rstd) = (
+            padded(&vec![0.0; t * c]),
+            padded(&[0.0; 4]),
+            padded(&[0.0; 4]),
+        );
+        be.layernorm_forward(
+            vm(&mut out),
+            vm(&mut mean),
+            vm(&mut rstd),
+            v(&padded(inp)),
+            v(&padded(w)),
+            v(&padded(b)),
+            t,
+            c,
+        );
+        (out, mean, rstd)
+    };
+    let objective = |inp: &[f32], w: &[f32], b: &[f32]| dot(body(&forward(inp, w, b).0, t * c), &r);
+    let (_, mean, rstd) = forward(&inp, &w, &b);
+    let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(c, 1.0), rng.vec(c, 1.0));
+    let (mut dinp, mut dw, mut db) = (padded(&g_inp), padded(&g_w), padded(&g_b));
+    be.layernorm_backward(
+        vm(&mut dinp),
+        vm(&mut dw),
+        vm(&mut db),
+        v(&padded(&r)),
+        v(&padded(&inp)),
+        v(&padded(&w)),
+        v(&mean),
+        v(&rstd),
+        t,
+        c,
+    );
+    check_grad(
+        "layernorm dinp",
+        &inp,
+        &added(&dinp, &g_inp),
+        100,
+        1e-2,
+        5e-3,
+        |x| objective(x, &w, &b),
+    );
+    check_grad(
+        "layernorm dweight",
+        &w,
+        &added(&dw, &g_w),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(&inp, x, &b),
+    );
+    check_grad(
+        "layernorm dbias",
+        &b,
+        &added(&db, &g_b),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(&inp, &w, x),
+    );
+}
+
+#[test]
+fn gelu_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let n = 64;
+    let mut rng = Rng::new(3);
+    let (inp, r, g0) = (rng.vec(n, 4.0), rng.vec(n, 1.0), rng.vec(n, 1.0));
+    let objective = |x: &[f32]| {
+        let mut out = padded(&[0.0; 64]);
+        be.gelu_forward(vm(&mut out), v(&padded(x)), n);
+        dot(body(&out, n), &r)
+    };
+    let mut dinp = padded(&g0);
+    be.gelu_backward(vm(&mut dinp), v(&padded(&inp)), v(&padded(&r)), n);
+    check_grad("gelu", &inp, &added(&dinp, &g0), n, 1e-3, 5e-3, objective);
+}
+
+/// Attention gradient check for the given packed sequence lengths.
+fn check_attention(lengths: &[usize], width: usize, heads: usize, max_checks: usize, seed: u64) {
+    let be = CpuBackend::new();
+    let mut cu = vec![0u32];
+    for &l in lengths {
+        cu.push(cu.last().unwrap() + l as u32);
+    }
+    let t = *cu.last().unwrap() as usize;
+    let dims = AttnDims {
+        seqs: lengths.len(),
+        tokens: t,
+        width,
+        heads,
+    };
+    let mut rng = Rng::new(seed);
+    let (qkv, r, g0) = (
+        rng.vec(t * 3 * width, 1.5),
+        rng.vec(t * width, 1.0),
+        rng.vec(t * 3 * width, 1.0),
+    );
+    let cu = padded_idx(&cu);
+    let forward = |qkv: &[f32]| {
+        let (mut out, mut lse) = (padded(&vec![0.0; t * width]), padded(&vec![0.0; t * heads]));
+        be.attention_forward(vm(&mut out), vm(&mut lse), v(&padded(qkv)), vi(&cu), dims);
+        (out, lse)
+    };
+    let (out, lse) = forward(&qkv);
+    let mut dqkv = padded(&g0);
+    be.attention_backward(
+        vm(&mut dqkv),
+        v(&padded(&r)),
+        v(&padded(&qkv)),
+        v(&out),
+        v(&lse),
+        vi(&cu),
+        dims,
+    );
+    check_grad(
+        "attention dqkv",
+        &qkv,
+        &added(&dqkv, &g0),
+        max_checks,
+        1e-2,
+        5e-3,
+        |x| dot(body(&forward(x).0, t * width), &r),
+    );
+}
+
+#[test]
+fn attention_gradient_matches_finite_differences_on_packed_sequences() {
+    check_attention(&[5, 0, 1, 9], 8, 2, 1000, 4);
+}
+
+#[test]
+fn attention_gradient_matches_finite_differences_across_query_tiles() {
+    check_attention(&[70, 3, 131], 6, 3, 300, 5);
+}
+
+#[test]
+fn lead_embedding_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let (leads, n_pos, t, d) = (3, 4, 9, 6);
+    let mut rng = Rng::new(6);
+    let tokens: Vec<u32> = (0..t)
+        .flat_map(|i| [0, (i * 7 % leads) as u32, (i % n_pos) as u32])
+        .collect();
+    let tokens = padded_idx(&tokens);
+    let (h, lead, pos, r, g0) = (
+        rng.vec(t * d, 1.0),
+        rng.vec(leads * d, 1.0),
+        rng.vec(n_pos * d, 1.0),
+        rng.vec(t * d, 1.0),
+        rng.vec(leads * d, 1.0),
+    );
+    let objective = |lead: &[f32]| {
+        let mut out = padded(&h);
+        be.add_lead_pos_forward(
+            vm(&mut out),
+            v(&padded(lead)),
+            v(&padded(&pos)),
+            vi(&tokens),
+            t,
+            d,
+        );
+        dot(body(&out, t * d), &r)
+    };
+    let mut dlead = padded(&g0);
+    be.add_lead_pos_backward(vm(&mut dlead), v(&padded(&r)), vi(&tokens), t, d);
+    check_grad(
+        "lead embedding",
+        &lead,
+        &added(&dlead, &g0),
+        100,
+        1e-2,
+        1e-3,
+        objective,
+    );
+}
+
+#[test]
+fn mask_scatter_gradients_match_finite_differences() {
+    let be = CpuBackend::new();
+    let (t_enc, t_dec, d) = (4, 7, 5);
+    let src = padded_idx(&[2, MASKED_ROW, 0, MASKED_ROW, 3, 1, MASKED_ROW]);
+    let mut rng = Rng::new(7);
+    let (z, mask, r) = (
+        rng.vec(t_enc * d, 1.0),
+        rng.vec(d, 1.0),
+        rng.vec(t_dec * d, 1.0),
+    );
+    let (g_z, g_m) = (rng.vec(t_enc * d, 1.0), rng.vec(d, 1.0));
+    let objective = |z: &[f32], mask: &[f32]| {
+        let mut out = padded(&vec![0.0; t_dec * d]);
+        be.mask_scatter_forward(
+            vm(&mut out),
+            v(&padded(z)),
+            v(&padded(mask)),
+            vi(&src),
+            t_dec,
+            d,
+        );
+        dot(body(&out, t_dec * d), &r)
+    };
+    let (mut dz, mut dm) = (padded(&g_z), padded(&g_m));
+    be.mask_scatter_backward(vm(&mut dz), vm(&mut dm), v(&padded(&r)), vi(&src), t_dec, d);
+    check_grad(
+        "mask scatter dz",
+        &z,
+        &added(&dz, &g_z),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(x, &mask),
+    );
+    check_grad(
+        "mask scatter dmask",
+        &mask,
+        &added(&dm, &g_m),
+        100,
+        1e-2,
+        1e-3,
+        |x| objective(&z, x),
+    );
+}
+
+#[test]
+fn masked_mse_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let (t_dec, p, m) = (6, 8, 4);
+    let rows = padded_idx(&[5, 0, 2, 3]);
+    let mut rng = Rng::new(8);
+    let (pred, target) = (rng.vec(t_dec * p, 1.0), rng.vec(m * p, 3.0));
+    for norm_pix in [true, false] {
+        let objective = |x: &[f32]| {
+            be.masked_mse_forward(
+                v(&padded(x)),
+                v(&padded(&target)),
+                vi(&rows),
+                m,
+                p,
+                norm_pix,
+            )
+        };
+        let mut dpred = padded(&rng.vec(t_dec * p, 9.0));
+        be.masked_mse_backward(
+            vm(&mut dpred),
+            v(&padded(&pred)),
+            v(&padded(&target)),
+            vi(&rows),
+            t_dec,
+            m,
+            p,
+            norm_pix,
+            1.0,
+        );
+        let grad = body(&dpred, t_dec * p).to_vec();
+        check_grad("masked mse", &pred, &grad, 100, 1e-2, 1e-3, objective);
+        for visible in [1, 4] {
+            assert!(
+                grad[visible * p..(visible + 1) * p]
+                    .iter()
+                    .all(|&g| g == 0.0),
+                "visible row {visible} has a gradient"
+            );
+        }
+        let mut scaled = padded(&vec![0.0; t_dec * p]);
+        be.masked_mse_backward(
+            vm(&mut scaled),
+            v(&padded(&pred)),
+            v(&padded(&target)),
+            vi(&rows),
+            t_dec,
+            m,
+            p,
+            norm_pix,
+            4.0,
+        );
+        for (s, g) in body(&scaled, t_dec * p).iter().zip(&grad) {
+            assert!(
+                (s - 4.0 * g).abs() <= 1e-6 * g.abs().max(1.0),
+                "loss_scale is not applied linearly"
+            );
+        }
+    }
+}

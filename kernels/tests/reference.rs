@@ -1,0 +1,230 @@
+//! The fast CPU kernels against naive f64 triple loops: matmul (odd sizes and sizes that cross
+//! the parallel tile boundaries), packed attention (several sequences of different lengths, more
+//! than one query tile) and the patch gather.
+
+mod common;
+
+use common::{body, padded, padded_idx, v, vi, vm, Rng};
+use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
+
+fn assert_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            "{name}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+fn naive_matmul(inp: &[f32], w: &[f32], b: &[f32], t: usize, c: usize, oc: usize) -> Vec<f64> {
+    let mut out = vec![0f64; t * oc];
+    for r in 0..t {
+        for o in 0..oc {
+            out[r * oc + o] = b[o] as f64
+                + (0..c)
+                    .map(|k| inp[r * c + k] as f64 * w[o * c + k] as f64)
+                    .sum::<f64>();
+        }
+    }
+    out
+}
+
+#[test]
+fn matmul_forward_and_backward_match_naive_loops() {
+    let be = CpuBackend::new();
+    for (t, c, oc) in [(1, 1, 1), (13, 7, 5), (97, 33, 75), (1100, 19, 400)] {
+        let mut rng = Rng::new((t * 31 + c * 7 + oc) as u64);
+        let (inp, w, b, dout) = (
+            rng.vec(t * c, 1.0),
+            rng.vec(oc * c, 1.0),
+            rng.vec(oc, 1.0),
+            rng.vec(t * oc, 1.0),
+        );
+        let mut out = padded(&vec![0.0; t * oc]);
+        be.matmul_forward(
+            vm(&mut out),
+            v(&padded(&inp)),
+            v(&padded(&w)),
+            Some(v(&padded(&b))),
+            t,
+            c,
+            oc,
+        );
+        assert_close(
+            "matmul out",
+            body(&out, t * oc),
+            &naive_matmul(&inp, &w, &b, t, c, oc),
+            1e-5,
+        );
+
+        let mut no_bias = padded(&vec![0.0; t * oc]);
+        be.matmul_forward(
+            vm(&mut no_bias),
+            v(&padded(&inp)),
+            v(&padded(&w)),
+            None,
+            t,
+            c,
+            oc,
+        );
+        assert_close(
+            "matmul out (no bias)",
+            body(&no_bias, t * oc),
+            &naive_matmul(&inp, &w, &vec![0.0; oc], t, c, oc),
+            1e-5,
+        );
+
+        let (mut dinp, mut dw, mut db) = (
+            padded(&vec![0.0; t * c]),
+            padded(&vec![0.0; oc * c]),
+            padded(&vec![0.0; oc]),
+        );
+        be.matmul_backward(
+            Some(vm(&mut dinp)),
+            vm(&mut dw),
+            Some(vm(&mut db)),
+            v(&padded(&dout)),
+            v(&padded(&inp)),
+            v(&padded(&w)),
+            t,
+            c,
+            oc,
+        );
+        let want_dinp: Vec<f64> = (0..t * c)
+            .map(|i| {
+                (0..oc)
+                    .map(|o| dout[(i / c) * oc + o] as f64 * w[o * c + i % c] as f64)
+                    .sum()
+            })
+            .collect();
+        let want_dw: Vec<f64> = (0..oc * c)
+            .map(|i| {
+                (0..t)
+                    .map(|r| dout[r * oc + i / c] as f64 * inp[r * c + i % c] as f64)
+                    .sum()
+            })
+            .collect();
+        let want_db: Vec<f64> = (0..oc)
+            .map(|o| (0..t).map(|r| dout[r * oc + o] as f64).sum())
+            .collect();
+        assert_close("matmul dinp", body(&dinp, t * c), &want_dinp, 1e-5);
+        assert_close("matmul dweight", body(&dw, oc * c), &want_dw, 1e-4);
+        assert_close("matmul dbias", body(&db, oc), &want_db, 1e-5);
+    }
+}
+
+/// Naive attention in f64: per sequence and head, full score matrix, softmax, weighted sum.
+fn naive_attention(qkv: &[f32], cu: &[u32], c: usize, heads: usize) -> (Vec<f64>, Vec<f64>) {
+    let t = *cu.last().unwrap() as usize;
+    let hd = c / heads;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let at = |row: usize, col: usize| qkv[row * 3 * c + col] as f64;
+    let (mut out, mut lse) = (vec![0f64; t * c], vec![0f64; t * heads]);
+    for w in cu.windows(2) {
+        let (s0, s1) = (w[0] as usize, w[1] as usize);
+        for h in 0..heads {
+            for i in s0..s1 {
+                let scores: Vec<f64> = (s0..s1)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|k| at(i, h * hd + k) * at(j, c + h * hd + k))
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                lse[i * heads + h] = max + sum.ln();
+                for k in 0..hd {
+                    out[i * c + h * hd + k] = (s0..s1)
+                        .zip(&scores)
+                        .map(|(j, s)| (s - max).exp() / sum * at(j, 2 * c + h * hd + k))
+                        .sum();
+                }
+            }
+        }
+    }
+    (out, lse)
+}
+
+#[test]
+fn attention_forward_matches_naive_loops_on_packed_sequences() {
+    let be = CpuBackend::new();
+    for (lengths, c, heads) in [
+        (vec![1usize], 4, 1),
+        (vec![5, 17, 1, 0, 84], 12, 3),
+        (vec![130, 64, 65], 16, 2),
+    ] {
+        let mut cu = vec![0u32];
+        for &l in &lengths {
+            cu.push(cu.last().unwrap() + l as u32);
+        }
+        let t = *cu.last().unwrap() as usize;
+        let mut rng = Rng::new(t as u64);
+        let qkv = rng.vec(t * 3 * c, 2.0);
+        let (mut out, mut lse) = (padded(&vec![0.0; t * c]), padded(&vec![0.0; t * heads]));
+        let dims = AttnDims {
+            seqs: lengths.len(),
+            tokens: t,
+            width: c,
+            heads,
+        };
+        be.attention_forward(
+            vm(&mut out),
+            vm(&mut lse),
+            v(&padded(&qkv)),
+            vi(&padded_idx(&cu)),
+            dims,
+        );
+        let (want_out, want_lse) = naive_attention(&qkv, &cu, c, heads);
+        assert_close("attention out", body(&out, t * c), &want_out, 1e-5);
+        assert_close("attention lse", body(&lse, t * heads), &want_lse, 1e-5);
+    }
+}
+
+#[test]
+fn gather_patches_copies_the_addressed_patch() {
+    let be = CpuBackend::new();
+    let (b, l, s, p) = (2, 3, 12, 4);
+    let x: Vec<f32> = (0..b * l * s).map(|i| i as f32).collect();
+    let tokens = [1u32, 2, 0, 0, 0, 2, 1, 0, 1];
+    let mut out = padded(&[0.0; 12]);
+    be.gather_patches(
+        vm(&mut out),
+        v(&padded(&x)),
+        vi(&padded_idx(&tokens)),
+        3,
+        l,
+        s,
+        p,
+    );
+    let want: Vec<f32> = [(1, 2, 0), (0, 0, 2), (1, 0, 1)]
+        .iter()
+        .flat_map(|&(bb, ll, n)| (0..p).map(move |k| ((bb * l + ll) * s + n * p + k) as f32))
+        .collect();
+    assert_eq!(body(&out, 12), &want[..]);
+}
+
+#[test]
+fn elementwise_helpers_compute_what_they_say() {
+    let be = CpuBackend::new();
+    let (a, b) = (vec![1.0f32, -2.0, 3.5], vec![0.5f32, 4.0, -1.0]);
+    let mut out = padded(&[0.0; 3]);
+    be.add(vm(&mut out), v(&padded(&a)), v(&padded(&b)), 3);
+    assert_eq!(body(&out, 3), &[1.5, 2.0, 2.5]);
+    be.add_assign(vm(&mut out), v(&padded(&a)), 3);
+    assert_eq!(body(&out, 3), &[2.5, 0.0, 6.0]);
+    be.scale(vm(&mut out), 3, 2.0);
+    assert_eq!(body(&out, 3), &[5.0, 0.0, 12.0]);
+    assert_eq!(be.sum_squares(v(&out), 3), 169.0);
+    let mut copy = padded(&[0.0; 3]);
+    be.copy(v(&out), vm(&mut copy), 3);
+    assert_eq!(body(&copy, 3), body(&out, 3));
+    be.fill(vm(&mut copy), 2, 7.0);
+    assert_eq!(body(&copy, 3), &[7.0, 7.0, 12.0]);
+    assert!(
+        copy[..common::PAD].iter().all(|x| x.is_nan()),
+        "fill wrote before its offset"
+    );
+}
