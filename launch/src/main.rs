@@ -1,2 +1,15 @@
-//! The `ecgfm` command.
-fn main() {}
+//! The `ecgfm` command: parses the command line and hands over to `ecgfm_launch`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = ecgfm_launch::cli::Cli::parse();
+    ecgfm_launch::logging::init(cli.verbose);
+    match ecgfm_launch::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `ecgfm bench step`: times a full CPU training step (forward, backward, AdamW) and runs the
+//! PyTorch script of the same model with the same threads and batch, printing the ratio.
+//! The last line printed is one JSON object.
+
+use crate::cli::BenchStepArgs;
+use crate::pretrain::thread_pool;
+use anyhow::{bail, Context, Result};
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::model::Mae;
+use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// Median of a list of durations in milliseconds.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms.
+fn time_ecgfm(args: &BenchStepArgs, config: &ModelConfig) -> Result<f64> {
+    let mut model = Mae::new(CpuBackend::new(), config.clone(), args.batch_size)?;
+    model.init_params(0);
+    let mut batch = HostBatch::new(config, args.batch_size);
+    SyntheticSource::new(config, 0, 0.0)
+        .next_batch(&mut batch)
+        .map_err(|e| anyhow::anyhow!("synthetic batch: {e}"))?;
+    MaskSampler::new(config).fill(0, 0, 0, &mut batch);
+    let adamw = AdamWConfig::default();
+    let mut times = Vec::with_capacity(args.steps);
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        model.zero_grads();
+        let loss = model.forward_backward(&batch, 1.0)?;
+        model.optimizer_step(&adamw, 1e-4, Some(1.0));
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if !loss.is_finite() {
+            bail!("loss is {loss} at benchmark step {i}");
+        }
+        if i >= args.warmup {
+            times.push(ms);
+        }
+    }
+    Ok(median(&mut times))
+}
+
+fn default_torch_script() -> PathBuf {
+    let local = PathBuf::from("bench/torch_step.py");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/torch_step.py"))
+}
+
+/// Runs the PyTorch script and returns its last-line JSON object.
+fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value> {
+    let script = args.torch_script.clone().unwrap_or_else(default_torch_script);
+    let output = Command::new(&args.python)
+        .arg(&script)
+        .args(["--model", &args.model])
+        .args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .output()
+        .with_context(|| format!("running {} {}", args.python, script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .with_context(|| format!("{} printed no JSON last line", script.display()))
+}
+
+/// Runs `ecgfm bench step`.
+pub fn run(args: &BenchStepArgs) -> Result<()> {
+    let pool = thread_pool(args.threads.unwrap_or(0))?;
+    let threads = pool.current_num_threads();
+    let config = ModelConfig::preset(&args.model)?;
+    let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
+        let ms = time_ecgfm(args, &config)?;
+        let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
+        Ok((ms, gflops))
+    })?;
+    let ecgfm_sps = args.batch_size as f64 / (ecgfm_ms / 1e3);
+    println!(
+        "ecgfm   {}: batch {} | {} threads | step {:.2} ms (median of {}) | {:.1} samples/s",
+        args.model, args.batch_size, threads, ecgfm_ms, args.steps, ecgfm_sps
+    );
+    println!("ecgfm   SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    let mut result = json!({
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "threads": threads,
+        "step_ms_median": ecgfm_ms,
+        "samples_per_s": ecgfm_sps,
+        "sgemm_gflops": gflops,
+    });
+    if !args.no_torch {
+        let torch = time_torch(args, threads)?;
+        let torch_ms = torch["step_ms_median"]
+            .as_f64()
+            .context("PyTorch JSON has no step_ms_median")?;
+        println!(
+            "pytorch {}: batch {} | {} threads | step {:.2} ms | {:.1} samples/s (torch {})",
+            args.model,
+            args.batch_size,
+            threads,
+            torch_ms,
+            args.batch_size as f64 / (torch_ms / 1e3),
+            torch["torch_version"].as_str().unwrap_or("?")
+        );
+        println!(
+            "ratio: ecgfm is {:.2}x the speed of PyTorch",
+            torch_ms / ecgfm_ms
+        );
+        result["torch_step_ms_median"] = json!(torch_ms);
+        result["speedup_vs_torch"] = json!(torch_ms / ecgfm_ms);
+    }
+    println!("{result}");
+    Ok(())
+}

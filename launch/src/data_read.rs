@@ -1,0 +1,59 @@
+//! `ecgfm data read RECORD`: a WFDB record's samples as CSV, like WFDB's `rdsamp`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ecgfm_wfdb::{read_record_with, write_rdsamp_csv, DirSource, ReadOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct ReadArgs {
+    /// Record path without extension, e.g. ../shared/data/wfdb-formats/100.
+    pub record: PathBuf,
+    /// Stored integers instead of physical units.
+    #[arg(long)]
+    pub digital: bool,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// Read records whose header checksums are wrong (CinC 2017 headers hold 0).
+    #[arg(long)]
+    pub ignore_checksums: bool,
+}
+
+/// Runs `ecgfm data read`.
+pub fn run(args: &ReadArgs) -> Result<()> {
+    let record_path = args.record.with_extension("");
+    let dir = record_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = record_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} is not a record path", args.record.display()))?;
+    let options = ReadOptions {
+        ignore_checksums: args.ignore_checksums,
+        ..ReadOptions::default()
+    };
+    let record = read_record_with(&DirSource::new(dir), name, &options)
+        .with_context(|| format!("reading record {}", args.record.display()))?;
+    match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut writer = BufWriter::new(file);
+            write_rdsamp_csv(&record, args.digital, &mut writer)
+                .and_then(|_| writer.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut writer = BufWriter::new(stdout.lock());
+            write_rdsamp_csv(&record, args.digital, &mut writer)
+                .and_then(|_| writer.flush())
+                .context("writing CSV to standard output")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The Parquet streaming loader of `ecgfm-data` as a training `BatchSource`
+//! (`ecgfm pretrain --data URL`).
+
+use anyhow::{bail, Context, Result};
+use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
+use ecgfm_trainer::config::TrainConfig;
+use ecgfm_trainer::data::{BatchSource, SourceError};
+use ecgfm_trainer::model::HostBatch;
+
+/// Single-process training is rank 0 of 1.
+struct DatasetSource {
+    url: String,
+    loader: Loader,
+    batch: Batch,
+}
+
+/// Opens the dataset named by `data.source` for the model's input length.
+pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
+    let url = config.data.source.clone();
+    if config.model.leads != 12 {
+        bail!("datasets hold 12-lead ECGs; model.leads is {}", config.model.leads);
+    }
+    let loader_config = LoaderConfig {
+        seed: config.train.seed,
+        batch_size: config.train.batch_size,
+        rank: 0,
+        world_size: 1,
+        crop_samples: config.model.samples,
+        split: config.data.split.clone(),
+        prefetch_batches: config.data.prefetch_batches,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::open(&url, loader_config)
+        .with_context(|| format!("opening the dataset {url}"))?;
+    Ok(Box::new(DatasetSource {
+        url,
+        loader,
+        batch: Batch::default(),
+    }))
+}
+
+impl BatchSource for DatasetSource {
+    fn next_batch(&mut self, out: &mut HostBatch) -> Result<(), SourceError> {
+        self.loader.next_batch(&mut self.batch)?;
+        if self.batch.x.len() != out.x.len() || self.batch.lead_mask.len() != out.lead_mask.len() {
+            return Err(format!(
+                "loader batch holds {} values, the model expects {}",
+                self.batch.x.len(),
+                out.x.len()
+            )
+            .into());
+        }
+        out.x.copy_from_slice(&self.batch.x);
+        out.lead_mask.copy_from_slice(&self.batch.lead_mask);
+        Ok(())
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": "dataset", "url": self.url, "loader": self.loader.state() })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError> {
+        if state["kind"] != "dataset" {
+            return Err(format!("not a dataset-source state: {state}").into());
+        }
+        let loader: LoaderState = serde_json::from_value(state["loader"].clone())?;
+        self.loader.restore(&loader)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("dataset {} ({})", self.url, self.loader.describe())
+    }
+}

@@ -1,0 +1,28 @@
+//! The `ecgfm` command, as a library so tests can drive it in-process.
+//!
+//! `cli` declares every subcommand and flag (clap); each subcommand lives in its own module and
+//! turns the parsed arguments into calls on the workspace's libraries:
+//! - `pretrain`: config resolution, the run directory, the progress bar around
+//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
+//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
+//! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//!
+//! Libraries report typed errors; here they gain context through `anyhow`.
+
+pub mod bench_step;
+pub mod cli;
+pub mod data_read;
+pub mod dataset_source;
+pub mod logging;
+pub mod pretrain;
+
+use cli::{BenchCommand, Cli, Command, DataCommand};
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Pretrain(args) => pretrain::run(&args).map(|_| ()),
+        Command::Data(DataCommand::Read(args)) => data_read::run(&args),
+        Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
+    }
+}

@@ -1,0 +1,14 @@
+//! Logging setup: `tracing` to stderr, level from `RUST_LOG` or `-v`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; `verbose` raises the default level from info to debug.
+pub fn init(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

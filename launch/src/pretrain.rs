@@ -1,0 +1,168 @@
+//! `ecgfm pretrain`: resolves the configuration, opens the data source, and runs the trainer
+//! with a progress bar.
+
+use crate::cli::PretrainArgs;
+use anyhow::{bail, Context, Result};
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::train::{RunSummary, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Folder that holds run directories when `--out` is not given.
+const RUNS_ROOT: &str = "runs";
+
+/// Builds the TOML document from the saved or given config file, the flags and `--set`.
+pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig> {
+    let saved = run_dir.join("config.toml");
+    let mut doc = match (&args.config, args.resume && saved.exists()) {
+        (Some(path), _) => config::read_toml_file(path)?,
+        (None, true) => config::read_toml_file(&saved)?,
+        (None, false) => toml::Table::new(),
+    };
+    let flags: [(&str, Option<toml::Value>); 7] = [
+        ("model.preset", args.model.clone().map(toml::Value::String)),
+        ("train.steps", args.steps.map(|v| toml::Value::Integer(v as i64))),
+        (
+            "train.batch_size",
+            args.batch_size.map(|v| toml::Value::Integer(v as i64)),
+        ),
+        ("train.seed", args.seed.map(|v| toml::Value::Integer(v as i64))),
+        (
+            "train.checkpoint_every",
+            args.checkpoint_every.map(|v| toml::Value::Integer(v as i64)),
+        ),
+        ("train.threads", args.threads.map(|v| toml::Value::Integer(v as i64))),
+        ("data.source", args.data.clone().map(toml::Value::String)),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            config::set_path(&mut doc, key, value)?;
+        }
+    }
+    for assignment in &args.set {
+        config::apply_override(&mut doc, assignment)?;
+    }
+    Ok(TrainConfig::from_table(doc)?)
+}
+
+/// The run directory: `--out`, else a new timestamped folder, else (with `--resume`) the newest.
+pub fn choose_run_dir(args: &PretrainArgs) -> Result<PathBuf> {
+    if let Some(out) = &args.out {
+        return Ok(out.clone());
+    }
+    if args.resume {
+        let newest = std::fs::read_dir(RUNS_ROOT)
+            .with_context(|| format!("--resume without --out looks in {RUNS_ROOT}/"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.toml").exists())
+            .max();
+        return newest.with_context(|| format!("no run to resume under {RUNS_ROOT}/"));
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    Ok(Path::new(RUNS_ROOT).join(stamp.to_string()))
+}
+
+/// Opens the batch source named by `data.source`.
+pub fn open_source(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
+    if config.data.source == "synth" {
+        return Ok(Box::new(SyntheticSource::new(
+            &config.model,
+            config.train.seed,
+            config.data.synth_single_lead_fraction,
+        )));
+    }
+    crate::dataset_source::open(config)
+}
+
+/// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("setting up the CPU thread pool")
+}
+
+fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
+    let bar = ProgressBar::new(config.train.steps);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{wide_bar}] {msg} elapsed {elapsed} ETA {eta}",
+        )
+        .expect("valid progress template"),
+    );
+    bar.set_position(start);
+    bar
+}
+
+/// Runs `ecgfm pretrain`.
+pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
+    let run_dir = choose_run_dir(args)?;
+    let config = resolve_config(args, &run_dir)?;
+    let pool = thread_pool(config.train.threads)?;
+    pool.install(|| train(args, run_dir, config))
+}
+
+fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<RunSummary> {
+    let threads = rayon::current_num_threads();
+    if args.resume && !run_dir.join("config.toml").exists() {
+        bail!(
+            "--resume: {} holds no run (no config.toml)",
+            run_dir.display()
+        );
+    }
+    let source = open_source(&config)?;
+    let mut trainer = Trainer::new(config, &run_dir, CpuBackend::new(), source, args.resume)
+        .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
+    let config = trainer.config().clone();
+    println!("model preset: {}", config.preset);
+    println!("{}", ecgfm_trainer::model::render_table(&config.model));
+    println!(
+        "run {} | data: {} | {} steps x {} samples | {} threads",
+        run_dir.display(),
+        trainer.source_description(),
+        config.train.steps,
+        config.samples_per_step(),
+        threads
+    );
+    if let Some(from) = trainer.resumed_from() {
+        println!("resuming from {}", from.display());
+    }
+    let bar = progress_bar(&config, trainer.step_index());
+    let log_every = config.train.log_every;
+    let summary = trainer.run(args.stop_after, |outcome, record| {
+        bar.set_position(outcome.step + 1);
+        bar.set_message(format!(
+            "loss {:.4} | {:.0} samples/s",
+            outcome.loss, record.samples_per_s
+        ));
+        if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
+            tracing::info!(
+                step = outcome.step + 1,
+                loss = outcome.loss,
+                lr = outcome.lr,
+                grad_norm = outcome.grad_norm,
+                samples_per_s = format!("{:.0}", record.samples_per_s),
+                "train"
+            );
+        }
+    })?;
+    bar.finish_and_clear();
+    match summary.final_loss {
+        Some(loss) => println!(
+            "done: step {}/{} | final loss {loss:.4} | {:.1} s | metrics {} | checkpoints {}",
+            summary.steps,
+            config.train.steps,
+            summary.elapsed_s,
+            run_dir.join("metrics.jsonl").display(),
+            run_dir.join("checkpoints").display()
+        ),
+        None => println!(
+            "nothing to do: the run in {} is already at step {}",
+            run_dir.display(),
+            summary.steps
+        ),
+    }
+    Ok(summary)
+}

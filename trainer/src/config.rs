@@ -1,0 +1,336 @@
+//! The run configuration: one TOML document with `[model]`, `[data]`, `[optim]` and `[train]`.
+//!
+//! Resolution order (later wins): built-in defaults, the `--config` file, command-line flags, then
+//! `--set key=value` overrides. The `[model]` table names a `preset` (default `nano`); any model
+//! field given explicitly overrides the preset's value. The resolved configuration is written to
+//! the run directory as `config.toml`, and reading that file back resolves to the same config.
+
+use crate::{AdamWConfig, ModelConfig, ModelError};
+use crate::schedule::LrSchedule;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Errors while reading, overriding or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("override `{0}` must look like key=value (for example optim.lr=3e-4)")]
+    BadOverride(String),
+    #[error("override `{key}`: `{parent}` is not a table")]
+    NotATable { key: String, parent: String },
+    #[error("invalid [{section}] configuration: {source}")]
+    Invalid {
+        section: &'static str,
+        source: toml::de::Error,
+    },
+    #[error("invalid model configuration: {0}")]
+    Model(#[from] ModelError),
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+/// Where training batches come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `synth` for the built-in synthetic generator, or the URL of an ecgfm dataset
+    /// (local path, file://, s3://, gs://, az://, memory://) written by `ecgfm data ingest`.
+    pub source: String,
+    /// Dataset split to train on (datasets only).
+    pub split: String,
+    /// Batches prefetched ahead of the training step (datasets only).
+    pub prefetch_batches: usize,
+    /// Fraction of synthetic records reduced to a single lead (lead II), so the lead-presence
+    /// path of the model is exercised (synthetic source only).
+    pub synth_single_lead_fraction: f32,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: "synth".into(),
+            split: "train".into(),
+            prefetch_batches: 4,
+            synth_single_lead_fraction: 0.0,
+        }
+    }
+}
+
+/// Optimiser and learning-rate schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Peak learning rate, reached at the end of warmup.
+    pub lr: f64,
+    /// Final learning rate of the cosine decay.
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Global-norm gradient clipping threshold; 0 disables clipping.
+    pub clip_norm: f32,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 1e-3,
+            min_lr: 1e-5,
+            warmup_steps: 20,
+            weight_decay: 0.05,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            clip_norm: 1.0,
+        }
+    }
+}
+
+/// Length, batch and bookkeeping of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Optimiser steps in the whole run.
+    pub steps: u64,
+    /// Samples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches accumulated into one optimiser step.
+    pub accum_steps: usize,
+    /// Seeds initialisation, masks and the synthetic data.
+    pub seed: u64,
+    /// Steps between metrics records.
+    pub log_every: u64,
+    /// Steps between checkpoints (0: only at the end).
+    pub checkpoint_every: u64,
+    /// CPU threads (0: all cores).
+    pub threads: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            steps: 300,
+            batch_size: 32,
+            accum_steps: 1,
+            seed: 0,
+            log_every: 10,
+            checkpoint_every: 100,
+            threads: 0,
+        }
+    }
+}
+
+/// The fully resolved configuration of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub preset: String,
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub optim: OptimConfig,
+    pub train: RunConfig,
+}
+
+/// The sections other than `[model]`, read with their defaults.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct OtherSections {
+    data: DataConfig,
+    optim: OptimConfig,
+    train: RunConfig,
+}
+
+impl TrainConfig {
+    /// Resolves a TOML document (already merged with files, flags and overrides).
+    pub fn from_table(mut doc: toml::Table) -> Result<TrainConfig, ConfigError> {
+        let mut model_table = match doc.remove("model") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(ConfigError::Value("`model` must be a table".into())),
+            None => toml::Table::new(),
+        };
+        let preset = match model_table.remove("preset") {
+            Some(toml::Value::String(s)) => s,
+            Some(other) => {
+                return Err(ConfigError::Value(format!(
+                    "model.preset must be a string, got {other}"
+                )))
+            }
+            None => "nano".to_string(),
+        };
+        let mut resolved = toml::Table::try_from(ModelConfig::preset(&preset)?)
+            .map_err(|e| ConfigError::Value(e.to_string()))?;
+        resolved.extend(model_table);
+        let model: ModelConfig = resolved.try_into().map_err(|source| ConfigError::Invalid {
+            section: "model",
+            source,
+        })?;
+        model.validate()?;
+        let other: OtherSections = doc.try_into().map_err(|source| ConfigError::Invalid {
+            section: "data/optim/train",
+            source,
+        })?;
+        let config = TrainConfig {
+            preset,
+            model,
+            data: other.data,
+            optim: other.optim,
+            train: other.train,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The built-in default configuration (nano on the synthetic generator).
+    pub fn default_config() -> TrainConfig {
+        TrainConfig::from_table(toml::Table::new()).expect("built-in defaults are valid")
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let t = &self.train;
+        if t.steps == 0 || t.batch_size == 0 || t.accum_steps == 0 || t.log_every == 0 {
+            return Err(ConfigError::Value(
+                "train.steps, train.batch_size, train.accum_steps and train.log_every must be > 0"
+                    .into(),
+            ));
+        }
+        let o = &self.optim;
+        if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
+            return Err(ConfigError::Value(
+                "optim.lr must be > 0 and 0 <= optim.min_lr <= optim.lr".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 {
+            return Err(ConfigError::Value(
+                "optim.beta1 and optim.beta2 must be in [0, 1) and optim.eps > 0".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.data.synth_single_lead_fraction) {
+            return Err(ConfigError::Value(
+                "data.synth_single_lead_fraction must be in [0, 1]".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as a TOML document (what `config.toml` holds).
+    pub fn to_table(&self) -> toml::Table {
+        let mut model = toml::Table::try_from(&self.model).expect("model config serialises");
+        model.insert("preset".into(), toml::Value::String(self.preset.clone()));
+        let mut doc = toml::Table::new();
+        doc.insert("model".into(), toml::Value::Table(model));
+        for (name, value) in [
+            ("data", toml::Value::try_from(&self.data)),
+            ("optim", toml::Value::try_from(&self.optim)),
+            ("train", toml::Value::try_from(&self.train)),
+        ] {
+            doc.insert(name.into(), value.expect("config section serialises"));
+        }
+        doc
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(&self.to_table()).expect("config serialises")
+    }
+
+    /// AdamW hyper-parameters of the model's optimiser.
+    pub fn adamw(&self) -> AdamWConfig {
+        AdamWConfig {
+            beta1: self.optim.beta1,
+            beta2: self.optim.beta2,
+            eps: self.optim.eps,
+            weight_decay: self.optim.weight_decay,
+        }
+    }
+
+    /// The learning-rate schedule over the whole run.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            peak_lr: self.optim.lr,
+            min_lr: self.optim.min_lr,
+            warmup_steps: self.optim.warmup_steps,
+            total_steps: self.train.steps,
+        }
+    }
+
+    /// Clipping threshold, `None` when disabled.
+    pub fn clip_norm(&self) -> Option<f32> {
+        (self.optim.clip_norm > 0.0).then_some(self.optim.clip_norm)
+    }
+
+    /// Samples per optimiser step.
+    pub fn samples_per_step(&self) -> usize {
+        self.train.batch_size * self.train.accum_steps
+    }
+}
+
+/// Reads a TOML file into a table.
+pub fn read_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Merges `overlay` into `base`, recursing into tables.
+pub fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Applies one `key.path=value` override. The value is read as TOML (`3e-4`, `true`, `"x"`,
+/// `[1, 2]`); anything that is not valid TOML is taken as a plain string.
+pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| ConfigError::BadOverride(assignment.to_string()))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(ConfigError::BadOverride(assignment.to_string()));
+    }
+    let raw = raw.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    set_path(doc, key, value)
+}
+
+/// Sets `value` at the dotted `key`, creating tables on the way.
+pub fn set_path(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts.split_last().expect("key is not empty");
+    let mut table = doc;
+    for (i, part) in parents.iter().enumerate() {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| ConfigError::NotATable {
+            key: key.to_string(),
+            parent: parts[..=i].join("."),
+        })?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Where training batches come from: the `BatchSource` seam and the built-in synthetic source.
+//!
+//! A source fills the signals and lead-presence mask of a reused `HostBatch` (the patch mask is
+//! drawn separately by the mask sampler). Its position is a small JSON value saved in every
+//! checkpoint, so a resumed run continues with exactly the samples it would have seen.
+//! The Parquet streaming loader of `ecgfm-data` implements this trait in the `ecgfm` binary.
+
+use crate::{HostBatch, ModelConfig};
+use ecgfm_synth::SynthConfig;
+use rayon::prelude::*;
+
+/// Errors of a batch source, boxed so any data library can report through it.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A deterministic, resumable stream of training batches.
+pub trait BatchSource: Send {
+    /// Fills `batch.x` (B, L, S) and `batch.lead_mask` (B, L) with the next `batch.batch` samples.
+    fn next_batch(&mut self, batch: &mut HostBatch) -> Result<(), SourceError>;
+    /// The position in the stream, as saved in checkpoints.
+    fn state(&self) -> serde_json::Value;
+    /// Moves to a position returned by `state`.
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError>;
+    /// One line for logs: what is being read.
+    fn describe(&self) -> String;
+}
+
+/// Synthetic 12-lead ECGs from `ecgfm-synth`: sample `i` of the stream is `generate(seed, i)`.
+pub struct SyntheticSource {
+    synth: SynthConfig,
+    seed: u64,
+    single_lead_fraction: f32,
+    consumed: u64,
+}
+
+/// Lead II, the lead kept by single-lead synthetic records.
+const LEAD_II: usize = 1;
+
+impl SyntheticSource {
+    pub fn new(model: &ModelConfig, seed: u64, single_lead_fraction: f32) -> SyntheticSource {
+        let synth = SynthConfig {
+            samples: model.samples,
+            ..SynthConfig::default()
+        };
+        SyntheticSource {
+            synth,
+            seed,
+            single_lead_fraction,
+            consumed: 0,
+        }
+    }
+
+    /// Whether stream sample `index` keeps only lead II (a seeded coin flip).
+    fn single_lead(&self, index: u64) -> bool {
+        if self.single_lead_fraction <= 0.0 {
+            return false;
+        }
+        let h = splitmix64(self.seed ^ splitmix64(index ^ 0x5EED_1EAD));
+        ((h >> 40) as f32 / (1u64 << 24) as f32) < self.single_lead_fraction
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl BatchSource for SyntheticSource {
+    fn next_batch(&mut self, batch: &mut HostBatch) -> Result<(), SourceError> {
+        let leads = batch.lead_mask.len() / batch.batch;
+        let per_sample = batch.x.len() / batch.batch;
+        let samples = per_sample / leads;
+        if samples != self.synth.samples {
+            return Err(format!(
+                "synthetic source makes {} samples per lead, the batch holds {samples}",
+                self.synth.samples
+            )
+            .into());
+        }
+        let start = self.consumed;
+        let this = &*self;
+        batch
+            .x
+            .par_chunks_mut(per_sample)
+            .zip(batch.lead_mask.par_chunks_mut(leads))
+            .enumerate()
+            .for_each(|(b, (x, mask))| {
+                let index = start + b as u64;
+                ecgfm_synth::generate_into(&this.synth, this.seed, index, x);
+                let single = this.single_lead(index);
+                for (l, m) in mask.iter_mut().enumerate() {
+                    let present = !single || l == LEAD_II;
+                    *m = present as u8;
+                    if !present {
+                        x[l * samples..(l + 1) * samples].fill(0.0);
+                    }
+                }
+            });
+        self.consumed += batch.batch as u64;
+        Ok(())
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": "synth", "consumed": self.consumed })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError> {
+        match (state["kind"].as_str(), state["consumed"].as_u64()) {
+            (Some("synth"), Some(consumed)) => {
+                self.consumed = consumed;
+                Ok(())
+            }
+            _ => Err(format!("not a synthetic-source state: {state}").into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "synthetic 12-lead ECGs ({} samples at {} Hz, seed {})",
+            self.synth.samples, self.synth.sampling_rate, self.seed
+        )
+    }
+}

@@ -1,0 +1,74 @@
+//! Training metrics: `metrics.jsonl` in the run directory, one JSON object per logged step.
+//!
+//! On resume the file is cut back to the checkpoint's step, so a run that was killed and resumed
+//! has the same records (apart from timings) as a run that never stopped.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// One logged step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: u64,
+    /// Mean training loss of the step's micro-batches.
+    pub loss: f32,
+    pub lr: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Throughput since the previous record.
+    pub samples_per_s: f64,
+    /// Wall-clock seconds of training so far (across resumes).
+    pub elapsed_s: f64,
+    pub samples_seen: u64,
+}
+
+/// Appends step records to `metrics.jsonl`.
+pub struct MetricsWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsWriter {
+    /// Opens the run's metrics file, keeping only records with `step <= keep_through`.
+    pub fn open(run_dir: &Path, keep_through: u64) -> std::io::Result<MetricsWriter> {
+        let path = run_dir.join("metrics.jsonl");
+        let kept = if path.exists() {
+            read_records(&path)?
+                .into_iter()
+                .filter(|r| r.step <= keep_through)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut file = File::create(&path)?;
+        for record in &kept {
+            writeln!(file, "{}", serde_json::to_string(record)?)?;
+        }
+        file.sync_all()?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(MetricsWriter { path, file })
+    }
+
+    pub fn write(&mut self, record: &StepRecord) -> std::io::Result<()> {
+        writeln!(self.file, "{}", serde_json::to_string(record)?)?;
+        self.file.flush()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every record of a metrics file; a torn last line (a run killed mid-write) is skipped.
+pub fn read_records(path: &Path) -> std::io::Result<Vec<StepRecord>> {
+    let reader = BufReader::new(File::open(path)?);
+    let mut records = Vec::new();
+    for line in reader.lines() {
+        if let Ok(record) = serde_json::from_str::<StepRecord>(&line?) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}

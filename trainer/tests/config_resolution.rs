@@ -1,0 +1,85 @@
+//! Configuration resolution: presets, overrides, validation, and the config.toml round trip.
+
+use ecgfm_trainer::config::{apply_override, merge, TrainConfig};
+use ecgfm_trainer::ModelConfig;
+
+fn table(text: &str) -> toml::Table {
+    text.parse().expect("test TOML parses")
+}
+
+#[test]
+fn defaults_are_nano_on_synthetic_data() {
+    let config = TrainConfig::default_config();
+    assert_eq!(config.preset, "nano");
+    assert_eq!(config.model, ModelConfig::preset("nano").unwrap());
+    assert_eq!(config.data.source, "synth");
+    assert!(config.train.steps >= 100);
+}
+
+#[test]
+fn preset_then_explicit_fields_win() {
+    let config = TrainConfig::from_table(table(
+        "[model]\npreset = \"tiny\"\ndepth = 2\n[optim]\nlr = 3e-4\n",
+    ))
+    .unwrap();
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    assert_eq!(config.model.dim, tiny.dim);
+    assert_eq!(config.model.depth, 2);
+    assert_eq!(config.optim.lr, 3e-4);
+}
+
+#[test]
+fn overrides_parse_toml_values_and_create_tables() {
+    let mut doc = toml::Table::new();
+    apply_override(&mut doc, "optim.lr=2e-4").unwrap();
+    apply_override(&mut doc, "model.norm_pix=false").unwrap();
+    apply_override(&mut doc, "data.source=memory://ds").unwrap();
+    apply_override(&mut doc, "train.batch_size = 8").unwrap();
+    let config = TrainConfig::from_table(doc).unwrap();
+    assert_eq!(config.optim.lr, 2e-4);
+    assert!(!config.model.norm_pix);
+    assert_eq!(config.data.source, "memory://ds");
+    assert_eq!(config.train.batch_size, 8);
+}
+
+#[test]
+fn bad_overrides_and_unknown_fields_are_rejected() {
+    let mut doc = toml::Table::new();
+    assert!(apply_override(&mut doc, "no-equals-sign").is_err());
+    assert!(apply_override(&mut doc, "=3").is_err());
+    apply_override(&mut doc, "optim.lr=1").unwrap();
+    assert!(apply_override(&mut doc, "optim.lr.x=1").is_err());
+
+    let typo = TrainConfig::from_table(table("[optim]\nlearning_rate = 1e-3\n"));
+    assert!(typo.unwrap_err().to_string().contains("learning_rate"));
+    let model_typo = TrainConfig::from_table(table("[model]\ndepht = 3\n"));
+    assert!(model_typo.unwrap_err().to_string().contains("depht"));
+    let preset = TrainConfig::from_table(table("[model]\npreset = \"gigantic\"\n"));
+    assert!(preset.unwrap_err().to_string().contains("gigantic"));
+    let zero = TrainConfig::from_table(table("[train]\nbatch_size = 0\n"));
+    assert!(zero.is_err());
+    let heads = TrainConfig::from_table(table("[model]\ndim = 65\n"));
+    assert!(heads.is_err());
+}
+
+#[test]
+fn merge_overlays_nested_tables() {
+    let mut base = table("[optim]\nlr = 1e-3\nmin_lr = 1e-5\n");
+    merge(&mut base, table("[optim]\nlr = 5e-4\n[train]\nsteps = 7\n"));
+    let config = TrainConfig::from_table(base).unwrap();
+    assert_eq!(config.optim.lr, 5e-4);
+    assert_eq!(config.optim.min_lr, 1e-5);
+    assert_eq!(config.train.steps, 7);
+}
+
+#[test]
+fn written_config_resolves_to_itself() {
+    let config = TrainConfig::from_table(table(
+        "[model]\npreset = \"small\"\ndec_depth = 2\n[train]\nseed = 9\n",
+    ))
+    .unwrap();
+    let text = config.to_toml_string();
+    let again = TrainConfig::from_table(table(&text)).unwrap();
+    assert_eq!(again, config);
+    assert!(text.contains("preset = \"small\""));
+}
