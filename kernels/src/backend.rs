@@ -142,12 +142,14 @@ pub trait Backend: Send + Sync {
         oc: usize,
     );
     /// dinp (T, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_rows dout.
-    /// `dinp` is optional (the patch embedding needs no input gradient), `dbias` too.
+    /// `dinp` is optional (the patch embedding needs no input gradient). The bias gradient, if
+    /// any, lives in the SAME buffer as `dweight` (the one gradient buffer) at element offset
+    /// `dbias_off`; the two ranges must not overlap.
     fn matmul_backward(
         &self,
         dinp: Option<ViewMut<Self::Buf>>,
         dweight: ViewMut<Self::Buf>,
-        dbias: Option<ViewMut<Self::Buf>>,
+        dbias_off: Option<usize>,
         dout: View<Self::Buf>,
         inp: View<Self::Buf>,
         weight: View<Self::Buf>,
@@ -173,12 +175,13 @@ pub trait Backend: Send + Sync {
     );
     /// With xhat = (inp - mean) * rstd and g = dout * weight:
     /// dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += sum_rows dout * xhat;
-    /// dbias += sum_rows dout.
+    /// dbias += sum_rows dout. dbias (C) lives in the same buffer as `dweight`, at element offset
+    /// `dbias_off` (ranges must not overlap).
     fn layernorm_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
         dweight: ViewMut<Self::Buf>,
-        dbias: ViewMut<Self::Buf>,
+        dbias_off: usize,
         dout: View<Self::Buf>,
         inp: View<Self::Buf>,
         weight: View<Self::Buf>,

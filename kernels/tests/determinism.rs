@@ -119,11 +119,11 @@ fn run_everything() -> Vec<u32> {
         (&cu_buf).into(),
         dims,
     );
-    let (mut dln, mut dw_qkv, mut db_qkv) = (be.alloc(t * c), be.alloc(3 * c * c), be.alloc(3 * c));
+    let (mut dln, mut dqkv_params) = (be.alloc(t * c), be.alloc(3 * c * c + 3 * c));
     be.matmul_backward(
         Some((&mut dln).into()),
-        (&mut dw_qkv).into(),
-        Some((&mut db_qkv).into()),
+        (&mut dqkv_params).into(),
+        Some(3 * c * c),
         (&dqkv).into(),
         (&ln).into(),
         (&w_qkv).into(),
@@ -131,11 +131,11 @@ fn run_everything() -> Vec<u32> {
         c,
         3 * c,
     );
-    let (mut dx, mut dln_w, mut dln_b) = (be.alloc(t * c), be.alloc(c), be.alloc(c));
+    let (mut dx, mut dln_params) = (be.alloc(t * c), be.alloc(2 * c));
     be.layernorm_backward(
         (&mut dx).into(),
-        (&mut dln_w).into(),
-        (&mut dln_b).into(),
+        (&mut dln_params).into(),
+        c,
         (&dln).into(),
         (&x).into(),
         (&ln_w).into(),
@@ -161,7 +161,7 @@ fn run_everything() -> Vec<u32> {
         c,
     );
 
-    let sq = be.sum_squares((&dw_qkv).into(), 3 * c * c);
+    let sq = be.sum_squares((&dqkv_params).into(), 3 * c * c);
     results.push(sq as f32);
     let (mut m, mut v) = (be.alloc(3 * c * c), be.alloc(3 * c * c));
     let mut w = w_qkv.clone();
@@ -175,7 +175,7 @@ fn run_everything() -> Vec<u32> {
     };
     be.adamw(
         ViewMut::from(&mut w),
-        View::from(&dw_qkv),
+        View::from(&dqkv_params),
         (&mut m).into(),
         (&mut v).into(),
         3 * c * c,
@@ -184,8 +184,20 @@ fn run_everything() -> Vec<u32> {
     );
 
     for buf in [
-        &pred, &dpred, &dact, &dw_pred, &datt, &dqkv, &dln, &dw_qkv, &db_qkv, &dx, &dln_w, &dln_b,
-        &dlead, &dz, &dmask, &w,
+        &pred,
+        &dpred,
+        &dact,
+        &dw_pred,
+        &datt,
+        &dqkv,
+        &dln,
+        &dqkv_params,
+        &dx,
+        &dln_params,
+        &dlead,
+        &dz,
+        &dmask,
+        &w,
     ] {
         results.extend_from_slice(buf);
     }

@@ -4,11 +4,16 @@
 mod common;
 
 use common::{body, check_grad, dot, padded, padded_idx, v, vi, vm, Rng};
-use ecgfm_kernels::{AttnDims, Backend, CpuBackend, MASKED_ROW};
+use ecgfm_kernels::{AttnDims, Backend, CpuBackend, ViewMut, MASKED_ROW};
 
 /// The gradient a backward op added on top of the random starting content `start`.
 fn added(after: &[f32], start: &[f32]) -> Vec<f32> {
-    body(after, start.len())
+    added_at(after, common::PAD, start)
+}
+
+/// As [`added`] for a tensor at element offset `off` of its buffer.
+fn added_at(after: &[f32], off: usize, start: &[f32]) -> Vec<f32> {
+    after[off..off + start.len()]
         .iter()
         .zip(start)
         .map(|(a, s)| a - s)
@@ -40,11 +45,13 @@ fn matmul_gradients_match_finite_differences() {
         dot(body(&out, t * oc), &r)
     };
     let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(oc * c, 1.0), rng.vec(oc, 1.0));
-    let (mut dinp, mut dw, mut db) = (padded(&g_inp), padded(&g_w), padded(&g_b));
+    // Weight then bias gradient in one buffer, as in the model's gradient buffer.
+    let (mut dinp, mut dwb) = (padded(&g_inp), padded(&[g_w.clone(), g_b.clone()].concat()));
+    let db_off = common::PAD + oc * c;
     be.matmul_backward(
         Some(vm(&mut dinp)),
-        vm(&mut dw),
-        Some(vm(&mut db)),
+        vm(&mut dwb),
+        Some(db_off),
         v(&padded(&r)),
         v(&padded(&inp)),
         v(&padded(&w)),
@@ -64,7 +71,7 @@ fn matmul_gradients_match_finite_differences() {
     check_grad(
         "matmul dweight",
         &w,
-        &added(&dw, &g_w),
+        &added(&dwb, &g_w),
         100,
         1e-2,
         1e-3,
@@ -73,7 +80,7 @@ fn matmul_gradients_match_finite_differences() {
     check_grad(
         "matmul dbias",
         &b,
-        &added(&db, &g_b),
+        &added_at(&dwb, db_off, &g_b),
         100,
         1e-2,
         1e-3,
@@ -113,11 +120,13 @@ fn layernorm_gradients_match_finite_differences() {
     let objective = |inp: &[f32], w: &[f32], b: &[f32]| dot(body(&forward(inp, w, b).0, t * c), &r);
     let (_, mean, rstd) = forward(&inp, &w, &b);
     let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(c, 1.0), rng.vec(c, 1.0));
-    let (mut dinp, mut dw, mut db) = (padded(&g_inp), padded(&g_w), padded(&g_b));
+    // Bias then weight gradient in one buffer (the other order than the matmul check).
+    let (mut dinp, mut dbw) = (padded(&g_inp), padded(&[g_b.clone(), g_w.clone()].concat()));
+    let dw_off = common::PAD + c;
     be.layernorm_backward(
         vm(&mut dinp),
-        vm(&mut dw),
-        vm(&mut db),
+        ViewMut::new(&mut dbw, dw_off),
+        common::PAD,
         v(&padded(&r)),
         v(&padded(&inp)),
         v(&padded(&w)),
@@ -138,7 +147,7 @@ fn layernorm_gradients_match_finite_differences() {
     check_grad(
         "layernorm dweight",
         &w,
-        &added(&dw, &g_w),
+        &added_at(&dbw, dw_off, &g_w),
         100,
         1e-2,
         1e-3,
@@ -147,7 +156,7 @@ fn layernorm_gradients_match_finite_differences() {
     check_grad(
         "layernorm dbias",
         &b,
-        &added(&db, &g_b),
+        &added(&dbw, &g_b),
         100,
         1e-2,
         1e-3,

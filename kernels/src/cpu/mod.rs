@@ -118,7 +118,7 @@ impl Backend for CpuBackend {
         &self,
         dinp: Option<ViewMut<Vec<f32>>>,
         dweight: ViewMut<Vec<f32>>,
-        dbias: Option<ViewMut<Vec<f32>>>,
+        dbias_off: Option<usize>,
         dout: View<Vec<f32>>,
         inp: View<Vec<f32>>,
         weight: View<Vec<f32>>,
@@ -126,10 +126,17 @@ impl Backend for CpuBackend {
         c: usize,
         oc: usize,
     ) {
+        let (dweight, dbias) = match dbias_off {
+            Some(off) => {
+                let (w, b) = two_mut(dweight.buf, (dweight.off, oc * c), (off, oc));
+                (w, Some(b))
+            }
+            None => (sm(dweight, oc * c), None),
+        };
         matmul::backward(
             dinp.map(|d| sm(d, t * c)),
-            sm(dweight, oc * c),
-            dbias.map(|d| sm(d, oc)),
+            dweight,
+            dbias,
             s(dout, t * oc),
             s(inp, t * c),
             s(weight, oc * c),
@@ -166,7 +173,7 @@ impl Backend for CpuBackend {
         &self,
         dinp: ViewMut<Vec<f32>>,
         dweight: ViewMut<Vec<f32>>,
-        dbias: ViewMut<Vec<f32>>,
+        dbias_off: usize,
         dout: View<Vec<f32>>,
         inp: View<Vec<f32>>,
         weight: View<Vec<f32>>,
@@ -175,10 +182,11 @@ impl Backend for CpuBackend {
         t: usize,
         c: usize,
     ) {
+        let (dweight, dbias) = two_mut(dweight.buf, (dweight.off, c), (dbias_off, c));
         layernorm::backward(
             sm(dinp, t * c),
-            sm(dweight, c),
-            sm(dbias, c),
+            dweight,
+            dbias,
             s(dout, t * c),
             s(inp, t * c),
             s(weight, c),
@@ -370,6 +378,21 @@ impl Backend for CpuBackend {
         decay: bool,
     ) {
         adamw::step(sm(param, n), s(grad, n), sm(m, n), sm(v, n), hp, decay);
+    }
+}
+
+/// Two disjoint writable ranges (offset, len) of one buffer; panics if they overlap.
+fn two_mut<T>(buf: &mut [T], a: (usize, usize), b: (usize, usize)) -> (&mut [T], &mut [T]) {
+    assert!(
+        a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0,
+        "gradient ranges {a:?} and {b:?} (offset, len) overlap"
+    );
+    if a.0 < b.0 {
+        let (lo, hi) = buf.split_at_mut(b.0);
+        (&mut lo[a.0..a.0 + a.1], &mut hi[..b.1])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a.0);
+        (&mut hi[..a.1], &mut lo[b.0..b.0 + b.1])
     }
 }
 
