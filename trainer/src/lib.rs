@@ -1,1 +1,24 @@
-//! (being written)
+//! ecgfm-trainer: pretraining an ST-MEM-style ViT masked autoencoder on ECGs.
+//!
+//! What lives here:
+//! - `model`: the model contract of docs/model.md in Rust: `ModelConfig` (presets, validation),
+//!   `ParamLayout` (one contiguous parameter buffer), `ModelStats` (parameter counts, FLOPs),
+//!   `HostBatch`, and `Mae`, the forward/backward pass over the `ecgfm_kernels::Backend` trait.
+//! - `optim`: AdamW settings and optimiser state (the update runs in the backend).
+//! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
+//!
+//! Depends on `ecgfm-kernels` for every numeric op. Start with docs/model.md, then
+//! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
+
+pub mod checkpoint;
+pub mod config;
+pub mod mask;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod schedule;
+
+pub use mask::MaskSampler;
+pub use model::{HostBatch, Mae, ModelConfig, ModelError, ModelStats, ParamEntry, ParamLayout};
+pub use optim::{AdamWConfig, OptimizerState};
+pub use schedule::LrSchedule;

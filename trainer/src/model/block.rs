@@ -1,0 +1,335 @@
+//! One pre-LN transformer block, forward and backward side by side:
+//! `mid = x + proj(attn(ln1(x)))`, `out = mid + fc2(gelu(fc1(ln2(mid))))`.
+//! The block's saved activations live in `BlockActs`, allocated once for the maximum token count.
+
+use ecgfm_kernels::{AttnDims, Backend, View, ViewMut};
+
+use super::error::ModelError;
+use super::layout::ParamLayout;
+
+/// Offsets of one block's tensors in the parameter (and gradient) buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockOffsets {
+    ln1_w: usize,
+    ln1_b: usize,
+    qkv_w: usize,
+    qkv_b: usize,
+    proj_w: usize,
+    proj_b: usize,
+    ln2_w: usize,
+    ln2_b: usize,
+    fc1_w: usize,
+    fc1_b: usize,
+    fc2_w: usize,
+    fc2_b: usize,
+}
+
+/// Offset of the tensor `name`, which the layout of a valid config always has.
+pub(crate) fn offset_of(layout: &ParamLayout, name: &str) -> Result<usize, ModelError> {
+    layout
+        .get(name)
+        .map(|e| e.offset)
+        .ok_or_else(|| ModelError::InvalidConfig(format!("layout has no tensor `{name}`")))
+}
+
+impl BlockOffsets {
+    /// Resolves the tensors of block `prefix` (e.g. `enc.3`).
+    pub(crate) fn resolve(layout: &ParamLayout, prefix: &str) -> Result<Self, ModelError> {
+        let o = |suffix: &str| offset_of(layout, &format!("{prefix}.{suffix}"));
+        Ok(BlockOffsets {
+            ln1_w: o("ln1.weight")?,
+            ln1_b: o("ln1.bias")?,
+            qkv_w: o("attn.qkv.weight")?,
+            qkv_b: o("attn.qkv.bias")?,
+            proj_w: o("attn.proj.weight")?,
+            proj_b: o("attn.proj.bias")?,
+            ln2_w: o("ln2.weight")?,
+            ln2_b: o("ln2.bias")?,
+            fc1_w: o("mlp.fc1.weight")?,
+            fc1_b: o("mlp.fc1.bias")?,
+            fc2_w: o("mlp.fc2.weight")?,
+            fc2_b: o("mlp.fc2.bias")?,
+        })
+    }
+}
+
+/// Widths of the blocks of one stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockDims {
+    /// Model width C.
+    pub width: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub mlp: usize,
+}
+
+/// Activations one block saves for its backward pass; `input` is the block's input (the
+/// residual stream), written by the previous block or the embedding.
+pub(crate) struct BlockActs<B: Backend> {
+    pub input: B::Buf, // (T, C)
+    ln1: B::Buf,       // (T, C)
+    ln1_mean: B::Buf,  // (T)
+    ln1_rstd: B::Buf,  // (T)
+    qkv: B::Buf,       // (T, 3C)
+    attn: B::Buf,      // (T, C)
+    lse: B::Buf,       // (T, H)
+    mid: B::Buf,       // (T, C)
+    ln2: B::Buf,       // (T, C)
+    ln2_mean: B::Buf,  // (T)
+    ln2_rstd: B::Buf,  // (T)
+    fc1: B::Buf,       // (T, M)
+    gelu: B::Buf,      // (T, M)
+}
+
+impl<B: Backend> BlockActs<B> {
+    pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
+        let (t, c) = (tokens, d.width);
+        BlockActs {
+            input: be.alloc(t * c),
+            ln1: be.alloc(t * c),
+            ln1_mean: be.alloc(t),
+            ln1_rstd: be.alloc(t),
+            qkv: be.alloc(t * 3 * c),
+            attn: be.alloc(t * c),
+            lse: be.alloc(t * d.heads),
+            mid: be.alloc(t * c),
+            ln2: be.alloc(t * c),
+            ln2_mean: be.alloc(t),
+            ln2_rstd: be.alloc(t),
+            fc1: be.alloc(t * d.mlp),
+            gelu: be.alloc(t * d.mlp),
+        }
+    }
+}
+
+/// Gradient scratch of one stack, shared by its blocks (the residual gradient `dres` runs
+/// through all of them).
+pub(crate) struct BlockGrads<B: Backend> {
+    /// d loss / d residual stream at the current point of the backward pass, (T, C).
+    pub dres: B::Buf,
+    /// Gradient w.r.t. a LayerNorm output, (T, C).
+    pub dln: B::Buf,
+    dattn: B::Buf, // (T, C)
+    dqkv: B::Buf,  // (T, 3C)
+    dfc1: B::Buf,  // (T, M)
+    dgelu: B::Buf, // (T, M)
+}
+
+impl<B: Backend> BlockGrads<B> {
+    pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
+        let (t, c) = (tokens, d.width);
+        BlockGrads {
+            dres: be.alloc(t * c),
+            dln: be.alloc(t * c),
+            dattn: be.alloc(t * c),
+            dqkv: be.alloc(t * 3 * c),
+            dfc1: be.alloc(t * d.mlp),
+            dgelu: be.alloc(t * d.mlp),
+        }
+    }
+}
+
+/// Everything a block call needs besides its buffers.
+pub(crate) struct BlockCall<'a, B: Backend> {
+    pub be: &'a B,
+    pub params: &'a B::Buf,
+    pub offsets: &'a BlockOffsets,
+    pub dims: BlockDims,
+    pub cu_seqlens: &'a B::IdxBuf,
+    pub seqs: usize,
+    pub tokens: usize,
+}
+
+impl<B: Backend> BlockCall<'_, B> {
+    fn p(&self, off: usize) -> View<'_, B::Buf> {
+        View::new(self.params, off)
+    }
+
+    fn attn_dims(&self) -> AttnDims {
+        AttnDims {
+            seqs: self.seqs,
+            tokens: self.tokens,
+            width: self.dims.width,
+            heads: self.dims.heads,
+        }
+    }
+
+    /// Forward: reads `a.input`, saves the activations in `a`, writes the block output to `out`.
+    /// `tmp` (T, C) is scratch for the branch outputs.
+    pub(crate) fn forward(&self, a: &mut BlockActs<B>, out: &mut B::Buf, tmp: &mut B::Buf) {
+        let (be, o, t) = (self.be, self.offsets, self.tokens);
+        let (c, m) = (self.dims.width, self.dims.mlp);
+        // Attention branch: mid = x + proj(attn(ln1(x))).
+        be.layernorm_forward(
+            (&mut a.ln1).into(),
+            (&mut a.ln1_mean).into(),
+            (&mut a.ln1_rstd).into(),
+            (&a.input).into(),
+            self.p(o.ln1_w),
+            self.p(o.ln1_b),
+            t,
+            c,
+        );
+        be.matmul_forward(
+            (&mut a.qkv).into(),
+            (&a.ln1).into(),
+            self.p(o.qkv_w),
+            Some(self.p(o.qkv_b)),
+            t,
+            c,
+            3 * c,
+        );
+        be.attention_forward(
+            (&mut a.attn).into(),
+            (&mut a.lse).into(),
+            (&a.qkv).into(),
+            self.cu_seqlens.into(),
+            self.attn_dims(),
+        );
+        be.matmul_forward(
+            tmp.into(),
+            (&a.attn).into(),
+            self.p(o.proj_w),
+            Some(self.p(o.proj_b)),
+            t,
+            c,
+            c,
+        );
+        be.add(
+            (&mut a.mid).into(),
+            (&a.input).into(),
+            (&*tmp).into(),
+            t * c,
+        );
+        // MLP branch: out = mid + fc2(gelu(fc1(ln2(mid)))).
+        be.layernorm_forward(
+            (&mut a.ln2).into(),
+            (&mut a.ln2_mean).into(),
+            (&mut a.ln2_rstd).into(),
+            (&a.mid).into(),
+            self.p(o.ln2_w),
+            self.p(o.ln2_b),
+            t,
+            c,
+        );
+        be.matmul_forward(
+            (&mut a.fc1).into(),
+            (&a.ln2).into(),
+            self.p(o.fc1_w),
+            Some(self.p(o.fc1_b)),
+            t,
+            c,
+            m,
+        );
+        be.gelu_forward((&mut a.gelu).into(), (&a.fc1).into(), t * m);
+        be.matmul_forward(
+            tmp.into(),
+            (&a.gelu).into(),
+            self.p(o.fc2_w),
+            Some(self.p(o.fc2_b)),
+            t,
+            m,
+            c,
+        );
+        be.add(out.into(), (&a.mid).into(), (&*tmp).into(), t * c);
+    }
+
+    /// Backward: on entry `g.dres` holds d loss / d (block output); on exit it holds
+    /// d loss / d (block input). Parameter gradients are ADDED into `grads`.
+    pub(crate) fn backward(&self, a: &BlockActs<B>, g: &mut BlockGrads<B>, grads: &mut B::Buf) {
+        let (be, o, t) = (self.be, self.offsets, self.tokens);
+        let (c, m) = (self.dims.width, self.dims.mlp);
+        // MLP branch; the residual passes dres through unchanged.
+        be.fill((&mut g.dgelu).into(), t * m, 0.0);
+        be.matmul_backward(
+            Some((&mut g.dgelu).into()),
+            ViewMut::new(grads, o.fc2_w),
+            Some(o.fc2_b),
+            (&g.dres).into(),
+            (&a.gelu).into(),
+            self.p(o.fc2_w),
+            t,
+            m,
+            c,
+        );
+        be.fill((&mut g.dfc1).into(), t * m, 0.0);
+        be.gelu_backward(
+            (&mut g.dfc1).into(),
+            (&a.fc1).into(),
+            (&g.dgelu).into(),
+            t * m,
+        );
+        be.fill((&mut g.dln).into(), t * c, 0.0);
+        be.matmul_backward(
+            Some((&mut g.dln).into()),
+            ViewMut::new(grads, o.fc1_w),
+            Some(o.fc1_b),
+            (&g.dfc1).into(),
+            (&a.ln2).into(),
+            self.p(o.fc1_w),
+            t,
+            c,
+            m,
+        );
+        be.layernorm_backward(
+            (&mut g.dres).into(),
+            ViewMut::new(grads, o.ln2_w),
+            o.ln2_b,
+            (&g.dln).into(),
+            (&a.mid).into(),
+            self.p(o.ln2_w),
+            (&a.ln2_mean).into(),
+            (&a.ln2_rstd).into(),
+            t,
+            c,
+        );
+        // Attention branch; dres now holds d loss / d mid.
+        be.fill((&mut g.dattn).into(), t * c, 0.0);
+        be.matmul_backward(
+            Some((&mut g.dattn).into()),
+            ViewMut::new(grads, o.proj_w),
+            Some(o.proj_b),
+            (&g.dres).into(),
+            (&a.attn).into(),
+            self.p(o.proj_w),
+            t,
+            c,
+            c,
+        );
+        be.fill((&mut g.dqkv).into(), t * 3 * c, 0.0);
+        be.attention_backward(
+            (&mut g.dqkv).into(),
+            (&g.dattn).into(),
+            (&a.qkv).into(),
+            (&a.attn).into(),
+            (&a.lse).into(),
+            self.cu_seqlens.into(),
+            self.attn_dims(),
+        );
+        be.fill((&mut g.dln).into(), t * c, 0.0);
+        be.matmul_backward(
+            Some((&mut g.dln).into()),
+            ViewMut::new(grads, o.qkv_w),
+            Some(o.qkv_b),
+            (&g.dqkv).into(),
+            (&a.ln1).into(),
+            self.p(o.qkv_w),
+            t,
+            c,
+            3 * c,
+        );
+        be.layernorm_backward(
+            (&mut g.dres).into(),
+            ViewMut::new(grads, o.ln1_w),
+            o.ln1_b,
+            (&g.dln).into(),
+            (&a.input).into(),
+            self.p(o.ln1_w),
+            (&a.ln1_mean).into(),
+            (&a.ln1_rstd).into(),
+            t,
+            c,
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! `Mae`: the ST-MEM-style ViT masked autoencoder of docs/model.md over a `Backend`. It owns the
+//! parameter, gradient and AdamW-moment buffers (one contiguous buffer each, `ParamLayout` order)
+//! and every activation buffer, all allocated in `new` for a maximum batch size: a training step
+//! allocates nothing.
+
+use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
+
+use super::batch::HostBatch;
+use super::block::{offset_of, BlockDims};
+use super::config::ModelConfig;
+use super::error::ModelError;
+use super::init::init_params;
+use super::layout::ParamLayout;
+use super::pos::sincos_table;
+use super::stack::{Packing, Stack};
+use super::tokens::TokenPlan;
+use crate::optim::{AdamWConfig, OptimizerState};
+
+/// Offsets of the tensors outside the transformer blocks.
+struct EmbedOffsets {
+    patch_w: usize,
+    patch_b: usize,
+    lead: usize,
+    dec_embed_w: usize,
+    dec_embed_b: usize,
+    mask_token: usize,
+    dec_lead: usize,
+    pred_w: usize,
+    pred_b: usize,
+}
+
+impl EmbedOffsets {
+    fn resolve(layout: &ParamLayout) -> Result<Self, ModelError> {
+        let o = |name: &str| offset_of(layout, name);
+        Ok(EmbedOffsets {
+            patch_w: o("patch_embed.weight")?,
+            patch_b: o("patch_embed.bias")?,
+            lead: o("lead_embed")?,
+            dec_embed_w: o("dec_embed.weight")?,
+            dec_embed_b: o("dec_embed.bias")?,
+            mask_token: o("mask_token")?,
+            dec_lead: o("dec_lead_embed")?,
+            pred_w: o("dec_pred.weight")?,
+            pred_b: o("dec_pred.bias")?,
+        })
+    }
+}
+
+/// Device copies of a `TokenPlan`.
+struct DeviceTokens<B: Backend> {
+    enc_tokens: B::IdxBuf,
+    dec_tokens: B::IdxBuf,
+    dec_src: B::IdxBuf,
+    masked_tokens: B::IdxBuf,
+    masked_rows: B::IdxBuf,
+    cu_enc: B::IdxBuf,
+    cu_dec: B::IdxBuf,
+}
+
+/// The masked autoencoder with its optimiser state.
+pub struct Mae<B: Backend> {
+    be: B,
+    cfg: ModelConfig,
+    layout: ParamLayout,
+    decay_runs: Vec<(usize, usize, bool)>,
+    off: EmbedOffsets,
+    max_batch: usize,
+    params: B::Buf,
+    grads: B::Buf,
+    adam_m: B::Buf,
+    adam_v: B::Buf,
+    adam_step: u64,
+    plan: TokenPlan,
+    idx: DeviceTokens<B>,
+    x: B::Buf,       // (B, L, S)
+    pos_enc: B::Buf, // (N, D)
+    pos_dec: B::Buf, // (N, Dd)
+    patches: B::Buf, // (T_enc, P)
+    enc: Stack<B>,   // (T_enc, D)
+    z: B::Buf,       // (T_enc, Dd)
+    dec: Stack<B>,   // (T_dec, Dd)
+    pred: B::Buf,    // (T_dec, P)
+    target: B::Buf,  // (M, P)
+    dpred: B::Buf,   // (T_dec, P)
+    dz: B::Buf,      // (T_enc, Dd)
+}
+
+impl<B: Backend> Mae<B> {
+    /// Allocates every buffer for batches of up to `max_batch` samples. Parameters start at
+    /// zero: call `init_params` or `load_params`.
+    pub fn new(backend: B, cfg: ModelConfig, max_batch: usize) -> Result<Self, ModelError> {
+        cfg.validate()?;
+        if max_batch == 0 {
+            return Err(ModelError::InvalidConfig(
+                "max_batch must be positive".into(),
+            ));
+        }
+        let be = backend;
+        let layout = ParamLayout::new(&cfg);
+        let (l, n, k, p) = (
+            cfg.leads,
+            cfg.patches_per_lead(),
+            cfg.visible_per_lead(),
+            cfg.patch,
+        );
+        let t_enc = max_batch * l * k;
+        let t_dec = max_batch * l * n;
+        let masked = max_batch * l * (n - k);
+        let enc_dims = BlockDims {
+            width: cfg.dim,
+            heads: cfg.heads,
+            mlp: cfg.mlp_dim(),
+        };
+        let dec_dims = BlockDims {
+            width: cfg.dec_dim,
+            heads: cfg.dec_heads,
+            mlp: cfg.dec_mlp_dim(),
+        };
+        let enc = Stack::new(&be, &layout, "enc", cfg.depth, "enc_norm", enc_dims, t_enc)?;
+        let dec = Stack::new(
+            &be,
+            &layout,
+            "dec",
+            cfg.dec_depth,
+            "dec_norm",
+            dec_dims,
+            t_dec,
+        )?;
+        let mut pos_enc = be.alloc(n * cfg.dim);
+        be.upload(&sincos_table(n, cfg.dim), (&mut pos_enc).into());
+        let mut pos_dec = be.alloc(n * cfg.dec_dim);
+        be.upload(&sincos_table(n, cfg.dec_dim), (&mut pos_dec).into());
+        let idx = DeviceTokens {
+            enc_tokens: be.alloc_idx(3 * t_enc),
+            dec_tokens: be.alloc_idx(3 * t_dec),
+            dec_src: be.alloc_idx(t_dec),
+            masked_tokens: be.alloc_idx(3 * masked),
+            masked_rows: be.alloc_idx(masked),
+            cu_enc: be.alloc_idx(max_batch + 1),
+            cu_dec: be.alloc_idx(max_batch + 1),
+        };
+        Ok(Mae {
+            decay_runs: layout.decay_runs(),
+            off: EmbedOffsets::resolve(&layout)?,
+            params: be.alloc(layout.total),
+            grads: be.alloc(layout.total),
+            adam_m: be.alloc(layout.total),
+            adam_v: be.alloc(layout.total),
+            adam_step: 0,
+            plan: TokenPlan::with_capacity(&cfg, max_batch),
+            idx,
+            x: be.alloc(max_batch * l * cfg.samples),
+            pos_enc,
+            pos_dec,
+            patches: be.alloc(t_enc * p),
+            enc,
+            z: be.alloc(t_enc * cfg.dec_dim),
+            dec,
+            pred: be.alloc(t_dec * p),
+            target: be.alloc(masked * p),
+            dpred: be.alloc(t_dec * p),
+            dz: be.alloc(t_enc * cfg.dec_dim),
+            max_batch,
+            layout,
+            cfg,
+            be,
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Where each parameter tensor lives in the parameter, gradient and moment buffers.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    /// The largest batch `forward_loss` / `forward_backward` accept.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The backend the model runs on.
+    pub fn backend(&self) -> &B {
+        &self.be
+    }
+
+    /// Initialises the parameters as docs/model.md says (deterministic in `seed`) and resets the
+    /// optimiser state (moments zero, step 0).
+    pub fn init_params(&mut self, seed: u64) {
+        let host = init_params(&self.layout, seed);
+        self.be.upload(&host, (&mut self.params).into());
+        let total = self.layout.total;
+        self.be.fill((&mut self.adam_m).into(), total, 0.0);
+        self.be.fill((&mut self.adam_v).into(), total, 0.0);
+        self.adam_step = 0;
+    }
+
+    /// A host copy of the parameter buffer (layout order).
+    pub fn params_to_host(&self) -> Vec<f32> {
+        self.download(&self.params)
+    }
+
+    /// Replaces the parameters with `host` (layout order, `layout().total` values).
+    pub fn load_params(&mut self, host: &[f32]) -> Result<(), ModelError> {
+        self.check_len("params", host.len())?;
+        self.be.upload(host, (&mut self.params).into());
+        Ok(())
+    }
+
+    /// A host copy of the gradient buffer (layout order).
+    pub fn grads_to_host(&self) -> Vec<f32> {
+        self.download(&self.grads)
+    }
+
+    /// Sets every gradient to zero (start of a gradient accumulation).
+    pub fn zero_grads(&mut self) {
+        self.be
+            .fill((&mut self.grads).into(), self.layout.total, 0.0);
+    }
+
+    /// The loss of `batch` at the current parameters, without gradients.
+    pub fn forward_loss(&mut self, batch: &HostBatch) -> Result<f32, ModelError> {
+        self.prepare(batch)?;
+        Ok(self.forward() as f32)
+    }
+
+    /// Forward and backward pass: returns the (unscaled) loss and ADDS
+    /// `loss_scale * d loss / d params` into the gradient buffer.
+    pub fn forward_backward(
+        &mut self,
+        batch: &HostBatch,
+        loss_scale: f32,
+    ) -> Result<f32, ModelError> {
+        self.prepare(batch)?;
+        let loss = self.forward();
+        self.backward(loss_scale);
+        Ok(loss as f32)
+    }
+
+    /// Global L2 norm of the gradient buffer.
+    pub fn grad_norm(&mut self) -> f32 {
+        let total = self.layout.total;
+        self.be.sum_squares((&self.grads).into(), total).sqrt() as f32
+    }
+
+    /// One optimiser step: clips the gradients to global norm `clip_norm` when given (as
+    /// torch.nn.utils.clip_grad_norm_: factor `clip / (norm + 1e-6)` when below 1), then AdamW
+    /// with learning rate `lr` (weight decay on Linear weights only), then step += 1.
+    /// Returns the norm before clipping. The gradients are left in place: call `zero_grads`
+    /// before the next accumulation.
+    pub fn optimizer_step(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) -> f32 {
+        let norm = self.grad_norm();
+        let total = self.layout.total;
+        if let Some(max_norm) = clip_norm {
+            let factor = max_norm / (norm + 1e-6);
+            if factor < 1.0 {
+                self.be.scale((&mut self.grads).into(), total, factor);
+            }
+        }
+        self.adam_step += 1;
+        let hp = AdamW {
+            lr,
+            beta1: opt.beta1,
+            beta2: opt.beta2,
+            eps: opt.eps,
+            weight_decay: opt.weight_decay,
+            step: u32::try_from(self.adam_step).unwrap_or(u32::MAX),
+        };
+        for &(start, end, decay) in &self.decay_runs {
+            self.be.adamw(
+                ViewMut::new(&mut self.params, start),
+                View::new(&self.grads, start),
+                ViewMut::new(&mut self.adam_m, start),
+                ViewMut::new(&mut self.adam_v, start),
+                end - start,
+                &hp,
+                decay,
+            );
+        }
+        norm
+    }
+
+    /// A host copy of the AdamW state.
+    pub fn optimizer_state_to_host(&self) -> OptimizerState {
+        OptimizerState {
+            step: self.adam_step,
+            m: self.download(&self.adam_m),
+            v: self.download(&self.adam_v),
+        }
+    }
+
+    /// Restores the AdamW state saved by `optimizer_state_to_host`.
+    pub fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ModelError> {
+        self.check_len("optimizer m", state.m.len())?;
+        self.check_len("optimizer v", state.v.len())?;
+        self.be.upload(&state.m, (&mut self.adam_m).into());
+        self.be.upload(&state.v, (&mut self.adam_v).into());
+        self.adam_step = state.step;
+        Ok(())
+    }
+
+    fn check_len(&self, what: &'static str, got: usize) -> Result<(), ModelError> {
+        if got == self.layout.total {
+            Ok(())
+        } else {
+            Err(ModelError::LengthMismatch {
+                what,
+                expected: self.layout.total,
+                got,
+            })
+        }
+    }
+
+    fn download(&self, buf: &B::Buf) -> Vec<f32> {
+        let mut host = vec![0.0; self.layout.total];
+        self.be.download(buf.into(), &mut host);
+        host
+    }
+
+    /// Validates the batch, builds its token plan and uploads the signals and indices.
+    fn prepare(&mut self, batch: &HostBatch) -> Result<(), ModelError> {
+        if batch.batch > self.max_batch {
+            return Err(ModelError::InvalidBatch(format!(
+                "batch of {} samples exceeds the model's max_batch {}",
+                batch.batch, self.max_batch
+            )));
+        }
+        batch.validate(&self.cfg)?;
+        self.plan.build(&self.cfg, batch);
+        let (be, plan, idx) = (&self.be, &self.plan, &mut self.idx);
+        be.upload(&batch.x, (&mut self.x).into());
+        be.upload_idx(&plan.enc_tokens, (&mut idx.enc_tokens).into());
+        be.upload_idx(&plan.dec_tokens, (&mut idx.dec_tokens).into());
+        be.upload_idx(&plan.dec_src, (&mut idx.dec_src).into());
+        be.upload_idx(&plan.masked_tokens, (&mut idx.masked_tokens).into());
+        be.upload_idx(&plan.masked_rows, (&mut idx.masked_rows).into());
+        be.upload_idx(&plan.cu_enc, (&mut idx.cu_enc).into());
+        be.upload_idx(&plan.cu_dec, (&mut idx.cu_dec).into());
+        Ok(())
+    }
+
+    /// Forward pass of the prepared batch; returns the loss and leaves every activation saved.
+    fn forward(&mut self) -> f64 {
+        let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
+        let params = &self.params;
+        let p = |off: usize| View::new(params, off);
+        let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
+        let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
+        let seqs = self.plan.seqs();
+        // Encoder embedding: Linear(P -> D) on the visible patches + lead + position.
+        be.gather_patches(
+            (&mut self.patches).into(),
+            (&self.x).into(),
+            (&idx.enc_tokens).into(),
+            t_enc,
+            cfg.leads,
+            cfg.samples,
+            pl,
+        );
+        be.matmul_forward(
+            self.enc.input_mut().into(),
+            (&self.patches).into(),
+            p(o.patch_w),
+            Some(p(o.patch_b)),
+            t_enc,
+            pl,
+            d,
+        );
+        be.add_lead_pos_forward(
+            self.enc.input_mut().into(),
+            p(o.lead),
+            (&self.pos_enc).into(),
+            (&idx.enc_tokens).into(),
+            t_enc,
+            d,
+        );
+        let enc_pack = Packing {
+            cu_seqlens: &idx.cu_enc,
+            seqs,
+            tokens: t_enc,
+        };
+        self.enc.forward(be, params, enc_pack);
+        // Decoder embedding: Linear(D -> Dd), mask tokens for the hidden patches, lead + position.
+        be.matmul_forward(
+            (&mut self.z).into(),
+            (&self.enc.norm_out).into(),
+            p(o.dec_embed_w),
+            Some(p(o.dec_embed_b)),
+            t_enc,
+            d,
+            dd,
+        );
+        be.mask_scatter_forward(
+            self.dec.input_mut().into(),
+            (&self.z).into(),
+            p(o.mask_token),
+            (&idx.dec_src).into(),
+            t_dec,
+            dd,
+        );
+        be.add_lead_pos_forward(
+            self.dec.input_mut().into(),
+            p(o.dec_lead),
+            (&self.pos_dec).into(),
+            (&idx.dec_tokens).into(),
+            t_dec,
+            dd,
+        );
+        let dec_pack = Packing {
+            cu_seqlens: &idx.cu_dec,
+            seqs,
+            tokens: t_dec,
+        };
+        self.dec.forward(be, params, dec_pack);
+        be.matmul_forward(
+            (&mut self.pred).into(),
+            (&self.dec.norm_out).into(),
+            p(o.pred_w),
+            Some(p(o.pred_b)),
+            t_dec,
+            dd,
+            pl,
+        );
+        // Loss over the masked patches.
+        be.gather_patches(
+            (&mut self.target).into(),
+            (&self.x).into(),
+            (&idx.masked_tokens).into(),
+            masked,
+            cfg.leads,
+            cfg.samples,
+            pl,
+        );
+        be.masked_mse_forward(
+            (&self.pred).into(),
+            (&self.target).into(),
+            (&idx.masked_rows).into(),
+            masked,
+            pl,
+            cfg.norm_pix,
+        )
+    }
+
+    /// Backward pass of the last `forward`; adds `loss_scale * d loss / d params` to the grads.
+    fn backward(&mut self, loss_scale: f32) {
+        let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
+        let (params, grads) = (&self.params, &mut self.grads);
+        let p = |off: usize| View::new(params, off);
+        let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
+        let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
+        let seqs = self.plan.seqs();
+        be.masked_mse_backward(
+            (&mut self.dpred).into(),
+            (&self.pred).into(),
+            (&self.target).into(),
+            (&idx.masked_rows).into(),
+            t_dec,
+            masked,
+            pl,
+            cfg.norm_pix,
+            loss_scale,
+        );
+        // Decoder.
+        be.fill((&mut self.dec.grads.dln).into(), t_dec * dd, 0.0);
+        be.matmul_backward(
+            Some((&mut self.dec.grads.dln).into()),
+            ViewMut::new(grads, o.pred_w),
+            Some(o.pred_b),
+            (&self.dpred).into(),
+            (&self.dec.norm_out).into(),
+            p(o.pred_w),
+            t_dec,
+            dd,
+            pl,
+        );
+        let dec_pack = Packing {
+            cu_seqlens: &idx.cu_dec,
+            seqs,
+            tokens: t_dec,
+        };
+        self.dec.backward(be, params, grads, dec_pack);
+        let ddec_in = &self.dec.grads.dres;
+        be.add_lead_pos_backward(
+            ViewMut::new(grads, o.dec_lead),
+            ddec_in.into(),
+            (&idx.dec_tokens).into(),
+            t_dec,
+            dd,
+        );
+        be.fill((&mut self.dz).into(), t_enc * dd, 0.0);
+        be.mask_scatter_backward(
+            (&mut self.dz).into(),
+            ViewMut::new(grads, o.mask_token),
+            ddec_in.into(),
+            (&idx.dec_src).into(),
+            t_dec,
+            dd,
+        );
+        // Encoder.
+        be.fill((&mut self.enc.grads.dln).into(), t_enc * d, 0.0);
+        be.matmul_backward(
+            Some((&mut self.enc.grads.dln).into()),
+            ViewMut::new(grads, o.dec_embed_w),
+            Some(o.dec_embed_b),
+            (&self.dz).into(),
+            (&self.enc.norm_out).into(),
+            p(o.dec_embed_w),
+            t_enc,
+            d,
+            dd,
+        );
+        let enc_pack = Packing {
+            cu_seqlens: &idx.cu_enc,
+            seqs,
+            tokens: t_enc,
+        };
+        self.enc.backward(be, params, grads, enc_pack);
+        let denc_in = &self.enc.grads.dres;
+        be.add_lead_pos_backward(
+            ViewMut::new(grads, o.lead),
+            denc_in.into(),
+            (&idx.enc_tokens).into(),
+            t_enc,
+            d,
+        );
+        be.matmul_backward(
+            None,
+            ViewMut::new(grads, o.patch_w),
+            Some(o.patch_b),
+            denc_in.into(),
+            (&self.patches).into(),
+            p(o.patch_w),
+            t_enc,
+            pl,
+            d,
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Model statistics for the start-up table: parameter counts, tokens per sample and training
+//! FLOPs per sample (forward + backward) for a full 12-lead sample.
+
+use super::config::ModelConfig;
+use super::layout::ParamLayout;
+
+/// Sizes and costs of one model configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelStats {
+    /// Parameters of the encoder.
+    pub encoder_params: usize,
+    /// Parameters of the decoder.
+    pub decoder_params: usize,
+    /// Encoder tokens of a sample with every lead present (L * K).
+    pub encoder_tokens: usize,
+    /// Decoder tokens of a sample with every lead present (L * N).
+    pub decoder_tokens: usize,
+    /// Forward FLOPs of one full sample (matmuls and attention, 2 FLOPs per multiply-add).
+    pub forward_flops: f64,
+    /// Forward + backward FLOPs of one full sample.
+    pub train_flops: f64,
+}
+
+/// Forward FLOPs of `depth` pre-LN blocks of width `w`, MLP width `m`, over one sequence of `t`
+/// tokens: qkv, proj, fc1, fc2 matmuls plus the two attention products (q k^T and p v).
+fn blocks_forward_flops(depth: usize, t: usize, w: usize, m: usize) -> f64 {
+    let (t, w, m) = (t as f64, w as f64, m as f64);
+    let matmuls = 2.0 * t * (3.0 * w * w + w * w + 2.0 * w * m);
+    let attention = 4.0 * t * t * w;
+    depth as f64 * (matmuls + attention)
+}
+
+impl ModelStats {
+    /// Statistics of `cfg`.
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let layout = ParamLayout::new(cfg);
+        let te = cfg.leads * cfg.visible_per_lead();
+        let td = cfg.leads * cfg.patches_per_lead();
+        let (p, d, dd) = (cfg.patch as f64, cfg.dim as f64, cfg.dec_dim as f64);
+        let patch_embed = 2.0 * te as f64 * p * d;
+        let rest = blocks_forward_flops(cfg.depth, te, cfg.dim, cfg.mlp_dim())
+            + 2.0 * te as f64 * d * dd
+            + blocks_forward_flops(cfg.dec_depth, td, cfg.dec_dim, cfg.dec_mlp_dim())
+            + 2.0 * td as f64 * dd * p;
+        // Backward costs two forwards (input and weight gradients), except the patch embedding,
+        // whose input (the signal) needs no gradient.
+        ModelStats {
+            encoder_params: layout.encoder_params(),
+            decoder_params: layout.decoder_params(),
+            encoder_tokens: te,
+            decoder_tokens: td,
+            forward_flops: patch_embed + rest,
+            train_flops: 2.0 * patch_embed + 3.0 * rest,
+        }
+    }
+
+    /// Total parameters.
+    pub fn total_params(&self) -> usize {
+        self.encoder_params + self.decoder_params
+    }
+}
+
+fn human(value: f64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    for (scale, unit) in UNITS {
+        if value >= scale {
+            return format!("{:.2}{unit}", value / scale);
+        }
+    }
+    format!("{value:.0}")
+}
+
+/// The start-up table printed before training: configuration and the statistics above.
+pub fn render_table(cfg: &ModelConfig) -> String {
+    let s = ModelStats::new(cfg);
+    let rows = [
+        (
+            "encoder".to_string(),
+            format!(
+                "D={} depth={} heads={} mlp={}",
+                cfg.dim,
+                cfg.depth,
+                cfg.heads,
+                cfg.mlp_dim()
+            ),
+        ),
+        (
+            "decoder".to_string(),
+            format!(
+                "Dd={} depth={} heads={} mlp={}",
+                cfg.dec_dim,
+                cfg.dec_depth,
+                cfg.dec_heads,
+                cfg.dec_mlp_dim()
+            ),
+        ),
+        (
+            "input".to_string(),
+            format!(
+                "L={} S={} P={} N={} K={} mask_ratio={} norm_pix={}",
+                cfg.leads,
+                cfg.samples,
+                cfg.patch,
+                cfg.patches_per_lead(),
+                cfg.visible_per_lead(),
+                cfg.mask_ratio,
+                cfg.norm_pix
+            ),
+        ),
+        (
+            "params".to_string(),
+            format!(
+                "{} total ({} encoder, {} decoder)",
+                human(s.total_params() as f64),
+                human(s.encoder_params as f64),
+                human(s.decoder_params as f64)
+            ),
+        ),
+        (
+            "tokens/sample".to_string(),
+            format!("{} encoder, {} decoder", s.encoder_tokens, s.decoder_tokens),
+        ),
+        (
+            "FLOPs/sample".to_string(),
+            format!(
+                "{} forward, {} train (fwd+bwd)",
+                human(s.forward_flops),
+                human(s.train_flops)
+            ),
+        ),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (key, value) in rows {
+        out.push_str(&format!("{key:<width$}  {value}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_encoder_size_and_flops_are_plausible() {
+        let cfg = ModelConfig::preset("base").unwrap();
+        let s = ModelStats::new(&cfg);
+        // ViT-B encoder: 12 blocks of 7.09M parameters plus embeddings.
+        assert!(s.encoder_params > 85_000_000 && s.encoder_params < 86_000_000);
+        assert_eq!(s.encoder_tokens, 84);
+        assert_eq!(s.decoder_tokens, 360);
+        // Dominated by 24 * T * D^2 per block: 12 * 24 * 84 * 768^2 ~ 14.3 GFLOP forward.
+        assert!(s.forward_flops > 14.0e9 && s.forward_flops < 20.0e9);
+        assert!(s.train_flops > 2.9 * s.forward_flops && s.train_flops < 3.0 * s.forward_flops);
+    }
+
+    #[test]
+    fn table_mentions_every_figure() {
+        let cfg = ModelConfig::preset("nano").unwrap();
+        let table = render_table(&cfg);
+        assert!(table.contains("params"));
+        assert!(table.contains("84 encoder, 360 decoder"));
+        assert!(table.contains("D=64 depth=2 heads=2"));
+    }
+}

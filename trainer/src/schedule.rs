@@ -1,0 +1,57 @@
+//! `LrSchedule`: linear warmup from 0 to the peak learning rate, then cosine decay to `min_lr`.
+
+use serde::{Deserialize, Serialize};
+
+/// Learning-rate schedule over optimiser steps (step 0 is the first update).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrSchedule {
+    /// Learning rate reached at the end of warmup.
+    pub peak_lr: f64,
+    /// Learning rate at and after `total_steps`.
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    pub warmup_steps: u64,
+    /// Total steps of the run (warmup included).
+    pub total_steps: u64,
+}
+
+impl LrSchedule {
+    /// The learning rate of optimiser step `step`: `peak * step / warmup` during warmup, then
+    /// `min + (peak - min) * (1 + cos(pi * progress)) / 2` with progress going from 0 to 1 over the
+    /// remaining steps.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.peak_lr * step as f64 / self.warmup_steps as f64;
+        }
+        let decay_steps = self.total_steps.saturating_sub(self.warmup_steps);
+        if decay_steps == 0 || step >= self.total_steps {
+            return self.min_lr;
+        }
+        let progress = (step - self.warmup_steps) as f64 / decay_steps as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.min_lr + (self.peak_lr - self.min_lr) * cosine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_then_cosine() {
+        let s = LrSchedule {
+            peak_lr: 1e-3,
+            min_lr: 1e-5,
+            warmup_steps: 10,
+            total_steps: 110,
+        };
+        assert_eq!(s.lr_at(0), 0.0);
+        assert!((s.lr_at(5) - 5e-4).abs() < 1e-12);
+        assert!((s.lr_at(10) - 1e-3).abs() < 1e-12);
+        assert!((s.lr_at(60) - (1e-5 + 0.5 * (1e-3 - 1e-5))).abs() < 1e-12);
+        assert!(s.lr_at(30) > s.lr_at(31));
+        assert!((s.lr_at(110) - 1e-5).abs() < 1e-15);
+        assert!((s.lr_at(10_000) - 1e-5).abs() < 1e-15);
+    }
+}

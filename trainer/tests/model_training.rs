@@ -1,0 +1,177 @@
+//! Behaviour of `Mae` over the CPU backend: training lowers the loss, results are bitwise
+//! deterministic (run to run and across thread counts), gradient accumulation adds up, and
+//! invalid batches or buffers are rejected with clear errors.
+
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig, ModelError};
+
+/// A batch of periodic multi-lead signals whose period is one patch: every patch of a lead has
+/// the same shape (lead- and sample-dependent phases and harmonics), so the masked patches are
+/// predictable and a working model must learn them. Some leads are absent.
+fn signal_batch(cfg: &ModelConfig, batch: usize) -> HostBatch {
+    let mut hb = HostBatch::new(cfg, batch);
+    let (l, s, p) = (cfg.leads, cfg.samples, cfg.patch);
+    for b in 0..batch {
+        for lead in 0..l {
+            let present = b % 2 == 0 || lead % 3 != 1;
+            hb.lead_mask[b * l + lead] = present as u8;
+            for t in 0..s {
+                let phase = std::f32::consts::TAU * (t % p) as f32 / p as f32;
+                let v = (phase + 0.5 * lead as f32).sin()
+                    + 0.4 * (2.0 * phase + b as f32).sin()
+                    + 0.2 * (3.0 * phase * (1 + lead % 2) as f32).cos();
+                hb.x[(b * l + lead) * s + t] = v;
+            }
+        }
+    }
+    MaskSampler::new(cfg).fill(42, 0, 0, &mut hb);
+    hb
+}
+
+fn nano() -> ModelConfig {
+    ModelConfig::preset("nano").unwrap()
+}
+
+fn train(cfg: &ModelConfig, hb: &HostBatch, steps: usize) -> (Vec<f32>, Mae<CpuBackend>) {
+    let mut mae = Mae::new(CpuBackend::new(), cfg.clone(), hb.batch).unwrap();
+    mae.init_params(7);
+    let opt = AdamWConfig::default();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        mae.zero_grads();
+        losses.push(mae.forward_backward(hb, 1.0).unwrap());
+        mae.optimizer_step(&opt, 1e-2, None);
+    }
+    losses.push(mae.forward_loss(hb).unwrap());
+    (losses, mae)
+}
+
+#[test]
+fn training_on_a_fixed_batch_lowers_the_loss() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 4);
+    let (losses, _) = train(&cfg, &hb, 30);
+    println!("losses: {losses:?}");
+    let (first, last) = (losses[0], *losses.last().unwrap());
+    assert!(first.is_finite() && last.is_finite());
+    assert!(last < 0.5 * first, "loss went from {first} to {last}");
+}
+
+#[test]
+fn runs_are_bitwise_deterministic_across_thread_counts() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 3);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let (losses, mae) = train(&cfg, &hb, 3);
+                (losses, mae.params_to_host(), mae.optimizer_state_to_host())
+            })
+    };
+    let (losses_a, params_a, state_a) = run(2);
+    let (losses_b, params_b, state_b) = run(2);
+    let (losses_c, params_c, _) = run(1);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&losses_a), bits(&losses_b));
+    assert_eq!(bits(&params_a), bits(&params_b));
+    assert_eq!(bits(&state_a.m), bits(&state_b.m));
+    assert_eq!(bits(&losses_a), bits(&losses_c));
+    assert_eq!(bits(&params_a), bits(&params_c));
+}
+
+#[test]
+fn gradients_accumulate_with_the_loss_scale() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 2);
+    let mut mae = Mae::new(CpuBackend::new(), cfg, 4).unwrap();
+    mae.init_params(1);
+    mae.zero_grads();
+    let loss = mae.forward_backward(&hb, 1.0).unwrap();
+    let full = mae.grads_to_host();
+    let norm = mae.grad_norm();
+    let direct = full.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
+    assert!((norm - direct).abs() <= 1e-5 * direct, "{norm} vs {direct}");
+    mae.zero_grads();
+    assert!(mae.grads_to_host().iter().all(|&g| g == 0.0));
+    for _ in 0..2 {
+        assert_eq!(mae.forward_backward(&hb, 0.5).unwrap(), loss);
+    }
+    let accumulated = mae.grads_to_host();
+    let max = full.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    for (a, b) in accumulated.iter().zip(&full) {
+        assert!((a - b).abs() <= 1e-6 * max, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn clipping_bounds_the_update_and_reports_the_raw_norm() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 2);
+    let mut mae = Mae::new(CpuBackend::new(), cfg, 2).unwrap();
+    mae.init_params(3);
+    mae.zero_grads();
+    mae.forward_backward(&hb, 100.0).unwrap();
+    let raw = mae.grad_norm();
+    assert!(raw > 1.0, "{raw}");
+    let reported = mae.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
+    assert_eq!(reported, raw);
+    let clipped = mae.grad_norm();
+    assert!(
+        (clipped - 1.0).abs() < 1e-4,
+        "norm after clipping {clipped}"
+    );
+}
+
+#[test]
+fn invalid_batches_and_buffers_are_rejected() {
+    let cfg = nano();
+    let good = signal_batch(&cfg, 2);
+    let mut mae = Mae::new(CpuBackend::new(), cfg.clone(), 2).unwrap();
+    mae.init_params(0);
+    mae.forward_loss(&good).unwrap();
+    let n = cfg.patches_per_lead();
+
+    let expect = |mae: &mut Mae<CpuBackend>, hb: &HostBatch, needle: &str| {
+        let err = mae.forward_backward(hb, 1.0).unwrap_err().to_string();
+        assert!(err.contains(needle), "`{err}` does not mention `{needle}`");
+    };
+    let mut short = good.clone();
+    short.x.pop();
+    expect(&mut mae, &short, "batch.x");
+
+    let mut too_many_masked = good.clone();
+    let row = &mut too_many_masked.patch_mask[..n];
+    let visible = row.iter().position(|&m| m == 0).unwrap();
+    row[visible] = 1;
+    expect(&mut mae, &too_many_masked, "expected 23");
+
+    let mut absent_masked = good.clone();
+    absent_masked.lead_mask[0] = 0;
+    expect(&mut mae, &absent_masked, "absent");
+
+    let mut no_leads = good.clone();
+    no_leads.lead_mask[12..24].fill(0);
+    no_leads.patch_mask[12 * n..24 * n].fill(0);
+    expect(&mut mae, &no_leads, "no present lead");
+
+    let mut bad_flag = good.clone();
+    bad_flag.lead_mask[3] = 2;
+    expect(&mut mae, &bad_flag, "only 0 or 1");
+
+    expect(&mut mae, &signal_batch(&cfg, 3), "max_batch");
+
+    let wrong = vec![0.0; mae.layout().total - 1];
+    assert!(matches!(
+        mae.load_params(&wrong),
+        Err(ModelError::LengthMismatch { what: "params", .. })
+    ));
+    let mut bad_cfg = cfg;
+    bad_cfg.samples = 100;
+    assert!(matches!(
+        Mae::new(CpuBackend::new(), bad_cfg, 1),
+        Err(ModelError::InvalidConfig(_))
+    ));
+}
