@@ -121,7 +121,8 @@ pub struct ProcessedRecord {
 /// One present lead travelling through the stages.
 struct Track {
     slot: usize,
-    raw: Vec<f64>,
+    input: Vec<f64>,
+    raw_len: usize,
     clean: Vec<f64>,
     high: Option<Vec<f64>>,
     missing: Option<Vec<bool>>,
@@ -237,7 +238,8 @@ impl Pipeline {
             let high = self.quality.high_band(&raw);
             tracks.push(Track {
                 slot,
-                raw,
+                input,
+                raw_len: raw.len(),
                 clean,
                 high,
                 missing,
@@ -246,8 +248,8 @@ impl Pipeline {
         if tracks.is_empty() {
             return Err(PreprocessError::AllLeadsMissing);
         }
-        report.resampled_samples = tracks[0].raw.len();
-        let windows = self.cut_windows(&mut tracks, &mut report);
+        report.resampled_samples = tracks[0].raw_len;
+        let windows = self.cut_windows(&mut tracks, rate, &mut report);
         if windows.is_empty() {
             return Err(PreprocessError::AllWindowsFailed {
                 windows: report.hard_failed_windows,
@@ -257,16 +259,28 @@ impl Pipeline {
     }
 
     /// Quality per window, then standardisation, then the window tensors.
-    fn cut_windows(&self, tracks: &mut [Track], report: &mut RecordReport) -> Vec<Window> {
+    fn cut_windows(
+        &self,
+        tracks: &mut [Track],
+        input_rate: f64,
+        report: &mut RecordReport,
+    ) -> Vec<Window> {
         let spans = window_spans(report.resampled_samples, &self.config.window);
+        let to_input = input_rate / self.config.target_rate_hz;
         let verdicts: Vec<_> = spans
             .iter()
             .map(|span| {
                 let range = span.start..span.start + span.n_valid;
+                let n_input = tracks[0].input.len();
+                let input_start =
+                    ((span.start as f64 * to_input).floor() as usize).min(n_input - 1);
+                let input_end =
+                    ((range.end as f64 * to_input).ceil() as usize).clamp(input_start + 1, n_input);
                 let mut leads = [None; N_LEADS];
                 for t in tracks.iter() {
                     leads[t.slot] = Some(self.quality.assess(&LeadWindow {
-                        raw: &t.raw[range.clone()],
+                        input: &t.input[input_start..input_end],
+                        input_rate,
                         clean: &t.clean[range.clone()],
                         high: t.high.as_ref().map(|h| &h[range.clone()]),
                         missing: t.missing.as_ref().map(|m| &m[range.clone()]),

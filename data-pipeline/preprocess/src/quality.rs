@@ -3,15 +3,16 @@
 //! Each check measures a "badness ratio" r that is 1 exactly at its threshold; it raises its flag
 //! bit when r > 1 and scores `clamp(1.5 - r, 0, 1)` (1 while r <= 0.5, 0.5 at the threshold, 0 from
 //! r = 1.5). A lead's score is the minimum of its checks; a window's is the minimum over present
-//! leads. The checks see three views of a lead's window: `raw` (resampled, not band-passed: for
-//! clipping and constant runs), `clean` (band-passed: for flatness and amplitude) and `high`
-//! (a high-pass of raw above `hf_cutoff_hz`: for noise), plus the missing mask.
+//! leads. The checks see four views of a lead's window: `input` (the record's own samples at its
+//! own rate, gaps bridged: for clipping and constant runs, which resampling would smear),
+//! `clean` (resampled and band-passed: for flatness and amplitude), `high` (a high-pass of the
+//! resampled signal above `hf_cutoff_hz`: for noise) and the missing mask.
 //!
 //! | bit | check | ratio r |
 //! |---|---|---|
 //! | 1 | missing | missing fraction / `max_missing_fraction` |
-//! | 2 | flat | max(`flat_min_std` / std(clean), longest constant run of raw / `flat_max_constant_s`) |
-//! | 4 | clipping | fraction of raw samples in runs (>= `clip_min_run`) within `clip_level_tolerance` × range of the max or min, / `max_clip_fraction` |
+//! | 2 | flat | max(`flat_min_std` / std(clean), longest constant run of input / `flat_max_constant_s`) |
+//! | 4 | clipping | fraction of input samples in runs (>= `clip_min_run_s`) within `clip_level_tolerance` × range of the max or min, / `max_clip_fraction` |
 //! | 8 | amplitude | max(p2p(clean) / `max_peak_to_peak`, `min_peak_to_peak` / p2p(clean)) |
 //! | 16 | high-frequency noise | E(high) / (E(high) + E(clean - mean)), / `max_hf_ratio` |
 //!
@@ -45,14 +46,15 @@ pub struct QualityConfig {
     pub hard_fail_missing_fraction: f64,
     /// Standard deviation of the band-passed signal below which a lead is flat.
     pub flat_min_std: f64,
-    /// Longest tolerated run of constant raw samples, seconds.
+    /// Longest tolerated run of constant input samples, seconds.
     pub flat_max_constant_s: f64,
-    /// Consecutive raw samples closer than this are "constant".
+    /// Consecutive input samples closer than this are "constant".
     pub flat_constant_tolerance: f64,
     /// Closeness to the window's max or min counting as "at the rail", as a fraction of the range.
     pub clip_level_tolerance: f64,
-    /// Shortest run of at-the-rail samples that counts as clipping.
-    pub clip_min_run: usize,
+    /// Shortest run of at-the-rail input samples that counts as clipping, seconds (at least 2
+    /// samples).
+    pub clip_min_run_s: f64,
     /// Fraction of clipped samples above which the clipping flag is raised.
     pub max_clip_fraction: f64,
     /// Smallest plausible peak-to-peak amplitude.
@@ -75,8 +77,8 @@ impl Default for QualityConfig {
             flat_min_std: 0.01,
             flat_max_constant_s: 1.0,
             flat_constant_tolerance: 1e-4,
-            clip_level_tolerance: 0.01,
-            clip_min_run: 3,
+            clip_level_tolerance: 0.002,
+            clip_min_run_s: 0.01,
             max_clip_fraction: 0.02,
             min_peak_to_peak: 0.05,
             max_peak_to_peak: 10.0,
@@ -90,11 +92,13 @@ impl Default for QualityConfig {
 /// The views of one lead over one window (all the same length).
 #[derive(Debug, Clone, Copy)]
 pub struct LeadWindow<'a> {
-    /// Resampled, not band-passed.
-    pub raw: &'a [f64],
-    /// Band-passed (or `raw` when there is no band-pass).
+    /// The record's own samples over the window's time span (gaps bridged).
+    pub input: &'a [f64],
+    /// The record's own sampling rate, Hz.
+    pub input_rate: f64,
+    /// Resampled and band-passed (only resampled when there is no band-pass).
     pub clean: &'a [f64],
-    /// High-passed raw, when the noise check is active.
+    /// High-passed resampled signal, when the noise check is active.
     pub high: Option<&'a [f64]>,
     /// Missing samples, when the lead had any.
     pub missing: Option<&'a [bool]>,
@@ -122,11 +126,10 @@ pub struct WindowQuality {
     pub hard_fail: bool,
 }
 
-/// Runs the checks at one sampling rate.
+/// Runs the checks on signals resampled to one rate.
 #[derive(Debug, Clone)]
 pub struct QualityChecker {
     config: QualityConfig,
-    rate: f64,
     high_pass: Option<SosFilter>,
 }
 
@@ -139,14 +142,10 @@ impl QualityChecker {
         } else {
             None
         };
-        Ok(Self {
-            config,
-            rate,
-            high_pass,
-        })
+        Ok(Self { config, high_pass })
     }
 
-    /// The high-passed copy of a whole raw lead, or `None` when the noise check is off.
+    /// The high-passed copy of a whole resampled lead, or `None` when the noise check is off.
     pub fn high_band(&self, raw: &[f64]) -> Option<Vec<f64>> {
         self.high_pass.as_ref().map(|filter| {
             let mut high = raw.to_vec();
@@ -158,15 +157,17 @@ impl QualityChecker {
     /// Checks one lead over one window.
     pub fn assess(&self, view: &LeadWindow) -> LeadQuality {
         let c = &self.config;
-        let n = view.raw.len().max(1) as f64;
+        let n = view.clean.len().max(1) as f64;
         let missing = view
             .missing
             .map_or(0.0, |m| m.iter().filter(|&&b| b).count() as f64 / n);
         let (mean, std, p2p) = summary(view.clean);
-        let constant_run = longest_constant_run(view.raw, c.flat_constant_tolerance) as f64;
-        let flat = (c.flat_min_std / std).max(constant_run / (c.flat_max_constant_s * self.rate));
-        let clipping = clipped_fraction(view.raw, c.clip_level_tolerance, c.clip_min_run)
-            / c.max_clip_fraction;
+        let constant_run = longest_constant_run(view.input, c.flat_constant_tolerance) as f64;
+        let flat =
+            (c.flat_min_std / std).max(constant_run / (c.flat_max_constant_s * view.input_rate));
+        let min_run = ((c.clip_min_run_s * view.input_rate).round() as usize).max(2);
+        let clipping =
+            clipped_fraction(view.input, c.clip_level_tolerance, min_run) / c.max_clip_fraction;
         let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
         let noise = view.high.map_or(0.0, |high| {
             let e_high: f64 = high.iter().map(|v| v * v).sum();

@@ -1,0 +1,166 @@
+//! Quality flags fire on synthetic bad signals (flat, clipped, NaN, noisy, huge) and stay quiet on
+//! a clean ECG-like signal; the hard-fail rule quarantines records with nothing usable.
+
+mod common;
+
+use common::{ecg_like, Rng};
+use ecgfm_preprocess::quality::{
+    FLAG_AMPLITUDE, FLAG_CLIPPING, FLAG_FLAT, FLAG_HF_NOISE, FLAG_MISSING,
+};
+use ecgfm_preprocess::{
+    Pipeline, PipelineConfig, PreprocessError, ProcessedRecord, STANDARD_LEADS,
+};
+
+const RATE: f64 = 500.0;
+const N: usize = 5000;
+
+/// A clean 12-lead record: ECG-like waves with per-lead gain, slight wander and noise.
+fn clean_record(seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = Rng::new(seed);
+    (0..12)
+        .map(|lead| {
+            let gain = 0.5 + 0.1 * lead as f64;
+            let wander = 0.1 + 0.05 * rng.uniform();
+            ecg_like(N, RATE, gain)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let t = i as f64 / RATE;
+                    v + wander * (2.0 * std::f64::consts::PI * 0.2 * t).sin() + 0.005 * rng.normal()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn run(record: &[Vec<f64>]) -> Result<ProcessedRecord, PreprocessError> {
+    run_with(record, PipelineConfig::default())
+}
+
+fn run_with(
+    record: &[Vec<f64>],
+    config: PipelineConfig,
+) -> Result<ProcessedRecord, PreprocessError> {
+    Pipeline::new(config)
+        .unwrap()
+        .process(RATE, &STANDARD_LEADS, record)
+}
+
+/// Flags of lead `lead` in the only window.
+fn flags_of(out: &ProcessedRecord, lead: usize) -> u8 {
+    assert_eq!(out.windows.len(), 1);
+    out.windows[0].quality_flags[lead]
+}
+
+#[test]
+fn clean_ecg_raises_no_flag_and_scores_one() {
+    let out = run(&clean_record(1)).unwrap();
+    let w = &out.windows[0];
+    assert_eq!(w.quality_flags, [0; 12], "flags on a clean record");
+    assert_eq!(w.quality_score, 1.0);
+    assert!(!w.hard_fail);
+}
+
+#[test]
+fn flat_lead_is_flagged_flat_and_lowers_the_window_score() {
+    let mut record = clean_record(2);
+    record[3] = vec![0.2; N];
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 3) & FLAG_FLAT, 0);
+    assert!(out.windows[0].quality_score < 0.5);
+    assert!((0..12).filter(|&l| l != 3).all(|l| flags_of(&out, l) == 0));
+    assert!(!out.windows[0].hard_fail);
+}
+
+#[test]
+fn tiny_noise_only_lead_is_flat() {
+    let mut record = clean_record(3);
+    let mut rng = Rng::new(9);
+    record[0] = (0..N).map(|_| 0.001 * rng.normal()).collect();
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 0) & FLAG_FLAT, 0);
+}
+
+#[test]
+fn clipped_lead_is_flagged() {
+    let mut record = clean_record(4);
+    record[6] = ecg_like(N, RATE, 2.0)
+        .iter()
+        .map(|v| v.clamp(-0.25, 0.6))
+        .collect();
+    let out = run(&record).unwrap();
+    assert_ne!(
+        flags_of(&out, 6) & FLAG_CLIPPING,
+        0,
+        "{:?}",
+        out.windows[0].quality_flags
+    );
+    assert_eq!(flags_of(&out, 7) & FLAG_CLIPPING, 0);
+}
+
+#[test]
+fn missing_samples_are_flagged_and_zeroed() {
+    let mut record = clean_record(5);
+    record[1][1000..1600].iter_mut().for_each(|v| *v = f64::NAN);
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 1) & FLAG_MISSING, 0);
+    let w = &out.windows[0];
+    let row = &w.signal[2500..5000];
+    assert!(row[510..790].iter().all(|&v| v == 0.0));
+    assert!(row.iter().all(|v| v.is_finite()));
+    assert!(row[..490].iter().any(|&v| v != 0.0));
+    assert!(!w.hard_fail);
+}
+
+#[test]
+fn broadband_noise_is_flagged_as_high_frequency() {
+    let mut record = clean_record(6);
+    let mut rng = Rng::new(11);
+    record[9].iter_mut().for_each(|v| *v += 0.5 * rng.normal());
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 9) & FLAG_HF_NOISE, 0);
+    assert_eq!(flags_of(&out, 8), 0);
+}
+
+#[test]
+fn implausible_amplitude_is_flagged() {
+    let mut record = clean_record(7);
+    record[10] = ecg_like(N, RATE, 12.0);
+    record[11] = ecg_like(N, RATE, 0.02);
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 10) & FLAG_AMPLITUDE, 0);
+    assert_ne!(flags_of(&out, 11) & FLAG_AMPLITUDE, 0);
+}
+
+#[test]
+fn all_leads_flat_is_a_hard_fail() {
+    let record = vec![vec![0.0; N]; 12];
+    match run(&record) {
+        Err(PreprocessError::AllWindowsFailed { windows: 1 }) => {}
+        other => panic!("expected quarantine, got {other:?}"),
+    }
+    let keep = PipelineConfig {
+        drop_hard_failed_windows: false,
+        ..PipelineConfig::default()
+    };
+    let out = run_with(&record, keep).unwrap();
+    assert!(out.windows[0].hard_fail);
+    assert_eq!(out.windows[0].quality_score, 0.0);
+}
+
+#[test]
+fn entirely_missing_lead_is_absent_not_flagged() {
+    let mut record = clean_record(8);
+    record[4] = vec![f64::NAN; N];
+    let out = run(&record).unwrap();
+    assert!(!out.windows[0].lead_mask[4]);
+    assert_eq!(out.report.empty_leads, vec!["aVL".to_string()]);
+    assert_eq!(out.windows[0].quality_flags[4], 0);
+    assert_eq!(out.windows[0].quality_score, 1.0);
+}
+
+#[test]
+fn all_missing_record_is_quarantined() {
+    let record = vec![vec![f64::NAN; N]; 12];
+    assert_eq!(run(&record).unwrap_err(), PreprocessError::AllLeadsMissing);
+}
