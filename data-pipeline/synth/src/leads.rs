@@ -26,6 +26,16 @@ const DOWER: [[f32; 3]; 8] = [
     [0.831, 0.076, 0.230],
 ];
 
+/// Length of the heart vector `v` as seen on the surface: the norm of its eight independent
+/// lead values.
+pub(crate) fn surface_magnitude(v: [f32; 3]) -> f32 {
+    DOWER
+        .iter()
+        .map(|row| (row[0] * v[0] + row[1] * v[1] + row[2] * v[2]).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
 /// Projects the traces held in [`DIPOLE_ROWS`] of `signal` (12 rows of `samples`) onto the rows of
 /// the independent leads, replacing their contents.
 pub(crate) fn project(signal: &mut [f32], samples: usize) {

@@ -6,6 +6,7 @@
 //! posterior-superior, and the Dower lead matrix turns them into the familiar 12-lead pattern.
 
 use crate::condition::Condition;
+use crate::leads::surface_magnitude;
 use crate::rng::Rng;
 use crate::wave::{Wave, WaveSet};
 
@@ -124,7 +125,7 @@ impl Morphology {
                 for wave in [q, r, s, t] {
                     ventricular.push(wave);
                 }
-                ectopic = ectopic_complex(amplitude, rng);
+                ectopic = ectopic_complex(r.vector, rng);
             }
             Condition::WideQrs => {
                 ventricular = if rng.chance(0.5) {
@@ -154,26 +155,23 @@ impl Morphology {
     }
 }
 
-/// A PVC from one ectopic focus: a broad main deflection in a random direction, a notch, and a
-/// large discordant T wave.
-fn ectopic_complex(amplitude: f32, rng: &mut Rng) -> WaveSet {
+/// A PVC from one ectopic focus: a broad main deflection in a random direction, as large on the
+/// surface leads as 1-1.6 times the sinus R wave `sinus_r`, a notch, and a discordant T wave.
+fn ectopic_complex(sinus_r: [f32; 3], rng: &mut Rng) -> WaveSet {
     let main = random_direction(rng);
     let notch = random_direction(rng);
+    let size = surface_magnitude(sinus_r) / surface_magnitude(main) * u(rng, 1.0, 1.6);
     let mut set = WaveSet::new();
-    set.push(Wave::fixed(
-        0.0,
-        u(rng, 0.028, 0.038),
-        scale(main, amplitude * u(rng, 1.0, 1.6)),
-    ));
+    set.push(Wave::fixed(0.0, u(rng, 0.032, 0.042), scale(main, size)));
     set.push(Wave::fixed(
         u(rng, 0.03, 0.05),
         u(rng, 0.02, 0.03),
-        scale(notch, amplitude * u(rng, 0.3, 0.7)),
+        scale(notch, size * u(rng, 0.2, 0.4)),
     ));
     set.push(Wave::fixed(
         u(rng, 0.26, 0.32),
         u(rng, 0.055, 0.07),
-        scale(main, -amplitude * u(rng, 0.25, 0.45)),
+        scale(main, -size * u(rng, 0.2, 0.4)),
     ));
     set
 }

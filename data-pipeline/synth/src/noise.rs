@@ -83,7 +83,9 @@ pub(crate) fn add_noise(
     samples: usize,
 ) {
     let wander = config.baseline_wander_mv as f64 * rng.uniform(0.5, 1.5);
-    let mains = config.powerline_mv as f64 * rng.uniform(0.5, 1.5);
+    let representable = (config.powerline_hz as f64) < fs / 2.0;
+    let mains =
+        config.powerline_mv as f64 * rng.uniform(0.5, 1.5) * if representable { 1.0 } else { 0.0 };
     let muscle = config.muscle_mv as f64 * rng.uniform(0.5, 1.5);
     let drift_hz = [rng.uniform(0.01, 0.1), rng.uniform(0.01, 0.1)];
     let tone_hz = [

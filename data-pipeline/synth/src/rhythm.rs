@@ -84,7 +84,7 @@ impl Rhythm {
         }
         let jitter = rng.uniform(0.002, 0.008);
         let af_variation =
-            (condition == Condition::AtrialFibrillation).then(|| rng.uniform(0.15, 0.3));
+            (condition == Condition::AtrialFibrillation).then(|| rng.uniform(0.18, 0.35));
         let pvc = (condition == Condition::PrematureVentricular)
             .then(|| (rng.uniform(0.1, 0.35), rng.uniform(0.5, 0.7)));
         Rhythm {
