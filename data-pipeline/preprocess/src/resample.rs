@@ -219,18 +219,18 @@ fn odd_extend(x: &[f64], pad: usize) -> Vec<f64> {
     out
 }
 
-/// Dot product with four independent accumulators (fixed order, so deterministic).
+/// Dot product with eight independent accumulators (fixed order, so deterministic).
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..4 {
+        for i in 0..8 {
             acc[i] += x[i] * y[i];
         }
     }
     let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 fn sinc(x: f64) -> f64 {

@@ -80,19 +80,23 @@ impl SosFilter {
         ext
     }
 
-    /// Runs the cascade in place, section by section, from the steady state scaled by `level`.
+    /// Runs the cascade in place from the steady state scaled by `level`. All sections advance
+    /// together sample by sample, so their recurrences overlap in the CPU pipeline.
     fn run(&self, x: &mut [f64], level: f64) {
-        for (s, steady) in self.sections.iter().zip(&self.steady) {
-            let [b0, b1, b2] = s.b;
-            let [_, a1, a2] = s.a;
-            let (mut z1, mut z2) = (steady[0] * level, steady[1] * level);
-            for v in x.iter_mut() {
-                let input = *v;
-                let y = b0 * input + z1;
-                z1 = b1 * input - a1 * y + z2;
-                z2 = b2 * input - a2 * y;
-                *v = y;
+        let mut state: Vec<[f64; 2]> = self
+            .steady
+            .iter()
+            .map(|s| [s[0] * level, s[1] * level])
+            .collect();
+        for v in x.iter_mut() {
+            let mut signal = *v;
+            for (s, z) in self.sections.iter().zip(state.iter_mut()) {
+                let y = s.b[0] * signal + z[0];
+                z[0] = s.b[1] * signal - s.a[1] * y + z[1];
+                z[1] = s.b[2] * signal - s.a[2] * y;
+                signal = y;
             }
+            *v = signal;
         }
     }
 }
