@@ -229,3 +229,33 @@ fn elementwise_helpers_compute_what_they_say() {
         "fill wrote before its offset"
     );
 }
+
+#[test]
+fn gelu_matches_the_exact_erf_formula_in_f64() {
+    let be = CpuBackend::new();
+    let n = 20001;
+    let x: Vec<f32> = (0..n)
+        .map(|i| -14.0 + 28.0 * i as f32 / (n - 1) as f32)
+        .collect();
+    let (mut out, mut grad) = (padded(&vec![0.0; n]), padded(&vec![0.0; n]));
+    be.gelu_forward(vm(&mut out), v(&padded(&x)), n);
+    be.gelu_backward(vm(&mut grad), v(&padded(&x)), v(&padded(&vec![1.0; n])), n);
+    for (i, &xi) in x.iter().enumerate() {
+        let xd = xi as f64;
+        let cdf = 0.5 * libm::erfc(-xd / std::f64::consts::SQRT_2);
+        let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let (want, want_grad) = (xd * cdf, cdf + xd * pdf);
+        let (got, got_grad) = (out[common::PAD + i] as f64, grad[common::PAD + i] as f64);
+        // ~3 ulp, plus the f32 rounding of x^2 inside exp(-x^2 / 2), which grows with x^2 and
+        // only matters in the negative tail where gelu is tiny.
+        let rel = 4e-7 + 6e-8 * xd * xd;
+        assert!(
+            (got - want).abs() <= rel * want.abs() + 1e-37,
+            "gelu({xi}) = {got}, want {want}"
+        );
+        assert!(
+            (got_grad - want_grad).abs() <= 4e-7,
+            "gelu'({xi}) = {got_grad}, want {want_grad}"
+        );
+    }
+}

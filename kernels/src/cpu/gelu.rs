@@ -1,18 +1,79 @@
 //! Exact (erf) GELU: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
 //! dy/dx = Phi(x) + x * phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+//!
+//! Phi comes from erfc, evaluated branch-free so that the loops auto-vectorise:
+//! erfc(y) = t exp(-y^2) P(t) with t = 1 / (1 + y / 2), y = |x| / sqrt 2 >= 0, where P is a
+//! degree-10 polynomial fitted for this crate (Chebyshev least squares of erfcx(y) / t over
+//! t in (0, 1]; relative error of erfc below 5e-9 in exact arithmetic). exp(-y^2) = exp(-x^2 / 2)
+//! is the same factor as in phi, so forward and backward each need one exponential.
+//! Measured against f64 erf: relative error of gelu below 4e-7 + 6e-8 x^2 (tests/reference.rs).
 
 use super::par::CHUNK;
 use rayon::prelude::*;
 
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+/// P(t) coefficients, constant term first.
+const ERFC_P: [f32; 11] = [
+    0.282_094_8,
+    0.282_093_74,
+    0.246_884_67,
+    0.175_316_29,
+    0.093_457_15,
+    -0.059_189_64,
+    0.132_134_58,
+    -0.454_932_22,
+    0.493_678_35,
+    -0.234_735_53,
+    0.043_197_83,
+];
+
+/// exp(z) for z <= 0, branch-free: z = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-7 Taylor
+/// polynomial (relative error < 6e-9), scaled by 2^n through the exponent bits. Returns 0 below
+/// -87 (where the result would leave the normal f32 range).
+#[inline(always)]
+fn exp_nonpositive(z: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let zc = z.max(-87.0);
+    // Round to nearest by adding and removing 1.5 * 2^23 (exact for |v| < 2^22); unlike
+    // `round_ties_even` this needs no SSE4.1, so it vectorises on baseline x86-64.
+    const ROUND: f32 = 12_582_912.0;
+    let n = (zc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (zc - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if z < -87.0 {
+        0.0
+    } else {
+        p * scale
+    }
 }
 
-fn gelu_grad(x: f32) -> f32 {
-    let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
-    cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+/// (Phi(x), exp(-x^2 / 2)).
+#[inline(always)]
+fn normal_cdf(x: f32) -> (f32, f32) {
+    let y = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * y);
+    let mut p = ERFC_P[10];
+    for &c in ERFC_P[..10].iter().rev() {
+        p = p * t + c;
+    }
+    let e = exp_nonpositive(-0.5 * x * x);
+    let half_erfc = 0.5 * t * e * p;
+    let cdf = if x >= 0.0 { 1.0 - half_erfc } else { half_erfc };
+    (cdf, e)
 }
 
 /// out (n) = gelu(inp).
@@ -20,7 +81,11 @@ pub(crate) fn forward(out: &mut [f32], inp: &[f32], n: usize) {
     out[..n]
         .par_chunks_mut(CHUNK)
         .zip(inp[..n].par_chunks(CHUNK))
-        .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = gelu(x)));
+        .for_each(|(o, x)| {
+            o.iter_mut()
+                .zip(x)
+                .for_each(|(o, &x)| *o = x * normal_cdf(x).0)
+        });
 }
 
 /// dinp (n) += dout * gelu'(inp).
@@ -31,7 +96,8 @@ pub(crate) fn backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
         .zip(dout[..n].par_chunks(CHUNK))
         .for_each(|((dx, x), dy)| {
             for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                *dx += dy * gelu_grad(x);
+                let (cdf, e) = normal_cdf(x);
+                *dx += dy * (cdf + x * FRAC_1_SQRT_2PI * e);
             }
         });
 }

@@ -131,22 +131,22 @@ pub(crate) unsafe fn gemm_st(
     );
 }
 
-/// Output tile rows: a function of the shape only, never of the thread count.
-fn tile_rows(m: usize) -> usize {
-    if m >= 1024 {
-        128
-    } else {
-        64
-    }
-}
+/// Tiles wanted per parallel gemm, so that small outputs (e.g. weight gradients) still spread
+/// over the threads with little imbalance.
+const TARGET_TILES: usize = 16;
 
-/// Output tile columns: a function of the shape only.
-fn tile_cols(n: usize) -> usize {
-    if n <= 384 {
-        n.max(1)
-    } else {
-        256
-    }
+/// Widest output tile: keeps the packed right-hand side of one tile cache-sized.
+const MAX_TILE_COLS: usize = 512;
+
+/// Output tile (rows, columns): a function of the shape only, never of the thread count, so each
+/// tile's single-threaded gemm (and its summation order) is the same on any pool.
+fn tile_shape(m: usize, n: usize) -> (usize, usize) {
+    let tm = if m >= 1024 { 128 } else { 64 };
+    let col_splits = TARGET_TILES
+        .div_ceil(m.div_ceil(tm))
+        .max(n.div_ceil(MAX_TILE_COLS));
+    let tn = n.div_ceil(col_splits).next_multiple_of(16).max(32);
+    (tm, tn)
 }
 
 /// Parallel [`gemm_st`] over fixed output tiles; `epilogue(r0, r1, c0, c1)` runs on each finished
@@ -164,7 +164,7 @@ pub(crate) unsafe fn gemm_par(
     rhs: MatRef,
     epilogue: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
-    let (tm, tn) = (tile_rows(m), tile_cols(n));
+    let (tm, tn) = tile_shape(m, n);
     let (bm, bn) = (m.div_ceil(tm), n.div_ceil(tn));
     (0..bm * bn).into_par_iter().for_each(|tile| {
         let (r0, c0) = ((tile / bn) * tm, (tile % bn) * tn);

@@ -1,0 +1,130 @@
+//! Per-op timings of the CPU backend at the `tiny` preset's encoder shapes (B = 32 samples of
+//! 12 leads x 7 visible patches, D = 192, H = 3): `cargo run --release -p ecgfm-kernels --example ops`.
+//! Each figure is the fastest of a few runs, so other work on the machine inflates it less.
+
+use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
+use std::time::Instant;
+
+fn best_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let be = CpuBackend::new();
+    let (seqs, d, heads) = (32usize, 192usize, 3usize);
+    let t = seqs * 84;
+    let m = 4 * d;
+    let filled = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0)
+            .collect()
+    };
+    let cu: Vec<u32> = (0..=seqs as u32).map(|b| b * 84).collect();
+    let dims = AttnDims {
+        seqs,
+        tokens: t,
+        width: d,
+        heads,
+    };
+    let (x, w_fc1, qkv, dout) = (
+        filled(t * d),
+        filled(m * d),
+        filled(t * 3 * d),
+        filled(t * d),
+    );
+    let (ln_w, ln_b) = (filled(d), filled(d));
+    let (mut h, mut big, mut big2) = (be.alloc(t * d), be.alloc(t * m), be.alloc(t * m));
+    let (mut mean, mut rstd, mut lse) = (be.alloc(t), be.alloc(t), be.alloc(t * heads));
+    let (mut grads, mut dqkv, mut dx) = (be.alloc(m * d + m), be.alloc(t * 3 * d), be.alloc(t * d));
+
+    let fc1 = best_ms(|| {
+        be.matmul_forward(
+            (&mut big).into(),
+            (&x).into(),
+            (&w_fc1).into(),
+            None,
+            t,
+            d,
+            m,
+        )
+    });
+    let fc1_back = best_ms(|| {
+        be.matmul_backward(
+            Some((&mut dx).into()),
+            (&mut grads).into(),
+            Some(m * d),
+            (&big).into(),
+            (&x).into(),
+            (&w_fc1).into(),
+            t,
+            d,
+            m,
+        )
+    });
+    let gelu = best_ms(|| be.gelu_forward((&mut big2).into(), (&big).into(), t * m));
+    let gelu_back =
+        best_ms(|| be.gelu_backward((&mut big2).into(), (&big).into(), (&big).into(), t * m));
+    let ln = best_ms(|| {
+        be.layernorm_forward(
+            (&mut h).into(),
+            (&mut mean).into(),
+            (&mut rstd).into(),
+            (&x).into(),
+            (&ln_w).into(),
+            (&ln_b).into(),
+            t,
+            d,
+        )
+    });
+    let ln_back = best_ms(|| {
+        be.layernorm_backward(
+            (&mut dx).into(),
+            (&mut grads).into(),
+            d,
+            (&dout).into(),
+            (&x).into(),
+            (&ln_w).into(),
+            (&mean).into(),
+            (&rstd).into(),
+            t,
+            d,
+        )
+    });
+    let attn = best_ms(|| {
+        be.attention_forward(
+            (&mut h).into(),
+            (&mut lse).into(),
+            (&qkv).into(),
+            (&cu).into(),
+            dims,
+        )
+    });
+    let attn_back = best_ms(|| {
+        be.attention_backward(
+            (&mut dqkv).into(),
+            (&dout).into(),
+            (&qkv).into(),
+            (&h).into(),
+            (&lse).into(),
+            (&cu).into(),
+            dims,
+        )
+    });
+    let fc1_gflops = 2.0 * (t * d * m) as f64 / fc1 / 1e6;
+    println!("T = {t}, D = {d}, M = {m}, H = {heads}");
+    println!("fc1 forward      {fc1:8.2} ms ({fc1_gflops:.1} GFLOP/s)");
+    println!("fc1 backward     {fc1_back:8.2} ms");
+    println!("gelu forward     {gelu:8.2} ms");
+    println!("gelu backward    {gelu_back:8.2} ms");
+    println!("layernorm fwd    {ln:8.2} ms");
+    println!("layernorm bwd    {ln_back:8.2} ms");
+    println!("attention fwd    {attn:8.2} ms");
+    println!("attention bwd    {attn_back:8.2} ms");
+}
