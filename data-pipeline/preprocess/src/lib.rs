@@ -13,26 +13,28 @@
 //!
 //! Every setting lives in [`PipelineConfig`] (serde, with defaults) so the ingest can record it in
 //! the dataset manifest (see docs/dataset-format.md). Depends only on serde, thiserror and
-//! num-complex. Start reading at `pipeline.rs`; the tests in `tests/` compare the filters with scipy.
+//! num-complex. Start reading at `pipeline.rs` (settings in `config.rs`, outputs in `record.rs`); the tests in `tests/` compare the filters with scipy.
 
 pub mod butterworth;
+pub mod config;
 pub mod error;
 pub mod gaps;
 pub mod leads;
 pub mod pipeline;
 pub mod quality;
+pub mod record;
 pub mod resample;
 pub mod sample;
 pub mod sos;
 pub mod standardize;
 pub mod windowing;
 
+pub use config::{BandPassConfig, PipelineConfig};
 pub use error::PreprocessError;
 pub use leads::{map_leads, standard_lead_index, DropReason, DroppedLead, N_LEADS, STANDARD_LEADS};
-pub use pipeline::{
-    BandPassConfig, Pipeline, PipelineConfig, ProcessedRecord, RecordReport, Window,
-};
+pub use pipeline::Pipeline;
 pub use quality::QualityConfig;
+pub use record::{ProcessedRecord, RecordReport, Window};
 pub use resample::{Resampler, ResamplerConfig};
 pub use sample::Sample;
 pub use standardize::{Standardization, StandardizeConfig};

@@ -5,118 +5,19 @@
 //! dataset manifest) and call [`Pipeline::process`] per record, from any number of threads.
 
 use crate::butterworth::butter_bandpass;
+use crate::config::PipelineConfig;
 use crate::error::PreprocessError;
 use crate::gaps::{fill_gaps, GapFill};
-use crate::leads::{map_leads, DroppedLead, N_LEADS};
-use crate::quality::{combine, LeadWindow, QualityChecker, QualityConfig};
-use crate::resample::{Resampler, ResamplerConfig};
+use crate::leads::{map_leads, N_LEADS};
+use crate::quality::{combine, LeadWindow, QualityChecker};
+use crate::record::{ProcessedRecord, RecordReport, Window};
+use crate::resample::Resampler;
 use crate::sample::Sample;
 use crate::sos::SosFilter;
-use crate::standardize::{standardize, StandardizeConfig};
-use crate::windowing::{window_spans, WindowConfig};
-use serde::{Deserialize, Serialize};
+use crate::standardize::standardize;
+use crate::windowing::window_spans;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// Zero-phase Butterworth band-pass settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BandPassConfig {
-    /// Lower edge, Hz.
-    pub low_hz: f64,
-    /// Upper edge, Hz.
-    pub high_hz: f64,
-    /// Butterworth order N as in `scipy.signal.butter(N, [low, high], 'bandpass')` (2N poles),
-    /// applied forward and backward.
-    pub order: usize,
-}
-
-impl Default for BandPassConfig {
-    fn default() -> Self {
-        Self {
-            low_hz: 0.67,
-            high_hz: 40.0,
-            order: 2,
-        }
-    }
-}
-
-/// Every preprocessing setting.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PipelineConfig {
-    /// Output sampling rate, Hz.
-    pub target_rate_hz: f64,
-    /// Resampling filter.
-    pub resampler: ResamplerConfig,
-    /// Band-pass at the target rate; `None` disables it.
-    pub band_pass: Option<BandPassConfig>,
-    /// Standardisation.
-    pub standardize: StandardizeConfig,
-    /// Windowing.
-    pub window: WindowConfig,
-    /// Quality thresholds.
-    pub quality: QualityConfig,
-    /// Leave out windows that fail the hard quality rule (the record is quarantined when all do).
-    pub drop_hard_failed_windows: bool,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self {
-            target_rate_hz: 250.0,
-            resampler: ResamplerConfig::default(),
-            band_pass: Some(BandPassConfig::default()),
-            standardize: StandardizeConfig::default(),
-            window: WindowConfig::default(),
-            quality: QualityConfig::default(),
-            drop_hard_failed_windows: true,
-        }
-    }
-}
-
-/// One output window, ready for a dataset row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Window {
-    /// Position of the window among the record's windows (counting dropped ones), from 0.
-    pub window_index: usize,
-    /// First sample of the window in the resampled record.
-    pub start_sample: usize,
-    /// Valid samples; the rest of each lead row is zero padding.
-    pub n_valid: usize,
-    /// Presence of each standard lead.
-    pub lead_mask: [bool; N_LEADS],
-    /// `(12, window_samples)` lead-major; absent leads, padding and missing samples are 0.
-    pub signal: Vec<f32>,
-    /// Minimum lead score over present leads.
-    pub quality_score: f32,
-    /// Per-lead flag bits (see [`crate::quality`]).
-    pub quality_flags: [u8; N_LEADS],
-    /// Every present lead is flat or mostly missing (only seen when such windows are kept).
-    pub hard_fail: bool,
-}
-
-/// What happened to a record besides its windows.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RecordReport {
-    /// Source leads that map to no standard lead, or duplicate one.
-    pub dropped_leads: Vec<DroppedLead>,
-    /// Mapped source leads left out because every sample is missing.
-    pub empty_leads: Vec<String>,
-    /// Samples per lead after resampling.
-    pub resampled_samples: usize,
-    /// Windows left out by the hard quality rule.
-    pub hard_failed_windows: usize,
-}
-
-/// The result for one record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessedRecord {
-    /// The kept windows, in order.
-    pub windows: Vec<Window>,
-    /// The report.
-    pub report: RecordReport,
-}
 
 /// One present lead travelling through the stages.
 struct Track {
@@ -177,30 +78,7 @@ impl Pipeline {
         lead_names: &[S],
         signals: &[L],
     ) -> Result<ProcessedRecord, PreprocessError> {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(PreprocessError::InvalidSamplingRate(rate));
-        }
-        if lead_names.len() != signals.len() {
-            return Err(PreprocessError::LeadCountMismatch {
-                names: lead_names.len(),
-                signals: signals.len(),
-            });
-        }
-        let n = signals.first().map_or(0, |s| s.as_ref().len());
-        if let Some((lead, s)) = signals
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.as_ref().len() != n)
-        {
-            return Err(PreprocessError::LeadLengthMismatch {
-                lead,
-                expected: n,
-                found: s.as_ref().len(),
-            });
-        }
-        if n == 0 {
-            return Err(PreprocessError::EmptyRecord);
-        }
+        check_shape(rate, lead_names.len(), signals)?;
         let mapping = map_leads(lead_names);
         if mapping.source_of.iter().all(Option::is_none) {
             return Err(PreprocessError::NoKnownLeads(
@@ -215,35 +93,17 @@ impl Pipeline {
         let mut tracks = Vec::new();
         for (slot, source) in mapping.source_of.iter().enumerate() {
             let Some(source) = *source else { continue };
-            let mut input: Vec<f64> = signals[source]
+            let input: Vec<f64> = signals[source]
                 .as_ref()
                 .iter()
                 .map(|v| v.to_f64())
                 .collect();
-            let missing = match fill_gaps(&mut input) {
-                GapFill::Complete => None,
-                GapFill::Filled(mask) => Some(resampler.resample_mask(&mask)),
-                GapFill::AllMissing => {
-                    report
-                        .empty_leads
-                        .push(lead_names[source].as_ref().to_string());
-                    continue;
-                }
-            };
-            let raw = resampler.resample(&input);
-            let clean = match &self.band_pass {
-                Some(filter) => filter.filtfilt(&raw),
-                None => raw.clone(),
-            };
-            let high = self.quality.high_band(&raw);
-            tracks.push(Track {
-                slot,
-                input,
-                raw_len: raw.len(),
-                clean,
-                high,
-                missing,
-            });
+            match self.prepare_track(slot, input, &resampler) {
+                Some(track) => tracks.push(track),
+                None => report
+                    .empty_leads
+                    .push(lead_names[source].as_ref().to_string()),
+            }
         }
         if tracks.is_empty() {
             return Err(PreprocessError::AllLeadsMissing);
@@ -256,6 +116,34 @@ impl Pipeline {
             });
         }
         Ok(ProcessedRecord { windows, report })
+    }
+
+    /// Bridges gaps, resamples, band-passes and high-passes one lead; `None` when it is all missing.
+    fn prepare_track(
+        &self,
+        slot: usize,
+        mut input: Vec<f64>,
+        resampler: &Resampler,
+    ) -> Option<Track> {
+        let missing = match fill_gaps(&mut input) {
+            GapFill::Complete => None,
+            GapFill::Filled(mask) => Some(resampler.resample_mask(&mask)),
+            GapFill::AllMissing => return None,
+        };
+        let raw = resampler.resample(&input);
+        let clean = match &self.band_pass {
+            Some(filter) => filter.filtfilt(&raw),
+            None => raw.clone(),
+        };
+        let high = self.quality.high_band(&raw);
+        Some(Track {
+            slot,
+            input,
+            raw_len: raw.len(),
+            clean,
+            high,
+            missing,
+        })
     }
 
     /// Quality per window, then standardisation, then the window tensors.
@@ -345,4 +233,37 @@ impl Pipeline {
         cache.insert(rate.to_bits(), Arc::clone(&built));
         Ok(built)
     }
+}
+
+/// Rejects an invalid rate, a names/signals count mismatch, unequal lengths and empty records.
+fn check_shape<T, L: AsRef<[T]>>(
+    rate: f64,
+    names: usize,
+    signals: &[L],
+) -> Result<(), PreprocessError> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(PreprocessError::InvalidSamplingRate(rate));
+    }
+    if names != signals.len() {
+        return Err(PreprocessError::LeadCountMismatch {
+            names,
+            signals: signals.len(),
+        });
+    }
+    let n = signals.first().map_or(0, |s| s.as_ref().len());
+    if let Some((lead, s)) = signals
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.as_ref().len() != n)
+    {
+        return Err(PreprocessError::LeadLengthMismatch {
+            lead,
+            expected: n,
+            found: s.as_ref().len(),
+        });
+    }
+    if n == 0 {
+        return Err(PreprocessError::EmptyRecord);
+    }
+    Ok(())
 }
