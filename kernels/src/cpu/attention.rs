@@ -8,6 +8,7 @@
 //! Tasks write disjoint (rows, head columns) regions, and tiles are visited in a fixed order, so
 //! results are bitwise independent of the thread count.
 
+use super::fastmath;
 use super::sgemm::{gemm_st, MatMut, MatRef};
 use crate::backend::AttnDims;
 use rayon::prelude::*;
@@ -104,11 +105,9 @@ pub(crate) fn forward(
                     );
                     for (i, row) in s.chunks_mut(len).enumerate() {
                         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                        let mut sum = 0f32;
-                        for x in row.iter_mut() {
-                            *x = (*x - max).exp();
-                            sum += *x;
-                        }
+                        row.iter_mut()
+                            .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
+                        let sum: f32 = row.iter().sum();
                         let inv = 1.0 / sum;
                         row.iter_mut().for_each(|x| *x *= inv);
                         *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
@@ -203,7 +202,7 @@ pub(crate) fn backward(
                             &mut ds[i * len..(i + 1) * len],
                         );
                         for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
-                            *pv = (*pv - l).exp();
+                            *pv = fastmath::exp_nonpositive(*pv - l);
                             *dv = *pv * (*dv - di);
                         }
                     }

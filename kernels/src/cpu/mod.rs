@@ -4,6 +4,7 @@
 mod adamw;
 mod attention;
 mod elementwise;
+mod fastmath;
 mod gelu;
 mod layernorm;
 mod loss;
