@@ -49,7 +49,7 @@ impl Pipeline {
         }
         config.window.validate()?;
         config.standardize.validate()?;
-        Resampler::new(rate, rate, &config.resampler)?;
+        config.resampler.validate()?;
         let band_pass = match &config.band_pass {
             Some(bp) => Some(SosFilter::new(butter_bandpass(
                 bp.order, bp.low_hz, bp.high_hz, rate,

@@ -89,6 +89,40 @@ impl Default for QualityConfig {
     }
 }
 
+impl QualityConfig {
+    /// Checks that every threshold is a positive finite number and the amplitude range is ordered.
+    pub fn validate(&self) -> Result<(), PreprocessError> {
+        let named = [
+            ("max_missing_fraction", self.max_missing_fraction),
+            (
+                "hard_fail_missing_fraction",
+                self.hard_fail_missing_fraction,
+            ),
+            ("flat_min_std", self.flat_min_std),
+            ("flat_max_constant_s", self.flat_max_constant_s),
+            ("flat_constant_tolerance", self.flat_constant_tolerance),
+            ("clip_level_tolerance", self.clip_level_tolerance),
+            ("clip_min_run_s", self.clip_min_run_s),
+            ("max_clip_fraction", self.max_clip_fraction),
+            ("min_peak_to_peak", self.min_peak_to_peak),
+            ("max_peak_to_peak", self.max_peak_to_peak),
+            ("hf_cutoff_hz", self.hf_cutoff_hz),
+            ("max_hf_ratio", self.max_hf_ratio),
+        ];
+        if let Some((name, value)) = named.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "quality.{name} must be a positive number, got {value}"
+            )));
+        }
+        if self.min_peak_to_peak >= self.max_peak_to_peak {
+            return Err(PreprocessError::InvalidConfig(
+                "quality.min_peak_to_peak must be below max_peak_to_peak".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The views of one lead over one window (all the same length).
 #[derive(Debug, Clone, Copy)]
 pub struct LeadWindow<'a> {
@@ -136,6 +170,7 @@ pub struct QualityChecker {
 impl QualityChecker {
     /// Builds the checker for signals at `rate` Hz.
     pub fn new(config: QualityConfig, rate: f64) -> Result<Self, PreprocessError> {
+        config.validate()?;
         let high_pass = if config.hf_cutoff_hz < 0.95 * rate / 2.0 {
             let sections = butter_highpass(config.hf_filter_order, config.hf_cutoff_hz, rate)?;
             Some(SosFilter::new(sections))

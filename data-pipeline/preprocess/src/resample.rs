@@ -41,6 +41,24 @@ impl Default for ResamplerConfig {
     }
 }
 
+impl ResamplerConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), PreprocessError> {
+        let ok = self.half_width_zeros > 0
+            && self.rolloff > 0.0
+            && self.rolloff <= 1.0
+            && self.kaiser_beta.is_finite()
+            && self.kaiser_beta >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(PreprocessError::InvalidConfig(format!(
+                "resampler needs half_width_zeros > 0, 0 < rolloff <= 1, kaiser_beta >= 0, got {self:?}"
+            )))
+        }
+    }
+}
+
 /// A resampler for one pair of rates; build once, apply to many signals.
 #[derive(Debug, Clone)]
 pub struct Resampler {
@@ -65,11 +83,7 @@ impl Resampler {
                 return Err(PreprocessError::InvalidSamplingRate(rate));
             }
         }
-        if config.half_width_zeros == 0 || !(config.rolloff > 0.0 && config.rolloff <= 1.0) {
-            return Err(PreprocessError::InvalidConfig(format!(
-                "resampler needs half_width_zeros > 0 and 0 < rolloff <= 1, got {config:?}"
-            )));
-        }
+        config.validate()?;
         let (up, down) = rational_ratio(out_rate / in_rate, in_rate, out_rate);
         let narrow = (up as f64 / down as f64).min(1.0);
         let cutoff = config.rolloff * narrow;

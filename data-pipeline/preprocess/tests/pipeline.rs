@@ -278,4 +278,12 @@ fn invalid_settings_are_rejected() {
         ..PipelineConfig::default()
     };
     assert!(Pipeline::new(zero_rate).is_err());
+    let mut zero_threshold = PipelineConfig::default();
+    zero_threshold.quality.max_hf_ratio = 0.0;
+    assert!(
+        matches!(Pipeline::new(zero_threshold), Err(PreprocessError::InvalidConfig(m)) if m.contains("max_hf_ratio"))
+    );
+    let mut bad_resampler = PipelineConfig::default();
+    bad_resampler.resampler.half_width_zeros = 0;
+    assert!(Pipeline::new(bad_resampler).is_err());
 }
