@@ -33,7 +33,14 @@ fn naive_matmul(inp: &[f32], w: &[f32], b: &[f32], t: usize, c: usize, oc: usize
 #[test]
 fn matmul_forward_and_backward_match_naive_loops() {
     let be = CpuBackend::new();
-    for (t, c, oc) in [(1, 1, 1), (13, 7, 5), (97, 33, 75), (1100, 19, 400)] {
+    for (t, c, oc) in [
+        (0, 3, 4),
+        (1, 1, 1),
+        (13, 7, 5),
+        (6, 0, 3),
+        (97, 33, 75),
+        (1100, 19, 400),
+    ] {
         let mut rng = Rng::new((t * 31 + c * 7 + oc) as u64);
         let (inp, w, b, dout) = (
             rng.vec(t * c, 1.0),

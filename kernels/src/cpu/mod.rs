@@ -388,7 +388,7 @@ fn two_mut<T>(buf: &mut [T], a: (usize, usize), b: (usize, usize)) -> (&mut [T],
         a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0,
         "gradient ranges {a:?} and {b:?} (offset, len) overlap"
     );
-    if a.0 < b.0 {
+    if a.0 + a.1 <= b.0 {
         let (lo, hi) = buf.split_at_mut(b.0);
         (&mut lo[a.0..a.0 + a.1], &mut hi[..b.1])
     } else {

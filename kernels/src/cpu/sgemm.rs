@@ -164,6 +164,9 @@ pub(crate) unsafe fn gemm_par(
     rhs: MatRef,
     epilogue: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
+    if m == 0 || n == 0 {
+        return;
+    }
     let (tm, tn) = tile_shape(m, n);
     let (bm, bn) = (m.div_ceil(tm), n.div_ceil(tn));
     (0..bm * bn).into_par_iter().for_each(|tile| {
