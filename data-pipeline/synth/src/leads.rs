@@ -36,6 +36,16 @@ pub(crate) fn surface_magnitude(v: [f32; 3]) -> f32 {
         .sqrt()
 }
 
+/// The rows of the independent leads ([`INDEPENDENT_LEADS`]) of a 12-row signal.
+pub(crate) fn independent_rows(signal: &mut [f32], samples: usize) -> [&mut [f32]; 8] {
+    let (limb, rest) = signal.split_at_mut(2 * samples);
+    let precordial = &mut rest[4 * samples..];
+    let mut rows = limb
+        .chunks_exact_mut(samples)
+        .chain(precordial.chunks_exact_mut(samples));
+    std::array::from_fn(|_| rows.next().expect("eight independent lead rows"))
+}
+
 /// Projects the traces held in [`DIPOLE_ROWS`] of `signal` (12 rows of `samples`) onto the rows of
 /// the independent leads, replacing their contents.
 pub(crate) fn project(signal: &mut [f32], samples: usize) {
@@ -45,12 +55,10 @@ pub(crate) fn project(signal: &mut [f32], samples: usize) {
     let (y, z) = rest.split_at(samples);
     let z = &z[..samples];
     let precordial = &mut high[samples..];
-    let mut targets = limb
+    let targets = limb
         .chunks_exact_mut(samples)
         .chain(precordial.chunks_exact_mut(samples));
-    for coefficients in DOWER {
-        let row = targets.next().expect("eight independent lead rows");
-        let [cx, cy, cz] = coefficients;
+    for (row, [cx, cy, cz]) in targets.zip(DOWER) {
         for (((out, &vx), &vy), &vz) in row.iter_mut().zip(x).zip(y).zip(z) {
             *out = cx * vx + cy * vy + cz * vz;
         }

@@ -6,14 +6,79 @@
 use std::f64::consts::TAU;
 
 use crate::config::NoiseConfig;
-use crate::fastmath::Phasor;
-use crate::leads::INDEPENDENT_LEADS;
-use crate::rng::Rng;
+use crate::leads::{independent_rows, INDEPENDENT_LEADS};
+use crate::rng::{LaneRng, Rng};
 
 const LEADS: usize = INDEPENDENT_LEADS.len();
 
 /// Sinusoidal components shared by the record: respiration, two drifts, mains.
 const TONES: usize = 4;
+
+/// Samples processed per block: the sinusoids of a block are computed independently of each
+/// other (no per-sample recurrence), and every lead row is updated contiguously.
+const BLOCK: usize = 64;
+
+/// Oscillators: the tones, then the EMG burst envelope.
+const OSCILLATORS: usize = TONES + 1;
+
+/// The record's sinusoids as unit phasors. Within a block, sample `i` is the block's start phasor
+/// times the precomputed `i`-th power of the per-sample rotation.
+struct Oscillators {
+    start_cos: [f64; OSCILLATORS],
+    start_sin: [f64; OSCILLATORS],
+    power_cos: [[f64; BLOCK]; OSCILLATORS],
+    power_sin: [[f64; BLOCK]; OSCILLATORS],
+    block_cos: [f64; OSCILLATORS],
+    block_sin: [f64; OSCILLATORS],
+}
+
+impl Oscillators {
+    fn new(hz: [f64; OSCILLATORS], fs: f64) -> Self {
+        let mut power_cos = [[0.0; BLOCK]; OSCILLATORS];
+        let mut power_sin = [[0.0; BLOCK]; OSCILLATORS];
+        let mut block_cos = [0.0; OSCILLATORS];
+        let mut block_sin = [0.0; OSCILLATORS];
+        for k in 0..OSCILLATORS {
+            let (step_sin, step_cos) = (TAU * hz[k] / fs).sin_cos();
+            let (mut c, mut s) = (1.0f64, 0.0f64);
+            for i in 0..BLOCK {
+                power_cos[k][i] = c;
+                power_sin[k][i] = s;
+                (c, s) = (c * step_cos - s * step_sin, s * step_cos + c * step_sin);
+            }
+            (block_cos[k], block_sin[k]) = (c, s);
+        }
+        Oscillators {
+            start_cos: [1.0; OSCILLATORS],
+            start_sin: [0.0; OSCILLATORS],
+            power_cos,
+            power_sin,
+            block_cos,
+            block_sin,
+        }
+    }
+
+    /// Writes the cosines and sines of the current block, then moves to the next block.
+    fn next_block(
+        &mut self,
+        cos: &mut [[f32; BLOCK]; OSCILLATORS],
+        sin: &mut [[f32; BLOCK]; OSCILLATORS],
+    ) {
+        for k in 0..OSCILLATORS {
+            let (c0, s0) = (self.start_cos[k], self.start_sin[k]);
+            for i in 0..BLOCK {
+                let (pc, ps) = (self.power_cos[k][i], self.power_sin[k][i]);
+                cos[k][i] = (c0 * pc - s0 * ps) as f32;
+                sin[k][i] = (s0 * pc + c0 * ps) as f32;
+            }
+            let c = c0 * self.block_cos[k] - s0 * self.block_sin[k];
+            let s = s0 * self.block_cos[k] + c0 * self.block_sin[k];
+            let norm = 0.5 * (3.0 - (c * c + s * s));
+            self.start_cos[k] = c * norm;
+            self.start_sin[k] = s * norm;
+        }
+    }
+}
 
 /// One second-order band-pass section (RBJ audio-cookbook form, 0 dB peak gain) run on every
 /// independent lead at once, state stored per lead so the loop vectorises across leads.
@@ -112,8 +177,9 @@ pub(crate) fn add_noise(
         }
         emg_gain[lead] = (muscle * rng.uniform(0.5, 1.0)) as f32;
     }
-    let envelope_step = Phasor::at(TAU * rng.uniform(0.1, 0.5) / fs);
+    let envelope_hz = rng.uniform(0.1, 0.5);
     let envelope_depth = rng.uniform(0.0, 0.9) as f32;
+    let mut white = LaneRng::from_rng(rng);
     if wander == 0.0 && mains == 0.0 && muscle == 0.0 {
         return;
     }
@@ -121,35 +187,38 @@ pub(crate) fn add_noise(
     let mut filter = BandPass::new((0.3 * fs).min(80.0), 0.5, fs);
     let unit = 1.0 / filter.noise_gain();
     emg_gain = emg_gain.map(|g| g * unit);
-    let tone_steps = tone_hz.map(|hz| Phasor::at(TAU * hz / fs));
-    let mut tones = [Phasor::at(0.0); TONES];
-    let mut envelope = Phasor::at(0.0);
-    for t in 0..samples {
-        let mut value = [0.0f32; LEADS];
-        for tone in 0..TONES {
-            let (cos, sin) = (tones[tone].cos as f32, tones[tone].sin as f32);
-            for lead in 0..LEADS {
-                value[lead] += cos_mix[tone][lead] * cos - sin_mix[tone][lead] * sin;
-            }
-        }
+    let mut oscillators = Oscillators::new(
+        [tone_hz[0], tone_hz[1], tone_hz[2], tone_hz[3], envelope_hz],
+        fs,
+    );
+    let mut rows = independent_rows(signal, samples);
+    let mut cos = [[0.0f32; BLOCK]; OSCILLATORS];
+    let mut sin = [[0.0f32; BLOCK]; OSCILLATORS];
+    let mut emg = [[0.0f32; BLOCK]; LEADS];
+    for start in (0..samples).step_by(BLOCK) {
+        let len = BLOCK.min(samples - start);
+        oscillators.next_block(&mut cos, &mut sin);
         if muscle > 0.0 {
-            let mut emg = [0.0f32; LEADS];
-            for e in &mut emg {
-                *e = rng.fast_normal();
+            for i in 0..len {
+                let mut sample = white.next_noise();
+                filter.step(&mut sample);
+                let burst = 1.0 + envelope_depth * sin[TONES][i];
+                for lead in 0..LEADS {
+                    emg[lead][i] = emg_gain[lead] * burst * sample[lead];
+                }
             }
-            filter.step(&mut emg);
-            let burst = 1.0 + envelope_depth * envelope.sin as f32;
-            for lead in 0..LEADS {
-                value[lead] += emg_gain[lead] * burst * emg[lead];
+        }
+        for (lead, row) in rows.iter_mut().enumerate() {
+            let out = &mut row[start..start + len];
+            for (i, out) in out.iter_mut().enumerate() {
+                let mut value = emg[lead][i];
+                for tone in 0..TONES {
+                    value +=
+                        cos_mix[tone][lead] * cos[tone][i] - sin_mix[tone][lead] * sin[tone][i];
+                }
+                *out += value;
             }
         }
-        for (lead, &row) in INDEPENDENT_LEADS.iter().enumerate() {
-            signal[row * samples + t] += value[lead];
-        }
-        for (tone, step) in tones.iter_mut().zip(tone_steps) {
-            tone.turn(step);
-        }
-        envelope.turn(envelope_step);
     }
 }
 
