@@ -216,4 +216,23 @@ mod tests {
         mains.noise.powerline_hz = 50.0;
         assert_eq!(field_of(mains), "accepted");
     }
+
+    #[test]
+    fn serde_round_trips_fills_defaults_and_rejects_unknown_fields() {
+        let cfg = SynthConfig {
+            samples: 1000,
+            heart_rate_bpm: [60.0, 70.0],
+            ..SynthConfig::only(Condition::StElevation)
+        };
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<SynthConfig>(&text).unwrap(), cfg);
+        let partial: SynthConfig =
+            serde_json::from_str(r#"{"samples": 5000, "noise": {"powerline_hz": 60.0}}"#).unwrap();
+        assert_eq!(partial.samples, 5000);
+        assert_eq!(partial.sampling_rate, 250.0);
+        assert_eq!(partial.noise.powerline_hz, 60.0);
+        assert_eq!(partial.noise.muscle_mv, NoiseConfig::default().muscle_mv);
+        let typo = serde_json::from_str::<SynthConfig>(r#"{"sample": 5000}"#).unwrap_err();
+        assert!(typo.to_string().contains("sample"), "{typo}");
+    }
 }

@@ -11,12 +11,14 @@
 //! Entry points: [`generate`], [`generate_into`] (allocation-free, for on-the-fly training
 //! batches), [`generate_into_with_meta`]; settings in [`SynthConfig`]. Every record is a pure
 //! function of `(config, seed, index)`, with independent random streams per component (see
-//! `rng.rs`). Depends only on serde and thiserror.
+//! `rng.rs`). Setup uses a few libm calls (sin, cos, ln) per record; the per-sample loops use
+//! in-crate arithmetic only. Depends only on serde and thiserror.
 //!
 //! Where to look next: `generate.rs` (the pipeline), `morphology.rs` (wave templates and the
 //! per-condition changes), `rhythm.rs` (beat timing), `dipole.rs` (rendering), `leads.rs`,
-//! `noise.rs`, `fibrillation.rs`. Tests in `tests/` check physiology with a simple R-peak
-//! detector; `examples/synth_speed.rs` measures throughput.
+//! `noise.rs`, `fibrillation.rs`, `fastmath.rs` (portable exp and phasors for the sample loops).
+//! Tests in `tests/` measure the physiology with their own QRS detector (`tests/common`);
+//! `examples/synth_speed.rs` measures throughput.
 
 mod condition;
 mod config;
