@@ -1,6 +1,7 @@
 //! Per-op timings of the CPU backend at the `tiny` preset's encoder shapes (B = 32 samples of
 //! 12 leads x 7 visible patches, D = 192, H = 3): `cargo run --release -p ecgfm-kernels --example ops`.
-//! Each figure is the fastest of a few runs, so other work on the machine inflates it less.
+//! Also times the decoder's attention (360 tokens per sample). Each figure is the fastest of a
+//! few runs, so other work on the machine inflates it less.
 
 use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
 use std::time::Instant;
@@ -117,6 +118,42 @@ fn main() {
             dims,
         )
     });
+    // The decoder's attention: every sample has 12 leads x 30 patches, Dd = 256, Hd = 4.
+    let (t_dec, dd) = (seqs * 360, 256);
+    let dec_dims = AttnDims {
+        seqs,
+        tokens: t_dec,
+        width: dd,
+        heads: 4,
+    };
+    let dec_cu: Vec<u32> = (0..=seqs as u32).map(|b| b * 360).collect();
+    let (dec_qkv, dec_dout) = (filled(t_dec * 3 * dd), filled(t_dec * dd));
+    let (mut dec_out, mut dec_lse, mut dec_dqkv) = (
+        be.alloc(t_dec * dd),
+        be.alloc(t_dec * 4),
+        be.alloc(t_dec * 3 * dd),
+    );
+    let dec_attn = best_ms(|| {
+        be.attention_forward(
+            (&mut dec_out).into(),
+            (&mut dec_lse).into(),
+            (&dec_qkv).into(),
+            (&dec_cu).into(),
+            dec_dims,
+        )
+    });
+    let dec_attn_back = best_ms(|| {
+        be.attention_backward(
+            (&mut dec_dqkv).into(),
+            (&dec_dout).into(),
+            (&dec_qkv).into(),
+            (&dec_out).into(),
+            (&dec_lse).into(),
+            (&dec_cu).into(),
+            dec_dims,
+        )
+    });
+    let dec_flops = 4.0 * (seqs * 360 * 360 * dd) as f64;
     let fc1_gflops = 2.0 * (t * d * m) as f64 / fc1 / 1e6;
     println!("T = {t}, D = {d}, M = {m}, H = {heads}");
     println!("fc1 forward      {fc1:8.2} ms ({fc1_gflops:.1} GFLOP/s)");
@@ -127,4 +164,13 @@ fn main() {
     println!("layernorm bwd    {ln_back:8.2} ms");
     println!("attention fwd    {attn:8.2} ms");
     println!("attention bwd    {attn_back:8.2} ms");
+    println!("decoder attention (T = {t_dec}, 360 per sample, Dd = 256, Hd = 4):");
+    println!(
+        "attention fwd    {dec_attn:8.2} ms ({:.1} GFLOP/s)",
+        dec_flops / dec_attn / 1e6
+    );
+    println!(
+        "attention bwd    {dec_attn_back:8.2} ms ({:.1} GFLOP/s)",
+        2.0 * dec_flops / dec_attn_back / 1e6
+    );
 }

@@ -104,10 +104,10 @@ pub(crate) fn forward(
                         scale,
                     );
                     for (i, row) in s.chunks_mut(len).enumerate() {
-                        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                        let max = fastmath::max(row);
                         row.iter_mut()
                             .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
-                        let sum: f32 = row.iter().sum();
+                        let sum = fastmath::sum(row);
                         let inv = 1.0 / sum;
                         row.iter_mut().for_each(|x| *x *= inv);
                         *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
@@ -196,7 +196,7 @@ pub(crate) fn backward(
                         let l = lse[row * heads + h];
                         let o_row = &out[row * c + h * hd..row * c + (h + 1) * hd];
                         let do_row = &dout[row * c + h * hd..row * c + (h + 1) * hd];
-                        let di: f32 = o_row.iter().zip(do_row).map(|(a, b)| a * b).sum();
+                        let di = fastmath::dot(o_row, do_row);
                         let (p_row, ds_row) = (
                             &mut p[i * len..(i + 1) * len],
                             &mut ds[i * len..(i + 1) * len],

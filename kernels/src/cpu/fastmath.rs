@@ -10,10 +10,12 @@ pub(crate) fn exp_nonpositive(z: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let zc = z.max(-87.0);
-    // Round to nearest by adding and removing 1.5 * 2^23 (exact for |v| < 2^22); unlike
-    // `round_ties_even` this needs no SSE4.1, so it vectorises on baseline x86-64.
+    // Round to nearest by adding 1.5 * 2^23 (exact for |v| < 2^22): the sum's low mantissa bits
+    // then hold n as a two's-complement integer, so 2^n is built with integer ops only (a float to
+    // int `as` cast would be scalarised for its saturation rules).
     const ROUND: f32 = 12_582_912.0;
-    let n = (zc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = zc * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (zc - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.0 / 5040.0;
     for c in [
@@ -27,10 +29,65 @@ pub(crate) fn exp_nonpositive(z: f32) -> f32 {
     ] {
         p = p * r + c;
     }
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     if z < -87.0 {
         0.0
     } else {
         p * scale
     }
+}
+
+/// Lanes of [`sum`]: eight independent running sums, combined in a fixed order.
+const LANES: usize = 8;
+
+/// Sum of `xs` in a fixed order that vectorises: eight interleaved partial sums, then the
+/// partials pairwise, then the tail. The order depends only on the length, never on threads.
+#[inline(always)]
+pub(crate) fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += x;
+        }
+    }
+    let total = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    tail.iter().fold(total, |s, &x| s + x)
+}
+
+/// Dot product of equal-length slices, in the same fixed lane order as [`sum`].
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for ((s, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
+            *s += x * y;
+        }
+    }
+    let total = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    total + tail
+}
+
+/// Maximum of `xs` (NEG_INFINITY when empty), in the same fixed lane order as [`sum`].
+#[inline(always)]
+pub(crate) fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a = a.max(x);
+        }
+    }
+    let total = acc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    tail.iter().fold(total, |m, &x| m.max(x))
 }

@@ -135,13 +135,20 @@ pub(crate) unsafe fn gemm_st(
 /// over the threads with little imbalance.
 const TARGET_TILES: usize = 16;
 
+/// Row-tile bounds: tall enough to amortise packing the right-hand side once per tile.
+const MIN_TILE_ROWS: usize = 64;
+const MAX_TILE_ROWS: usize = 256;
+
 /// Widest output tile: keeps the packed right-hand side of one tile cache-sized.
 const MAX_TILE_COLS: usize = 512;
 
 /// Output tile (rows, columns): a function of the shape only, never of the thread count, so each
 /// tile's single-threaded gemm (and its summation order) is the same on any pool.
 fn tile_shape(m: usize, n: usize) -> (usize, usize) {
-    let tm = if m >= 1024 { 128 } else { 64 };
+    let tm = m
+        .div_ceil(TARGET_TILES)
+        .next_multiple_of(32)
+        .clamp(MIN_TILE_ROWS, MAX_TILE_ROWS);
     let col_splits = TARGET_TILES
         .div_ceil(m.div_ceil(tm))
         .max(n.div_ceil(MAX_TILE_COLS));
