@@ -210,6 +210,8 @@ pub trait Backend: Send + Sync {
     /// Sequence b owns tokens cu_seqlens[b] .. cu_seqlens[b+1] (cu_seqlens: B + 1 offsets).
     /// out (T, C) = softmax(q k^T / sqrt(hd)) v per sequence and head, heads concatenated.
     /// Saves lse (T, H): the log-sum-exp of each scaled score row, for the backward.
+    /// Requires C % H == 0, non-decreasing cu_seqlens with cu_seqlens[0] = 0 and
+    /// cu_seqlens[B] = T (empty sequences are allowed).
     fn attention_forward(
         &self,
         out: ViewMut<Self::Buf>,
@@ -304,7 +306,8 @@ pub trait Backend: Send + Sync {
         p: usize,
         norm_pix: bool,
     ) -> f64;
-    /// OVERWRITES dpred (T_dec, P) with loss_scale * d loss / d pred (zero on unlisted rows).
+    /// OVERWRITES dpred (T_dec, P) with loss_scale * d loss / d pred (zero on unlisted rows):
+    /// 2 loss_scale (pred - target) / (M P) on the listed rows, which must be distinct.
     fn masked_mse_backward(
         &self,
         dpred: ViewMut<Self::Buf>,

@@ -37,6 +37,7 @@ fn tasks(
     dims: AttnDims,
 ) -> impl IndexedParallelIterator<Item = (usize, usize, usize)> + '_ {
     let cu = &cu_seqlens[..dims.seqs + 1];
+    assert_eq!(cu[0], 0, "cu_seqlens must start at 0");
     assert_eq!(
         cu[dims.seqs] as usize, dims.tokens,
         "cu_seqlens[B] must equal the token count"
