@@ -104,15 +104,17 @@ pub(crate) fn forward(
                         k_t,
                         scale,
                     );
-                    for (i, row) in s.chunks_mut(len).enumerate() {
-                        let max = fastmath::max(row);
-                        row.iter_mut()
-                            .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
-                        let sum = fastmath::sum(row);
-                        let inv = 1.0 / sum;
-                        row.iter_mut().for_each(|x| *x *= inv);
-                        *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
-                    }
+                    fastmath::with_wide_simd(|| {
+                        for (i, row) in s.chunks_mut(len).enumerate() {
+                            let max = fastmath::max(row);
+                            row.iter_mut()
+                                .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
+                            let sum = fastmath::sum(row);
+                            let inv = 1.0 / sum;
+                            row.iter_mut().for_each(|x| *x *= inv);
+                            *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
+                        }
+                    });
                     let o = out_ptr.at(s0 + q0, h * hd);
                     gemm_st(br, hd, len, o, false, MatRef::rows(s.as_ptr(), len), v, 1.0);
                 }
@@ -192,21 +194,23 @@ pub(crate) fn backward(
                         v_t,
                         1.0,
                     );
-                    for i in 0..br {
-                        let row = s0 + q0 + i;
-                        let l = lse[row * heads + h];
-                        let o_row = &out[row * c + h * hd..row * c + (h + 1) * hd];
-                        let do_row = &dout[row * c + h * hd..row * c + (h + 1) * hd];
-                        let di = fastmath::dot(o_row, do_row);
-                        let (p_row, ds_row) = (
-                            &mut p[i * len..(i + 1) * len],
-                            &mut ds[i * len..(i + 1) * len],
-                        );
-                        for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
-                            *pv = fastmath::exp_nonpositive(*pv - l);
-                            *dv = *pv * (*dv - di);
+                    fastmath::with_wide_simd(|| {
+                        for i in 0..br {
+                            let row = s0 + q0 + i;
+                            let l = lse[row * heads + h];
+                            let o_row = &out[row * c + h * hd..row * c + (h + 1) * hd];
+                            let do_row = &dout[row * c + h * hd..row * c + (h + 1) * hd];
+                            let di = fastmath::dot(o_row, do_row);
+                            let (p_row, ds_row) = (
+                                &mut p[i * len..(i + 1) * len],
+                                &mut ds[i * len..(i + 1) * len],
+                            );
+                            for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
+                                *pv = fastmath::exp_nonpositive(*pv - l);
+                                *dv = *pv * (*dv - di);
+                            }
                         }
-                    }
+                    });
                     let dq = dqkv_ptr.at(s0 + q0, h * hd);
                     gemm_st(
                         br,

@@ -50,9 +50,11 @@ pub(crate) fn forward(out: &mut [f32], inp: &[f32], n: usize) {
         .par_chunks_mut(CHUNK)
         .zip(inp[..n].par_chunks(CHUNK))
         .for_each(|(o, x)| {
-            o.iter_mut()
-                .zip(x)
-                .for_each(|(o, &x)| *o = x * normal_cdf(x).0)
+            fastmath::with_wide_simd(|| {
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = x * normal_cdf(x).0;
+                }
+            })
         });
 }
 
@@ -63,9 +65,11 @@ pub(crate) fn backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
         .zip(inp[..n].par_chunks(CHUNK))
         .zip(dout[..n].par_chunks(CHUNK))
         .for_each(|((dx, x), dy)| {
-            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                let (cdf, e) = normal_cdf(x);
-                *dx += dy * (cdf + x * FRAC_1_SQRT_2PI * e);
-            }
+            fastmath::with_wide_simd(|| {
+                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                    let (cdf, e) = normal_cdf(x);
+                    *dx += dy * (cdf + x * FRAC_1_SQRT_2PI * e);
+                }
+            })
         });
 }
