@@ -40,7 +40,7 @@ fn train(cfg: &ModelConfig, hb: &HostBatch, steps: usize) -> (Vec<f32>, Mae<CpuB
     for _ in 0..steps {
         mae.zero_grads();
         losses.push(mae.forward_backward(hb, 1.0).unwrap());
-        mae.optimizer_step(&opt, 1e-2, None);
+        mae.optimizer_step(&opt, 1e-2, Some(1.0));
     }
     losses.push(mae.forward_loss(hb).unwrap());
     (losses, mae)
