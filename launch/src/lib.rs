@@ -12,7 +12,7 @@
 pub mod bench_step;
 pub mod cli;
 pub mod data_read;
-pub mod dataset_source;
+
 pub mod logging;
 pub mod pretrain;
 

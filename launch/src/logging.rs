@@ -1,5 +1,6 @@
 //! Logging setup: `tracing` to stderr, level from `RUST_LOG` or `-v`.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; `verbose` raises the default level from info to debug.
@@ -10,5 +11,6 @@ pub fn init(verbose: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

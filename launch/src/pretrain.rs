@@ -73,7 +73,7 @@ pub fn open_source(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
             config.data.synth_single_lead_fraction,
         )));
     }
-    crate::dataset_source::open(config)
+    anyhow::bail!("dataset sources are not wired yet: {}", config.data.source)
 }
 
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.
@@ -139,12 +139,13 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
         ));
         if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
             tracing::info!(
-                step = outcome.step + 1,
-                loss = outcome.loss,
-                lr = outcome.lr,
-                grad_norm = outcome.grad_norm,
-                samples_per_s = format!("{:.0}", record.samples_per_s),
-                "train"
+                "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s",
+                outcome.step + 1,
+                bar.length().unwrap_or_default(),
+                outcome.loss,
+                outcome.lr,
+                outcome.grad_norm,
+                record.samples_per_s
             );
         }
     })?;

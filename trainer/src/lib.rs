@@ -12,11 +12,13 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod mask;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod schedule;
+pub mod train;
 
 pub use mask::MaskSampler;
 pub use model::{HostBatch, Mae, ModelConfig, ModelError, ModelStats, ParamEntry, ParamLayout};

@@ -1,0 +1,195 @@
+//! `ecgfm pretrain` end to end through the real binary: the loss falls, the run directory is
+//! complete, and runs stopped or killed at any moment resume to the bits of an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small, quick run: nano with a short input so a step takes milliseconds.
+fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
+    [
+        "pretrain",
+        "--steps",
+        &steps.to_string(),
+        "--batch-size",
+        "8",
+        "--checkpoint-every",
+        "4",
+        "--threads",
+        "2",
+        "--set",
+        "model.samples=750",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "optim.warmup_steps=3",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_ok(args: &[String]) -> String {
+    let output = Command::new(ECGFM).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "ecgfm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn losses(run: &Path) -> Vec<(u64, u32)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let loss = v["loss"].as_f64().unwrap() as f32;
+            (v["step"].as_u64().unwrap(), loss.to_bits())
+        })
+        .collect()
+}
+
+fn final_weights(run: &Path, step: u64) -> Vec<u8> {
+    let dir = run.join(format!("checkpoints/step_{step:08}"));
+    assert!(dir.join("COMPLETE").is_file(), "{} incomplete", dir.display());
+    std::fs::read(dir.join("model.safetensors")).unwrap()
+}
+
+#[test]
+fn default_style_run_trains_and_writes_the_run_directory() {
+    let out = temp_dir("basic");
+    let stdout = run_ok(&pretrain_args(&out, 40));
+    assert!(stdout.contains("encoder"), "model table missing:\n{stdout}");
+    assert!(out.join("config.toml").is_file());
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("samples = 750"));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 40);
+    for key in ["step", "loss", "lr", "grad_norm", "samples_per_s", "elapsed_s"] {
+        assert!(records[0].get(key).is_some(), "metrics lack {key}");
+    }
+    let mean = |r: &[serde_json::Value]| {
+        r.iter().map(|v| v["loss"].as_f64().unwrap()).sum::<f64>() / r.len() as f64
+    };
+    let (first, last) = (mean(&records[..5]), mean(&records[35..]));
+    assert!(last < 0.9 * first, "loss did not fall: {first} -> {last}");
+    for step in [4, 8, 40] {
+        assert!(out
+            .join(format!("checkpoints/step_{step:08}/COMPLETE"))
+            .is_file());
+    }
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn same_seed_gives_identical_runs() {
+    let (a, b) = (temp_dir("seed-a"), temp_dir("seed-b"));
+    run_ok(&pretrain_args(&a, 6));
+    run_ok(&pretrain_args(&b, 6));
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(final_weights(&a, 6), final_weights(&b, 6));
+    for dir in [a, b] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
+    let (full, split) = (temp_dir("full"), temp_dir("split"));
+    run_ok(&pretrain_args(&full, 14));
+    let mut first = pretrain_args(&split, 14);
+    first.extend(["--stop-after".into(), "6".into()]);
+    run_ok(&first);
+    assert!(!split.join("checkpoints/step_00000014").exists());
+    let mut resume = pretrain_args(&split, 14);
+    resume.push("--resume".into());
+    let stdout = run_ok(&resume);
+    assert!(stdout.contains("resuming from"), "{stdout}");
+    assert_eq!(losses(&full), losses(&split));
+    assert_eq!(final_weights(&full, 14), final_weights(&split, 14));
+    for dir in [full, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn run_killed_at_random_moments_resumes_to_the_same_bits() {
+    let steps = 24;
+    let (full, killed) = (temp_dir("kill-full"), temp_dir("kill-victim"));
+    run_ok(&pretrain_args(&full, steps));
+    let mut kills = 0;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    for attempt in 0..12 {
+        let mut args = pretrain_args(&killed, steps);
+        if attempt > 0 {
+            args.push("--resume".into());
+        }
+        let mut child = Command::new(ECGFM)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(150 + rng % 500));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let mut resume = pretrain_args(&killed, steps);
+    resume.push("--resume".into());
+    run_ok(&resume);
+    eprintln!("killed the run {kills} times");
+    assert_eq!(losses(&full), losses(&killed));
+    assert_eq!(final_weights(&full, steps), final_weights(&killed, steps));
+    for dir in [full, killed] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn resume_refuses_a_changed_configuration() {
+    let out = temp_dir("changed");
+    run_ok(&pretrain_args(&out, 4));
+    let mut args = pretrain_args(&out, 8);
+    args.extend(["--resume".into(), "--set".into(), "optim.lr=0.5".into()]);
+    let output = Command::new(ECGFM).args(&args).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("differs"), "{stderr}");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = temp_dir("bad");
+    let mut args = pretrain_args(&out, 4);
+    args.extend(["--set".into(), "optim.learning_rate=1".into()]);
+    let output = Command::new(ECGFM).args(&args).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("learning_rate"), "{stderr}");
+    std::fs::remove_dir_all(out).unwrap();
+}
