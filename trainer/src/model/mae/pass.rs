@@ -3,9 +3,9 @@
 
 use ecgfm_kernels::{Backend, View, ViewMut};
 
-use super::super::batch::HostBatch;
-use super::super::error::ModelError;
-use super::super::stack::Packing;
+use crate::model::batch::HostBatch;
+use crate::model::error::ModelError;
+use crate::model::stack::Packing;
 use super::Mae;
 
 impl<B: Backend> Mae<B> {
