@@ -104,7 +104,7 @@ fn same_seed_gives_identical_runs() {
     run_ok(&pretrain_args(&a, 6));
     run_ok(&pretrain_args(&b, 6));
     assert_eq!(losses(&a), losses(&b));
-    assert_eq!(final_weights(&a, 6), final_weights(&b, 6));
+    assert!(final_weights(&a, 6) == final_weights(&b, 6), "weights differ");
     for dir in [a, b] {
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -123,7 +123,7 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
     let stdout = run_ok(&resume);
     assert!(stdout.contains("resuming from"), "{stdout}");
     assert_eq!(losses(&full), losses(&split));
-    assert_eq!(final_weights(&full, 14), final_weights(&split, 14));
+    assert!(final_weights(&full, 14) == final_weights(&split, 14), "weights differ");
     for dir in [full, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -131,12 +131,12 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
 
 #[test]
 fn run_killed_at_random_moments_resumes_to_the_same_bits() {
-    let steps = 24;
+    let steps = 40;
     let (full, killed) = (temp_dir("kill-full"), temp_dir("kill-victim"));
     run_ok(&pretrain_args(&full, steps));
     let mut kills = 0;
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    for attempt in 0..12 {
+    for attempt in 0..20 {
         let mut args = pretrain_args(&killed, steps);
         if attempt > 0 {
             args.push("--resume".into());
@@ -150,7 +150,7 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(150 + rng % 500));
+        std::thread::sleep(Duration::from_millis(40 + rng % 260));
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -162,8 +162,12 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     resume.push("--resume".into());
     run_ok(&resume);
     eprintln!("killed the run {kills} times");
+    assert!(kills > 0, "the run was never interrupted");
     assert_eq!(losses(&full), losses(&killed));
-    assert_eq!(final_weights(&full, steps), final_weights(&killed, steps));
+    assert!(
+        final_weights(&full, steps) == final_weights(&killed, steps),
+        "weights differ"
+    );
     for dir in [full, killed] {
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -1,7 +1,7 @@
 //! Checkpoints: `checkpoints/step_NNNNNNNN/` under the run directory.
 //!
 //! A checkpoint holds `model.safetensors` (every parameter by its documented name, the resolved
-//! config in the metadata), `optimizer.safetensors` (AdamW first and second moments as
+//! config in the metadata key `ecgfm_config`), `optimizer.safetensors` (AdamW first and second moments as
 //! `adamw.m.<name>` / `adamw.v.<name>`, the step count in the metadata), `state.json` (where
 //! training stands: step, data-source position, elapsed time) and `COMPLETE`, written last.
 //! Everything is written into a `.partial` folder first, synced, marked complete, then renamed
@@ -126,11 +126,11 @@ pub fn save(
     }
     fs::create_dir_all(&partial).map_err(io_err(&partial))?;
 
-    let malformed = |path: PathBuf| move |reason: String| CheckpointError::Malformed { path, reason };
-    let model_meta = HashMap::from([
-        ("format".to_string(), "ecgfm-mae".to_string()),
-        ("config".to_string(), config_toml.to_string()),
-    ]);
+    let malformed =
+        |path: PathBuf| move |reason: String| CheckpointError::Malformed { path, reason };
+    // One metadata key per file: safetensors writes metadata from a HashMap, and a single key
+    // keeps the file bytes (and so their hashes) identical between identical runs.
+    let model_meta = HashMap::from([("ecgfm_config".to_string(), config_toml.to_string())]);
     let model_path = partial.join(MODEL_FILE);
     let model = safetensors_bytes(layout, &[("", params)], model_meta)
         .map_err(malformed(model_path.clone()))?;

@@ -31,13 +31,14 @@ pub struct MetricsWriter {
 }
 
 impl MetricsWriter {
-    /// Opens the run's metrics file, keeping only records with `step <= keep_through`.
-    pub fn open(run_dir: &Path, keep_through: u64) -> std::io::Result<MetricsWriter> {
+    /// Opens the run's metrics file, keeping only the records of the first `steps_done` steps
+    /// (record `step` is 0-based: the record of step s is kept when s < steps_done).
+    pub fn open(run_dir: &Path, steps_done: u64) -> std::io::Result<MetricsWriter> {
         let path = run_dir.join("metrics.jsonl");
         let kept = if path.exists() {
             read_records(&path)?
                 .into_iter()
-                .filter(|r| r.step <= keep_through)
+                .filter(|r| r.step < steps_done)
                 .collect()
         } else {
             Vec::new()
