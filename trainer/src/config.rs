@@ -5,8 +5,8 @@
 //! field given explicitly overrides the preset's value. The resolved configuration is written to
 //! the run directory as `config.toml`, and reading that file back resolves to the same config.
 
-use crate::{AdamWConfig, ModelConfig, ModelError};
 use crate::schedule::LrSchedule;
+use crate::{AdamWConfig, ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

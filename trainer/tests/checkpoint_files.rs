@@ -78,13 +78,12 @@ fn wrong_shapes_are_reported_with_the_file() {
         m: vec![0.0; layout.total],
         v: vec![0.0; layout.total],
     };
-    let dir = checkpoint::save(&run, &layout, "", &vec![0.5; layout.total], &opt, &state(1))
-        .unwrap();
-    let wider = ParamLayout::new(&ModelConfig {
-        dim: 128,
-        ..nano
-    });
-    let err = checkpoint::load(&dir, &wider).err().expect("shape mismatch");
+    let dir =
+        checkpoint::save(&run, &layout, "", &vec![0.5; layout.total], &opt, &state(1)).unwrap();
+    let wider = ParamLayout::new(&ModelConfig { dim: 128, ..nano });
+    let err = checkpoint::load(&dir, &wider)
+        .err()
+        .expect("shape mismatch");
     let text = err.to_string();
     assert!(text.contains("model.safetensors"), "{text}");
     assert!(text.contains("patch_embed.weight"), "{text}");
