@@ -5,9 +5,9 @@
 use crate::cli::BenchStepArgs;
 use crate::pretrain::thread_pool;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::CpuBackend;
+use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
-use ecgfm_trainer::model::Mae;
+use ecgfm_trainer::model::{Mae, ProfiledBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig};
 use serde_json::json;
 use std::path::PathBuf;
@@ -25,31 +25,55 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms.
-fn time_ecgfm(args: &BenchStepArgs, config: &ModelConfig) -> Result<f64> {
-    let mut model = Mae::new(CpuBackend::new(), config.clone(), args.batch_size)?;
+/// A model with seeded weights and one synthetic, masked, all-leads batch.
+fn prepared<B: Backend>(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    backend: B,
+) -> Result<(Mae<B>, HostBatch)> {
+    let mut model = Mae::new(backend, config.clone(), args.batch_size)?;
     model.init_params(0);
     let mut batch = HostBatch::new(config, args.batch_size);
     SyntheticSource::new(config, 0, 0.0)
         .next_batch(&mut batch)
         .map_err(|e| anyhow::anyhow!("synthetic batch: {e}"))?;
     MaskSampler::new(config).fill(0, 0, 0, &mut batch);
-    let adamw = AdamWConfig::default();
+    Ok((model, batch))
+}
+
+/// One full training step: zero gradients, forward, backward, clipped AdamW update.
+fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
+    model.zero_grads();
+    let loss = model.forward_backward(batch, 1.0)?;
+    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+    if !loss.is_finite() {
+        bail!("loss is {loss} during the benchmark");
+    }
+    Ok(())
+}
+
+/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms.
+fn time_ecgfm(args: &BenchStepArgs, config: &ModelConfig) -> Result<f64> {
+    let (mut model, batch) = prepared(args, config, CpuBackend::new())?;
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         let start = Instant::now();
-        model.zero_grads();
-        let loss = model.forward_backward(&batch, 1.0)?;
-        model.optimizer_step(&adamw, 1e-4, Some(1.0));
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        if !loss.is_finite() {
-            bail!("loss is {loss} at benchmark step {i}");
-        }
+        train_step(&mut model, &batch)?;
         if i >= args.warmup {
-            times.push(ms);
+            times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
     Ok(median(&mut times))
+}
+
+/// Runs one profiled step (after a warm-up step) and prints where its time went, op by op.
+fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
+    let (mut model, batch) = prepared(args, config, ProfiledBackend::new(CpuBackend::new()))?;
+    train_step(&mut model, &batch)?;
+    model.backend().reset();
+    train_step(&mut model, &batch)?;
+    println!("{}", model.backend().render());
+    Ok(())
 }
 
 fn default_torch_script() -> PathBuf {
@@ -57,12 +81,18 @@ fn default_torch_script() -> PathBuf {
     if local.exists() {
         return local;
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/torch_step.py"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bench/torch_step.py"
+    ))
 }
 
 /// Runs the PyTorch script and returns its last-line JSON object.
 fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value> {
-    let script = args.torch_script.clone().unwrap_or_else(default_torch_script);
+    let script = args
+        .torch_script
+        .clone()
+        .unwrap_or_else(default_torch_script);
     let output = Command::new(&args.python)
         .arg(&script)
         .args(["--model", &args.model])
@@ -93,6 +123,9 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
     let config = ModelConfig::preset(&args.model)?;
     let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
         let ms = time_ecgfm(args, &config)?;
+        if args.profile {
+            print_profile(args, &config)?;
+        }
         let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
         Ok((ms, gflops))
     })?;

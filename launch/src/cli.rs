@@ -104,4 +104,7 @@ pub struct BenchStepArgs {
     /// Skip the PyTorch comparison.
     #[arg(long)]
     pub no_torch: bool,
+    /// Also print a per-operation time breakdown of one step.
+    #[arg(long)]
+    pub profile: bool,
 }

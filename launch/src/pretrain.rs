@@ -23,17 +23,27 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
     };
     let flags: [(&str, Option<toml::Value>); 7] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
-        ("train.steps", args.steps.map(|v| toml::Value::Integer(v as i64))),
+        (
+            "train.steps",
+            args.steps.map(|v| toml::Value::Integer(v as i64)),
+        ),
         (
             "train.batch_size",
             args.batch_size.map(|v| toml::Value::Integer(v as i64)),
         ),
-        ("train.seed", args.seed.map(|v| toml::Value::Integer(v as i64))),
+        (
+            "train.seed",
+            args.seed.map(|v| toml::Value::Integer(v as i64)),
+        ),
         (
             "train.checkpoint_every",
-            args.checkpoint_every.map(|v| toml::Value::Integer(v as i64)),
+            args.checkpoint_every
+                .map(|v| toml::Value::Integer(v as i64)),
         ),
-        ("train.threads", args.threads.map(|v| toml::Value::Integer(v as i64))),
+        (
+            "train.threads",
+            args.threads.map(|v| toml::Value::Integer(v as i64)),
+        ),
         ("data.source", args.data.clone().map(toml::Value::String)),
     ];
     for (key, value) in flags {

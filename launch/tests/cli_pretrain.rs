@@ -64,7 +64,11 @@ fn losses(run: &Path) -> Vec<(u64, u32)> {
 
 fn final_weights(run: &Path, step: u64) -> Vec<u8> {
     let dir = run.join(format!("checkpoints/step_{step:08}"));
-    assert!(dir.join("COMPLETE").is_file(), "{} incomplete", dir.display());
+    assert!(
+        dir.join("COMPLETE").is_file(),
+        "{} incomplete",
+        dir.display()
+    );
     std::fs::read(dir.join("model.safetensors")).unwrap()
 }
 
@@ -82,7 +86,14 @@ fn default_style_run_trains_and_writes_the_run_directory() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(records.len(), 40);
-    for key in ["step", "loss", "lr", "grad_norm", "samples_per_s", "elapsed_s"] {
+    for key in [
+        "step",
+        "loss",
+        "lr",
+        "grad_norm",
+        "samples_per_s",
+        "elapsed_s",
+    ] {
         assert!(records[0].get(key).is_some(), "metrics lack {key}");
     }
     let mean = |r: &[serde_json::Value]| {
@@ -104,7 +115,10 @@ fn same_seed_gives_identical_runs() {
     run_ok(&pretrain_args(&a, 6));
     run_ok(&pretrain_args(&b, 6));
     assert_eq!(losses(&a), losses(&b));
-    assert!(final_weights(&a, 6) == final_weights(&b, 6), "weights differ");
+    assert!(
+        final_weights(&a, 6) == final_weights(&b, 6),
+        "weights differ"
+    );
     for dir in [a, b] {
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -123,7 +137,10 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
     let stdout = run_ok(&resume);
     assert!(stdout.contains("resuming from"), "{stdout}");
     assert_eq!(losses(&full), losses(&split));
-    assert!(final_weights(&full, 14) == final_weights(&split, 14), "weights differ");
+    assert!(
+        final_weights(&full, 14) == final_weights(&split, 14),
+        "weights differ"
+    );
     for dir in [full, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }

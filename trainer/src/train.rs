@@ -232,7 +232,7 @@ impl<B: Backend> Trainer<B> {
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
             };
-            if done % log_every == 0 || done == total || outcome.step == 0 {
+            if done.is_multiple_of(log_every) || done == total || outcome.step == 0 {
                 self.metrics
                     .write(&record)
                     .map_err(io_err(self.metrics.path()))?;
@@ -240,7 +240,7 @@ impl<B: Backend> Trainer<B> {
                 window_samples = 0;
             }
             on_step(&outcome, &record);
-            if (every > 0 && done % every == 0) || done == session_end {
+            if (every > 0 && done.is_multiple_of(every)) || done == session_end {
                 self.save_checkpoint()?;
             }
             last = Some(outcome);
