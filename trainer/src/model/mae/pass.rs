@@ -3,10 +3,10 @@
 
 use ecgfm_kernels::{Backend, View, ViewMut};
 
+use super::Mae;
 use crate::model::batch::HostBatch;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
-use super::Mae;
 
 impl<B: Backend> Mae<B> {
     /// Validates the batch, builds its token plan and uploads the signals and indices.
