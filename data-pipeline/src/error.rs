@@ -1,0 +1,65 @@
+//! The one error type of ecgfm-data: every failure names the object, file or URL it concerns
+//! (with secrets redacted, see `store::redact_url`) and the reason.
+
+/// Errors of the dataset layer (stores, manifests, shards, ingest, loader).
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A dataset URL that cannot be opened (unknown scheme, malformed, store misconfigured).
+    #[error("cannot open dataset URL {url}: {reason}")]
+    BadUrl {
+        /// The URL with credentials and query string redacted.
+        url: String,
+        /// Why it cannot be opened.
+        reason: String,
+    },
+    /// An object-store request failed (missing object, network, permissions).
+    #[error("object store error on {location}: {source}")]
+    Store {
+        /// The object (or prefix) the request was about.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A Parquet shard could not be read or decoded.
+    #[error("shard {path}: {source}")]
+    Parquet {
+        /// The shard's path.
+        path: String,
+        /// The Parquet reader's error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A file whose contents do not follow docs/dataset-format.md.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The offending file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A JSON file (manifest, journal, state) that does not parse.
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        /// The offending file.
+        path: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A local file-system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A source record or label file that cannot be read (the message names the file).
+    #[error(transparent)]
+    Source(#[from] ecgfm_wfdb::WfdbError),
+    /// An invalid setting (loader configuration, split name, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,287 @@
+//! `ingest`: a source of ECG records (local folder or object-store URL; WFDB, PTB-XL, CinC 2017,
+//! CinC 2021) into a dataset of zstd Parquet shards with a manifest (docs/dataset-format.md).
+//!
+//! The run: plan the records (sorted, `plan.rs`), read and preprocess them in parallel chunks on
+//! a rayon pool (`record.rs`) while one writer thread consumes the outcomes in plan order:
+//! rows go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard is
+//! stored when it passes its target size (at a record boundary), then the journal
+//! (`journal.rs`) records the progress, so an interrupted run resumes after its last shard.
+//! The manifest is written last.
+
+pub mod journal;
+pub mod label_csv;
+pub mod options;
+pub mod plan;
+pub mod record;
+pub mod row;
+pub mod shard_writer;
+pub mod source;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use ecgfm_preprocess::Pipeline;
+use indicatif::ProgressBar;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use rayon::prelude::*;
+
+use crate::error::DataError;
+use crate::manifest::{Manifest, SourceEntry};
+use crate::schema::DEFAULT_SIGNAL_SCALE;
+use crate::store;
+
+pub use journal::{Journal, JOURNAL_FILE};
+pub use label_csv::LabelOverride;
+pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
+pub use plan::{make_plan, Plan, PlannedRecord};
+pub use record::{process_record, RecordContext, RecordOutcome};
+pub use row::WindowRow;
+pub use shard_writer::{ShardLayout, ShardWriter};
+pub use source::SourceRoot;
+
+/// Runs an ingest (or resumes an interrupted one) and returns what it did. Record failures never
+/// stop the run (they are quarantined); settings, source listing, label files and output
+/// failures do.
+pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestReport, DataError> {
+    opts.split_fractions
+        .validate()
+        .map_err(|e| DataError::Config(e.to_string()))?;
+    let pipeline = Pipeline::new(opts.preprocessing.clone())
+        .map_err(|e| DataError::Config(e.to_string()))?;
+    let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
+    let out_options: Vec<(&str, &str)> = opts
+        .out_store_options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (out_store, out_root) = store::open_url_with(&opts.out, &out_options)?;
+    let labels = opts
+        .label_csv
+        .as_deref()
+        .map(|csv| read_label_csv(csv, &opts.source_store_options))
+        .transpose()?;
+    let Plan { format, mut records } = make_plan(&source, opts.format, labels.as_ref())?;
+    if let Some(limit) = opts.limit {
+        records.truncate(limit);
+    }
+    let source_name = opts
+        .source_name
+        .clone()
+        .unwrap_or_else(|| format.as_str().to_string());
+    let fingerprint = journal::fingerprint(opts, &source_name, &records);
+    let journal = Journal::resume(out_store.as_ref(), &out_root, &fingerprint)?;
+    let resumed = journal.shards.len() as u64;
+    let layout = ShardLayout {
+        window_samples: opts.preprocessing.window.window_samples,
+        row_group_rows: opts.row_group_rows,
+        shard_target_bytes: opts.shard_target_bytes,
+        zstd_level: opts.zstd_level,
+    };
+    let ctx = RecordContext {
+        pipeline: &pipeline,
+        source_name: &source_name,
+        signal_scale: DEFAULT_SIGNAL_SCALE,
+        seed: opts.seed,
+        fractions: opts.split_fractions,
+    };
+    progress.set_length(records.len() as u64);
+    progress.set_position(journal.records_done as u64);
+    let run = Run {
+        source: &source,
+        records: &records,
+        ctx: &ctx,
+        out_store: out_store.as_ref(),
+        out_root: &out_root,
+        layout,
+        stop_after_shards: opts.stop_after_shards,
+        threads: opts.threads,
+        progress,
+    };
+    let (journal, complete) = run.execute(journal)?;
+    if complete {
+        let mut manifest = Manifest::new(
+            opts.preprocessing.target_rate_hz as f32,
+            layout.window_samples,
+            layout.row_group_rows,
+        );
+        manifest.preprocessing = serde_json::to_value(&opts.preprocessing)
+            .expect("preprocessing settings serialise");
+        manifest.sources.push(SourceEntry {
+            name: source_name.clone(),
+            uri: source.describe(),
+            format: format.as_str().to_string(),
+            records_seen: records.len() as u64,
+        });
+        manifest.shards = journal.shards.clone();
+        manifest.counts = journal.counts.clone();
+        manifest.quarantine = journal.quarantine.clone();
+        manifest.partial = journal.partial.clone();
+        manifest.save(out_store.as_ref(), &out_root)?;
+    }
+    Ok(IngestReport {
+        format,
+        records_planned: records.len() as u64,
+        records_ingested: journal.counts.records,
+        records_quarantined: journal.quarantine.len() as u64,
+        shards: journal.shards.len() as u64,
+        shards_written: journal.shards.len() as u64 - resumed,
+        shards_resumed: resumed,
+        complete,
+        counts: journal.counts,
+    })
+}
+
+/// Reads the label override CSV from a local path or an object-store URL.
+fn read_label_csv(csv: &str, options: &[(String, String)]) -> Result<LabelOverride, DataError> {
+    let bytes = if csv.contains("://") && !csv.starts_with("file://") {
+        let pairs: Vec<(&str, &str)> = options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (object_store, location) = store::open_url_with(csv, &pairs)?;
+        store::block_on(store::get_bytes(object_store.as_ref(), &location))?.to_vec()
+    } else {
+        let path = csv.strip_prefix("file://").unwrap_or(csv);
+        std::fs::read(path).map_err(|source| DataError::Io {
+            path: path.to_string(),
+            source,
+        })?
+    };
+    LabelOverride::parse(&bytes, &store::redact_url(csv))
+}
+
+/// One execution of the plan from the journal's position.
+struct Run<'a> {
+    source: &'a SourceRoot,
+    records: &'a [PlannedRecord],
+    ctx: &'a RecordContext<'a>,
+    out_store: &'a dyn ObjectStore,
+    out_root: &'a Path,
+    layout: ShardLayout,
+    stop_after_shards: Option<usize>,
+    threads: usize,
+    progress: &'a ProgressBar,
+}
+
+impl Run<'_> {
+    /// Processes the remaining records; returns the final journal and whether the plan is done.
+    fn execute(&self, journal: Journal) -> Result<(Journal, bool), DataError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+            .map_err(|e| DataError::Config(format!("cannot start worker threads: {e}")))?;
+        let chunk = (pool.current_num_threads() * 4).max(8);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sender, receiver) = sync_channel::<Vec<RecordOutcome>>(2);
+        let start = journal.records_done;
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| self.write_outcomes(journal, receiver, &stop));
+            let files = self.source.record_source();
+            let mut next = start;
+            while next < self.records.len() && !stop.load(Ordering::Relaxed) {
+                let end = (next + chunk).min(self.records.len());
+                let outcomes: Vec<RecordOutcome> = pool.install(|| {
+                    self.records[next..end]
+                        .par_iter()
+                        .map(|planned| {
+                            let uri = self.source.uri_of(&planned.name);
+                            process_record(files.as_ref(), &uri, planned, self.ctx)
+                        })
+                        .collect()
+                });
+                if sender.send(outcomes).is_err() {
+                    break;
+                }
+                next = end;
+            }
+            drop(sender);
+            writer.join().expect("the shard writer thread panicked")
+        })
+    }
+
+    /// The writer thread: consumes outcomes in plan order, stores shards and the journal.
+    fn write_outcomes(
+        &self,
+        mut journal: Journal,
+        receiver: std::sync::mpsc::Receiver<Vec<RecordOutcome>>,
+        stop: &AtomicBool,
+    ) -> Result<(Journal, bool), DataError> {
+        let result = (|| {
+            let mut writer = ShardWriter::new(self.layout)?;
+            let mut done = journal.records_done;
+            let mut written = 0usize;
+            for outcomes in receiver.iter() {
+                for outcome in outcomes {
+                    record_outcome(&mut journal, &mut writer, outcome)?;
+                    done += 1;
+                    self.progress.inc(1);
+                    if writer.is_full() {
+                        self.close_shard(&mut journal, &mut writer, done)?;
+                        written += 1;
+                        if self.stop_after_shards.is_some_and(|k| written >= k) {
+                            return Ok((journal, false));
+                        }
+                    }
+                }
+            }
+            if done < self.records.len() {
+                return Err(DataError::Config(
+                    "record processing stopped before the end of the plan".into(),
+                ));
+            }
+            self.close_shard(&mut journal, &mut writer, done)?;
+            Ok((journal, true))
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    }
+
+    /// Stores the open shard (when it holds rows) and the journal saying `done` records are final.
+    fn close_shard(
+        &self,
+        journal: &mut Journal,
+        writer: &mut ShardWriter,
+        done: usize,
+    ) -> Result<(), DataError> {
+        if let Some(shard) = writer.finish()? {
+            let index = journal.shards.len();
+            let entry = shard_writer::store_shard(self.out_store, self.out_root, index, shard)?;
+            journal.shards.push(entry);
+        }
+        journal.records_done = done;
+        journal.save(self.out_store, self.out_root)
+    }
+}
+
+/// Adds one record's outcome to the running totals and the open shard.
+pub(crate) fn record_outcome(
+    journal: &mut Journal,
+    writer: &mut ShardWriter,
+    outcome: RecordOutcome,
+) -> Result<(), DataError> {
+    let counts = &mut journal.counts;
+    match outcome {
+        RecordOutcome::Rows { rows, partial } => {
+            counts.records += 1;
+            counts.rows += rows.len() as u64;
+            for row in &rows {
+                *counts
+                    .splits
+                    .entry(row.split.as_str().to_string())
+                    .or_default() += 1;
+                for label in &row.labels {
+                    *counts.labels.entry(label.clone()).or_default() += 1;
+                }
+            }
+            journal.partial.extend(partial);
+            writer.push_record(rows)
+        }
+        RecordOutcome::Quarantined(entry) => {
+            *counts.quarantine.entry(entry.kind.clone()).or_default() += 1;
+            journal.quarantine.push(entry);
+            Ok(())
+        }
+    }
+}

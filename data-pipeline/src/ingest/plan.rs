@@ -1,0 +1,170 @@
+//! The ingest plan: which records a source holds (in a fixed, sorted order) and what is known
+//! about each before reading it (labels, patient, age, sex, fold), for every source format,
+//! including format auto-detection and the label-CSV override.
+
+use std::collections::HashMap;
+
+use ecgfm_wfdb::labels::{read_cinc2017_reference_from, PtbXlDatabase, Sex};
+
+use crate::error::DataError;
+use crate::ingest::label_csv::LabelOverride;
+use crate::ingest::options::SourceFormat;
+use crate::ingest::source::SourceRoot;
+
+/// One record to ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRecord {
+    /// Record path relative to the source root, without `.hea` (`records500/00000/00001_hr`).
+    pub name: String,
+    /// The `record_id` column: the file name without folders.
+    pub record_id: String,
+    pub labels: Vec<String>,
+    /// Source-prefixed patient id, when the source knows it.
+    pub patient_id: Option<String>,
+    pub age: Option<f32>,
+    pub sex: Option<Sex>,
+    pub fold: Option<i8>,
+    /// Whether `# Dx/# Age/# Sex` header comments add labels once the record is read.
+    pub header_labels: bool,
+}
+
+impl PlannedRecord {
+    fn bare(name: &str, header_labels: bool) -> Self {
+        PlannedRecord {
+            name: name.to_string(),
+            record_id: name.rsplit('/').next().unwrap_or(name).to_string(),
+            labels: Vec::new(),
+            patient_id: None,
+            age: None,
+            sex: None,
+            fold: None,
+            header_labels,
+        }
+    }
+}
+
+/// The resolved format and its records.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub format: SourceFormat,
+    pub records: Vec<PlannedRecord>,
+}
+
+const PTBXL_DATABASE: &str = "ptbxl_database.csv";
+const PTBXL_STATEMENTS: &str = "scp_statements.csv";
+const CINC2017_REFERENCE: &str = "REFERENCE.csv";
+
+/// Oldest age PTB-XL reports as such: it writes 300 for every patient over 89.
+const PTBXL_AGE_CAP: f64 = 90.0;
+
+/// Lists the source's records for `format` (detecting it for `Auto`), sorted by name.
+pub fn make_plan(
+    source: &SourceRoot,
+    format: SourceFormat,
+    labels: Option<&LabelOverride>,
+) -> Result<Plan, DataError> {
+    let files = source.list_files()?;
+    let headers: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.strip_suffix(".hea"))
+        .collect();
+    let format = match format {
+        SourceFormat::Auto => detect(source, &files, &headers)?,
+        known => known,
+    };
+    let mut records = match format {
+        SourceFormat::Ptbxl => ptbxl_records(source, &files)?,
+        SourceFormat::Cinc2017 => cinc2017_records(source, &headers)?,
+        SourceFormat::Cinc2021 | SourceFormat::Wfdb | SourceFormat::Auto => headers
+            .iter()
+            .map(|name| PlannedRecord::bare(name, true))
+            .collect(),
+    };
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(labels) = labels {
+        records.iter_mut().for_each(|r| labels.apply(r));
+    }
+    Ok(Plan { format, records })
+}
+
+fn detect(
+    source: &SourceRoot,
+    files: &[String],
+    headers: &[&str],
+) -> Result<SourceFormat, DataError> {
+    if files.iter().any(|f| f == PTBXL_DATABASE) {
+        return Ok(SourceFormat::Ptbxl);
+    }
+    if files.iter().any(|f| f == CINC2017_REFERENCE) {
+        return Ok(SourceFormat::Cinc2017);
+    }
+    if let Some(first) = headers.first() {
+        let text = source.read(&format!("{first}.hea"))?;
+        let text = String::from_utf8_lossy(&text);
+        let has_dx = text.lines().any(|line| {
+            let line = line.trim_start_matches('#').trim_start();
+            line.len() >= 3 && line[..3].eq_ignore_ascii_case("dx:")
+        });
+        if has_dx {
+            return Ok(SourceFormat::Cinc2021);
+        }
+    }
+    Ok(SourceFormat::Wfdb)
+}
+
+fn ptbxl_records(source: &SourceRoot, files: &[String]) -> Result<Vec<PlannedRecord>, DataError> {
+    let database = source.read(PTBXL_DATABASE)?;
+    let statements = source.read(PTBXL_STATEMENTS)?;
+    let db = PtbXlDatabase::from_bytes(
+        &database,
+        &source.uri_of(PTBXL_DATABASE),
+        &statements,
+        &source.uri_of(PTBXL_STATEMENTS),
+    )
+    ?;
+    let present = |name: &str| files.iter().any(|f| f.strip_suffix(".hea") == Some(name));
+    Ok(db
+        .entries
+        .iter()
+        .map(|entry| {
+            let name = if present(&entry.filename_hr) || !present(&entry.filename_lr) {
+                &entry.filename_hr
+            } else {
+                &entry.filename_lr
+            };
+            let mut record = PlannedRecord::bare(name, false);
+            record.labels = entry
+                .scp_labels
+                .iter()
+                .chain(&entry.superclasses)
+                .cloned()
+                .collect();
+            record.patient_id = entry.patient_id.map(|p| format!("ptbxl:{p}"));
+            record.age = entry.age.map(|a| a.min(PTBXL_AGE_CAP) as f32);
+            record.sex = entry.sex;
+            record.fold = Some(entry.strat_fold as i8);
+            record
+        })
+        .collect())
+}
+
+fn cinc2017_records(
+    source: &SourceRoot,
+    headers: &[&str],
+) -> Result<Vec<PlannedRecord>, DataError> {
+    let reference = source.read(CINC2017_REFERENCE)?;
+    let labels: HashMap<String, String> =
+        read_cinc2017_reference_from(&reference, &source.uri_of(CINC2017_REFERENCE))
+            ?
+            .into_iter()
+            .map(|l| (l.record, l.label))
+            .collect();
+    Ok(headers
+        .iter()
+        .map(|name| {
+            let mut record = PlannedRecord::bare(name, false);
+            record.labels.extend(labels.get(&record.record_id).cloned());
+            record
+        })
+        .collect())
+}

@@ -1,0 +1,236 @@
+//! Ingesting one planned record: read it (WFDB), pick the signals that are standard ECG leads,
+//! preprocess, and turn its windows into rows; or say why it goes to quarantine.
+
+use std::collections::BTreeMap;
+
+use ecgfm_preprocess::{map_leads, DropReason, Pipeline, PreprocessError, Window};
+use ecgfm_wfdb::labels::{parse_header_comments, Sex};
+use ecgfm_wfdb::{read_record_from, Record, RecordSource, WfdbError};
+
+use crate::ingest::plan::PlannedRecord;
+use crate::ingest::row::{quantize, WindowRow};
+use crate::manifest::{PartialEntry, QuarantineEntry};
+use crate::split::{assign_split, Split, SplitFractions};
+
+/// Run-wide settings every record needs.
+pub struct RecordContext<'a> {
+    pub pipeline: &'a Pipeline,
+    pub source_name: &'a str,
+    pub signal_scale: f32,
+    pub seed: u64,
+    pub fractions: SplitFractions,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    /// Rows to write, and what was left out of the record, if anything.
+    Rows {
+        rows: Vec<WindowRow>,
+        partial: Option<PartialEntry>,
+    },
+    /// Nothing usable; the entry says why.
+    Quarantined(QuarantineEntry),
+}
+
+/// Short category of a read failure, the key of the manifest's quarantine counts.
+fn wfdb_kind(e: &WfdbError) -> &'static str {
+    match e {
+        WfdbError::NotFound { .. } => "file not found",
+        WfdbError::Io { .. } => "read error",
+        WfdbError::BadHeader { .. } => "bad header",
+        WfdbError::UnsupportedFormat { .. } | WfdbError::Unsupported { .. } => {
+            "unsupported record"
+        }
+        WfdbError::Truncated { .. } => "truncated signal file",
+        WfdbError::ChecksumMismatch { .. } => "checksum mismatch",
+        WfdbError::BadMatFile { .. } => "bad MATLAB signal file",
+        _ => "unreadable record",
+    }
+}
+
+/// Short category of a preprocessing failure.
+fn preprocess_kind(e: &PreprocessError) -> &'static str {
+    match e {
+        PreprocessError::NoKnownLeads(_) => "no standard ECG lead",
+        PreprocessError::AllLeadsMissing => "all leads missing",
+        PreprocessError::AllWindowsFailed { .. } => "every window fails quality",
+        PreprocessError::EmptyRecord => "empty record",
+        _ => "preprocessing error",
+    }
+}
+
+/// The signals to preprocess: those that map to a standard lead and share the most common rate
+/// among them. Returns the rate, the chosen signal indices, and `name (why)` for the others.
+fn select_signals(record: &Record) -> Result<(f64, Vec<usize>, Vec<String>), PreprocessError> {
+    let names: Vec<&str> = record
+        .signals
+        .iter()
+        .map(|s| s.description.as_str())
+        .collect();
+    let mapping = map_leads(&names);
+    let mut mapped: Vec<usize> = mapping.source_of.iter().flatten().copied().collect();
+    mapped.sort_unstable();
+    if mapped.is_empty() {
+        return Err(PreprocessError::NoKnownLeads(
+            names.iter().map(|n| n.to_string()).collect(),
+        ));
+    }
+    let mut per_rate: BTreeMap<u64, usize> = BTreeMap::new();
+    for &s in &mapped {
+        *per_rate.entry(record.signal_fs(s).to_bits()).or_default() += 1;
+    }
+    let best = mapped
+        .iter()
+        .map(|&s| record.signal_fs(s))
+        .max_by_key(|rate| per_rate[&rate.to_bits()])
+        .expect("mapped is not empty");
+    let mut dropped: Vec<String> = mapping
+        .dropped
+        .iter()
+        .map(|d| {
+            let why = match d.reason {
+                DropReason::Duplicate => "duplicate lead",
+                DropReason::Unknown => "not a standard ECG lead",
+            };
+            format!("{} ({why})", d.name)
+        })
+        .collect();
+    let (chosen, other_rate): (Vec<usize>, Vec<usize>) = mapped
+        .into_iter()
+        .partition(|&s| record.signal_fs(s) == best);
+    dropped.extend(other_rate.into_iter().map(|s| {
+        format!(
+            "{} (sampled at {} Hz, not {best} Hz)",
+            names[s],
+            record.signal_fs(s)
+        )
+    }));
+    Ok((best, chosen, dropped))
+}
+
+fn sex_code(sex: Sex) -> String {
+    match sex {
+        Sex::Male => "M".into(),
+        Sex::Female => "F".into(),
+    }
+}
+
+/// The rows of one record's windows; `meta` carries the final labels, patient (its id falls back
+/// to the record id), age, sex and fold.
+pub fn windows_to_rows(
+    windows: &[Window],
+    meta: &PlannedRecord,
+    source_name: &str,
+    sampling_rate: f32,
+    signal_scale: f32,
+    split: Split,
+    lead_names: Vec<String>,
+) -> Vec<WindowRow> {
+    let patient_id = meta.patient_id.as_ref().unwrap_or(&meta.record_id);
+    windows
+        .iter()
+        .map(|w| {
+            let mut signal = Vec::new();
+            quantize(&w.signal, signal_scale, &mut signal);
+            WindowRow {
+                record_id: meta.record_id.clone(),
+                patient_id: patient_id.clone(),
+                source: source_name.to_string(),
+                window_index: w.window_index as i32,
+                sampling_rate,
+                n_samples: w.n_valid as i32,
+                lead_names: lead_names.clone(),
+                lead_mask: w.lead_mask,
+                signal,
+                labels: meta.labels.clone(),
+                age: meta.age,
+                sex: meta.sex.map(sex_code),
+                quality_score: w.quality_score,
+                quality_flags: w.quality_flags,
+                split,
+                fold: meta.fold,
+            }
+        })
+        .collect()
+}
+
+/// Reads, preprocesses and windows one record.
+pub fn process_record(
+    files: &dyn RecordSource,
+    uri: &str,
+    planned: &PlannedRecord,
+    ctx: &RecordContext<'_>,
+) -> RecordOutcome {
+    let quarantine = |kind: &str, reason: String| {
+        RecordOutcome::Quarantined(QuarantineEntry {
+            source: ctx.source_name.to_string(),
+            record: planned.record_id.clone(),
+            uri: uri.to_string(),
+            kind: kind.to_string(),
+            reason,
+        })
+    };
+    let record = match read_record_from(files, &planned.name) {
+        Ok(record) => record,
+        Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
+    };
+    let preprocess_failed = |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
+    let (rate, chosen, dropped) = match select_signals(&record) {
+        Ok(selection) => selection,
+        Err(e) => return preprocess_failed(e),
+    };
+    let names: Vec<&str> = chosen
+        .iter()
+        .map(|&s| record.signals[s].description.as_str())
+        .collect();
+    let signals: Vec<Vec<f64>> = chosen.iter().map(|&s| record.physical(s)).collect();
+    let processed = match ctx.pipeline.process(rate, &names, &signals) {
+        Ok(processed) => processed,
+        Err(e) => return preprocess_failed(e),
+    };
+    let mut meta = planned.clone();
+    if planned.header_labels {
+        let header = parse_header_comments(&record.comments);
+        meta.labels.extend(header.dx);
+        meta.age = meta.age.or(header.age.map(|a| a as f32));
+        meta.sex = meta.sex.or(header.sex);
+    }
+    let patient_id = planned
+        .patient_id
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", ctx.source_name, planned.record_id));
+    let split = assign_split(
+        ctx.source_name,
+        &patient_id,
+        planned.fold,
+        ctx.seed,
+        &ctx.fractions,
+    );
+    meta.patient_id = Some(patient_id);
+    let rows = windows_to_rows(
+        &processed.windows,
+        &meta,
+        ctx.source_name,
+        ctx.pipeline.config().target_rate_hz as f32,
+        ctx.signal_scale,
+        split,
+        record.signals.iter().map(|s| s.description.clone()).collect(),
+    );
+    let mut dropped_leads = dropped;
+    dropped_leads.extend(
+        processed
+            .report
+            .empty_leads
+            .iter()
+            .map(|name| format!("{name} (every sample missing)")),
+    );
+    let hard_failed_windows = processed.report.hard_failed_windows as u64;
+    let partial = (!dropped_leads.is_empty() || hard_failed_windows > 0).then(|| PartialEntry {
+        source: ctx.source_name.to_string(),
+        record: planned.record_id.clone(),
+        dropped_leads,
+        hard_failed_windows,
+    });
+    RecordOutcome::Rows { rows, partial }
+}

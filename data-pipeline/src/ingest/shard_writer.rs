@@ -1,0 +1,182 @@
+//! Writing rows into zstd Parquet shards: rows are buffered into row groups of exactly
+//! `row_group_rows` (the last one of a shard may be shorter), and a shard is closed on a record
+//! boundary once its flushed bytes pass `shard_target_bytes`. Finished shards are hashed (SHA-256)
+//! and stored through the object store.
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use sha2::{Digest, Sha256};
+
+use crate::error::DataError;
+use crate::ingest::row::{rows_to_batch, WindowRow};
+use crate::manifest::{ShardEntry, SHARDS_DIR};
+use crate::schema::{col, window_schema};
+use crate::store;
+
+/// How shards are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLayout {
+    pub window_samples: usize,
+    pub row_group_rows: usize,
+    pub shard_target_bytes: u64,
+    pub zstd_level: i32,
+}
+
+/// A closed shard held in memory, not yet stored.
+#[derive(Debug, Clone)]
+pub struct FinishedShard {
+    pub bytes: Bytes,
+    pub rows: u64,
+    pub row_groups: Vec<u64>,
+}
+
+/// The relative path of shard number `index`.
+pub fn shard_path(index: usize) -> String {
+    format!("{SHARDS_DIR}/shard-{index:05}.parquet")
+}
+
+/// Parquet writer settings: zstd everywhere, no dictionary or statistics on the signal column.
+fn writer_properties(layout: &ShardLayout) -> Result<WriterProperties, DataError> {
+    let level = ZstdLevel::try_new(layout.zstd_level).map_err(|e| {
+        DataError::Config(format!("zstd level {}: {e}", layout.zstd_level))
+    })?;
+    let signal = ColumnPath::from(vec![
+        col::SIGNAL.to_string(),
+        "list".to_string(),
+        crate::schema::LIST_ITEM.to_string(),
+    ]);
+    Ok(WriterProperties::builder()
+        .set_created_by(format!("ecgfm {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(layout.row_group_rows))
+        .set_max_row_group_bytes(None)
+        .set_column_dictionary_enabled(signal.clone(), false)
+        .set_column_statistics_enabled(signal, EnabledStatistics::None)
+        .build())
+}
+
+/// Accumulates rows of one shard at a time.
+pub struct ShardWriter {
+    layout: ShardLayout,
+    properties: WriterProperties,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    pending: Vec<WindowRow>,
+    row_groups: Vec<u64>,
+    rows: u64,
+}
+
+impl ShardWriter {
+    /// A writer for shards of the given layout.
+    pub fn new(layout: ShardLayout) -> Result<Self, DataError> {
+        if layout.row_group_rows == 0 {
+            return Err(DataError::Config("row_group_rows must be > 0".into()));
+        }
+        Ok(Self {
+            properties: writer_properties(&layout)?,
+            layout,
+            writer: None,
+            pending: Vec::new(),
+            row_groups: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Rows added to the open shard so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Adds the rows of one record, writing every full row group.
+    pub fn push_record(&mut self, rows: Vec<WindowRow>) -> Result<(), DataError> {
+        self.rows += rows.len() as u64;
+        self.pending.extend(rows);
+        while self.pending.len() >= self.layout.row_group_rows {
+            let rest = self.pending.split_off(self.layout.row_group_rows);
+            let group = std::mem::replace(&mut self.pending, rest);
+            self.write_group(&group)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the open shard has reached its target size (checked between records).
+    pub fn is_full(&self) -> bool {
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.bytes_written() as u64 >= self.layout.shard_target_bytes)
+    }
+
+    fn write_group(&mut self, group: &[WindowRow]) -> Result<(), DataError> {
+        let batch = rows_to_batch(group, self.layout.window_samples, "shard being written")?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(
+                ArrowWriter::try_new(
+                    Vec::new(),
+                    window_schema(self.layout.window_samples),
+                    Some(self.properties.clone()),
+                )
+                .map_err(parquet_error)?,
+            ),
+        };
+        writer.write(&batch).map_err(parquet_error)?;
+        writer.flush().map_err(parquet_error)?;
+        self.row_groups.push(group.len() as u64);
+        Ok(())
+    }
+
+    /// Closes the open shard (writing any partial last row group); `None` when it holds no rows.
+    pub fn finish(&mut self) -> Result<Option<FinishedShard>, DataError> {
+        if !self.pending.is_empty() {
+            let group = std::mem::take(&mut self.pending);
+            self.write_group(&group)?;
+        }
+        let Some(writer) = self.writer.take() else {
+            return Ok(None);
+        };
+        let bytes = writer.into_inner().map_err(parquet_error)?;
+        let finished = FinishedShard {
+            bytes: Bytes::from(bytes),
+            rows: self.rows,
+            row_groups: std::mem::take(&mut self.row_groups),
+        };
+        self.rows = 0;
+        Ok(Some(finished))
+    }
+}
+
+fn parquet_error(source: parquet::errors::ParquetError) -> DataError {
+    DataError::Parquet {
+        path: "shard being written".into(),
+        source,
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Stores `shard` as shard number `index` under `root` and returns its manifest entry.
+pub fn store_shard(
+    object_store: &dyn ObjectStore,
+    root: &Path,
+    index: usize,
+    shard: FinishedShard,
+) -> Result<ShardEntry, DataError> {
+    let path = shard_path(index);
+    let entry = ShardEntry {
+        path: path.clone(),
+        rows: shard.rows,
+        bytes: shard.bytes.len() as u64,
+        sha256: sha256_hex(&shard.bytes),
+        row_groups: shard.row_groups,
+    };
+    let location = store::join(root, &path);
+    store::block_on(store::put_bytes(object_store, &location, shard.bytes))?;
+    Ok(entry)
+}

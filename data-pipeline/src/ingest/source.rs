@@ -1,0 +1,162 @@
+//! Where the records of an ingest come from: a local folder (read with `std::fs`, the fast path)
+//! or an object-store prefix (read through `store`). Both list files by their path relative to
+//! the source root and serve them to the WFDB reader.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use ecgfm_wfdb::{DirSource, RecordSource, WfdbError};
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use crate::error::DataError;
+use crate::store;
+
+/// The root of a source dataset.
+#[derive(Clone)]
+pub enum SourceRoot {
+    /// A local folder.
+    Local(PathBuf),
+    /// A prefix in an object store; `url` is the redacted URL, for messages.
+    Store {
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for SourceRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl SourceRoot {
+    /// Opens a local path, `file://` URL or object-store URL (with explicit store settings).
+    pub fn open(url: &str, options: &[(String, String)]) -> Result<Self, DataError> {
+        let local = if let Some(rest) = url.strip_prefix("file://") {
+            Some(PathBuf::from(rest))
+        } else if !url.contains("://") {
+            Some(PathBuf::from(url))
+        } else {
+            None
+        };
+        if let Some(dir) = local {
+            if !dir.is_dir() {
+                return Err(DataError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "source folder not found",
+                    ),
+                });
+            }
+            return Ok(SourceRoot::Local(dir));
+        }
+        let pairs: Vec<(&str, &str)> = options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (store, root) = store::open_url_with(url, &pairs)?;
+        Ok(SourceRoot::Store {
+            store,
+            root,
+            url: store::redact_url(url),
+        })
+    }
+
+    /// The source as it appears in messages (secrets redacted).
+    pub fn describe(&self) -> String {
+        match self {
+            SourceRoot::Local(dir) => dir.display().to_string(),
+            SourceRoot::Store { url, .. } => url.clone(),
+        }
+    }
+
+    /// The location of `relative` as it appears in messages.
+    pub fn uri_of(&self, relative: &str) -> String {
+        format!("{}/{}", self.describe().trim_end_matches('/'), relative)
+    }
+
+    /// Every file under the root, as sorted `/`-separated relative paths.
+    pub fn list_files(&self) -> Result<Vec<String>, DataError> {
+        let mut files = match self {
+            SourceRoot::Local(dir) => {
+                let mut files = Vec::new();
+                walk(dir, "", &mut files)?;
+                files
+            }
+            SourceRoot::Store { store, root, .. } => {
+                let objects = store::block_on(store::list(store.as_ref(), root))?;
+                objects
+                    .into_iter()
+                    .filter_map(|meta| {
+                        meta.location
+                            .prefix_match(root)
+                            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>())
+                            .map(|parts| parts.join("/"))
+                    })
+                    .collect()
+            }
+        };
+        files.sort();
+        Ok(files)
+    }
+
+    /// The whole content of `relative`.
+    pub fn read(&self, relative: &str) -> Result<Vec<u8>, DataError> {
+        match self {
+            SourceRoot::Local(dir) => {
+                let path = dir.join(relative);
+                std::fs::read(&path).map_err(|source| DataError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+            SourceRoot::Store { store, root, .. } => {
+                let location = store::join(root, relative);
+                Ok(store::block_on(store::get_bytes(store.as_ref(), &location))?.to_vec())
+            }
+        }
+    }
+
+    /// A WFDB record source reading files relative to the root.
+    pub fn record_source(&self) -> Box<dyn RecordSource + Send + Sync + '_> {
+        match self {
+            SourceRoot::Local(dir) => Box::new(DirSource::new(dir.clone())),
+            SourceRoot::Store { .. } => Box::new(move |name: &str| {
+                self.read(name).map_err(|e| match e {
+                    DataError::Store {
+                        source: object_store::Error::NotFound { .. },
+                        ..
+                    } => WfdbError::NotFound {
+                        file: self.uri_of(name),
+                    },
+                    other => WfdbError::Io {
+                        file: self.uri_of(name),
+                        source: std::io::Error::other(other.to_string()),
+                    },
+                })
+            }),
+        }
+    }
+}
+
+/// Appends the files below `dir` (named relative to the walk's root) to `out`.
+fn walk(dir: &FsPath, prefix: &str, out: &mut Vec<String>) -> Result<(), DataError> {
+    let io = |source| DataError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = format!("{prefix}{name}");
+        if entry.file_type().map_err(io)?.is_dir() {
+            walk(&entry.path(), &format!("{relative}/"), out)?;
+        } else {
+            out.push(relative);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The loader's output, `Batch` (one contiguous (B, 12, S) float buffer plus lead masks and
+//! sample ids), and how a batch is assembled from decoded rows: a seeded random crop of `S`
+//! samples out of each window's valid length, int16 -> f32 with the manifest's `signal_scale`.
+//!
+//! Crops: for a window with `n` valid samples (`n_samples`) and crop length `S`, the crop starts
+//! at a uniform offset in `0..=n-S` drawn from (seed, epoch, sample id), so it is the same
+//! whatever the rank count, worker count or restart point. A window shorter than the crop
+//! (`n < S`) is copied from its start and zero-padded at the end.
+
+use std::sync::Arc;
+
+use crate::schema::N_LEADS;
+
+use super::rng::{SplitMix64, TAG_CROP};
+use super::shard::DecodedRows;
+
+/// A batch of cropped ECG windows, ready for the model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Windows in the batch (B).
+    pub batch: usize,
+    /// Samples per lead after cropping (S).
+    pub samples: usize,
+    /// (B, 12, S) physical values, row-major, standard lead order.
+    pub x: Vec<f32>,
+    /// (B, 12): 1 where the lead was recorded, 0 where it is absent (and zero in `x`).
+    pub lead_mask: Vec<u8>,
+    /// (B): global sample id of each window (its row number over all shards in manifest order).
+    pub ids: Vec<u64>,
+}
+
+impl Batch {
+    /// A zeroed batch of `batch` windows of `samples` samples per lead.
+    pub fn new(batch: usize, samples: usize) -> Self {
+        Batch {
+            batch,
+            samples,
+            x: vec![0.0; batch * N_LEADS * samples],
+            lead_mask: vec![0; batch * N_LEADS],
+            ids: vec![0; batch],
+        }
+    }
+
+    fn fits(&self, batch: usize, samples: usize) -> bool {
+        self.batch == batch
+            && self.samples == samples
+            && self.x.len() == batch * N_LEADS * samples
+            && self.lead_mask.len() == batch * N_LEADS
+            && self.ids.len() == batch
+    }
+
+    /// Reshapes `self` to (batch, samples) if needed, reusing its allocations.
+    pub(crate) fn reshape(&mut self, batch: usize, samples: usize) {
+        if !self.fits(batch, samples) {
+            self.batch = batch;
+            self.samples = samples;
+            self.x.resize(batch * N_LEADS * samples, 0.0);
+            self.lead_mask.resize(batch * N_LEADS, 0);
+            self.ids.resize(batch, 0);
+        }
+    }
+}
+
+/// A sample ready to be cropped: its decoded row group, its row there, its identity.
+pub(crate) struct ReadySample {
+    pub rows: Arc<DecodedRows>,
+    pub row: u32,
+    pub id: u64,
+    pub epoch: u64,
+}
+
+/// What cropping needs to know.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CropSpec {
+    pub seed: u64,
+    pub window: usize,
+    pub crop: usize,
+    pub scale: f32,
+}
+
+impl CropSpec {
+    /// Start and length of the crop of a window with `valid` samples.
+    pub fn place(&self, valid: usize, epoch: u64, id: u64) -> (usize, usize) {
+        if valid <= self.crop {
+            return (0, valid);
+        }
+        let mut rng = SplitMix64::from_parts(&[self.seed, epoch, TAG_CROP, id]);
+        (rng.below((valid - self.crop + 1) as u64) as usize, self.crop)
+    }
+}
+
+/// Fills `out` (reshaped to the samples' count and the crop length) from `samples`.
+pub(crate) fn assemble(samples: &[ReadySample], spec: CropSpec, out: &mut Batch) {
+    out.reshape(samples.len(), spec.crop);
+    let w = spec.window;
+    let s = spec.crop;
+    for (b, sample) in samples.iter().enumerate() {
+        let row = sample.row as usize;
+        let valid = (sample.rows.n_samples[row].max(0) as usize).min(w);
+        let (offset, len) = spec.place(valid, sample.epoch, sample.id);
+        let src_row = &sample.rows.signal[row * N_LEADS * w..(row + 1) * N_LEADS * w];
+        let dst_row = &mut out.x[b * N_LEADS * s..(b + 1) * N_LEADS * s];
+        for (src, dst) in src_row.chunks_exact(w).zip(dst_row.chunks_exact_mut(s)) {
+            let (head, tail) = dst.split_at_mut(len);
+            for (d, &v) in head.iter_mut().zip(&src[offset..offset + len]) {
+                *d = f32::from(v) * spec.scale;
+            }
+            tail.fill(0.0);
+        }
+        out.lead_mask[b * N_LEADS..(b + 1) * N_LEADS]
+            .copy_from_slice(&sample.rows.lead_mask[row * N_LEADS..(row + 1) * N_LEADS]);
+        out.ids[b] = sample.id;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n_samples: Vec<i32>, window: usize) -> Arc<DecodedRows> {
+        let count = n_samples.len();
+        let signal: Vec<i16> = (0..count * N_LEADS * window).map(|i| (i % 30000) as i16).collect();
+        Arc::new(DecodedRows {
+            signal: signal.into(),
+            lead_mask: (0..count * N_LEADS).map(|i| (i % 2) as u8).collect(),
+            n_samples,
+        })
+    }
+
+    #[test]
+    fn crops_scale_and_pad() {
+        let window = 10;
+        let data = rows(vec![10, 4], window);
+        let spec = CropSpec {
+            seed: 3,
+            window,
+            crop: 6,
+            scale: 0.5,
+        };
+        let samples = [
+            ReadySample { rows: data.clone(), row: 0, id: 11, epoch: 0 },
+            ReadySample { rows: data.clone(), row: 1, id: 12, epoch: 0 },
+        ];
+        let mut out = Batch::default();
+        assemble(&samples, spec, &mut out);
+        assert_eq!((out.batch, out.samples, out.ids.clone()), (2, 6, vec![11, 12]));
+        let (offset, len) = spec.place(10, 0, 11);
+        assert_eq!(len, 6);
+        for lead in 0..N_LEADS {
+            for t in 0..6 {
+                let want = data.signal[lead * window + offset + t] as f32 * 0.5;
+                assert_eq!(out.x[lead * 6 + t], want);
+            }
+            // The short window: 4 valid samples from its start, then zeros.
+            let base = N_LEADS * 6 + lead * 6;
+            for t in 0..4 {
+                let want = data.signal[(N_LEADS + lead) * window + t] as f32 * 0.5;
+                assert_eq!(out.x[base + t], want);
+            }
+            assert_eq!(&out.x[base + 4..base + 6], &[0.0, 0.0]);
+        }
+        assert_eq!(&out.lead_mask[..], &data.lead_mask[..2 * N_LEADS]);
+    }
+
+    #[test]
+    fn crop_offsets_depend_on_seed_epoch_and_id_only() {
+        let spec = CropSpec { seed: 1, window: 2500, crop: 2250, scale: 1.0 };
+        let offsets: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id).0).collect();
+        assert!(offsets.iter().all(|&o| o <= 250));
+        assert!(offsets.iter().any(|&o| o != offsets[0]));
+        assert_eq!(spec.place(2500, 0, 7), spec.place(2500, 0, 7));
+        let other_epoch: Vec<usize> = (0..64).map(|id| spec.place(2500, 1, id).0).collect();
+        assert_ne!(offsets, other_epoch);
+    }
+}

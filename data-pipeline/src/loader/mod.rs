@@ -1,0 +1,246 @@
+//! The streaming training loader: opens a dataset (any store URL), plans each epoch's sample
+//! order from (seed, epoch), and yields fixed-size batches of randomly cropped windows for one
+//! rank of a data-parallel job, prefetching and decoding in the background.
+//!
+//! Guarantees:
+//! - the sample stream is epoch 0's order, then epoch 1's, ... (see `plan.rs`); every sample of
+//!   the split appears exactly once per epoch; batches are always full and may straddle epochs;
+//! - global batch `G = batch_size * world_size`: rank `r` takes positions `r*B..(r+1)*B` of every
+//!   global batch, so ranks see disjoint samples, together all of them, and the global sequence
+//!   does not depend on `world_size` or `decode_threads`;
+//! - `state()` / `restore()` resume exactly, also with another `world_size` of the same `G`;
+//! - crops are drawn from (seed, epoch, sample id) (see `batch.rs`).
+//!
+//! The caller drives it from synchronous code (`next_batch` blocks); the async work runs on
+//! `store::runtime()`. Look at `pipeline.rs` for the background task, `index.rs` for opening,
+//! `shard.rs` for Parquet access and `bench.rs` for the throughput benchmark.
+
+mod batch;
+mod bench;
+mod index;
+mod pipeline;
+mod plan;
+mod rng;
+mod shard;
+
+use std::sync::{Arc, Mutex};
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::DataError;
+use crate::store;
+
+pub use batch::Batch;
+pub use bench::{bench_loader, LoaderBenchResult};
+pub use index::ALL_SPLITS;
+
+use batch::CropSpec;
+use index::DatasetIndex;
+use pipeline::{BatchPool, Pipeline};
+use plan::RankSlice;
+
+/// How to load: which split, batch geometry, this rank's place, crop length, parallelism.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoaderConfig {
+    /// Seed of the epoch orders and crops.
+    pub seed: u64,
+    /// Windows per batch on this rank (B).
+    pub batch_size: usize,
+    /// This rank, `0..world_size`.
+    pub rank: usize,
+    /// Ranks in the job (R); the global batch is `batch_size * world_size`.
+    pub world_size: usize,
+    /// Samples per lead after cropping (S), the model's input length.
+    pub crop_samples: usize,
+    /// Rows of which split to load (`train`, `val`, `test`, or `all`).
+    pub split: String,
+    /// Finished batches kept ready ahead of the caller.
+    pub prefetch_batches: usize,
+    /// Threads decoding Parquet and assembling batches at once.
+    pub decode_threads: usize,
+    /// Row groups whose samples are shuffled together (the shuffle's reach; memory grows with it).
+    pub mix_row_groups: usize,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig {
+            seed: 0,
+            batch_size: 64,
+            rank: 0,
+            world_size: 1,
+            crop_samples: 2250,
+            split: "train".into(),
+            prefetch_batches: 4,
+            decode_threads: 2,
+            mix_row_groups: 4,
+        }
+    }
+}
+
+/// Where the loader is in its sample stream, for checkpoints. Same on every rank.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoaderState {
+    /// Epoch of the next sample to load.
+    pub epoch: u64,
+    /// Samples of that epoch already consumed by all ranks together.
+    pub samples_consumed: u64,
+}
+
+/// The streaming loader of one rank. See the module documentation.
+pub struct Loader {
+    store: Arc<dyn ObjectStore>,
+    index: Arc<DatasetIndex>,
+    config: LoaderConfig,
+    /// Global stream position of the next global batch.
+    position: u64,
+    running: Option<Running>,
+    pool: BatchPool,
+}
+
+struct Running {
+    batches: mpsc::Receiver<Result<Batch, DataError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Loader {
+    /// Opens the dataset at `url` (see `store::open_url`), at the start of epoch 0.
+    pub fn open(url: &str, config: LoaderConfig) -> Result<Self, DataError> {
+        let (store, root) = store::open_url(url)?;
+        Self::open_store(store, root, config)
+    }
+
+    /// Opens the dataset under `root` in an already configured store.
+    pub fn open_store(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        config: LoaderConfig,
+    ) -> Result<Self, DataError> {
+        validate(&config)?;
+        let index = store::block_on(DatasetIndex::open(&store, &root, &config.split))?;
+        Ok(Loader {
+            store,
+            index: Arc::new(index),
+            config,
+            position: 0,
+            running: None,
+            pool: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Samples of the split, i.e. per epoch.
+    pub fn samples_per_epoch(&self) -> u64 {
+        self.index.samples
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.config
+    }
+
+    /// Samples per lead of the stored windows (the manifest's `window_samples`).
+    pub fn window_samples(&self) -> usize {
+        self.index.window_samples
+    }
+
+    /// Fills `out` with this rank's next batch, (batch_size, 12, crop_samples). `out`'s buffers
+    /// are swapped with a prepared batch and recycled, so passing the same `Batch` every step
+    /// allocates nothing. Blocks until the batch is ready; do not call it from async code.
+    pub fn next_batch(&mut self, out: &mut Batch) -> Result<(), DataError> {
+        let running = match &mut self.running {
+            Some(running) => running,
+            None => self.running.insert(self.start()),
+        };
+        let Some(received) = running.batches.blocking_recv() else {
+            self.running = None;
+            return Err(DataError::Config("the loader's background task stopped".into()));
+        };
+        let mut batch = match received {
+            Ok(batch) => batch,
+            Err(error) => {
+                self.running = None;
+                return Err(error);
+            }
+        };
+        std::mem::swap(out, &mut batch);
+        self.pool.lock().unwrap().push(batch);
+        self.position += (self.config.batch_size * self.config.world_size) as u64;
+        Ok(())
+    }
+
+    /// Where the stream stands after the batches returned so far (identical on every rank).
+    pub fn state(&self) -> LoaderState {
+        LoaderState {
+            epoch: self.position / self.index.samples,
+            samples_consumed: self.position % self.index.samples,
+        }
+    }
+
+    /// Continues from `state`: the following batches are those an uninterrupted run (with the
+    /// same seed, split and global batch size) would have produced after reaching `state`.
+    pub fn restore(&mut self, state: &LoaderState) -> Result<(), DataError> {
+        if state.samples_consumed >= self.index.samples {
+            return Err(DataError::Config(format!(
+                "loader state has {} samples consumed in an epoch of {}",
+                state.samples_consumed, self.index.samples
+            )));
+        }
+        self.running = None;
+        self.position = state.epoch * self.index.samples + state.samples_consumed;
+        Ok(())
+    }
+
+    fn start(&self) -> Running {
+        let config = &self.config;
+        let pipeline = Pipeline {
+            store: self.store.clone(),
+            index: self.index.clone(),
+            slice: RankSlice {
+                origin: self.position,
+                batch_size: config.batch_size as u64,
+                rank: config.rank as u64,
+                world_size: config.world_size as u64,
+            },
+            spec: CropSpec {
+                seed: config.seed,
+                window: self.index.window_samples,
+                crop: config.crop_samples,
+                scale: self.index.signal_scale,
+            },
+            mix_row_groups: config.mix_row_groups,
+            decode_threads: config.decode_threads,
+            pool: self.pool.clone(),
+        };
+        let (batches, task) = pipeline.spawn(config.prefetch_batches);
+        Running { batches, task }
+    }
+}
+
+fn validate(config: &LoaderConfig) -> Result<(), DataError> {
+    let fail = |what: &str| Err(DataError::Config(format!("loader: {what}")));
+    if config.batch_size == 0 {
+        return fail("batch_size must be at least 1");
+    }
+    if config.world_size == 0 || config.rank >= config.world_size {
+        return fail(&format!(
+            "rank {} is not in 0..world_size {}",
+            config.rank, config.world_size
+        ));
+    }
+    if config.crop_samples == 0 {
+        return fail("crop_samples must be at least 1");
+    }
+    if config.mix_row_groups == 0 {
+        return fail("mix_row_groups must be at least 1");
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The background half of the loader, a tokio task on `store::runtime()`: walk the mixing
+//! windows of the sample stream from a start position, fetch (ranged gets) and decode (blocking
+//! threads, at most `decode_threads` at once) the rows this rank owns, crop them into batches in
+//! stream order, and hand finished batches to the caller through a bounded channel.
+//!
+//! Memory stays bounded: at most `WINDOWS_IN_FLIGHT` windows of decoded rows, `decode_threads`
+//! batches being assembled and `prefetch_batches` finished batches wait at any time.
+
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::error::DataError;
+
+use super::batch::{assemble, Batch, CropSpec, ReadySample};
+use super::index::DatasetIndex;
+use super::plan::{EpochPlan, RankSlice};
+
+/// Mixing windows fetched and decoded ahead of the one being batched.
+const WINDOWS_IN_FLIGHT: usize = 2;
+
+/// Reusable batch buffers handed back by the caller.
+pub(crate) type BatchPool = Arc<Mutex<Vec<Batch>>>;
+
+/// Everything the producer task needs.
+pub(crate) struct Pipeline {
+    pub store: Arc<dyn ObjectStore>,
+    pub index: Arc<DatasetIndex>,
+    pub slice: RankSlice,
+    pub spec: CropSpec,
+    pub mix_row_groups: usize,
+    pub decode_threads: usize,
+    pub pool: BatchPool,
+}
+
+/// One mixing window to load.
+struct WindowJob {
+    plan: Arc<EpochPlan>,
+    window: usize,
+}
+
+impl Pipeline {
+    /// Starts producing this rank's batches from `slice.origin`; returns their channel and the
+    /// task's handle (abort it to stop).
+    pub fn spawn(
+        self,
+        prefetch_batches: usize,
+    ) -> (
+        mpsc::Receiver<Result<Batch, DataError>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = mpsc::channel(prefetch_batches.max(1));
+        let handle = crate::store::runtime().spawn(async move {
+            if let Err(error) = Arc::new(self).run(&tx).await {
+                let _ = tx.send(Err(error)).await;
+            }
+        });
+        (rx, handle)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        tx: &mpsc::Sender<Result<Batch, DataError>>,
+    ) -> Result<(), DataError> {
+        let decoders = Arc::new(Semaphore::new(self.decode_threads.max(1)));
+        let jobs = self.window_jobs();
+        let this = self.clone();
+        let sem = decoders.clone();
+        let samples = futures::stream::iter(jobs)
+            .map(move |job| this.clone().load_window(job, sem.clone()))
+            .buffered(WINDOWS_IN_FLIGHT)
+            .map_ok(|samples| futures::stream::iter(samples.into_iter().map(Ok)))
+            .try_flatten();
+        let batch_size = self.slice.batch_size as usize;
+        let mut batches = samples
+            .try_chunks(batch_size)
+            .map_err(|e| e.1)
+            .map(|chunk| {
+                let this = self.clone();
+                let sem = decoders.clone();
+                async move {
+                    let chunk = chunk?;
+                    let _permit = sem.acquire_owned().await.expect("semaphore never closed");
+                    let mut out = this.pool.lock().unwrap().pop().unwrap_or_default();
+                    tokio::task::spawn_blocking(move || {
+                        assemble(&chunk, this.spec, &mut out);
+                        out
+                    })
+                    .await
+                    .map_err(|e| DataError::Config(format!("batch assembly panicked: {e}")))
+                }
+            })
+            .buffered(self.decode_threads.max(1));
+        while let Some(batch) = batches.next().await {
+            if tx.send(Ok(batch?)).await.is_err() {
+                return Ok(()); // The loader was dropped or restarted.
+            }
+        }
+        Ok(())
+    }
+
+    /// The mixing windows from the one holding `slice.origin` on, across epochs, forever.
+    fn window_jobs(&self) -> impl Iterator<Item = WindowJob> + Send + 'static {
+        let index = self.index.clone();
+        let (seed, mix) = (self.spec.seed, self.mix_row_groups);
+        let n = index.samples;
+        let first_epoch = self.slice.origin / n;
+        let first_window = EpochPlan::new(&index, seed, first_epoch, mix).window_at(self.slice.origin % n);
+        (first_epoch..).flat_map(move |epoch| {
+            let plan = Arc::new(EpochPlan::new(&index, seed, epoch, mix));
+            let skip = if epoch == first_epoch { first_window } else { 0 };
+            (skip..plan.windows.len()).map(move |window| WindowJob {
+                plan: plan.clone(),
+                window,
+            })
+        })
+    }
+
+    /// This rank's samples of one window, in stream order, with their rows decoded.
+    async fn load_window(
+        self: Arc<Self>,
+        job: WindowJob,
+        decoders: Arc<Semaphore>,
+    ) -> Result<Vec<ReadySample>, DataError> {
+        let index = &self.index;
+        let window = &job.plan.windows[job.window];
+        let base = job.plan.epoch * index.samples + window.start;
+        let owned: Vec<u64> = self.slice.owned_in(base..base + window.len).collect();
+        if owned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let order = job.plan.window_order(index, job.window);
+        // For each unit of the window, the selected-row numbers this rank needs, ascending.
+        let mut needed: Vec<Vec<u32>> = vec![Vec::new(); window.units.len()];
+        let slot_of = |unit: u32| window.units.iter().position(|&u| u == unit).expect("unit of window");
+        for &p in &owned {
+            let s = order[(p - base) as usize];
+            needed[slot_of(s.unit)].push(s.k);
+        }
+        for ks in &mut needed {
+            ks.sort_unstable();
+        }
+        let decoded = futures::future::try_join_all(window.units.iter().zip(&needed).map(|(&unit, ks)| {
+            let this = self.clone();
+            let decoders = decoders.clone();
+            let ks = ks.clone();
+            async move {
+                if ks.is_empty() {
+                    return Ok(None);
+                }
+                let u = &this.index.units[unit as usize];
+                let shard = this.index.shards[u.shard as usize].clone();
+                let rg = u.row_group as usize;
+                let file = shard.fetch_rows(this.store.as_ref(), rg).await?;
+                let rows: Vec<u32> = ks.iter().map(|&k| u.rows[k as usize]).collect();
+                let window_samples = this.index.window_samples;
+                let _permit = decoders.acquire_owned().await.expect("semaphore never closed");
+                let decoded = tokio::task::spawn_blocking(move || shard.decode_rows(file, rg, &rows, window_samples))
+                    .await
+                    .map_err(|e| DataError::Config(format!("shard decode panicked: {e}")))??;
+                Ok::<_, DataError>(Some(Arc::new(decoded)))
+            }
+        }))
+        .await?;
+        Ok(owned
+            .iter()
+            .map(|&p| {
+                let s = order[(p - base) as usize];
+                let slot = slot_of(s.unit);
+                let row = needed[slot].binary_search(&s.k).expect("needed row") as u32;
+                let u = &index.units[s.unit as usize];
+                ReadySample {
+                    rows: decoded[slot].clone().expect("decoded unit"),
+                    row,
+                    id: u.first_id + u64::from(u.rows[s.k as usize]),
+                    epoch: job.plan.epoch,
+                }
+            })
+            .collect())
+    }
+}

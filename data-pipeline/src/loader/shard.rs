@@ -1,0 +1,311 @@
+//! One Parquet shard as the loader sees it: its footer (read with one suffix request), the leaf
+//! columns it needs, ranged fetches of one row group's column chunks, and the decode of chosen
+//! rows of that row group into a `DecodedRows` (run off the async threads).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, FixedSizeListArray, Int16Array, Int32Array};
+use arrow::buffer::ScalarBuffer;
+use arrow::datatypes::{Int16Type, Int32Type};
+use bytes::{Buf, Bytes};
+use object_store::path::Path;
+use object_store::ObjectStore;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::reader::{ChunkReader, Length};
+
+use crate::error::DataError;
+use crate::schema::{col, N_LEADS};
+use crate::store;
+
+/// Bytes fetched from the end of a shard in the first request; most footers fit.
+const FOOTER_GUESS: u64 = 64 * 1024;
+
+/// A shard's metadata and where its needed columns are.
+pub(crate) struct Shard {
+    /// Location in the store.
+    pub path: Path,
+    /// Name used in errors (the manifest's relative path).
+    pub name: String,
+    size: u64,
+    metadata: ArrowReaderMetadata,
+    /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`.
+    signal: usize,
+    lead_mask: usize,
+    n_samples: usize,
+    split: usize,
+}
+
+/// Rows decoded from one row group: `signal` is (rows, 12, window) int16, lead-major.
+pub(crate) struct DecodedRows {
+    pub signal: ScalarBuffer<i16>,
+    pub lead_mask: Vec<u8>,
+    pub n_samples: Vec<i32>,
+}
+
+impl Shard {
+    /// Reads the footer of `path` and checks it holds the loader's columns.
+    pub async fn open(store: &dyn ObjectStore, path: Path, name: String) -> Result<Self, DataError> {
+        let corrupt = |reason: String| DataError::Corrupt {
+            path: name.clone(),
+            reason,
+        };
+        let (tail, size) = store::get_suffix(store, &path, FOOTER_GUESS).await?;
+        if tail.len() < 8 || &tail[tail.len() - 4..] != b"PAR1" {
+            return Err(corrupt("not a Parquet file (no PAR1 footer)".into()));
+        }
+        let footer_len = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().unwrap()) as u64;
+        if footer_len + 12 > size {
+            return Err(corrupt(format!("footer length {footer_len} exceeds file size {size}")));
+        }
+        let footer = if footer_len + 8 <= tail.len() as u64 {
+            tail.slice(tail.len() - 8 - footer_len as usize..tail.len() - 8)
+        } else {
+            store::get_range(store, &path, size - 8 - footer_len..size - 8).await?
+        };
+        let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|source| {
+            DataError::Parquet {
+                path: name.clone(),
+                source,
+            }
+        })?;
+        Self::from_metadata(path, name, size, metadata)
+    }
+
+    fn from_metadata(
+        path: Path,
+        name: String,
+        size: u64,
+        metadata: ParquetMetaData,
+    ) -> Result<Self, DataError> {
+        let schema = metadata.file_metadata().schema_descr();
+        let leaf = |column: &str| {
+            schema
+                .columns()
+                .iter()
+                .position(|c| c.path().parts().first().map(String::as_str) == Some(column))
+                .ok_or_else(|| DataError::Corrupt {
+                    path: name.clone(),
+                    reason: format!("missing column {column:?}"),
+                })
+        };
+        let (signal, lead_mask, n_samples, split) = (
+            leaf(col::SIGNAL)?,
+            leaf(col::LEAD_MASK)?,
+            leaf(col::N_SAMPLES)?,
+            leaf(col::SPLIT)?,
+        );
+        let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+            .map_err(|source| DataError::Parquet {
+                path: name.clone(),
+                source,
+            })?;
+        Ok(Shard {
+            path,
+            name,
+            size,
+            metadata,
+            signal,
+            lead_mask,
+            n_samples,
+            split,
+        })
+    }
+
+    /// Rows of each row group, in file order.
+    pub fn row_group_rows(&self) -> Vec<u64> {
+        self.metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| rg.num_rows() as u64)
+            .collect()
+    }
+
+    /// The split of every row of row group `rg` when its statistics say they all share one
+    /// (min == max), else `None`.
+    pub fn uniform_split(&self, rg: usize) -> Option<String> {
+        let stats = self.metadata.metadata().row_group(rg).column(self.split).statistics()?;
+        let (min, max) = (stats.min_bytes_opt()?, stats.max_bytes_opt()?);
+        (min == max).then(|| String::from_utf8_lossy(min).into_owned())
+    }
+
+    /// The split of each row of row group `rg`, read from the file.
+    pub async fn read_splits(&self, store: &dyn ObjectStore, rg: usize) -> Result<Vec<String>, DataError> {
+        let file = self.fetch(store, rg, &[self.split]).await?;
+        let batch = self.decode_batch(file, rg, &[self.split], None)?;
+        let column = batch.column(0).as_string_opt::<i32>().ok_or_else(|| self.corrupt("split is not a Utf8 column"))?;
+        Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+    }
+
+    /// Fetches what decoding row group `rg` needs (the signal, lead mask and length columns).
+    pub async fn fetch_rows(&self, store: &dyn ObjectStore, rg: usize) -> Result<SparseFile, DataError> {
+        self.fetch(store, rg, &[self.signal, self.lead_mask, self.n_samples]).await
+    }
+
+    async fn fetch(&self, store: &dyn ObjectStore, rg: usize, leaves: &[usize]) -> Result<SparseFile, DataError> {
+        let row_group = self.metadata.metadata().row_group(rg);
+        let ranges: Vec<Range<u64>> = leaves
+            .iter()
+            .map(|&leaf| {
+                let (start, len) = row_group.column(leaf).byte_range();
+                start..start + len
+            })
+            .collect();
+        if let Some(bad) = ranges.iter().find(|r| r.end > self.size) {
+            return Err(self.corrupt(&format!("column chunk {bad:?} lies beyond the end of the file ({} bytes)", self.size)));
+        }
+        let chunks = store::get_ranges(store, &self.path, &ranges).await?;
+        Ok(SparseFile {
+            size: self.size,
+            chunks: ranges.iter().map(|r| r.start).zip(chunks).collect(),
+        })
+    }
+
+    /// Decodes the rows `rows` (ascending indices within row group `rg`) from fetched bytes.
+    /// CPU-bound: call it from a blocking thread.
+    pub fn decode_rows(&self, file: SparseFile, rg: usize, rows: &[u32], window: usize) -> Result<DecodedRows, DataError> {
+        let batch = self.decode_batch(file, rg, &[self.signal, self.lead_mask, self.n_samples], Some(rows))?;
+        let by_name = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| self.corrupt(&format!("column {name:?} missing after decode")))
+        };
+        let signal = by_name(col::SIGNAL)?
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .filter(|a| a.value_length() as usize == N_LEADS * window)
+            .ok_or_else(|| self.corrupt(&format!("signal is not FixedSizeList<Int16, {}>", N_LEADS * window)))?;
+        let values: &Int16Array = signal
+            .values()
+            .as_primitive_opt::<Int16Type>()
+            .ok_or_else(|| self.corrupt("signal items are not Int16"))?;
+        let offset = signal.offset() * N_LEADS * window;
+        let signal_values = values.values().slice(offset, rows.len() * N_LEADS * window);
+        let mask = by_name(col::LEAD_MASK)?
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .filter(|a| a.value_length() as usize == N_LEADS)
+            .ok_or_else(|| self.corrupt("lead_mask is not FixedSizeList<Boolean, 12>"))?;
+        let mask_values: &BooleanArray = mask
+            .values()
+            .as_boolean_opt()
+            .ok_or_else(|| self.corrupt("lead_mask items are not Boolean"))?;
+        let mask_offset = mask.offset() * N_LEADS;
+        let lead_mask = (0..rows.len() * N_LEADS)
+            .map(|i| u8::from(mask_values.value(mask_offset + i)))
+            .collect();
+        let lengths: &Int32Array = by_name(col::N_SAMPLES)?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or_else(|| self.corrupt("n_samples is not Int32"))?;
+        Ok(DecodedRows {
+            signal: signal_values,
+            lead_mask,
+            n_samples: lengths.values().to_vec(),
+        })
+    }
+
+    fn decode_batch(
+        &self,
+        file: SparseFile,
+        rg: usize,
+        leaves: &[usize],
+        rows: Option<&[u32]>,
+    ) -> Result<arrow::record_batch::RecordBatch, DataError> {
+        let parquet_err = |source| DataError::Parquet {
+            path: self.name.clone(),
+            source,
+        };
+        let total = self.metadata.metadata().row_group(rg).num_rows() as usize;
+        let wanted = rows.map_or(total, <[u32]>::len);
+        let mask = ProjectionMask::leaves(self.metadata.metadata().file_metadata().schema_descr(), leaves.iter().copied());
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+            .with_projection(mask)
+            .with_row_groups(vec![rg])
+            .with_batch_size(wanted.max(1));
+        if let Some(rows) = rows {
+            builder = builder.with_row_selection(selection(rows, total));
+        }
+        let reader = builder.build().map_err(parquet_err)?;
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| parquet_err(e.into()))?;
+        let batch = match batches.len() {
+            1 => batches.into_iter().next().unwrap(),
+            0 if wanted == 0 => return Err(self.corrupt("empty row selection")),
+            _ => arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                .map_err(|e| parquet_err(e.into()))?,
+        };
+        if batch.num_rows() != wanted {
+            return Err(self.corrupt(&format!("row group {rg} decoded to {} rows, expected {wanted}", batch.num_rows())));
+        }
+        Ok(batch)
+    }
+
+    fn corrupt(&self, reason: &str) -> DataError {
+        DataError::Corrupt {
+            path: self.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A row selection picking `rows` (ascending) out of `total`.
+fn selection(rows: &[u32], total: usize) -> RowSelection {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for &row in rows {
+        let row = row as usize;
+        match ranges.last_mut() {
+            Some(last) if last.end == row => last.end += 1,
+            _ => ranges.push(row..row + 1),
+        }
+    }
+    RowSelection::from_consecutive_ranges(ranges.into_iter(), total)
+}
+
+/// The parts of a file that were fetched (column chunks), served to the Parquet reader as if
+/// they were the file.
+pub(crate) struct SparseFile {
+    size: u64,
+    chunks: Vec<(u64, Bytes)>,
+}
+
+impl SparseFile {
+    fn slice(&self, start: u64, len: Option<usize>) -> parquet::errors::Result<Bytes> {
+        for (offset, bytes) in &self.chunks {
+            let end = offset + bytes.len() as u64;
+            if (*offset..end).contains(&start) {
+                let from = (start - offset) as usize;
+                let to = len.map_or(bytes.len(), |l| from + l);
+                if to <= bytes.len() {
+                    return Ok(bytes.slice(from..to));
+                }
+            }
+        }
+        Err(parquet::errors::ParquetError::General(format!(
+            "read of bytes {start}+{len:?} outside the fetched column chunks"
+        )))
+    }
+}
+
+impl Length for SparseFile {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+impl ChunkReader for SparseFile {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}

@@ -1,0 +1,236 @@
+//! `manifest.json`: the description of a dataset (settings, sources, shards, counts, quarantine)
+//! written last by ingest / synth and read first by the loader and `inspect`.
+
+use std::collections::BTreeMap;
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+use crate::store;
+
+use crate::schema::{DEFAULT_SIGNAL_SCALE, SCHEMA_VERSION, STANDARD_LEADS};
+
+/// File name of the manifest at the dataset root.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Folder (relative to the dataset root) holding the Parquet shards.
+pub const SHARDS_DIR: &str = "shards";
+
+/// Default rows per Parquet row group.
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 256;
+
+/// The whole `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub created_by: String,
+    /// Hz of every window after resampling.
+    pub sampling_rate: f32,
+    /// Samples per lead in each window (`signal` holds 12 × this).
+    pub window_samples: usize,
+    /// Physical value (mV) of one stored `signal` unit.
+    pub signal_scale: f32,
+    pub leads: Vec<String>,
+    pub row_group_rows: usize,
+    /// Every preprocessing setting used (resampler, band-pass, standardisation, window, stride,
+    /// quality thresholds), as written by the tool that made the dataset.
+    pub preprocessing: serde_json::Value,
+    pub sources: Vec<SourceEntry>,
+    pub shards: Vec<ShardEntry>,
+    pub counts: Counts,
+    pub quarantine: Vec<QuarantineEntry>,
+    /// Ingested records that lost something on the way (leads that are not standard ECG leads,
+    /// windows failing the hard quality rule).
+    #[serde(default)]
+    pub partial: Vec<PartialEntry>,
+}
+
+/// One source dataset that went into this dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceEntry {
+    pub name: String,
+    pub uri: String,
+    pub format: String,
+    pub records_seen: u64,
+}
+
+/// One Parquet shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// Path relative to the dataset root, e.g. `shards/shard-00000.parquet`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the shard file.
+    pub sha256: String,
+    /// Rows in each row group, in file order.
+    pub row_groups: Vec<u64>,
+}
+
+/// Totals over the dataset. Maps are sorted so the JSON is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub rows: u64,
+    pub records: u64,
+    /// Rows carrying each label.
+    pub labels: BTreeMap<String, u64>,
+    /// Rows in each split.
+    pub splits: BTreeMap<String, u64>,
+    /// Quarantined records per reason kind.
+    pub quarantine: BTreeMap<String, u64>,
+}
+
+/// A record that could not be ingested, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub source: String,
+    pub record: String,
+    pub uri: String,
+    /// Short category, the key of `counts.quarantine` (`truncated signal file`, ...).
+    pub kind: String,
+    /// The full reason, naming the file.
+    pub reason: String,
+}
+
+/// An ingested record that lost leads or windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialEntry {
+    pub source: String,
+    pub record: String,
+    /// `name (why)` of each source signal left out.
+    pub dropped_leads: Vec<String>,
+    /// Windows left out by the hard quality rule.
+    pub hard_failed_windows: u64,
+}
+
+impl Manifest {
+    /// An empty manifest with the given window settings and the documented defaults.
+    pub fn new(sampling_rate: f32, window_samples: usize, row_group_rows: usize) -> Self {
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            created_by: format!("ecgfm {}", env!("CARGO_PKG_VERSION")),
+            sampling_rate,
+            window_samples,
+            signal_scale: DEFAULT_SIGNAL_SCALE,
+            leads: STANDARD_LEADS.iter().map(|s| s.to_string()).collect(),
+            row_group_rows,
+            preprocessing: serde_json::Value::Object(Default::default()),
+            sources: Vec::new(),
+            shards: Vec::new(),
+            counts: Counts::default(),
+            quarantine: Vec::new(),
+            partial: Vec::new(),
+        }
+    }
+
+    /// Pretty JSON bytes of the manifest.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serialises: all keys are strings")
+    }
+
+    /// Parses manifest JSON; `uri` names the file in the error.
+    pub fn from_json(bytes: &[u8], uri: &str) -> Result<Self, DataError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|source| DataError::Json {
+            path: uri.to_string(),
+            source,
+        })?;
+        if manifest.schema_version != SCHEMA_VERSION {
+            return Err(DataError::Corrupt {
+                path: uri.to_string(),
+                reason: format!(
+                    "manifest schema_version {} is not supported (expected {SCHEMA_VERSION})",
+                    manifest.schema_version
+                ),
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// Reads `manifest.json` of the dataset at `root` (blocking).
+    pub fn load(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
+        let location = store::join(root, MANIFEST_FILE);
+        let bytes = store::block_on(store::get_bytes(object_store, &location))?;
+        Self::from_json(&bytes, location.as_ref())
+    }
+
+    /// Writes `manifest.json` of the dataset at `root` (blocking).
+    pub fn save(&self, object_store: &dyn ObjectStore, root: &Path) -> Result<(), DataError> {
+        let location = store::join(root, MANIFEST_FILE);
+        store::block_on(store::put_bytes(
+            object_store,
+            &location,
+            self.to_json().into(),
+        ))
+    }
+
+    /// Total rows over all shards.
+    pub fn total_rows(&self) -> u64 {
+        self.shards.iter().map(|s| s.rows).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new(250.0, 2500, 256);
+        m.sources.push(SourceEntry {
+            name: "ptbxl".into(),
+            uri: "/data/ptbxl".into(),
+            format: "ptbxl".into(),
+            records_seen: 2,
+        });
+        m.shards.push(ShardEntry {
+            path: "shards/shard-00000.parquet".into(),
+            rows: 300,
+            bytes: 1234,
+            sha256: "ab".repeat(32),
+            row_groups: vec![256, 44],
+        });
+        m.counts.rows = 300;
+        m.counts.labels.insert("scp:NORM".into(), 12);
+        m.quarantine.push(QuarantineEntry {
+            source: "ptbxl".into(),
+            record: "00042_hr".into(),
+            uri: "/data/ptbxl/00042_hr".into(),
+            kind: "truncated signal file".into(),
+            reason: "truncated signal file".into(),
+        });
+        m
+    }
+
+    #[test]
+    fn json_round_trip_keeps_everything() {
+        let m = sample();
+        let back = Manifest::from_json(&m.to_json(), "mem").unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.total_rows(), 300);
+        let text = String::from_utf8(m.to_json()).unwrap();
+        assert!(text.contains("\"row_groups\""));
+        assert!(text.contains("\"signal_scale\": 0.001"));
+    }
+
+    #[test]
+    fn wrong_version_and_garbage_are_errors_naming_the_file() {
+        let mut m = sample();
+        m.schema_version = 99;
+        let err = Manifest::from_json(&m.to_json(), "s3://b/x/manifest.json").unwrap_err();
+        assert!(err.to_string().contains("s3://b/x/manifest.json"));
+        assert!(err.to_string().contains("99"));
+        let err = Manifest::from_json(b"{", "here.json").unwrap_err();
+        assert!(err.to_string().starts_with("here.json"));
+    }
+
+    #[test]
+    fn save_and_load_through_the_memory_store() {
+        let (store, root) = crate::store::open_url("memory://manifest-test/ds").unwrap();
+        let m = sample();
+        m.save(store.as_ref(), &root).unwrap();
+        assert_eq!(Manifest::load(store.as_ref(), &root).unwrap(), m);
+        let (_, missing) = crate::store::open_url("memory://manifest-test/none").unwrap();
+        assert!(Manifest::load(store.as_ref(), &missing).is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! Object stores behind one URL syntax: local paths, `file://`, `memory://`, `s3://`, `gs://`,
+//! `az://` (via the `object_store` crate), plus the few async helpers the rest of the crate uses
+//! (get, ranged get, suffix get, put, list) and a process-wide tokio runtime to drive them from
+//! synchronous code. Credentials come from the standard environment variables or explicit
+//! options, and never appear in errors: URLs are redacted first.
+
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::DataError;
+
+/// A store and the dataset root inside it.
+pub type StoreRoot = (Arc<dyn ObjectStore>, Path);
+
+/// Opens the store a URL names, configured from the environment (S3: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...; GCS:
+/// `GOOGLE_*`; Azure: `AZURE_*`), and returns it with the root path the URL points at.
+///
+/// Accepted: a local path (relative or absolute, need not exist yet), `file:///abs/path`,
+/// `memory://name/prefix` (one in-memory store shared by the whole process, for tests),
+/// `s3://bucket/prefix` (also `s3a://`), `gs://bucket/prefix`, `az://container/prefix` (and
+/// the other Azure forms `object_store` knows).
+pub fn open_url(url: &str) -> Result<StoreRoot, DataError> {
+    open_url_with(url, &[])
+}
+
+/// Like [`open_url`], then applies explicit `(key, value)` settings on top of the environment,
+/// with the keys `object_store` uses for that store (`aws_endpoint`, `aws_access_key_id`,
+/// `aws_allow_http`, `google_service_account`, `azure_storage_account_name`, ...). Tests use this
+/// to point at a local S3 server without touching the process environment.
+pub fn open_url_with(url: &str, options: &[(&str, &str)]) -> Result<StoreRoot, DataError> {
+    let bad = |reason: String| DataError::BadUrl {
+        url: redact_url(url),
+        reason: scrub(&reason, url),
+    };
+    if let Some(rest) = url.strip_prefix("memory://") {
+        return Ok((memory_store(), Path::from(rest.trim_matches('/'))));
+    }
+    if !url.contains("://") {
+        return local_root(std::path::Path::new(url)).map_err(bad);
+    }
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("malformed URL: {e}")))?;
+    if parsed.scheme() == "file" {
+        let path = parsed
+            .to_file_path()
+            .map_err(|()| bad("a file:// URL needs an absolute path".into()))?;
+        return local_root(&path).map_err(bad);
+    }
+    let (scheme, root) = object_store::ObjectStoreScheme::parse(&parsed)
+        .map_err(|e| bad(format!("unrecognised URL: {e}")))?;
+    use object_store::ObjectStoreScheme as S;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        S::AmazonS3 => {
+            let mut b = AmazonS3Builder::from_env().with_url(url);
+            for (k, v) in options {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        S::GoogleCloudStorage => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
+            for (k, v) in options {
+                let key: GoogleConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        S::MicrosoftAzure => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+            for (k, v) in options {
+                let key: AzureConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
+                b = b.with_config(key, *v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        _ => return Err(bad(format!("unsupported scheme {}", parsed.scheme()))),
+    };
+    Ok((store, root))
+}
+
+fn unknown_key(key: &str) -> String {
+    format!("unknown store option {key:?}")
+}
+
+/// The process-wide in-memory store behind every `memory://` URL.
+fn memory_store() -> Arc<dyn ObjectStore> {
+    static MEMORY: OnceLock<Arc<InMemory>> = OnceLock::new();
+    MEMORY.get_or_init(|| Arc::new(InMemory::new())).clone()
+}
+
+fn local_root(path: &std::path::Path) -> Result<StoreRoot, String> {
+    let absolute = std::path::absolute(path).map_err(|e| format!("bad local path: {e}"))?;
+    let root = Path::from_absolute_path(&absolute).map_err(|e| format!("bad local path: {e}"))?;
+    Ok((Arc::new(LocalFileSystem::new()), root))
+}
+
+/// The URL with any user name, password and query string replaced by `***`, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return match url.find('?') {
+            Some(i) => format!("{}?***", &url[..i]),
+            None => url.to_string(),
+        };
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("***");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("***"));
+    }
+    parsed.to_string()
+}
+
+/// Removes from `message` every secret-bearing piece of `url` (user info, query string).
+fn scrub(message: &str, url: &str) -> String {
+    let mut out = message.to_string();
+    if let Ok(parsed) = url::Url::parse(url) {
+        let secrets = [
+            Some(parsed.username()),
+            parsed.password(),
+            parsed.query(),
+        ];
+        for secret in secrets.into_iter().flatten().filter(|s| s.len() >= 3) {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
+}
+
+/// `root/relative`, where `relative` is a `/`-separated path such as `shards/shard-00000.parquet`.
+pub fn join(root: &Path, relative: &str) -> Path {
+    relative
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .fold(root.clone(), |path, part| path.child(part))
+}
+
+fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
+    move |source| DataError::Store {
+        location: location.to_string(),
+        source,
+    }
+}
+
+/// The whole object.
+pub async fn get_bytes(store: &dyn ObjectStore, location: &Path) -> Result<Bytes, DataError> {
+    let result = store.get(location).await.map_err(store_error(location))?;
+    result.bytes().await.map_err(store_error(location))
+}
+
+/// The bytes `range` of the object.
+pub async fn get_range(
+    store: &dyn ObjectStore,
+    location: &Path,
+    range: Range<u64>,
+) -> Result<Bytes, DataError> {
+    store
+        .get_range(location, range)
+        .await
+        .map_err(store_error(location))
+}
+
+/// Several byte ranges of one object (adjacent ranges are coalesced into one request).
+pub async fn get_ranges(
+    store: &dyn ObjectStore,
+    location: &Path,
+    ranges: &[Range<u64>],
+) -> Result<Vec<Bytes>, DataError> {
+    store
+        .get_ranges(location, ranges)
+        .await
+        .map_err(store_error(location))
+}
+
+/// The last `n` bytes of the object (all of it when shorter) and the object's total size, in
+/// one request.
+pub async fn get_suffix(
+    store: &dyn ObjectStore,
+    location: &Path,
+    n: u64,
+) -> Result<(Bytes, u64), DataError> {
+    let options = GetOptions {
+        range: Some(GetRange::Suffix(n)),
+        ..Default::default()
+    };
+    let result = store
+        .get_opts(location, options)
+        .await
+        .map_err(store_error(location))?;
+    let size = result.meta.size;
+    let bytes = result.bytes().await.map_err(store_error(location))?;
+    Ok((bytes, size))
+}
+
+/// Writes the object in one request: readers see the old object or the whole new one, never a
+/// part (a single PUT on object stores; write-to-temporary-then-rename on local disks).
+pub async fn put_bytes(
+    store: &dyn ObjectStore,
+    location: &Path,
+    bytes: Bytes,
+) -> Result<(), DataError> {
+    store
+        .put(location, PutPayload::from(bytes))
+        .await
+        .map(|_| ())
+        .map_err(store_error(location))
+}
+
+/// Every object under `prefix`, sorted by path.
+pub async fn list(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>, DataError> {
+    let mut objects: Vec<ObjectMeta> = store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(store_error(prefix))?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(objects)
+}
+
+/// The tokio runtime every store request of this crate runs on. One runtime for the process:
+/// HTTP connection pools are tied to the runtime that opened them, so mixing runtimes breaks them.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ecgfm-io")
+            .enable_all()
+            .build()
+            .expect("the operating system refused to start the tokio I/O runtime")
+    })
+}
+
+/// Runs a future to completion on [`runtime`] from synchronous code (not from inside it).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_and_query() {
+        let r = redact_url("s3://AKIAXYZ:s3cr3tvalue@bucket/prefix?token=abcdef");
+        assert!(!r.contains("AKIAXYZ"), "{r}");
+        assert!(!r.contains("s3cr3tvalue"), "{r}");
+        assert!(!r.contains("abcdef"), "{r}");
+        assert!(r.contains("bucket/prefix"), "{r}");
+        assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+    }
+
+    #[test]
+    fn bad_url_errors_never_echo_secrets() {
+        let err = open_url("ftp://user:hunter2pass@host/x?sig=SIGNATURE123").unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("hunter2pass") && !text.contains("SIGNATURE123"), "{text}");
+        assert!(text.contains("ftp"), "{text}");
+    }
+
+    #[test]
+    fn memory_round_trip_is_shared_by_the_process() {
+        let (store, root) = open_url("memory://store-test/ds").unwrap();
+        let path = join(&root, "shards/a.bin");
+        block_on(put_bytes(store.as_ref(), &path, Bytes::from_static(b"0123456789"))).unwrap();
+        let (again, root2) = open_url("memory://store-test/ds").unwrap();
+        assert_eq!(root, root2);
+        let got = block_on(get_range(again.as_ref(), &path, 2..5)).unwrap();
+        assert_eq!(&got[..], b"234");
+        let (tail, size) = block_on(get_suffix(again.as_ref(), &path, 3)).unwrap();
+        assert_eq!((&tail[..], size), (&b"789"[..], 10));
+        let listed = block_on(list(again.as_ref(), &root)).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].location, path);
+    }
+
+    #[test]
+    fn local_paths_and_file_urls_name_the_same_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("ds");
+        let (store, root) = open_url(plain.to_str().unwrap()).unwrap();
+        let path = join(&root, "manifest.json");
+        block_on(put_bytes(store.as_ref(), &path, Bytes::from_static(b"{}"))).unwrap();
+        assert_eq!(std::fs::read(plain.join("manifest.json")).unwrap(), b"{}");
+        let url = format!("file://{}", plain.display());
+        let (store2, root2) = open_url(&url).unwrap();
+        let got = block_on(get_bytes(store2.as_ref(), &join(&root2, "manifest.json"))).unwrap();
+        assert_eq!(&got[..], b"{}");
+        let missing = block_on(get_bytes(store2.as_ref(), &join(&root2, "nope.json")));
+        assert!(missing.unwrap_err().to_string().contains("nope.json"));
+    }
+}

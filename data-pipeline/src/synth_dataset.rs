@@ -1,0 +1,195 @@
+//! `ecgfm data synth`: a dataset of synthetic 12-lead ECGs (`ecgfm-synth`) in the same layout as
+//! an ingest (docs/dataset-format.md): each record goes through the same preprocessing pipeline,
+//! is labelled with its condition (`synth:afib`, ...), and is its own patient
+//! (`synth:synth-000042`), split by the patient hash.
+
+use ecgfm_preprocess::{Pipeline, PipelineConfig};
+use ecgfm_synth::{generate, SynthConfig, LEAD_NAMES};
+use ecgfm_wfdb::labels::Sex;
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+use crate::ingest::journal::Journal;
+use crate::ingest::plan::PlannedRecord;
+use crate::ingest::record::{windows_to_rows, RecordOutcome};
+use crate::ingest::shard_writer::{store_shard, ShardLayout, ShardWriter};
+use crate::ingest::{record_outcome, DEFAULT_SHARD_TARGET_BYTES};
+use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
+use crate::schema::DEFAULT_SIGNAL_SCALE;
+use crate::split::{assign_split, SplitFractions};
+use crate::store;
+
+/// Source name (and label vocabulary) of synthetic records.
+pub const SYNTH_SOURCE: &str = "synth";
+
+/// Settings of `ecgfm data synth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SynthDatasetOptions {
+    /// Dataset folder or object-store URL to write.
+    pub out: String,
+    /// Explicit object-store settings for the output. Never logged.
+    #[serde(skip_serializing)]
+    pub out_store_options: Vec<(String, String)>,
+    /// Number of records.
+    pub records: u64,
+    /// Generator seed (also the split seed).
+    pub seed: u64,
+    pub synth: SynthConfig,
+    pub preprocessing: PipelineConfig,
+    pub shard_target_bytes: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+    pub split_fractions: SplitFractions,
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for SynthDatasetOptions {
+    fn default() -> Self {
+        Self {
+            out: String::new(),
+            out_store_options: Vec::new(),
+            records: 1000,
+            seed: 0,
+            synth: SynthConfig::default(),
+            preprocessing: PipelineConfig::default(),
+            shard_target_bytes: DEFAULT_SHARD_TARGET_BYTES,
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            zstd_level: 3,
+            split_fractions: SplitFractions::default(),
+            threads: 0,
+        }
+    }
+}
+
+/// Generates one record and turns it into rows.
+fn synth_record(
+    opts: &SynthDatasetOptions,
+    pipeline: &Pipeline,
+    index: u64,
+) -> Result<RecordOutcome, DataError> {
+    let record = generate(&opts.synth, opts.seed, index);
+    let leads: Vec<&[f32]> = (0..LEAD_NAMES.len()).map(|l| record.lead(l)).collect();
+    let processed = pipeline
+        .process(f64::from(record.sampling_rate), &LEAD_NAMES, &leads)
+        .map_err(|e| DataError::Config(format!("synthetic record {index}: {e}")))?;
+    let record_id = record.record_id();
+    let planned = PlannedRecord {
+        name: record_id.clone(),
+        patient_id: Some(format!("{SYNTH_SOURCE}:{record_id}")),
+        record_id,
+        labels: vec![record.condition.label().to_string()],
+        age: Some(record.age),
+        sex: Some(if record.sex == 'F' { Sex::Female } else { Sex::Male }),
+        fold: None,
+        header_labels: false,
+    };
+    let patient = planned.patient_id.as_deref().unwrap_or_default();
+    let split = assign_split(
+        SYNTH_SOURCE,
+        patient,
+        None,
+        opts.seed,
+        &opts.split_fractions,
+    );
+    let rows = windows_to_rows(
+        &processed.windows,
+        &planned,
+        SYNTH_SOURCE,
+        pipeline.config().target_rate_hz as f32,
+        DEFAULT_SIGNAL_SCALE,
+        split,
+        LEAD_NAMES.iter().map(|s| s.to_string()).collect(),
+    );
+    Ok(RecordOutcome::Rows {
+        rows,
+        partial: None,
+    })
+}
+
+/// Writes `opts.records` synthetic records as a dataset and returns its manifest.
+pub fn write_synth_dataset(
+    opts: &SynthDatasetOptions,
+    progress: &ProgressBar,
+) -> Result<Manifest, DataError> {
+    opts.synth
+        .validate()
+        .map_err(|e| DataError::Config(e.to_string()))?;
+    opts.split_fractions
+        .validate()
+        .map_err(|e| DataError::Config(e.to_string()))?;
+    let pipeline = Pipeline::new(opts.preprocessing.clone())
+        .map_err(|e| DataError::Config(e.to_string()))?;
+    let pairs: Vec<(&str, &str)> = opts
+        .out_store_options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (out_store, out_root) = store::open_url_with(&opts.out, &pairs)?;
+    let layout = ShardLayout {
+        window_samples: opts.preprocessing.window.window_samples,
+        row_group_rows: opts.row_group_rows,
+        shard_target_bytes: opts.shard_target_bytes,
+        zstd_level: opts.zstd_level,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| DataError::Config(format!("cannot start worker threads: {e}")))?;
+    let chunk = (pool.current_num_threads() as u64 * 16).max(16);
+    progress.set_length(opts.records);
+    let mut totals = Journal::default();
+    let mut writer = ShardWriter::new(layout)?;
+    let mut next = 0u64;
+    while next < opts.records {
+        let end = (next + chunk).min(opts.records);
+        let outcomes: Vec<RecordOutcome> = pool.install(|| {
+            (next..end)
+                .into_par_iter()
+                .map(|index| synth_record(opts, &pipeline, index))
+                .collect::<Result<_, _>>()
+        })?;
+        for outcome in outcomes {
+            record_outcome(&mut totals, &mut writer, outcome)?;
+            progress.inc(1);
+            if writer.is_full() {
+                flush(&mut totals, &mut writer, out_store.as_ref(), &out_root)?;
+            }
+        }
+        next = end;
+    }
+    flush(&mut totals, &mut writer, out_store.as_ref(), &out_root)?;
+    let mut manifest = Manifest::new(
+        opts.preprocessing.target_rate_hz as f32,
+        layout.window_samples,
+        layout.row_group_rows,
+    );
+    manifest.preprocessing =
+        serde_json::to_value(&opts.preprocessing).expect("preprocessing settings serialise");
+    manifest.sources.push(SourceEntry {
+        name: SYNTH_SOURCE.into(),
+        uri: format!("ecgfm-synth seed {}", opts.seed),
+        format: SYNTH_SOURCE.into(),
+        records_seen: opts.records,
+    });
+    manifest.shards = totals.shards;
+    manifest.counts = totals.counts;
+    manifest.save(out_store.as_ref(), &out_root)?;
+    Ok(manifest)
+}
+
+fn flush(
+    totals: &mut Journal,
+    writer: &mut ShardWriter,
+    out_store: &dyn object_store::ObjectStore,
+    out_root: &object_store::path::Path,
+) -> Result<(), DataError> {
+    if let Some(shard) = writer.finish()? {
+        let entry = store_shard(out_store, out_root, totals.shards.len(), shard)?;
+        totals.shards.push(entry);
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! A small test-only dataset writer following docs/dataset-format.md: `shards` Parquet shards of
+//! synthetic rows whose signal values are a known function of the row's global id, plus
+//! `manifest.json`, written to any store. Lets loader tests check every decoded value.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int16Array, Int32Array, Int8Array,
+    ListArray, StringArray, UInt8Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use ecgfm_data::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
+use ecgfm_data::schema::{list_item, window_schema, N_LEADS, STANDARD_LEADS};
+use ecgfm_data::store::{self, StoreRoot};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+/// Shape of a test dataset.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub shards: usize,
+    pub rows_per_shard: usize,
+    pub row_group_rows: usize,
+    pub window_samples: usize,
+    /// Split of the row with global id `id`.
+    pub split_of: fn(u64) -> &'static str,
+}
+
+/// Every row in `train`.
+pub fn all_train(_: u64) -> &'static str {
+    "train"
+}
+
+/// Every fifth row in `val`, the rest in `train` (mixed row groups).
+pub fn every_fifth_val(id: u64) -> &'static str {
+    if id % 5 == 4 {
+        "val"
+    } else {
+        "train"
+    }
+}
+
+/// The stored value of lead `lead`, sample `t` of the row with global id `id`.
+pub fn stored_value(id: u64, lead: usize, t: usize) -> i16 {
+    ((id as usize * 31 + lead * 977 + t * 7) % 4001) as i16 - 2000
+}
+
+/// Valid samples of row `id`: every seventh row is short (60 % of the window).
+pub fn valid_samples(id: u64, window: usize) -> usize {
+    if id % 7 == 3 {
+        window * 3 / 5
+    } else {
+        window
+    }
+}
+
+/// Whether lead `lead` of row `id` is present (row ids divisible by 3 lack V1..V6).
+pub fn lead_present(id: u64, lead: usize) -> bool {
+    !(id % 3 == 0 && lead >= 6)
+}
+
+/// Writes the dataset under `root` and returns its manifest.
+pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
+    let (store, prefix) = root;
+    let mut manifest = Manifest::new(250.0, spec.window_samples, spec.row_group_rows);
+    let mut id = 0u64;
+    for s in 0..spec.shards {
+        let ids: Vec<u64> = (id..id + spec.rows_per_shard as u64).collect();
+        id += spec.rows_per_shard as u64;
+        let bytes = shard_bytes(&ids, spec);
+        let path = format!("shards/shard-{s:05}.parquet");
+        let mut row_groups = Vec::new();
+        let mut left = spec.rows_per_shard as u64;
+        while left > 0 {
+            let n = left.min(spec.row_group_rows as u64);
+            row_groups.push(n);
+            left -= n;
+        }
+        manifest.shards.push(ShardEntry {
+            path: path.clone(),
+            rows: ids.len() as u64,
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            row_groups,
+        });
+        for &i in &ids {
+            *manifest.counts.splits.entry((spec.split_of)(i).to_string()).or_default() += 1;
+        }
+        store::block_on(store::put_bytes(store.as_ref(), &store::join(prefix, &path), Bytes::from(bytes)))
+            .expect("write shard");
+    }
+    manifest.counts.rows = id;
+    let path = store::join(prefix, MANIFEST_FILE);
+    store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from(manifest.to_json())))
+        .expect("write manifest");
+    manifest
+}
+
+fn strings(values: impl Iterator<Item = String>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn fixed(item: DataType, len: usize, values: ArrayRef) -> ArrayRef {
+    Arc::new(FixedSizeListArray::new(list_item(item, false), len as i32, values, None))
+}
+
+fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
+    let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
+    let values = StringArray::from_iter_values(lists.into_iter().flatten());
+    Arc::new(ListArray::new(list_item(DataType::Utf8, false), offsets, Arc::new(values), None))
+}
+
+fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
+    let w = spec.window_samples;
+    let n = ids.len();
+    let signal: Vec<i16> = ids
+        .iter()
+        .flat_map(|&id| {
+            (0..N_LEADS).flat_map(move |l| {
+                (0..w).map(move |t| {
+                    if lead_present(id, l) && t < valid_samples(id, w) {
+                        stored_value(id, l, t)
+                    } else {
+                        0
+                    }
+                })
+            })
+        })
+        .collect();
+    let mask: Vec<bool> = ids.iter().flat_map(|&id| (0..N_LEADS).map(move |l| lead_present(id, l))).collect();
+    let columns: Vec<ArrayRef> = vec![
+        strings(ids.iter().map(|id| format!("synth-{id:06}"))),
+        strings(ids.iter().map(|id| format!("synth:p{}", id / 2))),
+        strings(ids.iter().map(|_| "synth".to_string())),
+        Arc::new(Int32Array::from(vec![0; n])),
+        Arc::new(Float32Array::from(vec![250.0; n])),
+        Arc::new(Int32Array::from_iter_values(ids.iter().map(|&id| valid_samples(id, w) as i32))),
+        string_lists(ids.iter().map(|_| STANDARD_LEADS.iter().map(|s| s.to_string()).collect()).collect()),
+        fixed(DataType::Boolean, N_LEADS, Arc::new(BooleanArray::from(mask))),
+        fixed(DataType::Int16, N_LEADS * w, Arc::new(Int16Array::from(signal))),
+        string_lists(ids.iter().map(|_| vec!["synth:normal".to_string()]).collect()),
+        Arc::new(Float32Array::from(vec![Some(50.0); n])),
+        Arc::new(StringArray::from(vec![Some("F"); n])),
+        Arc::new(Float32Array::from(vec![1.0; n])),
+        fixed(DataType::UInt8, N_LEADS, Arc::new(UInt8Array::from(vec![0u8; n * N_LEADS]))),
+        strings(ids.iter().map(|&id| (spec.split_of)(id).to_string())),
+        Arc::new(Int8Array::from(vec![None; n])),
+    ];
+    let schema = window_schema(w);
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("rows match the schema");
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
+        .set_max_row_group_row_count(Some(spec.row_group_rows))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
+    writer.write(&batch).expect("write rows");
+    writer.close().expect("close shard");
+    out
+}

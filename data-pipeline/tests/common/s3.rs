@@ -1,0 +1,103 @@
+//! A throwaway S3 server for tests: moto (`python3 -m moto.server`) on a free localhost port,
+//! with one bucket created, killed when dropped. Tests pass `MotoS3::options()` to
+//! `store::open_url_with` instead of changing the process environment.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto S3 server with one bucket.
+pub struct MotoS3 {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl MotoS3 {
+    /// Starts moto and creates `bucket`. Returns `None` (after printing why) when moto is not
+    /// installed and this is not CI; on CI (`CI` set) a missing moto is a test failure.
+    pub fn start(bucket: &str) -> Option<Self> {
+        let has_moto = Command::new("python3")
+            .args(["-c", "import moto.server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_moto {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto[server] is required on CI (scripts/test-requirements.txt)"
+            );
+            eprintln!("skipping: python3 -m moto.server not found (pip install 'moto[server]')");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("no free localhost port")
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start moto");
+        let server = MotoS3 {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match http_put(port, &format!("/{bucket}")) {
+                Ok(status) if status.contains(" 200") => return Some(server),
+                Ok(status) => panic!("moto refused to create bucket {bucket}: {status}"),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                Err(e) => panic!("moto did not answer on port {port} within 60 s: {e}"),
+            }
+        }
+    }
+
+    /// Store options (`store::open_url_with`) pointing at this server with dummy credentials.
+    pub fn options(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("aws_endpoint", self.endpoint.clone()),
+            ("aws_access_key_id", "testing".into()),
+            ("aws_secret_access_key", "testing".into()),
+            ("aws_region", "us-east-1".into()),
+            ("aws_allow_http", "true".into()),
+        ]
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{}", self.bucket, prefix)
+    }
+
+    /// Opens `s3://bucket/prefix` on this server.
+    pub fn open(&self, prefix: &str) -> ecgfm_data::store::StoreRoot {
+        let options = self.options();
+        let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ecgfm_data::store::open_url_with(&self.url(prefix), &pairs).expect("open moto store")
+    }
+}
+
+impl Drop for MotoS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends an unsigned `PUT path` (moto accepts it) and returns the status line.
+fn http_put(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.lines().next().unwrap_or_default().to_string())
+}

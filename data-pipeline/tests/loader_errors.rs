@@ -1,0 +1,83 @@
+//! Broken datasets give clear errors naming the file: a missing manifest, a missing shard, a
+//! shard that is not Parquet, and a shard whose data pages are damaged.
+
+mod common;
+
+use bytes::Bytes;
+use common::dataset::{self, Spec};
+use ecgfm_data::loader::{Batch, Loader, LoaderConfig};
+use ecgfm_data::store;
+
+fn write(name: &str) -> String {
+    let url = format!("memory://loader-errors/{name}");
+    let spec = Spec {
+        shards: 3,
+        rows_per_shard: 40,
+        row_group_rows: 20,
+        window_samples: 250,
+        split_of: dataset::all_train,
+    };
+    dataset::write(&store::open_url(&url).unwrap(), &spec);
+    url
+}
+
+fn config() -> LoaderConfig {
+    LoaderConfig {
+        batch_size: 8,
+        crop_samples: 200,
+        ..LoaderConfig::default()
+    }
+}
+
+fn replace(url: &str, relative: &str, bytes: Option<Vec<u8>>) {
+    let (store, root) = store::open_url(url).unwrap();
+    let path = store::join(&root, relative);
+    match bytes {
+        Some(bytes) => store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from(bytes))).unwrap(),
+        None => store::block_on(async { object_store::ObjectStoreExt::delete(store.as_ref(), &path).await }).unwrap(),
+    }
+}
+
+fn read(url: &str, relative: &str) -> Vec<u8> {
+    let (store, root) = store::open_url(url).unwrap();
+    store::block_on(store::get_bytes(store.as_ref(), &store::join(&root, relative))).unwrap().to_vec()
+}
+
+#[test]
+fn missing_manifest_names_it() {
+    let err = Loader::open("memory://loader-errors/nothing-here", config()).err().unwrap();
+    assert!(err.to_string().contains("nothing-here/manifest.json"), "{err}");
+}
+
+#[test]
+fn missing_shard_names_it() {
+    let url = write("missing");
+    replace(&url, "shards/shard-00001.parquet", None);
+    let err = Loader::open(&url, config()).err().unwrap();
+    assert!(err.to_string().contains("shard-00001.parquet"), "{err}");
+}
+
+#[test]
+fn non_parquet_shard_names_it() {
+    let url = write("garbage");
+    replace(&url, "shards/shard-00002.parquet", Some(b"this is not a parquet file at all".to_vec()));
+    let err = Loader::open(&url, config()).err().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("shards/shard-00002.parquet") && text.contains("Parquet"), "{text}");
+}
+
+#[test]
+fn damaged_pages_fail_the_batch_naming_the_shard() {
+    let url = write("damaged");
+    let mut bytes = read(&url, "shards/shard-00000.parquet");
+    // Overwrite the start of the data (the first column chunks) and keep the footer intact.
+    let end = bytes.len() / 2;
+    for b in &mut bytes[4..end] {
+        *b = 0xA5;
+    }
+    replace(&url, "shards/shard-00000.parquet", Some(bytes));
+    let mut loader = Loader::open(&url, config()).unwrap();
+    let mut batch = Batch::default();
+    let err = (0..30).find_map(|_| loader.next_batch(&mut batch).err()).expect("damage went unnoticed");
+    assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
+}
