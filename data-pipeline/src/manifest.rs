@@ -132,10 +132,11 @@ impl Manifest {
 
     /// Parses manifest JSON; `uri` names the file in the error.
     pub fn from_json(bytes: &[u8], uri: &str) -> Result<Self, DataError> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|source| DataError::Json {
-            path: uri.to_string(),
-            source,
-        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|source| DataError::Json {
+                path: uri.to_string(),
+                source,
+            })?;
         if manifest.schema_version != SCHEMA_VERSION {
             return Err(DataError::Corrupt {
                 path: uri.to_string(),

@@ -58,9 +58,8 @@ pub fn list_item(data_type: DataType, nullable: bool) -> Arc<Field> {
 
 /// The schema of a dataset whose windows hold `window_samples` samples per lead.
 pub fn window_schema(window_samples: usize) -> SchemaRef {
-    let fixed = |item: DataType, len: usize| {
-        DataType::FixedSizeList(list_item(item, false), len as i32)
-    };
+    let fixed =
+        |item: DataType, len: usize| DataType::FixedSizeList(list_item(item, false), len as i32);
     Arc::new(Schema::new(vec![
         Field::new(col::RECORD_ID, DataType::Utf8, false),
         Field::new(col::PATIENT_ID, DataType::Utf8, false),

@@ -45,7 +45,9 @@ impl Default for SplitFractions {
 
 /// Split fractions that are negative or do not add up to 1.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("split fractions must be non-negative and sum to 1 (got train {train}, val {val}, test {test})")]
+#[error(
+    "split fractions must be non-negative and sum to 1 (got train {train}, val {val}, test {test})"
+)]
 pub struct BadSplitFractions {
     pub train: f64,
     pub val: f64,

@@ -83,7 +83,11 @@ fn synth_record(
         record_id,
         labels: vec![record.condition.label().to_string()],
         age: Some(record.age),
-        sex: Some(if record.sex == 'F' { Sex::Female } else { Sex::Male }),
+        sex: Some(if record.sex == 'F' {
+            Sex::Female
+        } else {
+            Sex::Male
+        }),
         fold: None,
         header_labels: false,
     };
@@ -121,8 +125,8 @@ pub fn write_synth_dataset(
     opts.split_fractions
         .validate()
         .map_err(|e| DataError::Config(e.to_string()))?;
-    let pipeline = Pipeline::new(opts.preprocessing.clone())
-        .map_err(|e| DataError::Config(e.to_string()))?;
+    let pipeline =
+        Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let pairs: Vec<(&str, &str)> = opts
         .out_store_options
         .iter()

@@ -56,7 +56,10 @@ impl LabelOverride {
                 .ok_or_else(|| bad(row_no, "empty record name".into()))?
                 .to_string();
             let age = cell(age_col)
-                .map(|a| a.parse::<f32>().map_err(|e| bad(row_no, format!("age {a:?}: {e}"))))
+                .map(|a| {
+                    a.parse::<f32>()
+                        .map_err(|e| bad(row_no, format!("age {a:?}: {e}")))
+                })
                 .transpose()?;
             let sex = cell(sex_col)
                 .map(|s| match s.to_ascii_uppercase().as_str() {

@@ -48,8 +48,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     opts.split_fractions
         .validate()
         .map_err(|e| DataError::Config(e.to_string()))?;
-    let pipeline = Pipeline::new(opts.preprocessing.clone())
-        .map_err(|e| DataError::Config(e.to_string()))?;
+    let pipeline =
+        Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
     let out_options: Vec<(&str, &str)> = opts
         .out_store_options
@@ -62,7 +62,10 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         .as_deref()
         .map(|csv| read_label_csv(csv, &opts.source_store_options))
         .transpose()?;
-    let Plan { format, mut records } = make_plan(&source, opts.format, labels.as_ref())?;
+    let Plan {
+        format,
+        mut records,
+    } = make_plan(&source, opts.format, labels.as_ref())?;
     if let Some(limit) = opts.limit {
         records.truncate(limit);
     }
@@ -106,8 +109,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
             layout.window_samples,
             layout.row_group_rows,
         );
-        manifest.preprocessing = serde_json::to_value(&opts.preprocessing)
-            .expect("preprocessing settings serialise");
+        manifest.preprocessing =
+            serde_json::to_value(&opts.preprocessing).expect("preprocessing settings serialise");
         manifest.sources.push(SourceEntry {
             name: source_name.clone(),
             uri: source.describe(),

@@ -120,8 +120,7 @@ fn ptbxl_records(source: &SourceRoot, files: &[String]) -> Result<Vec<PlannedRec
         &source.uri_of(PTBXL_DATABASE),
         &statements,
         &source.uri_of(PTBXL_STATEMENTS),
-    )
-    ?;
+    )?;
     let present = |name: &str| files.iter().any(|f| f.strip_suffix(".hea") == Some(name));
     Ok(db
         .entries
@@ -154,8 +153,7 @@ fn cinc2017_records(
 ) -> Result<Vec<PlannedRecord>, DataError> {
     let reference = source.read(CINC2017_REFERENCE)?;
     let labels: HashMap<String, String> =
-        read_cinc2017_reference_from(&reference, &source.uri_of(CINC2017_REFERENCE))
-            ?
+        read_cinc2017_reference_from(&reference, &source.uri_of(CINC2017_REFERENCE))?
             .into_iter()
             .map(|l| (l.record, l.label))
             .collect();

@@ -39,9 +39,7 @@ fn wfdb_kind(e: &WfdbError) -> &'static str {
         WfdbError::NotFound { .. } => "file not found",
         WfdbError::Io { .. } => "read error",
         WfdbError::BadHeader { .. } => "bad header",
-        WfdbError::UnsupportedFormat { .. } | WfdbError::Unsupported { .. } => {
-            "unsupported record"
-        }
+        WfdbError::UnsupportedFormat { .. } | WfdbError::Unsupported { .. } => "unsupported record",
         WfdbError::Truncated { .. } => "truncated signal file",
         WfdbError::ChecksumMismatch { .. } => "checksum mismatch",
         WfdbError::BadMatFile { .. } => "bad MATLAB signal file",
@@ -175,7 +173,8 @@ pub fn process_record(
         Ok(record) => record,
         Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
     };
-    let preprocess_failed = |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
+    let preprocess_failed =
+        |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
     let (rate, chosen, dropped) = match select_signals(&record) {
         Ok(selection) => selection,
         Err(e) => return preprocess_failed(e),
@@ -215,7 +214,11 @@ pub fn process_record(
         ctx.pipeline.config().target_rate_hz as f32,
         ctx.signal_scale,
         split,
-        record.signals.iter().map(|s| s.description.clone()).collect(),
+        record
+            .signals
+            .iter()
+            .map(|s| s.description.clone())
+            .collect(),
     );
     let mut dropped_leads = dropped;
     dropped_leads.extend(

@@ -43,11 +43,11 @@ pub struct WindowRow {
 pub fn quantize(values: &[f32], scale: f32, out: &mut Vec<i16>) {
     let inverse = 1.0 / scale;
     out.clear();
-    out.extend(
-        values
-            .iter()
-            .map(|v| (v * inverse).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16),
-    );
+    out.extend(values.iter().map(|v| {
+        (v * inverse)
+            .round()
+            .clamp(i16::MIN as f32, i16::MAX as f32) as i16
+    }));
 }
 
 fn string_list<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> ArrayRef {
@@ -92,7 +92,8 @@ pub fn rows_to_batch(
         Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
     };
     let mut signal = Vec::with_capacity(rows.len() * signal_len);
-    rows.iter().for_each(|r| signal.extend_from_slice(&r.signal));
+    rows.iter()
+        .for_each(|r| signal.extend_from_slice(&r.signal));
     let mask: BooleanArray = rows
         .iter()
         .flat_map(|r| r.lead_mask.iter().map(|b| Some(*b)))
@@ -112,13 +113,19 @@ pub fn rows_to_batch(
         Arc::new(Float32Array::from_iter_values(
             rows.iter().map(|r| r.sampling_rate),
         )),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.n_samples))),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.n_samples),
+        )),
         string_list(rows.iter().map(|r| &r.lead_names)),
         fixed_list(Arc::new(mask), N_LEADS).map_err(arrow_err)?,
         fixed_list(Arc::new(Int16Array::from(signal)), signal_len).map_err(arrow_err)?,
         string_list(rows.iter().map(|r| &r.labels)),
         Arc::new(rows.iter().map(|r| r.age).collect::<Float32Array>()),
-        Arc::new(rows.iter().map(|r| r.sex.as_deref()).collect::<StringArray>()),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.sex.as_deref())
+                .collect::<StringArray>(),
+        ),
         Arc::new(Float32Array::from_iter_values(
             rows.iter().map(|r| r.quality_score),
         )),

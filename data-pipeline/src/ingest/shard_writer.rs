@@ -42,9 +42,8 @@ pub fn shard_path(index: usize) -> String {
 
 /// Parquet writer settings: zstd everywhere, no dictionary or statistics on the signal column.
 fn writer_properties(layout: &ShardLayout) -> Result<WriterProperties, DataError> {
-    let level = ZstdLevel::try_new(layout.zstd_level).map_err(|e| {
-        DataError::Config(format!("zstd level {}: {e}", layout.zstd_level))
-    })?;
+    let level = ZstdLevel::try_new(layout.zstd_level)
+        .map_err(|e| DataError::Config(format!("zstd level {}: {e}", layout.zstd_level)))?;
     let signal = ColumnPath::from(vec![
         col::SIGNAL.to_string(),
         "list".to_string(),

@@ -1,0 +1,172 @@
+//! Helpers shared by the ingest integration tests: locating the shared real data, default test
+//! options, reading a written dataset back (manifest + every row) and the Python read-back check.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float32Type, Int16Type, Int32Type, Int8Type};
+use ecgfm_data::ingest::IngestOptions;
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::store;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// `<workspace>/../shared/data/<folder>` (or `$ECGFM_SHARED_DATA/<folder>`), or `None` after
+/// printing a skip message when it is absent.
+pub fn shared_data(folder: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("ECGFM_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let dir = root.join(folder);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: shared data folder {} not found", dir.display());
+        None
+    }
+}
+
+/// Options for a test ingest of `source` into `out`: small shards, all cores.
+pub fn options(source: &Path, out: &str) -> IngestOptions {
+    IngestOptions {
+        source: source.display().to_string(),
+        out: out.to_string(),
+        shard_target_bytes: 4 << 20,
+        row_group_rows: 64,
+        ..IngestOptions::default()
+    }
+}
+
+/// What a test checks of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowView {
+    pub record_id: String,
+    pub patient_id: String,
+    pub source: String,
+    pub window_index: i32,
+    pub n_samples: i32,
+    pub lead_names: Vec<String>,
+    pub lead_mask: Vec<bool>,
+    pub labels: Vec<String>,
+    pub age: Option<f32>,
+    pub sex: Option<String>,
+    pub quality_score: f32,
+    pub split: String,
+    pub fold: Option<i8>,
+    /// Sum of |stored value| over the whole signal, a fingerprint of the samples.
+    pub signal_abs_sum: i64,
+    /// Sum of |stored value| per standard lead.
+    pub lead_abs_sums: Vec<i64>,
+}
+
+/// The manifest and every row (in shard order) of the dataset at `url`.
+pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<RowView>) {
+    let pairs: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (object_store, root) = store::open_url_with(url, &pairs).unwrap();
+    let manifest = Manifest::load(object_store.as_ref(), &root).unwrap();
+    let mut rows = Vec::new();
+    for shard in &manifest.shards {
+        let bytes = store::block_on(store::get_bytes(
+            object_store.as_ref(),
+            &store::join(&root, &shard.path),
+        ))
+        .unwrap();
+        assert_eq!(bytes.len() as u64, shard.bytes, "{}", shard.path);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let groups: Vec<u64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows() as u64)
+            .collect();
+        assert_eq!(groups, shard.row_groups, "{}", shard.path);
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+            let strings = |name: &str| column(name).as_string::<i32>().clone();
+            let (record, patient, source, split, sex) = (
+                strings("record_id"),
+                strings("patient_id"),
+                strings("source"),
+                strings("split"),
+                strings("sex"),
+            );
+            let window = column("window_index").as_primitive::<Int32Type>().clone();
+            let n_samples = column("n_samples").as_primitive::<Int32Type>().clone();
+            let age = column("age").as_primitive::<Float32Type>().clone();
+            let quality = column("quality_score")
+                .as_primitive::<Float32Type>()
+                .clone();
+            let fold = column("fold").as_primitive::<Int8Type>().clone();
+            let lead_names = column("lead_names").as_list::<i32>().clone();
+            let labels = column("labels").as_list::<i32>().clone();
+            let mask = column("lead_mask").as_fixed_size_list().clone();
+            let signal = column("signal").as_fixed_size_list().clone();
+            let string_list = |list: &arrow::array::ListArray, i: usize| -> Vec<String> {
+                let values = list.value(i);
+                let values = values.as_string::<i32>();
+                (0..values.len())
+                    .map(|j| values.value(j).to_string())
+                    .collect()
+            };
+            for i in 0..batch.num_rows() {
+                let samples = signal.value(i);
+                let samples = samples.as_primitive::<Int16Type>();
+                let per_lead = samples.len() / 12;
+                let lead_abs_sums: Vec<i64> = (0..12)
+                    .map(|l| {
+                        samples.values()[l * per_lead..(l + 1) * per_lead]
+                            .iter()
+                            .map(|v| i64::from(*v).abs())
+                            .sum()
+                    })
+                    .collect();
+                let mask_values = mask.value(i);
+                let mask_values = mask_values.as_boolean();
+                rows.push(RowView {
+                    record_id: record.value(i).to_string(),
+                    patient_id: patient.value(i).to_string(),
+                    source: source.value(i).to_string(),
+                    window_index: window.value(i),
+                    n_samples: n_samples.value(i),
+                    lead_names: string_list(&lead_names, i),
+                    lead_mask: (0..12).map(|j| mask_values.value(j)).collect(),
+                    labels: string_list(&labels, i),
+                    age: age.is_valid(i).then(|| age.value(i)),
+                    sex: sex.is_valid(i).then(|| sex.value(i).to_string()),
+                    quality_score: quality.value(i),
+                    split: split.value(i).to_string(),
+                    fold: fold.is_valid(i).then(|| fold.value(i)),
+                    signal_abs_sum: lead_abs_sums.iter().sum(),
+                    lead_abs_sums,
+                });
+            }
+        }
+    }
+    (manifest, rows)
+}
+
+/// Runs `read_shards.py` on a local dataset and returns its JSON summary.
+pub fn python_summary(dataset: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ingest_support/read_shards.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(dataset)
+        .output()
+        .expect("python3 must be installed (pyarrow, pandas, duckdb)");
+    assert!(
+        output.status.success(),
+        "read_shards.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A progress bar that draws nothing.
+pub fn hidden() -> indicatif::ProgressBar {
+    indicatif::ProgressBar::hidden()
+}
