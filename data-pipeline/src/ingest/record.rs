@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use ecgfm_preprocess::{map_leads, DropReason, Pipeline, PreprocessError, Window};
 use ecgfm_wfdb::labels::{parse_header_comments, Sex};
-use ecgfm_wfdb::{read_record_from, Record, RecordSource, WfdbError};
+use ecgfm_wfdb::{
+    read_header_from, read_record_from, read_record_with, ReadOptions, Record, RecordSource,
+    WfdbError,
+};
 
 use crate::ingest::plan::PlannedRecord;
 use crate::ingest::row::{quantize, WindowRow};
@@ -58,15 +61,14 @@ fn preprocess_kind(e: &PreprocessError) -> &'static str {
     }
 }
 
-/// The signals to preprocess: those that map to a standard lead and share the most common rate
-/// among them. Returns the rate, the chosen signal indices, and `name (why)` for the others.
-fn select_signals(record: &Record) -> Result<(f64, Vec<usize>, Vec<String>), PreprocessError> {
-    let names: Vec<&str> = record
-        .signals
-        .iter()
-        .map(|s| s.description.as_str())
-        .collect();
-    let mapping = map_leads(&names);
+/// The signals to preprocess, given every signal's name and rate: those that map to a standard
+/// lead and share the most common rate among them. Returns the rate, the chosen signal indices,
+/// and `name (why)` for the others.
+fn select_signals(
+    names: &[&str],
+    rates: &[f64],
+) -> Result<(f64, Vec<usize>, Vec<String>), PreprocessError> {
+    let mapping = map_leads(names);
     let mut mapped: Vec<usize> = mapping.source_of.iter().flatten().copied().collect();
     mapped.sort_unstable();
     if mapped.is_empty() {
@@ -76,11 +78,11 @@ fn select_signals(record: &Record) -> Result<(f64, Vec<usize>, Vec<String>), Pre
     }
     let mut per_rate: BTreeMap<u64, usize> = BTreeMap::new();
     for &s in &mapped {
-        *per_rate.entry(record.signal_fs(s).to_bits()).or_default() += 1;
+        *per_rate.entry(rates[s].to_bits()).or_default() += 1;
     }
     let best = mapped
         .iter()
-        .map(|&s| record.signal_fs(s))
+        .map(|&s| rates[s])
         .max_by_key(|rate| per_rate[&rate.to_bits()])
         .expect("mapped is not empty");
     let mut dropped: Vec<String> = mapping
@@ -94,17 +96,59 @@ fn select_signals(record: &Record) -> Result<(f64, Vec<usize>, Vec<String>), Pre
             format!("{} ({why})", d.name)
         })
         .collect();
-    let (chosen, other_rate): (Vec<usize>, Vec<usize>) = mapped
-        .into_iter()
-        .partition(|&s| record.signal_fs(s) == best);
-    dropped.extend(other_rate.into_iter().map(|s| {
-        format!(
-            "{} (sampled at {} Hz, not {best} Hz)",
-            names[s],
-            record.signal_fs(s)
-        )
-    }));
+    let (chosen, other_rate): (Vec<usize>, Vec<usize>) =
+        mapped.into_iter().partition(|&s| rates[s] == best);
+    dropped.extend(
+        other_rate
+            .into_iter()
+            .map(|s| format!("{} (sampled at {} Hz, not {best} Hz)", names[s], rates[s])),
+    );
     Ok((best, chosen, dropped))
+}
+
+/// Reads the signals of `name` worth preprocessing (only their files are fetched). Returns the
+/// record (holding the chosen signals, in order), every signal's name, the common rate and the
+/// dropped signals; the outer error is a read failure, the inner one a record with no usable lead.
+#[allow(clippy::type_complexity)]
+fn read_chosen(
+    files: &dyn RecordSource,
+    name: &str,
+) -> Result<Result<(Record, Vec<String>, f64, Vec<String>), PreprocessError>, WfdbError> {
+    let header = read_header_from(files, name)?;
+    let (names, rates): (Vec<String>, Vec<f64>) = if header.is_multi_segment() {
+        let record = read_record_from(files, name)?;
+        let names = record
+            .signals
+            .iter()
+            .map(|s| s.description.clone())
+            .collect();
+        let rates = (0..record.signals.len())
+            .map(|s| record.signal_fs(s))
+            .collect();
+        (names, rates)
+    } else {
+        header
+            .signals
+            .iter()
+            .map(|s| {
+                (
+                    s.description.clone(),
+                    header.fs * s.samples_per_frame as f64,
+                )
+            })
+            .unzip()
+    };
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (rate, chosen, dropped) = match select_signals(&name_refs, &rates) {
+        Ok(selection) => selection,
+        Err(e) => return Ok(Err(e)),
+    };
+    let options = ReadOptions {
+        channels: Some(chosen),
+        ..ReadOptions::default()
+    };
+    let record = read_record_with(files, name, &options)?;
+    Ok(Ok((record, names, rate, dropped)))
 }
 
 fn sex_code(sex: Sex) -> String {
@@ -169,21 +213,21 @@ pub fn process_record(
             reason,
         })
     };
-    let record = match read_record_from(files, &planned.name) {
-        Ok(record) => record,
-        Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
-    };
     let preprocess_failed =
         |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
-    let (rate, chosen, dropped) = match select_signals(&record) {
-        Ok(selection) => selection,
-        Err(e) => return preprocess_failed(e),
+    let (record, lead_names, rate, dropped) = match read_chosen(files, &planned.name) {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => return preprocess_failed(e),
+        Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
     };
-    let names: Vec<&str> = chosen
+    let names: Vec<&str> = record
+        .signals
         .iter()
-        .map(|&s| record.signals[s].description.as_str())
+        .map(|s| s.description.as_str())
         .collect();
-    let signals: Vec<Vec<f64>> = chosen.iter().map(|&s| record.physical(s)).collect();
+    let signals: Vec<Vec<f64>> = (0..record.signals.len())
+        .map(|s| record.physical(s))
+        .collect();
     let processed = match ctx.pipeline.process(rate, &names, &signals) {
         Ok(processed) => processed,
         Err(e) => return preprocess_failed(e),
@@ -214,11 +258,7 @@ pub fn process_record(
         ctx.pipeline.config().target_rate_hz as f32,
         ctx.signal_scale,
         split,
-        record
-            .signals
-            .iter()
-            .map(|s| s.description.clone())
-            .collect(),
+        lead_names,
     );
     let mut dropped_leads = dropped;
     dropped_leads.extend(

