@@ -88,6 +88,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         signal_scale: DEFAULT_SIGNAL_SCALE,
         seed: opts.seed,
         fractions: opts.split_fractions,
+        verify_checksums: opts.verify_checksums && format != SourceFormat::Cinc2017,
     };
     progress.set_length(records.len() as u64);
     progress.set_position(journal.records_done as u64);

@@ -88,6 +88,9 @@ pub struct IngestOptions {
     /// CSV (`record,labels[,patient_id,age,sex]`, labels `;`-separated) replacing the labels
     /// of the records it lists.
     pub label_csv: Option<String>,
+    /// Check WFDB header checksums (a mismatch quarantines the record). Never done for CinC 2017,
+    /// whose headers hold a placeholder checksum of 0.
+    pub verify_checksums: bool,
     /// Worker threads for reading and preprocessing; 0 = one per core.
     pub threads: usize,
     pub split_fractions: SplitFractions,
@@ -116,6 +119,7 @@ impl Default for IngestOptions {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
             zstd_level: 3,
             label_csv: None,
+            verify_checksums: true,
             threads: 0,
             split_fractions: SplitFractions::default(),
             seed: 0,

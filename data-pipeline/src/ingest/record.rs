@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use ecgfm_preprocess::{map_leads, DropReason, Pipeline, PreprocessError, Window};
 use ecgfm_wfdb::labels::{parse_header_comments, Sex};
 use ecgfm_wfdb::{
-    read_header_from, read_record_from, read_record_with, ReadOptions, Record, RecordSource,
-    WfdbError,
+    read_header_from, read_record_with, ReadOptions, Record, RecordSource, WfdbError,
 };
 
 use crate::ingest::plan::PlannedRecord;
@@ -22,6 +21,8 @@ pub struct RecordContext<'a> {
     pub signal_scale: f32,
     pub seed: u64,
     pub fractions: SplitFractions,
+    /// Verify header checksums (CinC 2017 headers carry a placeholder 0, so its ingest does not).
+    pub verify_checksums: bool,
 }
 
 /// What became of one record.
@@ -113,10 +114,15 @@ fn select_signals(
 fn read_chosen(
     files: &dyn RecordSource,
     name: &str,
+    verify_checksums: bool,
 ) -> Result<Result<(Record, Vec<String>, f64, Vec<String>), PreprocessError>, WfdbError> {
     let header = read_header_from(files, name)?;
     let (names, rates): (Vec<String>, Vec<f64>) = if header.is_multi_segment() {
-        let record = read_record_from(files, name)?;
+        let options = ReadOptions {
+            channels: None,
+            ignore_checksums: !verify_checksums,
+        };
+        let record = read_record_with(files, name, &options)?;
         let names = record
             .signals
             .iter()
@@ -145,7 +151,7 @@ fn read_chosen(
     };
     let options = ReadOptions {
         channels: Some(chosen),
-        ..ReadOptions::default()
+        ignore_checksums: !verify_checksums,
     };
     let record = read_record_with(files, name, &options)?;
     Ok(Ok((record, names, rate, dropped)))
@@ -215,11 +221,12 @@ pub fn process_record(
     };
     let preprocess_failed =
         |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
-    let (record, lead_names, rate, dropped) = match read_chosen(files, &planned.name) {
-        Ok(Ok(read)) => read,
-        Ok(Err(e)) => return preprocess_failed(e),
-        Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
-    };
+    let (record, lead_names, rate, dropped) =
+        match read_chosen(files, &planned.name, ctx.verify_checksums) {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return preprocess_failed(e),
+            Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
+        };
     let names: Vec<&str> = record
         .signals
         .iter()

@@ -1,0 +1,159 @@
+//! Ingest of the shared CinC 2017 (single-lead AliveCor, `REFERENCE.csv` labels) and CinC 2021
+//! (`# Dx/# Age/# Sex` header comments) samples, and a corrupted record that is quarantined with
+//! a reason naming its file while the rest of the run goes on.
+
+mod ingest_support;
+
+use std::collections::{BTreeMap, HashSet};
+
+use ecgfm_data::ingest::{ingest, SourceFormat};
+use ingest_support::{hidden, options, read_dataset, shared_data};
+
+#[test]
+fn cinc2017_all_records_ingest_with_reference_labels() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(&source, out.path().to_str().unwrap());
+    opts.shard_target_bytes = 32 << 20;
+    let report = ingest(&opts, &hidden()).unwrap();
+    println!("{report}");
+    assert_eq!(report.format, SourceFormat::Cinc2017);
+    assert_eq!(report.records_planned, 3000);
+    assert_eq!(
+        report.records_ingested + report.records_quarantined,
+        3000,
+        "every record is accounted for"
+    );
+    assert!(report.records_ingested >= 2990, "{report}");
+    let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    for q in &manifest.quarantine {
+        assert!(q.reason.contains(&q.record), "{q:?}");
+    }
+    let only_lead_i: Vec<bool> = (0..12).map(|l| l == 0).collect();
+    assert!(rows
+        .iter()
+        .all(|r| r.lead_mask == only_lead_i && r.lead_names == ["ECG"]));
+    assert!(rows
+        .iter()
+        .all(|r| r.patient_id == format!("cinc2017:{}", r.record_id)));
+    assert!(rows.iter().all(|r| r.fold.is_none() && r.age.is_none()));
+    let first = rows.iter().find(|r| r.record_id == "A00001").unwrap();
+    assert_eq!(first.labels, ["cinc2017:N"]);
+    let a00004: Vec<_> = rows.iter().filter(|r| r.record_id == "A00004").collect();
+    assert_eq!(a00004[0].labels, ["cinc2017:A"]);
+    let records: HashSet<&str> = rows.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(records.len() as u64, manifest.counts.records);
+    for class in ["N", "A", "O", "~"] {
+        assert!(
+            manifest.counts.labels[&format!("cinc2017:{class}")] > 0,
+            "{class}"
+        );
+    }
+    let splits = &manifest.counts.splits;
+    let total = manifest.counts.rows as f64;
+    assert!(
+        (splits["train"] as f64 / total - 0.8).abs() < 0.05,
+        "{splits:?}"
+    );
+    assert!(splits["val"] > 0 && splits["test"] > 0, "{splits:?}");
+}
+
+#[test]
+fn cinc2021_header_labels_age_and_sex() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let opts = options(&source, out.path().to_str().unwrap());
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(report.format, SourceFormat::Cinc2021);
+    assert_eq!(report.records_planned, 50);
+    assert_eq!(report.records_ingested, 50, "{report}");
+    let (_, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    assert_eq!(rows.len(), 50);
+    let e07500 = rows.iter().find(|r| r.record_id == "E07500").unwrap();
+    assert_eq!(e07500.labels, ["snomed:67741000119109", "snomed:426177001"]);
+    assert_eq!(e07500.age, Some(78.0));
+    assert_eq!(e07500.sex.as_deref(), Some("M"));
+    assert!(rows
+        .iter()
+        .all(|r| r.labels.iter().all(|l| l.starts_with("snomed:"))));
+    assert!(rows.iter().all(|r| r.lead_mask.iter().all(|m| *m)));
+}
+
+#[test]
+fn corrupt_record_is_quarantined_and_the_run_goes_on() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut reference = String::new();
+    for name in ["A00001", "A00002", "A00003", "A00004"] {
+        for ext in ["hea", "mat"] {
+            std::fs::copy(
+                source.join(format!("{name}.{ext}")),
+                dir.path().join(format!("{name}.{ext}")),
+            )
+            .unwrap();
+        }
+        reference.push_str(&format!("{name},N\n"));
+    }
+    std::fs::write(dir.path().join("REFERENCE.csv"), reference).unwrap();
+    let mat = dir.path().join("A00002.mat");
+    let bytes = std::fs::read(&mat).unwrap();
+    std::fs::write(&mat, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("A00003.hea"), "A00003 1 300 notanumber\n").unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let opts = options(dir.path(), out.path().to_str().unwrap());
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(report.records_ingested, 2);
+    assert_eq!(report.records_quarantined, 2);
+    let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    let records: HashSet<&str> = rows.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(records, HashSet::from(["A00001", "A00004"]));
+    let reasons: BTreeMap<&str, (&str, &str)> = manifest
+        .quarantine
+        .iter()
+        .map(|q| (q.record.as_str(), (q.kind.as_str(), q.reason.as_str())))
+        .collect();
+    let (kind, reason) = reasons["A00002"];
+    assert_eq!(kind, "truncated signal file");
+    assert!(reason.contains("A00002.mat"), "{reason}");
+    let (kind, reason) = reasons["A00003"];
+    assert_eq!(kind, "bad header");
+    assert!(reason.contains("A00003.hea"), "{reason}");
+    assert_eq!(manifest.counts.quarantine["truncated signal file"], 1);
+}
+
+#[test]
+fn label_csv_overrides_and_limit() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labels.csv");
+    std::fs::write(
+        &csv,
+        "record,labels,patient_id,age,sex\nA00002,custom:x;custom:y,p7,44,F\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut opts = options(&source, out.to_str().unwrap());
+    opts.limit = Some(3);
+    opts.label_csv = Some(csv.display().to_string());
+    opts.format = SourceFormat::Cinc2017;
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(report.records_planned, 3);
+    let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
+    let a2 = rows.iter().find(|r| r.record_id == "A00002").unwrap();
+    assert_eq!(a2.labels, ["custom:x", "custom:y"]);
+    assert_eq!(a2.patient_id, "p7");
+    assert_eq!(a2.age, Some(44.0));
+    assert_eq!(a2.sex.as_deref(), Some("F"));
+    let a1 = rows.iter().find(|r| r.record_id == "A00001").unwrap();
+    assert_eq!(a1.labels, ["cinc2017:N"]);
+    assert!(rows.iter().all(|r| r.record_id.as_str() <= "A00003"));
+}

@@ -1,0 +1,177 @@
+//! Resuming an interrupted ingest (finished shards kept untouched, the final dataset equal to a
+//! one-shot ingest), output to `memory://` and to S3 (moto), and the synthetic dataset writer.
+
+mod common;
+mod ingest_support;
+
+use std::time::SystemTime;
+
+use ecgfm_data::ingest::{ingest, JOURNAL_FILE};
+use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+use ingest_support::{hidden, options, python_summary, read_dataset, shared_data};
+
+fn mtimes(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("shards"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().unwrap().modified().unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one_shot = dir.path().join("one-shot");
+    let resumed = dir.path().join("resumed");
+    let mut opts = options(&source, one_shot.to_str().unwrap());
+    opts.shard_target_bytes = 200_000;
+    opts.row_group_rows = 4;
+    let full = ingest(&opts, &hidden()).unwrap();
+    assert!(full.shards >= 6, "{full}");
+
+    opts.out = resumed.to_str().unwrap().to_string();
+    opts.stop_after_shards = Some(3);
+    let first = ingest(&opts, &hidden()).unwrap();
+    assert!(!first.complete);
+    assert_eq!(first.shards_written, 3);
+    assert!(
+        !resumed.join("manifest.json").exists(),
+        "no manifest before the end"
+    );
+    assert!(resumed.join(JOURNAL_FILE).exists());
+    let before = mtimes(&resumed);
+    assert_eq!(before.len(), 3);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+
+    opts.stop_after_shards = None;
+    let second = ingest(&opts, &hidden()).unwrap();
+    assert!(second.complete);
+    assert_eq!(second.shards_resumed, 3);
+    assert_eq!(second.shards_written, full.shards - 3);
+    let after = mtimes(&resumed);
+    assert_eq!(
+        &after[..3],
+        &before[..],
+        "finished shards are not rewritten"
+    );
+
+    let (m_full, rows_full) = read_dataset(one_shot.to_str().unwrap(), &[]);
+    let (m_resumed, rows_resumed) = read_dataset(resumed.to_str().unwrap(), &[]);
+    assert_eq!(m_full, m_resumed, "same manifest (shard hashes included)");
+    assert_eq!(rows_full, rows_resumed);
+
+    // A finished run is not redone either.
+    let third = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(third.shards_written, 0);
+    assert_eq!(mtimes(&resumed), after);
+}
+
+#[test]
+fn ingest_to_memory_store_equals_local_output() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let opts = options(&source, local.path().to_str().unwrap());
+    ingest(&opts, &hidden()).unwrap();
+    let mut memory = opts.clone();
+    memory.out = "memory://ingest-test/cinc2021".into();
+    memory.threads = 1;
+    ingest(&memory, &hidden()).unwrap();
+    let (m_local, rows_local) = read_dataset(local.path().to_str().unwrap(), &[]);
+    let (m_memory, rows_memory) = read_dataset(&memory.out, &[]);
+    assert_eq!(rows_local, rows_memory, "threads do not change the output");
+    assert_eq!(m_local.shards, m_memory.shards);
+}
+
+#[test]
+fn ingest_from_and_to_s3() {
+    let Some(source) = shared_data("wfdb-formats") else {
+        return;
+    };
+    let Some(s3) = common::s3::MotoS3::start("ingest-bucket") else {
+        return;
+    };
+    let store_options: Vec<(String, String)> = s3
+        .options()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    // Upload two records as a source.
+    let (store, root) = s3.open("src");
+    for file in ["100.hea", "100.dat", "3000003_0003.hea", "3000003_0003.dat"] {
+        let bytes = std::fs::read(source.join(file)).unwrap();
+        let location = ecgfm_data::store::join(&root, file);
+        ecgfm_data::store::block_on(ecgfm_data::store::put_bytes(
+            store.as_ref(),
+            &location,
+            bytes.into(),
+        ))
+        .unwrap();
+    }
+    let mut opts = options(&source, &s3.url("out/ds"));
+    opts.source = s3.url("src");
+    opts.source_store_options = store_options.clone();
+    opts.out_store_options = store_options.clone();
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(report.records_ingested, 2, "{report}");
+    let (manifest, rows) = read_dataset(&opts.out, &store_options);
+    assert_eq!(rows.len(), 182);
+    assert_eq!(manifest.counts.rows, 182);
+    assert!(manifest.sources[0]
+        .uri
+        .starts_with("s3://ingest-bucket/src"));
+}
+
+#[test]
+fn synthetic_dataset_has_the_same_layout() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = SynthDatasetOptions {
+        out: out.path().to_str().unwrap().to_string(),
+        records: 120,
+        seed: 5,
+        row_group_rows: 32,
+        shard_target_bytes: 1 << 20,
+        ..SynthDatasetOptions::default()
+    };
+    let manifest = write_synth_dataset(&opts, &hidden()).unwrap();
+    assert_eq!(manifest.counts.records, 120);
+    assert_eq!(manifest.counts.rows, 120);
+    let (read_back, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    assert_eq!(read_back, manifest);
+    assert!(rows
+        .iter()
+        .all(|r| r.labels.len() == 1 && r.labels[0].starts_with("synth:")));
+    assert!(rows
+        .iter()
+        .all(|r| r.patient_id == format!("synth:{}", r.record_id)));
+    assert!(rows.iter().all(|r| r.sex.is_some() && r.age.is_some()));
+    assert!(rows
+        .iter()
+        .all(|r| r.lead_mask.iter().all(|m| *m) && r.n_samples == 2500));
+    assert_eq!(rows[7].record_id, "synth-000007");
+    assert!(
+        manifest.counts.labels.len() >= 3,
+        "{:?}",
+        manifest.counts.labels
+    );
+    let again = tempfile::tempdir().unwrap();
+    let mut second = opts.clone();
+    second.out = again.path().to_str().unwrap().to_string();
+    second.threads = 1;
+    let manifest_again = write_synth_dataset(&second, &hidden()).unwrap();
+    assert_eq!(
+        manifest_again.shards, manifest.shards,
+        "deterministic, bitwise"
+    );
+    let py = python_summary(out.path());
+    assert_eq!(py["duckdb_rows"], 120);
+}
