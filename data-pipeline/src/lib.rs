@@ -20,3 +20,4 @@ pub mod split;
 pub mod ingest;
 pub mod synth_dataset;
 pub mod loader;
+pub mod inspect;

@@ -117,4 +117,14 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     );
     assert_eq!(partial["v102s"], unknown(&["V", "PLETH", "RESP"]));
     assert!(!partial.contains_key("100"));
+
+    let summary = ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[]).unwrap();
+    assert_eq!(summary.rows, rows.len() as u64);
+    assert_eq!(summary.records, 5);
+    assert_eq!(summary.quality_histogram.iter().sum::<u64>(), summary.rows);
+    assert_eq!(summary.partial_records, 4);
+    let text = summary.to_string();
+    println!("{text}");
+    assert!(text.contains("no standard ECG lead"), "{text}");
+    assert!(text.contains("249 rows from 5 records"), "{text}");
 }

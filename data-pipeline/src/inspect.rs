@@ -1,0 +1,148 @@
+//! `ecgfm data inspect`: a summary of a dataset (rows, records, shards, label and split counts,
+//! a quality-score histogram read from the shards, quarantine) with a human-readable Display.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Float32Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use crate::error::DataError;
+use crate::manifest::{Manifest, QuarantineEntry};
+use crate::schema::col;
+use crate::store;
+
+/// Bins of the quality histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
+pub const QUALITY_BINS: usize = 10;
+
+/// What `inspect` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSummary {
+    pub url: String,
+    pub rows: u64,
+    pub records: u64,
+    pub shards: usize,
+    pub bytes: u64,
+    pub sampling_rate: f32,
+    pub window_samples: usize,
+    pub labels: BTreeMap<String, u64>,
+    pub splits: BTreeMap<String, u64>,
+    /// Rows per quality-score bin (see [`QUALITY_BINS`]).
+    pub quality_histogram: [u64; QUALITY_BINS],
+    pub quarantine: BTreeMap<String, u64>,
+    /// The first few quarantined records, with their reasons.
+    pub quarantine_examples: Vec<QuarantineEntry>,
+    /// Records ingested with dropped leads or windows.
+    pub partial_records: usize,
+}
+
+/// Quarantined records listed in the summary.
+const EXAMPLES: usize = 5;
+
+/// Reads the manifest and the `quality_score` column of every shard of the dataset at `url`.
+pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, DataError> {
+    let (object_store, root) = store::open_url_with(url, options)?;
+    let manifest = Manifest::load(object_store.as_ref(), &root)?;
+    let mut histogram = [0u64; QUALITY_BINS];
+    for shard in &manifest.shards {
+        let location = store::join(&root, &shard.path);
+        let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
+        let parquet_error = |source| DataError::Parquet {
+            path: location.to_string(),
+            source,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+        let index =
+            builder
+                .schema()
+                .index_of(col::QUALITY_SCORE)
+                .map_err(|e| DataError::Corrupt {
+                    path: location.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(parquet_error)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| DataError::Corrupt {
+                path: location.to_string(),
+                reason: e.to_string(),
+            })?;
+            for score in batch.column(0).as_primitive::<Float32Type>().values() {
+                let bin = (score.clamp(0.0, 1.0) * QUALITY_BINS as f32) as usize;
+                histogram[bin.min(QUALITY_BINS - 1)] += 1;
+            }
+        }
+    }
+    Ok(DatasetSummary {
+        url: store::redact_url(url),
+        rows: manifest.counts.rows,
+        records: manifest.counts.records,
+        shards: manifest.shards.len(),
+        bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
+        sampling_rate: manifest.sampling_rate,
+        window_samples: manifest.window_samples,
+        labels: manifest.counts.labels,
+        splits: manifest.counts.splits,
+        quality_histogram: histogram,
+        quarantine: manifest.counts.quarantine,
+        quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
+        partial_records: manifest.partial.len(),
+    })
+}
+
+impl fmt::Display for DatasetSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dataset {}", self.url)?;
+        writeln!(
+            f,
+            "  {} rows from {} records in {} shards ({:.1} MB); windows of {} samples at {} Hz",
+            self.rows,
+            self.records,
+            self.shards,
+            self.bytes as f64 / 1e6,
+            self.window_samples,
+            self.sampling_rate
+        )?;
+        writeln!(f, "splits:")?;
+        for (split, n) in &self.splits {
+            writeln!(f, "  {split:<8} {n}")?;
+        }
+        writeln!(f, "labels ({}):", self.labels.len())?;
+        let mut labels: Vec<_> = self.labels.iter().collect();
+        labels.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (label, n) in labels {
+            writeln!(f, "  {label:<32} {n}")?;
+        }
+        writeln!(f, "quality score (rows per bin):")?;
+        let widest = self
+            .quality_histogram
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        for (bin, n) in self.quality_histogram.iter().enumerate() {
+            let bar = "#".repeat((n * 40).div_ceil(widest) as usize);
+            let low = bin as f32 / QUALITY_BINS as f32;
+            writeln!(f, "  {low:.1}-{:.1} {n:>8} {bar}", low + 0.1)?;
+        }
+        writeln!(
+            f,
+            "quarantine: {} records; partial: {} records",
+            self.quarantine.values().sum::<u64>(),
+            self.partial_records
+        )?;
+        for (kind, n) in &self.quarantine {
+            writeln!(f, "  {kind:<32} {n}")?;
+        }
+        for q in &self.quarantine_examples {
+            writeln!(f, "  e.g. {}: {}", q.record, q.reason)?;
+        }
+        Ok(())
+    }
+}
