@@ -1,8 +1,9 @@
 //! Linear layer: out (T, OC) = inp (T, C) @ weight^T + bias, and its backward
-//! (dinp += dout @ weight, dweight += dout^T @ inp, dbias += column sums of dout).
+//! (dinp += dout @ weight here; dweight += dout^T @ inp and dbias += column sums of dout in
+//! `weight_grad`).
 
-use super::par::add_column_sums;
 use super::sgemm::{gemm_par, MatMut, MatRef};
+use super::weight_grad;
 
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC).
 pub(crate) fn forward(
@@ -71,18 +72,6 @@ pub(crate) fn backward(
                 |_, _, _, _| {},
             );
         }
-        gemm_par(
-            oc,
-            c,
-            t,
-            MatMut::rows(dweight.as_mut_ptr(), c),
-            true,
-            MatRef::transposed(dout.as_ptr(), oc),
-            MatRef::rows(inp.as_ptr(), c),
-            |_, _, _, _| {},
-        );
     }
-    if let Some(dbias) = dbias {
-        add_column_sums(&mut dbias[..oc], dout, t, oc);
-    }
+    weight_grad::accumulate(dweight, dbias, dout, inp, t, c, oc);
 }

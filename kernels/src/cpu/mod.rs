@@ -12,6 +12,7 @@ mod matmul;
 mod par;
 mod sgemm;
 mod tokens;
+mod weight_grad;
 
 use crate::backend::{AdamW, AttnDims, Backend, View, ViewMut};
 

@@ -34,21 +34,3 @@ pub(crate) fn for_col_blocks(cols: usize, f: impl Fn(usize, usize) + Sync) {
         f(c0, (c0 + COL_BLOCK).min(cols));
     });
 }
-
-/// dst[c] += sum over rows of src (rows, cols)[r][c], summed in f64 in row order per column.
-pub(crate) fn add_column_sums(dst: &mut [f32], src: &[f32], rows: usize, cols: usize) {
-    let dst_ptr = SendPtr(dst.as_mut_ptr());
-    for_col_blocks(cols, |c0, c1| {
-        let mut acc = [0f64; COL_BLOCK];
-        for r in 0..rows {
-            let row = &src[r * cols + c0..r * cols + c1];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v as f64;
-            }
-        }
-        for (j, a) in acc[..c1 - c0].iter().enumerate() {
-            // SAFETY: column blocks are disjoint, so this task alone writes dst[c0..c1].
-            unsafe { *dst_ptr.get().add(c0 + j) += *a as f32 };
-        }
-    });
-}

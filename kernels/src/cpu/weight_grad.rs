@@ -1,0 +1,151 @@
+//! Parameter gradients of the linear layer: dweight (OC, C) += dout (T, OC)^T @ inp (T, C) and
+//! dbias (OC) += column sums of dout.
+//!
+//! The reduction runs over every token (T is thousands) while the output is a small weight
+//! matrix, so tiling the output alone gives thin, packing-bound gemms. Instead T is cut into at
+//! most `K_CHUNKS` fixed chunks: one task per (chunk, output row block) computes that chunk's
+//! partial product into scratch with one large single-threaded gemm (and the chunk's f64 column
+//! sums of dout), then the partials are added in chunk order. Chunks and blocks depend only on
+//! the shape, never on the thread count, so every result is bitwise reproducible.
+
+use super::fastmath;
+use super::par::{SendPtr, CHUNK};
+use super::sgemm::{gemm_st, MatMut, MatRef};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Upper bound on the chunks of the reduction dimension (and so on scratch: K_CHUNKS weights).
+const K_CHUNKS: usize = 8;
+
+/// Fewest rows of T in one chunk: below this a chunk's gemm is too short to pay for its packing.
+const MIN_CHUNK_ROWS: usize = 256;
+
+/// Largest output block (elements) of one task, so a block's partial stays cache-friendly.
+const MAX_BLOCK_ELEMS: usize = 1 << 18;
+
+/// Elements per step of the partial-sum reduction (a register-sized accumulator).
+const LANE_BLOCK: usize = 64;
+
+/// Scratch for the partial products, reused across calls (taken, so concurrent calls each
+/// get their own buffer).
+static SCRATCH: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+/// Rows of T per chunk for a reduction of `t` rows: a function of `t` alone.
+fn chunk_rows(t: usize) -> usize {
+    t.div_ceil(K_CHUNKS)
+        .next_multiple_of(64)
+        .max(MIN_CHUNK_ROWS)
+}
+
+/// Rows of the (OC, C) output per task: the whole output when it is small enough.
+fn block_rows(oc: usize, c: usize) -> usize {
+    let rows = (MAX_BLOCK_ELEMS / c.max(1)) / 16 * 16;
+    rows.max(16).min(oc.max(1))
+}
+
+/// dweight (OC, C) += dout^T @ inp; dbias (OC) += sum over rows of dout (f64 per chunk, then
+/// the chunk sums in order).
+pub(crate) fn accumulate(
+    dweight: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    t: usize,
+    c: usize,
+    oc: usize,
+) {
+    let (dweight, dout, inp) = (&mut dweight[..oc * c], &dout[..t * oc], &inp[..t * c]);
+    if t == 0 || oc == 0 {
+        return;
+    }
+    let kr = chunk_rows(t);
+    let chunks = t.div_ceil(kr);
+    let br = block_rows(oc, c);
+    let blocks = oc.div_ceil(br);
+    let wsize = oc * c;
+    let mut scratch = std::mem::take(&mut *SCRATCH.lock().unwrap_or_else(|e| e.into_inner()));
+    if scratch.len() < chunks * wsize {
+        scratch.resize(chunks * wsize, 0.0);
+    }
+    let partials = SendPtr(scratch.as_mut_ptr());
+    let want_bias = dbias.is_some();
+    let bias_sums: Vec<Vec<f64>> = (0..chunks * blocks)
+        .into_par_iter()
+        .map(|task| {
+            let (chunk, block) = (task / blocks, task % blocks);
+            let (k0, k1) = (chunk * kr, ((chunk + 1) * kr).min(t));
+            let (r0, r1) = (block * br, ((block + 1) * br).min(oc));
+            // SAFETY: task (chunk, block) alone writes rows r0..r1 of partial `chunk` (inside the
+            // scratch sized above); the inputs are bounds-checked slices of k1 - k0 rows.
+            unsafe {
+                let dst = partials.get().add(chunk * wsize + r0 * c);
+                gemm_st(
+                    r1 - r0,
+                    c,
+                    k1 - k0,
+                    MatMut::rows(dst, c),
+                    false,
+                    MatRef::transposed(dout[k0 * oc + r0..].as_ptr(), oc),
+                    MatRef::rows(inp[k0 * c..].as_ptr(), c),
+                    1.0,
+                );
+            }
+            if want_bias {
+                column_sums(&dout[k0 * oc..k1 * oc], oc, r0, r1)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    add_partials(dweight, &scratch[..chunks * wsize], chunks);
+    *SCRATCH.lock().unwrap_or_else(|e| e.into_inner()) = scratch;
+    if let Some(dbias) = dbias {
+        let dbias = &mut dbias[..oc];
+        for block in 0..blocks {
+            let r0 = block * br;
+            for (i, d) in dbias[r0..(r0 + br).min(oc)].iter_mut().enumerate() {
+                let total =
+                    (0..chunks).fold(0f64, |s, chunk| s + bias_sums[chunk * blocks + block][i]);
+                *d += total as f32;
+            }
+        }
+    }
+}
+
+/// f64 sums over the rows of `rows` (row length `width`) of columns r0..r1, in row order.
+fn column_sums(rows: &[f32], width: usize, r0: usize, r1: usize) -> Vec<f64> {
+    let mut acc = vec![0f64; r1 - r0];
+    fastmath::with_wide_simd(|| {
+        for row in rows.chunks_exact(width) {
+            for (a, &v) in acc.iter_mut().zip(&row[r0..r1]) {
+                *a += v as f64;
+            }
+        }
+    });
+    acc
+}
+
+/// dst += (((p_0 + p_1) + p_2) + ...) element-wise over the `chunks` partials laid end to end.
+fn add_partials(dst: &mut [f32], partials: &[f32], chunks: usize) {
+    let n = dst.len();
+    dst.par_chunks_mut(CHUNK).enumerate().for_each(|(b, d)| {
+        let base = b * CHUNK;
+        fastmath::with_wide_simd(|| {
+            for (l, lane) in d.chunks_mut(LANE_BLOCK).enumerate() {
+                let e0 = base + l * LANE_BLOCK;
+                let len = lane.len();
+                let mut acc = [0f32; LANE_BLOCK];
+                acc[..len].copy_from_slice(&partials[e0..e0 + len]);
+                for chunk in 1..chunks {
+                    let p = &partials[chunk * n + e0..chunk * n + e0 + len];
+                    for (a, &v) in acc.iter_mut().zip(p) {
+                        *a += v;
+                    }
+                }
+                for (x, &a) in lane.iter_mut().zip(&acc) {
+                    *x += a;
+                }
+            }
+        });
+    });
+}
