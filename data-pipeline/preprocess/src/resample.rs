@@ -64,11 +64,25 @@ impl ResamplerConfig {
 pub struct Resampler {
     up: u64,
     down: u64,
-    /// Taps are input offsets -half ..= half + 1 around floor(t).
+    /// Input offsets reach from -half around floor(t) (before trimming zero taps).
     half: usize,
-    taps: usize,
-    /// `up` rows of `taps` coefficients, row p for fractional delay p / up.
-    table: Vec<f64>,
+    /// One entry per fractional delay p / up.
+    phases: Vec<Phase>,
+    /// The phases' coefficients, back to back (only the first half of a symmetric row).
+    coeffs: Vec<f64>,
+}
+
+/// The non-zero span of one phase's kernel row.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    /// First non-zero tap, counted from input offset -half.
+    offset: usize,
+    /// Non-zero taps.
+    len: usize,
+    /// Where the row starts in `coeffs`.
+    coeff: usize,
+    /// The row is a palindrome and stored folded: tap i multiplies x[i] + x[len - 1 - i].
+    folded: bool,
 }
 
 impl Resampler {
@@ -107,12 +121,35 @@ impl Resampler {
             let sum: f64 = row.iter().sum();
             row.iter_mut().for_each(|t| *t /= sum);
         }
+        let mut phases = Vec::with_capacity(up as usize);
+        let mut coeffs = Vec::new();
+        for row in table.chunks_exact(taps) {
+            let offset = row.iter().position(|&t| t != 0.0).unwrap_or(0);
+            let end = row
+                .iter()
+                .rposition(|&t| t != 0.0)
+                .map_or(offset, |i| i + 1);
+            let live = &row[offset..end];
+            let folded = live.iter().eq(live.iter().rev());
+            let stored = if folded {
+                live.len().div_ceil(2)
+            } else {
+                live.len()
+            };
+            phases.push(Phase {
+                offset,
+                len: live.len(),
+                coeff: coeffs.len(),
+                folded,
+            });
+            coeffs.extend_from_slice(&live[..stored]);
+        }
         Ok(Self {
             up,
             down,
             half,
-            taps,
-            table,
+            phases,
+            coeffs,
         })
     }
 
@@ -134,17 +171,69 @@ impl Resampler {
             out.extend_from_slice(x);
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { self.resample_avx2(x, out) };
+            return;
+        }
+        self.resample_portable(x, out);
+    }
+
+    /// [`Self::resample_portable`] compiled for AVX2. Without FMA the arithmetic (and its order)
+    /// is unchanged, so the output is bitwise identical to the portable build.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn resample_avx2(&self, x: &[f64], out: &mut Vec<f64>) {
+        self.resample_portable(x, out);
+    }
+
+    /// The resampling loop: walks the output with an incremental (base, phase) counter and takes
+    /// one dot product per output sample over the phase's contiguous non-zero taps. A folded
+    /// (symmetric) row pairs x[start + i] with x[start + len - 1 - i], read forwards from a
+    /// reversed copy of the padded input.
+    #[inline(always)]
+    fn resample_portable(&self, x: &[f64], out: &mut Vec<f64>) {
         let n_out = self.output_len(x.len());
         let pad = self.half + 2;
         let padded = odd_extend(x, pad);
+        let reversed: Vec<f64> = if self.phases.iter().any(|p| p.folded) {
+            padded.iter().rev().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let n = padded.len();
+        let (up, step, carry) = (self.up, (self.down / self.up) as usize, self.down % self.up);
+        let (mut base, mut phase) = (pad - self.half, 0u64);
         out.reserve(n_out);
-        for k in 0..n_out as u64 {
-            let num = k * self.down;
-            let base = (num / self.up) as usize;
-            let phase = (num % self.up) as usize;
-            let coeffs = &self.table[phase * self.taps..(phase + 1) * self.taps];
-            let start = base + pad - self.half;
-            out.push(dot(coeffs, &padded[start..start + self.taps]));
+        for _ in 0..n_out {
+            let p = &self.phases[phase as usize];
+            let start = base + p.offset;
+            let value = if p.folded {
+                let m = p.len / 2;
+                let mirror = n - start - p.len;
+                let mut v = dot_folded(
+                    &self.coeffs[p.coeff..p.coeff + m],
+                    &padded[start..start + m],
+                    &reversed[mirror..mirror + m],
+                );
+                if p.len % 2 == 1 {
+                    v += self.coeffs[p.coeff + m] * padded[start + m];
+                }
+                v
+            } else {
+                dot(
+                    &self.coeffs[p.coeff..p.coeff + p.len],
+                    &padded[start..start + p.len],
+                )
+            };
+            out.push(value);
+            base += step;
+            phase += carry;
+            if phase >= up {
+                phase -= up;
+                base += 1;
+            }
         }
     }
 
@@ -234,6 +323,7 @@ fn odd_extend(x: &[f64], pad: usize) -> Vec<f64> {
 }
 
 /// Dot product with eight independent accumulators (fixed order, so deterministic).
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -244,6 +334,25 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
+/// Σ h[i]·(a[i] + b[i]) with eight independent accumulators (fixed order, so deterministic).
+#[inline(always)]
+fn dot_folded(h: &[f64], a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ch, ca, cb) = (h.chunks_exact(8), a.chunks_exact(8), b.chunks_exact(8));
+    let (rh, ra, rb) = (ch.remainder(), ca.remainder(), cb.remainder());
+    for ((h, x), y) in ch.zip(ca).zip(cb) {
+        for i in 0..8 {
+            acc[i] += h[i] * (x[i] + y[i]);
+        }
+    }
+    let tail: f64 = rh
+        .iter()
+        .zip(ra.iter().zip(rb))
+        .map(|(h, (x, y))| h * (x + y))
+        .sum();
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
