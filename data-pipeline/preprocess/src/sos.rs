@@ -51,7 +51,7 @@ impl SosFilter {
     /// transient on a level signal).
     pub fn filter_in_place(&self, x: &mut [f64]) {
         if let Some(&first) = x.first() {
-            self.run(x, first);
+            self.run(x, first, Direction::Forward);
         }
     }
 
@@ -70,33 +70,73 @@ impl SosFilter {
         ext.extend_from_slice(x);
         ext.extend((1..=pad).map(|i| 2.0 * last - x[n - 1 - i]));
         let start = ext[0];
-        self.run(&mut ext, start);
-        ext.reverse();
-        let end = ext[0];
-        self.run(&mut ext, end);
-        ext.reverse();
+        self.run(&mut ext, start, Direction::Forward);
+        let end = ext[ext.len() - 1];
+        self.run(&mut ext, end, Direction::Backward);
         ext.truncate(n + pad);
         ext.drain(..pad);
         ext
     }
 
-    /// Runs the cascade in place from the steady state scaled by `level`. All sections advance
-    /// together sample by sample, so their recurrences overlap in the CPU pipeline.
-    fn run(&self, x: &mut [f64], level: f64) {
-        let mut state: Vec<[f64; 2]> = self
-            .steady
-            .iter()
-            .map(|s| [s[0] * level, s[1] * level])
-            .collect();
-        for v in x.iter_mut() {
-            let mut signal = *v;
-            for (s, z) in self.sections.iter().zip(state.iter_mut()) {
-                let y = s.b[0] * signal + z[0];
-                z[0] = s.b[1] * signal - s.a[1] * y + z[1];
-                z[1] = s.b[2] * signal - s.a[2] * y;
-                signal = y;
+    /// Runs the cascade over `x` in place (in `direction`) from the steady state scaled by
+    /// `level`. Sections go in groups of up to four: within a group all sections advance together
+    /// sample by sample with their coefficients and state in registers, so their recurrences
+    /// overlap in the CPU pipeline. Each section sees exactly the same inputs as in a one-at-a-time
+    /// cascade, so grouping does not change the result.
+    fn run(&self, x: &mut [f64], level: f64, direction: Direction) {
+        let groups = self.sections.chunks(GROUP).zip(self.steady.chunks(GROUP));
+        for (sections, steady) in groups {
+            match direction {
+                Direction::Forward => run_group(sections, steady, x.iter_mut(), level),
+                Direction::Backward => run_group(sections, steady, x.iter_mut().rev(), level),
             }
-            *v = signal;
         }
+    }
+}
+
+/// Which way a pass walks the signal.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+/// Runs up to [`GROUP`] cascaded sections over `samples` in place, from `steady` × `level`.
+fn run_group<'a, I>(sections: &[Section], steady: &[[f64; 2]], samples: I, level: f64)
+where
+    I: Iterator<Item = &'a mut f64>,
+{
+    match sections.len() {
+        1 => run_fixed::<1, I>(sections, steady, samples, level),
+        2 => run_fixed::<2, I>(sections, steady, samples, level),
+        3 => run_fixed::<3, I>(sections, steady, samples, level),
+        _ => run_fixed::<GROUP, I>(sections, steady, samples, level),
+    }
+}
+
+/// Most sections advanced together in one pass over the signal.
+const GROUP: usize = 4;
+
+/// Runs `N` cascaded sections over `samples` in place, starting from `steady` × `level`.
+fn run_fixed<'a, const N: usize, I>(
+    sections: &[Section],
+    steady: &[[f64; 2]],
+    samples: I,
+    level: f64,
+) where
+    I: Iterator<Item = &'a mut f64>,
+{
+    let coeffs: [Section; N] = std::array::from_fn(|i| sections[i]);
+    let mut state: [[f64; 2]; N] =
+        std::array::from_fn(|i| [steady[i][0] * level, steady[i][1] * level]);
+    for v in samples {
+        let mut signal = *v;
+        for (s, z) in coeffs.iter().zip(state.iter_mut()) {
+            let y = s.b[0] * signal + z[0];
+            z[0] = s.b[1] * signal - s.a[1] * y + z[1];
+            z[1] = s.b[2] * signal - s.a[2] * y;
+            signal = y;
+        }
+        *v = signal;
     }
 }
