@@ -1,5 +1,6 @@
 //! Throughput of the preprocessing pipeline on synthetic records, one thread:
-//! `cargo bench -p ecgfm-preprocess`. Prints records/s per shape of record, against wall time and,
+//! `cargo bench -p ecgfm-preprocess` (or `... -- PTB` to run only the shapes whose label contains
+//! `PTB`). Prints records/s per shape of record, against wall time and,
 //! on Linux, against the thread's own CPU time (steadier on a busy machine).
 
 #[path = "../tests/common/mod.rs"]
@@ -31,6 +32,13 @@ fn thread_cpu_ns() -> Option<u64> {
 }
 
 fn bench(label: &str, names: &[&str], rate: f64, seconds: f64, count: usize) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str())) {
+        return;
+    }
     let pipeline = Pipeline::new(PipelineConfig::default()).expect("default settings are valid");
     let records: Vec<Vec<Vec<f32>>> = (0..8)
         .map(|s| record(names.len(), rate, seconds, s))

@@ -17,6 +17,7 @@
 
 pub mod butterworth;
 pub mod config;
+mod dot;
 pub mod error;
 pub mod gaps;
 pub mod leads;

@@ -13,6 +13,7 @@
 //! Inputs must be finite; see [`crate::gaps`] for the missing-sample policy, and
 //! [`Resampler::resample_mask`] to carry a missing mask across.
 
+use crate::dot::{DotKernel, Portable, BLOCK};
 use crate::error::PreprocessError;
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,10 @@ struct Phase {
     len: usize,
     /// Where the row starts in `coeffs`.
     coeff: usize,
-    /// The row is a palindrome and stored folded: tap i multiplies x[i] + x[len - 1 - i].
+    /// Coefficients stored for the row, zero-padded to a multiple of [`BLOCK`].
+    stored: usize,
+    /// The row is a palindrome and stored folded: tap i multiplies x[i] + x[len - 1 - i] (the
+    /// middle tap of an odd row is halved, as it meets its own sample twice).
     folded: bool,
 }
 
@@ -131,18 +135,23 @@ impl Resampler {
                 .map_or(offset, |i| i + 1);
             let live = &row[offset..end];
             let folded = live.iter().eq(live.iter().rev());
-            let stored = if folded {
-                live.len().div_ceil(2)
+            let coeff = coeffs.len();
+            if folded {
+                coeffs.extend_from_slice(&live[..live.len() / 2]);
+                if live.len() % 2 == 1 {
+                    coeffs.push(live[live.len() / 2] / 2.0);
+                }
             } else {
-                live.len()
-            };
+                coeffs.extend_from_slice(live);
+            }
+            coeffs.resize(coeff + (coeffs.len() - coeff).next_multiple_of(BLOCK), 0.0);
             phases.push(Phase {
                 offset,
                 len: live.len(),
-                coeff: coeffs.len(),
+                coeff,
+                stored: coeffs.len() - coeff,
                 folded,
             });
-            coeffs.extend_from_slice(&live[..stored]);
         }
         Ok(Self {
             up,
@@ -177,15 +186,15 @@ impl Resampler {
             unsafe { self.resample_avx2(x, out) };
             return;
         }
-        self.resample_portable(x, out);
+        self.resample_with::<Portable>(x, out);
     }
 
-    /// [`Self::resample_portable`] compiled for AVX2. Without FMA the arithmetic (and its order)
-    /// is unchanged, so the output is bitwise identical to the portable build.
+    /// The resampling loop compiled for AVX2 with the AVX2 dot kernels (bitwise identical to the
+    /// portable build; see [`crate::dot`]).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn resample_avx2(&self, x: &[f64], out: &mut Vec<f64>) {
-        self.resample_portable(x, out);
+        self.resample_with::<crate::dot::Avx2>(x, out);
     }
 
     /// The resampling loop: walks the output with an incremental (base, phase) counter and takes
@@ -193,9 +202,9 @@ impl Resampler {
     /// (symmetric) row pairs x[start + i] with x[start + len - 1 - i], read forwards from a
     /// reversed copy of the padded input.
     #[inline(always)]
-    fn resample_portable(&self, x: &[f64], out: &mut Vec<f64>) {
+    fn resample_with<K: DotKernel>(&self, x: &[f64], out: &mut Vec<f64>) {
         let n_out = self.output_len(x.len());
-        let pad = self.half + 2;
+        let pad = self.half + 2 + BLOCK;
         let padded = odd_extend(x, pad);
         let reversed: Vec<f64> = if self.phases.iter().any(|p| p.folded) {
             padded.iter().rev().copied().collect()
@@ -209,23 +218,16 @@ impl Resampler {
         for _ in 0..n_out {
             let p = &self.phases[phase as usize];
             let start = base + p.offset;
+            let h = &self.coeffs[p.coeff..p.coeff + p.stored];
             let value = if p.folded {
-                let m = p.len / 2;
                 let mirror = n - start - p.len;
-                let mut v = dot_folded(
-                    &self.coeffs[p.coeff..p.coeff + m],
-                    &padded[start..start + m],
-                    &reversed[mirror..mirror + m],
-                );
-                if p.len % 2 == 1 {
-                    v += self.coeffs[p.coeff + m] * padded[start + m];
-                }
-                v
-            } else {
-                dot(
-                    &self.coeffs[p.coeff..p.coeff + p.len],
-                    &padded[start..start + p.len],
+                K::dot_folded(
+                    h,
+                    &padded[start..start + p.stored],
+                    &reversed[mirror..mirror + p.stored],
                 )
+            } else {
+                K::dot(h, &padded[start..start + p.stored])
             };
             out.push(value);
             base += step;
@@ -320,40 +322,6 @@ fn odd_extend(x: &[f64], pad: usize) -> Vec<f64> {
     out.extend_from_slice(x);
     out.extend((1..=pad).map(|i| 2.0 * last - x[(n - 1).saturating_sub(i)]));
     out
-}
-
-/// Dot product with eight independent accumulators (fixed order, so deterministic).
-#[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
-}
-
-/// Σ h[i]·(a[i] + b[i]) with eight independent accumulators (fixed order, so deterministic).
-#[inline(always)]
-fn dot_folded(h: &[f64], a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ch, ca, cb) = (h.chunks_exact(8), a.chunks_exact(8), b.chunks_exact(8));
-    let (rh, ra, rb) = (ch.remainder(), ca.remainder(), cb.remainder());
-    for ((h, x), y) in ch.zip(ca).zip(cb) {
-        for i in 0..8 {
-            acc[i] += h[i] * (x[i] + y[i]);
-        }
-    }
-    let tail: f64 = rh
-        .iter()
-        .zip(ra.iter().zip(rb))
-        .map(|(h, (x, y))| h * (x + y))
-        .sum();
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 fn sinc(x: f64) -> f64 {
