@@ -24,6 +24,7 @@ struct Track {
     slot: usize,
     input: Vec<f64>,
     raw_len: usize,
+    /// The resampled signal, band-passed in place of itself by [`Pipeline::filter_tracks`].
     clean: Vec<f64>,
     high: Option<Vec<f64>>,
     missing: Option<Vec<bool>>,
@@ -108,6 +109,7 @@ impl Pipeline {
         if tracks.is_empty() {
             return Err(PreprocessError::AllLeadsMissing);
         }
+        self.filter_tracks(&mut tracks);
         report.resampled_samples = tracks[0].raw_len;
         let windows = self.cut_windows(&mut tracks, rate, &mut report);
         if windows.is_empty() {
@@ -118,7 +120,8 @@ impl Pipeline {
         Ok(ProcessedRecord { windows, report })
     }
 
-    /// Bridges gaps, resamples, band-passes and high-passes one lead; `None` when it is all missing.
+    /// Bridges gaps and resamples one lead (into `clean`, filtered later by
+    /// [`Self::filter_tracks`]); `None` when it is all missing.
     fn prepare_track(
         &self,
         slot: usize,
@@ -131,19 +134,27 @@ impl Pipeline {
             GapFill::AllMissing => return None,
         };
         let raw = resampler.resample(&input);
-        let clean = match &self.band_pass {
-            Some(filter) => filter.filtfilt(&raw),
-            None => raw.clone(),
-        };
-        let high = self.quality.high_band(&raw);
         Some(Track {
             slot,
             input,
             raw_len: raw.len(),
-            clean,
-            high,
+            clean: raw,
+            high: None,
             missing,
         })
+    }
+
+    /// High-passes (for the noise check) and band-passes the resampled leads, all leads together.
+    fn filter_tracks(&self, tracks: &mut [Track]) {
+        let raws: Vec<&[f64]> = tracks.iter().map(|t| t.clean.as_slice()).collect();
+        let highs = self.quality.high_bands(&raws);
+        let cleans = self.band_pass.as_ref().map(|f| f.filtfilt_many(&raws));
+        for (track, high) in tracks.iter_mut().zip(highs) {
+            track.high = high;
+        }
+        for (track, clean) in tracks.iter_mut().zip(cleans.into_iter().flatten()) {
+            track.clean = clean;
+        }
     }
 
     /// Quality per window, then standardisation, then the window tensors.

@@ -180,13 +180,12 @@ impl QualityChecker {
         Ok(Self { config, high_pass })
     }
 
-    /// The high-passed copy of a whole resampled lead, or `None` when the noise check is off.
-    pub fn high_band(&self, raw: &[f64]) -> Option<Vec<f64>> {
-        self.high_pass.as_ref().map(|filter| {
-            let mut high = raw.to_vec();
-            filter.filter_in_place(&mut high);
-            high
-        })
+    /// The high-passed copies of whole resampled leads, or `None` each when the noise check is off.
+    pub fn high_bands(&self, raws: &[&[f64]]) -> Vec<Option<Vec<f64>>> {
+        match &self.high_pass {
+            Some(filter) => filter.filter_many(raws).into_iter().map(Some).collect(),
+            None => vec![None; raws.len()],
+        }
     }
 
     /// Checks one lead over one window.
