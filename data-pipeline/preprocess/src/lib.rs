@@ -17,6 +17,7 @@
 
 pub mod butterworth;
 pub mod config;
+mod decimate;
 mod dot;
 pub mod error;
 pub mod gaps;

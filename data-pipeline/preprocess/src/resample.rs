@@ -13,6 +13,7 @@
 //! Inputs must be finite; see [`crate::gaps`] for the missing-sample policy, and
 //! [`Resampler::resample_mask`] to carry a missing mask across.
 
+use crate::decimate::Decimator;
 use crate::dot::{DotKernel, Portable, BLOCK};
 use crate::error::PreprocessError;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,8 @@ pub struct Resampler {
     phases: Vec<Phase>,
     /// The phases' coefficients, back to back (only the first half of a symmetric row).
     coeffs: Vec<f64>,
+    /// The fast path for whole-number decimation (L = 1 with a symmetric kernel).
+    decimator: Option<Decimator>,
 }
 
 /// The non-zero span of one phase's kernel row.
@@ -125,6 +128,19 @@ impl Resampler {
             let sum: f64 = row.iter().sum();
             row.iter_mut().for_each(|t| *t /= sum);
         }
+        let decimator = (up == 1)
+            .then(|| {
+                let offset = table.iter().position(|&t| t != 0.0).unwrap_or(0);
+                let end = table
+                    .iter()
+                    .rposition(|&t| t != 0.0)
+                    .map_or(offset, |i| i + 1);
+                let live = &table[offset..end];
+                let centred = offset + live.len() / 2 == half && live.len() % 2 == 1;
+                (centred && live.iter().eq(live.iter().rev()))
+                    .then(|| Decimator::new(down as usize, live))
+            })
+            .flatten();
         let mut phases = Vec::with_capacity(up as usize);
         let mut coeffs = Vec::new();
         for row in table.chunks_exact(taps) {
@@ -159,6 +175,7 @@ impl Resampler {
             half,
             phases,
             coeffs,
+            decimator,
         })
     }
 
@@ -206,6 +223,10 @@ impl Resampler {
         let n_out = self.output_len(x.len());
         let pad = self.half + 2 + BLOCK;
         let padded = odd_extend(x, pad);
+        if let Some(decimator) = &self.decimator {
+            decimator.run(&padded, pad, n_out, out);
+            return;
+        }
         let reversed: Vec<f64> = if self.phases.iter().any(|p| p.folded) {
             padded.iter().rev().copied().collect()
         } else {
