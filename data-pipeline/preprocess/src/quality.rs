@@ -195,18 +195,19 @@ impl QualityChecker {
         let missing = view
             .missing
             .map_or(0.0, |m| m.iter().filter(|&&b| b).count() as f64 / n);
-        let (mean, std, p2p) = summary(view.clean);
-        let constant_run = longest_constant_run(view.input, c.flat_constant_tolerance) as f64;
-        let flat =
-            (c.flat_min_std / std).max(constant_run / (c.flat_max_constant_s * view.input_rate));
+        let clean = Summary::of(view.clean);
+        let std = (clean.squared_deviations / clean.n).sqrt();
+        let p2p = clean.hi - clean.lo;
+        let input = InputProfile::of(view.input, c.flat_constant_tolerance);
+        let flat = (c.flat_min_std / std)
+            .max(input.longest_constant_run as f64 / (c.flat_max_constant_s * view.input_rate));
         let min_run = ((c.clip_min_run_s * view.input_rate).round() as usize).max(2);
-        let clipping =
-            clipped_fraction(view.input, c.clip_level_tolerance, min_run) / c.max_clip_fraction;
+        let clipping = clipped_fraction(view.input, &input, c.clip_level_tolerance, min_run)
+            / c.max_clip_fraction;
         let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
         let noise = view.high.map_or(0.0, |high| {
             let e_high: f64 = high.iter().map(|v| v * v).sum();
-            let e_clean: f64 = view.clean.iter().map(|v| (v - mean) * (v - mean)).sum();
-            let total = e_high + e_clean;
+            let total = e_high + clean.squared_deviations;
             if total > 0.0 {
                 e_high / total / c.max_hf_ratio
             } else {
@@ -253,43 +254,82 @@ pub fn combine(leads: &[Option<LeadQuality>; N_LEADS]) -> WindowQuality {
     }
 }
 
-/// (mean, standard deviation, peak-to-peak).
-fn summary(x: &[f64]) -> (f64, f64, f64) {
-    if x.is_empty() {
-        return (0.0, 0.0, 0.0);
+/// One pass for the sum and range, a second for the squared deviations from the mean.
+struct Summary {
+    /// Sample count (at least 1, so empty windows give NaN ratios rather than dividing by zero).
+    n: f64,
+    lo: f64,
+    hi: f64,
+    /// Σ (x - mean)².
+    squared_deviations: f64,
+}
+
+impl Summary {
+    fn of(x: &[f64]) -> Self {
+        if x.is_empty() {
+            return Self {
+                n: 1.0,
+                lo: 0.0,
+                hi: 0.0,
+                squared_deviations: 0.0,
+            };
+        }
+        let (mut sum, mut lo, mut hi) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for &v in x {
+            sum += v;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let n = x.len() as f64;
+        let mean = sum / n;
+        let squared_deviations = x.iter().map(|v| (v - mean) * (v - mean)).sum();
+        Self {
+            n,
+            lo,
+            hi,
+            squared_deviations,
+        }
     }
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let (lo, hi) = min_max(x);
-    (mean, var.sqrt(), hi - lo)
 }
 
-fn min_max(x: &[f64]) -> (f64, f64) {
-    x.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        })
+/// Range and longest constant run of the input samples, in one pass.
+struct InputProfile {
+    lo: f64,
+    hi: f64,
+    /// Longest run of consecutive samples whose successive differences stay within the tolerance.
+    longest_constant_run: usize,
 }
 
-/// Longest run of consecutive samples whose successive differences stay within `tolerance`.
-fn longest_constant_run(x: &[f64], tolerance: f64) -> usize {
-    let (mut best, mut run) = (usize::from(!x.is_empty()), 1);
-    for pair in x.windows(2) {
-        run = if (pair[1] - pair[0]).abs() <= tolerance {
-            run + 1
-        } else {
-            1
+impl InputProfile {
+    fn of(x: &[f64], tolerance: f64) -> Self {
+        let Some(&first) = x.first() else {
+            return Self {
+                lo: f64::INFINITY,
+                hi: f64::NEG_INFINITY,
+                longest_constant_run: 0,
+            };
         };
-        best = best.max(run);
+        let (mut lo, mut hi, mut prev) = (first, first, first);
+        let (mut best, mut run) = (1usize, 1usize);
+        for &v in &x[1..] {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            run = usize::from((v - prev).abs() <= tolerance) * run + 1;
+            best = best.max(run);
+            prev = v;
+        }
+        Self {
+            lo,
+            hi,
+            longest_constant_run: best,
+        }
     }
-    best
 }
 
 /// Fraction of samples lying in runs of at least `min_run` samples within
 /// `tolerance` × range of the maximum, or of the minimum.
-fn clipped_fraction(x: &[f64], tolerance: f64, min_run: usize) -> f64 {
-    let (lo, hi) = min_max(x);
+fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: usize) -> f64 {
+    let (lo, hi) = (profile.lo, profile.hi);
     if x.is_empty() || hi <= lo {
         return 0.0;
     }
