@@ -334,18 +334,18 @@ fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: 
         return 0.0;
     }
     let band = tolerance * (hi - lo);
-    let rail = |v: f64| i8::from(v >= hi - band) - i8::from(v <= lo + band);
+    let (upper, lower) = (hi - band, lo + band);
     let (mut clipped, mut run, mut side) = (0usize, 0usize, 0i8);
-    for &v in x.iter().chain(std::iter::once(&f64::NAN)) {
-        let here = if v.is_nan() { 0 } else { rail(v) };
-        if here != 0 && here == side {
-            run += 1;
-            continue;
-        }
-        if side != 0 && run >= min_run {
-            clipped += run;
-        }
-        (run, side) = (1, here);
+    for &v in x {
+        let here = i8::from(v >= upper) - i8::from(v <= lower);
+        let continues = here != 0 && here == side;
+        let credited = !continues && side != 0 && run >= min_run;
+        clipped += usize::from(credited) * run;
+        run = usize::from(continues) * run + 1;
+        side = here;
+    }
+    if side != 0 && run >= min_run {
+        clipped += run;
     }
     clipped as f64 / x.len() as f64
 }
