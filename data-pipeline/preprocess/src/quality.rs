@@ -336,13 +336,22 @@ fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: 
     let band = tolerance * (hi - lo);
     let (upper, lower) = (hi - band, lo + band);
     let (mut clipped, mut run, mut side) = (0usize, 0usize, 0i8);
-    for &v in x {
-        let here = i8::from(v >= upper) - i8::from(v <= lower);
-        let continues = here != 0 && here == side;
-        let credited = !continues && side != 0 && run >= min_run;
-        clipped += usize::from(credited) * run;
-        run = usize::from(continues) * run + 1;
-        side = here;
+    for chunk in x.chunks(8) {
+        let near_rail = chunk
+            .iter()
+            .fold(false, |any, &v| any | (v >= upper) | (v <= lower));
+        if side == 0 && !near_rail {
+            // Off both rails before and throughout: the scan state would not change.
+            continue;
+        }
+        for &v in chunk {
+            let here = i8::from(v >= upper) - i8::from(v <= lower);
+            let continues = here != 0 && here == side;
+            let credited = !continues && side != 0 && run >= min_run;
+            clipped += usize::from(credited) * run;
+            run = usize::from(continues) * run + 1;
+            side = here;
+        }
     }
     if side != 0 && run >= min_run {
         clipped += run;
