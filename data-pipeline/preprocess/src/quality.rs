@@ -358,3 +358,58 @@ fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: 
     }
     clipped as f64 / x.len() as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clipped fraction by the definition: maximal runs at one rail, counted when long enough.
+    fn reference(x: &[f64], tolerance: f64, min_run: usize) -> f64 {
+        let (lo, hi) = x
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
+        let band = tolerance * (hi - lo);
+        let rail: Vec<i8> = x
+            .iter()
+            .map(|&v| i8::from(v >= hi - band) - i8::from(v <= lo + band))
+            .collect();
+        let mut clipped = 0;
+        let mut i = 0;
+        while i < rail.len() {
+            let j = (i..rail.len())
+                .find(|&j| rail[j] != rail[i])
+                .unwrap_or(rail.len());
+            if rail[i] != 0 && j - i >= min_run {
+                clipped += j - i;
+            }
+            i = j;
+        }
+        clipped as f64 / x.len() as f64
+    }
+
+    #[test]
+    fn clipped_fraction_matches_the_definition_across_block_edges() {
+        let mut state = 5u64;
+        for len in [1usize, 7, 8, 9, 63, 200] {
+            for _ in 0..20 {
+                let x: Vec<f64> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        match state >> 61 {
+                            0 | 1 => 1.0,
+                            2 => -1.0,
+                            _ => ((state >> 11) % 1000) as f64 / 1000.0 - 0.5,
+                        }
+                    })
+                    .collect();
+                let profile = InputProfile::of(&x, 1e-4);
+                for min_run in [2, 3] {
+                    let fast = clipped_fraction(&x, &profile, 0.002, min_run);
+                    assert_eq!(fast, reference(&x, 0.002, min_run), "{x:?}");
+                }
+            }
+        }
+    }
+}
