@@ -4,9 +4,11 @@
 //! [`Pipeline::process`], which chains, in order:
 //! - [`leads`]: source lead names -> the standard order I, II, III, aVR, aVL, aVF, V1..V6;
 //! - [`gaps`]: NaN bridging and the missing-sample mask;
-//! - [`resample`]: anti-aliased polyphase resampling to the target rate (default 250 Hz);
+//! - [`resample`]: anti-aliased polyphase resampling to the target rate (default 250 Hz), with
+//!   its SIMD dot kernels in `dot.rs` and a whole-number decimation fast path in `decimate.rs`
+//!   (AVX2 where the CPU has it, bitwise identical to the portable code);
 //! - [`butterworth`] + [`sos`]: zero-phase Butterworth band-pass (default 0.67-40 Hz, as scipy's
-//!   `butter` + `sosfiltfilt`);
+//!   `butter` + `sosfiltfilt`), all leads of a record filtered together in lockstep lanes;
 //! - [`quality`]: per-lead, per-window flags and scores, and the hard-fail rule;
 //! - [`standardize`]: optional z-scoring;
 //! - [`windowing`]: fixed windows with stride and a trailing-part policy.
