@@ -3,12 +3,12 @@
 //! The rate ratio out/in is written as L/M in lowest terms (rates that are not whole numbers are
 //! approximated by a continued fraction with at most [`MAX_PHASES`] phases). Output sample k sits
 //! exactly at input time t = k·M/L, so the output is aligned with the input (no group delay), and
-//! has round(n·L/M) samples. Its value is Σ_j x[j]·g(t - j), where g is a sinc low-pass with
+//! has round(n·L/M) samples. Its value is `Σ_j x[j]·g(t - j)`, where g is a sinc low-pass with
 //! cut-off `rolloff` × the lower of the two Nyquist frequencies, tapered by a Kaiser window that
 //! spans `half_width_zeros` sample periods of the lower rate on each side. The L distinct
 //! fractional delays are tabulated once ("phases"), each normalised to unit DC gain so constant
 //! signals pass exactly. Beyond the ends the signal is extended by odd reflection
-//! (2·x[0] - x[i]), which keeps level and slope continuous and avoids edge transients.
+//! (`2·x[0] - x[i]`), which keeps level and slope continuous and avoids edge transients.
 //!
 //! Inputs must be finite; see [`crate::gaps`] for the missing-sample policy, and
 //! [`Resampler::resample_mask`] to carry a missing mask across.
