@@ -30,6 +30,12 @@ pub enum Command {
 pub enum DataCommand {
     /// Print a WFDB record's samples as CSV (like rdsamp).
     Read(crate::data_read::ReadArgs),
+    /// Validate, preprocess and write records as sharded Parquet with a manifest.
+    Ingest(crate::data_ingest::IngestArgs),
+    /// Write the synthetic generator's records as a dataset.
+    Synth(crate::data_ingest::SynthArgs),
+    /// Summarise a dataset: rows, labels, splits, quality, quarantine.
+    Inspect(crate::data_inspect::InspectArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -77,6 +83,8 @@ pub struct PretrainArgs {
 pub enum BenchCommand {
     /// Time a CPU training step (forward, backward, AdamW) against PyTorch on the same model.
     Step(BenchStepArgs),
+    /// ECGs/s the streaming loader delivers, against pyarrow + numpy on the same shards.
+    Loader(crate::bench_loader::BenchLoaderArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -18,7 +18,10 @@ struct DatasetSource {
 pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
     let url = config.data.source.clone();
     if config.model.leads != 12 {
-        bail!("datasets hold 12-lead ECGs; model.leads is {}", config.model.leads);
+        bail!(
+            "datasets hold 12-lead ECGs; model.leads is {}",
+            config.model.leads
+        );
     }
     let loader_config = LoaderConfig {
         seed: config.train.seed,
@@ -30,8 +33,8 @@ pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
         prefetch_batches: config.data.prefetch_batches,
         ..LoaderConfig::default()
     };
-    let loader = Loader::open(&url, loader_config)
-        .with_context(|| format!("opening the dataset {url}"))?;
+    let loader =
+        Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;
     Ok(Box::new(DatasetSource {
         url,
         loader,
@@ -69,6 +72,11 @@ impl BatchSource for DatasetSource {
     }
 
     fn describe(&self) -> String {
-        format!("dataset {} ({})", self.url, self.loader.describe())
+        format!(
+            "dataset {} ({} windows per epoch in split {})",
+            self.url,
+            self.loader.samples_per_epoch(),
+            self.loader.config().split
+        )
     }
 }

@@ -9,12 +9,17 @@
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
+pub mod bench_loader;
 pub mod bench_step;
 pub mod cli;
+pub mod data_ingest;
+pub mod data_inspect;
 pub mod data_read;
+pub mod dataset_source;
 
 pub mod logging;
 pub mod pretrain;
+pub mod progress;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};
 
@@ -23,6 +28,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain::run(&args).map(|_| ()),
         Command::Data(DataCommand::Read(args)) => data_read::run(&args),
+        Command::Data(DataCommand::Ingest(args)) => data_ingest::run_ingest(&args),
+        Command::Data(DataCommand::Synth(args)) => data_ingest::run_synth(&args),
+        Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
+        Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
     }
 }

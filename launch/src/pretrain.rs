@@ -83,7 +83,7 @@ pub fn open_source(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
             config.data.synth_single_lead_fraction,
         )));
     }
-    anyhow::bail!("dataset sources are not wired yet: {}", config.data.source)
+    crate::dataset_source::open(config)
 }
 
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.

@@ -1,1 +1,7 @@
-//! (being written)
+//! ecgfm-tests: workspace-level integration tests, in `tests/tests/`.
+//!
+//! They drive the `ecgfm` command in-process through `ecgfm_launch` across crate boundaries:
+//! ingest or synthesise a dataset with `ecgfm-data`, then pretrain from it with `ecgfm-trainer`,
+//! and check exact resume end to end. Real recordings are read from `../shared/data` when present.
+//! The PyTorch reference model that the trainer's parity test is checked against lives in
+//! `tests/reference/`.

@@ -1,0 +1,118 @@
+//! `ecgfm bench loader --data URL`: 12-lead ECG windows per second delivered as training
+//! batches by the streaming loader, next to pyarrow + numpy batching of the same shards
+//! (bench/loader_pyarrow.py) in the same run. The last line printed is one JSON object.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_data::loader::{bench_loader, LoaderConfig};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchLoaderArgs {
+    /// Dataset URL (local folder, file://, s3://, gs://, az://).
+    #[arg(long)]
+    pub data: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Decode threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Timed batches.
+    #[arg(long, default_value_t = 40)]
+    pub batches: usize,
+    /// Samples per lead after cropping.
+    #[arg(long, default_value_t = 2250)]
+    pub crop_samples: usize,
+    /// Split to read.
+    #[arg(long, default_value = "all")]
+    pub split: String,
+    /// The pyarrow script to compare with (local datasets only).
+    #[arg(long, value_name = "FILE")]
+    pub pyarrow_script: Option<PathBuf>,
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Skip the pyarrow comparison.
+    #[arg(long)]
+    pub no_pyarrow: bool,
+}
+
+fn default_script() -> PathBuf {
+    let local = PathBuf::from("bench/loader_pyarrow.py");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bench/loader_pyarrow.py"
+    ))
+}
+
+fn run_pyarrow(args: &BenchLoaderArgs) -> Result<serde_json::Value> {
+    let script = args.pyarrow_script.clone().unwrap_or_else(default_script);
+    let output = Command::new(&args.python)
+        .arg(&script)
+        .args(["--data", &args.data])
+        .args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--batches", &args.batches.to_string()])
+        .args(["--crop", &args.crop_samples.to_string()])
+        .output()
+        .with_context(|| format!("running {} {}", args.python, script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .with_context(|| format!("{} printed no JSON last line", script.display()))
+}
+
+/// Runs `ecgfm bench loader`.
+pub fn run(args: &BenchLoaderArgs) -> Result<()> {
+    let config = LoaderConfig {
+        batch_size: args.batch_size,
+        decode_threads: args.threads,
+        crop_samples: args.crop_samples,
+        split: args.split.clone(),
+        ..LoaderConfig::default()
+    };
+    let result = bench_loader(&args.data, config, args.batches)
+        .with_context(|| format!("benchmarking the loader on {}", args.data))?;
+    println!(
+        "ecgfm   loader: {:.0} ECGs/s (batch {}, {} decode threads, {} x {} samples; open {:.2} s, first batch {:.2} s)",
+        result.ecgs_per_s,
+        result.batch_size,
+        result.threads,
+        12,
+        result.crop_samples,
+        result.open_s,
+        result.first_batch_s
+    );
+    let mut summary = json!({
+        "ecgs_per_s": result.ecgs_per_s,
+        "batch_size": result.batch_size,
+        "threads": result.threads,
+        "crop_samples": result.crop_samples,
+    });
+    if !args.no_pyarrow {
+        let py = run_pyarrow(args)?;
+        let py_rate = py["ecgs_per_s"]
+            .as_f64()
+            .context("pyarrow JSON has no ecgs_per_s")?;
+        println!("pyarrow loader: {py_rate:.0} ECGs/s (pyarrow + numpy, same shards and batch)");
+        println!(
+            "ratio: ecgfm is {:.2}x the speed of pyarrow + numpy",
+            result.ecgs_per_s / py_rate
+        );
+        summary["pyarrow_ecgs_per_s"] = json!(py_rate);
+        summary["speedup_vs_pyarrow"] = json!(result.ecgs_per_s / py_rate);
+    }
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `ecgfm data ingest` and `ecgfm data synth`: records to a sharded Parquet dataset.
+
+use crate::progress::record_bar;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_data::ingest::{ingest, IngestOptions, SourceFormat};
+use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
+
+/// Preprocessing and shard-layout flags shared by `ingest` and `synth`.
+#[derive(Args, Debug, Clone)]
+pub struct LayoutArgs {
+    /// Target sampling rate in Hz.
+    #[arg(long, default_value_t = 250.0)]
+    pub rate: f64,
+    /// Window length in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub window_s: f64,
+    /// Stride between windows in seconds (default: the window length, no overlap).
+    #[arg(long)]
+    pub stride_s: Option<f64>,
+    /// Band-pass corners in Hz as LOW:HIGH (zero-phase Butterworth), or `none`.
+    #[arg(long, default_value = "0.67:40")]
+    pub bandpass: String,
+    /// Standardisation: none, per_lead or per_record.
+    #[arg(long, default_value = "none")]
+    pub standardize: String,
+    /// Target shard size in MB.
+    #[arg(long, default_value_t = 128.0)]
+    pub shard_mb: f64,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 256)]
+    pub row_group_rows: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Seed of the patient-hash split.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl LayoutArgs {
+    /// The preprocessing settings these flags describe.
+    fn pipeline(&self) -> Result<PipelineConfig> {
+        let mut config = PipelineConfig {
+            target_rate_hz: self.rate,
+            ..PipelineConfig::default()
+        };
+        let to_samples = |seconds: f64| (seconds * self.rate).round() as usize;
+        config.window.window_samples = to_samples(self.window_s);
+        config.window.stride_samples = self.stride_s.map(to_samples);
+        config.band_pass = match self.bandpass.as_str() {
+            "none" => None,
+            corners => {
+                let (low, high) = corners
+                    .split_once(':')
+                    .context("--bandpass must be LOW:HIGH (e.g. 0.67:40) or none")?;
+                Some(BandPassConfig {
+                    low_hz: low.trim().parse().context("--bandpass low corner")?,
+                    high_hz: high.trim().parse().context("--bandpass high corner")?,
+                    ..config.band_pass.clone().unwrap_or_default()
+                })
+            }
+        };
+        config.standardize.mode = match self.standardize.as_str() {
+            "none" => Standardization::None,
+            "per_lead" | "lead" => Standardization::PerLead,
+            "per_record" | "record" => Standardization::PerRecord,
+            other => bail!("--standardize {other:?}: expected none, per_lead or per_record"),
+        };
+        Ok(config)
+    }
+
+    fn shard_bytes(&self) -> u64 {
+        (self.shard_mb * 1024.0 * 1024.0) as u64
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IngestArgs {
+    /// Folder or URL of the source records (local, file://, s3://, gs://, az://).
+    pub source: String,
+    /// Source layout: wfdb, ptbxl, cinc2017, cinc2021 or auto.
+    #[arg(long, default_value = "auto")]
+    pub format: SourceFormat,
+    /// Dataset folder or URL to write.
+    #[arg(long)]
+    pub out: String,
+    /// CSV (record,labels[,patient_id,age,sex]) replacing the labels of the records it lists.
+    #[arg(long, value_name = "FILE")]
+    pub label_csv: Option<String>,
+    /// Ingest only the first N records (sorted by name).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Stop after writing N shards; a later run resumes without redoing them.
+    #[arg(long)]
+    pub stop_after_shards: Option<usize>,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+}
+
+/// Runs `ecgfm data ingest`; fails when no record could be ingested.
+pub fn run_ingest(args: &IngestArgs) -> Result<()> {
+    let options = IngestOptions {
+        source: args.source.clone(),
+        format: args.format,
+        out: args.out.clone(),
+        preprocessing: args.layout.pipeline()?,
+        shard_target_bytes: args.layout.shard_bytes(),
+        row_group_rows: args.layout.row_group_rows,
+        label_csv: args.label_csv.clone(),
+        threads: args.layout.threads,
+        seed: args.layout.seed,
+        limit: args.limit,
+        stop_after_shards: args.stop_after_shards,
+        ..IngestOptions::default()
+    };
+    let bar = record_bar("ingest");
+    let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
+    bar.finish_and_clear();
+    let c = &report.counts;
+    println!(
+        "{}: {} records planned, {} ingested, {} quarantined | {} rows in {} shards ({} written now, {} kept from an earlier run)",
+        report.format,
+        report.records_planned,
+        report.records_ingested,
+        report.records_quarantined,
+        c.rows,
+        report.shards,
+        report.shards_written,
+        report.shards_resumed
+    );
+    for (reason, count) in &c.quarantine {
+        println!("  quarantined {count:>5}: {reason}");
+    }
+    if !report.complete {
+        println!(
+            "stopped early after {} shards; run the same command again to finish",
+            report.shards_written
+        );
+        return Ok(());
+    }
+    if report.records_ingested == 0 {
+        bail!(
+            "no record of {} could be ingested ({} quarantined; see {}/manifest.json)",
+            args.source,
+            report.records_quarantined,
+            args.out
+        );
+    }
+    println!("dataset written to {}", args.out);
+    Ok(())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SynthArgs {
+    /// Dataset folder or URL to write.
+    #[arg(long)]
+    pub out: String,
+    /// Number of synthetic records.
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+}
+
+/// Runs `ecgfm data synth`.
+pub fn run_synth(args: &SynthArgs) -> Result<()> {
+    let options = SynthDatasetOptions {
+        out: args.out.clone(),
+        records: args.records,
+        seed: args.layout.seed,
+        preprocessing: args.layout.pipeline()?,
+        shard_target_bytes: args.layout.shard_bytes(),
+        row_group_rows: args.layout.row_group_rows,
+        threads: args.layout.threads,
+        ..SynthDatasetOptions::default()
+    };
+    let bar = record_bar("synth");
+    let manifest = write_synth_dataset(&options, &bar)
+        .with_context(|| format!("writing the synthetic dataset {}", args.out))?;
+    bar.finish_and_clear();
+    println!(
+        "{} synthetic records -> {} rows in {} shards at {}",
+        args.records,
+        manifest.counts.rows,
+        manifest.shards.len(),
+        args.out
+    );
+    Ok(())
+}
