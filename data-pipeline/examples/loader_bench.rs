@@ -22,7 +22,10 @@ fn main() {
             .cloned()
     };
     let number = |name: &str, default: usize| {
-        arg(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        arg(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
     };
     let url = match (arg("--data"), arg("--write")) {
         (Some(url), _) => url,
@@ -35,7 +38,10 @@ fn main() {
                 window_samples: 2500,
                 split_of: dataset::all_train,
             };
-            dataset::write(&ecgfm_data::store::open_url(&dir).expect("open --write"), &spec);
+            dataset::write(
+                &ecgfm_data::store::open_url(&dir).expect("open --write"),
+                &spec,
+            );
             dir
         }
         (None, None) => panic!("give --data URL or --write DIR"),

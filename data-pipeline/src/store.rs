@@ -127,11 +127,7 @@ pub fn redact_url(url: &str) -> String {
 fn scrub(message: &str, url: &str) -> String {
     let mut out = message.to_string();
     if let Ok(parsed) = url::Url::parse(url) {
-        let secrets = [
-            Some(parsed.username()),
-            parsed.password(),
-            parsed.query(),
-        ];
+        let secrets = [Some(parsed.username()), parsed.password(), parsed.query()];
         for secret in secrets.into_iter().flatten().filter(|s| s.len() >= 3) {
             out = out.replace(secret, "***");
         }
@@ -144,7 +140,7 @@ pub fn join(root: &Path, relative: &str) -> Path {
     relative
         .split('/')
         .filter(|part| !part.is_empty())
-        .fold(root.clone(), |path, part| path.child(part))
+        .fold(root.clone(), |path, part| path.join(part))
 }
 
 fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
@@ -266,7 +262,10 @@ mod tests {
     fn bad_url_errors_never_echo_secrets() {
         let err = open_url("ftp://user:hunter2pass@host/x?sig=SIGNATURE123").unwrap_err();
         let text = err.to_string();
-        assert!(!text.contains("hunter2pass") && !text.contains("SIGNATURE123"), "{text}");
+        assert!(
+            !text.contains("hunter2pass") && !text.contains("SIGNATURE123"),
+            "{text}"
+        );
         assert!(text.contains("ftp"), "{text}");
     }
 
@@ -274,7 +273,12 @@ mod tests {
     fn memory_round_trip_is_shared_by_the_process() {
         let (store, root) = open_url("memory://store-test/ds").unwrap();
         let path = join(&root, "shards/a.bin");
-        block_on(put_bytes(store.as_ref(), &path, Bytes::from_static(b"0123456789"))).unwrap();
+        block_on(put_bytes(
+            store.as_ref(),
+            &path,
+            Bytes::from_static(b"0123456789"),
+        ))
+        .unwrap();
         let (again, root2) = open_url("memory://store-test/ds").unwrap();
         assert_eq!(root, root2);
         let got = block_on(get_range(again.as_ref(), &path, 2..5)).unwrap();

@@ -33,20 +33,35 @@ fn replace(url: &str, relative: &str, bytes: Option<Vec<u8>>) {
     let (store, root) = store::open_url(url).unwrap();
     let path = store::join(&root, relative);
     match bytes {
-        Some(bytes) => store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from(bytes))).unwrap(),
-        None => store::block_on(async { object_store::ObjectStoreExt::delete(store.as_ref(), &path).await }).unwrap(),
+        Some(bytes) => {
+            store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from(bytes))).unwrap()
+        }
+        None => store::block_on(async {
+            object_store::ObjectStoreExt::delete(store.as_ref(), &path).await
+        })
+        .unwrap(),
     }
 }
 
 fn read(url: &str, relative: &str) -> Vec<u8> {
     let (store, root) = store::open_url(url).unwrap();
-    store::block_on(store::get_bytes(store.as_ref(), &store::join(&root, relative))).unwrap().to_vec()
+    store::block_on(store::get_bytes(
+        store.as_ref(),
+        &store::join(&root, relative),
+    ))
+    .unwrap()
+    .to_vec()
 }
 
 #[test]
 fn missing_manifest_names_it() {
-    let err = Loader::open("memory://loader-errors/nothing-here", config()).err().unwrap();
-    assert!(err.to_string().contains("nothing-here/manifest.json"), "{err}");
+    let err = Loader::open("memory://loader-errors/nothing-here", config())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("nothing-here/manifest.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -60,10 +75,17 @@ fn missing_shard_names_it() {
 #[test]
 fn non_parquet_shard_names_it() {
     let url = write("garbage");
-    replace(&url, "shards/shard-00002.parquet", Some(b"this is not a parquet file at all".to_vec()));
+    replace(
+        &url,
+        "shards/shard-00002.parquet",
+        Some(b"this is not a parquet file at all".to_vec()),
+    );
     let err = Loader::open(&url, config()).err().unwrap();
     let text = err.to_string();
-    assert!(text.contains("shards/shard-00002.parquet") && text.contains("Parquet"), "{text}");
+    assert!(
+        text.contains("shards/shard-00002.parquet") && text.contains("Parquet"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -78,6 +100,8 @@ fn damaged_pages_fail_the_batch_naming_the_shard() {
     replace(&url, "shards/shard-00000.parquet", Some(bytes));
     let mut loader = Loader::open(&url, config()).unwrap();
     let mut batch = Batch::default();
-    let err = (0..30).find_map(|_| loader.next_batch(&mut batch).err()).expect("damage went unnoticed");
+    let err = (0..30)
+        .find_map(|_| loader.next_batch(&mut batch).err())
+        .expect("damage went unnoticed");
     assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
 }

@@ -55,9 +55,20 @@ fn batches(loader: &mut Loader, steps: usize) -> Vec<Batch> {
 }
 
 /// The global sequence of (id, x bits) of `steps` global batches for `world` ranks.
-fn global_sequence(url: &str, seed: u64, global: usize, world: usize, steps: usize) -> Vec<(u64, Vec<u32>)> {
+fn global_sequence(
+    url: &str,
+    seed: u64,
+    global: usize,
+    world: usize,
+    steps: usize,
+) -> Vec<(u64, Vec<u32>)> {
     let per_rank: Vec<Vec<Batch>> = (0..world)
-        .map(|r| batches(&mut Loader::open(url, config(seed, global / world, r, world)).unwrap(), steps))
+        .map(|r| {
+            batches(
+                &mut Loader::open(url, config(seed, global / world, r, world)).unwrap(),
+                steps,
+            )
+        })
         .collect();
     let mut out = Vec::new();
     for step in 0..steps {
@@ -71,7 +82,15 @@ fn global_sequence(url: &str, seed: u64, global: usize, world: usize, steps: usi
 fn samples_of(b: &Batch) -> Vec<(u64, Vec<u32>)> {
     let per = N_LEADS * b.samples;
     (0..b.batch)
-        .map(|i| (b.ids[i], b.x[i * per..(i + 1) * per].iter().map(|v| v.to_bits()).collect()))
+        .map(|i| {
+            (
+                b.ids[i],
+                b.x[i * per..(i + 1) * per]
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect(),
+            )
+        })
         .collect()
 }
 
@@ -90,9 +109,17 @@ fn check_sample(b: &Batch, i: usize) -> usize {
     };
     for l in 0..N_LEADS {
         let present = dataset::lead_present(id, l);
-        assert_eq!(b.lead_mask[i * N_LEADS + l], u8::from(present), "id {id} lead {l}");
+        assert_eq!(
+            b.lead_mask[i * N_LEADS + l],
+            u8::from(present),
+            "id {id} lead {l}"
+        );
         for t in 0..CROP {
-            let want = if present && t < valid.min(CROP) { value(l, offset + t) } else { 0.0 };
+            let want = if present && t < valid.min(CROP) {
+                value(l, offset + t)
+            } else {
+                0.0
+            };
             assert_eq!(x[l * CROP + t], want, "id {id} lead {l} t {t}");
         }
     }
@@ -107,8 +134,15 @@ fn ranks_together_see_each_sample_once_per_epoch_and_the_same_global_sequence() 
     let steps = n.div_ceil(global) + 2;
     let reference = global_sequence(&url, 7, global, 1, steps);
     let epoch0: Vec<u64> = reference[..n].iter().map(|s| s.0).collect();
-    assert_eq!(epoch0.iter().copied().collect::<BTreeSet<_>>(), (0..n as u64).collect());
-    assert_ne!(epoch0, (0..n as u64).collect::<Vec<_>>(), "epoch order is not shuffled");
+    assert_eq!(
+        epoch0.iter().copied().collect::<BTreeSet<_>>(),
+        (0..n as u64).collect()
+    );
+    assert_ne!(
+        epoch0,
+        (0..n as u64).collect::<Vec<_>>(),
+        "epoch order is not shuffled"
+    );
     for world in [2, 4] {
         let seq = global_sequence(&url, 7, global, world, steps);
         assert_eq!(seq, reference, "{world} ranks changed the global sequence");
@@ -143,12 +177,26 @@ fn restore_resumes_exactly_also_across_epochs_and_rank_counts() {
             let mut first = Loader::open(&url, config(11, 12 / 2, rank.min(1), 2)).unwrap();
             batches(&mut first, stop);
             let state = first.state();
-            assert_eq!(state, LoaderState { epoch: 0, samples_consumed: (stop * global) as u64 });
+            assert_eq!(
+                state,
+                LoaderState {
+                    epoch: 0,
+                    samples_consumed: (stop * global) as u64
+                }
+            );
             let json = serde_json::to_string(&state).unwrap();
             let mut second = Loader::open(&url, config(11, rank_batch, rank, world)).unwrap();
-            second.restore(&serde_json::from_str(&json).unwrap()).unwrap();
+            second
+                .restore(&serde_json::from_str(&json).unwrap())
+                .unwrap();
             resumed.push(batches(&mut second, steps - stop));
-            assert_eq!(second.state(), LoaderState { epoch: 1, samples_consumed: (steps * global - 300) as u64 });
+            assert_eq!(
+                second.state(),
+                LoaderState {
+                    epoch: 1,
+                    samples_consumed: (steps * global - 300) as u64
+                }
+            );
         }
         let mut seq = Vec::new();
         for step in 0..steps - stop {
@@ -167,7 +215,11 @@ fn seeds_and_epochs_change_the_order_and_threads_do_not() {
     let a = global_sequence(&url, 1, 30, 1, 20);
     let b = global_sequence(&url, 2, 30, 1, 20);
     assert_ne!(ids(&a[..300]), ids(&b[..300]));
-    assert_ne!(ids(&a[..300]), ids(&a[300..600]), "epoch 1 repeats epoch 0's order");
+    assert_ne!(
+        ids(&a[..300]),
+        ids(&a[300..600]),
+        "epoch 1 repeats epoch 0's order"
+    );
     let mut epoch1 = ids(&a[300..600]);
     epoch1.sort_unstable();
     assert_eq!(epoch1, (0..300).collect::<Vec<_>>());
@@ -186,10 +238,20 @@ fn splits_filter_rows_including_mixed_row_groups() {
     let url = dataset("splits", dataset::every_fifth_val);
     let mut train = Loader::open(&url, config(5, 40, 0, 1)).unwrap();
     assert_eq!(train.samples_per_epoch(), 240);
-    let ids: Vec<u64> = batches(&mut train, 6).iter().flat_map(|b| b.ids.clone()).collect();
+    let ids: Vec<u64> = batches(&mut train, 6)
+        .iter()
+        .flat_map(|b| b.ids.clone())
+        .collect();
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 240);
     assert!(ids.iter().all(|id| id % 5 != 4));
-    let mut val = Loader::open(&url, LoaderConfig { split: "val".into(), ..config(5, 20, 0, 1) }).unwrap();
+    let mut val = Loader::open(
+        &url,
+        LoaderConfig {
+            split: "val".into(),
+            ..config(5, 20, 0, 1)
+        },
+    )
+    .unwrap();
     assert_eq!(val.samples_per_epoch(), 60);
     let b = batches(&mut val, 3);
     let val_ids: BTreeSet<u64> = b.iter().flat_map(|b| b.ids.clone()).collect();
@@ -199,6 +261,14 @@ fn splits_filter_rows_including_mixed_row_groups() {
             check_sample(batch, i);
         }
     }
-    let err = Loader::open(&url, LoaderConfig { split: "test".into(), ..config(5, 20, 0, 1) }).err().unwrap();
+    let err = Loader::open(
+        &url,
+        LoaderConfig {
+            split: "test".into(),
+            ..config(5, 20, 0, 1)
+        },
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("no rows in split"), "{err}");
 }

@@ -52,17 +52,29 @@ fn memory_local_and_s3_give_identical_batches() {
     let local = store::open_url(dir.path().join("ds").to_str().unwrap()).unwrap();
     dataset::write(&local, &spec());
     assert!(dir.path().join("ds/shards/shard-00001.parquet").is_file());
-    assert_eq!(read_all(local, steps), from_memory, "local folder differs from memory://");
+    assert_eq!(
+        read_all(local, steps),
+        from_memory,
+        "local folder differs from memory://"
+    );
 
-    let Some(s3) = MotoS3::start("ecgfm-loader") else { return };
+    let Some(s3) = MotoS3::start("ecgfm-loader") else {
+        return;
+    };
     let remote = s3.open("datasets/ds");
     dataset::write(&remote, &spec());
-    assert_eq!(read_all(remote, steps), from_memory, "s3:// differs from memory://");
+    assert_eq!(
+        read_all(remote, steps),
+        from_memory,
+        "s3:// differs from memory://"
+    );
 }
 
 #[test]
 fn s3_store_helpers_round_trip() {
-    let Some(s3) = MotoS3::start("ecgfm-helpers") else { return };
+    let Some(s3) = MotoS3::start("ecgfm-helpers") else {
+        return;
+    };
     let (store, root) = s3.open("prefix");
     let path = store::join(&root, "a/b.bin");
     let data = Bytes::from((0..=255u8).collect::<Vec<u8>>());
@@ -74,8 +86,20 @@ fn s3_store_helpers_round_trip() {
     let (tail, size) = store::block_on(store::get_suffix(store.as_ref(), &path, 6)).unwrap();
     assert_eq!((&tail[..], size), (&data[250..], 256));
     let listed = store::block_on(store::list(store.as_ref(), &root)).unwrap();
-    assert_eq!(listed.iter().map(|m| m.location.to_string()).collect::<Vec<_>>(), ["prefix/a/b.bin"]);
-    let missing = store::block_on(store::get_bytes(store.as_ref(), &store::join(&root, "nope")));
+    assert_eq!(
+        listed
+            .iter()
+            .map(|m| m.location.to_string())
+            .collect::<Vec<_>>(),
+        ["prefix/a/b.bin"]
+    );
+    let missing = store::block_on(store::get_bytes(
+        store.as_ref(),
+        &store::join(&root, "nope"),
+    ));
     let text = missing.unwrap_err().to_string();
-    assert!(text.contains("prefix/nope") && !text.contains("testing"), "{text}");
+    assert!(
+        text.contains("prefix/nope") && !text.contains("testing"),
+        "{text}"
+    );
 }

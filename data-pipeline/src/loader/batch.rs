@@ -85,7 +85,10 @@ impl CropSpec {
             return (0, valid);
         }
         let mut rng = SplitMix64::from_parts(&[self.seed, epoch, TAG_CROP, id]);
-        (rng.below((valid - self.crop + 1) as u64) as usize, self.crop)
+        (
+            rng.below((valid - self.crop + 1) as u64) as usize,
+            self.crop,
+        )
     }
 }
 
@@ -119,7 +122,9 @@ mod tests {
 
     fn rows(n_samples: Vec<i32>, window: usize) -> Arc<DecodedRows> {
         let count = n_samples.len();
-        let signal: Vec<i16> = (0..count * N_LEADS * window).map(|i| (i % 30000) as i16).collect();
+        let signal: Vec<i16> = (0..count * N_LEADS * window)
+            .map(|i| (i % 30000) as i16)
+            .collect();
         Arc::new(DecodedRows {
             signal: signal.into(),
             lead_mask: (0..count * N_LEADS).map(|i| (i % 2) as u8).collect(),
@@ -138,12 +143,25 @@ mod tests {
             scale: 0.5,
         };
         let samples = [
-            ReadySample { rows: data.clone(), row: 0, id: 11, epoch: 0 },
-            ReadySample { rows: data.clone(), row: 1, id: 12, epoch: 0 },
+            ReadySample {
+                rows: data.clone(),
+                row: 0,
+                id: 11,
+                epoch: 0,
+            },
+            ReadySample {
+                rows: data.clone(),
+                row: 1,
+                id: 12,
+                epoch: 0,
+            },
         ];
         let mut out = Batch::default();
         assemble(&samples, spec, &mut out);
-        assert_eq!((out.batch, out.samples, out.ids.clone()), (2, 6, vec![11, 12]));
+        assert_eq!(
+            (out.batch, out.samples, out.ids.clone()),
+            (2, 6, vec![11, 12])
+        );
         let (offset, len) = spec.place(10, 0, 11);
         assert_eq!(len, 6);
         for lead in 0..N_LEADS {
@@ -164,7 +182,12 @@ mod tests {
 
     #[test]
     fn crop_offsets_depend_on_seed_epoch_and_id_only() {
-        let spec = CropSpec { seed: 1, window: 2500, crop: 2250, scale: 1.0 };
+        let spec = CropSpec {
+            seed: 1,
+            window: 2500,
+            crop: 2250,
+            scale: 1.0,
+        };
         let offsets: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id).0).collect();
         assert!(offsets.iter().all(|&o| o <= 250));
         assert!(offsets.iter().any(|&o| o != offsets[0]));

@@ -50,7 +50,11 @@ pub(crate) struct DatasetIndex {
 impl DatasetIndex {
     /// Reads the manifest under `root` and indexes the rows of `split` (or every row for
     /// [`ALL_SPLITS`]).
-    pub async fn open(store: &Arc<dyn ObjectStore>, root: &Path, split: &str) -> Result<Self, DataError> {
+    pub async fn open(
+        store: &Arc<dyn ObjectStore>,
+        root: &Path,
+        split: &str,
+    ) -> Result<Self, DataError> {
         let manifest_path = store::join(root, MANIFEST_FILE);
         let bytes = store::get_bytes(store.as_ref(), &manifest_path).await?;
         let manifest = Manifest::from_json(&bytes, manifest_path.as_ref())?;
@@ -58,7 +62,11 @@ impl DatasetIndex {
             .map(|entry| {
                 let store = store.clone();
                 let path = store::join(root, &entry.path);
-                async move { Shard::open(store.as_ref(), path, entry.path.clone()).await.map(Arc::new) }
+                async move {
+                    Shard::open(store.as_ref(), path, entry.path.clone())
+                        .await
+                        .map(Arc::new)
+                }
             })
             .buffered(OPEN_CONCURRENCY)
             .try_collect()

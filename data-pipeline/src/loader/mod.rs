@@ -99,6 +99,7 @@ pub struct Loader {
     position: u64,
     running: Option<Running>,
     pool: BatchPool,
+    workers: Arc<rayon::ThreadPool>,
 }
 
 struct Running {
@@ -127,7 +128,13 @@ impl Loader {
     ) -> Result<Self, DataError> {
         validate(&config)?;
         let index = store::block_on(DatasetIndex::open(&store, &root, &config.split))?;
+        let workers = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.decode_threads)
+            .thread_name(|i| format!("ecgfm-decode-{i}"))
+            .build()
+            .map_err(|e| DataError::Config(format!("cannot start decode threads: {e}")))?;
         Ok(Loader {
+            workers: Arc::new(workers),
             store,
             index: Arc::new(index),
             config,
@@ -162,7 +169,9 @@ impl Loader {
         };
         let Some(received) = running.batches.blocking_recv() else {
             self.running = None;
-            return Err(DataError::Config("the loader's background task stopped".into()));
+            return Err(DataError::Config(
+                "the loader's background task stopped".into(),
+            ));
         };
         let mut batch = match received {
             Ok(batch) => batch,
@@ -218,6 +227,7 @@ impl Loader {
             },
             mix_row_groups: config.mix_row_groups,
             decode_threads: config.decode_threads,
+            workers: self.workers.clone(),
             pool: self.pool.clone(),
         };
         let (batches, task) = pipeline.spawn(config.prefetch_batches);
@@ -238,6 +248,9 @@ fn validate(config: &LoaderConfig) -> Result<(), DataError> {
     }
     if config.crop_samples == 0 {
         return fail("crop_samples must be at least 1");
+    }
+    if config.decode_threads == 0 {
+        return fail("decode_threads must be at least 1");
     }
     if config.mix_row_groups == 0 {
         return fail("mix_row_groups must be at least 1");

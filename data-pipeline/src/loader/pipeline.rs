@@ -1,16 +1,19 @@
 //! The background half of the loader, a tokio task on `store::runtime()`: walk the mixing
-//! windows of the sample stream from a start position, fetch (ranged gets) and decode (blocking
-//! threads, at most `decode_threads` at once) the rows this rank owns, crop them into batches in
-//! stream order, and hand finished batches to the caller through a bounded channel.
+//! windows of the sample stream from a start position, fetch (ranged gets) the row groups of the
+//! rows this rank owns, decode them and crop them into batches on a pool of `decode_threads`
+//! worker threads (never on the async threads), and hand finished batches, in stream order, to
+//! the caller through a bounded channel.
 //!
 //! Memory stays bounded: at most `WINDOWS_IN_FLIGHT` windows of decoded rows, `decode_threads`
-//! batches being assembled and `prefetch_batches` finished batches wait at any time.
+//! batches being assembled and `prefetch_batches` finished batches wait at any time. CPU work is
+//! queued on the worker pool rather than gated by permits held across stages, so a stage that is
+//! not being polled can never hold up another.
 
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DataError;
 
@@ -32,6 +35,7 @@ pub(crate) struct Pipeline {
     pub spec: CropSpec,
     pub mix_row_groups: usize,
     pub decode_threads: usize,
+    pub workers: Arc<rayon::ThreadPool>,
     pub pool: BatchPool,
 }
 
@@ -64,32 +68,28 @@ impl Pipeline {
         self: Arc<Self>,
         tx: &mpsc::Sender<Result<Batch, DataError>>,
     ) -> Result<(), DataError> {
-        let decoders = Arc::new(Semaphore::new(self.decode_threads.max(1)));
         let jobs = self.window_jobs();
         let this = self.clone();
-        let sem = decoders.clone();
         let samples = futures::stream::iter(jobs)
-            .map(move |job| this.clone().load_window(job, sem.clone()))
+            .map(move |job| this.clone().load_window(job))
             .buffered(WINDOWS_IN_FLIGHT)
             .map_ok(|samples| futures::stream::iter(samples.into_iter().map(Ok)))
             .try_flatten();
         let batch_size = self.slice.batch_size as usize;
         let mut batches = samples
             .try_chunks(batch_size)
-            .map_err(|e| e.1)
+            .map_err(|e: futures::stream::TryChunksError<ReadySample, DataError>| e.1)
             .map(|chunk| {
                 let this = self.clone();
-                let sem = decoders.clone();
                 async move {
                     let chunk = chunk?;
-                    let _permit = sem.acquire_owned().await.expect("semaphore never closed");
                     let mut out = this.pool.lock().unwrap().pop().unwrap_or_default();
-                    tokio::task::spawn_blocking(move || {
-                        assemble(&chunk, this.spec, &mut out);
-                        out
+                    let spec = this.spec;
+                    this.on_workers(move || {
+                        assemble(&chunk, spec, &mut out);
+                        Ok(out)
                     })
                     .await
-                    .map_err(|e| DataError::Config(format!("batch assembly panicked: {e}")))
                 }
             })
             .buffered(self.decode_threads.max(1));
@@ -101,16 +101,34 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Runs CPU-bound `work` on the worker pool and awaits its result.
+    async fn on_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, DataError> + Send + 'static,
+    ) -> Result<T, DataError> {
+        let (tx, rx) = oneshot::channel();
+        self.workers.spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.await
+            .map_err(|_| DataError::Config("a loader worker thread panicked".into()))?
+    }
+
     /// The mixing windows from the one holding `slice.origin` on, across epochs, forever.
     fn window_jobs(&self) -> impl Iterator<Item = WindowJob> + Send + 'static {
         let index = self.index.clone();
         let (seed, mix) = (self.spec.seed, self.mix_row_groups);
         let n = index.samples;
         let first_epoch = self.slice.origin / n;
-        let first_window = EpochPlan::new(&index, seed, first_epoch, mix).window_at(self.slice.origin % n);
+        let first_window =
+            EpochPlan::new(&index, seed, first_epoch, mix).window_at(self.slice.origin % n);
         (first_epoch..).flat_map(move |epoch| {
             let plan = Arc::new(EpochPlan::new(&index, seed, epoch, mix));
-            let skip = if epoch == first_epoch { first_window } else { 0 };
+            let skip = if epoch == first_epoch {
+                first_window
+            } else {
+                0
+            };
             (skip..plan.windows.len()).map(move |window| WindowJob {
                 plan: plan.clone(),
                 window,
@@ -119,11 +137,7 @@ impl Pipeline {
     }
 
     /// This rank's samples of one window, in stream order, with their rows decoded.
-    async fn load_window(
-        self: Arc<Self>,
-        job: WindowJob,
-        decoders: Arc<Semaphore>,
-    ) -> Result<Vec<ReadySample>, DataError> {
+    async fn load_window(self: Arc<Self>, job: WindowJob) -> Result<Vec<ReadySample>, DataError> {
         let index = &self.index;
         let window = &job.plan.windows[job.window];
         let base = job.plan.epoch * index.samples + window.start;
@@ -134,7 +148,13 @@ impl Pipeline {
         let order = job.plan.window_order(index, job.window);
         // For each unit of the window, the selected-row numbers this rank needs, ascending.
         let mut needed: Vec<Vec<u32>> = vec![Vec::new(); window.units.len()];
-        let slot_of = |unit: u32| window.units.iter().position(|&u| u == unit).expect("unit of window");
+        let slot_of = |unit: u32| {
+            window
+                .units
+                .iter()
+                .position(|&u| u == unit)
+                .expect("unit of window")
+        };
         for &p in &owned {
             let s = order[(p - base) as usize];
             needed[slot_of(s.unit)].push(s.k);
@@ -142,28 +162,27 @@ impl Pipeline {
         for ks in &mut needed {
             ks.sort_unstable();
         }
-        let decoded = futures::future::try_join_all(window.units.iter().zip(&needed).map(|(&unit, ks)| {
-            let this = self.clone();
-            let decoders = decoders.clone();
-            let ks = ks.clone();
-            async move {
-                if ks.is_empty() {
-                    return Ok(None);
+        let decoded =
+            futures::future::try_join_all(window.units.iter().zip(&needed).map(|(&unit, ks)| {
+                let this = self.clone();
+                let ks = ks.clone();
+                async move {
+                    if ks.is_empty() {
+                        return Ok(None);
+                    }
+                    let u = &this.index.units[unit as usize];
+                    let shard = this.index.shards[u.shard as usize].clone();
+                    let rg = u.row_group as usize;
+                    let file = shard.fetch_rows(this.store.as_ref(), rg).await?;
+                    let rows: Vec<u32> = ks.iter().map(|&k| u.rows[k as usize]).collect();
+                    let window_samples = this.index.window_samples;
+                    let decoded = this
+                        .on_workers(move || shard.decode_rows(file, rg, &rows, window_samples))
+                        .await?;
+                    Ok::<_, DataError>(Some(Arc::new(decoded)))
                 }
-                let u = &this.index.units[unit as usize];
-                let shard = this.index.shards[u.shard as usize].clone();
-                let rg = u.row_group as usize;
-                let file = shard.fetch_rows(this.store.as_ref(), rg).await?;
-                let rows: Vec<u32> = ks.iter().map(|&k| u.rows[k as usize]).collect();
-                let window_samples = this.index.window_samples;
-                let _permit = decoders.acquire_owned().await.expect("semaphore never closed");
-                let decoded = tokio::task::spawn_blocking(move || shard.decode_rows(file, rg, &rows, window_samples))
-                    .await
-                    .map_err(|e| DataError::Config(format!("shard decode panicked: {e}")))??;
-                Ok::<_, DataError>(Some(Arc::new(decoded)))
-            }
-        }))
-        .await?;
+            }))
+            .await?;
         Ok(owned
             .iter()
             .map(|&p| {

@@ -49,7 +49,11 @@ pub(crate) struct DecodedRows {
 
 impl Shard {
     /// Reads the footer of `path` and checks it holds the loader's columns.
-    pub async fn open(store: &dyn ObjectStore, path: Path, name: String) -> Result<Self, DataError> {
+    pub async fn open(
+        store: &dyn ObjectStore,
+        path: Path,
+        name: String,
+    ) -> Result<Self, DataError> {
         let corrupt = |reason: String| DataError::Corrupt {
             path: name.clone(),
             reason,
@@ -58,9 +62,12 @@ impl Shard {
         if tail.len() < 8 || &tail[tail.len() - 4..] != b"PAR1" {
             return Err(corrupt("not a Parquet file (no PAR1 footer)".into()));
         }
-        let footer_len = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().unwrap()) as u64;
+        let footer_len =
+            u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().unwrap()) as u64;
         if footer_len + 12 > size {
-            return Err(corrupt(format!("footer length {footer_len} exceeds file size {size}")));
+            return Err(corrupt(format!(
+                "footer length {footer_len} exceeds file size {size}"
+            )));
         }
         let footer = if footer_len + 8 <= tail.len() as u64 {
             tail.slice(tail.len() - 8 - footer_len as usize..tail.len() - 8)
@@ -129,25 +136,50 @@ impl Shard {
     /// The split of every row of row group `rg` when its statistics say they all share one
     /// (min == max), else `None`.
     pub fn uniform_split(&self, rg: usize) -> Option<String> {
-        let stats = self.metadata.metadata().row_group(rg).column(self.split).statistics()?;
+        let stats = self
+            .metadata
+            .metadata()
+            .row_group(rg)
+            .column(self.split)
+            .statistics()?;
         let (min, max) = (stats.min_bytes_opt()?, stats.max_bytes_opt()?);
         (min == max).then(|| String::from_utf8_lossy(min).into_owned())
     }
 
     /// The split of each row of row group `rg`, read from the file.
-    pub async fn read_splits(&self, store: &dyn ObjectStore, rg: usize) -> Result<Vec<String>, DataError> {
+    pub async fn read_splits(
+        &self,
+        store: &dyn ObjectStore,
+        rg: usize,
+    ) -> Result<Vec<String>, DataError> {
         let file = self.fetch(store, rg, &[self.split]).await?;
         let batch = self.decode_batch(file, rg, &[self.split], None)?;
-        let column = batch.column(0).as_string_opt::<i32>().ok_or_else(|| self.corrupt("split is not a Utf8 column"))?;
-        Ok(column.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+        let column = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| self.corrupt("split is not a Utf8 column"))?;
+        Ok(column
+            .iter()
+            .map(|s| s.unwrap_or_default().to_string())
+            .collect())
     }
 
     /// Fetches what decoding row group `rg` needs (the signal, lead mask and length columns).
-    pub async fn fetch_rows(&self, store: &dyn ObjectStore, rg: usize) -> Result<SparseFile, DataError> {
-        self.fetch(store, rg, &[self.signal, self.lead_mask, self.n_samples]).await
+    pub async fn fetch_rows(
+        &self,
+        store: &dyn ObjectStore,
+        rg: usize,
+    ) -> Result<SparseFile, DataError> {
+        self.fetch(store, rg, &[self.signal, self.lead_mask, self.n_samples])
+            .await
     }
 
-    async fn fetch(&self, store: &dyn ObjectStore, rg: usize, leaves: &[usize]) -> Result<SparseFile, DataError> {
+    async fn fetch(
+        &self,
+        store: &dyn ObjectStore,
+        rg: usize,
+        leaves: &[usize],
+    ) -> Result<SparseFile, DataError> {
         let row_group = self.metadata.metadata().row_group(rg);
         let ranges: Vec<Range<u64>> = leaves
             .iter()
@@ -157,7 +189,10 @@ impl Shard {
             })
             .collect();
         if let Some(bad) = ranges.iter().find(|r| r.end > self.size) {
-            return Err(self.corrupt(&format!("column chunk {bad:?} lies beyond the end of the file ({} bytes)", self.size)));
+            return Err(self.corrupt(&format!(
+                "column chunk {bad:?} lies beyond the end of the file ({} bytes)",
+                self.size
+            )));
         }
         let chunks = store::get_ranges(store, &self.path, &ranges).await?;
         Ok(SparseFile {
@@ -168,8 +203,19 @@ impl Shard {
 
     /// Decodes the rows `rows` (ascending indices within row group `rg`) from fetched bytes.
     /// CPU-bound: call it from a blocking thread.
-    pub fn decode_rows(&self, file: SparseFile, rg: usize, rows: &[u32], window: usize) -> Result<DecodedRows, DataError> {
-        let batch = self.decode_batch(file, rg, &[self.signal, self.lead_mask, self.n_samples], Some(rows))?;
+    pub fn decode_rows(
+        &self,
+        file: SparseFile,
+        rg: usize,
+        rows: &[u32],
+        window: usize,
+    ) -> Result<DecodedRows, DataError> {
+        let batch = self.decode_batch(
+            file,
+            rg,
+            &[self.signal, self.lead_mask, self.n_samples],
+            Some(rows),
+        )?;
         let by_name = |name: &str| {
             batch
                 .column_by_name(name)
@@ -179,7 +225,12 @@ impl Shard {
             .as_any()
             .downcast_ref::<FixedSizeListArray>()
             .filter(|a| a.value_length() as usize == N_LEADS * window)
-            .ok_or_else(|| self.corrupt(&format!("signal is not FixedSizeList<Int16, {}>", N_LEADS * window)))?;
+            .ok_or_else(|| {
+                self.corrupt(&format!(
+                    "signal is not FixedSizeList<Int16, {}>",
+                    N_LEADS * window
+                ))
+            })?;
         let values: &Int16Array = signal
             .values()
             .as_primitive_opt::<Int16Type>()
@@ -222,11 +273,15 @@ impl Shard {
         };
         let total = self.metadata.metadata().row_group(rg).num_rows() as usize;
         let wanted = rows.map_or(total, <[u32]>::len);
-        let mask = ProjectionMask::leaves(self.metadata.metadata().file_metadata().schema_descr(), leaves.iter().copied());
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-            .with_projection(mask)
-            .with_row_groups(vec![rg])
-            .with_batch_size(wanted.max(1));
+        let mask = ProjectionMask::leaves(
+            self.metadata.metadata().file_metadata().schema_descr(),
+            leaves.iter().copied(),
+        );
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_projection(mask)
+                .with_row_groups(vec![rg])
+                .with_batch_size(wanted.max(1));
         if let Some(rows) = rows {
             builder = builder.with_row_selection(selection(rows, total));
         }
@@ -241,7 +296,10 @@ impl Shard {
                 .map_err(|e| parquet_err(e.into()))?,
         };
         if batch.num_rows() != wanted {
-            return Err(self.corrupt(&format!("row group {rg} decoded to {} rows, expected {wanted}", batch.num_rows())));
+            return Err(self.corrupt(&format!(
+                "row group {rg} decoded to {} rows, expected {wanted}",
+                batch.num_rows()
+            )));
         }
         Ok(batch)
     }

@@ -89,15 +89,27 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
             row_groups,
         });
         for &i in &ids {
-            *manifest.counts.splits.entry((spec.split_of)(i).to_string()).or_default() += 1;
+            *manifest
+                .counts
+                .splits
+                .entry((spec.split_of)(i).to_string())
+                .or_default() += 1;
         }
-        store::block_on(store::put_bytes(store.as_ref(), &store::join(prefix, &path), Bytes::from(bytes)))
-            .expect("write shard");
+        store::block_on(store::put_bytes(
+            store.as_ref(),
+            &store::join(prefix, &path),
+            Bytes::from(bytes),
+        ))
+        .expect("write shard");
     }
     manifest.counts.rows = id;
     let path = store::join(prefix, MANIFEST_FILE);
-    store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from(manifest.to_json())))
-        .expect("write manifest");
+    store::block_on(store::put_bytes(
+        store.as_ref(),
+        &path,
+        Bytes::from(manifest.to_json()),
+    ))
+    .expect("write manifest");
     manifest
 }
 
@@ -106,13 +118,23 @@ fn strings(values: impl Iterator<Item = String>) -> ArrayRef {
 }
 
 fn fixed(item: DataType, len: usize, values: ArrayRef) -> ArrayRef {
-    Arc::new(FixedSizeListArray::new(list_item(item, false), len as i32, values, None))
+    Arc::new(FixedSizeListArray::new(
+        list_item(item, false),
+        len as i32,
+        values,
+        None,
+    ))
 }
 
 fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
     let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
     let values = StringArray::from_iter_values(lists.into_iter().flatten());
-    Arc::new(ListArray::new(list_item(DataType::Utf8, false), offsets, Arc::new(values), None))
+    Arc::new(ListArray::new(
+        list_item(DataType::Utf8, false),
+        offsets,
+        Arc::new(values),
+        None,
+    ))
 }
 
 fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
@@ -132,22 +154,47 @@ fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
             })
         })
         .collect();
-    let mask: Vec<bool> = ids.iter().flat_map(|&id| (0..N_LEADS).map(move |l| lead_present(id, l))).collect();
+    let mask: Vec<bool> = ids
+        .iter()
+        .flat_map(|&id| (0..N_LEADS).map(move |l| lead_present(id, l)))
+        .collect();
     let columns: Vec<ArrayRef> = vec![
         strings(ids.iter().map(|id| format!("synth-{id:06}"))),
         strings(ids.iter().map(|id| format!("synth:p{}", id / 2))),
         strings(ids.iter().map(|_| "synth".to_string())),
         Arc::new(Int32Array::from(vec![0; n])),
         Arc::new(Float32Array::from(vec![250.0; n])),
-        Arc::new(Int32Array::from_iter_values(ids.iter().map(|&id| valid_samples(id, w) as i32))),
-        string_lists(ids.iter().map(|_| STANDARD_LEADS.iter().map(|s| s.to_string()).collect()).collect()),
-        fixed(DataType::Boolean, N_LEADS, Arc::new(BooleanArray::from(mask))),
-        fixed(DataType::Int16, N_LEADS * w, Arc::new(Int16Array::from(signal))),
-        string_lists(ids.iter().map(|_| vec!["synth:normal".to_string()]).collect()),
+        Arc::new(Int32Array::from_iter_values(
+            ids.iter().map(|&id| valid_samples(id, w) as i32),
+        )),
+        string_lists(
+            ids.iter()
+                .map(|_| STANDARD_LEADS.iter().map(|s| s.to_string()).collect())
+                .collect(),
+        ),
+        fixed(
+            DataType::Boolean,
+            N_LEADS,
+            Arc::new(BooleanArray::from(mask)),
+        ),
+        fixed(
+            DataType::Int16,
+            N_LEADS * w,
+            Arc::new(Int16Array::from(signal)),
+        ),
+        string_lists(
+            ids.iter()
+                .map(|_| vec!["synth:normal".to_string()])
+                .collect(),
+        ),
         Arc::new(Float32Array::from(vec![Some(50.0); n])),
         Arc::new(StringArray::from(vec![Some("F"); n])),
         Arc::new(Float32Array::from(vec![1.0; n])),
-        fixed(DataType::UInt8, N_LEADS, Arc::new(UInt8Array::from(vec![0u8; n * N_LEADS]))),
+        fixed(
+            DataType::UInt8,
+            N_LEADS,
+            Arc::new(UInt8Array::from(vec![0u8; n * N_LEADS])),
+        ),
         strings(ids.iter().map(|&id| (spec.split_of)(id).to_string())),
         Arc::new(Int8Array::from(vec![None; n])),
     ];

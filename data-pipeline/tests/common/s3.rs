@@ -37,7 +37,14 @@ impl MotoS3 {
             .expect("no free localhost port")
             .port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -52,7 +59,9 @@ impl MotoS3 {
             match http_put(port, &format!("/{bucket}")) {
                 Ok(status) if status.contains(" 200") => return Some(server),
                 Ok(status) => panic!("moto refused to create bucket {bucket}: {status}"),
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
                 Err(e) => panic!("moto did not answer on port {port} within 60 s: {e}"),
             }
         }
