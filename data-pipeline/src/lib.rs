@@ -21,3 +21,4 @@ pub mod ingest;
 pub mod synth_dataset;
 pub mod loader;
 pub mod inspect;
+pub mod plot;
