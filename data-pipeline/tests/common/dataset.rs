@@ -202,6 +202,7 @@ fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("rows match the schema");
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
+        .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(spec.row_group_rows))
         .build();
     let mut out = Vec::new();
