@@ -56,7 +56,7 @@ pub fn plot_records(
     let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
     let windows = read_windows(
         bytes,
-        &location.to_string(),
+        location.as_ref(),
         manifest.window_samples,
         manifest.signal_scale,
         records,
