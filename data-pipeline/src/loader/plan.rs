@@ -1,7 +1,10 @@
 //! The order of samples in an epoch, a pure function of (seed, epoch):
-//! 1. shuffle the shards; 2. shuffle the row groups within each shard; 3. cut that row-group
-//! sequence into mixing windows of `mix_row_groups` row groups; 4. shuffle all samples within each
-//! window. Every sample of the split appears exactly once per epoch, and only a window's row
+//! 1. shuffle the shards;
+//! 2. shuffle the row groups within each shard;
+//! 3. cut that row-group sequence into mixing windows of `mix_row_groups` row groups;
+//! 4. shuffle all samples within each window.
+//!
+//! Every sample of the split appears exactly once per epoch, and only a window's row
 //! groups need to be in memory to emit its samples.
 //!
 //! The loader's sample stream is epoch 0's order, then epoch 1's, and so on: global stream

@@ -61,7 +61,7 @@ pub fn valid_samples(id: u64, window: usize) -> usize {
 
 /// Whether lead `lead` of row `id` is present (row ids divisible by 3 lack V1..V6).
 pub fn lead_present(id: u64, lead: usize) -> bool {
-    !(id % 3 == 0 && lead >= 6)
+    !(id.is_multiple_of(3) && lead >= 6)
 }
 
 /// Writes the dataset under `root` and returns its manifest.
