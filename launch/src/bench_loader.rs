@@ -2,12 +2,12 @@
 //! batches by the streaming loader, next to pyarrow + numpy batching of the same shards
 //! (bench/loader_pyarrow.py) in the same run. The last line printed is one JSON object.
 
-use anyhow::{bail, Context, Result};
+use crate::python_bench::{run_json_script, script_path};
+use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::loader::{bench_loader, LoaderConfig};
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::Command;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchLoaderArgs {
@@ -38,39 +38,22 @@ pub struct BenchLoaderArgs {
     pub no_pyarrow: bool,
 }
 
-fn default_script() -> PathBuf {
-    let local = PathBuf::from("bench/loader_pyarrow.py");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../bench/loader_pyarrow.py"
-    ))
-}
-
 fn run_pyarrow(args: &BenchLoaderArgs) -> Result<serde_json::Value> {
-    let script = args.pyarrow_script.clone().unwrap_or_else(default_script);
-    let output = Command::new(&args.python)
-        .arg(&script)
-        .args(["--data", &args.data])
-        .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--batches", &args.batches.to_string()])
-        .args(["--crop", &args.crop_samples.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last)
-        .with_context(|| format!("{} printed no JSON last line", script.display()))
+    let script = args
+        .pyarrow_script
+        .clone()
+        .unwrap_or_else(|| script_path("loader_pyarrow.py"));
+    let script_args = [
+        ("--data", args.data.clone()),
+        ("--batch-size", args.batch_size.to_string()),
+        ("--batches", args.batches.to_string()),
+        ("--crop", args.crop_samples.to_string()),
+    ];
+    let script_args: Vec<String> = script_args
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect();
+    run_json_script(&args.python, &script, &script_args)
 }
 
 /// Runs `ecgfm bench loader`.

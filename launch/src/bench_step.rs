@@ -4,14 +4,13 @@
 
 use crate::cli::BenchStepArgs;
 use crate::pretrain::thread_pool;
+use crate::python_bench::{run_json_script, script_path};
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, ProfiledBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 /// Median of a list of durations in milliseconds.
@@ -76,44 +75,24 @@ fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     Ok(())
 }
 
-fn default_torch_script() -> PathBuf {
-    let local = PathBuf::from("bench/torch_step.py");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../bench/torch_step.py"
-    ))
-}
-
 /// Runs the PyTorch script and returns its last-line JSON object.
 fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value> {
     let script = args
         .torch_script
         .clone()
-        .unwrap_or_else(default_torch_script);
-    let output = Command::new(&args.python)
-        .arg(&script)
-        .args(["--model", &args.model])
-        .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, script.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last)
-        .with_context(|| format!("{} printed no JSON last line", script.display()))
+        .unwrap_or_else(|| script_path("torch_step.py"));
+    let script_args = [
+        ("--model", args.model.clone()),
+        ("--batch-size", args.batch_size.to_string()),
+        ("--threads", threads.to_string()),
+        ("--steps", args.steps.to_string()),
+        ("--warmup", args.warmup.to_string()),
+    ];
+    let script_args: Vec<String> = script_args
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect();
+    run_json_script(&args.python, &script, &script_args)
 }
 
 /// Runs `ecgfm bench step`.

@@ -1,19 +1,33 @@
-//! `ecgfm data inspect URL`: a dataset's summary (rows, records, label and split counts,
-//! quality histogram, quarantine).
+//! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
+//! split counts, quality histogram, quarantine), and optionally a picture of a few windows.
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::inspect::inspect;
+use ecgfm_data::plot::plot_records;
+use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct InspectArgs {
     /// Dataset folder or URL (local, file://, s3://, gs://, az://).
     pub url: String,
+    /// Draw the first windows of the first shard, lead by lead (one column per window; panels
+    /// from top to bottom: I, II, III, aVR, aVL, aVF, V1-V6; no text), as a PNG.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
+    /// Windows to draw with --plot.
+    #[arg(long, default_value_t = 4)]
+    pub plot_records: usize,
 }
 
 /// Runs `ecgfm data inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let summary = inspect(&args.url, &[]).with_context(|| format!("inspecting {}", args.url))?;
     println!("{summary}");
+    if let Some(png) = &args.plot {
+        plot_records(&args.url, &[], png, args.plot_records)
+            .with_context(|| format!("plotting {} to {}", args.url, png.display()))?;
+        println!("plot written to {}", png.display());
+    }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod dataset_source;
 pub mod logging;
 pub mod pretrain;
 pub mod progress;
+pub mod python_bench;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};
 
