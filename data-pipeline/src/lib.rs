@@ -12,13 +12,13 @@
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
 //! Start with `docs/dataset-format.md`, then `schema.rs` and `ingest/mod.rs`.
-pub mod schema;
 pub mod error;
-pub mod store;
-pub mod manifest;
-pub mod split;
 pub mod ingest;
-pub mod synth_dataset;
-pub mod loader;
 pub mod inspect;
+pub mod loader;
+pub mod manifest;
 pub mod plot;
+pub mod schema;
+pub mod split;
+pub mod store;
+pub mod synth_dataset;

@@ -46,9 +46,8 @@ impl LayoutArgs {
             target_rate_hz: self.rate,
             ..PipelineConfig::default()
         };
-        let to_samples = |seconds: f64| (seconds * self.rate).round() as usize;
-        config.window.window_samples = to_samples(self.window_s);
-        config.window.stride_samples = self.stride_s.map(to_samples);
+        config.window.window_samples = self.samples(self.window_s);
+        config.window.stride_samples = self.stride_s.map(|s| self.samples(s));
         config.band_pass = match self.bandpass.as_str() {
             "none" => None,
             corners => {
@@ -69,6 +68,11 @@ impl LayoutArgs {
             other => bail!("--standardize {other:?}: expected none, per_lead or per_record"),
         };
         Ok(config)
+    }
+
+    /// Samples at the target rate in `seconds`.
+    fn samples(&self, seconds: f64) -> usize {
+        (seconds * self.rate).round() as usize
     }
 
     fn shard_bytes(&self) -> u64 {
