@@ -50,9 +50,13 @@ pub fn run(args: &ReadArgs) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut writer = BufWriter::new(stdout.lock());
-            write_rdsamp_csv(&record, args.digital, &mut writer)
-                .and_then(|_| writer.flush())
-                .context("writing CSV to standard output")?;
+            let written =
+                write_rdsamp_csv(&record, args.digital, &mut writer).and_then(|_| writer.flush());
+            // A closed pipe (`ecgfm data read R | head`) is the reader's choice, not an error.
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("writing CSV to standard output")?,
+            }
         }
     }
     Ok(())
