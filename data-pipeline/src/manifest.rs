@@ -125,6 +125,25 @@ impl Manifest {
         }
     }
 
+    /// The manifest of a dataset made from one `source` with these preprocessing settings,
+    /// before its shards and counts are filled in.
+    pub fn for_source(
+        preprocessing: &ecgfm_preprocess::PipelineConfig,
+        window_samples: usize,
+        row_group_rows: usize,
+        source: SourceEntry,
+    ) -> Self {
+        let mut manifest = Manifest::new(
+            preprocessing.target_rate_hz as f32,
+            window_samples,
+            row_group_rows,
+        );
+        manifest.preprocessing =
+            serde_json::to_value(preprocessing).expect("preprocessing settings serialise");
+        manifest.sources.push(source);
+        manifest
+    }
+
     /// Pretty JSON bytes of the manifest.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("manifest serialises: all keys are strings")

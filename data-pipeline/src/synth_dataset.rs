@@ -166,19 +166,17 @@ pub fn write_synth_dataset(
         next = end;
     }
     flush(&mut totals, &mut writer, out_store.as_ref(), &out_root)?;
-    let mut manifest = Manifest::new(
-        opts.preprocessing.target_rate_hz as f32,
+    let mut manifest = Manifest::for_source(
+        &opts.preprocessing,
         layout.window_samples,
         layout.row_group_rows,
+        SourceEntry {
+            name: SYNTH_SOURCE.into(),
+            uri: format!("ecgfm-synth seed {}", opts.seed),
+            format: SYNTH_SOURCE.into(),
+            records_seen: opts.records,
+        },
     );
-    manifest.preprocessing =
-        serde_json::to_value(&opts.preprocessing).expect("preprocessing settings serialise");
-    manifest.sources.push(SourceEntry {
-        name: SYNTH_SOURCE.into(),
-        uri: format!("ecgfm-synth seed {}", opts.seed),
-        format: SYNTH_SOURCE.into(),
-        records_seen: opts.records,
-    });
     manifest.shards = totals.shards;
     manifest.counts = totals.counts;
     manifest.save(out_store.as_ref(), &out_root)?;

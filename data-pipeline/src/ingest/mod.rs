@@ -105,19 +105,17 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     };
     let (journal, complete) = run.execute(journal)?;
     if complete {
-        let mut manifest = Manifest::new(
-            opts.preprocessing.target_rate_hz as f32,
+        let mut manifest = Manifest::for_source(
+            &opts.preprocessing,
             layout.window_samples,
             layout.row_group_rows,
+            SourceEntry {
+                name: source_name.clone(),
+                uri: source.describe(),
+                format: format.as_str().to_string(),
+                records_seen: records.len() as u64,
+            },
         );
-        manifest.preprocessing =
-            serde_json::to_value(&opts.preprocessing).expect("preprocessing settings serialise");
-        manifest.sources.push(SourceEntry {
-            name: source_name.clone(),
-            uri: source.describe(),
-            format: format.as_str().to_string(),
-            records_seen: records.len() as u64,
-        });
         manifest.shards = journal.shards.clone();
         manifest.counts = journal.counts.clone();
         manifest.quarantine = journal.quarantine.clone();
