@@ -53,8 +53,10 @@ impl BatchSource for DatasetSource {
             )
             .into());
         }
-        out.x.copy_from_slice(&self.batch.x);
-        out.lead_mask.copy_from_slice(&self.batch.lead_mask);
+        // Swap rather than copy: the loader gets the model's previous buffers (same sizes) back
+        // through its buffer pool on the next call, so no batch is copied or allocated.
+        std::mem::swap(&mut out.x, &mut self.batch.x);
+        std::mem::swap(&mut out.lead_mask, &mut self.batch.lead_mask);
         Ok(())
     }
 
