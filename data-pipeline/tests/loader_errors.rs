@@ -1,5 +1,6 @@
 //! Broken datasets give clear errors naming the file: a missing manifest, a missing shard, a
-//! shard that is not Parquet, and a shard whose data pages are damaged.
+//! shard that is not Parquet, a shard whose size disagrees with the manifest, and a shard whose
+//! data pages are damaged.
 
 mod common;
 
@@ -84,6 +85,25 @@ fn non_parquet_shard_names_it() {
     let text = err.to_string();
     assert!(
         text.contains("shards/shard-00002.parquet") && text.contains("Parquet"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shard_size_must_match_the_manifest() {
+    let url = write("resized");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&read(&url, "manifest.json")).unwrap();
+    let bytes = manifest["shards"][1]["bytes"].as_u64().unwrap();
+    manifest["shards"][1]["bytes"] = (bytes + 1).into();
+    replace(
+        &url,
+        "manifest.json",
+        Some(serde_json::to_vec(&manifest).unwrap()),
+    );
+    let text = Loader::open(&url, config()).err().unwrap().to_string();
+    assert!(
+        text.contains("shard-00001.parquet") && text.contains(&format!("{bytes} bytes")),
         "{text}"
     );
 }

@@ -2,9 +2,11 @@
 //! about each before reading it (labels, patient, age, sex, fold), for every source format,
 //! including format auto-detection and the label-CSV override.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ecgfm_wfdb::labels::{read_cinc2017_reference_from, PtbXlDatabase, Sex};
+use ecgfm_wfdb::Header;
+use rayon::prelude::*;
 
 use crate::error::DataError;
 use crate::ingest::label_csv::LabelOverride;
@@ -75,16 +77,44 @@ pub fn make_plan(
     let mut records = match format {
         SourceFormat::Ptbxl => ptbxl_records(source, &files)?,
         SourceFormat::Cinc2017 => cinc2017_records(source, &headers)?,
-        SourceFormat::Cinc2021 | SourceFormat::Wfdb | SourceFormat::Auto => headers
-            .iter()
-            .map(|name| PlannedRecord::bare(name, true))
-            .collect(),
+        SourceFormat::Cinc2021 | SourceFormat::Wfdb | SourceFormat::Auto => {
+            let segments = segment_records(source, &headers);
+            headers
+                .iter()
+                .filter(|name| !segments.contains(**name))
+                .map(|name| PlannedRecord::bare(name, true))
+                .collect()
+        }
     };
     records.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(labels) = labels {
         records.iter_mut().for_each(|r| labels.apply(r));
     }
     Ok(Plan { format, records })
+}
+
+/// The records that are segments (or the layout) of a multi-segment record in `headers`: they
+/// are read as part of that record and must not be ingested again on their own. Every header
+/// is read (in parallel); one that cannot be read or parsed is left for ingest to quarantine.
+fn segment_records(source: &SourceRoot, headers: &[&str]) -> HashSet<String> {
+    headers
+        .par_iter()
+        .filter_map(|name| {
+            let text = source.read(&format!("{name}.hea")).ok()?;
+            let text = String::from_utf8_lossy(&text);
+            let header = Header::parse(&text, name).ok()?;
+            let dir = name.rfind('/').map_or("", |i| &name[..=i]);
+            header.is_multi_segment().then(|| {
+                header
+                    .segments
+                    .into_iter()
+                    .filter(|segment| segment.name != "~")
+                    .map(|segment| format!("{dir}{}", segment.name))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flatten()
+        .collect()
 }
 
 fn detect(

@@ -126,7 +126,7 @@ mod tests {
             .map(|i| (i % 30000) as i16)
             .collect();
         Arc::new(DecodedRows {
-            signal: signal.into(),
+            signal,
             lead_mask: (0..count * N_LEADS).map(|i| (i % 2) as u8).collect(),
             n_samples,
         })

@@ -75,6 +75,16 @@ impl DatasetIndex {
         let mut shard_units = Vec::with_capacity(shards.len());
         let mut first_id = 0u64;
         for (s, (shard, entry)) in shards.iter().zip(&manifest.shards).enumerate() {
+            if shard.size != entry.bytes {
+                return Err(DataError::Corrupt {
+                    path: entry.path.clone(),
+                    reason: format!(
+                        "the file has {} bytes, the manifest says {}: the shard was changed \
+                         or truncated after the manifest was written",
+                        shard.size, entry.bytes
+                    ),
+                });
+            }
             let row_groups = shard.row_group_rows();
             if row_groups != entry.row_groups {
                 return Err(DataError::Corrupt {

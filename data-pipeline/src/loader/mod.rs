@@ -22,6 +22,7 @@ mod pipeline;
 mod plan;
 mod rng;
 mod shard;
+mod signal;
 
 use std::sync::{Arc, Mutex};
 

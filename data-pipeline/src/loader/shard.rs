@@ -5,9 +5,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, FixedSizeListArray, Int16Array, Int32Array};
-use arrow::buffer::ScalarBuffer;
-use arrow::datatypes::{Int16Type, Int32Type};
+use arrow::array::{Array, AsArray, BooleanArray, FixedSizeListArray, Int32Array};
+use arrow::datatypes::Int32Type;
 use bytes::{Buf, Bytes};
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -22,6 +21,8 @@ use crate::error::DataError;
 use crate::schema::{col, N_LEADS};
 use crate::store;
 
+use super::signal::{consecutive_runs, decode_signal_rows};
+
 /// Bytes fetched from the end of a shard in the first request; most footers fit.
 const FOOTER_GUESS: u64 = 64 * 1024;
 
@@ -31,7 +32,8 @@ pub(crate) struct Shard {
     pub path: Path,
     /// Name used in errors (the manifest's relative path).
     pub name: String,
-    size: u64,
+    /// File size in bytes.
+    pub size: u64,
     metadata: ArrowReaderMetadata,
     /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`.
     signal: usize,
@@ -42,7 +44,7 @@ pub(crate) struct Shard {
 
 /// Rows decoded from one row group: `signal` is (rows, 12, window) int16, lead-major.
 pub(crate) struct DecodedRows {
-    pub signal: ScalarBuffer<i16>,
+    pub signal: Vec<i16>,
     pub lead_mask: Vec<u8>,
     pub n_samples: Vec<i32>,
 }
@@ -210,33 +212,22 @@ impl Shard {
         rows: &[u32],
         window: usize,
     ) -> Result<DecodedRows, DataError> {
-        let batch = self.decode_batch(
-            file,
-            rg,
-            &[self.signal, self.lead_mask, self.n_samples],
-            Some(rows),
-        )?;
+        let mut signal = Vec::new();
+        decode_signal_rows(
+            file.clone(),
+            self.metadata.metadata().row_group(rg),
+            self.signal,
+            rows,
+            N_LEADS * window,
+            &mut signal,
+        )
+        .map_err(|reason| self.corrupt(&format!("row group {rg}: {reason}")))?;
+        let batch = self.decode_batch(file, rg, &[self.lead_mask, self.n_samples], Some(rows))?;
         let by_name = |name: &str| {
             batch
                 .column_by_name(name)
                 .ok_or_else(|| self.corrupt(&format!("column {name:?} missing after decode")))
         };
-        let signal = by_name(col::SIGNAL)?
-            .as_any()
-            .downcast_ref::<FixedSizeListArray>()
-            .filter(|a| a.value_length() as usize == N_LEADS * window)
-            .ok_or_else(|| {
-                self.corrupt(&format!(
-                    "signal is not FixedSizeList<Int16, {}>",
-                    N_LEADS * window
-                ))
-            })?;
-        let values: &Int16Array = signal
-            .values()
-            .as_primitive_opt::<Int16Type>()
-            .ok_or_else(|| self.corrupt("signal items are not Int16"))?;
-        let offset = signal.offset() * N_LEADS * window;
-        let signal_values = values.values().slice(offset, rows.len() * N_LEADS * window);
         let mask = by_name(col::LEAD_MASK)?
             .as_any()
             .downcast_ref::<FixedSizeListArray>()
@@ -254,7 +245,7 @@ impl Shard {
             .as_primitive_opt::<Int32Type>()
             .ok_or_else(|| self.corrupt("n_samples is not Int32"))?;
         Ok(DecodedRows {
-            signal: signal_values,
+            signal,
             lead_mask,
             n_samples: lengths.values().to_vec(),
         })
@@ -314,19 +305,15 @@ impl Shard {
 
 /// A row selection picking `rows` (ascending) out of `total`.
 fn selection(rows: &[u32], total: usize) -> RowSelection {
-    let mut ranges: Vec<Range<usize>> = Vec::new();
-    for &row in rows {
-        let row = row as usize;
-        match ranges.last_mut() {
-            Some(last) if last.end == row => last.end += 1,
-            _ => ranges.push(row..row + 1),
-        }
-    }
-    RowSelection::from_consecutive_ranges(ranges.into_iter(), total)
+    let ranges = consecutive_runs(rows)
+        .into_iter()
+        .map(|r| r.start as usize..r.end as usize);
+    RowSelection::from_consecutive_ranges(ranges, total)
 }
 
 /// The parts of a file that were fetched (column chunks), served to the Parquet reader as if
 /// they were the file.
+#[derive(Clone)]
 pub(crate) struct SparseFile {
     size: u64,
     chunks: Vec<(u64, Bytes)>,

@@ -1,0 +1,168 @@
+//! Direct decode of a row group's `signal` column chunk into int16 rows, without building Arrow
+//! list arrays: Parquet's page reader and column reader give the INT32 values (any encoding,
+//! any codec) and the repetition levels; we check every row is exactly `12 * window` values
+//! that fit in int16, and narrow them into the caller's buffer.
+//!
+//! This is the loader's hot path (see the README's loader benchmark): the generic Arrow
+//! `FixedSizeList` reader spends most of its time re-validating levels and copying.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use parquet::column::reader::{get_typed_column_reader, ColumnReader};
+use parquet::data_type::Int32Type;
+use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::shard::SparseFile;
+
+/// Scratch buffers reused across calls on one worker thread (they are large: a row group's
+/// worth of levels and values would otherwise be page-faulted in on every call).
+#[derive(Default)]
+struct Scratch {
+    def: Vec<i16>,
+    rep: Vec<i16>,
+    values: Vec<i32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Decodes rows `rows` (ascending, within row group `rg_meta`) of leaf column `leaf` into
+/// `out` (`rows.len() * row_len` values, row after row). Errors are plain strings; the caller
+/// names the file.
+pub(crate) fn decode_signal_rows(
+    file: SparseFile,
+    rg_meta: &RowGroupMetaData,
+    leaf: usize,
+    rows: &[u32],
+    row_len: usize,
+    out: &mut Vec<i16>,
+) -> Result<(), String> {
+    let column = rg_meta.column(leaf);
+    let descr = column.column_descr_ptr();
+    if descr.max_rep_level() != 1 {
+        return Err(format!(
+            "signal has repetition depth {}, expected a single list",
+            descr.max_rep_level()
+        ));
+    }
+    let pages =
+        SerializedPageReader::new(Arc::new(file), column, rg_meta.num_rows() as usize, None)
+            .map_err(|e| e.to_string())?;
+    let mut reader = get_typed_column_reader::<Int32Type>(ColumnReader::Int32ColumnReader(
+        parquet::column::reader::ColumnReaderImpl::new(descr.clone(), Box::new(pages)),
+    ));
+    out.clear();
+    out.reserve(rows.len() * row_len);
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut next = 0u32;
+        for run in consecutive_runs(rows) {
+            if run.start > next {
+                let skip = (run.start - next) as usize;
+                let skipped = reader.skip_records(skip).map_err(|e| e.to_string())?;
+                if skipped != skip {
+                    return Err(format!("row group ends before row {}", run.start));
+                }
+            }
+            let count = (run.end - run.start) as usize;
+            scratch.def.clear();
+            scratch.rep.clear();
+            scratch.values.clear();
+            let (records, values, levels) = reader
+                .read_records(
+                    count,
+                    Some(&mut scratch.def),
+                    Some(&mut scratch.rep),
+                    &mut scratch.values,
+                )
+                .map_err(|e| e.to_string())?;
+            check_shape(&scratch.rep, records, values, levels, count, row_len)?;
+            narrow(&scratch.values, out)?;
+            next = run.end;
+        }
+        Ok(())
+    })
+}
+
+/// Every row holds exactly `row_len` values, none null: `count` records, as many values as
+/// levels, and a record start (repetition level 0) every `row_len` levels.
+fn check_shape(
+    rep: &[i16],
+    records: usize,
+    values: usize,
+    levels: usize,
+    count: usize,
+    row_len: usize,
+) -> Result<(), String> {
+    if records != count || values != levels || levels != count * row_len {
+        return Err(format!(
+            "signal holds {values} values in {levels} levels for {records} rows; expected \
+             {count} rows of {row_len} non-null values"
+        ));
+    }
+    // The column reader counted `records` level-0 entries; all of them sit on row boundaries.
+    if rep.iter().step_by(row_len).any(|&r| r != 0) {
+        return Err(format!("signal rows are not all {row_len} values long"));
+    }
+    Ok(())
+}
+
+/// Appends `values` to `out` as int16, refusing any value out of range.
+fn narrow(values: &[i32], out: &mut Vec<i16>) -> Result<(), String> {
+    let start = out.len();
+    out.extend(values.iter().map(|&v| v as i16));
+    let wrapped = values
+        .iter()
+        .zip(&out[start..])
+        .fold(false, |bad, (&v, &n)| bad | (i32::from(n) != v));
+    if wrapped {
+        let bad = values.iter().find(|&&v| i16::try_from(v).is_err());
+        return Err(format!("signal value {bad:?} is outside int16"));
+    }
+    Ok(())
+}
+
+/// `rows` (ascending) as half-open runs of consecutive row numbers.
+pub(crate) fn consecutive_runs(rows: &[u32]) -> Vec<std::ops::Range<u32>> {
+    let mut runs: Vec<std::ops::Range<u32>> = Vec::new();
+    for &row in rows {
+        match runs.last_mut() {
+            Some(last) if last.end == row => last.end += 1,
+            _ => runs.push(row..row + 1),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_group_consecutive_rows() {
+        assert_eq!(
+            consecutive_runs(&[0, 1, 2, 5, 7, 8]),
+            vec![0..3, 5..6, 7..9]
+        );
+        assert!(consecutive_runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn shape_check_rejects_ragged_rows() {
+        let rep = [0, 1, 1, 0, 1, 1];
+        assert!(check_shape(&rep, 2, 6, 6, 2, 3).is_ok());
+        let ragged = [0, 1, 0, 1, 1, 1];
+        assert!(check_shape(&ragged, 2, 6, 6, 2, 3).is_err());
+        assert!(check_shape(&rep, 2, 5, 6, 2, 3).is_err());
+    }
+
+    #[test]
+    fn narrowing_refuses_out_of_range() {
+        let mut out = Vec::new();
+        narrow(&[-32768, 0, 32767], &mut out).unwrap();
+        assert_eq!(out, vec![-32768, 0, 32767]);
+        assert!(narrow(&[40000], &mut out).is_err());
+    }
+}
