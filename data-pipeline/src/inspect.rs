@@ -1,17 +1,18 @@
 //! `ecgfm data inspect`: a summary of a dataset (rows, records, shards, label and split counts,
-//! a quality-score histogram read from the shards, quarantine) with a human-readable Display.
+//! a quality-score histogram and quality-flag counts read from the shards, quarantine) with a
+//! human-readable Display.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use arrow::array::AsArray;
-use arrow::datatypes::Float32Type;
+use arrow::datatypes::{Float32Type, UInt8Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use crate::error::DataError;
 use crate::manifest::{Manifest, QuarantineEntry};
-use crate::schema::col;
+use crate::schema::{col, quality_flag, N_LEADS};
 use crate::store;
 
 /// Bins of the quality histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
@@ -31,6 +32,8 @@ pub struct DatasetSummary {
     pub splits: BTreeMap<String, u64>,
     /// Rows per quality-score bin (see [`QUALITY_BINS`]).
     pub quality_histogram: [u64; QUALITY_BINS],
+    /// Rows with each quality flag (see [`FLAG_NAMES`]) raised on at least one lead.
+    pub flagged_rows: [u64; FLAG_NAMES.len()],
     pub quarantine: BTreeMap<String, u64>,
     /// The first few quarantined records, with their reasons.
     pub quarantine_examples: Vec<QuarantineEntry>,
@@ -38,14 +41,25 @@ pub struct DatasetSummary {
     pub partial_records: usize,
 }
 
+/// Quality flag bits (`schema::quality_flag`) and their names, in bit order.
+pub const FLAG_NAMES: [(u8, &str); 5] = [
+    (quality_flag::MISSING, "missing samples"),
+    (quality_flag::FLAT, "flat line"),
+    (quality_flag::CLIPPING, "clipping"),
+    (quality_flag::IMPLAUSIBLE_AMPLITUDE, "implausible amplitude"),
+    (quality_flag::HIGH_FREQUENCY_NOISE, "high-frequency noise"),
+];
+
 /// Quarantined records listed in the summary.
 const EXAMPLES: usize = 5;
 
-/// Reads the manifest and the `quality_score` column of every shard of the dataset at `url`.
+/// Reads the manifest and the `quality_score` and `quality_flags` columns of every shard of the
+/// dataset at `url`.
 pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, DataError> {
     let (object_store, root) = store::open_url_with(url, options)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
     let mut histogram = [0u64; QUALITY_BINS];
+    let mut flagged_rows = [0u64; FLAG_NAMES.len()];
     for shard in &manifest.shards {
         let location = store::join(&root, &shard.path);
         let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
@@ -54,27 +68,43 @@ pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, Da
             source,
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-        let index =
+        let corrupt = |reason: String| DataError::Corrupt {
+            path: location.to_string(),
+            reason,
+        };
+        let index = |name: &str| {
             builder
                 .schema()
-                .index_of(col::QUALITY_SCORE)
-                .map_err(|e| DataError::Corrupt {
-                    path: location.to_string(),
-                    reason: e.to_string(),
-                })?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+                .index_of(name)
+                .map_err(|e| corrupt(e.to_string()))
+        };
+        let columns = [index(col::QUALITY_SCORE)?, index(col::QUALITY_FLAGS)?];
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
         let reader = builder
             .with_projection(mask)
             .build()
             .map_err(parquet_error)?;
         for batch in reader {
-            let batch = batch.map_err(|e| DataError::Corrupt {
-                path: location.to_string(),
-                reason: e.to_string(),
-            })?;
-            for score in batch.column(0).as_primitive::<Float32Type>().values() {
+            let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+            let scores = batch.column_by_name(col::QUALITY_SCORE);
+            let scores = scores
+                .and_then(|c| c.as_primitive_opt::<Float32Type>())
+                .ok_or_else(|| corrupt("quality_score is not Float32".into()))?;
+            for score in scores.values() {
                 let bin = (score.clamp(0.0, 1.0) * QUALITY_BINS as f32) as usize;
                 histogram[bin.min(QUALITY_BINS - 1)] += 1;
+            }
+            let flags = batch
+                .column_by_name(col::QUALITY_FLAGS)
+                .and_then(|c| c.as_fixed_size_list_opt())
+                .filter(|c| c.value_length() as usize == N_LEADS)
+                .and_then(|c| c.values().as_primitive_opt::<UInt8Type>().cloned())
+                .ok_or_else(|| corrupt("quality_flags is not FixedSizeList<UInt8, 12>".into()))?;
+            for row in flags.values().chunks_exact(N_LEADS) {
+                let any = row.iter().fold(0u8, |acc, &f| acc | f);
+                for (count, (bit, _)) in flagged_rows.iter_mut().zip(FLAG_NAMES) {
+                    *count += u64::from(any & bit != 0);
+                }
             }
         }
     }
@@ -89,6 +119,7 @@ pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, Da
         labels: manifest.counts.labels,
         splits: manifest.counts.splits,
         quality_histogram: histogram,
+        flagged_rows,
         quarantine: manifest.counts.quarantine,
         quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
         partial_records: manifest.partial.len(),
@@ -130,6 +161,10 @@ impl fmt::Display for DatasetSummary {
             let bar = "#".repeat((n * 40).div_ceil(widest) as usize);
             let low = bin as f32 / QUALITY_BINS as f32;
             writeln!(f, "  {low:.1}-{:.1} {n:>8} {bar}", low + 0.1)?;
+        }
+        writeln!(f, "quality flags (rows with the flag on any lead):")?;
+        for (n, (_, name)) in self.flagged_rows.iter().zip(FLAG_NAMES) {
+            writeln!(f, "  {name:<24} {n:>8}")?;
         }
         writeln!(
             f,

@@ -122,6 +122,17 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     assert_eq!(summary.rows, rows.len() as u64);
     assert_eq!(summary.records, 5);
     assert_eq!(summary.quality_histogram.iter().sum::<u64>(), summary.rows);
+    // A score under 0.5 means some check passed its threshold, which raises that check's flag.
+    let below_half = rows.iter().filter(|r| r.quality_score < 0.5).count() as u64;
+    let flagged = &summary.flagged_rows;
+    assert!(
+        below_half > 0,
+        "wfdb-formats holds noisy and clipped records"
+    );
+    assert!(
+        *flagged.iter().max().unwrap() <= below_half && below_half <= flagged.iter().sum::<u64>(),
+        "{flagged:?} vs {below_half} rows scored under 0.5"
+    );
     assert_eq!(summary.partial_records, 4);
     let text = summary.to_string();
     println!("{text}");

@@ -14,7 +14,7 @@
 //! | 2 | flat | max(`flat_min_std` / std(clean), longest constant run of input / `flat_max_constant_s`) |
 //! | 4 | clipping | fraction of input samples in runs (>= `clip_min_run_s`) within `clip_level_tolerance` × range of the max or min, / `max_clip_fraction` |
 //! | 8 | amplitude | max(p2p(clean) / `max_peak_to_peak`, `min_peak_to_peak` / p2p(clean)) |
-//! | 16 | high-frequency noise | E(high) / (E(high) + E(clean - mean)), / `max_hf_ratio` |
+//! | 16 | high-frequency noise | min(E(high) / (E(high) + E(clean - mean)) / `max_hf_ratio`, rms(high) / `min_hf_rms`) |
 //!
 //! Hard fail (the window is unusable): every present lead is flat or has more than
 //! `hard_fail_missing_fraction` missing samples.
@@ -67,6 +67,9 @@ pub struct QualityConfig {
     pub hf_filter_order: usize,
     /// High-band energy fraction above which the noise flag is raised.
     pub max_hf_ratio: f64,
+    /// High-band RMS (mV) below which the noise flag is never raised, whatever the fraction: a
+    /// near-isoelectric lead carrying a few microvolts of noise is still a usable lead.
+    pub min_hf_rms: f64,
 }
 
 impl Default for QualityConfig {
@@ -85,6 +88,7 @@ impl Default for QualityConfig {
             hf_cutoff_hz: 40.0,
             hf_filter_order: 4,
             max_hf_ratio: 0.2,
+            min_hf_rms: 0.03,
         }
     }
 }
@@ -108,6 +112,7 @@ impl QualityConfig {
             ("max_peak_to_peak", self.max_peak_to_peak),
             ("hf_cutoff_hz", self.hf_cutoff_hz),
             ("max_hf_ratio", self.max_hf_ratio),
+            ("min_hf_rms", self.min_hf_rms),
         ];
         if let Some((name, value)) = named.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             return Err(PreprocessError::InvalidConfig(format!(
@@ -205,11 +210,13 @@ impl QualityChecker {
         let clipping = clipped_fraction(view.input, &input, c.clip_level_tolerance, min_run)
             / c.max_clip_fraction;
         let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
+        // Flagged only when the high band is both a large share of the energy and large itself.
         let noise = view.high.map_or(0.0, |high| {
             let e_high: f64 = high.iter().map(|v| v * v).sum();
             let total = e_high + clean.squared_deviations;
             if total > 0.0 {
-                e_high / total / c.max_hf_ratio
+                let rms = (e_high / high.len().max(1) as f64).sqrt();
+                (e_high / total / c.max_hf_ratio).min(rms / c.min_hf_rms)
             } else {
                 0.0
             }

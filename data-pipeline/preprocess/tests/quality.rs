@@ -123,6 +123,24 @@ fn broadband_noise_is_flagged_as_high_frequency() {
 }
 
 #[test]
+fn noise_on_a_quiet_lead_is_flagged_only_when_it_is_large() {
+    // A near-isoelectric lead (0.05 mV waves): 15 uV of broadband noise is a large share of its
+    // energy (the ratio test alone flags it) but harmless; 100 uV is not.
+    let quiet = ecg_like(N, RATE, 0.05);
+    let noisy = |sigma: f64, config: PipelineConfig| {
+        let mut record = clean_record(8);
+        let mut rng = Rng::new(12);
+        record[4] = quiet.iter().map(|v| v + sigma * rng.normal()).collect();
+        flags_of(&run_with(&record, config).unwrap(), 4) & FLAG_HF_NOISE
+    };
+    let mut ratio_only = PipelineConfig::default();
+    ratio_only.quality.min_hf_rms = 1e-9;
+    assert_ne!(noisy(0.015, ratio_only), 0);
+    assert_eq!(noisy(0.015, PipelineConfig::default()), 0);
+    assert_ne!(noisy(0.1, PipelineConfig::default()), 0);
+}
+
+#[test]
 fn implausible_amplitude_is_flagged() {
     let mut record = clean_record(7);
     record[10] = ecg_like(N, RATE, 12.0);
