@@ -101,12 +101,12 @@ pub(crate) fn assemble(samples: &[ReadySample], spec: CropSpec, out: &mut Batch)
         let row = sample.row as usize;
         let valid = (sample.rows.n_samples[row].max(0) as usize).min(w);
         let (offset, len) = spec.place(valid, sample.epoch, sample.id);
-        let src_row = &sample.rows.signal[row * N_LEADS * w..(row + 1) * N_LEADS * w];
+        let src_row = &sample.rows.signal.values[row * N_LEADS * w..(row + 1) * N_LEADS * w];
         let dst_row = &mut out.x[b * N_LEADS * s..(b + 1) * N_LEADS * s];
         for (src, dst) in src_row.chunks_exact(w).zip(dst_row.chunks_exact_mut(s)) {
             let (head, tail) = dst.split_at_mut(len);
             for (d, &v) in head.iter_mut().zip(&src[offset..offset + len]) {
-                *d = f32::from(v) * spec.scale;
+                *d = v as f32 * spec.scale;
             }
             tail.fill(0.0);
         }
@@ -122,11 +122,11 @@ mod tests {
 
     fn rows(n_samples: Vec<i32>, window: usize) -> Arc<DecodedRows> {
         let count = n_samples.len();
-        let signal: Vec<i16> = (0..count * N_LEADS * window)
-            .map(|i| (i % 30000) as i16)
+        let signal: Vec<i32> = (0..count * N_LEADS * window)
+            .map(|i| (i % 30000) as i32)
             .collect();
         Arc::new(DecodedRows {
-            signal,
+            signal: signal.into(),
             lead_mask: (0..count * N_LEADS).map(|i| (i % 2) as u8).collect(),
             n_samples,
         })
@@ -166,13 +166,13 @@ mod tests {
         assert_eq!(len, 6);
         for lead in 0..N_LEADS {
             for t in 0..6 {
-                let want = data.signal[lead * window + offset + t] as f32 * 0.5;
+                let want = data.signal.values[lead * window + offset + t] as f32 * 0.5;
                 assert_eq!(out.x[lead * 6 + t], want);
             }
             // The short window: 4 valid samples from its start, then zeros.
             let base = N_LEADS * 6 + lead * 6;
             for t in 0..4 {
-                let want = data.signal[(N_LEADS + lead) * window + t] as f32 * 0.5;
+                let want = data.signal.values[(N_LEADS + lead) * window + t] as f32 * 0.5;
                 assert_eq!(out.x[base + t], want);
             }
             assert_eq!(&out.x[base + 4..base + 6], &[0.0, 0.0]);

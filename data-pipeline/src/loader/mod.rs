@@ -17,6 +17,7 @@
 
 mod batch;
 mod bench;
+mod buffers;
 mod index;
 mod pipeline;
 mod plan;
@@ -39,6 +40,7 @@ pub use bench::{bench_loader, LoaderBenchResult};
 pub use index::ALL_SPLITS;
 
 use batch::CropSpec;
+use buffers::BufferPool;
 use index::DatasetIndex;
 use pipeline::{BatchPool, Pipeline};
 use plan::RankSlice;
@@ -230,6 +232,7 @@ impl Loader {
             decode_threads: config.decode_threads,
             workers: self.workers.clone(),
             pool: self.pool.clone(),
+            buffers: BufferPool::default(),
         };
         let (batches, task) = pipeline.spawn(config.prefetch_batches);
         Running { batches, task }

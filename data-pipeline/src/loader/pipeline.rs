@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::DataError;
 
 use super::batch::{assemble, Batch, CropSpec, ReadySample};
+use super::buffers::BufferPool;
 use super::index::DatasetIndex;
 use super::plan::{EpochPlan, RankSlice};
 
@@ -37,6 +38,8 @@ pub(crate) struct Pipeline {
     pub decode_threads: usize,
     pub workers: Arc<rayon::ThreadPool>,
     pub pool: BatchPool,
+    /// Decoded-signal buffers, reused across row groups.
+    pub buffers: BufferPool,
 }
 
 /// One mixing window to load.
@@ -176,8 +179,11 @@ impl Pipeline {
                     let file = shard.fetch_rows(this.store.as_ref(), rg).await?;
                     let rows: Vec<u32> = ks.iter().map(|&k| u.rows[k as usize]).collect();
                     let window_samples = this.index.window_samples;
+                    let buffers = this.buffers.clone();
                     let decoded = this
-                        .on_workers(move || shard.decode_rows(file, rg, &rows, window_samples))
+                        .on_workers(move || {
+                            shard.decode_rows(file, rg, &rows, window_samples, &buffers)
+                        })
                         .await?;
                     Ok::<_, DataError>(Some(Arc::new(decoded)))
                 }

@@ -21,6 +21,7 @@ use crate::error::DataError;
 use crate::schema::{col, N_LEADS};
 use crate::store;
 
+use super::buffers::{BufferPool, PooledBuffer};
 use super::signal::{consecutive_runs, decode_signal_rows};
 
 /// Bytes fetched from the end of a shard in the first request; most footers fit.
@@ -42,9 +43,9 @@ pub(crate) struct Shard {
     split: usize,
 }
 
-/// Rows decoded from one row group: `signal` is (rows, 12, window) int16, lead-major.
+/// Rows decoded from one row group: `signal` is (rows, 12, window) stored values, lead-major.
 pub(crate) struct DecodedRows {
-    pub signal: Vec<i16>,
+    pub signal: PooledBuffer,
     pub lead_mask: Vec<u8>,
     pub n_samples: Vec<i32>,
 }
@@ -211,15 +212,16 @@ impl Shard {
         rg: usize,
         rows: &[u32],
         window: usize,
+        buffers: &BufferPool,
     ) -> Result<DecodedRows, DataError> {
-        let mut signal = Vec::new();
+        let mut signal = buffers.take();
         decode_signal_rows(
             file.clone(),
             self.metadata.metadata().row_group(rg),
             self.signal,
             rows,
             N_LEADS * window,
-            &mut signal,
+            &mut signal.values,
         )
         .map_err(|reason| self.corrupt(&format!("row group {rg}: {reason}")))?;
         let batch = self.decode_batch(file, rg, &[self.lead_mask, self.n_samples], Some(rows))?;
