@@ -1,6 +1,7 @@
 //! `ecgfm data inspect`: a summary of a dataset (rows, records, shards, label and split counts,
 //! a quality-score histogram and quality-flag counts read from the shards, quarantine) with a
-//! human-readable Display.
+//! human-readable Display. Every shard is read whole, so its size and SHA-256 are checked
+//! against the manifest on the way.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +10,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{Float32Type, UInt8Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
 use crate::manifest::{Manifest, QuarantineEntry};
@@ -39,6 +41,8 @@ pub struct DatasetSummary {
     pub quarantine_examples: Vec<QuarantineEntry>,
     /// Records ingested with dropped leads or windows.
     pub partial_records: usize,
+    /// Shards whose size or SHA-256 differ from the manifest, with what differs.
+    pub damaged_shards: Vec<(String, String)>,
 }
 
 /// Quality flag bits (`schema::quality_flag`) and their names, in bit order.
@@ -60,9 +64,22 @@ pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, Da
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
     let mut histogram = [0u64; QUALITY_BINS];
     let mut flagged_rows = [0u64; FLAG_NAMES.len()];
+    let mut damaged_shards = Vec::new();
     for shard in &manifest.shards {
         let location = store::join(&root, &shard.path);
         let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if bytes.len() as u64 != shard.bytes || sha256 != shard.sha256 {
+            damaged_shards.push((
+                shard.path.clone(),
+                format!(
+                    "{} bytes with SHA-256 {sha256}; the manifest says {} bytes with {}",
+                    bytes.len(),
+                    shard.bytes,
+                    shard.sha256
+                ),
+            ));
+        }
         let parquet_error = |source| DataError::Parquet {
             path: location.to_string(),
             source,
@@ -123,6 +140,7 @@ pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, Da
         quarantine: manifest.counts.quarantine,
         quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
         partial_records: manifest.partial.len(),
+        damaged_shards,
     })
 }
 
@@ -177,6 +195,21 @@ impl fmt::Display for DatasetSummary {
         }
         for q in &self.quarantine_examples {
             writeln!(f, "  e.g. {}: {}", q.record, q.reason)?;
+        }
+        match self.damaged_shards.len() {
+            0 => writeln!(
+                f,
+                "shards: all {} match the manifest's SHA-256",
+                self.shards
+            )?,
+            n => writeln!(
+                f,
+                "shards: {n} of {} DIFFER from the manifest:",
+                self.shards
+            )?,
+        }
+        for (path, what) in &self.damaged_shards {
+            writeln!(f, "  {path}: {what}")?;
         }
         Ok(())
     }

@@ -138,4 +138,17 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     println!("{text}");
     assert!(text.contains("no standard ECG lead"), "{text}");
     assert!(text.contains("249 rows from 5 records"), "{text}");
+    assert!(summary.damaged_shards.is_empty(), "{text}");
+
+    // A shard that no longer matches its manifest entry is reported by name.
+    let manifest_path = out.path().join("manifest.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    json["shards"][0]["sha256"] = "0".repeat(64).into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let summary = ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[]).unwrap();
+    let shard = json["shards"][0]["path"].as_str().unwrap();
+    assert_eq!(summary.damaged_shards.len(), 1);
+    assert_eq!(summary.damaged_shards[0].0, shard);
+    assert!(summary.to_string().contains("DIFFER"));
 }

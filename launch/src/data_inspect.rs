@@ -1,7 +1,8 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
-//! split counts, quality histogram, quarantine), and optionally a picture of a few windows.
+//! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
+//! few windows. Exits non-zero when a shard differs from the manifest.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::plot_records;
@@ -28,6 +29,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         plot_records(&args.url, &[], png, args.plot_records)
             .with_context(|| format!("plotting {} to {}", args.url, png.display()))?;
         println!("plot written to {}", png.display());
+    }
+    if !summary.damaged_shards.is_empty() {
+        bail!(
+            "{} shard(s) of {} differ from its manifest (changed or truncated after ingest)",
+            summary.damaged_shards.len(),
+            args.url
+        );
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-/// Buffers kept for reuse at most; more than the loader ever holds at once.
+/// Idle buffers kept at most (the loader holds about 3 × `mix_row_groups` at once); the pool
+/// never allocates, so it never holds more than the loader's own peak.
 const MAX_POOLED: usize = 32;
 
 /// A shared pool of signal buffers.

@@ -64,7 +64,9 @@ pub struct LoaderConfig {
     pub prefetch_batches: usize,
     /// Threads decoding Parquet and assembling batches at once.
     pub decode_threads: usize,
-    /// Row groups whose samples are shuffled together (the shuffle's reach; memory grows with it).
+    /// Row groups whose samples are shuffled together (the shuffle's reach). Memory grows with
+    /// it: up to 3 windows of decoded rows are held, each `mix_row_groups * row_group_rows * 12 *
+    /// window * 4` bytes (about 120 MB at the defaults of 4 and 256 with 10 s windows).
     pub mix_row_groups: usize,
 }
 
