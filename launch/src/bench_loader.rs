@@ -28,6 +28,13 @@ pub struct BenchLoaderArgs {
     /// Split to read.
     #[arg(long, default_value = "all")]
     pub split: String,
+    /// Time rank 0 of a job of this many ranks (the global batch is `batch-size x world-size`).
+    /// The pyarrow comparison runs only for 1.
+    #[arg(long, default_value_t = 1)]
+    pub world_size: usize,
+    /// Row groups shuffled together (use at least `world-size`).
+    #[arg(long, default_value_t = LoaderConfig::default().mix_row_groups)]
+    pub mix_row_groups: usize,
     /// The pyarrow script to compare with (local datasets only).
     #[arg(long, value_name = "FILE")]
     pub pyarrow_script: Option<PathBuf>,
@@ -63,6 +70,8 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         decode_threads: args.threads,
         crop_samples: args.crop_samples,
         split: args.split.clone(),
+        world_size: args.world_size,
+        mix_row_groups: args.mix_row_groups,
         ..LoaderConfig::default()
     };
     let result = bench_loader(&args.data, config, args.batches)
@@ -82,8 +91,10 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         "batch_size": result.batch_size,
         "threads": result.threads,
         "crop_samples": result.crop_samples,
+        "world_size": args.world_size,
+        "mix_row_groups": args.mix_row_groups,
     });
-    if !args.no_pyarrow {
+    if !args.no_pyarrow && args.world_size == 1 {
         let py = run_pyarrow(args)?;
         let py_rate = py["ecgs_per_s"]
             .as_f64()

@@ -5,9 +5,11 @@
 //! Guarantees:
 //! - the sample stream is epoch 0's order, then epoch 1's, ... (see `plan.rs`); every sample of
 //!   the split appears exactly once per epoch; batches are always full and may straddle epochs;
-//! - global batch `G = batch_size * world_size`: rank `r` takes positions `r*B..(r+1)*B` of every
-//!   global batch, so ranks see disjoint samples, together all of them, and the global sequence
-//!   does not depend on `world_size` or `decode_threads`;
+//! - global batch `G = batch_size * world_size`: the `G` samples at consecutive stream positions,
+//!   ordered by (window, row group, row); rank `r` takes the `r`-th run of `B` of them, so ranks
+//!   see disjoint samples, together all of them, the global sequence does not depend on
+//!   `world_size` or `decode_threads`, and a rank reads only a few of a window's row groups
+//!   (set `mix_row_groups` >= `world_size`; see `plan::RankSlice`);
 //! - `state()` / `restore()` resume exactly, also with another `world_size` of the same `G`;
 //! - crops are drawn from (seed, epoch, sample id) (see `batch.rs`).
 //!

@@ -144,11 +144,11 @@ impl Pipeline {
         let index = &self.index;
         let window = &job.plan.windows[job.window];
         let base = job.plan.epoch * index.samples + window.start;
-        let owned: Vec<u64> = self.slice.owned_in(base..base + window.len).collect();
+        let order = job.plan.window_order(index, job.window);
+        let owned = self.slice.take(base, &order);
         if owned.is_empty() {
             return Ok(Vec::new());
         }
-        let order = job.plan.window_order(index, job.window);
         // For each unit of the window, the selected-row numbers this rank needs, ascending.
         let mut needed: Vec<Vec<u32>> = vec![Vec::new(); window.units.len()];
         let slot_of = |unit: u32| {
@@ -158,8 +158,7 @@ impl Pipeline {
                 .position(|&u| u == unit)
                 .expect("unit of window")
         };
-        for &p in &owned {
-            let s = order[(p - base) as usize];
+        for s in &owned {
             needed[slot_of(s.unit)].push(s.k);
         }
         for ks in &mut needed {
@@ -191,8 +190,7 @@ impl Pipeline {
             .await?;
         Ok(owned
             .iter()
-            .map(|&p| {
-                let s = order[(p - base) as usize];
+            .map(|s| {
                 let slot = slot_of(s.unit);
                 let row = needed[slot].binary_search(&s.k).expect("needed row") as u32;
                 let u = &index.units[s.unit as usize];

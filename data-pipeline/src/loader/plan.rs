@@ -89,9 +89,13 @@ impl EpochPlan {
     }
 }
 
-/// Which global stream positions a rank reads: batches start at `origin`, each global batch is
-/// `world_size * batch_size` consecutive positions, and rank `r` takes the `r`-th run of
-/// `batch_size` positions of every global batch.
+/// Which samples a rank reads. Batches start at stream position `origin`; each global batch is
+/// the `world_size * batch_size` samples at consecutive positions. Within a global batch the
+/// samples are ordered by (window, unit, row) and rank `r` takes the `r`-th run of `batch_size`
+/// of them. The global batch (its set of samples, and their order when read rank after rank)
+/// does not depend on `world_size`, while each rank reads only a slice of the units: with
+/// `mix_row_groups` >= `world_size` a rank touches one or two row groups of a window instead
+/// of all of them, so R ranks do not each fetch and decode the whole dataset.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RankSlice {
     pub origin: u64,
@@ -101,19 +105,32 @@ pub(crate) struct RankSlice {
 }
 
 impl RankSlice {
-    /// The positions of `range` this rank owns, ascending.
-    pub fn owned_in(&self, range: std::ops::Range<u64>) -> impl Iterator<Item = u64> + '_ {
+    /// This rank's samples of a window whose shuffled `order` starts at stream position `base`,
+    /// in the order the rank's batches hold them.
+    pub fn take(&self, base: u64, order: &[SampleRef]) -> Vec<SampleRef> {
         let global = self.batch_size * self.world_size;
-        let first = range.start.max(self.origin);
-        let end = range.end;
-        let mine_start = self.rank * self.batch_size;
-        // Jump to the first global batch that may hold owned positions at or after `first`.
-        let batch0 = (first - self.origin) / global;
-        (batch0..)
-            .map(move |b| self.origin + b * global + mine_start)
-            .take_while(move |&s| s < end)
-            .flat_map(move |s| s..s + self.batch_size)
-            .filter(move |&p| p >= first && p < end)
+        let end = base + order.len() as u64;
+        let start = base.max(self.origin);
+        let mine = self.rank * self.batch_size..(self.rank + 1) * self.batch_size;
+        let mut taken = Vec::new();
+        if start >= end {
+            return taken;
+        }
+        // Global batches overlapping [start, end); `before` of each one's samples lie in
+        // earlier windows, so they sort ahead of this window's part.
+        let mut batch_start = self.origin + (start - self.origin) / global * global;
+        while batch_start < end {
+            let (lo, hi) = (batch_start.max(start), (batch_start + global).min(end));
+            let before = lo - batch_start;
+            let (from, to) = (mine.start.max(before), mine.end.min(before + hi - lo));
+            if from < to {
+                let mut part = order[(lo - base) as usize..(hi - base) as usize].to_vec();
+                part.sort_unstable_by_key(|s| (s.unit, s.k));
+                taken.extend_from_slice(&part[(from - before) as usize..(to - before) as usize]);
+            }
+            batch_start += global;
+        }
+        taken
     }
 }
 
@@ -121,27 +138,90 @@ impl RankSlice {
 mod tests {
     use super::*;
 
+    /// A stream of windows of the given lengths, each of `units` units (sample `i` of window `w`
+    /// is row `i / units` of unit `w * units + i % units`), shuffled deterministically.
+    fn windows(lengths: &[u64], units: u32) -> Vec<(u64, Vec<SampleRef>)> {
+        let mut base = 0;
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(w, &len)| {
+                let mut order: Vec<SampleRef> = (0..len as u32)
+                    .map(|i| SampleRef {
+                        unit: w as u32 * units + i % units,
+                        k: i / units,
+                    })
+                    .collect();
+                shuffle(&mut order, &[9, w as u64]);
+                let out = (base, order);
+                base += len;
+                out
+            })
+            .collect()
+    }
+
+    /// Each rank's batches (chunks of `batch` samples) from `origin` on.
+    fn rank_batches(
+        stream: &[(u64, Vec<SampleRef>)],
+        origin: u64,
+        batch: u64,
+        world: u64,
+    ) -> Vec<Vec<Vec<SampleRef>>> {
+        (0..world)
+            .map(|rank| {
+                let slice = RankSlice {
+                    origin,
+                    batch_size: batch,
+                    rank,
+                    world_size: world,
+                };
+                let all: Vec<SampleRef> = stream
+                    .iter()
+                    .flat_map(|(base, order)| slice.take(*base, order))
+                    .collect();
+                all.chunks(batch as usize).map(<[_]>::to_vec).collect()
+            })
+            .collect()
+    }
+
     #[test]
-    fn rank_slices_partition_positions() {
-        let world = 3;
-        let mut seen = vec![0u32; 200];
-        for rank in 0..world {
-            let slice = RankSlice {
-                origin: 5,
-                batch_size: 4,
-                rank,
-                world_size: world,
-            };
-            let owns = |p: u64| ((p - 5) % 12) / 4 == rank;
-            for p in slice.owned_in(17..200) {
-                assert!(owns(p));
-                seen[p as usize] += 1;
-            }
-            for p in 17..200u64 {
-                assert_eq!(owns(p), slice.owned_in(p..p + 1).count() == 1);
-            }
+    fn ranks_split_each_global_batch_by_unit_and_together_match_one_rank() {
+        // Windows shorter and longer than the global batch of 12, from origin 5.
+        let stream = windows(&[7, 30, 5, 40, 18], 4);
+        let origin = 5;
+        let single = rank_batches(&stream, origin, 12, 1).remove(0);
+        let ranks = rank_batches(&stream, origin, 4, 3);
+        let full = single.iter().filter(|b| b.len() == 12).count();
+        assert_eq!(full, 7);
+        for (g, global) in single.iter().take(full).enumerate() {
+            let joined: Vec<SampleRef> = ranks.iter().flat_map(|r| r[g].clone()).collect();
+            assert_eq!(&joined, global, "global batch {g}");
         }
-        assert!(seen[..17].iter().all(|&n| n == 0));
-        assert!(seen[17..].iter().all(|&n| n == 1));
+        // Every sample from the origin on is read once, by one rank.
+        let mut read: Vec<SampleRef> = single.concat();
+        let mut all: Vec<SampleRef> = stream.iter().flat_map(|(_, o)| o.clone()).collect();
+        all.drain(..origin as usize);
+        let key = |s: &SampleRef| (s.unit, s.k);
+        read.sort_by_key(key);
+        all.sort_by_key(key);
+        assert_eq!(read, all);
+    }
+
+    #[test]
+    fn a_rank_reads_few_units_of_a_window() {
+        // One window of 16 units x 64 rows read by 16 ranks, 8 global batches of 128: each
+        // rank's slices gather around its own unit and its neighbours, not all 16 units.
+        let stream = windows(&[1024], 16);
+        let touched: Vec<usize> = rank_batches(&stream, 0, 8, 16)
+            .iter()
+            .map(|batches| {
+                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.unit).collect();
+                units.sort_unstable();
+                units.dedup();
+                units.len()
+            })
+            .collect();
+        println!("units touched per rank: {touched:?}");
+        assert!(touched.iter().all(|&n| n <= 5), "{touched:?}");
     }
 }
