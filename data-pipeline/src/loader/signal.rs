@@ -11,15 +11,15 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use parquet::column::reader::{get_typed_column_reader, ColumnReader};
+use parquet::column::reader::ColumnReaderImpl;
 use parquet::data_type::Int32Type;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::serialized_reader::SerializedPageReader;
 
 use super::shard::SparseFile;
 
-/// Scratch buffers reused across calls on one worker thread (they are large: a row group's
-/// worth of levels and values would otherwise be page-faulted in on every call).
+/// Level buffers reused across calls on one worker thread (a row group's worth of levels would
+/// otherwise be page-faulted in on every call).
 #[derive(Default)]
 struct Scratch {
     def: Vec<i16>,
@@ -52,9 +52,7 @@ pub(crate) fn decode_signal_rows(
     let pages =
         SerializedPageReader::new(Arc::new(file), column, rg_meta.num_rows() as usize, None)
             .map_err(|e| e.to_string())?;
-    let mut reader = get_typed_column_reader::<Int32Type>(ColumnReader::Int32ColumnReader(
-        parquet::column::reader::ColumnReaderImpl::new(descr.clone(), Box::new(pages)),
-    ));
+    let mut reader = ColumnReaderImpl::<Int32Type>::new(descr.clone(), Box::new(pages));
     out.clear();
     out.reserve(rows.len() * row_len);
     SCRATCH.with_borrow_mut(|scratch| {

@@ -1,6 +1,9 @@
 //! A small test-only dataset writer following docs/dataset-format.md: `shards` Parquet shards of
 //! synthetic rows whose signal values are a known function of the row's global id, plus
-//! `manifest.json`, written to any store. Lets loader tests check every decoded value.
+//! `manifest.json`, written to any store. Lets loader tests check every decoded value. Even
+//! shards store the signal PLAIN + zstd (as other writers and early ecgfm versions do), odd
+//! shards DELTA_BINARY_PACKED uncompressed (as `ecgfm data ingest` does), so every loader test
+//! reads both.
 
 use std::sync::Arc;
 
@@ -16,8 +19,10 @@ use ecgfm_data::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use ecgfm_data::schema::{list_item, window_schema, N_LEADS, STANDARD_LEADS};
 use ecgfm_data::store::{self, StoreRoot};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
 /// Shape of a test dataset.
@@ -72,7 +77,7 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
     for s in 0..spec.shards {
         let ids: Vec<u64> = (id..id + spec.rows_per_shard as u64).collect();
         id += spec.rows_per_shard as u64;
-        let bytes = shard_bytes(&ids, spec);
+        let bytes = shard_bytes(&ids, spec, s % 2 == 1);
         let path = format!("shards/shard-{s:05}.parquet");
         let mut row_groups = Vec::new();
         let mut left = spec.rows_per_shard as u64;
@@ -137,7 +142,7 @@ fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
     ))
 }
 
-fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
+fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> Vec<u8> {
     let w = spec.window_samples;
     let n = ids.len();
     let signal: Vec<i16> = ids
@@ -200,14 +205,27 @@ fn shard_bytes(ids: &[u64], spec: &Spec) -> Vec<u8> {
     ];
     let schema = window_schema(w);
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("rows match the schema");
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
         .set_dictionary_enabled(false)
-        .set_max_row_group_row_count(Some(spec.row_group_rows))
-        .build();
+        .set_max_row_group_row_count(Some(spec.row_group_rows));
+    if delta_signal {
+        let signal = ColumnPath::from(vec!["signal".into(), "list".into(), "item".into()]);
+        props = props
+            .set_column_encoding(signal.clone(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(signal, Compression::UNCOMPRESSED);
+    }
+    let props = props.build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
     writer.write(&batch).expect("write rows");
     writer.close().expect("close shard");
+    let reader = SerializedFileReader::new(Bytes::from(out.clone())).expect("read back");
+    let signal = reader.metadata().row_group(0).column(8);
+    assert_eq!(signal.column_path().string(), "signal.list.item");
+    let delta = signal
+        .encodings()
+        .any(|e| e == Encoding::DELTA_BINARY_PACKED);
+    assert_eq!(delta, delta_signal, "signal encodings of the test shard");
     out
 }
