@@ -2,7 +2,9 @@
 //! per frame in physical units (or digital values), missing samples as empty fields.
 //!
 //! Signals with several samples per frame are averaged over the frame (as `rdsamp` without
-//! `-H`); a frame with a missing sample is missing.
+//! `-H`) with integer division, truncating toward zero as WFDB's `getvec` and the `wfdb`
+//! package do; physical values are converted from that digital mean. A frame with a missing
+//! sample is missing.
 
 use std::io::Write;
 
@@ -35,12 +37,11 @@ pub fn write_rdsamp_csv(record: &Record, digital: bool, w: impl Write) -> std::i
                 continue;
             }
             let sum: i64 = samples.iter().map(|&d| i64::from(d)).sum();
+            let mean = sum / spf as i64;
             if digital {
-                let mean = (sum as f64 / spf as f64).round() as i64;
                 write!(w, "{mean}")?;
             } else {
-                let mean = sum as f64 / spf as f64;
-                let value = (mean - f64::from(spec.baseline)) / spec.gain();
+                let value = (mean as f64 - f64::from(spec.baseline)) / spec.gain();
                 write!(w, "{value}")?;
             }
         }
