@@ -1,4 +1,5 @@
-//! Writing rows into zstd Parquet shards: rows are buffered into row groups of exactly
+//! Writing rows into Parquet shards (the signal delta-encoded, every other column zstd): rows
+//! are buffered into row groups of exactly
 //! `row_group_rows` (the last one of a shard may be shorter), and a shard is closed on a record
 //! boundary once its flushed bytes pass `shard_target_bytes`. Finished shards are hashed (SHA-256)
 //! and stored through the object store.
@@ -182,4 +183,74 @@ pub fn store_shard(
     let location = store::join(root, &path);
     store::block_on(store::put_bytes(object_store, &location, shard.bytes))?;
     Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::N_LEADS;
+    use crate::split::Split;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn row(window: usize, id: usize) -> WindowRow {
+        WindowRow {
+            record_id: format!("r{id}"),
+            patient_id: format!("test:{id}"),
+            source: "test".into(),
+            window_index: 0,
+            sampling_rate: 250.0,
+            n_samples: window as i32,
+            lead_names: vec!["II".into()],
+            lead_mask: [true; N_LEADS],
+            signal: (0..N_LEADS * window)
+                .map(|i| (i % 200) as i16 - 100)
+                .collect(),
+            labels: Vec::new(),
+            age: None,
+            sex: None,
+            quality_score: 1.0,
+            quality_flags: [0; N_LEADS],
+            split: Split::Train,
+            fold: None,
+        }
+    }
+
+    #[test]
+    fn signal_is_delta_encoded_and_uncompressed_the_rest_zstd() {
+        let layout = ShardLayout {
+            window_samples: 50,
+            row_group_rows: 2,
+            shard_target_bytes: 1 << 20,
+            zstd_level: 3,
+        };
+        let mut writer = ShardWriter::new(layout).unwrap();
+        writer
+            .push_record((0..3).map(|i| row(50, i)).collect())
+            .unwrap();
+        let shard = writer.finish().unwrap().unwrap();
+        assert_eq!((shard.rows, shard.row_groups.clone()), (3, vec![2, 1]));
+        let reader = SerializedFileReader::new(shard.bytes).unwrap();
+        let group = reader.metadata().row_group(0);
+        let column = |name: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string().starts_with(name))
+                .unwrap()
+        };
+        let signal = column(col::SIGNAL);
+        assert!(signal
+            .encodings()
+            .any(|e| e == Encoding::DELTA_BINARY_PACKED));
+        assert_eq!(signal.compression(), Compression::UNCOMPRESSED);
+        assert!(signal.statistics().is_none());
+        assert!(matches!(
+            column(col::RECORD_ID).compression(),
+            Compression::ZSTD(_)
+        ));
+        assert!(
+            column(col::SPLIT).statistics().is_some(),
+            "the loader reads split statistics"
+        );
+    }
 }
