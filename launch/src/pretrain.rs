@@ -162,12 +162,14 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
     bar.finish_and_clear();
     match summary.final_loss {
         Some(loss) => println!(
-            "done: step {}/{} | final loss {loss:.4} | {:.1} s | metrics {} | checkpoints {}",
+            "done: step {}/{} | final loss {loss:.4} | {:.1} s | metrics {} | checkpoints {}\n\
+             view the curves: tensorboard --logdir {}",
             summary.steps,
             config.train.steps,
             summary.elapsed_s,
             run_dir.join("metrics.jsonl").display(),
-            run_dir.join("checkpoints").display()
+            run_dir.join("checkpoints").display(),
+            run_dir.display()
         ),
         None => println!(
             "nothing to do: the run in {} is already at step {}",

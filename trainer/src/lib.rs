@@ -6,6 +6,8 @@
 //!   `HostBatch`, and `Mae`, the forward/backward pass over the `ecgfm_kernels::Backend` trait.
 //! - `optim`: AdamW settings and optimiser state (the update runs in the backend).
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
+//! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
+//!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`).
 //!
 //! Depends on `ecgfm-kernels` for every numeric op. Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
@@ -18,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod schedule;
+pub mod tensorboard;
 pub mod train;
 
 pub use mask::MaskSampler;

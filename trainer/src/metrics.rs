@@ -1,12 +1,18 @@
-//! Training metrics: `metrics.jsonl` in the run directory, one JSON object per logged step.
+//! Training metrics: `metrics.jsonl` in the run directory, one JSON object per logged step, and
+//! the same scalars as TensorBoard events (`events.out.tfevents.*`, see `tensorboard.rs`; view
+//! them with `tensorboard --logdir runs/`).
 //!
-//! On resume the file is cut back to the checkpoint's step, so a run that was killed and resumed
-//! has the same records (apart from timings) as a run that never stopped.
+//! On resume `metrics.jsonl` is cut back to the checkpoint's step, so a run that was killed and
+//! resumed has the same records (apart from timings) as a run that never stopped. Each process
+//! writes a new event file; TensorBoard drops the earlier file's steps past the resume point
+//! when it sees the steps go back.
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+
+use crate::tensorboard::EventWriter;
 
 /// One logged step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,10 +30,11 @@ pub struct StepRecord {
     pub samples_seen: u64,
 }
 
-/// Appends step records to `metrics.jsonl`.
+/// Appends step records to `metrics.jsonl` and to a TensorBoard event file.
 pub struct MetricsWriter {
     path: PathBuf,
     file: File,
+    events: EventWriter,
 }
 
 impl MetricsWriter {
@@ -49,12 +56,22 @@ impl MetricsWriter {
         }
         file.sync_all()?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(MetricsWriter { path, file })
+        let events = EventWriter::create(run_dir)?;
+        Ok(MetricsWriter { path, file, events })
     }
 
     pub fn write(&mut self, record: &StepRecord) -> std::io::Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(record)?)?;
-        self.file.flush()
+        self.file.flush()?;
+        let scalars = [
+            ("train/loss", record.loss),
+            ("train/lr", record.lr),
+            ("train/grad_norm", record.grad_norm),
+            ("perf/samples_per_s", record.samples_per_s as f32),
+        ];
+        self.events.scalars(record.step, &scalars).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -1,0 +1,79 @@
+//! The metrics writer's TensorBoard events read back with the `tensorboard` Python package
+//! (installed by scripts/test.sh): every logged step's scalars, with the same values as
+//! `metrics.jsonl`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use ecgfm_trainer::metrics::{read_records, MetricsWriter, StepRecord};
+
+const READ_EVENTS: &str = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1])
+acc.Reload()
+print(json.dumps({tag: [[e.step, e.value] for e in acc.Scalars(tag)]
+                  for tag in acc.Tags()["scalars"]}))
+"#;
+
+fn temp_run(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-tb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn record(step: u64) -> StepRecord {
+    StepRecord {
+        step,
+        loss: 1.0 / (step as f32 + 1.5),
+        lr: 1e-4 * step as f32,
+        grad_norm: 0.25 + step as f32,
+        samples_per_s: 1000.0 + step as f64,
+        elapsed_s: step as f64,
+        samples_seen: 32 * step,
+    }
+}
+
+#[test]
+fn tensorboard_reads_the_logged_scalars() {
+    let run = temp_run("scalars");
+    let steps = [0u64, 10, 20, 29];
+    {
+        let mut writer = MetricsWriter::open(&run, 0).unwrap();
+        for &step in &steps {
+            writer.write(&record(step)).unwrap();
+        }
+    }
+    let output = Command::new("python3")
+        .args(["-c", READ_EVENTS, run.to_str().unwrap()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "reading the events with tensorboard failed (scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let jsonl = read_records(&run.join("metrics.jsonl")).unwrap();
+    assert_eq!(jsonl.len(), steps.len());
+    for (tag, of) in [
+        (
+            "train/loss",
+            (|r: &StepRecord| r.loss) as fn(&StepRecord) -> f32,
+        ),
+        ("train/lr", |r| r.lr),
+        ("train/grad_norm", |r| r.grad_norm),
+        ("perf/samples_per_s", |r| r.samples_per_s as f32),
+    ] {
+        let events = scalars[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("{tag}: {scalars}"));
+        assert_eq!(events.len(), jsonl.len(), "{tag}");
+        for (event, want) in events.iter().zip(&jsonl) {
+            assert_eq!(event[0].as_u64().unwrap(), want.step, "{tag}");
+            assert_eq!(event[1].as_f64().unwrap() as f32, of(want), "{tag}");
+        }
+    }
+    std::fs::remove_dir_all(run).unwrap();
+}
