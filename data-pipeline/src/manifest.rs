@@ -67,6 +67,11 @@ pub struct ShardEntry {
     pub sha256: String,
     /// Rows in each row group, in file order.
     pub row_groups: Vec<u64>,
+    /// CRC-32C of each row group's `signal` column chunk (its bytes as stored), in file order.
+    /// The signal is stored uncompressed, so nothing else would notice a flipped bit in it; the
+    /// loader checks these on every chunk it fetches. Empty in manifests that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signal_crc32c: Vec<u32>,
 }
 
 /// Totals over the dataset. Maps are sorted so the JSON is deterministic.
@@ -209,6 +214,7 @@ mod tests {
             bytes: 1234,
             sha256: "ab".repeat(32),
             row_groups: vec![256, 44],
+            signal_crc32c: vec![7, 9],
         });
         m.counts.rows = 300;
         m.counts.labels.insert("scp:NORM".into(), 12);

@@ -1,6 +1,6 @@
 //! Broken datasets give clear errors naming the file: a missing manifest, a missing shard, a
-//! shard that is not Parquet, a shard whose size disagrees with the manifest, and a shard whose
-//! data pages are damaged.
+//! shard that is not Parquet, a shard whose size disagrees with the manifest, a shard whose
+//! data pages are damaged, and one bit flipped in an uncompressed signal chunk.
 
 mod common;
 
@@ -104,6 +104,31 @@ fn shard_size_must_match_the_manifest() {
     let text = Loader::open(&url, config()).err().unwrap().to_string();
     assert!(
         text.contains("shard-00001.parquet") && text.contains(&format!("{bytes} bytes")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_flipped_bit_in_the_signal_fails_its_checksum() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let url = write("bitflip");
+    // Shard 1 stores the signal DELTA_BINARY_PACKED and uncompressed: a flipped bit there would
+    // decode to wrong values silently, were it not for the manifest's CRC-32C.
+    let mut bytes = read(&url, "shards/shard-00001.parquet");
+    let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
+    let (start, len) = reader.metadata().row_group(1).column(8).byte_range();
+    bytes[(start + len / 2) as usize] ^= 0x10;
+    replace(&url, "shards/shard-00001.parquet", Some(bytes));
+    let mut loader = Loader::open(&url, config()).unwrap();
+    let mut batch = Batch::default();
+    let err = (0..30)
+        .find_map(|_| loader.next_batch(&mut batch).err())
+        .expect("the flipped bit went unnoticed");
+    let text = err.to_string();
+    assert!(
+        text.contains("shard-00001.parquet")
+            && text.contains("row group 1")
+            && text.contains("CRC-32C"),
         "{text}"
     );
 }

@@ -9,6 +9,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
@@ -34,6 +35,8 @@ pub struct FinishedShard {
     pub bytes: Bytes,
     pub rows: u64,
     pub row_groups: Vec<u64>,
+    /// CRC-32C of each row group's signal column chunk.
+    pub signal_crc32c: Vec<u32>,
 }
 
 /// The relative path of shard number `index`.
@@ -142,9 +145,10 @@ impl ShardWriter {
         let Some(writer) = self.writer.take() else {
             return Ok(None);
         };
-        let bytes = writer.into_inner().map_err(parquet_error)?;
+        let bytes = Bytes::from(writer.into_inner().map_err(parquet_error)?);
         let finished = FinishedShard {
-            bytes: Bytes::from(bytes),
+            signal_crc32c: signal_checksums(&bytes)?,
+            bytes,
             rows: self.rows,
             row_groups: std::mem::take(&mut self.row_groups),
         };
@@ -158,6 +162,28 @@ fn parquet_error(source: parquet::errors::ParquetError) -> DataError {
         path: "shard being written".into(),
         source,
     }
+}
+
+/// The CRC-32C of each row group's signal column chunk in the shard `bytes`.
+fn signal_checksums(bytes: &Bytes) -> Result<Vec<u32>, DataError> {
+    let metadata = ParquetMetaDataReader::new()
+        .parse_and_finish(bytes)
+        .map_err(parquet_error)?;
+    let leaf = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts().first().map(String::as_str) == Some(col::SIGNAL))
+        .ok_or_else(|| DataError::Config("the shard schema has no signal column".into()))?;
+    Ok(metadata
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            let (start, len) = rg.column(leaf).byte_range();
+            crc32c::crc32c(&bytes[start as usize..(start + len) as usize])
+        })
+        .collect())
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -179,6 +205,7 @@ pub fn store_shard(
         bytes: shard.bytes.len() as u64,
         sha256: sha256_hex(&shard.bytes),
         row_groups: shard.row_groups,
+        signal_crc32c: shard.signal_crc32c,
     };
     let location = store::join(root, &path);
     store::block_on(store::put_bytes(object_store, &location, shard.bytes))?;
@@ -229,6 +256,8 @@ mod tests {
             .unwrap();
         let shard = writer.finish().unwrap().unwrap();
         assert_eq!((shard.rows, shard.row_groups.clone()), (3, vec![2, 1]));
+        assert_eq!(shard.signal_crc32c.len(), 2);
+        assert_ne!(shard.signal_crc32c[0], shard.signal_crc32c[1]);
         let reader = SerializedFileReader::new(shard.bytes).unwrap();
         let group = reader.metadata().row_group(0);
         let column = |name: &str| {

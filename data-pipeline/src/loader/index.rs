@@ -63,9 +63,14 @@ impl DatasetIndex {
                 let store = store.clone();
                 let path = store::join(root, &entry.path);
                 async move {
-                    Shard::open(store.as_ref(), path, entry.path.clone())
-                        .await
-                        .map(Arc::new)
+                    Shard::open(
+                        store.as_ref(),
+                        path,
+                        entry.path.clone(),
+                        entry.signal_crc32c.clone(),
+                    )
+                    .await
+                    .map(Arc::new)
                 }
             })
             .buffered(OPEN_CONCURRENCY)

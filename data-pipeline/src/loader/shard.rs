@@ -36,6 +36,8 @@ pub(crate) struct Shard {
     /// File size in bytes.
     pub size: u64,
     metadata: ArrowReaderMetadata,
+    /// The manifest's CRC-32C of each row group's signal column chunk (empty: not checked).
+    signal_crc32c: Vec<u32>,
     /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`.
     signal: usize,
     lead_mask: usize,
@@ -51,11 +53,13 @@ pub(crate) struct DecodedRows {
 }
 
 impl Shard {
-    /// Reads the footer of `path` and checks it holds the loader's columns.
+    /// Reads the footer of `path` and checks it holds the loader's columns; `signal_crc32c`
+    /// are the manifest's checksums of its signal column chunks (empty when it has none).
     pub async fn open(
         store: &dyn ObjectStore,
         path: Path,
         name: String,
+        signal_crc32c: Vec<u32>,
     ) -> Result<Self, DataError> {
         let corrupt = |reason: String| DataError::Corrupt {
             path: name.clone(),
@@ -83,7 +87,7 @@ impl Shard {
                 source,
             }
         })?;
-        Self::from_metadata(path, name, size, metadata)
+        Self::from_metadata(path, name, size, metadata, signal_crc32c)
     }
 
     fn from_metadata(
@@ -91,6 +95,7 @@ impl Shard {
         name: String,
         size: u64,
         metadata: ParquetMetaData,
+        signal_crc32c: Vec<u32>,
     ) -> Result<Self, DataError> {
         let schema = metadata.file_metadata().schema_descr();
         let leaf = |column: &str| {
@@ -109,6 +114,16 @@ impl Shard {
             leaf(col::N_SAMPLES)?,
             leaf(col::SPLIT)?,
         );
+        if !signal_crc32c.is_empty() && signal_crc32c.len() != metadata.num_row_groups() {
+            return Err(DataError::Corrupt {
+                path: name,
+                reason: format!(
+                    "the manifest has {} signal checksums for {} row groups",
+                    signal_crc32c.len(),
+                    metadata.num_row_groups()
+                ),
+            });
+        }
         let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
             .map_err(|source| DataError::Parquet {
                 path: name.clone(),
@@ -119,6 +134,7 @@ impl Shard {
             name,
             size,
             metadata,
+            signal_crc32c,
             signal,
             lead_mask,
             n_samples,
@@ -214,6 +230,7 @@ impl Shard {
         window: usize,
         buffers: &BufferPool,
     ) -> Result<DecodedRows, DataError> {
+        self.check_signal_chunk(&file, rg)?;
         let mut signal = buffers.take();
         decode_signal_rows(
             file.clone(),
@@ -251,6 +268,33 @@ impl Shard {
             lead_mask,
             n_samples: lengths.values().to_vec(),
         })
+    }
+
+    /// Compares the fetched signal column chunk of row group `rg` with the manifest's CRC-32C.
+    fn check_signal_chunk(&self, file: &SparseFile, rg: usize) -> Result<(), DataError> {
+        let Some(&want) = self.signal_crc32c.get(rg) else {
+            return Ok(());
+        };
+        let (start, len) = self
+            .metadata
+            .metadata()
+            .row_group(rg)
+            .column(self.signal)
+            .byte_range();
+        let chunk = file
+            .get_bytes(start, len as usize)
+            .map_err(|source| DataError::Parquet {
+                path: self.name.clone(),
+                source,
+            })?;
+        let got = crc32c::crc32c(&chunk);
+        if got != want {
+            return Err(self.corrupt(&format!(
+                "row group {rg}: the signal column chunk has CRC-32C {got:08x}, the manifest \
+                 says {want:08x} (the file was damaged after ingest)"
+            )));
+        }
+        Ok(())
     }
 
     fn decode_batch(

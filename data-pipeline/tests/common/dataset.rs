@@ -3,7 +3,8 @@
 //! `manifest.json`, written to any store. Lets loader tests check every decoded value. Even
 //! shards store the signal PLAIN + zstd (as other writers and early ecgfm versions do), odd
 //! shards DELTA_BINARY_PACKED uncompressed (as `ecgfm data ingest` does), so every loader test
-//! reads both.
+//! reads both. Like a manifest written by ingest, the delta shards' entries carry the CRC-32C
+//! of each signal column chunk; the others have none, like manifests that predate them.
 
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
     for s in 0..spec.shards {
         let ids: Vec<u64> = (id..id + spec.rows_per_shard as u64).collect();
         id += spec.rows_per_shard as u64;
-        let bytes = shard_bytes(&ids, spec, s % 2 == 1);
+        let (bytes, signal_crc32c) = shard_bytes(&ids, spec, s % 2 == 1);
         let path = format!("shards/shard-{s:05}.parquet");
         let mut row_groups = Vec::new();
         let mut left = spec.rows_per_shard as u64;
@@ -92,6 +93,7 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
             row_groups,
+            signal_crc32c,
         });
         for &i in &ids {
             *manifest
@@ -142,7 +144,8 @@ fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
     ))
 }
 
-fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> Vec<u8> {
+/// The shard's bytes and, for a delta-encoded signal, its signal chunks' CRC-32C.
+fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, Vec<u32>) {
     let w = spec.window_samples;
     let n = ids.len();
     let signal: Vec<i16> = ids
@@ -227,5 +230,15 @@ fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> Vec<u8> {
         .encodings()
         .any(|e| e == Encoding::DELTA_BINARY_PACKED);
     assert_eq!(delta, delta_signal, "signal encodings of the test shard");
-    out
+    let checksums = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .filter(|_| delta_signal)
+        .map(|rg| {
+            let (start, len) = rg.column(8).byte_range();
+            crc32c::crc32c(&out[start as usize..(start + len) as usize])
+        })
+        .collect();
+    (out, checksums)
 }
