@@ -8,6 +8,7 @@ use std::fmt;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Float32Type, UInt8Type};
+use indicatif::ProgressBar;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use sha2::{Digest, Sha256};
@@ -58,16 +59,22 @@ pub const FLAG_NAMES: [(u8, &str); 5] = [
 const EXAMPLES: usize = 5;
 
 /// Reads the manifest and the `quality_score` and `quality_flags` columns of every shard of the
-/// dataset at `url`.
-pub fn inspect(url: &str, options: &[(&str, &str)]) -> Result<DatasetSummary, DataError> {
+/// dataset at `url`; `progress` counts the shard bytes read (its length is set here).
+pub fn inspect(
+    url: &str,
+    options: &[(&str, &str)],
+    progress: &ProgressBar,
+) -> Result<DatasetSummary, DataError> {
     let (object_store, root) = store::open_url_with(url, options)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
+    progress.set_length(manifest.shards.iter().map(|s| s.bytes).sum());
     let mut histogram = [0u64; QUALITY_BINS];
     let mut flagged_rows = [0u64; FLAG_NAMES.len()];
     let mut damaged_shards = Vec::new();
     for shard in &manifest.shards {
         let location = store::join(&root, &shard.path);
         let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
+        progress.inc(bytes.len() as u64);
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if bytes.len() as u64 != shard.bytes || sha256 != shard.sha256 {
             damaged_shards.push((

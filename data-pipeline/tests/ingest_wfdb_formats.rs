@@ -118,7 +118,8 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     assert_eq!(partial["v102s"], unknown(&["V", "PLETH", "RESP"]));
     assert!(!partial.contains_key("100"));
 
-    let summary = ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[]).unwrap();
+    let summary =
+        ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[], &hidden()).unwrap();
     assert_eq!(summary.rows, rows.len() as u64);
     assert_eq!(summary.records, 5);
     assert_eq!(summary.quality_histogram.iter().sum::<u64>(), summary.rows);
@@ -146,7 +147,8 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     json["shards"][0]["sha256"] = "0".repeat(64).into();
     std::fs::write(&manifest_path, serde_json::to_vec(&json).unwrap()).unwrap();
-    let summary = ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[]).unwrap();
+    let summary =
+        ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[], &hidden()).unwrap();
     let shard = json["shards"][0]["path"].as_str().unwrap();
     assert_eq!(summary.damaged_shards.len(), 1);
     assert_eq!(summary.damaged_shards[0].0, shard);

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::plot_records;
+
+use crate::progress::byte_bar;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -23,7 +25,10 @@ pub struct InspectArgs {
 
 /// Runs `ecgfm data inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let summary = inspect(&args.url, &[]).with_context(|| format!("inspecting {}", args.url))?;
+    let bar = byte_bar("reading shards");
+    let summary =
+        inspect(&args.url, &[], &bar).with_context(|| format!("inspecting {}", args.url))?;
+    bar.finish_and_clear();
     println!("{summary}");
     if let Some(png) = &args.plot {
         plot_records(&args.url, &[], png, args.plot_records)
