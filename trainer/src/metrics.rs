@@ -4,8 +4,8 @@
 //!
 //! On resume `metrics.jsonl` is cut back to the checkpoint's step, so a run that was killed and
 //! resumed has the same records (apart from timings) as a run that never stopped. Each process
-//! writes a new event file; TensorBoard drops the earlier file's steps past the resume point
-//! when it sees the steps go back.
+//! writes a new event file that starts with a session start at the resume step, so TensorBoard
+//! drops what earlier files logged from there on, and shows the same curve.
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -56,7 +56,7 @@ impl MetricsWriter {
         }
         file.sync_all()?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        let events = EventWriter::create(run_dir)?;
+        let events = EventWriter::create(run_dir, steps_done)?;
         Ok(MetricsWriter { path, file, events })
     }
 

@@ -2,9 +2,11 @@
 //!
 //! The format is small enough to write by hand: a file of TFRecords (u64 length, masked CRC-32C
 //! of the length, the bytes, masked CRC-32C of the bytes), each holding one protobuf `Event`
-//! (tensorflow/core/util/event.proto). The first event names the file version; every later one
-//! carries a step and a `Summary` of `(tag, simple_value)` pairs. Only the protobuf fields used
-//! here are encoded:
+//! (tensorflow/core/util/event.proto). The first event names the file version; the second is a
+//! `SessionLog` START at the step training starts from, which makes TensorBoard drop what earlier
+//! files logged from that step on (the steps a resumed run repeats); every later one carries a
+//! step and a `Summary` of `(tag, simple_value)` pairs. Only the protobuf fields used here are
+//! encoded:
 //!
 //! | message | field | number, wire type |
 //! |---|---|---|
@@ -12,6 +14,8 @@
 //! | Event | step (int64) | 2, varint |
 //! | Event | file_version (string) | 3, length-delimited |
 //! | Event | summary (Summary) | 5, length-delimited |
+//! | Event | session_log (SessionLog) | 7, length-delimited |
+//! | SessionLog | status (enum, START = 1) | 1, varint |
 //! | Summary | value (repeated Value) | 1, length-delimited |
 //! | Summary.Value | tag (string) | 1, length-delimited |
 //! | Summary.Value | simple_value (float) | 2, fixed32 |
@@ -31,26 +35,29 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Creates a new event file in `dir` (a fresh one per process, as TensorBoard expects) and
-    /// writes its version record.
-    pub fn create(dir: &Path) -> std::io::Result<EventWriter> {
+    /// Creates a new event file in `dir` (a fresh one per process, named so that later files
+    /// sort after earlier ones) for training that starts at step `start_step`.
+    pub fn create(dir: &Path, start_step: u64) -> std::io::Result<EventWriter> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let name = format!(
-            "events.out.tfevents.{:010}.ecgfm.{}.{}",
+            "events.out.tfevents.{:010}.{:09}.ecgfm.{}",
             now.as_secs(),
-            std::process::id(),
-            now.subsec_nanos()
+            now.subsec_nanos(),
+            std::process::id()
         );
         let path = dir.join(name);
         let mut writer = EventWriter {
             file: BufWriter::new(File::create(&path)?),
             path,
         };
-        let mut event = event_header(0);
-        field_bytes(&mut event, 3, b"brain.Event:2");
-        writer.record(&event)?;
+        let mut version = event_header(0);
+        field_bytes(&mut version, 3, b"brain.Event:2");
+        writer.record(&version)?;
+        let mut start = event_header(start_step);
+        field_bytes(&mut start, 7, &[1 << 3, 1]);
+        writer.record(&start)?;
         writer.file.flush()?;
         Ok(writer)
     }

@@ -1,6 +1,6 @@
 //! The metrics writer's TensorBoard events read back with the `tensorboard` Python package
 //! (installed by scripts/test.sh): every logged step's scalars, with the same values as
-//! `metrics.jsonl`.
+//! `metrics.jsonl`, also after a resume that repeats steps.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,10 +23,10 @@ fn temp_run(name: &str) -> PathBuf {
     dir
 }
 
-fn record(step: u64) -> StepRecord {
+fn record(step: u64, attempt: u32) -> StepRecord {
     StepRecord {
         step,
-        loss: 1.0 / (step as f32 + 1.5),
+        loss: 1.0 / (step as f32 + 1.5) + attempt as f32,
         lr: 1e-4 * step as f32,
         grad_norm: 0.25 + step as f32,
         samples_per_s: 1000.0 + step as f64,
@@ -36,15 +36,24 @@ fn record(step: u64) -> StepRecord {
 }
 
 #[test]
-fn tensorboard_reads_the_logged_scalars() {
+fn tensorboard_reads_the_logged_scalars_also_after_a_resume() {
     let run = temp_run("scalars");
-    let steps = [0u64, 10, 20, 29];
+    // A run logs steps 0..=25 and dies; it resumes from the checkpoint at step 20 (records of
+    // steps < 20 kept) and logs 20..=29 again with other values. TensorBoard must show each
+    // step once, with the resumed run's values from step 20 on, exactly like metrics.jsonl.
     {
         let mut writer = MetricsWriter::open(&run, 0).unwrap();
-        for &step in &steps {
-            writer.write(&record(step)).unwrap();
+        for step in (0..=25).step_by(5) {
+            writer.write(&record(step, 0)).unwrap();
         }
     }
+    {
+        let mut writer = MetricsWriter::open(&run, 20).unwrap();
+        for step in [20, 25, 29] {
+            writer.write(&record(step, 1)).unwrap();
+        }
+    }
+    let steps = [0u64, 5, 10, 15, 20, 25, 29];
     let output = Command::new("python3")
         .args(["-c", READ_EVENTS, run.to_str().unwrap()])
         .output()
@@ -56,7 +65,8 @@ fn tensorboard_reads_the_logged_scalars() {
     );
     let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let jsonl = read_records(&run.join("metrics.jsonl")).unwrap();
-    assert_eq!(jsonl.len(), steps.len());
+    assert_eq!(jsonl.iter().map(|r| r.step).collect::<Vec<_>>(), steps);
+    assert_eq!(jsonl[4].loss, record(20, 1).loss);
     for (tag, of) in [
         (
             "train/loss",
