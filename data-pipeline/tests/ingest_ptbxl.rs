@@ -8,7 +8,8 @@ mod ingest_support;
 use std::collections::{BTreeMap, HashMap};
 
 use ecgfm_data::ingest::{ingest, SourceFormat};
-use ingest_support::{hidden, options, python_summary, read_dataset, shared_data};
+use ecgfm_test_support::shared_data;
+use ingest_support::{hidden, options, python_summary, read_dataset};
 
 #[test]
 fn ptbxl_500_ingests_with_folds_labels_and_python_readback() {

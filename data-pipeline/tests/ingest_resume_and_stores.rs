@@ -8,7 +8,8 @@ use std::time::SystemTime;
 
 use ecgfm_data::ingest::{ingest, JOURNAL_FILE};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
-use ingest_support::{hidden, options, python_summary, read_dataset, shared_data};
+use ecgfm_test_support::shared_data;
+use ingest_support::{hidden, options, python_summary, read_dataset};
 
 fn mtimes(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("shards"))

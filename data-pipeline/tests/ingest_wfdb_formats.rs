@@ -7,7 +7,8 @@ mod ingest_support;
 use std::collections::BTreeMap;
 
 use ecgfm_data::ingest::{ingest, SourceFormat};
-use ingest_support::{hidden, options, read_dataset, shared_data};
+use ecgfm_test_support::shared_data;
+use ingest_support::{hidden, options, read_dataset};
 
 #[test]
 fn wfdb_formats_quarantine_and_partial_records_are_exact() {

@@ -119,12 +119,7 @@ fn a_flipped_bit_in_the_signal_fails_its_checksum() {
     let (start, len) = reader.metadata().row_group(1).column(8).byte_range();
     bytes[(start + len / 2) as usize] ^= 0x10;
     replace(&url, "shards/shard-00001.parquet", Some(bytes));
-    let mut loader = Loader::open(&url, config()).unwrap();
-    let mut batch = Batch::default();
-    let err = (0..30)
-        .find_map(|_| loader.next_batch(&mut batch).err())
-        .expect("the flipped bit went unnoticed");
-    let text = err.to_string();
+    let text = first_batch_error(&url, "the flipped bit");
     assert!(
         text.contains("shard-00001.parquet")
             && text.contains("row group 1")
@@ -143,10 +138,16 @@ fn damaged_pages_fail_the_batch_naming_the_shard() {
         *b = 0xA5;
     }
     replace(&url, "shards/shard-00000.parquet", Some(bytes));
-    let mut loader = Loader::open(&url, config()).unwrap();
+    let text = first_batch_error(&url, "the damage");
+    assert!(text.contains("shard-00000.parquet"), "{text}");
+}
+
+/// The first error of the loader's first 30 batches over `url`; `what` was damaged.
+fn first_batch_error(url: &str, what: &str) -> String {
+    let mut loader = Loader::open(url, config()).unwrap();
     let mut batch = Batch::default();
-    let err = (0..30)
+    (0..30)
         .find_map(|_| loader.next_batch(&mut batch).err())
-        .expect("damage went unnoticed");
-    assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
+        .unwrap_or_else(|| panic!("{what} went unnoticed"))
+        .to_string()
 }

@@ -3,22 +3,12 @@
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
 //! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+use ecgfm_test_support::python_stdout;
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("ECGFM_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: shared ECG data not found at {}", dir.display());
-        None
-    }
-}
+const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
 const ORACLE: &str = r#"
 import sys, json, wfdb, numpy as np
@@ -87,8 +77,9 @@ fn read_csv(record: &str, out: &Path, digital: bool) -> Result<String, String> {
 
 #[test]
 fn csv_of_every_wfdb_formats_record_matches_wfdb() {
-    let Some(shared) = shared_data() else { return };
-    let folder = shared.join("wfdb-formats");
+    let Some(folder) = ecgfm_test_support::shared_data("wfdb-formats") else {
+        return;
+    };
     let mut records: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()
         .filter_map(|entry| {
@@ -98,18 +89,11 @@ fn csv_of_every_wfdb_formats_record_matches_wfdb() {
         .collect();
     records.sort();
     assert!(records.len() >= 9, "{records:?}");
-    let oracle = Command::new("python3")
-        .arg("-c")
-        .arg(ORACLE)
-        .args(&records)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        oracle.status.success(),
-        "the wfdb oracle failed (CI installs wfdb): {}",
-        String::from_utf8_lossy(&oracle.stderr)
+    let oracle = python_stdout(
+        Command::new("python3").arg("-c").arg(ORACLE).args(&records),
+        "the wfdb oracle",
     );
-    let expected: serde_json::Value = serde_json::from_slice(&oracle.stdout).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&oracle).unwrap();
     let out = std::env::temp_dir().join(format!("ecgfm-read-{}.csv", std::process::id()));
     let mut compared = 0;
     for record in &records {

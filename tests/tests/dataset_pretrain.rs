@@ -91,21 +91,11 @@ fn synthetic_dataset_trains_and_resumes_exactly() {
     std::fs::remove_dir_all(root).unwrap();
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("ECGFM_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: shared ECG data not found at {}", dir.display());
-        None
-    }
-}
-
 #[test]
 fn ingested_ptbxl_records_train() {
-    let Some(shared) = shared_data() else { return };
+    let Some(shared) = ecgfm_test_support::shared_data("") else {
+        return;
+    };
     let root = temp_dir("ptbxl");
     let data = root.join("dataset");
     run_ingest(&IngestArgs {

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use ecgfm_test_support::python_stdout;
 use ecgfm_trainer::metrics::{read_records, MetricsWriter, StepRecord};
 
 const READ_EVENTS: &str = r#"
@@ -54,16 +55,11 @@ fn tensorboard_reads_the_logged_scalars_also_after_a_resume() {
         }
     }
     let steps = [0u64, 5, 10, 15, 20, 25, 29];
-    let output = Command::new("python3")
-        .args(["-c", READ_EVENTS, run.to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "reading the events with tensorboard failed (scripts/test.sh installs it): {}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_stdout(
+        Command::new("python3").args(["-c", READ_EVENTS, run.to_str().unwrap()]),
+        "reading the events with tensorboard",
     );
-    let scalars: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let scalars: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let jsonl = read_records(&run.join("metrics.jsonl")).unwrap();
     assert_eq!(jsonl.iter().map(|r| r.step).collect::<Vec<_>>(), steps);
     assert_eq!(jsonl[4].loss, record(20, 1).loss);

@@ -4,7 +4,7 @@
 //! Skips when the folder or the Python packages are absent.
 
 use ecgfm_preprocess::{Pipeline, PipelineConfig, ProcessedRecord};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// One record as the reference reader returned it.
@@ -14,21 +14,9 @@ struct Record {
     signals: Vec<Vec<f64>>,
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("ECGFM_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: shared data folder {} not found", dir.display());
-        None
-    }
-}
-
 /// Reads records (paths relative to the shared folder, without extension) via `wfdb_dump.py`.
 fn read_records(relative: &[String], tag: &str) -> Option<Vec<Record>> {
-    let root = shared_data()?;
+    let root = ecgfm_test_support::shared_data("")?;
     let out = std::env::temp_dir().join(format!(
         "ecgfm-preprocess-real-{}-{tag}",
         std::process::id()

@@ -1,8 +1,8 @@
-//! Helpers shared by the ingest integration tests: locating the shared real data, default test
-//! options, reading a written dataset back (manifest + every row) and the Python read-back check.
+//! Helpers shared by the ingest integration tests: default test options, reading a written
+//! dataset back (manifest + every row) and the Python read-back check.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use arrow::array::{Array, AsArray};
@@ -10,22 +10,8 @@ use arrow::datatypes::{Float32Type, Int16Type, Int32Type, Int8Type};
 use ecgfm_data::ingest::IngestOptions;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_test_support::python_stdout;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-/// `<workspace>/../shared/data/<folder>` (or `$ECGFM_SHARED_DATA/<folder>`), or `None` after
-/// printing a skip message when it is absent.
-pub fn shared_data(folder: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("ECGFM_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    let dir = root.join(folder);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: shared data folder {} not found", dir.display());
-        None
-    }
-}
 
 /// Options for a test ingest of `source` into `out`: small shards, all cores.
 pub fn options(source: &Path, out: &str) -> IngestOptions {
@@ -153,17 +139,11 @@ pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<R
 /// Runs `read_shards.py` on a local dataset and returns its JSON summary.
 pub fn python_summary(dataset: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ingest_support/read_shards.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(dataset)
-        .output()
-        .expect("python3 must be installed (pyarrow, pandas, duckdb)");
-    assert!(
-        output.status.success(),
-        "read_shards.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_stdout(
+        Command::new("python3").arg(&script).arg(dataset),
+        "read_shards.py (pyarrow, pandas, duckdb)",
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_slice(&stdout).unwrap()
 }
 
 /// A progress bar that draws nothing.

@@ -2,22 +2,14 @@
 //! and every CinC 2017 `.mat` record, with checksums and physical conversion, and prints
 //! records/s. Run: `cargo bench -p ecgfm-wfdb --bench read_ptbxl`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use ecgfm_wfdb::{read_record_with, DirSource, ReadOptions};
 
 fn main() {
-    let data = std::env::var_os("ECGFM_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if !data.is_dir() {
-        eprintln!(
-            "skipping read_ptbxl: shared data folder {} not found",
-            data.display()
-        );
+    let Some(data) = ecgfm_test_support::shared_data("") else {
         return;
-    }
+    };
     let ptbxl: Vec<String> = (1..=500)
         .map(|id| format!("ptbxl-500/records500/00000/{id:05}_hr"))
         .collect();

@@ -1,9 +1,9 @@
 //! Label readers on the real CSVs and headers of the shared data, compared entry by entry with
 //! the pandas / `wfdb.rdheader` computation of `tests/wfdb_oracle.py`, plus small hand cases.
 
-mod common;
 mod oracle;
 
+use ecgfm_test_support::shared_data;
 use ecgfm_wfdb::labels::{
     parse_header_comments, read_cinc2017_reference, read_cinc2017_reference_from, PtbXlDatabase,
     Sex,
@@ -12,7 +12,7 @@ use ecgfm_wfdb::read_record;
 
 #[test]
 fn ptbxl_labels_match_the_benchmark_code() {
-    let Some(data) = common::shared_data("ptbxl_labels_match_the_benchmark_code") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let dir = data.join("ptbxl-500");
@@ -64,7 +64,7 @@ fn ptbxl_labels_match_the_benchmark_code() {
 
 #[test]
 fn cinc2017_reference_counts_match_pandas() {
-    let Some(data) = common::shared_data("cinc2017_reference_counts_match_pandas") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let dir = data.join("cinc2017");
@@ -85,7 +85,7 @@ fn cinc2017_reference_counts_match_pandas() {
 
 #[test]
 fn cinc2021_header_labels_match_rdheader() {
-    let Some(data) = common::shared_data("cinc2021_header_labels_match_rdheader") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let dir = data.join("cinc2021-sample");

@@ -1,9 +1,9 @@
 //! Compares the annotations of MIT-BIH record 100 with `wfdb.rdann`: count, sum of sample
 //! positions, histogram of symbols and of aux texts.
 
-mod common;
 mod oracle;
 
+use ecgfm_test_support::shared_data;
 use std::collections::BTreeMap;
 
 use ecgfm_wfdb::read_annotations;
@@ -22,7 +22,7 @@ fn histogram<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 #[test]
 fn record_100_annotations_match_the_wfdb_package() {
-    let Some(data) = common::shared_data("record_100_annotations_match_the_wfdb_package") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let args = ["annotations", "wfdb-formats/100", "atr"].map(String::from);

@@ -2,9 +2,9 @@
 //! `wfdb-formats` folder and on samples of PTB-XL, CinC 2017 and CinC 2021: same sample count,
 //! digital sum and SHA-256 of the digital samples per signal, physical sums within 1e-9.
 
-mod common;
 mod oracle;
 
+use ecgfm_test_support::shared_data;
 use std::path::Path;
 
 use ecgfm_wfdb::{read_record_with, DirSource, ReadOptions, WfdbError};
@@ -51,7 +51,7 @@ fn read(data: &Path, spec: &str) -> Result<ecgfm_wfdb::Record, WfdbError> {
 
 #[test]
 fn every_record_matches_the_wfdb_package() {
-    let Some(data) = common::shared_data("every_record_matches_the_wfdb_package") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let mut args = vec!["signals".to_string()];
@@ -104,7 +104,7 @@ fn every_record_matches_the_wfdb_package() {
 
 #[test]
 fn missing_signal_file_is_named() {
-    let Some(data) = common::shared_data("missing_signal_file_is_named") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let err = read(&data, "wfdb-formats/s0010_re").unwrap_err();
@@ -116,7 +116,7 @@ fn missing_signal_file_is_named() {
 
 #[test]
 fn cinc2017_placeholder_checksum_is_reported() {
-    let Some(data) = common::shared_data("cinc2017_placeholder_checksum_is_reported") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let err = ecgfm_wfdb::read_record(&data.join("cinc2017/A00001")).unwrap_err();

@@ -1,13 +1,12 @@
 //! Every record of the shared PTB-XL and CinC 2017 folders decodes (PTB-XL with its header
 //! checksums verified) to the length and shape its header declares.
 
-mod common;
-
+use ecgfm_test_support::shared_data;
 use ecgfm_wfdb::{read_record_with, DirSource, ReadOptions};
 
 #[test]
 fn all_ptbxl_and_cinc2017_records_decode() {
-    let Some(data) = common::shared_data("all_ptbxl_and_cinc2017_records_decode") else {
+    let Some(data) = shared_data("") else {
         return;
     };
     let source = DirSource::new(&data);

@@ -3,22 +3,20 @@
 use std::path::Path;
 use std::process::Command;
 
+use ecgfm_test_support::python_stdout;
+
 /// Runs `tests/wfdb_oracle.py` with `args` in `cwd` and returns its output lines split on tabs.
-/// Panics with a clear message when python3 or the `wfdb` package is missing.
+/// Panics with the oracle's stderr when python3 or the `wfdb` package is missing.
 pub fn run_oracle(cwd: &Path, args: &[String]) -> Vec<Vec<String>> {
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wfdb_oracle.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("python3 is required for the wfdb oracle tests (CI installs it)");
-    assert!(
-        output.status.success(),
-        "the wfdb oracle failed (is the Python `wfdb` package installed? pip install wfdb):\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_stdout(
+        Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .current_dir(cwd),
+        "the wfdb oracle (pip install wfdb)",
     );
-    String::from_utf8(output.stdout)
+    String::from_utf8(stdout)
         .expect("oracle output is UTF-8")
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())

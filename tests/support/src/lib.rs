@@ -1,0 +1,42 @@
+//! ecgfm-test-support: helpers every crate's tests share, so they locate the real ECG data and
+//! run the Python oracles the same way.
+//!
+//! - [`shared_data`]: the PhysioNet recordings in `../shared/data` (or `$ECGFM_SHARED_DATA`),
+//!   read in place; `None`, after a skip message, where the folder is absent.
+//! - [`python_stdout`]: runs `python3` (an oracle: wfdb, scipy, pyarrow, tensorboard, ...) and
+//!   returns its standard output, failing the test with the oracle's stderr when it fails.
+//!   `scripts/test.sh` installs the packages (scripts/test-requirements.txt).
+//!
+//! A dev-dependency only; it depends on nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `$ECGFM_SHARED_DATA/<folder>` or `<workspace>/../shared/data/<folder>` (`""` for the folder
+/// itself), or `None` after printing a skip message when it is absent.
+pub fn shared_data(folder: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("ECGFM_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = root.join(folder);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: shared data folder {} not found", dir.display());
+        None
+    }
+}
+
+/// Runs `python` (a `python3` command with its arguments set) and returns its standard output;
+/// panics naming `what` with the command's stderr when it cannot start or fails.
+pub fn python_stdout(python: &mut Command, what: &str) -> Vec<u8> {
+    let output = python
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run python3: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed (scripts/test.sh installs the Python oracles): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
