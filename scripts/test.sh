@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+# The oracles are installed now: a test must fail, not skip, if one is missing.
+export ECGFM_REQUIRE_ORACLES=1
 cargo test --workspace --release

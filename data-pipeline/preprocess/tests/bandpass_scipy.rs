@@ -47,7 +47,7 @@ fn scipy(jobs: &[(Vec<String>, Vec<f64>)], tag: &str) -> Option<Vec<Vec<f64>>> {
     };
     std::fs::remove_dir_all(&dir).ok();
     if outputs.is_none() {
-        eprintln!("skipping: python3 with numpy and scipy not found");
+        ecgfm_test_support::skip_without_oracle("python3 with numpy and scipy");
     }
     outputs
 }

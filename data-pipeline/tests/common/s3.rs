@@ -16,7 +16,7 @@ pub struct MotoS3 {
 
 impl MotoS3 {
     /// Starts moto and creates `bucket`. Returns `None` (after printing why) when moto is not
-    /// installed and this is not CI; on CI (`CI` set) a missing moto is a test failure.
+    /// installed on a developer's machine; under scripts/test.sh or on CI that fails the test.
     pub fn start(bucket: &str) -> Option<Self> {
         let has_moto = Command::new("python3")
             .args(["-c", "import moto.server"])
@@ -25,11 +25,9 @@ impl MotoS3 {
             .status()
             .is_ok_and(|s| s.success());
         if !has_moto {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "moto[server] is required on CI (scripts/test-requirements.txt)"
+            ecgfm_test_support::skip_without_oracle(
+                "python3 -m moto.server (pip install 'moto[server]')",
             );
-            eprintln!("skipping: python3 -m moto.server not found (pip install 'moto[server]')");
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")

@@ -6,6 +6,9 @@
 //! - [`python_stdout`]: runs `python3` (an oracle: wfdb, scipy, pyarrow, tensorboard, ...) and
 //!   returns its standard output, failing the test with the oracle's stderr when it fails.
 //!   `scripts/test.sh` installs the packages (scripts/test-requirements.txt).
+//! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
+//!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
+//!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
 //!
 //! A dev-dependency only; it depends on nothing.
 
@@ -39,4 +42,17 @@ pub fn python_stdout(python: &mut Command, what: &str) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
+}
+
+/// Reports that a Python oracle (`what`) is missing: prints a skip message, or panics where
+/// the oracles must be present (`ECGFM_REQUIRE_ORACLES` or `CI` set).
+pub fn skip_without_oracle(what: &str) {
+    let required = ["ECGFM_REQUIRE_ORACLES", "CI"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some());
+    assert!(
+        !required,
+        "{what} is missing but required here (scripts/test-requirements.txt)"
+    );
+    eprintln!("skipping: {what} not found");
 }
