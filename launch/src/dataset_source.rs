@@ -31,7 +31,8 @@ pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
         crop_samples: config.model.samples,
         split: config.data.split.clone(),
         prefetch_batches: config.data.prefetch_batches,
-        ..LoaderConfig::default()
+        decode_threads: config.data.decode_threads,
+        mix_row_groups: config.data.mix_row_groups,
     };
     let loader =
         Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;

@@ -27,6 +27,25 @@ fn layout() -> LayoutArgs {
 }
 
 fn pretrain(data: &str, out: &Path, steps: u64, stop_after: Option<u64>, resume: bool) {
+    pretrain_with(data, out, steps, stop_after, resume, &[]);
+}
+
+/// `pretrain` with extra `--set` overrides.
+fn pretrain_with(
+    data: &str,
+    out: &Path,
+    steps: u64,
+    stop_after: Option<u64>,
+    resume: bool,
+    extra: &[&str],
+) {
+    let mut set: Vec<String> = vec![
+        "model.samples=750".into(),
+        "train.log_every=1".into(),
+        "optim.warmup_steps=2".into(),
+        "data.split=all".into(),
+    ];
+    set.extend(extra.iter().map(|s| s.to_string()));
     let args = PretrainArgs {
         data: Some(data.to_string()),
         out: Some(out.to_path_buf()),
@@ -34,12 +53,7 @@ fn pretrain(data: &str, out: &Path, steps: u64, stop_after: Option<u64>, resume:
         batch_size: Some(8),
         checkpoint_every: Some(3),
         threads: Some(2),
-        set: vec![
-            "model.samples=750".into(),
-            "train.log_every=1".into(),
-            "optim.warmup_steps=2".into(),
-            "data.split=all".into(),
-        ],
+        set,
         stop_after,
         resume,
         ..PretrainArgs::default()
@@ -88,6 +102,17 @@ fn synthetic_dataset_trains_and_resumes_exactly() {
     let first = f32::from_bits(a[0].1);
     let last = f32::from_bits(a[23].1);
     assert!(last < 0.9 * first, "loss did not fall: {first} -> {last}");
+
+    // The loader settings reach the loader: decode threads change nothing, the shuffle's
+    // reach changes the sample order.
+    let short = |name: &str, extra: &[&str]| {
+        let run = root.join(name);
+        pretrain_with(url, &run, 6, None, false, extra);
+        losses(&run)
+    };
+    let reference = short("short", &[]);
+    assert_eq!(short("one-thread", &["data.decode_threads=1"]), reference);
+    assert_ne!(short("narrow-mix", &["data.mix_row_groups=1"]), reference);
     std::fs::remove_dir_all(root).unwrap();
 }
 

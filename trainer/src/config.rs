@@ -49,6 +49,11 @@ pub struct DataConfig {
     pub split: String,
     /// Batches prefetched ahead of the training step (datasets only).
     pub prefetch_batches: usize,
+    /// Row groups whose windows are shuffled together: the shuffle's reach, and the loader's
+    /// memory (datasets only; part of the sample order, so fixed for a run).
+    pub mix_row_groups: usize,
+    /// Threads decoding and cropping batches (datasets only; results do not depend on it).
+    pub decode_threads: usize,
     /// Fraction of synthetic records reduced to a single lead (lead II), so the lead-presence
     /// path of the model is exercised (synthetic source only).
     pub synth_single_lead_fraction: f32,
@@ -60,6 +65,8 @@ impl Default for DataConfig {
             source: "synth".into(),
             split: "train".into(),
             prefetch_batches: 4,
+            mix_row_groups: 4,
+            decode_threads: 2,
             synth_single_lead_fraction: 0.0,
         }
     }
