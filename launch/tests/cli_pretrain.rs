@@ -147,6 +147,26 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
 }
 
 #[test]
+fn resume_on_another_thread_count_gives_the_same_losses() {
+    let (full, split) = (temp_dir("full-threads"), temp_dir("split-threads"));
+    run_ok(&pretrain_args(&full, 10));
+    let mut first = pretrain_args(&split, 10);
+    first.extend(["--stop-after".into(), "4".into()]);
+    run_ok(&first);
+    let mut resume = pretrain_args(&split, 10);
+    let threads = resume.iter().position(|a| a == "--threads").unwrap();
+    resume[threads + 1] = "1".into();
+    resume.push("--resume".into());
+    run_ok(&resume);
+    assert_eq!(losses(&full), losses(&split));
+    let saved = std::fs::read_to_string(split.join("config.toml")).unwrap();
+    assert!(saved.contains("threads = 1"), "{saved}");
+    for dir in [full, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
 fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     let steps = 40;
     let (full, killed) = (temp_dir("kill-full"), temp_dir("kill-victim"));

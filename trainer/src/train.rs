@@ -76,7 +76,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 impl<B: Backend> Trainer<B> {
     /// Prepares a run in `run_dir`. With `resume`, continues from the newest complete checkpoint
     /// there (a fresh start when there is none); the directory's `config.toml` must then match
-    /// `config` in everything but `train.steps`.
+    /// `config` in everything but `train.steps` and the thread and prefetch counts.
     pub fn new(
         config: TrainConfig,
         run_dir: &Path,
@@ -264,7 +264,10 @@ pub struct RunSummary {
     pub samples_seen: u64,
 }
 
-/// A resumed run must use the configuration it started with (only its length may change).
+/// A resumed run must use the configuration it started with. Only its length and the settings
+/// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
+/// `data.decode_threads` and `data.prefetch_batches` (a run preempted onto another machine
+/// resumes with that machine's core count and gives the same bits).
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
@@ -278,12 +281,16 @@ fn check_resumable(
         })?;
     let mut comparable = config.clone();
     comparable.train.steps = saved.train.steps;
+    comparable.train.threads = saved.train.threads;
+    comparable.data.decode_threads = saved.data.decode_threads;
+    comparable.data.prefetch_batches = saved.data.prefetch_batches;
     if comparable != saved {
         return Err(TrainError::Resume {
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps may change). Saved:\n{}",
+                 settings (only --steps, --threads, data.decode_threads and \
+                 data.prefetch_batches may change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });
