@@ -124,17 +124,34 @@ fn same_seed_gives_identical_runs() {
     }
 }
 
-#[test]
-fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
-    let (full, split) = (temp_dir("full"), temp_dir("split"));
-    run_ok(&pretrain_args(&full, 14));
-    let mut first = pretrain_args(&split, 14);
-    first.extend(["--stop-after".into(), "6".into()]);
+/// Runs `steps` steps uninterrupted, and again stopped after `stop` and resumed with
+/// `--threads resume_threads`; returns both run directories and the resume's stdout.
+fn full_and_resumed(
+    name: &str,
+    steps: u64,
+    stop: u64,
+    resume_threads: &str,
+) -> (PathBuf, PathBuf, String) {
+    let (full, split) = (
+        temp_dir(&format!("{name}-full")),
+        temp_dir(&format!("{name}-split")),
+    );
+    run_ok(&pretrain_args(&full, steps));
+    let mut first = pretrain_args(&split, steps);
+    first.extend(["--stop-after".into(), stop.to_string()]);
     run_ok(&first);
-    assert!(!split.join("checkpoints/step_00000014").exists());
-    let mut resume = pretrain_args(&split, 14);
+    assert!(!split.join(format!("checkpoints/step_{steps:08}")).exists());
+    let mut resume = pretrain_args(&split, steps);
+    let threads = resume.iter().position(|a| a == "--threads").unwrap();
+    resume[threads + 1] = resume_threads.into();
     resume.push("--resume".into());
     let stdout = run_ok(&resume);
+    (full, split, stdout)
+}
+
+#[test]
+fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
+    let (full, split, stdout) = full_and_resumed("resume", 14, 6, "2");
     assert!(stdout.contains("resuming from"), "{stdout}");
     assert_eq!(losses(&full), losses(&split));
     assert!(
@@ -148,16 +165,7 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
 
 #[test]
 fn resume_on_another_thread_count_gives_the_same_losses() {
-    let (full, split) = (temp_dir("full-threads"), temp_dir("split-threads"));
-    run_ok(&pretrain_args(&full, 10));
-    let mut first = pretrain_args(&split, 10);
-    first.extend(["--stop-after".into(), "4".into()]);
-    run_ok(&first);
-    let mut resume = pretrain_args(&split, 10);
-    let threads = resume.iter().position(|a| a == "--threads").unwrap();
-    resume[threads + 1] = "1".into();
-    resume.push("--resume".into());
-    run_ok(&resume);
+    let (full, split, _) = full_and_resumed("threads", 10, 4, "1");
     assert_eq!(losses(&full), losses(&split));
     let saved = std::fs::read_to_string(split.join("config.toml")).unwrap();
     assert!(saved.contains("threads = 1"), "{saved}");
