@@ -3,9 +3,10 @@
 //! What lives here:
 //! - the on-disk dataset contract (`docs/dataset-format.md`): the Arrow schema of one row per
 //!   window (`schema`) and the `manifest.json` structs (`manifest`);
-//! - ingest: turning WFDB / PTB-XL / CinC sources into zstd Parquet shards with splits
-//!   (`split`), quarantine, a resumable journal and a manifest (`ingest`), plus a synthetic
-//!   dataset writer (`synth_dataset`) and a summary / plot of a dataset (`inspect`, `plot`);
+//! - ingest: turning WFDB / PTB-XL / CinC sources into Parquet shards (the signal
+//!   delta-encoded, the rest zstd) with splits (`split`), quarantine, a resumable journal and a
+//!   manifest (`ingest`), plus a synthetic dataset writer (`synth_dataset`) and a summary /
+//!   plot / checksum check of a dataset (`inspect`, `plot`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
 //!   the streaming training loader (`loader`).
 //!
