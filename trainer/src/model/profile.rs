@@ -43,6 +43,25 @@ const OPS: [&str; 28] = [
     "adamw",
 ];
 
+/// The index of op `name` in `OPS`, evaluated at compile time (a name not there does not compile).
+const fn op(name: &str) -> usize {
+    let mut i = 0;
+    while i < OPS.len() {
+        let (a, b) = (OPS[i].as_bytes(), name.as_bytes());
+        let mut same = a.len() == b.len();
+        let mut k = 0;
+        while same && k < a.len() {
+            same = a[k] == b[k];
+            k += 1;
+        }
+        if same {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a timed op")
+}
+
 /// A backend that times every op of the wrapped backend `B`.
 pub struct ProfiledBackend<B: Backend> {
     inner: B,
@@ -117,91 +136,76 @@ impl<B: Backend> ProfiledBackend<B> {
         out
     }
 
-    fn record(&self, op: usize, start: Instant) {
+    /// Runs `f`, adding its wall time and one call to op `op` (an index into `OPS`).
+    fn timed<T>(&self, op: usize, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let result = f();
         let nanos = start.elapsed().as_nanos() as u64;
         self.nanos[op].fetch_add(nanos, Ordering::Relaxed);
         self.calls[op].fetch_add(1, Ordering::Relaxed);
+        result
     }
 }
 
-// Each op records under its index in OPS.
+// Each op records under its own name in OPS.
 impl<B: Backend> Backend for ProfiledBackend<B> {
     type Buf = B::Buf;
     type IdxBuf = B::IdxBuf;
 
     fn alloc(&self, n: usize) -> Self::Buf {
-        let start = Instant::now();
-        let result = self.inner.alloc(n);
-        self.record(0, start);
-        result
+        self.timed(const { op("alloc") }, || self.inner.alloc(n))
     }
 
     fn alloc_idx(&self, n: usize) -> Self::IdxBuf {
-        let start = Instant::now();
-        let result = self.inner.alloc_idx(n);
-        self.record(1, start);
-        result
+        self.timed(const { op("alloc_idx") }, || self.inner.alloc_idx(n))
     }
 
     fn upload(&self, src: &[f32], dst: ViewMut<Self::Buf>) {
-        let start = Instant::now();
-        self.inner.upload(src, dst);
-        self.record(2, start);
+        self.timed(const { op("upload") }, || self.inner.upload(src, dst));
     }
 
     fn download(&self, src: View<Self::Buf>, dst: &mut [f32]) {
-        let start = Instant::now();
-        self.inner.download(src, dst);
-        self.record(3, start);
+        self.timed(const { op("download") }, || self.inner.download(src, dst));
     }
 
     fn upload_idx(&self, src: &[u32], dst: ViewMut<Self::IdxBuf>) {
-        let start = Instant::now();
-        self.inner.upload_idx(src, dst);
-        self.record(4, start);
+        self.timed(const { op("upload_idx") }, || {
+            self.inner.upload_idx(src, dst)
+        });
     }
 
     fn download_idx(&self, src: View<Self::IdxBuf>, dst: &mut [u32]) {
-        let start = Instant::now();
-        self.inner.download_idx(src, dst);
-        self.record(5, start);
+        self.timed(const { op("download_idx") }, || {
+            self.inner.download_idx(src, dst)
+        });
     }
 
     fn fill(&self, dst: ViewMut<Self::Buf>, n: usize, value: f32) {
-        let start = Instant::now();
-        self.inner.fill(dst, n, value);
-        self.record(6, start);
+        self.timed(const { op("fill") }, || self.inner.fill(dst, n, value));
     }
 
     fn copy(&self, src: View<Self::Buf>, dst: ViewMut<Self::Buf>, n: usize) {
-        let start = Instant::now();
-        self.inner.copy(src, dst, n);
-        self.record(7, start);
+        self.timed(const { op("copy") }, || self.inner.copy(src, dst, n));
     }
 
     fn add(&self, out: ViewMut<Self::Buf>, a: View<Self::Buf>, b: View<Self::Buf>, n: usize) {
-        let start = Instant::now();
-        self.inner.add(out, a, b, n);
-        self.record(8, start);
+        self.timed(const { op("add") }, || self.inner.add(out, a, b, n));
     }
 
     fn add_assign(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize) {
-        let start = Instant::now();
-        self.inner.add_assign(dst, src, n);
-        self.record(9, start);
+        self.timed(const { op("add_assign") }, || {
+            self.inner.add_assign(dst, src, n)
+        });
     }
 
     fn scale(&self, dst: ViewMut<Self::Buf>, n: usize, factor: f32) {
-        let start = Instant::now();
-        self.inner.scale(dst, n, factor);
-        self.record(10, start);
+        self.timed(const { op("scale") }, || self.inner.scale(dst, n, factor));
     }
 
     fn sum_squares(&self, src: View<Self::Buf>, n: usize) -> f64 {
-        let start = Instant::now();
-        let result = self.inner.sum_squares(src, n);
-        self.record(11, start);
-        result
+        self.timed(const { op("sum_squares") }, || {
+            self.inner.sum_squares(src, n)
+        })
     }
 
     fn matmul_forward(
@@ -214,9 +218,9 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         c: usize,
         oc: usize,
     ) {
-        let start = Instant::now();
-        self.inner.matmul_forward(out, inp, weight, bias, t, c, oc);
-        self.record(12, start);
+        self.timed(const { op("matmul_forward") }, || {
+            self.inner.matmul_forward(out, inp, weight, bias, t, c, oc)
+        });
     }
 
     fn matmul_backward(
@@ -231,10 +235,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         c: usize,
         oc: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .matmul_backward(dinp, dweight, dbias_off, dout, inp, weight, t, c, oc);
-        self.record(13, start);
+        self.timed(const { op("matmul_backward") }, || {
+            self.inner
+                .matmul_backward(dinp, dweight, dbias_off, dout, inp, weight, t, c, oc)
+        });
     }
 
     fn layernorm_forward(
@@ -248,10 +252,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t: usize,
         c: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .layernorm_forward(out, mean, rstd, inp, weight, bias, t, c);
-        self.record(14, start);
+        self.timed(const { op("layernorm_forward") }, || {
+            self.inner
+                .layernorm_forward(out, mean, rstd, inp, weight, bias, t, c)
+        });
     }
 
     fn layernorm_backward(
@@ -267,17 +271,17 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t: usize,
         c: usize,
     ) {
-        let start = Instant::now();
-        self.inner.layernorm_backward(
-            dinp, dweight, dbias_off, dout, inp, weight, mean, rstd, t, c,
-        );
-        self.record(15, start);
+        self.timed(const { op("layernorm_backward") }, || {
+            self.inner.layernorm_backward(
+                dinp, dweight, dbias_off, dout, inp, weight, mean, rstd, t, c,
+            )
+        });
     }
 
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize) {
-        let start = Instant::now();
-        self.inner.gelu_forward(out, inp, n);
-        self.record(16, start);
+        self.timed(const { op("gelu_forward") }, || {
+            self.inner.gelu_forward(out, inp, n)
+        });
     }
 
     fn gelu_backward(
@@ -287,9 +291,9 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         dout: View<Self::Buf>,
         n: usize,
     ) {
-        let start = Instant::now();
-        self.inner.gelu_backward(dinp, inp, dout, n);
-        self.record(17, start);
+        self.timed(const { op("gelu_backward") }, || {
+            self.inner.gelu_backward(dinp, inp, dout, n)
+        });
     }
 
     fn attention_forward(
@@ -300,10 +304,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         cu_seqlens: View<Self::IdxBuf>,
         dims: AttnDims,
     ) {
-        let start = Instant::now();
-        self.inner
-            .attention_forward(out, lse, qkv, cu_seqlens, dims);
-        self.record(18, start);
+        self.timed(const { op("attention_forward") }, || {
+            self.inner
+                .attention_forward(out, lse, qkv, cu_seqlens, dims)
+        });
     }
 
     fn attention_backward(
@@ -316,10 +320,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         cu_seqlens: View<Self::IdxBuf>,
         dims: AttnDims,
     ) {
-        let start = Instant::now();
-        self.inner
-            .attention_backward(dqkv, dout, qkv, out, lse, cu_seqlens, dims);
-        self.record(19, start);
+        self.timed(const { op("attention_backward") }, || {
+            self.inner
+                .attention_backward(dqkv, dout, qkv, out, lse, cu_seqlens, dims)
+        });
     }
 
     fn gather_patches(
@@ -332,10 +336,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         samples: usize,
         patch: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .gather_patches(out, x, tokens, t, leads, samples, patch);
-        self.record(20, start);
+        self.timed(const { op("gather_patches") }, || {
+            self.inner
+                .gather_patches(out, x, tokens, t, leads, samples, patch)
+        });
     }
 
     fn add_lead_pos_forward(
@@ -347,10 +351,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t: usize,
         d: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .add_lead_pos_forward(h, lead_embed, pos, tokens, t, d);
-        self.record(21, start);
+        self.timed(const { op("add_lead_pos_forward") }, || {
+            self.inner
+                .add_lead_pos_forward(h, lead_embed, pos, tokens, t, d)
+        });
     }
 
     fn add_lead_pos_backward(
@@ -361,10 +365,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t: usize,
         d: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .add_lead_pos_backward(dlead_embed, dh, tokens, t, d);
-        self.record(22, start);
+        self.timed(const { op("add_lead_pos_backward") }, || {
+            self.inner
+                .add_lead_pos_backward(dlead_embed, dh, tokens, t, d)
+        });
     }
 
     fn mask_scatter_forward(
@@ -376,10 +380,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t_dec: usize,
         d: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .mask_scatter_forward(out, z, mask_token, src_rows, t_dec, d);
-        self.record(23, start);
+        self.timed(const { op("mask_scatter_forward") }, || {
+            self.inner
+                .mask_scatter_forward(out, z, mask_token, src_rows, t_dec, d)
+        });
     }
 
     fn mask_scatter_backward(
@@ -391,10 +395,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         t_dec: usize,
         d: usize,
     ) {
-        let start = Instant::now();
-        self.inner
-            .mask_scatter_backward(dz, dmask_token, dout, src_rows, t_dec, d);
-        self.record(24, start);
+        self.timed(const { op("mask_scatter_backward") }, || {
+            self.inner
+                .mask_scatter_backward(dz, dmask_token, dout, src_rows, t_dec, d)
+        });
     }
 
     fn masked_mse_forward(
@@ -406,12 +410,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         p: usize,
         norm_pix: bool,
     ) -> f64 {
-        let start = Instant::now();
-        let result = self
-            .inner
-            .masked_mse_forward(pred, target, rows, m, p, norm_pix);
-        self.record(25, start);
-        result
+        self.timed(const { op("masked_mse_forward") }, || {
+            self.inner
+                .masked_mse_forward(pred, target, rows, m, p, norm_pix)
+        })
     }
 
     fn masked_mse_backward(
@@ -426,10 +428,10 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         norm_pix: bool,
         loss_scale: f32,
     ) {
-        let start = Instant::now();
-        self.inner
-            .masked_mse_backward(dpred, pred, target, rows, t_dec, m, p, norm_pix, loss_scale);
-        self.record(26, start);
+        self.timed(const { op("masked_mse_backward") }, || {
+            self.inner
+                .masked_mse_backward(dpred, pred, target, rows, t_dec, m, p, norm_pix, loss_scale)
+        });
     }
 
     fn adamw(
@@ -442,9 +444,9 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         hp: &AdamW,
         decay: bool,
     ) {
-        let start = Instant::now();
-        self.inner.adamw(param, grad, m, v, n, hp, decay);
-        self.record(27, start);
+        self.timed(const { op("adamw") }, || {
+            self.inner.adamw(param, grad, m, v, n, hp, decay)
+        });
     }
 }
 
