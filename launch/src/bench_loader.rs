@@ -2,7 +2,7 @@
 //! batches by the streaming loader, next to pyarrow + numpy batching of the same shards
 //! (bench/loader_pyarrow.py) in the same run. The last line printed is one JSON object.
 
-use crate::python_bench::{run_json_script, script_path};
+use crate::python_bench::run_json_script;
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::loader::{bench_loader, LoaderConfig};
@@ -46,21 +46,18 @@ pub struct BenchLoaderArgs {
 }
 
 fn run_pyarrow(args: &BenchLoaderArgs) -> Result<serde_json::Value> {
-    let script = args
-        .pyarrow_script
-        .clone()
-        .unwrap_or_else(|| script_path("loader_pyarrow.py"));
-    let script_args = [
+    let flags = [
         ("--data", args.data.clone()),
         ("--batch-size", args.batch_size.to_string()),
         ("--batches", args.batches.to_string()),
         ("--crop", args.crop_samples.to_string()),
     ];
-    let script_args: Vec<String> = script_args
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_string(), value])
-        .collect();
-    run_json_script(&args.python, &script, &script_args)
+    run_json_script(
+        &args.python,
+        args.pyarrow_script.as_deref(),
+        "loader_pyarrow.py",
+        &flags,
+    )
 }
 
 /// Runs `ecgfm bench loader`.

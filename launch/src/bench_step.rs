@@ -4,7 +4,7 @@
 
 use crate::cli::BenchStepArgs;
 use crate::pretrain::thread_pool;
-use crate::python_bench::{run_json_script, script_path};
+use crate::python_bench::run_json_script;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -77,22 +77,19 @@ fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
 
 /// Runs the PyTorch script and returns its last-line JSON object.
 fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value> {
-    let script = args
-        .torch_script
-        .clone()
-        .unwrap_or_else(|| script_path("torch_step.py"));
-    let script_args = [
+    let flags = [
         ("--model", args.model.clone()),
         ("--batch-size", args.batch_size.to_string()),
         ("--threads", threads.to_string()),
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
     ];
-    let script_args: Vec<String> = script_args
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_string(), value])
-        .collect();
-    run_json_script(&args.python, &script, &script_args)
+    run_json_script(
+        &args.python,
+        args.torch_script.as_deref(),
+        "torch_step.py",
+        &flags,
+    )
 }
 
 /// Runs `ecgfm bench step`.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `bench/NAME` relative to the working directory, else to the source tree.
-pub fn script_path(name: &str) -> PathBuf {
+fn script_path(name: &str) -> PathBuf {
     let local = Path::new("bench").join(name);
     if local.exists() {
         return local;
@@ -16,11 +16,22 @@ pub fn script_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `python script args...` and parses the JSON object on its last line of output.
-pub fn run_json_script(python: &str, script: &Path, args: &[String]) -> Result<serde_json::Value> {
+/// Runs `python SCRIPT --flag value ...` and parses the JSON object on its last line of output;
+/// `SCRIPT` is `script` when given, else `bench/<default_name>`.
+pub fn run_json_script(
+    python: &str,
+    script: Option<&Path>,
+    default_name: &str,
+    flags: &[(&str, String)],
+) -> Result<serde_json::Value> {
+    let script = script.map_or_else(|| script_path(default_name), Path::to_path_buf);
     let output = Command::new(python)
-        .arg(script)
-        .args(args)
+        .arg(&script)
+        .args(
+            flags
+                .iter()
+                .flat_map(|(flag, value)| [*flag, value.as_str()]),
+        )
         .output()
         .with_context(|| format!("running {python} {}", script.display()))?;
     if !output.status.success() {
