@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use ecgfm_data::ingest::{ingest, SourceFormat};
 use ecgfm_test_support::shared_data;
-use ingest_support::{hidden, options, read_dataset};
+use ingest_support::{hidden, ingest_shared, options, read_dataset};
 
 #[test]
 fn cinc2017_all_records_ingest_with_reference_labels() {
@@ -63,12 +63,9 @@ fn cinc2017_all_records_ingest_with_reference_labels() {
 
 #[test]
 fn cinc2021_header_labels_age_and_sex() {
-    let Some(source) = shared_data("cinc2021-sample") else {
+    let Some((out, _, report)) = ingest_shared("cinc2021-sample") else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let opts = options(&source, out.path().to_str().unwrap());
-    let report = ingest(&opts, &hidden()).unwrap();
     assert_eq!(report.format, SourceFormat::Cinc2021);
     assert_eq!(report.records_planned, 50);
     assert_eq!(report.records_ingested, 50, "{report}");

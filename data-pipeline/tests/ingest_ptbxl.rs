@@ -7,19 +7,14 @@ mod ingest_support;
 
 use std::collections::{BTreeMap, HashMap};
 
-use ecgfm_data::ingest::{ingest, SourceFormat};
-use ecgfm_test_support::shared_data;
-use ingest_support::{hidden, options, python_summary, read_dataset};
+use ecgfm_data::ingest::SourceFormat;
+use ingest_support::{ingest_shared, python_summary, read_dataset};
 
 #[test]
 fn ptbxl_500_ingests_with_folds_labels_and_python_readback() {
-    let Some(source) = shared_data("ptbxl-500") else {
+    let Some((out, _, report)) = ingest_shared("ptbxl-500") else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let opts = options(&source, out.path().to_str().unwrap());
-    let report = ingest(&opts, &hidden()).unwrap();
-    println!("{report}");
     assert_eq!(report.format, SourceFormat::Ptbxl);
     assert!(report.complete);
     assert_eq!(report.records_planned, 500);

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use ecgfm_data::ingest::{ingest, JOURNAL_FILE};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
-use ingest_support::{hidden, options, python_summary, read_dataset};
+use ingest_support::{hidden, ingest_shared, options, python_summary, read_dataset};
 
 fn mtimes(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("shards"))
@@ -77,12 +77,9 @@ fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
 
 #[test]
 fn ingest_to_memory_store_equals_local_output() {
-    let Some(source) = shared_data("cinc2021-sample") else {
+    let Some((local, opts, _)) = ingest_shared("cinc2021-sample") else {
         return;
     };
-    let local = tempfile::tempdir().unwrap();
-    let opts = options(&source, local.path().to_str().unwrap());
-    ingest(&opts, &hidden()).unwrap();
     let mut memory = opts.clone();
     memory.out = "memory://ingest-test/cinc2021".into();
     memory.threads = 1;

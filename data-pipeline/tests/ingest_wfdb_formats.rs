@@ -6,19 +6,14 @@ mod ingest_support;
 
 use std::collections::BTreeMap;
 
-use ecgfm_data::ingest::{ingest, SourceFormat};
-use ecgfm_test_support::shared_data;
-use ingest_support::{hidden, options, read_dataset};
+use ecgfm_data::ingest::SourceFormat;
+use ingest_support::{hidden, ingest_shared, read_dataset};
 
 #[test]
 fn wfdb_formats_quarantine_and_partial_records_are_exact() {
-    let Some(source) = shared_data("wfdb-formats") else {
+    let Some((out, _, report)) = ingest_shared("wfdb-formats") else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let opts = options(&source, out.path().to_str().unwrap());
-    let report = ingest(&opts, &hidden()).unwrap();
-    println!("{report}");
     assert_eq!(report.format, SourceFormat::Wfdb);
     let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
     println!(

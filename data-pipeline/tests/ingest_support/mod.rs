@@ -7,11 +7,22 @@ use std::process::Command;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float32Type, Int16Type, Int32Type, Int8Type};
-use ecgfm_data::ingest::IngestOptions;
+use ecgfm_data::ingest::{ingest, IngestOptions, IngestReport};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
 use ecgfm_test_support::python_stdout;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Ingests the shared data folder `folder` with the test `options` into a fresh temporary
+/// folder; `None` (after a skip message) when the shared data is absent.
+pub fn ingest_shared(folder: &str) -> Option<(tempfile::TempDir, IngestOptions, IngestReport)> {
+    let source = ecgfm_test_support::shared_data(folder)?;
+    let out = tempfile::tempdir().unwrap();
+    let opts = options(&source, out.path().to_str().unwrap());
+    let report = ingest(&opts, &hidden()).unwrap();
+    println!("{report}");
+    Some((out, opts, report))
+}
 
 /// Options for a test ingest of `source` into `out`: small shards, all cores.
 pub fn options(source: &Path, out: &str) -> IngestOptions {
