@@ -62,6 +62,19 @@ fn losses(run: &Path) -> Vec<(u64, u32)> {
         .collect()
 }
 
+/// Asserts that runs `a` and `b` logged the same losses and ended with the same weights at
+/// `step`, bit for bit, then deletes both.
+fn assert_same_run_and_remove(a: PathBuf, b: PathBuf, step: u64) {
+    assert_eq!(losses(&a), losses(&b));
+    assert!(
+        final_weights(&a, step) == final_weights(&b, step),
+        "weights differ"
+    );
+    for dir in [a, b] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 fn final_weights(run: &Path, step: u64) -> Vec<u8> {
     let dir = run.join(format!("checkpoints/step_{step:08}"));
     assert!(
@@ -114,14 +127,7 @@ fn same_seed_gives_identical_runs() {
     let (a, b) = (temp_dir("seed-a"), temp_dir("seed-b"));
     run_ok(&pretrain_args(&a, 6));
     run_ok(&pretrain_args(&b, 6));
-    assert_eq!(losses(&a), losses(&b));
-    assert!(
-        final_weights(&a, 6) == final_weights(&b, 6),
-        "weights differ"
-    );
-    for dir in [a, b] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+    assert_same_run_and_remove(a, b, 6);
 }
 
 /// Runs `steps` steps uninterrupted, and again stopped after `stop` and resumed with
@@ -153,14 +159,7 @@ fn full_and_resumed(
 fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
     let (full, split, stdout) = full_and_resumed("resume", 14, 6, "2");
     assert!(stdout.contains("resuming from"), "{stdout}");
-    assert_eq!(losses(&full), losses(&split));
-    assert!(
-        final_weights(&full, 14) == final_weights(&split, 14),
-        "weights differ"
-    );
-    for dir in [full, split] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+    assert_same_run_and_remove(full, split, 14);
 }
 
 #[test]
@@ -208,14 +207,7 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     run_ok(&resume);
     eprintln!("killed the run {kills} times");
     assert!(kills > 0, "the run was never interrupted");
-    assert_eq!(losses(&full), losses(&killed));
-    assert!(
-        final_weights(&full, steps) == final_weights(&killed, steps),
-        "weights differ"
-    );
-    for dir in [full, killed] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+    assert_same_run_and_remove(full, killed, steps);
 }
 
 #[test]
