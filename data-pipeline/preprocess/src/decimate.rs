@@ -105,18 +105,10 @@ fn block<const W: usize>(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Tap, WIDTH};
+    use crate::dot::avx2::load;
     use std::arch::x86_64::{
-        __m256d, _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_storeu_pd,
+        __m256d, _mm256_add_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_storeu_pd,
     };
-
-    /// Loads `x[at..at + 4]`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load(x: &[f64], at: usize) -> __m256d {
-        let lanes = &x[at..at + 4];
-        // SAFETY: `lanes` holds exactly the four doubles read.
-        unsafe { _mm256_loadu_pd(lanes.as_ptr()) }
-    }
 
     /// Stores four lanes into `out[at..at + 4]`.
     #[inline]

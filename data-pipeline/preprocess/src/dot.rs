@@ -68,17 +68,17 @@ impl DotKernel for Avx2 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::BLOCK;
     use std::arch::x86_64::{
         __m256d, _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd, _mm256_storeu_pd,
     };
 
-    /// Loads lanes `at..at + 4` of an 8-lane block.
+    /// Loads `x[at..at + 4]` (also used by the decimator's kernel).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn load(block: &[f64], at: usize) -> __m256d {
-        let lanes = &block[at..at + 4];
+    pub(crate) fn load(x: &[f64], at: usize) -> __m256d {
+        let lanes = &x[at..at + 4];
         // SAFETY: `lanes` holds exactly the four doubles read.
         unsafe { _mm256_loadu_pd(lanes.as_ptr()) }
     }
