@@ -170,6 +170,8 @@ fn synthetic_dataset_has_the_same_layout() {
         manifest_again.shards, manifest.shards,
         "deterministic, bitwise"
     );
-    let py = python_summary(out.path());
+    let Some(py) = python_summary(out.path()) else {
+        return;
+    };
     assert_eq!(py["duckdb_rows"], 120);
 }

@@ -8,8 +8,12 @@
 //! - Forward ops OVERWRITE their outputs.
 //! - Backward ops ACCUMULATE (`+=`) into every gradient they produce, parameter and activation
 //!   gradients alike (gradient accumulation over micro-batches; residual branches). The caller
-//!   zeroes gradient buffers when a new accumulation starts. The single exception is
-//!   [`Backend::masked_mse_backward`], which starts the backward pass and overwrites `dpred`.
+//!   zeroes gradient buffers when a new accumulation starts. The exceptions are the losses'
+//!   backward ops ([`Backend::masked_mse_backward`], [`Backend::cross_entropy_backward`],
+//!   [`Backend::bce_backward`]): they start the backward pass and overwrite their gradient.
+//! - Scalars (losses, the sum of squares behind the gradient norm) are written into a device
+//!   buffer, never returned: a training step queues work without waiting for the device, and the
+//!   host reads a scalar (`download`) only when it logs it.
 //! - Every result is bitwise deterministic: identical run to run and whatever the thread count.
 //! - Out-of-range views are programming errors and panic.
 
@@ -125,8 +129,19 @@ pub trait Backend: Send + Sync {
     fn add_assign(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
     /// dst *= factor (gradient clipping, loss-scale removal).
     fn scale(&self, dst: ViewMut<Self::Buf>, n: usize, factor: f32);
-    /// sum(src^2) accumulated in f64 in a fixed order (global gradient norm = sqrt of this).
-    fn sum_squares(&self, src: View<Self::Buf>, n: usize) -> f64;
+    /// out[0] = sum(src^2), accumulated in f64 in a fixed order and rounded once to f32 (the
+    /// global gradient norm is its square root). A device scalar: the host reads it only to log.
+    fn sum_squares(&self, out: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
+    /// Global-norm clipping as torch.nn.utils.clip_grad_norm_, on the device: with
+    /// norm = sqrt(sumsq[0]) and factor = max_norm / (norm + 1e-6), grads (n) *= factor when
+    /// factor < 1 (f32 arithmetic). `sumsq` is what `sum_squares` wrote.
+    fn clip_grad_norm(
+        &self,
+        grads: ViewMut<Self::Buf>,
+        n: usize,
+        sumsq: View<Self::Buf>,
+        max_norm: f32,
+    );
 
     // ---- linear layer -------------------------------------------------------------------
 
@@ -296,16 +311,18 @@ pub trait Backend: Send + Sync {
     /// Masked reconstruction loss (docs/model.md): target (M, P) holds the raw patches of the M
     /// masked tokens (from `gather_patches`), rows (M) their row in pred (T_dec, P).
     /// With norm_pix, each target is (p - mean) / sqrt(var_unbiased + 1e-6).
-    /// Returns (1 / M) sum_i (1 / P) sum_k (pred[rows[i]][k] - target_i[k])^2 (f64 sums).
+    /// loss[0] = (1 / M) sum_i (1 / P) sum_k (pred[rows[i]][k] - target_i[k])^2 (f64 sums,
+    /// rounded once to f32; a device scalar, like every loss below).
     fn masked_mse_forward(
         &self,
+        loss: ViewMut<Self::Buf>,
         pred: View<Self::Buf>,
         target: View<Self::Buf>,
         rows: View<Self::IdxBuf>,
         m: usize,
         p: usize,
         norm_pix: bool,
-    ) -> f64;
+    );
     /// OVERWRITES dpred (T_dec, P) with loss_scale * d loss / d pred (zero on unlisted rows):
     /// 2 loss_scale (pred - target) / (M P) on the listed rows, which must be distinct.
     fn masked_mse_backward(
@@ -318,6 +335,70 @@ pub trait Backend: Send + Sync {
         m: usize,
         p: usize,
         norm_pix: bool,
+        loss_scale: f32,
+    );
+
+    // ---- classification heads (evaluation: probe and fine-tune) ----------------------------
+
+    /// out (B, C) row b = mean of the inp (T, C) rows cu_seqlens[b] .. cu_seqlens[b+1] (f64
+    /// sums); an empty sequence gives a zero row. cu_seqlens holds B + 1 offsets.
+    fn mean_pool_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        inp: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        seqs: usize,
+        c: usize,
+    );
+    /// dinp (T, C) += dout[b] / len_b on every row of sequence b.
+    fn mean_pool_backward(
+        &self,
+        dinp: ViewMut<Self::Buf>,
+        dout: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        seqs: usize,
+        tokens: usize,
+        c: usize,
+    );
+    /// Softmax cross-entropy of logits (N, K) against class indices labels (N), each < K:
+    /// loss[0] = (1 / N) sum_i (logsumexp(logits_i) - logits_i[labels_i]) (f64 sums).
+    fn cross_entropy_forward(
+        &self,
+        loss: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        labels: View<Self::IdxBuf>,
+        n: usize,
+        k: usize,
+    );
+    /// OVERWRITES dlogits (N, K) with loss_scale * (softmax(logits_i) - onehot(labels_i)) / N.
+    fn cross_entropy_backward(
+        &self,
+        dlogits: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        labels: View<Self::IdxBuf>,
+        n: usize,
+        k: usize,
+        loss_scale: f32,
+    );
+    /// Multi-label binary cross-entropy with logits x (N, K) and targets y (N, K) in [0, 1]:
+    /// loss[0] = (1 / (N K)) sum (max(x, 0) - x y + log(1 + exp(-|x|))) (f64 sums; torch's
+    /// `binary_cross_entropy_with_logits`, mean reduction).
+    fn bce_forward(
+        &self,
+        loss: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        targets: View<Self::Buf>,
+        n: usize,
+        k: usize,
+    );
+    /// OVERWRITES dlogits (N, K) with loss_scale * (sigmoid(x) - y) / (N K).
+    fn bce_backward(
+        &self,
+        dlogits: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        targets: View<Self::Buf>,
+        n: usize,
+        k: usize,
         loss_scale: f32,
     );
 

@@ -73,7 +73,9 @@ fn run_everything() -> Vec<u32> {
     );
     let rows: Vec<u32> = (0..t as u32).filter(|r| r % 3 != 0).collect();
     let target = rng.vec(rows.len() * p, 2.0);
-    let loss = be.masked_mse_forward(
+    let mut loss = be.alloc(1);
+    be.masked_mse_forward(
+        (&mut loss).into(),
         (&pred).into(),
         (&target).into(),
         (&rows).into(),
@@ -81,7 +83,7 @@ fn run_everything() -> Vec<u32> {
         p,
         true,
     );
-    results.push(loss as f32);
+    results.extend_from_slice(&loss);
 
     let mut dpred = be.alloc(t * p);
     be.masked_mse_backward(
@@ -161,8 +163,68 @@ fn run_everything() -> Vec<u32> {
         c,
     );
 
-    let sq = be.sum_squares((&dqkv_params).into(), 3 * c * c);
-    results.push(sq as f32);
+    // Classification heads over the packed rows: pool, then both losses and their gradients.
+    let seqs = lengths.len();
+    let mut pooled = be.alloc(seqs * c);
+    be.mean_pool_forward(
+        (&mut pooled).into(),
+        (&dx).into(),
+        (&cu_buf).into(),
+        seqs,
+        c,
+    );
+    let labels: Vec<u32> = (0..seqs as u32).map(|i| (i * 7) % c as u32).collect();
+    let targets: Vec<f32> = (0..seqs * c).map(|i| (i % 3 == 0) as u8 as f32).collect();
+    let (mut ce, mut bce) = (be.alloc(1), be.alloc(1));
+    be.cross_entropy_forward(
+        (&mut ce).into(),
+        (&pooled).into(),
+        (&labels).into(),
+        seqs,
+        c,
+    );
+    be.bce_forward(
+        (&mut bce).into(),
+        (&pooled).into(),
+        (&targets).into(),
+        seqs,
+        c,
+    );
+    results.extend_from_slice(&ce);
+    results.extend_from_slice(&bce);
+    let (mut dce, mut dbce) = (be.alloc(seqs * c), be.alloc(seqs * c));
+    be.cross_entropy_backward(
+        (&mut dce).into(),
+        (&pooled).into(),
+        (&labels).into(),
+        seqs,
+        c,
+        0.5,
+    );
+    be.bce_backward(
+        (&mut dbce).into(),
+        (&pooled).into(),
+        (&targets).into(),
+        seqs,
+        c,
+        0.5,
+    );
+    let mut dpool_in = be.alloc(t * c);
+    be.mean_pool_backward(
+        (&mut dpool_in).into(),
+        (&dce).into(),
+        (&cu_buf).into(),
+        seqs,
+        t,
+        c,
+    );
+
+    let mut sq = be.alloc(1);
+    be.sum_squares((&mut sq).into(), (&dqkv_params).into(), 3 * c * c);
+    results.extend_from_slice(&sq);
+    let mut clipped = dqkv_params.clone();
+    be.clip_grad_norm((&mut clipped).into(), 3 * c * c, (&sq).into(), 0.5);
+    results.extend_from_slice(&clipped);
     let (mut m, mut v) = (be.alloc(3 * c * c), be.alloc(3 * c * c));
     let mut w = w_qkv.clone();
     let hp = AdamW {
@@ -197,6 +259,10 @@ fn run_everything() -> Vec<u32> {
         &dlead,
         &dz,
         &dmask,
+        &pooled,
+        &dce,
+        &dbce,
+        &dpool_in,
         &w,
     ] {
         results.extend_from_slice(buf);

@@ -334,14 +334,17 @@ fn masked_mse_gradient_matches_finite_differences() {
     let (pred, target) = (rng.vec(t_dec * p, 1.0), rng.vec(m * p, 3.0));
     for norm_pix in [true, false] {
         let objective = |x: &[f32]| {
+            let mut loss = padded(&[0.0]);
             be.masked_mse_forward(
+                vm(&mut loss),
                 v(&padded(x)),
                 v(&padded(&target)),
                 vi(&rows),
                 m,
                 p,
                 norm_pix,
-            )
+            );
+            body(&loss, 1)[0] as f64
         };
         let mut dpred = padded(&rng.vec(t_dec * p, 9.0));
         be.masked_mse_backward(
@@ -383,5 +386,106 @@ fn masked_mse_gradient_matches_finite_differences() {
                 "loss_scale is not applied linearly"
             );
         }
+    }
+}
+
+#[test]
+fn mean_pool_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let c = 5;
+    // Ragged sequences, one of them empty.
+    let cu = padded_idx(&[0, 3, 3, 4, 9]);
+    let (seqs, t) = (4, 9);
+    let mut rng = Rng::new(21);
+    let (x, r) = (rng.vec(t * c, 1.0), rng.vec(seqs * c, 1.0));
+    let objective = |x: &[f32]| {
+        let mut out = padded(&vec![0.0; seqs * c]);
+        be.mean_pool_forward(vm(&mut out), v(&padded(x)), vi(&cu), seqs, c);
+        dot(body(&out, seqs * c), &r)
+    };
+    let start = rng.vec(t * c, 1.0);
+    let mut dx = padded(&start);
+    be.mean_pool_backward(vm(&mut dx), v(&padded(&r)), vi(&cu), seqs, t, c);
+    check_grad(
+        "mean pool",
+        &x,
+        &added(&dx, &start),
+        100,
+        1e-2,
+        1e-3,
+        objective,
+    );
+    // The empty sequence pools to an exact zero row.
+    let mut out = padded(&vec![7.0; seqs * c]);
+    be.mean_pool_forward(vm(&mut out), v(&padded(&x)), vi(&cu), seqs, c);
+    assert!(body(&out, seqs * c)[c..2 * c].iter().all(|&o| o == 0.0));
+}
+
+#[test]
+fn cross_entropy_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let (n, k) = (6, 4);
+    let labels = padded_idx(&[0, 3, 1, 1, 2, 3]);
+    let mut rng = Rng::new(22);
+    let logits = rng.vec(n * k, 3.0);
+    let objective = |x: &[f32]| {
+        let mut loss = padded(&[0.0]);
+        be.cross_entropy_forward(vm(&mut loss), v(&padded(x)), vi(&labels), n, k);
+        body(&loss, 1)[0] as f64
+    };
+    let mut d = padded(&rng.vec(n * k, 5.0));
+    be.cross_entropy_backward(vm(&mut d), v(&padded(&logits)), vi(&labels), n, k, 1.0);
+    let grad = body(&d, n * k).to_vec();
+    check_grad("cross entropy", &logits, &grad, 100, 1e-2, 1e-3, objective);
+    // Against the textbook formula, and with huge logits (no overflow).
+    let want: f64 = (0..n)
+        .map(|i| {
+            let row = &logits[i * k..(i + 1) * k];
+            let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+            z.ln() - row[labels[common::PAD + i] as usize] as f64
+        })
+        .sum::<f64>()
+        / n as f64;
+    assert!((objective(&logits) - want).abs() < 1e-6 * want.abs().max(1.0));
+    let big: Vec<f32> = logits.iter().map(|x| x * 1e3).collect();
+    assert!(objective(&big).is_finite());
+}
+
+#[test]
+fn bce_gradient_matches_finite_differences() {
+    let be = CpuBackend::new();
+    let (n, k) = (5, 3);
+    let mut rng = Rng::new(23);
+    let logits = rng.vec(n * k, 3.0);
+    let targets: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 5) % 3 == 0) as u8 as f32)
+        .collect();
+    let tb = padded(&targets);
+    let objective = |x: &[f32]| {
+        let mut loss = padded(&[0.0]);
+        be.bce_forward(vm(&mut loss), v(&padded(x)), v(&tb), n, k);
+        body(&loss, 1)[0] as f64
+    };
+    let mut d = padded(&rng.vec(n * k, 5.0));
+    be.bce_backward(vm(&mut d), v(&padded(&logits)), v(&tb), n, k, 1.0);
+    let grad = body(&d, n * k).to_vec();
+    check_grad("bce", &logits, &grad, 100, 1e-2, 1e-3, objective);
+    let want: f64 = logits
+        .iter()
+        .zip(&targets)
+        .map(|(&x, &y)| {
+            let s = 1.0 / (1.0 + (-(x as f64)).exp());
+            -(y as f64 * s.ln() + (1.0 - y as f64) * (1.0 - s).ln())
+        })
+        .sum::<f64>()
+        / (n * k) as f64;
+    assert!((objective(&logits) - want).abs() < 1e-6 * want.abs().max(1.0));
+    let big: Vec<f32> = logits.iter().map(|x| x * 1e3).collect();
+    assert!(objective(&big).is_finite());
+    // loss_scale scales the gradient linearly.
+    let mut d2 = padded(&vec![0.0; n * k]);
+    be.bce_backward(vm(&mut d2), v(&padded(&logits)), v(&tb), n, k, 3.0);
+    for (a, b) in body(&d2, n * k).iter().zip(&grad) {
+        assert!((a - 3.0 * b).abs() <= 1e-6 * b.abs().max(1.0));
     }
 }

@@ -238,7 +238,18 @@ fn elementwise_helpers_compute_what_they_say() {
     assert_eq!(body(&out, 3), &[2.5, 0.0, 6.0]);
     be.scale(vm(&mut out), 3, 2.0);
     assert_eq!(body(&out, 3), &[5.0, 0.0, 12.0]);
-    assert_eq!(be.sum_squares(v(&out), 3), 169.0);
+    let mut sq = padded(&[0.0]);
+    be.sum_squares(vm(&mut sq), v(&out), 3);
+    assert_eq!(body(&sq, 1), &[169.0]);
+    // Clipping to norm 6.5 halves the gradient (norm 13); a threshold above the norm leaves it.
+    let mut clipped = out.clone();
+    be.clip_grad_norm(vm(&mut clipped), 3, v(&sq), 13.0 / 2.0);
+    for (c, o) in body(&clipped, 3).iter().zip(body(&out, 3)) {
+        assert!((c - o * 6.5 / (13.0 + 1e-6)).abs() < 1e-6, "{c} vs {o}");
+    }
+    let mut kept = out.clone();
+    be.clip_grad_norm(vm(&mut kept), 3, v(&sq), 20.0);
+    assert_eq!(body(&kept, 3), body(&out, 3));
     let mut copy = padded(&[0.0; 3]);
     be.copy(v(&out), vm(&mut copy), 3);
     assert_eq!(body(&copy, 3), body(&out, 3));

@@ -2,7 +2,7 @@
 //! batches by the streaming loader, next to pyarrow + numpy batching of the same shards
 //! (bench/loader_pyarrow.py) in the same run. The last line printed is one JSON object.
 
-use crate::python_bench::run_json_script;
+use crate::python_bench::run_comparison;
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::loader::{bench_loader, LoaderConfig};
@@ -45,15 +45,16 @@ pub struct BenchLoaderArgs {
     pub no_pyarrow: bool,
 }
 
-fn run_pyarrow(args: &BenchLoaderArgs) -> Result<serde_json::Value> {
+fn run_pyarrow(args: &BenchLoaderArgs) -> Result<Option<serde_json::Value>> {
     let flags = [
         ("--data", args.data.clone()),
         ("--batch-size", args.batch_size.to_string()),
         ("--batches", args.batches.to_string()),
         ("--crop", args.crop_samples.to_string()),
     ];
-    run_json_script(
+    run_comparison(
         &args.python,
+        &["pyarrow", "numpy"],
         args.pyarrow_script.as_deref(),
         "loader_pyarrow.py",
         &flags,
@@ -91,8 +92,11 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         "world_size": args.world_size,
         "mix_row_groups": args.mix_row_groups,
     });
-    if !args.no_pyarrow && args.world_size == 1 {
-        let py = run_pyarrow(args)?;
+    let pyarrow = match !args.no_pyarrow && args.world_size == 1 {
+        true => run_pyarrow(args)?,
+        false => None,
+    };
+    if let Some(py) = pyarrow {
         let py_rate = py["ecgs_per_s"]
             .as_f64()
             .context("pyarrow JSON has no ecgs_per_s")?;

@@ -4,7 +4,7 @@
 
 use crate::cli::BenchStepArgs;
 use crate::pretrain::thread_pool;
-use crate::python_bench::run_json_script;
+use crate::python_bench::run_comparison;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -43,8 +43,9 @@ fn prepared<B: Backend>(
 /// One full training step: zero gradients, forward, backward, clipped AdamW update.
 fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
     model.zero_grads();
-    let loss = model.forward_backward(batch, 1.0)?;
+    model.forward_backward(batch, 1.0)?;
     model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+    let loss = model.loss_sum();
     if !loss.is_finite() {
         bail!("loss is {loss} during the benchmark");
     }
@@ -75,8 +76,8 @@ fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs the PyTorch script and returns its last-line JSON object.
-fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value> {
+/// Runs the PyTorch script and returns its last-line JSON object (`None`: skipped, and why).
+fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<Option<serde_json::Value>> {
     let flags = [
         ("--model", args.model.clone()),
         ("--batch-size", args.batch_size.to_string()),
@@ -84,8 +85,9 @@ fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<serde_json::Value>
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
     ];
-    run_json_script(
+    run_comparison(
         &args.python,
+        &["torch", "numpy"],
         args.torch_script.as_deref(),
         "torch_step.py",
         &flags,
@@ -119,8 +121,11 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
         "samples_per_s": ecgfm_sps,
         "sgemm_gflops": gflops,
     });
-    if !args.no_torch {
-        let torch = time_torch(args, threads)?;
+    let torch = match args.no_torch {
+        true => None,
+        false => time_torch(args, threads)?,
+    };
+    if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]
             .as_f64()
             .context("PyTorch JSON has no step_ms_median")?;

@@ -1,5 +1,7 @@
 //! Running the Python side of a benchmark (PyTorch, pyarrow) and reading its result: every
-//! script in bench/ prints one JSON object as its last line.
+//! script in bench/ prints one JSON object as its last line. When the interpreter or one of the
+//! script's packages is missing, the comparison is skipped with a message saying why, and the
+//! benchmark still prints ecgfm's own figures.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -16,9 +18,47 @@ fn script_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Why the comparison cannot run: `python` does not start, or lacks one of `modules`.
+fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
+    let imports = modules
+        .iter()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match Command::new(python).args(["-c", &imports]).output() {
+        Err(e) => Some(format!("cannot run {python}: {e}")),
+        Ok(out) if out.status.success() => None,
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().last().unwrap_or("import failed").trim();
+            Some(format!(
+                "{python} cannot import {} ({last}); pip install {}",
+                modules.join(", "),
+                modules.join(" ")
+            ))
+        }
+    }
+}
+
+/// Runs the comparison script when `python` has `modules`: `Some` of its JSON result, or `None`
+/// after printing why the comparison was skipped. A script that starts and then fails is an error.
+pub fn run_comparison(
+    python: &str,
+    modules: &[&str],
+    script: Option<&Path>,
+    default_name: &str,
+    flags: &[(&str, String)],
+) -> Result<Option<serde_json::Value>> {
+    if let Some(reason) = missing_prerequisite(python, modules) {
+        println!("comparison skipped: {reason}");
+        return Ok(None);
+    }
+    run_json_script(python, script, default_name, flags).map(Some)
+}
+
 /// Runs `python SCRIPT --flag value ...` and parses the JSON object on its last line of output;
 /// `SCRIPT` is `script` when given, else `bench/<default_name>`.
-pub fn run_json_script(
+fn run_json_script(
     python: &str,
     script: Option<&Path>,
     default_name: &str,

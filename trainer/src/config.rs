@@ -56,6 +56,7 @@ pub struct DataConfig {
     pub decode_threads: usize,
     /// Fraction of synthetic records reduced to a single lead (lead II), so the lead-presence
     /// path of the model is exercised (synthetic source only).
+    #[serde(serialize_with = "as_written")]
     pub synth_single_lead_fraction: f32,
 }
 
@@ -81,11 +82,16 @@ pub struct OptimConfig {
     /// Final learning rate of the cosine decay.
     pub min_lr: f64,
     pub warmup_steps: u64,
+    #[serde(serialize_with = "as_written")]
     pub weight_decay: f32,
+    #[serde(serialize_with = "as_written")]
     pub beta1: f32,
+    #[serde(serialize_with = "as_written")]
     pub beta2: f32,
+    #[serde(serialize_with = "as_written")]
     pub eps: f32,
     /// Global-norm gradient clipping threshold; 0 disables clipping.
+    #[serde(serialize_with = "as_written")]
     pub clip_norm: f32,
 }
 
@@ -278,6 +284,16 @@ impl TrainConfig {
     pub fn samples_per_step(&self) -> usize {
         self.train.batch_size * self.train.accum_steps
     }
+}
+
+/// Writes an f32 setting as the shortest decimal that reads back to it (`0.9`), not as the
+/// f64 widening of its bits (`0.8999999761581421`).
+fn as_written<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    let shortest: f64 = value
+        .to_string()
+        .parse()
+        .expect("an f32 prints as a number");
+    serializer.serialize_f64(shortest)
 }
 
 /// Reads a TOML file into a table.

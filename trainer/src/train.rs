@@ -6,7 +6,7 @@
 //! zero grads
 //! for micro in 0..accum:  source fills x, lead_mask;  mask = sampler(seed, s, micro)
 //!                         loss += forward_backward(batch, scale = 1/accum) / accum
-//! norm = clip(global norm);  AdamW(lr = schedule(s))
+//! norm = clip(global norm);  AdamW(lr = schedule(s));  read loss and norm back (to log)
 //! ```
 //! Everything a step depends on is either in the checkpoint (weights, AdamW moments, data-source
 //! position) or a pure function of (seed, step), so resuming from step k reproduces the bits of a
@@ -160,23 +160,23 @@ impl<B: Backend> Trainer<B> {
         let accum = self.config.train.accum_steps;
         let scale = 1.0 / accum as f32;
         self.model.zero_grads();
-        let mut loss_sum = 0.0f32;
         for micro in 0..accum {
             self.source
                 .next_batch(&mut self.batch)
                 .map_err(TrainError::Data)?;
             self.sampler
                 .fill(self.config.train.seed, step, micro as u64, &mut self.batch);
-            loss_sum += self.model.forward_backward(&self.batch, scale)?;
+            self.model.forward_backward(&self.batch, scale)?;
         }
-        let loss = loss_sum / accum as f32;
+        let lr = self.config.schedule().lr_at(step) as f32;
+        self.model
+            .optimizer_step(&self.config.adamw(), lr, self.config.clip_norm());
+        // The step is queued; reading its loss and norm back is the one wait of the step.
+        let loss = self.model.loss_sum() / accum as f32;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step, loss });
         }
-        let lr = self.config.schedule().lr_at(step) as f32;
-        let grad_norm =
-            self.model
-                .optimizer_step(&self.config.adamw(), lr, self.config.clip_norm());
+        let grad_norm = self.model.last_grad_norm();
         self.state.step += 1;
         self.state.samples_seen += self.config.samples_per_step() as u64;
         Ok(StepOutcome {

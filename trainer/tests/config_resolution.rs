@@ -83,3 +83,22 @@ fn written_config_resolves_to_itself() {
     assert_eq!(again, config);
     assert!(text.contains("preset = \"small\""));
 }
+
+#[test]
+fn f32_settings_are_written_as_the_user_wrote_them() {
+    let config = TrainConfig::from_table(table(
+        "[optim]\nbeta1 = 0.9\nweight_decay = 0.05\neps = 1e-8\n[data]\nsynth_single_lead_fraction = 0.3\n",
+    ))
+    .unwrap();
+    let text = config.to_toml_string();
+    for line in [
+        "beta1 = 0.9\n",
+        "weight_decay = 0.05\n",
+        "eps = 0.00000001\n",
+        "synth_single_lead_fraction = 0.3\n",
+    ] {
+        assert!(text.contains(line), "`{}` not in:\n{text}", line.trim());
+    }
+    assert!(!text.contains("0.8999999"), "{text}");
+    assert_eq!(TrainConfig::from_table(table(&text)).unwrap(), config);
+}

@@ -22,7 +22,9 @@ fn ptbxl_labels_match_the_benchmark_code() {
     )
     .unwrap();
     let args = ["ptbxl", "ptbxl_database.csv", "scp_statements.csv"].map(String::from);
-    let expected = oracle::run_oracle(&dir, &args);
+    let Some(expected) = oracle::run_oracle(&dir, &args) else {
+        return;
+    };
     assert_eq!(db.entries.len(), expected.len());
     assert_eq!(db.entries.len(), 500);
     for row in &expected {
@@ -69,7 +71,10 @@ fn cinc2017_reference_counts_match_pandas() {
     };
     let dir = data.join("cinc2017");
     let labels = read_cinc2017_reference(&dir.join("REFERENCE.csv")).unwrap();
-    let expected = oracle::run_oracle(&dir, &["cinc2017".into(), "REFERENCE.csv".into()]);
+    let Some(expected) = oracle::run_oracle(&dir, &["cinc2017".into(), "REFERENCE.csv".into()])
+    else {
+        return;
+    };
     let total: usize = expected
         .iter()
         .map(|r| r[1].parse::<usize>().unwrap())
@@ -103,7 +108,9 @@ fn cinc2021_header_labels_match_rdheader() {
     assert_eq!(names.len(), 50);
     let mut args = vec!["dx".to_string()];
     args.extend(names.iter().cloned());
-    let expected = oracle::run_oracle(&dir, &args);
+    let Some(expected) = oracle::run_oracle(&dir, &args) else {
+        return;
+    };
     for (name, row) in names.iter().zip(&expected) {
         let record = read_record(&dir.join(name)).unwrap();
         let labels = ecgfm_wfdb::labels::header_labels(&record);

@@ -26,7 +26,9 @@ fn record_100_annotations_match_the_wfdb_package() {
         return;
     };
     let args = ["annotations", "wfdb-formats/100", "atr"].map(String::from);
-    let expected = oracle::run_oracle(&data, &args);
+    let Some(expected) = oracle::run_oracle(&data, &args) else {
+        return;
+    };
     let row = &expected[0];
     let annotations = read_annotations(&data.join("wfdb-formats/100"), "atr").unwrap();
     assert_eq!(annotations.len().to_string(), row[1], "count");

@@ -56,7 +56,9 @@ fn every_record_matches_the_wfdb_package() {
     };
     let mut args = vec!["signals".to_string()];
     args.extend(RECORDS.iter().map(|r| r.to_string()));
-    let expected = oracle::run_oracle(&data, &args);
+    let Some(expected) = oracle::run_oracle(&data, &args) else {
+        return;
+    };
     let mut checked = 0;
     for spec in RECORDS {
         let record = read(&data, spec).unwrap_or_else(|e| panic!("{spec}: {e}"));

@@ -6,6 +6,7 @@ mod attention;
 mod elementwise;
 mod fastmath;
 mod gelu;
+mod heads;
 mod layernorm;
 mod loss;
 mod matmul;
@@ -90,8 +91,21 @@ impl Backend for CpuBackend {
         elementwise::scale(sm(dst, n), factor);
     }
 
-    fn sum_squares(&self, src: View<Vec<f32>>, n: usize) -> f64 {
-        elementwise::sum_squares(s(src, n))
+    fn sum_squares(&self, out: ViewMut<Vec<f32>>, src: View<Vec<f32>>, n: usize) {
+        sm(out, 1)[0] = elementwise::sum_squares(s(src, n)) as f32;
+    }
+
+    fn clip_grad_norm(
+        &self,
+        grads: ViewMut<Vec<f32>>,
+        n: usize,
+        sumsq: View<Vec<f32>>,
+        max_norm: f32,
+    ) {
+        let factor = max_norm / (s(sumsq, 1)[0].sqrt() + 1e-6);
+        if factor < 1.0 {
+            elementwise::scale(sm(grads, n), factor);
+        }
     }
 
     fn matmul_forward(
@@ -334,14 +348,16 @@ impl Backend for CpuBackend {
 
     fn masked_mse_forward(
         &self,
+        loss: ViewMut<Vec<f32>>,
         pred: View<Vec<f32>>,
         target: View<Vec<f32>>,
         rows: View<Vec<u32>>,
         m: usize,
         p: usize,
         norm_pix: bool,
-    ) -> f64 {
-        loss::forward(rest(pred), s(target, m * p), s(rows, m), m, p, norm_pix)
+    ) {
+        sm(loss, 1)[0] =
+            loss::forward(rest(pred), s(target, m * p), s(rows, m), m, p, norm_pix) as f32;
     }
 
     fn masked_mse_backward(
@@ -365,6 +381,96 @@ impl Backend for CpuBackend {
             m,
             p,
             norm_pix,
+            loss_scale,
+        );
+    }
+
+    fn mean_pool_forward(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        inp: View<Vec<f32>>,
+        cu_seqlens: View<Vec<u32>>,
+        seqs: usize,
+        c: usize,
+    ) {
+        let cu = s(cu_seqlens, seqs + 1);
+        let t = cu[seqs] as usize;
+        heads::mean_pool_forward(sm(out, seqs * c), s(inp, t * c), cu, seqs, c);
+    }
+
+    fn mean_pool_backward(
+        &self,
+        dinp: ViewMut<Vec<f32>>,
+        dout: View<Vec<f32>>,
+        cu_seqlens: View<Vec<u32>>,
+        seqs: usize,
+        tokens: usize,
+        c: usize,
+    ) {
+        let cu = s(cu_seqlens, seqs + 1);
+        assert_eq!(
+            cu[seqs] as usize, tokens,
+            "cu_seqlens must end at the token count"
+        );
+        heads::mean_pool_backward(sm(dinp, tokens * c), s(dout, seqs * c), cu, seqs, c);
+    }
+
+    fn cross_entropy_forward(
+        &self,
+        loss: ViewMut<Vec<f32>>,
+        logits: View<Vec<f32>>,
+        labels: View<Vec<u32>>,
+        n: usize,
+        k: usize,
+    ) {
+        sm(loss, 1)[0] = heads::cross_entropy_forward(s(logits, n * k), s(labels, n), n, k) as f32;
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        dlogits: ViewMut<Vec<f32>>,
+        logits: View<Vec<f32>>,
+        labels: View<Vec<u32>>,
+        n: usize,
+        k: usize,
+        loss_scale: f32,
+    ) {
+        heads::cross_entropy_backward(
+            sm(dlogits, n * k),
+            s(logits, n * k),
+            s(labels, n),
+            n,
+            k,
+            loss_scale,
+        );
+    }
+
+    fn bce_forward(
+        &self,
+        loss: ViewMut<Vec<f32>>,
+        logits: View<Vec<f32>>,
+        targets: View<Vec<f32>>,
+        n: usize,
+        k: usize,
+    ) {
+        sm(loss, 1)[0] = heads::bce_forward(s(logits, n * k), s(targets, n * k), n, k) as f32;
+    }
+
+    fn bce_backward(
+        &self,
+        dlogits: ViewMut<Vec<f32>>,
+        logits: View<Vec<f32>>,
+        targets: View<Vec<f32>>,
+        n: usize,
+        k: usize,
+        loss_scale: f32,
+    ) {
+        heads::bce_backward(
+            sm(dlogits, n * k),
+            s(logits, n * k),
+            s(targets, n * k),
+            n,
+            k,
             loss_scale,
         );
     }

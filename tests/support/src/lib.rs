@@ -4,7 +4,8 @@
 //! - [`shared_data`]: the PhysioNet recordings in `../shared/data` (or `$ECGFM_SHARED_DATA`),
 //!   read in place; `None`, after a skip message, where the folder is absent.
 //! - [`python_stdout`]: runs `python3` (an oracle: wfdb, scipy, pyarrow, tensorboard, ...) and
-//!   returns its standard output, failing the test with the oracle's stderr when it fails.
+//!   returns its standard output, failing the test with the oracle's stderr when it fails. When
+//!   python3 or one of the oracle's packages is missing it skips (`None`) as below.
 //!   `scripts/test.sh` installs the packages (scripts/test-requirements.txt).
 //! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
 //!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
@@ -30,9 +31,24 @@ pub fn shared_data(folder: &str) -> Option<PathBuf> {
     }
 }
 
-/// Runs `python` (a `python3` command with its arguments set) and returns its standard output;
-/// panics naming `what` with the command's stderr when it cannot start or fails.
-pub fn python_stdout(python: &mut Command, what: &str) -> Vec<u8> {
+/// Whether `python3` starts and imports every module of `modules`.
+pub fn python_has(modules: &[&str]) -> bool {
+    let imports: Vec<String> = modules.iter().map(|m| format!("import {m}")).collect();
+    Command::new("python3")
+        .args(["-c", &imports.join("; ")])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Runs `python` (a `python3` command with its arguments set) and returns its standard output.
+/// When python3 cannot import `modules`, reports the missing oracle `what` (a skip message, or a
+/// failure where oracles are required) and returns `None`; panics naming `what` with the
+/// command's stderr when it fails.
+pub fn python_stdout(python: &mut Command, modules: &[&str], what: &str) -> Option<Vec<u8>> {
+    if !python_has(modules) {
+        skip_without_oracle(&format!("{what} (python3 with {})", modules.join(", ")));
+        return None;
+    }
     let output = python
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run python3: {e}"));
@@ -41,7 +57,7 @@ pub fn python_stdout(python: &mut Command, what: &str) -> Vec<u8> {
         "{what} failed (scripts/test.sh installs the Python oracles): {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    output.stdout
+    Some(output.stdout)
 }
 
 /// Reports that a Python oracle (`what`) is missing: prints a skip message, or panics where

@@ -48,6 +48,13 @@ impl EmbedOffsets {
     }
 }
 
+/// Slots of the `stats` buffer. They stay on the device, so a training step never waits for it;
+/// the host reads them (`loss_sum`, `last_grad_norm`) only when it logs.
+const LOSS_SUM: usize = 0; // sum of the losses since `zero_grads`
+const GRAD_SUMSQ: usize = 1; // sum of squared gradients at the last `optimizer_step`, before clipping
+const PROBE_SUMSQ: usize = 2; // scratch for `grad_norm`
+const STATS: usize = 3;
+
 /// Device copies of a `TokenPlan`.
 struct DeviceTokens<B: Backend> {
     enc_tokens: B::IdxBuf,
@@ -83,6 +90,8 @@ pub struct Mae<B: Backend> {
     dec: Stack<B>,   // (T_dec, Dd)
     pred: B::Buf,    // (T_dec, P)
     target: B::Buf,  // (M, P)
+    loss: B::Buf,    // (1): the loss of the last forward pass, on the device
+    stats: B::Buf,   // (STATS): device-resident sums the host reads only to log
     dpred: B::Buf,   // (T_dec, P)
     dz: B::Buf,      // (T_enc, Dd)
 }
@@ -160,6 +169,8 @@ impl<B: Backend> Mae<B> {
             dec,
             pred: be.alloc(t_dec * p),
             target: be.alloc(masked * p),
+            loss: be.alloc(1),
+            stats: be.alloc(STATS),
             dpred: be.alloc(t_dec * p),
             dz: be.alloc(t_enc * cfg.dec_dim),
             max_batch,
@@ -217,50 +228,81 @@ impl<B: Backend> Mae<B> {
         self.download(&self.grads)
     }
 
-    /// Sets every gradient to zero (start of a gradient accumulation).
+    /// Starts a gradient accumulation: every gradient and the loss sum to zero.
     pub fn zero_grads(&mut self) {
         self.be
             .fill((&mut self.grads).into(), self.layout.total, 0.0);
+        self.be
+            .fill(ViewMut::new(&mut self.stats, LOSS_SUM), 1, 0.0);
     }
 
-    /// The loss of `batch` at the current parameters, without gradients.
+    /// The loss of `batch` at the current parameters, without gradients (reads it back).
     pub fn forward_loss(&mut self, batch: &HostBatch) -> Result<f32, ModelError> {
         self.prepare(batch)?;
-        Ok(self.forward() as f32)
+        self.forward();
+        let mut host = [0.0f32];
+        self.be.download((&self.loss).into(), &mut host);
+        Ok(host[0])
     }
 
-    /// Forward and backward pass: returns the (unscaled) loss and ADDS
-    /// `loss_scale * d loss / d params` into the gradient buffer.
+    /// Forward and backward pass: ADDS `loss_scale * d loss / d params` into the gradient buffer
+    /// and the (unscaled) loss into the loss sum (`loss_sum`). Nothing is read back.
     pub fn forward_backward(
         &mut self,
         batch: &HostBatch,
         loss_scale: f32,
-    ) -> Result<f32, ModelError> {
+    ) -> Result<(), ModelError> {
         self.prepare(batch)?;
-        let loss = self.forward();
+        self.forward();
+        self.be.add_assign(
+            ViewMut::new(&mut self.stats, LOSS_SUM),
+            (&self.loss).into(),
+            1,
+        );
         self.backward(loss_scale);
-        Ok(loss as f32)
+        Ok(())
     }
 
-    /// Global L2 norm of the gradient buffer.
+    /// The sum of the losses of the `forward_backward` calls since `zero_grads` (reads it back).
+    pub fn loss_sum(&self) -> f32 {
+        self.read_scalar(LOSS_SUM)
+    }
+
+    /// Global L2 norm of the gradient buffer as it is now (reads it back).
     pub fn grad_norm(&mut self) -> f32 {
         let total = self.layout.total;
-        self.be.sum_squares((&self.grads).into(), total).sqrt() as f32
+        self.be.sum_squares(
+            ViewMut::new(&mut self.stats, PROBE_SUMSQ),
+            (&self.grads).into(),
+            total,
+        );
+        self.read_scalar(PROBE_SUMSQ).sqrt()
     }
 
-    /// One optimiser step: clips the gradients to global norm `clip_norm` when given (as
-    /// torch.nn.utils.clip_grad_norm_: factor `clip / (norm + 1e-6)` when below 1), then AdamW
-    /// with learning rate `lr` (weight decay on Linear weights only), then step += 1.
-    /// Returns the norm before clipping. The gradients are left in place: call `zero_grads`
-    /// before the next accumulation.
-    pub fn optimizer_step(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) -> f32 {
-        let norm = self.grad_norm();
+    /// The global gradient norm the last `optimizer_step` saw, before clipping (reads it back).
+    pub fn last_grad_norm(&self) -> f32 {
+        self.read_scalar(GRAD_SUMSQ).sqrt()
+    }
+
+    /// One optimiser step, queued without reading anything back: clips the gradients to global
+    /// norm `clip_norm` when given (as torch.nn.utils.clip_grad_norm_: factor
+    /// `clip / (norm + 1e-6)` when below 1), then AdamW with learning rate `lr` (weight decay on
+    /// Linear weights only), then step += 1. `last_grad_norm` gives the norm before clipping.
+    /// The gradients are left in place: call `zero_grads` before the next accumulation.
+    pub fn optimizer_step(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) {
         let total = self.layout.total;
+        self.be.sum_squares(
+            ViewMut::new(&mut self.stats, GRAD_SUMSQ),
+            (&self.grads).into(),
+            total,
+        );
         if let Some(max_norm) = clip_norm {
-            let factor = max_norm / (norm + 1e-6);
-            if factor < 1.0 {
-                self.be.scale((&mut self.grads).into(), total, factor);
-            }
+            self.be.clip_grad_norm(
+                (&mut self.grads).into(),
+                total,
+                View::new(&self.stats, GRAD_SUMSQ),
+                max_norm,
+            );
         }
         self.adam_step += 1;
         let hp = AdamW {
@@ -282,7 +324,6 @@ impl<B: Backend> Mae<B> {
                 decay,
             );
         }
-        norm
     }
 
     /// A host copy of the AdamW state.
@@ -314,6 +355,12 @@ impl<B: Backend> Mae<B> {
                 got,
             })
         }
+    }
+
+    fn read_scalar(&self, slot: usize) -> f32 {
+        let mut host = [0.0f32];
+        self.be.download(View::new(&self.stats, slot), &mut host);
+        host[0]
     }
 
     fn download(&self, buf: &B::Buf) -> Vec<f32> {

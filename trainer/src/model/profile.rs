@@ -12,7 +12,7 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 28] = [
+const OPS: [&str; 35] = [
     "alloc",
     "alloc_idx",
     "upload",
@@ -25,6 +25,7 @@ const OPS: [&str; 28] = [
     "add_assign",
     "scale",
     "sum_squares",
+    "clip_grad_norm",
     "matmul_forward",
     "matmul_backward",
     "layernorm_forward",
@@ -40,6 +41,12 @@ const OPS: [&str; 28] = [
     "mask_scatter_backward",
     "masked_mse_forward",
     "masked_mse_backward",
+    "mean_pool_forward",
+    "mean_pool_backward",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
+    "bce_forward",
+    "bce_backward",
     "adamw",
 ];
 
@@ -202,10 +209,22 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         self.timed(const { op("scale") }, || self.inner.scale(dst, n, factor));
     }
 
-    fn sum_squares(&self, src: View<Self::Buf>, n: usize) -> f64 {
+    fn sum_squares(&self, out: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize) {
         self.timed(const { op("sum_squares") }, || {
-            self.inner.sum_squares(src, n)
-        })
+            self.inner.sum_squares(out, src, n)
+        });
+    }
+
+    fn clip_grad_norm(
+        &self,
+        grads: ViewMut<Self::Buf>,
+        n: usize,
+        sumsq: View<Self::Buf>,
+        max_norm: f32,
+    ) {
+        self.timed(const { op("clip_grad_norm") }, || {
+            self.inner.clip_grad_norm(grads, n, sumsq, max_norm)
+        });
     }
 
     fn matmul_forward(
@@ -403,17 +422,18 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
 
     fn masked_mse_forward(
         &self,
+        loss: ViewMut<Self::Buf>,
         pred: View<Self::Buf>,
         target: View<Self::Buf>,
         rows: View<Self::IdxBuf>,
         m: usize,
         p: usize,
         norm_pix: bool,
-    ) -> f64 {
+    ) {
         self.timed(const { op("masked_mse_forward") }, || {
             self.inner
-                .masked_mse_forward(pred, target, rows, m, p, norm_pix)
-        })
+                .masked_mse_forward(loss, pred, target, rows, m, p, norm_pix)
+        });
     }
 
     fn masked_mse_backward(
@@ -431,6 +451,90 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         self.timed(const { op("masked_mse_backward") }, || {
             self.inner
                 .masked_mse_backward(dpred, pred, target, rows, t_dec, m, p, norm_pix, loss_scale)
+        });
+    }
+
+    fn mean_pool_forward(
+        &self,
+        out: ViewMut<Self::Buf>,
+        inp: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        seqs: usize,
+        c: usize,
+    ) {
+        self.timed(const { op("mean_pool_forward") }, || {
+            self.inner.mean_pool_forward(out, inp, cu_seqlens, seqs, c)
+        });
+    }
+
+    fn mean_pool_backward(
+        &self,
+        dinp: ViewMut<Self::Buf>,
+        dout: View<Self::Buf>,
+        cu_seqlens: View<Self::IdxBuf>,
+        seqs: usize,
+        tokens: usize,
+        c: usize,
+    ) {
+        self.timed(const { op("mean_pool_backward") }, || {
+            self.inner
+                .mean_pool_backward(dinp, dout, cu_seqlens, seqs, tokens, c)
+        });
+    }
+
+    fn cross_entropy_forward(
+        &self,
+        loss: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        labels: View<Self::IdxBuf>,
+        n: usize,
+        k: usize,
+    ) {
+        self.timed(const { op("cross_entropy_forward") }, || {
+            self.inner.cross_entropy_forward(loss, logits, labels, n, k)
+        });
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        dlogits: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        labels: View<Self::IdxBuf>,
+        n: usize,
+        k: usize,
+        loss_scale: f32,
+    ) {
+        self.timed(const { op("cross_entropy_backward") }, || {
+            self.inner
+                .cross_entropy_backward(dlogits, logits, labels, n, k, loss_scale)
+        });
+    }
+
+    fn bce_forward(
+        &self,
+        loss: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        targets: View<Self::Buf>,
+        n: usize,
+        k: usize,
+    ) {
+        self.timed(const { op("bce_forward") }, || {
+            self.inner.bce_forward(loss, logits, targets, n, k)
+        });
+    }
+
+    fn bce_backward(
+        &self,
+        dlogits: ViewMut<Self::Buf>,
+        logits: View<Self::Buf>,
+        targets: View<Self::Buf>,
+        n: usize,
+        k: usize,
+        loss_scale: f32,
+    ) {
+        self.timed(const { op("bce_backward") }, || {
+            self.inner
+                .bce_backward(dlogits, logits, targets, n, k, loss_scale)
         });
     }
 

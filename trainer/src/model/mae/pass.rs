@@ -31,8 +31,9 @@ impl<B: Backend> Mae<B> {
         Ok(())
     }
 
-    /// Forward pass of the prepared batch; returns the loss and leaves every activation saved.
-    pub(super) fn forward(&mut self) -> f64 {
+    /// Forward pass of the prepared batch: writes the loss into `self.loss` (on the device) and
+    /// leaves every activation saved.
+    pub(super) fn forward(&mut self) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
         let params = &self.params;
         let p = |off: usize| View::new(params, off);
@@ -124,13 +125,14 @@ impl<B: Backend> Mae<B> {
             pl,
         );
         be.masked_mse_forward(
+            (&mut self.loss).into(),
             (&self.pred).into(),
             (&self.target).into(),
             (&idx.masked_rows).into(),
             masked,
             pl,
             cfg.norm_pix,
-        )
+        );
     }
 
     /// Backward pass of the last `forward`; adds `loss_scale * d loss / d params` to the grads.
