@@ -8,6 +8,8 @@
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
 //!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`).
+//! - `eval`: downstream evaluation of a checkpoint's encoder (`model::Encoder` with a
+//!   classification head): linear probe, fine-tuning, from scratch, metrics with bootstrap CIs.
 //!
 //! Depends on `ecgfm-kernels` for every numeric op. Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
@@ -15,6 +17,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod mask;
 pub mod metrics;
 pub mod model;
