@@ -50,6 +50,8 @@ pub struct SplitWindows {
     pub scale: f32,
     /// Sampling rate of the dataset in Hz.
     pub sampling_rate: f32,
+    /// Samples per lead of the stored windows (the manifest's `window_samples`).
+    pub window_samples: usize,
     /// One entry per window, in dataset order.
     pub windows: Vec<WindowInfo>,
     /// (windows, 12): 1 where the lead is present.
@@ -121,6 +123,7 @@ pub fn read_split_windows(
         samples,
         scale: manifest.signal_scale,
         sampling_rate: manifest.sampling_rate,
+        window_samples: manifest.window_samples,
         starts: vec![0],
         ..SplitWindows::default()
     };

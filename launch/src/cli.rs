@@ -21,6 +21,10 @@ pub enum Command {
     /// Datasets: read WFDB records, ingest them to Parquet shards, inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Evaluate a run's encoder on a labelled task: linear probe, fine-tuning, from scratch.
+    Eval(crate::eval::EvalArgs),
+    /// Write the encoder's embedding of every window of a dataset as Parquet.
+    Embed(crate::embed::EmbedArgs),
     /// Benchmarks, side by side with the tool a user would otherwise pick.
     #[command(subcommand)]
     Bench(BenchCommand),

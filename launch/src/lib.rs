@@ -6,6 +6,8 @@
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
 //! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
+//!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -16,9 +18,12 @@ pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
+pub mod embed;
+pub mod eval;
 
 pub mod logging;
 pub mod pretrain;
+pub mod pretrained;
 pub mod progress;
 pub mod python_bench;
 
@@ -32,6 +37,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Ingest(args)) => data_ingest::run_ingest(&args),
         Command::Data(DataCommand::Synth(args)) => data_ingest::run_synth(&args),
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
+        Command::Eval(args) => eval::run(&args).map(|_| ()),
+        Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
     }

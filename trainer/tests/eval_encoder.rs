@@ -87,11 +87,17 @@ fn gradients_match_central_differences() {
             let down = enc.forward_loss(&x, &mask, 3, targets).unwrap() as f64;
             let numeric = (up - down) / (2.0 * h as f64);
             let err = (numeric - g).abs() / (g.abs() + 1e-3);
-            println!("{pooling:?} {:<24} grad {g:+.6e} numeric {numeric:+.6e}", e.name);
+            println!(
+                "{pooling:?} {:<24} grad {g:+.6e} numeric {numeric:+.6e}",
+                e.name
+            );
             assert!(g != 0.0, "{}: zero gradient", e.name);
             worst = worst.max(err);
         }
-        assert!(worst < 5e-3, "{pooling:?}: worst relative error {worst:.2e}");
+        assert!(
+            worst < 5e-3,
+            "{pooling:?}: worst relative error {worst:.2e}"
+        );
     }
 }
 
@@ -117,7 +123,10 @@ fn features_ignore_the_rest_of_the_batch() {
                 .unwrap();
             // Equal up to rounding: the matmul tiles rows by the batch's token count.
             for (a, w) in alone.iter().zip(&all[b * f..(b + 1) * f]) {
-                assert!((a - w).abs() <= 1e-5 * (1.0 + w.abs()), "sample {b}: {a} vs {w}");
+                assert!(
+                    (a - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "sample {b}: {a} vs {w}"
+                );
             }
         }
         if pooling == Pooling::Leads {

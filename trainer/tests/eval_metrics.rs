@@ -5,7 +5,9 @@
 use std::process::Command;
 
 use ecgfm_test_support::python_stdout;
-use ecgfm_trainer::eval::metrics::{accuracy, macro_auroc, macro_f1, per_class_auroc, per_class_f1};
+use ecgfm_trainer::eval::metrics::{
+    accuracy, macro_auroc, macro_f1, per_class_auroc, per_class_f1,
+};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 const ORACLE: &str = r#"
@@ -82,14 +84,20 @@ fn auroc_f1_and_accuracy_match_scikit_learn() {
             assert!(close(got.unwrap(), w), "class {c}: {got:?} vs {w}");
         }
         let macro_want = want["macro_auroc"].as_f64().unwrap();
-        assert!(close(macro_auroc(&scores, &targets, k, &rows).unwrap(), macro_want));
+        assert!(close(
+            macro_auroc(&scores, &targets, k, &rows).unwrap(),
+            macro_want
+        ));
         let f1 = per_class_f1(&scores, &targets, k, &rows, &thresholds);
         for (c, got) in f1.iter().enumerate() {
             let w = want["per_class_f1"][c].as_f64().unwrap();
             assert!(close(got.unwrap(), w), "F1 class {c}: {got:?} vs {w}");
         }
         let f1_want = want["macro_f1"].as_f64().unwrap();
-        assert!(close(macro_f1(&scores, &targets, k, &rows, &thresholds).unwrap(), f1_want));
+        assert!(close(
+            macro_f1(&scores, &targets, k, &rows, &thresholds).unwrap(),
+            f1_want
+        ));
         if single_label {
             let classes: Vec<u32> = (0..n).map(|r| (r % k) as u32).collect();
             let acc = accuracy(&scores, &classes, k, &rows).unwrap();
@@ -108,6 +116,11 @@ fn a_class_without_positives_has_no_auroc_and_no_nan() {
     let per_class = per_class_auroc(&scores, &targets, 3, &rows);
     assert!(per_class[1].is_none());
     let m = macro_auroc(&scores, &targets, 3, &rows).unwrap();
-    assert!(close(m, (per_class[0].unwrap() + per_class[2].unwrap()) / 2.0));
-    assert!(macro_f1(&scores, &targets, 3, &rows, &[0.5; 3]).unwrap().is_finite());
+    assert!(close(
+        m,
+        (per_class[0].unwrap() + per_class[2].unwrap()) / 2.0
+    ));
+    assert!(macro_f1(&scores, &targets, 3, &rows, &[0.5; 3])
+        .unwrap()
+        .is_finite());
 }
