@@ -4,7 +4,7 @@
 //! the window's centred crop, tokens pooled by `--pool`.
 
 use crate::pretrain::thread_pool;
-use crate::pretrained::{load_pretrained, read_windows};
+use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use crate::progress::window_bar;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,19 +12,11 @@ use ecgfm_data::embeddings::write_embeddings;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::eval::batches::features;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
-use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct EmbedArgs {
-    /// Run directory of `ecgfm pretrain`.
-    #[arg(long, value_name = "DIR")]
-    pub run: PathBuf,
-    /// Checkpoint step (default: the newest complete checkpoint).
-    #[arg(long, value_name = "N")]
-    pub step: Option<u64>,
-    /// Dataset URL.
-    #[arg(long, value_name = "URL")]
-    pub data: String,
+    #[command(flatten)]
+    pub source: CheckpointDataArgs,
     /// The Parquet file to write (a local path or object-store URL).
     #[arg(long, value_name = "FILE.parquet")]
     pub out: String,
@@ -58,8 +50,8 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
 }
 
 fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
-    let pretrained = load_pretrained(&args.run, args.step)?;
-    let windows = read_windows(&args.data, &args.split, &pretrained.config)?;
+    let pretrained = load_pretrained(&args.source.run, args.source.step)?;
+    let windows = read_windows(&args.source.data, &args.split, &pretrained.config)?;
     let head = HeadSpec {
         pooling,
         classes: 1,

@@ -3,7 +3,7 @@
 //! the table and adds TensorBoard scalars under `<run>/eval/`.
 
 use crate::pretrain::thread_pool;
-use crate::pretrained::{load_pretrained, read_windows};
+use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::store::redact_url;
@@ -17,15 +17,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// Run directory of `ecgfm pretrain` (its config.toml and checkpoints).
-    #[arg(long, value_name = "DIR")]
-    pub run: PathBuf,
-    /// Checkpoint step (default: the newest complete checkpoint).
-    #[arg(long, value_name = "N")]
-    pub step: Option<u64>,
-    /// Labelled dataset URL (written by `ecgfm data ingest` or `ecgfm data synth`).
-    #[arg(long, value_name = "URL")]
-    pub data: String,
+    #[command(flatten)]
+    pub source: CheckpointDataArgs,
     /// Label vocabulary: ptbxl_superclass, cinc2017, snomed or synth.
     #[arg(long, value_name = "VOCAB")]
     pub labels: String,
@@ -102,8 +95,8 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
 }
 
 fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> Result<EvalReport> {
-    let pretrained = load_pretrained(&args.run, args.step)?;
-    let windows = read_windows(&args.data, "all", &pretrained.config)?;
+    let pretrained = load_pretrained(&args.source.run, args.source.step)?;
+    let windows = read_windows(&args.source.data, "all", &pretrained.config)?;
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
         .windows
@@ -114,7 +107,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         })
         .collect();
     let task = Task::build(vocabulary, &labelled, args.min_positives)
-        .with_context(|| format!("building the {} task of {}", args.labels, args.data))?;
+        .with_context(|| format!("building the {} task of {}", args.labels, args.source.data))?;
     let counts = Counts::of(&task);
     println!(
         "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled, {} with \
@@ -145,7 +138,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
         checkpoint: pretrained.dir.display().to_string(),
         step: pretrained.step,
-        data: redact_url(&args.data),
+        data: redact_url(&args.source.data),
         vocabulary: vocabulary.name().to_string(),
         classes: task.classes.clone(),
         multi_label: task.multi_label,
@@ -163,7 +156,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(&args.out, json).with_context(|| format!("writing {}", args.out.display()))?;
-    let events = args.run.join("eval");
+    let events = args.source.run.join("eval");
     report
         .write_tensorboard(&events)
         .with_context(|| format!("writing TensorBoard events to {}", events.display()))?;

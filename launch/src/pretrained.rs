@@ -3,12 +3,27 @@
 //! as the evaluation's `WindowSource`.
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use ecgfm_data::windows::{read_split_windows, SplitWindows};
 use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::config::{read_toml_file, TrainConfig};
 use ecgfm_trainer::eval::WindowSource;
 use ecgfm_trainer::ParamLayout;
 use std::path::{Path, PathBuf};
+
+/// The flags naming the checkpoint and the dataset (`ecgfm eval`, `ecgfm embed`).
+#[derive(Args, Debug, Clone)]
+pub struct CheckpointDataArgs {
+    /// Run directory of `ecgfm pretrain` (its config.toml and checkpoints).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Checkpoint step (default: the newest complete checkpoint).
+    #[arg(long, value_name = "N")]
+    pub step: Option<u64>,
+    /// Dataset URL (written by `ecgfm data ingest` or `ecgfm data synth`).
+    #[arg(long, value_name = "URL")]
+    pub data: String,
+}
 
 /// A checkpoint's encoder and the configuration of its run.
 pub struct Pretrained {

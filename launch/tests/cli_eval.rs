@@ -3,39 +3,19 @@
 //! metrics and intervals, repeats bit for bit, TensorBoard scalars appear; the embeddings file
 //! holds the encoder's features of every window; bad input is a clear error.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
+use common::{run_err, run_ok, short_run};
 use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_test_support::python_stdout;
 use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
-
-fn ecgfm(args: &[&str]) -> Output {
-    Command::new(ECGFM).args(args).output().unwrap()
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let output = ecgfm(args);
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn run_err(args: &[&str]) -> String {
-    let output = ecgfm(args);
-    assert!(!output.status.success(), "ecgfm {args:?} should fail");
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
 
 /// A synthetic dataset of 200 labelled records and a 6-step nano run (input 750 samples),
 /// made once for all tests of this file.
@@ -58,21 +38,7 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
             "--row-group-rows",
             "32",
         ]);
-        run_ok(&[
-            "pretrain",
-            "--steps",
-            "6",
-            "--batch-size",
-            "8",
-            "--threads",
-            "2",
-            "--out",
-            &p(&run),
-            "--set",
-            "model.samples=750",
-            "--set",
-            "optim.warmup_steps=2",
-        ]);
+        short_run(&run);
         (data, run)
     })
 }

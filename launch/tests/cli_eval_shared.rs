@@ -3,24 +3,13 @@
 //! first 600 records), each ingested, then the three protocols run against a short nano run
 //! (input 750 samples, one fine-tuning epoch). Skips when the shared folder is absent.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
+use common::{run_ok, short_run};
 use ecgfm_test_support::shared_data;
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
-
-fn run_ok(args: &[&str]) -> String {
-    let output = Command::new(ECGFM).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 fn root() -> PathBuf {
     std::env::temp_dir().join(format!("ecgfm-eval-shared-{}", std::process::id()))
@@ -31,22 +20,7 @@ fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let run = root().join("run");
-        let _ = std::fs::remove_dir_all(&run);
-        run_ok(&[
-            "pretrain",
-            "--steps",
-            "6",
-            "--batch-size",
-            "8",
-            "--threads",
-            "2",
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
-            "model.samples=750",
-            "--set",
-            "optim.warmup_steps=2",
-        ]);
+        short_run(&run);
         run
     })
 }

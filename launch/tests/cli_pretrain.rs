@@ -1,11 +1,12 @@
 //! `ecgfm pretrain` end to end through the real binary: the loss falls, the run directory is
 //! complete, and runs stopped or killed at any moment resume to the bits of an uninterrupted run.
 
+mod common;
+
+use common::{run_ok, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
@@ -38,17 +39,6 @@ fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn run_ok(args: &[String]) -> String {
-    let output = Command::new(ECGFM).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 fn losses(run: &Path) -> Vec<(u64, u32)> {

@@ -3,6 +3,8 @@
 //! (beyond rounding) on which other samples share the batch; it loads a pretraining checkpoint's encoder tensors
 //! by name, and a checkpoint of another shape is refused naming the tensor.
 
+mod common;
+
 use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::checkpoint::{self, TrainingState};
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling, Targets};
@@ -63,37 +65,16 @@ fn gradients_match_central_differences() {
         };
         let mut enc = Encoder::new(CpuBackend::new(), cfg.clone(), head, 3).unwrap();
         enc.init_params(9);
-        let mut params = enc.params_to_host();
-        for (i, p) in params.iter_mut().enumerate() {
-            *p += 0.05 * ((i as f32 * 0.618).fract() - 0.5);
-        }
+        let params = common::perturbed(&enc.params_to_host());
         enc.load_params(&params).unwrap();
         enc.zero_grads();
         enc.forward_backward(&x, &mask, 3, targets, 1.0).unwrap();
         let grads = enc.grads_to_host();
-        let mut worst = 0.0f64;
-        for e in enc.layout().entries.clone() {
-            let (idx, g) = (e.offset..e.end())
-                .map(|i| (i, grads[i] as f64))
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .unwrap();
-            let h = 1e-2f32;
-            let mut probe = params.clone();
-            probe[idx] = params[idx] + h;
-            enc.load_params(&probe).unwrap();
-            let up = enc.forward_loss(&x, &mask, 3, targets).unwrap() as f64;
-            probe[idx] = params[idx] - h;
-            enc.load_params(&probe).unwrap();
-            let down = enc.forward_loss(&x, &mask, 3, targets).unwrap() as f64;
-            let numeric = (up - down) / (2.0 * h as f64);
-            let err = (numeric - g).abs() / (g.abs() + 1e-3);
-            println!(
-                "{pooling:?} {:<24} grad {g:+.6e} numeric {numeric:+.6e}",
-                e.name
-            );
-            assert!(g != 0.0, "{}: zero gradient", e.name);
-            worst = worst.max(err);
-        }
+        let entries = enc.layout().entries.clone();
+        let worst = common::worst_gradient_error(&entries, &params, &grads, |p| {
+            enc.load_params(p).unwrap();
+            enc.forward_loss(&x, &mask, 3, targets).unwrap() as f64
+        });
         assert!(
             worst < 5e-3,
             "{pooling:?}: worst relative error {worst:.2e}"

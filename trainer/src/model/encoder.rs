@@ -303,11 +303,7 @@ impl<B: Backend> Encoder<B> {
         n: usize,
         targets: Targets<'_>,
     ) -> Result<f32, ModelError> {
-        self.prepare(x, lead_mask, n)?;
-        self.upload_targets(targets)?;
-        self.forward_features();
-        self.forward_head();
-        self.forward_loss_only();
+        self.forward_to_loss(x, lead_mask, n, targets)?;
         Ok(self.read(&self.loss))
     }
 
@@ -327,13 +323,25 @@ impl<B: Backend> Encoder<B> {
         targets: Targets<'_>,
         loss_scale: f32,
     ) -> Result<f32, ModelError> {
+        self.forward_to_loss(x, lead_mask, n, targets)?;
+        self.backward(loss_scale);
+        Ok(self.read(&self.loss))
+    }
+
+    /// The whole forward pass of a batch, the loss left in `self.loss`.
+    fn forward_to_loss(
+        &mut self,
+        x: &[f32],
+        lead_mask: &[u8],
+        n: usize,
+        targets: Targets<'_>,
+    ) -> Result<(), ModelError> {
         self.prepare(x, lead_mask, n)?;
         self.upload_targets(targets)?;
         self.forward_features();
         self.forward_head();
         self.forward_loss_only();
-        self.backward(loss_scale);
-        Ok(self.read(&self.loss))
+        Ok(())
     }
 
     /// Checks a batch, builds its token plan (every patch of every present lead) and uploads it.
