@@ -303,3 +303,49 @@ fn score(
         seconds: started.elapsed().as_secs_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::task::{LabelledWindow, Vocabulary};
+
+    #[test]
+    fn classes_a_split_cannot_score_are_warned_about() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (norm, mi) = (l(&["ptbxl_superclass:NORM"]), l(&["ptbxl_superclass:MI"]));
+        let windows = [
+            LabelledWindow {
+                split: "train",
+                labels: &norm,
+            },
+            LabelledWindow {
+                split: "train",
+                labels: &mi,
+            },
+            LabelledWindow {
+                split: "val",
+                labels: &mi,
+            },
+            LabelledWindow {
+                split: "val",
+                labels: &norm,
+            },
+            LabelledWindow {
+                split: "test",
+                labels: &norm,
+            },
+        ];
+        let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();
+        let warnings = task_warnings(&task);
+        let test_mi = warnings
+            .iter()
+            .any(|w| w.contains("class MI has no positive") && w.contains("test split"));
+        let test_norm = warnings
+            .iter()
+            .any(|w| w.contains("class NORM has no negative") && w.contains("test split"));
+        assert!(test_mi && test_norm, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("class HYP") && w.contains("val split")));
+    }
+}
