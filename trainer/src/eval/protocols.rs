@@ -60,11 +60,20 @@ pub struct EvalInputs<'a> {
     pub source: &'a dyn WindowSource,
 }
 
+/// Fewer labelled windows than this in validation or test earn a warning.
+const SMALL_SPLIT: usize = 30;
+
 /// The warnings a task deserves before any number is read: classes that a split cannot score.
 pub fn task_warnings(task: &Task) -> Vec<String> {
     let mut warnings = Vec::new();
     for part in [Part::Val, Part::Test] {
         let n = task.rows(part).len();
+        if n < SMALL_SPLIT {
+            warnings.push(format!(
+                "the {} split has only {n} labelled windows: its metrics and intervals say little",
+                part.name()
+            ));
+        }
         for (class, positives) in task.classes.iter().zip(task.positives(part)) {
             if positives == 0 || (task.multi_label && positives == n) {
                 let what = if positives == 0 {
