@@ -132,12 +132,11 @@ pub struct RunConfig {
 
 /// The default run (nano on synthetic ECGs) must learn something in about two minutes on two
 /// cores. Its loss sits on a plateau at 74/75 = 0.987 (predicting zero for every norm-pix
-/// target) for hundreds of steps (presumably until attention learns to find the same moment in
-/// another lead, where the masked patch is visible); measured on the
-/// development machine, that takes about 550 steps at batch 32 (17,600 samples) and about 700 at
-/// batch 16 (11,200 samples), whatever the learning rate (3e-3 is slower than 1e-3) or mask
-/// ratio (0.5 is barely faster). Batch 16 for 2400 steps costs what batch 32 does for 1200 and
-/// ends near 0.65 instead of 0.83 (README, "ecgfm pretrain").
+/// target) for hundreds of steps. Measured on the development machine: it leaves the plateau
+/// after about 550 steps at batch 32 (17,600 samples), about 700 at batch 16 (11,200 samples);
+/// a learning rate of 3e-3 leaves it later than 1e-3, mask ratio 0.5 barely earlier. Batch 16
+/// for 2400 steps costs what batch 32 does for 1200 and ends near 0.63 instead of 0.83
+/// (README, "Two commands on a fresh machine").
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
