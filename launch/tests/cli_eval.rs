@@ -118,12 +118,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
     assert!(train(3) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
-    let events = Path::new(run).join("eval");
-    assert!(std::fs::read_dir(&events).unwrap().any(|e| e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .starts_with("events.out.tfevents")));
+    check_tensorboard(&Path::new(run).join("eval"), results);
     // The same command gives the same numbers.
     run_ok(&eval_args(data, run, b.to_str().unwrap(), "all"));
     let again = read_json(&b);
@@ -139,6 +134,32 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         }
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The scalars under `events` (read by the `tensorboard` package) hold each result's metrics at
+/// the checkpoint's step.
+fn check_tensorboard(events: &Path, results: &[serde_json::Value]) {
+    let script = "import json, sys\n\
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+        acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
+        print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+    let mut python = Command::new("python3");
+    python.args(["-c", script, events.to_str().unwrap()]);
+    let Some(stdout) = python_stdout(&mut python, &["tensorboard"], "tensorboard reader") else {
+        return;
+    };
+    let scalars: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    for r in results {
+        let fraction = r["fraction"].as_f64().unwrap();
+        let tag = format!(
+            "eval/synth/{}/{fraction}/macro_auroc",
+            r["protocol"].as_str().unwrap()
+        );
+        let want = r["macro_auroc"].as_f64().unwrap() as f32;
+        let got = &scalars[&tag][0];
+        assert_eq!(got[0], 6, "{tag}: {scalars}");
+        assert_eq!(got[1].as_f64().unwrap() as f32, want, "{tag}");
+    }
 }
 
 #[test]
