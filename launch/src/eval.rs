@@ -1,5 +1,5 @@
 //! `ecgfm eval`: a run's pretrained encoder on a labelled task of a dataset, by linear probe,
-//! fine-tuning and from scratch, at chosen label fractions; writes the JSON result file, prints
+//! fine-tuning, from scratch and a probe of the random encoder, at chosen label fractions; writes the JSON result file, prints
 //! the table and adds TensorBoard scalars under `<run>/eval/`.
 
 use crate::pretrain::thread_pool;
@@ -22,7 +22,7 @@ pub struct EvalArgs {
     /// Label vocabulary: ptbxl_superclass, cinc2017, snomed or synth.
     #[arg(long, value_name = "VOCAB")]
     pub labels: String,
-    /// probe, finetune, scratch, a comma-separated list of them, or all.
+    /// probe, finetune, scratch, random_probe, a comma-separated list of them, or all.
     #[arg(long, default_value = "all")]
     pub protocol: String,
     /// Fractions of the training labels, e.g. 1,0.1,0.01 (stratified, seeded).

@@ -80,7 +80,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     let dir = std::env::temp_dir().join(format!("ecgfm-cli-eval-out-{}", std::process::id()));
     let (a, b) = (dir.join("a.json"), dir.join("b.json"));
     let stdout = run_ok(&eval_args(data, run, a.to_str().unwrap(), "all"));
-    for protocol in ["probe", "finetune", "scratch"] {
+    for protocol in ["probe", "finetune", "scratch", "random_probe"] {
         assert!(
             stdout.contains(protocol),
             "table lacks {protocol}:\n{stdout}"
@@ -96,7 +96,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         .sum();
     assert_eq!(total, 200);
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 8);
     for r in results {
         let auroc = r["macro_auroc"].as_f64().unwrap();
         let ci = r["macro_auroc_ci"].as_array().unwrap();
@@ -108,7 +108,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         assert!(r["accuracy"]["value"].as_f64().unwrap().is_finite());
         assert!(r["macro_f1"]["value"].as_f64().unwrap().is_finite());
         assert_eq!(r["per_class_auroc"].as_object().unwrap().len(), 5);
-        let key = if r["protocol"] == "probe" {
+        let key = if r["protocol"].as_str().unwrap().ends_with("probe") {
             "l2"
         } else {
             "best_epoch"
@@ -116,7 +116,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         assert!(r["selected"][key].is_number(), "{r}");
     }
     let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
-    assert!(train(3) < train(0), "fraction 0.25 uses fewer windows");
+    assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
     check_tensorboard(&Path::new(run).join("eval"), results);
     // The same command gives the same numbers.

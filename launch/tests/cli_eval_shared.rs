@@ -1,6 +1,6 @@
 //! `ecgfm eval` on real PhysioNet data from `../shared/data` at small size: PTB-XL diagnostic
 //! superclasses (multi-label, folds 1-8 / 9 / 10) and CinC 2017 rhythm (single-label, the
-//! first 600 records), each ingested, then the three protocols run against a short nano run
+//! first 600 records), each ingested, then every protocol run against a short nano run
 //! (input 750 samples, one fine-tuning epoch). Skips when the shared folder is absent.
 
 mod common;
@@ -92,7 +92,7 @@ fn check_results(report: &serde_json::Value, classes: &[&str]) {
         .iter()
         .map(|r| r["protocol"].as_str().unwrap())
         .collect();
-    assert_eq!(protocols, ["probe", "finetune", "scratch"]);
+    assert_eq!(protocols, ["probe", "finetune", "scratch", "random_probe"]);
     for r in results {
         let auroc = r["macro_auroc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&auroc), "{r}");

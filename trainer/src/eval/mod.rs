@@ -11,7 +11,7 @@
 //!   scratch with the same recipe);
 //! - `fractions`: stratified, seeded label fractions; `metrics`: AUROC, F1 at validation
 //!   thresholds, accuracy, bootstrap intervals;
-//! - `protocols`: the three protocols at every fraction; `report`: the JSON result file, the
+//! - `protocols`: the protocols (probe, finetune, scratch, random_probe) at every fraction; `report`: the JSON result file, the
 //!   terminal table and TensorBoard scalars.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md

@@ -1,6 +1,7 @@
 //! Running the protocols: the linear probe (frozen pretrained encoder, logistic regression on
-//! its features with the L2 strength picked on validation), fine-tuning, and training from
-//! scratch, each at every label fraction, each scored on the test split.
+//! its features with the L2 strength picked on validation), fine-tuning, training from scratch,
+//! and the probe of the randomly initialised encoder (the probe's baseline), each at every label
+//! fraction, each scored on the test split.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -106,7 +107,7 @@ pub fn run_protocols<B: Backend + Clone>(
         multi_label: task.multi_label,
     };
     let all_train = task.rows(Part::Train);
-    let mut probe_features: Option<Vec<f64>> = None;
+    let mut probe_features: BTreeMap<Protocol, Vec<f64>> = BTreeMap::new();
     let mut results = Vec::new();
     for &fraction in &settings.fractions {
         if !(fraction > 0.0 && fraction <= 1.0) {
@@ -129,18 +130,22 @@ pub fn run_protocols<B: Backend + Clone>(
                 settings.batch_size,
             )?;
             encoder.init_params(settings.seed);
-            if protocol != Protocol::Scratch {
+            if protocol.pretrained() {
                 encoder.load_encoder(inputs.encoder_params)?;
             }
             let outcome = match protocol {
-                Protocol::Probe => {
-                    if probe_features.is_none() {
-                        log(format!("probe: features of {} windows", task.windows.len()));
+                Protocol::Probe | Protocol::RandomProbe => {
+                    let cached = probe_features.entry(protocol).or_default();
+                    if cached.is_empty() {
+                        log(format!(
+                            "{}: features of {} windows",
+                            protocol.name(),
+                            task.windows.len()
+                        ));
                         let f = features(&mut encoder, inputs.source, &task.windows, &mut |_| {})?;
-                        probe_features = Some(f.into_iter().map(f64::from).collect());
+                        *cached = f.into_iter().map(f64::from).collect();
                     }
-                    let x = probe_features.as_deref().expect("features computed");
-                    probe(x, encoder.features(), task, &train, settings, log)
+                    probe(cached, encoder.features(), task, &train, settings, log)
                 }
                 Protocol::Finetune | Protocol::Scratch => {
                     train_end_to_end(encoder, inputs, &train, settings, fraction, log)?

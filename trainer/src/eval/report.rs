@@ -23,20 +23,34 @@ pub enum Protocol {
     Finetune,
     /// The same network and recipe from a random initialisation.
     Scratch,
+    /// The probe on the randomly initialised encoder: what the probe gives without pretraining.
+    #[serde(rename = "random_probe")]
+    RandomProbe,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Probe, Protocol::Finetune, Protocol::Scratch];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Probe,
+        Protocol::Finetune,
+        Protocol::Scratch,
+        Protocol::RandomProbe,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Probe => "probe",
             Protocol::Finetune => "finetune",
             Protocol::Scratch => "scratch",
+            Protocol::RandomProbe => "random_probe",
         }
     }
 
-    /// `probe`, `finetune`, `scratch`, or `all` (the three).
+    /// Whether the protocol starts from the checkpoint's encoder (else from a random one).
+    pub fn pretrained(self) -> bool {
+        matches!(self, Protocol::Probe | Protocol::Finetune)
+    }
+
+    /// `probe`, `finetune`, `scratch`, `random_probe`, or `all` (the four).
     pub fn parse_list(text: &str) -> Result<Vec<Protocol>, String> {
         if text == "all" {
             return Ok(Protocol::ALL.to_vec());
@@ -47,7 +61,7 @@ impl Protocol {
                     .into_iter()
                     .find(|q| q.name() == p.trim())
                     .ok_or_else(|| {
-                        format!("unknown protocol `{p}` (probe, finetune, scratch or all)")
+                        format!("unknown protocol `{p}` (probe, finetune, scratch, random_probe or all)")
                     })
             })
             .collect()
