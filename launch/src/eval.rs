@@ -49,6 +49,9 @@ pub struct EvalArgs {
     /// Layer-wise learning-rate decay (1: none; e.g. 0.75).
     #[arg(long, default_value_t = FinetuneSettings::default().layer_decay)]
     pub layer_decay: f32,
+    /// Fewest windows per fine-tuning epoch (small training sets are repeated).
+    #[arg(long, default_value_t = FinetuneSettings::default().min_epoch_windows)]
+    pub min_epoch_windows: usize,
     /// Windows per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -79,6 +82,7 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
             patience: args.patience.max(1),
             lr: args.lr,
             layer_decay: args.layer_decay,
+            min_epoch_windows: args.min_epoch_windows,
             ..FinetuneSettings::default()
         },
         bootstrap: args.bootstrap,

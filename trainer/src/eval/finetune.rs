@@ -5,7 +5,10 @@
 //! `patience` epochs without improvement).
 //!
 //! Mini-batches: each epoch visits the training rows in a seeded shuffle of (seed, epoch), in
-//! batches of `batch_size` (the last one shorter). Every window is its deterministic centred crop.
+//! batches of `batch_size` (the last one shorter). An epoch holds at least `min_epoch_windows`
+//! windows: a small training set (a label fraction of 1%) is visited several times per epoch, in
+//! fresh shuffles, so that every run gets enough steps between validations. Every window is its
+//! deterministic centred crop.
 
 use ecgfm_kernels::Backend;
 use serde::Serialize;
@@ -34,6 +37,8 @@ pub struct FinetuneSettings {
     pub weight_decay: f32,
     /// Global gradient-norm clip (0: none).
     pub clip_norm: f32,
+    /// Fewest windows per epoch (small training sets are repeated).
+    pub min_epoch_windows: usize,
 }
 
 impl Default for FinetuneSettings {
@@ -45,6 +50,7 @@ impl Default for FinetuneSettings {
             layer_decay: 1.0,
             weight_decay: 0.05,
             clip_norm: 1.0,
+            min_epoch_windows: 512,
         }
     }
 }
@@ -79,7 +85,9 @@ pub fn finetune<B: Backend>(
     log: &mut dyn FnMut(String),
 ) -> Result<Finetuned<B>, EvalError> {
     let batch_size = encoder.max_batch();
-    let steps_per_epoch = rows.train.len().div_ceil(batch_size) as u64;
+    let n = rows.train.len();
+    let repeats = settings.min_epoch_windows.div_ceil(n.max(1)).max(1);
+    let steps_per_epoch = (n * repeats).div_ceil(batch_size) as u64;
     let schedule = LrSchedule {
         peak_lr: settings.lr,
         min_lr: settings.lr * 0.01,
@@ -109,10 +117,14 @@ pub fn finetune<B: Backend>(
     let mut step = 0u64;
     let mut since_best = 0;
     for epoch in 0..settings.epochs {
-        let mut order = rows.train.to_vec();
-        let mut rng = SplitMix64::from_words(&[seed, 0xF1AE_7E2E, epoch as u64]);
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
+        let mut order = Vec::with_capacity(n * repeats);
+        for repeat in 0..repeats {
+            let mut pass = rows.train.to_vec();
+            let mut rng = SplitMix64::from_words(&[seed, 0xF1AE_7E2E, epoch as u64, repeat as u64]);
+            for i in (1..pass.len()).rev() {
+                pass.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            order.extend(pass);
         }
         let mut loss_sum = 0.0;
         for chunk in order.chunks(batch_size) {
@@ -151,7 +163,7 @@ pub fn finetune<B: Backend>(
             loss_sum += f64::from(loss) * chunk.len() as f64;
             step += 1;
         }
-        let mean_loss = loss_sum / rows.train.len().max(1) as f64;
+        let mean_loss = loss_sum / order.len().max(1) as f64;
         epoch_losses.push(mean_loss);
         let val_scores = scores(&mut encoder, source, &val_windows)?;
         let val_auroc = macro_auroc(&val_scores, &val_targets, k, &val_rows);
