@@ -62,6 +62,8 @@ fn eval_args<'a>(data: &'a str, run: &'a str, out: &'a str, protocol: &'a str) -
         "16",
         "--bootstrap",
         "100",
+        "--min-epoch-windows",
+        "64",
         "--threads",
         "2",
         "--out",
