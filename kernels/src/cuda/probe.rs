@@ -8,12 +8,12 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
     #[error(
-        "CUDA is not usable: {library} could not be loaded (tried {tried}; LD_LIBRARY_PATH={ld_path}). {hint}"
+        "CUDA is not usable: {library} could not be loaded ({tried} names tried on \
+         LD_LIBRARY_PATH and the system paths). {hint}"
     )]
     MissingLibrary {
         library: &'static str,
-        tried: String,
-        ld_path: String,
+        tried: usize,
         hint: &'static str,
     },
     #[error("CUDA is not usable: the driver found no GPU ({0})")]
@@ -79,8 +79,7 @@ fn check_library(lib: &Library) -> Result<(), CudaError> {
     }
     Err(CudaError::MissingLibrary {
         library: lib.what,
-        tried: candidates.join(", "),
-        ld_path: std::env::var("LD_LIBRARY_PATH").unwrap_or_default(),
+        tried: candidates.len(),
         hint: lib.hint,
     })
 }

@@ -1,9 +1,7 @@
-//! Helpers of the host-harness tests: a seeded generator, padded buffers (every op runs at a
-//! non-zero view offset, with NaN around the tensor) and the comparison against the CPU backend.
+//! Helpers of the comparisons against the CPU backend: a seeded generator, padded device buffers
+//! (every op runs at a non-zero view offset, with NaN around the tensor) and the assertions.
 
-#![allow(dead_code)] // each test file uses a subset
-
-use ecgfm_kernels::{View, ViewMut};
+use ecgfm_kernels::{Backend, View, ViewMut};
 
 /// Elements before every tensor in its buffer.
 pub const PAD: usize = 3;
@@ -32,30 +30,41 @@ impl Rng {
     }
 }
 
-/// `data` between PAD leading and 2 trailing NaNs.
-pub fn padded(data: &[f32]) -> Vec<f32> {
-    let mut v = vec![f32::NAN; PAD];
-    v.extend_from_slice(data);
-    v.extend_from_slice(&[f32::NAN; 2]);
-    v
+/// Trailing NaNs after each tensor.
+const TAIL: usize = 2;
+
+/// A device buffer holding `data` between PAD leading and TAIL trailing NaNs.
+pub fn up<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
+    let mut host = vec![f32::NAN; PAD];
+    host.extend_from_slice(data);
+    host.extend_from_slice(&[f32::NAN; TAIL]);
+    let mut buf = be.alloc(host.len());
+    be.upload(&host, (&mut buf).into());
+    buf
 }
 
-pub fn padded_idx(data: &[u32]) -> Vec<u32> {
-    let mut v = vec![u32::MAX; PAD];
-    v.extend_from_slice(data);
-    v
+/// An index buffer holding `data` after PAD elements.
+pub fn up_idx<B: Backend>(be: &B, data: &[u32]) -> B::IdxBuf {
+    let mut host = vec![u32::MAX; PAD];
+    host.extend_from_slice(data);
+    let mut buf = be.alloc_idx(host.len());
+    be.upload_idx(&host, (&mut buf).into());
+    buf
 }
 
-pub fn v(buf: &Vec<f32>) -> View<'_, Vec<f32>> {
+/// The whole buffer made by [`up`] for a tensor of n elements, padding included.
+pub fn down<B: Backend>(be: &B, buf: &B::Buf, n: usize) -> Vec<f32> {
+    let mut host = vec![0.0; PAD + n + TAIL];
+    be.download(buf.into(), &mut host);
+    host
+}
+
+pub fn v<T>(buf: &T) -> View<'_, T> {
     View::new(buf, PAD)
 }
 
-pub fn vm(buf: &mut Vec<f32>) -> ViewMut<'_, Vec<f32>> {
+pub fn vm<T>(buf: &mut T) -> ViewMut<'_, T> {
     ViewMut::new(buf, PAD)
-}
-
-pub fn vi(buf: &Vec<u32>) -> View<'_, Vec<u32>> {
-    View::new(buf, PAD)
 }
 
 /// Cumulative offsets of sequence lengths (B + 1 entries, from 0).
