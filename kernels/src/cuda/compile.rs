@@ -14,13 +14,19 @@ pub fn preprocess(src: &str) -> String {
     src.replace("#include \"common.cuh\"", COMMON_HEADER)
 }
 
-/// NVRTC options for architecture `arch` (e.g. 90 for sm_90).
+/// NVRTC options for architecture `arch` (e.g. 90 for sm_90), with the CUDA headers folder
+/// `$ECGFM_CUDA_INCLUDE` (the `nvidia-cuda-runtime` wheel's include/, for headers such as
+/// cuda_bf16.h) when set.
 fn options(arch: u32) -> Vec<String> {
-    vec![
+    let mut options = vec![
         format!("--gpu-architecture=sm_{arch}"),
         "--fmad=false".into(),
         "--std=c++17".into(),
-    ]
+    ];
+    if let Some(dir) = std::env::var_os("ECGFM_CUDA_INCLUDE") {
+        options.push(format!("--include-path={}", dir.to_string_lossy()));
+    }
+    options
 }
 
 /// FNV-1a: a hash that is stable across Rust versions (the cache key must be).
