@@ -104,6 +104,11 @@ pub trait Backend: Send + Sync {
 
     // ---- memory -------------------------------------------------------------------------
 
+    /// Device memory in use in bytes, for the metrics (None: host memory, not reported).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
+
     /// A zero-filled f32 buffer of `n` elements.
     fn alloc(&self, n: usize) -> Self::Buf;
     /// A zero-filled u32 buffer of `n` elements.

@@ -3,7 +3,8 @@
 //! `cli` declares every subcommand and flag (clap); each subcommand lives in its own module and
 //! turns the parsed arguments into calls on the workspace's libraries:
 //! - `pretrain`: config resolution, the run directory, the progress bar around
-//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
+//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader;
+//!   `device` opens the CPU or CUDA backend (`--device`).
 //! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
 //!
@@ -16,6 +17,7 @@ pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
+pub mod device;
 
 pub mod logging;
 pub mod pretrain;

@@ -1,11 +1,13 @@
-//! `ecgfm pretrain`: resolves the configuration, opens the data source, and runs the trainer
-//! with a progress bar.
+//! `ecgfm pretrain`: resolves the configuration, opens the device (`--device`) and the data
+//! source, and runs the trainer with a progress bar.
 
 use crate::cli::PretrainArgs;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::CpuBackend;
+use crate::device::{self, Opened};
+use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::train::{RunSummary, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (None, true) => config::read_toml_file(&saved)?,
         (None, false) => toml::Table::new(),
     };
-    let flags: [(&str, Option<toml::Value>); 7] = [
+    let flags: [(&str, Option<toml::Value>); 8] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
             "train.steps",
@@ -45,6 +47,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
             args.threads.map(|v| toml::Value::Integer(v as i64)),
         ),
         ("data.source", args.data.clone().map(toml::Value::String)),
+        ("train.device", args.device.clone().map(toml::Value::String)),
     ];
     for (key, value) in flags {
         if let Some(value) = value {
@@ -115,26 +118,53 @@ pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
 }
 
 fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<RunSummary> {
-    let threads = rayon::current_num_threads();
     if args.resume && !run_dir.join("config.toml").exists() {
         bail!(
             "--resume: {} holds no run (no config.toml)",
             run_dir.display()
         );
     }
+    match device::open(&config.train.device)? {
+        Opened::Cpu => {
+            let threads = rayon::current_num_threads();
+            let desc = format!("cpu | {threads} threads");
+            train_on(args, run_dir, config, CpuBackend::new(), desc)
+        }
+        Opened::Cuda(be) => {
+            let desc = device::describe(be.device().info());
+            train_on(args, run_dir, config, *be, desc)
+        }
+    }
+}
+
+/// GPU memory in use for the progress line ("" on the CPU).
+fn memory_note(record: &StepRecord) -> String {
+    record
+        .gpu_mem_bytes
+        .map(|b| format!(" | GPU mem {:.2} GiB", b as f64 / (1u64 << 30) as f64))
+        .unwrap_or_default()
+}
+
+fn train_on<B: Backend>(
+    args: &PretrainArgs,
+    run_dir: PathBuf,
+    config: TrainConfig,
+    backend: B,
+    device: String,
+) -> Result<RunSummary> {
     let source = open_source(&config)?;
-    let mut trainer = Trainer::new(config, &run_dir, CpuBackend::new(), source, args.resume)
+    let mut trainer = Trainer::new(config, &run_dir, backend, source, args.resume)
         .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     let config = trainer.config().clone();
     println!("model preset: {}", config.preset);
     println!("{}", ecgfm_trainer::model::render_table(&config.model));
+    println!("device: {device}");
     println!(
-        "run {} | data: {} | {} steps x {} samples | {} threads",
+        "run {} | data: {} | {} steps x {} samples",
         run_dir.display(),
         trainer.source_description(),
         config.train.steps,
         config.samples_per_step(),
-        threads
     );
     if let Some(from) = trainer.resumed_from() {
         println!("resuming from {}", from.display());
@@ -144,18 +174,21 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
     let summary = trainer.run(args.stop_after, |outcome, record| {
         bar.set_position(outcome.step + 1);
         bar.set_message(format!(
-            "loss {:.4} | {:.0} samples/s",
-            outcome.loss, record.samples_per_s
+            "loss {:.4} | {:.0} samples/s{}",
+            outcome.loss,
+            record.samples_per_s,
+            memory_note(record)
         ));
         if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
             tracing::info!(
-                "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s",
+                "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s{}",
                 outcome.step + 1,
                 bar.length().unwrap_or_default(),
                 outcome.loss,
                 outcome.lr,
                 outcome.grad_norm,
-                record.samples_per_s
+                record.samples_per_s,
+                memory_note(record)
             );
         }
     })?;

@@ -231,6 +231,7 @@ impl<B: Backend> Trainer<B> {
                 samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
+                gpu_mem_bytes: self.model.backend().memory_in_use(),
             };
             if done.is_multiple_of(log_every) || done == total || outcome.step == 0 {
                 self.metrics
@@ -267,7 +268,8 @@ pub struct RunSummary {
 /// A resumed run must use the configuration it started with. Only its length and the settings
 /// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
 /// `data.decode_threads` and `data.prefetch_batches` (a run preempted onto another machine
-/// resumes with that machine's core count and gives the same bits).
+/// resumes with that machine's core count and gives the same bits), and `train.device` (a
+/// checkpoint has one layout on every device; CPU and GPU agree up to rounding).
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
@@ -282,6 +284,7 @@ fn check_resumable(
     let mut comparable = config.clone();
     comparable.train.steps = saved.train.steps;
     comparable.train.threads = saved.train.threads;
+    comparable.train.device = saved.train.device.clone();
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
     if comparable != saved {
@@ -289,7 +292,7 @@ fn check_resumable(
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps, --threads, data.decode_threads and \
+                 settings (only --steps, --threads, --device, data.decode_threads and \
                  data.prefetch_batches may change). Saved:\n{}",
                 saved.to_toml_string()
             ),

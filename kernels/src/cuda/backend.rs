@@ -59,6 +59,10 @@ impl<D: Device> Backend for KernelBackend<D> {
     type Buf = D::Buf;
     type IdxBuf = D::IdxBuf;
 
+    fn memory_in_use(&self) -> Option<u64> {
+        self.dev.memory_in_use()
+    }
+
     fn alloc(&self, n: usize) -> D::Buf {
         self.dev.alloc(n)
     }

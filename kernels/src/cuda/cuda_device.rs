@@ -213,6 +213,10 @@ impl Device for CudaDevice {
         expect(name, unsafe { launch.launch(config) });
     }
 
+    fn memory_in_use(&self) -> Option<u64> {
+        Some(self.memory_used() as u64)
+    }
+
     fn gemm(&self, g: &Gemm) {
         let op = |t: bool| match t {
             true => blas_sys::cublasOperation_t::CUBLAS_OP_T,

@@ -129,4 +129,8 @@ pub trait Device: Send + Sync {
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]);
     /// Queues a true-fp32 GEMM.
     fn gemm(&self, g: &Gemm);
+    /// Device memory in use in bytes (None when the device does not report it).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
 }
