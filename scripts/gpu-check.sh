@@ -4,7 +4,9 @@
 # prebuilt binaries of gpu-bin/ (fill it with `bash scripts/gpu-build.sh` on a build machine) and
 # writes ONE JSON report (default gpu-check-report.json; exit status 0 only when every item passed):
 #   1. ops:         every op of CudaBackend against CpuBackend on random and ragged shapes
-#                   (test binary cuda_against_cpu; fp32, cuBLAS in pedantic fp32 math)
+#                   (test binary cuda_against_cpu; fp32, cuBLAS in pedantic fp32 math), and the
+#                   kernel tests on the GPU: finite-difference gradients, naive f64 loops, AdamW
+#                   (grad_checks, reference, adamw)
 #   2. parity:      the nano model against the committed PyTorch fixture, CPU limits (parity)
 #   3. cpu_losses:  300 steps of nano (batch 32) and tiny (batch 4) on the GPU against the CPU
 #                   losses of tests/reference/gpu_check_cpu_losses.json (scripts/gpu-reference.sh),
@@ -77,7 +79,7 @@ PY
 if ! timeout 20 nvidia-smi > "$work/nvidia-smi.txt" 2>&1; then
     finish "no GPU: nvidia-smi is missing or failed ($(head -c 300 "$work/nvidia-smi.txt" | tr '\n' ' '))"
 fi
-for exe in ecgfm cuda_against_cpu parity; do
+for exe in ecgfm cuda_against_cpu grad_checks reference adamw parity; do
     [ -x "$bin/$exe" ] || finish "gpu-bin/$exe is missing: run bash scripts/gpu-build.sh on a build machine"
 done
 source scripts/cuda-env.sh
@@ -120,8 +122,11 @@ PY
 }
 
 # ---- 1. every op against the CPU backend ------------------------------------------------------
-timeout 150 "$bin/cuda_against_cpu" --test-threads 1 > "$work/ops.log" 2>&1
-record ops $? "" "$work/ops.log"
+status=0
+for exe in cuda_against_cpu grad_checks reference adamw; do
+    timeout 60 "$bin/$exe" --test-threads 1 >> "$work/ops.log" 2>&1 || status=1
+done
+record ops $status "" "$work/ops.log"
 
 # ---- 2. parity with the PyTorch fixture (CPU and CUDA) ----------------------------------------
 timeout 60 "$bin/parity" --test-threads 1 --nocapture > "$work/parity.log" 2>&1

@@ -4,6 +4,5 @@
 
 #[macro_use]
 mod against_cpu;
-mod gpu;
 
-against_cpu_tests!(gpu::cuda_backend());
+against_cpu_tests!(against_cpu::base::cuda_backend());

@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each including test binary uses the same list
 
 pub mod attention;
+#[path = "../common/mod.rs"]
+pub mod base;
 pub mod common;
 pub mod dense;
 pub mod tokens_heads;
