@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let cuda_dir = manifest.join("../cuda").canonicalize().expect("kernels/cuda exists");
+    let cuda_dir = manifest
+        .join("../cuda")
+        .canonicalize()
+        .expect("kernels/cuda exists");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let compat = manifest.join("src/host_compat.h");
     println!("cargo:rerun-if-changed={}", cuda_dir.display());
@@ -41,7 +44,10 @@ fn main() {
         let stem = src.file_stem().unwrap().to_str().unwrap();
         let names = kernel_names(src);
         let wrapper = out.join(format!("kernels_{stem}.cpp"));
-        let mut text = format!("#include \"{}\"\nnamespace {{\nconst ecgfm_host::Kernel table[] = {{\n", src.display());
+        let mut text = format!(
+            "#include \"{}\"\nnamespace {{\nconst ecgfm_host::Kernel table[] = {{\n",
+            src.display()
+        );
         for name in &names {
             writeln!(text, "    ecgfm_host::entry(\"{name}\", {name}),").unwrap();
         }
@@ -78,7 +84,9 @@ fn kernel_names(path: &Path) -> Vec<String> {
     text.match_indices(MARK)
         .map(|(i, _)| {
             let rest = &text[i + MARK.len()..];
-            rest[..rest.find('(').expect("kernel name followed by '('")].trim().to_string()
+            rest[..rest.find('(').expect("kernel name followed by '('")]
+                .trim()
+                .to_string()
         })
         .collect()
 }

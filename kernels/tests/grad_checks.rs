@@ -115,7 +115,8 @@ fn layernorm_gradients_match_finite_differences_on<B: Backend>(be: &B) {
         );
         (out, mean, rstd)
     };
-    let objective = |inp: &[f32], w: &[f32], b: &[f32]| dot(&body(be, &forward(inp, w, b).0, t * c), &r);
+    let objective =
+        |inp: &[f32], w: &[f32], b: &[f32]| dot(&body(be, &forward(inp, w, b).0, t * c), &r);
     let (_, mean, rstd) = forward(&inp, &w, &b);
     let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(c, 1.0), rng.vec(c, 1.0));
     // Bias then weight gradient in one buffer (the other order than the matmul check).
@@ -173,7 +174,15 @@ fn gelu_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     };
     let mut dinp = up(be, &g0);
     be.gelu_backward(vm(&mut dinp), v(&up(be, &inp)), v(&up(be, &r)), n);
-    check_grad("gelu", &inp, &added(&down(be, &dinp, g0.len()), &g0), n, 1e-3, 5e-3, objective);
+    check_grad(
+        "gelu",
+        &inp,
+        &added(&down(be, &dinp, g0.len()), &g0),
+        n,
+        1e-3,
+        5e-3,
+        objective,
+    );
 }
 
 /// Attention gradient check for the given packed sequence lengths.

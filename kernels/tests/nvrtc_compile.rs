@@ -29,7 +29,11 @@ fn a_kernel_error_comes_back_as_the_nvrtc_log() {
         ecgfm_test_support::skip_without_oracle("NVRTC");
         return;
     }
-    let log = compile_cubin("broken.cu", "extern \"C\" __global__ void k() { undefined_name; }", 90)
-        .expect_err("an undefined name must not compile");
+    let log = compile_cubin(
+        "broken.cu",
+        "extern \"C\" __global__ void k() { undefined_name; }",
+        90,
+    )
+    .expect_err("an undefined name must not compile");
     assert!(log.contains("undefined_name"), "log names the error: {log}");
 }

@@ -4,10 +4,10 @@
 //! fp32 peak (the step runs in true fp32). The last line printed is one JSON object.
 
 use crate::cli::BenchStepArgs;
+use crate::device::Opened;
 use crate::pretrain::thread_pool;
 use crate::python_bench::run_comparison;
 use anyhow::{bail, Context, Result};
-use crate::device::Opened;
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, ProfiledBackend};
@@ -113,7 +113,9 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
     let ms = time_ecgfm(args, config, backend)?;
     let sps = args.batch_size as f64 / (ms / 1e3);
     let flops = ModelStats::new(config).train_flops * args.batch_size as f64 / (ms / 1e3);
-    let peak = args.peak_tflops.or_else(|| crate::device::peak_fp32_tflops(&info.name));
+    let peak = args
+        .peak_tflops
+        .or_else(|| crate::device::peak_fp32_tflops(&info.name));
     let mfu = peak.map(|p| flops / (p * 1e12));
     println!("device  {}", crate::device::describe(&info));
     println!(

@@ -2,8 +2,8 @@
 //! source, and runs the trainer with a progress bar.
 
 use crate::cli::PretrainArgs;
-use anyhow::{bail, Context, Result};
 use crate::device::{self, Opened};
+use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};

@@ -25,8 +25,21 @@ fn stderr(out: &Output) -> String {
 /// A quick nano run (short input) on `device`.
 fn pretrain(out: &Path, device: &str, extra: &[&str]) -> Output {
     let mut args = vec![
-        "pretrain", "--steps", "4", "--batch-size", "4", "--threads", "2", "--checkpoint-every",
-        "2", "--set", "model.samples=750", "--set", "train.log_every=1", "--device", device,
+        "pretrain",
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--threads",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--set",
+        "model.samples=750",
+        "--set",
+        "train.log_every=1",
+        "--device",
+        device,
         "--out",
     ];
     args.push(out.to_str().unwrap());
@@ -51,16 +64,30 @@ fn cuda_without_a_gpu_fails_within_seconds_naming_what_is_missing() {
     let out = temp_dir("cuda");
     let start = Instant::now();
     let result = pretrain(&out, "cuda", &[]);
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    assert!(!result.status.success(), "--device cuda succeeded without a GPU");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        !result.status.success(),
+        "--device cuda succeeded without a GPU"
+    );
     let err = stderr(&result);
     assert!(err.contains("--device cuda: CUDA is not usable"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(!out.join("config.toml").exists(), "a failed start left a run behind");
+    assert!(
+        !out.join("config.toml").exists(),
+        "a failed start left a run behind"
+    );
 
     let bench = ecgfm(&["bench", "step", "--device", "cuda", "--no-torch"]);
     assert!(!bench.status.success());
-    assert!(stderr(&bench).contains("CUDA is not usable"), "{}", stderr(&bench));
+    assert!(
+        stderr(&bench).contains("CUDA is not usable"),
+        "{}",
+        stderr(&bench)
+    );
 }
 
 #[test]
@@ -72,7 +99,10 @@ fn auto_falls_back_to_the_cpu_with_one_log_line() {
     let result = pretrain(&out, "auto", &[]);
     assert!(result.status.success(), "{}", stderr(&result));
     let err = stderr(&result);
-    let notes = err.lines().filter(|l| l.contains("--device auto: training on the CPU")).count();
+    let notes = err
+        .lines()
+        .filter(|l| l.contains("--device auto: training on the CPU"))
+        .count();
     assert_eq!(notes, 1, "{err}");
     assert!(String::from_utf8_lossy(&result.stdout).contains("device: cpu"));
     let _ = std::fs::remove_dir_all(&out);
@@ -93,7 +123,9 @@ fn a_bad_device_name_is_a_clear_error() {
 fn a_resumed_run_may_change_its_device() {
     let (whole, moved) = (temp_dir("whole"), temp_dir("moved"));
     assert!(pretrain(&whole, "cpu", &[]).status.success());
-    assert!(pretrain(&moved, "cpu", &["--stop-after", "2"]).status.success());
+    assert!(pretrain(&moved, "cpu", &["--stop-after", "2"])
+        .status
+        .success());
     // `auto` is the CPU here, the GPU where one is usable: either way the resume is accepted.
     let resumed = pretrain(&moved, "auto", &["--resume"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
@@ -101,7 +133,11 @@ fn a_resumed_run_may_change_its_device() {
         std::fs::read_to_string(run.join("metrics.jsonl"))
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
             .collect()
     };
     let (a, b) = (losses(&whole), losses(&moved));

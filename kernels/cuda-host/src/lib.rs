@@ -122,19 +122,34 @@ impl Device for HostDevice {
 
     fn gemm(&self, g: &Gemm) {
         // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j ld.
-        let at = |ptr: u64, i: usize, j: usize, ld: usize| (ptr as *const f32).wrapping_add(i + j * ld);
+        let at =
+            |ptr: u64, i: usize, j: usize, ld: usize| (ptr as *const f32).wrapping_add(i + j * ld);
         for j in 0..g.n {
             for i in 0..g.m {
                 let mut acc = 0f32;
                 for p in 0..g.k {
-                    let a = if g.trans_a { at(g.a, p, i, g.lda) } else { at(g.a, i, p, g.lda) };
-                    let b = if g.trans_b { at(g.b, j, p, g.ldb) } else { at(g.b, p, j, g.ldb) };
+                    let a = if g.trans_a {
+                        at(g.a, p, i, g.lda)
+                    } else {
+                        at(g.a, i, p, g.lda)
+                    };
+                    let b = if g.trans_b {
+                        at(g.b, j, p, g.ldb)
+                    } else {
+                        at(g.b, p, j, g.ldb)
+                    };
                     // SAFETY: the addresses come from bounds-checked views of the GEMM's operands.
                     acc += unsafe { *a * *b };
                 }
                 let c = at(g.c, i, j, g.ldc) as *mut f32;
                 // SAFETY: as above, for the output.
-                unsafe { *c = if g.beta == 0.0 { acc } else { g.beta * *c + acc } };
+                unsafe {
+                    *c = if g.beta == 0.0 {
+                        acc
+                    } else {
+                        g.beta * *c + acc
+                    }
+                };
             }
         }
     }

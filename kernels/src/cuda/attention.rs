@@ -53,7 +53,11 @@ fn dims_for(dims: AttnDims, tile: usize, floats: usize) -> LaunchDims {
 }
 
 fn check(dims: AttnDims) -> usize {
-    assert_eq!(dims.width % dims.heads, 0, "width must be a multiple of heads");
+    assert_eq!(
+        dims.width % dims.heads,
+        0,
+        "width must be a multiple of heads"
+    );
     dims.width / dims.heads
 }
 
@@ -86,7 +90,8 @@ pub(super) fn forward<D: Device>(
         Arg::F32(scale(hd)),
     ];
     let launch = dims_for(dims, tile, forward_floats(tile, hd));
-    k.dev.launch(Module::Attention, "attention_forward", launch, &args);
+    k.dev
+        .launch(Module::Attention, "attention_forward", launch, &args);
 }
 
 /// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse.
@@ -115,7 +120,8 @@ pub(super) fn backward<D: Device>(
             Arg::I32(c as i32),
             Arg::I32(heads as i32),
         ];
-        k.dev.launch(Module::Attention, "attention_delta", delta_dims, &args);
+        k.dev
+            .launch(Module::Attention, "attention_delta", delta_dims, &args);
         let args = [
             Arg::Ptr(dqkv),
             Arg::Ptr(dout),
@@ -130,8 +136,10 @@ pub(super) fn backward<D: Device>(
             Arg::F32(scale(hd)),
         ];
         let launch = dims_for(dims, tile, dkv_floats(tile, hd));
-        k.dev.launch(Module::Attention, "attention_dkv", launch, &args);
+        k.dev
+            .launch(Module::Attention, "attention_dkv", launch, &args);
         let launch = dims_for(dims, tile, dq_floats(tile, hd));
-        k.dev.launch(Module::Attention, "attention_dq", launch, &args);
+        k.dev
+            .launch(Module::Attention, "attention_dq", launch, &args);
     });
 }

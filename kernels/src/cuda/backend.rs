@@ -202,7 +202,13 @@ impl<D: Device> Backend for KernelBackend<D> {
         gelu::forward(self, self.w(out, n), self.r(inp, n), n);
     }
 
-    fn gelu_backward(&self, dinp: ViewMut<D::Buf>, inp: View<D::Buf>, dout: View<D::Buf>, n: usize) {
+    fn gelu_backward(
+        &self,
+        dinp: ViewMut<D::Buf>,
+        inp: View<D::Buf>,
+        dout: View<D::Buf>,
+        n: usize,
+    ) {
         gelu::backward(self, self.w(dinp, n), self.r(inp, n), self.r(dout, n), n);
     }
 
@@ -281,7 +287,11 @@ impl<D: Device> Backend for KernelBackend<D> {
         t: usize,
         d: usize,
     ) {
-        let bufs = (self.w(dlead_embed, 0), self.r(dh, t * d), self.ri(tokens, 3 * t));
+        let bufs = (
+            self.w(dlead_embed, 0),
+            self.r(dh, t * d),
+            self.ri(tokens, 3 * t),
+        );
         tokens::add_lead_pos_backward(self, bufs, t, d);
     }
 
@@ -431,7 +441,11 @@ impl<D: Device> Backend for KernelBackend<D> {
         n: usize,
         k: usize,
     ) {
-        let bufs = (self.w(loss, 1), self.r(logits, n * k), self.r(targets, n * k));
+        let bufs = (
+            self.w(loss, 1),
+            self.r(logits, n * k),
+            self.r(targets, n * k),
+        );
         heads::bce_forward(self, bufs, n, k);
     }
 

@@ -92,7 +92,8 @@ pub(crate) fn module_cubin(module: Module, arch: u32) -> Result<Vec<u8>, CudaErr
     if let Some(bin) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
         return Ok(bin);
     }
-    let bin = compile_cubin(file, &src, arch).map_err(|log| CudaError::Compile { file, arch, log })?;
+    let bin =
+        compile_cubin(file, &src, arch).map_err(|log| CudaError::Compile { file, arch, log })?;
     if let Some(path) = cached {
         // A cache that cannot be written only costs a recompile next time.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

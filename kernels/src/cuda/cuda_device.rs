@@ -57,7 +57,10 @@ impl CudaDevice {
         let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
         // SAFETY: the handle is live; pedantic math keeps every GEMM in true fp32.
         unsafe {
-            blas_sys::cublasSetMathMode(*blas.handle(), blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH)
+            blas_sys::cublasSetMathMode(
+                *blas.handle(),
+                blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
+            )
         }
         .result()
         .map_err(|e| err(format!("cuBLAS math mode: {e}")))?;
@@ -67,7 +70,9 @@ impl CudaDevice {
         let info = DeviceInfo {
             ordinal,
             name: ctx.name().map_err(|e| err(format!("device name: {e}")))?,
-            total_bytes: ctx.total_mem().map_err(|e| err(format!("memory size: {e}")))?,
+            total_bytes: ctx
+                .total_mem()
+                .map_err(|e| err(format!("memory size: {e}")))?,
             capability,
         };
         let arch = (capability.0 * 10 + capability.1) as u32;

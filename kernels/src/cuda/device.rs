@@ -62,15 +62,43 @@ pub enum Module {
 
 /// Every kernel file: (module, file name, source). The shared header is `COMMON_HEADER`.
 pub const MODULES: [(Module, &str, &str); 9] = [
-    (Module::Elementwise, "elementwise.cu", include_str!("../../cuda/elementwise.cu")),
-    (Module::Matmul, "matmul.cu", include_str!("../../cuda/matmul.cu")),
-    (Module::Layernorm, "layernorm.cu", include_str!("../../cuda/layernorm.cu")),
+    (
+        Module::Elementwise,
+        "elementwise.cu",
+        include_str!("../../cuda/elementwise.cu"),
+    ),
+    (
+        Module::Matmul,
+        "matmul.cu",
+        include_str!("../../cuda/matmul.cu"),
+    ),
+    (
+        Module::Layernorm,
+        "layernorm.cu",
+        include_str!("../../cuda/layernorm.cu"),
+    ),
     (Module::Gelu, "gelu.cu", include_str!("../../cuda/gelu.cu")),
-    (Module::Attention, "attention.cu", include_str!("../../cuda/attention.cu")),
-    (Module::Tokens, "tokens.cu", include_str!("../../cuda/tokens.cu")),
+    (
+        Module::Attention,
+        "attention.cu",
+        include_str!("../../cuda/attention.cu"),
+    ),
+    (
+        Module::Tokens,
+        "tokens.cu",
+        include_str!("../../cuda/tokens.cu"),
+    ),
     (Module::Loss, "loss.cu", include_str!("../../cuda/loss.cu")),
-    (Module::Heads, "heads.cu", include_str!("../../cuda/heads.cu")),
-    (Module::Adamw, "adamw.cu", include_str!("../../cuda/adamw.cu")),
+    (
+        Module::Heads,
+        "heads.cu",
+        include_str!("../../cuda/heads.cu"),
+    ),
+    (
+        Module::Adamw,
+        "adamw.cu",
+        include_str!("../../cuda/adamw.cu"),
+    ),
 ];
 
 /// kernels/cuda/common.cuh, pasted in place of its `#include` before NVRTC compiles a file.

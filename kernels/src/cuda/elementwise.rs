@@ -19,7 +19,12 @@ pub(super) fn fill<D: Device>(k: &KernelBackend<D>, dst: u64, n: usize, value: f
 }
 
 pub(super) fn copy<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, n: usize) {
-    each(k, "copy_f32", n, &[Arg::Ptr(dst), Arg::Ptr(src), Arg::U64(n as u64)]);
+    each(
+        k,
+        "copy_f32",
+        n,
+        &[Arg::Ptr(dst), Arg::Ptr(src), Arg::U64(n as u64)],
+    );
 }
 
 pub(super) fn add<D: Device>(k: &KernelBackend<D>, out: u64, a: u64, b: u64, n: usize) {
@@ -28,11 +33,21 @@ pub(super) fn add<D: Device>(k: &KernelBackend<D>, out: u64, a: u64, b: u64, n: 
 }
 
 pub(super) fn add_assign<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, n: usize) {
-    each(k, "add_assign_f32", n, &[Arg::Ptr(dst), Arg::Ptr(src), Arg::U64(n as u64)]);
+    each(
+        k,
+        "add_assign_f32",
+        n,
+        &[Arg::Ptr(dst), Arg::Ptr(src), Arg::U64(n as u64)],
+    );
 }
 
 pub(super) fn scale<D: Device>(k: &KernelBackend<D>, dst: u64, n: usize, factor: f32) {
-    each(k, "scale_f32", n, &[Arg::Ptr(dst), Arg::U64(n as u64), Arg::F32(factor)]);
+    each(
+        k,
+        "scale_f32",
+        n,
+        &[Arg::Ptr(dst), Arg::U64(n as u64), Arg::F32(factor)],
+    );
 }
 
 /// out[0] = (f32) (sum of the `count` f64 values at `parts`) / divisor (0 when divisor is 0).
@@ -43,8 +58,18 @@ pub(super) fn f64_sum_to_scalar<D: Device>(
     count: usize,
     divisor: f64,
 ) {
-    let args = [Arg::Ptr(out), Arg::Ptr(parts), Arg::U64(count as u64), Arg::F64(divisor)];
-    k.dev.launch(Module::Elementwise, "sum_f64_to_scalar", scalar_reduction(), &args);
+    let args = [
+        Arg::Ptr(out),
+        Arg::Ptr(parts),
+        Arg::U64(count as u64),
+        Arg::F64(divisor),
+    ];
+    k.dev.launch(
+        Module::Elementwise,
+        "sum_f64_to_scalar",
+        scalar_reduction(),
+        &args,
+    );
 }
 
 pub(super) fn sum_squares<D: Device>(k: &KernelBackend<D>, out: u64, src: u64, n: usize) {
@@ -59,7 +84,8 @@ pub(super) fn sum_squares<D: Device>(k: &KernelBackend<D>, out: u64, src: u64, n
                 Arg::U64(n as u64),
                 Arg::U64(SUMSQ_CHUNK as u64),
             ];
-            k.dev.launch(Module::Elementwise, "sum_squares_partial", dims, &args);
+            k.dev
+                .launch(Module::Elementwise, "sum_squares_partial", dims, &args);
         }
         f64_sum_to_scalar(k, out, partial, parts, 1.0);
     });
@@ -72,6 +98,11 @@ pub(super) fn clip_grad_norm<D: Device>(
     sumsq: u64,
     max_norm: f32,
 ) {
-    let args = [Arg::Ptr(grads), Arg::U64(n as u64), Arg::Ptr(sumsq), Arg::F32(max_norm)];
+    let args = [
+        Arg::Ptr(grads),
+        Arg::U64(n as u64),
+        Arg::Ptr(sumsq),
+        Arg::F32(max_norm),
+    ];
     each(k, "clip_by_norm", n, &args);
 }

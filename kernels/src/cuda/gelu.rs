@@ -15,7 +15,12 @@ pub(super) fn forward<D: Device>(k: &KernelBackend<D>, out: u64, inp: u64, n: us
 /// dinp (n) += dout * gelu'(inp).
 pub(super) fn backward<D: Device>(k: &KernelBackend<D>, dinp: u64, inp: u64, dout: u64, n: usize) {
     if let Some(dims) = elementwise(n) {
-        let args = [Arg::Ptr(dinp), Arg::Ptr(inp), Arg::Ptr(dout), Arg::U64(n as u64)];
+        let args = [
+            Arg::Ptr(dinp),
+            Arg::Ptr(inp),
+            Arg::Ptr(dout),
+            Arg::U64(n as u64),
+        ];
         k.dev.launch(Module::Gelu, "gelu_backward", dims, &args);
     }
 }

@@ -15,8 +15,14 @@ pub(super) fn mean_pool_forward<D: Device>(
     c: usize,
 ) {
     if let Some(dims) = per_item(c, seqs) {
-        let args = [Arg::Ptr(out), Arg::Ptr(inp), Arg::Ptr(cu), Arg::I32(c as i32)];
-        k.dev.launch(Module::Heads, "mean_pool_forward", dims, &args);
+        let args = [
+            Arg::Ptr(out),
+            Arg::Ptr(inp),
+            Arg::Ptr(cu),
+            Arg::I32(c as i32),
+        ];
+        k.dev
+            .launch(Module::Heads, "mean_pool_forward", dims, &args);
     }
 }
 
@@ -35,7 +41,8 @@ pub(super) fn mean_pool_backward<D: Device>(
             Arg::I32(t as i32),
             Arg::I32(c as i32),
         ];
-        k.dev.launch(Module::Heads, "mean_pool_backward", dims, &args);
+        k.dev
+            .launch(Module::Heads, "mean_pool_backward", dims, &args);
     }
 }
 
@@ -88,7 +95,8 @@ pub(super) fn cross_entropy_backward<D: Device>(
             Arg::I32(classes as i32),
             Arg::F32(loss_scale),
         ];
-        k.dev.launch(Module::Heads, "cross_entropy_backward", dims, &args);
+        k.dev
+            .launch(Module::Heads, "cross_entropy_backward", dims, &args);
     }
 }
 
@@ -99,7 +107,11 @@ pub(super) fn bce_forward<D: Device>(
     n: usize,
     classes: usize,
 ) {
-    let divisor = if classes == 0 { 0.0 } else { (n * classes) as f64 };
+    let divisor = if classes == 0 {
+        0.0
+    } else {
+        (n * classes) as f64
+    };
     row_loss(k, "bce_rows", bufs, (n, classes), divisor);
 }
 

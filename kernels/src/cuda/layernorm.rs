@@ -26,7 +26,8 @@ pub(super) fn forward<D: Device>(
             Arg::I32(t as i32),
             Arg::I32(c as i32),
         ];
-        k.dev.launch(Module::Layernorm, "layernorm_forward", dims, &args);
+        k.dev
+            .launch(Module::Layernorm, "layernorm_forward", dims, &args);
     }
 }
 
@@ -52,7 +53,8 @@ pub(super) fn backward<D: Device>(
         t32,
         c32,
     ];
-    k.dev.launch(Module::Layernorm, "layernorm_backward_dx", dims, &args);
+    k.dev
+        .launch(Module::Layernorm, "layernorm_backward_dx", dims, &args);
     let chunks = row_chunks(t);
     let Some(dims) = per_item(c, chunks) else {
         return;
@@ -70,7 +72,12 @@ pub(super) fn backward<D: Device>(
             c32,
             Arg::I32(ROWS_PER_CHUNK as i32),
         ];
-        k.dev.launch(Module::Layernorm, "layernorm_backward_partials", dims, &args);
+        k.dev.launch(
+            Module::Layernorm,
+            "layernorm_backward_partials",
+            dims,
+            &args,
+        );
         finish_column_sums(k, dweight, partial_w, chunks, c);
         finish_column_sums(k, dbias, partial_b, chunks, c);
     });

@@ -51,6 +51,7 @@ pub(super) fn backward<D: Device>(
             Arg::I32(norm_pix as i32),
             Arg::F32(loss_scale),
         ];
-        k.dev.launch(Module::Loss, "masked_mse_backward", dims, &args);
+        k.dev
+            .launch(Module::Loss, "masked_mse_backward", dims, &args);
     }
 }

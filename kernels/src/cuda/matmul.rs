@@ -36,7 +36,12 @@ pub(super) fn forward<D: Device>(
         ldc: oc,
     });
     if let (Some(bias), Some(dims)) = (bias, elementwise(t * oc)) {
-        let args = [Arg::Ptr(out), Arg::Ptr(bias), Arg::I32(t as i32), Arg::I32(oc as i32)];
+        let args = [
+            Arg::Ptr(out),
+            Arg::Ptr(bias),
+            Arg::I32(t as i32),
+            Arg::I32(oc as i32),
+        ];
         k.dev.launch(Module::Matmul, "add_bias_rows", dims, &args);
     }
 }

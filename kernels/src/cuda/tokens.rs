@@ -42,7 +42,8 @@ pub(super) fn add_lead_pos_forward<D: Device>(
             Arg::I32(t as i32),
             Arg::I32(d as i32),
         ];
-        k.dev.launch(Module::Tokens, "add_lead_pos_forward", dims, &args);
+        k.dev
+            .launch(Module::Tokens, "add_lead_pos_forward", dims, &args);
     }
 }
 
@@ -61,7 +62,8 @@ pub(super) fn add_lead_pos_backward<D: Device>(
             Arg::I32(t as i32),
             Arg::I32(d as i32),
         ];
-        k.dev.launch(Module::Tokens, "add_lead_pos_backward", dims, &args);
+        k.dev
+            .launch(Module::Tokens, "add_lead_pos_backward", dims, &args);
     }
 }
 
@@ -81,7 +83,8 @@ pub(super) fn mask_scatter_forward<D: Device>(
             Arg::I32(t_dec as i32),
             Arg::I32(d as i32),
         ];
-        k.dev.launch(Module::Tokens, "mask_scatter_forward", dims, &args);
+        k.dev
+            .launch(Module::Tokens, "mask_scatter_forward", dims, &args);
     }
 }
 
@@ -97,7 +100,8 @@ pub(super) fn mask_scatter_backward<D: Device>(
     };
     let (t32, d32) = (Arg::I32(t_dec as i32), Arg::I32(d as i32));
     let args = [Arg::Ptr(dz), Arg::Ptr(dout), Arg::Ptr(src_rows), t32, d32];
-    k.dev.launch(Module::Tokens, "mask_scatter_backward_dz", dims, &args);
+    k.dev
+        .launch(Module::Tokens, "mask_scatter_backward_dz", dims, &args);
     let chunks = row_chunks(t_dec);
     let dims = per_item(d, chunks).expect("t_dec and d are positive here");
     k.workspace.with(&k.dev, 2 * chunks * d, |partial| {
@@ -109,7 +113,8 @@ pub(super) fn mask_scatter_backward<D: Device>(
             d32,
             Arg::I32(ROWS_PER_CHUNK as i32),
         ];
-        k.dev.launch(Module::Tokens, "mask_token_partial", dims, &args);
+        k.dev
+            .launch(Module::Tokens, "mask_token_partial", dims, &args);
         finish_column_sums(k, dmask_token, partial, chunks, d);
     });
 }

@@ -5,7 +5,12 @@
 use super::common::{assert_close, cu_seqlens, down, up, up_idx, v, vm, Rng};
 use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
 
-fn attention_outputs<B: Backend>(be: &B, lengths: &[usize], width: usize, heads: usize) -> Vec<Vec<f32>> {
+fn attention_outputs<B: Backend>(
+    be: &B,
+    lengths: &[usize],
+    width: usize,
+    heads: usize,
+) -> Vec<Vec<f32>> {
     let cu = cu_seqlens(lengths);
     let t = *cu.last().unwrap() as usize;
     let dims = AttnDims {
@@ -15,12 +20,23 @@ fn attention_outputs<B: Backend>(be: &B, lengths: &[usize], width: usize, heads:
         heads,
     };
     let mut rng = Rng::new((t * 7 + width) as u64);
-    let (qkv, dout) = (up(be, &rng.vec(t * 3 * width, 2.0)), up(be, &rng.vec(t * width, 1.0)));
+    let (qkv, dout) = (
+        up(be, &rng.vec(t * 3 * width, 2.0)),
+        up(be, &rng.vec(t * width, 1.0)),
+    );
     let cu = up_idx(be, &cu);
     let (mut out, mut lse) = (up(be, &vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
     be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
     let mut dqkv = up(be, &rng.vec(t * 3 * width, 1.0));
-    be.attention_backward(vm(&mut dqkv), v(&dout), v(&qkv), v(&out), v(&lse), v(&cu), dims);
+    be.attention_backward(
+        vm(&mut dqkv),
+        v(&dout),
+        v(&qkv),
+        v(&out),
+        v(&lse),
+        v(&cu),
+        dims,
+    );
     vec![
         down(be, &out, t * width),
         down(be, &lse, t * heads),
@@ -32,7 +48,12 @@ fn compare<B: Backend>(be: &B, lengths: &[usize], width: usize, heads: usize) {
     let got = attention_outputs(be, lengths, width, heads);
     let want = attention_outputs(&CpuBackend, lengths, width, heads);
     for (name, (g, w)) in ["out", "lse", "dqkv"].iter().zip(got.iter().zip(&want)) {
-        assert_close(&format!("attention {name} {lengths:?} C={width} H={heads}"), g, w, 2e-5);
+        assert_close(
+            &format!("attention {name} {lengths:?} C={width} H={heads}"),
+            g,
+            w,
+            2e-5,
+        );
     }
 }
 

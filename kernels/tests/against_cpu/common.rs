@@ -18,7 +18,10 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "{name}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if w.is_nan() {
-            assert!(g.is_nan(), "{name}[{i}]: got {g}, want NaN (written outside the view?)");
+            assert!(
+                g.is_nan(),
+                "{name}[{i}]: got {g}, want NaN (written outside the view?)"
+            );
             continue;
         }
         assert!(

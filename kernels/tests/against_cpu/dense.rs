@@ -38,8 +38,18 @@ fn elementwise_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
 pub fn elementwise_and_norm_helpers<B: Backend>(be: &B) {
     // 40000 crosses the sum-of-squares chunks (16384) with a partial last one.
     for n in [0, 1, 7, 1000, 40_000] {
-        let (got, want) = (elementwise_outputs(be, n), elementwise_outputs(&CpuBackend, n));
-        let names = ["add", "copy+add_assign+scale", "fill", "sum_squares", "clipped", "kept"];
+        let (got, want) = (
+            elementwise_outputs(be, n),
+            elementwise_outputs(&CpuBackend, n),
+        );
+        let names = [
+            "add",
+            "copy+add_assign+scale",
+            "fill",
+            "sum_squares",
+            "clipped",
+            "kept",
+        ];
         for ((name, g), w) in names.iter().zip(&got).zip(&want) {
             // sum_squares: f64 sums in another fixed order, rounded once to f32.
             assert_close(&format!("{name} n={n}"), g, w, 1e-6);
@@ -61,7 +71,9 @@ fn gelu_outputs<B: Backend>(be: &B, x: &[f32]) -> Vec<Vec<f32>> {
 /// GELU: bit for bit the CPU formula (same polynomial, no fused multiply-add).
 pub fn gelu<B: Backend>(be: &B) {
     let n = 4099;
-    let x: Vec<f32> = (0..n).map(|i| -12.0 + 24.0 * i as f32 / (n - 1) as f32).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| -12.0 + 24.0 * i as f32 / (n - 1) as f32)
+        .collect();
     let (got, want) = (gelu_outputs(be, &x), gelu_outputs(&CpuBackend, &x));
     assert_bits("gelu forward", &got[0], &want[0]);
     assert_bits("gelu backward", &got[1], &want[1]);
@@ -70,7 +82,11 @@ pub fn gelu<B: Backend>(be: &B) {
 fn adamw_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng::new(3);
     let moment2: Vec<f32> = rng.vec(n, 0.1).iter().map(|x| x.abs()).collect();
-    let (mut p, mut m, mut vv) = (up(be, &rng.vec(n, 1.0)), up(be, &rng.vec(n, 0.1)), up(be, &moment2));
+    let (mut p, mut m, mut vv) = (
+        up(be, &rng.vec(n, 1.0)),
+        up(be, &rng.vec(n, 0.1)),
+        up(be, &moment2),
+    );
     for step in 1..=3u32 {
         let grad = up(be, &rng.vec(n, 1.0));
         let hp = AdamW {
@@ -81,7 +97,15 @@ fn adamw_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
             weight_decay: 0.05,
             step,
         };
-        be.adamw(vm(&mut p), v(&grad), vm(&mut m), vm(&mut vv), n, &hp, step != 2);
+        be.adamw(
+            vm(&mut p),
+            v(&grad),
+            vm(&mut m),
+            vm(&mut vv),
+            n,
+            &hp,
+            step != 2,
+        );
     }
     vec![down(be, &p, n), down(be, &m, n), down(be, &vv, n)]
 }
@@ -104,8 +128,21 @@ fn layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize) -> Vec<Vec<f32>> {
         up(be, &rng.vec(c, 1.0)),
         up(be, &rng.vec(t * c, 1.0)),
     );
-    let (mut out, mut mean, mut rstd) = (up(be, &vec![0.0; t * c]), up(be, &vec![0.0; t]), up(be, &vec![0.0; t]));
-    be.layernorm_forward(vm(&mut out), vm(&mut mean), vm(&mut rstd), v(&x), v(&w), v(&b), t, c);
+    let (mut out, mut mean, mut rstd) = (
+        up(be, &vec![0.0; t * c]),
+        up(be, &vec![0.0; t]),
+        up(be, &vec![0.0; t]),
+    );
+    be.layernorm_forward(
+        vm(&mut out),
+        vm(&mut mean),
+        vm(&mut rstd),
+        v(&x),
+        v(&w),
+        v(&b),
+        t,
+        c,
+    );
     let mut dx = up(be, &rng.vec(t * c, 1.0));
     // Weight gradient then bias gradient in one buffer, starting from random content.
     let mut dwb = up(be, &rng.vec(2 * c, 1.0));
@@ -133,7 +170,10 @@ fn layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize) -> Vec<Vec<f32>> {
 pub fn layernorm<B: Backend>(be: &B) {
     // 300 rows cross the 256-row reduction chunks; widths below, at and above a warp.
     for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (20, 100)] {
-        let (got, want) = (layernorm_outputs(be, t, c), layernorm_outputs(&CpuBackend, t, c));
+        let (got, want) = (
+            layernorm_outputs(be, t, c),
+            layernorm_outputs(&CpuBackend, t, c),
+        );
         let names = ["out", "mean", "rstd", "dinp", "dweight|dbias"];
         for (name, (g, w)) in names.iter().zip(got.iter().zip(&want)) {
             assert_close(&format!("layernorm {name} t={t} c={c}"), g, w, 2e-5);
@@ -177,11 +217,21 @@ fn matmul_outputs<B: Backend>(
 }
 
 pub fn matmul<B: Backend>(be: &B) {
-    for shape in [(0, 3, 4), (1, 1, 1), (13, 7, 5), (6, 0, 3), (97, 33, 75), (300, 5, 3)] {
+    for shape in [
+        (0, 3, 4),
+        (1, 1, 1),
+        (13, 7, 5),
+        (6, 0, 3),
+        (97, 33, 75),
+        (300, 5, 3),
+    ] {
         for (bias, with_dinp) in [(true, true), (false, true), (true, false)] {
             let got = matmul_outputs(be, shape, bias, with_dinp);
             let want = matmul_outputs(&CpuBackend, shape, bias, with_dinp);
-            for (name, (g, w)) in ["out", "dinp", "dweight|dbias"].iter().zip(got.iter().zip(&want)) {
+            for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
+                .iter()
+                .zip(got.iter().zip(&want))
+            {
                 // Sums of up to 300 products in another order.
                 assert_close(&format!("matmul {name} {shape:?} bias {bias}"), g, w, 1e-5);
             }

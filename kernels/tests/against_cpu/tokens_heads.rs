@@ -12,12 +12,29 @@ fn token_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
     // 300 tokens: crosses the 256-row chunks; leads repeat in runs, as in the model.
     let t = 300;
     let tokens: Vec<u32> = (0..t)
-        .flat_map(|r| [(r % batch) as u32, ((r / 7) % leads) as u32, (r % n_pos) as u32])
+        .flat_map(|r| {
+            [
+                (r % batch) as u32,
+                ((r / 7) % leads) as u32,
+                (r % n_pos) as u32,
+            ]
+        })
         .collect();
     let tokens = up_idx(be, &tokens);
     let mut patches = up(be, &vec![0.0; t * patch]);
-    be.gather_patches(vm(&mut patches), v(&x), v(&tokens), t, leads, samples, patch);
-    let (lead, pos) = (up(be, &rng.vec(leads * d, 1.0)), up(be, &rng.vec(n_pos * d, 1.0)));
+    be.gather_patches(
+        vm(&mut patches),
+        v(&x),
+        v(&tokens),
+        t,
+        leads,
+        samples,
+        patch,
+    );
+    let (lead, pos) = (
+        up(be, &rng.vec(leads * d, 1.0)),
+        up(be, &rng.vec(n_pos * d, 1.0)),
+    );
     let mut h = up(be, &rng.vec(t * d, 1.0));
     be.add_lead_pos_forward(vm(&mut h), v(&lead), v(&pos), v(&tokens), t, d);
     let dh = up(be, &rng.vec(t * d, 1.0));
@@ -28,7 +45,13 @@ fn token_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
     let t_dec = 300;
     let t_enc = 200;
     let src: Vec<u32> = (0..t_dec)
-        .map(|r| if r % 3 == 1 { MASKED_ROW } else { ((r / 3 * 2 + r % 3 / 2) * 37 % t_enc) as u32 })
+        .map(|r| {
+            if r % 3 == 1 {
+                MASKED_ROW
+            } else {
+                ((r / 3 * 2 + r % 3 / 2) * 37 % t_enc) as u32
+            }
+        })
         .collect();
     let src = up_idx(be, &src);
     let (z, mask) = (up(be, &rng.vec(t_enc * d, 1.0)), up(be, &rng.vec(d, 1.0)));
@@ -66,9 +89,27 @@ fn loss_outputs<B: Backend>(be: &B, m: usize, norm_pix: bool) -> Vec<Vec<f32>> {
     let rows: Vec<u32> = (0..m as u32).map(|i| (i * 7 + 2) % t_dec as u32).collect();
     let rows = up_idx(be, &rows);
     let mut loss = up(be, &[0.0]);
-    be.masked_mse_forward(vm(&mut loss), v(&pred), v(&target), v(&rows), m, p, norm_pix);
+    be.masked_mse_forward(
+        vm(&mut loss),
+        v(&pred),
+        v(&target),
+        v(&rows),
+        m,
+        p,
+        norm_pix,
+    );
     let mut dpred = up(be, &rng.vec(t_dec * p, 5.0));
-    be.masked_mse_backward(vm(&mut dpred), v(&pred), v(&target), v(&rows), t_dec, m, p, norm_pix, 3.0);
+    be.masked_mse_backward(
+        vm(&mut dpred),
+        v(&pred),
+        v(&target),
+        v(&rows),
+        t_dec,
+        m,
+        p,
+        norm_pix,
+        3.0,
+    );
     vec![down(be, &loss, 1), down(be, &dpred, t_dec * p)]
 }
 
@@ -78,8 +119,17 @@ pub fn masked_mse<B: Backend>(be: &B) {
         for norm_pix in [false, true] {
             let got = loss_outputs(be, m, norm_pix);
             let want = loss_outputs(&CpuBackend, m, norm_pix);
-            assert_close(&format!("loss m={m} norm_pix={norm_pix}"), &got[0], &want[0], 1e-6);
-            assert_bits(&format!("dpred m={m} norm_pix={norm_pix}"), &got[1], &want[1]);
+            assert_close(
+                &format!("loss m={m} norm_pix={norm_pix}"),
+                &got[0],
+                &want[0],
+                1e-6,
+            );
+            assert_bits(
+                &format!("dpred m={m} norm_pix={norm_pix}"),
+                &got[1],
+                &want[1],
+            );
         }
     }
 }
@@ -99,12 +149,20 @@ fn head_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
     be.mean_pool_backward(vm(&mut dx), v(&dpool), v(&cu), seqs, t, c);
     let (n, k) = (70, 4);
     let logits = up(be, &rng.vec(n * k, 3.0));
-    let labels = up_idx(be, &(0..n as u32).map(|i| i * 5 % k as u32).collect::<Vec<_>>());
+    let labels = up_idx(
+        be,
+        &(0..n as u32).map(|i| i * 5 % k as u32).collect::<Vec<_>>(),
+    );
     let mut ce = up(be, &[0.0]);
     be.cross_entropy_forward(vm(&mut ce), v(&logits), v(&labels), n, k);
     let mut dce = up(be, &rng.vec(n * k, 1.0));
     be.cross_entropy_backward(vm(&mut dce), v(&logits), v(&labels), n, k, 2.0);
-    let targets = up(be, &(0..n * k).map(|i| (i % 3 == 0) as u8 as f32).collect::<Vec<_>>());
+    let targets = up(
+        be,
+        &(0..n * k)
+            .map(|i| (i % 3 == 0) as u8 as f32)
+            .collect::<Vec<_>>(),
+    );
     let mut bce = up(be, &[0.0]);
     be.bce_forward(vm(&mut bce), v(&logits), v(&targets), n, k);
     let mut dbce = up(be, &rng.vec(n * k, 1.0));
@@ -121,7 +179,14 @@ fn head_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
 
 pub fn classification_heads<B: Backend>(be: &B) {
     let (got, want) = (head_outputs(be), head_outputs(&CpuBackend));
-    let names = ["mean pool", "mean pool dinp", "cross-entropy", "cross-entropy grad", "bce", "bce grad"];
+    let names = [
+        "mean pool",
+        "mean pool dinp",
+        "cross-entropy",
+        "cross-entropy grad",
+        "bce",
+        "bce grad",
+    ];
     for (name, (g, w)) in names.iter().zip(got.iter().zip(&want)) {
         assert_close(name, g, w, 1e-6);
     }
