@@ -160,9 +160,15 @@ static __device__ void probs_and_dscores(float* s, float* ds, const float* q, co
     }
 }
 
-// Loads the per-row lse and D of a query tile (0 beyond `rows`).
-static __device__ void load_row_stats(float* lse_t, float* d_t, const float* lse, const float* delta,
-                               u64 row0, int rows, int tile, int heads, int h) {
+// Loads what the backward needs of a query tile of head h: its q and dout rows (tile x hd) and
+// its per-row lse and D (0 beyond `rows`). The tile starts at row s0 + q0.
+static __device__ void load_queries(float* q, float* dt, float* lse_t, float* d_t, const float* qkv,
+                                    const float* dout, const float* lse, const float* delta, int s0,
+                                    int q0, int rows, int tile, int c, int heads, int h) {
+    int hd = c / heads;
+    u64 row0 = (u64)(s0 + q0);
+    load_tile(q, qkv + row0 * 3 * c + h * hd, 3 * (u64)c, rows, tile, hd);
+    load_tile(dt, dout + row0 * c + h * hd, c, rows, tile, hd);
     for (int i = threadIdx.x; i < tile; i += blockDim.x) {
         lse_t[i] = i < rows ? lse[(row0 + i) * heads + h] : 0.0f;
         d_t[i] = i < rows ? delta[(row0 + i) * heads + h] : 0.0f;
@@ -200,9 +206,7 @@ extern "C" __global__ void attention_dkv(float* dqkv, const float* dout, const f
     for (int q0 = 0; q0 < len; q0 += tile) {
         int rows = min(tile, len - q0);
         __syncthreads();
-        load_tile(q, base + (u64)q0 * stride, stride, rows, tile, hd);
-        load_tile(dt, dout + (u64)(s0 + q0) * c + h * hd, c, rows, tile, hd);
-        load_row_stats(lse_t, d_t, lse, delta, s0 + q0, rows, tile, heads, h);
+        load_queries(q, dt, lse_t, d_t, qkv, dout, lse, delta, s0, q0, rows, tile, c, heads, h);
         __syncthreads();
         probs_and_dscores(s, ds, q, dt, k, v, lse_t, d_t, rows, cols, tile, hd, scale);
         __syncthreads();
@@ -247,9 +251,7 @@ extern "C" __global__ void attention_dq(float* dqkv, const float* dout, const fl
     float* lse_t = ds + tile * tile;
     float* d_t = lse_t + tile;
     const float* base = qkv + (u64)s0 * stride + h * hd;
-    load_tile(q, base + (u64)q0 * stride, stride, rows, tile, hd);
-    load_tile(dt, dout + (u64)(s0 + q0) * c + h * hd, c, rows, tile, hd);
-    load_row_stats(lse_t, d_t, lse, delta, s0 + q0, rows, tile, heads, h);
+    load_queries(q, dt, lse_t, d_t, qkv, dout, lse, delta, s0, q0, rows, tile, c, heads, h);
     for (int e = threadIdx.x; e < tile * hd; e += blockDim.x) dq[e] = 0.0f;
     for (int k0 = 0; k0 < len; k0 += tile) {
         int cols = min(tile, len - k0);

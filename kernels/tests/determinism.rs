@@ -12,10 +12,7 @@ fn run_everything() -> Vec<u32> {
     let mut rng = Rng::new(42);
     let (c, heads, p) = (48, 3, 20);
     let lengths = [84usize, 300, 7, 150, 600];
-    let mut cu = vec![0u32];
-    for l in lengths {
-        cu.push(cu.last().unwrap() + l as u32);
-    }
+    let cu = common::cu_seqlens(&lengths);
     let t = *cu.last().unwrap() as usize;
     let dims = AttnDims {
         seqs: lengths.len(),

@@ -194,10 +194,7 @@ fn check_attention<B: Backend>(
     max_checks: usize,
     seed: u64,
 ) {
-    let mut cu = vec![0u32];
-    for &l in lengths {
-        cu.push(cu.last().unwrap() + l as u32);
-    }
+    let cu = common::cu_seqlens(lengths);
     let t = *cu.last().unwrap() as usize;
     let dims = AttnDims {
         seqs: lengths.len(),

@@ -174,10 +174,7 @@ fn attention_forward_matches_naive_loops_on_packed_sequences_on<B: Backend>(be: 
         (vec![5, 17, 1, 0, 84], 12, 3),
         (vec![130, 64, 65], 16, 2),
     ] {
-        let mut cu = vec![0u32];
-        for &l in &lengths {
-            cu.push(cu.last().unwrap() + l as u32);
-        }
+        let cu = common::cu_seqlens(&lengths);
         let t = *cu.last().unwrap() as usize;
         let mut rng = Rng::new(t as u64);
         let qkv = rng.vec(t * 3 * c, 2.0);

@@ -1,16 +1,7 @@
 //! Helpers of the comparisons against the CPU backend: the kernel tests' padded buffers
 //! (tests/common) and the assertions.
 
-pub use super::base::{down, up, up_idx, v, vm, Rng, PAD};
-
-/// Cumulative offsets of sequence lengths (B + 1 entries, from 0).
-pub fn cu_seqlens(lengths: &[usize]) -> Vec<u32> {
-    let mut cu = vec![0u32];
-    for &l in lengths {
-        cu.push(cu.last().unwrap() + l as u32);
-    }
-    cu
-}
+pub use super::base::{cu_seqlens, down, up, up_idx, v, vm, Rng, PAD};
 
 /// Asserts |got - want| <= tol (1 + |want|) elementwise, and that both padded buffers still
 /// hold their NaN padding (nothing written outside the view).

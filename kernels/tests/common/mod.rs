@@ -103,6 +103,15 @@ macro_rules! on_every_backend {
     };
 }
 
+/// Cumulative offsets of sequence lengths (B + 1 entries, from 0).
+pub fn cu_seqlens(lengths: &[usize]) -> Vec<u32> {
+    let mut cu = vec![0u32];
+    for &l in lengths {
+        cu.push(cu.last().unwrap() + l as u32);
+    }
+    cu
+}
+
 /// sum_i out[i] * weights[i] in f64: the scalar objective whose gradient is checked.
 pub fn dot(out: &[f32], weights: &[f32]) -> f64 {
     out.iter()
