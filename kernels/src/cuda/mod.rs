@@ -7,8 +7,8 @@
 //!   sits in the file named after its `.cu` (`attention.rs`, `layernorm.rs`, ...), with the
 //!   shared geometry and workspace in `launch.rs`.
 //! - [`CudaDevice`] (`cuda_device.rs`, cudarc) and [`CudaBackend`] = `KernelBackend<CudaDevice>`:
-//!   buffers are `CudaSlice<f32>` / `CudaSlice<u32>`; `backend.device().stream()` is the one
-//!   stream all work is queued on.
+//!   buffers are `CudaSlice<f32>` / `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream
+//!   all work is queued on.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
 //!   returns a [`CudaError`] naming what is missing.
@@ -45,5 +45,16 @@ impl CudaBackend {
     /// GPU, a kernel NVRTC cannot compile). Never panics.
     pub fn new(ordinal: usize) -> Result<Self, CudaError> {
         Ok(KernelBackend::with_device(CudaDevice::new(ordinal)?))
+    }
+
+    /// The one stream every op is queued on (work on other streams, e.g. a collective over
+    /// these same `CudaSlice<f32>` buffers, must be ordered against it).
+    pub fn stream(&self) -> &std::sync::Arc<cudarc::driver::CudaStream> {
+        self.device().stream()
+    }
+
+    /// The CUDA context of the device.
+    pub fn context(&self) -> &std::sync::Arc<cudarc::driver::CudaContext> {
+        self.device().context()
     }
 }
