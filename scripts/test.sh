@@ -5,6 +5,10 @@
 # workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++.
+if ! command -v g++ > /dev/null; then
+    apt-get update -qq && apt-get install -y -qq g++
+fi
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
