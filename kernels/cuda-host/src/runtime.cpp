@@ -15,7 +15,7 @@ thread_local dim3 block_idx, block_dim, grid_dim;
 
 namespace {
 
-constexpr size_t STACK_BYTES = 256 * 1024;
+constexpr size_t STACK_BYTES = 64 * 1024;
 
 enum class State { Runnable, WaitBlock, WaitWarp, Done };
 
@@ -45,6 +45,20 @@ struct Block {
 };
 
 thread_local Block* running = nullptr;
+
+// Fiber stacks of this OS thread, kept across launches (allocating them per launch costs more
+// than most kernels).
+struct StackPool {
+    std::vector<char*> stacks;
+    ~StackPool() {
+        for (char* s : stacks) std::free(s);
+    }
+    void ensure(size_t n) {
+        while (stacks.size() < n) stacks.push_back(static_cast<char*>(std::malloc(STACK_BYTES)));
+    }
+};
+
+thread_local StackPool stack_pool;
 
 Fiber& me() { return running->fibers[running->current]; }
 
@@ -172,9 +186,9 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     Block b;
     size_t threads = (size_t)block[0] * block[1] * block[2];
     b.fibers.resize(threads);
-    b.stacks.resize(threads);
+    stack_pool.ensure(threads);
+    b.stacks.assign(stack_pool.stacks.begin(), stack_pool.stacks.begin() + threads);
     for (size_t i = 0; i < threads; i++) {
-        b.stacks[i] = static_cast<char*>(std::malloc(STACK_BYTES));
         Fiber& f = b.fibers[i];
         f.linear = (unsigned)i;
         f.tid = dim3{(unsigned)(i % block[0]), (unsigned)(i / block[0] % block[1]),
@@ -203,6 +217,5 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
                 if (!run_block(b)) status = 2;
             }
     running = outer;
-    for (char* s : b.stacks) std::free(s);
     return status;
 }
