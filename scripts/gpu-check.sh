@@ -16,11 +16,25 @@
 #                   uninterrupted run of the resuming device (losses within 1e-4)
 #   6. bench:       `ecgfm bench step --device cuda` for tiny and base at batch 256 (samples/s, MFU)
 # Every item runs under a timeout (the whole check stays under 8 minutes). Without a usable GPU it
-# stops at once with a report saying why.
+# stops at once with a report saying why. ECGFM_CHECK_DEVICE=cpu is a dry run of the script's own
+# logic on a machine without a GPU (CPU for "cuda", nano only, a small benchmark; report marked).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 report="${1:-gpu-check-report.json}"
+device="${ECGFM_CHECK_DEVICE:-cuda}"
+if [ "$device" = cpu ]; then
+    runs="nano:32" bench_models="nano" bench_batch=8 slow=5
+else
+    runs="nano:32 tiny:4" bench_models="tiny base" bench_batch=256 slow=1
+fi
+# Seconds a command may take: its own limit, cut to what is left of the 7.5-minute budget.
+budget=$((450 * slow))
+limit() {
+    local own=$(($1 * slow)) left=$((budget - SECONDS))
+    [ "$left" -lt 5 ] && left=5
+    echo $((own < left ? own : left))
+}
 bin="$root/gpu-bin"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -60,7 +74,7 @@ items = {}
 for name in sorted(os.listdir(items_dir)):
     with open(os.path.join(items_dir, name)) as f:
         items[name[:-5]] = json.load(f)
-out = {"date": date, "gpu": gpu or None, "items": items}
+out = {"date": date, "gpu": gpu or None, "device": os.environ.get("ECGFM_CHECK_DEVICE", "cuda"), "items": items}
 if fatal:
     out["error"] = fatal
 out["ok"] = not fatal and bool(items) and all(i["ok"] for i in items.values())
@@ -76,7 +90,7 @@ PY
 }
 
 # ---- prerequisites: a GPU, the libraries, the binaries ----------------------------------------
-if ! timeout 20 nvidia-smi > "$work/nvidia-smi.txt" 2>&1; then
+if [ "$device" != cpu ] && ! timeout 20 nvidia-smi > "$work/nvidia-smi.txt" 2>&1; then
     finish "no GPU: nvidia-smi is missing or failed ($(head -c 300 "$work/nvidia-smi.txt" | tr '\n' ' '))"
 fi
 for exe in ecgfm cuda_against_cpu grad_checks reference adamw parity; do
@@ -90,7 +104,8 @@ if [ -n "$nccl" ]; then
     ln -s "$nccl" "$work/nccl/libnccl.so"
     export LD_LIBRARY_PATH="$work/nccl:$LD_LIBRARY_PATH"
 fi
-export ECGFM_REQUIRE_GPU=1 ECGFM_REPO_ROOT="$root" ECGFM_KERNEL_CACHE="$work/kernel-cache"
+export ECGFM_REPO_ROOT="$root" ECGFM_KERNEL_CACHE="$work/kernel-cache"
+[ "$device" = cpu ] || export ECGFM_REQUIRE_GPU=1
 export RUST_LOG=warn
 ecgfm="$bin/ecgfm"
 
@@ -124,37 +139,54 @@ PY
 # ---- 1. every op against the CPU backend ------------------------------------------------------
 status=0
 for exe in cuda_against_cpu grad_checks reference adamw; do
-    timeout 60 "$bin/$exe" --test-threads 1 >> "$work/ops.log" 2>&1 || status=1
+    timeout $(limit 60) "$bin/$exe" --test-threads 1 >> "$work/ops.log" 2>&1 || status=1
 done
 record ops $status "" "$work/ops.log"
 
 # ---- 2. parity with the PyTorch fixture (CPU and CUDA) ----------------------------------------
-timeout 60 "$bin/parity" --test-threads 1 --nocapture > "$work/parity.log" 2>&1
+timeout $(limit 60) "$bin/parity" --test-threads 1 --nocapture > "$work/parity.log" 2>&1
 record parity $? "" "$work/parity.log"
 
 # ---- 3. 300 GPU steps against the committed CPU losses ---------------------------------------
 fixture="$root/tests/reference/gpu_check_cpu_losses.json"
 status=0
 echo '{}' > "$work/cpu_losses.json"
-for spec in nano:32 tiny:4; do
+for spec in $runs; do
     model="${spec%%:*}"
     batch="${spec##*:}"
     run="$work/run-$model"
-    timeout 100 "$ecgfm" pretrain --device cuda --model "$model" --batch-size "$batch" --steps 300 \
+    timeout $(limit 100) "$ecgfm" pretrain --device "$device" --model "$model" --batch-size "$batch" --steps 300 \
         --seed 0 --checkpoint-every 0 --set train.log_every=1 --out "$run" > "$work/$model.log" 2>&1 ||
         status=1
     losses "$run" > "$work/$model.losses" 2> /dev/null || status=1
     python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["runs"][sys.argv[2]]["losses"], open(sys.argv[3], "w"))' \
         "$fixture" "$model" "$work/$model.reference" 2> /dev/null || status=1
     compare_losses "$work/$model.losses" "$work/$model.reference" 0 "$work/$model.cmp.json" || status=1
+    # A reference made with other defaults is stale, not a GPU error: say so.
+    python3 - "$fixture" "$model" "$run/config.toml" "$work/$model.cmp.json" <<'PY' || status=1
+import json, sys
+fixture, model, config, out = sys.argv[1:5]
+strip = lambda text: [l for l in text.splitlines() if not l.startswith("device =")]
+want = json.load(open(fixture))["runs"][model]["config"]
+try:
+    got = open(config).read()
+except OSError:
+    got = ""
+details = json.load(open(out))
+details["reference_config_matches"] = strip(got) == strip(want)
+json.dump(details, open(out, "w"))
+if got and not details["reference_config_matches"]:
+    print(f"{model}: the run's config differs from the reference's: rerun scripts/gpu-reference.sh", file=sys.stderr)
+    sys.exit(1)
+PY
     python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d[sys.argv[2]] = json.load(open(sys.argv[3])); json.dump(d, open(sys.argv[1], "w"))' \
         "$work/cpu_losses.json" "$model" "$work/$model.cmp.json" 2> /dev/null || status=1
 done
-record cpu_losses $status "$work/cpu_losses.json" "$work/tiny.log"
+record cpu_losses $status "$work/cpu_losses.json" "$work/$model.log"
 
 # ---- 4. bitwise determinism of two identical GPU runs -----------------------------------------
 run2="$work/run-nano-again"
-timeout 60 "$ecgfm" pretrain --device cuda --model nano --batch-size 32 --steps 300 --seed 0 \
+timeout $(limit 60) "$ecgfm" pretrain --device "$device" --model nano --batch-size 32 --steps 300 --seed 0 \
     --checkpoint-every 0 --set train.log_every=1 --out "$run2" > "$work/nano-again.log" 2>&1
 status=$?
 if [ $status -eq 0 ]; then
@@ -173,14 +205,15 @@ record determinism $status "" "$work/nano-again.log"
 status=0
 resume_args=(--model nano --batch-size 16 --steps 20 --seed 0 --checkpoint-every 10 --set train.log_every=1)
 echo '{}' > "$work/resume.json"
-for pair in cpu:cuda cuda:cpu; do
+for pair in "cpu:$device" "$device:cpu"; do
     first="${pair%%:*}"
     second="${pair##*:}"
     whole="$work/whole-$second"
     moved="$work/moved-$first-$second"
-    timeout 60 "$ecgfm" pretrain --device "$second" "${resume_args[@]}" --out "$whole" > "$work/resume.log" 2>&1 || status=1
-    timeout 60 "$ecgfm" pretrain --device "$first" "${resume_args[@]}" --stop-after 10 --out "$moved" >> "$work/resume.log" 2>&1 || status=1
-    timeout 60 "$ecgfm" pretrain --device "$second" "${resume_args[@]}" --resume --out "$moved" >> "$work/resume.log" 2>&1 || status=1
+    rm -rf "$whole" "$moved"
+    timeout $(limit 60) "$ecgfm" pretrain --device "$second" "${resume_args[@]}" --out "$whole" > "$work/resume.log" 2>&1 || status=1
+    timeout $(limit 60) "$ecgfm" pretrain --device "$first" "${resume_args[@]}" --stop-after 10 --out "$moved" >> "$work/resume.log" 2>&1 || status=1
+    timeout $(limit 60) "$ecgfm" pretrain --device "$second" "${resume_args[@]}" --resume --out "$moved" >> "$work/resume.log" 2>&1 || status=1
     losses "$moved" | python3 -c 'import json, sys; json.dump(json.load(sys.stdin)[10:], sys.stdout)' > "$work/moved.losses" 2> /dev/null || status=1
     losses "$whole" > "$work/whole.losses" 2> /dev/null || status=1
     compare_losses "$work/moved.losses" "$work/whole.losses" 10 "$work/resume-$pair.json" || status=1
@@ -192,9 +225,9 @@ record resume $status "$work/resume.json" "$work/resume.log"
 # ---- 6. training-step benchmark ----------------------------------------------------------------
 status=0
 echo '{}' > "$work/bench.json"
-for model in tiny base; do
-    timeout 120 "$ecgfm" bench step --device cuda --model "$model" --batch-size 256 --steps 10 \
-        --warmup 2 > "$work/bench-$model.log" 2>&1 || status=1
+for model in $bench_models; do
+    timeout $(limit 120) "$ecgfm" bench step --device "$device" --model "$model" --batch-size "$bench_batch" \
+        --steps 10 --warmup 2 --no-torch > "$work/bench-$model.log" 2>&1 || status=1
     tail -1 "$work/bench-$model.log" > "$work/bench-$model.json"
     python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d[sys.argv[2]] = json.load(open(sys.argv[3])); json.dump(d, open(sys.argv[1], "w"))' \
         "$work/bench.json" "$model" "$work/bench-$model.json" 2> /dev/null || status=1
@@ -204,7 +237,7 @@ record bench $status "$work/bench.json" "$work/bench.log"
 
 # ---- extra checks other parts of the project add (e.g. NCCL) ----------------------------------
 if [ -f scripts/gpu-check-dist.sh ]; then
-    timeout 120 bash scripts/gpu-check-dist.sh "$work/dist.json" > "$work/dist.log" 2>&1
+    timeout $(limit 120) bash scripts/gpu-check-dist.sh "$work/dist.json" > "$work/dist.log" 2>&1
     record dist $? "$work/dist.json" "$work/dist.log"
 fi
 

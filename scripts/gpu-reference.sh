@@ -22,7 +22,9 @@ for model, batch in (("nano", 32), ("tiny", 4)):
     with open(f"{work}/{model}/metrics.jsonl") as f:
         losses = [json.loads(line)["loss"] for line in f]
     assert len(losses) == 300, (model, len(losses))
-    out["runs"][model] = {"batch_size": batch, "losses": losses}
+    # The resolved configuration, so scripts/gpu-check.sh can tell a stale reference.
+    config = open(f"{work}/{model}/config.toml").read()
+    out["runs"][model] = {"batch_size": batch, "config": config, "losses": losses}
 print(json.dumps(out, indent=1))
 PY
 echo "wrote tests/reference/gpu_check_cpu_losses.json"
