@@ -134,6 +134,8 @@ impl CudaDevice {
             .clone()
     }
 
+    /// Raw device address of element `off` (of at least `off + n`); with event tracking off, no
+    /// synchronisation is implied: everything is ordered on the one stream.
     fn raw<T>(&self, buf: &CudaSlice<T>, off: usize, n: usize) -> u64 {
         assert!(
             off + n <= buf.len(),
@@ -228,6 +230,8 @@ impl Device for CudaDevice {
             false => blas_sys::cublasOperation_t::CUBLAS_OP_N,
         };
         let (alpha, beta) = (1.0f32, g.beta);
+        // cuBLAS runs in the calling thread's current context.
+        expect("binding the context", self.ctx.bind_to_thread());
         // SAFETY: the addresses come from bounds-checked views of live buffers on this stream.
         let result = unsafe {
             blas::sgemm(
