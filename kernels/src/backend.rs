@@ -301,6 +301,8 @@ pub trait Backend: Send + Sync {
         d: usize,
     );
     /// dz[src_rows[r]] += dout[r] for visible rows; dmask_token (D) += sum of masked rows.
+    /// Visible rows name distinct encoder rows (as the model's scatter does): the CUDA backend
+    /// adds them in parallel.
     fn mask_scatter_backward(
         &self,
         dz: ViewMut<Self::Buf>,
