@@ -21,6 +21,7 @@ fn state(step: u64) -> TrainingState {
         samples_seen: step * 32,
         elapsed_s: 1.5,
         data: serde_json::json!({ "kind": "synth", "consumed": step * 32 }),
+        global_batch: None,
     }
 }
 
