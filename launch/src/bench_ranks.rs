@@ -41,7 +41,7 @@ fn prepared(
         .for_rank(rank, world)
         .next_batch(&mut hb)
         .map_err(|e| anyhow!("synthetic batch: {e}"))?;
-    MaskSampler::new(config).fill(0, 0, rank as u64, &mut hb);
+    MaskSampler::new(config).fill(0, 0, (rank * batch) as u64, &mut hb);
     Ok((model, hb))
 }
 

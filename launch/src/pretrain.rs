@@ -179,7 +179,7 @@ fn train(
             bar.suspend(|| {
                 eprintln!(
                     "warning: step {} skipped on every rank: loss {} / gradient norm {}{}",
-                    outcome.step + 1,
+                    outcome.step,
                     outcome.loss,
                     outcome.grad_norm,
                     match outcome.nonfinite_ranks.as_slice() {

@@ -5,7 +5,8 @@
 //! One optimiser step `s` (counting from 0), on rank `r` of `R` with `A` micro-steps:
 //! ```text
 //! for a in 0..A:  source fills x, lead_mask (rank r's part of the global batch)
-//!                 mask = sampler(seed, s, j = a*R + r)       (global micro-batch j)
+//!                 mask = sampler(seed, s, sample index in the global batch, j*B + b)
+//!                 (global micro-batch j = a*R + r)
 //!                 zero grads; forward_backward(scale = 1/(A*R)); loss_j read back
 //!                 acc += grads   (one process: on the device; ranks: reduced in rank order)
 //! loss = (sum of loss_j in order j) / (A*R);  norm = global norm of acc
@@ -287,9 +288,9 @@ impl<B: Backend> Trainer<B> {
             self.source
                 .next_batch(&mut self.batch)
                 .map_err(TrainError::Data)?;
-            let global_micro = (micro * world + rank) as u64;
+            let first = ((micro * world + rank) * self.batch.batch) as u64;
             self.sampler
-                .fill(self.config.train.seed, step, global_micro, &mut self.batch);
+                .fill(self.config.train.seed, step, first, &mut self.batch);
             self.faults.apply(step, micro, &mut self.batch);
             self.model.zero_grads();
             match (self.dp.as_mut(), self.accumulator.as_mut()) {
