@@ -106,15 +106,20 @@ fn losses(run: &Path) -> Vec<(u64, u32)> {
 
 /// The tensor bytes of a checkpoint's weights (the header holds the config, which may differ).
 fn weights(run: &Path, step: u64) -> Vec<u8> {
-    let bytes = std::fs::read(run.join(format!("checkpoints/step_{step:08}/model.safetensors")))
-        .unwrap();
+    let bytes =
+        std::fs::read(run.join(format!("checkpoints/step_{step:08}/model.safetensors"))).unwrap();
     let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     bytes[8 + header..].to_vec()
 }
 
 fn assert_same_run(a: &Path, b: &Path, step: u64) {
     assert_eq!(losses(a), losses(b), "{} vs {}", a.display(), b.display());
-    assert!(weights(a, step) == weights(b, step), "weights of {} and {} differ", a.display(), b.display());
+    assert!(
+        weights(a, step) == weights(b, step),
+        "weights of {} and {} differ",
+        a.display(),
+        b.display()
+    );
 }
 
 #[test]
@@ -141,7 +146,13 @@ fn two_and_four_ranks_equal_one_process_accumulating_the_same_global_batch() {
     let zero_ckpt = dir.join("four-zero/checkpoints/step_00000005");
     let shards = std::fs::read_dir(&zero_ckpt)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("optimizer.shard-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("optimizer.shard-")
+        })
         .count();
     assert_eq!(shards, 4, "each ZeRO-1 rank writes its optimizer shard");
     std::fs::remove_dir_all(dir).unwrap();
@@ -156,7 +167,14 @@ fn two_launchers_form_one_two_node_job() {
     let port = free_port().to_string();
     let command = pretrain(&two, 4, 4, 1);
     let node = |rank: &str| {
-        let nodes = ["--nnodes", "2", "--node-rank", rank, "--master-addr", "127.0.0.1"];
+        let nodes = [
+            "--nnodes",
+            "2",
+            "--node-rank",
+            rank,
+            "--master-addr",
+            "127.0.0.1",
+        ];
         let args = launch_args(1, 0, &nodes, &command);
         let mut args = args;
         let p = args.iter().position(|a| a == "--master-port").unwrap();
@@ -171,7 +189,11 @@ fn two_launchers_form_one_two_node_job() {
     let (a, b) = (node("0"), node("1"));
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_same_run(&one, &two, 4);
     std::fs::remove_dir_all(dir).unwrap();
@@ -219,7 +241,10 @@ fn kill_rank_1_when(mut child: Child, out: &Path, after: usize) -> Output {
             .map(|t| t.lines().count())
             .unwrap_or(0);
         if let (Some(pid), true) = (pid, logged >= after) {
-            Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -242,7 +267,12 @@ fn a_killed_rank_is_named_and_max_restarts_finishes_the_run_exactly() {
     let dir = temp_dir("kill");
     let steps = 40;
     let full = dir.join("full");
-    run_ok(&launch_args(2, free_port(), &[], &pretrain(&full, steps, 4, 1)));
+    run_ok(&launch_args(
+        2,
+        free_port(),
+        &[],
+        &pretrain(&full, steps, 4, 1),
+    ));
 
     let failed = dir.join("failed");
     let out = launch_and_kill_rank_1(&failed, steps, 5, &[]);
@@ -266,7 +296,12 @@ fn a_run_on_four_ranks_resumes_on_two() {
     let dir = temp_dir("regrid");
     let steps = 8;
     let four = dir.join("four");
-    run_ok(&launch_args(4, free_port(), &[], &pretrain(&four, steps, 4, 1)));
+    run_ok(&launch_args(
+        4,
+        free_port(),
+        &[],
+        &pretrain(&four, steps, 4, 1),
+    ));
     // The same global batch of 16: 4 ranks x 4, then 2 ranks x 8.
     let moved = dir.join("moved");
     let mut first = pretrain(&moved, steps, 4, 1);
@@ -281,7 +316,10 @@ fn a_run_on_four_ranks_resumes_on_two() {
     for ((sa, la), (sb, lb)) in a.iter().zip(&b) {
         assert_eq!(sa, sb);
         let (la, lb) = (f32::from_bits(*la), f32::from_bits(*lb));
-        assert!((la - lb).abs() <= 1e-5 * la.abs(), "step {sa}: {la} vs {lb}");
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs(),
+            "step {sa}: {la} vs {lb}"
+        );
     }
     // The first four steps ran on 4 ranks in both: identical.
     assert_eq!(a[..4], b[..4]);
@@ -297,7 +335,10 @@ fn a_run_on_four_ranks_resumes_on_two() {
     let out = run(&launch_args(2, free_port(), &[], &wrong), &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("16 samples per step") && stderr.contains("has 8"), "{stderr}");
+    assert!(
+        stderr.contains("16 samples per step") && stderr.contains("has 8"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -319,7 +360,11 @@ fn ranks_with_env(out: &Path, vars: impl Fn(usize) -> Vec<(&'static str, String)
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -373,15 +418,24 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     assert!(stderr.contains("rank [1]"), "{stderr}");
     let records = losses(&out);
     assert!(f32::from_bits(records[2].1).is_nan());
-    assert!(records.iter().filter(|r| r.0 != 2).all(|r| f32::from_bits(r.1).is_finite()));
+    assert!(records
+        .iter()
+        .filter(|r| r.0 != 2)
+        .all(|r| f32::from_bits(r.1).is_finite()));
 
     let stop = dir.join("stop");
     let mut command = pretrain(&stop, 5, 4, 1);
     command.extend(["--on-nonfinite".into(), "stop".into()]);
-    let result = run(&launch_args(2, free_port(), &[], &command), &[("ECGFM_FAULT_NONFINITE", "1:2".into())]);
+    let result = run(
+        &launch_args(2, free_port(), &[], &command),
+        &[("ECGFM_FAULT_NONFINITE", "1:2".into())],
+    );
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
-    assert!(stderr.contains("at step 2 (non-finite loss on rank 1)"), "{stderr}");
+    assert!(
+        stderr.contains("at step 2 (non-finite loss on rank 1)"),
+        "{stderr}"
+    );
 
     let repeated = dir.join("repeated");
     let args = launch_args(2, free_port(), &[], &pretrain(&repeated, 8, 4, 1));
