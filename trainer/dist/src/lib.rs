@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod env;
 mod error;
 pub mod nccl;
+pub mod nccl_lib;
 pub mod rendezvous;
 pub mod shards;
 
