@@ -445,3 +445,98 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     assert!(stderr.contains("3 steps in a row"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_corrupt_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before() {
+    let dir = temp_dir("corrupt");
+    let full = dir.join("full");
+    run_ok(&pretrain(&full, 8, 4, 1));
+    let split = dir.join("split");
+    let mut first = pretrain(&split, 8, 4, 1);
+    first.extend(["--stop-after".into(), "7".into()]);
+    run_ok(&first);
+    let newest = split.join("checkpoints/step_00000007/model.safetensors");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&newest, bytes).unwrap();
+    let mut resume = pretrain(&split, 8, 4, 1);
+    resume.push("--resume".into());
+    let out = run(&resume, &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipping checkpoint") && stderr.contains("step_00000007"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("resuming from") && stdout.contains("step_00000006"),
+        "{stdout}"
+    );
+    assert_same_run(&full, &split, 8);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_slurm_script_and_the_plan() {
+    let script = run_ok(
+        &[
+            "launch",
+            "--nnodes",
+            "2",
+            "--nproc-per-node",
+            "4",
+            "--slurm-script",
+            "--",
+            "pretrain",
+            "--device",
+            "cuda",
+            "--model",
+            "base",
+            "--out",
+            "/shared/runs/base",
+        ]
+        .map(String::from),
+    );
+    for needle in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --requeue",
+        "srun --kill-on-bad-exit=1",
+        "pretrain --device cuda --model base --out /shared/runs/base",
+        "RESUME=(--resume)",
+    ] {
+        assert!(script.contains(needle), "{needle} missing:\n{script}");
+    }
+    let syntax = Command::new("bash")
+        .args(["-n", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "not valid bash:\n{script}");
+    let no_out = run(
+        &["launch", "--slurm-script", "--", "pretrain"].map(String::from),
+        &[],
+    );
+    assert!(!no_out.status.success());
+    assert!(String::from_utf8_lossy(&no_out.stderr).contains("--out"));
+
+    let efficiency = |gpus: &str| -> f64 {
+        let text = run_ok(&["plan", "--model", "large", "--gpus", gpus].map(String::from));
+        let line = text.lines().find(|l| l.starts_with("efficiency")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let (one_node, eight_nodes) = (efficiency("8"), efficiency("64"));
+    assert!(
+        one_node > eight_nodes && eight_nodes > 0.0,
+        "{one_node} vs {eight_nodes}"
+    );
+}
