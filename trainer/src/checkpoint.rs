@@ -258,7 +258,7 @@ fn complete_newest_first(run_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError
             }
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 

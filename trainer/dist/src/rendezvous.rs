@@ -60,7 +60,7 @@ pub fn connect(env: &JobEnv, timeouts: Timeouts) -> Result<CpuCollective, DistEr
         if env.rank == 0 {
             serve(env, deadline, timeouts.rendezvous).await
         } else {
-            join(env, deadline).await
+            join(env, deadline, timeouts.rendezvous).await
         }
     })?;
     let mut collective = CpuCollective::new(env.rank, peers, runtime, timeouts.collective);
@@ -200,7 +200,11 @@ async fn send_verdict(
 }
 
 /// Ranks 1..: arrives at rank 0, then connects to the lower ranks and accepts the higher ones.
-async fn join(env: &JobEnv, deadline: Instant) -> Result<Vec<Option<Peer>>, DistError> {
+async fn join(
+    env: &JobEnv,
+    deadline: Instant,
+    waited: Duration,
+) -> Result<Vec<Option<Peer>>, DistError> {
     let listener = TcpListener::bind(("0.0.0.0", 0))
         .await
         .map_err(|e| rdzv_err(env, format!("rank {} cannot listen: {e}", env.rank)))?;
@@ -216,15 +220,12 @@ async fn join(env: &JobEnv, deadline: Instant) -> Result<Vec<Option<Peer>>, Dist
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
             Err(e) => {
+                tracing::debug!("last connection error: {e}");
                 return Err(DistError::RendezvousTimeout {
                     addr: master,
-                    waited: Duration::ZERO.max(deadline.elapsed()),
+                    waited,
                     missing: vec![0],
-                })
-                .map_err(|err| {
-                    tracing::debug!("last connection error: {e}");
-                    err
-                })
+                });
             }
         }
     };
@@ -266,7 +267,7 @@ async fn join(env: &JobEnv, deadline: Instant) -> Result<Vec<Option<Peer>>, Dist
         let Ok(Ok((mut stream, _))) = accepted else {
             return Err(DistError::RendezvousTimeout {
                 addr: format!("rank {}'s port {port}", env.rank),
-                waited: deadline.elapsed(),
+                waited,
                 missing: missing(&peers),
             });
         };

@@ -65,7 +65,7 @@ mod tests {
             for r in 0..ranks {
                 let range = s.range(r);
                 assert_eq!(range.start, next.min(total));
-                assert!(range.start % ALIGN == 0 || range.start == total);
+                assert!(range.start.is_multiple_of(ALIGN) || range.start == total);
                 next = range.end;
             }
             assert_eq!(next, total);
