@@ -2,7 +2,8 @@
 //!
 //! Each local rank is this same binary running the given command (normally `pretrain ...`)
 //! with `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT` set (and, when
-//! `CUDA_VISIBLE_DEVICES` lists devices, only its own one). Output lines are prefixed with the
+//! `CUDA_VISIBLE_DEVICES` lists devices, only its own one; without `--threads` each rank gets its
+//! share of the cores through `RAYON_NUM_THREADS`). Output lines are prefixed with the
 //! rank. SIGINT and SIGTERM are forwarded. When a rank fails the others are stopped and the
 //! launcher exits non-zero naming it, or, with `--max-restarts K`, starts all ranks again from
 //! the newest complete checkpoint. `--slurm-script` prints an sbatch script instead (slurm.rs).
@@ -161,6 +162,9 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
         .ok()
         .map(|v| v.split(',').map(|d| d.trim().to_string()).collect());
     let wants_gpu = flag_value(command, "--device").is_some_and(|d| d.starts_with("cuda"));
+    // CPU threads per rank when neither --threads nor RAYON_NUM_THREADS says: the cores split.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / args.nproc_per_node).max(1).to_string();
     let mut children = Vec::new();
     let mut forwarders = Vec::new();
     for local in 0..args.nproc_per_node {
@@ -174,6 +178,10 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
             .env("MASTER_ADDR", &args.master_addr)
             .env("MASTER_PORT", args.master_port.to_string())
             .env("ECGFM_LAUNCH", "1")
+            .env(
+                "RAYON_NUM_THREADS",
+                std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| threads.clone()),
+            )
             .env_remove("TORCHELASTIC_USE_AGENT_STORE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
