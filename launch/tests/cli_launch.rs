@@ -265,7 +265,8 @@ fn kill_rank_1_when(mut child: Child, out: &Path, after: usize) -> Output {
 #[test]
 fn a_killed_rank_is_named_and_max_restarts_finishes_the_run_exactly() {
     let dir = temp_dir("kill");
-    let steps = 40;
+    // Long enough that rank 1 is still running when it is killed after step 5.
+    let steps = 60;
     let full = dir.join("full");
     run_ok(&launch_args(
         2,
