@@ -43,7 +43,7 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("data source: {0}")]
     Data(SourceError),
-    #[error("data-parallel: {0}")]
+    #[error("data-parallel training stopped")]
     Dist(#[from] DistError),
     #[error("run directory {path}: {source}")]
     Io {
