@@ -73,6 +73,13 @@ fn send_signal(child: &Child, sig: libc::c_int) {
     }
 }
 
+/// Sends `sig` to every rank still running.
+fn signal_all(children: &[(usize, Option<Child>)], sig: libc::c_int) {
+    for child in children.iter().filter_map(|(_, c)| c.as_ref()) {
+        send_signal(child, sig);
+    }
+}
+
 /// The value of `--flag VALUE` or `--flag=VALUE` in a command line.
 pub fn flag_value(command: &[String], flag: &str) -> Option<String> {
     let prefix = format!("{flag}=");
@@ -216,12 +223,7 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
         let sig = SIGNAL.load(Ordering::SeqCst);
         if sig != 0 && sig != forwarded {
             forwarded = sig;
-            for (_, child) in children
-                .iter()
-                .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
-            {
-                send_signal(child, sig);
-            }
+            signal_all(&children, sig);
             stopping_since.get_or_insert_with(Instant::now);
         }
         // Ranks found ended in this poll; a rank killed by a signal is listed first, as the
@@ -242,21 +244,11 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
         failures.extend(ended.into_iter().map(|(_, text)| text));
         if !failures.is_empty() && stopping_since.is_none() {
             // One rank failed: stop the others (they would wait for it until their timeout).
-            for (_, child) in children
-                .iter()
-                .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
-            {
-                send_signal(child, libc::SIGTERM);
-            }
+            signal_all(&children, libc::SIGTERM);
             stopping_since = Some(Instant::now());
         }
         if stopping_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
-            for (_, child) in children
-                .iter()
-                .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
-            {
-                send_signal(child, libc::SIGKILL);
-            }
+            signal_all(&children, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
