@@ -541,3 +541,47 @@ fn the_slurm_script_and_the_plan() {
         "{one_node} vs {eight_nodes}"
     );
 }
+
+#[test]
+fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
+    let dir = temp_dir("dataset");
+    let data = dir.join("data");
+    run_ok(
+        &[
+            "data",
+            "synth",
+            "--out",
+            data.to_str().unwrap(),
+            "--records",
+            "24",
+        ]
+        .map(String::from),
+    );
+    let with_data = |out: &Path, batch: usize| {
+        let mut args = pretrain(out, 6, batch, 1);
+        args.extend(
+            ["--data", data.to_str().unwrap(), "--set", "data.split=all"].map(String::from),
+        );
+        args
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    run_ok(&launch_args(2, free_port(), &[], &with_data(&a, 4)));
+    run_ok(&launch_args(2, free_port(), &[], &with_data(&b, 4)));
+    assert_same_run(&a, &b, 6);
+    // Stopped on 2 ranks x 4, resumed as one process x 8: the same global batches.
+    let moved = dir.join("moved");
+    let mut first = with_data(&moved, 4);
+    first.extend(["--stop-after".into(), "3".into()]);
+    run_ok(&launch_args(2, free_port(), &[], &first));
+    let mut rest = with_data(&moved, 8);
+    rest.push("--resume".into());
+    run_ok(&rest);
+    let (la, lm) = (losses(&a), losses(&moved));
+    assert_eq!(la[..3], lm[..3]);
+    assert_eq!(la.len(), lm.len());
+    for ((step, x), (_, y)) in la.iter().zip(&lm) {
+        let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
+        assert!((x - y).abs() <= 1e-5 * x.abs(), "step {step}: {x} vs {y}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
