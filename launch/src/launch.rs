@@ -243,8 +243,10 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
         ended.sort_by_key(|(by_exit, _)| *by_exit);
         failures.extend(ended.into_iter().map(|(_, text)| text));
         if !failures.is_empty() && stopping_since.is_none() {
-            // One rank failed: stop the others (they would wait for it until their timeout).
+            // One rank failed: stop the others (they would wait for it until their timeout);
+            // SIGCONT lets a stopped (hung) rank receive the SIGTERM.
             signal_all(&children, libc::SIGTERM);
+            signal_all(&children, libc::SIGCONT);
             stopping_since = Some(Instant::now());
         }
         if stopping_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {

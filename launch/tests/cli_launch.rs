@@ -199,19 +199,25 @@ fn two_launchers_form_one_two_node_job() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Starts a 2-rank launch and SIGKILLs rank 1 once rank 0 has logged `after` steps.
-fn launch_and_kill_rank_1(out: &Path, steps: u64, after: usize, extra: &[&str]) -> Output {
-    let command = pretrain(out, steps, 4, 1);
+/// Starts a 2-rank launch of `command` and sends `signal` to rank 1 once rank 0 has logged
+/// `after` steps; returns the launcher's output when it ends.
+fn launch_and_signal_rank_1(
+    command: &[String],
+    out: &Path,
+    after: usize,
+    extra: &[&str],
+    signal: &str,
+) -> Output {
     let child = Command::new(ECGFM)
-        .args(launch_args(2, free_port(), extra, &command))
+        .args(launch_args(2, free_port(), extra, command))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    kill_rank_1_when(child, out, after)
+    signal_rank_1_when(child, out, after, signal)
 }
 
-fn kill_rank_1_when(mut child: Child, out: &Path, after: usize) -> Output {
+fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) -> Output {
     use std::io::{BufRead, BufReader, Read};
     let mut stdout = child.stdout.take().unwrap();
     let stdout_reader = std::thread::spawn(move || {
@@ -242,7 +248,7 @@ fn kill_rank_1_when(mut child: Child, out: &Path, after: usize) -> Output {
             .unwrap_or(0);
         if let (Some(pid), true) = (pid, logged >= after) {
             Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
+                .args([signal, &pid.to_string()])
                 .status()
                 .unwrap();
             break;
@@ -276,13 +282,14 @@ fn a_killed_rank_is_named_and_max_restarts_finishes_the_run_exactly() {
     ));
 
     let failed = dir.join("failed");
-    let out = launch_and_kill_rank_1(&failed, steps, 5, &[]);
+    let out = launch_and_signal_rank_1(&pretrain(&failed, steps, 4, 1), &failed, 5, &[], "-KILL");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("rank 1 was killed by signal 9"), "{stderr}");
 
     let restarted = dir.join("restarted");
-    let out = launch_and_kill_rank_1(&restarted, steps, 5, &["--max-restarts", "1"]);
+    let command = pretrain(&restarted, steps, 4, 1);
+    let out = launch_and_signal_rank_1(&command, &restarted, 5, &["--max-restarts", "1"], "-KILL");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("restart 1 of 1"), "{stderr}");
@@ -583,5 +590,31 @@ fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
         let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
         assert!((x - y).abs() <= 1e-5 * x.abs(), "step {step}: {x} vs {y}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_hung_rank_is_named_after_the_collective_timeout() {
+    let dir = temp_dir("hang");
+    let out = dir.join("run");
+    let mut command = pretrain(&out, 400, 4, 1);
+    let t = command
+        .iter()
+        .position(|a| a == "--collective-timeout")
+        .unwrap();
+    command[t + 1] = "2".into();
+    // SIGSTOP: rank 1 stays alive, its connections open, but it never answers again.
+    let started = Instant::now();
+    let result = launch_and_signal_rank_1(&command, &out, 3, &[], "-STOP");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("timed out after 2s waiting for rank(s) 1"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the job did not stop promptly"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
