@@ -13,7 +13,6 @@ use clap::Args;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug, Clone)]
@@ -45,25 +44,6 @@ pub struct LaunchArgs {
     /// The command each rank runs, after `--`: `pretrain [flags]`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
-}
-
-/// The last SIGINT / SIGTERM the launcher received (0: none).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn remember_signal(sig: libc::c_int) {
-    SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                remember_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
 }
 
 fn send_signal(child: &Child, sig: libc::c_int) {
@@ -220,7 +200,7 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
     let mut stopping_since: Option<Instant> = None;
     let mut forwarded = 0;
     while children.iter().any(|(_, c)| c.is_some()) {
-        let sig = SIGNAL.load(Ordering::SeqCst);
+        let sig = crate::signals::received().unwrap_or(0);
         if sig != 0 && sig != forwarded {
             forwarded = sig;
             signal_all(&children, sig);
@@ -249,7 +229,9 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
             signal_all(&children, libc::SIGCONT);
             stopping_since = Some(Instant::now());
         }
-        if stopping_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+        // Ranks stopped by a forwarded signal first save a checkpoint; failed jobs just end.
+        let grace = Duration::from_secs(if forwarded != 0 { 300 } else { 10 });
+        if stopping_since.is_some_and(|t| t.elapsed() > grace) {
             signal_all(&children, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -269,14 +251,13 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         print!("{}", crate::slurm::script(args)?);
         return Ok(());
     }
-    catch_signals();
+    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM]);
     let out = fixed_run_dir(args)?;
     let mut restarts = 0;
     loop {
         let command = rank_command(args, out.as_deref(), restarts > 0);
         let failures = run_attempt(args, &command)?;
-        let sig = SIGNAL.load(Ordering::SeqCst);
-        if sig != 0 {
+        if let Some(sig) = crate::signals::received() {
             bail!("stopped by signal {sig} (forwarded to every rank)");
         }
         if failures.is_empty() {

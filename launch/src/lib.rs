@@ -31,6 +31,7 @@ pub mod pretrain;
 pub mod pretrain_dist;
 pub mod progress;
 pub mod python_bench;
+pub mod signals;
 pub mod slurm;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};

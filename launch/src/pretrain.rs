@@ -169,6 +169,10 @@ fn train(
             println!("resuming from {}", from.display());
         }
     }
+    // SIGTERM (preemption, the launcher), SIGINT, SIGUSR1 (SLURM's warning before the time
+    // limit): every rank finishes its step, the job checkpoints it, and the run stops.
+    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1]);
+    trainer.stop_when(|| crate::signals::received().is_some());
     let bar = match rank {
         0 => progress_bar(&config, trainer.step_index()),
         _ => ProgressBar::hidden(),
@@ -210,6 +214,13 @@ fn train(
         }
     })?;
     bar.finish_and_clear();
+    if summary.stopped_early {
+        bail!(
+            "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
+            summary.steps,
+            run_dir.join("checkpoints").display()
+        );
+    }
     if rank != 0 {
         return Ok(summary);
     }

@@ -514,9 +514,11 @@ fn the_slurm_script_and_the_plan() {
         "#SBATCH --ntasks-per-node=4",
         "#SBATCH --gpus-per-node=4",
         "#SBATCH --requeue",
+        "#SBATCH --signal=USR1@180",
         "srun --kill-on-bad-exit=1",
+        "scontrol requeue",
         "pretrain --device cuda --model base --out /shared/runs/base",
-        "RESUME=(--resume)",
+        "then RESUME=--resume; fi",
     ] {
         assert!(script.contains(needle), "{needle} missing:\n{script}");
     }
@@ -616,5 +618,77 @@ fn a_hung_rank_is_named_after_the_collective_timeout() {
         started.elapsed() < Duration::from_secs(40),
         "the job did not stop promptly"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
+    let dir = temp_dir("sigterm");
+    let steps = 60;
+    let full = dir.join("full");
+    run_ok(&launch_args(
+        2,
+        free_port(),
+        &[],
+        &pretrain(&full, steps, 4, 1),
+    ));
+    let stopped = dir.join("stopped");
+    let mut command = pretrain(&stopped, steps, 4, 1);
+    let every = command
+        .iter()
+        .position(|a| a == "--checkpoint-every")
+        .unwrap();
+    command[every + 1] = "0".into();
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, free_port(), &[], &command))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::fs::read_to_string(stopped.join("metrics.jsonl")).map_or(0, |t| t.lines().count())
+        < 5
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[rank 0] error: stopped by a signal at step"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[rank 1] error: stopped by a signal at step"),
+        "{stderr}"
+    );
+    let saved: Vec<String> = std::fs::read_dir(stopped.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_ne!(
+        saved[0],
+        format!("step_{steps:08}"),
+        "the run was not interrupted"
+    );
+    command.push("--resume".into());
+    run_ok(&launch_args(2, free_port(), &[], &command));
+    assert_same_run(&full, &stopped, steps);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -28,6 +28,38 @@ use ecgfm_kernels::{Backend, View};
 use crate::comm_thread::{CommState, CommThread};
 use crate::model::{HostBatch, Mae, ModelError};
 
+/// What every rank learns at the end of a step's micro-batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// The micro-batch losses added in global order `j = a * R + r`, starting from zero, as
+    /// one process accumulating them would.
+    pub loss_sum: f32,
+    /// Ranks with a non-finite micro-batch loss.
+    pub nonfinite_ranks: Vec<usize>,
+    /// Some rank was asked to stop (SIGTERM, preemption): all save and stop after this step.
+    pub stop: bool,
+}
+
+impl StepReport {
+    /// From each rank's values: its micro-batch losses in order, then its stop flag.
+    pub fn of_ranks(ranks: &[&[f32]]) -> StepReport {
+        let per = ranks.first().map_or(1, |r| r.len()) - 1;
+        let mut loss_sum = 0.0f32;
+        for a in 0..per {
+            for values in ranks {
+                loss_sum += values[a];
+            }
+        }
+        StepReport {
+            loss_sum,
+            nonfinite_ranks: (0..ranks.len())
+                .filter(|&r| ranks[r][..per].iter().any(|l| !l.is_finite()))
+                .collect(),
+            stop: ranks.iter().any(|values| values[per] != 0.0),
+        }
+    }
+}
+
 /// How a data-parallel rank communicates. None of it changes the results.
 #[derive(Clone, Copy, Debug)]
 pub struct DpOptions {
@@ -276,28 +308,20 @@ impl DataParallel {
             .map_err(|e| DistError::Env(format!("gathered parameters: {e}")))
     }
 
-    /// Every rank's micro-batch losses (`local[a]` of micro-step `a`), added in global
-    /// micro-batch order `j = a * R + r` starting from zero, as one process would; and the
-    /// ranks with a non-finite loss.
-    pub fn sum_losses(&mut self, local: &[f32]) -> Result<(f32, Vec<usize>), DistError> {
-        let (world, rank, per) = (self.world, self.rank, local.len());
+    /// Gathers every rank's micro-batch losses (`local[a]` of micro-step `a`) and whether it
+    /// was asked to stop (a signal), so that all ranks decide alike.
+    pub fn gather_step(&mut self, local: &[f32], stop: bool) -> Result<StepReport, DistError> {
+        let (world, rank, per) = (self.world, self.rank, local.len() + 1);
         let shards = Shards::even(world * per, world);
         let mut all = vec![0.0f32; world * per];
-        all[rank * per..(rank + 1) * per].copy_from_slice(local);
+        all[rank * per..(rank + 1) * per - 1].copy_from_slice(local);
+        all[(rank + 1) * per - 1] = f32::from(u8::from(stop));
         let all = self.comm.collective(move |c| {
             c.all_gather(&mut all, 0..world * per, &shards)?;
             Ok(all)
         })?;
-        let mut sum = 0.0f32;
-        for a in 0..per {
-            for r in 0..world {
-                sum += all[r * per + a];
-            }
-        }
-        let bad = (0..world)
-            .filter(|r| all[r * per..(r + 1) * per].iter().any(|l| !l.is_finite()))
-            .collect();
-        Ok((sum, bad))
+        let ranks: Vec<&[f32]> = all.chunks_exact(per).collect();
+        Ok(StepReport::of_ranks(&ranks))
     }
 
     /// Waits until every rank gets here.

@@ -20,7 +20,7 @@
 use crate::checkpoint::{self, CheckpointError, OptimizerShard, TrainingState};
 use crate::config::{NonFinitePolicy, TrainConfig};
 use crate::data::{BatchSource, SourceError};
-use crate::data_parallel::DataParallel;
+use crate::data_parallel::{DataParallel, StepReport};
 use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
@@ -105,6 +105,10 @@ pub struct Trainer<B: Backend> {
     accumulator: Option<B::Buf>,
     faults: FaultPlan,
     nonfinite_in_a_row: u32,
+    /// Asked whether this process should stop (a signal); the ranks agree at every step.
+    stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
+    /// Some rank asked to stop during the last step.
+    stopping: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -225,7 +229,15 @@ impl<B: Backend> Trainer<B> {
             accumulator,
             faults: FaultPlan::from_env(rank),
             nonfinite_in_a_row: 0,
+            stop_requested: None,
+            stopping: false,
         })
+    }
+
+    /// `run` asks `requested` after every step whether to stop early (SIGTERM, preemption);
+    /// when any rank says yes, every rank checkpoints that step and `run` returns.
+    pub fn stop_when(&mut self, requested: impl Fn() -> bool + Send + 'static) {
+        self.stop_requested = Some(Box::new(requested));
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -307,17 +319,20 @@ impl<B: Backend> Trainer<B> {
             // Read back per micro-batch: the step's loss adds them in global order.
             losses.push(self.model.loss_sum());
         }
-        let (loss_sum, nonfinite_ranks) = match self.dp.as_mut() {
-            Some(dp) => dp.sum_losses(&losses)?,
-            None => (
-                losses.iter().fold(0.0f32, |s, l| s + l),
-                if losses.iter().all(|l| l.is_finite()) {
-                    vec![]
-                } else {
-                    vec![0]
-                },
-            ),
+        let stop = self.stop_requested.as_ref().is_some_and(|f| f());
+        let report = match self.dp.as_mut() {
+            Some(dp) => dp.gather_step(&losses, stop)?,
+            None => {
+                let mine: Vec<f32> = losses
+                    .iter()
+                    .copied()
+                    .chain([f32::from(u8::from(stop))])
+                    .collect();
+                StepReport::of_ranks(&[&mine])
+            }
         };
+        self.stopping = report.stop;
+        let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
         let loss = loss_sum / micro_batches as f32;
         let sharded_sumsq = match (self.dp.as_mut(), self.accumulator.as_ref()) {
             (Some(dp), _) => dp.finish_gradients(&mut self.model)?,
@@ -460,16 +475,21 @@ impl<B: Backend> Trainer<B> {
                 window_samples = 0;
             }
             on_step(&outcome, &record);
-            if (every > 0 && done.is_multiple_of(every)) || done == session_end {
+            let stop = self.stopping;
+            if (every > 0 && done.is_multiple_of(every)) || done == session_end || stop {
                 self.save_checkpoint()?;
             }
             last = Some(outcome);
+            if stop {
+                break;
+            }
         }
         Ok(RunSummary {
             steps: self.state.step,
             final_loss: last.map(|o| o.loss),
             elapsed_s: self.state.elapsed_s,
             samples_seen: self.state.samples_seen,
+            stopped_early: self.stopping,
         })
     }
 }
@@ -482,6 +502,8 @@ pub struct RunSummary {
     pub final_loss: Option<f32>,
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// A stop was requested (`stop_when`): the run saved a checkpoint and ended before its end.
+    pub stopped_early: bool,
 }
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
