@@ -235,8 +235,8 @@ done
 cat "$work"/bench-*.log > "$work/bench.log"
 record bench $status "$work/bench.json" "$work/bench.log"
 
-# ---- extra checks other parts of the project add (e.g. NCCL) ----------------------------------
-if [ -f scripts/gpu-check-dist.sh ]; then
+# ---- the data-parallel checks (NCCL), when asked: scripts/gpu-check-dist.sh builds with cargo ----
+if [ "${ECGFM_GPU_CHECK_DIST:-0}" = 1 ] && [ -f scripts/gpu-check-dist.sh ]; then
     timeout $(limit 120) bash scripts/gpu-check-dist.sh "$work/dist.json" > "$work/dist.log" 2>&1
     record dist $? "$work/dist.json" "$work/dist.log"
 fi

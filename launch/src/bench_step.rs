@@ -99,6 +99,9 @@ fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<Option<serde_json:
 
 /// Runs `ecgfm bench step`.
 pub fn run(args: &BenchStepArgs) -> Result<()> {
+    if let Some(ranks) = args.ranks.filter(|&r| r > 1) {
+        return crate::bench_ranks::run(args, ranks);
+    }
     let config = ModelConfig::preset(&args.model)?;
     match crate::device::open(&args.device)? {
         Opened::Cpu => run_cpu(args, &config),

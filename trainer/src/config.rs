@@ -160,6 +160,17 @@ pub struct RunConfig {
     /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
     /// usable, else the CPU). It changes no result beyond rounding, so a resume may change it.
     pub device: String,
+    /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
+    /// rank; three in a row stop the run) or `stop` the run at once.
+    pub on_nonfinite: NonFinitePolicy,
+}
+
+/// See `RunConfig::on_nonfinite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonFinitePolicy {
+    Skip,
+    Stop,
 }
 
 impl Default for RunConfig {
@@ -173,6 +184,7 @@ impl Default for RunConfig {
             checkpoint_every: 100,
             threads: 0,
             device: "auto".into(),
+            on_nonfinite: NonFinitePolicy::Skip,
         }
     }
 }
