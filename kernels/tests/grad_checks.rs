@@ -6,7 +6,7 @@
 mod common;
 
 use common::{body, check_grad, dot, down, up, up_idx, v, vm, Rng};
-use ecgfm_kernels::{AttnDims, Backend, ViewMut, MASKED_ROW};
+use ecgfm_kernels::{Backend, ViewMut, MASKED_ROW};
 
 /// The gradient a backward op added on top of the random starting content `start`.
 fn added(after: &[f32], start: &[f32]) -> Vec<f32> {
@@ -194,14 +194,8 @@ fn check_attention<B: Backend>(
     max_checks: usize,
     seed: u64,
 ) {
-    let cu = common::cu_seqlens(lengths);
-    let t = *cu.last().unwrap() as usize;
-    let dims = AttnDims {
-        seqs: lengths.len(),
-        tokens: t,
-        width,
-        heads,
-    };
+    let (cu, dims) = common::packed(lengths, width, heads);
+    let t = dims.tokens;
     let mut rng = Rng::new(seed);
     let (qkv, r, g0) = (
         rng.vec(t * 3 * width, 1.5),

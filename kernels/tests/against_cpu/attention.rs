@@ -2,8 +2,8 @@
 //! random content), on packed ragged sequences: empty sequences, single tokens, lengths that are
 //! not multiples of the tile, several tiles, a head size that shrinks the tile.
 
-use super::common::{assert_close, cu_seqlens, down, up, up_idx, v, vm, Rng};
-use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
+use super::common::{assert_close, down, packed, up, up_idx, v, vm, Rng};
+use ecgfm_kernels::{Backend, CpuBackend};
 
 fn attention_outputs<B: Backend>(
     be: &B,
@@ -11,14 +11,8 @@ fn attention_outputs<B: Backend>(
     width: usize,
     heads: usize,
 ) -> Vec<Vec<f32>> {
-    let cu = cu_seqlens(lengths);
-    let t = *cu.last().unwrap() as usize;
-    let dims = AttnDims {
-        seqs: lengths.len(),
-        tokens: t,
-        width,
-        heads,
-    };
+    let (cu, dims) = packed(lengths, width, heads);
+    let t = dims.tokens;
     let mut rng = Rng::new((t * 7 + width) as u64);
     let (qkv, dout) = (
         up(be, &rng.vec(t * 3 * width, 2.0)),

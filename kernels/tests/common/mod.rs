@@ -5,7 +5,7 @@
 
 #![allow(dead_code, unused_macros)] // each test binary uses a different subset of these helpers
 
-use ecgfm_kernels::{Backend, CudaBackend, View, ViewMut};
+use ecgfm_kernels::{AttnDims, Backend, CudaBackend, View, ViewMut};
 
 /// Elements placed before every tensor in its buffer, so view offsets are really exercised.
 pub const PAD: usize = 5;
@@ -110,6 +110,18 @@ pub fn cu_seqlens(lengths: &[usize]) -> Vec<u32> {
         cu.push(cu.last().unwrap() + l as u32);
     }
     cu
+}
+
+/// cu_seqlens of packed sequences of `lengths`, and the attention dims for width C and H heads.
+pub fn packed(lengths: &[usize], width: usize, heads: usize) -> (Vec<u32>, AttnDims) {
+    let cu = cu_seqlens(lengths);
+    let dims = AttnDims {
+        seqs: lengths.len(),
+        tokens: *cu.last().unwrap() as usize,
+        width,
+        heads,
+    };
+    (cu, dims)
 }
 
 /// sum_i out[i] * weights[i] in f64: the scalar objective whose gradient is checked.
