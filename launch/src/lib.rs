@@ -3,29 +3,43 @@
 //! `cli` declares every subcommand and flag (clap); each subcommand lives in its own module and
 //! turns the parsed arguments into calls on the workspace's libraries:
 //! - `pretrain`: config resolution, the run directory, the progress bar around
-//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
-//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
+//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader;
+//!   `device` opens the CPU or CUDA backend (`--device`).
+//! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
+//!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
+//!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
+//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow;
+//!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
+//!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
 //!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
+pub mod bench_allreduce;
 pub mod bench_loader;
+pub mod bench_ranks;
 pub mod bench_step;
 pub mod cli;
 pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
+pub mod device;
 pub mod embed;
 pub mod eval;
 
+pub mod launch;
 pub mod logging;
+pub mod plan;
 pub mod pretrain;
+pub mod pretrain_dist;
 pub mod pretrained;
 pub mod progress;
 pub mod python_bench;
+pub mod signals;
+pub mod slurm;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};
 
@@ -41,5 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
+        Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
+        Command::Launch(args) => launch::run(&args),
+        Command::Plan(args) => plan::run(&args),
     }
 }

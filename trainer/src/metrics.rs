@@ -14,20 +14,33 @@ use std::path::{Path, PathBuf};
 
 use crate::tensorboard::EventWriter;
 
+const GIB: f32 = (1u64 << 30) as f32;
+
 /// One logged step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: u64,
-    /// Mean training loss of the step's micro-batches.
+    /// Mean training loss of the step's micro-batches (`null` in the file when not finite: the
+    /// step was skipped).
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f32,
     pub lr: f32,
     /// Global gradient norm before clipping.
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f32,
     /// Throughput since the previous record.
     pub samples_per_s: f64,
     /// Wall-clock seconds of training so far (across resumes).
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// Device memory in use (GPU runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_mem_bytes: Option<u64>,
+}
+
+/// JSON has no NaN: serde_json writes a non-finite float as `null`, read back here as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// Appends step records to `metrics.jsonl` and to a TensorBoard event file.
@@ -63,12 +76,15 @@ impl MetricsWriter {
     pub fn write(&mut self, record: &StepRecord) -> std::io::Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(record)?)?;
         self.file.flush()?;
-        let scalars = [
+        let mut scalars = vec![
             ("train/loss", record.loss),
             ("train/lr", record.lr),
             ("train/grad_norm", record.grad_norm),
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
+        if let Some(bytes) = record.gpu_mem_bytes {
+            scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
+        }
         self.events.scalars(record.step, &scalars).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
         })

@@ -22,6 +22,6 @@ pub use config::ModelConfig;
 pub use encoder::{Encoder, HeadSpec, Pooling, Targets};
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
-pub use mae::Mae;
+pub use mae::{GradsReady, Mae};
 pub use profile::{OpTiming, ProfiledBackend};
 pub use stats::{render_table, ModelStats};

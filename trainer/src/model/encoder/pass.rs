@@ -252,7 +252,8 @@ impl<B: Backend> Encoder<B> {
             seqs: n,
             tokens: t,
         };
-        self.stack.backward(be, params, &mut self.grads, pack);
+        self.stack
+            .backward(be, params, &mut self.grads, pack, &mut |_, _, _| {});
         let dres = &self.stack.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(&mut self.grads, self.off[LEAD]),
