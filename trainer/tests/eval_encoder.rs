@@ -157,6 +157,7 @@ fn loads_the_encoder_tensors_of_a_checkpoint_by_name() {
         samples_seen: 0,
         elapsed_s: 0.0,
         data: serde_json::Value::Null,
+        global_batch: None,
     };
     let ckpt = checkpoint::save(&dir, &layout, "", &full, &optimizer, &state).unwrap();
     let encoder_layout = ParamLayout::encoder(&cfg);
