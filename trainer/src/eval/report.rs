@@ -236,7 +236,7 @@ impl EvalReport {
             self.step
         );
         out += &format!(
-            "{:<9} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
+            "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
             "protocol",
             "fraction",
             "train",
@@ -248,7 +248,7 @@ impl EvalReport {
         );
         for r in &self.results {
             out += &format!(
-                "{:<9} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
+                "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
                 r.protocol.name(),
                 format!("{}", r.fraction),
                 r.train_windows,
