@@ -6,6 +6,8 @@
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
 //! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
+//!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -16,11 +18,16 @@ pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
+pub mod export;
 
 pub mod logging;
+pub mod model_card;
+pub mod package;
 pub mod pretrain;
 pub mod progress;
+pub mod publish;
 pub mod python_bench;
+pub mod run_checkpoint;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};
 
@@ -34,5 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Publish(args) => publish::run(&args),
     }
 }

@@ -161,6 +161,11 @@ pub fn save(
     Ok(final_dir)
 }
 
+/// Whether the checkpoint folder `dir` was completely written (its `COMPLETE` marker exists).
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file()
+}
+
 /// The newest complete checkpoint of a run, if any. Partial folders are ignored.
 pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     let root = run_dir.join("checkpoints");
@@ -176,8 +181,7 @@ pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointErro
             .and_then(|n| n.strip_prefix("step_"))
             .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step {
-            if path.join(COMPLETE_MARKER).is_file() && best.as_ref().is_none_or(|(b, _)| step > *b)
-            {
+            if is_complete(&path) && best.as_ref().is_none_or(|(b, _)| step > *b) {
                 best = Some((step, path));
             }
         }
@@ -263,16 +267,20 @@ pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointEr
         v: read_named(&tensors, &opt_path, layout, "adamw.v.")?,
     };
 
-    let state_path = dir.join(STATE_FILE);
-    let state_bytes = fs::read(&state_path).map_err(io_err(&state_path))?;
-    let state = serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
-        path: state_path.clone(),
-        reason: e.to_string(),
-    })?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         params,
         optimizer,
-        state,
+        state: load_state(dir)?,
+    })
+}
+
+/// Reads only where training stood at a checkpoint (step, samples seen, time).
+pub fn load_state(dir: &Path) -> Result<TrainingState, CheckpointError> {
+    let state_path = dir.join(STATE_FILE);
+    let state_bytes = fs::read(&state_path).map_err(io_err(&state_path))?;
+    serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
+        path: state_path.clone(),
+        reason: e.to_string(),
     })
 }
