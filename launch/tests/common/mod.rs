@@ -1,0 +1,151 @@
+//! Helpers of the export, publish and PyTorch-loader tests: temporary folders, the `ecgfm`
+//! binary, short pretraining runs and their packages, and the Python that has torch. Each test
+//! binary uses a subset, hence `dead_code` is allowed.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+/// A fresh, empty folder under the system temporary folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-pkg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `ecgfm args` with extra environment variables.
+pub fn ecgfm_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(ECGFM)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Runs `ecgfm args`, asserts success and returns its standard output.
+pub fn run_ok(args: &[&str]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "ecgfm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs `ecgfm args`, asserts failure and returns its standard error.
+pub fn run_err(args: &[&str]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !output.status.success(),
+        "ecgfm {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
+/// A small synthetic dataset (40 records, 3 s windows at 250 Hz) at `dir/ds`.
+pub fn synth_dataset(dir: &Path) -> PathBuf {
+    let ds = dir.join("ds");
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        path_str(&ds),
+        "--records",
+        "40",
+        "--window-s",
+        "3",
+        "--threads",
+        "2",
+    ]);
+    ds
+}
+
+/// A 6-step nano run (S = 750, checkpoints at steps 3 and 6) at `dir/run` on `data` (a dataset
+/// folder, or the synthetic generator with some single-lead records), plus `extra` arguments.
+pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
+    let run = dir.join("run");
+    let mut args = vec![
+        "pretrain",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "3",
+        "--threads",
+        "2",
+        "--set",
+        "model.samples=750",
+        "--set",
+        "train.log_every=1",
+        "--out",
+        path_str(&run),
+    ];
+    match data {
+        Some(ds) => args.extend(["--data", path_str(ds)]),
+        None => args.extend(["--set", "data.synth_single_lead_fraction=0.5"]),
+    }
+    args.extend(extra);
+    run_ok(&args);
+    run
+}
+
+/// `ecgfm export --run run --out out` plus `extra` arguments.
+pub fn export(run: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["export", "--run", path_str(run), "--out", path_str(out)];
+    args.extend(extra);
+    run_ok(&args)
+}
+
+/// Every tensor of a safetensors file: name -> (shape, values).
+pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A Python interpreter that imports torch: `$ECGFM_TORCH_PYTHON`, else `python3`, else the
+/// system's `/usr/bin/python3` (where scripts/test.sh installs Debian's CPU-only PyTorch).
+/// `None` after a skip message (a failure under scripts/test.sh or CI) when there is none.
+pub fn torch_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
+        Ok(python) => vec![python],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    let found = candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if found.is_none() {
+        ecgfm_test_support::skip_without_oracle(
+            "PyTorch (python3 with torch; scripts/test.sh installs it)",
+        );
+    }
+    found
+}
