@@ -149,7 +149,9 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
     }
     let sums_in_place = old_sums.as_deref() == Some(sums_text.as_str()) && sent.0 == 0;
     if sums_in_place {
-        return Ok(Outcome::AlreadyPublished { files: files.len() });
+        return Ok(Outcome::AlreadyPublished {
+            files: files.len() + 1,
+        });
     }
     remote.put(SUMS_FILE, Bytes::from(sums_text.clone()))?;
     if remote.read_text(SUMS_FILE)? != sums_text {
