@@ -5,17 +5,12 @@
 
 mod common;
 
-use common::{export, read_tensors, run_err, short_run, synth_dataset, temp_dir};
+use common::{
+    assert_same_files, export, export_err, read_tensors, short_run, synth_dataset, temp_dir,
+    PACKAGE_FILES,
+};
 use std::path::Path;
 use std::process::Command;
-
-const FILES: [&str; 5] = [
-    "README.md",
-    "SHA256SUMS",
-    "config.json",
-    "ecgfm_encoder.py",
-    "model.safetensors",
-];
 
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -38,7 +33,7 @@ fn package_holds_the_encoder_its_description_and_checksums() {
     let pkg = dir.join("pkg");
     let stdout = export(&run, &pkg, &[]);
     assert!(stdout.contains("exported step 6"), "{stdout}");
-    assert_eq!(file_names(&pkg), FILES);
+    assert_eq!(file_names(&pkg), PACKAGE_FILES);
 
     // sha256sum is the oracle for the checksum file.
     let check = Command::new("sha256sum")
@@ -125,13 +120,7 @@ fn package_holds_the_encoder_its_description_and_checksums() {
     let again = dir.join("again");
     export(&run, &again, &[]);
     export(&run, &pkg, &[]);
-    for name in FILES {
-        assert_eq!(
-            std::fs::read(pkg.join(name)).unwrap(),
-            std::fs::read(again.join(name)).unwrap(),
-            "{name}"
-        );
-    }
+    assert_same_files(&pkg, &again);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -185,15 +174,7 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     assert!(!card.contains("Not evaluated"), "{card}");
 
     std::fs::write(&result, "{ not json").unwrap();
-    let err = run_err(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--out",
-        pkg.to_str().unwrap(),
-        "--eval",
-        result.to_str().unwrap(),
-    ]);
+    let err = export_err(&run, &pkg, &["--eval", result.to_str().unwrap()]);
     assert!(
         err.contains("eval.json") && err.contains("not an `ecgfm eval` result"),
         "{err}"
@@ -206,17 +187,7 @@ fn bad_runs_and_folders_are_clear_errors() {
     let dir = temp_dir("export-errors");
     let run = short_run(&dir, None, &[]);
     let pkg = dir.join("pkg");
-    let export_err = |run: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "export",
-            "--run",
-            run.to_str().unwrap(),
-            "--out",
-            pkg.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        run_err(&args)
-    };
+    let export_err = |run: &Path, extra: &[&str]| export_err(run, &pkg, extra);
 
     let err = export_err(&dir, &[]);
     assert!(err.contains("not an ecgfm run directory"), "{err}");

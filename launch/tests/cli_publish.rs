@@ -8,18 +8,13 @@ mod common;
 #[path = "../../data-pipeline/tests/common/s3.rs"]
 mod s3;
 
-use common::{ecgfm_env, export, run_err, run_ok, short_run, temp_dir};
+use common::{
+    assert_same_files, ecgfm_env, export, run_err, run_ok, short_run, temp_dir,
+    PACKAGE_FILES as FILES,
+};
 use ecgfm_data::store;
 use ecgfm_launch::publish::{publish, Outcome};
 use std::path::{Path, PathBuf};
-
-const FILES: [&str; 5] = [
-    "README.md",
-    "SHA256SUMS",
-    "config.json",
-    "ecgfm_encoder.py",
-    "model.safetensors",
-];
 
 /// A run exported at step 6 (`pkg`) and at step 3 (`pkg3`), two different packages.
 fn two_packages(dir: &Path) -> (PathBuf, PathBuf) {
@@ -28,16 +23,6 @@ fn two_packages(dir: &Path) -> (PathBuf, PathBuf) {
     export(&run, &pkg, &[]);
     export(&run, &pkg3, &["--step", "3"]);
     (pkg, pkg3)
-}
-
-fn assert_same_files(dest: &Path, pkg: &Path) {
-    for name in FILES {
-        assert_eq!(
-            std::fs::read(dest.join(name)).unwrap(),
-            std::fs::read(pkg.join(name)).unwrap(),
-            "{name}"
-        );
-    }
 }
 
 fn publish_args<'a>(pkg: &'a Path, to: &'a str, force: bool) -> Vec<&'a str> {

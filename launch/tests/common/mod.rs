@@ -101,11 +101,40 @@ pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
     run
 }
 
-/// `ecgfm export --run run --out out` plus `extra` arguments.
-pub fn export(run: &Path, out: &Path, extra: &[&str]) -> String {
+/// The files of every exported package, sorted.
+pub const PACKAGE_FILES: [&str; 5] = [
+    "README.md",
+    "SHA256SUMS",
+    "config.json",
+    "ecgfm_encoder.py",
+    "model.safetensors",
+];
+
+/// Asserts that the package folders `a` and `b` hold the same bytes in every file.
+pub fn assert_same_files(a: &Path, b: &Path) {
+    for name in PACKAGE_FILES {
+        assert_eq!(
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+fn export_args<'a>(run: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["export", "--run", path_str(run), "--out", path_str(out)];
     args.extend(extra);
-    run_ok(&args)
+    args
+}
+
+/// `ecgfm export --run run --out out` plus `extra` arguments; its standard output.
+pub fn export(run: &Path, out: &Path, extra: &[&str]) -> String {
+    run_ok(&export_args(run, out, extra))
+}
+
+/// Like `export`, for an export that must fail; its standard error.
+pub fn export_err(run: &Path, out: &Path, extra: &[&str]) -> String {
+    run_err(&export_args(run, out, extra))
 }
 
 /// Every tensor of a safetensors file: name -> (shape, values).
