@@ -208,6 +208,15 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
         splits.join(", "),
         serde_json::to_string_pretty(&man.preprocessing).expect("JSON value serialises"),
     );
+    let samples = c.model.samples;
+    if man.window_samples > samples {
+        let _ = write!(
+            card,
+            "Pretraining saw random crops of {samples} samples from these {}-sample windows: \
+             crop longer inputs to {samples} samples (`ecgfm embed` takes the centred crop).\n\n",
+            man.window_samples
+        );
+    }
 }
 
 fn training_section(card: &mut String, inputs: &CardInputs) {
