@@ -158,6 +158,14 @@ fn usage_section(card: &mut String) {
     );
 }
 
+/// Windows of `split` in the dataset (`all`: every window).
+fn split_windows(man: &Manifest, split: &str) -> u64 {
+    if split == ecgfm_data::loader::ALL_SPLITS {
+        return man.counts.rows;
+    }
+    man.counts.splits.get(split).copied().unwrap_or(0)
+}
+
 fn data_section(card: &mut String, inputs: &CardInputs) {
     let c = &inputs.ckpt.config;
     card.push_str("## Training data\n\n");
@@ -182,7 +190,7 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
         man.sampling_rate,
         man.counts.records,
         c.data.split,
-        man.counts.splits.get(&c.data.split).copied().unwrap_or(0),
+        split_windows(man, &c.data.split),
     );
     for s in &man.sources {
         let _ = writeln!(
