@@ -16,13 +16,13 @@ use ecgfm_data::store;
 use ecgfm_launch::publish::{publish, Outcome};
 use std::path::{Path, PathBuf};
 
-/// A run exported at step 6 (`pkg`) and at step 3 (`pkg3`), two different packages.
+/// A run exported at step 8 (`pkg`) and at step 4 (`pkg4`), two different packages.
 fn two_packages(dir: &Path) -> (PathBuf, PathBuf) {
     let run = short_run(dir, None, &[]);
-    let (pkg, pkg3) = (dir.join("pkg"), dir.join("pkg3"));
+    let (pkg, pkg4) = (dir.join("pkg"), dir.join("pkg4"));
     export(&run, &pkg, &[]);
-    export(&run, &pkg3, &["--step", "3"]);
-    (pkg, pkg3)
+    export(&run, &pkg4, &["--step", "4"]);
+    (pkg, pkg4)
 }
 
 fn publish_args<'a>(pkg: &'a Path, to: &'a str, force: bool) -> Vec<&'a str> {
@@ -36,7 +36,7 @@ fn publish_args<'a>(pkg: &'a Path, to: &'a str, force: bool) -> Vec<&'a str> {
 #[test]
 fn folder_publish_verifies_repairs_and_refuses_another_package() {
     let dir = temp_dir("publish-folder");
-    let (pkg, pkg3) = two_packages(&dir);
+    let (pkg, pkg4) = two_packages(&dir);
     let dest = dir.join("published/nano");
     let to = dest.to_str().unwrap();
 
@@ -53,7 +53,7 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     assert!(out.contains("uploaded 2 files"), "{out}");
     assert_same_files(&dest, &pkg);
 
-    let err = run_err(&publish_args(&pkg3, to, false));
+    let err = run_err(&publish_args(&pkg4, to, false));
     assert!(
         err.contains("already holds a different package")
             && err.contains("model.safetensors")
@@ -61,12 +61,12 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
         "{err}"
     );
     assert_same_files(&dest, &pkg);
-    let out = run_ok(&publish_args(&pkg3, to, true));
+    let out = run_ok(&publish_args(&pkg4, to, true));
     assert!(
         out.contains("replacing the package that was there"),
         "{out}"
     );
-    assert_same_files(&dest, &pkg3);
+    assert_same_files(&dest, &pkg4);
 
     // A folder holding something else: refused, or shared with --force (its files kept).
     let other = dir.join("other");
@@ -135,7 +135,7 @@ fn s3_publish_through_moto_with_credentials_from_the_environment() {
         return;
     };
     let dir = temp_dir("publish-s3");
-    let (pkg, pkg3) = two_packages(&dir);
+    let (pkg, pkg4) = two_packages(&dir);
     let secret = "moto-secret-do-not-print-7f3a";
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
@@ -177,7 +177,7 @@ fn s3_publish_through_moto_with_credentials_from_the_environment() {
 
     let (ok, out) = publish_s3(&pkg, false);
     assert!(ok && out.contains("already holds this package"), "{out}");
-    let (ok, out) = publish_s3(&pkg3, false);
+    let (ok, out) = publish_s3(&pkg4, false);
     assert!(
         !ok && out.contains("already holds a different package"),
         "{out}"
@@ -186,12 +186,12 @@ fn s3_publish_through_moto_with_credentials_from_the_environment() {
         read("model.safetensors"),
         std::fs::read(pkg.join("model.safetensors")).unwrap()
     );
-    let (ok, out) = publish_s3(&pkg3, true);
+    let (ok, out) = publish_s3(&pkg4, true);
     assert!(ok && out.contains("replacing"), "{out}");
     for name in FILES {
         assert_eq!(
             read(name),
-            std::fs::read(pkg3.join(name)).unwrap(),
+            std::fs::read(pkg4.join(name)).unwrap(),
             "{name}"
         );
     }

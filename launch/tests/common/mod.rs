@@ -1,8 +1,10 @@
-//! Helpers of the export, publish and PyTorch-loader tests: temporary folders, the `ecgfm`
-//! binary, short pretraining runs and their packages, and the Python that has torch. Each test
-//! binary uses a subset, hence `dead_code` is allowed.
+//! Helpers of the `ecgfm` binary's tests: temporary folders, running the binary, short
+//! pretraining runs and their exported packages, and the Python that has torch. Each test binary
+//! uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -10,7 +12,7 @@ pub const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
 /// A fresh, empty folder under the system temporary folder.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-pkg-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -21,7 +23,7 @@ fn path_str(path: &Path) -> &str {
 }
 
 /// Runs `ecgfm args` with extra environment variables.
-pub fn ecgfm_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn ecgfm_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
     Command::new(ECGFM)
         .args(args)
         .envs(env.iter().copied())
@@ -30,7 +32,7 @@ pub fn ecgfm_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Runs `ecgfm args`, asserts success and returns its standard output.
-pub fn run_ok(args: &[&str]) -> String {
+pub fn run_ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     let output = ecgfm_env(args, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
@@ -42,7 +44,7 @@ pub fn run_ok(args: &[&str]) -> String {
 }
 
 /// Runs `ecgfm args`, asserts failure and returns its standard error.
-pub fn run_err(args: &[&str]) -> String {
+pub fn run_err<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     let output = ecgfm_env(args, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
@@ -71,32 +73,43 @@ pub fn synth_dataset(dir: &Path) -> PathBuf {
     ds
 }
 
-/// A 6-step nano run (S = 750, checkpoints at steps 3 and 6) at `dir/run` on `data` (a dataset
-/// folder, or the synthetic generator with some single-lead records), plus `extra` arguments.
-pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
-    let run = dir.join("run");
-    let mut args = vec![
+/// A small, quick run: nano with a short input so a step takes milliseconds.
+pub fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
+    [
         "pretrain",
         "--steps",
-        "6",
+        &steps.to_string(),
         "--batch-size",
-        "4",
+        "8",
         "--checkpoint-every",
-        "3",
+        "4",
         "--threads",
         "2",
         "--set",
         "model.samples=750",
         "--set",
         "train.log_every=1",
+        "--set",
+        "optim.warmup_steps=3",
         "--out",
-        path_str(&run),
-    ];
-    match data {
-        Some(ds) => args.extend(["--data", path_str(ds)]),
-        None => args.extend(["--set", "data.synth_single_lead_fraction=0.5"]),
-    }
-    args.extend(extra);
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// An 8-step `pretrain_args` run (checkpoints at steps 4 and 8) at `dir/run` on `data` (a
+/// dataset folder, or the synthetic generator with some single-lead records), plus `extra`
+/// arguments.
+pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
+    let run = dir.join("run");
+    let mut args = pretrain_args(&run, 8);
+    let data_args = match data {
+        Some(ds) => ["--data", path_str(ds)],
+        None => ["--set", "data.synth_single_lead_fraction=0.5"],
+    };
+    args.extend(data_args.iter().chain(extra).map(|s| s.to_string()));
     run_ok(&args);
     run
 }
