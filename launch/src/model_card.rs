@@ -278,32 +278,15 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
     }
 }
 
-/// Every object in `value` that holds a `macro_auroc`, with the path of keys leading to it.
-fn auroc_entries<'a>(
-    value: &'a serde_json::Value,
-    path: String,
-    out: &mut Vec<(String, &'a serde_json::Value)>,
-) {
-    match value {
-        serde_json::Value::Object(map) if map.contains_key("macro_auroc") => {
-            out.push((path, value))
-        }
-        serde_json::Value::Object(map) => {
-            for (key, child) in map {
-                let sub = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                auroc_entries(child, sub, out);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                auroc_entries(child, format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
+/// `0.812 [0.751, 0.870]`: a value and its interval (`-` where absent).
+fn with_ci(value: &serde_json::Value, ci: &serde_json::Value) -> String {
+    let number = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.3}"));
+    let Some(value) = number(value) else {
+        return "-".to_string();
+    };
+    match (number(&ci[0]), number(&ci[1])) {
+        (Some(low), Some(high)) => format!("{value} [{low}, {high}]"),
+        _ => value,
     }
 }
 
@@ -318,42 +301,49 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         return;
     }
     card.push_str(
-        "Macro AUROC on the test split, 95% bootstrap confidence interval.\n\n\
-         | result file | entry | protocol | label fraction | macro AUROC | 95% CI |\n\
-         |---|---|---|---|---|---|\n",
+        "Results of `ecgfm eval` on each task's test split, with 95% bootstrap confidence \
+         intervals over the test windows. `scratch` is the same network trained from a random \
+         initialisation: the baseline the pretrained encoder (`probe`, `finetune`) is judged \
+         against.\n\n\
+         | task | data | protocol | training labels | macro AUROC [95% CI] | macro F1 [95% CI] | \
+         test windows |\n|---|---|---|---|---|---|---|\n",
     );
+    let mut notes = Vec::new();
     for eval in inputs.evals {
-        let mut entries = Vec::new();
-        auroc_entries(&eval.value, String::new(), &mut entries);
-        let file = eval
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for (path, entry) in entries {
-            let field = |key: &str| match &entry[key] {
-                serde_json::Value::Null => "-".to_string(),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let number = |v: &serde_json::Value| {
-                v.as_f64()
-                    .map_or_else(|| "-".to_string(), |x| format!("{x:.3}"))
-            };
-            let ci = match entry["macro_auroc_ci"].as_array() {
-                Some(pair) if pair.len() == 2 => {
-                    format!("[{}, {}]", number(&pair[0]), number(&pair[1]))
-                }
-                _ => "-".to_string(),
-            };
+        let v = &eval.value;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+        let task = text(&v["vocabulary"]);
+        if let Some(step) = v["step"].as_u64().filter(|s| *s != inputs.ckpt.state.step) {
+            notes.push(format!(
+                "{task} ({}) evaluated the checkpoint of step {step}, not this package's step {}",
+                eval.path.display(),
+                inputs.ckpt.state.step
+            ));
+        }
+        for warning in v["warnings"].as_array().into_iter().flatten() {
+            notes.push(format!("{task}: {}", text(warning)));
+        }
+        for r in v["results"].as_array().into_iter().flatten() {
+            let fraction = r["fraction"].as_f64().map_or_else(
+                || "-".to_string(),
+                |f| format!("{}%", (f * 1e4).round() / 1e2),
+            );
             let _ = writeln!(
                 card,
-                "| {file} | {path} | {} | {} | {} | {ci} |",
-                field("protocol"),
-                field("fraction"),
-                number(&entry["macro_auroc"]),
+                "| {task} | {} | {} | {fraction} | {} | {} | {} |",
+                text(&v["data"]),
+                text(&r["protocol"]),
+                with_ci(&r["macro_auroc"], &r["macro_auroc_ci"]),
+                with_ci(&r["macro_f1"]["value"], &r["macro_f1"]["ci"]),
+                r["test_windows"]
+                    .as_u64()
+                    .map_or("-".to_string(), |n| n.to_string()),
             );
         }
+    }
+    card.push('\n');
+    for note in notes {
+        let _ = writeln!(card, "- {note}");
     }
     card.push('\n');
 }

@@ -150,27 +150,34 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     let dir = temp_dir("export-eval");
     let run = short_run(&dir, None, &[]);
     let result = dir.join("eval.json");
+    // The shape of `ecgfm eval --out` (trainer/src/eval/report.rs), abridged.
     let entries = serde_json::json!({
-        "task": "synth",
+        "step": 4,
+        "data": "ptbxl-500",
+        "vocabulary": "ptbxl_superclass",
+        "warnings": ["class HYP has 1 positive in the test split"],
         "results": [
             {"protocol": "probe", "fraction": 1.0, "macro_auroc": 0.8123,
-             "macro_auroc_ci": [0.7511, 0.8702], "per_class_auroc": {"synth:afib": 0.9}},
+             "macro_auroc_ci": [0.7511, 0.8702], "macro_f1": {"value": 0.61, "ci": [0.5, 0.7]},
+             "test_windows": 50, "per_class_auroc": {"NORM": 0.9}},
             {"protocol": "scratch", "fraction": 0.1, "macro_auroc": 0.6234,
-             "macro_auroc_ci": [0.5412, 0.7003], "per_class_auroc": {"synth:afib": 0.7}},
+             "macro_auroc_ci": [0.5412, 0.7003], "macro_f1": {"value": null, "ci": null},
+             "test_windows": 50, "per_class_auroc": {"NORM": 0.7}},
         ]
     });
     std::fs::write(&result, entries.to_string()).unwrap();
     let pkg = dir.join("pkg");
     export(&run, &pkg, &["--eval", result.to_str().unwrap()]);
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
-    assert!(
-        card.contains("| probe | 1.0 | 0.812 | [0.751, 0.870] |"),
-        "{card}"
-    );
-    assert!(
-        card.contains("| scratch | 0.1 | 0.623 | [0.541, 0.700] |"),
-        "{card}"
-    );
+    for row in [
+        "| ptbxl_superclass | ptbxl-500 | probe | 100% | 0.812 [0.751, 0.870] | \
+         0.610 [0.500, 0.700] | 50 |",
+        "| ptbxl_superclass | ptbxl-500 | scratch | 10% | 0.623 [0.541, 0.700] | - | 50 |",
+        "- ptbxl_superclass: class HYP has 1 positive in the test split",
+        "evaluated the checkpoint of step 4, not this package's step 8",
+    ] {
+        assert!(card.contains(row), "model card lacks {row:?}:\n{card}");
+    }
     assert!(!card.contains("Not evaluated"), "{card}");
 
     std::fs::write(&result, "{ not json").unwrap();
