@@ -206,7 +206,8 @@ fn bad_runs_and_folders_are_clear_errors() {
     );
 
     // A checkpoint the run stopped writing (no COMPLETE marker).
-    std::fs::remove_file(run.join("checkpoints/step_00000004/COMPLETE")).unwrap();
+    let marker = |step: u32| run.join(format!("checkpoints/step_{step:08}/COMPLETE"));
+    std::fs::rename(marker(4), dir.join("COMPLETE4")).unwrap();
     let err = export_err(&run, &["--step", "4"]);
     assert!(err.contains("step_00000004 is incomplete"), "{err}");
 
@@ -222,10 +223,10 @@ fn bad_runs_and_folders_are_clear_errors() {
     std::fs::write(&config_path, &config).unwrap();
 
     // No complete checkpoint at all.
-    std::fs::remove_file(run.join("checkpoints/step_00000008/COMPLETE")).unwrap();
+    std::fs::rename(marker(8), dir.join("COMPLETE8")).unwrap();
     let err = export_err(&run, &[]);
     assert!(err.contains("has no complete checkpoint"), "{err}");
-    std::fs::write(run.join("checkpoints/step_00000008/COMPLETE"), "ok\n").unwrap();
+    std::fs::rename(dir.join("COMPLETE8"), marker(8)).unwrap();
 
     // An output folder that holds something else is left alone.
     std::fs::create_dir_all(&pkg).unwrap();

@@ -66,6 +66,22 @@ pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join("checkpoints").join(format!("step_{step:08}"))
 }
 
+/// Whether the checkpoint folder `dir` was completely written (it has its `COMPLETE` marker).
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file()
+}
+
+/// Where training stood at the checkpoint in `dir` (step, samples seen, time), without reading
+/// the weights.
+pub fn load_state(dir: &Path) -> Result<TrainingState, CheckpointError> {
+    let path = dir.join(STATE_FILE);
+    let json = fs::read(&path).map_err(io_err(&path))?;
+    serde_json::from_slice(&json).map_err(|e| CheckpointError::Malformed {
+        reason: e.to_string(),
+        path,
+    })
+}
+
 fn as_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -161,11 +177,6 @@ pub fn save(
     Ok(final_dir)
 }
 
-/// Whether the checkpoint folder `dir` was completely written (its `COMPLETE` marker exists).
-pub fn is_complete(dir: &Path) -> bool {
-    dir.join(COMPLETE_MARKER).is_file()
-}
-
 /// The newest complete checkpoint of a run, if any. Partial folders are ignored.
 pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     let root = run_dir.join("checkpoints");
@@ -181,7 +192,8 @@ pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointErro
             .and_then(|n| n.strip_prefix("step_"))
             .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step {
-            if is_complete(&path) && best.as_ref().is_none_or(|(b, _)| step > *b) {
+            if path.join(COMPLETE_MARKER).is_file() && best.as_ref().is_none_or(|(b, _)| step > *b)
+            {
                 best = Some((step, path));
             }
         }
@@ -267,20 +279,16 @@ pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointEr
         v: read_named(&tensors, &opt_path, layout, "adamw.v.")?,
     };
 
+    let state_path = dir.join(STATE_FILE);
+    let state_bytes = fs::read(&state_path).map_err(io_err(&state_path))?;
+    let state = serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
+        path: state_path.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         params,
         optimizer,
-        state: load_state(dir)?,
-    })
-}
-
-/// Reads only where training stood at a checkpoint (step, samples seen, time).
-pub fn load_state(dir: &Path) -> Result<TrainingState, CheckpointError> {
-    let state_path = dir.join(STATE_FILE);
-    let state_bytes = fs::read(&state_path).map_err(io_err(&state_path))?;
-    serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
-        path: state_path.clone(),
-        reason: e.to_string(),
+        state,
     })
 }
