@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
-# pyarrow, pandas, duckdb, moto, whose S3 server the object-store tests start on localhost, and
-# PyTorch), then runs the whole workspace's tests.
+# pyarrow, pandas, duckdb, and moto, whose S3 server the object-store tests start on localhost),
+# then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
