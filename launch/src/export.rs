@@ -42,7 +42,8 @@ pub struct ExportArgs {
     /// Export the decoder too (every tensor of the masked autoencoder).
     #[arg(long)]
     pub with_decoder: bool,
-    /// `ecgfm eval` result file to report in the model card (repeatable).
+    /// `ecgfm eval` result file to report in the model card (repeatable); result files of the
+    /// exported step in the run's `eval/` folder are reported too.
     #[arg(long = "eval", value_name = "FILE")]
     pub eval: Vec<PathBuf>,
 }
@@ -52,11 +53,12 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let ckpt = RunCheckpoint::open(&args.run, args.step)?;
     let manifest = dataset_manifest(&ckpt.config)?;
     let records = metrics_until(&ckpt.run_dir, ckpt.state.step)?;
-    let evals = args
+    let mut evals = args
         .eval
         .iter()
         .map(|path| EvalResult::read(path))
         .collect::<Result<Vec<_>>>()?;
+    evals.extend(evals_in_run(&ckpt.run_dir, ckpt.state.step, &args.eval)?);
     let (weights, exported_params) = weights_file(&ckpt, args.with_decoder)?;
     let config = config_json(&ckpt, manifest.as_ref(), args.with_decoder);
     let card = model_card::render(&CardInputs {
@@ -109,6 +111,36 @@ fn dataset_manifest(config: &TrainConfig) -> Result<Option<Manifest>> {
         )
     })?;
     Ok(Some(manifest))
+}
+
+/// The `ecgfm eval` result files in `run_dir/eval/` that evaluated checkpoint `step`, except
+/// those given with `--eval`. A JSON file there that is not a result is skipped with a warning.
+fn evals_in_run(run_dir: &Path, step: u64, given: &[PathBuf]) -> Result<Vec<EvalResult>> {
+    let dir = run_dir.join("eval");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut found = Vec::new();
+    for path in paths {
+        let already_given = given
+            .iter()
+            .any(|g| std::fs::canonicalize(g).ok() == std::fs::canonicalize(&path).ok());
+        if already_given {
+            continue;
+        }
+        match EvalResult::read(&path) {
+            Ok(result) if result.value["step"].as_u64() == Some(step) => found.push(result),
+            Ok(_) => {}
+            Err(err) => tracing::warn!("{err:#}; not reported in the model card"),
+        }
+    }
+    Ok(found)
 }
 
 /// The metrics records of the steps before `step` (empty when the run has no metrics file).

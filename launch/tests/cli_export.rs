@@ -180,6 +180,23 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     }
     assert!(!card.contains("Not evaluated"), "{card}");
 
+    // Results saved in the run's eval/ folder are found when they evaluated the exported step.
+    let saved = run.join("eval");
+    std::fs::create_dir_all(&saved).unwrap();
+    let mut of_step = entries.clone();
+    of_step["step"] = 8.into();
+    of_step["vocabulary"] = "synth".into();
+    std::fs::write(saved.join("synth.json"), of_step.to_string()).unwrap();
+    std::fs::write(saved.join("older.json"), entries.to_string()).unwrap();
+    std::fs::write(saved.join("broken.json"), "{").unwrap();
+    export(&run, &pkg, &[]);
+    let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    assert!(
+        card.contains("| synth | ptbxl-500 | probe | 100% |"),
+        "{card}"
+    );
+    assert!(!card.contains("ptbxl_superclass"), "{card}");
+
     std::fs::write(&result, "{ not json").unwrap();
     let err = export_err(&run, &pkg, &["--eval", result.to_str().unwrap()]);
     assert!(
