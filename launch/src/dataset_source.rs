@@ -7,15 +7,16 @@ use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SourceError};
 use ecgfm_trainer::model::HostBatch;
 
-/// Single-process training is rank 0 of 1.
+/// One rank's view of a dataset (single-process training is rank 0 of 1).
 struct DatasetSource {
     url: String,
     loader: Loader,
     batch: Batch,
 }
 
-/// Opens the dataset named by `data.source` for the model's input length.
-pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
+/// Opens the dataset named by `data.source` for the model's input length, as rank `rank` of
+/// `world_size`.
+pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
     let url = config.data.source.clone();
     if config.model.leads != 12 {
         bail!(
@@ -26,8 +27,8 @@ pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
     let loader_config = LoaderConfig {
         seed: config.train.seed,
         batch_size: config.train.batch_size,
-        rank: 0,
-        world_size: 1,
+        rank,
+        world_size,
         crop_samples: config.model.samples,
         split: config.data.split.clone(),
         prefetch_batches: config.data.prefetch_batches,

@@ -4,14 +4,21 @@
 //! turns the parsed arguments into calls on the workspace's libraries:
 //! - `pretrain`: config resolution, the run directory, the progress bar around
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
-//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
+//! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
+//!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
+//!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
+//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow;
+//!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
+//!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
+pub mod bench_allreduce;
 pub mod bench_loader;
+pub mod bench_ranks;
 pub mod bench_step;
 pub mod cli;
 pub mod data_ingest;
@@ -20,14 +27,19 @@ pub mod data_read;
 pub mod dataset_source;
 pub mod export;
 
+pub mod launch;
 pub mod logging;
 pub mod model_card;
 pub mod package;
+pub mod plan;
 pub mod pretrain;
+pub mod pretrain_dist;
 pub mod progress;
 pub mod publish;
 pub mod python_bench;
 pub mod run_checkpoint;
+pub mod signals;
+pub mod slurm;
 
 use cli::{BenchCommand, Cli, Command, DataCommand};
 
@@ -41,6 +53,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
+        Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
+        Command::Launch(args) => launch::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Publish(args) => publish::run(&args),
     }

@@ -128,6 +128,17 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     /// CPU threads (0: all cores).
     pub threads: usize,
+    /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
+    /// rank; three in a row stop the run) or `stop` the run at once.
+    pub on_nonfinite: NonFinitePolicy,
+}
+
+/// See `RunConfig::on_nonfinite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonFinitePolicy {
+    Skip,
+    Stop,
 }
 
 impl Default for RunConfig {
@@ -140,6 +151,7 @@ impl Default for RunConfig {
             log_every: 10,
             checkpoint_every: 100,
             threads: 0,
+            on_nonfinite: NonFinitePolicy::Skip,
         }
     }
 }
