@@ -228,6 +228,19 @@ fn bad_runs_and_folders_are_clear_errors() {
     let err = export_err(&run, &["--step", "4"]);
     assert!(err.contains("step_00000004 is incomplete"), "{err}");
 
+    // A flipped bit in the weights: the checkpoint's checksums catch it.
+    let weights = run.join("checkpoints/step_00000008/model.safetensors");
+    let intact = std::fs::read(&weights).unwrap();
+    let mut flipped = intact.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    std::fs::write(&weights, &flipped).unwrap();
+    let err = export_err(&run, &[]);
+    assert!(
+        err.contains("corrupt") && err.contains("step_00000008/model.safetensors"),
+        "{err}"
+    );
+    std::fs::write(&weights, &intact).unwrap();
+
     // A config that no longer matches the checkpoint's tensors.
     let config_path = run.join("config.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
