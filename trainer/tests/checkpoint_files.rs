@@ -214,3 +214,21 @@ fn zero_shards_reassemble_into_the_whole_optimizer_state() {
     assert!(err.contains("cover"), "{err}");
     std::fs::remove_dir_all(run).unwrap();
 }
+
+#[test]
+fn a_checkpoint_from_before_checksums_still_loads_and_a_garbled_marker_does_not() {
+    let layout = ParamLayout::new(&ModelConfig::preset("nano").unwrap());
+    let run = temp_run("legacy-marker");
+    let params = ramp(layout.total, 0.21);
+    let opt = optimizer(&layout, 3);
+    let dir = checkpoint::save(&run, &layout, "[model]\n", &params, &opt, &state(3)).unwrap();
+    // The marker older versions wrote: no checksums.
+    std::fs::write(dir.join("COMPLETE"), b"ok\n").unwrap();
+    let back = checkpoint::load(&dir, &layout).unwrap();
+    assert_eq!(back.params, params);
+    assert_eq!(back.optimizer, opt);
+    std::fs::write(dir.join("COMPLETE"), b"ok?\n").unwrap();
+    let err = checkpoint::load(&dir, &layout).err().unwrap().to_string();
+    assert!(err.contains("COMPLETE"), "{err}");
+    std::fs::remove_dir_all(run).unwrap();
+}

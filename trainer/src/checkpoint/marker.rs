@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::{io_err, CheckpointError, COMPLETE_MARKER};
 
+/// What `COMPLETE` held before it listed checksums.
+const LEGACY_MARKER: &[u8] = b"ok\n";
+
 /// One file's fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct FileSum {
@@ -55,9 +58,20 @@ impl Marker {
         serde_json::to_vec_pretty(self).expect("marker serialises")
     }
 
-    /// Reads a checkpoint's marker.
+    /// Reads a checkpoint's marker. A checkpoint written before markers carried checksums (its
+    /// marker is the bare `ok` line) still loads, with a warning that its files cannot be checked.
     pub(super) fn read(path: &Path) -> Result<Marker, CheckpointError> {
         let bytes = fs::read(path).map_err(io_err(path))?;
+        if bytes == LEGACY_MARKER {
+            let dir = path
+                .parent()
+                .expect("a marker lives in a checkpoint folder");
+            tracing::warn!(
+                "checkpoint {} predates per-file checksums: its files are used unverified",
+                dir.display()
+            );
+            return Marker::of_folder(dir);
+        }
         serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             reason: format!("the completion marker does not list the files' checksums ({e})"),
