@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
-# pyarrow, pandas, duckdb, and moto, whose S3 server the object-store tests start on localhost),
-# then runs the whole workspace's tests.
+# pyarrow, pandas, duckdb, and moto, whose S3 server the object-store tests start on localhost;
+# NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs the whole
+# workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++.
+if ! command -v g++ > /dev/null; then
+    apt-get update -qq && apt-get install -y -qq g++
+fi
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 # PyTorch, for the exported package's loader test (launch/tests/python_encoder.rs), which uses
 # whichever of python3 and /usr/bin/python3 imports torch. PyPI's torch brings ~3 GB of CUDA
@@ -21,6 +26,7 @@ install_torch() {
 if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   install_torch
 fi
+source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1
 cargo test --workspace --release

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::tensorboard::EventWriter;
 
+const GIB: f32 = (1u64 << 30) as f32;
+
 /// One logged step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -31,6 +33,9 @@ pub struct StepRecord {
     /// Wall-clock seconds of training so far (across resumes).
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// Device memory in use (GPU runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_mem_bytes: Option<u64>,
 }
 
 /// JSON has no NaN: serde_json writes a non-finite float as `null`, read back here as NaN.
@@ -71,12 +76,15 @@ impl MetricsWriter {
     pub fn write(&mut self, record: &StepRecord) -> std::io::Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(record)?)?;
         self.file.flush()?;
-        let scalars = [
+        let mut scalars = vec![
             ("train/loss", record.loss),
             ("train/lr", record.lr),
             ("train/grad_norm", record.grad_norm),
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
+        if let Some(bytes) = record.gpu_mem_bytes {
+            scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
+        }
         self.events.scalars(record.step, &scalars).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
         })

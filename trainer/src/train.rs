@@ -465,6 +465,7 @@ impl<B: Backend> Trainer<B> {
                 samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
+                gpu_mem_bytes: self.model.backend().memory_in_use(),
             };
             let log = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
             if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
@@ -508,8 +509,9 @@ pub struct RunSummary {
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
 /// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
-/// `data.decode_threads`, `data.prefetch_batches` and `train.on_nonfinite` (a run preempted
-/// onto another machine resumes with that machine's core count and gives the same bits), and
+/// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite` and `train.device` (a
+/// run preempted onto another machine resumes with that machine's core count and gives the same
+/// bits; a checkpoint has one layout on every device, and CPU and GPU agree up to rounding), and
 /// the batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch
 /// stays the same (checked against the checkpoint). Returns the saved samples per step.
 fn check_resumable(
@@ -526,6 +528,7 @@ fn check_resumable(
     let mut comparable = config.clone();
     comparable.train.steps = saved.train.steps;
     comparable.train.threads = saved.train.threads;
+    comparable.train.device = saved.train.device.clone();
     comparable.train.batch_size = saved.train.batch_size;
     comparable.train.accum_steps = saved.train.accum_steps;
     comparable.train.on_nonfinite = saved.train.on_nonfinite;
@@ -536,9 +539,9 @@ fn check_resumable(
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps, --threads, data.decode_threads, data.prefetch_batches, \
-                 train.on_nonfinite, and the batch geometry at the same global batch may \
-                 change). Saved:\n{}",
+                 settings (only --steps, --threads, --device, data.decode_threads, \
+                 data.prefetch_batches, train.on_nonfinite, and the batch geometry at the same \
+                 global batch may change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });

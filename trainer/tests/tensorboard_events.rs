@@ -33,6 +33,7 @@ fn record(step: u64, attempt: u32) -> StepRecord {
         samples_per_s: 1000.0 + step as f64,
         elapsed_s: step as f64,
         samples_seen: 32 * step,
+        gpu_mem_bytes: None,
     }
 }
 
