@@ -1,6 +1,7 @@
 //! `ecgfm eval`: a run's pretrained encoder on a labelled task of a dataset, by linear probe,
-//! fine-tuning, from scratch and a probe of the random encoder, at chosen label fractions; writes the JSON result file, prints
-//! the table and adds TensorBoard scalars under `<run>/eval/`.
+//! fine-tuning, from scratch and a probe of the random encoder, at chosen label fractions;
+//! writes the JSON result file (and a copy in `<run>/eval/`, where `ecgfm export` finds it),
+//! prints the table and adds TensorBoard scalars under `<run>/eval/`.
 
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
@@ -159,16 +160,25 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(&args.out, json).with_context(|| format!("writing {}", args.out.display()))?;
-    let events = args.source.run.join("eval");
+    std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
+    // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
+    // results of the exported step from there.
+    let run_eval = args.source.run.join("eval");
     report
-        .write_tensorboard(&events)
-        .with_context(|| format!("writing TensorBoard events to {}", events.display()))?;
+        .write_tensorboard(&run_eval)
+        .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
+    let name = args.out.file_name().context("--out names no file")?;
+    let copy = run_eval.join(name);
+    let same = std::fs::canonicalize(&copy).ok() == std::fs::canonicalize(&args.out).ok();
+    if !same {
+        std::fs::write(&copy, &json).with_context(|| format!("writing {}", copy.display()))?;
+    }
     print!("{}", report.table());
     println!(
-        "results written to {} (TensorBoard scalars in {})",
+        "results written to {} and {} (TensorBoard scalars in {})",
         args.out.display(),
-        events.display()
+        copy.display(),
+        run_eval.display()
     );
     Ok(report)
 }

@@ -14,6 +14,8 @@
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
 //!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
+//! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
+//!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -29,15 +31,20 @@ pub mod dataset_source;
 pub mod device;
 pub mod embed;
 pub mod eval;
+pub mod export;
 
 pub mod launch;
 pub mod logging;
+pub mod model_card;
+pub mod package;
 pub mod plan;
 pub mod pretrain;
 pub mod pretrain_dist;
 pub mod pretrained;
 pub mod progress;
+pub mod publish;
 pub mod python_bench;
+pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
 
@@ -58,5 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Publish(args) => publish::run(&args),
     }
 }

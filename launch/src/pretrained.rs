@@ -2,13 +2,12 @@
 //! by name, and the run's model configuration) and a dataset's windows in order, held in memory
 //! as the evaluation's `WindowSource`.
 
+use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::windows::{read_split_windows, SplitWindows};
-use ecgfm_trainer::checkpoint;
-use ecgfm_trainer::config::{read_toml_file, TrainConfig};
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::eval::WindowSource;
-use ecgfm_trainer::ParamLayout;
 use std::path::{Path, PathBuf};
 
 /// The flags naming the checkpoint and the dataset (`ecgfm eval`, `ecgfm embed`).
@@ -31,55 +30,19 @@ pub struct Pretrained {
     pub dir: PathBuf,
     pub step: u64,
     pub config: TrainConfig,
-    /// The encoder tensors, `ParamLayout::encoder` order.
+    /// The encoder tensors (`ParamLayout::encoder` order: the checkpoint's first tensors).
     pub encoder: Vec<f32>,
 }
 
-/// Opens the checkpoint of `run` at `step` (the newest complete one when `None`) and reads its
-/// encoder tensors by name against the run's `config.toml`.
+/// Opens the checkpoint of `run` at `step` (the newest complete one when `None`), checked
+/// against the run's `config.toml` tensor by tensor, and keeps its encoder.
 pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
-    let config_path = run.join("config.toml");
-    let config = read_toml_file(&config_path)
-        .and_then(TrainConfig::from_table)
-        .with_context(|| format!("reading the run's configuration {}", config_path.display()))?;
-    let dir = match step {
-        Some(step) => {
-            let dir = checkpoint::checkpoint_dir(run, step);
-            if !dir.join("COMPLETE").is_file() {
-                bail!(
-                    "{} has no complete checkpoint at step {step} (looked for {})",
-                    run.display(),
-                    dir.display()
-                );
-            }
-            dir
-        }
-        None => checkpoint::latest_complete(run)?
-            .with_context(|| format!("{} has no complete checkpoint", run.display()))?,
-    };
-    let step = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("step_"))
-        .and_then(|s| s.parse::<u64>().ok())
-        .with_context(|| format!("{} is not named step_NNNNNNNN", dir.display()))?;
-    let layout = ParamLayout::encoder(&config.model);
-    let encoder = checkpoint::load_params(&dir, &layout).with_context(|| {
-        format!(
-            "the checkpoint {} does not match the model of {} (preset {}, dim {}, depth {}, \
-             patch {})",
-            dir.display(),
-            config_path.display(),
-            config.preset,
-            config.model.dim,
-            config.model.depth,
-            config.model.patch
-        )
-    })?;
+    let ckpt = RunCheckpoint::open(run, step)?;
+    let encoder = ckpt.params[..ckpt.layout.encoder_params()].to_vec();
     Ok(Pretrained {
-        dir,
-        step,
-        config,
+        dir: ckpt.dir,
+        step: ckpt.state.step,
+        config: ckpt.config,
         encoder,
     })
 }

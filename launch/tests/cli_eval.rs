@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{run_err, run_ok, short_run};
+use common::{run_err, run_ok, short_run, temp_dir};
 use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_test_support::python_stdout;
@@ -17,14 +17,13 @@ use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
 
-/// A synthetic dataset of 200 labelled records and a 6-step nano run (input 750 samples),
-/// made once for all tests of this file.
+/// A synthetic dataset of 200 labelled records and an 8-step nano run (`common::short_run`:
+/// input 750 samples, some single-lead records), made once for all tests of this file.
 fn fixture() -> &'static (PathBuf, PathBuf) {
     static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("ecgfm-cli-eval-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let (data, run) = (root.join("synth"), root.join("run"));
+        let root = temp_dir("eval");
+        let data = root.join("synth");
         let p = |p: &Path| p.to_str().unwrap().to_string();
         run_ok(&[
             "data",
@@ -38,7 +37,7 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
             "--row-group-rows",
             "32",
         ]);
-        short_run(&run);
+        let run = short_run(&root, None, &[]);
         (data, run)
     })
 }
@@ -89,7 +88,8 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         );
     }
     let report = read_json(&a);
-    assert_eq!(report["step"], 6);
+    assert_eq!(report["step"], 8);
+    assert_eq!(read_json(&Path::new(run).join("eval/a.json")), report);
     assert_eq!(report["classes"].as_array().unwrap().len(), 5);
     let counts = &report["counts"]["windows"];
     let total: u64 = ["train", "val", "test"]
@@ -159,7 +159,7 @@ fn check_tensorboard(events: &Path, results: &[serde_json::Value]) {
         );
         let want = r["macro_auroc"].as_f64().unwrap() as f32;
         let got = &scalars[&tag][0];
-        assert_eq!(got[0], 6, "{tag}: {scalars}");
+        assert_eq!(got[0], 8, "{tag}: {scalars}");
         assert_eq!(got[1].as_f64().unwrap() as f32, want, "{tag}");
     }
 }
@@ -263,7 +263,7 @@ fn bad_input_is_a_clear_error() {
     assert!(run_err(&args).contains("unknown label vocabulary `icd10`"));
     args[labels] = "synth";
     args.extend(["--step", "5"]);
-    assert!(run_err(&args).contains("no complete checkpoint at step 5"));
+    assert!(run_err(&args).contains("no checkpoint at step 5"));
     // A run whose config.toml does not describe its checkpoints.
     let other = std::env::temp_dir().join(format!("ecgfm-eval-mismatch-{}", std::process::id()));
     let ckpt = checkpoint::latest_complete(run).unwrap().unwrap();

@@ -15,14 +15,10 @@ fn root() -> PathBuf {
     std::env::temp_dir().join(format!("ecgfm-eval-shared-{}", std::process::id()))
 }
 
-/// A 6-step nano run on the synthetic generator, made once.
+/// An 8-step nano run on the synthetic generator (`common::short_run`), made once.
 fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let run = root().join("run");
-        short_run(&run);
-        run
-    })
+    RUN.get_or_init(|| short_run(&root(), None, &[]))
 }
 
 /// Ingests `folder` of the shared data (at most `limit` records) and runs every protocol on

@@ -3,43 +3,10 @@
 
 mod common;
 
-use common::{run_ok, ECGFM};
+use common::{pretrain_args, run_ok, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A small, quick run: nano with a short input so a step takes milliseconds.
-fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
-    [
-        "pretrain",
-        "--steps",
-        &steps.to_string(),
-        "--batch-size",
-        "8",
-        "--checkpoint-every",
-        "4",
-        "--threads",
-        "2",
-        "--set",
-        "model.samples=750",
-        "--set",
-        "train.log_every=1",
-        "--set",
-        "optim.warmup_steps=3",
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn losses(run: &Path) -> Vec<(u64, u32)> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
