@@ -49,6 +49,11 @@ impl NcclCollective {
     /// `cpu` is the rendezvous' CPU collective, used once to share the unique id.
     pub fn new(cpu: &mut CpuCollective, stream: Arc<CudaStream>) -> Result<Self, DistError> {
         nccl_lib::ensure_loadable()?;
+        // ncclCommInitRank joins with the calling thread's current device.
+        stream
+            .context()
+            .bind_to_thread()
+            .map_err(driver_err("binding the context"))?;
         let (rank, world) = (cpu.rank(), cpu.world_size());
         let mut bytes: Vec<u8> = match rank {
             0 => {
@@ -83,6 +88,11 @@ impl NcclCollective {
             scratch,
             timeout: cpu.timeout(),
         })
+    }
+
+    /// The stream every NCCL call and kernel of this collective is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
     }
 
     /// Waits for everything queued on the stream, at most the per-call timeout.

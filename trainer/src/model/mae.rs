@@ -307,10 +307,15 @@ impl<B: Backend> Mae<B> {
             .copy(src.into(), (&mut self.grads).into(), self.layout.total);
     }
 
-    /// Writes `host` into the gradient buffer from element `offset` on (data-parallel training
-    /// puts the reduced gradient here).
-    pub fn upload_grads(&mut self, host: &[f32], offset: usize) {
-        self.be.upload(host, ViewMut::new(&mut self.grads, offset));
+    /// The backend with the gradient buffer, writable (data-parallel training puts the reduced
+    /// gradient there with the backend's own copy).
+    pub fn backend_and_grads_mut(&mut self) -> (&B, &mut B::Buf) {
+        (&self.be, &mut self.grads)
+    }
+
+    /// The backend with the parameter buffer, writable (ZeRO-1 gathers the parameters there).
+    pub fn backend_and_params_mut(&mut self) -> (&B, &mut B::Buf) {
+        (&self.be, &mut self.params)
     }
 
     /// The sum of the losses of the `forward_backward` calls since `zero_grads` (reads it back).
