@@ -123,6 +123,7 @@ fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
 
 /// Runs `ecgfm pretrain` (alone, or as one rank of a job started by a launcher).
 pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
+    crate::pretrain_dist::prepare_nccl(args.device.as_deref());
     let mut job = JobRank::join(&args.dist)?;
     let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
     let config = resolve_config(args, &run_dir)?;
