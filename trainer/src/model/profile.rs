@@ -12,7 +12,7 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 35] = [
+const OPS: [&str; 36] = [
     "alloc",
     "alloc_idx",
     "upload",
@@ -48,6 +48,7 @@ const OPS: [&str; 35] = [
     "bce_forward",
     "bce_backward",
     "adamw",
+    "adamw_fused",
 ];
 
 /// The index of op `name` in `OPS`, evaluated at compile time (a name not there does not compile).
@@ -550,6 +551,21 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
     ) {
         self.timed(const { op("adamw") }, || {
             self.inner.adamw(param, grad, m, v, n, hp, decay)
+        });
+    }
+
+    fn adamw_fused(
+        &self,
+        param: ViewMut<Self::Buf>,
+        grad: View<Self::Buf>,
+        m: ViewMut<Self::Buf>,
+        v: ViewMut<Self::Buf>,
+        runs: &[(usize, usize, bool)],
+        hp: &AdamW,
+        clip: Option<(View<Self::Buf>, f32)>,
+    ) {
+        self.timed(const { op("adamw_fused") }, || {
+            self.inner.adamw_fused(param, grad, m, v, runs, hp, clip)
         });
     }
 }
