@@ -152,6 +152,15 @@ pub struct BenchStepArgs {
     /// Peak fp32 TFLOP/s of the GPU for the MFU (default: known from the device name).
     #[arg(long, value_name = "TFLOPS")]
     pub peak_tflops: Option<f64>,
+    /// Peak dense bf16 TFLOP/s of the GPU for the mixed-precision MFU (default: from the name).
+    #[arg(long, value_name = "TFLOPS")]
+    pub peak_bf16_tflops: Option<f64>,
+    /// PyTorch's precision on a GPU: bf16 (autocast), tf32 or fp32.
+    #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
+    pub torch_precision: String,
+    /// On a GPU, run PyTorch without torch.compile.
+    #[arg(long)]
+    pub torch_no_compile: bool,
     /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
