@@ -17,7 +17,11 @@
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
 #   7. dp_launch:   `ecgfm launch --nproc-per-node 1 -- pretrain --device cuda` (NCCL on device
 #                   gradients, with and without --zero 1) equals one plain process bit for bit
-#   8. bench:       `ecgfm bench step --device cuda` for tiny and base at batch 256 (samples/s, MFU)
+#   8. bench:       `ecgfm bench step --device cuda` for tiny and base at batch 256 side by side
+#                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
+#                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
+#   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
+#                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 # Every item runs under a timeout (the whole check stays under 8 minutes). Without a usable GPU it
 # stops at once with a report saying why. ECGFM_CHECK_DEVICE=cpu is a dry run of the script's own
 # logic on a machine without a GPU (CPU for "cuda", nano only, no NCCL, a small benchmark; report
@@ -128,17 +132,33 @@ record resume $status "$work/resume.json" "$work/resume.log"
 # ---- 6-7. data-parallel training on the GPU: NCCL and a launched run (scripts/gpu-check-dist.sh)
 source scripts/gpu-check-dist.sh
 
-# ---- 8. training-step benchmark ----------------------------------------------------------------
+# ---- 8. training-step benchmark, side by side with PyTorch bf16 + torch.compile ----------------
 status=0
 echo '{}' > "$work/bench.json"
 for model in $bench_models; do
-    timeout $(limit 120) "$ecgfm" bench step --device "$device" --model "$model" --batch-size "$bench_batch" \
-        --steps 10 --warmup 2 --no-torch > "$work/bench-$model.log" 2>&1 || status=1
+    timeout $(limit 150) "$ecgfm" bench step --device "$device" --model "$model" --batch-size "$bench_batch" \
+        --steps 10 --warmup 3 > "$work/bench-$model.log" 2>&1 || status=1
     tail -1 "$work/bench-$model.log" > "$work/bench-$model.json"
     python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d[sys.argv[2]] = json.load(open(sys.argv[3])); json.dump(d, open(sys.argv[1], "w"))' \
         "$work/bench.json" "$model" "$work/bench-$model.json" 2> /dev/null || status=1
 done
 cat "$work"/bench-*.log > "$work/bench.log"
+# On a GPU the PyTorch side must have run (a missing torch skips it with a message).
+if [ "$device" != cpu ]; then
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if d and all("torch_step_ms_median" in r for r in d.values()) else 1)' \
+        "$work/bench.json" || status=1
+fi
 record bench $status "$work/bench.json" "$work/bench.log"
+
+# ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
+timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \
+    --batch-size "$bench_batch" --steps 10 --warmup 3 > "$work/bench_attention.log" 2>&1
+status=$?
+tail -1 "$work/bench_attention.log" > "$work/bench_attention.json"
+if [ "$device" != cpu ]; then
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if all("torch_ms_median" in r for r in d["shapes"]) else 1)' \
+        "$work/bench_attention.json" 2> /dev/null || status=1
+fi
+record bench_attention $status "$work/bench_attention.json" "$work/bench_attention.log"
 
 finish

@@ -134,6 +134,8 @@ pub enum BenchCommand {
     Loader(crate::bench_loader::BenchLoaderArgs),
     /// Bus bandwidth of the CPU all-reduce between local ranks over loopback.
     Allreduce(crate::bench_allreduce::BenchAllreduceArgs),
+    /// Our attention forward + backward against PyTorch's scaled_dot_product_attention.
+    Attention(crate::bench_attention::BenchAttentionArgs),
 }
 
 #[derive(Args, Debug, Clone)]
