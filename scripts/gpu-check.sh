@@ -22,6 +22,7 @@
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
+#  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
 # Every item runs under a timeout (the whole check stays under 8 minutes). Without a usable GPU it
 # stops at once with a report saying why. ECGFM_CHECK_DEVICE=cpu is a dry run of the script's own
 # logic on a machine without a GPU (CPU for "cuda", nano only, no NCCL, a small benchmark; report
@@ -160,5 +161,10 @@ if [ "$device" != cpu ]; then
         "$work/bench_attention.json" 2> /dev/null || status=1
 fi
 record bench_attention $status "$work/bench_attention.json" "$work/bench_attention.log"
+
+# ---- 10. where the time of the smallest benchmarked model's step goes, op by op ---------------
+timeout $(limit 60) "$ecgfm" bench step --device "$device" --model "${bench_models%% *}" \
+    --batch-size "$bench_batch" --steps 1 --warmup 1 --no-torch --profile > "$work/profile.log" 2>&1
+record profile $? "" "$work/profile.log"
 
 finish

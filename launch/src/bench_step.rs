@@ -77,8 +77,12 @@ fn time_ecgfm<B: Backend>(
 }
 
 /// Runs one profiled step (after a warm-up step) and prints where its time went, op by op.
-fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
-    let (mut model, batch) = prepared(args, config, ProfiledBackend::new(CpuBackend::new()))?;
+fn print_profile<B: Backend>(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    profiled: ProfiledBackend<B>,
+) -> Result<()> {
+    let (mut model, batch) = prepared(args, config, profiled)?;
     train_step(&mut model, &batch)?;
     model.backend().reset();
     train_step(&mut model, &batch)?;
@@ -135,6 +139,14 @@ fn mfu_text(tflops: f64, peak: Option<f64>, kind: &str) -> String {
 /// The GPU benchmark: step time, samples/s, MFU and memory, ours then PyTorch's, and the ratio.
 fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) -> Result<()> {
     let info = backend.device().info().clone();
+    if args.profile {
+        let profiled = ProfiledBackend::with_sync(
+            CudaBackend::new(info.ordinal)?,
+            Box::new(|be: &CudaBackend| be.device().synchronize()),
+        );
+        println!("per-op GPU time of one step (the device waited for around every op):");
+        print_profile(args, config, profiled)?;
+    }
     let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
     let mem_before = backend.device().memory_used();
     let (ms, mem_after) = time_ecgfm(args, config, backend)?;
@@ -213,7 +225,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
         let (ms, _) = time_ecgfm(args, config, CpuBackend::new())?;
         if args.profile {
-            print_profile(args, config)?;
+            print_profile(args, config, ProfiledBackend::new(CpuBackend::new()))?;
         }
         let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
         Ok((ms, gflops))

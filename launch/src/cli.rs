@@ -178,7 +178,8 @@ pub struct BenchStepArgs {
     /// Skip the PyTorch comparison.
     #[arg(long)]
     pub no_torch: bool,
-    /// Also print a per-operation time breakdown of one step.
+    /// Also print a per-operation time breakdown of one step (on a GPU the device is waited for
+    /// around every op).
     #[arg(long)]
     pub profile: bool,
     /// Data-parallel scaling instead: this many CPU ranks (threads split among them) against

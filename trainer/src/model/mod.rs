@@ -20,5 +20,5 @@ pub use config::ModelConfig;
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
 pub use mae::{GradsReady, Mae};
-pub use profile::{OpTiming, ProfiledBackend};
+pub use profile::{DeviceSync, OpTiming, ProfiledBackend};
 pub use stats::{render_table, ModelStats};
