@@ -155,9 +155,26 @@ fn time_torch(
 ) -> Result<Option<serde_json::Value>> {
     let spec = |s: &Shape| format!("{}:{}:{}:{}:{}", s.name, s.seqs, s.len, s.width, s.heads);
     let flags = vec![
-        ("--shapes", shapes.iter().map(spec).collect::<Vec<_>>().join(",")),
-        ("--device", if gpu { args.device.clone() } else { "cpu".into() }),
-        ("--precision", if gpu { args.torch_precision.clone() } else { "fp32".into() }),
+        (
+            "--shapes",
+            shapes.iter().map(spec).collect::<Vec<_>>().join(","),
+        ),
+        (
+            "--device",
+            if gpu {
+                args.device.clone()
+            } else {
+                "cpu".into()
+            },
+        ),
+        (
+            "--precision",
+            if gpu {
+                args.torch_precision.clone()
+            } else {
+                "fp32".into()
+            },
+        ),
         ("--threads", threads.to_string()),
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
@@ -186,7 +203,11 @@ fn run_on<B: Backend>(
         true => None,
         false => time_torch(args, &shapes, threads, gpu)?,
     };
-    let precision = if gpu { args.torch_precision.as_str() } else { "fp32" };
+    let precision = if gpu {
+        args.torch_precision.as_str()
+    } else {
+        "fp32"
+    };
     let mut rows = Vec::new();
     for (shape, &ms) in shapes.iter().zip(&ours) {
         let tflops = shape.flops() / (ms / 1e3) / 1e12;

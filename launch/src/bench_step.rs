@@ -92,7 +92,11 @@ fn print_profile<B: Backend>(
 
 /// Runs the PyTorch script and returns its last-line JSON object (`None`: skipped, and why).
 /// On a GPU: `--device`, `--torch-precision` and torch.compile unless `--torch-no-compile`.
-fn time_torch(args: &BenchStepArgs, threads: usize, gpu: bool) -> Result<Option<serde_json::Value>> {
+fn time_torch(
+    args: &BenchStepArgs,
+    threads: usize,
+    gpu: bool,
+) -> Result<Option<serde_json::Value>> {
     let mut flags = vec![
         ("--model", args.model.clone()),
         ("--batch-size", args.batch_size.to_string()),

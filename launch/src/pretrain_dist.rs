@@ -25,12 +25,9 @@ pub struct JobRank {
 /// process is a rank of a job, `--device` is not `cpu` and a GPU is usable; if NCCL is still
 /// missing, joining the communicator later says why.
 pub fn prepare_nccl(device: Option<&str>) {
-    let launched = JobEnv::detect()
-        .is_ok_and(|env| env.world_size > 1 || env.launcher != Launcher::Single);
-    if launched
-        && device != Some("cpu")
-        && ecgfm_kernels::cuda::probe::check_cuda(0).is_ok()
-    {
+    let launched =
+        JobEnv::detect().is_ok_and(|env| env.world_size > 1 || env.launcher != Launcher::Single);
+    if launched && device != Some("cpu") && ecgfm_kernels::cuda::probe::check_cuda(0).is_ok() {
         if let Err(e) = ecgfm_dist::nccl_lib::ensure_loadable() {
             tracing::debug!("NCCL at start-up: {e}");
         }

@@ -280,7 +280,8 @@ impl<B: Backend> DataParallel<B> {
 
     /// Waits until every rank gets here.
     pub fn barrier(&mut self) -> Result<(), DistError> {
-        self.exchange.host(Box::new(|c| c.barrier().map(|()| Vec::new())))?;
+        self.exchange
+            .host(Box::new(|c| c.barrier().map(|()| Vec::new())))?;
         Ok(())
     }
 }

@@ -125,7 +125,10 @@ fn reduce_bucket<Buf, Ready>(
     rank: usize,
     gather: bool,
 ) -> Result<(), DistError> {
-    let acc = st.acc.as_mut().expect("the accumulator is home during the backward pass");
+    let acc = st
+        .acc
+        .as_mut()
+        .expect("the accumulator is home during the backward pass");
     st.wire.wait_for(ready)?;
     st.wire.reduce_scatter(data, range.clone(), shards, acc)?;
     if gather {
@@ -152,7 +155,11 @@ where
         }
         let range = self.buckets[i].clone();
         let mut data = self.staging[i].take().expect("staging buffer present");
-        be.copy(View::new(grads, range.start), (&mut data).into(), range.len());
+        be.copy(
+            View::new(grads, range.start),
+            (&mut data).into(),
+            range.len(),
+        );
         let ready = be.ready();
         let (shards, rank) = (self.shards.clone(), self.rank);
         self.comm.submit(move |st| {
@@ -188,11 +195,7 @@ where
             true => self.shards.range(self.rank),
             false => 0..self.shards.total,
         };
-        be.copy(
-            (&buf).into(),
-            ViewMut::new(grads, part.start),
-            part.len(),
-        );
+        be.copy((&buf).into(), ViewMut::new(grads, part.start), part.len());
         let partials = zero.then(|| {
             be.sumsq_partials(View::new(grads, part.start), part.len(), &mut self.scratch)
         });

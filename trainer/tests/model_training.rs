@@ -130,7 +130,11 @@ fn clipping_bounds_the_update_and_reports_the_raw_norm() {
     assert!(raw > 1.0, "{raw}");
     clipped.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
     assert_eq!(clipped.last_grad_norm(), raw);
-    assert_eq!(clipped.grad_norm(), raw, "the fused step leaves the gradients unclipped");
+    assert_eq!(
+        clipped.grad_norm(),
+        raw,
+        "the fused step leaves the gradients unclipped"
+    );
     // The same update from gradients scaled to norm 1 by hand, without clipping.
     let (be, grads) = by_hand.backend_and_grads_mut();
     let total = grads.len();

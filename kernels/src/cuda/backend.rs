@@ -2,8 +2,8 @@
 //! kernels/cuda. This file only turns views into bounds-checked device addresses and calls the
 //! launch code of each concern (one file each, beside its `.cu`).
 
-use super::device::Device;
 use super::adamw::RunTable;
+use super::device::Device;
 use super::launch::Workspace;
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
 use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};

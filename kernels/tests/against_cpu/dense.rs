@@ -151,8 +151,20 @@ fn optimizer_outputs<B: Backend>(
         };
         if fused {
             let clip = clip.map(|c| (v(&sumsq), c));
-            be.adamw_fused(vm(&mut p), v(&grad), vm(&mut m), vm(&mut vv), runs, &hp, clip);
-            assert_bits("gradients after the fused step", &body(be, &grad, n), &host_grad);
+            be.adamw_fused(
+                vm(&mut p),
+                v(&grad),
+                vm(&mut m),
+                vm(&mut vv),
+                runs,
+                &hp,
+                clip,
+            );
+            assert_bits(
+                "gradients after the fused step",
+                &body(be, &grad, n),
+                &host_grad,
+            );
             continue;
         }
         if let Some(c) = clip {
@@ -177,7 +189,12 @@ fn optimizer_outputs<B: Backend>(
 /// unfused ops and the CPU's fused step, with clipping active, inactive and off.
 pub fn adamw_fused<B: Backend>(be: &B) {
     let layouts: [&[(usize, usize, bool)]; 2] = [
-        &[(0, 100, true), (100, 101, false), (101, 333, true), (333, 340, false)],
+        &[
+            (0, 100, true),
+            (100, 101, false),
+            (101, 333, true),
+            (333, 340, false),
+        ],
         &[(0, 1, false)],
     ];
     for runs in layouts {

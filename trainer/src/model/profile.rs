@@ -644,7 +644,11 @@ mod tests {
         let mut buf = be.alloc(8);
         be.fill((&mut buf).into(), 8, 1.0);
         be.scale((&mut buf).into(), 8, 2.0);
-        assert_eq!(waits.load(Ordering::Relaxed), 6, "alloc, fill, scale: two waits each");
+        assert_eq!(
+            waits.load(Ordering::Relaxed),
+            6,
+            "alloc, fill, scale: two waits each"
+        );
         assert_eq!(buf, vec![2.0; 8]);
     }
 }
