@@ -10,6 +10,22 @@ if ! command -v g++ > /dev/null; then
     apt-get update -qq && apt-get install -y -qq g++
 fi
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+# PyTorch, for the exported package's loader test (launch/tests/python_encoder.rs), which uses
+# whichever of python3 and /usr/bin/python3 imports torch. PyPI's torch brings ~3 GB of CUDA
+# libraries (3 minutes to install, measured on a 2-core machine); Debian's CPU-only python3-torch,
+# for the system's /usr/bin/python3, is a 150 MB download (1.5 minutes).
+install_torch() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        python3-torch >/dev/null \
+      && return
+  fi
+  python3 -m pip install --quiet --disable-pip-version-check torch
+}
+if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  install_torch
+fi
 source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1

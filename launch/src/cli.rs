@@ -29,6 +29,11 @@ pub enum Command {
     /// Benchmarks, side by side with the tool a user would otherwise pick.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Write a checkpoint as a package PyTorch loads without ecgfm (safetensors, config.json,
+    /// model card, loader, checksums).
+    Export(crate::export::ExportArgs),
+    /// Upload an exported package to an object store and verify every file after upload.
+    Publish(crate::publish::PublishArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,6 +13,8 @@
 //!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
 //!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
+//!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -27,14 +29,19 @@ pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
 pub mod device;
+pub mod export;
 
 pub mod launch;
 pub mod logging;
+pub mod model_card;
+pub mod package;
 pub mod plan;
 pub mod pretrain;
 pub mod pretrain_dist;
 pub mod progress;
+pub mod publish;
 pub mod python_bench;
+pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
 
@@ -54,5 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Attention(args)) => bench_attention::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Publish(args) => publish::run(&args),
     }
 }

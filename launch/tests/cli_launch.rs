@@ -4,18 +4,12 @@
 //! the run with the weights of an uninterrupted one; a run moves from 4 ranks to 2; torchrun's
 //! and SLURM's variables form the same ranks; a NaN on one rank skips the step on all of them.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{ecgfm_env, run_ok, temp_dir, ECGFM};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-launch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -70,25 +64,6 @@ fn launch_args(nproc: usize, port: u16, extra: &[&str], command: &[String]) -> V
     args.push("--".into());
     args.extend(command.iter().cloned());
     args
-}
-
-fn run(args: &[String], envs: &[(&str, String)]) -> Output {
-    Command::new(ECGFM)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
-}
-
-fn run_ok(args: &[String]) -> String {
-    let out = run(args, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// (step, loss bits) of every metrics record.
@@ -340,7 +315,7 @@ fn a_run_on_four_ranks_resumes_on_two() {
     // A different global batch is refused, naming both.
     let mut wrong = pretrain(&moved, steps + 2, 4, 1);
     wrong.push("--resume".into());
-    let out = run(&launch_args(2, free_port(), &[], &wrong), &[]);
+    let out = ecgfm_env(&launch_args(2, free_port(), &[], &wrong), &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -419,7 +394,7 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let dir = temp_dir("nan");
     let out = dir.join("skip");
     let args = launch_args(2, free_port(), &[], &pretrain(&out, 5, 4, 1));
-    let result = run(&args, &[("ECGFM_FAULT_NONFINITE", "1:2".into())]);
+    let result = ecgfm_env(&args, &[("ECGFM_FAULT_NONFINITE", "1:2")]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     assert!(stderr.contains("step 2 skipped on every rank"), "{stderr}");
@@ -434,9 +409,9 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let stop = dir.join("stop");
     let mut command = pretrain(&stop, 5, 4, 1);
     command.extend(["--on-nonfinite".into(), "stop".into()]);
-    let result = run(
+    let result = ecgfm_env(
         &launch_args(2, free_port(), &[], &command),
-        &[("ECGFM_FAULT_NONFINITE", "1:2".into())],
+        &[("ECGFM_FAULT_NONFINITE", "1:2")],
     );
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
@@ -447,7 +422,7 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
 
     let repeated = dir.join("repeated");
     let args = launch_args(2, free_port(), &[], &pretrain(&repeated, 8, 4, 1));
-    let result = run(&args, &[("ECGFM_FAULT_NONFINITE", "0:2,1:3,0:4".into())]);
+    let result = ecgfm_env(&args, &[("ECGFM_FAULT_NONFINITE", "0:2,1:3,0:4")]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
     assert!(stderr.contains("3 steps in a row"), "{stderr}");
@@ -470,7 +445,7 @@ fn a_corrupt_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before(
     std::fs::write(&newest, bytes).unwrap();
     let mut resume = pretrain(&split, 8, 4, 1);
     resume.push("--resume".into());
-    let out = run(&resume, &[]);
+    let out = ecgfm_env(&resume, &[]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -527,7 +502,7 @@ fn the_slurm_script_and_the_plan() {
         .status()
         .unwrap();
     assert!(syntax.success(), "not valid bash:\n{script}");
-    let no_out = run(
+    let no_out = ecgfm_env(
         &["launch", "--slurm-script", "--", "pretrain"].map(String::from),
         &[],
     );

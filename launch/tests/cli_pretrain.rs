@@ -1,55 +1,12 @@
 //! `ecgfm pretrain` end to end through the real binary: the loss falls, the run directory is
 //! complete, and runs stopped or killed at any moment resume to the bits of an uninterrupted run.
 
+mod common;
+
+use common::{pretrain_args, run_ok, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A small, quick run: nano with a short input so a step takes milliseconds.
-fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
-    [
-        "pretrain",
-        "--steps",
-        &steps.to_string(),
-        "--batch-size",
-        "8",
-        "--checkpoint-every",
-        "4",
-        "--threads",
-        "2",
-        "--set",
-        "model.samples=750",
-        "--set",
-        "train.log_every=1",
-        "--set",
-        "optim.warmup_steps=3",
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn run_ok(args: &[String]) -> String {
-    let output = Command::new(ECGFM).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 fn losses(run: &Path) -> Vec<(u64, u32)> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();

@@ -82,6 +82,11 @@ pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join("checkpoints").join(format!("step_{step:08}"))
 }
 
+/// Whether the checkpoint folder `dir` was completely written (it has its `COMPLETE` marker).
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file()
+}
+
 fn as_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -253,7 +258,7 @@ fn complete_newest_first(run_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError
             .and_then(|n| n.strip_prefix("step_"))
             .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step {
-            if path.join(COMPLETE_MARKER).is_file() {
+            if is_complete(&path) {
                 found.push((step, path));
             }
         }
@@ -347,6 +352,22 @@ fn read_params(
     read_named(&parse(&bytes, &path)?, &path, layout, "")
 }
 
+/// Where training stood at the checkpoint in `dir` (step, samples seen, time), verified against
+/// its `COMPLETE` marker, without reading the weights.
+pub fn load_state(dir: &Path) -> Result<TrainingState, CheckpointError> {
+    let marker = Marker::read(&dir.join(COMPLETE_MARKER))?;
+    read_state(dir, &marker)
+}
+
+fn read_state(dir: &Path, marker: &Marker) -> Result<TrainingState, CheckpointError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = marker.read_verified(&path)?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Malformed {
+        path: path.clone(),
+        reason: e.to_string(),
+    })
+}
+
 /// Reads a whole checkpoint folder, verifying every file against its `COMPLETE` marker. The
 /// optimizer state is the whole buffer, reassembled from ZeRO-1 shards if it was written so.
 pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointError> {
@@ -357,17 +378,11 @@ pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointEr
     } else {
         shards::read_all(dir, &marker, layout.total)?
     };
-    let state_path = dir.join(STATE_FILE);
-    let state_bytes = marker.read_verified(&state_path)?;
-    let state = serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
-        path: state_path.clone(),
-        reason: e.to_string(),
-    })?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         params,
         optimizer,
-        state,
+        state: read_state(dir, &marker)?,
     })
 }
 

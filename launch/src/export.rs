@@ -1,0 +1,286 @@
+//! `ecgfm export`: one checkpoint of a run as a package that loads without ecgfm, in the Hugging
+//! Face layout (the folder can be uploaded to a model hub as it is):
+//! - `model.safetensors`: the encoder's tensors by their documented names (docs/model.md), or
+//!   every tensor with `--with-decoder`;
+//! - `config.json`: the model's dimensions, the input it expects (leads, rate, length, patch,
+//!   units) and the preprocessing of the training data;
+//! - `README.md`: the model card (`model_card`);
+//! - `ecgfm_encoder.py`: the PyTorch loader (python/ecgfm_encoder.py);
+//! - `SHA256SUMS`, written last.
+//!
+//! The package is written into `PKG.partial` and renamed into place, and the same checkpoint
+//! always exports to the same bytes (so `ecgfm publish` can tell the same package from another).
+
+use crate::model_card::{self, CardInputs, EvalResult};
+use crate::package::{self, FileSum, SUMS_FILE};
+use crate::run_checkpoint::RunCheckpoint;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::store;
+use ecgfm_trainer::config::TrainConfig;
+use ecgfm_trainer::metrics::{self, StepRecord};
+use safetensors::tensor::{Dtype, TensorView};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The PyTorch loader shipped in every package.
+const ENCODER_PY: &str = include_str!("../../python/ecgfm_encoder.py");
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Run directory written by `ecgfm pretrain`.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Checkpoint step (default: the newest complete checkpoint).
+    #[arg(long, value_name = "N")]
+    pub step: Option<u64>,
+    /// Package folder to write (replaced if it holds an earlier package).
+    #[arg(long, value_name = "PKG")]
+    pub out: PathBuf,
+    /// Export the decoder too (every tensor of the masked autoencoder).
+    #[arg(long)]
+    pub with_decoder: bool,
+    /// `ecgfm eval` result file to report in the model card (repeatable); result files of the
+    /// exported step in the run's `eval/` folder are reported too.
+    #[arg(long = "eval", value_name = "FILE")]
+    pub eval: Vec<PathBuf>,
+}
+
+/// Runs `ecgfm export`.
+pub fn run(args: &ExportArgs) -> Result<()> {
+    let ckpt = RunCheckpoint::open(&args.run, args.step)?;
+    let manifest = dataset_manifest(&ckpt.config)?;
+    let records = metrics_until(&ckpt.run_dir, ckpt.state.step)?;
+    let mut evals = args
+        .eval
+        .iter()
+        .map(|path| EvalResult::read(path))
+        .collect::<Result<Vec<_>>>()?;
+    evals.extend(evals_in_run(&ckpt.run_dir, ckpt.state.step, &args.eval)?);
+    let (weights, exported_params) = weights_file(&ckpt, args.with_decoder)?;
+    let config = config_json(&ckpt, manifest.as_ref(), args.with_decoder);
+    let card = model_card::render(&CardInputs {
+        ckpt: &ckpt,
+        manifest: manifest.as_ref(),
+        metrics: &records,
+        evals: &evals,
+        with_decoder: args.with_decoder,
+        exported_params,
+    });
+    let files: [(&str, &[u8]); 4] = [
+        ("model.safetensors", &weights),
+        ("config.json", config.as_bytes()),
+        ("README.md", card.as_bytes()),
+        ("ecgfm_encoder.py", ENCODER_PY.as_bytes()),
+    ];
+    write_package(&args.out, &files)?;
+    println!(
+        "exported step {} of {} ({} parameters{}) to {}\nload it in PyTorch: \
+         python3 -c \"import sys; sys.path.insert(0, '{}'); import ecgfm_encoder; \
+         print(ecgfm_encoder.load('{}'))\"",
+        ckpt.state.step,
+        ckpt.run_dir.display(),
+        exported_params,
+        if args.with_decoder {
+            ", with the decoder"
+        } else {
+            ", encoder"
+        },
+        args.out.display(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The manifest of the dataset the run trained on (`None` for the synthetic generator).
+fn dataset_manifest(config: &TrainConfig) -> Result<Option<Manifest>> {
+    if config.data.source == "synth" {
+        return Ok(None);
+    }
+    let url = &config.data.source;
+    let shown = store::redact_url(url);
+    let (object_store, root) = store::open_url(url)
+        .with_context(|| format!("opening the run's dataset {shown} for its manifest"))?;
+    let manifest = Manifest::load(object_store.as_ref(), &root).with_context(|| {
+        format!(
+            "reading the manifest of the run's dataset {shown} (the model card and config.json \
+             describe the training data from it)"
+        )
+    })?;
+    Ok(Some(manifest))
+}
+
+/// The `ecgfm eval` result files in `run_dir/eval/` that evaluated checkpoint `step`, except
+/// those given with `--eval`. A JSON file there that is not a result is skipped with a warning.
+fn evals_in_run(run_dir: &Path, step: u64, given: &[PathBuf]) -> Result<Vec<EvalResult>> {
+    let dir = run_dir.join("eval");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut found = Vec::new();
+    for path in paths {
+        let already_given = given
+            .iter()
+            .any(|g| std::fs::canonicalize(g).ok() == std::fs::canonicalize(&path).ok());
+        if already_given {
+            continue;
+        }
+        match EvalResult::read(&path) {
+            Ok(result) if result.value["step"].as_u64() == Some(step) => found.push(result),
+            Ok(_) => {}
+            Err(err) => tracing::warn!("{err:#}; not reported in the model card"),
+        }
+    }
+    Ok(found)
+}
+
+/// The metrics records of the steps before `step` (empty when the run has no metrics file).
+fn metrics_until(run_dir: &Path, step: u64) -> Result<Vec<StepRecord>> {
+    let path = run_dir.join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let records =
+        metrics::read_records(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(records.into_iter().filter(|r| r.step < step).collect())
+}
+
+/// `model.safetensors` bytes (the encoder's tensors, or all) and the number of parameters in it.
+fn weights_file(ckpt: &RunCheckpoint, with_decoder: bool) -> Result<(Vec<u8>, usize)> {
+    let limit = if with_decoder {
+        ckpt.layout.total
+    } else {
+        ckpt.layout.encoder_params()
+    };
+    let entries: Vec<_> = ckpt
+        .layout
+        .entries
+        .iter()
+        .filter(|e| e.end() <= limit)
+        .collect();
+    let data: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| {
+            ckpt.params[e.offset..e.end()]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views = entries
+        .iter()
+        .zip(&data)
+        .map(|(e, bytes)| {
+            TensorView::new(Dtype::F32, e.shape.clone(), bytes).map(|v| (e.name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("building the safetensors views")?;
+    // One metadata key (the Hugging Face convention), so the bytes are the same on every export.
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bytes =
+        safetensors::serialize(views, &Some(metadata)).context("serialising model.safetensors")?;
+    Ok((bytes, limit))
+}
+
+/// `config.json`: everything a loader needs to rebuild the encoder and prepare its input.
+fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: bool) -> String {
+    let c = &ckpt.config;
+    let m = &c.model;
+    let (sampling_rate, input_units, preprocessing) = match manifest {
+        Some(man) => (
+            f64::from(man.sampling_rate),
+            "mV, after the dataset's preprocessing (see `preprocessing`)",
+            man.preprocessing.clone(),
+        ),
+        None => (
+            f64::from(ecgfm_synth::SynthConfig::default().sampling_rate),
+            "mV, from ecgfm's synthetic ECG generator (no preprocessing)",
+            serde_json::Value::Null,
+        ),
+    };
+    let value = json!({
+        "architectures": ["EcgfmEncoder"],
+        "model_type": "ecgfm-mae",
+        "ecgfm_version": env!("CARGO_PKG_VERSION"),
+        "weights": if with_decoder { "encoder+decoder" } else { "encoder" },
+        "preset": c.preset,
+        "dim": m.dim,
+        "depth": m.depth,
+        "heads": m.heads,
+        "mlp_ratio": m.mlp_ratio,
+        "dec_dim": m.dec_dim,
+        "dec_depth": m.dec_depth,
+        "dec_heads": m.dec_heads,
+        "leads": m.leads,
+        "lead_names": ecgfm_data::schema::STANDARD_LEADS,
+        "samples": m.samples,
+        "patch": m.patch,
+        "patches_per_lead": m.patches_per_lead(),
+        "mask_ratio": m.mask_ratio,
+        "norm_pix": m.norm_pix,
+        "layer_norm_eps": 1e-6,
+        "activation": "gelu (exact erf)",
+        "position_embedding": "fixed 1-D sin-cos over the patch index (MAE)",
+        "embedding": "mean of the encoder's output tokens over every patch of the present leads",
+        "sampling_rate_hz": sampling_rate,
+        "input_units": input_units,
+        "preprocessing": preprocessing,
+        "training": {
+            "steps": ckpt.state.step,
+            "samples_seen": ckpt.state.samples_seen,
+            "data": store::redact_url(&c.data.source),
+            "split": c.data.split,
+            "seed": c.train.seed,
+        },
+    });
+    serde_json::to_string_pretty(&value).expect("config.json serialises") + "\n"
+}
+
+/// Writes `files` and `SHA256SUMS` into `out.partial`, then moves it to `out`.
+fn write_package(out: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    if out.exists() {
+        let empty = std::fs::read_dir(out)
+            .with_context(|| format!("--out {}", out.display()))?
+            .next()
+            .is_none();
+        if !empty && !out.join(SUMS_FILE).is_file() {
+            bail!(
+                "--out {} exists and is not an ecgfm package (no {SUMS_FILE}): choose another \
+                 folder",
+                out.display()
+            );
+        }
+    }
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let io = |path: &Path| format!("writing {}", path.display());
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).with_context(|| io(&partial))?;
+    }
+    std::fs::create_dir_all(&partial).with_context(|| io(&partial))?;
+    let mut sums = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let path = partial.join(name);
+        std::fs::write(&path, bytes).with_context(|| io(&path))?;
+        sums.push(FileSum {
+            name: name.to_string(),
+            sha256: package::sha256_hex(bytes),
+        });
+    }
+    let sums_path = partial.join(SUMS_FILE);
+    std::fs::write(&sums_path, package::render(&sums)).with_context(|| io(&sums_path))?;
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| io(out))?;
+    }
+    std::fs::rename(&partial, out).with_context(|| io(out))
+}

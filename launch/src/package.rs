@@ -1,0 +1,136 @@
+//! The exported package's checksum list, `SHA256SUMS`: one `<sha256 hex>  <file name>` line per
+//! file, sorted by name, in the format `sha256sum -c SHA256SUMS` checks. `ecgfm export` writes
+//! it last; `ecgfm publish` uploads what it lists and checks every file against it.
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// File name of the checksum list inside a package.
+pub const SUMS_FILE: &str = "SHA256SUMS";
+
+/// One package file and the lower-case hex SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSum {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The text of `SHA256SUMS` for `sums` (sorted by name).
+pub fn render(sums: &[FileSum]) -> String {
+    let mut sorted = sums.to_vec();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted
+        .iter()
+        .map(|s| format!("{}  {}\n", s.sha256, s.name))
+        .collect()
+}
+
+/// Parses the text of a `SHA256SUMS` file; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<FileSum>> {
+    let mut sums = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let bad = |why: &str| format!("{origin} line {}: {why}: {line:?}", index + 1);
+        let Some((hash, name)) = line.split_once("  ") else {
+            bail!(bad("expected `<sha256>  <file name>`"));
+        };
+        let valid_hash = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid_hash {
+            bail!(bad("not a SHA-256 hex digest"));
+        }
+        let valid_name = !name.is_empty()
+            && name != SUMS_FILE
+            && !name.contains(['/', '\\'])
+            && name != "."
+            && name != "..";
+        if !valid_name {
+            bail!(bad("not a plain file name of the package"));
+        }
+        sums.push(FileSum {
+            name: name.to_string(),
+            sha256: hash.to_ascii_lowercase(),
+        });
+    }
+    if sums.is_empty() {
+        bail!("{origin} lists no file");
+    }
+    Ok(sums)
+}
+
+/// Reads the package folder `dir`: its `SHA256SUMS` text and each listed file's bytes, after
+/// checking every file against its checksum and that the folder holds nothing unlisted.
+pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, Bytes)>)> {
+    let sums_path = dir.join(SUMS_FILE);
+    let text = std::fs::read_to_string(&sums_path).with_context(|| {
+        format!(
+            "{} is not an ecgfm package (no readable {SUMS_FILE}; write one with `ecgfm export`)",
+            dir.display()
+        )
+    })?;
+    let sums = parse(&text, &sums_path.display().to_string())?;
+    let mut files = Vec::with_capacity(sums.len());
+    for sum in sums {
+        let path = dir.join(&sum.name);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading {} (listed in {SUMS_FILE})", path.display()))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sum.sha256 {
+            bail!(
+                "{} does not match {SUMS_FILE}: SHA-256 {actual}, listed {}",
+                path.display(),
+                sum.sha256
+            );
+        }
+        files.push((sum, Bytes::from(bytes)));
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != SUMS_FILE && !files.iter().any(|(s, _)| s.name == name) {
+            bail!(
+                "{} holds {name}, which {SUMS_FILE} does not list (export the package again)",
+                dir.display()
+            );
+        }
+    }
+    Ok((text, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_parse_round_trip_sorted() {
+        let sums = vec![
+            FileSum {
+                name: "model.safetensors".into(),
+                sha256: sha256_hex(b"weights"),
+            },
+            FileSum {
+                name: "config.json".into(),
+                sha256: sha256_hex(b"{}"),
+            },
+        ];
+        let text = render(&sums);
+        assert!(text.starts_with(&format!("{}  config.json\n", sha256_hex(b"{}"))));
+        let back = parse(&text, "SUMS").unwrap();
+        assert_eq!(back[0].name, "config.json");
+        assert_eq!(back[1], sums[0]);
+    }
+
+    #[test]
+    fn parse_names_the_bad_line() {
+        let err = parse("abc  x\n", "pkg/SHA256SUMS").unwrap_err().to_string();
+        assert!(err.contains("pkg/SHA256SUMS line 1"), "{err}");
+        let hash = "0".repeat(64);
+        let err = parse(&format!("{hash}  ../etc/passwd\n"), "S").unwrap_err();
+        assert!(err.to_string().contains("plain file name"), "{err}");
+        assert!(parse("", "S").unwrap_err().to_string().contains("no file"));
+    }
+}

@@ -1,0 +1,251 @@
+//! `ecgfm publish PKG --to URL`: uploads an exported package to an object store (s3://, gs://,
+//! az://, file://, a local path, memory://; credentials from the environment, never logged).
+//!
+//! - The package is checked against its own `SHA256SUMS` before anything is sent.
+//! - Every file is read back after upload and its SHA-256 compared with the list; `SHA256SUMS`
+//!   is uploaded last, so a URL with a `SHA256SUMS` holds a complete package.
+//! - A URL that already holds this package (same `SHA256SUMS`, every file verified) is left as
+//!   it is; files of it that are missing or damaged are uploaded again.
+//! - A URL holding a different package, or objects that are not this package's, is refused
+//!   unless `--force`. `--force` deletes only the old package's files that the new one does not
+//!   have, never objects it cannot identify as a package's.
+
+use crate::package::{self, FileSum, SUMS_FILE};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use ecgfm_data::store::{self, StoreRoot};
+use object_store::ObjectStoreExt;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct PublishArgs {
+    /// Package folder written by `ecgfm export`.
+    #[arg(value_name = "PKG")]
+    pub package: PathBuf,
+    /// Destination: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+    /// file:///abs/path or a local folder (credentials from the environment, e.g.
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Replace a different package (or other objects) already at the URL.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What `publish` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The URL already held this package, every file verified: nothing sent.
+    AlreadyPublished { files: usize },
+    /// Files sent (all others already there and verified), then every file verified.
+    Uploaded {
+        files: usize,
+        bytes: u64,
+        replaced: bool,
+    },
+}
+
+/// Runs `ecgfm publish`.
+pub fn run(args: &PublishArgs) -> Result<()> {
+    let shown = store::redact_url(&args.to);
+    match publish(&args.package, &args.to, &[], args.force)? {
+        Outcome::AlreadyPublished { files } => println!(
+            "{shown} already holds this package ({files} files, every checksum verified): \
+             nothing to upload"
+        ),
+        Outcome::Uploaded {
+            files,
+            bytes,
+            replaced,
+        } => println!(
+            "published {} to {shown}: uploaded {files} files ({bytes} bytes){}, every file's \
+             SHA-256 verified after upload",
+            args.package.display(),
+            if replaced {
+                ", replacing the package that was there"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(())
+}
+
+/// Uploads the package folder `pkg` to `url`, with explicit store `options` on top of the
+/// environment (see `ecgfm_data::store::open_url_with`).
+pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> Result<Outcome> {
+    let (sums_text, files) = package::read_verified(pkg)?;
+    let shown = store::redact_url(url);
+    let target: StoreRoot = store::open_url_with(url, options)?;
+    let remote = Remote::list(&target, &shown)?;
+
+    let old_sums = match remote.names.contains(SUMS_FILE) {
+        true => Some(remote.read_text(SUMS_FILE)?),
+        false => None,
+    };
+    let mut replaced = false;
+    let mut stale: Vec<String> = Vec::new();
+    match &old_sums {
+        Some(old) if *old == sums_text => {}
+        Some(old) => {
+            let old_files = package::parse(old, &format!("{shown}/{SUMS_FILE}"))?;
+            if !force {
+                bail!(
+                    "{shown} already holds a different package ({}); pass --force to replace it",
+                    describe_difference(&old_files, &files)
+                );
+            }
+            replaced = true;
+            stale = old_files
+                .into_iter()
+                .map(|f| f.name)
+                .filter(|name| !files.iter().any(|(s, _)| s.name == *name))
+                .collect();
+        }
+        None => {
+            let foreign: Vec<&String> = remote
+                .names
+                .iter()
+                .filter(|name| !files.iter().any(|(s, _)| s.name == **name))
+                .collect();
+            if !foreign.is_empty() && !force {
+                bail!(
+                    "{shown} is not empty and holds no ecgfm package ({} other objects, e.g. \
+                     {}); pass --force to upload there anyway",
+                    foreign.len(),
+                    foreign.first().expect("not empty")
+                );
+            }
+        }
+    }
+
+    // Files already there with the right checksum (a re-publish, or an interrupted upload of
+    // the same package) are not sent again.
+    let mut sent = (0usize, 0u64);
+    for (sum, bytes) in &files {
+        if remote.names.contains(&sum.name) && remote.matches(sum)? {
+            continue;
+        }
+        if sent.0 == 0 && old_sums.is_some() {
+            // The old SHA256SUMS goes first: until the new one is written, the URL must not
+            // look like a complete package.
+            remote.delete(SUMS_FILE)?;
+        }
+        remote.put(&sum.name, bytes.clone())?;
+        if !remote.matches(sum)? {
+            bail!(
+                "{shown}/{} does not read back with the SHA-256 it was uploaded with ({}): \
+                 the store damaged it",
+                sum.name,
+                sum.sha256
+            );
+        }
+        sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
+    }
+    for name in &stale {
+        remote.delete(name)?;
+    }
+    let sums_in_place = old_sums.as_deref() == Some(sums_text.as_str()) && sent.0 == 0;
+    if sums_in_place {
+        return Ok(Outcome::AlreadyPublished {
+            files: files.len() + 1,
+        });
+    }
+    remote.put(SUMS_FILE, Bytes::from(sums_text.clone()))?;
+    if remote.read_text(SUMS_FILE)? != sums_text {
+        bail!("{shown}/{SUMS_FILE} does not read back as uploaded");
+    }
+    Ok(Outcome::Uploaded {
+        files: sent.0 + 1,
+        bytes: sent.1 + sums_text.len() as u64,
+        replaced,
+    })
+}
+
+/// One line naming the files that differ between the package at the URL and this one.
+fn describe_difference(old: &[FileSum], new: &[(FileSum, Bytes)]) -> String {
+    let names: BTreeSet<&str> = old
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(new.iter().map(|(f, _)| f.name.as_str()))
+        .collect();
+    let differing: Vec<&str> = names
+        .into_iter()
+        .filter(|name| {
+            let before = old.iter().find(|f| f.name == *name);
+            let after = new.iter().find(|(f, _)| f.name == *name).map(|(f, _)| f);
+            before != after
+        })
+        .collect();
+    format!("{} differs", differing.join(", "))
+}
+
+/// The objects directly under the destination prefix.
+struct Remote<'a> {
+    target: &'a StoreRoot,
+    shown: &'a str,
+    /// Names relative to the prefix (nested ones keep their `/`).
+    names: BTreeSet<String>,
+}
+
+impl<'a> Remote<'a> {
+    fn list(target: &'a StoreRoot, shown: &'a str) -> Result<Remote<'a>> {
+        let (object_store, root) = target;
+        let objects = store::block_on(store::list(object_store.as_ref(), root))
+            .with_context(|| format!("listing {shown}"))?;
+        let prefix = format!("{}/", root.as_ref());
+        let names = objects
+            .iter()
+            .map(|meta| {
+                let location = meta.location.as_ref();
+                location
+                    .strip_prefix(&prefix)
+                    .unwrap_or(location)
+                    .to_string()
+            })
+            .collect();
+        Ok(Remote {
+            target,
+            shown,
+            names,
+        })
+    }
+
+    fn location(&self, name: &str) -> object_store::path::Path {
+        store::join(&self.target.1, name)
+    }
+
+    fn read(&self, name: &str) -> Result<Bytes> {
+        store::block_on(store::get_bytes(
+            self.target.0.as_ref(),
+            &self.location(name),
+        ))
+        .with_context(|| format!("reading {}/{name}", self.shown))
+    }
+
+    fn read_text(&self, name: &str) -> Result<String> {
+        String::from_utf8(self.read(name)?.to_vec())
+            .with_context(|| format!("{}/{name} is not text", self.shown))
+    }
+
+    /// Whether the object `sum.name` has the SHA-256 `sum.sha256`.
+    fn matches(&self, sum: &FileSum) -> Result<bool> {
+        Ok(package::sha256_hex(&self.read(&sum.name)?) == sum.sha256)
+    }
+
+    fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        store::block_on(store::put_bytes(
+            self.target.0.as_ref(),
+            &self.location(name),
+            bytes,
+        ))
+        .with_context(|| format!("uploading {}/{name}", self.shown))
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        store::block_on(self.target.0.delete(&self.location(name)))
+            .with_context(|| format!("deleting {}/{name}", self.shown))
+    }
+}

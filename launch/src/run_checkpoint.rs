@@ -1,0 +1,95 @@
+//! A run directory's resolved configuration and the weights of one of its complete checkpoints
+//! (`--run DIR [--step N]`), checked against each other: what `ecgfm export` starts from.
+
+use anyhow::{bail, Context, Result};
+use ecgfm_trainer::checkpoint::{self, TrainingState};
+use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::ParamLayout;
+use std::path::{Path, PathBuf};
+
+/// One checkpoint of a run, with the configuration it was trained with.
+pub struct RunCheckpoint {
+    pub run_dir: PathBuf,
+    pub dir: PathBuf,
+    pub config: TrainConfig,
+    pub layout: ParamLayout,
+    /// Every parameter, in the layout's order.
+    pub params: Vec<f32>,
+    pub state: TrainingState,
+}
+
+impl RunCheckpoint {
+    /// The checkpoint at `step` of `run_dir`, or its newest complete one.
+    pub fn open(run_dir: &Path, step: Option<u64>) -> Result<RunCheckpoint> {
+        let config_path = run_dir.join("config.toml");
+        if !config_path.is_file() {
+            bail!(
+                "{} is not an ecgfm run directory (no config.toml; `ecgfm pretrain --out DIR` \
+                 writes one)",
+                run_dir.display()
+            );
+        }
+        let table = config::read_toml_file(&config_path)?;
+        let config = TrainConfig::from_table(table)
+            .with_context(|| format!("reading {}", config_path.display()))?;
+        let dir = choose(run_dir, step)?;
+        let layout = ParamLayout::new(&config.model);
+        let m = &config.model;
+        let params = checkpoint::load_params(&dir, &layout).with_context(|| {
+            format!(
+                "checkpoint {} does not match the model of {} (D={} depth={} heads={} \
+                 Dd={} dec_depth={} L={} P={})",
+                dir.display(),
+                config_path.display(),
+                m.dim,
+                m.depth,
+                m.heads,
+                m.dec_dim,
+                m.dec_depth,
+                m.leads,
+                m.patch
+            )
+        })?;
+        let state = checkpoint::load_state(&dir)?;
+        Ok(RunCheckpoint {
+            run_dir: run_dir.to_path_buf(),
+            dir,
+            config,
+            layout,
+            params,
+            state,
+        })
+    }
+}
+
+/// The folder of the requested checkpoint, which must be complete.
+fn choose(run_dir: &Path, step: Option<u64>) -> Result<PathBuf> {
+    let newest = checkpoint::latest_complete(run_dir)?;
+    let Some(step) = step else {
+        return newest.with_context(|| {
+            format!(
+                "{} has no complete checkpoint (pretrain writes one every \
+                 train.checkpoint_every steps and at the end)",
+                run_dir.display()
+            )
+        });
+    };
+    let dir = checkpoint::checkpoint_dir(run_dir, step);
+    let newest_note = match &newest {
+        Some(path) => format!("the newest complete one is {}", path.display()),
+        None => "the run has no complete checkpoint".to_string(),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "no checkpoint at step {step}: {} does not exist ({newest_note})",
+            dir.display()
+        );
+    }
+    if !checkpoint::is_complete(&dir) {
+        bail!(
+            "checkpoint {} is incomplete (the run stopped while writing it; {newest_note})",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}

@@ -1,0 +1,199 @@
+//! `ecgfm publish`: uploads an exported package to a folder, to S3 (a moto server on localhost,
+//! credentials from the environment and never printed) and to the in-memory store; a second
+//! publish of the same package is a no-op, a damaged remote file is uploaded again, a different
+//! package or foreign objects are refused without `--force`, and a package that no longer
+//! matches its own checksums is refused before anything is sent.
+
+mod common;
+#[path = "../../data-pipeline/tests/common/s3.rs"]
+mod s3;
+
+use common::{
+    assert_same_files, ecgfm_env, export, run_err, run_ok, short_run, temp_dir,
+    PACKAGE_FILES as FILES,
+};
+use ecgfm_data::store;
+use ecgfm_launch::publish::{publish, Outcome};
+use std::path::{Path, PathBuf};
+
+/// A run exported at step 8 (`pkg`) and at step 4 (`pkg4`), two different packages.
+fn two_packages(dir: &Path) -> (PathBuf, PathBuf) {
+    let run = short_run(dir, None, &[]);
+    let (pkg, pkg4) = (dir.join("pkg"), dir.join("pkg4"));
+    export(&run, &pkg, &[]);
+    export(&run, &pkg4, &["--step", "4"]);
+    (pkg, pkg4)
+}
+
+fn publish_args<'a>(pkg: &'a Path, to: &'a str, force: bool) -> Vec<&'a str> {
+    let mut args = vec!["publish", pkg.to_str().unwrap(), "--to", to];
+    if force {
+        args.push("--force");
+    }
+    args
+}
+
+#[test]
+fn folder_publish_verifies_repairs_and_refuses_another_package() {
+    let dir = temp_dir("publish-folder");
+    let (pkg, pkg4) = two_packages(&dir);
+    let dest = dir.join("published/nano");
+    let to = dest.to_str().unwrap();
+
+    let out = run_ok(&publish_args(&pkg, to, false));
+    assert!(out.contains("uploaded 5 files"), "{out}");
+    assert_same_files(&dest, &pkg);
+
+    let out = run_ok(&publish_args(&pkg, to, false));
+    assert!(out.contains("already holds this package"), "{out}");
+
+    // A damaged copy at the destination is found by reading it back, and uploaded again.
+    std::fs::write(dest.join("model.safetensors"), b"damaged").unwrap();
+    let out = run_ok(&publish_args(&pkg, to, false));
+    assert!(out.contains("uploaded 2 files"), "{out}");
+    assert_same_files(&dest, &pkg);
+
+    let err = run_err(&publish_args(&pkg4, to, false));
+    assert!(
+        err.contains("already holds a different package")
+            && err.contains("model.safetensors")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_same_files(&dest, &pkg);
+    let out = run_ok(&publish_args(&pkg4, to, true));
+    assert!(
+        out.contains("replacing the package that was there"),
+        "{out}"
+    );
+    assert_same_files(&dest, &pkg4);
+
+    // A folder holding something else: refused, or shared with --force (its files kept).
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let err = run_err(&publish_args(&pkg, other.to_str().unwrap(), false));
+    assert!(
+        err.contains("holds no ecgfm package") && err.contains("notes.txt"),
+        "{err}"
+    );
+    run_ok(&publish_args(&pkg, other.to_str().unwrap(), true));
+    assert_same_files(&other, &pkg);
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+
+    // A package edited after export is refused before anything is sent.
+    std::fs::write(pkg.join("README.md"), "edited").unwrap();
+    let fresh = dir.join("fresh");
+    let err = run_err(&publish_args(&pkg, fresh.to_str().unwrap(), false));
+    assert!(err.contains("README.md does not match SHA256SUMS"), "{err}");
+    assert!(!fresh.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn interrupted_upload_resumes_in_the_memory_store() {
+    let dir = temp_dir("publish-memory");
+    let (pkg, _) = two_packages(&dir);
+    let url = "memory://publish-test/models/nano";
+    // An earlier upload stopped after one file: that file is kept, the rest sent.
+    let (mem, root) = store::open_url(url).unwrap();
+    let weights = std::fs::read(pkg.join("model.safetensors")).unwrap();
+    let location = store::join(&root, "model.safetensors");
+    store::block_on(store::put_bytes(mem.as_ref(), &location, weights.into())).unwrap();
+    let outcome = publish(&pkg, url, &[], false).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Uploaded {
+                files: 4,
+                replaced: false,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        publish(&pkg, url, &[], false).unwrap(),
+        Outcome::AlreadyPublished { files: 5 }
+    );
+    for name in FILES {
+        let got = store::block_on(store::get_bytes(mem.as_ref(), &store::join(&root, name)));
+        assert_eq!(
+            got.unwrap().to_vec(),
+            std::fs::read(pkg.join(name)).unwrap()
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn s3_publish_through_moto_with_credentials_from_the_environment() {
+    let Some(moto) = s3::MotoS3::start("ecgfm-models") else {
+        return;
+    };
+    let dir = temp_dir("publish-s3");
+    let (pkg, pkg4) = two_packages(&dir);
+    let secret = "moto-secret-do-not-print-7f3a";
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let url = moto.url("models/nano");
+    let publish_s3 = |pkg: &Path, force: bool| {
+        let output = ecgfm_env(&publish_args(pkg, &url, force), &env);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        );
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "the secret was printed"
+        );
+        (output.status.success(), stdout + &stderr)
+    };
+
+    let (ok, out) = publish_s3(&pkg, false);
+    assert!(ok && out.contains("uploaded 5 files"), "{out}");
+    let (s3_store, root) = moto.open("models/nano");
+    let objects = store::block_on(store::list(s3_store.as_ref(), &root)).unwrap();
+    assert_eq!(objects.len(), 5);
+    let read = |name: &str| {
+        store::block_on(store::get_bytes(
+            s3_store.as_ref(),
+            &store::join(&root, name),
+        ))
+        .unwrap()
+        .to_vec()
+    };
+    for name in FILES {
+        assert_eq!(read(name), std::fs::read(pkg.join(name)).unwrap(), "{name}");
+    }
+
+    let (ok, out) = publish_s3(&pkg, false);
+    assert!(ok && out.contains("already holds this package"), "{out}");
+    let (ok, out) = publish_s3(&pkg4, false);
+    assert!(
+        !ok && out.contains("already holds a different package"),
+        "{out}"
+    );
+    assert_eq!(
+        read("model.safetensors"),
+        std::fs::read(pkg.join("model.safetensors")).unwrap()
+    );
+    let (ok, out) = publish_s3(&pkg4, true);
+    assert!(ok && out.contains("replacing"), "{out}");
+    for name in FILES {
+        assert_eq!(
+            read(name),
+            std::fs::read(pkg4.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,193 @@
+//! Helpers of the `ecgfm` binary's tests: temporary folders, running the binary, short
+//! pretraining runs and their exported packages, and the Python that has torch. Each test binary
+//! uses a subset, hence `dead_code` is allowed.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+/// A fresh, empty folder under the system temporary folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `ecgfm args` with extra environment variables.
+pub fn ecgfm_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
+    Command::new(ECGFM)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Runs `ecgfm args`, asserts success and returns its standard output.
+pub fn run_ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "ecgfm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs `ecgfm args`, asserts failure and returns its standard error.
+pub fn run_err<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !output.status.success(),
+        "ecgfm {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
+/// A small synthetic dataset (40 records, 3 s windows at 250 Hz) at `dir/ds`.
+pub fn synth_dataset(dir: &Path) -> PathBuf {
+    let ds = dir.join("ds");
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        path_str(&ds),
+        "--records",
+        "40",
+        "--window-s",
+        "3",
+        "--threads",
+        "2",
+    ]);
+    ds
+}
+
+/// A small, quick run: nano with a short input so a step takes milliseconds.
+pub fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
+    [
+        "pretrain",
+        "--steps",
+        &steps.to_string(),
+        "--batch-size",
+        "8",
+        "--checkpoint-every",
+        "4",
+        "--threads",
+        "2",
+        "--set",
+        "model.samples=750",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "optim.warmup_steps=3",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// An 8-step `pretrain_args` run (checkpoints at steps 4 and 8) at `dir/run` on `data` (a
+/// dataset folder, or the synthetic generator with some single-lead records), plus `extra`
+/// arguments.
+pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
+    let run = dir.join("run");
+    let mut args = pretrain_args(&run, 8);
+    let data_args = match data {
+        Some(ds) => ["--data", path_str(ds)],
+        None => ["--set", "data.synth_single_lead_fraction=0.5"],
+    };
+    args.extend(data_args.iter().chain(extra).map(|s| s.to_string()));
+    run_ok(&args);
+    run
+}
+
+/// The files of every exported package, sorted.
+pub const PACKAGE_FILES: [&str; 5] = [
+    "README.md",
+    "SHA256SUMS",
+    "config.json",
+    "ecgfm_encoder.py",
+    "model.safetensors",
+];
+
+/// Asserts that the package folders `a` and `b` hold the same bytes in every file.
+pub fn assert_same_files(a: &Path, b: &Path) {
+    for name in PACKAGE_FILES {
+        assert_eq!(
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+fn export_args<'a>(run: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["export", "--run", path_str(run), "--out", path_str(out)];
+    args.extend(extra);
+    args
+}
+
+/// `ecgfm export --run run --out out` plus `extra` arguments; its standard output.
+pub fn export(run: &Path, out: &Path, extra: &[&str]) -> String {
+    run_ok(&export_args(run, out, extra))
+}
+
+/// Like `export`, for an export that must fail; its standard error.
+pub fn export_err(run: &Path, out: &Path, extra: &[&str]) -> String {
+    run_err(&export_args(run, out, extra))
+}
+
+/// Every tensor of a safetensors file: name -> (shape, values).
+pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A Python interpreter that imports torch: `$ECGFM_TORCH_PYTHON`, else `python3`, else the
+/// system's `/usr/bin/python3` (where scripts/test.sh installs Debian's CPU-only PyTorch).
+/// `None` after a skip message (a failure under scripts/test.sh or CI) when there is none.
+pub fn torch_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
+        Ok(python) => vec![python],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    let found = candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if found.is_none() {
+        ecgfm_test_support::skip_without_oracle(
+            "PyTorch (python3 with torch; scripts/test.sh installs it)",
+        );
+    }
+    found
+}
