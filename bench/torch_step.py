@@ -153,7 +153,8 @@ def main() -> None:
     model.to(device)
     torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
-    opt = torch.optim.AdamW(adamw_param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, fused=on_gpu)
+    fused = {"fused": True} if on_gpu else {}  # the fused CUDA AdamW
+    opt = torch.optim.AdamW(adamw_param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, **fused)
     inputs = [make_batch(cfg, args.batch_size, rng).to(device) for _ in range(INPUT_POOL)]
     masks = [tuple(t.to(device) for t in make_mask(cfg, args.batch_size, rng)[1:]) for _ in range(args.warmup + args.steps)]
     loss_fn = torch.compile(dense_loss) if args.compile else dense_loss
