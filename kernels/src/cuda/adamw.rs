@@ -11,9 +11,12 @@ use super::KernelBackend;
 use crate::backend::AdamW;
 use crate::cpu::adamw::StepConstants;
 
+/// The runs a table was uploaded for, with its device copies: starts and decay flags.
+type Uploaded<I> = (Vec<(usize, usize, bool)>, I, I);
+
 /// The device copy of the last run table: (starts, decay flags), each `nruns` long.
 pub(crate) struct RunTable<I> {
-    cached: Mutex<Option<(Vec<(usize, usize, bool)>, I, I)>>,
+    cached: Mutex<Option<Uploaded<I>>>,
 }
 
 impl<I> RunTable<I> {
