@@ -1,17 +1,25 @@
 """PyTorch training-step benchmark: the baseline `ecgfm bench step` compares the Rust trainer with.
 
 Times one full training step (forward + backward + AdamW; mask sampling and input generation are
-done beforehand and excluded) of the docs/model.md model in float32 on the CPU, for batches where
-every sample has all 12 leads. The model is the one of tests/reference/mae_reference.py (same
-parameters, same AdamW groups); the step runs a padded batch-dense forward written as a PyTorch user
-would (gather the visible patches, F.scaled_dot_product_attention, scatter into the decoder). Before
-timing, the dense forward is checked against the per-sample reference on two samples.
+done beforehand and excluded) of the docs/model.md model, for batches where every sample has all 12
+leads. The model is the one of tests/reference/mae_reference.py (same parameters, same AdamW
+groups); the step runs a padded batch-dense forward written as a PyTorch user would (gather the
+visible patches, F.scaled_dot_product_attention, scatter into the decoder). Before timing, the
+dense forward is checked against the per-sample reference on two samples (float32, on the CPU).
+
+On the CPU it runs in float32. On a GPU (`--device cuda`) it runs as a PyTorch user tuning for
+speed would: `--precision bf16` (autocast to bfloat16; float32 weights, gradients and optimizer
+state), `tf32` (TF32 matrix products) or `fp32`, optionally `--compile` (torch.compile of the loss
+function), and the fused CUDA AdamW. Steps are timed to completion (device synchronised).
 
 Usage:
     python3 bench/torch_step.py --model nano --batch-size 32 --threads 2 --steps 20 --warmup 3
+    python3 bench/torch_step.py --device cuda --precision bf16 --compile --model base --batch-size 256
 
 Prints human-readable lines, then ONE JSON line last:
-    {"impl": "pytorch", "model", "batch_size", "threads", "step_ms_median", "samples_per_s", "torch_version"}
+    {"impl": "pytorch", "model", "batch_size", "threads", "device", "precision", "compile",
+     "step_ms_median", "samples_per_s", "peak_mem_bytes" (GPU: torch.cuda.max_memory_allocated
+     over the timed steps; null on the CPU), "gpu_name", "torch_version"}
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ def dense_loss(model: MaeReference, x: torch.Tensor, visible_idx: torch.Tensor, 
     for block in model.enc:
         h = dense_block(block, h)
     z = model.dec_embed(model.enc_norm(h)).reshape(b, L, k, dd)
-    g = torch.scatter(model.mask_token.expand(b, L, n, dd), 2, visible_idx.unsqueeze(-1).expand(b, L, k, dd), z)
+    # Under bf16 autocast z is bfloat16; scatter needs one dtype (a no-op in float32).
+    mask_token = model.mask_token.to(z.dtype)
+    g = torch.scatter(mask_token.expand(b, L, n, dd), 2, visible_idx.unsqueeze(-1).expand(b, L, k, dd), z)
     g = (g + model.dec_lead_embed[None, :, None, :] + model.pos_dec[None, None]).reshape(b, L * n, dd)
     for block in model.dec:
         g = dense_block(block, g)
@@ -114,10 +124,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     parser.add_argument("--seq-len", type=int, default=2250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the loss function")
     parser.add_argument("--skip-check", action="store_true", help="skip the dense-vs-reference check")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.threads < 1:
         parser.error("--steps, --batch-size and --threads must be >= 1, --warmup >= 0")
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    if not on_gpu and (args.precision != "fp32" or args.compile):
+        parser.error("--precision bf16/tf32 and --compile are for --device cuda")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -125,26 +142,39 @@ def main() -> None:
     cfg = ModelConfig.preset(args.model, seq_len=args.seq_len)
     model = MaeReference(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU")
+    where = torch.cuda.get_device_name(device) if on_gpu else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}{' + compile' if args.compile else ''}, {where}")
     print(f"model {cfg.name}: D={cfg.embed_dim} depth={cfg.depth} H={cfg.num_heads} Dd={cfg.dec_dim} depth_d={cfg.dec_depth} Hd={cfg.dec_heads}, {n_params} parameters")
     print(f"input: B={args.batch_size} L={cfg.n_leads} S={cfg.seq_len} P={cfg.patch_len} N={cfg.num_patches} K={cfg.num_keep}")
     if not args.skip_check:
         rel = check_dense_matches_reference(model, rng)
         print(f"dense path matches the per-sample reference (loss relative difference {rel:.1e})")
 
-    opt = torch.optim.AdamW(adamw_param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
-    inputs = [make_batch(cfg, args.batch_size, rng) for _ in range(INPUT_POOL)]
-    masks = [make_mask(cfg, args.batch_size, rng)[1:] for _ in range(args.warmup + args.steps)]
+    model.to(device)
+    torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    fused = {"fused": True} if on_gpu else {}  # the fused CUDA AdamW
+    opt = torch.optim.AdamW(adamw_param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, **fused)
+    inputs = [make_batch(cfg, args.batch_size, rng).to(device) for _ in range(INPUT_POOL)]
+    masks = [tuple(t.to(device) for t in make_mask(cfg, args.batch_size, rng)[1:]) for _ in range(args.warmup + args.steps)]
+    loss_fn = torch.compile(dense_loss) if args.compile else dense_loss
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
 
     times_ms, losses = [], []
     for step in range(args.warmup + args.steps):
+        if on_gpu and step == args.warmup:
+            torch.cuda.reset_peak_memory_stats(device)
         x = inputs[step % INPUT_POOL]
         visible_idx, masked = masks[step]
+        sync()
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = dense_loss(model, x, visible_idx, masked)
+        with autocast:
+            loss = loss_fn(model, x, visible_idx, masked)
         loss.backward()
         opt.step()
+        sync()
         elapsed_ms = (time.perf_counter() - start) * 1e3
         losses.append(loss.item())
         if step >= args.warmup:
@@ -152,16 +182,24 @@ def main() -> None:
 
     median = statistics.median(times_ms)
     samples_per_s = args.batch_size / (median / 1e3)
+    peak_mem = torch.cuda.max_memory_allocated(device) if on_gpu else None
     print(f"steps: {args.warmup} warmup + {args.steps} timed; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     print(f"step time ms: median {median:.2f}, min {min(times_ms):.2f}, max {max(times_ms):.2f}")
     print(f"throughput: {samples_per_s:.1f} samples/s")
+    if peak_mem is not None:
+        print(f"peak GPU memory allocated: {peak_mem / 2**30:.2f} GiB")
     result = {
         "impl": "pytorch",
         "model": cfg.name,
         "batch_size": args.batch_size,
         "threads": args.threads,
+        "device": args.device,
+        "precision": args.precision,
+        "compile": args.compile,
         "step_ms_median": round(median, 3),
         "samples_per_s": round(samples_per_s, 3),
+        "peak_mem_bytes": peak_mem,
+        "gpu_name": where if on_gpu else None,
         "torch_version": torch.__version__,
     }
     print(json.dumps(result))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fills gpu-bin/ (ignored by git) with what scripts/gpu-check.sh runs on a GPU machine that has
 # no Rust: the stripped release `ecgfm` binary and the test binaries that check the CUDA backend
-# (kernels: cuda_against_cpu, grad_checks, reference, adamw; trainer: parity). Data the checks read (the PyTorch fixture, the CPU
-# reference losses) is tracked in tests/reference/ and travels with the working tree.
+# (kernels: cuda_against_cpu, grad_checks, reference, adamw; trainer: parity; dist: nccl_gpu).
+# Data the checks read (the PyTorch fixture, the CPU reference losses) is tracked in
+# tests/reference/ and travels with the working tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=gpu-bin
@@ -13,7 +14,7 @@ target="${CARGO_TARGET_DIR:-target}"
 cp "$target/release/ecgfm" "$out/ecgfm"
 # The test executables' paths, from cargo's JSON messages.
 for spec in ecgfm-kernels:cuda_against_cpu ecgfm-kernels:grad_checks ecgfm-kernels:reference \
-    ecgfm-kernels:adamw ecgfm-trainer:parity; do
+    ecgfm-kernels:adamw ecgfm-trainer:parity ecgfm-dist:nccl_gpu; do
     crate="${spec%%:*}"
     test="${spec##*:}"
     exe="$(cargo test --release -p "$crate" --test "$test" --no-run --message-format=json 2>/dev/null |

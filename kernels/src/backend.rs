@@ -423,4 +423,32 @@ pub trait Backend: Send + Sync {
         hp: &AdamW,
         decay: bool,
     );
+    /// The optimiser step of a whole buffer in one pass: AdamW over the contiguous `runs`
+    /// (`(start, end, decay)` element ranges relative to the views' offsets, in order, covering
+    /// `0..n` for n = the last end), with global-norm clipping fused in when `clip` is
+    /// `Some((sumsq, max_norm))`. The result is bitwise that of `clip_grad_norm` over the n
+    /// gradients followed by `adamw` on every run, but the gradients are left unclipped.
+    fn adamw_fused(
+        &self,
+        param: ViewMut<Self::Buf>,
+        grad: View<Self::Buf>,
+        m: ViewMut<Self::Buf>,
+        v: ViewMut<Self::Buf>,
+        runs: &[(usize, usize, bool)],
+        hp: &AdamW,
+        clip: Option<(View<Self::Buf>, f32)>,
+    );
+}
+
+/// The element count of contiguous `(start, end, decay)` runs from 0, checked.
+pub fn runs_len(runs: &[(usize, usize, bool)]) -> usize {
+    let mut next = 0;
+    for &(start, end, _) in runs {
+        assert!(
+            start == next && end >= start,
+            "optimizer runs {runs:?} are not contiguous from 0"
+        );
+        next = end;
+    }
+    next
 }

@@ -149,6 +149,7 @@ pub fn run(args: &BenchAllreduceArgs) -> Result<()> {
             args.gloo_script.as_deref(),
             "allreduce_gloo.py",
             &flags,
+            &[],
         )?;
         if let Some(gloo) = gloo {
             let ms = gloo["allreduce_ms_median"]

@@ -58,6 +58,7 @@ fn run_pyarrow(args: &BenchLoaderArgs) -> Result<Option<serde_json::Value>> {
         args.pyarrow_script.as_deref(),
         "loader_pyarrow.py",
         &flags,
+        &[],
     )
 }
 

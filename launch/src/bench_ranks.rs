@@ -85,7 +85,7 @@ fn time_ranks(
                 overlap,
                 ..DpOptions::default()
             };
-            let mut dp = DataParallel::new(Box::new(collective), total, options);
+            let mut dp = DataParallel::over_cpu(Box::new(collective), total, options)?;
             let (mut steps, mut waits) = (Vec::new(), Vec::new());
             for i in 0..args.warmup + args.steps {
                 let start = Instant::now();

@@ -1,7 +1,9 @@
 //! `ecgfm bench step`: times a full training step (forward, backward, AdamW) on the CPU or a GPU
-//! (`--device`) and, on the CPU, runs the PyTorch script of the same model with the same threads
-//! and batch, printing the ratio. On a GPU it reports samples/s and the MFU against the device's
-//! fp32 peak (the step runs in true fp32). The last line printed is one JSON object.
+//! (`--device`) and runs the PyTorch script of the same model side by side, printing the ratio:
+//! on the CPU with the same threads and batch (float32), on a GPU as a PyTorch user tuning for
+//! speed would (`--torch-precision bf16` autocast, torch.compile, fused AdamW). On a GPU it also
+//! prints each side's MFU against the device's dense bf16 peak (and ours against the fp32 peak:
+//! our step runs in true fp32) and GPU memory. The last line printed is one JSON object.
 
 use crate::cli::BenchStepArgs;
 use crate::device::Opened;
@@ -54,9 +56,14 @@ fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
     Ok(())
 }
 
-/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms. Each
-/// step ends by reading its loss back, so GPU steps are timed to completion.
-fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B) -> Result<f64> {
+/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms and the
+/// device memory in use afterwards (GPU). Each step ends by reading its loss back, so GPU steps
+/// are timed to completion.
+fn time_ecgfm<B: Backend>(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    backend: B,
+) -> Result<(f64, Option<u64>)> {
     let (mut model, batch) = prepared(args, config, backend)?;
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
@@ -66,12 +73,16 @@ fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok(median(&mut times))
+    Ok((median(&mut times), model.backend().memory_in_use()))
 }
 
 /// Runs one profiled step (after a warm-up step) and prints where its time went, op by op.
-fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
-    let (mut model, batch) = prepared(args, config, ProfiledBackend::new(CpuBackend::new()))?;
+fn print_profile<B: Backend>(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    profiled: ProfiledBackend<B>,
+) -> Result<()> {
+    let (mut model, batch) = prepared(args, config, profiled)?;
     train_step(&mut model, &batch)?;
     model.backend().reset();
     train_step(&mut model, &batch)?;
@@ -80,20 +91,32 @@ fn print_profile(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
 }
 
 /// Runs the PyTorch script and returns its last-line JSON object (`None`: skipped, and why).
-fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<Option<serde_json::Value>> {
-    let flags = [
+/// On a GPU: `--device`, `--torch-precision` and torch.compile unless `--torch-no-compile`.
+fn time_torch(
+    args: &BenchStepArgs,
+    threads: usize,
+    gpu: bool,
+) -> Result<Option<serde_json::Value>> {
+    let mut flags = vec![
         ("--model", args.model.clone()),
         ("--batch-size", args.batch_size.to_string()),
         ("--threads", threads.to_string()),
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
     ];
+    if gpu {
+        flags.push(("--device", args.device.clone()));
+        flags.push(("--precision", args.torch_precision.clone()));
+    }
+    let compile = gpu && !args.torch_no_compile;
+    let switches: &[&str] = if compile { &["--compile"] } else { &[] };
     run_comparison(
         &args.python,
         &["torch", "numpy"],
         args.torch_script.as_deref(),
         "torch_step.py",
         &flags,
+        switches,
     )
 }
 
@@ -109,40 +132,92 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
     }
 }
 
-/// The GPU benchmark: step time, samples/s, SGEMM throughput and the MFU.
+/// MFU of `tflops` against `peak`, as a percentage text ("unknown" without a peak).
+fn mfu_text(tflops: f64, peak: Option<f64>, kind: &str) -> String {
+    match peak {
+        Some(p) => format!("MFU {:.1}% of {p:.0} {kind} TFLOP/s", 100.0 * tflops / p),
+        None => format!("MFU unknown (pass --peak-{kind}-tflops)"),
+    }
+}
+
+/// The GPU benchmark: step time, samples/s, MFU and memory, ours then PyTorch's, and the ratio.
 fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) -> Result<()> {
     let info = backend.device().info().clone();
+    if args.profile {
+        let profiled = ProfiledBackend::with_sync(
+            CudaBackend::new(info.ordinal)?,
+            Box::new(|be: &CudaBackend| be.device().synchronize()),
+        );
+        println!("per-op GPU time of one step (the device waited for around every op):");
+        print_profile(args, config, profiled)?;
+    }
     let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
-    let ms = time_ecgfm(args, config, backend)?;
+    let mem_before = backend.device().memory_used();
+    let (ms, mem_after) = time_ecgfm(args, config, backend)?;
+    let mem = mem_after.map(|after| after.saturating_sub(mem_before as u64));
     let sps = args.batch_size as f64 / (ms / 1e3);
-    let flops = ModelStats::new(config).train_flops * args.batch_size as f64 / (ms / 1e3);
-    let peak = args
+    let flops_per_step = ModelStats::new(config).train_flops * args.batch_size as f64;
+    let tflops = flops_per_step / (ms / 1e3) / 1e12;
+    let peak32 = args
         .peak_tflops
         .or_else(|| crate::device::peak_fp32_tflops(&info.name));
-    let mfu = peak.map(|p| flops / (p * 1e12));
+    let peak16 = args
+        .peak_bf16_tflops
+        .or_else(|| crate::device::peak_bf16_tflops(&info.name));
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("device  {}", crate::device::describe(&info));
     println!(
-        "ecgfm   {}: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {:.2} TFLOP/s{}",
+        "ecgfm   {} fp32: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {tflops:.2} TFLOP/s | {} | {} | GPU memory {}",
         args.model,
         args.batch_size,
         args.steps,
-        flops / 1e12,
-        mfu.map(|m| format!(" | MFU {:.1}% of {:.1} fp32 TFLOP/s", 100.0 * m, peak.unwrap_or(0.0)))
-            .unwrap_or_else(|| " | MFU unknown (pass --peak-tflops)".into())
+        mfu_text(tflops, peak32, "fp32"),
+        mfu_text(tflops, peak16, "bf16"),
+        mem.map_or("unknown".into(), |b| format!("{:.2} GiB (model, activations, optimizer; allocated up front)", gib(b)))
     );
     println!("ecgfm   cuBLAS SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
-    println!("pytorch comparison skipped: bench/torch_step.py times the CPU only");
-    let result = json!({
+    let mut result = json!({
         "model": args.model,
         "batch_size": args.batch_size,
         "device": info.name,
+        "precision": "fp32",
         "step_ms_median": ms,
         "samples_per_s": sps,
-        "train_tflops": flops / 1e12,
-        "peak_fp32_tflops": peak,
-        "mfu": mfu,
+        "train_tflops": tflops,
+        "peak_fp32_tflops": peak32,
+        "peak_bf16_tflops": peak16,
+        "mfu": peak32.map(|p| tflops / p),
+        "mfu_bf16_peak": peak16.map(|p| tflops / p),
+        "gpu_mem_bytes": mem,
         "sgemm_gflops": gflops,
     });
+    let torch = match args.no_torch {
+        true => None,
+        false => time_torch(args, 1, true)?,
+    };
+    if let Some(torch) = torch {
+        let torch_ms = torch["step_ms_median"]
+            .as_f64()
+            .context("PyTorch JSON has no step_ms_median")?;
+        let torch_tflops = flops_per_step / (torch_ms / 1e3) / 1e12;
+        let torch_mem = torch["peak_mem_bytes"].as_u64();
+        println!(
+            "pytorch {} {}{}: batch {} | step {torch_ms:.2} ms | {:.1} samples/s | {torch_tflops:.2} TFLOP/s | {} | peak GPU memory {} (torch {})",
+            args.model,
+            args.torch_precision,
+            if args.torch_no_compile { "" } else { " + torch.compile" },
+            args.batch_size,
+            args.batch_size as f64 / (torch_ms / 1e3),
+            mfu_text(torch_tflops, peak16, "bf16"),
+            torch_mem.map_or("unknown".into(), |b| format!("{:.2} GiB allocated", gib(b))),
+            torch["torch_version"].as_str().unwrap_or("?")
+        );
+        println!("ratio: ecgfm is {:.2}x the speed of PyTorch", torch_ms / ms);
+        result["torch"] = torch.clone();
+        result["torch_step_ms_median"] = json!(torch_ms);
+        result["torch_mfu_bf16_peak"] = json!(peak16.map(|p| torch_tflops / p));
+        result["speedup_vs_torch"] = json!(torch_ms / ms);
+    }
     println!("{result}");
     Ok(())
 }
@@ -152,9 +227,9 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     let pool = thread_pool(args.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
     let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
-        let ms = time_ecgfm(args, config, CpuBackend::new())?;
+        let (ms, _) = time_ecgfm(args, config, CpuBackend::new())?;
         if args.profile {
-            print_profile(args, config)?;
+            print_profile(args, config, ProfiledBackend::new(CpuBackend::new()))?;
         }
         let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
         Ok((ms, gflops))
@@ -175,7 +250,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     });
     let torch = match args.no_torch {
         true => None,
-        false => time_torch(args, threads)?,
+        false => time_torch(args, threads, false)?,
     };
     if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]

@@ -143,6 +143,8 @@ pub enum BenchCommand {
     Loader(crate::bench_loader::BenchLoaderArgs),
     /// Bus bandwidth of the CPU all-reduce between local ranks over loopback.
     Allreduce(crate::bench_allreduce::BenchAllreduceArgs),
+    /// Our attention forward + backward against PyTorch's scaled_dot_product_attention.
+    Attention(crate::bench_attention::BenchAttentionArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -161,6 +163,15 @@ pub struct BenchStepArgs {
     /// Peak fp32 TFLOP/s of the GPU for the MFU (default: known from the device name).
     #[arg(long, value_name = "TFLOPS")]
     pub peak_tflops: Option<f64>,
+    /// Peak dense bf16 TFLOP/s of the GPU for the mixed-precision MFU (default: from the name).
+    #[arg(long, value_name = "TFLOPS")]
+    pub peak_bf16_tflops: Option<f64>,
+    /// PyTorch's precision on a GPU: bf16 (autocast), tf32 or fp32.
+    #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
+    pub torch_precision: String,
+    /// On a GPU, run PyTorch without torch.compile.
+    #[arg(long)]
+    pub torch_no_compile: bool,
     /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -176,7 +187,8 @@ pub struct BenchStepArgs {
     /// Skip the PyTorch comparison.
     #[arg(long)]
     pub no_torch: bool,
-    /// Also print a per-operation time breakdown of one step.
+    /// Also print a per-operation time breakdown of one step (on a GPU the device is waited for
+    /// around every op).
     #[arg(long)]
     pub profile: bool,
     /// Data-parallel scaling instead: this many CPU ranks (threads split among them) against

@@ -59,3 +59,21 @@ pub fn peak_fp32_tflops(name: &str) -> Option<f64> {
         .find(|(key, _)| name.contains(key))
         .map(|&(_, peak)| peak)
 }
+
+/// Peak dense bf16 tensor-core TFLOP/s (fp32 accumulation, no sparsity) of well-known GPUs: the
+/// MFU of mixed-precision steps, ours and PyTorch's; None for others (pass --peak-bf16-tflops).
+pub fn peak_bf16_tflops(name: &str) -> Option<f64> {
+    const PEAKS: [(&str, f64); 7] = [
+        ("H200", 989.0),
+        ("H100 PCIe", 756.0),
+        ("H100", 989.0),
+        ("A100", 312.0),
+        ("L40S", 362.0),
+        ("RTX 4090", 165.2),
+        ("A10", 125.0),
+    ];
+    PEAKS
+        .iter()
+        .find(|(key, _)| name.contains(key))
+        .map(|&(_, peak)| peak)
+}

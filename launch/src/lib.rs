@@ -8,7 +8,8 @@
 //! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
 //!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
 //!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
-//! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow;
+//! - `bench_step`, `bench_attention`, `bench_loader`: benchmarks printed side by side with
+//!   PyTorch / pyarrow;
 //!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
 //!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
@@ -20,6 +21,7 @@
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
 pub mod bench_allreduce;
+pub mod bench_attention;
 pub mod bench_loader;
 pub mod bench_ranks;
 pub mod bench_step;
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
         Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
+        Command::Bench(BenchCommand::Attention(args)) => bench_attention::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Export(args) => export::run(&args),

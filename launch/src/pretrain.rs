@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::train::{RunSummary, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -122,6 +123,7 @@ fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
 
 /// Runs `ecgfm pretrain` (alone, or as one rank of a job started by a launcher).
 pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
+    crate::pretrain_dist::prepare_nccl(args.device.as_deref());
     let mut job = JobRank::join(&args.dist)?;
     let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
     let config = resolve_config(args, &run_dir)?;
@@ -133,7 +135,7 @@ fn train(
     args: &PretrainArgs,
     run_dir: PathBuf,
     config: TrainConfig,
-    job: JobRank,
+    mut job: JobRank,
 ) -> Result<RunSummary> {
     if args.resume && !run_dir.join("config.toml").exists() {
         bail!(
@@ -141,15 +143,18 @@ fn train(
             run_dir.display()
         );
     }
+    let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
     match device::open(&config.train.device)? {
         Opened::Cpu => {
             let threads = rayon::current_num_threads();
             let desc = format!("cpu | {threads} threads per rank");
-            train_on(args, run_dir, config, job, CpuBackend::new(), desc)
+            let dp = job.data_parallel_cpu(total, &args.dist)?;
+            train_on(args, run_dir, config, job, CpuBackend::new(), dp, desc)
         }
         Opened::Cuda(be) => {
             let desc = device::describe(be.device().info());
-            train_on(args, run_dir, config, job, *be, desc)
+            let dp = job.data_parallel_gpu(&be, total, &args.dist)?;
+            train_on(args, run_dir, config, job, *be, dp, desc)
         }
     }
 }
@@ -166,14 +171,13 @@ fn train_on<B: Backend>(
     args: &PretrainArgs,
     run_dir: PathBuf,
     config: TrainConfig,
-    mut job: JobRank,
+    job: JobRank,
     backend: B,
+    dp: Option<DataParallel<B>>,
     device: String,
 ) -> Result<RunSummary> {
     let (rank, world) = (job.rank(), job.world_size());
     let source = open_source(&config, rank, world)?;
-    let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
-    let dp = job.data_parallel(total, &args.dist);
     let mut trainer =
         Trainer::with_data_parallel(config, &run_dir, backend, source, args.resume, dp)
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;

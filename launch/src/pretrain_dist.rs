@@ -1,10 +1,14 @@
 //! The data-parallel side of `ecgfm pretrain`: which rank this process is (from `ecgfm launch`,
 //! torchrun, srun or mpirun), the connection to the other ranks, the run directory they all use
-//! (rank 0 chooses it), and the trainer's `DataParallel`.
+//! (rank 0 chooses it), and the trainer's `DataParallel`: CPU ranks reduce in host memory with
+//! the CPU collective; GPU ranks reduce their device gradients with NCCL (also one rank under a
+//! launcher, so a one-GPU job runs the multi-GPU code path).
 
 use anyhow::{Context, Result};
-use ecgfm_dist::{connect, CpuCollective, JobEnv, Timeouts};
+use ecgfm_dist::{connect, CpuCollective, JobEnv, Launcher, Timeouts};
+use ecgfm_kernels::{CpuBackend, CudaBackend};
 use ecgfm_trainer::data_parallel::{DataParallel, DpOptions};
+use ecgfm_trainer::nccl_rank::NcclComm;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,11 +20,26 @@ pub struct JobRank {
     collective: Option<CpuCollective>,
 }
 
+/// GPU ranks load NCCL; the pip wheel's `libnccl.so.2` needs a link made before the process
+/// starts (`nccl_lib::ensure_loadable` re-executes once). Done before anything else, when this
+/// process is a rank of a job, `--device` is not `cpu` and a GPU is usable; if NCCL is still
+/// missing, joining the communicator later says why.
+pub fn prepare_nccl(device: Option<&str>) {
+    let launched =
+        JobEnv::detect().is_ok_and(|env| env.world_size > 1 || env.launcher != Launcher::Single);
+    if launched && device != Some("cpu") && ecgfm_kernels::cuda::probe::check_cuda(0).is_ok() {
+        if let Err(e) = ecgfm_dist::nccl_lib::ensure_loadable() {
+            tracing::debug!("NCCL at start-up: {e}");
+        }
+    }
+}
+
 impl JobRank {
-    /// Reads the launcher's environment and, in a job of several ranks, meets the others.
+    /// Reads the launcher's environment and, in a job of several ranks or under a launcher,
+    /// meets the others (alone: at once, without the network).
     pub fn join(args: &DistArgs) -> Result<JobRank> {
         let env = JobEnv::detect()?;
-        let collective = if env.world_size > 1 {
+        let collective = if env.world_size > 1 || env.launcher != Launcher::Single {
             let timeouts = Timeouts {
                 rendezvous: Duration::from_secs_f64(args.rdzv_timeout),
                 collective: Duration::from_secs_f64(args.collective_timeout),
@@ -63,14 +82,49 @@ impl JobRank {
         Ok(PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    /// The trainer's data-parallel side for a model of `total` parameters (`None` alone).
-    pub fn data_parallel(&mut self, total: usize, args: &DistArgs) -> Option<DataParallel> {
-        let collective = self.collective.take()?;
-        let options = DpOptions {
-            zero: args.zero == 1,
-            bucket_elems: ((args.bucket_mb * 1024.0 * 1024.0 / 4.0) as usize).max(1024),
-            overlap: !args.no_overlap,
+    /// The trainer's data-parallel side of a CPU rank for a model of `total` parameters
+    /// (`None` alone: one process needs no communication).
+    pub fn data_parallel_cpu(
+        &mut self,
+        total: usize,
+        args: &DistArgs,
+    ) -> Result<Option<DataParallel<CpuBackend>>> {
+        if self.env.world_size == 1 {
+            return Ok(None);
+        }
+        let Some(collective) = self.collective.take() else {
+            return Ok(None);
         };
-        Some(DataParallel::new(Box::new(collective), total, options))
+        let dp = DataParallel::over_cpu(Box::new(collective), total, options(args))
+            .context("starting the communication thread")?;
+        Ok(Some(dp))
+    }
+
+    /// The data-parallel side of a GPU rank: NCCL over `be`'s device gradient buffer (`None`
+    /// for one process that no launcher started).
+    pub fn data_parallel_gpu(
+        &mut self,
+        be: &CudaBackend,
+        total: usize,
+        args: &DistArgs,
+    ) -> Result<Option<DataParallel<CudaBackend>>> {
+        let Some(cpu) = self.collective.take() else {
+            return Ok(None);
+        };
+        let (rank, world) = (self.env.rank, self.env.world_size);
+        let context = be.context().clone();
+        let init = move || NcclComm::join(cpu, context);
+        let dp = DataParallel::new(be, rank, world, total, options(args), init)
+            .with_context(|| format!("rank {rank} of {world}: joining the NCCL communicator"))?;
+        Ok(Some(dp))
+    }
+}
+
+/// Bucket size, ZeRO-1 and overlap from the command line.
+fn options(args: &DistArgs) -> DpOptions {
+    DpOptions {
+        zero: args.zero == 1,
+        bucket_elems: ((args.bucket_mb * 1024.0 * 1024.0 / 4.0) as usize).max(1024),
+        overlap: !args.no_overlap,
     }
 }

@@ -48,21 +48,23 @@ pub fn run_comparison(
     script: Option<&Path>,
     default_name: &str,
     flags: &[(&str, String)],
+    switches: &[&str],
 ) -> Result<Option<serde_json::Value>> {
     if let Some(reason) = missing_prerequisite(python, modules) {
         println!("comparison skipped: {reason}");
         return Ok(None);
     }
-    run_json_script(python, script, default_name, flags).map(Some)
+    run_json_script(python, script, default_name, flags, switches).map(Some)
 }
 
-/// Runs `python SCRIPT --flag value ...` and parses the JSON object on its last line of output;
-/// `SCRIPT` is `script` when given, else `bench/<default_name>`.
+/// Runs `python SCRIPT --flag value ... --switch ...` and parses the JSON object on its last
+/// line of output; `SCRIPT` is `script` when given, else `bench/<default_name>`.
 fn run_json_script(
     python: &str,
     script: Option<&Path>,
     default_name: &str,
     flags: &[(&str, String)],
+    switches: &[&str],
 ) -> Result<serde_json::Value> {
     let script = script.map_or_else(|| script_path(default_name), Path::to_path_buf);
     let output = Command::new(python)
@@ -72,6 +74,7 @@ fn run_json_script(
                 .iter()
                 .flat_map(|(flag, value)| [*flag, value.as_str()]),
         )
+        .args(switches)
         .output()
         .with_context(|| format!("running {python} {}", script.display()))?;
     if !output.status.success() {

@@ -9,24 +9,26 @@
 //! one-process accumulation does (`train.rs`). The last micro-step also all-gathers each bucket
 //! (the whole gradient on every rank) unless ZeRO-1 is on; then each rank updates its shard and
 //! the parameters are all-gathered. Under ZeRO-1 the global gradient norm is combined from the
-//! shards' per-chunk partial sums (shards are whole chunks of `Shards::ALIGN`), in order, which
-//! is exactly the CPU backend's `sum_squares`. So 1, 2 or 4 ranks, with or without ZeRO-1, give
-//! the same bits.
+//! shards' sum-of-squares partials, in order: on CPU ranks one f64 per `Shards::ALIGN` chunk,
+//! which is exactly the CPU backend's `sum_squares`. So 1, 2 or 4 CPU ranks, with or without
+//! ZeRO-1, give the same bits. GPU ranks reduce with NCCL (its own summation order).
 //!
 //! Buckets: ranges of the gradient buffer taken from its end (the backward pass finishes the
 //! tensors in reverse layout order). `Mae::forward_backward_hooked` says when each part is
-//! final; a complete bucket is copied out and handed to the communication thread at once.
+//! final; a complete bucket is handed to the exchange (`exchange.rs`) at once, which moves it in
+//! the backend's own memory: host vectors with the CPU collective (`comm_wire.rs`), device
+//! buffers with NCCL on its own stream (`nccl_rank.rs`).
 
 use std::ops::Range;
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use ecgfm_dist::shards::ALIGN;
 use ecgfm_dist::{Collective, DistError, Shards};
-use ecgfm_kernels::{Backend, View};
+use ecgfm_kernels::{Backend, CpuBackend};
 
-use crate::comm_thread::{CommState, CommThread};
+use crate::comm_wire::{CommWire, HostComm};
+use crate::exchange::{Exchange, GradExchange};
 use crate::model::{HostBatch, Mae, ModelError};
+use crate::rank_backend::RankBackend;
 
 /// What every rank learns at the end of a step's micro-batches.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,17 +84,15 @@ impl Default for DpOptions {
 }
 
 /// The data-parallel side of one rank.
-pub struct DataParallel {
+pub struct DataParallel<B: Backend> {
     rank: usize,
     world: usize,
     options: DpOptions,
     shards: Shards,
     /// Bucket ranges, in the order the backward pass completes them (from the buffer's end).
     buckets: Vec<Range<usize>>,
-    staging: Vec<Option<Vec<f32>>>,
-    returned: Receiver<(usize, Vec<f32>)>,
     next_bucket: usize,
-    comm: CommThread,
+    exchange: Box<dyn GradExchange<B>>,
     last_wait: Duration,
 }
 
@@ -109,47 +109,60 @@ fn buckets(total: usize, elems: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Per-chunk sums of squares (f64) of a shard whose start is a multiple of `ALIGN`: the partials
-/// the CPU backend's `sum_squares` adds in order.
-fn chunk_partials(shard: &[f32]) -> Vec<f64> {
-    shard
-        .chunks(ALIGN)
-        .map(|c| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>())
-        .collect()
-}
-
-impl DataParallel {
-    /// A rank of a job over `collective`, for a model of `total` parameters.
-    pub fn new(
+impl DataParallel<CpuBackend> {
+    /// A CPU rank of a job over `collective` (host memory), for a model of `total` parameters.
+    pub fn over_cpu(
         collective: Box<dyn Collective<[f32]> + Send>,
         total: usize,
         options: DpOptions,
-    ) -> DataParallel {
+    ) -> Result<Self, DistError> {
         let (rank, world) = (collective.rank(), collective.world_size());
+        let init = move || Ok(HostComm { coll: collective });
+        DataParallel::new(&CpuBackend::new(), rank, world, total, options, init)
+    }
+}
+
+impl<B: RankBackend + 'static> DataParallel<B>
+where
+    B::Buf: 'static,
+{
+    /// Rank `rank` of `world` for a model of `total` parameters on `be`, whose collectives
+    /// `init` makes on the communication thread (`HostComm`, `NcclComm`).
+    pub fn new<C>(
+        be: &B,
+        rank: usize,
+        world: usize,
+        total: usize,
+        options: DpOptions,
+        init: impl FnOnce() -> Result<C, DistError> + Send + 'static,
+    ) -> Result<Self, DistError>
+    where
+        C: CommWire<Buf = B::Buf, Ready = B::Ready> + 'static,
+    {
         let shards = Shards::new(total, world);
         let buckets = buckets(total, options.bucket_elems);
-        let (returned_tx, returned) = channel();
-        let comm = CommThread::spawn(CommState {
-            coll: collective,
-            acc: vec![0.0; shards.range(rank).len()],
-            full: vec![0.0; total],
-            error: None,
-            returned: returned_tx,
-        });
-        DataParallel {
+        let exchange = Exchange::spawn(
+            be,
+            rank,
+            shards.clone(),
+            buckets.clone(),
+            options.zero,
+            init,
+        )?;
+        Ok(DataParallel {
             rank,
             world,
             options,
-            staging: buckets.iter().map(|b| Some(vec![0.0; b.len()])).collect(),
-            buckets,
             shards,
-            returned,
+            buckets,
             next_bucket: 0,
-            comm,
+            exchange: Box::new(exchange),
             last_wait: Duration::ZERO,
-        }
+        })
     }
+}
 
+impl<B: Backend> DataParallel<B> {
     pub fn rank(&self) -> usize {
         self.rank
     }
@@ -167,8 +180,8 @@ impl DataParallel {
         self.shards.range(self.rank)
     }
 
-    /// How long the last `finish_gradients` waited for communication still in flight: the part
-    /// of the reduction the backward pass did not hide.
+    /// How long the last `finish_gradients` waited for communication still in flight (and put
+    /// the result in place): the part of the reduction the backward pass did not hide.
     pub fn last_wait(&self) -> Duration {
         self.last_wait
     }
@@ -176,7 +189,7 @@ impl DataParallel {
     /// Forward and backward of one micro-batch into the model's (zeroed) gradient buffer, with
     /// each bucket's reduction started as soon as the bucket is complete. `last`: the step's
     /// final micro-batch (the buckets are then also all-gathered, unless ZeRO-1).
-    pub fn forward_backward<B: Backend>(
+    pub fn forward_backward(
         &mut self,
         model: &mut Mae<B>,
         batch: &HostBatch,
@@ -194,99 +207,48 @@ impl DataParallel {
         Ok(())
     }
 
-    /// Hands every bucket that lies wholly at or after element `ready` to the comm thread.
-    fn send_ready<B: Backend>(&mut self, be: &B, grads: &B::Buf, ready: usize, last: bool) {
+    /// Hands every bucket that lies wholly at or after element `ready` to the exchange.
+    fn send_ready(&mut self, be: &B, grads: &B::Buf, ready: usize, last: bool) {
+        let gather = last && !self.options.zero;
         while self.next_bucket < self.buckets.len() && self.buckets[self.next_bucket].start >= ready
         {
-            let i = self.next_bucket;
+            self.exchange
+                .start_bucket(be, grads, self.next_bucket, gather);
             self.next_bucket += 1;
-            let range = self.buckets[i].clone();
-            while self.staging[i].is_none() {
-                match self.returned.recv() {
-                    Ok((j, buf)) => self.staging[j] = Some(buf),
-                    Err(_) => return, // the comm thread is gone; finish_gradients reports it
-                }
-            }
-            let mut data = self.staging[i].take().expect("staging buffer present");
-            be.download(View::new(grads, range.start), &mut data);
-            let shards = self.shards.clone();
-            let gather = last && !self.options.zero;
-            let rank = self.rank;
-            self.comm.submit(move |st| {
-                if st.error.is_none() {
-                    let mut result =
-                        st.coll
-                            .reduce_scatter(&data, range.clone(), &shards, &mut st.acc);
-                    if result.is_ok() && gather {
-                        let own = shards.range(rank);
-                        let piece = shards.piece(rank, &range);
-                        st.full[piece.clone()].copy_from_slice(
-                            &st.acc[piece.start - own.start..piece.end - own.start],
-                        );
-                        result = st.coll.all_gather(&mut st.full, range, &shards);
-                    }
-                    st.error = result.err();
-                }
-                let _ = st.returned.send((i, data));
-            });
         }
     }
 
     /// Ends the step's reductions. Without ZeRO-1 the model's gradient buffer receives the whole
     /// reduced gradient and `None` is returned; with ZeRO-1 it receives this rank's shard, and
     /// the global gradient's sum of squares (combined from every shard) is returned.
-    pub fn finish_gradients<B: Backend>(
-        &mut self,
-        model: &mut Mae<B>,
-    ) -> Result<Option<f32>, DistError> {
+    pub fn finish_gradients(&mut self, model: &mut Mae<B>) -> Result<Option<f32>, DistError> {
         let started = Instant::now();
-        let zero = self.options.zero;
-        let (error, buf) = self.comm.call(move |st| {
-            let error = st.error.take();
-            let buf = if zero {
-                std::mem::take(&mut st.acc)
-            } else {
-                st.acc.fill(0.0);
-                std::mem::take(&mut st.full)
-            };
-            (error, buf)
-        })?;
+        let (be, grads) = model.backend_and_grads_mut();
+        let partials = self.exchange.finish(be, grads)?;
         self.last_wait = started.elapsed();
-        if let Some(err) = error {
-            return Err(err);
+        match partials {
+            Some(partials) => Ok(Some(self.combine_partials(&partials)?)),
+            None => Ok(None),
         }
-        let offset = if zero { self.shard().start } else { 0 };
-        model.upload_grads(&buf, offset);
-        if !zero {
-            self.comm.submit(move |st| st.full = buf);
-            return Ok(None);
-        }
-        let partials = chunk_partials(&buf);
-        let mut acc = buf;
-        acc.fill(0.0);
-        self.comm.submit(move |st| st.acc = acc);
-        Ok(Some(self.combine_partials(&partials)?))
     }
 
-    /// Sums every rank's per-chunk partials in chunk order (ZeRO-1's global gradient norm).
+    /// Sums every rank's sum-of-squares partials in rank and chunk order (ZeRO-1's global
+    /// gradient norm). Each rank sends the same number of f64 slots (two f32 each); a shorter
+    /// last shard leaves zeros, which add nothing.
     fn combine_partials(&self, mine: &[f64]) -> Result<f32, DistError> {
-        let chunks = self.shards.total.div_ceil(ALIGN);
-        let pairs = Shards {
-            total: 2 * chunks,
-            ranks: self.world,
-            shard_len: 2 * self.shards.shard_len / ALIGN,
-        };
-        let mut all = vec![0.0f32; 2 * chunks];
-        let own = pairs.range(self.rank);
-        for (slot, p) in all[own].chunks_exact_mut(2).zip(mine) {
+        let per = 2 * self.exchange.partials_per_rank();
+        let slots = Shards::even(per * self.world, self.world);
+        let mut all = vec![0.0f32; per * self.world];
+        for (slot, p) in all[slots.range(self.rank)].chunks_exact_mut(2).zip(mine) {
             let bits = p.to_bits();
             slot[0] = f32::from_bits(bits as u32);
             slot[1] = f32::from_bits((bits >> 32) as u32);
         }
-        let all = self.comm.collective(move |c| {
-            c.all_gather(&mut all, 0..2 * chunks, &pairs)?;
+        let len = all.len();
+        let all = self.exchange.host(Box::new(move |c| {
+            c.all_gather(&mut all, 0..len, &slots)?;
             Ok(all)
-        })?;
+        }))?;
         let total: f64 = all
             .chunks_exact(2)
             .map(|p| f64::from_bits(p[0].to_bits() as u64 | ((p[1].to_bits() as u64) << 32)))
@@ -295,17 +257,9 @@ impl DataParallel {
     }
 
     /// ZeRO-1, after each rank updated its shard: every rank gets all the new parameters.
-    pub fn gather_params<B: Backend>(&mut self, model: &mut Mae<B>) -> Result<(), DistError> {
-        let mut host = model.params_to_host();
-        let shards = self.shards.clone();
-        let total = host.len();
-        let host = self.comm.collective(move |c| {
-            c.all_gather(&mut host, 0..total, &shards)?;
-            Ok(host)
-        })?;
-        model
-            .load_params(&host)
-            .map_err(|e| DistError::Env(format!("gathered parameters: {e}")))
+    pub fn gather_params(&mut self, model: &mut Mae<B>) -> Result<(), DistError> {
+        let (be, params) = model.backend_and_params_mut();
+        self.exchange.gather_params(be, params)
     }
 
     /// Gathers every rank's micro-batch losses (`local[a]` of micro-step `a`) and whether it
@@ -316,17 +270,19 @@ impl DataParallel {
         let mut all = vec![0.0f32; world * per];
         all[rank * per..(rank + 1) * per - 1].copy_from_slice(local);
         all[(rank + 1) * per - 1] = f32::from(u8::from(stop));
-        let all = self.comm.collective(move |c| {
+        let all = self.exchange.host(Box::new(move |c| {
             c.all_gather(&mut all, 0..world * per, &shards)?;
             Ok(all)
-        })?;
+        }))?;
         let ranks: Vec<&[f32]> = all.chunks_exact(per).collect();
         Ok(StepReport::of_ranks(&ranks))
     }
 
     /// Waits until every rank gets here.
     pub fn barrier(&mut self) -> Result<(), DistError> {
-        self.comm.collective(|c| c.barrier())
+        self.exchange
+            .host(Box::new(|c| c.barrier().map(|()| Vec::new())))?;
+        Ok(())
     }
 }
 

@@ -11,23 +11,30 @@
 //! - `eval`: downstream evaluation of a checkpoint's encoder (`model::Encoder` with a
 //!   classification head): linear probe, fine-tuning, from scratch, metrics with bootstrap CIs.
 //! - `data_parallel`: one rank of a data-parallel job (bucketed gradient reduction overlapped
-//!   with the backward pass, ZeRO-1) over an `ecgfm-dist` collective run by `comm_thread`;
+//!   with the backward pass, ZeRO-1); `exchange` moves the buckets in the backend's own memory
+//!   through a `comm_wire` on the `comm_thread` (`HostComm`: the CPU collective;
+//!   `nccl_rank::NcclComm`: NCCL on device buffers, for `RankBackend`s CPU and CUDA);
 //!   `fault`: the fault injection its tests use.
 //!
-//! Depends on `ecgfm-kernels` for every numeric op and `ecgfm-dist` for collectives. Start with docs/model.md, then
+//! Depends on `ecgfm-kernels` for every numeric op, `ecgfm-dist` for collectives and `cudarc`
+//! (CUDA events and streams of GPU ranks). Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
 
 pub mod checkpoint;
 mod comm_thread;
+pub mod comm_wire;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
 pub mod eval;
+mod exchange;
 pub mod fault;
 pub mod mask;
 pub mod metrics;
 pub mod model;
+pub mod nccl_rank;
 pub mod optim;
+pub mod rank_backend;
 pub mod schedule;
 pub mod tensorboard;
 pub mod train;

@@ -100,7 +100,7 @@ pub struct Trainer<B: Backend> {
     metrics: Option<MetricsWriter>,
     resumed_from: Option<PathBuf>,
     warnings: Vec<String>,
-    dp: Option<DataParallel>,
+    dp: Option<DataParallel<B>>,
     /// One process accumulating micro-batches: the sum of their gradients, on the device.
     accumulator: Option<B::Buf>,
     faults: FaultPlan,
@@ -141,7 +141,7 @@ impl<B: Backend> Trainer<B> {
         backend: B,
         mut source: Box<dyn BatchSource>,
         resume: bool,
-        mut dp: Option<DataParallel>,
+        mut dp: Option<DataParallel<B>>,
     ) -> Result<Trainer<B>, TrainError> {
         let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
         let config_path = run_dir.join("config.toml");
@@ -264,7 +264,7 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// The data-parallel side of this rank, if any.
-    pub fn data_parallel(&self) -> Option<&DataParallel> {
+    pub fn data_parallel(&self) -> Option<&DataParallel<B>> {
         self.dp.as_ref()
     }
 

@@ -2,7 +2,7 @@
 //! deterministic (run to run and across thread counts), gradient accumulation adds up, and
 //! invalid batches or buffers are rejected with clear errors.
 
-use ecgfm_kernels::CpuBackend;
+use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig, ModelError};
 
 /// A batch of periodic multi-lead signals whose period is one patch: every patch of a lead has
@@ -118,18 +118,32 @@ fn gradients_accumulate_with_the_loss_scale() {
 fn clipping_bounds_the_update_and_reports_the_raw_norm() {
     let cfg = nano();
     let hb = signal_batch(&cfg, 2);
-    let mut mae = Mae::new(CpuBackend::new(), cfg, 2).unwrap();
-    mae.init_params(3);
-    mae.zero_grads();
-    mae.forward_backward(&hb, 100.0).unwrap();
-    let raw = mae.grad_norm();
+    let model = || {
+        let mut mae = Mae::new(CpuBackend::new(), cfg.clone(), 2).unwrap();
+        mae.init_params(3);
+        mae.zero_grads();
+        mae.forward_backward(&hb, 100.0).unwrap();
+        mae
+    };
+    let (mut clipped, mut by_hand) = (model(), model());
+    let raw = clipped.grad_norm();
     assert!(raw > 1.0, "{raw}");
-    mae.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
-    assert_eq!(mae.last_grad_norm(), raw);
-    let clipped = mae.grad_norm();
+    clipped.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
+    assert_eq!(clipped.last_grad_norm(), raw);
+    assert_eq!(
+        clipped.grad_norm(),
+        raw,
+        "the fused step leaves the gradients unclipped"
+    );
+    // The same update from gradients scaled to norm 1 by hand, without clipping.
+    let (be, grads) = by_hand.backend_and_grads_mut();
+    let total = grads.len();
+    be.scale(grads.into(), total, 1.0 / (raw + 1e-6));
+    assert!((by_hand.grad_norm() - 1.0).abs() < 1e-4);
+    by_hand.optimizer_step(&AdamWConfig::default(), 1e-3, None);
     assert!(
-        (clipped - 1.0).abs() < 1e-4,
-        "norm after clipping {clipped}"
+        clipped.params_to_host() == by_hand.params_to_host(),
+        "clipping inside the step equals scaling the gradients first"
     );
 }
 

@@ -34,7 +34,19 @@ impl StepConstants {
     }
 }
 
-/// One update of param, m, v (n) from grad (n).
+/// The factor global-norm clipping multiplies the gradients by (1: none), in f32 as
+/// torch.nn.utils.clip_grad_norm_: max_norm / (sqrt(sumsq) + 1e-6) when below 1.
+pub(crate) fn clip_factor(sumsq: f32, max_norm: f32) -> f32 {
+    let factor = max_norm / (sumsq.sqrt() + 1e-6);
+    if factor < 1.0 {
+        factor
+    } else {
+        1.0
+    }
+}
+
+/// One update of param, m, v (n) from grad (n) multiplied by `clip` (1: as it is; the product
+/// is the one clipping writes, so this equals clipping first).
 pub(crate) fn step(
     param: &mut [f32],
     grad: &[f32],
@@ -42,6 +54,7 @@ pub(crate) fn step(
     v: &mut [f32],
     hp: &AdamW,
     decay: bool,
+    clip: f32,
 ) {
     let StepConstants {
         step_size,
@@ -56,6 +69,7 @@ pub(crate) fn step(
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((p, g), m), v)| {
             for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = if clip < 1.0 { g * clip } else { g };
                 *p *= decay_factor;
                 *m += (g - *m) * (1.0 - b1);
                 *v = *v * b2 + (1.0 - b2) * (g * g);

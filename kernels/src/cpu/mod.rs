@@ -15,7 +15,7 @@ mod sgemm;
 mod tokens;
 mod weight_grad;
 
-use crate::backend::{AdamW, AttnDims, Backend, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
 
 /// The CPU backend. It runs on the current rayon thread pool: wrap calls in
 /// `ThreadPool::install` to choose the thread count (results do not depend on it).
@@ -102,7 +102,7 @@ impl Backend for CpuBackend {
         sumsq: View<Vec<f32>>,
         max_norm: f32,
     ) {
-        let factor = max_norm / (s(sumsq, 1)[0].sqrt() + 1e-6);
+        let factor = adamw::clip_factor(s(sumsq, 1)[0], max_norm);
         if factor < 1.0 {
             elementwise::scale(sm(grads, n), factor);
         }
@@ -485,7 +485,29 @@ impl Backend for CpuBackend {
         hp: &AdamW,
         decay: bool,
     ) {
-        adamw::step(sm(param, n), s(grad, n), sm(m, n), sm(v, n), hp, decay);
+        adamw::step(sm(param, n), s(grad, n), sm(m, n), sm(v, n), hp, decay, 1.0);
+    }
+
+    fn adamw_fused(
+        &self,
+        param: ViewMut<Vec<f32>>,
+        grad: View<Vec<f32>>,
+        m: ViewMut<Vec<f32>>,
+        v: ViewMut<Vec<f32>>,
+        runs: &[(usize, usize, bool)],
+        hp: &AdamW,
+        clip: Option<(View<Vec<f32>>, f32)>,
+    ) {
+        let n = runs_len(runs);
+        let clip = clip.map_or(1.0, |(sumsq, max_norm)| {
+            adamw::clip_factor(s(sumsq, 1)[0], max_norm)
+        });
+        let (param, grad, m, v) = (sm(param, n), s(grad, n), sm(m, n), sm(v, n));
+        for &(start, end, decay) in runs {
+            let r = start..end;
+            let (p, g) = (&mut param[r.clone()], &grad[r.clone()]);
+            adamw::step(p, g, &mut m[r.clone()], &mut v[r], hp, decay, clip);
+        }
     }
 }
 

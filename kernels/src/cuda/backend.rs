@@ -2,15 +2,17 @@
 //! kernels/cuda. This file only turns views into bounds-checked device addresses and calls the
 //! launch code of each concern (one file each, beside its `.cu`).
 
+use super::adamw::RunTable;
 use super::device::Device;
 use super::launch::Workspace;
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
-use crate::backend::{AdamW, AttnDims, Backend, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
 
 /// The kernel backend: `CudaBackend` on a GPU, the host harness's backend in tests.
 pub struct KernelBackend<D: Device> {
     pub(crate) dev: D,
     pub(crate) workspace: Workspace<D::Buf>,
+    pub(crate) runs: RunTable<D::IdxBuf>,
 }
 
 impl<D: Device> KernelBackend<D> {
@@ -19,6 +21,7 @@ impl<D: Device> KernelBackend<D> {
         Self {
             dev,
             workspace: Workspace::new(),
+            runs: RunTable::new(),
         }
     }
 
@@ -483,5 +486,26 @@ impl<D: Device> Backend for KernelBackend<D> {
             self.w(v, n),
         );
         adamw::step(self, bufs, n, hp, decay);
+    }
+
+    fn adamw_fused(
+        &self,
+        param: ViewMut<D::Buf>,
+        grad: View<D::Buf>,
+        m: ViewMut<D::Buf>,
+        v: ViewMut<D::Buf>,
+        runs: &[(usize, usize, bool)],
+        hp: &AdamW,
+        clip: Option<(View<D::Buf>, f32)>,
+    ) {
+        let n = runs_len(runs);
+        let bufs = (
+            self.w(param, n),
+            self.r(grad, n),
+            self.w(m, n),
+            self.w(v, n),
+        );
+        let clip = clip.map(|(sumsq, max_norm)| (self.r(sumsq, 1), max_norm));
+        adamw::fused(self, bufs, runs, hp, clip);
     }
 }

@@ -1,7 +1,7 @@
 //! Helpers of the comparisons against the CPU backend: the kernel tests' padded buffers
 //! (tests/common) and the assertions.
 
-pub use super::base::{cu_seqlens, down, packed, up, up_idx, v, vm, Rng, PAD};
+pub use super::base::{body, cu_seqlens, down, packed, up, up_idx, v, vm, Rng, PAD};
 
 /// Asserts |got - want| <= tol (1 + |want|) elementwise, and that both padded buffers still
 /// hold their NaN padding (nothing written outside the view).

@@ -2,7 +2,7 @@
 //! layer against the CPU backend, on small, odd and empty shapes (and row counts that cross the
 //! reduction chunks).
 
-use super::common::{assert_bits, assert_close, down, up, v, vm, Rng, PAD};
+use super::common::{assert_bits, assert_close, body, down, up, v, vm, Rng, PAD};
 use ecgfm_kernels::{AdamW, Backend, CpuBackend, View, ViewMut};
 
 fn elementwise_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
@@ -116,6 +116,96 @@ pub fn adamw<B: Backend>(be: &B) {
         let (got, want) = (adamw_outputs(be, n), adamw_outputs(&CpuBackend, n));
         for (name, (g, w)) in ["param", "m", "v"].iter().zip(got.iter().zip(&want)) {
             assert_bits(name, g, w);
+        }
+    }
+}
+
+/// Three optimiser steps over `runs` with clipping at `clip`: the fused op, or (`fused` false)
+/// `clip_grad_norm` then `adamw` per run. The fused op must leave the gradients as they were.
+fn optimizer_outputs<B: Backend>(
+    be: &B,
+    runs: &[(usize, usize, bool)],
+    clip: Option<f32>,
+    fused: bool,
+) -> Vec<Vec<f32>> {
+    let n = runs.last().map_or(0, |r| r.1);
+    let mut rng = Rng::new(11);
+    let moment2: Vec<f32> = rng.vec(n, 0.1).iter().map(|x| x.abs()).collect();
+    let (mut p, mut m, mut vv) = (
+        up(be, &rng.vec(n, 1.0)),
+        up(be, &rng.vec(n, 0.1)),
+        up(be, &moment2),
+    );
+    let mut sumsq = up(be, &[0.0]);
+    for step in 1..=3u32 {
+        let host_grad = rng.vec(n, 1.0);
+        let mut grad = up(be, &host_grad);
+        be.sum_squares(vm(&mut sumsq), v(&grad), n);
+        let hp = AdamW {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.05,
+            step,
+        };
+        if fused {
+            let clip = clip.map(|c| (v(&sumsq), c));
+            be.adamw_fused(
+                vm(&mut p),
+                v(&grad),
+                vm(&mut m),
+                vm(&mut vv),
+                runs,
+                &hp,
+                clip,
+            );
+            assert_bits(
+                "gradients after the fused step",
+                &body(be, &grad, n),
+                &host_grad,
+            );
+            continue;
+        }
+        if let Some(c) = clip {
+            be.clip_grad_norm(vm(&mut grad), n, v(&sumsq), c);
+        }
+        for &(start, end, decay) in runs {
+            be.adamw(
+                ViewMut::new(&mut p, PAD + start),
+                View::new(&grad, PAD + start),
+                ViewMut::new(&mut m, PAD + start),
+                ViewMut::new(&mut vv, PAD + start),
+                end - start,
+                &hp,
+                decay,
+            );
+        }
+    }
+    vec![down(be, &p, n), down(be, &m, n), down(be, &vv, n)]
+}
+
+/// The fused optimiser step (AdamW over decay runs, clipping folded in): bit for bit the
+/// unfused ops and the CPU's fused step, with clipping active, inactive and off.
+pub fn adamw_fused<B: Backend>(be: &B) {
+    let layouts: [&[(usize, usize, bool)]; 2] = [
+        &[
+            (0, 100, true),
+            (100, 101, false),
+            (101, 333, true),
+            (333, 340, false),
+        ],
+        &[(0, 1, false)],
+    ];
+    for runs in layouts {
+        for clip in [Some(1.0), Some(1e3), None] {
+            let fused = optimizer_outputs(be, runs, clip, true);
+            let unfused = optimizer_outputs(be, runs, clip, false);
+            let cpu = optimizer_outputs(&CpuBackend, runs, clip, true);
+            for (i, name) in ["param", "m", "v"].iter().enumerate() {
+                assert_bits(name, &fused[i], &unfused[i]);
+                assert_bits(name, &fused[i], &cpu[i]);
+            }
         }
     }
 }

@@ -38,6 +38,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn fused_adamw_and_clipping_is_bitwise_the_unfused_ops_and_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::dense::adamw_fused(&be);
+            }
+        }
+
+        #[test]
         fn layernorm_matches_the_cpu() {
             if let Some(be) = $make {
                 against_cpu::dense::layernorm(&be);

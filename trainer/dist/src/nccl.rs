@@ -1,7 +1,8 @@
 //! `NcclCollective`: the `Collective` of GPU ranks, over NCCL (cudarc's `nccl` feature) on
-//! `CudaSlice<f32>` device buffers and the rank's compute stream, so a reduction is ordered with
-//! the kernels that produce its gradients. Rank 0 makes the NCCL unique id and sends it to the
-//! others through the CPU collective of the rendezvous.
+//! `CudaSlice<f32>` device buffers and the stream it is given (in training a stream of its own,
+//! ordered after the compute stream's work by events: the trainer's `nccl_rank.rs`). Rank 0
+//! makes the NCCL unique id and sends it to the others through the CPU collective of the
+//! rendezvous.
 //!
 //! NCCL sums in its own (ring or tree) order, not in rank order: GPU runs are reproducible run
 //! to run on the same topology but not bitwise equal across rank counts (the CPU collective is).
@@ -48,7 +49,12 @@ impl NcclCollective {
     /// Joins the job's NCCL communicator on `stream` (the rank's device and compute stream).
     /// `cpu` is the rendezvous' CPU collective, used once to share the unique id.
     pub fn new(cpu: &mut CpuCollective, stream: Arc<CudaStream>) -> Result<Self, DistError> {
-        nccl_lib::ensure_loadable()?;
+        nccl_lib::check_loadable()?;
+        // ncclCommInitRank joins with the calling thread's current device.
+        stream
+            .context()
+            .bind_to_thread()
+            .map_err(driver_err("binding the context"))?;
         let (rank, world) = (cpu.rank(), cpu.world_size());
         let mut bytes: Vec<u8> = match rank {
             0 => {
@@ -83,6 +89,11 @@ impl NcclCollective {
             scratch,
             timeout: cpu.timeout(),
         })
+    }
+
+    /// The stream every NCCL call and kernel of this collective is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
     }
 
     /// Waits for everything queued on the stream, at most the per-call timeout.

@@ -1,9 +1,12 @@
-//! Finding NCCL for cudarc. The pip wheel (`nvidia-nccl-cu12`, installed with PyTorch) and the
-//! distribution packages ship `libnccl.so.2`, a name cudarc does not look for (it tries
-//! `libnccl.so` and CUDA-versioned names). `ensure_loadable` finds the library (`$ECGFM_NCCL_LIB`,
-//! the wheel of `python3`, the usual system folders), puts a `libnccl.so` link to it in a cache
-//! folder first on `LD_LIBRARY_PATH` and re-executes the process once, because the dynamic
-//! loader reads that variable only when a process starts. Nothing to do for the user.
+//! Finding NCCL for cudarc. The pip wheel (`nvidia-nccl-cu13` for CUDA 13, as PyTorch's CUDA 13
+//! builds install it; `nvidia-nccl-cu12` for CUDA 12) and the distribution packages ship
+//! `libnccl.so.2`, a name cudarc does not look for (it tries `libnccl.so` and CUDA-versioned
+//! names). `ensure_loadable` finds the library (`$ECGFM_NCCL_LIB`, the wheel of `python3`, the
+//! usual system folders), puts a `libnccl.so` link to it in a cache folder first on
+//! `LD_LIBRARY_PATH` and re-executes the process once, because the dynamic loader reads that
+//! variable only when a process starts: `ecgfm pretrain` calls it at start-up on GPU ranks,
+//! before any thread or connection exists. `check_loadable` (when the communicator is made)
+//! never re-executes. Nothing to do for the user.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,18 +56,39 @@ pub fn find_libnccl() -> Option<PathBuf> {
     wheel.chain(system).find(|p| p.is_file())
 }
 
-/// Makes `cudarc::nccl` loadable in this process, re-executing it once if needed (see above).
-pub fn ensure_loadable() -> Result<(), DistError> {
+fn missing(why: String) -> DistError {
+    DistError::Nccl(format!(
+        "cannot load NCCL: {why}. Install it (pip install nvidia-nccl-cu13, or the libnccl2 \
+         package) or set ECGFM_NCCL_LIB=/path/to/libnccl.so.2"
+    ))
+}
+
+fn present() -> bool {
     // SAFETY: only probes whether the library can be opened.
-    if unsafe { cudarc::nccl::sys::is_culib_present() } {
+    unsafe { cudarc::nccl::sys::is_culib_present() }
+}
+
+/// Whether `cudarc::nccl` can load NCCL in this process, without re-executing it.
+pub fn check_loadable() -> Result<(), DistError> {
+    if present() {
         return Ok(());
     }
-    let missing = |why: String| {
-        DistError::Nccl(format!(
-            "cannot load NCCL: {why}. Install it (pip install nvidia-nccl-cu12, or the libnccl2 \
-             package) or set ECGFM_NCCL_LIB=/path/to/libnccl.so.2"
-        ))
-    };
+    Err(match find_libnccl() {
+        Some(lib) => missing(format!(
+            "{} exists but is not on LD_LIBRARY_PATH as libnccl.so (ecgfm pretrain links it at \
+             start-up on a GPU; elsewhere call nccl_lib::ensure_loadable first)",
+            lib.display()
+        )),
+        None => missing(format!("no {SONAME} found")),
+    })
+}
+
+/// Makes `cudarc::nccl` loadable in this process, re-executing it once if needed (see above).
+/// Call it before the process starts threads or opens connections.
+pub fn ensure_loadable() -> Result<(), DistError> {
+    if present() {
+        return Ok(());
+    }
     let lib = find_libnccl().ok_or_else(|| missing(format!("no {SONAME} found")))?;
     if std::env::var_os(REEXEC_GUARD).is_some() {
         return Err(missing(format!(

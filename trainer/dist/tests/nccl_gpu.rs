@@ -11,6 +11,7 @@ use ecgfm_dist::{connect, Collective, JobEnv, Launcher, Shards, Timeouts};
 #[test]
 #[ignore = "needs a GPU and NCCL: scripts/gpu-check-dist.sh runs it"]
 fn one_rank_nccl_collectives_on_the_gpu() {
+    ecgfm_dist::nccl_lib::ensure_loadable().unwrap();
     let env = JobEnv {
         launcher: Launcher::Single,
         rank: 0,

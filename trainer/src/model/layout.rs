@@ -158,7 +158,7 @@ impl ParamLayout {
     }
 
     /// Maximal runs of adjacent tensors sharing the same decay flag: `(start, end, decay)`, in
-    /// order, covering the whole buffer. The optimiser updates one run per call.
+    /// order, covering the whole buffer (the runs of the optimiser's fused step).
     pub fn decay_runs(&self) -> Vec<(usize, usize, bool)> {
         let mut runs: Vec<(usize, usize, bool)> = Vec::new();
         for e in &self.entries {

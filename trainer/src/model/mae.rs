@@ -62,6 +62,15 @@ const GRAD_SUMSQ: usize = 1; // sum of squared gradients at the last `optimizer_
 const PROBE_SUMSQ: usize = 2; // scratch for `grad_norm`
 const STATS: usize = 3;
 
+/// The parts of the `(start, end, decay)` runs inside `range`, relative to its start.
+fn runs_within(runs: &[(usize, usize, bool)], range: &Range<usize>) -> Vec<(usize, usize, bool)> {
+    runs.iter()
+        .map(|&(start, end, decay)| (start.max(range.start), end.min(range.end), decay))
+        .filter(|(start, end, _)| start < end)
+        .map(|(start, end, decay)| (start - range.start, end - range.start, decay))
+        .collect()
+}
+
 /// Device copies of a `TokenPlan`.
 struct DeviceTokens<B: Backend> {
     enc_tokens: B::IdxBuf,
@@ -86,6 +95,8 @@ pub struct Mae<B: Backend> {
     /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
     /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
     opt_range: Range<usize>,
+    /// `decay_runs` clipped to `opt_range`, relative to its start (the fused AdamW's runs).
+    opt_runs: Vec<(usize, usize, bool)>,
     adam_m: B::Buf,
     adam_v: B::Buf,
     adam_step: u64,
@@ -166,6 +177,7 @@ impl<B: Backend> Mae<B> {
             params: be.alloc(layout.total),
             grads: be.alloc(layout.total),
             opt_range: 0..layout.total,
+            opt_runs: runs_within(&layout.decay_runs(), &(0..layout.total)),
             adam_m: be.alloc(layout.total),
             adam_v: be.alloc(layout.total),
             adam_step: 0,
@@ -307,10 +319,15 @@ impl<B: Backend> Mae<B> {
             .copy(src.into(), (&mut self.grads).into(), self.layout.total);
     }
 
-    /// Writes `host` into the gradient buffer from element `offset` on (data-parallel training
-    /// puts the reduced gradient here).
-    pub fn upload_grads(&mut self, host: &[f32], offset: usize) {
-        self.be.upload(host, ViewMut::new(&mut self.grads, offset));
+    /// The backend with the gradient buffer, writable (data-parallel training puts the reduced
+    /// gradient there with the backend's own copy).
+    pub fn backend_and_grads_mut(&mut self) -> (&B, &mut B::Buf) {
+        (&self.be, &mut self.grads)
+    }
+
+    /// The backend with the parameter buffer, writable (ZeRO-1 gathers the parameters there).
+    pub fn backend_and_params_mut(&mut self) -> (&B, &mut B::Buf) {
+        (&self.be, &mut self.params)
     }
 
     /// The sum of the losses of the `forward_backward` calls since `zero_grads` (reads it back).
@@ -338,7 +355,8 @@ impl<B: Backend> Mae<B> {
     /// norm `clip_norm` when given (as torch.nn.utils.clip_grad_norm_: factor
     /// `clip / (norm + 1e-6)` when below 1), then AdamW with learning rate `lr` (weight decay on
     /// Linear weights only), then step += 1. `last_grad_norm` gives the norm before clipping.
-    /// The gradients are left in place: call `zero_grads` before the next accumulation.
+    /// Clipping and AdamW run as one fused pass: the gradients are left as they were (unclipped);
+    /// call `zero_grads` before the next accumulation.
     pub fn optimizer_step(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) {
         self.queue_grad_sumsq();
         self.apply_update(opt, lr, clip_norm);
@@ -368,17 +386,9 @@ impl<B: Backend> Mae<B> {
     }
 
     /// The update of `optimizer_step` with the sum of squares already in place (`grad_sumsq` or
-    /// `set_grad_sumsq`): clipping and AdamW over the optimiser's range only.
+    /// `set_grad_sumsq`): clipping and AdamW over the optimiser's range only, in one fused pass
+    /// (the gradients are left unclipped).
     pub fn apply_update(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) {
-        let range = self.opt_range.clone();
-        if let Some(max_norm) = clip_norm {
-            self.be.clip_grad_norm(
-                ViewMut::new(&mut self.grads, range.start),
-                range.len(),
-                View::new(&self.stats, GRAD_SUMSQ),
-                max_norm,
-            );
-        }
         self.adam_step += 1;
         let hp = AdamW {
             lr,
@@ -388,22 +398,16 @@ impl<B: Backend> Mae<B> {
             weight_decay: opt.weight_decay,
             step: u32::try_from(self.adam_step).unwrap_or(u32::MAX),
         };
-        for &(start, end, decay) in &self.decay_runs {
-            let (start, end) = (start.max(range.start), end.min(range.end));
-            if start >= end {
-                continue;
-            }
-            let moment = start - range.start;
-            self.be.adamw(
-                ViewMut::new(&mut self.params, start),
-                View::new(&self.grads, start),
-                ViewMut::new(&mut self.adam_m, moment),
-                ViewMut::new(&mut self.adam_v, moment),
-                end - start,
-                &hp,
-                decay,
-            );
-        }
+        let start = self.opt_range.start;
+        self.be.adamw_fused(
+            ViewMut::new(&mut self.params, start),
+            View::new(&self.grads, start),
+            (&mut self.adam_m).into(),
+            (&mut self.adam_v).into(),
+            &self.opt_runs,
+            &hp,
+            clip_norm.map(|max_norm| (View::new(&self.stats, GRAD_SUMSQ), max_norm)),
+        );
     }
 
     /// Makes the optimiser update (and keep AdamW moments for) `range` only: one rank's shard
@@ -417,6 +421,7 @@ impl<B: Backend> Mae<B> {
         }
         self.adam_m = self.be.alloc(range.len());
         self.adam_v = self.be.alloc(range.len());
+        self.opt_runs = runs_within(&self.decay_runs, &range);
         self.opt_range = range;
         Ok(())
     }

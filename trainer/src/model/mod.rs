@@ -23,5 +23,5 @@ pub use encoder::{Encoder, HeadSpec, Pooling, Targets};
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
 pub use mae::{GradsReady, Mae};
-pub use profile::{OpTiming, ProfiledBackend};
+pub use profile::{DeviceSync, OpTiming, ProfiledBackend};
 pub use stats::{render_table, ModelStats};

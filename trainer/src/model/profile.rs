@@ -12,7 +12,7 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 35] = [
+const OPS: [&str; 36] = [
     "alloc",
     "alloc_idx",
     "upload",
@@ -48,6 +48,7 @@ const OPS: [&str; 35] = [
     "bce_forward",
     "bce_backward",
     "adamw",
+    "adamw_fused",
 ];
 
 /// The index of op `name` in `OPS`, evaluated at compile time (a name not there does not compile).
@@ -69,9 +70,15 @@ const fn op(name: &str) -> usize {
     panic!("not a timed op")
 }
 
+/// Waits until the device has finished the work queued on it.
+pub type DeviceSync<B> = Box<dyn Fn(&B) + Send + Sync>;
+
 /// A backend that times every op of the wrapped backend `B`.
 pub struct ProfiledBackend<B: Backend> {
     inner: B,
+    /// A device that queues work (a GPU) is waited for around every op, so each op's time is
+    /// its own execution, not its launch.
+    sync: Option<DeviceSync<B>>,
     nanos: [AtomicU64; OPS.len()],
     calls: [AtomicU64; OPS.len()],
 }
@@ -92,8 +99,18 @@ impl<B: Backend> ProfiledBackend<B> {
     pub fn new(inner: B) -> Self {
         ProfiledBackend {
             inner,
+            sync: None,
             nanos: std::array::from_fn(|_| AtomicU64::new(0)),
             calls: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Wraps `inner`, a device that queues its work: `sync` waits for it before and after every
+    /// op (the profile then shows each op's execution; the step itself runs slower).
+    pub fn with_sync(inner: B, sync: DeviceSync<B>) -> Self {
+        ProfiledBackend {
+            sync: Some(sync),
+            ..ProfiledBackend::new(inner)
         }
     }
 
@@ -145,8 +162,14 @@ impl<B: Backend> ProfiledBackend<B> {
 
     /// Runs `f`, adding its wall time and one call to op `op` (an index into `OPS`).
     fn timed<T>(&self, op: usize, f: impl FnOnce() -> T) -> T {
+        if let Some(sync) = &self.sync {
+            sync(&self.inner);
+        }
         let start = Instant::now();
         let result = f();
+        if let Some(sync) = &self.sync {
+            sync(&self.inner);
+        }
         let nanos = start.elapsed().as_nanos() as u64;
         self.nanos[op].fetch_add(nanos, Ordering::Relaxed);
         self.calls[op].fetch_add(1, Ordering::Relaxed);
@@ -552,6 +575,21 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
             self.inner.adamw(param, grad, m, v, n, hp, decay)
         });
     }
+
+    fn adamw_fused(
+        &self,
+        param: ViewMut<Self::Buf>,
+        grad: View<Self::Buf>,
+        m: ViewMut<Self::Buf>,
+        v: ViewMut<Self::Buf>,
+        runs: &[(usize, usize, bool)],
+        hp: &AdamW,
+        clip: Option<(View<Self::Buf>, f32)>,
+    ) {
+        self.timed(const { op("adamw_fused") }, || {
+            self.inner.adamw_fused(param, grad, m, v, runs, hp, clip)
+        });
+    }
 }
 
 #[cfg(test)]
@@ -591,5 +629,26 @@ mod tests {
         assert_eq!(calls("masked_mse_forward"), 1);
         assert_eq!(calls("alloc"), 0);
         assert!(mae.backend().render().contains("attention_backward"));
+    }
+
+    #[test]
+    fn a_queueing_device_is_waited_for_before_and_after_every_op() {
+        let waits = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = waits.clone();
+        let be = ProfiledBackend::with_sync(
+            CpuBackend::new(),
+            Box::new(move |_: &CpuBackend| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        let mut buf = be.alloc(8);
+        be.fill((&mut buf).into(), 8, 1.0);
+        be.scale((&mut buf).into(), 8, 2.0);
+        assert_eq!(
+            waits.load(Ordering::Relaxed),
+            6,
+            "alloc, fill, scale: two waits each"
+        );
+        assert_eq!(buf, vec![2.0; 8]);
     }
 }

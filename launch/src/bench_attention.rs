@@ -1,0 +1,264 @@
+//! `ecgfm bench attention`: our packed varlen attention, forward + backward, on the shapes of a
+//! model preset (encoder: B samples of 12 leads x K visible patches; decoder: B x 12 x N tokens),
+//! against PyTorch's `F.scaled_dot_product_attention` on the same shapes (bench/torch_attention.py,
+//! in the dense (B, H, T, hd) layout a PyTorch user has; bf16 on a GPU unless
+//! `--torch-precision`, fp32 on the CPU). FLOPs count the four attention matmuls forward and ten
+//! backward (FlashAttention's convention). The last line printed is one JSON object.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ecgfm_kernels::{AttnDims, Backend, CpuBackend, View};
+use ecgfm_trainer::ModelConfig;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::device::Opened;
+use crate::pretrain::thread_pool;
+use crate::python_bench::run_comparison;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchAttentionArgs {
+    /// Model size preset whose encoder and decoder attention shapes are timed.
+    #[arg(long, default_value = "base")]
+    pub model: String,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// cpu, cuda or cuda:N (PyTorch runs on the same device).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads for both sides (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed iterations (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed warm-up iterations.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// PyTorch's precision on a GPU: bf16, tf32 or fp32.
+    #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
+    pub torch_precision: String,
+    /// The PyTorch script to compare with.
+    #[arg(long, value_name = "FILE")]
+    pub torch_script: Option<PathBuf>,
+    /// Python interpreter that has torch.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Skip the PyTorch comparison.
+    #[arg(long)]
+    pub no_torch: bool,
+}
+
+/// One attention shape: `seqs` sequences of `len` tokens, `width` wide in `heads` heads.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    name: &'static str,
+    seqs: usize,
+    len: usize,
+    width: usize,
+    heads: usize,
+}
+
+impl Shape {
+    /// Forward + backward FLOPs: 4 S^2 C per sequence forward, 2.5 times that backward.
+    fn flops(&self) -> f64 {
+        14.0 * (self.seqs * self.len * self.len * self.width) as f64
+    }
+}
+
+/// The encoder's and the decoder's attention shapes of `config` at `batch` samples.
+fn shapes(config: &ModelConfig, batch: usize) -> [Shape; 2] {
+    [
+        Shape {
+            name: "encoder",
+            seqs: batch,
+            len: config.leads * config.visible_per_lead(),
+            width: config.dim,
+            heads: config.heads,
+        },
+        Shape {
+            name: "decoder",
+            seqs: batch,
+            len: config.leads * config.patches_per_lead(),
+            width: config.dec_dim,
+            heads: config.dec_heads,
+        },
+    ]
+}
+
+/// Median milliseconds of one forward + backward of `shape` on `be` (each iteration ends by
+/// reading one value back, so device work is timed to completion).
+fn time_ours<B: Backend>(be: &B, shape: Shape, args: &BenchAttentionArgs) -> f64 {
+    let Shape {
+        seqs, len, width, ..
+    } = shape;
+    let tokens = seqs * len;
+    let dims = AttnDims {
+        seqs,
+        tokens,
+        width,
+        heads: shape.heads,
+    };
+    let filled = |n: usize, seed: usize| {
+        let host: Vec<f32> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5 - 1.0) * 0.5)
+            .collect();
+        let mut buf = be.alloc(n);
+        be.upload(&host, (&mut buf).into());
+        buf
+    };
+    let (qkv, dout) = (filled(tokens * 3 * width, 1), filled(tokens * width, 2));
+    let (mut out, mut lse, mut dqkv) = (
+        be.alloc(tokens * width),
+        be.alloc(tokens * shape.heads),
+        be.alloc(tokens * 3 * width),
+    );
+    let offsets: Vec<u32> = (0..=seqs).map(|b| (b * len) as u32).collect();
+    let mut cu = be.alloc_idx(seqs + 1);
+    be.upload_idx(&offsets, (&mut cu).into());
+    let mut times = Vec::with_capacity(args.steps);
+    let mut probe = [0.0f32];
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        be.attention_forward(
+            (&mut out).into(),
+            (&mut lse).into(),
+            (&qkv).into(),
+            (&cu).into(),
+            dims,
+        );
+        be.attention_backward(
+            (&mut dqkv).into(),
+            (&dout).into(),
+            (&qkv).into(),
+            (&out).into(),
+            (&lse).into(),
+            (&cu).into(),
+            dims,
+        );
+        be.download(View::new(&dqkv, 0), &mut probe);
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// PyTorch's SDPA on the same shapes: its JSON result, or `None` when skipped.
+fn time_torch(
+    args: &BenchAttentionArgs,
+    shapes: &[Shape],
+    threads: usize,
+    gpu: bool,
+) -> Result<Option<serde_json::Value>> {
+    let spec = |s: &Shape| format!("{}:{}:{}:{}:{}", s.name, s.seqs, s.len, s.width, s.heads);
+    let flags = vec![
+        (
+            "--shapes",
+            shapes.iter().map(spec).collect::<Vec<_>>().join(","),
+        ),
+        (
+            "--device",
+            if gpu {
+                args.device.clone()
+            } else {
+                "cpu".into()
+            },
+        ),
+        (
+            "--precision",
+            if gpu {
+                args.torch_precision.clone()
+            } else {
+                "fp32".into()
+            },
+        ),
+        ("--threads", threads.to_string()),
+        ("--steps", args.steps.to_string()),
+        ("--warmup", args.warmup.to_string()),
+    ];
+    run_comparison(
+        &args.python,
+        &["torch"],
+        args.torch_script.as_deref(),
+        "torch_attention.py",
+        &flags,
+        &[],
+    )
+}
+
+/// Times every shape on `be`, then PyTorch, and prints both with the ratio.
+fn run_on<B: Backend>(
+    be: &B,
+    args: &BenchAttentionArgs,
+    config: &ModelConfig,
+    threads: usize,
+    gpu: bool,
+) -> Result<()> {
+    let shapes = shapes(config, args.batch_size);
+    let ours: Vec<f64> = shapes.iter().map(|&s| time_ours(be, s, args)).collect();
+    let torch = match args.no_torch {
+        true => None,
+        false => time_torch(args, &shapes, threads, gpu)?,
+    };
+    let precision = if gpu {
+        args.torch_precision.as_str()
+    } else {
+        "fp32"
+    };
+    let mut rows = Vec::new();
+    for (shape, &ms) in shapes.iter().zip(&ours) {
+        let tflops = shape.flops() / (ms / 1e3) / 1e12;
+        println!(
+            "ecgfm   {} {}: {} x {} tokens, width {}, {} heads | fwd+bwd {ms:.3} ms | {tflops:.2} TFLOP/s (fp32)",
+            args.model, shape.name, shape.seqs, shape.len, shape.width, shape.heads
+        );
+        let mut row = json!({
+            "shape": shape.name, "seqs": shape.seqs, "len": shape.len, "width": shape.width,
+            "heads": shape.heads, "ms_median": ms, "tflops": tflops,
+        });
+        if let Some(torch) = &torch {
+            let torch_ms = torch["ms_median"][shape.name]
+                .as_f64()
+                .with_context(|| format!("PyTorch JSON has no ms_median.{}", shape.name))?;
+            println!(
+                "pytorch {} {}: SDPA {precision} fwd+bwd {torch_ms:.3} ms | {:.2} TFLOP/s | ratio: ecgfm is {:.2}x the speed of PyTorch",
+                args.model,
+                shape.name,
+                shape.flops() / (torch_ms / 1e3) / 1e12,
+                torch_ms / ms
+            );
+            row["torch_ms_median"] = json!(torch_ms);
+            row["speedup_vs_torch"] = json!(torch_ms / ms);
+        }
+        rows.push(row);
+    }
+    let result = json!({
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "torch_precision": torch.as_ref().map(|_| precision),
+        "torch_version": torch.as_ref().map(|t| t["torch_version"].clone()),
+        "shapes": rows,
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// Runs `ecgfm bench attention`.
+pub fn run(args: &BenchAttentionArgs) -> Result<()> {
+    let config = ModelConfig::preset(&args.model)?;
+    match crate::device::open(&args.device)? {
+        Opened::Cpu => {
+            let pool = thread_pool(args.threads.unwrap_or(0))?;
+            let threads = pool.current_num_threads();
+            pool.install(|| run_on(&CpuBackend::new(), args, &config, threads, false))
+        }
+        Opened::Cuda(be) => {
+            println!("device  {}", crate::device::describe(be.device().info()));
+            run_on(&*be, args, &config, 1, true)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! GPU ranks: the CUDA backend as a [`RankBackend`] (a CUDA event marks the work queued on the
+//! compute stream; one sum-of-squares partial per shard) and [`NcclComm`], the communication
+//! thread's wire on a GPU: NCCL on a stream of its own over the backend's device buffers, each
+//! bucket ordered after the backward work that wrote it by waiting on its event, so reductions
+//! overlap with the rest of the backward pass on the device. The CPU collective of the
+//! rendezvous carries the small host exchanges (losses, flags, norm partials, barriers).
+//!
+//! No GPU in CI: this compiles everywhere; the exchange logic it plugs into runs on CPU ranks in
+//! every test, and scripts/gpu-check.sh runs it through NCCL on a GPU.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaEvent, CudaSlice};
+use ecgfm_dist::nccl::NcclCollective;
+use ecgfm_dist::{Collective, CpuCollective, DistError, Shards};
+use ecgfm_kernels::{Backend, CudaBackend, View};
+
+use crate::comm_wire::CommWire;
+use crate::rank_backend::RankBackend;
+
+impl RankBackend for CudaBackend {
+    type Ready = CudaEvent;
+
+    fn ready(&self) -> CudaEvent {
+        self.stream()
+            .record_event(None)
+            .unwrap_or_else(|e| panic!("CUDA event record failed: {e}"))
+    }
+
+    fn partials_per_rank(_shards: &Shards) -> usize {
+        1
+    }
+
+    fn sumsq_partials(
+        &self,
+        grads: View<CudaSlice<f32>>,
+        n: usize,
+        scratch: &mut CudaSlice<f32>,
+    ) -> Vec<f64> {
+        self.sum_squares(scratch.into(), grads, n);
+        let mut host = [0.0f32];
+        self.download((&*scratch).into(), &mut host);
+        vec![host[0] as f64]
+    }
+}
+
+/// A GPU rank's collectives: NCCL for device buffers, the CPU collective for host values.
+pub struct NcclComm {
+    nccl: NcclCollective,
+    cpu: CpuCollective,
+}
+
+fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> DistError + '_ {
+    move |e| DistError::Nccl(format!("{what}: {e}"))
+}
+
+impl NcclComm {
+    /// Joins the job's NCCL communicator on a new stream of `context` (the backend's), sharing
+    /// its unique id through `cpu`. Run it on the thread that will use it (the communication
+    /// thread's constructor).
+    pub fn join(mut cpu: CpuCollective, context: Arc<CudaContext>) -> Result<NcclComm, DistError> {
+        context
+            .bind_to_thread()
+            .map_err(cuda_err("binding the context"))?;
+        let stream = context
+            .new_stream()
+            .map_err(cuda_err("creating the NCCL stream"))?;
+        let nccl = NcclCollective::new(&mut cpu, stream)?;
+        Ok(NcclComm { nccl, cpu })
+    }
+}
+
+impl CommWire for NcclComm {
+    type Buf = CudaSlice<f32>;
+    type Ready = CudaEvent;
+
+    fn host(&mut self) -> &mut dyn Collective<[f32]> {
+        &mut self.cpu
+    }
+
+    fn wait_for(&mut self, ready: CudaEvent) -> Result<(), DistError> {
+        self.nccl
+            .stream()
+            .wait(&ready)
+            .map_err(cuda_err("cuStreamWaitEvent"))
+    }
+
+    fn reduce_scatter(
+        &mut self,
+        src: &CudaSlice<f32>,
+        range: Range<usize>,
+        shards: &Shards,
+        acc: &mut CudaSlice<f32>,
+    ) -> Result<(), DistError> {
+        self.nccl.reduce_scatter(src, range, shards, acc)
+    }
+
+    fn all_gather(
+        &mut self,
+        buf: &mut CudaSlice<f32>,
+        range: Range<usize>,
+        shards: &Shards,
+    ) -> Result<(), DistError> {
+        self.nccl.all_gather(buf, range, shards)
+    }
+
+    fn copy(
+        &mut self,
+        src: &CudaSlice<f32>,
+        src_off: usize,
+        dst: &mut CudaSlice<f32>,
+        dst_off: usize,
+        n: usize,
+    ) -> Result<(), DistError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let from = src.slice(src_off..src_off + n);
+        let mut to = dst.slice_mut(dst_off..dst_off + n);
+        self.nccl
+            .stream()
+            .memcpy_dtod(&from, &mut to)
+            .map_err(cuda_err("cuMemcpyDtoDAsync"))
+    }
+
+    fn zero(&mut self, buf: &mut CudaSlice<f32>) -> Result<(), DistError> {
+        self.nccl
+            .stream()
+            .memset_zeros(buf)
+            .map_err(cuda_err("cuMemsetD8Async"))
+    }
+}
