@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
-# pyarrow, pandas, duckdb, and moto, whose S3 server the object-store tests start on localhost;
-# NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs the whole
-# workspace's tests.
+# pyarrow, pandas, duckdb, scikit-learn, and moto, whose S3 server the object-store tests start on
+# localhost; NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs
+# the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++.

@@ -8,11 +8,14 @@
 //!   manifest (`ingest`), plus a synthetic dataset writer (`synth_dataset`) and a summary /
 //!   plot / checksum check of a dataset (`inspect`, `plot`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
-//!   the streaming training loader (`loader`).
+//!   the streaming training loader (`loader`);
+//! - evaluation reading: every window of a split in order with a centred crop and its labels
+//!   (`windows`), and the embedding file `ecgfm embed` writes (`embeddings`).
 //!
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
 //! Start with `docs/dataset-format.md`, then `schema.rs` and `ingest/mod.rs`.
+pub mod embeddings;
 pub mod error;
 pub mod ingest;
 pub mod inspect;
@@ -23,3 +26,4 @@ pub mod schema;
 pub mod split;
 pub mod store;
 pub mod synth_dataset;
+pub mod windows;

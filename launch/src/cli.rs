@@ -21,6 +21,10 @@ pub enum Command {
     /// Datasets: read WFDB records, ingest them to Parquet shards, inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Evaluate a run's encoder on a labelled task: linear probe, fine-tuning, from scratch.
+    Eval(crate::eval::EvalArgs),
+    /// Write the encoder's embedding of every window of a dataset as Parquet.
+    Embed(crate::embed::EmbedArgs),
     /// Start a data-parallel job: N ranks on this node (one GPU each with --device cuda),
     /// torchrun-style; `ecgfm launch --nproc-per-node 4 -- pretrain ...`.
     Launch(crate::launch::LaunchArgs),

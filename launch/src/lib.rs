@@ -13,6 +13,8 @@
 //!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
 //!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
+//!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //!
@@ -29,6 +31,8 @@ pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
 pub mod device;
+pub mod embed;
+pub mod eval;
 pub mod export;
 
 pub mod launch;
@@ -38,6 +42,7 @@ pub mod package;
 pub mod plan;
 pub mod pretrain;
 pub mod pretrain_dist;
+pub mod pretrained;
 pub mod progress;
 pub mod publish;
 pub mod python_bench;
@@ -55,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Ingest(args)) => data_ingest::run_ingest(&args),
         Command::Data(DataCommand::Synth(args)) => data_ingest::run_synth(&args),
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
+        Command::Eval(args) => eval::run(&args).map(|_| ()),
+        Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
         Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),

@@ -1,4 +1,5 @@
-//! Progress bars for long work on records (ingest, synth) and on bytes (inspect); hidden when
+//! Progress bars for long work on records (ingest, synth), windows (embed) and bytes (inspect);
+//! hidden when
 //! stderr is not a terminal.
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,6 +10,16 @@ pub fn record_bar(what: &str) -> ProgressBar {
         what,
         "{prefix} [{wide_bar}] {pos}/{len} records {per_sec} elapsed {elapsed} ETA {eta}",
     )
+}
+
+/// A bar counting `total` windows, labelled `what`.
+pub fn window_bar(what: &str, total: u64) -> ProgressBar {
+    let bar = bar(
+        what,
+        "{prefix} [{wide_bar}] {pos}/{len} windows {per_sec} elapsed {elapsed} ETA {eta}",
+    );
+    bar.set_length(total);
+    bar
 }
 
 /// A bar counting bytes, labelled `what`; the library sets its length.

@@ -8,6 +8,8 @@
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
 //!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`).
+//! - `eval`: downstream evaluation of a checkpoint's encoder (`model::Encoder` with a
+//!   classification head): linear probe, fine-tuning, from scratch, metrics with bootstrap CIs.
 //! - `data_parallel`: one rank of a data-parallel job (bucketed gradient reduction overlapped
 //!   with the backward pass, ZeRO-1); `exchange` moves the buckets in the backend's own memory
 //!   through a `comm_wire` on the `comm_thread` (`HostComm`: the CPU collective;
@@ -24,6 +26,7 @@ pub mod comm_wire;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
+pub mod eval;
 mod exchange;
 pub mod fault;
 pub mod mask;

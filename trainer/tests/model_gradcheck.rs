@@ -3,6 +3,8 @@
 //! samples with different lead sets. For every parameter tensor, its largest gradient entry is
 //! compared with a central difference of the loss.
 
+mod common;
+
 use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::{HostBatch, Mae, MaskSampler, ModelConfig};
 
@@ -45,40 +47,15 @@ fn gradients_match_central_differences() {
     let hb = batch(&cfg);
     let mut mae = Mae::new(CpuBackend::new(), cfg, 2).unwrap();
     mae.init_params(4);
-    // Perturb every parameter so no gradient path sits at a special point (zero bias, unit norm).
-    let mut params = mae.params_to_host();
-    for (i, p) in params.iter_mut().enumerate() {
-        *p += 0.05 * ((i as f32 * 0.618).fract() - 0.5);
-    }
+    let params = common::perturbed(&mae.params_to_host());
     mae.load_params(&params).unwrap();
     mae.zero_grads();
     mae.forward_backward(&hb, 1.0).unwrap();
     let grads = mae.grads_to_host();
-
     let entries = mae.layout().entries.clone();
-    let mut worst = 0.0f64;
-    for e in &entries {
-        let (idx, g) = (e.offset..e.end())
-            .map(|i| (i, grads[i] as f64))
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .unwrap();
-        let h = 1e-2f32;
-        let mut probe = params.clone();
-        probe[idx] = params[idx] + h;
-        mae.load_params(&probe).unwrap();
-        let up = mae.forward_loss(&hb).unwrap() as f64;
-        probe[idx] = params[idx] - h;
-        mae.load_params(&probe).unwrap();
-        let down = mae.forward_loss(&hb).unwrap() as f64;
-        let numeric = (up - down) / (2.0 * h as f64);
-        let err = (numeric - g).abs() / (g.abs() + 1e-3);
-        println!(
-            "{:<24} grad {g:+.6e} numeric {numeric:+.6e} rel {err:.2e}",
-            e.name
-        );
-        assert!(g != 0.0, "{}: zero gradient", e.name);
-        worst = worst.max(err);
-    }
-    println!("worst relative error {worst:.2e}");
+    let worst = common::worst_gradient_error(&entries, &params, &grads, |p| {
+        mae.load_params(p).unwrap();
+        mae.forward_loss(&hb).unwrap() as f64
+    });
     assert!(worst < 5e-3, "worst relative error {worst:.2e}");
 }

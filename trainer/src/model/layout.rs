@@ -50,6 +50,22 @@ struct Builder {
 }
 
 impl Builder {
+    /// The encoder's tensors, in the documented order.
+    fn encoder(cfg: &ModelConfig) -> Self {
+        let d = cfg.dim;
+        let mut b = Builder {
+            entries: Vec::new(),
+            total: 0,
+        };
+        b.linear("patch_embed", d, cfg.patch);
+        b.push("lead_embed".into(), &[cfg.leads, d], false);
+        for i in 0..cfg.depth {
+            b.block(&format!("enc.{i}"), d, cfg.mlp_dim());
+        }
+        b.norm("enc_norm", d);
+        b
+    }
+
     fn push(&mut self, name: String, shape: &[usize], decay: bool) {
         let entry = ParamEntry {
             name,
@@ -84,19 +100,10 @@ impl Builder {
 impl ParamLayout {
     /// The layout of `cfg`'s parameters in the documented order.
     pub fn new(cfg: &ModelConfig) -> Self {
-        let (d, dd) = (cfg.dim, cfg.dec_dim);
-        let mut b = Builder {
-            entries: Vec::new(),
-            total: 0,
-        };
-        b.linear("patch_embed", d, cfg.patch);
-        b.push("lead_embed".into(), &[cfg.leads, d], false);
-        for i in 0..cfg.depth {
-            b.block(&format!("enc.{i}"), d, cfg.mlp_dim());
-        }
-        b.norm("enc_norm", d);
+        let dd = cfg.dec_dim;
+        let mut b = Builder::encoder(cfg);
         let encoder_total = b.total;
-        b.linear("dec_embed", dd, d);
+        b.linear("dec_embed", dd, cfg.dim);
         b.push("mask_token".into(), &[dd], false);
         b.push("dec_lead_embed".into(), &[cfg.leads, dd], false);
         for i in 0..cfg.dec_depth {
@@ -104,6 +111,30 @@ impl ParamLayout {
         }
         b.norm("dec_norm", dd);
         b.linear("dec_pred", cfg.patch, dd);
+        ParamLayout {
+            entries: b.entries,
+            total: b.total,
+            encoder_total,
+        }
+    }
+
+    /// The encoder alone (`patch_embed.weight` through `enc_norm.bias`, at the same offsets as
+    /// in [`ParamLayout::new`]): what evaluation loads from a pretraining checkpoint.
+    pub fn encoder(cfg: &ModelConfig) -> Self {
+        let b = Builder::encoder(cfg);
+        ParamLayout {
+            encoder_total: b.total,
+            entries: b.entries,
+            total: b.total,
+        }
+    }
+
+    /// The encoder followed by a classification head `head.weight (classes, features)`,
+    /// `head.bias (classes)`: the network evaluation fine-tunes (docs/model.md, "Evaluation").
+    pub fn encoder_with_head(cfg: &ModelConfig, features: usize, classes: usize) -> Self {
+        let mut b = Builder::encoder(cfg);
+        let encoder_total = b.total;
+        b.linear("head", classes, features);
         ParamLayout {
             entries: b.entries,
             total: b.total,
@@ -166,6 +197,12 @@ mod tests {
             layout.get("enc_norm.bias").unwrap().end(),
             layout.encoder_params()
         );
+        let encoder = ParamLayout::encoder(&cfg);
+        assert_eq!(encoder.entries[..], layout.entries[..encoder.entries.len()]);
+        assert_eq!(encoder.total, layout.encoder_params());
+        let with_head = ParamLayout::encoder_with_head(&cfg, 64, 5);
+        assert_eq!(with_head.get("head.weight").unwrap().shape, vec![5, 64]);
+        assert_eq!(with_head.total, encoder.total + 5 * 64 + 5);
         let runs = layout.decay_runs();
         assert_eq!(runs.first().unwrap().0, 0);
         assert_eq!(runs.last().unwrap().1, layout.total);

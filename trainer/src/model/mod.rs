@@ -1,9 +1,11 @@
 //! The ViT masked autoencoder of docs/model.md: configuration, parameter layout, statistics,
-//! batches, and the model itself over the kernels' `Backend` trait.
+//! batches, and the model itself over the kernels' `Backend` trait; `encoder` is its encoder with a
+//! classification head, as evaluation uses it.
 
 pub mod batch;
 mod block;
 pub mod config;
+pub mod encoder;
 pub mod error;
 mod init;
 pub mod layout;
@@ -17,6 +19,7 @@ mod tokens;
 
 pub use batch::HostBatch;
 pub use config::ModelConfig;
+pub use encoder::{Encoder, HeadSpec, Pooling, Targets};
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
 pub use mae::{GradsReady, Mae};

@@ -1,0 +1,65 @@
+//! The evaluation reader (`windows::read_split_windows`) on a test dataset whose every stored
+//! value is known: the windows of one split in dataset order, their identity, labels and lead
+//! masks, and every value of their centred crop (short windows from their start, zero-padded),
+//! across a PLAIN + zstd shard and a delta-encoded one.
+
+mod common;
+
+use common::dataset::{every_fifth_val, lead_present, stored_value, valid_samples, write, Spec};
+use ecgfm_data::schema::N_LEADS;
+use ecgfm_data::store;
+use ecgfm_data::windows::{read_split_windows, SplitWindows};
+
+#[test]
+fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
+    let url = "memory://split-windows/ds";
+    let spec = Spec {
+        shards: 2,
+        rows_per_shard: 30,
+        row_group_rows: 8,
+        window_samples: 100,
+        split_of: every_fifth_val,
+    };
+    let manifest = write(&store::open_url(url).unwrap(), &spec);
+    let crop = 80;
+    for (split, expect_ids) in [
+        (
+            "val",
+            (0..60u64).filter(|id| id % 5 == 4).collect::<Vec<_>>(),
+        ),
+        ("all", (0..60u64).collect()),
+    ] {
+        let windows = read_split_windows(url, &[], split, crop).unwrap();
+        assert_eq!(windows.len(), expect_ids.len(), "{split}");
+        let mut x = vec![0.0f32; N_LEADS * crop];
+        for (i, &id) in expect_ids.iter().enumerate() {
+            let info = &windows.windows[i];
+            assert_eq!(info.record_id, format!("synth-{id:06}"));
+            assert_eq!(info.window_id(), format!("synth-{id:06}#0"));
+            assert_eq!(info.split, every_fifth_val(id));
+            assert_eq!(info.labels, ["synth:normal"]);
+            windows.fill(i, &mut x);
+            let valid = valid_samples(id, spec.window_samples);
+            let (offset, len) = SplitWindows::crop(valid, crop);
+            assert_eq!(offset, if valid > crop { (valid - crop) / 2 } else { 0 });
+            for lead in 0..N_LEADS {
+                let present = lead_present(id, lead);
+                assert_eq!(windows.lead_mask(i)[lead], u8::from(present));
+                for t in 0..crop {
+                    let want = match present && t < len {
+                        true => {
+                            f32::from(stored_value(id, lead, offset + t)) * manifest.signal_scale
+                        }
+                        false => 0.0,
+                    };
+                    assert_eq!(x[lead * crop + t], want, "id {id} lead {lead} t {t}");
+                }
+            }
+        }
+    }
+    assert!(read_split_windows(url, &[], "test", crop)
+        .unwrap()
+        .is_empty());
+    let err = read_split_windows("memory://split-windows/none", &[], "all", crop).unwrap_err();
+    assert!(err.to_string().contains("manifest.json"), "{err}");
+}

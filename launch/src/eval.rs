@@ -1,0 +1,184 @@
+//! `ecgfm eval`: a run's pretrained encoder on a labelled task of a dataset, by linear probe,
+//! fine-tuning, from scratch and a probe of the random encoder, at chosen label fractions;
+//! writes the JSON result file (and a copy in `<run>/eval/`, where `ecgfm export` finds it),
+//! prints the table and adds TensorBoard scalars under `<run>/eval/`.
+
+use crate::pretrain::thread_pool;
+use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_data::store::redact_url;
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::eval::{
+    run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
+    LabelledWindow, Protocol, Task, Vocabulary,
+};
+use ecgfm_trainer::model::Pooling;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub source: CheckpointDataArgs,
+    /// Label vocabulary: ptbxl_superclass, cinc2017, snomed or synth.
+    #[arg(long, value_name = "VOCAB")]
+    pub labels: String,
+    /// probe, finetune, scratch, random_probe, a comma-separated list of them, or all.
+    #[arg(long, default_value = "all")]
+    pub protocol: String,
+    /// Fractions of the training labels, e.g. 1,0.1,0.01 (stratified, seeded).
+    #[arg(long, default_value = "1", value_delimiter = ',')]
+    pub fractions: Vec<f64>,
+    /// Seed of the label fractions, initialisation, batch order and bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The JSON result file to write.
+    #[arg(long, value_name = "FILE.json")]
+    pub out: PathBuf,
+    /// Pooling of the encoder's tokens: mean (all tokens) or leads (per-lead means concatenated).
+    #[arg(long, default_value = "mean")]
+    pub pool: String,
+    /// Most fine-tuning epochs (also for scratch).
+    #[arg(long, default_value_t = FinetuneSettings::default().epochs)]
+    pub epochs: usize,
+    /// Epochs without a better validation macro AUROC before stopping early.
+    #[arg(long, default_value_t = FinetuneSettings::default().patience)]
+    pub patience: usize,
+    /// Peak fine-tuning learning rate.
+    #[arg(long, default_value_t = FinetuneSettings::default().lr)]
+    pub lr: f64,
+    /// Layer-wise learning-rate decay (1: none; e.g. 0.75).
+    #[arg(long, default_value_t = FinetuneSettings::default().layer_decay)]
+    pub layer_decay: f32,
+    /// Fewest windows per fine-tuning epoch (small training sets are repeated).
+    #[arg(long, default_value_t = FinetuneSettings::default().min_epoch_windows)]
+    pub min_epoch_windows: usize,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Bootstrap resamples of the test set for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// SNOMED classes need this many positive training windows.
+    #[arg(long, default_value_t = 10)]
+    pub min_positives: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The settings `args` ask for.
+fn settings(args: &EvalArgs) -> Result<EvalSettings> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    Ok(EvalSettings {
+        protocols: Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?,
+        fractions: args.fractions.clone(),
+        seed: args.seed,
+        pooling: Pooling::parse(&args.pool)?,
+        batch_size: args.batch_size,
+        finetune: FinetuneSettings {
+            epochs: args.epochs,
+            patience: args.patience.max(1),
+            lr: args.lr,
+            layer_decay: args.layer_decay,
+            min_epoch_windows: args.min_epoch_windows,
+            ..FinetuneSettings::default()
+        },
+        bootstrap: args.bootstrap,
+        ..EvalSettings::default()
+    })
+}
+
+/// Runs `ecgfm eval`.
+pub fn run(args: &EvalArgs) -> Result<EvalReport> {
+    let settings = settings(args)?;
+    let vocabulary = Vocabulary::parse(&args.labels)?;
+    let pool = thread_pool(args.threads.unwrap_or(0))?;
+    pool.install(|| evaluate(args, vocabulary, settings))
+}
+
+fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> Result<EvalReport> {
+    let pretrained = load_pretrained(&args.source.run, args.source.step)?;
+    let windows = read_windows(&args.source.data, "all", &pretrained.config)?;
+    let labelled: Vec<LabelledWindow<'_>> = windows
+        .0
+        .windows
+        .iter()
+        .map(|w| LabelledWindow {
+            split: &w.split,
+            labels: &w.labels,
+        })
+        .collect();
+    let task = Task::build(vocabulary, &labelled, args.min_positives)
+        .with_context(|| format!("building the {} task of {}", args.labels, args.source.data))?;
+    let counts = Counts::of(&task);
+    println!(
+        "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled, {} with \
+         two classes, {} outside train/val/test",
+        vocabulary.name(),
+        task.windows.len(),
+        counts.windows["train"],
+        counts.windows["val"],
+        counts.windows["test"],
+        task.skipped_unlabelled,
+        task.skipped_ambiguous,
+        task.skipped_split
+    );
+    let warnings = task_warnings(&task);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let inputs = EvalInputs {
+        model: &pretrained.config.model,
+        encoder_params: &pretrained.encoder,
+        task: &task,
+        source: &windows,
+    };
+    let results = run_protocols(&CpuBackend::new(), &inputs, &settings, &mut |line| {
+        tracing::info!("{line}")
+    })?;
+    let report = EvalReport {
+        ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
+        checkpoint: pretrained.dir.display().to_string(),
+        step: pretrained.step,
+        data: redact_url(&args.source.data),
+        vocabulary: vocabulary.name().to_string(),
+        classes: task.classes.clone(),
+        multi_label: task.multi_label,
+        pooling: args.pool.clone(),
+        seed: settings.seed,
+        bootstrap_resamples: settings.bootstrap,
+        counts,
+        warnings,
+        finetune_settings: settings.finetune.clone(),
+        results,
+    };
+    let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
+    // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
+    // results of the exported step from there.
+    let run_eval = args.source.run.join("eval");
+    report
+        .write_tensorboard(&run_eval)
+        .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
+    let name = args.out.file_name().context("--out names no file")?;
+    let copy = run_eval.join(name);
+    let same = std::fs::canonicalize(&copy).ok() == std::fs::canonicalize(&args.out).ok();
+    if !same {
+        std::fs::write(&copy, &json).with_context(|| format!("writing {}", copy.display()))?;
+    }
+    print!("{}", report.table());
+    println!(
+        "results written to {} and {} (TensorBoard scalars in {})",
+        args.out.display(),
+        copy.display(),
+        run_eval.display()
+    );
+    Ok(report)
+}

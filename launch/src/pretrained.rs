@@ -1,0 +1,86 @@
+//! What `ecgfm eval` and `ecgfm embed` start from: a run's checkpoint (its encoder tensors, read
+//! by name, and the run's model configuration) and a dataset's windows in order, held in memory
+//! as the evaluation's `WindowSource`.
+
+use crate::run_checkpoint::RunCheckpoint;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_data::windows::{read_split_windows, SplitWindows};
+use ecgfm_trainer::config::TrainConfig;
+use ecgfm_trainer::eval::WindowSource;
+use std::path::{Path, PathBuf};
+
+/// The flags naming the checkpoint and the dataset (`ecgfm eval`, `ecgfm embed`).
+#[derive(Args, Debug, Clone)]
+pub struct CheckpointDataArgs {
+    /// Run directory of `ecgfm pretrain` (its config.toml and checkpoints).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Checkpoint step (default: the newest complete checkpoint).
+    #[arg(long, value_name = "N")]
+    pub step: Option<u64>,
+    /// Dataset URL (written by `ecgfm data ingest` or `ecgfm data synth`).
+    #[arg(long, value_name = "URL")]
+    pub data: String,
+}
+
+/// A checkpoint's encoder and the configuration of its run.
+pub struct Pretrained {
+    /// The checkpoint folder.
+    pub dir: PathBuf,
+    pub step: u64,
+    pub config: TrainConfig,
+    /// The encoder tensors (`ParamLayout::encoder` order: the checkpoint's first tensors).
+    pub encoder: Vec<f32>,
+}
+
+/// Opens the checkpoint of `run` at `step` (the newest complete one when `None`), checked
+/// against the run's `config.toml` tensor by tensor, and keeps its encoder.
+pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
+    let ckpt = RunCheckpoint::open(run, step)?;
+    let encoder = ckpt.params[..ckpt.layout.encoder_params()].to_vec();
+    Ok(Pretrained {
+        dir: ckpt.dir,
+        step: ckpt.state.step,
+        config: ckpt.config,
+        encoder,
+    })
+}
+
+/// A dataset's windows as the evaluation reads them.
+pub struct DatasetWindows(pub SplitWindows);
+
+impl WindowSource for DatasetWindows {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn fill(&self, i: usize, x: &mut [f32], lead_mask: &mut [u8]) {
+        self.0.fill(i, x);
+        lead_mask.copy_from_slice(self.0.lead_mask(i));
+    }
+}
+
+/// Reads every window of `split` of the dataset at `url`, cropped to the model's input length.
+pub fn read_windows(url: &str, split: &str, config: &TrainConfig) -> Result<DatasetWindows> {
+    if config.model.leads != 12 {
+        bail!(
+            "datasets hold 12-lead ECGs; the run's model.leads is {}",
+            config.model.leads
+        );
+    }
+    let windows = read_split_windows(url, &[], split, config.model.samples)
+        .with_context(|| format!("reading the windows of {url}"))?;
+    if windows.is_empty() {
+        bail!("{url} has no window in split {split:?}");
+    }
+    if windows.window_samples < windows.samples {
+        tracing::warn!(
+            "{url} holds windows of {} samples per lead; the model takes {}: each window is \
+             zero-padded at its end",
+            windows.window_samples,
+            windows.samples
+        );
+    }
+    Ok(DatasetWindows(windows))
+}

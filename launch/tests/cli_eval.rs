@@ -1,0 +1,288 @@
+//! `ecgfm eval` and `ecgfm embed` through the real binary on a small synthetic labelled dataset
+//! and a short pretraining run: the result file holds every protocol and fraction with finite
+//! metrics and intervals, repeats bit for bit, TensorBoard scalars appear; the embeddings file
+//! holds the encoder's features of every window; bad input is a clear error.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{run_err, run_ok, short_run, temp_dir};
+use ecgfm_data::windows::read_split_windows;
+use ecgfm_kernels::CpuBackend;
+use ecgfm_test_support::python_stdout;
+use ecgfm_trainer::checkpoint;
+use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
+use ecgfm_trainer::{ModelConfig, ParamLayout};
+
+/// A synthetic dataset of 200 labelled records and an 8-step nano run (`common::short_run`:
+/// input 750 samples, some single-lead records), made once for all tests of this file.
+fn fixture() -> &'static (PathBuf, PathBuf) {
+    static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let root = temp_dir("eval");
+        let data = root.join("synth");
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+        run_ok(&[
+            "data",
+            "synth",
+            "--out",
+            &p(&data),
+            "--records",
+            "200",
+            "--threads",
+            "2",
+            "--row-group-rows",
+            "32",
+        ]);
+        let run = short_run(&root, None, &[]);
+        (data, run)
+    })
+}
+
+fn eval_args<'a>(data: &'a str, run: &'a str, out: &'a str, protocol: &'a str) -> Vec<&'a str> {
+    vec![
+        "eval",
+        "--run",
+        run,
+        "--data",
+        data,
+        "--labels",
+        "synth",
+        "--protocol",
+        protocol,
+        "--fractions",
+        "1,0.25",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--bootstrap",
+        "100",
+        "--min-epoch-windows",
+        "64",
+        "--threads",
+        "2",
+        "--out",
+        out,
+    ]
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
+    let (data, run) = fixture();
+    let (data, run) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let dir = std::env::temp_dir().join(format!("ecgfm-cli-eval-out-{}", std::process::id()));
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let stdout = run_ok(&eval_args(data, run, a.to_str().unwrap(), "all"));
+    for protocol in ["probe", "finetune", "scratch", "random_probe"] {
+        assert!(
+            stdout.contains(protocol),
+            "table lacks {protocol}:\n{stdout}"
+        );
+    }
+    let report = read_json(&a);
+    assert_eq!(report["step"], 8);
+    assert_eq!(read_json(&Path::new(run).join("eval/a.json")), report);
+    assert_eq!(report["classes"].as_array().unwrap().len(), 5);
+    let counts = &report["counts"]["windows"];
+    let total: u64 = ["train", "val", "test"]
+        .iter()
+        .map(|s| counts[s].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 200);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    for r in results {
+        let auroc = r["macro_auroc"].as_f64().unwrap();
+        let ci = r["macro_auroc_ci"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            (0.0..=1.0).contains(&auroc) && lo <= hi && (0.0..=1.0).contains(&lo),
+            "{r}"
+        );
+        assert!(r["accuracy"]["value"].as_f64().unwrap().is_finite());
+        assert!(r["macro_f1"]["value"].as_f64().unwrap().is_finite());
+        assert_eq!(r["per_class_auroc"].as_object().unwrap().len(), 5);
+        let key = if r["protocol"].as_str().unwrap().ends_with("probe") {
+            "l2"
+        } else {
+            "best_epoch"
+        };
+        assert!(r["selected"][key].is_number(), "{r}");
+    }
+    let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
+    assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
+    assert_eq!(train(0), counts["train"].as_u64().unwrap());
+    check_tensorboard(&Path::new(run).join("eval"), results);
+    // The same command gives the same numbers.
+    run_ok(&eval_args(data, run, b.to_str().unwrap(), "all"));
+    let again = read_json(&b);
+    for (x, y) in results.iter().zip(again["results"].as_array().unwrap()) {
+        for key in [
+            "macro_auroc",
+            "macro_auroc_ci",
+            "per_class_auroc",
+            "macro_f1",
+            "accuracy",
+        ] {
+            assert_eq!(x[key], y[key], "{key} differs between identical runs");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The scalars under `events` (read by the `tensorboard` package) hold each result's metrics at
+/// the checkpoint's step.
+fn check_tensorboard(events: &Path, results: &[serde_json::Value]) {
+    let script = "import json, sys\n\
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+        acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
+        print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+    let mut python = Command::new("python3");
+    python.args(["-c", script, events.to_str().unwrap()]);
+    let Some(stdout) = python_stdout(&mut python, &["tensorboard"], "tensorboard reader") else {
+        return;
+    };
+    let scalars: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    for r in results {
+        let fraction = r["fraction"].as_f64().unwrap();
+        let tag = format!(
+            "eval/synth/{}/{fraction}/macro_auroc",
+            r["protocol"].as_str().unwrap()
+        );
+        let want = r["macro_auroc"].as_f64().unwrap() as f32;
+        let got = &scalars[&tag][0];
+        assert_eq!(got[0], 8, "{tag}: {scalars}");
+        assert_eq!(got[1].as_f64().unwrap() as f32, want, "{tag}");
+    }
+}
+
+#[test]
+fn embed_writes_the_encoder_features_of_every_window() {
+    let (data, run) = fixture();
+    let out = std::env::temp_dir().join(format!("ecgfm-embed-{}.parquet", std::process::id()));
+    let stdout = run_ok(&[
+        "embed",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "test",
+        "--batch-size",
+        "8",
+        "--threads",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("64-dimensional"), "{stdout}");
+    // The same forward pass through the library, on the same windows in the same batches.
+    let config = ModelConfig {
+        samples: 750,
+        ..ModelConfig::preset("nano").unwrap()
+    };
+    let windows = read_split_windows(data.to_str().unwrap(), &[], "test", 750).unwrap();
+    let ckpt = checkpoint::latest_complete(run).unwrap().unwrap();
+    let encoder_params = checkpoint::load_params(&ckpt, &ParamLayout::encoder(&config)).unwrap();
+    let head = HeadSpec {
+        pooling: Pooling::Mean,
+        classes: 1,
+        multi_label: false,
+    };
+    let mut encoder = Encoder::new(CpuBackend::new(), config, head, 8).unwrap();
+    encoder.load_encoder(&encoder_params).unwrap();
+    let mut expected = Vec::new();
+    let (mut x, mut mask) = (vec![0.0; 8 * 12 * 750], vec![0u8; 8 * 12]);
+    for start in (0..windows.len()).step_by(8) {
+        let n = (windows.len() - start).min(8);
+        for b in 0..n {
+            windows.fill(start + b, &mut x[b * 12 * 750..(b + 1) * 12 * 750]);
+            mask[b * 12..(b + 1) * 12].copy_from_slice(windows.lead_mask(start + b));
+        }
+        expected.extend(
+            encoder
+                .embed(&x[..n * 12 * 750], &mask[..n * 12], n)
+                .unwrap(),
+        );
+    }
+    let script = "import sys, json, pyarrow.parquet as pq\n\
+        t = pq.read_table(sys.argv[1]).to_pydict()\n\
+        print(json.dumps({'ids': t['window_id'], 'split': t['split'], 'emb': t['embedding']}))";
+    let mut python = Command::new("python3");
+    python.args(["-c", script, out.to_str().unwrap()]);
+    let Some(stdout) = python_stdout(&mut python, &["pyarrow"], "pyarrow reader") else {
+        return;
+    };
+    let table: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let ids = table["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), windows.len());
+    assert_eq!(ids[0].as_str().unwrap(), windows.windows[0].window_id());
+    assert!(table["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s == "test"));
+    let got: Vec<f32> = table["emb"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let (data, run) = fixture();
+    let (data, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let out = std::env::temp_dir().join(format!("ecgfm-eval-bad-{}.json", std::process::id()));
+    let out = out.to_str().unwrap();
+    let mut args = eval_args(data, run_s, out, "probe");
+    let labels = args.iter().position(|a| *a == "synth").unwrap();
+    args[labels] = "cinc2017";
+    let err = run_err(&args);
+    assert!(
+        err.contains("no `cinc2017:` label") && err.contains("synth"),
+        "{err}"
+    );
+    args[labels] = "icd10";
+    assert!(run_err(&args).contains("unknown label vocabulary `icd10`"));
+    args[labels] = "synth";
+    args.extend(["--step", "5"]);
+    assert!(run_err(&args).contains("no checkpoint at step 5"));
+    // A run whose config.toml does not describe its checkpoints.
+    let other = std::env::temp_dir().join(format!("ecgfm-eval-mismatch-{}", std::process::id()));
+    let ckpt = checkpoint::latest_complete(run).unwrap().unwrap();
+    let dest = other.join("checkpoints").join(ckpt.file_name().unwrap());
+    std::fs::create_dir_all(&dest).unwrap();
+    for file in ["model.safetensors", "COMPLETE"] {
+        std::fs::copy(ckpt.join(file), dest.join(file)).unwrap();
+    }
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    std::fs::write(
+        other.join("config.toml"),
+        config.replace("dim = 64", "dim = 96"),
+    )
+    .unwrap();
+    let args = eval_args(data, other.to_str().unwrap(), out, "probe");
+    let err = run_err(&args);
+    assert!(
+        err.contains("does not match") && err.contains("patch_embed.weight"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(other).unwrap();
+}

@@ -1,0 +1,144 @@
+//! `ecgfm eval` on real PhysioNet data from `../shared/data` at small size: PTB-XL diagnostic
+//! superclasses (multi-label, folds 1-8 / 9 / 10) and CinC 2017 rhythm (single-label, the
+//! first 600 records), each ingested, then every protocol run against a short nano run
+//! (input 750 samples, one fine-tuning epoch). Skips when the shared folder is absent.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{run_ok, short_run};
+use ecgfm_test_support::shared_data;
+
+fn root() -> PathBuf {
+    std::env::temp_dir().join(format!("ecgfm-eval-shared-{}", std::process::id()))
+}
+
+/// An 8-step nano run on the synthetic generator (`common::short_run`), made once.
+fn run_dir() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| short_run(&root(), None, &[]))
+}
+
+/// Ingests `folder` of the shared data (at most `limit` records) and runs every protocol on
+/// `labels`; returns the result file's JSON, or `None` when the folder is absent.
+fn ingest_and_eval(
+    folder: &str,
+    format: &str,
+    limit: &str,
+    labels: &str,
+) -> Option<serde_json::Value> {
+    let source = shared_data(folder)?;
+    let data = root().join(folder);
+    let out = root().join(format!("{folder}.json"));
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    run_ok(&[
+        "data",
+        "ingest",
+        &p(&source),
+        "--format",
+        format,
+        "--out",
+        &p(&data),
+        "--threads",
+        "2",
+        "--limit",
+        limit,
+    ]);
+    let stdout = run_ok(&[
+        "eval",
+        "--run",
+        &p(run_dir()),
+        "--data",
+        &p(&data),
+        "--labels",
+        labels,
+        "--protocol",
+        "all",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--bootstrap",
+        "200",
+        "--threads",
+        "2",
+        "--out",
+        &p(&out),
+    ]);
+    println!("{stdout}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(data).unwrap();
+    Some(report)
+}
+
+/// Every protocol has a macro AUROC in [0, 1] with an interval, and per-class values that are
+/// numbers or, for classes the test split cannot score, null with a warning.
+fn check_results(report: &serde_json::Value, classes: &[&str]) {
+    let got: Vec<&str> = report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(got, classes);
+    let results = report["results"].as_array().unwrap();
+    let protocols: Vec<&str> = results
+        .iter()
+        .map(|r| r["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(protocols, ["probe", "finetune", "scratch", "random_probe"]);
+    for r in results {
+        let auroc = r["macro_auroc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auroc), "{r}");
+        assert!(
+            r["macro_auroc_ci"][0].as_f64().unwrap() <= r["macro_auroc_ci"][1].as_f64().unwrap()
+        );
+        for (class, value) in r["per_class_auroc"].as_object().unwrap() {
+            let warned = report["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().contains(&format!("class {class} ")));
+            assert!(
+                value.is_f64() || (value.is_null() && warned),
+                "{class}: {value}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ptbxl_superclasses_all_protocols() {
+    let Some(report) = ingest_and_eval("ptbxl-500", "ptbxl", "500", "ptbxl_superclass") else {
+        return;
+    };
+    check_results(&report, &["NORM", "MI", "STTC", "CD", "HYP"]);
+    assert_eq!(report["multi_label"], true);
+    let counts = &report["counts"];
+    let kept: u64 = ["train", "val", "test"]
+        .iter()
+        .map(|s| counts["windows"][s].as_u64().unwrap())
+        .sum();
+    let skipped = counts["skipped_unlabelled"].as_u64().unwrap();
+    assert_eq!(
+        kept + skipped,
+        500,
+        "every window is kept or counted as skipped"
+    );
+    assert!(counts["windows"]["test"].as_u64().unwrap() > 30);
+}
+
+#[test]
+fn cinc2017_rhythm_all_protocols() {
+    let Some(report) = ingest_and_eval("cinc2017", "cinc2017", "600", "cinc2017") else {
+        return;
+    };
+    check_results(&report, &["N", "A", "O", "~"]);
+    assert_eq!(report["multi_label"], false);
+    assert_eq!(report["counts"]["skipped_unlabelled"], 0);
+    for r in report["results"].as_array().unwrap() {
+        assert!(r["accuracy"]["value"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

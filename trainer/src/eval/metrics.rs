@@ -1,0 +1,252 @@
+//! Classification metrics on host arrays, in f64: AUROC per class and macro, F1 at thresholds
+//! picked on validation, accuracy, and seeded bootstrap confidence intervals.
+//!
+//! Conventions: `scores` and `targets` are (n, K) row-major; a target is 1.0 (positive) or 0.0.
+//! A class whose test set holds no positive or no negative has no AUROC (`None`, never NaN); it
+//! is left out of the macro means (AUROC and F1), and the caller warns about it.
+
+use crate::model::rng::SplitMix64;
+
+/// Area under the ROC curve of `scores` for binary `positive` flags: the probability that a
+/// random positive scores above a random negative, ties counting one half (Mann-Whitney U with
+/// average ranks; equal to scikit-learn's `roc_auc_score`). `None` without both kinds.
+pub fn auroc(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|&&p| p).count();
+    let n_neg = positive.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Sum of the positives' ranks (1-based), tied scores sharing their average rank.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let average_rank = (i + j) as f64 / 2.0 + 1.0;
+        let positives = order[i..=j].iter().filter(|&&r| positive[r]).count();
+        rank_sum += average_rank * positives as f64;
+        i = j + 1;
+    }
+    let (p, q) = (n_pos as f64, n_neg as f64);
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * q))
+}
+
+/// Column `class` of an (n, K) matrix, over the rows `rows`.
+fn column<'a>(
+    matrix: &'a [f64],
+    k: usize,
+    class: usize,
+    rows: &'a [usize],
+) -> impl Iterator<Item = f64> + 'a {
+    rows.iter().map(move |&r| matrix[r * k + class])
+}
+
+/// Per-class AUROC over `rows` of (n, K) scores and targets.
+pub fn per_class_auroc(
+    scores: &[f64],
+    targets: &[f64],
+    k: usize,
+    rows: &[usize],
+) -> Vec<Option<f64>> {
+    (0..k)
+        .map(|c| {
+            let s: Vec<f64> = column(scores, k, c, rows).collect();
+            let y: Vec<bool> = column(targets, k, c, rows).map(|t| t > 0.5).collect();
+            auroc(&s, &y)
+        })
+        .collect()
+}
+
+/// The mean of the defined values (`None` when there is none).
+pub fn mean_defined(values: &[Option<f64>]) -> Option<f64> {
+    let defined: Vec<f64> = values.iter().flatten().copied().collect();
+    (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
+}
+
+/// Macro AUROC over `rows`: the mean of the defined per-class AUROCs.
+pub fn macro_auroc(scores: &[f64], targets: &[f64], k: usize, rows: &[usize]) -> Option<f64> {
+    mean_defined(&per_class_auroc(scores, targets, k, rows))
+}
+
+/// F1 of one class: 2 TP / (2 TP + FP + FN), predicting positive where score >= threshold.
+/// `None` when the rows hold no positive of the class.
+fn class_f1(
+    scores: &[f64],
+    targets: &[f64],
+    k: usize,
+    c: usize,
+    rows: &[usize],
+    t: f64,
+) -> Option<f64> {
+    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+    for (s, y) in column(scores, k, c, rows).zip(column(targets, k, c, rows)) {
+        match (s >= t, y > 0.5) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fn_ += 1,
+            (false, false) => {}
+        }
+    }
+    (tp + fn_ > 0).then(|| 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64)
+}
+
+/// Per-class F1 over `rows` at one threshold per class.
+pub fn per_class_f1(
+    scores: &[f64],
+    targets: &[f64],
+    k: usize,
+    rows: &[usize],
+    thresholds: &[f64],
+) -> Vec<Option<f64>> {
+    (0..k)
+        .map(|c| class_f1(scores, targets, k, c, rows, thresholds[c]))
+        .collect()
+}
+
+/// Macro F1 over `rows`: the mean of the per-class F1 of the classes with a positive.
+pub fn macro_f1(
+    scores: &[f64],
+    targets: &[f64],
+    k: usize,
+    rows: &[usize],
+    thresholds: &[f64],
+) -> Option<f64> {
+    mean_defined(&per_class_f1(scores, targets, k, rows, thresholds))
+}
+
+/// For each class, the threshold that maximises its F1 over `rows` (the validation set): the
+/// midpoint between the lowest score predicted positive and the next lower score (the highest
+/// such cut among equally good ones); 0.5 for a class without positives there.
+pub fn pick_thresholds(scores: &[f64], targets: &[f64], k: usize, rows: &[usize]) -> Vec<f64> {
+    (0..k)
+        .map(|c| {
+            let mut pairs: Vec<(f64, bool)> = column(scores, k, c, rows)
+                .zip(column(targets, k, c, rows).map(|t| t > 0.5))
+                .collect();
+            let total_pos = pairs.iter().filter(|p| p.1).count();
+            if total_pos == 0 {
+                return 0.5;
+            }
+            // Descending scores: predicting positive for the first i rows.
+            pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let (mut tp, mut fp) = (0usize, 0usize);
+            let (mut best_f1, mut best_at) = (-1.0, 0usize);
+            for i in 0..pairs.len() {
+                if pairs[i].1 {
+                    tp += 1;
+                } else {
+                    fp += 1;
+                }
+                let tied_with_next = i + 1 < pairs.len() && pairs[i + 1].0 == pairs[i].0;
+                if tied_with_next {
+                    continue;
+                }
+                let f1 = 2.0 * tp as f64 / (tp + fp + total_pos) as f64;
+                if f1 > best_f1 {
+                    best_f1 = f1;
+                    best_at = i;
+                }
+            }
+            match pairs.get(best_at + 1) {
+                Some(next) => (pairs[best_at].0 + next.0) / 2.0,
+                None => pairs[best_at].0,
+            }
+        })
+        .collect()
+}
+
+/// Fraction of `rows` whose highest score is their class (single-label tasks; ties go to the
+/// lower class index).
+pub fn accuracy(scores: &[f64], classes: &[u32], k: usize, rows: &[usize]) -> Option<f64> {
+    if rows.is_empty() {
+        return None;
+    }
+    let hits = rows
+        .iter()
+        .filter(|&&r| {
+            let row = &scores[r * k..(r + 1) * k];
+            let best = (0..k).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+            best == classes[r] as usize
+        })
+        .count();
+    Some(hits as f64 / rows.len() as f64)
+}
+
+/// 95% percentile bootstrap interval of `statistic` over `resamples` resamples (with
+/// replacement) of `rows`, drawn from `seed`. Resamples where the statistic is undefined are
+/// left out; `None` when fewer than half of them are defined.
+pub fn bootstrap_ci(
+    rows: &[usize],
+    resamples: usize,
+    seed: u64,
+    statistic: impl Fn(&[usize]) -> Option<f64>,
+) -> Option<[f64; 2]> {
+    if rows.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64::from_words(&[seed, 0xB007_57A9]);
+    let mut sample = vec![0usize; rows.len()];
+    let mut values = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        for s in sample.iter_mut() {
+            *s = rows[rng.below(rows.len() as u64) as usize];
+        }
+        if let Some(v) = statistic(&sample) {
+            values.push(v);
+        }
+    }
+    if values.len() * 2 < resamples {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some([percentile(&values, 2.5), percentile(&values, 97.5)])
+}
+
+/// Linear-interpolation percentile of sorted values (numpy's default).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_counts_ties_as_half() {
+        let y = [true, false, true, false];
+        assert_eq!(auroc(&[0.9, 0.1, 0.8, 0.2], &y), Some(1.0));
+        assert_eq!(auroc(&[0.1, 0.9, 0.2, 0.8], &y), Some(0.0));
+        assert_eq!(auroc(&[0.5, 0.5, 0.5, 0.5], &y), Some(0.5));
+        assert_eq!(auroc(&[0.5, 0.5, 0.9, 0.1], &y), Some(0.875));
+        assert_eq!(auroc(&[0.5, 0.4], &[true, true]), None);
+    }
+
+    #[test]
+    fn thresholds_maximise_validation_f1() {
+        // Class 0: positives score 0.9, 0.7; negatives 0.8, 0.2 -> best F1 predicts >= 0.7.
+        let scores = [0.9, 0.7, 0.8, 0.2];
+        let targets = [1.0, 1.0, 0.0, 0.0];
+        let rows = [0, 1, 2, 3];
+        let t = pick_thresholds(&scores, &targets, 1, &rows);
+        assert!((t[0] - 0.45).abs() < 1e-12, "{t:?}");
+        assert_eq!(macro_f1(&scores, &targets, 1, &rows, &t), Some(0.8));
+        assert_eq!(pick_thresholds(&scores, &[0.0; 4], 1, &rows), vec![0.5]);
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_estimate() {
+        let rows: Vec<usize> = (0..200).collect();
+        let stat = |r: &[usize]| Some(r.iter().sum::<usize>() as f64 / r.len() as f64);
+        let a = bootstrap_ci(&rows, 1000, 7, stat).unwrap();
+        assert_eq!(Some(a), bootstrap_ci(&rows, 1000, 7, stat));
+        assert_ne!(Some(a), bootstrap_ci(&rows, 1000, 8, stat));
+        assert!(a[0] < 99.5 && 99.5 < a[1], "{a:?}");
+        assert_eq!(bootstrap_ci(&rows, 100, 7, |_| None), None);
+    }
+}

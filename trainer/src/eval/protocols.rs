@@ -1,0 +1,365 @@
+//! Running the protocols: the linear probe (frozen pretrained encoder, logistic regression on
+//! its features with the L2 strength picked on validation), fine-tuning, training from scratch,
+//! and the probe of the randomly initialised encoder (the probe's baseline), each at every label
+//! fraction, each scored on the test split.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ecgfm_kernels::Backend;
+use serde::Serialize;
+
+use super::batches::{features, scores, WindowSource};
+use super::finetune::{finetune, FinetuneSettings, Rows};
+use super::fractions::stratified_subset;
+use super::logistic::{FitData, Logistic};
+use super::metrics::macro_auroc;
+use super::report::{test_metrics, Protocol, ProtocolResult};
+use super::task::{Part, Task};
+use super::EvalError;
+use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
+
+/// Everything the protocols can be told.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalSettings {
+    pub protocols: Vec<Protocol>,
+    /// Label fractions in (0, 1].
+    pub fractions: Vec<f64>,
+    /// Seeds the label fractions, head and scratch initialisation, batch order and bootstrap.
+    pub seed: u64,
+    pub pooling: Pooling,
+    /// Windows per encoder batch.
+    pub batch_size: usize,
+    pub finetune: FinetuneSettings,
+    /// L2 strengths the probe tries (the best validation macro AUROC wins).
+    pub l2_grid: Vec<f64>,
+    /// Bootstrap resamples of the test set.
+    pub bootstrap: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            protocols: Protocol::ALL.to_vec(),
+            fractions: vec![1.0],
+            seed: 0,
+            pooling: Pooling::Mean,
+            batch_size: 32,
+            finetune: FinetuneSettings::default(),
+            l2_grid: vec![10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4],
+            bootstrap: 1000,
+        }
+    }
+}
+
+/// The pretrained encoder, the task and its windows.
+pub struct EvalInputs<'a> {
+    pub model: &'a ModelConfig,
+    /// The checkpoint's encoder tensors (`ParamLayout::encoder` order).
+    pub encoder_params: &'a [f32],
+    pub task: &'a Task,
+    pub source: &'a dyn WindowSource,
+}
+
+/// Fewer labelled windows than this in validation or test earn a warning.
+const SMALL_SPLIT: usize = 30;
+
+/// The warnings a task deserves before any number is read: classes that a split cannot score.
+pub fn task_warnings(task: &Task) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for part in [Part::Val, Part::Test] {
+        let n = task.rows(part).len();
+        if n < SMALL_SPLIT {
+            warnings.push(format!(
+                "the {} split has only {n} labelled windows: its metrics and intervals say little",
+                part.name()
+            ));
+        }
+        for (class, positives) in task.classes.iter().zip(task.positives(part)) {
+            if positives == 0 || (task.multi_label && positives == n) {
+                let what = if positives == 0 {
+                    "no positive"
+                } else {
+                    "no negative"
+                };
+                warnings.push(format!(
+                    "class {class} has {what} window in the {} split: its AUROC there is \
+                     undefined and left out of the macro averages",
+                    part.name()
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Runs every protocol at every fraction. `log` receives progress lines.
+pub fn run_protocols<B: Backend + Clone>(
+    backend: &B,
+    inputs: &EvalInputs<'_>,
+    settings: &EvalSettings,
+    log: &mut dyn FnMut(String),
+) -> Result<Vec<ProtocolResult>, EvalError> {
+    let task = inputs.task;
+    let head = HeadSpec {
+        pooling: settings.pooling,
+        classes: task.k(),
+        multi_label: task.multi_label,
+    };
+    let all_train = task.rows(Part::Train);
+    let mut probe_features: BTreeMap<Protocol, Vec<f64>> = BTreeMap::new();
+    let mut results = Vec::new();
+    for &fraction in &settings.fractions {
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(EvalError::Task(format!(
+                "label fraction {fraction} is not in (0, 1]"
+            )));
+        }
+        let train = stratified_subset(&all_train, &task.targets, task.k(), fraction, settings.seed);
+        for &protocol in &settings.protocols {
+            let started = Instant::now();
+            log(format!(
+                "{} at label fraction {fraction}: {} training windows",
+                protocol.name(),
+                train.len()
+            ));
+            let mut encoder = Encoder::new(
+                backend.clone(),
+                inputs.model.clone(),
+                head,
+                settings.batch_size,
+            )?;
+            encoder.init_params(settings.seed);
+            if protocol.pretrained() {
+                encoder.load_encoder(inputs.encoder_params)?;
+            }
+            let outcome = match protocol {
+                Protocol::Probe | Protocol::RandomProbe => {
+                    let cached = probe_features.entry(protocol).or_default();
+                    if cached.is_empty() {
+                        log(format!(
+                            "{}: features of {} windows",
+                            protocol.name(),
+                            task.windows.len()
+                        ));
+                        let f = features(&mut encoder, inputs.source, &task.windows, &mut |_| {})?;
+                        *cached = f.into_iter().map(f64::from).collect();
+                    }
+                    probe(cached, encoder.features(), task, &train, settings, log)
+                }
+                Protocol::Finetune | Protocol::Scratch => {
+                    train_end_to_end(encoder, inputs, &train, settings, fraction, log)?
+                }
+            };
+            let result = score(protocol, fraction, &train, outcome, task, settings, started);
+            log(format!(
+                "{} at {fraction}: test macro AUROC {}",
+                protocol.name(),
+                result
+                    .test
+                    .macro_auroc
+                    .map_or("undefined".into(), |a| format!("{a:.4}"))
+            ));
+            results.push(result);
+        }
+    }
+    Ok(results)
+}
+
+/// Class probabilities on validation and test, and what validation chose.
+struct Outcome {
+    val_scores: Vec<f64>,
+    test_scores: Vec<f64>,
+    val_macro_auroc: Option<f64>,
+    selected: BTreeMap<String, f64>,
+}
+
+/// The targets (n, K) of `rows`.
+fn targets_of(task: &Task, rows: &[usize]) -> Vec<f64> {
+    let k = task.k();
+    rows.iter()
+        .flat_map(|&r| task.targets[r * k..(r + 1) * k].iter().copied())
+        .collect()
+}
+
+/// The linear probe over features `x` (rows of the task, F each).
+fn probe(
+    x: &[f64],
+    f: usize,
+    task: &Task,
+    train: &[usize],
+    settings: &EvalSettings,
+    log: &mut dyn FnMut(String),
+) -> Outcome {
+    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
+    let k = task.k();
+    let data = FitData {
+        x,
+        features: f,
+        targets: &task.targets,
+        classes: k,
+        multi_label: task.multi_label,
+        rows: train,
+    };
+    let val_targets = targets_of(task, &val);
+    let val_rows: Vec<usize> = (0..val.len()).collect();
+    let mut best: Option<(Logistic, f64, Option<f64>)> = None;
+    let mut warm: Option<Logistic> = None;
+    let mut grid = settings.l2_grid.clone();
+    grid.sort_by(|a, b| b.total_cmp(a));
+    for l2 in grid {
+        let model = Logistic::fit(&data, l2, warm.as_ref());
+        let auroc = macro_auroc(&model.predict(x, &val), &val_targets, k, &val_rows);
+        log(format!(
+            "probe: l2 {l2:e}: val macro AUROC {}",
+            auroc.map_or("undefined".into(), |a| format!("{a:.4}"))
+        ));
+        let better = match (&best, auroc) {
+            (None, _) => true,
+            (Some((_, _, Some(b))), Some(a)) => a > *b,
+            (Some((_, _, None)), Some(_)) => true,
+            _ => false,
+        };
+        if better {
+            best = Some((model.clone(), l2, auroc));
+        }
+        warm = Some(model);
+    }
+    let (model, l2, val_auroc) = best.expect("the L2 grid is not empty");
+    Outcome {
+        val_scores: model.predict(x, &val),
+        test_scores: model.predict(x, &test),
+        val_macro_auroc: val_auroc,
+        selected: BTreeMap::from([("l2".to_string(), l2)]),
+    }
+}
+
+/// Fine-tuning or training from scratch (the encoder arrives initialised accordingly).
+fn train_end_to_end<B: Backend>(
+    encoder: Encoder<B>,
+    inputs: &EvalInputs<'_>,
+    train: &[usize],
+    settings: &EvalSettings,
+    fraction: f64,
+    log: &mut dyn FnMut(String),
+) -> Result<Outcome, EvalError> {
+    let task = inputs.task;
+    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
+    let seed = settings.seed ^ fraction.to_bits();
+    let mut done = finetune(
+        encoder,
+        task,
+        inputs.source,
+        Rows { train, val: &val },
+        &settings.finetune,
+        seed,
+        log,
+    )?;
+    let windows = |rows: &[usize]| rows.iter().map(|&r| task.windows[r]).collect::<Vec<_>>();
+    Ok(Outcome {
+        val_scores: scores(&mut done.encoder, inputs.source, &windows(&val))?,
+        test_scores: scores(&mut done.encoder, inputs.source, &windows(&test))?,
+        val_macro_auroc: done.best_val_macro_auroc,
+        selected: BTreeMap::from([
+            ("best_epoch".to_string(), done.best_epoch as f64),
+            ("epochs_run".to_string(), done.epochs_run as f64),
+        ]),
+    })
+}
+
+/// The result of one protocol run: test metrics with intervals, the counts used.
+fn score(
+    protocol: Protocol,
+    fraction: f64,
+    train: &[usize],
+    outcome: Outcome,
+    task: &Task,
+    settings: &EvalSettings,
+    started: Instant,
+) -> ProtocolResult {
+    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
+    let test_classes: Vec<u32> = match task.multi_label {
+        true => Vec::new(),
+        false => test.iter().map(|&r| task.class_of[r]).collect(),
+    };
+    let val_targets = targets_of(task, &val);
+    let test_targets = targets_of(task, &test);
+    let metrics = test_metrics(
+        task,
+        (&outcome.val_scores, &val_targets),
+        (&outcome.test_scores, &test_targets, &test_classes),
+        settings.bootstrap,
+        settings.seed,
+    );
+    let k = task.k();
+    let train_positives = task
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let n = train
+                .iter()
+                .filter(|&&r| task.targets[r * k + c] > 0.5)
+                .count();
+            (name.clone(), n)
+        })
+        .collect();
+    ProtocolResult {
+        protocol,
+        fraction,
+        train_windows: train.len(),
+        val_windows: val.len(),
+        test_windows: test.len(),
+        train_positives,
+        val_macro_auroc: outcome.val_macro_auroc,
+        selected: outcome.selected,
+        test: metrics,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::task::{LabelledWindow, Vocabulary};
+
+    #[test]
+    fn classes_a_split_cannot_score_are_warned_about() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (norm, mi) = (l(&["ptbxl_superclass:NORM"]), l(&["ptbxl_superclass:MI"]));
+        let windows = [
+            LabelledWindow {
+                split: "train",
+                labels: &norm,
+            },
+            LabelledWindow {
+                split: "train",
+                labels: &mi,
+            },
+            LabelledWindow {
+                split: "val",
+                labels: &mi,
+            },
+            LabelledWindow {
+                split: "val",
+                labels: &norm,
+            },
+            LabelledWindow {
+                split: "test",
+                labels: &norm,
+            },
+        ];
+        let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();
+        let warnings = task_warnings(&task);
+        let test_mi = warnings
+            .iter()
+            .any(|w| w.contains("class MI has no positive") && w.contains("test split"));
+        let test_norm = warnings
+            .iter()
+            .any(|w| w.contains("class NORM has no negative") && w.contains("test split"));
+        assert!(test_mi && test_norm, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("class HYP") && w.contains("val split")));
+    }
+}

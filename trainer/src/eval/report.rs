@@ -1,0 +1,300 @@
+//! What `ecgfm eval` reports: one `ProtocolResult` per protocol and label fraction (test-set
+//! metrics with 95% bootstrap intervals, the validation choice, the counts used), assembled into
+//! the JSON result file, a terminal table, and TensorBoard scalars.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::metrics::{
+    accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
+};
+use super::task::{Part, Task};
+use crate::tensorboard::EventWriter;
+
+/// The evaluation protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Frozen pretrained encoder, logistic regression on its pooled features.
+    Probe,
+    /// Pretrained encoder and head trained end to end.
+    Finetune,
+    /// The same network and recipe from a random initialisation.
+    Scratch,
+    /// The probe on the randomly initialised encoder: what the probe gives without pretraining.
+    #[serde(rename = "random_probe")]
+    RandomProbe,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Probe,
+        Protocol::Finetune,
+        Protocol::Scratch,
+        Protocol::RandomProbe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Probe => "probe",
+            Protocol::Finetune => "finetune",
+            Protocol::Scratch => "scratch",
+            Protocol::RandomProbe => "random_probe",
+        }
+    }
+
+    /// Whether the protocol starts from the checkpoint's encoder (else from a random one).
+    pub fn pretrained(self) -> bool {
+        matches!(self, Protocol::Probe | Protocol::Finetune)
+    }
+
+    /// `probe`, `finetune`, `scratch`, `random_probe`, or `all` (the four).
+    pub fn parse_list(text: &str) -> Result<Vec<Protocol>, String> {
+        if text == "all" {
+            return Ok(Protocol::ALL.to_vec());
+        }
+        text.split(',')
+            .map(|p| {
+                Protocol::ALL
+                    .into_iter()
+                    .find(|q| q.name() == p.trim())
+                    .ok_or_else(|| {
+                        format!("unknown protocol `{p}` (probe, finetune, scratch, random_probe or all)")
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A metric on the test split with its 95% bootstrap interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WithCi {
+    pub value: Option<f64>,
+    pub ci: Option<[f64; 2]>,
+}
+
+/// The test-set metrics of one set of scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestMetrics {
+    pub macro_auroc: Option<f64>,
+    /// [low, high], 95% percentile bootstrap over the test windows.
+    pub macro_auroc_ci: Option<[f64; 2]>,
+    /// Per class; `null` where the test split has no positive or no negative of the class.
+    pub per_class_auroc: BTreeMap<String, Option<f64>>,
+    /// Macro F1 at the per-class thresholds picked on validation.
+    pub macro_f1: WithCi,
+    pub per_class_f1: BTreeMap<String, Option<f64>>,
+    pub thresholds: BTreeMap<String, f64>,
+    /// Top-1 accuracy (single-label tasks only).
+    pub accuracy: Option<WithCi>,
+}
+
+/// Computes the test metrics from class probabilities on validation and test (rows of
+/// `val_targets` / `test_targets`, (n, K)); `resamples` bootstrap resamples from `seed`.
+pub fn test_metrics(
+    task: &Task,
+    val: (&[f64], &[f64]),
+    test: (&[f64], &[f64], &[u32]),
+    resamples: usize,
+    seed: u64,
+) -> TestMetrics {
+    let k = task.k();
+    let (val_scores, val_targets) = val;
+    let (scores, targets, classes) = test;
+    let val_rows: Vec<usize> = (0..val_scores.len() / k).collect();
+    let rows: Vec<usize> = (0..scores.len() / k).collect();
+    let thresholds = pick_thresholds(val_scores, val_targets, k, &val_rows);
+    let named = |values: Vec<Option<f64>>| -> BTreeMap<String, Option<f64>> {
+        task.classes.iter().cloned().zip(values).collect()
+    };
+    let auroc_ci = bootstrap_ci(&rows, resamples, seed, |r| {
+        macro_auroc(scores, targets, k, r)
+    });
+    let f1 = WithCi {
+        value: macro_f1(scores, targets, k, &rows, &thresholds),
+        ci: bootstrap_ci(&rows, resamples, seed, |r| {
+            macro_f1(scores, targets, k, r, &thresholds)
+        }),
+    };
+    let acc = (!task.multi_label).then(|| WithCi {
+        value: accuracy(scores, classes, k, &rows),
+        ci: bootstrap_ci(&rows, resamples, seed, |r| accuracy(scores, classes, k, r)),
+    });
+    TestMetrics {
+        macro_auroc: macro_auroc(scores, targets, k, &rows),
+        macro_auroc_ci: auroc_ci,
+        per_class_auroc: named(per_class_auroc(scores, targets, k, &rows)),
+        macro_f1: f1,
+        per_class_f1: named(per_class_f1(scores, targets, k, &rows, &thresholds)),
+        thresholds: task.classes.iter().cloned().zip(thresholds).collect(),
+        accuracy: acc,
+    }
+}
+
+/// One protocol at one label fraction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProtocolResult {
+    pub protocol: Protocol,
+    /// Fraction of the training labels used.
+    pub fraction: f64,
+    /// Windows used: training (after the fraction), validation, test.
+    pub train_windows: usize,
+    pub val_windows: usize,
+    pub test_windows: usize,
+    /// Positive training windows per class (after the fraction).
+    pub train_positives: BTreeMap<String, usize>,
+    /// Validation macro AUROC of the chosen setting (L2 strength or epoch).
+    pub val_macro_auroc: Option<f64>,
+    /// What validation chose: `l2` for the probe; `best_epoch`, `epochs_run` when training.
+    pub selected: BTreeMap<String, f64>,
+    #[serde(flatten)]
+    pub test: TestMetrics,
+    pub seconds: f64,
+}
+
+/// The whole result file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalReport {
+    pub ecgfm_version: String,
+    /// The checkpoint folder evaluated and its step.
+    pub checkpoint: String,
+    pub step: u64,
+    /// The dataset URL (credentials redacted).
+    pub data: String,
+    pub vocabulary: String,
+    pub classes: Vec<String>,
+    pub multi_label: bool,
+    pub pooling: String,
+    pub seed: u64,
+    pub bootstrap_resamples: usize,
+    /// Labelled windows per split, positives per class per split, windows skipped and why.
+    pub counts: Counts,
+    /// Everything that makes a number less than it seems (classes without test positives, ...).
+    pub warnings: Vec<String>,
+    pub finetune_settings: super::finetune::FinetuneSettings,
+    pub results: Vec<ProtocolResult>,
+}
+
+/// Window counts of the task.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Counts {
+    pub windows: BTreeMap<String, usize>,
+    pub positives: BTreeMap<String, BTreeMap<String, usize>>,
+    pub skipped_unlabelled: usize,
+    pub skipped_ambiguous: usize,
+    pub skipped_split: usize,
+}
+
+impl Counts {
+    pub fn of(task: &Task) -> Counts {
+        Counts {
+            windows: Part::ALL
+                .iter()
+                .map(|&p| (p.name().to_string(), task.rows(p).len()))
+                .collect(),
+            positives: Part::ALL
+                .iter()
+                .map(|&p| {
+                    let per_class = task
+                        .classes
+                        .iter()
+                        .cloned()
+                        .zip(task.positives(p))
+                        .collect();
+                    (p.name().to_string(), per_class)
+                })
+                .collect(),
+            skipped_unlabelled: task.skipped_unlabelled,
+            skipped_ambiguous: task.skipped_ambiguous,
+            skipped_split: task.skipped_split,
+        }
+    }
+}
+
+fn fmt_opt(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+fn fmt_ci(ci: Option<[f64; 2]>) -> String {
+    ci.map_or_else(
+        || "n/a".to_string(),
+        |[lo, hi]| format!("[{lo:.3}, {hi:.3}]"),
+    )
+}
+
+impl EvalReport {
+    /// The terminal table: one line per protocol and fraction.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} ({} classes: {}) on {} | checkpoint step {}\n",
+            self.vocabulary,
+            self.classes.len(),
+            self.classes.join(", "),
+            self.data,
+            self.step
+        );
+        out += &format!(
+            "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
+            "protocol",
+            "fraction",
+            "train",
+            "macro AUROC",
+            "95% CI",
+            "macro F1",
+            "95% CI",
+            "accuracy"
+        );
+        for r in &self.results {
+            out += &format!(
+                "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
+                r.protocol.name(),
+                format!("{}", r.fraction),
+                r.train_windows,
+                fmt_opt(r.test.macro_auroc),
+                fmt_ci(r.test.macro_auroc_ci),
+                fmt_opt(r.test.macro_f1.value),
+                fmt_ci(r.test.macro_f1.ci),
+                r.test
+                    .accuracy
+                    .as_ref()
+                    .map_or("-".to_string(), |a| fmt_opt(a.value)),
+            );
+        }
+        for w in &self.warnings {
+            out += &format!("warning: {w}\n");
+        }
+        out
+    }
+
+    /// Writes the metrics as TensorBoard scalars (`eval/<vocabulary>/<protocol>/<fraction>/...`)
+    /// at the checkpoint's step into a new event file in `dir`.
+    pub fn write_tensorboard(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut events = EventWriter::create(dir, self.step)?;
+        for r in &self.results {
+            let prefix = format!(
+                "eval/{}/{}/{}",
+                self.vocabulary,
+                r.protocol.name(),
+                r.fraction
+            );
+            let mut scalars: Vec<(String, f32)> = Vec::new();
+            let mut push = |name: &str, value: Option<f64>| {
+                if let Some(v) = value {
+                    scalars.push((format!("{prefix}/{name}"), v as f32));
+                }
+            };
+            push("macro_auroc", r.test.macro_auroc);
+            push("macro_f1", r.test.macro_f1.value);
+            push("accuracy", r.test.accuracy.as_ref().and_then(|a| a.value));
+            for (class, value) in &r.test.per_class_auroc {
+                push(&format!("auroc/{class}"), *value);
+            }
+            let pairs: Vec<(&str, f32)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+            events.scalars(self.step, &pairs)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! A labelled task: a label vocabulary of the dataset (`ptbxl_superclass`, `cinc2017`, `snomed`,
+//! `synth`) turned into classes and per-window targets, with the dataset's train / val / test
+//! splits. Windows without a label of the vocabulary are skipped and counted.
+
+use std::collections::BTreeMap;
+
+use super::EvalError;
+
+/// A label vocabulary `ecgfm eval --labels` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// PTB-XL diagnostic superclasses NORM, MI, STTC, CD, HYP (multi-label).
+    PtbxlSuperclass,
+    /// CinC 2017 rhythm: N (normal), A (AF), O (other), ~ (noisy) (single-label).
+    Cinc2017,
+    /// SNOMED-CT codes of CinC 2020/2021 `# Dx` headers, the classes with enough positives
+    /// (multi-label).
+    Snomed,
+    /// The synthetic generator's conditions (single-label).
+    Synth,
+}
+
+impl Vocabulary {
+    /// Every name `parse` accepts.
+    pub const NAMES: [&'static str; 4] = ["ptbxl_superclass", "cinc2017", "snomed", "synth"];
+
+    pub fn parse(name: &str) -> Result<Vocabulary, EvalError> {
+        match name {
+            "ptbxl_superclass" => Ok(Vocabulary::PtbxlSuperclass),
+            "cinc2017" => Ok(Vocabulary::Cinc2017),
+            "snomed" => Ok(Vocabulary::Snomed),
+            "synth" => Ok(Vocabulary::Synth),
+            other => Err(EvalError::Task(format!(
+                "unknown label vocabulary `{other}` (expected one of {})",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Vocabulary::PtbxlSuperclass => "ptbxl_superclass",
+            Vocabulary::Cinc2017 => "cinc2017",
+            Vocabulary::Snomed => "snomed",
+            Vocabulary::Synth => "synth",
+        }
+    }
+
+    /// Whether a window may carry several classes at once.
+    pub fn multi_label(self) -> bool {
+        matches!(self, Vocabulary::PtbxlSuperclass | Vocabulary::Snomed)
+    }
+
+    /// The fixed classes (codes after `name:`), or `None` when they come from the data.
+    fn fixed_classes(self) -> Option<&'static [&'static str]> {
+        match self {
+            Vocabulary::PtbxlSuperclass => Some(&["NORM", "MI", "STTC", "CD", "HYP"]),
+            Vocabulary::Cinc2017 => Some(&["N", "A", "O", "~"]),
+            Vocabulary::Synth => Some(&["nsr", "afib", "pvc", "wide_qrs", "st_elevation"]),
+            Vocabulary::Snomed => None,
+        }
+    }
+}
+
+/// One of the dataset's splits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    Train,
+    Val,
+    Test,
+}
+
+impl Part {
+    pub const ALL: [Part; 3] = [Part::Train, Part::Val, Part::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Val => "val",
+            Part::Test => "test",
+        }
+    }
+
+    fn parse(split: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|p| p.name() == split)
+    }
+}
+
+/// What `Task::build` reads of each window: its split and labels.
+pub struct LabelledWindow<'a> {
+    pub split: &'a str,
+    pub labels: &'a [String],
+}
+
+/// The task over a dataset's windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub vocabulary: Vocabulary,
+    /// Class codes, e.g. `NORM`, `A`, `426783006`.
+    pub classes: Vec<String>,
+    pub multi_label: bool,
+    /// For each labelled window kept: its index among the dataset's windows.
+    pub windows: Vec<usize>,
+    /// Split of each kept window.
+    pub parts: Vec<Part>,
+    /// (kept, K): 1 where the window has the class.
+    pub targets: Vec<f64>,
+    /// Class of each kept window (single-label tasks; empty otherwise).
+    pub class_of: Vec<u32>,
+    /// Windows with no label of the vocabulary (or only classes left out), skipped.
+    pub skipped_unlabelled: usize,
+    /// Windows of a single-label task with two different classes, skipped.
+    pub skipped_ambiguous: usize,
+    /// Windows whose split is none of train, val, test, skipped.
+    pub skipped_split: usize,
+}
+
+impl Task {
+    /// Builds the task of `vocabulary` over `windows`. SNOMED classes are the codes with at
+    /// least `min_positives` positive windows in the train split. Fails, naming what is
+    /// missing, when the dataset has no label of the vocabulary or a split has no labelled
+    /// window.
+    pub fn build(
+        vocabulary: Vocabulary,
+        windows: &[LabelledWindow<'_>],
+        min_positives: usize,
+    ) -> Result<Task, EvalError> {
+        let prefix = format!("{}:", vocabulary.name());
+        let codes = |w: &LabelledWindow<'_>| -> Vec<String> {
+            let mut c: Vec<String> = w
+                .labels
+                .iter()
+                .filter_map(|l| l.strip_prefix(&prefix))
+                .map(str::to_string)
+                .collect();
+            c.sort();
+            c.dedup();
+            c
+        };
+        let classes: Vec<String> = match vocabulary.fixed_classes() {
+            Some(fixed) => fixed.iter().map(|s| s.to_string()).collect(),
+            None => {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                for w in windows.iter().filter(|w| w.split == "train") {
+                    for code in codes(w) {
+                        *counts.entry(code).or_default() += 1;
+                    }
+                }
+                counts
+                    .into_iter()
+                    .filter(|&(_, n)| n >= min_positives)
+                    .map(|(code, _)| code)
+                    .collect()
+            }
+        };
+        let any_label = windows.iter().any(|w| !codes(w).is_empty());
+        if !any_label {
+            let mut seen: Vec<&str> = windows
+                .iter()
+                .flat_map(|w| w.labels.iter())
+                .filter_map(|l| l.split_once(':').map(|(v, _)| v))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            return Err(EvalError::Task(format!(
+                "the dataset has no `{prefix}` label (its label vocabularies: {})",
+                if seen.is_empty() {
+                    "none".to_string()
+                } else {
+                    seen.join(", ")
+                }
+            )));
+        }
+        if classes.is_empty() {
+            return Err(EvalError::Task(format!(
+                "no `{prefix}` class has {min_positives} positive windows in the train split"
+            )));
+        }
+        let k = classes.len();
+        let multi_label = vocabulary.multi_label();
+        let mut task = Task {
+            vocabulary,
+            classes,
+            multi_label,
+            windows: Vec::new(),
+            parts: Vec::new(),
+            targets: Vec::new(),
+            class_of: Vec::new(),
+            skipped_unlabelled: 0,
+            skipped_ambiguous: 0,
+            skipped_split: 0,
+        };
+        for (i, w) in windows.iter().enumerate() {
+            let hits: Vec<usize> = codes(w)
+                .iter()
+                .filter_map(|c| task.classes.iter().position(|k| k == c))
+                .collect();
+            let Some(part) = Part::parse(w.split) else {
+                task.skipped_split += 1;
+                continue;
+            };
+            if hits.is_empty() {
+                task.skipped_unlabelled += 1;
+                continue;
+            }
+            if !multi_label && hits.len() > 1 {
+                task.skipped_ambiguous += 1;
+                continue;
+            }
+            let mut row = vec![0.0; k];
+            for &h in &hits {
+                row[h] = 1.0;
+            }
+            task.targets.extend(row);
+            if !multi_label {
+                task.class_of.push(hits[0] as u32);
+            }
+            task.windows.push(i);
+            task.parts.push(part);
+        }
+        for part in Part::ALL {
+            if task.rows(part).is_empty() {
+                return Err(EvalError::Task(format!(
+                    "no window of the {} split has a `{prefix}` label of the classes {}",
+                    part.name(),
+                    task.classes.join(", ")
+                )));
+            }
+        }
+        Ok(task)
+    }
+
+    /// Classes K.
+    pub fn k(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Indices (into the kept windows) of the rows of `part`, in dataset order.
+    pub fn rows(&self, part: Part) -> Vec<usize> {
+        (0..self.parts.len())
+            .filter(|&r| self.parts[r] == part)
+            .collect()
+    }
+
+    /// Positive rows of each class in `part`.
+    pub fn positives(&self, part: Part) -> Vec<usize> {
+        let k = self.k();
+        let mut counts = vec![0; k];
+        for r in self.rows(part) {
+            for (c, n) in counts.iter_mut().enumerate() {
+                *n += usize::from(self.targets[r * k + c] > 0.5);
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window<'a>(split: &'a str, labels: &'a [String]) -> LabelledWindow<'a> {
+        LabelledWindow { split, labels }
+    }
+
+    #[test]
+    fn single_label_task_skips_unlabelled_and_ambiguous_windows() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (a, n, both, none) = (
+            l(&["cinc2017:A"]),
+            l(&["cinc2017:N"]),
+            l(&["cinc2017:A", "cinc2017:N"]),
+            l(&["scp:NORM"]),
+        );
+        let windows = [
+            window("train", &a),
+            window("train", &none),
+            window("val", &n),
+            window("test", &both),
+            window("test", &a),
+            window("other", &a),
+        ];
+        let task = Task::build(Vocabulary::Cinc2017, &windows, 1).unwrap();
+        assert_eq!(task.windows, vec![0, 2, 4]);
+        assert_eq!(task.class_of, vec![1, 0, 1]);
+        assert_eq!(
+            (
+                task.skipped_unlabelled,
+                task.skipped_ambiguous,
+                task.skipped_split
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(task.positives(Part::Test), vec![0, 1, 0, 0]);
+        let err = Task::build(Vocabulary::Synth, &windows, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no `synth:` label") && err.contains("cinc2017, scp"),
+            "{err}"
+        );
+        let err = Task::build(Vocabulary::Cinc2017, &windows[..2], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("val split"), "{err}");
+    }
+
+    #[test]
+    fn snomed_classes_need_enough_train_positives() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (x, xy) = (l(&["snomed:1"]), l(&["snomed:1", "snomed:2"]));
+        let windows = [
+            window("train", &x),
+            window("train", &xy),
+            window("val", &xy),
+            window("test", &x),
+        ];
+        let task = Task::build(Vocabulary::Snomed, &windows, 2).unwrap();
+        assert_eq!(task.classes, vec!["1"]);
+        assert_eq!(task.targets, vec![1.0; 4]);
+        let err = Task::build(Vocabulary::Snomed, &windows, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 positive windows"), "{err}");
+    }
+}
