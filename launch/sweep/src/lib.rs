@@ -14,6 +14,7 @@
 //! `ecgfm` binary's job (launch/src/sweep_run.rs): this crate plans and reports.
 
 pub mod expand;
+pub mod fit;
 pub mod spec;
 
 pub use expand::{RunPlan, SweepPlan};
