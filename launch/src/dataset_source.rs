@@ -16,6 +16,11 @@ struct DatasetSource {
 
 /// Opens the dataset named by `data.source` for the model's input length.
 pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
+    open_split(config, &config.data.split, config.train.seed)
+}
+
+/// Opens `split` of the dataset named by `data.source`, its order seeded by `seed`.
+pub fn open_split(config: &TrainConfig, split: &str, seed: u64) -> Result<Box<dyn BatchSource>> {
     let url = config.data.source.clone();
     if config.model.leads != 12 {
         bail!(
@@ -24,12 +29,12 @@ pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
         );
     }
     let loader_config = LoaderConfig {
-        seed: config.train.seed,
+        seed,
         batch_size: config.train.batch_size,
         rank: 0,
         world_size: 1,
         crop_samples: config.model.samples,
-        split: config.data.split.clone(),
+        split: split.to_string(),
         prefetch_batches: config.data.prefetch_batches,
         decode_threads: config.data.decode_threads,
         mix_row_groups: config.data.mix_row_groups,

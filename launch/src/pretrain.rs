@@ -7,6 +7,7 @@ use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::train::{RunSummary, Trainer};
+use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,30 @@ pub fn open_source(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
     crate::dataset_source::open(config)
 }
 
+/// The fixed validation set of a run: the synthetic generator's held-out stream, or the
+/// dataset's `val` split. `None` when `train.val_batches` is 0, or (after a warning) when the
+/// dataset has no `val` split to read.
+pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
+    if config.train.val_batches == 0 {
+        return Ok(None);
+    }
+    let source: Box<dyn BatchSource> = if config.data.source == "synth" {
+        Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
+    } else {
+        match crate::dataset_source::open_split(config, "val", 0) {
+            Ok(source) => source,
+            Err(err) => {
+                tracing::warn!("no validation loss: {err:#}");
+                return Ok(None);
+            }
+        }
+    };
+    let validator = Validator::new(config, source)
+        .map_err(anyhow::Error::from_boxed)
+        .context("drawing the validation batches")?;
+    Ok(Some(validator))
+}
+
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
@@ -126,6 +151,11 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
     let mut trainer = Trainer::new(config, &run_dir, CpuBackend::new(), source, args.resume)
         .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     let config = trainer.config().clone();
+    let validator = open_validator(&config)?;
+    let validation = validator.as_ref().map(|v| v.describe().to_string());
+    if let Some(validator) = validator {
+        trainer.set_validator(validator);
+    }
     println!("model preset: {}", config.preset);
     println!("{}", ecgfm_trainer::model::render_table(&config.model));
     println!(
@@ -136,6 +166,9 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
         config.samples_per_step(),
         threads
     );
+    if let Some(validation) = validation {
+        println!("validation: {validation}");
+    }
     if let Some(from) = trainer.resumed_from() {
         println!("resuming from {}", from.display());
     }
@@ -162,10 +195,13 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
     bar.finish_and_clear();
     match summary.final_loss {
         Some(loss) => println!(
-            "done: step {}/{} | final loss {loss:.4} | {:.1} s | metrics {} | checkpoints {}\n\
+            "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}\n\
              view the curves: tensorboard --logdir {}",
             summary.steps,
             config.train.steps,
+            summary
+                .val_loss
+                .map_or(String::new(), |v| format!(" | val loss {v:.4}")),
             summary.elapsed_s,
             run_dir.join("metrics.jsonl").display(),
             run_dir.join("checkpoints").display(),

@@ -128,6 +128,10 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     /// CPU threads (0: all cores).
     pub threads: usize,
+    /// Steps between validation losses (0: only at the end); see `validation.rs`.
+    pub val_every: u64,
+    /// Batches of the fixed validation set (0: no validation).
+    pub val_batches: usize,
 }
 
 impl Default for RunConfig {
@@ -140,6 +144,8 @@ impl Default for RunConfig {
             log_every: 10,
             checkpoint_every: 100,
             threads: 0,
+            val_every: 100,
+            val_batches: 2,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - `optim`: AdamW settings and optimiser state (the update runs in the backend).
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
-//!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`).
+//!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`);
+//!   `validation`: the held-out masked reconstruction loss measured during training.
 //!
 //! Depends on `ecgfm-kernels` for every numeric op. Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
@@ -22,6 +23,7 @@ pub mod optim;
 pub mod schedule;
 pub mod tensorboard;
 pub mod train;
+pub mod validation;
 
 pub use mask::MaskSampler;
 pub use model::{HostBatch, Mae, ModelConfig, ModelError, ModelStats, ParamEntry, ParamLayout};

@@ -28,6 +28,9 @@ pub struct StepRecord {
     /// Wall-clock seconds of training so far (across resumes).
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// Validation loss measured after this step (`validation.rs`), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
 }
 
 /// Appends step records to `metrics.jsonl` and to a TensorBoard event file.
@@ -63,12 +66,13 @@ impl MetricsWriter {
     pub fn write(&mut self, record: &StepRecord) -> std::io::Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(record)?)?;
         self.file.flush()?;
-        let scalars = [
+        let mut scalars = vec![
             ("train/loss", record.loss),
             ("train/lr", record.lr),
             ("train/grad_norm", record.grad_norm),
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
+        scalars.extend(record.val_loss.map(|v| ("val/loss", v)));
         self.events.scalars(record.step, &scalars).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
         })

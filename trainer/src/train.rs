@@ -18,6 +18,7 @@ use crate::data::{BatchSource, SourceError};
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
 use crate::model::Mae;
+use crate::validation::Validator;
 use crate::{HostBatch, ModelError};
 use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ pub struct Trainer<B: Backend> {
     state: TrainingState,
     metrics: MetricsWriter,
     resumed_from: Option<PathBuf>,
+    validator: Option<Validator>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -129,6 +131,7 @@ impl<B: Backend> Trainer<B> {
             state,
             metrics,
             resumed_from: latest,
+            validator: None,
         })
     }
 
@@ -152,6 +155,11 @@ impl<B: Backend> Trainer<B> {
 
     pub fn source_description(&self) -> String {
         self.source.describe()
+    }
+
+    /// Measures a validation loss as `validator` says (see `validation.rs`).
+    pub fn set_validator(&mut self, validator: Validator) {
+        self.validator = Some(validator);
     }
 
     /// Runs one optimiser step.
@@ -218,12 +226,13 @@ impl<B: Backend> Trainer<B> {
         let mut window_start = Instant::now();
         let mut window_samples = 0u64;
         let mut last = None;
+        let mut val_loss = None;
         while self.state.step < session_end {
             let outcome = self.step()?;
             window_samples += self.config.samples_per_step() as u64;
             let done = self.state.step;
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-            let record = StepRecord {
+            let mut record = StepRecord {
                 step: outcome.step,
                 loss: outcome.loss,
                 lr: outcome.lr,
@@ -231,8 +240,14 @@ impl<B: Backend> Trainer<B> {
                 samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
+                val_loss: None,
             };
-            if done.is_multiple_of(log_every) || done == total || outcome.step == 0 {
+            if let Some(validator) = self.validator.as_ref().filter(|v| v.due(done, total)) {
+                record.val_loss = Some(validator.loss(&mut self.model)?);
+                val_loss = record.val_loss;
+            }
+            let logged = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
+            if logged || record.val_loss.is_some() {
                 self.metrics
                     .write(&record)
                     .map_err(io_err(self.metrics.path()))?;
@@ -250,6 +265,7 @@ impl<B: Backend> Trainer<B> {
             final_loss: last.map(|o| o.loss),
             elapsed_s: self.state.elapsed_s,
             samples_seen: self.state.samples_seen,
+            val_loss,
         })
     }
 }
@@ -262,6 +278,8 @@ pub struct RunSummary {
     pub final_loss: Option<f32>,
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// The last validation loss measured in this session.
+    pub val_loss: Option<f32>,
 }
 
 /// A resumed run must use the configuration it started with. Only its length and the settings

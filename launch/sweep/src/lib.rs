@@ -15,6 +15,7 @@
 
 pub mod expand;
 pub mod fit;
+pub mod record;
 pub mod spec;
 
 pub use expand::{RunPlan, SweepPlan};
