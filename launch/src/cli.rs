@@ -24,6 +24,20 @@ pub enum Command {
     /// Benchmarks, side by side with the tool a user would otherwise pick.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Scaling sweeps over encoder sizes and their report.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// Run every run of a sweep file (resumable), evaluate each, and write the report.
+    Run(crate::sweep_run::SweepRunArgs),
+    /// Fits, charts and verdict of a sweep folder: report.md.
+    Report(crate::sweep_report::SweepReportArgs),
+    /// One grid point of a sweep folder (what each task of `sweep run --slurm`'s array runs).
+    #[command(hide = true)]
+    RunOne(crate::sweep_run::SweepRunOneArgs),
 }
 
 #[derive(Subcommand, Debug)]

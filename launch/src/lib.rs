@@ -6,6 +6,8 @@
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
 //! - `bench_step`, `bench_loader`: benchmarks printed side by side with PyTorch / pyarrow.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `sweep_run`, `sweep_report`: `ecgfm sweep run|report` over `ecgfm-sweep` (which plans and
+//!   reports; the runs are subprocesses of this binary).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -21,8 +23,10 @@ pub mod logging;
 pub mod pretrain;
 pub mod progress;
 pub mod python_bench;
+pub mod sweep_report;
+pub mod sweep_run;
 
-use cli::{BenchCommand, Cli, Command, DataCommand};
+use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -34,5 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
+        Command::Sweep(SweepCommand::Run(args)) => sweep_run::run(&args),
+        Command::Sweep(SweepCommand::Report(args)) => sweep_report::run(&args),
+        Command::Sweep(SweepCommand::RunOne(args)) => sweep_run::run_index(&args),
     }
 }

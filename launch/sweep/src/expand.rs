@@ -8,7 +8,8 @@
 //!   x samples per step. Iso-FLOPs: steps = round(C / FLOPs per step).
 //! - D counts samples seen (steps x global batch) and tokens seen (samples x leads x patches).
 
-use crate::spec::{DatasetEntry, SpecError, SweepSpec};
+use crate::spec::{SpecError, SweepSpec};
+use std::path::Path;
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
 
@@ -150,8 +151,13 @@ fn fraction_label(f: f64) -> String {
 }
 
 impl SweepPlan {
-    /// Expands `spec`; `origin` names the sweep file in errors.
-    pub fn expand(spec: &SweepSpec, origin: &str) -> Result<SweepPlan, SpecError> {
+    /// Expands `spec`; `origin` names the sweep file in errors, `data_dir` holds the datasets
+    /// the sweep ingests (`@NAME`).
+    pub fn expand(
+        spec: &SweepSpec,
+        origin: &str,
+        data_dir: &Path,
+    ) -> Result<SweepPlan, SpecError> {
         let invalid = |reason: String| SpecError::Invalid {
             path: origin.to_string(),
             reason,
@@ -166,7 +172,8 @@ impl SweepPlan {
         for dataset in &spec.datasets {
             for size in &sizes {
                 // The size at one step, to learn its FLOPs per step and width.
-                let probe = resolve(spec, dataset, size, 1, spec.seeds[0], None)
+                let url = SweepSpec::resolve_data(dataset.url(), data_dir);
+                let probe = resolve(spec, &url, size, 1, spec.seeds[0], None)
                     .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
                 let per_step = flops_per_step(&probe);
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
@@ -190,7 +197,7 @@ impl SweepPlan {
                             }
                         }
                         for &seed in &spec.seeds {
-                            let config = resolve(spec, dataset, size, steps, seed, Some(lr))
+                            let config = resolve(spec, &url, size, steps, seed, Some(lr))
                                 .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
                             let budget_part = budget.map_or("steps".to_string(), budget_label);
                             runs.push(RunPlan {
@@ -256,7 +263,7 @@ fn learning_rate(spec: &SweepSpec, size: &str, width: usize) -> Result<f64, Stri
 /// the seed and (when known) the learning rate.
 fn resolve(
     spec: &SweepSpec,
-    dataset: &DatasetEntry,
+    url: &str,
     size: &Size,
     steps: u64,
     seed: u64,
@@ -272,7 +279,7 @@ fn resolve(
     config::set_path(
         &mut doc,
         "data.source",
-        toml::Value::String(dataset.url().to_string()),
+        toml::Value::String(url.to_string()),
     )?;
     if let Some(lr) = lr {
         config::set_path(&mut doc, "optim.lr", toml::Value::Float(lr))?;

@@ -20,7 +20,10 @@
 //! train = { batch_size = 32, val_every = 50 }
 //! [[eval]]
 //! task = "synth"                    # the vocabulary `ecgfm eval --labels` takes
-//! data = "synth"                    # generated once per sweep, or a dataset URL
+//! data = "synth"                    # generated once per sweep, a dataset URL, or @name:
+//! [ingest.ptbxl]                    # `ecgfm data ingest` once into DIR/data/ptbxl; "@ptbxl"
+//! source = "../shared/data/ptbxl-500"   # in datasets or eval data refers to it
+//! format = "ptbxl"
 //! ```
 
 use serde::Deserialize;
@@ -58,6 +61,7 @@ impl DatasetEntry {
         match self {
             DatasetEntry::Named { name, .. } => name.clone(),
             DatasetEntry::Url(url) => url
+                .trim_start_matches('@')
                 .trim_end_matches('/')
                 .rsplit('/')
                 .next()
@@ -162,6 +166,17 @@ fn default_synth_records() -> usize {
     600
 }
 
+/// A dataset the sweep ingests once (`ecgfm data ingest SOURCE --format F --out DIR/data/NAME
+/// ARGS...`), referred to as `@NAME`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSpec {
+    pub source: String,
+    pub format: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
 /// A whole sweep file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +197,8 @@ pub struct SweepSpec {
     pub base: toml::Table,
     #[serde(default)]
     pub eval: Vec<EvalSpec>,
+    #[serde(default)]
+    pub ingest: BTreeMap<String, IngestSpec>,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -220,6 +237,14 @@ impl SweepSpec {
             reason,
         })?;
         Ok(spec)
+    }
+
+    /// The URL `reference` stands for: `@NAME` is the sweep's ingested `data_dir/NAME`.
+    pub fn resolve_data(reference: &str, data_dir: &Path) -> String {
+        match reference.strip_prefix('@') {
+            Some(name) => data_dir.join(name).display().to_string(),
+            None => reference.to_string(),
+        }
     }
 
     /// Whether the budget is iso-FLOPs.
@@ -293,6 +318,23 @@ impl SweepSpec {
             if e.task.is_empty() || e.data.is_empty() {
                 return Err("each [[eval]] needs a task (label vocabulary) and data".into());
             }
+        }
+        let references = self
+            .datasets
+            .iter()
+            .map(DatasetEntry::url)
+            .chain(self.eval.iter().map(|e| e.data.as_str()));
+        for reference in references {
+            if let Some(name) = reference.strip_prefix('@') {
+                if !self.ingest.contains_key(name) {
+                    return Err(format!("{reference} names no [ingest.{name}] table"));
+                }
+            }
+        }
+        if let Some(name) = self.ingest.keys().find(|n| !n.chars().all(safe_name_char)) {
+            return Err(format!(
+                "ingest name {name:?} must be letters, digits, '-', '_' or '.'"
+            ));
         }
         Ok(())
     }
