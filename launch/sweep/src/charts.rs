@@ -44,7 +44,8 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
         let means = g.sizes.iter().map(|s| (s.n as f64, s.mean_loss())).collect();
         series.push(Series::new(Some(g.label()), c, Style::Line, means));
         let (lo, hi) = n_range(g);
-        if let Some((_, Some(fit))) = a.loss_vs_n.iter().find(|(gi, _)| *gi == i) {
+        let fit = a.loss_vs_n.iter().find(|(gi, _)| *gi == i);
+        if let Some((_, Some(fit))) = fit.filter(|(_, f)| f.as_ref().is_some_and(|f| f.determined)) {
             let curve = log_grid(lo, hi, 40)
                 .into_iter()
                 .map(|n| (n, fit.law.predict(&[n])))

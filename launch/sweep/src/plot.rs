@@ -122,15 +122,12 @@ fn transform(v: f64, log: bool) -> Option<f64> {
 }
 
 fn tick_label(v: f64, log: bool) -> String {
-    if !log {
-        return format!("{v:.3}");
+    let value = if log { 10f64.powf(v) } else { v };
+    if value != 0.0 && !(0.01..100_000.0).contains(&value.abs()) {
+        return format!("{value:.1e}");
     }
-    let value = 10f64.powf(v);
-    if (0.01..10000.0).contains(&value) {
-        format!("{value:.3}")
-    } else {
-        format!("{value:.1e}")
-    }
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The padded range of the transformed values on one axis.

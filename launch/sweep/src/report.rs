@@ -350,11 +350,11 @@ fn answer(c: &Comparison) -> String {
         })
         .collect();
     let downstream = if downstream.is_empty() {
-        "no downstream evaluation".to_string()
+        "no downstream evaluation ran".to_string()
     } else {
         downstream.join(", ")
     };
-    format!("the largest encoder gives {loss} and {downstream} than the smallest.")
+    format!("compared with the smallest, the largest encoder gives {loss}; {downstream}.")
 }
 
 fn runs_table(md: &mut String, a: &Analysis) {
