@@ -19,12 +19,8 @@ pub fn run(args: &SweepReportArgs) -> Result<()> {
     write(&args.dir, &out)
 }
 
-/// Writes the report of `dir` into `DIR/report`.
-pub fn report(dir: &Path) -> Result<()> {
-    write(dir, &dir.join("report"))
-}
-
-fn write(dir: &Path, out: &Path) -> Result<()> {
+/// Writes the report of the sweep in `dir` into `out`.
+pub fn write(dir: &Path, out: &Path) -> Result<()> {
     let written = ecgfm_sweep::report::write(dir, out)
         .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
     if !ecgfm_sweep::plot::has_text() {

@@ -38,6 +38,9 @@ pub struct SweepRunArgs {
     /// Print the runs and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Where the report goes when the sweep is done (default DIR/report).
+    #[arg(long, value_name = "DIR")]
+    pub report_to: Option<PathBuf>,
     /// CPU threads of each run (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -126,7 +129,8 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    crate::sweep_report::report(dir)
+    let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));
+    crate::sweep_report::write(dir, &report)
 }
 
 /// Runs `ecgfm sweep run-one` (a SLURM array task).
