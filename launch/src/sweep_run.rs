@@ -83,7 +83,10 @@ fn spec_text(args: &SweepRunArgs) -> Result<(String, String)> {
     for assignment in &args.set {
         ecgfm_trainer::config::apply_override(&mut doc, assignment)?;
     }
-    Ok((toml::to_string_pretty(&doc)?, format!("{origin} with --set")))
+    Ok((
+        toml::to_string_pretty(&doc)?,
+        format!("{origin} with --set"),
+    ))
 }
 
 /// Runs `ecgfm sweep run`.
@@ -198,8 +201,9 @@ fn claim_folder(dir: &Path, text: &str) -> Result<()> {
              and --set flags, or choose another --out",
             dir.display()
         ),
-        Err(_) => std::fs::write(&path, text)
-            .with_context(|| format!("writing {}", path.display())),
+        Err(_) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        }
     }
 }
 
@@ -280,8 +284,7 @@ fn run_one(
 ) -> Result<SweepRecord> {
     let rel = format!("runs/{}", run.name);
     let run_dir = dir.join(&rel);
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("creating {}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let config_path = run_dir.join("pretrain.toml");
     std::fs::write(&config_path, run.config.to_toml_string())
         .with_context(|| format!("writing {}", config_path.display()))?;
@@ -304,11 +307,7 @@ fn run_one(
         .with_context(|| format!("reading the metrics of {}", run.name))?;
     let last = metrics.last().context("the run logged no metrics")?;
     rec.final_train_loss = Some(last.loss as f64);
-    rec.final_val_loss = metrics
-        .iter()
-        .rev()
-        .find_map(|m| m.val_loss)
-        .map(f64::from);
+    rec.final_val_loss = metrics.iter().rev().find_map(|m| m.val_loss).map(f64::from);
     rec.train_s = last.elapsed_s;
 
     let eval_started = Instant::now();
@@ -318,7 +317,8 @@ fn run_one(
             if protocol == "scratch" && !scratch {
                 continue;
             }
-            rec.eval.extend(evaluate(dir, &run_dir, run, eval, protocol)?);
+            rec.eval
+                .extend(evaluate(dir, &run_dir, run, eval, protocol)?);
         }
     }
     rec.eval_s = eval_started.elapsed().as_secs_f64();
@@ -362,21 +362,23 @@ fn evaluate(
             &out_arg,
         ];
         args.extend(eval.args.iter().map(String::as_str));
-        run_child(&args)
-            .with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
+        run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
         std::fs::rename(&partial, &out)
             .with_context(|| format!("moving {} into place", partial.display()))?;
     }
     let text =
         std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", out.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", out.display()))?;
     let results: Vec<EvalResult> = record::parse_eval_file(&json, &eval.task)
         .into_iter()
         .filter(|r| r.protocol == protocol)
         .collect();
     if results.is_empty() {
-        bail!("{} holds no {protocol} result with a macro_auroc", out.display());
+        bail!(
+            "{} holds no {protocol} result with a macro_auroc",
+            out.display()
+        );
     }
     Ok(results)
 }

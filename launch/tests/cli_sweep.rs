@@ -53,7 +53,12 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
 /// Width and height of a PNG, from its IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
     (word(16), word(20))
 }
@@ -78,8 +83,17 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
     }
     assert!(recs[0]["n"].as_u64() < recs[1]["n"].as_u64());
     let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
-    for needle in ["## Verdict", "d1w32", "d2w64", "## Fitted laws", "synth probe AUROC"] {
-        assert!(report.contains(needle), "report.md lacks {needle:?}:\n{report}");
+    for needle in [
+        "## Verdict",
+        "d1w32",
+        "d2w64",
+        "## Fitted laws",
+        "synth probe AUROC",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle:?}:\n{report}"
+        );
     }
     for chart in [
         "val_loss_vs_n.png",
@@ -149,9 +163,19 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
     let script = std::fs::read_to_string(dir.join("sweep.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-1"), "{script}");
     assert!(script.contains("sweep run-one --out"), "{script}");
-    assert!(!dir.join("sweep.jsonl").exists(), "--slurm must not run anything");
+    assert!(
+        !dir.join("sweep.jsonl").exists(),
+        "--slurm must not run anything"
+    );
     // What array task 1 runs: the second grid point only.
-    ecgfm(&["sweep", "run-one", "--out", dir.to_str().unwrap(), "--index", "1"]);
+    ecgfm(&[
+        "sweep",
+        "run-one",
+        "--out",
+        dir.to_str().unwrap(),
+        "--index",
+        "1",
+    ]);
     let recs = records(&dir);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["run"], "synth-d2w64-steps-f1-s0");

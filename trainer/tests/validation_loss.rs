@@ -45,7 +45,10 @@ fn held_out_set_is_seed_independent_and_not_the_training_stream() {
     let (a, b) = (config(0, 10), config(1, 10));
     let held_a = first_batch(&a, synthetic_held_out(&a).unwrap());
     let held_b = first_batch(&b, synthetic_held_out(&b).unwrap());
-    assert_eq!(held_a.x, held_b.x, "the held-out ECGs depend on the run seed");
+    assert_eq!(
+        held_a.x, held_b.x,
+        "the held-out ECGs depend on the run seed"
+    );
     for cfg in [&a, &b] {
         let train = first_batch(cfg, SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
         assert_ne!(train.x, held_a.x);
@@ -80,13 +83,19 @@ fn validation_loss_is_logged_on_schedule_and_resumes_bitwise() {
     for (_, v) in &measured {
         assert!(v.is_finite() && *v > 0.0 && *v < 10.0, "{measured:?}");
     }
-    assert_ne!(measured[0].1, measured[2].1, "training did not change the val loss");
+    assert_ne!(
+        measured[0].1, measured[2].1,
+        "training did not change the val loss"
+    );
 
     let split = run_dir("split");
     let first = train(&split, 10, false, Some(6));
     assert_eq!(first, measured[..1]);
     let resumed = train(&split, 10, true, None);
-    assert_eq!(resumed, measured, "a resumed run measured other validation losses");
+    assert_eq!(
+        resumed, measured,
+        "a resumed run measured other validation losses"
+    );
     for dir in [whole, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }

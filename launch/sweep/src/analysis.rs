@@ -135,7 +135,11 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
 fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
     let mut keys: Vec<(String, Option<u64>, u64)> = Vec::new();
     for r in records {
-        let key = (r.dataset.clone(), r.budget.map(f64::to_bits), r.fraction.to_bits());
+        let key = (
+            r.dataset.clone(),
+            r.budget.map(f64::to_bits),
+            r.fraction.to_bits(),
+        );
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -156,8 +160,11 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
                 if sizes.iter().any(|s| s.size == r.size) {
                     continue;
                 }
-                let same: Vec<&SweepRecord> =
-                    members.iter().filter(|m| m.size == r.size).copied().collect();
+                let same: Vec<&SweepRecord> = members
+                    .iter()
+                    .filter(|m| m.size == r.size)
+                    .copied()
+                    .collect();
                 sizes.push(SizeResult {
                     size: r.size.clone(),
                     n: r.n,
@@ -223,7 +230,11 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
         small,
         large,
         loss_diff: l.mean_loss() - s.mean_loss(),
-        loss_ci: difference_interval(&s.losses, &l.losses, REPORT_SEED ^ (small * 31 + large) as u64),
+        loss_ci: difference_interval(
+            &s.losses,
+            &l.losses,
+            REPORT_SEED ^ (small * 31 + large) as u64,
+        ),
         auroc,
     }
 }

@@ -4,7 +4,7 @@
 //! per task), and the loss curves of every run.
 
 use crate::analysis::{Analysis, Group};
-use crate::fit::isoflop::Optimum;
+use crate::fit::isoflop::{self, Optimum};
 use crate::plot::{colour, Axis, Chart, Series, Style, GREY};
 use plotters::style::RGBColor;
 
@@ -41,11 +41,16 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
             .flat_map(|s| s.losses.iter().map(move |&l| (s.n as f64, l)))
             .collect();
         series.push(Series::new(None, c, Style::Markers, runs));
-        let means = g.sizes.iter().map(|s| (s.n as f64, s.mean_loss())).collect();
+        let means = g
+            .sizes
+            .iter()
+            .map(|s| (s.n as f64, s.mean_loss()))
+            .collect();
         series.push(Series::new(Some(g.label()), c, Style::Line, means));
         let (lo, hi) = n_range(g);
         let fit = a.loss_vs_n.iter().find(|(gi, _)| *gi == i);
-        if let Some((_, Some(fit))) = fit.filter(|(_, f)| f.as_ref().is_some_and(|f| f.determined)) {
+        if let Some((_, Some(fit))) = fit.filter(|(_, f)| f.as_ref().is_some_and(|f| f.determined))
+        {
             let curve = log_grid(lo, hi, 40)
                 .into_iter()
                 .map(|n| (n, fit.law.predict(&[n])))
@@ -63,6 +68,13 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
             .filter(|(d, _, _)| *d == g.dataset)
             .flat_map(|(_, p, _)| p)
             .find(|p| Some(p.budget) == g.budget);
+        if let Some((pa, pb, pc)) = profile.and_then(isoflop::fitted_parabola) {
+            let curve = log_grid(lo, hi, 40)
+                .into_iter()
+                .map(|n| (n, pa * n.ln() * n.ln() + pb * n.ln() + pc))
+                .collect();
+            series.push(Series::new(None, c, Style::Dashed, curve));
+        }
         if let Some(Optimum::Interior { n_opt, loss }) = profile.map(|p| &p.optimum) {
             series.push(Series::new(
                 Some(format!("N_opt = {:.3e}", n_opt.value)),
@@ -108,9 +120,18 @@ pub fn loss_vs_compute(a: &Analysis, curves: &[Curve]) -> Chart {
             .map(|&(step, loss)| (step * curve.flops_per_step, loss))
             .collect();
         frontier_points.extend(&points);
-        let first_of_size = a.records.iter().find(|r| r.size == record.size).map(|r| &r.run);
+        let first_of_size = a
+            .records
+            .iter()
+            .find(|r| r.size == record.size)
+            .map(|r| &r.run);
         let label = (first_of_size == Some(&record.run)).then(|| record.size.clone());
-        series.push(Series::new(label, colour(index), Style::LineMarkers, points));
+        series.push(Series::new(
+            label,
+            colour(index),
+            Style::LineMarkers,
+            points,
+        ));
     }
     frontier_points.sort_by(|p, q| p.0.total_cmp(&q.0));
     let mut frontier: Vec<(f64, f64)> = Vec::new();
@@ -210,7 +231,12 @@ pub fn loss_curves(a: &Analysis, curves: &[Curve]) -> Chart {
             Style::Line,
             curve.train.clone(),
         ));
-        series.push(Series::new(None, colour(i), Style::Markers, curve.val.clone()));
+        series.push(Series::new(
+            None,
+            colour(i),
+            Style::Markers,
+            curve.val.clone(),
+        ));
     }
     Chart {
         title: "Loss curves (lines: training loss, dots: validation loss)".into(),

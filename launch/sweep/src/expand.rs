@@ -9,9 +9,9 @@
 //! - D counts samples seen (steps x global batch) and tokens seen (samples x leads x patches).
 
 use crate::spec::{SpecError, SweepSpec};
-use std::path::Path;
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
+use std::path::Path;
 
 /// One model size of the sweep.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +107,11 @@ pub fn sizes(spec: &SweepSpec) -> Vec<Size> {
             })
             .collect();
     }
-    let family = spec.sizes.family.as_ref().expect("validated: presets or family");
+    let family = spec
+        .sizes
+        .family
+        .as_ref()
+        .expect("validated: presets or family");
     family
         .depths
         .iter()
@@ -153,11 +157,7 @@ fn fraction_label(f: f64) -> String {
 impl SweepPlan {
     /// Expands `spec`; `origin` names the sweep file in errors, `data_dir` holds the datasets
     /// the sweep ingests (`@NAME`).
-    pub fn expand(
-        spec: &SweepSpec,
-        origin: &str,
-        data_dir: &Path,
-    ) -> Result<SweepPlan, SpecError> {
+    pub fn expand(spec: &SweepSpec, origin: &str, data_dir: &Path) -> Result<SweepPlan, SpecError> {
         let invalid = |reason: String| SpecError::Invalid {
             path: origin.to_string(),
             reason,
@@ -248,8 +248,8 @@ fn learning_rate(spec: &SweepSpec, size: &str, width: usize) -> Result<f64, Stri
     let lr = &spec.lr;
     match lr.rule.as_str() {
         "constant" => Ok(lr.base.expect("validated")),
-        "inverse-width" => Ok(lr.base.expect("validated") * lr.base_width.expect("validated")
-            as f64
+        "inverse-width" => Ok(lr.base.expect("validated")
+            * lr.base_width.expect("validated") as f64
             / width as f64),
         _ => lr
             .table

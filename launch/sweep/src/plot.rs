@@ -40,7 +40,12 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn new(label: Option<String>, colour: RGBColor, style: Style, points: Vec<(f64, f64)>) -> Self {
+    pub fn new(
+        label: Option<String>,
+        colour: RGBColor,
+        style: Style,
+        points: Vec<(f64, f64)>,
+    ) -> Self {
         Series {
             label,
             colour,
@@ -95,11 +100,14 @@ pub fn has_text() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         let from_env = std::env::var("ECGFM_PLOT_FONT").ok();
-        let candidates = from_env.iter().map(String::as_str).chain(if from_env.is_some() {
-            [].iter().copied()
-        } else {
-            FONT_PATHS.iter().copied()
-        });
+        let candidates = from_env
+            .iter()
+            .map(String::as_str)
+            .chain(if from_env.is_some() {
+                [].iter().copied()
+            } else {
+                FONT_PATHS.iter().copied()
+            });
         for path in candidates {
             if let Ok(bytes) = std::fs::read(path) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -123,7 +131,11 @@ fn transform(v: f64, log: bool) -> Option<f64> {
 
 fn tick_label(v: f64, log: bool) -> String {
     let value = if log { 10f64.powf(v) } else { v };
-    if value != 0.0 && !(0.01..100_000.0).contains(&value.abs()) {
+    if !log && (value - value.round()).abs() < 1e-9 && value.abs() < 1e6 {
+        return format!("{value:.0}");
+    }
+    let large = if log { 1000.0 } else { 100_000.0 };
+    if value != 0.0 && !(0.01..large).contains(&value.abs()) {
         return format!("{value:.1e}");
     }
     let text = format!("{value:.3}");
@@ -169,7 +181,11 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<(), PlotError> {
         .iter()
         .flat_map(|s| {
             let mut v = pts(s);
-            v.extend(bars(s).into_iter().flat_map(|(x, lo, hi)| [(x, lo), (x, hi)]));
+            v.extend(
+                bars(s)
+                    .into_iter()
+                    .flat_map(|(x, lo, hi)| [(x, lo), (x, hi)]),
+            );
             v
         })
         .collect();
@@ -224,19 +240,17 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<(), PlotError> {
                 ))
                 .map_err(|e| fail(&e))?,
             Style::Markers => ctx
-                .draw_series(
-                    p.iter()
-                        .map(|&xy| Circle::new(xy, 4, colour.filled())),
-                )
+                .draw_series(p.iter().map(|&xy| Circle::new(xy, 4, colour.filled())))
                 .map_err(|e| fail(&e))?,
         };
         if let (Some(label), true) = (&s.label, text) {
             legend = true;
             let style = s.style;
-            anno.label(label.as_str()).legend(move |(x, y)| match style {
-                Style::Markers => Circle::new((x + 10, y), 4, colour.filled()).into_dyn(),
-                _ => PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)).into_dyn(),
-            });
+            anno.label(label.as_str())
+                .legend(move |(x, y)| match style {
+                    Style::Markers => Circle::new((x + 10, y), 4, colour.filled()).into_dyn(),
+                    _ => PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)).into_dyn(),
+                });
         }
         if s.style == Style::LineMarkers {
             ctx.draw_series(p.iter().map(|&xy| Circle::new(xy, 3, colour.filled())))

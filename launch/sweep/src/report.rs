@@ -57,10 +57,9 @@ pub fn write(dir: &Path, out: &Path) -> Result<Written, ReportError> {
     let curves: Vec<Curve> = records
         .iter()
         .map(|r| {
-            let metrics = ecgfm_trainer::metrics::read_records(
-                &dir.join(&r.run_dir).join("metrics.jsonl"),
-            )
-            .unwrap_or_default();
+            let metrics =
+                ecgfm_trainer::metrics::read_records(&dir.join(&r.run_dir).join("metrics.jsonl"))
+                    .unwrap_or_default();
             Curve {
                 run: r.run.clone(),
                 flops_per_step: r.flops / r.steps.max(1) as f64,
@@ -249,6 +248,18 @@ fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             )
         })
         .collect();
+    let best = g
+        .sizes
+        .iter()
+        .min_by(|a, b| a.mean_loss().total_cmp(&b.mean_loss()))
+        .expect("two sizes");
+    let _ = writeln!(
+        md,
+        "  Lowest validation loss at this budget: {} (N = {}, {:.4}).",
+        best.size,
+        human(best.n as f64),
+        best.mean_loss()
+    );
     if worse.is_empty() {
         let _ = writeln!(md, "  The loss falls at every step up in size.");
     } else {
@@ -385,9 +396,10 @@ fn runs_table(md: &mut String, a: &Analysis) {
         );
         for task in &a.tasks {
             let cell = r.eval_result(task, "probe").map_or("-".to_string(), |e| {
-                e.macro_auroc_ci.map_or(format!("{:.3}", e.macro_auroc), |c| {
-                    format!("{:.3} [{:.3}, {:.3}]", e.macro_auroc, c[0], c[1])
-                })
+                e.macro_auroc_ci
+                    .map_or(format!("{:.3}", e.macro_auroc), |c| {
+                        format!("{:.3} [{:.3}, {:.3}]", e.macro_auroc, c[0], c[1])
+                    })
             });
             let _ = write!(row, " {cell} |");
         }
@@ -469,7 +481,10 @@ fn fits(md: &mut String, a: &Analysis) {
                         "(interval unbounded)".into()
                     }
                 ),
-                Optimum::Edge { best_n, at_smallest } => format!(
+                Optimum::Edge {
+                    best_n,
+                    at_smallest,
+                } => format!(
                     "no minimum inside the sizes trained: best at the {} size (N = {}); \
                      train {} sizes to find it",
                     if *at_smallest { "smallest" } else { "largest" },

@@ -269,10 +269,7 @@ impl SweepSpec {
             return Err(format!("seeds {:?} repeat a seed", self.seeds));
         }
         if self.data_fractions.is_empty()
-            || self
-                .data_fractions
-                .iter()
-                .any(|&f| !(f > 0.0 && f <= 1.0))
+            || self.data_fractions.iter().any(|&f| !(f > 0.0 && f <= 1.0))
         {
             return Err(format!(
                 "data_fractions {:?} must be non-empty, each in (0, 1]",
@@ -280,15 +277,20 @@ impl SweepSpec {
             ));
         }
         if self.iso_flops() && self.data_fractions != [1.0] {
-            return Err("data_fractions apply to equal-steps budgets only: under iso-flops \
+            return Err(
+                "data_fractions apply to equal-steps budgets only: under iso-flops \
                  D = C / (FLOPs per sample) already varies with N"
-                .into());
+                    .into(),
+            );
         }
         if self.datasets.is_empty() {
             return Err("datasets must list at least one dataset (\"synth\" or a URL)".into());
         }
         let names: Vec<String> = self.datasets.iter().map(DatasetEntry::name).collect();
-        if names.iter().any(|n| n.is_empty() || !n.chars().all(safe_name_char)) {
+        if names
+            .iter()
+            .any(|n| n.is_empty() || !n.chars().all(safe_name_char))
+        {
             return Err(format!(
                 "dataset names {names:?} must be letters, digits, '-', '_' or '.' (give \
                  {{ name = \"...\", url = \"...\" }} for URLs that end otherwise)"
@@ -385,7 +387,10 @@ impl SweepSpec {
                 positive(lr.base_width.map(|w| w as f64), "base_width")
             }
             "table" => {
-                let table = lr.table.as_ref().ok_or("lr.rule = \"table\" needs [lr.table]")?;
+                let table = lr
+                    .table
+                    .as_ref()
+                    .ok_or("lr.rule = \"table\" needs [lr.table]")?;
                 match table.iter().find(|(_, &v)| !(v.is_finite() && v > 0.0)) {
                     Some((size, v)) => Err(format!("lr.table.{size} must be > 0, got {v}")),
                     None => Ok(()),

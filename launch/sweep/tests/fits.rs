@@ -45,7 +45,11 @@ fn loss_vs_n_recovers_alpha_with_noise() {
     assert!((alpha.value - ALPHA).abs() < 0.05, "alpha {alpha:?}");
     // E here absorbs the constant D term.
     let e_true = E + B * d.powf(-BETA);
-    assert!((fit.e.value - e_true).abs() < 0.05, "E {:?} vs {e_true}", fit.e);
+    assert!(
+        (fit.e.value - e_true).abs() < 0.05,
+        "E {:?} vs {e_true}",
+        fit.e
+    );
     assert!(fit.determined);
     assert!(alpha.ci.contains(alpha.value) && alpha.ci.is_bounded());
     assert!(alpha.ci.width() < 0.3, "alpha interval {:?}", alpha.ci);
@@ -143,7 +147,11 @@ fn isoflop_profiles_find_the_optimum_and_its_trend() {
     let two: Vec<BudgetPoint> = points
         .iter()
         .filter(|p| {
-            let ns: Vec<f64> = points.iter().filter(|q| q.budget == p.budget).map(|q| q.n).collect();
+            let ns: Vec<f64> = points
+                .iter()
+                .filter(|q| q.budget == p.budget)
+                .map(|q| q.n)
+                .collect();
             p.n == ns[0] || p.n == ns[ns.len() - 1]
         })
         .cloned()

@@ -49,7 +49,10 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
         assert_eq!(m.dim, 32 * m.depth);
         assert_eq!(m.heads, m.depth);
         // Blocks of 12 D^2 + 13 D parameters plus the final norm.
-        assert_eq!(run.n(), m.depth * (12 * m.dim * m.dim + 13 * m.dim) + 2 * m.dim);
+        assert_eq!(
+            run.n(),
+            m.depth * (12 * m.dim * m.dim + 13 * m.dim) + 2 * m.dim
+        );
         assert_eq!(run.n(), non_embedding_params(m));
         let c = run.budget.unwrap();
         let per_step = flops_per_step(&run.config);
@@ -129,10 +132,22 @@ format = "ptbxl"
 #[test]
 fn bad_sweep_files_get_clear_errors() {
     let cases = [
-        (FAMILY.replace("[1e12, 4e12]", "[4e12, 1e12]"), "must increase"),
-        (FAMILY.replace("kind = \"iso-flops\"", "kind = \"isoflops\""), "budget.kind"),
-        (FAMILY.replace("seeds = [0, 1]", "seeds = [0, 0]"), "repeat a seed"),
-        (FAMILY.replace("rule = \"inverse-width\"", "rule = \"table\""), "[lr.table]"),
+        (
+            FAMILY.replace("[1e12, 4e12]", "[4e12, 1e12]"),
+            "must increase",
+        ),
+        (
+            FAMILY.replace("kind = \"iso-flops\"", "kind = \"isoflops\""),
+            "budget.kind",
+        ),
+        (
+            FAMILY.replace("seeds = [0, 1]", "seeds = [0, 0]"),
+            "repeat a seed",
+        ),
+        (
+            FAMILY.replace("rule = \"inverse-width\"", "rule = \"table\""),
+            "[lr.table]",
+        ),
         (
             FAMILY.replace("train = { batch_size = 8 }", "model = { dim = 64 }"),
             "base.model.dim",

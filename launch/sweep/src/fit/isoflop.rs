@@ -71,7 +71,8 @@ fn parabola(xs: &[f64], ys: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 fn det3(m: &[[f64; 3]; 3]) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
@@ -105,6 +106,16 @@ fn means(points: &[&BudgetPoint]) -> Vec<(f64, f64)> {
     }
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out.into_iter().map(|(n, s, c)| (n, s / c as f64)).collect()
+}
+
+/// The parabola `loss = a (log N)^2 + b log N + c` through a profile's means (three or more).
+pub fn fitted_parabola(profile: &Profile) -> Option<(f64, f64, f64)> {
+    if profile.means.len() < 3 {
+        return None;
+    }
+    let xs: Vec<f64> = profile.means.iter().map(|m| m.0.ln()).collect();
+    let ys: Vec<f64> = profile.means.iter().map(|m| m.1).collect();
+    parabola(&xs, &ys)
 }
 
 /// The vertex log N of the parabola through (log N, loss), if it is a minimum inside the range.

@@ -69,7 +69,10 @@ fn huber(r: f64) -> (f64, f64) {
     if r.abs() <= HUBER_DELTA {
         (0.5 * r * r, r)
     } else {
-        (HUBER_DELTA * (r.abs() - 0.5 * HUBER_DELTA), HUBER_DELTA * r.signum())
+        (
+            HUBER_DELTA * (r.abs() - 0.5 * HUBER_DELTA),
+            HUBER_DELTA * r.signum(),
+        )
     }
 }
 

@@ -21,11 +21,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Minimises `f` from `x0`. `f(x, grad)` returns the value at `x` and writes its gradient.
 /// Stops after `max_iter` iterations, when the gradient vanishes, or when no step decreases
 /// the value any more.
-pub fn minimize(
-    f: &dyn Fn(&[f64], &mut [f64]) -> f64,
-    x0: &[f64],
-    max_iter: usize,
-) -> Minimum {
+pub fn minimize(f: &dyn Fn(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter: usize) -> Minimum {
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut g = vec![0.0; n];
@@ -128,7 +124,10 @@ mod tests {
             (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
         };
         let m = minimize(&rosenbrock, &[-1.2, 1.0], 500);
-        assert!((m.x[0] - 1.0).abs() < 1e-5 && (m.x[1] - 1.0).abs() < 1e-5, "{m:?}");
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-5 && (m.x[1] - 1.0).abs() < 1e-5,
+            "{m:?}"
+        );
         assert!(m.value < 1e-10);
     }
 }

@@ -122,7 +122,9 @@ fn fit_with_ci(obs: &[Observation], k: usize, seed: u64) -> Option<LawFit> {
     };
     Some(LawFit {
         e: estimate(law.e, 0),
-        coefficients: (0..k).map(|j| estimate(law.coefficients[j], 1 + j)).collect(),
+        coefficients: (0..k)
+            .map(|j| estimate(law.coefficients[j], 1 + j))
+            .collect(),
         exponents: (0..k)
             .map(|j| estimate(law.exponents[j], 1 + k + j))
             .collect(),
