@@ -30,8 +30,7 @@ fn plan(text: &str) -> SweepPlan {
 fn error(text: &str) -> String {
     match SweepSpec::parse(text, "bad.toml") {
         Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"))
-            .err()
-            .expect("the sweep should be rejected")
+            .expect_err("the sweep should be rejected")
             .to_string(),
         Err(e) => e.to_string(),
     }

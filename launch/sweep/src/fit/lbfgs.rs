@@ -37,7 +37,7 @@ pub fn minimize(f: &dyn Fn(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter: usi
         }
         let mut direction = two_loop(&g, &history);
         let mut slope = dot(&direction, &g);
-        if !(slope < 0.0) {
+        if slope.is_nan() || slope >= 0.0 {
             // Not a descent direction (curvature went wrong): restart from steepest descent.
             history.clear();
             direction = g.iter().map(|v| -v).collect();
