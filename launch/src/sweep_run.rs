@@ -375,9 +375,12 @@ fn evaluate(
         .filter(|r| r.protocol == protocol)
         .collect();
     if results.is_empty() {
-        bail!(
-            "{} holds no {protocol} result with a macro_auroc",
-            out.display()
+        println!(
+            "warning: {} holds no {protocol} result with a macro AUROC (see its warnings): \
+             {} has no {} result",
+            out.display(),
+            run.name,
+            eval.task
         );
     }
     Ok(results)
