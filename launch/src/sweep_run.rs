@@ -41,9 +41,49 @@ pub struct SweepRunArgs {
     /// Where the report goes when the sweep is done (default DIR/report).
     #[arg(long, value_name = "DIR")]
     pub report_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub launch: RunLaunch,
+}
+
+/// How each run is started.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunLaunch {
     /// CPU threads of each run (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Train each run data-parallel on N local ranks (`ecgfm launch --nproc-per-node N`).
+    #[arg(long, value_name = "N")]
+    pub nproc_per_node: Option<usize>,
+}
+
+impl RunLaunch {
+    /// The command line that trains one run from `config` into `run_dir`.
+    fn pretrain_args(&self, config: &str, run_dir: &str, resume: bool) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
+        if let Some(n) = self.nproc_per_node.filter(|&n| n > 1) {
+            args.extend(["launch", "--nproc-per-node", &n.to_string(), "--"].map(String::from));
+        }
+        args.extend(["pretrain", "--config", config, "--out", run_dir].map(String::from));
+        if let Some(t) = self.threads {
+            args.extend(["--threads".to_string(), t.to_string()]);
+        }
+        if resume {
+            args.push("--resume".into());
+        }
+        args
+    }
+
+    /// The same settings as `sweep run-one` flags.
+    fn flags(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = self.threads {
+            out.push_str(&format!(" --threads {t}"));
+        }
+        if let Some(n) = self.nproc_per_node {
+            out.push_str(&format!(" --nproc-per-node {n}"));
+        }
+        out
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -54,8 +94,8 @@ pub struct SweepRunOneArgs {
     /// Index of the run in the expanded grid (SLURM_ARRAY_TASK_ID).
     #[arg(long)]
     pub index: usize,
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub launch: RunLaunch,
 }
 
 /// The sweep file's text after `--set` overrides, and where it came from.
@@ -102,7 +142,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     claim_folder(dir, &text)?;
     prepare_data(dir, &spec)?;
     if args.slurm {
-        return write_sbatch(dir, &plan, args.threads);
+        return write_sbatch(dir, &plan, &args.launch);
     }
     let done_before = recorded_runs(dir)?;
     let total = plan.runs.len();
@@ -120,7 +160,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             run.steps(),
             run.flops()
         );
-        let rec = run_one(dir, &plan, run, args.threads)?;
+        let rec = run_one(dir, &plan, run, &args.launch)?;
         println!(
             "[{}/{total}] done {}: val loss {} | {:.0} s train + {:.0} s eval | {:.0} s into the sweep",
             i + 1,
@@ -152,7 +192,7 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
         println!("{} already done", run.name);
         return Ok(());
     }
-    run_one(&args.out, &plan, run, args.threads).map(|_| ())
+    run_one(&args.out, &plan, run, &args.launch).map(|_| ())
 }
 
 fn print_plan(plan: &SweepPlan) {
@@ -276,12 +316,7 @@ fn run_child(args: &[&str]) -> Result<()> {
 }
 
 /// Trains, evaluates and records one run.
-fn run_one(
-    dir: &Path,
-    plan: &SweepPlan,
-    run: &RunPlan,
-    threads: Option<usize>,
-) -> Result<SweepRecord> {
+fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> Result<SweepRecord> {
     let rel = format!("runs/{}", run.name);
     let run_dir = dir.join(&rel);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
@@ -292,14 +327,8 @@ fn run_one(
         config_path.display().to_string(),
         run_dir.display().to_string(),
     );
-    let threads_arg = threads.map(|t| t.to_string());
-    let mut args = vec!["pretrain", "--config", &config_arg, "--out", &out_arg];
-    if let Some(t) = &threads_arg {
-        args.extend(["--threads", t]);
-    }
-    if run_dir.join("config.toml").exists() {
-        args.push("--resume");
-    }
+    let args = launch.pretrain_args(&config_arg, &out_arg, run_dir.join("config.toml").exists());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_child(&args).with_context(|| format!("run {}", run.name))?;
 
     let mut rec = SweepRecord::planned(run, &rel);
@@ -312,11 +341,8 @@ fn run_one(
 
     let eval_started = Instant::now();
     for eval in &plan.spec.eval {
-        let scratch = eval.scratch && run.seed == plan.spec.seeds[0];
-        for protocol in ["probe", "scratch"] {
-            if protocol == "scratch" && !scratch {
-                continue;
-            }
+        let scratch = (eval.scratch && run.seed == plan.spec.seeds[0]).then_some("scratch");
+        for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
             rec.eval
                 .extend(evaluate(dir, &run_dir, run, eval, protocol)?);
         }
@@ -387,12 +413,14 @@ fn evaluate(
 }
 
 /// Writes `DIR/sweep.sbatch`: a SLURM array with one task per grid point.
-fn write_sbatch(dir: &Path, plan: &SweepPlan, threads: Option<usize>) -> Result<()> {
+fn write_sbatch(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let dir_abs = std::fs::canonicalize(dir)?;
     std::fs::create_dir_all(dir_abs.join("slurm"))?;
-    let threads_flag = threads.map_or(String::new(), |t| format!(" --threads {t}"));
-    let cpus = threads.map_or(String::new(), |t| format!("#SBATCH --cpus-per-task={t}\n"));
+    let flags = launch.flags();
+    let cpus = launch
+        .threads
+        .map_or(String::new(), |t| format!("#SBATCH --cpus-per-task={t}\n"));
     let script = format!(
         "#!/bin/bash\n\
          # ecgfm sweep {name}: {n} runs, one per array task. Submit with\n\
@@ -406,7 +434,7 @@ fn write_sbatch(dir: &Path, plan: &SweepPlan, threads: Option<usize>) -> Result<
          {cpus}\
          # Add your site's partition, time limit and GPU request here, e.g. #SBATCH --gres=gpu:1\n\
          set -euo pipefail\n\
-         exec {exe} sweep run-one --out {dir} --index \"$SLURM_ARRAY_TASK_ID\"{threads_flag}\n",
+         exec {exe} sweep run-one --out {dir} --index \"$SLURM_ARRAY_TASK_ID\"{flags}\n",
         name = plan.spec.name,
         n = plan.runs.len(),
         last = plan.runs.len() - 1,

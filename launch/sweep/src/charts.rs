@@ -98,8 +98,8 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
     }
 }
 
-/// Val loss vs training FLOPs along every run, and the compute frontier (the lowest loss any
-/// run reached with at most C FLOPs).
+/// Loss vs training FLOPs along every run (lines: training loss, markers: validation loss), and
+/// the compute frontier (the lowest validation loss any run reached with at most C FLOPs).
 pub fn loss_vs_compute(a: &Analysis, curves: &[Curve]) -> Chart {
     let mut series = Vec::new();
     let sizes: Vec<&str> = {
@@ -114,12 +114,14 @@ pub fn loss_vs_compute(a: &Analysis, curves: &[Curve]) -> Chart {
             continue;
         };
         let index = sizes.iter().position(|s| *s == record.size).unwrap_or(0);
-        let points: Vec<(f64, f64)> = curve
-            .val
-            .iter()
-            .map(|&(step, loss)| (step * curve.flops_per_step, loss))
-            .collect();
-        frontier_points.extend(&points);
+        let at_c = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            points
+                .iter()
+                .map(|&(step, loss)| (step * curve.flops_per_step, loss))
+                .collect()
+        };
+        let val = at_c(&curve.val);
+        frontier_points.extend(&val);
         let first_of_size = a
             .records
             .iter()
@@ -129,9 +131,10 @@ pub fn loss_vs_compute(a: &Analysis, curves: &[Curve]) -> Chart {
         series.push(Series::new(
             label,
             colour(index),
-            Style::LineMarkers,
-            points,
+            Style::Line,
+            at_c(&curve.train),
         ));
+        series.push(Series::new(None, colour(index), Style::Markers, val));
     }
     frontier_points.sort_by(|p, q| p.0.total_cmp(&q.0));
     let mut frontier: Vec<(f64, f64)> = Vec::new();
@@ -151,13 +154,13 @@ pub fn loss_vs_compute(a: &Analysis, curves: &[Curve]) -> Chart {
         frontier,
     ));
     Chart {
-        title: "Validation loss vs training compute".into(),
+        title: "Loss vs training compute (lines: training, dots: validation)".into(),
         x: Axis {
             label: "C (training FLOPs so far)".into(),
             log: true,
         },
         y: Axis {
-            label: "validation loss".into(),
+            label: "masked reconstruction loss".into(),
             log: false,
         },
         series,

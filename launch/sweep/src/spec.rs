@@ -154,12 +154,19 @@ pub struct EvalSpec {
     /// Records of the generated synthetic dataset.
     #[serde(default = "default_synth_records")]
     pub synth_records: usize,
+    /// Protocols run after every run: `probe` (the report's verdict uses it), `finetune`.
+    #[serde(default = "default_protocols")]
+    pub protocols: Vec<String>,
     /// Also train each size from scratch (first seed) as the baseline of the AUROC plot.
     #[serde(default)]
     pub scratch: bool,
     /// Extra arguments passed to `ecgfm eval` as they are (e.g. `["--set", "epochs=2"]`).
     #[serde(default)]
     pub args: Vec<String>,
+}
+
+fn default_protocols() -> Vec<String> {
+    vec!["probe".into()]
 }
 
 fn default_synth_records() -> usize {
@@ -319,6 +326,16 @@ impl SweepSpec {
         for e in &self.eval {
             if e.task.is_empty() || e.data.is_empty() {
                 return Err("each [[eval]] needs a task (label vocabulary) and data".into());
+            }
+            if let Some(p) = e
+                .protocols
+                .iter()
+                .find(|p| !["probe", "finetune"].contains(&p.as_str()))
+            {
+                return Err(format!(
+                    "eval protocol {p:?} is not \"probe\" or \"finetune\" (the from-scratch \
+                     baseline is scratch = true)"
+                ));
             }
         }
         let references = self
