@@ -42,8 +42,9 @@ pub struct Written {
     pub runs: usize,
 }
 
-/// Writes the report of the sweep in `dir` into `out` (`report.md` and the PNGs).
-pub fn write(dir: &Path, out: &Path) -> Result<Written, ReportError> {
+/// Writes the report of the sweep in `dir` into `out` (`report.md` and the PNGs); `context`
+/// (when and where it was made) goes under the title.
+pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportError> {
     let jsonl = dir.join("sweep.jsonl");
     let (records, torn) = record::read(&jsonl).map_err(io(&jsonl))?;
     if records.is_empty() {
@@ -107,7 +108,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<Written, ReportError> {
         "Loss curves of every run".into(),
         charts::loss_curves(&a, &curves),
     )?;
-    let markdown = render(&name, &a, &drawn, torn);
+    let markdown = render(&name, context, &a, &drawn, torn);
     let report = out.join("report.md");
     std::fs::write(&report, markdown).map_err(io(&report))?;
     Ok(Written {
@@ -138,7 +139,13 @@ fn estimate(e: &Estimate, digits: usize) -> String {
     format!("{:.digits$} {}", e.value, interval(&e.ci, digits))
 }
 
-fn render(name: &str, a: &Analysis, charts: &[(String, String)], torn: usize) -> String {
+fn render(
+    name: &str,
+    context: &str,
+    a: &Analysis,
+    charts: &[(String, String)],
+    torn: usize,
+) -> String {
     let mut md = String::new();
     let seeds = {
         let mut s: Vec<u64> = a.records.iter().map(|r| r.seed).collect();
@@ -147,6 +154,9 @@ fn render(name: &str, a: &Analysis, charts: &[(String, String)], torn: usize) ->
         s.len()
     };
     let _ = writeln!(md, "# Scaling sweep `{name}`\n");
+    if !context.is_empty() {
+        let _ = writeln!(md, "{context}\n");
+    }
     let _ = writeln!(
         md,
         "Written by `ecgfm sweep report` from {} finished runs ({} sizes, {} seed{}).{}{}\n",

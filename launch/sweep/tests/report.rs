@@ -53,7 +53,7 @@ fn write(dir: &Path, records: &[SweepRecord]) -> String {
         append(&dir.join("sweep.jsonl"), r).unwrap();
     }
     let out = dir.join("report");
-    let written = ecgfm_sweep::report::write(dir, &out).unwrap();
+    let written = ecgfm_sweep::report::write(dir, &out, "Made by a test.").unwrap();
     for chart in &written.charts {
         assert!(
             std::fs::metadata(chart).unwrap().len() > 1000,
@@ -82,6 +82,7 @@ fn iso_flop_sweep_with_seeds_gets_a_verdict_outside_the_ci_and_an_optimum() {
     let dir = temp_dir("iso");
     let md = write(&dir, &records);
     assert!(md.contains("### synth, C = 1.00e13 FLOPs"), "{md}");
+    assert!(md.contains("Made by a test."), "{md}");
     // At 1e13 the largest size (N 2.56M) is past the optimum: no better than the smallest,
     // within the seed noise, with the best size in between; at 1e14 it is clearly better.
     let (low, high) = md.split_at(md.find("### synth, C = 1.00e14").unwrap());
