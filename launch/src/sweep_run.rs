@@ -343,8 +343,14 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     for eval in &plan.spec.eval {
         let scratch = (eval.scratch && run.seed == plan.spec.seeds[0]).then_some("scratch");
         for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
-            rec.eval
-                .extend(evaluate(dir, &run_dir, run, eval, protocol)?);
+            rec.eval.extend(evaluate(
+                dir,
+                &run_dir,
+                run,
+                eval,
+                protocol,
+                launch.threads,
+            )?);
         }
     }
     rec.eval_s = eval_started.elapsed().as_secs_f64();
@@ -360,6 +366,7 @@ fn evaluate(
     run: &RunPlan,
     eval: &EvalSpec,
     protocol: &str,
+    threads: Option<usize>,
 ) -> Result<Vec<EvalResult>> {
     let out = run_dir.join(format!("eval-{}-{protocol}.json", eval.task));
     if !out.exists() {
@@ -387,6 +394,10 @@ fn evaluate(
             "--out",
             &out_arg,
         ];
+        let threads = threads.map(|t| t.to_string());
+        if let Some(t) = &threads {
+            args.extend(["--threads", t]);
+        }
         args.extend(eval.args.iter().map(String::as_str));
         run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
         std::fs::rename(&partial, &out)
