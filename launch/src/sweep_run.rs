@@ -147,6 +147,13 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let done_before = recorded_runs(dir)?;
     let total = plan.runs.len();
     let started = Instant::now();
+    let todo: Vec<&RunPlan> = plan
+        .runs
+        .iter()
+        .filter(|r| !done_before.contains(&r.name))
+        .collect();
+    let flops_todo: f64 = todo.iter().map(|r| r.flops()).sum();
+    let mut flops_done = 0.0;
     for (i, run) in plan.runs.iter().enumerate() {
         if done_before.contains(&run.name) {
             println!("[{}/{total}] {} already done", i + 1, run.name);
@@ -161,15 +168,20 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             run.flops()
         );
         let rec = run_one(dir, &plan, run, &args.launch)?;
+        flops_done += run.flops();
+        let elapsed = started.elapsed().as_secs_f64();
+        // Time per FLOP so far (evaluation included) times the FLOPs still to train.
+        let eta = elapsed * (flops_todo - flops_done) / flops_done;
         println!(
-            "[{}/{total}] done {}: val loss {} | {:.0} s train + {:.0} s eval | {:.0} s into the sweep",
+            "[{}/{total}] done {}: val loss {} | {:.0} s train + {:.0} s eval | sweep {:.0} s, \
+             about {:.0} s to go",
             i + 1,
             run.name,
-            rec.final_val_loss
-                .map_or("-".into(), |v| format!("{v:.4}")),
+            rec.final_val_loss.map_or("-".into(), |v| format!("{v:.4}")),
             rec.train_s,
             rec.eval_s,
-            started.elapsed().as_secs_f64()
+            elapsed,
+            eta.max(0.0)
         );
     }
     let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));
