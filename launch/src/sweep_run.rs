@@ -51,17 +51,21 @@ pub struct RunLaunch {
     /// CPU threads of each run (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Train each run data-parallel on N local ranks (`ecgfm launch --nproc-per-node N`).
-    #[arg(long, value_name = "N")]
-    pub nproc_per_node: Option<usize>,
 }
 
 impl RunLaunch {
-    /// The command line that trains one run from `config` into `run_dir`.
-    fn pretrain_args(&self, config: &str, run_dir: &str, resume: bool) -> Vec<String> {
+    /// The command line that trains one run from `config` into `run_dir` on `ranks` local
+    /// ranks (through `ecgfm launch` when more than one).
+    fn pretrain_args(
+        &self,
+        ranks: usize,
+        config: &str,
+        run_dir: &str,
+        resume: bool,
+    ) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
-        if let Some(n) = self.nproc_per_node.filter(|&n| n > 1) {
-            args.extend(["launch", "--nproc-per-node", &n.to_string(), "--"].map(String::from));
+        if ranks > 1 {
+            args.extend(["launch", "--nproc-per-node", &ranks.to_string(), "--"].map(String::from));
         }
         args.extend(["pretrain", "--config", config, "--out", run_dir].map(String::from));
         if let Some(t) = self.threads {
@@ -78,9 +82,6 @@ impl RunLaunch {
         let mut out = String::new();
         if let Some(t) = self.threads {
             out.push_str(&format!(" --threads {t}"));
-        }
-        if let Some(n) = self.nproc_per_node {
-            out.push_str(&format!(" --nproc-per-node {n}"));
         }
         out
     }
@@ -339,7 +340,8 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
         config_path.display().to_string(),
         run_dir.display().to_string(),
     );
-    let args = launch.pretrain_args(&config_arg, &out_arg, run_dir.join("config.toml").exists());
+    let resume = run_dir.join("config.toml").exists();
+    let args = launch.pretrain_args(run.ranks, &config_arg, &out_arg, resume);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_child(&args).with_context(|| format!("run {}", run.name))?;
 

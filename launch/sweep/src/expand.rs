@@ -5,7 +5,8 @@
 //!   what a sweep varies. Patch and lead embeddings and the decoder are left out; the decoder is
 //!   the same for every size of a family or of the presets past nano.
 //! - FLOPs per step = `ModelStats::train_flops` (forward + backward of a full 12-lead sample)
-//!   x samples per step. Iso-FLOPs: steps = round(C / FLOPs per step).
+//!   x global batch (ranks x batch size x accumulation). Iso-FLOPs: steps = round(C / FLOPs
+//!   per step).
 //! - D counts samples seen (steps x global batch) and tokens seen (samples x leads x patches).
 
 use crate::spec::{SpecError, SweepSpec};
@@ -34,6 +35,8 @@ pub struct RunPlan {
     pub fraction: f64,
     pub seed: u64,
     pub config: TrainConfig,
+    /// Data-parallel ranks the run trains on (`ecgfm launch --nproc-per-node`).
+    pub ranks: usize,
 }
 
 impl RunPlan {
@@ -47,7 +50,12 @@ impl RunPlan {
     }
 
     pub fn flops_per_step(&self) -> f64 {
-        flops_per_step(&self.config)
+        flops_per_step(&self.config, self.ranks)
+    }
+
+    /// Samples of one optimiser step over every rank.
+    pub fn global_batch(&self) -> usize {
+        self.config.samples_per_step() * self.ranks
     }
 
     pub fn steps(&self) -> u64 {
@@ -56,7 +64,7 @@ impl RunPlan {
 
     /// Samples seen by the end of the run.
     pub fn samples(&self) -> u64 {
-        self.steps() * self.config.samples_per_step() as u64
+        self.steps() * self.global_batch() as u64
     }
 
     /// Patches (tokens of the full input) seen by the end of the run.
@@ -91,9 +99,9 @@ pub fn non_embedding_params(model: &ModelConfig) -> usize {
         .sum()
 }
 
-/// Training FLOPs of one optimiser step.
-pub fn flops_per_step(config: &TrainConfig) -> f64 {
-    ModelStats::new(&config.model).train_flops * config.samples_per_step() as f64
+/// Training FLOPs of one optimiser step on `ranks` data-parallel ranks.
+pub fn flops_per_step(config: &TrainConfig, ranks: usize) -> f64 {
+    ModelStats::new(&config.model).train_flops * (config.samples_per_step() * ranks) as f64
 }
 
 /// The sizes named by the sweep file, in its order.
@@ -175,7 +183,7 @@ impl SweepPlan {
                 let url = SweepSpec::resolve_data(dataset.url(), data_dir);
                 let probe = resolve(spec, &url, size, 1, spec.seeds[0], None)
                     .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
-                let per_step = flops_per_step(&probe);
+                let per_step = flops_per_step(&probe, spec.ranks);
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
                 for &budget in &budgets {
                     for &fraction in &spec.data_fractions {
@@ -213,6 +221,7 @@ impl SweepPlan {
                                 fraction,
                                 seed,
                                 config,
+                                ranks: spec.ranks,
                             });
                         }
                     }

@@ -73,7 +73,7 @@ impl SweepRecord {
             n: run.n(),
             params: run.total_params(),
             steps: run.steps(),
-            batch: c.samples_per_step(),
+            batch: run.global_batch(),
             lr: c.optim.lr,
             samples: run.samples(),
             tokens: run.tokens(),

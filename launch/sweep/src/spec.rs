@@ -5,6 +5,7 @@
 //! ```toml
 //! name = "demo"
 //! seeds = [0, 1]
+//! ranks = 1                         # data-parallel ranks per run (`ecgfm launch`)
 //! data_fractions = [1.0]            # equal-steps only: each run trains fraction x steps
 //! datasets = ["synth"]              # or { name = "ptbxl", url = "data/ptbxl" }
 //! [sizes]
@@ -206,6 +207,14 @@ pub struct SweepSpec {
     pub eval: Vec<EvalSpec>,
     #[serde(default)]
     pub ingest: BTreeMap<String, IngestSpec>,
+    /// Data-parallel ranks of every run (`ecgfm launch --nproc-per-node`); the global batch is
+    /// ranks x batch size x accumulation.
+    #[serde(default = "default_ranks")]
+    pub ranks: usize,
+}
+
+fn default_ranks() -> usize {
+    1
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -265,6 +274,9 @@ impl SweepSpec {
                 "name {:?} must be non-empty letters, digits, '-', '_' or '.'",
                 self.name
             ));
+        }
+        if self.ranks == 0 {
+            return Err("ranks must be at least 1".into());
         }
         self.validate_sizes()?;
         self.validate_lr()?;

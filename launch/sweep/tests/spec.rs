@@ -54,7 +54,7 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
         );
         assert_eq!(run.n(), non_embedding_params(m));
         let c = run.budget.unwrap();
-        let per_step = flops_per_step(&run.config);
+        let per_step = flops_per_step(&run.config, 1);
         assert_eq!(run.steps(), (c / per_step).round() as u64);
         assert!((run.flops() - c).abs() < 0.5 * per_step);
         assert_eq!(run.config.optim.lr, 1e-3 * 64.0 / m.dim as f64);
@@ -80,6 +80,20 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
     names.dedup();
     assert_eq!(names.len(), 12, "run names must be unique");
     assert!(p.runs.iter().any(|r| r.name == "synth-d4w128-C4e12-f1-s1"));
+}
+
+#[test]
+fn ranks_multiply_the_global_batch() {
+    let one = plan(FAMILY);
+    let two = plan(&FAMILY.replace("seeds = [0, 1]", "seeds = [0, 1]\nranks = 2"));
+    for (a, b) in one.runs.iter().zip(&two.runs) {
+        assert_eq!((a.ranks, b.ranks), (1, 2));
+        assert_eq!(b.global_batch(), 16);
+        // Same budget, twice the samples per step: half the steps.
+        assert!((b.steps() as f64 - a.steps() as f64 / 2.0).abs() <= 1.0);
+        assert_eq!(b.samples(), b.steps() * 16);
+        assert_eq!(b.flops_per_step(), 2.0 * a.flops_per_step());
+    }
 }
 
 #[test]
