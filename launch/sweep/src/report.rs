@@ -127,16 +127,25 @@ fn human(v: f64) -> String {
     format!("{v:.0}")
 }
 
+/// A fitted number: fixed-point, or scientific when very large or small.
+fn number(v: f64, digits: usize) -> String {
+    if v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
 fn interval(ci: &Interval, digits: usize) -> String {
     if ci.is_bounded() {
-        format!("[{:.digits$}, {:.digits$}]", ci.low, ci.high)
+        format!("[{}, {}]", number(ci.low, digits), number(ci.high, digits))
     } else {
         "unbounded (too few points)".into()
     }
 }
 
 fn estimate(e: &Estimate, digits: usize) -> String {
-    format!("{:.digits$} {}", e.value, interval(&e.ci, digits))
+    format!("{} {}", number(e.value, digits), interval(&e.ci, digits))
 }
 
 fn render(
@@ -340,6 +349,13 @@ fn loss_sentence(g: &Group, c: &Comparison) -> String {
                     "which includes 0: not established"
                 }
             );
+            let seeds = s.losses.len().min(l.losses.len());
+            if seeds < 5 {
+                let _ = write!(
+                    out,
+                    " (The interval comes from only {seeds} seeds per size: a rough one.)"
+                );
+            }
         }
         None => out.push_str(
             " With one seed per size the seed-to-seed spread is unknown, so whether this is \
