@@ -96,6 +96,9 @@ fn time_torch(args: &BenchStepArgs, threads: usize) -> Result<Option<serde_json:
 
 /// Runs `ecgfm bench step`.
 pub fn run(args: &BenchStepArgs) -> Result<()> {
+    if let Some(ranks) = args.ranks.filter(|&r| r > 1) {
+        return crate::bench_ranks::run(args, ranks);
+    }
     let pool = thread_pool(args.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
     let config = ModelConfig::preset(&args.model)?;

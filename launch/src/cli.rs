@@ -21,6 +21,11 @@ pub enum Command {
     /// Datasets: read WFDB records, ingest them to Parquet shards, inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Start a data-parallel job: N ranks on this node (one GPU each with --device cuda),
+    /// torchrun-style; `ecgfm launch --nproc-per-node 4 -- pretrain ...`.
+    Launch(crate::launch::LaunchArgs),
+    /// Estimate memory per GPU, step time and communication share before booking a cluster.
+    Plan(crate::plan::PlanArgs),
     /// Benchmarks, side by side with the tool a user would otherwise pick.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -91,6 +96,44 @@ pub struct PretrainArgs {
     /// (for time-limited cluster jobs).
     #[arg(long, value_name = "N")]
     pub stop_after: Option<u64>,
+    /// On a NaN/Inf loss or gradient: skip the step on every rank (three in a row stop the run)
+    /// or stop at once (train.on_nonfinite).
+    #[arg(long, value_name = "skip|stop")]
+    pub on_nonfinite: Option<String>,
+    #[command(flatten)]
+    pub dist: DistArgs,
+}
+
+/// How the ranks of a data-parallel job communicate (none of it changes the results).
+#[derive(Args, Debug, Clone)]
+pub struct DistArgs {
+    /// ZeRO stage: 0 (every rank keeps the whole AdamW state) or 1 (each keeps its shard).
+    #[arg(long, value_name = "0|1", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub zero: u8,
+    /// Gradient bucket size in MiB (reduced while the backward pass goes on).
+    #[arg(long, value_name = "MIB", default_value_t = 4.0)]
+    pub bucket_mb: f64,
+    /// Reduce the gradients only after the backward pass (to measure what overlap hides).
+    #[arg(long)]
+    pub no_overlap: bool,
+    /// Seconds a collective may wait for a rank before the job stops naming it.
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    pub collective_timeout: f64,
+    /// Seconds the ranks may take to find each other at the start.
+    #[arg(long, value_name = "S", default_value_t = 300.0)]
+    pub rdzv_timeout: f64,
+}
+
+impl Default for DistArgs {
+    fn default() -> Self {
+        DistArgs {
+            zero: 0,
+            bucket_mb: 4.0,
+            no_overlap: false,
+            collective_timeout: 600.0,
+            rdzv_timeout: 300.0,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +142,8 @@ pub enum BenchCommand {
     Step(BenchStepArgs),
     /// ECGs/s the streaming loader delivers, against pyarrow + numpy on the same shards.
     Loader(crate::bench_loader::BenchLoaderArgs),
+    /// Bus bandwidth of the CPU all-reduce between local ranks over loopback.
+    Allreduce(crate::bench_allreduce::BenchAllreduceArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -129,4 +174,8 @@ pub struct BenchStepArgs {
     /// Also print a per-operation time breakdown of one step.
     #[arg(long)]
     pub profile: bool,
+    /// Data-parallel scaling instead: this many CPU ranks (threads split among them) against
+    /// one rank, and how much of the all-reduce the overlap with the backward pass hides.
+    #[arg(long, value_name = "N")]
+    pub ranks: Option<usize>,
 }

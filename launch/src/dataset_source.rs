@@ -7,20 +7,34 @@ use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SourceError};
 use ecgfm_trainer::model::HostBatch;
 
-/// Single-process training is rank 0 of 1.
+/// One rank's view of a dataset (single-process training is rank 0 of 1).
 struct DatasetSource {
     url: String,
     loader: Loader,
     batch: Batch,
 }
 
-/// Opens the dataset named by `data.source` for the model's input length.
-pub fn open(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
-    open_split(config, &config.data.split, config.train.seed)
+/// Opens the dataset named by `data.source` for the model's input length, as rank `rank` of
+/// `world_size`.
+pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
+    open_split(
+        config,
+        &config.data.split,
+        config.train.seed,
+        rank,
+        world_size,
+    )
 }
 
-/// Opens `split` of the dataset named by `data.source`, its order seeded by `seed`.
-pub fn open_split(config: &TrainConfig, split: &str, seed: u64) -> Result<Box<dyn BatchSource>> {
+/// Opens `split` of the dataset named by `data.source`, its order seeded by `seed`, as rank
+/// `rank` of `world_size`.
+pub fn open_split(
+    config: &TrainConfig,
+    split: &str,
+    seed: u64,
+    rank: usize,
+    world_size: usize,
+) -> Result<Box<dyn BatchSource>> {
     let url = config.data.source.clone();
     if config.model.leads != 12 {
         bail!(
@@ -31,8 +45,8 @@ pub fn open_split(config: &TrainConfig, split: &str, seed: u64) -> Result<Box<dy
     let loader_config = LoaderConfig {
         seed,
         batch_size: config.train.batch_size,
-        rank: 0,
-        world_size: 1,
+        rank,
+        world_size,
         crop_samples: config.model.samples,
         split: split.to_string(),
         prefetch_batches: config.data.prefetch_batches,

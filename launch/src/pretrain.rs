@@ -2,6 +2,7 @@
 //! with a progress bar.
 
 use crate::cli::PretrainArgs;
+use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::config::{self, TrainConfig};
@@ -22,7 +23,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (None, true) => config::read_toml_file(&saved)?,
         (None, false) => toml::Table::new(),
     };
-    let flags: [(&str, Option<toml::Value>); 7] = [
+    let flags: [(&str, Option<toml::Value>); 8] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
             "train.steps",
@@ -46,6 +47,10 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
             args.threads.map(|v| toml::Value::Integer(v as i64)),
         ),
         ("data.source", args.data.clone().map(toml::Value::String)),
+        (
+            "train.on_nonfinite",
+            args.on_nonfinite.clone().map(toml::Value::String),
+        ),
     ];
     for (key, value) in flags {
         if let Some(value) = value {
@@ -75,16 +80,22 @@ pub fn choose_run_dir(args: &PretrainArgs) -> Result<PathBuf> {
     Ok(Path::new(RUNS_ROOT).join(stamp.to_string()))
 }
 
-/// Opens the batch source named by `data.source`.
-pub fn open_source(config: &TrainConfig) -> Result<Box<dyn BatchSource>> {
+/// Opens the batch source named by `data.source`, as rank `rank` of `world` (each rank gets its
+/// part of every global batch).
+pub fn open_source(
+    config: &TrainConfig,
+    rank: usize,
+    world: usize,
+) -> Result<Box<dyn BatchSource>> {
     if config.data.source == "synth" {
-        return Ok(Box::new(SyntheticSource::new(
+        let source = SyntheticSource::new(
             &config.model,
             config.train.seed,
             config.data.synth_single_lead_fraction,
-        )));
+        );
+        return Ok(Box::new(source.for_rank(rank, world)));
     }
-    crate::dataset_source::open(config)
+    crate::dataset_source::open(config, rank, world)
 }
 
 /// The fixed validation set of a run: the synthetic generator's held-out stream, or the
@@ -97,7 +108,7 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
     let source: Box<dyn BatchSource> = if config.data.source == "synth" {
         Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
     } else {
-        match crate::dataset_source::open_split(config, "val", 0) {
+        match crate::dataset_source::open_split(config, "val", 0, 0, 1) {
             Ok(source) => source,
             Err(err) => {
                 tracing::warn!("no validation loss: {err:#}");
@@ -131,15 +142,21 @@ fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
     bar
 }
 
-/// Runs `ecgfm pretrain`.
+/// Runs `ecgfm pretrain` (alone, or as one rank of a job started by a launcher).
 pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
-    let run_dir = choose_run_dir(args)?;
+    let mut job = JobRank::join(&args.dist)?;
+    let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
     let config = resolve_config(args, &run_dir)?;
     let pool = thread_pool(config.train.threads)?;
-    pool.install(|| train(args, run_dir, config))
+    pool.install(|| train(args, run_dir, config, job))
 }
 
-fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<RunSummary> {
+fn train(
+    args: &PretrainArgs,
+    run_dir: PathBuf,
+    config: TrainConfig,
+    mut job: JobRank,
+) -> Result<RunSummary> {
     let threads = rayon::current_num_threads();
     if args.resume && !run_dir.join("config.toml").exists() {
         bail!(
@@ -147,34 +164,75 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
             run_dir.display()
         );
     }
-    let source = open_source(&config)?;
-    let mut trainer = Trainer::new(config, &run_dir, CpuBackend::new(), source, args.resume)
-        .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
+    let (rank, world) = (job.rank(), job.world_size());
+    let source = open_source(&config, rank, world)?;
+    let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
+    let dp = job.data_parallel(total, &args.dist);
+    let backend = CpuBackend::new();
+    let mut trainer =
+        Trainer::with_data_parallel(config, &run_dir, backend, source, args.resume, dp)
+            .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     let config = trainer.config().clone();
-    let validator = open_validator(&config)?;
+    // Rank 0 measures the validation loss: the weights are the same on every rank.
+    let validator = match rank {
+        0 => open_validator(&config)?,
+        _ => None,
+    };
     let validation = validator.as_ref().map(|v| v.describe().to_string());
     if let Some(validator) = validator {
         trainer.set_validator(validator);
     }
-    println!("model preset: {}", config.preset);
-    println!("{}", ecgfm_trainer::model::render_table(&config.model));
-    println!(
-        "run {} | data: {} | {} steps x {} samples | {} threads",
-        run_dir.display(),
-        trainer.source_description(),
-        config.train.steps,
-        config.samples_per_step(),
-        threads
-    );
-    if let Some(validation) = validation {
-        println!("validation: {validation}");
+    for warning in trainer.warnings() {
+        eprintln!("warning: {warning}");
     }
-    if let Some(from) = trainer.resumed_from() {
-        println!("resuming from {}", from.display());
+    if rank == 0 {
+        println!("model preset: {}", config.preset);
+        println!("{}", ecgfm_trainer::model::render_table(&config.model));
+        println!(
+            "run {} | data: {} | {} steps x {} samples ({} ranks x {} x {} accumulated) | {} threads per rank",
+            run_dir.display(),
+            trainer.source_description(),
+            config.train.steps,
+            trainer.global_batch(),
+            world,
+            config.train.batch_size,
+            config.train.accum_steps,
+            threads
+        );
+        if let Some(validation) = validation {
+            println!("validation: {validation}");
+        }
+        if let Some(from) = trainer.resumed_from() {
+            println!("resuming from {}", from.display());
+        }
     }
-    let bar = progress_bar(&config, trainer.step_index());
+    // SIGTERM (preemption, the launcher), SIGINT, SIGUSR1 (SLURM's warning before the time
+    // limit): every rank finishes its step, the job checkpoints it, and the run stops.
+    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1]);
+    trainer.stop_when(|| crate::signals::received().is_some());
+    let bar = match rank {
+        0 => progress_bar(&config, trainer.step_index()),
+        _ => ProgressBar::hidden(),
+    };
     let log_every = config.train.log_every;
     let summary = trainer.run(args.stop_after, |outcome, record| {
+        if outcome.skipped && rank == 0 {
+            bar.suspend(|| {
+                eprintln!(
+                    "warning: step {} skipped on every rank: loss {} / gradient norm {}{}",
+                    outcome.step,
+                    outcome.loss,
+                    outcome.grad_norm,
+                    match outcome.nonfinite_ranks.as_slice() {
+                        [] => String::new(),
+                        r => format!(" (non-finite loss on rank {r:?})"),
+                    }
+                )
+            });
+        }
+        if rank != 0 {
+            return;
+        }
         bar.set_position(outcome.step + 1);
         bar.set_message(format!(
             "loss {:.4} | {:.0} samples/s",
@@ -193,6 +251,16 @@ fn train(args: &PretrainArgs, run_dir: PathBuf, config: TrainConfig) -> Result<R
         }
     })?;
     bar.finish_and_clear();
+    if summary.stopped_early {
+        bail!(
+            "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
+            summary.steps,
+            run_dir.join("checkpoints").display()
+        );
+    }
+    if rank != 0 {
+        return Ok(summary);
+    }
     match summary.final_loss {
         Some(loss) => println!(
             "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}\n\

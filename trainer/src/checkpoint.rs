@@ -1,14 +1,24 @@
 //! Checkpoints: `checkpoints/step_NNNNNNNN/` under the run directory.
 //!
 //! A checkpoint holds `model.safetensors` (every parameter by its documented name, the resolved
-//! config in the metadata key `ecgfm_config`), `optimizer.safetensors` (AdamW first and second moments as
-//! `adamw.m.<name>` / `adamw.v.<name>`, the step count in the metadata), `state.json` (where
-//! training stands: step, data-source position, elapsed time) and `COMPLETE`, written last.
+//! config in the metadata key `ecgfm_config`), the AdamW moments, `state.json` (where training
+//! stands: step, data-source position, elapsed time, global batch) and `COMPLETE`, written last.
+//! The moments are either `optimizer.safetensors` (`adamw.m.<name>` / `adamw.v.<name>`, the step
+//! count in the metadata) or, under ZeRO-1, one `optimizer.shard-RRRRR-of-NNNNN.safetensors` per
+//! rank (that rank's flat range); readers reassemble them, so a run resumes on any rank count.
 //! Everything is written into a `.partial` folder first, synced, marked complete, then renamed
 //! into place: a run killed at any moment leaves either a complete checkpoint or an ignorable
-//! partial one, never a checkpoint that looks complete but is not.
+//! partial one, never a checkpoint that looks complete but is not. `COMPLETE` records the size
+//! and SHA-256 of every file (`marker.rs`); every reader verifies them, and resuming skips a
+//! corrupt newest checkpoint for the newest intact one, with a warning naming it.
+
+mod marker;
+mod shards;
+
+pub use shards::{write_optimizer_shard, OptimizerShard};
 
 use crate::{OptimizerState, ParamLayout};
+use marker::Marker;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -31,6 +41,8 @@ pub enum CheckpointError {
     },
     #[error("checkpoint file {path} is malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    #[error("checkpoint file {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -51,6 +63,10 @@ pub struct TrainingState {
     pub elapsed_s: f64,
     /// The data source's position (its own format).
     pub data: serde_json::Value,
+    /// Samples per optimiser step over all ranks (ranks x micro-batch x accumulation); a resume
+    /// may change the rank count but not this. Absent in checkpoints of single-process runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_batch: Option<u64>,
 }
 
 /// A checkpoint read back from disk.
@@ -109,7 +125,99 @@ fn safetensors_bytes(
     safetensors::serialize(views, &Some(metadata)).map_err(|e| e.to_string())
 }
 
-/// Writes a complete checkpoint for `state.step` and returns its folder.
+/// The folder a checkpoint of `step` is written into before it is complete.
+pub fn partial_dir(run_dir: &Path, step: u64) -> PathBuf {
+    run_dir
+        .join("checkpoints")
+        .join(format!(".step_{step:08}.partial"))
+}
+
+/// A checkpoint being written: files go into its partial folder, `finish` seals it.
+pub struct CheckpointWriter {
+    partial: PathBuf,
+    final_dir: PathBuf,
+}
+
+/// Starts the checkpoint of `step`: an empty partial folder (a stale one is removed).
+pub fn begin(run_dir: &Path, step: u64) -> Result<CheckpointWriter, CheckpointError> {
+    let partial = partial_dir(run_dir, step);
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    }
+    fs::create_dir_all(&partial).map_err(io_err(&partial))?;
+    Ok(CheckpointWriter {
+        partial,
+        final_dir: checkpoint_dir(run_dir, step),
+    })
+}
+
+fn malformed(path: PathBuf) -> impl FnOnce(String) -> CheckpointError {
+    move |reason| CheckpointError::Malformed { path, reason }
+}
+
+impl CheckpointWriter {
+    /// The weights, with the resolved config in the metadata.
+    pub fn write_model(
+        &self,
+        layout: &ParamLayout,
+        config_toml: &str,
+        params: &[f32],
+    ) -> Result<(), CheckpointError> {
+        // One metadata key per file: safetensors writes metadata from a HashMap, and a single key
+        // keeps the file bytes (and so their hashes) identical between identical runs.
+        let meta = HashMap::from([("ecgfm_config".to_string(), config_toml.to_string())]);
+        let path = self.partial.join(MODEL_FILE);
+        let bytes =
+            safetensors_bytes(layout, &[("", params)], meta).map_err(malformed(path.clone()))?;
+        write_synced(&path, &bytes)
+    }
+
+    /// The whole AdamW state in one file.
+    pub fn write_optimizer(
+        &self,
+        layout: &ParamLayout,
+        optimizer: &OptimizerState,
+    ) -> Result<(), CheckpointError> {
+        let meta = HashMap::from([("step".to_string(), optimizer.step.to_string())]);
+        let path = self.partial.join(OPTIMIZER_FILE);
+        let bytes = safetensors_bytes(
+            layout,
+            &[("adamw.m.", &optimizer.m), ("adamw.v.", &optimizer.v)],
+            meta,
+        )
+        .map_err(malformed(path.clone()))?;
+        write_synced(&path, &bytes)
+    }
+
+    pub fn write_state(&self, state: &TrainingState) -> Result<(), CheckpointError> {
+        let path = self.partial.join(STATE_FILE);
+        write_synced(
+            &path,
+            &serde_json::to_vec_pretty(state).expect("state serialises"),
+        )
+    }
+
+    /// Seals the checkpoint: records every file's size and SHA-256 in `COMPLETE`, then moves the
+    /// folder into place. Returns the final folder.
+    pub fn finish(self) -> Result<PathBuf, CheckpointError> {
+        sync_dir(&self.partial)?;
+        let marker = Marker::of_folder(&self.partial)?;
+        write_synced(&self.partial.join(COMPLETE_MARKER), &marker.to_bytes())?;
+        sync_dir(&self.partial)?;
+        if self.final_dir.exists() {
+            fs::remove_dir_all(&self.final_dir).map_err(io_err(&self.final_dir))?;
+        }
+        fs::rename(&self.partial, &self.final_dir).map_err(io_err(&self.final_dir))?;
+        let parent = self
+            .final_dir
+            .parent()
+            .expect("checkpoint dir has a parent");
+        sync_dir(parent)?;
+        Ok(self.final_dir)
+    }
+}
+
+/// Writes a complete single-file checkpoint for `state.step` and returns its folder.
 pub fn save(
     run_dir: &Path,
     layout: &ParamLayout,
@@ -118,56 +226,25 @@ pub fn save(
     optimizer: &OptimizerState,
     state: &TrainingState,
 ) -> Result<PathBuf, CheckpointError> {
-    let final_dir = checkpoint_dir(run_dir, state.step);
-    let parent = final_dir.parent().expect("checkpoint dir has a parent");
-    let partial = parent.join(format!(".step_{:08}.partial", state.step));
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
-    }
-    fs::create_dir_all(&partial).map_err(io_err(&partial))?;
-
-    let malformed =
-        |path: PathBuf| move |reason: String| CheckpointError::Malformed { path, reason };
-    // One metadata key per file: safetensors writes metadata from a HashMap, and a single key
-    // keeps the file bytes (and so their hashes) identical between identical runs.
-    let model_meta = HashMap::from([("ecgfm_config".to_string(), config_toml.to_string())]);
-    let model_path = partial.join(MODEL_FILE);
-    let model = safetensors_bytes(layout, &[("", params)], model_meta)
-        .map_err(malformed(model_path.clone()))?;
-    write_synced(&model_path, &model)?;
-
-    let opt_meta = HashMap::from([("step".to_string(), optimizer.step.to_string())]);
-    let opt_path = partial.join(OPTIMIZER_FILE);
-    let opt = safetensors_bytes(
-        layout,
-        &[("adamw.m.", &optimizer.m), ("adamw.v.", &optimizer.v)],
-        opt_meta,
-    )
-    .map_err(malformed(opt_path.clone()))?;
-    write_synced(&opt_path, &opt)?;
-
-    let state_path = partial.join(STATE_FILE);
-    let state_json = serde_json::to_vec_pretty(state).expect("state serialises");
-    write_synced(&state_path, &state_json)?;
-    sync_dir(&partial)?;
-    write_synced(&partial.join(COMPLETE_MARKER), b"ok\n")?;
-    sync_dir(&partial)?;
-
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
-    }
-    fs::rename(&partial, &final_dir).map_err(io_err(&final_dir))?;
-    sync_dir(parent)?;
-    Ok(final_dir)
+    let writer = begin(run_dir, state.step)?;
+    writer.write_model(layout, config_toml, params)?;
+    writer.write_optimizer(layout, optimizer)?;
+    writer.write_state(state)?;
+    writer.finish()
 }
 
 /// The newest complete checkpoint of a run, if any. Partial folders are ignored.
 pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+    Ok(complete_newest_first(run_dir)?.into_iter().next())
+}
+
+/// Every complete checkpoint of a run, newest first.
+fn complete_newest_first(run_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
     let root = run_dir.join("checkpoints");
     if !root.exists() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let mut best: Option<(u64, PathBuf)> = None;
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(&root).map_err(io_err(&root))? {
         let path = entry.map_err(io_err(&root))?.path();
         let step = path
@@ -176,13 +253,41 @@ pub fn latest_complete(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointErro
             .and_then(|n| n.strip_prefix("step_"))
             .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step {
-            if path.join(COMPLETE_MARKER).is_file() && best.as_ref().is_none_or(|(b, _)| step > *b)
-            {
-                best = Some((step, path));
+            if path.join(COMPLETE_MARKER).is_file() {
+                found.push((step, path));
             }
         }
     }
-    Ok(best.map(|(_, p)| p))
+    found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The newest complete checkpoint that reads back intact (every checksum verified), with one
+/// warning for each newer one that did not (naming it and why).
+pub fn load_latest_intact(
+    run_dir: &Path,
+    layout: &ParamLayout,
+) -> Result<Option<(Checkpoint, Vec<String>)>, CheckpointError> {
+    let mut warnings = Vec::new();
+    for dir in complete_newest_first(run_dir)? {
+        match load(&dir, layout) {
+            Ok(ckpt) => return Ok(Some((ckpt, warnings))),
+            Err(err @ (CheckpointError::Corrupt { .. } | CheckpointError::Malformed { .. })) => {
+                warnings.push(format!(
+                    "skipping checkpoint {}: {err}; falling back to an older one",
+                    dir.display()
+                ))
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if !warnings.is_empty() {
+        return Err(CheckpointError::Corrupt {
+            path: run_dir.join("checkpoints"),
+            reason: format!("no intact checkpoint left: {}", warnings.join("; ")),
+        });
+    }
+    Ok(None)
 }
 
 fn read_named(
@@ -218,10 +323,6 @@ fn read_named(
     Ok(out)
 }
 
-fn read_safetensors(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    fs::read(path).map_err(io_err(path))
-}
-
 fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, CheckpointError> {
     SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Malformed {
         path: path.to_path_buf(),
@@ -229,19 +330,54 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>, Checkpoint
     })
 }
 
-/// Reads only the weights of a checkpoint folder (for evaluation and publishing).
+/// Reads only the weights of a checkpoint folder (for evaluation and publishing), verified
+/// against the checksum in its `COMPLETE` marker.
 pub fn load_params(dir: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
+    let marker = Marker::read(&dir.join(COMPLETE_MARKER))?;
+    read_params(dir, &marker, layout)
+}
+
+fn read_params(
+    dir: &Path,
+    marker: &Marker,
+    layout: &ParamLayout,
+) -> Result<Vec<f32>, CheckpointError> {
     let path = dir.join(MODEL_FILE);
-    let bytes = read_safetensors(&path)?;
+    let bytes = marker.read_verified(&path)?;
     read_named(&parse(&bytes, &path)?, &path, layout, "")
 }
 
-/// Reads a whole checkpoint folder.
+/// Reads a whole checkpoint folder, verifying every file against its `COMPLETE` marker. The
+/// optimizer state is the whole buffer, reassembled from ZeRO-1 shards if it was written so.
 pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointError> {
-    let params = load_params(dir, layout)?;
+    let marker = Marker::read(&dir.join(COMPLETE_MARKER))?;
+    let params = read_params(dir, &marker, layout)?;
+    let optimizer = if marker.has(OPTIMIZER_FILE) {
+        read_optimizer(dir, &marker, layout)?
+    } else {
+        shards::read_all(dir, &marker, layout.total)?
+    };
+    let state_path = dir.join(STATE_FILE);
+    let state_bytes = marker.read_verified(&state_path)?;
+    let state = serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
+        path: state_path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        params,
+        optimizer,
+        state,
+    })
+}
 
+fn read_optimizer(
+    dir: &Path,
+    marker: &Marker,
+    layout: &ParamLayout,
+) -> Result<OptimizerState, CheckpointError> {
     let opt_path = dir.join(OPTIMIZER_FILE);
-    let opt_bytes = read_safetensors(&opt_path)?;
+    let opt_bytes = marker.read_verified(&opt_path)?;
     let (_, meta) =
         SafeTensors::read_metadata(&opt_bytes).map_err(|e| CheckpointError::Malformed {
             path: opt_path.clone(),
@@ -257,22 +393,9 @@ pub fn load(dir: &Path, layout: &ParamLayout) -> Result<Checkpoint, CheckpointEr
             reason: "metadata has no optimizer step".into(),
         })?;
     let tensors = parse(&opt_bytes, &opt_path)?;
-    let optimizer = OptimizerState {
+    Ok(OptimizerState {
         step,
         m: read_named(&tensors, &opt_path, layout, "adamw.m.")?,
         v: read_named(&tensors, &opt_path, layout, "adamw.v.")?,
-    };
-
-    let state_path = dir.join(STATE_FILE);
-    let state_bytes = fs::read(&state_path).map_err(io_err(&state_path))?;
-    let state = serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Malformed {
-        path: state_path.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(Checkpoint {
-        dir: dir.to_path_buf(),
-        params,
-        optimizer,
-        state,
     })
 }

@@ -132,6 +132,17 @@ pub struct RunConfig {
     pub val_every: u64,
     /// Batches of the fixed validation set (0: no validation).
     pub val_batches: usize,
+    /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
+    /// rank; three in a row stop the run) or `stop` the run at once.
+    pub on_nonfinite: NonFinitePolicy,
+}
+
+/// See `RunConfig::on_nonfinite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonFinitePolicy {
+    Skip,
+    Stop,
 }
 
 impl Default for RunConfig {
@@ -146,6 +157,7 @@ impl Default for RunConfig {
             threads: 0,
             val_every: 100,
             val_batches: 2,
+            on_nonfinite: NonFinitePolicy::Skip,
         }
     }
 }

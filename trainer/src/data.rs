@@ -25,10 +25,15 @@ pub trait BatchSource: Send {
 }
 
 /// Synthetic 12-lead ECGs from `ecgfm-synth`: sample `i` of the stream is `generate(seed, i)`.
+/// With R ranks, each call takes the next `R * B` samples of the stream (the global batch) and
+/// rank r keeps the r-th run of `B` of them, as the dataset loader does.
 pub struct SyntheticSource {
     synth: SynthConfig,
     seed: u64,
     single_lead_fraction: f32,
+    rank: usize,
+    world_size: usize,
+    /// Samples of the stream consumed by all ranks together.
     consumed: u64,
 }
 
@@ -45,8 +50,17 @@ impl SyntheticSource {
             synth,
             seed,
             single_lead_fraction,
+            rank: 0,
+            world_size: 1,
             consumed: 0,
         }
+    }
+
+    /// This source as rank `rank` of `world_size` (each takes its part of every global batch).
+    pub fn for_rank(mut self, rank: usize, world_size: usize) -> SyntheticSource {
+        self.rank = rank;
+        self.world_size = world_size.max(1);
+        self
     }
 
     /// Whether stream sample `index` keeps only lead II (a seeded coin flip).
@@ -78,7 +92,7 @@ impl BatchSource for SyntheticSource {
             )
             .into());
         }
-        let start = self.consumed;
+        let start = self.consumed + (self.rank * batch.batch) as u64;
         let this = &*self;
         batch
             .x
@@ -97,7 +111,7 @@ impl BatchSource for SyntheticSource {
                     }
                 }
             });
-        self.consumed += batch.batch as u64;
+        self.consumed += (batch.batch * self.world_size) as u64;
         Ok(())
     }
 

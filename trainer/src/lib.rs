@@ -9,13 +9,19 @@
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
 //!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`);
 //!   `validation`: the held-out masked reconstruction loss measured during training.
+//! - `data_parallel`: one rank of a data-parallel job (bucketed gradient reduction overlapped
+//!   with the backward pass, ZeRO-1) over an `ecgfm-dist` collective run by `comm_thread`;
+//!   `fault`: the fault injection its tests use.
 //!
-//! Depends on `ecgfm-kernels` for every numeric op. Start with docs/model.md, then
+//! Depends on `ecgfm-kernels` for every numeric op and `ecgfm-dist` for collectives. Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
 
 pub mod checkpoint;
+mod comm_thread;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
+pub mod fault;
 pub mod mask;
 pub mod metrics;
 pub mod model;

@@ -23,9 +23,11 @@ impl MaskSampler {
         }
     }
 
-    /// Overwrites `batch.patch_mask` from `batch.lead_mask`. The mask of (sample, lead) depends
-    /// only on (seed, step, micro, sample, lead): a pure function of those numbers.
-    pub fn fill(&self, seed: u64, step: u64, micro: u64, batch: &mut HostBatch) {
+    /// Overwrites `batch.patch_mask` from `batch.lead_mask`. Sample `b` of the batch is sample
+    /// `first + b` of the step's global batch; the mask of (sample, lead) depends only on
+    /// (seed, step, that index, lead), so a sample gets the same mask whatever micro-batch,
+    /// rank or batch size it is trained in.
+    pub fn fill(&self, seed: u64, step: u64, first: u64, batch: &mut HostBatch) {
         let (l, n) = (self.leads, self.patches);
         let mut order: Vec<usize> = Vec::with_capacity(n);
         for b in 0..batch.batch {
@@ -35,7 +37,8 @@ impl MaskSampler {
                 if batch.lead_mask[b * l + lead] != 1 {
                     continue;
                 }
-                let mut rng = SplitMix64::from_words(&[seed, step, micro, b as u64, lead as u64]);
+                let index = first + b as u64;
+                let mut rng = SplitMix64::from_words(&[seed, step, 0, index, lead as u64]);
                 order.clear();
                 order.extend(0..n);
                 // Partial Fisher-Yates: the first `masked` positions are a uniform random subset.

@@ -18,10 +18,13 @@ use crate::tensorboard::EventWriter;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: u64,
-    /// Mean training loss of the step's micro-batches.
+    /// Mean training loss of the step's micro-batches (`null` in the file when not finite: the
+    /// step was skipped).
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f32,
     pub lr: f32,
     /// Global gradient norm before clipping.
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f32,
     /// Throughput since the previous record.
     pub samples_per_s: f64,
@@ -31,6 +34,11 @@ pub struct StepRecord {
     /// Validation loss measured after this step (`validation.rs`), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
+}
+
+/// JSON has no NaN: serde_json writes a non-finite float as `null`, read back here as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// Appends step records to `metrics.jsonl` and to a TensorBoard event file.

@@ -1,28 +1,39 @@
 //! The training loop: micro-batches, gradient accumulation, schedule, clipping, AdamW,
-//! metrics and checkpoints, with exact resume.
+//! metrics and checkpoints, with exact resume, in one process or as one rank of a data-parallel
+//! job (`data_parallel.rs`).
 //!
-//! One optimiser step `s` (counting from 0):
+//! One optimiser step `s` (counting from 0), on rank `r` of `R` with `A` micro-steps:
 //! ```text
-//! zero grads
-//! for micro in 0..accum:  source fills x, lead_mask;  mask = sampler(seed, s, micro)
-//!                         loss += forward_backward(batch, scale = 1/accum) / accum
-//! norm = clip(global norm);  AdamW(lr = schedule(s));  read loss and norm back (to log)
+//! for a in 0..A:  source fills x, lead_mask (rank r's part of the global batch)
+//!                 mask = sampler(seed, s, sample index in the global batch, j*B + b)
+//!                 (global micro-batch j = a*R + r)
+//!                 zero grads; forward_backward(scale = 1/(A*R)); loss_j read back
+//!                 acc += grads   (one process: on the device; ranks: reduced in rank order)
+//! loss = (sum of loss_j in order j) / (A*R);  norm = global norm of acc
+//! non-finite loss or norm: skip the step on every rank (or stop), else clip, AdamW(schedule(s))
 //! ```
-//! Everything a step depends on is either in the checkpoint (weights, AdamW moments, data-source
-//! position) or a pure function of (seed, step), so resuming from step k reproduces the bits of a
-//! run that never stopped.
+//! One process with accumulation computes exactly what R ranks compute (see data_parallel.rs),
+//! and everything a step depends on is either in the checkpoint (weights, AdamW moments,
+//! data-source position) or a pure function of (seed, step), so resuming from step k reproduces
+//! the bits of a run that never stopped.
 
-use crate::checkpoint::{self, CheckpointError, TrainingState};
-use crate::config::TrainConfig;
+use crate::checkpoint::{self, CheckpointError, OptimizerShard, TrainingState};
+use crate::config::{NonFinitePolicy, TrainConfig};
 use crate::data::{BatchSource, SourceError};
+use crate::data_parallel::{DataParallel, StepReport};
+use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
 use crate::model::Mae;
 use crate::validation::Validator;
-use crate::{HostBatch, ModelError};
+use crate::{HostBatch, ModelError, OptimizerState};
+use ecgfm_dist::DistError;
 use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Consecutive skipped (non-finite) steps that stop a run.
+pub const MAX_NONFINITE_IN_A_ROW: u32 = 3;
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +44,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("data source: {0}")]
     Data(SourceError),
+    #[error("data-parallel training stopped")]
+    Dist(#[from] DistError),
     #[error("run directory {path}: {source}")]
     Io {
         path: PathBuf,
@@ -40,8 +53,25 @@ pub enum TrainError {
     },
     #[error("cannot resume {run_dir}: {reason}")]
     Resume { run_dir: PathBuf, reason: String },
-    #[error("loss became {loss} at step {step}: training diverged (lower optim.lr or enable optim.clip_norm)")]
-    NonFinite { step: u64, loss: f32 },
+    #[error("{what} at step {step}{}: training diverged (lower optim.lr or enable optim.clip_norm)", ranks_note(.ranks))]
+    NonFinite {
+        step: u64,
+        what: String,
+        ranks: Vec<usize>,
+    },
+}
+
+fn ranks_note(ranks: &[usize]) -> String {
+    match ranks {
+        [] => String::new(),
+        r => format!(
+            " (non-finite loss on rank {})",
+            r.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// What one optimiser step produced.
@@ -51,6 +81,10 @@ pub struct StepOutcome {
     pub loss: f32,
     pub lr: f32,
     pub grad_norm: f32,
+    /// The loss or gradient was not finite: no update was made (on any rank).
+    pub skipped: bool,
+    /// Ranks whose own loss was not finite (empty when only the gradient was).
+    pub nonfinite_ranks: Vec<usize>,
 }
 
 /// A training run in a run directory.
@@ -63,8 +97,19 @@ pub struct Trainer<B: Backend> {
     sampler: MaskSampler,
     batch: HostBatch,
     state: TrainingState,
-    metrics: MetricsWriter,
+    /// Rank 0 writes the metrics; other ranks have none.
+    metrics: Option<MetricsWriter>,
     resumed_from: Option<PathBuf>,
+    warnings: Vec<String>,
+    dp: Option<DataParallel>,
+    /// One process accumulating micro-batches: the sum of their gradients, on the device.
+    accumulator: Option<B::Buf>,
+    faults: FaultPlan,
+    nonfinite_in_a_row: u32,
+    /// Asked whether this process should stop (a signal); the ranks agree at every step.
+    stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
+    /// Some rank asked to stop during the last step.
+    stopping: bool,
     validator: Option<Validator>,
 }
 
@@ -76,49 +121,99 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 }
 
 impl<B: Backend> Trainer<B> {
-    /// Prepares a run in `run_dir`. With `resume`, continues from the newest complete checkpoint
-    /// there (a fresh start when there is none); the directory's `config.toml` must then match
-    /// `config` in everything but `train.steps` and the thread and prefetch counts.
+    /// Prepares a single-process run in `run_dir`. With `resume`, continues from the newest
+    /// intact checkpoint there (a fresh start when there is none); the directory's `config.toml`
+    /// must then match `config` in everything but `train.steps` and the thread and prefetch
+    /// counts (and the batch geometry, as long as the global batch stays the same).
     pub fn new(
+        config: TrainConfig,
+        run_dir: &Path,
+        backend: B,
+        source: Box<dyn BatchSource>,
+        resume: bool,
+    ) -> Result<Trainer<B>, TrainError> {
+        Trainer::with_data_parallel(config, run_dir, backend, source, resume, None)
+    }
+
+    /// `new` for one rank of a data-parallel job (`dp`; `source` must give this rank's part of
+    /// each global batch). Every rank reads the same run directory; rank 0 writes it.
+    pub fn with_data_parallel(
         config: TrainConfig,
         run_dir: &Path,
         backend: B,
         mut source: Box<dyn BatchSource>,
         resume: bool,
+        mut dp: Option<DataParallel>,
     ) -> Result<Trainer<B>, TrainError> {
-        std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+        let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
         let config_path = run_dir.join("config.toml");
-        if resume && config_path.exists() {
-            check_resumable(run_dir, &config_path, &config)?;
+        let saved_samples = match resume && config_path.exists() {
+            true => Some(check_resumable(run_dir, &config_path, &config)?),
+            false => None,
+        };
+        if let Some(dp) = dp.as_mut() {
+            dp.barrier()?; // every rank has read the saved config before rank 0 rewrites it
         }
         let config_toml = config.to_toml_string();
-        std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
+        if rank == 0 {
+            std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+            std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
+        }
 
         let mut model = Mae::new(backend, config.model.clone(), config.train.batch_size)?;
-        let latest = if resume {
-            checkpoint::latest_complete(run_dir)?
-        } else {
-            None
+        if let Some(dp) = dp.as_ref().filter(|d| d.options().zero) {
+            model.set_optimizer_shard(dp.shard())?;
+        }
+        let global_batch = (config.samples_per_step() * world) as u64;
+        let latest = match resume {
+            true => checkpoint::load_latest_intact(run_dir, model.layout())?,
+            false => None,
         };
-        let state = match &latest {
-            Some(dir) => {
-                let ckpt = checkpoint::load(dir, model.layout())?;
+        let (state, resumed_from, warnings) = match latest {
+            Some((ckpt, warnings)) => {
+                let saved = ckpt.state.global_batch.or(saved_samples);
+                if saved.is_some_and(|g| g != global_batch) {
+                    return Err(TrainError::Resume {
+                        run_dir: run_dir.to_path_buf(),
+                        reason: format!(
+                            "{} was written with {} samples per step (ranks x batch size x \
+                             accumulation); this run has {global_batch}: choose --batch-size \
+                             or train.accum_steps to keep the global batch",
+                            ckpt.dir.display(),
+                            saved.unwrap_or_default()
+                        ),
+                    });
+                }
                 model.load_params(&ckpt.params)?;
-                model.load_optimizer_state(&ckpt.optimizer)?;
+                let shard = model.optimizer_shard();
+                model.load_optimizer_state(&OptimizerState {
+                    step: ckpt.optimizer.step,
+                    m: ckpt.optimizer.m[shard.clone()].to_vec(),
+                    v: ckpt.optimizer.v[shard].to_vec(),
+                })?;
                 source.restore(&ckpt.state.data).map_err(TrainError::Data)?;
-                ckpt.state
+                let mut state = ckpt.state;
+                state.global_batch = Some(global_batch);
+                (state, Some(ckpt.dir), warnings)
             }
             None => {
                 model.init_params(config.train.seed);
-                TrainingState {
+                let state = TrainingState {
                     step: 0,
                     samples_seen: 0,
                     elapsed_s: 0.0,
                     data: source.state(),
-                }
+                    global_batch: Some(global_batch),
+                };
+                (state, None, Vec::new())
             }
         };
-        let metrics = MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?;
+        let metrics = match rank {
+            0 => Some(MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?),
+            _ => None,
+        };
+        let accumulator = (dp.is_none() && config.train.accum_steps > 1)
+            .then(|| model.backend().alloc(model.layout().total));
         let batch = HostBatch::new(&config.model, config.train.batch_size);
         Ok(Trainer {
             sampler: MaskSampler::new(&config.model),
@@ -130,9 +225,22 @@ impl<B: Backend> Trainer<B> {
             batch,
             state,
             metrics,
-            resumed_from: latest,
+            resumed_from,
+            warnings,
+            dp,
+            accumulator,
+            faults: FaultPlan::from_env(rank),
+            nonfinite_in_a_row: 0,
+            stop_requested: None,
+            stopping: false,
             validator: None,
         })
+    }
+
+    /// `run` asks `requested` after every step whether to stop early (SIGTERM, preemption);
+    /// when any rank says yes, every rank checkpoints that step and `run` returns.
+    pub fn stop_when(&mut self, requested: impl Fn() -> bool + Send + 'static) {
+        self.stop_requested = Some(Box::new(requested));
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -153,6 +261,28 @@ impl<B: Backend> Trainer<B> {
         self.resumed_from.as_deref()
     }
 
+    /// Newer checkpoints the resume skipped because they were corrupt, one line each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The data-parallel side of this rank, if any.
+    pub fn data_parallel(&self) -> Option<&DataParallel> {
+        self.dp.as_ref()
+    }
+
+    /// `(rank, ranks)`: `(0, 1)` for one process.
+    pub fn rank_and_world(&self) -> (usize, usize) {
+        self.dp
+            .as_ref()
+            .map_or((0, 1), |d| (d.rank(), d.world_size()))
+    }
+
+    /// Samples per optimiser step over all ranks.
+    pub fn global_batch(&self) -> usize {
+        self.config.samples_per_step() * self.rank_and_world().1
+    }
+
     pub fn source_description(&self) -> String {
         self.source.describe()
     }
@@ -162,51 +292,155 @@ impl<B: Backend> Trainer<B> {
         self.validator = Some(validator);
     }
 
-    /// Runs one optimiser step.
+    /// Runs one optimiser step (every rank of a job calls it together).
     pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
         let step = self.state.step;
         let accum = self.config.train.accum_steps;
-        let scale = 1.0 / accum as f32;
-        self.model.zero_grads();
+        let (rank, world) = self.rank_and_world();
+        let micro_batches = accum * world;
+        let scale = 1.0 / micro_batches as f32;
+        let mut losses = Vec::with_capacity(accum);
+        if let Some(acc) = self.accumulator.as_mut() {
+            let total = self.model.layout().total;
+            self.model.backend().fill(acc.into(), total, 0.0);
+        }
         for micro in 0..accum {
             self.source
                 .next_batch(&mut self.batch)
                 .map_err(TrainError::Data)?;
+            let first = ((micro * world + rank) * self.batch.batch) as u64;
             self.sampler
-                .fill(self.config.train.seed, step, micro as u64, &mut self.batch);
-            self.model.forward_backward(&self.batch, scale)?;
+                .fill(self.config.train.seed, step, first, &mut self.batch);
+            self.faults.apply(step, micro, &mut self.batch);
+            self.model.zero_grads();
+            match (self.dp.as_mut(), self.accumulator.as_mut()) {
+                (Some(dp), _) => {
+                    let last = micro + 1 == accum;
+                    dp.forward_backward(&mut self.model, &self.batch, scale, last)?
+                }
+                (None, Some(acc)) => {
+                    self.model.forward_backward(&self.batch, scale)?;
+                    self.model.add_grads_to(acc);
+                }
+                (None, None) => self.model.forward_backward(&self.batch, scale)?,
+            }
+            // Read back per micro-batch: the step's loss adds them in global order.
+            losses.push(self.model.loss_sum());
         }
+        let stop = self.stop_requested.as_ref().is_some_and(|f| f());
+        let report = match self.dp.as_mut() {
+            Some(dp) => dp.gather_step(&losses, stop)?,
+            None => {
+                let mine: Vec<f32> = losses
+                    .iter()
+                    .copied()
+                    .chain([f32::from(u8::from(stop))])
+                    .collect();
+                StepReport::of_ranks(&[&mine])
+            }
+        };
+        self.stopping = report.stop;
+        let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
+        let loss = loss_sum / micro_batches as f32;
+        let sharded_sumsq = match (self.dp.as_mut(), self.accumulator.as_ref()) {
+            (Some(dp), _) => dp.finish_gradients(&mut self.model)?,
+            (None, Some(acc)) => {
+                self.model.copy_grads_from(acc);
+                None
+            }
+            (None, None) => None,
+        };
+        let sumsq = match sharded_sumsq {
+            Some(s) => {
+                self.model.set_grad_sumsq(s);
+                s
+            }
+            None => self.model.grad_sumsq(),
+        };
+        let grad_norm = sumsq.sqrt();
         let lr = self.config.schedule().lr_at(step) as f32;
-        self.model
-            .optimizer_step(&self.config.adamw(), lr, self.config.clip_norm());
-        // The step is queued; reading its loss and norm back is the one wait of the step.
-        let loss = self.model.loss_sum() / accum as f32;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step, loss });
+        let skipped = !(loss.is_finite() && grad_norm.is_finite());
+        if skipped {
+            self.nonfinite_in_a_row += 1;
+            let what = format!("non-finite loss {loss} / gradient norm {grad_norm}");
+            let stop = self.config.train.on_nonfinite == NonFinitePolicy::Stop
+                || self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
+            if stop {
+                let what = match self.nonfinite_in_a_row {
+                    1 => what,
+                    n => format!("{what} ({n} steps in a row)"),
+                };
+                return Err(TrainError::NonFinite {
+                    step,
+                    what,
+                    ranks: nonfinite_ranks,
+                });
+            }
+        } else {
+            self.nonfinite_in_a_row = 0;
+            self.model
+                .apply_update(&self.config.adamw(), lr, self.config.clip_norm());
+            if let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) {
+                dp.gather_params(&mut self.model)?;
+            }
         }
-        let grad_norm = self.model.last_grad_norm();
         self.state.step += 1;
-        self.state.samples_seen += self.config.samples_per_step() as u64;
+        self.state.samples_seen += self.global_batch() as u64;
         Ok(StepOutcome {
             step,
             loss,
             lr,
             grad_norm,
+            skipped,
+            nonfinite_ranks,
         })
     }
 
-    /// Writes a checkpoint of the current state.
-    pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+    /// Writes a checkpoint of the current state (every rank of a job calls it together; rank 0
+    /// writes, and under ZeRO-1 each rank adds its optimizer shard). Returns the folder on rank 0.
+    pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, TrainError> {
         self.state.data = self.source.state();
-        let dir = checkpoint::save(
-            &self.run_dir,
-            self.model.layout(),
-            &self.config_toml,
-            &self.model.params_to_host(),
-            &self.model.optimizer_state_to_host(),
-            &self.state,
+        let rank = self.rank_and_world().0;
+        let layout = self.model.layout();
+        let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) else {
+            if rank != 0 {
+                return Ok(None);
+            }
+            let dir = checkpoint::save(
+                &self.run_dir,
+                layout,
+                &self.config_toml,
+                &self.model.params_to_host(),
+                &self.model.optimizer_state_to_host(),
+                &self.state,
+            )?;
+            return Ok(Some(dir));
+        };
+        let step = self.state.step;
+        let writer = match rank {
+            0 => Some(checkpoint::begin(&self.run_dir, step)?),
+            _ => None,
+        };
+        dp.barrier()?; // the partial folder exists
+        checkpoint::write_optimizer_shard(
+            &checkpoint::partial_dir(&self.run_dir, step),
+            &OptimizerShard {
+                rank,
+                world_size: dp.world_size(),
+                range: dp.shard(),
+                total: layout.total,
+                state: &self.model.optimizer_state_to_host(),
+            },
         )?;
-        Ok(dir)
+        if let Some(writer) = &writer {
+            writer.write_model(layout, &self.config_toml, &self.model.params_to_host())?;
+            writer.write_state(&self.state)?;
+        }
+        dp.barrier()?; // every shard is in
+        Ok(match writer {
+            Some(writer) => Some(writer.finish()?),
+            None => None,
+        })
     }
 
     /// Trains to `train.steps` (or for at most `stop_after` more steps), logging metrics every
@@ -229,7 +463,7 @@ impl<B: Backend> Trainer<B> {
         let mut val_loss = None;
         while self.state.step < session_end {
             let outcome = self.step()?;
-            window_samples += self.config.samples_per_step() as u64;
+            window_samples += self.global_batch() as u64;
             let done = self.state.step;
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
             let mut record = StepRecord {
@@ -246,19 +480,24 @@ impl<B: Backend> Trainer<B> {
                 record.val_loss = Some(validator.loss(&mut self.model)?);
                 val_loss = record.val_loss;
             }
-            let logged = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
-            if logged || record.val_loss.is_some() {
-                self.metrics
-                    .write(&record)
-                    .map_err(io_err(self.metrics.path()))?;
+            let log = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
+            let log = log || record.val_loss.is_some();
+            if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
+                metrics.write(&record).map_err(io_err(metrics.path()))?;
+            }
+            if log {
                 window_start = Instant::now();
                 window_samples = 0;
             }
             on_step(&outcome, &record);
-            if (every > 0 && done.is_multiple_of(every)) || done == session_end {
+            let stop = self.stopping;
+            if (every > 0 && done.is_multiple_of(every)) || done == session_end || stop {
                 self.save_checkpoint()?;
             }
             last = Some(outcome);
+            if stop {
+                break;
+            }
         }
         Ok(RunSummary {
             steps: self.state.step,
@@ -266,6 +505,7 @@ impl<B: Backend> Trainer<B> {
             elapsed_s: self.state.elapsed_s,
             samples_seen: self.state.samples_seen,
             val_loss,
+            stopped_early: self.stopping,
         })
     }
 }
@@ -280,17 +520,21 @@ pub struct RunSummary {
     pub samples_seen: u64,
     /// The last validation loss measured in this session.
     pub val_loss: Option<f32>,
+    /// A stop was requested (`stop_when`): the run saved a checkpoint and ended before its end.
+    pub stopped_early: bool,
 }
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
 /// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
-/// `data.decode_threads` and `data.prefetch_batches` (a run preempted onto another machine
-/// resumes with that machine's core count and gives the same bits).
+/// `data.decode_threads`, `data.prefetch_batches` and `train.on_nonfinite` (a run preempted
+/// onto another machine resumes with that machine's core count and gives the same bits), and
+/// the batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch
+/// stays the same (checked against the checkpoint). Returns the saved samples per step.
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
     config: &TrainConfig,
-) -> Result<(), TrainError> {
+) -> Result<u64, TrainError> {
     let saved = crate::config::read_toml_file(config_path)
         .and_then(TrainConfig::from_table)
         .map_err(|e| TrainError::Resume {
@@ -300,6 +544,9 @@ fn check_resumable(
     let mut comparable = config.clone();
     comparable.train.steps = saved.train.steps;
     comparable.train.threads = saved.train.threads;
+    comparable.train.batch_size = saved.train.batch_size;
+    comparable.train.accum_steps = saved.train.accum_steps;
+    comparable.train.on_nonfinite = saved.train.on_nonfinite;
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
     if comparable != saved {
@@ -307,11 +554,12 @@ fn check_resumable(
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps, --threads, data.decode_threads and \
-                 data.prefetch_batches may change). Saved:\n{}",
+                 settings (only --steps, --threads, data.decode_threads, data.prefetch_batches, \
+                 train.on_nonfinite, and the batch geometry at the same global batch may \
+                 change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });
     }
-    Ok(())
+    Ok(saved.samples_per_step() as u64)
 }

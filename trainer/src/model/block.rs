@@ -33,6 +33,11 @@ pub(crate) fn offset_of(layout: &ParamLayout, name: &str) -> Result<usize, Model
 }
 
 impl BlockOffsets {
+    /// The block's first element in the buffer (its tensors are contiguous, `ln1.weight` first).
+    pub(crate) fn first(&self) -> usize {
+        self.ln1_w
+    }
+
     /// Resolves the tensors of block `prefix` (e.g. `enc.3`).
     pub(crate) fn resolve(layout: &ParamLayout, prefix: &str) -> Result<Self, ModelError> {
         let o = |suffix: &str| offset_of(layout, &format!("{prefix}.{suffix}"));

@@ -3,6 +3,8 @@
 //! and every activation buffer, all allocated in `new` for a maximum batch size: a training step
 //! allocates nothing.
 
+use std::ops::Range;
+
 use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
 
 use super::batch::HostBatch;
@@ -17,6 +19,11 @@ use super::tokens::TokenPlan;
 use crate::optim::{AdamWConfig, OptimizerState};
 
 mod pass;
+
+/// Called during the backward pass as `ready(backend, grads, first)` each time the gradients from
+/// element `first` to the end of the buffer are final for this pass (they finish in reverse
+/// layout order): data-parallel training starts reducing a bucket as soon as it is complete.
+pub type GradsReady<'a, B> = dyn FnMut(&B, &<B as Backend>::Buf, usize) + 'a;
 
 /// Offsets of the tensors outside the transformer blocks.
 struct EmbedOffsets {
@@ -76,6 +83,9 @@ pub struct Mae<B: Backend> {
     max_batch: usize,
     params: B::Buf,
     grads: B::Buf,
+    /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
+    /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
+    opt_range: Range<usize>,
     adam_m: B::Buf,
     adam_v: B::Buf,
     adam_step: u64,
@@ -155,6 +165,7 @@ impl<B: Backend> Mae<B> {
             off: EmbedOffsets::resolve(&layout)?,
             params: be.alloc(layout.total),
             grads: be.alloc(layout.total),
+            opt_range: 0..layout.total,
             adam_m: be.alloc(layout.total),
             adam_v: be.alloc(layout.total),
             adam_step: 0,
@@ -205,9 +216,9 @@ impl<B: Backend> Mae<B> {
     pub fn init_params(&mut self, seed: u64) {
         let host = init_params(&self.layout, seed);
         self.be.upload(&host, (&mut self.params).into());
-        let total = self.layout.total;
-        self.be.fill((&mut self.adam_m).into(), total, 0.0);
-        self.be.fill((&mut self.adam_v).into(), total, 0.0);
+        let n = self.opt_range.len();
+        self.be.fill((&mut self.adam_m).into(), n, 0.0);
+        self.be.fill((&mut self.adam_v).into(), n, 0.0);
         self.adam_step = 0;
     }
 
@@ -252,6 +263,16 @@ impl<B: Backend> Mae<B> {
         batch: &HostBatch,
         loss_scale: f32,
     ) -> Result<(), ModelError> {
+        self.forward_backward_hooked(batch, loss_scale, &mut |_, _, _| {})
+    }
+
+    /// `forward_backward`, calling `ready` as the gradients become final (see [`GradsReady`]).
+    pub fn forward_backward_hooked(
+        &mut self,
+        batch: &HostBatch,
+        loss_scale: f32,
+        ready: &mut GradsReady<'_, B>,
+    ) -> Result<(), ModelError> {
         self.prepare(batch)?;
         self.forward();
         self.be.add_assign(
@@ -259,8 +280,37 @@ impl<B: Backend> Mae<B> {
             (&self.loss).into(),
             1,
         );
-        self.backward(loss_scale);
+        self.backward(loss_scale, ready);
         Ok(())
+    }
+
+    /// The gradient buffer (layout order).
+    pub fn grads(&self) -> &B::Buf {
+        &self.grads
+    }
+
+    /// The gradient buffer, writable.
+    pub fn grads_mut(&mut self) -> &mut B::Buf {
+        &mut self.grads
+    }
+
+    /// `acc += gradients` (one process accumulating micro-batches, each computed into zeroed
+    /// gradients, in the order data-parallel ranks add them).
+    pub fn add_grads_to(&self, acc: &mut B::Buf) {
+        self.be
+            .add_assign(acc.into(), (&self.grads).into(), self.layout.total);
+    }
+
+    /// Replaces the gradients with `src` (a device buffer of the layout's length).
+    pub fn copy_grads_from(&mut self, src: &B::Buf) {
+        self.be
+            .copy(src.into(), (&mut self.grads).into(), self.layout.total);
+    }
+
+    /// Writes `host` into the gradient buffer from element `offset` on (data-parallel training
+    /// puts the reduced gradient here).
+    pub fn upload_grads(&mut self, host: &[f32], offset: usize) {
+        self.be.upload(host, ViewMut::new(&mut self.grads, offset));
     }
 
     /// The sum of the losses of the `forward_backward` calls since `zero_grads` (reads it back).
@@ -290,16 +340,41 @@ impl<B: Backend> Mae<B> {
     /// Linear weights only), then step += 1. `last_grad_norm` gives the norm before clipping.
     /// The gradients are left in place: call `zero_grads` before the next accumulation.
     pub fn optimizer_step(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) {
+        self.queue_grad_sumsq();
+        self.apply_update(opt, lr, clip_norm);
+    }
+
+    /// The sum of squares of the whole gradient buffer, kept for the next `apply_update` and read
+    /// back (a training step checks it is finite before updating).
+    pub fn grad_sumsq(&mut self) -> f32 {
+        self.queue_grad_sumsq();
+        self.read_scalar(GRAD_SUMSQ)
+    }
+
+    /// Sets the gradient's sum of squares `apply_update` uses, when it was computed elsewhere
+    /// (ZeRO-1: combined from every rank's shard).
+    pub fn set_grad_sumsq(&mut self, sumsq: f32) {
+        self.be
+            .upload(&[sumsq], ViewMut::new(&mut self.stats, GRAD_SUMSQ));
+    }
+
+    fn queue_grad_sumsq(&mut self) {
         let total = self.layout.total;
         self.be.sum_squares(
             ViewMut::new(&mut self.stats, GRAD_SUMSQ),
             (&self.grads).into(),
             total,
         );
+    }
+
+    /// The update of `optimizer_step` with the sum of squares already in place (`grad_sumsq` or
+    /// `set_grad_sumsq`): clipping and AdamW over the optimiser's range only.
+    pub fn apply_update(&mut self, opt: &AdamWConfig, lr: f32, clip_norm: Option<f32>) {
+        let range = self.opt_range.clone();
         if let Some(max_norm) = clip_norm {
             self.be.clip_grad_norm(
-                (&mut self.grads).into(),
-                total,
+                ViewMut::new(&mut self.grads, range.start),
+                range.len(),
                 View::new(&self.stats, GRAD_SUMSQ),
                 max_norm,
             );
@@ -314,11 +389,16 @@ impl<B: Backend> Mae<B> {
             step: u32::try_from(self.adam_step).unwrap_or(u32::MAX),
         };
         for &(start, end, decay) in &self.decay_runs {
+            let (start, end) = (start.max(range.start), end.min(range.end));
+            if start >= end {
+                continue;
+            }
+            let moment = start - range.start;
             self.be.adamw(
                 ViewMut::new(&mut self.params, start),
                 View::new(&self.grads, start),
-                ViewMut::new(&mut self.adam_m, start),
-                ViewMut::new(&mut self.adam_v, start),
+                ViewMut::new(&mut self.adam_m, moment),
+                ViewMut::new(&mut self.adam_v, moment),
                 end - start,
                 &hp,
                 decay,
@@ -326,19 +406,55 @@ impl<B: Backend> Mae<B> {
         }
     }
 
-    /// A host copy of the AdamW state.
+    /// Makes the optimiser update (and keep AdamW moments for) `range` only: one rank's shard
+    /// under ZeRO-1. The moments are reallocated at zero; load or init them afterwards.
+    pub fn set_optimizer_shard(&mut self, range: Range<usize>) -> Result<(), ModelError> {
+        if range.start > range.end || range.end > self.layout.total {
+            return Err(ModelError::InvalidConfig(format!(
+                "optimizer shard {range:?} is outside the {} parameters",
+                self.layout.total
+            )));
+        }
+        self.adam_m = self.be.alloc(range.len());
+        self.adam_v = self.be.alloc(range.len());
+        self.opt_range = range;
+        Ok(())
+    }
+
+    /// The elements the optimiser updates (all of them unless sharded).
+    pub fn optimizer_shard(&self) -> Range<usize> {
+        self.opt_range.clone()
+    }
+
+    /// A host copy of the AdamW state (of the optimiser's shard when sharded).
     pub fn optimizer_state_to_host(&self) -> OptimizerState {
+        let n = self.opt_range.len();
+        let mut m = vec![0.0; n];
+        let mut v = vec![0.0; n];
+        self.be.download((&self.adam_m).into(), &mut m);
+        self.be.download((&self.adam_v).into(), &mut v);
         OptimizerState {
             step: self.adam_step,
-            m: self.download(&self.adam_m),
-            v: self.download(&self.adam_v),
+            m,
+            v,
         }
     }
 
-    /// Restores the AdamW state saved by `optimizer_state_to_host`.
+    /// Restores the AdamW state saved by `optimizer_state_to_host` (of the same shard).
     pub fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ModelError> {
-        self.check_len("optimizer m", state.m.len())?;
-        self.check_len("optimizer v", state.v.len())?;
+        let n = self.opt_range.len();
+        for (what, got) in [
+            ("optimizer m", state.m.len()),
+            ("optimizer v", state.v.len()),
+        ] {
+            if got != n {
+                return Err(ModelError::LengthMismatch {
+                    what,
+                    expected: n,
+                    got,
+                });
+            }
+        }
         self.be.upload(&state.m, (&mut self.adam_m).into());
         self.be.upload(&state.v, (&mut self.adam_v).into());
         self.adam_step = state.step;

@@ -19,6 +19,6 @@ pub use batch::HostBatch;
 pub use config::ModelConfig;
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
-pub use mae::Mae;
+pub use mae::{GradsReady, Mae};
 pub use profile::{OpTiming, ProfiledBackend};
 pub use stats::{render_table, ModelStats};

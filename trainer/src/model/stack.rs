@@ -6,6 +6,7 @@ use ecgfm_kernels::{Backend, View, ViewMut};
 use super::block::{offset_of, BlockActs, BlockCall, BlockDims, BlockGrads, BlockOffsets};
 use super::error::ModelError;
 use super::layout::ParamLayout;
+use super::mae::GradsReady;
 
 /// Blocks `{prefix}.0 ..` and the norm `{norm}` over packed tokens.
 pub(crate) struct Stack<B: Backend> {
@@ -118,13 +119,16 @@ impl<B: Backend> Stack<B> {
     }
 
     /// Backward of `forward`: expects d loss / d `norm_out` in `grads.dln`, leaves
-    /// d loss / d input in `grads.dres`, and ADDS parameter gradients into `grads`.
+    /// d loss / d input in `grads.dres`, and ADDS parameter gradients into `grads`. Calls
+    /// `ready(first)` whenever the gradients from element `first` to the end of the stack's
+    /// tensors are final (after the norm, then after each block).
     pub(crate) fn backward(
         &mut self,
         be: &B,
         params: &B::Buf,
         grads: &mut B::Buf,
         pack: Packing<'_, B>,
+        ready: &mut GradsReady<'_, B>,
     ) {
         let (t, c) = (pack.tokens, self.dims.width);
         be.fill((&mut self.grads.dres).into(), t * c, 0.0);
@@ -140,12 +144,14 @@ impl<B: Backend> Stack<B> {
             t,
             c,
         );
+        ready(be, grads, self.norm_w);
         for i in (0..self.offsets.len()).rev() {
             block_call(be, params, &self.offsets[i], self.dims, pack).backward(
                 &self.acts[i],
                 &mut self.grads,
                 grads,
             );
+            ready(be, grads, self.offsets[i].first());
         }
     }
 }

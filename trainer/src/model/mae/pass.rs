@@ -3,7 +3,7 @@
 
 use ecgfm_kernels::{Backend, View, ViewMut};
 
-use super::Mae;
+use super::{GradsReady, Mae};
 use crate::model::batch::HostBatch;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
@@ -136,7 +136,9 @@ impl<B: Backend> Mae<B> {
     }
 
     /// Backward pass of the last `forward`; adds `loss_scale * d loss / d params` to the grads.
-    pub(super) fn backward(&mut self, loss_scale: f32) {
+    /// The gradient tensors are finished in reverse layout order; `ready(be, grads, first)` is
+    /// called each time everything from element `first` to the end is final.
+    pub(super) fn backward(&mut self, loss_scale: f32, ready: &mut GradsReady<'_, B>) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
         let (params, grads) = (&self.params, &mut self.grads);
         let p = |off: usize| View::new(params, off);
@@ -167,12 +169,13 @@ impl<B: Backend> Mae<B> {
             dd,
             pl,
         );
+        ready(be, grads, o.pred_w);
         let dec_pack = Packing {
             cu_seqlens: &idx.cu_dec,
             seqs,
             tokens: t_dec,
         };
-        self.dec.backward(be, params, grads, dec_pack);
+        self.dec.backward(be, params, grads, dec_pack, ready);
         let ddec_in = &self.dec.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(grads, o.dec_lead),
@@ -181,6 +184,7 @@ impl<B: Backend> Mae<B> {
             t_dec,
             dd,
         );
+        ready(be, grads, o.dec_lead);
         be.fill((&mut self.dz).into(), t_enc * dd, 0.0);
         be.mask_scatter_backward(
             (&mut self.dz).into(),
@@ -190,6 +194,7 @@ impl<B: Backend> Mae<B> {
             t_dec,
             dd,
         );
+        ready(be, grads, o.mask_token);
         // Encoder.
         be.fill((&mut self.enc.grads.dln).into(), t_enc * d, 0.0);
         be.matmul_backward(
@@ -203,12 +208,13 @@ impl<B: Backend> Mae<B> {
             d,
             dd,
         );
+        ready(be, grads, o.dec_embed_w);
         let enc_pack = Packing {
             cu_seqlens: &idx.cu_enc,
             seqs,
             tokens: t_enc,
         };
-        self.enc.backward(be, params, grads, enc_pack);
+        self.enc.backward(be, params, grads, enc_pack, ready);
         let denc_in = &self.enc.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(grads, o.lead),
@@ -217,6 +223,7 @@ impl<B: Backend> Mae<B> {
             t_enc,
             d,
         );
+        ready(be, grads, o.lead);
         be.matmul_backward(
             None,
             ViewMut::new(grads, o.patch_w),
@@ -228,5 +235,6 @@ impl<B: Backend> Mae<B> {
             pl,
             d,
         );
+        ready(be, grads, 0);
     }
 }

@@ -1,0 +1,277 @@
+//! `ecgfm launch`: starts the ranks of a data-parallel job on this node, torchrun-style.
+//!
+//! Each local rank is this same binary running the given command (normally `pretrain ...`)
+//! with `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT` set (and, when
+//! `CUDA_VISIBLE_DEVICES` lists devices, only its own one; without `--threads` each rank gets its
+//! share of the cores through `RAYON_NUM_THREADS`). Output lines are prefixed with the
+//! rank. SIGINT and SIGTERM are forwarded. When a rank fails the others are stopped and the
+//! launcher exits non-zero naming it, or, with `--max-restarts K`, starts all ranks again from
+//! the newest complete checkpoint. `--slurm-script` prints an sbatch script instead (slurm.rs).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct LaunchArgs {
+    /// Ranks (processes) on this node; one GPU each with --device cuda.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub nproc_per_node: usize,
+    /// Nodes in the job (start one `ecgfm launch` on each).
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    pub nnodes: usize,
+    /// This node's index, 0..nnodes (node 0 hosts rank 0).
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    pub node_rank: usize,
+    /// Host of node 0, where the ranks meet.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub master_addr: String,
+    /// Port on node 0 where the ranks meet.
+    #[arg(long, value_name = "PORT", default_value_t = ecgfm_dist::env::DEFAULT_PORT)]
+    pub master_port: u16,
+    /// Restart all ranks (from the newest complete checkpoint) up to K times after a failure.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub max_restarts: u32,
+    /// Print an sbatch script that runs this job under SLURM (requeued on preemption) and exit.
+    #[arg(long)]
+    pub slurm_script: bool,
+    /// Wall-clock limit written into the SLURM script.
+    #[arg(long, value_name = "HH:MM:SS", default_value = "24:00:00")]
+    pub slurm_time: String,
+    /// The command each rank runs, after `--`: `pretrain [flags]`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+fn send_signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Sends `sig` to every rank still running.
+fn signal_all(children: &[(usize, Option<Child>)], sig: libc::c_int) {
+    for child in children.iter().filter_map(|(_, c)| c.as_ref()) {
+        send_signal(child, sig);
+    }
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE` in a command line.
+pub fn flag_value(command: &[String], flag: &str) -> Option<String> {
+    let prefix = format!("{flag}=");
+    command.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            command.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(&prefix).map(str::to_string)
+        }
+    })
+}
+
+/// How a rank ended, in words.
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                _ => "",
+            };
+            format!("was killed by signal {sig}{name}")
+        }
+        _ => "ended abnormally".into(),
+    }
+}
+
+/// The command line each rank runs: `command`, with a fixed `--out` when the launcher must know
+/// the run directory (restarts) and `--resume` on restarts.
+fn rank_command(args: &LaunchArgs, out: Option<&Path>, restart: bool) -> Vec<String> {
+    let mut command = args.command.clone();
+    if let Some(out) = out.filter(|_| flag_value(&command, "--out").is_none()) {
+        command.extend(["--out".into(), out.display().to_string()]);
+    }
+    let resumable = out.is_some_and(|o| o.join("config.toml").exists());
+    if restart && resumable && !command.iter().any(|a| a == "--resume") {
+        command.push("--resume".into());
+    }
+    command
+}
+
+/// The run directory the ranks must share across restarts, when the command is `pretrain`.
+fn fixed_run_dir(args: &LaunchArgs) -> Result<Option<PathBuf>> {
+    if args.command.first().map(String::as_str) != Some("pretrain") {
+        return Ok(None);
+    }
+    if let Some(out) = flag_value(&args.command, "--out") {
+        return Ok(Some(PathBuf::from(out)));
+    }
+    if args.max_restarts == 0 {
+        return Ok(None); // rank 0 chooses and tells the others
+    }
+    if args.nnodes > 1 {
+        bail!("--max-restarts on several nodes needs `pretrain --out DIR` (a shared folder)");
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    Ok(Some(Path::new("runs").join(stamp.to_string())))
+}
+
+/// Copies a rank's output lines to ours, prefixed with the rank.
+fn forward_lines(
+    rank: usize,
+    stream: impl std::io::Read + Send + 'static,
+    to_stderr: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+            if to_stderr {
+                let _ = writeln!(std::io::stderr().lock(), "[rank {rank}] {line}");
+            } else {
+                let _ = writeln!(std::io::stdout().lock(), "[rank {rank}] {line}");
+            }
+        }
+    })
+}
+
+/// One attempt: runs every local rank to its end. Returns the failures, first one first.
+fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("locating the ecgfm binary")?;
+    let world = args.nproc_per_node * args.nnodes;
+    let devices: Option<Vec<String>> = std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .map(|v| v.split(',').map(|d| d.trim().to_string()).collect());
+    let wants_gpu = flag_value(command, "--device").is_some_and(|d| d.starts_with("cuda"));
+    // CPU threads per rank when neither --threads nor RAYON_NUM_THREADS says: the cores split.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / args.nproc_per_node).max(1).to_string();
+    let mut children = Vec::new();
+    let mut forwarders = Vec::new();
+    for local in 0..args.nproc_per_node {
+        let rank = args.node_rank * args.nproc_per_node + local;
+        let mut cmd = Command::new(&exe);
+        cmd.args(command)
+            .env("RANK", rank.to_string())
+            .env("WORLD_SIZE", world.to_string())
+            .env("LOCAL_RANK", local.to_string())
+            .env("LOCAL_WORLD_SIZE", args.nproc_per_node.to_string())
+            .env("MASTER_ADDR", &args.master_addr)
+            .env("MASTER_PORT", args.master_port.to_string())
+            .env("ECGFM_LAUNCH", "1")
+            .env(
+                "RAYON_NUM_THREADS",
+                std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| threads.clone()),
+            )
+            .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match &devices {
+            Some(list) if list.len() >= args.nproc_per_node => {
+                cmd.env("CUDA_VISIBLE_DEVICES", &list[local]);
+            }
+            Some(list) if wants_gpu => bail!(
+                "CUDA_VISIBLE_DEVICES lists {} device(s); --nproc-per-node {} needs one per rank",
+                list.len(),
+                args.nproc_per_node
+            ),
+            None if wants_gpu => {
+                cmd.env("CUDA_VISIBLE_DEVICES", local.to_string());
+            }
+            _ => {}
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting rank {rank}"))?;
+        eprintln!("launch: rank {rank} started (pid {})", child.id());
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        forwarders.push(forward_lines(rank, stdout, false));
+        forwarders.push(forward_lines(rank, stderr, true));
+        children.push((rank, Some(child)));
+    }
+    let mut failures = Vec::new();
+    let mut stopping_since: Option<Instant> = None;
+    let mut forwarded = 0;
+    while children.iter().any(|(_, c)| c.is_some()) {
+        let sig = crate::signals::received().unwrap_or(0);
+        if sig != 0 && sig != forwarded {
+            forwarded = sig;
+            signal_all(&children, sig);
+            stopping_since.get_or_insert_with(Instant::now);
+        }
+        // Ranks found ended in this poll; a rank killed by a signal is listed first, as the
+        // others usually fail because of it (their connection to it closed).
+        let mut ended: Vec<(bool, String)> = Vec::new();
+        for (rank, slot) in children.iter_mut() {
+            let Some(child) = slot.as_mut() else { continue };
+            if let Some(status) = child.try_wait().context("waiting for a rank")? {
+                if !status.success() && stopping_since.is_none() {
+                    use std::os::unix::process::ExitStatusExt;
+                    let by_signal = status.signal().is_some();
+                    ended.push((!by_signal, format!("rank {rank} {}", describe(status))));
+                }
+                *slot = None;
+            }
+        }
+        ended.sort_by_key(|(by_exit, _)| *by_exit);
+        failures.extend(ended.into_iter().map(|(_, text)| text));
+        if !failures.is_empty() && stopping_since.is_none() {
+            // One rank failed: stop the others (they would wait for it until their timeout);
+            // SIGCONT lets a stopped (hung) rank receive the SIGTERM.
+            signal_all(&children, libc::SIGTERM);
+            signal_all(&children, libc::SIGCONT);
+            stopping_since = Some(Instant::now());
+        }
+        // Ranks stopped by a forwarded signal first save a checkpoint; failed jobs just end.
+        let grace = Duration::from_secs(if forwarded != 0 { 300 } else { 10 });
+        if stopping_since.is_some_and(|t| t.elapsed() > grace) {
+            signal_all(&children, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for f in forwarders {
+        let _ = f.join();
+    }
+    Ok(failures)
+}
+
+/// Runs `ecgfm launch`.
+pub fn run(args: &LaunchArgs) -> Result<()> {
+    if args.nproc_per_node == 0 || args.nnodes == 0 || args.node_rank >= args.nnodes {
+        bail!("need --nproc-per-node >= 1 and --node-rank in 0..--nnodes");
+    }
+    if args.slurm_script {
+        print!("{}", crate::slurm::script(args)?);
+        return Ok(());
+    }
+    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM]);
+    let out = fixed_run_dir(args)?;
+    let mut restarts = 0;
+    loop {
+        let command = rank_command(args, out.as_deref(), restarts > 0);
+        let failures = run_attempt(args, &command)?;
+        if let Some(sig) = crate::signals::received() {
+            bail!("stopped by signal {sig} (forwarded to every rank)");
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let cause = failures.join("; then ");
+        if restarts >= args.max_restarts {
+            bail!("{cause}");
+        }
+        restarts += 1;
+        eprintln!(
+            "launch: {cause}; restarting every rank from the newest complete checkpoint \
+             (restart {restarts} of {})",
+            args.max_restarts
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! `ecgfm launch --slurm-script`: an sbatch script for the job `ecgfm launch` was given. Under
+//! SLURM no launcher process is needed: srun starts one `ecgfm pretrain` per GPU and each reads
+//! its rank from SLURM's variables (rank 0 on the first node of the allocation). The job is
+//! requeued on preemption or node failure (and, after checkpointing on SLURM's SIGUSR1 before
+//! the time limit, requeues itself), and every start resumes from the newest intact checkpoint
+//! of its run directory.
+
+use anyhow::{bail, Result};
+
+use crate::launch::{flag_value, LaunchArgs};
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain && !word.is_empty() {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The script, ready for `sbatch`.
+pub fn script(args: &LaunchArgs) -> Result<String> {
+    if args.command.first().map(String::as_str) != Some("pretrain") {
+        bail!("--slurm-script writes scripts for `-- pretrain ...` commands");
+    }
+    let Some(out) = flag_value(&args.command, "--out") else {
+        bail!("--slurm-script needs `pretrain --out DIR` (a folder every node sees) so a requeued job finds its checkpoints");
+    };
+    let gpus = flag_value(&args.command, "--device").is_some_and(|d| d.starts_with("cuda"));
+    let command: Vec<String> = args
+        .command
+        .iter()
+        .filter(|a| *a != "--resume")
+        .map(|a| shell_word(a))
+        .collect();
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ecgfm".into());
+    let mut s = String::new();
+    s.push_str("#!/bin/bash\n");
+    s.push_str("#SBATCH --job-name=ecgfm\n");
+    s.push_str(&format!("#SBATCH --nodes={}\n", args.nnodes));
+    s.push_str(&format!(
+        "#SBATCH --ntasks-per-node={}\n",
+        args.nproc_per_node
+    ));
+    if gpus {
+        s.push_str(&format!(
+            "#SBATCH --gpus-per-node={}\n",
+            args.nproc_per_node
+        ));
+    }
+    s.push_str("#SBATCH --cpus-per-task=8\n");
+    s.push_str(&format!("#SBATCH --time={}\n", args.slurm_time));
+    s.push_str("#SBATCH --requeue\n");
+    s.push_str("#SBATCH --signal=USR1@180\n");
+    s.push_str("#SBATCH --open-mode=append\n");
+    s.push_str("#SBATCH --output=ecgfm-%j.out\n");
+    s.push_str(
+        "# One task per GPU: srun starts every rank; each reads SLURM_PROCID / SLURM_NTASKS /\n\
+         # SLURM_LOCALID and meets the others on the first node of the allocation.\n\
+         # Preemption or a node failure requeues the job (--requeue); every start resumes from the\n\
+         # newest intact checkpoint in the run directory. Three minutes before the time limit\n\
+         # SLURM sends SIGUSR1: every rank checkpoints its step and stops, and the job queues\n\
+         # itself again (at most 20 times, so a run that keeps failing does not loop forever).\n\
+         set -euo pipefail\n\
+         export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n",
+    );
+    s.push_str(&format!("OUT={}\n", shell_word(&out)));
+    s.push_str("RESUME=\nif [ -f \"$OUT/config.toml\" ]; then RESUME=--resume; fi\n");
+    s.push_str(&format!(
+        "if ! srun --kill-on-bad-exit=1 {} {} $RESUME; then\n",
+        shell_word(&exe),
+        command.join(" ")
+    ));
+    s.push_str(
+        "    if [ \"${SLURM_RESTART_COUNT:-0}\" -lt 20 ]; then scontrol requeue \"$SLURM_JOB_ID\"; fi\n\
+         \x20   exit 1\nfi\n",
+    );
+    Ok(s)
+}

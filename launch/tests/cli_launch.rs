@@ -1,0 +1,694 @@
+//! `ecgfm launch` end to end with CPU ranks on this machine: 2 and 4 ranks (with and without
+//! ZeRO-1) give bit for bit the run of one process accumulating the same global batch; two
+//! launchers form one two-node job; a rank killed mid-run is named and `--max-restarts` finishes
+//! the run with the weights of an uninterrupted one; a run moves from 4 ranks to 2; torchrun's
+//! and SLURM's variables form the same ranks; a NaN on one rank skips the step on all of them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-launch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `pretrain` for nano on short inputs: micro-batch `batch`, `accum` micro-steps per rank.
+fn pretrain(out: &Path, steps: u64, batch: usize, accum: usize) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "pretrain",
+        "--steps",
+        &steps.to_string(),
+        "--batch-size",
+        &batch.to_string(),
+        "--checkpoint-every",
+        "3",
+        "--threads",
+        "1",
+        "--collective-timeout",
+        "60",
+        "--rdzv-timeout",
+        "60",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for set in [
+        "model.samples=750".to_string(),
+        "train.log_every=1".into(),
+        "optim.warmup_steps=2".into(),
+        format!("train.accum_steps={accum}"),
+    ] {
+        args.extend(["--set".into(), set]);
+    }
+    args
+}
+
+fn launch_args(nproc: usize, port: u16, extra: &[&str], command: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "launch".into(),
+        "--nproc-per-node".into(),
+        nproc.to_string(),
+        "--master-port".into(),
+        port.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("--".into());
+    args.extend(command.iter().cloned());
+    args
+}
+
+fn run(args: &[String], envs: &[(&str, String)]) -> Output {
+    Command::new(ECGFM)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap()
+}
+
+fn run_ok(args: &[String]) -> String {
+    let out = run(args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "ecgfm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// (step, loss bits) of every metrics record.
+fn losses(run: &Path) -> Vec<(u64, u32)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let loss = v["loss"].as_f64().map_or(f32::NAN, |l| l as f32);
+            (v["step"].as_u64().unwrap(), loss.to_bits())
+        })
+        .collect()
+}
+
+/// The tensor bytes of a checkpoint's weights (the header holds the config, which may differ).
+fn weights(run: &Path, step: u64) -> Vec<u8> {
+    let bytes =
+        std::fs::read(run.join(format!("checkpoints/step_{step:08}/model.safetensors"))).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..].to_vec()
+}
+
+fn assert_same_run(a: &Path, b: &Path, step: u64) {
+    assert_eq!(losses(a), losses(b), "{} vs {}", a.display(), b.display());
+    assert!(
+        weights(a, step) == weights(b, step),
+        "weights of {} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+#[test]
+fn two_and_four_ranks_equal_one_process_accumulating_the_same_global_batch() {
+    let dir = temp_dir("equal");
+    let steps = 5;
+    // Global batch 16: 1 x 4 x 4 accumulated, 2 ranks x 4 x 2, 4 ranks x 4 x 1.
+    let one = dir.join("one");
+    run_ok(&pretrain(&one, steps, 4, 4));
+    let runs: [(&str, usize, usize, &[&str]); 5] = [
+        ("two", 2, 2, &[]),
+        ("two-again", 2, 2, &[]),
+        ("four", 4, 1, &[]),
+        ("two-zero", 2, 2, &["--zero", "1"]),
+        ("four-zero", 4, 1, &["--zero", "1"]),
+    ];
+    for (name, ranks, accum, extra) in runs {
+        let out = dir.join(name);
+        let mut command = pretrain(&out, steps, 4, accum);
+        command.extend(extra.iter().map(|s| s.to_string()));
+        run_ok(&launch_args(ranks, free_port(), &[], &command));
+        assert_same_run(&one, &out, steps);
+    }
+    let zero_ckpt = dir.join("four-zero/checkpoints/step_00000005");
+    let shards = std::fs::read_dir(&zero_ckpt)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("optimizer.shard-")
+        })
+        .count();
+    assert_eq!(shards, 4, "each ZeRO-1 rank writes its optimizer shard");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_launchers_form_one_two_node_job() {
+    let dir = temp_dir("nodes");
+    let one = dir.join("one");
+    run_ok(&pretrain(&one, 4, 4, 2));
+    let two = dir.join("two");
+    let port = free_port().to_string();
+    let command = pretrain(&two, 4, 4, 1);
+    let node = |rank: &str| {
+        let nodes = [
+            "--nnodes",
+            "2",
+            "--node-rank",
+            rank,
+            "--master-addr",
+            "127.0.0.1",
+        ];
+        let args = launch_args(1, 0, &nodes, &command);
+        let mut args = args;
+        let p = args.iter().position(|a| a == "--master-port").unwrap();
+        args[p + 1] = port.clone();
+        Command::new(ECGFM)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (node("0"), node("1"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_same_run(&one, &two, 4);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Starts a 2-rank launch of `command` and sends `signal` to rank 1 once rank 0 has logged
+/// `after` steps; returns the launcher's output when it ends.
+fn launch_and_signal_rank_1(
+    command: &[String],
+    out: &Path,
+    after: usize,
+    extra: &[&str],
+    signal: &str,
+) -> Output {
+    let child = Command::new(ECGFM)
+        .args(launch_args(2, free_port(), extra, command))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    signal_rank_1_when(child, out, after, signal)
+}
+
+fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) -> Output {
+    use std::io::{BufRead, BufReader, Read};
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut text = String::new();
+    let mut pid = None;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        while let Ok(line) = rx.try_recv() {
+            if let Some(rest) = line.strip_prefix("launch: rank 1 started (pid ") {
+                pid = rest.trim_end_matches(')').parse::<i32>().ok();
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let logged = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if let (Some(pid), true) = (pid, logged >= after) {
+            Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status()
+                .unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    while let Ok(line) = rx.try_recv() {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Output {
+        status,
+        stdout: stdout_reader.join().unwrap().into_bytes(),
+        stderr: text.into_bytes(),
+    }
+}
+
+#[test]
+fn a_killed_rank_is_named_and_max_restarts_finishes_the_run_exactly() {
+    let dir = temp_dir("kill");
+    // Long enough that rank 1 is still running when it is killed after step 5.
+    let steps = 60;
+    let full = dir.join("full");
+    run_ok(&launch_args(
+        2,
+        free_port(),
+        &[],
+        &pretrain(&full, steps, 4, 1),
+    ));
+
+    let failed = dir.join("failed");
+    let out = launch_and_signal_rank_1(&pretrain(&failed, steps, 4, 1), &failed, 5, &[], "-KILL");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("rank 1 was killed by signal 9"), "{stderr}");
+
+    let restarted = dir.join("restarted");
+    let command = pretrain(&restarted, steps, 4, 1);
+    let out = launch_and_signal_rank_1(&command, &restarted, 5, &["--max-restarts", "1"], "-KILL");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("restart 1 of 1"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[rank 0] resuming from"), "{stdout}");
+    assert_same_run(&full, &restarted, steps);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_on_four_ranks_resumes_on_two() {
+    let dir = temp_dir("regrid");
+    let steps = 8;
+    let four = dir.join("four");
+    run_ok(&launch_args(
+        4,
+        free_port(),
+        &[],
+        &pretrain(&four, steps, 4, 1),
+    ));
+    // The same global batch of 16: 4 ranks x 4, then 2 ranks x 8.
+    let moved = dir.join("moved");
+    let mut first = pretrain(&moved, steps, 4, 1);
+    first.extend(["--stop-after".into(), "4".into()]);
+    run_ok(&launch_args(4, free_port(), &[], &first));
+    let mut rest = pretrain(&moved, steps, 8, 1);
+    rest.push("--resume".into());
+    let stdout = run_ok(&launch_args(2, free_port(), &[], &rest));
+    assert!(stdout.contains("resuming from"), "{stdout}");
+    let (a, b) = (losses(&four), losses(&moved));
+    assert_eq!(a.len(), b.len());
+    for ((sa, la), (sb, lb)) in a.iter().zip(&b) {
+        assert_eq!(sa, sb);
+        let (la, lb) = (f32::from_bits(*la), f32::from_bits(*lb));
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs(),
+            "step {sa}: {la} vs {lb}"
+        );
+    }
+    // The first four steps ran on 4 ranks in both: identical.
+    assert_eq!(a[..4], b[..4]);
+    let seen = |run: &Path| -> u64 {
+        let last = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        v["samples_seen"].as_u64().unwrap()
+    };
+    assert_eq!(seen(&four), seen(&moved));
+    // A different global batch is refused, naming both.
+    let mut wrong = pretrain(&moved, steps + 2, 4, 1);
+    wrong.push("--resume".into());
+    let out = run(&launch_args(2, free_port(), &[], &wrong), &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("16 samples per step") && stderr.contains("has 8"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `pretrain` as every rank of a 2-rank job with launcher variables from `vars(rank)`.
+fn ranks_with_env(out: &Path, vars: impl Fn(usize) -> Vec<(&'static str, String)>) {
+    let command = pretrain(out, 3, 4, 1);
+    let children: Vec<Child> = (0..2)
+        .map(|rank| {
+            Command::new(ECGFM)
+                .args(&command)
+                .env_remove("RANK")
+                .env_remove("WORLD_SIZE")
+                .envs(vars(rank))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn torchrun_and_slurm_variables_form_the_same_ranks() {
+    let dir = temp_dir("envs");
+    let one = dir.join("one");
+    run_ok(&pretrain(&one, 3, 4, 2));
+    // torchrun with its agent's store on MASTER_PORT: the ranks meet one port up.
+    let torch = dir.join("torchrun");
+    let agent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = agent.local_addr().unwrap().port();
+    ranks_with_env(&torch, |rank| {
+        vec![
+            ("RANK", rank.to_string()),
+            ("WORLD_SIZE", "2".into()),
+            ("LOCAL_RANK", rank.to_string()),
+            ("MASTER_ADDR", "127.0.0.1".into()),
+            ("MASTER_PORT", port.to_string()),
+            ("TORCHELASTIC_USE_AGENT_STORE", "True".into()),
+        ]
+    });
+    drop(agent);
+    assert_same_run(&one, &torch, 3);
+    let slurm = dir.join("slurm");
+    // As the script of `launch --slurm-script` runs it: MASTER_PORT exported, the rest SLURM's.
+    let port = free_port();
+    ranks_with_env(&slurm, |rank| {
+        vec![
+            ("SLURM_PROCID", rank.to_string()),
+            ("SLURM_NTASKS", "2".into()),
+            ("SLURM_LOCALID", rank.to_string()),
+            ("SLURM_JOB_NODELIST", "localhost".into()),
+            ("SLURM_JOB_ID", "4242".into()),
+            ("MASTER_PORT", port.to_string()),
+        ]
+    });
+    assert_same_run(&one, &slurm, 3);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
+    let dir = temp_dir("nan");
+    let out = dir.join("skip");
+    let args = launch_args(2, free_port(), &[], &pretrain(&out, 5, 4, 1));
+    let result = run(&args, &[("ECGFM_FAULT_NONFINITE", "1:2".into())]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("step 2 skipped on every rank"), "{stderr}");
+    assert!(stderr.contains("rank [1]"), "{stderr}");
+    let records = losses(&out);
+    assert!(f32::from_bits(records[2].1).is_nan());
+    assert!(records
+        .iter()
+        .filter(|r| r.0 != 2)
+        .all(|r| f32::from_bits(r.1).is_finite()));
+
+    let stop = dir.join("stop");
+    let mut command = pretrain(&stop, 5, 4, 1);
+    command.extend(["--on-nonfinite".into(), "stop".into()]);
+    let result = run(
+        &launch_args(2, free_port(), &[], &command),
+        &[("ECGFM_FAULT_NONFINITE", "1:2".into())],
+    );
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains("at step 2 (non-finite loss on rank 1)"),
+        "{stderr}"
+    );
+
+    let repeated = dir.join("repeated");
+    let args = launch_args(2, free_port(), &[], &pretrain(&repeated, 8, 4, 1));
+    let result = run(&args, &[("ECGFM_FAULT_NONFINITE", "0:2,1:3,0:4".into())]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("3 steps in a row"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before() {
+    let dir = temp_dir("corrupt");
+    let full = dir.join("full");
+    run_ok(&pretrain(&full, 8, 4, 1));
+    let split = dir.join("split");
+    let mut first = pretrain(&split, 8, 4, 1);
+    first.extend(["--stop-after".into(), "7".into()]);
+    run_ok(&first);
+    let newest = split.join("checkpoints/step_00000007/model.safetensors");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&newest, bytes).unwrap();
+    let mut resume = pretrain(&split, 8, 4, 1);
+    resume.push("--resume".into());
+    let out = run(&resume, &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipping checkpoint") && stderr.contains("step_00000007"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("resuming from") && stdout.contains("step_00000006"),
+        "{stdout}"
+    );
+    assert_same_run(&full, &split, 8);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_slurm_script_and_the_plan() {
+    let script = run_ok(
+        &[
+            "launch",
+            "--nnodes",
+            "2",
+            "--nproc-per-node",
+            "4",
+            "--slurm-script",
+            "--",
+            "pretrain",
+            "--device",
+            "cuda",
+            "--model",
+            "base",
+            "--out",
+            "/shared/runs/base",
+        ]
+        .map(String::from),
+    );
+    for needle in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=USR1@180",
+        "srun --kill-on-bad-exit=1",
+        "scontrol requeue",
+        "pretrain --device cuda --model base --out /shared/runs/base",
+        "then RESUME=--resume; fi",
+    ] {
+        assert!(script.contains(needle), "{needle} missing:\n{script}");
+    }
+    let syntax = Command::new("bash")
+        .args(["-n", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "not valid bash:\n{script}");
+    let no_out = run(
+        &["launch", "--slurm-script", "--", "pretrain"].map(String::from),
+        &[],
+    );
+    assert!(!no_out.status.success());
+    assert!(String::from_utf8_lossy(&no_out.stderr).contains("--out"));
+
+    let efficiency = |gpus: &str| -> f64 {
+        let text = run_ok(&["plan", "--model", "large", "--gpus", gpus].map(String::from));
+        let line = text.lines().find(|l| l.starts_with("efficiency")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let (one_node, eight_nodes) = (efficiency("8"), efficiency("64"));
+    assert!(
+        one_node > eight_nodes && eight_nodes > 0.0,
+        "{one_node} vs {eight_nodes}"
+    );
+}
+
+#[test]
+fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
+    let dir = temp_dir("dataset");
+    let data = dir.join("data");
+    run_ok(
+        &[
+            "data",
+            "synth",
+            "--out",
+            data.to_str().unwrap(),
+            "--records",
+            "24",
+        ]
+        .map(String::from),
+    );
+    let with_data = |out: &Path, batch: usize| {
+        let mut args = pretrain(out, 6, batch, 1);
+        args.extend(
+            ["--data", data.to_str().unwrap(), "--set", "data.split=all"].map(String::from),
+        );
+        args
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    run_ok(&launch_args(2, free_port(), &[], &with_data(&a, 4)));
+    run_ok(&launch_args(2, free_port(), &[], &with_data(&b, 4)));
+    assert_same_run(&a, &b, 6);
+    // Stopped on 2 ranks x 4, resumed as one process x 8: the same global batches.
+    let moved = dir.join("moved");
+    let mut first = with_data(&moved, 4);
+    first.extend(["--stop-after".into(), "3".into()]);
+    run_ok(&launch_args(2, free_port(), &[], &first));
+    let mut rest = with_data(&moved, 8);
+    rest.push("--resume".into());
+    run_ok(&rest);
+    let (la, lm) = (losses(&a), losses(&moved));
+    assert_eq!(la[..3], lm[..3]);
+    assert_eq!(la.len(), lm.len());
+    for ((step, x), (_, y)) in la.iter().zip(&lm) {
+        let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
+        assert!((x - y).abs() <= 1e-5 * x.abs(), "step {step}: {x} vs {y}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_hung_rank_is_named_after_the_collective_timeout() {
+    let dir = temp_dir("hang");
+    let out = dir.join("run");
+    let mut command = pretrain(&out, 400, 4, 1);
+    let t = command
+        .iter()
+        .position(|a| a == "--collective-timeout")
+        .unwrap();
+    command[t + 1] = "2".into();
+    // SIGSTOP: rank 1 stays alive, its connections open, but it never answers again.
+    let started = Instant::now();
+    let result = launch_and_signal_rank_1(&command, &out, 3, &[], "-STOP");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("timed out after 2s waiting for rank(s) 1"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the job did not stop promptly"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
+    let dir = temp_dir("sigterm");
+    let steps = 60;
+    let full = dir.join("full");
+    run_ok(&launch_args(
+        2,
+        free_port(),
+        &[],
+        &pretrain(&full, steps, 4, 1),
+    ));
+    let stopped = dir.join("stopped");
+    let mut command = pretrain(&stopped, steps, 4, 1);
+    let every = command
+        .iter()
+        .position(|a| a == "--checkpoint-every")
+        .unwrap();
+    command[every + 1] = "0".into();
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, free_port(), &[], &command))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::fs::read_to_string(stopped.join("metrics.jsonl")).map_or(0, |t| t.lines().count())
+        < 5
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[rank 0] error: stopped by a signal at step"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[rank 1] error: stopped by a signal at step"),
+        "{stderr}"
+    );
+    let saved: Vec<String> = std::fs::read_dir(stopped.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_ne!(
+        saved[0],
+        format!("step_{steps:08}"),
+        "the run was not interrupted"
+    );
+    command.push("--resume".into());
+    run_ok(&launch_args(2, free_port(), &[], &command));
+    assert_same_run(&full, &stopped, steps);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,342 @@
+//! `CpuCollective`: the CPU implementation of `Collective` over TCP (tokio), one connection per
+//! pair of ranks (made by `rendezvous::connect`).
+//!
+//! Reduce-scatter is direct: each rank sends every owner its part of the range and each owner
+//! adds the R parts in rank order, so sums are bitwise reproducible and equal to one process
+//! adding the same values in the same order. Every rank sends and receives (R - 1)/R of the
+//! range, the traffic of a ring reduce-scatter; the all-gather is the mirror image. All sends and
+//! receives of one call run concurrently, under one per-call timeout.
+//!
+//! Wire format: each message is a header (call sequence number, payload bytes; u64 little
+//! endian) and the payload. The sequence number catches ranks that fall out of step.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+
+use crate::{Collective, DistError, Shards};
+
+/// One connection to another rank.
+pub(crate) struct Peer {
+    read: OwnedReadHalf,
+    write: OwnedWriteHalf,
+}
+
+impl Peer {
+    pub(crate) fn new(stream: TcpStream) -> Peer {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Peer { read, write }
+    }
+}
+
+/// The CPU collective of one rank.
+pub struct CpuCollective {
+    rank: usize,
+    world: usize,
+    /// Connection to each other rank (`None` at this rank's own index).
+    peers: Vec<Option<Peer>>,
+    runtime: Runtime,
+    timeout: Duration,
+    seq: u64,
+    /// Receive buffers, one per peer, reused between calls.
+    scratch: Vec<Vec<f32>>,
+}
+
+/// What one peer sends and receives in one exchange.
+struct Transfer<'a> {
+    send: Option<&'a [u8]>,
+    recv: Option<&'a mut [u8]>,
+}
+
+fn io_to_dist(rank: usize, op: &str, e: std::io::Error) -> DistError {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted => DistError::PeerClosed {
+            rank,
+            op: op.to_string(),
+        },
+        _ => DistError::Io {
+            rank,
+            op: op.to_string(),
+            source: e,
+        },
+    }
+}
+
+async fn transfer(
+    peer: &mut Peer,
+    seq: u64,
+    op: &str,
+    rank: usize,
+    t: Transfer<'_>,
+) -> Result<(), DistError> {
+    let Peer { read, write } = peer;
+    let send = async {
+        if let Some(bytes) = t.send {
+            let mut header = [0u8; 16];
+            header[..8].copy_from_slice(&seq.to_le_bytes());
+            header[8..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            write.write_all(&header).await?;
+            write.write_all(bytes).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let recv = async {
+        if let Some(buf) = t.recv {
+            let mut header = [0u8; 16];
+            read.read_exact(&mut header).await?;
+            let got_seq = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+            let got_len = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+            if got_seq != seq || got_len != buf.len() as u64 {
+                return Ok(Some((got_seq, got_len)));
+            }
+            read.read_exact(buf).await?;
+        }
+        Ok::<Option<(u64, u64)>, std::io::Error>(None)
+    };
+    let (sent, received) = tokio::join!(send, recv);
+    sent.map_err(|e| io_to_dist(rank, op, e))?;
+    if let Some((got_seq, got_len)) = received.map_err(|e| io_to_dist(rank, op, e))? {
+        return Err(DistError::OutOfStep {
+            rank,
+            op: op.to_string(),
+            expected: format!("call #{seq}"),
+            got: format!("call #{got_seq} with {got_len} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// Splits `buf` into the disjoint, rank-ordered `ranges` (relative to `buf`), mutably.
+fn split_disjoint<'a>(mut buf: &'a mut [f32], ranges: &[Range<usize>]) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut consumed = 0;
+    for r in ranges {
+        let (_, tail) = std::mem::take(&mut buf).split_at_mut(r.start - consumed);
+        let (piece, rest) = tail.split_at_mut(r.len());
+        out.push(piece);
+        buf = rest;
+        consumed = r.end;
+    }
+    out
+}
+
+impl CpuCollective {
+    pub(crate) fn new(
+        rank: usize,
+        peers: Vec<Option<Peer>>,
+        runtime: Runtime,
+        timeout: Duration,
+    ) -> CpuCollective {
+        let world = peers.len();
+        CpuCollective {
+            rank,
+            world,
+            peers,
+            runtime,
+            timeout,
+            seq: 0,
+            scratch: vec![Vec::new(); world],
+        }
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Runs one exchange: for each peer, sends and receives its `Transfer` concurrently.
+    fn exchange(&mut self, op: &str, mut transfers: Vec<Transfer<'_>>) -> Result<(), DistError> {
+        let seq = self.seq;
+        self.seq += 1;
+        let timeout = self.timeout;
+        let peers = &mut self.peers;
+        self.runtime.block_on(async {
+            let mut pending: Vec<usize> = Vec::new();
+            let mut calls = FuturesUnordered::new();
+            for (rank, (peer, t)) in peers.iter_mut().zip(transfers.drain(..)).enumerate() {
+                let Some(peer) = peer else { continue };
+                if t.send.is_none() && t.recv.is_none() {
+                    continue;
+                }
+                pending.push(rank);
+                calls.push(async move { (rank, transfer(peer, seq, op, rank, t).await) });
+            }
+            let deadline = tokio::time::Instant::now() + timeout;
+            while !pending.is_empty() {
+                match tokio::time::timeout_at(deadline, calls.next()).await {
+                    Ok(Some((rank, result))) => {
+                        result?;
+                        pending.retain(|&r| r != rank);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Err(DistError::Timeout {
+                            op: format!("{op} (call #{seq})"),
+                            waited: timeout,
+                            ranks: pending,
+                        })
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn no_transfers<'a>(&self) -> Vec<Transfer<'a>> {
+        (0..self.world)
+            .map(|_| Transfer {
+                send: None,
+                recv: None,
+            })
+            .collect()
+    }
+
+    /// Broadcasts a byte string of any length from `root` (run directories, NCCL ids).
+    pub fn broadcast_bytes(&mut self, bytes: &mut Vec<u8>, root: usize) -> Result<(), DistError> {
+        let mut len = [bytes.len() as u64];
+        self.broadcast_raw(
+            bytemuck::cast_slice_mut(&mut len),
+            root,
+            "broadcast (length)",
+        )?;
+        bytes.resize(len[0] as usize, 0);
+        self.broadcast_raw(bytes, root, "broadcast")
+    }
+
+    fn broadcast_raw(&mut self, buf: &mut [u8], root: usize, op: &str) -> Result<(), DistError> {
+        let mut transfers = self.no_transfers();
+        if self.rank == root {
+            for t in transfers.iter_mut() {
+                t.send = Some(buf);
+            }
+        } else {
+            transfers[root].recv = Some(buf);
+        }
+        self.exchange(op, transfers)
+    }
+}
+
+impl Collective<[f32]> for CpuCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.world
+    }
+
+    fn reduce_scatter(
+        &mut self,
+        src: &[f32],
+        range: Range<usize>,
+        shards: &Shards,
+        acc: &mut [f32],
+    ) -> Result<(), DistError> {
+        assert_eq!(
+            src.len(),
+            range.len(),
+            "reduce_scatter: src must cover the range"
+        );
+        let own = shards.range(self.rank);
+        assert_eq!(
+            acc.len(),
+            own.len(),
+            "reduce_scatter: acc must be this rank's shard"
+        );
+        let mine = shards.piece(self.rank, &range);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut transfers = self.no_transfers();
+        for (q, (t, buf)) in transfers.iter_mut().zip(scratch.iter_mut()).enumerate() {
+            if q == self.rank {
+                continue;
+            }
+            let piece = shards.piece(q, &range);
+            if !piece.is_empty() {
+                let part = &src[piece.start - range.start..piece.end - range.start];
+                t.send = Some(bytemuck::cast_slice(part));
+            }
+            if !mine.is_empty() {
+                buf.resize(mine.len(), 0.0);
+                t.recv = Some(bytemuck::cast_slice_mut(buf.as_mut_slice()));
+            }
+        }
+        let result = self.exchange("reduce_scatter", transfers);
+        if result.is_ok() && !mine.is_empty() {
+            let dst = &mut acc[mine.start - own.start..mine.end - own.start];
+            for (p, received) in scratch.iter().enumerate() {
+                let part = if p == self.rank {
+                    &src[mine.start - range.start..mine.end - range.start]
+                } else {
+                    &received[..mine.len()]
+                };
+                for (d, s) in dst.iter_mut().zip(part) {
+                    *d += *s;
+                }
+            }
+        }
+        self.scratch = scratch;
+        result
+    }
+
+    fn all_gather(
+        &mut self,
+        buf: &mut [f32],
+        range: Range<usize>,
+        shards: &Shards,
+    ) -> Result<(), DistError> {
+        let pieces: Vec<Range<usize>> = (0..self.world).map(|q| shards.piece(q, &range)).collect();
+        let rank = self.rank;
+        let mut transfers = self.no_transfers();
+        let mut parts = split_disjoint(buf, &pieces);
+        let mine: &[f32] = std::mem::take::<&mut [f32]>(&mut parts[rank]);
+        for (q, (t, part)) in transfers.iter_mut().zip(parts).enumerate() {
+            if q == rank {
+                continue;
+            }
+            if !mine.is_empty() {
+                t.send = Some(bytemuck::cast_slice(mine));
+            }
+            if !part.is_empty() {
+                t.recv = Some(bytemuck::cast_slice_mut(part));
+            }
+        }
+        self.exchange("all_gather", transfers)
+    }
+
+    fn all_reduce(&mut self, buf: &mut [f32]) -> Result<(), DistError> {
+        let shards = Shards::even(buf.len(), self.world);
+        let mut acc = vec![0.0f32; shards.range(self.rank).len()];
+        self.reduce_scatter(buf, 0..buf.len(), &shards, &mut acc)?;
+        let own = shards.range(self.rank);
+        buf[own].copy_from_slice(&acc);
+        let len = buf.len();
+        self.all_gather(buf, 0..len, &shards)
+    }
+
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<(), DistError> {
+        self.broadcast_raw(bytemuck::cast_slice_mut(buf), root, "broadcast")
+    }
+
+    fn barrier(&mut self) -> Result<(), DistError> {
+        let mut flags = vec![[0u8; 0]; self.world];
+        let mut transfers = self.no_transfers();
+        for (q, (t, flag)) in transfers.iter_mut().zip(flags.iter_mut()).enumerate() {
+            if q != self.rank {
+                t.send = Some(&[]);
+                t.recv = Some(&mut flag[..]);
+            }
+        }
+        self.exchange("barrier", transfers)
+    }
+}

@@ -1,0 +1,58 @@
+//! `DistError`: everything that can go wrong between ranks, always naming the rank concerned.
+
+use std::time::Duration;
+
+/// Errors of the rendezvous, the launcher environment and the collectives.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    #[error("launcher environment: {0}")]
+    Env(String),
+    #[error(
+        "rendezvous at {addr} timed out after {}s: rank(s) {} never arrived",
+        .waited.as_secs(),
+        list(.missing)
+    )]
+    RendezvousTimeout {
+        addr: String,
+        waited: Duration,
+        missing: Vec<usize>,
+    },
+    #[error("rendezvous at {addr}: {reason}")]
+    Rendezvous { addr: String, reason: String },
+    #[error(
+        "{op} timed out after {}s waiting for rank(s) {} (hung or too slow; the per-collective \
+         timeout is --collective-timeout)",
+        .waited.as_secs(),
+        list(.ranks)
+    )]
+    Timeout {
+        op: String,
+        waited: Duration,
+        ranks: Vec<usize>,
+    },
+    #[error("rank {rank} closed its connection during {op}: it exited or crashed")]
+    PeerClosed { rank: usize, op: String },
+    #[error("connection to rank {rank} failed during {op}: {source}")]
+    Io {
+        rank: usize,
+        op: String,
+        source: std::io::Error,
+    },
+    #[error("rank {rank} is out of step: during {op} it sent {got} (expected {expected})")]
+    OutOfStep {
+        rank: usize,
+        op: String,
+        expected: String,
+        got: String,
+    },
+    #[error("NCCL: {0}")]
+    Nccl(String),
+}
+
+fn list(ranks: &[usize]) -> String {
+    ranks
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,30 @@
+//! ecgfm-dist: what data-parallel training needs between processes.
+//!
+//! - [`env`]: where this process stands in a job ([`JobEnv`]), read from the environment of
+//!   `ecgfm launch`, torchrun, SLURM's srun or Open MPI's mpirun.
+//! - [`rendezvous`]: ranks find each other through rank 0 (with a timeout that names the ranks
+//!   that never arrived) and connect pairwise over TCP.
+//! - [`Collective`] (`collective.rs`): reduce-scatter, all-gather, all-reduce, broadcast,
+//!   barrier, with sums in rank order and a per-call timeout; errors name the peer rank.
+//!   [`CpuCollective`] (`cpu.rs`) implements it over tokio TCP connections (it trains CPU ranks
+//!   and is how every multi-rank test runs); [`nccl`] over NCCL for GPU ranks.
+//! - [`Shards`]: the partition of a flat buffer among ranks (gradient reduce-scatter, ZeRO-1).
+//!
+//! Depends on tokio (network), cudarc (NCCL, loaded at run time only when used). The trainer
+//! (`ecgfm-trainer`, `data_parallel.rs`) drives it; docs/distributed.md explains the design.
+
+pub mod collective;
+pub mod cpu;
+pub mod env;
+mod error;
+pub mod nccl;
+pub mod nccl_lib;
+pub mod rendezvous;
+pub mod shards;
+
+pub use collective::Collective;
+pub use cpu::CpuCollective;
+pub use env::{JobEnv, Launcher};
+pub use error::DistError;
+pub use rendezvous::{connect, Timeouts};
+pub use shards::Shards;

@@ -1,0 +1,214 @@
+//! `NcclCollective`: the `Collective` of GPU ranks, over NCCL (cudarc's `nccl` feature) on
+//! `CudaSlice<f32>` device buffers and the rank's compute stream, so a reduction is ordered with
+//! the kernels that produce its gradients. Rank 0 makes the NCCL unique id and sends it to the
+//! others through the CPU collective of the rendezvous.
+//!
+//! NCCL sums in its own (ring or tree) order, not in rank order: GPU runs are reproducible run
+//! to run on the same topology but not bitwise equal across rank counts (the CPU collective is).
+//! Reduce-scatter with accumulation is one NCCL reduce per owner (grouped), then `acc += sum` by
+//! a small NVRTC kernel; all-gather is one grouped broadcast per owner. Each call waits for its
+//! stream with the per-call timeout (NCCL does not say which peer hung; the communicator is
+//! aborted).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::nccl::safe::{Comm, Id, ReduceOp};
+
+use crate::nccl_lib;
+use crate::{Collective, CpuCollective, DistError, Shards};
+
+const ADD_KERNEL: &str = r#"
+extern "C" __global__ void ecgfm_add_into(float* acc, const float* x, unsigned long long n) {
+    unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) acc[i] += x[i];
+}
+"#;
+
+/// The NCCL collective of one GPU rank.
+pub struct NcclCollective {
+    comm: Comm,
+    stream: Arc<CudaStream>,
+    add: CudaFunction,
+    scratch: CudaSlice<f32>,
+    timeout: Duration,
+}
+
+fn nccl_err(what: &str) -> impl Fn(cudarc::nccl::result::NcclError) -> DistError + '_ {
+    move |e| DistError::Nccl(format!("{what}: {e:?}"))
+}
+
+fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> DistError + '_ {
+    move |e| DistError::Nccl(format!("{what}: {e}"))
+}
+
+impl NcclCollective {
+    /// Joins the job's NCCL communicator on `stream` (the rank's device and compute stream).
+    /// `cpu` is the rendezvous' CPU collective, used once to share the unique id.
+    pub fn new(cpu: &mut CpuCollective, stream: Arc<CudaStream>) -> Result<Self, DistError> {
+        nccl_lib::ensure_loadable()?;
+        let (rank, world) = (cpu.rank(), cpu.world_size());
+        let mut bytes: Vec<u8> = match rank {
+            0 => {
+                let id = Id::new().map_err(nccl_err("ncclGetUniqueId"))?;
+                id.internal().iter().map(|&c| c as u8).collect()
+            }
+            _ => Vec::new(),
+        };
+        cpu.broadcast_bytes(&mut bytes, 0)?;
+        let internal: [std::ffi::c_char; 128] = bytes
+            .iter()
+            .map(|&b| b as std::ffi::c_char)
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| DistError::Nccl("the NCCL unique id is not 128 bytes".into()))?;
+        let comm = Comm::from_rank(stream.clone(), rank, world, Id::uninit(internal))
+            .map_err(nccl_err("ncclCommInitRank"))?;
+        let ptx = cudarc::nvrtc::compile_ptx(ADD_KERNEL)
+            .map_err(|e| DistError::Nccl(format!("compiling the add kernel: {e}")))?;
+        let module = stream
+            .context()
+            .load_module(ptx)
+            .map_err(driver_err("loading the add kernel"))?;
+        let add = module
+            .load_function("ecgfm_add_into")
+            .map_err(driver_err("loading the add kernel"))?;
+        let scratch = stream.alloc_zeros(1).map_err(driver_err("cudaMalloc"))?;
+        Ok(NcclCollective {
+            comm,
+            stream,
+            add,
+            scratch,
+            timeout: cpu.timeout(),
+        })
+    }
+
+    /// Waits for everything queued on the stream, at most the per-call timeout.
+    fn wait(&self, op: &str) -> Result<(), DistError> {
+        let event = self
+            .stream
+            .record_event(None)
+            .map_err(driver_err("cuEventRecord"))?;
+        let started = Instant::now();
+        loop {
+            // SAFETY: querying an event this function owns.
+            let status = unsafe { cudarc::driver::sys::cuEventQuery(event.cu_event()) };
+            match status {
+                cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
+                cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
+                other => return Err(DistError::Nccl(format!("{op}: {other:?}"))),
+            }
+            if started.elapsed() > self.timeout {
+                return Err(DistError::Timeout {
+                    op: format!("{op} (NCCL; it does not say which rank hung)"),
+                    waited: self.timeout,
+                    ranks: Vec::new(),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn ensure_scratch(&mut self, len: usize) -> Result<(), DistError> {
+        if self.scratch.len() < len {
+            self.scratch = self
+                .stream
+                .alloc_zeros(len)
+                .map_err(driver_err("cudaMalloc"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Collective<CudaSlice<f32>> for NcclCollective {
+    fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+
+    fn world_size(&self) -> usize {
+        self.comm.world_size()
+    }
+
+    fn reduce_scatter(
+        &mut self,
+        src: &CudaSlice<f32>,
+        range: Range<usize>,
+        shards: &Shards,
+        acc: &mut CudaSlice<f32>,
+    ) -> Result<(), DistError> {
+        let rank = self.rank();
+        let mine = shards.piece(rank, &range);
+        self.ensure_scratch(mine.len().max(1))?;
+        cudarc::nccl::result::group_start().map_err(nccl_err("ncclGroupStart"))?;
+        for q in 0..self.world_size() {
+            let piece = shards.piece(q, &range);
+            if piece.is_empty() {
+                continue;
+            }
+            let send = src.slice(piece.start - range.start..piece.end - range.start);
+            let mut recv = self.scratch.slice_mut(0..piece.len());
+            let recv = (q == rank).then_some(&mut recv);
+            self.comm
+                .reduce(&send, recv, &ReduceOp::Sum, q as i32)
+                .map_err(nccl_err("ncclReduce"))?;
+        }
+        cudarc::nccl::result::group_end().map_err(nccl_err("ncclGroupEnd"))?;
+        if !mine.is_empty() {
+            let own = shards.range(rank);
+            let n = mine.len() as u64;
+            let mut dst = acc.slice_mut(mine.start - own.start..mine.end - own.start);
+            let x = self.scratch.slice(0..mine.len());
+            let mut launch = self.stream.launch_builder(&self.add);
+            launch.arg(&mut dst).arg(&x).arg(&n);
+            // SAFETY: the kernel reads and writes `n` elements of views of that length.
+            unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }
+                .map_err(driver_err("launching the add kernel"))?;
+        }
+        self.wait("reduce_scatter")
+    }
+
+    fn all_gather(
+        &mut self,
+        buf: &mut CudaSlice<f32>,
+        range: Range<usize>,
+        shards: &Shards,
+    ) -> Result<(), DistError> {
+        cudarc::nccl::result::group_start().map_err(nccl_err("ncclGroupStart"))?;
+        for q in 0..self.world_size() {
+            let piece = shards.piece(q, &range);
+            if piece.is_empty() {
+                continue;
+            }
+            let mut view = buf.slice_mut(piece);
+            self.comm
+                .broadcast_in_place(&mut view, q as i32)
+                .map_err(nccl_err("ncclBroadcast"))?;
+        }
+        cudarc::nccl::result::group_end().map_err(nccl_err("ncclGroupEnd"))?;
+        self.wait("all_gather")
+    }
+
+    fn all_reduce(&mut self, buf: &mut CudaSlice<f32>) -> Result<(), DistError> {
+        self.comm
+            .all_reduce_in_place(buf, &ReduceOp::Sum)
+            .map_err(nccl_err("ncclAllReduce"))?;
+        self.wait("all_reduce")
+    }
+
+    fn broadcast(&mut self, buf: &mut CudaSlice<f32>, root: usize) -> Result<(), DistError> {
+        self.comm
+            .broadcast_in_place(buf, root as i32)
+            .map_err(nccl_err("ncclBroadcast"))?;
+        self.wait("broadcast")
+    }
+
+    fn barrier(&mut self) -> Result<(), DistError> {
+        let mut one = self.scratch.slice_mut(0..1);
+        self.comm
+            .all_reduce_in_place(&mut one, &ReduceOp::Sum)
+            .map_err(nccl_err("ncclAllReduce"))?;
+        self.wait("barrier")
+    }
+}

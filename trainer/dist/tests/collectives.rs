@@ -1,0 +1,196 @@
+//! The CPU collective between threads over loopback: sums equal a serial rank-order sum bit for
+//! bit, every rank gets every piece, and failures (a rank that never arrives, dies or hangs)
+//! come back as errors naming that rank.
+
+use std::time::Duration;
+
+use ecgfm_dist::{
+    connect, Collective, CpuCollective, DistError, JobEnv, Launcher, Shards, Timeouts,
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn job(rank: usize, world: usize, port: u16) -> JobEnv {
+    JobEnv {
+        launcher: Launcher::Ecgfm,
+        rank,
+        world_size: world,
+        local_rank: rank,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+    }
+}
+
+fn timeouts(collective_ms: u64) -> Timeouts {
+    Timeouts {
+        rendezvous: Duration::from_secs(20),
+        collective: Duration::from_millis(collective_ms),
+    }
+}
+
+/// Runs `f` on `world` connected ranks (threads) and returns their results in rank order.
+fn on_ranks<T: Send>(world: usize, f: impl Fn(&mut CpuCollective) -> T + Sync) -> Vec<T> {
+    let port = free_port();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let f = &f;
+                s.spawn(move || {
+                    let mut c = connect(&job(rank, world, port), timeouts(20_000)).unwrap();
+                    f(&mut c)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Values whose sum depends on the order of addition in f32.
+fn values(rank: usize, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let x = ((i * 7919 + rank * 104_729) % 1000) as f32;
+            (x - 500.0) * 10f32.powi((i % 9) as i32 - 4) + 1e-3 * rank as f32
+        })
+        .collect()
+}
+
+#[test]
+fn reduce_scatter_and_all_gather_sum_in_rank_order() {
+    for world in [1, 2, 3, 4] {
+        let n = 40_000;
+        let shards = Shards::new(n, world);
+        let range = 1234..n - 777;
+        let results = on_ranks(world, |c| {
+            let rank = c.rank();
+            let own = shards.range(rank);
+            let mut acc: Vec<f32> = values(99, n)[own.clone()].to_vec();
+            let src = values(rank, n);
+            c.reduce_scatter(&src[range.clone()], range.clone(), &shards, &mut acc)
+                .unwrap();
+            let mut full = vec![0.0f32; n];
+            full[own].copy_from_slice(&acc);
+            c.all_gather(&mut full, range.clone(), &shards).unwrap();
+            full
+        });
+        let mut expected = values(99, n);
+        for rank in 0..world {
+            let src = values(rank, n);
+            for i in range.clone() {
+                expected[i] += src[i];
+            }
+        }
+        for (rank, full) in results.iter().enumerate() {
+            let same = range
+                .clone()
+                .all(|i| full[i].to_bits() == expected[i].to_bits());
+            assert!(same, "world {world}, rank {rank}: not the rank-order sum");
+        }
+    }
+}
+
+#[test]
+fn all_reduce_broadcast_and_barrier() {
+    let results = on_ranks(3, |c| {
+        let rank = c.rank();
+        let mut sum = values(rank, 1001);
+        c.all_reduce(&mut sum).unwrap();
+        let mut b = vec![rank as f32; 5];
+        c.broadcast(&mut b, 2).unwrap();
+        let mut bytes = if rank == 1 {
+            b"runs/20260101-000000".to_vec()
+        } else {
+            Vec::new()
+        };
+        c.broadcast_bytes(&mut bytes, 1).unwrap();
+        c.barrier().unwrap();
+        (sum, b, bytes)
+    });
+    let expected: Vec<f32> = (0..1001)
+        .map(|i| (values(0, 1001)[i] + values(1, 1001)[i]) + values(2, 1001)[i])
+        .collect();
+    for (sum, b, bytes) in results {
+        assert_eq!(sum, expected);
+        assert_eq!(b, vec![2.0; 5]);
+        assert_eq!(bytes, b"runs/20260101-000000");
+    }
+}
+
+#[test]
+fn a_rank_that_never_arrives_is_named() {
+    let port = free_port();
+    let t = Timeouts {
+        rendezvous: Duration::from_millis(1500),
+        collective: Duration::from_secs(5),
+    };
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = [0, 1, 3]
+            .into_iter()
+            .map(|rank| s.spawn(move || connect(&job(rank, 4, port), t).err().unwrap()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().to_string())
+            .collect()
+    });
+    for e in &errors {
+        assert!(e.contains("rank(s) 2 never arrived"), "{e}");
+    }
+}
+
+#[test]
+fn a_rank_that_dies_or_hangs_is_named() {
+    let port = free_port();
+    let errors: Vec<Option<DistError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|rank| {
+                s.spawn(move || {
+                    let mut c = connect(&job(rank, 3, port), timeouts(1500)).unwrap();
+                    let mut buf = vec![1.0f32; 100];
+                    c.all_reduce(&mut buf).unwrap();
+                    match rank {
+                        // Rank 2 hangs: it never joins the next call (the others time out).
+                        2 => {
+                            std::thread::sleep(Duration::from_secs(3));
+                            None
+                        }
+                        _ => c.all_reduce(&mut buf).err(),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for e in errors.iter().take(2) {
+        let text = e.as_ref().expect("the call must fail").to_string();
+        assert!(text.contains("rank(s) 2"), "{text}");
+        assert!(text.contains("timed out"), "{text}");
+    }
+
+    // A rank whose process is gone: its connections close and the others name it at once.
+    let port = free_port();
+    let errors: Vec<Option<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|rank| {
+                s.spawn(move || {
+                    let mut c = connect(&job(rank, 2, port), timeouts(20_000)).unwrap();
+                    if rank == 1 {
+                        drop(c);
+                        return None;
+                    }
+                    let mut buf = vec![1.0f32; 100];
+                    c.all_reduce(&mut buf).err().map(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let text = errors[0].as_ref().expect("rank 0's call must fail");
+    assert!(text.contains("rank 1 closed its connection"), "{text}");
+}
