@@ -1,7 +1,7 @@
 //! `ecgfm sweep` end to end through the real binary at toy size (2 sizes x 1 seed x 6 steps on
 //! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
-//! resuming (finished runs skipped, an interrupted run resumed to the same bits), and the SLURM
-//! array's single grid point.
+//! resuming (finished runs skipped, an interrupted run resumed to the same bits), the SLURM
+//! array's single grid point, and runs on two data-parallel ranks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -182,5 +182,21 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
     ecgfm(&["sweep", "report", dir.to_str().unwrap()]);
     let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
     assert!(report.contains("Only one size finished"), "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn runs_train_on_several_ranks_through_ecgfm_launch() {
+    let dir = temp_dir("ranks");
+    let out = toy(&dir, &["--set", "eval=[]", "--set", "ranks=2"]);
+    assert!(out.contains("2 ranks x 4"), "{out}");
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        // The global batch is 2 ranks x 4: D and C count both ranks.
+        assert_eq!(r["batch"], 8, "{r}");
+        assert_eq!(r["samples"], 48, "{r}");
+        assert!(r["final_val_loss"].as_f64().unwrap() > 0.0, "{r}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -61,11 +61,14 @@ impl MetricsWriter {
         } else {
             Vec::new()
         };
-        let mut file = File::create(&path)?;
+        // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
+        let partial = run_dir.join("metrics.jsonl.partial");
+        let mut file = File::create(&partial)?;
         for record in &kept {
             writeln!(file, "{}", serde_json::to_string(record)?)?;
         }
         file.sync_all()?;
+        std::fs::rename(&partial, &path)?;
         let file = OpenOptions::new().append(true).open(&path)?;
         let events = EventWriter::create(run_dir, steps_done)?;
         Ok(MetricsWriter { path, file, events })
