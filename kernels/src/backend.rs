@@ -104,6 +104,11 @@ pub trait Backend: Send + Sync {
 
     // ---- memory -------------------------------------------------------------------------
 
+    /// Device memory in use in bytes, for the metrics (None: host memory, not reported).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
+
     /// A zero-filled f32 buffer of `n` elements.
     fn alloc(&self, n: usize) -> Self::Buf;
     /// A zero-filled u32 buffer of `n` elements.
@@ -296,6 +301,8 @@ pub trait Backend: Send + Sync {
         d: usize,
     );
     /// dz[src_rows[r]] += dout[r] for visible rows; dmask_token (D) += sum of masked rows.
+    /// Visible rows name distinct encoder rows (as the model's scatter does): the CUDA backend
+    /// adds them in parallel.
     fn mask_scatter_backward(
         &self,
         dz: ViewMut<Self::Buf>,

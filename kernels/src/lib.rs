@@ -1,20 +1,29 @@
 //! ecgfm-kernels: the numeric backend of the ecgfm ST-MEM masked autoencoder.
 //!
 //! - [`backend`]: the [`Backend`] trait, every op the model in docs/model.md needs (linear,
-//!   layer norm, GELU, packed varlen attention, patch/token gathers, masked MSE loss, AdamW),
+//!   layer norm, GELU, packed varlen attention, patch/token gathers, masked MSE loss, AdamW,
+//!   classification heads),
 //!   over opaque device buffers addressed by [`View`] / [`ViewMut`] (buffer + element offset).
 //!   Read its module docs first: forward ops overwrite, backward ops accumulate.
 //! - [`cpu`]: [`CpuBackend`], the rayon + `gemm`-crate implementation; bitwise deterministic
 //!   whatever the thread count. One file per op under `src/cpu/`.
+//! - [`cuda`]: [`CudaBackend`], hand-written CUDA kernels (`kernels/cuda/*.cu`, compiled at first
+//!   use by NVRTC for the device, cached on disk) and cuBLAS GEMMs, through `cudarc` with dynamic
+//!   loading: the crate builds and the CPU backend runs with no CUDA installed;
+//!   `CudaBackend::new` says what is missing instead. `kernels/cuda-host` runs the same kernels on
+//!   the CPU (g++ and a compatibility header) to test them without a GPU.
 //! - [`bench`]: [`sgemm_gflops`] for `ecgfm bench`.
 //!
-//! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads) and `libm` (erf). The model itself
-//! lives in the `ecgfm-trainer` crate; tests of every op's gradient are in `kernels/tests/`.
+//! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads), `libm` (erf), `cudarc` and
+//! `libloading` (the probe). The model itself lives in the `ecgfm-trainer` crate; tests of every
+//! op's gradient are in `kernels/tests/`.
 
 pub mod backend;
 pub mod bench;
 pub mod cpu;
+pub mod cuda;
 
 pub use backend::{AdamW, AttnDims, Backend, View, ViewMut, MASKED_ROW};
 pub use bench::sgemm_gflops;
 pub use cpu::CpuBackend;
+pub use cuda::{CudaBackend, CudaError};

@@ -1,15 +1,14 @@
 //! AdamW against a two-step example worked out by hand (torch.optim.AdamW semantics), with and
 //! without weight decay. lr 0.1, betas (0.9, 0.95), eps 1e-8, wd 0.05, p0 = 1, g1 = 0.5, g2 = -0.25.
 
+#[macro_use]
 mod common;
 
-use common::{body, padded, v, vm};
-use ecgfm_kernels::{AdamW, Backend, CpuBackend};
+use common::{body, up, PAD};
+use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
 
-#[test]
-fn adamw_two_steps_match_the_hand_computed_values() {
-    let be = CpuBackend::new();
-    let (mut param, mut m, mut vv) = (padded(&[1.0, 1.0]), padded(&[0.0; 2]), padded(&[0.0; 2]));
+fn adamw_two_steps_match_the_hand_computed_values_on<B: Backend>(be: &B) {
+    let (mut param, mut m, mut vv) = (up(be, &[1.0, 1.0]), up(be, &[0.0; 2]), up(be, &[0.0; 2]));
     for (step, g) in [(1u32, 0.5f32), (2, -0.25)] {
         let hp = AdamW {
             lr: 0.1,
@@ -19,30 +18,19 @@ fn adamw_two_steps_match_the_hand_computed_values() {
             weight_decay: 0.05,
             step,
         };
-        let grad = padded(&[g, g]);
-        let (mut p0, mut m0, mut v0) = (param.clone(), m.clone(), vv.clone());
-        be.adamw(
-            vm(&mut p0),
-            v(&grad),
-            vm(&mut m0),
-            vm(&mut v0),
-            1,
-            &hp,
-            true,
-        );
-        let (mut p1, mut m1, mut v1) = (param.clone(), m.clone(), vv.clone());
-        be.adamw(
-            ecgfm_kernels::ViewMut::new(&mut p1, common::PAD + 1),
-            ecgfm_kernels::View::new(&grad, common::PAD + 1),
-            ecgfm_kernels::ViewMut::new(&mut m1, common::PAD + 1),
-            ecgfm_kernels::ViewMut::new(&mut v1, common::PAD + 1),
-            1,
-            &hp,
-            false,
-        );
-        param = padded(&[p0[common::PAD], p1[common::PAD + 1]]);
-        m = padded(&[m0[common::PAD], m1[common::PAD + 1]]);
-        vv = padded(&[v0[common::PAD], v1[common::PAD + 1]]);
+        let grad = up(be, &[g, g]);
+        // Element 0 with weight decay, element 1 without.
+        for (off, decay) in [(PAD, true), (PAD + 1, false)] {
+            be.adamw(
+                ViewMut::new(&mut param, off),
+                View::new(&grad, off),
+                ViewMut::new(&mut m, off),
+                ViewMut::new(&mut vv, off),
+                1,
+                &hp,
+                decay,
+            );
+        }
     }
     // Step 1: decay 1 - 0.1 * 0.05 = 0.995; m = 0.05, v = 0.0125; bias corrections 0.1 and 0.05
     // give m^ = 0.5, sqrt(v^) = 0.5, so p = 0.995 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.895000002.
@@ -51,13 +39,17 @@ fn adamw_two_steps_match_the_hand_computed_values() {
     // update = 0.1 * 0.1052632 / 0.3922323 = 0.0268369, p = 0.8636881.
     // Without decay the same updates apply to 1: 1 - 0.1 - 0.0268369 = 0.8731631.
     let want = [0.863_688_06f32, 0.873_163_06];
-    for (got, want) in body(&param, 2).iter().zip(want) {
+    for (got, want) in body(be, &param, 2).iter().zip(want) {
         assert!((got - want).abs() < 2e-6, "param {got} != {want}");
     }
-    for (got, want) in body(&m, 2).iter().zip([0.02f32, 0.02]) {
+    for (got, want) in body(be, &m, 2).iter().zip([0.02f32, 0.02]) {
         assert!((got - want).abs() < 1e-7, "m {got} != {want}");
     }
-    for (got, want) in body(&vv, 2).iter().zip([0.015f32, 0.015]) {
+    for (got, want) in body(be, &vv, 2).iter().zip([0.015f32, 0.015]) {
         assert!((got - want).abs() < 1e-7, "v {got} != {want}");
     }
+}
+
+on_every_backend! {
+    adamw_two_steps_match_the_hand_computed_values => adamw_two_steps_match_the_hand_computed_values_on,
 }

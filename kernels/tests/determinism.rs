@@ -4,7 +4,7 @@
 mod common;
 
 use common::Rng;
-use ecgfm_kernels::{AdamW, AttnDims, Backend, CpuBackend, View, ViewMut, MASKED_ROW};
+use ecgfm_kernels::{AdamW, Backend, CpuBackend, View, ViewMut, MASKED_ROW};
 
 /// Runs forward and backward of every op on fixed inputs; returns all outputs' bits.
 fn run_everything() -> Vec<u32> {
@@ -12,17 +12,8 @@ fn run_everything() -> Vec<u32> {
     let mut rng = Rng::new(42);
     let (c, heads, p) = (48, 3, 20);
     let lengths = [84usize, 300, 7, 150, 600];
-    let mut cu = vec![0u32];
-    for l in lengths {
-        cu.push(cu.last().unwrap() + l as u32);
-    }
-    let t = *cu.last().unwrap() as usize;
-    let dims = AttnDims {
-        seqs: lengths.len(),
-        tokens: t,
-        width: c,
-        heads,
-    };
+    let (cu, dims) = common::packed(&lengths, c, heads);
+    let t = dims.tokens;
     let cu_buf = cu.clone();
     let mut results: Vec<f32> = Vec::new();
 

@@ -1,10 +1,12 @@
-//! Finite-difference checks of every backward op of the CPU backend. Each gradient buffer starts
+//! Finite-difference checks of every backward op, on the CPU backend and, where a GPU is usable,
+//! on the CUDA backend. Each gradient buffer starts
 //! with random content, so the checks also prove that backward ops accumulate (+=) as documented.
 
+#[macro_use]
 mod common;
 
-use common::{body, check_grad, dot, padded, padded_idx, v, vi, vm, Rng};
-use ecgfm_kernels::{AttnDims, Backend, CpuBackend, ViewMut, MASKED_ROW};
+use common::{body, check_grad, dot, down, up, up_idx, v, vm, Rng};
+use ecgfm_kernels::{Backend, ViewMut, MASKED_ROW};
 
 /// The gradient a backward op added on top of the random starting content `start`.
 fn added(after: &[f32], start: &[f32]) -> Vec<f32> {
@@ -20,9 +22,7 @@ fn added_at(after: &[f32], off: usize, start: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn matmul_gradients_match_finite_differences() {
-    let be = CpuBackend::new();
+fn matmul_gradients_match_finite_differences_on<B: Backend>(be: &B) {
     let (t, c, oc) = (7, 5, 6);
     let mut rng = Rng::new(1);
     let (inp, w, b, r) = (
@@ -32,29 +32,29 @@ fn matmul_gradients_match_finite_differences() {
         rng.vec(t * oc, 1.0),
     );
     let objective = |inp: &[f32], w: &[f32], b: &[f32]| {
-        let mut out = padded(&vec![0.0; t * oc]);
+        let mut out = up(be, &vec![0.0; t * oc]);
         be.matmul_forward(
             vm(&mut out),
-            v(&padded(inp)),
-            v(&padded(w)),
-            Some(v(&padded(b))),
+            v(&up(be, inp)),
+            v(&up(be, w)),
+            Some(v(&up(be, b))),
             t,
             c,
             oc,
         );
-        dot(body(&out, t * oc), &r)
+        dot(&body(be, &out, t * oc), &r)
     };
     let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(oc * c, 1.0), rng.vec(oc, 1.0));
     // Weight then bias gradient in one buffer, as in the model's gradient buffer.
-    let (mut dinp, mut dwb) = (padded(&g_inp), padded(&[g_w.clone(), g_b.clone()].concat()));
+    let (mut dinp, mut dwb) = (up(be, &g_inp), up(be, &[g_w.clone(), g_b.clone()].concat()));
     let db_off = common::PAD + oc * c;
     be.matmul_backward(
         Some(vm(&mut dinp)),
         vm(&mut dwb),
         Some(db_off),
-        v(&padded(&r)),
-        v(&padded(&inp)),
-        v(&padded(&w)),
+        v(&up(be, &r)),
+        v(&up(be, &inp)),
+        v(&up(be, &w)),
         t,
         c,
         oc,
@@ -62,7 +62,7 @@ fn matmul_gradients_match_finite_differences() {
     check_grad(
         "matmul dinp",
         &inp,
-        &added(&dinp, &g_inp),
+        &added(&down(be, &dinp, g_inp.len()), &g_inp),
         100,
         1e-2,
         1e-3,
@@ -71,7 +71,7 @@ fn matmul_gradients_match_finite_differences() {
     check_grad(
         "matmul dweight",
         &w,
-        &added(&dwb, &g_w),
+        &added(&down(be, &dwb, g_w.len()), &g_w),
         100,
         1e-2,
         1e-3,
@@ -80,7 +80,7 @@ fn matmul_gradients_match_finite_differences() {
     check_grad(
         "matmul dbias",
         &b,
-        &added_at(&dwb, db_off, &g_b),
+        &added_at(&down(be, &dwb, oc * c + oc), db_off, &g_b),
         100,
         1e-2,
         1e-3,
@@ -88,9 +88,7 @@ fn matmul_gradients_match_finite_differences() {
     );
 }
 
-#[test]
-fn layernorm_gradients_match_finite_differences() {
-    let be = CpuBackend::new();
+fn layernorm_gradients_match_finite_differences_on<B: Backend>(be: &B) {
     let (t, c) = (4, 10);
     let mut rng = Rng::new(2);
     let (inp, w, b, r) = (
@@ -101,35 +99,36 @@ fn layernorm_gradients_match_finite_differences() {
     );
     let forward = |inp: &[f32], w: &[f32], b: &[f32]| {
         let (mut out, mut mean, mut rstd) = (
-            padded(&vec![0.0; t * c]),
-            padded(&[0.0; 4]),
-            padded(&[0.0; 4]),
+            up(be, &vec![0.0; t * c]),
+            up(be, &[0.0; 4]),
+            up(be, &[0.0; 4]),
         );
         be.layernorm_forward(
             vm(&mut out),
             vm(&mut mean),
             vm(&mut rstd),
-            v(&padded(inp)),
-            v(&padded(w)),
-            v(&padded(b)),
+            v(&up(be, inp)),
+            v(&up(be, w)),
+            v(&up(be, b)),
             t,
             c,
         );
         (out, mean, rstd)
     };
-    let objective = |inp: &[f32], w: &[f32], b: &[f32]| dot(body(&forward(inp, w, b).0, t * c), &r);
+    let objective =
+        |inp: &[f32], w: &[f32], b: &[f32]| dot(&body(be, &forward(inp, w, b).0, t * c), &r);
     let (_, mean, rstd) = forward(&inp, &w, &b);
     let (g_inp, g_w, g_b) = (rng.vec(t * c, 1.0), rng.vec(c, 1.0), rng.vec(c, 1.0));
     // Bias then weight gradient in one buffer (the other order than the matmul check).
-    let (mut dinp, mut dbw) = (padded(&g_inp), padded(&[g_b.clone(), g_w.clone()].concat()));
+    let (mut dinp, mut dbw) = (up(be, &g_inp), up(be, &[g_b.clone(), g_w.clone()].concat()));
     let dw_off = common::PAD + c;
     be.layernorm_backward(
         vm(&mut dinp),
         ViewMut::new(&mut dbw, dw_off),
         common::PAD,
-        v(&padded(&r)),
-        v(&padded(&inp)),
-        v(&padded(&w)),
+        v(&up(be, &r)),
+        v(&up(be, &inp)),
+        v(&up(be, &w)),
         v(&mean),
         v(&rstd),
         t,
@@ -138,7 +137,7 @@ fn layernorm_gradients_match_finite_differences() {
     check_grad(
         "layernorm dinp",
         &inp,
-        &added(&dinp, &g_inp),
+        &added(&down(be, &dinp, g_inp.len()), &g_inp),
         100,
         1e-2,
         5e-3,
@@ -147,7 +146,7 @@ fn layernorm_gradients_match_finite_differences() {
     check_grad(
         "layernorm dweight",
         &w,
-        &added_at(&dbw, dw_off, &g_w),
+        &added_at(&down(be, &dbw, 2 * c), dw_off, &g_w),
         100,
         1e-2,
         1e-3,
@@ -156,7 +155,7 @@ fn layernorm_gradients_match_finite_differences() {
     check_grad(
         "layernorm dbias",
         &b,
-        &added(&dbw, &g_b),
+        &added(&down(be, &dbw, g_b.len()), &g_b),
         100,
         1e-2,
         1e-3,
@@ -164,89 +163,88 @@ fn layernorm_gradients_match_finite_differences() {
     );
 }
 
-#[test]
-fn gelu_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn gelu_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let n = 64;
     let mut rng = Rng::new(3);
     let (inp, r, g0) = (rng.vec(n, 4.0), rng.vec(n, 1.0), rng.vec(n, 1.0));
     let objective = |x: &[f32]| {
-        let mut out = padded(&[0.0; 64]);
-        be.gelu_forward(vm(&mut out), v(&padded(x)), n);
-        dot(body(&out, n), &r)
+        let mut out = up(be, &[0.0; 64]);
+        be.gelu_forward(vm(&mut out), v(&up(be, x)), n);
+        dot(&body(be, &out, n), &r)
     };
-    let mut dinp = padded(&g0);
-    be.gelu_backward(vm(&mut dinp), v(&padded(&inp)), v(&padded(&r)), n);
-    check_grad("gelu", &inp, &added(&dinp, &g0), n, 1e-3, 5e-3, objective);
+    let mut dinp = up(be, &g0);
+    be.gelu_backward(vm(&mut dinp), v(&up(be, &inp)), v(&up(be, &r)), n);
+    check_grad(
+        "gelu",
+        &inp,
+        &added(&down(be, &dinp, g0.len()), &g0),
+        n,
+        1e-3,
+        5e-3,
+        objective,
+    );
 }
 
 /// Attention gradient check for the given packed sequence lengths.
-fn check_attention(lengths: &[usize], width: usize, heads: usize, max_checks: usize, seed: u64) {
-    let be = CpuBackend::new();
-    let mut cu = vec![0u32];
-    for &l in lengths {
-        cu.push(cu.last().unwrap() + l as u32);
-    }
-    let t = *cu.last().unwrap() as usize;
-    let dims = AttnDims {
-        seqs: lengths.len(),
-        tokens: t,
-        width,
-        heads,
-    };
+fn check_attention<B: Backend>(
+    be: &B,
+    lengths: &[usize],
+    width: usize,
+    heads: usize,
+    max_checks: usize,
+    seed: u64,
+) {
+    let (cu, dims) = common::packed(lengths, width, heads);
+    let t = dims.tokens;
     let mut rng = Rng::new(seed);
     let (qkv, r, g0) = (
         rng.vec(t * 3 * width, 1.5),
         rng.vec(t * width, 1.0),
         rng.vec(t * 3 * width, 1.0),
     );
-    let cu = padded_idx(&cu);
+    let cu = up_idx(be, &cu);
     let forward = |qkv: &[f32]| {
-        let (mut out, mut lse) = (padded(&vec![0.0; t * width]), padded(&vec![0.0; t * heads]));
-        be.attention_forward(vm(&mut out), vm(&mut lse), v(&padded(qkv)), vi(&cu), dims);
+        let (mut out, mut lse) = (up(be, &vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
+        be.attention_forward(vm(&mut out), vm(&mut lse), v(&up(be, qkv)), v(&cu), dims);
         (out, lse)
     };
     let (out, lse) = forward(&qkv);
-    let mut dqkv = padded(&g0);
+    let mut dqkv = up(be, &g0);
     be.attention_backward(
         vm(&mut dqkv),
-        v(&padded(&r)),
-        v(&padded(&qkv)),
+        v(&up(be, &r)),
+        v(&up(be, &qkv)),
         v(&out),
         v(&lse),
-        vi(&cu),
+        v(&cu),
         dims,
     );
     check_grad(
         "attention dqkv",
         &qkv,
-        &added(&dqkv, &g0),
+        &added(&down(be, &dqkv, g0.len()), &g0),
         max_checks,
         1e-2,
         5e-3,
-        |x| dot(body(&forward(x).0, t * width), &r),
+        |x| dot(&body(be, &forward(x).0, t * width), &r),
     );
 }
 
-#[test]
-fn attention_gradient_matches_finite_differences_on_packed_sequences() {
-    check_attention(&[5, 0, 1, 9], 8, 2, 1000, 4);
+fn attention_gradient_matches_finite_differences_on_packed_sequences_on<B: Backend>(be: &B) {
+    check_attention(be, &[5, 0, 1, 9], 8, 2, 1000, 4);
 }
 
-#[test]
-fn attention_gradient_matches_finite_differences_across_query_tiles() {
-    check_attention(&[70, 3, 131], 6, 3, 300, 5);
+fn attention_gradient_matches_finite_differences_across_query_tiles_on<B: Backend>(be: &B) {
+    check_attention(be, &[70, 3, 131], 6, 3, 300, 5);
 }
 
-#[test]
-fn lead_embedding_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn lead_embedding_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let (leads, n_pos, t, d) = (3, 4, 9, 6);
     let mut rng = Rng::new(6);
     let tokens: Vec<u32> = (0..t)
         .flat_map(|i| [0, (i * 7 % leads) as u32, (i % n_pos) as u32])
         .collect();
-    let tokens = padded_idx(&tokens);
+    let tokens = up_idx(be, &tokens);
     let (h, lead, pos, r, g0) = (
         rng.vec(t * d, 1.0),
         rng.vec(leads * d, 1.0),
@@ -255,23 +253,23 @@ fn lead_embedding_gradient_matches_finite_differences() {
         rng.vec(leads * d, 1.0),
     );
     let objective = |lead: &[f32]| {
-        let mut out = padded(&h);
+        let mut out = up(be, &h);
         be.add_lead_pos_forward(
             vm(&mut out),
-            v(&padded(lead)),
-            v(&padded(&pos)),
-            vi(&tokens),
+            v(&up(be, lead)),
+            v(&up(be, &pos)),
+            v(&tokens),
             t,
             d,
         );
-        dot(body(&out, t * d), &r)
+        dot(&body(be, &out, t * d), &r)
     };
-    let mut dlead = padded(&g0);
-    be.add_lead_pos_backward(vm(&mut dlead), v(&padded(&r)), vi(&tokens), t, d);
+    let mut dlead = up(be, &g0);
+    be.add_lead_pos_backward(vm(&mut dlead), v(&up(be, &r)), v(&tokens), t, d);
     check_grad(
         "lead embedding",
         &lead,
-        &added(&dlead, &g0),
+        &added(&down(be, &dlead, g0.len()), &g0),
         100,
         1e-2,
         1e-3,
@@ -279,11 +277,9 @@ fn lead_embedding_gradient_matches_finite_differences() {
     );
 }
 
-#[test]
-fn mask_scatter_gradients_match_finite_differences() {
-    let be = CpuBackend::new();
+fn mask_scatter_gradients_match_finite_differences_on<B: Backend>(be: &B) {
     let (t_enc, t_dec, d) = (4, 7, 5);
-    let src = padded_idx(&[2, MASKED_ROW, 0, MASKED_ROW, 3, 1, MASKED_ROW]);
+    let src = up_idx(be, &[2, MASKED_ROW, 0, MASKED_ROW, 3, 1, MASKED_ROW]);
     let mut rng = Rng::new(7);
     let (z, mask, r) = (
         rng.vec(t_enc * d, 1.0),
@@ -292,23 +288,23 @@ fn mask_scatter_gradients_match_finite_differences() {
     );
     let (g_z, g_m) = (rng.vec(t_enc * d, 1.0), rng.vec(d, 1.0));
     let objective = |z: &[f32], mask: &[f32]| {
-        let mut out = padded(&vec![0.0; t_dec * d]);
+        let mut out = up(be, &vec![0.0; t_dec * d]);
         be.mask_scatter_forward(
             vm(&mut out),
-            v(&padded(z)),
-            v(&padded(mask)),
-            vi(&src),
+            v(&up(be, z)),
+            v(&up(be, mask)),
+            v(&src),
             t_dec,
             d,
         );
-        dot(body(&out, t_dec * d), &r)
+        dot(&body(be, &out, t_dec * d), &r)
     };
-    let (mut dz, mut dm) = (padded(&g_z), padded(&g_m));
-    be.mask_scatter_backward(vm(&mut dz), vm(&mut dm), v(&padded(&r)), vi(&src), t_dec, d);
+    let (mut dz, mut dm) = (up(be, &g_z), up(be, &g_m));
+    be.mask_scatter_backward(vm(&mut dz), vm(&mut dm), v(&up(be, &r)), v(&src), t_dec, d);
     check_grad(
         "mask scatter dz",
         &z,
-        &added(&dz, &g_z),
+        &added(&down(be, &dz, g_z.len()), &g_z),
         100,
         1e-2,
         1e-3,
@@ -317,7 +313,7 @@ fn mask_scatter_gradients_match_finite_differences() {
     check_grad(
         "mask scatter dmask",
         &mask,
-        &added(&dm, &g_m),
+        &added(&down(be, &dm, g_m.len()), &g_m),
         100,
         1e-2,
         1e-3,
@@ -325,40 +321,38 @@ fn mask_scatter_gradients_match_finite_differences() {
     );
 }
 
-#[test]
-fn masked_mse_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn masked_mse_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let (t_dec, p, m) = (6, 8, 4);
-    let rows = padded_idx(&[5, 0, 2, 3]);
+    let rows = up_idx(be, &[5, 0, 2, 3]);
     let mut rng = Rng::new(8);
     let (pred, target) = (rng.vec(t_dec * p, 1.0), rng.vec(m * p, 3.0));
     for norm_pix in [true, false] {
         let objective = |x: &[f32]| {
-            let mut loss = padded(&[0.0]);
+            let mut loss = up(be, &[0.0]);
             be.masked_mse_forward(
                 vm(&mut loss),
-                v(&padded(x)),
-                v(&padded(&target)),
-                vi(&rows),
+                v(&up(be, x)),
+                v(&up(be, &target)),
+                v(&rows),
                 m,
                 p,
                 norm_pix,
             );
-            body(&loss, 1)[0] as f64
+            body(be, &loss, 1)[0] as f64
         };
-        let mut dpred = padded(&rng.vec(t_dec * p, 9.0));
+        let mut dpred = up(be, &rng.vec(t_dec * p, 9.0));
         be.masked_mse_backward(
             vm(&mut dpred),
-            v(&padded(&pred)),
-            v(&padded(&target)),
-            vi(&rows),
+            v(&up(be, &pred)),
+            v(&up(be, &target)),
+            v(&rows),
             t_dec,
             m,
             p,
             norm_pix,
             1.0,
         );
-        let grad = body(&dpred, t_dec * p).to_vec();
+        let grad = body(be, &dpred, t_dec * p);
         check_grad("masked mse", &pred, &grad, 100, 1e-2, 1e-3, objective);
         for visible in [1, 4] {
             assert!(
@@ -368,19 +362,19 @@ fn masked_mse_gradient_matches_finite_differences() {
                 "visible row {visible} has a gradient"
             );
         }
-        let mut scaled = padded(&vec![0.0; t_dec * p]);
+        let mut scaled = up(be, &vec![0.0; t_dec * p]);
         be.masked_mse_backward(
             vm(&mut scaled),
-            v(&padded(&pred)),
-            v(&padded(&target)),
-            vi(&rows),
+            v(&up(be, &pred)),
+            v(&up(be, &target)),
+            v(&rows),
             t_dec,
             m,
             p,
             norm_pix,
             4.0,
         );
-        for (s, g) in body(&scaled, t_dec * p).iter().zip(&grad) {
+        for (s, g) in body(be, &scaled, t_dec * p).iter().zip(&grad) {
             assert!(
                 (s - 4.0 * g).abs() <= 1e-6 * g.abs().max(1.0),
                 "loss_scale is not applied linearly"
@@ -389,60 +383,57 @@ fn masked_mse_gradient_matches_finite_differences() {
     }
 }
 
-#[test]
-fn mean_pool_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn mean_pool_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let c = 5;
     // Ragged sequences, one of them empty.
-    let cu = padded_idx(&[0, 3, 3, 4, 9]);
+    let cu = up_idx(be, &[0, 3, 3, 4, 9]);
     let (seqs, t) = (4, 9);
     let mut rng = Rng::new(21);
     let (x, r) = (rng.vec(t * c, 1.0), rng.vec(seqs * c, 1.0));
     let objective = |x: &[f32]| {
-        let mut out = padded(&vec![0.0; seqs * c]);
-        be.mean_pool_forward(vm(&mut out), v(&padded(x)), vi(&cu), seqs, c);
-        dot(body(&out, seqs * c), &r)
+        let mut out = up(be, &vec![0.0; seqs * c]);
+        be.mean_pool_forward(vm(&mut out), v(&up(be, x)), v(&cu), seqs, c);
+        dot(&body(be, &out, seqs * c), &r)
     };
     let start = rng.vec(t * c, 1.0);
-    let mut dx = padded(&start);
-    be.mean_pool_backward(vm(&mut dx), v(&padded(&r)), vi(&cu), seqs, t, c);
+    let mut dx = up(be, &start);
+    be.mean_pool_backward(vm(&mut dx), v(&up(be, &r)), v(&cu), seqs, t, c);
     check_grad(
         "mean pool",
         &x,
-        &added(&dx, &start),
+        &added(&down(be, &dx, start.len()), &start),
         100,
         1e-2,
         1e-3,
         objective,
     );
     // The empty sequence pools to an exact zero row.
-    let mut out = padded(&vec![7.0; seqs * c]);
-    be.mean_pool_forward(vm(&mut out), v(&padded(&x)), vi(&cu), seqs, c);
-    assert!(body(&out, seqs * c)[c..2 * c].iter().all(|&o| o == 0.0));
+    let mut out = up(be, &vec![7.0; seqs * c]);
+    be.mean_pool_forward(vm(&mut out), v(&up(be, &x)), v(&cu), seqs, c);
+    assert!(body(be, &out, seqs * c)[c..2 * c].iter().all(|&o| o == 0.0));
 }
 
-#[test]
-fn cross_entropy_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn cross_entropy_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let (n, k) = (6, 4);
-    let labels = padded_idx(&[0, 3, 1, 1, 2, 3]);
+    let label_values = [0u32, 3, 1, 1, 2, 3];
+    let labels = up_idx(be, &label_values);
     let mut rng = Rng::new(22);
     let logits = rng.vec(n * k, 3.0);
     let objective = |x: &[f32]| {
-        let mut loss = padded(&[0.0]);
-        be.cross_entropy_forward(vm(&mut loss), v(&padded(x)), vi(&labels), n, k);
-        body(&loss, 1)[0] as f64
+        let mut loss = up(be, &[0.0]);
+        be.cross_entropy_forward(vm(&mut loss), v(&up(be, x)), v(&labels), n, k);
+        body(be, &loss, 1)[0] as f64
     };
-    let mut d = padded(&rng.vec(n * k, 5.0));
-    be.cross_entropy_backward(vm(&mut d), v(&padded(&logits)), vi(&labels), n, k, 1.0);
-    let grad = body(&d, n * k).to_vec();
+    let mut d = up(be, &rng.vec(n * k, 5.0));
+    be.cross_entropy_backward(vm(&mut d), v(&up(be, &logits)), v(&labels), n, k, 1.0);
+    let grad = body(be, &d, n * k);
     check_grad("cross entropy", &logits, &grad, 100, 1e-2, 1e-3, objective);
     // Against the textbook formula, and with huge logits (no overflow).
     let want: f64 = (0..n)
         .map(|i| {
             let row = &logits[i * k..(i + 1) * k];
             let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
-            z.ln() - row[labels[common::PAD + i] as usize] as f64
+            z.ln() - row[label_values[i] as usize] as f64
         })
         .sum::<f64>()
         / n as f64;
@@ -451,24 +442,22 @@ fn cross_entropy_gradient_matches_finite_differences() {
     assert!(objective(&big).is_finite());
 }
 
-#[test]
-fn bce_gradient_matches_finite_differences() {
-    let be = CpuBackend::new();
+fn bce_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
     let (n, k) = (5, 3);
     let mut rng = Rng::new(23);
     let logits = rng.vec(n * k, 3.0);
     let targets: Vec<f32> = (0..n * k)
         .map(|i| ((i * 5) % 3 == 0) as u8 as f32)
         .collect();
-    let tb = padded(&targets);
+    let tb = up(be, &targets);
     let objective = |x: &[f32]| {
-        let mut loss = padded(&[0.0]);
-        be.bce_forward(vm(&mut loss), v(&padded(x)), v(&tb), n, k);
-        body(&loss, 1)[0] as f64
+        let mut loss = up(be, &[0.0]);
+        be.bce_forward(vm(&mut loss), v(&up(be, x)), v(&tb), n, k);
+        body(be, &loss, 1)[0] as f64
     };
-    let mut d = padded(&rng.vec(n * k, 5.0));
-    be.bce_backward(vm(&mut d), v(&padded(&logits)), v(&tb), n, k, 1.0);
-    let grad = body(&d, n * k).to_vec();
+    let mut d = up(be, &rng.vec(n * k, 5.0));
+    be.bce_backward(vm(&mut d), v(&up(be, &logits)), v(&tb), n, k, 1.0);
+    let grad = body(be, &d, n * k);
     check_grad("bce", &logits, &grad, 100, 1e-2, 1e-3, objective);
     let want: f64 = logits
         .iter()
@@ -483,9 +472,23 @@ fn bce_gradient_matches_finite_differences() {
     let big: Vec<f32> = logits.iter().map(|x| x * 1e3).collect();
     assert!(objective(&big).is_finite());
     // loss_scale scales the gradient linearly.
-    let mut d2 = padded(&vec![0.0; n * k]);
-    be.bce_backward(vm(&mut d2), v(&padded(&logits)), v(&tb), n, k, 3.0);
-    for (a, b) in body(&d2, n * k).iter().zip(&grad) {
+    let mut d2 = up(be, &vec![0.0; n * k]);
+    be.bce_backward(vm(&mut d2), v(&up(be, &logits)), v(&tb), n, k, 3.0);
+    for (a, b) in body(be, &d2, n * k).iter().zip(&grad) {
         assert!((a - 3.0 * b).abs() <= 1e-6 * b.abs().max(1.0));
     }
+}
+
+on_every_backend! {
+    matmul_gradients_match_finite_differences => matmul_gradients_match_finite_differences_on,
+    layernorm_gradients_match_finite_differences => layernorm_gradients_match_finite_differences_on,
+    gelu_gradient_matches_finite_differences => gelu_gradient_matches_finite_differences_on,
+    attention_gradient_matches_finite_differences_on_packed_sequences => attention_gradient_matches_finite_differences_on_packed_sequences_on,
+    attention_gradient_matches_finite_differences_across_query_tiles => attention_gradient_matches_finite_differences_across_query_tiles_on,
+    lead_embedding_gradient_matches_finite_differences => lead_embedding_gradient_matches_finite_differences_on,
+    mask_scatter_gradients_match_finite_differences => mask_scatter_gradients_match_finite_differences_on,
+    masked_mse_gradient_matches_finite_differences => masked_mse_gradient_matches_finite_differences_on,
+    mean_pool_gradient_matches_finite_differences => mean_pool_gradient_matches_finite_differences_on,
+    cross_entropy_gradient_matches_finite_differences => cross_entropy_gradient_matches_finite_differences_on,
+    bce_gradient_matches_finite_differences => bce_gradient_matches_finite_differences_on,
 }

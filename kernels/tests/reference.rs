@@ -2,10 +2,11 @@
 //! the parallel tile boundaries), packed attention (several sequences of different lengths, more
 //! than one query tile) and the patch gather.
 
+#[macro_use]
 mod common;
 
-use common::{body, padded, padded_idx, v, vi, vm, Rng};
-use ecgfm_kernels::{AttnDims, Backend, CpuBackend};
+use common::{body, down, up, up_idx, v, vm, Rng, PAD};
+use ecgfm_kernels::{AttnDims, Backend};
 
 fn assert_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{name}: length");
@@ -30,9 +31,7 @@ fn naive_matmul(inp: &[f32], w: &[f32], b: &[f32], t: usize, c: usize, oc: usize
     out
 }
 
-#[test]
-fn matmul_forward_and_backward_match_naive_loops() {
-    let be = CpuBackend::new();
+fn matmul_forward_and_backward_match_naive_loops_on<B: Backend>(be: &B) {
     for (t, c, oc) in [
         (0, 3, 4),
         (1, 1, 1),
@@ -51,28 +50,28 @@ fn matmul_forward_and_backward_match_naive_loops() {
             rng.vec(oc, 1.0),
             rng.vec(t * oc, 1.0),
         );
-        let mut out = padded(&vec![0.0; t * oc]);
+        let mut out = up(be, &vec![0.0; t * oc]);
         be.matmul_forward(
             vm(&mut out),
-            v(&padded(&inp)),
-            v(&padded(&w)),
-            Some(v(&padded(&b))),
+            v(&up(be, &inp)),
+            v(&up(be, &w)),
+            Some(v(&up(be, &b))),
             t,
             c,
             oc,
         );
         assert_close(
             "matmul out",
-            body(&out, t * oc),
+            &body(be, &out, t * oc),
             &naive_matmul(&inp, &w, &b, t, c, oc),
             1e-5 * grows(c),
         );
 
-        let mut no_bias = padded(&vec![0.0; t * oc]);
+        let mut no_bias = up(be, &vec![0.0; t * oc]);
         be.matmul_forward(
             vm(&mut no_bias),
-            v(&padded(&inp)),
-            v(&padded(&w)),
+            v(&up(be, &inp)),
+            v(&up(be, &w)),
             None,
             t,
             c,
@@ -80,19 +79,19 @@ fn matmul_forward_and_backward_match_naive_loops() {
         );
         assert_close(
             "matmul out (no bias)",
-            body(&no_bias, t * oc),
+            &body(be, &no_bias, t * oc),
             &naive_matmul(&inp, &w, &vec![0.0; oc], t, c, oc),
             1e-5 * grows(c),
         );
 
-        let (mut dinp, mut dwb) = (padded(&vec![0.0; t * c]), padded(&vec![0.0; oc * c + oc]));
+        let (mut dinp, mut dwb) = (up(be, &vec![0.0; t * c]), up(be, &vec![0.0; oc * c + oc]));
         be.matmul_backward(
             Some(vm(&mut dinp)),
             vm(&mut dwb),
-            Some(common::PAD + oc * c),
-            v(&padded(&dout)),
-            v(&padded(&inp)),
-            v(&padded(&w)),
+            Some(PAD + oc * c),
+            v(&up(be, &dout)),
+            v(&up(be, &inp)),
+            v(&up(be, &w)),
             t,
             c,
             oc,
@@ -116,19 +115,19 @@ fn matmul_forward_and_backward_match_naive_loops() {
             .collect();
         assert_close(
             "matmul dinp",
-            body(&dinp, t * c),
+            &body(be, &dinp, t * c),
             &want_dinp,
             1e-5 * grows(oc),
         );
         assert_close(
             "matmul dweight",
-            body(&dwb, oc * c),
+            &body(be, &dwb, oc * c),
             &want_dw,
             1e-4 * grows(t),
         );
         assert_close(
             "matmul dbias",
-            &dwb[common::PAD + oc * c..common::PAD + oc * c + oc],
+            &down(be, &dwb, oc * c + oc)[PAD + oc * c..PAD + oc * c + oc],
             &want_db,
             1e-5,
         );
@@ -169,22 +168,17 @@ fn naive_attention(qkv: &[f32], cu: &[u32], c: usize, heads: usize) -> (Vec<f64>
     (out, lse)
 }
 
-#[test]
-fn attention_forward_matches_naive_loops_on_packed_sequences() {
-    let be = CpuBackend::new();
+fn attention_forward_matches_naive_loops_on_packed_sequences_on<B: Backend>(be: &B) {
     for (lengths, c, heads) in [
         (vec![1usize], 4, 1),
         (vec![5, 17, 1, 0, 84], 12, 3),
         (vec![130, 64, 65], 16, 2),
     ] {
-        let mut cu = vec![0u32];
-        for &l in &lengths {
-            cu.push(cu.last().unwrap() + l as u32);
-        }
+        let cu = common::cu_seqlens(&lengths);
         let t = *cu.last().unwrap() as usize;
         let mut rng = Rng::new(t as u64);
         let qkv = rng.vec(t * 3 * c, 2.0);
-        let (mut out, mut lse) = (padded(&vec![0.0; t * c]), padded(&vec![0.0; t * heads]));
+        let (mut out, mut lse) = (up(be, &vec![0.0; t * c]), up(be, &vec![0.0; t * heads]));
         let dims = AttnDims {
             seqs: lengths.len(),
             tokens: t,
@@ -194,27 +188,25 @@ fn attention_forward_matches_naive_loops_on_packed_sequences() {
         be.attention_forward(
             vm(&mut out),
             vm(&mut lse),
-            v(&padded(&qkv)),
-            vi(&padded_idx(&cu)),
+            v(&up(be, &qkv)),
+            v(&up_idx(be, &cu)),
             dims,
         );
         let (want_out, want_lse) = naive_attention(&qkv, &cu, c, heads);
-        assert_close("attention out", body(&out, t * c), &want_out, 1e-5);
-        assert_close("attention lse", body(&lse, t * heads), &want_lse, 1e-5);
+        assert_close("attention out", &body(be, &out, t * c), &want_out, 1e-5);
+        assert_close("attention lse", &body(be, &lse, t * heads), &want_lse, 1e-5);
     }
 }
 
-#[test]
-fn gather_patches_copies_the_addressed_patch() {
-    let be = CpuBackend::new();
+fn gather_patches_copies_the_addressed_patch_on<B: Backend>(be: &B) {
     let (b, l, s, p) = (2, 3, 12, 4);
     let x: Vec<f32> = (0..b * l * s).map(|i| i as f32).collect();
     let tokens = [1u32, 2, 0, 0, 0, 2, 1, 0, 1];
-    let mut out = padded(&[0.0; 12]);
+    let mut out = up(be, &[0.0; 12]);
     be.gather_patches(
         vm(&mut out),
-        v(&padded(&x)),
-        vi(&padded_idx(&tokens)),
+        v(&up(be, &x)),
+        v(&up_idx(be, &tokens)),
         3,
         l,
         s,
@@ -224,59 +216,56 @@ fn gather_patches_copies_the_addressed_patch() {
         .iter()
         .flat_map(|&(bb, ll, n)| (0..p).map(move |k| ((bb * l + ll) * s + n * p + k) as f32))
         .collect();
-    assert_eq!(body(&out, 12), &want[..]);
+    assert_eq!(&body(be, &out, 12), &want[..]);
 }
 
-#[test]
-fn elementwise_helpers_compute_what_they_say() {
-    let be = CpuBackend::new();
+fn elementwise_helpers_compute_what_they_say_on<B: Backend>(be: &B) {
     let (a, b) = (vec![1.0f32, -2.0, 3.5], vec![0.5f32, 4.0, -1.0]);
-    let mut out = padded(&[0.0; 3]);
-    be.add(vm(&mut out), v(&padded(&a)), v(&padded(&b)), 3);
-    assert_eq!(body(&out, 3), &[1.5, 2.0, 2.5]);
-    be.add_assign(vm(&mut out), v(&padded(&a)), 3);
-    assert_eq!(body(&out, 3), &[2.5, 0.0, 6.0]);
+    let mut out = up(be, &[0.0; 3]);
+    be.add(vm(&mut out), v(&up(be, &a)), v(&up(be, &b)), 3);
+    assert_eq!(&body(be, &out, 3), &[1.5, 2.0, 2.5]);
+    be.add_assign(vm(&mut out), v(&up(be, &a)), 3);
+    assert_eq!(&body(be, &out, 3), &[2.5, 0.0, 6.0]);
     be.scale(vm(&mut out), 3, 2.0);
-    assert_eq!(body(&out, 3), &[5.0, 0.0, 12.0]);
-    let mut sq = padded(&[0.0]);
+    assert_eq!(&body(be, &out, 3), &[5.0, 0.0, 12.0]);
+    let mut sq = up(be, &[0.0]);
     be.sum_squares(vm(&mut sq), v(&out), 3);
-    assert_eq!(body(&sq, 1), &[169.0]);
+    assert_eq!(&body(be, &sq, 1), &[169.0]);
     // Clipping to norm 6.5 halves the gradient (norm 13); a threshold above the norm leaves it.
-    let mut clipped = out.clone();
+    let mut clipped = up(be, &body(be, &out, 3));
     be.clip_grad_norm(vm(&mut clipped), 3, v(&sq), 13.0 / 2.0);
-    for (c, o) in body(&clipped, 3).iter().zip(body(&out, 3)) {
+    for (c, o) in body(be, &clipped, 3).iter().zip(&body(be, &out, 3)) {
         assert!((c - o * 6.5 / (13.0 + 1e-6)).abs() < 1e-6, "{c} vs {o}");
     }
-    let mut kept = out.clone();
+    let mut kept = up(be, &body(be, &out, 3));
     be.clip_grad_norm(vm(&mut kept), 3, v(&sq), 20.0);
-    assert_eq!(body(&kept, 3), body(&out, 3));
-    let mut copy = padded(&[0.0; 3]);
+    assert_eq!(&body(be, &kept, 3), &body(be, &out, 3));
+    let mut copy = up(be, &[0.0; 3]);
     be.copy(v(&out), vm(&mut copy), 3);
-    assert_eq!(body(&copy, 3), body(&out, 3));
+    assert_eq!(&body(be, &copy, 3), &body(be, &out, 3));
     be.fill(vm(&mut copy), 2, 7.0);
-    assert_eq!(body(&copy, 3), &[7.0, 7.0, 12.0]);
+    assert_eq!(&body(be, &copy, 3), &[7.0, 7.0, 12.0]);
     assert!(
-        copy[..common::PAD].iter().all(|x| x.is_nan()),
+        down(be, &copy, 3)[..PAD].iter().all(|x| x.is_nan()),
         "fill wrote before its offset"
     );
 }
 
-#[test]
-fn gelu_matches_the_exact_erf_formula_in_f64() {
-    let be = CpuBackend::new();
+fn gelu_matches_the_exact_erf_formula_in_f64_on<B: Backend>(be: &B) {
     let n = 20001;
     let x: Vec<f32> = (0..n)
         .map(|i| -14.0 + 28.0 * i as f32 / (n - 1) as f32)
         .collect();
-    let (mut out, mut grad) = (padded(&vec![0.0; n]), padded(&vec![0.0; n]));
-    be.gelu_forward(vm(&mut out), v(&padded(&x)), n);
-    be.gelu_backward(vm(&mut grad), v(&padded(&x)), v(&padded(&vec![1.0; n])), n);
+    let (mut out, mut grad) = (up(be, &vec![0.0; n]), up(be, &vec![0.0; n]));
+    be.gelu_forward(vm(&mut out), v(&up(be, &x)), n);
+    be.gelu_backward(vm(&mut grad), v(&up(be, &x)), v(&up(be, &vec![1.0; n])), n);
+    let (out, grad) = (body(be, &out, n), body(be, &grad, n));
     for (i, &xi) in x.iter().enumerate() {
         let xd = xi as f64;
         let cdf = 0.5 * libm::erfc(-xd / std::f64::consts::SQRT_2);
         let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
         let (want, want_grad) = (xd * cdf, cdf + xd * pdf);
-        let (got, got_grad) = (out[common::PAD + i] as f64, grad[common::PAD + i] as f64);
+        let (got, got_grad) = (out[i] as f64, grad[i] as f64);
         // ~3 ulp, plus the f32 rounding of x^2 inside exp(-x^2 / 2), which grows with x^2 and
         // only matters in the negative tail where gelu is tiny.
         let rel = 4e-7 + 6e-8 * xd * xd;
@@ -289,4 +278,12 @@ fn gelu_matches_the_exact_erf_formula_in_f64() {
             "gelu'({xi}) = {got_grad}, want {want_grad}"
         );
     }
+}
+
+on_every_backend! {
+    matmul_forward_and_backward_match_naive_loops => matmul_forward_and_backward_match_naive_loops_on,
+    attention_forward_matches_naive_loops_on_packed_sequences => attention_forward_matches_naive_loops_on_packed_sequences_on,
+    gather_patches_copies_the_addressed_patch => gather_patches_copies_the_addressed_patch_on,
+    elementwise_helpers_compute_what_they_say => elementwise_helpers_compute_what_they_say_on,
+    gelu_matches_the_exact_erf_formula_in_f64 => gelu_matches_the_exact_erf_formula_in_f64_on,
 }

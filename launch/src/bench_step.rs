@@ -1,15 +1,17 @@
-//! `ecgfm bench step`: times a full CPU training step (forward, backward, AdamW) and runs the
-//! PyTorch script of the same model with the same threads and batch, printing the ratio.
-//! The last line printed is one JSON object.
+//! `ecgfm bench step`: times a full training step (forward, backward, AdamW) on the CPU or a GPU
+//! (`--device`) and, on the CPU, runs the PyTorch script of the same model with the same threads
+//! and batch, printing the ratio. On a GPU it reports samples/s and the MFU against the device's
+//! fp32 peak (the step runs in true fp32). The last line printed is one JSON object.
 
 use crate::cli::BenchStepArgs;
+use crate::device::Opened;
 use crate::pretrain::thread_pool;
 use crate::python_bench::run_comparison;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::{Backend, CpuBackend};
+use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, ProfiledBackend};
-use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig};
+use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelStats};
 use serde_json::json;
 use std::time::Instant;
 
@@ -52,9 +54,10 @@ fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
     Ok(())
 }
 
-/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms.
-fn time_ecgfm(args: &BenchStepArgs, config: &ModelConfig) -> Result<f64> {
-    let (mut model, batch) = prepared(args, config, CpuBackend::new())?;
+/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms. Each
+/// step ends by reading its loss back, so GPU steps are timed to completion.
+fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B) -> Result<f64> {
+    let (mut model, batch) = prepared(args, config, backend)?;
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         let start = Instant::now();
@@ -99,13 +102,59 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
     if let Some(ranks) = args.ranks.filter(|&r| r > 1) {
         return crate::bench_ranks::run(args, ranks);
     }
+    let config = ModelConfig::preset(&args.model)?;
+    match crate::device::open(&args.device)? {
+        Opened::Cpu => run_cpu(args, &config),
+        Opened::Cuda(be) => run_cuda(args, &config, *be),
+    }
+}
+
+/// The GPU benchmark: step time, samples/s, SGEMM throughput and the MFU.
+fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) -> Result<()> {
+    let info = backend.device().info().clone();
+    let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
+    let ms = time_ecgfm(args, config, backend)?;
+    let sps = args.batch_size as f64 / (ms / 1e3);
+    let flops = ModelStats::new(config).train_flops * args.batch_size as f64 / (ms / 1e3);
+    let peak = args
+        .peak_tflops
+        .or_else(|| crate::device::peak_fp32_tflops(&info.name));
+    let mfu = peak.map(|p| flops / (p * 1e12));
+    println!("device  {}", crate::device::describe(&info));
+    println!(
+        "ecgfm   {}: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {:.2} TFLOP/s{}",
+        args.model,
+        args.batch_size,
+        args.steps,
+        flops / 1e12,
+        mfu.map(|m| format!(" | MFU {:.1}% of {:.1} fp32 TFLOP/s", 100.0 * m, peak.unwrap_or(0.0)))
+            .unwrap_or_else(|| " | MFU unknown (pass --peak-tflops)".into())
+    );
+    println!("ecgfm   cuBLAS SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    println!("pytorch comparison skipped: bench/torch_step.py times the CPU only");
+    let result = json!({
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "device": info.name,
+        "step_ms_median": ms,
+        "samples_per_s": sps,
+        "train_tflops": flops / 1e12,
+        "peak_fp32_tflops": peak,
+        "mfu": mfu,
+        "sgemm_gflops": gflops,
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// The CPU benchmark, side by side with PyTorch.
+fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     let pool = thread_pool(args.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
-    let config = ModelConfig::preset(&args.model)?;
     let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
-        let ms = time_ecgfm(args, &config)?;
+        let ms = time_ecgfm(args, config, CpuBackend::new())?;
         if args.profile {
-            print_profile(args, &config)?;
+            print_profile(args, config)?;
         }
         let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
         Ok((ms, gflops))

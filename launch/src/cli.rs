@@ -89,6 +89,10 @@ pub struct PretrainArgs {
     /// CPU threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Where to train: cpu, cuda (GPU 0), cuda:N, or auto (CUDA when a GPU is usable, else the
+    /// CPU; the default).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
     /// Override any config field, e.g. --set optim.lr=3e-4 --set model.depth=4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -138,7 +142,7 @@ impl Default for DistArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Time a CPU training step (forward, backward, AdamW) against PyTorch on the same model.
+    /// Time a training step (forward, backward, AdamW) against PyTorch on the same model.
     Step(BenchStepArgs),
     /// ECGs/s the streaming loader delivers, against pyarrow + numpy on the same shards.
     Loader(crate::bench_loader::BenchLoaderArgs),
@@ -156,6 +160,12 @@ pub struct BenchStepArgs {
     /// CPU threads for both ecgfm and PyTorch (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Device of both ecgfm and PyTorch: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Peak fp32 TFLOP/s of the GPU for the MFU (default: known from the device name).
+    #[arg(long, value_name = "TFLOPS")]
+    pub peak_tflops: Option<f64>,
     /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,

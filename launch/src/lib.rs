@@ -3,7 +3,8 @@
 //! `cli` declares every subcommand and flag (clap); each subcommand lives in its own module and
 //! turns the parsed arguments into calls on the workspace's libraries:
 //! - `pretrain`: config resolution, the run directory, the progress bar around
-//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader.
+//!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader;
+//!   `device` opens the CPU or CUDA backend (`--device`).
 //! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
 //!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
 //!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
@@ -25,6 +26,7 @@ pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;
 pub mod dataset_source;
+pub mod device;
 
 pub mod launch;
 pub mod logging;

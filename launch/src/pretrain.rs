@@ -1,12 +1,14 @@
-//! `ecgfm pretrain`: resolves the configuration, opens the data source, and runs the trainer
-//! with a progress bar.
+//! `ecgfm pretrain`: resolves the configuration, opens the device (`--device`) and the data
+//! source, and runs the trainer with a progress bar.
 
 use crate::cli::PretrainArgs;
+use crate::device::{self, Opened};
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::CpuBackend;
+use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::train::{RunSummary, Trainer};
 use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,7 +25,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (None, true) => config::read_toml_file(&saved)?,
         (None, false) => toml::Table::new(),
     };
-    let flags: [(&str, Option<toml::Value>); 8] = [
+    let flags: [(&str, Option<toml::Value>); 9] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
             "train.steps",
@@ -47,6 +49,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
             args.threads.map(|v| toml::Value::Integer(v as i64)),
         ),
         ("data.source", args.data.clone().map(toml::Value::String)),
+        ("train.device", args.device.clone().map(toml::Value::String)),
         (
             "train.on_nonfinite",
             args.on_nonfinite.clone().map(toml::Value::String),
@@ -155,20 +158,47 @@ fn train(
     args: &PretrainArgs,
     run_dir: PathBuf,
     config: TrainConfig,
-    mut job: JobRank,
+    job: JobRank,
 ) -> Result<RunSummary> {
-    let threads = rayon::current_num_threads();
     if args.resume && !run_dir.join("config.toml").exists() {
         bail!(
             "--resume: {} holds no run (no config.toml)",
             run_dir.display()
         );
     }
+    match device::open(&config.train.device)? {
+        Opened::Cpu => {
+            let threads = rayon::current_num_threads();
+            let desc = format!("cpu | {threads} threads per rank");
+            train_on(args, run_dir, config, job, CpuBackend::new(), desc)
+        }
+        Opened::Cuda(be) => {
+            let desc = device::describe(be.device().info());
+            train_on(args, run_dir, config, job, *be, desc)
+        }
+    }
+}
+
+/// GPU memory in use for the progress line ("" on the CPU).
+fn memory_note(record: &StepRecord) -> String {
+    record
+        .gpu_mem_bytes
+        .map(|b| format!(" | GPU mem {:.2} GiB", b as f64 / (1u64 << 30) as f64))
+        .unwrap_or_default()
+}
+
+fn train_on<B: Backend>(
+    args: &PretrainArgs,
+    run_dir: PathBuf,
+    config: TrainConfig,
+    mut job: JobRank,
+    backend: B,
+    device: String,
+) -> Result<RunSummary> {
     let (rank, world) = (job.rank(), job.world_size());
     let source = open_source(&config, rank, world)?;
     let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
     let dp = job.data_parallel(total, &args.dist);
-    let backend = CpuBackend::new();
     let mut trainer =
         Trainer::with_data_parallel(config, &run_dir, backend, source, args.resume, dp)
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
@@ -188,8 +218,9 @@ fn train(
     if rank == 0 {
         println!("model preset: {}", config.preset);
         println!("{}", ecgfm_trainer::model::render_table(&config.model));
+        println!("device: {device}");
         println!(
-            "run {} | data: {} | {} steps x {} samples ({} ranks x {} x {} accumulated) | {} threads per rank",
+            "run {} | data: {} | {} steps x {} samples ({} ranks x {} x {} accumulated)",
             run_dir.display(),
             trainer.source_description(),
             config.train.steps,
@@ -197,7 +228,6 @@ fn train(
             world,
             config.train.batch_size,
             config.train.accum_steps,
-            threads
         );
         if let Some(validation) = validation {
             println!("validation: {validation}");
@@ -235,18 +265,21 @@ fn train(
         }
         bar.set_position(outcome.step + 1);
         bar.set_message(format!(
-            "loss {:.4} | {:.0} samples/s",
-            outcome.loss, record.samples_per_s
+            "loss {:.4} | {:.0} samples/s{}",
+            outcome.loss,
+            record.samples_per_s,
+            memory_note(record)
         ));
         if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
             tracing::info!(
-                "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s",
+                "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s{}",
                 outcome.step + 1,
                 bar.length().unwrap_or_default(),
                 outcome.loss,
                 outcome.lr,
                 outcome.grad_norm,
-                record.samples_per_s
+                record.samples_per_s,
+                memory_note(record)
             );
         }
     })?;

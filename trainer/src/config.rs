@@ -110,6 +110,35 @@ impl Default for OptimConfig {
     }
 }
 
+/// Where a run computes (`train.device`, `--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+    /// CUDA device 0 when usable, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn parse(text: &str) -> Result<DeviceChoice, ConfigError> {
+        match text {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            "auto" => Ok(DeviceChoice::Auto),
+            _ => text
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| {
+                    ConfigError::Value(format!(
+                        "train.device must be cpu, cuda, cuda:N or auto, got {text:?}"
+                    ))
+                }),
+        }
+    }
+}
+
 /// Length, batch and bookkeeping of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,6 +161,9 @@ pub struct RunConfig {
     pub val_every: u64,
     /// Batches of the fixed validation set (0: no validation).
     pub val_batches: usize,
+    /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
+    /// usable, else the CPU). It changes no result beyond rounding, so a resume may change it.
+    pub device: String,
     /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
     /// rank; three in a row stop the run) or `stop` the run at once.
     pub on_nonfinite: NonFinitePolicy,
@@ -157,6 +189,7 @@ impl Default for RunConfig {
             threads: 0,
             val_every: 100,
             val_batches: 2,
+            device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
         }
     }
@@ -234,6 +267,7 @@ impl TrainConfig {
                     .into(),
             ));
         }
+        DeviceChoice::parse(&t.device)?;
         let o = &self.optim;
         if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
             return Err(ConfigError::Value(

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::tensorboard::EventWriter;
 
+const GIB: f32 = (1u64 << 30) as f32;
+
 /// One logged step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -34,6 +36,9 @@ pub struct StepRecord {
     /// Validation loss measured after this step (`validation.rs`), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
+    /// Device memory in use (GPU runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_mem_bytes: Option<u64>,
 }
 
 /// JSON has no NaN: serde_json writes a non-finite float as `null`, read back here as NaN.
@@ -84,6 +89,9 @@ impl MetricsWriter {
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
         scalars.extend(record.val_loss.map(|v| ("val/loss", v)));
+        if let Some(bytes) = record.gpu_mem_bytes {
+            scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
+        }
         self.events.scalars(record.step, &scalars).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
         })

@@ -475,6 +475,7 @@ impl<B: Backend> Trainer<B> {
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
                 val_loss: None,
+                gpu_mem_bytes: self.model.backend().memory_in_use(),
             };
             if let Some(validator) = self.validator.as_ref().filter(|v| v.due(done, total)) {
                 record.val_loss = Some(validator.loss(&mut self.model)?);
@@ -526,8 +527,9 @@ pub struct RunSummary {
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
 /// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
-/// `data.decode_threads`, `data.prefetch_batches` and `train.on_nonfinite` (a run preempted
-/// onto another machine resumes with that machine's core count and gives the same bits), and
+/// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite` and `train.device` (a
+/// run preempted onto another machine resumes with that machine's core count and gives the same
+/// bits; a checkpoint has one layout on every device, and CPU and GPU agree up to rounding), and
 /// the batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch
 /// stays the same (checked against the checkpoint). Returns the saved samples per step.
 fn check_resumable(
@@ -544,6 +546,7 @@ fn check_resumable(
     let mut comparable = config.clone();
     comparable.train.steps = saved.train.steps;
     comparable.train.threads = saved.train.threads;
+    comparable.train.device = saved.train.device.clone();
     comparable.train.batch_size = saved.train.batch_size;
     comparable.train.accum_steps = saved.train.accum_steps;
     comparable.train.on_nonfinite = saved.train.on_nonfinite;
@@ -554,9 +557,9 @@ fn check_resumable(
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps, --threads, data.decode_threads, data.prefetch_batches, \
-                 train.on_nonfinite, and the batch geometry at the same global batch may \
-                 change). Saved:\n{}",
+                 settings (only --steps, --threads, --device, data.decode_threads, \
+                 data.prefetch_batches, train.on_nonfinite, and the batch geometry at the same \
+                 global batch may change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });

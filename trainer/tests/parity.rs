@@ -1,16 +1,21 @@
 //! Parity with the PyTorch reference: loads tests/reference/fixture_nano.safetensors (written by
 //! tests/reference/make_fixture.py, format in docs/model.md) and checks the Rust model's loss,
-//! every gradient tensor, and 10 AdamW steps against it. Prints the measured errors.
+//! every gradient tensor, and 10 AdamW steps against it, on the CPU backend and, where a GPU is
+//! usable, on the CUDA backend (same limits). Prints the measured errors.
 
-use ecgfm_kernels::CpuBackend;
+use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, ModelConfig, OptimizerState};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 const FIXTURE: &str = "tests/reference/fixture_nano.safetensors";
 
+/// The fixture under `$ECGFM_REPO_ROOT` (a prebuilt test binary run elsewhere, as by
+/// scripts/gpu-check.sh), else under this checkout.
 fn fixture_bytes() -> Vec<u8> {
-    let path = format!("{}/../{FIXTURE}", env!("CARGO_MANIFEST_DIR"));
+    let root = std::env::var("ECGFM_REPO_ROOT")
+        .unwrap_or_else(|_| format!("{}/..", env!("CARGO_MANIFEST_DIR")));
+    let path = format!("{root}/{FIXTURE}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: cannot read the fixture: {e}"))
 }
 
@@ -112,17 +117,47 @@ fn load(bytes: &[u8]) -> (SafeTensors<'_>, Fixture) {
     )
 }
 
-fn model(fx: &Fixture) -> Mae<CpuBackend> {
-    let mut mae = Mae::new(CpuBackend::new(), fx.cfg.clone(), fx.batch.batch).unwrap();
+fn model<B: Backend>(backend: B, fx: &Fixture) -> Mae<B> {
+    let mut mae = Mae::new(backend, fx.cfg.clone(), fx.batch.batch).unwrap();
     mae.load_params(&fx.params).unwrap();
     mae
 }
 
+/// CUDA device 0, or None after a skip message.
+fn cuda() -> Option<CudaBackend> {
+    CudaBackend::new(0)
+        .map_err(|e| ecgfm_test_support::skip_without_gpu(&e.to_string()))
+        .ok()
+}
+
 #[test]
 fn loss_and_gradients_match_the_reference() {
+    check_loss_and_gradients(CpuBackend::new());
+}
+
+#[test]
+fn cuda_loss_and_gradients_match_the_reference() {
+    if let Some(be) = cuda() {
+        check_loss_and_gradients(be);
+    }
+}
+
+#[test]
+fn adamw_losses_match_the_reference() {
+    check_adamw_losses(CpuBackend::new);
+}
+
+#[test]
+fn cuda_adamw_losses_match_the_reference() {
+    if cuda().is_some() {
+        check_adamw_losses(|| CudaBackend::new(0).expect("opened just before"));
+    }
+}
+
+fn check_loss_and_gradients<B: Backend>(backend: B) {
     let bytes = fixture_bytes();
     let (st, fx) = load(&bytes);
-    let mut mae = model(&fx);
+    let mut mae = model(backend, &fx);
     mae.zero_grads();
     mae.forward_backward(&fx.batch, 1.0).unwrap();
     let loss = mae.loss_sum() as f64;
@@ -161,8 +196,7 @@ fn loss_and_gradients_match_the_reference() {
     assert!(worst.0 < 1e-4, "gradient {} error {:.3e}", worst.1, worst.0);
 }
 
-#[test]
-fn adamw_losses_match_the_reference() {
+fn check_adamw_losses<B: Backend>(make: impl Fn() -> B) {
     let bytes = fixture_bytes();
     let (st, fx) = load(&bytes);
     let reference = f64s(&st, "adamw.losses");
@@ -177,7 +211,7 @@ fn adamw_losses_match_the_reference() {
     let steps = fx.meta["steps"].as_u64().unwrap() as usize;
     assert_eq!(reference.len(), steps + 1);
 
-    let mut mae = model(&fx);
+    let mut mae = model(make(), &fx);
     let mut losses = Vec::with_capacity(steps + 1);
     for _ in 0..steps {
         mae.zero_grads();
@@ -200,7 +234,7 @@ fn adamw_losses_match_the_reference() {
     // Resuming from a saved optimiser state reproduces the same trajectory.
     let state: OptimizerState = mae.optimizer_state_to_host();
     let params = mae.params_to_host();
-    let mut resumed = model(&fx);
+    let mut resumed = model(make(), &fx);
     resumed.load_params(&params).unwrap();
     resumed.load_optimizer_state(&state).unwrap();
     for m in [&mut mae, &mut resumed] {

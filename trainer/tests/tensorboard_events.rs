@@ -36,6 +36,7 @@ fn record(step: u64, attempt: u32) -> StepRecord {
         val_loss: step
             .is_multiple_of(10)
             .then_some(0.5 + attempt as f32 + 1.0 / (step as f32 + 2.0)),
+        gpu_mem_bytes: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `CpuBackend`: the multi-threaded (rayon) CPU implementation of [`Backend`] over `Vec<f32>`
 //! buffers. Each op lives in its own file; this one only maps views to slices and delegates.
 
-mod adamw;
+pub(crate) mod adamw;
 mod attention;
 mod elementwise;
 mod fastmath;

@@ -1,9 +1,11 @@
-//! Test helpers shared by the kernel tests: a seeded generator, padded buffers (so every op is
-//! exercised at a non-zero view offset) and the finite-difference gradient comparison.
+//! Test helpers shared by the kernel tests: a seeded generator, padded device buffers of any
+//! backend (so every op is exercised at a non-zero view offset, with NaN around the tensor), the
+//! finite-difference gradient comparison, and `on_every_backend!`, which runs a check on the CPU
+//! backend and, where a GPU is usable, on the CUDA backend.
 
-#![allow(dead_code)] // each test binary uses a different subset of these helpers
+#![allow(dead_code, unused_macros)] // each test binary uses a different subset of these helpers
 
-use ecgfm_kernels::{View, ViewMut};
+use ecgfm_kernels::{AttnDims, Backend, CudaBackend, View, ViewMut};
 
 /// Elements placed before every tensor in its buffer, so view offsets are really exercised.
 pub const PAD: usize = 5;
@@ -34,36 +36,92 @@ impl Rng {
     }
 }
 
-/// A buffer holding `data` after PAD garbage elements.
-pub fn padded(data: &[f32]) -> Vec<f32> {
-    let mut v = vec![f32::NAN; PAD];
-    v.extend_from_slice(data);
-    v.extend_from_slice(&[f32::NAN; 3]);
-    v
+/// Trailing NaNs after each tensor.
+const TAIL: usize = 3;
+
+/// A device buffer holding `data` between PAD leading and TAIL trailing NaNs.
+pub fn up<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
+    let mut host = vec![f32::NAN; PAD];
+    host.extend_from_slice(data);
+    host.extend_from_slice(&[f32::NAN; TAIL]);
+    let mut buf = be.alloc(host.len());
+    be.upload(&host, (&mut buf).into());
+    buf
 }
 
 /// An index buffer holding `data` after PAD elements.
-pub fn padded_idx(data: &[u32]) -> Vec<u32> {
-    let mut v = vec![u32::MAX; PAD];
-    v.extend_from_slice(data);
-    v
+pub fn up_idx<B: Backend>(be: &B, data: &[u32]) -> B::IdxBuf {
+    let mut host = vec![u32::MAX; PAD];
+    host.extend_from_slice(data);
+    let mut buf = be.alloc_idx(host.len());
+    be.upload_idx(&host, (&mut buf).into());
+    buf
 }
 
-pub fn v(buf: &Vec<f32>) -> View<'_, Vec<f32>> {
+/// The whole buffer made by [`up`] for a tensor of n elements, padding included.
+pub fn down<B: Backend>(be: &B, buf: &B::Buf, n: usize) -> Vec<f32> {
+    let mut host = vec![0.0; PAD + n + TAIL];
+    be.download(buf.into(), &mut host);
+    host
+}
+
+/// The n tensor elements of a buffer made by [`up`].
+pub fn body<B: Backend>(be: &B, buf: &B::Buf, n: usize) -> Vec<f32> {
+    let mut host = vec![0.0; n];
+    be.download(View::new(buf, PAD), &mut host);
+    host
+}
+
+pub fn v<T>(buf: &T) -> View<'_, T> {
     View::new(buf, PAD)
 }
 
-pub fn vm(buf: &mut Vec<f32>) -> ViewMut<'_, Vec<f32>> {
+pub fn vm<T>(buf: &mut T) -> ViewMut<'_, T> {
     ViewMut::new(buf, PAD)
 }
 
-pub fn vi(buf: &Vec<u32>) -> View<'_, Vec<u32>> {
-    View::new(buf, PAD)
+/// CUDA device 0, or None after a skip message (a failure where ECGFM_REQUIRE_GPU is set).
+pub fn cuda_backend() -> Option<CudaBackend> {
+    CudaBackend::new(0)
+        .map_err(|e| ecgfm_test_support::skip_without_gpu(&e.to_string()))
+        .ok()
 }
 
-/// The n tensor elements of a padded buffer.
-pub fn body(buf: &[f32], n: usize) -> &[f32] {
-    &buf[PAD..PAD + n]
+/// One `#[test]` per `name => check`, running `check(&backend)` on the CPU backend and, where a
+/// GPU is usable, on the CUDA backend.
+macro_rules! on_every_backend {
+    ($($name:ident => $check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $check(&ecgfm_kernels::CpuBackend::new());
+                if let Some(be) = common::cuda_backend() {
+                    $check(&be);
+                }
+            }
+        )*
+    };
+}
+
+/// Cumulative offsets of sequence lengths (B + 1 entries, from 0).
+pub fn cu_seqlens(lengths: &[usize]) -> Vec<u32> {
+    let mut cu = vec![0u32];
+    for &l in lengths {
+        cu.push(cu.last().unwrap() + l as u32);
+    }
+    cu
+}
+
+/// cu_seqlens of packed sequences of `lengths`, and the attention dims for width C and H heads.
+pub fn packed(lengths: &[usize], width: usize, heads: usize) -> (Vec<u32>, AttnDims) {
+    let cu = cu_seqlens(lengths);
+    let dims = AttnDims {
+        seqs: lengths.len(),
+        tokens: *cu.last().unwrap() as usize,
+        width,
+        heads,
+    };
+    (cu, dims)
 }
 
 /// sum_i out[i] * weights[i] in f64: the scalar objective whose gradient is checked.

@@ -72,3 +72,13 @@ pub fn skip_without_oracle(what: &str) {
     );
     eprintln!("skipping: {what} not found");
 }
+
+/// Reports that no GPU is usable (`why`: the CUDA backend's error): prints a skip message, or
+/// panics where a GPU must be present (`ECGFM_REQUIRE_GPU` set, as scripts/gpu-check.sh does).
+pub fn skip_without_gpu(why: &str) {
+    assert!(
+        std::env::var_os("ECGFM_REQUIRE_GPU").is_none(),
+        "ECGFM_REQUIRE_GPU is set but CUDA is not usable: {why}"
+    );
+    eprintln!("skipping the CUDA backend: {why}");
+}

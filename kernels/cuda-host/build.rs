@@ -1,0 +1,92 @@
+//! Compiles every kernel file of kernels/cuda/*.cu for the host with g++, through
+//! src/host_compat.h, together with the fiber runtime and a registry of the kernels by name
+//! (every `extern "C" __global__ void NAME(` in the sources).
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let cuda_dir = manifest
+        .join("../cuda")
+        .canonicalize()
+        .expect("kernels/cuda exists");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let compat = manifest.join("src/host_compat.h");
+    println!("cargo:rerun-if-changed={}", cuda_dir.display());
+    println!("cargo:rerun-if-changed=src");
+
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&cuda_dir)
+        .expect("reading kernels/cuda")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+        .collect();
+    sources.sort();
+
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++17")
+        .opt_level(2)
+        .flag("-ffp-contract=off")
+        .flag("-fno-fast-math")
+        .flag("-w")
+        .include(&cuda_dir)
+        .include(manifest.join("src"))
+        .flag("-include")
+        .flag(compat.to_str().unwrap())
+        .define("ECGFM_HOST", None)
+        .file(manifest.join("src/runtime.cpp"));
+
+    let mut registry = String::from("#include \"host_compat.h\"\n#include <cstring>\n");
+    let mut lookups = String::new();
+    for src in &sources {
+        let stem = src.file_stem().unwrap().to_str().unwrap();
+        let names = kernel_names(src);
+        let wrapper = out.join(format!("kernels_{stem}.cpp"));
+        let mut text = format!(
+            "#include \"{}\"\nnamespace {{\nconst ecgfm_host::Kernel table[] = {{\n",
+            src.display()
+        );
+        for name in &names {
+            writeln!(text, "    ecgfm_host::entry(\"{name}\", {name}),").unwrap();
+        }
+        writeln!(
+            text,
+            "}};\n}}\nextern \"C\" const ecgfm_host::Kernel* ecgfm_host_table_{stem}(unsigned* n) {{\n    *n = {};\n    return table;\n}}",
+            names.len()
+        )
+        .unwrap();
+        std::fs::write(&wrapper, text).unwrap();
+        build.file(&wrapper);
+        writeln!(
+            registry,
+            "extern \"C\" const ecgfm_host::Kernel* ecgfm_host_table_{stem}(unsigned* n);"
+        )
+        .unwrap();
+        writeln!(lookups, "    {{ unsigned n; const ecgfm_host::Kernel* t = ecgfm_host_table_{stem}(&n); for (unsigned i = 0; i < n; i++) if (std::strcmp(t[i].name, name) == 0) return &t[i]; }}").unwrap();
+    }
+    write!(
+        registry,
+        "extern \"C\" const ecgfm_host::Kernel* ecgfm_host_find(const char* name) {{\n{lookups}    return nullptr;\n}}\n"
+    )
+    .unwrap();
+    let registry_path = out.join("registry.cpp");
+    std::fs::write(&registry_path, registry).unwrap();
+    build.file(&registry_path);
+    build.compile("ecgfm_cuda_host");
+}
+
+/// The names of the `extern "C" __global__ void NAME(` kernels of a source file.
+fn kernel_names(path: &Path) -> Vec<String> {
+    const MARK: &str = "extern \"C\" __global__ void ";
+    let text = std::fs::read_to_string(path).expect("reading a kernel file");
+    text.match_indices(MARK)
+        .map(|(i, _)| {
+            let rest = &text[i + MARK.len()..];
+            rest[..rest.find('(').expect("kernel name followed by '('")]
+                .trim()
+                .to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,117 @@
+// CUDA-on-the-host compatibility layer: compiles the kernels of kernels/cuda/*.cu with g++ so the
+// host harness can run them without a GPU. Included before each .cu (g++ -include).
+//
+// A launch runs the grid's blocks one after another. The threads of a block are fibers
+// (ucontext) on the calling OS thread: each runs until it reaches __syncthreads() or a warp
+// shuffle, then the next one runs; a barrier releases when every thread still running has
+// arrived (threads that returned count as arrived, as on current GPUs). Cooperative fibers
+// keep hundreds of block threads cheap on a two-core machine and make every run of a launch
+// identical. A barrier that can never release (a __syncthreads() some threads skip) aborts the
+// launch with an error instead of hanging. Each block gets its own dynamic shared memory.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+using std::max;
+using std::min;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+
+struct dim3 {
+    unsigned x, y, z;
+};
+
+namespace ecgfm_host {
+
+// The running launch's per-thread coordinates and shared state (defined in runtime.cpp).
+const dim3& thread_idx();
+extern thread_local dim3 block_idx, block_dim, grid_dim;
+void* dynamic_shared();
+void sync_block();
+// Exchanges 8 bytes with the other lanes of the warp: returns lane `src_lane`'s value.
+uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
+
+}  // namespace ecgfm_host
+
+#define threadIdx (ecgfm_host::thread_idx())
+#define blockIdx (ecgfm_host::block_idx)
+#define blockDim (ecgfm_host::block_dim)
+#define gridDim (ecgfm_host::grid_dim)
+#define __syncthreads() ecgfm_host::sync_block()
+#define DYNAMIC_SMEM(type, name) type* name = static_cast<type*>(ecgfm_host::dynamic_shared())
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+    static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof(T));
+    unsigned lane = ecgfm_host::thread_idx().x % 32;
+    uint64_t got = ecgfm_host::warp_exchange(bits, lane ^ (unsigned)lane_mask);
+    T out;
+    std::memcpy(&out, &got, sizeof(T));
+    return out;
+}
+
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+namespace ecgfm_host {
+
+// A kernel entry as the registry holds it: its name, its address, and a caller that unpacks the
+// type-erased arguments after checking their number and kinds.
+struct Kernel {
+    const char* name;
+    void* fn;
+    // One kind letter per parameter (see kind_of), checked against the launch's arguments.
+    const char* kinds;
+    void (*invoke)(void* fn, void** args);
+};
+
+// Kind letter of a parameter type: p pointer, i int, u unsigned long long, f float, d double.
+template <typename T>
+constexpr char kind_of() {
+    if constexpr (std::is_pointer_v<T>) return 'p';
+    else if constexpr (std::is_same_v<T, int>) return 'i';
+    else if constexpr (std::is_same_v<T, unsigned long long>) return 'u';
+    else if constexpr (std::is_same_v<T, float>) return 'f';
+    else if constexpr (std::is_same_v<T, double>) return 'd';
+    else return '?';
+}
+
+template <typename... A, size_t... I>
+void call_unpacked(void (*k)(A...), void** args, std::index_sequence<I...>) {
+    k(*static_cast<std::remove_reference_t<A>*>(args[I])...);
+}
+
+template <typename... A>
+void invoke(void* fn, void** args) {
+    call_unpacked(reinterpret_cast<void (*)(A...)>(fn), args, std::index_sequence_for<A...>{});
+}
+
+template <typename... A>
+struct Kinds {
+    static constexpr char value[] = {kind_of<A>()..., '\0'};
+};
+
+template <typename... A>
+Kernel entry(const char* name, void (*k)(A...)) {
+    return Kernel{name, reinterpret_cast<void*>(k), Kinds<A...>::value, &invoke<A...>};
+}
+
+}  // namespace ecgfm_host

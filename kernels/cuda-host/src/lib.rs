@@ -1,0 +1,156 @@
+//! ecgfm-cuda-host: the host harness of the CUDA backend (tests only, no GPU).
+//!
+//! build.rs compiles every kernel file of `kernels/cuda/` with g++ through `src/host_compat.h`
+//! (block threads as cooperative fibers with real barriers for `__syncthreads()` and warp
+//! shuffles, per-block shared memory; `src/runtime.cpp`). [`HostDevice`] implements the CUDA
+//! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
+//! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
+//! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS
+//! stands there on a GPU). The tests in `tests/` compare each op with `CpuBackend`.
+
+use ecgfm_kernels::cuda::{Arg, Device, Gemm, KernelBackend, LaunchDims, Module};
+use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+
+extern "C" {
+    fn ecgfm_host_launch(
+        name: *const c_char,
+        grid: *const c_uint,
+        block: *const c_uint,
+        shared_bytes: c_uint,
+        args: *mut *mut c_void,
+        kinds: *const c_char,
+    ) -> c_int;
+}
+
+/// The host "device": buffers are host vectors, addresses are host pointers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostDevice;
+
+/// The kernel backend on the host harness.
+pub type HostBackend = KernelBackend<HostDevice>;
+
+/// A fresh host-harness backend.
+pub fn host_backend() -> HostBackend {
+    KernelBackend::with_device(HostDevice)
+}
+
+fn addr_of<T>(buf: &[T], off: usize, n: usize) -> u64 {
+    assert!(
+        off + n <= buf.len(),
+        "view [{off}, {}) outside a buffer of {} elements",
+        off + n,
+        buf.len()
+    );
+    // SAFETY: off <= len (checked above): at most one past the end.
+    unsafe { buf.as_ptr().add(off) as u64 }
+}
+
+impl Device for HostDevice {
+    type Buf = Vec<f32>;
+    type IdxBuf = Vec<u32>;
+
+    fn alloc(&self, n: usize) -> Vec<f32> {
+        vec![0.0; n]
+    }
+
+    fn alloc_idx(&self, n: usize) -> Vec<u32> {
+        vec![0; n]
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut Vec<f32>, off: usize) {
+        dst[off..off + src.len()].copy_from_slice(src);
+    }
+
+    fn download(&self, src: &Vec<f32>, off: usize, dst: &mut [f32]) {
+        dst.copy_from_slice(&src[off..off + dst.len()]);
+    }
+
+    fn upload_idx(&self, src: &[u32], dst: &mut Vec<u32>, off: usize) {
+        dst[off..off + src.len()].copy_from_slice(src);
+    }
+
+    fn download_idx(&self, src: &Vec<u32>, off: usize, dst: &mut [u32]) {
+        dst.copy_from_slice(&src[off..off + dst.len()]);
+    }
+
+    fn addr(&self, buf: &Vec<f32>, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn addr_mut(&self, buf: &mut Vec<f32>, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn idx_addr(&self, buf: &Vec<u32>, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
+        let c_name = CString::new(name).expect("kernel names have no NUL");
+        let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
+        let mut ptrs: Vec<*mut c_void> = slots
+            .iter_mut()
+            .map(|s| s as *mut u64 as *mut c_void)
+            .collect();
+        let kinds = CString::new(args.iter().map(Arg::kind).collect::<Vec<u8>>())
+            .expect("kind letters have no NUL");
+        let grid = [dims.grid.0, dims.grid.1, dims.grid.2];
+        let block = [dims.block, 1, 1];
+        // SAFETY: each argument slot holds the value the kernel's parameter reads (the runtime
+        // checks the kinds first); the addresses come from bounds-checked views.
+        let status = unsafe {
+            ecgfm_host_launch(
+                c_name.as_ptr(),
+                grid.as_ptr(),
+                block.as_ptr(),
+                dims.shared_bytes,
+                ptrs.as_mut_ptr(),
+                kinds.as_ptr(),
+            )
+        };
+        match status {
+            0 => {}
+            1 => panic!("kernel {name} is not in the host build of {module:?}"),
+            2 => panic!("kernel {name}: a block's threads deadlocked on a barrier"),
+            3 => panic!(
+                "kernel {name}: arguments {:?} do not match its parameters",
+                kinds
+            ),
+            other => panic!("kernel {name}: launch status {other}"),
+        }
+    }
+
+    fn gemm(&self, g: &Gemm) {
+        // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j ld.
+        let at =
+            |ptr: u64, i: usize, j: usize, ld: usize| (ptr as *const f32).wrapping_add(i + j * ld);
+        for j in 0..g.n {
+            for i in 0..g.m {
+                let mut acc = 0f32;
+                for p in 0..g.k {
+                    let a = if g.trans_a {
+                        at(g.a, p, i, g.lda)
+                    } else {
+                        at(g.a, i, p, g.lda)
+                    };
+                    let b = if g.trans_b {
+                        at(g.b, j, p, g.ldb)
+                    } else {
+                        at(g.b, p, j, g.ldb)
+                    };
+                    // SAFETY: the addresses come from bounds-checked views of the GEMM's operands.
+                    acc += unsafe { *a * *b };
+                }
+                let c = at(g.c, i, j, g.ldc) as *mut f32;
+                // SAFETY: as above, for the output.
+                unsafe {
+                    *c = if g.beta == 0.0 {
+                        acc
+                    } else {
+                        g.beta * *c + acc
+                    }
+                };
+            }
+        }
+    }
+}

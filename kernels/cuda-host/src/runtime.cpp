@@ -1,0 +1,221 @@
+// The host harness's launch runtime: runs a kernel's grid block by block, the block's threads as
+// cooperative fibers with barriers for __syncthreads() and warp shuffles (see host_compat.h).
+#include "host_compat.h"
+
+#include <ucontext.h>
+
+#include <cstdlib>
+#include <vector>
+
+extern "C" const ecgfm_host::Kernel* ecgfm_host_find(const char* name);
+
+namespace ecgfm_host {
+
+thread_local dim3 block_idx, block_dim, grid_dim;
+
+namespace {
+
+constexpr size_t STACK_BYTES = 64 * 1024;
+
+enum class State { Runnable, WaitBlock, WaitWarp, Done };
+
+struct Fiber {
+    ucontext_t ctx;
+    dim3 tid;
+    unsigned linear;
+    State state;
+    uint64_t gen;  // the barrier generation it waits to see advance
+};
+
+// One block being run on this OS thread.
+struct Block {
+    std::vector<Fiber> fibers;
+    std::vector<char*> stacks;
+    ucontext_t main;
+    size_t current = 0;
+    unsigned live = 0;
+    unsigned block_arrived = 0;
+    uint64_t block_gen = 0;
+    std::vector<unsigned> warp_live, warp_arrived;
+    std::vector<uint64_t> warp_gen;
+    std::vector<uint64_t> slots;
+    std::vector<double> shared;  // doubles, so any type is aligned
+    const Kernel* kernel = nullptr;
+    void** args = nullptr;
+};
+
+thread_local Block* running = nullptr;
+
+// Fiber stacks of this OS thread, kept across launches (allocating them per launch costs more
+// than most kernels).
+struct StackPool {
+    std::vector<char*> stacks;
+    ~StackPool() {
+        for (char* s : stacks) std::free(s);
+    }
+    void ensure(size_t n) {
+        while (stacks.size() < n) stacks.push_back(static_cast<char*>(std::malloc(STACK_BYTES)));
+    }
+};
+
+thread_local StackPool stack_pool;
+
+Fiber& me() { return running->fibers[running->current]; }
+
+void trampoline() {
+    running->kernel->invoke(running->kernel->fn, running->args);
+    me().state = State::Done;
+    // Returning resumes uc_link: the scheduler.
+}
+
+// Advances every barrier that all live threads (of the block / of the warp) have reached.
+void release(Block& b) {
+    if (b.block_arrived > 0 && b.block_arrived == b.live) {
+        b.block_gen++;
+        b.block_arrived = 0;
+    }
+    for (size_t w = 0; w < b.warp_live.size(); w++) {
+        if (b.warp_arrived[w] > 0 && b.warp_arrived[w] == b.warp_live[w]) {
+            b.warp_gen[w]++;
+            b.warp_arrived[w] = 0;
+        }
+    }
+}
+
+bool runnable(const Block& b, const Fiber& f) {
+    switch (f.state) {
+        case State::Runnable: return true;
+        case State::WaitBlock: return f.gen != b.block_gen;
+        case State::WaitWarp: return f.gen != b.warp_gen[f.linear / 32];
+        default: return false;
+    }
+}
+
+// Runs one block to completion; false when its threads deadlock on a barrier.
+bool run_block(Block& b) {
+    size_t n = b.fibers.size();
+    for (size_t i = 0; i < n; i++) {
+        Fiber& f = b.fibers[i];
+        f.state = State::Runnable;
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = b.stacks[i];
+        f.ctx.uc_stack.ss_size = STACK_BYTES;
+        f.ctx.uc_link = &b.main;
+        makecontext(&f.ctx, trampoline, 0);
+    }
+    b.live = (unsigned)n;
+    b.block_arrived = 0;
+    for (size_t w = 0; w < b.warp_live.size(); w++) {
+        b.warp_live[w] = (unsigned)std::min<size_t>(32, n - w * 32);
+        b.warp_arrived[w] = 0;
+    }
+    while (b.live > 0) {
+        bool ran = false;
+        for (size_t i = 0; i < n; i++) {
+            Fiber& f = b.fibers[i];
+            if (!runnable(b, f)) continue;
+            f.state = State::Runnable;
+            b.current = i;
+            swapcontext(&b.main, &f.ctx);
+            ran = true;
+            if (f.state == State::Done) {
+                b.live--;
+                b.warp_live[f.linear / 32]--;
+            }
+            release(b);
+        }
+        if (!ran) {
+            release(b);
+            bool any = false;
+            for (auto& f : b.fibers) any = any || runnable(b, f);
+            if (!any) return false;
+        }
+    }
+    return true;
+}
+
+void wait_here(State state, uint64_t gen) {
+    Fiber& f = me();
+    f.state = state;
+    f.gen = gen;
+    swapcontext(&f.ctx, &running->main);
+}
+
+void sync_warp() {
+    Block& b = *running;
+    unsigned w = me().linear / 32;
+    b.warp_arrived[w]++;
+    wait_here(State::WaitWarp, b.warp_gen[w]);
+}
+
+}  // namespace
+
+const dim3& thread_idx() { return me().tid; }
+
+void* dynamic_shared() { return running->shared.data(); }
+
+void sync_block() {
+    running->block_arrived++;
+    wait_here(State::WaitBlock, running->block_gen);
+}
+
+uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
+    Block& b = *running;
+    unsigned linear = me().linear;
+    b.slots[linear] = mine;
+    sync_warp();
+    unsigned src = linear / 32 * 32 + src_lane;
+    uint64_t got = src < b.fibers.size() ? b.slots[src] : mine;
+    sync_warp();
+    return got;
+}
+
+}  // namespace ecgfm_host
+
+using namespace ecgfm_host;
+
+// Launches `name` over grid x block threads with `shared_bytes` of dynamic shared memory per
+// block. args[i] points to the i-th argument, whose kind letter is kinds[i] (see kind_of).
+// Returns 0 on success, 1 for an unknown kernel, 2 when a block's barriers deadlock, 3 when the
+// arguments do not match the kernel's parameters.
+extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const unsigned* block,
+                                 unsigned shared_bytes, void** args, const char* kinds) {
+    const Kernel* kernel = ecgfm_host_find(name);
+    if (!kernel) return 1;
+    if (std::strcmp(kernel->kinds, kinds) != 0) return 3;
+    Block b;
+    size_t threads = (size_t)block[0] * block[1] * block[2];
+    b.fibers.resize(threads);
+    stack_pool.ensure(threads);
+    b.stacks.assign(stack_pool.stacks.begin(), stack_pool.stacks.begin() + threads);
+    for (size_t i = 0; i < threads; i++) {
+        Fiber& f = b.fibers[i];
+        f.linear = (unsigned)i;
+        f.tid = dim3{(unsigned)(i % block[0]), (unsigned)(i / block[0] % block[1]),
+                     (unsigned)(i / ((size_t)block[0] * block[1]))};
+    }
+    size_t warps = (threads + 31) / 32;
+    b.warp_live.resize(warps);
+    b.warp_arrived.resize(warps);
+    b.warp_gen.assign(warps, 0);
+    b.slots.resize(threads);
+    b.kernel = kernel;
+    b.args = args;
+    block_dim = dim3{block[0], block[1], block[2]};
+    grid_dim = dim3{grid[0], grid[1], grid[2]};
+    Block* outer = running;
+    running = &b;
+    int status = 0;
+    for (unsigned z = 0; z < grid[2] && status == 0; z++)
+        for (unsigned y = 0; y < grid[1] && status == 0; y++)
+            for (unsigned x = 0; x < grid[0] && status == 0; x++) {
+                block_idx = dim3{x, y, z};
+                // Fresh garbage-free shared memory per block: NaN bytes, so reading what no
+                // thread wrote shows up in the results.
+                b.shared.resize((shared_bytes + 7) / 8);
+                std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
+                if (!run_block(b)) status = 2;
+            }
+    running = outer;
+    return status;
+}

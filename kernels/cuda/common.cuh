@@ -1,0 +1,76 @@
+// Shared by every kernel file: index types, the exact-arithmetic helpers that mirror the CPU
+// backend's (kernels/src/cpu/fastmath.rs), and fixed-order block reductions. NVRTC sees this
+// file pasted in place of `#include "common.cuh"`; the host harness (kernels/cuda-host) finds it
+// on its include path. Compiled without fused multiply-add (--fmad=false on the device,
+// -ffp-contract=off on the host), so a + b * c rounds twice, as on the CPU.
+#pragma once
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+// The block's dynamic shared memory (the launch's shared-memory size) as `type name[]`; the host
+// harness's compatibility header gives each emulated block its own.
+#ifndef DYNAMIC_SMEM
+#define DYNAMIC_SMEM(type, name) extern __shared__ type name[]
+#endif
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+// Marks a decoder row that takes the mask token (kernels/src/backend.rs MASKED_ROW).
+#define MASKED_ROW 0xffffffffu
+
+// Threads per block of the elementwise and row kernels (the Rust launch code uses the same).
+#define BLOCK 256
+
+// exp(z) for z <= 0, exactly as fastmath::exp_nonpositive: z = n ln2 + r, e^r by its degree-7
+// Taylor polynomial, 2^n through the exponent bits; 0 below -87.
+static __device__ __forceinline__ float exp_nonpositive(float z) {
+    const float LN2_HI = 0.69314575f;
+    const float LN2_LO = 1.4286068e-6f;
+    const float ROUND = 12582912.0f;
+    float zc = fmaxf(z, -87.0f);
+    float shifted = zc * 1.44269504088896340736f + ROUND;
+    float n = shifted - ROUND;
+    float r = (zc - n * LN2_HI) - n * LN2_LO;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    u32 n_bits = __float_as_uint(shifted) - __float_as_uint(ROUND);
+    float scale = __uint_as_float((n_bits + 127u) << 23);
+    return z < -87.0f ? 0.0f : p * scale;
+}
+
+// Sum over the block of one f64 value per thread, in a fixed tree order (no atomics): every
+// thread gets the total. `scratch` holds blockDim.x doubles of shared memory; blockDim.x must be
+// a power of two.
+static __device__ double block_sum_f64(double v, double* scratch) {
+    scratch[threadIdx.x] = v;
+    __syncthreads();
+    for (u32 half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
+        __syncthreads();
+    }
+    double total = scratch[0];
+    __syncthreads();
+    return total;
+}
+
+// Sum over a warp of one f32 value per lane, in the fixed butterfly order: every lane gets it.
+static __device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Maximum over a warp (every lane gets it).
+static __device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}

@@ -1,0 +1,40 @@
+// Exact (erf) GELU, forward beside backward, bit for bit the CPU backend's formula
+// (kernels/src/cpu/gelu.rs): Phi from erfc(y) = t exp(-y^2) P(t), t = 1 / (1 + y / 2),
+// y = |x| / sqrt 2, P the same degree-10 polynomial; exp(-x^2 / 2) shared with phi.
+//   forward:  out = x Phi(x)                              x, out (n)
+//   backward: dinp += dout (Phi(x) + x phi(x))            dinp, dout (n)
+#include "common.cuh"
+
+#define FRAC_1_SQRT_2PI 0.3989423f
+#define FRAC_1_SQRT_2 0.70710678118654752440f
+
+// Phi(x) into *cdf, and returns exp(-x^2 / 2).
+static __device__ __forceinline__ float normal_cdf(float x, float* cdf) {
+    const float P[11] = {0.2820948f,  0.28209374f, 0.24688467f, 0.17531629f,
+                         0.09345715f, -0.05918964f, 0.13213458f, -0.4549322f,
+                         0.49367835f, -0.23473553f, 0.04319783f};
+    float y = fabsf(x) * FRAC_1_SQRT_2;
+    float t = 1.0f / (1.0f + 0.5f * y);
+    float p = P[10];
+    for (int i = 9; i >= 0; i--) p = p * t + P[i];
+    float e = exp_nonpositive(-0.5f * x * x);
+    float half_erfc = 0.5f * t * e * p;
+    *cdf = x >= 0.0f ? 1.0f - half_erfc : half_erfc;
+    return e;
+}
+
+extern "C" __global__ void gelu_forward(float* out, const float* inp, u64 n) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        float x = inp[i], cdf;
+        normal_cdf(x, &cdf);
+        out[i] = x * cdf;
+    }
+}
+
+extern "C" __global__ void gelu_backward(float* dinp, const float* inp, const float* dout, u64 n) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        float x = inp[i], cdf;
+        float e = normal_cdf(x, &cdf);
+        dinp[i] += dout[i] * (cdf + x * FRAC_1_SQRT_2PI * e);
+    }
+}

@@ -1,0 +1,38 @@
+// The linear layer's own kernels around its cuBLAS GEMMs (out = inp @ weight^T is cuBLAS, in
+// true fp32): the bias added to every output row (forward) and the bias gradient as column sums
+// without atomics (backward): pass 1 sums fixed chunks of rows per column in f64, pass 2
+// (colsum_finish, also used by layernorm and the mask-token gradient) adds the chunk partials in
+// chunk order and accumulates into the gradient.
+//   forward:  out (T, OC) += bias (OC) per row
+//   backward: dout (T, OC) -> partial (chunks, OC) -> dbias (OC) += (f32) sum_chunks partial
+#include "common.cuh"
+
+// out (T, OC) += bias (OC) on every row: the linear layer's bias after its GEMM.
+extern "C" __global__ void add_bias_rows(float* out, const float* bias, int t, int oc) {
+    u64 n = (u64)t * oc;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        out[i] += bias[i % oc];
+}
+
+// Pass 1: partial[chunk][j] = sum of src[r][j] over the chunk's rows r (f64, in row order).
+// Launch: grid = (ceil(C / BLOCK), chunks), block = BLOCK.
+extern "C" __global__ void colsum_partial(double* partial, const float* src, int t, int c,
+                                          int rows_per_chunk) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    int r0 = blockIdx.y * rows_per_chunk;
+    int r1 = r0 + rows_per_chunk < t ? r0 + rows_per_chunk : t;
+    double acc = 0.0;
+    for (int r = r0; r < r1; r++) acc += (double)src[(u64)r * c + j];
+    partial[(u64)blockIdx.y * c + j] = acc;
+}
+
+// Pass 2: dst[j] += (f32) (((p_0 + p_1) + p_2) + ...). Launch: grid = ceil(C / BLOCK), block = BLOCK.
+extern "C" __global__ void colsum_finish(float* dst, const double* partial, int chunks, int c) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    double acc = 0.0;
+    for (int k = 0; k < chunks; k++) acc += partial[(u64)k * c + j];
+    dst[j] += (float)acc;
+}
+

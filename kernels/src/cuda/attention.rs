@@ -1,0 +1,145 @@
+//! Launches of kernels/cuda/attention.cu (FlashAttention-2 style, varlen packed). The grid has
+//! ceil(T / tile) + B blocks in x (an upper bound on the query or key tiles of all sequences:
+//! each block finds its tile from cu_seqlens on the device, so the host never reads the lengths)
+//! and one head per y. The tile is the largest that keeps a kernel's shared memory within the
+//! 48 KiB every device grants without opting in.
+
+use super::device::{Arg, Device, LaunchDims, Module};
+use super::launch::elementwise;
+use super::KernelBackend;
+use crate::backend::AttnDims;
+
+/// Threads per attention block.
+const THREADS: u32 = 128;
+
+/// Shared memory every device grants a block by default.
+const SHARED_LIMIT: usize = 48 * 1024;
+
+/// Largest tile of at most 32 rows whose shared memory, `floats(tile)` f32s, fits the limit.
+fn tile_for(floats: impl Fn(usize) -> usize) -> usize {
+    let mut tile = 32;
+    while tile > 1 && 4 * floats(tile) > SHARED_LIMIT {
+        tile /= 2;
+    }
+    tile
+}
+
+/// Shared f32s of the forward: q, k, v, o tiles, the scores and three row vectors.
+fn forward_floats(tile: usize, hd: usize) -> usize {
+    4 * tile * hd + tile * tile + 3 * tile
+}
+
+/// Shared f32s of the dK/dV kernel (the larger backward kernel; dQ uses the same tile): k, v,
+/// dk, dv, q, dout tiles, P and dS, two row vectors.
+fn dkv_floats(tile: usize, hd: usize) -> usize {
+    6 * tile * hd + 2 * tile * tile + 2 * tile
+}
+
+/// Shared f32s of the dQ kernel: q, dout, dq, k, v tiles, P and dS, two row vectors.
+fn dq_floats(tile: usize, hd: usize) -> usize {
+    5 * tile * hd + 2 * tile * tile + 2 * tile
+}
+
+fn dims_for(dims: AttnDims, tile: usize, floats: usize) -> LaunchDims {
+    LaunchDims {
+        grid: (
+            (dims.tokens.div_ceil(tile) + dims.seqs) as u32,
+            dims.heads as u32,
+            1,
+        ),
+        block: THREADS,
+        shared_bytes: (4 * floats) as u32,
+    }
+}
+
+fn check(dims: AttnDims) -> usize {
+    assert_eq!(
+        dims.width % dims.heads,
+        0,
+        "width must be a multiple of heads"
+    );
+    dims.width / dims.heads
+}
+
+fn scale(hd: usize) -> f32 {
+    1.0 / (hd as f32).sqrt()
+}
+
+/// out (T, C) and lse (T, H) from qkv (T, 3C).
+pub(super) fn forward<D: Device>(
+    k: &KernelBackend<D>,
+    (out, lse): (u64, u64),
+    qkv: u64,
+    cu: u64,
+    dims: AttnDims,
+) {
+    let hd = check(dims);
+    if dims.tokens == 0 || dims.seqs == 0 {
+        return;
+    }
+    let tile = tile_for(|t| forward_floats(t, hd));
+    let args = [
+        Arg::Ptr(out),
+        Arg::Ptr(lse),
+        Arg::Ptr(qkv),
+        Arg::Ptr(cu),
+        Arg::I32(dims.seqs as i32),
+        Arg::I32(dims.width as i32),
+        Arg::I32(dims.heads as i32),
+        Arg::I32(tile as i32),
+        Arg::F32(scale(hd)),
+    ];
+    let launch = dims_for(dims, tile, forward_floats(tile, hd));
+    k.dev
+        .launch(Module::Attention, "attention_forward", launch, &args);
+}
+
+/// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse.
+pub(super) fn backward<D: Device>(
+    k: &KernelBackend<D>,
+    dqkv: u64,
+    (dout, qkv, out, lse): (u64, u64, u64, u64),
+    cu: u64,
+    dims: AttnDims,
+) {
+    let hd = check(dims);
+    let (t, c, heads) = (dims.tokens, dims.width, dims.heads);
+    let Some(delta_dims) = elementwise(t * heads) else {
+        return;
+    };
+    if dims.seqs == 0 {
+        return;
+    }
+    let tile = tile_for(|t| dkv_floats(t, hd));
+    k.workspace.with(&k.dev, t * heads, |delta| {
+        let args = [
+            Arg::Ptr(delta),
+            Arg::Ptr(dout),
+            Arg::Ptr(out),
+            Arg::I32(t as i32),
+            Arg::I32(c as i32),
+            Arg::I32(heads as i32),
+        ];
+        k.dev
+            .launch(Module::Attention, "attention_delta", delta_dims, &args);
+        let args = [
+            Arg::Ptr(dqkv),
+            Arg::Ptr(dout),
+            Arg::Ptr(qkv),
+            Arg::Ptr(lse),
+            Arg::Ptr(delta),
+            Arg::Ptr(cu),
+            Arg::I32(dims.seqs as i32),
+            Arg::I32(c as i32),
+            Arg::I32(heads as i32),
+            Arg::I32(tile as i32),
+            Arg::F32(scale(hd)),
+        ];
+        let launch = dims_for(dims, tile, dkv_floats(tile, hd));
+        k.dev
+            .launch(Module::Attention, "attention_dkv", launch, &args);
+        let launch = dims_for(dims, tile, dq_floats(tile, hd));
+        k.dev
+            .launch(Module::Attention, "attention_dq", launch, &args);
+    });
+}

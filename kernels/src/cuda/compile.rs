@@ -1,0 +1,110 @@
+//! Kernel compilation: each kernels/cuda file through NVRTC for the device's architecture
+//! (a CUBIN, so the driver needs no PTX JIT), without fused multiply-add so the arithmetic
+//! matches the CPU backend's; cached on disk by (source hash, architecture) so later runs skip
+//! the compiler.
+
+use super::device::{Module, COMMON_HEADER};
+use super::probe::CudaError;
+use cudarc::nvrtc::{result, sys};
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+
+/// The source NVRTC compiles: the file with `#include "common.cuh"` replaced by the header.
+pub fn preprocess(src: &str) -> String {
+    src.replace("#include \"common.cuh\"", COMMON_HEADER)
+}
+
+/// NVRTC options for architecture `arch` (e.g. 90 for sm_90), with the CUDA headers folder
+/// `$ECGFM_CUDA_INCLUDE` (the `nvidia-cuda-runtime` wheel's include/, for headers such as
+/// cuda_bf16.h) when set.
+fn options(arch: u32) -> Vec<String> {
+    let mut options = vec![
+        format!("--gpu-architecture=sm_{arch}"),
+        "--fmad=false".into(),
+        "--std=c++17".into(),
+    ];
+    if let Some(dir) = std::env::var_os("ECGFM_CUDA_INCLUDE") {
+        options.push(format!("--include-path={}", dir.to_string_lossy()));
+    }
+    options
+}
+
+/// FNV-1a: a hash that is stable across Rust versions (the cache key must be).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `$ECGFM_KERNEL_CACHE`, else `$XDG_CACHE_HOME/ecgfm/kernels`, else `~/.cache/ecgfm/kernels`.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ECGFM_KERNEL_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ecgfm").join("kernels"))
+}
+
+/// Compiles `src` (already preprocessed) for sm_`arch`; returns the CUBIN, or NVRTC's log.
+pub fn compile_cubin(name: &str, src: &str, arch: u32) -> Result<Vec<u8>, String> {
+    let c_src = CString::new(src).map_err(|_| "source holds a NUL byte".to_string())?;
+    let c_name = CString::new(name).map_err(|_| "name holds a NUL byte".to_string())?;
+    let prog = result::create_program(&c_src, Some(&c_name)).map_err(|e| e.to_string())?;
+    // SAFETY: prog was created above and is destroyed once, at the end.
+    let out = unsafe {
+        match result::compile_program(prog, &options(arch)) {
+            Ok(()) => cubin(prog),
+            Err(e) => Err(match result::get_program_log(prog) {
+                Ok(log) => CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned(),
+                Err(_) => e.to_string(),
+            }),
+        }
+    };
+    // SAFETY: as above.
+    let _ = unsafe { result::destroy_program(prog) };
+    out
+}
+
+/// The CUBIN of a compiled program.
+///
+/// # Safety
+/// `prog` must be a live, successfully compiled program.
+unsafe fn cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, String> {
+    let mut size = 0usize;
+    sys::nvrtcGetCUBINSize(prog, &mut size)
+        .result()
+        .map_err(|e| e.to_string())?;
+    let mut bin = vec![0u8; size];
+    sys::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut _)
+        .result()
+        .map_err(|e| e.to_string())?;
+    Ok(bin)
+}
+
+/// The CUBIN of `module` for sm_`arch`: from the disk cache, or compiled now (and cached).
+pub(crate) fn module_cubin(module: Module, arch: u32) -> Result<Vec<u8>, CudaError> {
+    let (file, src) = module.source();
+    let src = preprocess(src);
+    let key = fnv1a(format!("{src}\0{:?}", options(arch)).as_bytes());
+    let cached = cache_dir().map(|d| d.join(format!("{file}-{key:016x}-sm{arch}.cubin")));
+    if let Some(bin) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return Ok(bin);
+    }
+    let bin =
+        compile_cubin(file, &src, arch).map_err(|log| CudaError::Compile { file, arch, log })?;
+    if let Some(path) = cached {
+        // A cache that cannot be written only costs a recompile next time.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(&tmp, &bin))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(bin)
+}

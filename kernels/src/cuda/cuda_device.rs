@@ -1,0 +1,256 @@
+//! [`CudaDevice`]: the [`Device`] of a real GPU through cudarc: one context and one stream,
+//! every kernel file compiled (NVRTC, disk-cached) and loaded when the device is opened, GEMMs
+//! through cuBLAS in pedantic fp32 math (no TF32, no reduced precision).
+//!
+//! cudarc's per-buffer event tracking is turned off: all work runs in order on this one stream.
+//! Code that uses another stream (e.g. a collective) must order itself against [`CudaDevice::stream`].
+
+use super::compile::module_cubin;
+use super::device::{Arg, Device, Gemm, LaunchDims, Module, MODULES};
+use super::probe::{check_cuda, CudaError};
+use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
+    PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What the start-up table shows about a GPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub total_bytes: usize,
+    /// Compute capability (major, minor).
+    pub capability: (i32, i32),
+}
+
+/// A GPU with its stream, cuBLAS handle and loaded kernels.
+pub struct CudaDevice {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    modules: HashMap<Module, Arc<CudaModule>>,
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    info: DeviceInfo,
+}
+
+fn device_err(ordinal: usize) -> impl Fn(String) -> CudaError {
+    move |reason| CudaError::Device { ordinal, reason }
+}
+
+impl CudaDevice {
+    /// Opens GPU `ordinal`: probes the libraries and devices first (a missing one is an error,
+    /// never a panic), then creates the context, stream and cuBLAS handle and loads every
+    /// kernel file, compiling those not yet in the disk cache.
+    pub fn new(ordinal: usize) -> Result<Self, CudaError> {
+        check_cuda(ordinal)?;
+        let err = device_err(ordinal);
+        let ctx = CudaContext::new(ordinal).map_err(|e| err(format!("creating a context: {e}")))?;
+        // SAFETY: no buffer exists yet; everything then runs on the one stream below.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| err(format!("creating a stream: {e}")))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
+        // SAFETY: the handle is live; pedantic math keeps every GEMM in true fp32.
+        unsafe {
+            blas_sys::cublasSetMathMode(
+                *blas.handle(),
+                blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
+            )
+        }
+        .result()
+        .map_err(|e| err(format!("cuBLAS math mode: {e}")))?;
+        let capability = ctx
+            .compute_capability()
+            .map_err(|e| err(format!("compute capability: {e}")))?;
+        let info = DeviceInfo {
+            ordinal,
+            name: ctx.name().map_err(|e| err(format!("device name: {e}")))?,
+            total_bytes: ctx
+                .total_mem()
+                .map_err(|e| err(format!("memory size: {e}")))?,
+            capability,
+        };
+        let arch = (capability.0 * 10 + capability.1) as u32;
+        let mut modules = HashMap::new();
+        for (module, file, _) in MODULES {
+            let cubin = module_cubin(module, arch)?;
+            let loaded = ctx
+                .load_module(Ptx::from_binary(cubin))
+                .map_err(|e| err(format!("loading kernels/cuda/{file}: {e}")))?;
+            modules.insert(module, loaded);
+        }
+        Ok(CudaDevice {
+            ctx,
+            stream,
+            blas,
+            modules,
+            functions: Mutex::new(HashMap::new()),
+            info,
+        })
+    }
+
+    /// The stream every op of this device is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// Bytes of device memory in use (by every process on the device).
+    pub fn memory_used(&self) -> usize {
+        self.ctx
+            .mem_get_info()
+            .map(|(free, total)| total.saturating_sub(free))
+            .unwrap_or(0)
+    }
+
+    /// Waits until every queued op has finished.
+    pub fn synchronize(&self) {
+        self.stream
+            .synchronize()
+            .unwrap_or_else(|e| panic!("CUDA stream failed: {e}"));
+    }
+
+    fn function(&self, module: Module, name: &'static str) -> CudaFunction {
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        functions
+            .entry(name)
+            .or_insert_with(|| {
+                self.modules[&module]
+                    .load_function(name)
+                    .unwrap_or_else(|e| panic!("kernel {name} not in {module:?}: {e}"))
+            })
+            .clone()
+    }
+
+    /// Raw device address of element `off` (of at least `off + n`); with event tracking off, no
+    /// synchronisation is implied: everything is ordered on the one stream.
+    fn raw<T>(&self, buf: &CudaSlice<T>, off: usize, n: usize) -> u64 {
+        assert!(
+            off + n <= buf.len(),
+            "view [{off}, {}) outside a buffer of {} elements",
+            off + n,
+            buf.len()
+        );
+        let (ptr, _sync) = buf.device_ptr(&self.stream);
+        ptr + (off * std::mem::size_of::<T>()) as u64
+    }
+}
+
+/// Panics with the failing operation: a CUDA error inside a step is fatal for the run.
+fn expect<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("CUDA {what} failed: {e}"))
+}
+
+impl Device for CudaDevice {
+    type Buf = CudaSlice<f32>;
+    type IdxBuf = CudaSlice<u32>;
+
+    fn alloc(&self, n: usize) -> CudaSlice<f32> {
+        expect("allocation", self.stream.alloc_zeros::<f32>(n.max(1)))
+    }
+
+    fn alloc_idx(&self, n: usize) -> CudaSlice<u32> {
+        expect("allocation", self.stream.alloc_zeros::<u32>(n.max(1)))
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut CudaSlice<f32>, off: usize) {
+        let mut view = dst.slice_mut(off..off + src.len());
+        expect("upload", self.stream.memcpy_htod(src, &mut view));
+    }
+
+    fn download(&self, src: &CudaSlice<f32>, off: usize, dst: &mut [f32]) {
+        let view = src.slice(off..off + dst.len());
+        expect("download", self.stream.memcpy_dtoh(&view, dst));
+        self.synchronize();
+    }
+
+    fn upload_idx(&self, src: &[u32], dst: &mut CudaSlice<u32>, off: usize) {
+        let mut view = dst.slice_mut(off..off + src.len());
+        expect("upload", self.stream.memcpy_htod(src, &mut view));
+    }
+
+    fn download_idx(&self, src: &CudaSlice<u32>, off: usize, dst: &mut [u32]) {
+        let view = src.slice(off..off + dst.len());
+        expect("download", self.stream.memcpy_dtoh(&view, dst));
+        self.synchronize();
+    }
+
+    fn addr(&self, buf: &CudaSlice<f32>, off: usize, n: usize) -> u64 {
+        self.raw(buf, off, n)
+    }
+
+    fn addr_mut(&self, buf: &mut CudaSlice<f32>, off: usize, n: usize) -> u64 {
+        self.raw(buf, off, n)
+    }
+
+    fn idx_addr(&self, buf: &CudaSlice<u32>, off: usize, n: usize) -> u64 {
+        self.raw(buf, off, n)
+    }
+
+    fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
+        let function = self.function(module, name);
+        let mut launch = self.stream.launch_builder(&function);
+        for arg in args {
+            match arg {
+                Arg::Ptr(v) | Arg::U64(v) => launch.arg(v),
+                Arg::I32(v) => launch.arg(v),
+                Arg::F32(v) => launch.arg(v),
+                Arg::F64(v) => launch.arg(v),
+            };
+        }
+        let config = LaunchConfig {
+            grid_dim: dims.grid,
+            block_dim: (dims.block, 1, 1),
+            shared_mem_bytes: dims.shared_bytes,
+        };
+        // SAFETY: the argument kinds follow the kernel's C signature (checked by the host
+        // harness on every launch of the same code) and every address was bounds-checked.
+        expect(name, unsafe { launch.launch(config) });
+    }
+
+    fn memory_in_use(&self) -> Option<u64> {
+        Some(self.memory_used() as u64)
+    }
+
+    fn gemm(&self, g: &Gemm) {
+        let op = |t: bool| match t {
+            true => blas_sys::cublasOperation_t::CUBLAS_OP_T,
+            false => blas_sys::cublasOperation_t::CUBLAS_OP_N,
+        };
+        let (alpha, beta) = (1.0f32, g.beta);
+        // cuBLAS runs in the calling thread's current context.
+        expect("binding the context", self.ctx.bind_to_thread());
+        // SAFETY: the addresses come from bounds-checked views of live buffers on this stream.
+        let result = unsafe {
+            blas::sgemm(
+                *self.blas.handle(),
+                op(g.trans_a),
+                op(g.trans_b),
+                g.m as i32,
+                g.n as i32,
+                g.k as i32,
+                &alpha,
+                g.a as *const f32,
+                g.lda as i32,
+                g.b as *const f32,
+                g.ldb as i32,
+                &beta,
+                g.c as *mut f32,
+                g.ldc as i32,
+            )
+        };
+        expect("SGEMM", result);
+    }
+}

@@ -1,0 +1,164 @@
+//! What a kernel backend needs from a device: buffers, raw addresses, kernel launches by name and
+//! a column-major fp32 GEMM. [`CudaDevice`](super::CudaDevice) implements it with cudarc; the
+//! host harness (kernels/cuda-host) implements it with the same kernels compiled by g++, so the
+//! launch code of every op (grid, block, shared memory, arguments) is tested without a GPU.
+
+/// One kernel argument, passed by value. The kinds must match the kernel's C parameters exactly
+/// (the host harness checks them: `Ptr` for any pointer, `I32` for int, `U64` for
+/// unsigned long long, `F32` for float, `F64` for double).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg {
+    Ptr(u64),
+    I32(i32),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Arg {
+    /// The kind letter the host harness checks (p, i, u, f, d).
+    pub fn kind(&self) -> u8 {
+        match self {
+            Arg::Ptr(_) => b'p',
+            Arg::I32(_) => b'i',
+            Arg::U64(_) => b'u',
+            Arg::F32(_) => b'f',
+            Arg::F64(_) => b'd',
+        }
+    }
+
+    /// The argument's bytes in a little-endian 8-byte slot (what a C caller would read).
+    pub fn bits(&self) -> u64 {
+        match *self {
+            Arg::Ptr(v) | Arg::U64(v) => v,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::F32(v) => v.to_bits() as u64,
+            Arg::F64(v) => v.to_bits(),
+        }
+    }
+}
+
+/// Grid, block (1-D) and dynamic shared memory of a launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchDims {
+    pub grid: (u32, u32, u32),
+    pub block: u32,
+    pub shared_bytes: u32,
+}
+
+/// One kernel file of kernels/cuda (the NVRTC compilation unit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Module {
+    Elementwise,
+    Matmul,
+    Layernorm,
+    Gelu,
+    Attention,
+    Tokens,
+    Loss,
+    Heads,
+    Adamw,
+}
+
+/// Every kernel file: (module, file name, source). The shared header is `COMMON_HEADER`.
+pub const MODULES: [(Module, &str, &str); 9] = [
+    (
+        Module::Elementwise,
+        "elementwise.cu",
+        include_str!("../../cuda/elementwise.cu"),
+    ),
+    (
+        Module::Matmul,
+        "matmul.cu",
+        include_str!("../../cuda/matmul.cu"),
+    ),
+    (
+        Module::Layernorm,
+        "layernorm.cu",
+        include_str!("../../cuda/layernorm.cu"),
+    ),
+    (Module::Gelu, "gelu.cu", include_str!("../../cuda/gelu.cu")),
+    (
+        Module::Attention,
+        "attention.cu",
+        include_str!("../../cuda/attention.cu"),
+    ),
+    (
+        Module::Tokens,
+        "tokens.cu",
+        include_str!("../../cuda/tokens.cu"),
+    ),
+    (Module::Loss, "loss.cu", include_str!("../../cuda/loss.cu")),
+    (
+        Module::Heads,
+        "heads.cu",
+        include_str!("../../cuda/heads.cu"),
+    ),
+    (
+        Module::Adamw,
+        "adamw.cu",
+        include_str!("../../cuda/adamw.cu"),
+    ),
+];
+
+/// kernels/cuda/common.cuh, pasted in place of its `#include` before NVRTC compiles a file.
+pub const COMMON_HEADER: &str = include_str!("../../cuda/common.cuh");
+
+impl Module {
+    /// The file name and source of this module.
+    pub fn source(self) -> (&'static str, &'static str) {
+        let (_, name, src) = MODULES
+            .iter()
+            .find(|(m, _, _)| *m == self)
+            .expect("every module is listed in MODULES");
+        (name, src)
+    }
+}
+
+/// C = A' B' + beta C in column-major storage (cuBLAS's convention), alpha = 1, where
+/// A' = A^T when `trans_a` (A' is m x k, B' is k x n, C is m x n). Addresses are raw.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: u64,
+    pub lda: usize,
+    pub b: u64,
+    pub ldb: usize,
+    pub beta: f32,
+    pub c: u64,
+    pub ldc: usize,
+}
+
+/// A device the kernel backend runs on. Work is queued in order on one stream; `download`
+/// waits for it. Out-of-range addresses are programming errors and panic.
+pub trait Device: Send + Sync {
+    type Buf: Send;
+    type IdxBuf: Send;
+
+    /// A zero-filled f32 buffer of n elements.
+    fn alloc(&self, n: usize) -> Self::Buf;
+    /// A zero-filled u32 buffer of n elements.
+    fn alloc_idx(&self, n: usize) -> Self::IdxBuf;
+    fn upload(&self, src: &[f32], dst: &mut Self::Buf, off: usize);
+    fn download(&self, src: &Self::Buf, off: usize, dst: &mut [f32]);
+    fn upload_idx(&self, src: &[u32], dst: &mut Self::IdxBuf, off: usize);
+    fn download_idx(&self, src: &Self::IdxBuf, off: usize, dst: &mut [u32]);
+    /// Address of element `off` of a buffer holding at least `off + n` elements.
+    fn addr(&self, buf: &Self::Buf, off: usize, n: usize) -> u64;
+    /// As [`Device::addr`] for a buffer the caller will write.
+    fn addr_mut(&self, buf: &mut Self::Buf, off: usize, n: usize) -> u64;
+    /// As [`Device::addr`] for an index buffer.
+    fn idx_addr(&self, buf: &Self::IdxBuf, off: usize, n: usize) -> u64;
+    /// Queues kernel `name` of `module`.
+    fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]);
+    /// Queues a true-fp32 GEMM.
+    fn gemm(&self, g: &Gemm);
+    /// Device memory in use in bytes (None when the device does not report it).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
+}

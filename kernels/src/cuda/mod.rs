@@ -1,0 +1,60 @@
+//! The CUDA backend: our own kernels (kernels/cuda/*.cu, one file per concern, forward beside
+//! backward) behind the [`Backend`](crate::Backend) trait, GEMMs through cuBLAS in true fp32.
+//!
+//! - [`device`]: the [`Device`] trait a kernel backend runs on (buffers, raw addresses, kernel
+//!   launches by name, GEMM) and the embedded kernel sources.
+//! - [`KernelBackend`] (`backend.rs`): the trait over any device; the launch code of each concern
+//!   sits in the file named after its `.cu` (`attention.rs`, `layernorm.rs`, ...), with the
+//!   shared geometry and workspace in `launch.rs`.
+//! - [`CudaDevice`] (`cuda_device.rs`, cudarc) and [`CudaBackend`] = `KernelBackend<CudaDevice>`:
+//!   buffers are `CudaSlice<f32>` / `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream
+//!   all work is queued on.
+//! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
+//! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
+//!   returns a [`CudaError`] naming what is missing.
+//!
+//! The host harness (kernels/cuda-host) runs the same kernels and the same launch code on the
+//! CPU, so all of this is tested without a GPU.
+
+mod adamw;
+mod attention;
+mod backend;
+pub mod compile;
+mod cuda_device;
+pub mod device;
+mod elementwise;
+mod gelu;
+mod heads;
+mod launch;
+mod layernorm;
+mod loss;
+mod matmul;
+pub mod probe;
+mod tokens;
+
+pub use backend::KernelBackend;
+pub use cuda_device::{CudaDevice, DeviceInfo};
+pub use device::{Arg, Device, Gemm, LaunchDims, Module};
+pub use probe::CudaError;
+
+/// The CUDA backend: our kernels and cuBLAS on one GPU.
+pub type CudaBackend = KernelBackend<CudaDevice>;
+
+impl CudaBackend {
+    /// The backend on GPU `ordinal`, or why it cannot run (missing driver or libraries, no
+    /// GPU, a kernel NVRTC cannot compile). Never panics.
+    pub fn new(ordinal: usize) -> Result<Self, CudaError> {
+        Ok(KernelBackend::with_device(CudaDevice::new(ordinal)?))
+    }
+
+    /// The one stream every op is queued on (work on other streams, e.g. a collective over
+    /// these same `CudaSlice<f32>` buffers, must be ordered against it).
+    pub fn stream(&self) -> &std::sync::Arc<cudarc::driver::CudaStream> {
+        self.device().stream()
+    }
+
+    /// The CUDA context of the device.
+    pub fn context(&self) -> &std::sync::Arc<cudarc::driver::CudaContext> {
+        self.device().context()
+    }
+}

@@ -1,0 +1,62 @@
+//! Attention against the CPU backend, forward (out, lse) and backward (dqkv accumulated onto
+//! random content), on packed ragged sequences: empty sequences, single tokens, lengths that are
+//! not multiples of the tile, several tiles, a head size that shrinks the tile.
+
+use super::common::{assert_close, down, packed, up, up_idx, v, vm, Rng};
+use ecgfm_kernels::{Backend, CpuBackend};
+
+fn attention_outputs<B: Backend>(
+    be: &B,
+    lengths: &[usize],
+    width: usize,
+    heads: usize,
+) -> Vec<Vec<f32>> {
+    let (cu, dims) = packed(lengths, width, heads);
+    let t = dims.tokens;
+    let mut rng = Rng::new((t * 7 + width) as u64);
+    let (qkv, dout) = (
+        up(be, &rng.vec(t * 3 * width, 2.0)),
+        up(be, &rng.vec(t * width, 1.0)),
+    );
+    let cu = up_idx(be, &cu);
+    let (mut out, mut lse) = (up(be, &vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
+    be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
+    let mut dqkv = up(be, &rng.vec(t * 3 * width, 1.0));
+    be.attention_backward(
+        vm(&mut dqkv),
+        v(&dout),
+        v(&qkv),
+        v(&out),
+        v(&lse),
+        v(&cu),
+        dims,
+    );
+    vec![
+        down(be, &out, t * width),
+        down(be, &lse, t * heads),
+        down(be, &dqkv, t * 3 * width),
+    ]
+}
+
+fn compare<B: Backend>(be: &B, lengths: &[usize], width: usize, heads: usize) {
+    let got = attention_outputs(be, lengths, width, heads);
+    let want = attention_outputs(&CpuBackend, lengths, width, heads);
+    for (name, (g, w)) in ["out", "lse", "dqkv"].iter().zip(got.iter().zip(&want)) {
+        assert_close(
+            &format!("attention {name} {lengths:?} C={width} H={heads}"),
+            g,
+            w,
+            2e-5,
+        );
+    }
+}
+
+pub fn attention<B: Backend>(be: &B) {
+    compare(be, &[1], 4, 1);
+    compare(be, &[0, 1, 0], 6, 2);
+    compare(be, &[5, 17, 1, 0, 9], 12, 3);
+    // Tiles are 32 rows at these head sizes: 70 and 131 end mid-tile, 64 on a boundary.
+    compare(be, &[70, 3, 131, 64], 16, 2);
+    // hd = 80 forces 16-row backward tiles (48 KiB of shared memory).
+    compare(be, &[40, 17], 160, 2);
+}

@@ -1,0 +1,82 @@
+//! Every op of a kernel backend against the CPU backend, on random, odd, empty and ragged shapes
+//! (written once, generic over the backend): run on the host harness's backend in CI
+//! (kernels/cuda-host/tests/against_cpu.rs) and on `CudaBackend` where a GPU is usable
+//! (kernels/tests/cuda_against_cpu.rs, scripts/gpu-check.sh). Every buffer carries NaN padding
+//! around its tensor, so a write outside a view shows up.
+
+#![allow(dead_code)] // each including test binary uses the same list
+
+pub mod attention;
+#[path = "../common/mod.rs"]
+pub mod base;
+pub mod common;
+pub mod dense;
+pub mod tokens_heads;
+
+/// One `#[test]` per op group, each running on the backend `$make` returns (`None`: skipped).
+macro_rules! against_cpu_tests {
+    ($make:expr) => {
+        #[test]
+        fn elementwise_and_norm_helpers_match_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::dense::elementwise_and_norm_helpers(&be);
+            }
+        }
+
+        #[test]
+        fn gelu_is_bitwise_the_cpu_formula() {
+            if let Some(be) = $make {
+                against_cpu::dense::gelu(&be);
+            }
+        }
+
+        #[test]
+        fn adamw_is_bitwise_the_cpu_update() {
+            if let Some(be) = $make {
+                against_cpu::dense::adamw(&be);
+            }
+        }
+
+        #[test]
+        fn layernorm_matches_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::dense::layernorm(&be);
+            }
+        }
+
+        #[test]
+        fn matmul_matches_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::dense::matmul(&be);
+            }
+        }
+
+        #[test]
+        fn attention_matches_the_cpu_on_ragged_packed_sequences() {
+            if let Some(be) = $make {
+                against_cpu::attention::attention(&be);
+            }
+        }
+
+        #[test]
+        fn token_gathers_and_scatters_match_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::tokens_heads::token_gathers_and_scatters(&be);
+            }
+        }
+
+        #[test]
+        fn masked_mse_matches_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::tokens_heads::masked_mse(&be);
+            }
+        }
+
+        #[test]
+        fn classification_heads_match_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::tokens_heads::classification_heads(&be);
+            }
+        }
+    };
+}

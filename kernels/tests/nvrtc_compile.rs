@@ -1,0 +1,39 @@
+//! Every kernel file of kernels/cuda compiles with NVRTC for sm_80 and sm_90 (no GPU needed:
+//! only libnvrtc, from the `nvidia-cuda-nvrtc` wheel that scripts/test.sh installs and puts on
+//! LD_LIBRARY_PATH). Without NVRTC the test skips with a message, or fails where the oracles
+//! are required (CI, scripts/test.sh).
+
+use ecgfm_kernels::cuda::compile::{compile_cubin, preprocess};
+use ecgfm_kernels::cuda::device::MODULES;
+use ecgfm_kernels::cuda::probe::check_nvrtc;
+
+#[test]
+fn every_kernel_file_compiles_for_sm80_and_sm90() {
+    if let Err(e) = check_nvrtc() {
+        ecgfm_test_support::skip_without_oracle(&format!("NVRTC ({e})"));
+        return;
+    }
+    for arch in [80, 90] {
+        for (_, file, src) in MODULES {
+            let cubin = compile_cubin(file, &preprocess(src), arch)
+                .unwrap_or_else(|log| panic!("{file} for sm_{arch}:\n{log}"));
+            // An ELF image (CUBIN) came back.
+            assert_eq!(&cubin[..4], b"\x7fELF", "{file} for sm_{arch}: not a CUBIN");
+        }
+    }
+}
+
+#[test]
+fn a_kernel_error_comes_back_as_the_nvrtc_log() {
+    if check_nvrtc().is_err() {
+        ecgfm_test_support::skip_without_oracle("NVRTC");
+        return;
+    }
+    let log = compile_cubin(
+        "broken.cu",
+        "extern \"C\" __global__ void k() { undefined_name; }",
+        90,
+    )
+    .expect_err("an undefined name must not compile");
+    assert!(log.contains("undefined_name"), "log names the error: {log}");
+}

@@ -1,0 +1,61 @@
+//! `--device`: opens the backend a run computes on. `cuda` fails within seconds with the probe's
+//! error naming what is missing (driver, NVRTC, cuBLAS, a GPU); `auto` falls back to the CPU
+//! with one log line saying why.
+
+use anyhow::{Context, Result};
+use ecgfm_kernels::cuda::DeviceInfo;
+use ecgfm_kernels::CudaBackend;
+use ecgfm_trainer::config::DeviceChoice;
+
+/// The backend a run got.
+pub enum Opened {
+    Cpu,
+    Cuda(Box<CudaBackend>),
+}
+
+/// Opens the backend `text` (cpu, cuda, cuda:N, auto) names.
+pub fn open(text: &str) -> Result<Opened> {
+    match DeviceChoice::parse(text)? {
+        DeviceChoice::Cpu => Ok(Opened::Cpu),
+        DeviceChoice::Cuda(ordinal) => CudaBackend::new(ordinal)
+            .map(|be| Opened::Cuda(Box::new(be)))
+            .with_context(|| format!("--device {text}")),
+        DeviceChoice::Auto => match CudaBackend::new(0) {
+            Ok(be) => Ok(Opened::Cuda(Box::new(be))),
+            Err(e) => {
+                tracing::info!("--device auto: training on the CPU ({e})");
+                Ok(Opened::Cpu)
+            }
+        },
+    }
+}
+
+/// One line for the start-up table: name, memory and compute capability.
+pub fn describe(info: &DeviceInfo) -> String {
+    format!(
+        "cuda:{} {} | {:.1} GiB | compute capability {}.{}",
+        info.ordinal,
+        info.name,
+        info.total_bytes as f64 / (1u64 << 30) as f64,
+        info.capability.0,
+        info.capability.1
+    )
+}
+
+/// Peak dense fp32 (no tensor cores) TFLOP/s of well-known GPUs, for the MFU of a true-fp32
+/// step; None for others (pass --peak-tflops).
+pub fn peak_fp32_tflops(name: &str) -> Option<f64> {
+    const PEAKS: [(&str, f64); 7] = [
+        ("H200", 67.0),
+        ("H100 PCIe", 51.0),
+        ("H100", 67.0),
+        ("A100", 19.5),
+        ("L40S", 91.6),
+        ("RTX 4090", 82.6),
+        ("A10", 31.2),
+    ];
+    PEAKS
+        .iter()
+        .find(|(key, _)| name.contains(key))
+        .map(|&(_, peak)| peak)
+}
