@@ -38,6 +38,20 @@ pub enum Command {
     Export(crate::export::ExportArgs),
     /// Upload an exported package to an object store and verify every file after upload.
     Publish(crate::publish::PublishArgs),
+    /// Scaling sweeps over encoder sizes and their report.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// Run every run of a sweep file (resumable), evaluate each, and write the report.
+    Run(crate::sweep_run::SweepRunArgs),
+    /// Fits, charts and verdict of a sweep folder: report.md.
+    Report(crate::sweep_report::SweepReportArgs),
+    /// One grid point of a sweep folder (what each task of `sweep run --slurm`'s array runs).
+    #[command(hide = true)]
+    RunOne(crate::sweep_run::SweepRunOneArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,6 +17,24 @@ struct DatasetSource {
 /// Opens the dataset named by `data.source` for the model's input length, as rank `rank` of
 /// `world_size`.
 pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
+    open_split(
+        config,
+        &config.data.split,
+        config.train.seed,
+        rank,
+        world_size,
+    )
+}
+
+/// Opens `split` of the dataset named by `data.source`, its order seeded by `seed`, as rank
+/// `rank` of `world_size`.
+pub fn open_split(
+    config: &TrainConfig,
+    split: &str,
+    seed: u64,
+    rank: usize,
+    world_size: usize,
+) -> Result<Box<dyn BatchSource>> {
     let url = config.data.source.clone();
     if config.model.leads != 12 {
         bail!(
@@ -25,12 +43,12 @@ pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<
         );
     }
     let loader_config = LoaderConfig {
-        seed: config.train.seed,
+        seed,
         batch_size: config.train.batch_size,
         rank,
         world_size,
         crop_samples: config.model.samples,
-        split: config.data.split.clone(),
+        split: split.to_string(),
         prefetch_batches: config.data.prefetch_batches,
         decode_threads: config.data.decode_threads,
         mix_row_groups: config.data.mix_row_groups,

@@ -17,6 +17,8 @@
 //!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
+//! - `sweep_run`, `sweep_report`: `ecgfm sweep run|report` over `ecgfm-sweep` (which plans and
+//!   reports; the runs are subprocesses of this binary).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -49,8 +51,10 @@ pub mod python_bench;
 pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
+pub mod sweep_report;
+pub mod sweep_run;
 
-use cli::{BenchCommand, Cli, Command, DataCommand};
+use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +68,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
+        Command::Sweep(SweepCommand::Run(args)) => sweep_run::run(&args),
+        Command::Sweep(SweepCommand::Report(args)) => sweep_report::run(&args),
+        Command::Sweep(SweepCommand::RunOne(args)) => sweep_run::run_index(&args),
         Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
         Command::Bench(BenchCommand::Attention(args)) => bench_attention::run(&args),
         Command::Launch(args) => launch::run(&args),

@@ -11,6 +11,7 @@ use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::train::{RunSummary, Trainer};
+use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -101,6 +102,30 @@ pub fn open_source(
     crate::dataset_source::open(config, rank, world)
 }
 
+/// The fixed validation set of a run: the synthetic generator's held-out stream, or the
+/// dataset's `val` split. `None` when `train.val_batches` is 0, or (after a warning) when the
+/// dataset has no `val` split to read.
+pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
+    if config.train.val_batches == 0 {
+        return Ok(None);
+    }
+    let source: Box<dyn BatchSource> = if config.data.source == "synth" {
+        Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
+    } else {
+        match crate::dataset_source::open_split(config, "val", 0, 0, 1) {
+            Ok(source) => source,
+            Err(err) => {
+                tracing::warn!("no validation loss: {err:#}");
+                return Ok(None);
+            }
+        }
+    };
+    let validator = Validator::new(config, source)
+        .map_err(anyhow::Error::from_boxed)
+        .context("drawing the validation batches")?;
+    Ok(Some(validator))
+}
+
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
@@ -182,6 +207,15 @@ fn train_on<B: Backend>(
         Trainer::with_data_parallel(config, &run_dir, backend, source, args.resume, dp)
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     let config = trainer.config().clone();
+    // Rank 0 measures the validation loss: the weights are the same on every rank.
+    let validator = match rank {
+        0 => open_validator(&config)?,
+        _ => None,
+    };
+    let validation = validator.as_ref().map(|v| v.describe().to_string());
+    if let Some(validator) = validator {
+        trainer.set_validator(validator);
+    }
     for warning in trainer.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -199,6 +233,9 @@ fn train_on<B: Backend>(
             config.train.batch_size,
             config.train.accum_steps,
         );
+        if let Some(validation) = validation {
+            println!("validation: {validation}");
+        }
         if let Some(from) = trainer.resumed_from() {
             println!("resuming from {}", from.display());
         }
@@ -263,10 +300,13 @@ fn train_on<B: Backend>(
     }
     match summary.final_loss {
         Some(loss) => println!(
-            "done: step {}/{} | final loss {loss:.4} | {:.1} s | metrics {} | checkpoints {}\n\
+            "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}\n\
              view the curves: tensorboard --logdir {}",
             summary.steps,
             config.train.steps,
+            summary
+                .val_loss
+                .map_or(String::new(), |v| format!(" | val loss {v:.4}")),
             summary.elapsed_s,
             run_dir.join("metrics.jsonl").display(),
             run_dir.join("checkpoints").display(),

@@ -157,6 +157,10 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     /// CPU threads (0: all cores).
     pub threads: usize,
+    /// Steps between validation losses (0: only at the end); see `validation.rs`.
+    pub val_every: u64,
+    /// Batches of the fixed validation set (0: no validation).
+    pub val_batches: usize,
     /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
     /// usable, else the CPU). It changes no result beyond rounding, so a resume may change it.
     pub device: String,
@@ -190,6 +194,8 @@ impl Default for RunConfig {
             log_every: 10,
             checkpoint_every: 400,
             threads: 0,
+            val_every: 100,
+            val_batches: 2,
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
         }

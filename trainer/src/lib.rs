@@ -7,7 +7,8 @@
 //! - `optim`: AdamW settings and optimiser state (the update runs in the backend).
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
-//!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`).
+//!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`);
+//!   `validation`: the held-out masked reconstruction loss measured during training.
 //! - `eval`: downstream evaluation of a checkpoint's encoder (`model::Encoder` with a
 //!   classification head): linear probe, fine-tuning, from scratch, metrics with bootstrap CIs.
 //! - `data_parallel`: one rank of a data-parallel job (bucketed gradient reduction overlapped
@@ -38,6 +39,7 @@ pub mod rank_backend;
 pub mod schedule;
 pub mod tensorboard;
 pub mod train;
+pub mod validation;
 
 pub use mask::MaskSampler;
 pub use model::{HostBatch, Mae, ModelConfig, ModelError, ModelStats, ParamEntry, ParamLayout};

@@ -33,6 +33,9 @@ pub struct StepRecord {
     /// Wall-clock seconds of training so far (across resumes).
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// Validation loss measured after this step (`validation.rs`), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
     /// Device memory in use (GPU runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_mem_bytes: Option<u64>,
@@ -63,11 +66,14 @@ impl MetricsWriter {
         } else {
             Vec::new()
         };
-        let mut file = File::create(&path)?;
+        // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
+        let partial = run_dir.join("metrics.jsonl.partial");
+        let mut file = File::create(&partial)?;
         for record in &kept {
             writeln!(file, "{}", serde_json::to_string(record)?)?;
         }
         file.sync_all()?;
+        std::fs::rename(&partial, &path)?;
         let file = OpenOptions::new().append(true).open(&path)?;
         let events = EventWriter::create(run_dir, steps_done)?;
         Ok(MetricsWriter { path, file, events })
@@ -82,6 +88,7 @@ impl MetricsWriter {
             ("train/grad_norm", record.grad_norm),
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
+        scalars.extend(record.val_loss.map(|v| ("val/loss", v)));
         if let Some(bytes) = record.gpu_mem_bytes {
             scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
         }

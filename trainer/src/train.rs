@@ -25,6 +25,7 @@ use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
 use crate::model::Mae;
+use crate::validation::Validator;
 use crate::{HostBatch, ModelError, OptimizerState};
 use ecgfm_dist::DistError;
 use ecgfm_kernels::Backend;
@@ -109,6 +110,7 @@ pub struct Trainer<B: Backend> {
     stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
     /// Some rank asked to stop during the last step.
     stopping: bool,
+    validator: Option<Validator>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -231,6 +233,7 @@ impl<B: Backend> Trainer<B> {
             nonfinite_in_a_row: 0,
             stop_requested: None,
             stopping: false,
+            validator: None,
         })
     }
 
@@ -282,6 +285,11 @@ impl<B: Backend> Trainer<B> {
 
     pub fn source_description(&self) -> String {
         self.source.describe()
+    }
+
+    /// Measures a validation loss as `validator` says (see `validation.rs`).
+    pub fn set_validator(&mut self, validator: Validator) {
+        self.validator = Some(validator);
     }
 
     /// Runs one optimiser step (every rank of a job calls it together).
@@ -452,12 +460,13 @@ impl<B: Backend> Trainer<B> {
         let mut window_start = Instant::now();
         let mut window_samples = 0u64;
         let mut last = None;
+        let mut val_loss = None;
         while self.state.step < session_end {
             let outcome = self.step()?;
             window_samples += self.global_batch() as u64;
             let done = self.state.step;
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-            let record = StepRecord {
+            let mut record = StepRecord {
                 step: outcome.step,
                 loss: outcome.loss,
                 lr: outcome.lr,
@@ -465,9 +474,15 @@ impl<B: Backend> Trainer<B> {
                 samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
+                val_loss: None,
                 gpu_mem_bytes: self.model.backend().memory_in_use(),
             };
+            if let Some(validator) = self.validator.as_ref().filter(|v| v.due(done, total)) {
+                record.val_loss = Some(validator.loss(&mut self.model)?);
+                val_loss = record.val_loss;
+            }
             let log = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
+            let log = log || record.val_loss.is_some();
             if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
                 metrics.write(&record).map_err(io_err(metrics.path()))?;
             }
@@ -490,6 +505,7 @@ impl<B: Backend> Trainer<B> {
             final_loss: last.map(|o| o.loss),
             elapsed_s: self.state.elapsed_s,
             samples_seen: self.state.samples_seen,
+            val_loss,
             stopped_early: self.stopping,
         })
     }
@@ -503,6 +519,8 @@ pub struct RunSummary {
     pub final_loss: Option<f32>,
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// The last validation loss measured in this session.
+    pub val_loss: Option<f32>,
     /// A stop was requested (`stop_when`): the run saved a checkpoint and ended before its end.
     pub stopped_early: bool,
 }

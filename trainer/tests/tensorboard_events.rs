@@ -1,6 +1,6 @@
 //! The metrics writer's TensorBoard events read back with the `tensorboard` Python package
 //! (installed by scripts/test.sh): every logged step's scalars, with the same values as
-//! `metrics.jsonl`, also after a resume that repeats steps.
+//! `metrics.jsonl`, also after a resume that repeats steps; validation losses where measured.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +33,9 @@ fn record(step: u64, attempt: u32) -> StepRecord {
         samples_per_s: 1000.0 + step as f64,
         elapsed_s: step as f64,
         samples_seen: 32 * step,
+        val_loss: step
+            .is_multiple_of(10)
+            .then_some(0.5 + attempt as f32 + 1.0 / (step as f32 + 2.0)),
         gpu_mem_bytes: None,
     }
 }
@@ -85,5 +88,19 @@ fn tensorboard_reads_the_logged_scalars_also_after_a_resume() {
             assert_eq!(event[1].as_f64().unwrap() as f32, of(want), "{tag}");
         }
     }
+    // Validation losses: only at the steps that measured one (0, 10, 20), resumed values kept.
+    let validated: Vec<(u64, f32)> = jsonl
+        .iter()
+        .filter_map(|r| r.val_loss.map(|v| (r.step, v)))
+        .collect();
+    assert_eq!(validated.len(), 3);
+    assert_eq!(validated[2], (20, record(20, 1).val_loss.unwrap()));
+    let events: Vec<(u64, f32)> = scalars["val/loss"]
+        .as_array()
+        .unwrap_or_else(|| panic!("val/loss: {scalars}"))
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
+        .collect();
+    assert_eq!(events, validated);
     std::fs::remove_dir_all(run).unwrap();
 }

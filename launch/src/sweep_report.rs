@@ -1,0 +1,63 @@
+//! `ecgfm sweep report DIR`: the report of a sweep folder (`ecgfm_sweep::report`).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepReportArgs {
+    /// The sweep folder (`ecgfm sweep run --out DIR`).
+    pub dir: PathBuf,
+    /// Where to write report.md and its charts (default DIR/report).
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+}
+
+/// Runs `ecgfm sweep report`.
+pub fn run(args: &SweepReportArgs) -> Result<()> {
+    let out = args.to.clone().unwrap_or_else(|| args.dir.join("report"));
+    write(&args.dir, &out)
+}
+
+/// When and where the report is made: the date, the CPU cores and, where `nvidia-smi` answers,
+/// the GPUs.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let gpus = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            names.join(", ")
+        })
+        .filter(|names| !names.is_empty());
+    format!(
+        "Report made {} on a machine with {cores} CPU cores{}.",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        gpus.map_or(" and no GPU".to_string(), |g| format!(" and GPUs: {g}"))
+    )
+}
+
+/// Writes the report of the sweep in `dir` into `out`.
+pub fn write(dir: &Path, out: &Path) -> Result<()> {
+    let written = ecgfm_sweep::report::write(dir, out, &machine())
+        .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
+    if !ecgfm_sweep::plot::has_text() {
+        println!(
+            "warning: no TrueType font found (set ECGFM_PLOT_FONT=FILE.ttf): charts have no text"
+        );
+    }
+    println!(
+        "report of {} runs: {} ({} charts)",
+        written.runs,
+        written.report.display(),
+        written.charts.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! `ecgfm sweep run`: expands a sweep file into runs and runs them one after another as
+//! subprocesses of this same binary (`ecgfm pretrain`, then `ecgfm eval` on the sweep's tasks),
+//! appending one line per finished run to `DIR/sweep.jsonl`; or, with `--slurm`, writes an
+//! sbatch array script whose task i runs grid point i (`ecgfm sweep run-one`).
+//!
+//! Resumable: a run already in `sweep.jsonl` is skipped, an interrupted one resumes from its
+//! newest checkpoint (`pretrain --resume`), and an evaluation whose result file exists is not
+//! run again.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
+use ecgfm_sweep::spec::EvalSpec;
+use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
+use ecgfm_trainer::metrics::read_records;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepRunArgs {
+    /// The sweep file (TOML); or give --preset.
+    #[arg(value_name = "FILE", required_unless_present = "preset")]
+    pub file: Option<PathBuf>,
+    /// A built-in sweep: demo (CPU, about 20 minutes on 2 cores), gpu (one H200, about
+    /// 8 minutes), toy (seconds: the CI test's size).
+    #[arg(long, conflicts_with = "file")]
+    pub preset: Option<String>,
+    /// The sweep folder: sweep.toml, runs/, sweep.jsonl, report/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Override a field of the sweep file, e.g. --set budget.steps=50 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Write DIR/sweep.sbatch (a SLURM array, one grid point per task) instead of running.
+    #[arg(long)]
+    pub slurm: bool,
+    /// Print the runs and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the report goes when the sweep is done (default DIR/report).
+    #[arg(long, value_name = "DIR")]
+    pub report_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub launch: RunLaunch,
+}
+
+/// How each run is started.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunLaunch {
+    /// CPU threads of each run (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl RunLaunch {
+    /// The command line that trains one run from `config` into `run_dir` on `ranks` local
+    /// ranks (through `ecgfm launch` when more than one).
+    fn pretrain_args(
+        &self,
+        ranks: usize,
+        config: &str,
+        run_dir: &str,
+        resume: bool,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
+        if ranks > 1 {
+            args.extend(["launch", "--nproc-per-node", &ranks.to_string(), "--"].map(String::from));
+        }
+        args.extend(["pretrain", "--config", config, "--out", run_dir].map(String::from));
+        if let Some(t) = self.threads {
+            args.extend(["--threads".to_string(), t.to_string()]);
+        }
+        if resume {
+            args.push("--resume".into());
+        }
+        args
+    }
+
+    /// The same settings as `sweep run-one` flags.
+    fn flags(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = self.threads {
+            out.push_str(&format!(" --threads {t}"));
+        }
+        out
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepRunOneArgs {
+    /// The sweep folder written by `ecgfm sweep run --slurm`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Index of the run in the expanded grid (SLURM_ARRAY_TASK_ID).
+    #[arg(long)]
+    pub index: usize,
+    #[command(flatten)]
+    pub launch: RunLaunch,
+}
+
+/// The sweep file's text after `--set` overrides, and where it came from.
+fn spec_text(args: &SweepRunArgs) -> Result<(String, String)> {
+    let (text, origin) = match (&args.file, &args.preset) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the sweep file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(name)) => (
+            presets::text(name)
+                .with_context(|| format!("--preset {name}: one of {:?}", presets::NAMES))?
+                .to_string(),
+            format!("preset {name}"),
+        ),
+        (None, None) => bail!("give a sweep file or --preset"),
+    };
+    if args.set.is_empty() {
+        return Ok((text, origin));
+    }
+    let mut doc: toml::Table = text
+        .parse()
+        .with_context(|| format!("{origin} is not valid TOML"))?;
+    for assignment in &args.set {
+        ecgfm_trainer::config::apply_override(&mut doc, assignment)?;
+    }
+    Ok((
+        toml::to_string_pretty(&doc)?,
+        format!("{origin} with --set"),
+    ))
+}
+
+/// Runs `ecgfm sweep run`.
+pub fn run(args: &SweepRunArgs) -> Result<()> {
+    let (text, origin) = spec_text(args)?;
+    let spec = SweepSpec::parse(&text, &origin)?;
+    let dir = &args.out;
+    let plan = SweepPlan::expand(&spec, &origin, &dir.join("data"))?;
+    print_plan(&plan);
+    if args.dry_run {
+        return Ok(());
+    }
+    claim_folder(dir, &text)?;
+    prepare_data(dir, &spec)?;
+    if args.slurm {
+        return write_sbatch(dir, &plan, &args.launch);
+    }
+    let done_before = recorded_runs(dir)?;
+    let total = plan.runs.len();
+    let started = Instant::now();
+    let todo: Vec<&RunPlan> = plan
+        .runs
+        .iter()
+        .filter(|r| !done_before.contains(&r.name))
+        .collect();
+    let flops_todo: f64 = todo.iter().map(|r| r.flops()).sum();
+    let mut flops_done = 0.0;
+    for (i, run) in plan.runs.iter().enumerate() {
+        if done_before.contains(&run.name) {
+            println!("[{}/{total}] {} already done", i + 1, run.name);
+            continue;
+        }
+        println!(
+            "[{}/{total}] {}: N = {}, {} steps, C = {:.3e} FLOPs",
+            i + 1,
+            run.name,
+            run.n(),
+            run.steps(),
+            run.flops()
+        );
+        let rec = run_one(dir, &plan, run, &args.launch)?;
+        flops_done += run.flops();
+        let elapsed = started.elapsed().as_secs_f64();
+        // Time per FLOP so far (evaluation included) times the FLOPs still to train.
+        let eta = elapsed * (flops_todo - flops_done) / flops_done;
+        println!(
+            "[{}/{total}] done {}: val loss {} | {:.0} s train + {:.0} s eval | sweep {:.0} s, \
+             about {:.0} s to go",
+            i + 1,
+            run.name,
+            rec.final_val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+            rec.train_s,
+            rec.eval_s,
+            elapsed,
+            eta.max(0.0)
+        );
+    }
+    let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));
+    crate::sweep_report::write(dir, &report)
+}
+
+/// Runs `ecgfm sweep run-one` (a SLURM array task).
+pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
+    let path = args.out.join("sweep.toml");
+    let spec = SweepSpec::read(&path)?;
+    let plan = SweepPlan::expand(&spec, &path.display().to_string(), &args.out.join("data"))?;
+    let run = plan.runs.get(args.index).with_context(|| {
+        format!(
+            "--index {}: the sweep has {} runs",
+            args.index,
+            plan.runs.len()
+        )
+    })?;
+    if recorded_runs(&args.out)?.contains(&run.name) {
+        println!("{} already done", run.name);
+        return Ok(());
+    }
+    run_one(&args.out, &plan, run, &args.launch).map(|_| ())
+}
+
+fn print_plan(plan: &SweepPlan) {
+    println!(
+        "sweep {}: {} runs ({} sizes x {} seeds x {} data fractions x {} datasets{})",
+        plan.spec.name,
+        plan.runs.len(),
+        plan.sizes.len(),
+        plan.spec.seeds.len(),
+        plan.spec.data_fractions.len(),
+        plan.spec.datasets.len(),
+        plan.spec
+            .budget
+            .flops
+            .as_ref()
+            .map_or(String::new(), |f| format!(" x {} budgets", f.len()))
+    );
+    println!(
+        "{:<40} {:>12} {:>8} {:>12} {:>10}",
+        "run", "N", "steps", "C (FLOPs)", "lr"
+    );
+    for run in &plan.runs {
+        println!(
+            "{:<40} {:>12} {:>8} {:>12.3e} {:>10.3e}",
+            run.name,
+            run.n(),
+            run.steps(),
+            run.flops(),
+            run.config.optim.lr
+        );
+    }
+    for warning in &plan.warnings {
+        println!("warning: {warning}");
+    }
+}
+
+/// Creates the sweep folder with its `sweep.toml`, or checks that it holds the same sweep.
+fn claim_folder(dir: &Path, text: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("runs"))
+        .with_context(|| format!("creating the sweep folder {}", dir.display()))?;
+    let path = dir.join("sweep.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => Ok(()),
+        Ok(_) => bail!(
+            "{} holds another sweep (its sweep.toml differs): resume it with the same file \
+             and --set flags, or choose another --out",
+            dir.display()
+        ),
+        Err(_) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        }
+    }
+}
+
+fn recorded_runs(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join("sweep.jsonl");
+    let (records, _) =
+        record::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(records.into_iter().map(|r| r.run).collect())
+}
+
+/// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's
+/// generated synthetic set.
+fn eval_data(dir: &Path, eval: &EvalSpec) -> String {
+    if eval.data == "synth" {
+        dir.join("data")
+            .join(format!("synth-{}", eval.synth_records))
+            .display()
+            .to_string()
+    } else {
+        SweepSpec::resolve_data(&eval.data, &dir.join("data"))
+    }
+}
+
+/// Ingests the sweep's `[ingest]` datasets and writes the synthetic evaluation datasets its
+/// tasks name, each once (a dataset with a manifest is done).
+fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
+    let done = |out: &str| Path::new(out).join("manifest.json").exists();
+    for (name, ingest) in &spec.ingest {
+        let out = SweepSpec::resolve_data(&format!("@{name}"), &dir.join("data"));
+        if done(&out) {
+            continue;
+        }
+        println!("ingesting {} into {out}", ingest.source);
+        let mut args = vec![
+            "data",
+            "ingest",
+            &ingest.source,
+            "--format",
+            &ingest.format,
+            "--out",
+            &out,
+        ];
+        args.extend(ingest.args.iter().map(String::as_str));
+        run_child(&args).with_context(|| format!("ingesting [ingest.{name}]"))?;
+    }
+    for eval in spec.eval.iter().filter(|e| e.data == "synth") {
+        let out = eval_data(dir, eval);
+        if done(&out) {
+            continue;
+        }
+        println!("writing the labelled synthetic dataset {out}");
+        let records = eval.synth_records.to_string();
+        run_child(&["data", "synth", "--out", &out, "--records", &records])
+            .context("writing the synthetic evaluation dataset")?;
+    }
+    Ok(())
+}
+
+/// Runs this binary with `args`, its output going to the terminal.
+fn run_child(args: &[&str]) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the ecgfm binary")?;
+    let status = Command::new(&exe)
+        .args(args)
+        .status()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    if !status.success() {
+        bail!("`ecgfm {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Trains, evaluates and records one run.
+fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> Result<SweepRecord> {
+    let rel = format!("runs/{}", run.name);
+    let run_dir = dir.join(&rel);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let config_path = run_dir.join("pretrain.toml");
+    std::fs::write(&config_path, run.config.to_toml_string())
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let (config_arg, out_arg) = (
+        config_path.display().to_string(),
+        run_dir.display().to_string(),
+    );
+    let resume = run_dir.join("config.toml").exists();
+    let args = launch.pretrain_args(run.ranks, &config_arg, &out_arg, resume);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_child(&args).with_context(|| format!("run {}", run.name))?;
+
+    let mut rec = SweepRecord::planned(run, &rel);
+    let metrics = read_records(&run_dir.join("metrics.jsonl"))
+        .with_context(|| format!("reading the metrics of {}", run.name))?;
+    let last = metrics.last().context("the run logged no metrics")?;
+    rec.final_train_loss = Some(last.loss as f64);
+    rec.final_val_loss = metrics.iter().rev().find_map(|m| m.val_loss).map(f64::from);
+    rec.train_s = last.elapsed_s;
+
+    let eval_started = Instant::now();
+    for eval in &plan.spec.eval {
+        let scratch = (eval.scratch && run.seed == plan.spec.seeds[0]).then_some("scratch");
+        for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
+            rec.eval.extend(evaluate(
+                dir,
+                &run_dir,
+                run,
+                eval,
+                protocol,
+                launch.threads,
+            )?);
+        }
+    }
+    rec.eval_s = eval_started.elapsed().as_secs_f64();
+    let path = dir.join("sweep.jsonl");
+    record::append(&path, &rec).with_context(|| format!("appending to {}", path.display()))?;
+    Ok(rec)
+}
+
+/// `ecgfm eval` of one run on one task under one protocol (skipped when its result exists).
+fn evaluate(
+    dir: &Path,
+    run_dir: &Path,
+    run: &RunPlan,
+    eval: &EvalSpec,
+    protocol: &str,
+    threads: Option<usize>,
+) -> Result<Vec<EvalResult>> {
+    let out = run_dir.join(format!("eval-{}-{protocol}.json", eval.task));
+    if !out.exists() {
+        let partial = out.with_extension("json.partial");
+        let (run_arg, data, out_arg, seed) = (
+            run_dir.display().to_string(),
+            eval_data(dir, eval),
+            partial.display().to_string(),
+            run.seed.to_string(),
+        );
+        let mut args = vec![
+            "eval",
+            "--run",
+            &run_arg,
+            "--data",
+            &data,
+            "--labels",
+            &eval.task,
+            "--protocol",
+            protocol,
+            "--fractions",
+            "1",
+            "--seed",
+            &seed,
+            "--out",
+            &out_arg,
+        ];
+        let threads = threads.map(|t| t.to_string());
+        if let Some(t) = &threads {
+            args.extend(["--threads", t]);
+        }
+        args.extend(eval.args.iter().map(String::as_str));
+        run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
+        std::fs::rename(&partial, &out)
+            .with_context(|| format!("moving {} into place", partial.display()))?;
+    }
+    let text =
+        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", out.display()))?;
+    let results: Vec<EvalResult> = record::parse_eval_file(&json, &eval.task)
+        .into_iter()
+        .filter(|r| r.protocol == protocol)
+        .collect();
+    if results.is_empty() {
+        println!(
+            "warning: {} holds no {protocol} result with a macro AUROC (see its warnings): \
+             {} has no {} result",
+            out.display(),
+            run.name,
+            eval.task
+        );
+    }
+    Ok(results)
+}
+
+/// Writes `DIR/sweep.sbatch`: a SLURM array with one task per grid point.
+fn write_sbatch(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the ecgfm binary")?;
+    let dir_abs = std::fs::canonicalize(dir)?;
+    std::fs::create_dir_all(dir_abs.join("slurm"))?;
+    let flags = launch.flags();
+    let cpus = launch
+        .threads
+        .map_or(String::new(), |t| format!("#SBATCH --cpus-per-task={t}\n"));
+    let script = format!(
+        "#!/bin/bash\n\
+         # ecgfm sweep {name}: {n} runs, one per array task. Submit with\n\
+         #   sbatch {path}\n\
+         # then, when every task has finished: {exe} sweep report {dir}\n\
+         # A task that was preempted resumes its run from its newest checkpoint when requeued.\n\
+         #SBATCH --job-name=ecgfm-sweep-{name}\n\
+         #SBATCH --array=0-{last}\n\
+         #SBATCH --output={dir}/slurm/%A_%a.out\n\
+         #SBATCH --requeue\n\
+         {cpus}\
+         # Add your site's partition, time limit and GPU request here, e.g. #SBATCH --gres=gpu:1\n\
+         set -euo pipefail\n\
+         exec {exe} sweep run-one --out {dir} --index \"$SLURM_ARRAY_TASK_ID\"{flags}\n",
+        name = plan.spec.name,
+        n = plan.runs.len(),
+        last = plan.runs.len() - 1,
+        path = dir_abs.join("sweep.sbatch").display(),
+        exe = exe.display(),
+        dir = dir_abs.display(),
+    );
+    let path = dir.join("sweep.sbatch");
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "wrote {} ({} array tasks): submit it with `sbatch {}`",
+        path.display(),
+        plan.runs.len(),
+        path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! What the report says, computed from `sweep.jsonl`: runs grouped by dataset and budget (an
+//! iso-FLOP budget, or under equal steps a data fraction), each size's losses and AUROCs over
+//! seeds, the comparisons of larger with smaller sizes, and the scaling fits.
+
+use crate::fit::bootstrap::{percentile_interval, Interval};
+use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
+use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
+use crate::record::SweepRecord;
+use ecgfm_trainer::model::rng::SplitMix64;
+
+/// Seed of every bootstrap of the report, so a report is reproducible.
+const REPORT_SEED: u64 = 2024;
+
+/// One task's downstream result for a size, over its seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskAuroc {
+    pub task: String,
+    pub mean: f64,
+    /// The seeds' 95% test-set intervals, averaged end by end.
+    pub ci: Option<[f64; 2]>,
+    pub runs: usize,
+}
+
+/// One size within a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SizeResult {
+    pub size: String,
+    pub n: usize,
+    pub steps: u64,
+    pub samples: u64,
+    pub flops: f64,
+    /// Final validation loss of each seed.
+    pub losses: Vec<f64>,
+    pub probe: Vec<TaskAuroc>,
+    pub scratch: Vec<TaskAuroc>,
+}
+
+impl SizeResult {
+    pub fn mean_loss(&self) -> f64 {
+        mean(&self.losses)
+    }
+
+    pub fn probe(&self, task: &str) -> Option<&TaskAuroc> {
+        self.probe.iter().find(|t| t.task == task)
+    }
+
+    pub fn scratch(&self, task: &str) -> Option<&TaskAuroc> {
+        self.scratch.iter().find(|t| t.task == task)
+    }
+}
+
+/// Runs that share a dataset and a budget, by increasing N.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub dataset: String,
+    pub budget: Option<f64>,
+    pub fraction: f64,
+    pub sizes: Vec<SizeResult>,
+}
+
+impl Group {
+    pub fn label(&self) -> String {
+        match self.budget {
+            Some(c) => format!("{}, C = {c:.2e} FLOPs", self.dataset),
+            None => format!(
+                "{}, equal steps, data fraction {}",
+                self.dataset, self.fraction
+            ),
+        }
+    }
+}
+
+/// The largest size of a group against a smaller one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub small: usize,
+    pub large: usize,
+    /// Mean val loss of the larger minus the smaller (negative: the larger is better).
+    pub loss_diff: f64,
+    /// Bootstrap interval of that difference over seeds (both sizes need two or more).
+    pub loss_ci: Option<Interval>,
+    /// Per task: AUROC of the larger minus the smaller, and whether their intervals are apart.
+    pub auroc: Vec<(String, f64, Option<bool>)>,
+}
+
+/// Everything the report shows.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub records: Vec<SweepRecord>,
+    pub groups: Vec<Group>,
+    pub tasks: Vec<String>,
+    /// Runs whose loss is their training loss (they logged no validation loss).
+    pub train_loss_fallbacks: usize,
+    /// L(N) of each equal-steps group (index into `groups`).
+    pub loss_vs_n: Vec<(usize, Option<LawFit>)>,
+    /// L(N, D) per dataset, or why it was not fitted.
+    pub loss_vs_nd: Vec<(String, Result<LawFit, String>)>,
+    /// Iso-FLOP profiles and their trend per dataset.
+    pub isoflop: Vec<(String, Vec<Profile>, Option<Trend>)>,
+}
+
+/// The loss a record contributes: its final val loss, else its final training loss.
+pub fn loss_of(r: &SweepRecord) -> Option<f64> {
+    r.final_val_loss.or(r.final_train_loss)
+}
+
+fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<TaskAuroc> {
+    tasks
+        .iter()
+        .filter_map(|task| {
+            let found: Vec<_> = runs
+                .iter()
+                .filter_map(|r| r.eval_result(task, protocol))
+                .collect();
+            if found.is_empty() {
+                return None;
+            }
+            let k = found.len() as f64;
+            let cis: Vec<[f64; 2]> = found.iter().filter_map(|e| e.macro_auroc_ci).collect();
+            Some(TaskAuroc {
+                task: task.clone(),
+                mean: found.iter().map(|e| e.macro_auroc).sum::<f64>() / k,
+                ci: (cis.len() == found.len()).then(|| {
+                    [
+                        cis.iter().map(|c| c[0]).sum::<f64>() / k,
+                        cis.iter().map(|c| c[1]).sum::<f64>() / k,
+                    ]
+                }),
+                runs: found.len(),
+            })
+        })
+        .collect()
+}
+
+fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
+    let mut keys: Vec<(String, Option<u64>, u64)> = Vec::new();
+    for r in records {
+        let key = (
+            r.dataset.clone(),
+            r.budget.map(f64::to_bits),
+            r.fraction.to_bits(),
+        );
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(dataset, budget, fraction)| {
+            let members: Vec<&SweepRecord> = records
+                .iter()
+                .filter(|r| {
+                    r.dataset == dataset
+                        && r.budget.map(f64::to_bits) == budget
+                        && r.fraction.to_bits() == fraction
+                        && loss_of(r).is_some()
+                })
+                .collect();
+            let mut sizes: Vec<SizeResult> = Vec::new();
+            for r in &members {
+                if sizes.iter().any(|s| s.size == r.size) {
+                    continue;
+                }
+                let same: Vec<&SweepRecord> = members
+                    .iter()
+                    .filter(|m| m.size == r.size)
+                    .copied()
+                    .collect();
+                sizes.push(SizeResult {
+                    size: r.size.clone(),
+                    n: r.n,
+                    steps: r.steps,
+                    samples: r.samples,
+                    flops: r.flops,
+                    losses: same.iter().filter_map(|m| loss_of(m)).collect(),
+                    probe: task_aurocs(&same, tasks, "probe"),
+                    scratch: task_aurocs(&same, tasks, "scratch"),
+                });
+            }
+            sizes.sort_by_key(|s| s.n);
+            Group {
+                dataset,
+                budget: budget.map(f64::from_bits),
+                fraction: f64::from_bits(fraction),
+                sizes,
+            }
+        })
+        .collect()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Bootstrap interval of mean(b) - mean(a), resampling each one's seeds.
+fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let draws: Vec<f64> = (0..2000u64)
+        .map(|r| {
+            let mut rng = SplitMix64::from_words(&[seed, r]);
+            let mut pick = |v: &[f64]| {
+                (0..v.len())
+                    .map(|_| v[rng.below(v.len() as u64) as usize])
+                    .sum::<f64>()
+                    / v.len() as f64
+            };
+            let (ma, mb) = (pick(a), pick(b));
+            mb - ma
+        })
+        .collect();
+    Some(percentile_interval(&draws))
+}
+
+/// Size `large` of `group` against size `small`.
+pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> Comparison {
+    let (s, l) = (&group.sizes[small], &group.sizes[large]);
+    let auroc = tasks
+        .iter()
+        .filter_map(|task| {
+            let (a, b) = (s.probe(task)?, l.probe(task)?);
+            let apart = match (a.ci, b.ci) {
+                (Some(ca), Some(cb)) => Some(cb[0] > ca[1] || ca[0] > cb[1]),
+                _ => None,
+            };
+            Some((task.clone(), b.mean - a.mean, apart))
+        })
+        .collect();
+    Comparison {
+        small,
+        large,
+        loss_diff: l.mean_loss() - s.mean_loss(),
+        loss_ci: difference_interval(
+            &s.losses,
+            &l.losses,
+            REPORT_SEED ^ (small * 31 + large) as u64,
+        ),
+        auroc,
+    }
+}
+
+/// Analyses the records of a sweep.
+pub fn analyse(records: Vec<SweepRecord>) -> Analysis {
+    let mut tasks: Vec<String> = Vec::new();
+    for e in records.iter().flat_map(|r| &r.eval) {
+        if !tasks.contains(&e.task) {
+            tasks.push(e.task.clone());
+        }
+    }
+    let groups = groups(&records, &tasks);
+    let observation = |r: &SweepRecord| {
+        Some(Observation {
+            n: r.n as f64,
+            d: r.samples as f64,
+            loss: loss_of(r)?,
+        })
+    };
+    let loss_vs_n = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.budget.is_none())
+        .map(|(i, g)| {
+            let obs: Vec<Observation> = records
+                .iter()
+                .filter(|r| {
+                    r.dataset == g.dataset && r.budget.is_none() && r.fraction == g.fraction
+                })
+                .filter_map(observation)
+                .collect();
+            (i, fit_loss_vs_n(&obs, REPORT_SEED + i as u64))
+        })
+        .collect();
+    let mut datasets: Vec<String> = groups.iter().map(|g| g.dataset.clone()).collect();
+    datasets.dedup();
+    let loss_vs_nd = datasets
+        .iter()
+        .map(|d| {
+            let obs: Vec<Observation> = records
+                .iter()
+                .filter(|r| &r.dataset == d)
+                .filter_map(observation)
+                .collect();
+            (d.clone(), fit_loss_vs_nd(&obs, REPORT_SEED))
+        })
+        .collect();
+    let isoflop = datasets
+        .iter()
+        .filter_map(|d| {
+            let points: Vec<BudgetPoint> = records
+                .iter()
+                .filter(|r| &r.dataset == d)
+                .filter_map(|r| {
+                    Some(BudgetPoint {
+                        budget: r.budget?,
+                        n: r.n as f64,
+                        loss: loss_of(r)?,
+                    })
+                })
+                .collect();
+            if points.is_empty() {
+                return None;
+            }
+            let profiles = isoflop::profiles(&points, REPORT_SEED);
+            let trend = isoflop::trend(&profiles);
+            Some((d.clone(), profiles, trend))
+        })
+        .collect();
+    Analysis {
+        train_loss_fallbacks: records
+            .iter()
+            .filter(|r| r.final_val_loss.is_none() && r.final_train_loss.is_some())
+            .count(),
+        records,
+        groups,
+        tasks,
+        loss_vs_n,
+        loss_vs_nd,
+        isoflop,
+    }
+}

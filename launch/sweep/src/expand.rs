@@ -1,0 +1,301 @@
+//! Expanding a sweep file into runs: every (dataset, size, budget, data fraction, seed) becomes an
+//! ordinary pretrain configuration with its own run directory name.
+//!
+//! - N is the encoder's non-embedding parameter count (its transformer blocks and final norm):
+//!   what a sweep varies. Patch and lead embeddings and the decoder are left out; the decoder is
+//!   the same for every size of a family or of the presets past nano.
+//! - FLOPs per step = `ModelStats::train_flops` (forward + backward of a full 12-lead sample)
+//!   x global batch (ranks x batch size x accumulation). Iso-FLOPs: steps = round(C / FLOPs
+//!   per step).
+//! - D counts samples seen (steps x global batch) and tokens seen (samples x leads x patches).
+
+use crate::spec::{SpecError, SweepSpec};
+use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
+use std::path::Path;
+
+/// One model size of the sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Size {
+    /// Preset name, or `d{depth}w{width}` for a family member.
+    pub name: String,
+    /// The `[model]` fields that make this size.
+    pub model: toml::Table,
+}
+
+/// One pretraining run of the sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPlan {
+    /// Unique, filesystem-safe: `{dataset}-{size}-{budget}-f{fraction}-s{seed}`.
+    pub name: String,
+    pub dataset: String,
+    pub size: String,
+    /// The iso-FLOPs budget C this run belongs to (`None` for equal-steps).
+    pub budget: Option<f64>,
+    pub fraction: f64,
+    pub seed: u64,
+    pub config: TrainConfig,
+    /// Data-parallel ranks the run trains on (`ecgfm launch --nproc-per-node`).
+    pub ranks: usize,
+}
+
+impl RunPlan {
+    /// Non-embedding encoder parameters N.
+    pub fn n(&self) -> usize {
+        non_embedding_params(&self.config.model)
+    }
+
+    pub fn total_params(&self) -> usize {
+        ModelStats::new(&self.config.model).total_params()
+    }
+
+    pub fn flops_per_step(&self) -> f64 {
+        flops_per_step(&self.config, self.ranks)
+    }
+
+    /// Samples of one optimiser step over every rank.
+    pub fn global_batch(&self) -> usize {
+        self.config.samples_per_step() * self.ranks
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.config.train.steps
+    }
+
+    /// Samples seen by the end of the run.
+    pub fn samples(&self) -> u64 {
+        self.steps() * self.global_batch() as u64
+    }
+
+    /// Patches (tokens of the full input) seen by the end of the run.
+    pub fn tokens(&self) -> u64 {
+        let m = &self.config.model;
+        self.samples() * (m.leads * m.patches_per_lead()) as u64
+    }
+
+    /// Training FLOPs C of the whole run.
+    pub fn flops(&self) -> f64 {
+        self.flops_per_step() * self.steps() as f64
+    }
+}
+
+/// A sweep file expanded.
+#[derive(Clone, Debug)]
+pub struct SweepPlan {
+    pub spec: SweepSpec,
+    pub sizes: Vec<Size>,
+    pub runs: Vec<RunPlan>,
+    /// What the expansion left out or finds doubtful (too-short runs, a narrow N span).
+    pub warnings: Vec<String>,
+}
+
+/// Encoder parameters outside the embeddings: the blocks `enc.*` and `enc_norm`.
+pub fn non_embedding_params(model: &ModelConfig) -> usize {
+    ParamLayout::new(model)
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("enc.") || e.name.starts_with("enc_norm."))
+        .map(|e| e.len())
+        .sum()
+}
+
+/// Training FLOPs of one optimiser step on `ranks` data-parallel ranks.
+pub fn flops_per_step(config: &TrainConfig, ranks: usize) -> f64 {
+    ModelStats::new(&config.model).train_flops * (config.samples_per_step() * ranks) as f64
+}
+
+/// The sizes named by the sweep file, in its order.
+pub fn sizes(spec: &SweepSpec) -> Vec<Size> {
+    if let Some(presets) = &spec.sizes.presets {
+        return presets
+            .iter()
+            .map(|p| Size {
+                name: p.clone(),
+                model: table(&[("preset", toml::Value::String(p.clone()))]),
+            })
+            .collect();
+    }
+    let family = spec
+        .sizes
+        .family
+        .as_ref()
+        .expect("validated: presets or family");
+    family
+        .depths
+        .iter()
+        .map(|&depth| {
+            let heads = ((family.aspect_ratio * depth as f64 / family.head_dim as f64).round()
+                as usize)
+                .max(1);
+            let width = heads * family.head_dim;
+            Size {
+                name: format!("d{depth}w{width}"),
+                model: table(&[
+                    ("preset", toml::Value::String(family.base_preset.clone())),
+                    ("dim", toml::Value::Integer(width as i64)),
+                    ("depth", toml::Value::Integer(depth as i64)),
+                    ("heads", toml::Value::Integer(heads as i64)),
+                ]),
+            }
+        })
+        .collect()
+}
+
+fn table(entries: &[(&str, toml::Value)]) -> toml::Table {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// `1e13` -> `C1e13`, `3.2e13` -> `C3.2e13`.
+fn budget_label(c: f64) -> String {
+    let exp = c.log10().floor() as i32;
+    let mantissa = c / 10f64.powi(exp);
+    let m = format!("{:.2}", mantissa);
+    let m = m.trim_end_matches('0').trim_end_matches('.');
+    format!("C{m}e{exp}")
+}
+
+fn fraction_label(f: f64) -> String {
+    let s = format!("{f}");
+    s.replace('.', "p")
+}
+
+impl SweepPlan {
+    /// Expands `spec`; `origin` names the sweep file in errors, `data_dir` holds the datasets
+    /// the sweep ingests (`@NAME`).
+    pub fn expand(spec: &SweepSpec, origin: &str, data_dir: &Path) -> Result<SweepPlan, SpecError> {
+        let invalid = |reason: String| SpecError::Invalid {
+            path: origin.to_string(),
+            reason,
+        };
+        let sizes = sizes(spec);
+        let budgets: Vec<Option<f64>> = match &spec.budget.flops {
+            Some(flops) if spec.iso_flops() => flops.iter().map(|&c| Some(c)).collect(),
+            _ => vec![None],
+        };
+        let mut runs = Vec::new();
+        let mut warnings = Vec::new();
+        for dataset in &spec.datasets {
+            for size in &sizes {
+                // The size at one step, to learn its FLOPs per step and width.
+                let url = SweepSpec::resolve_data(dataset.url(), data_dir);
+                let probe = resolve(spec, &url, size, 1, spec.seeds[0], None)
+                    .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
+                let per_step = flops_per_step(&probe, spec.ranks);
+                let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
+                for &budget in &budgets {
+                    for &fraction in &spec.data_fractions {
+                        let steps = match budget {
+                            Some(c) => (c / per_step).round() as u64,
+                            None => {
+                                let steps = spec.budget.steps.expect("validated");
+                                ((steps as f64 * fraction).round() as u64).max(1)
+                            }
+                        };
+                        if let Some(c) = budget {
+                            if steps < spec.budget.min_steps {
+                                warnings.push(format!(
+                                    "{} at C = {c:.3e} would train {steps} steps (< min_steps \
+                                     {}): left out",
+                                    size.name, spec.budget.min_steps
+                                ));
+                                continue;
+                            }
+                        }
+                        for &seed in &spec.seeds {
+                            let config = resolve(spec, &url, size, steps, seed, Some(lr))
+                                .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
+                            let budget_part = budget.map_or("steps".to_string(), budget_label);
+                            runs.push(RunPlan {
+                                name: format!(
+                                    "{}-{}-{budget_part}-f{}-s{seed}",
+                                    dataset.name(),
+                                    size.name,
+                                    fraction_label(fraction)
+                                ),
+                                dataset: dataset.name(),
+                                size: size.name.clone(),
+                                budget,
+                                fraction,
+                                seed,
+                                config,
+                                ranks: spec.ranks,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if runs.is_empty() {
+            return Err(invalid(format!(
+                "the sweep expands to no run: {}",
+                warnings.join("; ")
+            )));
+        }
+        let ns: Vec<usize> = runs.iter().map(RunPlan::n).collect();
+        let (lo, hi) = (ns.iter().min().unwrap(), ns.iter().max().unwrap());
+        if (*hi as f64) < 10.0 * *lo as f64 {
+            warnings.push(format!(
+                "N spans {lo} to {hi} ({:.1}x), less than a decade: fitted exponents will be \
+                 loose",
+                *hi as f64 / (*lo).max(1) as f64
+            ));
+        }
+        Ok(SweepPlan {
+            spec: spec.clone(),
+            sizes,
+            runs,
+            warnings,
+        })
+    }
+}
+
+/// The learning rate the sweep file gives `size` (of encoder width `width`).
+fn learning_rate(spec: &SweepSpec, size: &str, width: usize) -> Result<f64, String> {
+    let lr = &spec.lr;
+    match lr.rule.as_str() {
+        "constant" => Ok(lr.base.expect("validated")),
+        "inverse-width" => Ok(lr.base.expect("validated")
+            * lr.base_width.expect("validated") as f64
+            / width as f64),
+        _ => lr
+            .table
+            .as_ref()
+            .and_then(|t| t.get(size).copied())
+            .ok_or_else(|| format!("lr.table has no learning rate for size {size}")),
+    }
+}
+
+/// One run's configuration: the base document, the size's model fields, the dataset, the steps,
+/// the seed and (when known) the learning rate.
+fn resolve(
+    spec: &SweepSpec,
+    url: &str,
+    size: &Size,
+    steps: u64,
+    seed: u64,
+    lr: Option<f64>,
+) -> Result<TrainConfig, config::ConfigError> {
+    let mut doc = spec.base.clone();
+    let mut overlay = toml::Table::new();
+    overlay.insert("model".into(), toml::Value::Table(size.model.clone()));
+    config::merge(&mut doc, overlay);
+    let int = |v: u64| toml::Value::Integer(v as i64);
+    config::set_path(&mut doc, "train.steps", int(steps))?;
+    config::set_path(&mut doc, "train.seed", int(seed))?;
+    config::set_path(
+        &mut doc,
+        "data.source",
+        toml::Value::String(url.to_string()),
+    )?;
+    if let Some(lr) = lr {
+        config::set_path(&mut doc, "optim.lr", toml::Value::Float(lr))?;
+    }
+    if let Some(fraction) = spec.budget.warmup_fraction {
+        let warmup = (steps as f64 * fraction).round() as u64;
+        config::set_path(&mut doc, "optim.warmup_steps", int(warmup))?;
+    }
+    TrainConfig::from_table(doc)
+}

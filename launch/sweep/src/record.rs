@@ -1,0 +1,171 @@
+//! `DIR/sweep.jsonl`: one JSON line per finished run of a sweep, with what the report needs:
+//! the run's size (N, total parameters), data (D in samples and tokens), compute (C), final
+//! losses, downstream results with their intervals, and wall time. Lines are appended as runs
+//! finish; a run recorded twice (a sweep re-run by hand) counts with its last line.
+
+use crate::expand::RunPlan;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// One downstream result of a run (`ecgfm eval` on one task).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// The label vocabulary, e.g. `synth`.
+    pub task: String,
+    /// `probe`, `finetune` or `scratch`.
+    pub protocol: String,
+    /// Fraction of the train labels used.
+    pub fraction: f64,
+    pub macro_auroc: f64,
+    /// 95% bootstrap interval over the test set, when the result file gives one.
+    pub macro_auroc_ci: Option<[f64; 2]>,
+}
+
+/// One finished run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRecord {
+    pub run: String,
+    pub dataset: String,
+    pub size: String,
+    /// Iso-FLOPs budget C this run belongs to (`None`: equal steps).
+    pub budget: Option<f64>,
+    pub fraction: f64,
+    pub seed: u64,
+    pub dim: usize,
+    pub depth: usize,
+    /// Non-embedding encoder parameters N.
+    pub n: usize,
+    /// Every parameter, encoder and decoder.
+    pub params: usize,
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f64,
+    /// D: samples seen.
+    pub samples: u64,
+    /// Patches seen (samples x leads x patches per lead).
+    pub tokens: u64,
+    /// Training FLOPs C.
+    pub flops: f64,
+    pub final_train_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    /// Seconds of training (across resumes) and of evaluation.
+    pub train_s: f64,
+    pub eval_s: f64,
+    /// The run directory, relative to the sweep folder.
+    pub run_dir: String,
+    pub eval: Vec<EvalResult>,
+}
+
+impl SweepRecord {
+    /// The record of `run` before its results are filled in.
+    pub fn planned(run: &RunPlan, run_dir: &str) -> SweepRecord {
+        let c = &run.config;
+        SweepRecord {
+            run: run.name.clone(),
+            dataset: run.dataset.clone(),
+            size: run.size.clone(),
+            budget: run.budget,
+            fraction: run.fraction,
+            seed: run.seed,
+            dim: c.model.dim,
+            depth: c.model.depth,
+            n: run.n(),
+            params: run.total_params(),
+            steps: run.steps(),
+            batch: run.global_batch(),
+            lr: c.optim.lr,
+            samples: run.samples(),
+            tokens: run.tokens(),
+            flops: run.flops(),
+            final_train_loss: None,
+            final_val_loss: None,
+            train_s: 0.0,
+            eval_s: 0.0,
+            run_dir: run_dir.to_string(),
+            eval: Vec::new(),
+        }
+    }
+
+    /// The result of `task` under `protocol` at label fraction 1 (or the largest present).
+    pub fn eval_result(&self, task: &str, protocol: &str) -> Option<&EvalResult> {
+        self.eval
+            .iter()
+            .filter(|e| e.task == task && e.protocol == protocol)
+            .max_by(|a, b| a.fraction.total_cmp(&b.fraction))
+    }
+}
+
+/// Appends `record` as one line (one write, so concurrent array tasks do not interleave).
+pub fn append(path: &Path, record: &SweepRecord) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(line.as_bytes())?;
+    file.sync_data()
+}
+
+/// Every record of `path`, the last line of each run winning, in first-seen order. Lines that
+/// do not parse (a torn last line) are counted in the second value.
+pub fn read(path: &Path) -> std::io::Result<(Vec<SweepRecord>, usize)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let mut records: Vec<SweepRecord> = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<SweepRecord>(line) {
+            Ok(r) => match records.iter_mut().find(|old| old.run == r.run) {
+                Some(old) => *old = r,
+                None => records.push(r),
+            },
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((records, bad))
+}
+
+/// The results in an `ecgfm eval` result file: every JSON object holding `macro_auroc`, with its
+/// `protocol` and label `fraction` (1 when absent) and `macro_auroc_ci`.
+pub fn parse_eval_file(json: &serde_json::Value, task: &str) -> Vec<EvalResult> {
+    let mut out = Vec::new();
+    collect(json, task, &mut out);
+    out
+}
+
+fn collect(value: &serde_json::Value, task: &str, out: &mut Vec<EvalResult>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(auroc) = map.get("macro_auroc").and_then(|v| v.as_f64()) {
+                let ci = map
+                    .get("macro_auroc_ci")
+                    .and_then(|v| v.as_array())
+                    .and_then(|a| Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?]));
+                out.push(EvalResult {
+                    task: task.to_string(),
+                    protocol: map
+                        .get("protocol")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("probe")
+                        .to_string(),
+                    fraction: map
+                        .get("fraction")
+                        .or_else(|| map.get("label_fraction"))
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(1.0),
+                    macro_auroc: auroc,
+                    macro_auroc_ci: ci,
+                });
+                return;
+            }
+            map.values().for_each(|v| collect(v, task, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, task, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,544 @@
+//! `ecgfm sweep report DIR`: reads `DIR/sweep.jsonl` and every run's `metrics.jsonl`, and writes
+//! `report.md` with its PNG charts: the verdict (at each budget, does the larger encoder give a
+//! lower val loss and a higher downstream AUROC, by how much, outside the CI or not, or that the
+//! data are too few to say), the runs, the fitted laws with their intervals, and the charts.
+
+use crate::analysis::{self, compare, Analysis, Comparison, Group};
+use crate::charts::{self, Curve};
+use crate::fit::bootstrap::{Estimate, Interval};
+use crate::fit::isoflop::Optimum;
+use crate::fit::LawFit;
+use crate::plot;
+use crate::record;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Errors of the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} holds no finished run yet (run `ecgfm sweep run` first)")]
+    NoRuns(String),
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What `write` produced.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub report: PathBuf,
+    pub charts: Vec<PathBuf>,
+    pub runs: usize,
+}
+
+/// Writes the report of the sweep in `dir` into `out` (`report.md` and the PNGs); `context`
+/// (when and where it was made) goes under the title.
+pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportError> {
+    let jsonl = dir.join("sweep.jsonl");
+    let (records, torn) = record::read(&jsonl).map_err(io(&jsonl))?;
+    if records.is_empty() {
+        return Err(ReportError::NoRuns(jsonl.display().to_string()));
+    }
+    let name = std::fs::read_to_string(dir.join("sweep.toml"))
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("name")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| dir.display().to_string());
+    let curves: Vec<Curve> = records
+        .iter()
+        .map(|r| {
+            let metrics =
+                ecgfm_trainer::metrics::read_records(&dir.join(&r.run_dir).join("metrics.jsonl"))
+                    .unwrap_or_default();
+            Curve {
+                run: r.run.clone(),
+                flops_per_step: r.flops / r.steps.max(1) as f64,
+                train: metrics
+                    .iter()
+                    .map(|m| ((m.step + 1) as f64, m.loss as f64))
+                    .collect(),
+                val: metrics
+                    .iter()
+                    .filter_map(|m| Some(((m.step + 1) as f64, m.val_loss? as f64)))
+                    .collect(),
+            }
+        })
+        .collect();
+    let a = analysis::analyse(records);
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let mut drawn: Vec<(String, String)> = Vec::new();
+    let mut charts_out = Vec::new();
+    let mut chart = |file: String, caption: String, c: plot::Chart| -> Result<(), ReportError> {
+        let path = out.join(&file);
+        plot::draw(&c, &path)?;
+        charts_out.push(path);
+        drawn.push((file, caption));
+        Ok(())
+    };
+    chart(
+        "val_loss_vs_n.png".into(),
+        "Final validation loss vs N (markers: runs; lines: mean over seeds; dashed: fits)".into(),
+        charts::loss_vs_n(&a),
+    )?;
+    chart(
+        "loss_vs_compute.png".into(),
+        "Validation loss vs training FLOPs, with the compute frontier".into(),
+        charts::loss_vs_compute(&a, &curves),
+    )?;
+    for task in &a.tasks {
+        chart(
+            format!("auroc_vs_n_{task}.png"),
+            format!("Downstream macro AUROC on {task} vs N (bars: 95% CI)"),
+            charts::auroc_vs_n(&a, task),
+        )?;
+    }
+    chart(
+        "loss_curves.png".into(),
+        "Loss curves of every run".into(),
+        charts::loss_curves(&a, &curves),
+    )?;
+    let markdown = render(&name, context, &a, &drawn, torn);
+    let report = out.join("report.md");
+    std::fs::write(&report, markdown).map_err(io(&report))?;
+    Ok(Written {
+        report,
+        charts: charts_out,
+        runs: a.records.len(),
+    })
+}
+
+fn human(v: f64) -> String {
+    for (scale, unit) in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")] {
+        if v.abs() >= scale {
+            return format!("{:.3}{unit}", v / scale);
+        }
+    }
+    format!("{v:.0}")
+}
+
+/// A fitted number: fixed-point, or scientific when very large or small.
+fn number(v: f64, digits: usize) -> String {
+    if v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+fn interval(ci: &Interval, digits: usize) -> String {
+    if ci.is_bounded() {
+        format!("[{}, {}]", number(ci.low, digits), number(ci.high, digits))
+    } else {
+        "unbounded (too few points)".into()
+    }
+}
+
+fn estimate(e: &Estimate, digits: usize) -> String {
+    format!("{} {}", number(e.value, digits), interval(&e.ci, digits))
+}
+
+fn render(
+    name: &str,
+    context: &str,
+    a: &Analysis,
+    charts: &[(String, String)],
+    torn: usize,
+) -> String {
+    let mut md = String::new();
+    let seeds = {
+        let mut s: Vec<u64> = a.records.iter().map(|r| r.seed).collect();
+        s.sort();
+        s.dedup();
+        s.len()
+    };
+    let _ = writeln!(md, "# Scaling sweep `{name}`\n");
+    if !context.is_empty() {
+        let _ = writeln!(md, "{context}\n");
+    }
+    let _ = writeln!(
+        md,
+        "Written by `ecgfm sweep report` from {} finished runs ({} sizes, {} seed{}).{}{}\n",
+        a.records.len(),
+        {
+            let mut s: Vec<&str> = a.records.iter().map(|r| r.size.as_str()).collect();
+            s.sort();
+            s.dedup();
+            s.len()
+        },
+        seeds,
+        if seeds == 1 { "" } else { "s" },
+        if torn > 0 {
+            format!(" {torn} unreadable line(s) of sweep.jsonl were skipped.")
+        } else {
+            String::new()
+        },
+        if a.train_loss_fallbacks > 0 {
+            format!(
+                " {} run(s) logged no validation loss: their final training loss stands in.",
+                a.train_loss_fallbacks
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(md, "## Verdict\n");
+    for g in &a.groups {
+        verdict(&mut md, g, &a.tasks);
+    }
+    runs_table(&mut md, a);
+    fits(&mut md, a);
+    let _ = writeln!(md, "## Charts\n");
+    for (file, caption) in charts {
+        let _ = writeln!(md, "{caption}:\n\n![{caption}]({file})\n");
+    }
+    let _ = writeln!(
+        md,
+        "## Definitions\n\n\
+         - N: non-embedding parameters of the encoder (its blocks and final norm); the decoder \
+         is the same for every size of a family.\n\
+         - D: samples seen (steps x global batch); C: training FLOPs (forward + backward of a \
+         full 12-lead sample x samples seen).\n\
+         - Validation loss: masked reconstruction loss on a fixed held-out set with fixed masks, \
+         the same for every run.\n\
+         - Loss intervals: bootstrap over seeds (2000 resamples) of the difference of mean \
+         losses; with one seed per size there is no interval.\n\
+         - AUROC intervals: 95% bootstrap over the test set from `ecgfm eval` (averaged over \
+         seeds); two sizes differ outside the CI when their intervals do not overlap.\n\
+         - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
+         intervals from 200 bootstrap resamples of seeds (or of points with one seed)."
+    );
+    md
+}
+
+/// The verdict of one group: larger vs smaller on val loss and downstream AUROC.
+fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
+    let _ = writeln!(md, "### {}\n", g.label());
+    if g.sizes.len() < 2 {
+        let _ = writeln!(
+            md,
+            "Only one size finished here ({}): nothing to compare; too few data to say \
+             whether a larger encoder helps.\n",
+            g.sizes.first().map_or("none", |s| s.size.as_str())
+        );
+        return;
+    }
+    let last = g.sizes.len() - 1;
+    let c = compare(g, 0, last, tasks);
+    let (s, l) = (&g.sizes[0], &g.sizes[last]);
+    let _ = writeln!(
+        md,
+        "Sizes {} (N = {} to {}), seeds per size: {}.\n",
+        g.sizes
+            .iter()
+            .map(|s| s.size.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        human(s.n as f64),
+        human(l.n as f64),
+        g.sizes
+            .iter()
+            .map(|s| s.losses.len().to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let _ = writeln!(md, "- Validation loss: {}", loss_sentence(g, &c));
+    let worse: Vec<String> = g
+        .sizes
+        .windows(2)
+        .filter(|w| w[1].mean_loss() >= w[0].mean_loss())
+        .map(|w| {
+            format!(
+                "{} ({:.4}) is not below {} ({:.4})",
+                w[1].size,
+                w[1].mean_loss(),
+                w[0].size,
+                w[0].mean_loss()
+            )
+        })
+        .collect();
+    let best = g
+        .sizes
+        .iter()
+        .min_by(|a, b| a.mean_loss().total_cmp(&b.mean_loss()))
+        .expect("two sizes");
+    let _ = writeln!(
+        md,
+        "  Lowest validation loss at this budget: {} (N = {}, {:.4}).",
+        best.size,
+        human(best.n as f64),
+        best.mean_loss()
+    );
+    if worse.is_empty() {
+        let _ = writeln!(md, "  The loss falls at every step up in size.");
+    } else {
+        let _ = writeln!(
+            md,
+            "  The loss does not fall at every step up in size: {}.",
+            worse.join("; ")
+        );
+    }
+    for (task, diff, apart) in &c.auroc {
+        let (a, b) = (s.probe(task).unwrap(), l.probe(task).unwrap());
+        let ci = |t: &analysis::TaskAuroc| {
+            t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
+        };
+        let judged = match apart {
+            Some(true) => "the intervals do not overlap: outside the CI",
+            Some(false) => "the intervals overlap: within the CI, not established",
+            None => "no intervals to judge it by",
+        };
+        let _ = writeln!(
+            md,
+            "- Downstream ({task}, linear probe): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
+            l.size,
+            b.mean,
+            ci(b),
+            s.size,
+            a.mean,
+            ci(a),
+            diff
+        );
+        if let Some(scratch) = l.scratch(task) {
+            let _ = writeln!(
+                md,
+                "  From scratch, {} reaches {:.3}{}: the pretrained probe is {:+.3} against it.",
+                l.size,
+                scratch.mean,
+                ci(scratch),
+                b.mean - scratch.mean
+            );
+        }
+    }
+    let _ = writeln!(md, "- Answer: {}\n", answer(&c));
+}
+
+fn loss_sentence(g: &Group, c: &Comparison) -> String {
+    let (s, l) = (&g.sizes[c.small], &g.sizes[c.large]);
+    let direction = if c.loss_diff < 0.0 { "lower" } else { "higher" };
+    let mut out = format!(
+        "{} reaches {:.4} vs {:.4} for {}: {:.4} {direction} ({:+.1}%).",
+        l.size,
+        l.mean_loss(),
+        s.mean_loss(),
+        s.size,
+        c.loss_diff.abs(),
+        100.0 * c.loss_diff / s.mean_loss()
+    );
+    match &c.loss_ci {
+        Some(ci) => {
+            let outside = !ci.contains(0.0);
+            let _ = write!(
+                out,
+                " 95% interval of the difference over seeds: [{:+.4}, {:+.4}], {}.",
+                ci.low,
+                ci.high,
+                if outside {
+                    "which excludes 0: outside the CI"
+                } else {
+                    "which includes 0: not established"
+                }
+            );
+            let seeds = s.losses.len().min(l.losses.len());
+            if seeds < 5 {
+                let _ = write!(
+                    out,
+                    " (The interval comes from only {seeds} seeds per size: a rough one.)"
+                );
+            }
+        }
+        None => out.push_str(
+            " With one seed per size the seed-to-seed spread is unknown, so whether this is \
+             outside the noise cannot be said (run more seeds).",
+        ),
+    }
+    out
+}
+
+fn answer(c: &Comparison) -> String {
+    let loss = match (&c.loss_ci, c.loss_diff < 0.0) {
+        (Some(ci), true) if !ci.contains(0.0) => "lower val loss (outside the CI)",
+        (Some(_), true) => "lower val loss, but within the seed noise",
+        (None, true) => "lower val loss (one seed: no CI)",
+        (Some(ci), false) if !ci.contains(0.0) => "higher val loss (outside the CI)",
+        (_, false) => "no lower val loss",
+    };
+    let downstream: Vec<String> = c
+        .auroc
+        .iter()
+        .map(|(task, diff, apart)| {
+            let sure = match apart {
+                Some(true) => "outside the CI",
+                Some(false) => "within the CI",
+                None => "no CI",
+            };
+            let word = if *diff > 0.0 { "higher" } else { "no higher" };
+            format!("{word} AUROC on {task} ({diff:+.3}, {sure})")
+        })
+        .collect();
+    let downstream = if downstream.is_empty() {
+        "no downstream evaluation ran".to_string()
+    } else {
+        downstream.join(", ")
+    };
+    format!("compared with the smallest, the largest encoder gives {loss}; {downstream}.")
+}
+
+fn runs_table(md: &mut String, a: &Analysis) {
+    let _ = writeln!(md, "## Runs\n");
+    let mut header = "| run | size | N | params | steps | D (samples) | C (FLOPs) | lr | val loss | train loss |".to_string();
+    let mut rule = "|---|---|---|---|---|---|---|---|---|---|".to_string();
+    for task in &a.tasks {
+        let _ = write!(header, " {task} probe AUROC |");
+        rule.push_str("---|");
+    }
+    header.push_str(" time (s) |");
+    rule.push_str("---|");
+    let _ = writeln!(md, "{header}\n{rule}");
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    for r in &a.records {
+        let mut row = format!(
+            "| {} | {} | {} | {} | {} | {} | {:.3e} | {:.2e} | {} | {} |",
+            r.run,
+            r.size,
+            human(r.n as f64),
+            human(r.params as f64),
+            r.steps,
+            r.samples,
+            r.flops,
+            r.lr,
+            opt(r.final_val_loss),
+            opt(r.final_train_loss)
+        );
+        for task in &a.tasks {
+            let cell = r.eval_result(task, "probe").map_or("-".to_string(), |e| {
+                e.macro_auroc_ci
+                    .map_or(format!("{:.3}", e.macro_auroc), |c| {
+                        format!("{:.3} [{:.3}, {:.3}]", e.macro_auroc, c[0], c[1])
+                    })
+            });
+            let _ = write!(row, " {cell} |");
+        }
+        let _ = writeln!(md, "{row} {:.0} |", r.train_s + r.eval_s);
+    }
+    md.push('\n');
+}
+
+fn law_rows(md: &mut String, label: &str, fit: &LawFit) {
+    let exps: Vec<String> = fit.exponents.iter().map(|e| estimate(e, 3)).collect();
+    let coefs: Vec<String> = fit.coefficients.iter().map(|e| estimate(e, 3)).collect();
+    let _ = writeln!(
+        md,
+        "| {label} | {} | {} | {} | {} points ({} distinct){} |",
+        estimate(&fit.e, 4),
+        coefs.join("; "),
+        exps.join("; "),
+        fit.points,
+        fit.distinct,
+        if fit.determined {
+            String::new()
+        } else {
+            format!(
+                ": no more distinct points than the {} parameters, so the fit is not \
+                 determined by the data",
+                fit.params
+            )
+        }
+    );
+}
+
+fn fits(md: &mut String, a: &Analysis) {
+    let _ = writeln!(md, "## Fitted laws\n");
+    if !a.loss_vs_n.is_empty() {
+        let _ = writeln!(
+            md,
+            "L(N) = E + A N^-alpha per data size (95% bootstrap intervals):\n\n\
+             | data | E | A | alpha | from |\n|---|---|---|---|---|"
+        );
+        for (gi, fit) in &a.loss_vs_n {
+            let label = a.groups[*gi].label();
+            match fit {
+                Some(fit) => law_rows(md, &label, fit),
+                None => {
+                    let _ = writeln!(md, "| {label} | - | - | - | no finite fit |");
+                }
+            }
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla's third approach):\n\n\
+         | dataset | E | A; B | alpha; beta | from |\n|---|---|---|---|---|"
+    );
+    for (dataset, fit) in &a.loss_vs_nd {
+        match fit {
+            Ok(fit) => law_rows(md, dataset, fit),
+            Err(why) => {
+                let _ = writeln!(md, "| {dataset} | - | - | - | not fitted: {why} |");
+            }
+        }
+    }
+    md.push('\n');
+    for (dataset, profiles, trend) in &a.isoflop {
+        let _ = writeln!(
+            md,
+            "Iso-FLOP profiles on {dataset} (parabola in log N per budget):\n\n\
+             | C (FLOPs) | sizes | loss-minimising N |\n|---|---|---|"
+        );
+        for p in profiles {
+            let optimum = match &p.optimum {
+                Optimum::Interior { n_opt, loss } => format!(
+                    "{} {} (loss {loss:.4})",
+                    human(n_opt.value),
+                    if n_opt.ci.is_bounded() {
+                        format!("[{}, {}]", human(n_opt.ci.low), human(n_opt.ci.high))
+                    } else {
+                        "(interval unbounded)".into()
+                    }
+                ),
+                Optimum::Edge {
+                    best_n,
+                    at_smallest,
+                } => format!(
+                    "no minimum inside the sizes trained: best at the {} size (N = {}); \
+                     train {} sizes to find it",
+                    if *at_smallest { "smallest" } else { "largest" },
+                    human(*best_n),
+                    if *at_smallest { "smaller" } else { "larger" }
+                ),
+                Optimum::TooFew { sizes } => {
+                    format!("{sizes} size(s): at least 3 are needed for a parabola")
+                }
+            };
+            let _ = writeln!(md, "| {:.2e} | {} | {optimum} |", p.budget, p.means.len());
+        }
+        match trend {
+            Some(t) => {
+                let _ = writeln!(
+                    md,
+                    "\nTrend over {} budgets: N_opt ~ C^{}.\n",
+                    t.budgets,
+                    estimate(&t.exponent, 3)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "\nNo trend of N_opt with C: fewer than two budgets have a minimum inside \
+                     the sizes trained.\n"
+                );
+            }
+        }
+    }
+}

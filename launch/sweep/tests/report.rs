@@ -1,0 +1,133 @@
+//! The report from a sweep.jsonl of known numbers: the verdict says what the numbers say (a
+//! difference outside the CI, within it, or data too few), the iso-FLOP optimum is found, and
+//! every chart is written.
+
+use ecgfm_sweep::record::{append, EvalResult, SweepRecord};
+use ecgfm_trainer::model::rng::SplitMix64;
+use std::path::{Path, PathBuf};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A record of size `n` trained with `samples` samples at `budget`, loss `loss`, probe AUROC
+/// `auroc` with interval half-width 0.02.
+fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) -> SweepRecord {
+    SweepRecord {
+        run: format!("synth-s{size}-C{budget:e}-s{seed}"),
+        dataset: "synth".into(),
+        size: format!("s{size}"),
+        budget: Some(budget),
+        fraction: 1.0,
+        seed,
+        dim: 32 * size,
+        depth: size,
+        n: n as usize,
+        params: 2 * n as usize,
+        steps: 100,
+        batch: 32,
+        lr: 1e-3,
+        samples: (budget / (6.0 * n)) as u64,
+        tokens: 0,
+        flops: budget,
+        final_train_loss: Some(loss + 0.01),
+        final_val_loss: Some(loss),
+        train_s: 1.0,
+        eval_s: 1.0,
+        run_dir: "runs/none".into(),
+        eval: vec![EvalResult {
+            task: "synth".into(),
+            protocol: "probe".into(),
+            fraction: 1.0,
+            macro_auroc: auroc,
+            macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+        }],
+    }
+}
+
+fn write(dir: &Path, records: &[SweepRecord]) -> String {
+    for r in records {
+        append(&dir.join("sweep.jsonl"), r).unwrap();
+    }
+    let out = dir.join("report");
+    let written = ecgfm_sweep::report::write(dir, &out, "Made by a test.").unwrap();
+    for chart in &written.charts {
+        assert!(
+            std::fs::metadata(chart).unwrap().len() > 1000,
+            "{}",
+            chart.display()
+        );
+    }
+    std::fs::read_to_string(written.report).unwrap()
+}
+
+#[test]
+fn iso_flop_sweep_with_seeds_gets_a_verdict_outside_the_ci_and_an_optimum() {
+    // Loss = 0.5 + 30 N^-0.34 + 60 D^-0.28 with D = C / (6 N); three seeds with 0.3% noise.
+    let mut rng = SplitMix64::new(9);
+    let mut records = Vec::new();
+    for budget in [1e13, 1e14] {
+        for (i, n) in [1e4, 4e4, 1.6e5, 6.4e5, 2.56e6].into_iter().enumerate() {
+            let d = budget / (6.0 * n);
+            let law = 0.5 + 30.0 * f64::powf(n, -0.34) + 60.0 * d.powf(-0.28);
+            for seed in 0..3 {
+                let loss = law * (1.0 + 0.003 * rng.normal());
+                records.push(record(i + 1, n, budget, seed, loss, 0.7 + 0.03 * i as f64));
+            }
+        }
+    }
+    let dir = temp_dir("iso");
+    let md = write(&dir, &records);
+    assert!(md.contains("### synth, C = 1.00e13 FLOPs"), "{md}");
+    assert!(md.contains("Made by a test."), "{md}");
+    // At 1e13 the largest size (N 2.56M) is past the optimum: no better than the smallest,
+    // within the seed noise, with the best size in between; at 1e14 it is clearly better.
+    let (low, high) = md.split_at(md.find("### synth, C = 1.00e14").unwrap());
+    assert!(low.contains("within the seed noise"), "{low}");
+    assert!(
+        low.contains("Lowest validation loss at this budget: s3"),
+        "{low}"
+    );
+    assert!(high.contains("lower val loss (outside the CI)"), "{high}");
+    // AUROC rises 0.12 from smallest to largest with intervals 0.04 wide.
+    assert!(
+        md.contains("higher AUROC on synth (+0.120, outside the CI)"),
+        "{md}"
+    );
+    assert!(md.contains("Iso-FLOP profiles on synth"), "{md}");
+    assert!(md.contains("Trend over 2 budgets: N_opt ~ C^"), "{md}");
+    assert!(md.contains("L(N, D) = E + A/N^alpha"), "{md}");
+    assert!(!md.contains("not fitted"), "{md}");
+    for chart in [
+        "val_loss_vs_n.png",
+        "loss_vs_compute.png",
+        "auroc_vs_n_synth.png",
+    ] {
+        assert!(dir.join("report").join(chart).exists(), "{chart}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn too_few_data_are_called_too_few() {
+    let dir = temp_dir("few");
+    // Two sizes, one seed each, AUROC intervals overlapping.
+    let md = write(
+        &dir,
+        &[
+            record(1, 1e4, 1e13, 0, 1.0, 0.70),
+            record(2, 1e5, 1e13, 0, 0.9, 0.71),
+            record(1, 1e4, 1e14, 0, 0.8, 0.72),
+        ],
+    );
+    assert!(md.contains("seed-to-seed spread is unknown"), "{md}");
+    assert!(md.contains("lower val loss (one seed: no CI)"), "{md}");
+    assert!(md.contains("within the CI"), "{md}");
+    assert!(md.contains("Only one size finished here (s1)"), "{md}");
+    assert!(md.contains("at least 3 are needed for a parabola"), "{md}");
+    assert!(md.contains("No trend of N_opt with C"), "{md}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

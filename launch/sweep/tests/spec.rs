@@ -1,0 +1,194 @@
+//! Sweep files: what they expand to (sizes, steps per budget, learning rates, run names) and
+//! the clear errors bad ones get.
+
+use ecgfm_sweep::expand::{flops_per_step, non_embedding_params};
+use ecgfm_sweep::{SweepPlan, SweepSpec};
+use std::path::Path;
+
+const FAMILY: &str = r#"
+name = "t"
+seeds = [0, 1]
+[sizes]
+family = { depths = [1, 2, 4], aspect_ratio = 32, head_dim = 32 }
+[lr]
+rule = "inverse-width"
+base = 1e-3
+base_width = 64
+[budget]
+kind = "iso-flops"
+flops = [1e12, 4e12]
+warmup_fraction = 0.1
+[base]
+train = { batch_size = 8 }
+"#;
+
+fn plan(text: &str) -> SweepPlan {
+    let spec = SweepSpec::parse(text, "t.toml").unwrap();
+    SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data")).unwrap()
+}
+
+fn error(text: &str) -> String {
+    match SweepSpec::parse(text, "bad.toml") {
+        Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"))
+            .expect_err("the sweep should be rejected")
+            .to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
+    let p = plan(FAMILY);
+    let names: Vec<&str> = p.sizes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["d1w32", "d2w64", "d4w128"]);
+    // 3 sizes x 2 budgets x 2 seeds, none too short.
+    assert_eq!(p.runs.len(), 12, "{:?}", p.warnings);
+    for run in &p.runs {
+        let m = &run.config.model;
+        assert_eq!(m.dim, 32 * m.depth);
+        assert_eq!(m.heads, m.depth);
+        // Blocks of 12 D^2 + 13 D parameters plus the final norm.
+        assert_eq!(
+            run.n(),
+            m.depth * (12 * m.dim * m.dim + 13 * m.dim) + 2 * m.dim
+        );
+        assert_eq!(run.n(), non_embedding_params(m));
+        let c = run.budget.unwrap();
+        let per_step = flops_per_step(&run.config, 1);
+        assert_eq!(run.steps(), (c / per_step).round() as u64);
+        assert!((run.flops() - c).abs() < 0.5 * per_step);
+        assert_eq!(run.config.optim.lr, 1e-3 * 64.0 / m.dim as f64);
+        assert_eq!(
+            run.config.optim.warmup_steps,
+            (run.steps() as f64 * 0.1).round() as u64
+        );
+        assert_eq!(run.samples(), run.steps() * 8);
+        assert_eq!(run.tokens(), run.samples() * 12 * 30);
+        assert_eq!(run.config.data.source, "synth");
+    }
+    // The larger model trains fewer steps at the same budget.
+    let steps = |size: &str| {
+        p.runs
+            .iter()
+            .find(|r| r.size == size && r.budget == Some(1e12))
+            .unwrap()
+            .steps()
+    };
+    assert!(steps("d1w32") > steps("d4w128"));
+    let mut names: Vec<&str> = p.runs.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 12, "run names must be unique");
+    assert!(p.runs.iter().any(|r| r.name == "synth-d4w128-C4e12-f1-s1"));
+}
+
+#[test]
+fn ranks_multiply_the_global_batch() {
+    let one = plan(FAMILY);
+    let two = plan(&FAMILY.replace("seeds = [0, 1]", "seeds = [0, 1]\nranks = 2"));
+    for (a, b) in one.runs.iter().zip(&two.runs) {
+        assert_eq!((a.ranks, b.ranks), (1, 2));
+        assert_eq!(b.global_batch(), 16);
+        // Same budget, twice the samples per step: half the steps.
+        assert!((b.steps() as f64 - a.steps() as f64 / 2.0).abs() <= 1.0);
+        assert_eq!(b.samples(), b.steps() * 16);
+        assert_eq!(b.flops_per_step(), 2.0 * a.flops_per_step());
+    }
+}
+
+#[test]
+fn too_short_runs_are_left_out_with_a_warning() {
+    let p = plan(&FAMILY.replace("flops = [1e12, 4e12]", "flops = [4e10, 4e12]"));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.contains("d4w128") && w.contains("left out")));
+    assert!(!p
+        .runs
+        .iter()
+        .any(|r| r.size == "d4w128" && r.budget == Some(4e10)));
+}
+
+#[test]
+fn equal_steps_presets_with_fractions_a_table_and_ingested_data() {
+    let p = plan(
+        r#"
+name = "e"
+data_fractions = [1.0, 0.5]
+datasets = ["synth", "@ptbxl"]
+[sizes]
+presets = ["nano", "tiny"]
+[lr]
+rule = "table"
+table = { nano = 1e-3, tiny = 5e-4 }
+[budget]
+kind = "equal-steps"
+steps = 100
+[ingest.ptbxl]
+source = "../shared/data/ptbxl-500"
+format = "ptbxl"
+"#,
+    );
+    assert_eq!(p.runs.len(), 8);
+    let half = p
+        .runs
+        .iter()
+        .find(|r| r.size == "tiny" && r.fraction == 0.5 && r.dataset == "ptbxl")
+        .unwrap();
+    assert_eq!(half.steps(), 50);
+    assert_eq!(half.config.optim.lr, 5e-4);
+    assert_eq!(half.config.data.source, "/sweep/data/ptbxl");
+    assert_eq!(half.name, "ptbxl-tiny-steps-f0p5-s0");
+    assert!(p.warnings.iter().all(|w| !w.contains("decade")));
+}
+
+#[test]
+fn bad_sweep_files_get_clear_errors() {
+    let cases = [
+        (
+            FAMILY.replace("[1e12, 4e12]", "[4e12, 1e12]"),
+            "must increase",
+        ),
+        (
+            FAMILY.replace("kind = \"iso-flops\"", "kind = \"isoflops\""),
+            "budget.kind",
+        ),
+        (
+            FAMILY.replace("seeds = [0, 1]", "seeds = [0, 0]"),
+            "repeat a seed",
+        ),
+        (
+            FAMILY.replace("rule = \"inverse-width\"", "rule = \"table\""),
+            "[lr.table]",
+        ),
+        (
+            FAMILY.replace("train = { batch_size = 8 }", "model = { dim = 64 }"),
+            "base.model.dim",
+        ),
+        (
+            FAMILY.replace("train = { batch_size = 8 }", "train = { steps = 5 }"),
+            "base.train.steps",
+        ),
+        (
+            FAMILY.replace("[sizes]", "data_fractions = [0.5]\n[sizes]"),
+            "equal-steps budgets only",
+        ),
+        (
+            FAMILY.replace("head_dim = 32", "head_dim = 32, depths2 = [1]"),
+            "unknown field",
+        ),
+        (
+            FAMILY.replace("seeds = [0, 1]", "seeds = [0]\ndatasets = [\"@nowhere\"]"),
+            "[ingest.nowhere]",
+        ),
+        (
+            FAMILY.replace("[base]", "[base.optim]\nmin_lr = 1.0\n[base.x]"),
+            "size d1w32",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = error(&text);
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+}

@@ -1,0 +1,202 @@
+//! `ecgfm sweep` end to end through the real binary at toy size (2 sizes x 1 seed x 6 steps on
+//! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
+//! resuming (finished runs skipped, an interrupted run resumed to the same bits), the SLURM
+//! array's single grid point, and runs on two data-parallel ranks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn ecgfm(args: &[&str]) -> String {
+    let output = Command::new(ECGFM).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "ecgfm {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `ecgfm sweep run --preset toy` into `dir` with extra arguments.
+fn toy(dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "sweep",
+        "run",
+        "--preset",
+        "toy",
+        "--threads",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    ecgfm(&args)
+}
+
+/// The records of sweep.jsonl.
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("sweep.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Width and height of a PNG, from its IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
+    let dir = temp_dir("toy");
+    toy(&dir, &[]);
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        let val = r["final_val_loss"].as_f64().unwrap();
+        assert!(val.is_finite() && val > 0.0, "{r}");
+        let probe = r["eval"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["task"] == "synth" && e["protocol"] == "probe")
+            .unwrap_or_else(|| panic!("no synth probe result in {r}"));
+        let auroc = probe["macro_auroc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auroc), "{probe}");
+    }
+    assert!(recs[0]["n"].as_u64() < recs[1]["n"].as_u64());
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    for needle in [
+        "## Verdict",
+        "d1w32",
+        "d2w64",
+        "## Fitted laws",
+        "synth probe AUROC",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle:?}:\n{report}"
+        );
+    }
+    for chart in [
+        "val_loss_vs_n.png",
+        "loss_vs_compute.png",
+        "auroc_vs_n_synth.png",
+        "loss_curves.png",
+    ] {
+        assert_eq!(png_size(&dir.join("report").join(chart)), (900, 560));
+        assert!(report.contains(chart), "report.md does not show {chart}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_sweep_resumes_finished_and_interrupted_runs() {
+    let no_eval = ["--set", "eval=[]"];
+    let whole = temp_dir("whole");
+    toy(&whole, &no_eval);
+    // Run again: both runs are already done and nothing is retrained.
+    let again = toy(&whole, &no_eval);
+    assert_eq!(again.matches("already done").count(), 2, "{again}");
+    assert_eq!(records(&whole).len(), 2);
+
+    // Interrupt the first run after 3 of its 6 steps (as a killed sweep leaves it), then run
+    // the sweep: it resumes that run from its checkpoint and ends with the same bits.
+    let split = temp_dir("split");
+    let run = "synth-d1w32-steps-f1-s0";
+    std::fs::create_dir_all(split.join("runs").join(run)).unwrap();
+    std::fs::copy(whole.join("sweep.toml"), split.join("sweep.toml")).unwrap();
+    let config = whole.join("runs").join(run).join("pretrain.toml");
+    let run_dir = split.join("runs").join(run);
+    ecgfm(&[
+        "pretrain",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--stop-after",
+        "3",
+    ]);
+    toy(&split, &no_eval);
+    let (a, b) = (records(&whole), records(&split));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["run"], y["run"]);
+        assert_eq!(x["final_val_loss"], y["final_val_loss"], "{}", x["run"]);
+        assert_eq!(x["final_train_loss"], y["final_train_loss"], "{}", x["run"]);
+    }
+    // A folder holds one sweep: another sweep file is refused.
+    let output = Command::new(ECGFM)
+        .args(["sweep", "run", "--preset", "toy", "--set", "seeds=[5]"])
+        .args(["--out", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("holds another sweep"), "{err}");
+    for dir in [whole, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
+    let dir = temp_dir("slurm");
+    let out = toy(&dir, &["--set", "eval=[]", "--slurm"]);
+    assert!(out.contains("sbatch"), "{out}");
+    let script = std::fs::read_to_string(dir.join("sweep.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-1"), "{script}");
+    assert!(script.contains("sweep run-one --out"), "{script}");
+    assert!(
+        !dir.join("sweep.jsonl").exists(),
+        "--slurm must not run anything"
+    );
+    // What array task 1 runs: the second grid point only.
+    ecgfm(&[
+        "sweep",
+        "run-one",
+        "--out",
+        dir.to_str().unwrap(),
+        "--index",
+        "1",
+    ]);
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["run"], "synth-d2w64-steps-f1-s0");
+    ecgfm(&["sweep", "report", dir.to_str().unwrap()]);
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(report.contains("Only one size finished"), "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn runs_train_on_several_ranks_through_ecgfm_launch() {
+    let dir = temp_dir("ranks");
+    let out = toy(&dir, &["--set", "eval=[]", "--set", "ranks=2"]);
+    assert!(out.contains("2 ranks x 4"), "{out}");
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        // The global batch is 2 ranks x 4: D and C count both ranks.
+        assert_eq!(r["batch"], 8, "{r}");
+        assert_eq!(r["samples"], 48, "{r}");
+        assert!(r["final_val_loss"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

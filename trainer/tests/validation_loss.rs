@@ -1,0 +1,102 @@
+//! The validation loss of pretraining: measured every `val_every` steps and at the end, on a
+//! held-out synthetic set that is the same for every run seed and differs from the training
+//! stream; a resumed run measures the same bits as an uninterrupted one.
+
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::metrics::read_records;
+use ecgfm_trainer::train::Trainer;
+use ecgfm_trainer::validation::{synthetic_held_out, Validator};
+use ecgfm_trainer::HostBatch;
+use std::path::{Path, PathBuf};
+
+fn config(seed: u64, steps: u64) -> TrainConfig {
+    let mut doc = toml::Table::new();
+    for assignment in [
+        format!("train.seed={seed}"),
+        format!("train.steps={steps}"),
+        "train.batch_size=4".into(),
+        "train.val_every=4".into(),
+        "train.val_batches=2".into(),
+        "train.log_every=3".into(),
+        "train.checkpoint_every=0".into(),
+        "optim.warmup_steps=2".into(),
+    ] {
+        config::apply_override(&mut doc, &assignment).unwrap();
+    }
+    TrainConfig::from_table(doc).unwrap()
+}
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-val-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn first_batch(config: &TrainConfig, mut source: impl BatchSource) -> HostBatch {
+    let mut batch = HostBatch::new(&config.model, config.train.batch_size);
+    source.next_batch(&mut batch).unwrap();
+    batch
+}
+
+#[test]
+fn held_out_set_is_seed_independent_and_not_the_training_stream() {
+    let (a, b) = (config(0, 10), config(1, 10));
+    let held_a = first_batch(&a, synthetic_held_out(&a).unwrap());
+    let held_b = first_batch(&b, synthetic_held_out(&b).unwrap());
+    assert_eq!(
+        held_a.x, held_b.x,
+        "the held-out ECGs depend on the run seed"
+    );
+    for cfg in [&a, &b] {
+        let train = first_batch(cfg, SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+        assert_ne!(train.x, held_a.x);
+    }
+}
+
+/// Trains `steps` steps in `dir` (resuming when asked, stopping after `stop_after` steps) and
+/// returns the (step, val_loss) records of metrics.jsonl.
+fn train(dir: &Path, steps: u64, resume: bool, stop_after: Option<u64>) -> Vec<(u64, f32)> {
+    let cfg = config(3, steps);
+    let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    let mut trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume).unwrap();
+    let validator = Validator::new(&cfg, Box::new(synthetic_held_out(&cfg).unwrap())).unwrap();
+    trainer.set_validator(validator);
+    let summary = trainer.run(stop_after, |_, _| {}).unwrap();
+    let records = read_records(&dir.join("metrics.jsonl")).unwrap();
+    let measured: Vec<(u64, f32)> = records
+        .iter()
+        .filter_map(|r| r.val_loss.map(|v| (r.step, v)))
+        .collect();
+    assert_eq!(summary.val_loss, measured.last().map(|m| m.1));
+    measured
+}
+
+#[test]
+fn validation_loss_is_logged_on_schedule_and_resumes_bitwise() {
+    let whole = run_dir("whole");
+    let measured = train(&whole, 10, false, None);
+    // Records are 0-based: after steps 4 and 8 (every 4) and at the end (10).
+    let steps: Vec<u64> = measured.iter().map(|m| m.0).collect();
+    assert_eq!(steps, [3, 7, 9]);
+    for (_, v) in &measured {
+        assert!(v.is_finite() && *v > 0.0 && *v < 10.0, "{measured:?}");
+    }
+    assert_ne!(
+        measured[0].1, measured[2].1,
+        "training did not change the val loss"
+    );
+
+    let split = run_dir("split");
+    let first = train(&split, 10, false, Some(6));
+    assert_eq!(first, measured[..1]);
+    let resumed = train(&split, 10, true, None);
+    assert_eq!(
+        resumed, measured,
+        "a resumed run measured other validation losses"
+    );
+    for dir in [whole, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
