@@ -15,9 +15,10 @@ function), and the fused CUDA AdamW. Steps are timed to completion (device synch
 Usage:
     python3 bench/torch_step.py --model nano --batch-size 32 --threads 2 --steps 20 --warmup 3
     python3 bench/torch_step.py --device cuda --precision bf16 --compile --model base --batch-size 256
+    python3 bench/torch_step.py --model base --batch-size 16 --recompute   # activation checkpointing
 
 Prints human-readable lines, then ONE JSON line last:
-    {"impl": "pytorch", "model", "batch_size", "threads", "device", "precision", "compile",
+    {"impl": "pytorch", "model", "batch_size", "threads", "device", "precision", "compile", "recompute",
      "step_ms_median", "samples_per_s", "peak_mem_bytes" (GPU: torch.cuda.max_memory_allocated
      over the timed steps; null on the CPU), "gpu_name", "torch_version"}
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
 from mae_reference import PRESETS, Block, MaeReference, ModelConfig, adamw_param_groups, sample_patch_mask  # noqa: E402
@@ -52,9 +54,17 @@ def dense_block(block: Block, h: torch.Tensor) -> torch.Tensor:
     return h + block.mlp(block.ln2(h))
 
 
-def dense_loss(model: MaeReference, x: torch.Tensor, visible_idx: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+def run_block(block: Block, h: torch.Tensor, recompute: bool) -> torch.Tensor:
+    """`dense_block`, or with `recompute` its activation checkpoint (rerun in the backward pass)."""
+    if recompute:
+        return torch.utils.checkpoint.checkpoint(dense_block, block, h, use_reentrant=False)
+    return dense_block(block, h)
+
+
+def dense_loss(model: MaeReference, x: torch.Tensor, visible_idx: torch.Tensor, masked: torch.Tensor, recompute: bool = False) -> torch.Tensor:
     """Norm-pix MAE loss for x (B, 12, S) with every lead present. visible_idx (B, L, K) holds the
-    visible patch indices in increasing order, masked (B, L, N) is 1.0 where a patch is masked."""
+    visible patch indices in increasing order, masked (B, L, N) is 1.0 where a patch is masked.
+    `recompute`: each block's activations are recomputed in the backward pass."""
     cfg = model.cfg
     b, L = x.shape[:2]
     n, p, k = cfg.num_patches, cfg.patch_len, cfg.num_keep
@@ -64,14 +74,14 @@ def dense_loss(model: MaeReference, x: torch.Tensor, visible_idx: torch.Tensor, 
     h = model.patch_embed(visible) + model.lead_embed[None, :, None, :] + model.pos_enc[visible_idx]
     h = h.reshape(b, L * k, d)
     for block in model.enc:
-        h = dense_block(block, h)
+        h = run_block(block, h, recompute)
     z = model.dec_embed(model.enc_norm(h)).reshape(b, L, k, dd)
     # Under bf16 autocast z is bfloat16; scatter needs one dtype (a no-op in float32).
     mask_token = model.mask_token.to(z.dtype)
     g = torch.scatter(mask_token.expand(b, L, n, dd), 2, visible_idx.unsqueeze(-1).expand(b, L, k, dd), z)
     g = (g + model.dec_lead_embed[None, :, None, :] + model.pos_dec[None, None]).reshape(b, L * n, dd)
     for block in model.dec:
-        g = dense_block(block, g)
+        g = run_block(block, g, recompute)
     pred = model.dec_pred(model.dec_norm(g)).reshape(b, L, n, p)
     err = ((pred - model.targets(patches)) ** 2).mean(dim=-1)
     return (err * masked).sum() / masked.sum()
@@ -127,6 +137,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the loss function")
+    parser.add_argument("--recompute", action="store_true", help="activation checkpointing: each block rerun in the backward pass")
     parser.add_argument("--skip-check", action="store_true", help="skip the dense-vs-reference check")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.threads < 1:
@@ -171,7 +182,7 @@ def main() -> None:
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast:
-            loss = loss_fn(model, x, visible_idx, masked)
+            loss = loss_fn(model, x, visible_idx, masked, args.recompute)
         loss.backward()
         opt.step()
         sync()
@@ -196,6 +207,7 @@ def main() -> None:
         "device": args.device,
         "precision": args.precision,
         "compile": args.compile,
+        "recompute": args.recompute,
         "step_ms_median": round(median, 3),
         "samples_per_s": round(samples_per_s, 3),
         "peak_mem_bytes": peak_mem,

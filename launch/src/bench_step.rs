@@ -35,6 +35,7 @@ fn prepared<B: Backend>(
     backend: B,
 ) -> Result<(Mae<B>, HostBatch)> {
     let mut model = Mae::new(backend, config.clone(), args.batch_size)?;
+    model.set_recompute(args.recompute);
     model.init_params(0);
     let mut batch = HostBatch::new(config, args.batch_size);
     SyntheticSource::new(config, 0, 0.0)
@@ -56,14 +57,19 @@ fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
     Ok(())
 }
 
-/// Times `steps` training steps after `warmup` untimed ones; returns the median in ms and the
-/// device memory in use afterwards (GPU). Each step ends by reading its loss back, so GPU steps
-/// are timed to completion.
-fn time_ecgfm<B: Backend>(
-    args: &BenchStepArgs,
-    config: &ModelConfig,
-    backend: B,
-) -> Result<(f64, Option<u64>)> {
+/// What `time_ecgfm` measured.
+struct Timed {
+    /// Median step time in ms.
+    ms: f64,
+    /// Device memory in use after the steps (GPU).
+    mem: Option<u64>,
+    /// Activations kept from the forward to the backward pass (`Mae::activation_bytes`).
+    activation_bytes: u64,
+}
+
+/// Times `steps` training steps after `warmup` untimed ones. Each step ends by reading its loss
+/// back, so GPU steps are timed to completion.
+fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B) -> Result<Timed> {
     let (mut model, batch) = prepared(args, config, backend)?;
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
@@ -73,7 +79,23 @@ fn time_ecgfm<B: Backend>(
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok((median(&mut times), model.backend().memory_in_use()))
+    Ok(Timed {
+        ms: median(&mut times),
+        mem: model.backend().memory_in_use(),
+        activation_bytes: model.activation_bytes(),
+    })
+}
+
+/// Prints the activation memory of our step.
+fn print_activations(args: &BenchStepArgs, bytes: u64) {
+    println!(
+        "ecgfm   activations kept for the backward pass: {:.1} MiB{}",
+        bytes as f64 / (1u64 << 20) as f64,
+        match args.recompute {
+            true => " (blocks recomputed)",
+            false => "",
+        }
+    );
 }
 
 /// Runs one profiled step (after a warm-up step) and prints where its time went, op by op.
@@ -108,15 +130,20 @@ fn time_torch(
         flags.push(("--device", args.device.clone()));
         flags.push(("--precision", args.torch_precision.clone()));
     }
-    let compile = gpu && !args.torch_no_compile;
-    let switches: &[&str] = if compile { &["--compile"] } else { &[] };
+    let mut switches = Vec::new();
+    if gpu && !args.torch_no_compile {
+        switches.push("--compile");
+    }
+    if args.recompute {
+        switches.push("--recompute");
+    }
     run_comparison(
         &args.python,
         &["torch", "numpy"],
         args.torch_script.as_deref(),
         "torch_step.py",
         &flags,
-        switches,
+        &switches,
     )
 }
 
@@ -153,8 +180,11 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
     }
     let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
     let mem_before = backend.device().memory_used();
-    let (ms, mem_after) = time_ecgfm(args, config, backend)?;
-    let mem = mem_after.map(|after| after.saturating_sub(mem_before as u64));
+    let timed = time_ecgfm(args, config, backend)?;
+    let ms = timed.ms;
+    let mem = timed
+        .mem
+        .map(|after| after.saturating_sub(mem_before as u64));
     let sps = args.batch_size as f64 / (ms / 1e3);
     let flops_per_step = ModelStats::new(config).train_flops * args.batch_size as f64;
     let tflops = flops_per_step / (ms / 1e3) / 1e12;
@@ -176,6 +206,7 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         mem.map_or("unknown".into(), |b| format!("{:.2} GiB (model, activations, optimizer; allocated up front)", gib(b)))
     );
     println!("ecgfm   cuBLAS SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
         "batch_size": args.batch_size,
@@ -189,6 +220,8 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         "mfu": peak32.map(|p| tflops / p),
         "mfu_bf16_peak": peak16.map(|p| tflops / p),
         "gpu_mem_bytes": mem,
+        "activation_bytes": timed.activation_bytes,
+        "recompute": args.recompute,
         "sgemm_gflops": gflops,
     });
     let torch = match args.no_torch {
@@ -226,26 +259,30 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
 fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
     let pool = thread_pool(args.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
-    let (ecgfm_ms, gflops) = pool.install(|| -> Result<(f64, f64)> {
-        let (ms, _) = time_ecgfm(args, config, CpuBackend::new())?;
+    let (timed, gflops) = pool.install(|| -> Result<(Timed, f64)> {
+        let timed = time_ecgfm(args, config, CpuBackend::new())?;
         if args.profile {
             print_profile(args, config, ProfiledBackend::new(CpuBackend::new()))?;
         }
         let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
-        Ok((ms, gflops))
+        Ok((timed, gflops))
     })?;
+    let ecgfm_ms = timed.ms;
     let ecgfm_sps = args.batch_size as f64 / (ecgfm_ms / 1e3);
     println!(
         "ecgfm   {}: batch {} | {} threads | step {:.2} ms (median of {}) | {:.1} samples/s",
         args.model, args.batch_size, threads, ecgfm_ms, args.steps, ecgfm_sps
     );
     println!("ecgfm   SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
         "batch_size": args.batch_size,
         "threads": threads,
         "step_ms_median": ecgfm_ms,
         "samples_per_s": ecgfm_sps,
+        "activation_bytes": timed.activation_bytes,
+        "recompute": args.recompute,
         "sgemm_gflops": gflops,
     });
     let torch = match args.no_torch {

@@ -209,4 +209,8 @@ pub struct BenchStepArgs {
     /// one rank, and how much of the all-reduce the overlap with the backward pass hides.
     #[arg(long, value_name = "N")]
     pub ranks: Option<usize>,
+    /// Recompute each block's activations in the backward pass (`train.recompute`); PyTorch
+    /// likewise (`torch.utils.checkpoint` around each block).
+    #[arg(long)]
+    pub recompute: bool,
 }

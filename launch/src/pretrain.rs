@@ -224,6 +224,15 @@ fn train_on<B: Backend>(
         println!("{}", ecgfm_trainer::model::render_table(&config.model));
         println!("device: {device}");
         println!(
+            "activations: {:.1} MiB per micro-batch of {}{}",
+            trainer.model().activation_bytes() as f64 / (1u64 << 20) as f64,
+            config.train.batch_size,
+            match config.train.recompute {
+                true => " (train.recompute: blocks recomputed in the backward pass)",
+                false => "",
+            }
+        );
+        println!(
             "run {} | data: {} | {} steps x {} samples ({} ranks x {} x {} accumulated)",
             run_dir.display(),
             trainer.source_description(),

@@ -131,6 +131,31 @@ fn resume_on_another_thread_count_gives_the_same_losses() {
 }
 
 #[test]
+fn recomputed_activations_give_the_same_run_and_may_change_on_resume() {
+    let (full, split) = (temp_dir("recompute-full"), temp_dir("recompute-split"));
+    let stdout = run_ok(&pretrain_args(&full, 8));
+    assert!(stdout.contains("activations: "), "{stdout}");
+    let mut first = pretrain_args(&split, 8);
+    first.extend(["--stop-after", "4", "--set", "train.recompute=true"].map(String::from));
+    let stdout = run_ok(&first);
+    assert!(stdout.contains("blocks recomputed"), "{stdout}");
+    let mut resume = pretrain_args(&split, 8);
+    resume.push("--resume".into());
+    run_ok(&resume);
+    assert_eq!(losses(&full), losses(&split));
+    // The header's metadata records each run's configuration; the tensors must agree bitwise.
+    let tensors = |run: &Path| {
+        let bytes = final_weights(run, 8);
+        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + header..].to_vec()
+    };
+    assert!(tensors(&full) == tensors(&split), "weights differ");
+    for dir in [full, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
 fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     let steps = 40;
     let (full, killed) = (temp_dir("kill-full"), temp_dir("kill-victim"));

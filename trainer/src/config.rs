@@ -167,6 +167,10 @@ pub struct RunConfig {
     /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
     /// rank; three in a row stop the run) or `stop` the run at once.
     pub on_nonfinite: NonFinitePolicy,
+    /// Recompute each block's activations during the backward pass instead of keeping them
+    /// (`Mae::set_recompute`): less memory, one more forward pass, the same bits. A resume may
+    /// change it.
+    pub recompute: bool,
 }
 
 /// See `RunConfig::on_nonfinite`.
@@ -198,6 +202,7 @@ impl Default for RunConfig {
             val_batches: 2,
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
+            recompute: false,
         }
     }
 }

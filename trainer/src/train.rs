@@ -161,6 +161,7 @@ impl<B: Backend> Trainer<B> {
         }
 
         let mut model = Mae::new(backend, config.model.clone(), config.train.batch_size)?;
+        model.set_recompute(config.train.recompute);
         if let Some(dp) = dp.as_ref().filter(|d| d.options().zero) {
             model.set_optimizer_shard(dp.shard())?;
         }
@@ -527,11 +528,11 @@ pub struct RunSummary {
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
 /// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
-/// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite` and `train.device` (a
-/// run preempted onto another machine resumes with that machine's core count and gives the same
-/// bits; a checkpoint has one layout on every device, and CPU and GPU agree up to rounding), and
-/// the batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch
-/// stays the same (checked against the checkpoint). Returns the saved samples per step.
+/// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite`, `train.recompute` and
+/// `train.device` (a run preempted onto another machine resumes with that machine's core count
+/// and gives the same bits; a checkpoint has one layout on every device, and CPU and GPU agree
+/// up to rounding), and the batch geometry (`train.batch_size`, `train.accum_steps`) as long as
+/// the global batch stays the same (checked against the checkpoint). Returns the saved samples per step.
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
@@ -550,6 +551,7 @@ fn check_resumable(
     comparable.train.batch_size = saved.train.batch_size;
     comparable.train.accum_steps = saved.train.accum_steps;
     comparable.train.on_nonfinite = saved.train.on_nonfinite;
+    comparable.train.recompute = saved.train.recompute;
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
     if comparable != saved {
@@ -558,8 +560,8 @@ fn check_resumable(
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
                  settings (only --steps, --threads, --device, data.decode_threads, \
-                 data.prefetch_batches, train.on_nonfinite, and the batch geometry at the same \
-                 global batch may change). Saved:\n{}",
+                 data.prefetch_batches, train.on_nonfinite, train.recompute, and the batch \
+                 geometry at the same global batch may change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });

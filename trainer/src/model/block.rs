@@ -69,29 +69,32 @@ pub(crate) struct BlockDims {
     pub mlp: usize,
 }
 
-/// Activations one block saves for its backward pass; `input` is the block's input (the
-/// residual stream), written by the previous block or the embedding.
+/// Activations one block saves for its backward pass, besides its input (the residual stream,
+/// which the stack keeps).
 pub(crate) struct BlockActs<B: Backend> {
-    pub input: B::Buf, // (T, C)
-    ln1: B::Buf,       // (T, C)
-    ln1_mean: B::Buf,  // (T)
-    ln1_rstd: B::Buf,  // (T)
-    qkv: B::Buf,       // (T, 3C)
-    attn: B::Buf,      // (T, C)
-    lse: B::Buf,       // (T, H)
-    mid: B::Buf,       // (T, C)
-    ln2: B::Buf,       // (T, C)
-    ln2_mean: B::Buf,  // (T)
-    ln2_rstd: B::Buf,  // (T)
-    fc1: B::Buf,       // (T, M)
-    gelu: B::Buf,      // (T, M)
+    ln1: B::Buf,      // (T, C)
+    ln1_mean: B::Buf, // (T)
+    ln1_rstd: B::Buf, // (T)
+    qkv: B::Buf,      // (T, 3C)
+    attn: B::Buf,     // (T, C)
+    lse: B::Buf,      // (T, H)
+    mid: B::Buf,      // (T, C)
+    ln2: B::Buf,      // (T, C)
+    ln2_mean: B::Buf, // (T)
+    ln2_rstd: B::Buf, // (T)
+    fc1: B::Buf,      // (T, M)
+    gelu: B::Buf,     // (T, M)
 }
 
 impl<B: Backend> BlockActs<B> {
+    /// Floats of one block's saved activations for `tokens` tokens.
+    pub(crate) fn floats(tokens: usize, d: BlockDims) -> usize {
+        tokens * (7 * d.width + 2 * d.mlp + d.heads + 4)
+    }
+
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
         let (t, c) = (tokens, d.width);
         BlockActs {
-            input: be.alloc(t * c),
             ln1: be.alloc(t * c),
             ln1_mean: be.alloc(t),
             ln1_rstd: be.alloc(t),
@@ -160,9 +163,15 @@ impl<B: Backend> BlockCall<'_, B> {
         }
     }
 
-    /// Forward: reads `a.input`, saves the activations in `a`, writes the block output to `out`.
-    /// `tmp` (T, C) is scratch for the branch outputs.
-    pub(crate) fn forward(&self, a: &mut BlockActs<B>, out: &mut B::Buf, tmp: &mut B::Buf) {
+    /// Forward: reads `input` (T, C), saves the activations in `a`, writes the block output to
+    /// `out` (T, C). `tmp` (T, C) is scratch for the branch outputs.
+    pub(crate) fn forward(
+        &self,
+        input: &B::Buf,
+        a: &mut BlockActs<B>,
+        out: &mut B::Buf,
+        tmp: &mut B::Buf,
+    ) {
         let (be, o, t) = (self.be, self.offsets, self.tokens);
         let (c, m) = (self.dims.width, self.dims.mlp);
         // Attention branch: mid = x + proj(attn(ln1(x))).
@@ -170,7 +179,7 @@ impl<B: Backend> BlockCall<'_, B> {
             (&mut a.ln1).into(),
             (&mut a.ln1_mean).into(),
             (&mut a.ln1_rstd).into(),
-            (&a.input).into(),
+            input.into(),
             self.p(o.ln1_w),
             self.p(o.ln1_b),
             t,
@@ -201,12 +210,7 @@ impl<B: Backend> BlockCall<'_, B> {
             c,
             c,
         );
-        be.add(
-            (&mut a.mid).into(),
-            (&a.input).into(),
-            (&*tmp).into(),
-            t * c,
-        );
+        be.add((&mut a.mid).into(), input.into(), (&*tmp).into(), t * c);
         // MLP branch: out = mid + fc2(gelu(fc1(ln2(mid)))).
         be.layernorm_forward(
             (&mut a.ln2).into(),
@@ -240,9 +244,16 @@ impl<B: Backend> BlockCall<'_, B> {
         be.add(out.into(), (&a.mid).into(), (&*tmp).into(), t * c);
     }
 
-    /// Backward: on entry `g.dres` holds d loss / d (block output); on exit it holds
-    /// d loss / d (block input). Parameter gradients are ADDED into `grads`.
-    pub(crate) fn backward(&self, a: &BlockActs<B>, g: &mut BlockGrads<B>, grads: &mut B::Buf) {
+    /// Backward: `input` and `a` as `forward` left them; on entry `g.dres` holds
+    /// d loss / d (block output); on exit it holds d loss / d (block input). Parameter gradients
+    /// are ADDED into `grads`.
+    pub(crate) fn backward(
+        &self,
+        input: &B::Buf,
+        a: &BlockActs<B>,
+        g: &mut BlockGrads<B>,
+        grads: &mut B::Buf,
+    ) {
         let (be, o, t) = (self.be, self.offsets, self.tokens);
         let (c, m) = (self.dims.width, self.dims.mlp);
         // MLP branch; the residual passes dres through unchanged.
@@ -329,7 +340,7 @@ impl<B: Backend> BlockCall<'_, B> {
             ViewMut::new(grads, o.ln1_w),
             o.ln1_b,
             (&g.dln).into(),
-            (&a.input).into(),
+            input.into(),
             self.p(o.ln1_w),
             (&a.ln1_mean).into(),
             (&a.ln1_rstd).into(),

@@ -223,6 +223,26 @@ impl<B: Backend> Mae<B> {
         &self.be
     }
 
+    /// Activation recomputation per block (`train.recompute`): the stacks keep each block's
+    /// input and rerun its forward during the backward pass. Same gradients, bit for bit; less
+    /// memory (`activation_bytes`), one more forward pass of the blocks per step.
+    pub fn set_recompute(&mut self, on: bool) {
+        self.enc.set_recompute(&self.be, on);
+        self.dec.set_recompute(&self.be, on);
+    }
+
+    /// Bytes of activations a step at `max_batch` keeps from its forward pass to its backward
+    /// pass: the stacks' (see `set_recompute`) and the patches, latents, predictions and targets.
+    pub fn activation_bytes(&self) -> u64 {
+        let cfg = &self.cfg;
+        let (b, l, p) = (self.max_batch, cfg.leads, cfg.patch);
+        let t_enc = b * l * cfg.visible_per_lead();
+        let t_dec = b * l * cfg.patches_per_lead();
+        let masked = t_dec - t_enc;
+        let floats = b * l * cfg.samples + t_enc * (p + cfg.dec_dim) + (t_dec + masked) * p;
+        self.enc.activation_bytes() + self.dec.activation_bytes() + 4 * floats as u64
+    }
+
     /// Initialises the parameters as docs/model.md says (deterministic in `seed`) and resets the
     /// optimiser state (moments zero, step 0).
     pub fn init_params(&mut self, seed: u64) {
