@@ -11,7 +11,8 @@
 #   3. cpu_losses:  300 steps of nano (batch 32) and tiny (batch 4) on the GPU against the CPU
 #                   losses of tests/reference/gpu_check_cpu_losses.json (scripts/gpu-reference.sh),
 #                   each within 1e-4 (relative to max(1, |loss|))
-#   4. determinism: a second identical nano GPU run gives bitwise the same losses and weights
+#   4. determinism: a second identical nano GPU run gives bitwise the same losses and weights;
+#                   recompute: the same run with train.recompute=true gives bitwise the same losses
 #   5. resume:      a CPU-written checkpoint resumed on the GPU, and the reverse, against the
 #                   uninterrupted run of the resuming device (losses within 1e-4)
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
@@ -106,6 +107,18 @@ if [ $status -eq 0 ]; then
     cmp -s "$a/optimizer.safetensors" "$b/optimizer.safetensors" || status=1
 fi
 record determinism $status "" "$work/nano-again.log"
+
+# ---- 4b. activation recomputation gives the same losses, bit for bit --------------------------
+run3="$work/run-nano-recompute"
+timeout $(limit 60) "$ecgfm" pretrain --device "$device" --model nano --batch-size 32 --steps 300 --seed 0 \
+    --checkpoint-every 0 --set train.log_every=1 --set train.recompute=true --out "$run3" \
+    > "$work/nano-recompute.log" 2>&1
+status=$?
+if [ $status -eq 0 ]; then
+    losses "$run3" > "$work/nano-recompute.losses" 2> /dev/null
+    cmp -s "$work/nano.losses" "$work/nano-recompute.losses" || status=1
+fi
+record recompute $status "" "$work/nano-recompute.log"
 
 # ---- 5. checkpoints move between devices -------------------------------------------------------
 # Uninterrupted 20-step nano runs on each device, and runs that stop at step 10 on one device
