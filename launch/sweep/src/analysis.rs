@@ -31,6 +31,8 @@ pub struct SizeResult {
     pub flops: f64,
     /// Final validation loss of each seed.
     pub losses: Vec<f64>,
+    /// The loss of predicting each masked patch's mean (`record::trivial_loss`), when known.
+    pub trivial_loss: Option<f64>,
     pub probe: Vec<TaskAuroc>,
     pub scratch: Vec<TaskAuroc>,
 }
@@ -38,6 +40,13 @@ pub struct SizeResult {
 impl SizeResult {
     pub fn mean_loss(&self) -> f64 {
         mean(&self.losses)
+    }
+
+    /// Whether the size ended on the plateau: its mean validation loss within 1% of the trivial
+    /// solution's, or above it.
+    pub fn on_plateau(&self) -> bool {
+        self.trivial_loss
+            .is_some_and(|t| !self.losses.is_empty() && self.mean_loss() >= 0.99 * t)
     }
 
     pub fn probe(&self, task: &str) -> Option<&TaskAuroc> {
@@ -172,6 +181,7 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
                     samples: r.samples,
                     flops: r.flops,
                     losses: same.iter().filter_map(|m| loss_of(m)).collect(),
+                    trivial_loss: r.trivial_loss,
                     probe: task_aurocs(&same, tasks, "probe"),
                     scratch: task_aurocs(&same, tasks, "scratch"),
                 });

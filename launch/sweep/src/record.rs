@@ -4,6 +4,7 @@
 //! finish; a run recorded twice (a sweep re-run by hand) counts with its last line.
 
 use crate::expand::RunPlan;
+use ecgfm_trainer::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -49,6 +50,10 @@ pub struct SweepRecord {
     pub flops: f64,
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
+    /// The loss of the trivial solution (`trivial_loss`); absent in records of older sweeps,
+    /// where the report reads it from the run's `config.toml`.
+    #[serde(default)]
+    pub trivial_loss: Option<f64>,
     /// Seconds of training (across resumes) and of evaluation.
     pub train_s: f64,
     pub eval_s: f64,
@@ -80,6 +85,7 @@ impl SweepRecord {
             flops: run.flops(),
             final_train_loss: None,
             final_val_loss: None,
+            trivial_loss: trivial_loss(&c.model),
             train_s: 0.0,
             eval_s: 0.0,
             run_dir: run_dir.to_string(),
@@ -94,6 +100,16 @@ impl SweepRecord {
             .filter(|e| e.task == task && e.protocol == protocol)
             .max_by(|a, b| a.fraction.total_cmp(&b.fraction))
     }
+}
+
+/// The masked reconstruction loss of predicting zero for every norm-pix target, i.e. each
+/// masked patch's mean: (P - 1) / P, the targets being normalised by the unbiased variance
+/// (docs/model.md). Training sits on this plateau before it learns anything. `None` without
+/// norm-pix targets, where it depends on the data.
+pub fn trivial_loss(model: &ModelConfig) -> Option<f64> {
+    model
+        .norm_pix
+        .then(|| (model.patch - 1) as f64 / model.patch as f64)
 }
 
 /// Appends `record` as one line (one write, so concurrent array tasks do not interleave).

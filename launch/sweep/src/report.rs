@@ -46,7 +46,10 @@ pub struct Written {
 /// (when and where it was made) goes under the title.
 pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportError> {
     let jsonl = dir.join("sweep.jsonl");
-    let (records, torn) = record::read(&jsonl).map_err(io(&jsonl))?;
+    let (mut records, torn) = record::read(&jsonl).map_err(io(&jsonl))?;
+    for r in records.iter_mut().filter(|r| r.trivial_loss.is_none()) {
+        r.trivial_loss = trivial_loss_of_run(&dir.join(&r.run_dir));
+    }
     if records.is_empty() {
         return Err(ReportError::NoRuns(jsonl.display().to_string()));
     }
@@ -146,6 +149,14 @@ fn interval(ci: &Interval, digits: usize) -> String {
 
 fn estimate(e: &Estimate, digits: usize) -> String {
     format!("{} {}", number(e.value, digits), interval(&e.ci, digits))
+}
+
+/// `record::trivial_loss` of the run in `run_dir`, from its `config.toml` (records of sweeps
+/// older than the field); `None` when the file is missing or unreadable.
+fn trivial_loss_of_run(run_dir: &Path) -> Option<f64> {
+    let table = ecgfm_trainer::config::read_toml_file(&run_dir.join("config.toml")).ok()?;
+    let config = ecgfm_trainer::config::TrainConfig::from_table(table).ok()?;
+    record::trivial_loss(&config.model)
 }
 
 fn render(
@@ -288,6 +299,7 @@ fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             worse.join("; ")
         );
     }
+    plateau_sentence(md, g);
     for (task, diff, apart) in &c.auroc {
         let (a, b) = (s.probe(task).unwrap(), l.probe(task).unwrap());
         let ci = |t: &analysis::TaskAuroc| {
@@ -321,6 +333,34 @@ fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
         }
     }
     let _ = writeln!(md, "- Answer: {}\n", answer(&c));
+}
+
+/// Names the sizes that ended on the plateau of the trivial solution: they have not begun to
+/// reconstruct, so the comparison says which sizes leave it sooner, not which model ECGs better.
+fn plateau_sentence(md: &mut String, g: &Group) {
+    let stuck: Vec<&analysis::SizeResult> = g.sizes.iter().filter(|s| s.on_plateau()).collect();
+    let Some(trivial) = stuck.first().and_then(|s| s.trivial_loss) else {
+        return;
+    };
+    let names = stuck
+        .iter()
+        .map(|s| format!("{} ({:.4}, {} steps)", s.size, s.mean_loss(), s.steps))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let all = stuck.len() == g.sizes.len();
+    let _ = writeln!(
+        md,
+        "  On the plateau: {names} {} within 1% of {trivial:.4}, the loss of predicting each \
+         masked patch's mean. {} not begun to reconstruct: at this budget the comparison says \
+         which sizes leave the plateau sooner, not which models ECGs better; give {} more steps.",
+        if stuck.len() == 1 { "ends" } else { "end" },
+        if stuck.len() == 1 {
+            "It has"
+        } else {
+            "They have"
+        },
+        if all { "every size" } else { "them" },
+    );
 }
 
 fn loss_sentence(g: &Group, c: &Comparison) -> String {

@@ -35,6 +35,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
         flops: budget,
         final_train_loss: Some(loss + 0.01),
         final_val_loss: Some(loss),
+        trivial_loss: None,
         train_s: 1.0,
         eval_s: 1.0,
         run_dir: "runs/none".into(),
@@ -129,5 +130,38 @@ fn too_few_data_are_called_too_few() {
     assert!(md.contains("Only one size finished here (s1)"), "{md}");
     assert!(md.contains("at least 3 are needed for a parabola"), "{md}");
     assert!(md.contains("No trend of N_opt with C"), "{md}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sizes_left_on_the_plateau_of_the_trivial_solution_are_named() {
+    let dir = temp_dir("plateau");
+    let trivial = 74.0 / 75.0; // nano's patches of 75 samples, norm-pix targets
+    let mut records = vec![
+        record(1, 1e5, 1e13, 0, 0.66, 0.83),
+        record(2, 3e5, 1e13, 0, 0.982, 0.77),
+        record(3, 8e5, 1e13, 0, 0.999, 0.75),
+    ];
+    records[0].trivial_loss = Some(trivial);
+    records[1].trivial_loss = Some(trivial);
+    // A record of an older sweep without the field: the report reads the run's config.toml.
+    records[2].run_dir = "runs/old".into();
+    std::fs::create_dir_all(dir.join("runs/old")).unwrap();
+    std::fs::write(
+        dir.join("runs/old/config.toml"),
+        "[model]\npreset = \"nano\"\n",
+    )
+    .unwrap();
+    let md = write(&dir, &records);
+    assert!(
+        md.contains(
+            "On the plateau: s2 (0.9820, 100 steps), s3 (0.9990, 100 steps) end within 1% of \
+             0.9867, the loss of predicting each masked patch's mean. They have not begun"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("give them more steps"), "{md}");
+    let line = md.lines().find(|l| l.contains("On the plateau")).unwrap();
+    assert!(!line.contains("s1 "), "s1 left the plateau: {line}");
     std::fs::remove_dir_all(dir).unwrap();
 }
