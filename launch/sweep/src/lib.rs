@@ -8,7 +8,7 @@
 //! - `fit`: the scaling-law fits (L(N) per data size, L(N, D) as Chinchilla's third approach,
 //!   iso-FLOP optima) with bootstrap confidence intervals, over a small hand-written L-BFGS;
 //! - `analysis`: groups, comparisons and fits of a finished sweep; `charts` and `plot`: its PNG
-//!   charts (plotters); `report`: `report.md` and its verdict;
+//!   charts (plotters); `report`: `report.md`, whose `verdict` is written in `verdict`;
 //! - `presets`: the built-in sweep files (`--preset demo`, `--preset gpu`).
 //!
 //! Depends on `ecgfm-trainer` for configurations and model statistics. Running the runs is the
@@ -23,6 +23,7 @@ pub mod presets;
 pub mod record;
 pub mod report;
 pub mod spec;
+mod verdict;
 
 pub use expand::{RunPlan, SweepPlan};
 pub use spec::{SpecError, SweepSpec};

@@ -3,7 +3,7 @@
 //! lower val loss and a higher downstream AUROC, by how much, outside the CI or not, or that the
 //! data are too few to say), the runs, the fitted laws with their intervals, and the charts.
 
-use crate::analysis::{self, compare, Analysis, Comparison, Group};
+use crate::analysis::{self, Analysis};
 use crate::charts::{self, Curve};
 use crate::fit::bootstrap::{Estimate, Interval};
 use crate::fit::isoflop::Optimum;
@@ -121,7 +121,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
     })
 }
 
-fn human(v: f64) -> String {
+pub(crate) fn human(v: f64) -> String {
     for (scale, unit) in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")] {
         if v.abs() >= scale {
             return format!("{:.3}{unit}", v / scale);
@@ -205,7 +205,7 @@ fn render(
     );
     let _ = writeln!(md, "## Verdict\n");
     for g in &a.groups {
-        verdict(&mut md, g, &a.tasks);
+        crate::verdict::verdict(&mut md, g, &a.tasks);
     }
     runs_table(&mut md, a);
     fits(&mut md, a);
@@ -230,208 +230,6 @@ fn render(
          intervals from 200 bootstrap resamples of seeds (or of points with one seed)."
     );
     md
-}
-
-/// The verdict of one group: larger vs smaller on val loss and downstream AUROC.
-fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
-    let _ = writeln!(md, "### {}\n", g.label());
-    if g.sizes.len() < 2 {
-        let _ = writeln!(
-            md,
-            "Only one size finished here ({}): nothing to compare; too few data to say \
-             whether a larger encoder helps.\n",
-            g.sizes.first().map_or("none", |s| s.size.as_str())
-        );
-        return;
-    }
-    let last = g.sizes.len() - 1;
-    let c = compare(g, 0, last, tasks);
-    let (s, l) = (&g.sizes[0], &g.sizes[last]);
-    let _ = writeln!(
-        md,
-        "Sizes {} (N = {} to {}), seeds per size: {}.\n",
-        g.sizes
-            .iter()
-            .map(|s| s.size.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        human(s.n as f64),
-        human(l.n as f64),
-        g.sizes
-            .iter()
-            .map(|s| s.losses.len().to_string())
-            .collect::<Vec<_>>()
-            .join("/")
-    );
-    let _ = writeln!(md, "- Validation loss: {}", loss_sentence(g, &c));
-    let worse: Vec<String> = g
-        .sizes
-        .windows(2)
-        .filter(|w| w[1].mean_loss() >= w[0].mean_loss())
-        .map(|w| {
-            format!(
-                "{} ({:.4}) is not below {} ({:.4})",
-                w[1].size,
-                w[1].mean_loss(),
-                w[0].size,
-                w[0].mean_loss()
-            )
-        })
-        .collect();
-    let best = g
-        .sizes
-        .iter()
-        .min_by(|a, b| a.mean_loss().total_cmp(&b.mean_loss()))
-        .expect("two sizes");
-    let _ = writeln!(
-        md,
-        "  Lowest validation loss at this budget: {} (N = {}, {:.4}).",
-        best.size,
-        human(best.n as f64),
-        best.mean_loss()
-    );
-    if worse.is_empty() {
-        let _ = writeln!(md, "  The loss falls at every step up in size.");
-    } else {
-        let _ = writeln!(
-            md,
-            "  The loss does not fall at every step up in size: {}.",
-            worse.join("; ")
-        );
-    }
-    plateau_sentence(md, g);
-    for (task, diff, apart) in &c.auroc {
-        let (a, b) = (s.probe(task).unwrap(), l.probe(task).unwrap());
-        let ci = |t: &analysis::TaskAuroc| {
-            t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
-        };
-        let judged = match apart {
-            Some(true) => "the intervals do not overlap: outside the CI",
-            Some(false) => "the intervals overlap: within the CI, not established",
-            None => "no intervals to judge it by",
-        };
-        let _ = writeln!(
-            md,
-            "- Downstream ({task}, linear probe): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
-            l.size,
-            b.mean,
-            ci(b),
-            s.size,
-            a.mean,
-            ci(a),
-            diff
-        );
-        if let Some(scratch) = l.scratch(task) {
-            let _ = writeln!(
-                md,
-                "  From scratch, {} reaches {:.3}{}: the pretrained probe is {:+.3} against it.",
-                l.size,
-                scratch.mean,
-                ci(scratch),
-                b.mean - scratch.mean
-            );
-        }
-    }
-    let _ = writeln!(md, "- Answer: {}\n", answer(&c));
-}
-
-/// Names the sizes that ended on the plateau of the trivial solution: they have not begun to
-/// reconstruct, so the comparison says which sizes leave it sooner, not which model ECGs better.
-fn plateau_sentence(md: &mut String, g: &Group) {
-    let stuck: Vec<&analysis::SizeResult> = g.sizes.iter().filter(|s| s.on_plateau()).collect();
-    let Some(trivial) = stuck.first().and_then(|s| s.trivial_loss) else {
-        return;
-    };
-    let names = stuck
-        .iter()
-        .map(|s| format!("{} ({:.4}, {} steps)", s.size, s.mean_loss(), s.steps))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let all = stuck.len() == g.sizes.len();
-    let _ = writeln!(
-        md,
-        "  On the plateau: {names} {} within 1% of {trivial:.4}, the loss of predicting each \
-         masked patch's mean. {} not begun to reconstruct: at this budget the comparison says \
-         which sizes leave the plateau sooner, not which models ECGs better; give {} more steps.",
-        if stuck.len() == 1 { "ends" } else { "end" },
-        if stuck.len() == 1 {
-            "It has"
-        } else {
-            "They have"
-        },
-        if all { "every size" } else { "them" },
-    );
-}
-
-fn loss_sentence(g: &Group, c: &Comparison) -> String {
-    let (s, l) = (&g.sizes[c.small], &g.sizes[c.large]);
-    let direction = if c.loss_diff < 0.0 { "lower" } else { "higher" };
-    let mut out = format!(
-        "{} reaches {:.4} vs {:.4} for {}: {:.4} {direction} ({:+.1}%).",
-        l.size,
-        l.mean_loss(),
-        s.mean_loss(),
-        s.size,
-        c.loss_diff.abs(),
-        100.0 * c.loss_diff / s.mean_loss()
-    );
-    match &c.loss_ci {
-        Some(ci) => {
-            let outside = !ci.contains(0.0);
-            let _ = write!(
-                out,
-                " 95% interval of the difference over seeds: [{:+.4}, {:+.4}], {}.",
-                ci.low,
-                ci.high,
-                if outside {
-                    "which excludes 0: outside the CI"
-                } else {
-                    "which includes 0: not established"
-                }
-            );
-            let seeds = s.losses.len().min(l.losses.len());
-            if seeds < 5 {
-                let _ = write!(
-                    out,
-                    " (The interval comes from only {seeds} seeds per size: a rough one.)"
-                );
-            }
-        }
-        None => out.push_str(
-            " With one seed per size the seed-to-seed spread is unknown, so whether this is \
-             outside the noise cannot be said (run more seeds).",
-        ),
-    }
-    out
-}
-
-fn answer(c: &Comparison) -> String {
-    let loss = match (&c.loss_ci, c.loss_diff < 0.0) {
-        (Some(ci), true) if !ci.contains(0.0) => "lower val loss (outside the CI)",
-        (Some(_), true) => "lower val loss, but within the seed noise",
-        (None, true) => "lower val loss (one seed: no CI)",
-        (Some(ci), false) if !ci.contains(0.0) => "higher val loss (outside the CI)",
-        (_, false) => "no lower val loss",
-    };
-    let downstream: Vec<String> = c
-        .auroc
-        .iter()
-        .map(|(task, diff, apart)| {
-            let sure = match apart {
-                Some(true) => "outside the CI",
-                Some(false) => "within the CI",
-                None => "no CI",
-            };
-            let word = if *diff > 0.0 { "higher" } else { "no higher" };
-            format!("{word} AUROC on {task} ({diff:+.3}, {sure})")
-        })
-        .collect();
-    let downstream = if downstream.is_empty() {
-        "no downstream evaluation ran".to_string()
-    } else {
-        downstream.join(", ")
-    };
-    format!("compared with the smallest, the largest encoder gives {loss}; {downstream}.")
 }
 
 fn runs_table(md: &mut String, a: &Analysis) {
