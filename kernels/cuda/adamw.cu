@@ -6,18 +6,24 @@
 //   param, grad, m, v (n)
 #include "common.cuh"
 
+// The update of element i with gradient g: both kernels below run exactly this.
+static __device__ __forceinline__ void adamw_update(u64 i, float g, float* param, float* m, float* v,
+                                                    float b1, float b2, float eps, float step_size,
+                                                    float bc2_sqrt, float decay_factor) {
+    float p = param[i] * decay_factor;
+    float mi = m[i] + (g - m[i]) * (1.0f - b1);
+    float vi = v[i] * b2 + (1.0f - b2) * (g * g);
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    param[i] = p - step_size * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+}
+
 extern "C" __global__ void adamw_step(float* param, const float* grad, float* m, float* v, u64 n,
                                       float b1, float b2, float eps, float step_size,
                                       float bc2_sqrt, float decay_factor) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-        float g = grad[i];
-        float p = param[i] * decay_factor;
-        float mi = m[i] + (g - m[i]) * (1.0f - b1);
-        float vi = v[i] * b2 + (1.0f - b2) * (g * g);
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        param[i] = p - step_size * (mi / denom);
-        m[i] = mi;
-        v[i] = vi;
+        adamw_update(i, grad[i], param, m, v, b1, b2, eps, step_size, bc2_sqrt, decay_factor);
     }
 }
 
@@ -46,12 +52,7 @@ extern "C" __global__ void adamw_runs(float* param, const float* grad, float* m,
             if ((u64)run_starts[mid] <= i) lo = mid; else hi = mid - 1;
         }
         float g = clip < 1.0f ? grad[i] * clip : grad[i];
-        float p = param[i] * (run_decay[lo] ? decay_factor : 1.0f);
-        float mi = m[i] + (g - m[i]) * (1.0f - b1);
-        float vi = v[i] * b2 + (1.0f - b2) * (g * g);
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        param[i] = p - step_size * (mi / denom);
-        m[i] = mi;
-        v[i] = vi;
+        adamw_update(i, g, param, m, v, b1, b2, eps, step_size, bc2_sqrt,
+                     run_decay[lo] ? decay_factor : 1.0f);
     }
 }

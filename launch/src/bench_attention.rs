@@ -10,12 +10,11 @@ use clap::Args;
 use ecgfm_kernels::{AttnDims, Backend, CpuBackend, View};
 use ecgfm_trainer::ModelConfig;
 use serde_json::json;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::device::Opened;
 use crate::pretrain::thread_pool;
-use crate::python_bench::run_comparison;
+use crate::python_bench::TorchSide;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchAttentionArgs {
@@ -39,15 +38,8 @@ pub struct BenchAttentionArgs {
     /// PyTorch's precision on a GPU: bf16, tf32 or fp32.
     #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
     pub torch_precision: String,
-    /// The PyTorch script to compare with.
-    #[arg(long, value_name = "FILE")]
-    pub torch_script: Option<PathBuf>,
-    /// Python interpreter that has torch.
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// Skip the PyTorch comparison.
-    #[arg(long)]
-    pub no_torch: bool,
+    #[command(flatten)]
+    pub torch: TorchSide,
 }
 
 /// One attention shape: `seqs` sequences of `len` tokens, `width` wide in `heads` heads.
@@ -179,14 +171,8 @@ fn time_torch(
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
     ];
-    run_comparison(
-        &args.python,
-        &["torch"],
-        args.torch_script.as_deref(),
-        "torch_attention.py",
-        &flags,
-        &[],
-    )
+    args.torch
+        .run(&["torch"], "torch_attention.py", &flags, &[])
 }
 
 /// Times every shape on `be`, then PyTorch, and prints both with the ratio.
@@ -199,10 +185,7 @@ fn run_on<B: Backend>(
 ) -> Result<()> {
     let shapes = shapes(config, args.batch_size);
     let ours: Vec<f64> = shapes.iter().map(|&s| time_ours(be, s, args)).collect();
-    let torch = match args.no_torch {
-        true => None,
-        false => time_torch(args, &shapes, threads, gpu)?,
-    };
+    let torch = time_torch(args, &shapes, threads, gpu)?;
     let precision = if gpu {
         args.torch_precision.as_str()
     } else {

@@ -8,7 +8,6 @@
 use crate::cli::BenchStepArgs;
 use crate::device::Opened;
 use crate::pretrain::thread_pool;
-use crate::python_bench::run_comparison;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -137,14 +136,8 @@ fn time_torch(
     if args.recompute {
         switches.push("--recompute");
     }
-    run_comparison(
-        &args.python,
-        &["torch", "numpy"],
-        args.torch_script.as_deref(),
-        "torch_step.py",
-        &flags,
-        &switches,
-    )
+    args.torch
+        .run(&["torch", "numpy"], "torch_step.py", &flags, &switches)
 }
 
 /// Runs `ecgfm bench step`.
@@ -224,10 +217,7 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         "recompute": args.recompute,
         "sgemm_gflops": gflops,
     });
-    let torch = match args.no_torch {
-        true => None,
-        false => time_torch(args, 1, true)?,
-    };
+    let torch = time_torch(args, 1, true)?;
     if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]
             .as_f64()
@@ -285,10 +275,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
         "recompute": args.recompute,
         "sgemm_gflops": gflops,
     });
-    let torch = match args.no_torch {
-        true => None,
-        false => time_torch(args, threads, false)?,
-    };
+    let torch = time_torch(args, threads, false)?;
     if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]
             .as_f64()

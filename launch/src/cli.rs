@@ -192,15 +192,8 @@ pub struct BenchStepArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// The PyTorch script to compare with.
-    #[arg(long, value_name = "FILE")]
-    pub torch_script: Option<PathBuf>,
-    /// Python interpreter that has torch.
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// Skip the PyTorch comparison.
-    #[arg(long)]
-    pub no_torch: bool,
+    #[command(flatten)]
+    pub torch: crate::python_bench::TorchSide,
     /// Also print a per-operation time breakdown of one step (on a GPU the device is waited for
     /// around every op).
     #[arg(long)]

@@ -40,6 +40,44 @@ fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
     }
 }
 
+/// The PyTorch side of a benchmark's command line (`#[command(flatten)]`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TorchSide {
+    /// The PyTorch script to compare with (default: the benchmark's script in bench/).
+    #[arg(long, value_name = "FILE")]
+    pub torch_script: Option<PathBuf>,
+    /// Python interpreter that has torch.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Skip the PyTorch comparison.
+    #[arg(long)]
+    pub no_torch: bool,
+}
+
+impl TorchSide {
+    /// `run_comparison` of `--torch-script` (default `bench/default_name`) under `--python`;
+    /// `None` with `--no-torch` or when it was skipped.
+    pub fn run(
+        &self,
+        modules: &[&str],
+        default_name: &str,
+        flags: &[(&str, String)],
+        switches: &[&str],
+    ) -> Result<Option<serde_json::Value>> {
+        if self.no_torch {
+            return Ok(None);
+        }
+        run_comparison(
+            &self.python,
+            modules,
+            self.torch_script.as_deref(),
+            default_name,
+            flags,
+            switches,
+        )
+    }
+}
+
 /// Runs the comparison script when `python` has `modules`: `Some` of its JSON result, or `None`
 /// after printing why the comparison was skipped. A script that starts and then fails is an error.
 pub fn run_comparison(

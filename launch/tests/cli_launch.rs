@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ecgfm_env, run_ok, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -79,18 +79,10 @@ fn losses(run: &Path) -> Vec<(u64, u32)> {
         .collect()
 }
 
-/// The tensor bytes of a checkpoint's weights (the header holds the config, which may differ).
-fn weights(run: &Path, step: u64) -> Vec<u8> {
-    let bytes =
-        std::fs::read(run.join(format!("checkpoints/step_{step:08}/model.safetensors"))).unwrap();
-    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    bytes[8 + header..].to_vec()
-}
-
 fn assert_same_run(a: &Path, b: &Path, step: u64) {
     assert_eq!(losses(a), losses(b), "{} vs {}", a.display(), b.display());
     assert!(
-        weights(a, step) == weights(b, step),
+        checkpoint_tensor_bytes(a, step) == checkpoint_tensor_bytes(b, step),
         "weights of {} and {} differ",
         a.display(),
         b.display()

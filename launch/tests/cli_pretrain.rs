@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pretrain_args, run_ok, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, pretrain_args, run_ok, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -144,12 +144,10 @@ fn recomputed_activations_give_the_same_run_and_may_change_on_resume() {
     run_ok(&resume);
     assert_eq!(losses(&full), losses(&split));
     // The header's metadata records each run's configuration; the tensors must agree bitwise.
-    let tensors = |run: &Path| {
-        let bytes = final_weights(run, 8);
-        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        bytes[8 + header..].to_vec()
-    };
-    assert!(tensors(&full) == tensors(&split), "weights differ");
+    assert!(
+        checkpoint_tensor_bytes(&full, 8) == checkpoint_tensor_bytes(&split, 8),
+        "weights differ"
+    );
     for dir in [full, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }

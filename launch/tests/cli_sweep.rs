@@ -3,27 +3,11 @@
 //! resuming (finished runs skipped, an interrupted run resumed to the same bits), the SLURM
 //! array's single grid point, and runs on two data-parallel ranks.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{run_ok as ecgfm, temp_dir, ECGFM};
+use std::path::Path;
 use std::process::Command;
-
-const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-sweep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn ecgfm(args: &[&str]) -> String {
-    let output = Command::new(ECGFM).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "ecgfm {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 /// `ecgfm sweep run --preset toy` into `dir` with extra arguments.
 fn toy(dir: &Path, extra: &[&str]) -> String {

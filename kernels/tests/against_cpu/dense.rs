@@ -79,24 +79,34 @@ pub fn gelu<B: Backend>(be: &B) {
     assert_bits("gelu backward", &got[1], &want[1]);
 }
 
-fn adamw_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
-    let mut rng = Rng::new(3);
+/// The optimiser tests' hyperparameters at `step`.
+fn test_hp(step: u32) -> AdamW {
+    AdamW {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.05,
+        step,
+    }
+}
+
+/// Random parameters, first moments and (non-negative) second moments of `n` elements.
+fn optimizer_state<B: Backend>(be: &B, rng: &mut Rng, n: usize) -> (B::Buf, B::Buf, B::Buf) {
     let moment2: Vec<f32> = rng.vec(n, 0.1).iter().map(|x| x.abs()).collect();
-    let (mut p, mut m, mut vv) = (
+    (
         up(be, &rng.vec(n, 1.0)),
         up(be, &rng.vec(n, 0.1)),
         up(be, &moment2),
-    );
+    )
+}
+
+fn adamw_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(3);
+    let (mut p, mut m, mut vv) = optimizer_state(be, &mut rng, n);
     for step in 1..=3u32 {
         let grad = up(be, &rng.vec(n, 1.0));
-        let hp = AdamW {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.05,
-            step,
-        };
+        let hp = test_hp(step);
         be.adamw(
             vm(&mut p),
             v(&grad),
@@ -130,25 +140,13 @@ fn optimizer_outputs<B: Backend>(
 ) -> Vec<Vec<f32>> {
     let n = runs.last().map_or(0, |r| r.1);
     let mut rng = Rng::new(11);
-    let moment2: Vec<f32> = rng.vec(n, 0.1).iter().map(|x| x.abs()).collect();
-    let (mut p, mut m, mut vv) = (
-        up(be, &rng.vec(n, 1.0)),
-        up(be, &rng.vec(n, 0.1)),
-        up(be, &moment2),
-    );
+    let (mut p, mut m, mut vv) = optimizer_state(be, &mut rng, n);
     let mut sumsq = up(be, &[0.0]);
     for step in 1..=3u32 {
         let host_grad = rng.vec(n, 1.0);
         let mut grad = up(be, &host_grad);
         be.sum_squares(vm(&mut sumsq), v(&grad), n);
-        let hp = AdamW {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.05,
-            step,
-        };
+        let hp = test_hp(step);
         if fused {
             let clip = clip.map(|c| (v(&sumsq), c));
             be.adamw_fused(

@@ -150,6 +150,15 @@ pub fn export_err(run: &Path, out: &Path, extra: &[&str]) -> String {
     run_err(&export_args(run, out, extra))
 }
 
+/// The tensor bytes of run `run`'s weights at `step` (the header, which records the run's
+/// configuration, left out).
+pub fn checkpoint_tensor_bytes(run: &Path, step: u64) -> Vec<u8> {
+    let bytes =
+        std::fs::read(run.join(format!("checkpoints/step_{step:08}/model.safetensors"))).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..].to_vec()
+}
+
 /// Every tensor of a safetensors file: name -> (shape, values).
 pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).unwrap();
