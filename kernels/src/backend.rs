@@ -17,6 +17,8 @@
 //! - Every result is bitwise deterministic: identical run to run and whatever the thread count.
 //! - Out-of-range views are programming errors and panic.
 
+use crate::precision::Precision;
+
 /// Read-only window into a buffer, starting at element `off`.
 pub struct View<'a, T> {
     pub buf: &'a T,
@@ -101,6 +103,12 @@ pub struct AttnDims {
 pub trait Backend: Send + Sync {
     type Buf: Send;
     type IdxBuf: Send;
+
+    /// The precision of this backend's matrix products (crate::precision): which operands of
+    /// `matmul_*` and `attention_*` are rounded to bf16. Every other op is f32 in both.
+    fn precision(&self) -> Precision {
+        Precision::Fp32
+    }
 
     // ---- memory -------------------------------------------------------------------------
 

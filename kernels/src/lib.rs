@@ -12,6 +12,8 @@
 //!   loading: the crate builds and the CPU backend runs with no CUDA installed;
 //!   `CudaBackend::new` says what is missing instead. `kernels/cuda-host` runs the same kernels on
 //!   the CPU (g++ and a compatibility header) to test them without a GPU.
+//! - [`precision`]: [`Precision`], fp32 or bf16 matrix products (bf16 operands, f32 sums), and
+//!   the exact places a bf16 backend rounds.
 //! - [`bench`]: [`sgemm_gflops`] for `ecgfm bench`.
 //!
 //! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads), `libm` (erf), `cudarc` and
@@ -22,8 +24,10 @@ pub mod backend;
 pub mod bench;
 pub mod cpu;
 pub mod cuda;
+pub mod precision;
 
 pub use backend::{AdamW, AttnDims, Backend, View, ViewMut, MASKED_ROW};
 pub use bench::sgemm_gflops;
 pub use cpu::CpuBackend;
 pub use cuda::{CudaBackend, CudaError};
+pub use precision::{round_bf16, Precision};

@@ -6,9 +6,10 @@
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
 //! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS
-//! stands there on a GPU). The tests in `tests/` compare each op with `CpuBackend`.
+//! stands there on a GPU), with the operands rounded to bf16 for a bf16 backend. The tests in `tests/` compare each op with `CpuBackend`.
 
 use ecgfm_kernels::cuda::{Arg, Device, Gemm, KernelBackend, LaunchDims, Module};
+use ecgfm_kernels::{round_bf16, Precision};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 
 extern "C" {
@@ -139,7 +140,11 @@ impl Device for HostDevice {
                         at(g.b, p, j, g.ldb)
                     };
                     // SAFETY: the addresses come from bounds-checked views of the GEMM's operands.
-                    acc += unsafe { *a * *b };
+                    let (a, b) = unsafe { (*a, *b) };
+                    acc += match g.precision {
+                        Precision::Fp32 => a * b,
+                        Precision::Bf16 => round_bf16(a) * round_bf16(b),
+                    };
                 }
                 let c = at(g.c, i, j, g.ldc) as *mut f32;
                 // SAFETY: as above, for the output.

@@ -11,6 +11,7 @@
 use super::fastmath;
 use super::sgemm::{gemm_st, MatMut, MatRef};
 use crate::backend::AttnDims;
+use crate::precision::round_bf16;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -57,13 +58,15 @@ fn tasks(
     })
 }
 
-/// out (T, C) and lse (T, H) from qkv (T, 3C).
+/// out (T, C) and lse (T, H) from qkv (T, 3C). With `round_probs`, P is rounded to bf16 before
+/// `P V` (qkv arrives already rounded then: crate::precision).
 pub(crate) fn forward(
     out: &mut [f32],
     lse: &mut [f32],
     qkv: &[f32],
     cu_seqlens: &[u32],
     dims: AttnDims,
+    round_probs: bool,
 ) {
     let AttnDims {
         tokens: t,
@@ -112,6 +115,9 @@ pub(crate) fn forward(
                             let sum = fastmath::sum(row);
                             let inv = 1.0 / sum;
                             row.iter_mut().for_each(|x| *x *= inv);
+                            if round_probs {
+                                row.iter_mut().for_each(|x| *x = round_bf16(*x));
+                            }
                             *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
                         }
                     });
@@ -124,14 +130,18 @@ pub(crate) fn forward(
 }
 
 /// dqkv (T, 3C) += attention backward from dout (T, C), qkv, the saved out (T, C) and lse (T, H).
+/// `dout_mm` is dout as the products take it; D = rowsum(dout * out) uses the f32 `dout`. With
+/// `round_probs`, P and dS are rounded to bf16 before their products (crate::precision).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     dqkv: &mut [f32],
-    dout: &[f32],
+    (dout, dout_mm): (&[f32], &[f32]),
     qkv: &[f32],
     out: &[f32],
     lse: &[f32],
     cu_seqlens: &[u32],
     dims: AttnDims,
+    round_probs: bool,
 ) {
     let AttnDims {
         tokens: t,
@@ -142,8 +152,9 @@ pub(crate) fn backward(
     let hd = c / heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let dqkv = &mut dqkv[..t * 3 * c];
-    let (dout, qkv, out, lse) = (
+    let (dout, dout_mm, qkv, out, lse) = (
         &dout[..t * c],
+        &dout_mm[..t * c],
         &qkv[..t * 3 * c],
         &out[..t * c],
         &lse[..t * heads],
@@ -158,7 +169,7 @@ pub(crate) fn backward(
         let q = MatRef::rows(qkv[base..].as_ptr(), 3 * c);
         let k = MatRef::rows(qkv[base + c..].as_ptr(), 3 * c);
         let v_t = MatRef::transposed(qkv[base + 2 * c..].as_ptr(), 3 * c);
-        let d_o = MatRef::rows(dout[s0 * c + h * hd..].as_ptr(), c);
+        let d_o = MatRef::rows(dout_mm[s0 * c + h * hd..].as_ptr(), c);
         with_scratch(2 * QUERY_TILE * len, |scratch| {
             let (probs, dscores) = scratch.split_at_mut(QUERY_TILE * len);
             for q0 in (0..len).step_by(QUERY_TILE) {
@@ -208,6 +219,10 @@ pub(crate) fn backward(
                             for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
                                 *pv = fastmath::exp_nonpositive(*pv - l);
                                 *dv = *pv * (*dv - di);
+                            }
+                            if round_probs {
+                                p_row.iter_mut().for_each(|x| *x = round_bf16(*x));
+                                ds_row.iter_mut().for_each(|x| *x = round_bf16(*x));
                             }
                         }
                     });

@@ -43,14 +43,13 @@ pub(crate) fn forward(
 }
 
 /// dinp (T, C) += dout (T, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp (T, C);
-/// dbias (OC) += sum over rows of dout.
+/// dbias (OC) += sum over rows of `bias_dout` (the f32 dout; the products take the operands as
+/// given, bf16-rounded in a bf16 backend).
 pub(crate) fn backward(
     dinp: Option<&mut [f32]>,
-    dweight: &mut [f32],
-    dbias: Option<&mut [f32]>,
-    dout: &[f32],
-    inp: &[f32],
-    weight: &[f32],
+    (dweight, dbias): (&mut [f32], Option<&mut [f32]>),
+    bias_dout: &[f32],
+    (dout, inp, weight): (&[f32], &[f32], &[f32]),
     t: usize,
     c: usize,
     oc: usize,
@@ -73,5 +72,5 @@ pub(crate) fn backward(
             );
         }
     }
-    weight_grad::accumulate(dweight, dbias, dout, inp, t, c, oc);
+    weight_grad::accumulate(dweight, dbias.map(|b| (b, &bias_dout[..t * oc])), dout, inp, t, c, oc);
 }

@@ -16,15 +16,34 @@ mod tokens;
 mod weight_grad;
 
 use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
+use crate::precision::{rounded_bf16, Precision};
+use std::borrow::Cow;
 
 /// The CPU backend. It runs on the current rayon thread pool: wrap calls in
 /// `ThreadPool::install` to choose the thread count (results do not depend on it).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    precision: Precision,
+}
 
 impl CpuBackend {
+    /// The fp32 CPU backend (the reference).
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+
+    /// A CPU backend whose matrix products use `precision` (bf16: emulated by rounding copies
+    /// of the operands, see crate::precision; a numerics check, not a speed-up).
+    pub fn with_precision(precision: Precision) -> Self {
+        Self { precision }
+    }
+
+    /// `xs` as a matrix-product operand: itself in fp32, a bf16-rounded copy in bf16.
+    fn operand<'a>(&self, xs: &'a [f32]) -> Cow<'a, [f32]> {
+        match self.precision {
+            Precision::Fp32 => Cow::Borrowed(xs),
+            Precision::Bf16 => Cow::Owned(rounded_bf16(xs)),
+        }
     }
 }
 
@@ -46,6 +65,10 @@ fn rest<T>(v: View<'_, Vec<T>>) -> &[T] {
 impl Backend for CpuBackend {
     type Buf = Vec<f32>;
     type IdxBuf = Vec<u32>;
+
+    fn precision(&self) -> Precision {
+        self.precision
+    }
 
     fn alloc(&self, n: usize) -> Vec<f32> {
         vec![0.0; n]
@@ -121,8 +144,8 @@ impl Backend for CpuBackend {
         let bias = bias.map(|b| s(b, oc));
         matmul::forward(
             sm(out, t * oc),
-            s(inp, t * c),
-            s(weight, oc * c),
+            &self.operand(s(inp, t * c)),
+            &self.operand(s(weight, oc * c)),
             bias,
             t,
             c,
@@ -149,13 +172,16 @@ impl Backend for CpuBackend {
             }
             None => (sm(dweight, oc * c), None),
         };
+        let dout = s(dout, t * oc);
         matmul::backward(
             dinp.map(|d| sm(d, t * c)),
-            dweight,
-            dbias,
-            s(dout, t * oc),
-            s(inp, t * c),
-            s(weight, oc * c),
+            (dweight, dbias),
+            dout,
+            (
+                &self.operand(dout),
+                &self.operand(s(inp, t * c)),
+                &self.operand(s(weight, oc * c)),
+            ),
             t,
             c,
             oc,
@@ -239,9 +265,10 @@ impl Backend for CpuBackend {
         attention::forward(
             sm(out, t * dims.width),
             sm(lse, t * dims.heads),
-            s(qkv, t * 3 * dims.width),
+            &self.operand(s(qkv, t * 3 * dims.width)),
             s(cu_seqlens, dims.seqs + 1),
             dims,
+            self.precision == Precision::Bf16,
         );
     }
 
@@ -256,14 +283,16 @@ impl Backend for CpuBackend {
         dims: AttnDims,
     ) {
         let (t, c) = (dims.tokens, dims.width);
+        let dout = s(dout, t * c);
         attention::backward(
             sm(dqkv, t * 3 * c),
-            s(dout, t * c),
-            s(qkv, t * 3 * c),
+            (dout, &self.operand(dout)),
+            &self.operand(s(qkv, t * 3 * c)),
             s(out, t * c),
             s(lse, t * dims.heads),
             s(cu_seqlens, dims.seqs + 1),
             dims,
+            self.precision == Precision::Bf16,
         );
     }
 

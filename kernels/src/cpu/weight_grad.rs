@@ -43,11 +43,11 @@ fn block_rows(oc: usize, c: usize) -> usize {
     rows.max(16).min(oc.max(1))
 }
 
-/// dweight (OC, C) += dout^T @ inp; dbias (OC) += sum over rows of dout (f64 per chunk, then
-/// the chunk sums in order).
+/// dweight (OC, C) += dout^T @ inp; with `bias` = (dbias, bias_dout): dbias (OC) += sum over
+/// rows of bias_dout (T, OC) (f64 per chunk, then the chunk sums in order).
 pub(crate) fn accumulate(
     dweight: &mut [f32],
-    dbias: Option<&mut [f32]>,
+    bias: Option<(&mut [f32], &[f32])>,
     dout: &[f32],
     inp: &[f32],
     t: usize,
@@ -68,7 +68,7 @@ pub(crate) fn accumulate(
         scratch.resize(chunks * wsize, 0.0);
     }
     let partials = SendPtr(scratch.as_mut_ptr());
-    let want_bias = dbias.is_some();
+    let (dbias, bias_dout) = bias.unzip();
     let bias_sums: Vec<Vec<f64>> = (0..chunks * blocks)
         .into_par_iter()
         .map(|task| {
@@ -90,10 +90,9 @@ pub(crate) fn accumulate(
                     1.0,
                 );
             }
-            if want_bias {
-                column_sums(&dout[k0 * oc..k1 * oc], oc, r0, r1)
-            } else {
-                Vec::new()
+            match bias_dout {
+                Some(rows) => column_sums(&rows[k0 * oc..k1 * oc], oc, r0, r1),
+                None => Vec::new(),
             }
         })
         .collect();

@@ -7,22 +7,32 @@ use super::device::Device;
 use super::launch::Workspace;
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
 use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
+use crate::precision::Precision;
 
 /// The kernel backend: `CudaBackend` on a GPU, the host harness's backend in tests.
 pub struct KernelBackend<D: Device> {
     pub(crate) dev: D,
     pub(crate) workspace: Workspace<D::Buf>,
     pub(crate) runs: RunTable<D::IdxBuf>,
+    pub(crate) precision: Precision,
 }
 
 impl<D: Device> KernelBackend<D> {
-    /// A backend running on `dev`.
+    /// An fp32 backend running on `dev`.
     pub fn with_device(dev: D) -> Self {
         Self {
             dev,
             workspace: Workspace::new(),
             runs: RunTable::new(),
+            precision: Precision::Fp32,
         }
+    }
+
+    /// This backend with matrix products in `precision` (bf16: tensor-core GEMMs and attention,
+    /// crate::precision).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// The device (its stream, memory and name for the CUDA device).
@@ -61,6 +71,10 @@ impl<D: Device> KernelBackend<D> {
 impl<D: Device> Backend for KernelBackend<D> {
     type Buf = D::Buf;
     type IdxBuf = D::IdxBuf;
+
+    fn precision(&self) -> Precision {
+        self.precision
+    }
 
     fn memory_in_use(&self) -> Option<u64> {
         self.dev.memory_in_use()

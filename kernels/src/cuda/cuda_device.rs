@@ -1,6 +1,7 @@
 //! [`CudaDevice`]: the [`Device`] of a real GPU through cudarc: one context and one stream,
 //! every kernel file compiled (NVRTC, disk-cached) and loaded when the device is opened, GEMMs
-//! through cuBLAS in pedantic fp32 math (no TF32, no reduced precision).
+//! through cuBLAS: pedantic fp32 math (no TF32) for an fp32 backend, tensor cores with bf16
+//! operands for a bf16 one.
 //!
 //! cudarc's per-buffer event tracking is turned off: all work runs in order on this one stream.
 //! Code that uses another stream (e.g. a collective) must order itself against [`CudaDevice::stream`].
@@ -8,6 +9,7 @@
 use super::compile::module_cubin;
 use super::device::{Arg, Device, Gemm, LaunchDims, Module, MODULES};
 use super::probe::{check_cuda, CudaError};
+use crate::precision::Precision;
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
@@ -31,7 +33,11 @@ pub struct DeviceInfo {
 pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// cuBLAS in pedantic math: true-fp32 SGEMMs.
     blas: CudaBlas,
+    /// cuBLAS in default math, for the bf16 tensor-core GEMMs (their compute type is explicit;
+    /// a handle of their own so the pedantic one never has to change mode).
+    blas_tensor: CudaBlas,
     modules: HashMap<Module, Arc<CudaModule>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     info: DeviceInfo,
@@ -55,7 +61,10 @@ impl CudaDevice {
             .new_stream()
             .map_err(|e| err(format!("creating a stream: {e}")))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
-        // SAFETY: the handle is live; pedantic math keeps every GEMM in true fp32.
+        let blas_tensor =
+            CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
+        // SAFETY: the handle is live; pedantic math keeps fp32 SGEMMs in true fp32 (a bf16
+        // backend's GEMMs name their tensor-core compute type explicitly).
         unsafe {
             blas_sys::cublasSetMathMode(
                 *blas.handle(),
@@ -88,6 +97,7 @@ impl CudaDevice {
             ctx,
             stream,
             blas,
+            blas_tensor,
             modules,
             functions: Mutex::new(HashMap::new()),
             info,
@@ -232,25 +242,57 @@ impl Device for CudaDevice {
         let (alpha, beta) = (1.0f32, g.beta);
         // cuBLAS runs in the calling thread's current context.
         expect("binding the context", self.ctx.bind_to_thread());
-        // SAFETY: the addresses come from bounds-checked views of live buffers on this stream.
-        let result = unsafe {
-            blas::sgemm(
-                *self.blas.handle(),
-                op(g.trans_a),
-                op(g.trans_b),
-                g.m as i32,
-                g.n as i32,
-                g.k as i32,
-                &alpha,
-                g.a as *const f32,
-                g.lda as i32,
-                g.b as *const f32,
-                g.ldb as i32,
-                &beta,
-                g.c as *mut f32,
-                g.ldc as i32,
-            )
+        let (m, n, k) = (g.m as i32, g.n as i32, g.k as i32);
+        let (lda, ldb, ldc) = (g.lda as i32, g.ldb as i32, g.ldc as i32);
+        // SAFETY (both arms): the handle is live; the addresses come from bounds-checked views
+        // of live buffers on this stream.
+        let result = match g.precision {
+            // Pedantic math (set when the device opened) keeps SGEMM in true fp32: no TF32.
+            Precision::Fp32 => unsafe {
+                blas::sgemm(
+                    *self.blas.handle(),
+                    op(g.trans_a),
+                    op(g.trans_b),
+                    m,
+                    n,
+                    k,
+                    &alpha,
+                    g.a as *const f32,
+                    lda,
+                    g.b as *const f32,
+                    ldb,
+                    &beta,
+                    g.c as *mut f32,
+                    ldc,
+                )
+            },
+            // Tensor cores by explicit compute type: f32 storage, operands rounded to bf16,
+            // f32 accumulation.
+            Precision::Bf16 => unsafe {
+                let f32_type = blas_sys::cudaDataType::CUDA_R_32F;
+                blas::gemm_ex(
+                    *self.blas_tensor.handle(),
+                    op(g.trans_a),
+                    op(g.trans_b),
+                    m,
+                    n,
+                    k,
+                    &alpha as *const f32 as *const _,
+                    g.a as *const _,
+                    f32_type,
+                    lda,
+                    g.b as *const _,
+                    f32_type,
+                    ldb,
+                    &beta as *const f32 as *const _,
+                    g.c as *mut _,
+                    f32_type,
+                    ldc,
+                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
+                    blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            },
         };
-        expect("SGEMM", result);
+        expect("GEMM", result);
     }
 }

@@ -115,6 +115,8 @@ impl Module {
     }
 }
 
+use crate::precision::Precision;
+
 /// C = A' B' + beta C in column-major storage (cuBLAS's convention), alpha = 1, where
 /// A' = A^T when `trans_a` (A' is m x k, B' is k x n, C is m x n). Addresses are raw.
 #[derive(Clone, Copy, Debug)]
@@ -131,6 +133,8 @@ pub struct Gemm {
     pub beta: f32,
     pub c: u64,
     pub ldc: usize,
+    /// fp32: true f32 products; bf16: A and B rounded to bf16, f32 accumulation (tensor cores).
+    pub precision: Precision,
 }
 
 /// A device the kernel backend runs on. Work is queued in order on one stream; `download`

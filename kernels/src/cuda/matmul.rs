@@ -1,5 +1,5 @@
-//! The linear layer on a kernel backend: the three GEMMs through the device's true-fp32 GEMM
-//! (cuBLAS), the bias row add and the bias gradient from kernels/cuda/matmul.cu.
+//! The linear layer on a kernel backend: the three GEMMs through the device's GEMM (cuBLAS, in
+//! true fp32 or with bf16 operands as the backend's precision says), the bias row add and the bias gradient from kernels/cuda/matmul.cu.
 //! Row-major X (r, c) is column-major X^T with leading dimension c, so:
 //!   out^T (OC x T)   = W (op T of W^T, ld C) . inp^T (ld C)
 //!   dinp^T (C x T)  += W^T (ld C) . dout^T (ld OC)
@@ -34,6 +34,7 @@ pub(super) fn forward<D: Device>(
         beta: 0.0,
         c: out,
         ldc: oc,
+        precision: k.precision,
     });
     if let (Some(bias), Some(dims)) = (bias, elementwise(t * oc)) {
         let args = [
@@ -72,6 +73,7 @@ pub(super) fn backward<D: Device>(
             beta: 1.0,
             c: dinp,
             ldc: c,
+            precision: k.precision,
         });
     }
     if c > 0 {
@@ -88,6 +90,7 @@ pub(super) fn backward<D: Device>(
             beta: 1.0,
             c: dweight,
             ldc: c,
+            precision: k.precision,
         });
     }
     if let Some(dbias) = dbias {

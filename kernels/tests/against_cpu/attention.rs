@@ -40,7 +40,7 @@ fn attention_outputs<B: Backend>(
 
 fn compare<B: Backend>(be: &B, lengths: &[usize], width: usize, heads: usize) {
     let got = attention_outputs(be, lengths, width, heads);
-    let want = attention_outputs(&CpuBackend, lengths, width, heads);
+    let want = attention_outputs(&CpuBackend::new(), lengths, width, heads);
     for (name, (g, w)) in ["out", "lse", "dqkv"].iter().zip(got.iter().zip(&want)) {
         assert_close(
             &format!("attention {name} {lengths:?} C={width} H={heads}"),

@@ -40,7 +40,7 @@ pub fn elementwise_and_norm_helpers<B: Backend>(be: &B) {
     for n in [0, 1, 7, 1000, 40_000] {
         let (got, want) = (
             elementwise_outputs(be, n),
-            elementwise_outputs(&CpuBackend, n),
+            elementwise_outputs(&CpuBackend::new(), n),
         );
         let names = [
             "add",
@@ -74,7 +74,7 @@ pub fn gelu<B: Backend>(be: &B) {
     let x: Vec<f32> = (0..n)
         .map(|i| -12.0 + 24.0 * i as f32 / (n - 1) as f32)
         .collect();
-    let (got, want) = (gelu_outputs(be, &x), gelu_outputs(&CpuBackend, &x));
+    let (got, want) = (gelu_outputs(be, &x), gelu_outputs(&CpuBackend::new(), &x));
     assert_bits("gelu forward", &got[0], &want[0]);
     assert_bits("gelu backward", &got[1], &want[1]);
 }
@@ -123,7 +123,7 @@ fn adamw_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
 /// AdamW: bit for bit the CPU update.
 pub fn adamw<B: Backend>(be: &B) {
     for n in [1, 333] {
-        let (got, want) = (adamw_outputs(be, n), adamw_outputs(&CpuBackend, n));
+        let (got, want) = (adamw_outputs(be, n), adamw_outputs(&CpuBackend::new(), n));
         for (name, (g, w)) in ["param", "m", "v"].iter().zip(got.iter().zip(&want)) {
             assert_bits(name, g, w);
         }
@@ -199,7 +199,7 @@ pub fn adamw_fused<B: Backend>(be: &B) {
         for clip in [Some(1.0), Some(1e3), None] {
             let fused = optimizer_outputs(be, runs, clip, true);
             let unfused = optimizer_outputs(be, runs, clip, false);
-            let cpu = optimizer_outputs(&CpuBackend, runs, clip, true);
+            let cpu = optimizer_outputs(&CpuBackend::new(), runs, clip, true);
             for (i, name) in ["param", "m", "v"].iter().enumerate() {
                 assert_bits(name, &fused[i], &unfused[i]);
                 assert_bits(name, &fused[i], &cpu[i]);
@@ -260,7 +260,7 @@ pub fn layernorm<B: Backend>(be: &B) {
     for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (20, 100)] {
         let (got, want) = (
             layernorm_outputs(be, t, c),
-            layernorm_outputs(&CpuBackend, t, c),
+            layernorm_outputs(&CpuBackend::new(), t, c),
         );
         let names = ["out", "mean", "rstd", "dinp", "dweight|dbias"];
         for (name, (g, w)) in names.iter().zip(got.iter().zip(&want)) {
@@ -315,7 +315,7 @@ pub fn matmul<B: Backend>(be: &B) {
     ] {
         for (bias, with_dinp) in [(true, true), (false, true), (true, false)] {
             let got = matmul_outputs(be, shape, bias, with_dinp);
-            let want = matmul_outputs(&CpuBackend, shape, bias, with_dinp);
+            let want = matmul_outputs(&CpuBackend::new(), shape, bias, with_dinp);
             for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
                 .iter()
                 .zip(got.iter().zip(&want))

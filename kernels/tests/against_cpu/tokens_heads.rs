@@ -71,7 +71,7 @@ fn token_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
 }
 
 pub fn token_gathers_and_scatters<B: Backend>(be: &B) {
-    let (got, want) = (token_outputs(be), token_outputs(&CpuBackend));
+    let (got, want) = (token_outputs(be), token_outputs(&CpuBackend::new()));
     let names = ["patches", "h", "dlead", "decoder rows", "dz"];
     for (name, (g, w)) in names.iter().zip(got.iter().zip(&want)) {
         // Copies and single additions, and the lead gradient in the CPU's exact order.
@@ -118,7 +118,7 @@ pub fn masked_mse<B: Backend>(be: &B) {
     for m in [0, 1, 4, 300] {
         for norm_pix in [false, true] {
             let got = loss_outputs(be, m, norm_pix);
-            let want = loss_outputs(&CpuBackend, m, norm_pix);
+            let want = loss_outputs(&CpuBackend::new(), m, norm_pix);
             assert_close(
                 &format!("loss m={m} norm_pix={norm_pix}"),
                 &got[0],
@@ -178,7 +178,7 @@ fn head_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
 }
 
 pub fn classification_heads<B: Backend>(be: &B) {
-    let (got, want) = (head_outputs(be), head_outputs(&CpuBackend));
+    let (got, want) = (head_outputs(be), head_outputs(&CpuBackend::new()));
     let names = [
         "mean pool",
         "mean pool dinp",

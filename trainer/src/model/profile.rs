@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ecgfm_kernels::{AdamW, AttnDims, Backend, View, ViewMut};
+use ecgfm_kernels::{AdamW, AttnDims, Backend, Precision, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
 const OPS: [&str; 36] = [
@@ -181,6 +181,10 @@ impl<B: Backend> ProfiledBackend<B> {
 impl<B: Backend> Backend for ProfiledBackend<B> {
     type Buf = B::Buf;
     type IdxBuf = B::IdxBuf;
+
+    fn precision(&self) -> Precision {
+        self.inner.precision()
+    }
 
     fn alloc(&self, n: usize) -> Self::Buf {
         self.timed(const { op("alloc") }, || self.inner.alloc(n))
