@@ -2,14 +2,16 @@
 //! (`--device`) and runs the PyTorch script of the same model side by side, printing the ratio:
 //! on the CPU with the same threads and batch (float32), on a GPU as a PyTorch user tuning for
 //! speed would (`--torch-precision bf16` autocast, torch.compile, fused AdamW). On a GPU it also
-//! prints each side's MFU against the device's dense bf16 peak (and ours against the fp32 peak:
-//! our step runs in true fp32) and GPU memory. The last line printed is one JSON object.
+//! prints each side's MFU against the device's dense bf16 peak (and, for an fp32 step of ours,
+//! against the fp32 peak) and GPU memory. Our precision is `--precision` (bf16 on a GPU by
+//! default). The last line printed is one JSON object.
 
 use crate::cli::BenchStepArgs;
 use crate::device::Opened;
 use crate::pretrain::thread_pool;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
+use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision};
+use ecgfm_trainer::config::parse_precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, ProfiledBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelStats};
@@ -147,8 +149,11 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
     }
     let config = ModelConfig::preset(&args.model)?;
     match crate::device::open(&args.device)? {
-        Opened::Cpu => run_cpu(args, &config),
-        Opened::Cuda(be) => run_cuda(args, &config, *be),
+        Opened::Cpu => run_cpu(args, &config, parse_precision(&args.precision, false)?),
+        Opened::Cuda(be) => {
+            let precision = parse_precision(&args.precision, true)?;
+            run_cuda(args, &config, (*be).with_precision(precision))
+        }
     }
 }
 
@@ -165,12 +170,13 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
     let info = backend.device().info().clone();
     if args.profile {
         let profiled = ProfiledBackend::with_sync(
-            CudaBackend::new(info.ordinal)?,
+            CudaBackend::new(info.ordinal)?.with_precision(backend.precision()),
             Box::new(|be: &CudaBackend| be.device().synchronize()),
         );
         println!("per-op GPU time of one step (the device waited for around every op):");
         print_profile(args, config, profiled)?;
     }
+    let precision = backend.precision();
     let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
     let mem_before = backend.device().memory_used();
     let timed = time_ecgfm(args, config, backend)?;
@@ -189,28 +195,31 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         .or_else(|| crate::device::peak_bf16_tflops(&info.name));
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("device  {}", crate::device::describe(&info));
+    let mfu32 = match precision {
+        Precision::Fp32 => format!(" | {}", mfu_text(tflops, peak32, "fp32")),
+        Precision::Bf16 => String::new(),
+    };
     println!(
-        "ecgfm   {} fp32: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {tflops:.2} TFLOP/s | {} | {} | GPU memory {}",
+        "ecgfm   {} {precision}: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {tflops:.2} TFLOP/s{mfu32} | {} | GPU memory {}",
         args.model,
         args.batch_size,
         args.steps,
-        mfu_text(tflops, peak32, "fp32"),
         mfu_text(tflops, peak16, "bf16"),
         mem.map_or("unknown".into(), |b| format!("{:.2} GiB (model, activations, optimizer; allocated up front)", gib(b)))
     );
-    println!("ecgfm   cuBLAS SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    println!("ecgfm   cuBLAS {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
     print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
         "batch_size": args.batch_size,
         "device": info.name,
-        "precision": "fp32",
+        "precision": precision.name(),
         "step_ms_median": ms,
         "samples_per_s": sps,
         "train_tflops": tflops,
         "peak_fp32_tflops": peak32,
         "peak_bf16_tflops": peak16,
-        "mfu": peak32.map(|p| tflops / p),
+        "mfu_fp32_peak": peak32.filter(|_| precision == Precision::Fp32).map(|p| tflops / p),
         "mfu_bf16_peak": peak16.map(|p| tflops / p),
         "gpu_mem_bytes": mem,
         "activation_bytes": timed.activation_bytes,
@@ -246,29 +255,40 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
 }
 
 /// The CPU benchmark, side by side with PyTorch.
-fn run_cpu(args: &BenchStepArgs, config: &ModelConfig) -> Result<()> {
+fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> Result<()> {
     let pool = thread_pool(args.threads.unwrap_or(0))?;
     let threads = pool.current_num_threads();
+    let backend = CpuBackend::with_precision(precision);
     let (timed, gflops) = pool.install(|| -> Result<(Timed, f64)> {
-        let timed = time_ecgfm(args, config, CpuBackend::new())?;
+        let timed = time_ecgfm(args, config, backend)?;
         if args.profile {
-            print_profile(args, config, ProfiledBackend::new(CpuBackend::new()))?;
+            print_profile(args, config, ProfiledBackend::new(backend))?;
         }
-        let gflops = ecgfm_kernels::sgemm_gflops(&CpuBackend::new(), 4096, 768, 768, 5);
+        let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
         Ok((timed, gflops))
     })?;
     let ecgfm_ms = timed.ms;
     let ecgfm_sps = args.batch_size as f64 / (ecgfm_ms / 1e3);
     println!(
-        "ecgfm   {}: batch {} | {} threads | step {:.2} ms (median of {}) | {:.1} samples/s",
-        args.model, args.batch_size, threads, ecgfm_ms, args.steps, ecgfm_sps
+        "ecgfm   {} {precision}{}: batch {} | {} threads | step {:.2} ms (median of {}) | {:.1} samples/s",
+        args.model,
+        match precision {
+            Precision::Bf16 => " (emulated on the CPU: a numerics check, not a speed-up)",
+            Precision::Fp32 => "",
+        },
+        args.batch_size,
+        threads,
+        ecgfm_ms,
+        args.steps,
+        ecgfm_sps
     );
-    println!("ecgfm   SGEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    println!("ecgfm   {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
     print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
         "batch_size": args.batch_size,
         "threads": threads,
+        "precision": precision.name(),
         "step_ms_median": ecgfm_ms,
         "samples_per_s": ecgfm_sps,
         "activation_bytes": timed.activation_bytes,

@@ -102,6 +102,10 @@ pub struct PretrainArgs {
     /// CPU; the default).
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// Matrix products in fp32, bf16 (bf16 operands, f32 sums; tensor cores on a GPU) or auto
+    /// (bf16 on a GPU, fp32 on the CPU; the default). Sets train.precision.
+    #[arg(long, value_name = "PRECISION")]
+    pub precision: Option<String>,
     /// Override any config field, e.g. --set optim.lr=3e-4 --set model.depth=4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -180,6 +184,10 @@ pub struct BenchStepArgs {
     /// Peak dense bf16 TFLOP/s of the GPU for the mixed-precision MFU (default: from the name).
     #[arg(long, value_name = "TFLOPS")]
     pub peak_bf16_tflops: Option<f64>,
+    /// Our matrix products: fp32, bf16 (tensor cores on a GPU; emulated, slower, on the CPU)
+    /// or auto (bf16 on a GPU, fp32 on the CPU).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "fp32"])]
+    pub precision: String,
     /// PyTorch's precision on a GPU: bf16 (autocast), tf32 or fp32.
     #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
     pub torch_precision: String,

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use ecgfm_kernels::cuda::DeviceInfo;
-use ecgfm_kernels::CudaBackend;
+use ecgfm_kernels::{CudaBackend, Precision};
 use ecgfm_trainer::config::DeviceChoice;
 
 /// The backend a run got.
@@ -40,6 +40,15 @@ pub fn describe(info: &DeviceInfo) -> String {
         info.capability.0,
         info.capability.1
     )
+}
+
+/// The start-up table's words for the precision of the matrix products.
+pub fn describe_precision(precision: Precision, on_gpu: bool) -> &'static str {
+    match (precision, on_gpu) {
+        (Precision::Fp32, _) => "fp32 matrix products",
+        (Precision::Bf16, true) => "bf16 matrix products on tensor cores (f32 sums and weights)",
+        (Precision::Bf16, false) => "bf16 matrix products, emulated (f32 sums and weights; slower)",
+    }
 }
 
 /// Peak dense fp32 (no tensor cores) TFLOP/s of well-known GPUs, for the MFU of a true-fp32

@@ -6,7 +6,7 @@ use crate::device::{self, Opened};
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
-use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
@@ -26,7 +26,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (None, true) => config::read_toml_file(&saved)?,
         (None, false) => toml::Table::new(),
     };
-    let flags: [(&str, Option<toml::Value>); 9] = [
+    let flags: [(&str, Option<toml::Value>); 10] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
             "train.steps",
@@ -51,6 +51,10 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         ),
         ("data.source", args.data.clone().map(toml::Value::String)),
         ("train.device", args.device.clone().map(toml::Value::String)),
+        (
+            "train.precision",
+            args.precision.clone().map(toml::Value::String),
+        ),
         (
             "train.on_nonfinite",
             args.on_nonfinite.clone().map(toml::Value::String),
@@ -169,17 +173,29 @@ fn train(
         );
     }
     let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
+    let precision = |on_gpu| parse_precision(&config.train.precision, on_gpu);
     match device::open(&config.train.device)? {
         Opened::Cpu => {
+            let precision = precision(false)?;
             let threads = rayon::current_num_threads();
-            let desc = format!("cpu | {threads} threads per rank");
+            let desc = format!(
+                "cpu | {threads} threads per rank | {}",
+                device::describe_precision(precision, false)
+            );
             let dp = job.data_parallel_cpu(total, &args.dist)?;
-            train_on(args, run_dir, config, job, CpuBackend::new(), dp, desc)
+            let be = CpuBackend::with_precision(precision);
+            train_on(args, run_dir, config, job, be, dp, desc)
         }
         Opened::Cuda(be) => {
-            let desc = device::describe(be.device().info());
+            let precision = precision(true)?;
+            let desc = format!(
+                "{} | {}",
+                device::describe(be.device().info()),
+                device::describe_precision(precision, true)
+            );
             let dp = job.data_parallel_gpu(&be, total, &args.dist)?;
-            train_on(args, run_dir, config, job, *be, dp, desc)
+            let be = (*be).with_precision(precision);
+            train_on(args, run_dir, config, job, be, dp, desc)
         }
     }
 }

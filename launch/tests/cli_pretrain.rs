@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{checkpoint_tensor_bytes, pretrain_args, run_ok, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, pretrain_args, run_err, run_ok, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -149,6 +149,39 @@ fn recomputed_activations_give_the_same_run_and_may_change_on_resume() {
         "weights differ"
     );
     for dir in [full, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn precision_bf16_changes_the_rounding_not_the_run_and_bad_values_are_refused() {
+    let (fp32, bf16) = (temp_dir("precision-fp32"), temp_dir("precision-bf16"));
+    let stdout = run_ok(&pretrain_args(&fp32, 8));
+    assert!(stdout.contains("fp32 matrix products"), "{stdout}");
+    let mut args = pretrain_args(&bf16, 8);
+    args.extend(["--precision", "bf16"].map(String::from));
+    let stdout = run_ok(&args);
+    assert!(
+        stdout.contains("bf16 matrix products, emulated"),
+        "{stdout}"
+    );
+    let config = std::fs::read_to_string(bf16.join("config.toml")).unwrap();
+    assert!(config.contains("precision = \"bf16\""), "{config}");
+    let (a, b) = (losses(&fp32), losses(&bf16));
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b, "bf16 gave the fp32 losses bit for bit");
+    for ((_, x), (_, y)) in a.iter().zip(&b) {
+        let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
+        assert!(((x - y) / x).abs() < 0.02, "fp32 {x}, bf16 {y}");
+    }
+    let mut args = pretrain_args(&bf16, 8);
+    args.extend(["--precision", "fp16"].map(String::from));
+    let stderr = run_err(&args);
+    assert!(
+        stderr.contains("train.precision must be fp32, bf16 or auto"),
+        "{stderr}"
+    );
+    for dir in [fp32, bf16] {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::schedule::LrSchedule;
 use crate::{AdamWConfig, ModelConfig, ModelError};
+use ecgfm_kernels::Precision;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -139,6 +140,21 @@ impl DeviceChoice {
     }
 }
 
+/// The precision of the matrix products (`train.precision`, `--precision`): `fp32`, `bf16`
+/// (ecgfm_kernels::precision), or `auto`: bf16 on a GPU, fp32 on the CPU (where bf16 is only
+/// emulated, to check its numerics, and is slower).
+pub fn parse_precision(text: &str, on_gpu: bool) -> Result<Precision, ConfigError> {
+    match text {
+        "auto" if on_gpu => Ok(Precision::Bf16),
+        "auto" => Ok(Precision::Fp32),
+        _ => text.parse().map_err(|_| {
+            ConfigError::Value(format!(
+                "train.precision must be fp32, bf16 or auto, got {text:?}"
+            ))
+        }),
+    }
+}
+
 /// Length, batch and bookkeeping of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -171,6 +187,10 @@ pub struct RunConfig {
     /// (`Mae::set_recompute`): less memory, one more forward pass, the same bits. A resume may
     /// change it.
     pub recompute: bool,
+    /// Matrix products in `fp32`, `bf16` or `auto` (bf16 on a GPU, fp32 on the CPU); see
+    /// [`parse_precision`]. Changes results beyond rounding only as bf16 does, so a resume may
+    /// change it.
+    pub precision: String,
 }
 
 /// See `RunConfig::on_nonfinite`.
@@ -203,6 +223,7 @@ impl Default for RunConfig {
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
             recompute: false,
+            precision: "auto".into(),
         }
     }
 }
@@ -280,6 +301,7 @@ impl TrainConfig {
             ));
         }
         DeviceChoice::parse(&t.device)?;
+        parse_precision(&t.precision, false)?;
         let o = &self.optim;
         if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
             return Err(ConfigError::Value(

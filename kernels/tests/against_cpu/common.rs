@@ -22,6 +22,15 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
+/// The largest |got - want| / (1 + |want|) over finite elements.
+pub fn max_gap(got: &[f32], want: &[f32]) -> f32 {
+    got.iter()
+        .zip(want)
+        .filter(|(_, w)| w.is_finite())
+        .map(|(&g, &w)| (g - w).abs() / (1.0 + w.abs()))
+        .fold(0.0, f32::max)
+}
+
 /// Asserts bit-for-bit equality.
 pub fn assert_bits(name: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{name}: length");

@@ -2,8 +2,8 @@
 //! layer against the CPU backend, on small, odd and empty shapes (and row counts that cross the
 //! reduction chunks).
 
-use super::common::{assert_bits, assert_close, body, down, up, v, vm, Rng, PAD};
-use ecgfm_kernels::{AdamW, Backend, CpuBackend, View, ViewMut};
+use super::common::{assert_bits, assert_close, body, down, max_gap, up, v, vm, Rng, PAD};
+use ecgfm_kernels::{AdamW, Backend, CpuBackend, Precision, View, ViewMut};
 
 fn elementwise_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng::new(n as u64 + 1);
@@ -304,7 +304,25 @@ fn matmul_outputs<B: Backend>(
     ]
 }
 
+/// The linear layer against the CPU backend of the same precision. fp32: sums of up to 300
+/// products in another order (1e-5). bf16: the same rounded operands summed in f32 in another
+/// order, so the same 1e-5 would hold if every backend rounded to nearest even as the CPU
+/// emulation does; 1e-4 leaves room for the order of tensor-core sums, and stays far below the
+/// bf16-vs-fp32 difference, which the largest shape must show (bf16 really in effect).
 pub fn matmul<B: Backend>(be: &B) {
+    let precision = be.precision();
+    let reference = CpuBackend::with_precision(precision);
+    let tol = match precision {
+        Precision::Fp32 => 1e-5,
+        Precision::Bf16 => 1e-4,
+    };
+    if precision == Precision::Bf16 {
+        let (shape, bias, with_dinp) = ((97, 33, 75), true, true);
+        let bf16 = matmul_outputs(be, shape, bias, with_dinp);
+        let fp32 = matmul_outputs(&CpuBackend::new(), shape, bias, with_dinp);
+        let gap = max_gap(&bf16[0], &fp32[0]);
+        assert!(gap > 10.0 * tol, "bf16 matmul is within {gap} of fp32");
+    }
     for shape in [
         (0, 3, 4),
         (1, 1, 1),
@@ -315,13 +333,13 @@ pub fn matmul<B: Backend>(be: &B) {
     ] {
         for (bias, with_dinp) in [(true, true), (false, true), (true, false)] {
             let got = matmul_outputs(be, shape, bias, with_dinp);
-            let want = matmul_outputs(&CpuBackend::new(), shape, bias, with_dinp);
+            let want = matmul_outputs(&reference, shape, bias, with_dinp);
             for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
                 .iter()
                 .zip(got.iter().zip(&want))
             {
-                // Sums of up to 300 products in another order.
-                assert_close(&format!("matmul {name} {shape:?} bias {bias}"), g, w, 1e-5);
+                let name = format!("{precision} matmul {name} {shape:?} bias {bias}");
+                assert_close(&name, g, w, tol);
             }
         }
     }
