@@ -3,7 +3,7 @@
 //! products accumulate in f32). Everything else stays f32 in both: parameters, gradients,
 //! optimiser state, LayerNorm and softmax statistics, GELU, the losses.
 //!
-//! Where bf16 rounds, exactly (the contract every backend follows, docs/model.md "Precision"):
+//! Where bf16 rounds, exactly (the contract every backend follows; docs/model.md "Precision"):
 //! - linear layers: `inp` and `weight` in the forward; `dout`, `weight` and `inp` in the backward
 //!   (the bias and its gradient stay f32);
 //! - attention: q, k and v; the probabilities P before `P V` and `P^T dO`; dO; and
