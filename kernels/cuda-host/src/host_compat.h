@@ -59,6 +59,9 @@ inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
     return out;
 }
 
+// The host twin of the tensor-core MMA (attention_bf16.cu).
+#include "mma_twin.h"
+
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     std::memcpy(&u, &f, 4);
