@@ -72,13 +72,5 @@ pub(crate) fn backward(
             );
         }
     }
-    weight_grad::accumulate(
-        dweight,
-        dbias.map(|b| (b, &bias_dout[..t * oc])),
-        dout,
-        inp,
-        t,
-        c,
-        oc,
-    );
+    weight_grad::accumulate(dweight, dbias.map(|b| (b, &bias_dout[..t * oc])), dout, inp, t, c, oc);
 }

@@ -61,7 +61,8 @@ impl CudaDevice {
             .new_stream()
             .map_err(|e| err(format!("creating a stream: {e}")))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
-        let blas_tensor = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
+        let blas_tensor =
+            CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
         // SAFETY: the handle is live; pedantic math keeps fp32 SGEMMs in true fp32 (a bf16
         // backend's GEMMs name their tensor-core compute type explicitly).
         unsafe {
