@@ -1,7 +1,8 @@
 // The host twin of the tensor-core instruction mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // (kernels/cuda/attention_bf16.cu defines the device version under the same name). Each lane
-// passes its own fragment registers, exactly as on the GPU; the twin moves them between lanes
-// with warp_exchange, as the hardware routes them, and each lane computes its own 4 outputs.
+// passes its own fragment registers, exactly as on the GPU; the twin gathers all lanes'
+// registers (warp_gather, one warp exchange) and each lane computes its own 4 outputs from the
+// elements the fragment layouts place there.
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"),
 // g = lane >> 2, t = lane % 4, lower column / row index in the low 16 bits of each .b32:
 //   a[0] = A(g, 2t..2t+1)  a[1] = A(g+8, 2t..)  a[2] = A(g, 2t+8..)  a[3] = A(g+8, 2t+8..)
@@ -16,48 +17,40 @@
 
 namespace ecgfm_host {
 
-inline float bf16_value(uint32_t bits16) {
-    uint32_t u = (bits16 & 0xffffu) << 16;
+// Registers per lane in the gathered set: a[0..3], then b[0..1].
+constexpr unsigned MMA_WORDS = 6;
+
+// The bf16 element `k % 2` (low or high half) of register `reg` of lane `lane`, as f32.
+inline float mma_element(const uint32_t* all, unsigned lane, unsigned reg, unsigned k) {
+    uint32_t u = (all[lane * MMA_WORDS + reg] >> (16 * (k % 2))) << 16;
     float f;
     std::memcpy(&f, &u, 4);
     return f;
 }
 
-// The four bf16 values of an 8-byte exchange: the low then the high half of each .b32.
-inline void unpack4(uint64_t v, float* lo_pair, float* hi_pair) {
-    lo_pair[0] = bf16_value((uint32_t)v);
-    lo_pair[1] = bf16_value((uint32_t)(v >> 16));
-    hi_pair[0] = bf16_value((uint32_t)(v >> 32));
-    hi_pair[1] = bf16_value((uint32_t)(v >> 48));
+// A(r, k): lane 4 (r % 8) + (k % 8) / 2, register (r >= 8) + 2 (k >= 8).
+inline float mma_a(const uint32_t* all, unsigned r, unsigned k) {
+    return mma_element(all, 4 * (r % 8) + (k % 8) / 2, (r >= 8) + 2 * (k >= 8), k);
+}
+
+// B(k, n): lane 4 n + (k % 8) / 2, register 4 + (k >= 8).
+inline float mma_b(const uint32_t* all, unsigned k, unsigned n) {
+    return mma_element(all, 4 * n + (k % 8) / 2, 4 + (k >= 8), k);
 }
 
 }  // namespace ecgfm_host
 
 inline void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2]) {
-    using ecgfm_host::unpack4;
-    using ecgfm_host::warp_exchange;
+    uint32_t mine[ecgfm_host::MMA_WORDS] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+    uint32_t all[32 * ecgfm_host::MMA_WORDS];
+    ecgfm_host::warp_gather(mine, ecgfm_host::MMA_WORDS, all);
     unsigned lane = ecgfm_host::thread_idx().x % 32;
     unsigned g = lane >> 2, t = lane & 3;
-    // Rows g and g + 8 of A: lane 4g + j holds their columns 2j, 2j+1 (a[0], a[1]) and
-    // 2j+8, 2j+9 (a[2], a[3]).
-    float row[2][16];
-    uint64_t a01 = (uint64_t)a[0] | ((uint64_t)a[1] << 32);
-    uint64_t a23 = (uint64_t)a[2] | ((uint64_t)a[3] << 32);
-    for (unsigned j = 0; j < 4; j++) {
-        unpack4(warp_exchange(a01, 4 * g + j), &row[0][2 * j], &row[1][2 * j]);
-        unpack4(warp_exchange(a23, 4 * g + j), &row[0][2 * j + 8], &row[1][2 * j + 8]);
-    }
-    // Columns 2t and 2t + 1 of B: lane 4n + j holds rows 2j, 2j+1 (b[0]) and 2j+8, 2j+9 (b[1])
-    // of column n.
-    float col[2][16];
-    uint64_t b01 = (uint64_t)b[0] | ((uint64_t)b[1] << 32);
-    for (unsigned j = 0; j < 8; j++) {
-        unsigned n = j / 4, jj = j % 4;
-        unpack4(warp_exchange(b01, 4 * (2 * t + n) + jj), &col[n][2 * jj], &col[n][2 * jj + 8]);
-    }
-    for (int i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned r = g + 8 * (i >> 1), n = 2 * t + (i & 1);
         float acc = d[i];
-        for (int k = 0; k < 16; k++) acc += row[i >> 1][k] * col[i & 1][k];
+        for (unsigned k = 0; k < 16; k++)
+            acc += ecgfm_host::mma_a(all, r, k) * ecgfm_host::mma_b(all, k, n);
         d[i] = acc;
     }
 }
