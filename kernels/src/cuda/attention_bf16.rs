@@ -17,7 +17,7 @@ const TILE: usize = 64;
 
 /// Head sizes the kernels take: multiples of 16 (the MMA's k) up to 128 (their register arrays).
 pub(super) fn supports(hd: usize) -> bool {
-    hd > 0 && hd % 16 == 0 && hd <= 128
+    hd > 0 && hd.is_multiple_of(16) && hd <= 128
 }
 
 /// Shared bytes of two streamed (64, hd) bf16 tiles at row stride hd + 8, and `floats` f32s.

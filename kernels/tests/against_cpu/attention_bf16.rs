@@ -13,7 +13,7 @@ use ecgfm_kernels::{Backend, CpuBackend, Precision};
 /// exact in bf16 and their sums exact in f32, so any misplaced fragment element shows up.
 pub fn mma_fragments<D: Device>(be: &KernelBackend<D>) {
     let dev = be.device();
-    let mut rng = Rng::new(16_8_16);
+    let mut rng = Rng::new(16816);
     let mut ints =
         |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.next_u64() % 17) as f32 - 8.0).collect() };
     let (a, b) = (ints(16 * 16), ints(16 * 8));
