@@ -16,19 +16,22 @@
 // A fragments of the next product without leaving registers (FlashAttention-2).
 //   forward:  S = Q K^T; online softmax (running max m and sum l per row); O += P V
 //   backward: D = rowsum(dout * out) is attention_delta of attention.cu, then
-//     attention_bf16_dkv (per key tile):   S^T = K Q^T, dP^T = V dO^T, P^T = exp(scale S^T - lse),
-//                                          dS^T = P^T (dP^T - D); dV += P^T dO; dK += dS^T Q
-//     attention_bf16_dq  (per query tile): S = Q K^T, dP = dO V^T, dS as above; dQ += dS K
-// Each output element has one writer and every sum runs in a fixed order.
+//     attention_bf16_dkv_* (per key tile):   S^T = K Q^T, dP^T = V dO^T,
+//                                            P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - D);
+//                                            dV += P^T dO; dK += dS^T Q
+//     attention_bf16_dq_*  (per query tile): S = Q K^T, dP = dO V^T, dS as above; dQ += dS K
+// Each output element has one writer and every sum runs in a fixed order. Every kernel comes in
+// two instantiations, _hd64 and _hd128, by the largest head size it takes.
 #include "common.cuh"
 
 typedef unsigned short u16;
 
 // Rows of a block's tile (4 warps x 16) and of the streamed tiles.
 #define TILE 64
-// Largest head size: register arrays are sized for it (loops over them are unrolled and
-// guarded by the real head size, so their indices stay constant).
-#define HD_MAX 128
+// Each kernel is instantiated for HDM = 64 and HDM = 128, the largest head size it takes:
+// register arrays are sized by HDM (loops over them are unrolled and guarded by the real head
+// size, so their indices stay constant and they stay in registers), so head sizes up to 64 do
+// not pay for 128.
 
 // The bf16 bits of x rounded to nearest even (crate::precision::round_bf16); NaN stays NaN.
 static __device__ __forceinline__ u16 bf16_bits(float x) {
@@ -143,14 +146,15 @@ static __device__ void load_tile_bf16(u16* dst, int ld, const float* src, u64 st
 
 // acc (16 x 64) = a (16 x hd, A fragments by 16-column chunk) m^T for m (64 x hd) in shared
 // memory: the first 2 * chunks n-tiles (8 columns each) of acc; the rest stay untouched.
-static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HD_MAX / 16][4], const u16* m,
+template <int HDM>
+static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HDM / 16][4], const u16* m,
                                   int ld, int hd, int chunks, Lane l) {
 #pragma unroll
     for (int nt = 0; nt < TILE / 8; nt++) {
         if (nt < 2 * chunks) {
             acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
-            for (int kd = 0; kd < HD_MAX / 16; kd++) {
+            for (int kd = 0; kd < HDM / 16; kd++) {
                 if (kd < hd / 16) {
                     u32 b[2];
                     load_b_nk(b, m, ld, 16 * kd, 8 * nt, l);
@@ -163,7 +167,8 @@ static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HD_MAX / 1
 
 // out (16 x hd) += p (16 x 64 accumulator, rounded to bf16 here) m for m (64 x hd) in shared
 // memory, over the first `chunks` 16-row chunks of m.
-static __device__ void product_acc(float out[HD_MAX / 8][4], const float p[TILE / 8][4],
+template <int HDM>
+static __device__ void product_acc(float out[HDM / 8][4], const float p[TILE / 8][4],
                                    const u16* m, int ld, int hd, int chunks, Lane l) {
 #pragma unroll
     for (int kc = 0; kc < TILE / 16; kc++) {
@@ -171,7 +176,7 @@ static __device__ void product_acc(float out[HD_MAX / 8][4], const float p[TILE 
             u32 a[4];
             acc_to_a(a, p, kc);
 #pragma unroll
-            for (int nd = 0; nd < HD_MAX / 8; nd++) {
+            for (int nd = 0; nd < HDM / 8; nd++) {
                 if (nd < hd / 8) {
                     u32 b[2];
                     load_b_kn(b, m, ld, 16 * kc, 8 * nd, l);
@@ -183,16 +188,18 @@ static __device__ void product_acc(float out[HD_MAX / 8][4], const float p[TILE 
 }
 
 // The A fragments of a warp's 16 rows r0.. (of `rows`) of an f32 matrix, all hd columns.
-static __device__ void load_rows_a(u32 a[HD_MAX / 16][4], const float* x, u64 stride, int rows,
+template <int HDM>
+static __device__ void load_rows_a(u32 a[HDM / 16][4], const float* x, u64 stride, int rows,
                                    int r0, int hd, Lane l) {
 #pragma unroll
-    for (int kd = 0; kd < HD_MAX / 16; kd++)
+    for (int kd = 0; kd < HDM / 16; kd++)
         if (kd < hd / 16) load_a_global(a[kd], x, stride, rows, r0, 16 * kd, l);
 }
 
-static __device__ void zero_acc(float acc[HD_MAX / 8][4]) {
+template <int HDM>
+static __device__ void zero_acc(float acc[HDM / 8][4]) {
 #pragma unroll
-    for (int nd = 0; nd < HD_MAX / 8; nd++) acc[nd][0] = acc[nd][1] = acc[nd][2] = acc[nd][3] = 0.0f;
+    for (int nd = 0; nd < HDM / 8; nd++) acc[nd][0] = acc[nd][1] = acc[nd][2] = acc[nd][3] = 0.0f;
 }
 
 // Maximum and sum over the 4 lanes that share a fragment row (lanes 4g .. 4g+3).
@@ -206,10 +213,10 @@ static __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v).
-extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const float* qkv,
-                                                  const u32* cu, int seqs, int c, int heads,
-                                                  float scale) {
+// One block per (query tile, head); each warp owns 16 query rows.
+template <int HDM>
+static __device__ void forward_impl(float* out, float* lse, const float* qkv, const u32* cu,
+                                    int seqs, int c, int heads, float scale) {
     int s0, len, q0;
     if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
     int h = blockIdx.y, hd = c / heads, ld = hd + 8;
@@ -222,11 +229,11 @@ extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const 
     u16* ks = smem;             // (64, hd) bf16, row stride ld
     u16* vs = ks + TILE * ld;   // (64, hd)
     const float* base = qkv + (u64)s0 * stride + h * hd;
-    u32 qa[HD_MAX / 16][4];     // (16, hd) query rows as A fragments
-    float o[HD_MAX / 8][4];     // (16, hd) output accumulator
+    u32 qa[HDM / 16][4];     // (16, hd) query rows as A fragments
+    float o[HDM / 8][4];     // (16, hd) output accumulator
     float m[2] = {-INFINITY, -INFINITY}, sum[2] = {0.0f, 0.0f};  // rows g, g + 8
-    if (active) load_rows_a(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
-    zero_acc(o);
+    if (active) load_rows_a<HDM>(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
+    zero_acc<HDM>(o);
     for (int k0 = 0; k0 < len; k0 += TILE) {
         int cols = min(TILE, len - k0);
         __syncthreads();  // the previous tile is no longer read
@@ -236,7 +243,7 @@ extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const 
         if (!active) continue;
         int chunks = (cols + 15) / 16;
         float s[TILE / 8][4];  // (16, 64) scores, then probabilities
-        product_nt(s, qa, ks, ld, hd, chunks, l);
+        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int nt = 0; nt < TILE / 8; nt++) {
@@ -269,13 +276,13 @@ extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const 
 #pragma unroll
         for (int r = 0; r < 2; r++) sum[r] = sum[r] * alpha[r] + quad_sum(part[r]);
 #pragma unroll
-        for (int nd = 0; nd < HD_MAX / 8; nd++) {
+        for (int nd = 0; nd < HDM / 8; nd++) {
             o[nd][0] *= alpha[0];
             o[nd][1] *= alpha[0];
             o[nd][2] *= alpha[1];
             o[nd][3] *= alpha[1];
         }
-        product_acc(o, s, vs, ld, hd, chunks, l);
+        product_acc<HDM>(o, s, vs, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
@@ -283,7 +290,9 @@ extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const 
         int i = r0 + l.g + 8 * r;
         if (i >= rows) continue;
         u64 row = (u64)(s0 + q0 + i);
-        for (int nd = 0; nd < hd / 8; nd++) {
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
             float* dst = out + row * c + h * hd + 8 * nd + 2 * l.t;
             dst[0] = o[nd][2 * r] / sum[r];
             dst[1] = o[nd][2 * r + 1] / sum[r];
@@ -292,11 +301,25 @@ extern "C" __global__ void attention_bf16_forward(float* out, float* lse, const 
     }
 }
 
-// One block per (key tile, head); each warp owns 16 key rows. Launch: grid = (ceil(T / 64) + B,
-// H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout) + 2 * 64 f32 (lse, D).
-extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, const float* qkv,
-                                              const float* lse, const float* delta, const u32* cu,
-                                              int seqs, int c, int heads, float scale) {
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
+// _hd64 for head sizes up to 64, _hd128 up to 128.
+extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const float* qkv,
+                                                       const u32* cu, int seqs, int c, int heads,
+                                                       float scale) {
+    forward_impl<64>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const float* qkv,
+                                                        const u32* cu, int seqs, int c, int heads,
+                                                        float scale) {
+    forward_impl<128>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+// One block per (key tile, head); each warp owns 16 key rows.
+template <int HDM>
+static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                const float* delta, const u32* cu, int seqs, int c, int heads,
+                                float scale) {
     int s0, len, k0;
     if (!find_tile_bf16(cu, seqs, &s0, &len, &k0)) return;
     int h = blockIdx.y, hd = c / heads, ld = hd + 8;
@@ -311,14 +334,14 @@ extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, co
     float* lse_t = (float*)(dos + TILE * ld);    // (64) per query row
     float* d_t = lse_t + TILE;                   // (64)
     const float* base = qkv + (u64)s0 * stride + h * hd;
-    u32 ka[HD_MAX / 16][4], va[HD_MAX / 16][4];  // (16, hd) key and value rows as A fragments
-    float dk[HD_MAX / 8][4], dv[HD_MAX / 8][4];  // (16, hd) accumulators
+    u32 ka[HDM / 16][4], va[HDM / 16][4];  // (16, hd) key and value rows as A fragments
+    float dk[HDM / 8][4], dv[HDM / 8][4];  // (16, hd) accumulators
     if (active) {
-        load_rows_a(ka, base + (u64)k0 * stride + c, stride, cols, r0, hd, l);
-        load_rows_a(va, base + (u64)k0 * stride + 2 * c, stride, cols, r0, hd, l);
+        load_rows_a<HDM>(ka, base + (u64)k0 * stride + c, stride, cols, r0, hd, l);
+        load_rows_a<HDM>(va, base + (u64)k0 * stride + 2 * c, stride, cols, r0, hd, l);
     }
-    zero_acc(dk);
-    zero_acc(dv);
+    zero_acc<HDM>(dk);
+    zero_acc<HDM>(dv);
     for (int q0 = 0; q0 < len; q0 += TILE) {
         int rows = min(TILE, len - q0);
         u64 row0 = (u64)(s0 + q0);
@@ -333,8 +356,8 @@ extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, co
         if (!active) continue;
         int chunks = (rows + 15) / 16;
         float p[TILE / 8][4], ds[TILE / 8][4];  // (16 keys, 64 queries): S^T -> P^T, dP^T -> dS^T
-        product_nt(p, ka, qs, ld, hd, chunks, l);
-        product_nt(ds, va, dos, ld, hd, chunks, l);
+        product_nt<HDM>(p, ka, qs, ld, hd, chunks, l);
+        product_nt<HDM>(ds, va, dos, ld, hd, chunks, l);
 #pragma unroll
         for (int nt = 0; nt < TILE / 8; nt++) {
             if (nt < 2 * chunks) {
@@ -347,8 +370,8 @@ extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, co
                 }
             }
         }
-        product_acc(dv, p, dos, ld, hd, chunks, l);
-        product_acc(dk, ds, qs, ld, hd, chunks, l);
+        product_acc<HDM>(dv, p, dos, ld, hd, chunks, l);
+        product_acc<HDM>(dk, ds, qs, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
@@ -356,7 +379,9 @@ extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, co
         int j = r0 + l.g + 8 * r;
         if (j >= cols) continue;
         float* row = dqkv + (u64)(s0 + k0 + j) * stride + h * hd + 2 * l.t;
-        for (int nd = 0; nd < hd / 8; nd++) {
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
             row[c + 8 * nd] += dk[nd][2 * r] * scale;
             row[c + 8 * nd + 1] += dk[nd][2 * r + 1] * scale;
             row[2 * c + 8 * nd] += dv[nd][2 * r];
@@ -365,11 +390,27 @@ extern "C" __global__ void attention_bf16_dkv(float* dqkv, const float* dout, co
     }
 }
 
-// One block per (query tile, head); each warp owns 16 query rows. Launch: grid = (ceil(T / 64)
-// + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v).
-extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, const float* qkv,
-                                             const float* lse, const float* delta, const u32* cu,
-                                             int seqs, int c, int heads, float scale) {
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout)
+// + 2 * 64 f32 (lse, D); _hd64 for head sizes up to 64, _hd128 up to 128.
+extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const float* qkv,
+                                                   const float* lse, const float* delta,
+                                                   const u32* cu, int seqs, int c, int heads,
+                                                   float scale) {
+    dkv_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout,
+                                                    const float* qkv, const float* lse,
+                                                    const float* delta, const u32* cu, int seqs,
+                                                    int c, int heads, float scale) {
+    dkv_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+// One block per (query tile, head); each warp owns 16 query rows.
+template <int HDM>
+static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                               const float* delta, const u32* cu, int seqs, int c, int heads,
+                               float scale) {
     int s0, len, q0;
     if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
     int h = blockIdx.y, hd = c / heads, ld = hd + 8;
@@ -382,12 +423,12 @@ extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, con
     u16* ks = smem;            // (64, hd)
     u16* vs = ks + TILE * ld;  // (64, hd)
     const float* base = qkv + (u64)s0 * stride + h * hd;
-    u32 qa[HD_MAX / 16][4], doa[HD_MAX / 16][4];  // (16, hd) query and dout rows
-    float dq[HD_MAX / 8][4];                      // (16, hd)
+    u32 qa[HDM / 16][4], doa[HDM / 16][4];  // (16, hd) query and dout rows
+    float dq[HDM / 8][4];                      // (16, hd)
     float lse_r[2] = {0.0f, 0.0f}, d_r[2] = {0.0f, 0.0f};  // rows g, g + 8
     if (active) {
-        load_rows_a(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
-        load_rows_a(doa, dout + (u64)(s0 + q0) * c + h * hd, c, rows, r0, hd, l);
+        load_rows_a<HDM>(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
+        load_rows_a<HDM>(doa, dout + (u64)(s0 + q0) * c + h * hd, c, rows, r0, hd, l);
         for (int r = 0; r < 2; r++) {
             int i = r0 + l.g + 8 * r;
             if (i < rows) {
@@ -396,7 +437,7 @@ extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, con
             }
         }
     }
-    zero_acc(dq);
+    zero_acc<HDM>(dq);
     for (int k0 = 0; k0 < len; k0 += TILE) {
         int cols = min(TILE, len - k0);
         __syncthreads();
@@ -406,8 +447,8 @@ extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, con
         if (!active) continue;
         int chunks = (cols + 15) / 16;
         float s[TILE / 8][4], ds[TILE / 8][4];  // (16 queries, 64 keys): S -> P, dP -> dS
-        product_nt(s, qa, ks, ld, hd, chunks, l);
-        product_nt(ds, doa, vs, ld, hd, chunks, l);
+        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
+        product_nt<HDM>(ds, doa, vs, ld, hd, chunks, l);
 #pragma unroll
         for (int nt = 0; nt < TILE / 8; nt++) {
             if (nt < 2 * chunks) {
@@ -419,7 +460,7 @@ extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, con
                 }
             }
         }
-        product_acc(dq, ds, ks, ld, hd, chunks, l);
+        product_acc<HDM>(dq, ds, ks, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
@@ -427,11 +468,29 @@ extern "C" __global__ void attention_bf16_dq(float* dqkv, const float* dout, con
         int i = r0 + l.g + 8 * r;
         if (i >= rows) continue;
         float* row = dqkv + (u64)(s0 + q0 + i) * stride + h * hd + 2 * l.t;
-        for (int nd = 0; nd < hd / 8; nd++) {
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
             row[8 * nd] += dq[nd][2 * r] * scale;
             row[8 * nd + 1] += dq[nd][2 * r + 1] * scale;
         }
     }
+}
+
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
+// _hd64 for head sizes up to 64, _hd128 up to 128.
+extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const float* qkv,
+                                                  const float* lse, const float* delta,
+                                                  const u32* cu, int seqs, int c, int heads,
+                                                  float scale) {
+    dq_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const float* qkv,
+                                                   const float* lse, const float* delta,
+                                                   const u32* cu, int seqs, int c, int heads,
+                                                   float scale) {
+    dq_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
 // The MMA and the fragment loaders alone, for a test of their layouts: one warp computes

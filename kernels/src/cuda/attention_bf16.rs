@@ -20,6 +20,24 @@ pub(super) fn supports(hd: usize) -> bool {
     hd > 0 && hd.is_multiple_of(16) && hd <= 128
 }
 
+/// The kernels' names for head size `hd`: the `_hd64` instantiations (register arrays for head
+/// sizes up to 64) or the `_hd128` ones.
+fn kernels(hd: usize) -> [&'static str; 3] {
+    if hd <= 64 {
+        [
+            "attention_bf16_forward_hd64",
+            "attention_bf16_dkv_hd64",
+            "attention_bf16_dq_hd64",
+        ]
+    } else {
+        [
+            "attention_bf16_forward_hd128",
+            "attention_bf16_dkv_hd128",
+            "attention_bf16_dq_hd128",
+        ]
+    }
+}
+
 /// Shared bytes of two streamed (64, hd) bf16 tiles at row stride hd + 8, and `floats` f32s.
 fn dims_for(dims: AttnDims, hd: usize, floats: usize) -> LaunchDims {
     LaunchDims {
@@ -55,12 +73,9 @@ pub(super) fn forward<D: Device>(
         Arg::I32(dims.heads as i32),
         Arg::F32(super::attention::scale(hd)),
     ];
-    k.dev.launch(
-        Module::AttentionBf16,
-        "attention_bf16_forward",
-        dims_for(dims, hd, 0),
-        &args,
-    );
+    let [forward, _, _] = kernels(hd);
+    k.dev
+        .launch(Module::AttentionBf16, forward, dims_for(dims, hd, 0), &args);
 }
 
 /// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse; `hd` = C / H
@@ -80,6 +95,7 @@ pub(super) fn backward<D: Device>(
     if dims.seqs == 0 {
         return;
     }
+    let [_, dkv, dq] = kernels(hd);
     k.workspace.with(&k.dev, t * heads, |delta| {
         let args = [
             Arg::Ptr(delta),
@@ -105,15 +121,11 @@ pub(super) fn backward<D: Device>(
         ];
         k.dev.launch(
             Module::AttentionBf16,
-            "attention_bf16_dkv",
+            dkv,
             dims_for(dims, hd, 2 * TILE),
             &args,
         );
-        k.dev.launch(
-            Module::AttentionBf16,
-            "attention_bf16_dq",
-            dims_for(dims, hd, 0),
-            &args,
-        );
+        k.dev
+            .launch(Module::AttentionBf16, dq, dims_for(dims, hd, 0), &args);
     });
 }
