@@ -21,17 +21,16 @@
 //                                            dV += P^T dO; dK += dS^T Q
 //     attention_bf16_dq_*  (per query tile): S = Q K^T, dP = dO V^T, dS as above; dQ += dS K
 // Each output element has one writer and every sum runs in a fixed order. Every kernel comes in
-// two instantiations, _hd64 and _hd128, by the largest head size it takes.
+// three instantiations, _hd64, _hd96 and _hd128, by the largest head size it takes.
 #include "common.cuh"
 
 typedef unsigned short u16;
 
 // Rows of a block's tile (4 warps x 16) and of the streamed tiles.
 #define TILE 64
-// Each kernel is instantiated for HDM = 64 and HDM = 128, the largest head size it takes:
-// register arrays are sized by HDM (loops over them are unrolled and guarded by the real head
-// size, so their indices stay constant and they stay in registers), so head sizes up to 64 do
-// not pay for 128.
+// Each kernel is instantiated for HDM = 64, 96 and 128, the largest head size it takes: register
+// arrays are sized by HDM (loops over them are unrolled and guarded by the real head size, so
+// their indices stay constant and they stay in registers), so smaller heads do not pay for 128.
 
 // The bf16 bits of x rounded to nearest even (crate::precision::round_bf16); NaN stays NaN.
 static __device__ __forceinline__ u16 bf16_bits(float x) {
@@ -302,11 +301,17 @@ static __device__ void forward_impl(float* out, float* lse, const float* qkv, co
 }
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
-// _hd64 for head sizes up to 64, _hd128 up to 128.
+// _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const float* qkv,
                                                        const u32* cu, int seqs, int c, int heads,
                                                        float scale) {
     forward_impl<64>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const float* qkv,
+                                                       const u32* cu, int seqs, int c, int heads,
+                                                       float scale) {
+    forward_impl<96>(out, lse, qkv, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const float* qkv,
@@ -391,12 +396,19 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv
 }
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout)
-// + 2 * 64 f32 (lse, D); _hd64 for head sizes up to 64, _hd128 up to 128.
+// + 2 * 64 f32 (lse, D); _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const float* qkv,
                                                    const float* lse, const float* delta,
                                                    const u32* cu, int seqs, int c, int heads,
                                                    float scale) {
     dkv_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dkv_hd96(float* dqkv, const float* dout,
+                                                   const float* qkv, const float* lse,
+                                                   const float* delta, const u32* cu, int seqs,
+                                                   int c, int heads, float scale) {
+    dkv_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout,
@@ -478,12 +490,19 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv,
 }
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
-// _hd64 for head sizes up to 64, _hd128 up to 128.
+// _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const float* qkv,
                                                   const float* lse, const float* delta,
                                                   const u32* cu, int seqs, int c, int heads,
                                                   float scale) {
     dq_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dq_hd96(float* dqkv, const float* dout, const float* qkv,
+                                                  const float* lse, const float* delta,
+                                                  const u32* cu, int seqs, int c, int heads,
+                                                  float scale) {
+    dq_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const float* qkv,

@@ -20,21 +20,25 @@ pub(super) fn supports(hd: usize) -> bool {
     hd > 0 && hd.is_multiple_of(16) && hd <= 128
 }
 
-/// The kernels' names for head size `hd`: the `_hd64` instantiations (register arrays for head
-/// sizes up to 64) or the `_hd128` ones.
+/// The kernels' names for head size `hd`: the instantiation whose register arrays fit the
+/// smallest bound of 64, 96 and 128 at or above it.
 fn kernels(hd: usize) -> [&'static str; 3] {
-    if hd <= 64 {
-        [
+    match hd {
+        0..=64 => [
             "attention_bf16_forward_hd64",
             "attention_bf16_dkv_hd64",
             "attention_bf16_dq_hd64",
-        ]
-    } else {
-        [
+        ],
+        65..=96 => [
+            "attention_bf16_forward_hd96",
+            "attention_bf16_dkv_hd96",
+            "attention_bf16_dq_hd96",
+        ],
+        _ => [
             "attention_bf16_forward_hd128",
             "attention_bf16_dkv_hd128",
             "attention_bf16_dq_hd128",
-        ]
+        ],
     }
 }
 
