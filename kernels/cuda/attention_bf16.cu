@@ -7,7 +7,9 @@
 // Every matrix product is mma.sync m16n8k16 (bf16 operands, f32 accumulation). The operands are
 // rounded to bf16 (nearest even) as they are loaded, exactly where kernels/src/precision.rs
 // says: q, k, v, dO, P before P V and P^T dO, dS = P * (dP - D) before dS K and dS^T Q. Softmax
-// statistics, lse, D and all outputs stay f32.
+// statistics, lse, D and all outputs stay f32. One difference of place: the forward rounds the
+// online softmax's unnormalised exp(s - m) before P V and divides by the row sum afterwards in
+// f32, where the CPU reference rounds the normalised P (one bf16 rounding either way).
 //
 // A block has 4 warps; each warp owns 16 rows of the block's 64-row tile (query rows in the
 // forward and dQ, key rows in dK/dV) and keeps that operand in registers as mma A fragments,
