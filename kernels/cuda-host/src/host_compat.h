@@ -37,6 +37,12 @@ void* dynamic_shared();
 void sync_block();
 // Exchanges 8 bytes with the other lanes of the warp: returns lane `src_lane`'s value.
 uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
+// Most 32-bit words one warp_gather moves per lane.
+constexpr unsigned WARP_GATHER_WORDS = 8;
+// Every lane of the warp publishes `words` (<= WARP_GATHER_WORDS) words and receives all 32
+// lanes' in `all` (lane l's at all[l * words]; zeros for lanes beyond the block): one exchange
+// of whole register sets, as a warp-collective instruction sees them.
+void warp_gather(const uint32_t* mine, unsigned words, uint32_t* all);
 
 }  // namespace ecgfm_host
 
@@ -58,6 +64,9 @@ inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
     std::memcpy(&out, &got, sizeof(T));
     return out;
 }
+
+// The host twin of the tensor-core MMA (attention_bf16.cu).
+#include "mma_twin.h"
 
 inline unsigned __float_as_uint(float f) {
     unsigned u;

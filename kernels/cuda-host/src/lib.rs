@@ -2,7 +2,9 @@
 //!
 //! build.rs compiles every kernel file of `kernels/cuda/` with g++ through `src/host_compat.h`
 //! (block threads as cooperative fibers with real barriers for `__syncthreads()` and warp
-//! shuffles, per-block shared memory; `src/runtime.cpp`). [`HostDevice`] implements the CUDA
+//! shuffles, per-block shared memory; `src/runtime.cpp`), and with a twin of the one tensor-core
+//! instruction the kernels use (`src/mma_twin.h`: mma.sync m16n8k16 bf16, computed from every
+//! lane's fragment registers as the PTX layouts place them). [`HostDevice`] implements the CUDA
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
 //! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS

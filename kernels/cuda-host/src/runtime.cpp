@@ -39,6 +39,7 @@ struct Block {
     std::vector<unsigned> warp_live, warp_arrived;
     std::vector<uint64_t> warp_gen;
     std::vector<uint64_t> slots;
+    std::vector<uint32_t> gathered;  // WARP_GATHER_WORDS per thread
     std::vector<double> shared;  // doubles, so any type is aligned
     const Kernel* kernel = nullptr;
     void** args = nullptr;
@@ -170,6 +171,21 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
     return got;
 }
 
+void warp_gather(const uint32_t* mine, unsigned words, uint32_t* all) {
+    Block& b = *running;
+    unsigned linear = me().linear, first = linear / 32 * 32;
+    std::memcpy(&b.gathered[linear * WARP_GATHER_WORDS], mine, words * 4);
+    sync_warp();
+    for (unsigned lane = 0; lane < 32; lane++) {
+        if (first + lane < b.fibers.size())
+            std::memcpy(all + lane * words, &b.gathered[(first + lane) * WARP_GATHER_WORDS],
+                        words * 4);
+        else
+            std::memset(all + lane * words, 0, words * 4);
+    }
+    sync_warp();
+}
+
 }  // namespace ecgfm_host
 
 using namespace ecgfm_host;
@@ -199,6 +215,7 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     b.warp_arrived.resize(warps);
     b.warp_gen.assign(warps, 0);
     b.slots.resize(threads);
+    b.gathered.resize(threads * WARP_GATHER_WORDS);
     b.kernel = kernel;
     b.args = args;
     block_dim = dim3{block[0], block[1], block[2]};

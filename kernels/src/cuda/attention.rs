@@ -3,11 +3,17 @@
 //! each block finds its tile from cu_seqlens on the device, so the host never reads the lengths)
 //! and one head per y. The tile is the largest that keeps a kernel's shared memory within the
 //! 48 KiB every device grants without opting in.
+//!
+//! A `Precision::Bf16` backend runs the tensor-core kernels of attention_bf16.rs instead when the
+//! head size is a multiple of 16 up to 128; any other head size falls back to these fp32 kernels
+//! (true f32 products: no bf16 rounding at all in attention then).
 
+use super::attention_bf16;
 use super::device::{Arg, Device, LaunchDims, Module};
 use super::launch::elementwise;
 use super::KernelBackend;
 use crate::backend::AttnDims;
+use crate::precision::Precision;
 
 /// Threads per attention block.
 const THREADS: u32 = 128;
@@ -61,11 +67,18 @@ fn check(dims: AttnDims) -> usize {
     dims.width / dims.heads
 }
 
-fn scale(hd: usize) -> f32 {
+/// The softmax scale 1 / sqrt(hd).
+pub(super) fn scale(hd: usize) -> f32 {
     1.0 / (hd as f32).sqrt()
 }
 
-/// out (T, C) and lse (T, H) from qkv (T, 3C).
+/// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`.
+fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize) -> bool {
+    k.precision == Precision::Bf16 && attention_bf16::supports(hd)
+}
+
+/// out (T, C) and lse (T, H) from qkv (T, 3C): the bf16 tensor-core kernels for a bf16 backend
+/// at head sizes they support, else the fp32 kernels.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     (out, lse): (u64, u64),
@@ -74,6 +87,9 @@ pub(super) fn forward<D: Device>(
     dims: AttnDims,
 ) {
     let hd = check(dims);
+    if on_tensor_cores(k, hd) {
+        return attention_bf16::forward(k, (out, lse), qkv, cu, dims, hd);
+    }
     if dims.tokens == 0 || dims.seqs == 0 {
         return;
     }
@@ -94,7 +110,8 @@ pub(super) fn forward<D: Device>(
         .launch(Module::Attention, "attention_forward", launch, &args);
 }
 
-/// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse.
+/// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse (kernels chosen as
+/// in [`forward`]).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
@@ -103,6 +120,9 @@ pub(super) fn backward<D: Device>(
     dims: AttnDims,
 ) {
     let hd = check(dims);
+    if on_tensor_cores(k, hd) {
+        return attention_bf16::backward(k, dqkv, (dout, qkv, out, lse), cu, dims, hd);
+    }
     let (t, c, heads) = (dims.tokens, dims.width, dims.heads);
     let Some(delta_dims) = elementwise(t * heads) else {
         return;

@@ -54,6 +54,7 @@ pub enum Module {
     Layernorm,
     Gelu,
     Attention,
+    AttentionBf16,
     Tokens,
     Loss,
     Heads,
@@ -61,7 +62,7 @@ pub enum Module {
 }
 
 /// Every kernel file: (module, file name, source). The shared header is `COMMON_HEADER`.
-pub const MODULES: [(Module, &str, &str); 9] = [
+pub const MODULES: [(Module, &str, &str); 10] = [
     (
         Module::Elementwise,
         "elementwise.cu",
@@ -82,6 +83,11 @@ pub const MODULES: [(Module, &str, &str); 9] = [
         Module::Attention,
         "attention.cu",
         include_str!("../../cuda/attention.cu"),
+    ),
+    (
+        Module::AttentionBf16,
+        "attention_bf16.cu",
+        include_str!("../../cuda/attention_bf16.cu"),
     ),
     (
         Module::Tokens,

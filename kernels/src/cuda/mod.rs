@@ -18,6 +18,7 @@
 
 mod adamw;
 mod attention;
+mod attention_bf16;
 mod backend;
 pub mod compile;
 mod cuda_device;

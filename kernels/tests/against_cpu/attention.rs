@@ -5,7 +5,8 @@
 use super::common::{assert_close, down, packed, up, up_idx, v, vm, Rng};
 use ecgfm_kernels::{Backend, CpuBackend};
 
-fn attention_outputs<B: Backend>(
+/// out, lse and dqkv (padded buffers, dqkv after the backward) and dqkv before the backward.
+pub fn attention_outputs<B: Backend>(
     be: &B,
     lengths: &[usize],
     width: usize,
@@ -21,7 +22,8 @@ fn attention_outputs<B: Backend>(
     let cu = up_idx(be, &cu);
     let (mut out, mut lse) = (up(be, &vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
     be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
-    let mut dqkv = up(be, &rng.vec(t * 3 * width, 1.0));
+    let dqkv_before = rng.vec(t * 3 * width, 1.0);
+    let mut dqkv = up(be, &dqkv_before);
     be.attention_backward(
         vm(&mut dqkv),
         v(&dout),
@@ -35,6 +37,7 @@ fn attention_outputs<B: Backend>(
         down(be, &out, t * width),
         down(be, &lse, t * heads),
         down(be, &dqkv, t * 3 * width),
+        down(be, &up(be, &dqkv_before), t * 3 * width),
     ]
 }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each including test binary uses the same list
 
 pub mod attention;
+pub mod attention_bf16;
 #[path = "../common/mod.rs"]
 pub mod base;
 pub mod common;
@@ -62,6 +63,40 @@ macro_rules! against_cpu_tests {
         fn attention_matches_the_cpu_on_ragged_packed_sequences() {
             if let Some(be) = $make {
                 against_cpu::attention::attention(&be);
+            }
+        }
+
+        #[test]
+        fn tensor_core_mma_fragments_give_the_plain_product() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::mma_fragments(&be);
+            }
+        }
+
+        #[test]
+        fn bf16_attention_matches_the_bf16_cpu_on_ragged_packed_sequences() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::attention(
+                    &be.with_precision(ecgfm_kernels::Precision::Bf16),
+                );
+            }
+        }
+
+        #[test]
+        fn bf16_attention_is_bitwise_deterministic() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::deterministic(
+                    &be.with_precision(ecgfm_kernels::Precision::Bf16),
+                );
+            }
+        }
+
+        #[test]
+        fn bf16_attention_falls_back_to_fp32_at_other_head_sizes() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::fallback(
+                    &be.with_precision(ecgfm_kernels::Precision::Bf16),
+                );
             }
         }
 

@@ -1,0 +1,545 @@
+// Packed variable-length multi-head attention with bf16 tensor-core products, forward beside
+// backward: the Precision::Bf16 twin of attention.cu (same arguments, same outputs, same
+// "grid = tiles + B blocks" scheme, no atomics, deterministic). Layout as there: qkv (T, 3C)
+// columns [q | k | v], head h in columns h*hd .. (h+1)*hd of each part; sequence b owns rows
+// cu[b] .. cu[b+1]; out (T, C); lse (T, H); scale = 1 / sqrt(hd); hd a multiple of 16, <= 128.
+//
+// Every matrix product is mma.sync m16n8k16 (bf16 operands, f32 accumulation). The operands are
+// rounded to bf16 (nearest even) as they are loaded, exactly where kernels/src/precision.rs
+// says: q, k, v, dO, P before P V and P^T dO, dS = P * (dP - D) before dS K and dS^T Q. Softmax
+// statistics, lse, D and all outputs stay f32. One difference of place: the forward rounds the
+// online softmax's unnormalised exp(s - m) before P V and divides by the row sum afterwards in
+// f32, where the CPU reference rounds the normalised P (one bf16 rounding either way).
+//
+// A block has 4 warps; each warp owns 16 rows of the block's 64-row tile (query rows in the
+// forward and dQ, key rows in dK/dV) and keeps that operand in registers as mma A fragments,
+// read straight from global memory. The other operand streams through shared memory in
+// 64-row tiles of bf16 bits (row stride hd + 8). Scores live in mma accumulators and become the
+// A fragments of the next product without leaving registers (FlashAttention-2).
+//   forward:  S = Q K^T; online softmax (running max m and sum l per row); O += P V
+//   backward: D = rowsum(dout * out) is attention_delta of attention.cu, then
+//     attention_bf16_dkv_* (per key tile):   S^T = K Q^T, dP^T = V dO^T,
+//                                            P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - D);
+//                                            dV += P^T dO; dK += dS^T Q
+//     attention_bf16_dq_*  (per query tile): S = Q K^T, dP = dO V^T, dS as above; dQ += dS K
+// Each output element has one writer and every sum runs in a fixed order. Every kernel comes in
+// three instantiations, _hd64, _hd96 and _hd128, by the largest head size it takes.
+#include "common.cuh"
+
+typedef unsigned short u16;
+
+// Rows of a block's tile (4 warps x 16) and of the streamed tiles.
+#define TILE 64
+// Each kernel is instantiated for HDM = 64, 96 and 128, the largest head size it takes: register
+// arrays are sized by HDM (loops over them are unrolled and guarded by the real head size, so
+// their indices stay constant and they stay in registers), so smaller heads do not pay for 128.
+
+// The bf16 bits of x rounded to nearest even (crate::precision::round_bf16); NaN stays NaN.
+static __device__ __forceinline__ u16 bf16_bits(float x) {
+    u32 b = __float_as_uint(x);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (u16)((b | 0x00400000u) >> 16);
+    return (u16)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+// Two values as one .b32 of bf16 pair: lo in the low 16 bits.
+static __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
+    return (u32)bf16_bits(lo) | ((u32)bf16_bits(hi) << 16);
+}
+
+#ifndef ECGFM_HOST
+// d (16x8 f32) += a (16x16 bf16, row-major fragments) * b (16x8 bf16, "col" fragments), one warp.
+// Fragments (PTX ISA, mma.m16n8k16 .bf16), with g = lane >> 2 and t = lane % 4, the lower
+// column / row index in the low 16 bits of each .b32:
+//   a[0] = A(g, 2t..2t+1)  a[1] = A(g+8, 2t..)  a[2] = A(g, 2t+8..)  a[3] = A(g+8, 2t+8..)
+//   b[0] = B(2t..2t+1, g)  b[1] = B(2t+8.., g)
+//   d[0], d[1] = D(g, 2t), D(g, 2t+1)            d[2], d[3] = D(g+8, 2t), D(g+8, 2t+1)
+// The host harness defines its twin (kernels/cuda-host/src/mma_twin.h).
+static __device__ __forceinline__ void mma_bf16_16816(float d[4], const u32 a[4], const u32 b[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+// This thread's lane, its fragment group g and its index t within the group.
+struct Lane {
+    int g, t;
+};
+
+static __device__ __forceinline__ Lane lane_of() {
+    int lane = (int)(threadIdx.x % 32);
+    return Lane{lane >> 2, lane & 3};
+}
+
+// Maps blockIdx.x to the tile-th TILE-row tile of some sequence (as attention.cu's find_tile):
+// its first row s0, the sequence length len and the tile's first row within the sequence t0.
+static __device__ bool find_tile_bf16(const u32* cu, int seqs, int* s0, int* len, int* t0) {
+    int index = blockIdx.x;
+    for (int b = 0; b < seqs; b++) {
+        int l = (int)(cu[b + 1] - cu[b]);
+        int tiles = (l + TILE - 1) / TILE;
+        if (index < tiles) {
+            *s0 = (int)cu[b];
+            *len = l;
+            *t0 = index * TILE;
+            return true;
+        }
+        index -= tiles;
+    }
+    return false;
+}
+
+// x(r, col) and x(r, col + 1) of an f32 matrix (row stride `stride`) as a bf16 pair; 0 for
+// rows r >= rows.
+static __device__ __forceinline__ u32 global_pair(const float* x, u64 stride, int rows, int r,
+                                                  int col) {
+    if (r >= rows) return 0u;
+    const float* p = x + (u64)r * stride + col;
+    return pack_bf16(p[0], p[1]);
+}
+
+// A fragment of rows r0..r0+16, columns k0..k0+16 of an f32 matrix in global memory.
+static __device__ void load_a_global(u32 a[4], const float* x, u64 stride, int rows, int r0, int k0,
+                                     Lane l) {
+    a[0] = global_pair(x, stride, rows, r0 + l.g, k0 + 2 * l.t);
+    a[1] = global_pair(x, stride, rows, r0 + l.g + 8, k0 + 2 * l.t);
+    a[2] = global_pair(x, stride, rows, r0 + l.g, k0 + 2 * l.t + 8);
+    a[3] = global_pair(x, stride, rows, r0 + l.g + 8, k0 + 2 * l.t + 8);
+}
+
+// B fragment (k0..k0+16, n0..n0+8) of B = M^T, M (N x K) bf16 row-major in shared memory with
+// row stride ld: the pairs along k are adjacent.
+static __device__ __forceinline__ void load_b_nk(u32 b[2], const u16* m, int ld, int k0, int n0,
+                                                 Lane l) {
+    const u16* row = m + (n0 + l.g) * ld + k0 + 2 * l.t;
+    b[0] = *(const u32*)row;
+    b[1] = *(const u32*)(row + 8);
+}
+
+// B fragment (k0..k0+16, n0..n0+8) of B = M, M (K x N) bf16 row-major in shared memory.
+static __device__ __forceinline__ void load_b_kn(u32 b[2], const u16* m, int ld, int k0, int n0,
+                                                 Lane l) {
+    const u16* col = m + (k0 + 2 * l.t) * ld + n0 + l.g;
+    b[0] = (u32)col[0] | ((u32)col[ld] << 16);
+    b[1] = (u32)col[8 * ld] | ((u32)col[9 * ld] << 16);
+}
+
+// The A fragment of columns 16 kc .. 16 kc + 16 of a 16 x 64 f32 accumulator s (8 n-tiles of 8
+// columns), rounded to bf16: accumulator layout and A layout agree row for row.
+static __device__ __forceinline__ void acc_to_a(u32 a[4], const float s[TILE / 8][4], int kc) {
+    a[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
+    a[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
+    a[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+    a[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+}
+
+// Copies `rows` rows of hd columns from src (f32, row stride `stride`) into dst as bf16 bits (row
+// stride ld); rows up to TILE beyond that are zero.
+static __device__ void load_tile_bf16(u16* dst, int ld, const float* src, u64 stride, int rows,
+                                      int hd) {
+    for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
+        int i = e / hd, d = e % hd;
+        dst[i * ld + d] = i < rows ? bf16_bits(src[(u64)i * stride + d]) : (u16)0;
+    }
+}
+
+// acc (16 x 64) = a (16 x hd, A fragments by 16-column chunk) m^T for m (64 x hd) in shared
+// memory: the first 2 * chunks n-tiles (8 columns each) of acc; the rest stay untouched.
+template <int HDM>
+static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HDM / 16][4], const u16* m,
+                                  int ld, int hd, int chunks, Lane l) {
+#pragma unroll
+    for (int nt = 0; nt < TILE / 8; nt++) {
+        if (nt < 2 * chunks) {
+            acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+            for (int kd = 0; kd < HDM / 16; kd++) {
+                if (kd < hd / 16) {
+                    u32 b[2];
+                    load_b_nk(b, m, ld, 16 * kd, 8 * nt, l);
+                    mma_bf16_16816(acc[nt], a[kd], b);
+                }
+            }
+        }
+    }
+}
+
+// out (16 x hd) += p (16 x 64 accumulator, rounded to bf16 here) m for m (64 x hd) in shared
+// memory, over the first `chunks` 16-row chunks of m.
+template <int HDM>
+static __device__ void product_acc(float out[HDM / 8][4], const float p[TILE / 8][4],
+                                   const u16* m, int ld, int hd, int chunks, Lane l) {
+#pragma unroll
+    for (int kc = 0; kc < TILE / 16; kc++) {
+        if (kc < chunks) {
+            u32 a[4];
+            acc_to_a(a, p, kc);
+#pragma unroll
+            for (int nd = 0; nd < HDM / 8; nd++) {
+                if (nd < hd / 8) {
+                    u32 b[2];
+                    load_b_kn(b, m, ld, 16 * kc, 8 * nd, l);
+                    mma_bf16_16816(out[nd], a, b);
+                }
+            }
+        }
+    }
+}
+
+// The A fragments of a warp's 16 rows r0.. (of `rows`) of an f32 matrix, all hd columns.
+template <int HDM>
+static __device__ void load_rows_a(u32 a[HDM / 16][4], const float* x, u64 stride, int rows,
+                                   int r0, int hd, Lane l) {
+#pragma unroll
+    for (int kd = 0; kd < HDM / 16; kd++)
+        if (kd < hd / 16) load_a_global(a[kd], x, stride, rows, r0, 16 * kd, l);
+}
+
+template <int HDM>
+static __device__ void zero_acc(float acc[HDM / 8][4]) {
+#pragma unroll
+    for (int nd = 0; nd < HDM / 8; nd++) acc[nd][0] = acc[nd][1] = acc[nd][2] = acc[nd][3] = 0.0f;
+}
+
+// Maximum and sum over the 4 lanes that share a fragment row (lanes 4g .. 4g+3).
+static __device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+static __device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// One block per (query tile, head); each warp owns 16 query rows.
+template <int HDM>
+static __device__ void forward_impl(float* out, float* lse, const float* qkv, const u32* cu,
+                                    int seqs, int c, int heads, float scale) {
+    int s0, len, q0;
+    if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
+    int h = blockIdx.y, hd = c / heads, ld = hd + 8;
+    int rows = min(TILE, len - q0);
+    int r0 = 16 * (int)(threadIdx.x / 32);  // the warp's first row within the tile
+    bool active = r0 < rows;
+    Lane l = lane_of();
+    u64 stride = 3 * (u64)c;
+    DYNAMIC_SMEM(u16, smem);
+    u16* ks = smem;             // (64, hd) bf16, row stride ld
+    u16* vs = ks + TILE * ld;   // (64, hd)
+    const float* base = qkv + (u64)s0 * stride + h * hd;
+    u32 qa[HDM / 16][4];     // (16, hd) query rows as A fragments
+    float o[HDM / 8][4];     // (16, hd) output accumulator
+    float m[2] = {-INFINITY, -INFINITY}, sum[2] = {0.0f, 0.0f};  // rows g, g + 8
+    if (active) load_rows_a<HDM>(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
+    zero_acc<HDM>(o);
+    for (int k0 = 0; k0 < len; k0 += TILE) {
+        int cols = min(TILE, len - k0);
+        __syncthreads();  // the previous tile is no longer read
+        load_tile_bf16(ks, ld, base + (u64)k0 * stride + c, stride, cols, hd);
+        load_tile_bf16(vs, ld, base + (u64)k0 * stride + 2 * c, stride, cols, hd);
+        __syncthreads();
+        if (!active) continue;
+        int chunks = (cols + 15) / 16;
+        float s[TILE / 8][4];  // (16, 64) scores, then probabilities
+        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int nt = 0; nt < TILE / 8; nt++) {
+            if (nt < 2 * chunks) {
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int j = 8 * nt + 2 * l.t + (i & 1);
+                    s[nt][i] = j < cols ? s[nt][i] * scale : -INFINITY;
+                    mx[i >> 1] = fmaxf(mx[i >> 1], s[nt][i]);
+                }
+            }
+        }
+        float alpha[2], part[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = quad_max(mx[r]);
+            alpha[r] = exp_nonpositive(m[r] - mx[r]);
+            m[r] = mx[r];
+        }
+#pragma unroll
+        for (int nt = 0; nt < TILE / 8; nt++) {
+            if (nt < 2 * chunks) {
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    s[nt][i] = exp_nonpositive(s[nt][i] - mx[i >> 1]);
+                    part[i >> 1] += s[nt][i];
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) sum[r] = sum[r] * alpha[r] + quad_sum(part[r]);
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            o[nd][0] *= alpha[0];
+            o[nd][1] *= alpha[0];
+            o[nd][2] *= alpha[1];
+            o[nd][3] *= alpha[1];
+        }
+        product_acc<HDM>(o, s, vs, ld, hd, chunks, l);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int i = r0 + l.g + 8 * r;
+        if (i >= rows) continue;
+        u64 row = (u64)(s0 + q0 + i);
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
+            float* dst = out + row * c + h * hd + 8 * nd + 2 * l.t;
+            dst[0] = o[nd][2 * r] / sum[r];
+            dst[1] = o[nd][2 * r + 1] / sum[r];
+        }
+        if (l.t == 0) lse[row * heads + h] = m[r] + logf(sum[r]);
+    }
+}
+
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
+// _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
+extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const float* qkv,
+                                                       const u32* cu, int seqs, int c, int heads,
+                                                       float scale) {
+    forward_impl<64>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const float* qkv,
+                                                       const u32* cu, int seqs, int c, int heads,
+                                                       float scale) {
+    forward_impl<96>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const float* qkv,
+                                                        const u32* cu, int seqs, int c, int heads,
+                                                        float scale) {
+    forward_impl<128>(out, lse, qkv, cu, seqs, c, heads, scale);
+}
+
+// One block per (key tile, head); each warp owns 16 key rows.
+template <int HDM>
+static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                const float* delta, const u32* cu, int seqs, int c, int heads,
+                                float scale) {
+    int s0, len, k0;
+    if (!find_tile_bf16(cu, seqs, &s0, &len, &k0)) return;
+    int h = blockIdx.y, hd = c / heads, ld = hd + 8;
+    int cols = min(TILE, len - k0);
+    int r0 = 16 * (int)(threadIdx.x / 32);  // the warp's first key row within the tile
+    bool active = r0 < cols;
+    Lane l = lane_of();
+    u64 stride = 3 * (u64)c;
+    DYNAMIC_SMEM(u16, smem);
+    u16* qs = smem;                              // (64, hd) query rows
+    u16* dos = qs + TILE * ld;                   // (64, hd) dout rows
+    float* lse_t = (float*)(dos + TILE * ld);    // (64) per query row
+    float* d_t = lse_t + TILE;                   // (64)
+    const float* base = qkv + (u64)s0 * stride + h * hd;
+    u32 ka[HDM / 16][4], va[HDM / 16][4];  // (16, hd) key and value rows as A fragments
+    float dk[HDM / 8][4], dv[HDM / 8][4];  // (16, hd) accumulators
+    if (active) {
+        load_rows_a<HDM>(ka, base + (u64)k0 * stride + c, stride, cols, r0, hd, l);
+        load_rows_a<HDM>(va, base + (u64)k0 * stride + 2 * c, stride, cols, r0, hd, l);
+    }
+    zero_acc<HDM>(dk);
+    zero_acc<HDM>(dv);
+    for (int q0 = 0; q0 < len; q0 += TILE) {
+        int rows = min(TILE, len - q0);
+        u64 row0 = (u64)(s0 + q0);
+        __syncthreads();
+        load_tile_bf16(qs, ld, qkv + row0 * stride + h * hd, stride, rows, hd);
+        load_tile_bf16(dos, ld, dout + row0 * c + h * hd, c, rows, hd);
+        for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+            lse_t[i] = i < rows ? lse[(row0 + i) * heads + h] : 0.0f;
+            d_t[i] = i < rows ? delta[(row0 + i) * heads + h] : 0.0f;
+        }
+        __syncthreads();
+        if (!active) continue;
+        int chunks = (rows + 15) / 16;
+        float p[TILE / 8][4], ds[TILE / 8][4];  // (16 keys, 64 queries): S^T -> P^T, dP^T -> dS^T
+        product_nt<HDM>(p, ka, qs, ld, hd, chunks, l);
+        product_nt<HDM>(ds, va, dos, ld, hd, chunks, l);
+#pragma unroll
+        for (int nt = 0; nt < TILE / 8; nt++) {
+            if (nt < 2 * chunks) {
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int j = 8 * nt + 2 * l.t + (i & 1);
+                    float pv = j < rows ? exp_nonpositive(p[nt][i] * scale - lse_t[j]) : 0.0f;
+                    p[nt][i] = pv;
+                    ds[nt][i] = pv * (ds[nt][i] - d_t[j]);
+                }
+            }
+        }
+        product_acc<HDM>(dv, p, dos, ld, hd, chunks, l);
+        product_acc<HDM>(dk, ds, qs, ld, hd, chunks, l);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int j = r0 + l.g + 8 * r;
+        if (j >= cols) continue;
+        float* row = dqkv + (u64)(s0 + k0 + j) * stride + h * hd + 2 * l.t;
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
+            row[c + 8 * nd] += dk[nd][2 * r] * scale;
+            row[c + 8 * nd + 1] += dk[nd][2 * r + 1] * scale;
+            row[2 * c + 8 * nd] += dv[nd][2 * r];
+            row[2 * c + 8 * nd + 1] += dv[nd][2 * r + 1];
+        }
+    }
+}
+
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout)
+// + 2 * 64 f32 (lse, D); _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
+extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const float* qkv,
+                                                   const float* lse, const float* delta,
+                                                   const u32* cu, int seqs, int c, int heads,
+                                                   float scale) {
+    dkv_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dkv_hd96(float* dqkv, const float* dout,
+                                                   const float* qkv, const float* lse,
+                                                   const float* delta, const u32* cu, int seqs,
+                                                   int c, int heads, float scale) {
+    dkv_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout,
+                                                    const float* qkv, const float* lse,
+                                                    const float* delta, const u32* cu, int seqs,
+                                                    int c, int heads, float scale) {
+    dkv_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+// One block per (query tile, head); each warp owns 16 query rows.
+template <int HDM>
+static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                               const float* delta, const u32* cu, int seqs, int c, int heads,
+                               float scale) {
+    int s0, len, q0;
+    if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
+    int h = blockIdx.y, hd = c / heads, ld = hd + 8;
+    int rows = min(TILE, len - q0);
+    int r0 = 16 * (int)(threadIdx.x / 32);
+    bool active = r0 < rows;
+    Lane l = lane_of();
+    u64 stride = 3 * (u64)c;
+    DYNAMIC_SMEM(u16, smem);
+    u16* ks = smem;            // (64, hd)
+    u16* vs = ks + TILE * ld;  // (64, hd)
+    const float* base = qkv + (u64)s0 * stride + h * hd;
+    u32 qa[HDM / 16][4], doa[HDM / 16][4];  // (16, hd) query and dout rows
+    float dq[HDM / 8][4];                      // (16, hd)
+    float lse_r[2] = {0.0f, 0.0f}, d_r[2] = {0.0f, 0.0f};  // rows g, g + 8
+    if (active) {
+        load_rows_a<HDM>(qa, base + (u64)q0 * stride, stride, rows, r0, hd, l);
+        load_rows_a<HDM>(doa, dout + (u64)(s0 + q0) * c + h * hd, c, rows, r0, hd, l);
+        for (int r = 0; r < 2; r++) {
+            int i = r0 + l.g + 8 * r;
+            if (i < rows) {
+                lse_r[r] = lse[(u64)(s0 + q0 + i) * heads + h];
+                d_r[r] = delta[(u64)(s0 + q0 + i) * heads + h];
+            }
+        }
+    }
+    zero_acc<HDM>(dq);
+    for (int k0 = 0; k0 < len; k0 += TILE) {
+        int cols = min(TILE, len - k0);
+        __syncthreads();
+        load_tile_bf16(ks, ld, base + (u64)k0 * stride + c, stride, cols, hd);
+        load_tile_bf16(vs, ld, base + (u64)k0 * stride + 2 * c, stride, cols, hd);
+        __syncthreads();
+        if (!active) continue;
+        int chunks = (cols + 15) / 16;
+        float s[TILE / 8][4], ds[TILE / 8][4];  // (16 queries, 64 keys): S -> P, dP -> dS
+        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
+        product_nt<HDM>(ds, doa, vs, ld, hd, chunks, l);
+#pragma unroll
+        for (int nt = 0; nt < TILE / 8; nt++) {
+            if (nt < 2 * chunks) {
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int j = 8 * nt + 2 * l.t + (i & 1);
+                    float pv = j < cols ? exp_nonpositive(s[nt][i] * scale - lse_r[i >> 1]) : 0.0f;
+                    ds[nt][i] = pv * (ds[nt][i] - d_r[i >> 1]);
+                }
+            }
+        }
+        product_acc<HDM>(dq, ds, ks, ld, hd, chunks, l);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int i = r0 + l.g + 8 * r;
+        if (i >= rows) continue;
+        float* row = dqkv + (u64)(s0 + q0 + i) * stride + h * hd + 2 * l.t;
+#pragma unroll
+        for (int nd = 0; nd < HDM / 8; nd++) {
+            if (nd >= hd / 8) break;
+            row[8 * nd] += dq[nd][2 * r] * scale;
+            row[8 * nd + 1] += dq[nd][2 * r + 1] * scale;
+        }
+    }
+}
+
+// Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
+// _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
+extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const float* qkv,
+                                                  const float* lse, const float* delta,
+                                                  const u32* cu, int seqs, int c, int heads,
+                                                  float scale) {
+    dq_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dq_hd96(float* dqkv, const float* dout, const float* qkv,
+                                                  const float* lse, const float* delta,
+                                                  const u32* cu, int seqs, int c, int heads,
+                                                  float scale) {
+    dq_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const float* qkv,
+                                                   const float* lse, const float* delta,
+                                                   const u32* cu, int seqs, int c, int heads,
+                                                   float scale) {
+    dq_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+// The MMA and the fragment loaders alone, for a test of their layouts: one warp computes
+// d (16, 8) = a (16, 16) b (16, 8) (f32 row-major in global memory, rounded to bf16) twice,
+// reading b from shared memory as stored (K x N, load_b_kn) into d and transposed (N x K,
+// load_b_nk) into d_t. Launch: grid = 1, block = 32, shared = 2 * 16 * 24 u16.
+extern "C" __global__ void attention_bf16_mma_check(float* d, float* d_t, const float* a,
+                                                    const float* b) {
+    Lane l = lane_of();
+    DYNAMIC_SMEM(u16, smem);
+    u16* kn = smem;           // (16, 8), row stride 24
+    u16* nk = kn + 16 * 24;   // (8, 16), row stride 24
+    for (int e = threadIdx.x; e < 16 * 8; e += blockDim.x) {
+        int k = e / 8, n = e % 8;
+        kn[k * 24 + n] = bf16_bits(b[e]);
+        nk[n * 24 + k] = bf16_bits(b[e]);
+    }
+    __syncthreads();
+    u32 af[4], bf[2];
+    load_a_global(af, a, 16, 16, 0, 0, l);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, acc_t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    load_b_kn(bf, kn, 24, 0, 0, l);
+    mma_bf16_16816(acc, af, bf);
+    load_b_nk(bf, nk, 24, 0, 0, l);
+    mma_bf16_16816(acc_t, af, bf);
+    for (int i = 0; i < 4; i++) {
+        int e = (l.g + 8 * (i >> 1)) * 8 + 2 * l.t + (i & 1);
+        d[e] = acc[i];
+        d_t[e] = acc_t[i];
+    }
+}
