@@ -7,7 +7,9 @@
 //! - linear layers: `inp` and `weight` in the forward; `dout`, `weight` and `inp` in the backward
 //!   (the bias and its gradient stay f32);
 //! - attention: q, k and v; the probabilities P before `P V` and `P^T dO`; dO; and
-//!   dS = P * (dP - D) (computed from the f32 P and dP) before `dS K` and `dS^T Q`.
+//!   dS = P * (dP - D) (computed from the f32 P and dP) before `dS K` and `dS^T Q`. (The CPU
+//!   rounds the normalised P; the tensor-core forward rounds exp(s - running max) and divides by
+//!   the row sum after `P V`: one bf16 rounding in another place, within bf16's error.)
 //!
 //! The CPU backend emulates this by rounding copies of the operands (the same numbers a tensor
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than

@@ -67,6 +67,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn bf16_matmul_matches_the_bf16_cpu() {
+            if let Some(be) = $make {
+                against_cpu::dense::matmul(&be.with_precision(ecgfm_kernels::Precision::Bf16));
+            }
+        }
+
+        #[test]
         fn tensor_core_mma_fragments_give_the_plain_product() {
             if let Some(be) = $make {
                 against_cpu::attention_bf16::mma_fragments(&be);
