@@ -110,6 +110,37 @@ pub(super) fn forward<D: Device>(
         .launch(Module::Attention, "attention_forward", launch, &args);
 }
 
+/// Runs `f` with D (T, H) = rowsum over each head's columns of dout * out in a workspace (the
+/// first kernel of both backward paths); nothing runs for an empty batch.
+pub(super) fn with_delta<D: Device>(
+    k: &KernelBackend<D>,
+    dout: u64,
+    out: u64,
+    dims: AttnDims,
+    f: impl FnOnce(u64),
+) {
+    let (t, c, heads) = (dims.tokens, dims.width, dims.heads);
+    let Some(delta_dims) = elementwise(t * heads) else {
+        return;
+    };
+    if dims.seqs == 0 {
+        return;
+    }
+    k.workspace.with(&k.dev, t * heads, |delta| {
+        let args = [
+            Arg::Ptr(delta),
+            Arg::Ptr(dout),
+            Arg::Ptr(out),
+            Arg::I32(t as i32),
+            Arg::I32(c as i32),
+            Arg::I32(heads as i32),
+        ];
+        k.dev
+            .launch(Module::Attention, "attention_delta", delta_dims, &args);
+        f(delta);
+    });
+}
+
 /// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse (kernels chosen as
 /// in [`forward`]).
 pub(super) fn backward<D: Device>(
@@ -123,25 +154,9 @@ pub(super) fn backward<D: Device>(
     if on_tensor_cores(k, hd) {
         return attention_bf16::backward(k, dqkv, (dout, qkv, out, lse), cu, dims, hd);
     }
-    let (t, c, heads) = (dims.tokens, dims.width, dims.heads);
-    let Some(delta_dims) = elementwise(t * heads) else {
-        return;
-    };
-    if dims.seqs == 0 {
-        return;
-    }
+    let (c, heads) = (dims.width, dims.heads);
     let tile = tile_for(|t| dkv_floats(t, hd));
-    k.workspace.with(&k.dev, t * heads, |delta| {
-        let args = [
-            Arg::Ptr(delta),
-            Arg::Ptr(dout),
-            Arg::Ptr(out),
-            Arg::I32(t as i32),
-            Arg::I32(c as i32),
-            Arg::I32(heads as i32),
-        ];
-        k.dev
-            .launch(Module::Attention, "attention_delta", delta_dims, &args);
+    with_delta(k, dout, out, dims, |delta| {
         let args = [
             Arg::Ptr(dqkv),
             Arg::Ptr(dout),

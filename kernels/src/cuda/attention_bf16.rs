@@ -5,7 +5,6 @@
 //! rows per block. The backward's D = rowsum(dout * out) is attention.cu's `attention_delta`.
 
 use super::device::{Arg, Device, LaunchDims, Module};
-use super::launch::elementwise;
 use super::KernelBackend;
 use crate::backend::AttnDims;
 
@@ -92,25 +91,9 @@ pub(super) fn backward<D: Device>(
     dims: AttnDims,
     hd: usize,
 ) {
-    let (t, c, heads) = (dims.tokens, dims.width, dims.heads);
-    let Some(delta_dims) = elementwise(t * heads) else {
-        return;
-    };
-    if dims.seqs == 0 {
-        return;
-    }
+    let (c, heads) = (dims.width, dims.heads);
     let [_, dkv, dq] = kernels(hd);
-    k.workspace.with(&k.dev, t * heads, |delta| {
-        let args = [
-            Arg::Ptr(delta),
-            Arg::Ptr(dout),
-            Arg::Ptr(out),
-            Arg::I32(t as i32),
-            Arg::I32(c as i32),
-            Arg::I32(heads as i32),
-        ];
-        k.dev
-            .launch(Module::Attention, "attention_delta", delta_dims, &args);
+    super::attention::with_delta(k, dout, out, dims, |delta| {
         let args = [
             Arg::Ptr(dqkv),
             Arg::Ptr(dout),
