@@ -24,6 +24,8 @@
 #   8. bench:       `ecgfm bench step --device cuda` (bf16) for tiny and base at batch 256 side by side
 #                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
+#  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
+#                   item 8's, whose uploads go through page-locked staging (step_ms of both)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -203,6 +205,22 @@ if [ "$device" != cpu ]; then
         "$work/bench.json" || status=1
 fi
 record bench $status "$work/bench.json" "$work/bench.log"
+
+# ---- 8b. what page-locked upload staging saves: tiny's step with uploads from pageable memory -
+# (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against item 8's staged step, our side only.
+model="${bench_models%% *}"
+ECGFM_CUDA_PAGEABLE_UPLOADS=1 timeout $(limit 60) "$ecgfm" bench step --device "$device" \
+    --model "$model" --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch \
+    > "$work/bench_uploads.log" 2>&1
+status=$?
+python3 - "$work/bench.json" "$model" "$work/bench_uploads.log" > "$work/bench_uploads.json" <<'PY' || status=1
+import json, sys
+staged = json.load(open(sys.argv[1]))[sys.argv[2]]["step_ms_median"]
+pageable = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])["step_ms_median"]
+print(json.dumps({"model": sys.argv[2], "staged_step_ms": staged, "pageable_step_ms": pageable,
+                  "pageable_over_staged": pageable / staged}))
+PY
+record bench_uploads $status "$work/bench_uploads.json" "$work/bench_uploads.log"
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \

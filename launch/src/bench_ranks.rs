@@ -90,7 +90,8 @@ fn time_ranks(
             for i in 0..args.warmup + args.steps {
                 let start = Instant::now();
                 model.zero_grads();
-                dp.forward_backward(&mut model, &batch, 1.0 / world as f32, true)?;
+                model.stage(&batch)?;
+                dp.forward_backward(&mut model, 1.0 / world as f32, true)?;
                 dp.finish_gradients(&mut model)?;
                 model.grad_sumsq();
                 model.apply_update(&opt, 1e-4, Some(1.0));

@@ -10,7 +10,7 @@ use crate::cli::BenchStepArgs;
 use crate::device::Opened;
 use crate::pretrain::thread_pool;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision};
+use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
 use ecgfm_trainer::config::parse_precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, ProfiledBackend};
@@ -46,15 +46,33 @@ fn prepared<B: Backend>(
     Ok((model, batch))
 }
 
-/// One full training step: zero gradients, forward, backward, clipped AdamW update.
-fn train_step<B: Backend>(model: &mut Mae<B>, batch: &HostBatch) -> Result<()> {
-    model.zero_grads();
-    model.forward_backward(batch, 1.0)?;
-    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
-    let loss = model.loss_sum();
-    if !loss.is_finite() {
-        bail!("loss is {loss} during the benchmark");
+/// One full training step in the trainer's order (trainer/src/train/step.rs): forward and
+/// backward of the staged batch, the loss and the gradient's sum of squares into `scalars` (2
+/// floats on the device), the next batch (`batch` again) staged while the device still runs this
+/// step, one read of both scalars, then the clipped AdamW update.
+fn train_step<B: Backend>(
+    model: &mut Mae<B>,
+    batch: &HostBatch,
+    scalars: &mut B::Buf,
+) -> Result<()> {
+    if !model.is_staged() {
+        model.stage(batch)?;
     }
+    model.zero_grads();
+    model.forward_backward_staged(1.0, &mut |_, _, _| {})?;
+    model.loss_sum_into(ViewMut::new(scalars, 0));
+    model.grad_sumsq_into(ViewMut::new(scalars, 1));
+    model.stage(batch)?;
+    let mut host = [0.0f32; 2];
+    model.backend().download(View::new(scalars, 0), &mut host);
+    if !host.iter().all(|v| v.is_finite()) {
+        bail!(
+            "loss {} / gradient sum of squares {} during the benchmark",
+            host[0],
+            host[1]
+        );
+    }
+    model.apply_update(&AdamWConfig::default(), 1e-4, Some(1.0));
     Ok(())
 }
 
@@ -68,14 +86,15 @@ struct Timed {
     activation_bytes: u64,
 }
 
-/// Times `steps` training steps after `warmup` untimed ones. Each step ends by reading its loss
-/// back, so GPU steps are timed to completion.
+/// Times `steps` training steps after `warmup` untimed ones. Each step reads its loss back
+/// before its update, so a GPU step's time includes its forward and backward passes to the end.
 fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B) -> Result<Timed> {
     let (mut model, batch) = prepared(args, config, backend)?;
+    let mut scalars = model.backend().alloc(2);
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         let start = Instant::now();
-        train_step(&mut model, &batch)?;
+        train_step(&mut model, &batch, &mut scalars)?;
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
@@ -106,9 +125,10 @@ fn print_profile<B: Backend>(
     profiled: ProfiledBackend<B>,
 ) -> Result<()> {
     let (mut model, batch) = prepared(args, config, profiled)?;
-    train_step(&mut model, &batch)?;
+    let mut scalars = model.backend().alloc(2);
+    train_step(&mut model, &batch, &mut scalars)?;
     model.backend().reset();
-    train_step(&mut model, &batch)?;
+    train_step(&mut model, &batch, &mut scalars)?;
     println!("{}", model.backend().render());
     Ok(())
 }
@@ -151,7 +171,7 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
     match crate::device::open(&args.device)? {
         Opened::Cpu => run_cpu(args, &config, parse_precision(&args.precision, false)?),
         Opened::Cuda(be) => {
-            let precision = parse_precision(&args.precision, true)?;
+            let precision = crate::device::gpu_precision(&args.precision, be.device().info())?;
             run_cuda(args, &config, (*be).with_precision(precision))
         }
     }

@@ -2,10 +2,10 @@
 //! error naming what is missing (driver, NVRTC, cuBLAS, a GPU); `auto` falls back to the CPU
 //! with one log line saying why.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ecgfm_kernels::cuda::DeviceInfo;
 use ecgfm_kernels::{CudaBackend, Precision};
-use ecgfm_trainer::config::DeviceChoice;
+use ecgfm_trainer::config::{parse_precision, DeviceChoice};
 
 /// The backend a run got.
 pub enum Opened {
@@ -40,6 +40,24 @@ pub fn describe(info: &DeviceInfo) -> String {
         info.capability.0,
         info.capability.1
     )
+}
+
+/// The precision `text` (`train.precision`, `--precision`) means on GPU `info`: `auto` is bf16
+/// where the bf16 tensor-core kernels run (compute capability 8.0 or newer) and fp32 elsewhere;
+/// `bf16` on an older GPU is refused.
+pub fn gpu_precision(text: &str, info: &DeviceInfo) -> Result<Precision> {
+    let tensor_cores = info.capability.0 >= 8;
+    let precision = parse_precision(text, tensor_cores)?;
+    if precision == Precision::Bf16 && !tensor_cores {
+        bail!(
+            "precision bf16 needs bf16 tensor cores (compute capability 8.0 or newer); {} has \
+             {}.{}: use --precision fp32",
+            info.name,
+            info.capability.0,
+            info.capability.1
+        );
+    }
+    Ok(precision)
 }
 
 /// The start-up table's words for the precision of the matrix products.
@@ -85,4 +103,32 @@ pub fn peak_bf16_tflops(name: &str) -> Option<f64> {
         .iter()
         .find(|(key, _)| name.contains(key))
         .map(|&(_, peak)| peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(capability: (i32, i32)) -> DeviceInfo {
+        DeviceInfo {
+            ordinal: 0,
+            name: "test GPU".into(),
+            total_bytes: 1 << 34,
+            capability,
+        }
+    }
+
+    #[test]
+    fn auto_precision_is_bf16_only_where_bf16_tensor_cores_exist() {
+        let (hopper, volta) = (gpu((9, 0)), gpu((7, 0)));
+        assert_eq!(gpu_precision("auto", &hopper).unwrap(), Precision::Bf16);
+        assert_eq!(gpu_precision("auto", &volta).unwrap(), Precision::Fp32);
+        assert_eq!(gpu_precision("fp32", &hopper).unwrap(), Precision::Fp32);
+        let err = gpu_precision("bf16", &volta).unwrap_err().to_string();
+        assert!(
+            err.contains("compute capability 8.0") && err.contains("7.0"),
+            "{err}"
+        );
+        assert!(gpu_precision("fp16", &hopper).is_err());
+    }
 }

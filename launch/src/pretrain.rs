@@ -173,10 +173,9 @@ fn train(
         );
     }
     let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
-    let precision = |on_gpu| parse_precision(&config.train.precision, on_gpu);
     match device::open(&config.train.device)? {
         Opened::Cpu => {
-            let precision = precision(false)?;
+            let precision = parse_precision(&config.train.precision, false)?;
             let threads = rayon::current_num_threads();
             let desc = format!(
                 "cpu | {threads} threads per rank | {}",
@@ -187,7 +186,7 @@ fn train(
             train_on(args, run_dir, config, job, be, dp, desc)
         }
         Opened::Cuda(be) => {
-            let precision = precision(true)?;
+            let precision = device::gpu_precision(&config.train.precision, be.device().info())?;
             let desc = format!(
                 "{} | {}",
                 device::describe(be.device().info()),

@@ -141,11 +141,12 @@ impl DeviceChoice {
 }
 
 /// The precision of the matrix products (`train.precision`, `--precision`): `fp32`, `bf16`
-/// (ecgfm_kernels::precision), or `auto`: bf16 on a GPU, fp32 on the CPU (where bf16 is only
+/// (ecgfm_kernels::precision), or `auto`: bf16 on a GPU with bf16 tensor cores
+/// (`tensor_cores`: compute capability 8.0 or newer), else fp32 (on the CPU bf16 is only
 /// emulated, to check its numerics, and is slower).
-pub fn parse_precision(text: &str, on_gpu: bool) -> Result<Precision, ConfigError> {
+pub fn parse_precision(text: &str, tensor_cores: bool) -> Result<Precision, ConfigError> {
     match text {
-        "auto" if on_gpu => Ok(Precision::Bf16),
+        "auto" if tensor_cores => Ok(Precision::Bf16),
         "auto" => Ok(Precision::Fp32),
         _ => text.parse().map_err(|_| {
             ConfigError::Value(format!(

@@ -14,7 +14,7 @@
 //! ZeRO-1, give the same bits. GPU ranks reduce with NCCL (its own summation order).
 //!
 //! Buckets: ranges of the gradient buffer taken from its end (the backward pass finishes the
-//! tensors in reverse layout order). `Mae::forward_backward_hooked` says when each part is
+//! tensors in reverse layout order). `Mae::forward_backward_staged` says when each part is
 //! final; a complete bucket is handed to the exchange (`exchange.rs`) at once, which moves it in
 //! the backend's own memory: host vectors with the CPU collective (`comm_wire.rs`), device
 //! buffers with NCCL on its own stream (`nccl_rank.rs`).
@@ -27,7 +27,7 @@ use ecgfm_kernels::{Backend, CpuBackend};
 
 use crate::comm_wire::{CommWire, HostComm};
 use crate::exchange::{Exchange, GradExchange};
-use crate::model::{HostBatch, Mae, ModelError};
+use crate::model::{Mae, ModelError};
 use crate::rank_backend::RankBackend;
 
 /// What every rank learns at the end of a step's micro-batches.
@@ -186,19 +186,19 @@ impl<B: Backend> DataParallel<B> {
         self.last_wait
     }
 
-    /// Forward and backward of one micro-batch into the model's (zeroed) gradient buffer, with
+    /// Forward and backward of the micro-batch staged in the model (`Mae::stage`) into its
+    /// (zeroed) gradient buffer, with
     /// each bucket's reduction started as soon as the bucket is complete. `last`: the step's
     /// final micro-batch (the buckets are then also all-gathered, unless ZeRO-1).
     pub fn forward_backward(
         &mut self,
         model: &mut Mae<B>,
-        batch: &HostBatch,
         loss_scale: f32,
         last: bool,
     ) -> Result<(), ModelError> {
         self.next_bucket = 0;
         let overlap = self.options.overlap;
-        model.forward_backward_hooked(batch, loss_scale, &mut |be, grads, ready| {
+        model.forward_backward_staged(loss_scale, &mut |be, grads, ready| {
             if overlap {
                 self.send_ready(be, grads, ready, last);
             }

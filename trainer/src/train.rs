@@ -7,9 +7,10 @@
 //! for a in 0..A:  source fills x, lead_mask (rank r's part of the global batch)
 //!                 mask = sampler(seed, s, sample index in the global batch, j*B + b)
 //!                 (global micro-batch j = a*R + r)
-//!                 zero grads; forward_backward(scale = 1/(A*R)); loss_j read back
+//!                 zero grads; forward_backward(scale = 1/(A*R)); loss_j kept on the device
 //!                 acc += grads   (one process: on the device; ranks: reduced in rank order)
 //! loss = (sum of loss_j in order j) / (A*R);  norm = global norm of acc
+//!   (the host reads the losses and the norm in one copy, after staging the next batch)
 //! non-finite loss or norm: skip the step on every rank (or stop), else clip, AdamW(schedule(s))
 //! ```
 //! One process with accumulation computes exactly what R ranks compute (see data_parallel.rs),
@@ -20,7 +21,7 @@
 use crate::checkpoint::{self, CheckpointError, OptimizerShard, TrainingState};
 use crate::config::{NonFinitePolicy, TrainConfig};
 use crate::data::{BatchSource, SourceError};
-use crate::data_parallel::{DataParallel, StepReport};
+use crate::data_parallel::DataParallel;
 use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
@@ -31,6 +32,10 @@ use ecgfm_dist::DistError;
 use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+mod step;
+
+use step::Fetched;
 
 /// Consecutive skipped (non-finite) steps that stop a run.
 pub const MAX_NONFINITE_IN_A_ROW: u32 = 3;
@@ -104,6 +109,11 @@ pub struct Trainer<B: Backend> {
     dp: Option<DataParallel<B>>,
     /// One process accumulating micro-batches: the sum of their gradients, on the device.
     accumulator: Option<B::Buf>,
+    /// The step's scalars on the device, read back together once per step: each
+    /// micro-batch's loss, then (one process) the gradient's sum of squares.
+    scalars: B::Buf,
+    /// The micro-batch `batch` holds ahead of its pass (see `step.rs`).
+    fetched: Option<Fetched>,
     faults: FaultPlan,
     nonfinite_in_a_row: u32,
     /// Asked whether this process should stop (a signal); the ranks agree at every step.
@@ -216,6 +226,7 @@ impl<B: Backend> Trainer<B> {
         let accumulator = (dp.is_none() && config.train.accum_steps > 1)
             .then(|| model.backend().alloc(model.layout().total));
         let batch = HostBatch::new(&config.model, config.train.batch_size);
+        let scalars = model.backend().alloc(config.train.accum_steps + 1);
         Ok(Trainer {
             sampler: MaskSampler::new(&config.model),
             config,
@@ -230,6 +241,8 @@ impl<B: Backend> Trainer<B> {
             warnings,
             dp,
             accumulator,
+            scalars,
+            fetched: None,
             faults: FaultPlan::from_env(rank),
             nonfinite_in_a_row: 0,
             stop_requested: None,
@@ -293,114 +306,13 @@ impl<B: Backend> Trainer<B> {
         self.validator = Some(validator);
     }
 
-    /// Runs one optimiser step (every rank of a job calls it together).
-    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
-        let step = self.state.step;
-        let accum = self.config.train.accum_steps;
-        let (rank, world) = self.rank_and_world();
-        let micro_batches = accum * world;
-        let scale = 1.0 / micro_batches as f32;
-        let mut losses = Vec::with_capacity(accum);
-        if let Some(acc) = self.accumulator.as_mut() {
-            let total = self.model.layout().total;
-            self.model.backend().fill(acc.into(), total, 0.0);
-        }
-        for micro in 0..accum {
-            self.source
-                .next_batch(&mut self.batch)
-                .map_err(TrainError::Data)?;
-            let first = ((micro * world + rank) * self.batch.batch) as u64;
-            self.sampler
-                .fill(self.config.train.seed, step, first, &mut self.batch);
-            self.faults.apply(step, micro, &mut self.batch);
-            self.model.zero_grads();
-            match (self.dp.as_mut(), self.accumulator.as_mut()) {
-                (Some(dp), _) => {
-                    let last = micro + 1 == accum;
-                    dp.forward_backward(&mut self.model, &self.batch, scale, last)?
-                }
-                (None, Some(acc)) => {
-                    self.model.forward_backward(&self.batch, scale)?;
-                    self.model.add_grads_to(acc);
-                }
-                (None, None) => self.model.forward_backward(&self.batch, scale)?,
-            }
-            // Read back per micro-batch: the step's loss adds them in global order.
-            losses.push(self.model.loss_sum());
-        }
-        let stop = self.stop_requested.as_ref().is_some_and(|f| f());
-        let report = match self.dp.as_mut() {
-            Some(dp) => dp.gather_step(&losses, stop)?,
-            None => {
-                let mine: Vec<f32> = losses
-                    .iter()
-                    .copied()
-                    .chain([f32::from(u8::from(stop))])
-                    .collect();
-                StepReport::of_ranks(&[&mine])
-            }
-        };
-        self.stopping = report.stop;
-        let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
-        let loss = loss_sum / micro_batches as f32;
-        let sharded_sumsq = match (self.dp.as_mut(), self.accumulator.as_ref()) {
-            (Some(dp), _) => dp.finish_gradients(&mut self.model)?,
-            (None, Some(acc)) => {
-                self.model.copy_grads_from(acc);
-                None
-            }
-            (None, None) => None,
-        };
-        let sumsq = match sharded_sumsq {
-            Some(s) => {
-                self.model.set_grad_sumsq(s);
-                s
-            }
-            None => self.model.grad_sumsq(),
-        };
-        let grad_norm = sumsq.sqrt();
-        let lr = self.config.schedule().lr_at(step) as f32;
-        let skipped = !(loss.is_finite() && grad_norm.is_finite());
-        if skipped {
-            self.nonfinite_in_a_row += 1;
-            let what = format!("non-finite loss {loss} / gradient norm {grad_norm}");
-            let stop = self.config.train.on_nonfinite == NonFinitePolicy::Stop
-                || self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
-            if stop {
-                let what = match self.nonfinite_in_a_row {
-                    1 => what,
-                    n => format!("{what} ({n} steps in a row)"),
-                };
-                return Err(TrainError::NonFinite {
-                    step,
-                    what,
-                    ranks: nonfinite_ranks,
-                });
-            }
-        } else {
-            self.nonfinite_in_a_row = 0;
-            self.model
-                .apply_update(&self.config.adamw(), lr, self.config.clip_norm());
-            if let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) {
-                dp.gather_params(&mut self.model)?;
-            }
-        }
-        self.state.step += 1;
-        self.state.samples_seen += self.global_batch() as u64;
-        Ok(StepOutcome {
-            step,
-            loss,
-            lr,
-            grad_norm,
-            skipped,
-            nonfinite_ranks,
-        })
-    }
-
     /// Writes a checkpoint of the current state (every rank of a job calls it together; rank 0
     /// writes, and under ZeRO-1 each rank adds its optimizer shard). Returns the folder on rank 0.
     pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, TrainError> {
-        self.state.data = self.source.state();
+        self.state.data = match &self.fetched {
+            Some(ahead) => ahead.source_before.clone(),
+            None => self.source.state(),
+        };
         let rank = self.rank_and_world().0;
         let layout = self.model.layout();
         let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) else {

@@ -74,7 +74,7 @@ pub(super) fn scale(hd: usize) -> f32 {
 
 /// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`.
 fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize) -> bool {
-    k.precision == Precision::Bf16 && attention_bf16::supports(hd)
+    k.precision == Precision::Bf16 && k.dev.bf16_mma() && attention_bf16::supports(hd)
 }
 
 /// out (T, C) and lse (T, H) from qkv (T, 3C): the bf16 tensor-core kernels for a bf16 backend

@@ -3,12 +3,14 @@
 //! through cuBLAS: pedantic fp32 math (no TF32) for an fp32 backend, tensor cores with bf16
 //! operands for a bf16 one.
 //!
+//! Uploads go through page-locked staging (`staging.rs`), so they queue without waiting.
 //! cudarc's per-buffer event tracking is turned off: all work runs in order on this one stream.
 //! Code that uses another stream (e.g. a collective) must order itself against [`CudaDevice::stream`].
 
 use super::compile::module_cubin;
 use super::device::{Arg, Device, Gemm, LaunchDims, Module, MODULES};
 use super::probe::{check_cuda, CudaError};
+use super::staging::Staging;
 use crate::precision::Precision;
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
@@ -40,6 +42,8 @@ pub struct CudaDevice {
     blas_tensor: CudaBlas,
     modules: HashMap<Module, Arc<CudaModule>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Page-locked blocks the uploads go through, so they never wait for queued work.
+    staging: Staging,
     info: DeviceInfo,
 }
 
@@ -85,7 +89,9 @@ impl CudaDevice {
         };
         let arch = (capability.0 * 10 + capability.1) as u32;
         let mut modules = HashMap::new();
-        for (module, file, _) in MODULES {
+        // The bf16 tensor-core kernels need sm_80; older GPUs run attention in fp32 (`bf16_mma`).
+        let skip = |m: Module| m == Module::AttentionBf16 && arch < 80;
+        for (module, file, _) in MODULES.into_iter().filter(|(m, _, _)| !skip(*m)) {
             let cubin = module_cubin(module, arch)?;
             let loaded = ctx
                 .load_module(Ptx::from_binary(cubin))
@@ -99,6 +105,7 @@ impl CudaDevice {
             blas_tensor,
             modules,
             functions: Mutex::new(HashMap::new()),
+            staging: Staging::from_env(),
             info,
         })
     }
@@ -175,8 +182,12 @@ impl Device for CudaDevice {
     }
 
     fn upload(&self, src: &[f32], dst: &mut CudaSlice<f32>, off: usize) {
-        let mut view = dst.slice_mut(off..off + src.len());
-        expect("upload", self.stream.memcpy_htod(src, &mut view));
+        let addr = self.raw(dst, off, src.len());
+        let staged = self.staging.upload(&self.ctx, &self.stream, src, addr);
+        if !expect("upload", staged) {
+            let mut view = dst.slice_mut(off..off + src.len());
+            expect("upload", self.stream.memcpy_htod(src, &mut view));
+        }
     }
 
     fn download(&self, src: &CudaSlice<f32>, off: usize, dst: &mut [f32]) {
@@ -186,8 +197,12 @@ impl Device for CudaDevice {
     }
 
     fn upload_idx(&self, src: &[u32], dst: &mut CudaSlice<u32>, off: usize) {
-        let mut view = dst.slice_mut(off..off + src.len());
-        expect("upload", self.stream.memcpy_htod(src, &mut view));
+        let addr = self.raw(dst, off, src.len());
+        let staged = self.staging.upload(&self.ctx, &self.stream, src, addr);
+        if !expect("upload", staged) {
+            let mut view = dst.slice_mut(off..off + src.len());
+            expect("upload", self.stream.memcpy_htod(src, &mut view));
+        }
     }
 
     fn download_idx(&self, src: &CudaSlice<u32>, off: usize, dst: &mut [u32]) {
@@ -231,6 +246,10 @@ impl Device for CudaDevice {
 
     fn memory_in_use(&self) -> Option<u64> {
         Some(self.memory_used() as u64)
+    }
+
+    fn bf16_mma(&self) -> bool {
+        self.info.capability.0 >= 8
     }
 
     fn gemm(&self, g: &Gemm) {

@@ -167,6 +167,11 @@ pub trait Device: Send + Sync {
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]);
     /// Queues a true-fp32 GEMM.
     fn gemm(&self, g: &Gemm);
+    /// Whether the bf16 tensor-core kernels (attention_bf16.cu: `mma.sync` m16n8k16, compute
+    /// capability 8.0 or newer) run here; without them bf16 attention takes the fp32 kernels.
+    fn bf16_mma(&self) -> bool {
+        true
+    }
     /// Device memory in use in bytes (None when the device does not report it).
     fn memory_in_use(&self) -> Option<u64> {
         None

@@ -9,6 +9,8 @@
 //! - [`CudaDevice`] (`cuda_device.rs`, cudarc) and [`CudaBackend`] = `KernelBackend<CudaDevice>`:
 //!   buffers are `CudaSlice<f32>` / `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream
 //!   all work is queued on.
+//! - `staging.rs`: page-locked blocks the uploads go through, so an upload queues behind the
+//!   running step instead of waiting for it.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
 //!   returns a [`CudaError`] naming what is missing.
@@ -31,6 +33,7 @@ mod layernorm;
 mod loss;
 mod matmul;
 pub mod probe;
+mod staging;
 mod tokens;
 
 pub use backend::KernelBackend;

@@ -101,6 +101,8 @@ pub struct Mae<B: Backend> {
     adam_v: B::Buf,
     adam_step: u64,
     plan: TokenPlan,
+    /// The device inputs (`idx`, `x`) hold a batch `stage` uploaded and no pass has used yet.
+    staged: bool,
     idx: DeviceTokens<B>,
     x: B::Buf,       // (B, L, S)
     pos_enc: B::Buf, // (N, D)
@@ -182,6 +184,7 @@ impl<B: Backend> Mae<B> {
             adam_v: be.alloc(layout.total),
             adam_step: 0,
             plan: TokenPlan::with_capacity(&cfg, max_batch),
+            staged: false,
             idx,
             x: be.alloc(max_batch * l * cfg.samples),
             pos_enc,
@@ -295,17 +298,36 @@ impl<B: Backend> Mae<B> {
         batch: &HostBatch,
         loss_scale: f32,
     ) -> Result<(), ModelError> {
-        self.forward_backward_hooked(batch, loss_scale, &mut |_, _, _| {})
+        self.stage(batch)?;
+        self.forward_backward_staged(loss_scale, &mut |_, _, _| {})
     }
 
-    /// `forward_backward`, calling `ready` as the gradients become final (see [`GradsReady`]).
-    pub fn forward_backward_hooked(
+    /// Validates `batch` and uploads it for the next `forward_backward_staged`. The copies queue
+    /// behind the work already queued (they never wait for it on a GPU), so a trainer stages the
+    /// next batch while the device still runs this one, and only then reads the step's loss.
+    pub fn stage(&mut self, batch: &HostBatch) -> Result<(), ModelError> {
+        self.prepare(batch)?;
+        self.staged = true;
+        Ok(())
+    }
+
+    /// A staged batch is waiting (`stage`); any other pass (`forward_loss`) drops it.
+    pub fn is_staged(&self) -> bool {
+        self.staged
+    }
+
+    /// `forward_backward` of the batch `stage` uploaded, calling `ready` as the gradients
+    /// become final (see [`GradsReady`]).
+    pub fn forward_backward_staged(
         &mut self,
-        batch: &HostBatch,
         loss_scale: f32,
         ready: &mut GradsReady<'_, B>,
     ) -> Result<(), ModelError> {
-        self.prepare(batch)?;
+        if !std::mem::take(&mut self.staged) {
+            return Err(ModelError::InvalidBatch(
+                "no batch is staged: call `stage` first".into(),
+            ));
+        }
         self.forward();
         self.be.add_assign(
             ViewMut::new(&mut self.stats, LOSS_SUM),
@@ -355,6 +377,12 @@ impl<B: Backend> Mae<B> {
         self.read_scalar(LOSS_SUM)
     }
 
+    /// Copies the loss sum into `dst` on the device (a trainer gathers a step's scalars in one
+    /// buffer and reads them back together).
+    pub fn loss_sum_into(&self, dst: ViewMut<B::Buf>) {
+        self.be.copy(View::new(&self.stats, LOSS_SUM), dst, 1);
+    }
+
     /// Global L2 norm of the gradient buffer as it is now (reads it back).
     pub fn grad_norm(&mut self) -> f32 {
         let total = self.layout.total;
@@ -387,6 +415,12 @@ impl<B: Backend> Mae<B> {
     pub fn grad_sumsq(&mut self) -> f32 {
         self.queue_grad_sumsq();
         self.read_scalar(GRAD_SUMSQ)
+    }
+
+    /// `grad_sumsq` without the read: also copies the sum into `dst` on the device.
+    pub fn grad_sumsq_into(&mut self, dst: ViewMut<B::Buf>) {
+        self.queue_grad_sumsq();
+        self.be.copy(View::new(&self.stats, GRAD_SUMSQ), dst, 1);
     }
 
     /// Sets the gradient's sum of squares `apply_update` uses, when it was computed elsewhere

@@ -18,6 +18,7 @@ impl<B: Backend> Mae<B> {
             )));
         }
         batch.validate(&self.cfg)?;
+        self.staged = false;
         self.plan.build(&self.cfg, batch);
         let (be, plan, idx) = (&self.be, &self.plan, &mut self.idx);
         be.upload(&batch.x, (&mut self.x).into());

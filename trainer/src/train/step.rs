@@ -1,0 +1,165 @@
+//! One optimiser step of `Trainer` (the loop in train.rs's header), queued so the device never
+//! waits for the host inside it:
+//! - each micro-batch's loss is copied into a device slot, never read back on its own;
+//! - the next micro-batch is read, masked and uploaded while the device runs this one (on a GPU
+//!   the upload queues behind the work already queued, from page-locked staging);
+//! - after the last micro-batch the next STEP's first batch is staged the same way, and only then
+//!   does the host read the step's scalars (the losses and the gradient's sum of squares, one
+//!   copy) to decide whether to update.
+//!
+//! Reading a batch ahead moves the data source on before the step that uses it has run, so
+//! `Fetched` keeps the source's position from before that read: a checkpoint saves it, and a
+//! resumed run reads the same batch again.
+
+use super::{NonFinitePolicy, StepOutcome, TrainError, Trainer, MAX_NONFINITE_IN_A_ROW};
+use crate::data_parallel::StepReport;
+use ecgfm_kernels::{Backend, View, ViewMut};
+
+/// The micro-batch `Trainer::batch` holds ahead of its pass, and where the data source stood
+/// before reading it.
+pub(crate) struct Fetched {
+    step: u64,
+    micro: usize,
+    pub(crate) source_before: serde_json::Value,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// Makes micro-batch `micro` of step `step` the model's staged batch: reads and masks it
+    /// unless `batch` already holds it, and uploads it unless the model still has it staged
+    /// (a validation pass in between drops the staged batch, not the host copy).
+    fn stage_micro(&mut self, step: u64, micro: usize) -> Result<(), TrainError> {
+        let held = self
+            .fetched
+            .as_ref()
+            .is_some_and(|f| f.step == step && f.micro == micro);
+        if !held {
+            let source_before = self.source.state();
+            self.source
+                .next_batch(&mut self.batch)
+                .map_err(TrainError::Data)?;
+            let (rank, world) = self.rank_and_world();
+            let first = ((micro * world + rank) * self.batch.batch) as u64;
+            self.sampler
+                .fill(self.config.train.seed, step, first, &mut self.batch);
+            self.faults.apply(step, micro, &mut self.batch);
+            self.fetched = Some(Fetched {
+                step,
+                micro,
+                source_before,
+            });
+            self.model.stage(&self.batch)?;
+        } else if !self.model.is_staged() {
+            self.model.stage(&self.batch)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one optimiser step (every rank of a job calls it together).
+    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        let step = self.state.step;
+        let accum = self.config.train.accum_steps;
+        let world = self.rank_and_world().1;
+        let micro_batches = accum * world;
+        let scale = 1.0 / micro_batches as f32;
+        if let Some(acc) = self.accumulator.as_mut() {
+            let total = self.model.layout().total;
+            self.model.backend().fill(acc.into(), total, 0.0);
+        }
+        for micro in 0..accum {
+            self.stage_micro(step, micro)?;
+            self.fetched = None;
+            self.model.zero_grads();
+            match (self.dp.as_mut(), self.accumulator.as_mut()) {
+                (Some(dp), _) => dp.forward_backward(&mut self.model, scale, micro + 1 == accum)?,
+                (None, acc) => {
+                    self.model
+                        .forward_backward_staged(scale, &mut |_, _, _| {})?;
+                    if let Some(acc) = acc {
+                        self.model.add_grads_to(acc);
+                    }
+                }
+            }
+            self.model
+                .loss_sum_into(ViewMut::new(&mut self.scalars, micro));
+        }
+        // One process: the gradient is final, its sum of squares joins the losses.
+        let single = self.dp.is_none();
+        if single {
+            if let Some(acc) = self.accumulator.as_ref() {
+                self.model.copy_grads_from(acc);
+            }
+            self.model
+                .grad_sumsq_into(ViewMut::new(&mut self.scalars, accum));
+        }
+        if step + 1 < self.config.train.steps {
+            self.stage_micro(step + 1, 0)?;
+        }
+        let mut scalars = vec![0.0f32; accum + usize::from(single)];
+        self.model
+            .backend()
+            .download(View::new(&self.scalars, 0), &mut scalars);
+        let losses = &scalars[..accum];
+        let stop = self.stop_requested.as_ref().is_some_and(|f| f());
+        let report = match self.dp.as_mut() {
+            Some(dp) => dp.gather_step(losses, stop)?,
+            None => {
+                let mine: Vec<f32> = losses
+                    .iter()
+                    .copied()
+                    .chain([f32::from(u8::from(stop))])
+                    .collect();
+                StepReport::of_ranks(&[&mine])
+            }
+        };
+        self.stopping = report.stop;
+        let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
+        let loss = loss_sum / micro_batches as f32;
+        let sumsq = match self.dp.as_mut() {
+            None => scalars[accum],
+            Some(dp) => match dp.finish_gradients(&mut self.model)? {
+                Some(sharded) => {
+                    self.model.set_grad_sumsq(sharded);
+                    sharded
+                }
+                None => self.model.grad_sumsq(),
+            },
+        };
+        let grad_norm = sumsq.sqrt();
+        let lr = self.config.schedule().lr_at(step) as f32;
+        let skipped = !(loss.is_finite() && grad_norm.is_finite());
+        if skipped {
+            self.nonfinite_in_a_row += 1;
+            let what = format!("non-finite loss {loss} / gradient norm {grad_norm}");
+            let stop = self.config.train.on_nonfinite == NonFinitePolicy::Stop
+                || self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
+            if stop {
+                let what = match self.nonfinite_in_a_row {
+                    1 => what,
+                    n => format!("{what} ({n} steps in a row)"),
+                };
+                return Err(TrainError::NonFinite {
+                    step,
+                    what,
+                    ranks: nonfinite_ranks,
+                });
+            }
+        } else {
+            self.nonfinite_in_a_row = 0;
+            self.model
+                .apply_update(&self.config.adamw(), lr, self.config.clip_norm());
+            if let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) {
+                dp.gather_params(&mut self.model)?;
+            }
+        }
+        self.state.step += 1;
+        self.state.samples_seen += self.global_batch() as u64;
+        Ok(StepOutcome {
+            step,
+            loss,
+            lr,
+            grad_norm,
+            skipped,
+            nonfinite_ranks,
+        })
+    }
+}

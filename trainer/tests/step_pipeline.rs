@@ -1,0 +1,100 @@
+//! How a training step talks to its device (trainer/src/train/step.rs): the host reads back once
+//! per step, stages the next batch before that read, and a pass in between (validation) that
+//! drops the staged batch changes nothing about the run.
+
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::data::SyntheticSource;
+use ecgfm_trainer::model::ProfiledBackend;
+use ecgfm_trainer::train::Trainer;
+use ecgfm_trainer::validation::{synthetic_held_out, Validator};
+use std::path::PathBuf;
+
+fn config(accum: usize, val_every: u64) -> TrainConfig {
+    let mut doc = toml::Table::new();
+    for assignment in [
+        "train.seed=5".to_string(),
+        "train.steps=6".into(),
+        "train.batch_size=2".into(),
+        format!("train.accum_steps={accum}"),
+        format!("train.val_every={val_every}"),
+        "train.val_batches=1".into(),
+        "train.checkpoint_every=0".into(),
+        "optim.warmup_steps=2".into(),
+    ] {
+        config::apply_override(&mut doc, &assignment).unwrap();
+    }
+    TrainConfig::from_table(doc).unwrap()
+}
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-pipe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn calls(backend: &ProfiledBackend<CpuBackend>, op: &str) -> u64 {
+    backend
+        .timings()
+        .iter()
+        .find(|t| t.op == op)
+        .map_or(0, |t| t.calls)
+}
+
+#[test]
+fn a_step_reads_the_device_once_and_uploads_each_micro_batch_once() {
+    let cfg = config(3, 0);
+    let dir = run_dir("reads");
+    let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    let backend = ProfiledBackend::new(CpuBackend::new());
+    let mut trainer = Trainer::new(cfg, &dir, backend, source, false).unwrap();
+    trainer.step().unwrap();
+    for _ in 0..2 {
+        trainer.model().backend().reset();
+        let outcome = trainer.step().unwrap();
+        assert!(outcome.loss.is_finite() && !outcome.skipped);
+        let be = trainer.model().backend();
+        assert_eq!(
+            calls(be, "download") + calls(be, "download_idx"),
+            1,
+            "the losses and the gradient norm come back in one read"
+        );
+        // Micro-batches 1 and 2 of this step and micro-batch 0 of the next (read ahead).
+        assert_eq!(calls(be, "upload"), 3, "one signal upload per micro-batch");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The (loss, grad_norm) of every step of a 6-step run, with the given validation schedule.
+fn losses(name: &str, accum: usize, val_every: u64) -> Vec<(f32, f32)> {
+    let cfg = config(accum, val_every);
+    let dir = run_dir(name);
+    let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    let mut trainer = Trainer::new(cfg.clone(), &dir, CpuBackend::new(), source, false).unwrap();
+    if val_every > 0 {
+        let held_out = synthetic_held_out(&cfg).unwrap();
+        trainer.set_validator(Validator::new(&cfg, Box::new(held_out)).unwrap());
+    }
+    let mut seen = Vec::new();
+    trainer
+        .run(None, |outcome, _| {
+            seen.push((outcome.loss, outcome.grad_norm))
+        })
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    seen
+}
+
+#[test]
+fn a_validation_pass_between_steps_leaves_the_read_ahead_batch_intact() {
+    for accum in [1, 2] {
+        let plain = losses(&format!("plain{accum}"), accum, 0);
+        let validated = losses(&format!("val{accum}"), accum, 2);
+        assert_eq!(plain.len(), 6);
+        assert_eq!(
+            plain, validated,
+            "validation every 2 steps changed the training (accum {accum})"
+        );
+        assert!(plain.windows(2).all(|w| w[0] != w[1]));
+    }
+}
