@@ -8,7 +8,7 @@ use ecgfm_trainer::data::SyntheticSource;
 use ecgfm_trainer::model::ProfiledBackend;
 use ecgfm_trainer::train::Trainer;
 use ecgfm_trainer::validation::{synthetic_held_out, Validator};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn config(accum: usize, val_every: u64) -> TrainConfig {
     let mut doc = toml::Table::new();
@@ -61,28 +61,62 @@ fn a_step_reads_the_device_once_and_uploads_each_micro_batch_once() {
         );
         // Micro-batches 1 and 2 of this step and micro-batch 0 of the next (read ahead).
         assert_eq!(calls(be, "upload"), 3, "one signal upload per micro-batch");
+        assert!(
+            trainer.model().is_staged(),
+            "the next step's batch is staged"
+        );
     }
+    while trainer.step_index() < 6 {
+        trainer.step().unwrap();
+    }
+    assert!(
+        !trainer.model().is_staged(),
+        "the last step reads no batch ahead"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// The (loss, grad_norm) of every step of a 6-step run, with the given validation schedule.
-fn losses(name: &str, accum: usize, val_every: u64) -> Vec<(f32, f32)> {
+/// The (loss, grad_norm) of the steps of a 6-step run in `dir`, with the given validation
+/// schedule, resuming when asked and stopping after `stop_after` steps.
+fn run(
+    dir: &Path,
+    accum: usize,
+    val_every: u64,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> Vec<(f32, f32)> {
     let cfg = config(accum, val_every);
-    let dir = run_dir(name);
     let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
-    let mut trainer = Trainer::new(cfg.clone(), &dir, CpuBackend::new(), source, false).unwrap();
+    let mut trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume).unwrap();
     if val_every > 0 {
         let held_out = synthetic_held_out(&cfg).unwrap();
         trainer.set_validator(Validator::new(&cfg, Box::new(held_out)).unwrap());
     }
     let mut seen = Vec::new();
     trainer
-        .run(None, |outcome, _| {
+        .run(stop_after, |outcome, _| {
             seen.push((outcome.loss, outcome.grad_norm))
         })
         .unwrap();
+    seen
+}
+
+fn losses(name: &str, accum: usize, val_every: u64) -> Vec<(f32, f32)> {
+    let dir = run_dir(name);
+    let seen = run(&dir, accum, val_every, false, None);
     std::fs::remove_dir_all(dir).unwrap();
     seen
+}
+
+#[test]
+fn a_run_stopped_with_a_batch_read_ahead_resumes_bitwise() {
+    let whole = losses("whole", 2, 0);
+    let dir = run_dir("split");
+    let mut split = run(&dir, 2, 0, false, Some(3));
+    assert_eq!(split.len(), 3);
+    split.extend(run(&dir, 2, 0, true, None));
+    assert_eq!(split, whole, "the resumed run read other batches");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
