@@ -1,6 +1,7 @@
 // LayerNorm over rows (eps 1e-6, biased variance), forward beside backward.
 // Forward:  xhat = (x - mean) * rstd, rstd = 1 / sqrt(mean((x - mean)^2) + eps),
 //           out = xhat * weight + bias.                          x, out (T, C); mean, rstd (T)
+//           (add_layernorm_forward: x = a + b first, the residual add fused in)
 // Backward: g = dout * weight;
 //           dx += rstd * (g - mean(g) - xhat * mean(g * xhat))   one warp per row
 //           dweight += sum_rows dout * xhat, dbias += sum_rows dout  (f64 partials over fixed
@@ -9,15 +10,12 @@
 
 #define LN_EPS 1e-6f
 
-// One warp per row. Launch: grid = ceil(T / (BLOCK / 32)), block = BLOCK.
-extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                             const float* weight, const float* bias, int t, int c) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    int lane = threadIdx.x % 32;
-    if (row >= t) return;
-    const float* x = inp + (u64)row * c;
-    float sum = 0.0f;
-    for (int j = lane; j < c; j += 32) sum += x[j];
+// Row `row` of the output from x, that row's input (C), whose lane's share of the sum (elements
+// lane, lane + 32, ...) is `sum`; one warp. The lane reads back only the elements it summed, so
+// x may just have been written by this lane (add_layernorm_forward).
+static __device__ __forceinline__ void layernorm_row(float* out, float* mean, float* rstd,
+                                                     const float* x, float sum, const float* weight,
+                                                     const float* bias, int row, int c, int lane) {
     float mu = warp_sum(sum) / (float)c;
     float sq = 0.0f;
     for (int j = lane; j < c; j += 32) sq += (x[j] - mu) * (x[j] - mu);
@@ -29,6 +27,39 @@ extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rst
         mean[row] = mu;
         rstd[row] = rs;
     }
+}
+
+// One warp per row. Launch: grid = ceil(T / (BLOCK / 32)), block = BLOCK.
+extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                             const float* weight, const float* bias, int t, int c) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= t) return;
+    const float* x = inp + (u64)row * c;
+    float sum = 0.0f;
+    for (int j = lane; j < c; j += 32) sum += x[j];
+    layernorm_row(out, mean, rstd, x, sum, weight, bias, row, c, lane);
+}
+
+// The residual add fused with the LayerNorm after it: res = a + b (T, C), then
+// layernorm_forward of res, bit for bit the two kernels in sequence without reading res back
+// from memory. Launch as layernorm_forward.
+extern "C" __global__ void add_layernorm_forward(float* res, float* out, float* mean, float* rstd,
+                                                 const float* a, const float* b,
+                                                 const float* weight, const float* bias, int t,
+                                                 int c) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= t) return;
+    u64 base = (u64)row * c;
+    float* x = res + base;
+    float sum = 0.0f;
+    for (int j = lane; j < c; j += 32) {
+        float v = a[base + j] + b[base + j];
+        x[j] = v;
+        sum += v;
+    }
+    layernorm_row(out, mean, rstd, x, sum, weight, bias, row, c, lane);
 }
 
 // dx (T, C) += ...; one warp per row. Launch as layernorm_forward.

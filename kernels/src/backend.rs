@@ -201,6 +201,23 @@ pub trait Backend: Send + Sync {
         t: usize,
         c: usize,
     );
+    /// The residual add and the LayerNorm after it in one pass: res (T, C) = a + b, then
+    /// `layernorm_forward` of res. Bitwise the two ops in sequence (this default runs them so);
+    /// a backend fuses them to read res back no more. The add's backward is `add_assign` of the
+    /// gradient into both branches, as for `add`.
+    fn add_layernorm_forward(
+        &self,
+        mut res: ViewMut<Self::Buf>,
+        (out, mean, rstd): (ViewMut<Self::Buf>, ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        (a, b): (View<Self::Buf>, View<Self::Buf>),
+        (weight, bias): (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        c: usize,
+    ) {
+        self.add(res.reborrow(), a, b, t * c);
+        let res = View::new(&*res.buf, res.off);
+        self.layernorm_forward(out, mean, rstd, res, weight, bias, t, c);
+    }
     /// With xhat = (inp - mean) * rstd and g = dout * weight:
     /// dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += sum_rows dout * xhat;
     /// dbias += sum_rows dout. dbias (C) lives in the same buffer as `dweight`, at element offset

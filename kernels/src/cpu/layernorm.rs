@@ -25,16 +25,42 @@ pub(crate) fn forward(
         .zip(mean[..t].par_iter_mut())
         .zip(rstd[..t].par_iter_mut())
         .zip(inp[..t * c].par_chunks(c))
-        .for_each(|(((o, m), r), x)| {
-            let mu = x.iter().sum::<f32>() / c as f32;
-            let var = x.iter().map(|&v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
-            let rs = 1.0 / (var + EPS).sqrt();
-            for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(weight).zip(bias) {
-                *o = (x - mu) * rs * w + b;
+        .for_each(|(((o, m), r), x)| (*m, *r) = row(o, x, weight, bias));
+}
+
+/// res (T, C) = a + b, then `forward` of res: each row added and normalised in one pass.
+pub(crate) fn add_forward(
+    res: &mut [f32],
+    (out, mean, rstd): (&mut [f32], &mut [f32], &mut [f32]),
+    (a, b): (&[f32], &[f32]),
+    (weight, bias): (&[f32], &[f32]),
+    t: usize,
+    c: usize,
+) {
+    let (weight, bias) = (&weight[..c], &bias[..c]);
+    res[..t * c]
+        .par_chunks_mut(c)
+        .zip(out[..t * c].par_chunks_mut(c))
+        .zip(mean[..t].par_iter_mut().zip(rstd[..t].par_iter_mut()))
+        .zip(a[..t * c].par_chunks(c).zip(b[..t * c].par_chunks(c)))
+        .for_each(|(((x, o), (m, r)), (a, b))| {
+            for ((x, &a), &b) in x.iter_mut().zip(a).zip(b) {
+                *x = a + b;
             }
-            *m = mu;
-            *r = rs;
+            (*m, *r) = row(o, x, weight, bias);
         });
+}
+
+/// One row: o (C) = LayerNorm of x (C); returns (mean, rstd).
+fn row(o: &mut [f32], x: &[f32], weight: &[f32], bias: &[f32]) -> (f32, f32) {
+    let c = x.len() as f32;
+    let mu = x.iter().sum::<f32>() / c;
+    let var = x.iter().map(|&v| (v - mu) * (v - mu)).sum::<f32>() / c;
+    let rs = 1.0 / (var + EPS).sqrt();
+    for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(weight).zip(bias) {
+        *o = (x - mu) * rs * w + b;
+    }
+    (mu, rs)
 }
 
 /// Accumulates dinp (T, C), dweight (C), dbias (C) from dout (T, C) and the saved statistics.

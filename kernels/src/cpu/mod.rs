@@ -188,6 +188,25 @@ impl Backend for CpuBackend {
         );
     }
 
+    fn add_layernorm_forward(
+        &self,
+        res: ViewMut<Vec<f32>>,
+        (out, mean, rstd): (ViewMut<Vec<f32>>, ViewMut<Vec<f32>>, ViewMut<Vec<f32>>),
+        (a, b): (View<Vec<f32>>, View<Vec<f32>>),
+        (weight, bias): (View<Vec<f32>>, View<Vec<f32>>),
+        t: usize,
+        c: usize,
+    ) {
+        layernorm::add_forward(
+            sm(res, t * c),
+            (sm(out, t * c), sm(mean, t), sm(rstd, t)),
+            (s(a, t * c), s(b, t * c)),
+            (s(weight, c), s(bias, c)),
+            t,
+            c,
+        );
+    }
+
     fn layernorm_forward(
         &self,
         out: ViewMut<Vec<f32>>,

@@ -191,6 +191,22 @@ impl<D: Device> Backend for KernelBackend<D> {
         layernorm::forward(self, outs, ins, t, c);
     }
 
+    fn add_layernorm_forward(
+        &self,
+        res: ViewMut<D::Buf>,
+        (out, mean, rstd): (ViewMut<D::Buf>, ViewMut<D::Buf>, ViewMut<D::Buf>),
+        (a, b): (View<D::Buf>, View<D::Buf>),
+        (weight, bias): (View<D::Buf>, View<D::Buf>),
+        t: usize,
+        c: usize,
+    ) {
+        let n = t * c;
+        let outs = (self.w(out, n), self.w(mean, t), self.w(rstd, t));
+        let ins = (self.r(a, n), self.r(b, n));
+        let params = (self.r(weight, c), self.r(bias, c));
+        layernorm::add_forward(self, self.w(res, n), outs, ins, params, (t, c));
+    }
+
     fn layernorm_backward(
         &self,
         dinp: ViewMut<D::Buf>,

@@ -31,6 +31,33 @@ pub(super) fn forward<D: Device>(
     }
 }
 
+/// res (T, C) = a + b, then `forward` of res in the same kernel.
+pub(super) fn add_forward<D: Device>(
+    k: &KernelBackend<D>,
+    res: u64,
+    (out, mean, rstd): (u64, u64, u64),
+    (a, b): (u64, u64),
+    (weight, bias): (u64, u64),
+    (t, c): (usize, usize),
+) {
+    if let Some(dims) = warp_per_row(t) {
+        let args = [
+            Arg::Ptr(res),
+            Arg::Ptr(out),
+            Arg::Ptr(mean),
+            Arg::Ptr(rstd),
+            Arg::Ptr(a),
+            Arg::Ptr(b),
+            Arg::Ptr(weight),
+            Arg::Ptr(bias),
+            Arg::I32(t as i32),
+            Arg::I32(c as i32),
+        ];
+        k.dev
+            .launch(Module::Layernorm, "add_layernorm_forward", dims, &args);
+    }
+}
+
 /// dinp (T, C), dweight (C), dbias (C) += the backward from dout and the saved statistics.
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,

@@ -1,6 +1,6 @@
-//! Elementwise helpers, sum of squares and clipping, GELU, AdamW, layer norm and the linear
-//! layer against the CPU backend, on small, odd and empty shapes (and row counts that cross the
-//! reduction chunks).
+//! Elementwise helpers, sum of squares and clipping, GELU, AdamW, layer norm (alone and fused
+//! with the residual add) and the linear layer against the CPU backend, on small, odd and empty
+//! shapes (and row counts that cross the reduction chunks).
 
 use super::common::{assert_bits, assert_close, body, down, max_gap, up, v, vm, Rng, PAD};
 use ecgfm_kernels::{AdamW, Backend, CpuBackend, Precision, View, ViewMut};
@@ -265,6 +265,55 @@ pub fn layernorm<B: Backend>(be: &B) {
         let names = ["out", "mean", "rstd", "dinp", "dweight|dbias"];
         for (name, (g, w)) in names.iter().zip(got.iter().zip(&want)) {
             assert_close(&format!("layernorm {name} t={t} c={c}"), g, w, 2e-5);
+        }
+    }
+}
+
+/// res, out, mean and rstd of the residual add and LayerNorm, `fused` in one op or as `add`
+/// then `layernorm_forward`.
+fn add_layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize, fused: bool) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new((t * 31 + c) as u64);
+    let (a, b, w, bias) = (
+        up(be, &rng.vec(t * c, 2.0)),
+        up(be, &rng.vec(t * c, 2.0)),
+        up(be, &rng.vec(c, 1.0)),
+        up(be, &rng.vec(c, 1.0)),
+    );
+    let mut res = up(be, &vec![0.0; t * c]);
+    let (mut out, mut mean, mut rstd) = (
+        up(be, &vec![0.0; t * c]),
+        up(be, &vec![0.0; t]),
+        up(be, &vec![0.0; t]),
+    );
+    let outs = (vm(&mut out), vm(&mut mean), vm(&mut rstd));
+    if fused {
+        be.add_layernorm_forward(vm(&mut res), outs, (v(&a), v(&b)), (v(&w), v(&bias)), t, c);
+    } else {
+        be.add(vm(&mut res), v(&a), v(&b), t * c);
+        let (out, mean, rstd) = outs;
+        be.layernorm_forward(out, mean, rstd, v(&res), v(&w), v(&bias), t, c);
+    }
+    vec![
+        down(be, &res, t * c),
+        down(be, &out, t * c),
+        down(be, &mean, t),
+        down(be, &rstd, t),
+    ]
+}
+
+pub fn add_layernorm<B: Backend>(be: &B) {
+    let cpu = CpuBackend::new();
+    for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (20, 100)] {
+        let fused = add_layernorm_outputs(be, t, c, true);
+        let unfused = add_layernorm_outputs(be, t, c, false);
+        let cpu_fused = add_layernorm_outputs(&cpu, t, c, true);
+        let cpu_unfused = add_layernorm_outputs(&cpu, t, c, false);
+        let names = ["res", "out", "mean", "rstd"];
+        for (i, name) in names.iter().enumerate() {
+            let name = format!("add_layernorm {name} t={t} c={c}");
+            assert_bits(&name, &fused[i], &unfused[i]);
+            assert_bits(&name, &cpu_fused[i], &cpu_unfused[i]);
+            assert_close(&name, &fused[i], &cpu_fused[i], 2e-5);
         }
     }
 }

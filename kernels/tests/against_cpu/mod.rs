@@ -53,6 +53,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn residual_add_fused_with_layernorm_is_bitwise_the_two_ops() {
+            if let Some(be) = $make {
+                against_cpu::dense::add_layernorm(&be);
+            }
+        }
+
+        #[test]
         fn matmul_matches_the_cpu() {
             if let Some(be) = $make {
                 against_cpu::dense::matmul(&be);

@@ -210,15 +210,16 @@ impl<B: Backend> BlockCall<'_, B> {
             c,
             c,
         );
-        be.add((&mut a.mid).into(), input.into(), (&*tmp).into(), t * c);
-        // MLP branch: out = mid + fc2(gelu(fc1(ln2(mid)))).
-        be.layernorm_forward(
-            (&mut a.ln2).into(),
-            (&mut a.ln2_mean).into(),
-            (&mut a.ln2_rstd).into(),
-            (&a.mid).into(),
-            self.p(o.ln2_w),
-            self.p(o.ln2_b),
+        // MLP branch: out = mid + fc2(gelu(fc1(ln2(mid)))); the residual add and ln2 fused.
+        be.add_layernorm_forward(
+            (&mut a.mid).into(),
+            (
+                (&mut a.ln2).into(),
+                (&mut a.ln2_mean).into(),
+                (&mut a.ln2_rstd).into(),
+            ),
+            (input.into(), (&*tmp).into()),
+            (self.p(o.ln2_w), self.p(o.ln2_b)),
             t,
             c,
         );

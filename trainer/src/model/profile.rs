@@ -12,7 +12,7 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, Precision, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 36] = [
+const OPS: [&str; 37] = [
     "alloc",
     "alloc_idx",
     "upload",
@@ -29,6 +29,7 @@ const OPS: [&str; 36] = [
     "matmul_forward",
     "matmul_backward",
     "layernorm_forward",
+    "add_layernorm_forward",
     "layernorm_backward",
     "gelu_forward",
     "gelu_backward",
@@ -301,6 +302,21 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         self.timed(const { op("layernorm_forward") }, || {
             self.inner
                 .layernorm_forward(out, mean, rstd, inp, weight, bias, t, c)
+        });
+    }
+
+    fn add_layernorm_forward(
+        &self,
+        res: ViewMut<Self::Buf>,
+        outs: (ViewMut<Self::Buf>, ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        ins: (View<Self::Buf>, View<Self::Buf>),
+        params: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        c: usize,
+    ) {
+        self.timed(const { op("add_layernorm_forward") }, || {
+            self.inner
+                .add_layernorm_forward(res, outs, ins, params, t, c)
         });
     }
 
