@@ -71,6 +71,9 @@ impl<'a, T> From<&'a mut T> for ViewMut<'a, T> {
     }
 }
 
+/// The outputs of a LayerNorm forward: out (T, C), mean (T), rstd (T).
+pub type NormOut<'a, T> = (ViewMut<'a, T>, ViewMut<'a, T>, ViewMut<'a, T>);
+
 /// Marks a decoder row that takes the mask token in [`Backend::mask_scatter_forward`].
 pub const MASKED_ROW: u32 = u32::MAX;
 
@@ -208,7 +211,7 @@ pub trait Backend: Send + Sync {
     fn add_layernorm_forward(
         &self,
         mut res: ViewMut<Self::Buf>,
-        (out, mean, rstd): (ViewMut<Self::Buf>, ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        (out, mean, rstd): NormOut<Self::Buf>,
         (a, b): (View<Self::Buf>, View<Self::Buf>),
         (weight, bias): (View<Self::Buf>, View<Self::Buf>),
         t: usize,

@@ -15,7 +15,7 @@ mod sgemm;
 mod tokens;
 mod weight_grad;
 
-use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, View, ViewMut};
 use crate::precision::{rounded_bf16, Precision};
 use std::borrow::Cow;
 
@@ -191,7 +191,7 @@ impl Backend for CpuBackend {
     fn add_layernorm_forward(
         &self,
         res: ViewMut<Vec<f32>>,
-        (out, mean, rstd): (ViewMut<Vec<f32>>, ViewMut<Vec<f32>>, ViewMut<Vec<f32>>),
+        (out, mean, rstd): NormOut<Vec<f32>>,
         (a, b): (View<Vec<f32>>, View<Vec<f32>>),
         (weight, bias): (View<Vec<f32>>, View<Vec<f32>>),
         t: usize,

@@ -6,7 +6,7 @@ use super::adamw::RunTable;
 use super::device::Device;
 use super::launch::Workspace;
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
-use crate::backend::{runs_len, AdamW, AttnDims, Backend, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, View, ViewMut};
 use crate::precision::Precision;
 
 /// The kernel backend: `CudaBackend` on a GPU, the host harness's backend in tests.
@@ -194,7 +194,7 @@ impl<D: Device> Backend for KernelBackend<D> {
     fn add_layernorm_forward(
         &self,
         res: ViewMut<D::Buf>,
-        (out, mean, rstd): (ViewMut<D::Buf>, ViewMut<D::Buf>, ViewMut<D::Buf>),
+        (out, mean, rstd): NormOut<D::Buf>,
         (a, b): (View<D::Buf>, View<D::Buf>),
         (weight, bias): (View<D::Buf>, View<D::Buf>),
         t: usize,

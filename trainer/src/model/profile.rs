@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ecgfm_kernels::{AdamW, AttnDims, Backend, Precision, View, ViewMut};
+use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
 const OPS: [&str; 37] = [
@@ -308,7 +308,7 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
     fn add_layernorm_forward(
         &self,
         res: ViewMut<Self::Buf>,
-        outs: (ViewMut<Self::Buf>, ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        outs: NormOut<Self::Buf>,
         ins: (View<Self::Buf>, View<Self::Buf>),
         params: (View<Self::Buf>, View<Self::Buf>),
         t: usize,
