@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
 use ecgfm_trainer::config::parse_precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
-use ecgfm_trainer::model::{Mae, ProfiledBackend};
+use ecgfm_trainer::model::{Mae, ProfiledBackend, Recompute};
 use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelStats};
 use serde_json::json;
 use std::time::Instant;
@@ -112,8 +112,8 @@ fn print_activations(args: &BenchStepArgs, bytes: u64) {
         "ecgfm   activations kept for the backward pass: {:.1} MiB{}",
         bytes as f64 / (1u64 << 20) as f64,
         match args.recompute {
-            true => " (blocks recomputed)",
-            false => "",
+            Recompute::None => String::new(),
+            mode => format!(" ({})", mode.describe()),
         }
     );
 }
@@ -155,7 +155,7 @@ fn time_torch(
     if gpu && !args.torch_no_compile {
         switches.push("--compile");
     }
-    if args.recompute {
+    if args.recompute == Recompute::Blocks {
         switches.push("--recompute");
     }
     args.torch
@@ -243,7 +243,7 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         "mfu_bf16_peak": peak16.map(|p| tflops / p),
         "gpu_mem_bytes": mem,
         "activation_bytes": timed.activation_bytes,
-        "recompute": args.recompute,
+        "recompute": args.recompute.to_string(),
         "sgemm_gflops": gflops,
     });
     let torch = time_torch(args, 1, true)?;
@@ -312,7 +312,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
         "step_ms_median": ecgfm_ms,
         "samples_per_s": ecgfm_sps,
         "activation_bytes": timed.activation_bytes,
-        "recompute": args.recompute,
+        "recompute": args.recompute.to_string(),
         "sgemm_gflops": gflops,
     });
     let torch = time_torch(args, threads, false)?;

@@ -1,6 +1,7 @@
 //! The command-line interface: every subcommand and flag of `ecgfm`.
 
 use clap::{Args, Parser, Subcommand};
+use ecgfm_trainer::model::Recompute;
 use std::path::PathBuf;
 
 /// ecgfm: pretrain ECG foundation models (ViT masked autoencoders) at scale.
@@ -210,8 +211,9 @@ pub struct BenchStepArgs {
     /// one rank, and how much of the all-reduce the overlap with the backward pass hides.
     #[arg(long, value_name = "N")]
     pub ranks: Option<usize>,
-    /// Recompute each block's activations in the backward pass (`train.recompute`); PyTorch
-    /// likewise (`torch.utils.checkpoint` around each block).
-    #[arg(long)]
-    pub recompute: bool,
+    /// Activations rerun in the backward pass (`train.recompute`): none, pointwise (each
+    /// block's LayerNorms and GELU) or blocks (each block's forward; the bare flag). With
+    /// blocks PyTorch likewise checkpoints each block (`torch.utils.checkpoint`).
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_value = "none", default_missing_value = "blocks")]
+    pub recompute: Recompute,
 }

@@ -10,6 +10,7 @@ use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
+use ecgfm_trainer::model::Recompute;
 use ecgfm_trainer::train::{RunSummary, Trainer};
 use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -243,8 +244,8 @@ fn train_on<B: Backend>(
             trainer.model().activation_bytes() as f64 / (1u64 << 20) as f64,
             config.train.batch_size,
             match config.train.recompute {
-                true => " (train.recompute: blocks recomputed in the backward pass)",
-                false => "",
+                Recompute::None => String::new(),
+                mode => format!(" (train.recompute: {})", mode.describe()),
             }
         );
         println!(

@@ -140,9 +140,19 @@ fn recomputed_activations_give_the_same_run_and_may_change_on_resume() {
     let stdout = run_ok(&first);
     assert!(stdout.contains("blocks recomputed"), "{stdout}");
     let mut resume = pretrain_args(&split, 8);
-    resume.push("--resume".into());
-    run_ok(&resume);
+    resume.extend(["--resume", "--set", "train.recompute=pointwise"].map(String::from));
+    let stdout = run_ok(&resume);
+    assert!(
+        stdout.contains("LayerNorms and GELU recomputed"),
+        "{stdout}"
+    );
     assert_eq!(losses(&full), losses(&split));
+    let bad_dir = temp_dir("recompute-bad");
+    let mut bad = pretrain_args(&bad_dir, 8);
+    bad.extend(["--set", "train.recompute=all"].map(String::from));
+    let stderr = run_err(&bad);
+    assert!(stderr.contains("none, pointwise or blocks"), "{stderr}");
+    let _ = std::fs::remove_dir_all(bad_dir);
     // The header's metadata records each run's configuration; the tensors must agree bitwise.
     assert!(
         checkpoint_tensor_bytes(&full, 8) == checkpoint_tensor_bytes(&split, 8),

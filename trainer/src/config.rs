@@ -5,6 +5,7 @@
 //! field given explicitly overrides the preset's value. The resolved configuration is written to
 //! the run directory as `config.toml`, and reading that file back resolves to the same config.
 
+use crate::model::Recompute;
 use crate::schedule::LrSchedule;
 use crate::{AdamWConfig, ModelConfig, ModelError};
 use ecgfm_kernels::Precision;
@@ -184,10 +185,11 @@ pub struct RunConfig {
     /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every
     /// rank; three in a row stop the run) or `stop` the run at once.
     pub on_nonfinite: NonFinitePolicy,
-    /// Recompute each block's activations during the backward pass instead of keeping them
-    /// (`Mae::set_recompute`): less memory, one more forward pass, the same bits. A resume may
+    /// Activations rerun in the backward pass instead of kept (`Mae::set_recompute`): `none`,
+    /// `pointwise` (each block's LayerNorms and GELU) or `blocks` (each block's whole forward;
+    /// `true`, as older files say). Less memory, more work, the same bits, so a resume may
     /// change it.
-    pub recompute: bool,
+    pub recompute: Recompute,
     /// Matrix products in `fp32`, `bf16` or `auto` (bf16 on a GPU, fp32 on the CPU); see
     /// [`parse_precision`]. Changes results beyond rounding only as bf16 does, so a resume may
     /// change it.
@@ -223,7 +225,7 @@ impl Default for RunConfig {
             val_batches: 2,
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
-            recompute: false,
+            recompute: Recompute::None,
             precision: "auto".into(),
         }
     }

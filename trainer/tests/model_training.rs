@@ -3,6 +3,7 @@
 //! invalid batches or buffers are rejected with clear errors.
 
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
+use ecgfm_trainer::model::Recompute;
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig, ModelError};
 
 /// A batch of periodic multi-lead signals whose period is one patch: every patch of a lead has
@@ -210,7 +211,7 @@ fn invalid_batches_and_buffers_are_rejected() {
 }
 
 #[test]
-fn recomputing_block_activations_gives_the_same_bits_with_less_memory() {
+fn recomputing_activations_gives_the_same_bits_with_less_memory() {
     let cfg = nano();
     assert!(cfg.depth >= 2, "one block would leave nothing to save");
     let hb = signal_batch(&cfg, 3);
@@ -218,12 +219,22 @@ fn recomputing_block_activations_gives_the_same_bits_with_less_memory() {
 
     let mut mae = Mae::new(CpuBackend::new(), cfg.clone(), hb.batch).unwrap();
     mae.init_params(7);
-    let stored_bytes = mae.activation_bytes();
+    let mut bytes = Vec::new();
+    for mode in [Recompute::None, Recompute::Pointwise, Recompute::Blocks] {
+        mae.set_recompute(mode);
+        bytes.push(mae.activation_bytes());
+    }
     let opt = AdamWConfig::default();
     let mut losses = Vec::new();
-    for step in 0..4 {
-        // On, off and on again: switching between steps changes memory, never the numbers.
-        mae.set_recompute(step != 2);
+    // Switching between steps changes memory, never the numbers.
+    let modes = [
+        Recompute::Pointwise,
+        Recompute::Blocks,
+        Recompute::None,
+        Recompute::Pointwise,
+    ];
+    for mode in modes {
+        mae.set_recompute(mode);
         mae.zero_grads();
         mae.forward_backward(&hb, 1.0).unwrap();
         losses.push(mae.loss_sum());
@@ -234,14 +245,18 @@ fn recomputing_block_activations_gives_the_same_bits_with_less_memory() {
     assert!(mae.params_to_host() == stored.params_to_host());
     assert!(mae.grads_to_host() == stored.grads_to_host());
 
-    let recomputed_bytes = mae.activation_bytes();
-    println!("activations: {stored_bytes} bytes stored, {recomputed_bytes} recomputed");
-    assert!(
-        recomputed_bytes < stored_bytes,
-        "{recomputed_bytes} >= {stored_bytes}"
-    );
-    mae.set_recompute(false);
-    assert_eq!(mae.activation_bytes(), stored_bytes);
+    println!("activations: {bytes:?} bytes (none, pointwise, blocks)");
+    assert!(bytes[0] > bytes[1] && bytes[1] > bytes[2], "{bytes:?}");
+    // Pointwise drops (depth - 1) blocks of LayerNorm and GELU outputs (2C + M floats per token)
+    // in each stack.
+    let tokens = |per_lead: usize| hb.batch * cfg.leads * per_lead;
+    let dropped = (cfg.depth - 1) * tokens(cfg.visible_per_lead()) * (2 * cfg.dim + cfg.mlp_dim())
+        + (cfg.dec_depth - 1)
+            * tokens(cfg.patches_per_lead())
+            * (2 * cfg.dec_dim + cfg.dec_mlp_dim());
+    assert_eq!(bytes[0] - bytes[1], 4 * dropped as u64);
+    mae.set_recompute(Recompute::None);
+    assert_eq!(mae.activation_bytes(), bytes[0]);
 }
 
 /// Mixed precision (bf16 operands of every matrix product, f32 everything else; emulated by the

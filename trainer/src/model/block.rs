@@ -70,43 +70,60 @@ pub(crate) struct BlockDims {
 }
 
 /// Activations one block saves for its backward pass, besides its input (the residual stream,
-/// which the stack keeps).
+/// which the stack keeps) and its `Pointwise` activations.
 pub(crate) struct BlockActs<B: Backend> {
-    ln1: B::Buf,      // (T, C)
     ln1_mean: B::Buf, // (T)
     ln1_rstd: B::Buf, // (T)
     qkv: B::Buf,      // (T, 3C)
     attn: B::Buf,     // (T, C)
     lse: B::Buf,      // (T, H)
     mid: B::Buf,      // (T, C)
-    ln2: B::Buf,      // (T, C)
     ln2_mean: B::Buf, // (T)
     ln2_rstd: B::Buf, // (T)
     fc1: B::Buf,      // (T, M)
-    gelu: B::Buf,     // (T, M)
 }
 
 impl<B: Backend> BlockActs<B> {
     /// Floats of one block's saved activations for `tokens` tokens.
     pub(crate) fn floats(tokens: usize, d: BlockDims) -> usize {
-        tokens * (7 * d.width + 2 * d.mlp + d.heads + 4)
+        tokens * (5 * d.width + d.mlp + d.heads + 4)
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
         let (t, c) = (tokens, d.width);
         BlockActs {
-            ln1: be.alloc(t * c),
             ln1_mean: be.alloc(t),
             ln1_rstd: be.alloc(t),
             qkv: be.alloc(t * 3 * c),
             attn: be.alloc(t * c),
             lse: be.alloc(t * d.heads),
             mid: be.alloc(t * c),
-            ln2: be.alloc(t * c),
             ln2_mean: be.alloc(t),
             ln2_rstd: be.alloc(t),
             fc1: be.alloc(t * d.mlp),
-            gelu: be.alloc(t * d.mlp),
+        }
+    }
+}
+
+/// The outputs of a block's LayerNorms and GELU: the inputs of its GEMMs, cheap to compute again
+/// from the saved activations (`Recompute::Pointwise` keeps one set for all blocks).
+pub(crate) struct Pointwise<B: Backend> {
+    ln1: B::Buf,  // (T, C)
+    ln2: B::Buf,  // (T, C)
+    gelu: B::Buf, // (T, M)
+}
+
+impl<B: Backend> Pointwise<B> {
+    /// Floats of one block's pointwise activations for `tokens` tokens.
+    pub(crate) fn floats(tokens: usize, d: BlockDims) -> usize {
+        tokens * (2 * d.width + d.mlp)
+    }
+
+    pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
+        Pointwise {
+            ln1: be.alloc(tokens * d.width),
+            ln2: be.alloc(tokens * d.width),
+            gelu: be.alloc(tokens * d.mlp),
         }
     }
 }
@@ -163,31 +180,22 @@ impl<B: Backend> BlockCall<'_, B> {
         }
     }
 
-    /// Forward: reads `input` (T, C), saves the activations in `a`, writes the block output to
-    /// `out` (T, C). `tmp` (T, C) is scratch for the branch outputs.
+    /// Forward: reads `input` (T, C), saves the activations in `a` and `pw`, writes the block
+    /// output to `out` (T, C). `tmp` (T, C) is scratch for the branch outputs.
     pub(crate) fn forward(
         &self,
         input: &B::Buf,
-        a: &mut BlockActs<B>,
+        (a, pw): (&mut BlockActs<B>, &mut Pointwise<B>),
         out: &mut B::Buf,
         tmp: &mut B::Buf,
     ) {
         let (be, o, t) = (self.be, self.offsets, self.tokens);
         let (c, m) = (self.dims.width, self.dims.mlp);
         // Attention branch: mid = x + proj(attn(ln1(x))).
-        be.layernorm_forward(
-            (&mut a.ln1).into(),
-            (&mut a.ln1_mean).into(),
-            (&mut a.ln1_rstd).into(),
-            input.into(),
-            self.p(o.ln1_w),
-            self.p(o.ln1_b),
-            t,
-            c,
-        );
+        self.ln1_forward(input, a, pw);
         be.matmul_forward(
             (&mut a.qkv).into(),
-            (&a.ln1).into(),
+            (&pw.ln1).into(),
             self.p(o.qkv_w),
             Some(self.p(o.qkv_b)),
             t,
@@ -214,7 +222,7 @@ impl<B: Backend> BlockCall<'_, B> {
         be.add_layernorm_forward(
             (&mut a.mid).into(),
             (
-                (&mut a.ln2).into(),
+                (&mut pw.ln2).into(),
                 (&mut a.ln2_mean).into(),
                 (&mut a.ln2_rstd).into(),
             ),
@@ -225,17 +233,17 @@ impl<B: Backend> BlockCall<'_, B> {
         );
         be.matmul_forward(
             (&mut a.fc1).into(),
-            (&a.ln2).into(),
+            (&pw.ln2).into(),
             self.p(o.fc1_w),
             Some(self.p(o.fc1_b)),
             t,
             c,
             m,
         );
-        be.gelu_forward((&mut a.gelu).into(), (&a.fc1).into(), t * m);
+        be.gelu_forward((&mut pw.gelu).into(), (&a.fc1).into(), t * m);
         be.matmul_forward(
             tmp.into(),
-            (&a.gelu).into(),
+            (&pw.gelu).into(),
             self.p(o.fc2_w),
             Some(self.p(o.fc2_b)),
             t,
@@ -245,13 +253,52 @@ impl<B: Backend> BlockCall<'_, B> {
         be.add(out.into(), (&a.mid).into(), (&*tmp).into(), t * c);
     }
 
-    /// Backward: `input` and `a` as `forward` left them; on entry `g.dres` holds
+    /// ln1 of the block's input into `pw.ln1`, its statistics into `a`.
+    fn ln1_forward(&self, input: &B::Buf, a: &mut BlockActs<B>, pw: &mut Pointwise<B>) {
+        let o = self.offsets;
+        self.be.layernorm_forward(
+            (&mut pw.ln1).into(),
+            (&mut a.ln1_mean).into(),
+            (&mut a.ln1_rstd).into(),
+            input.into(),
+            self.p(o.ln1_w),
+            self.p(o.ln1_b),
+            self.tokens,
+            self.dims.width,
+        );
+    }
+
+    /// Writes `pw` again from `input` and `a` (`Recompute::Pointwise`, just before `backward`):
+    /// ln1(x), ln2(mid) and gelu(fc1), the same bits as the forward wrote. The statistics in `a`
+    /// are rewritten with the bits they hold.
+    pub(crate) fn recompute_pointwise(
+        &self,
+        input: &B::Buf,
+        a: &mut BlockActs<B>,
+        pw: &mut Pointwise<B>,
+    ) {
+        let (be, o, t) = (self.be, self.offsets, self.tokens);
+        self.ln1_forward(input, a, pw);
+        be.layernorm_forward(
+            (&mut pw.ln2).into(),
+            (&mut a.ln2_mean).into(),
+            (&mut a.ln2_rstd).into(),
+            (&a.mid).into(),
+            self.p(o.ln2_w),
+            self.p(o.ln2_b),
+            t,
+            self.dims.width,
+        );
+        be.gelu_forward((&mut pw.gelu).into(), (&a.fc1).into(), t * self.dims.mlp);
+    }
+
+    /// Backward: `input`, `a` and `pw` as `forward` left them; on entry `g.dres` holds
     /// d loss / d (block output); on exit it holds d loss / d (block input). Parameter gradients
     /// are ADDED into `grads`.
     pub(crate) fn backward(
         &self,
         input: &B::Buf,
-        a: &BlockActs<B>,
+        (a, pw): (&BlockActs<B>, &Pointwise<B>),
         g: &mut BlockGrads<B>,
         grads: &mut B::Buf,
     ) {
@@ -264,7 +311,7 @@ impl<B: Backend> BlockCall<'_, B> {
             ViewMut::new(grads, o.fc2_w),
             Some(o.fc2_b),
             (&g.dres).into(),
-            (&a.gelu).into(),
+            (&pw.gelu).into(),
             self.p(o.fc2_w),
             t,
             m,
@@ -283,7 +330,7 @@ impl<B: Backend> BlockCall<'_, B> {
             ViewMut::new(grads, o.fc1_w),
             Some(o.fc1_b),
             (&g.dfc1).into(),
-            (&a.ln2).into(),
+            (&pw.ln2).into(),
             self.p(o.fc1_w),
             t,
             c,
@@ -330,7 +377,7 @@ impl<B: Backend> BlockCall<'_, B> {
             ViewMut::new(grads, o.qkv_w),
             Some(o.qkv_b),
             (&g.dqkv).into(),
-            (&a.ln1).into(),
+            (&pw.ln1).into(),
             self.p(o.qkv_w),
             t,
             c,

@@ -14,6 +14,7 @@ use super::error::ModelError;
 use super::init::init_params;
 use super::layout::ParamLayout;
 use super::pos::sincos_table;
+use super::recompute::Recompute;
 use super::stack::Stack;
 use super::tokens::TokenPlan;
 use crate::optim::{AdamWConfig, OptimizerState};
@@ -226,12 +227,12 @@ impl<B: Backend> Mae<B> {
         &self.be
     }
 
-    /// Activation recomputation per block (`train.recompute`): the stacks keep each block's
-    /// input and rerun its forward during the backward pass. Same gradients, bit for bit; less
-    /// memory (`activation_bytes`), one more forward pass of the blocks per step.
-    pub fn set_recompute(&mut self, on: bool) {
-        self.enc.set_recompute(&self.be, on);
-        self.dec.set_recompute(&self.be, on);
+    /// Activation recomputation (`train.recompute`, model/recompute.rs): which activations the
+    /// stacks rerun in the backward pass instead of keeping them. Same gradients, bit for bit;
+    /// less memory (`activation_bytes`), more work.
+    pub fn set_recompute(&mut self, mode: Recompute) {
+        self.enc.set_recompute(&self.be, mode);
+        self.dec.set_recompute(&self.be, mode);
     }
 
     /// Bytes of activations a step at `max_batch` keeps from its forward pass to its backward

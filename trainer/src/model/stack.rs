@@ -1,18 +1,25 @@
 //! A stack of transformer blocks followed by a LayerNorm (the encoder or the decoder body), with
 //! all its activation and gradient buffers, allocated once for a maximum token count.
 //!
-//! With activation recomputation (`train.recompute`) the stack keeps only each block's input and
-//! one block's saved activations: the backward pass reruns each block's forward just before its
-//! backward. The backend's ops are deterministic, so the rerun writes the same bits and the
-//! gradients are bitwise those of the stored run; memory falls from `depth` blocks of
-//! activations to one, at the cost of a second forward pass.
+//! Activation recomputation (`train.recompute`, model/recompute.rs) keeps fewer activations:
+//! - `Blocks`: only each block's input and one block's activations; the backward pass reruns each
+//!   block's forward just before its backward (memory falls from `depth` blocks of activations to
+//!   one, at the cost of a second forward pass);
+//! - `Pointwise`: every block's GEMM and attention outputs, but one set of LayerNorm and GELU
+//!   outputs shared by all blocks, rewritten before each block's backward (elementwise work).
+//!
+//! The backend's ops are deterministic, so a rerun writes the same bits and the gradients are
+//! bitwise those of the stored run.
 
 use ecgfm_kernels::{Backend, View, ViewMut};
 
-use super::block::{offset_of, BlockActs, BlockCall, BlockDims, BlockGrads, BlockOffsets};
+use super::block::{
+    offset_of, BlockActs, BlockCall, BlockDims, BlockGrads, BlockOffsets, Pointwise,
+};
 use super::error::ModelError;
 use super::layout::ParamLayout;
 use super::mae::GradsReady;
+use super::recompute::Recompute;
 
 /// Blocks `{prefix}.0 ..` and the norm `{norm}` over packed tokens.
 pub(crate) struct Stack<B: Backend> {
@@ -22,8 +29,11 @@ pub(crate) struct Stack<B: Backend> {
     norm_b: usize,
     /// Each block's input (T, C): `inputs[0]` is the embedding's output.
     inputs: Vec<B::Buf>,
-    /// Saved activations: one per block, or one shared by all with recomputation.
+    /// Saved activations: one per block, or one shared by all (`Recompute::Blocks`).
     acts: Vec<BlockActs<B>>,
+    /// LayerNorm and GELU outputs: one per block, or one shared by all (recomputation).
+    pointwise: Vec<Pointwise<B>>,
+    recompute: Recompute,
     max_tokens: usize,
     /// Output of the last block, (T, C).
     out: B::Buf,
@@ -90,6 +100,8 @@ impl<B: Backend> Stack<B> {
             norm_b: offset_of(layout, &format!("{norm}.bias"))?,
             inputs: (0..depth).map(|_| be.alloc(t * dims.width)).collect(),
             acts: (0..depth).map(|_| BlockActs::new(be, t, dims)).collect(),
+            pointwise: (0..depth).map(|_| Pointwise::new(be, t, dims)).collect(),
+            recompute: Recompute::None,
             max_tokens: t,
             offsets,
             out: be.alloc(t * dims.width),
@@ -106,20 +118,25 @@ impl<B: Backend> Stack<B> {
         &mut self.inputs[0]
     }
 
-    /// Switches activation recomputation on or off (see the module comment); allocates or frees
-    /// the saved activations of all blocks but one.
-    pub(crate) fn set_recompute(&mut self, be: &B, on: bool) {
+    /// Sets the activation recomputation (see the module comment); allocates or frees the
+    /// activation sets it keeps.
+    pub(crate) fn set_recompute(&mut self, be: &B, mode: Recompute) {
         let depth = self.offsets.len();
-        let keep = if on { depth.min(1) } else { depth };
-        self.acts.truncate(keep);
-        while self.acts.len() < keep {
-            self.acts
-                .push(BlockActs::new(be, self.max_tokens, self.dims));
+        let (acts, pointwise) = match mode {
+            Recompute::None => (depth, depth),
+            Recompute::Pointwise => (depth, depth.min(1)),
+            Recompute::Blocks => (depth.min(1), depth.min(1)),
+        };
+        let (t, dims) = (self.max_tokens, self.dims);
+        self.acts.truncate(acts);
+        while self.acts.len() < acts {
+            self.acts.push(BlockActs::new(be, t, dims));
         }
-    }
-
-    fn recomputes(&self) -> bool {
-        self.acts.len() < self.offsets.len()
+        self.pointwise.truncate(pointwise);
+        while self.pointwise.len() < pointwise {
+            self.pointwise.push(Pointwise::new(be, t, dims));
+        }
+        self.recompute = mode;
     }
 
     /// Bytes of the activations kept between the forward and the backward pass.
@@ -127,23 +144,30 @@ impl<B: Backend> Stack<B> {
         let (t, c) = (self.max_tokens, self.dims.width);
         let floats = self.inputs.len() * t * c
             + self.acts.len() * BlockActs::<B>::floats(t, self.dims)
+            + self.pointwise.len() * Pointwise::<B>::floats(t, self.dims)
             + 2 * t * c
             + 2 * t;
         4 * floats as u64
+    }
+
+    /// The indices in `acts` and `pointwise` of block `i`'s activation sets (the shared ones
+    /// when recomputing).
+    fn sets(&self, i: usize) -> (usize, usize) {
+        (i.min(self.acts.len() - 1), i.min(self.pointwise.len() - 1))
     }
 
     /// Block `i`'s forward: its input, its saved activations (shared with recomputation) and
     /// its output (the next block's input, or `out` after the last).
     fn block_forward(&mut self, be: &B, params: &B::Buf, pack: Packing<'_, B>, i: usize) {
         let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+        let (a, p) = self.sets(i);
         let (head, tail) = self.inputs.split_at_mut(i + 1);
         let out = match tail.first_mut() {
             Some(next) => next,
             None => &mut self.out,
         };
-        let last = self.acts.len() - 1;
-        let acts = &mut self.acts[i.min(last)];
-        call.forward(&head[i], acts, out, &mut self.tmp);
+        let sets = (&mut self.acts[a], &mut self.pointwise[p]);
+        call.forward(&head[i], sets, out, &mut self.tmp);
     }
 
     /// Runs every block and the final norm; the result is in `norm_out`.
@@ -190,18 +214,21 @@ impl<B: Backend> Stack<B> {
             c,
         );
         ready(be, grads, self.norm_w);
-        let recompute = self.recomputes();
         for i in (0..self.offsets.len()).rev() {
-            if recompute {
-                // Rewrites block i's output with the bits it already holds.
-                self.block_forward(be, params, pack, i);
+            match self.recompute {
+                Recompute::None => {}
+                // Rewrites block i's activations and output with the bits they already held.
+                Recompute::Blocks => self.block_forward(be, params, pack, i),
+                Recompute::Pointwise => {
+                    let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+                    let (a, p) = (&mut self.acts[i], &mut self.pointwise[0]);
+                    call.recompute_pointwise(&self.inputs[i], a, p);
+                }
             }
-            block_call(be, params, &self.offsets[i], self.dims, pack).backward(
-                &self.inputs[i],
-                &self.acts[i.min(self.acts.len() - 1)],
-                &mut self.grads,
-                grads,
-            );
+            let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+            let (a, p) = self.sets(i);
+            let sets = (&self.acts[a], &self.pointwise[p]);
+            call.backward(&self.inputs[i], sets, &mut self.grads, grads);
             ready(be, grads, self.offsets[i].first());
         }
     }
