@@ -15,7 +15,8 @@
 #  3b. bf16_curve:  the same runs with bf16 matrix products (the GPU default): 20-step mean losses
 #                   within 2% of fp32 at every step; a second bf16 nano run is bitwise the same
 #   4. determinism: a second identical nano GPU run gives bitwise the same losses and weights;
-#                   recompute: the same run with train.recompute=true gives bitwise the same losses
+#                   recompute: the same run with train.recompute=blocks, and =pointwise, gives
+#                   bitwise the same losses
 #   5. resume:      a CPU-written checkpoint resumed on the GPU, and the reverse, against the
 #                   uninterrupted run of the resuming device (losses within 1e-4)
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
@@ -26,6 +27,8 @@
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
 #  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
 #                   item 8's, whose uploads go through page-locked staging (step_ms of both)
+#  8c. bench_pointwise: tiny's step with train.recompute=pointwise against item 8's (step time,
+#                   GPU memory, activation bytes)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -149,16 +152,17 @@ if [ $status -eq 0 ]; then
 fi
 record determinism $status "" "$work/nano-again.log"
 
-# ---- 4b. activation recomputation gives the same losses, bit for bit --------------------------
-run3="$work/run-nano-recompute"
-timeout $(limit 60) "$ecgfm" pretrain --device "$device" --precision fp32 --model nano --batch-size 32 --steps 300 \
-    --seed 0 --checkpoint-every 0 --set train.log_every=1 --set train.recompute=true --out "$run3" \
-    > "$work/nano-recompute.log" 2>&1
-status=$?
-if [ $status -eq 0 ]; then
-    losses "$run3" > "$work/nano-recompute.losses" 2> /dev/null
-    cmp -s "$work/nano.losses" "$work/nano-recompute.losses" || status=1
-fi
+# ---- 4b. activation recomputation (blocks, then pointwise) gives the same losses, bit for bit -
+status=0
+for mode in blocks pointwise; do
+    run3="$work/run-nano-recompute-$mode"
+    timeout $(limit 60) "$ecgfm" pretrain --device "$device" --precision fp32 --model nano --batch-size 32 \
+        --steps 300 --seed 0 --checkpoint-every 0 --set train.log_every=1 --set train.recompute=$mode \
+        --out "$run3" > "$work/nano-recompute-$mode.log" 2>&1 || status=1
+    losses "$run3" > "$work/nano-recompute-$mode.losses" 2> /dev/null || status=1
+    cmp -s "$work/nano.losses" "$work/nano-recompute-$mode.losses" || status=1
+done
+cat "$work"/nano-recompute-*.log > "$work/nano-recompute.log"
 record recompute $status "" "$work/nano-recompute.log"
 
 # ---- 5. checkpoints move between devices -------------------------------------------------------
@@ -221,6 +225,22 @@ print(json.dumps({"model": sys.argv[2], "staged_step_ms": staged, "pageable_step
                   "pageable_over_staged": pageable / staged}))
 PY
 record bench_uploads $status "$work/bench_uploads.json" "$work/bench_uploads.log"
+
+# ---- 8c. what pointwise recomputation costs and saves: tiny's step with train.recompute=pointwise
+# against item 8's (step time, GPU memory and activation bytes of both), our side only.
+timeout $(limit 60) "$ecgfm" bench step --device "$device" --model "$model" \
+    --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch --recompute pointwise \
+    > "$work/bench_pointwise.log" 2>&1
+status=$?
+python3 - "$work/bench.json" "$model" "$work/bench_pointwise.log" > "$work/bench_pointwise.json" <<'PY' || status=1
+import json, sys
+kept = json.load(open(sys.argv[1]))[sys.argv[2]]
+pointwise = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
+print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d in
+                  (("none", kept), ("pointwise", pointwise))
+                  for k in ("step_ms_median", "activation_bytes", "gpu_mem_bytes")}}))
+PY
+record bench_pointwise $status "$work/bench_pointwise.json" "$work/bench_pointwise.log"
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \
