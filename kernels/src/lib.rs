@@ -30,4 +30,4 @@ pub use backend::{AdamW, AttnDims, Backend, NormOut, View, ViewMut, MASKED_ROW};
 pub use bench::sgemm_gflops;
 pub use cpu::CpuBackend;
 pub use cuda::{CudaBackend, CudaError};
-pub use precision::{round_bf16, Precision};
+pub use precision::{bf16_attention_head, round_bf16, Precision};

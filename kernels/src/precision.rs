@@ -6,10 +6,12 @@
 //! Where bf16 rounds, exactly (the contract every backend follows; docs/model.md "Precision"):
 //! - linear layers: `inp` and `weight` in the forward; `dout`, `weight` and `inp` in the backward
 //!   (the bias and its gradient stay f32);
-//! - attention: q, k and v; the probabilities P before `P V` and `P^T dO`; dO; and
-//!   dS = P * (dP - D) (computed from the f32 P and dP) before `dS K` and `dS^T Q`. (The CPU
-//!   rounds the normalised P; the tensor-core forward rounds exp(s - running max) and divides by
-//!   the row sum after `P V`: one bf16 rounding in another place, within bf16's error.)
+//! - attention, at head sizes the tensor-core kernels take ([`bf16_attention_head`]; elsewhere
+//!   attention stays f32 on every backend): q, k and v; the probabilities P before `P V` and
+//!   `P^T dO`; dO; and dS = P * (dP - D) (computed from the f32 P and dP) before `dS K` and
+//!   `dS^T Q`. (The CPU rounds the normalised P; the tensor-core forward rounds
+//!   exp(s - running max) and divides by the row sum after `P V`: one bf16 rounding in another
+//!   place, within bf16's error.)
 //!
 //! The CPU backend emulates this by rounding copies of the operands (the same numbers a tensor
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than
@@ -54,6 +56,13 @@ impl FromStr for Precision {
             other => Err(format!("unknown precision {other:?} (fp32 or bf16)")),
         }
     }
+}
+
+/// Whether bf16 attention rounds at head size `hd`: the tensor-core kernels take multiples of 16
+/// (the MMA's k) up to 128 (their register arrays). At other head sizes attention runs in f32 on
+/// every backend, so the CPU's emulation and the GPU agree.
+pub fn bf16_attention_head(hd: usize) -> bool {
+    hd > 0 && hd.is_multiple_of(16) && hd <= 128
 }
 
 /// `x` rounded to the nearest bfloat16 (ties to even), returned as the f32 of the same value:

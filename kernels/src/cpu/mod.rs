@@ -16,7 +16,7 @@ mod tokens;
 mod weight_grad;
 
 use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, View, ViewMut};
-use crate::precision::{rounded_bf16, Precision};
+use crate::precision::{bf16_attention_head, rounded_bf16, Precision};
 use std::borrow::Cow;
 
 /// The CPU backend. It runs on the current rayon thread pool: wrap calls in
@@ -43,6 +43,20 @@ impl CpuBackend {
         match self.precision {
             Precision::Fp32 => Cow::Borrowed(xs),
             Precision::Bf16 => Cow::Owned(rounded_bf16(xs)),
+        }
+    }
+
+    /// This backend for an attention call of `dims`: bf16 only at the head sizes the tensor-core
+    /// kernels take (`precision::bf16_attention_head`), fp32 elsewhere.
+    fn for_attention(&self, dims: AttnDims) -> CpuBackend {
+        let bf16 =
+            self.precision == Precision::Bf16 && bf16_attention_head(dims.width / dims.heads);
+        CpuBackend {
+            precision: if bf16 {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            },
         }
     }
 }
@@ -281,13 +295,14 @@ impl Backend for CpuBackend {
         dims: AttnDims,
     ) {
         let t = dims.tokens;
+        let be = self.for_attention(dims);
         attention::forward(
             sm(out, t * dims.width),
             sm(lse, t * dims.heads),
-            &self.operand(s(qkv, t * 3 * dims.width)),
+            &be.operand(s(qkv, t * 3 * dims.width)),
             s(cu_seqlens, dims.seqs + 1),
             dims,
-            self.precision == Precision::Bf16,
+            be.precision == Precision::Bf16,
         );
     }
 
@@ -303,15 +318,16 @@ impl Backend for CpuBackend {
     ) {
         let (t, c) = (dims.tokens, dims.width);
         let dout = s(dout, t * c);
+        let be = self.for_attention(dims);
         attention::backward(
             sm(dqkv, t * 3 * c),
-            (dout, &self.operand(dout)),
-            &self.operand(s(qkv, t * 3 * c)),
+            (dout, &be.operand(dout)),
+            &be.operand(s(qkv, t * 3 * c)),
             s(out, t * c),
             s(lse, t * dims.heads),
             s(cu_seqlens, dims.seqs + 1),
             dims,
-            self.precision == Precision::Bf16,
+            be.precision == Precision::Bf16,
         );
     }
 

@@ -13,7 +13,7 @@ use super::device::{Arg, Device, LaunchDims, Module};
 use super::launch::elementwise;
 use super::KernelBackend;
 use crate::backend::AttnDims;
-use crate::precision::Precision;
+use crate::precision::{bf16_attention_head, Precision};
 
 /// Threads per attention block.
 const THREADS: u32 = 128;
@@ -74,7 +74,7 @@ pub(super) fn scale(hd: usize) -> f32 {
 
 /// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`.
 fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize) -> bool {
-    k.precision == Precision::Bf16 && k.dev.bf16_mma() && attention_bf16::supports(hd)
+    k.precision == Precision::Bf16 && k.dev.bf16_mma() && bf16_attention_head(hd)
 }
 
 /// out (T, C) and lse (T, H) from qkv (T, 3C): the bf16 tensor-core kernels for a bf16 backend

@@ -14,11 +14,6 @@ const THREADS: u32 = 128;
 /// Rows of a block's tile and of the streamed tiles (`TILE` in the kernel file).
 const TILE: usize = 64;
 
-/// Head sizes the kernels take: multiples of 16 (the MMA's k) up to 128 (their register arrays).
-pub(super) fn supports(hd: usize) -> bool {
-    hd > 0 && hd.is_multiple_of(16) && hd <= 128
-}
-
 /// The kernels' names for head size `hd`: the instantiation whose register arrays fit the
 /// smallest bound of 64, 96 and 128 at or above it.
 fn kernels(hd: usize) -> [&'static str; 3] {
@@ -54,7 +49,7 @@ fn dims_for(dims: AttnDims, hd: usize, floats: usize) -> LaunchDims {
     }
 }
 
-/// out (T, C) and lse (T, H) from qkv (T, 3C); `hd` = C / H satisfies [`supports`].
+/// out (T, C) and lse (T, H) from qkv (T, 3C); `hd` = C / H satisfies `precision::bf16_attention_head`.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     (out, lse): (u64, u64),
@@ -82,7 +77,7 @@ pub(super) fn forward<D: Device>(
 }
 
 /// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse; `hd` = C / H
-/// satisfies [`supports`].
+/// satisfies `precision::bf16_attention_head`.
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,

@@ -193,9 +193,21 @@ pub fn deterministic<B: Backend>(be: &B) {
 
 /// Head sizes that are not multiples of 16 run the fp32 kernels: the fp32 CPU op's results.
 pub fn fallback<B: Backend>(be: &B) {
-    let got = attention_outputs(be, &[5, 17, 1, 0, 9], 12, 3);
-    let want = attention_outputs(&CpuBackend::new(), &[5, 17, 1, 0, 9], 12, 3);
-    for (name, (g, w)) in ["out", "lse", "dqkv"].iter().zip(got.iter().zip(&want)) {
-        assert_close(&format!("bf16 fallback attention {name}"), g, w, 2e-5);
+    let seqs = [5, 17, 1, 0, 9];
+    let got = attention_outputs(be, &seqs, 12, 3);
+    let fp32 = attention_outputs(&CpuBackend::new(), &seqs, 12, 3);
+    let bf16_cpu = attention_outputs(&CpuBackend::with_precision(Precision::Bf16), &seqs, 12, 3);
+    for (i, name) in ["out", "lse", "dqkv"].iter().enumerate() {
+        assert_close(
+            &format!("bf16 fallback attention {name}"),
+            &got[i],
+            &fp32[i],
+            2e-5,
+        );
+        assert_bits(
+            &format!("bf16 CPU attention {name} at head size 4"),
+            &bf16_cpu[i],
+            &fp32[i],
+        );
     }
 }
