@@ -225,8 +225,8 @@ extern "C" __global__ void attention_dkv(float* dqkv, const float* dout, const f
     for (int e = threadIdx.x; e < cols * hd; e += blockDim.x) {
         int j = e / hd, d = e % hd;
         float* row = dqkv + (u64)(s0 + k0 + j) * stride + h * hd + d;
-        row[c] += dk[e] * scale;
-        row[2 * c] += dv[e];
+        row[c] = dk[e] * scale;
+        row[2 * c] = dv[e];
     }
 }
 
@@ -271,6 +271,6 @@ extern "C" __global__ void attention_dq(float* dqkv, const float* dout, const fl
     __syncthreads();
     for (int e = threadIdx.x; e < rows * hd; e += blockDim.x) {
         int i = e / hd, d = e % hd;
-        dqkv[(u64)(s0 + q0 + i) * stride + h * hd + d] += dq[e] * scale;
+        dqkv[(u64)(s0 + q0 + i) * stride + h * hd + d] = dq[e] * scale;
     }
 }

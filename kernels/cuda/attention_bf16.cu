@@ -389,10 +389,10 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv
 #pragma unroll
         for (int nd = 0; nd < HDM / 8; nd++) {
             if (nd >= hd / 8) break;
-            row[c + 8 * nd] += dk[nd][2 * r] * scale;
-            row[c + 8 * nd + 1] += dk[nd][2 * r + 1] * scale;
-            row[2 * c + 8 * nd] += dv[nd][2 * r];
-            row[2 * c + 8 * nd + 1] += dv[nd][2 * r + 1];
+            row[c + 8 * nd] = dk[nd][2 * r] * scale;
+            row[c + 8 * nd + 1] = dk[nd][2 * r + 1] * scale;
+            row[2 * c + 8 * nd] = dv[nd][2 * r];
+            row[2 * c + 8 * nd + 1] = dv[nd][2 * r + 1];
         }
     }
 }
@@ -485,8 +485,8 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv,
 #pragma unroll
         for (int nd = 0; nd < HDM / 8; nd++) {
             if (nd >= hd / 8) break;
-            row[8 * nd] += dq[nd][2 * r] * scale;
-            row[8 * nd + 1] += dq[nd][2 * r + 1] * scale;
+            row[8 * nd] = dq[nd][2 * r] * scale;
+            row[8 * nd + 1] = dq[nd][2 * r + 1] * scale;
         }
     }
 }

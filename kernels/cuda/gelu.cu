@@ -2,7 +2,7 @@
 // (kernels/src/cpu/gelu.rs): Phi from erfc(y) = t exp(-y^2) P(t), t = 1 / (1 + y / 2),
 // y = |x| / sqrt 2, P the same degree-10 polynomial; exp(-x^2 / 2) shared with phi.
 //   forward:  out = x Phi(x)                              x, out (n)
-//   backward: dinp += dout (Phi(x) + x phi(x))            dinp, dout (n)
+//   backward: dinp = dout (Phi(x) + x phi(x))            dinp, dout (n)
 #include "common.cuh"
 
 #define FRAC_1_SQRT_2PI 0.3989423f
@@ -35,6 +35,6 @@ extern "C" __global__ void gelu_backward(float* dinp, const float* inp, const fl
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
         float x = inp[i], cdf;
         float e = normal_cdf(x, &cdf);
-        dinp[i] += dout[i] * (cdf + x * FRAC_1_SQRT_2PI * e);
+        dinp[i] = dout[i] * (cdf + x * FRAC_1_SQRT_2PI * e);
     }
 }

@@ -6,11 +6,16 @@
 //! - A [`View`] / [`ViewMut`] is a buffer plus an element offset: a parameter tensor is addressed
 //!   inside the one contiguous parameter buffer, its gradient inside the gradient buffer.
 //! - Forward ops OVERWRITE their outputs.
-//! - Backward ops ACCUMULATE (`+=`) into every gradient they produce, parameter and activation
-//!   gradients alike (gradient accumulation over micro-batches; residual branches). The caller
-//!   zeroes gradient buffers when a new accumulation starts. The exceptions are the losses'
-//!   backward ops ([`Backend::masked_mse_backward`], [`Backend::cross_entropy_backward`],
-//!   [`Backend::bce_backward`]): they start the backward pass and overwrite their gradient.
+//! - Backward ops ACCUMULATE (`+=`) into every parameter gradient (gradient accumulation over
+//!   micro-batches) and into the activation gradients a residual stream or a scatter sums
+//!   ([`Backend::layernorm_backward`], [`Backend::add_lead_pos_backward`],
+//!   [`Backend::mask_scatter_backward`], [`Backend::mean_pool_backward`]); the caller zeroes
+//!   those when a new accumulation starts. The activation gradient that starts a branch is
+//!   OVERWRITTEN, so no pass zeroes it first: the input gradient of
+//!   [`Backend::matmul_backward`], [`Backend::gelu_backward`] and
+//!   [`Backend::attention_backward`], and the losses' gradients
+//!   ([`Backend::masked_mse_backward`], [`Backend::cross_entropy_backward`],
+//!   [`Backend::bce_backward`]).
 //! - Scalars (losses, the sum of squares behind the gradient norm) are written into a device
 //!   buffer, never returned: a training step queues work without waiting for the device, and the
 //!   host reads a scalar (`download`) only when it logs it.
@@ -172,8 +177,9 @@ pub trait Backend: Send + Sync {
         c: usize,
         oc: usize,
     );
-    /// dinp (T, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_rows dout.
-    /// `dinp` is optional (the patch embedding needs no input gradient). The bias gradient, if
+    /// dinp (T, C) = dout @ weight (overwritten); dweight (OC, C) += dout^T @ inp;
+    /// dbias (OC) += sum_rows dout. `dinp` is optional (the patch embedding needs no input
+    /// gradient). The bias gradient, if
     /// any, lives in the SAME buffer as `dweight` (the one gradient buffer) at element offset
     /// `dbias_off`; the two ranges must not overlap.
     fn matmul_backward(
@@ -243,7 +249,7 @@ pub trait Backend: Send + Sync {
 
     /// out = 0.5 x (1 + erf(x / sqrt 2)).
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize);
-    /// dinp += dout * (Phi(x) + x phi(x)), Phi / phi the standard normal cdf / pdf.
+    /// dinp = dout * (Phi(x) + x phi(x)) (overwritten), Phi / phi the standard normal cdf / pdf.
     fn gelu_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
@@ -268,9 +274,10 @@ pub trait Backend: Send + Sync {
         cu_seqlens: View<Self::IdxBuf>,
         dims: AttnDims,
     );
-    /// dqkv (T, 3C) += gradient of the forward, from dout (T, C) and the saved out and lse.
+    /// dqkv (T, 3C) = gradient of the forward (overwritten), from dout (T, C) and the saved out
+    /// and lse.
     /// With P = exp(S - lse), S = q k^T / sqrt(hd), Di = rowsum(dout * out):
-    /// dv += P^T dout; dS = P * (dout v^T - Di); dq += dS k / sqrt(hd); dk += dS^T q / sqrt(hd).
+    /// dv = P^T dout; dS = P * (dout v^T - Di); dq = dS k / sqrt(hd); dk = dS^T q / sqrt(hd).
     fn attention_backward(
         &self,
         dqkv: ViewMut<Self::Buf>,

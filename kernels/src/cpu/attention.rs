@@ -129,7 +129,8 @@ pub(crate) fn forward(
     });
 }
 
-/// dqkv (T, 3C) += attention backward from dout (T, C), qkv, the saved out (T, C) and lse (T, H).
+/// dqkv (T, 3C) = attention backward from dout (T, C), qkv, the saved out (T, C) and lse (T, H)
+/// (dK and dV summed over the query tiles, the first overwriting).
 /// `dout_mm` is dout as the products take it; D = rowsum(dout * out) uses the f32 `dout`. With
 /// `round_probs`, P and dS are rounded to bf16 before their products (crate::precision).
 #[allow(clippy::too_many_arguments)]
@@ -232,7 +233,7 @@ pub(crate) fn backward(
                         hd,
                         len,
                         dq,
-                        true,
+                        false,
                         MatRef::rows(ds.as_ptr(), len),
                         k,
                         scale,
@@ -243,7 +244,7 @@ pub(crate) fn backward(
                         hd,
                         br,
                         dk,
-                        true,
+                        q0 > 0,
                         MatRef::transposed(ds.as_ptr(), len),
                         q_tile,
                         scale,
@@ -254,7 +255,7 @@ pub(crate) fn backward(
                         hd,
                         br,
                         dv,
-                        true,
+                        q0 > 0,
                         MatRef::transposed(p.as_ptr(), len),
                         do_tile,
                         1.0,

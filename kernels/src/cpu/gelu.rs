@@ -68,7 +68,7 @@ pub(crate) fn backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
             fastmath::with_wide_simd(|| {
                 for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
                     let (cdf, e) = normal_cdf(x);
-                    *dx += dy * (cdf + x * FRAC_1_SQRT_2PI * e);
+                    *dx = dy * (cdf + x * FRAC_1_SQRT_2PI * e);
                 }
             })
         });

@@ -42,7 +42,7 @@ pub(crate) fn forward(
     }
 }
 
-/// dinp (T, C) += dout (T, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp (T, C);
+/// dinp (T, C) = dout (T, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp (T, C);
 /// dbias (OC) += sum over rows of `bias_dout` (the f32 dout; the products take the operands as
 /// given, bf16-rounded in a bf16 backend).
 pub(crate) fn backward(
@@ -65,7 +65,7 @@ pub(crate) fn backward(
                 c,
                 oc,
                 MatMut::rows(dinp.as_mut_ptr(), c),
-                true,
+                false,
                 MatRef::rows(dout.as_ptr(), oc),
                 MatRef::rows(weight.as_ptr(), c),
                 |_, _, _, _| {},

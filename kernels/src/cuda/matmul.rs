@@ -2,7 +2,7 @@
 //! true fp32 or with bf16 operands as the backend's precision says), the bias row add and the bias gradient from kernels/cuda/matmul.cu.
 //! Row-major X (r, c) is column-major X^T with leading dimension c, so:
 //!   out^T (OC x T)   = W (op T of W^T, ld C) . inp^T (ld C)
-//!   dinp^T (C x T)  += W^T (ld C) . dout^T (ld OC)
+//!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
 
 use super::device::{Arg, Device, Gemm, Module};
@@ -47,7 +47,7 @@ pub(super) fn forward<D: Device>(
     }
 }
 
-/// dinp += dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout.
+/// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout.
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dinp: Option<u64>,
@@ -70,7 +70,7 @@ pub(super) fn backward<D: Device>(
             lda: c,
             b: dout,
             ldb: oc,
-            beta: 1.0,
+            beta: 0.0,
             c: dinp,
             ldc: c,
             precision: k.precision,

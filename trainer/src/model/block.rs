@@ -305,7 +305,6 @@ impl<B: Backend> BlockCall<'_, B> {
         let (be, o, t) = (self.be, self.offsets, self.tokens);
         let (c, m) = (self.dims.width, self.dims.mlp);
         // MLP branch; the residual passes dres through unchanged.
-        be.fill((&mut g.dgelu).into(), t * m, 0.0);
         be.matmul_backward(
             Some((&mut g.dgelu).into()),
             ViewMut::new(grads, o.fc2_w),
@@ -317,14 +316,12 @@ impl<B: Backend> BlockCall<'_, B> {
             m,
             c,
         );
-        be.fill((&mut g.dfc1).into(), t * m, 0.0);
         be.gelu_backward(
             (&mut g.dfc1).into(),
             (&a.fc1).into(),
             (&g.dgelu).into(),
             t * m,
         );
-        be.fill((&mut g.dln).into(), t * c, 0.0);
         be.matmul_backward(
             Some((&mut g.dln).into()),
             ViewMut::new(grads, o.fc1_w),
@@ -349,7 +346,6 @@ impl<B: Backend> BlockCall<'_, B> {
             c,
         );
         // Attention branch; dres now holds d loss / d mid.
-        be.fill((&mut g.dattn).into(), t * c, 0.0);
         be.matmul_backward(
             Some((&mut g.dattn).into()),
             ViewMut::new(grads, o.proj_w),
@@ -361,7 +357,6 @@ impl<B: Backend> BlockCall<'_, B> {
             c,
             c,
         );
-        be.fill((&mut g.dqkv).into(), t * 3 * c, 0.0);
         be.attention_backward(
             (&mut g.dqkv).into(),
             (&g.dattn).into(),
@@ -371,7 +366,6 @@ impl<B: Backend> BlockCall<'_, B> {
             self.cu_seqlens.into(),
             self.attn_dims(),
         );
-        be.fill((&mut g.dln).into(), t * c, 0.0);
         be.matmul_backward(
             Some((&mut g.dln).into()),
             ViewMut::new(grads, o.qkv_w),

@@ -226,7 +226,6 @@ impl<B: Backend> Encoder<B> {
         }
         let params = &self.params;
         let p = |i: usize| View::new(params, self.off[i]);
-        be.fill((&mut self.dpooled).into(), n * f, 0.0);
         be.matmul_backward(
             Some((&mut self.dpooled).into()),
             ViewMut::new(&mut self.grads, self.off[HEAD_W]),

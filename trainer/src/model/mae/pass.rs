@@ -158,7 +158,6 @@ impl<B: Backend> Mae<B> {
             loss_scale,
         );
         // Decoder.
-        be.fill((&mut self.dec.grads.dln).into(), t_dec * dd, 0.0);
         be.matmul_backward(
             Some((&mut self.dec.grads.dln).into()),
             ViewMut::new(grads, o.pred_w),
@@ -197,7 +196,6 @@ impl<B: Backend> Mae<B> {
         );
         ready(be, grads, o.mask_token);
         // Encoder.
-        be.fill((&mut self.enc.grads.dln).into(), t_enc * d, 0.0);
         be.matmul_backward(
             Some((&mut self.enc.grads.dln).into()),
             ViewMut::new(grads, o.dec_embed_w),
