@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 for spec in nano:32 tiny:4; do
     model="${spec%%:*}"
     batch="${spec##*:}"
-    "$ecgfm" pretrain --device cpu --model "$model" --batch-size "$batch" --steps 300 --seed 0 \
+    "$ecgfm" pretrain --device cpu --precision fp32 --model "$model" --batch-size "$batch" --steps 300 --seed 0 \
         --checkpoint-every 0 --set train.log_every=1 --out "$work/$model" > "$work/$model.log"
 done
 python3 - "$work" > tests/reference/gpu_check_cpu_losses.json <<'PY'
