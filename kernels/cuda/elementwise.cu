@@ -1,5 +1,6 @@
-// Elementwise helpers (fill, copy, residual add and its backward's add_assign, scale), the
-// fixed-order sum of squares behind the global gradient norm, and the clipping that reads it.
+// Elementwise helpers (fill, copy, residual add with or without a bias and its backward's
+// add_assign, scale), the fixed-order sum of squares behind the global gradient norm, and the
+// clipping that reads it.
 // One thread per element, grid-stride. Shapes: every tensor is (n).
 #include "common.cuh"
 
@@ -17,6 +18,20 @@ extern "C" __global__ void copy_f32(float* dst, const float* src, u64 n) {
 extern "C" __global__ void add_f32(float* out, const float* a, const float* b, u64 n) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
+}
+
+// out (T, C) = a + (b + bias), bias (C) on every row: the residual add of a linear layer's
+// output whose bias its GEMM left out. Column j per thread, rows strided over grid.y.
+// Launch: grid = (ceil(C / BLOCK), min(T, 65535)), block = BLOCK.
+extern "C" __global__ void add_bias_f32(float* out, const float* a, const float* b,
+                                        const float* bias, int t, int c) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    float bj = bias[j];
+    for (int r = blockIdx.y; r < t; r += gridDim.y) {
+        u64 i = (u64)r * c + j;
+        out[i] = a[i] + (b[i] + bj);
+    }
 }
 
 // dst += src (residual backward, gradient accumulation).

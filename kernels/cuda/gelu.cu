@@ -2,6 +2,7 @@
 // (kernels/src/cpu/gelu.rs): Phi from erfc(y) = t exp(-y^2) P(t), t = 1 / (1 + y / 2),
 // y = |x| / sqrt 2, P the same degree-10 polynomial; exp(-x^2 / 2) shared with phi.
 //   forward:  out = x Phi(x)                              x, out (n)
+//             (bias_gelu_forward: x = pre + bias first, kept in pre)
 //   backward: dinp = dout (Phi(x) + x phi(x))            dinp, dout (n)
 #include "common.cuh"
 
@@ -26,6 +27,23 @@ static __device__ __forceinline__ float normal_cdf(float x, float* cdf) {
 extern "C" __global__ void gelu_forward(float* out, const float* inp, u64 n) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
         float x = inp[i], cdf;
+        normal_cdf(x, &cdf);
+        out[i] = x * cdf;
+    }
+}
+
+// The MLP's first bias and GELU in one pass: pre (T, M) += bias (M) on every row, out = gelu(pre).
+// Column j per thread, rows strided over grid.y. Launch: grid = (ceil(M / BLOCK), min(T, 65535)),
+// block = BLOCK.
+extern "C" __global__ void bias_gelu_forward(float* pre, float* out, const float* bias, int t,
+                                             int m) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= m) return;
+    float bj = bias[j];
+    for (int r = blockIdx.y; r < t; r += gridDim.y) {
+        u64 i = (u64)r * m + j;
+        float x = pre[i] + bj, cdf;
+        pre[i] = x;
         normal_cdf(x, &cdf);
         out[i] = x * cdf;
     }

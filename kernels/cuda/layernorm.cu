@@ -1,7 +1,7 @@
 // LayerNorm over rows (eps 1e-6, biased variance), forward beside backward.
 // Forward:  xhat = (x - mean) * rstd, rstd = 1 / sqrt(mean((x - mean)^2) + eps),
 //           out = xhat * weight + bias.                          x, out (T, C); mean, rstd (T)
-//           (add_layernorm_forward: x = a + b first, the residual add fused in)
+//           (add_layernorm_forward: x = a + (b + b_bias) first, the residual add fused in)
 // Backward: g = dout * weight;
 //           dx += rstd * (g - mean(g) - xhat * mean(g * xhat))   one warp per row
 //           dweight += sum_rows dout * xhat, dbias += sum_rows dout  (f64 partials over fixed
@@ -41,13 +41,14 @@ extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rst
     layernorm_row(out, mean, rstd, x, sum, weight, bias, row, c, lane);
 }
 
-// The residual add fused with the LayerNorm after it: res = a + b (T, C), then
-// layernorm_forward of res, bit for bit the two kernels in sequence without reading res back
-// from memory. Launch as layernorm_forward.
+// The residual add fused with the LayerNorm after it: res = a + (b + b_bias) (T, C; b_bias (C)
+// optional: the bias of the linear layer that wrote b, left out of its GEMM), then
+// layernorm_forward of res, bit for bit the unfused kernels without reading res back from
+// memory. Launch as layernorm_forward.
 extern "C" __global__ void add_layernorm_forward(float* res, float* out, float* mean, float* rstd,
                                                  const float* a, const float* b,
-                                                 const float* weight, const float* bias, int t,
-                                                 int c) {
+                                                 const float* b_bias, const float* weight,
+                                                 const float* bias, int t, int c) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (row >= t) return;
@@ -55,7 +56,9 @@ extern "C" __global__ void add_layernorm_forward(float* res, float* out, float* 
     float* x = res + base;
     float sum = 0.0f;
     for (int j = lane; j < c; j += 32) {
-        float v = a[base + j] + b[base + j];
+        float bj = b[base + j];
+        if (b_bias) bj += b_bias[j];
+        float v = a[base + j] + bj;
         x[j] = v;
         sum += v;
     }

@@ -79,6 +79,10 @@ impl<'a, T> From<&'a mut T> for ViewMut<'a, T> {
 /// The outputs of a LayerNorm forward: out (T, C), mean (T), rstd (T).
 pub type NormOut<'a, T> = (ViewMut<'a, T>, ViewMut<'a, T>, ViewMut<'a, T>);
 
+/// The inputs of a residual add a + b: a, b, and the bias (C) of the linear layer that wrote b
+/// when its `matmul_forward` left it out.
+pub type ResidualIn<'a, T> = (View<'a, T>, View<'a, T>, Option<View<'a, T>>);
+
 /// Marks a decoder row that takes the mask token in [`Backend::mask_scatter_forward`].
 pub const MASKED_ROW: u32 = u32::MAX;
 
@@ -210,23 +214,31 @@ pub trait Backend: Send + Sync {
         t: usize,
         c: usize,
     );
-    /// The residual add and the LayerNorm after it in one pass: res (T, C) = a + b, then
-    /// `layernorm_forward` of res. Bitwise the two ops in sequence (this default runs them so);
-    /// a backend fuses them to read res back no more. The add's backward is `add_assign` of the
-    /// gradient into both branches, as for `add`.
+    /// The residual add and the LayerNorm after it in one pass: res (T, C) = a + (b + b_bias),
+    /// then `layernorm_forward` of res. `b_bias` (C, on every row) is the bias of the linear
+    /// layer that wrote b, when its `matmul_forward` left it out. Bitwise the unfused ops
+    /// (`matmul_forward` with the bias, `add`, `layernorm_forward`), without reading res back.
+    /// The add's backward is `add_assign` of the gradient into both branches, as for `add`.
     fn add_layernorm_forward(
         &self,
-        mut res: ViewMut<Self::Buf>,
-        (out, mean, rstd): NormOut<Self::Buf>,
-        (a, b): (View<Self::Buf>, View<Self::Buf>),
-        (weight, bias): (View<Self::Buf>, View<Self::Buf>),
+        res: ViewMut<Self::Buf>,
+        outs: NormOut<Self::Buf>,
+        ins: ResidualIn<Self::Buf>,
+        params: (View<Self::Buf>, View<Self::Buf>),
         t: usize,
         c: usize,
-    ) {
-        self.add(res.reborrow(), a, b, t * c);
-        let res = View::new(&*res.buf, res.off);
-        self.layernorm_forward(out, mean, rstd, res, weight, bias, t, c);
-    }
+    );
+    /// out (T, C) = a + (b + bias), bias (C) on every row: the residual add of a linear layer's
+    /// output b whose bias its `matmul_forward` left out. Bitwise that `matmul_forward` with the
+    /// bias, then `add`, in one pass.
+    fn add_bias(
+        &self,
+        out: ViewMut<Self::Buf>,
+        a: View<Self::Buf>,
+        b_and_bias: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        c: usize,
+    );
     /// With xhat = (inp - mean) * rstd and g = dout * weight:
     /// dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += sum_rows dout * xhat;
     /// dbias += sum_rows dout. dbias (C) lives in the same buffer as `dweight`, at element offset
@@ -249,6 +261,17 @@ pub trait Backend: Send + Sync {
 
     /// out = 0.5 x (1 + erf(x / sqrt 2)).
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize);
+    /// pre (T, M) += bias (M) on every row, then out = gelu(pre): the MLP's first bias (left out
+    /// of its `matmul_forward`) and GELU in one pass, bitwise the two apart. `pre` keeps the
+    /// biased values for `gelu_backward`.
+    fn bias_gelu_forward(
+        &self,
+        pre: ViewMut<Self::Buf>,
+        out: ViewMut<Self::Buf>,
+        bias: View<Self::Buf>,
+        t: usize,
+        m: usize,
+    );
     /// dinp = dout * (Phi(x) + x phi(x)) (overwritten), Phi / phi the standard normal cdf / pdf.
     fn gelu_backward(
         &self,

@@ -26,7 +26,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod precision;
 
-pub use backend::{AdamW, AttnDims, Backend, NormOut, View, ViewMut, MASKED_ROW};
+pub use backend::{AdamW, AttnDims, Backend, NormOut, ResidualIn, View, ViewMut, MASKED_ROW};
 pub use bench::sgemm_gflops;
 pub use cpu::CpuBackend;
 pub use cuda::{CudaBackend, CudaError};

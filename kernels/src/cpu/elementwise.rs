@@ -26,6 +26,27 @@ pub(crate) fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
         });
 }
 
+/// out (T, C) = a + (b + bias), bias (C) on every row.
+pub(crate) fn add_bias(out: &mut [f32], a: &[f32], b: &[f32], bias: &[f32], c: usize) {
+    out.par_chunks_mut(c)
+        .zip(a.par_chunks(c).zip(b.par_chunks(c)))
+        .for_each(|(o, (a, b))| add_biased_row(o, a, b, &bias[..c]));
+}
+
+/// One row of `add_bias`: out = a + (b + bias).
+pub(crate) fn add_biased_row(out: &mut [f32], a: &[f32], b: &[f32], bias: &[f32]) {
+    for (((o, &a), &b), &bb) in out.iter_mut().zip(a).zip(b).zip(bias) {
+        *o = a + (b + bb);
+    }
+}
+
+/// x (T, C) += bias (C) on every row.
+pub(crate) fn add_bias_rows(x: &mut [f32], bias: &[f32], c: usize) {
+    x.par_chunks_mut(c).for_each(|row| {
+        row.iter_mut().zip(&bias[..c]).for_each(|(x, &b)| *x += b);
+    });
+}
+
 /// dst += src.
 pub(crate) fn add_assign(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK)

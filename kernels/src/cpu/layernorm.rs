@@ -28,11 +28,12 @@ pub(crate) fn forward(
         .for_each(|(((o, m), r), x)| (*m, *r) = row(o, x, weight, bias));
 }
 
-/// res (T, C) = a + b, then `forward` of res: each row added and normalised in one pass.
+/// res (T, C) = a + (b + b_bias), then `forward` of res: each row added and normalised in one
+/// pass (`b_bias` (C), when given, on every row).
 pub(crate) fn add_forward(
     res: &mut [f32],
     (out, mean, rstd): (&mut [f32], &mut [f32], &mut [f32]),
-    (a, b): (&[f32], &[f32]),
+    (a, b, b_bias): (&[f32], &[f32], Option<&[f32]>),
     (weight, bias): (&[f32], &[f32]),
     t: usize,
     c: usize,
@@ -44,8 +45,13 @@ pub(crate) fn add_forward(
         .zip(mean[..t].par_iter_mut().zip(rstd[..t].par_iter_mut()))
         .zip(a[..t * c].par_chunks(c).zip(b[..t * c].par_chunks(c)))
         .for_each(|(((x, o), (m, r)), (a, b))| {
-            for ((x, &a), &b) in x.iter_mut().zip(a).zip(b) {
-                *x = a + b;
+            match b_bias {
+                Some(bb) => super::elementwise::add_biased_row(x, a, b, &bb[..c]),
+                None => x
+                    .iter_mut()
+                    .zip(a)
+                    .zip(b)
+                    .for_each(|((x, &a), &b)| *x = a + b),
             }
             (*m, *r) = row(o, x, weight, bias);
         });

@@ -15,7 +15,7 @@ mod sgemm;
 mod tokens;
 mod weight_grad;
 
-use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, ResidualIn, View, ViewMut};
 use crate::precision::{bf16_attention_head, rounded_bf16, Precision};
 use std::borrow::Cow;
 
@@ -206,7 +206,7 @@ impl Backend for CpuBackend {
         &self,
         res: ViewMut<Vec<f32>>,
         (out, mean, rstd): NormOut<Vec<f32>>,
-        (a, b): (View<Vec<f32>>, View<Vec<f32>>),
+        (a, b, b_bias): ResidualIn<Vec<f32>>,
         (weight, bias): (View<Vec<f32>>, View<Vec<f32>>),
         t: usize,
         c: usize,
@@ -214,11 +214,25 @@ impl Backend for CpuBackend {
         layernorm::add_forward(
             sm(res, t * c),
             (sm(out, t * c), sm(mean, t), sm(rstd, t)),
-            (s(a, t * c), s(b, t * c)),
+            (s(a, t * c), s(b, t * c), b_bias.map(|v| s(v, c))),
             (s(weight, c), s(bias, c)),
             t,
             c,
         );
+    }
+
+    fn add_bias(
+        &self,
+        out: ViewMut<Vec<f32>>,
+        a: View<Vec<f32>>,
+        (b, bias): (View<Vec<f32>>, View<Vec<f32>>),
+        t: usize,
+        c: usize,
+    ) {
+        if t * c > 0 {
+            let n = t * c;
+            elementwise::add_bias(sm(out, n), s(a, n), s(b, n), s(bias, c), c);
+        }
     }
 
     fn layernorm_forward(
@@ -274,6 +288,22 @@ impl Backend for CpuBackend {
 
     fn gelu_forward(&self, out: ViewMut<Vec<f32>>, inp: View<Vec<f32>>, n: usize) {
         gelu::forward(sm(out, n), s(inp, n), n);
+    }
+
+    fn bias_gelu_forward(
+        &self,
+        pre: ViewMut<Vec<f32>>,
+        out: ViewMut<Vec<f32>>,
+        bias: View<Vec<f32>>,
+        t: usize,
+        m: usize,
+    ) {
+        let n = t * m;
+        if n > 0 {
+            let pre = sm(pre, n);
+            elementwise::add_bias_rows(pre, s(bias, m), m);
+            gelu::forward(sm(out, n), pre, n);
+        }
     }
 
     fn gelu_backward(

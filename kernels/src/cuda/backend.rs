@@ -6,7 +6,7 @@ use super::adamw::RunTable;
 use super::device::Device;
 use super::launch::Workspace;
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
-use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, View, ViewMut};
+use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, ResidualIn, View, ViewMut};
 use crate::precision::Precision;
 
 /// The kernel backend: `CudaBackend` on a GPU, the host harness's backend in tests.
@@ -195,16 +195,30 @@ impl<D: Device> Backend for KernelBackend<D> {
         &self,
         res: ViewMut<D::Buf>,
         (out, mean, rstd): NormOut<D::Buf>,
-        (a, b): (View<D::Buf>, View<D::Buf>),
+        (a, b, b_bias): ResidualIn<D::Buf>,
         (weight, bias): (View<D::Buf>, View<D::Buf>),
         t: usize,
         c: usize,
     ) {
         let n = t * c;
         let outs = (self.w(out, n), self.w(mean, t), self.w(rstd, t));
-        let ins = (self.r(a, n), self.r(b, n));
+        let b_bias = b_bias.map_or(0, |v| self.r(v, c));
+        let ins = (self.r(a, n), self.r(b, n), b_bias);
         let params = (self.r(weight, c), self.r(bias, c));
         layernorm::add_forward(self, self.w(res, n), outs, ins, params, (t, c));
+    }
+
+    fn add_bias(
+        &self,
+        out: ViewMut<D::Buf>,
+        a: View<D::Buf>,
+        (b, bias): (View<D::Buf>, View<D::Buf>),
+        t: usize,
+        c: usize,
+    ) {
+        let n = t * c;
+        let ins = (self.r(a, n), self.r(b, n), self.r(bias, c));
+        elementwise::add_bias(self, self.w(out, n), ins, (t, c));
     }
 
     fn layernorm_backward(
@@ -233,6 +247,19 @@ impl<D: Device> Backend for KernelBackend<D> {
 
     fn gelu_forward(&self, out: ViewMut<D::Buf>, inp: View<D::Buf>, n: usize) {
         gelu::forward(self, self.w(out, n), self.r(inp, n), n);
+    }
+
+    fn bias_gelu_forward(
+        &self,
+        pre: ViewMut<D::Buf>,
+        out: ViewMut<D::Buf>,
+        bias: View<D::Buf>,
+        t: usize,
+        m: usize,
+    ) {
+        let n = t * m;
+        let bufs = (self.w(pre, n), self.w(out, n), self.r(bias, m));
+        gelu::bias_forward(self, bufs, (t, m));
     }
 
     fn gelu_backward(

@@ -1,9 +1,9 @@
-//! Launches of kernels/cuda/elementwise.cu: fill, copy, add, add_assign, scale, the fixed-order
-//! sum of squares (f64 partials over the CPU backend's chunks, then one block adds them) and the
-//! on-device gradient clipping. Also the shared last pass that turns f64 row values into a loss.
+//! Launches of kernels/cuda/elementwise.cu: fill, copy, add (with or without a bias), add_assign,
+//! scale, the fixed-order sum of squares (f64 partials over the CPU backend's chunks, then one
+//! block adds them) and the on-device gradient clipping. Also the shared last pass that turns f64 row values into a loss.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{elementwise, scalar_reduction, SUMSQ_CHUNK};
+use super::launch::{columns_by_rows, elementwise, scalar_reduction, SUMSQ_CHUNK};
 use super::KernelBackend;
 
 /// Runs a grid-stride kernel of elementwise.cu over n elements.
@@ -30,6 +30,27 @@ pub(super) fn copy<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, n: usize
 pub(super) fn add<D: Device>(k: &KernelBackend<D>, out: u64, a: u64, b: u64, n: usize) {
     let args = [Arg::Ptr(out), Arg::Ptr(a), Arg::Ptr(b), Arg::U64(n as u64)];
     each(k, "add_f32", n, &args);
+}
+
+/// out (T, C) = a + (b + bias), bias (C) on every row.
+pub(super) fn add_bias<D: Device>(
+    k: &KernelBackend<D>,
+    out: u64,
+    (a, b, bias): (u64, u64, u64),
+    (t, c): (usize, usize),
+) {
+    if let Some(dims) = columns_by_rows(t, c) {
+        let args = [
+            Arg::Ptr(out),
+            Arg::Ptr(a),
+            Arg::Ptr(b),
+            Arg::Ptr(bias),
+            Arg::I32(t as i32),
+            Arg::I32(c as i32),
+        ];
+        k.dev
+            .launch(Module::Elementwise, "add_bias_f32", dims, &args);
+    }
 }
 
 pub(super) fn add_assign<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, n: usize) {

@@ -35,6 +35,12 @@ pub(crate) fn per_item(n: usize, y: usize) -> Option<LaunchDims> {
     })
 }
 
+/// A column per thread and rows strided over grid.y: (T, C) row-major kernels that read a
+/// per-column vector (a bias) once per thread.
+pub(crate) fn columns_by_rows(rows: usize, cols: usize) -> Option<LaunchDims> {
+    per_item(cols, rows.min(65_535))
+}
+
 /// One warp per row.
 pub(crate) fn warp_per_row(rows: usize) -> Option<LaunchDims> {
     per_item(rows * 32, 1)

@@ -31,12 +31,12 @@ pub(super) fn forward<D: Device>(
     }
 }
 
-/// res (T, C) = a + b, then `forward` of res in the same kernel.
+/// res (T, C) = a + (b + b_bias), then `forward` of res in the same kernel (`b_bias` 0: none).
 pub(super) fn add_forward<D: Device>(
     k: &KernelBackend<D>,
     res: u64,
     (out, mean, rstd): (u64, u64, u64),
-    (a, b): (u64, u64),
+    (a, b, b_bias): (u64, u64, u64),
     (weight, bias): (u64, u64),
     (t, c): (usize, usize),
 ) {
@@ -48,6 +48,7 @@ pub(super) fn add_forward<D: Device>(
             Arg::Ptr(rstd),
             Arg::Ptr(a),
             Arg::Ptr(b),
+            Arg::Ptr(b_bias),
             Arg::Ptr(weight),
             Arg::Ptr(bias),
             Arg::I32(t as i32),

@@ -269,16 +269,31 @@ pub fn layernorm<B: Backend>(be: &B) {
     }
 }
 
-/// res, out, mean and rstd of the residual add and LayerNorm, `fused` in one op or as `add`
-/// then `layernorm_forward`.
-fn add_layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize, fused: bool) -> Vec<Vec<f32>> {
+/// Inputs of the residual-add tests: a, b (T, C) and a bias (C), and b + bias row by row in f32
+/// (what a linear layer's bias epilogue writes).
+fn residual_inputs(t: usize, c: usize) -> [Vec<f32>; 4] {
     let mut rng = Rng::new((t * 31 + c) as u64);
-    let (a, b, w, bias) = (
-        up(be, &rng.vec(t * c, 2.0)),
-        up(be, &rng.vec(t * c, 2.0)),
-        up(be, &rng.vec(c, 1.0)),
-        up(be, &rng.vec(c, 1.0)),
-    );
+    let (a, b, bias) = (rng.vec(t * c, 2.0), rng.vec(t * c, 2.0), rng.vec(c, 1.0));
+    let biased = b
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x + bias[i % c.max(1)])
+        .collect();
+    [a, b, bias, biased]
+}
+
+/// res, out, mean and rstd of the residual add and LayerNorm: `fused` in one op (with b's bias
+/// passed when `with_bias`), or `add` of the biased b then `layernorm_forward`.
+fn add_layernorm_outputs<B: Backend>(
+    be: &B,
+    (t, c): (usize, usize),
+    fused: bool,
+    with_bias: bool,
+) -> Vec<Vec<f32>> {
+    let [a, b, bias, biased] = residual_inputs(t, c);
+    let mut rng = Rng::new((t * 17 + c) as u64);
+    let (w, ln_bias) = (up(be, &rng.vec(c, 1.0)), up(be, &rng.vec(c, 1.0)));
+    let a = up(be, &a);
     let mut res = up(be, &vec![0.0; t * c]);
     let (mut out, mut mean, mut rstd) = (
         up(be, &vec![0.0; t * c]),
@@ -286,12 +301,29 @@ fn add_layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize, fused: bool) ->
         up(be, &vec![0.0; t]),
     );
     let outs = (vm(&mut out), vm(&mut mean), vm(&mut rstd));
-    if fused {
-        be.add_layernorm_forward(vm(&mut res), outs, (v(&a), v(&b)), (v(&w), v(&bias)), t, c);
-    } else {
-        be.add(vm(&mut res), v(&a), v(&b), t * c);
-        let (out, mean, rstd) = outs;
-        be.layernorm_forward(out, mean, rstd, v(&res), v(&w), v(&bias), t, c);
+    let params = (v(&w), v(&ln_bias));
+    match (fused, with_bias) {
+        (true, true) => {
+            let (b, bias) = (up(be, &b), up(be, &bias));
+            be.add_layernorm_forward(
+                vm(&mut res),
+                outs,
+                (v(&a), v(&b), Some(v(&bias))),
+                params,
+                t,
+                c,
+            );
+        }
+        (true, false) => {
+            let b = up(be, &biased);
+            be.add_layernorm_forward(vm(&mut res), outs, (v(&a), v(&b), None), params, t, c);
+        }
+        (false, _) => {
+            let b = up(be, &biased);
+            be.add(vm(&mut res), v(&a), v(&b), t * c);
+            let (out, mean, rstd) = outs;
+            be.layernorm_forward(out, mean, rstd, v(&res), params.0, params.1, t, c);
+        }
     }
     vec![
         down(be, &res, t * c),
@@ -304,17 +336,60 @@ fn add_layernorm_outputs<B: Backend>(be: &B, t: usize, c: usize, fused: bool) ->
 pub fn add_layernorm<B: Backend>(be: &B) {
     let cpu = CpuBackend::new();
     for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (20, 100)] {
-        let fused = add_layernorm_outputs(be, t, c, true);
-        let unfused = add_layernorm_outputs(be, t, c, false);
-        let cpu_fused = add_layernorm_outputs(&cpu, t, c, true);
-        let cpu_unfused = add_layernorm_outputs(&cpu, t, c, false);
-        let names = ["res", "out", "mean", "rstd"];
-        for (i, name) in names.iter().enumerate() {
-            let name = format!("add_layernorm {name} t={t} c={c}");
-            assert_bits(&name, &fused[i], &unfused[i]);
-            assert_bits(&name, &cpu_fused[i], &cpu_unfused[i]);
-            assert_close(&name, &fused[i], &cpu_fused[i], 2e-5);
+        let unfused = add_layernorm_outputs(be, (t, c), false, false);
+        let cpu_unfused = add_layernorm_outputs(&cpu, (t, c), false, false);
+        for with_bias in [false, true] {
+            let fused = add_layernorm_outputs(be, (t, c), true, with_bias);
+            let cpu_fused = add_layernorm_outputs(&cpu, (t, c), true, with_bias);
+            for (i, name) in ["res", "out", "mean", "rstd"].iter().enumerate() {
+                let name = format!("add_layernorm {name} t={t} c={c} bias={with_bias}");
+                assert_bits(&name, &fused[i], &unfused[i]);
+                assert_bits(&name, &cpu_fused[i], &cpu_unfused[i]);
+                assert_close(&name, &fused[i], &cpu_fused[i], 2e-5);
+            }
         }
+    }
+}
+
+/// `add_bias` and `bias_gelu_forward` are bitwise `add` and `gelu_forward` of the biased input
+/// (and the same on the CPU: both are exact elementwise formulas).
+pub fn bias_fusions<B: Backend>(be: &B) {
+    let cpu = CpuBackend::new();
+    for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (70_000, 3)] {
+        let [a, b, bias, biased] = residual_inputs(t, c);
+        let n = t * c;
+        let outputs = |fused: bool| -> Vec<Vec<f32>> {
+            let (a_buf, bias_buf) = (up(be, &a), up(be, &bias));
+            let (mut out, mut gelu) = (up(be, &vec![0.0; n]), up(be, &vec![0.0; n]));
+            let mut pre = up(be, if fused { &b } else { &biased });
+            if fused {
+                let b_buf = up(be, &b);
+                be.add_bias(vm(&mut out), v(&a_buf), (v(&b_buf), v(&bias_buf)), t, c);
+                be.bias_gelu_forward(vm(&mut pre), vm(&mut gelu), v(&bias_buf), t, c);
+            } else {
+                let b_buf = up(be, &biased);
+                be.add(vm(&mut out), v(&a_buf), v(&b_buf), n);
+                be.gelu_forward(vm(&mut gelu), v(&b_buf), n);
+            }
+            vec![down(be, &out, n), down(be, &pre, n), down(be, &gelu, n)]
+        };
+        let (fused, unfused) = (outputs(true), outputs(false));
+        let cpu_gelu = {
+            let mut out = up(&cpu, &vec![0.0; n]);
+            cpu.gelu_forward(vm(&mut out), v(&up(&cpu, &biased)), n);
+            down(&cpu, &out, n)
+        };
+        for (i, name) in ["add_bias out", "bias_gelu pre", "bias_gelu out"]
+            .iter()
+            .enumerate()
+        {
+            assert_bits(&format!("{name} t={t} c={c}"), &fused[i], &unfused[i]);
+        }
+        assert_bits(
+            &format!("bias_gelu vs the CPU t={t} c={c}"),
+            &fused[2],
+            &cpu_gelu,
+        );
     }
 }
 

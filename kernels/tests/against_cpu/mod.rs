@@ -60,6 +60,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn bias_fusions_are_bitwise_the_unfused_ops() {
+            if let Some(be) = $make {
+                against_cpu::dense::bias_fusions(&be);
+            }
+        }
+
+        #[test]
         fn matmul_matches_the_cpu() {
             if let Some(be) = $make {
                 against_cpu::dense::matmul(&be);

@@ -9,10 +9,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, View, ViewMut};
+use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, ResidualIn, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 37] = [
+const OPS: [&str; 39] = [
     "alloc",
     "alloc_idx",
     "upload",
@@ -30,6 +30,8 @@ const OPS: [&str; 37] = [
     "matmul_backward",
     "layernorm_forward",
     "add_layernorm_forward",
+    "add_bias",
+    "bias_gelu_forward",
     "layernorm_backward",
     "gelu_forward",
     "gelu_backward",
@@ -309,7 +311,7 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         &self,
         res: ViewMut<Self::Buf>,
         outs: NormOut<Self::Buf>,
-        ins: (View<Self::Buf>, View<Self::Buf>),
+        ins: ResidualIn<Self::Buf>,
         params: (View<Self::Buf>, View<Self::Buf>),
         t: usize,
         c: usize,
@@ -317,6 +319,32 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         self.timed(const { op("add_layernorm_forward") }, || {
             self.inner
                 .add_layernorm_forward(res, outs, ins, params, t, c)
+        });
+    }
+
+    fn add_bias(
+        &self,
+        out: ViewMut<Self::Buf>,
+        a: View<Self::Buf>,
+        b_and_bias: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        c: usize,
+    ) {
+        self.timed(const { op("add_bias") }, || {
+            self.inner.add_bias(out, a, b_and_bias, t, c)
+        });
+    }
+
+    fn bias_gelu_forward(
+        &self,
+        pre: ViewMut<Self::Buf>,
+        out: ViewMut<Self::Buf>,
+        bias: View<Self::Buf>,
+        t: usize,
+        m: usize,
+    ) {
+        self.timed(const { op("bias_gelu_forward") }, || {
+            self.inner.bias_gelu_forward(pre, out, bias, t, m)
         });
     }
 
