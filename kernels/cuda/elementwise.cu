@@ -1,7 +1,7 @@
 // Elementwise helpers (fill, copy, residual add with or without a bias and its backward's
 // add_assign, scale), the fixed-order sum of squares behind the global gradient norm, and the
 // clipping that reads it.
-// One thread per element, grid-stride. Shapes: every tensor is (n).
+// One thread per element, grid-stride (add_bias_f32: one per column). Shapes: (n) unless noted.
 #include "common.cuh"
 
 extern "C" __global__ void fill_f32(float* dst, u64 n, float value) {

@@ -1,6 +1,7 @@
 //! Launches of kernels/cuda/elementwise.cu: fill, copy, add (with or without a bias), add_assign,
 //! scale, the fixed-order sum of squares (f64 partials over the CPU backend's chunks, then one
-//! block adds them) and the on-device gradient clipping. Also the shared last pass that turns f64 row values into a loss.
+//! block adds them) and the on-device gradient clipping. Also the shared last pass that turns f64
+//! row values into a loss.
 
 use super::device::{Arg, Device, Module};
 use super::launch::{columns_by_rows, elementwise, scalar_reduction, SUMSQ_CHUNK};
