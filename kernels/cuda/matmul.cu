@@ -8,10 +8,14 @@
 #include "common.cuh"
 
 // out (T, OC) += bias (OC) on every row: the linear layer's bias after its GEMM.
+// Column j per thread (its bias read once), rows strided over grid.y.
+// Launch: grid = (ceil(OC / BLOCK), min(T, 65535)), block = BLOCK.
 extern "C" __global__ void add_bias_rows(float* out, const float* bias, int t, int oc) {
-    u64 n = (u64)t * oc;
-    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
-        out[i] += bias[i % oc];
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= oc) return;
+    float bj = bias[j];
+    for (int r = blockIdx.y; r < t; r += gridDim.y)
+        out[(u64)r * oc + j] += bj;
 }
 
 // Pass 1: partial[chunk][j] = sum of src[r][j] over the chunk's rows r (f64, in row order).

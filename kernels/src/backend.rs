@@ -261,15 +261,17 @@ pub trait Backend: Send + Sync {
 
     /// out = 0.5 x (1 + erf(x / sqrt 2)).
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize);
-    /// pre (T, M) += bias (M) on every row, then out = gelu(pre): the MLP's first bias (left out
-    /// of its `matmul_forward`) and GELU in one pass, bitwise the two apart. `pre` keeps the
-    /// biased values for `gelu_backward`.
-    fn bias_gelu_forward(
+    /// pre (T, M) = inp (T, C) @ weight (M, C)^T + bias (M), then out = gelu(pre): the MLP's
+    /// first layer and its GELU. Bitwise `matmul_forward` then `gelu_forward`; a backend fuses
+    /// what it can (the CPU takes the GELU of each output tile while it is in cache, a kernel
+    /// backend adds the bias in the GELU's pass). `pre` is what `gelu_backward` reads.
+    fn matmul_gelu_forward(
         &self,
-        pre: ViewMut<Self::Buf>,
-        out: ViewMut<Self::Buf>,
-        bias: View<Self::Buf>,
+        pre_and_out: (ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        inp: View<Self::Buf>,
+        weight_and_bias: (View<Self::Buf>, View<Self::Buf>),
         t: usize,
+        c: usize,
         m: usize,
     );
     /// dinp = dout * (Phi(x) + x phi(x)) (overwritten), Phi / phi the standard normal cdf / pdf.

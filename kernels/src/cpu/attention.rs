@@ -8,7 +8,7 @@
 //! Tasks write disjoint (rows, head columns) regions, and tiles are visited in a fixed order, so
 //! results are bitwise independent of the thread count.
 
-use super::fastmath;
+use super::fastmath::{self, wide_simd_fn};
 use super::sgemm::{gemm_st, MatMut, MatRef};
 use crate::backend::AttnDims;
 use crate::precision::round_bf16;
@@ -107,20 +107,11 @@ pub(crate) fn forward(
                         k_t,
                         scale,
                     );
-                    fastmath::with_wide_simd(|| {
-                        for (i, row) in s.chunks_mut(len).enumerate() {
-                            let max = fastmath::max(row);
-                            row.iter_mut()
-                                .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
-                            let sum = fastmath::sum(row);
-                            let inv = 1.0 / sum;
-                            row.iter_mut().for_each(|x| *x *= inv);
-                            if round_probs {
-                                row.iter_mut().for_each(|x| *x = round_bf16(*x));
-                            }
-                            *lse_ptr.at(s0 + q0 + i, h).ptr = max + sum.ln();
-                        }
-                    });
+                    let mut row_lse = [0f32; QUERY_TILE];
+                    softmax_rows(s, len, round_probs, &mut row_lse[..br]);
+                    for (i, &l) in row_lse[..br].iter().enumerate() {
+                        *lse_ptr.at(s0 + q0 + i, h).ptr = l;
+                    }
                     let o = out_ptr.at(s0 + q0, h * hd);
                     gemm_st(br, hd, len, o, false, MatRef::rows(s.as_ptr(), len), v, 1.0);
                 }
@@ -206,27 +197,15 @@ pub(crate) fn backward(
                         v_t,
                         1.0,
                     );
-                    fastmath::with_wide_simd(|| {
-                        for i in 0..br {
-                            let row = s0 + q0 + i;
-                            let l = lse[row * heads + h];
-                            let o_row = &out[row * c + h * hd..row * c + (h + 1) * hd];
-                            let do_row = &dout[row * c + h * hd..row * c + (h + 1) * hd];
-                            let di = fastmath::dot(o_row, do_row);
-                            let (p_row, ds_row) = (
-                                &mut p[i * len..(i + 1) * len],
-                                &mut ds[i * len..(i + 1) * len],
-                            );
-                            for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
-                                *pv = fastmath::exp_nonpositive(*pv - l);
-                                *dv = *pv * (*dv - di);
-                            }
-                            if round_probs {
-                                p_row.iter_mut().for_each(|x| *x = round_bf16(*x));
-                                ds_row.iter_mut().for_each(|x| *x = round_bf16(*x));
-                            }
-                        }
-                    });
+                    let (mut row_lse, mut row_d) = ([0f32; QUERY_TILE], [0f32; QUERY_TILE]);
+                    for i in 0..br {
+                        let row = s0 + q0 + i;
+                        let cols = row * c + h * hd..row * c + (h + 1) * hd;
+                        row_lse[i] = lse[row * heads + h];
+                        row_d[i] = fastmath::dot(&out[cols.clone()], &dout[cols]);
+                    }
+                    let stats = (&row_lse[..br], &row_d[..br]);
+                    softmax_backward_rows((p, ds), len, stats, round_probs);
                     let dq = dqkv_ptr.at(s0 + q0, h * hd);
                     gemm_st(
                         br,
@@ -264,4 +243,47 @@ pub(crate) fn backward(
             }
         });
     });
+}
+
+wide_simd_fn! {
+    /// Each row (length `len`) of the scaled scores s becomes softmax probabilities in place
+    /// (bf16-rounded with `round_probs`), and its log-sum-exp goes to `row_lse`.
+    fn softmax_rows(s: &mut [f32], len: usize, round_probs: bool, row_lse: &mut [f32]) {
+        for (row, lse) in s.chunks_mut(len).zip(row_lse) {
+            let max = fastmath::max(row);
+            row.iter_mut()
+                .for_each(|x| *x = fastmath::exp_nonpositive(*x - max));
+            let sum = fastmath::sum(row);
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
+            if round_probs {
+                row.iter_mut().for_each(|x| *x = round_bf16(*x));
+            }
+            *lse = max + sum.ln();
+        }
+    }
+}
+
+wide_simd_fn! {
+    /// Row i (length `len`) of the scores p becomes P = exp(p - lse_i), and of dO V^T in ds
+    /// dS = P (ds - D_i), with (lse, D) = `stats` per row (both bf16-rounded with `round_probs`).
+    fn softmax_backward_rows(
+        p_ds: (&mut [f32], &mut [f32]),
+        len: usize,
+        stats: (&[f32], &[f32]),
+        round_probs: bool,
+    ) {
+        let (p, ds) = p_ds;
+        let rows = p.chunks_mut(len).zip(ds.chunks_mut(len));
+        for ((p_row, ds_row), (&l, &di)) in rows.zip(stats.0.iter().zip(stats.1)) {
+            for (pv, dv) in p_row.iter_mut().zip(ds_row.iter_mut()) {
+                *pv = fastmath::exp_nonpositive(*pv - l);
+                *dv = *pv * (*dv - di);
+            }
+            if round_probs {
+                p_row.iter_mut().for_each(|x| *x = round_bf16(*x));
+                ds_row.iter_mut().for_each(|x| *x = round_bf16(*x));
+            }
+        }
+    }
 }

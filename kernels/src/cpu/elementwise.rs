@@ -40,13 +40,6 @@ pub(crate) fn add_biased_row(out: &mut [f32], a: &[f32], b: &[f32], bias: &[f32]
     }
 }
 
-/// x (T, C) += bias (C) on every row.
-pub(crate) fn add_bias_rows(x: &mut [f32], bias: &[f32], c: usize) {
-    x.par_chunks_mut(c).for_each(|row| {
-        row.iter_mut().zip(&bias[..c]).for_each(|(x, &b)| *x += b);
-    });
-}
-
 /// dst += src.
 pub(crate) fn add_assign(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK)

@@ -92,21 +92,33 @@ pub(crate) fn max(xs: &[f32]) -> f32 {
     tail.iter().fold(total, |m, &x| m.max(x))
 }
 
-/// Runs `f` inlined into a function compiled for AVX2 when the CPU has it, so elementwise loops
-/// get 8 lanes instead of baseline SSE2's 4. The arithmetic is written out explicitly (no fused
-/// multiply-add, fixed summation lanes), so every result bit is the same on both paths.
-#[inline(always)]
-pub(crate) fn with_wide_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// `wide_simd_fn! { fn name(a: A, b: B) -> R { body } }` defines `name` with its body compiled
+/// twice, for AVX2 (8 lanes) and for baseline SSE2 (4), and runs the AVX2 copy when the CPU has
+/// it. The arithmetic is written out explicitly (no fused multiply-add, fixed summation lanes),
+/// so every result bit is the same on both paths. The body is an `#[inline(always)]` function,
+/// which the compiler must inline into the AVX2 copy: a closure handed to a `target_feature`
+/// function is inlined only when the optimiser likes it, and when an unrelated change made it
+/// stop, the GELU ran at half speed.
+macro_rules! wide_simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
+    };
 }
+pub(crate) use wide_simd_fn;

@@ -1,16 +1,16 @@
-//! Linear layer: out (T, OC) = inp (T, C) @ weight^T + bias, and its backward
-//! (dinp += dout @ weight here; dweight += dout^T @ inp and dbias += column sums of dout in
-//! `weight_grad`).
+//! Linear layer: out (T, OC) = inp (T, C) @ weight^T + bias, optionally with the GELU of out
+//! fused into each output tile, and its backward (dinp = dout @ weight here; dweight += dout^T @
+//! inp and dbias += column sums of dout in `weight_grad`).
 
 use super::sgemm::{gemm_par, MatMut, MatRef};
-use super::weight_grad;
+use super::{gelu, weight_grad};
 
-/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC).
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC); with `gelu_out` (T, OC), also
+/// gelu_out = gelu(out), each output tile while it is still in cache.
 pub(crate) fn forward(
-    out: &mut [f32],
+    (out, gelu_out): (&mut [f32], Option<&mut [f32]>),
     inp: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
+    (weight, bias): (&[f32], Option<&[f32]>),
     t: usize,
     c: usize,
     oc: usize,
@@ -18,7 +18,10 @@ pub(crate) fn forward(
     let (out, inp, weight) = (&mut out[..t * oc], &inp[..t * c], &weight[..oc * c]);
     let bias = bias.map(|b| &b[..oc]);
     let dst = MatMut::rows(out.as_mut_ptr(), oc);
-    // SAFETY: the slices above bound every addressed element; out is disjoint from the inputs.
+    let gelu_dst = gelu_out.map(|g| MatMut::rows(g[..t * oc].as_mut_ptr(), oc));
+    // SAFETY: the slices above bound every addressed element; out and gelu_out are disjoint
+    // from the inputs and from each other (two &mut), and each tile's epilogue touches only its
+    // own rows r0..r1 and columns c0..c1 of both.
     unsafe {
         gemm_par(
             t,
@@ -29,12 +32,16 @@ pub(crate) fn forward(
             MatRef::rows(inp.as_ptr(), c),
             MatRef::transposed(weight.as_ptr(), c),
             |r0, r1, c0, c1| {
-                if let Some(bias) = bias {
-                    for r in r0..r1 {
-                        let row = dst.at(r, 0).ptr;
-                        for (j, &b) in bias[c0..c1].iter().enumerate() {
-                            *row.add(c0 + j) += b;
-                        }
+                for r in r0..r1 {
+                    let row = std::slice::from_raw_parts_mut(dst.at(r, c0).ptr, c1 - c0);
+                    if let Some(bias) = bias {
+                        row.iter_mut()
+                            .zip(&bias[c0..c1])
+                            .for_each(|(x, &b)| *x += b);
+                    }
+                    if let Some(g) = gelu_dst {
+                        let g = std::slice::from_raw_parts_mut(g.at(r, c0).ptr, c1 - c0);
+                        gelu::forward_run(g, row);
                     }
                 }
             },

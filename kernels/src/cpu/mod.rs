@@ -155,12 +155,10 @@ impl Backend for CpuBackend {
         c: usize,
         oc: usize,
     ) {
-        let bias = bias.map(|b| s(b, oc));
         matmul::forward(
-            sm(out, t * oc),
+            (sm(out, t * oc), None),
             &self.operand(s(inp, t * c)),
-            &self.operand(s(weight, oc * c)),
-            bias,
+            (&self.operand(s(weight, oc * c)), bias.map(|b| s(b, oc))),
             t,
             c,
             oc,
@@ -290,20 +288,23 @@ impl Backend for CpuBackend {
         gelu::forward(sm(out, n), s(inp, n), n);
     }
 
-    fn bias_gelu_forward(
+    fn matmul_gelu_forward(
         &self,
-        pre: ViewMut<Vec<f32>>,
-        out: ViewMut<Vec<f32>>,
-        bias: View<Vec<f32>>,
+        (pre, out): (ViewMut<Vec<f32>>, ViewMut<Vec<f32>>),
+        inp: View<Vec<f32>>,
+        (weight, bias): (View<Vec<f32>>, View<Vec<f32>>),
         t: usize,
+        c: usize,
         m: usize,
     ) {
-        let n = t * m;
-        if n > 0 {
-            let pre = sm(pre, n);
-            elementwise::add_bias_rows(pre, s(bias, m), m);
-            gelu::forward(sm(out, n), pre, n);
-        }
+        matmul::forward(
+            (sm(pre, t * m), Some(sm(out, t * m))),
+            &self.operand(s(inp, t * c)),
+            (&self.operand(s(weight, m * c)), Some(s(bias, m))),
+            t,
+            c,
+            m,
+        );
     }
 
     fn gelu_backward(

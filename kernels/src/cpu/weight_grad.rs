@@ -8,7 +8,7 @@
 //! sums of dout), then the partials are added in chunk order. Chunks and blocks depend only on
 //! the shape, never on the thread count, so every result is bitwise reproducible.
 
-use super::fastmath;
+use super::fastmath::wide_simd_fn;
 use super::par::{SendPtr, CHUNK};
 use super::sgemm::{gemm_st, MatMut, MatRef};
 use rayon::prelude::*;
@@ -114,37 +114,48 @@ pub(crate) fn accumulate(
 /// f64 sums over the rows of `rows` (row length `width`) of columns r0..r1, in row order.
 fn column_sums(rows: &[f32], width: usize, r0: usize, r1: usize) -> Vec<f64> {
     let mut acc = vec![0f64; r1 - r0];
-    fastmath::with_wide_simd(|| {
+    add_column_sums(&mut acc, rows, width, r0);
+    acc
+}
+
+wide_simd_fn! {
+    /// acc (n) += the f64 sums of columns r0..r0 + n over the rows of `rows`, in row order.
+    fn add_column_sums(acc: &mut [f64], rows: &[f32], width: usize, r0: usize) {
+        let r1 = r0 + acc.len();
         for row in rows.chunks_exact(width) {
             for (a, &v) in acc.iter_mut().zip(&row[r0..r1]) {
                 *a += v as f64;
             }
         }
-    });
-    acc
+    }
 }
 
 /// dst += (((p_0 + p_1) + p_2) + ...) element-wise over the `chunks` partials laid end to end.
 fn add_partials(dst: &mut [f32], partials: &[f32], chunks: usize) {
     let n = dst.len();
-    dst.par_chunks_mut(CHUNK).enumerate().for_each(|(b, d)| {
-        let base = b * CHUNK;
-        fastmath::with_wide_simd(|| {
-            for (l, lane) in d.chunks_mut(LANE_BLOCK).enumerate() {
-                let e0 = base + l * LANE_BLOCK;
-                let len = lane.len();
-                let mut acc = [0f32; LANE_BLOCK];
-                acc[..len].copy_from_slice(&partials[e0..e0 + len]);
-                for chunk in 1..chunks {
-                    let p = &partials[chunk * n + e0..chunk * n + e0 + len];
-                    for (a, &v) in acc.iter_mut().zip(p) {
-                        *a += v;
-                    }
-                }
-                for (x, &a) in lane.iter_mut().zip(&acc) {
-                    *x += a;
+    dst.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(b, d)| add_partials_block(d, b * CHUNK, partials, (chunks, n)));
+}
+
+wide_simd_fn! {
+    /// `add_partials` for the block d of dst (length n) that starts at element `base`.
+    fn add_partials_block(d: &mut [f32], base: usize, partials: &[f32], chunks_n: (usize, usize)) {
+        let (chunks, n) = chunks_n;
+        for (l, lane) in d.chunks_mut(LANE_BLOCK).enumerate() {
+            let e0 = base + l * LANE_BLOCK;
+            let len = lane.len();
+            let mut acc = [0f32; LANE_BLOCK];
+            acc[..len].copy_from_slice(&partials[e0..e0 + len]);
+            for chunk in 1..chunks {
+                let p = &partials[chunk * n + e0..chunk * n + e0 + len];
+                for (a, &v) in acc.iter_mut().zip(p) {
+                    *a += v;
                 }
             }
-        });
-    });
+            for (x, &a) in lane.iter_mut().zip(&acc) {
+                *x += a;
+            }
+        }
+    }
 }

@@ -249,16 +249,19 @@ impl<D: Device> Backend for KernelBackend<D> {
         gelu::forward(self, self.w(out, n), self.r(inp, n), n);
     }
 
-    fn bias_gelu_forward(
+    fn matmul_gelu_forward(
         &self,
-        pre: ViewMut<D::Buf>,
-        out: ViewMut<D::Buf>,
-        bias: View<D::Buf>,
+        (pre, out): (ViewMut<D::Buf>, ViewMut<D::Buf>),
+        inp: View<D::Buf>,
+        (weight, bias): (View<D::Buf>, View<D::Buf>),
         t: usize,
+        c: usize,
         m: usize,
     ) {
-        let n = t * m;
-        let bufs = (self.w(pre, n), self.w(out, n), self.r(bias, m));
+        let (inp, weight) = (self.r(inp, t * c), self.r(weight, m * c));
+        let pre = self.w(pre, t * m);
+        matmul::forward(self, pre, inp, weight, None, (t, c, m));
+        let bufs = (pre, self.w(out, t * m), self.r(bias, m));
         gelu::bias_forward(self, bufs, (t, m));
     }
 

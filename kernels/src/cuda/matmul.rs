@@ -1,12 +1,13 @@
 //! The linear layer on a kernel backend: the three GEMMs through the device's GEMM (cuBLAS, in
-//! true fp32 or with bf16 operands as the backend's precision says), the bias row add and the bias gradient from kernels/cuda/matmul.cu.
+//! true fp32 or with bf16 operands as the backend's precision says), and the bias row add and
+//! the bias gradient from kernels/cuda/matmul.cu.
 //! Row-major X (r, c) is column-major X^T with leading dimension c, so:
 //!   out^T (OC x T)   = W (op T of W^T, ld C) . inp^T (ld C)
 //!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
 
 use super::device::{Arg, Device, Gemm, Module};
-use super::launch::{elementwise, per_item, row_chunks, ROWS_PER_CHUNK};
+use super::launch::{columns_by_rows, per_item, row_chunks, ROWS_PER_CHUNK};
 use super::KernelBackend;
 
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC).
@@ -36,7 +37,7 @@ pub(super) fn forward<D: Device>(
         ldc: oc,
         precision: k.precision,
     });
-    if let (Some(bias), Some(dims)) = (bias, elementwise(t * oc)) {
+    if let (Some(bias), Some(dims)) = (bias, columns_by_rows(t, oc)) {
         let args = [
             Arg::Ptr(out),
             Arg::Ptr(bias),

@@ -351,46 +351,62 @@ pub fn add_layernorm<B: Backend>(be: &B) {
     }
 }
 
-/// `add_bias` and `bias_gelu_forward` are bitwise `add` and `gelu_forward` of the biased input
-/// (and the same on the CPU: both are exact elementwise formulas).
+/// `add_bias` is bitwise `add` of the biased input (on any backend: one exact formula), and
+/// `matmul_gelu_forward` bitwise `matmul_forward` with the bias then `gelu_forward` on the same
+/// backend, and within the linear layer's tolerance of the CPU.
 pub fn bias_fusions<B: Backend>(be: &B) {
-    let cpu = CpuBackend::new();
     for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (70_000, 3)] {
         let [a, b, bias, biased] = residual_inputs(t, c);
         let n = t * c;
-        let outputs = |fused: bool| -> Vec<Vec<f32>> {
-            let (a_buf, bias_buf) = (up(be, &a), up(be, &bias));
-            let (mut out, mut gelu) = (up(be, &vec![0.0; n]), up(be, &vec![0.0; n]));
-            let mut pre = up(be, if fused { &b } else { &biased });
-            if fused {
-                let b_buf = up(be, &b);
-                be.add_bias(vm(&mut out), v(&a_buf), (v(&b_buf), v(&bias_buf)), t, c);
-                be.bias_gelu_forward(vm(&mut pre), vm(&mut gelu), v(&bias_buf), t, c);
-            } else {
-                let b_buf = up(be, &biased);
-                be.add(vm(&mut out), v(&a_buf), v(&b_buf), n);
-                be.gelu_forward(vm(&mut gelu), v(&b_buf), n);
-            }
-            vec![down(be, &out, n), down(be, &pre, n), down(be, &gelu, n)]
-        };
-        let (fused, unfused) = (outputs(true), outputs(false));
-        let cpu_gelu = {
-            let mut out = up(&cpu, &vec![0.0; n]);
-            cpu.gelu_forward(vm(&mut out), v(&up(&cpu, &biased)), n);
-            down(&cpu, &out, n)
-        };
-        for (i, name) in ["add_bias out", "bias_gelu pre", "bias_gelu out"]
-            .iter()
-            .enumerate()
-        {
-            assert_bits(&format!("{name} t={t} c={c}"), &fused[i], &unfused[i]);
-        }
-        assert_bits(
-            &format!("bias_gelu vs the CPU t={t} c={c}"),
-            &fused[2],
-            &cpu_gelu,
-        );
+        let a = up(be, &a);
+        let (mut fused, mut unfused) = (up(be, &vec![0.0; n]), up(be, &vec![0.0; n]));
+        let (b, bias, biased) = (up(be, &b), up(be, &bias), up(be, &biased));
+        be.add_bias(vm(&mut fused), v(&a), (v(&b), v(&bias)), t, c);
+        be.add(vm(&mut unfused), v(&a), v(&biased), n);
+        let name = format!("add_bias t={t} c={c}");
+        assert_bits(&name, &down(be, &fused, n), &down(be, &unfused, n));
     }
+    let reference = CpuBackend::with_precision(be.precision());
+    for shape in [
+        (0, 3, 4),
+        (1, 1, 1),
+        (13, 7, 5),
+        (6, 0, 3),
+        (97, 33, 75),
+        (300, 5, 70),
+    ] {
+        let fused = matmul_gelu_outputs(be, shape, true);
+        let unfused = matmul_gelu_outputs(be, shape, false);
+        let want = matmul_gelu_outputs(&reference, shape, true);
+        for (i, name) in ["pre", "gelu"].iter().enumerate() {
+            let name = format!("matmul_gelu {name} {shape:?}");
+            assert_bits(&name, &fused[i], &unfused[i]);
+            assert_close(&name, &fused[i], &want[i], 1e-5);
+        }
+    }
+}
+
+/// pre and gelu(pre) of the MLP's first layer: `fused` in `matmul_gelu_forward`, or
+/// `matmul_forward` with the bias then `gelu_forward`.
+fn matmul_gelu_outputs<B: Backend>(
+    be: &B,
+    (t, c, m): (usize, usize, usize),
+    fused: bool,
+) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new((t * 13 + c * 5 + m) as u64);
+    let (x, w, b) = (
+        up(be, &rng.vec(t * c, 1.0)),
+        up(be, &rng.vec(m * c, 1.0)),
+        up(be, &rng.vec(m, 1.0)),
+    );
+    let (mut pre, mut out) = (up(be, &vec![0.0; t * m]), up(be, &vec![0.0; t * m]));
+    if fused {
+        be.matmul_gelu_forward((vm(&mut pre), vm(&mut out)), v(&x), (v(&w), v(&b)), t, c, m);
+    } else {
+        be.matmul_forward(vm(&mut pre), v(&x), v(&w), Some(v(&b)), t, c, m);
+        be.gelu_forward(vm(&mut out), v(&pre), t * m);
+    }
+    vec![down(be, &pre, t * m), down(be, &out, t * m)]
 }
 
 fn matmul_outputs<B: Backend>(

@@ -31,9 +31,9 @@ const OPS: [&str; 39] = [
     "layernorm_forward",
     "add_layernorm_forward",
     "add_bias",
-    "bias_gelu_forward",
     "layernorm_backward",
     "gelu_forward",
+    "matmul_gelu_forward",
     "gelu_backward",
     "attention_forward",
     "attention_backward",
@@ -335,19 +335,6 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         });
     }
 
-    fn bias_gelu_forward(
-        &self,
-        pre: ViewMut<Self::Buf>,
-        out: ViewMut<Self::Buf>,
-        bias: View<Self::Buf>,
-        t: usize,
-        m: usize,
-    ) {
-        self.timed(const { op("bias_gelu_forward") }, || {
-            self.inner.bias_gelu_forward(pre, out, bias, t, m)
-        });
-    }
-
     fn layernorm_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
@@ -371,6 +358,21 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize) {
         self.timed(const { op("gelu_forward") }, || {
             self.inner.gelu_forward(out, inp, n)
+        });
+    }
+
+    fn matmul_gelu_forward(
+        &self,
+        pre_and_out: (ViewMut<Self::Buf>, ViewMut<Self::Buf>),
+        inp: View<Self::Buf>,
+        weight_and_bias: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        c: usize,
+        m: usize,
+    ) {
+        self.timed(const { op("matmul_gelu_forward") }, || {
+            self.inner
+                .matmul_gelu_forward(pre_and_out, inp, weight_and_bias, t, c, m)
         });
     }
 
@@ -668,8 +670,12 @@ mod tests {
                 .map_or(0, |t| t.calls)
         };
         let blocks = (cfg.depth + cfg.dec_depth) as u64;
-        // Patch embedding, dec_embed and dec_pred, plus qkv, proj, fc1 and fc2 per block.
-        assert_eq!(calls("matmul_forward"), 3 + 4 * blocks);
+        // Patch embedding, dec_embed and dec_pred, plus qkv, proj and fc2 per block; fc1 runs
+        // with its GELU in matmul_gelu_forward.
+        assert_eq!(calls("matmul_forward"), 3 + 3 * blocks);
+        assert_eq!(calls("matmul_gelu_forward"), blocks);
+        assert_eq!(calls("add_bias"), blocks);
+        assert_eq!(calls("gelu_forward"), 0);
         assert_eq!(calls("matmul_backward"), 3 + 4 * blocks);
         assert_eq!(calls("attention_forward"), blocks);
         assert_eq!(calls("attention_backward"), blocks);
