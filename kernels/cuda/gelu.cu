@@ -4,6 +4,7 @@
 //   forward:  out = x Phi(x)                              x, out (n)
 //             (bias_gelu_forward: x = pre + bias first, kept in pre)
 //   backward: dinp = dout (Phi(x) + x phi(x))            dinp, dout (n)
+//             (gelu_backward_colsum: also the column sums of dinp (T, M), the bias gradient)
 #include "common.cuh"
 
 #define FRAC_1_SQRT_2PI 0.3989423f
@@ -49,10 +50,34 @@ extern "C" __global__ void bias_gelu_forward(float* pre, float* out, const float
     }
 }
 
+__device__ __forceinline__ float gelu_grad(float x, float dy) {
+    float cdf;
+    float e = normal_cdf(x, &cdf);
+    return dy * (cdf + x * FRAC_1_SQRT_2PI * e);
+}
+
 extern "C" __global__ void gelu_backward(float* dinp, const float* inp, const float* dout, u64 n) {
-    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-        float x = inp[i], cdf;
-        float e = normal_cdf(x, &cdf);
-        dinp[i] = dout[i] * (cdf + x * FRAC_1_SQRT_2PI * e);
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        dinp[i] = gelu_grad(inp[i], dout[i]);
+}
+
+// gelu_backward of (T, M) with the first pass of the bias gradient of the layer before the GELU:
+// partial[chunk][j] = sum of dinp[r][j] over the chunk's rows r (f64, in row order), exactly
+// colsum_partial (matmul.cu) of the dinp it writes. Column j per thread.
+// Launch: grid = (ceil(M / BLOCK), chunks), block = BLOCK.
+extern "C" __global__ void gelu_backward_colsum(double* partial, float* dinp, const float* inp,
+                                                const float* dout, int t, int m,
+                                                int rows_per_chunk) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= m) return;
+    int r0 = blockIdx.y * rows_per_chunk;
+    int r1 = r0 + rows_per_chunk < t ? r0 + rows_per_chunk : t;
+    double acc = 0.0;
+    for (int r = r0; r < r1; r++) {
+        u64 i = (u64)r * m + j;
+        float dx = gelu_grad(inp[i], dout[i]);
+        dinp[i] = dx;
+        acc += (double)dx;
     }
+    partial[(u64)blockIdx.y * m + j] = acc;
 }

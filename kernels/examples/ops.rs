@@ -70,8 +70,15 @@ fn main() {
         )
     });
     let gelu = best_ms(|| be.gelu_forward((&mut big2).into(), (&big).into(), t * m));
-    let gelu_back =
-        best_ms(|| be.gelu_backward((&mut big2).into(), (&big).into(), (&big).into(), t * m));
+    let gelu_back = best_ms(|| {
+        be.gelu_backward(
+            (&mut big2).into(),
+            None,
+            ((&big).into(), (&big).into()),
+            t,
+            m,
+        )
+    });
     let ln = best_ms(|| {
         be.layernorm_forward(
             (&mut h).into(),

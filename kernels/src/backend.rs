@@ -274,13 +274,17 @@ pub trait Backend: Send + Sync {
         c: usize,
         m: usize,
     );
-    /// dinp = dout * (Phi(x) + x phi(x)) (overwritten), Phi / phi the standard normal cdf / pdf.
+    /// dinp (T, M) = dout * (Phi(x) + x phi(x)) (overwritten), x = inp, Phi / phi the standard
+    /// normal cdf / pdf. With `dbias` (M): dbias += the column sums of dinp, the bias gradient of
+    /// the linear layer that wrote inp (whose `matmul_backward` then takes no `dbias_off`), in the
+    /// same pass; bitwise the sums `matmul_backward` would make.
     fn gelu_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
-        inp: View<Self::Buf>,
-        dout: View<Self::Buf>,
-        n: usize,
+        dbias: Option<ViewMut<Self::Buf>>,
+        inp_and_dout: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        m: usize,
     );
 
     // ---- packed variable-length attention -------------------------------------------------

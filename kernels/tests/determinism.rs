@@ -101,7 +101,13 @@ fn run_everything() -> Vec<u32> {
         p,
     );
     let mut datt = be.alloc(t * c);
-    be.gelu_backward((&mut datt).into(), (&att).into(), (&dact).into(), t * c);
+    be.gelu_backward(
+        (&mut datt).into(),
+        None,
+        ((&att).into(), (&dact).into()),
+        t,
+        c,
+    );
     let mut dqkv = be.alloc(t * 3 * c);
     be.attention_backward(
         (&mut dqkv).into(),

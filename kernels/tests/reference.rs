@@ -258,7 +258,13 @@ fn gelu_matches_the_exact_erf_formula_in_f64_on<B: Backend>(be: &B) {
         .collect();
     let (mut out, mut grad) = (up(be, &vec![0.0; n]), up(be, &vec![0.0; n]));
     be.gelu_forward(vm(&mut out), v(&up(be, &x)), n);
-    be.gelu_backward(vm(&mut grad), v(&up(be, &x)), v(&up(be, &vec![1.0; n])), n);
+    be.gelu_backward(
+        vm(&mut grad),
+        None,
+        (v(&up(be, &x)), v(&up(be, &vec![1.0; n]))),
+        n,
+        1,
+    );
     let (out, grad) = (body(be, &out, n), body(be, &grad, n));
     for (i, &xi) in x.iter().enumerate() {
         let xd = xi as f64;

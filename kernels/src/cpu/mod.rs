@@ -310,11 +310,17 @@ impl Backend for CpuBackend {
     fn gelu_backward(
         &self,
         dinp: ViewMut<Vec<f32>>,
-        inp: View<Vec<f32>>,
-        dout: View<Vec<f32>>,
-        n: usize,
+        dbias: Option<ViewMut<Vec<f32>>>,
+        (inp, dout): (View<Vec<f32>>, View<Vec<f32>>),
+        t: usize,
+        m: usize,
     ) {
-        gelu::backward(sm(dinp, n), s(inp, n), s(dout, n), n);
+        let n = t * m;
+        let dinp = sm(dinp, n);
+        gelu::backward(dinp, s(inp, n), s(dout, n), n);
+        if let Some(dbias) = dbias {
+            weight_grad::bias_grad(sm(dbias, m), dinp, t, m);
+        }
     }
 
     fn attention_forward(

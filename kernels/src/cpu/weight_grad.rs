@@ -103,12 +103,38 @@ pub(crate) fn accumulate(
         for block in 0..blocks {
             let r0 = block * br;
             for (i, d) in dbias[r0..(r0 + br).min(oc)].iter_mut().enumerate() {
-                let total =
-                    (0..chunks).fold(0f64, |s, chunk| s + bias_sums[chunk * blocks + block][i]);
-                *d += total as f32;
+                *d += in_chunk_order((0..chunks).map(|chunk| bias_sums[chunk * blocks + block][i]));
             }
         }
     }
+}
+
+/// dbias (OC) += column sums of dout (T, OC), bitwise the dbias of `accumulate` (f64 per chunk
+/// of rows, then the chunk sums in order) for a caller that has no weight gradient to go with it.
+pub(crate) fn bias_grad(dbias: &mut [f32], dout: &[f32], t: usize, oc: usize) {
+    if t == 0 || oc == 0 {
+        return;
+    }
+    let kr = chunk_rows(t);
+    let sums: Vec<Vec<f64>> = (0..t.div_ceil(kr))
+        .into_par_iter()
+        .map(|chunk| {
+            column_sums(
+                &dout[chunk * kr * oc..((chunk + 1) * kr).min(t) * oc],
+                oc,
+                0,
+                oc,
+            )
+        })
+        .collect();
+    for (j, d) in dbias[..oc].iter_mut().enumerate() {
+        *d += in_chunk_order(sums.iter().map(|s| s[j]));
+    }
+}
+
+/// (((s_0 + s_1) + s_2) + ...) of a column's chunk sums, in f64, as the f32 to add.
+fn in_chunk_order(chunk_sums: impl Iterator<Item = f64>) -> f32 {
+    chunk_sums.fold(0f64, |s, x| s + x) as f32
 }
 
 /// f64 sums over the rows of `rows` (row length `width`) of columns r0..r1, in row order.

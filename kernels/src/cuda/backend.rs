@@ -268,11 +268,17 @@ impl<D: Device> Backend for KernelBackend<D> {
     fn gelu_backward(
         &self,
         dinp: ViewMut<D::Buf>,
-        inp: View<D::Buf>,
-        dout: View<D::Buf>,
-        n: usize,
+        dbias: Option<ViewMut<D::Buf>>,
+        (inp, dout): (View<D::Buf>, View<D::Buf>),
+        t: usize,
+        m: usize,
     ) {
-        gelu::backward(self, self.w(dinp, n), self.r(inp, n), self.r(dout, n), n);
+        let n = t * m;
+        let (dinp, ins) = (self.w(dinp, n), (self.r(inp, n), self.r(dout, n)));
+        match dbias {
+            Some(dbias) => gelu::backward_bias(self, (dinp, self.w(dbias, m)), ins, (t, m)),
+            None => gelu::backward(self, dinp, ins, n),
+        }
     }
 
     fn attention_forward(

@@ -1,7 +1,9 @@
-//! Launches of kernels/cuda/gelu.cu (exact erf GELU, bit for bit the CPU backend's formula).
+//! Launches of kernels/cuda/gelu.cu (exact erf GELU, bit for bit the CPU backend's formula), the
+//! backward optionally with the bias gradient of the layer before it.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{columns_by_rows, elementwise};
+use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, ROWS_PER_CHUNK};
+use super::matmul;
 use super::KernelBackend;
 
 /// out (n) = gelu(inp).
@@ -31,7 +33,12 @@ pub(super) fn bias_forward<D: Device>(
 }
 
 /// dinp (n) = dout * gelu'(inp).
-pub(super) fn backward<D: Device>(k: &KernelBackend<D>, dinp: u64, inp: u64, dout: u64, n: usize) {
+pub(super) fn backward<D: Device>(
+    k: &KernelBackend<D>,
+    dinp: u64,
+    (inp, dout): (u64, u64),
+    n: usize,
+) {
     if let Some(dims) = elementwise(n) {
         let args = [
             Arg::Ptr(dinp),
@@ -41,4 +48,32 @@ pub(super) fn backward<D: Device>(k: &KernelBackend<D>, dinp: u64, inp: u64, dou
         ];
         k.dev.launch(Module::Gelu, "gelu_backward", dims, &args);
     }
+}
+
+/// dinp (T, M) = dout * gelu'(inp), and dbias (M) += its column sums: the first pass of
+/// `matmul::column_sums` (same row chunks, f64 in row order) computes dinp as it reads it.
+pub(super) fn backward_bias<D: Device>(
+    k: &KernelBackend<D>,
+    (dinp, dbias): (u64, u64),
+    (inp, dout): (u64, u64),
+    (t, m): (usize, usize),
+) {
+    let chunks = row_chunks(t);
+    let Some(dims) = per_item(m, chunks) else {
+        return;
+    };
+    k.workspace.with(&k.dev, 2 * chunks * m, |partial| {
+        let args = [
+            Arg::Ptr(partial),
+            Arg::Ptr(dinp),
+            Arg::Ptr(inp),
+            Arg::Ptr(dout),
+            Arg::I32(t as i32),
+            Arg::I32(m as i32),
+            Arg::I32(ROWS_PER_CHUNK as i32),
+        ];
+        k.dev
+            .launch(Module::Gelu, "gelu_backward_colsum", dims, &args);
+        matmul::finish_column_sums(k, dbias, partial, chunks, m);
+    });
 }

@@ -64,8 +64,60 @@ fn gelu_outputs<B: Backend>(be: &B, x: &[f32]) -> Vec<Vec<f32>> {
     let mut out = up(be, &vec![0.0; n]);
     be.gelu_forward(vm(&mut out), v(&xb), n);
     let mut dinp = up(be, &rng.vec(n, 1.0));
-    be.gelu_backward(vm(&mut dinp), v(&xb), v(&dout), n);
+    be.gelu_backward(vm(&mut dinp), None, (v(&xb), v(&dout)), n, 1);
     vec![down(be, &out, n), down(be, &dinp, n)]
+}
+
+/// dinp and the bias gradient (added to a random start) of the GELU's backward over (T, M):
+/// `fused` in `gelu_backward`, or its plain form and then `matmul_backward`'s dbias from dinp.
+fn gelu_bias_grad_outputs<B: Backend>(
+    be: &B,
+    (t, m): (usize, usize),
+    fused: bool,
+) -> [Vec<f32>; 2] {
+    let mut rng = Rng::new((t * 7 + m) as u64);
+    let (x, dout) = (up(be, &rng.vec(t * m, 3.0)), up(be, &rng.vec(t * m, 1.0)));
+    let mut dinp = up(be, &rng.vec(t * m, 1.0));
+    // (M, 1) weight gradient, then the bias gradient (M), as a linear layer C = 1 -> M keeps them.
+    let mut dwb = up(be, &rng.vec(2 * m, 1.0));
+    if fused {
+        let dbias = ViewMut::new(&mut dwb, PAD + m);
+        be.gelu_backward(vm(&mut dinp), Some(dbias), (v(&x), v(&dout)), t, m);
+    } else {
+        be.gelu_backward(vm(&mut dinp), None, (v(&x), v(&dout)), t, m);
+        let (zeros, w) = (up(be, &vec![0.0; t]), up(be, &vec![0.0; m]));
+        let (dwb_view, dinp_view) = (ViewMut::new(&mut dwb, PAD), View::new(&dinp, PAD));
+        be.matmul_backward(
+            None,
+            dwb_view,
+            Some(PAD + m),
+            dinp_view,
+            v(&zeros),
+            v(&w),
+            t,
+            1,
+            m,
+        );
+    }
+    [down(be, &dinp, t * m), body(be, &dwb, 2 * m)[m..].to_vec()]
+}
+
+/// `gelu_backward` with the bias gradient is bitwise its plain form followed by
+/// `matmul_backward`'s bias gradient (on this backend and on the CPU), on ragged shapes and over
+/// several row chunks, and within f32 rounding of the CPU's sums.
+pub fn gelu_bias_grad<B: Backend>(be: &B) {
+    for shape in [(0, 4), (1, 1), (5, 7), (300, 33), (1000, 70), (70_000, 3)] {
+        let fused = gelu_bias_grad_outputs(be, shape, true);
+        let unfused = gelu_bias_grad_outputs(be, shape, false);
+        let cpu = gelu_bias_grad_outputs(&CpuBackend::new(), shape, true);
+        let cpu_unfused = gelu_bias_grad_outputs(&CpuBackend::new(), shape, false);
+        for (i, name) in ["dinp", "dbias"].iter().enumerate() {
+            let name = format!("gelu backward {name} {shape:?}");
+            assert_bits(&name, &fused[i], &unfused[i]);
+            assert_bits(&format!("CPU {name}"), &cpu[i], &cpu_unfused[i]);
+            assert_close(&name, &fused[i], &cpu[i], 1e-5);
+        }
+    }
 }
 
 /// GELU: bit for bit the CPU formula (same polynomial, no fused multiply-add).

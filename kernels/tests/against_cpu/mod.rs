@@ -60,6 +60,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn gelu_backward_with_the_bias_gradient_is_bitwise_the_two_ops() {
+            if let Some(be) = $make {
+                against_cpu::dense::gelu_bias_grad(&be);
+            }
+        }
+
+        #[test]
         fn bias_fusions_are_bitwise_the_unfused_ops() {
             if let Some(be) = $make {
                 against_cpu::dense::bias_fusions(&be);

@@ -322,16 +322,18 @@ impl<B: Backend> BlockCall<'_, B> {
             m,
             c,
         );
+        // fc1's bias gradient comes with the GELU's backward, in the same pass.
         be.gelu_backward(
             (&mut g.dfc1).into(),
-            (&a.fc1).into(),
-            (&g.dgelu).into(),
-            t * m,
+            Some(ViewMut::new(grads, o.fc1_b)),
+            ((&a.fc1).into(), (&g.dgelu).into()),
+            t,
+            m,
         );
         be.matmul_backward(
             Some((&mut g.dln).into()),
             ViewMut::new(grads, o.fc1_w),
-            Some(o.fc1_b),
+            None,
             (&g.dfc1).into(),
             (&pw.ln2).into(),
             self.p(o.fc1_w),

@@ -379,12 +379,13 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
     fn gelu_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
-        inp: View<Self::Buf>,
-        dout: View<Self::Buf>,
-        n: usize,
+        dbias: Option<ViewMut<Self::Buf>>,
+        ins: (View<Self::Buf>, View<Self::Buf>),
+        t: usize,
+        m: usize,
     ) {
         self.timed(const { op("gelu_backward") }, || {
-            self.inner.gelu_backward(dinp, inp, dout, n)
+            self.inner.gelu_backward(dinp, dbias, ins, t, m)
         });
     }
 
