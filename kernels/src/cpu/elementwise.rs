@@ -28,9 +28,13 @@ pub(crate) fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
 
 /// out (T, C) = a + (b + bias), bias (C) on every row.
 pub(crate) fn add_bias(out: &mut [f32], a: &[f32], b: &[f32], bias: &[f32], c: usize) {
-    out.par_chunks_mut(c)
-        .zip(a.par_chunks(c).zip(b.par_chunks(c)))
-        .for_each(|(o, (a, b))| add_biased_row(o, a, b, &bias[..c]));
+    let rows = (CHUNK / c).max(1) * c;
+    out.par_chunks_mut(rows)
+        .zip(a.par_chunks(rows).zip(b.par_chunks(rows)))
+        .for_each(|(o, (a, b))| {
+            let rows = o.chunks_mut(c).zip(a.chunks(c).zip(b.chunks(c)));
+            rows.for_each(|(o, (a, b))| add_biased_row(o, a, b, &bias[..c]));
+        });
 }
 
 /// One row of `add_bias`: out = a + (b + bias).

@@ -2,7 +2,7 @@
 //! backward optionally with the bias gradient of the layer before it.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, ROWS_PER_CHUNK};
+use super::launch::{columns_by_rows, elementwise, ROWS_PER_CHUNK};
 use super::matmul;
 use super::KernelBackend;
 
@@ -50,19 +50,15 @@ pub(super) fn backward<D: Device>(
     }
 }
 
-/// dinp (T, M) = dout * gelu'(inp), and dbias (M) += its column sums: the first pass of
-/// `matmul::column_sums` (same row chunks, f64 in row order) computes dinp as it reads it.
+/// dinp (T, M) = dout * gelu'(inp), and dbias (M) += its column sums: the first pass of the
+/// chunked column sums computes dinp as it reads it.
 pub(super) fn backward_bias<D: Device>(
     k: &KernelBackend<D>,
     (dinp, dbias): (u64, u64),
     (inp, dout): (u64, u64),
     (t, m): (usize, usize),
 ) {
-    let chunks = row_chunks(t);
-    let Some(dims) = per_item(m, chunks) else {
-        return;
-    };
-    k.workspace.with(&k.dev, 2 * chunks * m, |partial| {
+    matmul::chunked_column_sums(k, dbias, (t, m), |partial, dims| {
         let args = [
             Arg::Ptr(partial),
             Arg::Ptr(dinp),
@@ -74,6 +70,5 @@ pub(super) fn backward_bias<D: Device>(
         ];
         k.dev
             .launch(Module::Gelu, "gelu_backward_colsum", dims, &args);
-        matmul::finish_column_sums(k, dbias, partial, chunks, m);
     });
 }

@@ -6,7 +6,7 @@
 //!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
 
-use super::device::{Arg, Device, Gemm, Module};
+use super::device::{Arg, Device, Gemm, LaunchDims, Module};
 use super::launch::{columns_by_rows, per_item, row_chunks, ROWS_PER_CHUNK};
 use super::KernelBackend;
 
@@ -101,11 +101,7 @@ pub(super) fn backward<D: Device>(
 
 /// dst (C) += column sums of src (T, C): f64 partials over fixed row chunks, then in order.
 pub(super) fn column_sums<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, t: usize, c: usize) {
-    let chunks = row_chunks(t);
-    let Some(dims) = per_item(c, chunks) else {
-        return;
-    };
-    k.workspace.with(&k.dev, 2 * chunks * c, |partial| {
+    chunked_column_sums(k, dst, (t, c), |partial, dims| {
         let args = [
             Arg::Ptr(partial),
             Arg::Ptr(src),
@@ -114,6 +110,25 @@ pub(super) fn column_sums<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, t
             Arg::I32(ROWS_PER_CHUNK as i32),
         ];
         k.dev.launch(Module::Matmul, "colsum_partial", dims, &args);
+    });
+}
+
+/// dst (C) += the column sums of a (T, C) tensor in two passes. `first_pass(partial, dims)`
+/// launches a kernel on `dims` = (ceil(C / BLOCK), chunks of `ROWS_PER_CHUNK` rows) whose thread
+/// (j, chunk) writes partial[chunk][j] (f64), its column's sum over the chunk in row order (as
+/// `colsum_partial`); then the chunks are added in order.
+pub(super) fn chunked_column_sums<D: Device>(
+    k: &KernelBackend<D>,
+    dst: u64,
+    (t, c): (usize, usize),
+    first_pass: impl FnOnce(u64, LaunchDims),
+) {
+    let chunks = row_chunks(t);
+    let Some(dims) = per_item(c, chunks) else {
+        return;
+    };
+    k.workspace.with(&k.dev, 2 * chunks * c, |partial| {
+        first_pass(partial, dims);
         finish_column_sums(k, dst, partial, chunks, c);
     });
 }

@@ -2,8 +2,8 @@
 //! scatter, each forward beside its backward.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{elementwise, per_item, row_chunks, ROWS_PER_CHUNK};
-use super::matmul::finish_column_sums;
+use super::launch::{elementwise, per_item, ROWS_PER_CHUNK};
+use super::matmul::chunked_column_sums;
 use super::KernelBackend;
 
 /// out (T, P) row r = x[b, l, n*P .. (n+1)*P], (b, l, n) from tokens (T, 3).
@@ -102,9 +102,7 @@ pub(super) fn mask_scatter_backward<D: Device>(
     let args = [Arg::Ptr(dz), Arg::Ptr(dout), Arg::Ptr(src_rows), t32, d32];
     k.dev
         .launch(Module::Tokens, "mask_scatter_backward_dz", dims, &args);
-    let chunks = row_chunks(t_dec);
-    let dims = per_item(d, chunks).expect("t_dec and d are positive here");
-    k.workspace.with(&k.dev, 2 * chunks * d, |partial| {
+    chunked_column_sums(k, dmask_token, (t_dec, d), |partial, dims| {
         let args = [
             Arg::Ptr(partial),
             Arg::Ptr(dout),
@@ -115,6 +113,5 @@ pub(super) fn mask_scatter_backward<D: Device>(
         ];
         k.dev
             .launch(Module::Tokens, "mask_token_partial", dims, &args);
-        finish_column_sums(k, dmask_token, partial, chunks, d);
     });
 }

@@ -419,14 +419,7 @@ pub fn bias_fusions<B: Backend>(be: &B) {
         assert_bits(&name, &down(be, &fused, n), &down(be, &unfused, n));
     }
     let reference = CpuBackend::with_precision(be.precision());
-    for shape in [
-        (0, 3, 4),
-        (1, 1, 1),
-        (13, 7, 5),
-        (6, 0, 3),
-        (97, 33, 75),
-        (300, 5, 70),
-    ] {
+    for shape in LINEAR_SHAPES {
         let fused = matmul_gelu_outputs(be, shape, true);
         let unfused = matmul_gelu_outputs(be, shape, false);
         let want = matmul_gelu_outputs(&reference, shape, true);
@@ -460,6 +453,17 @@ fn matmul_gelu_outputs<B: Backend>(
     }
     vec![down(be, &pre, t * m), down(be, &out, t * m)]
 }
+
+/// (T, C, OC) of the linear-layer tests: empty, single, odd, C = 0, and larger than a tile.
+const LINEAR_SHAPES: [(usize, usize, usize); 7] = [
+    (0, 3, 4),
+    (1, 1, 1),
+    (13, 7, 5),
+    (6, 0, 3),
+    (97, 33, 75),
+    (300, 5, 3),
+    (300, 5, 70),
+];
 
 fn matmul_outputs<B: Backend>(
     be: &B,
@@ -515,14 +519,7 @@ pub fn matmul<B: Backend>(be: &B) {
         let gap = max_gap(&bf16[0], &fp32[0]);
         assert!(gap > 10.0 * tol, "bf16 matmul is within {gap} of fp32");
     }
-    for shape in [
-        (0, 3, 4),
-        (1, 1, 1),
-        (13, 7, 5),
-        (6, 0, 3),
-        (97, 33, 75),
-        (300, 5, 3),
-    ] {
+    for shape in LINEAR_SHAPES {
         for (bias, with_dinp) in [(true, true), (false, true), (true, false)] {
             let got = matmul_outputs(be, shape, bias, with_dinp);
             let want = matmul_outputs(&reference, shape, bias, with_dinp);
