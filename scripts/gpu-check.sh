@@ -29,6 +29,9 @@
 #                   item 8's, whose uploads go through page-locked staging (step_ms of both)
 #  8c. bench_pointwise: tiny's step with train.recompute=pointwise against item 8's (step time,
 #                   GPU memory, activation bytes)
+#  8d. bench_operands: base's step with its saved GEMM inputs kept in f32
+#                   (ECGFM_CUDA_F32_OPERANDS=1) against item 8's, which stores them in bf16 (step
+#                   time, GPU memory, activation bytes)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -241,6 +244,23 @@ print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d i
                   for k in ("step_ms_median", "activation_bytes", "gpu_mem_bytes")}}))
 PY
 record bench_pointwise $status "$work/bench_pointwise.json" "$work/bench_pointwise.log"
+
+# ---- 8d. what bf16 operand storage saves: base's step with the LayerNorm and GELU outputs kept in
+# f32 (ECGFM_CUDA_F32_OPERANDS=1) against item 8's (stored in bf16), our side only.
+model="${bench_models##* }"
+ECGFM_CUDA_F32_OPERANDS=1 timeout $(limit 60) "$ecgfm" bench step --device "$device" \
+    --model "$model" --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch \
+    > "$work/bench_operands.log" 2>&1
+status=$?
+python3 - "$work/bench.json" "$model" "$work/bench_operands.log" > "$work/bench_operands.json" <<'PY' || status=1
+import json, sys
+bf16 = json.load(open(sys.argv[1]))[sys.argv[2]]
+f32 = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
+print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d in
+                  (("bf16_operands", bf16), ("f32_operands", f32))
+                  for k in ("step_ms_median", "activation_bytes", "gpu_mem_bytes")}}))
+PY
+record bench_operands $status "$work/bench_operands.json" "$work/bench_operands.log"
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \

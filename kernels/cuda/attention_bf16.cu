@@ -26,20 +26,11 @@
 // three instantiations, _hd64, _hd96 and _hd128, by the largest head size it takes.
 #include "common.cuh"
 
-typedef unsigned short u16;
-
 // Rows of a block's tile (4 warps x 16) and of the streamed tiles.
 #define TILE 64
 // Each kernel is instantiated for HDM = 64, 96 and 128, the largest head size it takes: register
 // arrays are sized by HDM (loops over them are unrolled and guarded by the real head size, so
 // their indices stay constant and they stay in registers), so smaller heads do not pay for 128.
-
-// The bf16 bits of x rounded to nearest even (crate::precision::round_bf16); NaN stays NaN.
-static __device__ __forceinline__ u16 bf16_bits(float x) {
-    u32 b = __float_as_uint(x);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (u16)((b | 0x00400000u) >> 16);
-    return (u16)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
 
 // Two values as one .b32 of bf16 pair: lo in the low 16 bits.
 static __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {

@@ -15,6 +15,7 @@
 #define DYNAMIC_SMEM(type, name) extern __shared__ type name[]
 #endif
 
+typedef unsigned short u16;
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
@@ -45,6 +46,22 @@ static __device__ __forceinline__ float exp_nonpositive(float z) {
     u32 n_bits = __float_as_uint(shifted) - __float_as_uint(ROUND);
     float scale = __uint_as_float((n_bits + 127u) << 23);
     return z < -87.0f ? 0.0f : p * scale;
+}
+
+// The bf16 bits of x rounded to nearest even (crate::precision::round_bf16); NaN stays NaN.
+static __device__ __forceinline__ u16 bf16_bits(float x) {
+    u32 b = __float_as_uint(x);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (u16)((b | 0x00400000u) >> 16);
+    return (u16)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+// Element i of a matrix-product operand (Backend::alloc_operand): f32, or when `bf16` its bits
+// rounded to bf16 (the only values a bf16 matrix product reads of it).
+static __device__ __forceinline__ void store_operand(void* out, u64 i, float v, int bf16) {
+    if (bf16)
+        ((u16*)out)[i] = bf16_bits(v);
+    else
+        ((float*)out)[i] = v;
 }
 
 // Sum over the block of one f64 value per thread, in a fixed tree order (no atomics): every

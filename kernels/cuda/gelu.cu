@@ -25,19 +25,20 @@ static __device__ __forceinline__ float normal_cdf(float x, float* cdf) {
     return e;
 }
 
-extern "C" __global__ void gelu_forward(float* out, const float* inp, u64 n) {
+// `out` is a matrix-product operand: bf16 bits when `out_bf16` (common.cuh store_operand).
+extern "C" __global__ void gelu_forward(void* out, int out_bf16, const float* inp, u64 n) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
         float x = inp[i], cdf;
         normal_cdf(x, &cdf);
-        out[i] = x * cdf;
+        store_operand(out, i, x * cdf, out_bf16);
     }
 }
 
 // The MLP's first bias and GELU in one pass: pre (T, M) += bias (M) on every row, out = gelu(pre).
 // Column j per thread, rows strided over grid.y. Launch: grid = (ceil(M / BLOCK), min(T, 65535)),
-// block = BLOCK.
-extern "C" __global__ void bias_gelu_forward(float* pre, float* out, const float* bias, int t,
-                                             int m) {
+// block = BLOCK. `out` as in gelu_forward.
+extern "C" __global__ void bias_gelu_forward(float* pre, void* out, int out_bf16, const float* bias,
+                                             int t, int m) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= m) return;
     float bj = bias[j];
@@ -46,7 +47,7 @@ extern "C" __global__ void bias_gelu_forward(float* pre, float* out, const float
         float x = pre[i] + bj, cdf;
         pre[i] = x;
         normal_cdf(x, &cdf);
-        out[i] = x * cdf;
+        store_operand(out, i, x * cdf, out_bf16);
     }
 }
 

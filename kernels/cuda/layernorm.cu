@@ -12,8 +12,9 @@
 
 // Row `row` of the output from x, that row's input (C), whose lane's share of the sum (elements
 // lane, lane + 32, ...) is `sum`; one warp. The lane reads back only the elements it summed, so
-// x may just have been written by this lane (add_layernorm_forward).
-static __device__ __forceinline__ void layernorm_row(float* out, float* mean, float* rstd,
+// x may just have been written by this lane (add_layernorm_forward). `out` is a matrix-product
+// operand: bf16 bits when `out_bf16` (common.cuh store_operand).
+static __device__ __forceinline__ void layernorm_row(void* out, int out_bf16, float* mean, float* rstd,
                                                      const float* x, float sum, const float* weight,
                                                      const float* bias, int row, int c, int lane) {
     float mu = warp_sum(sum) / (float)c;
@@ -21,8 +22,9 @@ static __device__ __forceinline__ void layernorm_row(float* out, float* mean, fl
     for (int j = lane; j < c; j += 32) sq += (x[j] - mu) * (x[j] - mu);
     float var = warp_sum(sq) / (float)c;
     float rs = 1.0f / sqrtf(var + LN_EPS);
-    float* o = out + (u64)row * c;
-    for (int j = lane; j < c; j += 32) o[j] = (x[j] - mu) * rs * weight[j] + bias[j];
+    u64 o = (u64)row * c;
+    for (int j = lane; j < c; j += 32)
+        store_operand(out, o + j, (x[j] - mu) * rs * weight[j] + bias[j], out_bf16);
     if (lane == 0) {
         mean[row] = mu;
         rstd[row] = rs;
@@ -30,22 +32,24 @@ static __device__ __forceinline__ void layernorm_row(float* out, float* mean, fl
 }
 
 // One warp per row. Launch: grid = ceil(T / (BLOCK / 32)), block = BLOCK.
-extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                             const float* weight, const float* bias, int t, int c) {
+extern "C" __global__ void layernorm_forward(void* out, int out_bf16, float* mean, float* rstd,
+                                             const float* inp, const float* weight,
+                                             const float* bias, int t, int c) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (row >= t) return;
     const float* x = inp + (u64)row * c;
     float sum = 0.0f;
     for (int j = lane; j < c; j += 32) sum += x[j];
-    layernorm_row(out, mean, rstd, x, sum, weight, bias, row, c, lane);
+    layernorm_row(out, out_bf16, mean, rstd, x, sum, weight, bias, row, c, lane);
 }
 
 // The residual add fused with the LayerNorm after it: res = a + (b + b_bias) (T, C; b_bias (C)
 // optional: the bias of the linear layer that wrote b, left out of its GEMM), then
 // layernorm_forward of res, bit for bit the unfused kernels without reading res back from
 // memory. Launch as layernorm_forward.
-extern "C" __global__ void add_layernorm_forward(float* res, float* out, float* mean, float* rstd,
+extern "C" __global__ void add_layernorm_forward(float* res, void* out, int out_bf16, float* mean,
+                                                 float* rstd,
                                                  const float* a, const float* b,
                                                  const float* b_bias, const float* weight,
                                                  const float* bias, int t, int c) {
@@ -62,7 +66,7 @@ extern "C" __global__ void add_layernorm_forward(float* res, float* out, float* 
         x[j] = v;
         sum += v;
     }
-    layernorm_row(out, mean, rstd, x, sum, weight, bias, row, c, lane);
+    layernorm_row(out, out_bf16, mean, rstd, x, sum, weight, bias, row, c, lane);
 }
 
 // dx (T, C) += ...; one warp per row. Launch as layernorm_forward.

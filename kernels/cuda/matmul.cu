@@ -5,7 +5,16 @@
 // chunk order and accumulates into the gradient.
 //   forward:  out (T, OC) += bias (OC) per row
 //   backward: dout (T, OC) -> partial (chunks, OC) -> dbias (OC) += (f32) sum_chunks partial
+// With bf16 operand storage, the f32 operand of a GEMM whose other operand is stored in bf16
+// (the weight, the output gradient) is first rounded into bf16 scratch (to_bf16), so cuBLAS
+// multiplies two bf16 matrices.
 #include "common.cuh"
+
+// dst (n, bf16 bits) = src (n) rounded to nearest even.
+extern "C" __global__ void to_bf16(u16* dst, const float* src, u64 n) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        dst[i] = bf16_bits(src[i]);
+}
 
 // out (T, OC) += bias (OC) on every row: the linear layer's bias after its GEMM.
 // Column j per thread (its bias read once), rows strided over grid.y.

@@ -172,7 +172,11 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
         Opened::Cpu => run_cpu(args, &config, parse_precision(&args.precision, false)?),
         Opened::Cuda(be) => {
             let precision = crate::device::gpu_precision(&args.precision, be.device().info())?;
-            run_cuda(args, &config, (*be).with_precision(precision))
+            run_cuda(
+                args,
+                &config,
+                crate::device::cuda_with_precision(*be, precision),
+            )
         }
     }
 }
@@ -190,7 +194,10 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
     let info = backend.device().info().clone();
     if args.profile {
         let profiled = ProfiledBackend::with_sync(
-            CudaBackend::new(info.ordinal)?.with_precision(backend.precision()),
+            crate::device::cuda_with_precision(
+                CudaBackend::new(info.ordinal)?,
+                backend.precision(),
+            ),
             Box::new(|be: &CudaBackend| be.device().synchronize()),
         );
         println!("per-op GPU time of one step (the device waited for around every op):");

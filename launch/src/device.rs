@@ -61,6 +61,17 @@ pub fn gpu_precision(text: &str, info: &DeviceInfo) -> Result<Precision> {
 }
 
 /// The start-up table's words for the precision of the matrix products.
+/// `be` with matrix products in `precision`. With `ECGFM_CUDA_F32_OPERANDS=1` a bf16 backend keeps
+/// the GEMM operands a model saves in f32 instead of bf16 (`Backend::alloc_operand`): the same
+/// results with more memory, to measure what bf16 storage saves (scripts/gpu-check.sh item 8d).
+pub fn cuda_with_precision(be: CudaBackend, precision: Precision) -> CudaBackend {
+    let be = be.with_precision(precision);
+    match std::env::var("ECGFM_CUDA_F32_OPERANDS").as_deref() {
+        Ok("1") => be.with_f32_operands(),
+        _ => be,
+    }
+}
+
 pub fn describe_precision(precision: Precision, on_gpu: bool) -> &'static str {
     match (precision, on_gpu) {
         (Precision::Fp32, _) => "fp32 matrix products",

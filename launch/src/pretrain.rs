@@ -194,7 +194,7 @@ fn train(
                 device::describe_precision(precision, true)
             );
             let dp = job.data_parallel_gpu(&be, total, &args.dist)?;
-            let be = (*be).with_precision(precision);
+            let be = device::cuda_with_precision(*be, precision);
             train_on(args, run_dir, config, job, be, dp, desc)
         }
     }

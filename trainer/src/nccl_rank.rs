@@ -11,9 +11,10 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaEvent, CudaSlice};
+use cudarc::driver::{CudaContext, CudaEvent};
 use ecgfm_dist::nccl::NcclCollective;
 use ecgfm_dist::{Collective, CpuCollective, DistError, Shards};
+use ecgfm_kernels::cuda::CudaBuf;
 use ecgfm_kernels::{Backend, CudaBackend, View};
 
 use crate::comm_wire::CommWire;
@@ -32,12 +33,7 @@ impl RankBackend for CudaBackend {
         1
     }
 
-    fn sumsq_partials(
-        &self,
-        grads: View<CudaSlice<f32>>,
-        n: usize,
-        scratch: &mut CudaSlice<f32>,
-    ) -> Vec<f64> {
+    fn sumsq_partials(&self, grads: View<CudaBuf>, n: usize, scratch: &mut CudaBuf) -> Vec<f64> {
         self.sum_squares(scratch.into(), grads, n);
         let mut host = [0.0f32];
         self.download((&*scratch).into(), &mut host);
@@ -72,7 +68,7 @@ impl NcclComm {
 }
 
 impl CommWire for NcclComm {
-    type Buf = CudaSlice<f32>;
+    type Buf = CudaBuf;
     type Ready = CudaEvent;
 
     fn host(&mut self) -> &mut dyn Collective<[f32]> {
@@ -88,46 +84,47 @@ impl CommWire for NcclComm {
 
     fn reduce_scatter(
         &mut self,
-        src: &CudaSlice<f32>,
+        src: &CudaBuf,
         range: Range<usize>,
         shards: &Shards,
-        acc: &mut CudaSlice<f32>,
+        acc: &mut CudaBuf,
     ) -> Result<(), DistError> {
-        self.nccl.reduce_scatter(src, range, shards, acc)
+        self.nccl
+            .reduce_scatter(src.f32(), range, shards, acc.f32_mut())
     }
 
     fn all_gather(
         &mut self,
-        buf: &mut CudaSlice<f32>,
+        buf: &mut CudaBuf,
         range: Range<usize>,
         shards: &Shards,
     ) -> Result<(), DistError> {
-        self.nccl.all_gather(buf, range, shards)
+        self.nccl.all_gather(buf.f32_mut(), range, shards)
     }
 
     fn copy(
         &mut self,
-        src: &CudaSlice<f32>,
+        src: &CudaBuf,
         src_off: usize,
-        dst: &mut CudaSlice<f32>,
+        dst: &mut CudaBuf,
         dst_off: usize,
         n: usize,
     ) -> Result<(), DistError> {
         if n == 0 {
             return Ok(());
         }
-        let from = src.slice(src_off..src_off + n);
-        let mut to = dst.slice_mut(dst_off..dst_off + n);
+        let from = src.f32().slice(src_off..src_off + n);
+        let mut to = dst.f32_mut().slice_mut(dst_off..dst_off + n);
         self.nccl
             .stream()
             .memcpy_dtod(&from, &mut to)
             .map_err(cuda_err("cuMemcpyDtoDAsync"))
     }
 
-    fn zero(&mut self, buf: &mut CudaSlice<f32>) -> Result<(), DistError> {
+    fn zero(&mut self, buf: &mut CudaBuf) -> Result<(), DistError> {
         self.nccl
             .stream()
-            .memset_zeros(buf)
+            .memset_zeros(buf.f32_mut())
             .map_err(cuda_err("cuMemsetD8Async"))
     }
 }

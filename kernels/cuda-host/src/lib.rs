@@ -8,10 +8,11 @@
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
 //! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS
-//! stands there on a GPU), with the operands rounded to bf16 for a bf16 backend. The tests in `tests/` compare each op with `CpuBackend`.
+//! stands there on a GPU), with the operands rounded to bf16 for a bf16 backend, or read as bf16
+//! where they are stored so. The tests in `tests/` compare each op with `CpuBackend`.
 
-use ecgfm_kernels::cuda::{Arg, Device, Gemm, KernelBackend, LaunchDims, Module};
-use ecgfm_kernels::{round_bf16, Precision};
+use ecgfm_kernels::cuda::{Arg, Device, Gemm, GemmOperands, KernelBackend, LaunchDims, Module};
+use ecgfm_kernels::round_bf16;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 
 extern "C" {
@@ -23,6 +24,23 @@ extern "C" {
         args: *mut *mut c_void,
         kinds: *const c_char,
     ) -> c_int;
+}
+
+/// A host-harness buffer: f32 elements, or bf16 bits (the operand storage of a bf16 backend).
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostBuf {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+}
+
+/// The bf16 bits of `x` rounded to nearest even.
+fn bf16_bits(x: f32) -> u16 {
+    (round_bf16(x).to_bits() >> 16) as u16
+}
+
+/// The f32 of bf16 bits.
+fn widen(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
 }
 
 /// The host "device": buffers are host vectors, addresses are host pointers.
@@ -49,23 +67,46 @@ fn addr_of<T>(buf: &[T], off: usize, n: usize) -> u64 {
 }
 
 impl Device for HostDevice {
-    type Buf = Vec<f32>;
+    type Buf = HostBuf;
     type IdxBuf = Vec<u32>;
 
-    fn alloc(&self, n: usize) -> Vec<f32> {
-        vec![0.0; n]
+    fn alloc(&self, n: usize) -> HostBuf {
+        HostBuf::F32(vec![0.0; n])
+    }
+
+    fn alloc_bf16(&self, n: usize) -> HostBuf {
+        HostBuf::Bf16(vec![0; n])
+    }
+
+    fn is_bf16(&self, buf: &HostBuf) -> bool {
+        matches!(buf, HostBuf::Bf16(_))
     }
 
     fn alloc_idx(&self, n: usize) -> Vec<u32> {
         vec![0; n]
     }
 
-    fn upload(&self, src: &[f32], dst: &mut Vec<f32>, off: usize) {
-        dst[off..off + src.len()].copy_from_slice(src);
+    fn upload(&self, src: &[f32], dst: &mut HostBuf, off: usize) {
+        match dst {
+            HostBuf::F32(d) => d[off..off + src.len()].copy_from_slice(src),
+            HostBuf::Bf16(d) => {
+                for (d, &x) in d[off..off + src.len()].iter_mut().zip(src) {
+                    *d = bf16_bits(x);
+                }
+            }
+        }
     }
 
-    fn download(&self, src: &Vec<f32>, off: usize, dst: &mut [f32]) {
-        dst.copy_from_slice(&src[off..off + dst.len()]);
+    fn download(&self, src: &HostBuf, off: usize, dst: &mut [f32]) {
+        match src {
+            HostBuf::F32(s) => dst.copy_from_slice(&s[off..off + dst.len()]),
+            HostBuf::Bf16(s) => {
+                let n = dst.len();
+                for (d, &b) in dst.iter_mut().zip(&s[off..off + n]) {
+                    *d = widen(b);
+                }
+            }
+        }
     }
 
     fn upload_idx(&self, src: &[u32], dst: &mut Vec<u32>, off: usize) {
@@ -76,12 +117,15 @@ impl Device for HostDevice {
         dst.copy_from_slice(&src[off..off + dst.len()]);
     }
 
-    fn addr(&self, buf: &Vec<f32>, off: usize, n: usize) -> u64 {
-        addr_of(buf, off, n)
+    fn addr(&self, buf: &HostBuf, off: usize, n: usize) -> u64 {
+        match buf {
+            HostBuf::F32(b) => addr_of(b, off, n),
+            HostBuf::Bf16(b) => addr_of(b, off, n),
+        }
     }
 
-    fn addr_mut(&self, buf: &mut Vec<f32>, off: usize, n: usize) -> u64 {
-        addr_of(buf, off, n)
+    fn addr_mut(&self, buf: &mut HostBuf, off: usize, n: usize) -> u64 {
+        self.addr(buf, off, n)
     }
 
     fn idx_addr(&self, buf: &Vec<u32>, off: usize, n: usize) -> u64 {
@@ -125,31 +169,32 @@ impl Device for HostDevice {
 
     fn gemm(&self, g: &Gemm) {
         // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j ld.
-        let at =
-            |ptr: u64, i: usize, j: usize, ld: usize| (ptr as *const f32).wrapping_add(i + j * ld);
+        let offset = |i: usize, j: usize, ld: usize| i + j * ld;
+        // SAFETY (read): the addresses come from bounds-checked views of the GEMM's operands,
+        // of the element type `g.operands` names.
+        let read = |ptr: u64, at: usize| unsafe {
+            match g.operands {
+                GemmOperands::F32 => *(ptr as *const f32).add(at),
+                GemmOperands::F32AsBf16 => round_bf16(*(ptr as *const f32).add(at)),
+                GemmOperands::Bf16 => widen(*(ptr as *const u16).add(at)),
+            }
+        };
         for j in 0..g.n {
             for i in 0..g.m {
                 let mut acc = 0f32;
                 for p in 0..g.k {
-                    let a = if g.trans_a {
-                        at(g.a, p, i, g.lda)
-                    } else {
-                        at(g.a, i, p, g.lda)
+                    let a = match g.trans_a {
+                        true => offset(p, i, g.lda),
+                        false => offset(i, p, g.lda),
                     };
-                    let b = if g.trans_b {
-                        at(g.b, j, p, g.ldb)
-                    } else {
-                        at(g.b, p, j, g.ldb)
+                    let b = match g.trans_b {
+                        true => offset(j, p, g.ldb),
+                        false => offset(p, j, g.ldb),
                     };
-                    // SAFETY: the addresses come from bounds-checked views of the GEMM's operands.
-                    let (a, b) = unsafe { (*a, *b) };
-                    acc += match g.precision {
-                        Precision::Fp32 => a * b,
-                        Precision::Bf16 => round_bf16(a) * round_bf16(b),
-                    };
+                    acc += read(g.a, a) * read(g.b, b);
                 }
-                let c = at(g.c, i, j, g.ldc) as *mut f32;
-                // SAFETY: as above, for the output.
+                let c = (g.c as *mut f32).wrapping_add(offset(i, j, g.ldc));
+                // SAFETY: as above, for the f32 output.
                 unsafe {
                     *c = if g.beta == 0.0 {
                         acc

@@ -120,3 +120,28 @@ fn nano_in_bf16_on_the_cuda_kernels_matches_the_bf16_cpu() {
         assert_ne!(h, f, "bf16 gave the fp32 loss bit for bit");
     }
 }
+
+/// A bf16 backend stores the LayerNorm and GELU outputs (the GEMMs' saved inputs) in bf16
+/// (`Backend::alloc_operand`), and its GEMMs then multiply two bf16 matrices: bit for bit the
+/// same gradients and losses as keeping them in f32 and rounding them in the GEMM, for less
+/// activation memory.
+#[test]
+fn bf16_operand_storage_is_bitwise_the_f32_storage() {
+    let mut cfg = ModelConfig::preset("nano").unwrap();
+    cfg.samples = 750;
+    let stored = || host_backend().with_precision(Precision::Bf16);
+    let kept = || stored().with_f32_operands();
+    assert_eq!((stored().operand_bytes(), kept().operand_bytes()), (2, 4));
+    let bytes = |be| Mae::new(be, cfg.clone(), BATCH).unwrap().activation_bytes();
+    let (small, large) = (bytes(stored()), bytes(kept()));
+    println!("nano activations, batch {BATCH}: {small} bytes with bf16 operands, {large} in f32");
+    assert!(small < large, "{small} >= {large}");
+    let (stored_grads, stored_losses) = train(stored(), &cfg);
+    let (kept_grads, kept_losses) = train(kept(), &cfg);
+    assert_eq!(stored_losses, kept_losses);
+    assert!(
+        stored_grads == kept_grads,
+        "gradients differ: {:?}",
+        worst_gradient_gap(&cfg, &stored_grads, &kept_grads)
+    );
+}

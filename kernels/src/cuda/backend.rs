@@ -4,7 +4,7 @@
 
 use super::adamw::RunTable;
 use super::device::Device;
-use super::launch::Workspace;
+use super::launch::{Operand, Workspace};
 use super::{adamw, attention, elementwise, gelu, heads, layernorm, loss, matmul, tokens};
 use crate::backend::{runs_len, AdamW, AttnDims, Backend, NormOut, ResidualIn, View, ViewMut};
 use crate::precision::Precision;
@@ -15,6 +15,8 @@ pub struct KernelBackend<D: Device> {
     pub(crate) workspace: Workspace<D::Buf>,
     pub(crate) runs: RunTable<D::IdxBuf>,
     pub(crate) precision: Precision,
+    /// Whether `alloc_operand` stores bf16 (a bf16 backend, unless `with_f32_operands`).
+    bf16_operands: bool,
 }
 
 impl<D: Device> KernelBackend<D> {
@@ -25,13 +27,23 @@ impl<D: Device> KernelBackend<D> {
             workspace: Workspace::new(),
             runs: RunTable::new(),
             precision: Precision::Fp32,
+            bf16_operands: false,
         }
     }
 
     /// This backend with matrix products in `precision` (bf16: tensor-core GEMMs and attention,
-    /// crate::precision).
+    /// crate::precision; the operands a model saves are stored in bf16, `Backend::alloc_operand`).
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self.bf16_operands = precision == Precision::Bf16;
+        self
+    }
+
+    /// This backend with its matrix-product operands stored in f32 even in bf16 (the GEMMs then
+    /// round them as they read them): the same results with more memory, to measure what bf16
+    /// storage saves.
+    pub fn with_f32_operands(mut self) -> Self {
+        self.bf16_operands = false;
         self
     }
 
@@ -40,14 +52,35 @@ impl<D: Device> KernelBackend<D> {
         &self.dev
     }
 
-    /// Address of n readable elements of a view.
+    /// Address of n readable f32 elements of a view.
     fn r(&self, v: View<D::Buf>, n: usize) -> u64 {
+        self.expect_f32(v.buf);
         self.dev.addr(v.buf, v.off, n)
     }
 
-    /// Address of n writable elements of a view.
+    /// Address of n writable f32 elements of a view.
     fn w(&self, v: ViewMut<D::Buf>, n: usize) -> u64 {
+        self.expect_f32(v.buf);
         self.dev.addr_mut(v.buf, v.off, n)
+    }
+
+    fn expect_f32(&self, buf: &D::Buf) {
+        assert!(
+            !self.dev.is_bf16(buf),
+            "bf16 operand storage (Backend::alloc_operand) passed to an op that takes f32"
+        );
+    }
+
+    /// n readable elements of a matrix-product operand, f32 or bf16.
+    fn r_operand(&self, v: View<D::Buf>, n: usize) -> Operand {
+        let bf16 = self.dev.is_bf16(v.buf);
+        Operand::new(self.dev.addr(v.buf, v.off, n), bf16)
+    }
+
+    /// n writable elements of a matrix-product operand, f32 or bf16.
+    fn w_operand(&self, v: ViewMut<D::Buf>, n: usize) -> Operand {
+        let bf16 = self.dev.is_bf16(v.buf);
+        Operand::new(self.dev.addr_mut(v.buf, v.off, n), bf16)
     }
 
     /// Address of n elements of an index view.
@@ -82,6 +115,21 @@ impl<D: Device> Backend for KernelBackend<D> {
 
     fn alloc(&self, n: usize) -> D::Buf {
         self.dev.alloc(n)
+    }
+
+    fn alloc_operand(&self, n: usize) -> D::Buf {
+        match self.bf16_operands {
+            true => self.dev.alloc_bf16(n),
+            false => self.dev.alloc(n),
+        }
+    }
+
+    fn operand_bytes(&self) -> usize {
+        if self.bf16_operands {
+            2
+        } else {
+            4
+        }
     }
 
     fn alloc_idx(&self, n: usize) -> D::IdxBuf {
@@ -143,7 +191,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         oc: usize,
     ) {
         let bias = bias.map(|b| self.r(b, oc));
-        let (inp, weight) = (self.r(inp, t * c), self.r(weight, oc * c));
+        let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, oc * c));
         matmul::forward(self, self.w(out, t * oc), inp, weight, bias, (t, c, oc));
     }
 
@@ -169,7 +217,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         let dinp = dinp.map(|d| self.w(d, t * c));
         let ins = (
             self.r(dout, t * oc),
-            self.r(inp, t * c),
+            self.r_operand(inp, t * c),
             self.r(weight, oc * c),
         );
         matmul::backward(self, dinp, dw, db, ins, (t, c, oc));
@@ -186,7 +234,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         t: usize,
         c: usize,
     ) {
-        let outs = (self.w(out, t * c), self.w(mean, t), self.w(rstd, t));
+        let outs = (self.w_operand(out, t * c), self.w(mean, t), self.w(rstd, t));
         let ins = (self.r(inp, t * c), self.r(weight, c), self.r(bias, c));
         layernorm::forward(self, outs, ins, t, c);
     }
@@ -201,7 +249,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         c: usize,
     ) {
         let n = t * c;
-        let outs = (self.w(out, n), self.w(mean, t), self.w(rstd, t));
+        let outs = (self.w_operand(out, n), self.w(mean, t), self.w(rstd, t));
         let b_bias = b_bias.map_or(0, |v| self.r(v, c));
         let ins = (self.r(a, n), self.r(b, n), b_bias);
         let params = (self.r(weight, c), self.r(bias, c));
@@ -246,7 +294,7 @@ impl<D: Device> Backend for KernelBackend<D> {
     }
 
     fn gelu_forward(&self, out: ViewMut<D::Buf>, inp: View<D::Buf>, n: usize) {
-        gelu::forward(self, self.w(out, n), self.r(inp, n), n);
+        gelu::forward(self, self.w_operand(out, n), self.r(inp, n), n);
     }
 
     fn matmul_gelu_forward(
@@ -258,10 +306,10 @@ impl<D: Device> Backend for KernelBackend<D> {
         c: usize,
         m: usize,
     ) {
-        let (inp, weight) = (self.r(inp, t * c), self.r(weight, m * c));
+        let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, m * c));
         let pre = self.w(pre, t * m);
         matmul::forward(self, pre, inp, weight, None, (t, c, m));
-        let bufs = (pre, self.w(out, t * m), self.r(bias, m));
+        let bufs = (pre, self.w_operand(out, t * m), self.r(bias, m));
         gelu::bias_forward(self, bufs, (t, m));
     }
 

@@ -8,10 +8,11 @@
 //! Code that uses another stream (e.g. a collective) must order itself against [`CudaDevice::stream`].
 
 use super::compile::module_cubin;
-use super::device::{Arg, Device, Gemm, LaunchDims, Module, MODULES};
+use super::cuda_buf::CudaBuf;
+use super::device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module, MODULES};
 use super::probe::{check_cuda, CudaError};
 use super::staging::Staging;
-use crate::precision::Precision;
+use crate::precision::round_bf16;
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
@@ -170,29 +171,68 @@ fn expect<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
 }
 
 impl Device for CudaDevice {
-    type Buf = CudaSlice<f32>;
+    type Buf = CudaBuf;
     type IdxBuf = CudaSlice<u32>;
 
-    fn alloc(&self, n: usize) -> CudaSlice<f32> {
-        expect("allocation", self.stream.alloc_zeros::<f32>(n.max(1)))
+    fn alloc(&self, n: usize) -> CudaBuf {
+        CudaBuf::F32(expect(
+            "allocation",
+            self.stream.alloc_zeros::<f32>(n.max(1)),
+        ))
+    }
+
+    fn alloc_bf16(&self, n: usize) -> CudaBuf {
+        CudaBuf::Bf16(expect(
+            "allocation",
+            self.stream.alloc_zeros::<u16>(n.max(1)),
+        ))
+    }
+
+    fn is_bf16(&self, buf: &CudaBuf) -> bool {
+        matches!(buf, CudaBuf::Bf16(_))
     }
 
     fn alloc_idx(&self, n: usize) -> CudaSlice<u32> {
         expect("allocation", self.stream.alloc_zeros::<u32>(n.max(1)))
     }
 
-    fn upload(&self, src: &[f32], dst: &mut CudaSlice<f32>, off: usize) {
-        let addr = self.raw(dst, off, src.len());
-        let staged = self.staging.upload(&self.ctx, &self.stream, src, addr);
-        if !expect("upload", staged) {
-            let mut view = dst.slice_mut(off..off + src.len());
-            expect("upload", self.stream.memcpy_htod(src, &mut view));
+    fn upload(&self, src: &[f32], dst: &mut CudaBuf, off: usize) {
+        match dst {
+            CudaBuf::F32(dst) => {
+                let addr = self.raw(dst, off, src.len());
+                let staged = self.staging.upload(&self.ctx, &self.stream, src, addr);
+                if !expect("upload", staged) {
+                    let mut view = dst.slice_mut(off..off + src.len());
+                    expect("upload", self.stream.memcpy_htod(src, &mut view));
+                }
+            }
+            // Operand storage is written by kernels; an upload into it is a test's.
+            CudaBuf::Bf16(dst) => {
+                let bits: Vec<u16> = src
+                    .iter()
+                    .map(|&x| (round_bf16(x).to_bits() >> 16) as u16)
+                    .collect();
+                let mut view = dst.slice_mut(off..off + src.len());
+                expect("upload", self.stream.memcpy_htod(&bits, &mut view));
+            }
         }
     }
 
-    fn download(&self, src: &CudaSlice<f32>, off: usize, dst: &mut [f32]) {
-        let view = src.slice(off..off + dst.len());
-        expect("download", self.stream.memcpy_dtoh(&view, dst));
+    fn download(&self, src: &CudaBuf, off: usize, dst: &mut [f32]) {
+        match src {
+            CudaBuf::F32(src) => {
+                let view = src.slice(off..off + dst.len());
+                expect("download", self.stream.memcpy_dtoh(&view, dst));
+            }
+            CudaBuf::Bf16(src) => {
+                let mut bits = vec![0u16; dst.len()];
+                let view = src.slice(off..off + dst.len());
+                expect("download", self.stream.memcpy_dtoh(&view, &mut bits));
+                for (d, b) in dst.iter_mut().zip(bits) {
+                    *d = f32::from_bits((b as u32) << 16);
+                }
+            }
+        }
         self.synchronize();
     }
 
@@ -211,12 +251,15 @@ impl Device for CudaDevice {
         self.synchronize();
     }
 
-    fn addr(&self, buf: &CudaSlice<f32>, off: usize, n: usize) -> u64 {
-        self.raw(buf, off, n)
+    fn addr(&self, buf: &CudaBuf, off: usize, n: usize) -> u64 {
+        match buf {
+            CudaBuf::F32(s) => self.raw(s, off, n),
+            CudaBuf::Bf16(s) => self.raw(s, off, n),
+        }
     }
 
-    fn addr_mut(&self, buf: &mut CudaSlice<f32>, off: usize, n: usize) -> u64 {
-        self.raw(buf, off, n)
+    fn addr_mut(&self, buf: &mut CudaBuf, off: usize, n: usize) -> u64 {
+        self.addr(buf, off, n)
     }
 
     fn idx_addr(&self, buf: &CudaSlice<u32>, off: usize, n: usize) -> u64 {
@@ -264,9 +307,20 @@ impl Device for CudaDevice {
         let (lda, ldb, ldc) = (g.lda as i32, g.ldb as i32, g.ldc as i32);
         // SAFETY (both arms): the handle is live; the addresses come from bounds-checked views
         // of live buffers on this stream.
-        let result = match g.precision {
+        let f32_type = blas_sys::cudaDataType::CUDA_R_32F;
+        let (operand_type, compute) = match g.operands {
+            GemmOperands::F32 | GemmOperands::F32AsBf16 => (
+                f32_type,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
+            ),
+            GemmOperands::Bf16 => (
+                blas_sys::cudaDataType::CUDA_R_16BF,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            ),
+        };
+        let result = match g.operands {
             // Pedantic math (set when the device opened) keeps SGEMM in true fp32: no TF32.
-            Precision::Fp32 => unsafe {
+            GemmOperands::F32 => unsafe {
                 blas::sgemm(
                     *self.blas.handle(),
                     op(g.trans_a),
@@ -284,10 +338,9 @@ impl Device for CudaDevice {
                     ldc,
                 )
             },
-            // Tensor cores by explicit compute type: f32 storage, operands rounded to bf16,
-            // f32 accumulation.
-            Precision::Bf16 => unsafe {
-                let f32_type = blas_sys::cudaDataType::CUDA_R_32F;
+            // Tensor cores: f32 storage with the operands rounded to bf16 by an explicit compute
+            // type, or bf16 storage; f32 accumulation and output either way.
+            GemmOperands::F32AsBf16 | GemmOperands::Bf16 => unsafe {
                 blas::gemm_ex(
                     *self.blas_tensor.handle(),
                     op(g.trans_a),
@@ -297,16 +350,16 @@ impl Device for CudaDevice {
                     k,
                     &alpha as *const f32 as *const _,
                     g.a as *const _,
-                    f32_type,
+                    operand_type,
                     lda,
                     g.b as *const _,
-                    f32_type,
+                    operand_type,
                     ldb,
                     &beta as *const f32 as *const _,
                     g.c as *mut _,
                     f32_type,
                     ldc,
-                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
+                    compute,
                     blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
             },

@@ -121,7 +121,16 @@ impl Module {
     }
 }
 
-use crate::precision::Precision;
+/// How a GEMM's A and B are stored and multiplied (C is always f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmOperands {
+    /// f32 storage, true f32 products (no TF32).
+    F32,
+    /// f32 storage rounded to bf16 by the GEMM: tensor cores, f32 accumulation.
+    F32AsBf16,
+    /// bf16 storage (2-byte elements): tensor cores, f32 accumulation.
+    Bf16,
+}
 
 /// C = A' B' + beta C in column-major storage (cuBLAS's convention), alpha = 1, where
 /// A' = A^T when `trans_a` (A' is m x k, B' is k x n, C is m x n). Addresses are raw.
@@ -139,8 +148,7 @@ pub struct Gemm {
     pub beta: f32,
     pub c: u64,
     pub ldc: usize,
-    /// fp32: true f32 products; bf16: A and B rounded to bf16, f32 accumulation (tensor cores).
-    pub precision: Precision,
+    pub operands: GemmOperands,
 }
 
 /// A device the kernel backend runs on. Work is queued in order on one stream; `download`
@@ -151,13 +159,21 @@ pub trait Device: Send + Sync {
 
     /// A zero-filled f32 buffer of n elements.
     fn alloc(&self, n: usize) -> Self::Buf;
+    /// A zero-filled buffer of n bf16 elements (2 bytes each): the operand storage of a bf16
+    /// backend (Backend::alloc_operand).
+    fn alloc_bf16(&self, n: usize) -> Self::Buf;
+    /// Whether `buf` holds bf16 elements (else f32).
+    fn is_bf16(&self, buf: &Self::Buf) -> bool;
     /// A zero-filled u32 buffer of n elements.
     fn alloc_idx(&self, n: usize) -> Self::IdxBuf;
+    /// Copies `src` into elements `off..` of `dst` (rounded to bf16 for a bf16 buffer).
     fn upload(&self, src: &[f32], dst: &mut Self::Buf, off: usize);
+    /// Copies elements `off..` of `src` into `dst` (widened from bf16 for a bf16 buffer).
     fn download(&self, src: &Self::Buf, off: usize, dst: &mut [f32]);
     fn upload_idx(&self, src: &[u32], dst: &mut Self::IdxBuf, off: usize);
     fn download_idx(&self, src: &Self::IdxBuf, off: usize, dst: &mut [u32]);
-    /// Address of element `off` of a buffer holding at least `off + n` elements.
+    /// Address of element `off` of a buffer holding at least `off + n` elements (of 4 bytes, or
+    /// 2 in a bf16 buffer).
     fn addr(&self, buf: &Self::Buf, off: usize, n: usize) -> u64;
     /// As [`Device::addr`] for a buffer the caller will write.
     fn addr_mut(&self, buf: &mut Self::Buf, off: usize, n: usize) -> u64;
@@ -165,7 +181,7 @@ pub trait Device: Send + Sync {
     fn idx_addr(&self, buf: &Self::IdxBuf, off: usize, n: usize) -> u64;
     /// Queues kernel `name` of `module`.
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]);
-    /// Queues a true-fp32 GEMM.
+    /// Queues a GEMM.
     fn gemm(&self, g: &Gemm);
     /// Whether the bf16 tensor-core kernels (attention_bf16.cu: `mma.sync` m16n8k16, compute
     /// capability 8.0 or newer) run here; without them bf16 attention takes the fp32 kernels.

@@ -2,28 +2,31 @@
 //! backward optionally with the bias gradient of the layer before it.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{columns_by_rows, elementwise, ROWS_PER_CHUNK};
+use super::launch::{columns_by_rows, elementwise, Operand, ROWS_PER_CHUNK};
 use super::matmul;
 use super::KernelBackend;
 
-/// out (n) = gelu(inp).
-pub(super) fn forward<D: Device>(k: &KernelBackend<D>, out: u64, inp: u64, n: usize) {
+/// out (n; f32 or bf16 operand storage) = gelu(inp).
+pub(super) fn forward<D: Device>(k: &KernelBackend<D>, out: Operand, inp: u64, n: usize) {
     if let Some(dims) = elementwise(n) {
-        let args = [Arg::Ptr(out), Arg::Ptr(inp), Arg::U64(n as u64)];
+        let [out, out_bf16] = out.args();
+        let args = [out, out_bf16, Arg::Ptr(inp), Arg::U64(n as u64)];
         k.dev.launch(Module::Gelu, "gelu_forward", dims, &args);
     }
 }
 
-/// pre (T, M) += bias (M) on every row, then out = gelu(pre).
+/// pre (T, M) += bias (M) on every row, then out (operand storage) = gelu(pre).
 pub(super) fn bias_forward<D: Device>(
     k: &KernelBackend<D>,
-    (pre, out, bias): (u64, u64, u64),
+    (pre, out, bias): (u64, Operand, u64),
     (t, m): (usize, usize),
 ) {
     if let Some(dims) = columns_by_rows(t, m) {
+        let [out, out_bf16] = out.args();
         let args = [
             Arg::Ptr(pre),
-            Arg::Ptr(out),
+            out,
+            out_bf16,
             Arg::Ptr(bias),
             Arg::I32(t as i32),
             Arg::I32(m as i32),

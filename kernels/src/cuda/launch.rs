@@ -1,7 +1,8 @@
 //! Launch geometry shared by every op: threads per block, grid sizes for grid-stride and row
-//! kernels, the fixed row chunks of the column reductions, and the per-op workspace.
+//! kernels, the fixed row chunks of the column reductions, the per-op workspace, and the
+//! matrix-product operands that may be stored in bf16.
 
-use super::device::{Device, LaunchDims};
+use super::device::{Arg, Device, LaunchDims};
 use std::sync::Mutex;
 
 /// Threads per block of the elementwise and row kernels (`BLOCK` in common.cuh).
@@ -58,6 +59,25 @@ pub(crate) fn scalar_reduction() -> LaunchDims {
 /// Row chunks of a column reduction over `rows` rows.
 pub(crate) fn row_chunks(rows: usize) -> usize {
     rows.div_ceil(ROWS_PER_CHUNK)
+}
+
+/// The address of a matrix-product operand (`Backend::alloc_operand`) and whether it holds bf16
+/// elements (else f32).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Operand {
+    pub addr: u64,
+    pub bf16: bool,
+}
+
+impl Operand {
+    pub(crate) fn new(addr: u64, bf16: bool) -> Self {
+        Self { addr, bf16 }
+    }
+
+    /// The kernel arguments of an operand output: the address and the bf16 flag.
+    pub(crate) fn args(self) -> [Arg; 2] {
+        [Arg::Ptr(self.addr), Arg::I32(self.bf16 as i32)]
+    }
 }
 
 /// Scratch device memory for reductions, grown (rarely: the first step sizes it) and reused.

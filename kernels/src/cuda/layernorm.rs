@@ -3,21 +3,24 @@
 //! order by matmul.cu's `colsum_finish`.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{after_f64, per_item, row_chunks, warp_per_row, ROWS_PER_CHUNK};
+use super::launch::{after_f64, per_item, row_chunks, warp_per_row, Operand, ROWS_PER_CHUNK};
 use super::matmul::finish_column_sums;
 use super::KernelBackend;
 
-/// out (T, C), mean (T), rstd (T) from inp (T, C), weight (C), bias (C).
+/// out (T, C; f32 or bf16 operand storage), mean (T), rstd (T) from inp (T, C), weight (C),
+/// bias (C).
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
-    (out, mean, rstd): (u64, u64, u64),
+    (out, mean, rstd): (Operand, u64, u64),
     (inp, weight, bias): (u64, u64, u64),
     t: usize,
     c: usize,
 ) {
     if let Some(dims) = warp_per_row(t) {
+        let [out, out_bf16] = out.args();
         let args = [
-            Arg::Ptr(out),
+            out,
+            out_bf16,
             Arg::Ptr(mean),
             Arg::Ptr(rstd),
             Arg::Ptr(inp),
@@ -35,15 +38,17 @@ pub(super) fn forward<D: Device>(
 pub(super) fn add_forward<D: Device>(
     k: &KernelBackend<D>,
     res: u64,
-    (out, mean, rstd): (u64, u64, u64),
+    (out, mean, rstd): (Operand, u64, u64),
     (a, b, b_bias): (u64, u64, u64),
     (weight, bias): (u64, u64),
     (t, c): (usize, usize),
 ) {
     if let Some(dims) = warp_per_row(t) {
+        let [out, out_bf16] = out.args();
         let args = [
             Arg::Ptr(res),
-            Arg::Ptr(out),
+            out,
+            out_bf16,
             Arg::Ptr(mean),
             Arg::Ptr(rstd),
             Arg::Ptr(a),

@@ -7,8 +7,8 @@
 //!   sits in the file named after its `.cu` (`attention.rs`, `layernorm.rs`, ...), with the
 //!   shared geometry and workspace in `launch.rs`.
 //! - [`CudaDevice`] (`cuda_device.rs`, cudarc) and [`CudaBackend`] = `KernelBackend<CudaDevice>`:
-//!   buffers are `CudaSlice<f32>` / `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream
-//!   all work is queued on.
+//!   buffers are [`CudaBuf`] (f32, or bf16 for a bf16 backend's matrix-product operands) /
+//!   `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream all work is queued on.
 //! - `staging.rs`: page-locked blocks the uploads go through, so an upload queues behind the
 //!   running step instead of waiting for it.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
@@ -23,6 +23,7 @@ mod attention;
 mod attention_bf16;
 mod backend;
 pub mod compile;
+mod cuda_buf;
 mod cuda_device;
 pub mod device;
 mod elementwise;
@@ -37,8 +38,9 @@ mod staging;
 mod tokens;
 
 pub use backend::KernelBackend;
+pub use cuda_buf::CudaBuf;
 pub use cuda_device::{CudaDevice, DeviceInfo};
-pub use device::{Arg, Device, Gemm, LaunchDims, Module};
+pub use device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module};
 pub use probe::CudaError;
 
 /// The CUDA backend: our kernels and cuBLAS on one GPU.

@@ -12,6 +12,7 @@ pub mod attention_bf16;
 pub mod base;
 pub mod common;
 pub mod dense;
+pub mod operands;
 pub mod tokens_heads;
 
 /// One `#[test]` per op group, each running on the backend `$make` returns (`None`: skipped).
@@ -91,6 +92,14 @@ macro_rules! against_cpu_tests {
         fn bf16_matmul_matches_the_bf16_cpu() {
             if let Some(be) = $make {
                 against_cpu::dense::matmul(&be.with_precision(ecgfm_kernels::Precision::Bf16));
+            }
+        }
+
+        #[test]
+        fn bf16_operand_storage_holds_the_rounded_results() {
+            if let Some(be) = $make {
+                let bf16 = ecgfm_kernels::Precision::Bf16;
+                against_cpu::operands::operand_storage(&be.with_precision(bf16));
             }
         }
 

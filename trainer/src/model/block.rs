@@ -106,7 +106,9 @@ impl<B: Backend> BlockActs<B> {
 }
 
 /// The outputs of a block's LayerNorms and GELU: the inputs of its GEMMs, cheap to compute again
-/// from the saved activations (`Recompute::Pointwise` keeps one set for all blocks).
+/// from the saved activations (`Recompute::Pointwise` keeps one set for all blocks). Read only by
+/// the GEMMs, so stored as the backend's matrix-product operands (`Backend::alloc_operand`: bf16
+/// on a bf16 GPU backend).
 pub(crate) struct Pointwise<B: Backend> {
     ln1: B::Buf,  // (T, C)
     ln2: B::Buf,  // (T, C)
@@ -114,16 +116,16 @@ pub(crate) struct Pointwise<B: Backend> {
 }
 
 impl<B: Backend> Pointwise<B> {
-    /// Floats of one block's pointwise activations for `tokens` tokens.
-    pub(crate) fn floats(tokens: usize, d: BlockDims) -> usize {
+    /// Elements of one block's pointwise activations for `tokens` tokens.
+    pub(crate) fn elements(tokens: usize, d: BlockDims) -> usize {
         tokens * (2 * d.width + d.mlp)
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
         Pointwise {
-            ln1: be.alloc(tokens * d.width),
-            ln2: be.alloc(tokens * d.width),
-            gelu: be.alloc(tokens * d.mlp),
+            ln1: be.alloc_operand(tokens * d.width),
+            ln2: be.alloc_operand(tokens * d.width),
+            gelu: be.alloc_operand(tokens * d.mlp),
         }
     }
 }

@@ -12,8 +12,9 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, ResidualIn, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 39] = [
+const OPS: [&str; 40] = [
     "alloc",
+    "alloc_operand",
     "alloc_idx",
     "upload",
     "download",
@@ -191,6 +192,16 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
 
     fn alloc(&self, n: usize) -> Self::Buf {
         self.timed(const { op("alloc") }, || self.inner.alloc(n))
+    }
+
+    fn alloc_operand(&self, n: usize) -> Self::Buf {
+        self.timed(const { op("alloc_operand") }, || {
+            self.inner.alloc_operand(n)
+        })
+    }
+
+    fn operand_bytes(&self) -> usize {
+        self.inner.operand_bytes()
     }
 
     fn alloc_idx(&self, n: usize) -> Self::IdxBuf {

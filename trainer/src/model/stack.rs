@@ -35,6 +35,8 @@ pub(crate) struct Stack<B: Backend> {
     pointwise: Vec<Pointwise<B>>,
     recompute: Recompute,
     max_tokens: usize,
+    /// Bytes per element of the pointwise activations (`Backend::operand_bytes`).
+    operand_bytes: usize,
     /// Output of the last block, (T, C).
     out: B::Buf,
     /// Output of the final LayerNorm, (T, C): the stack's result.
@@ -103,6 +105,7 @@ impl<B: Backend> Stack<B> {
             pointwise: (0..depth).map(|_| Pointwise::new(be, t, dims)).collect(),
             recompute: Recompute::None,
             max_tokens: t,
+            operand_bytes: be.operand_bytes(),
             offsets,
             out: be.alloc(t * dims.width),
             norm_out: be.alloc(t * dims.width),
@@ -144,10 +147,10 @@ impl<B: Backend> Stack<B> {
         let (t, c) = (self.max_tokens, self.dims.width);
         let floats = self.inputs.len() * t * c
             + self.acts.len() * BlockActs::<B>::floats(t, self.dims)
-            + self.pointwise.len() * Pointwise::<B>::floats(t, self.dims)
             + 2 * t * c
             + 2 * t;
-        4 * floats as u64
+        let operands = self.pointwise.len() * Pointwise::<B>::elements(t, self.dims);
+        (4 * floats + self.operand_bytes * operands) as u64
     }
 
     /// The indices in `acts` and `pointwise` of block `i`'s activation sets (the shared ones
