@@ -29,7 +29,7 @@
 #                   item 8's, whose uploads go through page-locked staging (step_ms of both)
 #  8c. bench_pointwise: tiny's step with train.recompute=pointwise against item 8's (step time,
 #                   GPU memory, activation bytes)
-#  8d. bench_operands: base's step with its saved GEMM inputs kept in f32
+#  8d. bench_operands: base's step with its bf16-product operands kept in f32
 #                   (ECGFM_CUDA_F32_OPERANDS=1) against item 8's, which stores them in bf16 (step
 #                   time, GPU memory, activation bytes)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
@@ -245,8 +245,8 @@ print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d i
 PY
 record bench_pointwise $status "$work/bench_pointwise.json" "$work/bench_pointwise.log"
 
-# ---- 8d. what bf16 operand storage saves: base's step with the LayerNorm and GELU outputs kept in
-# f32 (ECGFM_CUDA_F32_OPERANDS=1) against item 8's (stored in bf16), our side only.
+# ---- 8d. what bf16 operand storage saves: base's step with the LayerNorm, GELU and qkv outputs
+# kept in f32 (ECGFM_CUDA_F32_OPERANDS=1) against item 8's (stored in bf16), our side only.
 model="${bench_models##* }"
 ECGFM_CUDA_F32_OPERANDS=1 timeout $(limit 60) "$ecgfm" bench step --device "$device" \
     --model "$model" --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch \

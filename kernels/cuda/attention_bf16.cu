@@ -23,7 +23,9 @@
 //                                            dV += P^T dO; dK += dS^T Q
 //     attention_bf16_dq_*  (per query tile): S = Q K^T, dP = dO V^T, dS as above; dQ += dS K
 // Each output element has one writer and every sum runs in a fixed order. Every kernel comes in
-// three instantiations, _hd64, _hd96 and _hd128, by the largest head size it takes.
+// three instantiations, _hd64, _hd96 and _hd128, by the largest head size it takes. qkv is f32,
+// or (`qkv_bf16`) bf16 bits: a bf16 backend's operand storage (Backend::alloc_operand), read
+// as is where f32 would be rounded on loading: the same bits either way.
 #include "common.cuh"
 
 // Rows of a block's tile (4 warps x 16) and of the streamed tiles.
@@ -82,17 +84,23 @@ static __device__ bool find_tile_bf16(const u32* cu, int seqs, int* s0, int* len
     return false;
 }
 
-// x(r, col) and x(r, col + 1) of an f32 matrix (row stride `stride`) as a bf16 pair; 0 for
-// rows r >= rows.
-static __device__ __forceinline__ u32 global_pair(const float* x, u64 stride, int rows, int r,
+// The bf16 bits of an element of an f32 matrix (rounded) or of a bf16 one (as stored).
+static __device__ __forceinline__ u16 bits_of(float x) { return bf16_bits(x); }
+static __device__ __forceinline__ u16 bits_of(u16 x) { return x; }
+
+// x(r, col) and x(r, col + 1) of an f32 or bf16 matrix E (row stride `stride`) as a bf16 pair; 0
+// for rows r >= rows.
+template <typename E>
+static __device__ __forceinline__ u32 global_pair(const E* x, u64 stride, int rows, int r,
                                                   int col) {
     if (r >= rows) return 0u;
-    const float* p = x + (u64)r * stride + col;
-    return pack_bf16(p[0], p[1]);
+    const E* p = x + (u64)r * stride + col;
+    return (u32)bits_of(p[0]) | ((u32)bits_of(p[1]) << 16);
 }
 
-// A fragment of rows r0..r0+16, columns k0..k0+16 of an f32 matrix in global memory.
-static __device__ void load_a_global(u32 a[4], const float* x, u64 stride, int rows, int r0, int k0,
+// A fragment of rows r0..r0+16, columns k0..k0+16 of a matrix in global memory.
+template <typename E>
+static __device__ void load_a_global(u32 a[4], const E* x, u64 stride, int rows, int r0, int k0,
                                      Lane l) {
     a[0] = global_pair(x, stride, rows, r0 + l.g, k0 + 2 * l.t);
     a[1] = global_pair(x, stride, rows, r0 + l.g + 8, k0 + 2 * l.t);
@@ -126,13 +134,14 @@ static __device__ __forceinline__ void acc_to_a(u32 a[4], const float s[TILE / 8
     a[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
 }
 
-// Copies `rows` rows of hd columns from src (f32, row stride `stride`) into dst as bf16 bits (row
-// stride ld); rows up to TILE beyond that are zero.
-static __device__ void load_tile_bf16(u16* dst, int ld, const float* src, u64 stride, int rows,
+// Copies `rows` rows of hd columns from src (f32 or bf16, row stride `stride`) into dst as bf16
+// bits (row stride ld); rows up to TILE beyond that are zero.
+template <typename E>
+static __device__ void load_tile_bf16(u16* dst, int ld, const E* src, u64 stride, int rows,
                                       int hd) {
     for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
         int i = e / hd, d = e % hd;
-        dst[i * ld + d] = i < rows ? bf16_bits(src[(u64)i * stride + d]) : (u16)0;
+        dst[i * ld + d] = i < rows ? bits_of(src[(u64)i * stride + d]) : (u16)0;
     }
 }
 
@@ -179,9 +188,9 @@ static __device__ void product_acc(float out[HDM / 8][4], const float p[TILE / 8
     }
 }
 
-// The A fragments of a warp's 16 rows r0.. (of `rows`) of an f32 matrix, all hd columns.
-template <int HDM>
-static __device__ void load_rows_a(u32 a[HDM / 16][4], const float* x, u64 stride, int rows,
+// The A fragments of a warp's 16 rows r0.. (of `rows`) of an f32 or bf16 matrix, all hd columns.
+template <int HDM, typename E>
+static __device__ void load_rows_a(u32 a[HDM / 16][4], const E* x, u64 stride, int rows,
                                    int r0, int hd, Lane l) {
 #pragma unroll
     for (int kd = 0; kd < HDM / 16; kd++)
@@ -206,8 +215,8 @@ static __device__ __forceinline__ float quad_sum(float v) {
 }
 
 // One block per (query tile, head); each warp owns 16 query rows.
-template <int HDM>
-static __device__ void forward_impl(float* out, float* lse, const float* qkv, const u32* cu,
+template <int HDM, typename E>
+static __device__ void forward_impl(float* out, float* lse, const E* qkv, const u32* cu,
                                     int seqs, int c, int heads, float scale) {
     int s0, len, q0;
     if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
@@ -220,7 +229,7 @@ static __device__ void forward_impl(float* out, float* lse, const float* qkv, co
     DYNAMIC_SMEM(u16, smem);
     u16* ks = smem;             // (64, hd) bf16, row stride ld
     u16* vs = ks + TILE * ld;   // (64, hd)
-    const float* base = qkv + (u64)s0 * stride + h * hd;
+    const E* base = qkv + (u64)s0 * stride + h * hd;
     u32 qa[HDM / 16][4];     // (16, hd) query rows as A fragments
     float o[HDM / 8][4];     // (16, hd) output accumulator
     float m[2] = {-INFINITY, -INFINITY}, sum[2] = {0.0f, 0.0f};  // rows g, g + 8
@@ -295,27 +304,36 @@ static __device__ void forward_impl(float* out, float* lse, const float* qkv, co
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
 // _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
-extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const float* qkv,
-                                                       const u32* cu, int seqs, int c, int heads,
-                                                       float scale) {
-    forward_impl<64>(out, lse, qkv, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const void* qkv,
+                                                       int qkv_bf16, const u32* cu, int seqs, int c,
+                                                       int heads, float scale) {
+    if (qkv_bf16)
+        forward_impl<64>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
+    else
+        forward_impl<64>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const float* qkv,
-                                                       const u32* cu, int seqs, int c, int heads,
-                                                       float scale) {
-    forward_impl<96>(out, lse, qkv, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const void* qkv,
+                                                       int qkv_bf16, const u32* cu, int seqs, int c,
+                                                       int heads, float scale) {
+    if (qkv_bf16)
+        forward_impl<96>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
+    else
+        forward_impl<96>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const float* qkv,
-                                                        const u32* cu, int seqs, int c, int heads,
-                                                        float scale) {
-    forward_impl<128>(out, lse, qkv, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const void* qkv,
+                                                        int qkv_bf16, const u32* cu, int seqs,
+                                                        int c, int heads, float scale) {
+    if (qkv_bf16)
+        forward_impl<128>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
+    else
+        forward_impl<128>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
 }
 
 // One block per (key tile, head); each warp owns 16 key rows.
-template <int HDM>
-static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+template <int HDM, typename E>
+static __device__ void dkv_impl(float* dqkv, const float* dout, const E* qkv, const float* lse,
                                 const float* delta, const u32* cu, int seqs, int c, int heads,
                                 float scale) {
     int s0, len, k0;
@@ -331,7 +349,7 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv
     u16* dos = qs + TILE * ld;                   // (64, hd) dout rows
     float* lse_t = (float*)(dos + TILE * ld);    // (64) per query row
     float* d_t = lse_t + TILE;                   // (64)
-    const float* base = qkv + (u64)s0 * stride + h * hd;
+    const E* base = qkv + (u64)s0 * stride + h * hd;
     u32 ka[HDM / 16][4], va[HDM / 16][4];  // (16, hd) key and value rows as A fragments
     float dk[HDM / 8][4], dv[HDM / 8][4];  // (16, hd) accumulators
     if (active) {
@@ -390,30 +408,39 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const float* qkv
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout)
 // + 2 * 64 f32 (lse, D); _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
-extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const float* qkv,
-                                                   const float* lse, const float* delta,
-                                                   const u32* cu, int seqs, int c, int heads,
-                                                   float scale) {
-    dkv_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
-}
-
-extern "C" __global__ void attention_bf16_dkv_hd96(float* dqkv, const float* dout,
-                                                   const float* qkv, const float* lse,
+extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const void* qkv,
+                                                   int qkv_bf16, const float* lse,
                                                    const float* delta, const u32* cu, int seqs,
                                                    int c, int heads, float scale) {
-    dkv_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+    if (qkv_bf16)
+        dkv_impl<64>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dkv_impl<64>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout,
-                                                    const float* qkv, const float* lse,
+extern "C" __global__ void attention_bf16_dkv_hd96(float* dqkv, const float* dout, const void* qkv,
+                                                   int qkv_bf16, const float* lse,
+                                                   const float* delta, const u32* cu, int seqs,
+                                                   int c, int heads, float scale) {
+    if (qkv_bf16)
+        dkv_impl<96>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dkv_impl<96>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
+extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout, const void* qkv,
+                                                    int qkv_bf16, const float* lse,
                                                     const float* delta, const u32* cu, int seqs,
                                                     int c, int heads, float scale) {
-    dkv_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+    if (qkv_bf16)
+        dkv_impl<128>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dkv_impl<128>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
 // One block per (query tile, head); each warp owns 16 query rows.
-template <int HDM>
-static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+template <int HDM, typename E>
+static __device__ void dq_impl(float* dqkv, const float* dout, const E* qkv, const float* lse,
                                const float* delta, const u32* cu, int seqs, int c, int heads,
                                float scale) {
     int s0, len, q0;
@@ -427,7 +454,7 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv,
     DYNAMIC_SMEM(u16, smem);
     u16* ks = smem;            // (64, hd)
     u16* vs = ks + TILE * ld;  // (64, hd)
-    const float* base = qkv + (u64)s0 * stride + h * hd;
+    const E* base = qkv + (u64)s0 * stride + h * hd;
     u32 qa[HDM / 16][4], doa[HDM / 16][4];  // (16, hd) query and dout rows
     float dq[HDM / 8][4];                      // (16, hd)
     float lse_r[2] = {0.0f, 0.0f}, d_r[2] = {0.0f, 0.0f};  // rows g, g + 8
@@ -484,25 +511,34 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const float* qkv,
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
 // _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
-extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const float* qkv,
-                                                  const float* lse, const float* delta,
-                                                  const u32* cu, int seqs, int c, int heads,
-                                                  float scale) {
-    dq_impl<64>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const void* qkv,
+                                                  int qkv_bf16, const float* lse,
+                                                  const float* delta, const u32* cu, int seqs,
+                                                  int c, int heads, float scale) {
+    if (qkv_bf16)
+        dq_impl<64>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dq_impl<64>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_dq_hd96(float* dqkv, const float* dout, const float* qkv,
-                                                  const float* lse, const float* delta,
-                                                  const u32* cu, int seqs, int c, int heads,
-                                                  float scale) {
-    dq_impl<96>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_dq_hd96(float* dqkv, const float* dout, const void* qkv,
+                                                  int qkv_bf16, const float* lse,
+                                                  const float* delta, const u32* cu, int seqs,
+                                                  int c, int heads, float scale) {
+    if (qkv_bf16)
+        dq_impl<96>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dq_impl<96>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const float* qkv,
-                                                   const float* lse, const float* delta,
-                                                   const u32* cu, int seqs, int c, int heads,
-                                                   float scale) {
-    dq_impl<128>(dqkv, dout, qkv, lse, delta, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const void* qkv,
+                                                   int qkv_bf16, const float* lse,
+                                                   const float* delta, const u32* cu, int seqs,
+                                                   int c, int heads, float scale) {
+    if (qkv_bf16)
+        dq_impl<128>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dq_impl<128>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
 }
 
 // The MMA and the fragment loaders alone, for a test of their layouts: one warp computes

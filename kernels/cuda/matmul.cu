@@ -7,7 +7,8 @@
 //   backward: dout (T, OC) -> partial (chunks, OC) -> dbias (OC) += (f32) sum_chunks partial
 // With bf16 operand storage, the f32 operand of a GEMM whose other operand is stored in bf16
 // (the weight, the output gradient) is first rounded into bf16 scratch (to_bf16), so cuBLAS
-// multiplies two bf16 matrices.
+// multiplies two bf16 matrices; an output stored in bf16 (attention's qkv) is the f32 product
+// plus the bias, rounded once (bias_rows_to_bf16).
 #include "common.cuh"
 
 // dst (n, bf16 bits) = src (n) rounded to nearest even.
@@ -25,6 +26,19 @@ extern "C" __global__ void add_bias_rows(float* out, const float* bias, int t, i
     float bj = bias[j];
     for (int r = blockIdx.y; r < t; r += gridDim.y)
         out[(u64)r * oc + j] += bj;
+}
+
+// out (T, OC, bf16 bits) = acc (T, OC) + bias (OC, optional) on every row, rounded: the linear
+// layer's bias after its GEMM when its output is bf16 operand storage. Launch as add_bias_rows.
+extern "C" __global__ void bias_rows_to_bf16(u16* out, const float* acc, const float* bias, int t,
+                                             int oc) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= oc) return;
+    float bj = bias ? bias[j] : 0.0f;
+    for (int r = blockIdx.y; r < t; r += gridDim.y) {
+        u64 i = (u64)r * oc + j;
+        out[i] = bf16_bits(bias ? acc[i] + bj : acc[i]);
+    }
 }
 
 // Pass 1: partial[chunk][j] = sum of src[r][j] over the chunk's rows r (f64, in row order).

@@ -16,8 +16,8 @@
 //! The CPU backend emulates this by rounding copies of the operands (the same numbers a tensor
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than
 //! fp32 there. The CUDA backend multiplies on tensor cores, and stores the tensors read only by
-//! matrix products (`Backend::alloc_operand`: the LayerNorm and GELU outputs) in bf16, which
-//! changes no value since the products round them anyway.
+//! bf16 matrix products (`Backend::alloc_operand`: the LayerNorm and GELU outputs, and qkv where
+//! attention rounds it) in bf16, which changes no value since the products round them anyway.
 
 use std::fmt;
 use std::str::FromStr;

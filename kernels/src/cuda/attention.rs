@@ -10,7 +10,7 @@
 
 use super::attention_bf16;
 use super::device::{Arg, Device, LaunchDims, Module};
-use super::launch::elementwise;
+use super::launch::{elementwise, Operand};
 use super::KernelBackend;
 use crate::backend::AttnDims;
 use crate::precision::{bf16_attention_head, Precision};
@@ -72,9 +72,15 @@ pub(super) fn scale(hd: usize) -> f32 {
     1.0 / (hd as f32).sqrt()
 }
 
-/// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`.
-fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize) -> bool {
-    k.precision == Precision::Bf16 && k.dev.bf16_mma() && bf16_attention_head(hd)
+/// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`. The fp32
+/// kernels read qkv in f32 only: bf16 operand storage is for the tensor-core path.
+fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize, qkv: Operand) -> bool {
+    let bf16 = k.precision == Precision::Bf16 && k.dev.bf16_mma() && bf16_attention_head(hd);
+    assert!(
+        bf16 || !qkv.bf16,
+        "qkv in bf16 operand storage at head size {hd}, where attention runs in fp32"
+    );
+    bf16
 }
 
 /// out (T, C) and lse (T, H) from qkv (T, 3C): the bf16 tensor-core kernels for a bf16 backend
@@ -82,14 +88,15 @@ fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize) -> bool {
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     (out, lse): (u64, u64),
-    qkv: u64,
+    qkv: Operand,
     cu: u64,
     dims: AttnDims,
 ) {
     let hd = check(dims);
-    if on_tensor_cores(k, hd) {
+    if on_tensor_cores(k, hd, qkv) {
         return attention_bf16::forward(k, (out, lse), qkv, cu, dims, hd);
     }
+    let qkv = qkv.addr;
     if dims.tokens == 0 || dims.seqs == 0 {
         return;
     }
@@ -146,14 +153,15 @@ pub(super) fn with_delta<D: Device>(
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
-    (dout, qkv, out, lse): (u64, u64, u64, u64),
+    (dout, qkv, out, lse): (u64, Operand, u64, u64),
     cu: u64,
     dims: AttnDims,
 ) {
     let hd = check(dims);
-    if on_tensor_cores(k, hd) {
+    if on_tensor_cores(k, hd, qkv) {
         return attention_bf16::backward(k, dqkv, (dout, qkv, out, lse), cu, dims, hd);
     }
+    let qkv = qkv.addr;
     let (c, heads) = (dims.width, dims.heads);
     let tile = tile_for(|t| dkv_floats(t, hd));
     with_delta(k, dout, out, dims, |delta| {

@@ -3,8 +3,10 @@
 //! backward. Same varlen packing and grid scheme as attention.rs (ceil(T / 64) + B blocks in x,
 //! each finding its 64-row tile from cu_seqlens on the device; one head per y), 4 warps of 16
 //! rows per block. The backward's D = rowsum(dout * out) is attention.cu's `attention_delta`.
+//! qkv is f32 or bf16 operand storage (`Backend::alloc_operand`), read as is.
 
 use super::device::{Arg, Device, LaunchDims, Module};
+use super::launch::Operand;
 use super::KernelBackend;
 use crate::backend::AttnDims;
 
@@ -53,7 +55,7 @@ fn dims_for(dims: AttnDims, hd: usize, floats: usize) -> LaunchDims {
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     (out, lse): (u64, u64),
-    qkv: u64,
+    qkv: Operand,
     cu: u64,
     dims: AttnDims,
     hd: usize,
@@ -61,10 +63,12 @@ pub(super) fn forward<D: Device>(
     if dims.tokens == 0 || dims.seqs == 0 {
         return;
     }
+    let [qkv, qkv_bf16] = qkv.args();
     let args = [
         Arg::Ptr(out),
         Arg::Ptr(lse),
-        Arg::Ptr(qkv),
+        qkv,
+        qkv_bf16,
         Arg::Ptr(cu),
         Arg::I32(dims.seqs as i32),
         Arg::I32(dims.width as i32),
@@ -81,18 +85,20 @@ pub(super) fn forward<D: Device>(
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
-    (dout, qkv, out, lse): (u64, u64, u64, u64),
+    (dout, qkv, out, lse): (u64, Operand, u64, u64),
     cu: u64,
     dims: AttnDims,
     hd: usize,
 ) {
     let (c, heads) = (dims.width, dims.heads);
     let [_, dkv, dq] = kernels(hd);
+    let [qkv, qkv_bf16] = qkv.args();
     super::attention::with_delta(k, dout, out, dims, |delta| {
         let args = [
             Arg::Ptr(dqkv),
             Arg::Ptr(dout),
-            Arg::Ptr(qkv),
+            qkv,
+            qkv_bf16,
             Arg::Ptr(lse),
             Arg::Ptr(delta),
             Arg::Ptr(cu),

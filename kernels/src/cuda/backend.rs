@@ -192,7 +192,14 @@ impl<D: Device> Backend for KernelBackend<D> {
     ) {
         let bias = bias.map(|b| self.r(b, oc));
         let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, oc * c));
-        matmul::forward(self, self.w(out, t * oc), inp, weight, bias, (t, c, oc));
+        matmul::forward(
+            self,
+            self.w_operand(out, t * oc),
+            inp,
+            weight,
+            bias,
+            (t, c, oc),
+        );
     }
 
     fn matmul_backward(
@@ -308,7 +315,7 @@ impl<D: Device> Backend for KernelBackend<D> {
     ) {
         let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, m * c));
         let pre = self.w(pre, t * m);
-        matmul::forward(self, pre, inp, weight, None, (t, c, m));
+        matmul::forward(self, Operand::new(pre, false), inp, weight, None, (t, c, m));
         let bufs = (pre, self.w_operand(out, t * m), self.r(bias, m));
         gelu::bias_forward(self, bufs, (t, m));
     }
@@ -339,7 +346,7 @@ impl<D: Device> Backend for KernelBackend<D> {
     ) {
         let t = dims.tokens;
         let outs = (self.w(out, t * dims.width), self.w(lse, t * dims.heads));
-        let qkv = self.r(qkv, t * 3 * dims.width);
+        let qkv = self.r_operand(qkv, t * 3 * dims.width);
         attention::forward(self, outs, qkv, self.ri(cu_seqlens, dims.seqs + 1), dims);
     }
 
@@ -356,7 +363,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         let (t, c) = (dims.tokens, dims.width);
         let ins = (
             self.r(dout, t * c),
-            self.r(qkv, t * 3 * c),
+            self.r_operand(qkv, t * 3 * c),
             self.r(out, t * c),
             self.r(lse, t * dims.heads),
         );

@@ -31,35 +31,38 @@ fn to_bf16<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, n: usize) {
     }
 }
 
-/// Runs `f` with bf16 copies of f32 tensors of the given lengths (workspace addresses, each
-/// 256-byte aligned), or with the tensors themselves when `round` is false.
-fn bf16_copies<D: Device, const N: usize, R>(
+/// Runs `f` with workspace regions of the given sizes in f32 slots (a bf16 tensor of n elements
+/// takes n / 2), each starting on a 256-byte boundary; regions of size 0 are not used.
+fn with_regions<D: Device, const N: usize, R>(
     k: &KernelBackend<D>,
-    round: bool,
-    tensors: [(u64, usize); N],
+    slots: [usize; N],
     f: impl FnOnce([u64; N]) -> R,
 ) -> R {
-    if !round {
-        return f(tensors.map(|(addr, _)| addr));
-    }
-    // In f32 slots: two bf16 per slot, each copy starting on a 64-slot (256-byte) boundary.
-    let slots = |n: usize| n.div_ceil(2).next_multiple_of(64);
-    let total = tensors.iter().map(|&(_, n)| slots(n)).sum();
-    k.workspace.with(&k.dev, total, |base| {
+    let slots = slots.map(|n| n.next_multiple_of(64));
+    k.workspace.with(&k.dev, slots.iter().sum(), |base| {
         let mut at = base;
-        let copies = tensors.map(|(src, n)| {
-            to_bf16(k, at, src, n);
-            at += 4 * slots(n) as u64;
-            at - 4 * slots(n) as u64
-        });
-        f(copies)
+        f(slots.map(|n| {
+            at += 4 * n as u64;
+            at - 4 * n as u64
+        }))
     })
 }
 
-/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC).
+/// f32 slots of a bf16 copy of n elements, when `needed`.
+fn bf16_slots(n: usize, needed: bool) -> usize {
+    if needed {
+        n.div_ceil(2)
+    } else {
+        0
+    }
+}
+
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). With `inp` in bf16 the weight is
+/// rounded into workspace first; with `out` in bf16 the product lands in f32 workspace and
+/// `bias_rows_to_bf16` adds the bias and rounds it into `out`.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
-    out: u64,
+    out: Operand,
     inp: Operand,
     weight: u64,
     bias: Option<u64>,
@@ -68,8 +71,17 @@ pub(super) fn forward<D: Device>(
     if t == 0 || oc == 0 {
         return;
     }
-    let operands = operands(k, inp);
-    bf16_copies(k, inp.bf16, [(weight, oc * c)], |[weight]| {
+    let product_slots = if out.bf16 { t * oc } else { 0 };
+    let slots = [bf16_slots(oc * c, inp.bf16), product_slots];
+    with_regions(k, slots, |[weight_bf16, product]| {
+        let weight = match inp.bf16 {
+            true => {
+                to_bf16(k, weight_bf16, weight, oc * c);
+                weight_bf16
+            }
+            false => weight,
+        };
+        let product = if out.bf16 { product } else { out.addr };
         k.dev.gemm(&Gemm {
             trans_a: true,
             trans_b: false,
@@ -81,20 +93,33 @@ pub(super) fn forward<D: Device>(
             b: inp.addr,
             ldb: c.max(1),
             beta: 0.0,
-            c: out,
+            c: product,
             ldc: oc,
-            operands,
-        })
+            operands: operands(k, inp),
+        });
+        let Some(dims) = columns_by_rows(t, oc) else {
+            return;
+        };
+        if out.bf16 {
+            let args = [
+                Arg::Ptr(out.addr),
+                Arg::Ptr(product),
+                Arg::Ptr(bias.unwrap_or(0)),
+                Arg::I32(t as i32),
+                Arg::I32(oc as i32),
+            ];
+            k.dev
+                .launch(Module::Matmul, "bias_rows_to_bf16", dims, &args);
+        } else if let Some(bias) = bias {
+            let args = [
+                Arg::Ptr(product),
+                Arg::Ptr(bias),
+                Arg::I32(t as i32),
+                Arg::I32(oc as i32),
+            ];
+            k.dev.launch(Module::Matmul, "add_bias_rows", dims, &args);
+        }
     });
-    if let (Some(bias), Some(dims)) = (bias, columns_by_rows(t, oc)) {
-        let args = [
-            Arg::Ptr(out),
-            Arg::Ptr(bias),
-            Arg::I32(t as i32),
-            Arg::I32(oc as i32),
-        ];
-        k.dev.launch(Module::Matmul, "add_bias_rows", dims, &args);
-    }
 }
 
 /// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout.
@@ -110,8 +135,16 @@ pub(super) fn backward<D: Device>(
         return;
     }
     let operands = operands(k, inp);
-    let tensors = [(dout, t * oc), (weight, oc * c)];
-    bf16_copies(k, inp.bf16, tensors, |[dout, weight]| {
+    let slots = [bf16_slots(t * oc, inp.bf16), bf16_slots(oc * c, inp.bf16)];
+    with_regions(k, slots, |[dout_bf16, weight_bf16]| {
+        let (dout, weight) = match inp.bf16 {
+            true => {
+                to_bf16(k, dout_bf16, dout, t * oc);
+                to_bf16(k, weight_bf16, weight, oc * c);
+                (dout_bf16, weight_bf16)
+            }
+            false => (dout, weight),
+        };
         if let Some(dinp) = dinp.filter(|_| c > 0) {
             k.dev.gemm(&Gemm {
                 trans_a: false,

@@ -104,6 +104,14 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn bf16_attention_reads_qkv_from_operand_storage() {
+            if let Some(be) = $make {
+                let bf16 = ecgfm_kernels::Precision::Bf16;
+                against_cpu::operands::attention_qkv(&be.with_precision(bf16));
+            }
+        }
+
+        #[test]
         fn tensor_core_mma_fragments_give_the_plain_product() {
             if let Some(be) = $make {
                 against_cpu::attention_bf16::mma_fragments(&be);

@@ -1,9 +1,10 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
-//! LayerNorm and GELU ops write into it exactly their f32 results rounded to bf16 (unrounded
-//! where the storage is f32), and a linear layer reading its input from it gives what it gives
-//! on the same values stored in f32.
+//! LayerNorm, GELU and linear ops write into it exactly their f32 results rounded to bf16
+//! (unrounded where the storage is f32); a linear layer reading its input from it gives what it
+//! gives on the same values stored in f32; and attention reading qkv from it gives the bits it
+//! gives on the f32 qkv it was rounded from.
 
-use super::common::{assert_bits, assert_close, down, up, v, vm, Rng, PAD};
+use super::common::{assert_bits, assert_close, down, packed, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
 use ecgfm_kernels::{Backend, View, ViewMut};
 
@@ -111,6 +112,12 @@ pub fn operand_storage<B: Backend>(be: &B) {
         check_written(be, &format!("matmul_gelu t={t} c={c} m={m}"), nm, |out| {
             be.matmul_gelu_forward((vm(&mut pre), out), v(&x), (v(&w1), v(&b1)), t, c, m)
         });
+        for bias in [Some(v(&b1)), None] {
+            let name = format!("matmul t={t} c={c} m={m} bias {}", bias.is_some());
+            check_written(be, &name, nm, |out| {
+                be.matmul_forward(out, v(&x), v(&w1), bias, t, c, m)
+            });
+        }
         let xs = rounded_bf16(&rng.vec(n, 1.0));
         let plain = linear(be, &xs, (t, c, m), false);
         let operand = linear(be, &xs, (t, c, m), true);
@@ -119,6 +126,59 @@ pub fn operand_storage<B: Backend>(be: &B) {
             .zip(operand.iter().zip(&plain))
         {
             assert_close(&format!("linear {name} ({t}, {c}, {m})"), g, w, 1e-5);
+        }
+    }
+}
+
+/// Attention's out, lse and dqkv with qkv (T, 3C) drawn at random and stored in f32 or
+/// (`operand`) in operand storage.
+fn attention<B: Backend>(
+    be: &B,
+    lengths: &[usize],
+    (c, heads): (usize, usize),
+    operand: bool,
+) -> Vec<Vec<f32>> {
+    let (cu, dims) = packed(lengths, c, heads);
+    let t = dims.tokens;
+    let mut rng = Rng::new((t * 5 + c) as u64);
+    let qkv = rng.vec(t * 3 * c, 2.0);
+    let qkv = match operand {
+        true => up_operand(be, &qkv),
+        false => up(be, &qkv),
+    };
+    let (dout, cu) = (up(be, &rng.vec(t * c, 1.0)), up_idx(be, &cu));
+    let (mut out, mut lse) = (up(be, &vec![0.0; t * c]), up(be, &vec![0.0; t * heads]));
+    be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
+    let mut dqkv = up(be, &vec![0.0; t * 3 * c]);
+    be.attention_backward(
+        vm(&mut dqkv),
+        v(&dout),
+        v(&qkv),
+        v(&out),
+        v(&lse),
+        v(&cu),
+        dims,
+    );
+    vec![
+        down(be, &out, t * c),
+        down(be, &lse, t * heads),
+        down(be, &dqkv, t * 3 * c),
+    ]
+}
+
+/// qkv read from operand storage by bf16 attention (head sizes 16, 32 and 80; ragged packed
+/// sequences): the same bits as from the f32 values it was rounded from, since the attention
+/// rounds q, k and v as it loads them.
+pub fn attention_qkv<B: Backend>(be: &B) {
+    let lengths = [0, 1, 17, 84, 0, 95];
+    for (c, heads) in [(48, 3), (64, 2), (160, 2)] {
+        let plain = attention(be, &lengths, (c, heads), false);
+        let operand = attention(be, &lengths, (c, heads), true);
+        for (name, (g, w)) in ["out", "lse", "dqkv"]
+            .iter()
+            .zip(operand.iter().zip(&plain))
+        {
+            assert_bits(&format!("attention {name} c={c} heads={heads}"), g, w);
         }
     }
 }

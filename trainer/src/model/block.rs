@@ -2,7 +2,7 @@
 //! `mid = x + proj(attn(ln1(x)))`, `out = mid + fc2(gelu(fc1(ln2(mid))))`.
 //! The block's saved activations live in `BlockActs`, allocated once for the maximum token count.
 
-use ecgfm_kernels::{AttnDims, Backend, View, ViewMut};
+use ecgfm_kernels::{bf16_attention_head, AttnDims, Backend, View, ViewMut};
 
 use super::error::ModelError;
 use super::layout::ParamLayout;
@@ -74,7 +74,7 @@ pub(crate) struct BlockDims {
 pub(crate) struct BlockActs<B: Backend> {
     ln1_mean: B::Buf, // (T)
     ln1_rstd: B::Buf, // (T)
-    qkv: B::Buf,      // (T, 3C)
+    qkv: B::Buf,      // (T, 3C), operand storage where attention rounds it (`qkv_is_operand`)
     attn: B::Buf,     // (T, C)
     lse: B::Buf,      // (T, H)
     mid: B::Buf,      // (T, C)
@@ -83,10 +83,20 @@ pub(crate) struct BlockActs<B: Backend> {
     fc1: B::Buf,      // (T, M)
 }
 
+/// Whether qkv is read only by matrix products that round it to bf16 in a bf16 run: at the head
+/// sizes of the tensor-core attention (`precision::bf16_attention_head`). It is then stored as a
+/// matrix-product operand (`Backend::alloc_operand`).
+fn qkv_is_operand(d: BlockDims) -> bool {
+    bf16_attention_head(d.width / d.heads)
+}
+
 impl<B: Backend> BlockActs<B> {
-    /// Floats of one block's saved activations for `tokens` tokens.
-    pub(crate) fn floats(tokens: usize, d: BlockDims) -> usize {
-        tokens * (5 * d.width + d.mlp + d.heads + 4)
+    /// Bytes of one block's saved activations for `tokens` tokens, with operands of
+    /// `operand_bytes` bytes per element.
+    pub(crate) fn bytes(tokens: usize, d: BlockDims, operand_bytes: usize) -> usize {
+        let qkv = tokens * 3 * d.width;
+        let qkv_bytes = if qkv_is_operand(d) { operand_bytes } else { 4 };
+        4 * tokens * (2 * d.width + d.mlp + d.heads + 4) + qkv_bytes * qkv
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
@@ -94,7 +104,10 @@ impl<B: Backend> BlockActs<B> {
         BlockActs {
             ln1_mean: be.alloc(t),
             ln1_rstd: be.alloc(t),
-            qkv: be.alloc(t * 3 * c),
+            qkv: match qkv_is_operand(d) {
+                true => be.alloc_operand(t * 3 * c),
+                false => be.alloc(t * 3 * c),
+            },
             attn: be.alloc(t * c),
             lse: be.alloc(t * d.heads),
             mid: be.alloc(t * c),
@@ -116,9 +129,10 @@ pub(crate) struct Pointwise<B: Backend> {
 }
 
 impl<B: Backend> Pointwise<B> {
-    /// Elements of one block's pointwise activations for `tokens` tokens.
-    pub(crate) fn elements(tokens: usize, d: BlockDims) -> usize {
-        tokens * (2 * d.width + d.mlp)
+    /// Bytes of one block's pointwise activations for `tokens` tokens, with operands of
+    /// `operand_bytes` bytes per element.
+    pub(crate) fn bytes(tokens: usize, d: BlockDims, operand_bytes: usize) -> usize {
+        operand_bytes * tokens * (2 * d.width + d.mlp)
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {

@@ -145,12 +145,11 @@ impl<B: Backend> Stack<B> {
     /// Bytes of the activations kept between the forward and the backward pass.
     pub(crate) fn activation_bytes(&self) -> u64 {
         let (t, c) = (self.max_tokens, self.dims.width);
-        let floats = self.inputs.len() * t * c
-            + self.acts.len() * BlockActs::<B>::floats(t, self.dims)
-            + 2 * t * c
-            + 2 * t;
-        let operands = self.pointwise.len() * Pointwise::<B>::elements(t, self.dims);
-        (4 * floats + self.operand_bytes * operands) as u64
+        let ob = self.operand_bytes;
+        let floats = self.inputs.len() * t * c + 2 * t * c + 2 * t;
+        let acts = self.acts.len() * BlockActs::<B>::bytes(t, self.dims, ob);
+        let pointwise = self.pointwise.len() * Pointwise::<B>::bytes(t, self.dims, ob);
+        (4 * floats + acts + pointwise) as u64
     }
 
     /// The indices in `acts` and `pointwise` of block `i`'s activation sets (the shared ones
