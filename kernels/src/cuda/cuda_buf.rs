@@ -11,19 +11,6 @@ pub enum CudaBuf {
 }
 
 impl CudaBuf {
-    /// Elements in the buffer.
-    pub fn len(&self) -> usize {
-        match self {
-            CudaBuf::F32(s) => s.len(),
-            CudaBuf::Bf16(s) => s.len(),
-        }
-    }
-
-    /// Whether the buffer has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The f32 storage (gradients, parameters, activations other than operands). Panics on a
     /// bf16 buffer: that is a programming error.
     pub fn f32(&self) -> &CudaSlice<f32> {
