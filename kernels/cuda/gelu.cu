@@ -5,6 +5,8 @@
 //             (bias_gelu_forward: x = pre + bias first, kept in pre)
 //   backward: dinp = dout (Phi(x) + x phi(x))            dinp, dout (n)
 //             (gelu_backward_colsum: also the column sums of dinp (T, M), the bias gradient)
+// out and dinp are read only by matrix products: f32 or bf16 operand storage (store_operand);
+// the bias gradient sums the f32 values.
 #include "common.cuh"
 
 #define FRAC_1_SQRT_2PI 0.3989423f
@@ -57,17 +59,18 @@ __device__ __forceinline__ float gelu_grad(float x, float dy) {
     return dy * (cdf + x * FRAC_1_SQRT_2PI * e);
 }
 
-extern "C" __global__ void gelu_backward(float* dinp, const float* inp, const float* dout, u64 n) {
+extern "C" __global__ void gelu_backward(void* dinp, int dinp_bf16, const float* inp,
+                                         const float* dout, u64 n) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
-        dinp[i] = gelu_grad(inp[i], dout[i]);
+        store_operand(dinp, i, gelu_grad(inp[i], dout[i]), dinp_bf16);
 }
 
 // gelu_backward of (T, M) with the first pass of the bias gradient of the layer before the GELU:
 // partial[chunk][j] = sum of dinp[r][j] over the chunk's rows r (f64, in row order), exactly
 // colsum_partial (matmul.cu) of the dinp it writes. Column j per thread.
 // Launch: grid = (ceil(M / BLOCK), chunks), block = BLOCK.
-extern "C" __global__ void gelu_backward_colsum(double* partial, float* dinp, const float* inp,
-                                                const float* dout, int t, int m,
+extern "C" __global__ void gelu_backward_colsum(double* partial, void* dinp, int dinp_bf16,
+                                                const float* inp, const float* dout, int t, int m,
                                                 int rows_per_chunk) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= m) return;
@@ -77,7 +80,7 @@ extern "C" __global__ void gelu_backward_colsum(double* partial, float* dinp, co
     for (int r = r0; r < r1; r++) {
         u64 i = (u64)r * m + j;
         float dx = gelu_grad(inp[i], dout[i]);
-        dinp[i] = dx;
+        store_operand(dinp, i, dx, dinp_bf16);
         acc += (double)dx;
     }
     partial[(u64)blockIdx.y * m + j] = acc;

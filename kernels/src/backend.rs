@@ -131,15 +131,20 @@ pub trait Backend: Send + Sync {
 
     /// A zero-filled f32 buffer of `n` elements.
     fn alloc(&self, n: usize) -> Self::Buf;
-    /// A zero-filled buffer of `n` elements for a tensor read only by matrix products: an input
-    /// of [`Backend::matmul_forward`] and [`Backend::matmul_backward`] (the LayerNorm and GELU
-    /// outputs a block saves, written by [`Backend::layernorm_forward`],
-    /// [`Backend::add_layernorm_forward`], [`Backend::gelu_forward`] or
-    /// [`Backend::matmul_gelu_forward`]), or the `qkv` of the attention ops at head sizes where
-    /// bf16 attention rounds q, k and v ([`crate::bf16_attention_head`]; written by
-    /// [`Backend::matmul_forward`]). A bf16 backend may store it in bf16: a bf16 matrix product
-    /// rounds those values anyway, so results do not change and its memory halves. `upload`
-    /// rounds into it, `download` widens; every other op takes f32 buffers.
+    /// A zero-filled buffer of `n` elements for a tensor read only by matrix products:
+    /// - an input of [`Backend::matmul_forward`] and [`Backend::matmul_backward`] (the LayerNorm
+    ///   and GELU outputs a block saves, written by [`Backend::layernorm_forward`],
+    ///   [`Backend::add_layernorm_forward`], [`Backend::gelu_forward`] or
+    ///   [`Backend::matmul_gelu_forward`]);
+    /// - the `dout` of a [`Backend::matmul_backward`] without a bias gradient (the GELU's input
+    ///   gradient, written by [`Backend::gelu_backward`], whose fused bias gradient sums the f32
+    ///   values);
+    /// - the `qkv` of the attention ops at head sizes where bf16 attention rounds q, k and v
+    ///   ([`crate::bf16_attention_head`]; written by [`Backend::matmul_forward`]).
+    ///
+    /// A bf16 backend may store it in bf16: a bf16 matrix product rounds those values anyway, so
+    /// results do not change and its memory halves. `upload` rounds into it, `download` widens;
+    /// every other op takes f32 buffers.
     fn alloc_operand(&self, n: usize) -> Self::Buf {
         self.alloc(n)
     }

@@ -222,11 +222,12 @@ impl<D: Device> Backend for KernelBackend<D> {
             None => (self.w(dweight, oc * c), None),
         };
         let dinp = dinp.map(|d| self.w(d, t * c));
-        let ins = (
-            self.r(dout, t * oc),
-            self.r_operand(inp, t * c),
-            self.r(weight, oc * c),
+        let dout = self.r_operand(dout, t * oc);
+        assert!(
+            !(dout.bf16 && db.is_some()),
+            "a bias gradient sums f32 dout: its dout cannot be bf16 operand storage"
         );
+        let ins = (dout, self.r_operand(inp, t * c), self.r(weight, oc * c));
         matmul::backward(self, dinp, dw, db, ins, (t, c, oc));
     }
 
@@ -329,7 +330,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         m: usize,
     ) {
         let n = t * m;
-        let (dinp, ins) = (self.w(dinp, n), (self.r(inp, n), self.r(dout, n)));
+        let (dinp, ins) = (self.w_operand(dinp, n), (self.r(inp, n), self.r(dout, n)));
         match dbias {
             Some(dbias) => gelu::backward_bias(self, (dinp, self.w(dbias, m)), ins, (t, m)),
             None => gelu::backward(self, dinp, ins, n),

@@ -35,16 +35,18 @@ pub(super) fn bias_forward<D: Device>(
     }
 }
 
-/// dinp (n) = dout * gelu'(inp).
+/// dinp (n; f32 or bf16 operand storage) = dout * gelu'(inp).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
-    dinp: u64,
+    dinp: Operand,
     (inp, dout): (u64, u64),
     n: usize,
 ) {
     if let Some(dims) = elementwise(n) {
+        let [dinp, dinp_bf16] = dinp.args();
         let args = [
-            Arg::Ptr(dinp),
+            dinp,
+            dinp_bf16,
             Arg::Ptr(inp),
             Arg::Ptr(dout),
             Arg::U64(n as u64),
@@ -53,18 +55,20 @@ pub(super) fn backward<D: Device>(
     }
 }
 
-/// dinp (T, M) = dout * gelu'(inp), and dbias (M) += its column sums: the first pass of the
-/// chunked column sums computes dinp as it reads it.
+/// dinp (T, M; operand storage) = dout * gelu'(inp), and dbias (M) += its column sums (of the
+/// f32 values): the first pass of the chunked column sums computes dinp as it reads it.
 pub(super) fn backward_bias<D: Device>(
     k: &KernelBackend<D>,
-    (dinp, dbias): (u64, u64),
+    (dinp, dbias): (Operand, u64),
     (inp, dout): (u64, u64),
     (t, m): (usize, usize),
 ) {
+    let [dinp, dinp_bf16] = dinp.args();
     matmul::chunked_column_sums(k, dbias, (t, m), |partial, dims| {
         let args = [
             Arg::Ptr(partial),
-            Arg::Ptr(dinp),
+            dinp,
+            dinp_bf16,
             Arg::Ptr(inp),
             Arg::Ptr(dout),
             Arg::I32(t as i32),

@@ -5,18 +5,20 @@
 //!   out^T (OC x T)   = W (op T of W^T, ld C) . inp^T (ld C)
 //!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
-//! When `inp` is stored in bf16 (`Backend::alloc_operand` of a bf16 backend), the weight (and in
-//! the backward the output gradient) is first rounded into bf16 workspace (`to_bf16`), so every
-//! GEMM multiplies two bf16 matrices: the same products as rounding f32 operands in the GEMM.
+//! When an operand is stored in bf16 (`Backend::alloc_operand` of a bf16 backend: `inp`, the
+//! backward's `dout`), the f32 ones (the weight, ...) are first rounded into bf16 workspace
+//! (`to_bf16`), so the GEMMs multiply bf16 matrices: the same products as rounding f32 operands
+//! in the GEMM.
 
 use super::device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module};
 use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, Operand, ROWS_PER_CHUNK};
 use super::KernelBackend;
 use crate::precision::Precision;
 
-/// How the GEMMs of a linear layer whose input is `inp` multiply.
-fn operands<D: Device>(k: &KernelBackend<D>, inp: Operand) -> GemmOperands {
-    match (inp.bf16, k.precision) {
+/// How a GEMM multiplies when `bf16` of its operands are stored in bf16 (then all are, the others
+/// rounded into workspace first).
+fn operands<D: Device>(k: &KernelBackend<D>, bf16: bool) -> GemmOperands {
+    match (bf16, k.precision) {
         (true, _) => GemmOperands::Bf16,
         (false, Precision::Bf16) => GemmOperands::F32AsBf16,
         (false, Precision::Fp32) => GemmOperands::F32,
@@ -57,6 +59,16 @@ fn bf16_slots(n: usize, needed: bool) -> usize {
     }
 }
 
+/// The address of `x` (n elements) in bf16: `x` itself when stored so, else its copy rounded
+/// into `region`.
+fn in_bf16<D: Device>(k: &KernelBackend<D>, x: Operand, region: u64, n: usize) -> u64 {
+    if x.bf16 {
+        return x.addr;
+    }
+    to_bf16(k, region, x.addr, n);
+    region
+}
+
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). With `inp` in bf16 the weight is
 /// rounded into workspace first; with `out` in bf16 the product lands in f32 workspace and
 /// `bias_rows_to_bf16` adds the bias and rounds it into `out`.
@@ -95,7 +107,7 @@ pub(super) fn forward<D: Device>(
             beta: 0.0,
             c: product,
             ldc: oc,
-            operands: operands(k, inp),
+            operands: operands(k, inp.bf16),
         });
         let Some(dims) = columns_by_rows(t, oc) else {
             return;
@@ -122,29 +134,35 @@ pub(super) fn forward<D: Device>(
     });
 }
 
-/// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout.
+/// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout (f32). When
+/// `inp` or `dout` is stored in bf16, the other operands are rounded into workspace first.
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dinp: Option<u64>,
     dweight: u64,
     dbias: Option<u64>,
-    (dout, inp, weight): (u64, Operand, u64),
+    (dout, inp, weight): (Operand, Operand, u64),
     (t, c, oc): (usize, usize, usize),
 ) {
     if t == 0 || oc == 0 {
         return;
     }
-    let operands = operands(k, inp);
-    let slots = [bf16_slots(t * oc, inp.bf16), bf16_slots(oc * c, inp.bf16)];
-    with_regions(k, slots, |[dout_bf16, weight_bf16]| {
-        let (dout, weight) = match inp.bf16 {
-            true => {
-                to_bf16(k, dout_bf16, dout, t * oc);
-                to_bf16(k, weight_bf16, weight, oc * c);
-                (dout_bf16, weight_bf16)
-            }
-            false => (dout, weight),
+    let bf16 = inp.bf16 || dout.bf16;
+    let slots = [
+        bf16_slots(t * oc, bf16 && !dout.bf16),
+        bf16_slots(t * c, bf16 && !inp.bf16),
+        bf16_slots(oc * c, bf16),
+    ];
+    with_regions(k, slots, |[dout_r, inp_r, weight_r]| {
+        let (dout, inp, weight) = match bf16 {
+            true => (
+                in_bf16(k, dout, dout_r, t * oc),
+                in_bf16(k, inp, inp_r, t * c),
+                in_bf16(k, Operand::new(weight, false), weight_r, oc * c),
+            ),
+            false => (dout.addr, inp.addr, weight),
         };
+        let operands = operands(k, bf16);
         if let Some(dinp) = dinp.filter(|_| c > 0) {
             k.dev.gemm(&Gemm {
                 trans_a: false,
@@ -169,7 +187,7 @@ pub(super) fn backward<D: Device>(
                 m: c,
                 n: oc,
                 k: t,
-                a: inp.addr,
+                a: inp,
                 lda: c,
                 b: dout,
                 ldb: oc,
@@ -181,7 +199,7 @@ pub(super) fn backward<D: Device>(
         }
     });
     if let Some(dbias) = dbias {
-        column_sums(k, dbias, dout, t, oc);
+        column_sums(k, dbias, dout.addr, t, oc);
     }
 }
 

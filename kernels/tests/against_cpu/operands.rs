@@ -1,12 +1,12 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
-//! LayerNorm, GELU and linear ops write into it exactly their f32 results rounded to bf16
-//! (unrounded where the storage is f32); a linear layer reading its input from it gives what it
-//! gives on the same values stored in f32; and attention reading qkv from it gives the bits it
-//! gives on the f32 qkv it was rounded from.
+//! LayerNorm, GELU (forward and backward) and linear ops write into it exactly their f32 results
+//! rounded to bf16 (unrounded where the storage is f32); a linear layer reading its input or its
+//! output gradient from it gives what it gives on the same values stored in f32; and attention
+//! reading qkv from it gives the bits it gives on the f32 qkv it was rounded from.
 
 use super::common::{assert_bits, assert_close, down, packed, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
-use ecgfm_kernels::{Backend, View, ViewMut};
+use ecgfm_kernels::{Backend, ViewMut};
 
 /// A padded buffer of the backend's operand storage holding `data` (as `up` does for f32).
 fn up_operand<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
@@ -32,42 +32,32 @@ fn check_written<B: Backend>(be: &B, name: &str, n: usize, mut write: impl FnMut
     assert_bits(name, &down(be, &operand, n), &want);
 }
 
-/// out, dinp and dweight|dbias of a linear layer whose input `x` is `xs` in f32 storage or
-/// (`operand`) in operand storage.
+/// out, dinp and dweight|dbias of a linear layer on input `xs` and output gradient `douts`, each
+/// in f32 or (`stored` = (x, dout)) in operand storage. A dout in operand storage has no bias
+/// gradient (the GELU's backward sums it); `dbias` says whether there is one.
 fn linear<B: Backend>(
     be: &B,
-    xs: &[f32],
+    (xs, douts): (&[f32], &[f32]),
     (t, c, oc): (usize, usize, usize),
-    operand: bool,
+    stored: (bool, bool),
+    dbias: bool,
 ) -> Vec<Vec<f32>> {
     let mut rng = Rng::new((t * 7 + c * 3 + oc) as u64);
-    let x = match operand {
-        true => up_operand(be, xs),
-        false => up(be, xs),
+    let place = |data: &[f32], operand: bool| match operand {
+        true => up_operand(be, data),
+        false => up(be, data),
     };
-    let (w, b, dout) = (
-        up(be, &rng.vec(oc * c, 1.0)),
-        up(be, &rng.vec(oc, 1.0)),
-        up(be, &rng.vec(t * oc, 1.0)),
-    );
+    let (x, dout) = (place(xs, stored.0), place(douts, stored.1));
+    let (w, b) = (up(be, &rng.vec(oc * c, 1.0)), up(be, &rng.vec(oc, 1.0)));
     let mut out = up(be, &vec![0.0; t * oc]);
     be.matmul_forward(vm(&mut out), v(&x), v(&w), Some(v(&b)), t, c, oc);
     let (mut dx, mut dwb) = (
         up(be, &vec![0.0; t * c]),
         up(be, &rng.vec(oc * c + oc, 1.0)),
     );
-    let dbias = Some(PAD + oc * c);
-    be.matmul_backward(
-        Some(vm(&mut dx)),
-        vm(&mut dwb),
-        dbias,
-        View::new(&dout, PAD),
-        v(&x),
-        v(&w),
-        t,
-        c,
-        oc,
-    );
+    let dbias = dbias.then_some(PAD + oc * c);
+    let (dx_v, dwb_v) = (Some(vm(&mut dx)), vm(&mut dwb));
+    be.matmul_backward(dx_v, dwb_v, dbias, v(&dout), v(&x), v(&w), t, c, oc);
     vec![
         down(be, &out, t * oc),
         down(be, &dx, t * c),
@@ -118,14 +108,36 @@ pub fn operand_storage<B: Backend>(be: &B) {
                 be.matmul_forward(out, v(&x), v(&w1), bias, t, c, m)
             });
         }
+        // The GELU's input gradient, with fc1's bias gradient: the same f32 sums either way.
+        let dout = up(be, &rng.vec(nm, 1.0));
+        let mut dbiases = Vec::new();
+        check_written(be, &format!("gelu_backward t={t} m={m}"), nm, |dinp| {
+            let mut db = up(be, &vec![0.0; m]);
+            be.gelu_backward(dinp, Some(vm(&mut db)), (v(&pre), v(&dout)), t, m);
+            dbiases.push(down(be, &db, m));
+        });
+        assert_bits(
+            &format!("gelu_backward dbias t={t} m={m}"),
+            &dbiases[1],
+            &dbiases[0],
+        );
         let xs = rounded_bf16(&rng.vec(n, 1.0));
-        let plain = linear(be, &xs, (t, c, m), false);
-        let operand = linear(be, &xs, (t, c, m), true);
-        for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
-            .iter()
-            .zip(operand.iter().zip(&plain))
-        {
-            assert_close(&format!("linear {name} ({t}, {c}, {m})"), g, w, 1e-5);
+        let douts = rounded_bf16(&rng.vec(nm, 1.0));
+        for stored in [(true, false), (false, true), (true, true)] {
+            let dbias = !stored.1;
+            let got = linear(be, (&xs, &douts), (t, c, m), stored, dbias);
+            let want = linear(be, (&xs, &douts), (t, c, m), (false, false), dbias);
+            for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
+                .iter()
+                .zip(got.iter().zip(&want))
+            {
+                assert_close(
+                    &format!("linear {name} ({t}, {c}, {m}) {stored:?}"),
+                    g,
+                    w,
+                    1e-5,
+                );
+            }
         }
     }
 }

@@ -153,7 +153,7 @@ pub(crate) struct BlockGrads<B: Backend> {
     pub dln: B::Buf,
     dattn: B::Buf, // (T, C)
     dqkv: B::Buf,  // (T, 3C)
-    dfc1: B::Buf,  // (T, M)
+    dfc1: B::Buf,  // (T, M), read only by fc1's GEMMs: operand storage
     dgelu: B::Buf, // (T, M)
 }
 
@@ -165,7 +165,7 @@ impl<B: Backend> BlockGrads<B> {
             dln: be.alloc(t * c),
             dattn: be.alloc(t * c),
             dqkv: be.alloc(t * 3 * c),
-            dfc1: be.alloc(t * d.mlp),
+            dfc1: be.alloc_operand(t * d.mlp),
             dgelu: be.alloc(t * d.mlp),
         }
     }
