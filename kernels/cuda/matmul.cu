@@ -54,6 +54,25 @@ extern "C" __global__ void colsum_partial(double* partial, const float* src, int
     partial[(u64)blockIdx.y * c + j] = acc;
 }
 
+// colsum_partial that also writes src rounded to bf16 into dst (T, C): the bias gradient's first
+// pass and the bf16 copy of dout that a bf16 GEMM reads, in one read of dout. Launch as
+// colsum_partial.
+extern "C" __global__ void colsum_partial_to_bf16(double* partial, u16* dst, const float* src,
+                                                  int t, int c, int rows_per_chunk) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    int r0 = blockIdx.y * rows_per_chunk;
+    int r1 = r0 + rows_per_chunk < t ? r0 + rows_per_chunk : t;
+    double acc = 0.0;
+    for (int r = r0; r < r1; r++) {
+        u64 i = (u64)r * c + j;
+        float x = src[i];
+        dst[i] = bf16_bits(x);
+        acc += (double)x;
+    }
+    partial[(u64)blockIdx.y * c + j] = acc;
+}
+
 // Pass 2: dst[j] += (f32) (((p_0 + p_1) + p_2) + ...). Launch: grid = ceil(C / BLOCK), block = BLOCK.
 extern "C" __global__ void colsum_finish(float* dst, const double* partial, int chunks, int c) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;

@@ -135,7 +135,8 @@ pub(super) fn forward<D: Device>(
 }
 
 /// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout (f32). When
-/// `inp` or `dout` is stored in bf16, the other operands are rounded into workspace first.
+/// `inp` or `dout` is stored in bf16, the other operands are rounded into workspace first (an f32
+/// dout by the bias gradient's first pass, as it reads it).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dinp: Option<u64>,
@@ -148,15 +149,26 @@ pub(super) fn backward<D: Device>(
         return;
     }
     let bf16 = inp.bf16 || dout.bf16;
+    let round_dout = bf16 && !dout.bf16;
+    let chunks = row_chunks(t);
+    let fused_dbias = dbias.filter(|_| round_dout);
     let slots = [
-        bf16_slots(t * oc, bf16 && !dout.bf16),
+        bf16_slots(t * oc, round_dout),
         bf16_slots(t * c, bf16 && !inp.bf16),
         bf16_slots(oc * c, bf16),
+        if fused_dbias.is_some() {
+            2 * chunks * oc
+        } else {
+            0
+        },
     ];
-    with_regions(k, slots, |[dout_r, inp_r, weight_r]| {
+    with_regions(k, slots, |[dout_r, inp_r, weight_r, partial]| {
         let (dout, inp, weight) = match bf16 {
             true => (
-                in_bf16(k, dout, dout_r, t * oc),
+                match fused_dbias {
+                    Some(dbias) => colsum_to_bf16(k, (dbias, partial, dout_r), dout.addr, (t, oc)),
+                    None => in_bf16(k, dout, dout_r, t * oc),
+                },
                 in_bf16(k, inp, inp_r, t * c),
                 in_bf16(k, Operand::new(weight, false), weight_r, oc * c),
             ),
@@ -198,9 +210,34 @@ pub(super) fn backward<D: Device>(
             });
         }
     });
-    if let Some(dbias) = dbias {
+    if let Some(dbias) = dbias.filter(|_| fused_dbias.is_none()) {
         column_sums(k, dbias, dout.addr, t, oc);
     }
+}
+
+/// dbias (OC) += the column sums of dout (T, OC), whose bf16 copy the first pass writes into
+/// `copy` as it reads it; `partial` holds the chunks' f64 partials. Returns `copy`.
+fn colsum_to_bf16<D: Device>(
+    k: &KernelBackend<D>,
+    (dbias, partial, copy): (u64, u64, u64),
+    dout: u64,
+    (t, oc): (usize, usize),
+) -> u64 {
+    let chunks = row_chunks(t);
+    if let Some(dims) = per_item(oc, chunks) {
+        let args = [
+            Arg::Ptr(partial),
+            Arg::Ptr(copy),
+            Arg::Ptr(dout),
+            Arg::I32(t as i32),
+            Arg::I32(oc as i32),
+            Arg::I32(ROWS_PER_CHUNK as i32),
+        ];
+        k.dev
+            .launch(Module::Matmul, "colsum_partial_to_bf16", dims, &args);
+        finish_column_sums(k, dbias, partial, chunks, oc);
+    }
+    copy
 }
 
 /// dst (C) += column sums of src (T, C): f64 partials over fixed row chunks, then in order.
