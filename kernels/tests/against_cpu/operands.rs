@@ -65,8 +65,10 @@ fn linear<B: Backend>(
     ]
 }
 
-/// See the module comment. The linear layer's two storages agree within 1e-5 (relative to
-/// 1 + |value|): the same rounded operands, whose sums a GPU's GEMMs may order differently.
+/// See the module comment. The linear layer's two storages agree within 1e-4 (relative to
+/// 1 + |value|; the bf16 matmul test's bound): the same rounded operands, whose sums of up to 300
+/// products a GPU's GEMMs may order differently (on the host harness, whose GEMM sums in one
+/// order, the whole model agrees bit for bit: kernels/cuda-host/tests/model_steps.rs).
 pub fn operand_storage<B: Backend>(be: &B) {
     for (t, c, m) in [(1, 1, 2), (5, 7, 9), (97, 33, 75), (300, 16, 64)] {
         let mut rng = Rng::new((t * 11 + c) as u64);
@@ -135,7 +137,7 @@ pub fn operand_storage<B: Backend>(be: &B) {
                     &format!("linear {name} ({t}, {c}, {m}) {stored:?}"),
                     g,
                     w,
-                    1e-5,
+                    1e-4,
                 );
             }
         }
