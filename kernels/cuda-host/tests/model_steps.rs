@@ -9,6 +9,7 @@
 use ecgfm_cuda_host::host_backend;
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::model::Recompute;
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig};
 
 const BATCH: usize = 2;
@@ -16,7 +17,17 @@ const STEPS: u64 = 3;
 
 /// The gradients of the first step, and the losses of STEPS steps.
 fn train<B: Backend>(backend: B, cfg: &ModelConfig) -> (Vec<f32>, Vec<f32>) {
+    train_recomputing(backend, cfg, Recompute::None)
+}
+
+/// `train` with activation recomputation `mode`.
+fn train_recomputing<B: Backend>(
+    backend: B,
+    cfg: &ModelConfig,
+    mode: Recompute,
+) -> (Vec<f32>, Vec<f32>) {
     let mut model = Mae::new(backend, cfg.clone(), BATCH).unwrap();
+    model.set_recompute(mode);
     model.init_params(7);
     let mut source = SyntheticSource::new(cfg, 7, 0.5);
     let sampler = MaskSampler::new(cfg);
@@ -124,7 +135,7 @@ fn nano_in_bf16_on_the_cuda_kernels_matches_the_bf16_cpu() {
 /// A bf16 backend stores the LayerNorm and GELU outputs (the GEMMs' saved inputs) in bf16
 /// (`Backend::alloc_operand`), and its GEMMs then multiply two bf16 matrices: bit for bit the
 /// same gradients and losses as keeping them in f32 and rounding them in the GEMM, for less
-/// activation memory.
+/// activation memory, with or without activation recomputation.
 #[test]
 fn bf16_operand_storage_is_bitwise_the_f32_storage() {
     let mut cfg = ModelConfig::preset("nano").unwrap();
@@ -136,12 +147,15 @@ fn bf16_operand_storage_is_bitwise_the_f32_storage() {
     let (small, large) = (bytes(stored()), bytes(kept()));
     println!("nano activations, batch {BATCH}: {small} bytes with bf16 operands, {large} in f32");
     assert!(small < large, "{small} >= {large}");
-    let (stored_grads, stored_losses) = train(stored(), &cfg);
     let (kept_grads, kept_losses) = train(kept(), &cfg);
-    assert_eq!(stored_losses, kept_losses);
-    assert!(
-        stored_grads == kept_grads,
-        "gradients differ: {:?}",
-        worst_gradient_gap(&cfg, &stored_grads, &kept_grads)
-    );
+    // Recomputation reruns the same operand-writing kernels into the shared sets.
+    for mode in [Recompute::None, Recompute::Pointwise, Recompute::Blocks] {
+        let (stored_grads, stored_losses) = train_recomputing(stored(), &cfg, mode);
+        assert_eq!(stored_losses, kept_losses, "{mode:?}");
+        assert!(
+            stored_grads == kept_grads,
+            "{mode:?}: gradients differ: {:?}",
+            worst_gradient_gap(&cfg, &stored_grads, &kept_grads)
+        );
+    }
 }
