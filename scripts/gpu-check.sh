@@ -13,7 +13,8 @@
 #                   each within 1e-4 (relative to max(1, |loss|))
 #                   (items 3 to 5 run with --precision fp32)
 #  3b. bf16_curve:  the same runs with bf16 matrix products (the GPU default): 20-step mean losses
-#                   within 2% of fp32 at every step; a second bf16 nano run is bitwise the same
+#                   within 2% of fp32 at every step; a second bf16 nano run, recomputing every
+#                   block, is bitwise the same
 #   4. determinism: a second identical nano GPU run gives bitwise the same losses and weights;
 #                   recompute: the same run with train.recompute=blocks, and =pointwise, gives
 #                   bitwise the same losses
@@ -107,7 +108,9 @@ record cpu_losses $status "$work/cpu_losses.json" "$work/$model.log"
 # ---- 3b. bf16 mixed precision follows the fp32 curve ----------------------------------------
 # The same runs as item 3 with bf16 matrix products (tensor-core GEMMs and attention): the
 # 20-step moving averages of the losses within 2% of the fp32 run's at every step, and the runs
-# not identical (bf16 really in effect). Then two bf16 runs must agree bit for bit.
+# not identical (bf16 really in effect). Then a second bf16 nano run, recomputing every block
+# (train.recompute=blocks), must agree with the first bit for bit: determinism, and the
+# recomputation rewriting the bf16-stored activations exactly.
 status=0
 echo '{}' > "$work/bf16_curve.json"
 for spec in $runs; do
@@ -135,7 +138,8 @@ PY
 done
 again="$work/run-nano-bf16-again"
 timeout $(limit 60) "$ecgfm" pretrain --device "$device" --precision bf16 --model nano --batch-size 32 --steps 300 \
-    --seed 0 --checkpoint-every 0 --set train.log_every=1 --out "$again" > "$work/nano-bf16-again.log" 2>&1 || status=1
+    --seed 0 --checkpoint-every 0 --set train.log_every=1 --set train.recompute=blocks --out "$again" \
+    > "$work/nano-bf16-again.log" 2>&1 || status=1
 losses "$again" > "$work/nano-bf16-again.losses" 2> /dev/null || status=1
 cmp -s "$work/nano-bf16.losses" "$work/nano-bf16-again.losses" || status=1
 record bf16_curve $status "$work/bf16_curve.json" "$work/nano-bf16.log"
