@@ -302,33 +302,34 @@ static __device__ void forward_impl(float* out, float* lse, const E* qkv, const 
     }
 }
 
+// forward_impl on qkv stored as f32 or (`qkv_bf16`) bf16.
+template <int HDM>
+static __device__ void forward_dispatch(float* out, float* lse, const void* qkv, int qkv_bf16,
+                               const u32* cu, int seqs, int c, int heads, float scale) {
+    if (qkv_bf16)
+        forward_impl<HDM>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
+    else
+        forward_impl<HDM>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
+}
+
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
 // _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const void* qkv,
                                                        int qkv_bf16, const u32* cu, int seqs, int c,
                                                        int heads, float scale) {
-    if (qkv_bf16)
-        forward_impl<64>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
-    else
-        forward_impl<64>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
+    forward_dispatch<64>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const void* qkv,
                                                        int qkv_bf16, const u32* cu, int seqs, int c,
                                                        int heads, float scale) {
-    if (qkv_bf16)
-        forward_impl<96>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
-    else
-        forward_impl<96>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
+    forward_dispatch<96>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const void* qkv,
                                                         int qkv_bf16, const u32* cu, int seqs,
                                                         int c, int heads, float scale) {
-    if (qkv_bf16)
-        forward_impl<128>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
-    else
-        forward_impl<128>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
+    forward_dispatch<128>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
 // One block per (key tile, head); each warp owns 16 key rows.
@@ -406,36 +407,38 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const E* qkv, co
     }
 }
 
+// dkv_impl on qkv stored as f32 or (`qkv_bf16`) bf16.
+template <int HDM>
+static __device__ void dkv_dispatch(float* dqkv, const float* dout, const void* qkv, int qkv_bf16,
+                           const float* lse, const float* delta, const u32* cu, int seqs, int c,
+                           int heads, float scale) {
+    if (qkv_bf16)
+        dkv_impl<HDM>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dkv_impl<HDM>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (q, dout)
 // + 2 * 64 f32 (lse, D); _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_dkv_hd64(float* dqkv, const float* dout, const void* qkv,
                                                    int qkv_bf16, const float* lse,
                                                    const float* delta, const u32* cu, int seqs,
                                                    int c, int heads, float scale) {
-    if (qkv_bf16)
-        dkv_impl<64>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dkv_impl<64>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dkv_dispatch<64>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dkv_hd96(float* dqkv, const float* dout, const void* qkv,
                                                    int qkv_bf16, const float* lse,
                                                    const float* delta, const u32* cu, int seqs,
                                                    int c, int heads, float scale) {
-    if (qkv_bf16)
-        dkv_impl<96>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dkv_impl<96>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dkv_dispatch<96>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dkv_hd128(float* dqkv, const float* dout, const void* qkv,
                                                     int qkv_bf16, const float* lse,
                                                     const float* delta, const u32* cu, int seqs,
                                                     int c, int heads, float scale) {
-    if (qkv_bf16)
-        dkv_impl<128>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dkv_impl<128>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dkv_dispatch<128>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 // One block per (query tile, head); each warp owns 16 query rows.
@@ -509,36 +512,38 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const E* qkv, con
     }
 }
 
+// dq_impl on qkv stored as f32 or (`qkv_bf16`) bf16.
+template <int HDM>
+static __device__ void dq_dispatch(float* dqkv, const float* dout, const void* qkv, int qkv_bf16,
+                          const float* lse, const float* delta, const u32* cu, int seqs, int c,
+                          int heads, float scale) {
+    if (qkv_bf16)
+        dq_impl<HDM>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    else
+        dq_impl<HDM>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+}
+
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
 // _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
 extern "C" __global__ void attention_bf16_dq_hd64(float* dqkv, const float* dout, const void* qkv,
                                                   int qkv_bf16, const float* lse,
                                                   const float* delta, const u32* cu, int seqs,
                                                   int c, int heads, float scale) {
-    if (qkv_bf16)
-        dq_impl<64>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dq_impl<64>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dq_dispatch<64>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dq_hd96(float* dqkv, const float* dout, const void* qkv,
                                                   int qkv_bf16, const float* lse,
                                                   const float* delta, const u32* cu, int seqs,
                                                   int c, int heads, float scale) {
-    if (qkv_bf16)
-        dq_impl<96>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dq_impl<96>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dq_dispatch<96>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dout, const void* qkv,
                                                    int qkv_bf16, const float* lse,
                                                    const float* delta, const u32* cu, int seqs,
                                                    int c, int heads, float scale) {
-    if (qkv_bf16)
-        dq_impl<128>(dqkv, dout, (const u16*)qkv, lse, delta, cu, seqs, c, heads, scale);
-    else
-        dq_impl<128>(dqkv, dout, (const float*)qkv, lse, delta, cu, seqs, c, heads, scale);
+    dq_dispatch<128>(dqkv, dout, qkv, qkv_bf16, lse, delta, cu, seqs, c, heads, scale);
 }
 
 // The MMA and the fragment loaders alone, for a test of their layouts: one warp computes

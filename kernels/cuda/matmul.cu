@@ -41,24 +41,11 @@ extern "C" __global__ void bias_rows_to_bf16(u16* out, const float* acc, const f
     }
 }
 
-// Pass 1: partial[chunk][j] = sum of src[r][j] over the chunk's rows r (f64, in row order).
+// Pass 1: partial[chunk][j] = sum of src[r][j] over the chunk's rows r (f64, in row order); with
+// `copy` (else null) the same pass writes src rounded to bf16 there, the copy a bf16 GEMM reads.
 // Launch: grid = (ceil(C / BLOCK), chunks), block = BLOCK.
-extern "C" __global__ void colsum_partial(double* partial, const float* src, int t, int c,
-                                          int rows_per_chunk) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= c) return;
-    int r0 = blockIdx.y * rows_per_chunk;
-    int r1 = r0 + rows_per_chunk < t ? r0 + rows_per_chunk : t;
-    double acc = 0.0;
-    for (int r = r0; r < r1; r++) acc += (double)src[(u64)r * c + j];
-    partial[(u64)blockIdx.y * c + j] = acc;
-}
-
-// colsum_partial that also writes src rounded to bf16 into dst (T, C): the bias gradient's first
-// pass and the bf16 copy of dout that a bf16 GEMM reads, in one read of dout. Launch as
-// colsum_partial.
-extern "C" __global__ void colsum_partial_to_bf16(double* partial, u16* dst, const float* src,
-                                                  int t, int c, int rows_per_chunk) {
+extern "C" __global__ void colsum_partial(double* partial, u16* copy, const float* src, int t,
+                                          int c, int rows_per_chunk) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= c) return;
     int r0 = blockIdx.y * rows_per_chunk;
@@ -67,7 +54,7 @@ extern "C" __global__ void colsum_partial_to_bf16(double* partial, u16* dst, con
     for (int r = r0; r < r1; r++) {
         u64 i = (u64)r * c + j;
         float x = src[i];
-        dst[i] = bf16_bits(x);
+        if (copy) copy[i] = bf16_bits(x);
         acc += (double)x;
     }
     partial[(u64)blockIdx.y * c + j] = acc;

@@ -166,7 +166,13 @@ pub(super) fn backward<D: Device>(
         let (dout, inp, weight) = match bf16 {
             true => (
                 match fused_dbias {
-                    Some(dbias) => colsum_to_bf16(k, (dbias, partial, dout_r), dout.addr, (t, oc)),
+                    // The bias gradient's first pass writes dout's bf16 copy as it reads it.
+                    Some(dbias) => {
+                        chunked_column_sums_at(k, (dbias, partial), (t, oc), |p, dims| {
+                            colsum_partial(k, p, (dout.addr, dout_r), (t, oc), dims)
+                        });
+                        dout_r
+                    }
                     None => in_bf16(k, dout, dout_r, t * oc),
                 },
                 in_bf16(k, inp, inp_r, t * c),
@@ -215,63 +221,62 @@ pub(super) fn backward<D: Device>(
     }
 }
 
-/// dbias (OC) += the column sums of dout (T, OC), whose bf16 copy the first pass writes into
-/// `copy` as it reads it; `partial` holds the chunks' f64 partials. Returns `copy`.
-fn colsum_to_bf16<D: Device>(
-    k: &KernelBackend<D>,
-    (dbias, partial, copy): (u64, u64, u64),
-    dout: u64,
-    (t, oc): (usize, usize),
-) -> u64 {
-    let chunks = row_chunks(t);
-    if let Some(dims) = per_item(oc, chunks) {
-        let args = [
-            Arg::Ptr(partial),
-            Arg::Ptr(copy),
-            Arg::Ptr(dout),
-            Arg::I32(t as i32),
-            Arg::I32(oc as i32),
-            Arg::I32(ROWS_PER_CHUNK as i32),
-        ];
-        k.dev
-            .launch(Module::Matmul, "colsum_partial_to_bf16", dims, &args);
-        finish_column_sums(k, dbias, partial, chunks, oc);
-    }
-    copy
-}
-
 /// dst (C) += column sums of src (T, C): f64 partials over fixed row chunks, then in order.
 pub(super) fn column_sums<D: Device>(k: &KernelBackend<D>, dst: u64, src: u64, t: usize, c: usize) {
     chunked_column_sums(k, dst, (t, c), |partial, dims| {
-        let args = [
-            Arg::Ptr(partial),
-            Arg::Ptr(src),
-            Arg::I32(t as i32),
-            Arg::I32(c as i32),
-            Arg::I32(ROWS_PER_CHUNK as i32),
-        ];
-        k.dev.launch(Module::Matmul, "colsum_partial", dims, &args);
+        colsum_partial(k, partial, (src, 0), (t, c), dims)
     });
+}
+
+/// Queues `colsum_partial` of src (T, C) into `partial` on `dims`, writing src's bf16 copy into
+/// `copy` as well unless it is 0.
+fn colsum_partial<D: Device>(
+    k: &KernelBackend<D>,
+    partial: u64,
+    (src, copy): (u64, u64),
+    (t, c): (usize, usize),
+    dims: LaunchDims,
+) {
+    let args = [
+        Arg::Ptr(partial),
+        Arg::Ptr(copy),
+        Arg::Ptr(src),
+        Arg::I32(t as i32),
+        Arg::I32(c as i32),
+        Arg::I32(ROWS_PER_CHUNK as i32),
+    ];
+    k.dev.launch(Module::Matmul, "colsum_partial", dims, &args);
 }
 
 /// dst (C) += the column sums of a (T, C) tensor in two passes. `first_pass(partial, dims)`
 /// launches a kernel on `dims` = (ceil(C / BLOCK), chunks of `ROWS_PER_CHUNK` rows) whose thread
 /// (j, chunk) writes partial[chunk][j] (f64), its column's sum over the chunk in row order (as
-/// `colsum_partial`); then the chunks are added in order.
+/// `colsum_partial`); then the chunks are added in order. The partials live in the workspace.
 pub(super) fn chunked_column_sums<D: Device>(
     k: &KernelBackend<D>,
     dst: u64,
     (t, c): (usize, usize),
     first_pass: impl FnOnce(u64, LaunchDims),
 ) {
+    let partials = 2 * row_chunks(t) * c;
+    k.workspace.with(&k.dev, partials, |partial| {
+        chunked_column_sums_at(k, (dst, partial), (t, c), first_pass)
+    });
+}
+
+/// `chunked_column_sums` with the partials (2 * chunks * C f32 slots) at `partial`, for a caller
+/// that already holds the workspace.
+fn chunked_column_sums_at<D: Device>(
+    k: &KernelBackend<D>,
+    (dst, partial): (u64, u64),
+    (t, c): (usize, usize),
+    first_pass: impl FnOnce(u64, LaunchDims),
+) {
     let chunks = row_chunks(t);
-    let Some(dims) = per_item(c, chunks) else {
-        return;
-    };
-    k.workspace.with(&k.dev, 2 * chunks * c, |partial| {
+    if let Some(dims) = per_item(c, chunks) {
         first_pass(partial, dims);
         finish_column_sums(k, dst, partial, chunks, c);
-    });
+    }
 }
 
 /// dst (C) += (f32) sum over `chunks` f64 partial rows (chunks, C), in chunk order.

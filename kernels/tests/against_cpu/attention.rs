@@ -12,11 +12,22 @@ pub fn attention_outputs<B: Backend>(
     width: usize,
     heads: usize,
 ) -> Vec<Vec<f32>> {
+    attention_outputs_placing(be, lengths, (width, heads), |qkv| up(be, qkv))
+}
+
+/// `attention_outputs` with qkv's buffer made by `place` from its values (f32 storage, or the
+/// backend's operand storage).
+pub fn attention_outputs_placing<B: Backend>(
+    be: &B,
+    lengths: &[usize],
+    (width, heads): (usize, usize),
+    place: impl Fn(&[f32]) -> B::Buf,
+) -> Vec<Vec<f32>> {
     let (cu, dims) = packed(lengths, width, heads);
     let t = dims.tokens;
     let mut rng = Rng::new((t * 7 + width) as u64);
     let (qkv, dout) = (
-        up(be, &rng.vec(t * 3 * width, 2.0)),
+        place(&rng.vec(t * 3 * width, 2.0)),
         up(be, &rng.vec(t * width, 1.0)),
     );
     let cu = up_idx(be, &cu);

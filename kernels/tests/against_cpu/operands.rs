@@ -4,7 +4,8 @@
 //! output gradient from it gives what it gives on the same values stored in f32; and attention
 //! reading qkv from it gives the bits it gives on the f32 qkv it was rounded from.
 
-use super::common::{assert_bits, assert_close, down, packed, up, up_idx, v, vm, Rng, PAD};
+use super::attention::attention_outputs_placing;
+use super::common::{assert_bits, assert_close, down, up, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
 use ecgfm_kernels::{Backend, ViewMut};
 
@@ -144,50 +145,14 @@ pub fn operand_storage<B: Backend>(be: &B) {
     }
 }
 
-/// Attention's out, lse and dqkv with qkv (T, 3C) drawn at random and stored in f32 or
-/// (`operand`) in operand storage.
-fn attention<B: Backend>(
-    be: &B,
-    lengths: &[usize],
-    (c, heads): (usize, usize),
-    operand: bool,
-) -> Vec<Vec<f32>> {
-    let (cu, dims) = packed(lengths, c, heads);
-    let t = dims.tokens;
-    let mut rng = Rng::new((t * 5 + c) as u64);
-    let qkv = rng.vec(t * 3 * c, 2.0);
-    let qkv = match operand {
-        true => up_operand(be, &qkv),
-        false => up(be, &qkv),
-    };
-    let (dout, cu) = (up(be, &rng.vec(t * c, 1.0)), up_idx(be, &cu));
-    let (mut out, mut lse) = (up(be, &vec![0.0; t * c]), up(be, &vec![0.0; t * heads]));
-    be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
-    let mut dqkv = up(be, &vec![0.0; t * 3 * c]);
-    be.attention_backward(
-        vm(&mut dqkv),
-        v(&dout),
-        v(&qkv),
-        v(&out),
-        v(&lse),
-        v(&cu),
-        dims,
-    );
-    vec![
-        down(be, &out, t * c),
-        down(be, &lse, t * heads),
-        down(be, &dqkv, t * 3 * c),
-    ]
-}
-
 /// qkv read from operand storage by bf16 attention (head sizes 16, 32 and 80; ragged packed
 /// sequences): the same bits as from the f32 values it was rounded from, since the attention
 /// rounds q, k and v as it loads them.
 pub fn attention_qkv<B: Backend>(be: &B) {
     let lengths = [0, 1, 17, 84, 0, 95];
     for (c, heads) in [(48, 3), (64, 2), (160, 2)] {
-        let plain = attention(be, &lengths, (c, heads), false);
-        let operand = attention(be, &lengths, (c, heads), true);
+        let plain = attention_outputs_placing(be, &lengths, (c, heads), |x| up(be, x));
+        let operand = attention_outputs_placing(be, &lengths, (c, heads), |x| up_operand(be, x));
         for (name, (g, w)) in ["out", "lse", "dqkv"]
             .iter()
             .zip(operand.iter().zip(&plain))
