@@ -27,7 +27,7 @@
 #                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
 #  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
-#                   item 8's, whose uploads go through page-locked staging (step_ms of both)
+#                   item 8's, whose uploads go through page-locked staging (step time, activation bytes, GPU memory of both)
 #  8c. bench_pointwise: tiny's step with train.recompute=pointwise against item 8's (step time,
 #                   GPU memory, activation bytes)
 #  8d. bench_operands: base's step with its bf16-product operands kept in f32
@@ -217,54 +217,40 @@ if [ "$device" != cpu ]; then
 fi
 record bench $status "$work/bench.json" "$work/bench.log"
 
-# ---- 8b. what page-locked upload staging saves: tiny's step with uploads from pageable memory -
-# (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against item 8's staged step, our side only.
-model="${bench_models%% *}"
-ECGFM_CUDA_PAGEABLE_UPLOADS=1 timeout $(limit 60) "$ecgfm" bench step --device "$device" \
-    --model "$model" --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch \
-    > "$work/bench_uploads.log" 2>&1
-status=$?
-python3 - "$work/bench.json" "$model" "$work/bench_uploads.log" > "$work/bench_uploads.json" <<'PY' || status=1
+# Item $1: our side of `bench step` for model $2 run again as the rest of the arguments (a command
+# line), against item 8's figures of the same model: step time, activation bytes and GPU memory
+# of both, item 8's under the name $3 and this run's under $4.
+bench_variant() {
+    local item=$1 model=$2 base=$3 side=$4
+    shift 4
+    timeout $(limit 60) "$@" --device "$device" --model "$model" --batch-size "$bench_batch" \
+        --steps 10 --warmup 3 --no-torch > "$work/$item.log" 2>&1
+    local status=$?
+    python3 - "$work/bench.json" "$model" "$work/$item.log" "$base" "$side" > "$work/$item.json" <<'PY' || status=1
 import json, sys
-staged = json.load(open(sys.argv[1]))[sys.argv[2]]["step_ms_median"]
-pageable = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])["step_ms_median"]
-print(json.dumps({"model": sys.argv[2], "staged_step_ms": staged, "pageable_step_ms": pageable,
-                  "pageable_over_staged": pageable / staged}))
-PY
-record bench_uploads $status "$work/bench_uploads.json" "$work/bench_uploads.log"
-
-# ---- 8c. what pointwise recomputation costs and saves: tiny's step with train.recompute=pointwise
-# against item 8's (step time, GPU memory and activation bytes of both), our side only.
-timeout $(limit 60) "$ecgfm" bench step --device "$device" --model "$model" \
-    --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch --recompute pointwise \
-    > "$work/bench_pointwise.log" 2>&1
-status=$?
-python3 - "$work/bench.json" "$model" "$work/bench_pointwise.log" > "$work/bench_pointwise.json" <<'PY' || status=1
-import json, sys
-kept = json.load(open(sys.argv[1]))[sys.argv[2]]
-pointwise = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
-print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d in
-                  (("none", kept), ("pointwise", pointwise))
+bench, model, log, base, side = sys.argv[1:6]
+ours = json.load(open(bench))[model]
+run = json.loads(open(log).read().strip().splitlines()[-1])
+print(json.dumps({"model": model, **{f"{k}_{name}": d.get(k) for name, d in ((base, ours), (side, run))
                   for k in ("step_ms_median", "activation_bytes", "gpu_mem_bytes")}}))
 PY
-record bench_pointwise $status "$work/bench_pointwise.json" "$work/bench_pointwise.log"
+    record "$item" $status "$work/$item.json" "$work/$item.log"
+}
+
+# ---- 8b. what page-locked upload staging saves: tiny's step with uploads from pageable memory -
+# (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against item 8's staged step, our side only.
+bench_variant bench_uploads "${bench_models%% *}" staged pageable \
+    env ECGFM_CUDA_PAGEABLE_UPLOADS=1 "$ecgfm" bench step
+
+# ---- 8c. what pointwise recomputation costs and saves: tiny's step with train.recompute=pointwise
+# against item 8's, our side only.
+bench_variant bench_pointwise "${bench_models%% *}" none pointwise \
+    "$ecgfm" bench step --recompute pointwise
 
 # ---- 8d. what bf16 operand storage saves: base's step with the LayerNorm, GELU and qkv outputs
 # kept in f32 (ECGFM_CUDA_F32_OPERANDS=1) against item 8's (stored in bf16), our side only.
-model="${bench_models##* }"
-ECGFM_CUDA_F32_OPERANDS=1 timeout $(limit 60) "$ecgfm" bench step --device "$device" \
-    --model "$model" --batch-size "$bench_batch" --steps 10 --warmup 3 --no-torch \
-    > "$work/bench_operands.log" 2>&1
-status=$?
-python3 - "$work/bench.json" "$model" "$work/bench_operands.log" > "$work/bench_operands.json" <<'PY' || status=1
-import json, sys
-bf16 = json.load(open(sys.argv[1]))[sys.argv[2]]
-f32 = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
-print(json.dumps({"model": sys.argv[2], **{f"{k}_{side}": d.get(k) for side, d in
-                  (("bf16_operands", bf16), ("f32_operands", f32))
-                  for k in ("step_ms_median", "activation_bytes", "gpu_mem_bytes")}}))
-PY
-record bench_operands $status "$work/bench_operands.json" "$work/bench_operands.log"
+bench_variant bench_operands "${bench_models##* }" bf16_operands f32_operands \
+    env ECGFM_CUDA_F32_OPERANDS=1 "$ecgfm" bench step
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \
