@@ -27,7 +27,8 @@
 #                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
 #  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
-#                   item 8's, whose uploads go through page-locked staging (step time, activation bytes, GPU memory of both)
+#                   item 8's, whose uploads go through page-locked staging (step time,
+#                   activation bytes, GPU memory of both)
 #  8c. bench_pointwise: tiny's step with train.recompute=pointwise against item 8's (step time,
 #                   GPU memory, activation bytes)
 #  8d. bench_operands: base's step with its bf16-product operands kept in f32
