@@ -34,6 +34,9 @@
 #  8d. bench_operands: base's step with its bf16-product operands kept in f32
 #                   (ECGFM_CUDA_F32_OPERANDS=1) against item 8's, which stores them in bf16 (step
 #                   time, GPU memory, activation bytes)
+#  8e. bench_inputs: tiny's step with the batch copied on the compute stream between steps
+#                   (ECGFM_CUDA_SERIAL_INPUTS=1) against item 8's, which copies it on a second
+#                   stream while the step before it runs (step time, GPU memory)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -252,6 +255,11 @@ bench_variant bench_pointwise "${bench_models%% *}" none pointwise \
 # kept in f32 (ECGFM_CUDA_F32_OPERANDS=1) against item 8's (stored in bf16), our side only.
 bench_variant bench_operands "${bench_models##* }" bf16_operands f32_operands \
     env ECGFM_CUDA_F32_OPERANDS=1 "$ecgfm" bench step
+
+# ---- 8e. what the input copy stream saves: tiny's step with each batch copied on the compute
+# stream (ECGFM_CUDA_SERIAL_INPUTS=1) against item 8's, copied on a second stream, our side only.
+bench_variant bench_inputs "${bench_models%% *}" overlapped serial \
+    env ECGFM_CUDA_SERIAL_INPUTS=1 "$ecgfm" bench step
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \

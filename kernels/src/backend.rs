@@ -158,6 +158,18 @@ pub trait Backend: Send + Sync {
     fn upload(&self, src: &[f32], dst: ViewMut<Self::Buf>);
     /// Copies `src[off .. off + dst.len()]` to host `dst`.
     fn download(&self, src: View<Self::Buf>, dst: &mut [f32]);
+    /// [`Backend::upload`] for a batch's input, which a backend may copy while earlier work
+    /// still runs: ops queued after this call see `src`; ops queued before it that read `dst`
+    /// must all have been queued before a [`Backend::release_input`] of `dst`'s buffer (without
+    /// one, the copy waits for everything queued before it). A GPU copies on a second stream, so
+    /// the next batch arrives while the current step computes.
+    fn upload_input(&self, src: &[f32], dst: ViewMut<Self::Buf>) {
+        self.upload(src, dst)
+    }
+    /// Declares that no op queued after this call reads `buf` until the next
+    /// [`Backend::upload_input`] into it: from here on its contents may be overwritten at any
+    /// time (the host harness fills it with NaN at once, so a later read shows in the tests).
+    fn release_input(&self, _buf: &mut Self::Buf) {}
     /// Index-buffer version of [`Backend::upload`].
     fn upload_idx(&self, src: &[u32], dst: ViewMut<Self::IdxBuf>);
     /// Index-buffer version of [`Backend::download`].

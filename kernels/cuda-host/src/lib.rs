@@ -97,6 +97,15 @@ impl Device for HostDevice {
         }
     }
 
+    /// Overwrites the buffer with NaN: a GPU may copy the next input into it from now on, so
+    /// an op still reading it would read garbage there; here it reads NaN, which the tests see.
+    fn release_input(&self, buf: &mut HostBuf) {
+        match buf {
+            HostBuf::F32(b) => b.fill(f32::NAN),
+            HostBuf::Bf16(b) => b.fill(bf16_bits(f32::NAN)),
+        }
+    }
+
     fn download(&self, src: &HostBuf, off: usize, dst: &mut [f32]) {
         match src {
             HostBuf::F32(s) => dst.copy_from_slice(&s[off..off + dst.len()]),

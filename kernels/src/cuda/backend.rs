@@ -140,6 +140,15 @@ impl<D: Device> Backend for KernelBackend<D> {
         self.dev.upload(src, dst.buf, dst.off);
     }
 
+    fn upload_input(&self, src: &[f32], dst: ViewMut<D::Buf>) {
+        self.expect_f32(dst.buf);
+        self.dev.upload_input(src, dst.buf, dst.off);
+    }
+
+    fn release_input(&self, buf: &mut D::Buf) {
+        self.dev.release_input(buf);
+    }
+
     fn download(&self, src: View<D::Buf>, dst: &mut [f32]) {
         self.dev.download(src.buf, src.off, dst);
     }

@@ -3,13 +3,16 @@
 //! through cuBLAS: pedantic fp32 math (no TF32) for an fp32 backend, tensor cores with bf16
 //! operands for a bf16 one.
 //!
-//! Uploads go through page-locked staging (`staging.rs`), so they queue without waiting.
-//! cudarc's per-buffer event tracking is turned off: all work runs in order on this one stream.
-//! Code that uses another stream (e.g. a collective) must order itself against [`CudaDevice::stream`].
+//! Uploads go through page-locked staging (`staging.rs`), so they queue without waiting; batch
+//! inputs cross on a copy stream of their own (`input_stream.rs`), overlapped with the step.
+//! cudarc's per-buffer event tracking is turned off: all work runs in order on this one stream
+//! (the input copies are ordered against it by events). Code that uses another stream (e.g. a
+//! collective) must order itself against [`CudaDevice::stream`].
 
 use super::compile::module_cubin;
 use super::cuda_buf::CudaBuf;
 use super::device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module, MODULES};
+use super::input_stream::InputStream;
 use super::probe::{check_cuda, CudaError};
 use super::staging::Staging;
 use crate::precision::round_bf16;
@@ -45,6 +48,8 @@ pub struct CudaDevice {
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     /// Page-locked blocks the uploads go through, so they never wait for queued work.
     staging: Staging,
+    /// The batch inputs' copy stream (None: `ECGFM_CUDA_SERIAL_INPUTS=1`).
+    inputs: Option<InputStream>,
     info: DeviceInfo,
 }
 
@@ -99,6 +104,8 @@ impl CudaDevice {
                 .map_err(|e| err(format!("loading kernels/cuda/{file}: {e}")))?;
             modules.insert(module, loaded);
         }
+        let inputs =
+            InputStream::from_env(&ctx).map_err(|e| err(format!("creating a copy stream: {e}")))?;
         Ok(CudaDevice {
             ctx,
             stream,
@@ -107,6 +114,7 @@ impl CudaDevice {
             modules,
             functions: Mutex::new(HashMap::new()),
             staging: Staging::from_env(),
+            inputs,
             info,
         })
     }
@@ -215,6 +223,22 @@ impl Device for CudaDevice {
                 let mut view = dst.slice_mut(off..off + src.len());
                 expect("upload", self.stream.memcpy_htod(&bits, &mut view));
             }
+        }
+    }
+
+    fn upload_input(&self, src: &[f32], dst: &mut CudaBuf, off: usize) {
+        let (Some(inputs), CudaBuf::F32(slice)) = (&self.inputs, &*dst) else {
+            return self.upload(src, dst, off);
+        };
+        let (addr, base) = (self.raw(slice, off, src.len()), self.raw(slice, 0, 0));
+        let queues = (&self.ctx, &*self.stream, &self.staging);
+        expect("input upload", inputs.upload(queues, src, addr, base));
+    }
+
+    fn release_input(&self, buf: &mut CudaBuf) {
+        if let Some(inputs) = &self.inputs {
+            let base = self.addr(buf, 0, 0);
+            expect("input release", inputs.release(&self.stream, base));
         }
     }
 

@@ -168,6 +168,14 @@ pub trait Device: Send + Sync {
     fn alloc_idx(&self, n: usize) -> Self::IdxBuf;
     /// Copies `src` into elements `off..` of `dst` (rounded to bf16 for a bf16 buffer).
     fn upload(&self, src: &[f32], dst: &mut Self::Buf, off: usize);
+    /// [`Device::upload`] of a batch input (f32), ordered only after the work queued before
+    /// the last [`Device::release_input`] of `dst` (Backend::upload_input).
+    fn upload_input(&self, src: &[f32], dst: &mut Self::Buf, off: usize) {
+        self.upload(src, dst, off)
+    }
+    /// No work queued from now on reads `buf` before its next `upload_input`
+    /// (Backend::release_input).
+    fn release_input(&self, _buf: &mut Self::Buf) {}
     /// Copies elements `off..` of `src` into `dst` (widened from bf16 for a bf16 buffer).
     fn download(&self, src: &Self::Buf, off: usize, dst: &mut [f32]);
     fn upload_idx(&self, src: &[u32], dst: &mut Self::IdxBuf, off: usize);

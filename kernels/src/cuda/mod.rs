@@ -10,7 +10,8 @@
 //!   buffers are [`CudaBuf`] (f32, or bf16 for a bf16 backend's matrix-product operands) /
 //!   `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream all work is queued on.
 //! - `staging.rs`: page-locked blocks the uploads go through, so an upload queues behind the
-//!   running step instead of waiting for it.
+//!   running step instead of waiting for it; `input_stream.rs`: the second stream a batch's
+//!   signals are copied on while the step before it still computes.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
 //!   returns a [`CudaError`] naming what is missing.
@@ -29,6 +30,7 @@ pub mod device;
 mod elementwise;
 mod gelu;
 mod heads;
+mod input_stream;
 mod launch;
 mod layernorm;
 mod loss;

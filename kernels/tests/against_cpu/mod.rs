@@ -12,6 +12,7 @@ pub mod attention_bf16;
 pub mod base;
 pub mod common;
 pub mod dense;
+pub mod inputs;
 pub mod operands;
 pub mod tokens_heads;
 
@@ -149,6 +150,13 @@ macro_rules! against_cpu_tests {
         fn token_gathers_and_scatters_match_the_cpu() {
             if let Some(be) = $make {
                 against_cpu::tokens_heads::token_gathers_and_scatters(&be);
+            }
+        }
+
+        #[test]
+        fn batch_inputs_copied_while_earlier_work_runs_arrive_in_order() {
+            if let Some(be) = $make {
+                against_cpu::inputs::overlapped_uploads(&be);
             }
         }
 

@@ -12,12 +12,14 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, ResidualIn, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 40] = [
+const OPS: [&str; 42] = [
     "alloc",
     "alloc_operand",
     "alloc_idx",
     "upload",
     "download",
+    "upload_input",
+    "release_input",
     "upload_idx",
     "download_idx",
     "fill",
@@ -214,6 +216,18 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
 
     fn download(&self, src: View<Self::Buf>, dst: &mut [f32]) {
         self.timed(const { op("download") }, || self.inner.download(src, dst));
+    }
+
+    fn upload_input(&self, src: &[f32], dst: ViewMut<Self::Buf>) {
+        self.timed(const { op("upload_input") }, || {
+            self.inner.upload_input(src, dst)
+        });
+    }
+
+    fn release_input(&self, buf: &mut Self::Buf) {
+        self.timed(const { op("release_input") }, || {
+            self.inner.release_input(buf)
+        });
     }
 
     fn upload_idx(&self, src: &[u32], dst: ViewMut<Self::IdxBuf>) {

@@ -2,7 +2,8 @@
 //! waits for the host inside it:
 //! - each micro-batch's loss is copied into a device slot, never read back on its own;
 //! - the next micro-batch is read, masked and uploaded while the device runs this one (on a GPU
-//!   the upload queues behind the work already queued, from page-locked staging);
+//!   its signals go from page-locked staging over a second stream, once this one's forward pass
+//!   has gathered its own: `Backend::upload_input`);
 //! - after the last micro-batch the next STEP's first batch is staged the same way, and only then
 //!   does the host read the step's scalars (the losses and the gradient's sum of squares, one
 //!   copy) to decide whether to update.

@@ -21,7 +21,7 @@ impl<B: Backend> Mae<B> {
         self.staged = false;
         self.plan.build(&self.cfg, batch);
         let (be, plan, idx) = (&self.be, &self.plan, &mut self.idx);
-        be.upload(&batch.x, (&mut self.x).into());
+        be.upload_input(&batch.x, (&mut self.x).into());
         be.upload_idx(&plan.enc_tokens, (&mut idx.enc_tokens).into());
         be.upload_idx(&plan.dec_tokens, (&mut idx.dec_tokens).into());
         be.upload_idx(&plan.dec_src, (&mut idx.dec_src).into());
@@ -51,6 +51,18 @@ impl<B: Backend> Mae<B> {
             cfg.samples,
             pl,
         );
+        // The loss's targets: the masked patches. Nothing reads x after this, so the next
+        // batch may be copied into it while this step runs (Backend::release_input).
+        be.gather_patches(
+            (&mut self.target).into(),
+            (&self.x).into(),
+            (&idx.masked_tokens).into(),
+            masked,
+            cfg.leads,
+            cfg.samples,
+            pl,
+        );
+        be.release_input(&mut self.x);
         be.matmul_forward(
             self.enc.input_mut().into(),
             (&self.patches).into(),
@@ -115,16 +127,7 @@ impl<B: Backend> Mae<B> {
             dd,
             pl,
         );
-        // Loss over the masked patches.
-        be.gather_patches(
-            (&mut self.target).into(),
-            (&self.x).into(),
-            (&idx.masked_tokens).into(),
-            masked,
-            cfg.leads,
-            cfg.samples,
-            pl,
-        );
+        // Loss over the masked patches (gathered into `target` above).
         be.masked_mse_forward(
             (&mut self.loss).into(),
             (&self.pred).into(),

@@ -1,0 +1,84 @@
+//! The copy stream of [`CudaDevice`](super::CudaDevice)'s batch inputs (`Device::upload_input`):
+//! a batch's signals cross to the GPU on a second stream, so the next batch is copied while the
+//! current step computes instead of between two steps. Events order the two streams:
+//! - a buffer's release event, recorded on the main stream by `release_input` after the last op
+//!   that reads the buffer: the next copy into it waits for that point only (with none pending,
+//!   it waits for everything queued on the main stream so far);
+//! - `copied`, recorded on the copy stream after each copy: the main stream waits for it before
+//!   anything queued after the upload, so later ops see the new input.
+//!
+//! `ECGFM_CUDA_SERIAL_INPUTS=1` queues input copies on the main stream instead, to measure what
+//! the overlap saves.
+
+use super::staging::Staging;
+use cudarc::driver::{result, CudaContext, CudaEvent, CudaStream, DriverError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The copy stream and its events.
+pub(super) struct InputStream {
+    stream: Arc<CudaStream>,
+    events: Mutex<Events>,
+}
+
+struct Events {
+    /// Recorded after each copy; the main stream waits for it.
+    copied: CudaEvent,
+    /// Recorded on the main stream when a copy has no release to wait for.
+    queued: CudaEvent,
+    /// Release events by the buffer's base address, each waited for by one copy.
+    released: HashMap<u64, CudaEvent>,
+}
+
+impl InputStream {
+    /// The copy stream, or None when `ECGFM_CUDA_SERIAL_INPUTS=1`.
+    pub(super) fn from_env(ctx: &Arc<CudaContext>) -> Result<Option<Self>, DriverError> {
+        if std::env::var("ECGFM_CUDA_SERIAL_INPUTS").as_deref() == Ok("1") {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            stream: ctx.new_stream()?,
+            events: Mutex::new(Events {
+                copied: ctx.new_event(None)?,
+                queued: ctx.new_event(None)?,
+                released: HashMap::new(),
+            }),
+        }))
+    }
+
+    /// Marks the work queued on `main` so far as the last that reads the buffer at `base`.
+    pub(super) fn release(&self, main: &CudaStream, base: u64) -> Result<(), DriverError> {
+        let event = main.record_event(None)?;
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.released.insert(base, event);
+        Ok(())
+    }
+
+    /// Queues the copy of `src` to `dst` (inside the buffer at `base`) on the copy stream, after
+    /// the buffer's release (or after everything queued on `main`), and makes `main` wait for it.
+    pub(super) fn upload(
+        &self,
+        (ctx, main, staging): (&Arc<CudaContext>, &CudaStream, &Staging),
+        src: &[f32],
+        dst: u64,
+        base: u64,
+    ) -> Result<(), DriverError> {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let released = events.released.remove(&base);
+        let ready = match &released {
+            Some(event) => event,
+            None => {
+                events.queued.record(main)?;
+                &events.queued
+            }
+        };
+        self.stream.wait(ready)?;
+        if !staging.upload(ctx, &self.stream, src, dst)? {
+            // SAFETY: `dst` is a bounds-checked address of `src.len()` floats on this context; a
+            // copy from pageable memory returns once the driver holds its own copy of `src`.
+            unsafe { result::memcpy_htod_async(dst, src, self.stream.cu_stream())? };
+        }
+        events.copied.record(&self.stream)?;
+        main.wait(&events.copied)
+    }
+}
