@@ -55,13 +55,23 @@ static __device__ __forceinline__ u16 bf16_bits(float x) {
     return (u16)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
 }
 
-// Element i of a matrix-product operand (Backend::alloc_operand): f32, or when `bf16` its bits
-// rounded to bf16 (the only values a bf16 matrix product reads of it).
+// x rounded to the nearest bf16 (ties to even), as an f32.
+static __device__ __forceinline__ float round_bf16(float x) {
+    return __uint_as_float((u32)bf16_bits(x) << 16);
+}
+
+// Element i of operand storage (Backend::alloc_operand): f32, or when `bf16` its bits rounded to
+// bf16 (in bf16 precision the only values its readers take).
 static __device__ __forceinline__ void store_operand(void* out, u64 i, float v, int bf16) {
     if (bf16)
         ((u16*)out)[i] = bf16_bits(v);
     else
         ((float*)out)[i] = v;
+}
+
+// Element i of operand storage, widened to f32 when it holds bf16 bits.
+static __device__ __forceinline__ float load_operand(const void* in, u64 i, int bf16) {
+    return bf16 ? __uint_as_float((u32)((const u16*)in)[i] << 16) : ((const float*)in)[i];
 }
 
 // Sum over the block of one f64 value per thread, in a fixed tree order (no atomics): every

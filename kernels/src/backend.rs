@@ -117,7 +117,8 @@ pub trait Backend: Send + Sync {
     type IdxBuf: Send;
 
     /// The precision of this backend's matrix products (crate::precision): which operands of
-    /// `matmul_*` and `attention_*` are rounded to bf16. Every other op is f32 in both.
+    /// `matmul_*` and `attention_*` are rounded to bf16, and the GELU's input
+    /// (`matmul_gelu_forward`'s `pre`). Every other op is f32 in both.
     fn precision(&self) -> Precision {
         Precision::Fp32
     }
@@ -131,7 +132,8 @@ pub trait Backend: Send + Sync {
 
     /// A zero-filled f32 buffer of `n` elements.
     fn alloc(&self, n: usize) -> Self::Buf;
-    /// A zero-filled buffer of `n` elements for a tensor read only by matrix products:
+    /// A zero-filled buffer of `n` elements for a tensor whose readers, in bf16, take only its
+    /// values rounded to bf16:
     /// - an input of [`Backend::matmul_forward`] and [`Backend::matmul_backward`] (the LayerNorm
     ///   and GELU outputs a block saves, written by [`Backend::layernorm_forward`],
     ///   [`Backend::add_layernorm_forward`], [`Backend::gelu_forward`] or
@@ -140,11 +142,13 @@ pub trait Backend: Send + Sync {
     ///   gradient, written by [`Backend::gelu_backward`], whose fused bias gradient sums the f32
     ///   values);
     /// - the `qkv` of the attention ops at head sizes where bf16 attention rounds q, k and v
-    ///   ([`crate::bf16_attention_head`]; written by [`Backend::matmul_forward`]).
+    ///   ([`crate::bf16_attention_head`]; written by [`Backend::matmul_forward`]);
+    /// - the GELU's input (`pre` of [`Backend::matmul_gelu_forward`], which rounds it in bf16;
+    ///   read by [`Backend::gelu_forward`] and [`Backend::gelu_backward`]).
     ///
-    /// A bf16 backend may store it in bf16: a bf16 matrix product rounds those values anyway, so
-    /// results do not change and its memory halves. `upload` rounds into it, `download` widens;
-    /// every other op takes f32 buffers.
+    /// A bf16 backend may store it in bf16: those values are bf16 numbers anyway, so results do
+    /// not change and its memory halves. `upload` rounds into it, `download` widens; every other
+    /// op takes f32 buffers.
     fn alloc_operand(&self, n: usize) -> Self::Buf {
         self.alloc(n)
     }
@@ -295,9 +299,11 @@ pub trait Backend: Send + Sync {
     /// out = 0.5 x (1 + erf(x / sqrt 2)).
     fn gelu_forward(&self, out: ViewMut<Self::Buf>, inp: View<Self::Buf>, n: usize);
     /// pre (T, M) = inp (T, C) @ weight (M, C)^T + bias (M), then out = gelu(pre): the MLP's
-    /// first layer and its GELU. Bitwise `matmul_forward` then `gelu_forward`; a backend fuses
-    /// what it can (the CPU takes the GELU of each output tile while it is in cache, a kernel
-    /// backend adds the bias in the GELU's pass). `pre` is what `gelu_backward` reads.
+    /// first layer and its GELU. In bf16 precision `pre` is rounded to bf16 before the GELU
+    /// (as bf16 autocast stores a linear layer's output), so it can be kept in operand storage.
+    /// Bitwise `matmul_forward`, that rounding, then `gelu_forward`; a backend fuses what it can
+    /// (the CPU takes the GELU of each output tile while it is in cache, a kernel backend adds
+    /// the bias and rounds in the GELU's pass). `pre` is what `gelu_backward` reads.
     fn matmul_gelu_forward(
         &self,
         pre_and_out: (ViewMut<Self::Buf>, ViewMut<Self::Buf>),

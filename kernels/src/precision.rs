@@ -1,7 +1,8 @@
 //! Arithmetic precision of a backend's matrix products: `fp32` (every product in true f32) or
 //! `bf16` (mixed precision: the operands of each matrix product are rounded to bfloat16, the
-//! products accumulate in f32). Everything else stays f32 in both: parameters, gradients,
-//! optimiser state, LayerNorm and softmax statistics, GELU, the losses.
+//! products accumulate in f32, and the GELU's input is a bf16 number). Everything else stays f32
+//! in both: parameters, gradients, optimiser state, LayerNorm and softmax statistics, GELU's
+//! arithmetic, the losses.
 //!
 //! Where bf16 rounds, exactly (the contract every backend follows; docs/model.md "Precision"):
 //! - linear layers: `inp` and `weight` in the forward; `dout`, `weight` and `inp` in the backward
@@ -12,12 +13,16 @@
 //!   `dS^T Q`. (The CPU rounds the normalised P; the tensor-core forward rounds
 //!   exp(s - running max) and divides by the row sum after `P V`: one bf16 rounding in another
 //!   place, within bf16's error.)
+//! - the MLP's GELU input: the first MLP layer's output, bias added (`matmul_gelu_forward`'s
+//!   `pre`), is rounded to bf16, as bf16 autocast stores a linear layer's output; the GELU's
+//!   forward and backward compute in f32 from that value.
 //!
 //! The CPU backend emulates this by rounding copies of the operands (the same numbers a tensor
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than
 //! fp32 there. The CUDA backend multiplies on tensor cores, and stores the tensors read only by
 //! bf16 matrix products (`Backend::alloc_operand`: the LayerNorm and GELU outputs, and qkv where
-//! attention rounds it) in bf16, which changes no value since the products round them anyway.
+//! attention rounds it) and the GELU's input in bf16, which changes no value since those values
+//! are rounded anyway.
 
 use std::fmt;
 use std::str::FromStr;

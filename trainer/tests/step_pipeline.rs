@@ -59,8 +59,20 @@ fn a_step_reads_the_device_once_and_uploads_each_micro_batch_once() {
             1,
             "the losses and the gradient norm come back in one read"
         );
-        // Micro-batches 1 and 2 of this step and micro-batch 0 of the next (read ahead).
-        assert_eq!(calls(be, "upload"), 3, "one signal upload per micro-batch");
+        // Micro-batches 1 and 2 of this step and micro-batch 0 of the next (read ahead), each
+        // copied while earlier work may still run: after the release of the input buffer by
+        // each of this step's three forward passes.
+        assert_eq!(
+            calls(be, "upload_input"),
+            3,
+            "one signal upload per micro-batch"
+        );
+        assert_eq!(calls(be, "upload"), 0, "no other upload");
+        assert_eq!(
+            calls(be, "release_input"),
+            3,
+            "one release per forward pass"
+        );
         assert!(
             trainer.model().is_staged(),
             "the next step's batch is staged"

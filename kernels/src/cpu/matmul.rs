@@ -4,11 +4,13 @@
 
 use super::sgemm::{gemm_par, MatMut, MatRef};
 use super::{gelu, weight_grad};
+use crate::precision::round_bf16;
 
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC); with `gelu_out` (T, OC), also
-/// gelu_out = gelu(out), each output tile while it is still in cache.
+/// gelu_out = gelu(out), each output tile while it is still in cache, out first rounded to bf16
+/// when `gelu_out`'s flag says so (the GELU's input in bf16 precision, crate::precision).
 pub(crate) fn forward(
-    (out, gelu_out): (&mut [f32], Option<&mut [f32]>),
+    (out, gelu_out): (&mut [f32], Option<(&mut [f32], bool)>),
     inp: &[f32],
     (weight, bias): (&[f32], Option<&[f32]>),
     t: usize,
@@ -18,7 +20,7 @@ pub(crate) fn forward(
     let (out, inp, weight) = (&mut out[..t * oc], &inp[..t * c], &weight[..oc * c]);
     let bias = bias.map(|b| &b[..oc]);
     let dst = MatMut::rows(out.as_mut_ptr(), oc);
-    let gelu_dst = gelu_out.map(|g| MatMut::rows(g[..t * oc].as_mut_ptr(), oc));
+    let gelu_dst = gelu_out.map(|(g, round)| (MatMut::rows(g[..t * oc].as_mut_ptr(), oc), round));
     // SAFETY: the slices above bound every addressed element; out and gelu_out are disjoint
     // from the inputs and from each other (two &mut), and each tile's epilogue touches only its
     // own rows r0..r1 and columns c0..c1 of both.
@@ -39,7 +41,10 @@ pub(crate) fn forward(
                             .zip(&bias[c0..c1])
                             .for_each(|(x, &b)| *x += b);
                     }
-                    if let Some(g) = gelu_dst {
+                    if let Some((g, round)) = gelu_dst {
+                        if round {
+                            row.iter_mut().for_each(|x| *x = round_bf16(*x));
+                        }
                         let g = std::slice::from_raw_parts_mut(g.at(r, c0).ptr, c1 - c0);
                         gelu::forward_run(g, row);
                     }

@@ -298,7 +298,10 @@ impl Backend for CpuBackend {
         m: usize,
     ) {
         matmul::forward(
-            (sm(pre, t * m), Some(sm(out, t * m))),
+            (
+                sm(pre, t * m),
+                Some((sm(out, t * m), self.precision == Precision::Bf16)),
+            ),
             &self.operand(s(inp, t * c)),
             (&self.operand(s(weight, m * c)), Some(s(bias, m))),
             t,

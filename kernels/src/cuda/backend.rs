@@ -311,7 +311,7 @@ impl<D: Device> Backend for KernelBackend<D> {
     }
 
     fn gelu_forward(&self, out: ViewMut<D::Buf>, inp: View<D::Buf>, n: usize) {
-        gelu::forward(self, self.w_operand(out, n), self.r(inp, n), n);
+        gelu::forward(self, self.w_operand(out, n), self.r_operand(inp, n), n);
     }
 
     fn matmul_gelu_forward(
@@ -324,10 +324,16 @@ impl<D: Device> Backend for KernelBackend<D> {
         m: usize,
     ) {
         let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, m * c));
-        let pre = self.w(pre, t * m);
-        matmul::forward(self, Operand::new(pre, false), inp, weight, None, (t, c, m));
-        let bufs = (pre, self.w_operand(out, t * m), self.r(bias, m));
-        gelu::bias_forward(self, bufs, (t, m));
+        let (pre, out) = (self.w_operand(pre, t * m), self.w_operand(out, t * m));
+        let (bias, round_pre) = (self.r(bias, m), self.precision == Precision::Bf16);
+        matmul::product_then(
+            self,
+            (pre.addr, pre.bf16),
+            inp,
+            weight,
+            (t, c, m),
+            |product| gelu::bias_forward(self, (product, pre, round_pre), (out, bias), (t, m)),
+        );
     }
 
     fn gelu_backward(
@@ -339,7 +345,10 @@ impl<D: Device> Backend for KernelBackend<D> {
         m: usize,
     ) {
         let n = t * m;
-        let (dinp, ins) = (self.w_operand(dinp, n), (self.r(inp, n), self.r(dout, n)));
+        let (dinp, ins) = (
+            self.w_operand(dinp, n),
+            (self.r_operand(inp, n), self.r(dout, n)),
+        );
         match dbias {
             Some(dbias) => gelu::backward_bias(self, (dinp, self.w(dbias, m)), ins, (t, m)),
             None => gelu::backward(self, dinp, ins, n),

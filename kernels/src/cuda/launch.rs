@@ -74,7 +74,7 @@ impl Operand {
         Self { addr, bf16 }
     }
 
-    /// The kernel arguments of an operand output: the address and the bf16 flag.
+    /// The kernel arguments of an operand: the address and the bf16 flag.
     pub(crate) fn args(self) -> [Arg; 2] {
         [Arg::Ptr(self.addr), Arg::I32(self.bf16 as i32)]
     }

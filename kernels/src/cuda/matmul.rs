@@ -69,9 +69,8 @@ fn in_bf16<D: Device>(k: &KernelBackend<D>, x: Operand, region: u64, n: usize) -
     region
 }
 
-/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). With `inp` in bf16 the weight is
-/// rounded into workspace first; with `out` in bf16 the product lands in f32 workspace and
-/// `bias_rows_to_bf16` adds the bias and rounds it into `out`.
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). With `out` in bf16 the product lands
+/// in f32 workspace and `bias_rows_to_bf16` adds the bias and rounds it into `out`.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
@@ -80,10 +79,55 @@ pub(super) fn forward<D: Device>(
     bias: Option<u64>,
     (t, c, oc): (usize, usize, usize),
 ) {
+    product_then(
+        k,
+        (out.addr, out.bf16),
+        inp,
+        weight,
+        (t, c, oc),
+        |product| {
+            let Some(dims) = columns_by_rows(t, oc) else {
+                return;
+            };
+            if out.bf16 {
+                let args = [
+                    Arg::Ptr(out.addr),
+                    Arg::Ptr(product),
+                    Arg::Ptr(bias.unwrap_or(0)),
+                    Arg::I32(t as i32),
+                    Arg::I32(oc as i32),
+                ];
+                k.dev
+                    .launch(Module::Matmul, "bias_rows_to_bf16", dims, &args);
+            } else if let Some(bias) = bias {
+                let args = [
+                    Arg::Ptr(product),
+                    Arg::Ptr(bias),
+                    Arg::I32(t as i32),
+                    Arg::I32(oc as i32),
+                ];
+                k.dev.launch(Module::Matmul, "add_bias_rows", dims, &args);
+            }
+        },
+    );
+}
+
+/// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace
+/// when `in_workspace`, then `finish(product address)` while the workspace is still held (to add
+/// the bias, round, ...). With `inp` in bf16 the weight is rounded into workspace first. Nothing
+/// runs when T or OC is 0.
+pub(super) fn product_then<D: Device>(
+    k: &KernelBackend<D>,
+    (out, in_workspace): (u64, bool),
+    inp: Operand,
+    weight: u64,
+    (t, c, oc): (usize, usize, usize),
+    finish: impl FnOnce(u64),
+) {
     if t == 0 || oc == 0 {
         return;
     }
-    let product_slots = if out.bf16 { t * oc } else { 0 };
+    let product_slots = if in_workspace { t * oc } else { 0 };
     let slots = [bf16_slots(oc * c, inp.bf16), product_slots];
     with_regions(k, slots, |[weight_bf16, product]| {
         let weight = match inp.bf16 {
@@ -93,7 +137,7 @@ pub(super) fn forward<D: Device>(
             }
             false => weight,
         };
-        let product = if out.bf16 { product } else { out.addr };
+        let product = if in_workspace { product } else { out };
         k.dev.gemm(&Gemm {
             trans_a: true,
             trans_b: false,
@@ -109,28 +153,7 @@ pub(super) fn forward<D: Device>(
             ldc: oc,
             operands: operands(k, inp.bf16),
         });
-        let Some(dims) = columns_by_rows(t, oc) else {
-            return;
-        };
-        if out.bf16 {
-            let args = [
-                Arg::Ptr(out.addr),
-                Arg::Ptr(product),
-                Arg::Ptr(bias.unwrap_or(0)),
-                Arg::I32(t as i32),
-                Arg::I32(oc as i32),
-            ];
-            k.dev
-                .launch(Module::Matmul, "bias_rows_to_bf16", dims, &args);
-        } else if let Some(bias) = bias {
-            let args = [
-                Arg::Ptr(product),
-                Arg::Ptr(bias),
-                Arg::I32(t as i32),
-                Arg::I32(oc as i32),
-            ];
-            k.dev.launch(Module::Matmul, "add_bias_rows", dims, &args);
-        }
+        finish(product);
     });
 }
 

@@ -1,13 +1,14 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
 //! LayerNorm, GELU (forward and backward) and linear ops write into it exactly their f32 results
 //! rounded to bf16 (unrounded where the storage is f32); a linear layer reading its input or its
-//! output gradient from it gives what it gives on the same values stored in f32; and attention
-//! reading qkv from it gives the bits it gives on the f32 qkv it was rounded from.
+//! output gradient from it gives what it gives on the same values stored in f32; attention
+//! reading qkv from it gives the bits it gives on the f32 qkv it was rounded from; and the GELU's
+//! input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either storage.
 
 use super::attention::attention_outputs_placing;
 use super::common::{assert_bits, assert_close, down, up, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
-use ecgfm_kernels::{Backend, ViewMut};
+use ecgfm_kernels::{Backend, CpuBackend, Precision, ViewMut};
 
 /// A padded buffer of the backend's operand storage holding `data` (as `up` does for f32).
 fn up_operand<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
@@ -158,6 +159,79 @@ pub fn attention_qkv<B: Backend>(be: &B) {
             .zip(operand.iter().zip(&plain))
         {
             assert_bits(&format!("attention {name} c={c} heads={heads}"), g, w);
+        }
+    }
+}
+
+/// The MLP's first layer and GELU on `be`: pre and gelu(pre), pre in operand storage when
+/// `operand`, or (`fused` false) `matmul_forward`, pre rounded to bf16 on the host in bf16, then
+/// `gelu_forward`. Returns pre's buffer and both tensors.
+fn fc1_gelu<B: Backend>(
+    be: &B,
+    (xs, ws, bs): (&[f32], &[f32], &[f32]),
+    (t, c, m): (usize, usize, usize),
+    (operand, fused): (bool, bool),
+) -> (B::Buf, Vec<f32>, Vec<f32>) {
+    let (x, w, b) = (up(be, xs), up(be, ws), up(be, bs));
+    let zeros = vec![0.0; t * m];
+    let (mut pre, mut out) = match operand {
+        true => (up_operand(be, &zeros), up(be, &zeros)),
+        false => (up(be, &zeros), up(be, &zeros)),
+    };
+    if fused {
+        be.matmul_gelu_forward((vm(&mut pre), vm(&mut out)), v(&x), (v(&w), v(&b)), t, c, m);
+    } else {
+        be.matmul_forward(vm(&mut pre), v(&x), v(&w), Some(v(&b)), t, c, m);
+        if be.precision() == Precision::Bf16 {
+            let rounded = rounded_bf16(&down(be, &pre, t * m));
+            be.upload(&rounded, (&mut pre).into());
+        }
+        be.gelu_forward(vm(&mut out), v(&pre), t * m);
+    }
+    let (pre_values, out_values) = (down(be, &pre, t * m), down(be, &out, t * m));
+    (pre, pre_values, out_values)
+}
+
+/// The GELU's input (`matmul_gelu_forward`'s pre) in bf16: rounded to bf16 by the op, bitwise the
+/// unfused layer, rounding and GELU on the same backend, and within one bf16 step (1e-2 relative
+/// to 1 + |value|) of the CPU's emulation, whose pre is rounded too; written into operand storage
+/// with the bits it has in f32; and the GELU's forward and backward (with fc1's bias gradient)
+/// read it from operand storage with the results they give from f32.
+pub fn gelu_input<B: Backend>(be: &B) {
+    let cpu = CpuBackend::with_precision(be.precision());
+    for (t, c, m) in [(1, 1, 2), (5, 7, 9), (97, 33, 75), (300, 16, 64)] {
+        let name = |what: &str| format!("{what} t={t} c={c} m={m}");
+        let mut rng = Rng::new((t * 5 + m) as u64);
+        let (xs, ws, bs) = (rng.vec(t * c, 1.0), rng.vec(m * c, 1.0), rng.vec(m, 1.0));
+        let ins = (&xs[..], &ws[..], &bs[..]);
+        let (pre_f32, pre, out) = fc1_gelu(be, ins, (t, c, m), (false, true));
+        let (pre_operand, pre_o, out_o) = fc1_gelu(be, ins, (t, c, m), (true, true));
+        let (_, pre_u, out_u) = fc1_gelu(be, ins, (t, c, m), (false, false));
+        let (_, pre_cpu, out_cpu) = fc1_gelu(&cpu, ins, (t, c, m), (false, true));
+        if be.precision() == Precision::Bf16 {
+            assert_bits(&name("pre is bf16"), &pre, &rounded_bf16(&pre));
+            assert_bits(&name("CPU pre is bf16"), &pre_cpu, &rounded_bf16(&pre_cpu));
+        }
+        assert_bits(&name("pre unfused"), &pre, &pre_u);
+        assert_bits(&name("gelu unfused"), &out, &out_u);
+        assert_bits(&name("pre in operand storage"), &pre_o, &pre);
+        assert_bits(&name("gelu from operand pre"), &out_o, &out);
+        assert_close(&name("pre vs CPU"), &pre, &pre_cpu, 1e-2);
+        assert_close(&name("gelu vs CPU"), &out, &out_cpu, 1e-2);
+        let dout = up(be, &rng.vec(t * m, 1.0));
+        let readers = |pre: &B::Buf| {
+            let zeros = vec![0.0; t * m];
+            let (mut out, mut dinp, mut db) = (up(be, &zeros), up(be, &zeros), up(be, &bs));
+            be.gelu_forward(vm(&mut out), v(pre), t * m);
+            be.gelu_backward(vm(&mut dinp), Some(vm(&mut db)), (v(pre), v(&dout)), t, m);
+            [(&out, t * m), (&dinp, t * m), (&db, m)].map(|(buf, n)| down(be, buf, n))
+        };
+        let (from_f32, from_operand) = (readers(&pre_f32), readers(&pre_operand));
+        for (what, (g, w)) in ["gelu", "gelu_backward", "fc1 dbias"]
+            .iter()
+            .zip(from_operand.iter().zip(&from_f32))
+        {
+            assert_bits(&name(&format!("{what} reading operand pre")), g, w);
         }
     }
 }

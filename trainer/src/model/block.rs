@@ -80,7 +80,7 @@ pub(crate) struct BlockActs<B: Backend> {
     mid: B::Buf,      // (T, C)
     ln2_mean: B::Buf, // (T)
     ln2_rstd: B::Buf, // (T)
-    fc1: B::Buf,      // (T, M)
+    fc1: B::Buf,      // (T, M), the GELU's input: operand storage (bf16 rounds it)
 }
 
 /// Whether qkv is read only by matrix products that round it to bf16 in a bf16 run: at the head
@@ -96,7 +96,7 @@ impl<B: Backend> BlockActs<B> {
     pub(crate) fn bytes(tokens: usize, d: BlockDims, operand_bytes: usize) -> usize {
         let qkv = tokens * 3 * d.width;
         let qkv_bytes = if qkv_is_operand(d) { operand_bytes } else { 4 };
-        4 * tokens * (2 * d.width + d.mlp + d.heads + 4) + qkv_bytes * qkv
+        4 * tokens * (2 * d.width + d.heads + 4) + qkv_bytes * qkv + operand_bytes * tokens * d.mlp
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
@@ -113,7 +113,7 @@ impl<B: Backend> BlockActs<B> {
             mid: be.alloc(t * c),
             ln2_mean: be.alloc(t),
             ln2_rstd: be.alloc(t),
-            fc1: be.alloc(t * d.mlp),
+            fc1: be.alloc_operand(t * d.mlp),
         }
     }
 }
