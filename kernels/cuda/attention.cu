@@ -125,14 +125,18 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
 }
 
 // D (T, H) = rowsum over each head's columns of dout * out. One thread per (row, head).
-extern "C" __global__ void attention_delta(float* delta, const float* dout, const float* out, int t,
-                                           int c, int heads) {
+// `out` is f32, or (`out_bf16`) bf16 operand storage (the tensor-core forward's output).
+extern "C" __global__ void attention_delta(float* delta, const float* dout, const void* out,
+                                           int out_bf16, int t, int c, int heads) {
     int hd = c / heads;
     u64 n = (u64)t * heads;
     for (u64 e = blockIdx.x * (u64)blockDim.x + threadIdx.x; e < n; e += (u64)gridDim.x * blockDim.x) {
         u64 r = e / heads, h = e % heads;
         float acc = 0.0f;
-        for (int d = 0; d < hd; d++) acc += dout[r * c + h * hd + d] * out[r * c + h * hd + d];
+        for (int d = 0; d < hd; d++) {
+            u64 i = r * c + h * hd + d;
+            acc += dout[i] * load_operand(out, i, out_bf16);
+        }
         delta[e] = acc;
     }
 }

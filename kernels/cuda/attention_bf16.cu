@@ -6,8 +6,10 @@
 //
 // Every matrix product is mma.sync m16n8k16 (bf16 operands, f32 accumulation). The operands are
 // rounded to bf16 (nearest even) as they are loaded, exactly where kernels/src/precision.rs
-// says: q, k, v, dO, P before P V and P^T dO, dS = P * (dP - D) before dS K and dS^T Q. Softmax
-// statistics, lse, D and all outputs stay f32. One difference of place: the forward rounds the
+// says: q, k, v, dO, P before P V and P^T dO, dS = P * (dP - D) before dS K and dS^T Q; and the
+// forward's output O is rounded to bf16 as it is written (f32 storage, or `out_bf16`: bf16 bits
+// in operand storage). Softmax statistics, lse, D and dqkv stay f32. One difference of place: the
+// forward rounds the
 // online softmax's unnormalised exp(s - m) before P V and divides by the row sum afterwards in
 // f32, where the CPU reference rounds the normalised P (one bf16 rounding either way).
 //
@@ -216,8 +218,8 @@ static __device__ __forceinline__ float quad_sum(float v) {
 
 // One block per (query tile, head); each warp owns 16 query rows.
 template <int HDM, typename E>
-static __device__ void forward_impl(float* out, float* lse, const E* qkv, const u32* cu,
-                                    int seqs, int c, int heads, float scale) {
+static __device__ void forward_impl(void* out, int out_bf16, float* lse, const E* qkv,
+                                    const u32* cu, int seqs, int c, int heads, float scale) {
     int s0, len, q0;
     if (!find_tile_bf16(cu, seqs, &s0, &len, &q0)) return;
     int h = blockIdx.y, hd = c / heads, ld = hd + 8;
@@ -294,9 +296,9 @@ static __device__ void forward_impl(float* out, float* lse, const E* qkv, const 
 #pragma unroll
         for (int nd = 0; nd < HDM / 8; nd++) {
             if (nd >= hd / 8) break;
-            float* dst = out + row * c + h * hd + 8 * nd + 2 * l.t;
-            dst[0] = o[nd][2 * r] / sum[r];
-            dst[1] = o[nd][2 * r + 1] / sum[r];
+            u64 at = row * c + h * hd + 8 * nd + 2 * l.t;
+            store_operand(out, at, round_bf16(o[nd][2 * r] / sum[r]), out_bf16);
+            store_operand(out, at + 1, round_bf16(o[nd][2 * r + 1] / sum[r]), out_bf16);
         }
         if (l.t == 0) lse[row * heads + h] = m[r] + logf(sum[r]);
     }
@@ -304,32 +306,36 @@ static __device__ void forward_impl(float* out, float* lse, const E* qkv, const 
 
 // forward_impl on qkv stored as f32 or (`qkv_bf16`) bf16.
 template <int HDM>
-static __device__ void forward_dispatch(float* out, float* lse, const void* qkv, int qkv_bf16,
-                               const u32* cu, int seqs, int c, int heads, float scale) {
+static __device__ void forward_dispatch(void* out, int out_bf16, float* lse, const void* qkv,
+                                        int qkv_bf16, const u32* cu, int seqs, int c, int heads,
+                                        float scale) {
     if (qkv_bf16)
-        forward_impl<HDM>(out, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
+        forward_impl<HDM>(out, out_bf16, lse, (const u16*)qkv, cu, seqs, c, heads, scale);
     else
-        forward_impl<HDM>(out, lse, (const float*)qkv, cu, seqs, c, heads, scale);
+        forward_impl<HDM>(out, out_bf16, lse, (const float*)qkv, cu, seqs, c, heads, scale);
 }
 
 // Launch: grid = (ceil(T / 64) + B, H), block = 128, shared = 2 * 64 * (hd + 8) u16 (k, v);
 // _hd64, _hd96 and _hd128 for head sizes up to 64, 96 and 128.
-extern "C" __global__ void attention_bf16_forward_hd64(float* out, float* lse, const void* qkv,
-                                                       int qkv_bf16, const u32* cu, int seqs, int c,
-                                                       int heads, float scale) {
-    forward_dispatch<64>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd64(void* out, int out_bf16, float* lse,
+                                                        const void* qkv, int qkv_bf16,
+                                                        const u32* cu, int seqs, int c, int heads,
+                                                        float scale) {
+    forward_dispatch<64>(out, out_bf16, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_forward_hd96(float* out, float* lse, const void* qkv,
-                                                       int qkv_bf16, const u32* cu, int seqs, int c,
-                                                       int heads, float scale) {
-    forward_dispatch<96>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd96(void* out, int out_bf16, float* lse,
+                                                        const void* qkv, int qkv_bf16,
+                                                        const u32* cu, int seqs, int c, int heads,
+                                                        float scale) {
+    forward_dispatch<96>(out, out_bf16, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
-extern "C" __global__ void attention_bf16_forward_hd128(float* out, float* lse, const void* qkv,
-                                                        int qkv_bf16, const u32* cu, int seqs,
-                                                        int c, int heads, float scale) {
-    forward_dispatch<128>(out, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
+extern "C" __global__ void attention_bf16_forward_hd128(void* out, int out_bf16, float* lse,
+                                                        const void* qkv, int qkv_bf16,
+                                                        const u32* cu, int seqs, int c, int heads,
+                                                        float scale) {
+    forward_dispatch<128>(out, out_bf16, lse, qkv, qkv_bf16, cu, seqs, c, heads, scale);
 }
 
 // One block per (key tile, head); each warp owns 16 key rows.

@@ -142,7 +142,9 @@ pub trait Backend: Send + Sync {
     ///   gradient, written by [`Backend::gelu_backward`], whose fused bias gradient sums the f32
     ///   values);
     /// - the `qkv` of the attention ops at head sizes where bf16 attention rounds q, k and v
-    ///   ([`crate::bf16_attention_head`]; written by [`Backend::matmul_forward`]);
+    ///   ([`crate::bf16_attention_head`]; written by [`Backend::matmul_forward`]), and their
+    ///   `out`, which bf16 attention rounds there (read by the next linear layer and by
+    ///   [`Backend::attention_backward`]);
     /// - the GELU's input (`pre` of [`Backend::matmul_gelu_forward`], which rounds it in bf16;
     ///   read by [`Backend::gelu_forward`] and [`Backend::gelu_backward`]).
     ///
@@ -330,7 +332,8 @@ pub trait Backend: Send + Sync {
 
     /// qkv (T, 3C) columns [q | k | v], head h in columns h*hd .. (h+1)*hd of each part.
     /// Sequence b owns tokens cu_seqlens[b] .. cu_seqlens[b+1] (cu_seqlens: B + 1 offsets).
-    /// out (T, C) = softmax(q k^T / sqrt(hd)) v per sequence and head, heads concatenated.
+    /// out (T, C) = softmax(q k^T / sqrt(hd)) v per sequence and head, heads concatenated
+    /// (rounded to bf16 where bf16 attention runs: crate::precision).
     /// Saves lse (T, H): the log-sum-exp of each scaled score row, for the backward.
     /// Requires C % H == 0, non-decreasing cu_seqlens with cu_seqlens[0] = 0 and
     /// cu_seqlens[B] = T (empty sequences are allowed).

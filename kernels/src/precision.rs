@@ -10,9 +10,10 @@
 //! - attention, at head sizes the tensor-core kernels take ([`bf16_attention_head`]; elsewhere
 //!   attention stays f32 on every backend): q, k and v; the probabilities P before `P V` and
 //!   `P^T dO`; dO; and dS = P * (dP - D) (computed from the f32 P and dP) before `dS K` and
-//!   `dS^T Q`. (The CPU rounds the normalised P; the tensor-core forward rounds
-//!   exp(s - running max) and divides by the row sum after `P V`: one bf16 rounding in another
-//!   place, within bf16's error.)
+//!   `dS^T Q`; and the output O as it is written, so the backward's D = rowsum(dO * O) takes
+//!   the f32 dO and the rounded O. (The CPU rounds the normalised P; the tensor-core forward
+//!   rounds exp(s - running max) and divides by the row sum after `P V`: one bf16 rounding in
+//!   another place, within bf16's error.)
 //! - the MLP's GELU input: the first MLP layer's output, bias added (`matmul_gelu_forward`'s
 //!   `pre`), is rounded to bf16, as bf16 autocast stores a linear layer's output; the GELU's
 //!   forward and backward compute in f32 from that value.
@@ -21,8 +22,8 @@
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than
 //! fp32 there. The CUDA backend multiplies on tensor cores, and stores the tensors read only by
 //! bf16 matrix products (`Backend::alloc_operand`: the LayerNorm and GELU outputs, and qkv where
-//! attention rounds it) and the GELU's input in bf16, which changes no value since those values
-//! are rounded anyway.
+//! attention rounds it), attention's output there and the GELU's input in bf16, which changes
+//! no value since those values are rounded anyway.
 
 use std::fmt;
 use std::str::FromStr;

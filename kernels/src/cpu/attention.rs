@@ -58,8 +58,9 @@ fn tasks(
     })
 }
 
-/// out (T, C) and lse (T, H) from qkv (T, 3C). With `round_probs`, P is rounded to bf16 before
-/// `P V` (qkv arrives already rounded then: crate::precision).
+/// out (T, C) and lse (T, H) from qkv (T, 3C). With `round_probs` (bf16 attention), P is
+/// rounded to bf16 before `P V` and out as it is written (qkv arrives already rounded then:
+/// crate::precision).
 pub(crate) fn forward(
     out: &mut [f32],
     lse: &mut [f32],
@@ -114,6 +115,12 @@ pub(crate) fn forward(
                     }
                     let o = out_ptr.at(s0 + q0, h * hd);
                     gemm_st(br, hd, len, o, false, MatRef::rows(s.as_ptr(), len), v, 1.0);
+                    if round_probs {
+                        for i in 0..br {
+                            let row = std::slice::from_raw_parts_mut(o.at(i, 0).ptr, hd);
+                            row.iter_mut().for_each(|x| *x = round_bf16(*x));
+                        }
+                    }
                 }
             }
         });

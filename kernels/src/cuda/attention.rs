@@ -73,30 +73,30 @@ pub(super) fn scale(hd: usize) -> f32 {
 }
 
 /// Whether `k` runs attention on the bf16 tensor-core kernels at head size `hd`. The fp32
-/// kernels read qkv in f32 only: bf16 operand storage is for the tensor-core path.
-fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize, qkv: Operand) -> bool {
+/// kernels read qkv and write out in f32 only: bf16 operand storage is for the tensor-core path.
+fn on_tensor_cores<D: Device>(k: &KernelBackend<D>, hd: usize, qkv: Operand, out: Operand) -> bool {
     let bf16 = k.precision == Precision::Bf16 && k.dev.bf16_mma() && bf16_attention_head(hd);
     assert!(
-        bf16 || !qkv.bf16,
-        "qkv in bf16 operand storage at head size {hd}, where attention runs in fp32"
+        bf16 || !(qkv.bf16 || out.bf16),
+        "qkv or out in bf16 operand storage at head size {hd}, where attention runs in fp32"
     );
     bf16
 }
 
 /// out (T, C) and lse (T, H) from qkv (T, 3C): the bf16 tensor-core kernels for a bf16 backend
-/// at head sizes they support, else the fp32 kernels.
+/// at head sizes they support (out rounded to bf16), else the fp32 kernels.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
-    (out, lse): (u64, u64),
+    (out, lse): (Operand, u64),
     qkv: Operand,
     cu: u64,
     dims: AttnDims,
 ) {
     let hd = check(dims);
-    if on_tensor_cores(k, hd, qkv) {
+    if on_tensor_cores(k, hd, qkv, out) {
         return attention_bf16::forward(k, (out, lse), qkv, cu, dims, hd);
     }
-    let qkv = qkv.addr;
+    let (qkv, out) = (qkv.addr, out.addr);
     if dims.tokens == 0 || dims.seqs == 0 {
         return;
     }
@@ -122,7 +122,7 @@ pub(super) fn forward<D: Device>(
 pub(super) fn with_delta<D: Device>(
     k: &KernelBackend<D>,
     dout: u64,
-    out: u64,
+    out: Operand,
     dims: AttnDims,
     f: impl FnOnce(u64),
 ) {
@@ -134,10 +134,12 @@ pub(super) fn with_delta<D: Device>(
         return;
     }
     k.workspace.with(&k.dev, t * heads, |delta| {
+        let [out, out_bf16] = out.args();
         let args = [
             Arg::Ptr(delta),
             Arg::Ptr(dout),
-            Arg::Ptr(out),
+            out,
+            out_bf16,
             Arg::I32(t as i32),
             Arg::I32(c as i32),
             Arg::I32(heads as i32),
@@ -153,12 +155,12 @@ pub(super) fn with_delta<D: Device>(
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
-    (dout, qkv, out, lse): (u64, Operand, u64, u64),
+    (dout, qkv, out, lse): (u64, Operand, Operand, u64),
     cu: u64,
     dims: AttnDims,
 ) {
     let hd = check(dims);
-    if on_tensor_cores(k, hd, qkv) {
+    if on_tensor_cores(k, hd, qkv, out) {
         return attention_bf16::backward(k, dqkv, (dout, qkv, out, lse), cu, dims, hd);
     }
     let qkv = qkv.addr;

@@ -3,7 +3,8 @@
 //! backward. Same varlen packing and grid scheme as attention.rs (ceil(T / 64) + B blocks in x,
 //! each finding its 64-row tile from cu_seqlens on the device; one head per y), 4 warps of 16
 //! rows per block. The backward's D = rowsum(dout * out) is attention.cu's `attention_delta`.
-//! qkv is f32 or bf16 operand storage (`Backend::alloc_operand`), read as is.
+//! qkv and out are f32 or bf16 operand storage (`Backend::alloc_operand`), read and written as
+//! they are (out rounded to bf16 either way).
 
 use super::device::{Arg, Device, LaunchDims, Module};
 use super::launch::Operand;
@@ -51,10 +52,11 @@ fn dims_for(dims: AttnDims, hd: usize, floats: usize) -> LaunchDims {
     }
 }
 
-/// out (T, C) and lse (T, H) from qkv (T, 3C); `hd` = C / H satisfies `precision::bf16_attention_head`.
+/// out (T, C; rounded to bf16) and lse (T, H) from qkv (T, 3C); `hd` = C / H satisfies
+/// `precision::bf16_attention_head`.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
-    (out, lse): (u64, u64),
+    (out, lse): (Operand, u64),
     qkv: Operand,
     cu: u64,
     dims: AttnDims,
@@ -63,9 +65,10 @@ pub(super) fn forward<D: Device>(
     if dims.tokens == 0 || dims.seqs == 0 {
         return;
     }
-    let [qkv, qkv_bf16] = qkv.args();
+    let ([qkv, qkv_bf16], [out, out_bf16]) = (qkv.args(), out.args());
     let args = [
-        Arg::Ptr(out),
+        out,
+        out_bf16,
         Arg::Ptr(lse),
         qkv,
         qkv_bf16,
@@ -85,7 +88,7 @@ pub(super) fn forward<D: Device>(
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
-    (dout, qkv, out, lse): (u64, Operand, u64, u64),
+    (dout, qkv, out, lse): (u64, Operand, Operand, u64),
     cu: u64,
     dims: AttnDims,
     hd: usize,

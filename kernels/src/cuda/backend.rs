@@ -364,7 +364,10 @@ impl<D: Device> Backend for KernelBackend<D> {
         dims: AttnDims,
     ) {
         let t = dims.tokens;
-        let outs = (self.w(out, t * dims.width), self.w(lse, t * dims.heads));
+        let outs = (
+            self.w_operand(out, t * dims.width),
+            self.w(lse, t * dims.heads),
+        );
         let qkv = self.r_operand(qkv, t * 3 * dims.width);
         attention::forward(self, outs, qkv, self.ri(cu_seqlens, dims.seqs + 1), dims);
     }
@@ -383,7 +386,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         let ins = (
             self.r(dout, t * c),
             self.r_operand(qkv, t * 3 * c),
-            self.r(out, t * c),
+            self.r_operand(out, t * c),
             self.r(lse, t * dims.heads),
         );
         let cu = self.ri(cu_seqlens, dims.seqs + 1);

@@ -12,11 +12,11 @@ pub fn attention_outputs<B: Backend>(
     width: usize,
     heads: usize,
 ) -> Vec<Vec<f32>> {
-    attention_outputs_placing(be, lengths, (width, heads), |qkv| up(be, qkv))
+    attention_outputs_placing(be, lengths, (width, heads), |values| up(be, values))
 }
 
-/// `attention_outputs` with qkv's buffer made by `place` from its values (f32 storage, or the
-/// backend's operand storage).
+/// `attention_outputs` with the buffers of qkv and out made by `place` from their values (f32
+/// storage, or the backend's operand storage).
 pub fn attention_outputs_placing<B: Backend>(
     be: &B,
     lengths: &[usize],
@@ -31,7 +31,7 @@ pub fn attention_outputs_placing<B: Backend>(
         up(be, &rng.vec(t * width, 1.0)),
     );
     let cu = up_idx(be, &cu);
-    let (mut out, mut lse) = (up(be, &vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
+    let (mut out, mut lse) = (place(&vec![0.0; t * width]), up(be, &vec![0.0; t * heads]));
     be.attention_forward(vm(&mut out), vm(&mut lse), v(&qkv), v(&cu), dims);
     let dqkv_before = rng.vec(t * 3 * width, 1.0);
     let mut dqkv = up(be, &dqkv_before);

@@ -113,7 +113,7 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
-        fn bf16_attention_reads_qkv_from_operand_storage() {
+        fn bf16_attention_keeps_qkv_and_out_in_operand_storage() {
             if let Some(be) = $make {
                 let bf16 = ecgfm_kernels::Precision::Bf16;
                 against_cpu::operands::attention_qkv(&be.with_precision(bf16));

@@ -1,8 +1,8 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
 //! LayerNorm, GELU (forward and backward) and linear ops write into it exactly their f32 results
 //! rounded to bf16 (unrounded where the storage is f32); a linear layer reading its input or its
-//! output gradient from it gives what it gives on the same values stored in f32; attention
-//! reading qkv from it gives the bits it gives on the f32 qkv it was rounded from; and the GELU's
+//! output gradient from it gives what it gives on the same values stored in f32; attention with
+//! qkv and out in it gives the bits it gives on the f32 values they were rounded from; and the GELU's
 //! input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either storage.
 
 use super::attention::attention_outputs_placing;
@@ -146,14 +146,21 @@ pub fn operand_storage<B: Backend>(be: &B) {
     }
 }
 
-/// qkv read from operand storage by bf16 attention (head sizes 16, 32 and 80; ragged packed
-/// sequences): the same bits as from the f32 values it was rounded from, since the attention
-/// rounds q, k and v as it loads them.
+/// qkv and out in operand storage with bf16 attention (head sizes 16, 32 and 80; ragged packed
+/// sequences): the same bits as with the f32 values, since the attention rounds q, k and v as it
+/// loads them and out as it writes it (on this backend and on the CPU's emulation), and its
+/// backward reads that rounded out.
 pub fn attention_qkv<B: Backend>(be: &B) {
     let lengths = [0, 1, 17, 84, 0, 95];
+    let cpu = CpuBackend::with_precision(be.precision());
     for (c, heads) in [(48, 3), (64, 2), (160, 2)] {
         let plain = attention_outputs_placing(be, &lengths, (c, heads), |x| up(be, x));
         let operand = attention_outputs_placing(be, &lengths, (c, heads), |x| up_operand(be, x));
+        let on_cpu = attention_outputs_placing(&cpu, &lengths, (c, heads), |x| up(&cpu, x));
+        for (name, out) in [("out", &plain[0]), ("CPU out", &on_cpu[0])] {
+            let name = format!("attention {name} is bf16 c={c} heads={heads}");
+            assert_bits(&name, out, &rounded_bf16(out));
+        }
         for (name, (g, w)) in ["out", "lse", "dqkv"]
             .iter()
             .zip(operand.iter().zip(&plain))

@@ -74,8 +74,8 @@ pub(crate) struct BlockDims {
 pub(crate) struct BlockActs<B: Backend> {
     ln1_mean: B::Buf, // (T)
     ln1_rstd: B::Buf, // (T)
-    qkv: B::Buf,      // (T, 3C), operand storage where attention rounds it (`qkv_is_operand`)
-    attn: B::Buf,     // (T, C)
+    qkv: B::Buf,      // (T, 3C), operand storage where attention rounds it (`attention_is_operand`)
+    attn: B::Buf,     // (T, C), operand storage there too (bf16 attention rounds its output)
     lse: B::Buf,      // (T, H)
     mid: B::Buf,      // (T, C)
     ln2_mean: B::Buf, // (T)
@@ -83,10 +83,11 @@ pub(crate) struct BlockActs<B: Backend> {
     fc1: B::Buf,      // (T, M), the GELU's input: operand storage (bf16 rounds it)
 }
 
-/// Whether qkv is read only by matrix products that round it to bf16 in a bf16 run: at the head
-/// sizes of the tensor-core attention (`precision::bf16_attention_head`). It is then stored as a
-/// matrix-product operand (`Backend::alloc_operand`).
-fn qkv_is_operand(d: BlockDims) -> bool {
+/// Whether attention's qkv and output are bf16 values in a bf16 run (qkv read only by matrix
+/// products that round it, the output rounded by bf16 attention): at the head sizes of the
+/// tensor-core attention (`precision::bf16_attention_head`). Both are then stored as operands
+/// (`Backend::alloc_operand`).
+fn attention_is_operand(d: BlockDims) -> bool {
     bf16_attention_head(d.width / d.heads)
 }
 
@@ -94,21 +95,27 @@ impl<B: Backend> BlockActs<B> {
     /// Bytes of one block's saved activations for `tokens` tokens, with operands of
     /// `operand_bytes` bytes per element.
     pub(crate) fn bytes(tokens: usize, d: BlockDims, operand_bytes: usize) -> usize {
-        let qkv = tokens * 3 * d.width;
-        let qkv_bytes = if qkv_is_operand(d) { operand_bytes } else { 4 };
-        4 * tokens * (2 * d.width + d.heads + 4) + qkv_bytes * qkv + operand_bytes * tokens * d.mlp
+        let attention_bytes = if attention_is_operand(d) {
+            operand_bytes
+        } else {
+            4
+        };
+        4 * tokens * (d.width + d.heads + 4)
+            + attention_bytes * tokens * 4 * d.width
+            + operand_bytes * tokens * d.mlp
     }
 
     pub(crate) fn new(be: &B, tokens: usize, d: BlockDims) -> Self {
         let (t, c) = (tokens, d.width);
+        let attention_buf = |n| match attention_is_operand(d) {
+            true => be.alloc_operand(n),
+            false => be.alloc(n),
+        };
         BlockActs {
             ln1_mean: be.alloc(t),
             ln1_rstd: be.alloc(t),
-            qkv: match qkv_is_operand(d) {
-                true => be.alloc_operand(t * 3 * c),
-                false => be.alloc(t * 3 * c),
-            },
-            attn: be.alloc(t * c),
+            qkv: attention_buf(t * 3 * c),
+            attn: attention_buf(t * c),
             lse: be.alloc(t * d.heads),
             mid: be.alloc(t * c),
             ln2_mean: be.alloc(t),
