@@ -37,6 +37,10 @@
 #  8e. bench_inputs: tiny's step with the batch copied on the compute stream between steps
 #                   (ECGFM_CUDA_SERIAL_INPUTS=1) against item 8's, which copies it on a second
 #                   stream while the step before it runs (step time, GPU memory)
+#  8f. bench_epilogues: base's step with every linear layer's bias added in a pass after its GEMM
+#                   (ECGFM_CUDA_NO_GEMM_EPILOGUES=1) against item 8's, whose bf16 GEMMs add it in
+#                   a cuBLASLt epilogue (step time, GPU memory; item 8's JSON counts the shapes
+#                   cuBLASLt fused and refused)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -260,6 +264,11 @@ bench_variant bench_operands "${bench_models##* }" bf16_operands f32_operands \
 # stream (ECGFM_CUDA_SERIAL_INPUTS=1) against item 8's, copied on a second stream, our side only.
 bench_variant bench_inputs "${bench_models%% *}" overlapped serial \
     env ECGFM_CUDA_SERIAL_INPUTS=1 "$ecgfm" bench step
+
+# ---- 8f. what the GEMM epilogues save: base's step with the biases added in passes of their own
+# (ECGFM_CUDA_NO_GEMM_EPILOGUES=1) against item 8's, our side only.
+bench_variant bench_epilogues "${bench_models##* }" epilogues bias_passes \
+    env ECGFM_CUDA_NO_GEMM_EPILOGUES=1 "$ecgfm" bench step
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \

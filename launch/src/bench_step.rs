@@ -88,7 +88,13 @@ struct Timed {
 
 /// Times `steps` training steps after `warmup` untimed ones. Each step reads its loss back
 /// before its update, so a GPU step's time includes its forward and backward passes to the end.
-fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B) -> Result<Timed> {
+/// `after` looks at the backend once the steps are done.
+fn time_ecgfm<B: Backend>(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    backend: B,
+    after: impl FnOnce(&B),
+) -> Result<Timed> {
     let (mut model, batch) = prepared(args, config, backend)?;
     let mut scalars = model.backend().alloc(2);
     let mut times = Vec::with_capacity(args.steps);
@@ -99,6 +105,7 @@ fn time_ecgfm<B: Backend>(args: &BenchStepArgs, config: &ModelConfig, backend: B
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    after(model.backend());
     Ok(Timed {
         ms: median(&mut times),
         mem: model.backend().memory_in_use(),
@@ -206,7 +213,10 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
     let precision = backend.precision();
     let gflops = ecgfm_kernels::sgemm_gflops(&backend, 4096, 768, 768, 5);
     let mem_before = backend.device().memory_used();
-    let timed = time_ecgfm(args, config, backend)?;
+    let mut epilogues = (0, 0);
+    let timed = time_ecgfm(args, config, backend, |be| {
+        epilogues = be.device().gemm_epilogue_shapes()
+    })?;
     let ms = timed.ms;
     let mem = timed
         .mem
@@ -235,6 +245,12 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         mem.map_or("unknown".into(), |b| format!("{:.2} GiB (model, activations, optimizer; allocated up front)", gib(b)))
     );
     println!("ecgfm   cuBLAS {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    if precision == Precision::Bf16 {
+        println!(
+            "ecgfm   GEMM shapes with the bias in a cuBLASLt epilogue: {} (cuBLASLt had none for {})",
+            epilogues.0, epilogues.1
+        );
+    }
     print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
@@ -252,6 +268,8 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         "activation_bytes": timed.activation_bytes,
         "recompute": args.recompute.to_string(),
         "sgemm_gflops": gflops,
+        "gemm_epilogue_shapes": epilogues.0,
+        "gemm_epilogue_refused_shapes": epilogues.1,
     });
     let torch = time_torch(args, 1, true)?;
     if let Some(torch) = torch {
@@ -287,7 +305,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
     let threads = pool.current_num_threads();
     let backend = CpuBackend::with_precision(precision);
     let (timed, gflops) = pool.install(|| -> Result<(Timed, f64)> {
-        let timed = time_ecgfm(args, config, backend)?;
+        let timed = time_ecgfm(args, config, backend, |_| {})?;
         if args.profile {
             print_profile(args, config, ProfiledBackend::new(backend))?;
         }

@@ -60,18 +60,24 @@ pub fn gpu_precision(text: &str, info: &DeviceInfo) -> Result<Precision> {
     Ok(precision)
 }
 
-/// The start-up table's words for the precision of the matrix products.
-/// `be` with matrix products in `precision`. With `ECGFM_CUDA_F32_OPERANDS=1` a bf16 backend keeps
-/// the GEMM operands a model saves in f32 instead of bf16 (`Backend::alloc_operand`): the same
-/// results with more memory, to measure what bf16 storage saves (scripts/gpu-check.sh item 8d).
+/// `be` with matrix products in `precision`. Two switches measure what a saving is worth
+/// (scripts/gpu-check.sh items 8d and 8f), each giving the same results:
+/// `ECGFM_CUDA_F32_OPERANDS=1` keeps the tensors a bf16 backend would store in bf16
+/// (`Backend::alloc_operand`) in f32; `ECGFM_CUDA_NO_GEMM_EPILOGUES=1` adds every linear layer's
+/// bias in a pass after its GEMM instead of in the GEMM's epilogue.
 pub fn cuda_with_precision(be: CudaBackend, precision: Precision) -> CudaBackend {
-    let be = be.with_precision(precision);
-    match std::env::var("ECGFM_CUDA_F32_OPERANDS").as_deref() {
-        Ok("1") => be.with_f32_operands(),
-        _ => be,
+    let on = |name: &str| std::env::var(name).as_deref() == Ok("1");
+    let mut be = be.with_precision(precision);
+    if on("ECGFM_CUDA_F32_OPERANDS") {
+        be = be.with_f32_operands();
     }
+    if on("ECGFM_CUDA_NO_GEMM_EPILOGUES") {
+        be = be.without_gemm_epilogues();
+    }
+    be
 }
 
+/// The start-up table's words for the precision of the matrix products.
 pub fn describe_precision(precision: Precision, on_gpu: bool) -> &'static str {
     match (precision, on_gpu) {
         (Precision::Fp32, _) => "fp32 matrix products",

@@ -11,7 +11,9 @@
 //! stands there on a GPU), with the operands rounded to bf16 for a bf16 backend, or read as bf16
 //! where they are stored so. The tests in `tests/` compare each op with `CpuBackend`.
 
-use ecgfm_kernels::cuda::{Arg, Device, Gemm, GemmOperands, KernelBackend, LaunchDims, Module};
+use ecgfm_kernels::cuda::{
+    Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module,
+};
 use ecgfm_kernels::round_bf16;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 
@@ -177,41 +179,70 @@ impl Device for HostDevice {
     }
 
     fn gemm(&self, g: &Gemm) {
-        // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j ld.
-        let offset = |i: usize, j: usize, ld: usize| i + j * ld;
-        // SAFETY (read): the addresses come from bounds-checked views of the GEMM's operands,
-        // of the element type `g.operands` names.
-        let read = |ptr: u64, at: usize| unsafe {
-            match g.operands {
-                GemmOperands::F32 => *(ptr as *const f32).add(at),
-                GemmOperands::F32AsBf16 => round_bf16(*(ptr as *const f32).add(at)),
-                GemmOperands::Bf16 => widen(*(ptr as *const u16).add(at)),
-            }
-        };
-        for j in 0..g.n {
-            for i in 0..g.m {
-                let mut acc = 0f32;
-                for p in 0..g.k {
-                    let a = match g.trans_a {
-                        true => offset(p, i, g.lda),
-                        false => offset(i, p, g.lda),
-                    };
-                    let b = match g.trans_b {
-                        true => offset(j, p, g.ldb),
-                        false => offset(p, j, g.ldb),
-                    };
-                    acc += read(g.a, a) * read(g.b, b);
+        products(g, |at, _, acc| {
+            let c = (g.c as *mut f32).wrapping_add(at);
+            // SAFETY: `at` is inside C, a bounds-checked f32 view.
+            unsafe {
+                *c = if g.beta == 0.0 {
+                    acc
+                } else {
+                    g.beta * *c + acc
                 }
-                let c = (g.c as *mut f32).wrapping_add(offset(i, j, g.ldc));
-                // SAFETY: as above, for the f32 output.
-                unsafe {
-                    *c = if g.beta == 0.0 {
-                        acc
-                    } else {
-                        g.beta * *c + acc
-                    }
+            };
+        });
+    }
+
+    /// The bias added to each f32 product (the same addition as `add_bias_rows`), then C written
+    /// as f32 or rounded to bf16 (as `bias_rows_to_bf16` does).
+    fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
+        assert!(g.operands == GemmOperands::Bf16 && g.beta == 0.0);
+        products(g, |at, row, acc| {
+            // SAFETY: the bias view holds m values; `at` is inside C, of the epilogue's type.
+            unsafe {
+                let v = match epilogue.bias {
+                    Some(bias) => acc + *(bias as *const f32).add(row),
+                    None => acc,
                 };
+                match epilogue.out_bf16 {
+                    true => *(g.c as *mut u16).add(at) = bf16_bits(v),
+                    false => *(g.c as *mut f32).add(at) = v,
+                }
             }
+        });
+        true
+    }
+}
+
+/// Calls `store(offset in C, row i, product)` for every element (i, j) of the GEMM's A' B', each
+/// summed in f32 in k order, with the operands as `g.operands` says (rounded to bf16, or read as
+/// bf16 bits).
+fn products(g: &Gemm, mut store: impl FnMut(usize, usize, f32)) {
+    // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j ld.
+    let offset = |i: usize, j: usize, ld: usize| i + j * ld;
+    // SAFETY (read): the addresses come from bounds-checked views of the GEMM's operands, of the
+    // element type `g.operands` names.
+    let read = |ptr: u64, at: usize| unsafe {
+        match g.operands {
+            GemmOperands::F32 => *(ptr as *const f32).add(at),
+            GemmOperands::F32AsBf16 => round_bf16(*(ptr as *const f32).add(at)),
+            GemmOperands::Bf16 => widen(*(ptr as *const u16).add(at)),
+        }
+    };
+    for j in 0..g.n {
+        for i in 0..g.m {
+            let mut acc = 0f32;
+            for p in 0..g.k {
+                let a = match g.trans_a {
+                    true => offset(p, i, g.lda),
+                    false => offset(i, p, g.lda),
+                };
+                let b = match g.trans_b {
+                    true => offset(j, p, g.ldb),
+                    false => offset(p, j, g.ldb),
+                };
+                acc += read(g.a, a) * read(g.b, b);
+            }
+            store(offset(i, j, g.ldc), i, acc);
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct KernelBackend<D: Device> {
     pub(crate) precision: Precision,
     /// Whether `alloc_operand` stores bf16 (a bf16 backend, unless `with_f32_operands`).
     bf16_operands: bool,
+    /// Whether linear layers on bf16 storage add the bias in the GEMM's epilogue
+    /// (`Device::gemm_epilogue`), unless `without_gemm_epilogues`.
+    gemm_epilogues: bool,
 }
 
 impl<D: Device> KernelBackend<D> {
@@ -28,6 +31,7 @@ impl<D: Device> KernelBackend<D> {
             runs: RunTable::new(),
             precision: Precision::Fp32,
             bf16_operands: false,
+            gemm_epilogues: true,
         }
     }
 
@@ -45,6 +49,18 @@ impl<D: Device> KernelBackend<D> {
     pub fn with_f32_operands(mut self) -> Self {
         self.bf16_operands = false;
         self
+    }
+
+    /// This backend with every linear layer's bias added in a pass of its own after the GEMM,
+    /// never in the GEMM's epilogue: the same results, to measure what the epilogue saves.
+    pub fn without_gemm_epilogues(mut self) -> Self {
+        self.gemm_epilogues = false;
+        self
+    }
+
+    /// Whether linear layers on bf16 storage may add their bias in the GEMM's epilogue.
+    pub fn gemm_epilogues(&self) -> bool {
+        self.gemm_epilogues
     }
 
     /// The device (its stream, memory and name for the CUDA device).
@@ -326,6 +342,10 @@ impl<D: Device> Backend for KernelBackend<D> {
         let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, m * c));
         let (pre, out) = (self.w_operand(pre, t * m), self.w_operand(out, t * m));
         let (bias, round_pre) = (self.r(bias, m), self.precision == Precision::Bf16);
+        // pre in bf16 storage is rounded as it is written: the GEMM's epilogue may write it.
+        if pre.bf16 && matmul::fused(self, pre, inp, weight, Some(bias), (t, c, m)) {
+            return gelu::forward(self, out, pre, t * m);
+        }
         matmul::product_then(
             self,
             (pre.addr, pre.bf16),

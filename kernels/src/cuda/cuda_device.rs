@@ -11,8 +11,9 @@
 
 use super::compile::module_cubin;
 use super::cuda_buf::CudaBuf;
-use super::device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module, MODULES};
+use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module, MODULES};
 use super::input_stream::InputStream;
+use super::lt_gemm::LtGemm;
 use super::probe::{check_cuda, CudaError};
 use super::staging::Staging;
 use crate::precision::round_bf16;
@@ -44,6 +45,8 @@ pub struct CudaDevice {
     /// cuBLAS in default math, for the bf16 tensor-core GEMMs (their compute type is explicit;
     /// a handle of their own so the pedantic one never has to change mode).
     blas_tensor: CudaBlas,
+    /// cuBLASLt, for the bf16 GEMMs whose epilogue adds the bias and rounds the output.
+    lt: LtGemm,
     modules: HashMap<Module, Arc<CudaModule>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     /// Page-locked blocks the uploads go through, so they never wait for queued work.
@@ -72,6 +75,7 @@ impl CudaDevice {
             .map_err(|e| err(format!("creating a stream: {e}")))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
         let blas_tensor = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
+        let lt = LtGemm::new(&stream).map_err(&err)?;
         // SAFETY: the handle is live; pedantic math keeps fp32 SGEMMs in true fp32 (a bf16
         // backend's GEMMs name their tensor-core compute type explicitly).
         unsafe {
@@ -111,6 +115,7 @@ impl CudaDevice {
             stream,
             blas,
             blas_tensor,
+            lt,
             modules,
             functions: Mutex::new(HashMap::new()),
             staging: Staging::from_env(),
@@ -138,6 +143,12 @@ impl CudaDevice {
             .mem_get_info()
             .map(|(free, total)| total.saturating_sub(free))
             .unwrap_or(0)
+    }
+
+    /// How many GEMM shapes met so far run with a cuBLASLt epilogue, and how many cuBLASLt had
+    /// none for (those add their bias in a second pass).
+    pub fn gemm_epilogue_shapes(&self) -> (usize, usize) {
+        self.lt.shapes()
     }
 
     /// Waits until every queued op has finished.
@@ -389,5 +400,15 @@ impl Device for CudaDevice {
             },
         };
         expect("GEMM", result);
+    }
+
+    fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
+        assert!(
+            g.operands == GemmOperands::Bf16 && g.beta == 0.0,
+            "a GEMM epilogue takes bf16 operands and beta = 0"
+        );
+        // cuBLASLt runs in the calling thread's current context.
+        expect("binding the context", self.ctx.bind_to_thread());
+        self.lt.run(&self.stream, g, epilogue)
     }
 }

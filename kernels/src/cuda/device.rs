@@ -151,6 +151,17 @@ pub struct Gemm {
     pub operands: GemmOperands,
 }
 
+/// What the epilogue of [`Device::gemm_epilogue`] does to the product: add a bias per row of C
+/// (column-major: one value per output feature of a linear layer) and write C as f32 or rounded
+/// to bf16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmEpilogue {
+    /// Address of m f32 values (none: no bias).
+    pub bias: Option<u64>,
+    /// C holds bf16 bits (2-byte elements), each the f32 result rounded to nearest even.
+    pub out_bf16: bool,
+}
+
 /// A device the kernel backend runs on. Work is queued in order on one stream; `download`
 /// waits for it. Out-of-range addresses are programming errors and panic.
 pub trait Device: Send + Sync {
@@ -191,6 +202,14 @@ pub trait Device: Send + Sync {
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]);
     /// Queues a GEMM.
     fn gemm(&self, g: &Gemm);
+    /// Queues C = A' B' with `epilogue` applied as C is written: the bias added to the f32
+    /// product (the same f32 addition as a separate pass), then C stored in f32 or rounded once
+    /// to bf16. For bf16 operands (`GemmOperands::Bf16`) and beta = 0. Returns false, having
+    /// queued nothing, where the device has no such GEMM for these shapes and alignments (the
+    /// caller then runs the plain GEMM and its own bias pass).
+    fn gemm_epilogue(&self, _g: &Gemm, _epilogue: GemmEpilogue) -> bool {
+        false
+    }
     /// Whether the bf16 tensor-core kernels (attention_bf16.cu: `mma.sync` m16n8k16, compute
     /// capability 8.0 or newer) run here; without them bf16 attention takes the fp32 kernels.
     fn bf16_mma(&self) -> bool {

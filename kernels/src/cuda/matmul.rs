@@ -10,7 +10,7 @@
 //! (`to_bf16`), so the GEMMs multiply bf16 matrices: the same products as rounding f32 operands
 //! in the GEMM.
 
-use super::device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module};
+use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, Operand, ROWS_PER_CHUNK};
 use super::KernelBackend;
 use crate::precision::Precision;
@@ -69,8 +69,9 @@ fn in_bf16<D: Device>(k: &KernelBackend<D>, x: Operand, region: u64, n: usize) -
     region
 }
 
-/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). With `out` in bf16 the product lands
-/// in f32 workspace and `bias_rows_to_bf16` adds the bias and rounds it into `out`.
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC). In one GEMM where `fused` can;
+/// else with `out` in bf16 the product lands in f32 workspace and `bias_rows_to_bf16` adds the
+/// bias and rounds it into `out`, and with `out` in f32 `add_bias_rows` adds the bias to it.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
@@ -79,6 +80,9 @@ pub(super) fn forward<D: Device>(
     bias: Option<u64>,
     (t, c, oc): (usize, usize, usize),
 ) {
+    if fused(k, out, inp, weight, bias, (t, c, oc)) {
+        return;
+    }
     product_then(
         k,
         (out.addr, out.bf16),
@@ -110,6 +114,48 @@ pub(super) fn forward<D: Device>(
             }
         },
     );
+}
+
+/// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC) as one GEMM whose epilogue adds the
+/// bias to the f32 product and writes out (f32, or rounded once into bf16 storage): the same
+/// values as the GEMM and a bias pass. Only with `inp` in bf16 storage (the weight rounded into
+/// workspace first), something for the epilogue to do, the backend's epilogues on and a device
+/// that has such a GEMM for these shapes; false, with nothing queued, otherwise.
+pub(super) fn fused<D: Device>(
+    k: &KernelBackend<D>,
+    out: Operand,
+    inp: Operand,
+    weight: u64,
+    bias: Option<u64>,
+    (t, c, oc): (usize, usize, usize),
+) -> bool {
+    let wanted = k.gemm_epilogues() && inp.bf16 && (bias.is_some() || out.bf16);
+    if !wanted || t == 0 || oc == 0 || c == 0 {
+        return false;
+    }
+    with_regions(k, [bf16_slots(oc * c, true)], |[weight_bf16]| {
+        to_bf16(k, weight_bf16, weight, oc * c);
+        let gemm = Gemm {
+            trans_a: true,
+            trans_b: false,
+            m: oc,
+            n: t,
+            k: c,
+            a: weight_bf16,
+            lda: c,
+            b: inp.addr,
+            ldb: c,
+            beta: 0.0,
+            c: out.addr,
+            ldc: oc,
+            operands: GemmOperands::Bf16,
+        };
+        let epilogue = GemmEpilogue {
+            bias,
+            out_bf16: out.bf16,
+        };
+        k.dev.gemm_epilogue(&gemm, epilogue)
+    })
 }
 
 /// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace

@@ -12,6 +12,8 @@
 //! - `staging.rs`: page-locked blocks the uploads go through, so an upload queues behind the
 //!   running step instead of waiting for it; `input_stream.rs`: the second stream a batch's
 //!   signals are copied on while the step before it still computes.
+//! - `lt_gemm.rs`: cuBLASLt GEMMs whose epilogue adds a linear layer's bias and rounds its
+//!   output to bf16 (`Device::gemm_epilogue`), for bf16 operands in bf16 storage.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
 //!   returns a [`CudaError`] naming what is missing.
@@ -34,6 +36,7 @@ mod input_stream;
 mod launch;
 mod layernorm;
 mod loss;
+mod lt_gemm;
 mod matmul;
 pub mod probe;
 mod staging;
@@ -42,7 +45,7 @@ mod tokens;
 pub use backend::KernelBackend;
 pub use cuda_buf::CudaBuf;
 pub use cuda_device::{CudaDevice, DeviceInfo};
-pub use device::{Arg, Device, Gemm, GemmOperands, LaunchDims, Module};
+pub use device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 pub use probe::CudaError;
 
 /// The CUDA backend: our kernels and cuBLAS on one GPU.
