@@ -8,7 +8,8 @@
 //! When an operand is stored in bf16 (`Backend::alloc_operand` of a bf16 backend: `inp`, the
 //! backward's `dout`), the f32 ones (the weight, ...) are first rounded into bf16 workspace
 //! (`to_bf16`), so the GEMMs multiply bf16 matrices: the same products as rounding f32 operands
-//! in the GEMM.
+//! in the GEMM. The forward GEMM of such a layer adds the bias in its epilogue where the device
+//! can (`fused`: cuBLASLt on a GPU), instead of a bias pass over its output.
 
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, Operand, ROWS_PER_CHUNK};
@@ -119,8 +120,9 @@ pub(super) fn forward<D: Device>(
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC) as one GEMM whose epilogue adds the
 /// bias to the f32 product and writes out (f32, or rounded once into bf16 storage): the same
 /// values as the GEMM and a bias pass. Only with `inp` in bf16 storage (the weight rounded into
-/// workspace first), something for the epilogue to do, the backend's epilogues on and a device
-/// that has such a GEMM for these shapes; false, with nothing queued, otherwise.
+/// workspace first), something for the epilogue to do and the backend's epilogues on; false
+/// otherwise, and when the device has no such GEMM for these shapes (then only the weight's
+/// rounding was queued, unused).
 pub(super) fn fused<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
