@@ -117,6 +117,11 @@ pub(super) fn forward<D: Device>(
     );
 }
 
+/// Bytes a bias must be aligned to for a GEMM epilogue: a bias elsewhere (parameters sit at any
+/// float offset) is copied into aligned workspace first (cuBLASLt's users report misaligned
+/// biases silently ignored rather than refused).
+const EPILOGUE_BIAS_ALIGN: u64 = 16;
+
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC) as one GEMM whose epilogue adds the
 /// bias to the f32 product and writes out (f32, or rounded once into bf16 storage): the same
 /// values as the GEMM and a bias pass. Only with `inp` in bf16 storage (the weight rounded into
@@ -135,29 +140,42 @@ pub(super) fn fused<D: Device>(
     if !wanted || t == 0 || oc == 0 || c == 0 {
         return false;
     }
-    with_regions(k, [bf16_slots(oc * c, true)], |[weight_bf16]| {
-        to_bf16(k, weight_bf16, weight, oc * c);
-        let gemm = Gemm {
-            trans_a: true,
-            trans_b: false,
-            m: oc,
-            n: t,
-            k: c,
-            a: weight_bf16,
-            lda: c,
-            b: inp.addr,
-            ldb: c,
-            beta: 0.0,
-            c: out.addr,
-            ldc: oc,
-            operands: GemmOperands::Bf16,
-        };
-        let epilogue = GemmEpilogue {
-            bias,
-            out_bf16: out.bf16,
-        };
-        k.dev.gemm_epilogue(&gemm, epilogue)
-    })
+    let misaligned = bias.filter(|b| b % EPILOGUE_BIAS_ALIGN != 0);
+    let bias_slots = if misaligned.is_some() { oc } else { 0 };
+    with_regions(
+        k,
+        [bf16_slots(oc * c, true), bias_slots],
+        |[weight_bf16, bias_copy]| {
+            to_bf16(k, weight_bf16, weight, oc * c);
+            let bias = match misaligned {
+                Some(bias) => {
+                    super::elementwise::copy(k, bias_copy, bias, oc);
+                    Some(bias_copy)
+                }
+                None => bias,
+            };
+            let gemm = Gemm {
+                trans_a: true,
+                trans_b: false,
+                m: oc,
+                n: t,
+                k: c,
+                a: weight_bf16,
+                lda: c,
+                b: inp.addr,
+                ldb: c,
+                beta: 0.0,
+                c: out.addr,
+                ldc: oc,
+                operands: GemmOperands::Bf16,
+            };
+            let epilogue = GemmEpilogue {
+                bias,
+                out_bf16: out.bf16,
+            };
+            k.dev.gemm_epilogue(&gemm, epilogue)
+        },
+    )
 }
 
 /// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace
