@@ -154,6 +154,18 @@ pub trait Backend: Send + Sync {
     fn alloc_operand(&self, n: usize) -> Self::Buf {
         self.alloc(n)
     }
+    /// A buffer of `n` elements for a bf16 copy of a model's parameters that its matrix
+    /// products read weights from ([`Backend::round_weights`] fills it once per pass, instead
+    /// of each product rounding its weight again): `Some` on a backend that stores operands in
+    /// bf16; None (the default) where products read the f32 parameters themselves.
+    fn alloc_weight_copy(&self, _n: usize) -> Option<Self::Buf> {
+        None
+    }
+    /// dst (n, of [`Backend::alloc_weight_copy`]) = src (n, f32) as that storage holds it
+    /// (rounded to bf16).
+    fn round_weights(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize) {
+        self.copy(src, dst, n)
+    }
     /// Bytes per element of [`Backend::alloc_operand`]'s storage (4, or 2 for bf16).
     fn operand_bytes(&self) -> usize {
         4

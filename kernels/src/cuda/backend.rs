@@ -140,6 +140,15 @@ impl<D: Device> Backend for KernelBackend<D> {
         }
     }
 
+    fn alloc_weight_copy(&self, n: usize) -> Option<D::Buf> {
+        self.bf16_operands.then(|| self.dev.alloc_bf16(n))
+    }
+
+    fn round_weights(&self, dst: ViewMut<D::Buf>, src: View<D::Buf>, n: usize) {
+        let (dst, src) = (self.w_operand(dst, n), self.r(src, n));
+        matmul::round_into(self, dst, src, n);
+    }
+
     fn operand_bytes(&self) -> usize {
         if self.bf16_operands {
             2
@@ -216,7 +225,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         oc: usize,
     ) {
         let bias = bias.map(|b| self.r(b, oc));
-        let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, oc * c));
+        let (inp, weight) = (self.r_operand(inp, t * c), self.r_operand(weight, oc * c));
         matmul::forward(
             self,
             self.w_operand(out, t * oc),
@@ -252,7 +261,11 @@ impl<D: Device> Backend for KernelBackend<D> {
             !(dout.bf16 && db.is_some()),
             "a bias gradient sums f32 dout: its dout cannot be bf16 operand storage"
         );
-        let ins = (dout, self.r_operand(inp, t * c), self.r(weight, oc * c));
+        let ins = (
+            dout,
+            self.r_operand(inp, t * c),
+            self.r_operand(weight, oc * c),
+        );
         matmul::backward(self, dinp, dw, db, ins, (t, c, oc));
     }
 
@@ -339,7 +352,7 @@ impl<D: Device> Backend for KernelBackend<D> {
         c: usize,
         m: usize,
     ) {
-        let (inp, weight) = (self.r_operand(inp, t * c), self.r(weight, m * c));
+        let (inp, weight) = (self.r_operand(inp, t * c), self.r_operand(weight, m * c));
         let (pre, out) = (self.w_operand(pre, t * m), self.w_operand(out, t * m));
         let (bias, round_pre) = (self.r(bias, m), self.precision == Precision::Bf16);
         // pre in bf16 storage is rounded as it is written: the GEMM's epilogue may write it.

@@ -6,7 +6,8 @@
 //!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
 //! When an operand is stored in bf16 (`Backend::alloc_operand` of a bf16 backend: `inp`, the
-//! backward's `dout`), the f32 ones (the weight, ...) are first rounded into bf16 workspace
+//! backward's `dout`; the weight from the model's bf16 copy, `Backend::alloc_weight_copy`), the
+//! f32 ones are first rounded into bf16 workspace
 //! (`to_bf16`), so the GEMMs multiply bf16 matrices: the same products as rounding f32 operands
 //! in the GEMM. The forward GEMM of such a layer adds the bias in its epilogue where the device
 //! can (`fused`: cuBLASLt on a GPU), instead of a bias pass over its output.
@@ -23,6 +24,14 @@ fn operands<D: Device>(k: &KernelBackend<D>, bf16: bool) -> GemmOperands {
         (true, _) => GemmOperands::Bf16,
         (false, Precision::Bf16) => GemmOperands::F32AsBf16,
         (false, Precision::Fp32) => GemmOperands::F32,
+    }
+}
+
+/// dst (n, operand storage) = src (n, f32) as the storage holds it: rounded into bf16, or copied.
+pub(super) fn round_into<D: Device>(k: &KernelBackend<D>, dst: Operand, src: u64, n: usize) {
+    match dst.bf16 {
+        true => to_bf16(k, dst.addr, src, n),
+        false => super::elementwise::copy(k, dst.addr, src, n),
     }
 }
 
@@ -77,7 +86,7 @@ pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
     inp: Operand,
-    weight: u64,
+    weight: Operand,
     bias: Option<u64>,
     (t, c, oc): (usize, usize, usize),
 ) {
@@ -132,7 +141,7 @@ pub(super) fn fused<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
     inp: Operand,
-    weight: u64,
+    weight: Operand,
     bias: Option<u64>,
     (t, c, oc): (usize, usize, usize),
 ) -> bool {
@@ -141,67 +150,70 @@ pub(super) fn fused<D: Device>(
         return false;
     }
     let misaligned = bias.filter(|b| b % EPILOGUE_BIAS_ALIGN != 0);
-    let bias_slots = if misaligned.is_some() { oc } else { 0 };
-    with_regions(
-        k,
-        [bf16_slots(oc * c, true), bias_slots],
-        |[weight_bf16, bias_copy]| {
-            to_bf16(k, weight_bf16, weight, oc * c);
-            let bias = match misaligned {
-                Some(bias) => {
-                    super::elementwise::copy(k, bias_copy, bias, oc);
-                    Some(bias_copy)
-                }
-                None => bias,
-            };
-            let gemm = Gemm {
-                trans_a: true,
-                trans_b: false,
-                m: oc,
-                n: t,
-                k: c,
-                a: weight_bf16,
-                lda: c,
-                b: inp.addr,
-                ldb: c,
-                beta: 0.0,
-                c: out.addr,
-                ldc: oc,
-                operands: GemmOperands::Bf16,
-            };
-            let epilogue = GemmEpilogue {
-                bias,
-                out_bf16: out.bf16,
-            };
-            k.dev.gemm_epilogue(&gemm, epilogue)
-        },
-    )
+    let slots = [
+        bf16_slots(oc * c, !weight.bf16),
+        if misaligned.is_some() { oc } else { 0 },
+    ];
+    with_regions(k, slots, |[weight_r, bias_copy]| {
+        let weight = in_bf16(k, weight, weight_r, oc * c);
+        let bias = match misaligned {
+            Some(bias) => {
+                super::elementwise::copy(k, bias_copy, bias, oc);
+                Some(bias_copy)
+            }
+            None => bias,
+        };
+        let gemm = Gemm {
+            trans_a: true,
+            trans_b: false,
+            m: oc,
+            n: t,
+            k: c,
+            a: weight,
+            lda: c,
+            b: inp.addr,
+            ldb: c,
+            beta: 0.0,
+            c: out.addr,
+            ldc: oc,
+            operands: GemmOperands::Bf16,
+        };
+        let epilogue = GemmEpilogue {
+            bias,
+            out_bf16: out.bf16,
+        };
+        k.dev.gemm_epilogue(&gemm, epilogue)
+    })
 }
 
 /// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace
 /// when `in_workspace`, then `finish(product address)` while the workspace is still held (to add
-/// the bias, round, ...). With `inp` in bf16 the weight is rounded into workspace first. Nothing
-/// runs when T or OC is 0.
+/// the bias, round, ...). With `inp` or `weight` in bf16 the other is rounded into workspace
+/// first. Nothing runs when T or OC is 0.
 pub(super) fn product_then<D: Device>(
     k: &KernelBackend<D>,
     (out, in_workspace): (u64, bool),
     inp: Operand,
-    weight: u64,
+    weight: Operand,
     (t, c, oc): (usize, usize, usize),
     finish: impl FnOnce(u64),
 ) {
     if t == 0 || oc == 0 {
         return;
     }
-    let product_slots = if in_workspace { t * oc } else { 0 };
-    let slots = [bf16_slots(oc * c, inp.bf16), product_slots];
-    with_regions(k, slots, |[weight_bf16, product]| {
-        let weight = match inp.bf16 {
-            true => {
-                to_bf16(k, weight_bf16, weight, oc * c);
-                weight_bf16
-            }
-            false => weight,
+    let bf16 = inp.bf16 || weight.bf16;
+    let slots = [
+        bf16_slots(oc * c, bf16 && !weight.bf16),
+        bf16_slots(t * c, bf16 && !inp.bf16),
+        if in_workspace { t * oc } else { 0 },
+    ];
+    with_regions(k, slots, |[weight_r, inp_r, product]| {
+        let (weight, inp_addr) = match bf16 {
+            true => (
+                in_bf16(k, weight, weight_r, oc * c),
+                in_bf16(k, inp, inp_r, t * c),
+            ),
+            false => (weight.addr, inp.addr),
         };
         let product = if in_workspace { product } else { out };
         k.dev.gemm(&Gemm {
@@ -212,39 +224,39 @@ pub(super) fn product_then<D: Device>(
             k: c,
             a: weight,
             lda: c.max(1),
-            b: inp.addr,
+            b: inp_addr,
             ldb: c.max(1),
             beta: 0.0,
             c: product,
             ldc: oc,
-            operands: operands(k, inp.bf16),
+            operands: operands(k, bf16),
         });
         finish(product);
     });
 }
 
 /// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout (f32). When
-/// `inp` or `dout` is stored in bf16, the other operands are rounded into workspace first (an f32
-/// dout by the bias gradient's first pass, as it reads it).
+/// `inp`, `dout` or `weight` is stored in bf16, the other operands are rounded into workspace
+/// first (an f32 dout by the bias gradient's first pass, as it reads it).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dinp: Option<u64>,
     dweight: u64,
     dbias: Option<u64>,
-    (dout, inp, weight): (Operand, Operand, u64),
+    (dout, inp, weight): (Operand, Operand, Operand),
     (t, c, oc): (usize, usize, usize),
 ) {
     if t == 0 || oc == 0 {
         return;
     }
-    let bf16 = inp.bf16 || dout.bf16;
+    let bf16 = inp.bf16 || dout.bf16 || weight.bf16;
     let round_dout = bf16 && !dout.bf16;
     let chunks = row_chunks(t);
     let fused_dbias = dbias.filter(|_| round_dout);
     let slots = [
         bf16_slots(t * oc, round_dout),
         bf16_slots(t * c, bf16 && !inp.bf16),
-        bf16_slots(oc * c, bf16),
+        bf16_slots(oc * c, bf16 && !weight.bf16),
         if fused_dbias.is_some() {
             2 * chunks * oc
         } else {
@@ -265,9 +277,9 @@ pub(super) fn backward<D: Device>(
                     None => in_bf16(k, dout, dout_r, t * oc),
                 },
                 in_bf16(k, inp, inp_r, t * c),
-                in_bf16(k, Operand::new(weight, false), weight_r, oc * c),
+                in_bf16(k, weight, weight_r, oc * c),
             ),
-            false => (dout.addr, inp.addr, weight),
+            false => (dout.addr, inp.addr, weight.addr),
         };
         let operands = operands(k, bf16);
         if let Some(dinp) = dinp.filter(|_| c > 0) {

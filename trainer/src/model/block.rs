@@ -178,10 +178,45 @@ impl<B: Backend> BlockGrads<B> {
     }
 }
 
+/// The parameter buffer, and the buffer matrix products read weights from: the backend's bf16
+/// copy of the parameters where it keeps one (`Backend::alloc_weight_copy`), else the same.
+pub(crate) struct Weights<'a, B: Backend> {
+    pub params: &'a B::Buf,
+    pub products: &'a B::Buf,
+}
+
+impl<B: Backend> Clone for Weights<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Weights<'_, B> {}
+
+impl<'a, B: Backend> Weights<'a, B> {
+    /// Products reading the parameters themselves (no weight copy).
+    pub fn of(params: &'a B::Buf) -> Self {
+        Self {
+            params,
+            products: params,
+        }
+    }
+
+    /// Element `off` of the parameters.
+    pub fn p(&self, off: usize) -> View<'a, B::Buf> {
+        View::new(self.params, off)
+    }
+
+    /// Element `off` of the weights as matrix products read them.
+    pub fn m(&self, off: usize) -> View<'a, B::Buf> {
+        View::new(self.products, off)
+    }
+}
+
 /// Everything a block call needs besides its buffers.
 pub(crate) struct BlockCall<'a, B: Backend> {
     pub be: &'a B,
-    pub params: &'a B::Buf,
+    pub weights: Weights<'a, B>,
     pub offsets: &'a BlockOffsets,
     pub dims: BlockDims,
     pub cu_seqlens: &'a B::IdxBuf,
@@ -191,7 +226,11 @@ pub(crate) struct BlockCall<'a, B: Backend> {
 
 impl<B: Backend> BlockCall<'_, B> {
     fn p(&self, off: usize) -> View<'_, B::Buf> {
-        View::new(self.params, off)
+        self.weights.p(off)
+    }
+
+    fn m(&self, off: usize) -> View<'_, B::Buf> {
+        self.weights.m(off)
     }
 
     fn attn_dims(&self) -> AttnDims {
@@ -219,7 +258,7 @@ impl<B: Backend> BlockCall<'_, B> {
         be.matmul_forward(
             (&mut a.qkv).into(),
             (&pw.ln1).into(),
-            self.p(o.qkv_w),
+            self.m(o.qkv_w),
             Some(self.p(o.qkv_b)),
             t,
             c,
@@ -237,7 +276,7 @@ impl<B: Backend> BlockCall<'_, B> {
         be.matmul_forward(
             tmp.into(),
             (&a.attn).into(),
-            self.p(o.proj_w),
+            self.m(o.proj_w),
             None,
             t,
             c,
@@ -259,7 +298,7 @@ impl<B: Backend> BlockCall<'_, B> {
         be.matmul_gelu_forward(
             ((&mut a.fc1).into(), (&mut pw.gelu).into()),
             (&pw.ln2).into(),
-            (self.p(o.fc1_w), self.p(o.fc1_b)),
+            (self.m(o.fc1_w), self.p(o.fc1_b)),
             t,
             c,
             m,
@@ -267,7 +306,7 @@ impl<B: Backend> BlockCall<'_, B> {
         be.matmul_forward(
             tmp.into(),
             (&pw.gelu).into(),
-            self.p(o.fc2_w),
+            self.m(o.fc2_w),
             None,
             t,
             m,
@@ -340,7 +379,7 @@ impl<B: Backend> BlockCall<'_, B> {
             Some(o.fc2_b),
             (&g.dres).into(),
             (&pw.gelu).into(),
-            self.p(o.fc2_w),
+            self.m(o.fc2_w),
             t,
             m,
             c,
@@ -359,7 +398,7 @@ impl<B: Backend> BlockCall<'_, B> {
             None,
             (&g.dfc1).into(),
             (&pw.ln2).into(),
-            self.p(o.fc1_w),
+            self.m(o.fc1_w),
             t,
             c,
             m,
@@ -383,7 +422,7 @@ impl<B: Backend> BlockCall<'_, B> {
             Some(o.proj_b),
             (&g.dres).into(),
             (&a.attn).into(),
-            self.p(o.proj_w),
+            self.m(o.proj_w),
             t,
             c,
             c,
@@ -403,7 +442,7 @@ impl<B: Backend> BlockCall<'_, B> {
             Some(o.qkv_b),
             (&g.dqkv).into(),
             (&pw.ln1).into(),
-            self.p(o.qkv_w),
+            self.m(o.qkv_w),
             t,
             c,
             3 * c,

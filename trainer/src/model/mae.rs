@@ -92,6 +92,9 @@ pub struct Mae<B: Backend> {
     off: EmbedOffsets,
     max_batch: usize,
     params: B::Buf,
+    /// What matrix products read the weights from, where the backend keeps a bf16 copy of the
+    /// parameters (`Backend::alloc_weight_copy`): rounded again by every forward pass.
+    weight_copy: Option<B::Buf>,
     grads: B::Buf,
     /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
     /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
@@ -178,6 +181,7 @@ impl<B: Backend> Mae<B> {
             decay_runs: layout.decay_runs(),
             off: EmbedOffsets::resolve(&layout)?,
             params: be.alloc(layout.total),
+            weight_copy: be.alloc_weight_copy(layout.total),
             grads: be.alloc(layout.total),
             opt_range: 0..layout.total,
             opt_runs: runs_within(&layout.decay_runs(), &(0..layout.total)),

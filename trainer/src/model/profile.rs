@@ -12,9 +12,11 @@ use std::time::Instant;
 use ecgfm_kernels::{AdamW, AttnDims, Backend, NormOut, Precision, ResidualIn, View, ViewMut};
 
 /// Names of the timed ops, in trait order.
-const OPS: [&str; 42] = [
+const OPS: [&str; 44] = [
     "alloc",
     "alloc_operand",
+    "alloc_weight_copy",
+    "round_weights",
     "alloc_idx",
     "upload",
     "download",
@@ -200,6 +202,18 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         self.timed(const { op("alloc_operand") }, || {
             self.inner.alloc_operand(n)
         })
+    }
+
+    fn alloc_weight_copy(&self, n: usize) -> Option<Self::Buf> {
+        self.timed(const { op("alloc_weight_copy") }, || {
+            self.inner.alloc_weight_copy(n)
+        })
+    }
+
+    fn round_weights(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize) {
+        self.timed(const { op("round_weights") }, || {
+            self.inner.round_weights(dst, src, n)
+        });
     }
 
     fn operand_bytes(&self) -> usize {

@@ -11,10 +11,10 @@
 //! The backend's ops are deterministic, so a rerun writes the same bits and the gradients are
 //! bitwise those of the stored run.
 
-use ecgfm_kernels::{Backend, View, ViewMut};
+use ecgfm_kernels::{Backend, ViewMut};
 
 use super::block::{
-    offset_of, BlockActs, BlockCall, BlockDims, BlockGrads, BlockOffsets, Pointwise,
+    offset_of, BlockActs, BlockCall, BlockDims, BlockGrads, BlockOffsets, Pointwise, Weights,
 };
 use super::error::ModelError;
 use super::layout::ParamLayout;
@@ -66,14 +66,14 @@ impl<B: Backend> Copy for Packing<'_, B> {}
 
 fn block_call<'a, B: Backend>(
     be: &'a B,
-    params: &'a B::Buf,
+    weights: Weights<'a, B>,
     offsets: &'a BlockOffsets,
     dims: BlockDims,
     pack: Packing<'a, B>,
 ) -> BlockCall<'a, B> {
     BlockCall {
         be,
-        params,
+        weights,
         offsets,
         dims,
         cu_seqlens: pack.cu_seqlens,
@@ -160,8 +160,8 @@ impl<B: Backend> Stack<B> {
 
     /// Block `i`'s forward: its input, its saved activations (shared with recomputation) and
     /// its output (the next block's input, or `out` after the last).
-    fn block_forward(&mut self, be: &B, params: &B::Buf, pack: Packing<'_, B>, i: usize) {
-        let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+    fn block_forward(&mut self, be: &B, w: Weights<'_, B>, pack: Packing<'_, B>, i: usize) {
+        let call = block_call(be, w, &self.offsets[i], self.dims, pack);
         let (a, p) = self.sets(i);
         let (head, tail) = self.inputs.split_at_mut(i + 1);
         let out = match tail.first_mut() {
@@ -173,17 +173,17 @@ impl<B: Backend> Stack<B> {
     }
 
     /// Runs every block and the final norm; the result is in `norm_out`.
-    pub(crate) fn forward(&mut self, be: &B, params: &B::Buf, pack: Packing<'_, B>) {
+    pub(crate) fn forward(&mut self, be: &B, w: Weights<'_, B>, pack: Packing<'_, B>) {
         for i in 0..self.offsets.len() {
-            self.block_forward(be, params, pack, i);
+            self.block_forward(be, w, pack, i);
         }
         be.layernorm_forward(
             (&mut self.norm_out).into(),
             (&mut self.norm_mean).into(),
             (&mut self.norm_rstd).into(),
             (&self.out).into(),
-            View::new(params, self.norm_w),
-            View::new(params, self.norm_b),
+            w.p(self.norm_w),
+            w.p(self.norm_b),
             pack.tokens,
             self.dims.width,
         );
@@ -196,7 +196,7 @@ impl<B: Backend> Stack<B> {
     pub(crate) fn backward(
         &mut self,
         be: &B,
-        params: &B::Buf,
+        w: Weights<'_, B>,
         grads: &mut B::Buf,
         pack: Packing<'_, B>,
         ready: &mut GradsReady<'_, B>,
@@ -209,7 +209,7 @@ impl<B: Backend> Stack<B> {
             self.norm_b,
             (&self.grads.dln).into(),
             (&self.out).into(),
-            View::new(params, self.norm_w),
+            w.p(self.norm_w),
             (&self.norm_mean).into(),
             (&self.norm_rstd).into(),
             t,
@@ -220,14 +220,14 @@ impl<B: Backend> Stack<B> {
             match self.recompute {
                 Recompute::None => {}
                 // Rewrites block i's activations and output with the bits they already held.
-                Recompute::Blocks => self.block_forward(be, params, pack, i),
+                Recompute::Blocks => self.block_forward(be, w, pack, i),
                 Recompute::Pointwise => {
-                    let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+                    let call = block_call(be, w, &self.offsets[i], self.dims, pack);
                     let (a, p) = (&mut self.acts[i], &mut self.pointwise[0]);
                     call.recompute_pointwise(&self.inputs[i], a, p);
                 }
             }
-            let call = block_call(be, params, &self.offsets[i], self.dims, pack);
+            let call = block_call(be, w, &self.offsets[i], self.dims, pack);
             let (a, p) = self.sets(i);
             let sets = (&self.acts[a], &self.pointwise[p]);
             call.backward(&self.inputs[i], sets, &mut self.grads, grads);

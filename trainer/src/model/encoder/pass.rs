@@ -5,6 +5,7 @@
 use ecgfm_kernels::{Backend, View, ViewMut};
 
 use super::{Encoder, Pooling, Targets, HEAD_B, HEAD_W, LEAD, PATCH_B, PATCH_W};
+use crate::model::block::Weights;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
 
@@ -146,7 +147,8 @@ impl<B: Backend> Encoder<B> {
             seqs: self.batch,
             tokens: t,
         };
-        self.stack.forward(&self.be, &self.params, pack);
+        self.stack
+            .forward(&self.be, Weights::of(&self.params), pack);
         // (B Q, D) = (B, F) row-major: one mean per pooled group.
         let groups = self.pool_groups();
         self.be.mean_pool_forward(
@@ -251,8 +253,13 @@ impl<B: Backend> Encoder<B> {
             seqs: n,
             tokens: t,
         };
-        self.stack
-            .backward(be, params, &mut self.grads, pack, &mut |_, _, _| {});
+        self.stack.backward(
+            be,
+            Weights::of(params),
+            &mut self.grads,
+            pack,
+            &mut |_, _, _| {},
+        );
         let dres = &self.stack.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(&mut self.grads, self.off[LEAD]),

@@ -1,12 +1,21 @@
 //! The forward and backward passes of `Mae` over a prepared batch: the embedding, encoder,
 //! decoder and loss, then the same in reverse, op by op on the backend (docs/model.md, "Forward").
 
-use ecgfm_kernels::{Backend, View, ViewMut};
+use ecgfm_kernels::{Backend, ViewMut};
 
 use super::{GradsReady, Mae};
 use crate::model::batch::HostBatch;
+use crate::model::block::Weights;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
+
+/// The parameters, and what matrix products read of them: the weight copy where there is one.
+fn weights<'a, B: Backend>(params: &'a B::Buf, copy: &'a Option<B::Buf>) -> Weights<'a, B> {
+    Weights {
+        params,
+        products: copy.as_ref().unwrap_or(params),
+    }
+}
 
 impl<B: Backend> Mae<B> {
     /// Validates the batch, builds its token plan and uploads the signals and indices.
@@ -35,9 +44,14 @@ impl<B: Backend> Mae<B> {
     /// Forward pass of the prepared batch: writes the loss into `self.loss` (on the device) and
     /// leaves every activation saved.
     pub(super) fn forward(&mut self) {
+        if let Some(copy) = self.weight_copy.as_mut() {
+            let total = self.layout.total;
+            self.be
+                .round_weights(copy.into(), (&self.params).into(), total);
+        }
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let params = &self.params;
-        let p = |off: usize| View::new(params, off);
+        let w = weights(&self.params, &self.weight_copy);
+        let p = |off: usize| w.p(off);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
         let seqs = self.plan.seqs();
@@ -66,7 +80,7 @@ impl<B: Backend> Mae<B> {
         be.matmul_forward(
             self.enc.input_mut().into(),
             (&self.patches).into(),
-            p(o.patch_w),
+            w.m(o.patch_w),
             Some(p(o.patch_b)),
             t_enc,
             pl,
@@ -85,12 +99,12 @@ impl<B: Backend> Mae<B> {
             seqs,
             tokens: t_enc,
         };
-        self.enc.forward(be, params, enc_pack);
+        self.enc.forward(be, w, enc_pack);
         // Decoder embedding: Linear(D -> Dd), mask tokens for the hidden patches, lead + position.
         be.matmul_forward(
             (&mut self.z).into(),
             (&self.enc.norm_out).into(),
-            p(o.dec_embed_w),
+            w.m(o.dec_embed_w),
             Some(p(o.dec_embed_b)),
             t_enc,
             d,
@@ -117,11 +131,11 @@ impl<B: Backend> Mae<B> {
             seqs,
             tokens: t_dec,
         };
-        self.dec.forward(be, params, dec_pack);
+        self.dec.forward(be, w, dec_pack);
         be.matmul_forward(
             (&mut self.pred).into(),
             (&self.dec.norm_out).into(),
-            p(o.pred_w),
+            w.m(o.pred_w),
             Some(p(o.pred_b)),
             t_dec,
             dd,
@@ -144,8 +158,7 @@ impl<B: Backend> Mae<B> {
     /// called each time everything from element `first` to the end is final.
     pub(super) fn backward(&mut self, loss_scale: f32, ready: &mut GradsReady<'_, B>) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let (params, grads) = (&self.params, &mut self.grads);
-        let p = |off: usize| View::new(params, off);
+        let (w, grads) = (weights(&self.params, &self.weight_copy), &mut self.grads);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
         let seqs = self.plan.seqs();
@@ -167,7 +180,7 @@ impl<B: Backend> Mae<B> {
             Some(o.pred_b),
             (&self.dpred).into(),
             (&self.dec.norm_out).into(),
-            p(o.pred_w),
+            w.m(o.pred_w),
             t_dec,
             dd,
             pl,
@@ -178,7 +191,7 @@ impl<B: Backend> Mae<B> {
             seqs,
             tokens: t_dec,
         };
-        self.dec.backward(be, params, grads, dec_pack, ready);
+        self.dec.backward(be, w, grads, dec_pack, ready);
         let ddec_in = &self.dec.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(grads, o.dec_lead),
@@ -205,7 +218,7 @@ impl<B: Backend> Mae<B> {
             Some(o.dec_embed_b),
             (&self.dz).into(),
             (&self.enc.norm_out).into(),
-            p(o.dec_embed_w),
+            w.m(o.dec_embed_w),
             t_enc,
             d,
             dd,
@@ -216,7 +229,7 @@ impl<B: Backend> Mae<B> {
             seqs,
             tokens: t_enc,
         };
-        self.enc.backward(be, params, grads, enc_pack, ready);
+        self.enc.backward(be, w, grads, enc_pack, ready);
         let denc_in = &self.enc.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(grads, o.lead),
@@ -232,7 +245,7 @@ impl<B: Backend> Mae<B> {
             Some(o.patch_b),
             denc_in.into(),
             (&self.patches).into(),
-            p(o.patch_w),
+            w.m(o.patch_w),
             t_enc,
             pl,
             d,
