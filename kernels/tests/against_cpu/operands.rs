@@ -35,13 +35,14 @@ fn check_written<B: Backend>(be: &B, name: &str, n: usize, mut write: impl FnMut
 }
 
 /// out, dinp and dweight|dbias of a linear layer on input `xs` and output gradient `douts`, each
-/// in f32 or (`stored` = (x, dout)) in operand storage. A dout in operand storage has no bias
+/// in f32 or (`stored` = (x, dout, weight)) in operand storage (a weight there as in the model's
+/// bf16 weight copy, `Backend::alloc_weight_copy`). A dout in operand storage has no bias
 /// gradient (the GELU's backward sums it); `dbias` says whether there is one.
 fn linear<B: Backend>(
     be: &B,
     (xs, douts): (&[f32], &[f32]),
     (t, c, oc): (usize, usize, usize),
-    stored: (bool, bool),
+    stored: (bool, bool, bool),
     dbias: bool,
 ) -> Vec<Vec<f32>> {
     let mut rng = Rng::new((t * 7 + c * 3 + oc) as u64);
@@ -50,7 +51,10 @@ fn linear<B: Backend>(
         false => up(be, data),
     };
     let (x, dout) = (place(xs, stored.0), place(douts, stored.1));
-    let (w, b) = (up(be, &rng.vec(oc * c, 1.0)), up(be, &rng.vec(oc, 1.0)));
+    let (w, b) = (
+        place(&rng.vec(oc * c, 1.0), stored.2),
+        up(be, &rng.vec(oc, 1.0)),
+    );
     let mut out = up(be, &vec![0.0; t * oc]);
     be.matmul_forward(vm(&mut out), v(&x), v(&w), Some(v(&b)), t, c, oc);
     let (mut dx, mut dwb) = (
@@ -127,10 +131,21 @@ pub fn operand_storage<B: Backend>(be: &B) {
         );
         let xs = rounded_bf16(&rng.vec(n, 1.0));
         let douts = rounded_bf16(&rng.vec(nm, 1.0));
-        for stored in [(true, false), (false, true), (true, true)] {
-            let dbias = !stored.1;
+        for (x, dout, weight) in [false, true]
+            .into_iter()
+            .flat_map(|w| {
+                [
+                    (true, false, w),
+                    (false, true, w),
+                    (true, true, w),
+                    (false, false, w),
+                ]
+            })
+            .filter(|&stored| stored != (false, false, false))
+        {
+            let (stored, dbias) = ((x, dout, weight), !dout);
             let got = linear(be, (&xs, &douts), (t, c, m), stored, dbias);
-            let want = linear(be, (&xs, &douts), (t, c, m), (false, false), dbias);
+            let want = linear(be, (&xs, &douts), (t, c, m), (false, false, false), dbias);
             for (name, (g, w)) in ["out", "dinp", "dweight|dbias"]
                 .iter()
                 .zip(got.iter().zip(&want))
