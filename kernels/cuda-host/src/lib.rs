@@ -8,8 +8,9 @@
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
 //! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS
-//! stands there on a GPU), with the operands rounded to bf16 for a bf16 backend, or read as bf16
-//! where they are stored so. The tests in `tests/` compare each op with `CpuBackend`.
+//! stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue), with the operands
+//! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
+//! `tests/` compare each op with `CpuBackend`.
 
 use ecgfm_kernels::cuda::{
     Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module,

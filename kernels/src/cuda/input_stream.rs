@@ -12,7 +12,7 @@
 
 use super::staging::Staging;
 use cudarc::driver::{result, CudaContext, CudaEvent, CudaStream, DriverError};
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// The copy stream and its events.
@@ -26,8 +26,9 @@ struct Events {
     copied: CudaEvent,
     /// Recorded on the main stream when a copy has no release to wait for.
     queued: CudaEvent,
-    /// Release events by the buffer's base address, each waited for by one copy.
-    released: HashMap<u64, CudaEvent>,
+    /// Each input buffer's release event, by the buffer's base address (recorded again at each
+    /// release), and whether a copy has yet to wait for its last recording.
+    released: HashMap<u64, (CudaEvent, bool)>,
 }
 
 impl InputStream {
@@ -48,9 +49,13 @@ impl InputStream {
 
     /// Marks the work queued on `main` so far as the last that reads the buffer at `base`.
     pub(super) fn release(&self, main: &CudaStream, base: u64) -> Result<(), DriverError> {
-        let event = main.record_event(None)?;
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.released.insert(base, event);
+        let (event, pending) = match events.released.entry(base) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert((main.context().new_event(None)?, false)),
+        };
+        event.record(main)?;
+        *pending = true;
         Ok(())
     }
 
@@ -64,15 +69,19 @@ impl InputStream {
         base: u64,
     ) -> Result<(), DriverError> {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let released = events.released.remove(&base);
-        let ready = match &released {
-            Some(event) => event,
-            None => {
-                events.queued.record(main)?;
-                &events.queued
+        let Events {
+            queued, released, ..
+        } = &mut *events;
+        match released.get_mut(&base).filter(|(_, pending)| *pending) {
+            Some((event, pending)) => {
+                *pending = false;
+                self.stream.wait(event)?;
             }
-        };
-        self.stream.wait(ready)?;
+            None => {
+                queued.record(main)?;
+                self.stream.wait(queued)?;
+            }
+        }
         if !staging.upload(ctx, &self.stream, src, dst)? {
             // SAFETY: `dst` is a bounds-checked address of `src.len()` floats on this context; a
             // copy from pageable memory returns once the driver holds its own copy of `src`.

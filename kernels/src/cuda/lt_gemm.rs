@@ -2,9 +2,10 @@
 //! cuBLASLt: bf16 A and B, f32 accumulation, the bias added to the f32 product and D written as
 //! f32 or rounded to bf16, in the GEMM's own pass instead of a second kernel over its output.
 //!
-//! The algorithm of each shape (transposes, sizes, leading dimensions, output type, bias, and
-//! the alignment of every pointer) is asked of cuBLASLt's heuristic once and kept, so every call
-//! of a shape runs the same kernel: a run stays bitwise reproducible. A shape cuBLASLt has no
+//! The descriptors and algorithm of each shape (transposes, sizes, leading dimensions, output
+//! type, bias, and the alignment of every pointer) are made and asked of cuBLASLt's heuristic
+//! once and kept (a call only points them at its bias), so every call of a shape runs the same
+//! kernel: a run stays bitwise reproducible. A shape cuBLASLt has no
 //! algorithm for, or whose launch it refuses, is remembered as such and `gemm_epilogue` answers
 //! false for it (the backend then runs the plain GEMM and its bias pass), so the fused path can
 //! never fail a run. `ECGFM_CUDA_NO_GEMM_EPILOGUES=1` turns it off (launch/src/device.rs), to
@@ -31,15 +32,22 @@ struct Shape {
     align: [u32; 4],
 }
 
-/// The cuBLASLt handle, its workspace and the algorithm of every shape met so far (None: no
-/// fused GEMM for it).
+/// The descriptors and algorithm of one shape, kept for every call of it.
+struct Plan {
+    descriptors: Descriptors,
+    algo: sys::cublasLtMatmulAlgo_t,
+}
+
+/// The cuBLASLt handle, its workspace and the plan of every shape met so far (None: no fused
+/// GEMM for it).
 pub(super) struct LtGemm {
     handle: sys::cublasLtHandle_t,
     workspace: CudaSlice<u8>,
-    plans: Mutex<HashMap<Shape, Option<sys::cublasLtMatmulAlgo_t>>>,
+    plans: Mutex<HashMap<Shape, Option<Plan>>>,
 }
 
-// SAFETY: the handle is used under the `plans` lock only, on the device's one stream.
+// SAFETY: the handle and the plans' descriptors are used under the `plans` lock only, on the
+// device's one stream.
 unsafe impl Send for LtGemm {}
 unsafe impl Sync for LtGemm {}
 
@@ -55,7 +63,7 @@ fn alignment(addr: u64) -> u32 {
     1 << addr.trailing_zeros().min(8)
 }
 
-/// Descriptors of one call, destroyed when dropped.
+/// The matmul descriptor and layouts of one shape, destroyed when dropped.
 struct Descriptors {
     desc: sys::cublasLtMatmulDesc_t,
     layouts: [sys::cublasLtMatrixLayout_t; 3],
@@ -155,32 +163,49 @@ impl LtGemm {
             align: [g.a, g.b, g.c, e.bias.unwrap_or(256)].map(alignment),
         };
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(None) = plans.get(&shape) {
+        let entry = plans
+            .entry(shape)
+            .or_insert_with(|| self.plan(g, e, shape.align));
+        let Some(plan) = entry else {
             return false;
+        };
+        let launched = self.launch(plan, stream, g, e.bias);
+        if launched.is_err() {
+            *entry = None;
         }
-        let Ok(descriptors) = describe(g, e) else {
-            plans.insert(shape, None);
-            return false;
-        };
-        let algo = match plans.get(&shape) {
-            Some(Some(algo)) => *algo,
-            _ => match self.heuristic(&descriptors, shape.align) {
-                Some(algo) => algo,
-                None => {
-                    plans.insert(shape, None);
-                    return false;
-                }
-            },
-        };
+        launched.is_ok()
+    }
+
+    /// The descriptors of `g` with `e` and cuBLASLt's algorithm for them (None: it has none).
+    fn plan(&self, g: &Gemm, e: GemmEpilogue, align: [u32; 4]) -> Option<Plan> {
+        let descriptors = describe(g, e).ok()?;
+        let algo = self.heuristic(&descriptors, align)?;
+        Some(Plan { descriptors, algo })
+    }
+
+    /// Queues `g` with `plan` (its descriptors pointed at this call's bias) on `stream`.
+    fn launch(
+        &self,
+        plan: &Plan,
+        stream: &CudaStream,
+        g: &Gemm,
+        bias: Option<u64>,
+    ) -> Result<(), lt::CublasError> {
+        let desc = plan.descriptors.desc;
+        if let Some(bias) = bias {
+            let attr = sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER;
+            // SAFETY: the descriptor is live and the pointer is the attribute's type.
+            unsafe { set(desc, attr, &bias)? };
+        }
         let (alpha, beta) = (1.0f32, 0.0f32);
-        let [a_layout, b_layout, c_layout] = descriptors.layouts;
+        let [a_layout, b_layout, c_layout] = plan.descriptors.layouts;
         let (workspace, _sync) = self.workspace.device_ptr(stream);
         // SAFETY: live descriptors; the addresses are bounds-checked views of live buffers of
         // the layouts' types on this stream; the workspace is ours, used on this stream only.
-        let launched = unsafe {
+        unsafe {
             lt::matmul(
                 self.handle,
-                descriptors.desc,
+                desc,
                 &alpha as *const f32 as *const c_void,
                 &beta as *const f32 as *const c_void,
                 g.a as *const c_void,
@@ -191,14 +216,12 @@ impl LtGemm {
                 c_layout,
                 g.c as *mut c_void,
                 c_layout,
-                &algo,
+                &plan.algo,
                 workspace as *mut c_void,
                 WORKSPACE_BYTES,
                 stream.cu_stream() as sys::cudaStream_t,
             )
-        };
-        plans.insert(shape, launched.is_ok().then_some(algo));
-        launched.is_ok()
+        }
     }
 
     /// How many shapes met so far run fused, and how many cuBLASLt had no fused GEMM for.

@@ -3,6 +3,7 @@
 //! shapes (and row counts that cross the reduction chunks).
 
 use super::common::{assert_bits, assert_close, body, down, max_gap, up, v, vm, Rng, PAD};
+use super::operands::fc1_gelu;
 use ecgfm_kernels::{AdamW, Backend, CpuBackend, Precision, View, ViewMut};
 
 fn elementwise_outputs<B: Backend>(be: &B, n: usize) -> Vec<Vec<f32>> {
@@ -405,7 +406,7 @@ pub fn add_layernorm<B: Backend>(be: &B) {
 
 /// `add_bias` is bitwise `add` of the biased input (on any backend: one exact formula), and
 /// `matmul_gelu_forward` bitwise `matmul_forward` with the bias then `gelu_forward` on the same
-/// backend, and within the linear layer's tolerance of the CPU.
+/// backend (operands::fc1_gelu), and within the linear layer's tolerance of the CPU.
 pub fn bias_fusions<B: Backend>(be: &B) {
     for (t, c) in [(0, 4), (1, 1), (5, 7), (3, 32), (300, 33), (70_000, 3)] {
         let [a, b, bias, biased] = residual_inputs(t, c);
@@ -419,39 +420,22 @@ pub fn bias_fusions<B: Backend>(be: &B) {
         assert_bits(&name, &down(be, &fused, n), &down(be, &unfused, n));
     }
     let reference = CpuBackend::with_precision(be.precision());
-    for shape in LINEAR_SHAPES {
-        let fused = matmul_gelu_outputs(be, shape, true);
-        let unfused = matmul_gelu_outputs(be, shape, false);
-        let want = matmul_gelu_outputs(&reference, shape, true);
-        for (i, name) in ["pre", "gelu"].iter().enumerate() {
+    for shape @ (t, c, m) in LINEAR_SHAPES {
+        let mut rng = Rng::new((t * 13 + c * 5 + m) as u64);
+        let (x, w, b) = (rng.vec(t * c, 1.0), rng.vec(m * c, 1.0), rng.vec(m, 1.0));
+        let ins = (&x[..], &w[..], &b[..]);
+        let (_, pre, gelu) = fc1_gelu(be, ins, shape, (false, true));
+        let (_, pre_unfused, gelu_unfused) = fc1_gelu(be, ins, shape, (false, false));
+        let (_, pre_cpu, gelu_cpu) = fc1_gelu(&reference, ins, shape, (false, true));
+        for (name, (f, u, w)) in [
+            ("pre", (&pre, &pre_unfused, &pre_cpu)),
+            ("gelu", (&gelu, &gelu_unfused, &gelu_cpu)),
+        ] {
             let name = format!("matmul_gelu {name} {shape:?}");
-            assert_bits(&name, &fused[i], &unfused[i]);
-            assert_close(&name, &fused[i], &want[i], 1e-5);
+            assert_bits(&name, f, u);
+            assert_close(&name, f, w, 1e-5);
         }
     }
-}
-
-/// pre and gelu(pre) of the MLP's first layer: `fused` in `matmul_gelu_forward`, or
-/// `matmul_forward` with the bias then `gelu_forward`.
-fn matmul_gelu_outputs<B: Backend>(
-    be: &B,
-    (t, c, m): (usize, usize, usize),
-    fused: bool,
-) -> Vec<Vec<f32>> {
-    let mut rng = Rng::new((t * 13 + c * 5 + m) as u64);
-    let (x, w, b) = (
-        up(be, &rng.vec(t * c, 1.0)),
-        up(be, &rng.vec(m * c, 1.0)),
-        up(be, &rng.vec(m, 1.0)),
-    );
-    let (mut pre, mut out) = (up(be, &vec![0.0; t * m]), up(be, &vec![0.0; t * m]));
-    if fused {
-        be.matmul_gelu_forward((vm(&mut pre), vm(&mut out)), v(&x), (v(&w), v(&b)), t, c, m);
-    } else {
-        be.matmul_forward(vm(&mut pre), v(&x), v(&w), Some(v(&b)), t, c, m);
-        be.gelu_forward(vm(&mut out), v(&pre), t * m);
-    }
-    vec![down(be, &pre, t * m), down(be, &out, t * m)]
 }
 
 /// (T, C, OC) of the linear-layer tests: empty, single, odd, C = 0, and larger than a tile.

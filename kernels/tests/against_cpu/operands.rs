@@ -188,7 +188,7 @@ pub fn attention_qkv<B: Backend>(be: &B) {
 /// The MLP's first layer and GELU on `be`: pre and gelu(pre), pre in operand storage when
 /// `operand`, or (`fused` false) `matmul_forward`, pre rounded to bf16 on the host in bf16, then
 /// `gelu_forward`. Returns pre's buffer and both tensors.
-fn fc1_gelu<B: Backend>(
+pub fn fc1_gelu<B: Backend>(
     be: &B,
     (xs, ws, bs): (&[f32], &[f32], &[f32]),
     (t, c, m): (usize, usize, usize),

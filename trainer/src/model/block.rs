@@ -194,11 +194,11 @@ impl<B: Backend> Clone for Weights<'_, B> {
 impl<B: Backend> Copy for Weights<'_, B> {}
 
 impl<'a, B: Backend> Weights<'a, B> {
-    /// Products reading the parameters themselves (no weight copy).
-    pub fn of(params: &'a B::Buf) -> Self {
+    /// Products reading `copy` where there is one, else the parameters themselves.
+    pub fn new(params: &'a B::Buf, copy: Option<&'a B::Buf>) -> Self {
         Self {
             params,
-            products: params,
+            products: copy.unwrap_or(params),
         }
     }
 

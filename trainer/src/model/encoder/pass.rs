@@ -148,7 +148,7 @@ impl<B: Backend> Encoder<B> {
             tokens: t,
         };
         self.stack
-            .forward(&self.be, Weights::of(&self.params), pack);
+            .forward(&self.be, Weights::new(&self.params, None), pack);
         // (B Q, D) = (B, F) row-major: one mean per pooled group.
         let groups = self.pool_groups();
         self.be.mean_pool_forward(
@@ -255,7 +255,7 @@ impl<B: Backend> Encoder<B> {
         };
         self.stack.backward(
             be,
-            Weights::of(params),
+            Weights::new(params, None),
             &mut self.grads,
             pack,
             &mut |_, _, _| {},

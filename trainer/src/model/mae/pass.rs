@@ -9,14 +9,6 @@ use crate::model::block::Weights;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
 
-/// The parameters, and what matrix products read of them: the weight copy where there is one.
-fn weights<'a, B: Backend>(params: &'a B::Buf, copy: &'a Option<B::Buf>) -> Weights<'a, B> {
-    Weights {
-        params,
-        products: copy.as_ref().unwrap_or(params),
-    }
-}
-
 impl<B: Backend> Mae<B> {
     /// Validates the batch, builds its token plan and uploads the signals and indices.
     pub(super) fn prepare(&mut self, batch: &HostBatch) -> Result<(), ModelError> {
@@ -50,7 +42,7 @@ impl<B: Backend> Mae<B> {
                 .round_weights(copy.into(), (&self.params).into(), total);
         }
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let w = weights(&self.params, &self.weight_copy);
+        let w = Weights::new(&self.params, self.weight_copy.as_ref());
         let p = |off: usize| w.p(off);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
@@ -158,7 +150,10 @@ impl<B: Backend> Mae<B> {
     /// called each time everything from element `first` to the end is final.
     pub(super) fn backward(&mut self, loss_scale: f32, ready: &mut GradsReady<'_, B>) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let (w, grads) = (weights(&self.params, &self.weight_copy), &mut self.grads);
+        let (w, grads) = (
+            Weights::new(&self.params, self.weight_copy.as_ref()),
+            &mut self.grads,
+        );
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
         let seqs = self.plan.seqs();
