@@ -3,14 +3,16 @@
 // token, and the decoder's mask-token scatter. tokens (T, 3) holds (b, l, n) per row.
 #include "common.cuh"
 
-// out (T, P) row r = x[b, l, n*P .. (n+1)*P] with x (B, L, S). One thread per element.
-extern "C" __global__ void gather_patches(float* out, const float* x, const u32* tokens, int t,
-                                          int leads, int samples, int patch) {
+// out (T, P) row r = x[b, l, n*P .. (n+1)*P] with x (B, L, S); out is operand storage (rounded
+// to bf16 as it is written when out_bf16: the patch embedding's GEMM reads it as it is). One
+// thread per element.
+extern "C" __global__ void gather_patches(void* out, int out_bf16, const float* x, const u32* tokens,
+                                          int t, int leads, int samples, int patch) {
     u64 n_el = (u64)t * patch;
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n_el; i += (u64)gridDim.x * blockDim.x) {
         u64 r = i / patch, k = i % patch;
         u64 b = tokens[3 * r], l = tokens[3 * r + 1], n = tokens[3 * r + 2];
-        out[i] = x[(b * leads + l) * samples + n * patch + k];
+        store_operand(out, i, x[(b * leads + l) * samples + n * patch + k], out_bf16);
     }
 }
 

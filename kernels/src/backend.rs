@@ -137,7 +137,8 @@ pub trait Backend: Send + Sync {
     /// - an input of [`Backend::matmul_forward`] and [`Backend::matmul_backward`] (the LayerNorm
     ///   and GELU outputs a block saves, written by [`Backend::layernorm_forward`],
     ///   [`Backend::add_layernorm_forward`], [`Backend::gelu_forward`] or
-    ///   [`Backend::matmul_gelu_forward`]);
+    ///   [`Backend::matmul_gelu_forward`]), and the encoder's patches (written by
+    ///   [`Backend::gather_patches`], read by the patch embedding);
     /// - the `dout` of a [`Backend::matmul_backward`] without a bias gradient (the GELU's input
     ///   gradient, written by [`Backend::gelu_backward`], whose fused bias gradient sums the f32
     ///   values);
@@ -376,7 +377,8 @@ pub trait Backend: Send + Sync {
 
     /// out (T, P): row t is the patch x[b, l, n*P .. (n+1)*P] of x (B, L, S), where
     /// tokens (T, 3) holds (b, l, n) per row. Builds the patch-embedding input and the loss
-    /// targets (with the masked patches' triples).
+    /// targets (with the masked patches' triples). `out` may be operand storage
+    /// ([`alloc_operand`](Backend::alloc_operand)), which the patch embedding's GEMM reads.
     fn gather_patches(
         &self,
         out: ViewMut<Self::Buf>,

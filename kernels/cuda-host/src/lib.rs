@@ -16,6 +16,7 @@ use ecgfm_kernels::cuda::{
     Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module,
 };
 use ecgfm_kernels::round_bf16;
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 
 extern "C" {
@@ -44,6 +45,37 @@ fn bf16_bits(x: f32) -> u16 {
 /// The f32 of bf16 bits.
 fn widen(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
+}
+
+/// What one thread has queued on the host device so far (every launch runs on the thread that
+/// queues it): the difference of two readings counts the work in between, e.g. one step's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Queued {
+    /// Our kernels.
+    pub kernels: usize,
+    /// GEMMs (cuBLAS or cuBLASLt on a GPU), with an epilogue or without.
+    pub gemms: usize,
+}
+
+thread_local! {
+    static QUEUED: Cell<Queued> = const { Cell::new(Queued { kernels: 0, gemms: 0 }) };
+}
+
+/// What this thread has queued so far (see [`Queued`]).
+pub fn queued() -> Queued {
+    QUEUED.with(Cell::get)
+}
+
+/// Counts one kernel or one GEMM queued by this thread.
+fn count(gemm: bool) {
+    QUEUED.with(|q| {
+        let mut n = q.get();
+        match gemm {
+            true => n.gemms += 1,
+            false => n.kernels += 1,
+        }
+        q.set(n);
+    });
 }
 
 /// The host "device": buffers are host vectors, addresses are host pointers.
@@ -145,6 +177,7 @@ impl Device for HostDevice {
     }
 
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
+        count(false);
         let c_name = CString::new(name).expect("kernel names have no NUL");
         let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
         let mut ptrs: Vec<*mut c_void> = slots
@@ -180,6 +213,7 @@ impl Device for HostDevice {
     }
 
     fn gemm(&self, g: &Gemm) {
+        count(true);
         products(g, |at, _, acc| {
             let c = (g.c as *mut f32).wrapping_add(at);
             // SAFETY: `at` is inside C, a bounds-checked f32 view.
@@ -197,6 +231,7 @@ impl Device for HostDevice {
     /// as f32 or rounded to bf16 (as `bias_rows_to_bf16` does).
     fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
         assert!(g.operands == GemmOperands::Bf16 && g.beta == 0.0);
+        count(true);
         products(g, |at, row, acc| {
             // SAFETY: the bias view holds m values; `at` is inside C, of the epilogue's type.
             unsafe {

@@ -6,7 +6,7 @@
 //! (Weights are not compared: AdamW's first steps move a weight by about lr whatever the size of
 //! its gradient, so rounding-level gradient differences of near-zero entries show up at lr.)
 
-use ecgfm_cuda_host::host_backend;
+use ecgfm_cuda_host::{host_backend, queued, HostBackend, Queued};
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::Recompute;
@@ -168,4 +168,40 @@ fn bf16_operand_storage_is_bitwise_the_f32_storage() {
             worst_gradient_gap(&cfg, &stored_grads, &kept_grads)
         );
     }
+}
+
+/// What one training step of nano at batch 1 (forward, backward, AdamW with clipping) queues.
+fn queued_by_a_step(backend: HostBackend) -> Queued {
+    let mut cfg = ModelConfig::preset("nano").unwrap();
+    cfg.samples = 750;
+    let mut model = Mae::new(backend, cfg.clone(), 1).unwrap();
+    model.init_params(7);
+    let mut batch = HostBatch::new(&cfg, 1);
+    SyntheticSource::new(&cfg, 7, 0.5)
+        .next_batch(&mut batch)
+        .unwrap();
+    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
+    let before = queued();
+    model.zero_grads();
+    model.forward_backward(&batch, 1.0).unwrap();
+    model.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
+    let after = queued();
+    Queued {
+        kernels: after.kernels - before.kernels,
+        gemms: after.gemms - before.gemms,
+    }
+}
+
+/// A linear layer whose input is in bf16 storage adds its bias (and rounds qkv and fc1 into bf16)
+/// in its GEMM's epilogue: a nano step queues fewer kernels, the same GEMMs. Counted on the host
+/// harness, whose launch code is CudaBackend's (on a GPU, cuBLASLt may refuse a shape: then
+/// that layer keeps its bias pass).
+#[test]
+fn gemm_epilogues_remove_bias_passes() {
+    let bf16 = || host_backend().with_precision(Precision::Bf16);
+    let fused = queued_by_a_step(bf16());
+    let apart = queued_by_a_step(bf16().without_gemm_epilogues());
+    println!("nano step in bf16: {fused:?} with GEMM epilogues, {apart:?} without");
+    assert_eq!(fused.gemms, apart.gemms);
+    assert!(fused.kernels < apart.kernels, "{fused:?} {apart:?}");
 }

@@ -436,7 +436,11 @@ impl<D: Device> Backend for KernelBackend<D> {
         samples: usize,
         patch: usize,
     ) {
-        let bufs = (self.w(out, t * patch), self.r(x, 0), self.ri(tokens, 3 * t));
+        let bufs = (
+            self.w_operand(out, t * patch),
+            self.r(x, 0),
+            self.ri(tokens, 3 * t),
+        );
         tokens::gather_patches(self, bufs, (t, leads, samples, patch));
     }
 

@@ -2,19 +2,21 @@
 //! scatter, each forward beside its backward.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{elementwise, per_item, ROWS_PER_CHUNK};
+use super::launch::{elementwise, per_item, Operand, ROWS_PER_CHUNK};
 use super::matmul::chunked_column_sums;
 use super::KernelBackend;
 
-/// out (T, P) row r = x[b, l, n*P .. (n+1)*P], (b, l, n) from tokens (T, 3).
+/// out (T, P) row r = x[b, l, n*P .. (n+1)*P], (b, l, n) from tokens (T, 3); out f32 or bf16.
 pub(super) fn gather_patches<D: Device>(
     k: &KernelBackend<D>,
-    (out, x, tokens): (u64, u64, u64),
+    (out, x, tokens): (Operand, u64, u64),
     (t, leads, samples, patch): (usize, usize, usize, usize),
 ) {
     if let Some(dims) = elementwise(t * patch) {
+        let [out, out_bf16] = out.args();
         let args = [
-            Arg::Ptr(out),
+            out,
+            out_bf16,
             Arg::Ptr(x),
             Arg::Ptr(tokens),
             Arg::I32(t as i32),

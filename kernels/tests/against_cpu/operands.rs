@@ -1,12 +1,12 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
-//! LayerNorm, GELU (forward and backward) and linear ops write into it exactly their f32 results
+//! LayerNorm, GELU (forward and backward), patch gather and linear ops write into it exactly their f32 results
 //! rounded to bf16 (unrounded where the storage is f32); a linear layer reading its input or its
 //! output gradient from it gives what it gives on the same values stored in f32; attention with
 //! qkv and out in it gives the bits it gives on the f32 values they were rounded from; and the GELU's
 //! input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either storage.
 
 use super::attention::attention_outputs_placing;
-use super::common::{assert_bits, assert_close, down, up, v, vm, Rng, PAD};
+use super::common::{assert_bits, assert_close, down, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
 use ecgfm_kernels::{Backend, CpuBackend, Precision, ViewMut};
 
@@ -100,6 +100,17 @@ pub fn operand_storage<B: Backend>(be: &B) {
                 t,
                 c,
             )
+        });
+        // The patch gather (the patch embedding's input): t patches of c samples out of a
+        // (2, 3, 4c) signal.
+        let (leads, samples) = (3, 4 * c);
+        let signal = up(be, &rng.vec(2 * leads * samples, 2.0));
+        let tokens: Vec<u32> = (0..t)
+            .flat_map(|r| [(r % 2) as u32, (r % leads) as u32, (r % 4) as u32])
+            .collect();
+        let tokens = up_idx(be, &tokens);
+        check_written(be, &format!("gather_patches t={t} p={c}"), n, |out| {
+            be.gather_patches(out, v(&signal), v(&tokens), t, leads, samples, c)
         });
         let pre = up(be, &rng.vec(nm, 3.0));
         check_written(be, &format!("gelu n={nm}"), nm, |out| {

@@ -111,7 +111,7 @@ pub struct Mae<B: Backend> {
     x: B::Buf,       // (B, L, S)
     pos_enc: B::Buf, // (N, D)
     pos_dec: B::Buf, // (N, Dd)
-    patches: B::Buf, // (T_enc, P)
+    patches: B::Buf, // (T_enc, P), operand storage
     enc: Stack<B>,   // (T_enc, D)
     z: B::Buf,       // (T_enc, Dd)
     dec: Stack<B>,   // (T_dec, Dd)
@@ -194,7 +194,7 @@ impl<B: Backend> Mae<B> {
             x: be.alloc(max_batch * l * cfg.samples),
             pos_enc,
             pos_dec,
-            patches: be.alloc(t_enc * p),
+            patches: be.alloc_operand(t_enc * p),
             enc,
             z: be.alloc(t_enc * cfg.dec_dim),
             dec,
@@ -247,8 +247,9 @@ impl<B: Backend> Mae<B> {
         let t_enc = b * l * cfg.visible_per_lead();
         let t_dec = b * l * cfg.patches_per_lead();
         let masked = t_dec - t_enc;
-        let floats = b * l * cfg.samples + t_enc * (p + cfg.dec_dim) + (t_dec + masked) * p;
-        self.enc.activation_bytes() + self.dec.activation_bytes() + 4 * floats as u64
+        let floats = b * l * cfg.samples + t_enc * cfg.dec_dim + (t_dec + masked) * p;
+        let patches = self.be.operand_bytes() * t_enc * p;
+        self.enc.activation_bytes() + self.dec.activation_bytes() + (4 * floats + patches) as u64
     }
 
     /// Initialises the parameters as docs/model.md says (deterministic in `seed`) and resets the
