@@ -27,6 +27,7 @@ extern "C" {
         shared_bytes: c_uint,
         args: *mut *mut c_void,
         kinds: *const c_char,
+        reversed: c_int,
     ) -> c_int;
 }
 
@@ -78,16 +79,32 @@ fn count(gemm: bool) {
     });
 }
 
+/// The order in which a launch runs its blocks, and each block its threads between barriers.
+/// A GPU promises neither: a race-free kernel gives the same bits either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    #[default]
+    Ascending,
+    Descending,
+}
+
 /// The host "device": buffers are host vectors, addresses are host pointers.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HostDevice;
+pub struct HostDevice {
+    schedule: Schedule,
+}
 
 /// The kernel backend on the host harness.
 pub type HostBackend = KernelBackend<HostDevice>;
 
 /// A fresh host-harness backend.
 pub fn host_backend() -> HostBackend {
-    KernelBackend::with_device(HostDevice)
+    host_backend_scheduled(Schedule::Ascending)
+}
+
+/// A fresh host-harness backend whose launches run in the given order.
+pub fn host_backend_scheduled(schedule: Schedule) -> HostBackend {
+    KernelBackend::with_device(HostDevice { schedule })
 }
 
 fn addr_of<T>(buf: &[T], off: usize, n: usize) -> u64 {
@@ -198,6 +215,7 @@ impl Device for HostDevice {
                 dims.shared_bytes,
                 ptrs.as_mut_ptr(),
                 kinds.as_ptr(),
+                (self.schedule == Schedule::Descending) as c_int,
             )
         };
         match status {

@@ -92,8 +92,9 @@ bool runnable(const Block& b, const Fiber& f) {
     }
 }
 
-// Runs one block to completion; false when its threads deadlock on a barrier.
-bool run_block(Block& b) {
+// Runs one block to completion, its runnable threads in ascending order (descending when
+// `reversed`) between barriers; false when its threads deadlock on a barrier.
+bool run_block(Block& b, bool reversed) {
     size_t n = b.fibers.size();
     for (size_t i = 0; i < n; i++) {
         Fiber& f = b.fibers[i];
@@ -112,7 +113,8 @@ bool run_block(Block& b) {
     }
     while (b.live > 0) {
         bool ran = false;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n; k++) {
+            size_t i = reversed ? n - 1 - k : k;
             Fiber& f = b.fibers[i];
             if (!runnable(b, f)) continue;
             f.state = State::Runnable;
@@ -192,10 +194,14 @@ using namespace ecgfm_host;
 
 // Launches `name` over grid x block threads with `shared_bytes` of dynamic shared memory per
 // block. args[i] points to the i-th argument, whose kind letter is kinds[i] (see kind_of).
+// `reversed` runs the blocks, and each block's threads between barriers, in descending order
+// instead of ascending: a kernel whose result depends on that order has a race (a read of what
+// another thread or block writes, with no barrier between), which a GPU may run either way.
 // Returns 0 on success, 1 for an unknown kernel, 2 when a block's barriers deadlock, 3 when the
 // arguments do not match the kernel's parameters.
 extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const unsigned* block,
-                                 unsigned shared_bytes, void** args, const char* kinds) {
+                                 unsigned shared_bytes, void** args, const char* kinds,
+                                 int reversed) {
     const Kernel* kernel = ecgfm_host_find(name);
     if (!kernel) return 1;
     if (std::strcmp(kernel->kinds, kinds) != 0) return 3;
@@ -223,16 +229,17 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     Block* outer = running;
     running = &b;
     int status = 0;
-    for (unsigned z = 0; z < grid[2] && status == 0; z++)
-        for (unsigned y = 0; y < grid[1] && status == 0; y++)
-            for (unsigned x = 0; x < grid[0] && status == 0; x++) {
-                block_idx = dim3{x, y, z};
-                // Fresh garbage-free shared memory per block: NaN bytes, so reading what no
-                // thread wrote shows up in the results.
-                b.shared.resize((shared_bytes + 7) / 8);
-                std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
-                if (!run_block(b)) status = 2;
-            }
+    size_t blocks = (size_t)grid[0] * grid[1] * grid[2];
+    for (size_t k = 0; k < blocks && status == 0; k++) {
+        size_t i = reversed ? blocks - 1 - k : k;
+        block_idx = dim3{(unsigned)(i % grid[0]), (unsigned)(i / grid[0] % grid[1]),
+                         (unsigned)(i / ((size_t)grid[0] * grid[1]))};
+        // Fresh garbage-free shared memory per block: NaN bytes, so reading what no thread
+        // wrote shows up in the results.
+        b.shared.resize((shared_bytes + 7) / 8);
+        std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
+        if (!run_block(b, reversed != 0)) status = 2;
+    }
     running = outer;
     return status;
 }
