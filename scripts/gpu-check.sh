@@ -44,6 +44,10 @@
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
+#  11. sanitizer:   compute-sanitizer over the attention op tests (the kernels with shared memory
+#                   and barriers): memcheck (out-of-bounds and misaligned accesses), racecheck
+#                   (shared-memory races) and synccheck (barriers in divergent code). Last, on
+#                   what is left of the budget; the dry run runs the same tests without it.
 # Every item runs under a timeout (the whole check stays under 8 minutes). Without a usable GPU it
 # stops at once with a report saying why. ECGFM_CHECK_DEVICE=cpu is a dry run of the script's own
 # logic on a machine without a GPU (CPU for "cuda", nano only, no NCCL, a small benchmark; report
@@ -285,5 +289,25 @@ record bench_attention $status "$work/bench_attention.json" "$work/bench_attenti
 timeout $(limit 60) "$ecgfm" bench step --device "$device" --model "${bench_models%% *}" \
     --batch-size "$bench_batch" --steps 1 --warmup 1 --no-torch --profile > "$work/profile.log" 2>&1
 record profile $? "" "$work/profile.log"
+
+# ---- 11. the attention kernels under compute-sanitizer ----------------------------------------
+status=0
+if [ "$device" = cpu ]; then
+    tools="none"
+else
+    tools="memcheck racecheck synccheck"
+    sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+    [ -x "$sanitizer" ] || { echo "compute-sanitizer not found" > "$work/sanitizer.log"; status=1; tools=""; }
+fi
+for tool in $tools; do
+    echo "---- $tool" >> "$work/sanitizer.log"
+    case $tool in
+        none) run=() ;;
+        *) run=("$sanitizer" --tool "$tool" --error-exitcode 1) ;;
+    esac
+    timeout $(limit 60) "${run[@]}" "$bin/cuda_against_cpu" attention --test-threads 1 \
+        >> "$work/sanitizer.log" 2>&1 || status=1
+done
+record sanitizer $status "" "$work/sanitizer.log"
 
 finish

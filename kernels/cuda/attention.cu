@@ -115,7 +115,8 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
             o[e] = o[e] * alpha[i] + acc;
         }
     }
-    __syncthreads();
+    // No barrier: each thread normalises the o elements it accumulated itself, and m and l were
+    // last written before the loop's last barrier.
     for (int e = threadIdx.x; e < rows * hd; e += blockDim.x) {
         int i = e / hd, d = e % hd;
         out[(u64)(s0 + q0 + i) * c + h * hd + d] = o[e] / l[i];
@@ -225,7 +226,7 @@ extern "C" __global__ void attention_dkv(float* dqkv, const float* dout, const f
             dk[e] += acc_k;
         }
     }
-    __syncthreads();
+    // No barrier: each thread writes out the dk and dv elements it accumulated itself.
     for (int e = threadIdx.x; e < cols * hd; e += blockDim.x) {
         int j = e / hd, d = e % hd;
         float* row = dqkv + (u64)(s0 + k0 + j) * stride + h * hd + d;
@@ -272,7 +273,7 @@ extern "C" __global__ void attention_dq(float* dqkv, const float* dout, const fl
             dq[e] += acc;
         }
     }
-    __syncthreads();
+    // No barrier: each thread writes out the dq elements it accumulated itself.
     for (int e = threadIdx.x; e < rows * hd; e += blockDim.x) {
         int i = e / hd, d = e % hd;
         dqkv[(u64)(s0 + q0 + i) * stride + h * hd + d] = dq[e] * scale;

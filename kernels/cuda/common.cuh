@@ -85,7 +85,7 @@ static __device__ double block_sum_f64(double v, double* scratch) {
         __syncthreads();
     }
     double total = scratch[0];
-    __syncthreads();
+    __syncthreads();  // every thread has read the total: the caller may reuse scratch at once
     return total;
 }
 

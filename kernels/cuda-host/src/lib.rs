@@ -7,7 +7,8 @@
 //! lane's fragment registers as the PTX layouts place them). [`HostDevice`] implements the CUDA
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
-//! memory, argument lists, workspaces) runs every kernel here. Its GEMM is a plain loop (cuBLAS
+//! memory, argument lists, workspaces) runs every kernel here, its blocks and threads in
+//! ascending order or ([`Schedule::Descending`]) in reverse, to expose races. Its GEMM is a plain loop (cuBLAS
 //! stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue), with the operands
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
