@@ -44,10 +44,11 @@
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
-#  11. sanitizer:   compute-sanitizer over the attention op tests (the kernels with shared memory
-#                   and barriers): memcheck (out-of-bounds and misaligned accesses), racecheck
-#                   (shared-memory races) and synccheck (barriers in divergent code). Last, on
-#                   what is left of the budget; the dry run runs the same tests without it.
+#  11. sanitizer:   compute-sanitizer over the attention op tests and the MMA check (the kernels
+#                   with shared memory and barriers): memcheck (out-of-bounds and misaligned
+#                   accesses), racecheck (shared-memory races) and synccheck (barriers in
+#                   divergent code). Last, on what is left of the budget; the dry run runs the
+#                   same tests without it.
 # Every item runs under a timeout (the whole check stays under 8 minutes). Without a usable GPU it
 # stops at once with a report saying why. ECGFM_CHECK_DEVICE=cpu is a dry run of the script's own
 # logic on a machine without a GPU (CPU for "cuda", nano only, no NCCL, a small benchmark; report
@@ -305,7 +306,7 @@ for tool in $tools; do
         none) run=() ;;
         *) run=("$sanitizer" --tool "$tool" --error-exitcode 1) ;;
     esac
-    timeout $(limit 60) "${run[@]}" "$bin/cuda_against_cpu" attention --test-threads 1 \
+    timeout $(limit 60) "${run[@]}" "$bin/cuda_against_cpu" attention tensor_core --test-threads 1 \
         >> "$work/sanitizer.log" 2>&1 || status=1
 done
 record sanitizer $status "" "$work/sanitizer.log"
