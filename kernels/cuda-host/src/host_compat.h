@@ -8,7 +8,8 @@
 // arrived (threads that returned count as arrived, as on current GPUs). Cooperative fibers
 // keep hundreds of block threads cheap on a two-core machine and make every run of a launch
 // identical. A barrier that can never release (a __syncthreads() some threads skip) aborts the
-// launch with an error instead of hanging. Each block gets its own dynamic shared memory.
+// launch with an error instead of hanging. Each block gets its own dynamic shared memory, NaN
+// bytes followed by a NaN guard that must stay untouched, and at most 48 KiB of it.
 #pragma once
 
 #include <algorithm>

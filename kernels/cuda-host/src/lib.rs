@@ -227,6 +227,11 @@ impl Device for HostDevice {
                 "kernel {name}: arguments {:?} do not match its parameters",
                 kinds
             ),
+            4 => panic!("kernel {name}: a block wrote past its {} bytes of shared memory", dims.shared_bytes),
+            5 => panic!(
+                "kernel {name}: {} bytes of dynamic shared memory, more than the 48 KiB a GPU grants without opting in",
+                dims.shared_bytes
+            ),
             other => panic!("kernel {name}: launch status {other}"),
         }
     }

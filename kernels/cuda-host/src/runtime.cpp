@@ -16,6 +16,11 @@ thread_local dim3 block_idx, block_dim, grid_dim;
 namespace {
 
 constexpr size_t STACK_BYTES = 64 * 1024;
+// Dynamic shared memory a GPU grants a launch without opting in (cudaFuncSetAttribute).
+constexpr unsigned SHARED_LIMIT = 48 * 1024;
+// NaN bytes after each block's shared memory: a read past its end gives NaN, a write there is
+// found when the block ends.
+constexpr size_t GUARD_DOUBLES = 64;
 
 enum class State { Runnable, WaitBlock, WaitWarp, Done };
 
@@ -198,13 +203,15 @@ using namespace ecgfm_host;
 // instead of ascending: a kernel whose result depends on that order has a race (a read of what
 // another thread or block writes, with no barrier between), which a GPU may run either way.
 // Returns 0 on success, 1 for an unknown kernel, 2 when a block's barriers deadlock, 3 when the
-// arguments do not match the kernel's parameters.
+// arguments do not match the kernel's parameters, 4 when a block wrote past its shared memory,
+// 5 when the launch asks for more shared memory than a GPU grants without opting in.
 extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const unsigned* block,
                                  unsigned shared_bytes, void** args, const char* kinds,
                                  int reversed) {
     const Kernel* kernel = ecgfm_host_find(name);
     if (!kernel) return 1;
     if (std::strcmp(kernel->kinds, kinds) != 0) return 3;
+    if (shared_bytes > SHARED_LIMIT) return 5;
     Block b;
     size_t threads = (size_t)block[0] * block[1] * block[2];
     b.fibers.resize(threads);
@@ -235,10 +242,14 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
         block_idx = dim3{(unsigned)(i % grid[0]), (unsigned)(i / grid[0] % grid[1]),
                          (unsigned)(i / ((size_t)grid[0] * grid[1]))};
         // Fresh garbage-free shared memory per block: NaN bytes, so reading what no thread
-        // wrote shows up in the results.
-        b.shared.resize((shared_bytes + 7) / 8);
+        // wrote shows up in the results; the guard after it stays NaN unless overwritten.
+        size_t doubles = (shared_bytes + 7) / 8;
+        b.shared.resize(doubles + GUARD_DOUBLES);
         std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
         if (!run_block(b, reversed != 0)) status = 2;
+        const unsigned char* bytes = reinterpret_cast<const unsigned char*>(b.shared.data());
+        for (size_t i = shared_bytes; i < b.shared.size() * 8 && status == 0; i++)
+            if (bytes[i] != 0xff) status = 4;
     }
     running = outer;
     return status;
