@@ -35,8 +35,7 @@ fn prepared<B: Backend>(
     config: &ModelConfig,
     backend: B,
 ) -> Result<(Mae<B>, HostBatch)> {
-    let mut model = Mae::new(backend, config.clone(), args.batch_size)?;
-    model.set_recompute(args.recompute);
+    let mut model = Mae::with_recompute(backend, config.clone(), args.batch_size, args.recompute)?;
     model.init_params(0);
     let mut batch = HostBatch::new(config, args.batch_size);
     SyntheticSource::new(config, 0, 0.0)

@@ -170,8 +170,8 @@ impl<B: Backend> Trainer<B> {
             std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
         }
 
-        let mut model = Mae::new(backend, config.model.clone(), config.train.batch_size)?;
-        model.set_recompute(config.train.recompute);
+        let (cfg, batch) = (config.model.clone(), config.train.batch_size);
+        let mut model = Mae::with_recompute(backend, cfg, batch, config.train.recompute)?;
         if let Some(dp) = dp.as_ref().filter(|d| d.options().zero) {
             model.set_optimizer_shard(dp.shard())?;
         }

@@ -12,11 +12,19 @@
 //! stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue), with the operands
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
+//!
+//! [`ShapeDevice`] (`src/shapes.rs`) runs no kernel at all: it checks every launch and GEMM of
+//! the same launch code against a GPU's limits at production shapes, and sums the device
+//! memory a model allocates.
 
 use ecgfm_kernels::cuda::{
     Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module,
 };
 use ecgfm_kernels::round_bf16;
+mod shapes;
+
+pub use shapes::{ShapeBuf, ShapeDevice};
+
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 

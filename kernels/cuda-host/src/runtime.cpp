@@ -254,3 +254,10 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     running = outer;
     return status;
 }
+
+// The kind letters of kernel `name`'s parameters (see kind_of), or null when the host build has
+// no such kernel: the shape-checking device (src/shapes.rs) checks launches by them.
+extern "C" const char* ecgfm_host_kinds(const char* name) {
+    const Kernel* kernel = ecgfm_host_find(name);
+    return kernel ? kernel->kinds : nullptr;
+}

@@ -21,6 +21,7 @@ use super::error::ModelError;
 use super::init::init_params;
 use super::layout::ParamLayout;
 use super::pos::sincos_table;
+use super::recompute::Recompute;
 use super::stack::Stack;
 use crate::optim::AdamWConfig;
 
@@ -153,7 +154,7 @@ impl<B: Backend> Encoder<B> {
             heads: cfg.heads,
             mlp: cfg.mlp_dim(),
         };
-        let stack = Stack::new(&be, &layout, "enc", cfg.depth, "enc_norm", dims, t)?;
+        let stack = Stack::new(&be, &layout, "enc", cfg.depth, dims, t, Recompute::None)?;
         let mut pos = be.alloc(n * d);
         be.upload(&sincos_table(n, d), (&mut pos).into());
         let k = head.classes;

@@ -124,9 +124,22 @@ pub struct Mae<B: Backend> {
 }
 
 impl<B: Backend> Mae<B> {
-    /// Allocates every buffer for batches of up to `max_batch` samples. Parameters start at
-    /// zero: call `init_params` or `load_params`.
+    /// Allocates every buffer for batches of up to `max_batch` samples, keeping every
+    /// activation (no recomputation). Parameters start at zero: call `init_params` or
+    /// `load_params`.
     pub fn new(backend: B, cfg: ModelConfig, max_batch: usize) -> Result<Self, ModelError> {
+        Self::with_recompute(backend, cfg, max_batch, Recompute::None)
+    }
+
+    /// As [`Mae::new`], allocating only the activations that `recompute` keeps (see
+    /// `set_recompute`): a model that fits the device only with recomputation never holds the
+    /// full set, even briefly.
+    pub fn with_recompute(
+        backend: B,
+        cfg: ModelConfig,
+        max_batch: usize,
+        recompute: Recompute,
+    ) -> Result<Self, ModelError> {
         cfg.validate()?;
         if max_batch == 0 {
             return Err(ModelError::InvalidConfig(
@@ -154,16 +167,9 @@ impl<B: Backend> Mae<B> {
             heads: cfg.dec_heads,
             mlp: cfg.dec_mlp_dim(),
         };
-        let enc = Stack::new(&be, &layout, "enc", cfg.depth, "enc_norm", enc_dims, t_enc)?;
-        let dec = Stack::new(
-            &be,
-            &layout,
-            "dec",
-            cfg.dec_depth,
-            "dec_norm",
-            dec_dims,
-            t_dec,
-        )?;
+        let (depth, dec_depth) = (cfg.depth, cfg.dec_depth);
+        let enc = Stack::new(&be, &layout, "enc", depth, enc_dims, t_enc, recompute)?;
+        let dec = Stack::new(&be, &layout, "dec", dec_depth, dec_dims, t_dec, recompute)?;
         let mut pos_enc = be.alloc(n * cfg.dim);
         be.upload(&sincos_table(n, cfg.dim), (&mut pos_enc).into());
         let mut pos_dec = be.alloc(n * cfg.dec_dim);

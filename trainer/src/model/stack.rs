@@ -82,28 +82,43 @@ fn block_call<'a, B: Backend>(
     }
 }
 
+/// How many block activation sets and pointwise sets a stack of `depth` blocks keeps under
+/// `mode` (one shared set of a kind the backward pass recomputes).
+fn kept_sets(mode: Recompute, depth: usize) -> (usize, usize) {
+    match mode {
+        Recompute::None => (depth, depth),
+        Recompute::Pointwise => (depth, depth.min(1)),
+        Recompute::Blocks => (depth.min(1), depth.min(1)),
+    }
+}
+
 impl<B: Backend> Stack<B> {
+    /// The stack of blocks `{prefix}.0 ..` and final LayerNorm `{prefix}_norm`, with buffers
+    /// for `max_tokens` tokens and the activation sets `recompute` keeps.
     pub(crate) fn new(
         be: &B,
         layout: &ParamLayout,
         prefix: &str,
         depth: usize,
-        norm: &str,
         dims: BlockDims,
         max_tokens: usize,
+        recompute: Recompute,
     ) -> Result<Self, ModelError> {
         let offsets = (0..depth)
             .map(|i| BlockOffsets::resolve(layout, &format!("{prefix}.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         let t = max_tokens;
+        let (acts, pointwise) = kept_sets(recompute, depth);
         Ok(Stack {
             dims,
-            norm_w: offset_of(layout, &format!("{norm}.weight"))?,
-            norm_b: offset_of(layout, &format!("{norm}.bias"))?,
+            norm_w: offset_of(layout, &format!("{prefix}_norm.weight"))?,
+            norm_b: offset_of(layout, &format!("{prefix}_norm.bias"))?,
             inputs: (0..depth).map(|_| be.alloc(t * dims.width)).collect(),
-            acts: (0..depth).map(|_| BlockActs::new(be, t, dims)).collect(),
-            pointwise: (0..depth).map(|_| Pointwise::new(be, t, dims)).collect(),
-            recompute: Recompute::None,
+            acts: (0..acts).map(|_| BlockActs::new(be, t, dims)).collect(),
+            pointwise: (0..pointwise)
+                .map(|_| Pointwise::new(be, t, dims))
+                .collect(),
+            recompute,
             max_tokens: t,
             operand_bytes: be.operand_bytes(),
             offsets,
@@ -124,12 +139,7 @@ impl<B: Backend> Stack<B> {
     /// Sets the activation recomputation (see the module comment); allocates or frees the
     /// activation sets it keeps.
     pub(crate) fn set_recompute(&mut self, be: &B, mode: Recompute) {
-        let depth = self.offsets.len();
-        let (acts, pointwise) = match mode {
-            Recompute::None => (depth, depth),
-            Recompute::Pointwise => (depth, depth.min(1)),
-            Recompute::Blocks => (depth.min(1), depth.min(1)),
-        };
+        let (acts, pointwise) = kept_sets(mode, self.offsets.len());
         let (t, dims) = (self.max_tokens, self.dims);
         self.acts.truncate(acts);
         while self.acts.len() < acts {

@@ -1,0 +1,288 @@
+//! [`ShapeDevice`]: a device that runs nothing and checks everything else, so the CUDA backend's
+//! launch code can be driven at production shapes (base or large at batch 256) on a machine
+//! with no GPU in a second or two. Buffers are only sizes at made-up device addresses (256-byte
+//! aligned, as cudaMalloc's). Every launch is checked against what a GPU accepts: the kernel
+//! exists with parameters of the arguments' kinds, the grid and block are within CUDA's limits,
+//! dynamic shared memory within the 48 KiB granted without opting in, every pointer argument
+//! inside an allocation and every int argument non-negative (a size that overflowed `i32`).
+//! Every GEMM's matrices must lie inside their allocations with valid leading dimensions. It
+//! also counts the bytes in use (a buffer's are freed when it drops) and their peak: the device
+//! memory a model takes, workspaces included (not the CUDA context, nor cuBLAS's workspaces).
+
+use ecgfm_kernels::cuda::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
+use std::collections::BTreeMap;
+use std::ffi::{c_char, CStr, CString};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+extern "C" {
+    fn ecgfm_host_kinds(name: *const c_char) -> *const c_char;
+}
+
+/// Dynamic shared memory a GPU grants a launch without opting in.
+const SHARED_LIMIT: u32 = 48 * 1024;
+/// cudaMalloc's alignment.
+const ALIGN: u64 = 256;
+
+/// The live allocations (first address -> bytes), their total and its peak, the next free
+/// address (addresses are never reused) and the launches and GEMMs checked.
+#[derive(Default)]
+struct Memory {
+    spans: BTreeMap<u64, u64>,
+    in_use: u64,
+    peak: u64,
+    next: u64,
+    checked: usize,
+}
+
+type Shared = Arc<Mutex<Memory>>;
+
+fn lock(memory: &Shared) -> MutexGuard<'_, Memory> {
+    memory.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A buffer of [`ShapeDevice`]: its first address, element count and element size. Dropping it
+/// frees its bytes.
+pub struct ShapeBuf {
+    base: u64,
+    len: usize,
+    bytes_per: usize,
+    memory: Shared,
+}
+
+impl Drop for ShapeBuf {
+    fn drop(&mut self) {
+        let mut memory = lock(&self.memory);
+        if let Some(bytes) = memory.spans.remove(&self.base) {
+            memory.in_use -= bytes;
+        }
+    }
+}
+
+/// See the module comment.
+#[derive(Default)]
+pub struct ShapeDevice {
+    memory: Shared,
+}
+
+impl ShapeDevice {
+    /// A device with nothing allocated.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most bytes in use at once so far.
+    pub fn peak_bytes(&self) -> u64 {
+        self.memory().peak
+    }
+
+    /// How many launches and GEMMs were checked so far.
+    pub fn checked(&self) -> usize {
+        self.memory().checked
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        lock(&self.memory)
+    }
+
+    fn alloc_bytes(&self, len: usize, bytes_per: usize) -> ShapeBuf {
+        let mut memory = self.memory();
+        let base = memory.next.max(ALIGN);
+        let bytes = (len.max(1) * bytes_per) as u64;
+        memory.spans.insert(base, bytes);
+        memory.in_use += bytes;
+        memory.peak = memory.peak.max(memory.in_use);
+        memory.next = (base + bytes).next_multiple_of(ALIGN);
+        ShapeBuf {
+            base,
+            len,
+            bytes_per,
+            memory: self.memory.clone(),
+        }
+    }
+
+    /// Panics unless bytes [addr, addr + bytes) lie inside one live allocation.
+    fn check_span(&self, what: &str, addr: u64, bytes: u64) {
+        let memory = self.memory();
+        let inside = memory
+            .spans
+            .range(..=addr)
+            .next_back()
+            .is_some_and(|(&base, &len)| addr + bytes <= base + len);
+        assert!(
+            inside,
+            "{what}: {bytes} bytes at {addr:#x} are not inside one allocation"
+        );
+    }
+}
+
+fn addr_of(buf: &ShapeBuf, off: usize, n: usize) -> u64 {
+    assert!(
+        off + n <= buf.len,
+        "view [{off}, {}) outside a buffer of {} elements",
+        off + n,
+        buf.len
+    );
+    buf.base + (off * buf.bytes_per) as u64
+}
+
+/// Bytes per element of a GEMM's A and B.
+fn operand_bytes(g: &Gemm) -> u64 {
+    match g.operands {
+        GemmOperands::Bf16 => 2,
+        GemmOperands::F32 | GemmOperands::F32AsBf16 => 4,
+    }
+}
+
+/// Panics unless a launch of `name` with `dims` and `args` is one a GPU runs.
+fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]) {
+    device.memory().checked += 1;
+    let c_name = CString::new(name).expect("kernel names have no NUL");
+    // SAFETY: a NUL-terminated name in; out a static string of the registry or null.
+    let kinds = unsafe { ecgfm_host_kinds(c_name.as_ptr()) };
+    assert!(!kinds.is_null(), "kernel {name} is in no kernel file");
+    // SAFETY: non-null, a static NUL-terminated string.
+    let kinds = unsafe { CStr::from_ptr(kinds) }.to_bytes();
+    let given: Vec<u8> = args.iter().map(Arg::kind).collect();
+    assert_eq!(
+        kinds,
+        &given[..],
+        "kernel {name}: argument kinds differ from its parameters"
+    );
+    let (x, y, z) = dims.grid;
+    assert!(
+        (1..=i32::MAX as u32).contains(&x)
+            && (1..=65_535).contains(&y)
+            && (1..=65_535).contains(&z),
+        "kernel {name}: grid {:?} outside CUDA's limits",
+        dims.grid
+    );
+    assert!(
+        (1..=1024).contains(&dims.block) && dims.block.is_multiple_of(32),
+        "kernel {name}: block of {} threads (1 to 1024, whole warps)",
+        dims.block
+    );
+    assert!(
+        dims.shared_bytes <= SHARED_LIMIT,
+        "kernel {name}: {} bytes of dynamic shared memory, more than 48 KiB",
+        dims.shared_bytes
+    );
+    for (i, arg) in args.iter().enumerate() {
+        match *arg {
+            Arg::Ptr(0) => {}
+            Arg::Ptr(addr) => device.check_span(&format!("kernel {name} argument {i}"), addr, 1),
+            Arg::I32(v) => assert!(v >= 0, "kernel {name}: int argument {i} is {v}"),
+            _ => {}
+        }
+    }
+}
+
+/// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension.
+fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64) {
+    device.memory().checked += 1;
+    let fits = |v: usize| v <= i32::MAX as usize;
+    assert!(
+        fits(g.m) && fits(g.n) && fits(g.k) && g.m * g.n * g.k > 0,
+        "GEMM sizes {:?}",
+        (g.m, g.n, g.k)
+    );
+    let matrices = [
+        (
+            "A",
+            g.a,
+            if g.trans_a { (g.k, g.m) } else { (g.m, g.k) },
+            g.lda,
+            operand_bytes(g),
+        ),
+        (
+            "B",
+            g.b,
+            if g.trans_b { (g.n, g.k) } else { (g.k, g.n) },
+            g.ldb,
+            operand_bytes(g),
+        ),
+        ("C", g.c, (g.m, g.n), g.ldc, out_bytes),
+    ];
+    for (what, addr, (rows, cols), ld, bytes) in matrices {
+        assert!(
+            ld >= rows.max(1) && fits(ld),
+            "GEMM {what}: leading dimension {ld} for {rows} rows"
+        );
+        let extent = ((cols - 1) * ld + rows) as u64 * bytes;
+        device.check_span(
+            &format!("GEMM {what} ({rows} x {cols}, ld {ld})"),
+            addr,
+            extent,
+        );
+    }
+}
+
+impl Device for ShapeDevice {
+    type Buf = ShapeBuf;
+    type IdxBuf = ShapeBuf;
+
+    fn alloc(&self, n: usize) -> ShapeBuf {
+        self.alloc_bytes(n, 4)
+    }
+
+    fn alloc_bf16(&self, n: usize) -> ShapeBuf {
+        self.alloc_bytes(n, 2)
+    }
+
+    fn is_bf16(&self, buf: &ShapeBuf) -> bool {
+        buf.bytes_per == 2
+    }
+
+    fn alloc_idx(&self, n: usize) -> ShapeBuf {
+        self.alloc_bytes(n, 4)
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut ShapeBuf, off: usize) {
+        addr_of(dst, off, src.len());
+    }
+
+    fn download(&self, src: &ShapeBuf, off: usize, dst: &mut [f32]) {
+        addr_of(src, off, dst.len());
+        dst.fill(0.0);
+    }
+
+    fn upload_idx(&self, src: &[u32], dst: &mut ShapeBuf, off: usize) {
+        addr_of(dst, off, src.len());
+    }
+
+    fn download_idx(&self, src: &ShapeBuf, off: usize, dst: &mut [u32]) {
+        addr_of(src, off, dst.len());
+        dst.fill(0);
+    }
+
+    fn addr(&self, buf: &ShapeBuf, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn addr_mut(&self, buf: &mut ShapeBuf, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn idx_addr(&self, buf: &ShapeBuf, off: usize, n: usize) -> u64 {
+        addr_of(buf, off, n)
+    }
+
+    fn launch(&self, _module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
+        check_launch(self, name, dims, args);
+    }
+
+    fn gemm(&self, g: &Gemm) {
+        check_gemm(self, g, 4);
+    }
+
+    fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
+        check_gemm(self, g, if epilogue.out_bf16 { 2 } else { 4 });
+        if let Some(bias) = epilogue.bias {
+            self.check_span("GEMM bias", bias, g.m as u64 * 4);
+        }
+        true
+    }
+
+    fn memory_in_use(&self) -> Option<u64> {
+        Some(self.memory().in_use)
+    }
+}
