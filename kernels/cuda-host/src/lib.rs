@@ -23,7 +23,7 @@ use ecgfm_kernels::cuda::{
 use ecgfm_kernels::round_bf16;
 mod shapes;
 
-pub use shapes::{ShapeBuf, ShapeDevice};
+pub use shapes::{Bf16Gemm, ShapeBuf, ShapeDevice};
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};

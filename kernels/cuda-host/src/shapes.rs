@@ -24,7 +24,8 @@ const SHARED_LIMIT: u32 = 48 * 1024;
 const ALIGN: u64 = 256;
 
 /// The live allocations (first address -> bytes), their total and its peak, the next free
-/// address (addresses are never reused) and the launches and GEMMs checked.
+/// address (addresses are never reused), the launches and GEMMs checked and the bf16 GEMMs
+/// met (see [`ShapeDevice::bf16_gemms`]).
 #[derive(Default)]
 struct Memory {
     spans: BTreeMap<u64, u64>,
@@ -32,6 +33,17 @@ struct Memory {
     peak: u64,
     next: u64,
     checked: usize,
+    bf16_gemms: BTreeMap<Bf16Gemm, usize>,
+}
+
+/// A GEMM on bf16 operands as tensor-core kernels see it: its sizes, whether it has an
+/// epilogue, and the alignment in bytes (up to 16, what their vector loads want) of its least
+/// aligned pointer or leading dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bf16Gemm {
+    pub mnk: (usize, usize, usize),
+    pub epilogue: bool,
+    pub align: u64,
 }
 
 type Shared = Arc<Mutex<Memory>>;
@@ -73,6 +85,15 @@ impl ShapeDevice {
     /// The most bytes in use at once so far.
     pub fn peak_bytes(&self) -> u64 {
         self.memory().peak
+    }
+
+    /// Every bf16 GEMM met so far, with how many times.
+    pub fn bf16_gemms(&self) -> Vec<(Bf16Gemm, usize)> {
+        self.memory()
+            .bf16_gemms
+            .iter()
+            .map(|(&g, &n)| (g, n))
+            .collect()
     }
 
     /// How many launches and GEMMs were checked so far.
@@ -176,9 +197,26 @@ fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]
     }
 }
 
-/// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension.
-fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64) {
+/// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension;
+/// notes a bf16 GEMM's alignment.
+fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64, epilogue: Option<u64>) {
     device.memory().checked += 1;
+    if g.operands == GemmOperands::Bf16 {
+        let (ob, cb) = (operand_bytes(g), out_bytes);
+        let align = [g.a, g.b, (g.lda as u64) * ob, (g.ldb as u64) * ob]
+            .into_iter()
+            .chain([g.c, g.ldc as u64 * cb])
+            .chain(epilogue)
+            .map(|v| 1u64 << v.trailing_zeros().min(4))
+            .min()
+            .unwrap_or(16);
+        let key = Bf16Gemm {
+            mnk: (g.m, g.n, g.k),
+            epilogue: epilogue.is_some(),
+            align,
+        };
+        *device.memory().bf16_gemms.entry(key).or_default() += 1;
+    }
     let fits = |v: usize| v <= i32::MAX as usize;
     assert!(
         fits(g.m) && fits(g.n) && fits(g.k) && g.m * g.n * g.k > 0,
@@ -271,11 +309,12 @@ impl Device for ShapeDevice {
     }
 
     fn gemm(&self, g: &Gemm) {
-        check_gemm(self, g, 4);
+        check_gemm(self, g, 4, None);
     }
 
     fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
-        check_gemm(self, g, if epilogue.out_bf16 { 2 } else { 4 });
+        let bytes = if epilogue.out_bf16 { 2 } else { 4 };
+        check_gemm(self, g, bytes, Some(epilogue.bias.unwrap_or(16)));
         if let Some(bias) = epilogue.bias {
             self.check_span("GEMM bias", bias, g.m as u64 * 4);
         }
