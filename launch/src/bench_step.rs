@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
 use ecgfm_trainer::config::parse_precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
-use ecgfm_trainer::model::{Mae, ProfiledBackend, Recompute};
+use ecgfm_trainer::model::{Mae, MaeMemory, ProfiledBackend, Recompute};
 use ecgfm_trainer::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelStats};
 use serde_json::json;
 use std::time::Instant;
@@ -35,7 +35,11 @@ fn prepared<B: Backend>(
     config: &ModelConfig,
     backend: B,
 ) -> Result<(Mae<B>, HostBatch)> {
-    let mut model = Mae::with_recompute(backend, config.clone(), args.batch_size, args.recompute)?;
+    let memory = MaeMemory {
+        recompute: args.recompute,
+        optimizer_shard: None,
+    };
+    let mut model = Mae::with_memory(backend, config.clone(), args.batch_size, memory)?;
     model.init_params(0);
     let mut batch = HostBatch::new(config, args.batch_size);
     SyntheticSource::new(config, 0, 0.0)

@@ -25,7 +25,7 @@ use crate::data_parallel::DataParallel;
 use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
-use crate::model::Mae;
+use crate::model::{Mae, MaeMemory};
 use crate::validation::Validator;
 use crate::{HostBatch, ModelError, OptimizerState};
 use ecgfm_dist::DistError;
@@ -171,10 +171,11 @@ impl<B: Backend> Trainer<B> {
         }
 
         let (cfg, batch) = (config.model.clone(), config.train.batch_size);
-        let mut model = Mae::with_recompute(backend, cfg, batch, config.train.recompute)?;
-        if let Some(dp) = dp.as_ref().filter(|d| d.options().zero) {
-            model.set_optimizer_shard(dp.shard())?;
-        }
+        let memory = MaeMemory {
+            recompute: config.train.recompute,
+            optimizer_shard: dp.as_ref().filter(|d| d.options().zero).map(|d| d.shard()),
+        };
+        let mut model = Mae::with_memory(backend, cfg, batch, memory)?;
         let global_batch = (config.samples_per_step() * world) as u64;
         let latest = match resume {
             true => checkpoint::load_latest_intact(run_dir, model.layout())?,

@@ -3,52 +3,68 @@
 //! every launch and GEMM of a training step (forward, backward, AdamW) must be one a GPU accepts
 //! (grid, block and shared-memory limits, argument kinds, pointers and matrices inside their
 //! allocations, no int argument overflowed). The host harness runs the kernels themselves only
-//! at small shapes; this covers the sizes that could overflow a grid or an int.
+//! at small shapes; this covers the sizes that could overflow a grid or an int. The device also
+//! counts the bytes the model allocates: recomputation, bf16 storage and a ZeRO shard must each
+//! lower the peak, from the moment the model is built.
 
 use ecgfm_cuda_host::ShapeDevice;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::Precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
-use ecgfm_trainer::model::Recompute;
+use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig};
 
 const BATCH: usize = 256;
 
-/// One training step of `preset` at batch 256, the model built with `recompute`: the device's
-/// peak bytes in use and the launches and GEMMs it checked.
-fn step(
-    preset: &str,
-    precision: Precision,
-    recompute: Recompute,
-    batch: &HostBatch,
-) -> (u64, usize) {
+/// A batch of 256 samples, every one with all 12 leads: the most tokens such a batch holds.
+fn full_batch() -> HostBatch {
+    let cfg = ModelConfig::preset("base").unwrap();
+    let mut batch = HostBatch::new(&cfg, BATCH);
+    SyntheticSource::new(&cfg, 7, 0.0)
+        .next_batch(&mut batch)
+        .unwrap();
+    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
+    batch
+}
+
+/// What one training step of `preset` at batch 256 on a model built with `memory` took: the
+/// device's peak bytes in use, the launches and GEMMs it checked, and the model's parameters.
+struct Step {
+    peak: u64,
+    checked: usize,
+    params: usize,
+}
+
+fn step(preset: &str, precision: Precision, memory: MaeMemory, batch: &HostBatch) -> Step {
     let cfg = ModelConfig::preset(preset).unwrap();
     let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
-    let mut model = Mae::with_recompute(backend, cfg, BATCH, recompute).unwrap();
+    let mut model = Mae::with_memory(backend, cfg, BATCH, memory).unwrap();
     model.zero_grads();
     model.forward_backward(batch, 1.0).unwrap();
     model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
     let device = model.backend().device();
-    (device.peak_bytes(), device.checked())
+    Step {
+        peak: device.peak_bytes(),
+        checked: device.checked(),
+        params: model.layout().total,
+    }
 }
 
 /// Also: recomputation lowers the peak of device memory (the model never holds the activation
 /// sets it does not keep, not even while it is built), and bf16 storage lowers it further.
 #[test]
 fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
-    let cfg = ModelConfig::preset("base").unwrap();
-    let mut batch = HostBatch::new(&cfg, BATCH);
-    // Every sample with all 12 leads: the most tokens a batch of 256 holds.
-    SyntheticSource::new(&cfg, 7, 0.0)
-        .next_batch(&mut batch)
-        .unwrap();
-    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
+    let batch = full_batch();
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
     for preset in ["tiny", "base", "large", "huge"] {
         let mut peaks = Vec::new();
         for precision in [Precision::Fp32, Precision::Bf16] {
             for recompute in [Recompute::None, Recompute::Pointwise, Recompute::Blocks] {
-                let (peak, checked) = step(preset, precision, recompute, &batch);
+                let memory = MaeMemory {
+                    recompute,
+                    optimizer_shard: None,
+                };
+                let Step { peak, checked, .. } = step(preset, precision, memory, &batch);
                 println!(
                     "{preset} batch {BATCH} {precision} recompute {recompute:?}: {checked} launches \
                      and GEMMs checked, peak {:.2} GiB",
@@ -70,6 +86,26 @@ fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
     }
 }
 
+/// A ZeRO-1 optimizer shard given when the model is built: the peak holds AdamW's two moments
+/// for the shard only, never for every parameter.
+#[test]
+fn a_zero_shard_lowers_the_peak_by_the_moments_it_leaves_out() {
+    let batch = full_batch();
+    let full = step("base", Precision::Bf16, MaeMemory::default(), &batch);
+    let shard = 0..full.params / 8;
+    let sharded = MaeMemory {
+        optimizer_shard: Some(shard.clone()),
+        ..MaeMemory::default()
+    };
+    let sharded = step("base", Precision::Bf16, sharded, &batch);
+    println!(
+        "base bf16 peak {} bytes, {} with an eighth of AdamW's state",
+        full.peak, sharded.peak
+    );
+    let left_out = 2 * 4 * (full.params - shard.len()) as u64;
+    assert_eq!(full.peak - sharded.peak, left_out);
+}
+
 /// The GEMMs on bf16 operands at production shapes: every pointer and leading dimension 16-byte
 /// aligned (what tensor-core kernels and cuBLASLt's epilogue kernels load by), except where a
 /// dimension is the patch length (75 samples: the patch embedding and the final projection),
@@ -77,11 +113,7 @@ fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
 #[test]
 fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
     let cfg = ModelConfig::preset("base").unwrap();
-    let mut batch = HostBatch::new(&cfg, BATCH);
-    SyntheticSource::new(&cfg, 7, 0.0)
-        .next_batch(&mut batch)
-        .unwrap();
-    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
+    let batch = full_batch();
     let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(Precision::Bf16);
     let mut model = Mae::new(backend, cfg.clone(), BATCH).unwrap();
     model.zero_grads();

@@ -123,22 +123,41 @@ pub struct Mae<B: Backend> {
     dz: B::Buf,      // (T_enc, Dd)
 }
 
+/// What a model keeps in memory from the start: the activations `recompute` keeps (see
+/// [`Mae::set_recompute`]) and AdamW state for `optimizer_shard` only (see
+/// [`Mae::set_optimizer_shard`]; None: every parameter). Set them when the model is built, not
+/// after, so it never holds what it would free at once: a model that fits the device only
+/// with recomputation or a ZeRO shard fits while it is built too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MaeMemory {
+    pub recompute: Recompute,
+    pub optimizer_shard: Option<Range<usize>>,
+}
+
+/// An optimizer shard must be a range of the `total` parameters.
+fn check_shard(range: &Range<usize>, total: usize) -> Result<(), ModelError> {
+    match range.start <= range.end && range.end <= total {
+        true => Ok(()),
+        false => Err(ModelError::InvalidConfig(format!(
+            "optimizer shard {range:?} is outside the {total} parameters"
+        ))),
+    }
+}
+
 impl<B: Backend> Mae<B> {
     /// Allocates every buffer for batches of up to `max_batch` samples, keeping every
-    /// activation (no recomputation). Parameters start at zero: call `init_params` or
-    /// `load_params`.
+    /// activation (no recomputation) and AdamW state for every parameter. Parameters start at
+    /// zero: call `init_params` or `load_params`.
     pub fn new(backend: B, cfg: ModelConfig, max_batch: usize) -> Result<Self, ModelError> {
-        Self::with_recompute(backend, cfg, max_batch, Recompute::None)
+        Self::with_memory(backend, cfg, max_batch, MaeMemory::default())
     }
 
-    /// As [`Mae::new`], allocating only the activations that `recompute` keeps (see
-    /// `set_recompute`): a model that fits the device only with recomputation never holds the
-    /// full set, even briefly.
-    pub fn with_recompute(
+    /// As [`Mae::new`], keeping only what `memory` says.
+    pub fn with_memory(
         backend: B,
         cfg: ModelConfig,
         max_batch: usize,
-        recompute: Recompute,
+        memory: MaeMemory,
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
         if max_batch == 0 {
@@ -148,6 +167,9 @@ impl<B: Backend> Mae<B> {
         }
         let be = backend;
         let layout = ParamLayout::new(&cfg);
+        let recompute = memory.recompute;
+        let opt_range = memory.optimizer_shard.unwrap_or(0..layout.total);
+        check_shard(&opt_range, layout.total)?;
         let (l, n, k, p) = (
             cfg.leads,
             cfg.patches_per_lead(),
@@ -189,10 +211,10 @@ impl<B: Backend> Mae<B> {
             params: be.alloc(layout.total),
             weight_copy: be.alloc_weight_copy(layout.total),
             grads: be.alloc(layout.total),
-            opt_range: 0..layout.total,
-            opt_runs: runs_within(&layout.decay_runs(), &(0..layout.total)),
-            adam_m: be.alloc(layout.total),
-            adam_v: be.alloc(layout.total),
+            opt_runs: runs_within(&layout.decay_runs(), &opt_range),
+            adam_m: be.alloc(opt_range.len()),
+            adam_v: be.alloc(opt_range.len()),
+            opt_range,
             adam_step: 0,
             plan: TokenPlan::with_capacity(&cfg, max_batch),
             staged: false,
@@ -479,12 +501,9 @@ impl<B: Backend> Mae<B> {
     /// Makes the optimiser update (and keep AdamW moments for) `range` only: one rank's shard
     /// under ZeRO-1. The moments are reallocated at zero; load or init them afterwards.
     pub fn set_optimizer_shard(&mut self, range: Range<usize>) -> Result<(), ModelError> {
-        if range.start > range.end || range.end > self.layout.total {
-            return Err(ModelError::InvalidConfig(format!(
-                "optimizer shard {range:?} is outside the {} parameters",
-                self.layout.total
-            )));
-        }
+        check_shard(&range, self.layout.total)?;
+        // Free the old state before allocating the new.
+        (self.adam_m, self.adam_v) = (self.be.alloc(0), self.be.alloc(0));
         self.adam_m = self.be.alloc(range.len());
         self.adam_v = self.be.alloc(range.len());
         self.opt_runs = runs_within(&self.decay_runs, &range);

@@ -23,7 +23,7 @@ pub use config::ModelConfig;
 pub use encoder::{Encoder, HeadSpec, Pooling, Targets};
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
-pub use mae::{GradsReady, Mae};
+pub use mae::{GradsReady, Mae, MaeMemory};
 pub use profile::{DeviceSync, OpTiming, ProfiledBackend};
 pub use recompute::Recompute;
 pub use stats::{render_table, ModelStats};
