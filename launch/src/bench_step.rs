@@ -8,6 +8,7 @@
 
 use crate::cli::BenchStepArgs;
 use crate::device::Opened;
+use crate::gpu_memory;
 use crate::pretrain::thread_pool;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
@@ -182,6 +183,12 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
         Opened::Cpu => run_cpu(args, &config, parse_precision(&args.precision, false)?),
         Opened::Cuda(be) => {
             let precision = crate::device::gpu_precision(&args.precision, be.device().info())?;
+            let memory = MaeMemory {
+                recompute: args.recompute,
+                optimizer_shard: None,
+            };
+            let note = gpu_memory::check(&be, &config, args.batch_size, precision, memory)?;
+            println!("GPU memory: {note}");
             run_cuda(
                 args,
                 &config,

@@ -4,7 +4,8 @@
 //! turns the parsed arguments into calls on the workspace's libraries:
 //! - `pretrain`: config resolution, the run directory, the progress bar around
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader;
-//!   `device` opens the CPU or CUDA backend (`--device`).
+//!   `device` opens the CPU or CUDA backend (`--device`); `gpu_memory` refuses a GPU run whose
+//!   step cannot fit in the GPU's free memory before it allocates anything.
 //! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
 //!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
 //!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
@@ -36,6 +37,7 @@ pub mod device;
 pub mod embed;
 pub mod eval;
 pub mod export;
+pub mod gpu_memory;
 
 pub mod launch;
 pub mod logging;

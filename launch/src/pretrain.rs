@@ -3,6 +3,7 @@
 
 use crate::cli::PretrainArgs;
 use crate::device::{self, Opened};
+use crate::gpu_memory;
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
 use ecgfm_kernels::{Backend, CpuBackend};
@@ -10,7 +11,7 @@ use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
-use ecgfm_trainer::model::Recompute;
+use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::train::{RunSummary, Trainer};
 use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -194,8 +195,22 @@ fn train(
                 device::describe_precision(precision, true)
             );
             let dp = job.data_parallel_gpu(&be, total, &args.dist)?;
+            let memory = MaeMemory {
+                recompute: config.train.recompute,
+                optimizer_shard: dp.as_ref().filter(|d| d.options().zero).map(|d| d.shard()),
+            };
+            let batch = config.train.batch_size;
+            let note = gpu_memory::check(&be, &config.model, batch, precision, memory)?;
             let be = device::cuda_with_precision(*be, precision);
-            train_on(args, run_dir, config, job, be, dp, desc)
+            train_on(
+                args,
+                run_dir,
+                config,
+                job,
+                be,
+                dp,
+                format!("{desc} | {note}"),
+            )
         }
     }
 }

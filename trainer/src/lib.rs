@@ -16,6 +16,7 @@
 //!   through a `comm_wire` on the `comm_thread` (`HostComm`: the CPU collective;
 //!   `nccl_rank::NcclComm`: NCCL on device buffers, for `RankBackend`s CPU and CUDA);
 //!   `fault`: the fault injection its tests use.
+//! - `device_memory`: the GPU memory a training step takes, counted before a GPU is touched.
 //!
 //! Depends on `ecgfm-kernels` for every numeric op, `ecgfm-dist` for collectives and `cudarc`
 //! (CUDA events and streams of GPU ranks). Start with docs/model.md, then
@@ -27,6 +28,7 @@ pub mod comm_wire;
 pub mod config;
 pub mod data;
 pub mod data_parallel;
+pub mod device_memory;
 pub mod eval;
 mod exchange;
 pub mod fault;

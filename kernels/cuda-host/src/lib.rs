@@ -13,20 +13,15 @@
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
 //!
-//! [`ShapeDevice`] (`src/shapes.rs`) runs no kernel at all: it checks every launch and GEMM of
-//! the same launch code against a GPU's limits at production shapes, and sums the device
-//! memory a model allocates.
+//! [`shape_device`] gives the kernels crate's `ShapeDevice` (which runs no kernel at all) this
+//! build's kernel signatures, so it also checks every launch's argument kinds.
 
 use ecgfm_kernels::cuda::{
-    Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module,
+    Arg, Device, Gemm, GemmEpilogue, GemmOperands, KernelBackend, LaunchDims, Module, ShapeDevice,
 };
 use ecgfm_kernels::round_bf16;
-mod shapes;
-
-pub use shapes::{Bf16Gemm, ShapeBuf, ShapeDevice};
-
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
 extern "C" {
     fn ecgfm_host_launch(
@@ -38,6 +33,22 @@ extern "C" {
         kinds: *const c_char,
         reversed: c_int,
     ) -> c_int;
+    fn ecgfm_host_kinds(name: *const c_char) -> *const c_char;
+}
+
+/// The kind letters of kernel `name`'s parameters in this build (None: no such kernel).
+fn kernel_kinds(name: &str) -> Option<Vec<u8>> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name in; out a static string of the registry or null.
+    let kinds = unsafe { ecgfm_host_kinds(c_name.as_ptr()) };
+    // SAFETY: when not null, a static NUL-terminated string.
+    (!kinds.is_null()).then(|| unsafe { CStr::from_ptr(kinds) }.to_bytes().to_vec())
+}
+
+/// A `ShapeDevice` that also checks each launch's argument kinds against the kernels' own
+/// parameters.
+pub fn shape_device() -> ShapeDevice {
+    ShapeDevice::new().with_signatures(kernel_kinds)
 }
 
 /// A host-harness buffer: f32 elements, or bf16 bits (the operand storage of a bf16 backend).

@@ -7,7 +7,7 @@
 //! counts the bytes the model allocates: recomputation, bf16 storage and a ZeRO shard must each
 //! lower the peak, from the moment the model is built.
 
-use ecgfm_cuda_host::ShapeDevice;
+use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::Precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -37,7 +37,7 @@ struct Step {
 
 fn step(preset: &str, precision: Precision, memory: MaeMemory, batch: &HostBatch) -> Step {
     let cfg = ModelConfig::preset(preset).unwrap();
-    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
+    let backend = KernelBackend::with_device(shape_device()).with_precision(precision);
     let mut model = Mae::with_memory(backend, cfg, BATCH, memory).unwrap();
     model.zero_grads();
     model.forward_backward(batch, 1.0).unwrap();
@@ -114,7 +114,7 @@ fn a_zero_shard_lowers_the_peak_by_the_moments_it_leaves_out() {
 fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
     let cfg = ModelConfig::preset("base").unwrap();
     let batch = full_batch();
-    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(Precision::Bf16);
+    let backend = KernelBackend::with_device(shape_device()).with_precision(Precision::Bf16);
     let mut model = Mae::new(backend, cfg.clone(), BATCH).unwrap();
     model.zero_grads();
     model.forward_backward(&batch, 1.0).unwrap();

@@ -137,6 +137,12 @@ impl CudaDevice {
         &self.info
     }
 
+    /// Bytes of device memory free (for every process on the device; None when the driver
+    /// does not say).
+    pub fn memory_free(&self) -> Option<usize> {
+        self.ctx.mem_get_info().ok().map(|(free, _)| free)
+    }
+
     /// Bytes of device memory in use (by every process on the device).
     pub fn memory_used(&self) -> usize {
         self.ctx

@@ -15,6 +15,9 @@
 //! - `lt_gemm.rs`: cuBLASLt GEMMs whose epilogue adds a linear layer's bias and rounds its
 //!   output to bf16 (`Device::gemm_epilogue`), for bf16 operands in bf16 storage.
 //! - `compile.rs`: NVRTC compilation for the device's architecture, cached on disk.
+//! - [`ShapeDevice`] (`shape_device.rs`): runs nothing, checks every launch and GEMM against a
+//!   GPU's limits and counts the memory allocated: production shapes tested without a GPU, and
+//!   a run's GPU memory known before it starts.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
 //!   returns a [`CudaError`] naming what is missing.
 //!
@@ -39,6 +42,7 @@ mod loss;
 mod lt_gemm;
 mod matmul;
 pub mod probe;
+mod shape_device;
 mod staging;
 mod tokens;
 
@@ -47,6 +51,7 @@ pub use cuda_buf::CudaBuf;
 pub use cuda_device::{CudaDevice, DeviceInfo};
 pub use device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 pub use probe::CudaError;
+pub use shape_device::{Bf16Gemm, ShapeBuf, ShapeDevice, Signatures};
 
 /// The CUDA backend: our kernels and cuBLAS on one GPU.
 pub type CudaBackend = KernelBackend<CudaDevice>;

@@ -1,22 +1,22 @@
 //! [`ShapeDevice`]: a device that runs nothing and checks everything else, so the CUDA backend's
 //! launch code can be driven at production shapes (base or large at batch 256) on a machine
-//! with no GPU in a second or two. Buffers are only sizes at made-up device addresses (256-byte
-//! aligned, as cudaMalloc's). Every launch is checked against what a GPU accepts: the kernel
-//! exists with parameters of the arguments' kinds, the grid and block are within CUDA's limits,
+//! with no GPU in a second or two, and a run's GPU memory known before a GPU is touched
+//! (`ecgfm pretrain` checks it fits). Buffers are only sizes at made-up device addresses
+//! (256-byte aligned, as cudaMalloc's). Every launch is checked against what a GPU accepts: the
+//! kernel's parameters match the arguments' kinds (where a signature lookup is given: the host
+//! harness has one), the grid and block are within CUDA's limits,
 //! dynamic shared memory within the 48 KiB granted without opting in, every pointer argument
 //! inside an allocation and every int argument non-negative (a size that overflowed `i32`).
 //! Every GEMM's matrices must lie inside their allocations with valid leading dimensions. It
 //! also counts the bytes in use (a buffer's are freed when it drops) and their peak: the device
 //! memory a model takes, workspaces included (not the CUDA context, nor cuBLAS's workspaces).
 
-use ecgfm_kernels::cuda::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
+use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 use std::collections::BTreeMap;
-use std::ffi::{c_char, CStr, CString};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-extern "C" {
-    fn ecgfm_host_kinds(name: *const c_char) -> *const c_char;
-}
+/// The kind letters of a kernel's parameters (see [`Arg::kind`]), None for no such kernel.
+pub type Signatures = fn(&str) -> Option<Vec<u8>>;
 
 /// Dynamic shared memory a GPU grants a launch without opting in.
 const SHARED_LIMIT: u32 = 48 * 1024;
@@ -74,12 +74,19 @@ impl Drop for ShapeBuf {
 #[derive(Default)]
 pub struct ShapeDevice {
     memory: Shared,
+    signatures: Option<Signatures>,
 }
 
 impl ShapeDevice {
     /// A device with nothing allocated.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This device checking every launch's argument kinds against `signatures`.
+    pub fn with_signatures(mut self, signatures: Signatures) -> Self {
+        self.signatures = Some(signatures);
+        self
     }
 
     /// The most bytes in use at once so far.
@@ -157,18 +164,15 @@ fn operand_bytes(g: &Gemm) -> u64 {
 /// Panics unless a launch of `name` with `dims` and `args` is one a GPU runs.
 fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]) {
     device.memory().checked += 1;
-    let c_name = CString::new(name).expect("kernel names have no NUL");
-    // SAFETY: a NUL-terminated name in; out a static string of the registry or null.
-    let kinds = unsafe { ecgfm_host_kinds(c_name.as_ptr()) };
-    assert!(!kinds.is_null(), "kernel {name} is in no kernel file");
-    // SAFETY: non-null, a static NUL-terminated string.
-    let kinds = unsafe { CStr::from_ptr(kinds) }.to_bytes();
-    let given: Vec<u8> = args.iter().map(Arg::kind).collect();
-    assert_eq!(
-        kinds,
-        &given[..],
-        "kernel {name}: argument kinds differ from its parameters"
-    );
+    if let Some(signatures) = device.signatures {
+        let kinds =
+            signatures(name).unwrap_or_else(|| panic!("kernel {name} is in no kernel file"));
+        let given: Vec<u8> = args.iter().map(Arg::kind).collect();
+        assert_eq!(
+            kinds, given,
+            "kernel {name}: argument kinds differ from its parameters"
+        );
+    }
     let (x, y, z) = dims.grid;
     assert!(
         (1..=i32::MAX as u32).contains(&x)

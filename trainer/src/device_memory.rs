@@ -1,0 +1,60 @@
+//! The GPU memory a training step takes, known before a GPU is touched: the model is built on
+//! `ShapeDevice` (the CUDA backend's launch code over a device that runs nothing and counts
+//! every allocation) and driven through one step of a batch with every lead present, the most
+//! tokens a batch holds. The count is the model's own buffers (parameters, gradients, AdamW
+//! state, the bf16 weight copy, activations, workspaces); the CUDA context, cuBLAS's
+//! workspaces and data-parallel buckets come on top.
+
+use ecgfm_kernels::cuda::{KernelBackend, ShapeDevice};
+use ecgfm_kernels::Precision;
+
+use crate::data::{BatchSource, SyntheticSource};
+use crate::model::{Mae, MaeMemory};
+use crate::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelError};
+
+/// Peak bytes of device memory a training step of `cfg` at micro-batch `batch` allocates in
+/// `precision` on the CUDA backend, the model built with `memory`.
+pub fn step_bytes(
+    cfg: &ModelConfig,
+    batch: usize,
+    precision: Precision,
+    memory: MaeMemory,
+) -> Result<u64, ModelError> {
+    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
+    let mut model = Mae::with_memory(backend, cfg.clone(), batch, memory)?;
+    let mut host = HostBatch::new(cfg, batch);
+    SyntheticSource::new(cfg, 0, 0.0)
+        .next_batch(&mut host)
+        .map_err(|e| ModelError::InvalidBatch(format!("synthetic batch: {e}")))?;
+    MaskSampler::new(cfg).fill(0, 0, 0, &mut host);
+    model.zero_grads();
+    model.forward_backward(&host, 1.0)?;
+    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+    Ok(model.backend().device().peak_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Recompute;
+
+    fn base(batch: usize, precision: Precision, recompute: Recompute) -> u64 {
+        let cfg = ModelConfig::preset("base").unwrap();
+        let memory = MaeMemory {
+            recompute,
+            optimizer_shard: None,
+        };
+        step_bytes(&cfg, batch, precision, memory).unwrap()
+    }
+
+    #[test]
+    fn memory_grows_with_the_batch_and_shrinks_with_bf16_and_recomputation() {
+        let full = base(64, Precision::Bf16, Recompute::None);
+        assert!(base(128, Precision::Bf16, Recompute::None) > full);
+        assert!(base(64, Precision::Fp32, Recompute::None) > full);
+        assert!(base(64, Precision::Bf16, Recompute::Blocks) < full);
+        // More than the parameters, gradients and AdamW moments alone (4 f32 copies).
+        let params = crate::ParamLayout::new(&ModelConfig::preset("base").unwrap()).total;
+        assert!(full > 16 * params as u64, "{full}");
+    }
+}
