@@ -25,7 +25,8 @@
 #                   gradients, with and without --zero 1) equals one plain process bit for bit
 #   8. bench:       `ecgfm bench step --device cuda` (bf16) for tiny and base at batch 256 side by side
 #                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
-#                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory
+#                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory (measured,
+#                   and as counted before the run on a device that runs nothing)
 #  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
 #                   item 8's, whose uploads go through page-locked staging (step time,
 #                   activation bytes, GPU memory of both)

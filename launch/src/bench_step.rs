@@ -187,13 +187,10 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
                 recompute: args.recompute,
                 optimizer_shard: None,
             };
-            let note = gpu_memory::check(&be, &config, args.batch_size, precision, memory)?;
-            println!("GPU memory: {note}");
-            run_cuda(
-                args,
-                &config,
-                crate::device::cuda_with_precision(*be, precision),
-            )
+            let fit = gpu_memory::check(&be, &config, args.batch_size, precision, memory)?;
+            println!("GPU memory: {}", fit.note);
+            let be = crate::device::cuda_with_precision(*be, precision);
+            run_cuda(args, &config, be, fit.bytes)
         }
     }
 }
@@ -207,7 +204,13 @@ fn mfu_text(tflops: f64, peak: Option<f64>, kind: &str) -> String {
 }
 
 /// The GPU benchmark: step time, samples/s, MFU and memory, ours then PyTorch's, and the ratio.
-fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) -> Result<()> {
+/// `predicted`: the GPU memory the step was counted to need before it ran (`gpu_memory`).
+fn run_cuda(
+    args: &BenchStepArgs,
+    config: &ModelConfig,
+    backend: CudaBackend,
+    predicted: u64,
+) -> Result<()> {
     let info = backend.device().info().clone();
     if args.profile {
         let profiled = ProfiledBackend::with_sync(
@@ -275,6 +278,7 @@ fn run_cuda(args: &BenchStepArgs, config: &ModelConfig, backend: CudaBackend) ->
         "mfu_fp32_peak": peak32.filter(|_| precision == Precision::Fp32).map(|p| tflops / p),
         "mfu_bf16_peak": peak16.map(|p| tflops / p),
         "gpu_mem_bytes": mem,
+        "gpu_mem_predicted_bytes": predicted,
         "activation_bytes": timed.activation_bytes,
         "recompute": args.recompute.to_string(),
         "sgemm_gflops": gflops,

@@ -13,18 +13,24 @@ fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
 
-/// The start-up note on the step's GPU memory, or the error when it does not fit in what `be`'s
-/// GPU has free.
+/// What a GPU run's step needs: its bytes, and the start-up note saying so.
+pub struct Fit {
+    pub bytes: u64,
+    pub note: String,
+}
+
+/// The step's GPU memory, or the error when it does not fit in what `be`'s GPU has free.
 pub fn check(
     be: &CudaBackend,
     model: &ModelConfig,
     batch: usize,
     precision: Precision,
     memory: MaeMemory,
-) -> Result<String> {
+) -> Result<Fit> {
     let need = step_bytes(model, batch, precision, memory.clone())?;
     let Some(free) = be.device().memory_free() else {
-        return Ok(format!("step needs about {:.1} GiB", gib(need)));
+        let note = format!("step needs about {:.1} GiB", gib(need));
+        return Ok(Fit { bytes: need, note });
     };
     let with_blocks = || {
         let blocks = MaeMemory {
@@ -37,12 +43,13 @@ pub fn check(
         true => with_blocks(),
         false => None,
     };
-    verdict(
+    let note = verdict(
         need,
         free as u64,
         with_blocks,
         &format!("--batch-size {batch}"),
-    )
+    )?;
+    Ok(Fit { bytes: need, note })
 }
 
 /// `need` bytes against `free`; `with_blocks`: what recomputing every block would need.

@@ -200,17 +200,10 @@ fn train(
                 optimizer_shard: dp.as_ref().filter(|d| d.options().zero).map(|d| d.shard()),
             };
             let batch = config.train.batch_size;
-            let note = gpu_memory::check(&be, &config.model, batch, precision, memory)?;
+            let fit = gpu_memory::check(&be, &config.model, batch, precision, memory)?;
             let be = device::cuda_with_precision(*be, precision);
-            train_on(
-                args,
-                run_dir,
-                config,
-                job,
-                be,
-                dp,
-                format!("{desc} | {note}"),
-            )
+            let desc = format!("{desc} | {}", fit.note);
+            train_on(args, run_dir, config, job, be, dp, desc)
         }
     }
 }
