@@ -7,6 +7,9 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
+use ecgfm_kernels::Precision;
+use ecgfm_trainer::device_memory::step_bytes;
+use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
 
 #[derive(Args, Debug, Clone)]
@@ -65,36 +68,12 @@ pub fn hardware(name: &str) -> Result<Hardware> {
     }
 }
 
-/// Bytes of activations and scratch `Mae` allocates for micro-batches of `b` samples.
-pub fn activation_bytes(cfg: &ModelConfig, b: usize) -> f64 {
-    let (l, n, k) = (cfg.leads, cfg.patches_per_lead(), cfg.visible_per_lead());
-    let (te, td, m) = (b * l * k, b * l * n, b * l * (n - k));
-    // Per token of a stack: the saved block activations (8C + 2M + H + 4 per block), the
-    // stack's output, norm and scratch (3C + 2), and the shared gradient scratch (6C + 2M).
-    let stack = |t: usize, c: usize, mlp: usize, h: usize, depth: usize| {
-        t * (depth * (8 * c + 2 * mlp + h + 4) + 3 * c + 2 + 6 * c + 2 * mlp)
-    };
-    let floats = b * l * cfg.samples
-        + te * cfg.patch
-        + stack(te, cfg.dim, cfg.mlp_dim(), cfg.heads, cfg.depth)
-        + 2 * te * cfg.dec_dim
-        + stack(
-            td,
-            cfg.dec_dim,
-            cfg.dec_mlp_dim(),
-            cfg.dec_heads,
-            cfg.dec_depth,
-        )
-        + 2 * td * cfg.patch
-        + m * cfg.patch;
-    let indices = 3 * te + 4 * td + 4 * m + 2 * (b + 1);
-    4.0 * (floats + indices) as f64
-}
-
 /// One row of the estimate.
 pub struct Estimate {
     pub params: usize,
+    /// GPU memory of a step in fp32 (what the compute estimate assumes) and in bf16.
     pub memory_gb: f64,
+    pub memory_bf16_gb: f64,
     pub compute_s: f64,
     pub comm_s: f64,
     pub step_s: f64,
@@ -104,12 +83,20 @@ pub struct Estimate {
     pub samples_per_s: f64,
 }
 
-pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Estimate {
+pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Estimate> {
     let params = ParamLayout::new(cfg).total;
     let n = args.gpus as f64;
     let p = params as f64;
-    let adam = if args.zero == 1 { 8.0 * p / n } else { 8.0 * p };
-    let memory = 4.0 * p + 4.0 * p + adam + activation_bytes(cfg, args.batch_size);
+    // The memory a rank allocates, counted as the CUDA backend allocates it (a ZeRO-1 rank
+    // keeps AdamW state for its shard only).
+    let memory = |precision| {
+        let memory = MaeMemory {
+            recompute: Recompute::None,
+            optimizer_shard: (args.zero == 1).then(|| 0..params.div_ceil(args.gpus)),
+        };
+        step_bytes(cfg, args.batch_size, precision, memory).map(|b| b as f64)
+    };
+    let (memory, memory_bf16) = (memory(Precision::Fp32)?, memory(Precision::Bf16)?);
     let flops = ModelStats::new(cfg).train_flops * args.batch_size as f64;
     let compute = flops / (hw.peak_flops * hw.utilisation);
     let bus = if args.gpus <= args.gpus_per_node {
@@ -125,9 +112,10 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Estimate {
     // Forward is a third of the compute; the reduction runs under the backward pass.
     let (fwd, bwd) = (compute / 3.0, compute * 2.0 / 3.0);
     let step = fwd + bwd.max(comm);
-    Estimate {
+    Ok(Estimate {
         params,
         memory_gb: memory / 1e9,
+        memory_bf16_gb: memory_bf16 / 1e9,
         compute_s: compute,
         comm_s: comm,
         step_s: step,
@@ -135,7 +123,7 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Estimate {
         efficiency: compute / step,
         exposed_comm_share: (step - compute) / step,
         samples_per_s: n * args.batch_size as f64 / step,
-    }
+    })
 }
 
 /// Runs `ecgfm plan`.
@@ -145,7 +133,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     }
     let cfg = ModelConfig::preset(&args.model)?;
     let hw = hardware(&args.gpu)?;
-    let e = estimate(&cfg, &hw, args);
+    let e = estimate(&cfg, &hw, args)?;
     let link = if args.gpus <= args.gpus_per_node {
         format!("NVLink, {:.0} GB/s bus bandwidth", hw.nvlink_bus / 1e9)
     } else {
@@ -165,10 +153,12 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         args.zero
     );
     println!(
-        "memory per GPU   {:.2} GB of {:.0} GB (weights, gradients, AdamW{}, activations)",
+        "memory per GPU   {:.2} GB of {:.0} GB in fp32 (weights, gradients, AdamW{}, activations, \
+         workspaces, as ecgfm allocates them); {:.2} GB in bf16",
         e.memory_gb,
         hw.memory_gb,
-        if args.zero == 1 { " shard" } else { "" }
+        if args.zero == 1 { " shard" } else { "" },
+        e.memory_bf16_gb
     );
     println!(
         "compute          {:.1} ms per step ({:.0}% of {:.0} TFLOP/s TF32)",
@@ -193,7 +183,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         e.samples_per_s
     );
     if e.memory_gb > hw.memory_gb {
-        println!("warning: does not fit; lower --batch-size or use --zero 1");
+        println!("warning: does not fit in fp32; lower --batch-size, use --zero 1 or bf16");
     }
     Ok(())
 }

@@ -516,6 +516,22 @@ fn the_slurm_script_and_the_plan() {
         one_node > eight_nodes && eight_nodes > 0.0,
         "{one_node} vs {eight_nodes}"
     );
+    // Memory per GPU (fp32, then bf16): bf16 and a ZeRO-1 shard each take less.
+    let memory = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec!["plan", "--model", "large", "--gpus", "64"];
+        args.extend_from_slice(extra);
+        let text = run_ok(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let line = text.lines().find(|l| l.starts_with("memory")).unwrap();
+        line.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let (plain, zero) = (memory(&[]), memory(&["--zero", "1"]));
+    let (fp32, bf16) = (plain[0], plain[2]);
+    assert!(
+        bf16 < fp32 && zero[0] < fp32 && zero[2] < bf16,
+        "{plain:?} {zero:?}"
+    );
 }
 
 #[test]
