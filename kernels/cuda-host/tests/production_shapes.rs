@@ -11,7 +11,7 @@ use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::Precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
-use ecgfm_trainer::model::{MaeMemory, Recompute};
+use ecgfm_trainer::model::{Encoder, HeadSpec, MaeMemory, Pooling, Recompute, Targets};
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig};
 
 const BATCH: usize = 256;
@@ -125,5 +125,45 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
         let (m, n, k) = g.mnk;
         let at_patch = [m, n, k].contains(&cfg.patch);
         assert!(g.align >= 16 || at_patch, "{g:?}");
+    }
+}
+
+/// The downstream side at the same sizes: fine-tuning steps of the encoder with a
+/// classification head (every patch of every lead: 92,160 tokens at batch 256), single-label
+/// and multi-label, mean and per-lead pooling, bf16 and fp32.
+#[test]
+fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
+    let batch = full_batch();
+    let classes = 71;
+    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % classes as u32).collect();
+    let multi: Vec<f32> = (0..BATCH * classes)
+        .map(|i| (i % 3 == 0) as u8 as f32)
+        .collect();
+    for preset in ["base", "huge"] {
+        let cfg = ModelConfig::preset(preset).unwrap();
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            for (pooling, multi_label) in [(Pooling::Mean, false), (Pooling::Leads, true)] {
+                let head = HeadSpec {
+                    pooling,
+                    classes,
+                    multi_label,
+                };
+                let device = shape_device();
+                let backend = KernelBackend::with_device(device).with_precision(precision);
+                let mut encoder = Encoder::new(backend, cfg.clone(), head, BATCH).unwrap();
+                let targets = match multi_label {
+                    true => Targets::MultiLabel(&multi),
+                    false => Targets::Classes(&labels),
+                };
+                encoder.zero_grads();
+                encoder
+                    .forward_backward(&batch.x, &batch.lead_mask, BATCH, targets, 1.0)
+                    .unwrap();
+                encoder.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0), &[]);
+                let checked = encoder.backend().device().checked();
+                println!("{preset} fine-tuning {precision} {pooling:?}: {checked} launches and GEMMs checked");
+                assert!(checked > 100, "{checked}");
+            }
+        }
     }
 }

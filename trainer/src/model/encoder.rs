@@ -95,6 +95,9 @@ pub struct Encoder<B: Backend> {
     max_batch: usize,
     off: [usize; 5], // patch_embed.weight, .bias, lead_embed, head.weight, head.bias
     params: B::Buf,
+    /// The parameters rounded to bf16 for the matrix products, refreshed by every forward pass
+    /// (kernel backends in bf16 only: `Backend::alloc_weight_copy`).
+    weight_copy: Option<B::Buf>,
     grads: B::Buf,
     adam_m: B::Buf,
     adam_v: B::Buf,
@@ -104,7 +107,7 @@ pub struct Encoder<B: Backend> {
     batch: usize,
     x: B::Buf,       // (B, L, S)
     pos: B::Buf,     // (N, D)
-    patches: B::Buf, // (T, P)
+    patches: B::Buf, // (T, P), operand storage
     stack: Stack<B>, // (T, D)
     pooled: B::Buf,  // (B, F)
     logits: B::Buf,  // (B, K)
@@ -166,6 +169,7 @@ impl<B: Backend> Encoder<B> {
         };
         Ok(Encoder {
             params: be.alloc(layout.total),
+            weight_copy: be.alloc_weight_copy(layout.total),
             grads: be.alloc(layout.total),
             adam_m: be.alloc(layout.total),
             adam_v: be.alloc(layout.total),
@@ -175,7 +179,7 @@ impl<B: Backend> Encoder<B> {
             batch: 0,
             x: be.alloc(max_batch * l * cfg.samples),
             pos,
-            patches: be.alloc(t * cfg.patch),
+            patches: be.alloc_operand(t * cfg.patch),
             stack,
             pooled: be.alloc(max_batch * features),
             logits: be.alloc(max_batch * k),
@@ -221,6 +225,11 @@ impl<B: Backend> Encoder<B> {
 
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// The backend the encoder runs on.
+    pub fn backend(&self) -> &B {
+        &self.be
     }
 
     /// Initialises every parameter as docs/model.md says (the encoder tensors get exactly the

@@ -2,7 +2,7 @@
 //! the embedding, block stack, pooling, head and loss, then the same in reverse, op by op on the
 //! backend (docs/model.md, "Evaluation").
 
-use ecgfm_kernels::{Backend, View, ViewMut};
+use ecgfm_kernels::{Backend, ViewMut};
 
 use super::{Encoder, Pooling, Targets, HEAD_B, HEAD_W, LEAD, PATCH_B, PATCH_W};
 use crate::model::block::Weights;
@@ -114,8 +114,14 @@ impl<B: Backend> Encoder<B> {
 
     /// Embedding, blocks, final norm and pooling: `pooled` (B, F).
     pub(super) fn forward_features(&mut self) {
+        if let Some(copy) = self.weight_copy.as_mut() {
+            let total = self.layout.total;
+            self.be
+                .round_weights(copy.into(), (&self.params).into(), total);
+        }
         let (cfg, t, d) = (&self.cfg, self.tokens(), self.cfg.dim);
-        let p = |i: usize| View::new(&self.params, self.off[i]);
+        let w = Weights::new(&self.params, self.weight_copy.as_ref());
+        let p = |i: usize| w.p(self.off[i]);
         self.be.gather_patches(
             (&mut self.patches).into(),
             (&self.x).into(),
@@ -128,7 +134,7 @@ impl<B: Backend> Encoder<B> {
         self.be.matmul_forward(
             self.stack.input_mut().into(),
             (&self.patches).into(),
-            p(PATCH_W),
+            w.m(self.off[PATCH_W]),
             Some(p(PATCH_B)),
             t,
             cfg.patch,
@@ -147,8 +153,7 @@ impl<B: Backend> Encoder<B> {
             seqs: self.batch,
             tokens: t,
         };
-        self.stack
-            .forward(&self.be, Weights::new(&self.params, None), pack);
+        self.stack.forward(&self.be, w, pack);
         // (B Q, D) = (B, F) row-major: one mean per pooled group.
         let groups = self.pool_groups();
         self.be.mean_pool_forward(
@@ -163,12 +168,12 @@ impl<B: Backend> Encoder<B> {
     /// logits (B, K) = pooled (B, F) @ head.weight^T + head.bias.
     pub(super) fn forward_head(&mut self) {
         let f = self.features();
-        let p = |i: usize| View::new(&self.params, self.off[i]);
+        let w = Weights::<B>::new(&self.params, self.weight_copy.as_ref());
         self.be.matmul_forward(
             (&mut self.logits).into(),
             (&self.pooled).into(),
-            p(HEAD_W),
-            Some(p(HEAD_B)),
+            w.m(self.off[HEAD_W]),
+            Some(w.p(self.off[HEAD_B])),
             self.batch,
             f,
             self.head.classes,
@@ -226,15 +231,14 @@ impl<B: Backend> Encoder<B> {
                 loss_scale,
             );
         }
-        let params = &self.params;
-        let p = |i: usize| View::new(params, self.off[i]);
+        let w = Weights::new(&self.params, self.weight_copy.as_ref());
         be.matmul_backward(
             Some((&mut self.dpooled).into()),
             ViewMut::new(&mut self.grads, self.off[HEAD_W]),
             Some(self.off[HEAD_B]),
             (&self.dlogits).into(),
             (&self.pooled).into(),
-            p(HEAD_W),
+            w.m(self.off[HEAD_W]),
             n,
             f,
             k,
@@ -253,13 +257,8 @@ impl<B: Backend> Encoder<B> {
             seqs: n,
             tokens: t,
         };
-        self.stack.backward(
-            be,
-            Weights::new(params, None),
-            &mut self.grads,
-            pack,
-            &mut |_, _, _| {},
-        );
+        self.stack
+            .backward(be, w, &mut self.grads, pack, &mut |_, _, _| {});
         let dres = &self.stack.grads.dres;
         be.add_lead_pos_backward(
             ViewMut::new(&mut self.grads, self.off[LEAD]),
@@ -274,7 +273,7 @@ impl<B: Backend> Encoder<B> {
             Some(self.off[PATCH_B]),
             dres.into(),
             (&self.patches).into(),
-            p(PATCH_W),
+            w.m(self.off[PATCH_W]),
             t,
             self.cfg.patch,
             d,
