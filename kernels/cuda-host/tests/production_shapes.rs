@@ -160,8 +160,13 @@ fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
                     .forward_backward(&batch.x, &batch.lead_mask, BATCH, targets, 1.0)
                     .unwrap();
                 encoder.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0), &[]);
-                let checked = encoder.backend().device().checked();
-                println!("{preset} fine-tuning {precision} {pooling:?}: {checked} launches and GEMMs checked");
+                let device = encoder.backend().device();
+                let (checked, peak) = (device.checked(), device.peak_bytes());
+                println!(
+                    "{preset} fine-tuning {precision} {pooling:?}: {checked} launches and GEMMs \
+                     checked, peak {:.2} GiB",
+                    peak as f64 / (1u64 << 30) as f64
+                );
                 assert!(checked > 100, "{checked}");
             }
         }
