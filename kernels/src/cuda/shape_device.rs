@@ -4,12 +4,12 @@
 //! (`ecgfm pretrain` checks it fits). Buffers are only sizes at made-up device addresses
 //! (256-byte aligned, as cudaMalloc's). Every launch is checked against what a GPU accepts: the
 //! kernel's parameters match the arguments' kinds (where a signature lookup is given: the host
-//! harness has one), the grid and block are within CUDA's limits,
-//! dynamic shared memory within the 48 KiB granted without opting in, every pointer argument
-//! inside an allocation and every int argument non-negative (a size that overflowed `i32`).
-//! Every GEMM's matrices must lie inside their allocations with valid leading dimensions. It
-//! also counts the bytes in use (a buffer's are freed when it drops) and their peak: the device
-//! memory a model takes, workspaces included (not the CUDA context, nor cuBLAS's workspaces).
+//! harness has one), the grid and block are within CUDA's limits, dynamic shared memory within
+//! the 48 KiB granted without opting in, every pointer argument inside a live allocation and
+//! every int argument non-negative (a size that overflowed `i32`). Every GEMM's matrices must
+//! lie inside their allocations with valid leading dimensions. It also counts the bytes in use
+//! (a buffer's are freed when it drops) and their peak: the device memory a model takes,
+//! workspaces included (not the CUDA context, nor cuBLAS's workspaces).
 
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 use std::collections::BTreeMap;
