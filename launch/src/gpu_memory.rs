@@ -32,17 +32,14 @@ pub fn check(
         let note = format!("step needs about {:.1} GiB", gib(need));
         return Ok(Fit { bytes: need, note });
     };
-    let with_blocks = || {
-        let blocks = MaeMemory {
-            recompute: Recompute::Blocks,
-            ..memory.clone()
-        };
-        step_bytes(model, batch, precision, blocks).ok()
+    // Only a run that does not fit is told what recomputing every block would need.
+    let blocks = MaeMemory {
+        recompute: Recompute::Blocks,
+        ..memory.clone()
     };
-    let with_blocks = match need > free as u64 && memory.recompute != Recompute::Blocks {
-        true => with_blocks(),
-        false => None,
-    };
+    let with_blocks = (need > free as u64 && memory.recompute != Recompute::Blocks)
+        .then(|| step_bytes(model, batch, precision, blocks).ok())
+        .flatten();
     let note = verdict(
         need,
         free as u64,

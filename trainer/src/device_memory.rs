@@ -6,7 +6,7 @@
 //! workspaces and data-parallel buckets come on top.
 
 use ecgfm_kernels::cuda::{KernelBackend, ShapeDevice};
-use ecgfm_kernels::Precision;
+use ecgfm_kernels::{Backend, Precision};
 
 use crate::data::{BatchSource, SyntheticSource};
 use crate::model::{Mae, MaeMemory};
@@ -21,16 +21,34 @@ pub fn step_bytes(
     memory: MaeMemory,
 ) -> Result<u64, ModelError> {
     let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
+    let model = step_on(backend, cfg, batch, memory)?;
+    Ok(model.backend().device().peak_bytes())
+}
+
+/// A model of `cfg` built on `backend` with `memory`, after one training step (forward,
+/// backward, AdamW) on a [`full_batch`] of `batch` samples.
+pub fn step_on<B: Backend>(
+    backend: B,
+    cfg: &ModelConfig,
+    batch: usize,
+    memory: MaeMemory,
+) -> Result<Mae<B>, ModelError> {
     let mut model = Mae::with_memory(backend, cfg.clone(), batch, memory)?;
+    model.zero_grads();
+    model.forward_backward(&full_batch(cfg, batch)?, 1.0)?;
+    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+    Ok(model)
+}
+
+/// A masked synthetic batch of `batch` samples, every one with all its leads: the most tokens
+/// such a batch holds.
+pub fn full_batch(cfg: &ModelConfig, batch: usize) -> Result<HostBatch, ModelError> {
     let mut host = HostBatch::new(cfg, batch);
     SyntheticSource::new(cfg, 0, 0.0)
         .next_batch(&mut host)
         .map_err(|e| ModelError::InvalidBatch(format!("synthetic batch: {e}")))?;
     MaskSampler::new(cfg).fill(0, 0, 0, &mut host);
-    model.zero_grads();
-    model.forward_backward(&host, 1.0)?;
-    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
-    Ok(model.backend().device().peak_bytes())
+    Ok(host)
 }
 
 #[cfg(test)]

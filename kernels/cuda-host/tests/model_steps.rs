@@ -170,21 +170,10 @@ fn bf16_operand_storage_is_bitwise_the_f32_storage() {
     }
 }
 
-/// What one training step of nano at batch 1 (forward, backward, AdamW with clipping) queues.
-fn queued_by_a_step(backend: HostBackend) -> Queued {
-    let mut cfg = ModelConfig::preset("nano").unwrap();
-    cfg.samples = 750;
-    let mut model = Mae::new(backend, cfg.clone(), 1).unwrap();
-    model.init_params(7);
-    let mut batch = HostBatch::new(&cfg, 1);
-    SyntheticSource::new(&cfg, 7, 0.5)
-        .next_batch(&mut batch)
-        .unwrap();
-    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
+/// What `train` (initialisation and STEPS training steps of `cfg`) queues on `backend`.
+fn queued_by_training(backend: HostBackend, cfg: &ModelConfig) -> Queued {
     let before = queued();
-    model.zero_grads();
-    model.forward_backward(&batch, 1.0).unwrap();
-    model.optimizer_step(&AdamWConfig::default(), 1e-3, Some(1.0));
+    train(backend, cfg);
     let after = queued();
     Queued {
         kernels: after.kernels - before.kernels,
@@ -193,15 +182,17 @@ fn queued_by_a_step(backend: HostBackend) -> Queued {
 }
 
 /// A linear layer whose input is in bf16 storage adds its bias (and rounds qkv and fc1 into bf16)
-/// in its GEMM's epilogue: a nano step queues fewer kernels, the same GEMMs. Counted on the host
+/// in its GEMM's epilogue: nano's steps queue fewer kernels, the same GEMMs. Counted on the host
 /// harness, whose launch code is CudaBackend's (on a GPU, cuBLASLt may refuse a shape: then
 /// that layer keeps its bias pass).
 #[test]
 fn gemm_epilogues_remove_bias_passes() {
+    let mut cfg = ModelConfig::preset("nano").unwrap();
+    cfg.samples = 750;
     let bf16 = || host_backend().with_precision(Precision::Bf16);
-    let fused = queued_by_a_step(bf16());
-    let apart = queued_by_a_step(bf16().without_gemm_epilogues());
-    println!("nano step in bf16: {fused:?} with GEMM epilogues, {apart:?} without");
+    let fused = queued_by_training(bf16(), &cfg);
+    let apart = queued_by_training(bf16().without_gemm_epilogues(), &cfg);
+    println!("nano, {STEPS} steps in bf16: {fused:?} with GEMM epilogues, {apart:?} without");
     assert_eq!(fused.gemms, apart.gemms);
     assert!(fused.kernels < apart.kernels, "{fused:?} {apart:?}");
 }

@@ -10,22 +10,11 @@
 use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::Precision;
-use ecgfm_trainer::data::{BatchSource, SyntheticSource};
+use ecgfm_trainer::device_memory::{full_batch, step_on};
 use ecgfm_trainer::model::{Encoder, HeadSpec, MaeMemory, Pooling, Recompute, Targets};
-use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig};
+use ecgfm_trainer::{AdamWConfig, ModelConfig};
 
 const BATCH: usize = 256;
-
-/// A batch of 256 samples, every one with all 12 leads: the most tokens such a batch holds.
-fn full_batch() -> HostBatch {
-    let cfg = ModelConfig::preset("base").unwrap();
-    let mut batch = HostBatch::new(&cfg, BATCH);
-    SyntheticSource::new(&cfg, 7, 0.0)
-        .next_batch(&mut batch)
-        .unwrap();
-    MaskSampler::new(&cfg).fill(7, 0, 0, &mut batch);
-    batch
-}
 
 /// What one training step of `preset` at batch 256 on a model built with `memory` took: the
 /// device's peak bytes in use, the launches and GEMMs it checked, and the model's parameters.
@@ -35,13 +24,10 @@ struct Step {
     params: usize,
 }
 
-fn step(preset: &str, precision: Precision, memory: MaeMemory, batch: &HostBatch) -> Step {
+fn step(preset: &str, precision: Precision, memory: MaeMemory) -> Step {
     let cfg = ModelConfig::preset(preset).unwrap();
     let backend = KernelBackend::with_device(shape_device()).with_precision(precision);
-    let mut model = Mae::with_memory(backend, cfg, BATCH, memory).unwrap();
-    model.zero_grads();
-    model.forward_backward(batch, 1.0).unwrap();
-    model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+    let model = step_on(backend, &cfg, BATCH, memory).unwrap();
     let device = model.backend().device();
     Step {
         peak: device.peak_bytes(),
@@ -54,7 +40,6 @@ fn step(preset: &str, precision: Precision, memory: MaeMemory, batch: &HostBatch
 /// sets it does not keep, not even while it is built), and bf16 storage lowers it further.
 #[test]
 fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
-    let batch = full_batch();
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
     for preset in ["tiny", "base", "large", "huge"] {
         let mut peaks = Vec::new();
@@ -64,7 +49,7 @@ fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
                     recompute,
                     optimizer_shard: None,
                 };
-                let Step { peak, checked, .. } = step(preset, precision, memory, &batch);
+                let Step { peak, checked, .. } = step(preset, precision, memory);
                 println!(
                     "{preset} batch {BATCH} {precision} recompute {recompute:?}: {checked} launches \
                      and GEMMs checked, peak {:.2} GiB",
@@ -90,14 +75,13 @@ fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
 /// for the shard only, never for every parameter.
 #[test]
 fn a_zero_shard_lowers_the_peak_by_the_moments_it_leaves_out() {
-    let batch = full_batch();
-    let full = step("base", Precision::Bf16, MaeMemory::default(), &batch);
+    let full = step("base", Precision::Bf16, MaeMemory::default());
     let shard = 0..full.params / 8;
     let sharded = MaeMemory {
         optimizer_shard: Some(shard.clone()),
         ..MaeMemory::default()
     };
-    let sharded = step("base", Precision::Bf16, sharded, &batch);
+    let sharded = step("base", Precision::Bf16, sharded);
     println!(
         "base bf16 peak {} bytes, {} with an eighth of AdamW's state",
         full.peak, sharded.peak
@@ -113,11 +97,8 @@ fn a_zero_shard_lowers_the_peak_by_the_moments_it_leaves_out() {
 #[test]
 fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
     let cfg = ModelConfig::preset("base").unwrap();
-    let batch = full_batch();
     let backend = KernelBackend::with_device(shape_device()).with_precision(Precision::Bf16);
-    let mut model = Mae::new(backend, cfg.clone(), BATCH).unwrap();
-    model.zero_grads();
-    model.forward_backward(&batch, 1.0).unwrap();
+    let model = step_on(backend, &cfg, BATCH, MaeMemory::default()).unwrap();
     let gemms = model.backend().device().bf16_gemms();
     assert!(gemms.iter().any(|(g, _)| g.epilogue), "{gemms:?}");
     for (g, times) in &gemms {
@@ -133,7 +114,7 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
 /// and multi-label, mean and per-lead pooling, bf16 and fp32.
 #[test]
 fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
-    let batch = full_batch();
+    let batch = full_batch(&ModelConfig::preset("base").unwrap(), BATCH).unwrap();
     let classes = 71;
     let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % classes as u32).collect();
     let multi: Vec<f32> = (0..BATCH * classes)

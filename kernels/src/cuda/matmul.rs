@@ -163,27 +163,37 @@ pub(super) fn fused<D: Device>(
             }
             None => bias,
         };
-        let gemm = Gemm {
-            trans_a: true,
-            trans_b: false,
-            m: oc,
-            n: t,
-            k: c,
-            a: weight,
-            lda: c,
-            b: inp.addr,
-            ldb: c,
-            beta: 0.0,
-            c: out.addr,
-            ldc: oc,
-            operands: GemmOperands::Bf16,
-        };
+        let gemm = linear_gemm((out.addr, weight, inp.addr), (t, c, oc), GemmOperands::Bf16);
         let epilogue = GemmEpilogue {
             bias,
             out_bf16: out.bf16,
         };
         k.dev.gemm_epilogue(&gemm, epilogue)
     })
+}
+
+/// The forward GEMM of a linear layer, out (T, OC) = inp (T, C) @ weight (OC, C)^T, in
+/// cuBLAS's column-major terms: out^T (OC x T) = weight (op T, ld C) . inp^T (ld C).
+fn linear_gemm(
+    (out, weight, inp): (u64, u64, u64),
+    (t, c, oc): (usize, usize, usize),
+    operands: GemmOperands,
+) -> Gemm {
+    Gemm {
+        trans_a: true,
+        trans_b: false,
+        m: oc,
+        n: t,
+        k: c,
+        a: weight,
+        lda: c.max(1),
+        b: inp,
+        ldb: c.max(1),
+        beta: 0.0,
+        c: out,
+        ldc: oc,
+        operands,
+    }
 }
 
 /// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace
@@ -216,21 +226,9 @@ pub(super) fn product_then<D: Device>(
             false => (weight.addr, inp.addr),
         };
         let product = if in_workspace { product } else { out };
-        k.dev.gemm(&Gemm {
-            trans_a: true,
-            trans_b: false,
-            m: oc,
-            n: t,
-            k: c,
-            a: weight,
-            lda: c.max(1),
-            b: inp_addr,
-            ldb: c.max(1),
-            beta: 0.0,
-            c: product,
-            ldc: oc,
-            operands: operands(k, bf16),
-        });
+        let addrs = (product, weight, inp_addr);
+        k.dev
+            .gemm(&linear_gemm(addrs, (t, c, oc), operands(k, bf16)));
         finish(product);
     });
 }

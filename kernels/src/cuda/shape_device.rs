@@ -204,23 +204,26 @@ fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]
 /// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension;
 /// notes a bf16 GEMM's alignment.
 fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64, epilogue: Option<u64>) {
-    device.memory().checked += 1;
+    let (ob, cb) = (operand_bytes(g), out_bytes);
+    let lds = [g.lda as u64 * ob, g.ldb as u64 * ob, g.ldc as u64 * cb];
+    let align = [g.a, g.b, g.c]
+        .into_iter()
+        .chain(lds)
+        .chain(epilogue)
+        .map(|v| 1u64 << v.trailing_zeros().min(4))
+        .min()
+        .unwrap_or(16);
+    let mut memory = device.memory();
+    memory.checked += 1;
     if g.operands == GemmOperands::Bf16 {
-        let (ob, cb) = (operand_bytes(g), out_bytes);
-        let align = [g.a, g.b, (g.lda as u64) * ob, (g.ldb as u64) * ob]
-            .into_iter()
-            .chain([g.c, g.ldc as u64 * cb])
-            .chain(epilogue)
-            .map(|v| 1u64 << v.trailing_zeros().min(4))
-            .min()
-            .unwrap_or(16);
         let key = Bf16Gemm {
             mnk: (g.m, g.n, g.k),
             epilogue: epilogue.is_some(),
             align,
         };
-        *device.memory().bf16_gemms.entry(key).or_default() += 1;
+        *memory.bf16_gemms.entry(key).or_default() += 1;
     }
+    drop(memory);
     let fits = |v: usize| v <= i32::MAX as usize;
     assert!(
         fits(g.m) && fits(g.n) && fits(g.k) && g.m * g.n * g.k > 0,

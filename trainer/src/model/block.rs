@@ -213,6 +213,36 @@ impl<'a, B: Backend> Weights<'a, B> {
     }
 }
 
+/// The backend's bf16 copy of the parameters, where it keeps one (`Backend::alloc_weight_copy`),
+/// for the matrix products to read their weights from: rounded again at the start of every
+/// forward pass, so they read the weights of this step.
+pub(crate) struct WeightCopy<B: Backend> {
+    buf: Option<B::Buf>,
+    total: usize,
+}
+
+impl<B: Backend> WeightCopy<B> {
+    /// A copy of `total` parameters, if `be` keeps one.
+    pub fn new(be: &B, total: usize) -> Self {
+        Self {
+            buf: be.alloc_weight_copy(total),
+            total,
+        }
+    }
+
+    /// Rounds `params` into the copy (nothing without one).
+    pub fn refresh(&mut self, be: &B, params: &B::Buf) {
+        if let Some(buf) = self.buf.as_mut() {
+            be.round_weights(buf.into(), params.into(), self.total);
+        }
+    }
+
+    /// `params` and what the matrix products read.
+    pub fn weights<'a>(&'a self, params: &'a B::Buf) -> Weights<'a, B> {
+        Weights::new(params, self.buf.as_ref())
+    }
+}
+
 /// Everything a block call needs besides its buffers.
 pub(crate) struct BlockCall<'a, B: Backend> {
     pub be: &'a B,

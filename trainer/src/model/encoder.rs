@@ -15,7 +15,7 @@
 
 use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
 
-use super::block::{offset_of, BlockDims};
+use super::block::{offset_of, BlockDims, WeightCopy};
 use super::config::ModelConfig;
 use super::error::ModelError;
 use super::init::init_params;
@@ -95,9 +95,7 @@ pub struct Encoder<B: Backend> {
     max_batch: usize,
     off: [usize; 5], // patch_embed.weight, .bias, lead_embed, head.weight, head.bias
     params: B::Buf,
-    /// The parameters rounded to bf16 for the matrix products, refreshed by every forward pass
-    /// (kernel backends in bf16 only: `Backend::alloc_weight_copy`).
-    weight_copy: Option<B::Buf>,
+    weight_copy: WeightCopy<B>,
     grads: B::Buf,
     adam_m: B::Buf,
     adam_v: B::Buf,
@@ -169,7 +167,7 @@ impl<B: Backend> Encoder<B> {
         };
         Ok(Encoder {
             params: be.alloc(layout.total),
-            weight_copy: be.alloc_weight_copy(layout.total),
+            weight_copy: WeightCopy::new(&be, layout.total),
             grads: be.alloc(layout.total),
             adam_m: be.alloc(layout.total),
             adam_v: be.alloc(layout.total),

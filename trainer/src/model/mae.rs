@@ -8,7 +8,7 @@ use std::ops::Range;
 use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
 
 use super::batch::HostBatch;
-use super::block::{offset_of, BlockDims};
+use super::block::{offset_of, BlockDims, WeightCopy};
 use super::config::ModelConfig;
 use super::error::ModelError;
 use super::init::init_params;
@@ -92,9 +92,7 @@ pub struct Mae<B: Backend> {
     off: EmbedOffsets,
     max_batch: usize,
     params: B::Buf,
-    /// What matrix products read the weights from, where the backend keeps a bf16 copy of the
-    /// parameters (`Backend::alloc_weight_copy`): rounded again by every forward pass.
-    weight_copy: Option<B::Buf>,
+    weight_copy: WeightCopy<B>,
     grads: B::Buf,
     /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
     /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
@@ -209,7 +207,7 @@ impl<B: Backend> Mae<B> {
             decay_runs: layout.decay_runs(),
             off: EmbedOffsets::resolve(&layout)?,
             params: be.alloc(layout.total),
-            weight_copy: be.alloc_weight_copy(layout.total),
+            weight_copy: WeightCopy::new(&be, layout.total),
             grads: be.alloc(layout.total),
             opt_runs: runs_within(&layout.decay_runs(), &opt_range),
             adam_m: be.alloc(opt_range.len()),

@@ -5,7 +5,6 @@
 use ecgfm_kernels::{Backend, ViewMut};
 
 use super::{Encoder, Pooling, Targets, HEAD_B, HEAD_W, LEAD, PATCH_B, PATCH_W};
-use crate::model::block::Weights;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
 
@@ -114,13 +113,9 @@ impl<B: Backend> Encoder<B> {
 
     /// Embedding, blocks, final norm and pooling: `pooled` (B, F).
     pub(super) fn forward_features(&mut self) {
-        if let Some(copy) = self.weight_copy.as_mut() {
-            let total = self.layout.total;
-            self.be
-                .round_weights(copy.into(), (&self.params).into(), total);
-        }
+        self.weight_copy.refresh(&self.be, &self.params);
         let (cfg, t, d) = (&self.cfg, self.tokens(), self.cfg.dim);
-        let w = Weights::new(&self.params, self.weight_copy.as_ref());
+        let w = self.weight_copy.weights(&self.params);
         let p = |i: usize| w.p(self.off[i]);
         self.be.gather_patches(
             (&mut self.patches).into(),
@@ -168,7 +163,7 @@ impl<B: Backend> Encoder<B> {
     /// logits (B, K) = pooled (B, F) @ head.weight^T + head.bias.
     pub(super) fn forward_head(&mut self) {
         let f = self.features();
-        let w = Weights::<B>::new(&self.params, self.weight_copy.as_ref());
+        let w = self.weight_copy.weights(&self.params);
         self.be.matmul_forward(
             (&mut self.logits).into(),
             (&self.pooled).into(),
@@ -231,7 +226,7 @@ impl<B: Backend> Encoder<B> {
                 loss_scale,
             );
         }
-        let w = Weights::new(&self.params, self.weight_copy.as_ref());
+        let w = self.weight_copy.weights(&self.params);
         be.matmul_backward(
             Some((&mut self.dpooled).into()),
             ViewMut::new(&mut self.grads, self.off[HEAD_W]),

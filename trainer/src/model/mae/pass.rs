@@ -5,7 +5,6 @@ use ecgfm_kernels::{Backend, ViewMut};
 
 use super::{GradsReady, Mae};
 use crate::model::batch::HostBatch;
-use crate::model::block::Weights;
 use crate::model::error::ModelError;
 use crate::model::stack::Packing;
 
@@ -36,13 +35,9 @@ impl<B: Backend> Mae<B> {
     /// Forward pass of the prepared batch: writes the loss into `self.loss` (on the device) and
     /// leaves every activation saved.
     pub(super) fn forward(&mut self) {
-        if let Some(copy) = self.weight_copy.as_mut() {
-            let total = self.layout.total;
-            self.be
-                .round_weights(copy.into(), (&self.params).into(), total);
-        }
+        self.weight_copy.refresh(&self.be, &self.params);
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let w = Weights::new(&self.params, self.weight_copy.as_ref());
+        let w = self.weight_copy.weights(&self.params);
         let p = |off: usize| w.p(off);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
@@ -150,10 +145,7 @@ impl<B: Backend> Mae<B> {
     /// called each time everything from element `first` to the end is final.
     pub(super) fn backward(&mut self, loss_scale: f32, ready: &mut GradsReady<'_, B>) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let (w, grads) = (
-            Weights::new(&self.params, self.weight_copy.as_ref()),
-            &mut self.grads,
-        );
+        let (w, grads) = (self.weight_copy.weights(&self.params), &mut self.grads);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
         let seqs = self.plan.seqs();
