@@ -20,6 +20,9 @@
 #                   bitwise the same losses
 #   5. resume:      a CPU-written checkpoint resumed on the GPU, and the reverse, against the
 #                   uninterrupted run of the resuming device (losses within 1e-4)
+#  5b. eval:        `ecgfm eval` (probe and fine-tuning) of item 3's nano run on a synthetic labelled
+#                   dataset on the GPU (fp32) against the same on the CPU: the same choices on
+#                   validation and test macro AUROCs within 1e-3; `ecgfm embed` on the GPU
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
 #   7. dp_launch:   `ecgfm launch --nproc-per-node 1 -- pretrain --device cuda` (NCCL on device
 #                   gradients, with and without --zero 1) equals one plain process bit for bit
@@ -209,6 +212,34 @@ for pair in "cpu:$device" "$device:cpu"; do
         "$work/resume.json" "$first-to-$second" "$work/resume-$pair.json" 2> /dev/null || status=1
 done
 record resume $status "$work/resume.json" "$work/resume.log"
+
+# ---- 5b. evaluation on the GPU against the CPU -------------------------------------------------
+status=0
+labelled="$work/synth-labelled"
+timeout $(limit 60) "$ecgfm" data synth --out "$labelled" --records 200 > "$work/eval.log" 2>&1 || status=1
+for side in "$device" cpu; do
+    timeout $(limit 60) "$ecgfm" eval --run "$work/run-nano" --data "$labelled" --labels synth \
+        --protocol probe,finetune --epochs 2 --bootstrap 100 --device "$side" --precision fp32 \
+        --out "$work/eval-$side.json" >> "$work/eval.log" 2>&1 || status=1
+done
+timeout $(limit 60) "$ecgfm" embed --run "$work/run-nano" --data "$labelled" --device "$device" \
+    --out "$work/embed.parquet" >> "$work/eval.log" 2>&1 || status=1
+python3 - "$work/eval-$device.json" "$work/eval-cpu.json" > "$work/eval.json" <<'PY' || status=1
+import json, sys
+ours, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+rows, ok = [], True
+for a, b in zip(ours["results"], cpu["results"]):
+    same = a["protocol"] == b["protocol"] and a["selected"] == b["selected"]
+    close = abs(a["macro_auroc"] - b["macro_auroc"]) <= 1e-3
+    ok &= same and close
+    rows.append({"protocol": a["protocol"], "device": ours["device"], "macro_auroc": a["macro_auroc"],
+                 "cpu_macro_auroc": b["macro_auroc"], "selected": a["selected"],
+                 "cpu_selected": b["selected"]})
+ok &= len(rows) == 2
+print(json.dumps({"results": rows}))
+sys.exit(0 if ok else 1)
+PY
+record eval $status "$work/eval.json" "$work/eval.log"
 
 # ---- 6-7. data-parallel training on the GPU: NCCL and a launched run (scripts/gpu-check-dist.sh)
 source scripts/gpu-check-dist.sh

@@ -23,7 +23,7 @@ pub fn open(text: &str) -> Result<Opened> {
         DeviceChoice::Auto => match CudaBackend::new(0) {
             Ok(be) => Ok(Opened::Cuda(Box::new(be))),
             Err(e) => {
-                tracing::info!("--device auto: training on the CPU ({e})");
+                tracing::info!("--device auto: running on the CPU ({e})");
                 Ok(Opened::Cpu)
             }
         },

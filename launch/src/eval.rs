@@ -3,17 +3,18 @@
 //! writes the JSON result file (and a copy in `<run>/eval/`, where `ecgfm export` finds it),
 //! prints the table and adds TensorBoard scalars under `<run>/eval/`.
 
+use crate::compute::{self, Compute, ComputeArgs};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::store::redact_url;
-use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
     run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
     LabelledWindow, Protocol, Task, Vocabulary,
 };
-use ecgfm_trainer::model::Pooling;
+use ecgfm_trainer::model::{HeadSpec, Pooling};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -62,9 +63,8 @@ pub struct EvalArgs {
     /// SNOMED classes need this many positive training windows.
     #[arg(long, default_value_t = 10)]
     pub min_positives: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 /// The settings `args` ask for.
@@ -95,11 +95,13 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     let settings = settings(args)?;
     let vocabulary = Vocabulary::parse(&args.labels)?;
-    let pool = thread_pool(args.threads.unwrap_or(0))?;
+    let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| evaluate(args, vocabulary, settings))
 }
 
 fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> Result<EvalReport> {
+    // The device first: `--device cuda` without a GPU fails before any data is read.
+    let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     let windows = read_windows(&args.source.data, "all", &pretrained.config)?;
     let labelled: Vec<LabelledWindow<'_>> = windows
@@ -130,15 +132,31 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    let model = &pretrained.config.model;
+    println!("device: {}", device.describe());
+    let head = HeadSpec {
+        pooling: settings.pooling,
+        classes: task.k(),
+        multi_label: task.multi_label,
+    };
+    let work = match settings.protocols.iter().any(|p| p.trains_encoder()) {
+        true => EncoderWork::Finetune,
+        false => EncoderWork::Forward,
+    };
+    if let Some(note) = device.check_memory(model, head, settings.batch_size, work)? {
+        println!("GPU memory: {note}");
+    }
     let inputs = EvalInputs {
-        model: &pretrained.config.model,
+        model,
         encoder_params: &pretrained.encoder,
         task: &task,
         source: &windows,
     };
-    let results = run_protocols(&CpuBackend::new(), &inputs, &settings, &mut |line| {
-        tracing::info!("{line}")
-    })?;
+    let log = &mut |line: String| tracing::info!("{line}");
+    let results = match device.compute {
+        Compute::Cpu(be) => run_protocols(be, &inputs, &settings, log),
+        Compute::Cuda(be) => run_protocols(*be, &inputs, &settings, log),
+    }?;
     let report = EvalReport {
         ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
         checkpoint: pretrained.dir.display().to_string(),
@@ -148,6 +166,8 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         classes: task.classes.clone(),
         multi_label: task.multi_label,
         pooling: args.pool.clone(),
+        device: device.name,
+        precision: device.precision.to_string(),
         seed: settings.seed,
         bootstrap_resamples: settings.bootstrap,
         counts,

@@ -29,6 +29,7 @@ pub mod bench_loader;
 pub mod bench_ranks;
 pub mod bench_step;
 pub mod cli;
+pub mod compute;
 pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_read;

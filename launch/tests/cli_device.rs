@@ -1,6 +1,6 @@
 //! `--device` through the real binary: without a usable GPU `--device cuda` fails within seconds
-//! naming what is missing (pretrain and bench step), `auto` trains on the CPU after one log line,
-//! a bad device name is a clear error, and a resumed run may change its device.
+//! naming what is missing (pretrain, bench step, eval and embed), `auto` runs on the CPU after
+//! one log line, a bad device name is a clear error, and a resumed run may change its device.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -88,6 +88,26 @@ fn cuda_without_a_gpu_fails_within_seconds_naming_what_is_missing() {
         "{}",
         stderr(&bench)
     );
+
+    // Evaluation and embedding open the device before they read anything.
+    let (run, data) = (out.join("run"), out.join("data"));
+    let (run, data) = (run.to_str().unwrap(), data.to_str().unwrap());
+    let json = out.join("eval.json");
+    let parquet = out.join("embed.parquet");
+    for args in [
+        vec!["eval", "--labels", "synth", "--out", json.to_str().unwrap()],
+        vec!["embed", "--out", parquet.to_str().unwrap()],
+    ] {
+        let start = Instant::now();
+        let mut args = args;
+        args.extend(["--run", run, "--data", data, "--device", "cuda"]);
+        let result = ecgfm(&args);
+        assert!(start.elapsed() < Duration::from_secs(10), "{args:?}");
+        assert!(!result.status.success(), "{args:?} succeeded without a GPU");
+        let err = stderr(&result);
+        assert!(err.contains("--device cuda: CUDA is not usable"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 #[test]
@@ -101,7 +121,7 @@ fn auto_falls_back_to_the_cpu_with_one_log_line() {
     let err = stderr(&result);
     let notes = err
         .lines()
-        .filter(|l| l.contains("--device auto: training on the CPU"))
+        .filter(|l| l.contains("--device auto: running on the CPU"))
         .count();
     assert_eq!(notes, 1, "{err}");
     assert!(String::from_utf8_lossy(&result.stdout).contains("device: cpu"));

@@ -65,6 +65,8 @@ fn eval_args<'a>(data: &'a str, run: &'a str, out: &'a str, protocol: &'a str) -
         "64",
         "--threads",
         "2",
+        "--device",
+        "cpu",
         "--out",
         out,
     ]
@@ -87,8 +89,11 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "table lacks {protocol}:\n{stdout}"
         );
     }
+    assert!(stdout.contains("device: cpu"), "{stdout}");
     let report = read_json(&a);
     assert_eq!(report["step"], 8);
+    assert_eq!(report["device"], "cpu");
+    assert_eq!(report["precision"], "fp32");
     assert_eq!(read_json(&Path::new(run).join("eval/a.json")), report);
     assert_eq!(report["classes"].as_array().unwrap().len(), 5);
     let counts = &report["counts"]["windows"];
@@ -184,6 +189,7 @@ fn embed_writes_the_encoder_features_of_every_window() {
         out.to_str().unwrap(),
     ]);
     assert!(stdout.contains("64-dimensional"), "{stdout}");
+    assert!(stdout.contains("device: cpu"), "{stdout}");
     // The same forward pass through the library, on the same windows in the same batches.
     let config = ModelConfig {
         samples: 750,

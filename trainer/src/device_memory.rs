@@ -3,13 +3,15 @@
 //! every allocation) and driven through one step of a batch with every lead present, the most
 //! tokens a batch holds. The count is the model's own buffers (parameters, gradients, AdamW
 //! state, the bf16 weight copy, activations, workspaces); the CUDA context, cuBLAS's
-//! workspaces and data-parallel buckets come on top.
+//! workspaces and data-parallel buckets come on top. The same for the downstream encoder
+//! ([`encoder_bytes`]): a fine-tuning step, or the forward pass alone that probes and
+//! `ecgfm embed` run.
 
 use ecgfm_kernels::cuda::{KernelBackend, ShapeDevice};
 use ecgfm_kernels::{Backend, Precision};
 
 use crate::data::{BatchSource, SyntheticSource};
-use crate::model::{Mae, MaeMemory};
+use crate::model::{Encoder, HeadSpec, Mae, MaeMemory, Targets};
 use crate::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelError};
 
 /// Peak bytes of device memory a training step of `cfg` at micro-batch `batch` allocates in
@@ -51,6 +53,60 @@ pub fn full_batch(cfg: &ModelConfig, batch: usize) -> Result<HostBatch, ModelErr
     Ok(host)
 }
 
+/// What the downstream encoder is asked to do on a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncoderWork {
+    /// The forward pass to the pooled features and logits (probes, scoring, `ecgfm embed`).
+    Forward,
+    /// Forward, backward and AdamW (fine-tuning, training from scratch).
+    Finetune,
+}
+
+/// Peak bytes of device memory the encoder of `cfg` with `head`, built for batches of `batch`,
+/// allocates doing `work` on a full batch in `precision` on the CUDA backend.
+pub fn encoder_bytes(
+    cfg: &ModelConfig,
+    head: HeadSpec,
+    batch: usize,
+    precision: Precision,
+    work: EncoderWork,
+) -> Result<u64, ModelError> {
+    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
+    let encoder = encoder_step_on(backend, cfg, head, batch, work)?;
+    Ok(encoder.backend().device().peak_bytes())
+}
+
+/// An encoder of `cfg` with `head` built on `backend` for batches of `batch`, after `work` on a
+/// [`full_batch`] (targets: sample i of class i mod K, or every third (sample, class) positive).
+pub fn encoder_step_on<B: Backend>(
+    backend: B,
+    cfg: &ModelConfig,
+    head: HeadSpec,
+    batch: usize,
+    work: EncoderWork,
+) -> Result<Encoder<B>, ModelError> {
+    let host = full_batch(cfg, batch)?;
+    let mut encoder = Encoder::new(backend, cfg.clone(), head, batch)?;
+    match work {
+        EncoderWork::Forward => {
+            encoder.logits(&host.x, &host.lead_mask, batch)?;
+        }
+        EncoderWork::Finetune => {
+            let k = head.classes;
+            let classes: Vec<u32> = (0..batch).map(|i| (i % k) as u32).collect();
+            let multi: Vec<f32> = (0..batch * k).map(|i| (i % 3 == 0) as u8 as f32).collect();
+            let targets = match head.multi_label {
+                true => Targets::MultiLabel(&multi),
+                false => Targets::Classes(&classes),
+            };
+            encoder.zero_grads();
+            encoder.forward_backward(&host.x, &host.lead_mask, batch, targets, 1.0)?;
+            encoder.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0), &[]);
+        }
+    }
+    Ok(encoder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +130,24 @@ mod tests {
         // More than the parameters, gradients and AdamW moments alone (4 f32 copies).
         let params = crate::ParamLayout::new(&ModelConfig::preset("base").unwrap()).total;
         assert!(full > 16 * params as u64, "{full}");
+    }
+
+    #[test]
+    fn the_forward_pass_alone_takes_less_than_a_fine_tuning_step() {
+        let cfg = ModelConfig::preset("base").unwrap();
+        let head = HeadSpec {
+            pooling: crate::model::Pooling::Mean,
+            classes: 5,
+            multi_label: false,
+        };
+        let bytes = |batch, precision, work| encoder_bytes(&cfg, head, batch, precision, work);
+        let forward = bytes(64, Precision::Bf16, EncoderWork::Forward).unwrap();
+        let finetune = bytes(64, Precision::Bf16, EncoderWork::Finetune).unwrap();
+        assert!(forward < finetune, "{forward} {finetune}");
+        assert!(bytes(128, Precision::Bf16, EncoderWork::Forward).unwrap() > forward);
+        assert!(bytes(64, Precision::Fp32, EncoderWork::Finetune).unwrap() > finetune);
+        // Parameters, gradients, two moments: at least 16 bytes per parameter.
+        let params = crate::ParamLayout::encoder_with_head(&cfg, cfg.dim, 5).total as u64;
+        assert!(forward > 16 * params, "{forward}");
     }
 }

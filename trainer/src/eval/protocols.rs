@@ -93,9 +93,10 @@ pub fn task_warnings(task: &Task) -> Vec<String> {
     warnings
 }
 
-/// Runs every protocol at every fraction. `log` receives progress lines.
-pub fn run_protocols<B: Backend + Clone>(
-    backend: &B,
+/// Runs every protocol at every fraction, one after the other on `backend` (each builds its
+/// encoder on it and hands it back). `log` receives progress lines.
+pub fn run_protocols<B: Backend>(
+    backend: B,
     inputs: &EvalInputs<'_>,
     settings: &EvalSettings,
     log: &mut dyn FnMut(String),
@@ -109,6 +110,7 @@ pub fn run_protocols<B: Backend + Clone>(
     let all_train = task.rows(Part::Train);
     let mut probe_features: BTreeMap<Protocol, Vec<f64>> = BTreeMap::new();
     let mut results = Vec::new();
+    let mut backend = Some(backend);
     for &fraction in &settings.fractions {
         if !(fraction > 0.0 && fraction <= 1.0) {
             return Err(EvalError::Task(format!(
@@ -123,12 +125,10 @@ pub fn run_protocols<B: Backend + Clone>(
                 protocol.name(),
                 train.len()
             ));
-            let mut encoder = Encoder::new(
-                backend.clone(),
-                inputs.model.clone(),
-                head,
-                settings.batch_size,
-            )?;
+            let be = backend
+                .take()
+                .expect("every protocol hands the backend back");
+            let mut encoder = Encoder::new(be, inputs.model.clone(), head, settings.batch_size)?;
             encoder.init_params(settings.seed);
             if protocol.pretrained() {
                 encoder.load_encoder(inputs.encoder_params)?;
@@ -145,10 +145,15 @@ pub fn run_protocols<B: Backend + Clone>(
                         let f = features(&mut encoder, inputs.source, &task.windows, &mut |_| {})?;
                         *cached = f.into_iter().map(f64::from).collect();
                     }
-                    probe(cached, encoder.features(), task, &train, settings, log)
+                    let outcome = probe(cached, encoder.features(), task, &train, settings, log);
+                    backend = Some(encoder.into_backend());
+                    outcome
                 }
                 Protocol::Finetune | Protocol::Scratch => {
-                    train_end_to_end(encoder, inputs, &train, settings, fraction, log)?
+                    let (outcome, be) =
+                        train_end_to_end(encoder, inputs, &train, settings, fraction, log)?;
+                    backend = Some(be);
+                    outcome
                 }
             };
             let result = score(protocol, fraction, &train, outcome, task, settings, started);
@@ -234,7 +239,8 @@ fn probe(
     }
 }
 
-/// Fine-tuning or training from scratch (the encoder arrives initialised accordingly).
+/// Fine-tuning or training from scratch (the encoder arrives initialised accordingly); hands
+/// the backend back.
 fn train_end_to_end<B: Backend>(
     encoder: Encoder<B>,
     inputs: &EvalInputs<'_>,
@@ -242,7 +248,7 @@ fn train_end_to_end<B: Backend>(
     settings: &EvalSettings,
     fraction: f64,
     log: &mut dyn FnMut(String),
-) -> Result<Outcome, EvalError> {
+) -> Result<(Outcome, B), EvalError> {
     let task = inputs.task;
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
     let seed = settings.seed ^ fraction.to_bits();
@@ -256,7 +262,7 @@ fn train_end_to_end<B: Backend>(
         log,
     )?;
     let windows = |rows: &[usize]| rows.iter().map(|&r| task.windows[r]).collect::<Vec<_>>();
-    Ok(Outcome {
+    let outcome = Outcome {
         val_scores: scores(&mut done.encoder, inputs.source, &windows(&val))?,
         test_scores: scores(&mut done.encoder, inputs.source, &windows(&test))?,
         val_macro_auroc: done.best_val_macro_auroc,
@@ -264,7 +270,8 @@ fn train_end_to_end<B: Backend>(
             ("best_epoch".to_string(), done.best_epoch as f64),
             ("epochs_run".to_string(), done.epochs_run as f64),
         ]),
-    })
+    };
+    Ok((outcome, done.encoder.into_backend()))
 }
 
 /// The result of one protocol run: test metrics with intervals, the counts used.

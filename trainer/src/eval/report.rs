@@ -50,6 +50,11 @@ impl Protocol {
         matches!(self, Protocol::Probe | Protocol::Finetune)
     }
 
+    /// Whether the protocol trains the encoder (else only runs its forward pass).
+    pub fn trains_encoder(self) -> bool {
+        matches!(self, Protocol::Finetune | Protocol::Scratch)
+    }
+
     /// `probe`, `finetune`, `scratch`, `random_probe`, or `all` (the four).
     pub fn parse_list(text: &str) -> Result<Vec<Protocol>, String> {
         if text == "all" {
@@ -167,6 +172,10 @@ pub struct EvalReport {
     pub classes: Vec<String>,
     pub multi_label: bool,
     pub pooling: String,
+    /// Where the encoder ran (`cpu`, or the GPU's name, memory and compute capability) and the
+    /// precision of its matrix products (fp32, bf16).
+    pub device: String,
+    pub precision: String,
     pub seed: u64,
     pub bootstrap_resamples: usize,
     /// Labelled windows per split, positives per class per split, windows skipped and why.

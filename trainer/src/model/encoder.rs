@@ -230,6 +230,12 @@ impl<B: Backend> Encoder<B> {
         &self.be
     }
 
+    /// The backend back, every buffer of the encoder freed: the next model built on it reuses
+    /// its device, kernels and workspaces.
+    pub fn into_backend(self) -> B {
+        self.be
+    }
+
     /// Initialises every parameter as docs/model.md says (the encoder tensors get exactly the
     /// values `Mae::init_params(seed)` gives them; the head is a Linear: Xavier-uniform weight,
     /// zero bias) and resets the optimiser.

@@ -1,0 +1,95 @@
+//! Where `ecgfm eval` and `ecgfm embed` run the encoder: `--device` (as `ecgfm pretrain`'s: cpu,
+//! cuda, cuda:N or auto) with `--precision`, opened into a backend, and the line that says so.
+//! On a GPU the encoder's memory is counted before anything is allocated (`gpu_memory`).
+
+use crate::device::{self, Opened};
+use crate::gpu_memory;
+use anyhow::Result;
+use clap::Args;
+use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision};
+use ecgfm_trainer::config::parse_precision;
+use ecgfm_trainer::device_memory::EncoderWork;
+use ecgfm_trainer::model::HeadSpec;
+use ecgfm_trainer::ModelConfig;
+
+/// The device flags of the downstream commands.
+#[derive(Args, Debug, Clone)]
+pub struct ComputeArgs {
+    /// Where the encoder runs: cpu, cuda (GPU 0), cuda:N, or auto (CUDA when a GPU is usable,
+    /// else the CPU).
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: String,
+    /// Matrix products in fp32, bf16 or auto (bf16 on a GPU with bf16 tensor cores, fp32 on the
+    /// CPU).
+    #[arg(long, default_value = "auto", value_name = "PRECISION")]
+    pub precision: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The backend the encoder got.
+pub enum Compute {
+    Cpu(CpuBackend),
+    Cuda(Box<CudaBackend>),
+}
+
+/// The opened backend and what the result files record of it.
+pub struct Device {
+    pub compute: Compute,
+    /// `cpu` or the GPU's start-up line (name, memory, compute capability).
+    pub name: String,
+    pub precision: Precision,
+}
+
+impl Device {
+    /// One line for the terminal: the device and its precision.
+    pub fn describe(&self) -> String {
+        let on_gpu = matches!(self.compute, Compute::Cuda(_));
+        let words = device::describe_precision(self.precision, on_gpu);
+        match &self.compute {
+            Compute::Cpu(_) => format!("cpu | {} threads | {words}", rayon::current_num_threads()),
+            Compute::Cuda(_) => format!("{} | {words}", self.name),
+        }
+    }
+
+    /// On a GPU, the encoder's memory for `work` at batch `batch` against what is free: the
+    /// note to print, or the error when it does not fit. None on the CPU.
+    pub fn check_memory(
+        &self,
+        model: &ModelConfig,
+        head: HeadSpec,
+        batch: usize,
+        work: EncoderWork,
+    ) -> Result<Option<String>> {
+        let Compute::Cuda(be) = &self.compute else {
+            return Ok(None);
+        };
+        let fit = gpu_memory::check_encoder(be, model, head, batch, be.precision(), work)?;
+        Ok(Some(fit.note))
+    }
+}
+
+/// Opens the device `args` name with its precision.
+pub fn open(args: &ComputeArgs) -> Result<Device> {
+    Ok(match device::open(&args.device)? {
+        Opened::Cpu => {
+            let precision = parse_precision(&args.precision, false)?;
+            Device {
+                compute: Compute::Cpu(CpuBackend::with_precision(precision)),
+                name: "cpu".into(),
+                precision,
+            }
+        }
+        Opened::Cuda(be) => {
+            let precision = device::gpu_precision(&args.precision, be.device().info())?;
+            let name = device::describe(be.device().info());
+            let be = device::cuda_with_precision(*be, precision);
+            Device {
+                compute: Compute::Cuda(Box::new(be)),
+                name,
+                precision,
+            }
+        }
+    })
+}
