@@ -117,7 +117,8 @@ struct Job<'a> {
 
 impl Job<'_> {
     fn run<B: Backend>(&self, backend: B) -> Result<(Vec<f32>, usize)> {
-        let mut encoder = Encoder::new(backend, self.model.clone(), self.head, self.batch)?;
+        let mut encoder =
+            Encoder::forward_only(backend, self.model.clone(), self.head, self.batch)?;
         encoder.load_encoder(self.encoder)?;
         let all: Vec<usize> = (0..self.windows.0.len()).collect();
         let bar = window_bar("embed", all.len() as u64);

@@ -1,7 +1,8 @@
 //! The evaluation encoder (`model::Encoder`): finite-difference gradients through the head,
 //! pooling and the block stack for both poolings and both losses; its features do not depend
-//! (beyond rounding) on which other samples share the batch; it loads a pretraining checkpoint's encoder tensors
-//! by name, and a checkpoint of another shape is refused naming the tensor.
+//! (beyond rounding) on which other samples share the batch; it loads a pretraining
+//! checkpoint's encoder tensors by name, and a checkpoint of another shape is refused naming the
+//! tensor; the forward-only encoder computes the same bits.
 
 mod common;
 
@@ -135,6 +136,51 @@ fn features_ignore_the_rest_of_the_batch() {
     .unwrap();
     let err = enc.embed(&x, &bad, 3).unwrap_err().to_string();
     assert!(err.contains("sample 2"), "{err}");
+}
+
+/// The forward-only encoder (two block inputs used in turn, no gradients) gives bit for bit the
+/// training encoder's features, logits and loss at every depth, odd and even; it refuses to
+/// train.
+#[test]
+fn the_forward_only_encoder_gives_the_same_bits() {
+    for depth in [1, 2, 3] {
+        let cfg = ModelConfig { depth, ..config() };
+        let (x, mask) = batch(&cfg);
+        let head = HeadSpec {
+            pooling: Pooling::Leads,
+            classes: 3,
+            multi_label: false,
+        };
+        let mut train = Encoder::new(CpuBackend::new(), cfg.clone(), head, 3).unwrap();
+        let mut forward = Encoder::forward_only(CpuBackend::new(), cfg.clone(), head, 3).unwrap();
+        train.init_params(4);
+        forward.init_params(4);
+        let params = common::perturbed(&train.params_to_host());
+        train.load_params(&params).unwrap();
+        forward.load_params(&params).unwrap();
+        let classes = Targets::Classes(&[2, 0, 1]);
+        assert_eq!(
+            train.embed(&x, &mask, 3).unwrap(),
+            forward.embed(&x, &mask, 3).unwrap(),
+            "depth {depth}"
+        );
+        assert_eq!(
+            train
+                .logits(&x[..cfg.leads * cfg.samples], &mask[..cfg.leads], 1)
+                .unwrap(),
+            forward
+                .logits(&x[..cfg.leads * cfg.samples], &mask[..cfg.leads], 1)
+                .unwrap(),
+            "depth {depth}"
+        );
+        let loss = train.forward_loss(&x, &mask, 3, classes).unwrap();
+        assert_eq!(loss, forward.forward_loss(&x, &mask, 3, classes).unwrap());
+        let err = forward
+            .forward_backward(&x, &mask, 3, classes, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("forward_only"), "{err}");
+    }
 }
 
 #[test]

@@ -111,8 +111,8 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
 
 /// The downstream side at the same sizes: the encoder with a classification head (every patch
 /// of every lead: 92,160 tokens at batch 256), single-label and multi-label, mean and per-lead
-/// pooling, bf16 and fp32; its forward pass alone (probes, `ecgfm embed`) and a fine-tuning
-/// step, the forward pass taking less memory.
+/// pooling, bf16 and fp32; its forward pass alone (probes, `ecgfm embed`: the forward-only
+/// encoder, under a quarter of the memory) and a fine-tuning step.
 #[test]
 fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
     for preset in ["base", "huge"] {
@@ -139,7 +139,7 @@ fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
                     assert!(checked > 50, "{checked}");
                     peaks.push(peak);
                 }
-                assert!(peaks[0] < peaks[1], "{peaks:?}");
+                assert!(4 * peaks[0] < peaks[1], "{peaks:?}");
             }
         }
     }

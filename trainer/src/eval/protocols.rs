@@ -128,7 +128,12 @@ pub fn run_protocols<B: Backend>(
             let be = backend
                 .take()
                 .expect("every protocol hands the backend back");
-            let mut encoder = Encoder::new(be, inputs.model.clone(), head, settings.batch_size)?;
+            // A probe only runs the encoder forward.
+            let build = match protocol.trains_encoder() {
+                true => Encoder::new,
+                false => Encoder::forward_only,
+            };
+            let mut encoder = build(be, inputs.model.clone(), head, settings.batch_size)?;
             encoder.init_params(settings.seed);
             if protocol.pretrained() {
                 encoder.load_encoder(inputs.encoder_params)?;

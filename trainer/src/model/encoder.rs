@@ -11,9 +11,11 @@
 //! loss       softmax cross-entropy (single-label) or binary cross-entropy (multi-label)
 //! ```
 //! Parameters (`ParamLayout::encoder_with_head`), gradients and AdamW moments are one contiguous
-//! buffer each; activations are allocated in `new` for a maximum batch.
+//! buffer each; activations are allocated in `new` for a maximum batch. An encoder built
+//! `forward_only` (probes, `ecgfm embed`) has no gradients, no AdamW moments and keeps only
+//! what the forward pass needs (`Stack::forward_only`).
 
-use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
+use ecgfm_kernels::Backend;
 
 use super::block::{offset_of, BlockDims, WeightCopy};
 use super::config::ModelConfig;
@@ -23,9 +25,11 @@ use super::layout::ParamLayout;
 use super::pos::sincos_table;
 use super::recompute::Recompute;
 use super::stack::Stack;
-use crate::optim::AdamWConfig;
 
+mod optim;
 mod pass;
+
+pub use optim::layer_lr_scales;
 
 /// How the token rows of a sample become its features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,6 +104,8 @@ pub struct Encoder<B: Backend> {
     adam_m: B::Buf,
     adam_v: B::Buf,
     adam_step: u64,
+    /// Whether gradients, AdamW moments and the backward pass's activations exist.
+    trains: bool,
     host: HostTokens,
     idx: DeviceTokens<B>,
     batch: usize,
@@ -123,13 +129,34 @@ const HEAD_W: usize = 3;
 const HEAD_B: usize = 4;
 
 impl<B: Backend> Encoder<B> {
-    /// Allocates everything for batches of up to `max_batch` samples. Parameters start at zero:
-    /// call `init_params`, `load_encoder` or `load_params`.
+    /// Allocates everything for training on batches of up to `max_batch` samples. Parameters
+    /// start at zero: call `init_params`, `load_encoder` or `load_params`.
     pub fn new(
         backend: B,
         cfg: ModelConfig,
         head: HeadSpec,
         max_batch: usize,
+    ) -> Result<Self, ModelError> {
+        Self::build(backend, cfg, head, max_batch, true)
+    }
+
+    /// The encoder for the forward pass alone (`embed`, `logits`, `forward_loss`): the same
+    /// results, without gradients, AdamW moments or the activations the backward pass reads.
+    pub fn forward_only(
+        backend: B,
+        cfg: ModelConfig,
+        head: HeadSpec,
+        max_batch: usize,
+    ) -> Result<Self, ModelError> {
+        Self::build(backend, cfg, head, max_batch, false)
+    }
+
+    fn build(
+        backend: B,
+        cfg: ModelConfig,
+        head: HeadSpec,
+        max_batch: usize,
+        trains: bool,
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
         if max_batch == 0 || head.classes == 0 {
@@ -155,7 +182,12 @@ impl<B: Backend> Encoder<B> {
             heads: cfg.heads,
             mlp: cfg.mlp_dim(),
         };
-        let stack = Stack::new(&be, &layout, "enc", cfg.depth, dims, t, Recompute::None)?;
+        let stack = match trains {
+            true => Stack::new(&be, &layout, "enc", cfg.depth, dims, t, Recompute::None)?,
+            false => Stack::forward_only(&be, &layout, "enc", cfg.depth, dims, t)?,
+        };
+        // Gradients and moments: none when forward-only.
+        let state = if trains { layout.total } else { 0 };
         let mut pos = be.alloc(n * d);
         be.upload(&sincos_table(n, d), (&mut pos).into());
         let k = head.classes;
@@ -168,10 +200,11 @@ impl<B: Backend> Encoder<B> {
         Ok(Encoder {
             params: be.alloc(layout.total),
             weight_copy: WeightCopy::new(&be, layout.total),
-            grads: be.alloc(layout.total),
-            adam_m: be.alloc(layout.total),
-            adam_v: be.alloc(layout.total),
+            grads: be.alloc(state),
+            adam_m: be.alloc(state),
+            adam_v: be.alloc(state),
             adam_step: 0,
+            trains,
             host: HostTokens::default(),
             idx,
             batch: 0,
@@ -279,18 +312,6 @@ impl<B: Backend> Encoder<B> {
         Ok(())
     }
 
-    /// A host copy of the gradients (layout order).
-    pub fn grads_to_host(&self) -> Vec<f32> {
-        self.download(&self.grads, self.layout.total)
-    }
-
-    fn reset_optimizer(&mut self) {
-        let total = self.layout.total;
-        self.be.fill((&mut self.adam_m).into(), total, 0.0);
-        self.be.fill((&mut self.adam_v).into(), total, 0.0);
-        self.adam_step = 0;
-    }
-
     /// The pooled features of `n` samples, (n, F): x (n, L, S), lead_mask (n, L).
     pub fn embed(&mut self, x: &[f32], lead_mask: &[u8], n: usize) -> Result<Vec<f32>, ModelError> {
         self.prepare(x, lead_mask, n)?;
@@ -323,12 +344,6 @@ impl<B: Backend> Encoder<B> {
         Ok(self.read(&self.loss))
     }
 
-    /// Every gradient to zero (before an accumulation).
-    pub fn zero_grads(&mut self) {
-        self.be
-            .fill((&mut self.grads).into(), self.layout.total, 0.0);
-    }
-
     /// Forward and backward: ADDS `loss_scale * d loss / d params` to the gradients and returns
     /// the loss (read back).
     pub fn forward_backward(
@@ -339,6 +354,13 @@ impl<B: Backend> Encoder<B> {
         targets: Targets<'_>,
         loss_scale: f32,
     ) -> Result<f32, ModelError> {
+        if !self.trains {
+            return Err(ModelError::InvalidConfig(
+                "forward_backward on an encoder built forward_only (build it with Encoder::new \
+                 to train)"
+                    .into(),
+            ));
+        }
         self.forward_to_loss(x, lead_mask, n, targets)?;
         self.backward(loss_scale);
         Ok(self.read(&self.loss))
@@ -360,51 +382,6 @@ impl<B: Backend> Encoder<B> {
         Ok(())
     }
 
-    /// One optimiser step: global-norm clipping when `clip_norm` is given, then AdamW with
-    /// learning rate `lr * lr_scale[i]` for tensor i of the layout (`lr_scales` empty: 1 for
-    /// every tensor; see `layer_lr_scales`), weight decay on Linear weights only. Returns the
-    /// gradient norm before clipping.
-    pub fn optimizer_step(
-        &mut self,
-        opt: &AdamWConfig,
-        lr: f32,
-        clip_norm: Option<f32>,
-        lr_scales: &[f32],
-    ) -> f32 {
-        let total = self.layout.total;
-        self.be
-            .sum_squares((&mut self.sumsq).into(), (&self.grads).into(), total);
-        if let Some(max_norm) = clip_norm {
-            self.be.clip_grad_norm(
-                (&mut self.grads).into(),
-                total,
-                (&self.sumsq).into(),
-                max_norm,
-            );
-        }
-        self.adam_step += 1;
-        for (i, e) in self.layout.entries.iter().enumerate() {
-            let hp = AdamW {
-                lr: lr * lr_scales.get(i).copied().unwrap_or(1.0),
-                beta1: opt.beta1,
-                beta2: opt.beta2,
-                eps: opt.eps,
-                weight_decay: opt.weight_decay,
-                step: u32::try_from(self.adam_step).unwrap_or(u32::MAX),
-            };
-            self.be.adamw(
-                ViewMut::new(&mut self.params, e.offset),
-                View::new(&self.grads, e.offset),
-                ViewMut::new(&mut self.adam_m, e.offset),
-                ViewMut::new(&mut self.adam_v, e.offset),
-                e.len(),
-                &hp,
-                e.decay,
-            );
-        }
-        self.read(&self.sumsq).sqrt()
-    }
-
     fn read(&self, scalar: &B::Buf) -> f32 {
         let mut host = [0.0f32];
         self.be.download(scalar.into(), &mut host);
@@ -416,27 +393,4 @@ impl<B: Backend> Encoder<B> {
         self.be.download(buf.into(), &mut host);
         host
     }
-}
-
-/// Layer-wise learning-rate decay: the scale of each tensor of `layout` (an encoder of `depth`
-/// blocks with its head) is `decay^(depth + 1 - layer)`, where the embeddings are layer 0,
-/// `enc.i` layer i + 1, and `enc_norm` and the head layer depth + 1 (scale 1).
-pub fn layer_lr_scales(layout: &ParamLayout, depth: usize, decay: f32) -> Vec<f32> {
-    layout
-        .entries
-        .iter()
-        .map(|e| {
-            let layer = if e.name.starts_with("patch_embed") || e.name == "lead_embed" {
-                0
-            } else if let Some(rest) = e.name.strip_prefix("enc.") {
-                rest.split('.')
-                    .next()
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .map_or(depth + 1, |i| i + 1)
-            } else {
-                depth + 1
-            };
-            decay.powi((depth + 1 - layer) as i32)
-        })
-        .collect()
 }

@@ -10,6 +10,9 @@
 //!
 //! The backend's ops are deterministic, so a rerun writes the same bits and the gradients are
 //! bitwise those of the stored run.
+//!
+//! A stack built `forward_only` (evaluation's probes and `ecgfm embed`) keeps no more than the
+//! pass needs: two block inputs used in turn, one activation set and no gradient scratch.
 
 use ecgfm_kernels::{Backend, ViewMut};
 
@@ -27,13 +30,16 @@ pub(crate) struct Stack<B: Backend> {
     offsets: Vec<BlockOffsets>,
     norm_w: usize,
     norm_b: usize,
-    /// Each block's input (T, C): `inputs[0]` is the embedding's output.
+    /// Each block's input (T, C): `inputs[0]` is the embedding's output. Forward-only: two,
+    /// block i reading `inputs[i % 2]`.
     inputs: Vec<B::Buf>,
     /// Saved activations: one per block, or one shared by all (`Recompute::Blocks`).
     acts: Vec<BlockActs<B>>,
     /// LayerNorm and GELU outputs: one per block, or one shared by all (recomputation).
     pointwise: Vec<Pointwise<B>>,
     recompute: Recompute,
+    /// Built without what the backward pass needs (`forward_only`).
+    forward_only: bool,
     max_tokens: usize,
     /// Bytes per element of the pointwise activations (`Backend::operand_bytes`).
     operand_bytes: usize,
@@ -45,7 +51,7 @@ pub(crate) struct Stack<B: Backend> {
     norm_rstd: B::Buf,
     tmp: B::Buf,
     /// Gradient scratch; `grads.dln` takes d loss / d `norm_out` before `backward`, and
-    /// `grads.dres` holds d loss / d input after it.
+    /// `grads.dres` holds d loss / d input after it (empty when forward-only).
     pub grads: BlockGrads<B>,
 }
 
@@ -82,6 +88,36 @@ fn block_call<'a, B: Backend>(
     }
 }
 
+/// Where a stack's blocks are and how big its buffers are.
+struct StackShape<'a> {
+    prefix: &'a str,
+    depth: usize,
+    dims: BlockDims,
+    max_tokens: usize,
+}
+
+/// Block `i`'s input among `inputs` (one per block, or two used in turn) and the buffer its
+/// output goes to: the next block's input, or `out` after the `last` block.
+fn block_io<'a, T>(
+    inputs: &'a mut [T],
+    out: &'a mut T,
+    i: usize,
+    last: bool,
+) -> (&'a T, &'a mut T) {
+    let k = inputs.len();
+    let (from, to) = (i % k, (i + 1) % k);
+    if last {
+        return (&inputs[from], out);
+    }
+    if from < to {
+        let (low, high) = inputs.split_at_mut(to);
+        (&low[from], &mut high[0])
+    } else {
+        let (low, high) = inputs.split_at_mut(from);
+        (&high[0], &mut low[to])
+    }
+}
+
 /// How many block activation sets and pointwise sets a stack of `depth` blocks keeps under
 /// `mode` (one shared set of a kind the backward pass recomputes).
 fn kept_sets(mode: Recompute, depth: usize) -> (usize, usize) {
@@ -104,21 +140,62 @@ impl<B: Backend> Stack<B> {
         max_tokens: usize,
         recompute: Recompute,
     ) -> Result<Self, ModelError> {
+        let shape = StackShape {
+            prefix,
+            depth,
+            dims,
+            max_tokens,
+        };
+        Self::build(be, layout, shape, recompute, false)
+    }
+
+    /// The same stack for the forward pass alone: `backward` is not available.
+    pub(crate) fn forward_only(
+        be: &B,
+        layout: &ParamLayout,
+        prefix: &str,
+        depth: usize,
+        dims: BlockDims,
+        max_tokens: usize,
+    ) -> Result<Self, ModelError> {
+        let shape = StackShape {
+            prefix,
+            depth,
+            dims,
+            max_tokens,
+        };
+        Self::build(be, layout, shape, Recompute::Blocks, true)
+    }
+
+    fn build(
+        be: &B,
+        layout: &ParamLayout,
+        shape: StackShape<'_>,
+        recompute: Recompute,
+        forward_only: bool,
+    ) -> Result<Self, ModelError> {
+        let StackShape {
+            prefix,
+            depth,
+            dims,
+            max_tokens: t,
+        } = shape;
         let offsets = (0..depth)
             .map(|i| BlockOffsets::resolve(layout, &format!("{prefix}.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let t = max_tokens;
         let (acts, pointwise) = kept_sets(recompute, depth);
+        let inputs = if forward_only { depth.min(2) } else { depth };
         Ok(Stack {
             dims,
             norm_w: offset_of(layout, &format!("{prefix}_norm.weight"))?,
             norm_b: offset_of(layout, &format!("{prefix}_norm.bias"))?,
-            inputs: (0..depth).map(|_| be.alloc(t * dims.width)).collect(),
+            inputs: (0..inputs).map(|_| be.alloc(t * dims.width)).collect(),
             acts: (0..acts).map(|_| BlockActs::new(be, t, dims)).collect(),
             pointwise: (0..pointwise)
                 .map(|_| Pointwise::new(be, t, dims))
                 .collect(),
             recompute,
+            forward_only,
             max_tokens: t,
             operand_bytes: be.operand_bytes(),
             offsets,
@@ -127,7 +204,7 @@ impl<B: Backend> Stack<B> {
             norm_mean: be.alloc(t),
             norm_rstd: be.alloc(t),
             tmp: be.alloc(t * dims.width),
-            grads: BlockGrads::new(be, t, dims),
+            grads: BlockGrads::new(be, if forward_only { 0 } else { t }, dims),
         })
     }
 
@@ -139,6 +216,10 @@ impl<B: Backend> Stack<B> {
     /// Sets the activation recomputation (see the module comment); allocates or frees the
     /// activation sets it keeps.
     pub(crate) fn set_recompute(&mut self, be: &B, mode: Recompute) {
+        assert!(
+            !self.forward_only,
+            "a forward-only stack has no recomputation mode"
+        );
         let (acts, pointwise) = kept_sets(mode, self.offsets.len());
         let (t, dims) = (self.max_tokens, self.dims);
         self.acts.truncate(acts);
@@ -173,13 +254,10 @@ impl<B: Backend> Stack<B> {
     fn block_forward(&mut self, be: &B, w: Weights<'_, B>, pack: Packing<'_, B>, i: usize) {
         let call = block_call(be, w, &self.offsets[i], self.dims, pack);
         let (a, p) = self.sets(i);
-        let (head, tail) = self.inputs.split_at_mut(i + 1);
-        let out = match tail.first_mut() {
-            Some(next) => next,
-            None => &mut self.out,
-        };
+        let last = i + 1 == self.offsets.len();
+        let (input, out) = block_io(&mut self.inputs, &mut self.out, i, last);
         let sets = (&mut self.acts[a], &mut self.pointwise[p]);
-        call.forward(&head[i], sets, out, &mut self.tmp);
+        call.forward(input, sets, out, &mut self.tmp);
     }
 
     /// Runs every block and the final norm; the result is in `norm_out`.
@@ -211,6 +289,7 @@ impl<B: Backend> Stack<B> {
         pack: Packing<'_, B>,
         ready: &mut GradsReady<'_, B>,
     ) {
+        assert!(!self.forward_only, "backward through a forward-only stack");
         let (t, c) = (pack.tokens, self.dims.width);
         be.fill((&mut self.grads.dres).into(), t * c, 0.0);
         be.layernorm_backward(
