@@ -1,11 +1,14 @@
 //! `ecgfm plan --model M --gpus N`: the cost model of docs/distributed.md, printed before a user
 //! books a cluster: memory per GPU, step time, scaling efficiency and the communication share.
 //!
-//! Compute time is the model's training FLOPs over an assumed sustained rate; the gradient
-//! all-reduce (or ZeRO-1's reduce-scatter + all-gather, the same bytes) moves 2(N-1)/N of the
-//! f32 gradient over the slowest link's bus bandwidth, and overlaps with the backward pass.
+//! Compute time is the model's training FLOPs over a sustained fraction (MFU) of the GPU's peak in
+//! the run's precision (bf16 tensor cores, or fp32 without tensor cores as our fp32 GEMMs run);
+//! the gradient all-reduce (or ZeRO-1's reduce-scatter + all-gather, the same bytes) moves
+//! 2(N-1)/N of the f32 gradient over the slowest link's bus bandwidth, and overlaps with the
+//! backward pass.
 
-use anyhow::{bail, Result};
+use crate::device::{peak_bf16_tflops, peak_fp32_tflops};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_kernels::Precision;
 use ecgfm_trainer::device_memory::step_bytes;
@@ -32,16 +35,41 @@ pub struct PlanArgs {
     /// ZeRO stage (1 shards the AdamW state).
     #[arg(long, default_value_t = 0)]
     pub zero: u8,
+    /// Matrix products of the run: bf16 (tensor cores; the GPU default) or fp32 (true fp32, no
+    /// tensor cores, as ecgfm's fp32 GEMMs run).
+    #[arg(long, default_value = "bf16", value_parser = ["bf16", "fp32"])]
+    pub precision: String,
+    /// Fraction of the peak a training step sustains (default: 0.35 in bf16, 0.5 in fp32;
+    /// assumed: `ecgfm bench step --device cuda` prints yours).
+    #[arg(long, value_name = "FRACTION")]
+    pub mfu: Option<f64>,
+}
+
+impl PlanArgs {
+    fn precision(&self) -> Precision {
+        match self.precision.as_str() {
+            "fp32" => Precision::Fp32,
+            _ => Precision::Bf16,
+        }
+    }
+
+    /// The MFU the estimate assumes: `--mfu`, or the default of the precision.
+    fn mfu(&self) -> f64 {
+        self.mfu.unwrap_or(match self.precision() {
+            Precision::Bf16 => 0.35,
+            Precision::Fp32 => 0.5,
+        })
+    }
 }
 
 /// The hardware assumptions (docs/distributed.md says where they come from).
 pub struct Hardware {
     pub name: &'static str,
     pub memory_gb: f64,
-    /// Dense TF32 tensor-core peak, FLOP/s (f32 storage, TF32 matmuls).
-    pub peak_flops: f64,
-    /// Fraction of the peak a training step sustains.
-    pub utilisation: f64,
+    /// Dense bf16 tensor-core peak (f32 accumulation), FLOP/s.
+    pub bf16_peak: f64,
+    /// fp32 peak without tensor cores, FLOP/s.
+    pub fp32_peak: f64,
     /// NCCL all-reduce bus bandwidth within a node (NVLink), bytes/s.
     pub nvlink_bus: f64,
     /// Bus bandwidth across nodes: one 400 Gb/s InfiniBand NIC per GPU at 90 %, bytes/s.
@@ -49,11 +77,13 @@ pub struct Hardware {
 }
 
 pub fn hardware(name: &str) -> Result<Hardware> {
+    // The peaks of the GPU tables `bench step` computes MFU with (the same for both GPUs).
+    let peak = |table: fn(&str) -> Option<f64>| table("H100").map(|t| t * 1e12);
     let base = Hardware {
         name: "H100 SXM",
         memory_gb: 80.0,
-        peak_flops: 494.7e12,
-        utilisation: 0.4,
+        bf16_peak: peak(peak_bf16_tflops).context("no bf16 peak of the H100")?,
+        fp32_peak: peak(peak_fp32_tflops).context("no fp32 peak of the H100")?,
         nvlink_bus: 360e9,
         ib_bus: 45e9,
     };
@@ -71,9 +101,12 @@ pub fn hardware(name: &str) -> Result<Hardware> {
 /// One row of the estimate.
 pub struct Estimate {
     pub params: usize,
-    /// GPU memory of a step in fp32 (what the compute estimate assumes) and in bf16.
+    /// GPU memory of a step in fp32 and in bf16.
     pub memory_gb: f64,
     pub memory_bf16_gb: f64,
+    /// The peak FLOP/s of the run's precision and the fraction of it assumed sustained.
+    pub peak_flops: f64,
+    pub mfu: f64,
     pub compute_s: f64,
     pub comm_s: f64,
     pub step_s: f64,
@@ -98,7 +131,15 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Est
     };
     let (memory, memory_bf16) = (memory(Precision::Fp32)?, memory(Precision::Bf16)?);
     let flops = ModelStats::new(cfg).train_flops * args.batch_size as f64;
-    let compute = flops / (hw.peak_flops * hw.utilisation);
+    let peak_flops = match args.precision() {
+        Precision::Bf16 => hw.bf16_peak,
+        Precision::Fp32 => hw.fp32_peak,
+    };
+    let mfu = args.mfu();
+    if !(mfu > 0.0 && mfu <= 1.0) {
+        bail!("--mfu must be in (0, 1], got {mfu}");
+    }
+    let compute = flops / (peak_flops * mfu);
     let bus = if args.gpus <= args.gpus_per_node {
         hw.nvlink_bus
     } else {
@@ -116,6 +157,8 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Est
         params,
         memory_gb: memory / 1e9,
         memory_bf16_gb: memory_bf16 / 1e9,
+        peak_flops,
+        mfu,
         compute_s: compute,
         comm_s: comm,
         step_s: step,
@@ -152,19 +195,26 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         args.batch_size,
         args.zero
     );
+    let precision = args.precision();
+    let (memory, other, other_name) = match precision {
+        Precision::Bf16 => (e.memory_bf16_gb, e.memory_gb, Precision::Fp32),
+        Precision::Fp32 => (e.memory_gb, e.memory_bf16_gb, Precision::Bf16),
+    };
     println!(
-        "memory per GPU   {:.2} GB of {:.0} GB in fp32 (weights, gradients, AdamW{}, activations, \
-         workspaces, as ecgfm allocates them); {:.2} GB in bf16",
-        e.memory_gb,
+        "memory per GPU   {memory:.2} GB of {:.0} GB in {precision} (weights, gradients, AdamW{}, \
+         activations, workspaces, as ecgfm allocates them); {other:.2} GB in {other_name}",
         hw.memory_gb,
         if args.zero == 1 { " shard" } else { "" },
-        e.memory_bf16_gb
     );
+    let assumed = match args.mfu {
+        Some(_) => "",
+        None => ", assumed: `ecgfm bench step --device cuda` measures yours, pass it as --mfu",
+    };
     println!(
-        "compute          {:.1} ms per step ({:.0}% of {:.0} TFLOP/s TF32)",
+        "compute          {:.1} ms per step ({:.0}% of {:.0} TFLOP/s dense {precision}{assumed})",
         e.compute_s * 1e3,
-        hw.utilisation * 100.0,
-        hw.peak_flops / 1e12
+        e.mfu * 100.0,
+        e.peak_flops / 1e12
     );
     println!(
         "gradient comms   {:.1} ms (2(N-1)/N x {:.0} MB of f32 gradients)",
@@ -182,8 +232,70 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         e.exposed_comm_share * 100.0,
         e.samples_per_s
     );
-    if e.memory_gb > hw.memory_gb {
-        println!("warning: does not fit in fp32; lower --batch-size, use --zero 1 or bf16");
+    if e.exposed_comm_share > 0.0 {
+        // The backward pass (2/3 of the compute) must last as long as the exchange.
+        let factor = e.comm_s / (e.compute_s * 2.0 / 3.0);
+        println!(
+            "hint             the exchange hides under the backward pass from about {:.0} samples \
+             per GPU between reductions: a larger --batch-size, or train.accum_steps = {:.0} \
+             (gradients are reduced once per accumulated step)",
+            (args.batch_size as f64 * factor).ceil(),
+            factor.ceil()
+        );
+    }
+    if memory > hw.memory_gb {
+        println!(
+            "warning: does not fit in {precision}; lower --batch-size, use --zero 1, bf16 or \
+             train.recompute"
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(precision: &str, gpus: usize, mfu: Option<f64>) -> PlanArgs {
+        PlanArgs {
+            model: "base".into(),
+            gpus,
+            gpu: "h100".into(),
+            gpus_per_node: 8,
+            batch_size: 8,
+            zero: 0,
+            precision: precision.into(),
+            mfu,
+        }
+    }
+
+    fn plan(precision: &str, gpus: usize, mfu: Option<f64>) -> Estimate {
+        let cfg = ModelConfig::preset("base").unwrap();
+        estimate(
+            &cfg,
+            &hardware("h100").unwrap(),
+            &args(precision, gpus, mfu),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bf16_computes_faster_so_the_gradient_exchange_weighs_more() {
+        let (bf16, fp32) = (plan("bf16", 64, None), plan("fp32", 64, None));
+        assert!(bf16.compute_s < fp32.compute_s / 5.0);
+        assert_eq!(bf16.comm_s, fp32.comm_s);
+        assert!(bf16.efficiency < fp32.efficiency);
+        assert!(bf16.memory_bf16_gb < bf16.memory_gb);
+    }
+
+    #[test]
+    fn the_mfu_scales_the_compute_and_is_checked() {
+        let (half, quarter) = (plan("bf16", 1, Some(0.5)), plan("bf16", 1, Some(0.25)));
+        let ratio = quarter.compute_s / half.compute_s;
+        assert!((ratio - 2.0).abs() < 1e-12, "{ratio}");
+        assert!((plan("bf16", 1, None).mfu - 0.35).abs() < 1e-12);
+        let cfg = ModelConfig::preset("base").unwrap();
+        let hw = hardware("h100").unwrap();
+        assert!(estimate(&cfg, &hw, &args("bf16", 1, Some(1.5))).is_err());
+    }
 }

@@ -516,7 +516,8 @@ fn the_slurm_script_and_the_plan() {
         one_node > eight_nodes && eight_nodes > 0.0,
         "{one_node} vs {eight_nodes}"
     );
-    // Memory per GPU (fp32, then bf16): bf16 and a ZeRO-1 shard each take less.
+    // Memory per GPU (bf16, the default precision, then fp32): bf16 and a ZeRO-1 shard each
+    // take less.
     let memory = |extra: &[&str]| -> Vec<f64> {
         let mut args = vec!["plan", "--model", "large", "--gpus", "64"];
         args.extend_from_slice(extra);
@@ -527,9 +528,9 @@ fn the_slurm_script_and_the_plan() {
             .collect()
     };
     let (plain, zero) = (memory(&[]), memory(&["--zero", "1"]));
-    let (fp32, bf16) = (plain[0], plain[2]);
+    let (bf16, fp32) = (plain[0], plain[2]);
     assert!(
-        bf16 < fp32 && zero[0] < fp32 && zero[2] < bf16,
+        bf16 < fp32 && zero[0] < bf16 && zero[2] < fp32,
         "{plain:?} {zero:?}"
     );
 }
