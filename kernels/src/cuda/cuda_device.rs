@@ -195,22 +195,42 @@ fn expect<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
     result.unwrap_or_else(|e| panic!("CUDA {what} failed: {e}"))
 }
 
+/// What a failed allocation of `bytes` says: how much it asked, how much was free, what to do.
+fn allocation_failure(bytes: usize, free: Option<usize>, err: impl std::fmt::Display) -> String {
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    let free = free.map_or(String::new(), |f| format!(" with {:.2} GiB free", gib(f)));
+    format!(
+        "CUDA could not allocate {:.2} GiB{free} ({err}): lower --batch-size or recompute \
+         activations (--set train.recompute=blocks); another process may hold the GPU's memory \
+         (nvidia-smi)",
+        gib(bytes)
+    )
+}
+
+impl CudaDevice {
+    /// `n` zeroed elements of `T` (at least one), or a panic saying what did not fit.
+    fn alloc_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        n: usize,
+    ) -> CudaSlice<T> {
+        let n = n.max(1);
+        self.stream.alloc_zeros::<T>(n).unwrap_or_else(|e| {
+            let bytes = n * std::mem::size_of::<T>();
+            panic!("{}", allocation_failure(bytes, self.memory_free(), e))
+        })
+    }
+}
+
 impl Device for CudaDevice {
     type Buf = CudaBuf;
     type IdxBuf = CudaSlice<u32>;
 
     fn alloc(&self, n: usize) -> CudaBuf {
-        CudaBuf::F32(expect(
-            "allocation",
-            self.stream.alloc_zeros::<f32>(n.max(1)),
-        ))
+        CudaBuf::F32(self.alloc_zeros::<f32>(n))
     }
 
     fn alloc_bf16(&self, n: usize) -> CudaBuf {
-        CudaBuf::Bf16(expect(
-            "allocation",
-            self.stream.alloc_zeros::<u16>(n.max(1)),
-        ))
+        CudaBuf::Bf16(self.alloc_zeros::<u16>(n))
     }
 
     fn is_bf16(&self, buf: &CudaBuf) -> bool {
@@ -218,7 +238,7 @@ impl Device for CudaDevice {
     }
 
     fn alloc_idx(&self, n: usize) -> CudaSlice<u32> {
-        expect("allocation", self.stream.alloc_zeros::<u32>(n.max(1)))
+        self.alloc_zeros::<u32>(n)
     }
 
     fn upload(&self, src: &[f32], dst: &mut CudaBuf, off: usize) {
@@ -416,5 +436,22 @@ impl Device for CudaDevice {
         // cuBLASLt runs in the calling thread's current context.
         expect("binding the context", self.ctx.bind_to_thread());
         self.lt.run(&self.stream, g, epilogue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocation_failure;
+
+    #[test]
+    fn a_failed_allocation_says_what_it_asked_what_was_free_and_what_to_do() {
+        let text = allocation_failure(3 << 30, Some(1 << 29), "out of memory");
+        assert_eq!(
+            text,
+            "CUDA could not allocate 3.00 GiB with 0.50 GiB free (out of memory): lower \
+             --batch-size or recompute activations (--set train.recompute=blocks); another \
+             process may hold the GPU's memory (nvidia-smi)"
+        );
+        assert!(allocation_failure(1 << 30, None, "x").contains("1.00 GiB (x)"));
     }
 }
