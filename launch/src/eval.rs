@@ -14,7 +14,7 @@ use ecgfm_trainer::eval::{
     run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
     LabelledWindow, Protocol, Task, Vocabulary,
 };
-use ecgfm_trainer::model::{HeadSpec, Pooling};
+use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -54,6 +54,10 @@ pub struct EvalArgs {
     /// Fewest windows per fine-tuning epoch (small training sets are repeated).
     #[arg(long, default_value_t = FinetuneSettings::default().min_epoch_windows)]
     pub min_epoch_windows: usize,
+    /// Activations fine-tuning keeps: none (recompute nothing), pointwise or blocks (recompute
+    /// the rest in the backward pass: the same results in less memory).
+    #[arg(long, default_value = "none", value_name = "none|pointwise|blocks")]
+    pub recompute: Recompute,
     /// Windows per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -84,6 +88,7 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
             lr: args.lr,
             layer_decay: args.layer_decay,
             min_epoch_windows: args.min_epoch_windows,
+            recompute: args.recompute,
             ..FinetuneSettings::default()
         },
         bootstrap: args.bootstrap,
@@ -140,7 +145,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         multi_label: task.multi_label,
     };
     let work = match settings.protocols.iter().any(|p| p.trains_encoder()) {
-        true => EncoderWork::Finetune,
+        true => EncoderWork::Finetune(settings.finetune.recompute),
         false => EncoderWork::Forward,
     };
     if let Some(note) = device.check_memory(model, head, settings.batch_size, work)? {

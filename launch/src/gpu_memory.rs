@@ -69,7 +69,7 @@ pub fn check_encoder(
     let bytes = encoder_bytes(model, head, batch, precision, work)?;
     let doing = match work {
         EncoderWork::Forward => "the encoder's forward pass",
-        EncoderWork::Finetune => "fine-tuning the encoder",
+        EncoderWork::Finetune(_) => "fine-tuning the encoder",
     };
     let need = Need {
         bytes,
@@ -78,7 +78,13 @@ pub fn check_encoder(
             "{doing} at --batch-size {batch} needs about {:.1} GiB of GPU memory",
             gib(bytes)
         ),
-        advice: "lower --batch-size".to_string(),
+        advice: match work {
+            EncoderWork::Finetune(Recompute::Blocks) | EncoderWork::Forward => "lower --batch-size",
+            EncoderWork::Finetune(_) => {
+                "lower --batch-size or recompute activations (--recompute blocks)"
+            }
+        }
+        .to_string(),
     };
     let free = be.device().memory_free().map(|f| f as u64);
     Ok(Fit {

@@ -1,7 +1,8 @@
 //! `ecgfm eval` and `ecgfm embed` through the real binary on a small synthetic labelled dataset
 //! and a short pretraining run: the result file holds every protocol and fraction with finite
-//! metrics and intervals, repeats bit for bit, TensorBoard scalars appear; the embeddings file
-//! holds the encoder's features of every window; bad input is a clear error.
+//! metrics and intervals, repeats bit for bit (also recomputing activations), TensorBoard
+//! scalars appear; the embeddings file holds the encoder's features of every window; bad input
+//! is a clear error.
 
 mod common;
 
@@ -126,9 +127,12 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
     check_tensorboard(&Path::new(run).join("eval"), results);
-    // The same command gives the same numbers.
-    run_ok(&eval_args(data, run, b.to_str().unwrap(), "all"));
+    // The same command gives the same numbers, also with fine-tuning recomputing every block.
+    let mut again = eval_args(data, run, b.to_str().unwrap(), "all");
+    again.extend(["--recompute", "blocks"]);
+    run_ok(&again);
     let again = read_json(&b);
+    assert_eq!(again["finetune_settings"]["recompute"], "blocks");
     for (x, y) in results.iter().zip(again["results"].as_array().unwrap()) {
         for key in [
             "macro_auroc",

@@ -11,7 +11,7 @@ use ecgfm_kernels::cuda::{KernelBackend, ShapeDevice};
 use ecgfm_kernels::{Backend, Precision};
 
 use crate::data::{BatchSource, SyntheticSource};
-use crate::model::{Encoder, HeadSpec, Mae, MaeMemory, Targets};
+use crate::model::{Encoder, HeadSpec, Mae, MaeMemory, Recompute, Targets};
 use crate::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelError};
 
 /// Peak bytes of device memory a training step of `cfg` at micro-batch `batch` allocates in
@@ -58,8 +58,9 @@ pub fn full_batch(cfg: &ModelConfig, batch: usize) -> Result<HostBatch, ModelErr
 pub enum EncoderWork {
     /// The forward pass to the pooled features and logits (probes, scoring, `ecgfm embed`).
     Forward,
-    /// Forward, backward and AdamW (fine-tuning, training from scratch).
-    Finetune,
+    /// Forward, backward and AdamW (fine-tuning, training from scratch), keeping the
+    /// activations the recomputation mode keeps.
+    Finetune(Recompute),
 }
 
 /// Peak bytes of device memory the encoder of `cfg` with `head`, built for batches of `batch`,
@@ -90,13 +91,13 @@ pub fn encoder_step_on<B: Backend>(
     let cfg = cfg.clone();
     let mut encoder = match work {
         EncoderWork::Forward => Encoder::forward_only(backend, cfg, head, batch)?,
-        EncoderWork::Finetune => Encoder::new(backend, cfg, head, batch)?,
+        EncoderWork::Finetune(mode) => Encoder::with_recompute(backend, cfg, head, batch, mode)?,
     };
     match work {
         EncoderWork::Forward => {
             encoder.logits(&host.x, &host.lead_mask, batch)?;
         }
-        EncoderWork::Finetune => {
+        EncoderWork::Finetune(_) => {
             let k = head.classes;
             let classes: Vec<u32> = (0..batch).map(|i| (i % k) as u32).collect();
             let multi: Vec<f32> = (0..batch * k).map(|i| (i % 3 == 0) as u8 as f32).collect();
@@ -115,7 +116,6 @@ pub fn encoder_step_on<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Recompute;
 
     fn base(batch: usize, precision: Precision, recompute: Recompute) -> u64 {
         let cfg = ModelConfig::preset("base").unwrap();
@@ -147,11 +147,19 @@ mod tests {
         };
         let bytes = |batch, precision, work| encoder_bytes(&cfg, head, batch, precision, work);
         let forward = bytes(64, Precision::Bf16, EncoderWork::Forward).unwrap();
-        let finetune = bytes(64, Precision::Bf16, EncoderWork::Finetune).unwrap();
+        let finetune = bytes(64, Precision::Bf16, EncoderWork::Finetune(Recompute::None)).unwrap();
+        let blocks = bytes(
+            64,
+            Precision::Bf16,
+            EncoderWork::Finetune(Recompute::Blocks),
+        )
+        .unwrap();
+        assert!(forward < blocks && blocks < finetune, "{blocks} {finetune}");
         // No gradients, moments or saved activations: a fraction of the fine-tuning step.
         assert!(4 * forward < finetune, "{forward} {finetune}");
         assert!(bytes(128, Precision::Bf16, EncoderWork::Forward).unwrap() > forward);
-        assert!(bytes(64, Precision::Fp32, EncoderWork::Finetune).unwrap() > finetune);
+        let fp32 = bytes(64, Precision::Fp32, EncoderWork::Finetune(Recompute::None));
+        assert!(fp32.unwrap() > finetune);
         // Parameters, gradients, two moments: at least 16 bytes per parameter.
         let params = crate::ParamLayout::encoder_with_head(&cfg, cfg.dim, 5).total as u64;
         assert!(forward > 16 * params, "{forward}");

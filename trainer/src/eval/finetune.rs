@@ -19,7 +19,7 @@ use super::task::Task;
 use super::EvalError;
 use crate::model::encoder::layer_lr_scales;
 use crate::model::rng::SplitMix64;
-use crate::model::{Encoder, Targets};
+use crate::model::{Encoder, Recompute, Targets};
 use crate::optim::AdamWConfig;
 use crate::schedule::LrSchedule;
 
@@ -39,6 +39,9 @@ pub struct FinetuneSettings {
     pub clip_norm: f32,
     /// Fewest windows per epoch (small training sets are repeated).
     pub min_epoch_windows: usize,
+    /// Activations the encoder keeps for the backward pass (the rest is recomputed): the same
+    /// results in less memory.
+    pub recompute: Recompute,
 }
 
 impl Default for FinetuneSettings {
@@ -51,6 +54,7 @@ impl Default for FinetuneSettings {
             weight_decay: 0.05,
             clip_norm: 1.0,
             min_epoch_windows: 512,
+            recompute: Recompute::None,
         }
     }
 }

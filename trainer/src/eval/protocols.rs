@@ -128,12 +128,15 @@ pub fn run_protocols<B: Backend>(
             let be = backend
                 .take()
                 .expect("every protocol hands the backend back");
+            let (model, batch) = (inputs.model.clone(), settings.batch_size);
             // A probe only runs the encoder forward.
-            let build = match protocol.trains_encoder() {
-                true => Encoder::new,
-                false => Encoder::forward_only,
+            let mut encoder = match protocol.trains_encoder() {
+                true => {
+                    let recompute = settings.finetune.recompute;
+                    Encoder::with_recompute(be, model, head, batch, recompute)?
+                }
+                false => Encoder::forward_only(be, model, head, batch)?,
             };
-            let mut encoder = build(be, inputs.model.clone(), head, settings.batch_size)?;
             encoder.init_params(settings.seed);
             if protocol.pretrained() {
                 encoder.load_encoder(inputs.encoder_params)?;

@@ -137,7 +137,19 @@ impl<B: Backend> Encoder<B> {
         head: HeadSpec,
         max_batch: usize,
     ) -> Result<Self, ModelError> {
-        Self::build(backend, cfg, head, max_batch, true)
+        Self::with_recompute(backend, cfg, head, max_batch, Recompute::None)
+    }
+
+    /// `new`, keeping only the activations `recompute` keeps (model/recompute.rs): the same
+    /// bits in less memory, the backward pass rerunning the rest.
+    pub fn with_recompute(
+        backend: B,
+        cfg: ModelConfig,
+        head: HeadSpec,
+        max_batch: usize,
+        recompute: Recompute,
+    ) -> Result<Self, ModelError> {
+        Self::build(backend, cfg, head, max_batch, Some(recompute))
     }
 
     /// The encoder for the forward pass alone (`embed`, `logits`, `forward_loss`): the same
@@ -148,15 +160,16 @@ impl<B: Backend> Encoder<B> {
         head: HeadSpec,
         max_batch: usize,
     ) -> Result<Self, ModelError> {
-        Self::build(backend, cfg, head, max_batch, false)
+        Self::build(backend, cfg, head, max_batch, None)
     }
 
+    /// The encoder for training with `recompute`, or for the forward pass alone (None).
     fn build(
         backend: B,
         cfg: ModelConfig,
         head: HeadSpec,
         max_batch: usize,
-        trains: bool,
+        recompute: Option<Recompute>,
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
         if max_batch == 0 || head.classes == 0 {
@@ -182,10 +195,11 @@ impl<B: Backend> Encoder<B> {
             heads: cfg.heads,
             mlp: cfg.mlp_dim(),
         };
-        let stack = match trains {
-            true => Stack::new(&be, &layout, "enc", cfg.depth, dims, t, Recompute::None)?,
-            false => Stack::forward_only(&be, &layout, "enc", cfg.depth, dims, t)?,
+        let stack = match recompute {
+            Some(mode) => Stack::new(&be, &layout, "enc", cfg.depth, dims, t, mode)?,
+            None => Stack::forward_only(&be, &layout, "enc", cfg.depth, dims, t)?,
         };
+        let trains = recompute.is_some();
         // Gradients and moments: none when forward-only.
         let state = if trains { layout.total } else { 0 };
         let mut pos = be.alloc(n * d);
