@@ -320,6 +320,11 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
                 inputs.ckpt.state.step
             ));
         }
+        if let (Some(device), Some(precision)) = (v["device"].as_str(), v["precision"].as_str()) {
+            notes.push(format!(
+                "{task}: evaluated on {device}, {precision} matrix products"
+            ));
+        }
         for warning in v["warnings"].as_array().into_iter().flatten() {
             notes.push(format!("{task}: {}", text(warning)));
         }

@@ -155,6 +155,8 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
         "step": 4,
         "data": "ptbxl-500",
         "vocabulary": "ptbxl_superclass",
+        "device": "cpu",
+        "precision": "fp32",
         "warnings": ["class HYP has 1 positive in the test split"],
         "results": [
             {"protocol": "probe", "fraction": 1.0, "macro_auroc": 0.8123,
@@ -174,6 +176,7 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
          0.610 [0.500, 0.700] | 50 |",
         "| ptbxl_superclass | ptbxl-500 | scratch | 10% | 0.623 [0.541, 0.700] | - | 50 |",
         "- ptbxl_superclass: class HYP has 1 positive in the test split",
+        "- ptbxl_superclass: evaluated on cpu, fp32 matrix products",
         "evaluated the checkpoint of step 4, not this package's step 8",
     ] {
         assert!(card.contains(row), "model card lacks {row:?}:\n{card}");
