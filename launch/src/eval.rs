@@ -6,6 +6,7 @@
 use crate::compute::{self, Compute, ComputeArgs};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
+use crate::progress::EvalBar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::store::redact_url;
@@ -157,11 +158,13 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         task: &task,
         source: &windows,
     };
-    let log = &mut |line: String| tracing::info!("{line}");
+    let mut bar = EvalBar::new();
     let results = match device.compute {
-        Compute::Cpu(be) => run_protocols(be, &inputs, &settings, log),
-        Compute::Cuda(be) => run_protocols(*be, &inputs, &settings, log),
-    }?;
+        Compute::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar),
+        Compute::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar),
+    };
+    bar.finish();
+    let results = results?;
     let report = EvalReport {
         ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
         checkpoint: pretrained.dir.display().to_string(),

@@ -1,7 +1,7 @@
-//! Progress bars for long work on records (ingest, synth), windows (embed) and bytes (inspect);
-//! hidden when
-//! stderr is not a terminal.
+//! Progress bars for long work on records (ingest, synth), windows (embed, eval) and bytes
+//! (inspect); hidden when stderr is not a terminal.
 
+use ecgfm_trainer::eval::EvalProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar counting records, labelled `what`; the library sets its length.
@@ -20,6 +20,48 @@ pub fn window_bar(what: &str, total: u64) -> ProgressBar {
     );
     bar.set_length(total);
     bar
+}
+
+/// `ecgfm eval`'s reporter: log lines through `tracing`, above a bar counting the windows of
+/// the pass under way (features, each epoch, validation, test), relabelled for each pass.
+pub struct EvalBar {
+    bar: ProgressBar,
+    pass: String,
+}
+
+impl EvalBar {
+    pub fn new() -> Self {
+        EvalBar {
+            bar: window_bar("", 0),
+            pass: String::new(),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Default for EvalBar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EvalProgress for EvalBar {
+    fn line(&mut self, line: String) {
+        self.bar.suspend(|| tracing::info!("{line}"));
+    }
+
+    fn windows(&mut self, what: &str, done: usize, total: usize) {
+        if what != self.pass {
+            self.pass = what.to_string();
+            self.bar.reset();
+            self.bar.set_prefix(self.pass.clone());
+            self.bar.set_length(total as u64);
+        }
+        self.bar.set_position(done as u64);
+    }
 }
 
 /// A bar counting bytes, labelled `what`; the library sets its length.

@@ -1,16 +1,18 @@
 //! The evaluation protocols (`run_protocols`: linear probe and fine-tuning, one after the other
 //! on one backend that each protocol's encoder hands back) on the host-compiled CUDA kernels,
 //! as `ecgfm eval --device cuda` runs them, against the same run on the CPU backend: the same
-//! choices on validation (L2 strength, best epoch) and the same test metrics.
+//! choices on validation (L2 strength, best epoch) and the same test metrics. Also: every pass
+//! reports its windows to the progress reporter, to the last.
 
 use ecgfm_cuda_host::host_backend;
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::eval::{
-    run_protocols, EvalInputs, EvalSettings, FinetuneSettings, LabelledWindow, Protocol,
-    ProtocolResult, Task, Vocabulary, WindowSource,
+    run_protocols, EvalInputs, EvalProgress, EvalSettings, FinetuneSettings, LabelledWindow,
+    Protocol, ProtocolResult, Task, Vocabulary, WindowSource,
 };
 use ecgfm_trainer::model::rng::SplitMix64;
 use ecgfm_trainer::{Mae, ModelConfig};
+use std::collections::BTreeMap;
 
 const WINDOWS: usize = 36;
 
@@ -61,7 +63,21 @@ impl WindowSource for Windows {
     }
 }
 
-fn results<B: Backend>(backend: B) -> Vec<ProtocolResult> {
+/// Records the last (done, total) of every pass.
+#[derive(Default)]
+struct Passes(BTreeMap<String, (usize, usize)>);
+
+impl EvalProgress for Passes {
+    fn line(&mut self, line: String) {
+        println!("{line}");
+    }
+
+    fn windows(&mut self, what: &str, done: usize, total: usize) {
+        self.0.insert(what.to_string(), (done, total));
+    }
+}
+
+fn results<B: Backend>(backend: B, progress: &mut dyn EvalProgress) -> Vec<ProtocolResult> {
     let cfg = config();
     let classes = [
         vec!["synth:nsr".to_string()],
@@ -100,12 +116,25 @@ fn results<B: Backend>(backend: B) -> Vec<ProtocolResult> {
         bootstrap: 50,
         ..EvalSettings::default()
     };
-    run_protocols(backend, &inputs, &settings, &mut |line| println!("{line}")).unwrap()
+    run_protocols(backend, &inputs, &settings, progress).unwrap()
 }
 
 #[test]
 fn probe_and_fine_tuning_on_the_kernels_match_the_cpu() {
-    let (kernels, cpu) = (results(host_backend()), results(CpuBackend::new()));
+    let mut passes = Passes::default();
+    let kernels = results(host_backend(), &mut |line| println!("{line}"));
+    let cpu = results(CpuBackend::new(), &mut passes);
+    // 36 windows: 20 train (an epoch of at least 16 visits each once), 8 val, 8 test.
+    let want = [
+        ("features", (36, 36)),
+        ("epoch 1/2", (20, 20)),
+        ("epoch 2/2", (20, 20)),
+        ("validation", (8, 8)),
+        ("test", (8, 8)),
+    ];
+    let want: BTreeMap<String, (usize, usize)> =
+        want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    assert_eq!(passes.0, want);
     assert_eq!(kernels.len(), 2);
     for (k, c) in kernels.iter().zip(&cpu) {
         let name = k.protocol.name();

@@ -71,11 +71,13 @@ pub fn features<B: Backend>(
 }
 
 /// Class probabilities (n, K) of `windows`: softmax of the logits (single-label) or a sigmoid
-/// per class (multi-label), in f64.
+/// per class (multi-label), in f64; `progress` is told how many windows are done after each
+/// batch.
 pub fn scores<B: Backend>(
     encoder: &mut Encoder<B>,
     source: &dyn WindowSource,
     windows: &[usize],
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f64>, ModelError> {
     let cfg = encoder.config().clone();
     let head = encoder.head();
@@ -95,6 +97,7 @@ pub fn scores<B: Backend>(
                 out.extend(row.iter().map(|&z| (f64::from(z) - max).exp() / sum));
             }
         }
+        progress(out.len() / head.classes);
     }
     Ok(out)
 }

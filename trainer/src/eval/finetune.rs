@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::batches::{scores, BatchBuffers, WindowSource};
 use super::metrics::macro_auroc;
+use super::progress::EvalProgress;
 use super::task::Task;
 use super::EvalError;
 use crate::model::encoder::layer_lr_scales;
@@ -78,7 +79,8 @@ pub struct Finetuned<B: Backend> {
 }
 
 /// Trains `encoder` (already initialised: pretrained or random, head random) on `rows.train`
-/// and keeps the weights of its best validation epoch. `log` receives one line per epoch.
+/// and keeps the weights of its best validation epoch. `progress` receives one line per epoch
+/// and the windows done of each epoch and validation pass.
 pub fn finetune<B: Backend>(
     mut encoder: Encoder<B>,
     task: &Task,
@@ -86,7 +88,7 @@ pub fn finetune<B: Backend>(
     rows: Rows<'_>,
     settings: &FinetuneSettings,
     seed: u64,
-    log: &mut dyn FnMut(String),
+    progress: &mut dyn EvalProgress,
 ) -> Result<Finetuned<B>, EvalError> {
     let batch_size = encoder.max_batch();
     let n = rows.train.len();
@@ -131,6 +133,8 @@ pub fn finetune<B: Backend>(
             order.extend(pass);
         }
         let mut loss_sum = 0.0;
+        let pass = format!("epoch {}/{}", epoch + 1, settings.epochs);
+        let mut done = 0;
         for chunk in order.chunks(batch_size) {
             let windows: Vec<usize> = chunk.iter().map(|&r| task.windows[r]).collect();
             buffers.load(source, &windows);
@@ -166,12 +170,17 @@ pub fn finetune<B: Backend>(
             encoder.optimizer_step(&opt, lr, clip, &scales);
             loss_sum += f64::from(loss) * chunk.len() as f64;
             step += 1;
+            done += chunk.len();
+            progress.windows(&pass, done, order.len());
         }
         let mean_loss = loss_sum / order.len().max(1) as f64;
         epoch_losses.push(mean_loss);
-        let val_scores = scores(&mut encoder, source, &val_windows)?;
+        let total = val_windows.len();
+        let val_scores = scores(&mut encoder, source, &val_windows, &mut |done| {
+            progress.windows("validation", done, total)
+        })?;
         let val_auroc = macro_auroc(&val_scores, &val_targets, k, &val_rows);
-        log(format!(
+        progress.line(format!(
             "epoch {}/{}: train loss {mean_loss:.4}, val macro AUROC {}",
             epoch + 1,
             settings.epochs,

@@ -11,8 +11,9 @@
 //!   scratch with the same recipe);
 //! - `fractions`: stratified, seeded label fractions; `metrics`: AUROC, F1 at validation
 //!   thresholds, accuracy, bootstrap intervals;
-//! - `protocols`: the protocols (probe, finetune, scratch, random_probe) at every fraction; `report`: the JSON result file, the
-//!   terminal table and TensorBoard scalars.
+//! - `protocols`: the protocols (probe, finetune, scratch, random_probe) at every fraction,
+//!   reporting through `progress`; `report`: the JSON result file, the terminal table and
+//!   TensorBoard scalars.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
 //! ("Evaluation") states its contract.
@@ -22,12 +23,14 @@ pub mod finetune;
 pub mod fractions;
 pub mod logistic;
 pub mod metrics;
+pub mod progress;
 pub mod protocols;
 pub mod report;
 pub mod task;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
+pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult};
 pub use task::{LabelledWindow, Part, Task, Vocabulary};

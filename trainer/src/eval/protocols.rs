@@ -14,6 +14,7 @@ use super::finetune::{finetune, FinetuneSettings, Rows};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
 use super::metrics::macro_auroc;
+use super::progress::EvalProgress;
 use super::report::{test_metrics, Protocol, ProtocolResult};
 use super::task::{Part, Task};
 use super::EvalError;
@@ -94,12 +95,12 @@ pub fn task_warnings(task: &Task) -> Vec<String> {
 }
 
 /// Runs every protocol at every fraction, one after the other on `backend` (each builds its
-/// encoder on it and hands it back). `log` receives progress lines.
+/// encoder on it and hands it back). `progress` receives log lines and the windows done.
 pub fn run_protocols<B: Backend>(
     backend: B,
     inputs: &EvalInputs<'_>,
     settings: &EvalSettings,
-    log: &mut dyn FnMut(String),
+    progress: &mut dyn EvalProgress,
 ) -> Result<Vec<ProtocolResult>, EvalError> {
     let task = inputs.task;
     let head = HeadSpec {
@@ -120,7 +121,7 @@ pub fn run_protocols<B: Backend>(
         let train = stratified_subset(&all_train, &task.targets, task.k(), fraction, settings.seed);
         for &protocol in &settings.protocols {
             let started = Instant::now();
-            log(format!(
+            progress.line(format!(
                 "{} at label fraction {fraction}: {} training windows",
                 protocol.name(),
                 train.len()
@@ -145,27 +146,32 @@ pub fn run_protocols<B: Backend>(
                 Protocol::Probe | Protocol::RandomProbe => {
                     let cached = probe_features.entry(protocol).or_default();
                     if cached.is_empty() {
-                        log(format!(
+                        progress.line(format!(
                             "{}: features of {} windows",
                             protocol.name(),
                             task.windows.len()
                         ));
-                        let f = features(&mut encoder, inputs.source, &task.windows, &mut |_| {})?;
+                        let total = task.windows.len();
+                        let f =
+                            features(&mut encoder, inputs.source, &task.windows, &mut |done| {
+                                progress.windows("features", done, total)
+                            })?;
                         *cached = f.into_iter().map(f64::from).collect();
                     }
-                    let outcome = probe(cached, encoder.features(), task, &train, settings, log);
+                    let outcome =
+                        probe(cached, encoder.features(), task, &train, settings, progress);
                     backend = Some(encoder.into_backend());
                     outcome
                 }
                 Protocol::Finetune | Protocol::Scratch => {
                     let (outcome, be) =
-                        train_end_to_end(encoder, inputs, &train, settings, fraction, log)?;
+                        train_end_to_end(encoder, inputs, &train, settings, fraction, progress)?;
                     backend = Some(be);
                     outcome
                 }
             };
             let result = score(protocol, fraction, &train, outcome, task, settings, started);
-            log(format!(
+            progress.line(format!(
                 "{} at {fraction}: test macro AUROC {}",
                 protocol.name(),
                 result
@@ -202,7 +208,7 @@ fn probe(
     task: &Task,
     train: &[usize],
     settings: &EvalSettings,
-    log: &mut dyn FnMut(String),
+    progress: &mut dyn EvalProgress,
 ) -> Outcome {
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
     let k = task.k();
@@ -223,7 +229,7 @@ fn probe(
     for l2 in grid {
         let model = Logistic::fit(&data, l2, warm.as_ref());
         let auroc = macro_auroc(&model.predict(x, &val), &val_targets, k, &val_rows);
-        log(format!(
+        progress.line(format!(
             "probe: l2 {l2:e}: val macro AUROC {}",
             auroc.map_or("undefined".into(), |a| format!("{a:.4}"))
         ));
@@ -255,7 +261,7 @@ fn train_end_to_end<B: Backend>(
     train: &[usize],
     settings: &EvalSettings,
     fraction: f64,
-    log: &mut dyn FnMut(String),
+    progress: &mut dyn EvalProgress,
 ) -> Result<(Outcome, B), EvalError> {
     let task = inputs.task;
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
@@ -267,12 +273,18 @@ fn train_end_to_end<B: Backend>(
         Rows { train, val: &val },
         &settings.finetune,
         seed,
-        log,
+        progress,
     )?;
     let windows = |rows: &[usize]| rows.iter().map(|&r| task.windows[r]).collect::<Vec<_>>();
+    let mut scored = |what: &str, rows: &[usize]| {
+        let (windows, total) = (windows(rows), rows.len());
+        scores(&mut done.encoder, inputs.source, &windows, &mut |n| {
+            progress.windows(what, n, total)
+        })
+    };
     let outcome = Outcome {
-        val_scores: scores(&mut done.encoder, inputs.source, &windows(&val))?,
-        test_scores: scores(&mut done.encoder, inputs.source, &windows(&test))?,
+        val_scores: scored("validation", &val)?,
+        test_scores: scored("test", &test)?,
         val_macro_auroc: done.best_val_macro_auroc,
         selected: BTreeMap::from([
             ("best_epoch".to_string(), done.best_epoch as f64),
