@@ -12,6 +12,7 @@
 //! | `embedding` | FixedSizeList<Float32, F> | the encoder's features |
 //!
 //! The file's key-value metadata holds whatever the caller passes (the model and checkpoint).
+//! [`EmbeddingsWriter`] writes it as the windows come, in row groups of at most 65,536 rows.
 
 use std::sync::Arc;
 
@@ -20,19 +21,78 @@ use arrow::array::{
     StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::DataError;
+use crate::object_sink::ObjectSink;
 use crate::schema::list_item;
 use crate::store;
 use crate::windows::WindowInfo;
 
+/// Rows per row group: the writer holds at most this many rows (about 200 MB of 768-wide
+/// embeddings) before they go out.
+const ROW_GROUP_ROWS: usize = 65_536;
+
+/// The embedding file written as windows come: each [`EmbeddingsWriter::write`] adds rows,
+/// [`EmbeddingsWriter::finish`] publishes the file (`object_sink`: never seen half-written).
+pub struct EmbeddingsWriter {
+    writer: ArrowWriter<ObjectSink>,
+    dim: usize,
+    url: String,
+}
+
+impl EmbeddingsWriter {
+    /// Starts the file at `url` (a local path or object-store URL of the file itself) for
+    /// embeddings of `dim` values, with `metadata` as key-values.
+    pub fn create(url: &str, dim: usize, metadata: &[(String, String)]) -> Result<Self, DataError> {
+        let properties = WriterProperties::builder()
+            .set_created_by(format!("ecgfm {}", env!("CARGO_PKG_VERSION")))
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(
+                metadata
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                    .collect(),
+            ))
+            .build();
+        let (object_store, location) = store::open_url(url)?;
+        let sink = ObjectSink::create(object_store.as_ref(), &location)?;
+        let writer = ArrowWriter::try_new(sink, Arc::new(schema(dim)), Some(properties))
+            .map_err(parquet_error(url))?;
+        Ok(EmbeddingsWriter {
+            writer,
+            dim,
+            url: url.to_string(),
+        })
+    }
+
+    /// Adds `windows` and their `embeddings` ((windows, dim), row-major).
+    pub fn write(&mut self, windows: &[WindowInfo], embeddings: &[f32]) -> Result<(), DataError> {
+        let dim = self.dim;
+        if embeddings.len() != windows.len() * dim {
+            return Err(DataError::Config(format!(
+                "{} embedding values for {} windows of dimension {dim}",
+                embeddings.len(),
+                windows.len()
+            )));
+        }
+        let batch = embeddings_batch(windows, dim, embeddings)?;
+        self.writer.write(&batch).map_err(parquet_error(&self.url))
+    }
+
+    /// Writes the footer and publishes the file.
+    pub fn finish(self) -> Result<(), DataError> {
+        let sink = self.writer.into_inner().map_err(parquet_error(&self.url))?;
+        sink.finish()
+    }
+}
+
 /// Writes `windows` and their `embeddings` ((windows, dim), row-major) as one Parquet file at
-/// `url` (a local path or object-store URL of the file itself), with `metadata` as key-values.
+/// `url`, with `metadata` as key-values.
 pub fn write_embeddings(
     url: &str,
     windows: &[WindowInfo],
@@ -40,38 +100,35 @@ pub fn write_embeddings(
     embeddings: &[f32],
     metadata: &[(String, String)],
 ) -> Result<(), DataError> {
-    if embeddings.len() != windows.len() * dim {
-        return Err(DataError::Config(format!(
-            "{} embedding values for {} windows of dimension {dim}",
-            embeddings.len(),
-            windows.len()
-        )));
-    }
-    let batch = embeddings_batch(windows, dim, embeddings)?;
-    let properties = WriterProperties::builder()
-        .set_created_by(format!("ecgfm {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_key_value_metadata(Some(
-            metadata
-                .iter()
-                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                .collect(),
-        ))
-        .build();
-    let parquet_error = |source| DataError::Parquet {
-        path: store::redact_url(url),
-        source,
-    };
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))
-        .map_err(parquet_error)?;
-    writer.write(&batch).map_err(parquet_error)?;
-    let bytes = writer.into_inner().map_err(parquet_error)?;
-    let (object_store, location) = store::open_url(url)?;
-    store::block_on(store::put_bytes(
-        object_store.as_ref(),
-        &location,
-        Bytes::from(bytes),
-    ))
+    let mut writer = EmbeddingsWriter::create(url, dim, metadata)?;
+    writer.write(windows, embeddings)?;
+    writer.finish()
+}
+
+fn parquet_error(url: &str) -> impl FnOnce(parquet::errors::ParquetError) -> DataError {
+    let path = store::redact_url(url);
+    move |source| DataError::Parquet { path, source }
+}
+
+/// The file's columns for embeddings of `dim` values.
+fn schema(dim: usize) -> Schema {
+    Schema::new(vec![
+        Field::new("window_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("record_id", DataType::Utf8, false),
+        Field::new("window_index", DataType::Int32, false),
+        Field::new("split", DataType::Utf8, false),
+        Field::new(
+            "labels",
+            DataType::List(list_item(DataType::Utf8, false)),
+            false,
+        ),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(list_item(DataType::Float32, false), dim as i32),
+            false,
+        ),
+    ])
 }
 
 fn embeddings_batch(
@@ -90,31 +147,13 @@ fn embeddings_batch(
         }
         labels.append(true);
     }
-    let item = list_item(DataType::Float32, false);
     let embedding = FixedSizeListArray::try_new(
-        item.clone(),
+        list_item(DataType::Float32, false),
         dim as i32,
         Arc::new(Float32Array::from(embeddings.to_vec())),
         None,
     )
     .map_err(|e| DataError::Config(format!("embedding column: {e}")))?;
-    let schema = Schema::new(vec![
-        Field::new("window_id", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("record_id", DataType::Utf8, false),
-        Field::new("window_index", DataType::Int32, false),
-        Field::new("split", DataType::Utf8, false),
-        Field::new(
-            "labels",
-            DataType::List(list_item(DataType::Utf8, false)),
-            false,
-        ),
-        Field::new(
-            "embedding",
-            DataType::FixedSizeList(item, dim as i32),
-            false,
-        ),
-    ]);
     let columns: Vec<ArrayRef> = vec![
         text(&WindowInfo::window_id),
         text(&|w| w.source.clone()),
@@ -129,6 +168,6 @@ fn embeddings_batch(
         Arc::new(labels.finish()),
         Arc::new(embedding),
     ];
-    RecordBatch::try_new(Arc::new(schema), columns)
+    RecordBatch::try_new(Arc::new(schema(dim)), columns)
         .map_err(|e| DataError::Config(format!("embedding table: {e}")))
 }

@@ -10,7 +10,8 @@
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
 //!   the streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
-//!   (`windows`), and the embedding file `ecgfm embed` writes (`embeddings`).
+//!   (`windows`, whole or shard by shard), and the embedding file `ecgfm embed` writes as it
+//!   goes (`embeddings`, through `object_sink`: one object written in parts).
 //!
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
@@ -21,6 +22,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod loader;
 pub mod manifest;
+pub mod object_sink;
 pub mod plot;
 pub mod schema;
 pub mod split;

@@ -143,7 +143,7 @@ pub fn join(root: &Path, relative: &str) -> Path {
         .fold(root.clone(), |path, part| path.join(part))
 }
 
-fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
+pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
     move |source| DataError::Store {
         location: location.to_string(),
         source,

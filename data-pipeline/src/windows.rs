@@ -6,7 +6,8 @@
 //! (`n_samples`) and crop length `S` keeps the centred samples `(n - S) / 2 .. (n - S) / 2 + S`
 //! (integer division); a window shorter than the crop is copied from its start and zero-padded,
 //! as the loader does. Only present leads are held in memory (int16, as stored), so a split of
-//! single-lead windows takes a twelfth of the room of twelve-lead ones.
+//! single-lead windows takes a twelfth of the room of twelve-lead ones; [`ShardWindows`] reads
+//! them a shard at a time.
 
 use arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
 use arrow::datatypes::{Int16Type, Int32Type};
@@ -95,6 +96,32 @@ impl SplitWindows {
         }
     }
 
+    /// Appends `other`'s windows (read with the same crop from the same dataset).
+    pub fn append(&mut self, other: SplitWindows) {
+        if self.is_empty() {
+            // Nothing to keep: take the other's buffers instead of copying them.
+            *self = other;
+            return;
+        }
+        let offset = self.signal.len();
+        self.windows.extend(other.windows);
+        self.lead_mask.extend(other.lead_mask);
+        self.starts
+            .extend(other.starts[1..].iter().map(|&s| s + offset));
+        self.signal.extend(other.signal);
+    }
+
+    /// Forgets the first `n` windows (those already used), keeping the rest in order.
+    pub fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        let shift = self.starts[n];
+        self.windows.drain(..n);
+        self.lead_mask.drain(..n * N_LEADS);
+        self.signal.drain(..shift);
+        self.starts.drain(..n);
+        self.starts.iter_mut().for_each(|s| *s -= shift);
+    }
+
     /// Start and length of the centred crop of `valid` samples (see the module documentation).
     pub fn crop(valid: usize, samples: usize) -> (usize, usize) {
         if valid <= samples {
@@ -114,30 +141,87 @@ pub fn read_split_windows(
     split: &str,
     samples: usize,
 ) -> Result<SplitWindows, DataError> {
-    if samples == 0 {
-        return Err(DataError::Config("the crop length must be positive".into()));
-    }
-    let (object_store, root) = store::open_url_with(url, options)?;
-    let manifest = Manifest::load(object_store.as_ref(), &root)?;
-    let mut out = SplitWindows {
-        samples,
-        scale: manifest.signal_scale,
-        sampling_rate: manifest.sampling_rate,
-        window_samples: manifest.window_samples,
-        starts: vec![0],
-        ..SplitWindows::default()
-    };
-    for shard in &manifest.shards {
-        let location = store::join(&root, &shard.path);
-        let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
-        let reader = ShardReader {
-            bytes,
-            path: location.to_string(),
-            window: manifest.window_samples,
-        };
-        reader.append(split, &mut out)?;
+    let mut shards = ShardWindows::open(url, options, split, samples)?;
+    let mut out = shards.empty();
+    for shard in &mut shards {
+        out.append(shard?);
     }
     Ok(out)
+}
+
+/// The windows of `split` shard by shard, in dataset order: for passes over datasets larger
+/// than memory (`ecgfm embed`). Each item holds one shard's windows (none skipped: a shard
+/// without windows of the split gives an empty item).
+pub struct ShardWindows {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    root: object_store::path::Path,
+    manifest: Manifest,
+    split: String,
+    samples: usize,
+    next: usize,
+}
+
+impl ShardWindows {
+    /// Opens the dataset at `url` (see [`read_split_windows`]).
+    pub fn open(
+        url: &str,
+        options: &[(&str, &str)],
+        split: &str,
+        samples: usize,
+    ) -> Result<Self, DataError> {
+        if samples == 0 {
+            return Err(DataError::Config("the crop length must be positive".into()));
+        }
+        let (store, root) = store::open_url_with(url, options)?;
+        let manifest = Manifest::load(store.as_ref(), &root)?;
+        Ok(ShardWindows {
+            store,
+            root,
+            manifest,
+            split: split.to_string(),
+            samples,
+            next: 0,
+        })
+    }
+
+    /// No window yet, with the dataset's crop, scale and rates.
+    pub fn empty(&self) -> SplitWindows {
+        SplitWindows {
+            samples: self.samples,
+            scale: self.manifest.signal_scale,
+            sampling_rate: self.manifest.sampling_rate,
+            window_samples: self.manifest.window_samples,
+            starts: vec![0],
+            ..SplitWindows::default()
+        }
+    }
+
+    /// Shards in the dataset.
+    pub fn shards(&self) -> usize {
+        self.manifest.shards.len()
+    }
+}
+
+impl Iterator for ShardWindows {
+    type Item = Result<SplitWindows, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let shard = self.manifest.shards.get(self.next)?;
+        self.next += 1;
+        let location = store::join(&self.root, &shard.path);
+        let read = || {
+            let bytes = store::block_on(store::get_bytes(self.store.as_ref(), &location))?;
+            let reader = ShardReader {
+                bytes,
+                path: location.to_string(),
+                window: self.manifest.window_samples,
+            };
+            let mut out = self.empty();
+            reader.append(&self.split, &mut out)?;
+            Ok(out)
+        };
+        Some(read())
+    }
 }
 
 /// One shard's bytes, and what reading them needs.

@@ -1,14 +1,14 @@
 //! The evaluation reader (`windows::read_split_windows`) on a test dataset whose every stored
 //! value is known: the windows of one split in dataset order, their identity, labels and lead
 //! masks, and every value of their centred crop (short windows from their start, zero-padded),
-//! across a PLAIN + zstd shard and a delta-encoded one.
+//! across a PLAIN + zstd shard and a delta-encoded one; shard by shard in a rolling buffer.
 
 mod common;
 
 use common::dataset::{every_fifth_val, lead_present, stored_value, valid_samples, write, Spec};
 use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
-use ecgfm_data::windows::{read_split_windows, SplitWindows};
+use ecgfm_data::windows::{read_split_windows, ShardWindows, SplitWindows};
 
 #[test]
 fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
@@ -62,4 +62,47 @@ fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
         .is_empty());
     let err = read_split_windows("memory://split-windows/none", &[], "all", crop).unwrap_err();
     assert!(err.to_string().contains("manifest.json"), "{err}");
+}
+
+/// Shard by shard, as `ecgfm embed` reads: a rolling buffer that appends each shard and forgets
+/// the windows it has used (an odd number each time, so the buffer straddles shards) holds
+/// exactly the windows, values and masks of the whole read.
+#[test]
+fn shard_by_shard_with_a_rolling_buffer_gives_the_whole_read() {
+    let url = "memory://split-windows/rolling";
+    let spec = Spec {
+        shards: 3,
+        rows_per_shard: 20,
+        row_group_rows: 8,
+        window_samples: 100,
+        split_of: every_fifth_val,
+    };
+    write(&store::open_url(url).unwrap(), &spec);
+    let crop = 80;
+    let whole = read_split_windows(url, &[], "all", crop).unwrap();
+    let mut shards = ShardWindows::open(url, &[], "all", crop).unwrap();
+    assert_eq!(shards.shards(), 3);
+    let mut buffer = shards.empty();
+    let mut seen = 0;
+    let (mut a, mut b) = (vec![0.0f32; N_LEADS * crop], vec![0.0f32; N_LEADS * crop]);
+    for shard in &mut shards {
+        buffer.append(shard.unwrap());
+        while buffer.len() >= 7 {
+            for i in 0..7 {
+                assert_eq!(buffer.windows[i], whole.windows[seen + i]);
+                assert_eq!(buffer.lead_mask(i), whole.lead_mask(seen + i));
+                buffer.fill(i, &mut a);
+                whole.fill(seen + i, &mut b);
+                assert_eq!(a, b, "window {}", seen + i);
+            }
+            buffer.drop_front(7);
+            seen += 7;
+        }
+    }
+    assert_eq!(seen + buffer.len(), whole.len());
+    for i in 0..buffer.len() {
+        buffer.fill(i, &mut a);
+        whole.fill(seen + i, &mut b);
+        assert_eq!(a, b);
+    }
 }

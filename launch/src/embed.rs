@@ -1,15 +1,17 @@
 //! `ecgfm embed`: the pretrained encoder's features of every window of a dataset, one Parquet
 //! row per window with its id (`ecgfm_data::embeddings`), for users who bring their own
 //! classifier. The forward pass is docs/model.md's "Evaluation" encoder: every patch visible,
-//! the window's centred crop, tokens pooled by `--pool`.
+//! the window's centred crop, tokens pooled by `--pool`. The dataset is read a shard at a time
+//! and the file written as it goes, so a split larger than memory embeds in bounded memory.
 
 use crate::compute::{self, Compute, ComputeArgs};
 use crate::pretrain::thread_pool;
-use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs, DatasetWindows};
-use crate::progress::window_bar;
-use anyhow::{Context, Result};
+use crate::pretrained::{load_pretrained, shard_windows, CheckpointDataArgs, DatasetWindows};
+use crate::progress::stream_bar;
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::embeddings::write_embeddings;
+use ecgfm_data::embeddings::EmbeddingsWriter;
+use ecgfm_data::windows::ShardWindows;
 use ecgfm_kernels::Backend;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::batches::features;
@@ -55,7 +57,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
-    let windows = read_windows(&args.source.data, &args.split, &pretrained.config)?;
+    let shards = shard_windows(&args.source.data, &args.split, &pretrained.config)?;
     let head = HeadSpec {
         pooling,
         classes: 1,
@@ -67,18 +69,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     if let Some(note) = device.check_memory(model, head, args.batch_size, work)? {
         println!("GPU memory: {note}");
     }
-    let job = Job {
-        model,
-        head,
-        batch: args.batch_size,
-        encoder: &pretrained.encoder,
-        windows: &windows,
-    };
-    let (values, dim) = match device.compute {
-        Compute::Cpu(be) => job.run(be),
-        Compute::Cuda(be) => job.run(*be),
-    }?;
-    let all = windows.0.len();
+    let dim = pooling.features(model);
     let metadata = vec![
         (
             "ecgfm_checkpoint".to_string(),
@@ -86,46 +77,105 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         ),
         ("ecgfm_step".to_string(), pretrained.step.to_string()),
         ("ecgfm_pooling".to_string(), args.pool.clone()),
-        ("ecgfm_device".to_string(), device.name),
+        ("ecgfm_device".to_string(), device.name.clone()),
         ("ecgfm_precision".to_string(), device.precision.to_string()),
         (
             "ecgfm_model".to_string(),
             toml::to_string(model).context("serialising the model config")?,
         ),
     ];
-    write_embeddings(&args.out, &windows.0.windows, dim, &values, &metadata)
-        .with_context(|| format!("writing the embeddings to {}", args.out))?;
+    let out = &args.out;
+    let mut writer = EmbeddingsWriter::create(out, dim, &metadata)
+        .with_context(|| format!("writing the embeddings to {out}"))?;
+    let job = Job {
+        model,
+        head,
+        batch: args.batch_size,
+        encoder: &pretrained.encoder,
+        data: &args.source.data,
+    };
+    let windows = match device.compute {
+        Compute::Cpu(be) => job.run(be, shards, &mut writer),
+        Compute::Cuda(be) => job.run(*be, shards, &mut writer),
+    }?;
+    if windows == 0 {
+        // The unfinished file is never published.
+        bail!(
+            "{} has no window in split {:?}",
+            args.source.data,
+            args.split
+        );
+    }
+    writer
+        .finish()
+        .with_context(|| format!("writing the embeddings to {out}"))?;
     println!(
-        "{all} windows -> {dim}-dimensional embeddings (checkpoint step {}) written to {}",
-        pretrained.step, args.out
+        "{windows} windows -> {dim}-dimensional embeddings (checkpoint step {}) written to {out}",
+        pretrained.step
     );
     Ok(EmbedSummary {
-        windows: all,
+        windows,
         dim,
         step: pretrained.step,
     })
 }
 
-/// The features of every window (and their width), on whichever backend the device gave.
+/// The features of every window, a shard at a time, on whichever backend the device gave.
 struct Job<'a> {
     model: &'a ModelConfig,
     head: HeadSpec,
     batch: usize,
     encoder: &'a [f32],
-    windows: &'a DatasetWindows,
+    /// The dataset's URL, for errors.
+    data: &'a str,
 }
 
 impl Job<'_> {
-    fn run<B: Backend>(&self, backend: B) -> Result<(Vec<f32>, usize)> {
+    /// Embeds every window of `shards` into `writer`; returns how many. Batches run across shard
+    /// boundaries (a rolling buffer keeps the windows not yet embedded), so the batches, and the
+    /// numbers, are those of one pass over the whole split.
+    fn run<B: Backend>(
+        &self,
+        backend: B,
+        mut shards: ShardWindows,
+        writer: &mut EmbeddingsWriter,
+    ) -> Result<usize> {
         let mut encoder =
             Encoder::forward_only(backend, self.model.clone(), self.head, self.batch)?;
         encoder.load_encoder(self.encoder)?;
-        let all: Vec<usize> = (0..self.windows.0.len()).collect();
-        let bar = window_bar("embed", all.len() as u64);
-        let values = features(&mut encoder, self.windows, &all, &mut |done| {
-            bar.set_position(done as u64)
-        })?;
+        let total_shards = shards.shards();
+        let bar = stream_bar("embed");
+        let mut pending = DatasetWindows(shards.empty());
+        let mut written = 0;
+        for (i, shard) in (&mut shards).enumerate() {
+            let shard = shard.with_context(|| format!("reading the windows of {}", self.data))?;
+            pending.0.append(shard);
+            let full = pending.0.len() / self.batch * self.batch;
+            written += self.flush(&mut encoder, &mut pending, full, writer)?;
+            bar.set_message(format!("shard {}/{total_shards}", i + 1));
+            bar.set_position(written as u64);
+        }
+        let rest = pending.0.len();
+        written += self.flush(&mut encoder, &mut pending, rest, writer)?;
         bar.finish_and_clear();
-        Ok((values, encoder.features()))
+        Ok(written)
+    }
+
+    /// Embeds the first `n` windows of `pending` into `writer` and forgets them.
+    fn flush<B: Backend>(
+        &self,
+        encoder: &mut Encoder<B>,
+        pending: &mut DatasetWindows,
+        n: usize,
+        writer: &mut EmbeddingsWriter,
+    ) -> Result<usize> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let values = features(encoder, pending, &all, &mut |_| {})?;
+        writer.write(&pending.0.windows[..n], &values)?;
+        pending.0.drop_front(n);
+        Ok(n)
     }
 }

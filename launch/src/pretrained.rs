@@ -1,11 +1,11 @@
 //! What `ecgfm eval` and `ecgfm embed` start from: a run's checkpoint (its encoder tensors, read
 //! by name, and the run's model configuration) and a dataset's windows in order, held in memory
-//! as the evaluation's `WindowSource`.
+//! as the evaluation's `WindowSource` (or read shard by shard: `shard_windows`).
 
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::windows::{read_split_windows, SplitWindows};
+use ecgfm_data::windows::{read_split_windows, ShardWindows, SplitWindows};
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::eval::WindowSource;
 use std::path::{Path, PathBuf};
@@ -63,17 +63,37 @@ impl WindowSource for DatasetWindows {
 
 /// Reads every window of `split` of the dataset at `url`, cropped to the model's input length.
 pub fn read_windows(url: &str, split: &str, config: &TrainConfig) -> Result<DatasetWindows> {
+    expect_twelve_leads(config)?;
+    let windows = read_split_windows(url, &[], split, config.model.samples)
+        .with_context(|| format!("reading the windows of {url}"))?;
+    if windows.is_empty() {
+        bail!("{url} has no window in split {split:?}");
+    }
+    warn_if_padded(url, &windows);
+    Ok(DatasetWindows(windows))
+}
+
+/// The windows of `split` of the dataset at `url` shard by shard, cropped to the model's input
+/// length: for passes over datasets larger than memory.
+pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<ShardWindows> {
+    expect_twelve_leads(config)?;
+    let shards = ShardWindows::open(url, &[], split, config.model.samples)
+        .with_context(|| format!("opening the dataset {url}"))?;
+    warn_if_padded(url, &shards.empty());
+    Ok(shards)
+}
+
+fn expect_twelve_leads(config: &TrainConfig) -> Result<()> {
     if config.model.leads != 12 {
         bail!(
             "datasets hold 12-lead ECGs; the run's model.leads is {}",
             config.model.leads
         );
     }
-    let windows = read_split_windows(url, &[], split, config.model.samples)
-        .with_context(|| format!("reading the windows of {url}"))?;
-    if windows.is_empty() {
-        bail!("{url} has no window in split {split:?}");
-    }
+    Ok(())
+}
+
+fn warn_if_padded(url: &str, windows: &SplitWindows) {
     if windows.window_samples < windows.samples {
         tracing::warn!(
             "{url} holds windows of {} samples per lead; the model takes {}: each window is \
@@ -82,5 +102,4 @@ pub fn read_windows(url: &str, split: &str, config: &TrainConfig) -> Result<Data
             windows.samples
         );
     }
-    Ok(DatasetWindows(windows))
 }

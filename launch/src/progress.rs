@@ -22,6 +22,15 @@ pub fn window_bar(what: &str, total: u64) -> ProgressBar {
     bar
 }
 
+/// A bar counting windows of a pass whose total is not known ahead (a dataset read shard by
+/// shard), labelled `what`; the message says where it is.
+pub fn stream_bar(what: &str) -> ProgressBar {
+    bar(
+        what,
+        "{prefix} {spinner} {pos} windows ({msg}) {per_sec} elapsed {elapsed}",
+    )
+}
+
 /// `ecgfm eval`'s reporter: log lines through `tracing`, above a bar counting the windows of
 /// the pass under way (features, each epoch, validation, test), relabelled for each pass.
 pub struct EvalBar {

@@ -18,8 +18,9 @@ use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
 
-/// A synthetic dataset of 200 labelled records and an 8-step nano run (`common::short_run`:
-/// input 750 samples, some single-lead records), made once for all tests of this file.
+/// A synthetic dataset of 200 labelled records in several shards and an 8-step nano run
+/// (`common::short_run`: input 750 samples, some single-lead records), made once for all tests
+/// of this file.
 fn fixture() -> &'static (PathBuf, PathBuf) {
     static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
@@ -37,6 +38,9 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
             "2",
             "--row-group-rows",
             "32",
+            // Several shards: evaluation reads across them, `ecgfm embed` one at a time.
+            "--shard-mb",
+            "1",
         ]);
         let run = short_run(&root, None, &[]);
         (data, run)
@@ -193,6 +197,12 @@ fn embed_writes_the_encoder_features_of_every_window() {
         out.to_str().unwrap(),
     ]);
     assert!(stdout.contains("64-dimensional"), "{stdout}");
+    let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
+    let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert!(
+        shards["shards"].as_array().unwrap().len() > 2,
+        "one shard only"
+    );
     assert!(stdout.contains("device: cpu"), "{stdout}");
     // The same forward pass through the library, on the same windows in the same batches.
     let config = ModelConfig {

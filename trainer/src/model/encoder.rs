@@ -53,6 +53,14 @@ impl Pooling {
             ))),
         }
     }
+
+    /// Features per sample of an encoder of `cfg`: D, or 12 D.
+    pub fn features(self, cfg: &ModelConfig) -> usize {
+        match self {
+            Pooling::Mean => cfg.dim,
+            Pooling::Leads => cfg.leads * cfg.dim,
+        }
+    }
 }
 
 /// The head on top of the pooled features.
@@ -179,7 +187,7 @@ impl<B: Backend> Encoder<B> {
         }
         let be = backend;
         let (l, n, d) = (cfg.leads, cfg.patches_per_lead(), cfg.dim);
-        let features = Self::feature_width(&cfg, head.pooling);
+        let features = head.pooling.features(&cfg);
         let layout = ParamLayout::encoder_with_head(&cfg, features, head.classes);
         let o = |name: &str| offset_of(&layout, name);
         let off = [
@@ -242,17 +250,9 @@ impl<B: Backend> Encoder<B> {
         })
     }
 
-    /// Features per sample for `pooling`: D, or 12 D.
-    pub fn feature_width(cfg: &ModelConfig, pooling: Pooling) -> usize {
-        match pooling {
-            Pooling::Mean => cfg.dim,
-            Pooling::Leads => cfg.leads * cfg.dim,
-        }
-    }
-
     /// Features per sample F.
     pub fn features(&self) -> usize {
-        Self::feature_width(&self.cfg, self.head.pooling)
+        self.head.pooling.features(&self.cfg)
     }
 
     pub fn config(&self) -> &ModelConfig {
