@@ -91,20 +91,6 @@ impl EmbeddingsWriter {
     }
 }
 
-/// Writes `windows` and their `embeddings` ((windows, dim), row-major) as one Parquet file at
-/// `url`, with `metadata` as key-values.
-pub fn write_embeddings(
-    url: &str,
-    windows: &[WindowInfo],
-    dim: usize,
-    embeddings: &[f32],
-    metadata: &[(String, String)],
-) -> Result<(), DataError> {
-    let mut writer = EmbeddingsWriter::create(url, dim, metadata)?;
-    writer.write(windows, embeddings)?;
-    writer.finish()
-}
-
 fn parquet_error(url: &str) -> impl FnOnce(parquet::errors::ParquetError) -> DataError {
     let path = store::redact_url(url);
     move |source| DataError::Parquet { path, source }
