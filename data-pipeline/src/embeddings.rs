@@ -20,7 +20,7 @@ use arrow::array::{
     ArrayRef, FixedSizeListArray, Float32Array, Int32Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -40,6 +40,7 @@ const ROW_GROUP_ROWS: usize = 65_536;
 /// [`EmbeddingsWriter::finish`] publishes the file (`object_sink`: never seen half-written).
 pub struct EmbeddingsWriter {
     writer: ArrowWriter<ObjectSink>,
+    schema: SchemaRef,
     dim: usize,
     url: String,
 }
@@ -61,10 +62,12 @@ impl EmbeddingsWriter {
             .build();
         let (object_store, location) = store::open_url(url)?;
         let sink = ObjectSink::create(object_store.as_ref(), &location)?;
-        let writer = ArrowWriter::try_new(sink, Arc::new(schema(dim)), Some(properties))
+        let schema = Arc::new(schema(dim));
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties))
             .map_err(parquet_error(url))?;
         Ok(EmbeddingsWriter {
             writer,
+            schema,
             dim,
             url: url.to_string(),
         })
@@ -80,7 +83,7 @@ impl EmbeddingsWriter {
                 windows.len()
             )));
         }
-        let batch = embeddings_batch(windows, dim, embeddings)?;
+        let batch = embeddings_batch(&self.schema, windows, dim, embeddings)?;
         self.writer.write(&batch).map_err(parquet_error(&self.url))
     }
 
@@ -118,6 +121,7 @@ fn schema(dim: usize) -> Schema {
 }
 
 fn embeddings_batch(
+    schema: &SchemaRef,
     windows: &[WindowInfo],
     dim: usize,
     embeddings: &[f32],
@@ -154,6 +158,6 @@ fn embeddings_batch(
         Arc::new(labels.finish()),
         Arc::new(embedding),
     ];
-    RecordBatch::try_new(Arc::new(schema(dim)), columns)
+    RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| DataError::Config(format!("embedding table: {e}")))
 }

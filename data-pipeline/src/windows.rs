@@ -96,21 +96,6 @@ impl SplitWindows {
         }
     }
 
-    /// Appends `other`'s windows (read with the same crop from the same dataset).
-    pub fn append(&mut self, other: SplitWindows) {
-        if self.is_empty() {
-            // Nothing to keep: take the other's buffers instead of copying them.
-            *self = other;
-            return;
-        }
-        let offset = self.signal.len();
-        self.windows.extend(other.windows);
-        self.lead_mask.extend(other.lead_mask);
-        self.starts
-            .extend(other.starts[1..].iter().map(|&s| s + offset));
-        self.signal.extend(other.signal);
-    }
-
     /// Forgets the first `n` windows (those already used), keeping the rest in order.
     pub fn drop_front(&mut self, n: usize) {
         let n = n.min(self.len());
@@ -143,15 +128,12 @@ pub fn read_split_windows(
 ) -> Result<SplitWindows, DataError> {
     let mut shards = ShardWindows::open(url, options, split, samples)?;
     let mut out = shards.empty();
-    for shard in &mut shards {
-        out.append(shard?);
-    }
+    while shards.append_next(&mut out)? {}
     Ok(out)
 }
 
-/// The windows of `split` shard by shard, in dataset order: for passes over datasets larger
-/// than memory (`ecgfm embed`). Each item holds one shard's windows (none skipped: a shard
-/// without windows of the split gives an empty item).
+/// The windows of `split` read shard by shard, in dataset order: for passes over datasets
+/// larger than memory (`ecgfm embed`), which forget the windows they have used.
 pub struct ShardWindows {
     store: std::sync::Arc<dyn object_store::ObjectStore>,
     root: object_store::path::Path,
@@ -200,27 +182,23 @@ impl ShardWindows {
     pub fn shards(&self) -> usize {
         self.manifest.shards.len()
     }
-}
 
-impl Iterator for ShardWindows {
-    type Item = Result<SplitWindows, DataError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let shard = self.manifest.shards.get(self.next)?;
+    /// Appends the next shard's windows of the split to `out` (made by [`ShardWindows::empty`],
+    /// perhaps partly used: see [`SplitWindows::drop_front`]); false once every shard is read.
+    pub fn append_next(&mut self, out: &mut SplitWindows) -> Result<bool, DataError> {
+        let Some(shard) = self.manifest.shards.get(self.next) else {
+            return Ok(false);
+        };
         self.next += 1;
         let location = store::join(&self.root, &shard.path);
-        let read = || {
-            let bytes = store::block_on(store::get_bytes(self.store.as_ref(), &location))?;
-            let reader = ShardReader {
-                bytes,
-                path: location.to_string(),
-                window: self.manifest.window_samples,
-            };
-            let mut out = self.empty();
-            reader.append(&self.split, &mut out)?;
-            Ok(out)
+        let bytes = store::block_on(store::get_bytes(self.store.as_ref(), &location))?;
+        let reader = ShardReader {
+            bytes,
+            path: location.to_string(),
+            window: self.manifest.window_samples,
         };
-        Some(read())
+        reader.append(&self.split, out)?;
+        Ok(true)
     }
 }
 

@@ -10,16 +10,21 @@ use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
 use ecgfm_data::windows::{read_split_windows, ShardWindows, SplitWindows};
 
-#[test]
-fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
-    let url = "memory://split-windows/ds";
-    let spec = Spec {
-        shards: 2,
-        rows_per_shard: 30,
+/// `shards` shards of `rows` windows of 100 samples, every fifth in `val`.
+fn spec(shards: usize, rows: usize) -> Spec {
+    Spec {
+        shards,
+        rows_per_shard: rows,
         row_group_rows: 8,
         window_samples: 100,
         split_of: every_fifth_val,
-    };
+    }
+}
+
+#[test]
+fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
+    let url = "memory://split-windows/ds";
+    let spec = spec(2, 30);
     let manifest = write(&store::open_url(url).unwrap(), &spec);
     let crop = 80;
     for (split, expect_ids) in [
@@ -64,19 +69,13 @@ fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
     assert!(err.to_string().contains("manifest.json"), "{err}");
 }
 
-/// Shard by shard, as `ecgfm embed` reads: a rolling buffer that appends each shard and forgets
-/// the windows it has used (an odd number each time, so the buffer straddles shards) holds
-/// exactly the windows, values and masks of the whole read.
+/// Shard by shard, as `ecgfm embed` reads: a rolling buffer that takes in each shard and
+/// forgets the windows it has used (an odd number each time, so the buffer straddles shards)
+/// holds exactly the windows, values and masks of the whole read.
 #[test]
 fn shard_by_shard_with_a_rolling_buffer_gives_the_whole_read() {
     let url = "memory://split-windows/rolling";
-    let spec = Spec {
-        shards: 3,
-        rows_per_shard: 20,
-        row_group_rows: 8,
-        window_samples: 100,
-        split_of: every_fifth_val,
-    };
+    let spec = spec(3, 20);
     write(&store::open_url(url).unwrap(), &spec);
     let crop = 80;
     let whole = read_split_windows(url, &[], "all", crop).unwrap();
@@ -85,8 +84,7 @@ fn shard_by_shard_with_a_rolling_buffer_gives_the_whole_read() {
     let mut buffer = shards.empty();
     let mut seen = 0;
     let (mut a, mut b) = (vec![0.0f32; N_LEADS * crop], vec![0.0f32; N_LEADS * crop]);
-    for shard in &mut shards {
-        buffer.append(shard.unwrap());
+    while shards.append_next(&mut buffer).unwrap() {
         while buffer.len() >= 7 {
             for i in 0..7 {
                 assert_eq!(buffer.windows[i], whole.windows[seen + i]);

@@ -31,3 +31,8 @@ pub use bench::sgemm_gflops;
 pub use cpu::CpuBackend;
 pub use cuda::{CudaBackend, CudaError};
 pub use precision::{bf16_attention_head, round_bf16, Precision};
+
+/// `bytes` in GiB (2^30 bytes), for the messages and tables that report memory.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}

@@ -21,9 +21,9 @@
 //! The CPU backend emulates this by rounding copies of the operands (the same numbers a tensor
 //! core multiplies), so a bf16 run's numerics are checked on any machine; it is not faster than
 //! fp32 there. The CUDA backend multiplies on tensor cores, and stores the tensors read only by
-//! bf16 matrix products (`Backend::alloc_operand`: the patches, the LayerNorm and GELU outputs, and qkv where
-//! attention rounds it), attention's output there and the GELU's input in bf16, which changes
-//! no value since those values are rounded anyway.
+//! bf16 matrix products (`Backend::alloc_operand`: the patches, the LayerNorm and GELU outputs,
+//! and qkv where attention rounds it), attention's output there and the GELU's input in bf16,
+//! which changes no value since those values are rounded anyway.
 
 use std::fmt;
 use std::str::FromStr;

@@ -11,7 +11,7 @@ use crate::device::Opened;
 use crate::gpu_memory;
 use crate::pretrain::thread_pool;
 use anyhow::{bail, Context, Result};
-use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
+use ecgfm_kernels::{gib, Backend, CpuBackend, CudaBackend, Precision, View, ViewMut};
 use ecgfm_trainer::config::parse_precision;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Mae, MaeMemory, ProfiledBackend, Recompute};
@@ -243,7 +243,6 @@ fn run_cuda(
     let peak16 = args
         .peak_bf16_tflops
         .or_else(|| crate::device::peak_bf16_tflops(&info.name));
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("device  {}", crate::device::describe(&info));
     let mfu32 = match precision {
         Precision::Fp32 => format!(" | {}", mfu_text(tflops, peak32, "fp32")),

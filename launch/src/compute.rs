@@ -29,27 +29,36 @@ pub struct ComputeArgs {
 }
 
 /// The backend the encoder got.
-pub enum Compute {
+pub enum Device {
     Cpu(CpuBackend),
     Cuda(Box<CudaBackend>),
 }
 
-/// The opened backend and what the result files record of it.
-pub struct Device {
-    pub compute: Compute,
-    /// `cpu` or the GPU's start-up line (name, memory, compute capability).
-    pub name: String,
-    pub precision: Precision,
-}
-
 impl Device {
+    /// The precision of the matrix products.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Device::Cpu(be) => be.precision(),
+            Device::Cuda(be) => be.precision(),
+        }
+    }
+
+    /// What the result files record: `cpu`, or the GPU's start-up line (name, memory, compute
+    /// capability).
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu(_) => "cpu".into(),
+            Device::Cuda(be) => device::describe(be.device().info()),
+        }
+    }
+
     /// One line for the terminal: the device and its precision.
     pub fn describe(&self) -> String {
-        let on_gpu = matches!(self.compute, Compute::Cuda(_));
-        let words = device::describe_precision(self.precision, on_gpu);
-        match &self.compute {
-            Compute::Cpu(_) => format!("cpu | {} threads | {words}", rayon::current_num_threads()),
-            Compute::Cuda(_) => format!("{} | {words}", self.name),
+        let on_gpu = matches!(self, Device::Cuda(_));
+        let words = device::describe_precision(self.precision(), on_gpu);
+        match self {
+            Device::Cpu(_) => format!("cpu | {} threads | {words}", rayon::current_num_threads()),
+            Device::Cuda(_) => format!("{} | {words}", self.name()),
         }
     }
 
@@ -62,7 +71,7 @@ impl Device {
         batch: usize,
         work: EncoderWork,
     ) -> Result<Option<String>> {
-        let Compute::Cuda(be) = &self.compute else {
+        let Device::Cuda(be) = self else {
             return Ok(None);
         };
         let fit = gpu_memory::check_encoder(be, model, head, batch, be.precision(), work)?;
@@ -75,21 +84,11 @@ pub fn open(args: &ComputeArgs) -> Result<Device> {
     Ok(match device::open(&args.device)? {
         Opened::Cpu => {
             let precision = parse_precision(&args.precision, false)?;
-            Device {
-                compute: Compute::Cpu(CpuBackend::with_precision(precision)),
-                name: "cpu".into(),
-                precision,
-            }
+            Device::Cpu(CpuBackend::with_precision(precision))
         }
         Opened::Cuda(be) => {
             let precision = device::gpu_precision(&args.precision, be.device().info())?;
-            let name = device::describe(be.device().info());
-            let be = device::cuda_with_precision(*be, precision);
-            Device {
-                compute: Compute::Cuda(Box::new(be)),
-                name,
-                precision,
-            }
+            Device::Cuda(Box::new(device::cuda_with_precision(*be, precision)))
         }
     })
 }

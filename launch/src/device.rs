@@ -36,7 +36,7 @@ pub fn describe(info: &DeviceInfo) -> String {
         "cuda:{} {} | {:.1} GiB | compute capability {}.{}",
         info.ordinal,
         info.name,
-        info.total_bytes as f64 / (1u64 << 30) as f64,
+        ecgfm_kernels::gib(info.total_bytes as u64),
         info.capability.0,
         info.capability.1
     )

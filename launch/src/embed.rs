@@ -4,7 +4,7 @@
 //! the window's centred crop, tokens pooled by `--pool`. The dataset is read a shard at a time
 //! and the file written as it goes, so a split larger than memory embeds in bounded memory.
 
-use crate::compute::{self, Compute, ComputeArgs};
+use crate::compute::{self, ComputeArgs, Device};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, shard_windows, CheckpointDataArgs, DatasetWindows};
 use crate::progress::stream_bar;
@@ -77,8 +77,11 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         ),
         ("ecgfm_step".to_string(), pretrained.step.to_string()),
         ("ecgfm_pooling".to_string(), args.pool.clone()),
-        ("ecgfm_device".to_string(), device.name.clone()),
-        ("ecgfm_precision".to_string(), device.precision.to_string()),
+        ("ecgfm_device".to_string(), device.name()),
+        (
+            "ecgfm_precision".to_string(),
+            device.precision().to_string(),
+        ),
         (
             "ecgfm_model".to_string(),
             toml::to_string(model).context("serialising the model config")?,
@@ -94,9 +97,9 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         encoder: &pretrained.encoder,
         data: &args.source.data,
     };
-    let windows = match device.compute {
-        Compute::Cpu(be) => job.run(be, shards, &mut writer),
-        Compute::Cuda(be) => job.run(*be, shards, &mut writer),
+    let windows = match device {
+        Device::Cpu(be) => job.run(be, shards, &mut writer),
+        Device::Cuda(be) => job.run(*be, shards, &mut writer),
     }?;
     if windows == 0 {
         // The unfinished file is never published.
@@ -146,13 +149,13 @@ impl Job<'_> {
         let total_shards = shards.shards();
         let bar = stream_bar("embed");
         let mut pending = DatasetWindows(shards.empty());
-        let mut written = 0;
-        for (i, shard) in (&mut shards).enumerate() {
-            let shard = shard.with_context(|| format!("reading the windows of {}", self.data))?;
-            pending.0.append(shard);
+        let (mut written, mut read) = (0, 0);
+        let reading = || format!("reading the windows of {}", self.data);
+        while shards.append_next(&mut pending.0).with_context(reading)? {
+            read += 1;
             let full = pending.0.len() / self.batch * self.batch;
             written += self.flush(&mut encoder, &mut pending, full, writer)?;
-            bar.set_message(format!("shard {}/{total_shards}", i + 1));
+            bar.set_message(format!("shard {read}/{total_shards}"));
             bar.set_position(written as u64);
         }
         let rest = pending.0.len();

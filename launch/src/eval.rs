@@ -3,7 +3,7 @@
 //! writes the JSON result file (and a copy in `<run>/eval/`, where `ecgfm export` finds it),
 //! prints the table and adds TensorBoard scalars under `<run>/eval/`.
 
-use crate::compute::{self, Compute, ComputeArgs};
+use crate::compute::{self, ComputeArgs, Device};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use crate::progress::EvalBar;
@@ -158,10 +158,11 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         task: &task,
         source: &windows,
     };
+    let (device_name, precision) = (device.name(), device.precision());
     let mut bar = EvalBar::new();
-    let results = match device.compute {
-        Compute::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar),
-        Compute::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar),
+    let results = match device {
+        Device::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar),
+        Device::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar),
     };
     bar.finish();
     let results = results?;
@@ -174,8 +175,8 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         classes: task.classes.clone(),
         multi_label: task.multi_label,
         pooling: args.pool.clone(),
-        device: device.name,
-        precision: device.precision.to_string(),
+        device: device_name,
+        precision: precision.to_string(),
         seed: settings.seed,
         bootstrap_resamples: settings.bootstrap,
         counts,

@@ -4,14 +4,10 @@
 //! of failing to allocate halfway through building the model.
 
 use anyhow::{bail, Result};
-use ecgfm_kernels::{CudaBackend, Precision};
+use ecgfm_kernels::{gib, CudaBackend, Precision};
 use ecgfm_trainer::device_memory::{encoder_bytes, step_bytes, EncoderWork};
 use ecgfm_trainer::model::{HeadSpec, MaeMemory, Recompute};
 use ecgfm_trainer::ModelConfig;
-
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
-}
 
 /// What a GPU run needs: its bytes, and the start-up note saying so.
 pub struct Fit {
@@ -31,13 +27,15 @@ pub fn check(
     let need = step_bytes(model, batch, precision, memory.clone())?;
     let free = be.device().memory_free().map(|f| f as u64);
     // Only a run that does not fit is told what recomputing every block would need.
-    let blocks = MaeMemory {
-        recompute: Recompute::Blocks,
-        ..memory.clone()
-    };
     let too_big = free.is_some_and(|free| need > free);
     let with_blocks = (too_big && memory.recompute != Recompute::Blocks)
-        .then(|| step_bytes(model, batch, precision, blocks).ok())
+        .then(|| {
+            let blocks = MaeMemory {
+                recompute: Recompute::Blocks,
+                ..memory
+            };
+            step_bytes(model, batch, precision, blocks).ok()
+        })
         .flatten();
     let hint = recompute_hint(with_blocks, free);
     let need = Need {

@@ -37,8 +37,8 @@ pub struct PlanArgs {
     pub zero: u8,
     /// Matrix products of the run: bf16 (tensor cores; the GPU default) or fp32 (true fp32, no
     /// tensor cores, as ecgfm's fp32 GEMMs run).
-    #[arg(long, default_value = "bf16", value_parser = ["bf16", "fp32"])]
-    pub precision: String,
+    #[arg(long, default_value = "bf16")]
+    pub precision: Precision,
     /// Fraction of the peak a training step sustains (default: 0.35 in bf16, 0.5 in fp32;
     /// assumed: `ecgfm bench step --device cuda` prints yours).
     #[arg(long, value_name = "FRACTION")]
@@ -46,16 +46,9 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
-    fn precision(&self) -> Precision {
-        match self.precision.as_str() {
-            "fp32" => Precision::Fp32,
-            _ => Precision::Bf16,
-        }
-    }
-
     /// The MFU the estimate assumes: `--mfu`, or the default of the precision.
     fn mfu(&self) -> f64 {
-        self.mfu.unwrap_or(match self.precision() {
+        self.mfu.unwrap_or(match self.precision {
             Precision::Bf16 => 0.35,
             Precision::Fp32 => 0.5,
         })
@@ -131,7 +124,7 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Est
     };
     let (memory, memory_bf16) = (memory(Precision::Fp32)?, memory(Precision::Bf16)?);
     let flops = ModelStats::new(cfg).train_flops * args.batch_size as f64;
-    let peak_flops = match args.precision() {
+    let peak_flops = match args.precision {
         Precision::Bf16 => hw.bf16_peak,
         Precision::Fp32 => hw.fp32_peak,
     };
@@ -195,7 +188,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         args.batch_size,
         args.zero
     );
-    let precision = args.precision();
+    let precision = args.precision;
     let (memory, other, other_name) = match precision {
         Precision::Bf16 => (e.memory_bf16_gb, e.memory_gb, Precision::Fp32),
         Precision::Fp32 => (e.memory_gb, e.memory_bf16_gb, Precision::Bf16),
@@ -264,7 +257,7 @@ mod tests {
             gpus_per_node: 8,
             batch_size: 8,
             zero: 0,
-            precision: precision.into(),
+            precision: precision.parse().unwrap(),
             mfu,
         }
     }

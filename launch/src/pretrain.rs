@@ -11,8 +11,8 @@ use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
-use ecgfm_trainer::model::{MaeMemory, Recompute};
-use ecgfm_trainer::train::{RunSummary, Trainer};
+use ecgfm_trainer::model::Recompute;
+use ecgfm_trainer::train::{model_memory, RunSummary, Trainer};
 use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -195,10 +195,7 @@ fn train(
                 device::describe_precision(precision, true)
             );
             let dp = job.data_parallel_gpu(&be, total, &args.dist)?;
-            let memory = MaeMemory {
-                recompute: config.train.recompute,
-                optimizer_shard: dp.as_ref().filter(|d| d.options().zero).map(|d| d.shard()),
-            };
+            let memory = model_memory(&config, dp.as_ref());
             let batch = config.train.batch_size;
             let fit = gpu_memory::check(&be, &config.model, batch, precision, memory)?;
             let be = device::cuda_with_precision(*be, precision);
@@ -212,7 +209,7 @@ fn train(
 fn memory_note(record: &StepRecord) -> String {
     record
         .gpu_mem_bytes
-        .map(|b| format!(" | GPU mem {:.2} GiB", b as f64 / (1u64 << 30) as f64))
+        .map(|b| format!(" | GPU mem {:.2} GiB", ecgfm_kernels::gib(b)))
         .unwrap_or_default()
 }
 

@@ -33,21 +33,15 @@ pub fn stream_bar(what: &str) -> ProgressBar {
 
 /// `ecgfm eval`'s reporter: log lines through `tracing`, above a bar counting the windows of
 /// the pass under way (features, each epoch, validation, test), relabelled for each pass.
-pub struct EvalBar {
-    bar: ProgressBar,
-    pass: String,
-}
+pub struct EvalBar(ProgressBar);
 
 impl EvalBar {
     pub fn new() -> Self {
-        EvalBar {
-            bar: window_bar("", 0),
-            pass: String::new(),
-        }
+        EvalBar(window_bar("", 0))
     }
 
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        self.0.finish_and_clear();
     }
 }
 
@@ -59,17 +53,17 @@ impl Default for EvalBar {
 
 impl EvalProgress for EvalBar {
     fn line(&mut self, line: String) {
-        self.bar.suspend(|| tracing::info!("{line}"));
+        self.0.suspend(|| tracing::info!("{line}"));
     }
 
     fn windows(&mut self, what: &str, done: usize, total: usize) {
-        if what != self.pass {
-            self.pass = what.to_string();
-            self.bar.reset();
-            self.bar.set_prefix(self.pass.clone());
-            self.bar.set_length(total as u64);
+        let bar = &self.0;
+        if bar.prefix() != what {
+            bar.reset();
+            bar.set_prefix(what.to_string());
+            bar.set_length(total as u64);
         }
-        self.bar.set_position(done as u64);
+        bar.set_position(done as u64);
     }
 }
 

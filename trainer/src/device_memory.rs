@@ -14,6 +14,11 @@ use crate::data::{BatchSource, SyntheticSource};
 use crate::model::{Encoder, HeadSpec, Mae, MaeMemory, Recompute, Targets};
 use crate::{AdamWConfig, HostBatch, MaskSampler, ModelConfig, ModelError};
 
+/// The CUDA backend's launch code in `precision` over a device that only counts.
+fn counting_backend(precision: Precision) -> KernelBackend<ShapeDevice> {
+    KernelBackend::with_device(ShapeDevice::new()).with_precision(precision)
+}
+
 /// Peak bytes of device memory a training step of `cfg` at micro-batch `batch` allocates in
 /// `precision` on the CUDA backend, the model built with `memory`.
 pub fn step_bytes(
@@ -22,8 +27,7 @@ pub fn step_bytes(
     precision: Precision,
     memory: MaeMemory,
 ) -> Result<u64, ModelError> {
-    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
-    let model = step_on(backend, cfg, batch, memory)?;
+    let model = step_on(counting_backend(precision), cfg, batch, memory)?;
     Ok(model.backend().device().peak_bytes())
 }
 
@@ -72,8 +76,7 @@ pub fn encoder_bytes(
     precision: Precision,
     work: EncoderWork,
 ) -> Result<u64, ModelError> {
-    let backend = KernelBackend::with_device(ShapeDevice::new()).with_precision(precision);
-    let encoder = encoder_step_on(backend, cfg, head, batch, work)?;
+    let encoder = encoder_step_on(counting_backend(precision), cfg, head, batch, work)?;
     Ok(encoder.backend().device().peak_bytes())
 }
 
@@ -89,15 +92,14 @@ pub fn encoder_step_on<B: Backend>(
 ) -> Result<Encoder<B>, ModelError> {
     let host = full_batch(cfg, batch)?;
     let cfg = cfg.clone();
-    let mut encoder = match work {
-        EncoderWork::Forward => Encoder::forward_only(backend, cfg, head, batch)?,
-        EncoderWork::Finetune(mode) => Encoder::with_recompute(backend, cfg, head, batch, mode)?,
-    };
     match work {
         EncoderWork::Forward => {
+            let mut encoder = Encoder::forward_only(backend, cfg, head, batch)?;
             encoder.logits(&host.x, &host.lead_mask, batch)?;
+            Ok(encoder)
         }
-        EncoderWork::Finetune(_) => {
+        EncoderWork::Finetune(mode) => {
+            let mut encoder = Encoder::with_recompute(backend, cfg, head, batch, mode)?;
             let k = head.classes;
             let classes: Vec<u32> = (0..batch).map(|i| (i % k) as u32).collect();
             let multi: Vec<f32> = (0..batch * k).map(|i| (i % 3 == 0) as u8 as f32).collect();
@@ -108,9 +110,9 @@ pub fn encoder_step_on<B: Backend>(
             encoder.zero_grads();
             encoder.forward_backward(&host.x, &host.lead_mask, batch, targets, 1.0)?;
             encoder.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0), &[]);
+            Ok(encoder)
         }
     }
-    Ok(encoder)
 }
 
 #[cfg(test)]

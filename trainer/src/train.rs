@@ -130,6 +130,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
+/// What the model of a run keeps in memory: the activations `train.recompute` keeps, and AdamW
+/// state for this rank's ZeRO-1 shard (for every parameter without ZeRO).
+pub fn model_memory<B: Backend>(config: &TrainConfig, dp: Option<&DataParallel<B>>) -> MaeMemory {
+    MaeMemory {
+        recompute: config.train.recompute,
+        optimizer_shard: dp.filter(|d| d.options().zero).map(|d| d.shard()),
+    }
+}
+
 impl<B: Backend> Trainer<B> {
     /// Prepares a single-process run in `run_dir`. With `resume`, continues from the newest
     /// intact checkpoint there (a fresh start when there is none); the directory's `config.toml`
@@ -171,10 +180,7 @@ impl<B: Backend> Trainer<B> {
         }
 
         let (cfg, batch) = (config.model.clone(), config.train.batch_size);
-        let memory = MaeMemory {
-            recompute: config.train.recompute,
-            optimizer_shard: dp.as_ref().filter(|d| d.options().zero).map(|d| d.shard()),
-        };
+        let memory = model_memory(&config, dp.as_ref());
         let mut model = Mae::with_memory(backend, cfg, batch, memory)?;
         let global_batch = (config.samples_per_step() * world) as u64;
         let latest = match resume {

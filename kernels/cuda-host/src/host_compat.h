@@ -4,8 +4,9 @@
 // A launch runs the grid's blocks one after another. The threads of a block are fibers
 // (ucontext) on the calling OS thread: each runs until it reaches __syncthreads() or a warp
 // shuffle, then the next one runs (in ascending order, or descending for blocks and threads
-// alike when the launch asks: a race shows up in one order or the other); a barrier releases when every thread still running has
-// arrived (threads that returned count as arrived, as on current GPUs). Cooperative fibers
+// alike when the launch asks: a race shows up in one order or the other); a barrier releases
+// when every thread still running has arrived (threads that returned count as arrived, as on
+// current GPUs). Cooperative fibers
 // keep hundreds of block threads cheap on a two-core machine and make every run of a launch
 // identical. A barrier that can never release (a __syncthreads() some threads skip) aborts the
 // launch with an error instead of hanging. Each block gets its own dynamic shared memory, NaN

@@ -8,8 +8,9 @@
 //! backend's [`Device`] trait over host memory with those kernels, so [`HostBackend`] is
 //! `KernelBackend<HostDevice>`: the very launch code of `CudaBackend` (grids, blocks, shared
 //! memory, argument lists, workspaces) runs every kernel here, its blocks and threads in
-//! ascending order or ([`Schedule::Descending`]) in reverse, to expose races. Its GEMM is a plain loop (cuBLAS
-//! stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue), with the operands
+//! ascending order or ([`Schedule::Descending`]) in reverse, to expose races. Its GEMM is a
+//! plain loop (cuBLAS stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue),
+//! with the operands
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
 //!
@@ -246,9 +247,13 @@ impl Device for HostDevice {
                 "kernel {name}: arguments {:?} do not match its parameters",
                 kinds
             ),
-            4 => panic!("kernel {name}: a block wrote past its {} bytes of shared memory", dims.shared_bytes),
+            4 => panic!(
+                "kernel {name}: a block wrote past its {} bytes of shared memory",
+                dims.shared_bytes
+            ),
             5 => panic!(
-                "kernel {name}: {} bytes of dynamic shared memory, more than the 48 KiB a GPU grants without opting in",
+                "kernel {name}: {} bytes of dynamic shared memory, more than the 48 KiB a GPU \
+                 grants without opting in",
                 dims.shared_bytes
             ),
             other => panic!("kernel {name}: launch status {other}"),

@@ -248,15 +248,16 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
         std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
         if (!run_block(b, reversed != 0)) status = 2;
         const unsigned char* bytes = reinterpret_cast<const unsigned char*>(b.shared.data());
-        for (size_t i = shared_bytes; i < b.shared.size() * 8 && status == 0; i++)
-            if (bytes[i] != 0xff) status = 4;
+        for (size_t at = shared_bytes; at < b.shared.size() * 8 && status == 0; at++)
+            if (bytes[at] != 0xff) status = 4;
     }
     running = outer;
     return status;
 }
 
 // The kind letters of kernel `name`'s parameters (see kind_of), or null when the host build has
-// no such kernel: the shape-checking device (src/shapes.rs) checks launches by them.
+// no such kernel: the shape-checking device (`shape_device()` in src/lib.rs) checks launches by
+// them.
 extern "C" const char* ecgfm_host_kinds(const char* name) {
     const Kernel* kernel = ecgfm_host_find(name);
     return kernel ? kernel->kinds : nullptr;

@@ -2,9 +2,9 @@
 //! the host-compiled CUDA kernels: fine-tuning steps in bf16 with the bf16 weight copy and bf16
 //! operand storage give bit for bit the losses and gradients of the same backend keeping every
 //! operand in f32 (rounded by its GEMMs), and stay within bf16's reach of the CPU's bf16
-//! emulation.
+//! emulation; a frozen encoder rounds its weight copy once, not every batch.
 
-use ecgfm_cuda_host::{host_backend, HostBackend};
+use ecgfm_cuda_host::{host_backend, queued, HostBackend};
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling, Targets};
@@ -76,4 +76,39 @@ fn bf16_encoder_with_its_weight_copy_is_bitwise_the_f32_operand_storage() {
             );
         }
     }
+}
+
+/// Evaluation batches on a frozen bf16 encoder: the first rounds the weights into the bf16 copy,
+/// the next ones do not (one kernel fewer), until the weights change again.
+#[test]
+fn a_frozen_encoder_rounds_its_weight_copy_once() {
+    let mut cfg = ModelConfig::preset("nano").unwrap();
+    cfg.samples = 750;
+    let mut batch = HostBatch::new(&cfg, BATCH);
+    SyntheticSource::new(&cfg, 5, 0.5)
+        .next_batch(&mut batch)
+        .unwrap();
+    let head = HeadSpec {
+        pooling: Pooling::Mean,
+        classes: CLASSES,
+        multi_label: false,
+    };
+    let mut encoder = Encoder::forward_only(bf16(), cfg, head, BATCH).unwrap();
+    encoder.init_params(3);
+    let mut kernels_of_a_batch = || {
+        let before = queued().kernels;
+        encoder.embed(&batch.x, &batch.lead_mask, BATCH).unwrap();
+        queued().kernels - before
+    };
+    let (first, second, third) = (
+        kernels_of_a_batch(),
+        kernels_of_a_batch(),
+        kernels_of_a_batch(),
+    );
+    assert_eq!((first, third), (second + 1, second));
+    let params = encoder.params_to_host();
+    encoder.load_params(&params).unwrap();
+    let before = queued().kernels;
+    encoder.embed(&batch.x, &batch.lead_mask, BATCH).unwrap();
+    assert_eq!(queued().kernels - before, first);
 }

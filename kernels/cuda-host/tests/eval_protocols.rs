@@ -16,20 +16,11 @@ use std::collections::BTreeMap;
 
 const WINDOWS: usize = 36;
 
+/// nano at a 1.5-second input: 5 patches per lead (the host harness runs every GPU thread).
 fn config() -> ModelConfig {
     ModelConfig {
-        leads: 12,
-        samples: 200,
-        patch: 50,
-        dim: 24,
-        depth: 2,
-        heads: 3,
-        dec_dim: 16,
-        dec_depth: 1,
-        dec_heads: 2,
-        mlp_ratio: 2,
-        mask_ratio: 0.5,
-        norm_pix: true,
+        samples: 375,
+        ..ModelConfig::preset("nano").unwrap()
     }
 }
 

@@ -9,7 +9,7 @@
 
 use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
-use ecgfm_kernels::Precision;
+use ecgfm_kernels::{gib, Precision};
 use ecgfm_trainer::device_memory::{encoder_step_on, step_on, EncoderWork};
 use ecgfm_trainer::model::{HeadSpec, MaeMemory, Pooling, Recompute};
 use ecgfm_trainer::ModelConfig;
@@ -40,7 +40,6 @@ fn step(preset: &str, precision: Precision, memory: MaeMemory) -> Step {
 /// sets it does not keep, not even while it is built), and bf16 storage lowers it further.
 #[test]
 fn every_launch_of_a_batch_256_step_is_within_gpu_limits() {
-    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
     for preset in ["tiny", "base", "large", "huge"] {
         let mut peaks = Vec::new();
         for precision in [Precision::Fp32, Precision::Bf16] {
@@ -140,7 +139,7 @@ fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
                     println!(
                         "{preset} {work:?} {precision} {pooling:?}: {checked} launches and GEMMs \
                          checked, peak {:.2} GiB",
-                        peak as f64 / (1u64 << 30) as f64
+                        gib(peak)
                     );
                     assert!(checked > 50, "{checked}");
                     peaks.push(peak);

@@ -197,7 +197,7 @@ fn expect<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
 
 /// What a failed allocation of `bytes` says: how much it asked, how much was free, what to do.
 fn allocation_failure(bytes: usize, free: Option<usize>, err: impl std::fmt::Display) -> String {
-    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    let gib = |b: usize| crate::gib(b as u64);
     let free = free.map_or(String::new(), |f| format!(" with {:.2} GiB free", gib(f)));
     format!(
         "CUDA could not allocate {:.2} GiB{free} ({err}): lower --batch-size or recompute \

@@ -236,16 +236,16 @@ fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64, epilogue: Option<u
             g.a,
             if g.trans_a { (g.k, g.m) } else { (g.m, g.k) },
             g.lda,
-            operand_bytes(g),
+            ob,
         ),
         (
             "B",
             g.b,
             if g.trans_b { (g.n, g.k) } else { (g.k, g.n) },
             g.ldb,
-            operand_bytes(g),
+            ob,
         ),
-        ("C", g.c, (g.m, g.n), g.ldc, out_bytes),
+        ("C", g.c, (g.m, g.n), g.ldc, cb),
     ];
     for (what, addr, (rows, cols), ld, bytes) in matrices {
         assert!(

@@ -1,9 +1,10 @@
 //! Matrix-product operand storage (`Backend::alloc_operand`: bf16 on a bf16 kernel backend): the
-//! LayerNorm, GELU (forward and backward), patch gather and linear ops write into it exactly their f32 results
-//! rounded to bf16 (unrounded where the storage is f32); a linear layer reading its input or its
-//! output gradient from it gives what it gives on the same values stored in f32; attention with
-//! qkv and out in it gives the bits it gives on the f32 values they were rounded from; and the GELU's
-//! input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either storage.
+//! LayerNorm, GELU (forward and backward), patch gather and linear ops write into it exactly
+//! their f32 results rounded to bf16 (unrounded where the storage is f32); a linear layer
+//! reading its input or its output gradient from it gives what it gives on the same values
+//! stored in f32; attention with qkv and out in it gives the bits it gives on the f32 values
+//! they were rounded from; and the GELU's input (rounded to bf16 by `matmul_gelu_forward` in
+//! bf16) is the same from either storage.
 
 use super::attention::attention_outputs_placing;
 use super::common::{assert_bits, assert_close, down, up, up_idx, v, vm, Rng, PAD};

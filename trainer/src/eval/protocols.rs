@@ -3,6 +3,7 @@
 //! and the probe of the randomly initialised encoder (the probe's baseline), each at every label
 //! fraction, each scored on the test split.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -111,7 +112,7 @@ pub fn run_protocols<B: Backend>(
     let all_train = task.rows(Part::Train);
     let mut probe_features: BTreeMap<Protocol, Vec<f64>> = BTreeMap::new();
     let mut results = Vec::new();
-    let mut backend = Some(backend);
+    let mut backend = backend;
     for &fraction in &settings.fractions {
         if !(fraction > 0.0 && fraction <= 1.0) {
             return Err(EvalError::Task(format!(
@@ -126,47 +127,26 @@ pub fn run_protocols<B: Backend>(
                 protocol.name(),
                 train.len()
             ));
-            let be = backend
-                .take()
-                .expect("every protocol hands the backend back");
-            let (model, batch) = (inputs.model.clone(), settings.batch_size);
-            // A probe only runs the encoder forward.
-            let mut encoder = match protocol.trains_encoder() {
-                true => {
-                    let recompute = settings.finetune.recompute;
-                    Encoder::with_recompute(be, model, head, batch, recompute)?
-                }
-                false => Encoder::forward_only(be, model, head, batch)?,
-            };
-            encoder.init_params(settings.seed);
-            if protocol.pretrained() {
-                encoder.load_encoder(inputs.encoder_params)?;
-            }
             let outcome = match protocol {
                 Protocol::Probe | Protocol::RandomProbe => {
-                    let cached = probe_features.entry(protocol).or_default();
-                    if cached.is_empty() {
-                        progress.line(format!(
-                            "{}: features of {} windows",
-                            protocol.name(),
-                            task.windows.len()
-                        ));
-                        let total = task.windows.len();
-                        let f =
-                            features(&mut encoder, inputs.source, &task.windows, &mut |done| {
-                                progress.windows("features", done, total)
-                            })?;
-                        *cached = f.into_iter().map(f64::from).collect();
-                    }
-                    let outcome =
-                        probe(cached, encoder.features(), task, &train, settings, progress);
-                    backend = Some(encoder.into_backend());
-                    outcome
+                    // The features of every window, once per probe whatever the fraction.
+                    let x = match probe_features.entry(protocol) {
+                        Entry::Occupied(cached) => cached.into_mut(),
+                        Entry::Vacant(slot) => {
+                            let encoder = encoder_for(backend, protocol, head, inputs, settings)?;
+                            let (f, be) = all_features(encoder, protocol, inputs, progress)?;
+                            backend = be;
+                            slot.insert(f)
+                        }
+                    };
+                    let width = head.pooling.features(inputs.model);
+                    probe(x, width, task, &train, settings, progress)
                 }
                 Protocol::Finetune | Protocol::Scratch => {
+                    let encoder = encoder_for(backend, protocol, head, inputs, settings)?;
                     let (outcome, be) =
                         train_end_to_end(encoder, inputs, &train, settings, fraction, progress)?;
-                    backend = Some(be);
+                    backend = be;
                     outcome
                 }
             };
@@ -183,6 +163,46 @@ pub fn run_protocols<B: Backend>(
         }
     }
     Ok(results)
+}
+
+/// The encoder `protocol` starts from, built on `be` (forward-only for a probe): initialised
+/// with the evaluation's seed, the checkpoint's encoder loaded where the protocol is pretrained.
+fn encoder_for<B: Backend>(
+    be: B,
+    protocol: Protocol,
+    head: HeadSpec,
+    inputs: &EvalInputs<'_>,
+    settings: &EvalSettings,
+) -> Result<Encoder<B>, EvalError> {
+    let (model, batch) = (inputs.model.clone(), settings.batch_size);
+    let mut encoder = match protocol.trains_encoder() {
+        true => Encoder::with_recompute(be, model, head, batch, settings.finetune.recompute)?,
+        false => Encoder::forward_only(be, model, head, batch)?,
+    };
+    encoder.init_params(settings.seed);
+    if protocol.pretrained() {
+        encoder.load_encoder(inputs.encoder_params)?;
+    }
+    Ok(encoder)
+}
+
+/// The features (in f64) of every window of the task, and the backend back.
+fn all_features<B: Backend>(
+    mut encoder: Encoder<B>,
+    protocol: Protocol,
+    inputs: &EvalInputs<'_>,
+    progress: &mut dyn EvalProgress,
+) -> Result<(Vec<f64>, B), EvalError> {
+    let windows = &inputs.task.windows;
+    let total = windows.len();
+    progress.line(format!("{}: features of {total} windows", protocol.name()));
+    let f = features(&mut encoder, inputs.source, windows, &mut |done| {
+        progress.windows("features", done, total)
+    })?;
+    Ok((
+        f.into_iter().map(f64::from).collect(),
+        encoder.into_backend(),
+    ))
 }
 
 /// Class probabilities on validation and test, and what validation chose.

@@ -213,33 +213,50 @@ impl<'a, B: Backend> Weights<'a, B> {
     }
 }
 
-/// The backend's bf16 copy of the parameters, where it keeps one (`Backend::alloc_weight_copy`),
-/// for the matrix products to read their weights from: rounded again at the start of every
-/// forward pass, so they read the weights of this step.
-pub(crate) struct WeightCopy<B: Backend> {
-    buf: Option<B::Buf>,
+/// The parameters (one contiguous f32 buffer) with the backend's bf16 copy of them, where it
+/// keeps one (`Backend::alloc_weight_copy`), for the matrix products to read their weights
+/// from. Every write access marks the copy stale and `refresh` rounds it again only then: once
+/// per training step, and once for a frozen model however many batches it runs.
+pub(crate) struct Params<B: Backend> {
+    buf: B::Buf,
+    copy: Option<B::Buf>,
     total: usize,
+    /// Whether `copy` holds the rounding of `buf` as it is now.
+    copy_current: bool,
 }
 
-impl<B: Backend> WeightCopy<B> {
-    /// A copy of `total` parameters, if `be` keeps one.
+impl<B: Backend> Params<B> {
+    /// `total` parameters at zero, and the backend's copy if it keeps one.
     pub fn new(be: &B, total: usize) -> Self {
         Self {
-            buf: be.alloc_weight_copy(total),
+            buf: be.alloc(total),
+            copy: be.alloc_weight_copy(total),
             total,
+            copy_current: false,
         }
     }
 
-    /// Rounds `params` into the copy (nothing without one).
-    pub fn refresh(&mut self, be: &B, params: &B::Buf) {
-        if let Some(buf) = self.buf.as_mut() {
-            be.round_weights(buf.into(), params.into(), self.total);
-        }
+    pub fn get(&self) -> &B::Buf {
+        &self.buf
     }
 
-    /// `params` and what the matrix products read.
-    pub fn weights<'a>(&'a self, params: &'a B::Buf) -> Weights<'a, B> {
-        Weights::new(params, self.buf.as_ref())
+    /// The parameters, to write: the copy is stale from here on.
+    pub fn get_mut(&mut self) -> &mut B::Buf {
+        self.copy_current = false;
+        &mut self.buf
+    }
+
+    /// Rounds the parameters into the copy if they changed since it was last rounded.
+    pub fn refresh(&mut self, be: &B) {
+        if let Some(copy) = self.copy.as_mut().filter(|_| !self.copy_current) {
+            be.round_weights(copy.into(), (&self.buf).into(), self.total);
+        }
+        self.copy_current = true;
+    }
+
+    /// The parameters and what the matrix products read.
+    pub fn weights(&self) -> Weights<'_, B> {
+        Weights::new(&self.buf, self.copy.as_ref())
     }
 }
 

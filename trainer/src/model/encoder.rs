@@ -13,18 +13,18 @@
 //! Parameters (`ParamLayout::encoder_with_head`), gradients and AdamW moments are one contiguous
 //! buffer each; activations are allocated in `new` for a maximum batch. An encoder built
 //! `forward_only` (probes, `ecgfm embed`) has no gradients, no AdamW moments and keeps only
-//! what the forward pass needs (`Stack::forward_only`).
+//! what the forward pass needs (`Keep::ForwardOnly`).
 
 use ecgfm_kernels::Backend;
 
-use super::block::{offset_of, BlockDims, WeightCopy};
+use super::block::{offset_of, BlockDims, Params};
 use super::config::ModelConfig;
 use super::error::ModelError;
 use super::init::init_params;
 use super::layout::ParamLayout;
 use super::pos::sincos_table;
 use super::recompute::Recompute;
-use super::stack::Stack;
+use super::stack::{Keep, Stack};
 
 mod optim;
 mod pass;
@@ -106,14 +106,11 @@ pub struct Encoder<B: Backend> {
     layout: ParamLayout,
     max_batch: usize,
     off: [usize; 5], // patch_embed.weight, .bias, lead_embed, head.weight, head.bias
-    params: B::Buf,
-    weight_copy: WeightCopy<B>,
+    params: Params<B>,
     grads: B::Buf,
     adam_m: B::Buf,
     adam_v: B::Buf,
     adam_step: u64,
-    /// Whether gradients, AdamW moments and the backward pass's activations exist.
-    trains: bool,
     host: HostTokens,
     idx: DeviceTokens<B>,
     batch: usize,
@@ -157,7 +154,7 @@ impl<B: Backend> Encoder<B> {
         max_batch: usize,
         recompute: Recompute,
     ) -> Result<Self, ModelError> {
-        Self::build(backend, cfg, head, max_batch, Some(recompute))
+        Self::build(backend, cfg, head, max_batch, Keep::Backward(recompute))
     }
 
     /// The encoder for the forward pass alone (`embed`, `logits`, `forward_loss`): the same
@@ -168,16 +165,17 @@ impl<B: Backend> Encoder<B> {
         head: HeadSpec,
         max_batch: usize,
     ) -> Result<Self, ModelError> {
-        Self::build(backend, cfg, head, max_batch, None)
+        Self::build(backend, cfg, head, max_batch, Keep::ForwardOnly)
     }
 
-    /// The encoder for training with `recompute`, or for the forward pass alone (None).
+    /// The encoder keeping what `keep` says for the backward pass (nothing, no gradients and no
+    /// AdamW moments when forward-only).
     fn build(
         backend: B,
         cfg: ModelConfig,
         head: HeadSpec,
         max_batch: usize,
-        recompute: Option<Recompute>,
+        keep: Keep,
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
         if max_batch == 0 || head.classes == 0 {
@@ -203,13 +201,8 @@ impl<B: Backend> Encoder<B> {
             heads: cfg.heads,
             mlp: cfg.mlp_dim(),
         };
-        let stack = match recompute {
-            Some(mode) => Stack::new(&be, &layout, "enc", cfg.depth, dims, t, mode)?,
-            None => Stack::forward_only(&be, &layout, "enc", cfg.depth, dims, t)?,
-        };
-        let trains = recompute.is_some();
-        // Gradients and moments: none when forward-only.
-        let state = if trains { layout.total } else { 0 };
+        let stack = Stack::new(&be, &layout, "enc", cfg.depth, dims, t, keep)?;
+        let state = if stack.trains() { layout.total } else { 0 };
         let mut pos = be.alloc(n * d);
         be.upload(&sincos_table(n, d), (&mut pos).into());
         let k = head.classes;
@@ -220,13 +213,11 @@ impl<B: Backend> Encoder<B> {
             labels: be.alloc_idx(max_batch),
         };
         Ok(Encoder {
-            params: be.alloc(layout.total),
-            weight_copy: WeightCopy::new(&be, layout.total),
+            params: Params::new(&be, layout.total),
             grads: be.alloc(state),
             adam_m: be.alloc(state),
             adam_v: be.alloc(state),
             adam_step: 0,
-            trains,
             host: HostTokens::default(),
             idx,
             batch: 0,
@@ -288,7 +279,7 @@ impl<B: Backend> Encoder<B> {
     /// zero bias) and resets the optimiser.
     pub fn init_params(&mut self, seed: u64) {
         let host = init_params(&self.layout, seed);
-        self.be.upload(&host, (&mut self.params).into());
+        self.be.upload(&host, self.params.get_mut().into());
         self.reset_optimizer();
     }
 
@@ -303,14 +294,14 @@ impl<B: Backend> Encoder<B> {
                 got: encoder.len(),
             });
         }
-        self.be.upload(encoder, (&mut self.params).into());
+        self.be.upload(encoder, self.params.get_mut().into());
         self.reset_optimizer();
         Ok(())
     }
 
     /// A host copy of the parameters (layout order).
     pub fn params_to_host(&self) -> Vec<f32> {
-        self.download(&self.params, self.layout.total)
+        self.download(self.params.get(), self.layout.total)
     }
 
     /// Replaces every parameter (layout order).
@@ -322,7 +313,7 @@ impl<B: Backend> Encoder<B> {
                 got: host.len(),
             });
         }
-        self.be.upload(host, (&mut self.params).into());
+        self.be.upload(host, self.params.get_mut().into());
         Ok(())
     }
 
@@ -368,7 +359,7 @@ impl<B: Backend> Encoder<B> {
         targets: Targets<'_>,
         loss_scale: f32,
     ) -> Result<f32, ModelError> {
-        if !self.trains {
+        if !self.stack.trains() {
             return Err(ModelError::InvalidConfig(
                 "forward_backward on an encoder built forward_only (build it with Encoder::new \
                  to train)"

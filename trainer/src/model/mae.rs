@@ -8,14 +8,14 @@ use std::ops::Range;
 use ecgfm_kernels::{AdamW, Backend, View, ViewMut};
 
 use super::batch::HostBatch;
-use super::block::{offset_of, BlockDims, WeightCopy};
+use super::block::{offset_of, BlockDims, Params};
 use super::config::ModelConfig;
 use super::error::ModelError;
 use super::init::init_params;
 use super::layout::ParamLayout;
 use super::pos::sincos_table;
 use super::recompute::Recompute;
-use super::stack::Stack;
+use super::stack::{Keep, Stack};
 use super::tokens::TokenPlan;
 use crate::optim::{AdamWConfig, OptimizerState};
 
@@ -91,8 +91,7 @@ pub struct Mae<B: Backend> {
     decay_runs: Vec<(usize, usize, bool)>,
     off: EmbedOffsets,
     max_batch: usize,
-    params: B::Buf,
-    weight_copy: WeightCopy<B>,
+    params: Params<B>,
     grads: B::Buf,
     /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
     /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
@@ -165,7 +164,6 @@ impl<B: Backend> Mae<B> {
         }
         let be = backend;
         let layout = ParamLayout::new(&cfg);
-        let recompute = memory.recompute;
         let opt_range = memory.optimizer_shard.unwrap_or(0..layout.total);
         check_shard(&opt_range, layout.total)?;
         let (l, n, k, p) = (
@@ -188,8 +186,9 @@ impl<B: Backend> Mae<B> {
             mlp: cfg.dec_mlp_dim(),
         };
         let (depth, dec_depth) = (cfg.depth, cfg.dec_depth);
-        let enc = Stack::new(&be, &layout, "enc", depth, enc_dims, t_enc, recompute)?;
-        let dec = Stack::new(&be, &layout, "dec", dec_depth, dec_dims, t_dec, recompute)?;
+        let keep = Keep::Backward(memory.recompute);
+        let enc = Stack::new(&be, &layout, "enc", depth, enc_dims, t_enc, keep)?;
+        let dec = Stack::new(&be, &layout, "dec", dec_depth, dec_dims, t_dec, keep)?;
         let mut pos_enc = be.alloc(n * cfg.dim);
         be.upload(&sincos_table(n, cfg.dim), (&mut pos_enc).into());
         let mut pos_dec = be.alloc(n * cfg.dec_dim);
@@ -206,8 +205,7 @@ impl<B: Backend> Mae<B> {
         Ok(Mae {
             decay_runs: layout.decay_runs(),
             off: EmbedOffsets::resolve(&layout)?,
-            params: be.alloc(layout.total),
-            weight_copy: WeightCopy::new(&be, layout.total),
+            params: Params::new(&be, layout.total),
             grads: be.alloc(layout.total),
             opt_runs: runs_within(&layout.decay_runs(), &opt_range),
             adam_m: be.alloc(opt_range.len()),
@@ -282,7 +280,7 @@ impl<B: Backend> Mae<B> {
     /// optimiser state (moments zero, step 0).
     pub fn init_params(&mut self, seed: u64) {
         let host = init_params(&self.layout, seed);
-        self.be.upload(&host, (&mut self.params).into());
+        self.be.upload(&host, self.params.get_mut().into());
         let n = self.opt_range.len();
         self.be.fill((&mut self.adam_m).into(), n, 0.0);
         self.be.fill((&mut self.adam_v).into(), n, 0.0);
@@ -291,13 +289,13 @@ impl<B: Backend> Mae<B> {
 
     /// A host copy of the parameter buffer (layout order).
     pub fn params_to_host(&self) -> Vec<f32> {
-        self.download(&self.params)
+        self.download(self.params.get())
     }
 
     /// Replaces the parameters with `host` (layout order, `layout().total` values).
     pub fn load_params(&mut self, host: &[f32]) -> Result<(), ModelError> {
         self.check_len("params", host.len())?;
-        self.be.upload(host, (&mut self.params).into());
+        self.be.upload(host, self.params.get_mut().into());
         Ok(())
     }
 
@@ -401,7 +399,7 @@ impl<B: Backend> Mae<B> {
 
     /// The backend with the parameter buffer, writable (ZeRO-1 gathers the parameters there).
     pub fn backend_and_params_mut(&mut self) -> (&B, &mut B::Buf) {
-        (&self.be, &mut self.params)
+        (&self.be, self.params.get_mut())
     }
 
     /// The sum of the losses of the `forward_backward` calls since `zero_grads` (reads it back).
@@ -486,7 +484,7 @@ impl<B: Backend> Mae<B> {
         };
         let start = self.opt_range.start;
         self.be.adamw_fused(
-            ViewMut::new(&mut self.params, start),
+            ViewMut::new(self.params.get_mut(), start),
             View::new(&self.grads, start),
             (&mut self.adam_m).into(),
             (&mut self.adam_v).into(),

@@ -11,8 +11,8 @@
 //! The backend's ops are deterministic, so a rerun writes the same bits and the gradients are
 //! bitwise those of the stored run.
 //!
-//! A stack built `forward_only` (evaluation's probes and `ecgfm embed`) keeps no more than the
-//! pass needs: two block inputs used in turn, one activation set and no gradient scratch.
+//! A stack built `Keep::ForwardOnly` (evaluation's probes and `ecgfm embed`) keeps no more than
+//! the pass needs: two block inputs used in turn, one activation set and no gradient scratch.
 
 use ecgfm_kernels::{Backend, ViewMut};
 
@@ -24,7 +24,17 @@ use super::layout::ParamLayout;
 use super::mae::GradsReady;
 use super::recompute::Recompute;
 
-/// Blocks `{prefix}.0 ..` and the norm `{norm}` over packed tokens.
+/// What a stack keeps for its backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The activations of a recomputation mode.
+    Backward(Recompute),
+    /// Nothing: two block inputs used in turn, one activation set, no gradient scratch; no
+    /// backward pass.
+    ForwardOnly,
+}
+
+/// Blocks `{prefix}.0 ..` and the norm `{prefix}_norm` over packed tokens.
 pub(crate) struct Stack<B: Backend> {
     dims: BlockDims,
     offsets: Vec<BlockOffsets>,
@@ -37,9 +47,7 @@ pub(crate) struct Stack<B: Backend> {
     acts: Vec<BlockActs<B>>,
     /// LayerNorm and GELU outputs: one per block, or one shared by all (recomputation).
     pointwise: Vec<Pointwise<B>>,
-    recompute: Recompute,
-    /// Built without what the backward pass needs (`forward_only`).
-    forward_only: bool,
+    keep: Keep,
     max_tokens: usize,
     /// Bytes per element of the pointwise activations (`Backend::operand_bytes`).
     operand_bytes: usize,
@@ -88,14 +96,6 @@ fn block_call<'a, B: Backend>(
     }
 }
 
-/// Where a stack's blocks are and how big its buffers are.
-struct StackShape<'a> {
-    prefix: &'a str,
-    depth: usize,
-    dims: BlockDims,
-    max_tokens: usize,
-}
-
 /// Block `i`'s input among `inputs` (one per block, or two used in turn) and the buffer its
 /// output goes to: the next block's input, or `out` after the `last` block.
 fn block_io<'a, T>(
@@ -130,7 +130,7 @@ fn kept_sets(mode: Recompute, depth: usize) -> (usize, usize) {
 
 impl<B: Backend> Stack<B> {
     /// The stack of blocks `{prefix}.0 ..` and final LayerNorm `{prefix}_norm`, with buffers
-    /// for `max_tokens` tokens and the activation sets `recompute` keeps.
+    /// for `max_tokens` tokens and what `keep` keeps for the backward pass.
     pub(crate) fn new(
         be: &B,
         layout: &ParamLayout,
@@ -138,53 +138,16 @@ impl<B: Backend> Stack<B> {
         depth: usize,
         dims: BlockDims,
         max_tokens: usize,
-        recompute: Recompute,
+        keep: Keep,
     ) -> Result<Self, ModelError> {
-        let shape = StackShape {
-            prefix,
-            depth,
-            dims,
-            max_tokens,
-        };
-        Self::build(be, layout, shape, recompute, false)
-    }
-
-    /// The same stack for the forward pass alone: `backward` is not available.
-    pub(crate) fn forward_only(
-        be: &B,
-        layout: &ParamLayout,
-        prefix: &str,
-        depth: usize,
-        dims: BlockDims,
-        max_tokens: usize,
-    ) -> Result<Self, ModelError> {
-        let shape = StackShape {
-            prefix,
-            depth,
-            dims,
-            max_tokens,
-        };
-        Self::build(be, layout, shape, Recompute::Blocks, true)
-    }
-
-    fn build(
-        be: &B,
-        layout: &ParamLayout,
-        shape: StackShape<'_>,
-        recompute: Recompute,
-        forward_only: bool,
-    ) -> Result<Self, ModelError> {
-        let StackShape {
-            prefix,
-            depth,
-            dims,
-            max_tokens: t,
-        } = shape;
+        let t = max_tokens;
         let offsets = (0..depth)
             .map(|i| BlockOffsets::resolve(layout, &format!("{prefix}.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let (acts, pointwise) = kept_sets(recompute, depth);
-        let inputs = if forward_only { depth.min(2) } else { depth };
+        let (inputs, (acts, pointwise), grad_tokens) = match keep {
+            Keep::Backward(mode) => (depth, kept_sets(mode, depth), t),
+            Keep::ForwardOnly => (depth.min(2), kept_sets(Recompute::Blocks, depth), 0),
+        };
         Ok(Stack {
             dims,
             norm_w: offset_of(layout, &format!("{prefix}_norm.weight"))?,
@@ -194,8 +157,7 @@ impl<B: Backend> Stack<B> {
             pointwise: (0..pointwise)
                 .map(|_| Pointwise::new(be, t, dims))
                 .collect(),
-            recompute,
-            forward_only,
+            keep,
             max_tokens: t,
             operand_bytes: be.operand_bytes(),
             offsets,
@@ -204,8 +166,13 @@ impl<B: Backend> Stack<B> {
             norm_mean: be.alloc(t),
             norm_rstd: be.alloc(t),
             tmp: be.alloc(t * dims.width),
-            grads: BlockGrads::new(be, if forward_only { 0 } else { t }, dims),
+            grads: BlockGrads::new(be, grad_tokens, dims),
         })
+    }
+
+    /// Whether the stack was built for the backward pass too.
+    pub(crate) fn trains(&self) -> bool {
+        self.keep != Keep::ForwardOnly
     }
 
     /// The stack's input (T, C): the embedding writes here before `forward`.
@@ -217,7 +184,7 @@ impl<B: Backend> Stack<B> {
     /// activation sets it keeps.
     pub(crate) fn set_recompute(&mut self, be: &B, mode: Recompute) {
         assert!(
-            !self.forward_only,
+            self.trains(),
             "a forward-only stack has no recomputation mode"
         );
         let (acts, pointwise) = kept_sets(mode, self.offsets.len());
@@ -230,7 +197,7 @@ impl<B: Backend> Stack<B> {
         while self.pointwise.len() < pointwise {
             self.pointwise.push(Pointwise::new(be, t, dims));
         }
-        self.recompute = mode;
+        self.keep = Keep::Backward(mode);
     }
 
     /// Bytes of the activations kept between the forward and the backward pass.
@@ -289,7 +256,9 @@ impl<B: Backend> Stack<B> {
         pack: Packing<'_, B>,
         ready: &mut GradsReady<'_, B>,
     ) {
-        assert!(!self.forward_only, "backward through a forward-only stack");
+        let Keep::Backward(recompute) = self.keep else {
+            panic!("backward through a forward-only stack");
+        };
         let (t, c) = (pack.tokens, self.dims.width);
         be.fill((&mut self.grads.dres).into(), t * c, 0.0);
         be.layernorm_backward(
@@ -306,7 +275,7 @@ impl<B: Backend> Stack<B> {
         );
         ready(be, grads, self.norm_w);
         for i in (0..self.offsets.len()).rev() {
-            match self.recompute {
+            match recompute {
                 Recompute::None => {}
                 // Rewrites block i's activations and output with the bits they already held.
                 Recompute::Blocks => self.block_forward(be, w, pack, i),

@@ -18,14 +18,14 @@ impl<B: Backend> Encoder<B> {
     /// Panics naming `what` on an encoder built `forward_only`.
     fn expect_training(&self, what: &str) {
         assert!(
-            self.trains,
+            self.stack.trains(),
             "Encoder::{what} on an encoder built forward_only (build it with Encoder::new to train)"
         );
     }
 
     /// AdamW moments and step count to zero (nothing to do on a forward-only encoder).
     pub(super) fn reset_optimizer(&mut self) {
-        if !self.trains {
+        if !self.stack.trains() {
             return;
         }
         let total = self.layout.total;
@@ -75,7 +75,7 @@ impl<B: Backend> Encoder<B> {
                 step: u32::try_from(self.adam_step).unwrap_or(u32::MAX),
             };
             self.be.adamw(
-                ViewMut::new(&mut self.params, e.offset),
+                ViewMut::new(self.params.get_mut(), e.offset),
                 View::new(&self.grads, e.offset),
                 ViewMut::new(&mut self.adam_m, e.offset),
                 ViewMut::new(&mut self.adam_v, e.offset),

@@ -113,9 +113,9 @@ impl<B: Backend> Encoder<B> {
 
     /// Embedding, blocks, final norm and pooling: `pooled` (B, F).
     pub(super) fn forward_features(&mut self) {
-        self.weight_copy.refresh(&self.be, &self.params);
+        self.params.refresh(&self.be);
         let (cfg, t, d) = (&self.cfg, self.tokens(), self.cfg.dim);
-        let w = self.weight_copy.weights(&self.params);
+        let w = self.params.weights();
         let p = |i: usize| w.p(self.off[i]);
         self.be.gather_patches(
             (&mut self.patches).into(),
@@ -163,7 +163,7 @@ impl<B: Backend> Encoder<B> {
     /// logits (B, K) = pooled (B, F) @ head.weight^T + head.bias.
     pub(super) fn forward_head(&mut self) {
         let f = self.features();
-        let w = self.weight_copy.weights(&self.params);
+        let w = self.params.weights();
         self.be.matmul_forward(
             (&mut self.logits).into(),
             (&self.pooled).into(),
@@ -226,7 +226,7 @@ impl<B: Backend> Encoder<B> {
                 loss_scale,
             );
         }
-        let w = self.weight_copy.weights(&self.params);
+        let w = self.params.weights();
         be.matmul_backward(
             Some((&mut self.dpooled).into()),
             ViewMut::new(&mut self.grads, self.off[HEAD_W]),

@@ -35,9 +35,9 @@ impl<B: Backend> Mae<B> {
     /// Forward pass of the prepared batch: writes the loss into `self.loss` (on the device) and
     /// leaves every activation saved.
     pub(super) fn forward(&mut self) {
-        self.weight_copy.refresh(&self.be, &self.params);
+        self.params.refresh(&self.be);
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let w = self.weight_copy.weights(&self.params);
+        let w = self.params.weights();
         let p = |off: usize| w.p(off);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
@@ -145,7 +145,7 @@ impl<B: Backend> Mae<B> {
     /// called each time everything from element `first` to the end is final.
     pub(super) fn backward(&mut self, loss_scale: f32, ready: &mut GradsReady<'_, B>) {
         let (be, cfg, o, idx) = (&self.be, &self.cfg, &self.off, &self.idx);
-        let (w, grads) = (self.weight_copy.weights(&self.params), &mut self.grads);
+        let (w, grads) = (self.params.weights(), &mut self.grads);
         let (t_enc, t_dec, masked) = (self.plan.t_enc(), self.plan.t_dec(), self.plan.masked());
         let (d, dd, pl) = (cfg.dim, cfg.dec_dim, cfg.patch);
         let seqs = self.plan.seqs();
