@@ -220,7 +220,7 @@ fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) 
                 .unwrap();
             break;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let status = child.wait().unwrap();
     reader.join().unwrap();
@@ -637,7 +637,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
             started.elapsed() < Duration::from_secs(60),
             "the run never started"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -196,14 +196,33 @@ fn precision_bf16_changes_the_rounding_not_the_run_and_bad_values_are_refused() 
     }
 }
 
+/// Steps logged so far in `run`'s `metrics.jsonl` (complete lines only).
+fn logged_steps(run: &Path) -> u64 {
+    std::fs::read(run.join("metrics.jsonl"))
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+/// Kills the run at random moments, each after it logged a random step beyond the last one
+/// seen (so the kills land mid-run however fast the machine is), then resumes it to the end.
 #[test]
 fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     let steps = 40;
     let (full, killed) = (temp_dir("kill-full"), temp_dir("kill-victim"));
     run_ok(&pretrain_args(&full, steps));
-    let mut kills = 0;
+    let (mut kills, mut seen) = (0, 0);
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
     for attempt in 0..20 {
+        if seen >= steps - 1 {
+            break;
+        }
+        let target = (seen + 1 + next() % 6).min(steps - 1);
         let mut args = pretrain_args(&killed, steps);
         if attempt > 0 {
             args.push("--resume".into());
@@ -214,15 +233,22 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(40 + rng % 260));
-        if child.try_wait().unwrap().is_some() {
+        let exited = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            if logged_steps(&killed) >= target {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        };
+        if exited {
             break;
         }
+        std::thread::sleep(Duration::from_micros(next() % 3000));
         child.kill().unwrap();
         child.wait().unwrap();
+        seen = target;
         kills += 1;
     }
     let mut resume = pretrain_args(&killed, steps);
