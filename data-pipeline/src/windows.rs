@@ -21,6 +21,8 @@ use crate::manifest::Manifest;
 use crate::schema::{col, N_LEADS};
 use crate::store;
 
+pub mod held;
+
 /// Who one window is: its record, its place in the record, its split and labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowInfo {
@@ -42,9 +44,10 @@ impl WindowInfo {
     }
 }
 
-/// The windows of one split, cropped to `samples` per lead, held in memory.
+/// The windows of one split, cropped to `samples` per lead: their stored values in `S` (a
+/// vector in memory, or a mapped scratch file: see [`held`]).
 #[derive(Clone, Debug, Default)]
-pub struct SplitWindows {
+pub struct SplitWindows<S = Vec<i16>> {
     /// Samples per lead after cropping (S).
     pub samples: usize,
     /// Physical value of one stored unit (the manifest's `signal_scale`).
@@ -60,10 +63,10 @@ pub struct SplitWindows {
     /// Start of each window's present leads in `signal` (windows + 1 offsets).
     starts: Vec<usize>,
     /// The present leads of every window, S stored values each, in lead order.
-    signal: Vec<i16>,
+    signal: S,
 }
 
-impl SplitWindows {
+impl<S: AsRef<[i16]>> SplitWindows<S> {
     /// Number of windows.
     pub fn len(&self) -> usize {
         self.windows.len()
@@ -82,7 +85,8 @@ impl SplitWindows {
     /// Writes window `i` into `x` (12 x S, lead-major) in physical units, absent leads zero.
     pub fn fill(&self, i: usize, x: &mut [f32]) {
         let s = self.samples;
-        let mut stored = self.signal[self.starts[i]..self.starts[i + 1]].chunks_exact(s);
+        let signal = &self.signal.as_ref()[self.starts[i]..self.starts[i + 1]];
+        let mut stored = signal.chunks_exact(s);
         for (lead, dst) in x[..N_LEADS * s].chunks_exact_mut(s).enumerate() {
             match self.lead_mask[i * N_LEADS + lead] {
                 1 => {
@@ -95,7 +99,9 @@ impl SplitWindows {
             }
         }
     }
+}
 
+impl SplitWindows {
     /// Forgets the first `n` windows (those already used), keeping the rest in order.
     pub fn drop_front(&mut self, n: usize) {
         let n = n.min(self.len());

@@ -1,13 +1,15 @@
 //! The evaluation reader (`windows::read_split_windows`) on a test dataset whose every stored
 //! value is known: the windows of one split in dataset order, their identity, labels and lead
 //! masks, and every value of their centred crop (short windows from their start, zero-padded),
-//! across a PLAIN + zstd shard and a delta-encoded one; shard by shard in a rolling buffer.
+//! across a PLAIN + zstd shard and a delta-encoded one; shard by shard in a rolling buffer; held
+//! in memory or in a mapped scratch file.
 
 mod common;
 
 use common::dataset::{every_fifth_val, lead_present, stored_value, valid_samples, write, Spec};
 use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
+use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
 use ecgfm_data::windows::{read_split_windows, ShardWindows, SplitWindows};
 
 /// `shards` shards of `rows` windows of 100 samples, every fifth in `val`.
@@ -103,4 +105,42 @@ fn shard_by_shard_with_a_rolling_buffer_gives_the_whole_read() {
         whole.fill(seen + i, &mut b);
         assert_eq!(a, b);
     }
+}
+
+/// Held in memory or in a mapped scratch file, the windows are those of the whole read; the
+/// scratch file leaves nothing in its folder; the estimate bounds what memory would hold.
+#[test]
+fn held_on_disk_or_in_memory_gives_the_whole_read() {
+    let url = "memory://split-windows/held";
+    let spec = spec(3, 20);
+    write(&store::open_url(url).unwrap(), &spec);
+    let crop = 80;
+    let scratch = tempfile::tempdir().unwrap();
+    for split in ["all", "val"] {
+        let whole = read_split_windows(url, &[], split, crop).unwrap();
+        for hold in [Hold::Memory, Hold::Disk(scratch.path().join("windows"))] {
+            let mut shards = ShardWindows::open(url, &[], split, crop).unwrap();
+            let estimate = shards.signal_bytes();
+            assert_eq!(estimate, (whole.len() * N_LEADS * crop * 2) as u64);
+            let mut done = 0;
+            let held = read_held(&mut shards, &hold, &mut || done += 1).unwrap();
+            assert_eq!(done, 3, "{hold:?}");
+            assert!(matches!(
+                (&hold, held.signal()),
+                (Hold::Memory, HeldSignal::Memory(_)) | (Hold::Disk(_), HeldSignal::Mapped(_))
+            ));
+            assert_eq!(held.windows, whole.windows);
+            let (mut a, mut b) = (vec![0.0f32; N_LEADS * crop], vec![0.0f32; N_LEADS * crop]);
+            for i in 0..whole.len() {
+                assert_eq!(held.lead_mask(i), whole.lead_mask(i));
+                held.fill(i, &mut a);
+                whole.fill(i, &mut b);
+                assert_eq!(a, b, "{split} {hold:?} window {i}");
+            }
+        }
+    }
+    let left = std::fs::read_dir(scratch.path().join("windows"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "the scratch files are unlinked");
 }

@@ -4,6 +4,7 @@
 //! prints the table and adds TensorBoard scalars under `<run>/eval/`.
 
 use crate::compute::{self, ComputeArgs, Device};
+use crate::held_windows::HoldArgs;
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use crate::progress::EvalBar;
@@ -16,7 +17,7 @@ use ecgfm_trainer::eval::{
     LabelledWindow, Protocol, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -69,6 +70,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10)]
     pub min_positives: usize,
     #[command(flatten)]
+    pub hold: HoldArgs,
+    #[command(flatten)]
     pub compute: ComputeArgs,
 }
 
@@ -109,7 +112,10 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
-    let windows = read_windows(&args.source.data, "all", &pretrained.config)?;
+    let out_dir = args.out.parent().unwrap_or(Path::new("")).to_path_buf();
+    let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
+        args.hold.choose(bytes, &out_dir)
+    })?;
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
         .windows

@@ -15,7 +15,8 @@
 //!   scaling.
 //! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
-//!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows.
+//!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows, which
+//!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_report`: `ecgfm sweep run|report` over `ecgfm-sweep` (which plans and
@@ -39,6 +40,7 @@ pub mod embed;
 pub mod eval;
 pub mod export;
 pub mod gpu_memory;
+pub mod held_windows;
 
 pub mod launch;
 pub mod logging;

@@ -1,11 +1,14 @@
 //! What `ecgfm eval` and `ecgfm embed` start from: a run's checkpoint (its encoder tensors, read
 //! by name, and the run's model configuration) and a dataset's windows in order, held in memory
-//! as the evaluation's `WindowSource` (or read shard by shard: `shard_windows`).
+//! or in a mapped scratch file as the evaluation's `WindowSource` (or read shard by shard:
+//! `shard_windows`).
 
+use crate::progress::shard_bar;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::windows::{read_split_windows, ShardWindows, SplitWindows};
+use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
+use ecgfm_data::windows::{ShardWindows, SplitWindows};
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::eval::WindowSource;
 use std::path::{Path, PathBuf};
@@ -48,9 +51,9 @@ pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
 }
 
 /// A dataset's windows as the evaluation reads them.
-pub struct DatasetWindows(pub SplitWindows);
+pub struct DatasetWindows<S = Vec<i16>>(pub SplitWindows<S>);
 
-impl WindowSource for DatasetWindows {
+impl<S: AsRef<[i16]> + Sync> WindowSource for DatasetWindows<S> {
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -61,15 +64,25 @@ impl WindowSource for DatasetWindows {
     }
 }
 
-/// Reads every window of `split` of the dataset at `url`, cropped to the model's input length.
-pub fn read_windows(url: &str, split: &str, config: &TrainConfig) -> Result<DatasetWindows> {
-    expect_twelve_leads(config)?;
-    let windows = read_split_windows(url, &[], split, config.model.samples)
+/// Reads every window of `split` of the dataset at `url`, cropped to the model's input length,
+/// its stored values kept where `hold` says (given the bytes they take at most; it returns where
+/// and a line saying why).
+pub fn read_windows(
+    url: &str,
+    split: &str,
+    config: &TrainConfig,
+    hold: impl FnOnce(u64) -> (Hold, String),
+) -> Result<DatasetWindows<HeldSignal>> {
+    let mut shards = shard_windows(url, split, config)?;
+    let (hold, line) = hold(shards.signal_bytes());
+    println!("{line}");
+    let bar = shard_bar("reading windows", shards.shards() as u64);
+    let windows = read_held(&mut shards, &hold, &mut || bar.inc(1))
         .with_context(|| format!("reading the windows of {url}"))?;
+    bar.finish_and_clear();
     if windows.is_empty() {
         bail!("{url} has no window in split {split:?}");
     }
-    warn_if_padded(url, &windows);
     Ok(DatasetWindows(windows))
 }
 

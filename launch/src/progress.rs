@@ -1,5 +1,5 @@
-//! Progress bars for long work on records (ingest, synth), windows (embed, eval) and bytes
-//! (inspect); hidden when stderr is not a terminal.
+//! Progress bars for long work on records (ingest, synth), windows (embed, eval), shards (eval's
+//! read) and bytes (inspect); hidden when stderr is not a terminal.
 
 use ecgfm_trainer::eval::EvalProgress;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,6 +17,16 @@ pub fn window_bar(what: &str, total: u64) -> ProgressBar {
     let bar = bar(
         what,
         "{prefix} [{wide_bar}] {pos}/{len} windows {per_sec} elapsed {elapsed} ETA {eta}",
+    );
+    bar.set_length(total);
+    bar
+}
+
+/// A bar counting `total` shards, labelled `what`.
+pub fn shard_bar(what: &str, total: u64) -> ProgressBar {
+    let bar = bar(
+        what,
+        "{prefix} [{wide_bar}] {pos}/{len} shards elapsed {elapsed} ETA {eta}",
     );
     bar.set_length(total);
     bar

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{run_err, run_ok, short_run, temp_dir};
+use common::{fixture_dir, run_err, run_ok, short_run};
 use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_test_support::python_stdout;
@@ -24,7 +24,7 @@ use ecgfm_trainer::{ModelConfig, ParamLayout};
 fn fixture() -> &'static (PathBuf, PathBuf) {
     static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = temp_dir("eval");
+        let root = fixture_dir("eval");
         let data = root.join("synth");
         let p = |p: &Path| p.to_str().unwrap().to_string();
         run_ok(&[
@@ -95,6 +95,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         );
     }
     assert!(stdout.contains("device: cpu"), "{stdout}");
+    assert!(stdout.contains("held in memory"), "{stdout}");
     let report = read_json(&a);
     assert_eq!(report["step"], 8);
     assert_eq!(report["device"], "cpu");
@@ -131,10 +132,19 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
     check_tensorboard(&Path::new(run).join("eval"), results);
-    // The same command gives the same numbers, also with fine-tuning recomputing every block.
+    // The same command gives the same numbers, also with fine-tuning recomputing every block and
+    // the windows in a scratch file (which leaves nothing behind).
     let mut again = eval_args(data, run, b.to_str().unwrap(), "all");
-    again.extend(["--recompute", "blocks"]);
-    run_ok(&again);
+    let scratch = dir.join("scratch");
+    let scratch_dir = scratch.to_str().unwrap();
+    again.extend(["--recompute", "blocks", "--hold-windows", "disk"]);
+    again.extend(["--scratch-dir", scratch_dir]);
+    let stdout = run_ok(&again);
+    assert!(
+        stdout.contains(&format!("held in a scratch file in {scratch_dir}")),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
     let again = read_json(&b);
     assert_eq!(again["finetune_settings"]["recompute"], "blocks");
     for (x, y) in results.iter().zip(again["results"].as_array().unwrap()) {

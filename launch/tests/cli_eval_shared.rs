@@ -8,17 +8,18 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{run_ok, short_run};
+use common::{fixture_dir, run_ok, short_run};
 use ecgfm_test_support::shared_data;
 
-fn root() -> PathBuf {
-    std::env::temp_dir().join(format!("ecgfm-eval-shared-{}", std::process::id()))
+fn root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| fixture_dir("eval-shared"))
 }
 
 /// An 8-step nano run on the synthetic generator (`common::short_run`), made once.
 fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| short_run(&root(), None, &[]))
+    RUN.get_or_init(|| short_run(root(), None, &[]))
 }
 
 /// Ingests `folder` of the shared data (at most `limit` records) and runs every protocol on

@@ -18,6 +18,16 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// An empty folder for a fixture made once per test binary (a `OnceLock`), which no test can
+/// remove after the last use: under cargo's target/tmp with a fixed name, so the next run
+/// replaces it instead of leaving one folder per process in the system's temporary folder.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ecgfm-fixture-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }

@@ -1,0 +1,102 @@
+//! Where `ecgfm eval` keeps the dataset's windows while it revisits them (`--hold-windows`): in
+//! memory, or in a mapped scratch file when they would crowd the machine's memory (a labelled set
+//! larger than RAM still evaluates; the page cache keeps what fits).
+
+use clap::{Args, ValueEnum};
+use ecgfm_data::windows::held::Hold;
+use ecgfm_kernels::gib;
+use std::path::{Path, PathBuf};
+
+/// The flags choosing where the windows stay.
+#[derive(Args, Debug, Clone)]
+pub struct HoldArgs {
+    /// Where the windows stay while evaluating: memory, disk (a scratch file, mapped into memory
+    /// and removed at the end), or auto (disk when they would take more than half of the
+    /// available memory).
+    #[arg(long, default_value = "auto", value_name = "auto|memory|disk")]
+    pub hold_windows: HoldChoice,
+    /// Folder of the scratch file (default: the folder of --out).
+    #[arg(long, value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HoldChoice {
+    Auto,
+    Memory,
+    Disk,
+}
+
+impl HoldArgs {
+    /// Where to hold `bytes` of stored values (the scratch file in `--scratch-dir`, else in
+    /// `default_dir`), and a line saying where and why.
+    pub fn choose(&self, bytes: u64, default_dir: &Path) -> (Hold, String) {
+        let available = available_memory();
+        let disk = on_disk(self.hold_windows, bytes, available);
+        let size = format!("up to {:.2} GiB of stored values", gib(bytes));
+        let free = match available {
+            Some(a) => format!("{:.1} GiB of memory available", gib(a)),
+            None => "available memory unknown".into(),
+        };
+        if !disk {
+            return (
+                Hold::Memory,
+                format!("windows: {size}, held in memory ({free})"),
+            );
+        }
+        let dir = self.scratch_dir.as_deref().unwrap_or(default_dir);
+        let why = match self.hold_windows {
+            HoldChoice::Auto => {
+                format!("more than half of the {free}; --hold-windows memory keeps them in RAM")
+            }
+            _ => format!("--hold-windows disk; {free}"),
+        };
+        let line = format!(
+            "windows: {size}, held in a scratch file in {} ({why})",
+            dir.display()
+        );
+        (Hold::Disk(dir.to_path_buf()), line)
+    }
+}
+
+/// Whether `bytes` go to disk: as asked, or (auto) when they exceed half of `available`.
+fn on_disk(choice: HoldChoice, bytes: u64, available: Option<u64>) -> bool {
+    match choice {
+        HoldChoice::Memory => false,
+        HoldChoice::Disk => true,
+        HoldChoice::Auto => available.is_some_and(|a| bytes > a / 2),
+    }
+}
+
+/// The memory the kernel says is available to a new process (Linux `MemAvailable`), in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_goes_to_disk_past_half_the_available_memory() {
+        use HoldChoice::*;
+        assert!(!on_disk(Auto, 50, Some(100)));
+        assert!(on_disk(Auto, 51, Some(100)));
+        assert!(
+            !on_disk(Auto, u64::MAX, None),
+            "unknown memory: as before, in memory"
+        );
+        assert!(on_disk(Disk, 0, Some(100)));
+        assert!(!on_disk(Memory, u64::MAX, Some(100)));
+    }
+
+    #[test]
+    fn this_machine_reports_its_available_memory() {
+        if cfg!(target_os = "linux") {
+            assert!(available_memory().is_some_and(|a| a > 0));
+        }
+    }
+}
