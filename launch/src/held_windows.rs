@@ -68,12 +68,47 @@ fn on_disk(choice: HoldChoice, bytes: u64, available: Option<u64>) -> bool {
     }
 }
 
-/// The memory the kernel says is available to a new process (Linux `MemAvailable`), in bytes.
+/// The memory this process may still take: the kernel's `MemAvailable`, lowered to what its
+/// memory cgroup leaves (a SLURM job's or a container's limit), in bytes.
 fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let host = mem_available(&read("/proc/meminfo")?)?;
+    let room = read("/proc/self/cgroup").and_then(|t| cgroup_room(&t, read));
+    Some(room.map_or(host, |room| room.min(host)))
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The limit less the usage of the memory cgroup that `proc_self_cgroup` (the text of
+/// `/proc/self/cgroup`) names, v2 (`memory.max`) or v1 (`memory.limit_in_bytes`), its files read
+/// through `read`; `None` without a limit.
+fn cgroup_room(proc_self_cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let number = |path: String| read(&path).and_then(|t| t.trim().parse::<u64>().ok());
+    proc_self_cgroup.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let (dir, limit, usage) = match controllers {
+            "" => (
+                format!("/sys/fs/cgroup{path}"),
+                "memory.max",
+                "memory.current",
+            ),
+            c if c.split(',').any(|c| c == "memory") => (
+                format!("/sys/fs/cgroup/memory{path}"),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            ),
+            _ => return None,
+        };
+        let dir = dir.trim_end_matches('/');
+        let limit = number(format!("{dir}/{limit}"))?;
+        Some(limit.saturating_sub(number(format!("{dir}/{usage}")).unwrap_or(0)))
+    })
 }
 
 #[cfg(test)]
@@ -91,6 +126,25 @@ mod tests {
         );
         assert!(on_disk(Disk, 0, Some(100)));
         assert!(!on_disk(Memory, u64::MAX, Some(100)));
+    }
+
+    #[test]
+    fn a_memory_cgroup_lowers_the_available_memory() {
+        let files = |path: &str| match path {
+            "/sys/fs/cgroup/memory/job_7/memory.limit_in_bytes" => Some("1000\n".to_string()),
+            "/sys/fs/cgroup/memory/job_7/memory.usage_in_bytes" => Some("300\n".to_string()),
+            "/sys/fs/cgroup/slice/memory.max" => Some("max\n".to_string()),
+            "/sys/fs/cgroup/limited/memory.max" => Some("4096\n".to_string()),
+            "/sys/fs/cgroup/limited/memory.current" => Some("96\n".to_string()),
+            _ => None,
+        };
+        let v1 = "5:cpu,cpuacct:/\n4:memory:/job_7\n0::/";
+        assert_eq!(cgroup_room(v1, files), Some(700));
+        assert_eq!(cgroup_room("0::/limited", files), Some(4000));
+        assert_eq!(cgroup_room("0::/slice", files), None, "max: no limit");
+        assert_eq!(cgroup_room("4:memory:/elsewhere", files), None);
+        let meminfo = "MemTotal: 100 kB\nMemAvailable:   42 kB\n";
+        assert_eq!(mem_available(meminfo), Some(42 * 1024));
     }
 
     #[test]
