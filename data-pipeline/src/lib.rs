@@ -10,8 +10,9 @@
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
 //!   the streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
-//!   (`windows`, whole or shard by shard), and the embedding file `ecgfm embed` writes as it
-//!   goes (`embeddings`, through `object_sink`: one object written in parts).
+//!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
+//!   file `ecgfm embed` writes as it goes (`embeddings`, through `object_sink`: one object
+//!   written in parts).
 //!
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).

@@ -7,7 +7,7 @@
 //! (integer division); a window shorter than the crop is copied from its start and zero-padded,
 //! as the loader does. Only present leads are held in memory (int16, as stored), so a split of
 //! single-lead windows takes a twelfth of the room of twelve-lead ones; [`ShardWindows`] reads
-//! them a shard at a time.
+//! them a shard at a time, and [`held`] keeps a whole split in memory or in a mapped scratch file.
 
 use arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
 use arrow::datatypes::{Int16Type, Int32Type};
