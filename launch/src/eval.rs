@@ -112,9 +112,12 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
-    let out_dir = args.out.parent().unwrap_or(Path::new("")).to_path_buf();
+    let out_dir = match args.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
-        args.hold.choose(bytes, &out_dir)
+        args.hold.choose(bytes, out_dir)
     })?;
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
