@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 /// The flags choosing where the windows stay.
 #[derive(Args, Debug, Clone)]
 pub struct HoldArgs {
-    /// Where the windows stay while evaluating: memory, disk (a scratch file, mapped into memory
-    /// and removed at the end), or auto (disk when they would take more than half of the
-    /// available memory).
+    /// Where the windows stay while evaluating: memory, disk (a scratch file mapped into memory,
+    /// deleted as soon as it is created, so nothing is left behind), or auto (disk when they would
+    /// take more than half of the available memory).
     #[arg(long, default_value = "auto", value_name = "auto|memory|disk")]
     pub hold_windows: HoldChoice,
     /// Folder of the scratch file (default: the folder of --out).
