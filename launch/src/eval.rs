@@ -119,26 +119,40 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
     })?;
+    let records: Vec<String> = windows
+        .0
+        .windows
+        .iter()
+        .map(|w| format!("{}/{}", w.source, w.record_id))
+        .collect();
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
         .windows
         .iter()
-        .map(|w| LabelledWindow {
+        .zip(&records)
+        .map(|(w, record)| LabelledWindow {
             split: &w.split,
             labels: &w.labels,
+            record,
         })
         .collect();
     let task = Task::build(vocabulary, &labelled, args.min_positives)
         .with_context(|| format!("building the {} task of {}", args.labels, args.source.data))?;
     let counts = Counts::of(&task);
+    let split = |name: &str| {
+        format!(
+            "{} ({} records)",
+            counts.windows[name], counts.records[name]
+        )
+    };
     println!(
         "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled, {} with \
          two classes, {} outside train/val/test",
         vocabulary.name(),
         task.windows.len(),
-        counts.windows["train"],
-        counts.windows["val"],
-        counts.windows["test"],
+        split("train"),
+        split("val"),
+        split("test"),
         task.skipped_unlabelled,
         task.skipped_ambiguous,
         task.skipped_split

@@ -129,6 +129,8 @@ fn ptbxl_superclasses_all_protocols() {
         "every window is kept or counted as skipped"
     );
     assert!(counts["windows"]["test"].as_u64().unwrap() > 30);
+    // Ten-second records give one window each.
+    assert_eq!(counts["records"], counts["windows"]);
 }
 
 #[test]
@@ -139,7 +141,15 @@ fn cinc2017_rhythm_all_protocols() {
     check_results(&report, &["N", "A", "O", "~"]);
     assert_eq!(report["multi_label"], false);
     assert_eq!(report["counts"]["skipped_unlabelled"], 0);
+    // Records of 9-61 s give several windows each: the intervals resample records.
+    let counts = &report["counts"];
+    let (windows, records) = (&counts["windows"]["test"], &counts["records"]["test"]);
+    assert!(
+        records.as_u64().unwrap() < windows.as_u64().unwrap(),
+        "{counts}"
+    );
     for r in report["results"].as_array().unwrap() {
         assert!(r["accuracy"]["value"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(&r["test_records"], records, "{r}");
     }
 }

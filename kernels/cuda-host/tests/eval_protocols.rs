@@ -75,10 +75,12 @@ fn results<B: Backend>(backend: B, progress: &mut dyn EvalProgress) -> Vec<Proto
         vec!["synth:afib".to_string()],
     ];
     let splits = ["train", "train", "val", "test"];
+    let records: Vec<String> = (0..WINDOWS).map(|i| format!("record {i}")).collect();
     let labelled: Vec<LabelledWindow<'_>> = (0..WINDOWS)
         .map(|i| LabelledWindow {
             split: splits[(i / 2) % splits.len()],
             labels: &classes[i % 2],
+            record: &records[i],
         })
         .collect();
     let task = Task::build(Vocabulary::Synth, &labelled, 1).unwrap();

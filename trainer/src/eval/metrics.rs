@@ -6,6 +6,7 @@
 //! is left out of the macro means (AUROC and F1), and the caller warns about it.
 
 use crate::model::rng::SplitMix64;
+use std::collections::HashMap;
 
 /// Area under the ROC curve of `scores` for binary `positive` flags: the probability that a
 /// random positive scores above a random negative, ties counting one half (Mann-Whitney U with
@@ -176,24 +177,28 @@ pub fn accuracy(scores: &[f64], classes: &[u32], k: usize, rows: &[usize]) -> Op
     Some(hits as f64 / rows.len() as f64)
 }
 
-/// 95% percentile bootstrap interval of `statistic` over `resamples` resamples (with
-/// replacement) of `rows`, drawn from `seed`. Resamples where the statistic is undefined are
-/// left out; `None` when fewer than half of them are defined.
+/// 95% percentile bootstrap interval of `statistic` over `resamples` resamples of `groups`
+/// (each a set of rows that are not independent, such as the windows of one record): a resample
+/// draws as many groups as there are, with replacement, and takes all their rows (the cluster
+/// bootstrap; with one row per group, the plain bootstrap of the rows). Drawn from `seed`.
+/// Resamples where the statistic is undefined are left out; `None` when fewer than half of them
+/// are defined.
 pub fn bootstrap_ci(
-    rows: &[usize],
+    groups: &[Vec<usize>],
     resamples: usize,
     seed: u64,
     statistic: impl Fn(&[usize]) -> Option<f64>,
 ) -> Option<[f64; 2]> {
-    if rows.is_empty() || resamples == 0 {
+    if groups.is_empty() || resamples == 0 {
         return None;
     }
     let mut rng = SplitMix64::from_words(&[seed, 0xB007_57A9]);
-    let mut sample = vec![0usize; rows.len()];
+    let mut sample = Vec::new();
     let mut values = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        for s in sample.iter_mut() {
-            *s = rows[rng.below(rows.len() as u64) as usize];
+        sample.clear();
+        for _ in 0..groups.len() {
+            sample.extend(&groups[rng.below(groups.len() as u64) as usize]);
         }
         if let Some(v) = statistic(&sample) {
             values.push(v);
@@ -204,6 +209,22 @@ pub fn bootstrap_ci(
     }
     values.sort_by(f64::total_cmp);
     Some([percentile(&values, 2.5), percentile(&values, 97.5)])
+}
+
+/// The rows `0..records.len()` grouped by `records` (the record of each row), groups in order
+/// of first appearance: what [`bootstrap_ci`] resamples.
+pub fn record_groups(records: &[u32]) -> Vec<Vec<usize>> {
+    let mut slot: HashMap<u32, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (row, record) in records.iter().enumerate() {
+        let next = groups.len();
+        let g = *slot.entry(*record).or_insert(next);
+        if g == next {
+            groups.push(Vec::new());
+        }
+        groups[g].push(row);
+    }
+    groups
 }
 
 /// Linear-interpolation percentile of sorted values (numpy's default).
@@ -241,12 +262,38 @@ mod tests {
 
     #[test]
     fn bootstrap_is_seeded_and_brackets_the_estimate() {
-        let rows: Vec<usize> = (0..200).collect();
+        let rows: Vec<Vec<usize>> = (0..200).map(|r| vec![r]).collect();
         let stat = |r: &[usize]| Some(r.iter().sum::<usize>() as f64 / r.len() as f64);
         let a = bootstrap_ci(&rows, 1000, 7, stat).unwrap();
         assert_eq!(Some(a), bootstrap_ci(&rows, 1000, 7, stat));
         assert_ne!(Some(a), bootstrap_ci(&rows, 1000, 8, stat));
         assert!(a[0] < 99.5 && 99.5 < a[1], "{a:?}");
         assert_eq!(bootstrap_ci(&rows, 100, 7, |_| None), None);
+    }
+
+    /// Ten records of ten identical windows each: resampling windows as if independent gives an
+    /// interval about sqrt(10) times too narrow; resampling records gives the interval of ten
+    /// independent values.
+    #[test]
+    fn the_bootstrap_resamples_records_not_their_windows() {
+        let value = |row: usize| (row / 10) as f64;
+        let mean = |r: &[usize]| Some(r.iter().map(|&i| value(i)).sum::<f64>() / r.len() as f64);
+        let records: Vec<u32> = (0..100).map(|i| (i / 10) as u32).collect();
+        let groups = record_groups(&records);
+        assert_eq!(groups.len(), 10);
+        assert_eq!(groups[3], (30..40).collect::<Vec<_>>());
+        let by_record = bootstrap_ci(&groups, 2000, 1, mean).unwrap();
+        let rows: Vec<Vec<usize>> = (0..100).map(|r| vec![r]).collect();
+        let by_window = bootstrap_ci(&rows, 2000, 1, mean).unwrap();
+        let ten: Vec<Vec<usize>> = (0..10).map(|r| vec![r * 10]).collect();
+        let independent = bootstrap_ci(&ten, 2000, 1, mean).unwrap();
+        let width = |ci: [f64; 2]| ci[1] - ci[0];
+        assert!(
+            width(by_window) * 2.5 < width(by_record),
+            "{by_window:?} {by_record:?}"
+        );
+        assert!((width(by_record) / width(independent) - 1.0).abs() < 0.1);
+        let singles = record_groups(&[4, 9, 1]);
+        assert_eq!(singles, vec![vec![0], vec![1], vec![2]]);
     }
 }

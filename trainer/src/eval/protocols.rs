@@ -14,9 +14,9 @@ use super::batches::{features, scores, WindowSource};
 use super::finetune::{finetune, FinetuneSettings, Rows};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
-use super::metrics::macro_auroc;
+use super::metrics::{macro_auroc, record_groups};
 use super::progress::EvalProgress;
-use super::report::{test_metrics, Protocol, ProtocolResult};
+use super::report::{test_metrics, Protocol, ProtocolResult, TestRows};
 use super::task::{Part, Task};
 use super::EvalError;
 use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
@@ -331,10 +331,17 @@ fn score(
     };
     let val_targets = targets_of(task, &val);
     let test_targets = targets_of(task, &test);
+    let test_records: Vec<u32> = test.iter().map(|&r| task.records[r]).collect();
+    let test_rows = TestRows {
+        scores: &outcome.test_scores,
+        targets: &test_targets,
+        classes: &test_classes,
+        records: &test_records,
+    };
     let metrics = test_metrics(
         task,
         (&outcome.val_scores, &val_targets),
-        (&outcome.test_scores, &test_targets, &test_classes),
+        test_rows,
         settings.bootstrap,
         settings.seed,
     );
@@ -357,6 +364,7 @@ fn score(
         train_windows: train.len(),
         val_windows: val.len(),
         test_windows: test.len(),
+        test_records: record_groups(&test_records).len(),
         train_positives,
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
@@ -378,22 +386,27 @@ mod tests {
             LabelledWindow {
                 split: "train",
                 labels: &norm,
+                record: "r0",
             },
             LabelledWindow {
                 split: "train",
                 labels: &mi,
+                record: "r1",
             },
             LabelledWindow {
                 split: "val",
                 labels: &mi,
+                record: "r2",
             },
             LabelledWindow {
                 split: "val",
                 labels: &norm,
+                record: "r3",
             },
             LabelledWindow {
                 split: "test",
                 labels: &norm,
+                record: "r4",
             },
         ];
         let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::metrics::{
     accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
+    record_groups,
 };
 use super::task::{Part, Task};
 use crate::tensorboard::EventWriter;
@@ -84,7 +85,8 @@ pub struct WithCi {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TestMetrics {
     pub macro_auroc: Option<f64>,
-    /// [low, high], 95% percentile bootstrap over the test windows.
+    /// [low, high], 95% percentile bootstrap over the test records (all windows of a drawn
+    /// record; one window per record makes it the bootstrap over windows).
     pub macro_auroc_ci: Option<[f64; 2]>,
     /// Per class; `null` where the test split has no positive or no negative of the class.
     pub per_class_auroc: BTreeMap<String, Option<f64>>,
@@ -96,36 +98,55 @@ pub struct TestMetrics {
     pub accuracy: Option<WithCi>,
 }
 
-/// Computes the test metrics from class probabilities on validation and test (rows of
-/// `val_targets` / `test_targets`, (n, K)); `resamples` bootstrap resamples from `seed`.
+/// The test rows `test_metrics` scores, each (n, K) or (n).
+pub struct TestRows<'a> {
+    pub scores: &'a [f64],
+    pub targets: &'a [f64],
+    /// Class of each row (single-label tasks; empty otherwise).
+    pub classes: &'a [u32],
+    /// Record of each row: the intervals resample records.
+    pub records: &'a [u32],
+}
+
+/// Computes the test metrics from class probabilities on validation (`val`: scores and
+/// targets, (n, K)) and test; the intervals from `resamples` bootstrap resamples of the test
+/// records, drawn from `seed`.
 pub fn test_metrics(
     task: &Task,
     val: (&[f64], &[f64]),
-    test: (&[f64], &[f64], &[u32]),
+    test: TestRows<'_>,
     resamples: usize,
     seed: u64,
 ) -> TestMetrics {
     let k = task.k();
     let (val_scores, val_targets) = val;
-    let (scores, targets, classes) = test;
+    let TestRows {
+        scores,
+        targets,
+        classes,
+        records,
+    } = test;
     let val_rows: Vec<usize> = (0..val_scores.len() / k).collect();
     let rows: Vec<usize> = (0..scores.len() / k).collect();
+    let groups = record_groups(records);
     let thresholds = pick_thresholds(val_scores, val_targets, k, &val_rows);
     let named = |values: Vec<Option<f64>>| -> BTreeMap<String, Option<f64>> {
         task.classes.iter().cloned().zip(values).collect()
     };
-    let auroc_ci = bootstrap_ci(&rows, resamples, seed, |r| {
+    let auroc_ci = bootstrap_ci(&groups, resamples, seed, |r| {
         macro_auroc(scores, targets, k, r)
     });
     let f1 = WithCi {
         value: macro_f1(scores, targets, k, &rows, &thresholds),
-        ci: bootstrap_ci(&rows, resamples, seed, |r| {
+        ci: bootstrap_ci(&groups, resamples, seed, |r| {
             macro_f1(scores, targets, k, r, &thresholds)
         }),
     };
     let acc = (!task.multi_label).then(|| WithCi {
         value: accuracy(scores, classes, k, &rows),
-        ci: bootstrap_ci(&rows, resamples, seed, |r| accuracy(scores, classes, k, r)),
+        ci: bootstrap_ci(&groups, resamples, seed, |r| {
+            accuracy(scores, classes, k, r)
+        }),
     });
     TestMetrics {
         macro_auroc: macro_auroc(scores, targets, k, &rows),
@@ -148,6 +169,8 @@ pub struct ProtocolResult {
     pub train_windows: usize,
     pub val_windows: usize,
     pub test_windows: usize,
+    /// Records the test windows come from (what the bootstrap resamples).
+    pub test_records: usize,
     /// Positive training windows per class (after the fraction).
     pub train_positives: BTreeMap<String, usize>,
     /// Validation macro AUROC of the chosen setting (L2 strength or epoch).
@@ -190,6 +213,8 @@ pub struct EvalReport {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Counts {
     pub windows: BTreeMap<String, usize>,
+    /// Records the windows of each split come from.
+    pub records: BTreeMap<String, usize>,
     pub positives: BTreeMap<String, BTreeMap<String, usize>>,
     pub skipped_unlabelled: usize,
     pub skipped_ambiguous: usize,
@@ -202,6 +227,15 @@ impl Counts {
             windows: Part::ALL
                 .iter()
                 .map(|&p| (p.name().to_string(), task.rows(p).len()))
+                .collect(),
+            records: Part::ALL
+                .iter()
+                .map(|&p| {
+                    let mut ids: Vec<u32> = task.rows(p).iter().map(|&r| task.records[r]).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    (p.name().to_string(), ids.len())
+                })
                 .collect(),
             positives: Part::ALL
                 .iter()

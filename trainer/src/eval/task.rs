@@ -2,7 +2,7 @@
 //! `synth`) turned into classes and per-window targets, with the dataset's train / val / test
 //! splits. Windows without a label of the vocabulary are skipped and counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::EvalError;
 
@@ -86,10 +86,13 @@ impl Part {
     }
 }
 
-/// What `Task::build` reads of each window: its split and labels.
+/// What `Task::build` reads of each window: its split, labels and record.
 pub struct LabelledWindow<'a> {
     pub split: &'a str,
     pub labels: &'a [String],
+    /// The record the window was cut from (source and record id): windows of one record are
+    /// not independent, so the bootstrap resamples records.
+    pub record: &'a str,
 }
 
 /// The task over a dataset's windows.
@@ -107,6 +110,8 @@ pub struct Task {
     pub targets: Vec<f64>,
     /// Class of each kept window (single-label tasks; empty otherwise).
     pub class_of: Vec<u32>,
+    /// Record of each kept window, numbered from 0 in order of first appearance.
+    pub records: Vec<u32>,
     /// Windows with no label of the vocabulary (or only classes left out), skipped.
     pub skipped_unlabelled: usize,
     /// Windows of a single-label task with two different classes, skipped.
@@ -186,10 +191,12 @@ impl Task {
             parts: Vec::new(),
             targets: Vec::new(),
             class_of: Vec::new(),
+            records: Vec::new(),
             skipped_unlabelled: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,
         };
+        let mut record_ids: HashMap<&str, u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
             let hits: Vec<usize> = codes(w)
                 .iter()
@@ -215,6 +222,9 @@ impl Task {
             if !multi_label {
                 task.class_of.push(hits[0] as u32);
             }
+            let next = record_ids.len() as u32;
+            task.records
+                .push(*record_ids.entry(w.record).or_insert(next));
             task.windows.push(i);
             task.parts.push(part);
         }
@@ -260,7 +270,11 @@ mod tests {
     use super::*;
 
     fn window<'a>(split: &'a str, labels: &'a [String]) -> LabelledWindow<'a> {
-        LabelledWindow { split, labels }
+        LabelledWindow {
+            split,
+            labels,
+            record: "one record",
+        }
     }
 
     #[test]
