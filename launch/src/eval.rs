@@ -14,7 +14,7 @@ use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
     run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
-    LabelledWindow, Protocol, Task, Vocabulary,
+    LabelledWindow, Protocol, ScoreBy, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
 use std::path::{Path, PathBuf};
@@ -63,6 +63,10 @@ pub struct EvalArgs {
     /// Windows per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// What the test metrics score: window, or record (the mean of its windows' scores). The
+    /// intervals resample records either way.
+    #[arg(long, default_value = "window", value_name = "window|record")]
+    pub score_by: ScoreBy,
     /// Bootstrap resamples of the test set for the 95% intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -96,6 +100,7 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
             ..FinetuneSettings::default()
         },
         bootstrap: args.bootstrap,
+        score_by: args.score_by,
         ..EvalSettings::default()
     })
 }
@@ -202,6 +207,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         precision: precision.to_string(),
         seed: settings.seed,
         bootstrap_resamples: settings.bootstrap,
+        scored_by: settings.score_by,
         counts,
         warnings,
         finetune_settings: settings.finetune.clone(),

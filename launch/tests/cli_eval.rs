@@ -132,13 +132,14 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
     check_tensorboard(&Path::new(run).join("eval"), results);
-    // The same command gives the same numbers, also with fine-tuning recomputing every block and
-    // the windows in a scratch file (which leaves nothing behind).
+    // The same command gives the same numbers, also with fine-tuning recomputing every block, the
+    // windows in a scratch file (which leaves nothing behind) and scored per record (one window
+    // each here, so a record's mean is its window).
     let mut again = eval_args(data, run, b.to_str().unwrap(), "all");
     let scratch = dir.join("scratch");
     let scratch_dir = scratch.to_str().unwrap();
     again.extend(["--recompute", "blocks", "--hold-windows", "disk"]);
-    again.extend(["--scratch-dir", scratch_dir]);
+    again.extend(["--scratch-dir", scratch_dir, "--score-by", "record"]);
     let stdout = run_ok(&again);
     assert!(
         stdout.contains(&format!("held in a scratch file in {scratch_dir}")),
@@ -147,6 +148,10 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
     let again = read_json(&b);
     assert_eq!(again["finetune_settings"]["recompute"], "blocks");
+    assert_eq!(
+        (&report["scored_by"], &again["scored_by"]),
+        (&"window".into(), &"record".into())
+    );
     for (x, y) in results.iter().zip(again["results"].as_array().unwrap()) {
         for key in [
             "macro_auroc",

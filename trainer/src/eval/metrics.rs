@@ -227,6 +227,21 @@ pub fn record_groups(records: &[u32]) -> Vec<Vec<usize>> {
     groups
 }
 
+/// The scores (n, K) of rows averaged over each group of `groups` (`record_groups`): one row
+/// (m, K) per record, in the groups' order.
+pub fn mean_per_group(scores: &[f64], k: usize, groups: &[Vec<usize>]) -> Vec<f64> {
+    let mut out = vec![0.0; groups.len() * k];
+    for (dst, group) in out.chunks_exact_mut(k).zip(groups) {
+        for &row in group {
+            for (d, s) in dst.iter_mut().zip(&scores[row * k..(row + 1) * k]) {
+                *d += s;
+            }
+        }
+        dst.iter_mut().for_each(|d| *d /= group.len() as f64);
+    }
+    out
+}
+
 /// Linear-interpolation percentile of sorted values (numpy's default).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
@@ -295,5 +310,15 @@ mod tests {
         assert!((width(by_record) / width(independent) - 1.0).abs() < 0.1);
         let singles = record_groups(&[4, 9, 1]);
         assert_eq!(singles, vec![vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn a_record_scores_the_mean_of_its_windows() {
+        let scores = [0.2, 0.8, 0.6, 0.4, 1.0, 0.0, 0.4, 0.6];
+        let groups = record_groups(&[7, 3, 7, 7]);
+        assert_eq!(groups, vec![vec![0, 2, 3], vec![1]]);
+        let mean = mean_per_group(&scores, 2, &groups);
+        let want = [(0.2 + 1.0 + 0.4) / 3.0, (0.8 + 0.0 + 0.6) / 3.0, 0.6, 0.4];
+        assert_eq!(mean, want);
     }
 }

@@ -31,7 +31,7 @@ pub mod task;
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use progress::EvalProgress;
-pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
+pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings, ScoreBy};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult};
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
 

@@ -14,7 +14,7 @@ use super::batches::{features, scores, WindowSource};
 use super::finetune::{finetune, FinetuneSettings, Rows};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
-use super::metrics::{macro_auroc, record_groups};
+use super::metrics::{macro_auroc, mean_per_group, record_groups};
 use super::progress::EvalProgress;
 use super::report::{test_metrics, Protocol, ProtocolResult, TestRows};
 use super::task::{Part, Task};
@@ -37,6 +37,32 @@ pub struct EvalSettings {
     pub l2_grid: Vec<f64>,
     /// Bootstrap resamples of the test set.
     pub bootstrap: usize,
+    /// What the test metrics score: each window, or each record (its windows' mean scores).
+    pub score_by: ScoreBy,
+}
+
+/// The unit the test metrics score. Validation choices (the probe's L2 strength, fine-tuning's
+/// best epoch) are made on windows either way; the bootstrap always resamples records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreBy {
+    #[default]
+    Window,
+    /// The mean of a record's window scores (class probabilities) stands for the record; F1
+    /// thresholds are picked on validation records.
+    Record,
+}
+
+impl std::str::FromStr for ScoreBy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "window" => Ok(ScoreBy::Window),
+            "record" => Ok(ScoreBy::Record),
+            _ => Err(format!("--score-by must be window or record, got {text:?}")),
+        }
+    }
 }
 
 impl Default for EvalSettings {
@@ -50,6 +76,7 @@ impl Default for EvalSettings {
             finetune: FinetuneSettings::default(),
             l2_grid: vec![10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4],
             bootstrap: 1000,
+            score_by: ScoreBy::Window,
         }
     }
 }
@@ -314,6 +341,32 @@ fn train_end_to_end<B: Backend>(
     Ok((outcome, done.encoder.into_backend()))
 }
 
+/// Scores (n, K) of task rows: one per window, or one per record (`rows` then names the first
+/// window of each record, which carries the record's labels).
+struct Scored {
+    rows: Vec<usize>,
+    scores: Vec<f64>,
+}
+
+impl Scored {
+    fn windows(rows: &[usize], scores: Vec<f64>) -> Scored {
+        Scored {
+            rows: rows.to_vec(),
+            scores,
+        }
+    }
+
+    /// The mean scores of each record's windows.
+    fn per_record(self, task: &Task) -> Scored {
+        let records: Vec<u32> = self.rows.iter().map(|&r| task.records[r]).collect();
+        let groups = record_groups(&records);
+        Scored {
+            rows: groups.iter().map(|g| self.rows[g[0]]).collect(),
+            scores: mean_per_group(&self.scores, task.k(), &groups),
+        }
+    }
+}
+
 /// The result of one protocol run: test metrics with intervals, the counts used.
 fn score(
     protocol: Protocol,
@@ -325,23 +378,31 @@ fn score(
     started: Instant,
 ) -> ProtocolResult {
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
+    let test_records: Vec<u32> = test.iter().map(|&r| task.records[r]).collect();
+    let val_rows = Scored::windows(&val, outcome.val_scores);
+    let test_rows = Scored::windows(&test, outcome.test_scores);
+    let (val_rows, test_rows) = match settings.score_by {
+        ScoreBy::Window => (val_rows, test_rows),
+        ScoreBy::Record => (val_rows.per_record(task), test_rows.per_record(task)),
+    };
     let test_classes: Vec<u32> = match task.multi_label {
         true => Vec::new(),
-        false => test.iter().map(|&r| task.class_of[r]).collect(),
+        false => test_rows.rows.iter().map(|&r| task.class_of[r]).collect(),
     };
-    let val_targets = targets_of(task, &val);
-    let test_targets = targets_of(task, &test);
-    let test_records: Vec<u32> = test.iter().map(|&r| task.records[r]).collect();
-    let test_rows = TestRows {
-        scores: &outcome.test_scores,
-        targets: &test_targets,
-        classes: &test_classes,
-        records: &test_records,
-    };
+    let (val_targets, test_targets) = (
+        targets_of(task, &val_rows.rows),
+        targets_of(task, &test_rows.rows),
+    );
+    let scored_records: Vec<u32> = test_rows.rows.iter().map(|&r| task.records[r]).collect();
     let metrics = test_metrics(
         task,
-        (&outcome.val_scores, &val_targets),
-        test_rows,
+        (&val_rows.scores, &val_targets),
+        TestRows {
+            scores: &test_rows.scores,
+            targets: &test_targets,
+            classes: &test_classes,
+            records: &scored_records,
+        },
         settings.bootstrap,
         settings.seed,
     );

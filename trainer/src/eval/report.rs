@@ -201,6 +201,8 @@ pub struct EvalReport {
     pub precision: String,
     pub seed: u64,
     pub bootstrap_resamples: usize,
+    /// What the test metrics score: `window` or `record`.
+    pub scored_by: super::ScoreBy,
     /// Labelled windows per split, positives per class per split, windows skipped and why.
     pub counts: Counts,
     /// Everything that makes a number less than it seems (classes without test positives, ...).
