@@ -124,21 +124,14 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
     })?;
-    let records: Vec<String> = windows
-        .0
-        .windows
-        .iter()
-        .map(|w| format!("{}/{}", w.source, w.record_id))
-        .collect();
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
         .windows
         .iter()
-        .zip(&records)
-        .map(|(w, record)| LabelledWindow {
+        .map(|w| LabelledWindow {
             split: &w.split,
             labels: &w.labels,
-            record,
+            record: (&w.source, &w.record_id),
         })
         .collect();
     let task = Task::build(vocabulary, &labelled, args.min_positives)

@@ -80,7 +80,7 @@ fn results<B: Backend>(backend: B, progress: &mut dyn EvalProgress) -> Vec<Proto
         .map(|i| LabelledWindow {
             split: splits[(i / 2) % splits.len()],
             labels: &classes[i % 2],
-            record: &records[i],
+            record: ("synth", &records[i]),
         })
         .collect();
     let task = Task::build(Vocabulary::Synth, &labelled, 1).unwrap();

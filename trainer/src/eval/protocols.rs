@@ -349,13 +349,6 @@ struct Scored {
 }
 
 impl Scored {
-    fn windows(rows: &[usize], scores: Vec<f64>) -> Scored {
-        Scored {
-            rows: rows.to_vec(),
-            scores,
-        }
-    }
-
     /// The mean scores of each record's windows.
     fn per_record(self, task: &Task) -> Scored {
         let records: Vec<u32> = self.rows.iter().map(|&r| task.records[r]).collect();
@@ -378,9 +371,15 @@ fn score(
     started: Instant,
 ) -> ProtocolResult {
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
-    let test_records: Vec<u32> = test.iter().map(|&r| task.records[r]).collect();
-    let val_rows = Scored::windows(&val, outcome.val_scores);
-    let test_rows = Scored::windows(&test, outcome.test_scores);
+    let (val_windows, test_windows) = (val.len(), test.len());
+    let val_rows = Scored {
+        rows: val,
+        scores: outcome.val_scores,
+    };
+    let test_rows = Scored {
+        rows: test,
+        scores: outcome.test_scores,
+    };
     let (val_rows, test_rows) = match settings.score_by {
         ScoreBy::Window => (val_rows, test_rows),
         ScoreBy::Record => (val_rows.per_record(task), test_rows.per_record(task)),
@@ -423,9 +422,9 @@ fn score(
         protocol,
         fraction,
         train_windows: train.len(),
-        val_windows: val.len(),
-        test_windows: test.len(),
-        test_records: record_groups(&test_records).len(),
+        val_windows,
+        test_windows,
+        test_records: task.records_in(Part::Test),
         train_positives,
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
@@ -447,27 +446,27 @@ mod tests {
             LabelledWindow {
                 split: "train",
                 labels: &norm,
-                record: "r0",
+                record: ("test", "r0"),
             },
             LabelledWindow {
                 split: "train",
                 labels: &mi,
-                record: "r1",
+                record: ("test", "r1"),
             },
             LabelledWindow {
                 split: "val",
                 labels: &mi,
-                record: "r2",
+                record: ("test", "r2"),
             },
             LabelledWindow {
                 split: "val",
                 labels: &norm,
-                record: "r3",
+                record: ("test", "r3"),
             },
             LabelledWindow {
                 split: "test",
                 labels: &norm,
-                record: "r4",
+                record: ("test", "r4"),
             },
         ];
         let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();

@@ -232,12 +232,7 @@ impl Counts {
                 .collect(),
             records: Part::ALL
                 .iter()
-                .map(|&p| {
-                    let mut ids: Vec<u32> = task.rows(p).iter().map(|&r| task.records[r]).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    (p.name().to_string(), ids.len())
-                })
+                .map(|&p| (p.name().to_string(), task.records_in(p)))
                 .collect(),
             positives: Part::ALL
                 .iter()

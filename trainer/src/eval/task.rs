@@ -90,9 +90,9 @@ impl Part {
 pub struct LabelledWindow<'a> {
     pub split: &'a str,
     pub labels: &'a [String],
-    /// The record the window was cut from (source and record id): windows of one record are
-    /// not independent, so the bootstrap resamples records.
-    pub record: &'a str,
+    /// The record the window was cut from, (source, record id): windows of one record are not
+    /// independent, so the bootstrap resamples records.
+    pub record: (&'a str, &'a str),
 }
 
 /// The task over a dataset's windows.
@@ -196,7 +196,7 @@ impl Task {
             skipped_ambiguous: 0,
             skipped_split: 0,
         };
-        let mut record_ids: HashMap<&str, u32> = HashMap::new();
+        let mut record_ids: HashMap<(&str, &str), u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
             let hits: Vec<usize> = codes(w)
                 .iter()
@@ -245,6 +245,14 @@ impl Task {
         self.classes.len()
     }
 
+    /// Distinct records among the rows of `part`.
+    pub fn records_in(&self, part: Part) -> usize {
+        let mut ids: Vec<u32> = self.rows(part).iter().map(|&r| self.records[r]).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
     /// Indices (into the kept windows) of the rows of `part`, in dataset order.
     pub fn rows(&self, part: Part) -> Vec<usize> {
         (0..self.parts.len())
@@ -273,7 +281,7 @@ mod tests {
         LabelledWindow {
             split,
             labels,
-            record: "one record",
+            record: ("test", "one record"),
         }
     }
 
