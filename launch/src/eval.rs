@@ -63,8 +63,8 @@ pub struct EvalArgs {
     /// Windows per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// What the test metrics score: window, or record (the mean of its windows' scores). The
-    /// intervals resample records either way.
+    /// What validation and the test metrics score: window, or record (the mean of its windows'
+    /// scores). The intervals resample records either way.
     #[arg(long, default_value = "window", value_name = "window|record")]
     pub score_by: ScoreBy,
     /// Bootstrap resamples of the test set for the 95% intervals.

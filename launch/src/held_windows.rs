@@ -84,30 +84,46 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The limit less the usage of the memory cgroup that `proc_self_cgroup` (the text of
+/// The limit less the working set of the memory cgroup that `proc_self_cgroup` (the text of
 /// `/proc/self/cgroup`) names, v2 (`memory.max`) or v1 (`memory.limit_in_bytes`), its files read
-/// through `read`; `None` without a limit.
+/// through `read`; `None` without a limit. The working set is the usage less the inactive file
+/// pages of `memory.stat`, which the kernel reclaims before it kills (as kubelet counts it): a
+/// cgroup whose page cache fills its limit still has that room.
 fn cgroup_room(proc_self_cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
     let number = |path: String| read(&path).and_then(|t| t.trim().parse::<u64>().ok());
     proc_self_cgroup.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let (dir, limit, usage) = match controllers {
+        let (dir, limit, usage, inactive_file) = match controllers {
             "" => (
                 format!("/sys/fs/cgroup{path}"),
                 "memory.max",
                 "memory.current",
+                "inactive_file",
             ),
             c if c.split(',').any(|c| c == "memory") => (
                 format!("/sys/fs/cgroup/memory{path}"),
                 "memory.limit_in_bytes",
                 "memory.usage_in_bytes",
+                "total_inactive_file",
             ),
             _ => return None,
         };
         let dir = dir.trim_end_matches('/');
         let limit = number(format!("{dir}/{limit}"))?;
-        Some(limit.saturating_sub(number(format!("{dir}/{usage}")).unwrap_or(0)))
+        let usage = number(format!("{dir}/{usage}")).unwrap_or(0);
+        let reclaimable = read(&format!("{dir}/memory.stat"))
+            .and_then(|stat| stat_value(&stat, inactive_file))
+            .unwrap_or(0);
+        Some(limit.saturating_sub(usage.saturating_sub(reclaimable)))
+    })
+}
+
+/// The value of `key` in a `memory.stat` text (`key value` lines).
+fn stat_value(stat: &str, key: &str) -> Option<u64> {
+    stat.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
     })
 }
 
@@ -136,12 +152,25 @@ mod tests {
             "/sys/fs/cgroup/slice/memory.max" => Some("max\n".to_string()),
             "/sys/fs/cgroup/limited/memory.max" => Some("4096\n".to_string()),
             "/sys/fs/cgroup/limited/memory.current" => Some("96\n".to_string()),
+            "/sys/fs/cgroup/cached/memory.max" => Some("4096\n".to_string()),
+            "/sys/fs/cgroup/cached/memory.current" => Some("4000\n".to_string()),
+            "/sys/fs/cgroup/cached/memory.stat" => {
+                Some("anon 1000\nfile 3000\nactive_file 500\ninactive_file 2500\n".to_string())
+            }
+            "/sys/fs/cgroup/memory/cached_v1/memory.limit_in_bytes" => Some("1000\n".to_string()),
+            "/sys/fs/cgroup/memory/cached_v1/memory.usage_in_bytes" => Some("900\n".to_string()),
+            "/sys/fs/cgroup/memory/cached_v1/memory.stat" => {
+                Some("inactive_file 5\ntotal_inactive_file 600\n".to_string())
+            }
             _ => None,
         };
         let v1 = "5:cpu,cpuacct:/\n4:memory:/job_7\n0::/";
         assert_eq!(cgroup_room(v1, files), Some(700));
         assert_eq!(cgroup_room("0::/limited", files), Some(4000));
         assert_eq!(cgroup_room("0::/slice", files), None, "max: no limit");
+        // Page cache the kernel can drop is room: 4096 - (4000 - 2500), 1000 - (900 - 600).
+        assert_eq!(cgroup_room("0::/cached", files), Some(2596));
+        assert_eq!(cgroup_room("9:memory:/cached_v1", files), Some(700));
         assert_eq!(cgroup_room("4:memory:/elsewhere", files), None);
         let meminfo = "MemTotal: 100 kB\nMemAvailable:   42 kB\n";
         assert_eq!(mem_available(meminfo), Some(42 * 1024));

@@ -14,9 +14,8 @@ use ecgfm_kernels::Backend;
 use serde::Serialize;
 
 use super::batches::{scores, BatchBuffers, WindowSource};
-use super::metrics::macro_auroc;
 use super::progress::EvalProgress;
-use super::task::Task;
+use super::scoring::Validation;
 use super::EvalError;
 use crate::model::encoder::layer_lr_scales;
 use crate::model::rng::SplitMix64;
@@ -60,12 +59,6 @@ impl Default for FinetuneSettings {
     }
 }
 
-/// The rows a training run uses (indices into the task's rows).
-pub struct Rows<'a> {
-    pub train: &'a [usize],
-    pub val: &'a [usize],
-}
-
 /// What a run ended with: the best epoch's scores on the rows asked for.
 pub struct Finetuned<B: Backend> {
     pub encoder: Encoder<B>,
@@ -78,20 +71,21 @@ pub struct Finetuned<B: Backend> {
     pub epoch_losses: Vec<f64>,
 }
 
-/// Trains `encoder` (already initialised: pretrained or random, head random) on `rows.train`
-/// and keeps the weights of its best validation epoch. `progress` receives one line per epoch
+/// Trains `encoder` (already initialised: pretrained or random, head random) on the rows
+/// `train` of `validation`'s task and keeps the weights of its best epoch on `validation`. `progress` receives one line per epoch
 /// and the windows done of each epoch and validation pass.
 pub fn finetune<B: Backend>(
     mut encoder: Encoder<B>,
-    task: &Task,
     source: &dyn WindowSource,
-    rows: Rows<'_>,
+    train: &[usize],
+    validation: &Validation<'_>,
     settings: &FinetuneSettings,
     seed: u64,
     progress: &mut dyn EvalProgress,
 ) -> Result<Finetuned<B>, EvalError> {
+    let task = validation.task();
     let batch_size = encoder.max_batch();
-    let n = rows.train.len();
+    let n = train.len();
     let repeats = settings.min_epoch_windows.div_ceil(n.max(1)).max(1);
     let steps_per_epoch = (n * repeats).div_ceil(batch_size) as u64;
     let schedule = LrSchedule {
@@ -110,13 +104,7 @@ pub fn finetune<B: Backend>(
     let cfg = encoder.config().clone();
     let k = task.k();
     let mut buffers = BatchBuffers::new(cfg.leads, cfg.samples, batch_size);
-    let val_windows: Vec<usize> = rows.val.iter().map(|&r| task.windows[r]).collect();
-    let val_rows: Vec<usize> = (0..rows.val.len()).collect();
-    let val_targets: Vec<f64> = rows
-        .val
-        .iter()
-        .flat_map(|&r| task.targets[r * k..(r + 1) * k].iter().copied())
-        .collect();
+    let val_windows: Vec<usize> = validation.rows().iter().map(|&r| task.windows[r]).collect();
     let (mut classes, mut targets) = (Vec::new(), Vec::new());
     let mut best: Option<(Vec<f32>, usize, Option<f64>)> = None;
     let mut epoch_losses = Vec::new();
@@ -125,7 +113,7 @@ pub fn finetune<B: Backend>(
     for epoch in 0..settings.epochs {
         let mut order = Vec::with_capacity(n * repeats);
         for repeat in 0..repeats {
-            let mut pass = rows.train.to_vec();
+            let mut pass = train.to_vec();
             let mut rng = SplitMix64::from_words(&[seed, 0xF1AE_7E2E, epoch as u64, repeat as u64]);
             for i in (1..pass.len()).rev() {
                 pass.swap(i, rng.below(i as u64 + 1) as usize);
@@ -179,7 +167,7 @@ pub fn finetune<B: Backend>(
         let val_scores = scores(&mut encoder, source, &val_windows, &mut |done| {
             progress.windows("validation", done, total)
         })?;
-        let val_auroc = macro_auroc(&val_scores, &val_targets, k, &val_rows);
+        let val_auroc = validation.macro_auroc(&val_scores);
         progress.line(format!(
             "epoch {}/{}: train loss {mean_loss:.4}, val macro AUROC {}",
             epoch + 1,

@@ -12,7 +12,8 @@
 //! - `fractions`: stratified, seeded label fractions; `metrics`: AUROC, F1 at validation
 //!   thresholds, accuracy, bootstrap intervals;
 //! - `protocols`: the protocols (probe, finetune, scratch, random_probe) at every fraction,
-//!   reporting through `progress`; `report`: the JSON result file, the terminal table and
+//!   reporting through `progress`; `scoring`: windows or records as the unit validation and
+//!   test are scored in; `report`: the JSON result file, the terminal table and
 //!   TensorBoard scalars.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
@@ -26,13 +27,15 @@ pub mod metrics;
 pub mod progress;
 pub mod protocols;
 pub mod report;
+pub mod scoring;
 pub mod task;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use progress::EvalProgress;
-pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings, ScoreBy};
+pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult};
+pub use scoring::ScoreBy;
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
 
 use crate::model::ModelError;

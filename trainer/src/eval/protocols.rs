@@ -11,12 +11,12 @@ use ecgfm_kernels::Backend;
 use serde::Serialize;
 
 use super::batches::{features, scores, WindowSource};
-use super::finetune::{finetune, FinetuneSettings, Rows};
+use super::finetune::{finetune, FinetuneSettings};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
-use super::metrics::{macro_auroc, mean_per_group, record_groups};
 use super::progress::EvalProgress;
 use super::report::{test_metrics, Protocol, ProtocolResult, TestRows};
+use super::scoring::{ScoreBy, Scored, Validation};
 use super::task::{Part, Task};
 use super::EvalError;
 use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
@@ -37,32 +37,8 @@ pub struct EvalSettings {
     pub l2_grid: Vec<f64>,
     /// Bootstrap resamples of the test set.
     pub bootstrap: usize,
-    /// What the test metrics score: each window, or each record (its windows' mean scores).
+    /// What validation and test score: each window, or each record (its windows' mean scores).
     pub score_by: ScoreBy,
-}
-
-/// The unit the test metrics score. Validation choices (the probe's L2 strength, fine-tuning's
-/// best epoch) are made on windows either way; the bootstrap always resamples records.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreBy {
-    #[default]
-    Window,
-    /// The mean of a record's window scores (class probabilities) stands for the record; F1
-    /// thresholds are picked on validation records.
-    Record,
-}
-
-impl std::str::FromStr for ScoreBy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "window" => Ok(ScoreBy::Window),
-            "record" => Ok(ScoreBy::Record),
-            _ => Err(format!("--score-by must be window or record, got {text:?}")),
-        }
-    }
 }
 
 impl Default for EvalSettings {
@@ -257,25 +233,23 @@ fn probe(
     settings: &EvalSettings,
     progress: &mut dyn EvalProgress,
 ) -> Outcome {
-    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
-    let k = task.k();
+    let validation = Validation::new(task, task.rows(Part::Val), settings.score_by);
+    let (val, test) = (validation.rows(), task.rows(Part::Test));
     let data = FitData {
         x,
         features: f,
         targets: &task.targets,
-        classes: k,
+        classes: task.k(),
         multi_label: task.multi_label,
         rows: train,
     };
-    let val_targets = targets_of(task, &val);
-    let val_rows: Vec<usize> = (0..val.len()).collect();
     let mut best: Option<(Logistic, f64, Option<f64>)> = None;
     let mut warm: Option<Logistic> = None;
     let mut grid = settings.l2_grid.clone();
     grid.sort_by(|a, b| b.total_cmp(a));
     for l2 in grid {
         let model = Logistic::fit(&data, l2, warm.as_ref());
-        let auroc = macro_auroc(&model.predict(x, &val), &val_targets, k, &val_rows);
+        let auroc = validation.macro_auroc(&model.predict(x, val));
         progress.line(format!(
             "probe: l2 {l2:e}: val macro AUROC {}",
             auroc.map_or("undefined".into(), |a| format!("{a:.4}"))
@@ -293,7 +267,7 @@ fn probe(
     }
     let (model, l2, val_auroc) = best.expect("the L2 grid is not empty");
     Outcome {
-        val_scores: model.predict(x, &val),
+        val_scores: model.predict(x, val),
         test_scores: model.predict(x, &test),
         val_macro_auroc: val_auroc,
         selected: BTreeMap::from([("l2".to_string(), l2)]),
@@ -311,13 +285,14 @@ fn train_end_to_end<B: Backend>(
     progress: &mut dyn EvalProgress,
 ) -> Result<(Outcome, B), EvalError> {
     let task = inputs.task;
-    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
+    let validation = Validation::new(task, task.rows(Part::Val), settings.score_by);
+    let test = task.rows(Part::Test);
     let seed = settings.seed ^ fraction.to_bits();
     let mut done = finetune(
         encoder,
-        task,
         inputs.source,
-        Rows { train, val: &val },
+        train,
+        &validation,
         &settings.finetune,
         seed,
         progress,
@@ -330,7 +305,7 @@ fn train_end_to_end<B: Backend>(
         })
     };
     let outcome = Outcome {
-        val_scores: scored("validation", &val)?,
+        val_scores: scored("validation", validation.rows())?,
         test_scores: scored("test", &test)?,
         val_macro_auroc: done.best_val_macro_auroc,
         selected: BTreeMap::from([
@@ -339,25 +314,6 @@ fn train_end_to_end<B: Backend>(
         ]),
     };
     Ok((outcome, done.encoder.into_backend()))
-}
-
-/// Scores (n, K) of task rows: one per window, or one per record (`rows` then names the first
-/// window of each record, which carries the record's labels).
-struct Scored {
-    rows: Vec<usize>,
-    scores: Vec<f64>,
-}
-
-impl Scored {
-    /// The mean scores of each record's windows.
-    fn per_record(self, task: &Task) -> Scored {
-        let records: Vec<u32> = self.rows.iter().map(|&r| task.records[r]).collect();
-        let groups = record_groups(&records);
-        Scored {
-            rows: groups.iter().map(|g| self.rows[g[0]]).collect(),
-            scores: mean_per_group(&self.scores, task.k(), &groups),
-        }
-    }
 }
 
 /// The result of one protocol run: test metrics with intervals, the counts used.
@@ -372,18 +328,8 @@ fn score(
 ) -> ProtocolResult {
     let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
     let (val_windows, test_windows) = (val.len(), test.len());
-    let val_rows = Scored {
-        rows: val,
-        scores: outcome.val_scores,
-    };
-    let test_rows = Scored {
-        rows: test,
-        scores: outcome.test_scores,
-    };
-    let (val_rows, test_rows) = match settings.score_by {
-        ScoreBy::Window => (val_rows, test_rows),
-        ScoreBy::Record => (val_rows.per_record(task), test_rows.per_record(task)),
-    };
+    let val_rows = Scored::new(task, val, outcome.val_scores, settings.score_by);
+    let test_rows = Scored::new(task, test, outcome.test_scores, settings.score_by);
     let test_classes: Vec<u32> = match task.multi_label {
         true => Vec::new(),
         false => test_rows.rows.iter().map(|&r| task.class_of[r]).collect(),
