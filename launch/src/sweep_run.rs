@@ -352,6 +352,7 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     rec.final_train_loss = Some(last.loss as f64);
     rec.final_val_loss = metrics.iter().rev().find_map(|m| m.val_loss).map(f64::from);
     rec.train_s = last.elapsed_s;
+    rec.flops_done = last.flops;
 
     let eval_started = Instant::now();
     for eval in &plan.spec.eval {

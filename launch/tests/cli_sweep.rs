@@ -64,6 +64,9 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
             .unwrap_or_else(|| panic!("no synth probe result in {r}"));
         let auroc = probe["macro_auroc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&auroc), "{probe}");
+        // Every synthetic sample has its 12 leads: the FLOPs done are the FLOPs planned.
+        let (planned, done) = (r["flops"].as_f64().unwrap(), r["flops_done"].as_f64());
+        assert!((done.unwrap() - planned).abs() <= 1e-9 * planned, "{r}");
     }
     assert!(recs[0]["n"].as_u64() < recs[1]["n"].as_u64());
     let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();

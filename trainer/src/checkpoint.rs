@@ -59,6 +59,11 @@ pub struct TrainingState {
     pub step: u64,
     /// Samples consumed so far.
     pub samples_seen: u64,
+    /// Training FLOPs so far, counted from the leads each batch's samples have
+    /// (`model::FlopCounter`); with several ranks, rank 0's count times the ranks. Absent in
+    /// checkpoints written before it was counted (the run then no longer reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<f64>,
     /// Wall-clock seconds spent training before this checkpoint.
     pub elapsed_s: f64,
     /// The data source's position (its own format).

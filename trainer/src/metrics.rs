@@ -33,6 +33,10 @@ pub struct StepRecord {
     /// Wall-clock seconds of training so far (across resumes).
     pub elapsed_s: f64,
     pub samples_seen: u64,
+    /// Training FLOPs so far, counted from the leads present in each batch (see
+    /// `TrainingState::flops`); absent after a resume from a checkpoint that did not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<f64>,
     /// Validation loss measured after this step (`validation.rs`), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,

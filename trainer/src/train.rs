@@ -25,7 +25,7 @@ use crate::data_parallel::DataParallel;
 use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
-use crate::model::{Mae, MaeMemory};
+use crate::model::{FlopCounter, Mae, MaeMemory};
 use crate::validation::Validator;
 use crate::{HostBatch, ModelError, OptimizerState};
 use ecgfm_dist::DistError;
@@ -101,6 +101,8 @@ pub struct Trainer<B: Backend> {
     source: Box<dyn BatchSource>,
     sampler: MaskSampler,
     batch: HostBatch,
+    /// Counts each batch's training FLOPs into `state.flops`.
+    flops: FlopCounter,
     state: TrainingState,
     /// Rank 0 writes the metrics; other ranks have none.
     metrics: Option<MetricsWriter>,
@@ -219,6 +221,7 @@ impl<B: Backend> Trainer<B> {
                 let state = TrainingState {
                     step: 0,
                     samples_seen: 0,
+                    flops: Some(0.0),
                     elapsed_s: 0.0,
                     data: source.state(),
                     global_batch: Some(global_batch),
@@ -236,6 +239,7 @@ impl<B: Backend> Trainer<B> {
         let scalars = model.backend().alloc(config.train.accum_steps + 1);
         Ok(Trainer {
             sampler: MaskSampler::new(&config.model),
+            flops: FlopCounter::new(&config.model),
             config,
             config_toml,
             run_dir: run_dir.to_path_buf(),
@@ -394,6 +398,7 @@ impl<B: Backend> Trainer<B> {
                 samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
                 elapsed_s: self.state.elapsed_s,
                 samples_seen: self.state.samples_seen,
+                flops: self.state.flops,
                 val_loss: None,
                 gpu_mem_bytes: self.model.backend().memory_in_use(),
             };

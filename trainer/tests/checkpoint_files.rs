@@ -19,6 +19,7 @@ fn state(step: u64) -> TrainingState {
     TrainingState {
         step,
         samples_seen: step * 32,
+        flops: Some(step as f64 * 3.5e9),
         elapsed_s: 1.5,
         data: serde_json::json!({ "kind": "synth", "consumed": step * 32 }),
         global_batch: None,

@@ -201,6 +201,7 @@ fn loads_the_encoder_tensors_of_a_checkpoint_by_name() {
     let state = TrainingState {
         step: 7,
         samples_seen: 0,
+        flops: None,
         elapsed_s: 0.0,
         data: serde_json::Value::Null,
         global_batch: None,

@@ -33,6 +33,7 @@ fn record(step: u64, attempt: u32) -> StepRecord {
         samples_per_s: 1000.0 + step as f64,
         elapsed_s: step as f64,
         samples_seen: 32 * step,
+        flops: Some(1e9 * step as f64),
         val_loss: step
             .is_multiple_of(10)
             .then_some(0.5 + attempt as f32 + 1.0 / (step as f32 + 2.0)),

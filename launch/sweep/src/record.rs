@@ -46,8 +46,13 @@ pub struct SweepRecord {
     pub samples: u64,
     /// Patches seen (samples x leads x patches per lead).
     pub tokens: u64,
-    /// Training FLOPs C.
+    /// Training FLOPs C as planned (full 12-lead samples).
     pub flops: f64,
+    /// Training FLOPs the run did, counted from the leads its batches had (`flops` of its last
+    /// metrics record): below C when the data has fewer leads than the model. Absent in
+    /// records of older sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_done: Option<f64>,
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
     /// The loss of the trivial solution (`trivial_loss`); absent in records of older sweeps,
@@ -83,6 +88,7 @@ impl SweepRecord {
             samples: run.samples(),
             tokens: run.tokens(),
             flops: run.flops(),
+            flops_done: None,
             final_train_loss: None,
             final_val_loss: None,
             trivial_loss: trivial_loss(&c.model),
@@ -91,6 +97,11 @@ impl SweepRecord {
             run_dir: run_dir.to_string(),
             eval: Vec::new(),
         }
+    }
+
+    /// Training FLOPs per step: as done where counted, else as planned.
+    pub fn flops_per_step_done(&self) -> f64 {
+        self.flops_done.unwrap_or(self.flops) / self.steps.max(1) as f64
     }
 
     /// The result of `task` under `protocol` at label fraction 1 (or the largest present).

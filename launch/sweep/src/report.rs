@@ -66,7 +66,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
                     .unwrap_or_default();
             Curve {
                 run: r.run.clone(),
-                flops_per_step: r.flops / r.steps.max(1) as f64,
+                flops_per_step: r.flops_per_step_done(),
                 train: metrics
                     .iter()
                     .map(|m| ((m.step + 1) as f64, m.loss as f64))
@@ -218,8 +218,11 @@ fn render(
         "## Definitions\n\n\
          - N: non-embedding parameters of the encoder (its blocks and final norm); the decoder \
          is the same for every size of a family.\n\
-         - D: samples seen (steps x global batch); C: training FLOPs (forward + backward of a \
-         full 12-lead sample x samples seen).\n\
+         - D: samples seen (steps x global batch); C: training FLOPs as planned (forward + \
+         backward of a full 12-lead sample x samples seen); C done: the FLOPs the run did, \
+         counted from the leads its samples had (below C when the data has fewer leads, e.g. \
+         single-lead recordings; with several ranks, rank 0's count times the ranks). The loss \
+         vs compute chart uses C done.\n\
          - Validation loss: masked reconstruction loss on a fixed held-out set with fixed masks, \
          the same for every run.\n\
          - Loss intervals: bootstrap over seeds (2000 resamples) of the difference of mean \
@@ -234,8 +237,8 @@ fn render(
 
 fn runs_table(md: &mut String, a: &Analysis) {
     let _ = writeln!(md, "## Runs\n");
-    let mut header = "| run | size | N | params | steps | D (samples) | C (FLOPs) | lr | val loss | train loss |".to_string();
-    let mut rule = "|---|---|---|---|---|---|---|---|---|---|".to_string();
+    let mut header = "| run | size | N | params | steps | D (samples) | C (FLOPs) | C done | lr | val loss | train loss |".to_string();
+    let mut rule = "|---|---|---|---|---|---|---|---|---|---|---|".to_string();
     for task in &a.tasks {
         let _ = write!(header, " {task} probe AUROC |");
         rule.push_str("---|");
@@ -246,7 +249,7 @@ fn runs_table(md: &mut String, a: &Analysis) {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     for r in &a.records {
         let mut row = format!(
-            "| {} | {} | {} | {} | {} | {} | {:.3e} | {:.2e} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.3e} | {} | {:.2e} | {} | {} |",
             r.run,
             r.size,
             human(r.n as f64),
@@ -254,6 +257,7 @@ fn runs_table(md: &mut String, a: &Analysis) {
             r.steps,
             r.samples,
             r.flops,
+            r.flops_done.map_or("-".to_string(), |f| format!("{f:.3e}")),
             r.lr,
             opt(r.final_val_loss),
             opt(r.final_train_loss)

@@ -33,6 +33,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
         samples: (budget / (6.0 * n)) as u64,
         tokens: 0,
         flops: budget,
+        flops_done: None,
         final_train_loss: Some(loss + 0.01),
         final_val_loss: Some(loss),
         trivial_loss: None,
@@ -130,6 +131,30 @@ fn too_few_data_are_called_too_few() {
     assert!(md.contains("Only one size finished here (s1)"), "{md}");
     assert!(md.contains("at least 3 are needed for a parabola"), "{md}");
     assert!(md.contains("No trend of N_opt with C"), "{md}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_runs_table_gives_the_flops_done_beside_the_planned() {
+    let dir = temp_dir("done");
+    let single_lead = SweepRecord {
+        flops_done: Some(5.125e11),
+        ..record(1, 1e4, 1e13, 0, 1.0, 0.70)
+    };
+    let md = write(&dir, &[single_lead, record(2, 1e5, 1e13, 0, 0.9, 0.71)]);
+    let row = |run: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {run} |")))
+            .unwrap()
+    };
+    assert!(
+        row("synth-s1-C1e13-s0").contains("| 1.000e13 | 5.125e11 |"),
+        "{md}"
+    );
+    assert!(
+        row("synth-s2-C1e13-s0").contains("| 1.000e13 | - |"),
+        "{md}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -26,4 +26,4 @@ pub use layout::{ParamEntry, ParamLayout};
 pub use mae::{GradsReady, Mae, MaeMemory};
 pub use profile::{DeviceSync, OpTiming, ProfiledBackend};
 pub use recompute::Recompute;
-pub use stats::{render_table, ModelStats};
+pub use stats::{render_table, FlopCounter, ModelStats};

@@ -1,5 +1,6 @@
 //! Model statistics for the start-up table: parameter counts, tokens per sample and training
-//! FLOPs per sample (forward + backward) for a full 12-lead sample.
+//! FLOPs per sample (forward + backward) for a full 12-lead sample; `FlopCounter`, the FLOPs a
+//! batch really costs from the leads its samples have.
 
 use super::config::ModelConfig;
 use super::layout::ParamLayout;
@@ -34,29 +35,62 @@ impl ModelStats {
     /// Statistics of `cfg`.
     pub fn new(cfg: &ModelConfig) -> Self {
         let layout = ParamLayout::new(cfg);
-        let te = cfg.leads * cfg.visible_per_lead();
-        let td = cfg.leads * cfg.patches_per_lead();
-        let (p, d, dd) = (cfg.patch as f64, cfg.dim as f64, cfg.dec_dim as f64);
-        let patch_embed = 2.0 * te as f64 * p * d;
-        let rest = blocks_forward_flops(cfg.depth, te, cfg.dim, cfg.mlp_dim())
-            + 2.0 * te as f64 * d * dd
-            + blocks_forward_flops(cfg.dec_depth, td, cfg.dec_dim, cfg.dec_mlp_dim())
-            + 2.0 * td as f64 * dd * p;
-        // Backward costs two forwards (input and weight gradients), except the patch embedding,
-        // whose input (the signal) needs no gradient.
+        let (forward_flops, train_flops) = sample_flops(cfg, cfg.leads);
         ModelStats {
             encoder_params: layout.encoder_params(),
             decoder_params: layout.decoder_params(),
-            encoder_tokens: te,
-            decoder_tokens: td,
-            forward_flops: patch_embed + rest,
-            train_flops: 2.0 * patch_embed + 3.0 * rest,
+            encoder_tokens: cfg.leads * cfg.visible_per_lead(),
+            decoder_tokens: cfg.leads * cfg.patches_per_lead(),
+            forward_flops,
+            train_flops,
         }
     }
 
     /// Total parameters.
     pub fn total_params(&self) -> usize {
         self.encoder_params + self.decoder_params
+    }
+}
+
+/// Forward and training (forward + backward) FLOPs of one sample with `leads` leads present:
+/// the model packs only present leads' tokens, and attention runs within each sample.
+fn sample_flops(cfg: &ModelConfig, leads: usize) -> (f64, f64) {
+    let te = leads * cfg.visible_per_lead();
+    let td = leads * cfg.patches_per_lead();
+    let (p, d, dd) = (cfg.patch as f64, cfg.dim as f64, cfg.dec_dim as f64);
+    let patch_embed = 2.0 * te as f64 * p * d;
+    let rest = blocks_forward_flops(cfg.depth, te, cfg.dim, cfg.mlp_dim())
+        + 2.0 * te as f64 * d * dd
+        + blocks_forward_flops(cfg.dec_depth, td, cfg.dec_dim, cfg.dec_mlp_dim())
+        + 2.0 * td as f64 * dd * p;
+    // Backward costs two forwards (input and weight gradients), except the patch embedding,
+    // whose input (the signal) needs no gradient.
+    (patch_embed + rest, 2.0 * patch_embed + 3.0 * rest)
+}
+
+/// Training FLOPs of a sample by its number of present leads, counted per batch: what a run
+/// really computes when its data has fewer leads than the model (single-lead recordings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlopCounter {
+    /// Entry `n`: training FLOPs of a sample with `n` leads present.
+    by_leads: Vec<f64>,
+    leads: usize,
+}
+
+impl FlopCounter {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        FlopCounter {
+            by_leads: (0..=cfg.leads).map(|n| sample_flops(cfg, n).1).collect(),
+            leads: cfg.leads,
+        }
+    }
+
+    /// Training FLOPs (forward + backward) of the batch whose lead mask (B, L) is `lead_mask`.
+    pub fn batch_flops(&self, lead_mask: &[u8]) -> f64 {
+        lead_mask
+            .chunks_exact(self.leads)
+            .map(|sample| self.by_leads[sample.iter().filter(|&&m| m != 0).count()])
+            .sum()
     }
 }
 
@@ -152,6 +186,30 @@ mod tests {
         // Dominated by 24 * T * D^2 per block: 12 * 24 * 84 * 768^2 ~ 14.3 GFLOP forward.
         assert!(s.forward_flops > 14.0e9 && s.forward_flops < 20.0e9);
         assert!(s.train_flops > 2.9 * s.forward_flops && s.train_flops < 3.0 * s.forward_flops);
+    }
+
+    #[test]
+    fn a_batch_counts_the_flops_of_its_present_leads() {
+        let cfg = ModelConfig::preset("nano").unwrap();
+        let full = ModelStats::new(&cfg).train_flops;
+        let counter = FlopCounter::new(&cfg);
+        let (all, none) = (vec![1u8; 12], vec![0u8; 12]);
+        let mut one = none.clone();
+        one[1] = 1;
+        assert_eq!(
+            counter.batch_flops(&[all.clone(), all].concat()),
+            2.0 * full
+        );
+        let single = counter.batch_flops(&one);
+        // A sample with one lead costs what the same model built for one lead costs per sample:
+        // a twelfth of the matmuls, a 144th of the attention.
+        let one_lead = ModelConfig { leads: 1, ..cfg };
+        assert_eq!(single, ModelStats::new(&one_lead).train_flops);
+        assert!(
+            single < full / 12.0 && single > full / 144.0,
+            "{single} vs {full}"
+        );
+        assert_eq!(counter.batch_flops(&[one, none].concat()), single);
     }
 
     #[test]

@@ -69,6 +69,9 @@ impl<B: Backend> Trainer<B> {
         for micro in 0..accum {
             self.stage_micro(step, micro)?;
             self.fetched = None;
+            if let Some(flops) = self.state.flops.as_mut() {
+                *flops += self.flops.batch_flops(&self.batch.lead_mask) * world as f64;
+            }
             self.model.zero_grads();
             match (self.dp.as_mut(), self.accumulator.as_mut()) {
                 (Some(dp), _) => dp.forward_backward(&mut self.model, scale, micro + 1 == accum)?,
