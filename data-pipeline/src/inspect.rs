@@ -33,6 +33,8 @@ pub struct DatasetSummary {
     pub window_samples: usize,
     pub labels: BTreeMap<String, u64>,
     pub splits: BTreeMap<String, u64>,
+    /// Rows of each split by number of present leads (empty for datasets that predate it).
+    pub leads_present: BTreeMap<String, BTreeMap<u8, u64>>,
     /// Rows per quality-score bin (see [`QUALITY_BINS`]).
     pub quality_histogram: [u64; QUALITY_BINS],
     /// Rows with each quality flag (see [`FLAG_NAMES`]) raised on at least one lead.
@@ -142,6 +144,7 @@ pub fn inspect(
         window_samples: manifest.window_samples,
         labels: manifest.counts.labels,
         splits: manifest.counts.splits,
+        leads_present: manifest.counts.leads_present,
         quality_histogram: histogram,
         flagged_rows,
         quarantine: manifest.counts.quarantine,
@@ -167,6 +170,19 @@ impl fmt::Display for DatasetSummary {
         writeln!(f, "splits:")?;
         for (split, n) in &self.splits {
             writeln!(f, "  {split:<8} {n}")?;
+        }
+        if !self.leads_present.is_empty() {
+            writeln!(f, "leads present (rows):")?;
+            for (split, by_leads) in &self.leads_present {
+                let counts: Vec<String> = by_leads
+                    .iter()
+                    .rev()
+                    .map(|(leads, n)| {
+                        format!("{leads} lead{}: {n}", if *leads == 1 { "" } else { "s" })
+                    })
+                    .collect();
+                writeln!(f, "  {split:<8} {}", counts.join(", "))?;
+            }
         }
         writeln!(f, "labels ({}):", self.labels.len())?;
         let mut labels: Vec<_> = self.labels.iter().collect();

@@ -83,6 +83,11 @@ pub struct Counts {
     pub labels: BTreeMap<String, u64>,
     /// Rows in each split.
     pub splits: BTreeMap<String, u64>,
+    /// Rows of each split by their number of present leads (1..=12): what a sweep plans its
+    /// compute with, since the model packs only present leads. Empty in manifests that predate
+    /// it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub leads_present: BTreeMap<String, BTreeMap<u8, u64>>,
     /// Quarantined records per reason kind.
     pub quarantine: BTreeMap<String, u64>,
 }

@@ -59,6 +59,11 @@ fn cinc2017_all_records_ingest_with_reference_labels() {
         "{splits:?}"
     );
     assert!(splits["val"] > 0 && splits["test"] > 0, "{splits:?}");
+    // Every row single-lead: the manifest's count by present leads says so for each split.
+    for (split, &n) in splits {
+        let by_leads = &manifest.counts.leads_present[split];
+        assert_eq!(by_leads, &std::collections::BTreeMap::from([(1u8, n)]));
+    }
 }
 
 #[test]

@@ -16,6 +16,22 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     };
     assert_eq!(report.format, SourceFormat::Wfdb);
     let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    // The manifest counts each split's rows by present leads, as the rows say.
+    let mut leads_present: BTreeMap<String, BTreeMap<u8, u64>> = BTreeMap::new();
+    for row in &rows {
+        let present = row.lead_mask.iter().filter(|&&p| p).count() as u8;
+        let split = leads_present.entry(row.split.clone()).or_default();
+        *split.entry(present).or_default() += 1;
+    }
+    let kinds: std::collections::BTreeSet<u8> = leads_present
+        .values()
+        .flat_map(|m| m.keys().copied())
+        .collect();
+    assert!(
+        kinds.len() >= 3,
+        "records of several lead counts: {kinds:?}"
+    );
+    assert_eq!(manifest.counts.leads_present, leads_present);
     println!(
         "{}",
         serde_json::to_string_pretty(&manifest.quarantine).unwrap()

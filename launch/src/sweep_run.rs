@@ -9,6 +9,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::store;
+use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
@@ -135,13 +138,17 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let (text, origin) = spec_text(args)?;
     let spec = SweepSpec::parse(&text, &origin)?;
     let dir = &args.out;
-    let plan = SweepPlan::expand(&spec, &origin, &dir.join("data"))?;
-    print_plan(&plan);
+    let expand = || SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of);
+    let plan = expand()?;
     if args.dry_run {
+        print_plan(&plan);
         return Ok(());
     }
     claim_folder(dir, &text)?;
     prepare_data(dir, &spec)?;
+    // Again, now that the ingested datasets can tell their samples' lead counts.
+    let plan = expand()?;
+    print_plan(&plan);
     if args.slurm {
         return write_sbatch(dir, &plan, &args.launch);
     }
@@ -193,7 +200,8 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
 pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
     let path = args.out.join("sweep.toml");
     let spec = SweepSpec::read(&path)?;
-    let plan = SweepPlan::expand(&spec, &path.display().to_string(), &args.out.join("data"))?;
+    let origin = path.display().to_string();
+    let plan = SweepPlan::expand(&spec, &origin, &args.out.join("data"), &lead_mix_of)?;
     let run = plan.runs.get(args.index).with_context(|| {
         format!(
             "--index {}: the sweep has {} runs",
@@ -206,6 +214,15 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
         return Ok(());
     }
     run_one(&args.out, &plan, run, &args.launch).map(|_| ())
+}
+
+/// The rows of `split` of the dataset at `url` by number of present leads, from its manifest;
+/// `None` where the manifest cannot be read (not ingested yet) or predates the count.
+fn lead_mix_of(url: &str, split: &str) -> Option<LeadMix> {
+    let (object_store, root) = store::open_url(url).ok()?;
+    let manifest = Manifest::load(object_store.as_ref(), &root).ok()?;
+    let rows = manifest.counts.leads_present.get(split)?;
+    Some(rows.iter().map(|(&n, &count)| (n, count as f64)).collect())
 }
 
 fn print_plan(plan: &SweepPlan) {

@@ -269,9 +269,14 @@ pub(crate) fn record_outcome(
             counts.records += 1;
             counts.rows += rows.len() as u64;
             for row in &rows {
+                let split = row.split.as_str();
+                *counts.splits.entry(split.to_string()).or_default() += 1;
+                let present = row.lead_mask.iter().filter(|&&p| p).count() as u8;
                 *counts
-                    .splits
-                    .entry(row.split.as_str().to_string())
+                    .leads_present
+                    .entry(split.to_string())
+                    .or_default()
+                    .entry(present)
                     .or_default() += 1;
                 for label in &row.labels {
                     *counts.labels.entry(label.clone()).or_default() += 1;

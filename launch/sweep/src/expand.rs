@@ -4,15 +4,26 @@
 //! - N is the encoder's non-embedding parameter count (its transformer blocks and final norm):
 //!   what a sweep varies. Patch and lead embeddings and the decoder are left out; the decoder is
 //!   the same for every size of a family or of the presets past nano.
-//! - FLOPs per step = `ModelStats::train_flops` (forward + backward of a full 12-lead sample)
-//!   x global batch (ranks x batch size x accumulation). Iso-FLOPs: steps = round(C / FLOPs
-//!   per step).
+//! - FLOPs per step = the mean training FLOPs (forward + backward) of one of the dataset's
+//!   samples x global batch (ranks x batch size x accumulation). The model packs only present
+//!   leads, so a sample's cost follows its lead count: the mean is taken over the pretraining
+//!   split's rows by present leads (`LeadMix`, from the manifest; the synthetic generator's
+//!   single-lead fraction), or is a full 12-lead sample's where the mix is unknown.
+//!   Iso-FLOPs: steps = round(C / FLOPs per step).
 //! - D counts samples seen (steps x global batch) and tokens seen (samples x leads x patches).
 
 use crate::spec::{SpecError, SweepSpec};
 use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::model::FlopCounter;
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Samples by number of present leads (weights need not sum to one).
+pub type LeadMix = BTreeMap<u8, f64>;
+
+/// The lead mix of a dataset's split, `(url, split)`, where it is known.
+pub type LeadMixOf<'a> = &'a dyn Fn(&str, &str) -> Option<LeadMix>;
 
 /// One model size of the sweep.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +48,8 @@ pub struct RunPlan {
     pub config: TrainConfig,
     /// Data-parallel ranks the run trains on (`ecgfm launch --nproc-per-node`).
     pub ranks: usize,
+    /// Mean training FLOPs of one of its dataset's samples.
+    pub sample_flops: f64,
 }
 
 impl RunPlan {
@@ -50,7 +63,7 @@ impl RunPlan {
     }
 
     pub fn flops_per_step(&self) -> f64 {
-        flops_per_step(&self.config, self.ranks)
+        self.sample_flops * self.global_batch() as f64
     }
 
     /// Samples of one optimiser step over every rank.
@@ -99,9 +112,24 @@ pub fn non_embedding_params(model: &ModelConfig) -> usize {
         .sum()
 }
 
-/// Training FLOPs of one optimiser step on `ranks` data-parallel ranks.
-pub fn flops_per_step(config: &TrainConfig, ranks: usize) -> f64 {
-    ModelStats::new(&config.model).train_flops * (config.samples_per_step() * ranks) as f64
+/// The lead mix `config` pretrains on: the synthetic generator's, or `lead_mix_of` its dataset's
+/// split (`None` when unknown).
+pub fn lead_mix(config: &TrainConfig, lead_mix_of: LeadMixOf<'_>) -> Option<LeadMix> {
+    let data = &config.data;
+    if data.source == "synth" {
+        let single = f64::from(data.synth_single_lead_fraction);
+        let leads = config.model.leads as u8;
+        return Some(BTreeMap::from([(1, single), (leads, 1.0 - single)]));
+    }
+    lead_mix_of(&data.source, &data.split)
+}
+
+/// Mean training FLOPs of a sample of `mix` (a full sample's when the mix is unknown).
+pub fn sample_flops(config: &TrainConfig, mix: Option<&LeadMix>) -> f64 {
+    match mix {
+        Some(mix) => FlopCounter::new(&config.model).mean_sample_flops(mix),
+        None => ModelStats::new(&config.model).train_flops,
+    }
 }
 
 /// The sizes named by the sweep file, in its order.
@@ -164,8 +192,14 @@ fn fraction_label(f: f64) -> String {
 
 impl SweepPlan {
     /// Expands `spec`; `origin` names the sweep file in errors, `data_dir` holds the datasets
-    /// the sweep ingests (`@NAME`).
-    pub fn expand(spec: &SweepSpec, origin: &str, data_dir: &Path) -> Result<SweepPlan, SpecError> {
+    /// the sweep ingests (`@NAME`), `lead_mix_of` tells their lead mixes (a dataset whose mix
+    /// is unknown, e.g. not ingested yet, is planned with full 12-lead samples and a warning).
+    pub fn expand(
+        spec: &SweepSpec,
+        origin: &str,
+        data_dir: &Path,
+        lead_mix_of: LeadMixOf<'_>,
+    ) -> Result<SweepPlan, SpecError> {
         let invalid = |reason: String| SpecError::Invalid {
             path: origin.to_string(),
             reason,
@@ -178,12 +212,25 @@ impl SweepPlan {
         let mut runs = Vec::new();
         let mut warnings = Vec::new();
         for dataset in &spec.datasets {
+            let url = SweepSpec::resolve_data(dataset.url(), data_dir);
+            let mut mix = None;
             for size in &sizes {
                 // The size at one step, to learn its FLOPs per step and width.
-                let url = SweepSpec::resolve_data(dataset.url(), data_dir);
                 let probe = resolve(spec, &url, size, 1, spec.seeds[0], None)
                     .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
-                let per_step = flops_per_step(&probe, spec.ranks);
+                if mix.is_none() {
+                    mix = Some(lead_mix(&probe, lead_mix_of));
+                    if mix == Some(None) {
+                        warnings.push(format!(
+                            "dataset {}: its rows by present leads are unknown (not ingested \
+                             yet, or ingested before ecgfm counted them): C is planned with \
+                             full 12-lead samples",
+                            dataset.name()
+                        ));
+                    }
+                }
+                let sample_flops = sample_flops(&probe, mix.as_ref().and_then(Option::as_ref));
+                let per_step = sample_flops * (probe.samples_per_step() * spec.ranks) as f64;
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
                 for &budget in &budgets {
                     for &fraction in &spec.data_fractions {
@@ -222,6 +269,7 @@ impl SweepPlan {
                                 seed,
                                 config,
                                 ranks: spec.ranks,
+                                sample_flops,
                             });
                         }
                     }

@@ -22,7 +22,8 @@ mod tests {
     fn every_preset_parses_and_expands() {
         for name in NAMES {
             let spec = SweepSpec::parse(text(name).unwrap(), name).unwrap();
-            let plan = SweepPlan::expand(&spec, name, std::path::Path::new("data")).unwrap();
+            let plan =
+                SweepPlan::expand(&spec, name, std::path::Path::new("data"), &|_, _| None).unwrap();
             assert!(plan.runs.len() >= 2, "{name}");
         }
         assert!(text("huge").is_none());

@@ -1,8 +1,11 @@
 //! Sweep files: what they expand to (sizes, steps per budget, learning rates, run names) and
 //! the clear errors bad ones get.
 
-use ecgfm_sweep::expand::{flops_per_step, non_embedding_params};
+use ecgfm_sweep::expand::{non_embedding_params, LeadMix};
 use ecgfm_sweep::{SweepPlan, SweepSpec};
+use ecgfm_trainer::model::FlopCounter;
+use ecgfm_trainer::ModelStats;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const FAMILY: &str = r#"
@@ -24,12 +27,12 @@ train = { batch_size = 8 }
 
 fn plan(text: &str) -> SweepPlan {
     let spec = SweepSpec::parse(text, "t.toml").unwrap();
-    SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data")).unwrap()
+    SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &|_, _| None).unwrap()
 }
 
 fn error(text: &str) -> String {
     match SweepSpec::parse(text, "bad.toml") {
-        Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"))
+        Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"), &|_, _| None)
             .expect_err("the sweep should be rejected")
             .to_string(),
         Err(e) => e.to_string(),
@@ -54,7 +57,7 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
         );
         assert_eq!(run.n(), non_embedding_params(m));
         let c = run.budget.unwrap();
-        let per_step = flops_per_step(&run.config, 1);
+        let per_step = ModelStats::new(m).train_flops * 8.0;
         assert_eq!(run.steps(), (c / per_step).round() as u64);
         assert!((run.flops() - c).abs() < 0.5 * per_step);
         assert_eq!(run.config.optim.lr, 1e-3 * 64.0 / m.dim as f64);
@@ -80,6 +83,50 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
     names.dedup();
     assert_eq!(names.len(), 12, "run names must be unique");
     assert!(p.runs.iter().any(|r| r.name == "synth-d4w128-C4e12-f1-s1"));
+}
+
+#[test]
+fn a_dataset_of_single_lead_rows_is_planned_at_their_cost() {
+    let text = FAMILY.replace("[sizes]", "datasets = [\"@cinc\", \"@old\"]\n[sizes]")
+        + "[ingest.cinc]\nsource = \"x\"\nformat = \"cinc2017\"\n\
+           [ingest.old]\nsource = \"y\"\nformat = \"ptbxl\"\n";
+    let spec = SweepSpec::parse(&text, "t.toml").unwrap();
+    // The ingested cinc's train split: single-lead rows only; old's mix is unknown.
+    let mix_of = |url: &str, split: &str| -> Option<LeadMix> {
+        (url == "/sweep/data/cinc" && split == "train").then(|| BTreeMap::from([(1, 7665.0)]))
+    };
+    let p = SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &mix_of).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("dataset old") && w.contains("full 12-lead")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(!p.warnings.iter().any(|w| w.contains("dataset cinc")));
+    for run in &p.runs {
+        let m = &run.config.model;
+        let full = ModelStats::new(m).train_flops;
+        let expected = match run.dataset.as_str() {
+            "cinc" => FlopCounter::new(m).batch_flops(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            _ => full,
+        };
+        assert_eq!(run.sample_flops, expected, "{}", run.name);
+        let c = run.budget.unwrap();
+        assert_eq!(run.steps(), (c / (expected * 8.0)).round() as u64);
+    }
+    // Single-lead samples cost a size less than a twelfth of a full one, and the share
+    // differs by size (the decoder's attention weighs most in the smallest): planning with
+    // full samples would give the sizes unequal compute.
+    let ratio = |size: &str| {
+        let run = p
+            .runs
+            .iter()
+            .find(|r| r.size == size && r.dataset == "cinc")
+            .unwrap();
+        ModelStats::new(&run.config.model).train_flops / run.sample_flops
+    };
+    assert!(ratio("d1w32") > ratio("d4w128") && ratio("d4w128") > 12.0);
 }
 
 #[test]

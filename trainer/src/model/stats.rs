@@ -2,6 +2,8 @@
 //! FLOPs per sample (forward + backward) for a full 12-lead sample; `FlopCounter`, the FLOPs a
 //! batch really costs from the leads its samples have.
 
+use std::collections::BTreeMap;
+
 use super::config::ModelConfig;
 use super::layout::ParamLayout;
 
@@ -83,6 +85,19 @@ impl FlopCounter {
             by_leads: (0..=cfg.leads).map(|n| sample_flops(cfg, n).1).collect(),
             leads: cfg.leads,
         }
+    }
+
+    /// Mean training FLOPs of a sample when samples have `n` present leads with weight
+    /// `mix[n]` (e.g. a dataset's rows by present leads); a full sample's for an empty mix.
+    pub fn mean_sample_flops(&self, mix: &BTreeMap<u8, f64>) -> f64 {
+        let total: f64 = mix.values().sum();
+        if total <= 0.0 {
+            return self.by_leads[self.leads];
+        }
+        mix.iter()
+            .map(|(&n, w)| w * self.by_leads[usize::from(n).min(self.leads)])
+            .sum::<f64>()
+            / total
     }
 
     /// Training FLOPs (forward + backward) of the batch whose lead mask (B, L) is `lead_mask`.
@@ -210,6 +225,9 @@ mod tests {
             "{single} vs {full}"
         );
         assert_eq!(counter.batch_flops(&[one, none].concat()), single);
+        let mix = BTreeMap::from([(12, 3.0), (1, 1.0)]);
+        assert_eq!(counter.mean_sample_flops(&mix), (3.0 * full + single) / 4.0);
+        assert_eq!(counter.mean_sample_flops(&BTreeMap::new()), full);
     }
 
     #[test]
