@@ -2,8 +2,10 @@
 //! consumed batch's samples have, each batch once (not the one read ahead), carried across a
 //! resume.
 
+mod run_setup;
+
 use ecgfm_kernels::CpuBackend;
-use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::metrics::read_records;
 use ecgfm_trainer::model::{FlopCounter, ModelStats};
@@ -14,23 +16,17 @@ use std::path::PathBuf;
 const STEPS: u64 = 6;
 
 fn config() -> TrainConfig {
-    let mut doc = toml::Table::new();
-    for assignment in [
+    run_setup::config_from(&[
         format!("train.steps={STEPS}"),
         "train.batch_size=4".into(),
         "train.log_every=1".into(),
         "train.checkpoint_every=0".into(),
         "optim.warmup_steps=2".into(),
-    ] {
-        config::apply_override(&mut doc, &assignment).unwrap();
-    }
-    TrainConfig::from_table(doc).unwrap()
+    ])
 }
 
 fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-flops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    run_setup::run_dir("flops", name)
 }
 
 /// Runs the config with `single_lead` of the synthetic samples single-lead, stopping after

@@ -2,8 +2,10 @@
 //! per step, stages the next batch before that read, and a pass in between (validation) that
 //! drops the staged batch changes nothing about the run.
 
+mod run_setup;
+
 use ecgfm_kernels::CpuBackend;
-use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::SyntheticSource;
 use ecgfm_trainer::model::ProfiledBackend;
 use ecgfm_trainer::train::Trainer;
@@ -11,8 +13,7 @@ use ecgfm_trainer::validation::{synthetic_held_out, Validator};
 use std::path::{Path, PathBuf};
 
 fn config(accum: usize, val_every: u64) -> TrainConfig {
-    let mut doc = toml::Table::new();
-    for assignment in [
+    run_setup::config_from(&[
         "train.seed=5".to_string(),
         "train.steps=6".into(),
         "train.batch_size=2".into(),
@@ -21,16 +22,11 @@ fn config(accum: usize, val_every: u64) -> TrainConfig {
         "train.val_batches=1".into(),
         "train.checkpoint_every=0".into(),
         "optim.warmup_steps=2".into(),
-    ] {
-        config::apply_override(&mut doc, &assignment).unwrap();
-    }
-    TrainConfig::from_table(doc).unwrap()
+    ])
 }
 
 fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-pipe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    run_setup::run_dir("pipe", name)
 }
 
 fn calls(backend: &ProfiledBackend<CpuBackend>, op: &str) -> u64 {

@@ -2,8 +2,10 @@
 //! held-out synthetic set that is the same for every run seed and differs from the training
 //! stream; a resumed run measures the same bits as an uninterrupted one.
 
+mod run_setup;
+
 use ecgfm_kernels::CpuBackend;
-use ecgfm_trainer::config::{self, TrainConfig};
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::metrics::read_records;
 use ecgfm_trainer::train::Trainer;
@@ -12,8 +14,7 @@ use ecgfm_trainer::HostBatch;
 use std::path::{Path, PathBuf};
 
 fn config(seed: u64, steps: u64) -> TrainConfig {
-    let mut doc = toml::Table::new();
-    for assignment in [
+    run_setup::config_from(&[
         format!("train.seed={seed}"),
         format!("train.steps={steps}"),
         "train.batch_size=4".into(),
@@ -22,16 +23,11 @@ fn config(seed: u64, steps: u64) -> TrainConfig {
         "train.log_every=3".into(),
         "train.checkpoint_every=0".into(),
         "optim.warmup_steps=2".into(),
-    ] {
-        config::apply_override(&mut doc, &assignment).unwrap();
-    }
-    TrainConfig::from_table(doc).unwrap()
+    ])
 }
 
 fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ecgfm-val-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    run_setup::run_dir("val", name)
 }
 
 fn first_batch(config: &TrainConfig, mut source: impl BatchSource) -> HostBatch {

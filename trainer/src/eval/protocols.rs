@@ -16,7 +16,7 @@ use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
 use super::progress::EvalProgress;
 use super::report::{test_metrics, Protocol, ProtocolResult, TestRows};
-use super::scoring::{ScoreBy, Scored, Validation};
+use super::scoring::{targets_of, ScoreBy, Scored, Validation};
 use super::task::{Part, Task};
 use super::EvalError;
 use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
@@ -214,14 +214,6 @@ struct Outcome {
     test_scores: Vec<f64>,
     val_macro_auroc: Option<f64>,
     selected: BTreeMap<String, f64>,
-}
-
-/// The targets (n, K) of `rows`.
-fn targets_of(task: &Task, rows: &[usize]) -> Vec<f64> {
-    let k = task.k();
-    rows.iter()
-        .flat_map(|&r| task.targets[r * k..(r + 1) * k].iter().copied())
-        .collect()
 }
 
 /// The linear probe over features `x` (rows of the task, F each).

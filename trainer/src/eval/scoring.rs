@@ -66,6 +66,14 @@ fn records_of(task: &Task, rows: &[usize]) -> (Vec<Vec<usize>>, Vec<usize>) {
     (groups, firsts)
 }
 
+/// The targets (n, K) of task rows `rows`.
+pub(crate) fn targets_of(task: &Task, rows: &[usize]) -> Vec<f64> {
+    let k = task.k();
+    rows.iter()
+        .flat_map(|&r| task.targets[r * k..(r + 1) * k].iter().copied())
+        .collect()
+}
+
 /// The validation split's windows and how a candidate's scores on them are judged.
 pub struct Validation<'a> {
     task: &'a Task,
@@ -86,16 +94,11 @@ impl<'a> Validation<'a> {
                 (Some(groups), firsts)
             }
         };
-        let k = task.k();
-        let targets = unit
-            .iter()
-            .flat_map(|&r| task.targets[r * k..(r + 1) * k].iter().copied())
-            .collect();
         Validation {
             task,
+            targets: targets_of(task, &unit),
             rows,
             groups,
-            targets,
         }
     }
 
