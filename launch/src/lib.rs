@@ -20,7 +20,8 @@
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_report`: `ecgfm sweep run|report` over `ecgfm-sweep` (which plans and
-//!   reports; the runs are subprocesses of this binary).
+//!   reports; the runs are subprocesses of this binary). `lead_mix` reads a dataset's samples by
+//!   present leads, which sets what a step costs (sweep budgets, `plan --data`).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -43,6 +44,7 @@ pub mod gpu_memory;
 pub mod held_windows;
 
 pub mod launch;
+pub mod lead_mix;
 pub mod logging;
 pub mod model_card;
 pub mod package;

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_kernels::Precision;
 use ecgfm_trainer::device_memory::step_bytes;
-use ecgfm_trainer::model::{MaeMemory, Recompute};
+use ecgfm_trainer::model::{FlopCounter, MaeMemory, Recompute};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
 
 #[derive(Args, Debug, Clone)]
@@ -43,6 +43,10 @@ pub struct PlanArgs {
     /// assumed: `ecgfm bench step --device cuda` prints yours).
     #[arg(long, value_name = "FRACTION")]
     pub mfu: Option<f64>,
+    /// The dataset to pretrain on: its train split's samples by present leads set a step's
+    /// FLOPs (the model packs only present leads; default: every sample with 12 leads).
+    #[arg(long, value_name = "URL")]
+    pub data: Option<String>,
 }
 
 impl PlanArgs {
@@ -109,7 +113,13 @@ pub struct Estimate {
     pub samples_per_s: f64,
 }
 
-pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Estimate> {
+/// The estimate for samples of `sample_flops` training FLOPs each.
+pub fn estimate(
+    cfg: &ModelConfig,
+    hw: &Hardware,
+    args: &PlanArgs,
+    sample_flops: f64,
+) -> Result<Estimate> {
     let params = ParamLayout::new(cfg).total;
     let n = args.gpus as f64;
     let p = params as f64;
@@ -123,7 +133,7 @@ pub fn estimate(cfg: &ModelConfig, hw: &Hardware, args: &PlanArgs) -> Result<Est
         step_bytes(cfg, args.batch_size, precision, memory).map(|b| b as f64)
     };
     let (memory, memory_bf16) = (memory(Precision::Fp32)?, memory(Precision::Bf16)?);
-    let flops = ModelStats::new(cfg).train_flops * args.batch_size as f64;
+    let flops = sample_flops * args.batch_size as f64;
     let peak_flops = match args.precision {
         Precision::Bf16 => hw.bf16_peak,
         Precision::Fp32 => hw.fp32_peak,
@@ -169,7 +179,30 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     }
     let cfg = ModelConfig::preset(&args.model)?;
     let hw = hardware(&args.gpu)?;
-    let e = estimate(&cfg, &hw, args)?;
+    let full = ModelStats::new(&cfg).train_flops;
+    let sample_flops = match &args.data {
+        None => full,
+        Some(url) => {
+            let mix = crate::lead_mix::read(url, "train")?.with_context(|| {
+                format!(
+                    "the manifest of {} does not count its train rows by present leads \
+                     (ingested before ecgfm counted them): ingest it again",
+                    ecgfm_data::store::redact_url(url)
+                )
+            })?;
+            let flops = FlopCounter::new(&cfg).mean_sample_flops(&mix);
+            let rows: f64 = mix.values().sum();
+            let leads: f64 = mix.iter().map(|(&n, w)| f64::from(n) * w).sum::<f64>() / rows;
+            println!(
+                "data             {rows:.0} train rows with {leads:.1} leads on average: {:.1} \
+                 MFLOPs per sample, {:.1}x less than a 12-lead sample",
+                flops / 1e6,
+                full / flops
+            );
+            flops
+        }
+    };
+    let e = estimate(&cfg, &hw, args, sample_flops)?;
     let link = if args.gpus <= args.gpus_per_node {
         format!("NVLink, {:.0} GB/s bus bandwidth", hw.nvlink_bus / 1e9)
     } else {
@@ -259,15 +292,18 @@ mod tests {
             zero: 0,
             precision: precision.parse().unwrap(),
             mfu,
+            data: None,
         }
     }
 
     fn plan(precision: &str, gpus: usize, mfu: Option<f64>) -> Estimate {
         let cfg = ModelConfig::preset("base").unwrap();
+        let flops = ModelStats::new(&cfg).train_flops;
         estimate(
             &cfg,
             &hardware("h100").unwrap(),
             &args(precision, gpus, mfu),
+            flops,
         )
         .unwrap()
     }
@@ -289,6 +325,7 @@ mod tests {
         assert!((plan("bf16", 1, None).mfu - 0.35).abs() < 1e-12);
         let cfg = ModelConfig::preset("base").unwrap();
         let hw = hardware("h100").unwrap();
-        assert!(estimate(&cfg, &hw, &args("bf16", 1, Some(1.5))).is_err());
+        let flops = ModelStats::new(&cfg).train_flops;
+        assert!(estimate(&cfg, &hw, &args("bf16", 1, Some(1.5)), flops).is_err());
     }
 }

@@ -9,8 +9,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::manifest::Manifest;
-use ecgfm_data::store;
 use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
@@ -216,13 +214,10 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
     run_one(&args.out, &plan, run, &args.launch).map(|_| ())
 }
 
-/// The rows of `split` of the dataset at `url` by number of present leads, from its manifest;
-/// `None` where the manifest cannot be read (not ingested yet) or predates the count.
+/// The rows of `split` of the dataset at `url` by number of present leads; `None` where the
+/// manifest cannot be read (not ingested yet) or predates the count.
 fn lead_mix_of(url: &str, split: &str) -> Option<LeadMix> {
-    let (object_store, root) = store::open_url(url).ok()?;
-    let manifest = Manifest::load(object_store.as_ref(), &root).ok()?;
-    let rows = manifest.counts.leads_present.get(split)?;
-    Some(rows.iter().map(|(&n, &count)| (n, count as f64)).collect())
+    crate::lead_mix::read(url, split).ok().flatten()
 }
 
 fn print_plan(plan: &SweepPlan) {

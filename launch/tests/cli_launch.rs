@@ -536,6 +536,52 @@ fn the_slurm_script_and_the_plan() {
 }
 
 #[test]
+fn plan_counts_a_steps_flops_from_the_datasets_leads() {
+    let dir = temp_dir("plan-data");
+    let data = common::synth_dataset(&dir);
+    // Samples per second of the estimate (a nano step is too short for its milliseconds).
+    let samples_per_s = |extra: &[&str]| -> (f64, String) {
+        let mut args = vec!["plan", "--model", "nano", "--gpus", "1"];
+        args.extend_from_slice(extra);
+        let text = run_ok(&args);
+        let line = text.lines().find(|l| l.starts_with("efficiency")).unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words[words.len() - 2].parse().unwrap(), text)
+    };
+    let (full, _) = samples_per_s(&[]);
+    // Synthetic records have their 12 leads: the same step as without --data.
+    let (twelve, text) = samples_per_s(&["--data", data.to_str().unwrap()]);
+    assert_eq!(twelve, full, "{text}");
+    assert!(text.contains("with 12.0 leads on average"), "{text}");
+    // The same rows counted as single-lead (as a CinC 2017 ingest has them): a nano step costs
+    // 19.5 times less.
+    let path = data.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let train = manifest["counts"]["leads_present"]["train"]["12"].clone();
+    manifest["counts"]["leads_present"]["train"] = serde_json::json!({ "1": train });
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let (single, text) = samples_per_s(&["--data", data.to_str().unwrap()]);
+    assert!(text.contains("with 1.0 leads on average"), "{text}");
+    assert!(
+        (single / full - 19.5).abs() < 0.5,
+        "{full} vs {single}\n{text}"
+    );
+    // A manifest without the count is named, with what to do.
+    manifest["counts"]
+        .as_object_mut()
+        .unwrap()
+        .remove("leads_present");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let mut args = vec!["plan", "--model", "nano", "--data", data.to_str().unwrap()];
+    let err = common::run_err(&args);
+    assert!(err.contains("ingest it again"), "{err}");
+    args[4] = "/nonexistent/dataset";
+    assert!(common::run_err(&args).contains("/nonexistent/dataset"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
     let dir = temp_dir("dataset");
     let data = dir.join("data");
