@@ -237,6 +237,7 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
         "training": {
             "steps": ckpt.state.step,
             "samples_seen": ckpt.state.samples_seen,
+            "flops": ckpt.state.flops,
             "data": store::redact_url(&c.data.source),
             "split": c.data.split,
             "seed": c.train.seed,

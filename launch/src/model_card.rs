@@ -231,14 +231,27 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
     let c = &inputs.ckpt.config;
     let state = &inputs.ckpt.state;
     let per_sample = ModelStats::new(&c.model).train_flops;
+    let compute = match state.flops {
+        Some(flops) => format!(
+            "{} FLOPs, forward and backward, counted from the leads each batch had ({} per \
+             12-lead sample)",
+            sci(flops),
+            sci(per_sample)
+        ),
+        None => format!(
+            "at most {} FLOPs ({} per 12-lead sample, forward and backward; samples with absent \
+             leads cost less)",
+            sci(per_sample * state.samples_seen as f64),
+            sci(per_sample)
+        ),
+    };
     let _ = write!(
         card,
         "## Training\n\n\
          | | |\n|---|---|\n\
          | steps | {} of {} planned |\n\
          | samples seen | {} ({} per step) |\n\
-         | compute | {} FLOPs ({} per 12-lead sample, forward and backward; samples with \
-         absent leads cost less) |\n\
+         | compute | {compute} |\n\
          | wall time | {:.0} s |\n\
          | optimiser | AdamW, lr {} (warmup {} steps, cosine to {}), weight decay {}, \
          clip {} |\n\
@@ -247,8 +260,6 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
         c.train.steps,
         state.samples_seen,
         c.samples_per_step(),
-        sci(per_sample * state.samples_seen as f64),
-        sci(per_sample),
         state.elapsed_s,
         c.optim.lr,
         c.optim.warmup_steps,
