@@ -34,6 +34,8 @@ pub struct SizeResult {
     /// The loss of predicting each masked patch's mean (`record::trivial_loss`), when known.
     pub trivial_loss: Option<f64>,
     pub probe: Vec<TaskAuroc>,
+    /// Fine-tuned, where the sweep's evaluation asked for it.
+    pub finetune: Vec<TaskAuroc>,
     pub scratch: Vec<TaskAuroc>,
 }
 
@@ -51,6 +53,10 @@ impl SizeResult {
 
     pub fn probe(&self, task: &str) -> Option<&TaskAuroc> {
         self.probe.iter().find(|t| t.task == task)
+    }
+
+    pub fn finetune(&self, task: &str) -> Option<&TaskAuroc> {
+        self.finetune.iter().find(|t| t.task == task)
     }
 
     pub fn scratch(&self, task: &str) -> Option<&TaskAuroc> {
@@ -183,6 +189,7 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
                     losses: same.iter().filter_map(|m| loss_of(m)).collect(),
                     trivial_loss: r.trivial_loss,
                     probe: task_aurocs(&same, tasks, "probe"),
+                    finetune: task_aurocs(&same, tasks, "finetune"),
                     scratch: task_aurocs(&same, tasks, "scratch"),
                 });
             }
@@ -223,17 +230,21 @@ fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
 }
 
 /// Size `large` of `group` against size `small`.
+/// Whether two results' intervals do not overlap (`None` without intervals).
+pub fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
+    match (a.ci, b.ci) {
+        (Some(ca), Some(cb)) => Some(cb[0] > ca[1] || ca[0] > cb[1]),
+        _ => None,
+    }
+}
+
 pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> Comparison {
     let (s, l) = (&group.sizes[small], &group.sizes[large]);
     let auroc = tasks
         .iter()
         .filter_map(|task| {
             let (a, b) = (s.probe(task)?, l.probe(task)?);
-            let apart = match (a.ci, b.ci) {
-                (Some(ca), Some(cb)) => Some(cb[0] > ca[1] || ca[0] > cb[1]),
-                _ => None,
-            };
-            Some((task.clone(), b.mean - a.mean, apart))
+            Some((task.clone(), b.mean - a.mean, apart(a, b)))
         })
         .collect();
     Comparison {

@@ -239,8 +239,20 @@ fn runs_table(md: &mut String, a: &Analysis) {
     let _ = writeln!(md, "## Runs\n");
     let mut header = "| run | size | N | params | steps | D (samples) | C (FLOPs) | C done | lr | val loss | train loss |".to_string();
     let mut rule = "|---|---|---|---|---|---|---|---|---|---|---|".to_string();
-    for task in &a.tasks {
-        let _ = write!(header, " {task} probe AUROC |");
+    // Probe columns for every task, fine-tuning columns where the sweep fine-tuned.
+    let columns: Vec<(&str, &str)> = a
+        .tasks
+        .iter()
+        .map(|t| (t.as_str(), "probe"))
+        .chain(
+            a.tasks
+                .iter()
+                .map(|t| (t.as_str(), "finetune"))
+                .filter(|(t, p)| a.records.iter().any(|r| r.eval_result(t, p).is_some())),
+        )
+        .collect();
+    for (task, protocol) in &columns {
+        let _ = write!(header, " {task} {protocol} AUROC |");
         rule.push_str("---|");
     }
     header.push_str(" time (s) |");
@@ -262,8 +274,8 @@ fn runs_table(md: &mut String, a: &Analysis) {
             opt(r.final_val_loss),
             opt(r.final_train_loss)
         );
-        for task in &a.tasks {
-            let cell = r.eval_result(task, "probe").map_or("-".to_string(), |e| {
+        for (task, protocol) in &columns {
+            let cell = r.eval_result(task, protocol).map_or("-".to_string(), |e| {
                 e.macro_auroc_ci
                     .map_or(format!("{:.3}", e.macro_auroc), |c| {
                         format!("{:.3} [{:.3}, {:.3}]", e.macro_auroc, c[0], c[1])

@@ -75,39 +75,65 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
         );
     }
     plateau_sentence(md, g);
-    for (task, diff, apart) in &c.auroc {
-        let (a, b) = (s.probe(task).unwrap(), l.probe(task).unwrap());
-        let ci = |t: &analysis::TaskAuroc| {
-            t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
-        };
-        let judged = match apart {
-            Some(true) => "the intervals do not overlap: outside the CI",
-            Some(false) => "the intervals overlap: within the CI, not established",
-            None => "no intervals to judge it by",
-        };
-        let _ = writeln!(
-            md,
-            "- Downstream ({task}, linear probe): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
-            l.size,
-            b.mean,
-            ci(b),
-            s.size,
-            a.mean,
-            ci(a),
-            diff
-        );
+    for (task, _, _) in &c.auroc {
+        downstream(md, (task, "linear probe"), (s, l), |r| r.probe(task));
+        downstream(md, (task, "fine-tuned"), (s, l), |r| r.finetune(task));
         if let Some(scratch) = l.scratch(task) {
+            let against = |what: &str, t: Option<&analysis::TaskAuroc>| {
+                t.map(|t| format!("the {what} is {:+.3}", t.mean - scratch.mean))
+            };
+            let claims: Vec<String> = [
+                against("pretrained probe", l.probe(task)),
+                against("fine-tuned encoder", l.finetune(task)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let _ = writeln!(
                 md,
-                "  From scratch, {} reaches {:.3}{}: the pretrained probe is {:+.3} against it.",
+                "  From scratch, {} reaches {:.3}{}: {} against it.",
                 l.size,
                 scratch.mean,
                 ci(scratch),
-                b.mean - scratch.mean
+                claims.join(", ")
             );
         }
     }
     let _ = writeln!(md, "- Answer: {}\n", answer(&c));
+}
+
+/// A result's interval as ` [low, high]`, or nothing.
+fn ci(t: &analysis::TaskAuroc) -> String {
+    t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
+}
+
+/// The largest size against the smallest on one task under one protocol.
+fn downstream(
+    md: &mut String,
+    (task, protocol): (&str, &str),
+    (small, large): (&analysis::SizeResult, &analysis::SizeResult),
+    result: impl Fn(&analysis::SizeResult) -> Option<&analysis::TaskAuroc>,
+) {
+    let (a, b) = (result(small), result(large));
+    let (Some(a), Some(b)) = (a, b) else {
+        return;
+    };
+    let judged = match analysis::apart(a, b) {
+        Some(true) => "the intervals do not overlap: outside the CI",
+        Some(false) => "the intervals overlap: within the CI, not established",
+        None => "no intervals to judge it by",
+    };
+    let _ = writeln!(
+        md,
+        "- Downstream ({task}, {protocol}): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
+        large.size,
+        b.mean,
+        ci(b),
+        small.size,
+        a.mean,
+        ci(a),
+        b.mean - a.mean
+    );
 }
 
 /// Names the sizes that ended on the plateau of the trivial solution: they have not begun to

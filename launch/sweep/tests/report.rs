@@ -190,3 +190,53 @@ fn sizes_left_on_the_plateau_of_the_trivial_solution_are_named() {
     assert!(!line.contains("s1 "), "s1 left the plateau: {line}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn fine_tuned_results_get_their_columns_and_verdict_lines() {
+    let dir = temp_dir("tuned");
+    let result = |protocol: &str, auroc: f64| EvalResult {
+        task: "synth".into(),
+        protocol: protocol.into(),
+        fraction: 1.0,
+        macro_auroc: auroc,
+        macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+    };
+    let mut small = record(1, 1e4, 1e13, 0, 1.0, 0.70);
+    small.eval.push(result("finetune", 0.75));
+    let mut large = record(2, 1e5, 1e13, 0, 0.9, 0.72);
+    large
+        .eval
+        .extend([result("finetune", 0.85), result("scratch", 0.60)]);
+    let md = write(&dir, &[small, large]);
+    assert!(
+        md.contains("| synth probe AUROC | synth finetune AUROC |"),
+        "{md}"
+    );
+    assert!(md.contains("| 0.850 [0.830, 0.870] |"), "{md}");
+    assert!(
+        md.contains(
+            "- Downstream (synth, fine-tuned): s2 0.850 [0.830, 0.870] vs s1 0.750 \
+             [0.730, 0.770]: +0.100, the intervals do not overlap: outside the CI."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("the pretrained probe is +0.120, the fine-tuned encoder is +0.250"),
+        "{md}"
+    );
+    // A sweep without fine-tuning has no such column.
+    let plain = temp_dir("untuned");
+    let md = write(
+        &plain,
+        &[
+            record(1, 1e4, 1e13, 0, 1.0, 0.70),
+            record(2, 1e5, 1e13, 0, 0.9, 0.72),
+        ],
+    );
+    assert!(
+        !md.contains("finetune AUROC") && !md.contains("fine-tuned"),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(plain).unwrap();
+}
