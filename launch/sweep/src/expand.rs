@@ -213,14 +213,15 @@ impl SweepPlan {
         let mut warnings = Vec::new();
         for dataset in &spec.datasets {
             let url = SweepSpec::resolve_data(dataset.url(), data_dir);
-            let mut mix = None;
+            let mut mix: Option<Option<LeadMix>> = None;
             for size in &sizes {
                 // The size at one step, to learn its FLOPs per step and width.
                 let probe = resolve(spec, &url, size, 1, spec.seeds[0], None)
                     .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
-                if mix.is_none() {
-                    mix = Some(lead_mix(&probe, lead_mix_of));
-                    if mix == Some(None) {
+                // The dataset's mix, read once (every size pretrains on the same data).
+                let mix = mix.get_or_insert_with(|| {
+                    let known = lead_mix(&probe, lead_mix_of);
+                    if known.is_none() {
                         warnings.push(format!(
                             "dataset {}: its rows by present leads are unknown (not ingested \
                              yet, or ingested before ecgfm counted them): C is planned with \
@@ -228,8 +229,9 @@ impl SweepPlan {
                             dataset.name()
                         ));
                     }
-                }
-                let sample_flops = sample_flops(&probe, mix.as_ref().and_then(Option::as_ref));
+                    known
+                });
+                let sample_flops = sample_flops(&probe, mix.as_ref());
                 let per_step = sample_flops * (probe.samples_per_step() * spec.ranks) as f64;
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
                 for &budget in &budgets {
