@@ -219,10 +219,11 @@ fn render(
          - N: non-embedding parameters of the encoder (its blocks and final norm); the decoder \
          is the same for every size of a family.\n\
          - D: samples seen (steps x global batch); C: training FLOPs as planned (forward + \
-         backward of a full 12-lead sample x samples seen); C done: the FLOPs the run did, \
-         counted from the leads its samples had (below C when the data has fewer leads, e.g. \
-         single-lead recordings; with several ranks, rank 0's count times the ranks). The loss \
-         vs compute chart uses C done.\n\
+         backward, the mean over the dataset's samples by present leads x samples seen: the \
+         model packs only present leads, so a single-lead sample costs 14-20 times less than a \
+         12-lead one); C done: the FLOPs the run did, counted from the leads each of its \
+         batches had (with several ranks, rank 0's count times the ranks). The loss vs compute \
+         chart uses C done.\n\
          - Validation loss: masked reconstruction loss on a fixed held-out set with fixed masks, \
          the same for every run.\n\
          - Loss intervals: bootstrap over seeds (2000 resamples) of the difference of mean \
