@@ -223,7 +223,12 @@ fn answer(c: &Comparison) -> String {
                 Some(false) => "within the CI",
                 None => "no CI",
             };
-            let word = if *diff > 0.0 { "higher" } else { "no higher" };
+            // At the three decimals shown, a difference is a difference.
+            let word = match *diff {
+                d if d >= 0.0005 => "higher",
+                d if d > -0.0005 => "the same",
+                _ => "no higher",
+            };
             format!("{word} AUROC on {task} ({diff:+.3}, {sure})")
         })
         .collect();
@@ -233,4 +238,29 @@ fn answer(c: &Comparison) -> String {
         downstream.join(", ")
     };
     format!("compared with the smallest, the largest encoder gives {loss}; {downstream}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_calls_a_difference_below_the_digits_shown_the_same() {
+        let comparison = |diff: f64| Comparison {
+            small: 0,
+            large: 1,
+            loss_diff: 0.01,
+            loss_ci: None,
+            auroc: vec![("t".into(), diff, Some(false))],
+        };
+        let said = |diff| answer(&comparison(diff));
+        assert!(
+            said(0.0003).contains("the same AUROC on t (+0.000"),
+            "{}",
+            said(0.0003)
+        );
+        assert!(said(-0.0004).contains("the same AUROC on t (-0.000"));
+        assert!(said(0.0006).contains("higher AUROC on t (+0.001"));
+        assert!(said(-0.02).contains("no higher AUROC on t (-0.020"));
+    }
 }
