@@ -11,8 +11,9 @@ use crate::device::{peak_bf16_tflops, peak_fp32_tflops};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_kernels::Precision;
+use ecgfm_sweep::expand::sample_flops;
 use ecgfm_trainer::device_memory::step_bytes;
-use ecgfm_trainer::model::{FlopCounter, MaeMemory, Recompute};
+use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
 
 #[derive(Args, Debug, Clone)]
@@ -190,7 +191,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
                     ecgfm_data::store::redact_url(url)
                 )
             })?;
-            let flops = FlopCounter::new(&cfg).mean_sample_flops(&mix);
+            let flops = sample_flops(&cfg, Some(&mix));
             let rows: f64 = mix.values().sum();
             let leads: f64 = mix.iter().map(|(&n, w)| f64::from(n) * w).sum::<f64>() / rows;
             println!(

@@ -229,7 +229,6 @@ fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
     Some(percentile_interval(&draws))
 }
 
-/// Size `large` of `group` against size `small`.
 /// Whether two results' intervals do not overlap (`None` without intervals).
 pub fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
     match (a.ci, b.ci) {
@@ -238,6 +237,7 @@ pub fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
     }
 }
 
+/// Size `large` of `group` against size `small`.
 pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> Comparison {
     let (s, l) = (&group.sizes[small], &group.sizes[large]);
     let auroc = tasks

@@ -124,11 +124,12 @@ pub fn lead_mix(config: &TrainConfig, lead_mix_of: LeadMixOf<'_>) -> Option<Lead
     lead_mix_of(&data.source, &data.split)
 }
 
-/// Mean training FLOPs of a sample of `mix` (a full sample's when the mix is unknown).
-pub fn sample_flops(config: &TrainConfig, mix: Option<&LeadMix>) -> f64 {
+/// Mean training FLOPs of a sample of `model` under `mix` (a full sample's when the mix is
+/// unknown).
+pub fn sample_flops(model: &ModelConfig, mix: Option<&LeadMix>) -> f64 {
     match mix {
-        Some(mix) => FlopCounter::new(&config.model).mean_sample_flops(mix),
-        None => ModelStats::new(&config.model).train_flops,
+        Some(mix) => FlopCounter::new(model).mean_sample_flops(mix),
+        None => ModelStats::new(model).train_flops,
     }
 }
 
@@ -231,7 +232,7 @@ impl SweepPlan {
                     }
                     known
                 });
-                let sample_flops = sample_flops(&probe, mix.as_ref());
+                let sample_flops = sample_flops(&probe.model, mix.as_ref());
                 let per_step = sample_flops * (probe.samples_per_step() * spec.ranks) as f64;
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
                 for &budget in &budgets {

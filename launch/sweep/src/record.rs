@@ -46,11 +46,11 @@ pub struct SweepRecord {
     pub samples: u64,
     /// Patches seen (samples x leads x patches per lead).
     pub tokens: u64,
-    /// Training FLOPs C as planned (full 12-lead samples).
+    /// Training FLOPs C as planned (the dataset's mean sample cost by present leads, see
+    /// `expand`).
     pub flops: f64,
     /// Training FLOPs the run did, counted from the leads its batches had (`flops` of its last
-    /// metrics record): below C when the data has fewer leads than the model. Absent in
-    /// records of older sweeps.
+    /// metrics record). Absent in records of older sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flops_done: Option<f64>,
     pub final_train_loss: Option<f64>,

@@ -75,7 +75,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
         );
     }
     plateau_sentence(md, g);
-    for (task, _, _) in &c.auroc {
+    for task in tasks {
         downstream(md, (task, "linear probe"), (s, l), |r| r.probe(task));
         downstream(md, (task, "fine-tuned"), (s, l), |r| r.finetune(task));
         if let Some(scratch) = l.scratch(task) {
@@ -89,6 +89,9 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             .into_iter()
             .flatten()
             .collect();
+            if claims.is_empty() {
+                continue;
+            }
             let _ = writeln!(
                 md,
                 "  From scratch, {} reaches {:.3}{}: {} against it.",
@@ -114,8 +117,7 @@ fn downstream(
     (small, large): (&analysis::SizeResult, &analysis::SizeResult),
     result: impl Fn(&analysis::SizeResult) -> Option<&analysis::TaskAuroc>,
 ) {
-    let (a, b) = (result(small), result(large));
-    let (Some(a), Some(b)) = (a, b) else {
+    let (Some(a), Some(b)) = (result(small), result(large)) else {
         return;
     };
     let judged = match analysis::apart(a, b) {
@@ -223,7 +225,7 @@ fn answer(c: &Comparison) -> String {
                 Some(false) => "within the CI",
                 None => "no CI",
             };
-            // At the three decimals shown, a difference is a difference.
+            // A difference that rounds to zero at the three decimals shown is none.
             let word = match *diff {
                 d if d >= 0.0005 => "higher",
                 d if d > -0.0005 => "the same",

@@ -113,6 +113,7 @@ pub fn run_protocols<B: Backend>(
         multi_label: task.multi_label,
     };
     let all_train = task.rows(Part::Train);
+    let validation = Validation::new(task, task.rows(Part::Val), settings.score_by);
     let mut probe_features: BTreeMap<Protocol, Vec<f64>> = BTreeMap::new();
     let mut results = Vec::new();
     let mut backend = backend;
@@ -143,17 +144,32 @@ pub fn run_protocols<B: Backend>(
                         }
                     };
                     let width = head.pooling.features(inputs.model);
-                    probe(x, width, task, &train, settings, progress)
+                    probe(x, width, &train, &validation, settings, progress)
                 }
                 Protocol::Finetune | Protocol::Scratch => {
                     let encoder = encoder_for(backend, protocol, head, inputs, settings)?;
-                    let (outcome, be) =
-                        train_end_to_end(encoder, inputs, &train, settings, fraction, progress)?;
+                    let (outcome, be) = train_end_to_end(
+                        encoder,
+                        inputs,
+                        &train,
+                        &validation,
+                        settings,
+                        fraction,
+                        progress,
+                    )?;
                     backend = be;
                     outcome
                 }
             };
-            let result = score(protocol, fraction, &train, outcome, task, settings, started);
+            let result = score(
+                protocol,
+                fraction,
+                &train,
+                outcome,
+                &validation,
+                settings,
+                started,
+            );
             progress.line(format!(
                 "{} at {fraction}: test macro AUROC {}",
                 protocol.name(),
@@ -220,12 +236,12 @@ struct Outcome {
 fn probe(
     x: &[f64],
     f: usize,
-    task: &Task,
     train: &[usize],
+    validation: &Validation<'_>,
     settings: &EvalSettings,
     progress: &mut dyn EvalProgress,
 ) -> Outcome {
-    let validation = Validation::new(task, task.rows(Part::Val), settings.score_by);
+    let task = validation.task();
     let (val, test) = (validation.rows(), task.rows(Part::Test));
     let data = FitData {
         x,
@@ -272,19 +288,19 @@ fn train_end_to_end<B: Backend>(
     encoder: Encoder<B>,
     inputs: &EvalInputs<'_>,
     train: &[usize],
+    validation: &Validation<'_>,
     settings: &EvalSettings,
     fraction: f64,
     progress: &mut dyn EvalProgress,
 ) -> Result<(Outcome, B), EvalError> {
     let task = inputs.task;
-    let validation = Validation::new(task, task.rows(Part::Val), settings.score_by);
     let test = task.rows(Part::Test);
     let seed = settings.seed ^ fraction.to_bits();
     let mut done = finetune(
         encoder,
         inputs.source,
         train,
-        &validation,
+        validation,
         &settings.finetune,
         seed,
         progress,
@@ -314,26 +330,24 @@ fn score(
     fraction: f64,
     train: &[usize],
     outcome: Outcome,
-    task: &Task,
+    validation: &Validation<'_>,
     settings: &EvalSettings,
     started: Instant,
 ) -> ProtocolResult {
-    let (val, test) = (task.rows(Part::Val), task.rows(Part::Test));
-    let (val_windows, test_windows) = (val.len(), test.len());
-    let val_rows = Scored::new(task, val, outcome.val_scores, settings.score_by);
+    let task = validation.task();
+    let test = task.rows(Part::Test);
+    let test_windows = test.len();
+    let val_scores = validation.unit_scores(&outcome.val_scores);
     let test_rows = Scored::new(task, test, outcome.test_scores, settings.score_by);
     let test_classes: Vec<u32> = match task.multi_label {
         true => Vec::new(),
         false => test_rows.rows.iter().map(|&r| task.class_of[r]).collect(),
     };
-    let (val_targets, test_targets) = (
-        targets_of(task, &val_rows.rows),
-        targets_of(task, &test_rows.rows),
-    );
+    let test_targets = targets_of(task, &test_rows.rows);
     let scored_records: Vec<u32> = test_rows.rows.iter().map(|&r| task.records[r]).collect();
     let metrics = test_metrics(
         task,
-        (&val_rows.scores, &val_targets),
+        (&val_scores, validation.targets()),
         TestRows {
             scores: &test_rows.scores,
             targets: &test_targets,
@@ -360,7 +374,7 @@ fn score(
         protocol,
         fraction,
         train_windows: train.len(),
-        val_windows,
+        val_windows: validation.rows().len(),
         test_windows,
         test_records: task.records_in(Part::Test),
         train_positives,

@@ -1,8 +1,8 @@
 //! What a score stands for: one window, or one record (the mean of its windows' class
 //! probabilities, as the CinC challenges score). `ScoreBy` is the choice, `Scored` turns window
 //! scores into the chosen unit, and `Validation` makes the protocols' choices on validation (the
-//! probe's L2 strength, fine-tuning's best epoch) in that same unit, so that what is picked is
-//! what the test split is then scored on.
+//! probe's L2 strength, fine-tuning's best epoch, the F1 thresholds) in that same unit, so that
+//! what is picked is what the test split is then scored on.
 
 use std::borrow::Cow;
 
@@ -74,7 +74,8 @@ pub(crate) fn targets_of(task: &Task, rows: &[usize]) -> Vec<f64> {
         .collect()
 }
 
-/// The validation split's windows and how a candidate's scores on them are judged.
+/// The validation split's windows and how a candidate's scores on them are judged; built once
+/// per evaluation and shared by every protocol's choices and by the thresholds of its scoring.
 pub struct Validation<'a> {
     task: &'a Task,
     /// Task rows, one per window, in the order a candidate's scores come in.
@@ -83,6 +84,8 @@ pub struct Validation<'a> {
     groups: Option<Vec<Vec<usize>>>,
     /// Targets (n, K) of the scored unit (windows or records).
     targets: Vec<f64>,
+    /// `0..n`: every scored unit, as the metrics take rows.
+    units: Vec<usize>,
 }
 
 impl<'a> Validation<'a> {
@@ -97,6 +100,7 @@ impl<'a> Validation<'a> {
         Validation {
             task,
             targets: targets_of(task, &unit),
+            units: (0..unit.len()).collect(),
             rows,
             groups,
         }
@@ -111,15 +115,23 @@ impl<'a> Validation<'a> {
         &self.rows
     }
 
+    /// Targets (n, K) of the scored unit, in the order of `unit_scores`.
+    pub fn targets(&self) -> &[f64] {
+        &self.targets
+    }
+
+    /// `scores` (one row per window of `rows()`) in the chosen unit.
+    pub fn unit_scores<'s>(&self, scores: &'s [f64]) -> Cow<'s, [f64]> {
+        match &self.groups {
+            Some(groups) => Cow::Owned(mean_per_group(scores, self.task.k(), groups)),
+            None => Cow::Borrowed(scores),
+        }
+    }
+
     /// Macro AUROC of `scores` (one row per window of `rows()`) in the chosen unit.
     pub fn macro_auroc(&self, scores: &[f64]) -> Option<f64> {
-        let k = self.task.k();
-        let unit = match &self.groups {
-            Some(groups) => Cow::Owned(mean_per_group(scores, k, groups)),
-            None => Cow::Borrowed(scores),
-        };
-        let all: Vec<usize> = (0..unit.len() / k.max(1)).collect();
-        macro_auroc(&unit, &self.targets, k, &all)
+        let unit = self.unit_scores(scores);
+        macro_auroc(&unit, &self.targets, self.task.k(), &self.units)
     }
 }
 
