@@ -14,7 +14,7 @@ use parquet::arrow::ProjectionMask;
 use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
-use crate::manifest::{Manifest, QuarantineEntry};
+use crate::manifest::{Manifest, QuarantineEntry, SourceEntry};
 use crate::schema::{col, quality_flag, N_LEADS};
 use crate::store;
 
@@ -31,6 +31,8 @@ pub struct DatasetSummary {
     pub bytes: u64,
     pub sampling_rate: f32,
     pub window_samples: usize,
+    /// The source datasets, as in the manifest (several after `merge`).
+    pub sources: Vec<SourceEntry>,
     pub labels: BTreeMap<String, u64>,
     pub splits: BTreeMap<String, u64>,
     /// Rows of each split by number of present leads (empty for datasets that predate it).
@@ -142,6 +144,7 @@ pub fn inspect(
         bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
         sampling_rate: manifest.sampling_rate,
         window_samples: manifest.window_samples,
+        sources: manifest.sources,
         labels: manifest.counts.labels,
         splits: manifest.counts.splits,
         leads_present: manifest.counts.leads_present,
@@ -167,6 +170,14 @@ impl fmt::Display for DatasetSummary {
             self.window_samples,
             self.sampling_rate
         )?;
+        writeln!(f, "sources:")?;
+        for source in &self.sources {
+            writeln!(
+                f,
+                "  {:<8} {} records seen ({}, {})",
+                source.name, source.records_seen, source.format, source.uri
+            )?;
+        }
         writeln!(f, "splits:")?;
         for (split, n) in &self.splits {
             writeln!(f, "  {split:<8} {n}")?;

@@ -6,7 +6,8 @@
 //! - ingest: turning WFDB / PTB-XL / CinC sources into Parquet shards (the signal
 //!   delta-encoded, the rest zstd) with splits (`split`), quarantine, a resumable journal and a
 //!   manifest (`ingest`), plus a synthetic dataset writer (`synth_dataset`) and a summary /
-//!   plot / checksum check of a dataset (`inspect`, `plot`);
+//!   plot / checksum check of a dataset (`inspect`, `plot`), and several datasets made with the
+//!   same preprocessing joined into one (`merge`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`) and
 //!   the streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod loader;
 pub mod manifest;
+pub mod merge;
 pub mod object_sink;
 pub mod plot;
 pub mod schema;

@@ -65,6 +65,8 @@ pub enum DataCommand {
     Synth(crate::data_ingest::SynthArgs),
     /// Summarise a dataset: rows, labels, splits, quality, quarantine.
     Inspect(crate::data_inspect::InspectArgs),
+    /// Join datasets made with the same preprocessing (say PTB-XL and CinC 2021) into one.
+    Merge(crate::data_merge::MergeArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -13,7 +13,8 @@
 //!   PyTorch / pyarrow;
 //!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
 //!   scaling.
-//! - `data_cmd`: `ecgfm data read|ingest|synth|inspect` over `ecgfm-wfdb` and `ecgfm-data`.
+//! - `data_read`, `data_ingest`, `data_inspect`, `data_merge`: `ecgfm data
+//!   read|ingest|synth|inspect|merge` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
 //!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows, which
 //!   `held_windows` keeps in memory or in a scratch file.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod compute;
 pub mod data_ingest;
 pub mod data_inspect;
+pub mod data_merge;
 pub mod data_read;
 pub mod dataset_source;
 pub mod device;
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Ingest(args)) => data_ingest::run_ingest(&args),
         Command::Data(DataCommand::Synth(args)) => data_ingest::run_synth(&args),
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
+        Command::Data(DataCommand::Merge(args)) => data_merge::run(&args),
         Command::Eval(args) => eval::run(&args).map(|_| ()),
         Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),

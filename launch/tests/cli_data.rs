@@ -1,3 +1,4 @@
+//! `ecgfm data merge` (two datasets inspected and trained on as one; mismatches refused), and
 //! `ecgfm data read` against the `wfdb` Python package on every record of the shared
 //! `wfdb-formats` folder: the CSV carries the same signal names, sample count and per-signal sums
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
@@ -7,6 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use ecgfm_test_support::python_stdout;
+
+mod common;
+use common::{pretrain_args, run_err, run_ok, temp_dir};
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
@@ -128,4 +132,69 @@ fn csv_of_every_wfdb_formats_record_matches_wfdb() {
     }
     std::fs::remove_file(out).ok();
     assert!(compared >= 16, "only {compared} CSVs compared");
+}
+
+/// `ecgfm data synth` of 6 records with `seed` and windows of `window_s` seconds at `dir/name`.
+fn synth(dir: &Path, name: &str, seed: &str, window_s: &str) -> String {
+    let out = dir.join(name).display().to_string();
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        &out,
+        "--records",
+        "6",
+        "--seed",
+        seed,
+    ];
+    run_ok(&[&args[..], &["--window-s", window_s, "--threads", "2"]].concat());
+    out
+}
+
+#[test]
+fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
+    let dir = temp_dir("data-merge");
+    let (a, b) = (synth(&dir, "a", "1", "3"), synth(&dir, "b", "2", "3"));
+    let merged = dir.join("merged").display().to_string();
+    let said = run_ok(&["data", "merge", &a, &b, "--out", &merged]);
+    assert!(
+        said.contains("2 datasets -> 36 rows of 12 records"),
+        "{said}"
+    );
+    assert!(
+        said.contains("sources: synth (6 records seen), synth (6 records seen)"),
+        "{said}"
+    );
+    let summary = run_ok(&["data", "inspect", &merged]);
+    assert!(
+        summary.contains("36 rows from 12 records in 2 shards"),
+        "{summary}"
+    );
+    let seen = "synth    6 records seen (synth, ecgfm-synth seed";
+    assert_eq!(summary.matches(seen).count(), 2, "{summary}");
+
+    let run = dir.join("run");
+    let mut args = pretrain_args(&run, 2);
+    args.extend(["--data".to_string(), merged.clone()]);
+    run_ok(&args);
+    assert!(run.join("metrics.jsonl").exists());
+
+    let err = run_err(&["data", "merge", &a, &b, "--out", &merged]);
+    assert!(err.contains("already holds a dataset"), "{err}");
+    let long = synth(&dir, "long", "3", "4");
+    let err = run_err(&[
+        "data",
+        "merge",
+        &a,
+        &long,
+        "--out",
+        &dir.join("x").display().to_string(),
+    ]);
+    assert!(
+        err.contains(&long) && err.contains("window length (samples) is 1000, not 750"),
+        "{err}"
+    );
+    let err = run_err(&["data", "merge", &a, "--out", "x"]);
+    assert!(err.contains("2"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
