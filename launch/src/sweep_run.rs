@@ -292,7 +292,7 @@ fn eval_data(dir: &Path, eval: &EvalSpec) -> String {
     }
 }
 
-/// Ingests the sweep's `[ingest]` datasets and writes the synthetic evaluation datasets its
+/// Ingests the sweep's `[ingest]` datasets, merges its `[merge]` ones and writes the synthetic evaluation datasets its
 /// tasks name, each once (a dataset with a manifest is done).
 fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
     let done = |out: &str| Path::new(out).join("manifest.json").exists();
@@ -313,6 +313,22 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         ];
         args.extend(ingest.args.iter().map(String::as_str));
         run_child(&args).with_context(|| format!("ingesting [ingest.{name}]"))?;
+    }
+    for (name, merge) in &spec.merge {
+        let out = SweepSpec::resolve_data(&format!("@{name}"), &dir.join("data"));
+        if done(&out) {
+            continue;
+        }
+        println!("merging {} into {out}", merge.datasets.join(", "));
+        let inputs: Vec<String> = merge
+            .datasets
+            .iter()
+            .map(|d| SweepSpec::resolve_data(d, &dir.join("data")))
+            .collect();
+        let mut args = vec!["data", "merge"];
+        args.extend(inputs.iter().map(String::as_str));
+        args.extend(["--out", &out]);
+        run_child(&args).with_context(|| format!("merging [merge.{name}]"))?;
     }
     for eval in spec.eval.iter().filter(|e| e.data == "synth") {
         let out = eval_data(dir, eval);

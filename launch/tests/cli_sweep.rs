@@ -1,7 +1,8 @@
 //! `ecgfm sweep` end to end through the real binary at toy size (2 sizes x 1 seed x 6 steps on
 //! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
 //! resuming (finished runs skipped, an interrupted run resumed to the same bits), the SLURM
-//! array's single grid point, and runs on two data-parallel ranks.
+//! array's single grid point, runs on two data-parallel ranks, and (with `../shared/data`) a
+//! sweep that ingests CinC 2017 and PTB-XL records and trains on their merge.
 
 mod common;
 
@@ -185,5 +186,65 @@ fn runs_train_on_several_ranks_through_ecgfm_launch() {
         assert_eq!(r["samples"], 48, "{r}");
         assert!(r["final_val_loss"].as_f64().unwrap() > 0.0, "{r}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_sweep_ingests_and_merges_real_recordings_and_trains_on_the_merge() {
+    let (Some(cinc), Some(ptbxl)) = (
+        ecgfm_test_support::shared_data("cinc2017"),
+        ecgfm_test_support::shared_data("ptbxl-500"),
+    ) else {
+        return;
+    };
+    let dir = temp_dir("merge");
+    let file = dir.join("sweep.toml");
+    let text = format!(
+        r#"name = "merged"
+datasets = ["@both"]
+seeds = [0]
+[sizes]
+presets = ["nano"]
+[lr]
+rule = "constant"
+base = 1e-3
+[budget]
+kind = "equal-steps"
+steps = 3
+[base]
+train = {{ batch_size = 4, val_batches = 1, val_every = 3 }}
+[ingest.cinc]
+source = "{}"
+format = "cinc2017"
+args = ["--limit", "8"]
+[ingest.ptbxl]
+source = "{}"
+format = "ptbxl"
+args = ["--limit", "8"]
+[merge.both]
+datasets = ["@cinc", "@ptbxl"]
+"#,
+        cinc.display(),
+        ptbxl.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("out");
+    let said = ecgfm(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("merging @cinc, @ptbxl into"), "{said}");
+    let inspect = ecgfm(&["data", "inspect", out.join("data/both").to_str().unwrap()]);
+    assert!(inspect.contains("cinc2017 8 records seen"), "{inspect}");
+    assert!(inspect.contains("ptbxl    8 records seen"), "{inspect}");
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["dataset"], "both", "{}", recs[0]);
+    assert!(recs[0]["final_val_loss"].as_f64().unwrap().is_finite());
     std::fs::remove_dir_all(dir).unwrap();
 }

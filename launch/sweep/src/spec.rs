@@ -25,6 +25,8 @@
 //! [ingest.ptbxl]                    # `ecgfm data ingest` once into DIR/data/ptbxl; "@ptbxl"
 //! source = "../shared/data/ptbxl-500"   # in datasets or eval data refers to it
 //! format = "ptbxl"
+//! [merge.all]                       # `ecgfm data merge` of ingested datasets (or URLs) into
+//! datasets = ["@ptbxl", "@cinc"]    # DIR/data/all, once; "@all" refers to it
 //! ```
 
 use serde::Deserialize;
@@ -185,6 +187,14 @@ pub struct IngestSpec {
     pub args: Vec<String>,
 }
 
+/// Datasets the sweep merges once (`ecgfm data merge INPUTS... --out DIR/data/NAME`), referred
+/// to as `@NAME`: each input an ingested `@NAME` or a URL.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeSpec {
+    pub datasets: Vec<String>,
+}
+
 /// A whole sweep file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +217,8 @@ pub struct SweepSpec {
     pub eval: Vec<EvalSpec>,
     #[serde(default)]
     pub ingest: BTreeMap<String, IngestSpec>,
+    #[serde(default)]
+    pub merge: BTreeMap<String, MergeSpec>,
     /// Data-parallel ranks of every run (`ecgfm launch --nproc-per-node`); the global batch is
     /// ranks x batch size x accumulation.
     #[serde(default = "default_ranks")]
@@ -255,7 +267,7 @@ impl SweepSpec {
         Ok(spec)
     }
 
-    /// The URL `reference` stands for: `@NAME` is the sweep's ingested `data_dir/NAME`.
+    /// The URL `reference` stands for: `@NAME` is the sweep's ingested or merged `data_dir/NAME`.
     pub fn resolve_data(reference: &str, data_dir: &Path) -> String {
         match reference.strip_prefix('@') {
             Some(name) => data_dir.join(name).display().to_string(),
@@ -357,15 +369,40 @@ impl SweepSpec {
             .chain(self.eval.iter().map(|e| e.data.as_str()));
         for reference in references {
             if let Some(name) = reference.strip_prefix('@') {
-                if !self.ingest.contains_key(name) {
-                    return Err(format!("{reference} names no [ingest.{name}] table"));
+                if !self.ingest.contains_key(name) && !self.merge.contains_key(name) {
+                    return Err(format!(
+                        "{reference} names no [ingest.{name}] or [merge.{name}] table"
+                    ));
                 }
             }
         }
-        if let Some(name) = self.ingest.keys().find(|n| !n.chars().all(safe_name_char)) {
+        let names = self.ingest.keys().chain(self.merge.keys());
+        if let Some(name) = names.clone().find(|n| !n.chars().all(safe_name_char)) {
             return Err(format!(
-                "ingest name {name:?} must be letters, digits, '-', '_' or '.'"
+                "ingest or merge name {name:?} must be letters, digits, '-', '_' or '.'"
             ));
+        }
+        if let Some(name) = self.merge.keys().find(|n| self.ingest.contains_key(*n)) {
+            return Err(format!("{name:?} is both an [ingest] and a [merge] table"));
+        }
+        self.validate_merges()
+    }
+
+    fn validate_merges(&self) -> Result<(), String> {
+        for (name, merge) in &self.merge {
+            if merge.datasets.len() < 2 {
+                return Err(format!("[merge.{name}] needs two or more datasets"));
+            }
+            for input in &merge.datasets {
+                if let Some(ingested) = input.strip_prefix('@') {
+                    if !self.ingest.contains_key(ingested) {
+                        return Err(format!(
+                            "[merge.{name}]: {input} names no [ingest.{ingested}] table (a merge \
+                             takes ingested datasets or URLs)"
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }

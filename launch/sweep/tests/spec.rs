@@ -162,7 +162,7 @@ fn equal_steps_presets_with_fractions_a_table_and_ingested_data() {
         r#"
 name = "e"
 data_fractions = [1.0, 0.5]
-datasets = ["synth", "@ptbxl"]
+datasets = ["synth", "@ptbxl", "@both"]
 [sizes]
 presets = ["nano", "tiny"]
 [lr]
@@ -174,9 +174,16 @@ steps = 100
 [ingest.ptbxl]
 source = "../shared/data/ptbxl-500"
 format = "ptbxl"
+[ingest.cinc]
+source = "../shared/data/cinc2017"
+format = "cinc2017"
+[merge.both]
+datasets = ["@ptbxl", "@cinc"]
 "#,
     );
-    assert_eq!(p.runs.len(), 8);
+    assert_eq!(p.runs.len(), 12);
+    let merged = p.runs.iter().find(|r| r.dataset == "both").unwrap();
+    assert_eq!(merged.config.data.source, "/sweep/data/both");
     let half = p
         .runs
         .iter()
@@ -226,7 +233,15 @@ fn bad_sweep_files_get_clear_errors() {
         ),
         (
             FAMILY.replace("seeds = [0, 1]", "seeds = [0]\ndatasets = [\"@nowhere\"]"),
-            "[ingest.nowhere]",
+            "[ingest.nowhere] or [merge.nowhere]",
+        ),
+        (
+            FAMILY.replace("[sizes]", "[merge.m]\ndatasets = [\"@a\", \"b\"]\n[sizes]"),
+            "[merge.m]: @a names no [ingest.a] table",
+        ),
+        (
+            FAMILY.replace("[sizes]", "[merge.m]\ndatasets = [\"a\"]\n[sizes]"),
+            "[merge.m] needs two or more datasets",
         ),
         (
             FAMILY.replace("[base]", "[base.optim]\nmin_lr = 1.0\n[base.x]"),
