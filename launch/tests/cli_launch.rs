@@ -1,8 +1,9 @@
 //! `ecgfm launch` end to end with CPU ranks on this machine: 2 and 4 ranks (with and without
-//! ZeRO-1) give bit for bit the run of one process accumulating the same global batch; two
-//! launchers form one two-node job; a rank killed mid-run is named and `--max-restarts` finishes
-//! the run with the weights of an uninterrupted one; a run moves from 4 ranks to 2; torchrun's
-//! and SLURM's variables form the same ranks; a NaN on one rank skips the step on all of them.
+//! ZeRO-1) give bit for bit the run of one process accumulating the same global batch, and the
+//! same count of FLOPs over mixed-lead batches; two launchers form one two-node job; a rank
+//! killed mid-run is named and `--max-restarts` finishes the run with the weights of an
+//! uninterrupted one; a run moves from 4 ranks to 2; torchrun's and SLURM's variables form the
+//! same ranks; a NaN on one rank skips the step on all of them.
 
 mod common;
 
@@ -68,14 +69,29 @@ fn launch_args(nproc: usize, port: u16, extra: &[&str], command: &[String]) -> V
 
 /// (step, loss bits) of every metrics record.
 fn losses(run: &Path) -> Vec<(u64, u32)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    records(run)
+        .iter()
+        .map(|v| {
             let loss = v["loss"].as_f64().map_or(f32::NAN, |l| l as f32);
             (v["step"].as_u64().unwrap(), loss.to_bits())
         })
+        .collect()
+}
+
+/// Every metrics record.
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// (step, training FLOPs so far) of every metrics record.
+fn flops(run: &Path) -> Vec<(u64, f64)> {
+    records(run)
+        .iter()
+        .map(|v| (v["step"].as_u64().unwrap(), v["flops"].as_f64().unwrap()))
         .collect()
 }
 
@@ -93,9 +109,16 @@ fn assert_same_run(a: &Path, b: &Path, step: u64) {
 fn two_and_four_ranks_equal_one_process_accumulating_the_same_global_batch() {
     let dir = temp_dir("equal");
     let steps = 5;
-    // Global batch 16: 1 x 4 x 4 accumulated, 2 ranks x 4 x 2, 4 ranks x 4 x 1.
+    // Global batch 16: 1 x 4 x 4 accumulated, 2 ranks x 4 x 2, 4 ranks x 4 x 1; half the
+    // samples single-lead, so each rank's batches cost different FLOPs.
+    let mixed = ["--set", "data.synth_single_lead_fraction=0.5"].map(String::from);
     let one = dir.join("one");
-    run_ok(&pretrain(&one, steps, 4, 4));
+    run_ok(&[pretrain(&one, steps, 4, 4), mixed.to_vec()].concat());
+    let per_step: Vec<f64> = flops(&one).windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(
+        per_step.iter().any(|&f| f != per_step[0]),
+        "steps of mixed leads cost different FLOPs: {per_step:?}"
+    );
     let runs: [(&str, usize, usize, &[&str]); 5] = [
         ("two", 2, 2, &[]),
         ("two-again", 2, 2, &[]),
@@ -106,9 +129,14 @@ fn two_and_four_ranks_equal_one_process_accumulating_the_same_global_batch() {
     for (name, ranks, accum, extra) in runs {
         let out = dir.join(name);
         let mut command = pretrain(&out, steps, 4, accum);
-        command.extend(extra.iter().map(|s| s.to_string()));
+        command.extend(extra.iter().map(|s| s.to_string()).chain(mixed.clone()));
         run_ok(&launch_args(ranks, free_port(), &[], &command));
         assert_same_run(&one, &out, steps);
+        assert_eq!(
+            flops(&one),
+            flops(&out),
+            "{name}: FLOPs over every rank's batches"
+        );
     }
     let zero_ckpt = dir.join("four-zero/checkpoints/step_00000005");
     let shards = std::fs::read_dir(&zero_ckpt)

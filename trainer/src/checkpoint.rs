@@ -60,7 +60,8 @@ pub struct TrainingState {
     /// Samples consumed so far.
     pub samples_seen: u64,
     /// Training FLOPs so far, counted from the leads each batch's samples have
-    /// (`model::FlopCounter`); with several ranks, rank 0's count times the ranks. Absent in
+    /// (`model::FlopCounter`), over every rank's batches (each step's count of samples by present
+    /// leads travels with its losses, so every rank holds the same total). Absent in
     /// checkpoints written before it was counted (the run then no longer reports it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flops: Option<f64>,

@@ -40,25 +40,43 @@ pub struct StepReport {
     pub nonfinite_ranks: Vec<usize>,
     /// Some rank was asked to stop (SIGTERM, preemption): all save and stop after this step.
     pub stop: bool,
+    /// The step's samples over all ranks by their number of present leads (what its FLOPs are
+    /// counted from: `model::FlopCounter::flops_of`).
+    pub samples_by_leads: Vec<u64>,
 }
 
 impl StepReport {
-    /// From each rank's values: its micro-batch losses in order, then its stop flag.
-    pub fn of_ranks(ranks: &[&[f32]]) -> StepReport {
-        let per = ranks.first().map_or(1, |r| r.len()) - 1;
+    /// From each rank's values: its `micro` micro-batch losses in order, its samples by present
+    /// leads (counts below 2^24, exact in f32), then its stop flag.
+    pub fn of_ranks(ranks: &[&[f32]], micro: usize) -> StepReport {
         let mut loss_sum = 0.0f32;
-        for a in 0..per {
+        for a in 0..micro {
             for values in ranks {
                 loss_sum += values[a];
             }
         }
+        let bins = ranks.first().map_or(0, |r| r.len() - micro - 1);
         StepReport {
             loss_sum,
             nonfinite_ranks: (0..ranks.len())
-                .filter(|&r| ranks[r][..per].iter().any(|l| !l.is_finite()))
+                .filter(|&r| ranks[r][..micro].iter().any(|l| !l.is_finite()))
                 .collect(),
-            stop: ranks.iter().any(|values| values[per] != 0.0),
+            stop: ranks.iter().any(|values| values[values.len() - 1] != 0.0),
+            samples_by_leads: (0..bins)
+                .map(|n| ranks.iter().map(|values| values[micro + n] as u64).sum())
+                .collect(),
         }
+    }
+
+    /// One rank's values as `of_ranks` reads them.
+    pub fn values(losses: &[f32], samples_by_leads: &[u64], stop: bool) -> Vec<f32> {
+        debug_assert!(samples_by_leads.iter().all(|&n| n < 1 << 24));
+        losses
+            .iter()
+            .copied()
+            .chain(samples_by_leads.iter().map(|&n| n as f32))
+            .chain([f32::from(u8::from(stop))])
+            .collect()
     }
 }
 
@@ -262,20 +280,26 @@ impl<B: Backend> DataParallel<B> {
         self.exchange.gather_params(be, params)
     }
 
-    /// Gathers every rank's micro-batch losses (`local[a]` of micro-step `a`) and whether it
-    /// was asked to stop (a signal), so that all ranks decide alike.
-    pub fn gather_step(&mut self, local: &[f32], stop: bool) -> Result<StepReport, DistError> {
-        let (world, rank, per) = (self.world, self.rank, local.len() + 1);
+    /// Gathers every rank's micro-batch losses (`losses[a]` of micro-step `a`), its samples by
+    /// present leads and whether it was asked to stop (a signal), so that all ranks decide and
+    /// count alike.
+    pub fn gather_step(
+        &mut self,
+        losses: &[f32],
+        samples_by_leads: &[u64],
+        stop: bool,
+    ) -> Result<StepReport, DistError> {
+        let local = StepReport::values(losses, samples_by_leads, stop);
+        let (world, rank, per) = (self.world, self.rank, local.len());
         let shards = Shards::even(world * per, world);
         let mut all = vec![0.0f32; world * per];
-        all[rank * per..(rank + 1) * per - 1].copy_from_slice(local);
-        all[(rank + 1) * per - 1] = f32::from(u8::from(stop));
+        all[rank * per..(rank + 1) * per].copy_from_slice(&local);
         let all = self.exchange.host(Box::new(move |c| {
             c.all_gather(&mut all, 0..world * per, &shards)?;
             Ok(all)
         }))?;
         let ranks: Vec<&[f32]> = all.chunks_exact(per).collect();
-        Ok(StepReport::of_ranks(&ranks))
+        Ok(StepReport::of_ranks(&ranks, losses.len()))
     }
 
     /// Waits until every rank gets here.

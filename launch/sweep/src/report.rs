@@ -222,7 +222,7 @@ fn render(
          backward, the mean over the dataset's samples by present leads x samples seen: the \
          model packs only present leads, so a single-lead sample costs 14-20 times less than a \
          12-lead one); C done: the FLOPs the run did, counted from the leads each of its \
-         batches had (with several ranks, rank 0's count times the ranks). The loss vs compute \
+         batches had on every rank. The loss vs compute \
          chart uses C done.\n\
          - Validation loss: masked reconstruction loss on a fixed held-out set with fixed masks, \
          the same for every run.\n\

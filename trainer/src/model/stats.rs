@@ -100,12 +100,33 @@ impl FlopCounter {
             / total
     }
 
+    /// Entries of a count of samples by present leads (0 to all of the model's leads).
+    pub fn lead_bins(&self) -> usize {
+        self.by_leads.len()
+    }
+
+    /// Adds the samples of the batch whose lead mask (B, L) is `lead_mask` to `samples_by_leads`
+    /// (entry `n`: samples with `n` leads present; `lead_bins()` entries).
+    pub fn count_leads(&self, lead_mask: &[u8], samples_by_leads: &mut [u64]) {
+        for sample in lead_mask.chunks_exact(self.leads) {
+            samples_by_leads[sample.iter().filter(|&&m| m != 0).count()] += 1;
+        }
+    }
+
+    /// Training FLOPs (forward + backward) of samples counted by present leads.
+    pub fn flops_of(&self, samples_by_leads: &[u64]) -> f64 {
+        samples_by_leads
+            .iter()
+            .zip(&self.by_leads)
+            .map(|(&n, flops)| n as f64 * flops)
+            .sum()
+    }
+
     /// Training FLOPs (forward + backward) of the batch whose lead mask (B, L) is `lead_mask`.
     pub fn batch_flops(&self, lead_mask: &[u8]) -> f64 {
-        lead_mask
-            .chunks_exact(self.leads)
-            .map(|sample| self.by_leads[sample.iter().filter(|&&m| m != 0).count()])
-            .sum()
+        let mut samples_by_leads = vec![0; self.lead_bins()];
+        self.count_leads(lead_mask, &mut samples_by_leads);
+        self.flops_of(&samples_by_leads)
     }
 }
 

@@ -66,12 +66,12 @@ impl<B: Backend> Trainer<B> {
             let total = self.model.layout().total;
             self.model.backend().fill(acc.into(), total, 0.0);
         }
+        let mut samples_by_leads = vec![0; self.flops.lead_bins()];
         for micro in 0..accum {
             self.stage_micro(step, micro)?;
             self.fetched = None;
-            if let Some(flops) = self.state.flops.as_mut() {
-                *flops += self.flops.batch_flops(&self.batch.lead_mask) * world as f64;
-            }
+            self.flops
+                .count_leads(&self.batch.lead_mask, &mut samples_by_leads);
             self.model.zero_grads();
             match (self.dp.as_mut(), self.accumulator.as_mut()) {
                 (Some(dp), _) => dp.forward_backward(&mut self.model, scale, micro + 1 == accum)?,
@@ -105,16 +105,15 @@ impl<B: Backend> Trainer<B> {
         let losses = &scalars[..accum];
         let stop = self.stop_requested.as_ref().is_some_and(|f| f());
         let report = match self.dp.as_mut() {
-            Some(dp) => dp.gather_step(losses, stop)?,
-            None => {
-                let mine: Vec<f32> = losses
-                    .iter()
-                    .copied()
-                    .chain([f32::from(u8::from(stop))])
-                    .collect();
-                StepReport::of_ranks(&[&mine])
-            }
+            Some(dp) => dp.gather_step(losses, &samples_by_leads, stop)?,
+            None => StepReport::of_ranks(
+                &[&StepReport::values(losses, &samples_by_leads, stop)],
+                accum,
+            ),
         };
+        if let Some(flops) = self.state.flops.as_mut() {
+            *flops += self.flops.flops_of(&report.samples_by_leads);
+        }
         self.stopping = report.stop;
         let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
         let loss = loss_sum / micro_batches as f32;
