@@ -411,7 +411,7 @@ fn evaluate(
     protocol: &str,
     threads: Option<usize>,
 ) -> Result<Vec<EvalResult>> {
-    let out = run_dir.join(format!("eval-{}-{protocol}.json", eval.task));
+    let out = record::eval_file(run_dir, &eval.task, protocol);
     if !out.exists() {
         let partial = out.with_extension("json.partial");
         let (run_arg, data, out_arg, seed) = (

@@ -1,6 +1,7 @@
 //! `ecgfm eval` and `ecgfm embed` through the real binary on a small synthetic labelled dataset
 //! and a short pretraining run: the result file holds every protocol and fraction with finite
-//! metrics and intervals, repeats bit for bit (also recomputing activations), TensorBoard
+//! metrics and intervals and the scored test units (whose scores give the reported AUROC),
+//! repeats bit for bit (also recomputing activations), TensorBoard
 //! scalars appear; the embeddings file holds the encoder's features of every window; bad input
 //! is a clear error.
 
@@ -15,6 +16,8 @@ use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_test_support::python_stdout;
 use ecgfm_trainer::checkpoint;
+use ecgfm_trainer::eval::metrics::macro_auroc;
+use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
 
@@ -127,6 +130,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "best_epoch"
         };
         assert!(r["selected"][key].is_number(), "{r}");
+        check_test_units(r, &report);
     }
     let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
@@ -164,6 +168,30 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         }
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A result's `test_units` (scored by window here) hold one row per test window, the test
+/// positives of each class, and scores whose macro AUROC is the one reported.
+fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
+    let units: UnitScores = serde_json::from_value(result["test_units"].clone()).unwrap();
+    let n = result["test_windows"].as_u64().unwrap() as usize;
+    let classes = report["classes"].as_array().unwrap();
+    let k = classes.len();
+    assert_eq!(
+        (units.records.len(), units.targets.len(), units.scores.len()),
+        (n, n * k, n * k)
+    );
+    for (c, class) in classes.iter().enumerate() {
+        let positives: u64 = (0..n).map(|u| u64::from(units.targets[u * k + c])).sum();
+        let counted = &report["counts"]["positives"]["test"][class.as_str().unwrap()];
+        assert_eq!(positives, counted.as_u64().unwrap(), "{class}");
+    }
+    let scores: Vec<f64> = units.scores.iter().map(|&s| f64::from(s)).collect();
+    let targets: Vec<f64> = units.targets.iter().map(|&t| f64::from(t)).collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let auroc = macro_auroc(&scores, &targets, k, &rows).unwrap();
+    let reported = result["macro_auroc"].as_f64().unwrap();
+    assert!((auroc - reported).abs() < 1e-4, "{auroc} vs {reported}");
 }
 
 /// The scalars under `events` (read by the `tensorboard` package) hold each result's metrics at

@@ -77,6 +77,7 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
         "d2w64",
         "## Fitted laws",
         "synth probe AUROC",
+        "paired 95% interval over the test records",
     ] {
         assert!(
             report.contains(needle),

@@ -5,11 +5,13 @@
 use crate::fit::bootstrap::{percentile_interval, Interval};
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
+use crate::paired::paired_interval;
 use crate::record::SweepRecord;
+use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::rng::SplitMix64;
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
-const REPORT_SEED: u64 = 2024;
+pub const REPORT_SEED: u64 = 2024;
 
 /// One task's downstream result for a size, over its seeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +21,9 @@ pub struct TaskAuroc {
     /// The seeds' 95% test-set intervals, averaged end by end.
     pub ci: Option<[f64; 2]>,
     pub runs: usize,
+    /// Each run's scored test units where every run saved them (else empty): what a paired
+    /// comparison resamples (`paired.rs`).
+    pub units: Vec<UnitScores>,
 }
 
 /// One size within a group.
@@ -94,8 +99,41 @@ pub struct Comparison {
     pub loss_diff: f64,
     /// Bootstrap interval of that difference over seeds (both sizes need two or more).
     pub loss_ci: Option<Interval>,
-    /// Per task: AUROC of the larger minus the smaller, and whether their intervals are apart.
-    pub auroc: Vec<(String, f64, Option<bool>)>,
+    /// Per task: the larger's linear-probe AUROC against the smaller's.
+    pub auroc: Vec<AurocDiff>,
+}
+
+/// One downstream result against another on the same task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AurocDiff {
+    pub task: String,
+    /// AUROC of the one minus the other's.
+    pub diff: f64,
+    /// 95% paired bootstrap interval of the difference over the test records, where both
+    /// sides saved their scored units.
+    pub paired: Option<Interval>,
+    /// Whether the two results' own intervals do not overlap.
+    pub apart: Option<bool>,
+}
+
+impl AurocDiff {
+    pub fn new(task: &str, a: &TaskAuroc, b: &TaskAuroc, seed: u64) -> AurocDiff {
+        AurocDiff {
+            task: task.to_string(),
+            diff: b.mean - a.mean,
+            paired: paired_interval(a, b, seed),
+            apart: apart(a, b),
+        }
+    }
+
+    /// Whether the difference is outside the CI: the paired interval excludes 0 or, without
+    /// one, the two intervals do not overlap (`None` without intervals).
+    pub fn outside(&self) -> Option<bool> {
+        match &self.paired {
+            Some(ci) => Some(!ci.contains(0.0)),
+            None => self.apart,
+        }
+    }
 }
 
 /// Everything the report shows.
@@ -142,6 +180,11 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
                     ]
                 }),
                 runs: found.len(),
+                units: found
+                    .iter()
+                    .map(|e| e.units.clone())
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -244,7 +287,7 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
         .iter()
         .filter_map(|task| {
             let (a, b) = (s.probe(task)?, l.probe(task)?);
-            Some((task.clone(), b.mean - a.mean, apart(a, b)))
+            Some(AurocDiff::new(task, a, b, REPORT_SEED))
         })
         .collect();
     Comparison {

@@ -4,10 +4,11 @@
 //! finish; a run recorded twice (a sweep re-run by hand) counts with its last line.
 
 use crate::expand::RunPlan;
+use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One downstream result of a run (`ecgfm eval` on one task).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,35 @@ pub struct EvalResult {
     pub macro_auroc: f64,
     /// 95% bootstrap interval over the test set, when the result file gives one.
     pub macro_auroc_ci: Option<[f64; 2]>,
+    /// The scored test units, for paired comparisons: read from the run's result file by the
+    /// report (`attach_units`), never written to sweep.jsonl.
+    #[serde(skip)]
+    pub units: Option<UnitScores>,
+}
+
+/// The result file `ecgfm eval` writes for a sweep's run on `task` under `protocol`.
+pub fn eval_file(run_dir: &Path, task: &str, protocol: &str) -> PathBuf {
+    run_dir.join(format!("eval-{task}-{protocol}.json"))
+}
+
+/// Gives each downstream result of `records` (run folders under `dir`) its scored test units
+/// from the run's result file, where that file holds them (files written before ecgfm saved
+/// them do not: those results are compared by their intervals only).
+pub fn attach_units(records: &mut [SweepRecord], dir: &Path) {
+    for r in records.iter_mut() {
+        let run_dir = dir.join(&r.run_dir);
+        for e in r.eval.iter_mut() {
+            let json = std::fs::read_to_string(eval_file(&run_dir, &e.task, &e.protocol))
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+            e.units = json.and_then(|json| {
+                parse_eval_file(&json, &e.task)
+                    .into_iter()
+                    .find(|f| f.protocol == e.protocol && f.fraction == e.fraction)?
+                    .units
+            });
+        }
+    }
 }
 
 /// One finished run.
@@ -187,6 +217,9 @@ fn collect(value: &serde_json::Value, task: &str, out: &mut Vec<EvalResult>) {
                         .unwrap_or(1.0),
                     macro_auroc: auroc,
                     macro_auroc_ci: ci,
+                    units: map
+                        .get("test_units")
+                        .and_then(|u| serde_json::from_value(u.clone()).ok()),
                 });
                 return;
             }

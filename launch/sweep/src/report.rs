@@ -50,6 +50,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
     for r in records.iter_mut().filter(|r| r.trivial_loss.is_none()) {
         r.trivial_loss = trivial_loss_of_run(&dir.join(&r.run_dir));
     }
+    record::attach_units(&mut records, dir);
     if records.is_empty() {
         return Err(ReportError::NoRuns(jsonl.display().to_string()));
     }

@@ -1,9 +1,10 @@
 //! The verdict of `report.md`, one group (dataset and budget) at a time: does the largest encoder
 //! give a lower validation loss and a higher downstream AUROC than the smallest, by how much, is
-//! the difference outside the CI, and which sizes are still on the plateau of the trivial
+//! the difference outside the CI (for AUROCs, the paired interval over the test records where
+//! the runs saved their scores), and which sizes are still on the plateau of the trivial
 //! solution. Written from the numbers of `analysis`; where they are too few, it says so.
 
-use crate::analysis::{self, compare, Comparison, Group};
+use crate::analysis::{self, compare, AurocDiff, Comparison, Group, REPORT_SEED};
 use crate::report::human;
 use std::fmt::Write as _;
 
@@ -80,7 +81,13 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
         downstream(md, (task, "fine-tuned"), (s, l), |r| r.finetune(task));
         if let Some(scratch) = l.scratch(task) {
             let against = |what: &str, t: Option<&analysis::TaskAuroc>| {
-                t.map(|t| format!("the {what} is {:+.3}", t.mean - scratch.mean))
+                t.map(|t| {
+                    let d = AurocDiff::new(task, scratch, t, REPORT_SEED);
+                    let paired = d.paired.map_or(String::new(), |ci| {
+                        format!(" [{:+.3}, {:+.3}] paired", ci.low, ci.high)
+                    });
+                    format!("the {what} is {:+.3}{paired}", d.diff)
+                })
             };
             let claims: Vec<String> = [
                 against("pretrained probe", l.probe(task)),
@@ -120,10 +127,21 @@ fn downstream(
     let (Some(a), Some(b)) = (result(small), result(large)) else {
         return;
     };
-    let judged = match analysis::apart(a, b) {
-        Some(true) => "the intervals do not overlap: outside the CI",
-        Some(false) => "the intervals overlap: within the CI, not established",
-        None => "no intervals to judge it by",
+    let d = AurocDiff::new(task, a, b, REPORT_SEED);
+    let judged = match (&d.paired, d.apart) {
+        (Some(ci), _) => format!(
+            "paired 95% interval over the test records [{:+.3}, {:+.3}], which {}",
+            ci.low,
+            ci.high,
+            if ci.contains(0.0) {
+                "includes 0: not established"
+            } else {
+                "excludes 0: outside the CI"
+            }
+        ),
+        (None, Some(true)) => "the intervals do not overlap: outside the CI".into(),
+        (None, Some(false)) => "the intervals overlap: within the CI, not established".into(),
+        (None, None) => "no intervals to judge it by".into(),
     };
     let _ = writeln!(
         md,
@@ -134,7 +152,7 @@ fn downstream(
         small.size,
         a.mean,
         ci(a),
-        b.mean - a.mean
+        d.diff
     );
 }
 
@@ -219,14 +237,15 @@ fn answer(c: &Comparison) -> String {
     let downstream: Vec<String> = c
         .auroc
         .iter()
-        .map(|(task, diff, apart)| {
-            let sure = match apart {
+        .map(|d| {
+            let sure = match d.outside() {
                 Some(true) => "outside the CI",
                 Some(false) => "within the CI",
                 None => "no CI",
             };
+            let (task, diff) = (&d.task, d.diff);
             // A difference that rounds to zero at the three decimals shown is none.
-            let word = match *diff {
+            let word = match diff {
                 d if d >= 0.0005 => "higher",
                 d if d > -0.0005 => "the same",
                 _ => "no higher",
@@ -253,7 +272,12 @@ mod tests {
             large: 1,
             loss_diff: 0.01,
             loss_ci: None,
-            auroc: vec![("t".into(), diff, Some(false))],
+            auroc: vec![AurocDiff {
+                task: "t".into(),
+                diff,
+                paired: None,
+                apart: Some(false),
+            }],
         };
         let said = |diff| answer(&comparison(diff));
         assert!(

@@ -46,6 +46,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
             fraction: 1.0,
             macro_auroc: auroc,
             macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+            units: None,
         }],
     }
 }
@@ -200,6 +201,7 @@ fn fine_tuned_results_get_their_columns_and_verdict_lines() {
         fraction: 1.0,
         macro_auroc: auroc,
         macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+        units: None,
     };
     let mut small = record(1, 1e4, 1e13, 0, 1.0, 0.70);
     small.eval.push(result("finetune", 0.75));

@@ -34,7 +34,7 @@ pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
-pub use report::{Counts, EvalReport, Protocol, ProtocolResult};
+pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};
 pub use scoring::ScoreBy;
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
 

@@ -15,7 +15,7 @@ use super::finetune::{finetune, FinetuneSettings};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
 use super::progress::EvalProgress;
-use super::report::{test_metrics, Protocol, ProtocolResult, TestRows};
+use super::report::{test_metrics, Protocol, ProtocolResult, TestRows, UnitScores};
 use super::scoring::{targets_of, ScoreBy, Scored, Validation};
 use super::task::{Part, Task};
 use super::EvalError;
@@ -345,15 +345,17 @@ fn score(
     };
     let test_targets = targets_of(task, &test_rows.rows);
     let scored_records: Vec<u32> = test_rows.rows.iter().map(|&r| task.records[r]).collect();
+    let rows = TestRows {
+        scores: &test_rows.scores,
+        targets: &test_targets,
+        classes: &test_classes,
+        records: &scored_records,
+    };
+    let test_units = UnitScores::new(&rows);
     let metrics = test_metrics(
         task,
         (&val_scores, validation.targets()),
-        TestRows {
-            scores: &test_rows.scores,
-            targets: &test_targets,
-            classes: &test_classes,
-            records: &scored_records,
-        },
+        rows,
         settings.bootstrap,
         settings.seed,
     );
@@ -381,6 +383,7 @@ fn score(
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
         test: metrics,
+        test_units,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::{
     accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
@@ -179,7 +179,37 @@ pub struct ProtocolResult {
     pub selected: BTreeMap<String, f64>,
     #[serde(flatten)]
     pub test: TestMetrics,
+    /// Every scored test unit with its scores: what a paired comparison of two evaluations on
+    /// the same test set resamples (a sweep's sizes, pretrained against from scratch).
+    pub test_units: UnitScores,
     pub seconds: f64,
+}
+
+/// The scored test units (windows, or records with `--score-by record`) in dataset order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitScores {
+    /// Record of each unit, numbered from 0 in the dataset's order (the bootstrap resamples
+    /// records).
+    pub records: Vec<u32>,
+    /// (n, K): 1 where the unit has the class.
+    pub targets: Vec<u8>,
+    /// (n, K): the class probabilities, rounded to f32.
+    pub scores: Vec<f32>,
+}
+
+impl UnitScores {
+    pub fn new(rows: &TestRows<'_>) -> UnitScores {
+        UnitScores {
+            records: rows.records.to_vec(),
+            targets: rows.targets.iter().map(|&t| u8::from(t > 0.5)).collect(),
+            scores: rows.scores.iter().map(|&s| s as f32).collect(),
+        }
+    }
+
+    /// Whether `other` scores the same units (records and targets), so the two pair up.
+    pub fn same_units(&self, other: &UnitScores) -> bool {
+        self.records == other.records && self.targets == other.targets
+    }
 }
 
 /// The whole result file.
