@@ -24,6 +24,9 @@ pub enum Command {
     Data(DataCommand),
     /// Evaluate a run's encoder on a labelled task: linear probe, fine-tuning, from scratch.
     Eval(crate::eval::EvalArgs),
+    /// Compare two sides of `ecgfm eval` result files on the same test set (paired bootstrap
+    /// of the AUROC difference).
+    Compare(crate::compare::CompareArgs),
     /// Write the encoder's embedding of every window of a dataset as Parquet.
     Embed(crate::embed::EmbedArgs),
     /// Start a data-parallel job: N ranks on this node (one GPU each with --device cuda),

@@ -16,7 +16,7 @@
 //! - `data_read`, `data_ingest`, `data_inspect`, `data_merge`: `ecgfm data
 //!   read|ingest|synth|inspect|merge` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
-//!   embeddings; `pretrained` opens the run's checkpoint and the dataset's windows, which
+//!   embeddings; `compare`: two sides of eval result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the dataset's windows, which
 //!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
@@ -32,6 +32,7 @@ pub mod bench_loader;
 pub mod bench_ranks;
 pub mod bench_step;
 pub mod cli;
+pub mod compare;
 pub mod compute;
 pub mod data_ingest;
 pub mod data_inspect;
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
         Command::Data(DataCommand::Merge(args)) => data_merge::run(&args),
         Command::Eval(args) => eval::run(&args).map(|_| ()),
+        Command::Compare(args) => compare::run(&args),
         Command::Embed(args) => embed::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),

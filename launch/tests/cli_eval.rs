@@ -1,7 +1,7 @@
 //! `ecgfm eval` and `ecgfm embed` through the real binary on a small synthetic labelled dataset
 //! and a short pretraining run: the result file holds every protocol and fraction with finite
 //! metrics and intervals and the scored test units (whose scores give the reported AUROC),
-//! repeats bit for bit (also recomputing activations), TensorBoard
+//! repeats bit for bit (also recomputing activations), `ecgfm compare` pairs two of them, TensorBoard
 //! scalars appear; the embeddings file holds the encoder's features of every window; bad input
 //! is a clear error.
 
@@ -167,7 +167,49 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             assert_eq!(x[key], y[key], "{key} differs between identical runs");
         }
     }
+    check_compare(&a, &b, &dir);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `ecgfm compare` on two result files of the same encoder (one window per record, so scored
+/// by window and by record they hold the same units and scores): every protocol and fraction
+/// differs by exactly 0; the probe against the random encoder's probe in one file gets an
+/// interval; a file without scored units, or of another task, is refused.
+fn check_compare(a: &Path, b: &Path, dir: &Path) {
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same = run_ok(&["compare", "--a", a, "--b", b, "--bootstrap", "200"]);
+    let rows: Vec<&str> = same
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(" vs "))
+        .collect();
+    assert_eq!(rows.len(), 8, "{same}");
+    for row in rows {
+        assert!(
+            row.contains("+0.000     [+0.000, +0.000]  not established"),
+            "{row}"
+        );
+    }
+    let args = ["compare", "--a", a, "--b", a, "--protocol", "random_probe"];
+    let against = run_ok(&[&args[..], &["--b-protocol", "probe"]].concat());
+    let row = against
+        .lines()
+        .find(|l| l.starts_with("random_probe vs probe"))
+        .unwrap();
+    assert!(row.contains('[') && !row.contains("n/a"), "{against}");
+    let mut report = read_json(Path::new(a));
+    for r in report["results"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("test_units");
+    }
+    let old = dir.join("old.json");
+    std::fs::write(&old, report.to_string()).unwrap();
+    let err = run_err(&["compare", "--a", old.to_str().unwrap(), "--b", a]);
+    assert!(err.contains("no scored test units"), "{err}");
+    let mut other = read_json(Path::new(a));
+    other["vocabulary"] = "ptbxl_superclass".into();
+    std::fs::write(&old, other.to_string()).unwrap();
+    let err = run_err(&["compare", "--a", a, "--b", old.to_str().unwrap()]);
+    assert!(err.contains("not the same task"), "{err}");
 }
 
 /// A result's `test_units` (scored by window here) hold one row per test window, the test

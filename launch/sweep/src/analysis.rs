@@ -5,9 +5,8 @@
 use crate::fit::bootstrap::{percentile_interval, Interval};
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
-use crate::paired::paired_interval;
 use crate::record::SweepRecord;
-use ecgfm_trainer::eval::UnitScores;
+use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
@@ -22,7 +21,7 @@ pub struct TaskAuroc {
     pub ci: Option<[f64; 2]>,
     pub runs: usize,
     /// Each run's scored test units where every run saved them (else empty): what a paired
-    /// comparison resamples (`paired.rs`).
+    /// comparison resamples (`ecgfm_trainer::eval::paired`).
     pub units: Vec<UnitScores>,
 }
 
@@ -270,6 +269,18 @@ fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
         })
         .collect();
     Some(percentile_interval(&draws))
+}
+
+/// Resamples of a paired interval.
+const PAIRED_RESAMPLES: usize = 2000;
+
+/// The 95% paired bootstrap interval of `b`'s AUROC minus `a`'s over their common test records,
+/// where every run of both saved its scored units and they are the same units.
+fn paired_interval(a: &TaskAuroc, b: &TaskAuroc, seed: u64) -> Option<Interval> {
+    let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) =
+        (a.units.iter().collect(), b.units.iter().collect());
+    let [low, high] = paired_auroc_interval(&ua, &ub, PAIRED_RESAMPLES, seed).ok()??;
+    Some(Interval { low, high })
 }
 
 /// Whether two results' intervals do not overlap (`None` without intervals).

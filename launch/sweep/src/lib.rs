@@ -7,8 +7,8 @@
 //! - `record`: the lines of `sweep.jsonl`, one per finished run (losses, AUROCs, wall time);
 //! - `fit`: the scaling-law fits (L(N) per data size, L(N, D) as Chinchilla's third approach,
 //!   iso-FLOP optima) with bootstrap confidence intervals, over a small hand-written L-BFGS;
-//! - `analysis`: groups, comparisons and fits of a finished sweep (`paired`: the paired bootstrap
-//!   of two sizes' AUROCs on the same test records); `charts` and `plot`: its PNG
+//! - `analysis`: groups, comparisons (AUROCs by the paired bootstrap of
+//!   `ecgfm_trainer::eval::paired`) and fits of a finished sweep; `charts` and `plot`: its PNG
 //!   charts (plotters); `report`: `report.md`, whose `verdict` is written in `verdict`;
 //! - `presets`: the built-in sweep files (`--preset demo`, `--preset gpu`).
 //!
@@ -19,7 +19,6 @@ pub mod analysis;
 pub mod charts;
 pub mod expand;
 pub mod fit;
-pub mod paired;
 pub mod plot;
 pub mod presets;
 pub mod record;

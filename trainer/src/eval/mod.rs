@@ -13,8 +13,9 @@
 //!   thresholds, accuracy, bootstrap intervals;
 //! - `protocols`: the protocols (probe, finetune, scratch, random_probe) at every fraction,
 //!   reporting through `progress`; `scoring`: windows or records as the unit validation and
-//!   test are scored in; `report`: the JSON result file, the terminal table and
-//!   TensorBoard scalars.
+//!   test are scored in; `report`: the JSON result file (with every scored test unit), the
+//!   terminal table and TensorBoard scalars; `paired`: two evaluations on the same test set
+//!   compared by the paired bootstrap of their AUROC difference.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
 //! ("Evaluation") states its contract.
@@ -24,6 +25,7 @@ pub mod finetune;
 pub mod fractions;
 pub mod logistic;
 pub mod metrics;
+pub mod paired;
 pub mod progress;
 pub mod protocols;
 pub mod report;
@@ -32,6 +34,7 @@ pub mod task;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
+pub use paired::{paired_auroc_interval, PairError};
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};

@@ -1,0 +1,185 @@
+//! `ecgfm compare --a A.json --b B.json`: two sides of `ecgfm eval` result files (each one or
+//! several seeds) scored on the same test set, compared by the paired bootstrap interval of
+//! their macro AUROC difference (`ecgfm_trainer::eval::paired`): is B's encoder better than A's,
+//! beyond the test set's sampling noise?
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Result files of side A (one per seed; repeat the flag).
+    #[arg(long = "a", value_name = "FILE.json", required = true)]
+    pub a: Vec<PathBuf>,
+    /// Result files of side B, scored on the same test set.
+    #[arg(long = "b", value_name = "FILE.json", required = true)]
+    pub b: Vec<PathBuf>,
+    /// Only this protocol of side A (probe, finetune, scratch, random_probe).
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Side B's protocol to set against A's (default: the same), e.g. `--protocol scratch
+    /// --b-protocol probe` with the same file on both sides: pretrained against from scratch.
+    #[arg(long)]
+    pub b_protocol: Option<String>,
+    /// Bootstrap resamples of the test records.
+    #[arg(long, default_value_t = 2000)]
+    pub bootstrap: usize,
+    /// Seed of the resamples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// One result of a file: its protocol, label fraction, macro AUROC and scored units.
+struct Scored {
+    protocol: String,
+    fraction: f64,
+    auroc: f64,
+    units: UnitScores,
+}
+
+/// What a result file evaluates: its label vocabulary and classes.
+type TaskName = (String, Vec<String>);
+
+/// A result file's task and its results.
+fn read(path: &Path) -> Result<(TaskName, Vec<Scored>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an `ecgfm eval` result file", path.display()))?;
+    let vocabulary = json["vocabulary"].as_str().map(str::to_string);
+    let classes: Option<Vec<String>> = serde_json::from_value(json["classes"].clone()).ok();
+    let (Some(vocabulary), Some(classes)) = (vocabulary, classes) else {
+        bail!(
+            "{} has no vocabulary and classes: not an `ecgfm eval` result file",
+            path.display()
+        );
+    };
+    let mut results = Vec::new();
+    for r in json["results"].as_array().into_iter().flatten() {
+        let (Some(protocol), Some(fraction)) = (r["protocol"].as_str(), r["fraction"].as_f64())
+        else {
+            continue;
+        };
+        let Some(auroc) = r["macro_auroc"].as_f64() else {
+            continue;
+        };
+        let Ok(units) = serde_json::from_value::<UnitScores>(r["test_units"].clone()) else {
+            bail!(
+                "{}: the {protocol} result has no scored test units (written before ecgfm kept \
+                 them): run `ecgfm eval` again",
+                path.display()
+            );
+        };
+        results.push(Scored {
+            protocol: protocol.to_string(),
+            fraction,
+            auroc,
+            units,
+        });
+    }
+    Ok(((vocabulary, classes), results))
+}
+
+/// Each side's files read, checked to hold the same task.
+fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<Scored>>; 2]> {
+    let mut first: Option<(TaskName, &Path)> = None;
+    let mut sides = [Vec::new(), Vec::new()];
+    for (side, files) in sides.iter_mut().zip([&args.a, &args.b]) {
+        for path in files {
+            let (task, results) = read(path)?;
+            match &first {
+                Some((expected, at)) if *expected != task => bail!(
+                    "{} evaluates {} ({}) but {} evaluates {} ({}): not the same task",
+                    path.display(),
+                    task.0,
+                    task.1.join(", "),
+                    at.display(),
+                    expected.0,
+                    expected.1.join(", ")
+                ),
+                Some(_) => {}
+                None => first = Some((task, path)),
+            }
+            side.push(results);
+        }
+    }
+    Ok(sides)
+}
+
+/// Each file's result of `protocol` at `fraction`; `None` unless every file has it.
+fn pick<'a>(side: &'a [Vec<Scored>], protocol: &str, fraction: f64) -> Option<Vec<&'a Scored>> {
+    side.iter()
+        .map(|file| {
+            file.iter()
+                .find(|r| r.protocol == protocol && r.fraction == fraction)
+        })
+        .collect()
+}
+
+/// Runs `ecgfm compare`: one line per protocol and label fraction both sides have.
+pub fn run(args: &CompareArgs) -> Result<()> {
+    let [a, b] = read_sides(args)?;
+    let mut keys: Vec<(String, f64)> = a[0]
+        .iter()
+        .filter(|r| args.protocol.as_deref().is_none_or(|p| p == r.protocol))
+        .map(|r| (r.protocol.clone(), r.fraction))
+        .collect();
+    keys.dedup();
+    println!(
+        "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
+        "protocol (A vs B)", "fraction", "AUROC A", "AUROC B", "B - A", "paired 95% CI"
+    );
+    let mut lines = 0;
+    for (protocol, fraction) in keys {
+        let b_protocol = args.b_protocol.clone().unwrap_or_else(|| protocol.clone());
+        let (Some(ra), Some(rb)) = (
+            pick(&a, &protocol, fraction),
+            pick(&b, &b_protocol, fraction),
+        ) else {
+            continue;
+        };
+        let mean = |r: &[&Scored]| r.iter().map(|s| s.auroc).sum::<f64>() / r.len() as f64;
+        let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) = (
+            ra.iter().map(|s| &s.units).collect(),
+            rb.iter().map(|s| &s.units).collect(),
+        );
+        let interval = paired_auroc_interval(&ua, &ub, args.bootstrap, args.seed)
+            .with_context(|| format!("{protocol} at fraction {fraction}"))?;
+        let diff = mean(&rb) - mean(&ra);
+        let (ci, verdict) = match interval {
+            Some([low, high]) => (
+                format!("[{low:+.3}, {high:+.3}]"),
+                match (low > 0.0, high < 0.0) {
+                    (true, _) => "B higher: the interval excludes 0",
+                    (_, true) => "B lower: the interval excludes 0",
+                    _ => "not established: the interval includes 0",
+                },
+            ),
+            None => ("n/a".into(), "too few defined resamples"),
+        };
+        println!(
+            "{:<28} {:>8} {:>9.3} {:>9.3} {:>+8.3} {:>20}  {verdict}",
+            format!("{protocol} vs {b_protocol}"),
+            fraction,
+            mean(&ra),
+            mean(&rb),
+            diff,
+            ci
+        );
+        lines += 1;
+    }
+    if lines == 0 {
+        bail!("the two sides have no protocol and label fraction in common");
+    }
+    println!(
+        "A: {} file(s), B: {} file(s); {} resamples of the test records, seed {} (several files \
+         on a side count as the mean of their AUROCs)",
+        args.a.len(),
+        args.b.len(),
+        args.bootstrap,
+        args.seed
+    );
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Paired comparison of two evaluations on the same test set: the 95% bootstrap interval of
+//! the difference of their macro AUROCs, each resample drawing the test records once and
+//! scoring both sides on that same draw (`ecgfm compare`, and a sweep's sizes in its report).
+//!
+//! Two encoders scored on the same records share most of the test set's sampling noise; the
+//! overlap of their two separate intervals counts that noise twice and misses real
+//! differences. A side given as several evaluations (seeds) counts as the mean of their AUROCs
+//! on each draw: the interval is over test records, given those seeds.
+
+use super::metrics::{bootstrap_ci, macro_auroc, record_groups};
+use super::report::UnitScores;
+
+/// Why two sides cannot be compared pairwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairError {
+    #[error("a side has no evaluation")]
+    Empty,
+    #[error(
+        "the evaluations were scored on different test units (another dataset, split, label \
+         vocabulary or --score-by)"
+    )]
+    OtherUnits,
+    #[error("a result's scores do not match its units ({scores} scores for {units} units)")]
+    Malformed { scores: usize, units: usize },
+}
+
+/// The 95% interval of the macro AUROC of `b` (mean over its evaluations) minus that of `a`,
+/// over `resamples` resamples of their common test records drawn from `seed`. `Ok(None)` when
+/// too few resamples define both AUROCs (a class with no positive).
+pub fn paired_auroc_interval(
+    a: &[&UnitScores],
+    b: &[&UnitScores],
+    resamples: usize,
+    seed: u64,
+) -> Result<Option<[f64; 2]>, PairError> {
+    let (Some(first), false) = (a.first(), b.is_empty()) else {
+        return Err(PairError::Empty);
+    };
+    let all = || a.iter().chain(b);
+    if !all().all(|u| u.same_units(first)) {
+        return Err(PairError::OtherUnits);
+    }
+    let n = first.records.len();
+    let k = first.targets.len().checked_div(n).unwrap_or(0);
+    if let Some(bad) = all().find(|u| u.scores.len() != n * k || k * n != first.targets.len()) {
+        return Err(PairError::Malformed {
+            scores: bad.scores.len(),
+            units: n,
+        });
+    }
+    let targets: Vec<f64> = first.targets.iter().map(|&t| f64::from(t)).collect();
+    let widen = |u: &&UnitScores| -> Vec<f64> { u.scores.iter().map(|&s| f64::from(s)).collect() };
+    let (sa, sb): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
+        (a.iter().map(widen).collect(), b.iter().map(widen).collect());
+    let mean_auroc = |sides: &[Vec<f64>], rows: &[usize]| -> Option<f64> {
+        let values: Option<Vec<f64>> = sides
+            .iter()
+            .map(|s| macro_auroc(s, &targets, k, rows))
+            .collect();
+        values.map(|v| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let groups = record_groups(&first.records);
+    Ok(bootstrap_ci(&groups, resamples, seed, |rows| {
+        Some(mean_auroc(&sb, rows)? - mean_auroc(&sa, rows)?)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rng::SplitMix64;
+
+    /// `n` records of two classes; each score is `signal` times the label plus noise.
+    fn side(n: usize, signal: f64, seed: u64) -> UnitScores {
+        let mut rng = SplitMix64::from_words(&[seed]);
+        let targets: Vec<u8> = (0..n)
+            .flat_map(|i| [u8::from(i % 3 == 0), u8::from(i % 3 != 0)])
+            .collect();
+        let scores = targets
+            .chunks(2)
+            .flat_map(|t| {
+                let noise = rng.next_f64();
+                [f64::from(t[0]), f64::from(t[1])].map(|y| (signal * y + noise) as f32)
+            })
+            .collect();
+        UnitScores {
+            records: (0..n as u32).collect(),
+            targets,
+            scores,
+        }
+    }
+
+    fn interval(a: &UnitScores, b: &UnitScores) -> [f64; 2] {
+        paired_auroc_interval(&[a], &[b], 1000, 7).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_real_difference_excludes_zero_and_none_includes_it() {
+        let (weak, strong) = (side(300, 0.2, 1), side(300, 0.8, 1));
+        let [low, _] = interval(&weak, &strong);
+        assert!(low > 0.0, "{low}");
+        assert_eq!(interval(&weak, &weak), [0.0, 0.0]);
+        let [low, high] = interval(&weak, &side(300, 0.2, 2));
+        assert!(low < 0.0 && high > 0.0, "{low} {high}");
+    }
+
+    #[test]
+    fn several_seeds_count_as_their_mean() {
+        let (a, b, c) = (side(300, 0.2, 1), side(300, 0.2, 2), side(300, 0.8, 3));
+        let pooled = paired_auroc_interval(&[&a, &b], &[&c], 1000, 7)
+            .unwrap()
+            .unwrap();
+        let (one, two) = (interval(&a, &c), interval(&b, &c));
+        for end in 0..2 {
+            let (lo, hi) = (one[end].min(two[end]), one[end].max(two[end]));
+            assert!(
+                pooled[end] > lo - 0.02 && pooled[end] < hi + 0.02,
+                "{pooled:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_units_or_malformed_scores_are_refused() {
+        let a = side(300, 0.5, 1);
+        let pair = |b: &UnitScores| paired_auroc_interval(&[&a], &[b], 100, 7);
+        assert_eq!(pair(&side(299, 0.5, 1)), Err(PairError::OtherUnits));
+        let mut relabelled = side(300, 0.5, 1);
+        relabelled.targets.swap(0, 1);
+        assert_eq!(pair(&relabelled), Err(PairError::OtherUnits));
+        let mut short = side(300, 0.5, 1);
+        short.scores.pop();
+        assert!(matches!(pair(&short), Err(PairError::Malformed { .. })));
+        assert_eq!(
+            paired_auroc_interval(&[&a], &[], 100, 7),
+            Err(PairError::Empty)
+        );
+    }
+}
