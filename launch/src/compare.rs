@@ -121,12 +121,11 @@ fn pick<'a>(side: &'a [Vec<Scored>], protocol: &str, fraction: f64) -> Option<Ve
 /// Runs `ecgfm compare`: one line per protocol and label fraction both sides have.
 pub fn run(args: &CompareArgs) -> Result<()> {
     let [a, b] = read_sides(args)?;
-    let mut keys: Vec<(String, f64)> = a[0]
+    let keys: Vec<(String, f64)> = a[0]
         .iter()
         .filter(|r| args.protocol.as_deref().is_none_or(|p| p == r.protocol))
         .map(|r| (r.protocol.clone(), r.fraction))
         .collect();
-    keys.dedup();
     println!(
         "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
         "protocol (A vs B)", "fraction", "AUROC A", "AUROC B", "B - A", "paired 95% CI"
