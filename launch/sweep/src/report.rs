@@ -230,7 +230,10 @@ fn render(
          - Loss intervals: bootstrap over seeds (2000 resamples) of the difference of mean \
          losses; with one seed per size there is no interval.\n\
          - AUROC intervals: 95% bootstrap over the test set from `ecgfm eval` (averaged over \
-         seeds); two sizes differ outside the CI when their intervals do not overlap.\n\
+         seeds). A difference of two AUROCs is outside the CI when its paired interval excludes \
+         0: 2000 resamples of the test records, both sides scored on each (the mean over their \
+         seeds), from the scored units each result file keeps; for result files without them, \
+         when the two intervals do not overlap.\n\
          - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
          intervals from 200 bootstrap resamples of seeds (or of points with one seed)."
     );
