@@ -1,13 +1,15 @@
 //! The model card (`README.md`) of an exported package: what the model is, the input it expects,
 //! the data it was trained on (sources, counts and licences from the dataset manifest), the
 //! training (steps, compute, loss), evaluation results with their confidence intervals when
-//! `ecgfm eval` results are given, intended use and limitations. The front matter is the
+//! `ecgfm eval` results are given (and the pretrained encoder against from scratch by paired
+//! intervals where a result file has both), intended use and limitations. The front matter is the
 //! Hugging Face model-card metadata.
 
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{Context, Result};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
 use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::ModelStats;
 use std::fmt::Write;
@@ -313,13 +315,13 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
     }
     card.push_str(
         "Results of `ecgfm eval` on each task's test split, with 95% bootstrap confidence \
-         intervals over the test windows. `scratch` is the same network trained from a random \
+         intervals over the test records. `scratch` is the same network trained from a random \
          initialisation: the baseline the pretrained encoder (`probe`, `finetune`) is judged \
          against.\n\n\
          | task | data | protocol | training labels | macro AUROC [95% CI] | macro F1 [95% CI] | \
          test windows |\n|---|---|---|---|---|---|---|\n",
     );
-    let mut notes = Vec::new();
+    let (mut notes, mut paired) = (Vec::new(), Vec::new());
     for eval in inputs.evals {
         let v = &eval.value;
         let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
@@ -339,11 +341,9 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         for warning in v["warnings"].as_array().into_iter().flatten() {
             notes.push(format!("{task}: {}", text(warning)));
         }
+        paired.extend(against_scratch(v, &task));
         for r in v["results"].as_array().into_iter().flatten() {
-            let fraction = r["fraction"].as_f64().map_or_else(
-                || "-".to_string(),
-                |f| format!("{}%", (f * 1e4).round() / 1e2),
-            );
+            let fraction = percent(r);
             let _ = writeln!(
                 card,
                 "| {task} | {} | {} | {fraction} | {} | {} | {} |",
@@ -358,10 +358,61 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         }
     }
     card.push('\n');
+    if !paired.is_empty() {
+        card.push_str(
+            "Pretrained against the same network from scratch: the macro AUROC difference with \
+             its paired 95% bootstrap interval over the same test records (`ecgfm compare`).\n\n",
+        );
+        for line in paired {
+            let _ = writeln!(card, "- {line}");
+        }
+        card.push('\n');
+    }
     for note in notes {
         let _ = writeln!(card, "- {note}");
     }
     card.push('\n');
+}
+
+/// A result's share of the training labels, as a percentage.
+fn percent(r: &serde_json::Value) -> String {
+    r["fraction"].as_f64().map_or_else(
+        || "-".to_string(),
+        |f| format!("{}%", (f * 1e4).round() / 1e2),
+    )
+}
+
+/// The pretrained results of a result file (`probe`, `finetune`) against its `scratch` result
+/// at the same label fraction, where both kept their scored test units.
+fn against_scratch(v: &serde_json::Value, task: &str) -> Vec<String> {
+    let results: Vec<&serde_json::Value> = v["results"].as_array().into_iter().flatten().collect();
+    let units =
+        |r: &serde_json::Value| serde_json::from_value::<UnitScores>(r["test_units"].clone()).ok();
+    let mut lines = Vec::new();
+    for scratch in results.iter().filter(|r| r["protocol"] == "scratch") {
+        let (Some(base), Some(base_auroc)) = (units(scratch), scratch["macro_auroc"].as_f64())
+        else {
+            continue;
+        };
+        let pretrained = results.iter().filter(|r| {
+            (r["protocol"] == "probe" || r["protocol"] == "finetune")
+                && r["fraction"] == scratch["fraction"]
+        });
+        for r in pretrained {
+            let (Some(mine), Some(auroc)) = (units(r), r["macro_auroc"].as_f64()) else {
+                continue;
+            };
+            if let Ok(Some([low, high])) = paired_auroc_interval(&[&base], &[&mine], 1000, 0) {
+                lines.push(format!(
+                    "{task}, {} with {} of the training labels: {:+.3} [{low:+.3}, {high:+.3}]",
+                    r["protocol"].as_str().unwrap_or("-"),
+                    percent(r),
+                    auroc - base_auroc
+                ));
+            }
+        }
+    }
+    lines
 }
 
 fn use_and_limits(card: &mut String, inputs: &CardInputs) {

@@ -160,7 +160,16 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     let dir = temp_dir("export-eval");
     let run = short_run(&dir, None, &[]);
     let result = dir.join("eval.json");
-    // The shape of `ecgfm eval --out` (trainer/src/eval/report.rs), abridged.
+    // The shape of `ecgfm eval --out` (trainer/src/eval/report.rs), abridged: one class, 50
+    // test records, the fine-tuned scores its labels (AUROC 1), from scratch a constant (0.5).
+    let targets: Vec<f32> = (0..50).map(|i| (i % 3 == 0) as u8 as f32).collect();
+    let units = |scores: &[f32]| {
+        serde_json::json!({
+            "records": (0..50).collect::<Vec<u32>>(),
+            "targets": targets.iter().map(|&t| t as u8).collect::<Vec<u8>>(),
+            "scores": scores,
+        })
+    };
     let entries = serde_json::json!({
         "step": 4,
         "data": "ptbxl-500",
@@ -172,9 +181,14 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
             {"protocol": "probe", "fraction": 1.0, "macro_auroc": 0.8123,
              "macro_auroc_ci": [0.7511, 0.8702], "macro_f1": {"value": 0.61, "ci": [0.5, 0.7]},
              "test_windows": 50, "per_class_auroc": {"NORM": 0.9}},
-            {"protocol": "scratch", "fraction": 0.1, "macro_auroc": 0.6234,
-             "macro_auroc_ci": [0.5412, 0.7003], "macro_f1": {"value": null, "ci": null},
-             "test_windows": 50, "per_class_auroc": {"NORM": 0.7}},
+            {"protocol": "scratch", "fraction": 0.1, "macro_auroc": 0.5,
+             "macro_auroc_ci": [0.5, 0.5], "macro_f1": {"value": null, "ci": null},
+             "test_windows": 50, "per_class_auroc": {"NORM": 0.5},
+             "test_units": units(&[0.5; 50])},
+            {"protocol": "finetune", "fraction": 0.1, "macro_auroc": 1.0,
+             "macro_auroc_ci": [1.0, 1.0], "macro_f1": {"value": 1.0, "ci": [1.0, 1.0]},
+             "test_windows": 50, "per_class_auroc": {"NORM": 1.0},
+             "test_units": units(&targets)},
         ]
     });
     std::fs::write(&result, entries.to_string()).unwrap();
@@ -184,7 +198,8 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     for row in [
         "| ptbxl_superclass | ptbxl-500 | probe | 100% | 0.812 [0.751, 0.870] | \
          0.610 [0.500, 0.700] | 50 |",
-        "| ptbxl_superclass | ptbxl-500 | scratch | 10% | 0.623 [0.541, 0.700] | - | 50 |",
+        "| ptbxl_superclass | ptbxl-500 | scratch | 10% | 0.500 [0.500, 0.500] | - | 50 |",
+        "- ptbxl_superclass, finetune with 10% of the training labels: +0.500 [+0.500, +0.500]",
         "- ptbxl_superclass: class HYP has 1 positive in the test split",
         "- ptbxl_superclass: evaluated on cpu, fp32 matrix products",
         "evaluated the checkpoint of step 4, not this package's step 8",
