@@ -140,46 +140,34 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
     let a = &first.manifest;
     for input in &inputs[1..] {
         let b = &input.manifest;
-        let differ = |what: &str, x: String, y: String| {
-            DataError::Config(format!(
-                "{} cannot be merged with {}: its {what} is {y}, not {x}",
-                input.url, first.url
-            ))
-        };
-        if a.sampling_rate != b.sampling_rate {
-            return Err(differ(
+        let settings = [
+            (
                 "the sampling rate (Hz)",
                 a.sampling_rate.to_string(),
                 b.sampling_rate.to_string(),
-            ));
-        }
-        if a.window_samples != b.window_samples {
-            return Err(differ(
+            ),
+            (
                 "the window length (samples)",
                 a.window_samples.to_string(),
                 b.window_samples.to_string(),
-            ));
-        }
-        if a.signal_scale != b.signal_scale {
-            return Err(differ(
+            ),
+            (
                 "signal_scale",
                 a.signal_scale.to_string(),
                 b.signal_scale.to_string(),
-            ));
-        }
-        if a.leads != b.leads {
-            return Err(differ(
-                "the lead order",
-                a.leads.join(","),
-                b.leads.join(","),
-            ));
-        }
-        if a.row_group_rows != b.row_group_rows {
-            return Err(differ(
+            ),
+            ("the lead order", a.leads.join(","), b.leads.join(",")),
+            (
                 "row_group_rows",
                 a.row_group_rows.to_string(),
                 b.row_group_rows.to_string(),
-            ));
+            ),
+        ];
+        if let Some((what, x, y)) = settings.into_iter().find(|(_, x, y)| x != y) {
+            return Err(DataError::Config(format!(
+                "{} cannot be merged with {}: its {what} is {y}, not {x}",
+                input.url, first.url
+            )));
         }
         let mut paths = Vec::new();
         differing_settings(

@@ -42,6 +42,22 @@ fn manifest(url: &str) -> Manifest {
     Manifest::load(object_store.as_ref(), &root).unwrap()
 }
 
+/// Flips the lowest bit of byte `at` of the object `path` of the dataset at `url`.
+fn flip_bit(url: &str, path: &str, at: usize) {
+    let (object_store, root) = store::open_url(url).unwrap();
+    let location = store::join(&root, path);
+    let mut bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))
+        .unwrap()
+        .to_vec();
+    bytes[at] ^= 1;
+    store::block_on(store::put_bytes(
+        object_store.as_ref(),
+        &location,
+        bytes.into(),
+    ))
+    .unwrap();
+}
+
 fn error_of(inputs: &[String], out: &str) -> String {
     merge(inputs, out, &hidden()).unwrap_err().to_string()
 }
@@ -149,19 +165,8 @@ fn windows_or_preprocessing_that_differ_are_refused_naming_what_differs() {
 fn a_changed_input_shard_stops_the_merge_before_any_manifest() {
     let a = synth("changed-a", 1, 3, |_| {});
     let b = synth("changed-b", 2, 3, |_| {});
-    let (object_store, root) = store::open_url(&b).unwrap();
     let shard = &manifest(&b).shards[0];
-    let location = store::join(&root, &shard.path);
-    let mut bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))
-        .unwrap()
-        .to_vec();
-    bytes[100] ^= 1;
-    store::block_on(store::put_bytes(
-        object_store.as_ref(),
-        &location,
-        bytes.into(),
-    ))
-    .unwrap();
+    flip_bit(&b, &shard.path, 100);
 
     let out = "memory://merge-tests/changed-out";
     let err = error_of(&[a, b.clone()], out);
@@ -182,17 +187,7 @@ fn an_interrupted_merge_keeps_the_shards_it_copied_and_redoes_a_wrong_one() {
     assert!(shards >= 3);
     let (object_store, root) = store::open_url(out).unwrap();
     store::block_on(object_store.delete(&store::join(&root, "manifest.json"))).unwrap();
-    let wrong = store::join(&root, &first.manifest.shards[1].path);
-    let mut bytes = store::block_on(store::get_bytes(object_store.as_ref(), &wrong))
-        .unwrap()
-        .to_vec();
-    bytes[50] ^= 1;
-    store::block_on(store::put_bytes(
-        object_store.as_ref(),
-        &wrong,
-        bytes.into(),
-    ))
-    .unwrap();
+    flip_bit(out, &first.manifest.shards[1].path, 50);
 
     let again = merge(&inputs, out, &hidden()).unwrap();
     assert_eq!(
