@@ -97,6 +97,10 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "table lacks {protocol}:\n{stdout}"
         );
     }
+    for (protocol, fraction) in [("probe", "1"), ("finetune", "0.25")] {
+        let line = format!("{protocol} against scratch with {fraction} of the labels: ");
+        assert!(stdout.contains(&line), "no {line:?}:\n{stdout}");
+    }
     assert!(stdout.contains("device: cpu"), "{stdout}");
     assert!(stdout.contains("held in memory"), "{stdout}");
     let report = read_json(&a);
