@@ -5,7 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
+use ecgfm_trainer::eval::{paired_auroc_interval, ScoredResult, UnitScores};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
@@ -31,59 +32,36 @@ pub struct CompareArgs {
     pub seed: u64,
 }
 
-/// One result of a file: its protocol, label fraction, macro AUROC and scored units.
-struct Scored {
-    protocol: String,
-    fraction: f64,
-    auroc: f64,
-    units: UnitScores,
-}
-
 /// What a result file evaluates: its label vocabulary and classes.
 type TaskName = (String, Vec<String>);
 
+/// What `compare` reads of an `ecgfm eval` result file.
+#[derive(Deserialize)]
+struct ResultFile {
+    vocabulary: String,
+    classes: Vec<String>,
+    results: Vec<ScoredResult>,
+}
+
 /// A result file's task and its results.
-fn read(path: &Path) -> Result<(TaskName, Vec<Scored>)> {
+fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
+    let file: ResultFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not an `ecgfm eval` result file", path.display()))?;
-    let vocabulary = json["vocabulary"].as_str().map(str::to_string);
-    let classes: Option<Vec<String>> = serde_json::from_value(json["classes"].clone()).ok();
-    let (Some(vocabulary), Some(classes)) = (vocabulary, classes) else {
+    if let Some(old) = file.results.iter().find(|r| r.test_units.is_none()) {
         bail!(
-            "{} has no vocabulary and classes: not an `ecgfm eval` result file",
-            path.display()
+            "{}: the {} result has no scored test units (written before ecgfm kept them): run \
+             `ecgfm eval` again",
+            path.display(),
+            old.protocol
         );
-    };
-    let mut results = Vec::new();
-    for r in json["results"].as_array().into_iter().flatten() {
-        let (Some(protocol), Some(fraction)) = (r["protocol"].as_str(), r["fraction"].as_f64())
-        else {
-            continue;
-        };
-        let Some(auroc) = r["macro_auroc"].as_f64() else {
-            continue;
-        };
-        let Ok(units) = serde_json::from_value::<UnitScores>(r["test_units"].clone()) else {
-            bail!(
-                "{}: the {protocol} result has no scored test units (written before ecgfm kept \
-                 them): run `ecgfm eval` again",
-                path.display()
-            );
-        };
-        results.push(Scored {
-            protocol: protocol.to_string(),
-            fraction,
-            auroc,
-            units,
-        });
     }
-    Ok(((vocabulary, classes), results))
+    Ok(((file.vocabulary, file.classes), file.results))
 }
 
 /// Each side's files read, checked to hold the same task.
-fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<Scored>>; 2]> {
+fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<ScoredResult>>; 2]> {
     let mut first: Option<(TaskName, &Path)> = None;
     let mut sides = [Vec::new(), Vec::new()];
     for (side, files) in sides.iter_mut().zip([&args.a, &args.b]) {
@@ -108,12 +86,18 @@ fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<Scored>>; 2]> {
     Ok(sides)
 }
 
-/// Each file's result of `protocol` at `fraction`; `None` unless every file has it.
-fn pick<'a>(side: &'a [Vec<Scored>], protocol: &str, fraction: f64) -> Option<Vec<&'a Scored>> {
+/// Each file's result of `protocol` at `fraction` with an AUROC; `None` unless every file has
+/// one.
+fn pick<'a>(
+    side: &'a [Vec<ScoredResult>],
+    protocol: &str,
+    fraction: f64,
+) -> Option<Vec<&'a ScoredResult>> {
     side.iter()
         .map(|file| {
-            file.iter()
-                .find(|r| r.protocol == protocol && r.fraction == fraction)
+            file.iter().find(|r| {
+                r.protocol == protocol && r.fraction == fraction && r.macro_auroc.is_some()
+            })
         })
         .collect()
 }
@@ -139,10 +123,13 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         ) else {
             continue;
         };
-        let mean = |r: &[&Scored]| r.iter().map(|s| s.auroc).sum::<f64>() / r.len() as f64;
+        let mean = |r: &[&ScoredResult]| {
+            r.iter().filter_map(|s| s.macro_auroc).sum::<f64>() / r.len() as f64
+        };
+        // Every result has its units: `read` refuses files without them.
         let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) = (
-            ra.iter().map(|s| &s.units).collect(),
-            rb.iter().map(|s| &s.units).collect(),
+            ra.iter().filter_map(|s| s.test_units.as_ref()).collect(),
+            rb.iter().filter_map(|s| s.test_units.as_ref()).collect(),
         );
         let interval = paired_auroc_interval(&ua, &ub, args.bootstrap, args.seed)
             .with_context(|| format!("{protocol} at fraction {fraction}"))?;

@@ -9,7 +9,7 @@ use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{Context, Result};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
-use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
+use ecgfm_trainer::eval::{against_scratch, ScoredResult};
 use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::ModelStats;
 use std::fmt::Write;
@@ -341,9 +341,9 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         for warning in v["warnings"].as_array().into_iter().flatten() {
             notes.push(format!("{task}: {}", text(warning)));
         }
-        paired.extend(against_scratch(v, &task));
+        paired.extend(against_scratch_lines(v, &task));
         for r in v["results"].as_array().into_iter().flatten() {
-            let fraction = percent(r);
+            let fraction = percent(r["fraction"].as_f64());
             let _ = writeln!(
                 card,
                 "| {task} | {} | {} | {fraction} | {} | {} | {} |",
@@ -374,9 +374,9 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
     card.push('\n');
 }
 
-/// A result's share of the training labels, as a percentage.
-fn percent(r: &serde_json::Value) -> String {
-    r["fraction"].as_f64().map_or_else(
+/// A share of the training labels, as a percentage.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(
         || "-".to_string(),
         |f| format!("{}%", (f * 1e4).round() / 1e2),
     )
@@ -384,35 +384,21 @@ fn percent(r: &serde_json::Value) -> String {
 
 /// The pretrained results of a result file (`probe`, `finetune`) against its `scratch` result
 /// at the same label fraction, where both kept their scored test units.
-fn against_scratch(v: &serde_json::Value, task: &str) -> Vec<String> {
-    let results: Vec<&serde_json::Value> = v["results"].as_array().into_iter().flatten().collect();
-    let units =
-        |r: &serde_json::Value| serde_json::from_value::<UnitScores>(r["test_units"].clone()).ok();
-    let mut lines = Vec::new();
-    for scratch in results.iter().filter(|r| r["protocol"] == "scratch") {
-        let (Some(base), Some(base_auroc)) = (units(scratch), scratch["macro_auroc"].as_f64())
-        else {
-            continue;
-        };
-        let pretrained = results.iter().filter(|r| {
-            (r["protocol"] == "probe" || r["protocol"] == "finetune")
-                && r["fraction"] == scratch["fraction"]
-        });
-        for r in pretrained {
-            let (Some(mine), Some(auroc)) = (units(r), r["macro_auroc"].as_f64()) else {
-                continue;
-            };
-            if let Ok(Some([low, high])) = paired_auroc_interval(&[&base], &[&mine], 1000, 0) {
-                lines.push(format!(
-                    "{task}, {} with {} of the training labels: {:+.3} [{low:+.3}, {high:+.3}]",
-                    r["protocol"].as_str().unwrap_or("-"),
-                    percent(r),
-                    auroc - base_auroc
-                ));
-            }
-        }
-    }
-    lines
+fn against_scratch_lines(v: &serde_json::Value, task: &str) -> Vec<String> {
+    let results: Vec<ScoredResult> =
+        serde_json::from_value(v["results"].clone()).unwrap_or_default();
+    against_scratch(&results, 1000, 0)
+        .iter()
+        .map(|x| {
+            let [low, high] = x.interval;
+            format!(
+                "{task}, {} with {} of the training labels: {:+.3} [{low:+.3}, {high:+.3}]",
+                x.result.protocol,
+                percent(Some(x.result.fraction)),
+                x.diff
+            )
+        })
+        .collect()
 }
 
 fn use_and_limits(card: &mut String, inputs: &CardInputs) {

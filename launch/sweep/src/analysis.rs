@@ -10,7 +10,7 @@ use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
-pub const REPORT_SEED: u64 = 2024;
+const REPORT_SEED: u64 = 2024;
 
 /// One task's downstream result for a size, over its seeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,8 +98,11 @@ pub struct Comparison {
     pub loss_diff: f64,
     /// Bootstrap interval of that difference over seeds (both sizes need two or more).
     pub loss_ci: Option<Interval>,
-    /// Per task: the larger's linear-probe AUROC against the smaller's.
-    pub auroc: Vec<AurocDiff>,
+    /// Per task: the larger's linear-probe AUROC against the smaller's (what the answer is
+    /// judged on).
+    pub probe: Vec<AurocDiff>,
+    /// Per task: the same fine-tuned, where the sweep fine-tuned.
+    pub finetune: Vec<AurocDiff>,
 }
 
 /// One downstream result against another on the same task.
@@ -116,11 +119,12 @@ pub struct AurocDiff {
 }
 
 impl AurocDiff {
-    pub fn new(task: &str, a: &TaskAuroc, b: &TaskAuroc, seed: u64) -> AurocDiff {
+    /// `b` against `a` on `task`.
+    pub fn new(task: &str, a: &TaskAuroc, b: &TaskAuroc) -> AurocDiff {
         AurocDiff {
             task: task.to_string(),
             diff: b.mean - a.mean,
-            paired: paired_interval(a, b, seed),
+            paired: paired_interval(a, b),
             apart: apart(a, b),
         }
     }
@@ -276,15 +280,15 @@ const PAIRED_RESAMPLES: usize = 2000;
 
 /// The 95% paired bootstrap interval of `b`'s AUROC minus `a`'s over their common test records,
 /// where every run of both saved its scored units and they are the same units.
-fn paired_interval(a: &TaskAuroc, b: &TaskAuroc, seed: u64) -> Option<Interval> {
+fn paired_interval(a: &TaskAuroc, b: &TaskAuroc) -> Option<Interval> {
     let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) =
         (a.units.iter().collect(), b.units.iter().collect());
-    let [low, high] = paired_auroc_interval(&ua, &ub, PAIRED_RESAMPLES, seed).ok()??;
+    let [low, high] = paired_auroc_interval(&ua, &ub, PAIRED_RESAMPLES, REPORT_SEED).ok()??;
     Some(Interval { low, high })
 }
 
 /// Whether two results' intervals do not overlap (`None` without intervals).
-pub fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
+fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
     match (a.ci, b.ci) {
         (Some(ca), Some(cb)) => Some(cb[0] > ca[1] || ca[0] > cb[1]),
         _ => None,
@@ -294,13 +298,13 @@ pub fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
 /// Size `large` of `group` against size `small`.
 pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> Comparison {
     let (s, l) = (&group.sizes[small], &group.sizes[large]);
-    let auroc = tasks
-        .iter()
-        .filter_map(|task| {
-            let (a, b) = (s.probe(task)?, l.probe(task)?);
-            Some(AurocDiff::new(task, a, b, REPORT_SEED))
-        })
-        .collect();
+    let diffs =
+        |result: for<'r> fn(&'r SizeResult, &str) -> Option<&'r TaskAuroc>| -> Vec<AurocDiff> {
+            tasks
+                .iter()
+                .filter_map(|task| Some(AurocDiff::new(task, result(s, task)?, result(l, task)?)))
+                .collect()
+        };
     Comparison {
         small,
         large,
@@ -310,7 +314,8 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
             &l.losses,
             REPORT_SEED ^ (small * 31 + large) as u64,
         ),
-        auroc,
+        probe: diffs(SizeResult::probe),
+        finetune: diffs(SizeResult::finetune),
     }
 }
 

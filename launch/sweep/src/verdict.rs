@@ -4,7 +4,7 @@
 //! the runs saved their scores), and which sizes are still on the plateau of the trivial
 //! solution. Written from the numbers of `analysis`; where they are too few, it says so.
 
-use crate::analysis::{self, compare, AurocDiff, Comparison, Group, REPORT_SEED};
+use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
 use crate::report::human;
 use std::fmt::Write as _;
 
@@ -77,12 +77,16 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
     }
     plateau_sentence(md, g);
     for task in tasks {
-        downstream(md, (task, "linear probe"), (s, l), |r| r.probe(task));
-        downstream(md, (task, "fine-tuned"), (s, l), |r| r.finetune(task));
+        downstream(md, (task, "linear probe"), (s, l), &c.probe, |r| {
+            r.probe(task)
+        });
+        downstream(md, (task, "fine-tuned"), (s, l), &c.finetune, |r| {
+            r.finetune(task)
+        });
         if let Some(scratch) = l.scratch(task) {
             let against = |what: &str, t: Option<&analysis::TaskAuroc>| {
                 t.map(|t| {
-                    let d = AurocDiff::new(task, scratch, t, REPORT_SEED);
+                    let d = AurocDiff::new(task, scratch, t);
                     let paired = d.paired.map_or(String::new(), |ci| {
                         format!(" [{:+.3}, {:+.3}] paired", ci.low, ci.high)
                     });
@@ -117,17 +121,22 @@ fn ci(t: &analysis::TaskAuroc) -> String {
     t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
 }
 
-/// The largest size against the smallest on one task under one protocol.
+/// The largest size against the smallest on one task under one protocol (`diffs`: that
+/// protocol's comparisons, by task).
 fn downstream(
     md: &mut String,
     (task, protocol): (&str, &str),
     (small, large): (&analysis::SizeResult, &analysis::SizeResult),
+    diffs: &[AurocDiff],
     result: impl Fn(&analysis::SizeResult) -> Option<&analysis::TaskAuroc>,
 ) {
-    let (Some(a), Some(b)) = (result(small), result(large)) else {
+    let (Some(a), Some(b), Some(d)) = (
+        result(small),
+        result(large),
+        diffs.iter().find(|d| d.task == task),
+    ) else {
         return;
     };
-    let d = AurocDiff::new(task, a, b, REPORT_SEED);
     let judged = match (&d.paired, d.apart) {
         (Some(ci), _) => format!(
             "paired 95% interval over the test records [{:+.3}, {:+.3}], which {}",
@@ -235,7 +244,7 @@ fn answer(c: &Comparison) -> String {
         (_, false) => "no lower val loss",
     };
     let downstream: Vec<String> = c
-        .auroc
+        .probe
         .iter()
         .map(|d| {
             let sure = match d.outside() {
@@ -272,12 +281,13 @@ mod tests {
             large: 1,
             loss_diff: 0.01,
             loss_ci: None,
-            auroc: vec![AurocDiff {
+            probe: vec![AurocDiff {
                 task: "t".into(),
                 diff,
                 paired: None,
                 apart: Some(false),
             }],
+            finetune: Vec::new(),
         };
         let said = |diff| answer(&comparison(diff));
         assert!(

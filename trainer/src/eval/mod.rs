@@ -34,7 +34,7 @@ pub mod task;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
-pub use paired::{paired_auroc_interval, PairError};
+pub use paired::{against_scratch, paired_auroc_interval, AgainstScratch, PairError, ScoredResult};
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};

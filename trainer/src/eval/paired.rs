@@ -7,8 +7,70 @@
 //! differences. A side given as several evaluations (seeds) counts as the mean of their AUROCs
 //! on each draw: the interval is over test records, given those seeds.
 
+use serde::Deserialize;
+
 use super::metrics::{bootstrap_ci, macro_auroc, record_groups};
-use super::report::UnitScores;
+use super::report::{ProtocolResult, UnitScores};
+
+/// One entry of a result file's `results`, as a paired comparison reads it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ScoredResult {
+    pub protocol: String,
+    pub fraction: f64,
+    pub macro_auroc: Option<f64>,
+    /// Absent in result files written before ecgfm kept the scored units.
+    #[serde(default)]
+    pub test_units: Option<UnitScores>,
+}
+
+impl From<&ProtocolResult> for ScoredResult {
+    fn from(r: &ProtocolResult) -> Self {
+        ScoredResult {
+            protocol: r.protocol.name().to_string(),
+            fraction: r.fraction,
+            macro_auroc: r.test.macro_auroc,
+            test_units: Some(r.test_units.clone()),
+        }
+    }
+}
+
+/// A pretrained result (probe, fine-tuned) against the `scratch` result at its label fraction.
+pub struct AgainstScratch<'a> {
+    pub result: &'a ScoredResult,
+    /// Its macro AUROC minus scratch's.
+    pub diff: f64,
+    /// The paired 95% interval of that difference.
+    pub interval: [f64; 2],
+}
+
+/// Every pretrained result of `results` (one evaluation's) against its `scratch` result, where
+/// both have an AUROC and scored units and the interval is defined.
+pub fn against_scratch(
+    results: &[ScoredResult],
+    resamples: usize,
+    seed: u64,
+) -> Vec<AgainstScratch<'_>> {
+    let scratch = |fraction: f64| {
+        results
+            .iter()
+            .find(|r| r.protocol == "scratch" && r.fraction == fraction)
+    };
+    results
+        .iter()
+        .filter(|r| r.protocol == "probe" || r.protocol == "finetune")
+        .filter_map(|result| {
+            let base = scratch(result.fraction)?;
+            let diff = result.macro_auroc? - base.macro_auroc?;
+            let (a, b) = (base.test_units.as_ref()?, result.test_units.as_ref()?);
+            let interval = paired_auroc_interval(&[a], &[b], resamples, seed).ok()??;
+            Some(AgainstScratch {
+                result,
+                diff,
+                interval,
+            })
+        })
+        .collect()
+}
 
 /// Why two sides cannot be compared pairwise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,6 +11,7 @@ use super::metrics::{
     accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
     record_groups,
 };
+use super::paired::{against_scratch, ScoredResult};
 use super::task::{Part, Task};
 use crate::tensorboard::EventWriter;
 
@@ -332,44 +333,19 @@ impl EvalReport {
                     .map_or("-".to_string(), |a| fmt_opt(a.value)),
             );
         }
-        for (r, [low, high], diff) in self.against_scratch() {
+        let scored: Vec<ScoredResult> = self.results.iter().map(ScoredResult::from).collect();
+        for x in against_scratch(&scored, self.bootstrap_resamples, self.seed) {
+            let [low, high] = x.interval;
             out += &format!(
-                "{} against scratch with {} of the labels: {diff:+.3} AUROC, paired 95% interval \
+                "{} against scratch with {} of the labels: {:+.3} AUROC, paired 95% interval \
                  over the test records [{low:+.3}, {high:+.3}]\n",
-                r.protocol.name(),
-                r.fraction
+                x.result.protocol, x.result.fraction, x.diff
             );
         }
         for w in &self.warnings {
             out += &format!("warning: {w}\n");
         }
         out
-    }
-
-    /// Each pretrained result (probe, fine-tuned) against the `scratch` result at its label
-    /// fraction: the paired interval of the AUROC difference and the difference itself.
-    pub fn against_scratch(&self) -> Vec<(&ProtocolResult, [f64; 2], f64)> {
-        let scratch = |fraction: f64| {
-            self.results
-                .iter()
-                .find(|r| r.protocol == Protocol::Scratch && r.fraction == fraction)
-        };
-        self.results
-            .iter()
-            .filter(|r| r.protocol.pretrained())
-            .filter_map(|r| {
-                let base = scratch(r.fraction)?;
-                let diff = r.test.macro_auroc? - base.test.macro_auroc?;
-                let interval = super::paired_auroc_interval(
-                    &[&base.test_units],
-                    &[&r.test_units],
-                    self.bootstrap_resamples,
-                    self.seed,
-                )
-                .ok()??;
-                Some((r, interval, diff))
-            })
-            .collect()
     }
 
     /// Writes the metrics as TensorBoard scalars (`eval/<vocabulary>/<protocol>/<fraction>/...`)
