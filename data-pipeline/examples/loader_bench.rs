@@ -37,6 +37,7 @@ fn main() {
                 row_group_rows: 256,
                 window_samples: 2500,
                 split_of: dataset::all_train,
+                source_of: dataset::synth_source,
             };
             dataset::write(
                 &ecgfm_data::store::open_url(&dir).expect("open --write"),

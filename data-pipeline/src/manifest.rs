@@ -54,6 +54,11 @@ pub struct SourceEntry {
     pub uri: String,
     pub format: String,
     pub records_seen: u64,
+    /// This source's rows of each split by number of present leads (its part of
+    /// `counts.leads_present`), so a run that repeats some sources (`data.repeat`) can plan its
+    /// compute. Empty in manifests that predate it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub leads_present: BTreeMap<String, BTreeMap<u8, u64>>,
 }
 
 /// One Parquet shard.
@@ -199,6 +204,51 @@ impl Manifest {
     pub fn total_rows(&self) -> u64 {
         self.shards.iter().map(|s| s.rows).sum()
     }
+
+    /// Sets the counts of a one-source dataset, that source's lead counts with them.
+    pub fn set_counts(&mut self, counts: Counts) {
+        if let [only] = self.sources.as_mut_slice() {
+            only.leads_present = counts.leads_present.clone();
+        }
+        self.counts = counts;
+    }
+
+    /// Rows of `split` (every split for `"all"`) by number of present leads, per source name
+    /// (sources of the same name together); `None` when the manifest does not tell (it predates
+    /// the counts, or several sources were merged before they were kept per source).
+    pub fn leads_by_source(&self, split: &str) -> Option<BTreeMap<String, BTreeMap<u8, u64>>> {
+        let pick = |by_split: &BTreeMap<String, BTreeMap<u8, u64>>| {
+            let mut rows = BTreeMap::new();
+            for (_, by_leads) in by_split
+                .iter()
+                .filter(|(s, _)| split == "all" || *s == split)
+            {
+                for (&leads, &n) in by_leads {
+                    *rows.entry(leads).or_default() += n;
+                }
+            }
+            rows
+        };
+        if self.counts.leads_present.is_empty() {
+            return None;
+        }
+        let mut out: BTreeMap<String, BTreeMap<u8, u64>> = BTreeMap::new();
+        match self.sources.as_slice() {
+            [only] => {
+                out.insert(only.name.clone(), pick(&self.counts.leads_present));
+            }
+            sources if sources.iter().all(|s| !s.leads_present.is_empty()) => {
+                for source in sources {
+                    let to = out.entry(source.name.clone()).or_default();
+                    for (leads, n) in pick(&source.leads_present) {
+                        *to.entry(leads).or_default() += n;
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +262,7 @@ mod tests {
             uri: "/data/ptbxl".into(),
             format: "ptbxl".into(),
             records_seen: 2,
+            leads_present: BTreeMap::new(),
         });
         m.shards.push(ShardEntry {
             path: "shards/shard-00000.parquet".into(),
@@ -242,6 +293,38 @@ mod tests {
         let text = String::from_utf8(m.to_json()).unwrap();
         assert!(text.contains("\"row_groups\""));
         assert!(text.contains("\"signal_scale\": 0.001"));
+    }
+
+    #[test]
+    fn lead_counts_by_source_come_from_the_sources_or_the_only_source() {
+        let mut m = sample();
+        assert_eq!(m.leads_by_source("train"), None, "no lead counts at all");
+        let counts = |pairs: &[(&str, u8, u64)]| {
+            let mut by_split: BTreeMap<String, BTreeMap<u8, u64>> = BTreeMap::new();
+            for &(split, leads, n) in pairs {
+                by_split.entry(split.into()).or_default().insert(leads, n);
+            }
+            by_split
+        };
+        m.counts.leads_present = counts(&[("train", 12, 250), ("val", 12, 50)]);
+        let one = m.leads_by_source("train").unwrap();
+        assert_eq!(
+            one,
+            BTreeMap::from([("ptbxl".into(), BTreeMap::from([(12, 250)]))])
+        );
+        let mut cinc = m.sources[0].clone();
+        cinc.name = "cinc2017".into();
+        m.sources.push(cinc);
+        assert_eq!(
+            m.leads_by_source("train"),
+            None,
+            "merged without per-source counts"
+        );
+        m.sources[0].leads_present = counts(&[("train", 12, 200), ("val", 12, 40)]);
+        m.sources[1].leads_present = counts(&[("train", 1, 50), ("val", 1, 10)]);
+        let all = m.leads_by_source("all").unwrap();
+        assert_eq!(all["ptbxl"], BTreeMap::from([(12, 240)]));
+        assert_eq!(all["cinc2017"], BTreeMap::from([(1, 60)]));
     }
 
     #[test]

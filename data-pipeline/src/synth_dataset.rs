@@ -175,10 +175,11 @@ pub fn write_synth_dataset(
             uri: format!("ecgfm-synth seed {}", opts.seed),
             format: SYNTH_SOURCE.into(),
             records_seen: opts.records,
+            leads_present: Default::default(),
         },
     );
     manifest.shards = totals.shards;
-    manifest.counts = totals.counts;
+    manifest.set_counts(totals.counts);
     manifest.save(out_store.as_ref(), &out_root)?;
     Ok(manifest)
 }

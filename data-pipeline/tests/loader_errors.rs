@@ -17,6 +17,7 @@ fn write(name: &str) -> String {
         row_group_rows: 20,
         window_samples: 250,
         split_of: dataset::all_train,
+        source_of: dataset::synth_source,
     };
     dataset::write(&store::open_url(&url).unwrap(), &spec);
     url

@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::dataset::{self, Spec};
+use common::reading::{self, batches, samples_of};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
-use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
 
 const WINDOW: usize = 500;
@@ -21,6 +21,7 @@ fn spec(split_of: fn(u64) -> &'static str) -> Spec {
         row_group_rows: 32,
         window_samples: WINDOW,
         split_of,
+        source_of: dataset::synth_source,
     }
 }
 
@@ -44,17 +45,7 @@ fn config(seed: u64, batch_size: usize, rank: usize, world_size: usize) -> Loade
     }
 }
 
-fn batches(loader: &mut Loader, steps: usize) -> Vec<Batch> {
-    (0..steps)
-        .map(|_| {
-            let mut b = Batch::default();
-            loader.next_batch(&mut b).unwrap();
-            b
-        })
-        .collect()
-}
-
-/// The global sequence of (id, x bits) of `steps` global batches for `world` ranks.
+/// The global sequence of `steps` global batches of `global` samples over `world` ranks.
 fn global_sequence(
     url: &str,
     seed: u64,
@@ -62,68 +53,13 @@ fn global_sequence(
     world: usize,
     steps: usize,
 ) -> Vec<(u64, Vec<u32>)> {
-    let per_rank: Vec<Vec<Batch>> = (0..world)
-        .map(|r| {
-            batches(
-                &mut Loader::open(url, config(seed, global / world, r, world)).unwrap(),
-                steps,
-            )
-        })
-        .collect();
-    let mut out = Vec::new();
-    for step in 0..steps {
-        for rank_batches in &per_rank {
-            out.extend(samples_of(&rank_batches[step]));
-        }
-    }
-    out
+    reading::global_sequence(url, global, world, steps, |batch, rank, world| {
+        config(seed, batch, rank, world)
+    })
 }
 
-fn samples_of(b: &Batch) -> Vec<(u64, Vec<u32>)> {
-    let per = N_LEADS * b.samples;
-    (0..b.batch)
-        .map(|i| {
-            (
-                b.ids[i],
-                b.x[i * per..(i + 1) * per]
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-/// Checks sample `i` of `b` is a crop of the known synthetic row, returns the crop offset.
 fn check_sample(b: &Batch, i: usize) -> usize {
-    let id = b.ids[i];
-    let valid = dataset::valid_samples(id, WINDOW);
-    let x = &b.x[i * N_LEADS * CROP..(i + 1) * N_LEADS * CROP];
-    let value = |l: usize, t: usize| f32::from(dataset::stored_value(id, l, t)) * 0.001;
-    let offset = if valid <= CROP {
-        0
-    } else {
-        (0..=valid - CROP)
-            .find(|&o| (0..8).all(|t| x[t] == value(0, o + t)))
-            .unwrap_or_else(|| panic!("sample {id}: lead I is no crop of its window"))
-    };
-    for l in 0..N_LEADS {
-        let present = dataset::lead_present(id, l);
-        assert_eq!(
-            b.lead_mask[i * N_LEADS + l],
-            u8::from(present),
-            "id {id} lead {l}"
-        );
-        for t in 0..CROP {
-            let want = if present && t < valid.min(CROP) {
-                value(l, offset + t)
-            } else {
-                0.0
-            };
-            assert_eq!(x[l * CROP + t], want, "id {id} lead {l} t {t}");
-        }
-    }
-    offset
+    reading::check_sample(b, i, WINDOW)
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn spec() -> Spec {
         row_group_rows: 16,
         window_samples: 300,
         split_of: dataset::every_fifth_val,
+        source_of: dataset::synth_source,
     }
 }
 

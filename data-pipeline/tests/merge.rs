@@ -6,6 +6,8 @@
 
 mod ingest_support;
 
+use std::collections::BTreeMap;
+
 use ecgfm_data::ingest::ingest;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::merge::merge;
@@ -235,6 +237,15 @@ fn single_lead_and_twelve_lead_recordings_merge_into_one_dataset() {
     );
     assert_eq!(all_leads(1), cinc_rows);
     assert_eq!(all_leads(12), ptbxl_rows);
+    // Each source keeps its own lead counts, for runs that repeat one of them.
+    let by_source = merged.leads_by_source("all").expect("per-source counts");
+    assert_eq!(
+        by_source,
+        BTreeMap::from([
+            ("cinc2017".to_string(), BTreeMap::from([(1, cinc_rows)])),
+            ("ptbxl".to_string(), BTreeMap::from([(12, ptbxl_rows)])),
+        ])
+    );
     assert!(merged
         .counts
         .labels

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::dataset::{every_fifth_val, lead_present, stored_value, valid_samples, write, Spec};
+use common::dataset::{
+    every_fifth_val, lead_present, stored_value, synth_source, valid_samples, write, Spec,
+};
 use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
 use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
@@ -20,6 +22,7 @@ fn spec(shards: usize, rows: usize) -> Spec {
         row_group_rows: 8,
         window_samples: 100,
         split_of: every_fifth_val,
+        source_of: synth_source,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Parquet streaming loader of `ecgfm-data` as a training `BatchSource`
 //! (`ecgfm pretrain --data URL`).
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
 use ecgfm_trainer::config::TrainConfig;
@@ -14,24 +16,28 @@ struct DatasetSource {
     batch: Batch,
 }
 
-/// Opens the dataset named by `data.source` for the model's input length, as rank `rank` of
-/// `world_size`.
+/// Opens the training split of the dataset named by `data.source` for the model's input
+/// length, its sources repeated as `data.repeat` says, as rank `rank` of `world_size`.
 pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
-    open_split(
-        config,
-        &config.data.split,
-        config.train.seed,
-        rank,
-        world_size,
-    )
+    let split = Split {
+        name: &config.data.split,
+        seed: config.train.seed,
+        repeat: &config.data.repeat,
+    };
+    open_split(config, split, rank, world_size)
 }
 
-/// Opens `split` of the dataset named by `data.source`, its order seeded by `seed`, as rank
-/// `rank` of `world_size`.
+/// Which rows a source reads: a split, the seed of its order, and its sources' repeats.
+pub struct Split<'a> {
+    pub name: &'a str,
+    pub seed: u64,
+    pub repeat: &'a BTreeMap<String, u32>,
+}
+
+/// Opens `split` of the dataset named by `data.source` as rank `rank` of `world_size`.
 pub fn open_split(
     config: &TrainConfig,
-    split: &str,
-    seed: u64,
+    split: Split<'_>,
     rank: usize,
     world_size: usize,
 ) -> Result<Box<dyn BatchSource>> {
@@ -43,15 +49,16 @@ pub fn open_split(
         );
     }
     let loader_config = LoaderConfig {
-        seed,
+        seed: split.seed,
         batch_size: config.train.batch_size,
         rank,
         world_size,
         crop_samples: config.model.samples,
-        split: split.to_string(),
+        split: split.name.to_string(),
         prefetch_batches: config.data.prefetch_batches,
         decode_threads: config.data.decode_threads,
         mix_row_groups: config.data.mix_row_groups,
+        repeat: split.repeat.clone(),
     };
     let loader =
         Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;
@@ -94,8 +101,19 @@ impl BatchSource for DatasetSource {
     }
 
     fn describe(&self) -> String {
+        let repeats: Vec<String> = self
+            .loader
+            .composition()
+            .iter()
+            .map(|share| format!("{} {} x{}", share.source, share.rows, share.repeat))
+            .collect();
+        let repeats = if repeats.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", repeats.join(", "))
+        };
         format!(
-            "dataset {} ({} windows per epoch in split {})",
+            "dataset {} ({} windows per epoch in split {}{repeats})",
             self.url,
             self.loader.samples_per_epoch(),
             self.loader.config().split

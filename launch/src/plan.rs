@@ -48,6 +48,21 @@ pub struct PlanArgs {
     /// FLOPs (the model packs only present leads; default: every sample with 12 leads).
     #[arg(long, value_name = "URL")]
     pub data: Option<String>,
+    /// With --data: a source read N times per epoch, as `data.repeat.SOURCE=N` trains
+    /// (repeatable; 0 leaves the source out).
+    #[arg(long, value_name = "SOURCE=N", requires = "data", value_parser = parse_repeat)]
+    pub repeat: Vec<(String, u32)>,
+}
+
+/// `SOURCE=N` of `--repeat`.
+fn parse_repeat(text: &str) -> Result<(String, u32), String> {
+    let (source, times) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not SOURCE=N (for example ptbxl=4)"))?;
+    let times = times
+        .parse()
+        .map_err(|_| format!("{text:?}: {times:?} is not a whole number of reads"))?;
+    Ok((source.to_string(), times))
 }
 
 impl PlanArgs {
@@ -184,18 +199,20 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     let sample_flops = match &args.data {
         None => full,
         Some(url) => {
-            let mix = crate::lead_mix::read(url, "train")?.with_context(|| {
+            let repeat = args.repeat.iter().cloned().collect();
+            let mix = crate::lead_mix::read(url, "train", &repeat)?.with_context(|| {
                 format!(
-                    "the manifest of {} does not count its train rows by present leads \
-                     (ingested before ecgfm counted them): ingest it again",
-                    ecgfm_data::store::redact_url(url)
+                    "the manifest of {} does not count its train rows by present leads{} \
+                     (ingested or merged before ecgfm counted them): ingest it again",
+                    ecgfm_data::store::redact_url(url),
+                    if repeat.is_empty() { "" } else { " per source" }
                 )
             })?;
             let flops = sample_flops(&cfg, Some(&mix));
             let rows: f64 = mix.values().sum();
             let leads: f64 = mix.iter().map(|(&n, w)| f64::from(n) * w).sum::<f64>() / rows;
             println!(
-                "data             {rows:.0} train rows with {leads:.1} leads on average: {:.1} \
+                "data             {rows:.0} train windows per epoch with {leads:.1} leads on average: {:.1} \
                  MFLOPs per sample, {:.1}x less than a 12-lead sample",
                 flops / 1e6,
                 full / flops
@@ -294,6 +311,7 @@ mod tests {
             precision: precision.parse().unwrap(),
             mfu,
             data: None,
+            repeat: Vec::new(),
         }
     }
 

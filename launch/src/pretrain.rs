@@ -118,7 +118,12 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
     let source: Box<dyn BatchSource> = if config.data.source == "synth" {
         Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
     } else {
-        match crate::dataset_source::open_split(config, "val", 0, 0, 1) {
+        let split = crate::dataset_source::Split {
+            name: "val",
+            seed: 0,
+            repeat: &Default::default(),
+        };
+        match crate::dataset_source::open_split(config, split, 0, 1) {
             Ok(source) => source,
             Err(err) => {
                 tracing::warn!("no validation loss: {err:#}");

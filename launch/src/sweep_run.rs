@@ -14,6 +14,7 @@ use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -214,10 +215,11 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
     run_one(&args.out, &plan, run, &args.launch).map(|_| ())
 }
 
-/// The rows of `split` of the dataset at `url` by number of present leads; `None` where the
-/// manifest cannot be read (not ingested yet) or predates the count.
-fn lead_mix_of(url: &str, split: &str) -> Option<LeadMix> {
-    crate::lead_mix::read(url, split).ok().flatten()
+/// The rows of `split` of the dataset at `url` by number of present leads, its sources
+/// repeated as `repeat` says; `None` where the manifest cannot be read (not ingested yet) or
+/// predates the count.
+fn lead_mix_of(url: &str, split: &str, repeat: &BTreeMap<String, u32>) -> Option<LeadMix> {
+    crate::lead_mix::read(url, split, repeat).ok().flatten()
 }
 
 fn print_plan(plan: &SweepPlan) {

@@ -214,6 +214,7 @@ kind = "equal-steps"
 steps = 3
 [base]
 train = {{ batch_size = 4, val_batches = 1, val_every = 3 }}
+data = {{ repeat = {{ ptbxl = 3 }} }}
 [ingest.cinc]
 source = "{}"
 format = "cinc2017"
@@ -247,5 +248,55 @@ datasets = ["@cinc", "@ptbxl"]
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["dataset"], "both", "{}", recs[0]);
     assert!(recs[0]["final_val_loss"].as_f64().unwrap().is_finite());
+    // The run read PTB-XL's windows three times per epoch, and says so.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("data/both/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let train = |source: usize| -> u64 {
+        let by_leads = &manifest["sources"][source]["leads_present"]["train"];
+        by_leads
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum()
+    };
+    let (cinc_rows, ptbxl_rows) = (train(0), train(1));
+    let shares = format!("cinc2017 {cinc_rows} x1, ptbxl {ptbxl_rows} x3)");
+    assert!(said.contains(&shares), "{shares} not in:\n{said}");
+    // `ecgfm plan` counts the same epoch: its mean leads per window move toward 12.
+    let leads = |extra: &[&str]| -> f64 {
+        let data = out.join("data/both");
+        let args = [
+            &["plan", "--model", "nano", "--data", data.to_str().unwrap()],
+            extra,
+        ]
+        .concat();
+        let text = ecgfm(&args);
+        let line = text
+            .lines()
+            .find(|l| l.contains("leads on average"))
+            .unwrap()
+            .to_string();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|&w| w == "leads").unwrap();
+        words[at - 1].parse().unwrap()
+    };
+    let mean = |times: u64| {
+        (cinc_rows + 12 * times * ptbxl_rows) as f64 / (cinc_rows + times * ptbxl_rows) as f64
+    };
+    assert!(
+        (leads(&[]) - mean(1)).abs() < 0.051,
+        "{} vs {}",
+        leads(&[]),
+        mean(1)
+    );
+    let repeated = leads(&["--repeat", "ptbxl=3"]);
+    assert!(
+        (repeated - mean(3)).abs() < 0.051,
+        "{repeated} vs {}",
+        mean(3)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -10,6 +10,7 @@ use crate::schedule::LrSchedule;
 use crate::{AdamWConfig, ModelConfig, ModelError};
 use ecgfm_kernels::Precision;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Errors while reading, overriding or validating a configuration.
@@ -60,6 +61,12 @@ pub struct DataConfig {
     /// path of the model is exercised (synthetic source only).
     #[serde(serialize_with = "as_written")]
     pub synth_single_lead_fraction: f32,
+    /// Times per epoch each training window of a source (a dataset's `source` name, e.g.
+    /// `ptbxl`) is read, each time with its own crop: `[data.repeat] ptbxl = 4` or `--set
+    /// data.repeat.ptbxl=4`; 0 leaves a source out; sources not named are read once (datasets
+    /// only; the training split only, validation reads every window once).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub repeat: BTreeMap<String, u32>,
 }
 
 impl Default for DataConfig {
@@ -71,6 +78,7 @@ impl Default for DataConfig {
             mix_row_groups: 4,
             decode_threads: 2,
             synth_single_lead_fraction: 0.0,
+            repeat: BTreeMap::new(),
         }
     }
 }
@@ -319,6 +327,12 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.data.synth_single_lead_fraction) {
             return Err(ConfigError::Value(
                 "data.synth_single_lead_fraction must be in [0, 1]".into(),
+            ));
+        }
+        if !self.data.repeat.is_empty() && self.data.source == "synth" {
+            return Err(ConfigError::Value(
+                "data.repeat repeats sources of a dataset; data.source is the synthetic generator"
+                    .into(),
             ));
         }
         Ok(())

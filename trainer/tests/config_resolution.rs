@@ -102,3 +102,29 @@ fn f32_settings_are_written_as_the_user_wrote_them() {
     assert!(!text.contains("0.8999999"), "{text}");
     assert_eq!(TrainConfig::from_table(table(&text)).unwrap(), config);
 }
+
+#[test]
+fn source_repeats_are_a_table_set_by_override_and_written_back() {
+    let mut doc = table("[data]\nsource = \"/data/merged\"\n");
+    apply_override(&mut doc, "data.repeat.ptbxl=4").unwrap();
+    apply_override(&mut doc, "data.repeat.cinc2017=0").unwrap();
+    let config = TrainConfig::from_table(doc).unwrap();
+    assert_eq!(config.data.repeat["ptbxl"], 4);
+    assert_eq!(config.data.repeat["cinc2017"], 0);
+    let text = config.to_toml_string();
+    assert!(
+        text.contains("[data.repeat]\ncinc2017 = 0\nptbxl = 4\n"),
+        "{text}"
+    );
+    assert_eq!(TrainConfig::from_table(table(&text)).unwrap(), config);
+    // Without repeats config.toml does not mention them.
+    assert!(!TrainConfig::from_table(toml::Table::new())
+        .unwrap()
+        .to_toml_string()
+        .contains("repeat"));
+    let err = TrainConfig::from_table(table("[data]\nrepeat = { ptbxl = 2 }\n")).unwrap_err();
+    assert!(err.to_string().contains("synthetic generator"), "{err}");
+    let err = TrainConfig::from_table(table("[data]\nsource = \"d\"\nrepeat = { ptbxl = -1 }\n"))
+        .unwrap_err();
+    assert!(err.to_string().contains("data.repeat.ptbxl"), "{err}");
+}

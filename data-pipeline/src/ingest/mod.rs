@@ -114,10 +114,11 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
                 uri: source.describe(),
                 format: format.as_str().to_string(),
                 records_seen: records.len() as u64,
+                leads_present: Default::default(),
             },
         );
         manifest.shards = journal.shards.clone();
-        manifest.counts = journal.counts.clone();
+        manifest.set_counts(journal.counts.clone());
         manifest.quarantine = journal.quarantine.clone();
         manifest.partial = journal.partial.clone();
         manifest.save(out_store.as_ref(), &out_root)?;

@@ -3,8 +3,9 @@
 //! samples out of each window's valid length, int16 -> f32 with the manifest's `signal_scale`.
 //!
 //! Crops: for a window with `n` valid samples (`n_samples`) and crop length `S`, the crop starts
-//! at a uniform offset in `0..=n-S` drawn from (seed, epoch, sample id), so it is the same
-//! whatever the rank count, worker count or restart point. A window shorter than the crop
+//! at a uniform offset in `0..=n-S` drawn from (seed, epoch, sample id, and the copy for a
+//! repeated source's second and later reads), so it is the same whatever the rank count, worker
+//! count or restart point, and a repeated window is cropped anew each time it is read. A window shorter than the crop
 //! (`n < S`) is copied from its start and zero-padded at the end.
 
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub(crate) struct ReadySample {
     pub row: u32,
     pub id: u64,
     pub epoch: u64,
+    /// Which of the epoch's reads of the sample (0 unless its source is repeated).
+    pub copy: u32,
 }
 
 /// What cropping needs to know.
@@ -79,12 +82,17 @@ pub(crate) struct CropSpec {
 }
 
 impl CropSpec {
-    /// Start and length of the crop of a window with `valid` samples.
-    pub fn place(&self, valid: usize, epoch: u64, id: u64) -> (usize, usize) {
+    /// Start and length of the crop of a window with `valid` samples, read for the `copy`-th
+    /// time in its epoch.
+    pub fn place(&self, valid: usize, epoch: u64, id: u64, copy: u32) -> (usize, usize) {
         if valid <= self.crop {
             return (0, valid);
         }
-        let mut rng = SplitMix64::from_parts(&[self.seed, epoch, TAG_CROP, id]);
+        let mut rng = if copy == 0 {
+            SplitMix64::from_parts(&[self.seed, epoch, TAG_CROP, id])
+        } else {
+            SplitMix64::from_parts(&[self.seed, epoch, TAG_CROP, id, u64::from(copy)])
+        };
         (
             rng.below((valid - self.crop + 1) as u64) as usize,
             self.crop,
@@ -100,7 +108,7 @@ pub(crate) fn assemble(samples: &[ReadySample], spec: CropSpec, out: &mut Batch)
     for (b, sample) in samples.iter().enumerate() {
         let row = sample.row as usize;
         let valid = (sample.rows.n_samples[row].max(0) as usize).min(w);
-        let (offset, len) = spec.place(valid, sample.epoch, sample.id);
+        let (offset, len) = spec.place(valid, sample.epoch, sample.id, sample.copy);
         let src_row = &sample.rows.signal.values[row * N_LEADS * w..(row + 1) * N_LEADS * w];
         let dst_row = &mut out.x[b * N_LEADS * s..(b + 1) * N_LEADS * s];
         for (src, dst) in src_row.chunks_exact(w).zip(dst_row.chunks_exact_mut(s)) {
@@ -148,12 +156,14 @@ mod tests {
                 row: 0,
                 id: 11,
                 epoch: 0,
+                copy: 0,
             },
             ReadySample {
                 rows: data.clone(),
                 row: 1,
                 id: 12,
                 epoch: 0,
+                copy: 0,
             },
         ];
         let mut out = Batch::default();
@@ -162,7 +172,7 @@ mod tests {
             (out.batch, out.samples, out.ids.clone()),
             (2, 6, vec![11, 12])
         );
-        let (offset, len) = spec.place(10, 0, 11);
+        let (offset, len) = spec.place(10, 0, 11, 0);
         assert_eq!(len, 6);
         for lead in 0..N_LEADS {
             for t in 0..6 {
@@ -181,18 +191,20 @@ mod tests {
     }
 
     #[test]
-    fn crop_offsets_depend_on_seed_epoch_and_id_only() {
+    fn crop_offsets_depend_on_seed_epoch_id_and_copy_only() {
         let spec = CropSpec {
             seed: 1,
             window: 2500,
             crop: 2250,
             scale: 1.0,
         };
-        let offsets: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id).0).collect();
+        let offsets: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id, 0).0).collect();
         assert!(offsets.iter().all(|&o| o <= 250));
         assert!(offsets.iter().any(|&o| o != offsets[0]));
-        assert_eq!(spec.place(2500, 0, 7), spec.place(2500, 0, 7));
-        let other_epoch: Vec<usize> = (0..64).map(|id| spec.place(2500, 1, id).0).collect();
+        assert_eq!(spec.place(2500, 0, 7, 0), spec.place(2500, 0, 7, 0));
+        let other_epoch: Vec<usize> = (0..64).map(|id| spec.place(2500, 1, id, 0).0).collect();
         assert_ne!(offsets, other_epoch);
+        let second_read: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id, 1).0).collect();
+        assert_ne!(offsets, second_read);
     }
 }

@@ -1,8 +1,10 @@
 //! Opening a dataset for loading: read `manifest.json`, every shard's footer, and find which rows
 //! of each row group belong to the requested split (from column statistics when a row group holds
 //! one split only, else by reading its `split` column). The result, `DatasetIndex`, is the list
-//! of row groups ("units") the epoch planner shuffles.
+//! of row groups ("units") the epoch planner shuffles, and how many times each shard's rows are
+//! read per epoch (`repeat`: once, unless its source is repeated or left out).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -41,19 +43,36 @@ pub(crate) struct DatasetIndex {
     pub units: Vec<Unit>,
     /// For each shard, its units (indices into `units`) in row-group order.
     pub shard_units: Vec<Vec<u32>>,
-    /// Samples of the split.
+    /// For each shard, how many times an epoch reads its rows (see `LoaderConfig::repeat`).
+    pub shard_copies: Vec<u32>,
+    /// What an epoch holds of each source, when sources are repeated (empty otherwise).
+    pub composition: Vec<SourceShare>,
+    /// Samples of the split per epoch, repeats counted.
     pub samples: u64,
     pub window_samples: usize,
     pub signal_scale: f32,
 }
 
+/// One source's part of an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceShare {
+    /// The rows' `source`.
+    pub source: String,
+    /// Rows of the split.
+    pub rows: u64,
+    /// Times each row is read per epoch (0: left out).
+    pub repeat: u32,
+}
+
 impl DatasetIndex {
     /// Reads the manifest under `root` and indexes the rows of `split` (or every row for
-    /// [`ALL_SPLITS`]).
+    /// [`ALL_SPLITS`]), each source's rows read `repeat[source]` times per epoch (once when not
+    /// named).
     pub async fn open(
         store: &Arc<dyn ObjectStore>,
         root: &Path,
         split: &str,
+        repeat: &BTreeMap<String, u32>,
     ) -> Result<Self, DataError> {
         let manifest_path = store::join(root, MANIFEST_FILE);
         let bytes = store::get_bytes(store.as_ref(), &manifest_path).await?;
@@ -116,10 +135,33 @@ impl DatasetIndex {
             }
             shard_units.push(mine);
         }
-        let samples = units.iter().map(|u| u.rows.len() as u64).sum();
-        if samples == 0 {
+        let shard_rows: Vec<u64> = shard_units
+            .iter()
+            .map(|mine| {
+                mine.iter()
+                    .map(|&u| units[u as usize].rows.len() as u64)
+                    .sum()
+            })
+            .collect();
+        if shard_rows.iter().sum::<u64>() == 0 {
             return Err(DataError::Config(format!(
                 "{} has no rows in split {split:?}",
+                manifest_path
+            )));
+        }
+        let (shard_copies, composition) = if repeat.is_empty() {
+            (vec![1; shards.len()], Vec::new())
+        } else {
+            repeat_shards(store.as_ref(), &shards, &shard_rows, repeat).await?
+        };
+        let samples: u64 = shard_rows
+            .iter()
+            .zip(&shard_copies)
+            .map(|(&n, &c)| n * u64::from(c))
+            .sum();
+        if samples == 0 {
+            return Err(DataError::Config(format!(
+                "data.repeat leaves no rows of {} in split {split:?} (every source repeated 0 times)",
                 manifest_path
             )));
         }
@@ -127,11 +169,55 @@ impl DatasetIndex {
             shards,
             units,
             shard_units,
+            shard_copies,
+            composition,
             samples,
             window_samples: manifest.window_samples,
             signal_scale: manifest.signal_scale,
         })
     }
+}
+
+/// Each shard's copies per epoch under `repeat` (source name -> times), and the epoch's
+/// composition by source. A shard must hold one source (as `ingest` and `merge` write them).
+async fn repeat_shards(
+    store: &dyn ObjectStore,
+    shards: &[Arc<Shard>],
+    shard_rows: &[u64],
+    repeat: &BTreeMap<String, u32>,
+) -> Result<(Vec<u32>, Vec<SourceShare>), DataError> {
+    let mut copies = Vec::with_capacity(shards.len());
+    let mut rows_of: BTreeMap<String, u64> = BTreeMap::new();
+    for (shard, &rows) in shards.iter().zip(shard_rows) {
+        let names: BTreeSet<String> = shard.sources(store).await?;
+        if names.len() != 1 {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            return Err(DataError::Config(format!(
+                "{}: data.repeat needs one source per shard, this one holds [{}]",
+                shard.name,
+                names.join(", ")
+            )));
+        }
+        let name = names.into_iter().next().expect("one source");
+        copies.push(repeat.get(&name).copied().unwrap_or(1));
+        *rows_of.entry(name).or_default() += rows;
+    }
+    if let Some(unknown) = repeat.keys().find(|name| !rows_of.contains_key(*name)) {
+        let known: Vec<&str> = rows_of.keys().map(String::as_str).collect();
+        return Err(DataError::Config(format!(
+            "data.repeat names source {unknown:?}, which the dataset does not hold (its sources: {})",
+            known.join(", ")
+        )));
+    }
+    let composition = rows_of
+        .into_iter()
+        .map(|(source, rows)| SourceShare {
+            repeat: repeat.get(&source).copied().unwrap_or(1),
+            source,
+            rows,
+        })
+        .collect();
+    Ok((copies, composition))
 }
 
 async fn select_rows(

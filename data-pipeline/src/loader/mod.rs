@@ -4,7 +4,8 @@
 //!
 //! Guarantees:
 //! - the sample stream is epoch 0's order, then epoch 1's, ... (see `plan.rs`); every sample of
-//!   the split appears exactly once per epoch; batches are always full and may straddle epochs;
+//!   the split appears exactly once per epoch (`r` times, each with its own crop, when its source
+//!   is repeated `r` times: `repeat`); batches are always full and may straddle epochs;
 //! - global batch `G = batch_size * world_size`: the `G` samples at consecutive stream positions,
 //!   ordered by (window, row group, row); rank `r` takes the `r`-th run of `B` of them, so ranks
 //!   see disjoint samples, together all of them, the global sequence does not depend on
@@ -27,6 +28,7 @@ mod rng;
 mod shard;
 mod signal;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use object_store::path::Path;
@@ -39,7 +41,7 @@ use crate::store;
 
 pub use batch::Batch;
 pub use bench::{bench_loader, LoaderBenchResult};
-pub use index::ALL_SPLITS;
+pub use index::{SourceShare, ALL_SPLITS};
 
 use batch::CropSpec;
 use buffers::BufferPool;
@@ -70,6 +72,10 @@ pub struct LoaderConfig {
     /// it: up to 3 windows of decoded rows are held, each `mix_row_groups * row_group_rows * 12 *
     /// window * 4` bytes (about 120 MB at the defaults of 4 and 256 with 10 s windows).
     pub mix_row_groups: usize,
+    /// Times per epoch the rows of a source (the rows' `source`, e.g. `ptbxl`) are read; 0
+    /// leaves the source out, a source not named is read once. Part of the sample order, so
+    /// fixed for a run. Each shard must hold one source, as `ingest` and `merge` write them.
+    pub repeat: BTreeMap<String, u32>,
 }
 
 impl Default for LoaderConfig {
@@ -84,6 +90,7 @@ impl Default for LoaderConfig {
             prefetch_batches: 4,
             decode_threads: 2,
             mix_row_groups: 4,
+            repeat: BTreeMap::new(),
         }
     }
 }
@@ -134,7 +141,12 @@ impl Loader {
         config: LoaderConfig,
     ) -> Result<Self, DataError> {
         validate(&config)?;
-        let index = store::block_on(DatasetIndex::open(&store, &root, &config.split))?;
+        let index = store::block_on(DatasetIndex::open(
+            &store,
+            &root,
+            &config.split,
+            &config.repeat,
+        ))?;
         let workers = rayon::ThreadPoolBuilder::new()
             .num_threads(config.decode_threads)
             .thread_name(|i| format!("ecgfm-decode-{i}"))
@@ -151,9 +163,14 @@ impl Loader {
         })
     }
 
-    /// Samples of the split, i.e. per epoch.
+    /// Samples of the split, i.e. per epoch (repeats counted).
     pub fn samples_per_epoch(&self) -> u64 {
         self.index.samples
+    }
+
+    /// Each source's rows and repeat, when `repeat` names any (empty otherwise).
+    pub fn composition(&self) -> &[SourceShare] {
+        &self.index.composition
     }
 
     /// The configuration it was opened with.

@@ -20,7 +20,7 @@ use crate::error::DataError;
 use super::batch::{assemble, Batch, CropSpec, ReadySample};
 use super::buffers::BufferPool;
 use super::index::DatasetIndex;
-use super::plan::{EpochPlan, RankSlice};
+use super::plan::{EpochPlan, RankSlice, Slot};
 
 /// Mixing windows fetched and decoded ahead of the one being batched.
 const WINDOWS_IN_FLIGHT: usize = 2;
@@ -149,30 +149,31 @@ impl Pipeline {
         if owned.is_empty() {
             return Ok(Vec::new());
         }
-        // For each unit of the window, the selected-row numbers this rank needs, ascending.
-        let mut needed: Vec<Vec<u32>> = vec![Vec::new(); window.units.len()];
-        let slot_of = |unit: u32| {
+        // For each row-group read of the window, the selected-row numbers this rank needs,
+        // ascending.
+        let mut needed: Vec<Vec<u32>> = vec![Vec::new(); window.slots.len()];
+        let slot_of = |slot: Slot| {
             window
-                .units
+                .slots
                 .iter()
-                .position(|&u| u == unit)
-                .expect("unit of window")
+                .position(|&s| s == slot)
+                .expect("slot of window")
         };
         for s in &owned {
-            needed[slot_of(s.unit)].push(s.k);
+            needed[slot_of(s.slot)].push(s.k);
         }
         for ks in &mut needed {
             ks.sort_unstable();
         }
         let decoded =
-            futures::future::try_join_all(window.units.iter().zip(&needed).map(|(&unit, ks)| {
+            futures::future::try_join_all(window.slots.iter().zip(&needed).map(|(slot, ks)| {
                 let this = self.clone();
                 let ks = ks.clone();
                 async move {
                     if ks.is_empty() {
                         return Ok(None);
                     }
-                    let u = &this.index.units[unit as usize];
+                    let u = &this.index.units[slot.unit as usize];
                     let shard = this.index.shards[u.shard as usize].clone();
                     let rg = u.row_group as usize;
                     let file = shard.fetch_rows(this.store.as_ref(), rg).await?;
@@ -191,14 +192,15 @@ impl Pipeline {
         Ok(owned
             .iter()
             .map(|s| {
-                let slot = slot_of(s.unit);
+                let slot = slot_of(s.slot);
                 let row = needed[slot].binary_search(&s.k).expect("needed row") as u32;
-                let u = &index.units[s.unit as usize];
+                let u = &index.units[s.slot.unit as usize];
                 ReadySample {
                     rows: decoded[slot].clone().expect("decoded unit"),
                     row,
                     id: u.first_id + u64::from(u.rows[s.k as usize]),
                     epoch: job.plan.epoch,
+                    copy: s.slot.copy,
                 }
             })
             .collect())

@@ -1,32 +1,45 @@
 //! The order of samples in an epoch, a pure function of (seed, epoch):
-//! 1. shuffle the shards;
-//! 2. shuffle the row groups within each shard;
+//! 1. shuffle the shards (a shard whose source is repeated `r` times is listed `r` times, each
+//!    listing a "copy" of it);
+//! 2. shuffle the row groups within each shard copy;
 //! 3. cut that row-group sequence into mixing windows of `mix_row_groups` row groups;
 //! 4. shuffle all samples within each window.
 //!
-//! Every sample of the split appears exactly once per epoch, and only a window's row
-//! groups need to be in memory to emit its samples.
+//! Every sample of the split appears exactly once per epoch (`r` times for a source repeated
+//! `r` times, once per copy), and only a window's row groups need to be in memory to emit its
+//! samples. Without repeats every shard has one copy, numbered 0, and the order is the one
+//! ecgfm drew before repeats existed.
 //!
 //! The loader's sample stream is epoch 0's order, then epoch 1's, and so on: global stream
-//! position `p` is sample `p % N` of epoch `p / N` (N samples in the split).
+//! position `p` is sample `p % N` of epoch `p / N` (N samples per epoch).
 
 use super::index::DatasetIndex;
 use super::rng::{shuffle, TAG_ROW_GROUPS, TAG_SHARDS, TAG_WINDOW};
 
+/// One read of a row group in an epoch: the unit, and which copy of its shard reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Slot {
+    /// Index into `DatasetIndex::units`.
+    pub unit: u32,
+    /// Copy of the unit's shard in this epoch (0 unless its source is repeated).
+    pub copy: u32,
+}
+
 /// One mixing window of an epoch: consecutive row groups whose samples are shuffled together.
 pub(crate) struct Window {
-    /// Units (indices into `DatasetIndex::units`) in the window.
-    pub units: Vec<u32>,
+    /// Row-group reads in the window.
+    pub slots: Vec<Slot>,
     /// Offset of the window's first sample within the epoch.
     pub start: u64,
     /// Samples in the window.
     pub len: u64,
 }
 
-/// A sample's place in the data: `(unit, k)` is the `k`-th selected row of that unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A sample's place in the data: `(slot, k)` is the `k`-th selected row of the slot's unit.
+/// Ordered by (unit, copy, row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SampleRef {
-    pub unit: u32,
+    pub slot: Slot,
     pub k: u32,
 }
 
@@ -39,23 +52,32 @@ pub(crate) struct EpochPlan {
 
 impl EpochPlan {
     pub fn new(index: &DatasetIndex, seed: u64, epoch: u64, mix_row_groups: usize) -> Self {
-        let mut shards: Vec<u32> = (0..index.shards.len() as u32).collect();
+        let mut shards: Vec<(u32, u32)> = index
+            .shard_copies
+            .iter()
+            .enumerate()
+            .flat_map(|(s, &copies)| (0..copies).map(move |copy| (s as u32, copy)))
+            .collect();
         shuffle(&mut shards, &[seed, epoch, TAG_SHARDS]);
-        let mut order: Vec<u32> = Vec::with_capacity(index.units.len());
-        for &s in &shards {
+        let mut order: Vec<Slot> = Vec::with_capacity(index.units.len());
+        for &(s, copy) in &shards {
             let mut units = index.shard_units[s as usize].clone();
-            shuffle(&mut units, &[seed, epoch, TAG_ROW_GROUPS, u64::from(s)]);
-            order.extend(units);
+            let mut parts = vec![seed, epoch, TAG_ROW_GROUPS, u64::from(s)];
+            if copy > 0 {
+                parts.push(u64::from(copy));
+            }
+            shuffle(&mut units, &parts);
+            order.extend(units.into_iter().map(|unit| Slot { unit, copy }));
         }
         let mut windows = Vec::with_capacity(order.len().div_ceil(mix_row_groups.max(1)));
         let mut start = 0u64;
         for chunk in order.chunks(mix_row_groups.max(1)) {
             let len = chunk
                 .iter()
-                .map(|&u| index.units[u as usize].rows.len() as u64)
+                .map(|slot| index.units[slot.unit as usize].rows.len() as u64)
                 .sum();
             windows.push(Window {
-                units: chunk.to_vec(),
+                slots: chunk.to_vec(),
                 start,
                 len,
             });
@@ -77,11 +99,11 @@ impl EpochPlan {
     pub fn window_order(&self, index: &DatasetIndex, w: usize) -> Vec<SampleRef> {
         let window = &self.windows[w];
         let mut samples: Vec<SampleRef> = window
-            .units
+            .slots
             .iter()
-            .flat_map(|&unit| {
-                (0..index.units[unit as usize].rows.len() as u32)
-                    .map(move |k| SampleRef { unit, k })
+            .flat_map(|&slot| {
+                (0..index.units[slot.unit as usize].rows.len() as u32)
+                    .map(move |k| SampleRef { slot, k })
             })
             .collect();
         shuffle(&mut samples, &[self.seed, self.epoch, TAG_WINDOW, w as u64]);
@@ -125,7 +147,7 @@ impl RankSlice {
             let (from, to) = (mine.start.max(before), mine.end.min(before + hi - lo));
             if from < to {
                 let mut part = order[(lo - base) as usize..(hi - base) as usize].to_vec();
-                part.sort_unstable_by_key(|s| (s.unit, s.k));
+                part.sort_unstable();
                 taken.extend_from_slice(&part[(from - before) as usize..(to - before) as usize]);
             }
             batch_start += global;
@@ -148,7 +170,10 @@ mod tests {
             .map(|(w, &len)| {
                 let mut order: Vec<SampleRef> = (0..len as u32)
                     .map(|i| SampleRef {
-                        unit: w as u32 * units + i % units,
+                        slot: Slot {
+                            unit: w as u32 * units + i % units,
+                            copy: 0,
+                        },
                         k: i / units,
                     })
                     .collect();
@@ -201,9 +226,8 @@ mod tests {
         let mut read: Vec<SampleRef> = single.concat();
         let mut all: Vec<SampleRef> = stream.iter().flat_map(|(_, o)| o.clone()).collect();
         all.drain(..origin as usize);
-        let key = |s: &SampleRef| (s.unit, s.k);
-        read.sort_by_key(key);
-        all.sort_by_key(key);
+        read.sort();
+        all.sort();
         assert_eq!(read, all);
     }
 
@@ -215,7 +239,7 @@ mod tests {
         let touched: Vec<usize> = rank_batches(&stream, 0, 8, 16)
             .iter()
             .map(|batches| {
-                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.unit).collect();
+                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.slot.unit).collect();
                 units.sort_unstable();
                 units.dedup();
                 units.len()

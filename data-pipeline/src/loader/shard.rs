@@ -2,6 +2,7 @@
 //! columns it needs, ranged fetches of one row group's column chunks, and the decode of chosen
 //! rows of that row group into a `DecodedRows` (run off the async threads).
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -38,11 +39,12 @@ pub(crate) struct Shard {
     metadata: ArrowReaderMetadata,
     /// The manifest's CRC-32C of each row group's signal column chunk (empty: not checked).
     signal_crc32c: Vec<u32>,
-    /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`.
+    /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`, `source`.
     signal: usize,
     lead_mask: usize,
     n_samples: usize,
     split: usize,
+    source: usize,
 }
 
 /// Rows decoded from one row group: `signal` is (rows, 12, window) stored values, lead-major.
@@ -108,11 +110,12 @@ impl Shard {
                     reason: format!("missing column {column:?}"),
                 })
         };
-        let (signal, lead_mask, n_samples, split) = (
+        let (signal, lead_mask, n_samples, split, source) = (
             leaf(col::SIGNAL)?,
             leaf(col::LEAD_MASK)?,
             leaf(col::N_SAMPLES)?,
             leaf(col::SPLIT)?,
+            leaf(col::SOURCE)?,
         );
         if !signal_crc32c.is_empty() && signal_crc32c.len() != metadata.num_row_groups() {
             return Err(DataError::Corrupt {
@@ -139,6 +142,7 @@ impl Shard {
             lead_mask,
             n_samples,
             split,
+            source,
         })
     }
 
@@ -155,14 +159,7 @@ impl Shard {
     /// The split of every row of row group `rg` when its statistics say they all share one
     /// (min == max), else `None`.
     pub fn uniform_split(&self, rg: usize) -> Option<String> {
-        let stats = self
-            .metadata
-            .metadata()
-            .row_group(rg)
-            .column(self.split)
-            .statistics()?;
-        let (min, max) = (stats.min_bytes_opt()?, stats.max_bytes_opt()?);
-        (min == max).then(|| String::from_utf8_lossy(min).into_owned())
+        self.uniform_string(rg, self.split)
     }
 
     /// The split of each row of row group `rg`, read from the file.
@@ -171,12 +168,54 @@ impl Shard {
         store: &dyn ObjectStore,
         rg: usize,
     ) -> Result<Vec<String>, DataError> {
-        let file = self.fetch(store, rg, &[self.split]).await?;
-        let batch = self.decode_batch(file, rg, &[self.split], None)?;
+        self.read_strings(store, rg, self.split, col::SPLIT).await
+    }
+
+    /// The source names of the shard's rows (from column statistics where a row group holds
+    /// one source, else read from the file).
+    pub async fn sources(&self, store: &dyn ObjectStore) -> Result<BTreeSet<String>, DataError> {
+        let mut names = BTreeSet::new();
+        for rg in 0..self.metadata.metadata().num_row_groups() {
+            match self.uniform_string(rg, self.source) {
+                Some(name) => {
+                    names.insert(name);
+                }
+                None => names.extend(
+                    self.read_strings(store, rg, self.source, col::SOURCE)
+                        .await?,
+                ),
+            }
+        }
+        Ok(names)
+    }
+
+    /// The value of every row of Utf8 column `leaf` in row group `rg` when its statistics say
+    /// they all share one (min == max), else `None`.
+    fn uniform_string(&self, rg: usize, leaf: usize) -> Option<String> {
+        let stats = self
+            .metadata
+            .metadata()
+            .row_group(rg)
+            .column(leaf)
+            .statistics()?;
+        let (min, max) = (stats.min_bytes_opt()?, stats.max_bytes_opt()?);
+        (min == max).then(|| String::from_utf8_lossy(min).into_owned())
+    }
+
+    /// Each row's value of Utf8 column `leaf` (named `name`) in row group `rg`.
+    async fn read_strings(
+        &self,
+        store: &dyn ObjectStore,
+        rg: usize,
+        leaf: usize,
+        name: &str,
+    ) -> Result<Vec<String>, DataError> {
+        let file = self.fetch(store, rg, &[leaf]).await?;
+        let batch = self.decode_batch(file, rg, &[leaf], None)?;
         let column = batch
             .column(0)
             .as_string_opt::<i32>()
-            .ok_or_else(|| self.corrupt("split is not a Utf8 column"))?;
+            .ok_or_else(|| self.corrupt(&format!("{name} is not a Utf8 column")))?;
         Ok(column
             .iter()
             .map(|s| s.unwrap_or_default().to_string())

@@ -35,6 +35,13 @@ pub struct Spec {
     pub window_samples: usize,
     /// Split of the row with global id `id`.
     pub split_of: fn(u64) -> &'static str,
+    /// Source of the row with global id `id`.
+    pub source_of: fn(u64) -> &'static str,
+}
+
+/// Every row from source `synth`.
+pub fn synth_source(_: u64) -> &'static str {
+    "synth"
 }
 
 /// Every row in `train`.
@@ -169,7 +176,7 @@ fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, Vec<u3
     let columns: Vec<ArrayRef> = vec![
         strings(ids.iter().map(|id| format!("synth-{id:06}"))),
         strings(ids.iter().map(|id| format!("synth:p{}", id / 2))),
-        strings(ids.iter().map(|_| "synth".to_string())),
+        strings(ids.iter().map(|&id| (spec.source_of)(id).to_string())),
         Arc::new(Int32Array::from(vec![0; n])),
         Arc::new(Float32Array::from(vec![250.0; n])),
         Arc::new(Int32Array::from_iter_values(

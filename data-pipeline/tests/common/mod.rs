@@ -1,6 +1,7 @@
-//! Helpers shared by the loader (and ingest) integration tests: a moto S3 server and a small
-//! synthetic dataset writer. Each test binary uses a subset, hence `dead_code` is allowed.
+//! Helpers shared by the loader (and ingest) integration tests: a moto S3 server, a small
+//! synthetic dataset writer and reading it back through the loader. Each test binary uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
 pub mod dataset;
+pub mod reading;
 pub mod s3;

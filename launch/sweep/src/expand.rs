@@ -22,8 +22,8 @@ use std::path::Path;
 /// Samples by number of present leads (weights need not sum to one).
 pub type LeadMix = BTreeMap<u8, f64>;
 
-/// The lead mix of a dataset's split, `(url, split)`, where it is known.
-pub type LeadMixOf<'a> = &'a dyn Fn(&str, &str) -> Option<LeadMix>;
+/// The lead mix of a dataset's split, `(url, split, data.repeat)`, where it is known.
+pub type LeadMixOf<'a> = &'a dyn Fn(&str, &str, &BTreeMap<String, u32>) -> Option<LeadMix>;
 
 /// One model size of the sweep.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,7 +121,7 @@ pub fn lead_mix(config: &TrainConfig, lead_mix_of: LeadMixOf<'_>) -> Option<Lead
         let leads = config.model.leads as u8;
         return Some(BTreeMap::from([(1, single), (leads, 1.0 - single)]));
     }
-    lead_mix_of(&data.source, &data.split)
+    lead_mix_of(&data.source, &data.split, &data.repeat)
 }
 
 /// Mean training FLOPs of a sample of `model` under `mix` (a full sample's when the mix is

@@ -23,7 +23,8 @@ mod tests {
         for name in NAMES {
             let spec = SweepSpec::parse(text(name).unwrap(), name).unwrap();
             let plan =
-                SweepPlan::expand(&spec, name, std::path::Path::new("data"), &|_, _| None).unwrap();
+                SweepPlan::expand(&spec, name, std::path::Path::new("data"), &|_, _, _| None)
+                    .unwrap();
             assert!(plan.runs.len() >= 2, "{name}");
         }
         assert!(text("huge").is_none());

@@ -27,12 +27,12 @@ train = { batch_size = 8 }
 
 fn plan(text: &str) -> SweepPlan {
     let spec = SweepSpec::parse(text, "t.toml").unwrap();
-    SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &|_, _| None).unwrap()
+    SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &|_, _, _| None).unwrap()
 }
 
 fn error(text: &str) -> String {
     match SweepSpec::parse(text, "bad.toml") {
-        Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"), &|_, _| None)
+        Ok(spec) => SweepPlan::expand(&spec, "bad.toml", Path::new("data"), &|_, _, _| None)
             .expect_err("the sweep should be rejected")
             .to_string(),
         Err(e) => e.to_string(),
@@ -86,14 +86,46 @@ fn a_family_at_fixed_aspect_ratio_expands_to_iso_flop_runs() {
 }
 
 #[test]
+fn the_base_configs_source_repeats_choose_the_lead_mix_planned() {
+    let text = FAMILY
+        .replace(
+            "seeds = [0, 1]",
+            "seeds = [0, 1]\ndatasets = [\"/data/merged\"]",
+        )
+        .replace(
+            "train = { batch_size = 8 }",
+            "train = { batch_size = 8 }\ndata = { repeat = { ptbxl = 3 } }",
+        );
+    let spec = SweepSpec::parse(&text, "t.toml").unwrap();
+    // Half the windows are single-lead, half 12-lead once PTB-XL's are read three times.
+    let mix_of = |_: &str, _: &str, repeat: &BTreeMap<String, u32>| -> Option<LeadMix> {
+        (repeat == &BTreeMap::from([("ptbxl".to_string(), 3)]))
+            .then(|| BTreeMap::from([(1, 300.0), (12, 300.0)]))
+    };
+    let p = SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &mix_of).unwrap();
+    assert!(
+        p.warnings.iter().all(|w| !w.contains("unknown")),
+        "{:?}",
+        p.warnings
+    );
+    for run in &p.runs {
+        let m = &run.config.model;
+        let half = FlopCounter::new(m).mean_sample_flops(&BTreeMap::from([(1, 0.5), (12, 0.5)]));
+        assert_eq!(run.sample_flops, half, "{}", run.name);
+        assert_eq!(run.config.data.repeat["ptbxl"], 3);
+    }
+}
+
+#[test]
 fn a_dataset_of_single_lead_rows_is_planned_at_their_cost() {
     let text = FAMILY.replace("[sizes]", "datasets = [\"@cinc\", \"@old\"]\n[sizes]")
         + "[ingest.cinc]\nsource = \"x\"\nformat = \"cinc2017\"\n\
            [ingest.old]\nsource = \"y\"\nformat = \"ptbxl\"\n";
     let spec = SweepSpec::parse(&text, "t.toml").unwrap();
     // The ingested cinc's train split: single-lead rows only; old's mix is unknown.
-    let mix_of = |url: &str, split: &str| -> Option<LeadMix> {
-        (url == "/sweep/data/cinc" && split == "train").then(|| BTreeMap::from([(1, 7665.0)]))
+    let mix_of = |url: &str, split: &str, repeat: &BTreeMap<String, u32>| -> Option<LeadMix> {
+        (url == "/sweep/data/cinc" && split == "train" && repeat.is_empty())
+            .then(|| BTreeMap::from([(1, 7665.0)]))
     };
     let p = SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &mix_of).unwrap();
     assert!(

@@ -1,0 +1,186 @@
+//! Per-source repeats (`LoaderConfig::repeat`): a repeated source's windows are read that many
+//! times per epoch, each read with its own crop; 0 leaves a source out; without repeats (or
+//! with every source at 1) the order is the plain one; ranks and resumption keep their
+//! guarantees; names the dataset does not hold, or shards of several sources, are refused.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::dataset::{self, Spec};
+use common::reading::{batches, check_sample, global_sequence, samples_of};
+use ecgfm_data::loader::{Loader, LoaderConfig, SourceShare};
+use ecgfm_data::store;
+
+const WINDOW: usize = 500;
+const CROP: usize = 400;
+/// Rows of source `a` (ids below) and of source `b` (the rest).
+const PER_SOURCE: u64 = 120;
+
+/// Shards 0-1 hold source `a`, shards 2-3 source `b`.
+fn by_shard(id: u64) -> &'static str {
+    if id < PER_SOURCE {
+        "a"
+    } else {
+        "b"
+    }
+}
+
+/// Sources alternate row by row, so every shard holds both.
+fn by_row(id: u64) -> &'static str {
+    if id.is_multiple_of(2) {
+        "a"
+    } else {
+        "b"
+    }
+}
+
+fn dataset(name: &str, source_of: fn(u64) -> &'static str) -> String {
+    let url = format!("memory://loader-repeat/{name}");
+    let spec = Spec {
+        shards: 4,
+        rows_per_shard: 60,
+        row_group_rows: 16,
+        window_samples: WINDOW,
+        split_of: dataset::all_train,
+        source_of,
+    };
+    dataset::write(&store::open_url(&url).unwrap(), &spec);
+    url
+}
+
+fn config(repeat: &[(&str, u32)], batch_size: usize, rank: usize, world: usize) -> LoaderConfig {
+    LoaderConfig {
+        seed: 4,
+        batch_size,
+        rank,
+        world_size: world,
+        crop_samples: CROP,
+        mix_row_groups: 3,
+        repeat: repeat.iter().map(|&(s, n)| (s.to_string(), n)).collect(),
+        ..LoaderConfig::default()
+    }
+}
+
+#[test]
+fn a_repeated_source_is_read_that_many_times_per_epoch_each_time_cropped_anew() {
+    let url = dataset("three", by_shard);
+    let mut loader = Loader::open(&url, config(&[("b", 3)], 32, 0, 1)).unwrap();
+    assert_eq!(loader.samples_per_epoch(), PER_SOURCE + 3 * PER_SOURCE);
+    assert_eq!(
+        loader.composition(),
+        [
+            SourceShare {
+                source: "a".into(),
+                rows: PER_SOURCE,
+                repeat: 1
+            },
+            SourceShare {
+                source: "b".into(),
+                rows: PER_SOURCE,
+                repeat: 3
+            },
+        ]
+    );
+    // One epoch is 480 samples, 15 batches of 32.
+    let mut offsets: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for b in batches(&mut loader, 15) {
+        for i in 0..b.batch {
+            offsets
+                .entry(b.ids[i])
+                .or_default()
+                .push(check_sample(&b, i, WINDOW));
+        }
+    }
+    assert_eq!(offsets.len() as u64, 2 * PER_SOURCE);
+    for (id, crops) in &offsets {
+        let reads = if *id < PER_SOURCE { 1 } else { 3 };
+        assert_eq!(crops.len(), reads, "id {id}");
+        let short = dataset::valid_samples(*id, WINDOW) <= CROP;
+        if reads == 3 && !short {
+            let distinct: BTreeSet<_> = crops.iter().collect();
+            assert!(
+                distinct.len() > 1,
+                "id {id}: every read cropped at {crops:?}"
+            );
+        }
+    }
+    // The next epoch starts over with the same composition.
+    let next: Vec<u64> = batches(&mut loader, 15)
+        .iter()
+        .flat_map(|b| b.ids.clone())
+        .collect();
+    assert_eq!(
+        next.iter().filter(|&&id| id >= PER_SOURCE).count() as u64,
+        3 * PER_SOURCE
+    );
+}
+
+#[test]
+fn zero_leaves_a_source_out_and_ones_change_nothing() {
+    let url = dataset("zero", by_shard);
+    let mut loader = Loader::open(&url, config(&[("a", 0)], 30, 0, 1)).unwrap();
+    assert_eq!(loader.samples_per_epoch(), PER_SOURCE);
+    let ids: BTreeSet<u64> = batches(&mut loader, 4)
+        .iter()
+        .flat_map(|b| b.ids.clone())
+        .collect();
+    assert_eq!(ids, (PER_SOURCE..2 * PER_SOURCE).collect());
+
+    let plain = global_sequence(&url, 30, 1, 20, |b, r, w| config(&[], b, r, w));
+    let ones = global_sequence(&url, 30, 1, 20, |b, r, w| {
+        config(&[("a", 1), ("b", 1)], b, r, w)
+    });
+    assert_eq!(plain, ones);
+}
+
+#[test]
+fn with_repeats_ranks_share_one_global_sequence_and_resume_exactly() {
+    let url = dataset("ranks", by_shard);
+    let repeat = [("a", 2), ("b", 3)];
+    let (global, steps, stop) = (24, 40, 27); // An epoch is 600 samples: 25 steps.
+    let one = global_sequence(&url, global, 1, steps, |b, r, w| config(&repeat, b, r, w));
+    let four = global_sequence(&url, global, 4, steps, |b, r, w| config(&repeat, b, r, w));
+    assert_eq!(one, four);
+    let mut first = Loader::open(&url, config(&repeat, global, 0, 1)).unwrap();
+    batches(&mut first, stop);
+    let state = first.state();
+    assert_eq!((state.epoch, state.samples_consumed), (1, 48));
+    let mut second = Loader::open(&url, config(&repeat, global / 2, 1, 2)).unwrap();
+    second.restore(&state).unwrap();
+    let mut other = Loader::open(&url, config(&repeat, global / 2, 0, 2)).unwrap();
+    other.restore(&state).unwrap();
+    let (b1, b0) = (
+        batches(&mut second, steps - stop),
+        batches(&mut other, steps - stop),
+    );
+    let resumed: Vec<(u64, Vec<u32>)> = b0
+        .iter()
+        .zip(&b1)
+        .flat_map(|(x, y)| samples_of(x).into_iter().chain(samples_of(y)))
+        .collect();
+    assert_eq!(resumed, one[stop * global..]);
+}
+
+#[test]
+fn unknown_sources_mixed_shards_and_nothing_left_are_refused() {
+    let url = dataset("refused", by_shard);
+    let error = |repeat: &[(&str, u32)], url: &str| {
+        Loader::open(url, config(repeat, 8, 0, 1))
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let unknown = error(&[("ptbxl", 2)], &url);
+    assert!(
+        unknown.contains("\"ptbxl\"") && unknown.contains("a, b"),
+        "{unknown}"
+    );
+    let none = error(&[("a", 0), ("b", 0)], &url);
+    assert!(none.contains("leaves no rows"), "{none}");
+    let mixed = error(&[("a", 2)], &dataset("mixed", by_row));
+    assert!(
+        mixed.contains("shard-00000.parquet") && mixed.contains("[a, b]"),
+        "{mixed}"
+    );
+}
