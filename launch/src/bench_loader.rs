@@ -35,6 +35,9 @@ pub struct BenchLoaderArgs {
     /// Row groups shuffled together (use at least `world-size`).
     #[arg(long, default_value_t = LoaderConfig::default().mix_row_groups)]
     pub mix_row_groups: usize,
+    /// Shuffle row groups across the whole dataset (`data.mix_across_shards`).
+    #[arg(long)]
+    pub mix_across_shards: bool,
     /// The pyarrow script to compare with (local datasets only).
     #[arg(long, value_name = "FILE")]
     pub pyarrow_script: Option<PathBuf>,
@@ -71,6 +74,7 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         split: args.split.clone(),
         world_size: args.world_size,
         mix_row_groups: args.mix_row_groups,
+        mix_across_shards: args.mix_across_shards,
         ..LoaderConfig::default()
     };
     let result = bench_loader(&args.data, config, args.batches)
@@ -92,6 +96,7 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         "crop_samples": result.crop_samples,
         "world_size": args.world_size,
         "mix_row_groups": args.mix_row_groups,
+        "mix_across_shards": args.mix_across_shards,
     });
     let pyarrow = match !args.no_pyarrow && args.world_size == 1 {
         true => run_pyarrow(args)?,

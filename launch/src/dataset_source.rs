@@ -58,6 +58,7 @@ pub fn open_split(
         prefetch_batches: config.data.prefetch_batches,
         decode_threads: config.data.decode_threads,
         mix_row_groups: config.data.mix_row_groups,
+        mix_across_shards: config.data.mix_across_shards,
         repeat: split.repeat.clone(),
     };
     let loader =

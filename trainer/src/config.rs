@@ -55,6 +55,10 @@ pub struct DataConfig {
     /// Row groups whose windows are shuffled together: the shuffle's reach, and the loader's
     /// memory (datasets only; part of the sample order, so fixed for a run).
     pub mix_row_groups: usize,
+    /// Shuffle the row groups of the whole dataset before cutting mixing windows, so a batch
+    /// draws from anywhere (several sources of a merged dataset); otherwise a window's row
+    /// groups come from one shard or two (datasets only; part of the sample order).
+    pub mix_across_shards: bool,
     /// Threads decoding and cropping batches (datasets only; results do not depend on it).
     pub decode_threads: usize,
     /// Fraction of synthetic records reduced to a single lead (lead II), so the lead-presence
@@ -76,6 +80,7 @@ impl Default for DataConfig {
             split: "train".into(),
             prefetch_batches: 4,
             mix_row_groups: 4,
+            mix_across_shards: false,
             decode_threads: 2,
             synth_single_lead_fraction: 0.0,
             repeat: BTreeMap::new(),

@@ -47,7 +47,7 @@ use batch::CropSpec;
 use buffers::BufferPool;
 use index::DatasetIndex;
 use pipeline::{BatchPool, Pipeline};
-use plan::RankSlice;
+use plan::{Mixing, RankSlice};
 
 /// How to load: which split, batch geometry, this rank's place, crop length, parallelism.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +72,10 @@ pub struct LoaderConfig {
     /// it: up to 3 windows of decoded rows are held, each `mix_row_groups * row_group_rows * 12 *
     /// window * 4` bytes (about 120 MB at the defaults of 4 and 256 with 10 s windows).
     pub mix_row_groups: usize,
+    /// Shuffle the row groups of the whole dataset before cutting windows, so a window (and a
+    /// batch) draws from anywhere, e.g. from several sources of a merged dataset; otherwise a
+    /// window holds row groups of one shard (or two). Part of the sample order.
+    pub mix_across_shards: bool,
     /// Times per epoch the rows of a source (the rows' `source`, e.g. `ptbxl`) are read; 0
     /// leaves the source out, a source not named is read once. Part of the sample order, so
     /// fixed for a run. Each shard must hold one source, as `ingest` and `merge` write them.
@@ -90,6 +94,7 @@ impl Default for LoaderConfig {
             prefetch_batches: 4,
             decode_threads: 2,
             mix_row_groups: 4,
+            mix_across_shards: false,
             repeat: BTreeMap::new(),
         }
     }
@@ -249,7 +254,10 @@ impl Loader {
                 crop: config.crop_samples,
                 scale: self.index.signal_scale,
             },
-            mix_row_groups: config.mix_row_groups,
+            mixing: Mixing {
+                row_groups: config.mix_row_groups,
+                across_shards: config.mix_across_shards,
+            },
             decode_threads: config.decode_threads,
             workers: self.workers.clone(),
             pool: self.pool.clone(),

@@ -20,7 +20,7 @@ use crate::error::DataError;
 use super::batch::{assemble, Batch, CropSpec, ReadySample};
 use super::buffers::BufferPool;
 use super::index::DatasetIndex;
-use super::plan::{EpochPlan, RankSlice, Slot};
+use super::plan::{EpochPlan, Mixing, RankSlice, Slot};
 
 /// Mixing windows fetched and decoded ahead of the one being batched.
 const WINDOWS_IN_FLIGHT: usize = 2;
@@ -34,7 +34,7 @@ pub(crate) struct Pipeline {
     pub index: Arc<DatasetIndex>,
     pub slice: RankSlice,
     pub spec: CropSpec,
-    pub mix_row_groups: usize,
+    pub mixing: Mixing,
     pub decode_threads: usize,
     pub workers: Arc<rayon::ThreadPool>,
     pub pool: BatchPool,
@@ -120,7 +120,7 @@ impl Pipeline {
     /// The mixing windows from the one holding `slice.origin` on, across epochs, forever.
     fn window_jobs(&self) -> impl Iterator<Item = WindowJob> + Send + 'static {
         let index = self.index.clone();
-        let (seed, mix) = (self.spec.seed, self.mix_row_groups);
+        let (seed, mix) = (self.spec.seed, self.mixing);
         let n = index.samples;
         let first_epoch = self.slice.origin / n;
         let first_window =

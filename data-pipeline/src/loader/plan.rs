@@ -1,7 +1,9 @@
 //! The order of samples in an epoch, a pure function of (seed, epoch):
 //! 1. shuffle the shards (a shard whose source is repeated `r` times is listed `r` times, each
 //!    listing a "copy" of it);
-//! 2. shuffle the row groups within each shard copy;
+//! 2. shuffle the row groups within each shard copy; with `mix_across_shards`, shuffle that
+//!    whole row-group sequence again, so a window draws its row groups from anywhere in the
+//!    dataset rather than from one shard (or two);
 //! 3. cut that row-group sequence into mixing windows of `mix_row_groups` row groups;
 //! 4. shuffle all samples within each window.
 //!
@@ -14,7 +16,7 @@
 //! position `p` is sample `p % N` of epoch `p / N` (N samples per epoch).
 
 use super::index::DatasetIndex;
-use super::rng::{shuffle, TAG_ROW_GROUPS, TAG_SHARDS, TAG_WINDOW};
+use super::rng::{shuffle, TAG_ACROSS_SHARDS, TAG_ROW_GROUPS, TAG_SHARDS, TAG_WINDOW};
 
 /// One read of a row group in an epoch: the unit, and which copy of its shard reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,8 +52,15 @@ pub(crate) struct EpochPlan {
     pub windows: Vec<Window>,
 }
 
+/// How far an epoch's shuffle reaches (`LoaderConfig::mix_row_groups`, `mix_across_shards`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mixing {
+    pub row_groups: usize,
+    pub across_shards: bool,
+}
+
 impl EpochPlan {
-    pub fn new(index: &DatasetIndex, seed: u64, epoch: u64, mix_row_groups: usize) -> Self {
+    pub fn new(index: &DatasetIndex, seed: u64, epoch: u64, mixing: Mixing) -> Self {
         let mut shards: Vec<(u32, u32)> = index
             .shard_copies
             .iter()
@@ -69,9 +78,13 @@ impl EpochPlan {
             shuffle(&mut units, &parts);
             order.extend(units.into_iter().map(|unit| Slot { unit, copy }));
         }
-        let mut windows = Vec::with_capacity(order.len().div_ceil(mix_row_groups.max(1)));
+        if mixing.across_shards {
+            shuffle(&mut order, &[seed, epoch, TAG_ACROSS_SHARDS]);
+        }
+        let per_window = mixing.row_groups.max(1);
+        let mut windows = Vec::with_capacity(order.len().div_ceil(per_window));
         let mut start = 0u64;
-        for chunk in order.chunks(mix_row_groups.max(1)) {
+        for chunk in order.chunks(per_window) {
             let len = chunk
                 .iter()
                 .map(|slot| index.units[slot.unit as usize].rows.len() as u64)

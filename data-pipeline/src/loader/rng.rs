@@ -6,6 +6,7 @@
 /// Purpose tags: each random decision draws from its own stream.
 pub(crate) const TAG_SHARDS: u64 = 0x5348_4152_4453; // "SHARDS"
 pub(crate) const TAG_ROW_GROUPS: u64 = 0x5247_524F_5550; // "RGROUP"
+pub(crate) const TAG_ACROSS_SHARDS: u64 = 0x4143_524F_5353; // "ACROSS"
 pub(crate) const TAG_WINDOW: u64 = 0x5749_4E44_4F57; // "WINDOW"
 pub(crate) const TAG_CROP: u64 = 0x4352_4F50; // "CROP"
 

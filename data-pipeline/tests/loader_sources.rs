@@ -1,7 +1,9 @@
-//! Per-source repeats (`LoaderConfig::repeat`): a repeated source's windows are read that many
-//! times per epoch, each read with its own crop; 0 leaves a source out; without repeats (or
-//! with every source at 1) the order is the plain one; ranks and resumption keep their
-//! guarantees; names the dataset does not hold, or shards of several sources, are refused.
+//! Datasets of several sources, one per shard as merge writes them. Per-source repeats
+//! (`LoaderConfig::repeat`): a repeated source's windows are read that many times per epoch,
+//! each read with its own crop; 0 leaves a source out; without repeats, or with every source
+//! read once, the order is the plain one; ranks and resumption keep their guarantees; names the
+//! dataset does not hold, or shards of several sources, are refused. Mixing across shards
+//! (`mix_across_shards`): batches hold several sources, with the same guarantees.
 
 mod common;
 
@@ -183,4 +185,38 @@ fn unknown_sources_mixed_shards_and_nothing_left_are_refused() {
         mixed.contains("shard-00000.parquet") && mixed.contains("[a, b]"),
         "{mixed}"
     );
+}
+
+#[test]
+fn mixing_across_shards_puts_several_sources_in_a_batch() {
+    let url = dataset("across", by_shard);
+    // Windows of 4 row groups: a shard's 4, or any 4 of the dataset's 16.
+    let mixed_batches = |across: bool| {
+        let config = LoaderConfig {
+            mix_row_groups: 4,
+            mix_across_shards: across,
+            ..config(&[], 12, 0, 1)
+        };
+        let mut loader = Loader::open(&url, config).unwrap();
+        let all = batches(&mut loader, 20);
+        let mixed = all.iter().filter(|b| {
+            let sources: BTreeSet<bool> = b.ids.iter().map(|&id| id < PER_SOURCE).collect();
+            sources.len() == 2
+        });
+        mixed.count()
+    };
+    let (within, across) = (mixed_batches(false), mixed_batches(true));
+    println!("batches of 12 holding both sources, of 20: {within} within shards, {across} across");
+    assert!(within <= 2, "{within}");
+    assert!(across >= 10, "{across}");
+
+    let across = |b: usize, r: usize, w: usize| LoaderConfig {
+        mix_across_shards: true,
+        ..config(&[("b", 2)], b, r, w)
+    };
+    let one = global_sequence(&url, 24, 1, 30, across);
+    assert_eq!(one, global_sequence(&url, 24, 3, 30, across));
+    let epoch: Vec<u64> = one[..360].iter().map(|s| s.0).collect();
+    let a_reads = epoch.iter().filter(|&&id| id < PER_SOURCE).count();
+    assert_eq!((a_reads, epoch.len() - a_reads), (120, 240));
 }
