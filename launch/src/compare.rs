@@ -1,11 +1,14 @@
 //! `ecgfm compare --a A.json --b B.json`: two sides of `ecgfm eval` result files (each one or
 //! several seeds) scored on the same test set, compared by the paired bootstrap interval of
-//! their macro AUROC difference (`ecgfm_trainer::eval::paired`): is B's encoder better than A's,
-//! beyond the test set's sampling noise?
+//! their macro AUROC difference, or with `--metric f1` of their macro F1 at each evaluation's
+//! thresholds (`ecgfm_trainer::eval::paired`): is B's encoder better than A's, beyond the test
+//! set's sampling noise?
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use ecgfm_trainer::eval::{paired_auroc_interval, ScoredResult, UnitScores};
+use clap::{Args, ValueEnum};
+use ecgfm_trainer::eval::{
+    paired_auroc_interval, paired_f1_interval, PairError, ScoredResult, UnitScores,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,71 @@ pub struct CompareArgs {
     /// Seed of the resamples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What to compare: macro AUROC, or macro F1 at each evaluation's own thresholds (picked on
+    /// its validation split; the CinC 2017 challenge's measure).
+    #[arg(long, value_enum, default_value_t = Metric::Auroc)]
+    pub metric: Metric,
+}
+
+/// The measure `ecgfm compare` compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    Auroc,
+    F1,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Auroc => "AUROC",
+            Metric::F1 => "F1",
+        }
+    }
+
+    /// A result's value of the measure.
+    fn of(self, result: &ScoredResult) -> Option<f64> {
+        match self {
+            Metric::Auroc => result.macro_auroc,
+            Metric::F1 => result.macro_f1.value,
+        }
+    }
+
+    /// The paired interval of B's mean minus A's over the test records.
+    fn interval(
+        self,
+        a: &[&ScoredResult],
+        b: &[&ScoredResult],
+        classes: &[String],
+        resamples: usize,
+        seed: u64,
+    ) -> Result<Option<[f64; 2]>, PairError> {
+        if self == Metric::Auroc {
+            return paired_auroc_interval(&units(a), &units(b), resamples, seed);
+        }
+        let thresholds = |side: &[&ScoredResult]| -> Vec<Vec<f64>> {
+            side.iter()
+                .map(|r| r.thresholds_of(classes).unwrap_or_default())
+                .collect()
+        };
+        let (ta, tb) = (thresholds(a), thresholds(b));
+        paired_f1_interval(&with(a, &ta), &with(b, &tb), resamples, seed)
+    }
+}
+
+/// The scored units of each result (every result has them: `read` refuses files without).
+fn units<'a>(side: &[&'a ScoredResult]) -> Vec<&'a UnitScores> {
+    side.iter().filter_map(|r| r.test_units.as_ref()).collect()
+}
+
+/// Each result's units with its thresholds.
+fn with<'a>(
+    side: &[&'a ScoredResult],
+    thresholds: &'a [Vec<f64>],
+) -> Vec<(&'a UnitScores, &'a [f64])> {
+    units(side)
+        .into_iter()
+        .zip(thresholds.iter().map(Vec::as_slice))
+        .collect()
 }
 
 /// What a result file evaluates: its label vocabulary and classes.
@@ -60,8 +128,11 @@ fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>)> {
     Ok(((file.vocabulary, file.classes), file.results))
 }
 
-/// Each side's files read, checked to hold the same task.
-fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<ScoredResult>>; 2]> {
+/// One side's results: each file's.
+type Side = Vec<Vec<ScoredResult>>;
+
+/// Each side's files read, checked to hold the same task; and that task's classes.
+fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
     let mut first: Option<(TaskName, &Path)> = None;
     let mut sides = [Vec::new(), Vec::new()];
     for (side, files) in sides.iter_mut().zip([&args.a, &args.b]) {
@@ -83,20 +154,22 @@ fn read_sides(args: &CompareArgs) -> Result<[Vec<Vec<ScoredResult>>; 2]> {
             side.push(results);
         }
     }
-    Ok(sides)
+    let classes = first.map(|((_, classes), _)| classes).unwrap_or_default();
+    Ok((sides, classes))
 }
 
-/// Each file's result of `protocol` at `fraction` with an AUROC; `None` unless every file has
-/// one.
+/// Each file's result of `protocol` at `fraction` with a value of `metric`; `None` unless
+/// every file has one.
 fn pick<'a>(
-    side: &'a [Vec<ScoredResult>],
+    side: &'a Side,
     protocol: &str,
     fraction: f64,
+    metric: Metric,
 ) -> Option<Vec<&'a ScoredResult>> {
     side.iter()
         .map(|file| {
             file.iter().find(|r| {
-                r.protocol == protocol && r.fraction == fraction && r.macro_auroc.is_some()
+                r.protocol == protocol && r.fraction == fraction && metric.of(r).is_some()
             })
         })
         .collect()
@@ -104,7 +177,8 @@ fn pick<'a>(
 
 /// Runs `ecgfm compare`: one line per protocol and label fraction both sides have.
 pub fn run(args: &CompareArgs) -> Result<()> {
-    let [a, b] = read_sides(args)?;
+    let ([a, b], classes) = read_sides(args)?;
+    let metric = args.metric;
     let keys: Vec<(String, f64)> = a[0]
         .iter()
         .filter(|r| args.protocol.as_deref().is_none_or(|p| p == r.protocol))
@@ -112,26 +186,27 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .collect();
     println!(
         "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
-        "protocol (A vs B)", "fraction", "AUROC A", "AUROC B", "B - A", "paired 95% CI"
+        "protocol (A vs B)",
+        "fraction",
+        format!("{} A", metric.name()),
+        format!("{} B", metric.name()),
+        "B - A",
+        "paired 95% CI"
     );
     let mut lines = 0;
     for (protocol, fraction) in keys {
         let b_protocol = args.b_protocol.clone().unwrap_or_else(|| protocol.clone());
         let (Some(ra), Some(rb)) = (
-            pick(&a, &protocol, fraction),
-            pick(&b, &b_protocol, fraction),
+            pick(&a, &protocol, fraction, metric),
+            pick(&b, &b_protocol, fraction, metric),
         ) else {
             continue;
         };
         let mean = |r: &[&ScoredResult]| {
-            r.iter().filter_map(|s| s.macro_auroc).sum::<f64>() / r.len() as f64
+            r.iter().filter_map(|s| metric.of(s)).sum::<f64>() / r.len() as f64
         };
-        // Every result has its units: `read` refuses files without them.
-        let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) = (
-            ra.iter().filter_map(|s| s.test_units.as_ref()).collect(),
-            rb.iter().filter_map(|s| s.test_units.as_ref()).collect(),
-        );
-        let interval = paired_auroc_interval(&ua, &ub, args.bootstrap, args.seed)
+        let interval = metric
+            .interval(&ra, &rb, &classes, args.bootstrap, args.seed)
             .with_context(|| format!("{protocol} at fraction {fraction}"))?;
         let diff = mean(&rb) - mean(&ra);
         let (ci, verdict) = match interval {
@@ -161,11 +236,12 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     }
     println!(
         "A: {} file(s), B: {} file(s); {} resamples of the test records, seed {} (several files \
-         on a side count as the mean of their AUROCs)",
+         on a side count as the mean of their {}s)",
         args.a.len(),
         args.b.len(),
         args.bootstrap,
-        args.seed
+        args.seed,
+        metric.name()
     );
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `ecgfm eval` and `ecgfm embed` through the real binary on a small synthetic labelled dataset
 //! and a short pretraining run: the result file holds every protocol and fraction with finite
-//! metrics and intervals and the scored test units (whose scores give the reported AUROC),
-//! repeats bit for bit (also recomputing activations), `ecgfm compare` pairs two of them, TensorBoard
-//! scalars appear; the embeddings file holds the encoder's features of every window; bad input
-//! is a clear error.
+//! metrics and intervals and the scored test units (whose scores give the reported AUROC and,
+//! at the reported thresholds, F1), repeats bit for bit (also recomputing activations), `ecgfm
+//! compare` pairs two of them (AUROC and F1), TensorBoard scalars appear; the embeddings file
+//! holds the encoder's features of every window; bad input is a clear error.
 
 mod common;
 
@@ -16,7 +16,7 @@ use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_test_support::python_stdout;
 use ecgfm_trainer::checkpoint;
-use ecgfm_trainer::eval::metrics::macro_auroc;
+use ecgfm_trainer::eval::metrics::{macro_auroc, macro_f1};
 use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
@@ -194,13 +194,25 @@ fn check_compare(a: &Path, b: &Path, dir: &Path) {
             "{row}"
         );
     }
+    let f1 = run_ok(&["compare", "--a", a, "--b", b, "--metric", "f1"]);
+    assert!(f1.lines().next().unwrap().contains("F1 A"), "{f1}");
+    let rows: Vec<&str> = f1.lines().skip(1).filter(|l| l.contains(" vs ")).collect();
+    assert_eq!(rows.len(), 8, "{f1}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("+0.000     [+0.000, +0.000]")),
+        "{f1}"
+    );
     let args = ["compare", "--a", a, "--b", a, "--protocol", "random_probe"];
-    let against = run_ok(&[&args[..], &["--b-protocol", "probe"]].concat());
-    let row = against
-        .lines()
-        .find(|l| l.starts_with("random_probe vs probe"))
-        .unwrap();
-    assert!(row.contains('[') && !row.contains("n/a"), "{against}");
+    for metric in ["auroc", "f1"] {
+        let extra = ["--b-protocol", "probe", "--metric", metric];
+        let against = run_ok(&[&args[..], &extra].concat());
+        let row = against
+            .lines()
+            .find(|l| l.starts_with("random_probe vs probe"))
+            .unwrap();
+        assert!(row.contains('[') && !row.contains("n/a"), "{against}");
+    }
     let mut report = read_json(Path::new(a));
     for r in report["results"].as_array_mut().unwrap() {
         r.as_object_mut().unwrap().remove("test_units");
@@ -238,6 +250,16 @@ fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
     let auroc = macro_auroc(&scores, &targets, k, &rows).unwrap();
     let reported = result["macro_auroc"].as_f64().unwrap();
     assert!((auroc - reported).abs() < 1e-4, "{auroc} vs {reported}");
+    let thresholds: Vec<f64> = classes
+        .iter()
+        .map(|c| result["thresholds"][c.as_str().unwrap()].as_f64().unwrap())
+        .collect();
+    let f1 = macro_f1(&scores, &targets, k, &rows, &thresholds);
+    let reported = result["macro_f1"]["value"].as_f64();
+    assert_eq!(f1.is_some(), reported.is_some());
+    if let (Some(f1), Some(reported)) = (f1, reported) {
+        assert!((f1 - reported).abs() < 1e-9, "F1 {f1} vs {reported}");
+    }
 }
 
 /// The scalars under `events` (read by the `tensorboard` package) hold each result's metrics at

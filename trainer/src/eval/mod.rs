@@ -15,7 +15,7 @@
 //!   reporting through `progress`; `scoring`: windows or records as the unit validation and
 //!   test are scored in; `report`: the JSON result file (with every scored test unit), the
 //!   terminal table and TensorBoard scalars; `paired`: two evaluations on the same test set
-//!   compared by the paired bootstrap of their AUROC difference.
+//!   compared by the paired bootstrap of their AUROC (or F1) difference.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
 //! ("Evaluation") states its contract.
@@ -34,7 +34,10 @@ pub mod task;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
-pub use paired::{against_scratch, paired_auroc_interval, AgainstScratch, PairError, ScoredResult};
+pub use paired::{
+    against_scratch, paired_auroc_interval, paired_f1_interval, AgainstScratch, PairError,
+    ScoredResult,
+};
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};

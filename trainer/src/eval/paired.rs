@@ -1,16 +1,19 @@
 //! Paired comparison of two evaluations on the same test set: the 95% bootstrap interval of
-//! the difference of their macro AUROCs, each resample drawing the test records once and
-//! scoring both sides on that same draw (`ecgfm compare`, and a sweep's sizes in its report).
+//! the difference of their macro AUROCs (or macro F1s at each evaluation's own thresholds),
+//! each resample drawing the test records once and scoring both sides on that same draw
+//! (`ecgfm compare`, and a sweep's sizes in its report).
 //!
 //! Two encoders scored on the same records share most of the test set's sampling noise; the
 //! overlap of their two separate intervals counts that noise twice and misses real
-//! differences. A side given as several evaluations (seeds) counts as the mean of their AUROCs
+//! differences. A side given as several evaluations (seeds) counts as the mean of their values
 //! on each draw: the interval is over test records, given those seeds.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::metrics::{bootstrap_ci, macro_auroc, record_groups};
-use super::report::{ProtocolResult, UnitScores};
+use super::metrics::{bootstrap_ci, macro_auroc, macro_f1, record_groups};
+use super::report::{ProtocolResult, UnitScores, WithCi};
 
 /// One entry of a result file's `results`, as a paired comparison reads it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -18,9 +21,22 @@ pub struct ScoredResult {
     pub protocol: String,
     pub fraction: f64,
     pub macro_auroc: Option<f64>,
+    pub macro_f1: WithCi,
+    /// Each class's decision threshold (picked on validation), by class name.
+    pub thresholds: BTreeMap<String, f64>,
     /// Absent in result files written before ecgfm kept the scored units.
     #[serde(default)]
     pub test_units: Option<UnitScores>,
+}
+
+impl ScoredResult {
+    /// The thresholds in the order of `classes`; `None` when a class has none.
+    pub fn thresholds_of(&self, classes: &[String]) -> Option<Vec<f64>> {
+        classes
+            .iter()
+            .map(|c| self.thresholds.get(c).copied())
+            .collect()
+    }
 }
 
 impl From<&ProtocolResult> for ScoredResult {
@@ -29,6 +45,8 @@ impl From<&ProtocolResult> for ScoredResult {
             protocol: r.protocol.name().to_string(),
             fraction: r.fraction,
             macro_auroc: r.test.macro_auroc,
+            macro_f1: r.test.macro_f1.clone(),
+            thresholds: r.test.thresholds.clone(),
             test_units: Some(r.test_units.clone()),
         }
     }
@@ -84,6 +102,8 @@ pub enum PairError {
     OtherUnits,
     #[error("a result's scores do not match its units ({scores} scores for {units} units)")]
     Malformed { scores: usize, units: usize },
+    #[error("a result has {given} thresholds for {classes} classes")]
+    Thresholds { given: usize, classes: usize },
 }
 
 /// The 95% interval of the macro AUROC of `b` (mean over its evaluations) minus that of `a`,
@@ -94,6 +114,54 @@ pub fn paired_auroc_interval(
     b: &[&UnitScores],
     resamples: usize,
     seed: u64,
+) -> Result<Option<[f64; 2]>, PairError> {
+    paired_interval(a, b, resamples, seed, |_, scores, targets, k, rows| {
+        macro_auroc(scores, targets, k, rows)
+    })
+}
+
+/// The 95% interval of the macro F1 of `b` minus that of `a`, each evaluation at its own
+/// per-class thresholds (`(units, thresholds in class order)`), as
+/// [`paired_auroc_interval`] does for the AUROC.
+pub fn paired_f1_interval(
+    a: &[(&UnitScores, &[f64])],
+    b: &[(&UnitScores, &[f64])],
+    resamples: usize,
+    seed: u64,
+) -> Result<Option<[f64; 2]>, PairError> {
+    let thresholds: Vec<&[f64]> = a.iter().chain(b).map(|e| e.1).collect();
+    for (units, given) in a.iter().chain(b) {
+        let classes = units
+            .targets
+            .len()
+            .checked_div(units.records.len())
+            .unwrap_or(0);
+        if given.len() != classes {
+            return Err(PairError::Thresholds {
+                given: given.len(),
+                classes,
+            });
+        }
+    }
+    let units_a: Vec<&UnitScores> = a.iter().map(|e| e.0).collect();
+    let units_b: Vec<&UnitScores> = b.iter().map(|e| e.0).collect();
+    paired_interval(
+        &units_a,
+        &units_b,
+        resamples,
+        seed,
+        |i, scores, targets, k, rows| macro_f1(scores, targets, k, rows, thresholds[i]),
+    )
+}
+
+/// The paired interval of `metric` (of evaluation `i` of `a` then `b`, its scores, the targets,
+/// the class count and the resampled rows): `b`'s mean minus `a`'s on each resample.
+fn paired_interval(
+    a: &[&UnitScores],
+    b: &[&UnitScores],
+    resamples: usize,
+    seed: u64,
+    metric: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Option<f64>,
 ) -> Result<Option<[f64; 2]>, PairError> {
     let (Some(first), false) = (a.first(), b.is_empty()) else {
         return Err(PairError::Empty);
@@ -111,19 +179,20 @@ pub fn paired_auroc_interval(
         });
     }
     let targets: Vec<f64> = first.targets.iter().map(|&t| f64::from(t)).collect();
-    let widen = |u: &&UnitScores| -> Vec<f64> { u.scores.iter().map(|&s| f64::from(s)).collect() };
-    let (sa, sb): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
-        (a.iter().map(widen).collect(), b.iter().map(widen).collect());
-    let mean_auroc = |sides: &[Vec<f64>], rows: &[usize]| -> Option<f64> {
-        let values: Option<Vec<f64>> = sides
-            .iter()
-            .map(|s| macro_auroc(s, &targets, k, rows))
+    let scores: Vec<Vec<f64>> = all()
+        .map(|u| u.scores.iter().map(|&s| f64::from(s)).collect())
+        .collect();
+    let mean = |evaluations: std::ops::Range<usize>, rows: &[usize]| -> Option<f64> {
+        let count = evaluations.len() as f64;
+        let values: Option<Vec<f64>> = evaluations
+            .map(|i| metric(i, &scores[i], &targets, k, rows))
             .collect();
-        values.map(|v| v.iter().sum::<f64>() / v.len() as f64)
+        values.map(|v| v.iter().sum::<f64>() / count)
     };
     let groups = record_groups(&first.records);
+    let (na, nb) = (a.len(), b.len());
     Ok(bootstrap_ci(&groups, resamples, seed, |rows| {
-        Some(mean_auroc(&sb, rows)? - mean_auroc(&sa, rows)?)
+        Some(mean(na..na + nb, rows)? - mean(0..na, rows)?)
     }))
 }
 
@@ -180,6 +249,28 @@ mod tests {
                 "{pooled:?}"
             );
         }
+    }
+
+    #[test]
+    fn f1_differences_are_paired_at_each_sides_thresholds() {
+        let (weak, strong) = (side(300, 0.2, 1), side(300, 0.8, 1));
+        let (at_weak, at_strong) = ([0.6, 0.6], [0.9, 0.9]);
+        let f1 = |a: (&UnitScores, &[f64]), b: (&UnitScores, &[f64])| {
+            paired_f1_interval(&[a], &[b], 1000, 7).unwrap().unwrap()
+        };
+        let [low, _] = f1((&weak, &at_weak), (&strong, &at_strong));
+        assert!(low > 0.0, "{low}");
+        assert_eq!(f1((&weak, &at_weak), (&weak, &at_weak)), [0.0, 0.0]);
+        // The same scores at a worse threshold: a difference of thresholds alone.
+        let [_, high] = f1((&strong, &at_strong), (&strong, &[1.5, 1.5]));
+        assert!(high < 0.0, "{high}");
+        assert_eq!(
+            paired_f1_interval(&[(&weak, &[0.5])], &[(&strong, &at_strong)], 10, 7),
+            Err(PairError::Thresholds {
+                given: 1,
+                classes: 2
+            })
+        );
     }
 
     #[test]
