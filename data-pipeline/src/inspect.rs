@@ -172,9 +172,19 @@ impl fmt::Display for DatasetSummary {
         )?;
         writeln!(f, "sources:")?;
         for source in &self.sources {
+            // Of several sources, each one's rows by split (from its lead counts).
+            let rows: Vec<String> = source
+                .leads_present
+                .iter()
+                .map(|(split, by_leads)| format!("{split} {}", by_leads.values().sum::<u64>()))
+                .collect();
+            let rows = match self.sources.len() > 1 && !rows.is_empty() {
+                true => format!("; rows: {}", rows.join(", ")),
+                false => String::new(),
+            };
             writeln!(
                 f,
-                "  {:<8} {} records seen ({}, {})",
+                "  {:<8} {} records seen ({}, {}){rows}",
                 source.name, source.records_seen, source.format, source.uri
             )?;
         }

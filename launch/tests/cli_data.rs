@@ -172,6 +172,14 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
     );
     let seen = "synth    6 records seen (synth, ecgfm-synth seed";
     assert_eq!(summary.matches(seen).count(), 2, "{summary}");
+    // Each source's rows by split: together the dataset's 36.
+    let per_source: u64 = summary
+        .lines()
+        .filter_map(|l| l.split_once("; rows: "))
+        .flat_map(|(_, rows)| rows.split(", ").map(|r| r.split(' ').nth(1).unwrap()))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(per_source, 36, "{summary}");
 
     let run = dir.join("run");
     let mut args = pretrain_args(&run, 2);
