@@ -265,6 +265,11 @@ datasets = ["@cinc", "@ptbxl"]
     let (cinc_rows, ptbxl_rows) = (train(0), train(1));
     let shares = format!("cinc2017 {cinc_rows} x1, ptbxl {ptbxl_rows} x3)");
     assert!(said.contains(&shares), "{shares} not in:\n{said}");
+    let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(
+        report.contains("Pretraining data: ptbxl read 3 times per epoch (`data.repeat`)."),
+        "{report}"
+    );
     // `ecgfm plan` counts the same epoch: its mean leads per window move toward 12.
     let leads = |extra: &[&str]| -> f64 {
         let data = out.join("data/both");

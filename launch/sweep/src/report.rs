@@ -9,7 +9,8 @@ use crate::fit::bootstrap::{Estimate, Interval};
 use crate::fit::isoflop::Optimum;
 use crate::fit::LawFit;
 use crate::plot;
-use crate::record;
+use crate::record::{self, SweepRecord};
+use ecgfm_trainer::config::DataConfig;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -112,7 +113,11 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         "Loss curves of every run".into(),
         charts::loss_curves(&a, &curves),
     )?;
-    let markdown = render(&name, context, &a, &drawn, torn);
+    let context = match data_settings(dir, &a.records) {
+        Some(data) => format!("{context}\n\n{data}"),
+        None => context.to_string(),
+    };
+    let markdown = render(&name, &context, &a, &drawn, torn);
     let report = out.join("report.md");
     std::fs::write(&report, markdown).map_err(io(&report))?;
     Ok(Written {
@@ -150,6 +155,51 @@ fn interval(ci: &Interval, digits: usize) -> String {
 
 fn estimate(e: &Estimate, digits: usize) -> String {
     format!("{} {}", number(e.value, digits), interval(&e.ci, digits))
+}
+
+/// What the runs' `[data]` settings change of the sample stream (repeats, mixing, split),
+/// read from their `config.toml`; `None` when every run reads the defaults.
+fn data_settings(dir: &Path, records: &[SweepRecord]) -> Option<String> {
+    let defaults = DataConfig::default();
+    let mut said: Vec<String> = Vec::new();
+    for r in records {
+        let table =
+            ecgfm_trainer::config::read_toml_file(&dir.join(&r.run_dir).join("config.toml"));
+        let Some(data) = table
+            .ok()
+            .and_then(|t| ecgfm_trainer::config::TrainConfig::from_table(t).ok())
+            .map(|c| c.data)
+        else {
+            continue;
+        };
+        let mut these: Vec<String> = data
+            .repeat
+            .iter()
+            .filter(|(_, &n)| n != 1)
+            .map(|(source, n)| match n {
+                0 => format!("{source} left out (`data.repeat`)"),
+                n => format!("{source} read {n} times per epoch (`data.repeat`)"),
+            })
+            .collect();
+        if data.mix_across_shards {
+            these.push("batches mixed across shards (`data.mix_across_shards`)".into());
+        }
+        if data.mix_row_groups != defaults.mix_row_groups {
+            these.push(format!(
+                "mixing windows of {} row groups",
+                data.mix_row_groups
+            ));
+        }
+        if data.split != defaults.split {
+            these.push(format!("split `{}`", data.split));
+        }
+        for setting in these {
+            if !said.contains(&setting) {
+                said.push(setting);
+            }
+        }
+    }
+    (!said.is_empty()).then(|| format!("Pretraining data: {}.", said.join("; ")))
 }
 
 /// `record::trivial_loss` of the run in `run_dir`, from its `config.toml` (records of sweeps
