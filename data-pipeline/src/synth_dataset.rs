@@ -35,6 +35,8 @@ pub struct SynthDatasetOptions {
     pub out_store_options: Vec<(String, String)>,
     /// Number of records.
     pub records: u64,
+    /// The rows' `source` (default `synth`; another name tells merged synthetic sets apart).
+    pub source: String,
     /// Generator seed (also the split seed).
     pub seed: u64,
     pub synth: SynthConfig,
@@ -53,6 +55,7 @@ impl Default for SynthDatasetOptions {
             out: String::new(),
             out_store_options: Vec::new(),
             records: 1000,
+            source: SYNTH_SOURCE.into(),
             seed: 0,
             synth: SynthConfig::default(),
             preprocessing: PipelineConfig::default(),
@@ -79,7 +82,7 @@ fn synth_record(
     let record_id = record.record_id();
     let planned = PlannedRecord {
         name: record_id.clone(),
-        patient_id: Some(format!("{SYNTH_SOURCE}:{record_id}")),
+        patient_id: Some(format!("{}:{record_id}", opts.source)),
         record_id,
         labels: vec![record.condition.label().to_string()],
         age: Some(record.age),
@@ -93,7 +96,7 @@ fn synth_record(
     };
     let patient = planned.patient_id.as_deref().unwrap_or_default();
     let split = assign_split(
-        SYNTH_SOURCE,
+        &opts.source,
         patient,
         None,
         opts.seed,
@@ -102,7 +105,7 @@ fn synth_record(
     let rows = windows_to_rows(
         &processed.windows,
         &planned,
-        SYNTH_SOURCE,
+        &opts.source,
         pipeline.config().target_rate_hz as f32,
         DEFAULT_SIGNAL_SCALE,
         split,
@@ -171,7 +174,7 @@ pub fn write_synth_dataset(
         layout.window_samples,
         layout.row_group_rows,
         SourceEntry {
-            name: SYNTH_SOURCE.into(),
+            name: opts.source.clone(),
             uri: format!("ecgfm-synth seed {}", opts.seed),
             format: SYNTH_SOURCE.into(),
             records_seen: opts.records,

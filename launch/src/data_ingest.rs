@@ -164,6 +164,9 @@ pub struct SynthArgs {
     /// Number of synthetic records.
     #[arg(long, default_value_t = 1000)]
     pub records: u64,
+    /// The rows' source name (to tell synthetic sets apart once merged).
+    #[arg(long, default_value = "synth")]
+    pub source_name: String,
     #[command(flatten)]
     pub layout: LayoutArgs,
 }
@@ -173,6 +176,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
     let options = SynthDatasetOptions {
         out: args.out.clone(),
         records: args.records,
+        source: args.source_name.clone(),
         seed: args.layout.seed,
         preprocessing: args.layout.pipeline()?,
         shard_target_bytes: args.layout.shard_bytes(),

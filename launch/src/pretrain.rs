@@ -131,10 +131,51 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
             }
         }
     };
-    let validator = Validator::new(config, source)
+    let mut validator = Validator::new(config, source)
         .map_err(anyhow::Error::from_boxed)
         .context("drawing the validation batches")?;
+    if config.data.source != "synth" && config.train.val_by_source {
+        add_source_validation(config, &mut validator)?;
+    }
     Ok(Some(validator))
+}
+
+/// Of a dataset of several sources, each source's own validation set (the others' rows
+/// repeated 0 times), drawn without mixing across shards whatever the run mixes, so runs that
+/// mix differently are measured on the same windows; a source without validation rows is left
+/// out with a warning.
+fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Result<()> {
+    let url = &config.data.source;
+    let (store, root) = ecgfm_data::store::open_url(url)?;
+    let manifest = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
+        .with_context(|| format!("reading the manifest of {url}"))?;
+    let names: std::collections::BTreeSet<&str> =
+        manifest.sources.iter().map(|s| s.name.as_str()).collect();
+    if names.len() < 2 {
+        return Ok(());
+    }
+    let mut config = config.clone();
+    config.data.mix_across_shards = false;
+    for &name in &names {
+        let others = names
+            .iter()
+            .filter(|&&other| other != name)
+            .map(|&other| (other.to_string(), 0))
+            .collect();
+        let split = crate::dataset_source::Split {
+            name: "val",
+            seed: 0,
+            repeat: &others,
+        };
+        match crate::dataset_source::open_split(&config, split, 0, 1) {
+            Ok(source) => validator
+                .add_source(&config, name, source)
+                .map_err(anyhow::Error::from_boxed)
+                .with_context(|| format!("drawing the validation batches of {name}"))?,
+            Err(err) => tracing::warn!("no validation loss of source {name}: {err:#}"),
+        }
+    }
+    Ok(())
 }
 
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.
@@ -309,6 +350,19 @@ fn train_on<B: Backend>(
             record.samples_per_s,
             memory_note(record)
         ));
+        if let Some(val) = record.val_loss {
+            let sources: Vec<String> = record
+                .val_loss_by_source
+                .iter()
+                .map(|(source, loss)| format!("{source} {loss:.4}"))
+                .collect();
+            let sources = match sources.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", sources.join(", ")),
+            };
+            let step = outcome.step + 1;
+            bar.suspend(|| tracing::info!("step {step}: val loss {val:.4}{sources}"));
+        }
         if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
             tracing::info!(
                 "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s{}",

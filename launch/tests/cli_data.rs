@@ -1,4 +1,6 @@
-//! `ecgfm data merge` (two datasets inspected and trained on as one; mismatches refused), and
+//! `ecgfm data merge` (two datasets inspected and trained on as one; mismatches refused; two
+//! sources repeated per epoch and validated one by one, on the same windows whatever the run's
+//! mixing), and
 //! `ecgfm data read` against the `wfdb` Python package on every record of the shared
 //! `wfdb-formats` folder: the CSV carries the same signal names, sample count and per-signal sums
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
@@ -134,21 +136,27 @@ fn csv_of_every_wfdb_formats_record_matches_wfdb() {
     assert!(compared >= 16, "only {compared} CSVs compared");
 }
 
-/// `ecgfm data synth` of 6 records with `seed` and windows of `window_s` seconds at `dir/name`.
-fn synth(dir: &Path, name: &str, seed: &str, window_s: &str) -> String {
+/// `ecgfm data synth` with `seed` and windows of `window_s` seconds at `dir/name`, and the
+/// flags `extra` (`--records N` among them).
+fn synth_with(dir: &Path, name: &str, seed: &str, window_s: &str, extra: &[&str]) -> String {
     let out = dir.join(name).display().to_string();
     let args = [
         "data",
         "synth",
         "--out",
         &out,
-        "--records",
-        "6",
         "--seed",
         seed,
+        "--window-s",
+        window_s,
     ];
-    run_ok(&[&args[..], &["--window-s", window_s, "--threads", "2"]].concat());
+    run_ok(&[&args[..], extra, &["--threads", "2"]].concat());
     out
+}
+
+/// `ecgfm data synth` of 6 records with `seed` and windows of `window_s` seconds at `dir/name`.
+fn synth(dir: &Path, name: &str, seed: &str, window_s: &str) -> String {
+    synth_with(dir, name, seed, window_s, &["--records", "6"])
 }
 
 #[test]
@@ -204,5 +212,73 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
     );
     let err = run_err(&["data", "merge", &a, "--out", "x"]);
     assert!(err.contains("2"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The last record of a run's metrics.jsonl.
+fn last_metrics(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn sources_of_a_merge_are_repeated_and_validated_one_by_one() {
+    let dir = temp_dir("data-sources");
+    // 100 records of 3 windows in row groups of 16 rows: a shard holds several row groups, so
+    // mixing within and across shards differ.
+    let of = |source| {
+        [
+            "--records",
+            "100",
+            "--row-group-rows",
+            "16",
+            "--source-name",
+            source,
+        ]
+    };
+    let a = synth_with(&dir, "a", "1", "3", &of("alpha"));
+    let b = synth_with(&dir, "b", "2", "3", &of("beta"));
+    let merged = dir.join("merged").display().to_string();
+    run_ok(&["data", "merge", &a, &b, "--out", &merged]);
+    let inspect = run_ok(&["data", "inspect", &merged]);
+    assert!(
+        inspect.contains("alpha    100 records seen") && inspect.contains("; rows: "),
+        "{inspect}"
+    );
+
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = pretrain_args(&out, 2);
+        args.extend(["--data", &merged, "--set", "train.val_every=1"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        (run_ok(&args), out)
+    };
+    let (said, out) = run("repeat", &["--set", "data.repeat.beta=3"]);
+    assert!(
+        said.contains("x1, beta ") && said.contains(" x3)"),
+        "{said}"
+    );
+    let by_source = &last_metrics(&out)["val_loss_by_source"];
+    let names: Vec<&String> = by_source.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["alpha", "beta"], "{by_source}");
+
+    // With a learning rate too small to move a weight, the losses tell the windows apart:
+    // each source's validation set is the same whether or not the run mixes across shards.
+    // One batch of 8: fewer than a source's validation windows, so the order picks them.
+    let frozen = [
+        "--set",
+        "optim.lr=1e-30",
+        "--set",
+        "optim.min_lr=0",
+        "--set",
+        "train.val_batches=1",
+    ];
+    let within = last_metrics(&run("within", &frozen).1);
+    let across = [&frozen[..], &["--set", "data.mix_across_shards=true"]].concat();
+    let across = last_metrics(&run("across", &across).1);
+    assert_eq!(within["val_loss_by_source"], across["val_loss_by_source"]);
+    assert_ne!(within["val_loss"], across["val_loss"], "{within} {across}");
+    let off = last_metrics(&run("off", &["--set", "train.val_by_source=false"]).1);
+    assert!(off.get("val_loss_by_source").is_none(), "{off}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -265,6 +265,13 @@ datasets = ["@cinc", "@ptbxl"]
     let (cinc_rows, ptbxl_rows) = (train(0), train(1));
     let shares = format!("cinc2017 {cinc_rows} x1, ptbxl {ptbxl_rows} x3)");
     assert!(said.contains(&shares), "{shares} not in:\n{said}");
+    // Each source's validation loss was measured beside the whole set's.
+    let run = out.join(recs[0]["run_dir"].as_str().unwrap());
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    let by_source = last["val_loss_by_source"].as_object().unwrap();
+    assert_eq!(by_source.keys().collect::<Vec<_>>(), ["cinc2017", "ptbxl"]);
+    assert!(by_source.values().all(|v| v.as_f64().unwrap().is_finite()));
     let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
     assert!(
         report.contains("Pretraining data: ptbxl read 3 times per epoch (`data.repeat`)."),

@@ -86,6 +86,7 @@ fn synthetic_dataset_trains_and_resumes_exactly() {
     run_synth(&SynthArgs {
         out: data.to_str().unwrap().into(),
         records: 96,
+        source_name: "synth".into(),
         layout: layout(),
     })
     .unwrap();

@@ -192,6 +192,9 @@ pub struct RunConfig {
     pub val_every: u64,
     /// Batches of the fixed validation set (0: no validation).
     pub val_batches: usize,
+    /// On a dataset of several sources, also measure `val_batches` batches of each source's
+    /// validation rows (`val_loss_by_source` in metrics.jsonl).
+    pub val_by_source: bool,
     /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
     /// usable, else the CPU). It changes no result beyond rounding, so a resume may change it.
     pub device: String,
@@ -236,6 +239,7 @@ impl Default for RunConfig {
             threads: 0,
             val_every: 100,
             val_batches: 2,
+            val_by_source: true,
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
             recompute: Recompute::None,

@@ -7,6 +7,8 @@
 //! writes a new event file that starts with a session start at the resume step, so TensorBoard
 //! drops what earlier files logged from there on, and shows the same curve.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -40,6 +42,9 @@ pub struct StepRecord {
     /// Validation loss measured after this step (`validation.rs`), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
+    /// Each source's validation loss, measured with `val_loss` on a dataset of several sources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub val_loss_by_source: BTreeMap<String, f32>,
     /// Device memory in use (GPU runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_mem_bytes: Option<u64>,
@@ -93,6 +98,12 @@ impl MetricsWriter {
             ("perf/samples_per_s", record.samples_per_s as f32),
         ];
         scalars.extend(record.val_loss.map(|v| ("val/loss", v)));
+        let by_source: Vec<(String, f32)> = record
+            .val_loss_by_source
+            .iter()
+            .map(|(source, &v)| (format!("val/loss/{source}"), v))
+            .collect();
+        scalars.extend(by_source.iter().map(|(tag, v)| (tag.as_str(), *v)));
         if let Some(bytes) = record.gpu_mem_bytes {
             scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
         }

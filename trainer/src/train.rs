@@ -18,6 +18,8 @@
 //! data-source position) or a pure function of (seed, step), so resuming from step k reproduces
 //! the bits of a run that never stopped.
 
+use std::collections::BTreeMap;
+
 use crate::checkpoint::{self, CheckpointError, OptimizerShard, TrainingState};
 use crate::config::{NonFinitePolicy, TrainConfig};
 use crate::data::{BatchSource, SourceError};
@@ -400,10 +402,13 @@ impl<B: Backend> Trainer<B> {
                 samples_seen: self.state.samples_seen,
                 flops: self.state.flops,
                 val_loss: None,
+                val_loss_by_source: BTreeMap::new(),
                 gpu_mem_bytes: self.model.backend().memory_in_use(),
             };
             if let Some(validator) = self.validator.as_ref().filter(|v| v.due(done, total)) {
-                record.val_loss = Some(validator.loss(&mut self.model)?);
+                let losses = validator.losses(&mut self.model)?;
+                record.val_loss = Some(losses.whole);
+                record.val_loss_by_source = losses.by_source;
                 val_loss = record.val_loss;
             }
             let log = done.is_multiple_of(log_every) || done == total || outcome.step == 0;

@@ -6,7 +6,11 @@
 //! dataset's `val` split, or for the synthetic source from a disjoint index range of the
 //! generator (`synthetic_held_out`). Its data and masks do not depend on the run's seed, so
 //! every run of a sweep is measured on the same ECGs with the same masks, and a resumed run
-//! measures exactly what an uninterrupted one would.
+//! measures exactly what an uninterrupted one would. A dataset of several sources (a merge) can
+//! add one such set per source (`add_source`), measured beside the whole one, so a run that
+//! mixes or repeats sources sees how each fares.
+
+use std::collections::BTreeMap;
 
 use crate::config::TrainConfig;
 use crate::data::{BatchSource, SourceError, SyntheticSource};
@@ -37,8 +41,41 @@ pub fn synthetic_held_out(config: &TrainConfig) -> Result<SyntheticSource, Sourc
 /// A fixed validation set and when to measure it.
 pub struct Validator {
     batches: Vec<HostBatch>,
+    /// Each source's own set, by source name.
+    by_source: Vec<(String, Vec<HostBatch>)>,
     every: u64,
     description: String,
+}
+
+/// The validation losses of one measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValLosses {
+    /// On the whole validation set.
+    pub whole: f32,
+    /// On each source's set (empty unless sources were added).
+    pub by_source: BTreeMap<String, f32>,
+}
+
+/// `train.val_batches` batches of `train.batch_size` from `source`, their masks fixed.
+fn draw(config: &TrainConfig, source: &mut dyn BatchSource) -> Result<Vec<HostBatch>, SourceError> {
+    let sampler = MaskSampler::new(&config.model);
+    let mut batches = Vec::with_capacity(config.train.val_batches);
+    for index in 0..config.train.val_batches {
+        let mut batch = HostBatch::new(&config.model, config.train.batch_size);
+        source.next_batch(&mut batch)?;
+        sampler.fill(MASK_SEED, u64::MAX, index as u64, &mut batch);
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// The mean of `batches`' masked reconstruction losses at the model's current weights.
+fn mean_loss<B: Backend>(batches: &[HostBatch], model: &mut Mae<B>) -> Result<f32, ModelError> {
+    let mut sum = 0.0f64;
+    for batch in batches {
+        sum += model.forward_loss(batch)? as f64;
+    }
+    Ok((sum / batches.len().max(1) as f64) as f32)
 }
 
 impl Validator {
@@ -48,14 +85,7 @@ impl Validator {
         config: &TrainConfig,
         mut source: Box<dyn BatchSource>,
     ) -> Result<Validator, SourceError> {
-        let sampler = MaskSampler::new(&config.model);
-        let mut batches = Vec::with_capacity(config.train.val_batches);
-        for index in 0..config.train.val_batches {
-            let mut batch = HostBatch::new(&config.model, config.train.batch_size);
-            source.next_batch(&mut batch)?;
-            sampler.fill(MASK_SEED, u64::MAX, index as u64, &mut batch);
-            batches.push(batch);
-        }
+        let batches = draw(config, source.as_mut())?;
         Ok(Validator {
             description: format!(
                 "{} batches x {} from {}",
@@ -64,8 +94,22 @@ impl Validator {
                 source.describe()
             ),
             batches,
+            by_source: Vec::new(),
             every: config.train.val_every,
         })
+    }
+
+    /// Adds the validation set of source `name`, drawn like the whole one from `source` (its
+    /// rows only), measured beside it.
+    pub fn add_source(
+        &mut self,
+        config: &TrainConfig,
+        name: &str,
+        mut source: Box<dyn BatchSource>,
+    ) -> Result<(), SourceError> {
+        let batches = draw(config, source.as_mut())?;
+        self.by_source.push((name.to_string(), batches));
+        Ok(())
     }
 
     /// Whether to measure after `done` of `total` steps: every `val_every` steps (0: never
@@ -74,17 +118,27 @@ impl Validator {
         done == total || (self.every > 0 && done.is_multiple_of(self.every))
     }
 
-    /// The mean of the batches' masked reconstruction losses at the model's current weights.
-    pub fn loss<B: Backend>(&self, model: &mut Mae<B>) -> Result<f32, ModelError> {
-        let mut sum = 0.0f64;
-        for batch in &self.batches {
-            sum += model.forward_loss(batch)? as f64;
+    /// The mean of the batches' masked reconstruction losses at the model's current weights,
+    /// on the whole set and on each source's.
+    pub fn losses<B: Backend>(&self, model: &mut Mae<B>) -> Result<ValLosses, ModelError> {
+        let whole = mean_loss(&self.batches, model)?;
+        let mut by_source = BTreeMap::new();
+        for (name, batches) in &self.by_source {
+            by_source.insert(name.clone(), mean_loss(batches, model)?);
         }
-        Ok((sum / self.batches.len().max(1) as f64) as f32)
+        Ok(ValLosses { whole, by_source })
     }
 
     /// One line for logs: what the validation set is.
-    pub fn describe(&self) -> &str {
-        &self.description
+    pub fn describe(&self) -> String {
+        if self.by_source.is_empty() {
+            return self.description.clone();
+        }
+        let names: Vec<&str> = self.by_source.iter().map(|(n, _)| n.as_str()).collect();
+        format!(
+            "{}; and as many of each source's: {}",
+            self.description,
+            names.join(", ")
+        )
     }
 }

@@ -1,7 +1,9 @@
 //! The metrics writer's TensorBoard events read back with the `tensorboard` Python package
 //! (installed by scripts/test.sh): every logged step's scalars, with the same values as
-//! `metrics.jsonl`, also after a resume that repeats steps; validation losses where measured.
+//! `metrics.jsonl`, also after a resume that repeats steps; validation losses (also a source's)
+//! where measured.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -37,6 +39,10 @@ fn record(step: u64, attempt: u32) -> StepRecord {
         val_loss: step
             .is_multiple_of(10)
             .then_some(0.5 + attempt as f32 + 1.0 / (step as f32 + 2.0)),
+        val_loss_by_source: match step.is_multiple_of(10) {
+            true => BTreeMap::from([("ptbxl".to_string(), 0.75 + attempt as f32 + step as f32)]),
+            false => BTreeMap::new(),
+        },
         gpu_mem_bytes: None,
     }
 }
@@ -103,5 +109,17 @@ fn tensorboard_reads_the_logged_scalars_also_after_a_resume() {
         .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
         .collect();
     assert_eq!(events, validated);
+    let by_source: Vec<(u64, f32)> = jsonl
+        .iter()
+        .filter_map(|r| r.val_loss_by_source.get("ptbxl").map(|&v| (r.step, v)))
+        .collect();
+    assert_eq!(by_source.len(), 3);
+    let events: Vec<(u64, f32)> = scalars["val/loss/ptbxl"]
+        .as_array()
+        .unwrap_or_else(|| panic!("val/loss/ptbxl: {scalars}"))
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
+        .collect();
+    assert_eq!(events, by_source);
     std::fs::remove_dir_all(run).unwrap();
 }
