@@ -102,24 +102,20 @@ fn tensorboard_reads_the_logged_scalars_also_after_a_resume() {
         .collect();
     assert_eq!(validated.len(), 3);
     assert_eq!(validated[2], (20, record(20, 1).val_loss.unwrap()));
-    let events: Vec<(u64, f32)> = scalars["val/loss"]
-        .as_array()
-        .unwrap_or_else(|| panic!("val/loss: {scalars}"))
-        .iter()
-        .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
-        .collect();
-    assert_eq!(events, validated);
+    let events = |tag: &str| -> Vec<(u64, f32)> {
+        scalars[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("{tag}: {scalars}"))
+            .iter()
+            .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
+            .collect()
+    };
+    assert_eq!(events("val/loss"), validated);
     let by_source: Vec<(u64, f32)> = jsonl
         .iter()
         .filter_map(|r| r.val_loss_by_source.get("ptbxl").map(|&v| (r.step, v)))
         .collect();
     assert_eq!(by_source.len(), 3);
-    let events: Vec<(u64, f32)> = scalars["val/loss/ptbxl"]
-        .as_array()
-        .unwrap_or_else(|| panic!("val/loss/ptbxl: {scalars}"))
-        .iter()
-        .map(|e| (e[0].as_u64().unwrap(), e[1].as_f64().unwrap() as f32))
-        .collect();
-    assert_eq!(events, by_source);
+    assert_eq!(events("val/loss/ptbxl"), by_source);
     std::fs::remove_dir_all(run).unwrap();
 }
