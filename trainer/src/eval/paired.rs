@@ -21,8 +21,12 @@ pub struct ScoredResult {
     pub protocol: String,
     pub fraction: f64,
     pub macro_auroc: Option<f64>,
+    /// Absent (no value) where a result file leaves it out.
+    #[serde(default)]
     pub macro_f1: WithCi,
-    /// Each class's decision threshold (picked on validation), by class name.
+    /// Each class's decision threshold (picked on validation), by class name; empty where a
+    /// result file leaves them out (no F1 comparison then).
+    #[serde(default)]
     pub thresholds: BTreeMap<String, f64>,
     /// Absent in result files written before ecgfm kept the scored units.
     #[serde(default)]

@@ -76,7 +76,7 @@ impl Protocol {
 }
 
 /// A metric on the test split with its 95% bootstrap interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WithCi {
     pub value: Option<f64>,
     pub ci: Option<[f64; 2]>,
