@@ -380,7 +380,12 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
         .with_context(|| format!("reading the metrics of {}", run.name))?;
     let last = metrics.last().context("the run logged no metrics")?;
     rec.final_train_loss = Some(last.loss as f64);
-    rec.final_val_loss = metrics.iter().rev().find_map(|m| m.val_loss).map(f64::from);
+    let validated = metrics.iter().rev().find(|m| m.val_loss.is_some());
+    rec.final_val_loss = validated.and_then(|m| m.val_loss).map(f64::from);
+    rec.final_val_loss_by_source = validated.map_or_else(BTreeMap::new, |m| {
+        let by_source = m.val_loss_by_source.iter();
+        by_source.map(|(s, &v)| (s.clone(), f64::from(v))).collect()
+    });
     rec.train_s = last.elapsed_s;
     rec.flops_done = last.flops;
 

@@ -277,6 +277,17 @@ datasets = ["@cinc", "@ptbxl"]
         report.contains("Pretraining data: ptbxl read 3 times per epoch (`data.repeat`)."),
         "{report}"
     );
+    // The runs table gives the final validation loss of each source.
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| both-nano"))
+        .unwrap();
+    let cinc = by_source["cinc2017"].as_f64().unwrap();
+    assert!(
+        report.contains("| val loss by source |")
+            && row.contains(&format!("cinc2017 {cinc:.4}, ptbxl ")),
+        "{report}"
+    );
     // `ecgfm plan` counts the same epoch: its mean leads per window move toward 12.
     let leads = |extra: &[&str]| -> f64 {
         let data = out.join("data/both");

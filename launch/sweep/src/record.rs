@@ -7,6 +7,7 @@ use crate::expand::RunPlan;
 use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::ModelConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -85,6 +86,9 @@ pub struct SweepRecord {
     pub flops_done: Option<f64>,
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
+    /// Each source's final validation loss, on a dataset of several sources (`val_by_source`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub final_val_loss_by_source: BTreeMap<String, f64>,
     /// The loss of the trivial solution (`trivial_loss`); absent in records of older sweeps,
     /// where the report reads it from the run's `config.toml`.
     #[serde(default)]
@@ -121,6 +125,7 @@ impl SweepRecord {
             flops_done: None,
             final_train_loss: None,
             final_val_loss: None,
+            final_val_loss_by_source: BTreeMap::new(),
             trivial_loss: trivial_loss(&c.model),
             train_s: 0.0,
             eval_s: 0.0,

@@ -310,6 +310,14 @@ fn runs_table(md: &mut String, a: &Analysis) {
         let _ = write!(header, " {task} {protocol} AUROC |");
         rule.push_str("---|");
     }
+    let by_source = a
+        .records
+        .iter()
+        .any(|r| !r.final_val_loss_by_source.is_empty());
+    if by_source {
+        header.push_str(" val loss by source |");
+        rule.push_str("---|");
+    }
     header.push_str(" time (s) |");
     rule.push_str("---|");
     let _ = writeln!(md, "{header}\n{rule}");
@@ -337,6 +345,14 @@ fn runs_table(md: &mut String, a: &Analysis) {
                     })
             });
             let _ = write!(row, " {cell} |");
+        }
+        if by_source {
+            let losses: Vec<String> = r
+                .final_val_loss_by_source
+                .iter()
+                .map(|(source, loss)| format!("{source} {loss:.4}"))
+                .collect();
+            let _ = write!(row, " {} |", losses.join(", "));
         }
         let _ = writeln!(md, "{row} {:.0} |", r.train_s + r.eval_s);
     }

@@ -36,6 +36,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
         flops_done: None,
         final_train_loss: Some(loss + 0.01),
         final_val_loss: Some(loss),
+        final_val_loss_by_source: Default::default(),
         trivial_loss: None,
         train_s: 1.0,
         eval_s: 1.0,
