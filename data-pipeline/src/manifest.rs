@@ -213,42 +213,52 @@ impl Manifest {
         self.counts = counts;
     }
 
+    /// Rows of `split` (every split for `"all"`) by number of present leads, over the dataset.
+    pub fn leads_in(&self, split: &str) -> BTreeMap<u8, u64> {
+        leads_in(&self.counts.leads_present, split)
+    }
+
+    /// The sources, the only source of a dataset written before sources kept their own lead
+    /// counts given the dataset's (what `merge` keeps and `leads_by_source` reads).
+    pub fn sources_with_lead_counts(&self) -> Vec<SourceEntry> {
+        let mut sources = self.sources.clone();
+        if let [only] = sources.as_mut_slice() {
+            if only.leads_present.is_empty() {
+                only.leads_present = self.counts.leads_present.clone();
+            }
+        }
+        sources
+    }
+
     /// Rows of `split` (every split for `"all"`) by number of present leads, per source name
     /// (sources of the same name together); `None` when the manifest does not tell (it predates
     /// the counts, or several sources were merged before they were kept per source).
     pub fn leads_by_source(&self, split: &str) -> Option<BTreeMap<String, BTreeMap<u8, u64>>> {
-        let pick = |by_split: &BTreeMap<String, BTreeMap<u8, u64>>| {
-            let mut rows = BTreeMap::new();
-            for (_, by_leads) in by_split
-                .iter()
-                .filter(|(s, _)| split == "all" || *s == split)
-            {
-                for (&leads, &n) in by_leads {
-                    *rows.entry(leads).or_default() += n;
-                }
-            }
-            rows
-        };
-        if self.counts.leads_present.is_empty() {
+        let sources = self.sources_with_lead_counts();
+        if sources.is_empty() || sources.iter().any(|s| s.leads_present.is_empty()) {
             return None;
         }
         let mut out: BTreeMap<String, BTreeMap<u8, u64>> = BTreeMap::new();
-        match self.sources.as_slice() {
-            [only] => {
-                out.insert(only.name.clone(), pick(&self.counts.leads_present));
+        for source in &sources {
+            let to = out.entry(source.name.clone()).or_default();
+            for (leads, n) in leads_in(&source.leads_present, split) {
+                *to.entry(leads).or_default() += n;
             }
-            sources if sources.iter().all(|s| !s.leads_present.is_empty()) => {
-                for source in sources {
-                    let to = out.entry(source.name.clone()).or_default();
-                    for (leads, n) in pick(&source.leads_present) {
-                        *to.entry(leads).or_default() += n;
-                    }
-                }
-            }
-            _ => return None,
         }
         Some(out)
     }
+}
+
+/// Rows of `split` (every split for `"all"`) by number of present leads, from counts by split.
+fn leads_in(by_split: &BTreeMap<String, BTreeMap<u8, u64>>, split: &str) -> BTreeMap<u8, u64> {
+    let mut rows = BTreeMap::new();
+    let chosen = by_split
+        .iter()
+        .filter(|(s, _)| split == "all" || *s == split);
+    for (&leads, &n) in chosen.flat_map(|(_, by_leads)| by_leads) {
+        *rows.entry(leads).or_default() += n;
+    }
+    rows
 }
 
 #[cfg(test)]

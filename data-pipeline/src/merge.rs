@@ -111,14 +111,7 @@ pub fn merge(
             });
         }
         let m = &input.manifest;
-        let mut sources = m.sources.clone();
-        if let [only] = sources.as_mut_slice() {
-            // A one-source dataset ingested before sources kept their own lead counts.
-            if only.leads_present.is_empty() {
-                only.leads_present = m.counts.leads_present.clone();
-            }
-        }
-        merged.sources.extend(sources);
+        merged.sources.extend(m.sources_with_lead_counts());
         merged.quarantine.extend(m.quarantine.iter().cloned());
         merged.partial.extend(m.partial.iter().cloned());
         add_counts(&mut merged.counts, &m.counts);

@@ -21,14 +21,8 @@ pub fn read(url: &str, split: &str, repeat: &BTreeMap<String, u32>) -> Result<Op
     let manifest = Manifest::load(object_store.as_ref(), &root)
         .with_context(|| format!("reading the manifest of {shown}"))?;
     let rows = if repeat.is_empty() {
-        let mut rows = LeadMix::new();
-        let splits = manifest.counts.leads_present.iter();
-        for (_, by_leads) in splits.filter(|(s, _)| split == "all" || s.as_str() == split) {
-            for (&leads, &n) in by_leads {
-                *rows.entry(leads).or_default() += n as f64;
-            }
-        }
-        rows
+        let rows = manifest.leads_in(split).into_iter();
+        rows.map(|(leads, n)| (leads, n as f64)).collect()
     } else {
         match manifest.leads_by_source(split) {
             Some(by_source) => repeated(&by_source, repeat),

@@ -10,7 +10,7 @@ use crate::fit::isoflop::Optimum;
 use crate::fit::LawFit;
 use crate::plot;
 use crate::record::{self, SweepRecord};
-use ecgfm_trainer::config::DataConfig;
+use ecgfm_trainer::config::{DataConfig, TrainConfig};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -163,13 +163,7 @@ fn data_settings(dir: &Path, records: &[SweepRecord]) -> Option<String> {
     let defaults = DataConfig::default();
     let mut said: Vec<String> = Vec::new();
     for r in records {
-        let table =
-            ecgfm_trainer::config::read_toml_file(&dir.join(&r.run_dir).join("config.toml"));
-        let Some(data) = table
-            .ok()
-            .and_then(|t| ecgfm_trainer::config::TrainConfig::from_table(t).ok())
-            .map(|c| c.data)
-        else {
+        let Some(data) = run_config(&dir.join(&r.run_dir)).map(|c| c.data) else {
             continue;
         };
         let mut these: Vec<String> = data
@@ -205,9 +199,14 @@ fn data_settings(dir: &Path, records: &[SweepRecord]) -> Option<String> {
 /// `record::trivial_loss` of the run in `run_dir`, from its `config.toml` (records of sweeps
 /// older than the field); `None` when the file is missing or unreadable.
 fn trivial_loss_of_run(run_dir: &Path) -> Option<f64> {
+    record::trivial_loss(&run_config(run_dir)?.model)
+}
+
+/// The resolved configuration of the run in `run_dir` (its `config.toml`); `None` when the file
+/// is missing or unreadable.
+fn run_config(run_dir: &Path) -> Option<TrainConfig> {
     let table = ecgfm_trainer::config::read_toml_file(&run_dir.join("config.toml")).ok()?;
-    let config = ecgfm_trainer::config::TrainConfig::from_table(table).ok()?;
-    record::trivial_loss(&config.model)
+    TrainConfig::from_table(table).ok()
 }
 
 fn render(
