@@ -93,6 +93,32 @@ fn unknown_key(key: &str) -> String {
     format!("unknown store option {key:?}")
 }
 
+/// Whether two URLs name places in one store, so that the store can copy from one to the other
+/// itself (a hard link on a local disk, S3's CopyObject within a bucket, GCS's and Azure's
+/// copies within a bucket or container): both local paths (or `file://`), both `memory://`, or
+/// `s3://`, `gs://` or `az://` URLs of the same bucket. Other pairs, and URL forms not listed,
+/// are treated as different stores.
+pub fn same_store(a: &str, b: &str) -> bool {
+    fn place(url: &str) -> Option<(&'static str, String)> {
+        if url.starts_with("memory://") {
+            return Some(("memory", String::new()));
+        }
+        if !url.contains("://") {
+            return Some(("local", String::new()));
+        }
+        let parsed = url::Url::parse(url).ok()?;
+        let bucket = parsed.host_str().unwrap_or_default().to_string();
+        match parsed.scheme() {
+            "file" => Some(("local", String::new())),
+            "s3" | "s3a" => Some(("s3", bucket)),
+            "gs" => Some(("gs", bucket)),
+            "az" => Some(("az", bucket)),
+            _ => None,
+        }
+    }
+    matches!((place(a), place(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// The process-wide in-memory store behind every `memory://` URL.
 fn memory_store() -> Arc<dyn ObjectStore> {
     static MEMORY: OnceLock<Arc<InMemory>> = OnceLock::new();
@@ -214,6 +240,22 @@ pub async fn put_bytes(
         .map_err(store_error(location))
 }
 
+/// The size and SHA-256 (hex) of an object, read as a stream (never whole in memory).
+pub async fn sha256_of(
+    store: &dyn ObjectStore,
+    location: &Path,
+) -> Result<(u64, String), DataError> {
+    use sha2::{Digest, Sha256};
+    let result = store.get(location).await.map_err(store_error(location))?;
+    let mut chunks = result.into_stream();
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    while let Some(chunk) = chunks.try_next().await.map_err(store_error(location))? {
+        size += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
 /// Every object under `prefix`, sorted by path.
 pub async fn list(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>, DataError> {
     let mut objects: Vec<ObjectMeta> = store
@@ -267,6 +309,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ftp"), "{text}");
+    }
+
+    #[test]
+    fn same_store_is_one_bucket_or_one_machine() {
+        assert!(same_store("data/a", "/tmp/b"));
+        assert!(same_store("data/a", "file:///tmp/b"));
+        assert!(same_store("memory://x/a", "memory://y/b"));
+        assert!(same_store("s3://bucket/a", "s3a://bucket/b"));
+        assert!(same_store("gs://b1/x", "gs://b1/y"));
+        assert!(!same_store("s3://bucket/a", "s3://other/a"));
+        assert!(!same_store("s3://bucket/a", "gs://bucket/a"));
+        assert!(!same_store("data/a", "memory://x/a"));
+        assert!(!same_store("data/a", "s3://bucket/a"));
+        assert!(!same_store("https://host/a", "https://host/b"));
+    }
+
+    #[test]
+    fn sha256_of_streams_an_object() {
+        let (store, root) = open_url("memory://store-test/sha").unwrap();
+        let path = join(&root, "x.bin");
+        block_on(put_bytes(store.as_ref(), &path, Bytes::from_static(b"abc"))).unwrap();
+        let (size, sha) = block_on(sha256_of(store.as_ref(), &path)).unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! `merge`: datasets with the same preprocessing into one (rows, counts, sources, quarantine
 //! together, every shard checked on the way), the refusals (different windows or
 //! preprocessing, a source twice, an existing dataset as output, a changed shard) and the
-//! resumption of an interrupted merge. On real recordings when `../shared/data` is present:
+//! resumption of an interrupted merge; the same dataset whether the store copies the shards or
+//! they pass through this process, whatever the number of copies at once, on a local disk (hard
+//! links) and on S3 (a moto server). On real recordings when `../shared/data` is present:
 //! single-lead CinC 2017 and 12-lead PTB-XL in one dataset.
 
+mod common;
 mod ingest_support;
 
 use std::collections::BTreeMap;
 
 use ecgfm_data::ingest::ingest;
 use ecgfm_data::manifest::Manifest;
-use ecgfm_data::merge::merge;
+use ecgfm_data::merge::{merge, MergeOptions, MergeReport};
 use ecgfm_data::store;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_data::windows::read_split_windows;
@@ -61,7 +64,25 @@ fn flip_bit(url: &str, path: &str, at: usize) {
 }
 
 fn error_of(inputs: &[String], out: &str) -> String {
-    merge(inputs, out, &hidden()).unwrap_err().to_string()
+    merge_with(inputs, out, &MergeOptions::default())
+        .unwrap_err()
+        .to_string()
+}
+
+fn merge_with(
+    inputs: &[String],
+    out: &str,
+    options: &MergeOptions,
+) -> Result<MergeReport, ecgfm_data::error::DataError> {
+    merge(inputs, out, options, &hidden())
+}
+
+fn streamed(jobs: usize) -> MergeOptions {
+    MergeOptions {
+        jobs,
+        in_store_copy: false,
+        ..MergeOptions::default()
+    }
 }
 
 #[test]
@@ -69,13 +90,14 @@ fn merged_dataset_holds_every_row_of_its_inputs_in_order() {
     let a = synth("rows-a", 1, 7, |_| {});
     let b = synth("rows-b", 2, 5, |_| {});
     let out = "memory://merge-tests/rows-out";
-    let report = merge(&[a.clone(), b.clone()], out, &hidden()).unwrap();
+    let report = merge_with(&[a.clone(), b.clone()], out, &streamed(1)).unwrap();
     let (ma, mb) = (manifest(&a), manifest(&b));
     assert!(ma.shards.len() >= 2 && !mb.shards.is_empty());
     assert_eq!(
         report.shards_copied as usize,
         ma.shards.len() + mb.shards.len()
     );
+    assert_eq!(report.shards_copied_in_store, 0);
     assert_eq!(report.shards_kept, 0);
     assert!(report.without_lead_counts.is_empty());
 
@@ -169,13 +191,221 @@ fn a_changed_input_shard_stops_the_merge_before_any_manifest() {
     let b = synth("changed-b", 2, 3, |_| {});
     let shard = &manifest(&b).shards[0];
     flip_bit(&b, &shard.path, 100);
+    // b's first shard follows a's in the merged dataset.
+    let bad_copy = format!("shards/shard-{:05}.parquet", manifest(&a).shards.len());
 
-    let out = "memory://merge-tests/changed-out";
-    let err = error_of(&[a, b.clone()], out);
-    assert!(err.contains(&format!("{b}/{}", shard.path)), "{err}");
-    assert!(err.contains("changed after it was written"), "{err}");
-    let (out_store, out_root) = store::open_url(out).unwrap();
-    assert!(Manifest::load(out_store.as_ref(), &out_root).is_err());
+    for (options, out) in [
+        (MergeOptions::default(), "memory://merge-tests/changed-out"),
+        (streamed(2), "memory://merge-tests/changed-out-streamed"),
+    ] {
+        let err = merge_with(&[a.clone(), b.clone()], out, &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{b}/{}", shard.path)), "{err}");
+        assert!(err.contains("changed after it was written"), "{err}");
+        let (out_store, out_root) = store::open_url(out).unwrap();
+        assert!(Manifest::load(out_store.as_ref(), &out_root).is_err());
+        let copy = store::join(&out_root, &bad_copy);
+        assert!(
+            store::block_on(out_store.head(&copy)).is_err(),
+            "the changed shard's copy stayed at {out}/{bad_copy}"
+        );
+    }
+}
+
+/// Every shard's bytes of the dataset at `url`, in manifest order.
+fn shard_bytes(url: &str, options: &[(String, String)]) -> Vec<Vec<u8>> {
+    let pairs: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (object_store, root) = store::open_url_with(url, &pairs).unwrap();
+    let m = Manifest::load(object_store.as_ref(), &root).unwrap();
+    m.shards
+        .iter()
+        .map(|s| {
+            let location = store::join(&root, &s.path);
+            store::block_on(store::get_bytes(object_store.as_ref(), &location))
+                .unwrap()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn copies_by_the_store_or_through_here_one_or_many_at_once_give_one_dataset() {
+    let inputs = [
+        synth("ways-a", 1, 7, |_| {}),
+        synth("ways-b", 2, 5, |_| {}),
+        synth("ways-c", 3, 3, |_| {}),
+    ];
+    let shards: usize = inputs.iter().map(|i| manifest(i).shards.len()).sum();
+    assert!(shards >= 5, "{shards}");
+    let reference = merge_with(&inputs, "memory://merge-tests/ways-1", &streamed(1)).unwrap();
+    let expected = shard_bytes("memory://merge-tests/ways-1", &[]);
+    for (name, options) in [
+        ("ways-8", streamed(8)),
+        ("ways-store", MergeOptions::default()),
+        (
+            "ways-store-1",
+            MergeOptions {
+                jobs: 1,
+                ..MergeOptions::default()
+            },
+        ),
+    ] {
+        let out = format!("memory://merge-tests/{name}");
+        let report = merge_with(&inputs, &out, &options).unwrap();
+        assert_eq!(report.manifest, reference.manifest, "{name}");
+        assert_eq!(shard_bytes(&out, &[]), expected, "{name}");
+        let by_store = if options.in_store_copy { shards } else { 0 };
+        assert_eq!(
+            (
+                report.shards_copied_in_store as usize,
+                report.shards_copied as usize
+            ),
+            (by_store, shards - by_store),
+            "{name}"
+        );
+    }
+}
+
+/// Two small synthetic datasets in folders `a` and `b` of `dir`.
+fn local_inputs(dir: &std::path::Path) -> [String; 2] {
+    let inputs = [dir.join("a"), dir.join("b")].map(|p| p.display().to_string());
+    for (i, url) in inputs.iter().enumerate() {
+        let opts = SynthDatasetOptions {
+            out: url.clone(),
+            records: 4,
+            seed: i as u64,
+            shard_target_bytes: 40_000,
+            row_group_rows: 2,
+            threads: 2,
+            ..SynthDatasetOptions::default()
+        };
+        write_synth_dataset(&opts, &hidden()).unwrap();
+    }
+    inputs
+}
+
+#[test]
+fn across_two_disks_a_hard_link_fails_and_the_bytes_pass_through_here() {
+    use std::os::unix::fs::MetadataExt;
+    let out_dir = tempfile::tempdir().unwrap();
+    let Ok(in_dir) = tempfile::tempdir_in("/dev/shm") else {
+        println!("skipped: no /dev/shm to hold inputs on another file system");
+        return;
+    };
+    let device = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+    if device(in_dir.path()) == device(out_dir.path()) {
+        println!("skipped: /dev/shm and the temporary folder are one file system here");
+        return;
+    }
+    let inputs = local_inputs(in_dir.path());
+    let out = out_dir.path().join("out").display().to_string();
+    let report = merge_with(&inputs, &out, &MergeOptions::default()).unwrap();
+    let n = report.manifest.shards.len();
+    assert_eq!(
+        (report.shards_copied as usize, report.shards_copied_in_store),
+        (n, 0)
+    );
+    let (_, rows) = read_dataset(&out, &[]);
+    assert_eq!(rows.len() as u64, report.manifest.counts.rows);
+}
+
+#[test]
+fn on_a_local_disk_the_store_copy_is_a_hard_link() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let inputs = local_inputs(dir.path());
+    let links = |url: &str| -> Vec<u64> {
+        manifest(url)
+            .shards
+            .iter()
+            .map(|s| {
+                let file = std::path::Path::new(url).join(&s.path);
+                std::fs::metadata(file).unwrap().nlink()
+            })
+            .collect()
+    };
+    let linked = merge_with(&inputs, &at("linked"), &MergeOptions::default()).unwrap();
+    let copied = merge_with(&inputs, &at("copied"), &streamed(4)).unwrap();
+    let n = linked.manifest.shards.len();
+    assert_eq!(
+        (linked.shards_copied_in_store as usize, linked.shards_copied),
+        (n, 0)
+    );
+    assert_eq!(linked.manifest, copied.manifest);
+    // Each input shard now has a second name, in the linked merge; the streamed one owns its
+    // files.
+    assert!(links(&at("linked")).iter().all(|&l| l == 2));
+    assert!(links(&at("copied")).iter().all(|&l| l == 1));
+    assert_eq!(
+        shard_bytes(&at("linked"), &[]),
+        shard_bytes(&at("copied"), &[])
+    );
+    let (_, rows) = read_dataset(&at("linked"), &[]);
+    assert_eq!(rows.len() as u64, linked.manifest.counts.rows);
+}
+
+#[test]
+fn on_s3_a_merge_in_one_bucket_is_copied_by_the_server() {
+    let Some(s3) = common::s3::MotoS3::start("merge-bucket") else {
+        return;
+    };
+    let options: Vec<(String, String)> = s3
+        .options()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let local = tempfile::tempdir().unwrap();
+    let inputs = [s3.url("in/a"), s3.url("in/b")];
+    for (i, url) in inputs.iter().enumerate() {
+        let opts = SynthDatasetOptions {
+            out: url.clone(),
+            out_store_options: options.clone(),
+            records: 4,
+            seed: i as u64,
+            shard_target_bytes: 40_000,
+            row_group_rows: 2,
+            threads: 2,
+            ..SynthDatasetOptions::default()
+        };
+        write_synth_dataset(&opts, &hidden()).unwrap();
+    }
+    let with = |jobs| MergeOptions {
+        jobs,
+        store_options: options.clone(),
+        ..MergeOptions::default()
+    };
+    let in_bucket = merge_with(&inputs, &s3.url("out/same"), &with(3)).unwrap();
+    let n = in_bucket.manifest.shards.len();
+    assert!(n >= 2, "{n}");
+    assert_eq!(
+        (
+            in_bucket.shards_copied_in_store as usize,
+            in_bucket.shards_copied
+        ),
+        (n, 0)
+    );
+    // To a local disk the bytes have to pass through here.
+    let out = local.path().join("out").display().to_string();
+    let to_disk = merge_with(&inputs, &out, &with(3)).unwrap();
+    assert_eq!(
+        (
+            to_disk.shards_copied as usize,
+            to_disk.shards_copied_in_store
+        ),
+        (n, 0)
+    );
+    assert_eq!(to_disk.manifest, in_bucket.manifest);
+    assert_eq!(
+        shard_bytes(&s3.url("out/same"), &options),
+        shard_bytes(&out, &[])
+    );
+    let (_, rows) = read_dataset(&s3.url("out/same"), &options);
+    assert_eq!(rows.len() as u64, in_bucket.manifest.counts.rows);
 }
 
 #[test]
@@ -184,16 +414,16 @@ fn an_interrupted_merge_keeps_the_shards_it_copied_and_redoes_a_wrong_one() {
     let b = synth("resume-b", 2, 4, |_| {});
     let out = "memory://merge-tests/resume-out";
     let inputs = [a, b];
-    let first = merge(&inputs, out, &hidden()).unwrap();
+    let first = merge_with(&inputs, out, &MergeOptions::default()).unwrap();
     let shards = first.manifest.shards.len();
     assert!(shards >= 3);
     let (object_store, root) = store::open_url(out).unwrap();
     store::block_on(object_store.delete(&store::join(&root, "manifest.json"))).unwrap();
     flip_bit(out, &first.manifest.shards[1].path, 50);
 
-    let again = merge(&inputs, out, &hidden()).unwrap();
+    let again = merge_with(&inputs, out, &MergeOptions::default()).unwrap();
     assert_eq!(
-        (again.shards_kept as usize, again.shards_copied),
+        (again.shards_kept as usize, again.shards_copied_in_store),
         (shards - 1, 1)
     );
     assert_eq!(again.manifest, first.manifest);
@@ -219,7 +449,7 @@ fn single_lead_and_twelve_lead_recordings_merge_into_one_dataset() {
         inputs.push(out);
     }
     let out = dir.path().join("both").display().to_string();
-    let report = merge(&inputs, &out, &hidden()).unwrap();
+    let report = merge_with(&inputs, &out, &MergeOptions::default()).unwrap();
     let merged = &report.manifest;
     let names: Vec<&str> = merged.sources.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["cinc2017", "ptbxl"]);

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_data::merge::merge;
+use ecgfm_data::merge::{merge, MergeOptions};
 
 use crate::progress::byte_bar;
 
@@ -16,12 +16,25 @@ pub struct MergeArgs {
     /// Dataset folder or URL to write (must not hold a dataset yet).
     #[arg(long)]
     pub out: String,
+    /// Shards copied at once (a shard passing through this machine is held in memory whole).
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Pass every shard through this machine, even where the store could copy it itself (by
+    /// default an input on the output's local disk is hard-linked, and one in the output's
+    /// bucket is copied by the server).
+    #[arg(long)]
+    pub stream_copy: bool,
 }
 
 /// Runs `ecgfm data merge`.
 pub fn run(args: &MergeArgs) -> Result<()> {
     let bar = byte_bar("copying shards");
-    let report = merge(&args.inputs, &args.out, &bar)
+    let options = MergeOptions {
+        jobs: args.jobs,
+        in_store_copy: !args.stream_copy,
+        ..MergeOptions::default()
+    };
+    let report = merge(&args.inputs, &args.out, &options, &bar)
         .with_context(|| format!("merging into {}", args.out))?;
     bar.finish_and_clear();
     let m = &report.manifest;
@@ -31,12 +44,14 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         .map(|s| format!("{} ({} records seen)", s.name, s.records_seen))
         .collect();
     println!(
-        "{} datasets -> {} rows of {} records in {} shards ({} copied now, {} kept from an earlier run) at {}",
+        "{} datasets -> {} rows of {} records in {} shards ({} copied through here, {} by the \
+         store, {} kept from an earlier run) at {}",
         args.inputs.len(),
         m.counts.rows,
         m.counts.records,
         m.shards.len(),
         report.shards_copied,
+        report.shards_copied_in_store,
         report.shards_kept,
         args.out
     );

@@ -173,6 +173,27 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
         said.contains("sources: synth (6 records seen), synth (6 records seen)"),
         "{said}"
     );
+    // On one disk the shards are hard-linked; --stream-copy copies their bytes.
+    assert!(
+        said.contains("(0 copied through here, 2 by the store, 0 kept"),
+        "{said}"
+    );
+    let streamed = dir.join("streamed").display().to_string();
+    let said = run_ok(&[
+        "data",
+        "merge",
+        &a,
+        &b,
+        "--out",
+        &streamed,
+        "--stream-copy",
+        "--jobs",
+        "1",
+    ]);
+    assert!(
+        said.contains("(2 copied through here, 0 by the store, 0 kept"),
+        "{said}"
+    );
     let summary = run_ok(&["data", "inspect", &merged]);
     assert!(
         summary.contains("36 rows from 12 records in 2 shards"),

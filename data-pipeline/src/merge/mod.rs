@@ -1,32 +1,63 @@
 //! `merge`: several datasets written with the same preprocessing (say PTB-XL, CinC 2021 and a
 //! hospital's own export, each ingested with its own format) into one dataset a run trains on.
 //!
-//! The inputs' shards are copied as they are, renumbered in input order, each checked against
-//! its input manifest's size and SHA-256 on the way (a shard changed since it was written stops
-//! the merge; nothing is lost, the inputs are only read). Rows keep their `source`, patient ids
-//! (source-prefixed, so the patient-hash splits of different sources never share a patient) and
-//! splits. The manifest's sources, counts, quarantine and partial lists are the inputs' together.
-//! It is written last: an interrupted merge run again keeps the shards already copied (each
-//! re-checked by its SHA-256) and copies the rest.
+//! The inputs' shards are copied as they are, renumbered in input order, several at once and
+//! each checked against its input manifest's size and SHA-256 (a shard changed since it was
+//! written stops the merge; nothing is lost, the inputs are only read); `copy.rs` does the
+//! copying, by the store itself where an input and the output share one. Rows keep their
+//! `source`, patient ids (source-prefixed, so the patient-hash splits of different sources never
+//! share a patient) and splits. The manifest's sources, counts, quarantine and partial lists are
+//! the inputs' together. It is written last: an interrupted merge run again keeps the shards
+//! already copied (each re-checked by its SHA-256) and copies the rest.
+
+mod copy;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use indicatif::ProgressBar;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
 use crate::ingest::shard_writer::shard_path;
 use crate::manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
 use crate::store;
+use copy::{copy_shards, CopyJob};
+
+/// How a merge copies its shards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeOptions {
+    /// Shards copied at once. A shard passing through this machine is held in memory whole, so
+    /// up to `jobs` shards (128 MB each by default) are in memory at a time.
+    pub jobs: usize,
+    /// Let a store copy a shard itself when an input and the output are in it (a hard link on a
+    /// local disk, a server-side copy within one bucket); false passes every shard's bytes
+    /// through this machine.
+    pub in_store_copy: bool,
+    /// Store settings applied to every URL, on top of the environment (the keys of
+    /// `store::open_url_with`; tests point them at a local S3 server).
+    pub store_options: Vec<(String, String)>,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            jobs: 4,
+            in_store_copy: true,
+            store_options: Vec::new(),
+        }
+    }
+}
 
 /// What a merge did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeReport {
     pub manifest: Manifest,
-    /// Shards copied by this run.
+    /// Shards copied by this run, through this machine.
     pub shards_copied: u64,
+    /// Shards copied by this run, by the store itself.
+    pub shards_copied_in_store: u64,
     /// Shards found already copied by an interrupted earlier run (their SHA-256 checked).
     pub shards_kept: u64,
     /// Inputs whose manifests predate the count of rows by present leads: the merged dataset
@@ -37,9 +68,11 @@ pub struct MergeReport {
 /// One opened input dataset.
 struct Input {
     url: String,
-    store: std::sync::Arc<dyn ObjectStore>,
+    store: Arc<dyn ObjectStore>,
     root: Path,
     manifest: Manifest,
+    /// Whether the output's store holds it too.
+    in_out_store: bool,
 }
 
 /// Merges the datasets at `inputs` (two or more) into a new dataset at `out`; `progress` counts
@@ -47,6 +80,7 @@ struct Input {
 pub fn merge(
     inputs: &[String],
     out: &str,
+    options: &MergeOptions,
     progress: &ProgressBar,
 ) -> Result<MergeReport, DataError> {
     if inputs.len() < 2 {
@@ -55,21 +89,27 @@ pub fn merge(
             inputs.len()
         )));
     }
+    let store_options: Vec<(&str, &str)> = options
+        .store_options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let inputs = inputs
         .iter()
         .map(|url| {
-            let (store, root) = store::open_url(url)?;
+            let (store, root) = store::open_url_with(url, &store_options)?;
             let manifest = Manifest::load(store.as_ref(), &root)?;
             Ok(Input {
                 url: store::redact_url(url),
                 store,
                 root,
                 manifest,
+                in_out_store: options.in_store_copy && store::same_store(url, out),
             })
         })
         .collect::<Result<Vec<_>, DataError>>()?;
     check_compatible(&inputs)?;
-    let (out_store, out_root) = store::open_url(out)?;
+    let (out_store, out_root) = store::open_url_with(out, &store_options)?;
     let manifest_location = store::join(&out_root, MANIFEST_FILE);
     if store::block_on(out_store.head(&manifest_location)).is_ok() {
         return Err(DataError::Config(format!(
@@ -93,18 +133,28 @@ pub fn merge(
     merged.signal_scale = first.signal_scale;
     merged.leads = first.leads.clone();
     merged.preprocessing = first.preprocessing.clone();
-    let (mut shards_copied, mut shards_kept) = (0, 0);
+    // What an interrupted merge left, in one listing rather than a request per shard.
+    let existing: BTreeMap<Path, u64> = store::block_on(store::list(
+        out_store.as_ref(),
+        &store::join(&out_root, "shards"),
+    ))?
+    .into_iter()
+    .map(|meta| (meta.location, meta.size))
+    .collect();
+    let mut work = Vec::new();
     for input in &inputs {
         for shard in &input.manifest.shards {
             let path = shard_path(merged.shards.len());
-            let destination = store::join(&out_root, &path);
-            if holds_copy(out_store.as_ref(), &destination, shard)? {
-                shards_kept += 1;
-            } else {
-                copy_shard(input, shard, out_store.as_ref(), &destination)?;
-                shards_copied += 1;
-            }
-            progress.inc(shard.bytes);
+            let to = store::join(&out_root, &path);
+            work.push(CopyJob {
+                input_url: input.url.clone(),
+                input_store: input.store.clone(),
+                from: store::join(&input.root, &shard.path),
+                existing: existing.get(&to).copied(),
+                to,
+                shard: shard.clone(),
+                in_store: input.in_out_store,
+            });
             merged.shards.push(ShardEntry {
                 path,
                 ..shard.clone()
@@ -116,6 +166,7 @@ pub fn merge(
         merged.partial.extend(m.partial.iter().cloned());
         add_counts(&mut merged.counts, &m.counts);
     }
+    let copied = copy_shards(work, &out_store, options.jobs, progress)?;
     let without_lead_counts: Vec<String> = inputs
         .iter()
         .filter(|i| i.manifest.counts.leads_present.is_empty() && i.manifest.counts.rows > 0)
@@ -127,8 +178,9 @@ pub fn merge(
     merged.save(out_store.as_ref(), &out_root)?;
     Ok(MergeReport {
         manifest: merged,
-        shards_copied,
-        shards_kept,
+        shards_copied: copied.streamed,
+        shards_copied_in_store: copied.in_store,
+        shards_kept: copied.kept,
         without_lead_counts,
     })
 }
@@ -218,46 +270,6 @@ fn differing_settings(
         _ if a != b => out.push(format!("{at}: {a} and {b}")),
         _ => {}
     }
-}
-
-/// Whether `destination` already holds `shard` whole (left by an interrupted merge).
-fn holds_copy(
-    out_store: &dyn ObjectStore,
-    destination: &Path,
-    shard: &ShardEntry,
-) -> Result<bool, DataError> {
-    match store::block_on(out_store.head(destination)) {
-        Ok(meta) if meta.size == shard.bytes => {
-            let bytes = store::block_on(store::get_bytes(out_store, destination))?;
-            Ok(hex::encode(Sha256::digest(&bytes)) == shard.sha256)
-        }
-        _ => Ok(false),
-    }
-}
-
-/// Copies one shard, checking it against the input manifest first.
-fn copy_shard(
-    input: &Input,
-    shard: &ShardEntry,
-    out_store: &dyn ObjectStore,
-    destination: &Path,
-) -> Result<(), DataError> {
-    let location = store::join(&input.root, &shard.path);
-    let bytes = store::block_on(store::get_bytes(input.store.as_ref(), &location))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != shard.bytes || sha256 != shard.sha256 {
-        return Err(DataError::Corrupt {
-            path: format!("{}/{}", input.url, shard.path),
-            reason: format!(
-                "{} bytes with SHA-256 {sha256}; its manifest says {} bytes with {}: the shard \
-                 changed after it was written (`ecgfm data inspect` checks a whole dataset)",
-                bytes.len(),
-                shard.bytes,
-                shard.sha256
-            ),
-        });
-    }
-    store::block_on(store::put_bytes(out_store, destination, bytes))
 }
 
 /// Adds `more` to the totals `into` (every map key by key).

@@ -1,0 +1,127 @@
+//! Copying a merge's shards: several at once (`MergeOptions::jobs`), each checked against its
+//! input manifest's size and SHA-256. Where an input and the output share a store
+//! (`store::same_store`) the store copies the shard itself (a hard link on a local disk,
+//! CopyObject on S3) and the copy is then read back to check it; otherwise the shard's bytes
+//! pass through this machine and are checked before they are written. A destination already
+//! holding the right bytes (left by an interrupted merge, found by one listing of the output's
+//! shards rather than a request per shard) is kept.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use indicatif::ProgressBar;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::DataError;
+use crate::manifest::ShardEntry;
+use crate::store;
+
+/// One shard to copy.
+pub(super) struct CopyJob {
+    /// The input's URL, redacted (for errors).
+    pub input_url: String,
+    pub input_store: Arc<dyn ObjectStore>,
+    /// Where the shard is in the input's store.
+    pub from: Path,
+    /// Where it goes in the output store.
+    pub to: Path,
+    /// Its entry in the input manifest (size, SHA-256, path for errors).
+    pub shard: ShardEntry,
+    /// Whether the output store can copy it from `from` itself.
+    pub in_store: bool,
+    /// The size of what `to` already holds (left by an interrupted merge), if anything.
+    pub existing: Option<u64>,
+}
+
+/// How each shard got to the output, counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Copied {
+    /// Read and written by this machine.
+    pub streamed: u64,
+    /// Copied by the store itself.
+    pub in_store: u64,
+    /// Already there from an interrupted earlier run.
+    pub kept: u64,
+}
+
+enum Outcome {
+    Streamed,
+    InStore,
+    Kept,
+}
+
+/// Copies every job into `out_store`, `jobs` at a time, advancing `progress` by each shard's
+/// bytes as it completes. Stops at the first error (a shard already written stays; the
+/// manifest, written after, does not exist yet).
+pub(super) fn copy_shards(
+    work: Vec<CopyJob>,
+    out_store: &Arc<dyn ObjectStore>,
+    jobs: usize,
+    progress: &ProgressBar,
+) -> Result<Copied, DataError> {
+    store::block_on(
+        futures::stream::iter(work)
+            .map(|job| async move {
+                let outcome = copy_one(&job, out_store.as_ref()).await?;
+                progress.inc(job.shard.bytes);
+                Ok::<_, DataError>(outcome)
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_fold(Copied::default(), |mut copied, outcome| async move {
+                match outcome {
+                    Outcome::Streamed => copied.streamed += 1,
+                    Outcome::InStore => copied.in_store += 1,
+                    Outcome::Kept => copied.kept += 1,
+                }
+                Ok(copied)
+            }),
+    )
+}
+
+async fn copy_one(job: &CopyJob, out_store: &dyn ObjectStore) -> Result<Outcome, DataError> {
+    if job.existing == Some(job.shard.bytes)
+        && store::sha256_of(out_store, &job.to).await?.1 == job.shard.sha256
+    {
+        return Ok(Outcome::Kept);
+    }
+    // A store that cannot copy this pair itself (a hard link across two disks, a bucket the
+    // credentials may read but not copy from) falls back to passing the bytes through here.
+    if job.in_store && out_store.copy(&job.from, &job.to).await.is_ok() {
+        let (size, sha256) = store::sha256_of(out_store, &job.to).await?;
+        if let Err(changed) = check(job, size, &sha256) {
+            out_store
+                .delete(&job.to)
+                .await
+                .map_err(store::store_error(&job.to))?;
+            return Err(changed);
+        }
+        return Ok(Outcome::InStore);
+    }
+    let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
+    check(
+        job,
+        bytes.len() as u64,
+        &hex::encode(Sha256::digest(&bytes)),
+    )?;
+    store::put_bytes(out_store, &job.to, bytes).await?;
+    Ok(Outcome::Streamed)
+}
+
+/// The error for a shard whose bytes are not those its manifest lists.
+fn check(job: &CopyJob, size: u64, sha256: &str) -> Result<(), DataError> {
+    let shard = &job.shard;
+    if size == shard.bytes && sha256 == shard.sha256 {
+        return Ok(());
+    }
+    Err(DataError::Corrupt {
+        path: format!("{}/{}", job.input_url, shard.path),
+        reason: format!(
+            "{size} bytes with SHA-256 {sha256}; its manifest says {} bytes with {}: the shard \
+             changed after it was written (`ecgfm data inspect` checks a whole dataset)",
+            shard.bytes, shard.sha256
+        ),
+    })
+}
