@@ -20,8 +20,8 @@
 //!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
-//! - `sweep_run`, `sweep_report`: `ecgfm sweep run|report` over `ecgfm-sweep` (which plans and
-//!   reports; the runs are subprocesses of this binary). `lead_mix` reads a dataset's samples by
+//! - `sweep_run`, `sweep_extend`, `sweep_report`: `ecgfm sweep run|report` (and `run --extend`)
+//!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary). `lead_mix` reads a dataset's samples by
 //!   present leads, which sets what a step costs (sweep budgets, `plan --data`).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
@@ -61,6 +61,7 @@ pub mod python_bench;
 pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
+pub mod sweep_extend;
 pub mod sweep_report;
 pub mod sweep_run;
 

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::sweep_extend;
+
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
     /// The sweep file (TOML); or give --preset.
@@ -40,6 +42,10 @@ pub struct SweepRunArgs {
     /// Print the runs and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Grow the sweep in DIR with this file (more budgets, seeds, sizes or data fractions): it
+    /// must plan and evaluate every run already there as before; only the new runs train.
+    #[arg(long)]
+    pub extend: bool,
     /// Where the report goes when the sweep is done (default DIR/report).
     #[arg(long, value_name = "DIR")]
     pub report_to: Option<PathBuf>,
@@ -143,10 +149,24 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         print_plan(&plan);
         return Ok(());
     }
-    claim_folder(dir, &text)?;
+    let earlier = match claim_folder(dir, &text, args.extend)? {
+        Some(old_text) => Some(sweep_extend::check_shared(dir, &old_text, &spec)?),
+        None => None,
+    };
     prepare_data(dir, &spec)?;
     // Again, now that the ingested datasets can tell their samples' lead counts.
     let plan = expand()?;
+    if let Some(old) = earlier {
+        let old_plan = SweepPlan::expand(&old, &origin, &dir.join("data"), &lead_mix_of)?;
+        let extension = sweep_extend::extend(dir, &old_plan, &text, &plan)?;
+        println!(
+            "extending the sweep in {}: its {} runs kept, {} added (its earlier file is now {})",
+            dir.display(),
+            extension.kept,
+            extension.added,
+            extension.previous.display()
+        );
+    }
     print_plan(&plan);
     if args.slurm {
         return write_sbatch(dir, &plan, &args.launch);
@@ -256,20 +276,24 @@ fn print_plan(plan: &SweepPlan) {
     }
 }
 
-/// Creates the sweep folder with its `sweep.toml`, or checks that it holds the same sweep.
-fn claim_folder(dir: &Path, text: &str) -> Result<()> {
+/// Creates the sweep folder with its `sweep.toml`, or checks that it holds the same sweep; with
+/// `extend`, returns the folder's other sweep file for `sweep_extend` to check.
+fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> {
     std::fs::create_dir_all(dir.join("runs"))
         .with_context(|| format!("creating the sweep folder {}", dir.display()))?;
     let path = dir.join("sweep.toml");
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => Ok(()),
+        Ok(existing) if existing == text => Ok(None),
+        Ok(existing) if extend => Ok(Some(existing)),
         Ok(_) => bail!(
             "{} holds another sweep (its sweep.toml differs): resume it with the same file \
-             and --set flags, or choose another --out",
+             and --set flags, grow it with --extend (the new file must plan its runs as \
+             before), or choose another --out",
             dir.display()
         ),
         Err(_) => {
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            Ok(None)
         }
     }
 }

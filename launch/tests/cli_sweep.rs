@@ -139,9 +139,88 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("holds another sweep"), "{err}");
+    assert!(err.contains("--extend"), "{err}");
     for dir in [whole, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[test]
+fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
+    let no_eval = ["--set", "eval=[]"];
+    let dir = temp_dir("extend");
+    toy(&dir, &no_eval);
+    let before = records(&dir);
+    assert_eq!(before.len(), 2);
+    let first_file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
+    // Whatever would train a run otherwise, or drop one, or evaluate differently is refused,
+    // naming it, and leaves the folder as it was.
+    let refused = |extra: &[&str]| -> String {
+        let output = Command::new(ECGFM)
+            .args([
+                "sweep",
+                "run",
+                "--preset",
+                "toy",
+                "--threads",
+                "2",
+                "--extend",
+            ])
+            .args(["--out", dir.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{extra:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let err = refused(&["--set", "eval=[]", "--set", "lr.base=2e-3"]);
+    assert!(
+        err.contains("would train its run synth-d1w32-steps-f1-s0 otherwise"),
+        "{err}"
+    );
+    assert!(err.contains("optim.lr = 0.002 -> 0.004"), "{err}");
+    let err = refused(&["--set", "eval=[]", "--set", "sizes.family.depths=[2, 3]"]);
+    assert!(
+        err.contains("does not plan its run synth-d1w32-steps-f1-s0"),
+        "{err}"
+    );
+    let err = refused(&["--set", "seeds=[0, 1]"]);
+    assert!(err.contains("[[eval]] tasks differ"), "{err}");
+    let err = refused(&["--set", "eval=[]", "--set", "seeds=[1, 0]"]);
+    assert!(err.contains("first seed"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sweep.toml")).unwrap(),
+        first_file
+    );
+
+    // A second seed and a third size: the two finished runs stay, four new ones train.
+    let said = toy(
+        &dir,
+        &[
+            "--extend",
+            "--set",
+            "eval=[]",
+            "--set",
+            "seeds=[0, 1]",
+            "--set",
+            "sizes.family.depths=[1, 2, 3]",
+        ],
+    );
+    assert!(said.contains("its 2 runs kept, 4 added"), "{said}");
+    assert_eq!(said.matches("already done").count(), 2, "{said}");
+    let after = records(&dir);
+    assert_eq!(after.len(), 6);
+    assert_eq!(after[..2], before[..]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sweep.1.toml")).unwrap(),
+        first_file
+    );
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(
+        report.contains("from 6 finished runs (3 sizes, 2 seeds)"),
+        "{report}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
