@@ -21,8 +21,9 @@
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_extend`, `sweep_report`: `ecgfm sweep run|report` (and `run --extend`)
-//!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary). `lead_mix` reads a dataset's samples by
-//!   present leads, which sets what a step costs (sweep budgets, `plan --data`).
+//!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary).
+//!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
+//!   budgets, `plan --data`).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
