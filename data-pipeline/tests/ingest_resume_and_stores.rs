@@ -98,11 +98,7 @@ fn ingest_from_and_to_s3() {
     let Some(s3) = common::s3::MotoS3::start("ingest-bucket") else {
         return;
     };
-    let store_options: Vec<(String, String)> = s3
-        .options()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let store_options = s3.store_options();
     // Upload two records as a source.
     let (store, root) = s3.open("src");
     for file in ["100.hea", "100.dat", "3000003_0003.hea", "3000003_0003.dat"] {

@@ -270,12 +270,15 @@ fn copies_by_the_store_or_through_here_one_or_many_at_once_give_one_dataset() {
     }
 }
 
-/// Two small synthetic datasets in folders `a` and `b` of `dir`.
-fn local_inputs(dir: &std::path::Path) -> [String; 2] {
-    let inputs = [dir.join("a"), dir.join("b")].map(|p| p.display().to_string());
-    for (i, url) in inputs.iter().enumerate() {
+/// Small synthetic datasets at `urls` (seeds 0, 1, ...), written with `store_options`.
+fn small_inputs<const N: usize>(
+    urls: [String; N],
+    store_options: &[(String, String)],
+) -> [String; N] {
+    for (i, url) in urls.iter().enumerate() {
         let opts = SynthDatasetOptions {
             out: url.clone(),
+            out_store_options: store_options.to_vec(),
             records: 4,
             seed: i as u64,
             shard_target_bytes: 40_000,
@@ -285,7 +288,15 @@ fn local_inputs(dir: &std::path::Path) -> [String; 2] {
         };
         write_synth_dataset(&opts, &hidden()).unwrap();
     }
-    inputs
+    urls
+}
+
+/// Two small synthetic datasets in folders `a` and `b` of `dir`.
+fn local_inputs(dir: &std::path::Path) -> [String; 2] {
+    small_inputs(
+        [dir.join("a"), dir.join("b")].map(|p| p.display().to_string()),
+        &[],
+    )
 }
 
 #[test]
@@ -354,26 +365,9 @@ fn on_s3_a_merge_in_one_bucket_is_copied_by_the_server() {
     let Some(s3) = common::s3::MotoS3::start("merge-bucket") else {
         return;
     };
-    let options: Vec<(String, String)> = s3
-        .options()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let options = s3.store_options();
     let local = tempfile::tempdir().unwrap();
-    let inputs = [s3.url("in/a"), s3.url("in/b")];
-    for (i, url) in inputs.iter().enumerate() {
-        let opts = SynthDatasetOptions {
-            out: url.clone(),
-            out_store_options: options.clone(),
-            records: 4,
-            seed: i as u64,
-            shard_target_bytes: 40_000,
-            row_group_rows: 2,
-            threads: 2,
-            ..SynthDatasetOptions::default()
-        };
-        write_synth_dataset(&opts, &hidden()).unwrap();
-    }
+    let inputs = small_inputs([s3.url("in/a"), s3.url("in/b")], &options);
     let with = |jobs| MergeOptions {
         jobs,
         store_options: options.clone(),

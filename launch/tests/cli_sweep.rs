@@ -10,8 +10,8 @@ use common::{run_ok as ecgfm, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::Command;
 
-/// `ecgfm sweep run --preset toy` into `dir` with extra arguments.
-fn toy(dir: &Path, extra: &[&str]) -> String {
+/// The arguments of `ecgfm sweep run --preset toy` into `dir` with extra arguments.
+fn toy_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "sweep",
         "run",
@@ -23,7 +23,12 @@ fn toy(dir: &Path, extra: &[&str]) -> String {
         dir.to_str().unwrap(),
     ];
     args.extend(extra);
-    ecgfm(&args)
+    args
+}
+
+/// `ecgfm sweep run --preset toy` into `dir` with extra arguments; its output.
+fn toy(dir: &Path, extra: &[&str]) -> String {
+    ecgfm(&toy_args(dir, extra))
 }
 
 /// The records of sweep.jsonl.
@@ -157,17 +162,7 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
     // naming it, and leaves the folder as it was.
     let refused = |extra: &[&str]| -> String {
         let output = Command::new(ECGFM)
-            .args([
-                "sweep",
-                "run",
-                "--preset",
-                "toy",
-                "--threads",
-                "2",
-                "--extend",
-            ])
-            .args(["--out", dir.to_str().unwrap()])
-            .args(extra)
+            .args(toy_args(&dir, &[&["--extend"], extra].concat()))
             .output()
             .unwrap();
         assert!(!output.status.success(), "{extra:?} was accepted");

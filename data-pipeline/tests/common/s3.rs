@@ -76,6 +76,14 @@ impl MotoS3 {
         ]
     }
 
+    /// The same settings as owned pairs (the options fields of ingest, synth and merge).
+    pub fn store_options(&self) -> Vec<(String, String)> {
+        self.options()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
     /// `s3://bucket/prefix`.
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{}", self.bucket, prefix)
