@@ -17,8 +17,8 @@ pub struct MergeArgs {
     #[arg(long)]
     pub out: String,
     /// Shards copied at once (a shard passing through this machine is held in memory whole).
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
+    #[arg(long, default_value = "4")]
+    pub jobs: std::num::NonZeroUsize,
     /// Pass every shard through this machine, even where the store could copy it itself (by
     /// default an input on the output's local disk is hard-linked, and one in the output's
     /// bucket is copied by the server).
@@ -30,7 +30,7 @@ pub struct MergeArgs {
 pub fn run(args: &MergeArgs) -> Result<()> {
     let bar = byte_bar("copying shards");
     let options = MergeOptions {
-        jobs: args.jobs,
+        jobs: args.jobs.get(),
         in_store_copy: !args.stream_copy,
         ..MergeOptions::default()
     };
