@@ -7,14 +7,20 @@ disk it reads, hashes and writes the file; on S3 it does `get_object`, hashes, `
 check, shows what the server's copy alone costs. ecgfm runs three ways: every shard through this
 process one at a time (`--stream-copy --jobs 1`, how merge worked before), four at a time
 (`--stream-copy --jobs 4`), and the default (four at a time, the store copying where it can: a
-hard link on one disk, CopyObject in one bucket, each copy read back to check it).
-S3 is a moto server on localhost (`pip install 'moto[server]' boto3`), so there is no network
-latency: on a real bucket the gaps are larger. Local reads come from the page cache after the
+hard link on one disk, CopyObject in one bucket, each copy read back to check it). On S3 it
+then reads the merged dataset back with `ecgfm data inspect` (every shard fetched, hashed and its
+quality columns decoded, the next shards fetched meanwhile) against the same done from Python
+with boto3 and pyarrow.
+S3 is a moto server on localhost (`pip install 'moto[server]' boto3`); `--latency-ms L` puts a
+proxy in front of it that delays every byte by half of L each way (a link of round-trip time L
+and unlimited bandwidth; a bucket in another region is 20-80 ms away). Local reads come from the page cache after the
 first run, for both sides alike. Prints seconds (median of the repeats) and the ratio.
 
 Usage: python3 bench/merge_bench.py PATH/TO/ecgfm DATASET DATASET [...] [--repeats N] [--no-s3]
+       [--latency-ms L]
 """
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -24,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -90,29 +97,83 @@ def bench_local(ecgfm: str, inputs: list, repeats: int, mb: float) -> None:
         shutil.rmtree(scratch)
 
 
+def manifest_of(s3, prefix: str) -> dict:
+    return json.loads(s3.get_object(Bucket="bench", Key=f"{prefix}/manifest.json")["Body"].read())
+
+
+def pa_buffer(data: bytes):
+    import pyarrow as pa
+
+    return pa.BufferReader(data)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def bench_s3(ecgfm: str, inputs: list, repeats: int, mb: float) -> None:
+def delaying_proxy(target_port: int, rtt_s: float) -> int:
+    """Starts a TCP proxy to `target_port` on a thread that acts as a link with round-trip time
+    `rtt_s` and no bandwidth limit: every chunk of bytes, either way, is passed on half the round
+    trip after it arrived (chunks do not wait for each other). Returns the proxy's port."""
+    port = free_port()
+
+    async def pipe(reader, writer):
+        queue = asyncio.Queue()
+
+        async def send():
+            while (item := await queue.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(send())
+        while data := await reader.read(1 << 16):
+            queue.put_nowait((time.monotonic() + rtt_s / 2, data))
+        queue.put_nowait(None)
+        await sender
+
+    async def serve(client_reader, client_writer):
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(pipe(client_reader, server_writer),
+                             pipe(server_reader, client_writer), return_exceptions=True)
+
+    async def main():
+        server = await asyncio.start_server(serve, "127.0.0.1", port)
+        await server.serve_forever()
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    return port
+
+
+def bench_s3(ecgfm: str, inputs: list, repeats: int, mb: float, latency_ms: float) -> None:
     import boto3
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        if latency_ms > 0:
+            port = delaying_proxy(port, latency_ms / 1000)
         endpoint = f"http://127.0.0.1:{port}"
         creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}
         s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
                           aws_secret_access_key="testing", region_name="us-east-1")
-        for _ in range(100):
+        for attempt in range(100):
             try:
                 s3.create_bucket(Bucket="bench")
                 break
             except Exception:
+                if attempt == 99:
+                    raise
                 time.sleep(0.2)
         keys = []
         for k, folder in enumerate(inputs):
@@ -138,7 +199,26 @@ def bench_s3(ecgfm: str, inputs: list, repeats: int, mb: float) -> None:
         for k, (name, flags) in enumerate(WAYS):
             rows.append((name, timed(repeats, lambda i: ecgfm_merge(
                 ecgfm, urls, f"s3://bench/e{k}-{i}", flags, env))))
-        print(f"S3 (moto on localhost), {mb:.1f} MB of shards:")
+        print(f"S3 (moto on localhost, {latency_ms:g} ms round trip), {mb:.1f} MB of shards:")
+        report(rows, rows[0][1])
+
+        # Reading the merged dataset back: every shard fetched, hashed and its quality columns
+        # decoded (`ecgfm data inspect`), against the same from Python one shard at a time.
+        import pyarrow.parquet as pq
+
+        merged = manifest_of(s3, "e2-0")
+
+        def python_inspect(_):
+            for shard in merged["shards"]:
+                key = f"e2-0/{shard['path']}"
+                data = checked(s3.get_object(Bucket="bench", Key=key)["Body"].read(), shard, key)
+                pq.read_table(pa_buffer(data), columns=["quality_score", "quality_flags"])
+
+        rows = [("Python: get_object, SHA-256, pyarrow", timed(repeats, python_inspect)),
+                ("ecgfm data inspect", timed(repeats, lambda _: subprocess.run(
+                    [ecgfm, "data", "inspect", "s3://bench/e2-0"], check=True,
+                    stdout=subprocess.DEVNULL, env=env)))]
+        print("  reading the merged dataset back:")
         report(rows, rows[0][1])
     finally:
         server.kill()
@@ -151,13 +231,14 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-s3", action="store_true")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     shards = [s for d in args.datasets for s in manifest(d)["shards"]]
     mb = sum(s["bytes"] for s in shards) / 1e6
     print(f"{len(args.datasets)} datasets, {len(shards)} shards")
     bench_local(args.ecgfm, args.datasets, args.repeats, mb)
     if not args.no_s3:
-        bench_s3(args.ecgfm, args.datasets, args.repeats, mb)
+        bench_s3(args.ecgfm, args.datasets, args.repeats, mb, args.latency_ms)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! `ecgfm data inspect`: a summary of a dataset (rows, records, shards, label and split counts,
 //! a quality-score histogram and quality-flag counts read from the shards, quarantine) with a
 //! human-readable Display. Every shard is read whole, so its size and SHA-256 are checked
-//! against the manifest on the way.
+//! against the manifest on the way; the next shards are fetched while one is decoded.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +59,9 @@ pub const FLAG_NAMES: [(u8, &str); 5] = [
     (quality_flag::HIGH_FREQUENCY_NOISE, "high-frequency noise"),
 ];
 
+/// Shards fetched ahead of the one being read (each held whole in memory).
+const PREFETCH_SHARDS: usize = 3;
+
 /// Quarantined records listed in the summary.
 const EXAMPLES: usize = 5;
 
@@ -75,9 +78,26 @@ pub fn inspect(
     let mut histogram = [0u64; QUALITY_BINS];
     let mut flagged_rows = [0u64; FLAG_NAMES.len()];
     let mut damaged_shards = Vec::new();
-    for shard in &manifest.shards {
+    let fetch = |i: usize| {
+        let (object_store, location) = (
+            object_store.clone(),
+            store::join(&root, &manifest.shards[i].path),
+        );
+        store::runtime()
+            .spawn(async move { store::get_bytes(object_store.as_ref(), &location).await })
+    };
+    let mut fetches: std::collections::VecDeque<_> = (0..manifest.shards.len())
+        .take(PREFETCH_SHARDS + 1)
+        .map(fetch)
+        .collect();
+    for (i, shard) in manifest.shards.iter().enumerate() {
         let location = store::join(&root, &shard.path);
-        let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
+        let next = fetches.pop_front().expect("a fetch per shard");
+        let ahead = i + PREFETCH_SHARDS + 1;
+        if ahead < manifest.shards.len() {
+            fetches.push_back(fetch(ahead));
+        }
+        let bytes = store::block_on(next).expect("a shard fetch panicked")?;
         progress.inc(bytes.len() as u64);
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if bytes.len() as u64 != shard.bytes || sha256 != shard.sha256 {
