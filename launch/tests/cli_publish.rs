@@ -5,6 +5,8 @@
 //! matches its own checksums is refused before anything is sent.
 
 mod common;
+// The data tests' moto helper; this file uses part of it.
+#[allow(dead_code)]
 #[path = "../../data-pipeline/tests/common/s3.rs"]
 mod s3;
 
