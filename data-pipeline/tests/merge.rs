@@ -17,7 +17,7 @@ use ecgfm_data::merge::{merge, MergeOptions, MergeReport};
 use ecgfm_data::store;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_data::windows::read_split_windows;
-use ingest_support::{hidden, options, read_dataset};
+use ingest_support::{hidden, open_dataset, options, read_dataset};
 use object_store::ObjectStoreExt;
 
 /// A small synthetic dataset at `memory://merge-tests/NAME` (seed `seed`, small shards).
@@ -215,12 +215,7 @@ fn a_changed_input_shard_stops_the_merge_before_any_manifest() {
 
 /// Every shard's bytes of the dataset at `url`, in manifest order.
 fn shard_bytes(url: &str, options: &[(String, String)]) -> Vec<Vec<u8>> {
-    let pairs: Vec<(&str, &str)> = options
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (object_store, root) = store::open_url_with(url, &pairs).unwrap();
-    let m = Manifest::load(object_store.as_ref(), &root).unwrap();
+    let ((object_store, root), m) = open_dataset(url, options);
     m.shards
         .iter()
         .map(|s| {

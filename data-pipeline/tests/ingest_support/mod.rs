@@ -57,14 +57,21 @@ pub struct RowView {
     pub lead_abs_sums: Vec<i64>,
 }
 
-/// The manifest and every row (in shard order) of the dataset at `url`.
-pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<RowView>) {
+/// The store and root of the dataset at `url`, opened with owned `options` pairs, and its
+/// manifest.
+pub fn open_dataset(url: &str, options: &[(String, String)]) -> (store::StoreRoot, Manifest) {
     let pairs: Vec<(&str, &str)> = options
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let (object_store, root) = store::open_url_with(url, &pairs).unwrap();
     let manifest = Manifest::load(object_store.as_ref(), &root).unwrap();
+    ((object_store, root), manifest)
+}
+
+/// The manifest and every row (in shard order) of the dataset at `url`.
+pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<RowView>) {
+    let ((object_store, root), manifest) = open_dataset(url, options);
     let mut rows = Vec::new();
     for shard in &manifest.shards {
         let bytes = store::block_on(store::get_bytes(
