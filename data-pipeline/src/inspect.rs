@@ -78,11 +78,11 @@ pub fn inspect(
     let mut histogram = [0u64; QUALITY_BINS];
     let mut flagged_rows = [0u64; FLAG_NAMES.len()];
     let mut damaged_shards = Vec::new();
+    let locations: Vec<_> = (manifest.shards.iter())
+        .map(|shard| store::join(&root, &shard.path))
+        .collect();
     let fetch = |i: usize| {
-        let (object_store, location) = (
-            object_store.clone(),
-            store::join(&root, &manifest.shards[i].path),
-        );
+        let (object_store, location) = (object_store.clone(), locations[i].clone());
         store::runtime()
             .spawn(async move { store::get_bytes(object_store.as_ref(), &location).await })
     };
@@ -90,8 +90,7 @@ pub fn inspect(
         .take(PREFETCH_SHARDS + 1)
         .map(fetch)
         .collect();
-    for (i, shard) in manifest.shards.iter().enumerate() {
-        let location = store::join(&root, &shard.path);
+    for (i, (shard, location)) in manifest.shards.iter().zip(&locations).enumerate() {
         let next = fetches.pop_front().expect("a fetch per shard");
         let ahead = i + PREFETCH_SHARDS + 1;
         if ahead < manifest.shards.len() {

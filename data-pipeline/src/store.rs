@@ -31,14 +31,17 @@ pub type StoreRoot = (Arc<dyn ObjectStore>, Path);
 /// `s3://bucket/prefix` (also `s3a://`), `gs://bucket/prefix`, `az://container/prefix` (and
 /// the other Azure forms `object_store` knows).
 pub fn open_url(url: &str) -> Result<StoreRoot, DataError> {
-    open_url_with(url, &[])
+    open_url_with::<&str, &str>(url, &[])
 }
 
 /// Like [`open_url`], then applies explicit `(key, value)` settings on top of the environment,
 /// with the keys `object_store` uses for that store (`aws_endpoint`, `aws_access_key_id`,
 /// `aws_allow_http`, `google_service_account`, `azure_storage_account_name`, ...). Tests use this
 /// to point at a local S3 server without touching the process environment.
-pub fn open_url_with(url: &str, options: &[(&str, &str)]) -> Result<StoreRoot, DataError> {
+pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
+    url: &str,
+    options: &[(K, V)],
+) -> Result<StoreRoot, DataError> {
     let bad = |reason: String| DataError::BadUrl {
         url: redact_url(url),
         reason: scrub(&reason, url),
@@ -63,24 +66,33 @@ pub fn open_url_with(url: &str, options: &[(&str, &str)]) -> Result<StoreRoot, D
         S::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url);
             for (k, v) in options {
-                let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
-                b = b.with_config(key, *v);
+                let key: AmazonS3ConfigKey = k
+                    .as_ref()
+                    .parse()
+                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
+                b = b.with_config(key, v.as_ref());
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
             for (k, v) in options {
-                let key: GoogleConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
-                b = b.with_config(key, *v);
+                let key: GoogleConfigKey = k
+                    .as_ref()
+                    .parse()
+                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
+                b = b.with_config(key, v.as_ref());
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
             for (k, v) in options {
-                let key: AzureConfigKey = k.parse().map_err(|_| bad(unknown_key(k)))?;
-                b = b.with_config(key, *v);
+                let key: AzureConfigKey = k
+                    .as_ref()
+                    .parse()
+                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
+                b = b.with_config(key, v.as_ref());
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }

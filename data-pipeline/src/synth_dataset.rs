@@ -130,12 +130,7 @@ pub fn write_synth_dataset(
         .map_err(|e| DataError::Config(e.to_string()))?;
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
-    let pairs: Vec<(&str, &str)> = opts
-        .out_store_options
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (out_store, out_root) = store::open_url_with(&opts.out, &pairs)?;
+    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
         row_group_rows: opts.row_group_rows,

@@ -51,12 +51,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
-    let out_options: Vec<(&str, &str)> = opts
-        .out_store_options
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (out_store, out_root) = store::open_url_with(&opts.out, &out_options)?;
+    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
     let labels = opts
         .label_csv
         .as_deref()
@@ -139,11 +134,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
 /// Reads the label override CSV from a local path or an object-store URL.
 fn read_label_csv(csv: &str, options: &[(String, String)]) -> Result<LabelOverride, DataError> {
     let bytes = if csv.contains("://") && !csv.starts_with("file://") {
-        let pairs: Vec<(&str, &str)> = options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let (object_store, location) = store::open_url_with(csv, &pairs)?;
+        let (object_store, location) = store::open_url_with(csv, options)?;
         store::block_on(store::get_bytes(object_store.as_ref(), &location))?.to_vec()
     } else {
         let path = csv.strip_prefix("file://").unwrap_or(csv);

@@ -53,11 +53,7 @@ impl SourceRoot {
             }
             return Ok(SourceRoot::Local(dir));
         }
-        let pairs: Vec<(&str, &str)> = options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let (store, root) = store::open_url_with(url, &pairs)?;
+        let (store, root) = store::open_url_with(url, options)?;
         Ok(SourceRoot::Store {
             store,
             root,

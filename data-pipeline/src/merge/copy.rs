@@ -13,9 +13,8 @@ use indicatif::ProgressBar;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::DataError;
+use crate::ingest::shard_writer::sha256_hex;
 use crate::manifest::ShardEntry;
 use crate::store;
 
@@ -101,11 +100,7 @@ async fn copy_one(job: &CopyJob, out_store: &dyn ObjectStore) -> Result<Outcome,
         return Ok(Outcome::InStore);
     }
     let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
-    check(
-        job,
-        bytes.len() as u64,
-        &hex::encode(Sha256::digest(&bytes)),
-    )?;
+    check(job, bytes.len() as u64, &sha256_hex(&bytes))?;
     store::put_bytes(out_store, &job.to, bytes).await?;
     Ok(Outcome::Streamed)
 }

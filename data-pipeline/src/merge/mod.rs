@@ -89,15 +89,10 @@ pub fn merge(
             inputs.len()
         )));
     }
-    let store_options: Vec<(&str, &str)> = options
-        .store_options
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let inputs = inputs
         .iter()
         .map(|url| {
-            let (store, root) = store::open_url_with(url, &store_options)?;
+            let (store, root) = store::open_url_with(url, &options.store_options)?;
             let manifest = Manifest::load(store.as_ref(), &root)?;
             Ok(Input {
                 url: store::redact_url(url),
@@ -109,7 +104,7 @@ pub fn merge(
         })
         .collect::<Result<Vec<_>, DataError>>()?;
     check_compatible(&inputs)?;
-    let (out_store, out_root) = store::open_url_with(out, &store_options)?;
+    let (out_store, out_root) = store::open_url_with(out, &options.store_options)?;
     let manifest_location = store::join(&out_root, MANIFEST_FILE);
     if store::block_on(out_store.head(&manifest_location)).is_ok() {
         return Err(DataError::Config(format!(

@@ -91,9 +91,8 @@ impl MotoS3 {
 
     /// Opens `s3://bucket/prefix` on this server.
     pub fn open(&self, prefix: &str) -> ecgfm_data::store::StoreRoot {
-        let options = self.options();
-        let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        ecgfm_data::store::open_url_with(&self.url(prefix), &pairs).expect("open moto store")
+        ecgfm_data::store::open_url_with(&self.url(prefix), &self.options())
+            .expect("open moto store")
     }
 }
 

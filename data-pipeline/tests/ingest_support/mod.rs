@@ -60,11 +60,7 @@ pub struct RowView {
 /// The store and root of the dataset at `url`, opened with owned `options` pairs, and its
 /// manifest.
 pub fn open_dataset(url: &str, options: &[(String, String)]) -> (store::StoreRoot, Manifest) {
-    let pairs: Vec<(&str, &str)> = options
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (object_store, root) = store::open_url_with(url, &pairs).unwrap();
+    let (object_store, root) = store::open_url_with(url, options).unwrap();
     let manifest = Manifest::load(object_store.as_ref(), &root).unwrap();
     ((object_store, root), manifest)
 }
