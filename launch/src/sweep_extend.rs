@@ -1,11 +1,15 @@
-//! `ecgfm sweep run FILE --out DIR --extend`: grow a sweep in place (another budget, seed, size or
-//! data fraction) without training its runs again. The new file must plan every run of the sweep
-//! in DIR exactly as the old one did (same name, same settings, same steps and learning rate)
-//! and evaluate them alike (same tasks, datasets and first seed); then it becomes DIR's
-//! sweep.toml, the old one kept as sweep.K.toml, and `sweep run` trains only what is new.
+//! `ecgfm sweep run FILE --out DIR --extend`: grow a sweep in place (another budget, seed, size,
+//! data fraction or evaluation) without training its runs again. The new file must plan every
+//! run of the sweep in DIR exactly as the old one did (same name, same settings, same steps and
+//! learning rate), evaluate them at least as before (each old task with the same data and
+//! arguments, its protocols kept; tasks and protocols may be added) and keep the first seed and
+//! the datasets it prepared; then it becomes DIR's sweep.toml, the old one kept as sweep.K.toml,
+//! and `sweep run` trains only what is new and evaluates finished runs on what was added.
 
 use anyhow::{bail, Context, Result};
+use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What an extension keeps and adds.
@@ -18,28 +22,71 @@ pub struct Extension {
     pub previous: PathBuf,
 }
 
-/// Parses the folder's sweep file `old_text` and checks that `new` shares what an extension
-/// cannot change: the evaluations, the datasets it ingests and merges, the first seed. Runs
+/// Parses the folder's sweep file `old_text` and checks that `new` keeps what an extension
+/// cannot change: every evaluation, every dataset it ingested or merged, the first seed. Runs
 /// before any data is prepared for the new file.
 pub fn check_shared(dir: &Path, old_text: &str, new: &SweepSpec) -> Result<SweepSpec> {
     let old = SweepSpec::parse(old_text, &dir.join("sweep.toml").display().to_string())?;
-    let shared = [
-        ("[[eval]] tasks", old.eval != new.eval),
-        ("[ingest] datasets", old.ingest != new.ingest),
-        ("[merge] datasets", old.merge != new.merge),
-        (
-            "first seed (the one evaluated from scratch)",
-            old.seeds.first() != new.seeds.first(),
-        ),
-    ];
-    if let Some((what, _)) = shared.iter().find(|(_, differs)| *differs) {
-        bail!(
-            "cannot extend the sweep in {}: its {what} differ from the new file's; an extension \
-             may only add runs",
+    let refuse = |what: String| {
+        anyhow::anyhow!(
+            "cannot extend the sweep in {}: {what}; an extension may only add runs, datasets \
+             and evaluations",
             dir.display()
-        );
+        )
+    };
+    if old.seeds.first() != new.seeds.first() {
+        return Err(refuse(
+            "the new file's first seed (the one evaluated from scratch) differs".into(),
+        ));
+    }
+    if let Some(what) = changed_entry("ingest", &old.ingest, &new.ingest)
+        .or_else(|| changed_entry("merge", &old.merge, &new.merge))
+        .or_else(|| changed_eval(&old.eval, &new.eval))
+    {
+        return Err(refuse(what));
     }
     Ok(old)
+}
+
+/// The first `[table.NAME]` of `old` that `new` drops or changes, described.
+fn changed_entry<T: PartialEq>(
+    table: &str,
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+) -> Option<String> {
+    old.iter().find_map(|(name, entry)| match new.get(name) {
+        None => Some(format!("the new file drops [{table}.{name}]")),
+        Some(now) if now != entry => Some(format!("the new file changes [{table}.{name}]")),
+        Some(_) => None,
+    })
+}
+
+/// The first evaluation of `old` that `new` drops or runs otherwise, described.
+fn changed_eval(old: &[EvalSpec], new: &[EvalSpec]) -> Option<String> {
+    old.iter().find_map(|was| {
+        let task = &was.task;
+        let Some(now) = new.iter().find(|e| e.task == *task) else {
+            return Some(format!("the new file drops the [[eval]] task {task}"));
+        };
+        let settings = [
+            ("data", was.data != now.data),
+            ("synth_records", was.synth_records != now.synth_records),
+            ("args", was.args != now.args),
+        ];
+        if let Some((key, _)) = settings.iter().find(|(_, differs)| *differs) {
+            return Some(format!(
+                "the new file changes the {key} of the [[eval]] task {task}"
+            ));
+        }
+        if let Some(p) = was.protocols.iter().find(|p| !now.protocols.contains(p)) {
+            return Some(format!(
+                "the new file drops the {p} protocol of the [[eval]] task {task}"
+            ));
+        }
+        (was.scratch && !now.scratch).then(|| {
+            format!("the new file drops the from-scratch baseline of the [[eval]] task {task}")
+        })
+    })
 }
 
 /// Checks that `new` (planned from `new_text`) plans every run of `old` (the folder's sweep,

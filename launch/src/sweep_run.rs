@@ -3,9 +3,9 @@
 //! appending one line per finished run to `DIR/sweep.jsonl`; or, with `--slurm`, writes an
 //! sbatch array script whose task i runs grid point i (`ecgfm sweep run-one`).
 //!
-//! Resumable: a run already in `sweep.jsonl` is skipped, an interrupted one resumes from its
-//! newest checkpoint (`pretrain --resume`), and an evaluation whose result file exists is not
-//! run again.
+//! Resumable: a run already in `sweep.jsonl` is not trained again (only evaluated on what the
+//! sweep file added since, after `--extend`), an interrupted one resumes from its newest
+//! checkpoint (`pretrain --resume`), and an evaluation whose result file exists is not run again.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -171,19 +171,21 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     if args.slurm {
         return write_sbatch(dir, &plan, &args.launch);
     }
-    let done_before = recorded_runs(dir)?;
+    let done_before = recorded(dir)?;
+    let recorded_as = |run: &RunPlan| done_before.iter().find(|r| r.run == run.name);
     let total = plan.runs.len();
     let started = Instant::now();
     let todo: Vec<&RunPlan> = plan
         .runs
         .iter()
-        .filter(|r| !done_before.contains(&r.name))
+        .filter(|r| recorded_as(r).is_none())
         .collect();
     let flops_todo: f64 = todo.iter().map(|r| r.flops()).sum();
     let mut flops_done = 0.0;
     for (i, run) in plan.runs.iter().enumerate() {
-        if done_before.contains(&run.name) {
-            println!("[{}/{total}] {} already done", i + 1, run.name);
+        if let Some(rec) = recorded_as(run) {
+            let step = format!("[{}/{total}] {}", i + 1, run.name);
+            complete_evals(dir, &plan, run, rec, &step, args.launch.threads)?;
             continue;
         }
         println!(
@@ -228,9 +230,8 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
             plan.runs.len()
         )
     })?;
-    if recorded_runs(&args.out)?.contains(&run.name) {
-        println!("{} already done", run.name);
-        return Ok(());
+    if let Some(rec) = recorded(&args.out)?.iter().find(|r| r.run == run.name) {
+        return complete_evals(&args.out, &plan, run, rec, &run.name, args.launch.threads);
     }
     run_one(&args.out, &plan, run, &args.launch).map(|_| ())
 }
@@ -298,11 +299,12 @@ fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> 
     }
 }
 
-fn recorded_runs(dir: &Path) -> Result<Vec<String>> {
+/// The runs `DIR/sweep.jsonl` records, each as its last line says.
+fn recorded(dir: &Path) -> Result<Vec<SweepRecord>> {
     let path = dir.join("sweep.jsonl");
     let (records, _) =
         record::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(records.into_iter().map(|r| r.run).collect())
+    Ok(records)
 }
 
 /// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's
@@ -414,23 +416,73 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     rec.flops_done = last.flops;
 
     let eval_started = Instant::now();
-    for eval in &plan.spec.eval {
-        let scratch = (eval.scratch && run.seed == plan.spec.seeds[0]).then_some("scratch");
-        for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
-            rec.eval.extend(evaluate(
-                dir,
-                &run_dir,
-                run,
-                eval,
-                protocol,
-                launch.threads,
-            )?);
-        }
-    }
+    rec.eval = evaluate_run(dir, plan, run, &run_dir, launch.threads)?;
     rec.eval_s = eval_started.elapsed().as_secs_f64();
-    let path = dir.join("sweep.jsonl");
-    record::append(&path, &rec).with_context(|| format!("appending to {}", path.display()))?;
+    append_record(dir, &rec)?;
     Ok(rec)
+}
+
+fn append_record(dir: &Path, rec: &SweepRecord) -> Result<()> {
+    let path = dir.join("sweep.jsonl");
+    record::append(&path, rec).with_context(|| format!("appending to {}", path.display()))
+}
+
+/// The evaluations the sweep runs after `run`, in its file's order: each task's protocols, and
+/// from scratch on the first seed where the task asks for it.
+fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a EvalSpec, &'a str)> {
+    let first_seed = run.seed == plan.spec.seeds[0];
+    let per_task = |eval: &'a EvalSpec| {
+        let scratch = (eval.scratch && first_seed).then_some("scratch");
+        let protocols = eval.protocols.iter().map(String::as_str).chain(scratch);
+        protocols.map(move |protocol| (eval, protocol))
+    };
+    plan.spec.eval.iter().flat_map(per_task).collect()
+}
+
+/// Every evaluation of `run` (those whose result file exists are read, not run again).
+fn evaluate_run(
+    dir: &Path,
+    plan: &SweepPlan,
+    run: &RunPlan,
+    run_dir: &Path,
+    threads: Option<usize>,
+) -> Result<Vec<EvalResult>> {
+    let mut results = Vec::new();
+    for (eval, protocol) in evaluations(plan, run) {
+        results.extend(evaluate(dir, run_dir, run, eval, protocol, threads)?);
+    }
+    Ok(results)
+}
+
+/// A recorded run: evaluates it on what the sweep file asks for and it lacks (tasks or
+/// protocols an extension added) and records it again with every result, or says it is done.
+fn complete_evals(
+    dir: &Path,
+    plan: &SweepPlan,
+    run: &RunPlan,
+    rec: &SweepRecord,
+    label: &str,
+    threads: Option<usize>,
+) -> Result<()> {
+    let run_dir = dir.join(&rec.run_dir);
+    let missing: Vec<String> = evaluations(plan, run)
+        .into_iter()
+        .filter(|(eval, protocol)| !record::eval_file(&run_dir, &eval.task, protocol).exists())
+        .map(|(eval, protocol)| format!("{} {protocol}", eval.task))
+        .collect();
+    if missing.is_empty() {
+        println!("{label} already done");
+        return Ok(());
+    }
+    println!(
+        "{label} already trained; evaluating it on {}",
+        missing.join(", ")
+    );
+    let started = Instant::now();
+    let mut rec = rec.clone();
+    rec.eval = evaluate_run(dir, plan, run, &run_dir, threads)?;
+    rec.eval_s += started.elapsed().as_secs_f64();
+    append_record(dir, &rec)
 }
 
 /// `ecgfm eval` of one run on one task under one protocol (skipped when its result exists).

@@ -31,13 +31,40 @@ fn toy(dir: &Path, extra: &[&str]) -> String {
     ecgfm(&toy_args(dir, extra))
 }
 
-/// The records of sweep.jsonl.
+/// The records of sweep.jsonl, each run as its last line says, in first-seen order.
 fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("sweep.jsonl"))
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for line in std::fs::read_to_string(dir.join("sweep.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    {
+        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+        match out.iter_mut().find(|r| r["run"] == rec["run"]) {
+            Some(earlier) => *earlier = rec,
+            None => out.push(rec),
+        }
+    }
+    out
+}
+
+/// The (protocol, AUROC) results of a record on the synth task.
+fn synth_results(rec: &serde_json::Value) -> Vec<(String, f64)> {
+    let results = rec["eval"].as_array().unwrap().iter();
+    let synth = results.filter(|e| e["task"] == "synth");
+    synth
+        .map(|e| {
+            let auroc = e["macro_auroc"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&auroc), "{e}");
+            (e["protocol"].as_str().unwrap().to_string(), auroc)
+        })
         .collect()
+}
+
+/// `ecgfm` with `args`, which must fail; its stderr.
+fn refused(args: &[&str]) -> String {
+    let output = Command::new(ECGFM).args(args).output().unwrap();
+    assert!(!output.status.success(), "{args:?} was accepted");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Width and height of a PNG, from its IHDR chunk.
@@ -160,14 +187,7 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
     let first_file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
     // Whatever would train a run otherwise, or drop one, or evaluate differently is refused,
     // naming it, and leaves the folder as it was.
-    let refused = |extra: &[&str]| -> String {
-        let output = Command::new(ECGFM)
-            .args(toy_args(&dir, &[&["--extend"], extra].concat()))
-            .output()
-            .unwrap();
-        assert!(!output.status.success(), "{extra:?} was accepted");
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
+    let refused = |extra: &[&str]| refused(&toy_args(&dir, &[&["--extend"], extra].concat()));
     let err = refused(&["--set", "eval=[]", "--set", "lr.base=2e-3"]);
     assert!(
         err.contains("would train its run synth-d1w32-steps-f1-s0 otherwise"),
@@ -179,8 +199,6 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
         err.contains("does not plan its run synth-d1w32-steps-f1-s0"),
         "{err}"
     );
-    let err = refused(&["--set", "seeds=[0, 1]"]);
-    assert!(err.contains("[[eval]] tasks differ"), "{err}");
     let err = refused(&["--set", "eval=[]", "--set", "seeds=[1, 0]"]);
     assert!(err.contains("first seed"), "{err}");
     assert_eq!(
@@ -219,6 +237,69 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
 }
 
 #[test]
+fn extend_evaluates_finished_runs_on_added_evaluations_without_training_them() {
+    let dir = temp_dir("extend-eval");
+    toy(&dir, &["--set", "eval=[]"]);
+    let metrics = |run: &str| std::fs::read(dir.join("runs").join(run).join("metrics.jsonl"));
+    let trained = metrics("synth-d1w32-steps-f1-s0").unwrap();
+    // The preset's synth probe added: both runs are evaluated, neither trains again.
+    let said = toy(&dir, &["--extend"]);
+    assert!(said.contains("its 2 runs kept, 0 added"), "{said}");
+    assert_eq!(
+        said.matches("already trained; evaluating it on synth probe\n")
+            .count(),
+        2,
+        "{said}"
+    );
+    assert_eq!(metrics("synth-d1w32-steps-f1-s0").unwrap(), trained);
+    let probed = records(&dir);
+    assert_eq!(probed.len(), 2);
+    for r in &probed {
+        let results = synth_results(r);
+        assert_eq!(results.len(), 1, "{r}");
+        assert_eq!(results[0].0, "probe");
+    }
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(report.contains("synth probe AUROC"), "{report}");
+
+    // Then the from-scratch baseline: only it runs; the probe results stay as they were.
+    let with_scratch = "eval=[{task=\"synth\", data=\"synth\", synth_records=400, scratch=true}]";
+    let said = toy(&dir, &["--extend", "--set", with_scratch]);
+    assert_eq!(
+        said.matches("already trained; evaluating it on synth scratch\n")
+            .count(),
+        2,
+        "{said}"
+    );
+    for (before, after) in probed.iter().zip(records(&dir)) {
+        let (was, now) = (synth_results(before), synth_results(&after));
+        assert_eq!(now.len(), 2, "{after}");
+        assert_eq!(now[0], was[0]);
+        assert_eq!(now[1].0, "scratch");
+    }
+    let said = toy(&dir, &["--set", with_scratch]);
+    assert_eq!(said.matches("already done").count(), 2, "{said}");
+
+    // An evaluation dropped or run otherwise is refused, naming it, and the folder stays.
+    let file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
+    let refused = |eval: &str| refused(&toy_args(&dir, &["--extend", "--set", eval]));
+    let err = refused("eval=[]");
+    assert!(err.contains("drops the [[eval]] task synth"), "{err}");
+    let err = refused("eval=[{task=\"synth\", data=\"synth\", synth_records=300, scratch=true}]");
+    assert!(
+        err.contains("changes the synth_records of the [[eval]] task synth"),
+        "{err}"
+    );
+    let err = refused("eval=[{task=\"synth\", data=\"synth\", synth_records=400}]");
+    assert!(err.contains("drops the from-scratch baseline"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sweep.toml")).unwrap(),
+        file
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
     let dir = temp_dir("slurm");
     let out = toy(&dir, &["--set", "eval=[]", "--slurm"]);
@@ -231,20 +312,31 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
         "--slurm must not run anything"
     );
     // What array task 1 runs: the second grid point only.
-    ecgfm(&[
+    let task_1 = [
         "sweep",
         "run-one",
         "--out",
         dir.to_str().unwrap(),
         "--index",
         "1",
-    ]);
+    ];
+    ecgfm(&task_1);
     let recs = records(&dir);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["run"], "synth-d2w64-steps-f1-s0");
     ecgfm(&["sweep", "report", dir.to_str().unwrap()]);
     let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
     assert!(report.contains("Only one size finished"), "{report}");
+    // Extended with the preset's probe, the finished task evaluates its run when it runs again.
+    toy(&dir, &["--extend", "--slurm"]);
+    let said = ecgfm(&task_1);
+    assert!(
+        said.contains("already trained; evaluating it on synth probe"),
+        "{said}"
+    );
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(synth_results(&recs[0]).len(), 1, "{}", recs[0]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -347,9 +347,17 @@ impl SweepSpec {
                 }
             }
         }
-        for e in &self.eval {
+        for (i, e) in self.eval.iter().enumerate() {
             if e.task.is_empty() || e.data.is_empty() {
                 return Err("each [[eval]] needs a task (label vocabulary) and data".into());
+            }
+            if self.eval[..i].iter().any(|earlier| earlier.task == e.task) {
+                return Err(format!(
+                    "[[eval]] task {:?} appears twice: each task is evaluated once per run (its \
+                     result files are named by task and protocol); list its protocols in one \
+                     [[eval]]",
+                    e.task
+                ));
             }
             if let Some(p) = e
                 .protocols

@@ -25,6 +25,8 @@ warmup_fraction = 0.1
 train = { batch_size = 8 }
 "#;
 
+const SYNTH_EVAL: &str = "[[eval]]\ntask = \"synth\"\ndata = \"synth\"\n";
+
 fn plan(text: &str) -> SweepPlan {
     let spec = SweepSpec::parse(text, "t.toml").unwrap();
     SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &|_, _, _| None).unwrap()
@@ -278,6 +280,10 @@ fn bad_sweep_files_get_clear_errors() {
         (
             FAMILY.replace("[base]", "[base.optim]\nmin_lr = 1.0\n[base.x]"),
             "size d1w32",
+        ),
+        (
+            format!("{FAMILY}{SYNTH_EVAL}{SYNTH_EVAL}"),
+            "[[eval]] task \"synth\" appears twice",
         ),
     ];
     for (text, expected) in cases {
