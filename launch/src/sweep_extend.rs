@@ -156,3 +156,47 @@ fn first_difference(old: &RunPlan, new: &RunPlan) -> String {
     }
     "its planned FLOPs per sample differ".to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWEEP: &str = r#"
+name = "t"
+seeds = [0]
+[sizes]
+family = { depths = [1], aspect_ratio = 32, head_dim = 32 }
+[lr]
+rule = "inverse-width"
+base = 1e-3
+base_width = 64
+[budget]
+kind = "equal-steps"
+steps = 6
+[base]
+train = { batch_size = 4 }
+[ingest.a]
+source = "recordings/a"
+format = "cinc2017"
+"#;
+
+    fn check(new_text: &str) -> Result<SweepSpec> {
+        let new = SweepSpec::parse(new_text, "new.toml")?;
+        check_shared(Path::new("DIR"), SWEEP, &new)
+    }
+
+    #[test]
+    fn datasets_may_be_added_but_not_changed_or_dropped() {
+        let added = format!("{SWEEP}[ingest.b]\nsource = \"recordings/b\"\nformat = \"ptbxl\"\n");
+        check(&added).unwrap();
+        let merged = format!("{SWEEP}[merge.m]\ndatasets = [\"@a\", \"elsewhere\"]\n");
+        check(&merged).unwrap();
+        let changed = SWEEP.replace("cinc2017", "ptbxl");
+        let err = check(&changed).unwrap_err().to_string();
+        assert!(err.contains("the new file changes [ingest.a]"), "{err}");
+        let dropped = SWEEP.replace("[ingest.a]", "[ingest.b]");
+        let err = check(&dropped).unwrap_err().to_string();
+        assert!(err.contains("the new file drops [ingest.a]"), "{err}");
+        assert!(err.contains("cannot extend the sweep in DIR"), "{err}");
+    }
+}
