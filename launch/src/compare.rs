@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ecgfm_trainer::eval::{
-    paired_auroc_interval, paired_f1_interval, PairError, ScoredResult, UnitScores,
+    paired_auroc_interval, paired_f1_interval, PairError, Resample, ScoredResult, UnitScores,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -33,10 +33,35 @@ pub struct CompareArgs {
     /// Seed of the resamples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What each resample draws: the test records only (the interval is given the seeds each
+    /// side has), or each side's result files (seeds) as well, then the records; auto: seeds
+    /// too when both sides have two or more files.
+    #[arg(long, value_enum, default_value_t = Over::Auto)]
+    pub resample: Over,
     /// What to compare: macro AUROC, or macro F1 at each evaluation's own thresholds (picked on
     /// its validation split; the CinC 2017 challenge's measure).
     #[arg(long, value_enum, default_value_t = Metric::Auroc)]
     pub metric: Metric,
+}
+
+/// `--resample`: what the bootstrap draws anew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Over {
+    Auto,
+    Records,
+    SeedsAndRecords,
+}
+
+impl Over {
+    /// The resampling for sides of `a` and `b` files.
+    fn resample(self, a: usize, b: usize) -> Resample {
+        match self {
+            Over::Records => Resample::Records,
+            Over::SeedsAndRecords => Resample::SeedsAndRecords,
+            Over::Auto if a >= 2 && b >= 2 => Resample::SeedsAndRecords,
+            Over::Auto => Resample::Records,
+        }
+    }
 }
 
 /// The measure `ecgfm compare` compares.
@@ -62,17 +87,16 @@ impl Metric {
         }
     }
 
-    /// The paired interval of B's mean minus A's over the test records.
+    /// The paired interval of B's mean minus A's, over what `over` resamples.
     fn interval(
         self,
-        a: &[&ScoredResult],
-        b: &[&ScoredResult],
+        (a, b): (&[&ScoredResult], &[&ScoredResult]),
         classes: &[String],
-        resamples: usize,
-        seed: u64,
+        over: Resample,
+        (resamples, seed): (usize, u64),
     ) -> Result<Option<[f64; 2]>, PairError> {
         if self == Metric::Auroc {
-            return paired_auroc_interval(&units(a), &units(b), resamples, seed);
+            return paired_auroc_interval(&units(a), &units(b), over, resamples, seed);
         }
         let thresholds = |side: &[&ScoredResult]| -> Vec<Vec<f64>> {
             side.iter()
@@ -80,7 +104,7 @@ impl Metric {
                 .collect()
         };
         let (ta, tb) = (thresholds(a), thresholds(b));
-        paired_f1_interval(&with(a, &ta), &with(b, &tb), resamples, seed)
+        paired_f1_interval(&with(a, &ta), &with(b, &tb), over, resamples, seed)
     }
 }
 
@@ -179,6 +203,7 @@ fn pick<'a>(
 pub fn run(args: &CompareArgs) -> Result<()> {
     let ([a, b], classes) = read_sides(args)?;
     let metric = args.metric;
+    let over = args.resample.resample(args.a.len(), args.b.len());
     let keys: Vec<(String, f64)> = a[0]
         .iter()
         .filter(|r| args.protocol.as_deref().is_none_or(|p| p == r.protocol))
@@ -206,7 +231,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             r.iter().filter_map(|s| metric.of(s)).sum::<f64>() / r.len() as f64
         };
         let interval = metric
-            .interval(&ra, &rb, &classes, args.bootstrap, args.seed)
+            .interval((&ra, &rb), &classes, over, (args.bootstrap, args.seed))
             .with_context(|| format!("{protocol} at fraction {fraction}"))?;
         let diff = mean(&rb) - mean(&ra);
         let (ci, verdict) = match interval {
@@ -234,9 +259,13 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if lines == 0 {
         bail!("the two sides have no protocol and label fraction in common");
     }
+    let drawn = match over {
+        Resample::Records => "the test records",
+        Resample::SeedsAndRecords => "each side's files (seeds), then the test records",
+    };
     println!(
-        "A: {} file(s), B: {} file(s); {} resamples of the test records, seed {} (several files \
-         on a side count as the mean of their {}s)",
+        "A: {} file(s), B: {} file(s); {} resamples of {drawn}, seed {} (several files on a \
+         side count as the mean of their {}s)",
         args.a.len(),
         args.b.len(),
         args.bootstrap,

@@ -6,7 +6,7 @@ use crate::fit::bootstrap::{percentile_interval, Interval};
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
 use crate::record::SweepRecord;
-use ecgfm_trainer::eval::{paired_auroc_interval, UnitScores};
+use ecgfm_trainer::eval::{paired_auroc_interval, Resample, UnitScores};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
@@ -114,6 +114,8 @@ pub struct AurocDiff {
     /// 95% paired bootstrap interval of the difference over the test records, where both
     /// sides saved their scored units.
     pub paired: Option<Interval>,
+    /// The same drawn over each side's seeds too, where both sides have two or more.
+    pub over_seeds: Option<Interval>,
     /// Whether the two results' own intervals do not overlap.
     pub apart: Option<bool>,
 }
@@ -124,15 +126,17 @@ impl AurocDiff {
         AurocDiff {
             task: task.to_string(),
             diff: b.mean - a.mean,
-            paired: paired_interval(a, b),
+            paired: paired_interval(a, b, Resample::Records),
+            over_seeds: paired_interval(a, b, Resample::SeedsAndRecords),
             apart: apart(a, b),
         }
     }
 
-    /// Whether the difference is outside the CI: the paired interval excludes 0 or, without
-    /// one, the two intervals do not overlap (`None` without intervals).
+    /// Whether the difference is outside the CI: the paired interval (over seeds too where
+    /// there is one) excludes 0 or, without one, the two intervals do not overlap (`None`
+    /// without intervals).
     pub fn outside(&self) -> Option<bool> {
-        match &self.paired {
+        match self.over_seeds.as_ref().or(self.paired.as_ref()) {
             Some(ci) => Some(!ci.contains(0.0)),
             None => self.apart,
         }
@@ -278,12 +282,14 @@ fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
 /// Resamples of a paired interval.
 const PAIRED_RESAMPLES: usize = 2000;
 
-/// The 95% paired bootstrap interval of `b`'s AUROC minus `a`'s over their common test records,
-/// where every run of both saved its scored units and they are the same units.
-fn paired_interval(a: &TaskAuroc, b: &TaskAuroc) -> Option<Interval> {
+/// The 95% paired bootstrap interval of `b`'s AUROC minus `a`'s over their common test records
+/// (and `over` their seeds), where every run of both saved its scored units and they are the
+/// same units (and, over seeds, each side has two or more).
+fn paired_interval(a: &TaskAuroc, b: &TaskAuroc, over: Resample) -> Option<Interval> {
     let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) =
         (a.units.iter().collect(), b.units.iter().collect());
-    let [low, high] = paired_auroc_interval(&ua, &ub, PAIRED_RESAMPLES, REPORT_SEED).ok()??;
+    let [low, high] =
+        paired_auroc_interval(&ua, &ub, over, PAIRED_RESAMPLES, REPORT_SEED).ok()??;
     Some(Interval { low, high })
 }
 

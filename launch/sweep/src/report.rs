@@ -281,8 +281,11 @@ fn render(
          - AUROC intervals: 95% bootstrap over the test set from `ecgfm eval` (averaged over \
          seeds). A difference of two AUROCs is outside the CI when its paired interval excludes \
          0: 2000 resamples of the test records, both sides scored on each (the mean over their \
-         seeds), from the scored units each result file keeps; for result files without them, \
-         when the two intervals do not overlap.\n\
+         seeds), from the scored units each result file keeps; where both sides have two or more \
+         seeds, each resample also draws each side's seeds with replacement (the hierarchical \
+         bootstrap: the interval counts the spread from seed to seed, coarsely with two) and the \
+         verdict goes by that interval; for result files without units, when the two \
+         intervals do not overlap.\n\
          - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
          intervals from 200 bootstrap resamples of seeds (or of points with one seed)."
     );

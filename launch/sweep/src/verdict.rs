@@ -137,20 +137,32 @@ fn downstream(
     ) else {
         return;
     };
-    let judged = match (&d.paired, d.apart) {
-        (Some(ci), _) => format!(
+    let which = |ci: &crate::fit::bootstrap::Interval| {
+        if ci.contains(0.0) {
+            "includes 0: not established"
+        } else {
+            "excludes 0: outside the CI"
+        }
+    };
+    let judged = match (&d.paired, &d.over_seeds, d.apart) {
+        (Some(ci), Some(seeds), _) => format!(
+            "paired 95% interval over the test records [{:+.3}, {:+.3}], over seeds and test \
+             records [{:+.3}, {:+.3}], which {}",
+            ci.low,
+            ci.high,
+            seeds.low,
+            seeds.high,
+            which(seeds)
+        ),
+        (Some(ci), None, _) => format!(
             "paired 95% interval over the test records [{:+.3}, {:+.3}], which {}",
             ci.low,
             ci.high,
-            if ci.contains(0.0) {
-                "includes 0: not established"
-            } else {
-                "excludes 0: outside the CI"
-            }
+            which(ci)
         ),
-        (None, Some(true)) => "the intervals do not overlap: outside the CI".into(),
-        (None, Some(false)) => "the intervals overlap: within the CI, not established".into(),
-        (None, None) => "no intervals to judge it by".into(),
+        (None, _, Some(true)) => "the intervals do not overlap: outside the CI".into(),
+        (None, _, Some(false)) => "the intervals overlap: within the CI, not established".into(),
+        (None, _, None) => "no intervals to judge it by".into(),
     };
     let _ = writeln!(
         md,
@@ -285,6 +297,7 @@ mod tests {
                 task: "t".into(),
                 diff,
                 paired: None,
+                over_seeds: None,
                 apart: Some(false),
             }],
             finetune: Vec::new(),

@@ -2,7 +2,9 @@
 //! difference outside the CI, within it, or data too few), the iso-FLOP optimum is found, and
 //! every chart is written.
 
-use ecgfm_sweep::record::{append, EvalResult, SweepRecord};
+use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
+use ecgfm_trainer::eval::metrics::macro_auroc;
+use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::rng::SplitMix64;
 use std::path::{Path, PathBuf};
 
@@ -242,4 +244,75 @@ fn fine_tuned_results_get_their_columns_and_verdict_lines() {
     );
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(plain).unwrap();
+}
+
+/// Scored test units of 300 records, two classes; each score is `signal` times the label plus
+/// noise drawn from `seed`; and their macro AUROC.
+fn scored_units(signal: f64, seed: u64) -> (UnitScores, f64) {
+    let mut rng = SplitMix64::new(seed);
+    let targets: Vec<u8> = (0..300)
+        .flat_map(|i| [u8::from(i % 3 == 0), u8::from(i % 3 != 0)])
+        .collect();
+    let scores: Vec<f32> = targets
+        .chunks(2)
+        .flat_map(|t| {
+            let noise = rng.next_f64();
+            [t[0], t[1]].map(|y| (signal * f64::from(y) + noise) as f32)
+        })
+        .collect();
+    let wide: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
+    let labels: Vec<f64> = targets.iter().map(|&t| f64::from(t)).collect();
+    let rows: Vec<usize> = (0..300).collect();
+    let auroc = macro_auroc(&wide, &labels, 2, &rows).unwrap();
+    let units = UnitScores {
+        records: (0..300).collect(),
+        targets,
+        scores,
+    };
+    (units, auroc)
+}
+
+#[test]
+fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
+    // The larger size's two seeds disagree: one strong encoder and one as weak as the smaller
+    // size's. Given these seeds it is better; over seeds and records that is not established.
+    let dir = temp_dir("seeds");
+    let mut records = Vec::new();
+    for (size, signals) in [(1, [0.2, 0.2]), (2, [0.8, 0.2])] {
+        for (seed, signal) in signals.into_iter().enumerate() {
+            let (units, auroc) = scored_units(signal, 10 * size as u64 + seed as u64);
+            let mut r = record(size, 1e4 * size as f64, 1e13, seed as u64, 1.0, auroc);
+            r.run_dir = format!("runs/{}", r.run);
+            let run_dir = dir.join(&r.run_dir);
+            std::fs::create_dir_all(&run_dir).unwrap();
+            let file = serde_json::json!({"results": [{
+                "protocol": "probe", "fraction": 1.0, "macro_auroc": auroc,
+                "test_units": units,
+            }]});
+            std::fs::write(eval_file(&run_dir, "synth", "probe"), file.to_string()).unwrap();
+            records.push(r);
+        }
+    }
+    let md = write(&dir, &records);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- Downstream (synth, linear probe)"))
+        .unwrap_or_else(|| panic!("{md}"));
+    let interval = |after: &str| -> [f64; 2] {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        let inside = &rest[..rest.find(']').unwrap()];
+        let (low, high) = inside.split_once(", ").unwrap();
+        [low.parse().unwrap(), high.parse().unwrap()]
+    };
+    let records_only = interval("over the test records [");
+    let over_seeds = interval("over seeds and test records [");
+    assert!(records_only[0] > 0.0, "{line}");
+    assert!(over_seeds[0] < 0.0 && over_seeds[1] > 0.0, "{line}");
+    assert!(
+        line.ends_with("which includes 0: not established."),
+        "{line}"
+    );
+    assert!(md.contains("(+0.1"), "{md}");
+    assert!(md.contains("within the CI)."), "{md}");
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -36,7 +36,7 @@ pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use paired::{
     against_scratch, paired_auroc_interval, paired_f1_interval, AgainstScratch, PairError,
-    ScoredResult,
+    Resample, ScoredResult,
 };
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};

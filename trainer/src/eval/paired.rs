@@ -6,14 +6,30 @@
 //! Two encoders scored on the same records share most of the test set's sampling noise; the
 //! overlap of their two separate intervals counts that noise twice and misses real
 //! differences. A side given as several evaluations (seeds) counts as the mean of their values
-//! on each draw: the interval is over test records, given those seeds.
+//! on each draw: the interval is over test records, given those seeds ([`Resample::Records`]);
+//! or each draw also picks each side's seeds again, with replacement ([`Resample::SeedsAndRecords`]),
+//! so the interval widens by how much the encoders of one recipe differ from seed to seed.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::metrics::{bootstrap_ci, macro_auroc, macro_f1, record_groups};
 use super::report::{ProtocolResult, UnitScores, WithCi};
+use crate::model::rng::SplitMix64;
+
+/// What each draw of a paired bootstrap picks anew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resample {
+    /// The test records: the interval is given the evaluations (seeds) each side has.
+    Records,
+    /// Each side's evaluations as well (as many as it has, with replacement, independently per
+    /// side: seeds are not paired across sides), then the test records, the hierarchical
+    /// bootstrap. Needs two or more evaluations a side; with few seeds it is coarse (two seeds
+    /// give three different draws a side).
+    SeedsAndRecords,
+}
 
 /// One entry of a result file's `results`, as a paired comparison reads it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -84,7 +100,8 @@ pub fn against_scratch(
             let base = scratch(result.fraction)?;
             let diff = result.macro_auroc? - base.macro_auroc?;
             let (a, b) = (base.test_units.as_ref()?, result.test_units.as_ref()?);
-            let interval = paired_auroc_interval(&[a], &[b], resamples, seed).ok()??;
+            let interval =
+                paired_auroc_interval(&[a], &[b], Resample::Records, resamples, seed).ok()??;
             Some(AgainstScratch {
                 result,
                 diff,
@@ -108,20 +125,28 @@ pub enum PairError {
     Malformed { scores: usize, units: usize },
     #[error("a result has {given} thresholds for {classes} classes")]
     Thresholds { given: usize, classes: usize },
+    #[error("resampling seeds needs two or more evaluations a side (here {a} and {b})")]
+    OneSeed { a: usize, b: usize },
 }
 
 /// The 95% interval of the macro AUROC of `b` (mean over its evaluations) minus that of `a`,
-/// over `resamples` resamples of their common test records drawn from `seed`. `Ok(None)` when
-/// too few resamples define both AUROCs (a class with no positive).
+/// over `resamples` resamples (`over`: of their common test records, or of seeds and records)
+/// drawn from `seed`. `Ok(None)` when too few resamples define both AUROCs (a class with no
+/// positive).
 pub fn paired_auroc_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
+    over: Resample,
     resamples: usize,
     seed: u64,
 ) -> Result<Option<[f64; 2]>, PairError> {
-    paired_interval(a, b, resamples, seed, |_, scores, targets, k, rows| {
-        macro_auroc(scores, targets, k, rows)
-    })
+    paired_interval(
+        a,
+        b,
+        over,
+        (resamples, seed),
+        |_, scores, targets, k, rows| macro_auroc(scores, targets, k, rows),
+    )
 }
 
 /// The 95% interval of the macro F1 of `b` minus that of `a`, each evaluation at its own
@@ -130,6 +155,7 @@ pub fn paired_auroc_interval(
 pub fn paired_f1_interval(
     a: &[(&UnitScores, &[f64])],
     b: &[(&UnitScores, &[f64])],
+    over: Resample,
     resamples: usize,
     seed: u64,
 ) -> Result<Option<[f64; 2]>, PairError> {
@@ -152,19 +178,20 @@ pub fn paired_f1_interval(
     paired_interval(
         &units_a,
         &units_b,
-        resamples,
-        seed,
+        over,
+        (resamples, seed),
         |i, scores, targets, k, rows| macro_f1(scores, targets, k, rows, thresholds[i]),
     )
 }
 
 /// The paired interval of `metric` (of evaluation `i` of `a` then `b`, its scores, the targets,
-/// the class count and the resampled rows): `b`'s mean minus `a`'s on each resample.
+/// the class count and the resampled rows): `b`'s mean minus `a`'s on each of `resamples`
+/// resamples drawn from `seed`.
 fn paired_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
-    resamples: usize,
-    seed: u64,
+    over: Resample,
+    (resamples, seed): (usize, u64),
     metric: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Option<f64>,
 ) -> Result<Option<[f64; 2]>, PairError> {
     let (Some(first), false) = (a.first(), b.is_empty()) else {
@@ -186,17 +213,33 @@ fn paired_interval(
     let scores: Vec<Vec<f64>> = all()
         .map(|u| u.scores.iter().map(|&s| f64::from(s)).collect())
         .collect();
-    let mean = |evaluations: std::ops::Range<usize>, rows: &[usize]| -> Option<f64> {
-        let count = evaluations.len() as f64;
+    let mean = |evaluations: &[usize], rows: &[usize]| -> Option<f64> {
         let values: Option<Vec<f64>> = evaluations
-            .map(|i| metric(i, &scores[i], &targets, k, rows))
+            .iter()
+            .map(|&i| metric(i, &scores[i], &targets, k, rows))
             .collect();
-        values.map(|v| v.iter().sum::<f64>() / count)
+        values.map(|v| v.iter().sum::<f64>() / evaluations.len() as f64)
     };
     let groups = record_groups(&first.records);
     let (na, nb) = (a.len(), b.len());
+    if over == Resample::SeedsAndRecords && (na < 2 || nb < 2) {
+        return Err(PairError::OneSeed { a: na, b: nb });
+    }
+    let (all_a, all_b): (Vec<usize>, Vec<usize>) = ((0..na).collect(), (na..na + nb).collect());
+    let seeds = RefCell::new(SplitMix64::from_words(&[seed, 0x5EED_D2A3]));
+    let redraw = |side: &[usize]| -> Vec<usize> {
+        let mut rng = seeds.borrow_mut();
+        let count = side.len() as u64;
+        side.iter()
+            .map(|_| side[rng.below(count) as usize])
+            .collect()
+    };
     Ok(bootstrap_ci(&groups, resamples, seed, |rows| {
-        Some(mean(na..na + nb, rows)? - mean(0..na, rows)?)
+        let (pick_a, pick_b) = match over {
+            Resample::Records => (all_a.clone(), all_b.clone()),
+            Resample::SeedsAndRecords => (redraw(&all_a), redraw(&all_b)),
+        };
+        Some(mean(&pick_b, rows)? - mean(&pick_a, rows)?)
     }))
 }
 
@@ -226,7 +269,9 @@ mod tests {
     }
 
     fn interval(a: &UnitScores, b: &UnitScores) -> [f64; 2] {
-        paired_auroc_interval(&[a], &[b], 1000, 7).unwrap().unwrap()
+        paired_auroc_interval(&[a], &[b], Resample::Records, 1000, 7)
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -242,7 +287,7 @@ mod tests {
     #[test]
     fn several_seeds_count_as_their_mean() {
         let (a, b, c) = (side(300, 0.2, 1), side(300, 0.2, 2), side(300, 0.8, 3));
-        let pooled = paired_auroc_interval(&[&a, &b], &[&c], 1000, 7)
+        let pooled = paired_auroc_interval(&[&a, &b], &[&c], Resample::Records, 1000, 7)
             .unwrap()
             .unwrap();
         let (one, two) = (interval(&a, &c), interval(&b, &c));
@@ -260,7 +305,9 @@ mod tests {
         let (weak, strong) = (side(300, 0.2, 1), side(300, 0.8, 1));
         let (at_weak, at_strong) = ([0.6, 0.6], [0.9, 0.9]);
         let f1 = |a: (&UnitScores, &[f64]), b: (&UnitScores, &[f64])| {
-            paired_f1_interval(&[a], &[b], 1000, 7).unwrap().unwrap()
+            paired_f1_interval(&[a], &[b], Resample::Records, 1000, 7)
+                .unwrap()
+                .unwrap()
         };
         let [low, _] = f1((&weak, &at_weak), (&strong, &at_strong));
         assert!(low > 0.0, "{low}");
@@ -269,7 +316,13 @@ mod tests {
         let [_, high] = f1((&strong, &at_strong), (&strong, &[1.5, 1.5]));
         assert!(high < 0.0, "{high}");
         assert_eq!(
-            paired_f1_interval(&[(&weak, &[0.5])], &[(&strong, &at_strong)], 10, 7),
+            paired_f1_interval(
+                &[(&weak, &[0.5])],
+                &[(&strong, &at_strong)],
+                Resample::Records,
+                10,
+                7
+            ),
             Err(PairError::Thresholds {
                 given: 1,
                 classes: 2
@@ -280,7 +333,7 @@ mod tests {
     #[test]
     fn other_units_or_malformed_scores_are_refused() {
         let a = side(300, 0.5, 1);
-        let pair = |b: &UnitScores| paired_auroc_interval(&[&a], &[b], 100, 7);
+        let pair = |b: &UnitScores| paired_auroc_interval(&[&a], &[b], Resample::Records, 100, 7);
         assert_eq!(pair(&side(299, 0.5, 1)), Err(PairError::OtherUnits));
         let mut relabelled = side(300, 0.5, 1);
         relabelled.targets.swap(0, 1);
@@ -289,8 +342,46 @@ mod tests {
         short.scores.pop();
         assert!(matches!(pair(&short), Err(PairError::Malformed { .. })));
         assert_eq!(
-            paired_auroc_interval(&[&a], &[], 100, 7),
+            paired_auroc_interval(&[&a], &[], Resample::Records, 100, 7),
             Err(PairError::Empty)
         );
+        assert_eq!(
+            paired_auroc_interval(&[&a, &a], &[&a], Resample::SeedsAndRecords, 100, 7),
+            Err(PairError::OneSeed { a: 2, b: 1 })
+        );
+    }
+
+    #[test]
+    fn resampling_seeds_widens_the_interval_by_their_spread() {
+        // B's two seeds disagree: one strong encoder, one as weak as A's two.
+        let a = [side(300, 0.2, 1), side(300, 0.2, 2)];
+        let b = [side(300, 0.8, 3), side(300, 0.2, 4)];
+        let (a, b): (Vec<&UnitScores>, Vec<&UnitScores>) = (a.iter().collect(), b.iter().collect());
+        let over = |how| {
+            paired_auroc_interval(&a, &b, how, 1000, 7)
+                .unwrap()
+                .unwrap()
+        };
+        let records = over(Resample::Records);
+        let seeds = over(Resample::SeedsAndRecords);
+        // Given these seeds, B is better; a quarter of the draws pick B's weak seed twice, so
+        // over seeds too the interval reaches down to no difference.
+        assert!(records[0] > 0.05, "{records:?}");
+        assert!(
+            seeds[0] < 0.02 && seeds[1] > records[1] - 0.02,
+            "{seeds:?} {records:?}"
+        );
+        assert_eq!(seeds, over(Resample::SeedsAndRecords), "not deterministic");
+        // Seeds that agree leave it about as it was.
+        let twins = [side(300, 0.2, 1), side(300, 0.2, 1)];
+        let strong = [side(300, 0.8, 3), side(300, 0.8, 3)];
+        let (t, s): (Vec<&UnitScores>, Vec<&UnitScores>) =
+            (twins.iter().collect(), strong.iter().collect());
+        let pair = |how| {
+            paired_auroc_interval(&t, &s, how, 1000, 7)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(pair(Resample::SeedsAndRecords), pair(Resample::Records));
     }
 }
