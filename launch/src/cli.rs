@@ -53,6 +53,8 @@ pub enum SweepCommand {
     Run(crate::sweep_run::SweepRunArgs),
     /// Fits, charts and verdict of a sweep folder: report.md.
     Report(crate::sweep_report::SweepReportArgs),
+    /// Where a sweep stands: each run's state, step, losses, evaluations, last log; time left.
+    Status(crate::sweep_status::SweepStatusArgs),
     /// One grid point of a sweep folder (what each task of `sweep run --slurm`'s array runs).
     #[command(hide = true)]
     RunOne(crate::sweep_run::SweepRunOneArgs),

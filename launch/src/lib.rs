@@ -20,7 +20,8 @@
 //!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
-//! - `sweep_run`, `sweep_extend`, `sweep_report`: `ecgfm sweep run|report` (and `run --extend`)
+//! - `sweep_run`, `sweep_extend`, `sweep_report`, `sweep_status`: `ecgfm sweep
+//!   run|report|status` (and `run --extend`)
 //!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
@@ -65,6 +66,7 @@ pub mod slurm;
 pub mod sweep_extend;
 pub mod sweep_report;
 pub mod sweep_run;
+pub mod sweep_status;
 
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 
@@ -84,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
         Command::Sweep(SweepCommand::Run(args)) => sweep_run::run(&args),
         Command::Sweep(SweepCommand::Report(args)) => sweep_report::run(&args),
+        Command::Sweep(SweepCommand::Status(args)) => sweep_status::run(&args),
         Command::Sweep(SweepCommand::RunOne(args)) => sweep_run::run_index(&args),
         Command::Bench(BenchCommand::Allreduce(args)) => bench_allreduce::run(&args),
         Command::Bench(BenchCommand::Attention(args)) => bench_attention::run(&args),

@@ -239,7 +239,11 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
 /// The rows of `split` of the dataset at `url` by number of present leads, its sources
 /// repeated as `repeat` says; `None` where the manifest cannot be read (not ingested yet) or
 /// predates the count.
-fn lead_mix_of(url: &str, split: &str, repeat: &BTreeMap<String, u32>) -> Option<LeadMix> {
+pub(crate) fn lead_mix_of(
+    url: &str,
+    split: &str,
+    repeat: &BTreeMap<String, u32>,
+) -> Option<LeadMix> {
     crate::lead_mix::read(url, split, repeat).ok().flatten()
 }
 
@@ -300,7 +304,7 @@ fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> 
 }
 
 /// The runs `DIR/sweep.jsonl` records, each as its last line says.
-fn recorded(dir: &Path) -> Result<Vec<SweepRecord>> {
+pub(crate) fn recorded(dir: &Path) -> Result<Vec<SweepRecord>> {
     let path = dir.join("sweep.jsonl");
     let (records, _) =
         record::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -429,7 +433,7 @@ fn append_record(dir: &Path, rec: &SweepRecord) -> Result<()> {
 
 /// The evaluations the sweep runs after `run`, in its file's order: each task's protocols, and
 /// from scratch on the first seed where the task asks for it.
-fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a EvalSpec, &'a str)> {
+pub(crate) fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a EvalSpec, &'a str)> {
     let first_seed = run.seed == plan.spec.seeds[0];
     let per_task = |eval: &'a EvalSpec| {
         let scratch = (eval.scratch && first_seed).then_some("scratch");

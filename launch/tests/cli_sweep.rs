@@ -138,24 +138,47 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
     assert_eq!(again.matches("already done").count(), 2, "{again}");
     assert_eq!(records(&whole).len(), 2);
 
-    // Interrupt the first run after 3 of its 6 steps (as a killed sweep leaves it), then run
-    // the sweep: it resumes that run from its checkpoint and ends with the same bits.
+    // Interrupt the first run after 3 of its 6 steps (as a killed sweep leaves it) and train the
+    // second whole but leave it unrecorded (as a sweep killed while evaluating it does), then
+    // run the sweep: it resumes the first from its checkpoint, records the second without
+    // training it again, and ends with the same bits.
     let split = temp_dir("split");
-    let run = "synth-d1w32-steps-f1-s0";
-    std::fs::create_dir_all(split.join("runs").join(run)).unwrap();
     std::fs::copy(whole.join("sweep.toml"), split.join("sweep.toml")).unwrap();
-    let config = whole.join("runs").join(run).join("pretrain.toml");
-    let run_dir = split.join("runs").join(run);
-    ecgfm(&[
-        "pretrain",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--stop-after",
-        "3",
-    ]);
+    for (run, stop) in [
+        ("synth-d1w32-steps-f1-s0", "3"),
+        ("synth-d2w64-steps-f1-s0", "6"),
+    ] {
+        let config = whole.join("runs").join(run).join("pretrain.toml");
+        let run_dir = split.join("runs").join(run);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let (config, run_dir) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+        ecgfm(&[
+            "pretrain",
+            "--config",
+            config,
+            "--out",
+            run_dir,
+            "--stop-after",
+            stop,
+        ]);
+    }
+    let status = |dir: &Path| ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    let said = status(&split);
+    let row = |run: &str| {
+        said.lines()
+            .find(|l| l.starts_with(run))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("synth-d1w32").contains(" training "), "{said}");
+    assert!(row("synth-d1w32").contains(" 3/6 "), "{said}");
+    assert!(row("synth-d2w64").contains(" trained "), "{said}");
+    assert!(row("synth-d2w64").contains(" 6/6 "), "{said}");
+    assert!(said.contains("2 runs: 1 trained, 1 training"), "{said}");
+    // Half of d1w32's 2.2e9 FLOPs and all of d2w64's 3.5e9.
+    assert!(said.contains("trained 4.569e9 of 5.670e9 FLOPs (81%)"), "{said}");
     toy(&split, &no_eval);
+    assert!(status(&split).contains("2 runs: 2 done"));
     let (a, b) = (records(&whole), records(&split));
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x["run"], y["run"]);
@@ -329,6 +352,11 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
     assert!(report.contains("Only one size finished"), "{report}");
     // Extended with the preset's probe, the finished task evaluates its run when it runs again.
     toy(&dir, &["--extend", "--slurm"]);
+    let said = ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    assert!(
+        said.contains("2 runs: 1 evals added, 1 not started"),
+        "{said}"
+    );
     let said = ecgfm(&task_1);
     assert!(
         said.contains("already trained; evaluating it on synth probe"),

@@ -1,0 +1,191 @@
+//! `ecgfm sweep status DIR`: where a sweep stands, read from its folder alone (so it works while
+//! `sweep run` or a SLURM array is writing it, from any machine that sees the folder): each
+//! planned run's state, step, last losses, evaluations done and how long ago it last logged, and
+//! the sweep's FLOPs done and time left at the rate so far.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ecgfm_sweep::record::{self, SweepRecord};
+use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use ecgfm_trainer::metrics::{read_records, StepRecord};
+use indicatif::HumanDuration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::sweep_run::{evaluations, lead_mix_of, recorded};
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepStatusArgs {
+    /// The sweep folder (`ecgfm sweep run --out DIR`).
+    pub dir: PathBuf,
+}
+
+/// Where one run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    NotStarted,
+    /// Steps logged, fewer than planned: training now, or interrupted (see the log's age).
+    Training,
+    /// Every step trained, not yet recorded: its evaluations are running, come next, or were
+    /// interrupted.
+    Trained,
+    /// Recorded, but lacking evaluations the sweep file added since (`sweep run --extend`).
+    ToEvaluate,
+    Done,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::NotStarted => "not started",
+            State::Training => "training",
+            State::Trained => "trained",
+            State::ToEvaluate => "evals added",
+            State::Done => "done",
+        }
+    }
+}
+
+/// One planned run as its folder shows it.
+struct RunStatus<'a> {
+    plan: &'a RunPlan,
+    state: State,
+    /// Steps trained.
+    steps: u64,
+    last: Option<StepRecord>,
+    val_loss: Option<f32>,
+    evals_done: usize,
+    evals: usize,
+    /// Since metrics.jsonl was last written.
+    log_age: Option<Duration>,
+}
+
+impl RunStatus<'_> {
+    /// The planned FLOPs of the steps trained.
+    fn flops_done(&self) -> f64 {
+        self.plan.flops() * self.steps as f64 / self.plan.steps().max(1) as f64
+    }
+}
+
+fn status<'a>(
+    dir: &Path,
+    plan: &'a SweepPlan,
+    run: &'a RunPlan,
+    records: &[SweepRecord],
+) -> Result<RunStatus<'a>> {
+    let run_dir = dir.join("runs").join(&run.name);
+    let metrics = run_dir.join("metrics.jsonl");
+    let logged = match read_records(&metrics) {
+        Ok(logged) => logged,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", metrics.display())),
+    };
+    let log_age = std::fs::metadata(&metrics)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok());
+    let planned = evaluations(plan, run);
+    let evals_done = planned
+        .iter()
+        .filter(|(eval, protocol)| record::eval_file(&run_dir, &eval.task, protocol).exists())
+        .count();
+    let steps = logged.last().map_or(0, |r| r.step + 1);
+    let state = match (records.iter().any(|r| r.run == run.name), logged.is_empty()) {
+        (true, _) if evals_done == planned.len() => State::Done,
+        (true, _) => State::ToEvaluate,
+        (false, true) => State::NotStarted,
+        (false, false) if steps >= run.steps() => State::Trained,
+        (false, false) => State::Training,
+    };
+    Ok(RunStatus {
+        plan: run,
+        state,
+        steps,
+        val_loss: logged.iter().rev().find_map(|r| r.val_loss),
+        last: logged.into_iter().last(),
+        evals_done,
+        evals: planned.len(),
+        log_age,
+    })
+}
+
+/// Runs `ecgfm sweep status`.
+pub fn run(args: &SweepStatusArgs) -> Result<()> {
+    let dir = &args.dir;
+    let path = dir.join("sweep.toml");
+    let spec = SweepSpec::read(&path)
+        .with_context(|| format!("{} holds no sweep (ecgfm sweep run --out)", dir.display()))?;
+    let origin = path.display().to_string();
+    let plan = SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of)?;
+    let records = recorded(dir)?;
+    let runs: Vec<RunStatus> = plan
+        .runs
+        .iter()
+        .map(|run| status(dir, &plan, run, &records))
+        .collect::<Result<_>>()?;
+    print!("{}", render(dir, &plan, &runs));
+    Ok(())
+}
+
+/// The status table and its summary lines.
+fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
+    let mut out = format!(
+        "{:<40} {:<12} {:>17} {:>8} {:>8} {:>6} {:>16}\n",
+        "run", "state", "step", "loss", "val loss", "evals", "last log"
+    );
+    let loss = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    for r in runs {
+        out += &format!(
+            "{:<40} {:<12} {:>17} {:>8} {:>8} {:>6} {:>16}\n",
+            r.plan.name,
+            r.state.name(),
+            format!("{}/{}", r.steps, r.plan.steps()),
+            loss(r.last.as_ref().map(|l| l.loss)),
+            loss(r.val_loss),
+            format!("{}/{}", r.evals_done, r.evals),
+            r.log_age
+                .map_or("-".into(), |age| format!("{} ago", HumanDuration(age))),
+        );
+    }
+    let count = |state: State| runs.iter().filter(|r| r.state == state).count();
+    let states: Vec<String> = [
+        State::Done,
+        State::ToEvaluate,
+        State::Trained,
+        State::Training,
+        State::NotStarted,
+    ]
+    .into_iter()
+    .filter(|&s| count(s) > 0)
+    .map(|s| format!("{} {}", count(s), s.name()))
+    .collect();
+    out += &format!(
+        "sweep {} in {}: {} runs: {}\n",
+        plan.spec.name,
+        dir.display(),
+        runs.len(),
+        states.join(", ")
+    );
+    let planned: f64 = runs.iter().map(|r| r.plan.flops()).sum();
+    let done: f64 = runs.iter().map(RunStatus::flops_done).sum();
+    let trained_s: f64 = runs
+        .iter()
+        .filter_map(|r| r.last.as_ref())
+        .map(|l| l.elapsed_s)
+        .sum();
+    out += &format!(
+        "trained {done:.3e} of {planned:.3e} FLOPs ({:.0}%) in {}",
+        100.0 * done / planned.max(f64::MIN_POSITIVE),
+        HumanDuration(Duration::from_secs_f64(trained_s))
+    );
+    if done > 0.0 && trained_s > 0.0 && done < planned {
+        let left = (planned - done) * trained_s / done;
+        out += &format!(
+            "; about {} of training left at that rate, one run at a time (evaluations not \
+             counted)",
+            HumanDuration(Duration::from_secs_f64(left))
+        );
+    }
+    out.push('\n');
+    out
+}
