@@ -176,7 +176,10 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
     assert!(row("synth-d2w64").contains(" 6/6 "), "{said}");
     assert!(said.contains("2 runs: 1 trained, 1 training"), "{said}");
     // Half of d1w32's 2.2e9 FLOPs and all of d2w64's 3.5e9.
-    assert!(said.contains("trained 4.569e9 of 5.670e9 FLOPs (81%)"), "{said}");
+    assert!(
+        said.contains("trained 4.569e9 of 5.670e9 FLOPs (81%)"),
+        "{said}"
+    );
     toy(&split, &no_eval);
     assert!(status(&split).contains("2 runs: 2 done"));
     let (a, b) = (records(&whole), records(&split));

@@ -9,7 +9,8 @@
 //!   iso-FLOP optima) with bootstrap confidence intervals, over a small hand-written L-BFGS;
 //! - `analysis`: groups, comparisons (AUROCs by the paired bootstrap of
 //!   `ecgfm_trainer::eval::paired`) and fits of a finished sweep; `charts` and `plot`: its PNG
-//!   charts (plotters); `report`: `report.md`, whose `verdict` is written in `verdict`;
+//!   charts (plotters); `report`: `report.md`, whose `verdict` is written in `verdict` and
+//!   whose table of each size against the smallest in `size_table`;
 //! - `presets`: the built-in sweep files (`--preset demo`, `--preset gpu`).
 //!
 //! Depends on `ecgfm-trainer` for configurations and model statistics. Running the runs is the
@@ -23,6 +24,7 @@ pub mod plot;
 pub mod presets;
 pub mod record;
 pub mod report;
+mod size_table;
 pub mod spec;
 mod verdict;
 

@@ -114,6 +114,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
         }
     }
     let _ = writeln!(md, "- Answer: {}\n", answer(&c));
+    crate::size_table::against_smallest(md, g, tasks);
 }
 
 /// A result's interval as ` [low, high]`, or nothing.

@@ -103,6 +103,18 @@ fn iso_flop_sweep_with_seeds_gets_a_verdict_outside_the_ci_and_an_optimum() {
         md.contains("higher AUROC on synth (+0.120, outside the CI)"),
         "{md}"
     );
+    // Every size against the smallest, per budget: five rows, the loss with its interval over
+    // seeds, the probe's difference (no paired interval: these results kept no scored units).
+    let table = &high[high.find("Each size against s1").unwrap()..high.find("## Runs").unwrap()];
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| s") && !l.starts_with("| size"))
+        .collect();
+    assert_eq!(rows.len(), 5, "{table}");
+    assert!(rows[0].ends_with("| 0.700 |"), "{}", rows[0]);
+    assert!(rows[4].contains("| 3 | "), "{}", rows[4]);
+    assert!(rows[4].contains(" [-0."), "{}", rows[4]);
+    assert!(rows[4].ends_with("| 0.820 (+0.120) |"), "{}", rows[4]);
     assert!(md.contains("Iso-FLOP profiles on synth"), "{md}");
     assert!(md.contains("Trend over 2 budgets: N_opt ~ C^"), "{md}");
     assert!(md.contains("L(N, D) = E + A/N^alpha"), "{md}");
@@ -274,11 +286,12 @@ fn scored_units(signal: f64, seed: u64) -> (UnitScores, f64) {
 
 #[test]
 fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
-    // The larger size's two seeds disagree: one strong encoder and one as weak as the smaller
-    // size's. Given these seeds it is better; over seeds and records that is not established.
+    // The largest size's two seeds disagree: one strong encoder and one as weak as the
+    // smallest size's. Given these seeds it is better; over seeds and records that is not
+    // established. The middle size's two seeds are both strong.
     let dir = temp_dir("seeds");
     let mut records = Vec::new();
-    for (size, signals) in [(1, [0.2, 0.2]), (2, [0.8, 0.2])] {
+    for (size, signals) in [(1, [0.2, 0.2]), (2, [0.8, 0.8]), (3, [0.8, 0.2])] {
         for (seed, signal) in signals.into_iter().enumerate() {
             let (units, auroc) = scored_units(signal, 10 * size as u64 + seed as u64);
             let mut r = record(size, 1e4 * size as f64, 1e13, seed as u64, 1.0, auroc);
@@ -314,5 +327,13 @@ fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
     );
     assert!(md.contains("(+0.1"), "{md}");
     assert!(md.contains("within the CI)."), "{md}");
+    // The table: the middle size's interval over seeds excludes 0, the largest's does not.
+    let row = |size: &str| md.lines().find(|l| l.starts_with(size)).unwrap();
+    let seeds_low = |row: &str| -> f64 {
+        let rest = &row[row.find("; seeds [").unwrap() + 9..];
+        rest[..rest.find(',').unwrap()].parse().unwrap()
+    };
+    assert!(seeds_low(row("| s2 |")) > 0.1, "{md}");
+    assert!(seeds_low(row("| s3 |")) < 0.0, "{md}");
     std::fs::remove_dir_all(dir).unwrap();
 }
