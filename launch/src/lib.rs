@@ -20,8 +20,9 @@
 //!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
-//! - `sweep_run`, `sweep_extend`, `sweep_report`, `sweep_status`: `ecgfm sweep
-//!   run|report|status` (and `run --extend`)
+//! - `sweep_run`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
+//!   `sweep_status`: `ecgfm sweep run|report|status` (and `run --extend`, `--slurm`,
+//!   `--keep-going`)
 //!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
@@ -64,8 +65,10 @@ pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
 pub mod sweep_extend;
+pub mod sweep_failure;
 pub mod sweep_report;
 pub mod sweep_run;
+pub mod sweep_sbatch;
 pub mod sweep_status;
 
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::sweep_extend;
+use crate::{sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -46,6 +46,11 @@ pub struct SweepRunArgs {
     /// must plan and evaluate every run already there as before; only the new runs train.
     #[arg(long)]
     pub extend: bool,
+    /// Go on past a run that fails (its training or an evaluation): its error is printed and
+    /// kept in DIR/runs/NAME/FAILED, the other runs go on, and the sweep ends with an error
+    /// naming the failed runs. Running the sweep again retries them, resuming their training.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Where the report goes when the sweep is done (default DIR/report).
     #[arg(long, value_name = "DIR")]
     pub report_to: Option<PathBuf>,
@@ -86,7 +91,7 @@ impl RunLaunch {
     }
 
     /// The same settings as `sweep run-one` flags.
-    fn flags(&self) -> String {
+    pub(crate) fn flags(&self) -> String {
         let mut out = String::new();
         if let Some(t) = self.threads {
             out.push_str(&format!(" --threads {t}"));
@@ -169,7 +174,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     }
     print_plan(&plan);
     if args.slurm {
-        return write_sbatch(dir, &plan, &args.launch);
+        return crate::sweep_sbatch::write(dir, &plan, &args.launch);
     }
     let done_before = recorded(dir)?;
     let recorded_as = |run: &RunPlan| done_before.iter().find(|r| r.run == run.name);
@@ -182,21 +187,34 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         .collect();
     let flops_todo: f64 = todo.iter().map(|r| r.flops()).sum();
     let mut flops_done = 0.0;
+    let mut failed: Vec<&str> = Vec::new();
     for (i, run) in plan.runs.iter().enumerate() {
-        if let Some(rec) = recorded_as(run) {
-            let step = format!("[{}/{total}] {}", i + 1, run.name);
-            complete_evals(dir, &plan, run, rec, &step, args.launch.threads)?;
-            continue;
-        }
-        println!(
-            "[{}/{total}] {}: N = {}, {} steps, C = {:.3e} FLOPs",
-            i + 1,
-            run.name,
-            run.n(),
-            run.steps(),
-            run.flops()
-        );
-        let rec = run_one(dir, &plan, run, &args.launch)?;
+        let label = format!("[{}/{total}] {}", i + 1, run.name);
+        let outcome = match recorded_as(run) {
+            Some(rec) => attempt(dir, run, || {
+                complete_evals(dir, &plan, run, rec, &label, args.launch.threads)
+            })
+            .map(|()| None),
+            None => {
+                println!(
+                    "{label}: N = {}, {} steps, C = {:.3e} FLOPs",
+                    run.n(),
+                    run.steps(),
+                    run.flops()
+                );
+                attempt(dir, run, || run_one(dir, &plan, run, &args.launch)).map(Some)
+            }
+        };
+        let rec = match outcome {
+            Ok(Some(rec)) => rec,
+            Ok(None) => continue,
+            Err(e) if args.keep_going => {
+                eprintln!("{label} failed: {e:#}\n(going on: --keep-going)");
+                failed.push(&run.name);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         flops_done += run.flops();
         let elapsed = started.elapsed().as_secs_f64();
         // Time per FLOP so far (evaluation included) times the FLOPs still to train.
@@ -214,7 +232,24 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         );
     }
     let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));
-    crate::sweep_report::write(dir, &report)
+    if failed.is_empty() || !recorded(dir)?.is_empty() {
+        crate::sweep_report::write(dir, &report)?;
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {total} runs failed: {} (their errors are above and in DIR/runs/NAME/{}); \
+             run the sweep again to retry them (their training resumes from its checkpoints)",
+            failed.len(),
+            failed.join(", "),
+            sweep_failure::FILE
+        );
+    }
+    Ok(())
+}
+
+/// `work` for `run` of the sweep in `dir`, its failure kept in the run's folder.
+fn attempt<T>(dir: &Path, run: &RunPlan, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    sweep_failure::tracked(&dir.join("runs").join(&run.name), work)
 }
 
 /// Runs `ecgfm sweep run-one` (a SLURM array task).
@@ -230,10 +265,14 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
             plan.runs.len()
         )
     })?;
-    if let Some(rec) = recorded(&args.out)?.iter().find(|r| r.run == run.name) {
-        return complete_evals(&args.out, &plan, run, rec, &run.name, args.launch.threads);
+    let dir = &args.out;
+    if let Some(rec) = recorded(dir)?.iter().find(|r| r.run == run.name) {
+        let threads = args.launch.threads;
+        return attempt(dir, run, || {
+            complete_evals(dir, &plan, run, rec, &run.name, threads)
+        });
     }
-    run_one(&args.out, &plan, run, &args.launch).map(|_| ())
+    attempt(dir, run, || run_one(dir, &plan, run, &args.launch)).map(|_| ())
 }
 
 /// The rows of `split` of the dataset at `url` by number of present leads, its sources
@@ -551,45 +590,4 @@ fn evaluate(
         );
     }
     Ok(results)
-}
-
-/// Writes `DIR/sweep.sbatch`: a SLURM array with one task per grid point.
-fn write_sbatch(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the ecgfm binary")?;
-    let dir_abs = std::fs::canonicalize(dir)?;
-    std::fs::create_dir_all(dir_abs.join("slurm"))?;
-    let flags = launch.flags();
-    let cpus = launch
-        .threads
-        .map_or(String::new(), |t| format!("#SBATCH --cpus-per-task={t}\n"));
-    let script = format!(
-        "#!/bin/bash\n\
-         # ecgfm sweep {name}: {n} runs, one per array task. Submit with\n\
-         #   sbatch {path}\n\
-         # then, when every task has finished: {exe} sweep report {dir}\n\
-         # A task that was preempted resumes its run from its newest checkpoint when requeued.\n\
-         #SBATCH --job-name=ecgfm-sweep-{name}\n\
-         #SBATCH --array=0-{last}\n\
-         #SBATCH --output={dir}/slurm/%A_%a.out\n\
-         #SBATCH --requeue\n\
-         {cpus}\
-         # Add your site's partition, time limit and GPU request here, e.g. #SBATCH --gres=gpu:1\n\
-         set -euo pipefail\n\
-         exec {exe} sweep run-one --out {dir} --index \"$SLURM_ARRAY_TASK_ID\"{flags}\n",
-        name = plan.spec.name,
-        n = plan.runs.len(),
-        last = plan.runs.len() - 1,
-        path = dir_abs.join("sweep.sbatch").display(),
-        exe = exe.display(),
-        dir = dir_abs.display(),
-    );
-    let path = dir.join("sweep.sbatch");
-    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
-    println!(
-        "wrote {} ({} array tasks): submit it with `sbatch {}`",
-        path.display(),
-        plan.runs.len(),
-        path.display()
-    );
-    Ok(())
 }

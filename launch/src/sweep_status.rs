@@ -12,6 +12,7 @@ use indicatif::HumanDuration;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::sweep_failure;
 use crate::sweep_run::{evaluations, lead_mix_of, recorded};
 
 #[derive(Args, Debug, Clone)]
@@ -31,6 +32,8 @@ enum State {
     Trained,
     /// Recorded, but lacking evaluations the sweep file added since (`sweep run --extend`).
     ToEvaluate,
+    /// Its last attempt failed (`runs/NAME/FAILED` holds the error).
+    Failed,
     Done,
 }
 
@@ -41,6 +44,7 @@ impl State {
             State::Training => "training",
             State::Trained => "trained",
             State::ToEvaluate => "evals added",
+            State::Failed => "failed",
             State::Done => "done",
         }
     }
@@ -58,6 +62,8 @@ struct RunStatus<'a> {
     evals: usize,
     /// Since metrics.jsonl was last written.
     log_age: Option<Duration>,
+    /// The error of its last attempt, when that failed.
+    failure: Option<String>,
 }
 
 impl RunStatus<'_> {
@@ -90,7 +96,9 @@ fn status<'a>(
         .filter(|(eval, protocol)| record::eval_file(&run_dir, &eval.task, protocol).exists())
         .count();
     let steps = logged.last().map_or(0, |r| r.step + 1);
+    let failure = sweep_failure::reason(&run_dir);
     let state = match (records.iter().any(|r| r.run == run.name), logged.is_empty()) {
+        _ if failure.is_some() => State::Failed,
         (true, _) if evals_done == planned.len() => State::Done,
         (true, _) => State::ToEvaluate,
         (false, true) => State::NotStarted,
@@ -106,6 +114,7 @@ fn status<'a>(
         evals_done,
         evals: planned.len(),
         log_age,
+        failure,
     })
 }
 
@@ -150,6 +159,7 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
     let count = |state: State| runs.iter().filter(|r| r.state == state).count();
     let states: Vec<String> = [
         State::Done,
+        State::Failed,
         State::ToEvaluate,
         State::Trained,
         State::Training,
@@ -159,6 +169,12 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
     .filter(|&s| count(s) > 0)
     .map(|s| format!("{} {}", count(s), s.name()))
     .collect();
+    for r in runs {
+        if let Some(error) = &r.failure {
+            let first = error.lines().next().unwrap_or_default();
+            out += &format!("{} failed: {first}\n", r.plan.name);
+        }
+    }
     out += &format!(
         "sweep {} in {}: {} runs: {}\n",
         plan.spec.name,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run_ok as ecgfm, temp_dir, ECGFM};
+use common::{run_err, run_ok as ecgfm, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::Command;
 
@@ -58,13 +58,6 @@ fn synth_results(rec: &serde_json::Value) -> Vec<(String, f64)> {
             (e["protocol"].as_str().unwrap().to_string(), auroc)
         })
         .collect()
-}
-
-/// `ecgfm` with `args`, which must fail; its stderr.
-fn refused(args: &[&str]) -> String {
-    let output = Command::new(ECGFM).args(args).output().unwrap();
-    assert!(!output.status.success(), "{args:?} was accepted");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Width and height of a PNG, from its IHDR chunk.
@@ -213,7 +206,7 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
     let first_file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
     // Whatever would train a run otherwise, or drop one, or evaluate differently is refused,
     // naming it, and leaves the folder as it was.
-    let refused = |extra: &[&str]| refused(&toy_args(&dir, &[&["--extend"], extra].concat()));
+    let refused = |extra: &[&str]| run_err(&toy_args(&dir, &[&["--extend"], extra].concat()));
     let err = refused(&["--set", "eval=[]", "--set", "lr.base=2e-3"]);
     assert!(
         err.contains("would train its run synth-d1w32-steps-f1-s0 otherwise"),
@@ -308,7 +301,7 @@ fn extend_evaluates_finished_runs_on_added_evaluations_without_training_them() {
 
     // An evaluation dropped or run otherwise is refused, naming it, and the folder stays.
     let file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
-    let refused = |eval: &str| refused(&toy_args(&dir, &["--extend", "--set", eval]));
+    let refused = |eval: &str| run_err(&toy_args(&dir, &["--extend", "--set", eval]));
     let err = refused("eval=[]");
     assert!(err.contains("drops the [[eval]] task synth"), "{err}");
     let err = refused("eval=[{task=\"synth\", data=\"synth\", synth_records=300, scratch=true}]");
@@ -322,6 +315,57 @@ fn extend_evaluates_finished_runs_on_added_evaluations_without_training_them() {
         std::fs::read_to_string(dir.join("sweep.toml")).unwrap(),
         file
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
+    // Every run's evaluation reads a labelled dataset that is not there yet.
+    let dir = temp_dir("keep-going");
+    let labelled = dir.join("labelled");
+    let eval = format!("eval=[{{task=\"synth\", data=\"{}\"}}]", labelled.display());
+    let status = || ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    let failed_file = |run: &str| dir.join("runs").join(run).join("FAILED");
+    let (small, large) = ("synth-d1w32-steps-f1-s0", "synth-d2w64-steps-f1-s0");
+    // Without --keep-going the first failure stops the sweep.
+    let err = run_err(&toy_args(&dir, &["--set", &eval]));
+    assert!(
+        err.contains(&format!("evaluating {small} on synth")),
+        "{err}"
+    );
+    assert!(status().contains("2 runs: 1 failed, 1 not started"));
+    let kept = std::fs::read_to_string(failed_file(small)).unwrap();
+    assert!(kept.contains("ecgfm eval --run"), "{kept}");
+    let trained = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
+    // With it, the second run trains too, and the sweep ends naming both.
+    let err = run_err(&toy_args(&dir, &["--set", &eval, "--keep-going"]));
+    assert!(err.contains("(going on: --keep-going)"), "{err}");
+    assert!(
+        err.contains(&format!("2 of 2 runs failed: {small}, {large}")),
+        "{err}"
+    );
+    let said = status();
+    assert!(said.contains("2 runs: 2 failed"), "{said}");
+    assert!(
+        said.contains(&format!("{large} failed: evaluating {large} on synth")),
+        "{said}"
+    );
+    // Once the data is there, running the sweep again evaluates both without training them.
+    ecgfm(&[
+        "data",
+        "synth",
+        "--out",
+        labelled.to_str().unwrap(),
+        "--records",
+        "400",
+    ]);
+    toy(&dir, &["--set", &eval]);
+    assert!(status().contains("2 runs: 2 done"));
+    assert!(!failed_file(small).exists() && !failed_file(large).exists());
+    let recs = records(&dir);
+    assert!(recs.iter().all(|r| synth_results(r).len() == 1), "{recs:?}");
+    let now = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
+    assert_eq!(now, trained, "the failed run trained again");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
