@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
+use ecgfm_data::store::redact_url;
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SourceError};
 use ecgfm_trainer::model::HostBatch;
@@ -61,8 +62,8 @@ pub fn open_split(
         mix_across_shards: config.data.mix_across_shards,
         repeat: split.repeat.clone(),
     };
-    let loader =
-        Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;
+    let loader = Loader::open(&url, loader_config)
+        .with_context(|| format!("opening the dataset {}", redact_url(&url)))?;
     Ok(Box::new(DatasetSource {
         url,
         loader,
@@ -115,7 +116,7 @@ impl BatchSource for DatasetSource {
         };
         format!(
             "dataset {} ({} windows per epoch in split {}{repeats})",
-            self.url,
+            redact_url(&self.url),
             self.loader.samples_per_epoch(),
             self.loader.config().split
         )

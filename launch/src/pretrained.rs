@@ -7,6 +7,7 @@ use crate::progress::shard_bar;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ecgfm_data::store::redact_url;
 use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
 use ecgfm_data::windows::{ShardWindows, SplitWindows};
 use ecgfm_trainer::config::TrainConfig;
@@ -78,10 +79,10 @@ pub fn read_windows(
     println!("{line}");
     let bar = shard_bar("reading windows", shards.shards() as u64);
     let windows = read_held(&mut shards, &hold, &mut || bar.inc(1))
-        .with_context(|| format!("reading the windows of {url}"))?;
+        .with_context(|| format!("reading the windows of {}", redact_url(url)))?;
     bar.finish_and_clear();
     if windows.is_empty() {
-        bail!("{url} has no window in split {split:?}");
+        bail!("{} has no window in split {split:?}", redact_url(url));
     }
     Ok(DatasetWindows(windows))
 }
@@ -91,7 +92,7 @@ pub fn read_windows(
 pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<ShardWindows> {
     expect_twelve_leads(config)?;
     let shards = ShardWindows::open(url, &[], split, config.model.samples)
-        .with_context(|| format!("opening the dataset {url}"))?;
+        .with_context(|| format!("opening the dataset {}", redact_url(url)))?;
     warn_if_padded(url, &shards.empty());
     Ok(shards)
 }
@@ -109,8 +110,9 @@ fn expect_twelve_leads(config: &TrainConfig) -> Result<()> {
 fn warn_if_padded(url: &str, windows: &SplitWindows) {
     if windows.window_samples < windows.samples {
         tracing::warn!(
-            "{url} holds windows of {} samples per lead; the model takes {}: each window is \
+            "{} holds windows of {} samples per lead; the model takes {}: each window is \
              zero-padded at its end",
+            redact_url(url),
             windows.window_samples,
             windows.samples
         );

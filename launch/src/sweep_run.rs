@@ -9,6 +9,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ecgfm_data::store::redact_url;
 use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
@@ -372,7 +373,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         if done(&out) {
             continue;
         }
-        println!("ingesting {} into {out}", ingest.source);
+        println!("ingesting {} into {out}", redact_url(&ingest.source));
         let mut args = vec![
             "data",
             "ingest",
@@ -390,7 +391,8 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         if done(&out) {
             continue;
         }
-        println!("merging {} into {out}", merge.datasets.join(", "));
+        let shown: Vec<String> = merge.datasets.iter().map(|d| redact_url(d)).collect();
+        println!("merging {} into {out}", shown.join(", "));
         let inputs: Vec<String> = merge
             .datasets
             .iter()
@@ -422,7 +424,8 @@ fn run_child(args: &[&str]) -> Result<()> {
         .status()
         .with_context(|| format!("starting {}", exe.display()))?;
     if !status.success() {
-        bail!("`ecgfm {}` failed ({status})", args.join(" "));
+        let shown: Vec<String> = args.iter().map(|a| redact_url(a)).collect();
+        bail!("`ecgfm {}` failed ({status})", shown.join(" "));
     }
     Ok(())
 }

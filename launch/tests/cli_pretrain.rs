@@ -283,3 +283,29 @@ fn bad_configuration_is_a_clear_error() {
     assert!(stderr.contains("learning_rate"), "{stderr}");
     std::fs::remove_dir_all(out).unwrap();
 }
+
+#[test]
+fn a_dataset_urls_query_string_never_reaches_the_output() {
+    // A signed URL's query (an object store's access token) in --data: neither a run that
+    // opens it nor one that fails to prints it.
+    let dir = temp_dir("signed-url");
+    let data = common::synth_dataset(&dir);
+    for (url, ok) in [
+        (format!("file://{}?sig=SECRET123", data.display()), true),
+        (
+            format!("file://{}/missing?sig=SECRET123", dir.display()),
+            false,
+        ),
+    ] {
+        let run = dir.join("run");
+        let args = ["pretrain", "--data", &url, "--steps", "2", "--out"];
+        let output = common::ecgfm_env(&[&args[..], &[run.to_str().unwrap()]].concat(), &[]);
+        assert_eq!(output.status.success(), ok, "{url}");
+        let printed = [output.stdout, output.stderr].concat();
+        let printed = String::from_utf8_lossy(&printed);
+        assert!(printed.contains("?***"), "{printed}");
+        assert!(!printed.contains("SECRET123"), "{printed}");
+        let _ = std::fs::remove_dir_all(&run);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

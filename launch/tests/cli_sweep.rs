@@ -325,7 +325,7 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     let labelled = dir.join("labelled");
     let eval = format!("eval=[{{task=\"synth\", data=\"{}\"}}]", labelled.display());
     let status = || ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
-    let failed_file = |run: &str| dir.join("runs").join(run).join("FAILED");
+    let failed_file = |run: &str| failed_file_in(&dir, run);
     let (small, large) = ("synth-d1w32-steps-f1-s0", "synth-d2w64-steps-f1-s0");
     // Without --keep-going the first failure stops the sweep.
     let err = run_err(&toy_args(&dir, &["--set", &eval]));
@@ -367,6 +367,22 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     let now = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
     assert_eq!(now, trained, "the failed run trained again");
     std::fs::remove_dir_all(dir).unwrap();
+
+    // A dataset URL's secrets (its query string) stay out of the error and the FAILED file.
+    let dir = temp_dir("keep-going-secret");
+    let eval = "eval=[{task=\"synth\", data=\"file:///nowhere/labelled?sig=SECRET123\"}]";
+    let err = run_err(&toy_args(&dir, &["--set", eval]));
+    let kept = std::fs::read_to_string(failed_file_in(&dir, small)).unwrap();
+    for text in [&err, &kept] {
+        assert!(text.contains("labelled?***"), "{text}");
+        assert!(!text.contains("SECRET123"), "{text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The FAILED file of `run` in the sweep folder `dir`.
+fn failed_file_in(dir: &Path, run: &str) -> std::path::PathBuf {
+    dir.join("runs").join(run).join("FAILED")
 }
 
 #[test]

@@ -67,19 +67,22 @@ impl MetricsWriter {
     /// (record `step` is 0-based: the record of step s is kept when s < steps_done).
     pub fn open(run_dir: &Path, steps_done: u64) -> std::io::Result<MetricsWriter> {
         let path = run_dir.join("metrics.jsonl");
-        let kept = if path.exists() {
-            read_records(&path)?
-                .into_iter()
-                .filter(|r| r.step < steps_done)
-                .collect()
-        } else {
-            Vec::new()
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
         };
+        // The kept lines as they were written: parsed only for their step, never rewritten
+        // (serde_json's float parsing may be a unit in the last place off, and printing that
+        // back would change what the run logged).
+        let kept = text.lines().filter(|line| {
+            serde_json::from_str::<StepRecord>(line).is_ok_and(|r| r.step < steps_done)
+        });
         // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
         let partial = run_dir.join("metrics.jsonl.partial");
         let mut file = File::create(&partial)?;
-        for record in &kept {
-            writeln!(file, "{}", serde_json::to_string(record)?)?;
+        for line in kept {
+            writeln!(file, "{line}")?;
         }
         file.sync_all()?;
         std::fs::rename(&partial, &path)?;
@@ -127,4 +130,29 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<StepRecord>> {
         }
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_keeps_the_earlier_lines_byte_for_byte() {
+        let run = std::env::temp_dir().join(format!("ecgfm-metrics-keep-{}", std::process::id()));
+        std::fs::create_dir_all(&run).unwrap();
+        // Floats as another writer might print them (a trailing zero, 17 digits): parsed and
+        // printed again they would read 1.5 and 394.1273060758174.
+        let line = |step: u64| {
+            format!(
+                "{{\"step\":{step},\"loss\":1.50,\"lr\":0.001,\"grad_norm\":0.5,\"samples_per_s\":\
+                 394.12730607581733,\"elapsed_s\":1.0,\"samples_seen\":4}}"
+            )
+        };
+        let old = format!("{}\n{}\n{}\n{{\"step\":3,\"lo", line(0), line(1), line(2));
+        std::fs::write(run.join("metrics.jsonl"), &old).unwrap();
+        drop(MetricsWriter::open(&run, 2).unwrap());
+        let kept = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        assert_eq!(kept, format!("{}\n{}\n", line(0), line(1)));
+        std::fs::remove_dir_all(run).unwrap();
+    }
 }
