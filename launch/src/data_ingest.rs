@@ -4,6 +4,7 @@ use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::ingest::{ingest, IngestOptions, SourceFormat};
+use ecgfm_data::store::redact_url;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
 
@@ -120,7 +121,8 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         ..IngestOptions::default()
     };
     let bar = record_bar("ingest");
-    let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
+    let report = ingest(&options, &bar)
+        .with_context(|| format!("ingesting {}", redact_url(&args.source)))?;
     bar.finish_and_clear();
     let c = &report.counts;
     println!(
@@ -152,7 +154,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
             args.out
         );
     }
-    println!("dataset written to {}", args.out);
+    println!("dataset written to {}", redact_url(&args.out));
     Ok(())
 }
 
@@ -186,7 +188,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
     };
     let bar = record_bar("synth");
     let manifest = write_synth_dataset(&options, &bar)
-        .with_context(|| format!("writing the synthetic dataset {}", args.out))?;
+        .with_context(|| format!("writing the synthetic dataset {}", redact_url(&args.out)))?;
     bar.finish_and_clear();
     println!(
         "{} synthetic records -> {} rows in {} shards at {}",

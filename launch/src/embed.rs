@@ -11,6 +11,7 @@ use crate::progress::stream_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::embeddings::EmbeddingsWriter;
+use ecgfm_data::store::redact_url;
 use ecgfm_data::windows::ShardWindows;
 use ecgfm_kernels::Backend;
 use ecgfm_trainer::device_memory::EncoderWork;
@@ -88,8 +89,9 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         ),
     ];
     let out = &args.out;
+    let shown = redact_url(out);
     let mut writer = EmbeddingsWriter::create(out, dim, &metadata)
-        .with_context(|| format!("writing the embeddings to {out}"))?;
+        .with_context(|| format!("writing the embeddings to {shown}"))?;
     let job = Job {
         model,
         head,
@@ -105,15 +107,15 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         // The unfinished file is never published.
         bail!(
             "{} has no window in split {:?}",
-            args.source.data,
+            redact_url(&args.source.data),
             args.split
         );
     }
     writer
         .finish()
-        .with_context(|| format!("writing the embeddings to {out}"))?;
+        .with_context(|| format!("writing the embeddings to {shown}"))?;
     println!(
-        "{windows} windows -> {dim}-dimensional embeddings (checkpoint step {}) written to {out}",
+        "{windows} windows -> {dim}-dimensional embeddings (checkpoint step {}) written to {shown}",
         pretrained.step
     );
     Ok(EmbedSummary {

@@ -307,5 +307,16 @@ fn a_dataset_urls_query_string_never_reaches_the_output() {
         assert!(!printed.contains("SECRET123"), "{printed}");
         let _ = std::fs::remove_dir_all(&run);
     }
+    // The same for the data commands that fail on such a URL.
+    let missing = format!("file://{}/missing?sig=SECRET123", dir.display());
+    let out = format!("file://{}/out?sig=SECRET123", dir.join("no-dir").display());
+    for args in [
+        vec!["data", "inspect", &missing],
+        vec!["data", "merge", &missing, &missing, "--out", &out],
+    ] {
+        let err = run_err(&args);
+        assert!(err.contains("?***"), "{err}");
+        assert!(!err.contains("SECRET123"), "{args:?}: {err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
