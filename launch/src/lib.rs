@@ -22,8 +22,8 @@
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
 //!   `sweep_status`: `ecgfm sweep run|report|status` (and `run --extend`, `--slurm`,
-//!   `--keep-going`)
-//!   over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of this binary).
+//!   `--keep-going`) over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of
+//!   this binary, and `child_error` passes a failed child's error up to the sweep).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
 //!
@@ -34,6 +34,7 @@ pub mod bench_attention;
 pub mod bench_loader;
 pub mod bench_ranks;
 pub mod bench_step;
+pub mod child_error;
 pub mod cli;
 pub mod compare;
 pub mod compute;

@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
+            ecgfm_launch::child_error::report(&err);
             std::process::ExitCode::FAILURE
         }
     }

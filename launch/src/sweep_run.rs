@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{sweep_extend, sweep_failure};
+use crate::{child_error, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -416,16 +416,16 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
     Ok(())
 }
 
-/// Runs this binary with `args`, its output going to the terminal.
+/// Runs this binary with `args`, its output going to the terminal; a failure carries the
+/// child's own error.
 fn run_child(args: &[&str]) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
-    let status = Command::new(&exe)
-        .args(args)
-        .status()
+    let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
     if !status.success() {
         let shown: Vec<String> = args.iter().map(|a| redact_url(a)).collect();
-        bail!("`ecgfm {}` failed ({status})", shown.join(" "));
+        let why = error.map_or(String::new(), |e| format!(": {e}"));
+        bail!("`ecgfm {}` failed ({status}){why}", shown.join(" "));
     }
     Ok(())
 }

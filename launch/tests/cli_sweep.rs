@@ -336,6 +336,11 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     assert!(status().contains("2 runs: 1 failed, 1 not started"));
     let kept = std::fs::read_to_string(failed_file(small)).unwrap();
     assert!(kept.contains("ecgfm eval --run"), "{kept}");
+    // With the child's own reason.
+    assert!(
+        kept.contains("failed (exit status: 1): opening the dataset"),
+        "{kept}"
+    );
     let trained = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
     // With it, the second run trains too, and the sweep ends naming both.
     let err = run_err(&toy_args(&dir, &["--set", &eval, "--keep-going"]));
