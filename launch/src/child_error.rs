@@ -1,4 +1,5 @@
-//! How a parent `ecgfm` learns why a child `ecgfm` failed (a sweep's `pretrain` or `eval`)
+//! How a parent `ecgfm` learns why a child `ecgfm` failed (a sweep's `pretrain` or `eval`, a
+//! launch's ranks)
 //! without capturing the child's terminal output (which would hide its progress bars): the
 //! parent names a file in `ECGFM_ERROR_FILE`, and the child, failing, writes its error there
 //! as well as to its standard error.
@@ -23,20 +24,32 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// Runs `command` to its end; when it fails, also the error the child wrote (`None` when it
-/// wrote none: it died before, or is not `ecgfm`).
-pub fn status_and_error(
-    command: &mut Command,
-) -> Result<(std::process::ExitStatus, Option<String>)> {
+/// A fresh path for a child's error file (what `ENV` names for it); nothing is there yet.
+pub fn new_file() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let file: PathBuf = std::env::temp_dir().join(format!(
+    let file = std::env::temp_dir().join(format!(
         "ecgfm-child-error-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&file);
+    file
+}
+
+/// The error a child wrote to `file` (`None` when it wrote none: it succeeded, died before it
+/// could, or is not `ecgfm`); the file is removed.
+pub fn take(file: &Path) -> Option<String> {
+    let error = std::fs::read_to_string(file).ok();
+    let _ = std::fs::remove_file(file);
+    error
+}
+
+/// Runs `command` to its end; when it fails, also the error the child wrote.
+pub fn status_and_error(
+    command: &mut Command,
+) -> Result<(std::process::ExitStatus, Option<String>)> {
+    let file = new_file();
     let status = command.env(ENV, &file).status()?;
-    let error = std::fs::read_to_string(&file).ok();
-    let _ = std::fs::remove_file(&file);
+    let error = take(&file);
     Ok((status, error.filter(|_| !status.success())))
 }

@@ -153,6 +153,8 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / args.nproc_per_node).max(1).to_string();
     let mut children = Vec::new();
+    // Where each rank writes its error when it fails (in `children`'s order).
+    let mut error_files = Vec::new();
     let mut forwarders = Vec::new();
     for local in 0..args.nproc_per_node {
         let rank = args.node_rank * args.nproc_per_node + local;
@@ -186,6 +188,9 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
             }
             _ => {}
         }
+        let error_file = crate::child_error::new_file();
+        cmd.env(crate::child_error::ENV, &error_file);
+        error_files.push(error_file);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting rank {rank}"))?;
@@ -209,13 +214,15 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
         // Ranks found ended in this poll; a rank killed by a signal is listed first, as the
         // others usually fail because of it (their connection to it closed).
         let mut ended: Vec<(bool, String)> = Vec::new();
-        for (rank, slot) in children.iter_mut() {
+        for ((rank, slot), error_file) in children.iter_mut().zip(&error_files) {
             let Some(child) = slot.as_mut() else { continue };
             if let Some(status) = child.try_wait().context("waiting for a rank")? {
+                let why = crate::child_error::take(error_file);
                 if !status.success() && stopping_since.is_none() {
                     use std::os::unix::process::ExitStatusExt;
                     let by_signal = status.signal().is_some();
-                    ended.push((!by_signal, format!("rank {rank} {}", describe(status))));
+                    let why = why.map_or(String::new(), |e| format!(" ({e})"));
+                    ended.push((!by_signal, format!("rank {rank} {}{why}", describe(status))));
                 }
                 *slot = None;
             }

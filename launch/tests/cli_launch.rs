@@ -342,6 +342,14 @@ fn a_run_on_four_ranks_resumes_on_two() {
         stderr.contains("16 samples per step") && stderr.contains("has 8"),
         "{stderr}"
     );
+    // The launcher's own error says why the rank failed, not only that it did.
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: rank ")
+            && last.contains("exited with status 1 (")
+            && last.contains("has 8"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
