@@ -65,34 +65,22 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     let store: Arc<dyn ObjectStore> = match scheme {
         S::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url);
-            for (k, v) in options {
-                let key: AmazonS3ConfigKey = k
-                    .as_ref()
-                    .parse()
-                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
-                b = b.with_config(key, v.as_ref());
+            for (key, value) in config_keys::<AmazonS3ConfigKey, _, _>(options).map_err(bad)? {
+                b = b.with_config(key, value);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
-            for (k, v) in options {
-                let key: GoogleConfigKey = k
-                    .as_ref()
-                    .parse()
-                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
-                b = b.with_config(key, v.as_ref());
+            for (key, value) in config_keys::<GoogleConfigKey, _, _>(options).map_err(bad)? {
+                b = b.with_config(key, value);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
-            for (k, v) in options {
-                let key: AzureConfigKey = k
-                    .as_ref()
-                    .parse()
-                    .map_err(|_| bad(unknown_key(k.as_ref())))?;
-                b = b.with_config(key, v.as_ref());
+            for (key, value) in config_keys::<AzureConfigKey, _, _>(options).map_err(bad)? {
+                b = b.with_config(key, value);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
@@ -101,8 +89,21 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     Ok((store, root))
 }
 
-fn unknown_key(key: &str) -> String {
-    format!("unknown store option {key:?}")
+/// `options` with their keys parsed as one store's configuration keys `C`; an unknown key is
+/// named.
+fn config_keys<C: std::str::FromStr, K: AsRef<str>, V: AsRef<str>>(
+    options: &[(K, V)],
+) -> Result<Vec<(C, &str)>, String> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            let key = k
+                .as_ref()
+                .parse()
+                .map_err(|_| format!("unknown store option {:?}", k.as_ref()))?;
+            Ok((key, v.as_ref()))
+        })
+        .collect()
 }
 
 /// Whether two URLs name places in one store, so that the store can copy from one to the other
@@ -159,6 +160,31 @@ pub fn redact_url(url: &str) -> String {
         parsed.set_query(Some("***"));
     }
     parsed.to_string()
+}
+
+/// `text` with every URL in it (`scheme://...`, up to whitespace or a quote, less trailing
+/// `:,;.)`) passed through [`redact_url`]: what an error message may safely show whatever the
+/// URLs its contexts named.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let scheme_len = rest[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || "+-.".contains(*c))
+            .count();
+        let start = at - scheme_len;
+        let len = rest[start..]
+            .find(|c: char| c.is_whitespace() || "\"'`".contains(c))
+            .unwrap_or(rest.len() - start);
+        let url = rest[start..start + len].trim_end_matches([':', ',', ';', '.', ')']);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(url));
+        rest = &rest[start + url.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Removes from `message` every secret-bearing piece of `url` (user info, query string).
@@ -310,6 +336,19 @@ mod tests {
         assert!(!r.contains("abcdef"), "{r}");
         assert!(r.contains("bucket/prefix"), "{r}");
         assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+    }
+
+    #[test]
+    fn urls_inside_a_message_are_redacted_in_place() {
+        let text = "opening the dataset file:///tmp/x?sig=SECRET1: not found; `ecgfm eval --data \
+                    s3://k:SECRET2@b/p?t=SECRET3 --out /tmp/o` failed (see https://example.com/a)";
+        assert_eq!(
+            redact_urls_in(text),
+            "opening the dataset file:///tmp/x?***: not found; `ecgfm eval --data \
+             s3://***@b/p?*** --out /tmp/o` failed (see https://example.com/a)"
+        );
+        assert_eq!(redact_urls_in("no url here"), "no url here");
+        assert_eq!(redact_urls_in("://odd"), "://odd");
     }
 
     #[test]

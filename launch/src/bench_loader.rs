@@ -6,7 +6,6 @@ use crate::python_bench::run_comparison;
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::loader::{bench_loader, LoaderConfig};
-use ecgfm_data::store::redact_url;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -79,7 +78,7 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         ..LoaderConfig::default()
     };
     let result = bench_loader(&args.data, config, args.batches)
-        .with_context(|| format!("benchmarking the loader on {}", redact_url(&args.data)))?;
+        .with_context(|| format!("benchmarking the loader on {}", args.data))?;
     println!(
         "ecgfm   loader: {:.0} ECGs/s (batch {}, {} decode threads, {} x {} samples; open {:.2} s, first batch {:.2} s)",
         result.ecgs_per_s,

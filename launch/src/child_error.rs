@@ -1,8 +1,7 @@
 //! How a parent `ecgfm` learns why a child `ecgfm` failed (a sweep's `pretrain` or `eval`, a
-//! launch's ranks)
-//! without capturing the child's terminal output (which would hide its progress bars): the
-//! parent names a file in `ECGFM_ERROR_FILE`, and the child, failing, writes its error there
-//! as well as to its standard error.
+//! launch's ranks) without capturing the child's terminal output (which would hide its progress
+//! bars): the parent names a file in `ECGFM_ERROR_FILE`, and the child, failing, writes its
+//! error there as well as to its standard error.
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ pub const ENV: &str = "ECGFM_ERROR_FILE";
 /// Called by a failing `ecgfm`: writes `err` to the file `ECGFM_ERROR_FILE` names, if any.
 pub fn report(err: &anyhow::Error) {
     if let Some(path) = std::env::var_os(ENV) {
-        if let Err(e) = std::fs::write(&path, format!("{err:#}")) {
+        if let Err(e) = std::fs::write(&path, crate::error_text(err)) {
             eprintln!(
                 "warning: could not write the error to {}: {e}",
                 Path::new(&path).display()

@@ -121,8 +121,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         ..IngestOptions::default()
     };
     let bar = record_bar("ingest");
-    let report = ingest(&options, &bar)
-        .with_context(|| format!("ingesting {}", redact_url(&args.source)))?;
+    let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();
     let c = &report.counts;
     println!(
@@ -188,7 +187,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
     };
     let bar = record_bar("synth");
     let manifest = write_synth_dataset(&options, &bar)
-        .with_context(|| format!("writing the synthetic dataset {}", redact_url(&args.out)))?;
+        .with_context(|| format!("writing the synthetic dataset {}", args.out))?;
     bar.finish_and_clear();
     println!(
         "{} synthetic records -> {} rows in {} shards at {}",

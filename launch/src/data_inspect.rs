@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::plot_records;
-use ecgfm_data::store::redact_url;
 
 use crate::progress::byte_bar;
 use std::path::PathBuf;
@@ -27,13 +26,13 @@ pub struct InspectArgs {
 /// Runs `ecgfm data inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let bar = byte_bar("reading shards");
-    let summary = inspect(&args.url, &[], &bar)
-        .with_context(|| format!("inspecting {}", redact_url(&args.url)))?;
+    let summary =
+        inspect(&args.url, &[], &bar).with_context(|| format!("inspecting {}", args.url))?;
     bar.finish_and_clear();
     println!("{summary}");
     if let Some(png) = &args.plot {
         plot_records(&args.url, &[], png, args.plot_records)
-            .with_context(|| format!("plotting {} to {}", redact_url(&args.url), png.display()))?;
+            .with_context(|| format!("plotting {} to {}", args.url, png.display()))?;
         println!("plot written to {}", png.display());
     }
     if !summary.damaged_shards.is_empty() {

@@ -4,7 +4,6 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::merge::{merge, MergeOptions};
-use ecgfm_data::store::redact_url;
 
 use crate::progress::byte_bar;
 
@@ -36,7 +35,7 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         ..MergeOptions::default()
     };
     let report = merge(&args.inputs, &args.out, &options, &bar)
-        .with_context(|| format!("merging into {}", redact_url(&args.out)))?;
+        .with_context(|| format!("merging into {}", args.out))?;
     bar.finish_and_clear();
     let m = &report.manifest;
     let sources: Vec<String> = m

@@ -62,8 +62,8 @@ pub fn open_split(
         mix_across_shards: config.data.mix_across_shards,
         repeat: split.repeat.clone(),
     };
-    let loader = Loader::open(&url, loader_config)
-        .with_context(|| format!("opening the dataset {}", redact_url(&url)))?;
+    let loader =
+        Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;
     Ok(Box::new(DatasetSource {
         url,
         loader,

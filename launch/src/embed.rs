@@ -107,7 +107,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         // The unfinished file is never published.
         bail!(
             "{} has no window in split {:?}",
-            redact_url(&args.source.data),
+            args.source.data,
             args.split
         );
     }

@@ -134,13 +134,8 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
             record: (&w.source, &w.record_id),
         })
         .collect();
-    let task = Task::build(vocabulary, &labelled, args.min_positives).with_context(|| {
-        format!(
-            "building the {} task of {}",
-            args.labels,
-            redact_url(&args.source.data)
-        )
-    })?;
+    let task = Task::build(vocabulary, &labelled, args.min_positives)
+        .with_context(|| format!("building the {} task of {}", args.labels, args.source.data))?;
     let counts = Counts::of(&task);
     let split = |name: &str| {
         format!(

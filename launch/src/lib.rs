@@ -74,6 +74,12 @@ pub mod sweep_status;
 
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 
+/// An error as ecgfm shows it (terminal, `FAILED` files, a parent's error file): its causes
+/// joined, every URL in them redacted (`store::redact_urls_in`), whichever context named one.
+pub fn error_text(err: &anyhow::Error) -> String {
+    ecgfm_data::store::redact_urls_in(&format!("{err:#}"))
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

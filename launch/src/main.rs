@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     match ecgfm_launch::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", ecgfm_launch::error_text(&err));
             ecgfm_launch::child_error::report(&err);
             std::process::ExitCode::FAILURE
         }

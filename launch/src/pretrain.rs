@@ -6,7 +6,6 @@ use crate::device::{self, Opened};
 use crate::gpu_memory;
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
-use ecgfm_data::store::redact_url;
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -149,7 +148,7 @@ fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Res
     let url = &config.data.source;
     let (store, root) = ecgfm_data::store::open_url(url)?;
     let manifest = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
-        .with_context(|| format!("reading the manifest of {}", redact_url(url)))?;
+        .with_context(|| format!("reading the manifest of {url}"))?;
     let names: std::collections::BTreeSet<&str> =
         manifest.sources.iter().map(|s| s.name.as_str()).collect();
     if names.len() < 2 {

@@ -79,10 +79,10 @@ pub fn read_windows(
     println!("{line}");
     let bar = shard_bar("reading windows", shards.shards() as u64);
     let windows = read_held(&mut shards, &hold, &mut || bar.inc(1))
-        .with_context(|| format!("reading the windows of {}", redact_url(url)))?;
+        .with_context(|| format!("reading the windows of {url}"))?;
     bar.finish_and_clear();
     if windows.is_empty() {
-        bail!("{} has no window in split {split:?}", redact_url(url));
+        bail!("{url} has no window in split {split:?}");
     }
     Ok(DatasetWindows(windows))
 }
@@ -92,7 +92,7 @@ pub fn read_windows(
 pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<ShardWindows> {
     expect_twelve_leads(config)?;
     let shards = ShardWindows::open(url, &[], split, config.model.samples)
-        .with_context(|| format!("opening the dataset {}", redact_url(url)))?;
+        .with_context(|| format!("opening the dataset {url}"))?;
     warn_if_padded(url, &shards.empty());
     Ok(shards)
 }

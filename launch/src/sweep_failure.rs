@@ -20,7 +20,7 @@ pub fn tracked<T>(run_dir: &Path, attempt: impl FnOnce() -> Result<T>) -> Result
     let result = attempt();
     if let Err(error) = &result {
         let kept = std::fs::create_dir_all(run_dir)
-            .and_then(|()| std::fs::write(&path, format!("{error:#}\n")));
+            .and_then(|()| std::fs::write(&path, crate::error_text(error) + "\n"));
         if let Err(e) = kept {
             eprintln!("warning: could not write {}: {e}", path.display());
         }

@@ -210,7 +210,10 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             Ok(Some(rec)) => rec,
             Ok(None) => continue,
             Err(e) if args.keep_going => {
-                eprintln!("{label} failed: {e:#}\n(going on: --keep-going)");
+                eprintln!(
+                    "{label} failed: {}\n(going on: --keep-going)",
+                    crate::error_text(&e)
+                );
                 failed.push(&run.name);
                 continue;
             }
@@ -423,9 +426,8 @@ fn run_child(args: &[&str]) -> Result<()> {
     let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
     if !status.success() {
-        let shown: Vec<String> = args.iter().map(|a| redact_url(a)).collect();
         let why = error.map_or(String::new(), |e| format!(": {e}"));
-        bail!("`ecgfm {}` failed ({status}){why}", shown.join(" "));
+        bail!("`ecgfm {}` failed ({status}){why}", args.join(" "));
     }
     Ok(())
 }
@@ -485,6 +487,17 @@ pub(crate) fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a Ev
     plan.spec.eval.iter().flat_map(per_task).collect()
 }
 
+/// The evaluations of `run` (in `run_dir`) whose result file is not there yet.
+pub(crate) fn missing_evaluations<'a>(
+    plan: &'a SweepPlan,
+    run: &RunPlan,
+    run_dir: &Path,
+) -> Vec<(&'a EvalSpec, &'a str)> {
+    let mut planned = evaluations(plan, run);
+    planned.retain(|(eval, protocol)| !record::eval_file(run_dir, &eval.task, protocol).exists());
+    planned
+}
+
 /// Every evaluation of `run` (those whose result file exists are read, not run again).
 fn evaluate_run(
     dir: &Path,
@@ -511,9 +524,8 @@ fn complete_evals(
     threads: Option<usize>,
 ) -> Result<()> {
     let run_dir = dir.join(&rec.run_dir);
-    let missing: Vec<String> = evaluations(plan, run)
+    let missing: Vec<String> = missing_evaluations(plan, run, &run_dir)
         .into_iter()
-        .filter(|(eval, protocol)| !record::eval_file(&run_dir, &eval.task, protocol).exists())
         .map(|(eval, protocol)| format!("{} {protocol}", eval.task))
         .collect();
     if missing.is_empty() {

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_sweep::record::{self, SweepRecord};
+use ecgfm_sweep::record::SweepRecord;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::{read_records, StepRecord};
 use indicatif::HumanDuration;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::sweep_failure;
-use crate::sweep_run::{evaluations, lead_mix_of, recorded};
+use crate::sweep_run::{evaluations, lead_mix_of, missing_evaluations, recorded};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepStatusArgs {
@@ -90,16 +90,13 @@ fn status<'a>(
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok());
-    let planned = evaluations(plan, run);
-    let evals_done = planned
-        .iter()
-        .filter(|(eval, protocol)| record::eval_file(&run_dir, &eval.task, protocol).exists())
-        .count();
+    let evals = evaluations(plan, run).len();
+    let evals_done = evals - missing_evaluations(plan, run, &run_dir).len();
     let steps = logged.last().map_or(0, |r| r.step + 1);
     let failure = sweep_failure::reason(&run_dir);
     let state = match (records.iter().any(|r| r.run == run.name), logged.is_empty()) {
         _ if failure.is_some() => State::Failed,
-        (true, _) if evals_done == planned.len() => State::Done,
+        (true, _) if evals_done == evals => State::Done,
         (true, _) => State::ToEvaluate,
         (false, true) => State::NotStarted,
         (false, false) if steps >= run.steps() => State::Trained,
@@ -112,7 +109,7 @@ fn status<'a>(
         val_loss: logged.iter().rev().find_map(|r| r.val_loss),
         last: logged.into_iter().last(),
         evals_done,
-        evals: planned.len(),
+        evals,
         log_age,
         failure,
     })

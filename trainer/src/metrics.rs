@@ -75,9 +75,13 @@ impl MetricsWriter {
         // The kept lines as they were written: parsed only for their step, never rewritten
         // (serde_json's float parsing may be a unit in the last place off, and printing that
         // back would change what the run logged).
-        let kept = text.lines().filter(|line| {
-            serde_json::from_str::<StepRecord>(line).is_ok_and(|r| r.step < steps_done)
-        });
+        #[derive(Deserialize)]
+        struct Step {
+            step: u64,
+        }
+        let kept = text
+            .lines()
+            .filter(|line| serde_json::from_str::<Step>(line).is_ok_and(|r| r.step < steps_done));
         // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
         let partial = run_dir.join("metrics.jsonl.partial");
         let mut file = File::create(&partial)?;
