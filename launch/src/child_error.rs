@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The variable naming the file a failing `ecgfm` writes its error to.
@@ -43,6 +43,32 @@ pub fn take(file: &Path) -> Option<String> {
     error
 }
 
+/// How a child ended, in words ("exited with status 1", "was killed by signal 9 (SIGKILL ...)").
+/// A child killed by a signal wrote no error of its own, so SIGKILL, which the kernel's
+/// out-of-memory killer sends, says where to look.
+pub fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => {
+                    " (SIGKILL: if nobody sent it, likely the kernel's out-of-memory killer; \
+                     `dmesg` or `journalctl -k` says)"
+                }
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGBUS => " (SIGBUS)",
+                _ => "",
+            };
+            format!("was killed by signal {sig}{name}")
+        }
+        _ => "ended abnormally".into(),
+    }
+}
+
 /// Runs `command` to its end; when it fails, also the error the child wrote.
 pub fn status_and_error(
     command: &mut Command,
@@ -51,4 +77,42 @@ pub fn status_and_error(
     let status = command.env(ENV, &file).status()?;
     let error = take(&file);
     Ok((status, error.filter(|_| !status.success())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(script: &str) -> ExitStatus {
+        Command::new("sh").args(["-c", script]).status().unwrap()
+    }
+
+    #[test]
+    fn a_child_killed_by_sigkill_is_described_with_where_to_look() {
+        let killed = describe(status_of("kill -9 $$"));
+        assert!(
+            killed.starts_with("was killed by signal 9 (SIGKILL"),
+            "{killed}"
+        );
+        assert!(killed.contains("out-of-memory killer"), "{killed}");
+        assert_eq!(
+            describe(status_of("kill -15 $$")),
+            "was killed by signal 15 (SIGTERM)"
+        );
+        assert_eq!(describe(status_of("exit 3")), "exited with status 3");
+    }
+
+    #[test]
+    fn a_failing_child_s_error_file_is_returned_and_removed() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "printf 'it broke' > \"$ECGFM_ERROR_FILE\"; exit 1"]);
+        let (status, error) = status_and_error(&mut command).unwrap();
+        assert_eq!(status.code(), Some(1));
+        assert_eq!(error.as_deref(), Some("it broke"));
+        let mut command = Command::new("sh");
+        command.args(["-c", "printf 'not an error' > \"$ECGFM_ERROR_FILE\""]);
+        let (status, error) = status_and_error(&mut command).unwrap();
+        assert!(status.success());
+        assert_eq!(error, None, "a child that succeeded has no error");
+    }
 }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug, Clone)]
@@ -70,26 +70,6 @@ pub fn flag_value(command: &[String], flag: &str) -> Option<String> {
             a.strip_prefix(&prefix).map(str::to_string)
         }
     })
-}
-
-/// How a rank ended, in words.
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => {
-            let name = match sig {
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGTERM => " (SIGTERM)",
-                libc::SIGINT => " (SIGINT)",
-                libc::SIGSEGV => " (SIGSEGV)",
-                libc::SIGABRT => " (SIGABRT)",
-                _ => "",
-            };
-            format!("was killed by signal {sig}{name}")
-        }
-        _ => "ended abnormally".into(),
-    }
 }
 
 /// The command line each rank runs: `command`, with a fixed `--out` when the launcher must know
@@ -222,7 +202,10 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
                     use std::os::unix::process::ExitStatusExt;
                     let by_signal = status.signal().is_some();
                     let why = why.map_or(String::new(), |e| format!(" ({e})"));
-                    ended.push((!by_signal, format!("rank {rank} {}{why}", describe(status))));
+                    ended.push((
+                        !by_signal,
+                        format!("rank {rank} {}{why}", crate::child_error::describe(status)),
+                    ));
                 }
                 *slot = None;
             }

@@ -427,7 +427,8 @@ fn run_child(args: &[&str]) -> Result<()> {
         .with_context(|| format!("starting {}", exe.display()))?;
     if !status.success() {
         let why = error.map_or(String::new(), |e| format!(": {e}"));
-        bail!("`ecgfm {}` failed ({status}){why}", args.join(" "));
+        let how = child_error::describe(status);
+        bail!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
     }
     Ok(())
 }

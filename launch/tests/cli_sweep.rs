@@ -338,7 +338,7 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     assert!(kept.contains("ecgfm eval --run"), "{kept}");
     // With the child's own reason.
     assert!(
-        kept.contains("failed (exit status: 1): opening the dataset"),
+        kept.contains("failed: it exited with status 1: opening the dataset"),
         "{kept}"
     );
     let trained = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
