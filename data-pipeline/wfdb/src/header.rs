@@ -259,17 +259,18 @@ fn parse_format_field(field: &str) -> Result<(u32, usize, usize, u64), String> {
     let (mut spf, mut skew, mut offset) = (1, 0, 0);
     let mut rest = &field[code_end..];
     while let Some(tag) = rest.chars().next() {
-        let value_end = rest[1..]
+        let after = &rest[tag.len_utf8()..];
+        let value_end = after
             .find(|c: char| !c.is_ascii_digit())
-            .map_or(rest.len(), |i| i + 1);
-        let value = &rest[1..value_end];
+            .unwrap_or(after.len());
+        let value = &after[..value_end];
         match tag {
             'x' => spf = number(value, "samples per frame")?,
             ':' => skew = number(value, "skew")?,
             '+' => offset = number(value, "byte offset")?,
             _ => return Err(format!("unexpected `{tag}` in format field `{field}`")),
         }
-        rest = &rest[value_end..];
+        rest = &after[value_end..];
     }
     if spf == 0 {
         return Err("samples per frame is 0".into());

@@ -52,6 +52,11 @@ fn bad_header_lines_are_numbered() {
         ("e 2 100 2\ne.dat 16\n", 3, "expected 2 signal lines"),
         ("e 1 100 2\ne.dat 16\ne.dat 16\n", 3, "more than"),
         ("e 1 100 2\ne.dat 16q\n", 2, "format field"),
+        (
+            "e 1 100 2\ne.dat 21\u{fffd}x4\n",
+            2,
+            "unexpected `\u{fffd}`",
+        ),
         ("", 1, "no record line"),
     ];
     for (header, want_line, want_reason) in cases {

@@ -1,0 +1,186 @@
+//! Real records with damaged headers and signal files: every read either succeeds or returns an
+//! error naming a file of the record; none panics, aborts or allocates what the damage claims.
+//! The damage is drawn from a fixed seed: characters of the header replaced, deleted or
+//! duplicated, the header or a signal file cut short, bytes of a signal file's start overwritten
+//! (a MATLAB file's matrix header lives there); the same for an annotation file's bytes.
+
+use ecgfm_test_support::shared_data;
+use ecgfm_wfdb::{parse_annotations, read_record_with, MemorySource, ReadOptions, WfdbError};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+/// splitmix64: a deterministic stream of draws, no dependency.
+struct Draws(u64);
+
+impl Draws {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Characters a header is made of, and a few it should never hold.
+const HEADER_BYTES: &[u8] = b"0123456789 \n\t-+.:/()xe#_abcdXYZ\0\xff";
+
+/// One damaged copy of `header` (text bytes).
+fn damage_header(header: &[u8], draws: &mut Draws) -> Vec<u8> {
+    let mut out = header.to_vec();
+    match draws.below(4) {
+        0 => {
+            let at = draws.below(out.len());
+            out[at] = HEADER_BYTES[draws.below(HEADER_BYTES.len())];
+        }
+        1 => {
+            let at = draws.below(out.len());
+            out.remove(at);
+        }
+        2 => {
+            let at = draws.below(out.len());
+            let digits = b"9".repeat(1 + draws.below(20));
+            out.splice(at..at, digits);
+        }
+        _ => out.truncate(draws.below(out.len())),
+    }
+    out
+}
+
+/// One damaged copy of a signal file: cut short, or bytes of its first 128 overwritten.
+fn damage_signal(bytes: &[u8], draws: &mut Draws) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if draws.below(2) == 0 {
+        out.truncate(draws.below(out.len()));
+    } else {
+        for _ in 0..1 + draws.below(4) {
+            let at = draws.below(out.len().min(128));
+            if let Some(b) = out.get_mut(at) {
+                *b = draws.next() as u8;
+            }
+        }
+    }
+    out
+}
+
+/// The files of record `stem` in `dir` (its header and every file named `stem.*`).
+fn record_files(dir: &Path, stem: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&format!("{stem}.")))
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn damaged_real_records_give_errors_naming_their_files_never_panics() {
+    let Some(data) = shared_data("") else {
+        return;
+    };
+    let records = [
+        ("wfdb-formats", "100"),
+        ("wfdb-formats", "03700181"),
+        ("wfdb-formats", "3000003_0003"),
+        ("wfdb-formats", "a103l"),
+        ("wfdb-formats", "binformats"),
+        ("wfdb-formats", "p10143"),
+        ("wfdb-formats", "test01_00s"),
+        ("wfdb-formats", "v102s"),
+        ("ptbxl-500/records500/00000", "00001_hr"),
+        ("cinc2017", "A00001"),
+    ];
+    let mut draws = Draws(2026);
+    let (mut read, mut refused) = (0, 0);
+    for (folder, stem) in records {
+        let files = record_files(&data.join(folder), stem);
+        let header = format!("{stem}.hea");
+        let mut source = MemorySource::new();
+        for (name, bytes) in &files {
+            source.insert(name.clone(), bytes.clone());
+        }
+        // CinC 2017 headers carry checksum 0 everywhere (never computed).
+        let options = ReadOptions {
+            ignore_checksums: folder == "cinc2017",
+            ..Default::default()
+        };
+        if let Err(e) = read_record_with(&source, stem, &options) {
+            panic!("{folder}/{stem} must read undamaged: {e}");
+        }
+        for trial in 0..300 {
+            let (name, bytes) = if trial % 3 == 2 && files.len() > 1 {
+                let (name, bytes) = &files[1 + draws.below(files.len() - 1)];
+                (name.clone(), damage_signal(bytes, &mut draws))
+            } else {
+                let original = &files.iter().find(|(n, _)| *n == header).unwrap().1;
+                (header.clone(), damage_header(original, &mut draws))
+            };
+            source.insert(name.clone(), bytes.clone());
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                read_record_with(&source, stem, &options)
+            }));
+            match result {
+                Err(_) => panic!(
+                    "{folder}/{stem}: reading panicked with {name} damaged to {:?}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
+                ),
+                Ok(Ok(_)) => read += 1,
+                Ok(Err(e)) => {
+                    // A damaged file name in the header: the error names the file it sought.
+                    let sought = matches!(e, WfdbError::NotFound { .. });
+                    let message = e.to_string();
+                    assert!(
+                        sought || files.iter().any(|(n, _)| message.contains(n.as_str())),
+                        "{folder}/{stem}: the error names no file of the record: {message}"
+                    );
+                    refused += 1;
+                }
+            }
+            let original = &files.iter().find(|(n, _)| *n == name).unwrap().1;
+            source.insert(name, original.clone());
+        }
+    }
+    println!("{read} damaged copies still read, {refused} refused with an error naming the file");
+    assert!(refused > read, "most damage must be caught");
+}
+
+#[test]
+fn damaged_annotation_files_give_errors_never_panics() {
+    let Some(dir) = shared_data("wfdb-formats") else {
+        return;
+    };
+    let bytes = std::fs::read(dir.join("100.atr")).unwrap();
+    assert!(parse_annotations(&bytes, "100.atr").is_ok());
+    let mut draws = Draws(17);
+    let (mut read, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut damaged = bytes.clone();
+        if draws.below(3) == 0 {
+            damaged.truncate(draws.below(bytes.len()));
+        } else {
+            for _ in 0..1 + draws.below(8) {
+                let at = draws.below(damaged.len());
+                damaged[at] = draws.next() as u8;
+            }
+        }
+        match catch_unwind(|| parse_annotations(&damaged, "100.atr")) {
+            Err(_) => panic!("parsing panicked on {damaged:?}"),
+            Ok(Ok(_)) => read += 1,
+            Ok(Err(e)) => {
+                assert!(e.to_string().contains("100.atr"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    println!("{read} damaged annotation files still parsed, {refused} refused");
+    assert!(refused > 0);
+}
