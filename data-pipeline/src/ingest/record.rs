@@ -203,22 +203,56 @@ pub fn windows_to_rows(
         .collect()
 }
 
-/// Reads, preprocesses and windows one record.
+/// Reads, preprocesses and windows one record. A record that makes the reader or the
+/// preprocessing panic (a bug, never expected) is quarantined with the panic's message instead
+/// of ending the ingest.
 pub fn process_record(
     files: &dyn RecordSource,
     uri: &str,
     planned: &PlannedRecord,
     ctx: &RecordContext<'_>,
 ) -> RecordOutcome {
-    let quarantine = |kind: &str, reason: String| {
-        RecordOutcome::Quarantined(QuarantineEntry {
-            source: ctx.source_name.to_string(),
-            record: planned.record_id.clone(),
-            uri: uri.to_string(),
-            kind: kind.to_string(),
-            reason,
-        })
-    };
+    let attempt = || process_unguarded(files, uri, planned, ctx);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        quarantined(
+            ctx,
+            planned,
+            uri,
+            "internal error",
+            format!("{uri}: ecgfm failed on this record (a bug; please report it): {message}"),
+        )
+    })
+}
+
+/// The quarantine entry of `planned`.
+fn quarantined(
+    ctx: &RecordContext<'_>,
+    planned: &PlannedRecord,
+    uri: &str,
+    kind: &str,
+    reason: String,
+) -> RecordOutcome {
+    RecordOutcome::Quarantined(QuarantineEntry {
+        source: ctx.source_name.to_string(),
+        record: planned.record_id.clone(),
+        uri: uri.to_string(),
+        kind: kind.to_string(),
+        reason,
+    })
+}
+
+fn process_unguarded(
+    files: &dyn RecordSource,
+    uri: &str,
+    planned: &PlannedRecord,
+    ctx: &RecordContext<'_>,
+) -> RecordOutcome {
+    let quarantine = |kind: &str, reason: String| quarantined(ctx, planned, uri, kind, reason);
     let preprocess_failed =
         |e: PreprocessError| quarantine(preprocess_kind(&e), format!("{uri}: {e}"));
     let (record, lead_names, rate, dropped) =
@@ -283,4 +317,61 @@ pub fn process_record(
         hard_failed_windows,
     });
     RecordOutcome::Rows { rows, partial }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecgfm_preprocess::PipelineConfig;
+
+    #[test]
+    fn a_record_that_panics_the_reader_is_quarantined_with_the_panic() {
+        let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
+        let ctx = RecordContext {
+            pipeline: &pipeline,
+            source_name: "test",
+            signal_scale: 1.0,
+            seed: 0,
+            fractions: SplitFractions::default(),
+            verify_checksums: false,
+        };
+        let planned = PlannedRecord {
+            name: "r1".into(),
+            record_id: "r1".into(),
+            labels: Vec::new(),
+            patient_id: None,
+            age: None,
+            sex: None,
+            fold: None,
+            header_labels: false,
+        };
+        let panicking = |name: &str| -> Result<Vec<u8>, WfdbError> { panic!("cannot read {name}") };
+        match process_record(&panicking, "file:///data/r1", &planned, &ctx) {
+            RecordOutcome::Quarantined(entry) => {
+                assert_eq!(
+                    (entry.record.as_str(), entry.kind.as_str()),
+                    ("r1", "internal error")
+                );
+                assert_eq!(entry.uri, "file:///data/r1");
+                assert!(
+                    entry.reason.starts_with("file:///data/r1: ecgfm failed"),
+                    "{}",
+                    entry.reason
+                );
+                assert!(
+                    entry.reason.ends_with("cannot read r1.hea"),
+                    "{}",
+                    entry.reason
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = |name: &str| -> Result<Vec<u8>, WfdbError> {
+            Err(WfdbError::NotFound { file: name.into() })
+        };
+        match process_record(&missing, "file:///data/r1", &planned, &ctx) {
+            RecordOutcome::Quarantined(entry) => assert_eq!(entry.kind, "file not found"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
