@@ -2,9 +2,11 @@
 //! error naming a file of the record; none panics, aborts or allocates what the damage claims.
 //! The damage is drawn from a fixed seed: characters of the header replaced, deleted or
 //! duplicated, the header or a signal file cut short, bytes of a signal file's start overwritten
-//! (a MATLAB file's matrix header lives there); the same for an annotation file's bytes.
+//! (a MATLAB file's matrix header lives there); the same for an annotation file's bytes and the
+//! label tables (PTB-XL's two CSVs, CinC 2017's REFERENCE.csv, `# Dx:` header comments).
 
 use ecgfm_test_support::shared_data;
+use ecgfm_wfdb::labels::{parse_header_comments, read_cinc2017_reference_from, PtbXlDatabase};
 use ecgfm_wfdb::{parse_annotations, read_record_with, MemorySource, ReadOptions, WfdbError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -26,12 +28,15 @@ impl Draws {
     }
 }
 
-/// Characters a header is made of, and a few it should never hold.
+/// Characters headers and label tables are made of, and a few they should never hold.
 const HEADER_BYTES: &[u8] = b"0123456789 \n\t-+.:/()xe#_abcdXYZ\0\xff";
 
-/// One damaged copy of `header` (text bytes).
-fn damage_header(header: &[u8], draws: &mut Draws) -> Vec<u8> {
-    let mut out = header.to_vec();
+/// One damaged copy of a text file (a header, a label table).
+fn damage_text(text: &[u8], draws: &mut Draws) -> Vec<u8> {
+    let mut out = text.to_vec();
+    if out.is_empty() {
+        return out;
+    }
     match draws.below(4) {
         0 => {
             let at = draws.below(out.len());
@@ -122,7 +127,7 @@ fn damaged_real_records_give_errors_naming_their_files_never_panics() {
                 (name.clone(), damage_signal(bytes, &mut draws))
             } else {
                 let original = &files.iter().find(|(n, _)| *n == header).unwrap().1;
-                (header.clone(), damage_header(original, &mut draws))
+                (header.clone(), damage_text(original, &mut draws))
             };
             source.insert(name.clone(), bytes.clone());
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -182,5 +187,71 @@ fn damaged_annotation_files_give_errors_never_panics() {
         }
     }
     println!("{read} damaged annotation files still parsed, {refused} refused");
+    assert!(refused > 0);
+}
+
+#[test]
+fn damaged_label_tables_give_errors_naming_them_never_panics() {
+    let Some(data) = shared_data("") else {
+        return;
+    };
+    let first_lines = |path: &str, n: usize| {
+        let text = std::fs::read_to_string(data.join(path)).unwrap();
+        text.lines()
+            .take(n)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    };
+    let database = first_lines("ptbxl-500/ptbxl_database.csv", 40);
+    let statements = std::fs::read(data.join("ptbxl-500/scp_statements.csv")).unwrap();
+    let reference = first_lines("cinc2017/REFERENCE.csv", 200);
+    let comments = std::fs::read(data.join("cinc2021-sample/E07500.hea")).unwrap();
+    let parse = |which: usize, db: &[u8], st: &[u8], rf: &[u8], cm: &[u8]| match which {
+        0 => PtbXlDatabase::from_bytes(db, "db.csv", st, "st.csv").map(|_| ()),
+        1 => read_cinc2017_reference_from(rf, "REFERENCE.csv").map(|_| ()),
+        _ => {
+            let text = String::from_utf8_lossy(cm);
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            parse_header_comments(&lines);
+            Ok(())
+        }
+    };
+    assert!(parse(0, &database, &statements, &reference, &comments).is_ok());
+    assert!(parse(1, &database, &statements, &reference, &comments).is_ok());
+    let mut draws = Draws(5);
+    let mut refused = 0;
+    for trial in 0..1500 {
+        let which = trial % 4;
+        let (mut db, mut st, mut rf, mut cm) = (
+            database.clone(),
+            statements.clone(),
+            reference.clone(),
+            comments.clone(),
+        );
+        let (target, name) = match which {
+            0 => (&mut db, "db.csv"),
+            1 => (&mut st, "st.csv"),
+            2 => (&mut rf, "REFERENCE.csv"),
+            _ => (&mut cm, "E07500.hea"),
+        };
+        for _ in 0..1 + draws.below(3) {
+            *target = damage_text(target, &mut draws);
+        }
+        let damaged = target.clone();
+        let parser = [0, 0, 1, 2][which];
+        match catch_unwind(AssertUnwindSafe(|| parse(parser, &db, &st, &rf, &cm))) {
+            Err(_) => panic!(
+                "parsing panicked with {name} damaged to {:?}",
+                String::from_utf8_lossy(&damaged)
+            ),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                assert!(e.to_string().contains(name), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    println!("{refused} of 1500 damaged label tables refused");
     assert!(refused > 0);
 }
