@@ -18,6 +18,7 @@
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
 //! Start with `docs/dataset-format.md`, then `schema.rs` and `ingest/mod.rs`.
+mod chunk_crc;
 pub mod embeddings;
 pub mod error;
 pub mod ingest;

@@ -77,6 +77,11 @@ pub struct ShardEntry {
     /// loader checks these on every chunk it fetches. Empty in manifests that predate it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signal_crc32c: Vec<u32>,
+    /// CRC-32C of each row group's `lead_mask` and `n_samples` column chunks (the two chunks'
+    /// bytes as stored, hashed in that order), in file order: the loader's other reads, checked
+    /// the same way. Empty in manifests that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lead_mask_n_samples_crc32c: Vec<u32>,
 }
 
 /// Totals over the dataset. Maps are sorted so the JSON is deterministic.
@@ -281,6 +286,7 @@ mod tests {
             sha256: "ab".repeat(32),
             row_groups: vec![256, 44],
             signal_crc32c: vec![7, 9],
+            lead_mask_n_samples_crc32c: vec![8, 10],
         });
         m.counts.rows = 300;
         m.counts.labels.insert("scp:NORM".into(), 12);

@@ -1,6 +1,8 @@
 //! Broken datasets give clear errors naming the file: a missing manifest, a missing shard, a
 //! shard that is not Parquet, a shard whose size disagrees with the manifest, a shard whose
-//! data pages are damaged, and one bit flipped in an uncompressed signal chunk.
+//! data pages are damaged, one bit flipped in an uncompressed signal chunk or in a lead mask
+//! chunk, and bytes damaged at random (a fixed seed) in the footer or anywhere: errors naming
+//! the shard, never a panic, and never other batches without an error.
 
 mod common;
 
@@ -130,6 +132,26 @@ fn a_flipped_bit_in_the_signal_fails_its_checksum() {
 }
 
 #[test]
+fn a_damaged_lead_mask_chunk_fails_its_checksum() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let url = write("maskflip");
+    let mut bytes = read(&url, "shards/shard-00001.parquet");
+    let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
+    let mask = reader.metadata().row_group(0).column(7);
+    assert_eq!(mask.column_path().string(), "lead_mask.list.item");
+    let (start, len) = mask.byte_range();
+    bytes[(start + len - 1) as usize] ^= 0x01;
+    replace(&url, "shards/shard-00001.parquet", Some(bytes));
+    let text = first_batch_error(&url, "the damaged lead mask");
+    assert!(
+        text.contains("shard-00001.parquet")
+            && text.contains("row group 0")
+            && text.contains("lead_mask and n_samples column chunks have CRC-32C"),
+        "{text}"
+    );
+}
+
+#[test]
 fn damaged_pages_fail_the_batch_naming_the_shard() {
     let url = write("damaged");
     let mut bytes = read(&url, "shards/shard-00000.parquet");
@@ -151,4 +173,66 @@ fn first_batch_error(url: &str, what: &str) -> String {
         .find_map(|_| loader.next_batch(&mut batch).err())
         .unwrap_or_else(|| panic!("{what} went unnoticed"))
         .to_string()
+}
+
+/// splitmix64: the damage's positions and bytes, from a fixed seed.
+fn draw(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn randomly_damaged_shards_give_errors_naming_them_never_panics() {
+    let url = write("random-damage");
+    let original = read(&url, "shards/shard-00001.parquet");
+    let mut state = 7u64;
+    let (mut read_whole, mut refused) = (0, 0);
+    type Batches = Vec<(Vec<f32>, Vec<u8>, Vec<u64>)>;
+    let batches = |url: &str| -> Result<Batches, ecgfm_data::error::DataError> {
+        let mut loader = Loader::open(url, config())?;
+        let mut batch = Batch::default();
+        let mut out = Vec::new();
+        for _ in 0..16 {
+            loader.next_batch(&mut batch)?;
+            out.push((batch.x.clone(), batch.lead_mask.clone(), batch.ids.clone()));
+        }
+        Ok(out)
+    };
+    let clean = batches(&url).unwrap();
+    for trial in 0..2000 {
+        let mut bytes = original.clone();
+        // Half the trials hit the footer (the Parquet metadata and its length), half anywhere.
+        let region = if trial % 2 == 0 { bytes.len() - 600 } else { 0 };
+        for _ in 0..1 + draw(&mut state) % 4 {
+            let at = region + (draw(&mut state) as usize) % (bytes.len() - region);
+            bytes[at] = draw(&mut state) as u8;
+        }
+        replace(&url, "shards/shard-00001.parquet", Some(bytes));
+        let outcome = std::panic::catch_unwind(|| batches(&url));
+        match outcome {
+            Err(_) => panic!("trial {trial}: the loader panicked"),
+            Ok(Ok(got)) => {
+                read_whole += 1;
+                assert!(
+                    got == clean,
+                    "trial {trial}: the damage changed the batches silently"
+                );
+            }
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("shard-00001.parquet"),
+                    "trial {trial}: {text}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    println!(
+        "{read_whole} damaged shards read the same batches, {refused} refused naming the shard"
+    );
+    assert!(refused > 0);
 }

@@ -14,6 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
+use crate::chunk_crc::{self, CHECKED};
 use crate::error::DataError;
 use crate::ingest::row::{rows_to_batch, WindowRow};
 use crate::manifest::{ShardEntry, SHARDS_DIR};
@@ -37,6 +38,8 @@ pub struct FinishedShard {
     pub row_groups: Vec<u64>,
     /// CRC-32C of each row group's signal column chunk.
     pub signal_crc32c: Vec<u32>,
+    /// CRC-32C of each row group's lead_mask and n_samples column chunks.
+    pub lead_mask_n_samples_crc32c: Vec<u32>,
 }
 
 /// The relative path of shard number `index`.
@@ -146,8 +149,10 @@ impl ShardWriter {
             return Ok(None);
         };
         let bytes = Bytes::from(writer.into_inner().map_err(parquet_error)?);
+        let [signal_crc32c, lead_mask_n_samples_crc32c] = chunk_checksums(&bytes)?;
         let finished = FinishedShard {
-            signal_crc32c: signal_checksums(&bytes)?,
+            signal_crc32c,
+            lead_mask_n_samples_crc32c,
             bytes,
             rows: self.rows,
             row_groups: std::mem::take(&mut self.row_groups),
@@ -164,26 +169,31 @@ fn parquet_error(source: parquet::errors::ParquetError) -> DataError {
     }
 }
 
-/// The CRC-32C of each row group's signal column chunk in the shard `bytes`.
-fn signal_checksums(bytes: &Bytes) -> Result<Vec<u32>, DataError> {
+/// The CRC-32C of each row group's checked column chunks in the shard `bytes`, one list per
+/// group of `chunk_crc::CHECKED`.
+fn chunk_checksums(bytes: &Bytes) -> Result<[Vec<u32>; 2], DataError> {
     let metadata = ParquetMetaDataReader::new()
         .parse_and_finish(bytes)
         .map_err(parquet_error)?;
-    let leaf = metadata
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.path().parts().first().map(String::as_str) == Some(col::SIGNAL))
-        .ok_or_else(|| DataError::Config("the shard schema has no signal column".into()))?;
-    Ok(metadata
-        .row_groups()
-        .iter()
-        .map(|rg| {
-            let (start, len) = rg.column(leaf).byte_range();
-            crc32c::crc32c(&bytes[start as usize..(start + len) as usize])
-        })
-        .collect())
+    let checksums = |columns: &[&str]| -> Result<Vec<u32>, DataError> {
+        let leaves = columns
+            .iter()
+            .map(|c| chunk_crc::leaf(&metadata, c))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                DataError::Config(format!("the shard schema lacks one of {columns:?}"))
+            })?;
+        metadata
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                chunk_crc::chunks_crc(rg, &leaves, |start, len| {
+                    Ok(bytes.slice(start as usize..start as usize + len))
+                })
+            })
+            .collect()
+    };
+    Ok([checksums(CHECKED[0])?, checksums(CHECKED[1])?])
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -206,6 +216,7 @@ pub fn store_shard(
         sha256: sha256_hex(&shard.bytes),
         row_groups: shard.row_groups,
         signal_crc32c: shard.signal_crc32c,
+        lead_mask_n_samples_crc32c: shard.lead_mask_n_samples_crc32c,
     };
     let location = store::join(root, &path);
     store::block_on(store::put_bytes(object_store, &location, shard.bytes))?;
@@ -258,6 +269,7 @@ mod tests {
         assert_eq!((shard.rows, shard.row_groups.clone()), (3, vec![2, 1]));
         assert_eq!(shard.signal_crc32c.len(), 2);
         assert_ne!(shard.signal_crc32c[0], shard.signal_crc32c[1]);
+        assert_eq!(shard.lead_mask_n_samples_crc32c.len(), 2);
         let reader = SerializedFileReader::new(shard.bytes).unwrap();
         let group = reader.metadata().row_group(0);
         let column = |name: &str| {

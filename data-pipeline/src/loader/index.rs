@@ -86,7 +86,10 @@ impl DatasetIndex {
                         store.as_ref(),
                         path,
                         entry.path.clone(),
-                        entry.signal_crc32c.clone(),
+                        [
+                            entry.signal_crc32c.clone(),
+                            entry.lead_mask_n_samples_crc32c.clone(),
+                        ],
                     )
                     .await
                     .map(Arc::new)

@@ -18,6 +18,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 
+use crate::chunk_crc::{self, CHECKED};
 use crate::error::DataError;
 use crate::schema::{col, N_LEADS};
 use crate::store;
@@ -37,8 +38,9 @@ pub(crate) struct Shard {
     /// File size in bytes.
     pub size: u64,
     metadata: ArrowReaderMetadata,
-    /// The manifest's CRC-32C of each row group's signal column chunk (empty: not checked).
-    signal_crc32c: Vec<u32>,
+    /// The manifest's CRC-32C of each row group's chunks of each group of
+    /// `chunk_crc::CHECKED` (signal; lead_mask and n_samples); an empty list is not checked.
+    checksums: [Vec<u32>; 2],
     /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`, `source`.
     signal: usize,
     lead_mask: usize,
@@ -55,13 +57,13 @@ pub(crate) struct DecodedRows {
 }
 
 impl Shard {
-    /// Reads the footer of `path` and checks it holds the loader's columns; `signal_crc32c`
-    /// are the manifest's checksums of its signal column chunks (empty when it has none).
+    /// Reads the footer of `path` and checks it holds the loader's columns; `checksums` are the
+    /// manifest's of its column chunks (see `Shard::checksums`).
     pub async fn open(
         store: &dyn ObjectStore,
         path: Path,
         name: String,
-        signal_crc32c: Vec<u32>,
+        checksums: [Vec<u32>; 2],
     ) -> Result<Self, DataError> {
         let corrupt = |reason: String| DataError::Corrupt {
             path: name.clone(),
@@ -89,7 +91,7 @@ impl Shard {
                 source,
             }
         })?;
-        Self::from_metadata(path, name, size, metadata, signal_crc32c)
+        Self::from_metadata(path, name, size, metadata, checksums)
     }
 
     fn from_metadata(
@@ -97,18 +99,13 @@ impl Shard {
         name: String,
         size: u64,
         metadata: ParquetMetaData,
-        signal_crc32c: Vec<u32>,
+        checksums: [Vec<u32>; 2],
     ) -> Result<Self, DataError> {
-        let schema = metadata.file_metadata().schema_descr();
         let leaf = |column: &str| {
-            schema
-                .columns()
-                .iter()
-                .position(|c| c.path().parts().first().map(String::as_str) == Some(column))
-                .ok_or_else(|| DataError::Corrupt {
-                    path: name.clone(),
-                    reason: format!("missing column {column:?}"),
-                })
+            chunk_crc::leaf(&metadata, column).ok_or_else(|| DataError::Corrupt {
+                path: name.clone(),
+                reason: format!("missing column {column:?}"),
+            })
         };
         let (signal, lead_mask, n_samples, split, source) = (
             leaf(col::SIGNAL)?,
@@ -117,15 +114,18 @@ impl Shard {
             leaf(col::SPLIT)?,
             leaf(col::SOURCE)?,
         );
-        if !signal_crc32c.is_empty() && signal_crc32c.len() != metadata.num_row_groups() {
-            return Err(DataError::Corrupt {
-                path: name,
-                reason: format!(
-                    "the manifest has {} signal checksums for {} row groups",
-                    signal_crc32c.len(),
-                    metadata.num_row_groups()
-                ),
-            });
+        for (columns, sums) in CHECKED.iter().zip(&checksums) {
+            if !sums.is_empty() && sums.len() != metadata.num_row_groups() {
+                return Err(DataError::Corrupt {
+                    path: name,
+                    reason: format!(
+                        "the manifest has {} checksums of {} for {} row groups",
+                        sums.len(),
+                        columns.join(" and "),
+                        metadata.num_row_groups()
+                    ),
+                });
+            }
         }
         let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
             .map_err(|source| DataError::Parquet {
@@ -137,7 +137,7 @@ impl Shard {
             name,
             size,
             metadata,
-            signal_crc32c,
+            checksums,
             signal,
             lead_mask,
             n_samples,
@@ -269,7 +269,7 @@ impl Shard {
         window: usize,
         buffers: &BufferPool,
     ) -> Result<DecodedRows, DataError> {
-        self.check_signal_chunk(&file, rg)?;
+        self.check_chunks(&file, rg)?;
         let mut signal = buffers.take();
         decode_signal_rows(
             file.clone(),
@@ -309,29 +309,30 @@ impl Shard {
         })
     }
 
-    /// Compares the fetched signal column chunk of row group `rg` with the manifest's CRC-32C.
-    fn check_signal_chunk(&self, file: &SparseFile, rg: usize) -> Result<(), DataError> {
-        let Some(&want) = self.signal_crc32c.get(rg) else {
-            return Ok(());
-        };
-        let (start, len) = self
-            .metadata
-            .metadata()
-            .row_group(rg)
-            .column(self.signal)
-            .byte_range();
-        let chunk = file
-            .get_bytes(start, len as usize)
-            .map_err(|source| DataError::Parquet {
-                path: self.name.clone(),
-                source,
-            })?;
-        let got = crc32c::crc32c(&chunk);
-        if got != want {
-            return Err(self.corrupt(&format!(
-                "row group {rg}: the signal column chunk has CRC-32C {got:08x}, the manifest \
-                 says {want:08x} (the file was damaged after ingest)"
-            )));
+    /// Compares the fetched column chunks of row group `rg` with the manifest's CRC-32C.
+    fn check_chunks(&self, file: &SparseFile, rg: usize) -> Result<(), DataError> {
+        let leaves = [&[self.signal][..], &[self.lead_mask, self.n_samples]];
+        for ((columns, sums), leaves) in CHECKED.iter().zip(&self.checksums).zip(leaves) {
+            let Some(&want) = sums.get(rg) else {
+                continue;
+            };
+            let row_group = self.metadata.metadata().row_group(rg);
+            let got =
+                chunk_crc::chunks_crc(row_group, leaves, |start, len| file.get_bytes(start, len))
+                    .map_err(|source| DataError::Parquet {
+                    path: self.name.clone(),
+                    source,
+                })?;
+            if got != want {
+                let what = match columns.len() {
+                    1 => format!("the {} column chunk has", columns[0]),
+                    _ => format!("the {} column chunks have", columns.join(" and ")),
+                };
+                return Err(self.corrupt(&format!(
+                    "row group {rg}: {what} CRC-32C {got:08x}, the manifest says {want:08x} \
+                     (the file was damaged after ingest)"
+                )));
+            }
         }
         Ok(())
     }

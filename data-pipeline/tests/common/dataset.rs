@@ -4,7 +4,8 @@
 //! shards store the signal PLAIN + zstd (as other writers and early ecgfm versions do), odd
 //! shards DELTA_BINARY_PACKED uncompressed (as `ecgfm data ingest` does), so every loader test
 //! reads both. Like a manifest written by ingest, the delta shards' entries carry the CRC-32C
-//! of each signal column chunk; the others have none, like manifests that predate them.
+//! of each row group's signal column chunk and of its lead_mask and n_samples chunks; the others
+//! have none, like manifests that predate them.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use ecgfm_data::schema::{list_item, window_schema, N_LEADS, STANDARD_LEADS};
 use ecgfm_data::store::{self, StoreRoot};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnPath;
@@ -85,7 +87,8 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
     for s in 0..spec.shards {
         let ids: Vec<u64> = (id..id + spec.rows_per_shard as u64).collect();
         id += spec.rows_per_shard as u64;
-        let (bytes, signal_crc32c) = shard_bytes(&ids, spec, s % 2 == 1);
+        let (bytes, (signal_crc32c, lead_mask_n_samples_crc32c)) =
+            shard_bytes(&ids, spec, s % 2 == 1);
         let path = format!("shards/shard-{s:05}.parquet");
         let mut row_groups = Vec::new();
         let mut left = spec.rows_per_shard as u64;
@@ -101,6 +104,7 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
             sha256: hex::encode(Sha256::digest(&bytes)),
             row_groups,
             signal_crc32c,
+            lead_mask_n_samples_crc32c,
         });
         for &i in &ids {
             *manifest
@@ -151,8 +155,9 @@ fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
     ))
 }
 
-/// The shard's bytes and, for a delta-encoded signal, its signal chunks' CRC-32C.
-fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, Vec<u32>) {
+/// The shard's bytes and, for a delta-encoded signal, its checked chunks' CRC-32C (as ingest
+/// writes them: the signal; the lead mask and lengths).
+fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, (Vec<u32>, Vec<u32>)) {
     let w = spec.window_samples;
     let n = ids.len();
     let signal: Vec<i16> = ids
@@ -237,15 +242,22 @@ fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, Vec<u3
         .encodings()
         .any(|e| e == Encoding::DELTA_BINARY_PACKED);
     assert_eq!(delta, delta_signal, "signal encodings of the test shard");
-    let checksums = reader
-        .metadata()
-        .row_groups()
+    let chunk = |rg: &RowGroupMetaData, leaf: usize| {
+        let (start, len) = rg.column(leaf).byte_range();
+        &out[start as usize..(start + len) as usize]
+    };
+    let row_groups = reader.metadata().row_groups();
+    let (mask, lengths) = (row_groups[0].column(7), row_groups[0].column(5));
+    assert_eq!(mask.column_path().string(), "lead_mask.list.item");
+    assert_eq!(lengths.column_path().string(), "n_samples");
+    let checksums = row_groups
         .iter()
         .filter(|_| delta_signal)
         .map(|rg| {
-            let (start, len) = rg.column(8).byte_range();
-            crc32c::crc32c(&out[start as usize..(start + len) as usize])
+            let mask_and_lengths =
+                crc32c::crc32c_append(crc32c::crc32c(chunk(rg, 7)), chunk(rg, 5));
+            (crc32c::crc32c(chunk(rg, 8)), mask_and_lengths)
         })
-        .collect();
+        .unzip();
     (out, checksums)
 }
