@@ -16,8 +16,9 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection
 use parquet::arrow::ProjectionMask;
 
 use crate::error::DataError;
+use crate::ingest::shard_writer::sha256_hex;
 use crate::loader::ALL_SPLITS;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ShardEntry};
 use crate::schema::{col, N_LEADS};
 use crate::store;
 
@@ -203,6 +204,7 @@ impl ShardWindows {
             path: location.to_string(),
             window: self.manifest.window_samples,
         };
+        reader.check(shard)?;
         reader.append(&self.split, out)?;
         Ok(true)
     }
@@ -232,6 +234,26 @@ impl ShardReader {
             path: self.path.clone(),
             reason,
         }
+    }
+
+    /// Compares the shard's size and SHA-256 with its manifest entry: evaluation reads whole
+    /// shards, so it checks every byte (a damaged label or record id would not fail a decode).
+    fn check(&self, entry: &ShardEntry) -> Result<(), DataError> {
+        if self.bytes.len() as u64 != entry.bytes {
+            return Err(self.corrupt(format!(
+                "{} bytes, the manifest says {}",
+                self.bytes.len(),
+                entry.bytes
+            )));
+        }
+        let got = sha256_hex(&self.bytes);
+        if got != entry.sha256 {
+            return Err(self.corrupt(format!(
+                "SHA-256 {got}, the manifest says {} (the file was damaged after ingest)",
+                entry.sha256
+            )));
+        }
+        Ok(())
     }
 
     fn parquet_error(&self, source: parquet::errors::ParquetError) -> DataError {

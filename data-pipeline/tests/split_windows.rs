@@ -2,7 +2,7 @@
 //! value is known: the windows of one split in dataset order, their identity, labels and lead
 //! masks, and every value of their centred crop (short windows from their start, zero-padded),
 //! across a PLAIN + zstd shard and a delta-encoded one; shard by shard in a rolling buffer; held
-//! in memory or in a mapped scratch file.
+//! in memory or in a mapped scratch file; a damaged shard refused.
 
 mod common;
 
@@ -72,6 +72,31 @@ fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
         .is_empty());
     let err = read_split_windows("memory://split-windows/none", &[], "all", crop).unwrap_err();
     assert!(err.to_string().contains("manifest.json"), "{err}");
+}
+
+/// A shard damaged after ingest (one byte of a label) fails the read, naming it.
+#[test]
+fn a_damaged_shard_is_refused_naming_it() {
+    let url = "memory://split-windows/damaged";
+    write(&store::open_url(url).unwrap(), &spec(2, 30));
+    let (object_store, root) = store::open_url(url).unwrap();
+    let path = store::join(&root, "shards/shard-00001.parquet");
+    let mut bytes = store::block_on(store::get_bytes(object_store.as_ref(), &path))
+        .unwrap()
+        .to_vec();
+    let at = bytes
+        .windows(b"synth:normal".len())
+        .position(|w| w == b"synth:normal")
+        .expect("the labels are stored as plain text");
+    bytes[at] = b'X';
+    store::block_on(store::put_bytes(object_store.as_ref(), &path, bytes.into())).unwrap();
+    let err = read_split_windows(url, &[], "all", 80)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("shards/shard-00001.parquet") && err.contains("SHA-256"),
+        "{err}"
+    );
 }
 
 /// Shard by shard, as `ecgfm embed` reads: a rolling buffer that takes in each shard and
