@@ -103,6 +103,9 @@ fn damaged_real_records_give_errors_naming_their_files_never_panics() {
         ("wfdb-formats", "v102s"),
         ("ptbxl-500/records500/00000", "00001_hr"),
         ("cinc2017", "A00001"),
+        ("cinc2021-sample", "E07500"),
+        ("cinc2021-sample", "HR06000"),
+        ("cinc2021-sample", "JS20000"),
     ];
     let mut draws = Draws(2026);
     let (mut read, mut refused) = (0, 0);
