@@ -1,6 +1,6 @@
-//! Every kernel file of kernels/cuda compiles with NVRTC for sm_80 and sm_90 (no GPU needed:
-//! only libnvrtc, from the `nvidia-cuda-nvrtc` wheel that scripts/test.sh installs and puts on
-//! LD_LIBRARY_PATH). Without NVRTC the test skips with a message, or fails where the oracles
+//! Every kernel file of kernels/cuda compiles with NVRTC for sm_80, sm_90 and sm_100 (A100,
+//! H100/H200, B200; no GPU needed: only libnvrtc, from the `nvidia-cuda-nvrtc` wheel that
+//! scripts/test.sh installs and puts on LD_LIBRARY_PATH). Without NVRTC the test skips with a message, or fails where the oracles
 //! are required (CI, scripts/test.sh).
 
 use ecgfm_kernels::cuda::compile::{compile_cubin, preprocess};
@@ -8,12 +8,12 @@ use ecgfm_kernels::cuda::device::MODULES;
 use ecgfm_kernels::cuda::probe::check_nvrtc;
 
 #[test]
-fn every_kernel_file_compiles_for_sm80_and_sm90() {
+fn every_kernel_file_compiles_for_sm80_sm90_and_sm100() {
     if let Err(e) = check_nvrtc() {
         ecgfm_test_support::skip_without_oracle(&format!("NVRTC ({e})"));
         return;
     }
-    for arch in [80, 90] {
+    for arch in [80, 90, 100] {
         for (_, file, src) in MODULES {
             let cubin = compile_cubin(file, &preprocess(src), arch)
                 .unwrap_or_else(|log| panic!("{file} for sm_{arch}:\n{log}"));
