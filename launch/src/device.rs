@@ -89,7 +89,9 @@ pub fn describe_precision(precision: Precision, on_gpu: bool) -> &'static str {
 /// Peak dense fp32 (no tensor cores) TFLOP/s of well-known GPUs, for the MFU of a true-fp32
 /// step; None for others (pass --peak-tflops).
 pub fn peak_fp32_tflops(name: &str) -> Option<f64> {
-    const PEAKS: [(&str, f64); 7] = [
+    const PEAKS: [(&str, f64); 9] = [
+        ("GB200", 80.0),
+        ("B200", 75.0),
         ("H200", 67.0),
         ("H100 PCIe", 51.0),
         ("H100", 67.0),
@@ -107,7 +109,9 @@ pub fn peak_fp32_tflops(name: &str) -> Option<f64> {
 /// Peak dense bf16 tensor-core TFLOP/s (fp32 accumulation, no sparsity) of well-known GPUs: the
 /// MFU of mixed-precision steps, ours and PyTorch's; None for others (pass --peak-bf16-tflops).
 pub fn peak_bf16_tflops(name: &str) -> Option<f64> {
-    const PEAKS: [(&str, f64); 7] = [
+    const PEAKS: [(&str, f64); 9] = [
+        ("GB200", 2500.0),
+        ("B200", 2250.0),
         ("H200", 989.0),
         ("H100 PCIe", 756.0),
         ("H100", 989.0),
@@ -147,5 +151,17 @@ mod tests {
             "{err}"
         );
         assert!(gpu_precision("fp16", &hopper).is_err());
+    }
+
+    #[test]
+    fn peaks_are_found_by_the_driver_s_device_names() {
+        let peaks = |name: &str| (peak_fp32_tflops(name), peak_bf16_tflops(name));
+        assert_eq!(peaks("NVIDIA H200"), (Some(67.0), Some(989.0)));
+        assert_eq!(peaks("NVIDIA H100 80GB HBM3"), (Some(67.0), Some(989.0)));
+        assert_eq!(peaks("NVIDIA H100 PCIe"), (Some(51.0), Some(756.0)));
+        assert_eq!(peaks("NVIDIA B200"), (Some(75.0), Some(2250.0)));
+        assert_eq!(peaks("NVIDIA GB200"), (Some(80.0), Some(2500.0)));
+        assert_eq!(peaks("NVIDIA A100-SXM4-80GB"), (Some(19.5), Some(312.0)));
+        assert_eq!(peaks("Tesla V100"), (None, None));
     }
 }

@@ -24,7 +24,7 @@ pub struct PlanArgs {
     /// GPUs in the job.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub gpus: usize,
-    /// GPU type: h100 or h200.
+    /// GPU type: h100, h200 or b200.
     #[arg(long, default_value = "h100")]
     pub gpu: String,
     /// GPUs per node (NVLink within a node, InfiniBand across).
@@ -90,13 +90,17 @@ pub struct Hardware {
 }
 
 pub fn hardware(name: &str) -> Result<Hardware> {
-    // The peaks of the GPU tables `bench step` computes MFU with (the same for both GPUs).
-    let peak = |table: fn(&str) -> Option<f64>| table("H100").map(|t| t * 1e12);
+    // The peaks of the GPU tables `bench step` computes MFU with.
+    let peak = |table: fn(&str) -> Option<f64>, gpu: &str| {
+        table(gpu)
+            .map(|t| t * 1e12)
+            .with_context(|| format!("no peak of the {gpu}"))
+    };
     let base = Hardware {
         name: "H100 SXM",
         memory_gb: 80.0,
-        bf16_peak: peak(peak_bf16_tflops).context("no bf16 peak of the H100")?,
-        fp32_peak: peak(peak_fp32_tflops).context("no fp32 peak of the H100")?,
+        bf16_peak: peak(peak_bf16_tflops, "H100")?,
+        fp32_peak: peak(peak_fp32_tflops, "H100")?,
         nvlink_bus: 360e9,
         ib_bus: 45e9,
     };
@@ -107,7 +111,16 @@ pub fn hardware(name: &str) -> Result<Hardware> {
             memory_gb: 141.0,
             ..base
         }),
-        other => bail!("unknown GPU `{other}` (h100 or h200)"),
+        "b200" => Ok(Hardware {
+            name: "B200 (HGX)",
+            memory_gb: 180.0,
+            bf16_peak: peak(peak_bf16_tflops, "B200")?,
+            fp32_peak: peak(peak_fp32_tflops, "B200")?,
+            // NVLink 5 moves twice NVLink 4's bytes per direction.
+            nvlink_bus: 2.0 * base.nvlink_bus,
+            ..base
+        }),
+        other => bail!("unknown GPU `{other}` (h100, h200 or b200)"),
     }
 }
 
@@ -325,6 +338,20 @@ mod tests {
             flops,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_b200_computes_faster_and_exchanges_faster_within_a_node() {
+        let cfg = ModelConfig::preset("base").unwrap();
+        let flops = ModelStats::new(&cfg).train_flops;
+        let on = |gpu: &str| {
+            let hw = hardware(gpu).unwrap();
+            estimate(&cfg, &hw, &args("bf16", 8, None), flops).unwrap()
+        };
+        let (hopper, blackwell) = (on("h100"), on("B200"));
+        assert!((hopper.compute_s / blackwell.compute_s - 2250.0 / 989.0).abs() < 1e-9);
+        assert!((hopper.comm_s / blackwell.comm_s - 2.0).abs() < 1e-9);
+        assert!(hardware("b300").is_err());
     }
 
     #[test]
