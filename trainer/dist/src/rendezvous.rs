@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cpu::{CpuCollective, Peer};
@@ -105,6 +106,38 @@ async fn write_hello(stream: &mut TcpStream, env: &JobEnv, port: u16) -> std::io
     .await
 }
 
+/// A connection that greeted as an ecgfm rank: its stream, address and (rank, world size,
+/// listening port).
+type Hello = (TcpStream, SocketAddr, (usize, usize, u16));
+
+/// The next connection to `listener` that greets as an ecgfm rank, or None at `deadline`. Each
+/// connection's greeting is read on its own task in `pending`, so one that says nothing (a port
+/// scanner, a health check) or something else holds up no rank behind it; it is dropped.
+async fn next_hello(
+    listener: &TcpListener,
+    pending: &mut JoinSet<std::io::Result<Hello>>,
+    deadline: Instant,
+) -> Option<Hello> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((mut stream, addr)) = accepted {
+                    pending.spawn(async move {
+                        let hello = read_hello(&mut stream).await?;
+                        Ok((stream, addr, hello))
+                    });
+                }
+            }
+            Some(Ok(greeted)) = pending.join_next(), if !pending.is_empty() => {
+                if let Ok(hello) = greeted {
+                    return Some(hello);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return None,
+        }
+    }
+}
+
 /// Rank 0: accepts every other rank, then sends the address table.
 async fn serve(
     env: &JobEnv,
@@ -115,9 +148,10 @@ async fn serve(
         .await
         .map_err(|e| rdzv_err(env, format!("rank 0 cannot listen: {e}")))?;
     let mut arrived: BTreeMap<usize, (TcpStream, SocketAddr)> = BTreeMap::new();
+    let mut pending = JoinSet::new();
     while arrived.len() + 1 < env.world_size {
-        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-        let Ok(accepted) = accepted else {
+        let hello = next_hello(&listener, &mut pending, deadline).await;
+        let Some((mut stream, addr, (rank, world, port))) = hello else {
             let missing: Vec<usize> = (1..env.world_size)
                 .filter(|r| !arrived.contains_key(r))
                 .collect();
@@ -138,13 +172,6 @@ async fn serve(
                 waited,
                 missing,
             });
-        };
-        let Ok((mut stream, addr)) = accepted else {
-            continue;
-        };
-        let hello = tokio::time::timeout_at(deadline, read_hello(&mut stream)).await;
-        let Ok(Ok((rank, world, port))) = hello else {
-            continue;
         };
         if world != env.world_size || rank == 0 || rank >= world || arrived.contains_key(&rank) {
             let message = format!(
@@ -257,23 +284,18 @@ async fn join(
             .map_err(|e| rdzv_err(env, format!("rank {lower} went away: {e}")))?;
         peers[lower] = Some(Peer::new(stream));
     }
+    let mut pending = JoinSet::new();
     for _ in env.rank + 1..env.world_size {
-        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-        let missing = |peers: &[Option<Peer>]| -> Vec<usize> {
-            (env.rank + 1..env.world_size)
-                .filter(|&r| peers[r].is_none())
-                .collect()
-        };
-        let Ok(Ok((mut stream, _))) = accepted else {
+        let Some((stream, _, (rank, _, _))) = next_hello(&listener, &mut pending, deadline).await
+        else {
             return Err(DistError::RendezvousTimeout {
                 addr: format!("rank {}'s port {port}", env.rank),
                 waited,
-                missing: missing(&peers),
+                missing: (env.rank + 1..env.world_size)
+                    .filter(|&r| peers[r].is_none())
+                    .collect(),
             });
         };
-        let (rank, _, _) = read_hello(&mut stream)
-            .await
-            .map_err(|e| rdzv_err(env, format!("a higher rank failed to connect: {e}")))?;
         if rank <= env.rank || rank >= env.world_size || peers[rank].is_some() {
             return Err(rdzv_err(
                 env,

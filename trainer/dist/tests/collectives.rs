@@ -144,6 +144,45 @@ fn a_rank_that_never_arrives_is_named() {
     }
 }
 
+/// A connection that says nothing (a port scanner, a health check) or says something else
+/// does not hold up the ranks that arrive after it.
+#[test]
+fn silent_and_foreign_connections_do_not_stall_the_rendezvous() {
+    let port = free_port();
+    let t = Timeouts {
+        rendezvous: Duration::from_secs(5),
+        collective: Duration::from_secs(5),
+    };
+    let results = std::thread::scope(|s| {
+        let zero = s.spawn(move || connect(&job(0, 3, port), t).map(|_| ()));
+        let silent = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let mut foreign = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut foreign, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let started = std::time::Instant::now();
+        let others: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|rank| s.spawn(move || connect(&job(rank, 3, port), t).map(|_| ())))
+            .collect();
+        let mut results = vec![zero.join().unwrap()];
+        results.extend(others.into_iter().map(|h| h.join().unwrap()));
+        drop((silent, foreign));
+        (results, started.elapsed())
+    });
+    let (results, took) = results;
+    for r in results {
+        r.unwrap();
+    }
+    assert!(
+        took < Duration::from_secs(4),
+        "the rendezvous waited {took:?}"
+    );
+}
+
 #[test]
 fn a_rank_that_dies_or_hangs_is_named() {
     let port = free_port();
