@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::dataset::{self, Spec};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig};
 use ecgfm_data::store;
+use ecgfm_test_support::Draws;
 
 fn write(name: &str) -> String {
     let url = format!("memory://loader-errors/{name}");
@@ -175,20 +176,11 @@ fn first_batch_error(url: &str, what: &str) -> String {
         .to_string()
 }
 
-/// splitmix64: the damage's positions and bytes, from a fixed seed.
-fn draw(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn randomly_damaged_shards_give_errors_naming_them_never_panics() {
     let url = write("random-damage");
     let original = read(&url, "shards/shard-00001.parquet");
-    let mut state = 7u64;
+    let mut draws = Draws::new(7);
     let (mut read_whole, mut refused) = (0, 0);
     type Batches = Vec<(Vec<f32>, Vec<u8>, Vec<u64>)>;
     let batches = |url: &str| -> Result<Batches, ecgfm_data::error::DataError> {
@@ -206,9 +198,9 @@ fn randomly_damaged_shards_give_errors_naming_them_never_panics() {
         let mut bytes = original.clone();
         // Half the trials hit the footer (the Parquet metadata and its length), half anywhere.
         let region = if trial % 2 == 0 { bytes.len() - 600 } else { 0 };
-        for _ in 0..1 + draw(&mut state) % 4 {
-            let at = region + (draw(&mut state) as usize) % (bytes.len() - region);
-            bytes[at] = draw(&mut state) as u8;
+        for _ in 0..1 + draws.below(4) {
+            let at = region + draws.below(bytes.len() - region);
+            bytes[at] = draws.next_u64() as u8;
         }
         replace(&url, "shards/shard-00001.parquet", Some(bytes));
         let outcome = std::panic::catch_unwind(|| batches(&url));

@@ -5,28 +5,11 @@
 //! (a MATLAB file's matrix header lives there); the same for an annotation file's bytes and the
 //! label tables (PTB-XL's two CSVs, CinC 2017's REFERENCE.csv, `# Dx:` header comments).
 
-use ecgfm_test_support::shared_data;
+use ecgfm_test_support::{shared_data, Draws};
 use ecgfm_wfdb::labels::{parse_header_comments, read_cinc2017_reference_from, PtbXlDatabase};
 use ecgfm_wfdb::{parse_annotations, read_record_with, MemorySource, ReadOptions, WfdbError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-
-/// splitmix64: a deterministic stream of draws, no dependency.
-struct Draws(u64);
-
-impl Draws {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Characters headers and label tables are made of, and a few they should never hold.
 const HEADER_BYTES: &[u8] = b"0123456789 \n\t-+.:/()xe#_abcdXYZ\0\xff";
@@ -65,7 +48,7 @@ fn damage_signal(bytes: &[u8], draws: &mut Draws) -> Vec<u8> {
         for _ in 0..1 + draws.below(4) {
             let at = draws.below(out.len().min(128));
             if let Some(b) = out.get_mut(at) {
-                *b = draws.next() as u8;
+                *b = draws.next_u64() as u8;
             }
         }
     }
@@ -107,7 +90,7 @@ fn damaged_real_records_give_errors_naming_their_files_never_panics() {
         ("cinc2021-sample", "HR06000"),
         ("cinc2021-sample", "JS20000"),
     ];
-    let mut draws = Draws(2026);
+    let mut draws = Draws::new(2026);
     let (mut read, mut refused) = (0, 0);
     for (folder, stem) in records {
         let files = record_files(&data.join(folder), stem);
@@ -168,7 +151,7 @@ fn damaged_annotation_files_give_errors_never_panics() {
     };
     let bytes = std::fs::read(dir.join("100.atr")).unwrap();
     assert!(parse_annotations(&bytes, "100.atr").is_ok());
-    let mut draws = Draws(17);
+    let mut draws = Draws::new(17);
     let (mut read, mut refused) = (0, 0);
     for _ in 0..3000 {
         let mut damaged = bytes.clone();
@@ -177,7 +160,7 @@ fn damaged_annotation_files_give_errors_never_panics() {
         } else {
             for _ in 0..1 + draws.below(8) {
                 let at = draws.below(damaged.len());
-                damaged[at] = draws.next() as u8;
+                damaged[at] = draws.next_u64() as u8;
             }
         }
         match catch_unwind(|| parse_annotations(&damaged, "100.atr")) {
@@ -222,7 +205,7 @@ fn damaged_label_tables_give_errors_naming_them_never_panics() {
     };
     assert!(parse(0, &database, &statements, &reference, &comments).is_ok());
     assert!(parse(1, &database, &statements, &reference, &comments).is_ok());
-    let mut draws = Draws(5);
+    let mut draws = Draws::new(5);
     let mut refused = 0;
     for trial in 0..1500 {
         let which = trial % 4;

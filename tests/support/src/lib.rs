@@ -10,6 +10,8 @@
 //! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
 //!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
 //!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
+//! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at
+//!   random, the same damage on every run.
 //!
 //! A dev-dependency only; it depends on nothing.
 
@@ -81,4 +83,28 @@ pub fn skip_without_gpu(why: &str) {
         "ECGFM_REQUIRE_GPU is set but CUDA is not usable: {why}"
     );
     eprintln!("skipping the CUDA backend: {why}");
+}
+
+/// A deterministic stream of draws from a seed (splitmix64): the same numbers on every run and
+/// machine, no dependency.
+pub struct Draws(u64);
+
+impl Draws {
+    pub fn new(seed: u64) -> Self {
+        Draws(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A draw in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
 }
