@@ -137,7 +137,10 @@ fn evals_in_run(run_dir: &Path, step: u64, given: &[PathBuf]) -> Result<Vec<Eval
         match EvalResult::read(&path) {
             Ok(result) if result.value["step"].as_u64() == Some(step) => found.push(result),
             Ok(_) => {}
-            Err(err) => tracing::warn!("{err:#}; not reported in the model card"),
+            Err(err) => tracing::warn!(
+                "{}; not reported in the model card",
+                crate::error_text(&err)
+            ),
         }
     }
     Ok(found)

@@ -45,6 +45,7 @@ pub mod data_read;
 pub mod dataset_source;
 pub mod device;
 pub mod embed;
+mod error_text;
 pub mod eval;
 pub mod export;
 pub mod gpu_memory;
@@ -73,12 +74,7 @@ pub mod sweep_sbatch;
 pub mod sweep_status;
 
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
-
-/// An error as ecgfm shows it (terminal, `FAILED` files, a parent's error file): its causes
-/// joined, every URL in them redacted (`store::redact_urls_in`), whichever context named one.
-pub fn error_text(err: &anyhow::Error) -> String {
-    ecgfm_data::store::redact_urls_in(&format!("{err:#}"))
-}
+pub use error_text::error_text;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -126,7 +126,7 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
         match crate::dataset_source::open_split(config, split, 0, 1) {
             Ok(source) => source,
             Err(err) => {
-                tracing::warn!("no validation loss: {err:#}");
+                tracing::warn!("no validation loss: {}", crate::error_text(&err));
                 return Ok(None);
             }
         }
@@ -172,7 +172,10 @@ fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Res
                 .add_source(&config, name, source)
                 .map_err(anyhow::Error::from_boxed)
                 .with_context(|| format!("drawing the validation batches of {name}"))?,
-            Err(err) => tracing::warn!("no validation loss of source {name}: {err:#}"),
+            Err(err) => tracing::warn!(
+                "no validation loss of source {name}: {}",
+                crate::error_text(&err)
+            ),
         }
     }
     Ok(())

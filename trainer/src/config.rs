@@ -35,7 +35,7 @@ pub enum ConfigError {
         section: &'static str,
         source: toml::de::Error,
     },
-    #[error("invalid model configuration: {0}")]
+    #[error(transparent)]
     Model(#[from] ModelError),
     #[error("invalid configuration: {0}")]
     Value(String),
@@ -323,10 +323,19 @@ impl TrainConfig {
         DeviceChoice::parse(&t.device)?;
         parse_precision(&t.precision, false)?;
         let o = &self.optim;
-        if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
-            return Err(ConfigError::Value(
-                "optim.lr must be > 0 and 0 <= optim.min_lr <= optim.lr".into(),
-            ));
+        if !(o.lr > 0.0 && o.lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
+            return Err(ConfigError::Value(format!(
+                "optim.lr must be finite and > 0, and 0 <= optim.min_lr <= optim.lr (got lr {}, \
+                 min_lr {})",
+                o.lr, o.min_lr
+            )));
+        }
+        for (name, value) in [("weight_decay", o.weight_decay), ("clip_norm", o.clip_norm)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(ConfigError::Value(format!(
+                    "optim.{name} must be finite and >= 0 (got {value})"
+                )));
+            }
         }
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 {
             return Err(ConfigError::Value(

@@ -63,6 +63,25 @@ fn bad_overrides_and_unknown_fields_are_rejected() {
 }
 
 #[test]
+fn optimiser_settings_that_would_train_on_nan_are_refused() {
+    for (setting, named) in [
+        ("lr = inf", "optim.lr"),
+        ("lr = nan", "optim.lr"),
+        ("lr = -1e-3", "optim.lr"),
+        ("weight_decay = nan", "optim.weight_decay"),
+        ("weight_decay = -0.1", "optim.weight_decay"),
+        ("clip_norm = inf", "optim.clip_norm"),
+        ("beta1 = 1.5", "optim.beta1"),
+    ] {
+        let err = TrainConfig::from_table(table(&format!("[optim]\n{setting}\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{setting}: {err}");
+    }
+    TrainConfig::from_table(table("[optim]\nweight_decay = 0.0\nclip_norm = 0.0\n")).unwrap();
+}
+
+#[test]
 fn merge_overlays_nested_tables() {
     let mut base = table("[optim]\nlr = 1e-3\nmin_lr = 1e-5\n");
     merge(&mut base, table("[optim]\nlr = 5e-4\n[train]\nsteps = 7\n"));
