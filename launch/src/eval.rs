@@ -84,8 +84,16 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    if let Some(bad) = args.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+        bail!("--fractions: label fraction {bad} is not in (0, 1]");
+    }
+    let protocols = Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?;
+    let trains = |p: &Protocol| matches!(p, Protocol::Finetune | Protocol::Scratch);
+    if args.epochs == 0 && protocols.iter().any(trains) {
+        bail!("--epochs must be at least 1 for fine-tuning and training from scratch");
+    }
     Ok(EvalSettings {
-        protocols: Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?,
+        protocols,
         fractions: args.fractions.clone(),
         seed: args.seed,
         pooling: Pooling::parse(&args.pool)?,

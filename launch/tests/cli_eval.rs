@@ -418,6 +418,21 @@ fn bad_input_is_a_clear_error() {
     args[labels] = "icd10";
     assert!(run_err(&args).contains("unknown label vocabulary `icd10`"));
     args[labels] = "synth";
+    // Settings that could only fail after the data is read and the probe is fitted fail first.
+    for (flag, value, says) in [
+        (
+            "--fractions",
+            "1,1.5",
+            "label fraction 1.5 is not in (0, 1]",
+        ),
+        ("--epochs", "0", "--epochs must be at least 1"),
+    ] {
+        let mut bad = eval_args(data, "/nonexistent-run", out, "probe,finetune");
+        let at = bad.iter().position(|a| *a == flag).unwrap();
+        bad[at + 1] = value;
+        let err = run_err(&bad);
+        assert!(err.contains(says), "{err}");
+    }
     args.extend(["--step", "5"]);
     assert!(run_err(&args).contains("no checkpoint at step 5"));
     // A run whose config.toml does not describe its checkpoints.
