@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    end_by_sigpipe_on_closed_stdout();
     let cli = ecgfm_launch::cli::Cli::parse();
     ecgfm_launch::logging::init(cli.verbose);
     match ecgfm_launch::run(cli) {
@@ -13,4 +14,27 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Output piped into a reader that stopped (`ecgfm data inspect URL | head`): `println!`
+/// panics on the broken pipe, since Rust ignores SIGPIPE (so that a write to a closed socket,
+/// ours or NCCL's, is an error rather than death). This hook ends ecgfm there as other
+/// command-line tools end, by SIGPIPE and silently; every other panic goes to the default hook.
+fn end_by_sigpipe_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map_or("", String::as_str);
+        let epipe = format!("(os error {})", libc::EPIPE);
+        if text.starts_with("failed printing to stdout") && text.ends_with(&epipe) {
+            // SAFETY: restoring the default action and raising the signal in this process.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info);
+    }));
 }

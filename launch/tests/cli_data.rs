@@ -303,3 +303,27 @@ fn sources_of_a_merge_are_repeated_and_validated_one_by_one() {
     assert!(off.get("val_loss_by_source").is_none(), "{off}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Output piped into a reader that has stopped (`ecgfm data inspect URL | head -1`) ends ecgfm
+/// quietly, by SIGPIPE as other command-line tools end, not with a panic and its backtrace.
+#[test]
+fn a_reader_that_stopped_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = temp_dir("broken-pipe");
+    let data = common::synth_dataset(&dir);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(ECGFM)
+        .args(["data", "inspect", data.to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
