@@ -14,7 +14,7 @@ pub struct BenchLoaderArgs {
     /// Dataset URL (local folder, file://, s3://, gs://, az://).
     #[arg(long)]
     pub data: String,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
     /// Decode threads.
     #[arg(long, default_value_t = 2)]

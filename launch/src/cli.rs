@@ -178,7 +178,7 @@ pub struct BenchStepArgs {
     /// Model size preset.
     #[arg(long, default_value = "nano")]
     pub model: String,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     pub batch_size: usize,
     /// CPU threads for both ecgfm and PyTorch (default: all cores).
     #[arg(long)]
@@ -223,4 +223,13 @@ pub struct BenchStepArgs {
     /// blocks PyTorch likewise checkpoints each block (`torch.utils.checkpoint`).
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_value = "none", default_missing_value = "blocks")]
     pub recompute: Recompute,
+}
+
+/// Parses a count that must be at least 1 (`--batch-size`); clap names the flag in the error.
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -47,6 +47,12 @@ impl LayoutArgs {
             target_rate_hz: self.rate,
             ..PipelineConfig::default()
         };
+        if !(self.shard_mb > 0.0 && self.shard_mb.is_finite()) {
+            bail!(
+                "--shard-mb must be a positive size in MB, got {}",
+                self.shard_mb
+            );
+        }
         config.window.window_samples = self.samples(self.window_s);
         config.window.stride_samples = self.stride_s.map(|s| self.samples(s));
         config.band_pass = match self.bandpass.as_str() {

@@ -327,3 +327,31 @@ fn a_reader_that_stopped_ends_the_output_quietly() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Sizes of zero are refused up front, naming the flag.
+#[test]
+fn zero_sizes_are_refused_naming_the_flag() {
+    let dir = temp_dir("zero-sizes");
+    let out = dir.join("ds");
+    let out = out.to_str().unwrap();
+    let err = run_err(&[
+        "data",
+        "ingest",
+        "/nonexistent",
+        "--out",
+        out,
+        "--shard-mb",
+        "0",
+    ]);
+    assert!(err.contains("--shard-mb must be a positive size"), "{err}");
+    for bench in ["step", "attention"] {
+        let err = run_err(&["bench", bench, "--batch-size", "0"]);
+        assert!(
+            err.contains("'--batch-size <BATCH_SIZE>': must be at least 1"),
+            "{err}"
+        );
+    }
+    let err = run_err(&["bench", "loader", "--data", out, "--batch-size", "0"]);
+    assert!(err.contains("must be at least 1"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
