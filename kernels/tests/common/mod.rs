@@ -10,20 +10,16 @@ use ecgfm_kernels::{AttnDims, Backend, CudaBackend, View, ViewMut};
 /// Elements placed before every tensor in its buffer, so view offsets are really exercised.
 pub const PAD: usize = 5;
 
-/// SplitMix64: small, seeded, reproducible.
-pub struct Rng(u64);
+/// Seeded, reproducible draws (test-support's SplitMix64).
+pub struct Rng(ecgfm_test_support::Draws);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(ecgfm_test_support::Draws::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [-1, 1).

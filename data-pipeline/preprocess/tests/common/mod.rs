@@ -4,21 +4,17 @@
 
 use std::f64::consts::PI;
 
-/// A small deterministic generator (SplitMix64) so tests need no extra crates.
-pub struct Rng(u64);
+/// A small deterministic generator (test-support's SplitMix64).
+pub struct Rng(ecgfm_test_support::Draws);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(ecgfm_test_support::Draws::new(seed))
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal (Box-Muller).
