@@ -41,6 +41,8 @@ pub(crate) struct Shard {
     /// The manifest's CRC-32C of each row group's chunks of each group of
     /// `chunk_crc::CHECKED` (signal; lead_mask and n_samples); an empty list is not checked.
     checksums: [Vec<u32>; 2],
+    /// The leaf columns of each group of `chunk_crc::CHECKED`.
+    checked_leaves: [Vec<usize>; 2],
     /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`, `source`.
     signal: usize,
     lead_mask: usize,
@@ -114,6 +116,10 @@ impl Shard {
             leaf(col::SPLIT)?,
             leaf(col::SOURCE)?,
         );
+        let mut checked_leaves: [Vec<usize>; 2] = Default::default();
+        for (leaves, columns) in checked_leaves.iter_mut().zip(CHECKED) {
+            *leaves = columns.iter().map(|c| leaf(c)).collect::<Result<_, _>>()?;
+        }
         for (columns, sums) in CHECKED.iter().zip(&checksums) {
             if !sums.is_empty() && sums.len() != metadata.num_row_groups() {
                 return Err(DataError::Corrupt {
@@ -138,6 +144,7 @@ impl Shard {
             size,
             metadata,
             checksums,
+            checked_leaves,
             signal,
             lead_mask,
             n_samples,
@@ -311,8 +318,11 @@ impl Shard {
 
     /// Compares the fetched column chunks of row group `rg` with the manifest's CRC-32C.
     fn check_chunks(&self, file: &SparseFile, rg: usize) -> Result<(), DataError> {
-        let leaves = [&[self.signal][..], &[self.lead_mask, self.n_samples]];
-        for ((columns, sums), leaves) in CHECKED.iter().zip(&self.checksums).zip(leaves) {
+        let groups = CHECKED
+            .iter()
+            .zip(&self.checksums)
+            .zip(&self.checked_leaves);
+        for ((columns, sums), leaves) in groups {
             let Some(&want) = sums.get(rg) else {
                 continue;
             };
