@@ -245,6 +245,14 @@ impl SweepPlan {
                             }
                         };
                         if let Some(c) = budget {
+                            if c / per_step > i64::MAX as f64 {
+                                return Err(invalid(format!(
+                                    "{} at C = {c:.3e} would train {:.3e} steps, more than a \
+                                     run can count",
+                                    size.name,
+                                    c / per_step
+                                )));
+                            }
                             if steps < spec.budget.min_steps {
                                 warnings.push(format!(
                                     "{} at C = {c:.3e} would train {steps} steps (< min_steps \

@@ -451,7 +451,7 @@ impl SweepSpec {
         let lr = &self.lr;
         let positive = |v: Option<f64>, what: &str| match v {
             Some(v) if v.is_finite() && v > 0.0 => Ok(()),
-            Some(v) => Err(format!("lr.{what} must be > 0, got {v}")),
+            Some(v) => Err(format!("lr.{what} must be finite and > 0, got {v}")),
             None => Err(format!("lr.rule = \"{}\" needs lr.{what}", lr.rule)),
         };
         match lr.rule.as_str() {
@@ -466,7 +466,9 @@ impl SweepSpec {
                     .as_ref()
                     .ok_or("lr.rule = \"table\" needs [lr.table]")?;
                 match table.iter().find(|(_, &v)| !(v.is_finite() && v > 0.0)) {
-                    Some((size, v)) => Err(format!("lr.table.{size} must be > 0, got {v}")),
+                    Some((size, v)) => {
+                        Err(format!("lr.table.{size} must be finite and > 0, got {v}"))
+                    }
                     None => Ok(()),
                 }
             }

@@ -285,6 +285,10 @@ fn bad_sweep_files_get_clear_errors() {
             format!("{FAMILY}{SYNTH_EVAL}{SYNTH_EVAL}"),
             "[[eval]] task \"synth\" appears twice",
         ),
+        (
+            FAMILY.replace("[1e12, 4e12]", "[1e12, 1e40]"),
+            "d1w32 at C = 1.000e40 would train",
+        ),
     ];
     for (text, expected) in cases {
         let err = error(&text);
