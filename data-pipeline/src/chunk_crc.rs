@@ -20,6 +20,18 @@ pub(crate) fn leaf(metadata: &ParquetMetaData, column: &str) -> Option<usize> {
         .position(|c| c.path().parts().first().map(String::as_str) == Some(column))
 }
 
+/// The leaf columns of each group of [`CHECKED`] in `metadata`'s schema, or the name of a
+/// column it lacks.
+pub(crate) fn checked_leaves(metadata: &ParquetMetaData) -> Result<[Vec<usize>; 2], &'static str> {
+    let group = |columns: &[&'static str]| {
+        columns
+            .iter()
+            .map(|&c| leaf(metadata, c).ok_or(c))
+            .collect::<Result<Vec<usize>, _>>()
+    };
+    Ok([group(CHECKED[0])?, group(CHECKED[1])?])
+}
+
 /// The CRC-32C of the chunks of `leaves` in `row_group`, their bytes hashed in the order given;
 /// `read(start, len)` returns a chunk's bytes.
 pub(crate) fn chunks_crc<E>(

@@ -11,9 +11,9 @@ use arrow::datatypes::{Float32Type, UInt8Type};
 use indicatif::ProgressBar;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
-use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
+use crate::ingest::shard_writer::sha256_hex;
 use crate::manifest::{Manifest, QuarantineEntry, SourceEntry};
 use crate::schema::{col, quality_flag, N_LEADS};
 use crate::store;
@@ -98,17 +98,8 @@ pub fn inspect(
         }
         let bytes = store::block_on(next).expect("a shard fetch panicked")?;
         progress.inc(bytes.len() as u64);
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        if bytes.len() as u64 != shard.bytes || sha256 != shard.sha256 {
-            damaged_shards.push((
-                shard.path.clone(),
-                format!(
-                    "{} bytes with SHA-256 {sha256}; the manifest says {} bytes with {}",
-                    bytes.len(),
-                    shard.bytes,
-                    shard.sha256
-                ),
-            ));
+        if let Some(damage) = shard.mismatch(bytes.len() as u64, &sha256_hex(&bytes)) {
+            damaged_shards.push((shard.path.clone(), damage));
         }
         let parquet_error = |source| DataError::Parquet {
             path: location.to_string(),

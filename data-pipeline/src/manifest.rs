@@ -125,6 +125,19 @@ pub struct PartialEntry {
     pub hard_failed_windows: u64,
 }
 
+impl ShardEntry {
+    /// How a copy of the shard of `size` bytes with SHA-256 `sha256` differs from this entry
+    /// (`None`: it is the shard the manifest lists).
+    pub fn mismatch(&self, size: u64, sha256: &str) -> Option<String> {
+        (size != self.bytes || sha256 != self.sha256).then(|| {
+            format!(
+                "{size} bytes with SHA-256 {sha256}; the manifest says {} bytes with {}",
+                self.bytes, self.sha256
+            )
+        })
+    }
+}
+
 impl Manifest {
     /// An empty manifest with the given window settings and the documented defaults.
     pub fn new(sampling_rate: f32, window_samples: usize, row_group_rows: usize) -> Self {

@@ -239,21 +239,12 @@ impl ShardReader {
     /// Compares the shard's size and SHA-256 with its manifest entry: evaluation reads whole
     /// shards, so it checks every byte (a damaged label or record id would not fail a decode).
     fn check(&self, entry: &ShardEntry) -> Result<(), DataError> {
-        if self.bytes.len() as u64 != entry.bytes {
-            return Err(self.corrupt(format!(
-                "{} bytes, the manifest says {}",
-                self.bytes.len(),
-                entry.bytes
-            )));
+        match entry.mismatch(self.bytes.len() as u64, &sha256_hex(&self.bytes)) {
+            None => Ok(()),
+            Some(damage) => {
+                Err(self.corrupt(format!("{damage} (the file was damaged after ingest)")))
+            }
         }
-        let got = sha256_hex(&self.bytes);
-        if got != entry.sha256 {
-            return Err(self.corrupt(format!(
-                "SHA-256 {got}, the manifest says {} (the file was damaged after ingest)",
-                entry.sha256
-            )));
-        }
-        Ok(())
     }
 
     fn parquet_error(&self, source: parquet::errors::ParquetError) -> DataError {

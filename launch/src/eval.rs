@@ -8,7 +8,7 @@ use crate::held_windows::HoldArgs;
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
 use crate::progress::EvalBar;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
@@ -81,19 +81,8 @@ pub struct EvalArgs {
 
 /// The settings `args` ask for.
 fn settings(args: &EvalArgs) -> Result<EvalSettings> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if let Some(bad) = args.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
-        bail!("--fractions: label fraction {bad} is not in (0, 1]");
-    }
-    let protocols = Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?;
-    let trains = |p: &Protocol| matches!(p, Protocol::Finetune | Protocol::Scratch);
-    if args.epochs == 0 && protocols.iter().any(trains) {
-        bail!("--epochs must be at least 1 for fine-tuning and training from scratch");
-    }
-    Ok(EvalSettings {
-        protocols,
+    let settings = EvalSettings {
+        protocols: Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?,
         fractions: args.fractions.clone(),
         seed: args.seed,
         pooling: Pooling::parse(&args.pool)?,
@@ -110,7 +99,9 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
         bootstrap: args.bootstrap,
         score_by: args.score_by,
         ..EvalSettings::default()
-    })
+    };
+    settings.check()?;
+    Ok(settings)
 }
 
 /// Runs `ecgfm eval`.

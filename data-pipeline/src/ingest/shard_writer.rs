@@ -14,7 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
-use crate::chunk_crc::{self, CHECKED};
+use crate::chunk_crc;
 use crate::error::DataError;
 use crate::ingest::row::{rows_to_batch, WindowRow};
 use crate::manifest::{ShardEntry, SHARDS_DIR};
@@ -175,25 +175,15 @@ fn chunk_checksums(bytes: &Bytes) -> Result<[Vec<u32>; 2], DataError> {
     let metadata = ParquetMetaDataReader::new()
         .parse_and_finish(bytes)
         .map_err(parquet_error)?;
-    let checksums = |columns: &[&str]| -> Result<Vec<u32>, DataError> {
-        let leaves = columns
-            .iter()
-            .map(|c| chunk_crc::leaf(&metadata, c))
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| {
-                DataError::Config(format!("the shard schema lacks one of {columns:?}"))
-            })?;
-        metadata
-            .row_groups()
-            .iter()
-            .map(|rg| {
-                chunk_crc::chunks_crc(rg, &leaves, |start, len| {
-                    Ok(bytes.slice(start as usize..start as usize + len))
-                })
-            })
+    let leaves = chunk_crc::checked_leaves(&metadata)
+        .map_err(|c| DataError::Config(format!("the shard schema has no {c} column")))?;
+    let read = |start: u64, len: usize| Ok(bytes.slice(start as usize..start as usize + len));
+    let checksums = |leaves: &[usize]| -> Result<Vec<u32>, DataError> {
+        let rows = metadata.row_groups().iter();
+        rows.map(|rg| chunk_crc::chunks_crc(rg, leaves, read))
             .collect()
     };
-    Ok([checksums(CHECKED[0])?, checksums(CHECKED[1])?])
+    Ok([checksums(&leaves[0])?, checksums(&leaves[1])?])
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -103,12 +103,11 @@ impl Shard {
         metadata: ParquetMetaData,
         checksums: [Vec<u32>; 2],
     ) -> Result<Self, DataError> {
-        let leaf = |column: &str| {
-            chunk_crc::leaf(&metadata, column).ok_or_else(|| DataError::Corrupt {
-                path: name.clone(),
-                reason: format!("missing column {column:?}"),
-            })
+        let missing = |column: &str| DataError::Corrupt {
+            path: name.clone(),
+            reason: format!("missing column {column:?}"),
         };
+        let leaf = |column: &str| chunk_crc::leaf(&metadata, column).ok_or_else(|| missing(column));
         let (signal, lead_mask, n_samples, split, source) = (
             leaf(col::SIGNAL)?,
             leaf(col::LEAD_MASK)?,
@@ -116,10 +115,7 @@ impl Shard {
             leaf(col::SPLIT)?,
             leaf(col::SOURCE)?,
         );
-        let mut checked_leaves: [Vec<usize>; 2] = Default::default();
-        for (leaves, columns) in checked_leaves.iter_mut().zip(CHECKED) {
-            *leaves = columns.iter().map(|c| leaf(c)).collect::<Result<_, _>>()?;
-        }
+        let checked_leaves = chunk_crc::checked_leaves(&metadata).map_err(missing)?;
         for (columns, sums) in CHECKED.iter().zip(&checksums) {
             if !sums.is_empty() && sums.len() != metadata.num_row_groups() {
                 return Err(DataError::Corrupt {

@@ -107,16 +107,14 @@ async fn copy_one(job: &CopyJob, out_store: &dyn ObjectStore) -> Result<Outcome,
 
 /// The error for a shard whose bytes are not those its manifest lists.
 fn check(job: &CopyJob, size: u64, sha256: &str) -> Result<(), DataError> {
-    let shard = &job.shard;
-    if size == shard.bytes && sha256 == shard.sha256 {
-        return Ok(());
+    match job.shard.mismatch(size, sha256) {
+        None => Ok(()),
+        Some(damage) => Err(DataError::Corrupt {
+            path: format!("{}/{}", job.input_url, job.shard.path),
+            reason: format!(
+                "{damage}: the shard changed after it was written (`ecgfm data inspect` checks \
+                 a whole dataset)"
+            ),
+        }),
     }
-    Err(DataError::Corrupt {
-        path: format!("{}/{}", job.input_url, shard.path),
-        reason: format!(
-            "{size} bytes with SHA-256 {sha256}; its manifest says {} bytes with {}: the shard \
-             changed after it was written (`ecgfm data inspect` checks a whole dataset)",
-            shard.bytes, shard.sha256
-        ),
-    })
 }

@@ -41,6 +41,27 @@ pub struct EvalSettings {
     pub score_by: ScoreBy,
 }
 
+impl EvalSettings {
+    /// Refuses settings no protocol can run with, before any data is read: a batch of no
+    /// windows, a label fraction outside (0, 1], no epoch for the protocols that train.
+    pub fn check(&self) -> Result<(), EvalError> {
+        let bad = |reason: String| Err(EvalError::Task(reason));
+        if self.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        if let Some(fraction) = self.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return bad(format!("label fraction {fraction} is not in (0, 1]"));
+        }
+        let trains = |p: &Protocol| matches!(p, Protocol::Finetune | Protocol::Scratch);
+        if self.finetune.epochs == 0 && self.protocols.iter().any(trains) {
+            return bad(
+                "--epochs must be at least 1 for fine-tuning and training from scratch".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalSettings {
     fn default() -> Self {
         EvalSettings {
@@ -106,6 +127,7 @@ pub fn run_protocols<B: Backend>(
     settings: &EvalSettings,
     progress: &mut dyn EvalProgress,
 ) -> Result<Vec<ProtocolResult>, EvalError> {
+    settings.check()?;
     let task = inputs.task;
     let head = HeadSpec {
         pooling: settings.pooling,
@@ -118,11 +140,6 @@ pub fn run_protocols<B: Backend>(
     let mut results = Vec::new();
     let mut backend = backend;
     for &fraction in &settings.fractions {
-        if !(fraction > 0.0 && fraction <= 1.0) {
-            return Err(EvalError::Task(format!(
-                "label fraction {fraction} is not in (0, 1]"
-            )));
-        }
         let train = stratified_subset(&all_train, &task.targets, task.k(), fraction, settings.seed);
         for &protocol in &settings.protocols {
             let started = Instant::now();
