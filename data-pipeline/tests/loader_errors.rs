@@ -112,18 +112,33 @@ fn shard_size_must_match_the_manifest() {
     );
 }
 
-#[test]
-fn a_flipped_bit_in_the_signal_fails_its_checksum() {
+/// The loader's first error after bits `mask` of one byte of shard 1's chunk of leaf column
+/// `leaf` (path `column`) in row group `rg` are flipped: the byte `at(chunk length)` into it.
+fn damaged_chunk_error(
+    name: &str,
+    rg: usize,
+    leaf: usize,
+    column: &str,
+    at: fn(u64) -> u64,
+    mask: u8,
+) -> String {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let url = write("bitflip");
-    // Shard 1 stores the signal DELTA_BINARY_PACKED and uncompressed: a flipped bit there would
-    // decode to wrong values silently, were it not for the manifest's CRC-32C.
+    let url = write(name);
     let mut bytes = read(&url, "shards/shard-00001.parquet");
     let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
-    let (start, len) = reader.metadata().row_group(1).column(8).byte_range();
-    bytes[(start + len / 2) as usize] ^= 0x10;
+    let chunk = reader.metadata().row_group(rg).column(leaf);
+    assert_eq!(chunk.column_path().string(), column);
+    let (start, len) = chunk.byte_range();
+    bytes[(start + at(len)) as usize] ^= mask;
     replace(&url, "shards/shard-00001.parquet", Some(bytes));
-    let text = first_batch_error(&url, "the flipped bit");
+    first_batch_error(&url, &format!("the damaged {column}"))
+}
+
+#[test]
+fn a_flipped_bit_in_the_signal_fails_its_checksum() {
+    // Shard 1 stores the signal DELTA_BINARY_PACKED and uncompressed: a flipped bit there would
+    // decode to wrong values silently, were it not for the manifest's CRC-32C.
+    let text = damaged_chunk_error("bitflip", 1, 8, "signal.list.item", |len| len / 2, 0x10);
     assert!(
         text.contains("shard-00001.parquet")
             && text.contains("row group 1")
@@ -134,16 +149,7 @@ fn a_flipped_bit_in_the_signal_fails_its_checksum() {
 
 #[test]
 fn a_damaged_lead_mask_chunk_fails_its_checksum() {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let url = write("maskflip");
-    let mut bytes = read(&url, "shards/shard-00001.parquet");
-    let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
-    let mask = reader.metadata().row_group(0).column(7);
-    assert_eq!(mask.column_path().string(), "lead_mask.list.item");
-    let (start, len) = mask.byte_range();
-    bytes[(start + len - 1) as usize] ^= 0x01;
-    replace(&url, "shards/shard-00001.parquet", Some(bytes));
-    let text = first_batch_error(&url, "the damaged lead mask");
+    let text = damaged_chunk_error("maskflip", 0, 7, "lead_mask.list.item", |len| len - 1, 0x01);
     assert!(
         text.contains("shard-00001.parquet")
             && text.contains("row group 0")

@@ -27,9 +27,9 @@ fn job(rank: usize, world: usize, port: u16) -> JobEnv {
     }
 }
 
-fn timeouts(collective_ms: u64) -> Timeouts {
+fn timeouts(rendezvous_ms: u64, collective_ms: u64) -> Timeouts {
     Timeouts {
-        rendezvous: Duration::from_secs(20),
+        rendezvous: Duration::from_millis(rendezvous_ms),
         collective: Duration::from_millis(collective_ms),
     }
 }
@@ -42,7 +42,7 @@ fn on_ranks<T: Send>(world: usize, f: impl Fn(&mut CpuCollective) -> T + Sync) -
             .map(|rank| {
                 let f = &f;
                 s.spawn(move || {
-                    let mut c = connect(&job(rank, world, port), timeouts(20_000)).unwrap();
+                    let mut c = connect(&job(rank, world, port), timeouts(20_000, 20_000)).unwrap();
                     f(&mut c)
                 })
             })
@@ -125,10 +125,7 @@ fn all_reduce_broadcast_and_barrier() {
 #[test]
 fn a_rank_that_never_arrives_is_named() {
     let port = free_port();
-    let t = Timeouts {
-        rendezvous: Duration::from_millis(1500),
-        collective: Duration::from_secs(5),
-    };
+    let t = timeouts(1500, 5000);
     let errors: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = [0, 1, 3]
             .into_iter()
@@ -149,10 +146,7 @@ fn a_rank_that_never_arrives_is_named() {
 #[test]
 fn silent_and_foreign_connections_do_not_stall_the_rendezvous() {
     let port = free_port();
-    let t = Timeouts {
-        rendezvous: Duration::from_secs(5),
-        collective: Duration::from_secs(5),
-    };
+    let t = timeouts(5000, 5000);
     let results = std::thread::scope(|s| {
         let zero = s.spawn(move || connect(&job(0, 3, port), t).map(|_| ()));
         let silent = loop {
@@ -190,7 +184,7 @@ fn a_rank_that_dies_or_hangs_is_named() {
         let handles: Vec<_> = (0..3)
             .map(|rank| {
                 s.spawn(move || {
-                    let mut c = connect(&job(rank, 3, port), timeouts(1500)).unwrap();
+                    let mut c = connect(&job(rank, 3, port), timeouts(20_000, 1500)).unwrap();
                     let mut buf = vec![1.0f32; 100];
                     c.all_reduce(&mut buf).unwrap();
                     match rank {
@@ -218,7 +212,7 @@ fn a_rank_that_dies_or_hangs_is_named() {
         let handles: Vec<_> = (0..2)
             .map(|rank| {
                 s.spawn(move || {
-                    let mut c = connect(&job(rank, 2, port), timeouts(20_000)).unwrap();
+                    let mut c = connect(&job(rank, 2, port), timeouts(20_000, 20_000)).unwrap();
                     if rank == 1 {
                         drop(c);
                         return None;
