@@ -1,9 +1,11 @@
-//! Datasets of several sources, one per shard as merge writes them. Per-source repeats
+//! Datasets of several sources, one per shard as merge writes them. Per-source weights
 //! (`LoaderConfig::repeat`): a repeated source's windows are read that many times per epoch,
-//! each read with its own crop; 0 leaves a source out; without repeats, or with every source
+//! each read with its own crop; 0 leaves a source out; a fractional weight reads exactly that
+//! share of a source's windows, another share each epoch; without weights, or with every source
 //! read once, the order is the plain one; ranks and resumption keep their guarantees; names the
-//! dataset does not hold, or shards of several sources, are refused. Mixing across shards
-//! (`mix_across_shards`): batches hold several sources, with the same guarantees.
+//! dataset does not hold, weights out of range, or shards of several sources, are refused.
+//! Mixing across shards (`mix_across_shards`): batches hold several sources, with the same
+//! guarantees.
 
 mod common;
 
@@ -51,7 +53,7 @@ fn dataset(name: &str, source_of: fn(u64) -> &'static str) -> String {
     url
 }
 
-fn config(repeat: &[(&str, u32)], batch_size: usize, rank: usize, world: usize) -> LoaderConfig {
+fn config(repeat: &[(&str, f64)], batch_size: usize, rank: usize, world: usize) -> LoaderConfig {
     LoaderConfig {
         seed: 4,
         batch_size,
@@ -67,7 +69,7 @@ fn config(repeat: &[(&str, u32)], batch_size: usize, rank: usize, world: usize) 
 #[test]
 fn a_repeated_source_is_read_that_many_times_per_epoch_each_time_cropped_anew() {
     let url = dataset("three", by_shard);
-    let mut loader = Loader::open(&url, config(&[("b", 3)], 32, 0, 1)).unwrap();
+    let mut loader = Loader::open(&url, config(&[("b", 3.0)], 32, 0, 1)).unwrap();
     assert_eq!(loader.samples_per_epoch(), PER_SOURCE + 3 * PER_SOURCE);
     assert_eq!(
         loader.composition(),
@@ -75,12 +77,14 @@ fn a_repeated_source_is_read_that_many_times_per_epoch_each_time_cropped_anew() 
             SourceShare {
                 source: "a".into(),
                 rows: PER_SOURCE,
-                repeat: 1
+                repeat: 1.0,
+                reads: PER_SOURCE,
             },
             SourceShare {
                 source: "b".into(),
                 rows: PER_SOURCE,
-                repeat: 3
+                repeat: 3.0,
+                reads: 3 * PER_SOURCE,
             },
         ]
     );
@@ -119,9 +123,51 @@ fn a_repeated_source_is_read_that_many_times_per_epoch_each_time_cropped_anew() 
 }
 
 #[test]
+fn a_fractional_weight_reads_that_share_of_a_source_another_share_each_epoch() {
+    let url = dataset("fraction", by_shard);
+    // a: half of its 120 rows per epoch; b: all of them and a quarter again.
+    let mut loader = Loader::open(&url, config(&[("a", 0.5), ("b", 1.25)], 30, 0, 1)).unwrap();
+    assert_eq!(loader.samples_per_epoch(), 60 + 150);
+    let reads: Vec<u64> = loader.composition().iter().map(|s| s.reads).collect();
+    assert_eq!(reads, [60, 150]);
+    // 12 epochs of 210 samples: 84 batches of 30.
+    let mut epochs: Vec<BTreeMap<u64, usize>> = vec![BTreeMap::new(); 12];
+    for (n, b) in batches(&mut loader, 84).iter().enumerate() {
+        for i in 0..b.batch {
+            check_sample(b, i, WINDOW);
+            *epochs[(n * 30 + i) / 210].entry(b.ids[i]).or_default() += 1;
+        }
+    }
+    let mut a_over_epochs: BTreeSet<u64> = BTreeSet::new();
+    for (e, counts) in epochs.iter().enumerate() {
+        let (a, b): (Vec<_>, Vec<_>) = counts.iter().partition(|(&id, _)| id < PER_SOURCE);
+        assert_eq!(a.len(), 60, "epoch {e}: rows of a read");
+        assert!(
+            a.iter().all(|(_, &n)| n == 1),
+            "epoch {e}: a row of a read twice"
+        );
+        assert_eq!(b.len() as u64, PER_SOURCE, "epoch {e}: every row of b read");
+        let twice = b.iter().filter(|(_, &n)| n == 2).count();
+        assert_eq!(twice, 30, "epoch {e}: rows of b read twice");
+        assert!(b.iter().all(|(_, &n)| n <= 2), "epoch {e}");
+        a_over_epochs.extend(a.iter().map(|(&id, _)| id));
+    }
+    let a_rows = |e: usize| -> BTreeSet<u64> {
+        epochs[e]
+            .keys()
+            .copied()
+            .filter(|&id| id < PER_SOURCE)
+            .collect()
+    };
+    assert_ne!(a_rows(0), a_rows(1), "the same half of a in two epochs");
+    // P(a given row is never drawn in 12 epochs) = 2^-12.
+    assert_eq!(a_over_epochs.len() as u64, PER_SOURCE);
+}
+
+#[test]
 fn zero_leaves_a_source_out_and_ones_change_nothing() {
     let url = dataset("zero", by_shard);
-    let mut loader = Loader::open(&url, config(&[("a", 0)], 30, 0, 1)).unwrap();
+    let mut loader = Loader::open(&url, config(&[("a", 0.0)], 30, 0, 1)).unwrap();
     assert_eq!(loader.samples_per_epoch(), PER_SOURCE);
     let ids: BTreeSet<u64> = batches(&mut loader, 4)
         .iter()
@@ -131,7 +177,7 @@ fn zero_leaves_a_source_out_and_ones_change_nothing() {
 
     let plain = global_sequence(&url, 30, 1, 20, |b, r, w| config(&[], b, r, w));
     let ones = global_sequence(&url, 30, 1, 20, |b, r, w| {
-        config(&[("a", 1), ("b", 1)], b, r, w)
+        config(&[("a", 1.0), ("b", 1.0)], b, r, w)
     });
     assert_eq!(plain, ones);
 }
@@ -139,18 +185,30 @@ fn zero_leaves_a_source_out_and_ones_change_nothing() {
 #[test]
 fn with_repeats_ranks_share_one_global_sequence_and_resume_exactly() {
     let url = dataset("ranks", by_shard);
-    let repeat = [("a", 2), ("b", 3)];
-    let (global, steps, stop) = (24, 40, 27); // An epoch is 600 samples: 25 steps.
-    let one = global_sequence(&url, global, 1, steps, |b, r, w| config(&repeat, b, r, w));
-    let four = global_sequence(&url, global, 4, steps, |b, r, w| config(&repeat, b, r, w));
+    // Epochs of 600 samples (25 steps) and of 360 (15), stopped in the second epoch.
+    ranks_and_resumption(&url, &[("a", 2.0), ("b", 3.0)], (27, 1, 48));
+    ranks_and_resumption(&url, &[("a", 0.5), ("b", 2.5)], (17, 1, 48));
+}
+
+/// Reads `repeat`'s stream with one rank and with four, and resumes it after `stop` steps
+/// (where the state is `(epoch, samples_consumed)`) on two ranks.
+fn ranks_and_resumption(
+    url: &str,
+    repeat: &[(&str, f64)],
+    (stop, epoch, consumed): (usize, u64, u64),
+) {
+    let (global, steps) = (24, 40);
+    let url = url.to_string();
+    let one = global_sequence(&url, global, 1, steps, |b, r, w| config(repeat, b, r, w));
+    let four = global_sequence(&url, global, 4, steps, |b, r, w| config(repeat, b, r, w));
     assert_eq!(one, four);
-    let mut first = Loader::open(&url, config(&repeat, global, 0, 1)).unwrap();
+    let mut first = Loader::open(&url, config(repeat, global, 0, 1)).unwrap();
     batches(&mut first, stop);
     let state = first.state();
-    assert_eq!((state.epoch, state.samples_consumed), (1, 48));
-    let mut second = Loader::open(&url, config(&repeat, global / 2, 1, 2)).unwrap();
+    assert_eq!((state.epoch, state.samples_consumed), (epoch, consumed));
+    let mut second = Loader::open(&url, config(repeat, global / 2, 1, 2)).unwrap();
     second.restore(&state).unwrap();
-    let mut other = Loader::open(&url, config(&repeat, global / 2, 0, 2)).unwrap();
+    let mut other = Loader::open(&url, config(repeat, global / 2, 0, 2)).unwrap();
     other.restore(&state).unwrap();
     let (b1, b0) = (
         batches(&mut second, steps - stop),
@@ -167,20 +225,30 @@ fn with_repeats_ranks_share_one_global_sequence_and_resume_exactly() {
 #[test]
 fn unknown_sources_mixed_shards_and_nothing_left_are_refused() {
     let url = dataset("refused", by_shard);
-    let error = |repeat: &[(&str, u32)], url: &str| {
+    let error = |repeat: &[(&str, f64)], url: &str| {
         Loader::open(url, config(repeat, 8, 0, 1))
             .err()
             .expect("refused")
             .to_string()
     };
-    let unknown = error(&[("ptbxl", 2)], &url);
+    let unknown = error(&[("ptbxl", 2.0)], &url);
     assert!(
         unknown.contains("\"ptbxl\"") && unknown.contains("a, b"),
         "{unknown}"
     );
-    let none = error(&[("a", 0), ("b", 0)], &url);
+    let none = error(&[("a", 0.0), ("b", 0.0)], &url);
     assert!(none.contains("leaves no rows"), "{none}");
-    let mixed = error(&[("a", 2)], &dataset("mixed", by_row));
+    // 0.004 of 120 rows rounds to none.
+    let too_little = error(&[("a", 0.0), ("b", 0.004)], &url);
+    assert!(too_little.contains("leaves no rows"), "{too_little}");
+    for bad in [-1.0, f64::NAN, f64::INFINITY, 10_001.0] {
+        let out_of_range = error(&[("b", bad)], &url);
+        assert!(
+            out_of_range.contains("data.repeat.b") && out_of_range.contains("from 0 to 10000"),
+            "{out_of_range}"
+        );
+    }
+    let mixed = error(&[("a", 2.0)], &dataset("mixed", by_row));
     assert!(
         mixed.contains("shard-00000.parquet") && mixed.contains("[a, b]"),
         "{mixed}"
@@ -212,7 +280,7 @@ fn mixing_across_shards_puts_several_sources_in_a_batch() {
 
     let across = |b: usize, r: usize, w: usize| LoaderConfig {
         mix_across_shards: true,
-        ..config(&[("b", 2)], b, r, w)
+        ..config(&[("b", 2.0)], b, r, w)
     };
     let one = global_sequence(&url, 24, 1, 30, across);
     assert_eq!(one, global_sequence(&url, 24, 3, 30, across));

@@ -18,7 +18,7 @@ struct DatasetSource {
 }
 
 /// Opens the training split of the dataset named by `data.source` for the model's input
-/// length, its sources repeated as `data.repeat` says, as rank `rank` of `world_size`.
+/// length, its sources weighted as `data.repeat` says, as rank `rank` of `world_size`.
 pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
     let split = Split {
         name: &config.data.split,
@@ -28,11 +28,11 @@ pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<
     open_split(config, split, rank, world_size)
 }
 
-/// Which rows a source reads: a split, the seed of its order, and its sources' repeats.
+/// Which rows a source reads: a split, the seed of its order, and its sources' weights.
 pub struct Split<'a> {
     pub name: &'a str,
     pub seed: u64,
-    pub repeat: &'a BTreeMap<String, u32>,
+    pub repeat: &'a BTreeMap<String, f64>,
 }
 
 /// Opens `split` of the dataset named by `data.source` as rank `rank` of `world_size`.
@@ -107,7 +107,13 @@ impl BatchSource for DatasetSource {
             .loader
             .composition()
             .iter()
-            .map(|share| format!("{} {} x{}", share.source, share.rows, share.repeat))
+            .map(|share| match share.repeat.fract() == 0.0 {
+                true => format!("{} {} x{}", share.source, share.rows, share.repeat),
+                false => format!(
+                    "{} {} x{} ({} per epoch)",
+                    share.source, share.rows, share.repeat, share.reads
+                ),
+            })
             .collect();
         let repeats = if repeats.is_empty() {
             String::new()

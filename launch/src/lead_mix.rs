@@ -11,10 +11,11 @@ use ecgfm_data::store;
 use ecgfm_sweep::expand::LeadMix;
 
 /// The rows of `split` (or `all`) of the dataset at `url` by number of present leads, each
-/// source's rows counted `repeat[source]` times (once when not named), as an epoch reads them;
+/// source's rows counted `repeat[source]` times (once when not named), as an epoch reads them
+/// (a fractional weight's part counted as its expected rows);
 /// `None` when the manifest predates the counts (or, with repeats, the counts per source), or
 /// the split has no row.
-pub fn read(url: &str, split: &str, repeat: &BTreeMap<String, u32>) -> Result<Option<LeadMix>> {
+pub fn read(url: &str, split: &str, repeat: &BTreeMap<String, f64>) -> Result<Option<LeadMix>> {
     let shown = store::redact_url(url);
     let (object_store, root) =
         store::open_url(url).with_context(|| format!("opening the dataset {shown}"))?;
@@ -35,11 +36,11 @@ pub fn read(url: &str, split: &str, repeat: &BTreeMap<String, u32>) -> Result<Op
 /// Rows by present leads over sources, source `s` counted `repeat[s]` times (1 when not named).
 fn repeated(
     by_source: &BTreeMap<String, BTreeMap<u8, u64>>,
-    repeat: &BTreeMap<String, u32>,
+    repeat: &BTreeMap<String, f64>,
 ) -> LeadMix {
     let mut rows = LeadMix::new();
     for (source, by_leads) in by_source {
-        let times = f64::from(repeat.get(source).copied().unwrap_or(1));
+        let times = repeat.get(source).copied().unwrap_or(1.0);
         for (&leads, &n) in by_leads {
             *rows.entry(leads).or_default() += times * n as f64;
         }
@@ -57,14 +58,16 @@ mod tests {
             ("cinc2017".to_string(), BTreeMap::from([(1, 700)])),
             ("ptbxl".to_string(), BTreeMap::from([(12, 30), (11, 5)])),
         ]);
-        let repeat = BTreeMap::from([("ptbxl".to_string(), 4)]);
+        let repeat = BTreeMap::from([("ptbxl".to_string(), 4.0)]);
         assert_eq!(
             repeated(&by_source, &repeat),
             BTreeMap::from([(1, 700.0), (11, 20.0), (12, 120.0)])
         );
-        let left_out = BTreeMap::from([("cinc2017".to_string(), 0)]);
+        let left_out = BTreeMap::from([("cinc2017".to_string(), 0.0)]);
         let mix = repeated(&by_source, &left_out);
         assert_eq!(mix[&1], 0.0);
         assert_eq!(mix[&12], 30.0);
+        let halved = BTreeMap::from([("cinc2017".to_string(), 0.5)]);
+        assert_eq!(repeated(&by_source, &halved)[&1], 350.0);
     }
 }

@@ -48,21 +48,24 @@ pub struct PlanArgs {
     /// FLOPs (the model packs only present leads; default: every sample with 12 leads).
     #[arg(long, value_name = "URL")]
     pub data: Option<String>,
-    /// With --data: a source read N times per epoch, as `data.repeat.SOURCE=N` trains
-    /// (repeatable; 0 leaves the source out).
-    #[arg(long, value_name = "SOURCE=N", requires = "data", value_parser = parse_repeat)]
-    pub repeat: Vec<(String, u32)>,
+    /// With --data: a source weighted W (read W times per epoch), as `data.repeat.SOURCE=W`
+    /// trains (repeatable; 0 leaves the source out, 0.5 reads half of it).
+    #[arg(long, value_name = "SOURCE=W", requires = "data", value_parser = parse_repeat)]
+    pub repeat: Vec<(String, f64)>,
 }
 
-/// `SOURCE=N` of `--repeat`.
-fn parse_repeat(text: &str) -> Result<(String, u32), String> {
-    let (source, times) = text
+/// `SOURCE=W` of `--repeat`.
+fn parse_repeat(text: &str) -> Result<(String, f64), String> {
+    let (source, weight) = text
         .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not SOURCE=N (for example ptbxl=4)"))?;
-    let times = times
-        .parse()
-        .map_err(|_| format!("{text:?}: {times:?} is not a whole number of reads"))?;
-    Ok((source.to_string(), times))
+        .ok_or_else(|| format!("{text:?} is not SOURCE=W (for example ptbxl=4 or cinc=0.5)"))?;
+    let max = ecgfm_data::loader::MAX_WEIGHT;
+    match weight.parse::<f64>() {
+        Ok(w) if (0.0..=max).contains(&w) => Ok((source.to_string(), w)),
+        _ => Err(format!(
+            "{text:?}: {weight:?} is not a weight from 0 to {max} (reads per epoch)"
+        )),
+    }
 }
 
 impl PlanArgs {
@@ -326,6 +329,16 @@ mod tests {
             data: None,
             repeat: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_config_and_the_loader_allow_the_same_weights() {
+        assert_eq!(
+            ecgfm_trainer::config::MAX_SOURCE_WEIGHT,
+            ecgfm_data::loader::MAX_WEIGHT
+        );
+        assert_eq!(parse_repeat("cinc=0.25"), Ok(("cinc".into(), 0.25)));
+        assert!(parse_repeat("cinc=10001").is_err());
     }
 
     fn plan(precision: &str, gpus: usize, mfu: Option<f64>) -> Estimate {

@@ -160,7 +160,7 @@ fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Res
         let others = names
             .iter()
             .filter(|&&other| other != name)
-            .map(|&other| (other.to_string(), 0))
+            .map(|&other| (other.to_string(), 0.0))
             .collect();
         let split = crate::dataset_source::Split {
             name: "val",

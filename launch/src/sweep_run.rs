@@ -280,12 +280,12 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
 }
 
 /// The rows of `split` of the dataset at `url` by number of present leads, its sources
-/// repeated as `repeat` says; `None` where the manifest cannot be read (not ingested yet) or
+/// weighted as `repeat` says; `None` where the manifest cannot be read (not ingested yet) or
 /// predates the count.
 pub(crate) fn lead_mix_of(
     url: &str,
     split: &str,
-    repeat: &BTreeMap<String, u32>,
+    repeat: &BTreeMap<String, f64>,
 ) -> Option<LeadMix> {
     crate::lead_mix::read(url, split, repeat).ok().flatten()
 }

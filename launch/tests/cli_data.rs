@@ -282,6 +282,18 @@ fn sources_of_a_merge_are_repeated_and_validated_one_by_one() {
     let by_source = &last_metrics(&out)["val_loss_by_source"];
     let names: Vec<&String> = by_source.as_object().unwrap().keys().collect();
     assert_eq!(names, ["alpha", "beta"], "{by_source}");
+    let (said, _) = run("fraction", &["--set", "data.repeat.alpha=0.25"]);
+    // "...: alpha 240 x0.25 (60 per epoch), beta 240 x1)"
+    let alpha = said
+        .split(": alpha ")
+        .nth(1)
+        .and_then(|rest| rest.split(" per epoch)").next())
+        .unwrap_or_else(|| panic!("{said}"));
+    let words: Vec<&str> = alpha.split_whitespace().collect();
+    let rows: f64 = words[0].parse().unwrap();
+    assert_eq!(words[1], "x0.25", "{said}");
+    let reads: f64 = words[2].trim_start_matches('(').parse().unwrap();
+    assert_eq!(reads, (rows * 0.25).round(), "{said}");
 
     // With a learning rate too small to move a weight, the losses tell the windows apart:
     // each source's validation set is the same whether or not the run mixes across shards.

@@ -568,20 +568,30 @@ datasets = ["@cinc", "@ptbxl"]
         let at = words.iter().position(|&w| w == "leads").unwrap();
         words[at - 1].parse().unwrap()
     };
-    let mean = |times: u64| {
-        (cinc_rows + 12 * times * ptbxl_rows) as f64 / (cinc_rows + times * ptbxl_rows) as f64
+    let mean = |times: f64| {
+        let (cinc, ptbxl) = (cinc_rows as f64, times * ptbxl_rows as f64);
+        (cinc + 12.0 * ptbxl) / (cinc + ptbxl)
     };
     assert!(
-        (leads(&[]) - mean(1)).abs() < 0.051,
+        (leads(&[]) - mean(1.0)).abs() < 0.051,
         "{} vs {}",
         leads(&[]),
-        mean(1)
+        mean(1.0)
     );
-    let repeated = leads(&["--repeat", "ptbxl=3"]);
-    assert!(
-        (repeated - mean(3)).abs() < 0.051,
-        "{repeated} vs {}",
-        mean(3)
-    );
+    for weight in [3.0, 0.5] {
+        let weighted = leads(&["--repeat", &format!("ptbxl={weight}")]);
+        assert!(
+            (weighted - mean(weight)).abs() < 0.051,
+            "{weighted} vs {}",
+            mean(weight)
+        );
+    }
+    for bad in ["ptbxl=-1", "ptbxl=x", "ptbxl"] {
+        let err = run_err(&["plan", "--data", "d", "--repeat", bad]);
+        assert!(
+            err.contains("SOURCE=W") || err.contains("weight from 0"),
+            "{err}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

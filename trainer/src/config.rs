@@ -65,13 +65,20 @@ pub struct DataConfig {
     /// path of the model is exercised (synthetic source only).
     #[serde(serialize_with = "as_written")]
     pub synth_single_lead_fraction: f32,
-    /// Times per epoch each training window of a source (a dataset's `source` name, e.g.
-    /// `ptbxl`) is read, each time with its own crop: `[data.repeat] ptbxl = 4` or `--set
-    /// data.repeat.ptbxl=4`; 0 leaves a source out; sources not named are read once (datasets
-    /// only; the training split only, validation reads every window once).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub repeat: BTreeMap<String, u32>,
+    /// Each source's weight (a dataset's `source` name, e.g. `ptbxl`): times per epoch each of
+    /// its training windows is read, each time with its own crop: `[data.repeat] ptbxl = 4` or
+    /// `--set data.repeat.ptbxl=4`; 0 leaves a source out, 0.5 reads half of its windows (a new
+    /// half each epoch), 2.5 all of them twice and half again; sources not named are read once
+    /// (datasets only; the training split only, validation reads every window once).
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "weights_as_written"
+    )]
+    pub repeat: BTreeMap<String, f64>,
 }
+
+/// The largest `data.repeat` weight, the loader's (`ecgfm_data::loader::MAX_WEIGHT`).
+pub const MAX_SOURCE_WEIGHT: f64 = 10_000.0;
 
 impl Default for DataConfig {
     fn default() -> Self {
@@ -347,6 +354,13 @@ impl TrainConfig {
                 "data.synth_single_lead_fraction must be in [0, 1]".into(),
             ));
         }
+        let weight_ok = |w: &f64| (0.0..=MAX_SOURCE_WEIGHT).contains(w);
+        if let Some((source, w)) = self.data.repeat.iter().find(|(_, w)| !weight_ok(w)) {
+            return Err(ConfigError::Value(format!(
+                "data.repeat.{source} = {w}: a source's weight must be a number from 0 to \
+                 {MAX_SOURCE_WEIGHT} (the loader's limit)"
+            )));
+        }
         if !self.data.repeat.is_empty() && self.data.source == "synth" {
             return Err(ConfigError::Value(
                 "data.repeat repeats sources of a dataset; data.source is the synthetic generator"
@@ -415,6 +429,23 @@ fn as_written<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok,
         .parse()
         .expect("an f32 prints as a number");
     serializer.serialize_f64(shortest)
+}
+
+/// Source weights as a user writes them: whole ones as integers (`ptbxl = 4`, not `4.0`).
+fn weights_as_written<S: serde::Serializer>(
+    weights: &BTreeMap<String, f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(weights.len()))?;
+    for (source, &w) in weights {
+        if w.fract() == 0.0 && w.abs() < 1e15 {
+            map.serialize_entry(source, &(w as i64))?;
+        } else {
+            map.serialize_entry(source, &w)?;
+        }
+    }
+    map.end()
 }
 
 /// Reads a TOML file into a table.

@@ -127,12 +127,14 @@ fn source_repeats_are_a_table_set_by_override_and_written_back() {
     let mut doc = table("[data]\nsource = \"/data/merged\"\n");
     apply_override(&mut doc, "data.repeat.ptbxl=4").unwrap();
     apply_override(&mut doc, "data.repeat.cinc2017=0").unwrap();
+    apply_override(&mut doc, "data.repeat.georgia=0.25").unwrap();
     let config = TrainConfig::from_table(doc).unwrap();
-    assert_eq!(config.data.repeat["ptbxl"], 4);
-    assert_eq!(config.data.repeat["cinc2017"], 0);
+    assert_eq!(config.data.repeat["ptbxl"], 4.0);
+    assert_eq!(config.data.repeat["cinc2017"], 0.0);
+    assert_eq!(config.data.repeat["georgia"], 0.25);
     let text = config.to_toml_string();
     assert!(
-        text.contains("[data.repeat]\ncinc2017 = 0\nptbxl = 4\n"),
+        text.contains("[data.repeat]\ncinc2017 = 0\ngeorgia = 0.25\nptbxl = 4\n"),
         "{text}"
     );
     assert_eq!(TrainConfig::from_table(table(&text)).unwrap(), config);
@@ -146,4 +148,7 @@ fn source_repeats_are_a_table_set_by_override_and_written_back() {
     let err = TrainConfig::from_table(table("[data]\nsource = \"d\"\nrepeat = { ptbxl = -1 }\n"))
         .unwrap_err();
     assert!(err.to_string().contains("data.repeat.ptbxl"), "{err}");
+    let err = TrainConfig::from_table(table("[data]\nsource = \"d\"\nrepeat = { ptbxl = 1e5 }\n"))
+        .unwrap_err();
+    assert!(err.to_string().contains("from 0 to 10000"), "{err}");
 }

@@ -2,7 +2,9 @@
 //! of each row group belong to the requested split (from column statistics when a row group holds
 //! one split only, else by reading its `split` column). The result, `DatasetIndex`, is the list
 //! of row groups ("units") the epoch planner shuffles, and how many times each shard's rows are
-//! read per epoch (`repeat`: once, unless its source is repeated or left out).
+//! read per epoch (`repeat`: once, unless its source is weighted). A source's weight `w` reads
+//! its rows `floor(w)` whole times per epoch, plus, for the fraction, a part of them: exactly
+//! `round(fract(w) * rows)` of the source's rows, drawn anew each epoch (see `plan.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +21,9 @@ use super::shard::Shard;
 
 /// Shard footers fetched concurrently while opening.
 const OPEN_CONCURRENCY: usize = 16;
+
+/// The largest weight of a source (`data.repeat`): reads per epoch of each of its rows.
+pub const MAX_WEIGHT: f64 = 10_000.0;
 
 /// The split name that selects every row.
 pub const ALL_SPLITS: &str = "all";
@@ -43,9 +48,14 @@ pub(crate) struct DatasetIndex {
     pub units: Vec<Unit>,
     /// For each shard, its units (indices into `units`) in row-group order.
     pub shard_units: Vec<Vec<u32>>,
-    /// For each shard, how many times an epoch reads its rows (see `LoaderConfig::repeat`).
+    /// For each shard, how many times an epoch reads all its rows (see `LoaderConfig::repeat`).
     pub shard_copies: Vec<u32>,
-    /// What an epoch holds of each source, when sources are repeated (empty otherwise).
+    /// For each shard, the source of `parts` an epoch also reads part of, if any; that read is
+    /// the shard's copy number `shard_copies[shard]`.
+    pub shard_part: Vec<Option<u32>>,
+    /// The sources read a fractional number of times.
+    pub parts: Vec<PartRead>,
+    /// What an epoch holds of each source, when sources are weighted (empty otherwise).
     pub composition: Vec<SourceShare>,
     /// Samples of the split per epoch, repeats counted.
     pub samples: u64,
@@ -54,14 +64,26 @@ pub(crate) struct DatasetIndex {
 }
 
 /// One source's part of an epoch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SourceShare {
     /// The rows' `source`.
     pub source: String,
     /// Rows of the split.
     pub rows: u64,
-    /// Times each row is read per epoch (0: left out).
-    pub repeat: u32,
+    /// Its weight: times its rows are read per epoch (0: left out; 0.5: half of them).
+    pub repeat: f64,
+    /// Rows read per epoch: `floor(repeat) * rows + round(fract(repeat) * rows)`.
+    pub reads: u64,
+}
+
+/// The fractional part of a source's weight: each epoch reads `take` of its `rows`.
+pub(crate) struct PartRead {
+    /// The source's units (indices into `DatasetIndex::units`), in manifest order.
+    pub units: Vec<u32>,
+    /// Rows of the split in those units.
+    pub rows: u64,
+    /// Rows read per epoch, `round(fract(weight) * rows)`.
+    pub take: u64,
 }
 
 impl DatasetIndex {
@@ -72,7 +94,7 @@ impl DatasetIndex {
         store: &Arc<dyn ObjectStore>,
         root: &Path,
         split: &str,
-        repeat: &BTreeMap<String, u32>,
+        repeat: &BTreeMap<String, f64>,
     ) -> Result<Self, DataError> {
         let manifest_path = store::join(root, MANIFEST_FILE);
         let bytes = store::get_bytes(store.as_ref(), &manifest_path).await?;
@@ -152,19 +174,21 @@ impl DatasetIndex {
                 manifest_path
             )));
         }
-        let (shard_copies, composition) = if repeat.is_empty() {
-            (vec![1; shards.len()], Vec::new())
+        let weights = if repeat.is_empty() {
+            Weights::plain(shards.len())
         } else {
-            repeat_shards(store.as_ref(), &shards, &shard_rows, repeat).await?
+            weigh_shards(store.as_ref(), &shards, &shard_rows, &shard_units, repeat).await?
         };
-        let samples: u64 = shard_rows
+        let whole: u64 = shard_rows
             .iter()
-            .zip(&shard_copies)
+            .zip(&weights.copies)
             .map(|(&n, &c)| n * u64::from(c))
             .sum();
+        let samples = whole + weights.parts.iter().map(|p| p.take).sum::<u64>();
         if samples == 0 {
             return Err(DataError::Config(format!(
-                "data.repeat leaves no rows of {} in split {split:?} (every source repeated 0 times)",
+                "data.repeat leaves no rows of {} in split {split:?} (every source weighted 0, \
+                 or too little of each to read one row)",
                 manifest_path
             )));
         }
@@ -172,8 +196,10 @@ impl DatasetIndex {
             shards,
             units,
             shard_units,
-            shard_copies,
-            composition,
+            shard_copies: weights.copies,
+            shard_part: weights.shard_part,
+            parts: weights.parts,
+            composition: weights.composition,
             samples,
             window_samples: manifest.window_samples,
             signal_scale: manifest.signal_scale,
@@ -181,17 +207,46 @@ impl DatasetIndex {
     }
 }
 
-/// Each shard's copies per epoch under `repeat` (source name -> times), and the epoch's
-/// composition by source. A shard must hold one source (as `ingest` and `merge` write them).
-async fn repeat_shards(
+/// How an epoch reads each shard: the parts of `DatasetIndex` that `repeat` sets.
+struct Weights {
+    copies: Vec<u32>,
+    shard_part: Vec<Option<u32>>,
+    parts: Vec<PartRead>,
+    composition: Vec<SourceShare>,
+}
+
+impl Weights {
+    /// Every row read once.
+    fn plain(shards: usize) -> Self {
+        Weights {
+            copies: vec![1; shards],
+            shard_part: vec![None; shards],
+            parts: Vec::new(),
+            composition: Vec::new(),
+        }
+    }
+}
+
+/// Each shard's whole and partial reads per epoch under `repeat` (source name -> weight), and
+/// the epoch's composition by source. A shard must hold one source (as `ingest` and `merge`
+/// write them).
+async fn weigh_shards(
     store: &dyn ObjectStore,
     shards: &[Arc<Shard>],
     shard_rows: &[u64],
-    repeat: &BTreeMap<String, u32>,
-) -> Result<(Vec<u32>, Vec<SourceShare>), DataError> {
-    let mut copies = Vec::with_capacity(shards.len());
-    let mut rows_of: BTreeMap<String, u64> = BTreeMap::new();
-    for (shard, &rows) in shards.iter().zip(shard_rows) {
+    shard_units: &[Vec<u32>],
+    repeat: &BTreeMap<String, f64>,
+) -> Result<Weights, DataError> {
+    if let Some((name, w)) = repeat
+        .iter()
+        .find(|(_, w)| !(0.0..=MAX_WEIGHT).contains(*w))
+    {
+        return Err(DataError::Config(format!(
+            "data.repeat.{name} = {w}: a source's weight must be a number from 0 to {MAX_WEIGHT}"
+        )));
+    }
+    let mut source_of = Vec::with_capacity(shards.len());
+    for shard in shards {
         let names: BTreeSet<String> = shard.sources(store).await?;
         if names.len() != 1 {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -201,26 +256,52 @@ async fn repeat_shards(
                 names.join(", ")
             )));
         }
-        let name = names.into_iter().next().expect("one source");
-        copies.push(repeat.get(&name).copied().unwrap_or(1));
+        source_of.push(names.into_iter().next().expect("one source"));
+    }
+    let mut rows_of: BTreeMap<&str, u64> = BTreeMap::new();
+    for (name, &rows) in source_of.iter().zip(shard_rows) {
         *rows_of.entry(name).or_default() += rows;
     }
-    if let Some(unknown) = repeat.keys().find(|name| !rows_of.contains_key(*name)) {
-        let known: Vec<&str> = rows_of.keys().map(String::as_str).collect();
+    if let Some(unknown) = repeat
+        .keys()
+        .find(|name| !rows_of.contains_key(name.as_str()))
+    {
+        let known: Vec<&str> = rows_of.keys().copied().collect();
         return Err(DataError::Config(format!(
             "data.repeat names source {unknown:?}, which the dataset does not hold (its sources: {})",
             known.join(", ")
         )));
     }
-    let composition = rows_of
-        .into_iter()
-        .map(|(source, rows)| SourceShare {
-            repeat: repeat.get(&source).copied().unwrap_or(1),
-            source,
+    let weight = |name: &str| repeat.get(name).copied().unwrap_or(1.0);
+    let mut weights = Weights::plain(0);
+    let mut part_of: BTreeMap<&str, u32> = BTreeMap::new();
+    for (&name, &rows) in &rows_of {
+        let w = weight(name);
+        let take = (w.fract() * rows as f64).round() as u64;
+        weights.composition.push(SourceShare {
+            source: name.to_string(),
             rows,
-        })
-        .collect();
-    Ok((copies, composition))
+            repeat: w,
+            reads: w.trunc() as u64 * rows + take,
+        });
+        if w.fract() > 0.0 {
+            part_of.insert(name, weights.parts.len() as u32);
+            weights.parts.push(PartRead {
+                units: Vec::new(),
+                rows,
+                take,
+            });
+        }
+    }
+    for (name, units) in source_of.iter().zip(shard_units) {
+        let part = part_of.get(name.as_str()).copied();
+        if let Some(p) = part {
+            weights.parts[p as usize].units.extend(units);
+        }
+        weights.copies.push(weight(name).trunc() as u32);
+        weights.shard_part.push(part);
+    }
+    Ok(weights)
 }
 
 async fn select_rows(

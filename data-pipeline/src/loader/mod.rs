@@ -5,7 +5,8 @@
 //! Guarantees:
 //! - the sample stream is epoch 0's order, then epoch 1's, ... (see `plan.rs`); every sample of
 //!   the split appears exactly once per epoch (`r` times, each with its own crop, when its source
-//!   is repeated `r` times: `repeat`); batches are always full and may straddle epochs;
+//!   is repeated `r` times: `repeat`; a fractional weight reads a part of the source's rows, a
+//!   new part each epoch); batches are always full and may straddle epochs;
 //! - global batch `G = batch_size * world_size`: the `G` samples at consecutive stream positions,
 //!   ordered by (window, row group, row); rank `r` takes the `r`-th run of `B` of them, so ranks
 //!   see disjoint samples, together all of them, the global sequence does not depend on
@@ -41,7 +42,7 @@ use crate::store;
 
 pub use batch::Batch;
 pub use bench::{bench_loader, LoaderBenchResult};
-pub use index::{SourceShare, ALL_SPLITS};
+pub use index::{SourceShare, ALL_SPLITS, MAX_WEIGHT};
 
 use batch::CropSpec;
 use buffers::BufferPool;
@@ -50,7 +51,7 @@ use pipeline::{BatchPool, Pipeline};
 use plan::{Mixing, RankSlice};
 
 /// How to load: which split, batch geometry, this rank's place, crop length, parallelism.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoaderConfig {
     /// Seed of the epoch orders and crops.
     pub seed: u64,
@@ -76,10 +77,12 @@ pub struct LoaderConfig {
     /// batch) draws from anywhere, e.g. from several sources of a merged dataset; otherwise a
     /// window holds row groups of one shard (or two). Part of the sample order.
     pub mix_across_shards: bool,
-    /// Times per epoch the rows of a source (the rows' `source`, e.g. `ptbxl`) are read; 0
-    /// leaves the source out, a source not named is read once. Part of the sample order, so
-    /// fixed for a run. Each shard must hold one source, as `ingest` and `merge` write them.
-    pub repeat: BTreeMap<String, u32>,
+    /// Each source's weight (the rows' `source`, e.g. `ptbxl`): times per epoch its rows are
+    /// read. 4 reads each row four times, 0 leaves the source out, 0.5 reads half of its rows
+    /// (another half each epoch), 1.5 all of them and half again; a source not named is read
+    /// once. At most [`MAX_WEIGHT`]. Part of the sample order, so fixed for a run. Each shard
+    /// must hold one source, as `ingest` and `merge` write them.
+    pub repeat: BTreeMap<String, f64>,
 }
 
 impl Default for LoaderConfig {

@@ -1,6 +1,6 @@
 //! The order of samples in an epoch, a pure function of (seed, epoch):
-//! 1. shuffle the shards (a shard whose source is repeated `r` times is listed `r` times, each
-//!    listing a "copy" of it);
+//! 1. shuffle the shards (a shard whose source has weight `w` is listed `floor(w)` times, each
+//!    listing a "copy" of it, plus once more, for the fraction, when `w` is not whole);
 //! 2. shuffle the row groups within each shard copy; with `mix_across_shards`, shuffle that
 //!    whole row-group sequence again, so a window draws its row groups from anywhere in the
 //!    dataset rather than from one shard (or two);
@@ -9,21 +9,28 @@
 //!
 //! Every sample of the split appears exactly once per epoch (`r` times for a source repeated
 //! `r` times, once per copy), and only a window's row groups need to be in memory to emit its
-//! samples. Without repeats every shard has one copy, numbered 0, and the order is the one
-//! ecgfm drew before repeats existed.
+//! samples. A source's fractional copy reads exactly `round(fract(w) * rows)` of its rows, drawn
+//! from all its shards by selection sampling (each subset of that size equally likely) anew each
+//! epoch, so over epochs every row is read about `w` times. Without weights every shard has one
+//! copy, numbered 0, and the order is the one ecgfm drew before weights existed.
 //!
 //! The loader's sample stream is epoch 0's order, then epoch 1's, and so on: global stream
 //! position `p` is sample `p % N` of epoch `p / N` (N samples per epoch).
 
+use std::collections::BTreeMap;
+
 use super::index::DatasetIndex;
-use super::rng::{shuffle, TAG_ACROSS_SHARDS, TAG_ROW_GROUPS, TAG_SHARDS, TAG_WINDOW};
+use super::rng::{
+    shuffle, SplitMix64, TAG_ACROSS_SHARDS, TAG_PART, TAG_ROW_GROUPS, TAG_SHARDS, TAG_WINDOW,
+};
 
 /// One read of a row group in an epoch: the unit, and which copy of its shard reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Slot {
     /// Index into `DatasetIndex::units`.
     pub unit: u32,
-    /// Copy of the unit's shard in this epoch (0 unless its source is repeated).
+    /// Copy of the unit's shard in this epoch (0 unless its source is weighted); copy number
+    /// `DatasetIndex::shard_copies[shard]` is the fractional one, when there is one.
     pub copy: u32,
 }
 
@@ -37,7 +44,7 @@ pub(crate) struct Window {
     pub len: u64,
 }
 
-/// A sample's place in the data: `(slot, k)` is the `k`-th selected row of the slot's unit.
+/// A sample's place in the data: `(slot, k)` is row `k` of the split's rows of the slot's unit.
 /// Ordered by (unit, copy, row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SampleRef {
@@ -50,6 +57,8 @@ pub(crate) struct EpochPlan {
     pub seed: u64,
     pub epoch: u64,
     pub windows: Vec<Window>,
+    /// For each unit read by a fractional copy, its rows (`k`, ascending) read this epoch.
+    picked: BTreeMap<u32, Vec<u32>>,
 }
 
 /// How far an epoch's shuffle reaches (`LoaderConfig::mix_row_groups`, `mix_across_shards`).
@@ -61,16 +70,20 @@ pub(crate) struct Mixing {
 
 impl EpochPlan {
     pub fn new(index: &DatasetIndex, seed: u64, epoch: u64, mixing: Mixing) -> Self {
-        let mut shards: Vec<(u32, u32)> = index
-            .shard_copies
-            .iter()
-            .enumerate()
-            .flat_map(|(s, &copies)| (0..copies).map(move |copy| (s as u32, copy)))
+        let picked = pick_parts(index, seed, epoch);
+        let mut shards: Vec<(u32, u32)> = (0..index.shard_copies.len() as u32)
+            .flat_map(|s| {
+                let part = u32::from(index.shard_part[s as usize].is_some());
+                (0..index.shard_copies[s as usize] + part).map(move |copy| (s, copy))
+            })
             .collect();
         shuffle(&mut shards, &[seed, epoch, TAG_SHARDS]);
         let mut order: Vec<Slot> = Vec::with_capacity(index.units.len());
         for &(s, copy) in &shards {
             let mut units = index.shard_units[s as usize].clone();
+            if copy == index.shard_copies[s as usize] {
+                units.retain(|unit| picked.contains_key(unit));
+            }
             let mut parts = vec![seed, epoch, TAG_ROW_GROUPS, u64::from(s)];
             if copy > 0 {
                 parts.push(u64::from(copy));
@@ -81,25 +94,35 @@ impl EpochPlan {
         if mixing.across_shards {
             shuffle(&mut order, &[seed, epoch, TAG_ACROSS_SHARDS]);
         }
-        let per_window = mixing.row_groups.max(1);
-        let mut windows = Vec::with_capacity(order.len().div_ceil(per_window));
+        let mut plan = EpochPlan {
+            seed,
+            epoch,
+            windows: Vec::with_capacity(order.len().div_ceil(mixing.row_groups.max(1))),
+            picked,
+        };
         let mut start = 0u64;
-        for chunk in order.chunks(per_window) {
+        for chunk in order.chunks(mixing.row_groups.max(1)) {
             let len = chunk
                 .iter()
-                .map(|slot| index.units[slot.unit as usize].rows.len() as u64)
-                .sum();
-            windows.push(Window {
+                .map(|&slot| plan.rows(index, slot).len())
+                .sum::<usize>() as u64;
+            plan.windows.push(Window {
                 slots: chunk.to_vec(),
                 start,
                 len,
             });
             start += len;
         }
-        EpochPlan {
-            seed,
-            epoch,
-            windows,
+        plan
+    }
+
+    /// The rows (`k`) a slot reads: all of its unit's, or those picked for a fractional copy.
+    fn rows(&self, index: &DatasetIndex, slot: Slot) -> Rows<'_> {
+        let shard = index.units[slot.unit as usize].shard as usize;
+        if slot.copy == index.shard_copies[shard] {
+            Rows::Picked(&self.picked[&slot.unit])
+        } else {
+            Rows::All(index.units[slot.unit as usize].rows.len() as u32)
         }
     }
 
@@ -111,17 +134,59 @@ impl EpochPlan {
     /// The samples of window `w` in their shuffled order.
     pub fn window_order(&self, index: &DatasetIndex, w: usize) -> Vec<SampleRef> {
         let window = &self.windows[w];
-        let mut samples: Vec<SampleRef> = window
-            .slots
-            .iter()
-            .flat_map(|&slot| {
-                (0..index.units[slot.unit as usize].rows.len() as u32)
-                    .map(move |k| SampleRef { slot, k })
-            })
-            .collect();
+        let mut samples: Vec<SampleRef> = Vec::with_capacity(window.len as usize);
+        for &slot in &window.slots {
+            match self.rows(index, slot) {
+                Rows::All(n) => samples.extend((0..n).map(|k| SampleRef { slot, k })),
+                Rows::Picked(ks) => samples.extend(ks.iter().map(|&k| SampleRef { slot, k })),
+            }
+        }
         shuffle(&mut samples, &[self.seed, self.epoch, TAG_WINDOW, w as u64]);
         samples
     }
+}
+
+/// The rows of a unit one slot reads.
+enum Rows<'a> {
+    /// Rows `0..n`: every row of the split.
+    All(u32),
+    /// These rows, ascending.
+    Picked(&'a [u32]),
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rows::All(n) => *n as usize,
+            Rows::Picked(ks) => ks.len(),
+        }
+    }
+}
+
+/// For each source read a fractional number of times, the `take` of its rows this epoch reads:
+/// selection sampling (Knuth's algorithm S) over the source's rows in manifest order, so each
+/// subset of that size is equally likely and the draw needs no memory beyond its result. Units
+/// with no row picked are left out.
+fn pick_parts(index: &DatasetIndex, seed: u64, epoch: u64) -> BTreeMap<u32, Vec<u32>> {
+    let mut picked = BTreeMap::new();
+    for (p, part) in index.parts.iter().enumerate() {
+        let mut rng = SplitMix64::from_parts(&[seed, epoch, TAG_PART, p as u64]);
+        let (mut need, mut left) = (part.take, part.rows);
+        for &unit in &part.units {
+            let mut ks = Vec::new();
+            for k in 0..index.units[unit as usize].rows.len() as u32 {
+                if need > 0 && rng.below(left) < need {
+                    ks.push(k);
+                    need -= 1;
+                }
+                left -= 1;
+            }
+            if !ks.is_empty() {
+                picked.insert(unit, ks);
+            }
+        }
+    }
+    picked
 }
 
 /// Which samples a rank reads. Batches start at stream position `origin`; each global batch is

@@ -9,6 +9,7 @@ pub(crate) const TAG_ROW_GROUPS: u64 = 0x5247_524F_5550; // "RGROUP"
 pub(crate) const TAG_ACROSS_SHARDS: u64 = 0x4143_524F_5353; // "ACROSS"
 pub(crate) const TAG_WINDOW: u64 = 0x5749_4E44_4F57; // "WINDOW"
 pub(crate) const TAG_CROP: u64 = 0x4352_4F50; // "CROP"
+pub(crate) const TAG_PART: u64 = 0x5041_5254; // "PART"
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 

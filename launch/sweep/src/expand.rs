@@ -23,7 +23,7 @@ use std::path::Path;
 pub type LeadMix = BTreeMap<u8, f64>;
 
 /// The lead mix of a dataset's split, `(url, split, data.repeat)`, where it is known.
-pub type LeadMixOf<'a> = &'a dyn Fn(&str, &str, &BTreeMap<String, u32>) -> Option<LeadMix>;
+pub type LeadMixOf<'a> = &'a dyn Fn(&str, &str, &BTreeMap<String, f64>) -> Option<LeadMix>;
 
 /// One model size of the sweep.
 #[derive(Clone, Debug, PartialEq)]

@@ -169,10 +169,10 @@ fn data_settings(dir: &Path, records: &[SweepRecord]) -> Option<String> {
         let mut these: Vec<String> = data
             .repeat
             .iter()
-            .filter(|(_, &n)| n != 1)
-            .map(|(source, n)| match n {
-                0 => format!("{source} left out (`data.repeat`)"),
-                n => format!("{source} read {n} times per epoch (`data.repeat`)"),
+            .filter(|(_, &w)| w != 1.0)
+            .map(|(source, &w)| match w {
+                0.0 => format!("{source} left out (`data.repeat`)"),
+                w => format!("{source} read {w} times per epoch (`data.repeat`)"),
             })
             .collect();
         if data.mix_across_shards {

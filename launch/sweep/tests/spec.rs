@@ -100,8 +100,8 @@ fn the_base_configs_source_repeats_choose_the_lead_mix_planned() {
         );
     let spec = SweepSpec::parse(&text, "t.toml").unwrap();
     // Half the windows are single-lead, half 12-lead once PTB-XL's are read three times.
-    let mix_of = |_: &str, _: &str, repeat: &BTreeMap<String, u32>| -> Option<LeadMix> {
-        (repeat == &BTreeMap::from([("ptbxl".to_string(), 3)]))
+    let mix_of = |_: &str, _: &str, repeat: &BTreeMap<String, f64>| -> Option<LeadMix> {
+        (repeat == &BTreeMap::from([("ptbxl".to_string(), 3.0)]))
             .then(|| BTreeMap::from([(1, 300.0), (12, 300.0)]))
     };
     let p = SweepPlan::expand(&spec, "t.toml", Path::new("/sweep/data"), &mix_of).unwrap();
@@ -114,7 +114,7 @@ fn the_base_configs_source_repeats_choose_the_lead_mix_planned() {
         let m = &run.config.model;
         let half = FlopCounter::new(m).mean_sample_flops(&BTreeMap::from([(1, 0.5), (12, 0.5)]));
         assert_eq!(run.sample_flops, half, "{}", run.name);
-        assert_eq!(run.config.data.repeat["ptbxl"], 3);
+        assert_eq!(run.config.data.repeat["ptbxl"], 3.0);
     }
 }
 
@@ -125,7 +125,7 @@ fn a_dataset_of_single_lead_rows_is_planned_at_their_cost() {
            [ingest.old]\nsource = \"y\"\nformat = \"ptbxl\"\n";
     let spec = SweepSpec::parse(&text, "t.toml").unwrap();
     // The ingested cinc's train split: single-lead rows only; old's mix is unknown.
-    let mix_of = |url: &str, split: &str, repeat: &BTreeMap<String, u32>| -> Option<LeadMix> {
+    let mix_of = |url: &str, split: &str, repeat: &BTreeMap<String, f64>| -> Option<LeadMix> {
         (url == "/sweep/data/cinc" && split == "train" && repeat.is_empty())
             .then(|| BTreeMap::from([(1, 7665.0)]))
     };
