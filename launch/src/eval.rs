@@ -210,19 +210,20 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
-    // results of the exported step from there.
+    // results of the exported step from there. Written before `--out`, and each file whole (written
+    // beside and renamed), so an `--out` that exists means the evaluation finished.
     let run_eval = args.source.run.join("eval");
     report
         .write_tensorboard(&run_eval)
         .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
     let name = args.out.file_name().context("--out names no file")?;
     let copy = run_eval.join(name);
-    let same = std::fs::canonicalize(&copy).ok() == std::fs::canonicalize(&args.out).ok();
-    if !same {
-        std::fs::write(&copy, &json).with_context(|| format!("writing {}", copy.display()))?;
+    let out_dir = std::fs::canonicalize(out_dir).ok();
+    if std::fs::canonicalize(&run_eval).ok() != out_dir {
+        write_whole(&copy, &json)?;
     }
+    write_whole(&args.out, &json)?;
     print!("{}", report.table());
     println!(
         "results written to {} and {} (TensorBoard scalars in {})",
@@ -231,4 +232,13 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         run_eval.display()
     );
     Ok(report)
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half
+/// written.
+fn write_whole(path: &Path, text: &str) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -554,12 +554,12 @@ fn evaluate(
     threads: Option<usize>,
 ) -> Result<Vec<EvalResult>> {
     let out = record::eval_file(run_dir, &eval.task, protocol);
+    // `ecgfm eval` writes its result file last and whole: it exists once the evaluation ran.
     if !out.exists() {
-        let partial = out.with_extension("json.partial");
         let (run_arg, data, out_arg, seed) = (
             run_dir.display().to_string(),
             eval_data(dir, eval),
-            partial.display().to_string(),
+            out.display().to_string(),
             run.seed.to_string(),
         );
         let mut args = vec![
@@ -585,8 +585,6 @@ fn evaluate(
         }
         args.extend(eval.args.iter().map(String::as_str));
         run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
-        std::fs::rename(&partial, &out)
-            .with_context(|| format!("moving {} into place", partial.display()))?;
     }
     let text =
         std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;

@@ -76,10 +76,25 @@ fn png_size(path: &Path) -> (u32, u32) {
 #[test]
 fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
     let dir = temp_dir("toy");
-    toy(&dir, &[]);
+    let said = toy(&dir, &[]);
+    assert!(!said.contains(".partial"), "{said}");
     let recs = records(&dir);
     assert_eq!(recs.len(), 2);
     for r in &recs {
+        // Each result file sits in the run folder and, for `ecgfm export`, in its `eval/`.
+        let run_dir = dir.join(r["run_dir"].as_str().unwrap());
+        for folder in [run_dir.clone(), run_dir.join("eval")] {
+            let names: Vec<String> = std::fs::read_dir(&folder)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("eval-"))
+                .collect();
+            assert!(
+                names.contains(&"eval-synth-probe.json".to_string()),
+                "{names:?}"
+            );
+            assert!(names.iter().all(|n| n.ends_with(".json")), "{names:?}");
+        }
         let val = r["final_val_loss"].as_f64().unwrap();
         assert!(val.is_finite() && val > 0.0, "{r}");
         let probe = r["eval"]
