@@ -48,6 +48,8 @@ pub struct DatasetSummary {
     pub partial_records: usize,
     /// Shards whose size or SHA-256 differ from the manifest, with what differs.
     pub damaged_shards: Vec<(String, String)>,
+    /// Shards whose entries lack the chunk checksums the loader checks each read against.
+    pub unchecked_shards: usize,
 }
 
 /// Quality flag bits (`schema::quality_flag`) and their names, in bit order.
@@ -164,6 +166,9 @@ pub fn inspect(
         quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
         partial_records: manifest.partial.len(),
         damaged_shards,
+        unchecked_shards: (manifest.shards.iter())
+            .filter(|s| s.lacks_chunk_checksums())
+            .count(),
     })
 }
 
@@ -264,6 +269,15 @@ impl fmt::Display for DatasetSummary {
         }
         for (path, what) in &self.damaged_shards {
             writeln!(f, "  {path}: {what}")?;
+        }
+        if self.unchecked_shards > 0 {
+            writeln!(
+                f,
+                "chunk checksums: {} of {} shards have none (written before ecgfm kept them), so \
+                 the loader cannot check their signal and lead-mask chunks on each read; \
+                 `ecgfm data merge {} --out NEW` writes a copy that has them",
+                self.unchecked_shards, self.shards, self.url
+            )?;
         }
         Ok(())
     }

@@ -70,7 +70,7 @@ pub enum DataCommand {
     Synth(crate::data_ingest::SynthArgs),
     /// Summarise a dataset: rows, labels, splits, quality, quarantine.
     Inspect(crate::data_inspect::InspectArgs),
-    /// Join datasets made with the same preprocessing (say PTB-XL and CinC 2021) into one.
+    /// Join datasets made with the same preprocessing (say PTB-XL and CinC 2021) into one, or copy one, checked.
     Merge(crate::data_merge::MergeArgs),
 }
 

@@ -9,9 +9,10 @@ use crate::progress::byte_bar;
 
 #[derive(Args, Debug, Clone)]
 pub struct MergeArgs {
-    /// Two or more dataset folders or URLs (local, file://, s3://, gs://, az://), in the order
-    /// their shards are to follow each other.
-    #[arg(required = true, num_args = 2..)]
+    /// Dataset folders or URLs (local, file://, s3://, gs://, az://), in the order their
+    /// shards are to follow each other; one makes a checked copy (to another store, or to add
+    /// the chunk checksums a dataset written by an older ecgfm lacks).
+    #[arg(required = true, num_args = 1..)]
     pub inputs: Vec<String>,
     /// Dataset folder or URL to write (must not hold a dataset yet).
     #[arg(long)]
@@ -56,6 +57,13 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         args.out
     );
     println!("sources: {}", sources.join(", "));
+    if report.checksums_added > 0 {
+        println!(
+            "chunk checksums computed for {} shards whose inputs had none (ingested before ecgfm \
+             kept them): the loader now checks their signal and lead-mask chunks on every read",
+            report.checksums_added
+        );
+    }
     if !report.without_lead_counts.is_empty() {
         println!(
             "no count of rows by present leads (a sweep would plan its compute as for 12-lead \

@@ -171,7 +171,7 @@ fn parquet_error(source: parquet::errors::ParquetError) -> DataError {
 
 /// The CRC-32C of each row group's checked column chunks in the shard `bytes`, one list per
 /// group of `chunk_crc::CHECKED`.
-fn chunk_checksums(bytes: &Bytes) -> Result<[Vec<u32>; 2], DataError> {
+pub(crate) fn chunk_checksums(bytes: &Bytes) -> Result<[Vec<u32>; 2], DataError> {
     let metadata = ParquetMetaDataReader::new()
         .parse_and_finish(bytes)
         .map_err(parquet_error)?;

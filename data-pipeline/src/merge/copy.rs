@@ -4,9 +4,13 @@
 //! CopyObject on S3) and the copy is then read back to check it; otherwise the shard's bytes
 //! pass through this machine and are checked before they are written. A destination already
 //! holding the right bytes (left by an interrupted merge, found by one listing of the output's
-//! shards rather than a request per shard) is kept.
+//! shards rather than a request per shard) is kept. A shard whose entry lacks the chunk
+//! checksums the loader checks (written before ecgfm kept them) gets them computed from its
+//! bytes, so a merge brings an older dataset up to date.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
@@ -14,7 +18,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::DataError;
-use crate::ingest::shard_writer::sha256_hex;
+use crate::ingest::shard_writer::{chunk_checksums, sha256_hex};
 use crate::manifest::ShardEntry;
 use crate::store;
 
@@ -35,8 +39,9 @@ pub(super) struct CopyJob {
     pub existing: Option<u64>,
 }
 
-/// How each shard got to the output, counted.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How each shard got to the output, counted, and the chunk checksums computed for shards whose
+/// entries had none.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Copied {
     /// Read and written by this machine.
     pub streamed: u64,
@@ -44,6 +49,9 @@ pub(super) struct Copied {
     pub in_store: u64,
     /// Already there from an interrupted earlier run.
     pub kept: u64,
+    /// For each job (by position) that lacked them, its `[signal, lead_mask + n_samples]`
+    /// chunk checksums.
+    pub checksums: Vec<(usize, [Vec<u32>; 2])>,
 }
 
 enum Outcome {
@@ -63,28 +71,51 @@ pub(super) fn copy_shards(
 ) -> Result<Copied, DataError> {
     store::block_on(
         futures::stream::iter(work)
-            .map(|job| async move {
-                let outcome = copy_one(&job, out_store.as_ref()).await?;
+            .enumerate()
+            .map(|(i, job)| async move {
+                let (outcome, bytes) = copy_one(&job, out_store.as_ref()).await?;
+                let checksums = match job.shard.lacks_chunk_checksums() {
+                    false => None,
+                    true => {
+                        let bytes = match bytes {
+                            Some(bytes) => bytes,
+                            None => store::get_bytes(out_store.as_ref(), &job.to).await?,
+                        };
+                        let corrupt = |e: DataError| DataError::Corrupt {
+                            path: format!("{}/{}", job.input_url, job.shard.path),
+                            reason: format!("cannot compute its chunk checksums: {e}"),
+                        };
+                        Some((i, chunk_checksums(&bytes).map_err(corrupt)?))
+                    }
+                };
                 progress.inc(job.shard.bytes);
-                Ok::<_, DataError>(outcome)
+                Ok::<_, DataError>((outcome, checksums))
             })
             .buffer_unordered(jobs.max(1))
-            .try_fold(Copied::default(), |mut copied, outcome| async move {
-                match outcome {
-                    Outcome::Streamed => copied.streamed += 1,
-                    Outcome::InStore => copied.in_store += 1,
-                    Outcome::Kept => copied.kept += 1,
-                }
-                Ok(copied)
-            }),
+            .try_fold(
+                Copied::default(),
+                |mut copied, (outcome, checksums)| async move {
+                    match outcome {
+                        Outcome::Streamed => copied.streamed += 1,
+                        Outcome::InStore => copied.in_store += 1,
+                        Outcome::Kept => copied.kept += 1,
+                    }
+                    copied.checksums.extend(checksums);
+                    Ok(copied)
+                },
+            ),
     )
 }
 
-async fn copy_one(job: &CopyJob, out_store: &dyn ObjectStore) -> Result<Outcome, DataError> {
+/// Copies one shard; returns how, and its bytes where they passed through here.
+async fn copy_one(
+    job: &CopyJob,
+    out_store: &dyn ObjectStore,
+) -> Result<(Outcome, Option<Bytes>), DataError> {
     if job.existing == Some(job.shard.bytes)
         && store::sha256_of(out_store, &job.to).await?.1 == job.shard.sha256
     {
-        return Ok(Outcome::Kept);
+        return Ok((Outcome::Kept, None));
     }
     // A store that cannot copy this pair itself (a hard link across two disks, a bucket the
     // credentials may read but not copy from) falls back to passing the bytes through here.
@@ -97,12 +128,12 @@ async fn copy_one(job: &CopyJob, out_store: &dyn ObjectStore) -> Result<Outcome,
                 .map_err(store::store_error(&job.to))?;
             return Err(changed);
         }
-        return Ok(Outcome::InStore);
+        return Ok((Outcome::InStore, None));
     }
     let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
     check(job, bytes.len() as u64, &sha256_hex(&bytes))?;
-    store::put_bytes(out_store, &job.to, bytes).await?;
-    Ok(Outcome::Streamed)
+    store::put_bytes(out_store, &job.to, bytes.clone()).await?;
+    Ok((Outcome::Streamed, Some(bytes)))
 }
 
 /// The error for a shard whose bytes are not those its manifest lists.

@@ -63,6 +63,8 @@ pub struct MergeReport {
     /// Inputs whose manifests predate the count of rows by present leads: the merged dataset
     /// has none either (a partial count would mislead a sweep's compute plan).
     pub without_lead_counts: Vec<String>,
+    /// Shards whose input entries lacked the chunk checksums, computed for the merged manifest.
+    pub checksums_added: usize,
 }
 
 /// One opened input dataset.
@@ -75,19 +77,17 @@ struct Input {
     in_out_store: bool,
 }
 
-/// Merges the datasets at `inputs` (two or more) into a new dataset at `out`; `progress` counts
-/// the shard bytes copied (its length is set here).
+/// Merges the datasets at `inputs` into a new dataset at `out` (one input makes a checked
+/// copy, with the chunk checksums an older dataset lacks); `progress` counts the shard bytes
+/// copied (its length is set here).
 pub fn merge(
     inputs: &[String],
     out: &str,
     options: &MergeOptions,
     progress: &ProgressBar,
 ) -> Result<MergeReport, DataError> {
-    if inputs.len() < 2 {
-        return Err(DataError::Config(format!(
-            "merge needs two or more datasets, got {}",
-            inputs.len()
-        )));
+    if inputs.is_empty() {
+        return Err(DataError::Config("merge needs a dataset to read".into()));
     }
     let inputs = inputs
         .iter()
@@ -162,6 +162,11 @@ pub fn merge(
         add_counts(&mut merged.counts, &m.counts);
     }
     let copied = copy_shards(work, &out_store, options.jobs, progress)?;
+    for (i, [signal, lead_mask]) in &copied.checksums {
+        let entry = &mut merged.shards[*i];
+        entry.signal_crc32c.clone_from(signal);
+        entry.lead_mask_n_samples_crc32c.clone_from(lead_mask);
+    }
     let without_lead_counts: Vec<String> = inputs
         .iter()
         .filter(|i| i.manifest.counts.leads_present.is_empty() && i.manifest.counts.rows > 0)
@@ -177,6 +182,7 @@ pub fn merge(
         shards_copied_in_store: copied.in_store,
         shards_kept: copied.kept,
         without_lead_counts,
+        checksums_added: copied.checksums.len(),
     })
 }
 
