@@ -44,10 +44,13 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         .iter()
         .map(|s| format!("{} ({} records seen)", s.name, s.records_seen))
         .collect();
+    let inputs = match args.inputs.len() {
+        1 => "1 dataset".to_string(),
+        n => format!("{n} datasets"),
+    };
     println!(
-        "{} datasets -> {} rows of {} records in {} shards ({} copied through here, {} by the \
+        "{inputs} -> {} rows of {} records in {} shards ({} copied through here, {} by the \
          store, {} kept from an earlier run) at {}",
-        args.inputs.len(),
         m.counts.rows,
         m.counts.records,
         m.shards.len(),
