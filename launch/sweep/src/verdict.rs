@@ -1,8 +1,9 @@
 //! The verdict of `report.md`, one group (dataset and budget) at a time: does the largest encoder
 //! give a lower validation loss and a higher downstream AUROC than the smallest, by how much, is
 //! the difference outside the CI (for AUROCs, the paired interval over the test records where
-//! the runs saved their scores), and which sizes are still on the plateau of the trivial
-//! solution. Written from the numbers of `analysis`; where they are too few, it says so.
+//! the runs saved their scores), where a middle size scores best, how the largest compares with
+//! it, and which sizes are still on the plateau of the trivial solution. Written from the numbers
+//! of `analysis`; where they are too few, it says so.
 
 use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
 use crate::report::human;
@@ -77,10 +78,11 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
     }
     plateau_sentence(md, g);
     for task in tasks {
-        downstream(md, (task, "linear probe"), (s, l), &c.probe, |r| {
+        let said = "Downstream";
+        downstream(md, said, (task, "linear probe"), (s, l), &c.probe, |r| {
             r.probe(task)
         });
-        downstream(md, (task, "fine-tuned"), (s, l), &c.finetune, |r| {
+        downstream(md, said, (task, "fine-tuned"), (s, l), &c.finetune, |r| {
             r.finetune(task)
         });
         if let Some(scratch) = l.scratch(task) {
@@ -113,8 +115,73 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             );
         }
     }
-    let _ = writeln!(md, "- Answer: {}\n", answer(&c));
+    for task in tasks {
+        for (protocol, result) in [
+            ("linear probe", analysis::SizeResult::probe as ResultOf),
+            ("fine-tuned", analysis::SizeResult::finetune),
+        ] {
+            let Some(best) = middle_peak(g, |r| result(r, task)) else {
+                continue;
+            };
+            let p = compare(g, best, last, std::slice::from_ref(task));
+            let diffs = if protocol == "fine-tuned" {
+                &p.finetune
+            } else {
+                &p.probe
+            };
+            let b = &g.sizes[best];
+            let said = format!("Against the best size, {}", b.size);
+            downstream(md, &said, (task, protocol), (b, l), diffs, |r| {
+                result(r, task)
+            });
+        }
+    }
+    let peaks: Vec<String> = tasks
+        .iter()
+        .filter_map(|task| {
+            let best = middle_peak(g, |r| r.probe(task))?;
+            let p = compare(g, best, last, std::slice::from_ref(task));
+            // A difference that rounds to zero at the digits shown leaves the answer as it is.
+            let d = p.probe.first().filter(|d| d.diff <= -0.0005)?;
+            Some(format!(
+                "the best probe on {task} is {}'s, and the largest's is {:+.3} against it ({})",
+                g.sizes[best].size,
+                d.diff,
+                certainty(d)
+            ))
+        })
+        .collect();
+    let peaks = if peaks.is_empty() {
+        String::new()
+    } else {
+        format!(" But {}.", peaks.join("; "))
+    };
+    let _ = writeln!(md, "- Answer: {}{peaks}\n", answer(&c));
     crate::size_table::against_smallest(md, g, tasks);
+}
+
+/// A size's result on one task under one protocol.
+type ResultOf = for<'r> fn(&'r analysis::SizeResult, &str) -> Option<&'r analysis::TaskAuroc>;
+
+/// The size with the highest mean `result`, when it is neither the smallest nor the largest
+/// (there the comparison of those two already says it).
+fn middle_peak(
+    g: &Group,
+    result: impl Fn(&analysis::SizeResult) -> Option<&analysis::TaskAuroc>,
+) -> Option<usize> {
+    let scored = g.sizes.iter().enumerate();
+    let scored = scored.filter_map(|(i, s)| Some((i, result(s)?.mean)));
+    let (best, _) = scored.max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (best != 0 && best != g.sizes.len() - 1).then_some(best)
+}
+
+/// How sure a difference is, in the answer's words.
+fn certainty(d: &AurocDiff) -> &'static str {
+    match d.outside() {
+        Some(true) => "outside the CI",
+        Some(false) => "within the CI",
+        None => "no CI",
+    }
 }
 
 /// A result's interval as ` [low, high]`, or nothing.
@@ -122,10 +189,11 @@ fn ci(t: &analysis::TaskAuroc) -> String {
     t.ci.map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c[0], c[1]))
 }
 
-/// The largest size against the smallest on one task under one protocol (`diffs`: that
-/// protocol's comparisons, by task).
+/// The `large` size against the `small` one on one task under one protocol (`diffs`: that
+/// protocol's comparisons, by task), as a line that starts with `what`.
 fn downstream(
     md: &mut String,
+    what: &str,
     (task, protocol): (&str, &str),
     (small, large): (&analysis::SizeResult, &analysis::SizeResult),
     diffs: &[AurocDiff],
@@ -167,7 +235,7 @@ fn downstream(
     };
     let _ = writeln!(
         md,
-        "- Downstream ({task}, {protocol}): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
+        "- {what} ({task}, {protocol}): {} {:.3}{} vs {} {:.3}{}: {:+.3}, {judged}.",
         large.size,
         b.mean,
         ci(b),
@@ -260,11 +328,7 @@ fn answer(c: &Comparison) -> String {
         .probe
         .iter()
         .map(|d| {
-            let sure = match d.outside() {
-                Some(true) => "outside the CI",
-                Some(false) => "within the CI",
-                None => "no CI",
-            };
+            let sure = certainty(d);
             let (task, diff) = (&d.task, d.diff);
             // A difference that rounds to zero at the three decimals shown is none.
             let word = match diff {

@@ -1,6 +1,6 @@
 //! The report from a sweep.jsonl of known numbers: the verdict says what the numbers say (a
-//! difference outside the CI, within it, or data too few), the iso-FLOP optimum is found, and
-//! every chart is written.
+//! difference outside the CI, within it, or data too few; a middle size that scores best), the
+//! iso-FLOP optimum is found, and every chart is written.
 
 use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
 use ecgfm_trainer::eval::metrics::macro_auroc;
@@ -284,15 +284,12 @@ fn scored_units(signal: f64, seed: u64) -> (UnitScores, f64) {
     (units, auroc)
 }
 
-#[test]
-fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
-    // The largest size's two seeds disagree: one strong encoder and one as weak as the
-    // smallest size's. Given these seeds it is better; over seeds and records that is not
-    // established. The middle size's two seeds are both strong.
-    let dir = temp_dir("seeds");
+/// Records of sizes with probe results scored from `scored_units`: for each size, the signal of
+/// each seed; the result files, with their units, written under `dir`.
+fn scored_records(dir: &Path, sizes: &[(usize, &[f64])]) -> Vec<SweepRecord> {
     let mut records = Vec::new();
-    for (size, signals) in [(1, [0.2, 0.2]), (2, [0.8, 0.8]), (3, [0.8, 0.2])] {
-        for (seed, signal) in signals.into_iter().enumerate() {
+    for &(size, signals) in sizes {
+        for (seed, &signal) in signals.iter().enumerate() {
             let (units, auroc) = scored_units(signal, 10 * size as u64 + seed as u64);
             let mut r = record(size, 1e4 * size as f64, 1e13, seed as u64, 1.0, auroc);
             r.run_dir = format!("runs/{}", r.run);
@@ -306,6 +303,52 @@ fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
             records.push(r);
         }
     }
+    records
+}
+
+#[test]
+fn a_middle_size_that_scores_best_is_named_and_the_largest_set_against_it() {
+    // A hump over N: the middle size's encoder is strong, the others weak.
+    let dir = temp_dir("hump");
+    let records = scored_records(&dir, &[(1, &[0.3]), (2, &[0.9]), (3, &[0.3])]);
+    let md = write(&dir, &records);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- Against the best size, s2 (synth, linear probe): s3 "))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        line.ends_with("which excludes 0: outside the CI."),
+        "{line}"
+    );
+    let answer = md.lines().find(|l| l.starts_with("- Answer:")).unwrap();
+    assert!(
+        answer.contains("But the best probe on synth is s2's, and the largest's is -0.")
+            && answer.ends_with("against it (outside the CI)."),
+        "{answer}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Rising with N: the largest is the best, and no line says otherwise.
+    let dir = temp_dir("rising");
+    let records = scored_records(&dir, &[(1, &[0.2]), (2, &[0.5]), (3, &[0.9])]);
+    let md = write(&dir, &records);
+    assert!(
+        !md.contains("Against the best size") && !md.contains("But the best"),
+        "{md}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
+    // The largest size's two seeds disagree: one strong encoder and one as weak as the
+    // smallest size's. Given these seeds it is better; over seeds and records that is not
+    // established. The middle size's two seeds are both strong.
+    let dir = temp_dir("seeds");
+    let records = scored_records(
+        &dir,
+        &[(1, &[0.2, 0.2]), (2, &[0.8, 0.8]), (3, &[0.8, 0.2])],
+    );
     let md = write(&dir, &records);
     let line = md
         .lines()
