@@ -84,14 +84,6 @@ pub struct ShardEntry {
     pub lead_mask_n_samples_crc32c: Vec<u32>,
 }
 
-impl ShardEntry {
-    /// Whether the entry lacks the chunk checksums the loader checks each read against (written
-    /// before ecgfm kept them; `merge` adds them to its copy).
-    pub fn lacks_chunk_checksums(&self) -> bool {
-        self.signal_crc32c.is_empty() || self.lead_mask_n_samples_crc32c.is_empty()
-    }
-}
-
 /// Totals over the dataset. Maps are sorted so the JSON is deterministic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -143,6 +135,12 @@ impl ShardEntry {
                 self.bytes, self.sha256
             )
         })
+    }
+
+    /// Whether the entry lacks the chunk checksums the loader checks each read against (written
+    /// before ecgfm kept them; `merge` adds them to its copy).
+    pub fn lacks_chunk_checksums(&self) -> bool {
+        self.signal_crc32c.is_empty() || self.lead_mask_n_samples_crc32c.is_empty()
     }
 }
 

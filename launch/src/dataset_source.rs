@@ -107,12 +107,12 @@ impl BatchSource for DatasetSource {
             .loader
             .composition()
             .iter()
-            .map(|share| match share.repeat.fract() == 0.0 {
-                true => format!("{} {} x{}", share.source, share.rows, share.repeat),
-                false => format!(
-                    "{} {} x{} ({} per epoch)",
-                    share.source, share.rows, share.repeat, share.reads
-                ),
+            .map(|share| {
+                let mut said = format!("{} {} x{}", share.source, share.rows, share.repeat);
+                if share.repeat.fract() != 0.0 {
+                    said.push_str(&format!(" ({} per epoch)", share.reads));
+                }
+                said
             })
             .collect();
         let repeats = if repeats.is_empty() {

@@ -50,9 +50,9 @@ pub(crate) struct DatasetIndex {
     pub shard_units: Vec<Vec<u32>>,
     /// For each shard, how many times an epoch reads all its rows (see `LoaderConfig::repeat`).
     pub shard_copies: Vec<u32>,
-    /// For each shard, the source of `parts` an epoch also reads part of, if any; that read is
-    /// the shard's copy number `shard_copies[shard]`.
-    pub shard_part: Vec<Option<u32>>,
+    /// For each shard, whether an epoch also reads part of its rows (its source's weight is not
+    /// whole); that read is the shard's copy number `shard_copies[shard]`.
+    pub shard_has_part: Vec<bool>,
     /// The sources read a fractional number of times.
     pub parts: Vec<PartRead>,
     /// What an epoch holds of each source, when sources are weighted (empty otherwise).
@@ -76,12 +76,10 @@ pub struct SourceShare {
     pub reads: u64,
 }
 
-/// The fractional part of a source's weight: each epoch reads `take` of its `rows`.
+/// The fractional part of a source's weight: each epoch reads `take` of its units' rows.
 pub(crate) struct PartRead {
     /// The source's units (indices into `DatasetIndex::units`), in manifest order.
     pub units: Vec<u32>,
-    /// Rows of the split in those units.
-    pub rows: u64,
     /// Rows read per epoch, `round(fract(weight) * rows)`.
     pub take: u64,
 }
@@ -197,7 +195,7 @@ impl DatasetIndex {
             units,
             shard_units,
             shard_copies: weights.copies,
-            shard_part: weights.shard_part,
+            shard_has_part: weights.shard_has_part,
             parts: weights.parts,
             composition: weights.composition,
             samples,
@@ -210,7 +208,7 @@ impl DatasetIndex {
 /// How an epoch reads each shard: the parts of `DatasetIndex` that `repeat` sets.
 struct Weights {
     copies: Vec<u32>,
-    shard_part: Vec<Option<u32>>,
+    shard_has_part: Vec<bool>,
     parts: Vec<PartRead>,
     composition: Vec<SourceShare>,
 }
@@ -220,7 +218,7 @@ impl Weights {
     fn plain(shards: usize) -> Self {
         Weights {
             copies: vec![1; shards],
-            shard_part: vec![None; shards],
+            shard_has_part: vec![false; shards],
             parts: Vec::new(),
             composition: Vec::new(),
         }
@@ -288,7 +286,6 @@ async fn weigh_shards(
             part_of.insert(name, weights.parts.len() as u32);
             weights.parts.push(PartRead {
                 units: Vec::new(),
-                rows,
                 take,
             });
         }
@@ -299,7 +296,7 @@ async fn weigh_shards(
             weights.parts[p as usize].units.extend(units);
         }
         weights.copies.push(weight(name).trunc() as u32);
-        weights.shard_part.push(part);
+        weights.shard_has_part.push(part.is_some());
     }
     Ok(weights)
 }

@@ -73,7 +73,7 @@ impl EpochPlan {
         let picked = pick_parts(index, seed, epoch);
         let mut shards: Vec<(u32, u32)> = (0..index.shard_copies.len() as u32)
             .flat_map(|s| {
-                let part = u32::from(index.shard_part[s as usize].is_some());
+                let part = u32::from(index.shard_has_part[s as usize]);
                 (0..index.shard_copies[s as usize] + part).map(move |copy| (s, copy))
             })
             .collect();
@@ -171,10 +171,12 @@ fn pick_parts(index: &DatasetIndex, seed: u64, epoch: u64) -> BTreeMap<u32, Vec<
     let mut picked = BTreeMap::new();
     for (p, part) in index.parts.iter().enumerate() {
         let mut rng = SplitMix64::from_parts(&[seed, epoch, TAG_PART, p as u64]);
-        let (mut need, mut left) = (part.take, part.rows);
+        let rows = |unit: u32| index.units[unit as usize].rows.len() as u32;
+        let mut left: u64 = part.units.iter().map(|&u| u64::from(rows(u))).sum();
+        let mut need = part.take;
         for &unit in &part.units {
             let mut ks = Vec::new();
-            for k in 0..index.units[unit as usize].rows.len() as u32 {
+            for k in 0..rows(unit) {
                 if need > 0 && rng.below(left) < need {
                     ks.push(k);
                     need -= 1;

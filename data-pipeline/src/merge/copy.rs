@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use object_store::path::Path;
@@ -73,23 +72,9 @@ pub(super) fn copy_shards(
         futures::stream::iter(work)
             .enumerate()
             .map(|(i, job)| async move {
-                let (outcome, bytes) = copy_one(&job, out_store.as_ref()).await?;
-                let checksums = match job.shard.lacks_chunk_checksums() {
-                    false => None,
-                    true => {
-                        let bytes = match bytes {
-                            Some(bytes) => bytes,
-                            None => store::get_bytes(out_store.as_ref(), &job.to).await?,
-                        };
-                        let corrupt = |e: DataError| DataError::Corrupt {
-                            path: format!("{}/{}", job.input_url, job.shard.path),
-                            reason: format!("cannot compute its chunk checksums: {e}"),
-                        };
-                        Some((i, chunk_checksums(&bytes).map_err(corrupt)?))
-                    }
-                };
+                let (outcome, checksums) = copy_one(&job, out_store.as_ref()).await?;
                 progress.inc(job.shard.bytes);
-                Ok::<_, DataError>((outcome, checksums))
+                Ok::<_, DataError>((outcome, checksums.map(|c| (i, c))))
             })
             .buffer_unordered(jobs.max(1))
             .try_fold(
@@ -107,20 +92,23 @@ pub(super) fn copy_shards(
     )
 }
 
-/// Copies one shard; returns how, and its bytes where they passed through here.
+/// Copies one shard; returns how, and its chunk checksums where its entry lacks them (from the
+/// bytes as they pass through here, or as read back to check them: never read twice).
 async fn copy_one(
     job: &CopyJob,
     out_store: &dyn ObjectStore,
-) -> Result<(Outcome, Option<Bytes>), DataError> {
-    if job.existing == Some(job.shard.bytes)
-        && store::sha256_of(out_store, &job.to).await?.1 == job.shard.sha256
-    {
-        return Ok((Outcome::Kept, None));
+) -> Result<(Outcome, Option<[Vec<u32>; 2]>), DataError> {
+    let keep = job.shard.lacks_chunk_checksums();
+    if job.existing == Some(job.shard.bytes) {
+        let (size, sha256, bytes) = read_back(out_store, &job.to, keep).await?;
+        if job.shard.mismatch(size, &sha256).is_none() {
+            return Ok((Outcome::Kept, checksums_of(job, bytes)?));
+        }
     }
     // A store that cannot copy this pair itself (a hard link across two disks, a bucket the
     // credentials may read but not copy from) falls back to passing the bytes through here.
     if job.in_store && out_store.copy(&job.from, &job.to).await.is_ok() {
-        let (size, sha256) = store::sha256_of(out_store, &job.to).await?;
+        let (size, sha256, bytes) = read_back(out_store, &job.to, keep).await?;
         if let Err(changed) = check(job, size, &sha256) {
             out_store
                 .delete(&job.to)
@@ -128,12 +116,39 @@ async fn copy_one(
                 .map_err(store::store_error(&job.to))?;
             return Err(changed);
         }
-        return Ok((Outcome::InStore, None));
+        return Ok((Outcome::InStore, checksums_of(job, bytes)?));
     }
     let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
     check(job, bytes.len() as u64, &sha256_hex(&bytes))?;
-    store::put_bytes(out_store, &job.to, bytes.clone()).await?;
-    Ok((Outcome::Streamed, Some(bytes)))
+    let checksums = checksums_of(job, keep.then(|| bytes.clone()))?;
+    store::put_bytes(out_store, &job.to, bytes).await?;
+    Ok((Outcome::Streamed, checksums))
+}
+
+/// The size and SHA-256 of the object at `location`, and its bytes when `keep` (otherwise they
+/// stream through the hash).
+async fn read_back(
+    store: &dyn ObjectStore,
+    location: &Path,
+    keep: bool,
+) -> Result<(u64, String, Option<Bytes>), DataError> {
+    if keep {
+        let bytes = store::get_bytes(store, location).await?;
+        return Ok((bytes.len() as u64, sha256_hex(&bytes), Some(bytes)));
+    }
+    let (size, sha256) = store::sha256_of(store, location).await?;
+    Ok((size, sha256, None))
+}
+
+/// The chunk checksums of a copied shard's `bytes`, when it has them to compute.
+fn checksums_of(job: &CopyJob, bytes: Option<Bytes>) -> Result<Option<[Vec<u32>; 2]>, DataError> {
+    let corrupt = |e: DataError| DataError::Corrupt {
+        path: format!("{}/{}", job.input_url, job.shard.path),
+        reason: format!("cannot compute its chunk checksums: {e}"),
+    };
+    bytes
+        .map(|bytes| chunk_checksums(&bytes).map_err(corrupt))
+        .transpose()
 }
 
 /// The error for a shard whose bytes are not those its manifest lists.

@@ -115,6 +115,8 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             );
         }
     }
+    // Where a middle size scores best, the largest against it; the probe's gap, for the answer.
+    let mut peaks = Vec::new();
     for task in tasks {
         for (protocol, result) in [
             ("linear probe", analysis::SizeResult::probe as ResultOf),
@@ -123,34 +125,27 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             let Some(best) = middle_peak(g, |r| result(r, task)) else {
                 continue;
             };
-            let p = compare(g, best, last, std::slice::from_ref(task));
-            let diffs = if protocol == "fine-tuned" {
-                &p.finetune
-            } else {
-                &p.probe
-            };
             let b = &g.sizes[best];
+            let (Some(top), Some(largest)) = (result(b, task), result(l, task)) else {
+                continue;
+            };
+            let d = AurocDiff::new(task, top, largest);
             let said = format!("Against the best size, {}", b.size);
+            let diffs = std::slice::from_ref(&d);
             downstream(md, &said, (task, protocol), (b, l), diffs, |r| {
                 result(r, task)
             });
+            // A difference that rounds to zero at the digits shown leaves the answer as it is.
+            if protocol == "linear probe" && d.diff <= -0.0005 {
+                peaks.push(format!(
+                    "the best probe on {task} is {}'s, and the largest's is {:+.3} against it ({})",
+                    b.size,
+                    d.diff,
+                    certainty(&d)
+                ));
+            }
         }
     }
-    let peaks: Vec<String> = tasks
-        .iter()
-        .filter_map(|task| {
-            let best = middle_peak(g, |r| r.probe(task))?;
-            let p = compare(g, best, last, std::slice::from_ref(task));
-            // A difference that rounds to zero at the digits shown leaves the answer as it is.
-            let d = p.probe.first().filter(|d| d.diff <= -0.0005)?;
-            Some(format!(
-                "the best probe on {task} is {}'s, and the largest's is {:+.3} against it ({})",
-                g.sizes[best].size,
-                d.diff,
-                certainty(d)
-            ))
-        })
-        .collect();
     let peaks = if peaks.is_empty() {
         String::new()
     } else {
