@@ -1,6 +1,9 @@
 //! Compiles every kernel file of kernels/cuda/*.cu for the host with g++, through
 //! src/host_compat.h, together with the fiber runtime and a registry of the kernels by name
 //! (every `extern "C" __global__ void NAME(` in the sources).
+//!
+//! With `ECGFM_HOST_ASAN=1` the kernels are built with AddressSanitizer, the host twin of
+//! `compute-sanitizer --tool memcheck`: `scripts/host-asan.sh` runs the harness's tests so.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,8 @@ fn main() {
     let compat = manifest.join("src/host_compat.h");
     println!("cargo:rerun-if-changed={}", cuda_dir.display());
     println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-env-changed=ECGFM_HOST_ASAN");
+    let asan = std::env::var("ECGFM_HOST_ASAN").is_ok_and(|v| v == "1");
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&cuda_dir)
         .expect("reading kernels/cuda")
@@ -37,6 +42,12 @@ fn main() {
         .flag(compat.to_str().unwrap())
         .define("ECGFM_HOST", None)
         .file(manifest.join("src/runtime.cpp"));
+    if asan {
+        build
+            .flag("-fsanitize=address")
+            .flag("-fno-omit-frame-pointer");
+        println!("cargo:rustc-link-lib=dylib=asan");
+    }
 
     let mut registry = String::from("#include \"host_compat.h\"\n#include <cstring>\n");
     let mut lookups = String::new();

@@ -14,6 +14,9 @@
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
 //!
+//! Built with `ECGFM_HOST_ASAN=1` (`scripts/host-asan.sh`), the kernels run under
+//! AddressSanitizer, and a block's shared memory past the launch's bytes is poisoned.
+//!
 //! [`shape_device`] gives the kernels crate's `ShapeDevice` (which runs no kernel at all) this
 //! build's kernel signatures, so it also checks every launch's argument kinds.
 

@@ -7,6 +7,11 @@
 #include <cstdlib>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 extern "C" const ecgfm_host::Kernel* ecgfm_host_find(const char* name);
 
 namespace ecgfm_host {
@@ -26,6 +31,7 @@ enum class State { Runnable, WaitBlock, WaitWarp, Done };
 
 struct Fiber {
     ucontext_t ctx;
+    char* stack;
     dim3 tid;
     unsigned linear;
     State state;
@@ -48,6 +54,9 @@ struct Block {
     std::vector<double> shared;  // doubles, so any type is aligned
     const Kernel* kernel = nullptr;
     void** args = nullptr;
+    // The scheduler's stack, as AddressSanitizer's fiber annotations need it.
+    const void* main_bottom = nullptr;
+    size_t main_size = 0;
 };
 
 thread_local Block* running = nullptr;
@@ -68,10 +77,46 @@ thread_local StackPool stack_pool;
 
 Fiber& me() { return running->fibers[running->current]; }
 
+// Under AddressSanitizer (ECGFM_HOST_ASAN=1, see build.rs) every stack switch is announced, so it
+// tracks which stack is live; elsewhere these do nothing.
+#if defined(__SANITIZE_ADDRESS__)
+void start_switch(void** save, const void* bottom, size_t size) {
+    __sanitizer_start_switch_fiber(save, bottom, size);
+}
+void finish_switch(void* save, const void** bottom, size_t* size) {
+    __sanitizer_finish_switch_fiber(save, bottom, size);
+}
+void poison(void* at, size_t bytes) { ASAN_POISON_MEMORY_REGION(at, bytes); }
+void unpoison(void* at, size_t bytes) { ASAN_UNPOISON_MEMORY_REGION(at, bytes); }
+#else
+void start_switch(void**, const void*, size_t) {}
+void finish_switch(void*, const void**, size_t*) {}
+void poison(void*, size_t) {}
+void unpoison(void*, size_t) {}
+#endif
+
+// From the scheduler into fiber `f`, back when it waits or ends.
+void enter_fiber(Block& b, Fiber& f) {
+    void* save = nullptr;
+    start_switch(&save, f.stack, STACK_BYTES);
+    swapcontext(&b.main, &f.ctx);
+    finish_switch(save, nullptr, nullptr);
+}
+
+// From the running fiber back into the scheduler; returns when the scheduler resumes it.
+void leave_fiber(Fiber& f) {
+    void* save = nullptr;
+    start_switch(&save, running->main_bottom, running->main_size);
+    swapcontext(&f.ctx, &running->main);
+    finish_switch(save, nullptr, nullptr);
+}
+
 void trampoline() {
+    finish_switch(nullptr, &running->main_bottom, &running->main_size);
     running->kernel->invoke(running->kernel->fn, running->args);
     me().state = State::Done;
-    // Returning resumes uc_link: the scheduler.
+    // Returning resumes uc_link, the scheduler; this fiber's stack is done with.
+    start_switch(nullptr, running->main_bottom, running->main_size);
 }
 
 // Advances every barrier that all live threads (of the block / of the warp) have reached.
@@ -105,7 +150,8 @@ bool run_block(Block& b, bool reversed) {
         Fiber& f = b.fibers[i];
         f.state = State::Runnable;
         getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = b.stacks[i];
+        f.stack = b.stacks[i];
+        f.ctx.uc_stack.ss_sp = f.stack;
         f.ctx.uc_stack.ss_size = STACK_BYTES;
         f.ctx.uc_link = &b.main;
         makecontext(&f.ctx, trampoline, 0);
@@ -124,7 +170,7 @@ bool run_block(Block& b, bool reversed) {
             if (!runnable(b, f)) continue;
             f.state = State::Runnable;
             b.current = i;
-            swapcontext(&b.main, &f.ctx);
+            enter_fiber(b, f);
             ran = true;
             if (f.state == State::Done) {
                 b.live--;
@@ -146,7 +192,7 @@ void wait_here(State state, uint64_t gen) {
     Fiber& f = me();
     f.state = state;
     f.gen = gen;
-    swapcontext(&f.ctx, &running->main);
+    leave_fiber(f);
 }
 
 void sync_warp() {
@@ -246,8 +292,11 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
         size_t doubles = (shared_bytes + 7) / 8;
         b.shared.resize(doubles + GUARD_DOUBLES);
         std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
+        // Under AddressSanitizer any access past the launch's bytes, a read too, is reported.
+        unsigned char* bytes = reinterpret_cast<unsigned char*>(b.shared.data());
+        poison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
         if (!run_block(b, reversed != 0)) status = 2;
-        const unsigned char* bytes = reinterpret_cast<const unsigned char*>(b.shared.data());
+        unpoison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
         for (size_t at = shared_bytes; at < b.shared.size() * 8 && status == 0; at++)
             if (bytes[at] != 0xff) status = 4;
     }

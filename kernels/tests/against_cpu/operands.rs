@@ -13,9 +13,7 @@ use ecgfm_kernels::{Backend, CpuBackend, Precision, ViewMut};
 
 /// A padded buffer of the backend's operand storage holding `data` (as `up` does for f32).
 fn up_operand<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
-    let plain = up(be, data);
-    let mut host = vec![0.0; PAD + data.len() + 3];
-    be.download((&plain).into(), &mut host);
+    let host = down(be, &up(be, data), data.len());
     let mut buf = be.alloc_operand(host.len());
     be.upload(&host, (&mut buf).into());
     buf
