@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 pub struct SweepReportArgs {
     /// The sweep folder (`ecgfm sweep run --out DIR`).
     pub dir: PathBuf,
-    /// Where to write report.md and its charts (default DIR/report).
-    #[arg(long, value_name = "DIR")]
+    /// Where to write report.md and its charts (default DIR/report); `--report-to`, as
+    /// `sweep run` spells it, works too.
+    #[arg(long, visible_alias = "report-to", value_name = "DIR")]
     pub to: Option<PathBuf>,
 }
 

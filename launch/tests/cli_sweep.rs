@@ -433,6 +433,17 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
     ecgfm(&["sweep", "report", dir.to_str().unwrap()]);
     let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
     assert!(report.contains("Only one size finished"), "{report}");
+    // Elsewhere, spelt as `sweep run` spells it.
+    let docs = dir.join("docs");
+    ecgfm(&[
+        "sweep",
+        "report",
+        dir.to_str().unwrap(),
+        "--report-to",
+        docs.to_str().unwrap(),
+    ]);
+    let elsewhere = std::fs::read_to_string(docs.join("report.md")).unwrap();
+    assert!(elsewhere.contains("Only one size finished"), "{elsewhere}");
     // Extended with the preset's probe, the finished task evaluates its run when it runs again.
     toy(&dir, &["--extend", "--slurm"]);
     let said = ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
