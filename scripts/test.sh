@@ -2,7 +2,8 @@
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
 # pyarrow, pandas, duckdb, scikit-learn, and moto, whose S3 server the object-store tests start on
 # localhost; NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs
-# the whole workspace's tests, and the CUDA kernels' host-harness tests under AddressSanitizer.
+# the whole workspace's tests, and the CUDA kernels' host-harness tests under AddressSanitizer and
+# under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++.
@@ -30,5 +31,7 @@ source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1
 cargo test --workspace --release
-# The CUDA kernels' host harness once more, under AddressSanitizer (the host's memcheck).
-bash scripts/host-asan.sh
+# The CUDA kernels' host harness twice more: under AddressSanitizer (the host's memcheck) and
+# under ThreadSanitizer (the host's racecheck).
+bash scripts/host-sanitize.sh address
+bash scripts/host-sanitize.sh thread

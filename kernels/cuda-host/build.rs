@@ -2,8 +2,11 @@
 //! src/host_compat.h, together with the fiber runtime and a registry of the kernels by name
 //! (every `extern "C" __global__ void NAME(` in the sources).
 //!
-//! With `ECGFM_HOST_ASAN=1` the kernels are built with AddressSanitizer, the host twin of
-//! `compute-sanitizer --tool memcheck`: `scripts/host-asan.sh` runs the harness's tests so.
+//! `ECGFM_HOST_SANITIZE=address` builds kernels and runtime with AddressSanitizer, the host
+//! twin of `compute-sanitizer --tool memcheck`; `ECGFM_HOST_SANITIZE=thread` builds the kernels
+//! with ThreadSanitizer and the runtime uninstrumented but telling it the orderings a GPU
+//! guarantees (src/sanitizer_hooks.h), the host twin of `--tool racecheck`.
+//! `scripts/host-sanitize.sh` runs the harness's tests either way.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -18,8 +21,13 @@ fn main() {
     let compat = manifest.join("src/host_compat.h");
     println!("cargo:rerun-if-changed={}", cuda_dir.display());
     println!("cargo:rerun-if-changed=src");
-    println!("cargo:rerun-if-env-changed=ECGFM_HOST_ASAN");
-    let asan = std::env::var("ECGFM_HOST_ASAN").is_ok_and(|v| v == "1");
+    println!("cargo:rerun-if-env-changed=ECGFM_HOST_SANITIZE");
+    let sanitizer = std::env::var("ECGFM_HOST_SANITIZE").ok();
+    let sanitizer = match sanitizer.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("address" | "thread")) => Some(s),
+        Some(other) => panic!("ECGFM_HOST_SANITIZE={other}: address or thread"),
+    };
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&cuda_dir)
         .expect("reading kernels/cuda")
@@ -28,27 +36,47 @@ fn main() {
         .collect();
     sources.sort();
 
-    let mut build = cc::Build::new();
-    build
-        .cpp(true)
-        .std("c++17")
-        .opt_level(2)
-        .flag("-ffp-contract=off")
-        .flag("-fno-fast-math")
-        .flag("-w")
-        .include(&cuda_dir)
-        .include(manifest.join("src"))
-        .flag("-include")
-        .flag(compat.to_str().unwrap())
-        .define("ECGFM_HOST", None)
-        .file(manifest.join("src/runtime.cpp"));
-    if asan {
+    let base = || {
+        let mut build = cc::Build::new();
         build
-            .flag("-fsanitize=address")
-            .flag("-fno-omit-frame-pointer");
-        println!("cargo:rustc-link-lib=dylib=asan");
+            .cpp(true)
+            .std("c++17")
+            .opt_level(2)
+            .flag("-ffp-contract=off")
+            .flag("-fno-fast-math")
+            .flag("-w")
+            .include(&cuda_dir)
+            .include(manifest.join("src"))
+            .define("ECGFM_HOST", None);
+        if sanitizer.is_some() {
+            build.flag("-fno-omit-frame-pointer");
+        }
+        build
+    };
+    if let Some(s) = sanitizer {
+        let runtime = if s == "address" { "asan" } else { "tsan" };
+        println!("cargo:rustc-link-lib=dylib={runtime}");
     }
+    // The runtime first: the kernels' archive, linked after it, resolves what it calls.
+    let mut runtime = base();
+    match sanitizer {
+        Some("address") => {
+            runtime.flag("-fsanitize=address");
+        }
+        Some(_) => {
+            runtime.define("ECGFM_HOST_TSAN", None);
+        }
+        None => {}
+    }
+    runtime
+        .file(manifest.join("src/runtime.cpp"))
+        .compile("ecgfm_cuda_host_runtime");
 
+    let mut build = base();
+    build.flag("-include").flag(compat.to_str().unwrap());
+    if let Some(s) = sanitizer {
+        build.flag(format!("-fsanitize={s}"));
+    }
     let mut registry = String::from("#include \"host_compat.h\"\n#include <cstring>\n");
     let mut lookups = String::new();
     for src in &sources {
@@ -85,7 +113,7 @@ fn main() {
     let registry_path = out.join("registry.cpp");
     std::fs::write(&registry_path, registry).unwrap();
     build.file(&registry_path);
-    build.compile("ecgfm_cuda_host");
+    build.compile("ecgfm_cuda_host_kernels");
 }
 
 /// The names of the `extern "C" __global__ void NAME(` kernels of a source file.

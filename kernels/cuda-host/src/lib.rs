@@ -14,8 +14,10 @@
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
 //! `tests/` compare each op with `CpuBackend`.
 //!
-//! Built with `ECGFM_HOST_ASAN=1` (`scripts/host-asan.sh`), the kernels run under
-//! AddressSanitizer, and a block's shared memory past the launch's bytes is poisoned.
+//! Built with `ECGFM_HOST_SANITIZE=address` or `thread` (`scripts/host-sanitize.sh`), the kernels
+//! run under AddressSanitizer (a block's shared memory past the launch's bytes poisoned) or
+//! ThreadSanitizer (each block thread its own sanitizer fiber, ordered only by the block's start
+//! and end and its barriers: `src/sanitizer_hooks.h`).
 //!
 //! [`shape_device`] gives the kernels crate's `ShapeDevice` (which runs no kernel at all) this
 //! build's kernel signatures, so it also checks every launch's argument kinds.

@@ -7,10 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
+#include "sanitizer_hooks.h"
 
 extern "C" const ecgfm_host::Kernel* ecgfm_host_find(const char* name);
 
@@ -32,6 +29,7 @@ enum class State { Runnable, WaitBlock, WaitWarp, Done };
 struct Fiber {
     ucontext_t ctx;
     char* stack;
+    void* tsan_fiber;
     dim3 tid;
     unsigned linear;
     State state;
@@ -41,7 +39,6 @@ struct Fiber {
 // One block being run on this OS thread.
 struct Block {
     std::vector<Fiber> fibers;
-    std::vector<char*> stacks;
     ucontext_t main;
     size_t current = 0;
     unsigned live = 0;
@@ -54,69 +51,72 @@ struct Block {
     std::vector<double> shared;  // doubles, so any type is aligned
     const Kernel* kernel = nullptr;
     void** args = nullptr;
-    // The scheduler's stack, as AddressSanitizer's fiber annotations need it.
+    // The scheduler's stack and fiber, as the sanitizers' fiber annotations need them.
     const void* main_bottom = nullptr;
     size_t main_size = 0;
+    void* main_fiber = nullptr;
 };
+
+// ThreadSanitizer's orderings on this OS thread (sanitizer_hooks.h): the scheduler releases
+// `block_start` before each block and its threads acquire it as they start; each thread releases
+// `block_end` as it ends and the scheduler acquires it after the block. So a block's threads are
+// ordered after everything before it (earlier blocks and launches included) and before
+// everything after it. `barrier[g % 2]` is a block's __syncthreads() of generation g.
+thread_local char block_start, block_end, barrier[2];
 
 thread_local Block* running = nullptr;
 
-// Fiber stacks of this OS thread, kept across launches (allocating them per launch costs more
-// than most kernels).
-struct StackPool {
+// The stacks, and ThreadSanitizer's fibers, of this OS thread's block threads by linear index,
+// kept across blocks and launches (allocating them per launch costs more than most kernels, and a
+// sanitizer fiber costs far more). Thread i of every block runs on stack i as fiber i: as the
+// blocks are ordered one after the next, their reuse orders nothing a GPU would not.
+struct FiberPool {
     std::vector<char*> stacks;
-    ~StackPool() {
+    std::vector<void*> sanitizer_fibers;
+    ~FiberPool() {
         for (char* s : stacks) std::free(s);
+        for (void* f : sanitizer_fibers) hooks::drop_fiber(f);
     }
     void ensure(size_t n) {
-        while (stacks.size() < n) stacks.push_back(static_cast<char*>(std::malloc(STACK_BYTES)));
+        while (stacks.size() < n) {
+            stacks.push_back(static_cast<char*>(std::malloc(STACK_BYTES)));
+            sanitizer_fibers.push_back(hooks::new_fiber());
+        }
     }
 };
 
-thread_local StackPool stack_pool;
+thread_local FiberPool fiber_pool;
 
 Fiber& me() { return running->fibers[running->current]; }
-
-// Under AddressSanitizer (ECGFM_HOST_ASAN=1, see build.rs) every stack switch is announced, so it
-// tracks which stack is live; elsewhere these do nothing.
-#if defined(__SANITIZE_ADDRESS__)
-void start_switch(void** save, const void* bottom, size_t size) {
-    __sanitizer_start_switch_fiber(save, bottom, size);
-}
-void finish_switch(void* save, const void** bottom, size_t* size) {
-    __sanitizer_finish_switch_fiber(save, bottom, size);
-}
-void poison(void* at, size_t bytes) { ASAN_POISON_MEMORY_REGION(at, bytes); }
-void unpoison(void* at, size_t bytes) { ASAN_UNPOISON_MEMORY_REGION(at, bytes); }
-#else
-void start_switch(void**, const void*, size_t) {}
-void finish_switch(void*, const void**, size_t*) {}
-void poison(void*, size_t) {}
-void unpoison(void*, size_t) {}
-#endif
 
 // From the scheduler into fiber `f`, back when it waits or ends.
 void enter_fiber(Block& b, Fiber& f) {
     void* save = nullptr;
-    start_switch(&save, f.stack, STACK_BYTES);
+    hooks::start_switch(&save, f.stack, STACK_BYTES);
+    hooks::switch_to(f.tsan_fiber);
     swapcontext(&b.main, &f.ctx);
-    finish_switch(save, nullptr, nullptr);
+    hooks::finish_switch(save, nullptr, nullptr);
 }
 
 // From the running fiber back into the scheduler; returns when the scheduler resumes it.
 void leave_fiber(Fiber& f) {
     void* save = nullptr;
-    start_switch(&save, running->main_bottom, running->main_size);
+    hooks::start_switch(&save, running->main_bottom, running->main_size);
+    hooks::switch_to(running->main_fiber);
     swapcontext(&f.ctx, &running->main);
-    finish_switch(save, nullptr, nullptr);
+    hooks::finish_switch(save, nullptr, nullptr);
 }
 
 void trampoline() {
-    finish_switch(nullptr, &running->main_bottom, &running->main_size);
-    running->kernel->invoke(running->kernel->fn, running->args);
+    Block& b = *running;
+    hooks::finish_switch(nullptr, &b.main_bottom, &b.main_size);
+    hooks::acquire(&block_start);
+    b.kernel->invoke(b.kernel->fn, b.args);
     me().state = State::Done;
+    hooks::release(&block_end);
     // Returning resumes uc_link, the scheduler; this fiber's stack is done with.
-    start_switch(nullptr, running->main_bottom, running->main_size);
+    hooks::start_switch(nullptr, b.main_bottom, b.main_size);
+    hooks::switch_to(b.main_fiber);
 }
 
 // Advances every barrier that all live threads (of the block / of the warp) have reached.
@@ -150,7 +150,8 @@ bool run_block(Block& b, bool reversed) {
         Fiber& f = b.fibers[i];
         f.state = State::Runnable;
         getcontext(&f.ctx);
-        f.stack = b.stacks[i];
+        f.stack = fiber_pool.stacks[i];
+        f.tsan_fiber = fiber_pool.sanitizer_fibers[i];
         f.ctx.uc_stack.ss_sp = f.stack;
         f.ctx.uc_stack.ss_size = STACK_BYTES;
         f.ctx.uc_link = &b.main;
@@ -202,6 +203,28 @@ void sync_warp() {
     wait_here(State::WaitWarp, b.warp_gen[w]);
 }
 
+// Readies block `b`: its shared memory (NaN bytes, then the guard, poisoned for
+// AddressSanitizer), ordered before the block's threads.
+void begin_block(Block& b, size_t shared_bytes) {
+    b.shared.resize((shared_bytes + 7) / 8 + GUARD_DOUBLES);
+    std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
+    char* bytes = reinterpret_cast<char*>(b.shared.data());
+    hooks::poison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
+    hooks::release(&block_start);
+}
+
+// Undoes begin_block once the block's threads are done (ordered after them); 4 when a thread
+// wrote into the guard after the shared memory, else 0.
+int end_block(Block& b, size_t shared_bytes) {
+    hooks::acquire(&block_end);
+    unsigned char* bytes = reinterpret_cast<unsigned char*>(b.shared.data());
+    size_t total = b.shared.size() * 8;
+    hooks::unpoison(bytes + shared_bytes, total - shared_bytes);
+    for (size_t at = shared_bytes; at < total; at++)
+        if (bytes[at] != 0xff) return 4;
+    return 0;
+}
+
 }  // namespace
 
 const dim3& thread_idx() { return me().tid; }
@@ -209,8 +232,11 @@ const dim3& thread_idx() { return me().tid; }
 void* dynamic_shared() { return running->shared.data(); }
 
 void sync_block() {
+    char* sync = &barrier[running->block_gen % 2];
+    hooks::release(sync);
     running->block_arrived++;
     wait_here(State::WaitBlock, running->block_gen);
+    hooks::acquire(sync);
 }
 
 uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
@@ -261,8 +287,7 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     Block b;
     size_t threads = (size_t)block[0] * block[1] * block[2];
     b.fibers.resize(threads);
-    stack_pool.ensure(threads);
-    b.stacks.assign(stack_pool.stacks.begin(), stack_pool.stacks.begin() + threads);
+    fiber_pool.ensure(threads);
     for (size_t i = 0; i < threads; i++) {
         Fiber& f = b.fibers[i];
         f.linear = (unsigned)i;
@@ -281,24 +306,17 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     grid_dim = dim3{grid[0], grid[1], grid[2]};
     Block* outer = running;
     running = &b;
+    b.main_fiber = hooks::current_fiber();
     int status = 0;
     size_t blocks = (size_t)grid[0] * grid[1] * grid[2];
     for (size_t k = 0; k < blocks && status == 0; k++) {
         size_t i = reversed ? blocks - 1 - k : k;
         block_idx = dim3{(unsigned)(i % grid[0]), (unsigned)(i / grid[0] % grid[1]),
                          (unsigned)(i / ((size_t)grid[0] * grid[1]))};
-        // Fresh garbage-free shared memory per block: NaN bytes, so reading what no thread
-        // wrote shows up in the results; the guard after it stays NaN unless overwritten.
-        size_t doubles = (shared_bytes + 7) / 8;
-        b.shared.resize(doubles + GUARD_DOUBLES);
-        std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
-        // Under AddressSanitizer any access past the launch's bytes, a read too, is reported.
-        unsigned char* bytes = reinterpret_cast<unsigned char*>(b.shared.data());
-        poison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
-        if (!run_block(b, reversed != 0)) status = 2;
-        unpoison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
-        for (size_t at = shared_bytes; at < b.shared.size() * 8 && status == 0; at++)
-            if (bytes[at] != 0xff) status = 4;
+        begin_block(b, shared_bytes);
+        status = run_block(b, reversed != 0) ? 0 : 2;
+        int guard = end_block(b, shared_bytes);
+        if (status == 0) status = guard;
     }
     running = outer;
     return status;

@@ -32,11 +32,11 @@ impl Rng {
     }
 }
 
-/// Trailing NaNs after each tensor: 3, or none under AddressSanitizer (`scripts/host-asan.sh`
-/// sets ECGFM_HOST_ASAN), where the buffer ends with the tensor so that a kernel's access past
-/// its end, a read or a write of NaN too, lands in the sanitizer's red zone.
+/// Trailing NaNs after each tensor: 3, or none under AddressSanitizer (`scripts/host-sanitize.sh
+/// address` sets ECGFM_HOST_SANITIZE), where the buffer ends with the tensor so that a kernel's
+/// access past its end, a read or a write of NaN too, lands in the sanitizer's red zone.
 fn tail() -> usize {
-    if std::env::var_os("ECGFM_HOST_ASAN").is_some() {
+    if std::env::var_os("ECGFM_HOST_SANITIZE").is_some_and(|s| s == "address") {
         0
     } else {
         3
