@@ -4,8 +4,8 @@
 #   address  AddressSanitizer (memcheck): a kernel's read or write outside the buffers it was
 #            given, or past the launch's shared memory, stops the test with the source line.
 #   thread   ThreadSanitizer (racecheck): a thread reading or writing what another thread of its
-#            block writes, with no __syncthreads() between, stops the test with both source
-#            lines, whichever order the harness ran the threads in.
+#            block, or of a neighbouring block, writes, with no __syncthreads() between, stops
+#            the test with both source lines, whichever order the harness ran the threads in.
 # Usage: scripts/host-sanitize.sh address|thread [cargo test arguments, e.g. a test name]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,8 +16,8 @@
 //!
 //! Built with `ECGFM_HOST_SANITIZE=address` or `thread` (`scripts/host-sanitize.sh`), the kernels
 //! run under AddressSanitizer (a block's shared memory past the launch's bytes poisoned) or
-//! ThreadSanitizer (each block thread its own sanitizer fiber, ordered only by the block's start
-//! and end and its barriers: `src/sanitizer_hooks.h`).
+//! ThreadSanitizer (each block thread its own sanitizer fiber, ordered only by the launch's start
+//! and end and the block's barriers: `src/sanitizer_hooks.h`).
 //!
 //! [`shape_device`] gives the kernels crate's `ShapeDevice` (which runs no kernel at all) this
 //! build's kernel signatures, so it also checks every launch's argument kinds.

@@ -23,6 +23,9 @@ constexpr unsigned SHARED_LIMIT = 48 * 1024;
 // NaN bytes after each block's shared memory: a read past its end gives NaN, a write there is
 // found when the block ends.
 constexpr size_t GUARD_DOUBLES = 64;
+// Consecutive blocks alternate between this many sets of fibers, stacks and shared memory, so that
+// under ThreadSanitizer two blocks run one after the other stay unordered (sanitizer_hooks.h).
+constexpr unsigned SETS = 2;
 
 enum class State { Runnable, WaitBlock, WaitWarp, Done };
 
@@ -48,7 +51,8 @@ struct Block {
     std::vector<uint64_t> warp_gen;
     std::vector<uint64_t> slots;
     std::vector<uint32_t> gathered;  // WARP_GATHER_WORDS per thread
-    std::vector<double> shared;  // doubles, so any type is aligned
+    std::vector<double> shared[SETS];  // doubles, so any type is aligned
+    unsigned set = 0;                  // the set of the block running: its index mod SETS
     const Kernel* kernel = nullptr;
     void** args = nullptr;
     // The scheduler's stack and fiber, as the sanitizers' fiber annotations need them.
@@ -58,18 +62,18 @@ struct Block {
 };
 
 // ThreadSanitizer's orderings on this OS thread (sanitizer_hooks.h): the scheduler releases
-// `block_start` before each block and its threads acquire it as they start; each thread releases
-// `block_end` as it ends and the scheduler acquires it after the block. So a block's threads are
-// ordered after everything before it (earlier blocks and launches included) and before
-// everything after it. `barrier[g % 2]` is a block's __syncthreads() of generation g.
-thread_local char block_start, block_end, barrier[2];
+// `block_start` before a launch and its threads acquire it as they start. Each thread releases
+// `block_end[set]` as it ends, and acquires it as it starts: a block is ordered after the last
+// block of its set (whose fibers, stacks and shared memory it reuses), not after the block just
+// before it. The scheduler acquires every `block_end` after the launch. `barrier[set][g % 2]` is
+// a block's __syncthreads() of generation g.
+thread_local char block_start, block_end[SETS], barrier[SETS][2];
 
 thread_local Block* running = nullptr;
 
-// The stacks, and ThreadSanitizer's fibers, of this OS thread's block threads by linear index,
-// kept across blocks and launches (allocating them per launch costs more than most kernels, and a
-// sanitizer fiber costs far more). Thread i of every block runs on stack i as fiber i: as the
-// blocks are ordered one after the next, their reuse orders nothing a GPU would not.
+// The stacks, and ThreadSanitizer's fibers, of this OS thread's block threads, kept across blocks
+// and launches (allocating them per launch costs more than most kernels, and a sanitizer fiber
+// costs far more). Thread i of a block of set s runs on stack i * SETS + s as that fiber.
 struct FiberPool {
     std::vector<char*> stacks;
     std::vector<void*> sanitizer_fibers;
@@ -111,9 +115,10 @@ void trampoline() {
     Block& b = *running;
     hooks::finish_switch(nullptr, &b.main_bottom, &b.main_size);
     hooks::acquire(&block_start);
+    hooks::acquire(&block_end[b.set]);
     b.kernel->invoke(b.kernel->fn, b.args);
     me().state = State::Done;
-    hooks::release(&block_end);
+    hooks::release(&block_end[b.set]);
     // Returning resumes uc_link, the scheduler; this fiber's stack is done with.
     hooks::start_switch(nullptr, b.main_bottom, b.main_size);
     hooks::switch_to(b.main_fiber);
@@ -150,8 +155,8 @@ bool run_block(Block& b, bool reversed) {
         Fiber& f = b.fibers[i];
         f.state = State::Runnable;
         getcontext(&f.ctx);
-        f.stack = fiber_pool.stacks[i];
-        f.tsan_fiber = fiber_pool.sanitizer_fibers[i];
+        f.stack = fiber_pool.stacks[i * SETS + b.set];
+        f.tsan_fiber = fiber_pool.sanitizer_fibers[i * SETS + b.set];
         f.ctx.uc_stack.ss_sp = f.stack;
         f.ctx.uc_stack.ss_size = STACK_BYTES;
         f.ctx.uc_link = &b.main;
@@ -203,22 +208,20 @@ void sync_warp() {
     wait_here(State::WaitWarp, b.warp_gen[w]);
 }
 
-// Readies block `b`: its shared memory (NaN bytes, then the guard, poisoned for
-// AddressSanitizer), ordered before the block's threads.
+// Readies block `b`'s shared memory: NaN bytes, then the guard, poisoned for AddressSanitizer.
 void begin_block(Block& b, size_t shared_bytes) {
-    b.shared.resize((shared_bytes + 7) / 8 + GUARD_DOUBLES);
-    std::memset(b.shared.data(), 0xff, b.shared.size() * 8);
-    char* bytes = reinterpret_cast<char*>(b.shared.data());
-    hooks::poison(bytes + shared_bytes, b.shared.size() * 8 - shared_bytes);
-    hooks::release(&block_start);
+    std::vector<double>& shared = b.shared[b.set];
+    shared.resize((shared_bytes + 7) / 8 + GUARD_DOUBLES);
+    std::memset(shared.data(), 0xff, shared.size() * 8);
+    char* bytes = reinterpret_cast<char*>(shared.data());
+    hooks::poison(bytes + shared_bytes, shared.size() * 8 - shared_bytes);
 }
 
-// Undoes begin_block once the block's threads are done (ordered after them); 4 when a thread
-// wrote into the guard after the shared memory, else 0.
+// Undoes begin_block; 4 when a thread wrote into the guard after the shared memory, else 0.
 int end_block(Block& b, size_t shared_bytes) {
-    hooks::acquire(&block_end);
-    unsigned char* bytes = reinterpret_cast<unsigned char*>(b.shared.data());
-    size_t total = b.shared.size() * 8;
+    std::vector<double>& shared = b.shared[b.set];
+    unsigned char* bytes = reinterpret_cast<unsigned char*>(shared.data());
+    size_t total = shared.size() * 8;
     hooks::unpoison(bytes + shared_bytes, total - shared_bytes);
     for (size_t at = shared_bytes; at < total; at++)
         if (bytes[at] != 0xff) return 4;
@@ -229,10 +232,10 @@ int end_block(Block& b, size_t shared_bytes) {
 
 const dim3& thread_idx() { return me().tid; }
 
-void* dynamic_shared() { return running->shared.data(); }
+void* dynamic_shared() { return running->shared[running->set].data(); }
 
 void sync_block() {
-    char* sync = &barrier[running->block_gen % 2];
+    char* sync = &barrier[running->set][running->block_gen % 2];
     hooks::release(sync);
     running->block_arrived++;
     wait_here(State::WaitBlock, running->block_gen);
@@ -287,7 +290,7 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     Block b;
     size_t threads = (size_t)block[0] * block[1] * block[2];
     b.fibers.resize(threads);
-    fiber_pool.ensure(threads);
+    fiber_pool.ensure(threads * SETS);
     for (size_t i = 0; i < threads; i++) {
         Fiber& f = b.fibers[i];
         f.linear = (unsigned)i;
@@ -307,17 +310,20 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     Block* outer = running;
     running = &b;
     b.main_fiber = hooks::current_fiber();
+    hooks::release(&block_start);
     int status = 0;
     size_t blocks = (size_t)grid[0] * grid[1] * grid[2];
     for (size_t k = 0; k < blocks && status == 0; k++) {
         size_t i = reversed ? blocks - 1 - k : k;
         block_idx = dim3{(unsigned)(i % grid[0]), (unsigned)(i / grid[0] % grid[1]),
                          (unsigned)(i / ((size_t)grid[0] * grid[1]))};
+        b.set = (unsigned)(k % SETS);
         begin_block(b, shared_bytes);
         status = run_block(b, reversed != 0) ? 0 : 2;
         int guard = end_block(b, shared_bytes);
         if (status == 0) status = guard;
     }
+    for (char& end : block_end) hooks::acquire(&end);
     running = outer;
     return status;
 }

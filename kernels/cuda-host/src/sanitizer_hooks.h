@@ -4,13 +4,15 @@
 // AddressSanitizer must know which stack runs, so each fiber switch is announced, and it is
 // told which shared-memory bytes lie past the launch's. ThreadSanitizer sees each block thread
 // as a fiber of its own, switched to without implied ordering, and is told the orderings a GPU
-// guarantees within a block: everything before the block happens before each of its threads,
-// a __syncthreads() orders the block's threads' accesses before it against theirs after it,
-// and the block's threads all happen before whatever comes after it. Nothing else is ordered
-// (not the lanes of a warp at a shuffle), so a thread that reads or writes what another thread
-// of its block writes, with no barrier between, is reported whichever order the harness ran
-// them in. The blocks themselves are ordered one after the next (so each thread index keeps its
-// fiber and stack across blocks): a race between two blocks is left to the descending-order runs.
+// guarantees: everything before a launch happens before each of its threads, a __syncthreads()
+// orders the block's threads' accesses before it against theirs after it, and a launch's
+// threads all happen before whatever comes after the launch. Nothing else is ordered (not the
+// lanes of a warp at a shuffle, not two blocks run one after the other), so a thread that reads
+// or writes what another thread wrote, with no barrier between, is reported whichever order the
+// harness ran them in. One exception keeps it fast: blocks alternate between two sets of fibers,
+// stacks and shared memory (runtime.cpp), and a block is ordered after the last block of its set,
+// so a race between two blocks is found when they run one after the other, in either order (a
+// grid of two blocks, or neighbours), not between blocks further apart.
 #pragma once
 
 #include <cstddef>
