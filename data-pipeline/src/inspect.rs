@@ -31,6 +31,8 @@ pub struct DatasetSummary {
     pub bytes: u64,
     pub sampling_rate: f32,
     pub window_samples: usize,
+    /// `Manifest::data_digest`: the same for every copy of the dataset, wherever it is stored.
+    pub data_digest: String,
     /// The source datasets, as in the manifest (several after `merge`).
     pub sources: Vec<SourceEntry>,
     pub labels: BTreeMap<String, u64>,
@@ -156,6 +158,7 @@ pub fn inspect(
         bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
         sampling_rate: manifest.sampling_rate,
         window_samples: manifest.window_samples,
+        data_digest: manifest.data_digest(),
         sources: manifest.sources,
         labels: manifest.counts.labels,
         splits: manifest.counts.splits,
@@ -184,6 +187,11 @@ impl fmt::Display for DatasetSummary {
             self.bytes as f64 / 1e6,
             self.window_samples,
             self.sampling_rate
+        )?;
+        writeln!(
+            f,
+            "  data digest {} (a run resumes on any copy with this digest)",
+            self.data_digest
         )?;
         writeln!(f, "sources:")?;
         for source in &self.sources {

@@ -90,12 +90,26 @@ impl BatchSource for DatasetSource {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "kind": "dataset", "url": self.url, "loader": self.loader.state() })
+        serde_json::json!({
+            "kind": "dataset",
+            "url": self.url,
+            "data_digest": self.loader.data_digest(),
+            "loader": self.loader.state(),
+        })
     }
 
+    /// Moves to a checkpoint's position, after checking that this is the data the checkpoint
+    /// read: the same digest, wherever the dataset is stored now (a run may resume on a copy of
+    /// its dataset at another address, not on other data).
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError> {
         if state["kind"] != "dataset" {
             return Err(format!("not a dataset-source state: {state}").into());
+        }
+        let moved = same_data(state, &self.url, self.loader.data_digest())?;
+        if moved && self.loader.config().rank == 0 {
+            let then = state["url"].as_str().unwrap_or_default();
+            let (then, now) = (redact_url(then), redact_url(&self.url));
+            tracing::info!("the dataset moved from {then} to {now}: same data, resuming on it");
         }
         let loader: LoaderState = serde_json::from_value(state["loader"].clone())?;
         self.loader.restore(&loader)?;
@@ -126,5 +140,59 @@ impl BatchSource for DatasetSource {
             self.loader.samples_per_epoch(),
             self.loader.config().split
         )
+    }
+}
+
+/// Checks that the dataset at `url`, whose data digest is `digest`, holds the data a
+/// checkpoint's source `state` read; returns whether it moved (another address). A checkpoint
+/// written before digests were kept resumes at its own address only.
+fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<bool, String> {
+    let saved_url = state["url"].as_str().unwrap_or_default();
+    let (now, then) = (redact_url(url), redact_url(saved_url));
+    match state["data_digest"].as_str() {
+        Some(saved) if saved != digest => Err(format!(
+            "{now} holds other data than the checkpoint read from {then} (data digest {}, the \
+             checkpoint's {}: other shards, or the same shards changed); resume on the dataset \
+             the run trained on, or start a new run",
+            short(digest),
+            short(saved)
+        )),
+        None if saved_url != url => Err(format!(
+            "the checkpoint read {then} and records no data digest (written before ecgfm kept \
+             one), so whether {now} holds the same data cannot be checked: resume on {then}"
+        )),
+        _ => Ok(saved_url != url),
+    }
+}
+
+/// The first 12 hex digits of a digest: enough to tell two datasets apart in a message.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_resumes_on_its_data_wherever_it_is_and_an_old_one_only_where_it_was() {
+        let state = |url: &str, digest: Option<&str>| {
+            let mut state = serde_json::json!({ "kind": "dataset", "url": url });
+            if let Some(digest) = digest {
+                state["data_digest"] = digest.into();
+            }
+            state
+        };
+        let (a, b) = ("s3://bucket/ecg", "/data/ecg");
+        assert_eq!(same_data(&state(a, Some("d1")), a, "d1"), Ok(false));
+        assert_eq!(same_data(&state(a, Some("d1")), b, "d1"), Ok(true));
+        let other = same_data(&state(a, Some("d1")), a, "d2").unwrap_err();
+        assert!(other.contains("holds other data"), "{other}");
+        assert_eq!(same_data(&state(a, None), a, "d1"), Ok(false));
+        let unknown = same_data(&state(a, None), b, "d1").unwrap_err();
+        assert!(
+            unknown.contains("cannot be checked: resume on s3://bucket/ecg"),
+            "{unknown}"
+        );
     }
 }

@@ -483,14 +483,19 @@ fn check_resumable(
     comparable.train.recompute = saved.train.recompute;
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
+    if config.data.source != "synth" && saved.data.source != "synth" {
+        // A dataset may move: the source's `restore` checks that it holds the same data.
+        comparable.data.source = saved.data.source.clone();
+    }
     if comparable != saved {
         return Err(TrainError::Resume {
             run_dir: run_dir.to_path_buf(),
             reason: format!(
                 "the configuration differs from the run's config.toml; resume with the same \
                  settings (only --steps, --threads, --device, data.decode_threads, \
-                 data.prefetch_batches, train.on_nonfinite, train.recompute, and the batch \
-                 geometry at the same global batch may change). Saved:\n{}",
+                 data.prefetch_batches, train.on_nonfinite, train.recompute, the batch \
+                 geometry at the same global batch, and the address of the same dataset may \
+                 change). Saved:\n{}",
                 saved.to_toml_string()
             ),
         });

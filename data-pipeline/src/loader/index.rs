@@ -57,6 +57,8 @@ pub(crate) struct DatasetIndex {
     pub parts: Vec<PartRead>,
     /// What an epoch holds of each source, when sources are weighted (empty otherwise).
     pub composition: Vec<SourceShare>,
+    /// `Manifest::data_digest` of the dataset: which data this is, wherever it is stored.
+    pub data_digest: String,
     /// Samples of the split per epoch, repeats counted.
     pub samples: u64,
     pub window_samples: usize,
@@ -198,6 +200,7 @@ impl DatasetIndex {
             shard_has_part: weights.shard_has_part,
             parts: weights.parts,
             composition: weights.composition,
+            data_digest: manifest.data_digest(),
             samples,
             window_samples: manifest.window_samples,
             signal_scale: manifest.signal_scale,

@@ -176,6 +176,12 @@ impl Loader {
         self.index.samples
     }
 
+    /// Which data this is, wherever it is stored (`Manifest::data_digest`): a checkpoint keeps
+    /// it so a resume can tell the same dataset at a new address from other data.
+    pub fn data_digest(&self) -> &str {
+        &self.index.data_digest
+    }
+
     /// Each source's rows and repeat, when `repeat` names any (empty otherwise).
     pub fn composition(&self) -> &[SourceShare] {
         &self.index.composition

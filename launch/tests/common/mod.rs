@@ -28,7 +28,7 @@ pub fn fixture_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn path_str(path: &Path) -> &str {
+pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
 
