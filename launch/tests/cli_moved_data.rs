@@ -21,26 +21,6 @@ fn run_args(run: &Path, data: &Path, stop: Option<u64>, resume: bool) -> Vec<Str
     args
 }
 
-/// A second synthetic dataset, the same size as `common::synth_dataset`'s but other ECGs.
-fn other_dataset(dir: &Path) -> std::path::PathBuf {
-    let ds = dir.join("other");
-    run_ok(&[
-        "data",
-        "synth",
-        "--out",
-        path_str(&ds),
-        "--records",
-        "40",
-        "--window-s",
-        "3",
-        "--threads",
-        "2",
-        "--seed",
-        "7",
-    ]);
-    ds
-}
-
 /// The data digest `ecgfm data inspect` prints for the dataset at `data`.
 fn digest(data: &Path) -> String {
     let summary = run_ok(&["data", "inspect", path_str(data)]);
@@ -95,7 +75,7 @@ fn a_run_resumes_on_its_dataset_moved_elsewhere_to_the_same_bits() {
 fn resume_refuses_other_data_at_a_new_address_or_written_over_the_old() {
     let dir = temp_dir("other-data");
     let data = common::synth_dataset(&dir);
-    let other = other_dataset(&dir);
+    let other = common::synth_dataset_with_seed(&dir, "other", 7);
     let run = dir.join("run");
     run_ok(&run_args(&run, &data, Some(4), false));
 

@@ -67,7 +67,13 @@ pub fn run_err<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
 
 /// A small synthetic dataset (40 records, 3 s windows at 250 Hz) at `dir/ds`.
 pub fn synth_dataset(dir: &Path) -> PathBuf {
-    let ds = dir.join("ds");
+    synth_dataset_with_seed(dir, "ds", 0)
+}
+
+/// `synth_dataset`'s size with the generator's `seed`, at `dir/name`.
+pub fn synth_dataset_with_seed(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let ds = dir.join(name);
+    let seed = seed.to_string();
     run_ok(&[
         "data",
         "synth",
@@ -79,6 +85,8 @@ pub fn synth_dataset(dir: &Path) -> PathBuf {
         "3",
         "--threads",
         "2",
+        "--seed",
+        &seed,
     ]);
     ds
 }
