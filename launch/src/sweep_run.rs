@@ -52,6 +52,16 @@ pub struct SweepRunArgs {
     /// naming the failed runs. Running the sweep again retries them, resuming their training.
     #[arg(long)]
     pub keep_going: bool,
+    /// Train and evaluate only the runs whose names contain one of these parts (comma-separated:
+    /// `--only d4w128,d6w192`, `--only s1`); the others wait for a later `sweep run`. The report
+    /// covers every finished run.
+    #[arg(
+        long,
+        value_name = "PARTS",
+        value_delimiter = ',',
+        conflicts_with = "slurm"
+    )]
+    pub only: Vec<String>,
     /// Where the report goes when the sweep is done (default DIR/report).
     #[arg(long, value_name = "DIR")]
     pub report_to: Option<PathBuf>,
@@ -177,6 +187,22 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     if args.slurm {
         return crate::sweep_sbatch::write(dir, &plan, &args.launch);
     }
+    let chosen =
+        |run: &RunPlan| args.only.is_empty() || args.only.iter().any(|p| run.name.contains(p));
+    let left: Vec<&str> = (plan.runs.iter().filter(|r| !chosen(r)))
+        .map(|r| r.name.as_str())
+        .collect();
+    if left.len() == plan.runs.len() {
+        bail!(
+            "--only {}: no run's name contains any of these; the runs are {}",
+            args.only.join(","),
+            plan.runs
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let done_before = recorded(dir)?;
     let recorded_as = |run: &RunPlan| done_before.iter().find(|r| r.run == run.name);
     let total = plan.runs.len();
@@ -184,12 +210,15 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let todo: Vec<&RunPlan> = plan
         .runs
         .iter()
-        .filter(|r| recorded_as(r).is_none())
+        .filter(|r| chosen(r) && recorded_as(r).is_none())
         .collect();
     let flops_todo: f64 = todo.iter().map(|r| r.flops()).sum();
     let mut flops_done = 0.0;
     let mut failed: Vec<&str> = Vec::new();
     for (i, run) in plan.runs.iter().enumerate() {
+        if !chosen(run) {
+            continue;
+        }
         let label = format!("[{}/{total}] {}", i + 1, run.name);
         let outcome = match recorded_as(run) {
             Some(rec) => attempt(dir, run, || {
@@ -233,6 +262,14 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             rec.eval_s,
             elapsed,
             eta.max(0.0)
+        );
+    }
+    if !left.is_empty() {
+        println!(
+            "{} of {total} runs left for a later `sweep run` (not in --only {}): {}",
+            left.len(),
+            args.only.join(","),
+            left.join(", ")
         );
     }
     let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));

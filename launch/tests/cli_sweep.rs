@@ -1,6 +1,6 @@
 //! `ecgfm sweep` end to end through the real binary at toy size (2 sizes x 1 seed x 6 steps on
 //! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
-//! resuming (finished runs skipped, an interrupted run resumed to the same bits), the SLURM
+//! resuming (finished runs skipped, an interrupted run resumed to the same bits), `--only`, the SLURM
 //! array's single grid point, runs on two data-parallel ranks, and (with `../shared/data`) a
 //! sweep that ingests CinC 2017 and PTB-XL records and trains on their merge.
 
@@ -209,6 +209,36 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
     for dir in [whole, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[test]
+fn only_runs_the_chosen_runs_and_a_later_sweep_the_rest() {
+    let no_eval = ["--set", "eval=[]"];
+    let dir = temp_dir("only");
+    let err = run_err(&toy_args(
+        &dir,
+        &[&no_eval[..], &["--only", "d9,s7"]].concat(),
+    ));
+    assert!(
+        err.contains("--only d9,s7: no run's name contains"),
+        "{err}"
+    );
+    assert!(err.contains("synth-d1w32-steps-f1-s0"), "{err}");
+
+    let said = toy(&dir, &[&no_eval[..], &["--only", "d2w64"]].concat());
+    assert!(
+        said.contains("not in --only d2w64): synth-d1w32-steps-f1-s0"),
+        "{said}"
+    );
+    let names: Vec<_> = records(&dir).iter().map(|r| r["run"].clone()).collect();
+    assert_eq!(names, ["synth-d2w64-steps-f1-s0"]);
+    assert!(dir.join("report/report.md").is_file());
+    assert!(!dir.join("runs/synth-d1w32-steps-f1-s0").exists());
+
+    let said = toy(&dir, &no_eval);
+    assert_eq!(said.matches("already done").count(), 1, "{said}");
+    assert_eq!(records(&dir).len(), 2);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
