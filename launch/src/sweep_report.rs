@@ -45,9 +45,33 @@ fn machine() -> String {
     )
 }
 
+/// The runs the folder's sweep file plans that are not finished (not in `sweep.jsonl`), said in
+/// one sentence for the report; `None` when every run is.
+fn unfinished(dir: &Path) -> Result<Option<String>> {
+    let plan = crate::sweep_run::folder_plan(dir)?;
+    let finished = crate::sweep_run::recorded(dir)?;
+    let left: Vec<&str> = (plan.runs.iter())
+        .filter(|run| !finished.iter().any(|r| r.run == run.name))
+        .map(|run| run.name.as_str())
+        .collect();
+    Ok((!left.is_empty()).then(|| {
+        format!(
+            "Planned but not finished, so not in this report: {} of {} runs ({}); `ecgfm sweep \
+             status` says where each stands.",
+            left.len(),
+            plan.runs.len(),
+            left.join(", ")
+        )
+    }))
+}
+
 /// Writes the report of the sweep in `dir` into `out`.
 pub fn write(dir: &Path, out: &Path) -> Result<()> {
-    let written = ecgfm_sweep::report::write(dir, out, &machine())
+    let mut context = machine();
+    if let Some(left) = unfinished(dir)? {
+        context = format!("{context}\n\n{left}");
+    }
+    let written = ecgfm_sweep::report::write(dir, out, &context)
         .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
     if !ecgfm_sweep::plot::has_text() {
         println!(

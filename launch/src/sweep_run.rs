@@ -295,10 +295,7 @@ fn attempt<T>(dir: &Path, run: &RunPlan, work: impl FnOnce() -> Result<T>) -> Re
 
 /// Runs `ecgfm sweep run-one` (a SLURM array task).
 pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
-    let path = args.out.join("sweep.toml");
-    let spec = SweepSpec::read(&path)?;
-    let origin = path.display().to_string();
-    let plan = SweepPlan::expand(&spec, &origin, &args.out.join("data"), &lead_mix_of)?;
+    let plan = folder_plan(&args.out)?;
     let run = plan.runs.get(args.index).with_context(|| {
         format!(
             "--index {}: the sweep has {} runs",
@@ -314,6 +311,20 @@ pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
         });
     }
     attempt(dir, run, || run_one(dir, &plan, run, &args.launch)).map(|_| ())
+}
+
+/// The plan of the sweep in folder `dir`, from its `sweep.toml`.
+pub(crate) fn folder_plan(dir: &Path) -> Result<SweepPlan> {
+    let path = dir.join("sweep.toml");
+    let spec = SweepSpec::read(&path)
+        .with_context(|| format!("{} holds no sweep (ecgfm sweep run --out)", dir.display()))?;
+    let origin = path.display().to_string();
+    Ok(SweepPlan::expand(
+        &spec,
+        &origin,
+        &dir.join("data"),
+        &lead_mix_of,
+    )?)
 }
 
 /// The rows of `split` of the dataset at `url` by number of present leads, its sources

@@ -6,14 +6,14 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_sweep::record::SweepRecord;
-use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use ecgfm_sweep::{RunPlan, SweepPlan};
 use ecgfm_trainer::metrics::{read_records, StepRecord};
 use indicatif::HumanDuration;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::sweep_failure;
-use crate::sweep_run::{evaluations, lead_mix_of, missing_evaluations, recorded};
+use crate::sweep_run::{evaluations, folder_plan, missing_evaluations, recorded};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepStatusArgs {
@@ -118,11 +118,7 @@ fn status<'a>(
 /// Runs `ecgfm sweep status`.
 pub fn run(args: &SweepStatusArgs) -> Result<()> {
     let dir = &args.dir;
-    let path = dir.join("sweep.toml");
-    let spec = SweepSpec::read(&path)
-        .with_context(|| format!("{} holds no sweep (ecgfm sweep run --out)", dir.display()))?;
-    let origin = path.display().to_string();
-    let plan = SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of)?;
+    let plan = folder_plan(dir)?;
     let records = recorded(dir)?;
     let runs: Vec<RunStatus> = plan
         .runs

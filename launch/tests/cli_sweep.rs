@@ -232,12 +232,20 @@ fn only_runs_the_chosen_runs_and_a_later_sweep_the_rest() {
     );
     let names: Vec<_> = records(&dir).iter().map(|r| r["run"].clone()).collect();
     assert_eq!(names, ["synth-d2w64-steps-f1-s0"]);
-    assert!(dir.join("report/report.md").is_file());
+    let report = || std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs \
+                      (synth-d1w32-steps-f1-s0)";
+    assert!(report().contains(unfinished), "{}", report());
     assert!(!dir.join("runs/synth-d1w32-steps-f1-s0").exists());
 
     let said = toy(&dir, &no_eval);
     assert_eq!(said.matches("already done").count(), 1, "{said}");
     assert_eq!(records(&dir).len(), 2);
+    assert!(
+        !report().contains("Planned but not finished"),
+        "{}",
+        report()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
