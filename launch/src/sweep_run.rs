@@ -161,6 +161,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let dir = &args.out;
     let expand = || SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of);
     let plan = expand()?;
+    let left = left_out_by_only(&plan, &args.only)?;
     if args.dry_run {
         print_plan(&plan);
         return Ok(());
@@ -187,22 +188,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     if args.slurm {
         return crate::sweep_sbatch::write(dir, &plan, &args.launch);
     }
-    let chosen =
-        |run: &RunPlan| args.only.is_empty() || args.only.iter().any(|p| run.name.contains(p));
-    let left: Vec<&str> = (plan.runs.iter().filter(|r| !chosen(r)))
-        .map(|r| r.name.as_str())
-        .collect();
-    if left.len() == plan.runs.len() {
-        bail!(
-            "--only {}: no run's name contains any of these; the runs are {}",
-            args.only.join(","),
-            plan.runs
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let chosen = |run: &RunPlan| !left.contains(&run.name.as_str());
     let done_before = recorded(dir)?;
     let recorded_as = |run: &RunPlan| done_before.iter().find(|r| r.run == run.name);
     let total = plan.runs.len();
@@ -286,6 +272,22 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The names of the runs `--only PARTS` leaves out (those whose names contain no part); an
+/// error when that is every run.
+fn left_out_by_only<'a>(plan: &'a SweepPlan, only: &[String]) -> Result<Vec<&'a str>> {
+    let names = plan.runs.iter().map(|r| r.name.as_str());
+    let chosen = |name: &str| only.is_empty() || only.iter().any(|part| name.contains(part));
+    let left: Vec<&str> = names.clone().filter(|n| !chosen(n)).collect();
+    if left.len() == plan.runs.len() {
+        bail!(
+            "--only {}: no run's name contains any of these; the runs are {}",
+            only.join(","),
+            names.collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(left)
 }
 
 /// `work` for `run` of the sweep in `dir`, its failure kept in the run's folder.
