@@ -47,6 +47,10 @@ fn default_style_run_trains_and_writes_the_run_directory() {
     let out = temp_dir("basic");
     let stdout = run_ok(&pretrain_args(&out, 40));
     assert!(stdout.contains("encoder"), "model table missing:\n{stdout}");
+    assert!(
+        stdout.contains("model preset: nano, with samples set over it"),
+        "{stdout}"
+    );
     assert!(out.join("config.toml").is_file());
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains("samples = 750"));
