@@ -106,10 +106,8 @@ impl BatchSource for DatasetSource {
             return Err(format!("not a dataset-source state: {state}").into());
         }
         let moved = same_data(state, &self.url, self.loader.data_digest())?;
-        if moved && self.loader.config().rank == 0 {
-            let then = state["url"].as_str().unwrap_or_default();
-            let (then, now) = (redact_url(then), redact_url(&self.url));
-            tracing::info!("the dataset moved from {then} to {now}: same data, resuming on it");
+        if let Some(moved) = moved.filter(|_| self.loader.config().rank == 0) {
+            tracing::info!("{moved}");
         }
         let loader: LoaderState = serde_json::from_value(state["loader"].clone())?;
         self.loader.restore(&loader)?;
@@ -144,9 +142,9 @@ impl BatchSource for DatasetSource {
 }
 
 /// Checks that the dataset at `url`, whose data digest is `digest`, holds the data a
-/// checkpoint's source `state` read; returns whether it moved (another address). A checkpoint
-/// written before digests were kept resumes at its own address only.
-fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<bool, String> {
+/// checkpoint's source `state` read; returns the line to log when it moved (another address). A
+/// checkpoint written before digests were kept resumes at its own address only.
+fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<Option<String>, String> {
     let saved_url = state["url"].as_str().unwrap_or_default();
     let (now, then) = (redact_url(url), redact_url(saved_url));
     match state["data_digest"].as_str() {
@@ -161,7 +159,8 @@ fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<bool,
             "the checkpoint read {then} and records no data digest (written before ecgfm kept \
              one), so whether {now} holds the same data cannot be checked: resume on {then}"
         )),
-        _ => Ok(saved_url != url),
+        _ => Ok((saved_url != url)
+            .then(|| format!("the dataset moved from {then} to {now}: same data, resuming on it"))),
     }
 }
 
@@ -184,11 +183,15 @@ mod tests {
             state
         };
         let (a, b) = ("s3://bucket/ecg", "/data/ecg");
-        assert_eq!(same_data(&state(a, Some("d1")), a, "d1"), Ok(false));
-        assert_eq!(same_data(&state(a, Some("d1")), b, "d1"), Ok(true));
+        assert_eq!(same_data(&state(a, Some("d1")), a, "d1"), Ok(None));
+        let moved = same_data(&state(a, Some("d1")), b, "d1").unwrap().unwrap();
+        assert!(
+            moved.contains("moved from s3://bucket/ecg to /data/ecg"),
+            "{moved}"
+        );
         let other = same_data(&state(a, Some("d1")), a, "d2").unwrap_err();
         assert!(other.contains("holds other data"), "{other}");
-        assert_eq!(same_data(&state(a, None), a, "d1"), Ok(false));
+        assert_eq!(same_data(&state(a, None), a, "d1"), Ok(None));
         let unknown = same_data(&state(a, None), b, "d1").unwrap_err();
         assert!(
             unknown.contains("cannot be checked: resume on s3://bucket/ecg"),

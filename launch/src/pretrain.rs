@@ -11,7 +11,7 @@ use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
 use ecgfm_trainer::metrics::StepRecord;
-use ecgfm_trainer::model::{ModelConfig, Recompute};
+use ecgfm_trainer::model::Recompute;
 use ecgfm_trainer::train::{model_memory, RunSummary, Trainer};
 use ecgfm_trainer::validation::{self, Validator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -254,30 +254,6 @@ fn train(
     }
 }
 
-/// The start-up line naming the model: its preset, and the fields set over the preset's values
-/// (a sweep's family sizes, `--set model.KEY=...`).
-fn model_line(config: &TrainConfig) -> String {
-    let fields = |m: &ModelConfig| toml::Table::try_from(m).unwrap_or_default();
-    let over: Vec<String> = match ModelConfig::preset(&config.preset) {
-        Ok(base) => {
-            let (base, now) = (fields(&base), fields(&config.model));
-            let set = now
-                .iter()
-                .filter(|(key, value)| base.get(*key) != Some(value));
-            set.map(|(key, _)| key.clone()).collect()
-        }
-        Err(_) => Vec::new(),
-    };
-    match over.is_empty() {
-        true => format!("model preset: {}", config.preset),
-        false => format!(
-            "model preset: {}, with {} set over it",
-            config.preset,
-            over.join(", ")
-        ),
-    }
-}
-
 /// GPU memory in use for the progress line ("" on the CPU).
 fn memory_note(record: &StepRecord) -> String {
     record
@@ -314,7 +290,14 @@ fn train_on<B: Backend>(
         eprintln!("warning: {warning}");
     }
     if rank == 0 {
-        println!("{}", model_line(&config));
+        match config.model_fields_over_preset().as_slice() {
+            [] => println!("model preset: {}", config.preset),
+            over => println!(
+                "model preset: {}, with {} set over it",
+                config.preset,
+                over.join(", ")
+            ),
+        }
         println!("{}", ecgfm_trainer::model::render_table(&config.model));
         println!("device: {device}");
         println!(

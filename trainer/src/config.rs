@@ -370,6 +370,20 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The model fields whose values differ from the preset's (a sweep's family sizes,
+    /// `--set model.KEY=...`); none for an unknown preset.
+    pub fn model_fields_over_preset(&self) -> Vec<String> {
+        let fields = |m: &ModelConfig| toml::Table::try_from(m).expect("model config serialises");
+        let Ok(preset) = ModelConfig::preset(&self.preset) else {
+            return Vec::new();
+        };
+        let (preset, model) = (fields(&preset), fields(&self.model));
+        let over = model
+            .iter()
+            .filter(|(key, value)| preset.get(*key) != Some(value));
+        over.map(|(key, _)| key.clone()).collect()
+    }
+
     /// The resolved configuration as a TOML document (what `config.toml` holds).
     pub fn to_table(&self) -> toml::Table {
         let mut model = toml::Table::try_from(&self.model).expect("model config serialises");
