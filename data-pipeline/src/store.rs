@@ -162,6 +162,16 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// Whether `url` is an address as [`redact_url`] writes it (user name or query string `***`):
+/// it still names the place, but the secrets needed to open it are gone. A run folder saves its
+/// dataset's address so.
+pub fn is_redacted(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) => parsed.username() == "***" || parsed.query() == Some("***"),
+        Err(_) => url.ends_with("?***"),
+    }
+}
+
 /// `text` with every URL in it (`scheme://...`, up to whitespace or a quote, less trailing
 /// `:,;.)`) passed through [`redact_url`]: what an error message may safely show whatever the
 /// URLs its contexts named.
@@ -336,6 +346,17 @@ mod tests {
         assert!(!r.contains("abcdef"), "{r}");
         assert!(r.contains("bucket/prefix"), "{r}");
         assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+        assert!(is_redacted(&r));
+        assert!(is_redacted(&redact_url("https://host/ecg?sig=abc")));
+        assert!(is_redacted("relative/dir?***"));
+        for plain in [
+            "s3://bucket/prefix",
+            "/data/ecg",
+            "synth",
+            "https://host/ecg?sig=abc",
+        ] {
+            assert!(!is_redacted(plain), "{plain}");
+        }
     }
 
     #[test]

@@ -89,10 +89,12 @@ impl BatchSource for DatasetSource {
         Ok(())
     }
 
+    /// The address is saved without its secrets (see `store::redact_url`): a checkpoint never
+    /// holds a signed URL's query string.
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": "dataset",
-            "url": self.url,
+            "url": redact_url(&self.url),
             "data_digest": self.loader.data_digest(),
             "loader": self.loader.state(),
         })
@@ -142,8 +144,9 @@ impl BatchSource for DatasetSource {
 }
 
 /// Checks that the dataset at `url`, whose data digest is `digest`, holds the data a
-/// checkpoint's source `state` read; returns the line to log when it moved (another address). A
-/// checkpoint written before digests were kept resumes at its own address only.
+/// checkpoint's source `state` read; returns the line to log when it moved (another address;
+/// addresses are compared without their secrets, so a fresh signature of the same URL is not a
+/// move). A checkpoint written before digests were kept resumes at its own address only.
 fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<Option<String>, String> {
     let saved_url = state["url"].as_str().unwrap_or_default();
     let (now, then) = (redact_url(url), redact_url(saved_url));
@@ -155,11 +158,11 @@ fn same_data(state: &serde_json::Value, url: &str, digest: &str) -> Result<Optio
             short(digest),
             short(saved)
         )),
-        None if saved_url != url => Err(format!(
+        None if then != now => Err(format!(
             "the checkpoint read {then} and records no data digest (written before ecgfm kept \
              one), so whether {now} holds the same data cannot be checked: resume on {then}"
         )),
-        _ => Ok((saved_url != url)
+        _ => Ok((then != now)
             .then(|| format!("the dataset moved from {then} to {now}: same data, resuming on it"))),
     }
 }
@@ -192,6 +195,16 @@ mod tests {
         let other = same_data(&state(a, Some("d1")), a, "d2").unwrap_err();
         assert!(other.contains("holds other data"), "{other}");
         assert_eq!(same_data(&state(a, None), a, "d1"), Ok(None));
+        let (signed, resigned) = ("https://h/ecg?sig=OLD", "https://h/ecg?sig=NEW");
+        assert_eq!(
+            same_data(&state(signed, Some("d1")), resigned, "d1"),
+            Ok(None)
+        );
+        let saved = redact_url(signed);
+        assert_eq!(
+            same_data(&state(&saved, Some("d1")), resigned, "d1"),
+            Ok(None)
+        );
         let unknown = same_data(&state(a, None), b, "d1").unwrap_err();
         assert!(
             unknown.contains("cannot be checked: resume on s3://bucket/ecg"),

@@ -18,7 +18,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
-use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::metrics::{self, StepRecord};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
@@ -46,12 +45,16 @@ pub struct ExportArgs {
     /// exported step in the run's `eval/` folder are reported too.
     #[arg(long = "eval", value_name = "FILE")]
     pub eval: Vec<PathBuf>,
+    /// The run's dataset, where the run folder's address no longer opens it: moved, or a
+    /// signed URL (saved without its signature). Checked by data digest against the checkpoint.
+    #[arg(long, value_name = "URL")]
+    pub data: Option<String>,
 }
 
 /// Runs `ecgfm export`.
 pub fn run(args: &ExportArgs) -> Result<()> {
     let ckpt = RunCheckpoint::open(&args.run, args.step)?;
-    let manifest = dataset_manifest(&ckpt.config)?;
+    let manifest = dataset_manifest(&ckpt, args.data.as_deref())?;
     let records = metrics_until(&ckpt.run_dir, ckpt.state.step)?;
     let mut evals = args
         .eval
@@ -95,21 +98,38 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// The manifest of the dataset the run trained on (`None` for the synthetic generator).
-fn dataset_manifest(config: &TrainConfig) -> Result<Option<Manifest>> {
-    if config.data.source == "synth" {
+/// The manifest of the dataset the run trained on (`None` for the synthetic generator), read at
+/// `data` when given (it must hold the data the checkpoint read), else at the saved address.
+fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<Manifest>> {
+    let saved = &ckpt.config.data.source;
+    if saved == "synth" {
         return Ok(None);
     }
-    let url = &config.data.source;
+    if data.is_none() && store::is_redacted(saved) {
+        bail!(
+            "the run's dataset {saved} was saved without its secrets (a signed URL's query \
+             string): pass --data with the full URL (the model card and config.json describe the \
+             training data from its manifest)"
+        );
+    }
+    let url = data.unwrap_or(saved);
     let shown = store::redact_url(url);
     let (object_store, root) = store::open_url(url)
         .with_context(|| format!("opening the run's dataset {shown} for its manifest"))?;
     let manifest = Manifest::load(object_store.as_ref(), &root).with_context(|| {
         format!(
             "reading the manifest of the run's dataset {shown} (the model card and config.json \
-             describe the training data from it)"
+             describe the training data from it; --data URL reads it elsewhere)"
         )
     })?;
+    let trained_on = ckpt.state.data["data_digest"].as_str();
+    if data.is_some() && trained_on.is_some_and(|d| d != manifest.data_digest()) {
+        bail!(
+            "{shown} holds other data than checkpoint {} read from {} (its data digest differs)",
+            ckpt.dir.display(),
+            store::redact_url(saved)
+        );
+    }
     Ok(Some(manifest))
 }
 

@@ -6,6 +6,7 @@ use crate::device::{self, Opened};
 use crate::gpu_memory;
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
+use ecgfm_data::store::{is_redacted, redact_url};
 use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
@@ -223,6 +224,14 @@ fn train(
             run_dir.display()
         );
     }
+    if is_redacted(&config.data.source) {
+        bail!(
+            "data.source {} is a dataset address saved without its secrets (a run folder never \
+             keeps a URL's query string or user name): pass --data with the full URL, freshly \
+             signed if its signature expired",
+            config.data.source
+        );
+    }
     let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
     match device::open(&config.train.device)? {
         Opened::Cpu => {
@@ -273,10 +282,13 @@ fn train_on<B: Backend>(
 ) -> Result<RunSummary> {
     let (rank, world) = (job.rank(), job.world_size());
     let source = open_source(&config, rank, world)?;
+    // The run folder (config.toml, checkpoints) keeps the dataset's address without its
+    // secrets: a signed URL's query string or user info is saved as `***`.
+    let mut saved = config.clone();
+    saved.data.source = redact_url(&config.data.source);
     let mut trainer =
-        Trainer::with_data_parallel(config, &run_dir, backend, source, args.resume, dp)
+        Trainer::with_data_parallel(saved, &run_dir, backend, source, args.resume, dp)
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
-    let config = trainer.config().clone();
     // Rank 0 measures the validation loss: the weights are the same on every rank.
     let validator = match rank {
         0 => open_validator(&config)?,

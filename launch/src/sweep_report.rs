@@ -45,21 +45,15 @@ fn machine() -> String {
     )
 }
 
-/// The runs the folder's sweep file plans that are not finished (not in `sweep.jsonl`), said in
-/// one sentence for the report; `None` when every run is.
+/// The runs the folder's sweep file plans that are not finished (not in `sweep.jsonl`) and how
+/// far each got, said in one sentence for the report; `None` when every run is.
 fn unfinished(dir: &Path) -> Result<Option<String>> {
-    let plan = crate::sweep_run::folder_plan(dir)?;
-    let finished = crate::sweep_run::recorded(dir)?;
-    let left: Vec<&str> = (plan.runs.iter())
-        .filter(|run| !finished.iter().any(|r| r.run == run.name))
-        .map(|run| run.name.as_str())
-        .collect();
+    let (left, planned) = crate::sweep_status::unfinished(dir)?;
     Ok((!left.is_empty()).then(|| {
         format!(
-            "Planned but not finished, so not in this report: {} of {} runs ({}); `ecgfm sweep \
-             status` says where each stands.",
+            "Planned but not finished, so not in this report: {} of {planned} runs: {}; `ecgfm \
+             sweep status` says more.",
             left.len(),
-            plan.runs.len(),
             left.join(", ")
         )
     }))

@@ -71,6 +71,32 @@ impl RunStatus<'_> {
     fn flops_done(&self) -> f64 {
         self.plan.flops() * self.steps as f64 / self.plan.steps().max(1) as f64
     }
+
+    /// `NAME (state, step S of N)`, or `NAME (not started)`.
+    fn describe(&self) -> String {
+        match self.state {
+            State::NotStarted => format!("{} (not started)", self.plan.name),
+            state => format!(
+                "{} ({}, step {} of {})",
+                self.plan.name,
+                state.name(),
+                self.steps,
+                self.plan.steps()
+            ),
+        }
+    }
+}
+
+/// The planned runs of the sweep in `dir` that `sweep.jsonl` does not record, each as where it
+/// stands (`RunStatus::describe`), and the number of runs planned.
+pub(crate) fn unfinished(dir: &Path) -> Result<(Vec<String>, usize)> {
+    let plan = folder_plan(dir)?;
+    let records = recorded(dir)?;
+    let left = (plan.runs.iter())
+        .filter(|run| !records.iter().any(|r| r.run == run.name))
+        .map(|run| status(dir, &plan, run, &records).map(|s| s.describe()))
+        .collect::<Result<_>>()?;
+    Ok((left, plan.runs.len()))
 }
 
 fn status<'a>(

@@ -188,9 +188,21 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
         said.contains("trained 4.569e9 of 5.670e9 FLOPs (81%)"),
         "{said}"
     );
+    // Recording the trained run first: the report names the other and how far it got.
+    toy(&split, &[&no_eval[..], &["--only", "d2w64"]].concat());
+    let report = std::fs::read_to_string(split.join("report/report.md")).unwrap();
+    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs: \
+                      synth-d1w32-steps-f1-s0 (training, step 3 of 6)";
+    assert!(report.contains(unfinished), "{report}");
     toy(&split, &no_eval);
     assert!(status(&split).contains("2 runs: 2 done"));
-    let (a, b) = (records(&whole), records(&split));
+    let by_run = |dir: &Path| {
+        let mut records = records(dir);
+        records.sort_by_key(|r| r["run"].to_string());
+        records
+    };
+    let (a, b) = (by_run(&whole), by_run(&split));
+    assert_eq!(a.len(), 2);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x["run"], y["run"]);
         assert_eq!(x["final_val_loss"], y["final_val_loss"], "{}", x["run"]);
@@ -233,8 +245,8 @@ fn only_runs_the_chosen_runs_and_a_later_sweep_the_rest() {
     let names: Vec<_> = records(&dir).iter().map(|r| r["run"].clone()).collect();
     assert_eq!(names, ["synth-d2w64-steps-f1-s0"]);
     let report = || std::fs::read_to_string(dir.join("report/report.md")).unwrap();
-    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs \
-                      (synth-d1w32-steps-f1-s0)";
+    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs: \
+                      synth-d1w32-steps-f1-s0 (not started)";
     assert!(report().contains(unfinished), "{}", report());
     assert!(!dir.join("runs/synth-d1w32-steps-f1-s0").exists());
 

@@ -1,0 +1,105 @@
+//! A run on a signed dataset URL (an object store's access token in the query string): no file
+//! of the run folder holds the token; resuming and exporting ask for the full URL again, take a
+//! fresh signature of the same address as the same dataset, and train to the bits of a run on the
+//! plain path.
+
+mod common;
+
+use common::{ecgfm_env, export, export_err, path_str, pretrain_args, run_ok, temp_dir};
+use std::path::Path;
+
+/// `pretrain_args` for 8 steps, `--data url` when given, stopped after 4 steps or resumed.
+fn run_args(run: &Path, url: Option<&str>, stop: bool, resume: bool) -> Vec<String> {
+    let mut args = pretrain_args(run, 8);
+    if let Some(url) = url {
+        args.extend(["--data".to_string(), url.to_string()]);
+    }
+    if stop {
+        args.extend(["--stop-after".to_string(), "4".to_string()]);
+    }
+    if resume {
+        args.push("--resume".to_string());
+    }
+    args
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// `(step, loss bits)` of every record of the run's metrics.
+fn losses(run: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let record = |line: &str| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let loss = v["loss"].as_f64().unwrap().to_bits();
+        (v["step"].as_u64().unwrap(), loss)
+    };
+    text.lines().map(record).collect()
+}
+
+#[test]
+fn a_signed_urls_token_stays_out_of_the_run_folder_and_resume_asks_for_it() {
+    let dir = temp_dir("signed-run");
+    let data = common::synth_dataset(&dir);
+    let signed = |token: &str| format!("file://{}?sig={token}", data.display());
+    let (plain, run) = (dir.join("plain"), dir.join("run"));
+    run_ok(&run_args(&plain, Some(path_str(&data)), false, false));
+    run_ok(&run_args(&run, Some(&signed("TOKEN1")), true, false));
+    assert_eq!(files_holding(&run, "TOKEN1"), Vec::<String>::new());
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("?***"), "{config}");
+
+    let output = ecgfm_env(&run_args(&run, None, false, true), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("saved without its secrets") && stderr.contains("pass --data"),
+        "{stderr}"
+    );
+
+    let output = ecgfm_env(&run_args(&run, Some(&signed("TOKEN2")), false, true), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("moved"),
+        "a new signature is no move: {stderr}"
+    );
+    assert_eq!(losses(&plain).len(), 8);
+    assert_eq!(losses(&run), losses(&plain));
+    for token in ["TOKEN1", "TOKEN2"] {
+        assert_eq!(files_holding(&run, token), Vec::<String>::new());
+    }
+
+    let (pkg, other_pkg) = (dir.join("pkg"), dir.join("other-pkg"));
+    let err = export_err(&run, &pkg, &[]);
+    assert!(
+        err.contains("saved without its secrets") && err.contains("pass --data"),
+        "{err}"
+    );
+    export(&run, &pkg, &["--data", &signed("TOKEN3")]);
+    export(&plain, &other_pkg, &[]);
+    let card = |pkg: &Path| std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    assert!(card(&pkg).contains("?***"), "{}", card(&pkg));
+    assert_eq!(
+        card(&pkg).replace(&format!("file://{}?***", data.display()), path_str(&data)),
+        card(&other_pkg).replace(path_str(&plain), path_str(&run))
+    );
+    let other = common::synth_dataset_with_seed(&dir, "other", 7);
+    let err = export_err(&run, &dir.join("pkg2"), &["--data", path_str(&other)]);
+    assert!(err.contains("holds other data"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
