@@ -20,7 +20,7 @@
 //!   `held_windows` keeps in memory or in a scratch file.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
-//! - `sweep_run`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
+//! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
 //!   `sweep_status`: `ecgfm sweep run|report|status` (and `run --extend`, `--slurm`,
 //!   `--keep-going`) over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of
 //!   this binary, and `child_error` passes a failed child's error up to the sweep).
@@ -66,6 +66,7 @@ pub mod python_bench;
 pub mod run_checkpoint;
 pub mod signals;
 pub mod slurm;
+mod sweep_eval;
 pub mod sweep_extend;
 pub mod sweep_failure;
 pub mod sweep_report;

@@ -11,8 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::store::redact_url;
 use ecgfm_sweep::expand::LeadMix;
-use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
-use ecgfm_sweep::spec::EvalSpec;
+use ecgfm_sweep::record::{self, SweepRecord};
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
 use std::collections::BTreeMap;
@@ -20,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::sweep_eval::{complete_evals, eval_data, evaluate_run};
 use crate::{child_error, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
@@ -404,19 +404,6 @@ pub(crate) fn recorded(dir: &Path) -> Result<Vec<SweepRecord>> {
     Ok(records)
 }
 
-/// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's
-/// generated synthetic set.
-fn eval_data(dir: &Path, eval: &EvalSpec) -> String {
-    if eval.data == "synth" {
-        dir.join("data")
-            .join(format!("synth-{}", eval.synth_records))
-            .display()
-            .to_string()
-    } else {
-        SweepSpec::resolve_data(&eval.data, &dir.join("data"))
-    }
-}
-
 /// Ingests the sweep's `[ingest]` datasets, merges its `[merge]` ones and writes the synthetic evaluation datasets its
 /// tasks name, each once (a dataset with a manifest is done).
 fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
@@ -471,7 +458,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
 
 /// Runs this binary with `args`, its output going to the terminal; a failure carries the
 /// child's own error.
-fn run_child(args: &[&str]) -> Result<()> {
+pub(crate) fn run_child(args: &[&str]) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
@@ -521,137 +508,7 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     Ok(rec)
 }
 
-fn append_record(dir: &Path, rec: &SweepRecord) -> Result<()> {
+pub(crate) fn append_record(dir: &Path, rec: &SweepRecord) -> Result<()> {
     let path = dir.join("sweep.jsonl");
     record::append(&path, rec).with_context(|| format!("appending to {}", path.display()))
-}
-
-/// The evaluations the sweep runs after `run`, in its file's order: each task's protocols, and
-/// from scratch on the first seed where the task asks for it.
-pub(crate) fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a EvalSpec, &'a str)> {
-    let first_seed = run.seed == plan.spec.seeds[0];
-    let per_task = |eval: &'a EvalSpec| {
-        let scratch = (eval.scratch && first_seed).then_some("scratch");
-        let protocols = eval.protocols.iter().map(String::as_str).chain(scratch);
-        protocols.map(move |protocol| (eval, protocol))
-    };
-    plan.spec.eval.iter().flat_map(per_task).collect()
-}
-
-/// The evaluations of `run` (in `run_dir`) whose result file is not there yet.
-pub(crate) fn missing_evaluations<'a>(
-    plan: &'a SweepPlan,
-    run: &RunPlan,
-    run_dir: &Path,
-) -> Vec<(&'a EvalSpec, &'a str)> {
-    let mut planned = evaluations(plan, run);
-    planned.retain(|(eval, protocol)| !record::eval_file(run_dir, &eval.task, protocol).exists());
-    planned
-}
-
-/// Every evaluation of `run` (those whose result file exists are read, not run again).
-fn evaluate_run(
-    dir: &Path,
-    plan: &SweepPlan,
-    run: &RunPlan,
-    run_dir: &Path,
-    threads: Option<usize>,
-) -> Result<Vec<EvalResult>> {
-    let mut results = Vec::new();
-    for (eval, protocol) in evaluations(plan, run) {
-        results.extend(evaluate(dir, run_dir, run, eval, protocol, threads)?);
-    }
-    Ok(results)
-}
-
-/// A recorded run: evaluates it on what the sweep file asks for and it lacks (tasks or
-/// protocols an extension added) and records it again with every result, or says it is done.
-fn complete_evals(
-    dir: &Path,
-    plan: &SweepPlan,
-    run: &RunPlan,
-    rec: &SweepRecord,
-    label: &str,
-    threads: Option<usize>,
-) -> Result<()> {
-    let run_dir = dir.join(&rec.run_dir);
-    let missing: Vec<String> = missing_evaluations(plan, run, &run_dir)
-        .into_iter()
-        .map(|(eval, protocol)| format!("{} {protocol}", eval.task))
-        .collect();
-    if missing.is_empty() {
-        println!("{label} already done");
-        return Ok(());
-    }
-    println!(
-        "{label} already trained; evaluating it on {}",
-        missing.join(", ")
-    );
-    let started = Instant::now();
-    let mut rec = rec.clone();
-    rec.eval = evaluate_run(dir, plan, run, &run_dir, threads)?;
-    rec.eval_s += started.elapsed().as_secs_f64();
-    append_record(dir, &rec)
-}
-
-/// `ecgfm eval` of one run on one task under one protocol (skipped when its result exists).
-fn evaluate(
-    dir: &Path,
-    run_dir: &Path,
-    run: &RunPlan,
-    eval: &EvalSpec,
-    protocol: &str,
-    threads: Option<usize>,
-) -> Result<Vec<EvalResult>> {
-    let out = record::eval_file(run_dir, &eval.task, protocol);
-    // `ecgfm eval` writes its result file last and whole: it exists once the evaluation ran.
-    if !out.exists() {
-        let (run_arg, data, out_arg, seed) = (
-            run_dir.display().to_string(),
-            eval_data(dir, eval),
-            out.display().to_string(),
-            run.seed.to_string(),
-        );
-        let mut args = vec![
-            "eval",
-            "--run",
-            &run_arg,
-            "--data",
-            &data,
-            "--labels",
-            &eval.task,
-            "--protocol",
-            protocol,
-            "--fractions",
-            "1",
-            "--seed",
-            &seed,
-            "--out",
-            &out_arg,
-        ];
-        let threads = threads.map(|t| t.to_string());
-        if let Some(t) = &threads {
-            args.extend(["--threads", t]);
-        }
-        args.extend(eval.args.iter().map(String::as_str));
-        run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
-    }
-    let text =
-        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", out.display()))?;
-    let results: Vec<EvalResult> = record::parse_eval_file(&json, &eval.task)
-        .into_iter()
-        .filter(|r| r.protocol == protocol)
-        .collect();
-    if results.is_empty() {
-        println!(
-            "warning: {} holds no {protocol} result with a macro AUROC (see its warnings): \
-             {} has no {} result",
-            out.display(),
-            run.name,
-            eval.task
-        );
-    }
-    Ok(results)
 }

@@ -12,8 +12,9 @@ use indicatif::HumanDuration;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::sweep_eval::{evaluations, missing_evaluations};
 use crate::sweep_failure;
-use crate::sweep_run::{evaluations, folder_plan, missing_evaluations, recorded};
+use crate::sweep_run::{folder_plan, recorded};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepStatusArgs {

@@ -1,0 +1,155 @@
+//! The evaluations of a sweep's runs: which ones a run gets (each task's protocols, from scratch
+//! on the first seed where asked), which are still missing from its folder, and running them as
+//! `ecgfm eval` subprocesses whose result files are read back into the run's record.
+
+use anyhow::{Context, Result};
+use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
+use ecgfm_sweep::spec::EvalSpec;
+use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::sweep_run::{append_record, run_child};
+
+/// The evaluations the sweep runs after `run`, in its file's order: each task's protocols, and
+/// from scratch on the first seed where the task asks for it.
+pub(crate) fn evaluations<'a>(plan: &'a SweepPlan, run: &RunPlan) -> Vec<(&'a EvalSpec, &'a str)> {
+    let first_seed = run.seed == plan.spec.seeds[0];
+    let per_task = |eval: &'a EvalSpec| {
+        let scratch = (eval.scratch && first_seed).then_some("scratch");
+        let protocols = eval.protocols.iter().map(String::as_str).chain(scratch);
+        protocols.map(move |protocol| (eval, protocol))
+    };
+    plan.spec.eval.iter().flat_map(per_task).collect()
+}
+
+/// The evaluations of `run` (in `run_dir`) whose result file is not there yet.
+pub(crate) fn missing_evaluations<'a>(
+    plan: &'a SweepPlan,
+    run: &RunPlan,
+    run_dir: &Path,
+) -> Vec<(&'a EvalSpec, &'a str)> {
+    let mut planned = evaluations(plan, run);
+    planned.retain(|(eval, protocol)| !record::eval_file(run_dir, &eval.task, protocol).exists());
+    planned
+}
+
+/// Every evaluation of `run` (those whose result file exists are read, not run again).
+pub(crate) fn evaluate_run(
+    dir: &Path,
+    plan: &SweepPlan,
+    run: &RunPlan,
+    run_dir: &Path,
+    threads: Option<usize>,
+) -> Result<Vec<EvalResult>> {
+    let mut results = Vec::new();
+    for (eval, protocol) in evaluations(plan, run) {
+        results.extend(evaluate(dir, run_dir, run, eval, protocol, threads)?);
+    }
+    Ok(results)
+}
+
+/// A recorded run: evaluates it on what the sweep file asks for and it lacks (tasks or
+/// protocols an extension added) and records it again with every result, or says it is done.
+pub(crate) fn complete_evals(
+    dir: &Path,
+    plan: &SweepPlan,
+    run: &RunPlan,
+    rec: &SweepRecord,
+    label: &str,
+    threads: Option<usize>,
+) -> Result<()> {
+    let run_dir = dir.join(&rec.run_dir);
+    let missing: Vec<String> = missing_evaluations(plan, run, &run_dir)
+        .into_iter()
+        .map(|(eval, protocol)| format!("{} {protocol}", eval.task))
+        .collect();
+    if missing.is_empty() {
+        println!("{label} already done");
+        return Ok(());
+    }
+    println!(
+        "{label} already trained; evaluating it on {}",
+        missing.join(", ")
+    );
+    let started = Instant::now();
+    let mut rec = rec.clone();
+    rec.eval = evaluate_run(dir, plan, run, &run_dir, threads)?;
+    rec.eval_s += started.elapsed().as_secs_f64();
+    append_record(dir, &rec)
+}
+
+/// `ecgfm eval` of one run on one task under one protocol (skipped when its result exists).
+fn evaluate(
+    dir: &Path,
+    run_dir: &Path,
+    run: &RunPlan,
+    eval: &EvalSpec,
+    protocol: &str,
+    threads: Option<usize>,
+) -> Result<Vec<EvalResult>> {
+    let out = record::eval_file(run_dir, &eval.task, protocol);
+    // `ecgfm eval` writes its result file last and whole: it exists once the evaluation ran.
+    if !out.exists() {
+        let (run_arg, data, out_arg, seed) = (
+            run_dir.display().to_string(),
+            eval_data(dir, eval),
+            out.display().to_string(),
+            run.seed.to_string(),
+        );
+        let mut args = vec![
+            "eval",
+            "--run",
+            &run_arg,
+            "--data",
+            &data,
+            "--labels",
+            &eval.task,
+            "--protocol",
+            protocol,
+            "--fractions",
+            "1",
+            "--seed",
+            &seed,
+            "--out",
+            &out_arg,
+        ];
+        let threads = threads.map(|t| t.to_string());
+        if let Some(t) = &threads {
+            args.extend(["--threads", t]);
+        }
+        args.extend(eval.args.iter().map(String::as_str));
+        run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
+    }
+    let text =
+        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", out.display()))?;
+    let results: Vec<EvalResult> = record::parse_eval_file(&json, &eval.task)
+        .into_iter()
+        .filter(|r| r.protocol == protocol)
+        .collect();
+    if results.is_empty() {
+        println!(
+            "warning: {} holds no {protocol} result with a macro AUROC (see its warnings): \
+             {} has no {} result",
+            out.display(),
+            run.name,
+            eval.task
+        );
+    }
+    Ok(results)
+}
+
+/// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's
+/// generated synthetic set.
+pub(crate) fn eval_data(dir: &Path, eval: &EvalSpec) -> String {
+    if eval.data == "synth" {
+        dir.join("data")
+            .join(format!("synth-{}", eval.synth_records))
+            .display()
+            .to_string()
+    } else {
+        SweepSpec::resolve_data(&eval.data, &dir.join("data"))
+    }
+}
