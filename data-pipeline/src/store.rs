@@ -29,7 +29,9 @@ pub type StoreRoot = (Arc<dyn ObjectStore>, Path);
 /// Accepted: a local path (relative or absolute, need not exist yet), `file:///abs/path`,
 /// `memory://name/prefix` (one in-memory store shared by the whole process, for tests),
 /// `s3://bucket/prefix` (also `s3a://`), `gs://bucket/prefix`, `az://container/prefix` (and
-/// the other Azure forms `object_store` knows).
+/// the other Azure forms `object_store` knows). An Azure URL's query string is taken as a SAS
+/// token (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX?sv=...&sig=...`, as the portal
+/// gives it) and used instead of any credential in the environment.
 pub fn open_url(url: &str) -> Result<StoreRoot, DataError> {
     open_url_with::<&str, &str>(url, &[])
 }
@@ -79,6 +81,12 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
         }
         S::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+            if let Some(sas) = parsed.query().filter(|q| !q.is_empty()) {
+                // A SAS URL as the Azure portal gives it: its token is the credential.
+                b = b
+                    .with_config(AzureConfigKey::SasKey, sas)
+                    .with_config(AzureConfigKey::CredentialType, "sas_token");
+            }
             for (key, value) in config_keys::<AzureConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }

@@ -1,12 +1,16 @@
-//! A run on a signed dataset URL (an object store's access token in the query string): no file
-//! of the run folder holds the token; resuming and exporting ask for the full URL again, take a
-//! fresh signature of the same address as the same dataset, and train to the bits of a run on the
-//! plain path.
+//! Signed dataset URLs (an access token in the query string). An Azure SAS URL signs every
+//! request with its token and no output shows it. A run on a signed URL keeps the token out of
+//! every file of its folder; resuming and exporting ask for the full URL again, take a fresh
+//! signature of the same address as the same dataset, and train to the bits of a run on the plain
+//! path.
 
 mod common;
 
 use common::{ecgfm_env, export, export_err, path_str, pretrain_args, run_ok, temp_dir};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// `pretrain_args` for 8 steps, `--data url` when given, stopped after 4 steps or resumed.
 fn run_args(run: &Path, url: Option<&str>, stop: bool, resume: bool) -> Vec<String> {
@@ -102,4 +106,56 @@ fn a_signed_urls_token_stays_out_of_the_run_folder_and_resume_asks_for_it() {
     let err = export_err(&run, &dir.join("pkg2"), &["--data", path_str(&other)]);
     assert!(err.contains("holds other data"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A local HTTP server that answers every request with 403 and keeps each one's request line.
+fn refusing_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = vec![0u8; 16384];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            keep.lock()
+                .unwrap()
+                .push(text.lines().next().unwrap_or("").to_string());
+            let reply = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn an_azure_sas_url_signs_its_requests_with_its_token_and_never_shows_it() {
+    let (port, seen) = refusing_server();
+    let url = "https://acct.blob.core.windows.net/ecg/ptbxl?sv=2024-01-01&sp=rl&sig=SASTOKEN42";
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AZURE_STORAGE_ENDPOINT", endpoint.as_str()),
+        ("AZURE_ALLOW_HTTP", "true"),
+    ];
+    let output = ecgfm_env(&["data", "inspect", url], &env);
+    assert!(!output.status.success());
+    let printed = [output.stdout, output.stderr].concat();
+    let printed = String::from_utf8_lossy(&printed);
+    assert!(!printed.contains("SASTOKEN42"), "{printed}");
+    assert!(
+        printed.contains("acct.blob.core.windows.net/ecg/ptbxl?***"),
+        "{printed}"
+    );
+    let seen = seen.lock().unwrap();
+    let first = seen.first().expect("the store sent a request");
+    assert!(
+        first.starts_with("GET /ecg/ptbxl/manifest.json?"),
+        "{first}"
+    );
+    assert!(
+        first.contains("sig=SASTOKEN42") && first.contains("sv=2024-01-01"),
+        "{first}"
+    );
 }
