@@ -26,6 +26,8 @@
 //!   this binary, and `child_error` passes a failed child's error up to the sweep).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
+//! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
+//!   URL's secret in a file read again later (a sweep folder's file, a SLURM script).
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
@@ -64,6 +66,7 @@ pub mod progress;
 pub mod publish;
 pub mod python_bench;
 pub mod run_checkpoint;
+mod secret_free;
 pub mod signals;
 pub mod slurm;
 mod sweep_eval;

@@ -36,6 +36,7 @@ pub fn script(args: &LaunchArgs) -> Result<String> {
         .filter(|a| *a != "--resume")
         .map(|a| shell_word(a))
         .collect();
+    crate::secret_free::check(&command.join(" "), "the SLURM script")?;
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "ecgfm".into());

@@ -157,6 +157,7 @@ fn spec_text(args: &SweepRunArgs) -> Result<(String, String)> {
 /// Runs `ecgfm sweep run`.
 pub fn run(args: &SweepRunArgs) -> Result<()> {
     let (text, origin) = spec_text(args)?;
+    crate::secret_free::check(&text, &format!("the sweep folder's copy of {origin}"))?;
     let spec = SweepSpec::parse(&text, &origin)?;
     let dir = &args.out;
     let expand = || SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of);

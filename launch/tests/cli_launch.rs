@@ -536,6 +536,26 @@ fn the_slurm_script_and_the_plan() {
     );
     assert!(!no_out.status.success());
     assert!(String::from_utf8_lossy(&no_out.stderr).contains("--out"));
+    let sas = "https://acct.blob.core.windows.net/ecg/ds?sv=1&sig=SECRET123";
+    let signed = [
+        "launch",
+        "--slurm-script",
+        "--",
+        "pretrain",
+        "--out",
+        "r",
+        "--data",
+        sas,
+    ];
+    let err = common::run_err(&signed.map(String::from));
+    assert!(
+        err.contains("the SLURM script would keep the secret in "),
+        "{err}"
+    );
+    assert!(
+        err.contains("ds?***") && !err.contains("SECRET123"),
+        "{err}"
+    );
 
     let efficiency = |gpus: &str| -> f64 {
         let text = run_ok(&["plan", "--model", "large", "--gpus", gpus].map(String::from));
