@@ -194,7 +194,15 @@ fn a_sweep_resumes_finished_and_interrupted_runs() {
     let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs: \
                       synth-d1w32-steps-f1-s0 (training, step 3 of 6)";
     assert!(report.contains(unfinished), "{report}");
-    toy(&split, &no_eval);
+    // The folder moved (another disk): the sweep goes on there, resuming the interrupted run.
+    let moved = temp_dir("split-moved");
+    std::fs::remove_dir(&moved).unwrap();
+    std::fs::rename(&split, &moved).unwrap();
+    let split = moved;
+    let said = toy(&split, &no_eval);
+    assert!(said.contains("already done"), "{said}");
+    let resumed = format!("resuming from {}", split.display());
+    assert!(said.contains(&resumed), "{said}");
     assert!(status(&split).contains("2 runs: 2 done"));
     let by_run = |dir: &Path| {
         let mut records = records(dir);
