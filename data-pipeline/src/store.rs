@@ -48,6 +48,11 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
         url: redact_url(url),
         reason: scrub(&reason, url),
     };
+    if is_redacted(url) {
+        return Err(bad(
+            "this address was saved or shown without its secrets (`***`): give the full URL".into(),
+        ));
+    }
     if let Some(rest) = url.strip_prefix("memory://") {
         return Ok((memory_store(), Path::from(rest.trim_matches('/'))));
     }
@@ -378,6 +383,14 @@ mod tests {
         );
         assert_eq!(redact_urls_in("no url here"), "no url here");
         assert_eq!(redact_urls_in("://odd"), "://odd");
+    }
+
+    #[test]
+    fn an_address_without_its_secrets_does_not_open() {
+        for url in ["file:///tmp/ecg?***", "s3://***@bucket/ecg"] {
+            let err = open_url(url).unwrap_err().to_string();
+            assert!(err.contains("without its secrets"), "{err}");
+        }
     }
 
     #[test]
