@@ -73,10 +73,19 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         );
     }
     println!(
-        "report of {} runs: {} ({} charts)",
+        "report of {} runs: {} ({} charts; {} result files in {})",
         written.runs,
         written.report.display(),
-        written.charts.len()
+        written.charts.len(),
+        written.results.files.len(),
+        out.join(ecgfm_sweep::results::FOLDER).display()
     );
+    if !written.results.missing.is_empty() {
+        println!(
+            "warning: {} result file(s) named in sweep.jsonl are missing from their run folders: {}",
+            written.results.missing.len(),
+            written.results.missing.join(", ")
+        );
+    }
     Ok(())
 }

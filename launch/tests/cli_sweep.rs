@@ -1,12 +1,13 @@
 //! `ecgfm sweep` end to end through the real binary at toy size (2 sizes x 1 seed x 6 steps on
 //! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
+//! the result files published beside the report (its intervals reproduced from them alone),
 //! resuming (finished runs skipped, an interrupted run resumed to the same bits), `--only`, the SLURM
 //! array's single grid point, runs on two data-parallel ranks, and (with `../shared/data`) a
 //! sweep that ingests CinC 2017 and PTB-XL records and trains on their merge.
 
 mod common;
 
-use common::{run_err, run_ok as ecgfm, temp_dir, ECGFM};
+use common::{path_str, run_err, run_ok as ecgfm, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::Command;
 
@@ -133,6 +134,76 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
         assert_eq!(png_size(&dir.join("report").join(chart)), (900, 560));
         assert!(report.contains(chart), "report.md does not show {chart}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The text of `text` between `start` and the next `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in:\n{text}"))
+        + start.len();
+    let len = text[from..].find(end).unwrap();
+    &text[from..from + len]
+}
+
+#[test]
+fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
+    let dir = temp_dir("results");
+    toy(&dir, &["--set", "seeds=[0,1]"]);
+    let docs = dir.join("docs");
+    let said = ecgfm(&["sweep", "report", path_str(&dir), "--to", path_str(&docs)]);
+    assert!(said.contains("4 result files in"), "{said}");
+    // Each published file holds what the run folder's does.
+    for r in records(&dir) {
+        let run = r["run"].as_str().unwrap();
+        let file = |root: &Path| {
+            let path = root.join("eval-synth-probe.json");
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        };
+        let kept = file(&dir.join(r["run_dir"].as_str().unwrap()));
+        assert_eq!(file(&docs.join("results").join(run)), kept, "{run}");
+    }
+    let published = std::fs::read_to_string(docs.join("results/sweep.jsonl")).unwrap();
+    assert_eq!(published.lines().count(), 4, "{published}");
+    let report = std::fs::read_to_string(docs.join("report.md")).unwrap();
+    let verdict = between(&report, "Downstream (synth, linear probe)", "\n");
+    let over_records = between(verdict, "over the test records ", "]");
+    let over_seeds = between(verdict, "over seeds and test records ", "]");
+    // The report's command, run in the report's folder with the run folders gone, prints the
+    // verdict's interval over seeds and records; over the records alone with `--resample`.
+    let command = between(&report, "```sh\n", "```").replace("\\\n", " ");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args[..2], ["ecgfm", "compare"], "{command}");
+    assert_eq!(args.iter().filter(|a| **a == "--a").count(), 2, "{command}");
+    std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    let compare = |extra: &[&str]| {
+        let out = Command::new(ECGFM)
+            .args(&args[1..])
+            .args(extra)
+            .current_dir(&docs)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let printed = compare(&[]);
+    assert!(
+        printed.contains(&format!("{over_seeds}]")),
+        "{over_seeds} in\n{printed}"
+    );
+    let printed = compare(&["--resample", "records"]);
+    assert!(
+        printed.contains(&format!("{over_records}]")),
+        "{over_records} in\n{printed}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -10,7 +10,7 @@ use ecgfm_trainer::eval::{paired_auroc_interval, Resample, UnitScores};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
-const REPORT_SEED: u64 = 2024;
+pub const REPORT_SEED: u64 = 2024;
 
 /// One task's downstream result for a size, over its seeds.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,8 @@
 //! - `analysis`: groups, comparisons (AUROCs by the paired bootstrap of
 //!   `ecgfm_trainer::eval::paired`) and fits of a finished sweep; `charts` and `plot`: its PNG
 //!   charts (plotters); `report`: `report.md`, whose `verdict` is written in `verdict` and
-//!   whose table of each size against the smallest in `size_table`;
+//!   whose table of each size against the smallest in `size_table`; `results`: the folder
+//!   beside it with the records and every run's result files, which `ecgfm compare` reads;
 //! - `presets`: the built-in sweep files (`--preset demo`, `--preset gpu`).
 //!
 //! Depends on `ecgfm-trainer` for configurations and model statistics. Running the runs is the
@@ -24,6 +25,7 @@ pub mod plot;
 pub mod presets;
 pub mod record;
 pub mod report;
+pub mod results;
 mod size_table;
 pub mod spec;
 mod verdict;

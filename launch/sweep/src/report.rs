@@ -1,7 +1,8 @@
 //! `ecgfm sweep report DIR`: reads `DIR/sweep.jsonl` and every run's `metrics.jsonl`, and writes
 //! `report.md` with its PNG charts: the verdict (at each budget, does the larger encoder give a
 //! lower val loss and a higher downstream AUROC, by how much, outside the CI or not, or that the
-//! data are too few to say), the runs, the fitted laws with their intervals, and the charts.
+//! data are too few to say), the runs, the fitted laws with their intervals, and the charts;
+//! beside it `results/` (`results`), the records and result files its intervals come from.
 
 use crate::analysis::{self, Analysis};
 use crate::charts::{self, Curve};
@@ -10,6 +11,7 @@ use crate::fit::isoflop::Optimum;
 use crate::fit::LawFit;
 use crate::plot;
 use crate::record::{self, SweepRecord};
+use crate::results::{self, Copied};
 use ecgfm_trainer::config::{DataConfig, TrainConfig};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ pub enum ReportError {
     Plot(#[from] plot::PlotError),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io {
         path: path.display().to_string(),
         source,
@@ -41,6 +43,8 @@ pub struct Written {
     pub report: PathBuf,
     pub charts: Vec<PathBuf>,
     pub runs: usize,
+    /// The result files copied into `results/` beside the report.
+    pub results: Copied,
 }
 
 /// Writes the report of the sweep in `dir` into `out` (`report.md` and the PNGs); `context`
@@ -117,13 +121,15 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         Some(data) => format!("{context}\n\n{data}"),
         None => context.to_string(),
     };
-    let markdown = render(&name, &context, &a, &drawn, torn);
+    let copied = results::write(dir, out, &a.records)?;
+    let markdown = render(&name, &context, &a, &drawn, &copied, torn);
     let report = out.join("report.md");
     std::fs::write(&report, markdown).map_err(io(&report))?;
     Ok(Written {
         report,
         charts: charts_out,
         runs: a.records.len(),
+        results: copied,
     })
 }
 
@@ -214,6 +220,7 @@ fn render(
     context: &str,
     a: &Analysis,
     charts: &[(String, String)],
+    copied: &Copied,
     torn: usize,
 ) -> String {
     let mut md = String::new();
@@ -263,6 +270,7 @@ fn render(
     for (file, caption) in charts {
         let _ = writeln!(md, "{caption}:\n\n![{caption}]({file})\n");
     }
+    results::section(&mut md, a, copied);
     let _ = writeln!(
         md,
         "## Definitions\n\n\
