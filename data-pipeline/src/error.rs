@@ -21,6 +21,16 @@ pub enum DataError {
         #[source]
         source: object_store::Error,
     },
+    /// A dataset address with no manifest: nothing was ingested there (or the address is
+    /// wrong).
+    #[error(
+        "{location} not found: no dataset there (`ecgfm data ingest` or `ecgfm data synth` \
+         writes one; a dataset's address is the folder holding its manifest.json)"
+    )]
+    NoDataset {
+        /// The manifest's location.
+        location: String,
+    },
     /// A Parquet shard could not be read or decoded.
     #[error("shard {path}: {source}")]
     Parquet {

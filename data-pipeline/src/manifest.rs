@@ -209,8 +209,23 @@ impl Manifest {
 
     /// Reads `manifest.json` of the dataset at `root` (blocking).
     pub fn load(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
+        store::block_on(Self::read(object_store, root))
+    }
+
+    /// Reads `manifest.json` of the dataset at `root`; a missing one is `DataError::NoDataset`.
+    pub async fn read(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
         let location = store::join(root, MANIFEST_FILE);
-        let bytes = store::block_on(store::get_bytes(object_store, &location))?;
+        let bytes = match store::get_bytes(object_store, &location).await {
+            Err(DataError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => {
+                return Err(DataError::NoDataset {
+                    location: location.to_string(),
+                })
+            }
+            bytes => bytes?,
+        };
         Self::from_json(&bytes, location.as_ref())
     }
 
@@ -425,6 +440,12 @@ mod tests {
         m.save(store.as_ref(), &root).unwrap();
         assert_eq!(Manifest::load(store.as_ref(), &root).unwrap(), m);
         let (_, missing) = crate::store::open_url("memory://manifest-test/none").unwrap();
-        assert!(Manifest::load(store.as_ref(), &missing).is_err());
+        let err = Manifest::load(store.as_ref(), &missing).unwrap_err();
+        assert!(matches!(err, DataError::NoDataset { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("manifest-test/none/manifest.json not found: no dataset there"),
+            "{err}"
+        );
     }
 }

@@ -64,7 +64,8 @@ fn missing_manifest_names_it() {
         .err()
         .unwrap();
     assert!(
-        err.to_string().contains("nothing-here/manifest.json"),
+        err.to_string()
+            .contains("nothing-here/manifest.json not found: no dataset there"),
         "{err}"
     );
 }

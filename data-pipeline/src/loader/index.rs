@@ -96,9 +96,8 @@ impl DatasetIndex {
         split: &str,
         repeat: &BTreeMap<String, f64>,
     ) -> Result<Self, DataError> {
+        let manifest = Manifest::read(store.as_ref(), root).await?;
         let manifest_path = store::join(root, MANIFEST_FILE);
-        let bytes = store::get_bytes(store.as_ref(), &manifest_path).await?;
-        let manifest = Manifest::from_json(&bytes, manifest_path.as_ref())?;
         let shards: Vec<Arc<Shard>> = futures::stream::iter(manifest.shards.iter())
             .map(|entry| {
                 let store = store.clone();
