@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{path_str, run_err, run_ok as ecgfm, temp_dir, ECGFM};
+use common::{path_str, run_err, run_ok as ecgfm, run_ok_in, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::Command;
 
@@ -179,21 +179,7 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     assert_eq!(args[..2], ["ecgfm", "compare"], "{command}");
     assert_eq!(args.iter().filter(|a| **a == "--a").count(), 2, "{command}");
     std::fs::remove_dir_all(dir.join("runs")).unwrap();
-    let compare = |extra: &[&str]| {
-        let out = Command::new(ECGFM)
-            .args(&args[1..])
-            .args(extra)
-            .current_dir(&docs)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let compare = |extra: &[&str]| run_ok_in(&docs, &[&args[1..], extra].concat());
     let printed = compare(&[]);
     assert!(
         printed.contains(&format!("{over_seeds}]")),

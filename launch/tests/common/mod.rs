@@ -43,7 +43,21 @@ pub fn ecgfm_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
 
 /// Runs `ecgfm args`, asserts success and returns its standard output.
 pub fn run_ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
-    let output = ecgfm_env(args, &[]);
+    succeeded(args, ecgfm_env(args, &[]))
+}
+
+/// Runs `ecgfm args` in the folder `dir`, asserts success and returns its standard output.
+pub fn run_ok_in<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
+    let output = Command::new(ECGFM)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    succeeded(args, output)
+}
+
+/// Asserts that `output` of `ecgfm args` is a success; its standard output.
+fn succeeded<S: Debug>(args: &[S], output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
