@@ -340,6 +340,26 @@ fn a_reader_that_stopped_ends_the_output_quietly() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// An address with no dataset says so, for each command that reads one, and names what writes one.
+#[test]
+fn an_address_without_a_dataset_says_so() {
+    let dir = temp_dir("no-dataset");
+    let empty = dir.to_str().unwrap();
+    for args in [
+        vec!["data", "inspect", empty],
+        vec![
+            "pretrain", "--device", "cpu", "--steps", "1", "--data", empty,
+        ],
+    ] {
+        let err = run_err(&args);
+        assert!(
+            err.contains("manifest.json not found: no dataset there (`ecgfm data ingest` or"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Sizes of zero are refused up front, naming the flag.
 #[test]
 fn zero_sizes_are_refused_naming_the_flag() {
