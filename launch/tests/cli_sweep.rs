@@ -154,7 +154,8 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     let docs = dir.join("docs");
     let said = ecgfm(&["sweep", "report", path_str(&dir), "--to", path_str(&docs)]);
     assert!(said.contains("4 result files in"), "{said}");
-    // Each published file holds what the run folder's does.
+    // Each published file holds what the run folder's does, with paths into the sweep folder
+    // relative to it.
     for r in records(&dir) {
         let run = r["run"].as_str().unwrap();
         let file = |root: &Path| {
@@ -163,8 +164,17 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             serde_json::from_str::<serde_json::Value>(&text).unwrap()
         };
-        let kept = file(&dir.join(r["run_dir"].as_str().unwrap()));
-        assert_eq!(file(&docs.join("results").join(run)), kept, "{run}");
+        let mut kept = file(&dir.join(r["run_dir"].as_str().unwrap()));
+        let published = file(&docs.join("results").join(run));
+        let checkpoint = published["checkpoint"].as_str().unwrap();
+        assert!(
+            checkpoint.starts_with(&format!("runs/{run}/checkpoints/step_")),
+            "{checkpoint}"
+        );
+        assert_eq!(published["data"], "data/synth-400");
+        kept["checkpoint"] = published["checkpoint"].clone();
+        kept["data"] = published["data"].clone();
+        assert_eq!(published, kept, "{run}");
     }
     let published = std::fs::read_to_string(docs.join("results/sweep.jsonl")).unwrap();
     assert_eq!(published.lines().count(), 4, "{published}");

@@ -28,7 +28,8 @@ fn published(run: &str, task: &str, protocol: &str) -> String {
 }
 
 /// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), and each record's result
-/// files, read from its run folder under `dir`, as compact JSON with the same content.
+/// files, read from its run folder under `dir`, as compact JSON with the same content but for
+/// paths into the sweep folder, written relative to it.
 pub fn write(dir: &Path, out: &Path, records: &[SweepRecord]) -> Result<Copied, ReportError> {
     let root = out.join(FOLDER);
     std::fs::create_dir_all(&root).map_err(io(&root))?;
@@ -54,8 +55,9 @@ pub fn write(dir: &Path, out: &Path, records: &[SweepRecord]) -> Result<Copied, 
                 }
                 Err(e) => return Err(io(&from)(e)),
             };
-            let json: serde_json::Value =
+            let mut json: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| io(&from)(std::io::Error::other(e)))?;
+            relative_paths(&mut json, dir);
             let path = out.join(&to);
             let folder = path.parent().expect("a result file has a folder");
             std::fs::create_dir_all(folder).map_err(io(folder))?;
@@ -66,6 +68,28 @@ pub fn write(dir: &Path, out: &Path, records: &[SweepRecord]) -> Result<Copied, 
     let jsonl = root.join("sweep.jsonl");
     std::fs::write(&jsonl, lines).map_err(io(&jsonl))?;
     Ok(copied)
+}
+
+/// Writes the result file's checkpoint and dataset paths relative to the sweep folder `dir` where
+/// they lie in it (`runs/RUN/checkpoints/...`, `data/NAME`), so a published copy names no path
+/// of the machine it was made on.
+fn relative_paths(json: &mut serde_json::Value, dir: &Path) {
+    let prefixes = [Some(dir.to_path_buf()), dir.canonicalize().ok()];
+    for key in ["checkpoint", "data"] {
+        let Some(value) = json.get_mut(key) else {
+            continue;
+        };
+        let Some(path) = value.as_str().map(Path::new) else {
+            continue;
+        };
+        let inside = prefixes
+            .iter()
+            .flatten()
+            .find_map(|prefix| path.strip_prefix(prefix).ok());
+        if let Some(inside) = inside {
+            *value = serde_json::Value::String(inside.display().to_string());
+        }
+    }
 }
 
 /// The report's section on `results/`: what it holds and the `ecgfm compare` command that prints
