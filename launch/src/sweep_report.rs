@@ -80,11 +80,12 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         written.results.files.len(),
         out.join(ecgfm_sweep::results::FOLDER).display()
     );
-    if !written.results.missing.is_empty() {
+    if !written.results.left_out.is_empty() {
         println!(
-            "warning: {} result file(s) named in sweep.jsonl are missing from their run folders: {}",
-            written.results.missing.len(),
-            written.results.missing.join(", ")
+            "warning: {} result file(s) named in sweep.jsonl could not be read from their run \
+             folders, so results/ lacks them: {}",
+            written.results.left_out.len(),
+            written.results.left_out.join(", ")
         );
     }
     Ok(())

@@ -188,6 +188,19 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     let args: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(args[..2], ["ecgfm", "compare"], "{command}");
     assert_eq!(args.iter().filter(|a| **a == "--a").count(), 2, "{command}");
+    // A result file that no longer parses is left out of results/ and named; the rest is there.
+    let torn = dir.join("runs/synth-d2w64-steps-f1-s1/eval-synth-probe.json");
+    std::fs::write(&torn, "{").unwrap();
+    let docs_2 = dir.join("docs-2");
+    let said = ecgfm(&["sweep", "report", path_str(&dir), "--to", path_str(&docs_2)]);
+    assert!(said.contains("3 result files in"), "{said}");
+    let named = format!("{} (invalid JSON", torn.display());
+    assert!(
+        said.contains("warning: 1 result file(s)") && said.contains(&named),
+        "{said}"
+    );
+    let report_2 = std::fs::read_to_string(docs_2.join("report.md")).unwrap();
+    assert!(report_2.contains(&named), "{report_2}");
     std::fs::remove_dir_all(dir.join("runs")).unwrap();
     let compare = |extra: &[&str]| run_ok_in(&docs, &[&args[1..], extra].concat());
     let printed = compare(&[]);

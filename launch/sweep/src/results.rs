@@ -18,8 +18,9 @@ pub const FOLDER: &str = "results";
 pub struct Copied {
     /// Result files written, as `results/RUN/eval-TASK-PROTOCOL.json`.
     pub files: Vec<String>,
-    /// Result files a record names that its run folder no longer holds.
-    pub missing: Vec<String>,
+    /// Result files a record names that could not be read from its run folder, each as
+    /// `PATH (reason)`: left out, the rest copied.
+    pub left_out: Vec<String>,
 }
 
 /// The path of `run`'s result file on `task` under `protocol`, relative to the report's folder.
@@ -47,16 +48,17 @@ pub fn write(dir: &Path, out: &Path, records: &[SweepRecord]) -> Result<Copied, 
             seen.push(key);
             let from = eval_file(&dir.join(&r.run_dir), &e.task, &e.protocol);
             let to = published(&r.run, &e.task, &e.protocol);
-            let text = match std::fs::read_to_string(&from) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    copied.missing.push(from.display().to_string());
+            let read = std::fs::read_to_string(&from).map_err(|e| e.to_string());
+            let mut json = match read.and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("invalid JSON: {e}"))
+            }) {
+                Ok(json) => json,
+                Err(why) => {
+                    copied.left_out.push(format!("{} ({why})", from.display()));
                     continue;
                 }
-                Err(e) => return Err(io(&from)(e)),
             };
-            let mut json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| io(&from)(std::io::Error::other(e)))?;
             relative_paths(&mut json, dir);
             let path = out.join(&to);
             let folder = path.parent().expect("a result file has a folder");
@@ -106,13 +108,13 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
          test records alone.",
         copied.files.len()
     );
-    if !copied.missing.is_empty() {
+    if !copied.left_out.is_empty() {
         let _ = writeln!(
             md,
-            "\n{} result file(s) named in sweep.jsonl are no longer in their run folders, so \
-             they are not here: {}.",
-            copied.missing.len(),
-            copied.missing.join(", ")
+            "\n{} result file(s) named in sweep.jsonl could not be read from their run folders, \
+             so they are not here: {}.",
+            copied.left_out.len(),
+            copied.left_out.join(", ")
         );
     }
     if let Some(command) = example(a, copied) {
