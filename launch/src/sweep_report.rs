@@ -77,7 +77,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         written.runs,
         written.report.display(),
         written.charts.len(),
-        written.results.files.len(),
+        written.results.written,
         out.join(ecgfm_sweep::results::FOLDER).display()
     );
     if !written.results.left_out.is_empty() {

@@ -19,7 +19,8 @@ pub struct TaskAuroc {
     pub mean: f64,
     /// The seeds' 95% test-set intervals, averaged end by end.
     pub ci: Option<[f64; 2]>,
-    pub runs: usize,
+    /// The runs (seeds) it is the mean of.
+    pub runs: Vec<String>,
     /// Each run's scored test units where every run saved them (else empty): what a paired
     /// comparison resamples (`ecgfm_trainer::eval::paired`).
     pub units: Vec<UnitScores>,
@@ -168,10 +169,10 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
     tasks
         .iter()
         .filter_map(|task| {
-            let found: Vec<_> = runs
+            let (names, found): (Vec<String>, Vec<_>) = runs
                 .iter()
-                .filter_map(|r| r.eval_result(task, protocol))
-                .collect();
+                .filter_map(|r| Some((r.run.clone(), r.eval_result(task, protocol)?)))
+                .unzip();
             if found.is_empty() {
                 return None;
             }
@@ -186,7 +187,7 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
                         cis.iter().map(|c| c[1]).sum::<f64>() / k,
                     ]
                 }),
-                runs: found.len(),
+                runs: names,
                 units: found
                     .iter()
                     .map(|e| e.units.clone())

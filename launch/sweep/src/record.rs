@@ -24,7 +24,7 @@ pub struct EvalResult {
     /// 95% bootstrap interval over the test set, when the result file gives one.
     pub macro_auroc_ci: Option<[f64; 2]>,
     /// The scored test units, for paired comparisons: read from the run's result file by the
-    /// report (`attach_units`), never written to sweep.jsonl.
+    /// report (`read_result_files`), never written to sweep.jsonl.
     #[serde(skip)]
     pub units: Option<UnitScores>,
 }
@@ -34,24 +34,59 @@ pub fn eval_file(run_dir: &Path, task: &str, protocol: &str) -> PathBuf {
     run_dir.join(format!("eval-{task}-{protocol}.json"))
 }
 
-/// Gives each downstream result of `records` (run folders under `dir`) its scored test units
-/// from the run's result file, where that file holds them (files written before ecgfm saved
-/// them do not: those results are compared by their intervals only).
-pub fn attach_units(records: &mut [SweepRecord], dir: &Path) {
+/// A run's result file on a task under a protocol, as the report read it from the run folder.
+#[derive(Clone, Debug)]
+pub struct ResultFile {
+    pub run: String,
+    pub task: String,
+    pub protocol: String,
+    /// Where it was read.
+    pub path: PathBuf,
+    /// Its contents, or why they could not be read.
+    pub json: Result<serde_json::Value, String>,
+}
+
+/// Reads the result files of `records` (run folders under `dir`), each once, and gives each
+/// downstream result its scored test units from its file where the file holds them (files
+/// written before ecgfm saved them do not: those results are compared by their intervals
+/// only). Returns the files read, which the report publishes (`results::write`).
+pub fn read_result_files(records: &mut [SweepRecord], dir: &Path) -> Vec<ResultFile> {
+    let mut files = Vec::new();
     for r in records.iter_mut() {
         let run_dir = dir.join(&r.run_dir);
-        for e in r.eval.iter_mut() {
-            let json = std::fs::read_to_string(eval_file(&run_dir, &e.task, &e.protocol))
-                .ok()
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-            e.units = json.and_then(|json| {
-                parse_eval_file(&json, &e.task)
-                    .into_iter()
-                    .find(|f| f.protocol == e.protocol && f.fraction == e.fraction)?
-                    .units
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for e in &r.eval {
+            let key = (e.task.clone(), e.protocol.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for (task, protocol) in keys {
+            let path = eval_file(&run_dir, &task, &protocol);
+            let json = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    serde_json::from_str(&text).map_err(|e| format!("invalid JSON: {e}"))
+                });
+            if let Ok(json) = &json {
+                let found = parse_eval_file(json, &task);
+                let same = |e: &&mut EvalResult| e.task == task && e.protocol == protocol;
+                for e in r.eval.iter_mut().filter(same) {
+                    e.units = (found.iter())
+                        .find(|f| f.protocol == e.protocol && f.fraction == e.fraction)
+                        .and_then(|f| f.units.clone());
+                }
+            }
+            files.push(ResultFile {
+                run: r.run.clone(),
+                task,
+                protocol,
+                path,
+                json,
             });
         }
     }
+    files
 }
 
 /// One finished run.

@@ -55,7 +55,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
     for r in records.iter_mut().filter(|r| r.trivial_loss.is_none()) {
         r.trivial_loss = trivial_loss_of_run(&dir.join(&r.run_dir));
     }
-    record::attach_units(&mut records, dir);
+    let result_files = record::read_result_files(&mut records, dir);
     if records.is_empty() {
         return Err(ReportError::NoRuns(jsonl.display().to_string()));
     }
@@ -121,7 +121,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         Some(data) => format!("{context}\n\n{data}"),
         None => context.to_string(),
     };
-    let copied = results::write(dir, out, &a.records)?;
+    let copied = results::write(dir, out, &a.records, result_files)?;
     let markdown = render(&name, &context, &a, &drawn, &copied, torn);
     let report = out.join("report.md");
     std::fs::write(&report, markdown).map_err(io(&report))?;

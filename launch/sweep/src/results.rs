@@ -4,8 +4,8 @@
 //! bootstrap seed on two of these files prints the report's paired interval, and a run trained
 //! later (another seed, on another machine) can be set against them.
 
-use crate::analysis::{loss_of, Analysis, REPORT_SEED};
-use crate::record::{eval_file, SweepRecord};
+use crate::analysis::{Analysis, REPORT_SEED};
+use crate::record::{ResultFile, SweepRecord};
 use crate::report::{io, ReportError};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,10 +16,10 @@ pub const FOLDER: &str = "results";
 /// What `write` copied.
 #[derive(Clone, Debug, Default)]
 pub struct Copied {
-    /// Result files written, as `results/RUN/eval-TASK-PROTOCOL.json`.
-    pub files: Vec<String>,
-    /// Result files a record names that could not be read from its run folder, each as
-    /// `PATH (reason)`: left out, the rest copied.
+    /// Result files written.
+    pub written: usize,
+    /// Result files that could not be read from their run folder, each as `PATH (reason)`:
+    /// left out, the rest copied.
     pub left_out: Vec<String>,
 }
 
@@ -28,44 +28,40 @@ fn published(run: &str, task: &str, protocol: &str) -> String {
     format!("{FOLDER}/{run}/eval-{task}-{protocol}.json")
 }
 
-/// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), and each record's result
-/// files, read from its run folder under `dir`, as compact JSON with the same content but for
-/// paths into the sweep folder, written relative to it.
-pub fn write(dir: &Path, out: &Path, records: &[SweepRecord]) -> Result<Copied, ReportError> {
+/// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), and the result `files`
+/// the report read from the run folders under `dir` (`record::read_result_files`), each as
+/// `results/RUN/eval-TASK-PROTOCOL.json` in compact JSON with the same content but for paths
+/// into the sweep folder, written relative to it.
+pub fn write(
+    dir: &Path,
+    out: &Path,
+    records: &[SweepRecord],
+    files: Vec<ResultFile>,
+) -> Result<Copied, ReportError> {
     let root = out.join(FOLDER);
     std::fs::create_dir_all(&root).map_err(io(&root))?;
-    let mut lines = String::new();
     let mut copied = Copied::default();
+    for file in files {
+        let mut json = match file.json {
+            Ok(json) => json,
+            Err(why) => {
+                copied
+                    .left_out
+                    .push(format!("{} ({why})", file.path.display()));
+                continue;
+            }
+        };
+        relative_paths(&mut json, dir);
+        let path = out.join(published(&file.run, &file.task, &file.protocol));
+        let folder = path.parent().expect("a result file has a folder");
+        std::fs::create_dir_all(folder).map_err(io(folder))?;
+        std::fs::write(&path, json.to_string()).map_err(io(&path))?;
+        copied.written += 1;
+    }
+    let mut lines = String::new();
     for r in records {
         let line = serde_json::to_string(r).expect("a sweep record serialises");
         let _ = writeln!(lines, "{line}");
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        for e in &r.eval {
-            let key = (e.task.as_str(), e.protocol.as_str());
-            if seen.contains(&key) {
-                continue;
-            }
-            seen.push(key);
-            let from = eval_file(&dir.join(&r.run_dir), &e.task, &e.protocol);
-            let to = published(&r.run, &e.task, &e.protocol);
-            let read = std::fs::read_to_string(&from).map_err(|e| e.to_string());
-            let mut json = match read.and_then(|text| {
-                serde_json::from_str::<serde_json::Value>(&text)
-                    .map_err(|e| format!("invalid JSON: {e}"))
-            }) {
-                Ok(json) => json,
-                Err(why) => {
-                    copied.left_out.push(format!("{} ({why})", from.display()));
-                    continue;
-                }
-            };
-            relative_paths(&mut json, dir);
-            let path = out.join(&to);
-            let folder = path.parent().expect("a result file has a folder");
-            std::fs::create_dir_all(folder).map_err(io(folder))?;
-            std::fs::write(&path, json.to_string()).map_err(io(&path))?;
-            copied.files.push(to);
-        }
     }
     let jsonl = root.join("sweep.jsonl");
     std::fs::write(&jsonl, lines).map_err(io(&jsonl))?;
@@ -106,7 +102,7 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
          the run folders. `ecgfm compare --seed {REPORT_SEED}` on them prints the report's paired \
          intervals: one `--a` or `--b` per seed, `--resample records` for the interval over the \
          test records alone.",
-        copied.files.len()
+        copied.written
     );
     if !copied.left_out.is_empty() {
         let _ = writeln!(
@@ -117,7 +113,7 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
             copied.left_out.join(", ")
         );
     }
-    if let Some(command) = example(a, copied) {
+    if let Some(command) = example(a) {
         let _ = writeln!(
             md,
             "\nThe first comparison of the verdict:\n\n```sh\n{command}\n```"
@@ -126,39 +122,27 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
     let _ = writeln!(md);
 }
 
-/// `ecgfm compare` of the first group's smallest and largest sizes on the first task whose
-/// probe files both sides have.
-fn example(a: &Analysis, copied: &Copied) -> Option<String> {
+/// `ecgfm compare` of the first group's smallest and largest sizes on the first task whose probe
+/// the report pairs (every run of both kept its scored units), every seed of each.
+fn example(a: &Analysis) -> Option<String> {
     let g = a.groups.first()?;
     let (small, large) = (g.sizes.first()?, g.sizes.last()?);
     if small.size == large.size {
         return None;
     }
-    let files_of = |size: &str, task: &str| -> Vec<String> {
-        a.records
-            .iter()
-            .filter(|r| {
-                r.dataset == g.dataset
-                    && r.budget == g.budget
-                    && r.fraction == g.fraction
-                    && r.size == size
-                    && loss_of(r).is_some()
-                    && r.eval_result(task, "probe")
-                        .is_some_and(|e| e.units.is_some())
-            })
-            .map(|r| published(&r.run, task, "probe"))
-            .filter(|f| copied.files.contains(f))
-            .collect()
-    };
     a.tasks.iter().find_map(|task| {
-        let (from, to) = (files_of(&small.size, task), files_of(&large.size, task));
-        if from.is_empty() || to.is_empty() {
+        let sides = [("a", small.probe(task)?), ("b", large.probe(task)?)];
+        if sides.iter().any(|(_, t)| t.units.len() != t.runs.len()) {
             return None;
         }
         let mut command = format!("ecgfm compare --seed {REPORT_SEED} --protocol probe");
-        for (side, files) in [("a", &from), ("b", &to)] {
-            for f in files {
-                let _ = write!(command, " \\\n    --{side} {f}");
+        for (side, t) in sides {
+            for run in &t.runs {
+                let _ = write!(
+                    command,
+                    " \\\n    --{side} {}",
+                    published(run, task, "probe")
+                );
             }
         }
         Some(command)
