@@ -7,20 +7,34 @@ use ecgfm_kernels::cuda::compile::{compile_cubin, preprocess};
 use ecgfm_kernels::cuda::device::MODULES;
 use ecgfm_kernels::cuda::probe::check_nvrtc;
 
-#[test]
-fn every_kernel_file_compiles_for_sm80_sm90_and_sm100() {
+/// Every kernel file compiles to a CUBIN for `sm_{arch}`. One test per architecture, so the
+/// test harness compiles them on separate threads (NVRTC takes about 35 s per architecture).
+fn every_kernel_file_compiles_for(arch: u32) {
     if let Err(e) = check_nvrtc() {
         ecgfm_test_support::skip_without_oracle(&format!("NVRTC ({e})"));
         return;
     }
-    for arch in [80, 90, 100] {
-        for (_, file, src) in MODULES {
-            let cubin = compile_cubin(file, &preprocess(src), arch)
-                .unwrap_or_else(|log| panic!("{file} for sm_{arch}:\n{log}"));
-            // An ELF image (CUBIN) came back.
-            assert_eq!(&cubin[..4], b"\x7fELF", "{file} for sm_{arch}: not a CUBIN");
-        }
+    for (_, file, src) in MODULES {
+        let cubin = compile_cubin(file, &preprocess(src), arch)
+            .unwrap_or_else(|log| panic!("{file} for sm_{arch}:\n{log}"));
+        // An ELF image (CUBIN) came back.
+        assert_eq!(&cubin[..4], b"\x7fELF", "{file} for sm_{arch}: not a CUBIN");
     }
+}
+
+#[test]
+fn every_kernel_file_compiles_for_sm80() {
+    every_kernel_file_compiles_for(80);
+}
+
+#[test]
+fn every_kernel_file_compiles_for_sm90() {
+    every_kernel_file_compiles_for(90);
+}
+
+#[test]
+fn every_kernel_file_compiles_for_sm100() {
+    every_kernel_file_compiles_for(100);
 }
 
 #[test]
