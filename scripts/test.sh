@@ -3,14 +3,13 @@
 # pyarrow, pandas, duckdb, scikit-learn, and moto, whose S3 server the object-store tests start on
 # localhost; NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs
 # the whole workspace's tests, and the CUDA kernels' host-harness tests under AddressSanitizer and
-# under ThreadSanitizer.
+# under ThreadSanitizer. The Python packages download while the tests compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++.
+# The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++, so the build needs it.
 if ! command -v g++ > /dev/null; then
     apt-get update -qq && apt-get install -y -qq g++
 fi
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 # PyTorch, for the exported package's loader test (launch/tests/python_encoder.rs), which uses
 # whichever of python3 and /usr/bin/python3 imports torch. PyPI's torch brings ~3 GB of CUDA
 # libraries (3 minutes to install, measured on a 2-core machine); Debian's CPU-only python3-torch,
@@ -24,9 +23,23 @@ install_torch() {
   fi
   python3 -m pip install --quiet --disable-pip-version-check torch
 }
-if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  install_torch
+install_python_oracles() {
+  python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+  if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    install_torch
+  fi
+}
+oracle_log="$(mktemp)"
+trap 'rm -f "$oracle_log"' EXIT
+install_python_oracles > "$oracle_log" 2>&1 &
+installing=$!
+cargo test --workspace --release --no-run
+if ! wait "$installing"; then
+  cat "$oracle_log" >&2
+  echo "test.sh: installing the Python oracles failed (above)" >&2
+  exit 1
 fi
+cat "$oracle_log"
 source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1
