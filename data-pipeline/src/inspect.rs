@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Float32Type, UInt8Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, UInt8Type};
 use indicatif::ProgressBar;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Int16Type, Int32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int16Type, Int32Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use plotters::prelude::*;

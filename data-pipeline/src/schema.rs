@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 /// Version written to `manifest.json` and checked by readers.
 pub const SCHEMA_VERSION: u32 = 1;

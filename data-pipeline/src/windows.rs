@@ -9,8 +9,9 @@
 //! single-lead windows takes a twelfth of the room of twelve-lead ones; [`ShardWindows`] reads
 //! them a shard at a time, and [`held`] keeps a whole split in memory or in a mapped scratch file.
 
-use arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
-use arrow::datatypes::{Int16Type, Int32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int16Type, Int32Type};
+use arrow_array::{Array, FixedSizeListArray, RecordBatch};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use parquet::arrow::ProjectionMask;

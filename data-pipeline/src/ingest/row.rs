@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int16Array, Int32Array, Int8Array,
-    ListBuilder, RecordBatch, StringArray, StringBuilder, UInt8Array,
+    RecordBatch, StringArray, UInt8Array,
 };
-use arrow::datatypes::DataType;
+use arrow_schema::DataType;
 
 use crate::error::DataError;
 use crate::schema::{list_item, window_schema, N_LEADS};
@@ -62,7 +63,7 @@ fn string_list<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> ArrayRef {
     Arc::new(builder.finish())
 }
 
-fn fixed_list(values: ArrayRef, len: usize) -> Result<ArrayRef, arrow::error::ArrowError> {
+fn fixed_list(values: ArrayRef, len: usize) -> Result<ArrayRef, arrow_schema::ArrowError> {
     let field = list_item(values.data_type().clone(), false);
     Ok(Arc::new(FixedSizeListArray::try_new(
         field, len as i32, values, None,
@@ -99,7 +100,7 @@ pub fn rows_to_batch(
         .flat_map(|r| r.lead_mask.iter().map(|b| Some(*b)))
         .collect();
     let flags = UInt8Array::from_iter_values(rows.iter().flat_map(|r| r.quality_flags));
-    let arrow_err = |e: arrow::error::ArrowError| DataError::Corrupt {
+    let arrow_err = |e: arrow_schema::ArrowError| DataError::Corrupt {
         path: what.to_string(),
         reason: format!("cannot build Arrow batch: {e}"),
     };
@@ -139,8 +140,8 @@ pub fn rows_to_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::Int16Type;
+    use arrow_array::types::Int16Type;
+    use arrow_array::{cast::AsArray, Array};
 
     pub(crate) fn row(record: &str, window: i32, w: usize) -> WindowRow {
         WindowRow {

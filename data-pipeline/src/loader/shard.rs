@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, FixedSizeListArray, Int32Array};
-use arrow::datatypes::Int32Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, BooleanArray, FixedSizeListArray, Int32Array};
 use bytes::{Buf, Bytes};
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -349,7 +350,7 @@ impl Shard {
         rg: usize,
         leaves: &[usize],
         rows: Option<&[u32]>,
-    ) -> Result<arrow::record_batch::RecordBatch, DataError> {
+    ) -> Result<arrow_array::RecordBatch, DataError> {
         let parquet_err = |source| DataError::Parquet {
             path: self.name.clone(),
             source,
@@ -375,7 +376,7 @@ impl Shard {
         let batch = match batches.len() {
             1 => batches.into_iter().next().unwrap(),
             0 if wanted == 0 => return Err(self.corrupt("empty row selection")),
-            _ => arrow::compute::concat_batches(&batches[0].schema(), &batches)
+            _ => arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
                 .map_err(|e| parquet_err(e.into()))?,
         };
         if batch.num_rows() != wanted {

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
+use arrow_array::RecordBatch;
+use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int16Array, Int32Array, Int8Array,
     ListArray, StringArray, UInt8Array,
 };
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::DataType;
-use arrow::record_batch::RecordBatch;
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::DataType;
 use bytes::Bytes;
 use ecgfm_data::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use ecgfm_data::schema::{list_item, window_schema, N_LEADS, STANDARD_LEADS};

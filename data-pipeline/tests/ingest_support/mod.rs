@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Float32Type, Int16Type, Int32Type, Int8Type};
+use arrow_array::types::{Float32Type, Int16Type, Int32Type, Int8Type};
+use arrow_array::{cast::AsArray, Array};
 use ecgfm_data::ingest::{ingest, IngestOptions, IngestReport};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
@@ -106,7 +106,7 @@ pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<R
             let labels = column("labels").as_list::<i32>().clone();
             let mask = column("lead_mask").as_fixed_size_list().clone();
             let signal = column("signal").as_fixed_size_list().clone();
-            let string_list = |list: &arrow::array::ListArray, i: usize| -> Vec<String> {
+            let string_list = |list: &arrow_array::ListArray, i: usize| -> Vec<String> {
                 let values = list.value(i);
                 let values = values.as_string::<i32>();
                 (0..values.len())
