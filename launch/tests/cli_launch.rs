@@ -8,17 +8,10 @@
 mod common;
 
 use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, temp_dir, ECGFM};
+use ecgfm_test_support::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `pretrain` for nano on short inputs: micro-batch `batch`, `accum` micro-steps per rank.
 fn pretrain(out: &Path, steps: u64, batch: usize, accum: usize) -> Vec<String> {
@@ -212,36 +205,63 @@ fn launch_and_signal_rank_1(
     signal_rank_1_when(child, out, after, signal)
 }
 
-fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) -> Output {
-    use std::io::{BufRead, BufReader, Read};
-    let mut stdout = child.stdout.take().unwrap();
-    let stdout_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-            let _ = tx.send(line);
+/// The lines a child writes to a pipe, read on a thread of their own so the pipe never fills and
+/// the test can look at them while the child runs.
+struct Lines {
+    arrived: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    text: String,
+}
+
+impl Lines {
+    fn read(pipe: impl std::io::Read + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader};
+        let (tx, arrived) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Lines {
+            arrived,
+            reader,
+            text: String::new(),
         }
-    });
-    let mut text = String::new();
+    }
+
+    /// The lines that arrived since the last call (all of them are kept in `text`).
+    fn new_lines(&mut self) -> Vec<String> {
+        let lines: Vec<String> = self.arrived.try_iter().collect();
+        for line in &lines {
+            self.text.push_str(line);
+            self.text.push('\n');
+        }
+        lines
+    }
+
+    /// Every line, once the child has closed the pipe.
+    fn all(mut self) -> String {
+        while let Ok(line) = self.arrived.recv() {
+            self.text.push_str(&line);
+            self.text.push('\n');
+        }
+        self.reader.join().unwrap();
+        self.text
+    }
+}
+
+fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) -> Output {
+    let stdout = Lines::read(child.stdout.take().unwrap());
+    let mut stderr = Lines::read(child.stderr.take().unwrap());
     let mut pid = None;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        while let Ok(line) = rx.try_recv() {
+        for line in stderr.new_lines() {
             if let Some(rest) = line.strip_prefix("launch: rank 1 started (pid ") {
                 pid = rest.trim_end_matches(')').parse::<i32>().ok();
             }
-            text.push_str(&line);
-            text.push('\n');
         }
-        let logged = std::fs::read_to_string(out.join("metrics.jsonl"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if let (Some(pid), true) = (pid, logged >= after) {
+        if let (Some(pid), true) = (pid, logged_steps(out) >= after) {
             Command::new("kill")
                 .args([signal, &pid.to_string()])
                 .status()
@@ -250,17 +270,16 @@ fn signal_rank_1_when(mut child: Child, out: &Path, after: usize, signal: &str) 
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    while let Ok(line) = rx.try_recv() {
-        text.push_str(&line);
-        text.push('\n');
-    }
     Output {
-        status,
-        stdout: stdout_reader.join().unwrap().into_bytes(),
-        stderr: text.into_bytes(),
+        status: child.wait().unwrap(),
+        stdout: stdout.all().into_bytes(),
+        stderr: stderr.all().into_bytes(),
     }
+}
+
+/// The lines of the run's metrics.jsonl so far (0 before it exists).
+fn logged_steps(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |t| t.lines().count())
 }
 
 #[test]
@@ -731,14 +750,24 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut lines = Lines::read(child.stderr.take().unwrap());
     let started = Instant::now();
-    while std::fs::read_to_string(stopped.join("metrics.jsonl")).map_or(0, |t| t.lines().count())
-        < 5
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the run never started"
-        );
+    while logged_steps(&stopped) < 5 {
+        if let Some(status) = child.try_wait().unwrap() {
+            lines.new_lines();
+            panic!(
+                "the run ended ({status}) before its fifth step:\n{}",
+                lines.text
+            );
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            lines.new_lines();
+            panic!(
+                "the run did not reach its fifth step in 60 s:\n{}",
+                lines.text
+            );
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     Command::new("kill")
@@ -746,14 +775,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = lines.all();
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("[rank 0] error: stopped by a signal at step"),

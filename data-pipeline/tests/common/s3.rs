@@ -3,7 +3,7 @@
 //! `store::open_url_with` instead of changing the process environment.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,10 +30,7 @@ impl MotoS3 {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("no free localhost port")
-            .port();
+        let port = ecgfm_test_support::free_port();
         let child = Command::new("python3")
             .args([
                 "-m",

@@ -10,6 +10,7 @@
 //! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
 //!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
 //!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
+//! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind.
 //! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at
 //!   random, the same damage on every run.
 //!
@@ -83,6 +84,28 @@ pub fn skip_without_gpu(why: &str) {
         "ECGFM_REQUIRE_GPU is set but CUDA is not usable: {why}"
     );
     eprintln!("skipping the CUDA backend: {why}");
+}
+
+/// A TCP port free on every interface for a test's server to bind. Chosen below Linux's ephemeral
+/// range (32768-60999), where the kernel never gives a client connection its port: a port taken
+/// from `bind(0)` and released can be handed to another test's outgoing connection before the
+/// server binds it, and the server then fails (seen once in CI as a rendezvous that never
+/// started). Each call of one process tries the next port of a sequence that starts where the
+/// process id says, so tests running side by side do not pick the same one.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + start.wrapping_add(call) % SPAN) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// A deterministic stream of draws from a seed (splitmix64): the same numbers on every run and

@@ -8,13 +8,7 @@ use ecgfm_dist::{
     connect, Collective, CpuCollective, DistError, JobEnv, Launcher, Shards, Timeouts,
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ecgfm_test_support::free_port;
 
 fn job(rank: usize, world: usize, port: u16) -> JobEnv {
     JobEnv {
