@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_dist::{connect, Collective, CpuCollective, JobEnv, Launcher, Timeouts};
+use ecgfm_dist::{connect_with, Collective, CpuCollective, JobEnv, Launcher, Timeouts};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,18 +35,15 @@ pub struct BenchAllreduceArgs {
     pub no_torch: bool,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Connects `world` ranks (threads) and runs `f` on each; returns rank 0's result.
+/// Connects `world` ranks (threads) and runs `f` on each; returns rank 0's result. Rank 0 listens
+/// on a socket bound here to a free port, so no other process can take the port first.
 pub fn on_local_ranks<T: Send>(
     world: usize,
     f: impl Fn(CpuCollective) -> Result<T> + Sync,
 ) -> Result<T> {
-    let port = free_port()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut listener = Some(listener);
     let timeouts = Timeouts {
         rendezvous: Duration::from_secs(60),
         collective: Duration::from_secs(300),
@@ -55,6 +52,7 @@ pub fn on_local_ranks<T: Send>(
         let handles: Vec<_> = (0..world)
             .map(|rank| {
                 let f = &f;
+                let listener = listener.take();
                 s.spawn(move || {
                     let env = JobEnv {
                         launcher: Launcher::Ecgfm,
@@ -64,7 +62,7 @@ pub fn on_local_ranks<T: Send>(
                         master_addr: "127.0.0.1".into(),
                         master_port: port,
                     };
-                    f(connect(&env, timeouts)?)
+                    f(connect_with(&env, listener, timeouts)?)
                 })
             })
             .collect();

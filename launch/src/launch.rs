@@ -6,11 +6,14 @@
 //! share of the cores through `RAYON_NUM_THREADS`). Output lines are prefixed with the
 //! rank. SIGINT and SIGTERM are forwarded. When a rank fails the others are stopped and the
 //! launcher exits non-zero naming it, or, with `--max-restarts K`, starts all ranks again from
-//! the newest complete checkpoint. `--slurm-script` prints an sbatch script instead (slurm.rs).
+//! the newest complete checkpoint. `--master-port 0` binds a free port here and hands the
+//! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
+//! instead (slurm.rs).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +32,7 @@ pub struct LaunchArgs {
     /// Host of node 0, where the ranks meet.
     #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
     pub master_addr: String,
-    /// Port on node 0 where the ranks meet.
+    /// Port on node 0 where the ranks meet; 0 picks a free one (one node only).
     #[arg(long, value_name = "PORT", default_value_t = ecgfm_dist::env::DEFAULT_PORT)]
     pub master_port: u16,
     /// Restart all ranks (from the newest complete checkpoint) up to K times after a failure.
@@ -122,7 +125,12 @@ fn forward_lines(
 }
 
 /// One attempt: runs every local rank to its end. Returns the failures, first one first.
-fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
+/// `listener`: the socket rank 0 listens on, bound here for `--master-port 0`.
+fn run_attempt(
+    args: &LaunchArgs,
+    command: &[String],
+    listener: Option<&TcpListener>,
+) -> Result<Vec<String>> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let world = args.nproc_per_node * args.nnodes;
     let devices: Option<Vec<String>> = std::env::var("CUDA_VISIBLE_DEVICES")
@@ -132,6 +140,7 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
     // CPU threads per rank when neither --threads nor RAYON_NUM_THREADS says: the cores split.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / args.nproc_per_node).max(1).to_string();
+    let port = listener.map_or(Ok(args.master_port), |l| l.local_addr().map(|a| a.port()))?;
     let mut children = Vec::new();
     // Where each rank writes its error when it fails (in `children`'s order).
     let mut error_files = Vec::new();
@@ -145,7 +154,7 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
             .env("LOCAL_RANK", local.to_string())
             .env("LOCAL_WORLD_SIZE", args.nproc_per_node.to_string())
             .env("MASTER_ADDR", &args.master_addr)
-            .env("MASTER_PORT", args.master_port.to_string())
+            .env("MASTER_PORT", port.to_string())
             .env("ECGFM_LAUNCH", "1")
             .env(
                 "RAYON_NUM_THREADS",
@@ -167,6 +176,9 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
                 cmd.env("CUDA_VISIBLE_DEVICES", local.to_string());
             }
             _ => {}
+        }
+        if let Some(listener) = listener.filter(|_| rank == 0) {
+            ecgfm_dist::handoff::pass_to(&mut cmd, listener);
         }
         let error_file = crate::child_error::new_file();
         cmd.env(crate::child_error::ENV, &error_file);
@@ -232,6 +244,23 @@ fn run_attempt(args: &LaunchArgs, command: &[String]) -> Result<Vec<String>> {
     Ok(failures)
 }
 
+/// For `--master-port 0`: a socket listening on a free port, kept for every attempt (restarts
+/// meet on the same port) and handed to rank 0, so no other process can take the port between
+/// the pick and rank 0's listen.
+fn free_listener(args: &LaunchArgs) -> Result<Option<TcpListener>> {
+    if args.master_port != 0 {
+        return Ok(None);
+    }
+    if args.nnodes > 1 {
+        bail!("--master-port 0 (a free port) works on one node only: the other nodes must know the port; give one");
+    }
+    let listener =
+        TcpListener::bind(("0.0.0.0", 0)).context("binding a free port for the ranks")?;
+    let port = listener.local_addr()?.port();
+    eprintln!("launch: the ranks meet on port {port} (free, picked by --master-port 0)");
+    Ok(Some(listener))
+}
+
 /// Runs `ecgfm launch`.
 pub fn run(args: &LaunchArgs) -> Result<()> {
     if args.nproc_per_node == 0 || args.nnodes == 0 || args.node_rank >= args.nnodes {
@@ -243,10 +272,11 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
     }
     crate::signals::catch(&[libc::SIGINT, libc::SIGTERM]);
     let out = fixed_run_dir(args)?;
+    let listener = free_listener(args)?;
     let mut restarts = 0;
     loop {
         let command = rank_command(args, out.as_deref(), restarts > 0);
-        let failures = run_attempt(args, &command)?;
+        let failures = run_attempt(args, &command, listener.as_ref())?;
         if let Some(sig) = crate::signals::received() {
             bail!("stopped by signal {sig} (forwarded to every rank)");
         }

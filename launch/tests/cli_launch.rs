@@ -46,13 +46,16 @@ fn pretrain(out: &Path, steps: u64, batch: usize, accum: usize) -> Vec<String> {
     args
 }
 
-fn launch_args(nproc: usize, port: u16, extra: &[&str], command: &[String]) -> Vec<String> {
+/// `ecgfm launch` of `nproc` ranks meeting on a free port the launcher picks (`--master-port 0`).
+/// The launcher keeps listening on that port, so a rank 0 that bound it itself would fail: every
+/// launch of these tests also checks that rank 0 adopts the launcher's socket.
+fn launch_args(nproc: usize, extra: &[&str], command: &[String]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "launch".into(),
         "--nproc-per-node".into(),
         nproc.to_string(),
         "--master-port".into(),
-        port.to_string(),
+        "0".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push("--".into());
@@ -123,7 +126,7 @@ fn two_and_four_ranks_equal_one_process_accumulating_the_same_global_batch() {
         let out = dir.join(name);
         let mut command = pretrain(&out, steps, 4, accum);
         command.extend(extra.iter().map(|s| s.to_string()).chain(mixed.clone()));
-        run_ok(&launch_args(ranks, free_port(), &[], &command));
+        run_ok(&launch_args(ranks, &[], &command));
         assert_same_run(&one, &out, steps);
         assert_eq!(
             flops(&one),
@@ -154,6 +157,14 @@ fn two_launchers_form_one_two_node_job() {
     let two = dir.join("two");
     let port = free_port().to_string();
     let command = pretrain(&two, 4, 4, 1);
+    // The other nodes could not know a port the launcher of node 0 picked.
+    let refused = ecgfm_env(&launch_args(1, &["--nnodes", "2"], &command), &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--master-port 0 (a free port) works on one node only"),
+        "{stderr}"
+    );
     let node = |rank: &str| {
         let nodes = [
             "--nnodes",
@@ -163,7 +174,7 @@ fn two_launchers_form_one_two_node_job() {
             "--master-addr",
             "127.0.0.1",
         ];
-        let args = launch_args(1, 0, &nodes, &command);
+        let args = launch_args(1, &nodes, &command);
         let mut args = args;
         let p = args.iter().position(|a| a == "--master-port").unwrap();
         args[p + 1] = port.clone();
@@ -197,7 +208,7 @@ fn launch_and_signal_rank_1(
     signal: &str,
 ) -> Output {
     let child = Command::new(ECGFM)
-        .args(launch_args(2, free_port(), extra, command))
+        .args(launch_args(2, extra, command))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -288,12 +299,7 @@ fn a_killed_rank_is_named_and_max_restarts_finishes_the_run_exactly() {
     // Long enough that rank 1 is still running when it is killed after step 5.
     let steps = 60;
     let full = dir.join("full");
-    run_ok(&launch_args(
-        2,
-        free_port(),
-        &[],
-        &pretrain(&full, steps, 4, 1),
-    ));
+    run_ok(&launch_args(2, &[], &pretrain(&full, steps, 4, 1)));
 
     let failed = dir.join("failed");
     let out = launch_and_signal_rank_1(&pretrain(&failed, steps, 4, 1), &failed, 5, &[], "-KILL");
@@ -318,20 +324,15 @@ fn a_run_on_four_ranks_resumes_on_two() {
     let dir = temp_dir("regrid");
     let steps = 8;
     let four = dir.join("four");
-    run_ok(&launch_args(
-        4,
-        free_port(),
-        &[],
-        &pretrain(&four, steps, 4, 1),
-    ));
+    run_ok(&launch_args(4, &[], &pretrain(&four, steps, 4, 1)));
     // The same global batch of 16: 4 ranks x 4, then 2 ranks x 8.
     let moved = dir.join("moved");
     let mut first = pretrain(&moved, steps, 4, 1);
     first.extend(["--stop-after".into(), "4".into()]);
-    run_ok(&launch_args(4, free_port(), &[], &first));
+    run_ok(&launch_args(4, &[], &first));
     let mut rest = pretrain(&moved, steps, 8, 1);
     rest.push("--resume".into());
-    let stdout = run_ok(&launch_args(2, free_port(), &[], &rest));
+    let stdout = run_ok(&launch_args(2, &[], &rest));
     assert!(stdout.contains("resuming from"), "{stdout}");
     let (a, b) = (losses(&four), losses(&moved));
     assert_eq!(a.len(), b.len());
@@ -354,7 +355,7 @@ fn a_run_on_four_ranks_resumes_on_two() {
     // A different global batch is refused, naming both.
     let mut wrong = pretrain(&moved, steps + 2, 4, 1);
     wrong.push("--resume".into());
-    let out = ecgfm_env(&launch_args(2, free_port(), &[], &wrong), &[]);
+    let out = ecgfm_env(&launch_args(2, &[], &wrong), &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -440,7 +441,7 @@ fn torchrun_and_slurm_variables_form_the_same_ranks() {
 fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let dir = temp_dir("nan");
     let out = dir.join("skip");
-    let args = launch_args(2, free_port(), &[], &pretrain(&out, 5, 4, 1));
+    let args = launch_args(2, &[], &pretrain(&out, 5, 4, 1));
     let result = ecgfm_env(&args, &[("ECGFM_FAULT_NONFINITE", "1:2")]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
@@ -457,7 +458,7 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let mut command = pretrain(&stop, 5, 4, 1);
     command.extend(["--on-nonfinite".into(), "stop".into()]);
     let result = ecgfm_env(
-        &launch_args(2, free_port(), &[], &command),
+        &launch_args(2, &[], &command),
         &[("ECGFM_FAULT_NONFINITE", "1:2")],
     );
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -468,7 +469,7 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     );
 
     let repeated = dir.join("repeated");
-    let args = launch_args(2, free_port(), &[], &pretrain(&repeated, 8, 4, 1));
+    let args = launch_args(2, &[], &pretrain(&repeated, 8, 4, 1));
     let result = ecgfm_env(&args, &[("ECGFM_FAULT_NONFINITE", "0:2,1:3,0:4")]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
@@ -679,14 +680,14 @@ fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
         args
     };
     let (a, b) = (dir.join("a"), dir.join("b"));
-    run_ok(&launch_args(2, free_port(), &[], &with_data(&a, 4)));
-    run_ok(&launch_args(2, free_port(), &[], &with_data(&b, 4)));
+    run_ok(&launch_args(2, &[], &with_data(&a, 4)));
+    run_ok(&launch_args(2, &[], &with_data(&b, 4)));
     assert_same_run(&a, &b, 6);
     // Stopped on 2 ranks x 4, resumed as one process x 8: the same global batches.
     let moved = dir.join("moved");
     let mut first = with_data(&moved, 4);
     first.extend(["--stop-after".into(), "3".into()]);
-    run_ok(&launch_args(2, free_port(), &[], &first));
+    run_ok(&launch_args(2, &[], &first));
     let mut rest = with_data(&moved, 8);
     rest.push("--resume".into());
     run_ok(&rest);
@@ -731,12 +732,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
     let dir = temp_dir("sigterm");
     let steps = 60;
     let full = dir.join("full");
-    run_ok(&launch_args(
-        2,
-        free_port(),
-        &[],
-        &pretrain(&full, steps, 4, 1),
-    ));
+    run_ok(&launch_args(2, &[], &pretrain(&full, steps, 4, 1)));
     let stopped = dir.join("stopped");
     let mut command = pretrain(&stopped, steps, 4, 1);
     let every = command
@@ -745,7 +741,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
         .unwrap();
     command[every + 1] = "0".into();
     let mut child = Command::new(ECGFM)
-        .args(launch_args(2, free_port(), &[], &command))
+        .args(launch_args(2, &[], &command))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -796,7 +792,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
         "the run was not interrupted"
     );
     command.push("--resume".into());
-    run_ok(&launch_args(2, free_port(), &[], &command));
+    run_ok(&launch_args(2, &[], &command));
     assert_same_run(&full, &stopped, steps);
     std::fs::remove_dir_all(dir).unwrap();
 }

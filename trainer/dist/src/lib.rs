@@ -3,7 +3,8 @@
 //! - [`env`]: where this process stands in a job ([`JobEnv`]), read from the environment of
 //!   `ecgfm launch`, torchrun, SLURM's srun or Open MPI's mpirun.
 //! - [`rendezvous`]: ranks find each other through rank 0 (with a timeout that names the ranks
-//!   that never arrived) and connect pairwise over TCP.
+//!   that never arrived) and connect pairwise over TCP. [`handoff`]: the listening socket
+//!   `ecgfm launch --master-port 0` binds and hands to rank 0.
 //! - [`Collective`] (`collective.rs`): reduce-scatter, all-gather, all-reduce, broadcast,
 //!   barrier, with sums in rank order and a per-call timeout; errors name the peer rank.
 //!   [`CpuCollective`] (`cpu.rs`) implements it over tokio TCP connections (it trains CPU ranks
@@ -17,6 +18,7 @@ pub mod collective;
 pub mod cpu;
 pub mod env;
 mod error;
+pub mod handoff;
 pub mod nccl;
 pub mod nccl_lib;
 pub mod rendezvous;
@@ -26,5 +28,5 @@ pub use collective::Collective;
 pub use cpu::CpuCollective;
 pub use env::{JobEnv, Launcher};
 pub use error::DistError;
-pub use rendezvous::{connect, Timeouts};
+pub use rendezvous::{connect, connect_with, Timeouts};
 pub use shards::Shards;

@@ -46,8 +46,21 @@ fn rdzv_err(env: &JobEnv, reason: impl Into<String>) -> DistError {
     }
 }
 
-/// Connects this rank to every other rank of `env`'s job and returns its CPU collective.
+/// Connects this rank to every other rank of `env`'s job and returns its CPU collective. Rank 0
+/// listens on the master port, or adopts the socket its launcher bound there (`handoff.rs`).
 pub fn connect(env: &JobEnv, timeouts: Timeouts) -> Result<CpuCollective, DistError> {
+    let inherited = (env.rank == 0)
+        .then(|| crate::handoff::take(env.master_port))
+        .flatten();
+    connect_with(env, inherited, timeouts)
+}
+
+/// [`connect`], with rank 0 listening on `listener` (already bound to the master port) when given.
+pub fn connect_with(
+    env: &JobEnv,
+    listener: Option<std::net::TcpListener>,
+    timeouts: Timeouts,
+) -> Result<CpuCollective, DistError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -59,7 +72,7 @@ pub fn connect(env: &JobEnv, timeouts: Timeouts) -> Result<CpuCollective, DistEr
         }
         let deadline = Instant::now() + timeouts.rendezvous;
         if env.rank == 0 {
-            serve(env, deadline, timeouts.rendezvous).await
+            serve(env, listener, deadline, timeouts.rendezvous).await
         } else {
             join(env, deadline, timeouts.rendezvous).await
         }
@@ -141,12 +154,27 @@ async fn next_hello(
 /// Rank 0: accepts every other rank, then sends the address table.
 async fn serve(
     env: &JobEnv,
+    listener: Option<std::net::TcpListener>,
     deadline: Instant,
     waited: Duration,
 ) -> Result<Vec<Option<Peer>>, DistError> {
-    let listener = TcpListener::bind(("0.0.0.0", env.master_port))
-        .await
-        .map_err(|e| rdzv_err(env, format!("rank 0 cannot listen: {e}")))?;
+    let cannot_listen = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another job on this port? `ecgfm launch --master-port 0` picks a free one)"
+        } else {
+            ""
+        };
+        rdzv_err(env, format!("rank 0 cannot listen: {e}{hint}"))
+    };
+    let listener = match listener {
+        Some(l) => {
+            l.set_nonblocking(true).map_err(cannot_listen)?;
+            TcpListener::from_std(l).map_err(cannot_listen)?
+        }
+        None => TcpListener::bind(("0.0.0.0", env.master_port))
+            .await
+            .map_err(cannot_listen)?,
+    };
     let mut arrived: BTreeMap<usize, (TcpStream, SocketAddr)> = BTreeMap::new();
     let mut pending = JoinSet::new();
     while arrived.len() + 1 < env.world_size {

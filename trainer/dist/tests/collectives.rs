@@ -221,3 +221,46 @@ fn a_rank_that_dies_or_hangs_is_named() {
     let text = errors[0].as_ref().expect("rank 0's call must fail");
     assert!(text.contains("rank 1 closed its connection"), "{text}");
 }
+
+#[test]
+fn a_master_port_in_use_is_named_with_the_way_out() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let error = connect(&job(0, 2, port), timeouts(1000, 1000))
+        .err()
+        .expect("rank 0 cannot listen on a port in use")
+        .to_string();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(error.contains("rank 0 cannot listen"), "{error}");
+    assert!(error.contains("--master-port 0"), "{error}");
+}
+
+/// Rank 0 listening on a socket bound before any rank started: ranks that arrive before rank 0
+/// accepts wait in its queue.
+#[test]
+fn rank_0_listens_on_the_socket_it_is_given() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sums: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let others: Vec<_> = (1..3)
+            .map(|rank| {
+                s.spawn(move || {
+                    let mut c = connect(&job(rank, 3, port), timeouts(20_000, 20_000)).unwrap();
+                    let mut buf = vec![rank as f32; 4];
+                    c.all_reduce(&mut buf).unwrap();
+                    buf
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut zero =
+            ecgfm_dist::connect_with(&job(0, 3, port), Some(listener), timeouts(20_000, 20_000))
+                .unwrap();
+        let mut buf = vec![0.0f32; 4];
+        zero.all_reduce(&mut buf).unwrap();
+        let mut sums = vec![buf];
+        sums.extend(others.into_iter().map(|h| h.join().unwrap()));
+        sums
+    });
+    assert_eq!(sums, vec![vec![3.0f32; 4]; 3]);
+}
