@@ -217,13 +217,9 @@ impl Manifest {
         let location = store::join(root, MANIFEST_FILE);
         let bytes = match store::get_bytes(object_store, &location).await {
             Err(DataError::Store {
+                location,
                 source: object_store::Error::NotFound { .. },
-                ..
-            }) => {
-                return Err(DataError::NoDataset {
-                    location: location.to_string(),
-                })
-            }
+            }) => return Err(DataError::NoDataset { location }),
             bytes => bytes?,
         };
         Self::from_json(&bytes, location.as_ref())

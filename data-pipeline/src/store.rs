@@ -230,9 +230,14 @@ pub fn join(root: &Path, relative: &str) -> Path {
         .fold(root.clone(), |path, part| path.join(part))
 }
 
+/// A request's error, naming a missing object as the store names it (a local file by its
+/// absolute path, which `location`, relative to the file system's root, lacks).
 pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
     move |source| DataError::Store {
-        location: location.to_string(),
+        location: match &source {
+            object_store::Error::NotFound { path, .. } => path.clone(),
+            _ => location.to_string(),
+        },
         source,
     }
 }

@@ -352,11 +352,18 @@ fn an_address_without_a_dataset_says_so() {
         ],
     ] {
         let err = run_err(&args);
-        assert!(
-            err.contains("manifest.json not found: no dataset there (`ecgfm data ingest` or"),
-            "{args:?}: {err}"
-        );
+        // Named by its absolute path, as the user gave the folder.
+        let missing = format!("{empty}/manifest.json not found: no dataset there (`ecgfm data");
+        assert!(err.contains(&missing), "{args:?}: {err}");
     }
+    // A missing shard of a local dataset, likewise.
+    let data = synth(&dir, "ds", "1", "3");
+    std::fs::remove_file(format!("{data}/shards/shard-00000.parquet")).unwrap();
+    let err = run_err(&[
+        "pretrain", "--device", "cpu", "--steps", "1", "--data", &data,
+    ]);
+    let missing = format!("object store error on {data}/shards/shard-00000.parquet: ");
+    assert!(err.contains(&missing), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
