@@ -249,6 +249,7 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
         "patch": m.patch,
         "patches_per_lead": m.patches_per_lead(),
         "mask_ratio": m.mask_ratio,
+        "masking": m.masking,
         "norm_pix": m.norm_pix,
         "layer_norm_eps": 1e-6,
         "activation": "gelu (exact erf)",

@@ -11,6 +11,7 @@ use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
 use ecgfm_trainer::eval::{against_scratch, ScoredResult};
 use ecgfm_trainer::metrics::StepRecord;
+use ecgfm_trainer::model::Masking;
 use ecgfm_trainer::ModelStats;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,7 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
          | input | {} leads ({}) x {} samples at {rate}, absent leads allowed (lead mask) |\n\
          | tokens | one per patch of {} samples: {} per lead, embedding + lead embedding + \
          sin-cos position |\n\
-         | pretraining | mask ratio {}, {} targets |\n\n",
+         | pretraining | mask ratio {} ({}), {} targets |\n\n",
         m.dim,
         m.depth,
         m.heads,
@@ -138,6 +139,10 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
         m.patch,
         m.patches_per_lead(),
         m.mask_ratio,
+        match m.masking {
+            Masking::PerLead => "each lead its own patches",
+            Masking::Aligned => "the same moments in every lead",
+        },
         if m.norm_pix {
             "per-patch normalised (norm-pix)"
         } else {

@@ -1,8 +1,9 @@
 //! `MaskSampler`: draws the patch mask of a batch, seeded and deterministic. For every present
-//! lead it chooses N - K masked patches uniformly at random, independently of every other lead.
+//! lead it chooses N - K masked patches uniformly at random, independently of every other lead
+//! (`model.masking = "per-lead"`) or the same for every lead of a sample (`"aligned"`).
 
 use crate::model::batch::HostBatch;
-use crate::model::config::ModelConfig;
+use crate::model::config::{Masking, ModelConfig};
 use crate::model::rng::SplitMix64;
 
 /// Draws patch masks for batches of one model configuration.
@@ -11,6 +12,7 @@ pub struct MaskSampler {
     leads: usize,
     patches: usize,
     masked: usize,
+    masking: Masking,
 }
 
 impl MaskSampler {
@@ -20,32 +22,49 @@ impl MaskSampler {
             leads: cfg.leads,
             patches: cfg.patches_per_lead(),
             masked: cfg.masked_per_lead(),
+            masking: cfg.masking,
+        }
+    }
+
+    /// Writes 1 at `masked` of `row`'s positions, a uniform random subset drawn from `rng`.
+    fn draw(&self, rng: &mut SplitMix64, order: &mut Vec<usize>, row: &mut [u8]) {
+        order.clear();
+        order.extend(0..self.patches);
+        // Partial Fisher-Yates: the first `masked` positions are a uniform random subset.
+        for i in 0..self.masked {
+            let j = i + rng.below((self.patches - i) as u64) as usize;
+            order.swap(i, j);
+            row[order[i]] = 1;
         }
     }
 
     /// Overwrites `batch.patch_mask` from `batch.lead_mask`. Sample `b` of the batch is sample
     /// `first + b` of the step's global batch; the mask of (sample, lead) depends only on
-    /// (seed, step, that index, lead), so a sample gets the same mask whatever micro-batch,
-    /// rank or batch size it is trained in.
+    /// (seed, step, that index, lead) (aligned: on (seed, step, that index)), so a sample gets
+    /// the same mask whatever micro-batch, rank or batch size it is trained in.
     pub fn fill(&self, seed: u64, step: u64, first: u64, batch: &mut HostBatch) {
         let (l, n) = (self.leads, self.patches);
         let mut order: Vec<usize> = Vec::with_capacity(n);
+        let mut shared = vec![0u8; n];
         for b in 0..batch.batch {
+            let index = first + b as u64;
+            if self.masking == Masking::Aligned {
+                shared.fill(0);
+                let mut rng = SplitMix64::from_words(&[seed, step, 1, index]);
+                self.draw(&mut rng, &mut order, &mut shared);
+            }
             for lead in 0..l {
                 let row = &mut batch.patch_mask[(b * l + lead) * n..(b * l + lead + 1) * n];
                 row.fill(0);
                 if batch.lead_mask[b * l + lead] != 1 {
                     continue;
                 }
-                let index = first + b as u64;
-                let mut rng = SplitMix64::from_words(&[seed, step, 0, index, lead as u64]);
-                order.clear();
-                order.extend(0..n);
-                // Partial Fisher-Yates: the first `masked` positions are a uniform random subset.
-                for i in 0..self.masked {
-                    let j = i + rng.below((n - i) as u64) as usize;
-                    order.swap(i, j);
-                    row[order[i]] = 1;
+                match self.masking {
+                    Masking::PerLead => {
+                        let mut rng = SplitMix64::from_words(&[seed, step, 0, index, lead as u64]);
+                        self.draw(&mut rng, &mut order, row);
+                    }
+                    Masking::Aligned => row.copy_from_slice(&shared),
                 }
             }
         }
@@ -80,6 +99,37 @@ mod tests {
         b.validate(&cfg).unwrap();
         let n = cfg.patches_per_lead();
         assert_ne!(a.patch_mask[0..n], a.patch_mask[n..2 * n]);
+    }
+
+    #[test]
+    fn aligned_masks_hide_the_same_moments_in_every_present_lead() {
+        let mut cfg = ModelConfig::preset("nano").unwrap();
+        cfg.masking = Masking::Aligned;
+        let (l, n) = (cfg.leads, cfg.patches_per_lead());
+        let sampler = MaskSampler::new(&cfg);
+        let mut a = batch(&cfg);
+        sampler.fill(11, 5, 0, &mut a);
+        a.validate(&cfg).unwrap();
+        for b in 0..a.batch {
+            let present: Vec<usize> = (0..l).filter(|&i| a.lead_mask[b * l + i] == 1).collect();
+            let rows: Vec<&[u8]> = present
+                .iter()
+                .map(|&i| &a.patch_mask[(b * l + i) * n..(b * l + i + 1) * n])
+                .collect();
+            assert!(rows.iter().all(|r| *r == rows[0]), "sample {b}");
+            let absent = (0..l).filter(|i| !present.contains(i));
+            for i in absent {
+                assert!(a.patch_mask[(b * l + i) * n..(b * l + i + 1) * n]
+                    .iter()
+                    .all(|&m| m == 0));
+            }
+        }
+        // Samples differ, and a sample's mask does not depend on the batch it is in.
+        assert_ne!(a.patch_mask[..n], a.patch_mask[l * n..(l + 1) * n]);
+        let mut alone = HostBatch::new(&cfg, 1);
+        alone.lead_mask.copy_from_slice(&a.lead_mask[2 * l..3 * l]);
+        sampler.fill(11, 5, 2, &mut alone);
+        assert_eq!(alone.patch_mask, a.patch_mask[2 * l * n..3 * l * n]);
     }
 
     #[test]

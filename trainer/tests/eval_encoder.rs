@@ -25,6 +25,7 @@ fn config() -> ModelConfig {
         mlp_ratio: 2,
         mask_ratio: 0.5,
         norm_pix: true,
+        ..ModelConfig::default()
     }
 }
 

@@ -22,6 +22,7 @@ fn config() -> ModelConfig {
         mlp_ratio: 2,
         mask_ratio: 0.5,
         norm_pix: false,
+        ..ModelConfig::default()
     }
 }
 

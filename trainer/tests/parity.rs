@@ -78,6 +78,7 @@ fn load(bytes: &[u8]) -> (SafeTensors<'_>, Fixture) {
         mlp_ratio: u("mlp_ratio"),
         mask_ratio: meta["mask_ratio"].as_f64().unwrap(),
         norm_pix: meta["norm_pix"].as_bool().unwrap(),
+        ..ModelConfig::default()
     };
     assert_eq!(cfg.patches_per_lead(), u("num_patches"));
     assert_eq!(cfg.visible_per_lead(), u("num_keep"));

@@ -32,8 +32,32 @@ pub struct ModelConfig {
     pub mlp_ratio: usize,
     /// Fraction r of each present lead's patches that is masked.
     pub mask_ratio: f64,
+    /// Which patches the mask hides: each lead its own (default) or the same moments in every
+    /// lead. Written to a config only when not the default, so configs of before it read and
+    /// write as they did.
+    #[serde(skip_serializing_if = "Masking::is_per_lead")]
+    pub masking: Masking,
     /// Normalise each target patch by its own mean and unbiased variance.
     pub norm_pix: bool,
+}
+
+/// Which patches of a sample the mask hides (`model.masking`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Masking {
+    /// Each present lead hides its own N - K random patches (ST-MEM's masking): the moment a
+    /// masked patch covers is usually visible in another lead.
+    #[default]
+    PerLead,
+    /// Every present lead hides the same N - K moments: no lead shows what a masked patch covers,
+    /// so it is reconstructed from the moments around it.
+    Aligned,
+}
+
+impl Masking {
+    fn is_per_lead(&self) -> bool {
+        *self == Masking::PerLead
+    }
 }
 
 impl Default for ModelConfig {
@@ -66,6 +90,7 @@ impl ModelConfig {
             dec_heads,
             mlp_ratio: 4,
             mask_ratio: 0.75,
+            masking: Masking::PerLead,
             norm_pix: true,
         }
     }
@@ -219,5 +244,18 @@ mod tests {
         assert_eq!(cfg.dim, 64);
         assert_eq!(cfg.depth, 12);
         assert!(serde_json::from_str::<ModelConfig>(r#"{"dimm": 64}"#).is_err());
+    }
+
+    #[test]
+    fn masking_is_written_only_when_not_the_default() {
+        let mut cfg = ModelConfig::preset("nano").unwrap();
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(!text.contains("masking"), "{text}");
+        assert_eq!(toml::from_str::<ModelConfig>(&text).unwrap(), cfg);
+        cfg.masking = Masking::Aligned;
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("masking = \"aligned\""), "{text}");
+        assert_eq!(toml::from_str::<ModelConfig>(&text).unwrap(), cfg);
+        assert!(toml::from_str::<ModelConfig>("masking = \"diagonal\"").is_err());
     }
 }

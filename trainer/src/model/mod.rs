@@ -19,7 +19,7 @@ pub mod stats;
 mod tokens;
 
 pub use batch::HostBatch;
-pub use config::ModelConfig;
+pub use config::{Masking, ModelConfig};
 pub use encoder::{Encoder, HeadSpec, Pooling, Targets};
 pub use error::ModelError;
 pub use layout::{ParamEntry, ParamLayout};
