@@ -246,9 +246,9 @@ fn run_attempt(
 
 /// For `--master-port 0`: a socket listening on a free port, kept for every attempt (restarts
 /// meet on the same port) and handed to rank 0, so no other process can take the port between
-/// the pick and rank 0's listen.
+/// the pick and rank 0's listen. None for a job of one rank, which meets no one.
 fn free_listener(args: &LaunchArgs) -> Result<Option<TcpListener>> {
-    if args.master_port != 0 {
+    if args.master_port != 0 || args.nproc_per_node * args.nnodes == 1 {
         return Ok(None);
     }
     if args.nnodes > 1 {
