@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_dist::{connect_with, Collective, CpuCollective, JobEnv, Launcher, Timeouts};
+use ecgfm_dist::{on_threads, Collective, CpuCollective, Timeouts};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,43 +35,17 @@ pub struct BenchAllreduceArgs {
     pub no_torch: bool,
 }
 
-/// Connects `world` ranks (threads) and runs `f` on each; returns rank 0's result. Rank 0 listens
-/// on a socket bound here to a free port, so no other process can take the port first.
+/// Connects `world` ranks (threads) and runs `f` on each; returns rank 0's result.
 pub fn on_local_ranks<T: Send>(
     world: usize,
     f: impl Fn(CpuCollective) -> Result<T> + Sync,
 ) -> Result<T> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let mut listener = Some(listener);
     let timeouts = Timeouts {
         rendezvous: Duration::from_secs(60),
         collective: Duration::from_secs(300),
     };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..world)
-            .map(|rank| {
-                let f = &f;
-                let listener = listener.take();
-                s.spawn(move || {
-                    let env = JobEnv {
-                        launcher: Launcher::Ecgfm,
-                        rank,
-                        world_size: world,
-                        local_rank: rank,
-                        master_addr: "127.0.0.1".into(),
-                        master_port: port,
-                    };
-                    f(connect_with(&env, listener, timeouts)?)
-                })
-            })
-            .collect();
-        let mut results: Vec<Result<T>> = handles
-            .into_iter()
-            .map(|h| h.join().expect("rank thread panicked"))
-            .collect();
-        results.swap_remove(0)
-    })
+    let mut results = on_threads(world, timeouts, f)?;
+    results.swap_remove(0)?
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -26,45 +26,35 @@ impl MaskSampler {
         }
     }
 
-    /// Writes 1 at `masked` of `row`'s positions, a uniform random subset drawn from `rng`.
-    fn draw(&self, rng: &mut SplitMix64, order: &mut Vec<usize>, row: &mut [u8]) {
-        order.clear();
-        order.extend(0..self.patches);
-        // Partial Fisher-Yates: the first `masked` positions are a uniform random subset.
-        for i in 0..self.masked {
-            let j = i + rng.below((self.patches - i) as u64) as usize;
-            order.swap(i, j);
-            row[order[i]] = 1;
-        }
-    }
-
     /// Overwrites `batch.patch_mask` from `batch.lead_mask`. Sample `b` of the batch is sample
     /// `first + b` of the step's global batch; the mask of (sample, lead) depends only on
-    /// (seed, step, that index, lead) (aligned: on (seed, step, that index)), so a sample gets
-    /// the same mask whatever micro-batch, rank or batch size it is trained in.
+    /// (seed, step, that index, lead) (aligned: on (seed, step, that index), so every lead of
+    /// the sample draws the same patches), so a sample gets the same mask whatever micro-batch,
+    /// rank or batch size it is trained in.
     pub fn fill(&self, seed: u64, step: u64, first: u64, batch: &mut HostBatch) {
         let (l, n) = (self.leads, self.patches);
         let mut order: Vec<usize> = Vec::with_capacity(n);
-        let mut shared = vec![0u8; n];
         for b in 0..batch.batch {
-            let index = first + b as u64;
-            if self.masking == Masking::Aligned {
-                shared.fill(0);
-                let mut rng = SplitMix64::from_words(&[seed, step, 1, index]);
-                self.draw(&mut rng, &mut order, &mut shared);
-            }
             for lead in 0..l {
                 let row = &mut batch.patch_mask[(b * l + lead) * n..(b * l + lead + 1) * n];
                 row.fill(0);
                 if batch.lead_mask[b * l + lead] != 1 {
                     continue;
                 }
-                match self.masking {
+                let index = first + b as u64;
+                let mut rng = match self.masking {
                     Masking::PerLead => {
-                        let mut rng = SplitMix64::from_words(&[seed, step, 0, index, lead as u64]);
-                        self.draw(&mut rng, &mut order, row);
+                        SplitMix64::from_words(&[seed, step, 0, index, lead as u64])
                     }
-                    Masking::Aligned => row.copy_from_slice(&shared),
+                    Masking::Aligned => SplitMix64::from_words(&[seed, step, 1, index]),
+                };
+                order.clear();
+                order.extend(0..n);
+                // Partial Fisher-Yates: the first `masked` positions are a uniform random subset.
+                for i in 0..self.masked {
+                    let j = i + rng.below((n - i) as u64) as usize;
+                    order.swap(i, j);
+                    row[order[i]] = 1;
                 }
             }
         }

@@ -28,5 +28,5 @@ pub use collective::Collective;
 pub use cpu::CpuCollective;
 pub use env::{JobEnv, Launcher};
 pub use error::DistError;
-pub use rendezvous::{connect, connect_with, Timeouts};
+pub use rendezvous::{connect, connect_with, on_threads, Timeouts};
 pub use shards::Shards;

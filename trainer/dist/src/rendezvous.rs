@@ -82,6 +82,42 @@ pub fn connect_with(
     Ok(collective)
 }
 
+/// Connects the `world` ranks of one job as threads of this process, over loopback with rank 0
+/// on a socket bound here to a free port (no other process can take it first), and runs `f` on
+/// each rank's collective: the results in rank order (a rank that could not connect, its error).
+/// Benchmarks and tests of the collectives use it.
+pub fn on_threads<T: Send>(
+    world: usize,
+    timeouts: Timeouts,
+    f: impl Fn(CpuCollective) -> T + Sync,
+) -> std::io::Result<Vec<Result<T, DistError>>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut listener = Some(listener);
+    Ok(std::thread::scope(|s| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let (f, listener) = (&f, listener.take());
+                s.spawn(move || {
+                    let env = JobEnv {
+                        launcher: crate::Launcher::Ecgfm,
+                        rank,
+                        world_size: world,
+                        local_rank: rank,
+                        master_addr: "127.0.0.1".into(),
+                        master_port: port,
+                    };
+                    connect_with(&env, listener, timeouts).map(f)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rank thread panicked"))
+            .collect()
+    }))
+}
+
 async fn write_u32s(stream: &mut TcpStream, values: &[u32]) -> std::io::Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     stream.write_all(&bytes).await

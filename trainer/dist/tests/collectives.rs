@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ecgfm_dist::{
-    connect, Collective, CpuCollective, DistError, JobEnv, Launcher, Shards, Timeouts,
+    connect, on_threads, Collective, CpuCollective, DistError, JobEnv, Launcher, Shards, Timeouts,
 };
 
 use ecgfm_test_support::free_port;
@@ -30,19 +30,11 @@ fn timeouts(rendezvous_ms: u64, collective_ms: u64) -> Timeouts {
 
 /// Runs `f` on `world` connected ranks (threads) and returns their results in rank order.
 fn on_ranks<T: Send>(world: usize, f: impl Fn(&mut CpuCollective) -> T + Sync) -> Vec<T> {
-    let port = free_port();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..world)
-            .map(|rank| {
-                let f = &f;
-                s.spawn(move || {
-                    let mut c = connect(&job(rank, world, port), timeouts(20_000, 20_000)).unwrap();
-                    f(&mut c)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
+    on_threads(world, timeouts(20_000, 20_000), |mut c| f(&mut c))
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Values whose sum depends on the order of addition in f32.
@@ -173,27 +165,22 @@ fn silent_and_foreign_connections_do_not_stall_the_rendezvous() {
 
 #[test]
 fn a_rank_that_dies_or_hangs_is_named() {
-    let port = free_port();
-    let errors: Vec<Option<DistError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|rank| {
-                s.spawn(move || {
-                    let mut c = connect(&job(rank, 3, port), timeouts(20_000, 1500)).unwrap();
-                    let mut buf = vec![1.0f32; 100];
-                    c.all_reduce(&mut buf).unwrap();
-                    match rank {
-                        // Rank 2 hangs: it never joins the next call (the others time out).
-                        2 => {
-                            std::thread::sleep(Duration::from_secs(3));
-                            None
-                        }
-                        _ => c.all_reduce(&mut buf).err(),
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let errors: Vec<Option<DistError>> = on_threads(3, timeouts(20_000, 1500), |mut c| {
+        let mut buf = vec![1.0f32; 100];
+        c.all_reduce(&mut buf).unwrap();
+        match c.rank() {
+            // Rank 2 hangs: it never joins the next call (the others time out).
+            2 => {
+                std::thread::sleep(Duration::from_secs(3));
+                None
+            }
+            _ => c.all_reduce(&mut buf).err(),
+        }
+    })
+    .unwrap()
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
     for e in errors.iter().take(2) {
         let text = e.as_ref().expect("the call must fail").to_string();
         assert!(text.contains("rank(s) 2"), "{text}");
@@ -201,22 +188,12 @@ fn a_rank_that_dies_or_hangs_is_named() {
     }
 
     // A rank whose process is gone: its connections close and the others name it at once.
-    let port = free_port();
-    let errors: Vec<Option<String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|rank| {
-                s.spawn(move || {
-                    let mut c = connect(&job(rank, 2, port), timeouts(20_000, 20_000)).unwrap();
-                    if rank == 1 {
-                        drop(c);
-                        return None;
-                    }
-                    let mut buf = vec![1.0f32; 100];
-                    c.all_reduce(&mut buf).err().map(|e| e.to_string())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let errors: Vec<Option<String>> = on_ranks(2, |c| {
+        if c.rank() == 1 {
+            return None;
+        }
+        let mut buf = vec![1.0f32; 100];
+        c.all_reduce(&mut buf).err().map(|e| e.to_string())
     });
     let text = errors[0].as_ref().expect("rank 0's call must fail");
     assert!(text.contains("rank 1 closed its connection"), "{text}");
