@@ -111,11 +111,15 @@ pub fn open_source(
 
 /// The fixed validation set of a run: the synthetic generator's held-out stream, or the
 /// dataset's `val` split. `None` when `train.val_batches` is 0, or (after a warning) when the
-/// dataset has no `val` split to read.
-pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
+/// dataset has no `val` split to read. `batch`: samples per validation batch
+/// (`Trainer::validation_batch`).
+pub fn open_validator(config: &TrainConfig, batch: usize) -> Result<Option<Validator>> {
     if config.train.val_batches == 0 {
         return Ok(None);
     }
+    // The sources give batches of the validation batch size, whatever the micro-batch.
+    let mut reading = config.clone();
+    reading.train.batch_size = batch;
     let source: Box<dyn BatchSource> = if config.data.source == "synth" {
         Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
     } else {
@@ -124,7 +128,7 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
             seed: 0,
             repeat: &Default::default(),
         };
-        match crate::dataset_source::open_split(config, split, 0, 1) {
+        match crate::dataset_source::open_split(&reading, split, 0, 1) {
             Ok(source) => source,
             Err(err) => {
                 tracing::warn!("no validation loss: {}", crate::error_text(&err));
@@ -132,11 +136,11 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
             }
         }
     };
-    let mut validator = Validator::new(config, source)
+    let mut validator = Validator::new(config, batch, source)
         .map_err(anyhow::Error::from_boxed)
         .context("drawing the validation batches")?;
     if config.data.source != "synth" && config.train.val_by_source {
-        add_source_validation(config, &mut validator)?;
+        add_source_validation(config, &reading, &mut validator)?;
     }
     Ok(Some(validator))
 }
@@ -145,7 +149,11 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
 /// repeated 0 times), drawn without mixing across shards whatever the run mixes, so runs that
 /// mix differently are measured on the same windows; a source without validation rows is left
 /// out with a warning.
-fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Result<()> {
+fn add_source_validation(
+    config: &TrainConfig,
+    reading: &TrainConfig,
+    validator: &mut Validator,
+) -> Result<()> {
     let url = &config.data.source;
     let (store, root) = ecgfm_data::store::open_url(url)?;
     let manifest = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
@@ -155,8 +163,8 @@ fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Res
     if names.len() < 2 {
         return Ok(());
     }
-    let mut config = config.clone();
-    config.data.mix_across_shards = false;
+    let mut reading = reading.clone();
+    reading.data.mix_across_shards = false;
     for &name in &names {
         let others = names
             .iter()
@@ -168,9 +176,9 @@ fn add_source_validation(config: &TrainConfig, validator: &mut Validator) -> Res
             seed: 0,
             repeat: &others,
         };
-        match crate::dataset_source::open_split(&config, split, 0, 1) {
+        match crate::dataset_source::open_split(&reading, split, 0, 1) {
             Ok(source) => validator
-                .add_source(&config, name, source)
+                .add_source(config, name, source)
                 .map_err(anyhow::Error::from_boxed)
                 .with_context(|| format!("drawing the validation batches of {name}"))?,
             Err(err) => tracing::warn!(
@@ -291,7 +299,7 @@ fn train_on<B: Backend>(
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     // Rank 0 measures the validation loss: the weights are the same on every rank.
     let validator = match rank {
-        0 => open_validator(&config)?,
+        0 => open_validator(&config, trainer.validation_batch())?,
         _ => None,
     };
     let validation = validator.as_ref().map(|v| v.describe().to_string());

@@ -139,6 +139,13 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(
+            r["train_records"].as_u64(),
+            Some(train(i)),
+            "one window a record"
+        );
+    }
     check_tensorboard(&Path::new(run).join("eval"), results);
     // The same command gives the same numbers, also with fine-tuning recomputing every block, the
     // windows in a scratch file (which leaves nothing behind) and scored per record (one window

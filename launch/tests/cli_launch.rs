@@ -352,6 +352,20 @@ fn a_run_on_four_ranks_resumes_on_two() {
         v["samples_seen"].as_u64().unwrap()
     };
     assert_eq!(seen(&four), seen(&moved));
+    // The validation set is the one the run started with (2 batches of 4, not of 8): the same
+    // loss at the end, to rounding.
+    let val = |run: &Path| -> f64 {
+        let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let last = text
+            .lines()
+            .filter(|l| l.contains("val_loss"))
+            .last()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(last).unwrap();
+        v["val_loss"].as_f64().unwrap()
+    };
+    let (va, vb) = (val(&four), val(&moved));
+    assert!((va - vb).abs() <= 1e-5 * va, "val loss {va} vs {vb}");
     // A different global batch is refused, naming both.
     let mut wrong = pretrain(&moved, steps + 2, 4, 1);
     wrong.push("--resume".into());
@@ -474,6 +488,20 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
     assert!(stderr.contains("3 steps in a row"), "{stderr}");
+
+    // The count of skipped steps in a row survives a checkpoint: two skipped before the stop,
+    // the third after the resume ends the run as it would have without the stop.
+    let resumed = dir.join("resumed");
+    let mut first = pretrain(&resumed, 8, 4, 1);
+    first.extend(["--stop-after".into(), "4".into()]);
+    let result = ecgfm_env(&first, &[("ECGFM_FAULT_NONFINITE", "0:2,0:3")]);
+    assert!(result.status.success());
+    let mut rest = pretrain(&resumed, 8, 4, 1);
+    rest.push("--resume".into());
+    let result = ecgfm_env(&rest, &[("ECGFM_FAULT_NONFINITE", "0:4")]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(stderr.contains("3 steps in a row"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -508,6 +536,20 @@ fn a_corrupt_newest_checkpoint_is_named_and_the_run_resumes_from_the_one_before(
         "{stdout}"
     );
     assert_same_run(&full, &split, 8);
+
+    // A file the completion marker lists but that is gone: the same fallback.
+    let lost = dir.join("lost");
+    let mut first = pretrain(&lost, 8, 4, 1);
+    first.extend(["--stop-after".into(), "7".into()]);
+    run_ok(&first);
+    std::fs::remove_file(lost.join("checkpoints/step_00000007/optimizer.safetensors")).unwrap();
+    let mut resume = pretrain(&lost, 8, 4, 1);
+    resume.push("--resume".into());
+    let out = ecgfm_env(&resume, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+    assert_same_run(&full, &lost, 8);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

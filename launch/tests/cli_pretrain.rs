@@ -273,6 +273,16 @@ fn resume_refuses_a_changed_configuration() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("differs"), "{stderr}");
+    // A longer run may resume, told that its schedule moved.
+    let mut longer = pretrain_args(&out, 8);
+    longer.push("--resume".into());
+    let output = Command::new(ECGFM).args(&longer).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: train.steps changed from 4 to 8: after step 4"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(out).unwrap();
 }
 

@@ -119,7 +119,6 @@ pub struct Trainer<B: Backend> {
     /// The micro-batch `batch` holds ahead of its pass (see `step.rs`).
     fetched: Option<Fetched>,
     faults: FaultPlan,
-    nonfinite_in_a_row: u32,
     /// Asked whether this process should stop (a signal); the ranks agree at every step.
     stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
     /// Some rank asked to stop during the last step.
@@ -170,7 +169,7 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<Trainer<B>, TrainError> {
         let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
         let config_path = run_dir.join("config.toml");
-        let saved_samples = match resume && config_path.exists() {
+        let saved_config = match resume && config_path.exists() {
             true => Some(check_resumable(run_dir, &config_path, &config)?),
             false => None,
         };
@@ -193,6 +192,7 @@ impl<B: Backend> Trainer<B> {
         };
         let (state, resumed_from, warnings) = match latest {
             Some((ckpt, warnings)) => {
+                let saved_samples = saved_config.as_ref().map(|c| c.samples_per_step() as u64);
                 let saved = ckpt.state.global_batch.or(saved_samples);
                 if saved.is_some_and(|g| g != global_batch) {
                     return Err(TrainError::Resume {
@@ -216,6 +216,11 @@ impl<B: Backend> Trainer<B> {
                 source.restore(&ckpt.state.data).map_err(TrainError::Data)?;
                 let mut state = ckpt.state;
                 state.global_batch = Some(global_batch);
+                let first_batch = saved_config.as_ref().map(|c| c.train.batch_size as u64);
+                state.validation_batch = state.validation_batch.or(first_batch);
+                let mut warnings = warnings;
+                let saved = saved_config.as_ref();
+                warnings.extend(saved.and_then(|c| schedule_moved(c, &config, state.step)));
                 (state, Some(ckpt.dir), warnings)
             }
             None => {
@@ -227,6 +232,8 @@ impl<B: Backend> Trainer<B> {
                     elapsed_s: 0.0,
                     data: source.state(),
                     global_batch: Some(global_batch),
+                    validation_batch: Some(config.train.batch_size as u64),
+                    nonfinite_in_a_row: 0,
                 };
                 (state, None, Vec::new())
             }
@@ -257,7 +264,6 @@ impl<B: Backend> Trainer<B> {
             scalars,
             fetched: None,
             faults: FaultPlan::from_env(rank),
-            nonfinite_in_a_row: 0,
             stop_requested: None,
             stopping: false,
             validator: None,
@@ -288,7 +294,8 @@ impl<B: Backend> Trainer<B> {
         self.resumed_from.as_deref()
     }
 
-    /// Newer checkpoints the resume skipped because they were corrupt, one line each.
+    /// What the resume should tell: newer checkpoints it skipped because they were corrupt, a
+    /// changed schedule; one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -312,6 +319,13 @@ impl<B: Backend> Trainer<B> {
 
     pub fn source_description(&self) -> String {
         self.source.describe()
+    }
+
+    /// Samples per validation batch: the batch size the run started with, whatever geometry it
+    /// resumed with (`Validator::new` takes it).
+    pub fn validation_batch(&self) -> usize {
+        let first = self.state.validation_batch.map(|b| b as usize);
+        first.unwrap_or(self.config.train.batch_size)
     }
 
     /// Measures a validation loss as `validator` says (see `validation.rs`).
@@ -455,18 +469,34 @@ pub struct RunSummary {
     pub stopped_early: bool,
 }
 
+/// The warning for a resume at `step` that changed `train.steps` of a schedule that depends on
+/// it: the learning rate from `step` on is neither run's.
+fn schedule_moved(saved: &TrainConfig, config: &TrainConfig, step: u64) -> Option<String> {
+    let (was, now) = (saved.train.steps, config.train.steps);
+    let moved = saved.schedule().lr_at(step) != config.schedule().lr_at(step);
+    (was != now && moved).then(|| {
+        format!(
+            "train.steps changed from {was} to {now}: after step {step} the learning rate follows \
+             a {now}-step schedule, so this run matches neither a {was}-step nor a {now}-step run \
+             from the start"
+        )
+    })
+}
+
 /// A resumed run must use the configuration it started with. Only its length and the settings
-/// that change how fast it runs, never its numbers, may change: `train.steps`, `train.threads`,
+/// that change how fast it runs, never its numbers, may change: `train.steps` (the learning-rate
+/// schedule then spans the new length, so the steps after the resume follow it: `schedule_moved`
+/// warns), `train.threads`,
 /// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite`, `train.recompute` and
 /// `train.device` (a run preempted onto another machine resumes with that machine's core count
 /// and gives the same bits; a checkpoint has one layout on every device, and CPU and GPU agree
 /// up to rounding), and the batch geometry (`train.batch_size`, `train.accum_steps`) as long as
-/// the global batch stays the same (checked against the checkpoint). Returns the saved samples per step.
+/// the global batch stays the same (checked against the checkpoint). Returns the saved config.
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
     config: &TrainConfig,
-) -> Result<u64, TrainError> {
+) -> Result<TrainConfig, TrainError> {
     let saved = crate::config::read_toml_file(config_path)
         .and_then(TrainConfig::from_table)
         .map_err(|e| TrainError::Resume {
@@ -500,5 +530,5 @@ fn check_resumable(
             ),
         });
     }
-    Ok(saved.samples_per_step() as u64)
+    Ok(saved)
 }

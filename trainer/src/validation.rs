@@ -2,11 +2,15 @@
 //! fixed, seeded masks, every `train.val_every` steps and at the end of the run (the scaling
 //! fits need a held-out loss, not the noisy training loss).
 //!
-//! The held-out set is `train.val_batches` batches drawn once when the run starts: from the
-//! dataset's `val` split, or for the synthetic source from a disjoint index range of the
-//! generator (`synthetic_held_out`). Its data and masks do not depend on the run's seed, so
-//! every run of a sweep is measured on the same ECGs with the same masks, and a resumed run
-//! measures exactly what an uninterrupted one would. A dataset of several sources (a merge) can
+//! The held-out set is `train.val_batches` batches of the run's first batch size, drawn once when
+//! the run starts: from the dataset's `val` split, or for the synthetic source from a disjoint
+//! index range of the generator (`synthetic_held_out`). Sample i of the set has the mask the
+//! training masks give sample i of a step (`MaskSampler::fill`, under a seed of its own). Its data
+//! and masks do not depend on the run's seed, so every run of a sweep is measured on the same
+//! ECGs with the same masks. The loss is the mean over every masked patch of the set, measured in
+//! pieces of at most the current micro-batch, so a run resumed with another batch geometry
+//! measures the same set to rounding, and with the same geometry the same bits. A dataset of
+//! several sources (a merge) can
 //! add one such set per source (`add_source`), measured beside the whole one, so a run that
 //! mixes or repeats sources sees how each fares.
 
@@ -40,7 +44,10 @@ pub fn synthetic_held_out(config: &TrainConfig) -> Result<SyntheticSource, Sourc
 
 /// A fixed validation set and when to measure it.
 pub struct Validator {
-    batches: Vec<HostBatch>,
+    /// The set, in pieces of at most the model's batch.
+    pieces: Vec<HostBatch>,
+    /// Samples per validation batch (the run's first `train.batch_size`).
+    batch: usize,
     /// Each source's own set, by source name.
     by_source: Vec<(String, Vec<HostBatch>)>,
     every: u64,
@@ -56,59 +63,73 @@ pub struct ValLosses {
     pub by_source: BTreeMap<String, f32>,
 }
 
-/// `train.val_batches` batches of `train.batch_size` from `source`, their masks fixed.
-fn draw(config: &TrainConfig, source: &mut dyn BatchSource) -> Result<Vec<HostBatch>, SourceError> {
+/// `train.val_batches` batches of `batch` samples from `source` (which gives batches of that
+/// size), their masks fixed, cut into pieces of at most `train.batch_size` (the model's batch).
+fn draw(
+    config: &TrainConfig,
+    batch: usize,
+    source: &mut dyn BatchSource,
+) -> Result<Vec<HostBatch>, SourceError> {
     let sampler = MaskSampler::new(&config.model);
-    let mut batches = Vec::with_capacity(config.train.val_batches);
+    let mut pieces = Vec::new();
     for index in 0..config.train.val_batches {
-        let mut batch = HostBatch::new(&config.model, config.train.batch_size);
-        source.next_batch(&mut batch)?;
-        sampler.fill(MASK_SEED, u64::MAX, index as u64, &mut batch);
-        batches.push(batch);
+        let mut host = HostBatch::new(&config.model, batch);
+        source.next_batch(&mut host)?;
+        sampler.fill(MASK_SEED, u64::MAX, (index * batch) as u64, &mut host);
+        pieces.extend(host.split(config.train.batch_size.max(1)));
     }
-    Ok(batches)
+    Ok(pieces)
 }
 
-/// The mean of `batches`' masked reconstruction losses at the model's current weights.
-fn mean_loss<B: Backend>(batches: &[HostBatch], model: &mut Mae<B>) -> Result<f32, ModelError> {
-    let mut sum = 0.0f64;
-    for batch in batches {
-        sum += model.forward_loss(batch)? as f64;
+/// The masked reconstruction loss over every masked patch of `pieces` at the model's current
+/// weights: each piece's mean weighted by its count of masked patches.
+fn mean_loss<B: Backend>(pieces: &[HostBatch], model: &mut Mae<B>) -> Result<f32, ModelError> {
+    let (mut sum, mut masked) = (0.0f64, 0u64);
+    for piece in pieces {
+        let count = piece.patch_mask.iter().filter(|&&m| m == 1).count() as u64;
+        sum += model.forward_loss(piece)? as f64 * count as f64;
+        masked += count;
     }
-    Ok((sum / batches.len().max(1) as f64) as f32)
+    Ok((sum / masked.max(1) as f64) as f32)
 }
 
 impl Validator {
-    /// Draws `train.val_batches` batches of `train.batch_size` from `source` and fixes their
-    /// masks.
+    /// Draws `train.val_batches` batches of `batch` samples from `source` (opened to give
+    /// batches of that size) and fixes their masks. `batch` is the run's first batch size
+    /// (`Trainer::validation_batch`), so a resumed run measures the set its start measured.
     pub fn new(
         config: &TrainConfig,
+        batch: usize,
         mut source: Box<dyn BatchSource>,
     ) -> Result<Validator, SourceError> {
-        let batches = draw(config, source.as_mut())?;
+        let pieces = draw(config, batch, source.as_mut())?;
+        let by = match pieces.first().map(|p| p.batch) {
+            Some(piece) if piece < batch => format!(" (measured {piece} at a time)"),
+            _ => String::new(),
+        };
         Ok(Validator {
             description: format!(
-                "{} batches x {} from {}",
-                batches.len(),
-                config.train.batch_size,
+                "{} batches x {batch}{by} from {}",
+                config.train.val_batches,
                 source.describe()
             ),
-            batches,
+            pieces,
+            batch,
             by_source: Vec::new(),
             every: config.train.val_every,
         })
     }
 
     /// Adds the validation set of source `name`, drawn like the whole one from `source` (its
-    /// rows only), measured beside it.
+    /// rows only, in batches of the whole set's size), measured beside it.
     pub fn add_source(
         &mut self,
         config: &TrainConfig,
         name: &str,
         mut source: Box<dyn BatchSource>,
     ) -> Result<(), SourceError> {
-        let batches = draw(config, source.as_mut())?;
-        self.by_source.push((name.to_string(), batches));
+        let pieces = draw(config, self.batch, source.as_mut())?;
+        self.by_source.push((name.to_string(), pieces));
         Ok(())
     }
 
@@ -118,13 +139,13 @@ impl Validator {
         done == total || (self.every > 0 && done.is_multiple_of(self.every))
     }
 
-    /// The mean of the batches' masked reconstruction losses at the model's current weights,
-    /// on the whole set and on each source's.
+    /// The masked reconstruction loss over every masked patch of the set at the model's current
+    /// weights, and over each source's set.
     pub fn losses<B: Backend>(&self, model: &mut Mae<B>) -> Result<ValLosses, ModelError> {
-        let whole = mean_loss(&self.batches, model)?;
+        let whole = mean_loss(&self.pieces, model)?;
         let mut by_source = BTreeMap::new();
-        for (name, batches) in &self.by_source {
-            by_source.insert(name.clone(), mean_loss(batches, model)?);
+        for (name, pieces) in &self.by_source {
+            by_source.insert(name.clone(), mean_loss(pieces, model)?);
         }
         Ok(ValLosses { whole, by_source })
     }
@@ -140,5 +161,49 @@ impl Validator {
             self.description,
             names.join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(batch_size: usize) -> TrainConfig {
+        let mut config = TrainConfig::default_config();
+        config.train.batch_size = batch_size;
+        config.train.val_batches = 3;
+        config
+    }
+
+    /// Each sample's masks over all leads, in order.
+    fn masks(pieces: &[HostBatch], per_sample: usize) -> Vec<Vec<u8>> {
+        let all: Vec<u8> = pieces.iter().flat_map(|p| p.patch_mask.clone()).collect();
+        all.chunks(per_sample).map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn every_sample_has_its_own_mask_and_any_piece_size_draws_the_same_set() {
+        let whole = config(4);
+        let pieces = draw(&whole, 4, &mut synthetic_held_out(&whole).unwrap()).unwrap();
+        assert_eq!(
+            pieces.iter().map(|p| p.batch).collect::<Vec<_>>(),
+            [4, 4, 4]
+        );
+        let per_sample = whole.model.leads * whole.model.patches_per_lead();
+        let drawn = masks(&pieces, per_sample);
+        for (i, a) in drawn.iter().enumerate() {
+            for b in &drawn[i + 1..] {
+                assert_ne!(a, b, "two samples of the validation set share their masks");
+            }
+        }
+        // Resumed with micro-batches of 3: the same 12 samples and masks, each batch of 4 in
+        // pieces of 3 and 1.
+        let smaller = config(3);
+        let split = draw(&smaller, 4, &mut synthetic_held_out(&smaller).unwrap()).unwrap();
+        let sizes: Vec<usize> = split.iter().map(|p| p.batch).collect();
+        assert_eq!(sizes, [3, 1, 3, 1, 3, 1]);
+        assert_eq!(masks(&split, per_sample), drawn);
+        let signals = |p: &[HostBatch]| p.iter().flat_map(|b| b.x.clone()).collect::<Vec<f32>>();
+        assert_eq!(signals(&split), signals(&pieces));
     }
 }

@@ -57,7 +57,12 @@ fn train(dir: &Path, steps: u64, resume: bool, stop_after: Option<u64>) -> Vec<(
     let cfg = config(3, steps);
     let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
     let mut trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume).unwrap();
-    let validator = Validator::new(&cfg, Box::new(synthetic_held_out(&cfg).unwrap())).unwrap();
+    let validator = Validator::new(
+        &cfg,
+        cfg.train.batch_size,
+        Box::new(synthetic_held_out(&cfg).unwrap()),
+    )
+    .unwrap();
     trainer.set_validator(validator);
     let summary = trainer.run(stop_after, |_, _| {}).unwrap();
     let records = read_records(&dir.join("metrics.jsonl")).unwrap();

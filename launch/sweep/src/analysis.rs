@@ -2,6 +2,8 @@
 //! iso-FLOP budget, or under equal steps a data fraction), each size's losses and AUROCs over
 //! seeds, the comparisons of larger with smaller sizes, and the scaling fits.
 
+use std::cmp::Ordering;
+
 use crate::fit::bootstrap::{percentile_interval, Interval};
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
@@ -198,6 +200,33 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
         .collect()
 }
 
+/// `records` in the order `ecgfm sweep run` plans them, whatever order they finished in
+/// (parallel ranks, SLURM arrays, `--extend`): by dataset (first appearance), size, budget,
+/// fraction and seed.
+fn in_plan_order(mut records: Vec<SweepRecord>) -> Vec<SweepRecord> {
+    let datasets = datasets_of(&records);
+    let rank = |r: &SweepRecord| datasets.iter().position(|d| *d == r.dataset);
+    records.sort_by(|a, b| {
+        (rank(a).cmp(&rank(b)))
+            .then(a.n.cmp(&b.n))
+            .then(a.budget.partial_cmp(&b.budget).unwrap_or(Ordering::Equal))
+            .then(a.fraction.total_cmp(&b.fraction))
+            .then(a.seed.cmp(&b.seed))
+    });
+    records
+}
+
+/// The datasets of `records`, each once, in order of first appearance.
+fn datasets_of(records: &[SweepRecord]) -> Vec<String> {
+    let mut datasets: Vec<String> = Vec::new();
+    for r in records {
+        if !datasets.contains(&r.dataset) {
+            datasets.push(r.dataset.clone());
+        }
+    }
+    datasets
+}
+
 fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
     let mut keys: Vec<(String, Option<u64>, u64)> = Vec::new();
     for r in records {
@@ -210,6 +239,15 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
             keys.push(key);
         }
     }
+    // A dataset's groups together, budgets and fractions ascending (a size may lack a budget).
+    let datasets = datasets_of(records);
+    let rank = |d: &String| datasets.iter().position(|x| x == d);
+    keys.sort_by(|a, b| {
+        let budget = |k: &(String, Option<u64>, u64)| k.1.map(f64::from_bits);
+        (rank(&a.0).cmp(&rank(&b.0)))
+            .then(budget(a).partial_cmp(&budget(b)).unwrap_or(Ordering::Equal))
+            .then(f64::from_bits(a.2).total_cmp(&f64::from_bits(b.2)))
+    });
     keys.into_iter()
         .map(|(dataset, budget, fraction)| {
             let members: Vec<&SweepRecord> = records
@@ -328,6 +366,7 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
 
 /// Analyses the records of a sweep.
 pub fn analyse(records: Vec<SweepRecord>) -> Analysis {
+    let records = in_plan_order(records);
     let mut tasks: Vec<String> = Vec::new();
     for e in records.iter().flat_map(|r| &r.eval) {
         if !tasks.contains(&e.task) {
@@ -357,8 +396,7 @@ pub fn analyse(records: Vec<SweepRecord>) -> Analysis {
             (i, fit_loss_vs_n(&obs, REPORT_SEED + i as u64))
         })
         .collect();
-    let mut datasets: Vec<String> = groups.iter().map(|g| g.dataset.clone()).collect();
-    datasets.dedup();
+    let datasets = datasets_of(&records);
     let loss_vs_nd = datasets
         .iter()
         .map(|d| {

@@ -380,3 +380,39 @@ fn with_two_seeds_a_side_the_verdict_counts_the_spread_between_seeds() {
     assert!(seeds_low(row("| s3 |")) < 0.0, "{md}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn runs_finished_in_any_order_give_the_same_report() {
+    // Two datasets at two budgets, three sizes each.
+    let mut by_plan = Vec::new();
+    for dataset in ["synth", "other"] {
+        for budget in [1e13, 1e14] {
+            for (i, n) in [1e4, 4e4, 1.6e5].into_iter().enumerate() {
+                let mut r = record(i + 1, n, budget, 0, 0.9 - 0.05 * i as f64, 0.7);
+                r.dataset = dataset.into();
+                r.run = format!("{dataset}-{}", r.run);
+                by_plan.push(r);
+            }
+        }
+    }
+    // Finished interleaved: each budget's runs of both datasets, then the next budget.
+    let interleaved: Vec<SweepRecord> = [1e13, 1e14]
+        .iter()
+        .flat_map(|&b| by_plan.iter().filter(move |r| r.budget == Some(b)).cloned())
+        .collect();
+    let (a, b) = (temp_dir("order-plan"), temp_dir("order-interleaved"));
+    let (planned, finished) = (write(&a, &by_plan), write(&b, &interleaved));
+    let dir_free = |md: &str, dir: &Path| md.replace(dir.to_str().unwrap(), "DIR");
+    let finished = dir_free(&finished, &b);
+    assert_eq!(dir_free(&planned, &a), finished);
+    for heading in ["### synth, C = 1.00e13", "### other, C = 1.00e14"] {
+        assert_eq!(finished.matches(heading).count(), 1, "{finished}");
+    }
+    assert!(
+        finished.find("### synth, C = 1.00e14") < finished.find("### other, C = 1.00e13"),
+        "{finished}"
+    );
+    for dir in [a, b] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

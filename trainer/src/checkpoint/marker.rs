@@ -107,7 +107,14 @@ impl Marker {
                 path: path.to_path_buf(),
                 reason: "the completion marker does not list this file".into(),
             })?;
-        let bytes = fs::read(path).map_err(io_err(path))?;
+        let bytes = fs::read(path).map_err(|e| match e.kind() {
+            // A listed file that is gone leaves the checkpoint incomplete: the resume falls back.
+            std::io::ErrorKind::NotFound => CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "the completion marker lists this file, but it is missing".into(),
+            },
+            _ => io_err(path)(e),
+        })?;
         let got = sum_of(&bytes);
         if got != *expected {
             return Err(CheckpointError::Corrupt {

@@ -1,36 +1,49 @@
-//! Label fractions: a stratified, seeded subset of the training rows (1%, 10%, 100% of the
-//! labels), so the protocols can be compared where labels are scarce.
+//! Label fractions: a stratified, seeded subset of the training records (1%, 10%, 100% of the
+//! labelled records), so the protocols can be compared where labels are scarce. A record's
+//! windows share its labels, so the fraction draws records and keeps every window of each: 10%
+//! of the labels is 10% of the records however many windows each was cut into.
 //!
-//! Rows are grouped into strata: single-label tasks by class; multi-label tasks by the rarest
-//! class the row has (over the training rows), rows without any class in a stratum of their own.
-//! Each stratum keeps `ceil(fraction * size)` rows (at least one), drawn by a seeded shuffle of
-//! the stratum; the result is in dataset order. A fraction of 1 keeps every row.
+//! Records are grouped into strata: single-label tasks by class; multi-label tasks by the rarest
+//! class the record has (over the training records), records without any class in a stratum of
+//! their own. Each stratum keeps `ceil(fraction * size)` records (at least one), drawn by a
+//! seeded shuffle of the stratum; the result is their rows in dataset order. A fraction of 1
+//! keeps every row.
 
 use std::collections::BTreeMap;
 
+use super::metrics::record_groups;
 use crate::model::rng::SplitMix64;
 
-/// The kept subset of `rows` (ascending), for `fraction` in (0, 1], with targets (., K).
+/// The kept subset of `rows` (ascending), for `fraction` in (0, 1], with targets (., K) and
+/// `records[r]` the record of row `r`.
 pub fn stratified_subset(
     rows: &[usize],
     targets: &[f64],
     k: usize,
+    records: &[u32],
     fraction: f64,
     seed: u64,
 ) -> Vec<usize> {
     if fraction >= 1.0 {
         return rows.to_vec();
     }
-    let frequency: Vec<usize> = (0..k)
-        .map(|c| rows.iter().filter(|&&r| targets[r * k + c] > 0.5).count())
+    let of_rows: Vec<u32> = rows.iter().map(|&r| records[r]).collect();
+    // Each record's rows, as rows of the dataset; its labels are its first row's.
+    let groups: Vec<Vec<usize>> = record_groups(&of_rows)
+        .into_iter()
+        .map(|g| g.into_iter().map(|i| rows[i]).collect())
         .collect();
-    let mut strata: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &r in rows {
+    let has = |g: &Vec<usize>, c: usize| targets[g[0] * k + c] > 0.5;
+    let frequency: Vec<usize> = (0..k)
+        .map(|c| groups.iter().filter(|g| has(g, c)).count())
+        .collect();
+    let mut strata: BTreeMap<usize, Vec<&Vec<usize>>> = BTreeMap::new();
+    for g in &groups {
         let rarest = (0..k)
-            .filter(|&c| targets[r * k + c] > 0.5)
+            .filter(|&c| has(g, c))
             .min_by_key(|&c| (frequency[c], c))
             .unwrap_or(k);
-        strata.entry(rarest).or_default().push(r);
+        strata.entry(rarest).or_default().push(g);
     }
     let mut kept = Vec::new();
     for (stratum, mut members) in strata {
@@ -40,7 +53,7 @@ pub fn stratified_subset(
             members.swap(i, j);
         }
         let take = ((fraction * members.len() as f64).ceil() as usize).clamp(1, members.len());
-        kept.extend_from_slice(&members[..take]);
+        kept.extend(members[..take].iter().flat_map(|g| g.iter().copied()));
     }
     kept.sort_unstable();
     kept
@@ -52,20 +65,38 @@ mod tests {
 
     #[test]
     fn keeps_every_class_and_is_seeded() {
-        // 90 rows of class 0, 10 of class 1 (single-label, K = 2).
+        // 90 rows of class 0, 10 of class 1 (single-label, K = 2), one record each.
         let rows: Vec<usize> = (0..100).collect();
+        let records: Vec<u32> = (0..100).collect();
         let mut targets = vec![0.0; 200];
         for r in 0..100 {
             targets[r * 2 + usize::from(r % 10 == 3)] = 1.0;
         }
-        let subset = stratified_subset(&rows, &targets, 2, 0.1, 5);
-        assert_eq!(subset.len(), 10);
-        assert_eq!(subset.iter().filter(|&&r| r % 10 == 3).count(), 1);
-        assert_eq!(subset, stratified_subset(&rows, &targets, 2, 0.1, 5));
-        assert_ne!(subset, stratified_subset(&rows, &targets, 2, 0.1, 6));
-        assert!(subset.windows(2).all(|w| w[0] < w[1]));
-        let tiny = stratified_subset(&rows, &targets, 2, 0.01, 5);
-        assert_eq!(tiny.len(), 2, "one row per stratum at least");
-        assert_eq!(stratified_subset(&rows, &targets, 2, 1.0, 5), rows);
+        let subset =
+            |fraction, seed| stratified_subset(&rows, &targets, 2, &records, fraction, seed);
+        assert_eq!(subset(0.1, 5).len(), 10);
+        assert_eq!(subset(0.1, 5).iter().filter(|&&r| r % 10 == 3).count(), 1);
+        assert_eq!(subset(0.1, 5), subset(0.1, 5));
+        assert_ne!(subset(0.1, 5), subset(0.1, 6));
+        assert!(subset(0.1, 5).windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(subset(0.01, 5).len(), 2, "one record per stratum at least");
+        assert_eq!(subset(1.0, 5), rows);
+    }
+
+    #[test]
+    fn a_fraction_counts_records_and_keeps_their_windows_together() {
+        // 40 records of 3 windows each (rows 3i..3i+3); records 0..30 class 0, 30..40 class 1.
+        let rows: Vec<usize> = (0..120).collect();
+        let records: Vec<u32> = rows.iter().map(|&r| (r / 3) as u32).collect();
+        let mut targets = vec![0.0; 240];
+        for r in 0..120 {
+            targets[r * 2 + usize::from(r / 3 >= 30)] = 1.0;
+        }
+        let kept = stratified_subset(&rows, &targets, 2, &records, 0.1, 9);
+        let mut kept_records: Vec<u32> = kept.iter().map(|&r| records[r]).collect();
+        kept_records.dedup();
+        assert_eq!(kept_records.len(), 4, "10% of 30 and of 10 records: 3 + 1");
+        assert_eq!(kept.len(), 12, "every window of a kept record");
+        assert_eq!(kept_records.iter().filter(|&&g| g >= 30).count(), 1);
     }
 }

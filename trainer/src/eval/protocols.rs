@@ -140,13 +140,21 @@ pub fn run_protocols<B: Backend>(
     let mut results = Vec::new();
     let mut backend = backend;
     for &fraction in &settings.fractions {
-        let train = stratified_subset(&all_train, &task.targets, task.k(), fraction, settings.seed);
+        let train = stratified_subset(
+            &all_train,
+            &task.targets,
+            task.k(),
+            &task.records,
+            fraction,
+            settings.seed,
+        );
         for &protocol in &settings.protocols {
             let started = Instant::now();
             progress.line(format!(
-                "{} at label fraction {fraction}: {} training windows",
+                "{} at label fraction {fraction}: {} training windows of {} records",
                 protocol.name(),
-                train.len()
+                train.len(),
+                task.records_among(&train)
             ));
             let outcome = match protocol {
                 Protocol::Probe | Protocol::RandomProbe => {
@@ -393,6 +401,7 @@ fn score(
         protocol,
         fraction,
         train_windows: train.len(),
+        train_records: task.records_among(train),
         val_windows: validation.rows().len(),
         test_windows,
         test_records: task.records_in(Part::Test),

@@ -168,6 +168,8 @@ pub struct ProtocolResult {
     pub fraction: f64,
     /// Windows used: training (after the fraction), validation, test.
     pub train_windows: usize,
+    /// Records the training windows come from (what the label fraction draws).
+    pub train_records: usize,
     pub val_windows: usize,
     pub test_windows: usize,
     /// Records the test windows come from (what the bootstrap resamples).

@@ -247,7 +247,12 @@ impl Task {
 
     /// Distinct records among the rows of `part`.
     pub fn records_in(&self, part: Part) -> usize {
-        let mut ids: Vec<u32> = self.rows(part).iter().map(|&r| self.records[r]).collect();
+        self.records_among(&self.rows(part))
+    }
+
+    /// Distinct records among `rows`.
+    pub fn records_among(&self, rows: &[usize]) -> usize {
+        let mut ids: Vec<u32> = rows.iter().map(|&r| self.records[r]).collect();
         ids.sort_unstable();
         ids.dedup();
         ids.len()

@@ -28,6 +28,30 @@ impl HostBatch {
         }
     }
 
+    /// The batch cut into consecutive batches of at most `size` samples (`size` > 0).
+    pub fn split(self, size: usize) -> Vec<HostBatch> {
+        if size >= self.batch {
+            return vec![self];
+        }
+        let (l, s, n) = (
+            self.lead_mask.len() / self.batch,
+            self.x.len() / self.lead_mask.len(),
+            self.patch_mask.len() / self.lead_mask.len(),
+        );
+        (0..self.batch)
+            .step_by(size)
+            .map(|first| {
+                let rows = first..(first + size).min(self.batch);
+                HostBatch {
+                    batch: rows.len(),
+                    x: self.x[rows.start * l * s..rows.end * l * s].to_vec(),
+                    lead_mask: self.lead_mask[rows.start * l..rows.end * l].to_vec(),
+                    patch_mask: self.patch_mask[rows.start * l * n..rows.end * l * n].to_vec(),
+                }
+            })
+            .collect()
+    }
+
     /// Checks sizes and masks: every sample has a present lead, every present lead has exactly
     /// N - K masked patches, absent leads have none, and masks hold only 0 or 1.
     pub fn validate(&self, cfg: &ModelConfig) -> Result<(), ModelError> {

@@ -131,12 +131,12 @@ impl<B: Backend> Trainer<B> {
         let lr = self.config.schedule().lr_at(step) as f32;
         let skipped = !(loss.is_finite() && grad_norm.is_finite());
         if skipped {
-            self.nonfinite_in_a_row += 1;
+            self.state.nonfinite_in_a_row += 1;
             let what = format!("non-finite loss {loss} / gradient norm {grad_norm}");
             let stop = self.config.train.on_nonfinite == NonFinitePolicy::Stop
-                || self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
+                || self.state.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
             if stop {
-                let what = match self.nonfinite_in_a_row {
+                let what = match self.state.nonfinite_in_a_row {
                     1 => what,
                     n => format!("{what} ({n} steps in a row)"),
                 };
@@ -147,7 +147,7 @@ impl<B: Backend> Trainer<B> {
                 });
             }
         } else {
-            self.nonfinite_in_a_row = 0;
+            self.state.nonfinite_in_a_row = 0;
             self.model
                 .apply_update(&self.config.adamw(), lr, self.config.clip_norm());
             if let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) {
