@@ -329,6 +329,7 @@ fn answer(c: &Comparison) -> String {
             let word = match diff {
                 d if d >= 0.0005 => "higher",
                 d if d > -0.0005 => "the same",
+                _ if d.outside() == Some(true) => "lower",
                 _ => "no higher",
             };
             format!("{word} AUROC on {task} ({diff:+.3}, {sure})")
@@ -370,6 +371,13 @@ mod tests {
         );
         assert!(said(-0.0004).contains("the same AUROC on t (-0.000"));
         assert!(said(0.0006).contains("higher AUROC on t (+0.001"));
-        assert!(said(-0.02).contains("no higher AUROC on t (-0.020"));
+        assert!(said(-0.02).contains("no higher AUROC on t (-0.020, within the CI)"));
+        let mut apart = comparison(-0.02);
+        apart.probe[0].apart = Some(true);
+        let said = answer(&apart);
+        assert!(
+            said.contains("; lower AUROC on t (-0.020, outside the CI)"),
+            "{said}"
+        );
     }
 }
