@@ -1,6 +1,7 @@
 //! Ingest of the shared CinC 2017 (single-lead AliveCor, `REFERENCE.csv` labels) and CinC 2021
-//! (`# Dx/# Age/# Sex` header comments) samples, and a corrupted record that is quarantined with
-//! a reason naming its file while the rest of the run goes on.
+//! (`# Dx/# Age/# Sex` header comments) samples, a corrupted record that is quarantined with
+//! a reason naming its file while the rest of the run goes on, and the label-CSV override (rows
+//! matching no record reported, a CSV matching none refused).
 
 mod ingest_support;
 
@@ -140,7 +141,8 @@ fn label_csv_overrides_and_limit() {
     let csv = dir.path().join("labels.csv");
     std::fs::write(
         &csv,
-        "record,labels,patient_id,age,sex\nA00002,custom:x;custom:y,p7,44,F\n",
+        "record,labels,patient_id,age,sex\nA00002,custom:x;custom:y,p7,44,F\n\
+         A00003.hea,custom:z,,,\nB00009,custom:q,,,\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -158,5 +160,20 @@ fn label_csv_overrides_and_limit() {
     assert_eq!(a2.sex.as_deref(), Some("F"));
     let a1 = rows.iter().find(|r| r.record_id == "A00001").unwrap();
     assert_eq!(a1.labels, ["cinc2017:N"]);
+    let a3 = rows.iter().find(|r| r.record_id == "A00003").unwrap();
+    assert_eq!(a3.labels, ["custom:z"], "a row may name the header file");
     assert!(rows.iter().all(|r| r.record_id.as_str() <= "A00003"));
+    let [warning] = &report.warnings[..] else {
+        panic!("one warning expected: {:?}", report.warnings);
+    };
+    assert!(warning.contains("labels.csv"), "{warning}");
+    assert!(warning.contains("1 of its 3 rows"), "{warning}");
+    assert!(warning.contains("B00009"), "{warning}");
+
+    // A CSV none of whose rows names a record is refused, naming it.
+    std::fs::write(&csv, "record,labels\nrecords/A00001x,custom:x\n").unwrap();
+    opts.out = dir.path().join("out2").display().to_string();
+    let err = ingest(&opts, &hidden()).unwrap_err().to_string();
+    assert!(err.contains("labels.csv"), "{err}");
+    assert!(err.contains("none of its 1 rows"), "{err}");
 }

@@ -144,6 +144,9 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     for (reason, count) in &c.quarantine {
         println!("  quarantined {count:>5}: {reason}");
     }
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
     if !report.complete {
         println!(
             "stopped early after {} shards; run the same command again to finish",

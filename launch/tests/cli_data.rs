@@ -4,7 +4,8 @@
 //! `ecgfm data read` against the `wfdb` Python package on every record of the shared
 //! `wfdb-formats` folder: the CSV carries the same signal names, sample count and per-signal sums
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
-//! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named.
+//! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named; and
+//! `data ingest` refusing an `--out` that already holds a dataset.
 
 use std::path::Path;
 use std::process::Command;
@@ -392,5 +393,49 @@ fn zero_sizes_are_refused_naming_the_flag() {
     }
     let err = run_err(&["bench", "loader", "--data", out, "--batch-size", "0"]);
     assert!(err.contains("must be at least 1"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
+/// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
+#[test]
+fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-onto");
+    let out = dir.join("full");
+    let out = out.to_str().unwrap();
+    let ingest = |extra: &[&str]| {
+        let mut args = vec![
+            "data",
+            "ingest",
+            source.to_str().unwrap(),
+            "--format",
+            "cinc2017",
+            "--out",
+            out,
+            "--limit",
+            "60",
+            "--shard-mb",
+            "0.2",
+            "--row-group-rows",
+            "16",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    run_ok(&ingest(&[]));
+    let err = run_err(&ingest(&["--seed", "5", "--stop-after-shards", "1"]));
+    assert!(
+        err.contains(&format!("{out} already holds a dataset (manifest.json)")),
+        "{err}"
+    );
+    assert!(
+        err.contains("choose another --out or remove the folder"),
+        "{err}"
+    );
+    let summary = run_ok(&["data", "inspect", out]);
+    assert!(!summary.contains("DIFFER"), "{summary}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -356,11 +356,7 @@ fn a_run_on_four_ranks_resumes_on_two() {
     // loss at the end, to rounding.
     let val = |run: &Path| -> f64 {
         let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-        let last = text
-            .lines()
-            .filter(|l| l.contains("val_loss"))
-            .last()
-            .unwrap();
+        let last = text.lines().rfind(|l| l.contains("val_loss")).unwrap();
         let v: serde_json::Value = serde_json::from_str(last).unwrap();
         v["val_loss"].as_f64().unwrap()
     };

@@ -11,8 +11,9 @@ pub enum PreprocessError {
     /// A setting is out of range (rates, cut-offs, window sizes...).
     #[error("invalid preprocessing setting: {0}")]
     InvalidConfig(String),
-    /// The record's sampling rate is not a finite positive number.
-    #[error("invalid sampling rate {0} Hz")]
+    /// The record's sampling rate is not a number in the plausible range
+    /// ([`crate::pipeline::MIN_RECORD_RATE_HZ`] to [`crate::pipeline::MAX_RECORD_RATE_HZ`]).
+    #[error("sampling rate {0} Hz is outside the plausible range of 1 Hz to 100 kHz")]
     InvalidSamplingRate(f64),
     /// The number of lead names differs from the number of signals.
     #[error("{names} lead names but {signals} signals")]

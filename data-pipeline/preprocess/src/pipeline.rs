@@ -246,13 +246,21 @@ impl Pipeline {
     }
 }
 
-/// Rejects an invalid rate, a names/signals count mismatch, unequal lengths and empty records.
+/// Lowest record sampling rate accepted, in Hz: slower is no ECG, and upsampling it to the
+/// target rate would multiply the record's length.
+pub const MIN_RECORD_RATE_HZ: f64 = 1.0;
+/// Highest record sampling rate accepted, in Hz: the resampling filter's length grows with the
+/// rate (a header claiming 1 GHz would ask for gigabytes of taps).
+pub const MAX_RECORD_RATE_HZ: f64 = 100_000.0;
+
+/// Rejects a rate outside [`MIN_RECORD_RATE_HZ`]..=[`MAX_RECORD_RATE_HZ`] (or not a number), a
+/// names/signals count mismatch, unequal lengths and empty records.
 fn check_shape<T, L: AsRef<[T]>>(
     rate: f64,
     names: usize,
     signals: &[L],
 ) -> Result<(), PreprocessError> {
-    if !(rate.is_finite() && rate > 0.0) {
+    if !(MIN_RECORD_RATE_HZ..=MAX_RECORD_RATE_HZ).contains(&rate) {
         return Err(PreprocessError::InvalidSamplingRate(rate));
     }
     if names != signals.len() {

@@ -214,6 +214,15 @@ fn bad_records_get_typed_errors() {
         p.process(0.0, &["I"], &ok).unwrap_err(),
         PreprocessError::InvalidSamplingRate(0.0)
     );
+    // Rates a damaged header can claim: refused before a filter or an output is sized by them.
+    for rate in [1e9, 0.001, f64::NAN] {
+        let err = p.process(rate, &["I"], &ok).unwrap_err();
+        assert!(
+            matches!(err, PreprocessError::InvalidSamplingRate(r) if r.to_bits() == rate.to_bits()),
+            "{rate}: {err}"
+        );
+        assert!(err.to_string().contains("1 Hz to 100 kHz"), "{err}");
+    }
     assert_eq!(
         p.process(500.0, &["I", "II"], &ok).unwrap_err(),
         PreprocessError::LeadCountMismatch {

@@ -1,8 +1,16 @@
 //! The resume journal `_ingest_state.json`: after every stored shard, the ingest writes how many
 //! records of its (deterministic) plan are fully done, the shards holding them and the running
-//! totals. A later run with the same settings and plan keeps those shards (after checking they
-//! are still there with the recorded size) and goes on from the next record.
+//! totals. A later run with the same settings and plan (every record's labels and metadata
+//! included) keeps those shards (after checking they are still there with the recorded size) and
+//! goes on from the next record.
+//!
+//! An output that holds something else is refused, never overwritten: a dataset (`manifest.json`)
+//! that is not this very run's finished output, or the journal of an ingest with other settings,
+//! labels or records (whether it finished or not: starting over would rewrite its shards from the
+//! first while what it wrote stays beside them). The way out is another `--out`, removing the
+//! folder, or (for an unfinished ingest) running it again as it was.
 
+use ecgfm_wfdb::labels::Sex;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -11,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::error::DataError;
 use crate::ingest::options::IngestOptions;
 use crate::ingest::plan::PlannedRecord;
-use crate::manifest::{Counts, PartialEntry, QuarantineEntry, ShardEntry};
+use crate::manifest::{Counts, PartialEntry, QuarantineEntry, ShardEntry, MANIFEST_FILE};
 use crate::store;
 
 /// Object name of the journal at the dataset root.
@@ -30,8 +38,23 @@ pub struct Journal {
     pub partial: Vec<PartialEntry>,
 }
 
+/// What the fingerprint hashes of one planned record: all of it (the destructuring in
+/// [`fingerprint`] names every field, so a new one cannot be left out).
+#[derive(Serialize)]
+struct RecordKey<'a> {
+    name: &'a str,
+    record_id: &'a str,
+    labels: &'a [String],
+    patient_id: Option<&'a str>,
+    age: Option<f32>,
+    sex: Option<&'static str>,
+    fold: Option<i8>,
+    header_labels: bool,
+}
+
 /// Hash of everything that decides the output: the settings (less threads and stop point) and
-/// the planned record names.
+/// every planned record with what the plan knows of it (labels, patient, age, sex, fold), so a
+/// changed label file (`--label-csv`, `ptbxl_database.csv`, `REFERENCE.csv`) changes it.
 pub fn fingerprint(options: &IngestOptions, source_name: &str, plan: &[PlannedRecord]) -> String {
     let mut normalized = options.clone();
     normalized.threads = 0;
@@ -40,7 +63,30 @@ pub fn fingerprint(options: &IngestOptions, source_name: &str, plan: &[PlannedRe
     hasher.update(serde_json::to_vec(&normalized).expect("options serialise"));
     hasher.update(source_name.as_bytes());
     for record in plan {
-        hasher.update(record.name.as_bytes());
+        let PlannedRecord {
+            name,
+            record_id,
+            labels,
+            patient_id,
+            age,
+            sex,
+            fold,
+            header_labels,
+        } = record;
+        let key = RecordKey {
+            name,
+            record_id,
+            labels,
+            patient_id: patient_id.as_deref(),
+            age: *age,
+            sex: sex.map(|s| match s {
+                Sex::Male => "M",
+                Sex::Female => "F",
+            }),
+            fold: *fold,
+            header_labels: *header_labels,
+        };
+        hasher.update(serde_json::to_vec(&key).expect("record serialises"));
         hasher.update([0]);
     }
     hex::encode(hasher.finalize())
@@ -55,31 +101,71 @@ impl Journal {
         }
     }
 
-    /// The journal of an earlier run with this fingerprint whose shards are all still present
-    /// with their recorded sizes; a fresh journal otherwise.
+    /// The journal to go on from in the output at `root` (`url` names it in errors): an earlier
+    /// run's with this fingerprint whose shards are all still present with their recorded sizes
+    /// (a finished run is then not redone), or a fresh one where the output holds neither a
+    /// dataset nor a journal, or only an unfinished journal of this fingerprint whose shards
+    /// changed (the same settings write the same shards again). Anything else is refused (see
+    /// the module's documentation) and left as it is.
     pub fn resume(
         object_store: &dyn ObjectStore,
         root: &Path,
+        url: &str,
         fingerprint: &str,
     ) -> Result<Self, DataError> {
+        let has_dataset = exists(object_store, &store::join(root, MANIFEST_FILE))?;
+        let way_out = "choose another --out or remove the folder";
+        let Some(journal) = Self::load(object_store, root)? else {
+            if has_dataset {
+                return Err(DataError::Config(format!(
+                    "{url} already holds a dataset ({MANIFEST_FILE}) that this ingest did not \
+                     write; ingest writes a new one: {way_out}"
+                )));
+            }
+            return Ok(Self::new(fingerprint.to_string()));
+        };
+        if journal.fingerprint != fingerprint {
+            let held = if has_dataset {
+                format!("a dataset ({MANIFEST_FILE})")
+            } else {
+                format!(
+                    "an unfinished ingest ({JOURNAL_FILE}; run it again as it was to finish it)"
+                )
+            };
+            return Err(DataError::Config(format!(
+                "{url} already holds {held} ingested with other settings, labels or records; \
+                 ingest writes a new one: {way_out}"
+            )));
+        }
+        if shards_intact(object_store, root, &journal)? {
+            Ok(journal)
+        } else if has_dataset {
+            Err(DataError::Config(format!(
+                "{url} already holds a dataset ({MANIFEST_FILE}) whose shards changed since it \
+                 was written (`ecgfm data inspect` names them); ingest writes a new one: {way_out}"
+            )))
+        } else {
+            Ok(Self::new(fingerprint.to_string()))
+        }
+    }
+
+    /// The journal stored at `root`, if any.
+    fn load(object_store: &dyn ObjectStore, root: &Path) -> Result<Option<Self>, DataError> {
         let location = store::join(root, JOURNAL_FILE);
         let bytes = match store::block_on(store::get_bytes(object_store, &location)) {
             Ok(bytes) => bytes,
             Err(DataError::Store {
                 source: object_store::Error::NotFound { .. },
                 ..
-            }) => return Ok(Self::new(fingerprint.to_string())),
+            }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let journal: Journal =
-            serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| DataError::Json {
                 path: location.to_string(),
                 source,
-            })?;
-        if journal.fingerprint != fingerprint || !shards_intact(object_store, root, &journal)? {
-            return Ok(Self::new(fingerprint.to_string()));
-        }
-        Ok(journal)
+            })
     }
 
     /// Stores the journal.
@@ -87,6 +173,18 @@ impl Journal {
         let location = store::join(root, JOURNAL_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("journal serialises");
         store::block_on(store::put_bytes(object_store, &location, bytes.into()))
+    }
+}
+
+/// Whether the object at `location` exists.
+fn exists(object_store: &dyn ObjectStore, location: &Path) -> Result<bool, DataError> {
+    match store::block_on(object_store.head(location)) {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(source) => Err(DataError::Store {
+            location: location.to_string(),
+            source,
+        }),
     }
 }
 

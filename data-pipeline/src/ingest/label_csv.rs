@@ -1,9 +1,11 @@
 //! The label-CSV override of `ingest --labels FILE.csv`: a header row naming `record` and
 //! `labels` (`;`-separated `vocabulary:code` strings) and optionally `patient_id`, `age`, `sex`
 //! (`M`/`F`). Listed records take these values instead of the source's own; an empty cell keeps
-//! the source's value.
+//! the source's value. A row's `record` is the record id (`00001_hr`) or its path relative to the
+//! source (`records500/00000/00001_hr`), either with or without `.hea`. Rows that match no record
+//! are reported; a file none of whose rows matches is refused.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use ecgfm_wfdb::labels::Sex;
 
@@ -19,11 +21,16 @@ struct Override {
     sex: Option<Sex>,
 }
 
-/// The parsed override file, keyed by record id.
+/// The parsed override file, keyed by the `record` cell without `.hea`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LabelOverride {
+    /// The file, for messages.
+    file: String,
     rows: HashMap<String, Override>,
 }
+
+/// Rows named in messages about the rows that match no record.
+const UNMATCHED_EXAMPLES: usize = 5;
 
 impl LabelOverride {
     /// Parses the CSV bytes; `file` names it in errors.
@@ -52,9 +59,9 @@ impl LabelOverride {
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
             };
-            let record = cell(Some(record_col))
-                .ok_or_else(|| bad(row_no, "empty record name".into()))?
-                .to_string();
+            let record =
+                cell(Some(record_col)).ok_or_else(|| bad(row_no, "empty record name".into()))?;
+            let record = record.strip_suffix(".hea").unwrap_or(record).to_string();
             let age = cell(age_col)
                 .map(|a| {
                     a.parse::<f32>()
@@ -83,14 +90,55 @@ impl LabelOverride {
             };
             rows.insert(record, entry);
         }
-        Ok(LabelOverride { rows })
+        Ok(LabelOverride {
+            file: file.to_string(),
+            rows,
+        })
     }
 
-    /// Replaces the values of `record` that the CSV gives.
-    pub fn apply(&self, record: &mut PlannedRecord) {
-        let Some(row) = self.rows.get(&record.record_id) else {
-            return;
-        };
+    /// Applies the CSV to every record. Returns the warning about rows that match no record (if
+    /// any); fails when the CSV has rows and none of them matches.
+    pub fn apply_all(&self, records: &mut [PlannedRecord]) -> Result<Option<String>, DataError> {
+        let matched: BTreeSet<&str> = records.iter_mut().filter_map(|r| self.apply(r)).collect();
+        let mut unmatched: Vec<&str> = self
+            .rows
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !matched.contains(key))
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(None);
+        }
+        unmatched.sort_unstable();
+        let examples = unmatched[..unmatched.len().min(UNMATCHED_EXAMPLES)].join(", ");
+        let hint = "a row's `record` is a record id (`00001_hr`) or its path in the source \
+                    (`records500/00000/00001_hr`)";
+        if matched.is_empty() {
+            return Err(DataError::Corrupt {
+                path: self.file.clone(),
+                reason: format!(
+                    "label CSV: none of its {} rows matches a record of the source's {} (first: \
+                     {examples}); {hint}",
+                    self.rows.len(),
+                    records.len()
+                ),
+            });
+        }
+        Ok(Some(format!(
+            "label CSV {}: {} of its {} rows match no record of the source (e.g. {examples}); \
+             {hint}",
+            self.file,
+            unmatched.len(),
+            self.rows.len()
+        )))
+    }
+
+    /// Replaces the values of `record` that the CSV gives; returns the key of the row used (the
+    /// record's path first, then its id).
+    pub fn apply(&self, record: &mut PlannedRecord) -> Option<&str> {
+        let (key, row) = [&record.name, &record.record_id]
+            .into_iter()
+            .find_map(|key| self.rows.get_key_value(key.as_str()))?;
         if let Some(labels) = &row.labels {
             record.labels = labels.clone();
             record.header_labels = false;
@@ -100,6 +148,7 @@ impl LabelOverride {
         }
         record.age = row.age.or(record.age);
         record.sex = row.sex.or(record.sex);
+        Some(key)
     }
 }
 
@@ -136,8 +185,32 @@ mod tests {
         assert_eq!(a2.labels, ["old:x"]);
         assert_eq!(a2.age, Some(33.0));
         let mut other = planned("Z");
-        o.apply(&mut other);
+        assert_eq!(o.apply(&mut other), None);
         assert_eq!(other, planned("Z"));
+    }
+
+    #[test]
+    fn rows_match_by_path_or_id_with_or_without_hea() {
+        let csv = b"record,labels\nsub/A1.hea,x:path\nA2.hea,x:id\nsub/A3,x:bare\nA9,x:none\n";
+        let o = LabelOverride::parse(csv, "labels.csv").unwrap();
+        let mut records = vec![planned("A1"), planned("A2"), planned("A3"), planned("A4")];
+        let warning = o.apply_all(&mut records).unwrap().unwrap();
+        let labels: Vec<&[String]> = records.iter().map(|r| r.labels.as_slice()).collect();
+        assert_eq!(labels, [&["x:path"], &["x:id"], &["x:bare"], &["old:x"]]);
+        assert!(warning.contains("labels.csv"), "{warning}");
+        assert!(warning.contains("1 of its 4 rows"), "{warning}");
+        assert!(warning.contains("A9"), "{warning}");
+        let all_match = LabelOverride::parse(b"record,labels\nA1,x:y\n", "l.csv").unwrap();
+        assert_eq!(all_match.apply_all(&mut records).unwrap(), None);
+    }
+
+    #[test]
+    fn a_csv_matching_no_record_is_refused() {
+        let o = LabelOverride::parse(b"record,labels\nB1,x:y\nB2,x:z\n", "mine.csv").unwrap();
+        let err = o.apply_all(&mut [planned("A1")]).unwrap_err().to_string();
+        assert!(err.contains("mine.csv"), "{err}");
+        assert!(err.contains("none of its 2 rows"), "{err}");
+        assert!(err.contains("B1, B2"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! rows go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard is
 //! stored when it passes its target size (at a record boundary), then the journal
 //! (`journal.rs`) records the progress, so an interrupted run resumes after its last shard.
-//! The manifest is written last.
+//! The manifest is written last. An output holding another dataset or another ingest's journal
+//! is refused before anything is written (`Journal::resume`).
 
 pub mod journal;
 pub mod label_csv;
@@ -60,6 +61,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     let Plan {
         format,
         mut records,
+        warnings,
     } = make_plan(&source, opts.format, labels.as_ref())?;
     if let Some(limit) = opts.limit {
         records.truncate(limit);
@@ -69,7 +71,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         .clone()
         .unwrap_or_else(|| format.as_str().to_string());
     let fingerprint = journal::fingerprint(opts, &source_name, &records);
-    let journal = Journal::resume(out_store.as_ref(), &out_root, &fingerprint)?;
+    let out_url = store::redact_url(&opts.out);
+    let journal = Journal::resume(out_store.as_ref(), &out_root, &out_url, &fingerprint)?;
     let resumed = journal.shards.len() as u64;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
@@ -128,6 +131,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         shards_resumed: resumed,
         complete,
         counts: journal.counts,
+        warnings,
     })
 }
 

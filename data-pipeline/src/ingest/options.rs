@@ -150,6 +150,8 @@ pub struct IngestReport {
     pub complete: bool,
     /// Totals (rows, records, labels, splits, quarantine reasons).
     pub counts: Counts,
+    /// What the user should know (label-CSV rows that match no record).
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for IngestReport {
@@ -174,6 +176,9 @@ impl fmt::Display for IngestReport {
         )?;
         for (reason, n) in &self.counts.quarantine {
             writeln!(f, "  quarantined ({reason}): {n}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
         }
         Ok(())
     }

@@ -50,6 +50,8 @@ impl PlannedRecord {
 pub struct Plan {
     pub format: SourceFormat,
     pub records: Vec<PlannedRecord>,
+    /// What the user should know about the plan (label-CSV rows that match no record).
+    pub warnings: Vec<String>,
 }
 
 const PTBXL_DATABASE: &str = "ptbxl_database.csv";
@@ -59,7 +61,8 @@ const CINC2017_REFERENCE: &str = "REFERENCE.csv";
 /// Oldest age PTB-XL reports as such: it writes 300 for every patient over 89.
 const PTBXL_AGE_CAP: f64 = 90.0;
 
-/// Lists the source's records for `format` (detecting it for `Auto`), sorted by name.
+/// Lists the source's records for `format` (detecting it for `Auto`), sorted by name, with the
+/// label-CSV override applied (a CSV none of whose rows names a record fails).
 pub fn make_plan(
     source: &SourceRoot,
     format: SourceFormat,
@@ -87,10 +90,15 @@ pub fn make_plan(
         }
     };
     records.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(labels) = labels {
-        records.iter_mut().for_each(|r| labels.apply(r));
-    }
-    Ok(Plan { format, records })
+    let warnings = match labels {
+        Some(labels) => labels.apply_all(&mut records)?.into_iter().collect(),
+        None => Vec::new(),
+    };
+    Ok(Plan {
+        format,
+        records,
+        warnings,
+    })
 }
 
 /// The records that are segments (or the layout) of a multi-segment record in `headers`: they

@@ -58,6 +58,7 @@ fn preprocess_kind(e: &PreprocessError) -> &'static str {
         PreprocessError::AllLeadsMissing => "all leads missing",
         PreprocessError::AllWindowsFailed { .. } => "every window fails quality",
         PreprocessError::EmptyRecord => "empty record",
+        PreprocessError::InvalidSamplingRate(_) => "implausible sampling rate",
         _ => "preprocessing error",
     }
 }

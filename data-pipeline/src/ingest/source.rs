@@ -1,7 +1,10 @@
 //! Where the records of an ingest come from: a local folder (read with `std::fs`, the fast path)
 //! or an object-store prefix (read through `store`). Both list files by their path relative to
-//! the source root and serve them to the WFDB reader.
+//! the source root and serve them to the WFDB reader. A local listing follows symbolic links
+//! (a linked subfolder is part of the source) and lists each real folder once, so a link loop
+//! ends.
 
+use std::collections::HashSet;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
@@ -79,7 +82,7 @@ impl SourceRoot {
         let mut files = match self {
             SourceRoot::Local(dir) => {
                 let mut files = Vec::new();
-                walk(dir, "", &mut files)?;
+                walk(dir, "", &mut HashSet::new(), &mut files)?;
                 files
             }
             SourceRoot::Store { store, root, .. } => {
@@ -138,21 +141,53 @@ impl SourceRoot {
     }
 }
 
-/// Appends the files below `dir` (named relative to the walk's root) to `out`.
-fn walk(dir: &FsPath, prefix: &str, out: &mut Vec<String>) -> Result<(), DataError> {
+/// Appends the files below `dir` (named relative to the walk's root) to `out`, following links
+/// to folders; a folder already in `visited` (by canonical path) is not listed again. An entry
+/// whose target cannot be read (a dangling link) is listed as a file, for ingest to report.
+fn walk(
+    dir: &FsPath,
+    prefix: &str,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<String>,
+) -> Result<(), DataError> {
     let io = |source| DataError::Io {
         path: dir.display().to_string(),
         source,
     };
+    if !visited.insert(dir.canonicalize().map_err(io)?) {
+        return Ok(());
+    }
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = format!("{prefix}{name}");
-        if entry.file_type().map_err(io)?.is_dir() {
-            walk(&entry.path(), &format!("{relative}/"), out)?;
+        let path = entry.path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            walk(&path, &format!("{relative}/"), visited, out)?;
         } else {
             out.push(relative);
         }
     }
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn linked_folders_are_listed_and_link_loops_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, elsewhere) = (dir.path().join("root"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(root.join("own")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(root.join("own/a.hea"), "").unwrap();
+        std::fs::write(elsewhere.join("b.hea"), "").unwrap();
+        symlink(&elsewhere, root.join("linked")).unwrap();
+        symlink(&root, root.join("own/loop")).unwrap();
+        symlink(dir.path().join("gone"), root.join("dangling.hea")).unwrap();
+        let files = SourceRoot::Local(root).list_files().unwrap();
+        assert_eq!(files, ["dangling.hea", "linked/b.hea", "own/a.hea"]);
+    }
 }

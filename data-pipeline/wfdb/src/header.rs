@@ -24,7 +24,8 @@ pub struct Header {
     pub counter_freq: Option<f64>,
     /// Base counter value (`fs/counter(base)`), if given.
     pub base_counter: Option<f64>,
-    /// Number of frames per signal, if given.
+    /// Number of frames per signal, if given (a 0 in the header means "unspecified", as a
+    /// missing count: the signal files' length decides and checksums are not verified).
     pub n_samples: Option<usize>,
     /// Base time as written (`HH:MM:SS[.mmm]`), if given.
     pub base_time: Option<String>,
@@ -159,9 +160,14 @@ impl Header {
                     .segments
                     .push(parse_segment_line(line).map_err(|r| bad(line_no, r))?);
             } else {
-                header
-                    .signals
-                    .push(parse_signal_line(line).map_err(|r| bad(line_no, r))?);
+                let spec = parse_signal_line(line).map_err(|r| bad(line_no, r))?;
+                if let Some(n) = header.n_samples.filter(|&n| spec.skew >= n) {
+                    return Err(bad(
+                        line_no,
+                        format!("skew {} is not less than the {n} samples", spec.skew),
+                    ));
+                }
+                header.signals.push(spec);
             }
         }
         Ok(header)
@@ -208,10 +214,12 @@ fn parse_record_line(line: &str) -> Result<Header, String> {
     if fs.is_nan() || fs <= 0.0 {
         return Err(format!("sampling frequency {fs} is not positive"));
     }
+    // header(5): a count of 0, like a missing one, leaves the length unspecified.
     let n_samples = tokens
         .next()
         .map(|t| number(t, "sample count"))
-        .transpose()?;
+        .transpose()?
+        .filter(|&n| n != 0);
     Ok(Header {
         record_name: record_name.to_string(),
         n_segments,

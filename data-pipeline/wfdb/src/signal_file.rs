@@ -46,7 +46,7 @@ impl FileGroup<'_> {
             });
         }
         let max_skew = self.specs.iter().map(|s| s.skew).max().unwrap_or(0);
-        let frames_read = frames_in_file.min(n_frames + max_skew);
+        let frames_read = frames_in_file.min(n_frames.saturating_add(max_skew));
         let flat = format.decode(data, frames_read * frame_len);
         let mut position = 0;
         let mut samples = Vec::with_capacity(self.specs.len());
@@ -124,7 +124,7 @@ impl FileGroup<'_> {
         format: SignalFormat,
     ) -> Result<Vec<i32>, WfdbError> {
         let spf = spec.samples_per_frame;
-        signal.drain(..(spec.skew * spf).min(signal.len()));
+        signal.drain(..spec.skew.saturating_mul(spf).min(signal.len()));
         let wanted = n_frames * spf;
         if signal.len() < wanted {
             let code = format

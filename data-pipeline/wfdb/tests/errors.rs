@@ -1,5 +1,6 @@
 //! Bad input gives the right error, naming the file: missing file, truncated data, bad header
-//! line, checksum mismatch, unsupported format, inconsistent MATLAB header, bad annotations.
+//! line (a skew past the record), checksum mismatch (not verified without a sample count),
+//! unsupported format, inconsistent MATLAB header, bad annotations.
 
 mod encode;
 
@@ -97,6 +98,41 @@ fn checksum_mismatch_names_the_signal_and_can_be_ignored() {
     };
     let record = ecgfm_wfdb::read_record_with(&src, "e", &options).unwrap();
     assert_eq!(record.digital[0], samples);
+}
+
+#[test]
+fn huge_skew_is_a_bad_header_or_a_missing_signal_never_a_wrap() {
+    let data = encode(SignalFormat::Int16, &[1, 2, 3], 0);
+    for skew in ["3", "18446744073709551615"] {
+        let header = format!("e 1 100 3\ne.dat 16:{skew}\n");
+        match one_signal(&header, data.clone()).unwrap_err() {
+            WfdbError::BadHeader { file, line, reason } => {
+                assert_eq!((file.as_str(), line), ("e.hea", 2));
+                assert!(reason.contains(&format!("skew {skew}")), "{reason}");
+                assert!(reason.contains("3 samples"), "{reason}");
+            }
+            other => panic!("skew {skew}: {other}"),
+        }
+    }
+    // Without a sample count the file decides the length: the signal is skewed past its end.
+    let record = one_signal("e 1 100\ne.dat 16:18446744073709551615\n", data).unwrap();
+    assert_eq!(record.digital[0], [-32768; 3]);
+}
+
+#[test]
+fn a_sample_count_of_0_is_unspecified_and_checksums_are_not_verified() {
+    // header(5): a count "zero or missing" is unspecified and disables checksum verification.
+    let samples = [10, 20, 30];
+    let data = encode(SignalFormat::Int16, &samples, 0);
+    for count in [" 0", ""] {
+        let header = format!("e 1 100{count}\ne.dat 16 200 16 0 0 12345 0 II\n");
+        let record = one_signal(&header, data.clone()).unwrap();
+        assert_eq!(record.n_samples, 3, "{header:?}");
+        assert_eq!(record.digital[0], samples);
+    }
+    let header = ecgfm_wfdb::Header::parse("e 1 100 0 10:11:12\ne.dat 16\n", "e.hea").unwrap();
+    assert_eq!(header.n_samples, None);
+    assert_eq!(header.base_time.as_deref(), Some("10:11:12"));
 }
 
 #[test]

@@ -1,0 +1,156 @@
+//! An ingest into an `--out` that already holds something: a dataset or the journal of an ingest
+//! with other settings or other labels (a changed label CSV or `REFERENCE.csv`) is refused with
+//! the folder and the way out named, and every file there is left as it was; the same ingest
+//! still resumes.
+
+mod ingest_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ecgfm_data::ingest::{ingest, IngestOptions};
+use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+use ecgfm_test_support::shared_data;
+use ingest_support::{hidden, options};
+
+/// Every file below `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Runs `opts`, which must be refused; checks the message names the folder, says `what` and the
+/// way out, and that nothing in the folder changed.
+fn assert_refused(opts: &IngestOptions, what: &str) {
+    let out = Path::new(&opts.out);
+    let before = snapshot(out);
+    let err = ingest(opts, &hidden()).unwrap_err().to_string();
+    assert!(err.contains(&opts.out), "{err}");
+    assert!(err.contains(what), "{err}");
+    assert!(
+        err.contains("choose another --out or remove the folder"),
+        "{err}"
+    );
+    assert!(
+        snapshot(out) == before,
+        "refused, yet {out:?} changed: {err}"
+    );
+}
+
+#[test]
+fn a_dataset_or_another_ingests_journal_is_refused_and_left_intact() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let mut opts = options(&source, full.to_str().unwrap());
+    opts.shard_target_bytes = 200_000;
+    opts.row_group_rows = 4;
+    let first = ingest(&opts, &hidden()).unwrap();
+    assert!(first.shards >= 3, "{first}");
+
+    let mut other = opts.clone();
+    other.seed = 5;
+    other.stop_after_shards = Some(1);
+    assert_refused(&other, "already holds a dataset (manifest.json)");
+    let summary = ecgfm_data::inspect::inspect(&opts.out, &[], &hidden()).unwrap();
+    assert!(summary.damaged_shards.is_empty(), "{summary}");
+    let again = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (again.shards_written, again.shards_resumed),
+        (0, first.shards)
+    );
+
+    // An interrupted ingest: another one is refused, the same one finishes.
+    let partial = dir.path().join("partial");
+    let mut interrupted = opts.clone();
+    interrupted.out = partial.to_str().unwrap().to_string();
+    interrupted.stop_after_shards = Some(1);
+    assert!(!ingest(&interrupted, &hidden()).unwrap().complete);
+    let mut other = interrupted.clone();
+    other.preprocessing.target_rate_hz = 500.0;
+    assert_refused(&other, "an unfinished ingest (_ingest_state.json");
+    interrupted.stop_after_shards = None;
+    let finished = ingest(&interrupted, &hidden()).unwrap();
+    assert_eq!(
+        (finished.complete, finished.shards_resumed),
+        (true, 1),
+        "{finished}"
+    );
+
+    // A dataset no ingest wrote (no journal beside its manifest).
+    let synth = dir.path().join("synth");
+    let synth_opts = SynthDatasetOptions {
+        out: synth.to_str().unwrap().to_string(),
+        records: 8,
+        ..SynthDatasetOptions::default()
+    };
+    write_synth_dataset(&synth_opts, &hidden()).unwrap();
+    let mut onto_synth = opts.clone();
+    onto_synth.out = synth_opts.out.clone();
+    assert_refused(&onto_synth, "already holds a dataset (manifest.json)");
+}
+
+#[test]
+fn changed_labels_do_not_resume_into_the_old_dataset() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let names = ["A00001", "A00002", "A00003", "A00004"];
+    for name in names {
+        for ext in ["hea", "mat"] {
+            let file = format!("{name}.{ext}");
+            std::fs::copy(source.join(&file), records.join(&file)).unwrap();
+        }
+    }
+    let reference = |last: &str| {
+        let rows: Vec<String> = names.iter().map(|n| format!("{n},N")).collect();
+        let text = format!("{}\n{},{last}\n", rows[..3].join("\n"), names[3]);
+        std::fs::write(records.join("REFERENCE.csv"), text).unwrap();
+    };
+    let label_csv = dir.path().join("labels.csv");
+    let labels = |label: &str| {
+        std::fs::write(
+            &label_csv,
+            format!("record,labels\nA00001,custom:{label}\n"),
+        )
+        .unwrap();
+    };
+    reference("N");
+    labels("a");
+    let mut opts = options(&records, dir.path().join("out").to_str().unwrap());
+    opts.label_csv = Some(label_csv.display().to_string());
+    opts.shard_target_bytes = 1;
+    opts.row_group_rows = 1;
+    opts.stop_after_shards = Some(1);
+    assert!(!ingest(&opts, &hidden()).unwrap().complete);
+
+    opts.stop_after_shards = None;
+    reference("A");
+    assert_refused(&opts, "an unfinished ingest");
+    reference("N");
+    let finished = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (finished.complete, finished.shards_resumed),
+        (true, 1),
+        "{finished}"
+    );
+    labels("b");
+    assert_refused(&opts, "already holds a dataset");
+}
