@@ -10,7 +10,6 @@
 //! first while what it wrote stays beside them). The way out is another `--out`, removing the
 //! folder, or (for an unfinished ingest) running it again as it was.
 
-use ecgfm_wfdb::labels::Sex;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -38,20 +37,6 @@ pub struct Journal {
     pub partial: Vec<PartialEntry>,
 }
 
-/// What the fingerprint hashes of one planned record: all of it (the destructuring in
-/// [`fingerprint`] names every field, so a new one cannot be left out).
-#[derive(Serialize)]
-struct RecordKey<'a> {
-    name: &'a str,
-    record_id: &'a str,
-    labels: &'a [String],
-    patient_id: Option<&'a str>,
-    age: Option<f32>,
-    sex: Option<&'static str>,
-    fold: Option<i8>,
-    header_labels: bool,
-}
-
 /// Hash of everything that decides the output: the settings (less threads and stop point) and
 /// every planned record with what the plan knows of it (labels, patient, age, sex, fold), so a
 /// changed label file (`--label-csv`, `ptbxl_database.csv`, `REFERENCE.csv`) changes it.
@@ -63,30 +48,7 @@ pub fn fingerprint(options: &IngestOptions, source_name: &str, plan: &[PlannedRe
     hasher.update(serde_json::to_vec(&normalized).expect("options serialise"));
     hasher.update(source_name.as_bytes());
     for record in plan {
-        let PlannedRecord {
-            name,
-            record_id,
-            labels,
-            patient_id,
-            age,
-            sex,
-            fold,
-            header_labels,
-        } = record;
-        let key = RecordKey {
-            name,
-            record_id,
-            labels,
-            patient_id: patient_id.as_deref(),
-            age: *age,
-            sex: sex.map(|s| match s {
-                Sex::Male => "M",
-                Sex::Female => "F",
-            }),
-            fold: *fold,
-            header_labels: *header_labels,
-        };
-        hasher.update(serde_json::to_vec(&key).expect("record serialises"));
+        hasher.update(serde_json::to_vec(record).expect("record serialises"));
         hasher.update([0]);
     }
     hex::encode(hasher.finalize())

@@ -7,14 +7,16 @@ use std::collections::{HashMap, HashSet};
 use ecgfm_wfdb::labels::{read_cinc2017_reference_from, PtbXlDatabase, Sex};
 use ecgfm_wfdb::Header;
 use rayon::prelude::*;
+use serde::{Serialize, Serializer};
 
 use crate::error::DataError;
 use crate::ingest::label_csv::LabelOverride;
 use crate::ingest::options::SourceFormat;
 use crate::ingest::source::SourceRoot;
 
-/// One record to ingest.
-#[derive(Debug, Clone, PartialEq)]
+/// One record to ingest. Serialised whole into the resume journal's fingerprint, so every field
+/// (a changed label file included) decides whether an ingest resumes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedRecord {
     /// Record path relative to the source root, without `.hea` (`records500/00000/00001_hr`).
     pub name: String,
@@ -24,10 +26,17 @@ pub struct PlannedRecord {
     /// Source-prefixed patient id, when the source knows it.
     pub patient_id: Option<String>,
     pub age: Option<f32>,
+    #[serde(serialize_with = "sex_code")]
     pub sex: Option<Sex>,
     pub fold: Option<i8>,
     /// Whether `# Dx/# Age/# Sex` header comments add labels once the record is read.
     pub header_labels: bool,
+}
+
+/// `M` or `F`, as the shards' `sex` column.
+fn sex_code<S: Serializer>(sex: &Option<Sex>, serializer: S) -> Result<S::Ok, S::Error> {
+    sex.map(crate::ingest::record::sex_code)
+        .serialize(serializer)
 }
 
 impl PlannedRecord {

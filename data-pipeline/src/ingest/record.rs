@@ -158,10 +158,11 @@ fn read_chosen(
     Ok(Ok((record, names, rate, dropped)))
 }
 
-fn sex_code(sex: Sex) -> String {
+/// The shards' code of a sex: `M` or `F`.
+pub(crate) fn sex_code(sex: Sex) -> &'static str {
     match sex {
-        Sex::Male => "M".into(),
-        Sex::Female => "F".into(),
+        Sex::Male => "M",
+        Sex::Female => "F",
     }
 }
 
@@ -194,7 +195,7 @@ pub fn windows_to_rows(
                 signal,
                 labels: meta.labels.clone(),
                 age: meta.age,
-                sex: meta.sex.map(sex_code),
+                sex: meta.sex.map(|s| sex_code(s).to_string()),
                 quality_score: w.quality_score,
                 quality_flags: w.quality_flags,
                 split,
