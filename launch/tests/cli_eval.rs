@@ -261,7 +261,7 @@ fn check_compare(a: &Path, b: &Path, dir: &Path) {
 }
 
 /// A result's `test_units` (scored by window here) hold one row per test window, the test
-/// positives of each class, and scores whose macro AUROC is the one reported.
+/// positives of each class, and scores whose macro AUROC and F1 are exactly the ones reported.
 fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
     let units: UnitScores = serde_json::from_value(result["test_units"].clone()).unwrap();
     let n = result["test_windows"].as_u64().unwrap() as usize;
@@ -281,7 +281,7 @@ fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
     let rows: Vec<usize> = (0..n).collect();
     let auroc = macro_auroc(&scores, &targets, k, &rows).unwrap();
     let reported = result["macro_auroc"].as_f64().unwrap();
-    assert!((auroc - reported).abs() < 1e-4, "{auroc} vs {reported}");
+    assert_eq!(auroc, reported, "the reported AUROC is not its units' own");
     let thresholds: Vec<f64> = classes
         .iter()
         .map(|c| result["thresholds"][c.as_str().unwrap()].as_f64().unwrap())
@@ -290,7 +290,7 @@ fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
     let reported = result["macro_f1"]["value"].as_f64();
     assert_eq!(f1.is_some(), reported.is_some());
     if let (Some(f1), Some(reported)) = (f1, reported) {
-        assert!((f1 - reported).abs() < 1e-9, "F1 {f1} vs {reported}");
+        assert_eq!(f1, reported, "the reported F1 is not its units' own");
     }
 }
 

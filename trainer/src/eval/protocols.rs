@@ -370,8 +370,15 @@ fn score(
     };
     let test_targets = targets_of(task, &test_rows.rows);
     let scored_records: Vec<u32> = test_rows.rows.iter().map(|&r| task.records[r]).collect();
+    // The metrics are computed from the scores as the result file keeps them (f32), so every
+    // figure of the file, and a paired comparison's point difference, follows from its units.
+    let kept_scores: Vec<f64> = test_rows
+        .scores
+        .iter()
+        .map(|&s| f64::from(s as f32))
+        .collect();
     let rows = TestRows {
-        scores: &test_rows.scores,
+        scores: &kept_scores,
         targets: &test_targets,
         classes: &test_classes,
         records: &scored_records,

@@ -196,7 +196,7 @@ pub struct UnitScores {
     pub records: Vec<u32>,
     /// (n, K): 1 where the unit has the class.
     pub targets: Vec<u8>,
-    /// (n, K): the class probabilities, rounded to f32.
+    /// (n, K): the class probabilities, rounded to f32 (the test metrics are computed from these).
     pub scores: Vec<f32>,
 }
 
