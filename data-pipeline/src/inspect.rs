@@ -281,8 +281,8 @@ impl fmt::Display for DatasetSummary {
         if self.unchecked_shards > 0 {
             writeln!(
                 f,
-                "chunk checksums: {} of {} shards have none (written before ecgfm kept them), so \
-                 the loader cannot check their signal and lead-mask chunks on each read; \
+                "chunk checksums: {} of {} shards lack some (written before ecgfm kept them), so \
+                 the loader cannot check all of their footer and column chunks on each read; \
                  `ecgfm data merge {} --out NEW` writes a copy that has them",
                 self.unchecked_shards, self.shards, self.url
             )?;

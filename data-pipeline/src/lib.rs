@@ -33,3 +33,5 @@ pub mod split;
 pub mod store;
 pub mod synth_dataset;
 pub mod windows;
+
+pub use chunk_crc::ShardChecksums;

@@ -7,6 +7,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
+use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
 use crate::store;
 
@@ -62,7 +63,7 @@ pub struct SourceEntry {
 }
 
 /// One Parquet shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardEntry {
     /// Path relative to the dataset root, e.g. `shards/shard-00000.parquet`.
     pub path: String,
@@ -82,6 +83,16 @@ pub struct ShardEntry {
     /// the same way. Empty in manifests that predate it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lead_mask_n_samples_crc32c: Vec<u32>,
+    /// CRC-32C of each row group's `split` and `source` column chunks (hashed in that order), in
+    /// file order: which rows a split reads, checked the same way. Empty in manifests that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_source_crc32c: Vec<u32>,
+    /// CRC-32C of the footer's metadata bytes (the row-group layout and the statistics the loader
+    /// reads a uniform split from), checked when the shard is opened. Absent in manifests that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer_crc32c: Option<u32>,
 }
 
 /// Totals over the dataset. Maps are sorted so the JSON is deterministic.
@@ -137,10 +148,31 @@ impl ShardEntry {
         })
     }
 
-    /// Whether the entry lacks the chunk checksums the loader checks each read against (written
-    /// before ecgfm kept them; `merge` adds them to its copy).
+    /// The checksums the loader checks the shard against.
+    pub fn checksums(&self) -> ShardChecksums {
+        ShardChecksums {
+            chunks: [
+                self.signal_crc32c.clone(),
+                self.lead_mask_n_samples_crc32c.clone(),
+                self.split_source_crc32c.clone(),
+            ],
+            footer: self.footer_crc32c,
+        }
+    }
+
+    /// Sets the checksums the loader checks the shard against.
+    pub fn set_checksums(&mut self, checksums: ShardChecksums) {
+        let [signal, lead_mask, split] = checksums.chunks;
+        self.signal_crc32c = signal;
+        self.lead_mask_n_samples_crc32c = lead_mask;
+        self.split_source_crc32c = split;
+        self.footer_crc32c = checksums.footer;
+    }
+
+    /// Whether the entry lacks some of the checksums the loader checks (written before ecgfm
+    /// kept them; `merge` adds them to its copy).
     pub fn lacks_chunk_checksums(&self) -> bool {
-        self.signal_crc32c.is_empty() || self.lead_mask_n_samples_crc32c.is_empty()
+        self.checksums().incomplete()
     }
 }
 
@@ -337,6 +369,8 @@ mod tests {
             row_groups: vec![256, 44],
             signal_crc32c: vec![7, 9],
             lead_mask_n_samples_crc32c: vec![8, 10],
+            split_source_crc32c: vec![11, 12],
+            footer_crc32c: Some(13),
         });
         m.counts.rows = 300;
         m.counts.labels.insert("scp:NORM".into(), 12);

@@ -1,7 +1,7 @@
 //! Broken datasets give clear errors naming the file: a missing manifest, a missing shard, a
 //! shard that is not Parquet, a shard whose size disagrees with the manifest, a shard whose
-//! data pages are damaged, one bit flipped in an uncompressed signal chunk or in a lead mask
-//! chunk, and bytes damaged at random (a fixed seed) in the footer or anywhere: errors naming
+//! data pages are damaged, one bit flipped in an uncompressed signal chunk, a lead mask chunk, a
+//! split chunk or a statistic of the footer, and bytes damaged at random (a fixed seed) in the footer or anywhere: errors naming
 //! the shard, never a panic, and never other batches without an error.
 
 mod common;
@@ -13,13 +13,18 @@ use ecgfm_data::store;
 use ecgfm_test_support::Draws;
 
 fn write(name: &str) -> String {
+    write_split(name, dataset::all_train)
+}
+
+/// A dataset whose rows are in the splits `split_of` gives them.
+fn write_split(name: &str, split_of: fn(u64) -> &'static str) -> String {
     let url = format!("memory://loader-errors/{name}");
     let spec = Spec {
         shards: 3,
         rows_per_shard: 40,
         row_group_rows: 20,
         window_samples: 250,
-        split_of: dataset::all_train,
+        split_of,
         source_of: dataset::synth_source,
     };
     dataset::write(&store::open_url(&url).unwrap(), &spec);
@@ -116,7 +121,7 @@ fn shard_size_must_match_the_manifest() {
 /// The loader's first error after bits `mask` of one byte of shard 1's chunk of leaf column
 /// `leaf` (path `column`) in row group `rg` are flipped: the byte `at(chunk length)` into it.
 fn damaged_chunk_error(
-    name: &str,
+    url: String,
     rg: usize,
     leaf: usize,
     column: &str,
@@ -124,7 +129,6 @@ fn damaged_chunk_error(
     mask: u8,
 ) -> String {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let url = write(name);
     let mut bytes = read(&url, "shards/shard-00001.parquet");
     let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
     let chunk = reader.metadata().row_group(rg).column(leaf);
@@ -139,7 +143,8 @@ fn damaged_chunk_error(
 fn a_flipped_bit_in_the_signal_fails_its_checksum() {
     // Shard 1 stores the signal DELTA_BINARY_PACKED and uncompressed: a flipped bit there would
     // decode to wrong values silently, were it not for the manifest's CRC-32C.
-    let text = damaged_chunk_error("bitflip", 1, 8, "signal.list.item", |len| len / 2, 0x10);
+    let url = write("bitflip");
+    let text = damaged_chunk_error(url, 1, 8, "signal.list.item", |len| len / 2, 0x10);
     assert!(
         text.contains("shard-00001.parquet")
             && text.contains("row group 1")
@@ -150,11 +155,51 @@ fn a_flipped_bit_in_the_signal_fails_its_checksum() {
 
 #[test]
 fn a_damaged_lead_mask_chunk_fails_its_checksum() {
-    let text = damaged_chunk_error("maskflip", 0, 7, "lead_mask.list.item", |len| len - 1, 0x01);
+    let url = write("maskflip");
+    let text = damaged_chunk_error(url, 0, 7, "lead_mask.list.item", |len| len - 1, 0x01);
     assert!(
         text.contains("shard-00001.parquet")
             && text.contains("row group 0")
             && text.contains("lead_mask and n_samples column chunks have CRC-32C"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_damaged_split_chunk_fails_its_checksum() {
+    // With rows of two splits in a row group the loader reads each row's split from its chunk
+    // (zstd): a flipped bit inside could decode to other splits without an error, moving
+    // validation rows into training.
+    let url = write_split("splitflip", dataset::every_fifth_val);
+    let text = damaged_chunk_error(url, 1, 14, "split", |len| len / 2, 0x01);
+    assert!(
+        text.contains("shard-00001.parquet")
+            && text.contains("row group 1")
+            && text.contains("split and source column chunks have CRC-32C"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_damaged_statistic_in_the_footer_fails_its_checksum() {
+    // Every row is in `train`, so the loader reads each row group's split from the footer's
+    // statistics (min = max); one changed letter there would drop the row group from the epoch.
+    let url = write("statflip");
+    let mut bytes = read(&url, "shards/shard-00001.parquet");
+    let tail = bytes.len() - 2000;
+    let at = tail
+        + bytes[tail..]
+            .windows(5)
+            .rposition(|w| w == b"train")
+            .expect("the split's statistics in the footer");
+    bytes[at + 2] ^= 0x01;
+    replace(&url, "shards/shard-00001.parquet", Some(bytes));
+    let err = Loader::open(&url, config())
+        .err()
+        .expect("the damage went unnoticed");
+    let text = err.to_string();
+    assert!(
+        text.contains("shard-00001.parquet") && text.contains("the footer has CRC-32C"),
         "{text}"
     );
 }
@@ -173,9 +218,13 @@ fn damaged_pages_fail_the_batch_naming_the_shard() {
     assert!(text.contains("shard-00000.parquet"), "{text}");
 }
 
-/// The first error of the loader's first 30 batches over `url`; `what` was damaged.
+/// The loader's error on opening `url` or else the first of its first 30 batches; `what` was
+/// damaged.
 fn first_batch_error(url: &str, what: &str) -> String {
-    let mut loader = Loader::open(url, config()).unwrap();
+    let mut loader = match Loader::open(url, config()) {
+        Ok(loader) => loader,
+        Err(e) => return e.to_string(),
+    };
     let mut batch = Batch::default();
     (0..30)
         .find_map(|_| loader.next_batch(&mut batch).err())

@@ -150,13 +150,17 @@ fn merged_dataset_holds_every_row_of_its_inputs_in_order() {
 #[test]
 fn a_copy_gives_a_dataset_from_an_older_ecgfm_its_chunk_checksums() {
     let current = synth("older-now", 3, 6, |_| {});
-    // The same dataset as an older ecgfm wrote it: no chunk checksums in its manifest.
+    // The same dataset as older ecgfm versions wrote it: its first shard without checksums,
+    // the others with those of the signal and lead-mask chunks only.
     let older = synth("older-then", 3, 6, |_| {});
     let (object_store, root) = store::open_url(&older).unwrap();
     let mut stripped = manifest(&older);
-    for shard in &mut stripped.shards {
-        shard.signal_crc32c.clear();
-        shard.lead_mask_n_samples_crc32c.clear();
+    for (i, shard) in stripped.shards.iter_mut().enumerate() {
+        shard.split_source_crc32c.clear();
+        shard.footer_crc32c = None;
+        if i == 0 {
+            shard.set_checksums(Default::default());
+        }
     }
     stripped.save(object_store.as_ref(), &root).unwrap();
     let summary = |url: &str| inspect(url, &[], &hidden()).unwrap();
@@ -179,8 +183,8 @@ fn a_copy_gives_a_dataset_from_an_older_ecgfm_its_chunk_checksums() {
         let (copy, now) = (manifest(&out), manifest(&current));
         assert!(!copy.shards.is_empty());
         for (a, b) in copy.shards.iter().zip(&now.shards) {
-            assert_eq!(a.signal_crc32c, b.signal_crc32c, "{name} {}", a.path);
-            assert_eq!(a.lead_mask_n_samples_crc32c, b.lead_mask_n_samples_crc32c);
+            assert_eq!(a.checksums(), b.checksums(), "{name} {}", a.path);
+            assert!(!a.lacks_chunk_checksums());
         }
         assert_eq!(summary(&out).unchecked_shards, 0);
         // A dataset that has them keeps them as they are.
@@ -527,4 +531,35 @@ fn single_lead_and_twelve_lead_recordings_merge_into_one_dataset() {
         "merged {cinc_rows} CinC 2017 rows and {ptbxl_rows} PTB-XL rows in {} shards",
         merged.shards.len()
     );
+}
+
+#[test]
+fn one_folder_ingested_twice_under_other_spellings_is_refused() {
+    let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plain = cinc.display().to_string();
+    let spellings = [
+        plain.clone(),
+        format!("{plain}/"),
+        format!("file://{plain}"),
+        format!("{plain}/../{}", cinc.file_name().unwrap().to_string_lossy()),
+    ];
+    let mut inputs = Vec::new();
+    for (seed, source) in spellings.iter().enumerate() {
+        let out = dir.path().join(format!("in{seed}")).display().to_string();
+        let mut opts = options(std::path::Path::new(source), &out);
+        (opts.source, opts.limit, opts.seed) = (source.clone(), Some(4), seed as u64);
+        ingest(&opts, &hidden()).unwrap();
+        inputs.push(out);
+    }
+    let out = dir.path().join("both").display().to_string();
+    for other in &inputs[1..] {
+        let pair = [inputs[0].clone(), other.clone()];
+        let err = merge_with(&pair, &out, &MergeOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("counted twice"), "{other}: {err}");
+    }
 }

@@ -203,7 +203,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         args.records,
         manifest.counts.rows,
         manifest.shards.len(),
-        args.out
+        redact_url(&args.out)
     );
     Ok(())
 }

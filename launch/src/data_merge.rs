@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::merge::{merge, MergeOptions};
+use ecgfm_data::store::redact_url;
 
 use crate::progress::byte_bar;
 
@@ -57,13 +58,13 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         report.shards_copied,
         report.shards_copied_in_store,
         report.shards_kept,
-        args.out
+        redact_url(&args.out)
     );
     println!("sources: {}", sources.join(", "));
     if report.checksums_added > 0 {
         println!(
-            "chunk checksums computed for {} shards whose inputs had none (ingested before ecgfm \
-             kept them): the loader now checks their signal and lead-mask chunks on every read",
+            "chunk checksums computed for {} shards whose inputs lacked some (ingested before \
+             ecgfm kept them): the loader now checks their footer and column chunks on every read",
             report.checksums_added
         );
     }

@@ -108,6 +108,18 @@ fn a_signed_urls_token_stays_out_of_the_run_folder_and_resume_asks_for_it() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn a_signed_output_urls_token_is_not_printed_by_synth_or_merge() {
+    let dir = temp_dir("signed-out");
+    let signed = |name: &str| format!("file://{}?sig=TOKEN4", dir.join(name).display());
+    let said = run_ok(&["data", "synth", "--out", &signed("ds"), "--records", "4"]);
+    assert!(said.contains("?***") && !said.contains("TOKEN4"), "{said}");
+    let ds = dir.join("ds");
+    let said = run_ok(&["data", "merge", path_str(&ds), "--out", &signed("merged")]);
+    assert!(said.contains("?***") && !said.contains("TOKEN4"), "{said}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A local HTTP server that answers every request with 403 and keeps each one's request line.
 fn refusing_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

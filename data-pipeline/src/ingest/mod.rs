@@ -109,7 +109,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
             layout.row_group_rows,
             SourceEntry {
                 name: source_name.clone(),
-                uri: source.describe(),
+                uri: source.identity(),
                 format: format.as_str().to_string(),
                 records_seen: records.len() as u64,
                 leads_present: Default::default(),

@@ -9,12 +9,11 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
-use crate::chunk_crc;
+use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
 use crate::ingest::row::{rows_to_batch, WindowRow};
 use crate::manifest::{ShardEntry, SHARDS_DIR};
@@ -36,10 +35,8 @@ pub struct FinishedShard {
     pub bytes: Bytes,
     pub rows: u64,
     pub row_groups: Vec<u64>,
-    /// CRC-32C of each row group's signal column chunk.
-    pub signal_crc32c: Vec<u32>,
-    /// CRC-32C of each row group's lead_mask and n_samples column chunks.
-    pub lead_mask_n_samples_crc32c: Vec<u32>,
+    /// The checksums the loader checks it against.
+    pub checksums: ShardChecksums,
 }
 
 /// The relative path of shard number `index`.
@@ -149,10 +146,8 @@ impl ShardWriter {
             return Ok(None);
         };
         let bytes = Bytes::from(writer.into_inner().map_err(parquet_error)?);
-        let [signal_crc32c, lead_mask_n_samples_crc32c] = chunk_checksums(&bytes)?;
         let finished = FinishedShard {
-            signal_crc32c,
-            lead_mask_n_samples_crc32c,
+            checksums: ShardChecksums::of_shard(&bytes)?,
             bytes,
             rows: self.rows,
             row_groups: std::mem::take(&mut self.row_groups),
@@ -169,23 +164,6 @@ fn parquet_error(source: parquet::errors::ParquetError) -> DataError {
     }
 }
 
-/// The CRC-32C of each row group's checked column chunks in the shard `bytes`, one list per
-/// group of `chunk_crc::CHECKED`.
-pub(crate) fn chunk_checksums(bytes: &Bytes) -> Result<[Vec<u32>; 2], DataError> {
-    let metadata = ParquetMetaDataReader::new()
-        .parse_and_finish(bytes)
-        .map_err(parquet_error)?;
-    let leaves = chunk_crc::checked_leaves(&metadata)
-        .map_err(|c| DataError::Config(format!("the shard schema has no {c} column")))?;
-    let read = |start: u64, len: usize| Ok(bytes.slice(start as usize..start as usize + len));
-    let checksums = |leaves: &[usize]| -> Result<Vec<u32>, DataError> {
-        let rows = metadata.row_groups().iter();
-        rows.map(|rg| chunk_crc::chunks_crc(rg, leaves, read))
-            .collect()
-    };
-    Ok([checksums(&leaves[0])?, checksums(&leaves[1])?])
-}
-
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -199,15 +177,15 @@ pub fn store_shard(
     shard: FinishedShard,
 ) -> Result<ShardEntry, DataError> {
     let path = shard_path(index);
-    let entry = ShardEntry {
+    let mut entry = ShardEntry {
         path: path.clone(),
         rows: shard.rows,
         bytes: shard.bytes.len() as u64,
         sha256: sha256_hex(&shard.bytes),
         row_groups: shard.row_groups,
-        signal_crc32c: shard.signal_crc32c,
-        lead_mask_n_samples_crc32c: shard.lead_mask_n_samples_crc32c,
+        ..ShardEntry::default()
     };
+    entry.set_checksums(shard.checksums);
     let location = store::join(root, &path);
     store::block_on(store::put_bytes(object_store, &location, shard.bytes))?;
     Ok(entry)
@@ -257,9 +235,10 @@ mod tests {
             .unwrap();
         let shard = writer.finish().unwrap().unwrap();
         assert_eq!((shard.rows, shard.row_groups.clone()), (3, vec![2, 1]));
-        assert_eq!(shard.signal_crc32c.len(), 2);
-        assert_ne!(shard.signal_crc32c[0], shard.signal_crc32c[1]);
-        assert_eq!(shard.lead_mask_n_samples_crc32c.len(), 2);
+        let [signal, lead_mask, split] = &shard.checksums.chunks;
+        assert_eq!((signal.len(), lead_mask.len(), split.len()), (2, 2, 2));
+        assert_ne!(signal[0], signal[1]);
+        assert!(shard.checksums.footer.is_some());
         let reader = SerializedFileReader::new(shard.bytes).unwrap();
         let group = reader.metadata().row_group(0);
         let column = |name: &str| {

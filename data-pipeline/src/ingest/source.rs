@@ -72,6 +72,19 @@ impl SourceRoot {
         }
     }
 
+    /// The source as the manifest names it: a local folder by its absolute path without links,
+    /// so the same folder given twice, spelled differently, is known for the same source.
+    pub fn identity(&self) -> String {
+        match self {
+            SourceRoot::Local(dir) => dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.clone())
+                .display()
+                .to_string(),
+            SourceRoot::Store { url, .. } => url.trim_end_matches('/').to_string(),
+        }
+    }
+
     /// The location of `relative` as it appears in messages.
     pub fn uri_of(&self, relative: &str) -> String {
         format!("{}/{}", self.describe().trim_end_matches('/'), relative)

@@ -103,17 +103,9 @@ impl DatasetIndex {
                 let store = store.clone();
                 let path = store::join(root, &entry.path);
                 async move {
-                    Shard::open(
-                        store.as_ref(),
-                        path,
-                        entry.path.clone(),
-                        [
-                            entry.signal_crc32c.clone(),
-                            entry.lead_mask_n_samples_crc32c.clone(),
-                        ],
-                    )
-                    .await
-                    .map(Arc::new)
+                    Shard::open(store.as_ref(), path, entry.path.clone(), entry.checksums())
+                        .await
+                        .map(Arc::new)
                 }
             })
             .buffered(OPEN_CONCURRENCY)

@@ -19,7 +19,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 
-use crate::chunk_crc::{self, CHECKED};
+use crate::chunk_crc::{self, ShardChecksums, CHECKED};
 use crate::error::DataError;
 use crate::schema::{col, N_LEADS};
 use crate::store;
@@ -40,10 +40,11 @@ pub(crate) struct Shard {
     pub size: u64,
     metadata: ArrowReaderMetadata,
     /// The manifest's CRC-32C of each row group's chunks of each group of
-    /// `chunk_crc::CHECKED` (signal; lead_mask and n_samples); an empty list is not checked.
-    checksums: [Vec<u32>; 2],
+    /// `chunk_crc::CHECKED` (signal; lead_mask and n_samples; split and source); an empty list
+    /// is not checked.
+    checksums: [Vec<u32>; 3],
     /// The leaf columns of each group of `chunk_crc::CHECKED`.
-    checked_leaves: [Vec<usize>; 2],
+    checked_leaves: [Vec<usize>; 3],
     /// Leaf column indices of `signal`, `lead_mask`, `n_samples`, `split`, `source`.
     signal: usize,
     lead_mask: usize,
@@ -60,13 +61,13 @@ pub(crate) struct DecodedRows {
 }
 
 impl Shard {
-    /// Reads the footer of `path` and checks it holds the loader's columns; `checksums` are the
-    /// manifest's of its column chunks (see `Shard::checksums`).
+    /// Reads the footer of `path`, checks it against the manifest's `checksums` and that it holds
+    /// the loader's columns.
     pub async fn open(
         store: &dyn ObjectStore,
         path: Path,
         name: String,
-        checksums: [Vec<u32>; 2],
+        checksums: ShardChecksums,
     ) -> Result<Self, DataError> {
         let corrupt = |reason: String| DataError::Corrupt {
             path: name.clone(),
@@ -88,13 +89,22 @@ impl Shard {
         } else {
             store::get_range(store, &path, size - 8 - footer_len..size - 8).await?
         };
+        if let Some(want) = checksums.footer {
+            let got = crc32c::crc32c(&footer);
+            if got != want {
+                return Err(corrupt(format!(
+                    "the footer has CRC-32C {got:08x}, the manifest says {want:08x} (the file \
+                     was damaged after ingest)"
+                )));
+            }
+        }
         let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|source| {
             DataError::Parquet {
                 path: name.clone(),
                 source,
             }
         })?;
-        Self::from_metadata(path, name, size, metadata, checksums)
+        Self::from_metadata(path, name, size, metadata, checksums.chunks)
     }
 
     fn from_metadata(
@@ -102,7 +112,7 @@ impl Shard {
         name: String,
         size: u64,
         metadata: ParquetMetaData,
-        checksums: [Vec<u32>; 2],
+        checksums: [Vec<u32>; 3],
     ) -> Result<Self, DataError> {
         let missing = |column: &str| DataError::Corrupt {
             path: name.clone(),
@@ -206,7 +216,8 @@ impl Shard {
         (min == max).then(|| String::from_utf8_lossy(min).into_owned())
     }
 
-    /// Each row's value of Utf8 column `leaf` (named `name`) in row group `rg`.
+    /// Each row's value of Utf8 column `leaf` (named `name`: the split or the source) in row
+    /// group `rg`, checked against the manifest's CRC-32C of the two.
     async fn read_strings(
         &self,
         store: &dyn ObjectStore,
@@ -214,7 +225,8 @@ impl Shard {
         leaf: usize,
         name: &str,
     ) -> Result<Vec<String>, DataError> {
-        let file = self.fetch(store, rg, &[leaf]).await?;
+        let file = self.fetch(store, rg, &self.checked_leaves[2]).await?;
+        self.check_chunks(&file, rg, 2..3)?;
         let batch = self.decode_batch(file, rg, &[leaf], None)?;
         let column = batch
             .column(0)
@@ -273,7 +285,7 @@ impl Shard {
         window: usize,
         buffers: &BufferPool,
     ) -> Result<DecodedRows, DataError> {
-        self.check_chunks(&file, rg)?;
+        self.check_chunks(&file, rg, 0..2)?;
         let mut signal = buffers.take();
         decode_signal_rows(
             file.clone(),
@@ -313,12 +325,20 @@ impl Shard {
         })
     }
 
-    /// Compares the fetched column chunks of row group `rg` with the manifest's CRC-32C.
-    fn check_chunks(&self, file: &SparseFile, rg: usize) -> Result<(), DataError> {
+    /// Compares the fetched column chunks of row group `rg` of the groups `which` of
+    /// `chunk_crc::CHECKED` with the manifest's CRC-32C.
+    fn check_chunks(
+        &self,
+        file: &SparseFile,
+        rg: usize,
+        which: Range<usize>,
+    ) -> Result<(), DataError> {
         let groups = CHECKED
             .iter()
             .zip(&self.checksums)
-            .zip(&self.checked_leaves);
+            .zip(&self.checked_leaves)
+            .skip(which.start)
+            .take(which.len());
         for ((columns, sums), leaves) in groups {
             let Some(&want) = sums.get(rg) else {
                 continue;

@@ -16,8 +16,9 @@ use indicatif::ProgressBar;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
-use crate::ingest::shard_writer::{chunk_checksums, sha256_hex};
+use crate::ingest::shard_writer::sha256_hex;
 use crate::manifest::ShardEntry;
 use crate::store;
 
@@ -50,7 +51,7 @@ pub(super) struct Copied {
     pub kept: u64,
     /// For each job (by position) that lacked them, its `[signal, lead_mask + n_samples]`
     /// chunk checksums.
-    pub checksums: Vec<(usize, [Vec<u32>; 2])>,
+    pub checksums: Vec<(usize, ShardChecksums)>,
 }
 
 enum Outcome {
@@ -97,7 +98,7 @@ pub(super) fn copy_shards(
 async fn copy_one(
     job: &CopyJob,
     out_store: &dyn ObjectStore,
-) -> Result<(Outcome, Option<[Vec<u32>; 2]>), DataError> {
+) -> Result<(Outcome, Option<ShardChecksums>), DataError> {
     let keep = job.shard.lacks_chunk_checksums();
     if job.existing == Some(job.shard.bytes) {
         let (size, sha256, bytes) = read_back(out_store, &job.to, keep).await?;
@@ -141,13 +142,13 @@ async fn read_back(
 }
 
 /// The chunk checksums of a copied shard's `bytes`, when it has them to compute.
-fn checksums_of(job: &CopyJob, bytes: Option<Bytes>) -> Result<Option<[Vec<u32>; 2]>, DataError> {
+fn checksums_of(job: &CopyJob, bytes: Option<Bytes>) -> Result<Option<ShardChecksums>, DataError> {
     let corrupt = |e: DataError| DataError::Corrupt {
         path: format!("{}/{}", job.input_url, job.shard.path),
         reason: format!("cannot compute its chunk checksums: {e}"),
     };
     bytes
-        .map(|bytes| chunk_checksums(&bytes).map_err(corrupt))
+        .map(|bytes| ShardChecksums::of_shard(&bytes).map_err(corrupt))
         .transpose()
 }
 

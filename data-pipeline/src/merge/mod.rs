@@ -162,10 +162,9 @@ pub fn merge(
         add_counts(&mut merged.counts, &m.counts);
     }
     let copied = copy_shards(work, &out_store, options.jobs, progress)?;
-    for (i, [signal, lead_mask]) in &copied.checksums {
-        let entry = &mut merged.shards[*i];
-        entry.signal_crc32c.clone_from(signal);
-        entry.lead_mask_n_samples_crc32c.clone_from(lead_mask);
+    let checksums_added = copied.checksums.len();
+    for (i, checksums) in copied.checksums {
+        merged.shards[i].set_checksums(checksums);
     }
     let without_lead_counts: Vec<String> = inputs
         .iter()
@@ -182,7 +181,7 @@ pub fn merge(
         shards_copied_in_store: copied.in_store,
         shards_kept: copied.kept,
         without_lead_counts,
-        checksums_added: copied.checksums.len(),
+        checksums_added,
     })
 }
 
@@ -241,7 +240,9 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
     let mut seen = BTreeMap::new();
     for input in inputs {
         for source in &input.manifest.sources {
-            if let Some(other) = seen.insert((&source.name, &source.uri), &input.url) {
+            let uri = source.uri.strip_prefix("file://").unwrap_or(&source.uri);
+            let key = (&source.name, uri.trim_end_matches('/'));
+            if let Some(other) = seen.insert(key, &input.url) {
                 return Err(DataError::Config(format!(
                     "{} and {} both hold source {} ({}): its records would be counted twice",
                     other, input.url, source.name, source.uri

@@ -4,8 +4,9 @@
 //! shards store the signal PLAIN + zstd (as other writers and early ecgfm versions do), odd
 //! shards DELTA_BINARY_PACKED uncompressed (as `ecgfm data ingest` does), so every loader test
 //! reads both. Like a manifest written by ingest, the delta shards' entries carry the CRC-32C
-//! of each row group's signal column chunk and of its lead_mask and n_samples chunks; the others
-//! have none, like manifests that predate them.
+//! of each row group's signal column chunk, of its lead_mask and n_samples chunks and of its
+//! split and source chunks, and of the footer; the others have none, like manifests that
+//! predate them.
 
 use std::sync::Arc;
 
@@ -87,8 +88,7 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
     for s in 0..spec.shards {
         let ids: Vec<u64> = (id..id + spec.rows_per_shard as u64).collect();
         id += spec.rows_per_shard as u64;
-        let (bytes, (signal_crc32c, lead_mask_n_samples_crc32c)) =
-            shard_bytes(&ids, spec, s % 2 == 1);
+        let (bytes, checksums) = shard_bytes(&ids, spec, s % 2 == 1);
         let path = format!("shards/shard-{s:05}.parquet");
         let mut row_groups = Vec::new();
         let mut left = spec.rows_per_shard as u64;
@@ -103,8 +103,10 @@ pub fn write(root: &StoreRoot, spec: &Spec) -> Manifest {
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
             row_groups,
-            signal_crc32c,
-            lead_mask_n_samples_crc32c,
+            signal_crc32c: checksums.iter().map(|c| c[0]).collect(),
+            lead_mask_n_samples_crc32c: checksums.iter().map(|c| c[1]).collect(),
+            split_source_crc32c: checksums.iter().map(|c| c[2]).collect(),
+            footer_crc32c: (s % 2 == 1).then(|| footer_crc(&bytes)),
         });
         for &i in &ids {
             *manifest
@@ -155,9 +157,16 @@ fn string_lists(lists: Vec<Vec<String>>) -> ArrayRef {
     ))
 }
 
-/// The shard's bytes and, for a delta-encoded signal, its checked chunks' CRC-32C (as ingest
-/// writes them: the signal; the lead mask and lengths).
-fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, (Vec<u32>, Vec<u32>)) {
+/// The CRC-32C of a Parquet file's footer metadata (the bytes before its length and `PAR1`).
+fn footer_crc(file: &[u8]) -> u32 {
+    let n = file.len();
+    let len = u32::from_le_bytes(file[n - 8..n - 4].try_into().unwrap()) as usize;
+    crc32c::crc32c(&file[n - 8 - len..n - 8])
+}
+
+/// The shard's bytes and, for a delta-encoded signal, each row group's checked chunks' CRC-32C
+/// (as ingest writes them: the signal; the lead mask and lengths; the split and source).
+fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, Vec<[u32; 3]>) {
     let w = spec.window_samples;
     let n = ids.len();
     let signal: Vec<i16> = ids
@@ -247,17 +256,19 @@ fn shard_bytes(ids: &[u64], spec: &Spec, delta_signal: bool) -> (Vec<u8>, (Vec<u
         &out[start as usize..(start + len) as usize]
     };
     let row_groups = reader.metadata().row_groups();
-    let (mask, lengths) = (row_groups[0].column(7), row_groups[0].column(5));
-    assert_eq!(mask.column_path().string(), "lead_mask.list.item");
-    assert_eq!(lengths.column_path().string(), "n_samples");
+    let path = |leaf: usize| row_groups[0].column(leaf).column_path().string();
+    let (mask, lengths, split, source) = (path(7), path(5), path(14), path(2));
+    assert_eq!(
+        [mask.as_str(), &lengths, &split, &source],
+        ["lead_mask.list.item", "n_samples", "split", "source"]
+    );
+    let two = |rg: &RowGroupMetaData, a: usize, b: usize| {
+        crc32c::crc32c_append(crc32c::crc32c(chunk(rg, a)), chunk(rg, b))
+    };
     let checksums = row_groups
         .iter()
         .filter(|_| delta_signal)
-        .map(|rg| {
-            let mask_and_lengths =
-                crc32c::crc32c_append(crc32c::crc32c(chunk(rg, 7)), chunk(rg, 5));
-            (crc32c::crc32c(chunk(rg, 8)), mask_and_lengths)
-        })
-        .unzip();
+        .map(|rg| [crc32c::crc32c(chunk(rg, 8)), two(rg, 7, 5), two(rg, 14, 2)])
+        .collect();
     (out, checksums)
 }
