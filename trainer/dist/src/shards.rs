@@ -44,10 +44,11 @@ impl Shards {
         start..(start + self.shard_len).min(self.total)
     }
 
-    /// The part of `range` that rank `rank` owns (possibly empty).
+    /// The part of `range` that rank `rank` owns: always within `self.range(rank)`, so an
+    /// offset into the rank's shard; empty (at an end of that shard) when they do not meet.
     pub fn piece(&self, rank: usize, range: &Range<usize>) -> Range<usize> {
         let own = self.range(rank);
-        let start = own.start.max(range.start);
+        let start = own.start.max(range.start).min(own.end);
         let end = own.end.min(range.end).max(start);
         start..end
     }
@@ -72,6 +73,19 @@ mod tests {
             let bucket = total / 3..total - total / 4;
             let covered: usize = (0..ranks).map(|r| s.piece(r, &bucket).len()).sum();
             assert_eq!(covered, bucket.len());
+            for bucket in [
+                0..total / 5,
+                total / 3..total - total / 4,
+                total - total / 5..total,
+            ] {
+                for r in 0..ranks {
+                    let (own, piece) = (s.range(r), s.piece(r, &bucket));
+                    assert!(
+                        own.start <= piece.start && piece.end <= own.end,
+                        "{r} {bucket:?}"
+                    );
+                }
+            }
         }
     }
 }
