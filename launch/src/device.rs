@@ -13,14 +13,33 @@ pub enum Opened {
     Cuda(Box<CudaBackend>),
 }
 
-/// Opens the backend `text` (cpu, cuda, cuda:N, auto) names.
+/// Opens the backend `text` (cpu, cuda, cuda:N, auto) names for a single process: `cuda` and
+/// `auto` mean device 0.
 pub fn open(text: &str) -> Result<Opened> {
+    open_for_rank(text, None)
+}
+
+/// Opens the backend `text` names for the rank `local_rank` of its node (`None`: a single
+/// process). `cuda` and `auto` give each local rank its own GPU of those visible
+/// ([`rank_ordinal`]); `cuda:N` is device N whatever the rank.
+pub fn open_for_rank(text: &str, local_rank: Option<usize>) -> Result<Opened> {
+    let own_gpu = || -> Result<usize, ecgfm_kernels::cuda::CudaError> {
+        let Some(local) = local_rank else {
+            return Ok(0);
+        };
+        let visible = ecgfm_kernels::cuda::probe::visible_devices()?;
+        let ordinal = rank_ordinal(local, visible);
+        tracing::info!("local rank {local}: cuda:{ordinal} of the {visible} GPU(s) it sees");
+        Ok(ordinal)
+    };
     match DeviceChoice::parse(text)? {
         DeviceChoice::Cpu => Ok(Opened::Cpu),
-        DeviceChoice::Cuda(ordinal) => CudaBackend::new(ordinal)
+        DeviceChoice::Cuda(ordinal) => ordinal
+            .map_or_else(own_gpu, Ok)
+            .and_then(CudaBackend::new)
             .map(|be| Opened::Cuda(Box::new(be)))
             .with_context(|| format!("--device {text}")),
-        DeviceChoice::Auto => match CudaBackend::new(0) {
+        DeviceChoice::Auto => match own_gpu().and_then(CudaBackend::new) {
             Ok(be) => Ok(Opened::Cuda(Box::new(be))),
             Err(e) => {
                 tracing::info!("--device auto: running on the CPU ({e})");
@@ -28,6 +47,13 @@ pub fn open(text: &str) -> Result<Opened> {
             }
         },
     }
+}
+
+/// The GPU of local rank `local_rank` among the `visible` ones: its own where each rank sees
+/// every GPU of the node (torchrun, mpirun, srun without binding), device 0 where the launcher
+/// or SLURM gave each rank one (`CUDA_VISIBLE_DEVICES` of one device, `--gpus-per-task=1`).
+pub fn rank_ordinal(local_rank: usize, visible: usize) -> usize {
+    local_rank % visible.max(1)
 }
 
 /// One line for the start-up table: name, memory and compute capability.
@@ -151,6 +177,30 @@ mod tests {
             "{err}"
         );
         assert!(gpu_precision("fp16", &hopper).is_err());
+    }
+
+    #[test]
+    fn each_local_rank_gets_its_own_gpu_or_the_one_it_was_given() {
+        // Every GPU of the node visible (torchrun, srun without binding): the local rank's own.
+        assert_eq!(
+            (0..4).map(|r| rank_ordinal(r, 4)).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        // One GPU a rank (the launcher's CUDA_VISIBLE_DEVICES, --gpus-per-task=1): device 0.
+        assert_eq!(rank_ordinal(3, 1), 0);
+        assert_eq!(rank_ordinal(9, 8), 1);
+    }
+
+    #[test]
+    fn a_rank_without_a_gpu_falls_back_or_names_what_is_missing() {
+        if ecgfm_kernels::cuda::probe::visible_devices().is_ok() {
+            return; // a GPU here: the fallback cannot be seen
+        }
+        assert!(matches!(open_for_rank("auto", Some(1)), Ok(Opened::Cpu)));
+        let Err(err) = open_for_rank("cuda", Some(1)) else {
+            panic!("cuda opened without a GPU");
+        };
+        assert!(format!("{err:#}").contains("--device cuda"), "{err:#}");
     }
 
     #[test]

@@ -241,7 +241,8 @@ fn train(
         );
     }
     let total = ecgfm_trainer::ParamLayout::new(&config.model).total;
-    match device::open(&config.train.device)? {
+    let local_rank = job.is_rank().then_some(job.env.local_rank);
+    match device::open_for_rank(&config.train.device, local_rank)? {
         Opened::Cpu => {
             let precision = parse_precision(&config.train.precision, false)?;
             let threads = rayon::current_num_threads();

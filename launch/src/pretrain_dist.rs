@@ -25,8 +25,7 @@ pub struct JobRank {
 /// process is a rank of a job, `--device` is not `cpu` and a GPU is usable; if NCCL is still
 /// missing, joining the communicator later says why.
 pub fn prepare_nccl(device: Option<&str>) {
-    let launched =
-        JobEnv::detect().is_ok_and(|env| env.world_size > 1 || env.launcher != Launcher::Single);
+    let launched = JobEnv::detect().is_ok_and(|env| is_rank(&env));
     if launched && device != Some("cpu") && ecgfm_kernels::cuda::probe::check_cuda(0).is_ok() {
         if let Err(e) = ecgfm_dist::nccl_lib::ensure_loadable() {
             tracing::debug!("NCCL at start-up: {e}");
@@ -34,12 +33,17 @@ pub fn prepare_nccl(device: Option<&str>) {
     }
 }
 
+/// Whether `env` makes the process a rank of a job: several ranks, or a launcher's.
+fn is_rank(env: &JobEnv) -> bool {
+    env.world_size > 1 || env.launcher != Launcher::Single
+}
+
 impl JobRank {
     /// Reads the launcher's environment and, in a job of several ranks or under a launcher,
     /// meets the others (alone: at once, without the network).
     pub fn join(args: &DistArgs) -> Result<JobRank> {
         let env = JobEnv::detect()?;
-        let collective = if env.world_size > 1 || env.launcher != Launcher::Single {
+        let collective = if is_rank(&env) {
             let timeouts = Timeouts {
                 rendezvous: Duration::from_secs_f64(args.rdzv_timeout),
                 collective: Duration::from_secs_f64(args.collective_timeout),
@@ -59,6 +63,11 @@ impl JobRank {
 
     pub fn rank(&self) -> usize {
         self.env.rank
+    }
+
+    /// Whether this process is a rank of a job (several ranks, or started by a launcher).
+    pub fn is_rank(&self) -> bool {
+        is_rank(&self.env)
     }
 
     pub fn world_size(&self) -> usize {

@@ -136,9 +136,10 @@ impl Default for OptimConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
     Cpu,
-    /// CUDA device N.
-    Cuda(usize),
-    /// CUDA device 0 when usable, else the CPU.
+    /// CUDA device N (`cuda:N`), or with `None` (`cuda`) the process's own: device 0 alone, a
+    /// rank's by its local rank (`launch/src/device.rs`).
+    Cuda(Option<usize>),
+    /// `cuda` when a GPU is usable, else the CPU.
     Auto,
 }
 
@@ -146,12 +147,12 @@ impl DeviceChoice {
     pub fn parse(text: &str) -> Result<DeviceChoice, ConfigError> {
         match text {
             "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            "cuda" => Ok(DeviceChoice::Cuda(None)),
             "auto" => Ok(DeviceChoice::Auto),
             _ => text
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
-                .map(DeviceChoice::Cuda)
+                .map(|n| DeviceChoice::Cuda(Some(n)))
                 .ok_or_else(|| {
                     ConfigError::Value(format!(
                         "train.device must be cpu, cuda, cuda:N or auto, got {text:?}"

@@ -84,6 +84,19 @@ fn check_library(lib: &Library) -> Result<(), CudaError> {
     })
 }
 
+/// The number of GPUs the driver shows this process (after CUDA_VISIBLE_DEVICES); an error
+/// when the driver is missing or shows none.
+pub fn visible_devices() -> Result<usize, CudaError> {
+    check_library(&DRIVER)?;
+    cudarc::driver::result::init().map_err(|e| CudaError::NoDevice(format!("cuInit: {e}")))?;
+    let count = cudarc::driver::CudaContext::device_count()
+        .map_err(|e| CudaError::NoDevice(format!("cuDeviceGetCount: {e}")))?;
+    if count <= 0 {
+        return Err(CudaError::NoDevice("0 devices".into()));
+    }
+    Ok(count as usize)
+}
+
 /// NVRTC alone (enough to compile the kernels, no GPU needed).
 pub fn check_nvrtc() -> Result<(), CudaError> {
     check_library(&NVRTC)
@@ -92,16 +105,11 @@ pub fn check_nvrtc() -> Result<(), CudaError> {
 /// Everything the CUDA backend needs: the driver, NVRTC, cuBLAS and cuBLASLt, and a device
 /// `ordinal` that the driver reports.
 pub fn check_cuda(ordinal: usize) -> Result<(), CudaError> {
-    for lib in [&DRIVER, &NVRTC, &CUBLAS, &CUBLAS_LT] {
+    for lib in [&NVRTC, &CUBLAS, &CUBLAS_LT] {
         check_library(lib)?;
     }
-    cudarc::driver::result::init().map_err(|e| CudaError::NoDevice(format!("cuInit: {e}")))?;
-    let count = cudarc::driver::CudaContext::device_count()
-        .map_err(|e| CudaError::NoDevice(format!("cuDeviceGetCount: {e}")))?;
-    if count <= 0 {
-        return Err(CudaError::NoDevice("0 devices".into()));
-    }
-    if ordinal >= count as usize {
+    let count = visible_devices()?;
+    if ordinal >= count {
         return Err(CudaError::Device {
             ordinal,
             reason: format!("only {count} device(s) visible (CUDA_VISIBLE_DEVICES?)"),
