@@ -1,15 +1,39 @@
 //! SIGINT / SIGTERM (and SIGUSR1, which SLURM can send before a time limit) for `ecgfm launch`
 //! and `ecgfm pretrain`: the handler only records the signal; the program acts on it at a safe
 //! point (the launcher forwards it to every rank, a rank checkpoints and stops after its step).
-//! A second signal while the first is pending ends the process at once.
+//!
+//! One stop request often arrives twice: Ctrl-C reaches the launcher and every rank (the
+//! terminal signals the whole process group), then the launcher forwards it; `timeout` and
+//! `kill -- -PGID` signal the group too. So a signal within [`REPEAT_WINDOW_MS`] of the first
+//! is that same request; a signal after it ends the process at once (press Ctrl-C again to
+//! leave without the checkpoint).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+/// A signal this soon after the first one is taken for the same request.
+pub const REPEAT_WINDOW_MS: u64 = 2000;
 
 /// The first signal received and not yet acted upon (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// When it arrived (CLOCK_MONOTONIC, milliseconds).
+static RECEIVED_AT_MS: AtomicU64 = AtomicU64::new(0);
+
+/// CLOCK_MONOTONIC in milliseconds (clock_gettime is async-signal-safe).
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
 
 extern "C" fn remember(sig: libc::c_int) {
-    if RECEIVED.swap(sig, Ordering::SeqCst) != 0 {
+    let now = now_ms();
+    if RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst) == Ok(0) {
+        RECEIVED_AT_MS.store(now, Ordering::SeqCst);
+    } else if now.saturating_sub(RECEIVED_AT_MS.load(Ordering::SeqCst)) > REPEAT_WINDOW_MS {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(128 + sig) };
     }
@@ -18,7 +42,8 @@ extern "C" fn remember(sig: libc::c_int) {
 /// Installs the handler for `signals`.
 pub fn catch(signals: &[libc::c_int]) {
     for &sig in signals {
-        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+        // SAFETY: the handler only touches atomics, reads the clock and calls _exit, all
+        // async-signal-safe.
         unsafe {
             libc::signal(
                 sig,

@@ -9,6 +9,7 @@ mod common;
 
 use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, temp_dir, ECGFM};
 use ecgfm_test_support::free_port;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -768,28 +769,31 @@ fn a_hung_rank_is_named_after_the_collective_timeout() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
-    let dir = temp_dir("sigterm");
-    let steps = 60;
-    let full = dir.join("full");
-    run_ok(&launch_args(2, &[], &pretrain(&full, steps, 4, 1)));
-    let stopped = dir.join("stopped");
-    let mut command = pretrain(&stopped, steps, 4, 1);
+/// The checkpoints of `run` (folder names; a partial one starts with a dot).
+fn checkpoints(run: &Path) -> Vec<String> {
+    std::fs::read_dir(run.join("checkpoints"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `pretrain` of `steps` steps into `out` with no periodic checkpoint.
+fn pretrain_without_checkpoints(out: &Path, steps: u64) -> Vec<String> {
+    let mut command = pretrain(out, steps, 4, 1);
     let every = command
         .iter()
         .position(|a| a == "--checkpoint-every")
         .unwrap();
     command[every + 1] = "0".into();
-    let mut child = Command::new(ECGFM)
-        .args(launch_args(2, &[], &command))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::read(child.stderr.take().unwrap());
+    command
+}
+
+/// Waits until `run` has logged 5 steps while `child` runs (panics naming `lines` otherwise).
+fn wait_for_five_steps(child: &mut Child, run: &Path, lines: &mut Lines) {
     let started = Instant::now();
-    while logged_steps(&stopped) < 5 {
+    while logged_steps(run) < 5 {
         if let Some(status) = child.try_wait().unwrap() {
             lines.new_lines();
             panic!(
@@ -807,33 +811,107 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
+    let dir = temp_dir("sigterm");
+    let steps = 60;
+    let full = dir.join("full");
+    run_ok(&launch_args(2, &[], &pretrain(&full, steps, 4, 1)));
+    // SIGTERM to the launcher alone (it forwards it), then to its whole process group as Ctrl-C
+    // or `timeout` send it: every rank then gets it twice, from there and forwarded.
+    for (name, target) in [("stopped", "launcher"), ("stopped-group", "group")] {
+        let stopped = dir.join(name);
+        let command = pretrain_without_checkpoints(&stopped, steps);
+        let mut child = Command::new(ECGFM)
+            .args(launch_args(2, &[], &command))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Lines::read(child.stderr.take().unwrap());
+        wait_for_five_steps(&mut child, &stopped, &mut lines);
+        let pid = child.id().to_string();
+        let whom = match target {
+            "launcher" => pid,
+            _ => format!("-{pid}"),
+        };
+        Command::new("kill")
+            .args(["-TERM", "--", &whom])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let stderr = lines.all();
+        assert!(!status.success(), "{target}: {stderr}");
+        for rank in 0..2 {
+            assert!(
+                stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
+                "{target}: {stderr}"
+            );
+        }
+        let saved = checkpoints(&stopped);
+        assert_eq!(saved.len(), 1, "{target}: {saved:?}");
+        assert_ne!(
+            saved[0],
+            format!("step_{steps:08}"),
+            "the run was not interrupted"
+        );
+        let mut resume = command;
+        resume.push("--resume".into());
+        run_ok(&launch_args(2, &[], &resume));
+        assert_same_run(&full, &stopped, steps);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn under_slurm_a_rank_stopped_by_sigusr1_leaves_only_once_the_checkpoint_is_written() {
+    let dir = temp_dir("usr1");
+    let run = dir.join("run");
+    let command = pretrain_without_checkpoints(&run, 100_000);
+    let port = free_port();
+    let mut ranks: Vec<Child> = (0..2)
+        .map(|rank| {
+            Command::new(ECGFM)
+                .args(&command)
+                .env_remove("RANK")
+                .env_remove("WORLD_SIZE")
+                .envs([
+                    ("SLURM_PROCID", rank.to_string()),
+                    ("SLURM_NTASKS", "2".into()),
+                    ("SLURM_LOCALID", rank.to_string()),
+                    ("SLURM_JOB_NODELIST", "localhost".into()),
+                    ("SLURM_JOB_ID", "4243".into()),
+                    ("MASTER_PORT", port.to_string()),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut lines = Lines::read(ranks[1].stderr.take().unwrap());
+    wait_for_five_steps(&mut ranks[1], &run, &mut lines);
+    // SLURM's warning before the time limit reaches every task; when one exits with an error,
+    // srun --kill-on-bad-exit kills the others at once, as here.
+    for rank in &ranks {
+        Command::new("kill")
+            .args(["-USR1", &rank.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    let status = ranks[1].wait().unwrap();
+    ranks[0].kill().unwrap();
+    ranks[0].wait().unwrap();
     let stderr = lines.all();
     assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("stopped by a signal at step"), "{stderr}");
+    let saved = checkpoints(&run);
     assert!(
-        stderr.contains("[rank 0] error: stopped by a signal at step"),
-        "{stderr}"
+        saved.iter().any(|name| name.starts_with("step_")),
+        "rank 1 left before rank 0 had written the checkpoint: {saved:?}\n{stderr}"
     );
-    assert!(
-        stderr.contains("[rank 1] error: stopped by a signal at step"),
-        "{stderr}"
-    );
-    let saved: Vec<String> = std::fs::read_dir(stopped.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(saved.len(), 1, "{saved:?}");
-    assert_ne!(
-        saved[0],
-        format!("step_{steps:08}"),
-        "the run was not interrupted"
-    );
-    command.push("--resume".into());
-    run_ok(&launch_args(2, &[], &command));
-    assert_same_run(&full, &stopped, steps);
     std::fs::remove_dir_all(dir).unwrap();
 }

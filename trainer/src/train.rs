@@ -343,18 +343,25 @@ impl<B: Backend> Trainer<B> {
         let rank = self.rank_and_world().0;
         let layout = self.model.layout();
         let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) else {
-            if rank != 0 {
-                return Ok(None);
+            let saved = match rank {
+                0 => checkpoint::save(
+                    &self.run_dir,
+                    layout,
+                    &self.config_toml,
+                    &self.model.params_to_host(),
+                    &self.model.optimizer_state_to_host(),
+                    &self.state,
+                )
+                .map(Some),
+                _ => Ok(None),
+            };
+            // No rank returns before rank 0 has written: after a stop signal the others would
+            // exit, and a scheduler ending the job on their exit (srun --kill-on-bad-exit)
+            // would kill rank 0 mid-write.
+            if let Some(dp) = self.dp.as_mut() {
+                dp.barrier()?;
             }
-            let dir = checkpoint::save(
-                &self.run_dir,
-                layout,
-                &self.config_toml,
-                &self.model.params_to_host(),
-                &self.model.optimizer_state_to_host(),
-                &self.state,
-            )?;
-            return Ok(Some(dir));
+            return Ok(saved?);
         };
         let step = self.state.step;
         let writer = match rank {
