@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use crate::launch::{flag_value, LaunchArgs};
 
 /// Quotes a word for a POSIX shell when it needs it.
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = word
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));

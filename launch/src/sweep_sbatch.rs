@@ -1,16 +1,23 @@
 //! `ecgfm sweep run --slurm`: the sweep as a SLURM array script, `DIR/sweep.sbatch`, whose task
 //! i runs grid point i (`ecgfm sweep run-one --out DIR --index i`).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ecgfm_sweep::SweepPlan;
 use std::path::Path;
 
+use crate::slurm::shell_word;
 use crate::sweep_run::RunLaunch;
 
 /// Writes `DIR/sweep.sbatch`: a SLURM array with one task per grid point.
 pub fn write(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let dir_abs = std::fs::canonicalize(dir)?;
+    let shown = dir_abs.display().to_string();
+    // sbatch reads its #SBATCH lines itself: a value with spaces goes in double quotes.
+    if shown.contains('"') || shown.contains('\n') {
+        bail!("--slurm: the sweep folder {shown:?} holds a quote or line break, which an #SBATCH line cannot hold");
+    }
+    let output = format!("\"{shown}/slurm/%A_%a.out\"");
     std::fs::create_dir_all(dir_abs.join("slurm"))?;
     let flags = launch.flags();
     let cpus = launch
@@ -24,7 +31,7 @@ pub fn write(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
          # A task that was preempted resumes its run from its newest checkpoint when requeued.\n\
          #SBATCH --job-name=ecgfm-sweep-{name}\n\
          #SBATCH --array=0-{last}\n\
-         #SBATCH --output={dir}/slurm/%A_%a.out\n\
+         #SBATCH --output={output}\n\
          #SBATCH --requeue\n\
          {cpus}\
          # Add your site's partition, time limit and GPU request here, e.g. #SBATCH --gres=gpu:1\n\
@@ -33,9 +40,9 @@ pub fn write(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
         name = plan.spec.name,
         n = plan.runs.len(),
         last = plan.runs.len() - 1,
-        path = dir_abs.join("sweep.sbatch").display(),
-        exe = exe.display(),
-        dir = dir_abs.display(),
+        path = shell_word(&dir_abs.join("sweep.sbatch").display().to_string()),
+        exe = shell_word(&exe.display().to_string()),
+        dir = shell_word(&shown),
     );
     let path = dir.join("sweep.sbatch");
     std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;

@@ -545,7 +545,7 @@ fn failed_file_in(dir: &Path, run: &str) -> std::path::PathBuf {
 
 #[test]
 fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
-    let dir = temp_dir("slurm");
+    let dir = temp_dir("slurm array"); // a space: the script quotes the folder
     let out = toy(&dir, &["--set", "eval=[]", "--slurm"]);
     assert!(out.contains("sbatch"), "{out}");
     let script = std::fs::read_to_string(dir.join("sweep.sbatch")).unwrap();
@@ -555,7 +555,18 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
         !dir.join("sweep.jsonl").exists(),
         "--slurm must not run anything"
     );
-    // What array task 1 runs: the second grid point only.
+    assert!(script.contains("#SBATCH --output=\""), "{script}");
+    // Array task 1 runs the second grid point only.
+    let task = std::process::Command::new("bash")
+        .arg(dir.join("sweep.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .output()
+        .unwrap();
+    assert!(
+        task.status.success(),
+        "{}",
+        String::from_utf8_lossy(&task.stderr)
+    );
     let task_1 = [
         "sweep",
         "run-one",
@@ -564,7 +575,6 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
         "--index",
         "1",
     ];
-    ecgfm(&task_1);
     let recs = records(&dir);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["run"], "synth-d2w64-steps-f1-s0");
