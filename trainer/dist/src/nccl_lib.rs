@@ -83,6 +83,18 @@ pub fn check_loadable() -> Result<(), DistError> {
     })
 }
 
+/// Links `lib` as `dir/libnccl.so`. Every local rank does it at once: each makes its own link
+/// (named with `me`) and renames it over the shared name, atomic, so no rank finds that name
+/// missing or half made.
+fn link_as_libnccl(lib: &Path, dir: &Path, me: &str) -> Result<(), DistError> {
+    let link = dir.join("libnccl.so");
+    let own = dir.join(format!(".libnccl.so.{me}"));
+    let _ = std::fs::remove_file(&own);
+    std::os::unix::fs::symlink(lib, &own)
+        .and_then(|()| std::fs::rename(&own, &link))
+        .map_err(|e| missing(format!("linking {}: {e}", link.display())))
+}
+
 /// Makes `cudarc::nccl` loadable in this process, re-executing it once if needed (see above).
 /// Call it before the process starts threads or opens connections.
 pub fn ensure_loadable() -> Result<(), DistError> {
@@ -98,10 +110,7 @@ pub fn ensure_loadable() -> Result<(), DistError> {
     }
     let dir = std::env::temp_dir().join(format!("ecgfm-nccl-{}", unsafe { libc_getuid() }));
     std::fs::create_dir_all(&dir).map_err(|e| missing(format!("{}: {e}", dir.display())))?;
-    let link = dir.join("libnccl.so");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&lib, &link)
-        .map_err(|e| missing(format!("linking {}: {e}", link.display())))?;
+    link_as_libnccl(&lib, &dir, &std::process::id().to_string())?;
     let path = match std::env::var("LD_LIBRARY_PATH") {
         Ok(old) if !old.is_empty() => format!("{}:{old}", dir.display()),
         _ => dir.display().to_string(),
@@ -131,6 +140,27 @@ extern "C" {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_linking_at_once_all_succeed_and_leave_one_link() {
+        let dir = std::env::temp_dir().join(format!("ecgfm-nccl-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lib = dir.join("libnccl.so.2");
+        std::fs::write(&lib, b"not really").unwrap();
+        let ranks: Vec<_> = (0..8)
+            .map(|rank| {
+                let (lib, dir) = (lib.clone(), dir.clone());
+                std::thread::spawn(move || {
+                    (0..50).try_for_each(|_| link_as_libnccl(&lib, &dir, &rank.to_string()))
+                })
+            })
+            .collect();
+        for rank in ranks {
+            rank.join().unwrap().unwrap();
+        }
+        assert_eq!(std::fs::read_link(dir.join("libnccl.so")).unwrap(), lib);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn an_explicit_library_path_wins() {
