@@ -103,8 +103,8 @@ fn fixed_run_dir(args: &LaunchArgs) -> Result<Option<PathBuf>> {
     if args.nnodes > 1 {
         bail!("--max-restarts on several nodes needs `pretrain --out DIR` (a shared folder)");
     }
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    Ok(Some(Path::new("runs").join(stamp.to_string())))
+    let resume = args.command.iter().any(|a| a == "--resume");
+    crate::pretrain::default_run_dir(resume).map(Some)
 }
 
 /// Copies a rank's output lines to ours, prefixed with the rank.

@@ -76,10 +76,16 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
 
 /// The run directory: `--out`, else a new timestamped folder, else (with `--resume`) the newest.
 pub fn choose_run_dir(args: &PretrainArgs) -> Result<PathBuf> {
-    if let Some(out) = &args.out {
-        return Ok(out.clone());
+    match &args.out {
+        Some(out) => Ok(out.clone()),
+        None => default_run_dir(args.resume),
     }
-    if args.resume {
+}
+
+/// The run directory without `--out`: with `resume` the newest run under `runs/`, else a new
+/// timestamped folder there.
+pub fn default_run_dir(resume: bool) -> Result<PathBuf> {
+    if resume {
         let newest = std::fs::read_dir(RUNS_ROOT)
             .with_context(|| format!("--resume without --out looks in {RUNS_ROOT}/"))?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, run_ok_in, temp_dir, ECGFM};
 use ecgfm_test_support::free_port;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -913,5 +913,39 @@ fn under_slurm_a_rank_stopped_by_sigusr1_leaves_only_once_the_checkpoint_is_writ
         saved.iter().any(|name| name.starts_with("step_")),
         "rank 1 left before rank 0 had written the checkpoint: {saved:?}\n{stderr}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn max_restarts_with_resume_and_no_out_resumes_the_newest_run() {
+    let dir = temp_dir("resume-newest");
+    let full = dir.join("full");
+    run_ok(&launch_args(2, &[], &pretrain(&full, 6, 4, 1)));
+    // The same run without --out, in a folder of its own: rank 0 picks runs/<time>.
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut command = pretrain(&full, 6, 4, 1);
+    let out = command.iter().position(|a| a == "--out").unwrap();
+    command.drain(out..out + 2);
+    let stop = [command.clone(), vec!["--stop-after".into(), "3".into()]].concat();
+    run_ok_in(&work, &launch_args(2, &[], &stop));
+    let runs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(work.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    assert_eq!(runs().len(), 1);
+    // Folders are named to the second: a later second could not be the run's name by chance.
+    std::thread::sleep(Duration::from_millis(1100));
+    let resume = [command, vec!["--resume".into()]].concat();
+    run_ok_in(&work, &launch_args(2, &["--max-restarts", "1"], &resume));
+    let after = runs();
+    assert_eq!(
+        after.len(),
+        1,
+        "a new run folder instead of the newest: {after:?}"
+    );
+    assert_same_run(&full, &after[0], 6);
     std::fs::remove_dir_all(dir).unwrap();
 }
