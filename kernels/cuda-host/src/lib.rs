@@ -313,7 +313,6 @@ fn products(g: &Gemm, mut store: impl FnMut(usize, usize, f32)) {
     let read = |ptr: u64, at: usize| unsafe {
         match g.operands {
             GemmOperands::F32 => *(ptr as *const f32).add(at),
-            GemmOperands::F32AsBf16 => round_bf16(*(ptr as *const f32).add(at)),
             GemmOperands::Bf16 => widen(*(ptr as *const u16).add(at)),
         }
     };

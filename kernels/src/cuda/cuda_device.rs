@@ -368,17 +368,10 @@ impl Device for CudaDevice {
         let (lda, ldb, ldc) = (g.lda as i32, g.ldb as i32, g.ldc as i32);
         // SAFETY (both arms): the handle is live; the addresses come from bounds-checked views
         // of live buffers on this stream.
-        let f32_type = blas_sys::cudaDataType::CUDA_R_32F;
-        let (operand_type, compute) = match g.operands {
-            GemmOperands::F32 | GemmOperands::F32AsBf16 => (
-                f32_type,
-                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF,
-            ),
-            GemmOperands::Bf16 => (
-                blas_sys::cudaDataType::CUDA_R_16BF,
-                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-            ),
-        };
+        let (f32_type, bf16_type) = (
+            blas_sys::cudaDataType::CUDA_R_32F,
+            blas_sys::cudaDataType::CUDA_R_16BF,
+        );
         let result = match g.operands {
             // Pedantic math (set when the device opened) keeps SGEMM in true fp32: no TF32.
             GemmOperands::F32 => unsafe {
@@ -399,9 +392,8 @@ impl Device for CudaDevice {
                     ldc,
                 )
             },
-            // Tensor cores: f32 storage with the operands rounded to bf16 by an explicit compute
-            // type, or bf16 storage; f32 accumulation and output either way.
-            GemmOperands::F32AsBf16 | GemmOperands::Bf16 => unsafe {
+            // Tensor cores: bf16 storage, f32 accumulation and output.
+            GemmOperands::Bf16 => unsafe {
                 blas::gemm_ex(
                     *self.blas_tensor.handle(),
                     op(g.trans_a),
@@ -411,16 +403,16 @@ impl Device for CudaDevice {
                     k,
                     &alpha as *const f32 as *const _,
                     g.a as *const _,
-                    operand_type,
+                    bf16_type,
                     lda,
                     g.b as *const _,
-                    operand_type,
+                    bf16_type,
                     ldb,
                     &beta as *const f32 as *const _,
                     g.c as *mut _,
                     f32_type,
                     ldc,
-                    compute,
+                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
                     blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
             },

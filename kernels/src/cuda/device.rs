@@ -126,8 +126,6 @@ impl Module {
 pub enum GemmOperands {
     /// f32 storage, true f32 products (no TF32).
     F32,
-    /// f32 storage rounded to bf16 by the GEMM: tensor cores, f32 accumulation.
-    F32AsBf16,
     /// bf16 storage (2-byte elements): tensor cores, f32 accumulation.
     Bf16,
 }

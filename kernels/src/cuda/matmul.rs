@@ -5,11 +5,11 @@
 //!   out^T (OC x T)   = W (op T of W^T, ld C) . inp^T (ld C)
 //!   dinp^T (C x T)   = W^T (ld C) . dout^T (ld OC)
 //!   dW^T (C x OC)   += inp^T (ld C) . dout (op T of dout^T, ld OC)
-//! When an operand is stored in bf16 (`Backend::alloc_operand` of a bf16 backend: `inp`, the
-//! backward's `dout`; the weight from the model's bf16 copy, `Backend::alloc_weight_copy`), the
-//! f32 ones are first rounded into bf16 workspace
-//! (`to_bf16`), so the GEMMs multiply bf16 matrices: the same products as rounding f32 operands
-//! in the GEMM. The forward GEMM of such a layer adds the bias in its epilogue where the device
+//! With bf16 precision the GEMMs multiply bf16 matrices: operands stored in bf16
+//! (`Backend::alloc_operand` of a bf16 backend: `inp`, the backward's `dout`; the weight from the
+//! model's bf16 copy, `Backend::alloc_weight_copy`) as they are, f32 ones first rounded to
+//! nearest even into bf16 workspace (`to_bf16`). cuBLAS's own f32-to-bf16 compute type is not
+//! used: it leaves the rounding, and whether it rounds at all, to the kernel cuBLAS picks. The forward GEMM of such a layer adds the bias in its epilogue where the device
 //! can (`fused`: cuBLASLt on a GPU), instead of a bias pass over its output.
 
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
@@ -17,13 +17,17 @@ use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, Operand,
 use super::KernelBackend;
 use crate::precision::Precision;
 
-/// How a GEMM multiplies when `bf16` of its operands are stored in bf16 (then all are, the others
-/// rounded into workspace first).
-fn operands<D: Device>(k: &KernelBackend<D>, bf16: bool) -> GemmOperands {
-    match (bf16, k.precision) {
-        (true, _) => GemmOperands::Bf16,
-        (false, Precision::Bf16) => GemmOperands::F32AsBf16,
-        (false, Precision::Fp32) => GemmOperands::F32,
+/// Whether a GEMM of these operands multiplies in bf16: with bf16 precision, or when one of
+/// them is stored in bf16 (then the f32 ones are rounded into workspace first).
+fn in_bf16_gemm<D: Device>(k: &KernelBackend<D>, operands: &[Operand]) -> bool {
+    k.precision == Precision::Bf16 || operands.iter().any(|o| o.bf16)
+}
+
+/// The GEMM's operand type: bf16 after [`in_bf16_gemm`], else true f32.
+fn operands(bf16: bool) -> GemmOperands {
+    match bf16 {
+        true => GemmOperands::Bf16,
+        false => GemmOperands::F32,
     }
 }
 
@@ -198,8 +202,8 @@ fn linear_gemm(
 
 /// Queues the product inp (T, C) @ weight (OC, C)^T, f32 (T, OC), into `out`, or into workspace
 /// when `in_workspace`, then `finish(product address)` while the workspace is still held (to add
-/// the bias, round, ...). With `inp` or `weight` in bf16 the other is rounded into workspace
-/// first. Nothing runs when T or OC is 0.
+/// the bias, round, ...). In a bf16 GEMM (`in_bf16_gemm`) the operands stored in f32 are rounded
+/// into workspace first. Nothing runs when T or OC is 0.
 pub(super) fn product_then<D: Device>(
     k: &KernelBackend<D>,
     (out, in_workspace): (u64, bool),
@@ -211,7 +215,7 @@ pub(super) fn product_then<D: Device>(
     if t == 0 || oc == 0 {
         return;
     }
-    let bf16 = inp.bf16 || weight.bf16;
+    let bf16 = in_bf16_gemm(k, &[inp, weight]);
     let slots = [
         bf16_slots(oc * c, bf16 && !weight.bf16),
         bf16_slots(t * c, bf16 && !inp.bf16),
@@ -227,15 +231,14 @@ pub(super) fn product_then<D: Device>(
         };
         let product = if in_workspace { product } else { out };
         let addrs = (product, weight, inp_addr);
-        k.dev
-            .gemm(&linear_gemm(addrs, (t, c, oc), operands(k, bf16)));
+        k.dev.gemm(&linear_gemm(addrs, (t, c, oc), operands(bf16)));
         finish(product);
     });
 }
 
-/// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout (f32). When
-/// `inp`, `dout` or `weight` is stored in bf16, the other operands are rounded into workspace
-/// first (an f32 dout by the bias gradient's first pass, as it reads it).
+/// dinp = dout @ weight; dweight += dout^T @ inp; dbias += column sums of dout (f32). In a bf16
+/// GEMM (`in_bf16_gemm`) the operands stored in f32 are rounded into workspace first (an f32
+/// dout by the bias gradient's first pass, as it reads it).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dinp: Option<u64>,
@@ -247,7 +250,7 @@ pub(super) fn backward<D: Device>(
     if t == 0 || oc == 0 {
         return;
     }
-    let bf16 = inp.bf16 || dout.bf16 || weight.bf16;
+    let bf16 = in_bf16_gemm(k, &[inp, dout, weight]);
     let round_dout = bf16 && !dout.bf16;
     let chunks = row_chunks(t);
     let fused_dbias = dbias.filter(|_| round_dout);
@@ -279,7 +282,7 @@ pub(super) fn backward<D: Device>(
             ),
             false => (dout.addr, inp.addr, weight.addr),
         };
-        let operands = operands(k, bf16);
+        let operands = operands(bf16);
         if let Some(dinp) = dinp.filter(|_| c > 0) {
             k.dev.gemm(&Gemm {
                 trans_a: false,

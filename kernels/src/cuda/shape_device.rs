@@ -157,7 +157,7 @@ fn addr_of(buf: &ShapeBuf, off: usize, n: usize) -> u64 {
 fn operand_bytes(g: &Gemm) -> u64 {
     match g.operands {
         GemmOperands::Bf16 => 2,
-        GemmOperands::F32 | GemmOperands::F32AsBf16 => 4,
+        GemmOperands::F32 => 4,
     }
 }
 

@@ -485,10 +485,11 @@ fn matmul_outputs<B: Backend>(
 }
 
 /// The linear layer against the CPU backend of the same precision. fp32: sums of up to 300
-/// products in another order (1e-5). bf16: the same rounded operands summed in f32 in another
-/// order, so the same 1e-5 would hold if every backend rounded to nearest even as the CPU
-/// emulation does; 1e-4 leaves room for the order of tensor-core sums, and stays far below the
-/// bf16-vs-fp32 difference, which the largest shape must show (bf16 really in effect).
+/// products in another order (1e-5). bf16: the same operands rounded to nearest even (the CUDA
+/// backend rounds f32 operands into bf16 itself before its GEMMs, as the CPU emulation does),
+/// summed in f32 in another order; 1e-4 leaves room for the order of tensor-core sums, and stays
+/// far below the bf16-vs-fp32 difference, which the largest shape must show (bf16 really in
+/// effect).
 pub fn matmul<B: Backend>(be: &B) {
     let precision = be.precision();
     let reference = CpuBackend::with_precision(precision);
