@@ -559,8 +559,10 @@ extern "C" __global__ void attention_bf16_dq_hd128(float* dqkv, const float* dou
 extern "C" __global__ void attention_bf16_mma_check(float* d, float* d_t, const float* a,
                                                     const float* b) {
     Lane l = lane_of();
-    DYNAMIC_SMEM(u16, smem);
-    u16* kn = smem;           // (16, 8), row stride 24
+    // Named apart from the templates' `smem`: an extern "C" kernel's block-scope extern shares
+    // no linkage with theirs (NVRTC warning #1556); all name the same dynamic shared memory.
+    DYNAMIC_SMEM(u16, check_smem);
+    u16* kn = check_smem;     // (16, 8), row stride 24
     u16* nk = kn + 16 * 24;   // (8, 16), row stride 24
     for (int e = threadIdx.x; e < 16 * 8; e += blockDim.x) {
         int k = e / 8, n = e % 8;

@@ -22,6 +22,9 @@ fn options(arch: u32) -> Vec<String> {
         format!("--gpu-architecture=sm_{arch}"),
         "--fmad=false".into(),
         "--std=c++17".into(),
+        // #177, "declared but never referenced": every file includes common.cuh's helpers and
+        // uses some. Any other warning fails the NVRTC test (kernels/tests/nvrtc_compile.rs).
+        "--diag-suppress=177".into(),
     ];
     if let Some(dir) = std::env::var_os("ECGFM_CUDA_INCLUDE") {
         options.push(format!("--include-path={}", dir.to_string_lossy()));
@@ -47,19 +50,38 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("ecgfm").join("kernels"))
 }
 
-/// Compiles `src` (already preprocessed) for sm_`arch`; returns the CUBIN, or NVRTC's log.
-pub fn compile_cubin(name: &str, src: &str, arch: u32) -> Result<Vec<u8>, String> {
+/// A compiled kernel file: its CUBIN and NVRTC's log (warnings; empty when clean).
+#[derive(Debug)]
+pub struct Compiled {
+    pub cubin: Vec<u8>,
+    pub log: String,
+}
+
+/// NVRTC's log of `prog`, or `otherwise` when it cannot be read.
+///
+/// # Safety
+/// `prog` must be a live program.
+unsafe fn program_log(prog: sys::nvrtcProgram, otherwise: String) -> String {
+    match result::get_program_log(prog) {
+        Ok(log) => CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned(),
+        Err(_) => otherwise,
+    }
+}
+
+/// Compiles `src` (already preprocessed) for sm_`arch`; returns the CUBIN with NVRTC's log, or
+/// the log of the failure.
+pub fn compile_cubin(name: &str, src: &str, arch: u32) -> Result<Compiled, String> {
     let c_src = CString::new(src).map_err(|_| "source holds a NUL byte".to_string())?;
     let c_name = CString::new(name).map_err(|_| "name holds a NUL byte".to_string())?;
     let prog = result::create_program(&c_src, Some(&c_name)).map_err(|e| e.to_string())?;
     // SAFETY: prog was created above and is destroyed once, at the end.
     let out = unsafe {
         match result::compile_program(prog, &options(arch)) {
-            Ok(()) => cubin(prog),
-            Err(e) => Err(match result::get_program_log(prog) {
-                Ok(log) => CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned(),
-                Err(_) => e.to_string(),
+            Ok(()) => cubin(prog).map(|cubin| Compiled {
+                cubin,
+                log: program_log(prog, String::new()),
             }),
+            Err(e) => Err(program_log(prog, e.to_string())),
         }
     };
     // SAFETY: as above.
@@ -92,8 +114,9 @@ pub(crate) fn module_cubin(module: Module, arch: u32) -> Result<Vec<u8>, CudaErr
     if let Some(bin) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
         return Ok(bin);
     }
-    let bin =
-        compile_cubin(file, &src, arch).map_err(|log| CudaError::Compile { file, arch, log })?;
+    let bin = compile_cubin(file, &src, arch)
+        .map_err(|log| CudaError::Compile { file, arch, log })?
+        .cubin;
     if let Some(path) = cached {
         // A cache that cannot be written only costs a recompile next time.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -18,6 +18,12 @@ pub enum CudaError {
     },
     #[error("CUDA is not usable: the driver found no GPU ({0})")]
     NoDevice(String),
+    #[error(
+        "CUDA is not usable: the NVIDIA driver supports CUDA {}.{}, and ecgfm's kernels \
+         (NVRTC 13) and cuBLAS 13 need CUDA {}.{} or newer: update the driver (R580 or later)",
+        .found / 1000, .found % 1000 / 10, .needed / 1000, .needed % 1000 / 10
+    )]
+    OldDriver { found: i32, needed: i32 },
     #[error("CUDA device {ordinal} is not usable: {reason}")]
     Device { ordinal: usize, reason: String },
     #[error("NVRTC could not compile kernels/cuda/{file} for sm_{arch}:\n{log}")]
@@ -89,12 +95,36 @@ fn check_library(lib: &Library) -> Result<(), CudaError> {
 pub fn visible_devices() -> Result<usize, CudaError> {
     check_library(&DRIVER)?;
     cudarc::driver::result::init().map_err(|e| CudaError::NoDevice(format!("cuInit: {e}")))?;
+    check_driver_version()?;
     let count = cudarc::driver::CudaContext::device_count()
         .map_err(|e| CudaError::NoDevice(format!("cuDeviceGetCount: {e}")))?;
     if count <= 0 {
         return Err(CudaError::NoDevice("0 devices".into()));
     }
     Ok(count as usize)
+}
+
+/// The CUDA version the libraries ecgfm loads were built for (cudarc's `cuda-13000`).
+const NEEDED_DRIVER_CUDA: i32 = 13000;
+
+/// Refuses a driver older than the CUDA the kernels and cuBLAS need, which would otherwise fail
+/// later with errors that do not point at the driver.
+fn check_driver_version() -> Result<(), CudaError> {
+    let mut found = 0;
+    // SAFETY: cuDriverGetVersion writes the int we pass; the driver library is loaded.
+    let result = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut found) };
+    if result != cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+        return Err(CudaError::NoDevice(format!(
+            "cuDriverGetVersion: {result:?}"
+        )));
+    }
+    if found < NEEDED_DRIVER_CUDA {
+        return Err(CudaError::OldDriver {
+            found,
+            needed: NEEDED_DRIVER_CUDA,
+        });
+    }
+    Ok(())
 }
 
 /// NVRTC alone (enough to compile the kernels, no GPU needed).
@@ -116,4 +146,23 @@ pub fn check_cuda(ordinal: usize) -> Result<(), CudaError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_driver_is_named_with_its_cuda_version_and_the_way_out() {
+        let err = CudaError::OldDriver {
+            found: 12040,
+            needed: NEEDED_DRIVER_CUDA,
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("supports CUDA 12.4") && text.contains("CUDA 13.0 or newer"),
+            "{text}"
+        );
+        assert!(text.contains("update the driver"), "{text}");
+    }
 }
