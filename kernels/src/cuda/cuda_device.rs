@@ -60,6 +60,29 @@ fn device_err(ordinal: usize) -> impl Fn(String) -> CudaError {
     move |reason| CudaError::Device { ordinal, reason }
 }
 
+/// Keeps memory freed into the device's default pool (buffers are allocated stream-ordered)
+/// for the next allocation instead of returning it to the driver at each synchronisation,
+/// which would make a buffer freed and allocated again every step pay the driver each time.
+fn keep_freed_memory(ctx: &CudaContext) -> Result<(), String> {
+    use cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: the driver writes the pool handle we pass, for a device of a live context; the
+    // attribute takes a u64, passed by pointer.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .map_err(|e| format!("its memory pool: {e}"))?;
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        )
+        .result()
+        .map_err(|e| format!("its memory pool's release threshold: {e}"))
+    }
+}
+
 impl CudaDevice {
     /// Opens GPU `ordinal`: probes the libraries and devices first (a missing one is an error,
     /// never a panic), then creates the context, stream and cuBLAS handle and loads every
@@ -70,6 +93,7 @@ impl CudaDevice {
         let ctx = CudaContext::new(ordinal).map_err(|e| err(format!("creating a context: {e}")))?;
         // SAFETY: no buffer exists yet; everything then runs on the one stream below.
         unsafe { ctx.disable_event_tracking() };
+        keep_freed_memory(&ctx).map_err(&err)?;
         let stream = ctx
             .new_stream()
             .map_err(|e| err(format!("creating a stream: {e}")))?;
