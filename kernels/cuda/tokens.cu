@@ -27,26 +27,32 @@ extern "C" __global__ void add_lead_pos_forward(float* h, const float* lead_embe
     }
 }
 
-// dlead_embed (L, D) += rows of dh (T, D) summed by lead. Column j belongs to one thread, which
-// walks the rows in order and adds each into its lead's entry (held in a register while the lead
-// repeats): the CPU's summation order exactly, no atomics, and only existing leads are touched.
-// Launch: grid = ceil(D / BLOCK), block = BLOCK.
-extern "C" __global__ void add_lead_pos_backward(float* dlead_embed, const float* dh,
-                                                 const u32* tokens, int t, int d) {
+// dlead_embed (L, D) += rows of dh (T, D) summed by lead, pass 1: partial[chunk] (L, D) holds,
+// at [l][j], the sum of column j over the chunk's rows of lead l (f64, in row order; a lead's
+// runs are summed in a register and added as each ends). One thread per (column, chunk), so no
+// atomics; pass 2 is colsum_finish (matmul.cu) over the L x D entries, chunks in order.
+// Launch: grid = (ceil(D / BLOCK), chunks), block = BLOCK.
+extern "C" __global__ void lead_partial(double* __restrict__ partial, const float* __restrict__ dh,
+                                        const u32* __restrict__ tokens, int t, int d, int leads,
+                                        int rows_per_chunk) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= d) return;
+    double* mine = partial + (u64)blockIdx.y * leads * d;
+    for (int l = 0; l < leads; l++) mine[(u64)l * d + j] = 0.0;
+    int r0 = blockIdx.y * rows_per_chunk;
+    int r1 = r0 + rows_per_chunk < t ? r0 + rows_per_chunk : t;
     u32 current = MASKED_ROW;
-    float acc = 0.0f;
-    for (int r = 0; r < t; r++) {
+    double acc = 0.0;
+    for (int r = r0; r < r1; r++) {
         u32 l = tokens[3 * (u64)r + 1];
         if (l != current) {
-            if (current != MASKED_ROW) dlead_embed[(u64)current * d + j] = acc;
+            if (current != MASKED_ROW) mine[(u64)current * d + j] += acc;
             current = l;
-            acc = dlead_embed[(u64)l * d + j];
+            acc = 0.0;
         }
-        acc += dh[(u64)r * d + j];
+        acc += (double)dh[(u64)r * d + j];
     }
-    if (current != MASKED_ROW) dlead_embed[(u64)current * d + j] = acc;
+    if (current != MASKED_ROW) mine[(u64)current * d + j] += acc;
 }
 
 // out (T_dec, D) row r = z[src_rows[r]], or mask_token when src_rows[r] == MASKED_ROW.

@@ -400,7 +400,8 @@ pub trait Backend: Send + Sync {
         t: usize,
         d: usize,
     );
-    /// dlead_embed (L, D) += sum of dh (T, D) rows by lead index (scatter-add).
+    /// dlead_embed (L, D) += sum of dh (T, D) rows by lead index (scatter-add); every lead of
+    /// tokens is below L = `leads`.
     fn add_lead_pos_backward(
         &self,
         dlead_embed: ViewMut<Self::Buf>,
@@ -408,6 +409,7 @@ pub trait Backend: Send + Sync {
         tokens: View<Self::IdxBuf>,
         t: usize,
         d: usize,
+        leads: usize,
     );
     /// out (T_dec, D) row r = z[src_rows[r]] (z (T_enc, D)), or mask_token (D) when
     /// src_rows[r] == MASKED_ROW.

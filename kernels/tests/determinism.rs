@@ -146,7 +146,14 @@ fn run_everything() -> Vec<u32> {
 
     let tokens: Vec<u32> = (0..t as u32).flat_map(|i| [0, i % 12, i % 30]).collect();
     let mut dlead = be.alloc(12 * c);
-    be.add_lead_pos_backward((&mut dlead).into(), (&dx).into(), (&tokens).into(), t, c);
+    be.add_lead_pos_backward(
+        (&mut dlead).into(),
+        (&dx).into(),
+        (&tokens).into(),
+        t,
+        c,
+        12,
+    );
     let src: Vec<u32> = (0..t as u32)
         .map(|i| if i % 4 == 0 { MASKED_ROW } else { i / 2 })
         .collect();

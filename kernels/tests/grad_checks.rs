@@ -272,7 +272,7 @@ fn lead_embedding_gradient_matches_finite_differences_on<B: Backend>(be: &B) {
         dot(&body(be, &out, t * d), &r)
     };
     let mut dlead = up(be, &g0);
-    be.add_lead_pos_backward(vm(&mut dlead), v(&up(be, &r)), v(&tokens), t, d);
+    be.add_lead_pos_backward(vm(&mut dlead), v(&up(be, &r)), v(&tokens), t, d, leads);
     check_grad(
         "lead embedding",
         &lead,

@@ -405,8 +405,8 @@ impl Backend for CpuBackend {
         tokens: View<Vec<u32>>,
         t: usize,
         d: usize,
+        leads: usize,
     ) {
-        let leads = tokens_leads(s(tokens, 3 * t));
         tokens::add_lead_pos_backward(
             sm(dlead_embed, leads * d),
             s(dh, t * d),
@@ -628,15 +628,6 @@ fn two_mut<T>(buf: &mut [T], a: (usize, usize), b: (usize, usize)) -> (&mut [T],
         let (lo, hi) = buf.split_at_mut(a.0);
         (&mut hi[..a.1], &mut lo[b.0..b.0 + b.1])
     }
-}
-
-/// One more than the largest lead index in a (T, 3) token table.
-fn tokens_leads(tokens: &[u32]) -> usize {
-    tokens
-        .chunks(3)
-        .map(|t| t[1] as usize + 1)
-        .max()
-        .unwrap_or(0)
 }
 
 /// One more than the largest encoder row referenced by visible decoder rows.

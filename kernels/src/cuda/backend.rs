@@ -469,13 +469,14 @@ impl<D: Device> Backend for KernelBackend<D> {
         tokens: View<D::IdxBuf>,
         t: usize,
         d: usize,
+        leads: usize,
     ) {
         let bufs = (
-            self.w(dlead_embed, 0),
+            self.w(dlead_embed, leads * d),
             self.r(dh, t * d),
             self.ri(tokens, 3 * t),
         );
-        tokens::add_lead_pos_backward(self, bufs, t, d);
+        tokens::add_lead_pos_backward(self, bufs, (t, d, leads));
     }
 
     fn mask_scatter_forward(

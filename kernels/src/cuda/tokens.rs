@@ -2,7 +2,7 @@
 //! scatter, each forward beside its backward.
 
 use super::device::{Arg, Device, Module};
-use super::launch::{elementwise, per_item, Operand, ROWS_PER_CHUNK};
+use super::launch::{elementwise, per_item, row_chunks, Operand, ROWS_PER_CHUNK};
 use super::matmul::chunked_column_sums;
 use super::KernelBackend;
 
@@ -49,24 +49,28 @@ pub(super) fn add_lead_pos_forward<D: Device>(
     }
 }
 
-/// dlead_embed (L, D) += dh (T, D) rows summed by lead (one thread per column, rows in order).
+/// dlead_embed (L, D) += dh (T, D) rows summed by lead: f64 sums of each lead's rows in every
+/// chunk of `ROWS_PER_CHUNK` rows (one thread per column and chunk), then the chunks in order
+/// (`colsum_finish` over the L x D entries).
 pub(super) fn add_lead_pos_backward<D: Device>(
     k: &KernelBackend<D>,
     (dlead_embed, dh, tokens): (u64, u64, u64),
-    t: usize,
-    d: usize,
+    (t, d, leads): (usize, usize, usize),
 ) {
-    if let Some(dims) = per_item(d, 1).filter(|_| t > 0) {
-        let args = [
-            Arg::Ptr(dlead_embed),
-            Arg::Ptr(dh),
-            Arg::Ptr(tokens),
-            Arg::I32(t as i32),
-            Arg::I32(d as i32),
-        ];
-        k.dev
-            .launch(Module::Tokens, "add_lead_pos_backward", dims, &args);
-    }
+    chunked_column_sums(k, dlead_embed, (t, leads * d), |partial, _| {
+        if let Some(dims) = per_item(d, row_chunks(t)) {
+            let args = [
+                Arg::Ptr(partial),
+                Arg::Ptr(dh),
+                Arg::Ptr(tokens),
+                Arg::I32(t as i32),
+                Arg::I32(d as i32),
+                Arg::I32(leads as i32),
+                Arg::I32(ROWS_PER_CHUNK as i32),
+            ];
+            k.dev.launch(Module::Tokens, "lead_partial", dims, &args);
+        }
+    });
 }
 
 /// out (T_dec, D) row r = z[src_rows[r]] or the mask token.

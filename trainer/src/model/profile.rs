@@ -496,10 +496,11 @@ impl<B: Backend> Backend for ProfiledBackend<B> {
         tokens: View<Self::IdxBuf>,
         t: usize,
         d: usize,
+        leads: usize,
     ) {
         self.timed(const { op("add_lead_pos_backward") }, || {
             self.inner
-                .add_lead_pos_backward(dlead_embed, dh, tokens, t, d)
+                .add_lead_pos_backward(dlead_embed, dh, tokens, t, d, leads)
         });
     }
 

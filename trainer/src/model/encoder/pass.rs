@@ -261,6 +261,7 @@ impl<B: Backend> Encoder<B> {
             (&self.idx.tokens).into(),
             t,
             d,
+            self.cfg.leads,
         );
         be.matmul_backward(
             None,

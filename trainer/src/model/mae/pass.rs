@@ -186,6 +186,7 @@ impl<B: Backend> Mae<B> {
             (&idx.dec_tokens).into(),
             t_dec,
             dd,
+            cfg.leads,
         );
         ready(be, grads, o.dec_lead);
         be.fill((&mut self.dz).into(), t_enc * dd, 0.0);
@@ -224,6 +225,7 @@ impl<B: Backend> Mae<B> {
             (&idx.enc_tokens).into(),
             t_enc,
             d,
+            cfg.leads,
         );
         ready(be, grads, o.lead);
         be.matmul_backward(
