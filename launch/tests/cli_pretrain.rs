@@ -334,3 +334,55 @@ fn a_dataset_urls_query_string_never_reaches_the_output() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Overwrites the first half of every shard of `data` (the footer kept): the column chunks
+/// there fail their checksums or their decoding.
+fn damage_shards(data: &Path) {
+    for entry in std::fs::read_dir(data.join("shards")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let half = bytes.len() / 2;
+        bytes[4..half].fill(0xA5);
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_shard_damaged_after_ingest_stops_the_run_naming_the_dataset_and_the_shard() {
+    let dir = temp_dir("damaged-shard");
+    let data = common::synth_dataset(&dir);
+    let named = |err: &str| {
+        err.contains(&format!("dataset {}", data.display())) && err.contains("shards/shard-")
+    };
+    // Damaged while the run reads it: a later epoch fetches the damaged chunks.
+    let run = dir.join("run");
+    let mut args = pretrain_args(&run, 1_000_000);
+    args.extend(["--data".to_string(), data.display().to_string()]);
+    let mut child = Command::new(ECGFM)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while logged_steps(&run) < 1 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    damage_shards(&data);
+    let waited = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if waited.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the run went on over the damaged shards");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(named(&err) && err.contains("data source"), "{err}");
+    // Damaged before: opening the dataset says the same.
+    let err = run_err(&args);
+    assert!(named(&err) && err.contains("opening the dataset"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -49,8 +49,10 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("data source: {0}")]
-    Data(SourceError),
+    /// The source's description (`BatchSource::describe`: the dataset's redacted URL) and its
+    /// error, which names the shard.
+    #[error("data source {0}: {1}")]
+    Data(String, SourceError),
     #[error("data-parallel training stopped")]
     Dist(#[from] DistError),
     #[error("run directory {path}: {source}")]
@@ -213,7 +215,9 @@ impl<B: Backend> Trainer<B> {
                     m: ckpt.optimizer.m[shard.clone()].to_vec(),
                     v: ckpt.optimizer.v[shard].to_vec(),
                 })?;
-                source.restore(&ckpt.state.data).map_err(TrainError::Data)?;
+                source
+                    .restore(&ckpt.state.data)
+                    .map_err(|e| TrainError::Data(source.describe(), e))?;
                 let mut state = ckpt.state;
                 state.global_batch = Some(global_batch);
                 let first_batch = saved_config.as_ref().map(|c| c.train.batch_size as u64);

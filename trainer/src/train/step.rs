@@ -35,9 +35,9 @@ impl<B: Backend> Trainer<B> {
             .is_some_and(|f| f.step == step && f.micro == micro);
         if !held {
             let source_before = self.source.state();
-            self.source
-                .next_batch(&mut self.batch)
-                .map_err(TrainError::Data)?;
+            if let Err(e) = self.source.next_batch(&mut self.batch) {
+                return Err(TrainError::Data(self.source.describe(), e));
+            }
             let (rank, world) = self.rank_and_world();
             let first = ((micro * world + rank) * self.batch.batch) as u64;
             self.sampler
