@@ -8,7 +8,7 @@
 //! accepts ranks k+1..; its connection to rank 0 is the one it used to arrive.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -255,7 +255,14 @@ async fn serve(
         }
         arrived.insert(rank, (stream, SocketAddr::new(addr.ip(), port)));
     }
-    let table: Vec<SocketAddr> = arrived.values().map(|(_, a)| *a).collect();
+    // The address of this node that ranks of other nodes reached it by, if any arrived.
+    let node_ip = arrived
+        .values()
+        .find(|(_, a)| !a.ip().is_loopback())
+        .and_then(|(stream, _)| stream.local_addr().ok())
+        .map(|a| a.ip());
+    let seen = arrived.values().map(|(_, a)| *a).collect();
+    let table = reachable_from_every_node(seen, node_ip);
     let mut peers: Vec<Option<Peer>> = vec![None];
     for (rank, (mut stream, _)) in arrived {
         send_verdict(&mut stream, Ok(&table))
@@ -264,6 +271,22 @@ async fn serve(
         peers.push(Some(Peer::new(stream)));
     }
     Ok(peers)
+}
+
+/// The listening addresses of ranks 1.. as rank 0 saw them, with those of rank 0's own node
+/// (seen over loopback when the master address resolves to 127.0.x.x, as a host's own name does
+/// in a default /etc/hosts) given as `node_ip`, the address other nodes reached it by: a rank
+/// of another node could not connect to a loopback address.
+fn reachable_from_every_node(seen: Vec<SocketAddr>, node_ip: Option<IpAddr>) -> Vec<SocketAddr> {
+    let Some(node_ip) = node_ip else {
+        return seen;
+    };
+    seen.into_iter()
+        .map(|a| match a.ip().is_loopback() {
+            true => SocketAddr::new(node_ip, a.port()),
+            false => a,
+        })
+        .collect()
 }
 
 /// Rank 0's answer: the listening addresses of ranks 1.. or an error message.
@@ -369,4 +392,23 @@ async fn join(
         peers[rank] = Some(Peer::new(stream));
     }
     Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_of_rank_0s_node_seen_over_loopback_get_the_address_other_nodes_used() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let seen = vec![addr("127.0.0.1:4001"), addr("10.99.0.2:4002")];
+        let node = Some("10.99.0.1".parse().unwrap());
+        assert_eq!(
+            reachable_from_every_node(seen.clone(), node),
+            [addr("10.99.0.1:4001"), addr("10.99.0.2:4002")]
+        );
+        // One node, every rank over loopback: nothing to change.
+        let local = vec![addr("127.0.0.1:4001"), addr("127.0.0.1:4002")];
+        assert_eq!(reachable_from_every_node(local.clone(), None), local);
+    }
 }
