@@ -84,39 +84,59 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The limit less the working set of the memory cgroup that `proc_self_cgroup` (the text of
-/// `/proc/self/cgroup`) names, v2 (`memory.max`) or v1 (`memory.limit_in_bytes`), its files read
-/// through `read`; `None` without a limit. The working set is the usage less the inactive file
-/// pages of `memory.stat`, which the kernel reclaims before it kills (as kubelet counts it): a
-/// cgroup whose page cache fills its limit still has that room.
+/// The least room (limit less working set) of the memory cgroup that `proc_self_cgroup` (the
+/// text of `/proc/self/cgroup`) names and of its ancestors up to the mount's root, v2
+/// (`memory.max`) or v1 (`memory.limit_in_bytes`), their files read through `read`; `None`
+/// without a limit. Ancestors count: SLURM's v2 layout puts the job's limit above the task's
+/// cgroup, whose own `memory.max` is `max`; inside a container the process's cgroup path may not
+/// exist under the mount, whose root is then the container's own cgroup. The working set is the
+/// usage less the inactive file pages of `memory.stat`, which the kernel reclaims before it kills
+/// (as kubelet counts it): a cgroup whose page cache fills its limit still has that room.
 fn cgroup_room(proc_self_cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
     let number = |path: String| read(&path).and_then(|t| t.trim().parse::<u64>().ok());
-    proc_self_cgroup.lines().find_map(|line| {
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let (dir, limit, usage, inactive_file) = match controllers {
-            "" => (
-                format!("/sys/fs/cgroup{path}"),
-                "memory.max",
-                "memory.current",
-                "inactive_file",
-            ),
-            c if c.split(',').any(|c| c == "memory") => (
-                format!("/sys/fs/cgroup/memory{path}"),
-                "memory.limit_in_bytes",
-                "memory.usage_in_bytes",
-                "total_inactive_file",
-            ),
-            _ => return None,
-        };
-        let dir = dir.trim_end_matches('/');
+    let room_in = |dir: &str, (limit, usage, inactive_file): (&str, &str, &str)| {
         let limit = number(format!("{dir}/{limit}"))?;
         let usage = number(format!("{dir}/{usage}")).unwrap_or(0);
         let reclaimable = read(&format!("{dir}/memory.stat"))
             .and_then(|stat| stat_value(&stat, inactive_file))
             .unwrap_or(0);
         Some(limit.saturating_sub(usage.saturating_sub(reclaimable)))
-    })
+    };
+    let mut least: Option<u64> = None;
+    for line in proc_self_cgroup.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (mount, files) = match controllers {
+            "" => (
+                "/sys/fs/cgroup",
+                ("memory.max", "memory.current", "inactive_file"),
+            ),
+            c if c.split(',').any(|c| c == "memory") => (
+                "/sys/fs/cgroup/memory",
+                (
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                    "total_inactive_file",
+                ),
+            ),
+            _ => continue,
+        };
+        let mut dir = format!("{mount}{}", path.trim_end_matches('/'));
+        loop {
+            if let Some(room) = room_in(&dir, files) {
+                least = Some(least.map_or(room, |l| l.min(room)));
+            }
+            if dir.len() <= mount.len() {
+                break;
+            }
+            dir.truncate(dir.rfind('/').unwrap_or(0).max(mount.len()));
+        }
+    }
+    least
 }
 
 /// The value of `key` in a `memory.stat` text (`key value` lines).
@@ -172,6 +192,37 @@ mod tests {
         assert_eq!(cgroup_room("0::/cached", files), Some(2596));
         assert_eq!(cgroup_room("9:memory:/cached_v1", files), Some(700));
         assert_eq!(cgroup_room("4:memory:/elsewhere", files), None);
+        // SLURM's v2 layout: the task's cgroup has no limit of its own, the job's above it has.
+        let slurm = |path: &str| match path {
+            "/sys/fs/cgroup/job_9/memory.max" => Some("2000\n".to_string()),
+            "/sys/fs/cgroup/job_9/memory.current" => Some("500\n".to_string()),
+            "/sys/fs/cgroup/job_9/step_0/memory.max" => Some("max\n".to_string()),
+            "/sys/fs/cgroup/job_9/step_0/user/task_0/memory.max" => Some("max\n".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            cgroup_room("0::/job_9/step_0/user/task_0", slurm),
+            Some(1500)
+        );
+        // A v1 container: its cgroup path is the host's, the mount's root is its own cgroup.
+        let container = |path: &str| match path {
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes" => Some("800\n".to_string()),
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes" => Some("200\n".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            cgroup_room("7:memory:/docker/0123abcd", container),
+            Some(600)
+        );
+        // The tighter of a cgroup's and its parent's room.
+        let nested = |path: &str| match path {
+            "/sys/fs/cgroup/a/memory.max" => Some("1000\n".to_string()),
+            "/sys/fs/cgroup/a/memory.current" => Some("900\n".to_string()),
+            "/sys/fs/cgroup/a/b/memory.max" => Some("500\n".to_string()),
+            "/sys/fs/cgroup/a/b/memory.current" => Some("100\n".to_string()),
+            _ => None,
+        };
+        assert_eq!(cgroup_room("0::/a/b", nested), Some(100));
         let meminfo = "MemTotal: 100 kB\nMemAvailable:   42 kB\n";
         assert_eq!(mem_available(meminfo), Some(42 * 1024));
     }
