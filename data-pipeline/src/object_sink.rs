@@ -1,7 +1,9 @@
 //! [`ObjectSink`]: one object written in parts as it is produced (`std::io::Write`), for outputs
 //! too large to hold in memory (`ecgfm embed` over millions of windows). A multipart upload on
 //! object stores, a temporary file renamed into place on local disks: readers see the old
-//! object or the whole new one, never a part, and a sink dropped without `finish` leaves nothing.
+//! object or the whole new one, never a part, and a sink dropped without `finish` leaves nothing
+//! (it aborts the upload, whose parts a store would otherwise keep, and bill, until a lifecycle
+//! rule removes them).
 
 use std::io;
 
@@ -16,7 +18,8 @@ const PARTS_IN_FLIGHT: usize = 8;
 
 /// A writer of the object at `location`; call [`ObjectSink::finish`] to publish it.
 pub struct ObjectSink {
-    upload: WriteMultipart,
+    /// `None` once finished.
+    upload: Option<WriteMultipart>,
     location: Path,
 }
 
@@ -25,26 +28,45 @@ impl ObjectSink {
     pub fn create(store: &dyn ObjectStore, location: &Path) -> Result<Self, DataError> {
         let upload = block_on(store.put_multipart(location)).map_err(store_error(location))?;
         Ok(ObjectSink {
-            upload: WriteMultipart::new(upload),
+            upload: Some(WriteMultipart::new(upload)),
             location: location.clone(),
         })
     }
 
     /// Uploads what is left and publishes the object.
-    pub fn finish(self) -> Result<(), DataError> {
-        let location = self.location;
-        block_on(self.upload.finish())
+    pub fn finish(mut self) -> Result<(), DataError> {
+        let upload = self.upload.take().expect("a sink is finished once");
+        block_on(upload.finish())
             .map(|_| ())
-            .map_err(store_error(&location))
+            .map_err(store_error(&self.location))
+    }
+
+    fn upload(&mut self) -> &mut WriteMultipart {
+        self.upload.as_mut().expect("not finished")
+    }
+}
+
+impl Drop for ObjectSink {
+    /// Aborts an unfinished upload (from synchronous code only, as the sink is used: inside an
+    /// async runtime it cannot wait, and the store's own clean-up is all there is).
+    fn drop(&mut self) {
+        let Some(upload) = self.upload.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        // An abort that fails (the store unreachable) leaves what the store's clean-up removes.
+        let _ = block_on(upload.abort());
     }
 }
 
 impl io::Write for ObjectSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        block_on(self.upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(io::Error::other)?;
+        block_on(self.upload().wait_for_capacity(PARTS_IN_FLIGHT)).map_err(io::Error::other)?;
         // A full part starts uploading on the I/O runtime.
         let _runtime = runtime().enter();
-        self.upload.write(buf);
+        self.upload().write(buf);
         Ok(buf.len())
     }
 

@@ -51,7 +51,7 @@ impl MotoS3 {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match http_put(port, &format!("/{bucket}")) {
+            match http(port, "PUT", &format!("/{bucket}")) {
                 Ok(status) if status.contains(" 200") => return Some(server),
                 Ok(status) => panic!("moto refused to create bucket {bucket}: {status}"),
                 Err(_) if Instant::now() < deadline => {
@@ -81,6 +81,12 @@ impl MotoS3 {
             .collect()
     }
 
+    /// The whole response to an unsigned `GET path` (moto accepts it), e.g. `/bucket?uploads`.
+    pub fn get(&self, path: &str) -> String {
+        let port = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        http(port, "GET", path).expect("moto answers")
+    }
+
     /// `s3://bucket/prefix`.
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{}", self.bucket, prefix)
@@ -100,15 +106,16 @@ impl Drop for MotoS3 {
     }
 }
 
-/// Sends an unsigned `PUT path` (moto accepts it) and returns the status line.
-fn http_put(port: u16, path: &str) -> std::io::Result<String> {
+/// Sends an unsigned `METHOD path` (moto accepts it) and returns the whole response, from the
+/// status line.
+fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    Ok(response.lines().next().unwrap_or_default().to_string())
+    Ok(response)
 }
