@@ -250,7 +250,12 @@ impl Device for CudaDevice {
     type IdxBuf = CudaSlice<u32>;
 
     fn alloc(&self, n: usize) -> CudaBuf {
-        CudaBuf::F32(self.alloc_zeros::<f32>(n))
+        let slice = self.alloc_zeros::<f32>(n);
+        if let Some(inputs) = &self.inputs {
+            // A freed input buffer's address may come back: its release is not this one's.
+            inputs.forget(self.raw(&slice, 0, 0));
+        }
+        CudaBuf::F32(slice)
     }
 
     fn alloc_bf16(&self, n: usize) -> CudaBuf {

@@ -59,6 +59,13 @@ impl InputStream {
         Ok(())
     }
 
+    /// Forgets the release of a buffer that was at `base`: a new buffer is there now, zeroed on
+    /// the main stream, and its first copy must wait for everything queued there.
+    pub(super) fn forget(&self, base: u64) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.released.remove(&base);
+    }
+
     /// Queues the copy of `src` to `dst` (inside the buffer at `base`) on the copy stream, after
     /// the buffer's release (or after everything queued on `main`), and makes `main` wait for it.
     pub(super) fn upload(
