@@ -34,6 +34,8 @@ fn synth(
         out: url.clone(),
         records,
         seed,
+        // Two sources merge only under different names.
+        source: format!("synth-{seed}"),
         shard_target_bytes: 40_000,
         row_group_rows: 2,
         threads: 2,
@@ -227,6 +229,13 @@ fn windows_or_preprocessing_that_differ_are_refused_naming_what_differs() {
 
     let err = error_of(&[a.clone(), a.clone()], "memory://merge-tests/differ-out");
     assert!(err.contains("counted twice"), "{err}");
+    // Another source of the same name: its ids would collide with the first's.
+    let namesake = synth("differ-namesake", 9, 2, |o| o.source = "synth-1".into());
+    let err = error_of(&[a.clone(), namesake], "memory://merge-tests/differ-out");
+    assert!(
+        err.contains("both hold a source named synth-1") && err.contains("--source-name"),
+        "{err}"
+    );
     let err = error_of(&[], "memory://merge-tests/differ-out");
     assert!(err.contains("needs a dataset"), "{err}");
 
@@ -326,6 +335,7 @@ fn small_inputs<const N: usize>(
             out_store_options: store_options.to_vec(),
             records: 4,
             seed: i as u64,
+            source: format!("synth-{i}"),
             shard_target_bytes: 40_000,
             row_group_rows: 2,
             threads: 2,

@@ -106,6 +106,10 @@ pub struct IngestArgs {
     /// Stop after writing N shards; a later run resumes without redoing them.
     #[arg(long)]
     pub stop_after_shards: Option<usize>,
+    /// The rows' source name (default: the format, e.g. wfdb); two sources merge only under
+    /// different names, since record and patient ids are prefixed by it.
+    #[arg(long, value_name = "NAME")]
+    pub source_name: Option<String>,
     #[command(flatten)]
     pub layout: LayoutArgs,
 }
@@ -124,6 +128,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         seed: args.layout.seed,
         limit: args.limit,
         stop_after_shards: args.stop_after_shards,
+        source_name: args.source_name.clone(),
         ..IngestOptions::default()
     };
     let bar = record_bar("ingest");
@@ -174,7 +179,7 @@ pub struct SynthArgs {
     /// Number of synthetic records.
     #[arg(long, default_value_t = 1000)]
     pub records: u64,
-    /// The rows' source name (to tell synthetic sets apart once merged).
+    /// The rows' source name (synthetic sets merge only under different names).
     #[arg(long, default_value = "synth")]
     pub source_name: String,
     #[command(flatten)]

@@ -155,9 +155,16 @@ fn synth_with(dir: &Path, name: &str, seed: &str, window_s: &str, extra: &[&str]
     out
 }
 
-/// `ecgfm data synth` of 6 records with `seed` and windows of `window_s` seconds at `dir/name`.
+/// `ecgfm data synth` of 6 records with `seed` and windows of `window_s` seconds at `dir/name`,
+/// its source named `name` (two sources merge only under different names).
 fn synth(dir: &Path, name: &str, seed: &str, window_s: &str) -> String {
-    synth_with(dir, name, seed, window_s, &["--records", "6"])
+    synth_with(
+        dir,
+        name,
+        seed,
+        window_s,
+        &["--records", "6", "--source-name", name],
+    )
 }
 
 #[test]
@@ -171,7 +178,7 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
         "{said}"
     );
     assert!(
-        said.contains("sources: synth (6 records seen), synth (6 records seen)"),
+        said.contains("sources: a (6 records seen), b (6 records seen)"),
         "{said}"
     );
     // On one disk the shards are hard-linked; --stream-copy copies their bytes.
@@ -200,7 +207,7 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
         summary.contains("36 rows from 12 records in 2 shards"),
         "{summary}"
     );
-    let seen = "synth    6 records seen (synth, ecgfm-synth seed";
+    let seen = "6 records seen (synth, ecgfm-synth seed";
     assert_eq!(summary.matches(seen).count(), 2, "{summary}");
     // Each source's rows by split: together the dataset's 36.
     let per_source: u64 = summary
@@ -219,6 +226,14 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
 
     let err = run_err(&["data", "merge", &a, &b, "--out", &merged]);
     assert!(err.contains("already holds a dataset"), "{err}");
+    // Two sources of one name: their record and patient ids would collide.
+    let namesake = synth_with(&dir, "namesake", "4", "3", &["--source-name", "a"]);
+    let out = dir.join("y").display().to_string();
+    let err = run_err(&["data", "merge", &a, &namesake, "--out", &out]);
+    assert!(
+        err.contains("both hold a source named a") && err.contains("--source-name"),
+        "{err}"
+    );
     let long = synth(&dir, "long", "3", "4");
     let err = run_err(&[
         "data",

@@ -237,20 +237,37 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             )));
         }
     }
-    let mut seen = BTreeMap::new();
+    // Record and patient ids are prefixed by the source's name: two sources of one name would
+    // mix their records (and patients across splits), and the same source twice counts twice.
+    let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for input in inputs {
         for source in &input.manifest.sources {
-            let uri = source.uri.strip_prefix("file://").unwrap_or(&source.uri);
-            let key = (&source.name, uri.trim_end_matches('/'));
-            if let Some(other) = seen.insert(key, &input.url) {
-                return Err(DataError::Config(format!(
-                    "{} and {} both hold source {} ({}): its records would be counted twice",
-                    other, input.url, source.name, source.uri
-                )));
-            }
+            let Some((other, other_uri)) = seen.insert(&source.name, (&input.url, &source.uri))
+            else {
+                continue;
+            };
+            let why = match bare_uri(other_uri) == bare_uri(&source.uri) {
+                true => "its records would be counted twice".to_string(),
+                false => format!(
+                    "their record and patient ids, prefixed by it, would collide ({other_uri} and \
+                     {}): ingest one under another name (`--source-name`)",
+                    source.uri
+                ),
+            };
+            return Err(DataError::Config(format!(
+                "{other} and {} both hold a source named {}: {why}",
+                input.url, source.name
+            )));
         }
     }
     Ok(())
+}
+
+/// A source's address without `file://` or trailing slashes (ingest writes local ones whole).
+fn bare_uri(uri: &str) -> &str {
+    uri.strip_prefix("file://")
+        .unwrap_or(uri)
+        .trim_end_matches('/')
 }
 
 /// The dotted paths (under `at`) where two settings trees differ, with both values.

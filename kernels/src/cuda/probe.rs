@@ -135,10 +135,10 @@ pub fn check_nvrtc() -> Result<(), CudaError> {
 /// Everything the CUDA backend needs: the driver, NVRTC, cuBLAS and cuBLASLt, and a device
 /// `ordinal` that the driver reports.
 pub fn check_cuda(ordinal: usize) -> Result<(), CudaError> {
+    let count = visible_devices()?;
     for lib in [&NVRTC, &CUBLAS, &CUBLAS_LT] {
         check_library(lib)?;
     }
-    let count = visible_devices()?;
     if ordinal >= count {
         return Err(CudaError::Device {
             ordinal,
