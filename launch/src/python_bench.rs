@@ -18,13 +18,23 @@ fn script_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Why the comparison cannot run: `python` does not start, or lacks one of `modules`.
+/// What the torch scripts need beyond `import torch`: PyTorch 2.0's fused attention (Debian's
+/// python3-torch 1.13 imports but lacks it).
+const TORCH_2: &str = "import torch.nn.functional as F; assert hasattr(F, \
+    'scaled_dot_product_attention'), 'torch ' + torch.__version__ + ' is older than 2.0, which \
+    the comparison needs'";
+
+/// Why the comparison cannot run: `python` does not start, lacks one of `modules`, or has a
+/// torch older than 2.0.
 fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
-    let imports = modules
+    let mut imports = modules
         .iter()
         .map(|m| format!("import {m}"))
         .collect::<Vec<_>>()
         .join("; ");
+    if modules.contains(&"torch") {
+        imports = format!("{imports}; {TORCH_2}");
+    }
     match Command::new(python).args(["-c", &imports]).output() {
         Err(e) => Some(format!("cannot run {python}: {e}")),
         Ok(out) if out.status.success() => None,
@@ -32,7 +42,7 @@ fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let last = stderr.lines().last().unwrap_or("import failed").trim();
             Some(format!(
-                "{python} cannot import {} ({last}); pip install {}",
+                "{python} cannot import {} ({last}); pip install --upgrade {}",
                 modules.join(", "),
                 modules.join(" ")
             ))
@@ -127,4 +137,25 @@ fn run_json_script(
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last)
         .with_context(|| format!("{} printed no JSON last line", script.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_module_or_a_torch_before_2_skips_the_comparison_saying_why() {
+        let why = missing_prerequisite("python3", &["no_such_module_ecgfm"]).unwrap();
+        assert!(why.contains("no_such_module_ecgfm"), "{why}");
+        // Debian's python3-torch (1.13, what scripts/test.sh installs for /usr/bin/python3 where
+        // pip cannot) imports but lacks scaled_dot_product_attention.
+        let old_torch = Command::new("/usr/bin/python3")
+            .args(["-c", "import torch; assert torch.__version__ < '2'"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if old_torch {
+            let why = missing_prerequisite("/usr/bin/python3", &["torch"]).unwrap();
+            assert!(why.contains("older than 2.0"), "{why}");
+        }
+    }
 }
