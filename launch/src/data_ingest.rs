@@ -35,7 +35,7 @@ pub struct LayoutArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Seed of the patient-hash split.
+    /// Seed of the patient-hash split (for `data synth`, also of the generator).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }

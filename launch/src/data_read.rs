@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_wfdb::{read_record_with, write_rdsamp_csv, DirSource, ReadOptions};
+use ecgfm_wfdb::{read_record_with, write_rdsamp_csv, DirSource, ReadOptions, WfdbError};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -36,8 +36,14 @@ pub fn run(args: &ReadArgs) -> Result<()> {
         ignore_checksums: args.ignore_checksums,
         ..ReadOptions::default()
     };
-    let record = read_record_with(&DirSource::new(dir), name, &options)
-        .with_context(|| format!("reading record {}", args.record.display()))?;
+    let record = read_record_with(&DirSource::new(dir), name, &options).map_err(|e| {
+        // Some databases' headers carry stale checksums (CinC 2017's say 0): say how to read on.
+        let hint = match e {
+            WfdbError::ChecksumMismatch { .. } => " (--ignore-checksums reads it anyway)",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!("reading record {}{hint}", args.record.display()))
+    })?;
     match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path)

@@ -113,8 +113,8 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
         card,
         "## Model\n\n\
          | | |\n|---|---|\n\
-         | encoder | width {}, {} blocks, {} heads, MLP {} ({} parameters) |\n\
-         | decoder (pretraining only) | width {}, {} blocks, {} heads ({} parameters{}) |\n\
+         | encoder | width {}, depth {}, {} heads, MLP {} ({} parameters) |\n\
+         | decoder (pretraining only) | width {}, depth {}, {} heads ({} parameters{}) |\n\
          | input | {} leads ({}) x {} samples at {rate}, absent leads allowed (lead mask) |\n\
          | tokens | one per patch of {} samples: {} per lead, embedding + lead embedding + \
          sin-cos position |\n\

@@ -179,7 +179,12 @@ fn describe_difference(old: &[FileSum], new: &[(FileSum, Bytes)]) -> String {
             before != after
         })
         .collect();
-    format!("{} differs", differing.join(", "))
+    let verb = if differing.len() == 1 {
+        "differs"
+    } else {
+        "differ"
+    };
+    format!("{} {verb}", differing.join(", "))
 }
 
 /// The objects directly under the destination prefix.

@@ -454,3 +454,19 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
     assert!(!summary.contains("DIFFER"), "{summary}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_stale_header_checksum_points_at_ignore_checksums() {
+    let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    // CinC 2017's headers give every checksum as 0.
+    let record = cinc.join("A00001").display().to_string();
+    let err = run_err(&["data", "read", &record]);
+    assert!(
+        err.contains("checksum mismatch") && err.contains("--ignore-checksums reads it anyway"),
+        "{err}"
+    );
+    let csv = run_ok(&["data", "read", &record, "--ignore-checksums"]);
+    assert!(csv.lines().count() > 1000, "{}", &csv[..200.min(csv.len())]);
+}

@@ -194,12 +194,12 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
         let b = &input.manifest;
         let settings = [
             (
-                "the sampling rate (Hz)",
+                "sampling rate (Hz)",
                 a.sampling_rate.to_string(),
                 b.sampling_rate.to_string(),
             ),
             (
-                "the window length (samples)",
+                "window length (samples)",
                 a.window_samples.to_string(),
                 b.window_samples.to_string(),
             ),
@@ -208,7 +208,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
                 a.signal_scale.to_string(),
                 b.signal_scale.to_string(),
             ),
-            ("the lead order", a.leads.join(","), b.leads.join(",")),
+            ("lead order", a.leads.join(","), b.leads.join(",")),
             (
                 "row_group_rows",
                 a.row_group_rows.to_string(),
