@@ -61,7 +61,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .iter()
         .map(|path| EvalResult::read(path))
         .collect::<Result<Vec<_>>>()?;
-    evals.extend(evals_in_run(&ckpt.run_dir, ckpt.state.step, &args.eval)?);
+    let in_run = evals_in_run(&ckpt.run_dir, ckpt.state.step, &evals)?;
+    evals.extend(in_run);
     let (weights, exported_params) = weights_file(&ckpt, args.with_decoder)?;
     let config = config_json(&ckpt, manifest.as_ref(), args.with_decoder);
     let card = model_card::render(&CardInputs {
@@ -134,8 +135,9 @@ fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<M
 }
 
 /// The `ecgfm eval` result files in `run_dir/eval/` that evaluated checkpoint `step`, except
-/// those given with `--eval`. A JSON file there that is not a result is skipped with a warning.
-fn evals_in_run(run_dir: &Path, step: u64, given: &[PathBuf]) -> Result<Vec<EvalResult>> {
+/// those given with `--eval`: the same file, or the copy `ecgfm eval` keeps there of one (the
+/// same result). A JSON file there that is not a result is skipped with a warning.
+fn evals_in_run(run_dir: &Path, step: u64, given: &[EvalResult]) -> Result<Vec<EvalResult>> {
     let dir = run_dir.join("eval");
     if !dir.is_dir() {
         return Ok(Vec::new());
@@ -148,13 +150,14 @@ fn evals_in_run(run_dir: &Path, step: u64, given: &[PathBuf]) -> Result<Vec<Eval
     paths.sort();
     let mut found = Vec::new();
     for path in paths {
-        let already_given = given
-            .iter()
-            .any(|g| std::fs::canonicalize(g).ok() == std::fs::canonicalize(&path).ok());
-        if already_given {
+        let same_file = |g: &EvalResult| {
+            std::fs::canonicalize(&g.path).ok() == std::fs::canonicalize(&path).ok()
+        };
+        if given.iter().any(same_file) {
             continue;
         }
         match EvalResult::read(&path) {
+            Ok(result) if given.iter().any(|g| g.value == result.value) => {}
             Ok(result) if result.value["step"].as_u64() == Some(step) => found.push(result),
             Ok(_) => {}
             Err(err) => tracing::warn!(

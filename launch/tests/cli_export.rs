@@ -226,6 +226,13 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
         "{card}"
     );
     assert!(!card.contains("ptbxl_superclass"), "{card}");
+    // Given with --eval as well as kept in eval/ (where `ecgfm eval` copies its result): once.
+    let given = dir.join("synth.json");
+    std::fs::write(&given, of_step.to_string()).unwrap();
+    export(&run, &pkg, &["--eval", given.to_str().unwrap()]);
+    let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    let row = "| synth | ptbxl-500 | probe | 100% |";
+    assert_eq!(card.matches(row).count(), 1, "{card}");
 
     std::fs::write(&result, "{ not json").unwrap();
     let err = export_err(&run, &pkg, &["--eval", result.to_str().unwrap()]);
