@@ -251,12 +251,19 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             eta.max(0.0)
         );
     }
-    if !left.is_empty() {
+    // Runs outside --only that have not finished (finished ones are not left for later).
+    let finished = recorded(dir)?;
+    let unfinished: Vec<&str> = left
+        .iter()
+        .copied()
+        .filter(|name| !finished.iter().any(|r| r.run == *name))
+        .collect();
+    if !unfinished.is_empty() {
         println!(
             "{} of {total} runs left for a later `sweep run` (not in --only {}): {}",
-            left.len(),
+            unfinished.len(),
             args.only.join(","),
-            left.join(", ")
+            unfinished.join(", ")
         );
     }
     let report = args.report_to.clone().unwrap_or_else(|| dir.join("report"));
