@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
 use ecgfm_sweep::expand::LeadMix;
@@ -26,7 +26,17 @@ pub fn read(url: &str, split: &str, repeat: &BTreeMap<String, f64>) -> Result<Op
         rows.map(|(leads, n)| (leads, n as f64)).collect()
     } else {
         match manifest.leads_by_source(split) {
-            Some(by_source) => repeated(&by_source, repeat),
+            Some(by_source) => {
+                if let Some(unknown) = repeat.keys().find(|s| !by_source.contains_key(*s)) {
+                    let known: Vec<&str> = by_source.keys().map(String::as_str).collect();
+                    bail!(
+                        "the repeat weights name source {unknown:?}, which {shown} does not hold \
+                         (its sources: {})",
+                        known.join(", ")
+                    );
+                }
+                repeated(&by_source, repeat)
+            }
             None => return Ok(None),
         }
     };

@@ -763,6 +763,18 @@ datasets = ["@cinc", "@ptbxl"]
             mean(weight)
         );
     }
+    let data = out.join("data/both");
+    let err = run_err(&[
+        "plan",
+        "--data",
+        data.to_str().unwrap(),
+        "--repeat",
+        "foo=4",
+    ]);
+    assert!(
+        err.contains("name source \"foo\"") && err.contains("its sources: cinc2017, ptbxl"),
+        "{err}"
+    );
     for bad in ["ptbxl=-1", "ptbxl=x", "ptbxl"] {
         let err = run_err(&["plan", "--data", "d", "--repeat", bad]);
         assert!(
