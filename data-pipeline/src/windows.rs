@@ -202,7 +202,9 @@ impl ShardWindows {
         let bytes = store::block_on(store::get_bytes(self.store.as_ref(), &location))?;
         let reader = ShardReader {
             bytes,
-            path: location.to_string(),
+            // Relative to the dataset, which the caller's message names (a store location
+            // lacks a local path's leading slash).
+            path: shard.path.clone(),
             window: self.manifest.window_samples,
         };
         reader.check(shard)?;
