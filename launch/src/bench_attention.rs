@@ -172,7 +172,7 @@ fn time_torch(
         ("--warmup", args.warmup.to_string()),
     ];
     args.torch
-        .run(&["torch"], "torch_attention.py", &flags, &[])
+        .run(&["torch2"], "torch_attention.py", &flags, &[])
 }
 
 /// Times every shape on `be`, then PyTorch, and prints both with the ratio.

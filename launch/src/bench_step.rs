@@ -170,7 +170,7 @@ fn time_torch(
         switches.push("--recompute");
     }
     args.torch
-        .run(&["torch", "numpy"], "torch_step.py", &flags, &switches)
+        .run(&["torch2", "numpy"], "torch_step.py", &flags, &switches)
 }
 
 /// Runs `ecgfm bench step`.

@@ -18,23 +18,27 @@ fn script_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// What the torch scripts need beyond `import torch`: PyTorch 2.0's fused attention (Debian's
-/// python3-torch 1.13 imports but lacks it).
+/// What the model scripts need beyond `import torch` (their module name `torch2`): PyTorch
+/// 2.0's fused attention (Debian's python3-torch 1.13 imports but lacks it).
 const TORCH_2: &str = "import torch.nn.functional as F; assert hasattr(F, \
     'scaled_dot_product_attention'), 'torch ' + torch.__version__ + ' is older than 2.0, which \
     the comparison needs'";
 
-/// Why the comparison cannot run: `python` does not start, lacks one of `modules`, or has a
-/// torch older than 2.0.
+/// Why the comparison cannot run: `python` does not start, or lacks one of `modules` (`torch2`:
+/// torch 2.0 or newer).
 fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
-    let mut imports = modules
+    let imports = modules
         .iter()
-        .map(|m| format!("import {m}"))
+        .map(|&m| match m {
+            "torch2" => format!("import torch; {TORCH_2}"),
+            m => format!("import {m}"),
+        })
         .collect::<Vec<_>>()
         .join("; ");
-    if modules.contains(&"torch") {
-        imports = format!("{imports}; {TORCH_2}");
-    }
+    let names: Vec<&str> = modules
+        .iter()
+        .map(|&m| if m == "torch2" { "torch" } else { m })
+        .collect();
     match Command::new(python).args(["-c", &imports]).output() {
         Err(e) => Some(format!("cannot run {python}: {e}")),
         Ok(out) if out.status.success() => None,
@@ -43,8 +47,8 @@ fn missing_prerequisite(python: &str, modules: &[&str]) -> Option<String> {
             let last = stderr.lines().last().unwrap_or("import failed").trim();
             Some(format!(
                 "{python} cannot import {} ({last}); pip install --upgrade {}",
-                modules.join(", "),
-                modules.join(" ")
+                names.join(", "),
+                names.join(" ")
             ))
         }
     }
@@ -154,8 +158,10 @@ mod tests {
             .output()
             .is_ok_and(|o| o.status.success());
         if old_torch {
-            let why = missing_prerequisite("/usr/bin/python3", &["torch"]).unwrap();
+            let why = missing_prerequisite("/usr/bin/python3", &["torch2"]).unwrap();
             assert!(why.contains("older than 2.0"), "{why}");
+            // The all-reduce's gloo comparison runs with it.
+            assert_eq!(missing_prerequisite("/usr/bin/python3", &["torch"]), None);
         }
     }
 }
