@@ -272,7 +272,10 @@ fn resume_refuses_a_changed_configuration() {
     let output = Command::new(ECGFM).args(&args).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("differs"), "{stderr}");
+    assert!(
+        stderr.contains("differs from the run's config.toml (optim.lr: saved 0.001, now 0.5)"),
+        "{stderr}"
+    );
     // A longer run may resume, told that its schedule moved.
     let mut longer = pretrain_args(&out, 8);
     longer.push("--resume".into());

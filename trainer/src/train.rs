@@ -532,14 +532,53 @@ fn check_resumable(
         return Err(TrainError::Resume {
             run_dir: run_dir.to_path_buf(),
             reason: format!(
-                "the configuration differs from the run's config.toml; resume with the same \
-                 settings (only --steps, --threads, --device, data.decode_threads, \
+                "the configuration differs from the run's config.toml ({}); resume with the \
+                 same settings (only --steps, --threads, --device, data.decode_threads, \
                  data.prefetch_batches, train.on_nonfinite, train.recompute, the batch \
                  geometry at the same global batch, and the address of the same dataset may \
-                 change). Saved:\n{}",
-                saved.to_toml_string()
+                 change)",
+                changed_settings(&saved, &comparable).join("; ")
             ),
         });
     }
     Ok(saved)
+}
+
+/// Each setting whose value differs between the `saved` config and `now`, as `key: saved X,
+/// now Y` with dotted keys.
+fn changed_settings(saved: &TrainConfig, now: &TrainConfig) -> Vec<String> {
+    fn flatten(at: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, v) in table {
+                    let key = if at.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{at}.{key}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            v => {
+                out.insert(at.to_string(), v.to_string());
+            }
+        }
+    }
+    let flat = |config: &TrainConfig| {
+        let mut out = BTreeMap::new();
+        if let Ok(table) = config.to_toml_string().parse::<toml::Table>() {
+            flatten("", &toml::Value::Table(table), &mut out);
+        }
+        out
+    };
+    let (a, b) = (flat(saved), flat(now));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let unset = "unset".to_string();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            let (x, y) = (a.get(k).unwrap_or(&unset), b.get(k).unwrap_or(&unset));
+            format!("{k}: saved {x}, now {y}")
+        })
+        .collect()
 }
