@@ -131,6 +131,7 @@ fn ingested_ptbxl_records_train() {
         label_csv: None,
         limit: Some(48),
         stop_after_shards: None,
+        source_name: None,
         layout: layout(),
     })
     .unwrap();
