@@ -31,6 +31,16 @@ pub enum DataError {
         /// The manifest's location.
         location: String,
     },
+    /// A dataset address with no manifest yet but an ingest's resume journal: the ingest stopped
+    /// (`--stop-after-shards`, a crash) before it wrote the manifest.
+    #[error(
+        "{location} not found: the ingest writing this dataset has not finished (its \
+         _ingest_state.json is there); run the same `ecgfm data ingest` command again to finish it"
+    )]
+    UnfinishedIngest {
+        /// The manifest's location.
+        location: String,
+    },
     /// A Parquet shard could not be read or decoded.
     #[error("shard {path}: {source}")]
     Parquet {

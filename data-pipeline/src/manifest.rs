@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
+use crate::ingest::JOURNAL_FILE;
 use crate::store;
 
 use crate::schema::{DEFAULT_SIGNAL_SCALE, SCHEMA_VERSION, STANDARD_LEADS};
@@ -244,14 +245,22 @@ impl Manifest {
         store::block_on(Self::read(object_store, root))
     }
 
-    /// Reads `manifest.json` of the dataset at `root`; a missing one is `DataError::NoDataset`.
+    /// Reads `manifest.json` of the dataset at `root`; a missing one is
+    /// `DataError::UnfinishedIngest` where an ingest's journal lies there, else
+    /// `DataError::NoDataset`.
     pub async fn read(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
         let location = store::join(root, MANIFEST_FILE);
         let bytes = match store::get_bytes(object_store, &location).await {
             Err(DataError::Store {
                 location,
                 source: object_store::Error::NotFound { .. },
-            }) => return Err(DataError::NoDataset { location }),
+            }) => {
+                let journal = store::join(root, JOURNAL_FILE);
+                return Err(match object_store.head(&journal).await {
+                    Ok(_) => DataError::UnfinishedIngest { location },
+                    Err(_) => DataError::NoDataset { location },
+                });
+            }
             bytes => bytes?,
         };
         Self::from_json(&bytes, location.as_ref())
@@ -475,6 +484,21 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("manifest-test/none/manifest.json not found: no dataset there"),
+            "{err}"
+        );
+        let (_, stopped) = crate::store::open_url("memory://manifest-test/stopped").unwrap();
+        let journal = crate::store::join(&stopped, JOURNAL_FILE);
+        crate::store::block_on(crate::store::put_bytes(
+            store.as_ref(),
+            &journal,
+            "{}".into(),
+        ))
+        .unwrap();
+        let err = Manifest::load(store.as_ref(), &stopped).unwrap_err();
+        assert!(matches!(err, DataError::UnfinishedIngest { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("run the same `ecgfm data ingest` command again"),
             "{err}"
         );
     }
