@@ -46,12 +46,17 @@ impl SourceRoot {
         };
         if let Some(dir) = local {
             if !dir.is_dir() {
+                let reason = match std::env::current_dir() {
+                    Ok(cwd) if dir.is_relative() => format!(
+                        "source folder not found (a relative path is taken from the working \
+                         directory, {})",
+                        cwd.display()
+                    ),
+                    _ => "source folder not found".to_string(),
+                };
                 return Err(DataError::Io {
                     path: dir.display().to_string(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "source folder not found",
-                    ),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, reason),
                 });
             }
             return Ok(SourceRoot::Local(dir));
@@ -202,5 +207,22 @@ mod tests {
         symlink(dir.path().join("gone"), root.join("dangling.hea")).unwrap();
         let files = SourceRoot::Local(root).list_files().unwrap();
         assert_eq!(files, ["dangling.hea", "linked/b.hea", "own/a.hea"]);
+    }
+
+    #[test]
+    fn a_missing_relative_folder_names_the_working_directory() {
+        let err = SourceRoot::open("no/such/records", &[])
+            .unwrap_err()
+            .to_string();
+        let cwd = std::env::current_dir().unwrap();
+        let want = format!("taken from the working directory, {})", cwd.display());
+        assert!(
+            err.starts_with("no/such/records") && err.ends_with(&want),
+            "{err}"
+        );
+        let err = SourceRoot::open("/no/such/records", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("working directory"), "{err}");
     }
 }
