@@ -6,7 +6,9 @@
 
 use crate::compute::{self, ComputeArgs, Device};
 use crate::pretrain::thread_pool;
-use crate::pretrained::{load_pretrained, shard_windows, CheckpointDataArgs, DatasetWindows};
+use crate::pretrained::{
+    load_pretrained, rate_warning, shard_windows, CheckpointDataArgs, DatasetWindows,
+};
 use crate::progress::stream_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -59,6 +61,10 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     let shards = shard_windows(&args.source.data, &args.split, &pretrained.config)?;
+    let rate = shards.empty().sampling_rate;
+    if let Some(warning) = rate_warning(&pretrained.config, &args.source.data, rate) {
+        tracing::warn!("{warning}");
+    }
     let head = HeadSpec {
         pooling,
         classes: 1,

@@ -6,7 +6,7 @@
 use crate::compute::{self, ComputeArgs, Device};
 use crate::held_windows::HoldArgs;
 use crate::pretrain::thread_pool;
-use crate::pretrained::{load_pretrained, read_windows, CheckpointDataArgs};
+use crate::pretrained::{load_pretrained, rate_warning, read_windows, CheckpointDataArgs};
 use crate::progress::EvalBar;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -154,7 +154,9 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         task.skipped_ambiguous,
         task.skipped_split
     );
-    let warnings = task_warnings(&task);
+    let mut warnings = task_warnings(&task);
+    let rate = windows.0.sampling_rate;
+    warnings.extend(rate_warning(&pretrained.config, &args.source.data, rate));
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -190,6 +192,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
         checkpoint: pretrained.dir.display().to_string(),
         step: pretrained.step,
+        weights_sha256: pretrained.weights_sha256.clone(),
         data: redact_url(&args.source.data),
         vocabulary: vocabulary.name().to_string(),
         classes: task.classes.clone(),

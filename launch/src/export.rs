@@ -61,7 +61,16 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .iter()
         .map(|path| EvalResult::read(path))
         .collect::<Result<Vec<_>>>()?;
-    let in_run = evals_in_run(&ckpt.run_dir, ckpt.state.step, &evals)?;
+    if let Some(other) = evals.iter().find(|e| measured_other_weights(e, &ckpt)) {
+        bail!(
+            "{} evaluated other weights than checkpoint {} of the same step (its \
+             weights_sha256 differs: another run's checkpoint?); the model card reports only \
+             results of the exported weights",
+            other.path.display(),
+            ckpt.dir.display()
+        );
+    }
+    let in_run = evals_in_run(&ckpt, &evals)?;
     evals.extend(in_run);
     let (weights, exported_params) = weights_file(&ckpt, args.with_decoder)?;
     let config = config_json(&ckpt, manifest.as_ref(), args.with_decoder);
@@ -124,9 +133,14 @@ fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<M
         )
     })?;
     let trained_on = ckpt.state.data["data_digest"].as_str();
-    if data.is_some() && trained_on.is_some_and(|d| d != manifest.data_digest()) {
+    if trained_on.is_some_and(|d| d != manifest.data_digest()) {
+        let way_out = match data {
+            Some(_) => "",
+            None => "; pass --data with the dataset it trained on",
+        };
         bail!(
-            "{shown} holds other data than checkpoint {} read from {} (its data digest differs)",
+            "{shown} holds other data than checkpoint {} read from {} (its data digest \
+             differs){way_out}",
             ckpt.dir.display(),
             store::redact_url(saved)
         );
@@ -134,11 +148,20 @@ fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<M
     Ok(Some(manifest))
 }
 
-/// The `ecgfm eval` result files in `run_dir/eval/` that evaluated checkpoint `step`, except
-/// those given with `--eval`: the same file, or the copy `ecgfm eval` keeps there of one (the
-/// same result). A JSON file there that is not a result is skipped with a warning.
-fn evals_in_run(run_dir: &Path, step: u64, given: &[EvalResult]) -> Result<Vec<EvalResult>> {
-    let dir = run_dir.join("eval");
+/// Whether `eval` says it measured the exported step's checkpoint but names other weights
+/// (results written before `weights_sha256` was kept are taken at their word).
+fn measured_other_weights(eval: &EvalResult, ckpt: &RunCheckpoint) -> bool {
+    let same_step = eval.value["step"].as_u64() == Some(ckpt.state.step);
+    let weights = eval.value["weights_sha256"].as_str();
+    same_step && weights.is_some_and(|w| w != ckpt.weights_sha256)
+}
+
+/// The `ecgfm eval` result files in the run's `eval/` folder that evaluated the exported
+/// checkpoint, except those given with `--eval`: the same file, or the copy `ecgfm eval` keeps
+/// there of one (the same result). A file there that is not a result, or a result of other
+/// weights, is skipped with a warning.
+fn evals_in_run(ckpt: &RunCheckpoint, given: &[EvalResult]) -> Result<Vec<EvalResult>> {
+    let dir = ckpt.run_dir.join("eval");
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
@@ -158,7 +181,15 @@ fn evals_in_run(run_dir: &Path, step: u64, given: &[EvalResult]) -> Result<Vec<E
         }
         match EvalResult::read(&path) {
             Ok(result) if given.iter().any(|g| g.value == result.value) => {}
-            Ok(result) if result.value["step"].as_u64() == Some(step) => found.push(result),
+            Ok(result) if measured_other_weights(&result, ckpt) => tracing::warn!(
+                "{} evaluated other weights than {} (its weights_sha256 differs); not reported \
+                 in the model card",
+                path.display(),
+                ckpt.dir.display()
+            ),
+            Ok(result) if result.value["step"].as_u64() == Some(ckpt.state.step) => {
+                found.push(result)
+            }
             Ok(_) => {}
             Err(err) => tracing::warn!(
                 "{}; not reported in the model card",
@@ -224,7 +255,17 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
     let (sampling_rate, input_units, preprocessing) = match manifest {
         Some(man) => (
             f64::from(man.sampling_rate),
-            "mV, after the dataset's preprocessing (see `preprocessing`)",
+            match man.preprocessing["standardize"]["mode"].as_str() {
+                Some("per_lead") => {
+                    "z-scores: each lead of a record minus its mean, over its standard deviation \
+                     (see `preprocessing`)"
+                }
+                Some("per_record") => {
+                    "z-scores: a record's leads minus their common mean, over their standard \
+                     deviation (see `preprocessing`)"
+                }
+                _ => "mV, after the dataset's preprocessing (see `preprocessing`)",
+            },
             man.preprocessing.clone(),
         ),
         None => (
@@ -239,6 +280,7 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
         "ecgfm_version": env!("CARGO_PKG_VERSION"),
         "weights": if with_decoder { "encoder+decoder" } else { "encoder" },
         "preset": c.preset,
+        "fields_over_preset": c.model_fields_over_preset(),
         "dim": m.dim,
         "depth": m.depth,
         "heads": m.heads,
@@ -267,30 +309,29 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
             "flops": ckpt.state.flops,
             "data": store::redact_url(&c.data.source),
             "split": c.data.split,
+            "repeat": c.data.repeat,
             "seed": c.train.seed,
         },
     });
     serde_json::to_string_pretty(&value).expect("config.json serialises") + "\n"
 }
 
-/// Writes `files` and `SHA256SUMS` into `out.partial`, then moves it to `out`.
+/// Writes `files` and `SHA256SUMS` into `NAME.partial` beside `out`, then moves it to `out`,
+/// replacing an earlier package there (and nothing else: a folder holding any other file is
+/// refused).
 fn write_package(out: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    let Some(name) = out.file_name() else {
+        bail!(
+            "--out {} names no folder of its own: give the package folder's name",
+            out.display()
+        );
+    };
     if out.exists() {
-        let empty = std::fs::read_dir(out)
-            .with_context(|| format!("--out {}", out.display()))?
-            .next()
-            .is_none();
-        if !empty && !out.join(SUMS_FILE).is_file() {
-            bail!(
-                "--out {} exists and is not an ecgfm package (no {SUMS_FILE}): choose another \
-                 folder",
-                out.display()
-            );
-        }
+        refuse_unless_package(out)?;
     }
-    let mut partial = out.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
+    let mut partial_name = name.to_owned();
+    partial_name.push(".partial");
+    let partial = out.with_file_name(partial_name);
     let io = |path: &Path| format!("writing {}", path.display());
     if partial.exists() {
         std::fs::remove_dir_all(&partial).with_context(|| io(&partial))?;
@@ -311,4 +352,40 @@ fn write_package(out: &Path, files: &[(&str, &[u8])]) -> Result<()> {
         std::fs::remove_dir_all(out).with_context(|| io(out))?;
     }
     std::fs::rename(&partial, out).with_context(|| io(out))
+}
+
+/// Fails unless the existing folder `out` is empty or holds an earlier package: only the files
+/// `ecgfm export` writes (and the `__pycache__` Python leaves beside its loader), listed by a
+/// `SHA256SUMS` of a package.
+fn refuse_unless_package(out: &Path) -> Result<()> {
+    let mut foreign = Vec::new();
+    for entry in std::fs::read_dir(out).with_context(|| format!("--out {}", out.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let ours = name == SUMS_FILE
+            || name == package::PYTHON_CACHE
+            || package::PACKAGE_FILES.contains(&name.as_str());
+        if !ours {
+            foreign.push(name);
+        }
+    }
+    let sums_path = out.join(SUMS_FILE);
+    let listing = std::fs::read_to_string(&sums_path)
+        .ok()
+        .and_then(|text| package::parse(&text, "").ok());
+    let a_package = listing.is_some_and(|sums| package::is_package_listing(&sums));
+    let empty = !a_package && foreign.is_empty() && std::fs::read_dir(out)?.next().is_none();
+    if empty || (a_package && foreign.is_empty()) {
+        return Ok(());
+    }
+    foreign.sort();
+    let holds = match foreign.first() {
+        Some(first) if foreign.len() == 1 => format!("it holds {first}"),
+        Some(first) => format!("it holds {} other files, e.g. {first}", foreign.len()),
+        None => format!("its {SUMS_FILE} is not a package's"),
+    };
+    bail!(
+        "--out {} exists and is not an ecgfm package ({holds}): export replaces only an \
+         earlier package; choose another folder",
+        out.display()
+    )
 }

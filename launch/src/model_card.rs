@@ -6,13 +6,15 @@
 //! Hugging Face model-card metadata.
 
 use crate::run_checkpoint::RunCheckpoint;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::eval::{against_scratch, ScoredResult};
 use ecgfm_trainer::metrics::StepRecord;
 use ecgfm_trainer::model::Masking;
 use ecgfm_trainer::ModelStats;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +28,14 @@ impl EvalResult {
     pub fn read(path: &Path) -> Result<EvalResult> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading the evaluation result {}", path.display()))?;
-        let value = serde_json::from_slice(&bytes)
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not an `ecgfm eval` result (JSON)", path.display()))?;
+        if !value["results"].is_array() || !value["vocabulary"].is_string() {
+            bail!(
+                "{} is not an `ecgfm eval` result (it has no `vocabulary` and `results`)",
+                path.display()
+            );
+        }
         Ok(EvalResult {
             path: path.to_path_buf(),
             value,
@@ -95,11 +103,22 @@ fn front_matter(card: &mut String, inputs: &CardInputs) {
          | `config.json` | dimensions, expected input, preprocessing of the training data |\n\
          | `ecgfm_encoder.py` | a PyTorch module that loads this folder (needs only torch) |\n\
          | `SHA256SUMS` | checksums: `sha256sum -c SHA256SUMS` |\n\n",
-        c.preset,
+        preset_name(c),
         inputs.ckpt.state.step,
         env!("CARGO_PKG_VERSION"),
         inputs.exported_params,
     );
+}
+
+/// The preset's name, or where `--set` (or a sweep's size) changed its dimensions, a name
+/// saying so: `nano with dim, depth changed`.
+pub fn preset_name(c: &TrainConfig) -> String {
+    let changed = c.model_fields_over_preset();
+    if changed.is_empty() {
+        c.preset.clone()
+    } else {
+        format!("{} with {} changed", c.preset, changed.join(", "))
+    }
 }
 
 fn model_section(card: &mut String, inputs: &CardInputs) {
@@ -173,6 +192,25 @@ fn split_windows(man: &Manifest, split: &str) -> u64 {
     man.counts.splits.get(split).copied().unwrap_or(0)
 }
 
+/// Windows of `split` read per epoch with each source weighted by `repeat` (1 where it names
+/// none); `None` for a manifest that does not count each source's rows.
+fn weighted_windows(man: &Manifest, split: &str, repeat: &BTreeMap<String, f64>) -> Option<f64> {
+    let mut total = 0.0;
+    for source in &man.sources {
+        if source.leads_present.is_empty() {
+            return None;
+        }
+        let rows: u64 = source
+            .leads_present
+            .iter()
+            .filter(|(name, _)| split == ecgfm_data::loader::ALL_SPLITS || *name == split)
+            .flat_map(|(_, by_leads)| by_leads.values())
+            .sum();
+        total += rows as f64 * repeat.get(&source.name).copied().unwrap_or(1.0);
+    }
+    Some(total)
+}
+
 fn data_section(card: &mut String, inputs: &CardInputs) {
     let c = &inputs.ckpt.config;
     card.push_str("## Training data\n\n");
@@ -186,11 +224,17 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
         );
         return;
     };
+    let weighted = match weighted_windows(man, &c.data.split, &c.data.repeat) {
+        _ if c.data.repeat.is_empty() => String::new(),
+        Some(n) => format!(", {n:.0} per epoch after the `data.repeat` weights below"),
+        None => ", each source's read per epoch as many times as its weight below".to_string(),
+    };
     let _ = write!(
         card,
         "Dataset `{}`: {} windows of {} samples at {} Hz from {} records; pretraining read \
-         split `{}` ({} windows).\n\n\
-         | source | format | records seen | licence |\n|---|---|---|---|\n",
+         split `{}` ({} windows{weighted}).\n\n\
+         | source | format | records seen | weight in pretraining | licence |\n\
+         |---|---|---|---|---|\n",
         store::redact_url(&c.data.source),
         man.counts.rows,
         man.window_samples,
@@ -200,9 +244,13 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
         split_windows(man, &c.data.split),
     );
     for s in &man.sources {
+        let weight = match c.data.repeat.get(&s.name).copied().unwrap_or(1.0) {
+            0.0 => "0 (not read)".to_string(),
+            w => format!("x{w}"),
+        };
         let _ = writeln!(
             card,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {weight} | {} |",
             s.name,
             s.format,
             s.records_seen,
@@ -266,7 +314,7 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
         state.step,
         c.train.steps,
         state.samples_seen,
-        c.samples_per_step(),
+        state.global_batch.unwrap_or(c.samples_per_step() as u64),
         state.elapsed_s,
         c.optim.lr,
         c.optim.warmup_steps,
@@ -434,4 +482,77 @@ fn use_and_limits(card: &mut String, inputs: &CardInputs) {
         "\n## Licence\n\nThe training data's licences are listed above; CC BY and ODC-By data \
          require attribution of the source databases when this model is shared.\n",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecgfm_data::manifest::SourceEntry;
+    use ecgfm_trainer::checkpoint::TrainingState;
+    use ecgfm_trainer::ParamLayout;
+
+    fn source(name: &str, train_rows: u64, val_rows: u64) -> SourceEntry {
+        let rows = |n: u64| BTreeMap::from([(12u8, n)]);
+        SourceEntry {
+            name: name.into(),
+            uri: format!("/data/{name}"),
+            format: name.into(),
+            records_seen: train_rows + val_rows,
+            leads_present: BTreeMap::from([
+                ("train".to_string(), rows(train_rows)),
+                ("val".to_string(), rows(val_rows)),
+            ]),
+        }
+    }
+
+    /// The card of a 2-rank run of nano, its depth changed, on two sources, one left out.
+    #[test]
+    fn the_card_reports_ranks_weights_and_changed_dimensions() {
+        let mut config = TrainConfig::default_config();
+        config.model.depth = 3;
+        config.data.source = "/data/merged".into();
+        config.data.repeat = BTreeMap::from([("cinc2017".to_string(), 0.0)]);
+        let layout = ParamLayout::new(&config.model);
+        let ckpt = RunCheckpoint {
+            run_dir: "run".into(),
+            dir: "run/checkpoints/step_00000020".into(),
+            params: vec![0.0; layout.total],
+            layout,
+            weights_sha256: String::new(),
+            state: TrainingState {
+                step: 20,
+                samples_seen: 640,
+                flops: None,
+                elapsed_s: 1.0,
+                data: serde_json::Value::Null,
+                global_batch: Some(32),
+                validation_batch: None,
+                nonfinite_in_a_row: 0,
+            },
+            config,
+        };
+        let mut manifest = Manifest::new(250.0, 2500, 64);
+        manifest.sources = vec![source("cinc2017", 170, 20), source("ptbxl", 51, 6)];
+        manifest.counts.splits = BTreeMap::from([("train".into(), 221), ("val".into(), 26)]);
+        let card = render(&CardInputs {
+            ckpt: &ckpt,
+            manifest: Some(&manifest),
+            metrics: &[],
+            evals: &[],
+            with_decoder: false,
+            exported_params: 1,
+        });
+        for expected in [
+            "# ecgfm nano with depth changed ECG encoder, step 20",
+            "split `train` (221 windows, 51 per epoch after the `data.repeat` weights below)",
+            "| cinc2017 | cinc2017 | 190 | 0 (not read) |",
+            "| ptbxl | ptbxl | 57 | x1 |",
+            "| samples seen | 640 (32 per step) |",
+        ] {
+            assert!(
+                card.contains(expected),
+                "the card lacks {expected:?}:\n{card}"
+            );
+        }
+    }
 }

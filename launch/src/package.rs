@@ -10,6 +10,26 @@ use std::path::Path;
 /// File name of the checksum list inside a package.
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
+/// The files `ecgfm export` writes besides `SHA256SUMS`, sorted by name.
+pub const PACKAGE_FILES: [&str; 4] = [
+    "README.md",
+    "config.json",
+    "ecgfm_encoder.py",
+    "model.safetensors",
+];
+
+/// The folder Python writes beside a module it imports (`import ecgfm_encoder` from the package
+/// folder): not part of the package, never uploaded, and replaced with the package.
+pub const PYTHON_CACHE: &str = "__pycache__";
+
+/// Whether a checksum list is one `ecgfm export` writes: it lists exactly the package's files
+/// (a `SHA256SUMS` of `sha256sum` over other files is not a package's).
+pub fn is_package_listing(sums: &[FileSum]) -> bool {
+    let mut names: Vec<&str> = sums.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    names == PACKAGE_FILES
+}
+
 /// One package file and the lower-case hex SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSum {
@@ -91,7 +111,8 @@ pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, Bytes)>)> {
     }
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name != SUMS_FILE && !files.iter().any(|(s, _)| s.name == name) {
+        let listed = name == SUMS_FILE || files.iter().any(|(s, _)| s.name == name);
+        if !listed && name != PYTHON_CACHE {
             bail!(
                 "{} holds {name}, which {SUMS_FILE} does not list (export the package again)",
                 dir.display()
@@ -122,6 +143,24 @@ mod tests {
         let back = parse(&text, "SUMS").unwrap();
         assert_eq!(back[0].name, "config.json");
         assert_eq!(back[1], sums[0]);
+    }
+
+    #[test]
+    fn only_the_files_export_writes_make_a_package_listing() {
+        let listing = |names: &[&str]| -> Vec<FileSum> {
+            let sum = |name: &&str| FileSum {
+                name: name.to_string(),
+                sha256: sha256_hex(name.as_bytes()),
+            };
+            names.iter().map(sum).collect()
+        };
+        let mut names = PACKAGE_FILES.to_vec();
+        names.reverse();
+        assert!(is_package_listing(&listing(&names)));
+        assert!(!is_package_listing(&listing(&names[1..])));
+        names.push("notes.txt");
+        assert!(!is_package_listing(&listing(&names)));
+        assert!(!is_package_listing(&listing(&["data.csv", "notes.txt"])));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Pretrained {
     /// The checkpoint folder.
     pub dir: PathBuf,
     pub step: u64,
+    /// SHA-256 of its weights file.
+    pub weights_sha256: String,
     pub config: TrainConfig,
     /// The encoder tensors (`ParamLayout::encoder` order: the checkpoint's first tensors).
     pub encoder: Vec<f32>,
@@ -46,6 +48,7 @@ pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
     Ok(Pretrained {
         dir: ckpt.dir,
         step: ckpt.state.step,
+        weights_sha256: ckpt.weights_sha256,
         config: ckpt.config,
         encoder,
     })
@@ -97,6 +100,29 @@ pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<Sha
     Ok(shards)
 }
 
+/// A warning when a dataset's sampling rate differs from the one the encoder was pretrained at:
+/// its windows then span another length of time per patch than the encoder learned. The
+/// pretraining rate is the synthetic generator's, or the training dataset's where its manifest
+/// still opens at the run's saved address (no warning where it does not).
+pub fn rate_warning(config: &TrainConfig, url: &str, rate: f32) -> Option<String> {
+    let trained = if config.data.source == "synth" {
+        ecgfm_synth::SynthConfig::default().sampling_rate
+    } else {
+        let (store, root) = ecgfm_data::store::open_url(&config.data.source).ok()?;
+        ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
+            .ok()?
+            .sampling_rate
+    };
+    (trained != rate).then(|| {
+        format!(
+            "{} holds windows sampled at {rate} Hz; the encoder was pretrained at {trained} Hz, \
+             so each patch spans another stretch of time than it learned (ingest the data with \
+             --rate {trained})",
+            redact_url(url)
+        )
+    })
+}
+
 fn expect_twelve_leads(config: &TrainConfig) -> Result<()> {
     if config.model.leads != 12 {
         bail!(
@@ -116,5 +142,25 @@ fn warn_if_padded(url: &str, windows: &SplitWindows) {
             windows.window_samples,
             windows.samples
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_at_another_rate_than_pretraining_earns_a_warning() {
+        let mut config = TrainConfig::default_config();
+        assert_eq!(rate_warning(&config, "ds", 250.0), None);
+        let warning = rate_warning(&config, "ds", 500.0).unwrap();
+        assert!(
+            warning.starts_with("ds holds windows sampled at 500 Hz")
+                && warning.contains("pretrained at 250 Hz"),
+            "{warning}"
+        );
+        // A training dataset that no longer opens: nothing to compare with, no warning.
+        config.data.source = "/no/such/dataset".into();
+        assert_eq!(rate_warning(&config, "ds", 500.0), None);
     }
 }

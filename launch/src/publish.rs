@@ -7,8 +7,8 @@
 //! - A URL that already holds this package (same `SHA256SUMS`, every file verified) is left as
 //!   it is; files of it that are missing or damaged are uploaded again.
 //! - A URL holding a different package, or objects that are not this package's, is refused
-//!   unless `--force`. `--force` deletes only the old package's files that the new one does not
-//!   have, never objects it cannot identify as a package's.
+//!   unless `--force`, which overwrites the old package's files (every package has the same
+//!   file names) or uploads beside the other objects, and deletes none of them.
 
 use crate::package::{self, FileSum, SUMS_FILE};
 use anyhow::{bail, Context, Result};
@@ -85,24 +85,23 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
         true => Some(remote.read_text(SUMS_FILE)?),
         false => None,
     };
+    // The package there, if any: a SHA256SUMS listing exactly a package's files (one of
+    // `sha256sum` over other files is not, and --force then overwrites but deletes nothing).
+    let old_package = old_sums
+        .as_deref()
+        .and_then(|text| package::parse(text, "").ok())
+        .filter(|sums| package::is_package_listing(sums));
     let mut replaced = false;
-    let mut stale: Vec<String> = Vec::new();
-    match &old_sums {
-        Some(old) if *old == sums_text => {}
-        Some(old) => {
-            let old_files = package::parse(old, &format!("{shown}/{SUMS_FILE}"))?;
+    match &old_package {
+        _ if old_sums.as_deref() == Some(sums_text.as_str()) => {}
+        Some(old_files) => {
             if !force {
                 bail!(
                     "{shown} already holds a different package ({}); pass --force to replace it",
-                    describe_difference(&old_files, &files)
+                    describe_difference(old_files, &files)
                 );
             }
             replaced = true;
-            stale = old_files
-                .into_iter()
-                .map(|f| f.name)
-                .filter(|name| !files.iter().any(|(s, _)| s.name == *name))
-                .collect();
         }
         None => {
             let foreign: Vec<&String> = remote
@@ -143,9 +142,6 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
             );
         }
         sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
-    }
-    for name in &stale {
-        remote.delete(name)?;
     }
     let sums_in_place = old_sums.as_deref() == Some(sums_text.as_str()) && sent.0 == 0;
     if sums_in_place {

@@ -1,8 +1,9 @@
-//! A run directory's resolved configuration and the weights of one of its complete checkpoints
-//! (`--run DIR [--step N]`), checked against each other: what `ecgfm export` starts from.
+//! One complete checkpoint of a run directory (`--run DIR [--step N]`) with the configuration it
+//! was written under (kept in its weights' metadata; the run's `config.toml` for checkpoints
+//! without it), checked against each other: what `ecgfm export`, `eval` and `embed` start from.
 
 use anyhow::{bail, Context, Result};
-use ecgfm_trainer::checkpoint::{self, TrainingState};
+use ecgfm_trainer::checkpoint::{self, CheckpointError, TrainingState};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::ParamLayout;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct RunCheckpoint {
     pub layout: ParamLayout,
     /// Every parameter, in the layout's order.
     pub params: Vec<f32>,
+    /// SHA-256 of the weights file (`checkpoint::weights_sha256`).
+    pub weights_sha256: String,
     pub state: TrainingState,
 }
 
@@ -29,34 +32,49 @@ impl RunCheckpoint {
                 run_dir.display()
             );
         }
-        let table = config::read_toml_file(&config_path)?;
-        let config = TrainConfig::from_table(table)
-            .with_context(|| format!("reading {}", config_path.display()))?;
         let dir = choose(run_dir, step)?;
+        // The checkpoint's own configuration: a resume may since have changed the run's
+        // config.toml (`--steps`, a moved dataset's address).
+        let (table, origin) = match checkpoint::load_config_text(&dir)? {
+            Some(text) => {
+                let origin = format!("{}/model.safetensors's ecgfm_config", dir.display());
+                let table = toml::from_str(&text).with_context(|| format!("reading {origin}"))?;
+                (table, origin)
+            }
+            None => (
+                config::read_toml_file(&config_path)?,
+                config_path.display().to_string(),
+            ),
+        };
+        let config = TrainConfig::from_table(table).with_context(|| format!("reading {origin}"))?;
         let layout = ParamLayout::new(&config.model);
         let m = &config.model;
-        let params = checkpoint::load_params(&dir, &layout).with_context(|| {
-            format!(
-                "checkpoint {} does not match the model of {} (D={} depth={} heads={} \
-                 Dd={} dec_depth={} L={} P={})",
-                dir.display(),
-                config_path.display(),
-                m.dim,
-                m.depth,
-                m.heads,
-                m.dec_dim,
-                m.dec_depth,
-                m.leads,
-                m.patch
-            )
-        })?;
+        let params = match checkpoint::load_params(&dir, &layout) {
+            Err(err @ CheckpointError::Malformed { .. }) => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "checkpoint {} does not match the model of {origin} (D={} depth={} \
+                     heads={} Dd={} dec_depth={} L={} P={})",
+                    dir.display(),
+                    m.dim,
+                    m.depth,
+                    m.heads,
+                    m.dec_dim,
+                    m.dec_depth,
+                    m.leads,
+                    m.patch
+                )))
+            }
+            params => params?,
+        };
         let state = checkpoint::load_state(&dir)?;
+        let weights_sha256 = checkpoint::weights_sha256(&dir)?;
         Ok(RunCheckpoint {
             run_dir: run_dir.to_path_buf(),
             dir,
             config,
             layout,
             params,
+            weights_sha256,
             state,
         })
     }

@@ -86,6 +86,39 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
         "mine"
     );
 
+    // A folder whose SHA256SUMS lists other files is not a package: --force overwrites that
+    // list but deletes none of the files it names.
+    let listed = dir.join("listed");
+    std::fs::create_dir_all(&listed).unwrap();
+    let mut sums = String::new();
+    for (name, text) in [("data.csv", "a,b\n"), ("notes.txt", "mine")] {
+        std::fs::write(listed.join(name), text).unwrap();
+        let hash = ecgfm_launch::package::sha256_hex(text.as_bytes());
+        sums += &format!("{hash}  {name}\n");
+    }
+    std::fs::write(listed.join("SHA256SUMS"), sums).unwrap();
+    let err = run_err(&publish_args(&pkg, listed.to_str().unwrap(), false));
+    assert!(err.contains("holds no ecgfm package"), "{err}");
+    run_ok(&publish_args(&pkg, listed.to_str().unwrap(), true));
+    assert_eq!(
+        std::fs::read_to_string(listed.join("data.csv")).unwrap(),
+        "a,b\n"
+    );
+    assert!(listed.join("notes.txt").is_file());
+
+    // Python's bytecode cache beside the loader (`import ecgfm_encoder` from the package) is
+    // not part of the package: publishing goes on without it.
+    std::fs::create_dir_all(pkg.join("__pycache__")).unwrap();
+    std::fs::write(
+        pkg.join("__pycache__/ecgfm_encoder.cpython-311.pyc"),
+        b"pyc",
+    )
+    .unwrap();
+    let cached = dir.join("cached");
+    run_ok(&publish_args(&pkg, cached.to_str().unwrap(), false));
+    assert!(!cached.join("__pycache__").exists());
+    std::fs::remove_dir_all(pkg.join("__pycache__")).unwrap();
+
     // A package edited after export is refused before anything is sent.
     std::fs::write(pkg.join("README.md"), "edited").unwrap();
     let fresh = dir.join("fresh");

@@ -371,6 +371,53 @@ fn read_params(
     read_named(&parse(&bytes, &path)?, &path, layout, "")
 }
 
+/// The resolved configuration (`config.toml`'s text) the run had when it wrote the checkpoint
+/// in `dir`, from the weights file's metadata: the checkpoint's own, whatever a later resume
+/// changed in the run's `config.toml`. `None` where the metadata lacks it. Reads only the
+/// file's header; `load_params` verifies the whole file.
+pub fn load_config_text(dir: &Path) -> Result<Option<String>, CheckpointError> {
+    use std::io::Read;
+    let path = dir.join(MODEL_FILE);
+    let malformed = |reason: String| CheckpointError::Malformed {
+        path: path.clone(),
+        reason,
+    };
+    let mut file = File::open(&path).map_err(io_err(&path))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(io_err(&path))?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map_err(io_err(&path))?.len();
+    if len > file_len.saturating_sub(8) {
+        return Err(malformed(format!(
+            "its header claims {len} bytes, the file has {file_len}"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io_err(&path))?;
+    #[derive(Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: HashMap<String, String>,
+    }
+    let header: Header = serde_json::from_slice(&header)
+        .map_err(|e| malformed(format!("its header is not safetensors JSON: {e}")))?;
+    Ok(header.metadata.get("ecgfm_config").cloned())
+}
+
+/// The SHA-256 (hex) of the checkpoint's weights file as its `COMPLETE` marker records it: what
+/// names the weights an evaluation measured (`ecgfm eval` keeps it in its result file, and
+/// `ecgfm export` reports only results of the weights it exports).
+pub fn weights_sha256(dir: &Path) -> Result<String, CheckpointError> {
+    let marker = Marker::read(&dir.join(COMPLETE_MARKER))?;
+    marker
+        .sha256(MODEL_FILE)
+        .map(str::to_string)
+        .ok_or_else(|| CheckpointError::Corrupt {
+            path: dir.join(MODEL_FILE),
+            reason: "the completion marker does not list this file".into(),
+        })
+}
+
 /// Where training stood at the checkpoint in `dir` (step, samples seen, time), verified against
 /// its `COMPLETE` marker, without reading the weights.
 pub fn load_state(dir: &Path) -> Result<TrainingState, CheckpointError> {

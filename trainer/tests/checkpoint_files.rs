@@ -2,6 +2,7 @@
 
 use ecgfm_trainer::checkpoint::{self, TrainingState};
 use ecgfm_trainer::{ModelConfig, OptimizerState, ParamLayout};
+use sha2::Digest;
 use std::path::PathBuf;
 
 fn temp_run(name: &str) -> PathBuf {
@@ -45,7 +46,21 @@ fn save_then_load_round_trips_bitwise() {
     assert_eq!(back.params, params);
     assert_eq!(back.optimizer, opt);
     assert_eq!(back.state, state(12));
-    assert_eq!(checkpoint::latest_complete(&run).unwrap(), Some(dir));
+    let config = "[model]\ndim = 64 # \"quoted\" and \u{e9}\n";
+    let other = checkpoint::save(&run, &layout, config, &params, &opt, &state(13)).unwrap();
+    assert_eq!(
+        checkpoint::load_config_text(&dir).unwrap().as_deref(),
+        Some("[model]\n")
+    );
+    assert_eq!(
+        checkpoint::load_config_text(&other).unwrap().as_deref(),
+        Some(config)
+    );
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let sha = checkpoint::weights_sha256(&dir).unwrap();
+    assert_eq!(sha, hex::encode(sha2::Sha256::digest(&weights)));
+    assert_ne!(checkpoint::weights_sha256(&other).unwrap(), sha);
+    assert_eq!(checkpoint::latest_complete(&run).unwrap(), Some(other));
     std::fs::remove_dir_all(run).unwrap();
 }
 

@@ -78,6 +78,11 @@ impl Marker {
         })
     }
 
+    /// The recorded SHA-256 (hex) of the file called `name`.
+    pub(super) fn sha256(&self, name: &str) -> Option<&str> {
+        self.files.get(name).map(|sum| sum.sha256.as_str())
+    }
+
     /// Whether the checkpoint has a file called `name`.
     pub(super) fn has(&self, name: &str) -> bool {
         self.files.contains_key(name)

@@ -222,6 +222,9 @@ pub struct EvalReport {
     /// The checkpoint folder evaluated and its step.
     pub checkpoint: String,
     pub step: u64,
+    /// SHA-256 of the checkpoint's weights file (`checkpoint::weights_sha256`): which weights
+    /// these numbers belong to, wherever the folder is later moved.
+    pub weights_sha256: String,
     /// The dataset URL (credentials redacted).
     pub data: String,
     pub vocabulary: String,
