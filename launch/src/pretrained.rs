@@ -93,7 +93,6 @@ pub fn read_windows(
 /// The windows of `split` of the dataset at `url` shard by shard, cropped to the model's input
 /// length: for passes over datasets larger than memory.
 pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<ShardWindows> {
-    expect_twelve_leads(config)?;
     let shards = ShardWindows::open(url, &[], split, config.model.samples)
         .with_context(|| format!("opening the dataset {url}"))?;
     warn_if_padded(url, &shards.empty());
@@ -121,16 +120,6 @@ pub fn rate_warning(config: &TrainConfig, url: &str, rate: f32) -> Option<String
             redact_url(url)
         )
     })
-}
-
-fn expect_twelve_leads(config: &TrainConfig) -> Result<()> {
-    if config.model.leads != 12 {
-        bail!(
-            "datasets hold 12-lead ECGs; the run's model.leads is {}",
-            config.model.leads
-        );
-    }
-    Ok(())
 }
 
 fn warn_if_padded(url: &str, windows: &SplitWindows) {

@@ -330,6 +330,13 @@ impl TrainConfig {
         }
         DeviceChoice::parse(&t.device)?;
         parse_precision(&t.precision, false)?;
+        if self.model.leads != 12 {
+            return Err(ConfigError::Value(format!(
+                "model.leads must be 12 (got {}): the synthetic generator and every ingested \
+                 dataset give 12 lead slots, an absent lead masked",
+                self.model.leads
+            )));
+        }
         let o = &self.optim;
         if !(o.lr > 0.0 && o.lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
             return Err(ConfigError::Value(format!(

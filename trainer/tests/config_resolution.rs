@@ -60,6 +60,12 @@ fn bad_overrides_and_unknown_fields_are_rejected() {
     assert!(zero.is_err());
     let heads = TrainConfig::from_table(table("[model]\ndim = 65\n"));
     assert!(heads.is_err());
+    // The data always has 12 lead slots: another lead count would panic in the generator.
+    let leads = TrainConfig::from_table(table("[model]\nleads = 1\n")).unwrap_err();
+    assert!(
+        leads.to_string().contains("model.leads must be 12 (got 1)"),
+        "{leads}"
+    );
 }
 
 #[test]
