@@ -109,6 +109,8 @@ pub struct SegmentSpec {
     pub name: String,
     /// Segment length in frames (0 for a layout segment).
     pub n_samples: usize,
+    /// The header line it is declared on (from 1), for errors.
+    pub line: usize,
 }
 
 impl Header {
@@ -154,11 +156,17 @@ impl Header {
                 format!("more than the {expected} declared lines"),
             ));
         }
+        let mut total_frames: usize = 0;
         for &(line_no, line) in body {
             if header.n_segments.is_some() {
-                header
-                    .segments
-                    .push(parse_segment_line(line).map_err(|r| bad(line_no, r))?);
+                let segment = parse_segment_line(line, line_no).map_err(|r| bad(line_no, r))?;
+                total_frames = total_frames.checked_add(segment.n_samples).ok_or_else(|| {
+                    bad(
+                        line_no,
+                        "the segment lengths add up to more than 2^64 frames".into(),
+                    )
+                })?;
+                header.segments.push(segment);
             } else {
                 let spec = parse_signal_line(line).map_err(|r| bad(line_no, r))?;
                 if let Some(n) = header.n_samples.filter(|&n| spec.skew >= n) {
@@ -168,6 +176,16 @@ impl Header {
                     ));
                 }
                 header.signals.push(spec);
+            }
+        }
+        // The record line's length bounds what the segments may declare (a gap segment has no
+        // file that would contradict a huge length), so the two must agree when it is given.
+        if let Some(n) = header.n_samples.filter(|_| header.is_multi_segment()) {
+            if n != total_frames {
+                return Err(bad(
+                    record_line_no,
+                    format!("the record has {n} frames but its segment lengths add up to {total_frames}"),
+                ));
             }
         }
         Ok(header)
@@ -236,13 +254,14 @@ fn parse_record_line(line: &str) -> Result<Header, String> {
     })
 }
 
-fn parse_segment_line(line: &str) -> Result<SegmentSpec, String> {
+fn parse_segment_line(line: &str, line_no: usize) -> Result<SegmentSpec, String> {
     let mut tokens = line.split_whitespace();
     let name = tokens.next().ok_or("empty segment line")?.to_string();
     let length = tokens.next().ok_or("segment length missing")?;
     Ok(SegmentSpec {
         name,
         n_samples: number(length, "segment length")?,
+        line: line_no,
     })
 }
 

@@ -16,6 +16,12 @@ use crate::source::RecordSource;
 /// The format code merged multi-segment signals report.
 const MERGED_FORMAT: u32 = 32;
 
+/// Most samples (all merged signals together) a multi-segment record may hold: 2^30, 4 GiB of
+/// digital values. A gap segment is declared by its length alone, with no file that would
+/// contradict it, so without a bound a header could ask for any amount of memory, and a failed
+/// allocation aborts the process instead of returning an error.
+pub const MAX_MERGED_SAMPLES: usize = 1 << 30;
+
 pub(crate) fn read(
     source: &dyn RecordSource,
     folder: &str,
@@ -75,9 +81,19 @@ pub(crate) fn read(
             ..layout.signals[c].clone()
         })
         .collect();
-    let mut digital: Vec<Vec<i32>> = vec![Vec::new(); outputs.len()];
-    let mut n_samples = 0;
     let first_data = usize::from(has_layout);
+    let frames = bounded_frames(header, header_path, &outputs, first_data)?;
+    let mut digital: Vec<Vec<i32>> = vec![Vec::new(); outputs.len()];
+    for (out, spec) in digital.iter_mut().zip(&outputs) {
+        let wanted = frames * spec.samples_per_frame;
+        out.try_reserve_exact(wanted).map_err(|e| {
+            unsupported(format!(
+                "cannot allocate {wanted} samples for signal {}: {e}",
+                spec.description
+            ))
+        })?;
+    }
+    let mut n_samples = 0;
     for (segment, segment_header) in header
         .segments
         .iter()
@@ -157,6 +173,36 @@ pub(crate) fn read(
         digital,
         comments: header.comments.clone(),
     })
+}
+
+/// The record's length in frames, after checking that its segments (from `first_data`) hold at
+/// most [`MAX_MERGED_SAMPLES`] samples of the `outputs` signals; the error names the segment line
+/// that goes past the bound.
+fn bounded_frames(
+    header: &Header,
+    header_path: &str,
+    outputs: &[SignalSpec],
+    first_data: usize,
+) -> Result<usize, WfdbError> {
+    let per_frame = outputs
+        .iter()
+        .try_fold(0usize, |sum, o| sum.checked_add(o.samples_per_frame));
+    let mut frames = Some(0usize);
+    for segment in header.segments.iter().skip(first_data) {
+        frames = frames.and_then(|f| f.checked_add(segment.n_samples));
+        let samples = frames.zip(per_frame).and_then(|(f, p)| f.checked_mul(p));
+        if samples.is_none_or(|n| n > MAX_MERGED_SAMPLES) {
+            return Err(WfdbError::BadHeader {
+                file: header_path.to_string(),
+                line: segment.line,
+                reason: format!(
+                    "segment {} of {} frames takes the record past the {MAX_MERGED_SAMPLES} samples a multi-segment record may hold",
+                    segment.name, segment.n_samples
+                ),
+            });
+        }
+    }
+    Ok(frames.unwrap_or(0))
 }
 
 /// Re-codes a segment's digital value for the merged signal `to`.

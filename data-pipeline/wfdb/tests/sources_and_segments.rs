@@ -117,3 +117,56 @@ fn rdsamp_csv_in_physical_and_digital_units() {
         "a,\"lead, b\"\n20,200\n60,\n"
     );
 }
+
+/// A record `big` whose segments are `seg` (2 frames of II and V1) and the given `tail` lines.
+fn multi_segment_source(record_line: &str, tail: &str) -> ecgfm_wfdb::MemorySource {
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    src.insert(
+        "big.hea",
+        format!("{record_line}\nseg 2\n{tail}").into_bytes(),
+    );
+    for (name, bytes) in segment("seg", &[("II", 100, vec![1, 2]), ("V1", 100, vec![3, 4])]) {
+        src.insert(name, bytes);
+    }
+    src
+}
+
+#[test]
+fn a_huge_gap_segment_is_a_bad_header_never_an_allocation() {
+    // 10^12 frames of 2 signals would be 8 TB; 6 * 10^8 frames (1.2 * 10^9 samples) is just
+    // past the bound and would otherwise be allocated and filled.
+    for gap in ["1000000000000", "600000000"] {
+        let src = multi_segment_source("big/2 2 100", &format!("~ {gap}\n"));
+        match read_record_from(&src, "big").unwrap_err() {
+            WfdbError::BadHeader { file, line, reason } => {
+                assert_eq!((file.as_str(), line), ("big.hea", 3), "{reason}");
+                assert!(reason.contains("segment ~ of"), "{reason}");
+            }
+            other => panic!("{gap}: {other}"),
+        }
+    }
+    // A gap within the bound is read as missing samples.
+    let src = multi_segment_source("big/2 2 100", "~ 3\n");
+    let record = read_record_from(&src, "big").unwrap();
+    assert_eq!(record.digital[0], [1, 2, i32::MIN, i32::MIN, i32::MIN]);
+}
+
+#[test]
+fn segment_lengths_must_add_up_to_the_record_length() {
+    let src = multi_segment_source("big/2 2 100 5000", "~ 3\n");
+    match read_record_from(&src, "big").unwrap_err() {
+        WfdbError::BadHeader { file, line, reason } => {
+            assert_eq!((file.as_str(), line), ("big.hea", 1));
+            assert_eq!(
+                reason,
+                "the record has 5000 frames but its segment lengths add up to 5"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let overflowing = multi_segment_source("big/3 2 100", "~ 18446744073709551615\n~ 1\n");
+    match read_record_from(&overflowing, "big").unwrap_err() {
+        WfdbError::BadHeader { line, .. } => assert_eq!(line, 3),
+        other => panic!("{other}"),
+    }
+}
