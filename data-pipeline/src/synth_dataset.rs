@@ -7,6 +7,7 @@ use ecgfm_preprocess::{Pipeline, PipelineConfig};
 use ecgfm_synth::{generate, SynthConfig, LEAD_NAMES};
 use ecgfm_wfdb::labels::Sex;
 use indicatif::ProgressBar;
+use object_store::ObjectStoreExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,7 @@ use crate::ingest::plan::PlannedRecord;
 use crate::ingest::record::{windows_to_rows, RecordOutcome};
 use crate::ingest::shard_writer::{store_shard, ShardLayout, ShardWriter};
 use crate::ingest::{record_outcome, DEFAULT_SHARD_TARGET_BYTES};
-use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
+use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS, MANIFEST_FILE};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::split::{assign_split, SplitFractions};
 use crate::store;
@@ -131,6 +132,14 @@ pub fn write_synth_dataset(
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
+    let manifest_location = store::join(&out_root, MANIFEST_FILE);
+    if store::block_on(out_store.head(&manifest_location)).is_ok() {
+        return Err(DataError::Config(format!(
+            "{} already holds a dataset ({MANIFEST_FILE}); synth writes a new one: choose \
+             another --out",
+            store::redact_url(&opts.out)
+        )));
+    }
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
         row_group_rows: opts.row_group_rows,

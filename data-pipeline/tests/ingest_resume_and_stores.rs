@@ -137,6 +137,14 @@ fn synthetic_dataset_has_the_same_layout() {
         ..SynthDatasetOptions::default()
     };
     let manifest = write_synth_dataset(&opts, &hidden()).unwrap();
+    // A second synth into the same folder is refused: it would replace the dataset there.
+    let err = write_synth_dataset(&opts, &hidden())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already holds a dataset (manifest.json)"),
+        "{err}"
+    );
     assert_eq!(manifest.counts.records, 120);
     assert_eq!(manifest.counts.rows, 120);
     let (read_back, rows) = read_dataset(out.path().to_str().unwrap(), &[]);

@@ -338,11 +338,16 @@ impl TrainConfig {
             )));
         }
         let o = &self.optim;
-        if !(o.lr > 0.0 && o.lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
+        // The step computes in f32: a learning rate finite in f64 but not in f32 (1e300) would
+        // train on infinities.
+        let lr_ok = o.lr > 0.0 && (o.lr as f32).is_finite();
+        if !(lr_ok && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
             return Err(ConfigError::Value(format!(
-                "optim.lr must be finite and > 0, and 0 <= optim.min_lr <= optim.lr (got lr {}, \
-                 min_lr {})",
-                o.lr, o.min_lr
+                "optim.lr must be > 0 and at most {:e} (f32), and 0 <= optim.min_lr <= optim.lr \
+                 (got lr {}, min_lr {})",
+                f32::MAX,
+                o.lr,
+                o.min_lr
             )));
         }
         for (name, value) in [("weight_decay", o.weight_decay), ("clip_norm", o.clip_norm)] {
@@ -352,10 +357,13 @@ impl TrainConfig {
                 )));
             }
         }
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || o.eps <= 0.0 {
-            return Err(ConfigError::Value(
-                "optim.beta1 and optim.beta2 must be in [0, 1) and optim.eps > 0".into(),
-            ));
+        let eps_ok = o.eps > 0.0 && o.eps.is_finite();
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || !eps_ok {
+            return Err(ConfigError::Value(format!(
+                "optim.beta1 and optim.beta2 must be in [0, 1) and optim.eps finite and > 0 (got \
+                 beta1 {}, beta2 {}, eps {})",
+                o.beta1, o.beta2, o.eps
+            )));
         }
         if !(0.0..=1.0).contains(&self.data.synth_single_lead_fraction) {
             return Err(ConfigError::Value(

@@ -78,6 +78,10 @@ fn optimiser_settings_that_would_train_on_nan_are_refused() {
         ("weight_decay = -0.1", "optim.weight_decay"),
         ("clip_norm = inf", "optim.clip_norm"),
         ("beta1 = 1.5", "optim.beta1"),
+        ("lr = 1e300", "optim.lr"),
+        ("eps = nan", "optim.eps"),
+        ("eps = inf", "optim.eps"),
+        ("eps = 0.0", "optim.eps"),
     ] {
         let err = TrainConfig::from_table(table(&format!("[optim]\n{setting}\n")))
             .unwrap_err()
