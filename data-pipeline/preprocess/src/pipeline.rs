@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex};
 struct Track {
     slot: usize,
     input: Vec<f64>,
+    /// Which `input` samples were missing before [`fill_gaps`] bridged them.
+    input_missing: Option<Vec<bool>>,
     raw_len: usize,
     /// The resampled signal, band-passed in place of itself by [`Pipeline::filter_tracks`].
     clean: Vec<f64>,
@@ -128,15 +130,19 @@ impl Pipeline {
         mut input: Vec<f64>,
         resampler: &Resampler,
     ) -> Option<Track> {
-        let missing = match fill_gaps(&mut input) {
-            GapFill::Complete => None,
-            GapFill::Filled(mask) => Some(resampler.resample_mask(&mask)),
+        let (input_missing, missing) = match fill_gaps(&mut input) {
+            GapFill::Complete => (None, None),
+            GapFill::Filled(mask) => {
+                let resampled = resampler.resample_mask(&mask);
+                (Some(mask), Some(resampled))
+            }
             GapFill::AllMissing => return None,
         };
         let raw = resampler.resample(&input);
         Some(Track {
             slot,
             input,
+            input_missing,
             raw_len: raw.len(),
             clean: raw,
             high: None,
@@ -179,6 +185,7 @@ impl Pipeline {
                 for t in tracks.iter() {
                     leads[t.slot] = Some(self.quality.assess(&LeadWindow {
                         input: &t.input[input_start..input_end],
+                        input_missing: t.input_missing.as_ref().map(|m| &m[input_start..input_end]),
                         input_rate,
                         clean: &t.clean[range.clone()],
                         high: t.high.as_ref().map(|h| &h[range.clone()]),

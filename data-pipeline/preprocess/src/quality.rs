@@ -6,7 +6,12 @@
 //! leads. The checks see four views of a lead's window: `input` (the record's own samples at its
 //! own rate, gaps bridged: for clipping and constant runs, which resampling would smear),
 //! `clean` (resampled and band-passed: for flatness and amplitude), `high` (a high-pass of the
-//! resampled signal above `hf_cutoff_hz`: for noise) and the missing mask.
+//! resampled signal above `hf_cutoff_hz`: for noise) and the missing masks of both rates.
+//!
+//! Every check but the missing one measures observed samples only: a bridged gap is a straight
+//! line, and counting it as a constant run (or a flat, clipped or quiet stretch) would fail a lead
+//! for missing data long before `hard_fail_missing_fraction` says it has too much. Runs end at a
+//! missing sample, and a window with nothing observed is judged by its missing fraction alone.
 //!
 //! | bit | check | ratio r |
 //! |---|---|---|
@@ -128,11 +133,14 @@ impl QualityConfig {
     }
 }
 
-/// The views of one lead over one window (all the same length).
+/// The views of one lead over one window (`input` and `input_missing` at the record's rate,
+/// the others at the target rate).
 #[derive(Debug, Clone, Copy)]
 pub struct LeadWindow<'a> {
     /// The record's own samples over the window's time span (gaps bridged).
     pub input: &'a [f64],
+    /// Which `input` samples were missing (bridged), when the lead had any.
+    pub input_missing: Option<&'a [bool]>,
     /// The record's own sampling rate, Hz.
     pub input_rate: f64,
     /// Resampled and band-passed (only resampled when there is no band-pass).
@@ -200,27 +208,39 @@ impl QualityChecker {
         let missing = view
             .missing
             .map_or(0.0, |m| m.iter().filter(|&&b| b).count() as f64 / n);
-        let clean = Summary::of(view.clean);
-        let std = (clean.squared_deviations / clean.n).sqrt();
-        let p2p = clean.hi - clean.lo;
-        let input = InputProfile::of(view.input, c.flat_constant_tolerance);
-        let flat = (c.flat_min_std / std)
-            .max(input.longest_constant_run as f64 / (c.flat_max_constant_s * view.input_rate));
+        let input = InputProfile::of(view.input, view.input_missing, c.flat_constant_tolerance);
+        let constant_run =
+            input.longest_constant_run as f64 / (c.flat_max_constant_s * view.input_rate);
         let min_run = ((c.clip_min_run_s * view.input_rate).round() as usize).max(2);
-        let clipping = clipped_fraction(view.input, &input, c.clip_level_tolerance, min_run)
-            / c.max_clip_fraction;
-        let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
-        // Flagged only when the high band is both a large share of the energy and large itself.
-        let noise = view.high.map_or(0.0, |high| {
-            let e_high: f64 = high.iter().map(|v| v * v).sum();
-            let total = e_high + clean.squared_deviations;
-            if total > 0.0 {
-                let rms = (e_high / high.len().max(1) as f64).sqrt();
-                (e_high / total / c.max_hf_ratio).min(rms / c.min_hf_rms)
-            } else {
-                0.0
+        let clipping = clipped_fraction(
+            view.input,
+            view.input_missing,
+            &input,
+            c.clip_level_tolerance,
+            min_run,
+        ) / c.max_clip_fraction;
+        let (flat, amplitude, noise) = match Summary::of(view.clean, view.missing) {
+            Some(clean) => {
+                let std = (clean.squared_deviations / clean.n).sqrt();
+                let p2p = clean.hi - clean.lo;
+                let amplitude = (p2p / c.max_peak_to_peak).max(c.min_peak_to_peak / p2p);
+                // Flagged only when the high band is both a large share of the energy and large
+                // itself.
+                let noise = view.high.map_or(0.0, |high| {
+                    let observed = observed(high, view.missing);
+                    let e_high: f64 = observed.clone().map(|v| v * v).sum();
+                    let total = e_high + clean.squared_deviations;
+                    if total > 0.0 {
+                        let rms = (e_high / observed.count() as f64).sqrt();
+                        (e_high / total / c.max_hf_ratio).min(rms / c.min_hf_rms)
+                    } else {
+                        0.0
+                    }
+                });
+                ((c.flat_min_std / std).max(constant_run), amplitude, noise)
             }
-        });
+            None => (constant_run, 0.0, 0.0),
+        };
         let checks = [
             (FLAG_MISSING, missing / c.max_missing_fraction),
             (FLAG_FLAT, flat),
@@ -261,9 +281,21 @@ pub fn combine(leads: &[Option<LeadQuality>; N_LEADS]) -> WindowQuality {
     }
 }
 
-/// One pass for the sum and range, a second for the squared deviations from the mean.
+/// The samples of `x` not marked in `missing`.
+fn observed<'a>(
+    x: &'a [f64],
+    missing: Option<&'a [bool]>,
+) -> impl Iterator<Item = f64> + Clone + 'a {
+    x.iter()
+        .enumerate()
+        .filter(move |&(i, _)| missing.is_none_or(|m| !m[i]))
+        .map(|(_, &v)| v)
+}
+
+/// One pass for the sum and range, a second for the squared deviations from the mean, over the
+/// observed samples.
 struct Summary {
-    /// Sample count (at least 1, so empty windows give NaN ratios rather than dividing by zero).
+    /// Observed sample count (at least 1).
     n: f64,
     lo: f64,
     hi: f64,
@@ -272,78 +304,84 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(x: &[f64]) -> Self {
-        if x.is_empty() {
-            return Self {
-                n: 1.0,
-                lo: 0.0,
-                hi: 0.0,
-                squared_deviations: 0.0,
-            };
-        }
-        let (mut sum, mut lo, mut hi) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
-        for &v in x {
+    /// `None` when no sample is observed.
+    fn of(x: &[f64], missing: Option<&[bool]>) -> Option<Self> {
+        let (mut count, mut sum, mut lo, mut hi) = (0usize, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for v in observed(x, missing) {
+            count += 1;
             sum += v;
             lo = lo.min(v);
             hi = hi.max(v);
         }
-        let n = x.len() as f64;
+        if count == 0 {
+            return None;
+        }
+        let n = count as f64;
         let mean = sum / n;
-        let squared_deviations = x.iter().map(|v| (v - mean) * (v - mean)).sum();
-        Self {
+        let squared_deviations = observed(x, missing).map(|v| (v - mean) * (v - mean)).sum();
+        Some(Self {
             n,
             lo,
             hi,
             squared_deviations,
-        }
+        })
     }
 }
 
-/// Range and longest constant run of the input samples, in one pass.
+/// Range, longest constant run and count of the observed input samples, in one pass.
 struct InputProfile {
     lo: f64,
     hi: f64,
-    /// Longest run of consecutive samples whose successive differences stay within the tolerance.
+    /// Longest run of consecutive observed samples whose successive differences stay within the
+    /// tolerance.
     longest_constant_run: usize,
+    observed: usize,
 }
 
 impl InputProfile {
-    fn of(x: &[f64], tolerance: f64) -> Self {
-        let Some(&first) = x.first() else {
-            return Self {
-                lo: f64::INFINITY,
-                hi: f64::NEG_INFINITY,
-                longest_constant_run: 0,
-            };
-        };
-        let (mut lo, mut hi, mut prev) = (first, first, first);
-        let (mut best, mut run) = (1usize, 1usize);
-        for &v in &x[1..] {
+    fn of(x: &[f64], missing: Option<&[bool]>, tolerance: f64) -> Self {
+        let (mut lo, mut hi, mut prev) = (f64::INFINITY, f64::NEG_INFINITY, f64::NAN);
+        let (mut best, mut run, mut observed) = (0usize, 0usize, 0usize);
+        for (i, &v) in x.iter().enumerate() {
+            if missing.is_some_and(|m| m[i]) {
+                run = 0;
+                continue;
+            }
             lo = lo.min(v);
             hi = hi.max(v);
-            run = usize::from((v - prev).abs() <= tolerance) * run + 1;
+            // `prev` is NaN at the start, so the first comparison is false and a run starts at 1;
+            // after a missing sample `run` is 0, so the run restarts there too.
+            run = usize::from(run > 0 && (v - prev).abs() <= tolerance) * run + 1;
             best = best.max(run);
             prev = v;
+            observed += 1;
         }
         Self {
             lo,
             hi,
             longest_constant_run: best,
+            observed,
         }
     }
 }
 
-/// Fraction of samples lying in runs of at least `min_run` samples within
-/// `tolerance` × range of the maximum, or of the minimum.
-fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: usize) -> f64 {
+/// Fraction of observed samples lying in runs of at least `min_run` observed samples within
+/// `tolerance` × range of the maximum, or of the minimum (a missing sample ends a run).
+fn clipped_fraction(
+    x: &[f64],
+    missing: Option<&[bool]>,
+    profile: &InputProfile,
+    tolerance: f64,
+    min_run: usize,
+) -> f64 {
     let (lo, hi) = (profile.lo, profile.hi);
-    if x.is_empty() || hi <= lo {
+    if profile.observed == 0 || hi <= lo {
         return 0.0;
     }
     let band = tolerance * (hi - lo);
     let (upper, lower) = (hi - band, lo + band);
     let (mut clipped, mut run, mut side) = (0usize, 0usize, 0i8);
-    for chunk in x.chunks(8) {
+    for (c, chunk) in x.chunks(8).enumerate() {
         let near_rail = chunk
             .iter()
             .fold(false, |any, &v| any | (v >= upper) | (v <= lower));
@@ -351,8 +389,12 @@ fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: 
             // Off both rails before and throughout: the scan state would not change.
             continue;
         }
-        for &v in chunk {
-            let here = i8::from(v >= upper) - i8::from(v <= lower);
+        for (j, &v) in chunk.iter().enumerate() {
+            let here = if missing.is_some_and(|m| m[c * 8 + j]) {
+                0
+            } else {
+                i8::from(v >= upper) - i8::from(v <= lower)
+            };
             let continues = here != 0 && here == side;
             let credited = !continues && side != 0 && run >= min_run;
             clipped += usize::from(credited) * run;
@@ -363,24 +405,34 @@ fn clipped_fraction(x: &[f64], profile: &InputProfile, tolerance: f64, min_run: 
     if side != 0 && run >= min_run {
         clipped += run;
     }
-    clipped as f64 / x.len() as f64
+    clipped as f64 / profile.observed as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The clipped fraction by the definition: maximal runs at one rail, counted when long enough.
-    fn reference(x: &[f64], tolerance: f64, min_run: usize) -> f64 {
-        let (lo, hi) = x
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
-                (l.min(v), h.max(v))
-            });
+    /// The clipped fraction by the definition: maximal runs of observed samples at one rail,
+    /// counted when long enough, over the observed samples.
+    fn reference(x: &[f64], missing: &[bool], tolerance: f64, min_run: usize) -> f64 {
+        let seen = || x.iter().zip(missing).filter(|(_, &m)| !m).map(|(&v, _)| v);
+        let (lo, hi) = seen().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
+        if hi <= lo {
+            return 0.0;
+        }
         let band = tolerance * (hi - lo);
         let rail: Vec<i8> = x
             .iter()
-            .map(|&v| i8::from(v >= hi - band) - i8::from(v <= lo + band))
+            .zip(missing)
+            .map(|(&v, &m)| {
+                if m {
+                    0
+                } else {
+                    i8::from(v >= hi - band) - i8::from(v <= lo + band)
+                }
+            })
             .collect();
         let mut clipped = 0;
         let mut i = 0;
@@ -393,28 +445,42 @@ mod tests {
             }
             i = j;
         }
-        clipped as f64 / x.len() as f64
+        clipped as f64 / seen().count() as f64
     }
 
     #[test]
     fn clipped_fraction_matches_the_definition_across_block_edges() {
         let mut state = 5u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            state
+        };
         for len in [1usize, 7, 8, 9, 63, 200] {
-            for _ in 0..20 {
+            for round in 0..40 {
                 let x: Vec<f64> = (0..len)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        match state >> 61 {
+                        let r = next();
+                        match r >> 61 {
                             0 | 1 => 1.0,
                             2 => -1.0,
-                            _ => ((state >> 11) % 1000) as f64 / 1000.0 - 0.5,
+                            _ => ((r >> 11) % 1000) as f64 / 1000.0 - 0.5,
                         }
                     })
                     .collect();
-                let profile = InputProfile::of(&x, 1e-4);
+                // Half the rounds without missing samples, half with about one in eight missing.
+                let missing: Vec<bool> = (0..len)
+                    .map(|_| round % 2 == 1 && next() >> 61 == 0)
+                    .collect();
+                let mask = (round % 2 == 1).then_some(missing.as_slice());
+                let profile = InputProfile::of(&x, mask, 1e-4);
                 for min_run in [2, 3] {
-                    let fast = clipped_fraction(&x, &profile, 0.002, min_run);
-                    assert_eq!(fast, reference(&x, 0.002, min_run), "{x:?}");
+                    let fast = clipped_fraction(&x, mask, &profile, 0.002, min_run);
+                    let expected = if profile.observed == 0 {
+                        0.0
+                    } else {
+                        reference(&x, &missing, 0.002, min_run)
+                    };
+                    assert_eq!(fast, expected, "{x:?} {missing:?}");
                 }
             }
         }

@@ -182,3 +182,44 @@ fn all_missing_record_is_quarantined() {
     let record = vec![vec![f64::NAN; N]; 12];
     assert_eq!(run(&record).unwrap_err(), PreprocessError::AllLeadsMissing);
 }
+
+#[test]
+fn a_bridged_gap_is_missing_not_flat_or_clipped() {
+    // 1.1 s (11%) missing at the start of every lead, and 1.5 s in the middle of lead II: bridged
+    // gaps are straight lines longer than `flat_max_constant_s`, but only observed samples are
+    // judged flat or clipped, so the 50% hard-fail limit on missing samples governs.
+    let mut record = clean_record(11);
+    for lead in &mut record {
+        lead[..550].iter_mut().for_each(|v| *v = f64::NAN);
+    }
+    record[1][2000..2750].iter_mut().for_each(|v| *v = f64::NAN);
+    let out = run(&record).unwrap();
+    let w = &out.windows[0];
+    assert!(!w.hard_fail);
+    assert_eq!(out.report.hard_failed_windows, 0);
+    for lead in 0..12 {
+        assert_eq!(flags_of(&out, lead), FLAG_MISSING, "{:?}", w.quality_flags);
+    }
+    // A lead missing for more than half the window is still unusable, and a window where every
+    // lead is is hard-failed.
+    let mut record = clean_record(12);
+    for lead in &mut record {
+        lead[..2600].iter_mut().for_each(|v| *v = f64::NAN);
+    }
+    match run(&record) {
+        Err(PreprocessError::AllWindowsFailed { windows: 1 }) => {}
+        other => panic!("expected a hard fail, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_flat_stretch_between_gaps_is_still_flat() {
+    // A constant run of observed samples longer than `flat_max_constant_s` is flat even when gaps
+    // surround it.
+    let mut record = clean_record(13);
+    record[2][1000..1100].iter_mut().for_each(|v| *v = f64::NAN);
+    record[2][1100..1800].iter_mut().for_each(|v| *v = 0.3);
+    record[2][1800..1900].iter_mut().for_each(|v| *v = f64::NAN);
+    let out = run(&record).unwrap();
+    assert_ne!(flags_of(&out, 2) & FLAG_FLAT, 0);
+}
