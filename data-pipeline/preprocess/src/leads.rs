@@ -54,11 +54,7 @@ impl LeadMapping {
 /// (`lead I`, `ECG_II`); `ML` marks modified limb leads (`MLII`, `ML II` -> II); `D1`/`DI` .. `D3`/`DIII`
 /// are the European names of I..III; `C1`..`C6` those of V1..V6.
 pub fn standard_lead_index(name: &str) -> Option<usize> {
-    let key: String = name
-        .chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '_' | '-' | '.'))
-        .flat_map(char::to_lowercase)
-        .collect();
+    let key = lead_key(name);
     let stripped = ["lead", "ecg"]
         .iter()
         .find_map(|p| key.strip_prefix(p).filter(|rest| !rest.is_empty()))
@@ -85,6 +81,23 @@ pub fn standard_lead_index(name: &str) -> Option<usize> {
     }
 }
 
+/// `name` lower-cased without spaces, `_`, `-` and `.`.
+fn lead_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A name that says "an ECG" without naming a lead: none at all, or `ECG` / `EKG` with at most a
+/// number (`ECG`, `ecg 1`, `EKG2`). Other unknown names (`PLETH`, `ABP`, `RESP`) are other
+/// signals, which must not become an ECG lead.
+fn is_generic_ecg_name(name: &str) -> bool {
+    let key = lead_key(name);
+    let number = key.strip_prefix("ecg").or_else(|| key.strip_prefix("ekg"));
+    key.is_empty() || number.is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// `i`, `ii`, `iii` -> 0, 1, 2.
 fn limb_index(roman: &str) -> Option<usize> {
     match roman {
@@ -106,14 +119,16 @@ fn chest_index(core: &str) -> Option<usize> {
 
 /// Maps a record's lead names to standard slots.
 ///
-/// The first lead that maps to a slot wins; later ones are dropped as duplicates. A record with a
-/// single lead whose name is unknown (`ECG` in CinC 2017 AliveCor records) is taken as lead I.
+/// The first lead that maps to a slot wins; later ones are dropped as duplicates. A record whose
+/// single lead has a generic ECG name (`ECG` in CinC 2017 AliveCor records, `ECG1`, `EKG`, or an
+/// empty one) is taken as lead I; a single `PLETH`, `ABP` or `RESP` is not.
 pub fn map_leads<S: AsRef<str>>(names: &[S]) -> LeadMapping {
     let mut source_of = [None; N_LEADS];
     let mut dropped = Vec::new();
     for (source_index, name) in names.iter().enumerate() {
         let name = name.as_ref();
-        let slot = standard_lead_index(name).or((names.len() == 1).then_some(0));
+        let slot = standard_lead_index(name)
+            .or((names.len() == 1 && is_generic_ecg_name(name)).then_some(0));
         let reason = match slot {
             Some(slot) if source_of[slot].is_none() => {
                 source_of[slot] = Some(source_index);

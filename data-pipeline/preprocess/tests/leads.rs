@@ -96,6 +96,18 @@ fn single_unknown_lead_is_lead_one() {
 }
 
 #[test]
+fn a_single_signal_that_is_not_an_ecg_is_not_lead_one() {
+    for generic in ["ECG", "ecg 1", "EKG", "ECG2", ""] {
+        assert_eq!(map_leads(&[generic]).source_of[0], Some(0), "{generic:?}");
+    }
+    for other in ["PLETH", "ABP", "RESP", "SpO2", "ART", "UC", "FECG", "1"] {
+        let m = map_leads(&[other]);
+        assert_eq!(m.source_of, [None; 12], "{other}");
+        assert_eq!(m.dropped[0].reason, DropReason::Unknown);
+    }
+}
+
+#[test]
 fn unknown_lead_among_several_is_dropped_and_duplicates_keep_the_first() {
     let m = map_leads(&["I", "ECG", "lead I", "PLETH"]);
     assert_eq!(m.source_of[0], Some(0));
