@@ -6,7 +6,10 @@
 //! share of the cores through `RAYON_NUM_THREADS`). Output lines are prefixed with the
 //! rank. SIGINT and SIGTERM are forwarded. When a rank fails the others are stopped and the
 //! launcher exits non-zero naming it, or, with `--max-restarts K`, starts all ranks again from
-//! the newest complete checkpoint. `--master-port 0` binds a free port here and hands the
+//! the newest complete checkpoint. A rank stopped by a signal sent to it directly (SLURM's
+//! warning, preemption) is no failure: the launcher waits for the others to save the same
+//! checkpoint and exits non-zero without a restart. A fresh `pretrain` into a folder that holds
+//! checkpoints is refused before any rank starts. `--master-port 0` binds a free port here and hands the
 //! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
 //! instead (slurm.rs).
 
@@ -124,13 +127,24 @@ fn forward_lines(
     })
 }
 
-/// One attempt: runs every local rank to its end. Returns the failures, first one first.
+/// How the ranks of one attempt ended.
+struct Attempt {
+    /// The failures, first one first.
+    failures: Vec<String>,
+    /// The first rank that stopped on a signal of its own (preemption, SLURM's warning) after
+    /// saving its checkpoint: a clean stop, not a failure.
+    stopped: Option<String>,
+    /// Every rank exited with status 0 (a signal during the last step still finishes the run).
+    finished: bool,
+}
+
+/// One attempt: runs every local rank to its end.
 /// `listener`: the socket rank 0 listens on, bound here for `--master-port 0`.
 fn run_attempt(
     args: &LaunchArgs,
     command: &[String],
     listener: Option<&TcpListener>,
-) -> Result<Vec<String>> {
+) -> Result<Attempt> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let world = args.nproc_per_node * args.nnodes;
     let devices: Option<Vec<String>> = std::env::var("CUDA_VISIBLE_DEVICES")
@@ -194,6 +208,8 @@ fn run_attempt(
         children.push((rank, Some(child)));
     }
     let mut failures = Vec::new();
+    let mut stopped = None;
+    let mut finished = true;
     let mut stopping_since: Option<Instant> = None;
     let mut forwarded = 0;
     while children.iter().any(|(_, c)| c.is_some()) {
@@ -210,7 +226,13 @@ fn run_attempt(
             let Some(child) = slot.as_mut() else { continue };
             if let Some(status) = child.try_wait().context("waiting for a rank")? {
                 let why = crate::child_error::take(error_file);
-                if !status.success() && stopping_since.is_none() {
+                finished &= status.success();
+                let clean_stop = why
+                    .as_deref()
+                    .filter(|e| e.starts_with(crate::signals::STOPPED));
+                if let Some(why) = clean_stop.filter(|_| stopping_since.is_none()) {
+                    stopped.get_or_insert_with(|| format!("rank {rank} {why}"));
+                } else if !status.success() && stopping_since.is_none() {
                     use std::os::unix::process::ExitStatusExt;
                     let by_signal = status.signal().is_some();
                     let why = why.map_or(String::new(), |e| format!(" ({e})"));
@@ -224,6 +246,12 @@ fn run_attempt(
         }
         ended.sort_by_key(|(by_exit, _)| *by_exit);
         failures.extend(ended.into_iter().map(|(_, text)| text));
+        if stopped.is_some() && stopping_since.is_none() {
+            // A rank was signalled directly (SLURM signals every task): the ranks agree on
+            // the stop at every step, so the others are saving the same checkpoint. Signalling
+            // them now would be a second signal, which ends a rank without it.
+            stopping_since = Some(Instant::now());
+        }
         if !failures.is_empty() && stopping_since.is_none() {
             // One rank failed: stop the others (they would wait for it until their timeout);
             // SIGCONT lets a stopped (hung) rank receive the SIGTERM.
@@ -231,8 +259,9 @@ fn run_attempt(
             signal_all(&children, libc::SIGCONT);
             stopping_since = Some(Instant::now());
         }
-        // Ranks stopped by a forwarded signal first save a checkpoint; failed jobs just end.
-        let grace = Duration::from_secs(if forwarded != 0 { 300 } else { 10 });
+        // Ranks stopped by a signal first save a checkpoint; failed jobs just end.
+        let stop = forwarded != 0 || stopped.is_some();
+        let grace = Duration::from_secs(if stop { 300 } else { 10 });
         if stopping_since.is_some_and(|t| t.elapsed() > grace) {
             signal_all(&children, libc::SIGKILL);
         }
@@ -241,7 +270,11 @@ fn run_attempt(
     for f in forwarders {
         let _ = f.join();
     }
-    Ok(failures)
+    Ok(Attempt {
+        failures,
+        stopped,
+        finished,
+    })
 }
 
 /// For `--master-port 0`: a socket listening on a free port, kept for every attempt (restarts
@@ -272,18 +305,29 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
     }
     crate::signals::catch(&[libc::SIGINT, libc::SIGTERM]);
     let out = fixed_run_dir(args)?;
+    if let Some(out) = out.as_deref() {
+        if !args.command.iter().any(|a| a == "--resume") {
+            // The ranks refuse this too, but a restart (which resumes) would then continue the
+            // run whose checkpoints these are.
+            ecgfm_trainer::train::refuse_fresh_start_over_checkpoints(out)?;
+        }
+    }
     let listener = free_listener(args)?;
     let mut restarts = 0;
     loop {
         let command = rank_command(args, out.as_deref(), restarts > 0);
-        let failures = run_attempt(args, &command, listener.as_ref())?;
+        let attempt = run_attempt(args, &command, listener.as_ref())?;
+        if attempt.finished {
+            return Ok(());
+        }
         if let Some(sig) = crate::signals::received() {
             bail!("stopped by signal {sig} (forwarded to every rank)");
         }
-        if failures.is_empty() {
-            return Ok(());
+        if let Some(stopped) = attempt.stopped {
+            // Asked to stop (preemption, a time limit): restarting would defeat that.
+            bail!("{stopped}");
         }
-        let cause = failures.join("; then ");
+        let cause = attempt.failures.join("; then ");
         if restarts >= args.max_restarts {
             bail!("{cause}");
         }

@@ -416,7 +416,8 @@ fn train_on<B: Backend>(
     bar.finish_and_clear();
     if summary.stopped_early {
         bail!(
-            "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
+            "{} at step {}: checkpoint saved in {}; continue with --resume",
+            crate::signals::STOPPED,
             summary.steps,
             run_dir.join("checkpoints").display()
         );

@@ -10,6 +10,11 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
+/// How the error of a rank that stopped on a signal (and saved its checkpoint) begins: the
+/// launcher tells such a clean stop from a failure by it (`ECGFM_ERROR_FILE`) and does not
+/// restart the job.
+pub const STOPPED: &str = "stopped by a signal";
+
 /// A signal this soon after the first one is taken for the same request.
 pub const REPEAT_WINDOW_MS: u64 = 2000;
 

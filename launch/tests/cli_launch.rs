@@ -869,13 +869,25 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
 #[test]
 fn under_slurm_a_rank_stopped_by_sigusr1_leaves_only_once_the_checkpoint_is_written() {
     let dir = temp_dir("usr1");
-    let run = dir.join("run");
-    let command = pretrain_without_checkpoints(&run, 100_000);
+    // Without ZeRO rank 0 writes the whole checkpoint; with it every rank writes its optimizer
+    // shard and rank 0 then seals the folder (hashes, COMPLETE, rename).
+    for (name, zero) in [("run", &[][..]), ("run-zero", &["--zero", "1"][..])] {
+        let run = dir.join(name);
+        let mut command = pretrain_without_checkpoints(&run, 100_000);
+        command.extend(zero.iter().map(|a| a.to_string()));
+        stop_slurm_ranks_by_sigusr1(&run, &command);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `command` as 2 SLURM tasks, sends both SIGUSR1 after 5 steps, kills rank 0 as soon as
+/// rank 1 has exited (srun --kill-on-bad-exit), and checks the checkpoint was complete by then.
+fn stop_slurm_ranks_by_sigusr1(run: &Path, command: &[String]) {
     let port = free_port();
     let mut ranks: Vec<Child> = (0..2)
         .map(|rank| {
             Command::new(ECGFM)
-                .args(&command)
+                .args(command)
                 .env_remove("RANK")
                 .env_remove("WORLD_SIZE")
                 .envs([
@@ -893,7 +905,7 @@ fn under_slurm_a_rank_stopped_by_sigusr1_leaves_only_once_the_checkpoint_is_writ
         })
         .collect();
     let mut lines = Lines::read(ranks[1].stderr.take().unwrap());
-    wait_for_five_steps(&mut ranks[1], &run, &mut lines);
+    wait_for_five_steps(&mut ranks[1], run, &mut lines);
     // SLURM's warning before the time limit reaches every task; when one exits with an error,
     // srun --kill-on-bad-exit kills the others at once, as here.
     for rank in &ranks {
@@ -908,11 +920,92 @@ fn under_slurm_a_rank_stopped_by_sigusr1_leaves_only_once_the_checkpoint_is_writ
     let stderr = lines.all();
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("stopped by a signal at step"), "{stderr}");
-    let saved = checkpoints(&run);
+    let saved = checkpoints(run);
     assert!(
         saved.iter().any(|name| name.starts_with("step_")),
         "rank 1 left before rank 0 had written the checkpoint: {saved:?}\n{stderr}"
     );
+}
+
+#[test]
+fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
+    // SLURM's --signal (without B:) and scancel --signal reach the ranks, not the launcher.
+    let dir = temp_dir("rank-stop");
+    let run = dir.join("run");
+    let command = pretrain_without_checkpoints(&run, 60);
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, &["--max-restarts", "2"], &command))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::read(child.stderr.take().unwrap());
+    let mut pids = Vec::new();
+    let started = Instant::now();
+    while pids.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            lines.text
+        );
+        pids.extend(lines.new_lines().iter().filter_map(|line| {
+            let rest = line.split_once(" started (pid ")?.1;
+            rest.trim_end_matches(')').parse::<i32>().ok()
+        }));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wait_for_five_steps(&mut child, &run, &mut lines);
+    for pid in &pids {
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let status = child.wait().unwrap();
+    let stderr = lines.all();
+    assert!(
+        !status.success(),
+        "a stopped run reported as finished: {stderr}"
+    );
+    assert!(!stderr.contains("restarting"), "{stderr}");
+    assert!(
+        stderr.contains("error: rank 0 stopped by a signal at step")
+            || stderr.contains("error: rank 1 stopped by a signal at step"),
+        "{stderr}"
+    );
+    let saved = checkpoints(&run);
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(saved[0].starts_with("step_") && saved[0] != "step_00000060");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_fresh_launch_into_a_folder_with_checkpoints_is_refused_before_any_rank_starts() {
+    let dir = temp_dir("occupied");
+    let run = dir.join("run");
+    let command = pretrain(&run, 3, 4, 1);
+    run_ok(&launch_args(2, &[], &command));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let weights = checkpoint_tensor_bytes(&run, 3);
+    // Another seed in the same folder; a restart (which resumes) must not pick up the old run.
+    let other = [command, vec!["--seed".into(), "7".into()]].concat();
+    let output = Command::new(ECGFM)
+        .args(launch_args(2, &["--max-restarts", "1"], &other))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} already holds the checkpoints", run.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!stderr.contains("rank 0 started"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        config
+    );
+    assert_eq!(checkpoint_tensor_bytes(&run, 3), weights);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

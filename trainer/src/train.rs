@@ -62,6 +62,16 @@ pub enum TrainError {
     },
     #[error("cannot resume {run_dir}: {reason}")]
     Resume { run_dir: PathBuf, reason: String },
+    /// A fresh start in a folder holding another run's checkpoints: a later resume would take
+    /// the newest of them and continue the old weights under the new configuration.
+    #[error(
+        "{} already holds the checkpoints of a run (newest: {}): continue that run with \
+         --resume, start this one in another folder (--out), or remove {} to start over here",
+        .run_dir.display(),
+        .newest.display(),
+        .run_dir.join("checkpoints").display()
+    )]
+    CheckpointsExist { run_dir: PathBuf, newest: PathBuf },
     #[error("{what} at step {step}{}: training diverged (lower optim.lr or enable optim.clip_norm)", ranks_note(.ranks))]
     NonFinite {
         step: u64,
@@ -148,7 +158,9 @@ impl<B: Backend> Trainer<B> {
     /// Prepares a single-process run in `run_dir`. With `resume`, continues from the newest
     /// intact checkpoint there (a fresh start when there is none); the directory's `config.toml`
     /// must then match `config` in everything but `train.steps` and the thread and prefetch
-    /// counts (and the batch geometry, as long as the global batch stays the same).
+    /// counts (and the batch geometry, as long as the global batch stays the same). Without
+    /// it, a `run_dir` that holds checkpoints is refused (`TrainError::CheckpointsExist`).
+    /// `config.toml` is written only once every check has passed.
     pub fn new(
         config: TrainConfig,
         run_dir: &Path,
@@ -175,15 +187,9 @@ impl<B: Backend> Trainer<B> {
             true => Some(check_resumable(run_dir, &config_path, &config)?),
             false => None,
         };
-        if let Some(dp) = dp.as_mut() {
-            dp.barrier()?; // every rank has read the saved config before rank 0 rewrites it
+        if !resume {
+            refuse_fresh_start_over_checkpoints(run_dir)?;
         }
-        let config_toml = config.to_toml_string();
-        if rank == 0 {
-            std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
-            std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
-        }
-
         let (cfg, batch) = (config.model.clone(), config.train.batch_size);
         let memory = model_memory(&config, dp.as_ref());
         let mut model = Mae::with_memory(backend, cfg, batch, memory)?;
@@ -218,6 +224,19 @@ impl<B: Backend> Trainer<B> {
                 source
                     .restore(&ckpt.state.data)
                     .map_err(|e| TrainError::Data(source.describe(), e))?;
+                if ckpt.state.step > config.train.steps {
+                    return Err(TrainError::Resume {
+                        run_dir: run_dir.to_path_buf(),
+                        reason: format!(
+                            "{} is at step {}, past train.steps {}: a run cannot be shortened \
+                             below the step it reached; give --steps {} or more",
+                            ckpt.dir.display(),
+                            ckpt.state.step,
+                            config.train.steps,
+                            ckpt.state.step
+                        ),
+                    });
+                }
                 let mut state = ckpt.state;
                 state.global_batch = Some(global_batch);
                 let first_batch = saved_config.as_ref().map(|c| c.train.batch_size as u64);
@@ -242,6 +261,17 @@ impl<B: Backend> Trainer<B> {
                 (state, None, Vec::new())
             }
         };
+        // config.toml is rewritten only once every rank has read the saved one and passed every
+        // check: a refused resume must leave it as it was, or the next resume would take the
+        // rejected settings as the run's own.
+        if let Some(dp) = dp.as_mut() {
+            dp.barrier()?;
+        }
+        let config_toml = config.to_toml_string();
+        if rank == 0 {
+            std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+            std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
+        }
         let metrics = match rank {
             0 => Some(MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?),
             _ => None,
@@ -388,10 +418,11 @@ impl<B: Backend> Trainer<B> {
             writer.write_state(&self.state)?;
         }
         dp.barrier()?; // every shard is in
-        Ok(match writer {
-            Some(writer) => Some(writer.finish()?),
-            None => None,
-        })
+        let sealed = writer.map(|writer| writer.finish()).transpose();
+        // As above: no rank returns (and exits, after a stop signal) before rank 0 has sealed
+        // the checkpoint, or srun --kill-on-bad-exit would kill rank 0 mid-seal.
+        dp.barrier()?;
+        Ok(sealed?)
     }
 
     /// Trains to `train.steps` (or for at most `stop_after` more steps), logging metrics every
@@ -461,7 +492,8 @@ impl<B: Backend> Trainer<B> {
             elapsed_s: self.state.elapsed_s,
             samples_seen: self.state.samples_seen,
             val_loss,
-            stopped_early: self.stopping,
+            // A stop asked for during the last step still finished the run.
+            stopped_early: self.stopping && self.state.step < total,
         })
     }
 }
@@ -481,17 +513,32 @@ pub struct RunSummary {
 }
 
 /// The warning for a resume at `step` that changed `train.steps` of a schedule that depends on
-/// it: the learning rate from `step` on is neither run's.
+/// it: the learning rate from `step` on is neither run's. Every step from `step` to the later
+/// end is compared, not only `step`: during warmup the rate there does not depend on the
+/// length, but the decay after it does.
 fn schedule_moved(saved: &TrainConfig, config: &TrainConfig, step: u64) -> Option<String> {
     let (was, now) = (saved.train.steps, config.train.steps);
-    let moved = saved.schedule().lr_at(step) != config.schedule().lr_at(step);
-    (was != now && moved).then(|| {
+    let (before, after) = (saved.schedule(), config.schedule());
+    let moved = |s: u64| before.lr_at(s) != after.lr_at(s);
+    (was != now && (step..was.max(now)).any(moved)).then(|| {
         format!(
             "train.steps changed from {was} to {now}: after step {step} the learning rate follows \
              a {now}-step schedule, so this run matches neither a {was}-step nor a {now}-step run \
              from the start"
         )
     })
+}
+
+/// A fresh start must not share `run_dir` with another run's checkpoints: a resume takes the
+/// newest checkpoint whichever run wrote it. Nothing is deleted; the caller chooses.
+pub fn refuse_fresh_start_over_checkpoints(run_dir: &Path) -> Result<(), TrainError> {
+    match checkpoint::latest_complete(run_dir)? {
+        Some(newest) => Err(TrainError::CheckpointsExist {
+            run_dir: run_dir.to_path_buf(),
+            newest,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A resumed run must use the configuration it started with. Only its length and the settings

@@ -1,0 +1,133 @@
+//! What a run folder is protected from (trainer/src/train.rs): a fresh start over another run's
+//! checkpoints, a refused resume rewriting config.toml, a changed length going unnoticed, and a
+//! stop during the last step leaving a finished run "stopped".
+
+mod run_setup;
+
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::config::TrainConfig;
+use ecgfm_trainer::data::SyntheticSource;
+use ecgfm_trainer::train::{RunSummary, TrainError, Trainer};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+fn config(steps: u64, batch: usize, seed: u64) -> TrainConfig {
+    run_setup::config_from(&[
+        format!("train.seed={seed}"),
+        format!("train.steps={steps}"),
+        format!("train.batch_size={batch}"),
+        "train.checkpoint_every=0".into(),
+        "train.val_batches=0".into(),
+        "optim.warmup_steps=40".into(),
+    ])
+}
+
+fn trainer(cfg: &TrainConfig, dir: &Path, resume: bool) -> Result<Trainer<CpuBackend>, TrainError> {
+    let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume)
+}
+
+/// Runs `cfg` in `dir` for at most `stop_after` steps (checkpointing where it stops).
+fn run(cfg: &TrainConfig, dir: &Path, resume: bool, stop_after: Option<u64>) -> RunSummary {
+    trainer(cfg, dir, resume)
+        .unwrap()
+        .run(stop_after, |_, _| {})
+        .unwrap()
+}
+
+fn config_toml(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("config.toml")).unwrap()
+}
+
+#[test]
+fn a_fresh_start_over_checkpoints_is_refused_and_deletes_nothing() {
+    let dir = run_setup::run_dir("guards", "fresh");
+    let old = config(6, 2, 0);
+    run(&old, &dir, false, Some(2));
+    let saved = config_toml(&dir);
+    let err = trainer(&config(6, 2, 7), &dir, false)
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, TrainError::CheckpointsExist { .. }), "{text}");
+    for part in [
+        dir.display().to_string(),
+        "step_00000002".into(),
+        "--resume".into(),
+        "--out".into(),
+        format!("remove {}", dir.join("checkpoints").display()),
+    ] {
+        assert!(text.contains(&part), "{part} not in: {text}");
+    }
+    assert!(dir.join("checkpoints/step_00000002").is_dir());
+    assert_eq!(
+        config_toml(&dir),
+        saved,
+        "the refused start rewrote config.toml"
+    );
+    // The old run still resumes; an empty folder (no checkpoint yet) may start afresh.
+    assert_eq!(run(&old, &dir, true, None).steps, 6);
+    std::fs::remove_dir_all(dir.join("checkpoints")).unwrap();
+    assert_eq!(run(&config(3, 2, 7), &dir, false, None).steps, 3);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_refused_resume_leaves_config_toml_as_it_was() {
+    let dir = run_setup::run_dir("guards", "refused");
+    run(&config(6, 4, 0), &dir, false, Some(2));
+    let saved = config_toml(&dir);
+    // Another global batch, then a length below the step reached: both refused.
+    for (cfg, says) in [
+        (config(9, 2, 0), "samples per step"),
+        (config(1, 4, 0), "past train.steps 1"),
+    ] {
+        let err = trainer(&cfg, &dir, true)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(says), "{err}");
+        assert_eq!(
+            config_toml(&dir),
+            saved,
+            "refused ({err}) yet rewrote config.toml"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn changing_train_steps_warns_even_when_resumed_during_warmup() {
+    let dir = run_setup::run_dir("guards", "warmup");
+    run(&config(50, 2, 0), &dir, false, Some(2));
+    // Step 2 is in the 40-step warmup, where the rate does not depend on the length; the decay
+    // after it does.
+    let longer = trainer(&config(80, 2, 0), &dir, true).unwrap();
+    let warned = longer.warnings().join("\n");
+    assert!(
+        warned.contains("train.steps changed from 50 to 80: after step 2"),
+        "{warned:?}"
+    );
+    drop(longer);
+    // That resume made the run an 80-step one: resuming it at 80 steps changes nothing.
+    let same = trainer(&config(80, 2, 0), &dir, true).unwrap();
+    assert!(same.warnings().is_empty(), "{:?}", same.warnings());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_stop_asked_for_during_the_last_step_still_finishes_the_run() {
+    let dir = run_setup::run_dir("guards", "last-step");
+    let mut trainer = trainer(&config(3, 2, 0), &dir, false).unwrap();
+    // The trainer asks once per step: the third question comes during the last step.
+    let asked = Arc::new(AtomicU64::new(0));
+    let counter = asked.clone();
+    trainer.stop_when(move || counter.fetch_add(1, Ordering::SeqCst) + 1 >= 3);
+    let summary = trainer.run(None, |_, _| {}).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+    assert_eq!(summary.steps, 3);
+    assert!(!summary.stopped_early, "a finished run reported as stopped");
+    assert!(dir.join("checkpoints/step_00000003").is_dir());
+    std::fs::remove_dir_all(dir).unwrap();
+}
