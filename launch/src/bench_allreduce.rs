@@ -4,7 +4,7 @@
 //! bound says the bus bandwidth cannot exceed it) and against torch.distributed's gloo backend on
 //! the same machine. The last line printed is one JSON object.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_dist::{on_threads, Collective, CpuCollective, Timeouts};
 use serde_json::json;
@@ -16,13 +16,13 @@ use crate::python_bench::run_comparison;
 #[derive(Args, Debug, Clone)]
 pub struct BenchAllreduceArgs {
     /// Ranks (threads on this machine).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = ranks)]
     pub ranks: usize,
     /// MiB of f32 values all-reduced per call.
     #[arg(long, default_value_t = 64.0)]
     pub mb: f64,
     /// Timed calls (the median is reported).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::cli::at_least_one)]
     pub iters: usize,
     /// Python interpreter that has torch (for the gloo comparison).
     #[arg(long, default_value = "python3")]
@@ -76,12 +76,30 @@ fn time_calls(
     })
 }
 
+/// Parses `--ranks`: 1 to 1024 threads.
+fn ranks(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        Ok(n) => Err(format!("{n} ranks: give 1 to 1024")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs `ecgfm bench allreduce`.
 pub fn run(args: &BenchAllreduceArgs) -> Result<()> {
-    let elems = (args.mb * 1024.0 * 1024.0 / 4.0) as usize;
+    // Every rank holds its own buffer: 64 GiB in all is more than any machine this runs on.
+    let total_mib = args.mb * args.ranks as f64;
+    if !(args.mb > 0.0 && total_mib <= 65536.0) {
+        bail!(
+            "--mb {} x --ranks {}: each rank's buffer must be > 0 MiB and all of them at most \
+             64 GiB",
+            args.mb,
+            args.ranks
+        );
+    }
+    let elems = ((args.mb * 1024.0 * 1024.0 / 4.0) as usize).max(1);
     let bytes = (elems * 4) as f64;
-    let n = args.ranks.max(1);
-    let iters = args.iters.max(1);
+    let (n, iters) = (args.ranks, args.iters);
     let allreduce = time_calls(n, elems, iters, |c, buf| Ok(c.all_reduce(buf)?))
         .context("timing the all-reduce")?;
     let link = time_calls(2, elems, iters, |c, buf| Ok(c.broadcast(buf, 0)?))

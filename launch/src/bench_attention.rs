@@ -30,7 +30,7 @@ pub struct BenchAttentionArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Timed iterations (the median is reported).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::cli::at_least_one)]
     pub steps: usize,
     /// Untimed warm-up iterations.
     #[arg(long, default_value_t = 3)]

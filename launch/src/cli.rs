@@ -203,7 +203,7 @@ pub struct BenchStepArgs {
     #[arg(long)]
     pub torch_no_compile: bool,
     /// Timed steps (the median is reported).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     pub steps: usize,
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
@@ -216,7 +216,7 @@ pub struct BenchStepArgs {
     pub profile: bool,
     /// Data-parallel scaling instead: this many CPU ranks (threads split among them) against
     /// one rank, and how much of the all-reduce the overlap with the backward pass hides.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub ranks: Option<usize>,
     /// Activations rerun in the backward pass (`train.recompute`): none, pointwise (each
     /// block's LayerNorms and GELU) or blocks (each block's forward; the bare flag). With

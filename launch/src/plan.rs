@@ -31,10 +31,10 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 8)]
     pub gpus_per_node: usize,
     /// Samples per GPU per micro-batch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
     /// ZeRO stage (1 shards the AdamW state).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub zero: u8,
     /// Matrix products of the run: bf16 (tensor cores; the GPU default) or fp32 (true fp32, no
     /// tensor cores, as ecgfm's fp32 GEMMs run).

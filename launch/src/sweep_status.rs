@@ -208,20 +208,28 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
         .iter()
         .filter_map(|r| r.last.as_ref())
         .map(|l| l.elapsed_s)
+        // A metrics file edited by hand (or damaged) must not stop the status report.
+        .filter(|s| s.is_finite() && *s >= 0.0)
         .sum();
     out += &format!(
         "trained {done:.3e} of {planned:.3e} FLOPs ({:.0}%) in {}",
         100.0 * done / planned.max(f64::MIN_POSITIVE),
-        HumanDuration(Duration::from_secs_f64(trained_s))
+        duration(trained_s)
     );
     if done > 0.0 && trained_s > 0.0 && done < planned {
         let left = (planned - done) * trained_s / done;
         out += &format!(
             "; about {} of training left at that rate, one run at a time (evaluations not \
              counted)",
-            HumanDuration(Duration::from_secs_f64(left))
+            duration(left)
         );
     }
     out.push('\n');
     out
+}
+
+/// `seconds` for people ("3 hours"); beyond what a `Duration` holds, "ages".
+fn duration(seconds: f64) -> String {
+    Duration::try_from_secs_f64(seconds)
+        .map_or_else(|_| "ages".to_string(), |d| HumanDuration(d).to_string())
 }

@@ -408,6 +408,43 @@ fn zero_sizes_are_refused_naming_the_flag() {
     }
     let err = run_err(&["bench", "loader", "--data", out, "--batch-size", "0"]);
     assert!(err.contains("must be at least 1"), "{err}");
+    // Counts that panicked or were silently changed, refused naming the flag.
+    for (args, says) in [
+        (
+            &["bench", "step", "--steps", "0"][..],
+            "'--steps <STEPS>': must be at least 1",
+        ),
+        (
+            &["bench", "step", "--ranks", "0"],
+            "'--ranks <N>': must be at least 1",
+        ),
+        (
+            &["bench", "attention", "--steps", "0"],
+            "'--steps <STEPS>': must be at least 1",
+        ),
+        (
+            &["bench", "allreduce", "--ranks", "100000"],
+            "'--ranks <RANKS>'",
+        ),
+        (
+            &["bench", "allreduce", "--iters", "0"],
+            "'--iters <ITERS>': must be at least 1",
+        ),
+        (
+            &["bench", "allreduce", "--mb", "nan"],
+            "--mb NaN x --ranks 2",
+        ),
+        (&["bench", "allreduce", "--mb", "1e12"], "at most 64 GiB"),
+        (&["plan", "--zero", "7"], "'--zero <ZERO>'"),
+        (
+            &["plan", "--batch-size", "0"],
+            "'--batch-size <BATCH_SIZE>': must be at least 1",
+        ),
+    ] {
+        let err = run_err(args);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

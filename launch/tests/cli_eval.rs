@@ -433,10 +433,16 @@ fn bad_input_is_a_clear_error() {
             "label fraction 1.5 is not in (0, 1]",
         ),
         ("--epochs", "0", "--epochs must be at least 1"),
+        ("--lr", "nan", "--lr must be finite and > 0, got NaN"),
+        ("--lr", "0", "--lr must be finite and > 0, got 0"),
+        ("--layer-decay", "5", "--layer-decay must be in (0, 1]"),
+        ("--layer-decay", "nan", "--layer-decay must be in (0, 1]"),
     ] {
         let mut bad = eval_args(data, "/nonexistent-run", out, "probe,finetune");
-        let at = bad.iter().position(|a| *a == flag).unwrap();
-        bad[at + 1] = value;
+        match bad.iter().position(|a| *a == flag) {
+            Some(at) => bad[at + 1] = value,
+            None => bad.extend([flag, value]),
+        }
         let err = run_err(&bad);
         assert!(err.contains(says), "{err}");
     }

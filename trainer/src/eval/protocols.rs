@@ -52,6 +52,16 @@ impl EvalSettings {
         if let Some(fraction) = self.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
             return bad(format!("label fraction {fraction} is not in (0, 1]"));
         }
+        let ft = &self.finetune;
+        if !(ft.lr > 0.0 && ft.lr.is_finite()) {
+            return bad(format!("--lr must be finite and > 0, got {}", ft.lr));
+        }
+        if !(ft.layer_decay > 0.0 && ft.layer_decay <= 1.0) {
+            return bad(format!(
+                "--layer-decay must be in (0, 1] (1: none), got {}",
+                ft.layer_decay
+            ));
+        }
         let trains = |p: &Protocol| matches!(p, Protocol::Finetune | Protocol::Scratch);
         if self.finetune.epochs == 0 && self.protocols.iter().any(trains) {
             return bad(
