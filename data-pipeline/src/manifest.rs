@@ -263,7 +263,7 @@ impl Manifest {
             }
             bytes => bytes?,
         };
-        Self::from_json(&bytes, location.as_ref())
+        Self::from_json(&bytes, &store::shown(object_store, &location))
     }
 
     /// Writes `manifest.json` of the dataset at `root` (blocking).
@@ -470,6 +470,21 @@ mod tests {
         assert!(err.to_string().contains("99"));
         let err = Manifest::from_json(b"{", "here.json").unwrap_err();
         assert!(err.to_string().starts_with("here.json"));
+    }
+
+    #[test]
+    fn a_local_manifest_is_named_by_its_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), "{").unwrap();
+        let (store, root) = crate::store::open_url(dir.path().to_str().unwrap()).unwrap();
+        let err = Manifest::load(store.as_ref(), &root)
+            .unwrap_err()
+            .to_string();
+        let path = dir.path().join(MANIFEST_FILE);
+        assert!(
+            err.starts_with(&format!("{}: invalid JSON", path.display())),
+            "{err}"
+        );
     }
 
     #[test]

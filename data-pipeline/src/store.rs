@@ -242,6 +242,16 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
     }
 }
 
+/// `location` as a person finds it: a local file by its absolute path (object_store's paths
+/// drop the leading `/`), another store's object by its key.
+pub fn shown(store: &dyn ObjectStore, location: &Path) -> String {
+    if store.to_string().starts_with("LocalFileSystem") {
+        format!("/{location}")
+    } else {
+        location.to_string()
+    }
+}
+
 /// The whole object.
 pub async fn get_bytes(store: &dyn ObjectStore, location: &Path) -> Result<Bytes, DataError> {
     let result = store.get(location).await.map_err(store_error(location))?;

@@ -97,7 +97,7 @@ impl DatasetIndex {
         repeat: &BTreeMap<String, f64>,
     ) -> Result<Self, DataError> {
         let manifest = Manifest::read(store.as_ref(), root).await?;
-        let manifest_path = store::join(root, MANIFEST_FILE);
+        let manifest_path = store::shown(store.as_ref(), &store::join(root, MANIFEST_FILE));
         let shards: Vec<Arc<Shard>> = futures::stream::iter(manifest.shards.iter())
             .map(|entry| {
                 let store = store.clone();
