@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use ecgfm_preprocess::{map_leads, DropReason, Pipeline, PreprocessError, Window};
 use ecgfm_wfdb::labels::{parse_header_comments, Sex};
 use ecgfm_wfdb::{
-    read_header_from, read_record_with, ReadOptions, Record, RecordSource, WfdbError,
+    read_header_from, read_record_with, ReadOptions, Record, RecordSource, SignalSpec, WfdbError,
 };
 
 use crate::ingest::plan::PlannedRecord;
@@ -63,20 +63,43 @@ fn preprocess_kind(e: &PreprocessError) -> &'static str {
     }
 }
 
-/// The signals to preprocess, given every signal's name and rate: those that map to a standard
-/// lead and share the most common rate among them. Returns the rate, the chosen signal indices,
-/// and `name (why)` for the others.
+/// Why a readable record has no signal worth preprocessing.
+#[derive(Debug)]
+enum Unusable {
+    /// No signal maps to a standard lead.
+    NoLead(PreprocessError),
+    /// Every signal that maps to a lead is in a unit that is not a voltage (`name (units)` each):
+    /// whatever its name says, it is no ECG, and the pipeline works in millivolts.
+    NotVoltage(Vec<String>),
+}
+
+/// The signals to preprocess, given every signal's name, units and rate: those that map to a
+/// standard lead, are in a voltage unit, and share the most common rate among them. Returns the
+/// rate, the chosen signal indices, and `name (why)` for the others.
 fn select_signals(
     names: &[&str],
+    specs: &[SignalSpec],
     rates: &[f64],
-) -> Result<(f64, Vec<usize>, Vec<String>), PreprocessError> {
+) -> Result<(f64, Vec<usize>, Vec<String>), Unusable> {
     let mapping = map_leads(names);
-    let mut mapped: Vec<usize> = mapping.source_of.iter().flatten().copied().collect();
+    let (mut mapped, not_voltage): (Vec<usize>, Vec<usize>) = mapping
+        .source_of
+        .iter()
+        .flatten()
+        .partition(|&&s| specs[s].millivolts_per_unit().is_some());
     mapped.sort_unstable();
+    let not_voltage: Vec<String> = not_voltage
+        .into_iter()
+        .map(|s| format!("{} (units {})", names[s], specs[s].units))
+        .collect();
     if mapped.is_empty() {
-        return Err(PreprocessError::NoKnownLeads(
-            names.iter().map(|n| n.to_string()).collect(),
-        ));
+        return Err(if not_voltage.is_empty() {
+            Unusable::NoLead(PreprocessError::NoKnownLeads(
+                names.iter().map(|n| n.to_string()).collect(),
+            ))
+        } else {
+            Unusable::NotVoltage(not_voltage)
+        });
     }
     let mut per_rate: BTreeMap<u64, usize> = BTreeMap::new();
     for &s in &mapped {
@@ -98,6 +121,11 @@ fn select_signals(
             format!("{} ({why})", d.name)
         })
         .collect();
+    dropped.extend(
+        not_voltage
+            .into_iter()
+            .map(|s| format!("{s}, not a voltage")),
+    );
     let (chosen, other_rate): (Vec<usize>, Vec<usize>) =
         mapped.into_iter().partition(|&s| rates[s] == best);
     dropped.extend(
@@ -116,37 +144,29 @@ fn read_chosen(
     files: &dyn RecordSource,
     name: &str,
     verify_checksums: bool,
-) -> Result<Result<(Record, Vec<String>, f64, Vec<String>), PreprocessError>, WfdbError> {
+) -> Result<Result<(Record, Vec<String>, f64, Vec<String>), Unusable>, WfdbError> {
     let header = read_header_from(files, name)?;
-    let (names, rates): (Vec<String>, Vec<f64>) = if header.is_multi_segment() {
+    let (specs, rates): (Vec<SignalSpec>, Vec<f64>) = if header.is_multi_segment() {
         let options = ReadOptions {
             channels: None,
             ignore_checksums: !verify_checksums,
         };
         let record = read_record_with(files, name, &options)?;
-        let names = record
-            .signals
-            .iter()
-            .map(|s| s.description.clone())
-            .collect();
         let rates = (0..record.signals.len())
             .map(|s| record.signal_fs(s))
             .collect();
-        (names, rates)
+        (record.signals, rates)
     } else {
-        header
+        let rates = header
             .signals
             .iter()
-            .map(|s| {
-                (
-                    s.description.clone(),
-                    header.fs * s.samples_per_frame as f64,
-                )
-            })
-            .unzip()
+            .map(|s| header.fs * s.samples_per_frame as f64)
+            .collect();
+        (header.signals, rates)
     };
+    let names: Vec<String> = specs.iter().map(|s| s.description.clone()).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (rate, chosen, dropped) = match select_signals(&name_refs, &rates) {
+    let (rate, chosen, dropped) = match select_signals(&name_refs, &specs, &rates) {
         Ok(selection) => selection,
         Err(e) => return Ok(Err(e)),
     };
@@ -260,7 +280,16 @@ fn process_unguarded(
     let (record, lead_names, rate, dropped) =
         match read_chosen(files, &planned.name, ctx.verify_checksums) {
             Ok(Ok(read)) => read,
-            Ok(Err(e)) => return preprocess_failed(e),
+            Ok(Err(Unusable::NoLead(e))) => return preprocess_failed(e),
+            Ok(Err(Unusable::NotVoltage(leads))) => {
+                return quarantine(
+                    "ECG not in a voltage unit",
+                    format!(
+                        "{uri}: no ECG lead is in a voltage unit (uV, mV or V): {}",
+                        leads.join(", ")
+                    ),
+                )
+            }
             Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
         };
     let names: Vec<&str> = record
@@ -268,8 +297,19 @@ fn process_unguarded(
         .iter()
         .map(|s| s.description.as_str())
         .collect();
-    let signals: Vec<Vec<f64>> = (0..record.signals.len())
-        .map(|s| record.physical(s))
+    // The pipeline works in millivolts; `read_chosen` kept only signals in a voltage unit.
+    let signals: Vec<Vec<f64>> = record
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(s, spec)| {
+            let to_mv = spec
+                .millivolts_per_unit()
+                .expect("read_chosen keeps voltage signals only");
+            let mut values = record.physical(s);
+            values.iter_mut().for_each(|v| *v *= to_mv);
+            values
+        })
         .collect();
     let processed = match ctx.pipeline.process(rate, &names, &signals) {
         Ok(processed) => processed,
@@ -325,6 +365,161 @@ fn process_unguarded(
 mod tests {
     use super::*;
     use ecgfm_preprocess::PipelineConfig;
+    use ecgfm_wfdb::MemorySource;
+
+    fn planned(name: &str) -> PlannedRecord {
+        PlannedRecord {
+            name: name.into(),
+            record_id: name.into(),
+            labels: Vec::new(),
+            patient_id: None,
+            age: None,
+            sex: None,
+            fold: None,
+            header_labels: false,
+        }
+    }
+
+    /// Ingests record `name` of `files` with the default pipeline.
+    fn ingest(files: &MemorySource, name: &str) -> RecordOutcome {
+        let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
+        let ctx = RecordContext {
+            pipeline: &pipeline,
+            source_name: "test",
+            signal_scale: 0.001,
+            seed: 0,
+            fractions: SplitFractions::default(),
+            verify_checksums: false,
+        };
+        process_record(files, &format!("file:///data/{name}"), &planned(name), &ctx)
+    }
+
+    /// Adds record `name`: one 10-s signal at 500 Hz per `(description, gain/units)`, format 16,
+    /// each an ECG-like 1.2 Hz wave of 1 physical unit times `scale`.
+    fn add_record(files: &mut MemorySource, name: &str, signals: &[(&str, &str, f64)]) {
+        let n = 5000;
+        let mut header = format!("{name} {} 500 {n}\n", signals.len());
+        for (description, gain, _) in signals {
+            header += &format!("{name}.dat 16 {gain} 16 0 0 0 0 {description}\n");
+        }
+        let mut data = Vec::new();
+        for i in 0..n {
+            let t = i as f64 / 500.0;
+            let wave = (2.0 * std::f64::consts::PI * 1.2 * t).sin().powi(15);
+            for (_, gain, scale) in signals {
+                let gain: f64 = gain.split('/').next().unwrap().parse().unwrap();
+                let digital = (wave * scale * gain).round() as i16;
+                data.extend(digital.to_le_bytes());
+            }
+        }
+        files.insert(format!("{name}.hea"), header.into_bytes());
+        files.insert(format!("{name}.dat"), data);
+    }
+
+    fn rows(outcome: RecordOutcome) -> Vec<WindowRow> {
+        match outcome {
+            RecordOutcome::Rows { rows, .. } => rows,
+            RecordOutcome::Quarantined(q) => panic!("{q:?}"),
+        }
+    }
+
+    fn quarantine(outcome: RecordOutcome) -> QuarantineEntry {
+        match outcome {
+            RecordOutcome::Quarantined(q) => q,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signals_are_converted_to_millivolts_by_their_units() {
+        let mut files = MemorySource::new();
+        // The same 1-mV wave written in mV, uV and V.
+        add_record(&mut files, "mv", &[("II", "1000/mV", 1.0)]);
+        add_record(&mut files, "uv", &[("II", "1/uV", 1000.0)]);
+        add_record(&mut files, "v", &[("II", "1000000/V", 0.001)]);
+        let expected = rows(ingest(&files, "mv"));
+        assert!(expected[0].quality_score > 0.0);
+        for name in ["uv", "v"] {
+            let got = rows(ingest(&files, name));
+            assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                let worst = g
+                    .signal
+                    .iter()
+                    .zip(&e.signal)
+                    .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+                    .max();
+                assert!(worst <= Some(1), "{name}: {worst:?}");
+                assert_eq!(g.quality_score, e.quality_score, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn ecg_leads_not_in_a_voltage_unit_are_left_out_or_quarantined() {
+        let mut files = MemorySource::new();
+        add_record(&mut files, "mmhg", &[("II", "100/mmHg", 1.0)]);
+        let q = quarantine(ingest(&files, "mmhg"));
+        assert_eq!(q.kind, "ECG not in a voltage unit");
+        assert_eq!(
+            q.reason,
+            "file:///data/mmhg: no ECG lead is in a voltage unit (uV, mV or V): II (units mmHg)"
+        );
+        add_record(
+            &mut files,
+            "mixed",
+            &[("I", "1000/mV", 1.0), ("II", "100/NU", 1.0)],
+        );
+        match ingest(&files, "mixed") {
+            RecordOutcome::Rows { rows, partial } => {
+                assert_eq!(rows[0].lead_mask[..2], [true, false]);
+                assert_eq!(
+                    partial.unwrap().dropped_leads,
+                    ["II (units NU), not a voltage"]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_single_signal_that_is_not_an_ecg_is_quarantined() {
+        let mut files = MemorySource::new();
+        add_record(&mut files, "pleth", &[("PLETH", "1000/NU", 1.0)]);
+        add_record(&mut files, "abp", &[("ABP", "100/mmHg", 1.0)]);
+        add_record(&mut files, "ecg_nu", &[("ECG", "1000/NU", 1.0)]);
+        add_record(&mut files, "ecg", &[("ECG", "1000/mV", 1.0)]);
+        assert_eq!(
+            quarantine(ingest(&files, "pleth")).kind,
+            "no standard ECG lead"
+        );
+        assert_eq!(
+            quarantine(ingest(&files, "abp")).kind,
+            "no standard ECG lead"
+        );
+        assert_eq!(
+            quarantine(ingest(&files, "ecg_nu")).kind,
+            "ECG not in a voltage unit"
+        );
+        assert!(rows(ingest(&files, "ecg"))[0].lead_mask[0]);
+    }
+
+    #[test]
+    fn a_huge_gap_segment_quarantines_the_record() {
+        let mut files = MemorySource::new();
+        add_record(&mut files, "seg", &[("II", "1000/mV", 1.0)]);
+        files.insert(
+            "big.hea",
+            b"big/2 1 500\nseg 5000\n~ 1000000000000\n".to_vec(),
+        );
+        let q = quarantine(ingest(&files, "big"));
+        assert_eq!(q.kind, "bad header");
+        assert!(
+            q.reason.starts_with("big.hea: bad header line 3: "),
+            "{}",
+            q.reason
+        );
+    }
 
     #[test]
     fn a_record_that_panics_the_reader_is_quarantined_with_the_panic() {

@@ -87,6 +87,18 @@ impl SignalSpec {
         }
     }
 
+    /// How many millivolts one physical unit is, for a voltage unit: `uV` (or `µV`), `mV`, `V`,
+    /// in any case; `None` for any other unit (`mmHg`, `NU`, `%`...), i.e. a signal that is not
+    /// an electrical potential.
+    pub fn millivolts_per_unit(&self) -> Option<f64> {
+        match self.units.trim().to_lowercase().as_str() {
+            "uv" | "\u{b5}v" | "\u{3bc}v" => Some(1e-3),
+            "mv" => Some(1.0),
+            "v" => Some(1e3),
+            _ => None,
+        }
+    }
+
     /// The digital code of a missing sample in this signal's format.
     pub fn invalid_code(&self) -> Option<i32> {
         self.format().and_then(SignalFormat::invalid_code)

@@ -94,3 +94,26 @@ fn annotations_with_every_pseudo_code() {
     );
     assert_eq!(a[1].code, 5);
 }
+
+#[test]
+fn voltage_units_convert_to_millivolts_and_others_do_not() {
+    let spec = |units: &str| {
+        let text = format!("r 1 100\nr.dat 16 200/{units} 16 0 0 0 0 II\n");
+        Header::parse(&text, "r.hea").unwrap().signals.remove(0)
+    };
+    for (units, factor) in [
+        ("uV", 1e-3),
+        ("\u{b5}V", 1e-3),
+        ("\u{3bc}V", 1e-3),
+        ("mV", 1.0),
+        ("mv", 1.0),
+        ("V", 1e3),
+    ] {
+        assert_eq!(spec(units).millivolts_per_unit(), Some(factor), "{units}");
+    }
+    for units in ["mmHg", "NU", "%", "bpm"] {
+        assert_eq!(spec(units).millivolts_per_unit(), None, "{units}");
+    }
+    let default = Header::parse("r 1 100\nr.dat 16 200\n", "r.hea").unwrap();
+    assert_eq!(default.signals[0].millivolts_per_unit(), Some(1.0));
+}
