@@ -1,7 +1,9 @@
 //! Multi-segment records: reads each segment (a single-segment record, `~` for a gap) and joins
 //! them into one [`Record`] whose signals follow the layout segment (a first segment of length
-//! 0) or, without one, the first real segment. Signals are matched by description; a signal
-//! absent from a segment, and every signal of a gap, is missing there.
+//! 0) or, without one, the first real segment. With a layout segment (a variable layout) signals
+//! are matched by description, and a signal absent from a segment is missing there; without one
+//! (a fixed layout) every segment has the same signals in the same order, matched by position as
+//! WFDB does, so repeated or empty descriptions stay apart. Every signal of a gap is missing.
 //!
 //! Segments may store a signal with different formats, gains and baselines, so merged signals
 //! are re-coded: they report format 32 (missing = `i32::MIN`) and the layout's gain and baseline;
@@ -110,15 +112,22 @@ pub(crate) fn read(
             }
             continue;
         };
-        let sources: Vec<Option<usize>> = outputs
-            .iter()
-            .map(|o| {
-                segment_header
-                    .signals
-                    .iter()
-                    .position(|s| s.description == o.description)
-            })
-            .collect();
+        let sources: Vec<Option<usize>> = if has_layout {
+            outputs
+                .iter()
+                .map(|o| signal_named(segment_header, &o.description, &segment.name))
+                .collect::<Result<_, _>>()
+                .map_err(unsupported)?
+        } else if segment_header.signals.len() == layout.signals.len() {
+            channels.iter().copied().map(Some).collect()
+        } else {
+            return Err(unsupported(format!(
+                "segment {} has {} signals but the first has {} (without a layout segment every segment has the same signals)",
+                segment.name,
+                segment_header.signals.len(),
+                layout.signals.len()
+            )));
+        };
         let wanted: Vec<usize> = sources.iter().flatten().copied().collect();
         let segment_options = ReadOptions {
             channels: Some(wanted.clone()),
@@ -173,6 +182,29 @@ pub(crate) fn read(
         digital,
         comments: header.comments.clone(),
     })
+}
+
+/// The index of the signal described `description` in a segment of a variable layout, `None`
+/// when it has none; the error says when several have that description (which is meant is
+/// unknowable).
+fn signal_named(
+    segment_header: &Header,
+    description: &str,
+    segment_name: &str,
+) -> Result<Option<usize>, String> {
+    let mut matches = segment_header
+        .signals
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.description == description)
+        .map(|(i, _)| i);
+    let first = matches.next();
+    if matches.next().is_some() {
+        return Err(format!(
+            "segment {segment_name} has several signals described `{description}`, so the layout segment cannot tell them apart"
+        ));
+    }
+    Ok(first)
 }
 
 /// The record's length in frames, after checking that its segments (from `first_data`) hold at

@@ -170,3 +170,61 @@ fn segment_lengths_must_add_up_to_the_record_length() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn without_a_layout_segment_signals_are_matched_by_position() {
+    // Both segments describe both signals as `ECG` (as MIMIC-style headers may): WFDB matches a
+    // fixed layout by position, so the second signal keeps its own samples.
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    src.insert("f.hea", b"f/2 2 100 4\nf_1 2\nf_2 2\n".to_vec());
+    for (name, a, b) in [("f_1", [1, 2], [10, 20]), ("f_2", [3, 4], [30, 40])] {
+        for (file, bytes) in segment(name, &[("ECG", 100, a.to_vec()), ("ECG", 100, b.to_vec())]) {
+            src.insert(file, bytes);
+        }
+    }
+    let record = read_record_from(&src, "f").unwrap();
+    assert_eq!(record.digital, [vec![1, 2, 3, 4], vec![10, 20, 30, 40]]);
+    let options = ReadOptions {
+        channels: Some(vec![1]),
+        ..Default::default()
+    };
+    let second = read_record_with(&src, "f", &options).unwrap();
+    assert_eq!(second.digital, [vec![10, 20, 30, 40]]);
+
+    // A segment with another number of signals does not fit a fixed layout.
+    for (file, bytes) in segment("f_2", &[("ECG", 100, vec![3, 4])]) {
+        src.insert(file, bytes);
+    }
+    match read_record_from(&src, "f").unwrap_err() {
+        WfdbError::Unsupported { file, reason } => {
+            assert_eq!(file, "f.hea");
+            assert!(
+                reason.contains("segment f_2 has 1 signals but the first has 2"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_variable_layout_refuses_a_segment_with_a_repeated_description() {
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    src.insert("v.hea", b"v/2 1 100 2\nv_layout 0\nv_1 2\n".to_vec());
+    src.insert(
+        "v_layout.hea",
+        b"v_layout 1 100 0\n~ 0 100/mV 16 0 0 0 0 II\n".to_vec(),
+    );
+    for (file, bytes) in segment("v_1", &[("II", 100, vec![1, 2]), ("II", 100, vec![3, 4])]) {
+        src.insert(file, bytes);
+    }
+    match read_record_from(&src, "v").unwrap_err() {
+        WfdbError::Unsupported { reason, .. } => {
+            assert!(
+                reason.contains("segment v_1 has several signals described `II`"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other}"),
+    }
+}
