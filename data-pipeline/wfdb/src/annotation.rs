@@ -105,7 +105,9 @@ pub fn parse_annotations(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, Wf
                         num = value as u8 as i8;
                         last.num = num;
                     }
-                    SUB => last.subtype = ((value << 6) as i16) >> 6,
+                    // WFDB's `subtyp` is a signed char: the low 8 bits, sign-extended (wfdb
+                    // writes -2 as 0x0FE).
+                    SUB => last.subtype = i16::from(value as u8 as i8),
                     CHN => {
                         chan = value as u8;
                         last.chan = chan;

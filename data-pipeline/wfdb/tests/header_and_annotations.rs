@@ -117,3 +117,17 @@ fn voltage_units_convert_to_millivolts_and_others_do_not() {
     let default = Header::parse("r 1 100\nr.dat 16 200\n", "r.hea").unwrap();
     assert_eq!(default.signals[0].millivolts_per_unit(), Some(1.0));
 }
+
+#[test]
+fn annotation_subtype_is_a_signed_byte() {
+    // wfdb.wrann writes subtype -2 as the 10-bit value 0x0FE; rdann reads it back as -2.
+    let mut bytes = Vec::new();
+    bytes.extend(word(8, 5)); // A at 5
+    bytes.extend(word(61, 0x0FE)); // its subtype: -2
+    bytes.extend(word(1, 1)); // N at 6
+    bytes.extend(word(61, 0x07F)); // its subtype: 127
+    bytes.extend(word(0, 0));
+    let a = parse_annotations(&bytes, "t.atr").unwrap();
+    let subtypes: Vec<i16> = a.iter().map(|a| a.subtype).collect();
+    assert_eq!(subtypes, [-2, 127]);
+}
