@@ -214,6 +214,17 @@ fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
         .map_err(|_| format!("{what} `{text}` is not a valid number"))
 }
 
+/// A finite number: Rust's parser also takes `nan`, `inf` and `infinity`, which are no numbers
+/// in a WFDB header.
+fn finite(text: &str, what: &str) -> Result<f64, String> {
+    let value: f64 = number(text, what)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("{what} `{text}` is not a finite number"))
+    }
+}
+
 fn parse_record_line(line: &str) -> Result<Header, String> {
     let mut tokens = line.split_whitespace();
     let first = tokens.next().ok_or("empty record line")?;
@@ -233,11 +244,11 @@ fn parse_record_line(line: &str) -> Result<Header, String> {
             let (freq, base) = match counter.split_once('(') {
                 Some((freq, rest)) => {
                     let base = rest.strip_suffix(')').ok_or("unclosed base counter")?;
-                    (freq, Some(number(base, "base counter")?))
+                    (freq, Some(finite(base, "base counter")?))
                 }
                 None => (counter, None),
             };
-            counter_freq = Some(number(freq, "counter frequency")?);
+            counter_freq = Some(finite(freq, "counter frequency")?);
             base_counter = base;
         }
     }
@@ -330,7 +341,7 @@ fn parse_gain_field(field: &str) -> Result<(f64, Option<i32>, Option<String>), S
         }
         None => (gain_part, None),
     };
-    Ok((number(gain_text, "ADC gain")?, baseline, units))
+    Ok((finite(gain_text, "ADC gain")?, baseline, units))
 }
 
 fn parse_signal_line(line: &str) -> Result<SignalSpec, String> {

@@ -59,6 +59,26 @@ fn bad_header_lines_are_numbered() {
             "unexpected `\u{fffd}`",
         ),
         ("", 1, "no record line"),
+        (
+            "e 1 100 2\ne.dat 16 nan/mV\n",
+            2,
+            "ADC gain `nan` is not a finite",
+        ),
+        (
+            "e 1 100 2\ne.dat 16 inf(0)/mV\n",
+            2,
+            "ADC gain `inf` is not a finite",
+        ),
+        (
+            "e 1 100 2\ne.dat 16 -Infinity\n",
+            2,
+            "ADC gain `-Infinity` is not a finite",
+        ),
+        (
+            "e 1 100/NaN 2\ne.dat 16\n",
+            1,
+            "counter frequency `NaN` is not a finite",
+        ),
     ];
     for (header, want_line, want_reason) in cases {
         match one_signal(header, vec![0; 4]).unwrap_err() {
