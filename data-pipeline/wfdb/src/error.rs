@@ -29,8 +29,12 @@ pub enum WfdbError {
     #[error("{file}: unsupported signal format {format}")]
     UnsupportedFormat { file: String, format: String },
 
-    /// A signal or annotation file ends before the data the header promises.
-    #[error("{file}: truncated: {needed} bytes needed, only {found} present")]
+    /// A signal or annotation file ends before the data the header promises (`needed` is
+    /// `u64::MAX` when the header asks for at least that much).
+    #[error(
+        "{file}: truncated: {}{needed} bytes needed, only {found} present",
+        if *.needed == u64::MAX { "at least " } else { "" }
+    )]
     Truncated {
         file: String,
         needed: u64,

@@ -98,16 +98,20 @@ impl SignalFormat {
         }
     }
 
-    /// How many bytes `n_samples` samples occupy.
+    /// How many bytes `n_samples` samples occupy (`usize::MAX` when more).
     pub fn bytes_for(self, n_samples: usize) -> usize {
         match self {
             Self::Diff8 | Self::Offset8 => n_samples,
-            Self::Int16 | Self::BigEndian16 | Self::Offset16 => n_samples * 2,
-            Self::Int24 => n_samples * 3,
-            Self::Int32 => n_samples * 4,
-            Self::Packed212 => n_samples / 2 * 3 + if n_samples % 2 == 1 { 2 } else { 0 },
-            Self::Packed310 => n_samples / 3 * 4 + [0, 2, 4][n_samples % 3],
-            Self::Packed311 => n_samples / 3 * 4 + [0, 2, 3][n_samples % 3],
+            Self::Int16 | Self::BigEndian16 | Self::Offset16 => n_samples.saturating_mul(2),
+            Self::Int24 => n_samples.saturating_mul(3),
+            Self::Int32 => n_samples.saturating_mul(4),
+            Self::Packed212 => (n_samples / 2 * 3).saturating_add(2 * (n_samples % 2)),
+            Self::Packed310 => (n_samples / 3)
+                .saturating_mul(4)
+                .saturating_add([0, 2, 4][n_samples % 3]),
+            Self::Packed311 => (n_samples / 3)
+                .saturating_mul(4)
+                .saturating_add([0, 2, 3][n_samples % 3]),
         }
     }
 

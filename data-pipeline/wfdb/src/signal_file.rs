@@ -39,9 +39,11 @@ impl FileGroup<'_> {
         let frames_in_file = format.samples_in(data.len()) / frame_len;
         let n_frames = n_frames.unwrap_or(frames_in_file);
         if frames_in_file < n_frames {
+            // A header's sample count may be anything up to 2^64 - 1: saturate rather than wrap.
+            let data_bytes = format.bytes_for(n_frames.saturating_mul(frame_len));
             return Err(WfdbError::Truncated {
                 file: self.path.clone(),
-                needed: (offset + format.bytes_for(n_frames * frame_len)) as u64,
+                needed: offset.saturating_add(data_bytes) as u64,
                 found: bytes.len() as u64,
             });
         }

@@ -231,3 +231,13 @@ fn truncated_and_malformed_annotation_files() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn a_huge_sample_count_is_truncated_with_a_saturated_byte_count() {
+    let data = encode(SignalFormat::Int16, &[1, 2, 3, 4], 0);
+    let err = one_signal("e 2 100 18446744073709551615\ne.dat 16\ne.dat 16\n", data).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "e.dat: truncated: at least 18446744073709551615 bytes needed, only 8 present"
+    );
+}
