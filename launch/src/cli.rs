@@ -142,10 +142,10 @@ pub struct DistArgs {
     #[arg(long)]
     pub no_overlap: bool,
     /// Seconds a collective may wait for a rank before the job stops naming it.
-    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    #[arg(long, value_name = "S", default_value_t = 600.0, value_parser = timeout_seconds)]
     pub collective_timeout: f64,
     /// Seconds the ranks may take to find each other at the start.
-    #[arg(long, value_name = "S", default_value_t = 300.0)]
+    #[arg(long, value_name = "S", default_value_t = 300.0, value_parser = timeout_seconds)]
     pub rdzv_timeout: f64,
 }
 
@@ -223,6 +223,17 @@ pub struct BenchStepArgs {
     /// blocks PyTorch likewise checkpoints each block (`torch.utils.checkpoint`).
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_value = "none", default_missing_value = "blocks")]
     pub recompute: Recompute,
+}
+
+/// Parses a timeout in seconds: more than 0, at most a week (a `Duration` must hold it).
+pub fn timeout_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 7.0 * 86400.0 => Ok(s),
+        Ok(s) => Err(format!(
+            "{s} s: give more than 0 and at most a week (604800)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Parses a count that must be at least 1 (`--batch-size`); clap names the flag in the error.

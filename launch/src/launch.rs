@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The most ranks one `ecgfm launch` starts: far above any node's GPU or core count, below the
+/// process and thread limits a mistyped count would run into.
+const MAX_LOCAL_RANKS: usize = 1024;
+
 #[derive(Args, Debug, Clone)]
 pub struct LaunchArgs {
     /// Ranks (processes) on this node; one GPU each with --device cuda.
@@ -155,7 +159,7 @@ fn run_attempt(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / args.nproc_per_node).max(1).to_string();
     let port = listener.map_or(Ok(args.master_port), |l| l.local_addr().map(|a| a.port()))?;
-    let mut children = Vec::new();
+    let mut children: Vec<(usize, Option<Child>)> = Vec::new();
     // Where each rank writes its error when it fails (in `children`'s order).
     let mut error_files = Vec::new();
     let mut forwarders = Vec::new();
@@ -197,9 +201,22 @@ fn run_attempt(
         let error_file = crate::child_error::new_file();
         cmd.env(crate::child_error::ENV, &error_file);
         error_files.push(error_file);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting rank {rank}"))?;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                // The ranks already started would wait in the rendezvous for ever.
+                for child in children.iter_mut().filter_map(|(_, c)| c.as_mut()) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                return Err(e).with_context(|| {
+                    format!(
+                        "starting rank {rank} (the {} ranks started before it were stopped)",
+                        children.len()
+                    )
+                });
+            }
+        };
         eprintln!("launch: rank {rank} started (pid {})", child.id());
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -298,6 +315,13 @@ fn free_listener(args: &LaunchArgs) -> Result<Option<TcpListener>> {
 pub fn run(args: &LaunchArgs) -> Result<()> {
     if args.nproc_per_node == 0 || args.nnodes == 0 || args.node_rank >= args.nnodes {
         bail!("need --nproc-per-node >= 1 and --node-rank in 0..--nnodes");
+    }
+    if args.nproc_per_node > MAX_LOCAL_RANKS {
+        bail!(
+            "--nproc-per-node {}: at most {MAX_LOCAL_RANKS} ranks on one node (each is a \
+             process with its own threads and buffers)",
+            args.nproc_per_node
+        );
     }
     if args.slurm_script {
         print!("{}", crate::slurm::script(args)?);

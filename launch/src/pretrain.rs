@@ -82,19 +82,41 @@ pub fn choose_run_dir(args: &PretrainArgs) -> Result<PathBuf> {
     }
 }
 
-/// The run directory without `--out`: with `resume` the newest run under `runs/`, else a new
-/// timestamped folder there.
+/// The run directory without `--out`: with `resume` the run under `runs/` written to last (its
+/// `metrics.jsonl`, else its `config.toml`), else a new timestamped folder there, made now so
+/// that two runs started in the same second get a folder each (`-2`, `-3`, ... after the
+/// second).
 pub fn default_run_dir(resume: bool) -> Result<PathBuf> {
     if resume {
+        let written = |run: &Path| {
+            let file = ["metrics.jsonl", "config.toml"]
+                .map(|name| run.join(name))
+                .into_iter()
+                .find(|f| f.exists())?;
+            std::fs::metadata(file).and_then(|m| m.modified()).ok()
+        };
         let newest = std::fs::read_dir(RUNS_ROOT)
             .with_context(|| format!("--resume without --out looks in {RUNS_ROOT}/"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("config.toml").exists())
-            .max();
+            .max_by_key(|p| (written(p), p.clone()));
         return newest.with_context(|| format!("no run to resume under {RUNS_ROOT}/"));
     }
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    Ok(Path::new(RUNS_ROOT).join(stamp.to_string()))
+    std::fs::create_dir_all(RUNS_ROOT).with_context(|| format!("creating {RUNS_ROOT}/"))?;
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    for n in 1.. {
+        let name = match n {
+            1 => stamp.clone(),
+            n => format!("{stamp}-{n}"),
+        };
+        let dir = Path::new(RUNS_ROOT).join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    unreachable!("the run folders of one second are finite")
 }
 
 /// Opens the batch source named by `data.source`, as rank `rank` of `world` (each rank gets its

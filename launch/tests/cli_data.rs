@@ -440,6 +440,11 @@ fn zero_sizes_are_refused_naming_the_flag() {
             &["plan", "--batch-size", "0"],
             "'--batch-size <BATCH_SIZE>': must be at least 1",
         ),
+        (
+            &["pretrain", "--collective-timeout", "nan"],
+            "'--collective-timeout <S>': NaN s",
+        ),
+        (&["pretrain", "--rdzv-timeout", "1e300"], "at most a week"),
     ] {
         let err = run_err(args);
         assert!(err.contains(says), "{args:?}: {err}");

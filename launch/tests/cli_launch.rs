@@ -1031,8 +1031,15 @@ fn max_restarts_with_resume_and_no_out_resumes_the_newest_run() {
     assert_eq!(runs().len(), 1);
     // Folders are named to the second: a later second could not be the run's name by chance.
     std::thread::sleep(Duration::from_millis(1100));
+    // An older run whose name sorts last: "newest" is the run written to last, not the name.
+    let older = work.join("runs/zzz-older");
+    std::fs::create_dir_all(&older).unwrap();
+    let config = std::fs::File::create(older.join("config.toml")).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    config.set_modified(hour_ago).unwrap();
     let resume = [command, vec!["--resume".into()]].concat();
     run_ok_in(&work, &launch_args(2, &["--max-restarts", "1"], &resume));
+    std::fs::remove_dir_all(&older).unwrap();
     let after = runs();
     assert_eq!(
         after.len(),
@@ -1040,5 +1047,19 @@ fn max_restarts_with_resume_and_no_out_resumes_the_newest_run() {
         "a new run folder instead of the newest: {after:?}"
     );
     assert_same_run(&full, &after[0], 6);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_mistyped_rank_count_is_refused_before_any_rank_starts() {
+    let dir = temp_dir("too-many-ranks");
+    let command = pretrain(&dir.join("run"), 2, 4, 1);
+    let err = common::run_err(&launch_args(100_000, &[], &command));
+    assert!(
+        err.contains("--nproc-per-node 100000: at most 1024 ranks on one node"),
+        "{err}"
+    );
+    assert!(!err.contains("started"), "{err}");
+    assert!(!dir.join("run").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
