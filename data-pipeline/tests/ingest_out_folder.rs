@@ -154,3 +154,19 @@ fn changed_labels_do_not_resume_into_the_old_dataset() {
     labels("b");
     assert_refused(&opts, "already holds a dataset");
 }
+
+#[test]
+fn a_source_folder_without_records_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "no records here").unwrap();
+    let out = dir.path().join("out");
+    let opts = options(&empty, out.to_str().unwrap());
+    let err = ingest(&opts, &hidden()).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{}: no wfdb record there", empty.display())),
+        "{err}"
+    );
+    assert!(!out.join("manifest.json").exists());
+}

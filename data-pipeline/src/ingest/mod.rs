@@ -63,6 +63,14 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         mut records,
         warnings,
     } = make_plan(&source, opts.format, labels.as_ref())?;
+    if records.is_empty() {
+        // Nothing to write: an empty dataset would only hide a wrong address.
+        return Err(DataError::Config(format!(
+            "{}: no {} record there (no `.hea` header)",
+            source.describe(),
+            format.as_str()
+        )));
+    }
     if let Some(limit) = opts.limit {
         records.truncate(limit);
     }
