@@ -23,7 +23,8 @@ pub struct PlannedRecord {
     /// The `record_id` column: the file name without folders.
     pub record_id: String,
     pub labels: Vec<String>,
-    /// Source-prefixed patient id, when the source knows it.
+    /// The source's own patient id, when it knows one (ingest prefixes it with the source's
+    /// name, as it does record ids).
     pub patient_id: Option<String>,
     pub age: Option<f32>,
     #[serde(serialize_with = "sex_code")]
@@ -185,7 +186,7 @@ fn ptbxl_records(source: &SourceRoot, files: &[String]) -> Result<Vec<PlannedRec
                 .chain(&entry.superclasses)
                 .cloned()
                 .collect();
-            record.patient_id = entry.patient_id.map(|p| format!("ptbxl:{p}"));
+            record.patient_id = entry.patient_id.map(|p| p.to_string());
             record.age = entry.age.map(|a| a.min(PTBXL_AGE_CAP) as f32);
             record.sex = entry.sex;
             record.fold = Some(entry.strat_fold as i8);

@@ -322,10 +322,9 @@ fn process_unguarded(
         meta.age = meta.age.or(header.age.map(|a| a as f32));
         meta.sex = meta.sex.or(header.sex);
     }
-    let patient_id = planned
-        .patient_id
-        .clone()
-        .unwrap_or_else(|| format!("{}:{}", ctx.source_name, planned.record_id));
+    // Prefixed by the source's name, as record ids are: two sources' patients never share an id.
+    let own_id = planned.patient_id.as_ref().unwrap_or(&planned.record_id);
+    let patient_id = format!("{}:{own_id}", ctx.source_name);
     let split = assign_split(
         ctx.source_name,
         &patient_id,
@@ -382,6 +381,11 @@ mod tests {
 
     /// Ingests record `name` of `files` with the default pipeline.
     fn ingest(files: &MemorySource, name: &str) -> RecordOutcome {
+        ingest_planned(files, &planned(name))
+    }
+
+    fn ingest_planned(files: &MemorySource, planned: &PlannedRecord) -> RecordOutcome {
+        let name = &planned.name;
         let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
         let ctx = RecordContext {
             pipeline: &pipeline,
@@ -391,7 +395,21 @@ mod tests {
             fractions: SplitFractions::default(),
             verify_checksums: false,
         };
-        process_record(files, &format!("file:///data/{name}"), &planned(name), &ctx)
+        process_record(files, &format!("file:///data/{name}"), planned, &ctx)
+    }
+
+    #[test]
+    fn a_known_patient_id_is_prefixed_by_the_source_as_record_ids_are() {
+        let mut files = MemorySource::new();
+        add_record(&mut files, "mv", &[("II", "1000/mV", 1.0)]);
+        let mut known = planned("mv");
+        known.patient_id = Some("p9".into());
+        let ids = |planned: &PlannedRecord| -> Vec<String> {
+            let rows = rows(ingest_planned(&files, planned));
+            rows.into_iter().map(|r| r.patient_id).collect()
+        };
+        assert!(ids(&known).iter().all(|id| id == "test:p9"));
+        assert!(ids(&planned("mv")).iter().all(|id| id == "test:mv"));
     }
 
     /// Adds record `name`: one 10-s signal at 500 Hz per `(description, gain/units)`, format 16,
