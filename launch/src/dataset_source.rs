@@ -20,12 +20,29 @@ struct DatasetSource {
 /// Opens the training split of the dataset named by `data.source` for the model's input
 /// length, its sources weighted as `data.repeat` says, as rank `rank` of `world_size`.
 pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<dyn BatchSource>> {
+    if rank == 0 {
+        if let Some(warning) = held_out_split_warning(&config.data.split) {
+            tracing::warn!("{warning}");
+        }
+    }
     let split = Split {
         name: &config.data.split,
         seed: config.train.seed,
         repeat: &config.data.repeat,
     };
     open_split(config, split, rank, world_size)
+}
+
+/// A warning when pretraining reads a split that evaluation holds out: the encoder then sees the
+/// windows `ecgfm eval` validates or tests on, and its results on this dataset overstate it.
+fn held_out_split_warning(split: &str) -> Option<String> {
+    matches!(split, "val" | "test").then(|| {
+        format!(
+            "pretraining on the {split:?} split: `ecgfm eval` on this dataset {} on these windows, \
+             so its results would overstate the encoder (data.split = \"train\" keeps them out)",
+            if split == "val" { "validates" } else { "tests" }
+        )
+    })
 }
 
 /// Which rows a source reads: a split, the seed of its order, and its sources' weights.
