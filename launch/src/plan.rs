@@ -15,6 +15,7 @@ use ecgfm_sweep::expand::sample_flops;
 use ecgfm_trainer::device_memory::step_bytes;
 use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
+use std::collections::BTreeMap;
 
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
@@ -204,6 +205,26 @@ pub fn estimate(
     })
 }
 
+/// Why the dataset at `url` gives no mix of train windows by present leads: no train windows,
+/// weights that read none, or a manifest from before ecgfm counted them.
+fn no_mix_reason(url: &str, repeat: &BTreeMap<String, f64>) -> Result<String> {
+    let shown = ecgfm_data::store::redact_url(url);
+    let (store, root) = ecgfm_data::store::open_url(url)?;
+    let manifest = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)?;
+    let train = manifest.counts.splits.get("train").copied().unwrap_or(0);
+    Ok(if train == 0 {
+        format!("{shown} has no train windows to plan with")
+    } else if !repeat.is_empty() && manifest.leads_by_source("train").is_some() {
+        format!("the --repeat weights leave none of the {train} train windows of {shown}")
+    } else {
+        format!(
+            "the manifest of {shown} does not count its train rows by present leads{} (ingested \
+             or merged before ecgfm counted them): ingest it again",
+            if repeat.is_empty() { "" } else { " per source" }
+        )
+    })
+}
+
 /// Runs `ecgfm plan`.
 pub fn run(args: &PlanArgs) -> Result<()> {
     if args.gpus == 0 || args.batch_size == 0 || args.gpus_per_node == 0 {
@@ -216,14 +237,10 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         None => full,
         Some(url) => {
             let repeat = args.repeat.iter().cloned().collect();
-            let mix = crate::lead_mix::read(url, "train", &repeat)?.with_context(|| {
-                format!(
-                    "the manifest of {} does not count its train rows by present leads{} \
-                     (ingested or merged before ecgfm counted them): ingest it again",
-                    ecgfm_data::store::redact_url(url),
-                    if repeat.is_empty() { "" } else { " per source" }
-                )
-            })?;
+            let mix = match crate::lead_mix::read(url, "train", &repeat)? {
+                Some(mix) => mix,
+                None => bail!(no_mix_reason(url, &repeat)?),
+            };
             let flops = sample_flops(&cfg, Some(&mix));
             let rows: f64 = mix.values().sum();
             let leads: f64 = mix.iter().map(|(&n, w)| f64::from(n) * w).sum::<f64>() / rows;

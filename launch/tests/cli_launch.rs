@@ -671,6 +671,15 @@ fn plan_counts_a_steps_flops_from_the_datasets_leads() {
     let (twelve, text) = samples_per_s(&["--data", data.to_str().unwrap()]);
     assert_eq!(twelve, full, "{text}");
     assert!(text.contains("with 12.0 leads on average"), "{text}");
+    // Weights that read nothing are named as such, not as an old manifest.
+    let data_arg = data.to_str().unwrap();
+    let err = common::run_err(&[
+        "plan", "--model", "nano", "--data", data_arg, "--repeat", "synth=0",
+    ]);
+    assert!(
+        err.contains("the --repeat weights leave none of the") && !err.contains("ingest it again"),
+        "{err}"
+    );
     // The same rows counted as single-lead (as a CinC 2017 ingest has them): a nano step costs
     // 19.5 times less.
     let path = data.join("manifest.json");
