@@ -51,6 +51,7 @@ pub struct EmbedSummary {
 
 /// Runs `ecgfm embed`.
 pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
+    crate::pretrained::refuse_folder_as_out_file(std::path::Path::new(&args.out))?;
     let pooling = Pooling::parse(&args.pool)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| embed(args, pooling))

@@ -106,6 +106,7 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
 
 /// Runs `ecgfm eval`.
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
+    crate::pretrained::refuse_folder_as_out_file(&args.out)?;
     let settings = settings(args)?;
     let vocabulary = Vocabulary::parse(&args.labels)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;

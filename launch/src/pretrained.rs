@@ -99,6 +99,19 @@ pub fn shard_windows(url: &str, split: &str, config: &TrainConfig) -> Result<Sha
     Ok(shards)
 }
 
+/// Fails when `--out`, the file `eval` or `embed` writes, is an existing folder: before the work,
+/// not when the file is written at its end.
+pub fn refuse_folder_as_out_file(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "--out {} is a folder: give the file to write in it (e.g. {})",
+            out.display(),
+            out.join("result").display()
+        );
+    }
+    Ok(())
+}
+
 /// A warning when a dataset's sampling rate differs from the one the encoder was pretrained at:
 /// its windows then span another length of time per patch than the encoder learned. The
 /// pretraining rate is the synthetic generator's, or the training dataset's where its manifest

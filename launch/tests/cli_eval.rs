@@ -340,6 +340,16 @@ fn embed_writes_the_encoder_features_of_every_window() {
         out.to_str().unwrap(),
     ]);
     assert!(stdout.contains("64-dimensional"), "{stdout}");
+    let folder = run_err(&[
+        "embed",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        "/tmp",
+    ]);
+    assert!(folder.contains("--out /tmp is a folder"), "{folder}");
     let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
     let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert!(
@@ -446,6 +456,9 @@ fn bad_input_is_a_clear_error() {
         let err = run_err(&bad);
         assert!(err.contains(says), "{err}");
     }
+    // A folder as --out is refused before any work (the result was lost at the end).
+    let err = run_err(&eval_args(data, "/nonexistent-run", "/tmp", "probe"));
+    assert!(err.contains("--out /tmp is a folder"), "{err}");
     args.extend(["--step", "5"]);
     assert!(run_err(&args).contains("no checkpoint at step 5"));
 }
