@@ -77,6 +77,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
 /// environment (see `ecgfm_data::store::open_url_with`).
 pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> Result<Outcome> {
     let (sums_text, files) = package::read_verified(pkg)?;
+    refuse_inside(pkg, url)?;
     let shown = store::redact_url(url);
     let target: StoreRoot = store::open_url_with(url, options)?;
     let remote = Remote::list(&target, &shown)?;
@@ -158,6 +159,31 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
         bytes: sent.1 + sums_text.len() as u64,
         replaced,
     })
+}
+
+/// Fails when `url` is a local folder inside the package `pkg` (or the package itself): the
+/// upload would become part of the package and break its checksums.
+fn refuse_inside(pkg: &Path, url: &str) -> Result<()> {
+    let local = url.strip_prefix("file://").unwrap_or(url);
+    if url.contains("://") && !url.starts_with("file://") {
+        return Ok(());
+    }
+    // The destination may not exist yet: compare its nearest existing ancestor.
+    let dest = Path::new(local);
+    let existing = dest
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    let (Ok(pkg_real), Ok(existing_real)) = (pkg.canonicalize(), existing.canonicalize()) else {
+        return Ok(());
+    };
+    if existing_real.starts_with(&pkg_real) {
+        bail!(
+            "--to {url} is inside the package {}: publish it somewhere else",
+            pkg.display()
+        );
+    }
+    Ok(())
 }
 
 /// One line naming the files that differ between the package at the URL and this one.

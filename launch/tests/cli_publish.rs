@@ -119,6 +119,12 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     assert!(!cached.join("__pycache__").exists());
     std::fs::remove_dir_all(pkg.join("__pycache__")).unwrap();
 
+    // A destination inside the package would become part of it.
+    let inside = pkg.join("sub");
+    let err = run_err(&publish_args(&pkg, inside.to_str().unwrap(), false));
+    assert!(err.contains("is inside the package"), "{err}");
+    assert!(!inside.exists());
+
     // A package edited after export is refused before anything is sent.
     std::fs::write(pkg.join("README.md"), "edited").unwrap();
     let fresh = dir.join("fresh");
