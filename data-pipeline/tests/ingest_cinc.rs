@@ -155,7 +155,10 @@ fn label_csv_overrides_and_limit() {
     let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
     let a2 = rows.iter().find(|r| r.record_id == "A00002").unwrap();
     assert_eq!(a2.labels, ["custom:x", "custom:y"]);
-    assert_eq!(a2.patient_id, "p7");
+    assert_eq!(
+        a2.patient_id, "cinc2017:p7",
+        "prefixed by the source, as record ids are"
+    );
     assert_eq!(a2.age, Some(44.0));
     assert_eq!(a2.sex.as_deref(), Some("F"));
     let a1 = rows.iter().find(|r| r.record_id == "A00001").unwrap();
