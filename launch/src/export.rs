@@ -252,9 +252,9 @@ fn weights_file(ckpt: &RunCheckpoint, with_decoder: bool) -> Result<(Vec<u8>, us
 fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: bool) -> String {
     let c = &ckpt.config;
     let m = &c.model;
-    let (sampling_rate, input_units, preprocessing) = match manifest {
+    let sampling_rate = f64::from(crate::pretrained::pretraining_rate(manifest));
+    let (input_units, preprocessing) = match manifest {
         Some(man) => (
-            f64::from(man.sampling_rate),
             match man.preprocessing["standardize"]["mode"].as_str() {
                 Some("per_lead") => {
                     "z-scores: each lead of a record minus its mean, over its standard deviation \
@@ -269,7 +269,6 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
             man.preprocessing.clone(),
         ),
         None => (
-            f64::from(ecgfm_synth::SynthConfig::default().sampling_rate),
             "mV, from ecgfm's synthetic ECG generator (no preprocessing)",
             serde_json::Value::Null,
         ),
@@ -358,8 +357,9 @@ fn write_package(out: &Path, files: &[(&str, &[u8])]) -> Result<()> {
 /// `ecgfm export` writes (and the `__pycache__` Python leaves beside its loader), listed by a
 /// `SHA256SUMS` of a package.
 fn refuse_unless_package(out: &Path) -> Result<()> {
-    let mut foreign = Vec::new();
+    let (mut foreign, mut entries) = (Vec::new(), 0);
     for entry in std::fs::read_dir(out).with_context(|| format!("--out {}", out.display()))? {
+        entries += 1;
         let name = entry?.file_name().to_string_lossy().into_owned();
         let ours = name == SUMS_FILE
             || name == package::PYTHON_CACHE
@@ -373,8 +373,7 @@ fn refuse_unless_package(out: &Path) -> Result<()> {
         .ok()
         .and_then(|text| package::parse(&text, "").ok());
     let a_package = listing.is_some_and(|sums| package::is_package_listing(&sums));
-    let empty = !a_package && foreign.is_empty() && std::fs::read_dir(out)?.next().is_none();
-    if empty || (a_package && foreign.is_empty()) {
+    if foreign.is_empty() && (a_package || entries == 0) {
         return Ok(());
     }
     foreign.sort();

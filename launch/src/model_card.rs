@@ -5,6 +5,7 @@
 //! intervals where a result file has both), intended use and limitations. The front matter is the
 //! Hugging Face model-card metadata.
 
+use crate::pretrained::pretraining_rate;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use ecgfm_data::manifest::Manifest;
@@ -124,10 +125,7 @@ pub fn preset_name(c: &TrainConfig) -> String {
 fn model_section(card: &mut String, inputs: &CardInputs) {
     let m = &inputs.ckpt.config.model;
     let stats = ModelStats::new(m);
-    let rate = match inputs.manifest {
-        Some(man) => format!("{} Hz", man.sampling_rate),
-        None => format!("{} Hz", ecgfm_synth::SynthConfig::default().sampling_rate),
-    };
+    let rate = format!("{} Hz", pretraining_rate(inputs.manifest));
     let _ = write!(
         card,
         "## Model\n\n\

@@ -7,6 +7,7 @@ use crate::progress::shard_bar;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store::redact_url;
 use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
 use ecgfm_data::windows::{ShardWindows, SplitWindows};
@@ -112,19 +113,26 @@ pub fn refuse_folder_as_out_file(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The sampling rate a run pretrained at: its dataset's (`manifest`), or the synthetic
+/// generator's (`None`).
+pub fn pretraining_rate(manifest: Option<&Manifest>) -> f32 {
+    manifest.map_or(ecgfm_synth::SynthConfig::default().sampling_rate, |m| {
+        m.sampling_rate
+    })
+}
+
 /// A warning when a dataset's sampling rate differs from the one the encoder was pretrained at:
 /// its windows then span another length of time per patch than the encoder learned. The
 /// pretraining rate is the synthetic generator's, or the training dataset's where its manifest
 /// still opens at the run's saved address (no warning where it does not).
 pub fn rate_warning(config: &TrainConfig, url: &str, rate: f32) -> Option<String> {
-    let trained = if config.data.source == "synth" {
-        ecgfm_synth::SynthConfig::default().sampling_rate
+    let manifest = if config.data.source == "synth" {
+        None
     } else {
         let (store, root) = ecgfm_data::store::open_url(&config.data.source).ok()?;
-        ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
-            .ok()?
-            .sampling_rate
+        Some(Manifest::load(store.as_ref(), &root).ok()?)
     };
+    let trained = pretraining_rate(manifest.as_ref());
     (trained != rate).then(|| {
         format!(
             "{} holds windows sampled at {rate} Hz; the encoder was pretrained at {trained} Hz, \

@@ -41,7 +41,7 @@ fn sex_code<S: Serializer>(sex: &Option<Sex>, serializer: S) -> Result<S::Ok, S:
 }
 
 impl PlannedRecord {
-    fn bare(name: &str, header_labels: bool) -> Self {
+    pub(crate) fn bare(name: &str, header_labels: bool) -> Self {
         PlannedRecord {
             name: name.to_string(),
             record_id: name.rsplit('/').next().unwrap_or(name).to_string(),

@@ -367,16 +367,7 @@ mod tests {
     use ecgfm_wfdb::MemorySource;
 
     fn planned(name: &str) -> PlannedRecord {
-        PlannedRecord {
-            name: name.into(),
-            record_id: name.into(),
-            labels: Vec::new(),
-            patient_id: None,
-            age: None,
-            sex: None,
-            fold: None,
-            header_labels: false,
-        }
+        PlannedRecord::bare(name, false)
     }
 
     /// Ingests record `name` of `files` with the default pipeline.
