@@ -27,7 +27,7 @@ pub struct BenchAttentionArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU threads for both sides (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::cpu_threads)]
     pub threads: Option<usize>,
     /// Timed iterations (the median is reported).
     #[arg(long, default_value_t = 20, value_parser = crate::cli::at_least_one)]

@@ -17,7 +17,7 @@ pub struct BenchLoaderArgs {
     #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
     /// Decode threads.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::cli::at_least_one)]
     pub threads: usize,
     /// Timed batches.
     #[arg(long, default_value_t = 40)]

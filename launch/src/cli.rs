@@ -83,19 +83,19 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// Optimiser steps in the whole run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive_config_integer)]
     pub steps: Option<u64>,
     /// Samples per micro-batch.
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = at_least_one)]
     pub batch_size: Option<usize>,
     /// Seed of initialisation, masks and synthetic data.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = config_integer)]
     pub seed: Option<u64>,
     /// Run directory (default runs/<UTC timestamp>; with --resume, the newest run under runs/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Steps between checkpoints (0: only at the end).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = config_integer)]
     pub checkpoint_every: Option<u64>,
     /// Continue from the newest complete checkpoint of the run directory.
     #[arg(long)]
@@ -104,7 +104,7 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "URL")]
     pub data: Option<String>,
     /// CPU threads (default: all cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = cpu_threads)]
     pub threads: Option<usize>,
     /// Where to train: cpu, cuda (GPU 0), cuda:N, or auto (CUDA when a GPU is usable, else the
     /// CPU; the default).
@@ -119,7 +119,7 @@ pub struct PretrainArgs {
     pub set: Vec<String>,
     /// Stop after this many steps in this session; continue later with --resume
     /// (for time-limited cluster jobs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive_config_integer)]
     pub stop_after: Option<u64>,
     /// On a NaN/Inf loss or gradient: skip the step on every rank (three in a row stop the run)
     /// or stop at once (train.on_nonfinite).
@@ -181,7 +181,7 @@ pub struct BenchStepArgs {
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     pub batch_size: usize,
     /// CPU threads for both ecgfm and PyTorch (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = cpu_threads)]
     pub threads: Option<usize>,
     /// Device of both ecgfm and PyTorch: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -238,9 +238,40 @@ pub fn timeout_seconds(text: &str) -> Result<f64, String> {
 
 /// Parses a count that must be at least 1 (`--batch-size`); clap names the flag in the error.
 pub fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
+    match config_integer(text)? {
+        0 => Err("must be at least 1".into()),
+        n => usize::try_from(n).map_err(|e| e.to_string()),
     }
+}
+
+/// Parses a count of at least 1 that goes into the run's TOML configuration (`--steps`).
+pub fn positive_config_integer(text: &str) -> Result<u64, String> {
+    match config_integer(text)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// Parses a number that goes into the run's TOML configuration (`--seed`): TOML integers are
+/// signed 64-bit, so at most 2^63 - 1.
+pub fn config_integer(text: &str) -> Result<u64, String> {
+    let n = text.parse::<u64>().map_err(|e| e.to_string())?;
+    match i64::try_from(n) {
+        Ok(_) => Ok(n),
+        Err(_) => Err(format!("{n}: must be at most {} (2^63 - 1)", i64::MAX)),
+    }
+}
+
+/// Parses `--threads` (0: all cores): at most 4 per core this process may use, since more only
+/// slows every step (2000 threads took 5 minutes for one nano step on 2 cores).
+pub fn cpu_threads(text: &str) -> Result<usize, String> {
+    let n = text.parse::<usize>().map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n > 4 * cores {
+        return Err(format!(
+            "{n} threads on {cores} cores: give at most {} (4 per core; 0 for one per core)",
+            4 * cores
+        ));
+    }
+    Ok(n)
 }

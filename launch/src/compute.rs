@@ -24,7 +24,7 @@ pub struct ComputeArgs {
     #[arg(long, default_value = "auto", value_name = "PRECISION")]
     pub precision: String,
     /// CPU threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::cpu_threads)]
     pub threads: Option<usize>,
 }
 

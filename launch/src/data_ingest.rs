@@ -33,7 +33,7 @@ pub struct LayoutArgs {
     #[arg(long, default_value_t = 256)]
     pub row_group_rows: usize,
     /// Worker threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::cpu_threads)]
     pub threads: usize,
     /// Seed of the patient-hash split (for `data synth`, also of the generator).
     #[arg(long, default_value_t = 0)]
@@ -104,7 +104,7 @@ pub struct IngestArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Stop after writing N shards; a later run resumes without redoing them.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::at_least_one)]
     pub stop_after_shards: Option<usize>,
     /// The rows' source name (default: the format, e.g. wfdb); two sources merge only under
     /// different names, since record and patient ids are prefixed by it.
@@ -177,7 +177,7 @@ pub struct SynthArgs {
     #[arg(long)]
     pub out: String,
     /// Number of synthetic records.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::cli::positive_config_integer)]
     pub records: u64,
     /// The rows' source name (synthetic sets merge only under different names).
     #[arg(long, default_value = "synth")]

@@ -49,7 +49,7 @@ pub struct LaunchArgs {
     #[arg(long)]
     pub slurm_script: bool,
     /// Wall-clock limit written into the SLURM script.
-    #[arg(long, value_name = "HH:MM:SS", default_value = "24:00:00")]
+    #[arg(long, value_name = "HH:MM:SS", default_value = "24:00:00", value_parser = crate::slurm::time_limit)]
     pub slurm_time: String,
     /// The command each rank runs, after `--`: `pretrain [flags]`.
     #[arg(last = true, required = true, value_name = "COMMAND")]

@@ -83,3 +83,74 @@ pub fn script(args: &LaunchArgs) -> Result<String> {
     );
     Ok(s)
 }
+
+/// Parses `--slurm-time` in one of sbatch's forms: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS,
+/// DAYS-HOURS, DAYS-HOURS:MINUTES or DAYS-HOURS:MINUTES:SECONDS (or UNLIMITED), at least a minute,
+/// so a typo fails here and not when the script is submitted.
+pub fn time_limit(text: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a SLURM time limit: give MINUTES, HH:MM:SS, DAYS-HH, DAYS-HH:MM or \
+             DAYS-HH:MM:SS (e.g. 24:00:00 or 2-00:00:00)"
+        )
+    };
+    if text.eq_ignore_ascii_case("unlimited") || text.eq_ignore_ascii_case("infinite") {
+        return Ok(text.to_string());
+    }
+    let (days, clock) = match text.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, text),
+    };
+    let number = |part: &str| -> Result<u64, String> {
+        if part.is_empty() || part.len() > 9 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse().map_err(|_| bad())
+    };
+    let days = days.map(number).transpose()?;
+    let parts = clock
+        .split(':')
+        .map(number)
+        .collect::<Result<Vec<_>, _>>()?;
+    let seconds = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => (h * 60 + m) * 60 + s,
+        (Some(d), [h]) => (d * 24 + h) * 3600,
+        (Some(d), [h, m]) => ((d * 24 + h) * 60 + m) * 60,
+        (Some(d), [h, m, s]) => ((d * 24 + h) * 60 + m) * 60 + s,
+        _ => return Err(bad()),
+    };
+    if seconds < 60 {
+        return Err(format!(
+            "`{text}` is under a minute: SLURM's time limit is at least 1 minute"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_limit;
+
+    #[test]
+    fn slurm_time_limits_in_sbatchs_forms_are_accepted_and_typos_refused() {
+        for good in [
+            "30",
+            "90:30",
+            "24:00:00",
+            "2-00",
+            "2-12:30",
+            "1-00:00:00",
+            "UNLIMITED",
+        ] {
+            assert_eq!(time_limit(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "abc", "", "24h", "1:2:3:4", "-5", "2-", "12:xx:00", "1-2-3", "0", "0:30",
+        ] {
+            assert!(time_limit(bad).is_err(), "{bad}");
+        }
+        assert!(time_limit("0:30").unwrap_err().contains("under a minute"));
+    }
+}

@@ -445,6 +445,34 @@ fn zero_sizes_are_refused_naming_the_flag() {
             "'--collective-timeout <S>': NaN s",
         ),
         (&["pretrain", "--rdzv-timeout", "1e300"], "at most a week"),
+        (
+            &["pretrain", "--steps", "18446744073709551615"],
+            "must be at most 9223372036854775807 (2^63 - 1)",
+        ),
+        (
+            &["pretrain", "--seed", "9223372036854775808"],
+            "'--seed <S>': 9223372036854775808: must be at most",
+        ),
+        (
+            &["pretrain", "--stop-after", "0"],
+            "'--stop-after <N>': must be at least 1",
+        ),
+        (&["pretrain", "--threads", "100000"], "100000 threads on"),
+        (
+            &["data", "synth", "--out", "x", "--records", "0"],
+            "must be at least 1",
+        ),
+        (
+            &[
+                "launch",
+                "--slurm-time",
+                "abc",
+                "--slurm-script",
+                "--",
+                "pretrain",
+            ],
+            "`abc` is not a SLURM time limit",
+        ),
     ] {
         let err = run_err(args);
         assert!(err.contains(says), "{args:?}: {err}");

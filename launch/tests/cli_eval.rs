@@ -442,6 +442,11 @@ fn bad_input_is_a_clear_error() {
             "1,1.5",
             "label fraction 1.5 is not in (0, 1]",
         ),
+        (
+            "--fractions",
+            "1,0.1,1",
+            "label fraction 1 is given twice (--fractions entry 3)",
+        ),
         ("--epochs", "0", "--epochs must be at least 1"),
         ("--lr", "nan", "--lr must be finite and > 0, got NaN"),
         ("--lr", "0", "--lr must be finite and > 0, got 0"),

@@ -43,7 +43,7 @@ pub struct EvalSettings {
 
 impl EvalSettings {
     /// Refuses settings no protocol can run with, before any data is read: a batch of no
-    /// windows, a label fraction outside (0, 1], no epoch for the protocols that train.
+    /// windows, a label fraction outside (0, 1] or given twice, no epoch for the protocols that train.
     pub fn check(&self) -> Result<(), EvalError> {
         let bad = |reason: String| Err(EvalError::Task(reason));
         if self.batch_size == 0 {
@@ -51,6 +51,14 @@ impl EvalSettings {
         }
         if let Some(fraction) = self.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
             return bad(format!("label fraction {fraction} is not in (0, 1]"));
+        }
+        if let Some((i, fraction)) =
+            (self.fractions.iter().enumerate()).find(|(i, f)| self.fractions[..*i].contains(f))
+        {
+            return bad(format!(
+                "label fraction {fraction} is given twice (--fractions entry {})",
+                i + 1
+            ));
         }
         let ft = &self.finetune;
         if !(ft.lr > 0.0 && ft.lr.is_finite()) {
