@@ -6,9 +6,11 @@
 //! WFDB does, so repeated or empty descriptions stay apart. Every signal of a gap is missing.
 //!
 //! Segments may store a signal with different formats, gains and baselines, so merged signals
-//! are re-coded: they report format 32 (missing = `i32::MIN`) and the layout's gain and baseline;
-//! samples of a segment with another gain or baseline are converted through physical units and
-//! rounded. Merged signals carry no checksum (each segment's own checksums are verified).
+//! are re-coded: they report format 32 (missing = `i32::MIN`), the layout's baseline and the
+//! finest gain (most codes per unit) of the layout and the segments holding the signal, so no
+//! segment's samples lose resolution; samples of a segment with another gain or baseline are
+//! converted through physical units and rounded to that finer grid. Merged signals carry no
+//! checksum (each segment's own checksums are verified).
 
 use crate::error::WfdbError;
 use crate::header::{Header, SignalSpec};
@@ -73,7 +75,7 @@ pub(crate) fn read(
             n_signals: layout.signals.len(),
         });
     }
-    let outputs: Vec<SignalSpec> = channels
+    let mut outputs: Vec<SignalSpec> = channels
         .iter()
         .map(|&c| SignalSpec {
             format_code: MERGED_FORMAT,
@@ -84,6 +86,31 @@ pub(crate) fn read(
         })
         .collect();
     let first_data = usize::from(has_layout);
+    for (segment, segment_header) in header
+        .segments
+        .iter()
+        .zip(&segment_headers)
+        .skip(first_data)
+    {
+        let Some(segment_header) = segment_header else {
+            continue;
+        };
+        let sources = segment_sources(
+            has_layout,
+            &outputs,
+            channels,
+            layout,
+            segment_header,
+            &segment.name,
+        )
+        .map_err(unsupported)?;
+        for (out, src) in outputs.iter_mut().zip(sources) {
+            let gain = src.map_or(0.0, |k| segment_header.signals[k].gain());
+            if gain > out.gain() {
+                out.adc_gain = gain;
+            }
+        }
+    }
     let frames = bounded_frames(header, header_path, &outputs, first_data)?;
     let mut digital: Vec<Vec<i32>> = vec![Vec::new(); outputs.len()];
     for (out, spec) in digital.iter_mut().zip(&outputs) {
@@ -112,22 +139,15 @@ pub(crate) fn read(
             }
             continue;
         };
-        let sources: Vec<Option<usize>> = if has_layout {
-            outputs
-                .iter()
-                .map(|o| signal_named(segment_header, &o.description, &segment.name))
-                .collect::<Result<_, _>>()
-                .map_err(unsupported)?
-        } else if segment_header.signals.len() == layout.signals.len() {
-            channels.iter().copied().map(Some).collect()
-        } else {
-            return Err(unsupported(format!(
-                "segment {} has {} signals but the first has {} (without a layout segment every segment has the same signals)",
-                segment.name,
-                segment_header.signals.len(),
-                layout.signals.len()
-            )));
-        };
+        let sources = segment_sources(
+            has_layout,
+            &outputs,
+            channels,
+            layout,
+            segment_header,
+            &segment.name,
+        )
+        .map_err(unsupported)?;
         let wanted: Vec<usize> = sources.iter().flatten().copied().collect();
         let segment_options = ReadOptions {
             channels: Some(wanted.clone()),
@@ -182,6 +202,32 @@ pub(crate) fn read(
         digital,
         comments: header.comments.clone(),
     })
+}
+
+/// For each merged signal, its index among a segment's signals (`None`: the segment lacks it):
+/// by description with a layout segment, by position without one.
+fn segment_sources(
+    has_layout: bool,
+    outputs: &[SignalSpec],
+    channels: &[usize],
+    layout: &Header,
+    segment_header: &Header,
+    segment_name: &str,
+) -> Result<Vec<Option<usize>>, String> {
+    if has_layout {
+        outputs
+            .iter()
+            .map(|o| signal_named(segment_header, &o.description, segment_name))
+            .collect()
+    } else if segment_header.signals.len() == layout.signals.len() {
+        Ok(channels.iter().copied().map(Some).collect())
+    } else {
+        Err(format!(
+            "segment {segment_name} has {} signals but the first has {} (without a layout segment every segment has the same signals)",
+            segment_header.signals.len(),
+            layout.signals.len()
+        ))
+    }
 }
 
 /// The index of the signal described `description` in a segment of a variable layout, `None`

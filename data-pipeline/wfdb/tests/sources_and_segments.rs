@@ -80,14 +80,45 @@ fn multi_segment_record_with_layout_gap_and_missing_signal() {
     assert_eq!(record.n_samples, 7);
     assert_eq!(record.signals[0].description, "II");
     assert_eq!(record.digital[0], [1, 2, missing, missing, 5, 6, 7]);
-    // ABP is stored with gain 20 in m_2 and re-coded to the layout's gain 10.
+    // ABP is stored with gain 20 in m_2, finer than the layout's 10: the merged signal keeps 20.
+    assert_eq!(record.signals[1].gain(), 20.0);
     assert_eq!(
         record.digital[1],
-        [missing, missing, missing, missing, 10, 20, missing]
+        [missing, missing, missing, missing, 20, 40, missing]
     );
     let abp = record.physical(1);
     assert!(abp[..4].iter().all(|p| p.is_nan()) && abp[6].is_nan());
     assert_eq!(&abp[4..6], [1.0, 2.0]);
+}
+
+#[test]
+fn a_segment_with_a_finer_gain_keeps_its_resolution() {
+    // Layout 200/mV; m_1 stores II at 1000/mV (82 = 0.082 mV), m_2 at 200/mV (the layout's).
+    let mut files = vec![
+        (
+            "m.hea".to_string(),
+            b"m/3 1 100 4\nm_layout 0\nm_1 2\nm_2 2\n".to_vec(),
+        ),
+        (
+            "m_layout.hea".to_string(),
+            b"m_layout 1 100 0\n~ 0 200/mV 16 0 0 0 0 II\n".to_vec(),
+        ),
+    ];
+    files.extend(segment("m_1", &[("II", 1000, vec![82, -3])]));
+    files.extend(segment("m_2", &[("II", 200, vec![41, 1])]));
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    for (name, bytes) in files {
+        src.insert(name, bytes);
+    }
+    let record = read_record_from(&src, "m").unwrap();
+    assert_eq!(record.signals[0].gain(), 1000.0);
+    assert_eq!(record.digital[0], [82, -3, 205, 5]);
+    let ii = record.physical(0);
+    let want = [0.082, -0.003, 0.205, 0.005];
+    assert!(
+        ii.iter().zip(want).all(|(p, w)| (p - w).abs() < 1e-12),
+        "{ii:?}"
+    );
 }
 
 #[test]
