@@ -13,7 +13,8 @@
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
 //!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
 //!   file `ecgfm embed` writes as it goes (`embeddings`, through `object_sink`: one object
-//!   written in parts).
+//!   written in parts), and each record's source, id, patient and split without its signal
+//!   (`record_ids`).
 //!
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).
@@ -28,6 +29,7 @@ pub mod manifest;
 pub mod merge;
 pub mod object_sink;
 pub mod plot;
+pub mod record_ids;
 pub mod schema;
 pub mod split;
 pub mod store;

@@ -61,6 +61,9 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         redact_url(&args.out)
     );
     println!("sources: {}", sources.join(", "));
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
     if report.checksums_added > 0 {
         println!(
             "chunk checksums computed for {} shards whose inputs lacked some (ingested before \

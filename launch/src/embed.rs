@@ -9,6 +9,7 @@ use crate::pretrain::thread_pool;
 use crate::pretrained::{
     load_pretrained, rate_warning, shard_windows, CheckpointDataArgs, DatasetWindows,
 };
+use crate::pretraining_check;
 use crate::progress::stream_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -78,12 +79,17 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         println!("GPU memory: {note}");
     }
     let dim = pooling.features(model);
+    let pretraining = pretraining_check::describe(&pretrained);
     let metadata = vec![
         (
             "ecgfm_checkpoint".to_string(),
             pretrained.dir.display().to_string(),
         ),
         ("ecgfm_step".to_string(), pretrained.step.to_string()),
+        (
+            "ecgfm_pretraining".to_string(),
+            serde_json::to_string(&pretraining).context("serialising the pretraining data")?,
+        ),
         ("ecgfm_pooling".to_string(), args.pool.clone()),
         ("ecgfm_device".to_string(), device.name()),
         (

@@ -7,16 +7,19 @@ use crate::compute::{self, ComputeArgs, Device};
 use crate::held_windows::HoldArgs;
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, rate_warning, read_windows, CheckpointDataArgs};
+use crate::pretraining_check::{self, EvalData, RecordKey};
 use crate::progress::EvalBar;
 use anyhow::{Context, Result};
 use clap::Args;
+use ecgfm_data::record_ids::read_record_ids;
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
     run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
-    LabelledWindow, Protocol, ScoreBy, Task, Vocabulary,
+    LabelledWindow, Part, Protocol, ScoreBy, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
@@ -73,6 +76,10 @@ pub struct EvalArgs {
     /// SNOMED classes need this many positive training windows.
     #[arg(long, default_value_t = 10)]
     pub min_positives: usize,
+    /// Evaluate even when validation or test records were in the encoder's pretraining split
+    /// (refused otherwise: the metrics would be optimistic); the result's warnings say so.
+    #[arg(long)]
+    pub allow_pretraining_overlap: bool,
     #[command(flatten)]
     pub hold: HoldArgs,
     #[command(flatten)]
@@ -155,7 +162,30 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         task.skipped_ambiguous,
         task.skipped_split
     );
+    let held_out: BTreeSet<RecordKey> = (task.windows.iter().zip(&task.parts))
+        .filter(|(_, part)| **part != Part::Train)
+        .map(|(&i, _)| labelled[i].record)
+        .map(|(source, record)| (source.to_string(), record.to_string()))
+        .collect();
     let mut warnings = task_warnings(&task);
+    let (eval_manifest, eval_records) = read_record_ids(&args.source.data).with_context(|| {
+        format!(
+            "reading the record ids of {}",
+            redact_url(&args.source.data)
+        )
+    })?;
+    let eval_data = EvalData {
+        url: &args.source.data,
+        manifest: &eval_manifest,
+        records: &eval_records,
+    };
+    let (pretraining, unseen) = pretraining_check::check(
+        &pretrained,
+        &eval_data,
+        &held_out,
+        args.allow_pretraining_overlap,
+    )?;
+    warnings.extend(unseen);
     let rate = windows.0.sampling_rate;
     warnings.extend(rate_warning(&pretrained.config, &args.source.data, rate));
     for w in &warnings {
@@ -194,6 +224,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         checkpoint: pretrained.dir.display().to_string(),
         step: pretrained.step,
         weights_sha256: pretrained.weights_sha256.clone(),
+        pretraining,
         data: redact_url(&args.source.data),
         vocabulary: vocabulary.name().to_string(),
         classes: task.classes.clone(),

@@ -17,7 +17,8 @@
 //!   read|ingest|synth|inspect|merge` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
 //!   embeddings; `compare`: two sides of eval result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the dataset's windows, which
-//!   `held_windows` keeps in memory or in a scratch file.
+//!   `held_windows` keeps in memory or in a scratch file; `pretraining_check` refuses test
+//!   records the encoder was pretrained on.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
@@ -62,6 +63,7 @@ pub mod plan;
 pub mod pretrain;
 pub mod pretrain_dist;
 pub mod pretrained;
+pub mod pretraining_check;
 pub mod progress;
 pub mod publish;
 pub mod python_bench;

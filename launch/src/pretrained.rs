@@ -37,6 +37,9 @@ pub struct Pretrained {
     /// SHA-256 of its weights file.
     pub weights_sha256: String,
     pub config: TrainConfig,
+    /// The data digest of the dataset the run read, as its checkpoint recorded it (absent for
+    /// the synthetic generator and in older checkpoints).
+    pub data_digest: Option<String>,
     /// The encoder tensors (`ParamLayout::encoder` order: the checkpoint's first tensors).
     pub encoder: Vec<f32>,
 }
@@ -50,6 +53,7 @@ pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
         dir: ckpt.dir,
         step: ckpt.state.step,
         weights_sha256: ckpt.weights_sha256,
+        data_digest: ckpt.state.data["data_digest"].as_str().map(str::to_string),
         config: ckpt.config,
         encoder,
     })

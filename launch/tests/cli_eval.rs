@@ -467,3 +467,92 @@ fn bad_input_is_a_clear_error() {
     args.extend(["--step", "5"]);
     assert!(run_err(&args).contains("no checkpoint at step 5"));
 }
+
+/// The result file says what the encoder was pretrained on; an encoder pretrained on every split
+/// of the evaluation's dataset is refused unless `--allow-pretraining-overlap` (then warned
+/// about); one pretrained on another source is not; pretraining data that no longer opens earns
+/// a warning that the check could not be made.
+#[test]
+fn test_records_seen_in_pretraining_are_refused() {
+    let (data, run) = fixture();
+    let root = fixture_dir("eval-overlap");
+    let out = root.join("out.json");
+    let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let leaky = short_run(&root.join("all"), Some(data), &["--set", "data.split=all"]);
+    let args = |run: &Path| -> Vec<String> {
+        let run = run.to_str().unwrap();
+        let mut args = eval_args(data_s, run, out_s, "probe");
+        let at = args.iter().position(|a| *a == "1,0.25").unwrap();
+        args[at] = "1";
+        args.iter().map(|s| s.to_string()).collect()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let err = run_err(&refs(&args(&leaky)));
+    assert!(
+        err.contains("validation and test records of")
+            && err.contains(&format!("this dataset ({data_s}), split all"))
+            && err.contains("--allow-pretraining-overlap"),
+        "{err}"
+    );
+    let mut allowed = args(&leaky);
+    allowed.push("--allow-pretraining-overlap".into());
+    run_ok(&refs(&allowed));
+    let report = read_json(&out);
+    assert_eq!(report["pretraining"]["split"], "all");
+    assert_eq!(report["pretraining"]["data"], data_s);
+    assert_eq!(
+        report["pretraining"]["sources"],
+        serde_json::json!(["synth"])
+    );
+    let warned = report["warnings"].as_array().unwrap().iter();
+    assert_eq!(
+        warned
+            .filter(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("--allow-pretraining-overlap: "))
+            .count(),
+        1,
+        "{report}"
+    );
+    // Pretrained on the generator: nothing to check.
+    run_ok(&refs(&args(run)));
+    let report = read_json(&out);
+    assert_eq!(report["pretraining"]["data"], "synth");
+    assert_eq!(report["pretraining"]["steps"], 8);
+    // Another source: no overlap; once its data is gone, the check cannot be made.
+    let other = root.join("other");
+    let p = other.to_str().unwrap();
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        p,
+        "--records",
+        "60",
+        "--source-name",
+        "other",
+    ]);
+    let elsewhere = short_run(
+        &root.join("other-run"),
+        Some(&other),
+        &["--set", "data.split=all"],
+    );
+    run_ok(&refs(&args(&elsewhere)));
+    let report = read_json(&out);
+    assert_eq!(
+        report["pretraining"]["sources"],
+        serde_json::json!(["other"])
+    );
+    let unverified = |report: &serde_json::Value| {
+        (report["warnings"].as_array().unwrap().iter())
+            .any(|w| w.as_str().unwrap().starts_with("could not verify"))
+    };
+    assert!(!unverified(&report), "{report}");
+    std::fs::remove_dir_all(&other).unwrap();
+    run_ok(&refs(&args(&elsewhere)));
+    assert!(unverified(&read_json(&out)));
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -6,11 +6,13 @@
 //! written stops the merge; nothing is lost, the inputs are only read); `copy.rs` does the
 //! copying, by the store itself where an input and the output share one. Rows keep their
 //! `source`, patient ids (source-prefixed, so the patient-hash splits of different sources never
-//! share a patient) and splits. The manifest's sources, counts, quarantine and partial lists are
-//! the inputs' together. It is written last: an interrupted merge run again keeps the shards
+//! share a patient id; a recording two sources both hold is another matter) and splits. The manifest's sources, counts, quarantine and partial lists are
+//! the inputs' together (`duplicates` warns of sources known to hold the same recordings under
+//! other ids). It is written last: an interrupted merge run again keeps the shards
 //! already copied (each re-checked by its SHA-256) and copies the rest.
 
 mod copy;
+mod duplicates;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +67,8 @@ pub struct MergeReport {
     pub without_lead_counts: Vec<String>,
     /// Shards whose input entries lacked the chunk checksums, computed for the merged manifest.
     pub checksums_added: usize,
+    /// Sources known to hold the same recordings under other ids (`duplicates`).
+    pub warnings: Vec<String>,
 }
 
 /// One opened input dataset.
@@ -175,6 +179,7 @@ pub fn merge(
         merged.counts.leads_present.clear();
     }
     merged.save(out_store.as_ref(), &out_root)?;
+    let warnings = duplicates::shared_recordings(&merged.sources);
     Ok(MergeReport {
         manifest: merged,
         shards_copied: copied.streamed,
@@ -182,6 +187,7 @@ pub fn merge(
         shards_kept: copied.kept,
         without_lead_counts,
         checksums_added,
+        warnings,
     })
 }
 

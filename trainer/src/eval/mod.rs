@@ -15,7 +15,8 @@
 //!   reporting through `progress`; `scoring`: windows or records as the unit validation and
 //!   test are scored in; `report`: the JSON result file (with every scored test unit), the
 //!   terminal table and TensorBoard scalars; `paired`: two evaluations on the same test set
-//!   compared by the paired bootstrap of their AUROC (or F1) difference.
+//!   compared by the paired bootstrap of their AUROC (or F1) difference; `pretraining`: what
+//!   the encoder was pretrained on, as the result file states it.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
 //! ("Evaluation") states its contract.
@@ -26,6 +27,7 @@ pub mod fractions;
 pub mod logistic;
 pub mod metrics;
 pub mod paired;
+pub mod pretraining;
 pub mod progress;
 pub mod protocols;
 pub mod report;
@@ -38,6 +40,7 @@ pub use paired::{
     against_scratch, paired_auroc_interval, paired_f1_interval, AgainstScratch, PairError,
     Resample, ScoredResult,
 };
+pub use pretraining::Pretraining;
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};

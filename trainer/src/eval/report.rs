@@ -225,6 +225,9 @@ pub struct EvalReport {
     /// SHA-256 of the checkpoint's weights file (`checkpoint::weights_sha256`): which weights
     /// these numbers belong to, wherever the folder is later moved.
     pub weights_sha256: String,
+    /// What the encoder was pretrained on (dataset, split, source weights, steps): whether the
+    /// test records could have been seen in pretraining.
+    pub pretraining: super::Pretraining,
     /// The dataset URL (credentials redacted).
     pub data: String,
     pub vocabulary: String,

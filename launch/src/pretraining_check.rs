@@ -1,0 +1,167 @@
+//! Was the encoder pretrained on the records it is evaluated on? `ecgfm eval` describes the
+//! checkpoint's pretraining data (`Pretraining`) and refuses, unless told to go on, when a
+//! validation or test record of the evaluation was in the split pretraining read: the same
+//! dataset pretrained on another split than `train`, or another ingest of the same source
+//! (another split seed) whose pretraining split holds the evaluation's held-out records. Only
+//! each record's source, id and split are read (`ecgfm_data::record_ids`), not the signals.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::record_ids::{read_record_ids, RecordId};
+use ecgfm_data::store::redact_url;
+use ecgfm_trainer::eval::Pretraining;
+
+use crate::pretrained::Pretrained;
+
+/// The flag that evaluates anyway.
+pub const ALLOW_FLAG: &str = "--allow-pretraining-overlap";
+
+/// A record by source and id.
+pub type RecordKey = (String, String);
+
+/// What the evaluation knows of its own dataset: its manifest and records.
+pub struct EvalData<'a> {
+    pub url: &'a str,
+    pub manifest: &'a Manifest,
+    pub records: &'a [RecordId],
+}
+
+/// The pretraining data of `pretrained`, its sources from its manifest where it still opens at
+/// the run's saved address (`ecgfm embed`'s metadata).
+pub fn describe(pretrained: &Pretrained) -> Pretraining {
+    let mut pretraining = described(pretrained);
+    let source = &pretrained.config.data.source;
+    let manifest = ecgfm_data::store::open_url(source)
+        .and_then(|(store, root)| Manifest::load(store.as_ref(), &root));
+    if let (false, Ok(manifest)) = (source == "synth", manifest) {
+        pretraining.sources = source_names(&manifest);
+    }
+    pretraining
+}
+
+/// Describes the pretraining data and checks that none of `held_out` (the evaluation's
+/// validation and test records) was in the split pretraining read. Fails when one was, unless
+/// `allow` (then says so in the warnings it returns); warns when it cannot tell.
+pub fn check(
+    pretrained: &Pretrained,
+    eval: &EvalData<'_>,
+    held_out: &BTreeSet<RecordKey>,
+    allow: bool,
+) -> Result<(Pretraining, Vec<String>)> {
+    let split = pretrained.config.data.split.clone();
+    let shown = redact_url(&pretrained.config.data.source);
+    let eval_shown = redact_url(eval.url);
+    // The checkpoint's digest names the dataset wherever it is now: the evaluation's own records
+    // are then the pretraining records.
+    let same = pretrained.data_digest.as_deref() == Some(eval.manifest.data_digest().as_str());
+    let mut pretraining = described(pretrained);
+    if pretrained.config.data.source == "synth" {
+        return Ok((pretraining, Vec::new()));
+    }
+    let records = match same {
+        true => Ok((eval.manifest.clone(), eval.records.to_vec())),
+        false => read_record_ids(&pretrained.config.data.source),
+    };
+    let records = match records {
+        Ok((manifest, records)) => {
+            pretraining.sources = source_names(&manifest);
+            records
+        }
+        Err(e) => {
+            let warning = format!(
+                "could not verify that the validation and test records of {eval_shown} were \
+                 unseen in pretraining: the pretraining data {shown} does not open ({e:#})"
+            );
+            return Ok((pretraining, vec![warning]));
+        }
+    };
+    let seen = overlap(&records, &split, held_out);
+    if seen.is_empty() {
+        return Ok((pretraining, Vec::new()));
+    }
+    let example: Vec<String> = (seen.iter().take(3))
+        .map(|(source, id)| format!("{source}:{id}"))
+        .collect();
+    let which = match same {
+        true => format!("this dataset ({shown}), split {split}"),
+        false => format!("split {split} of {shown}"),
+    };
+    let what = format!(
+        "{} of the {} validation and test records of {eval_shown} (e.g. {}) were in the \
+         pretraining data, {which}: the encoder has seen them, so the metrics are optimistic",
+        seen.len(),
+        held_out.len(),
+        example.join(", ")
+    );
+    if !allow {
+        bail!(
+            "{what}. Evaluate on records the encoder did not pretrain on (pretrain on the train \
+             split of the same ingest: data.split = \"train\"), or pass {ALLOW_FLAG} to \
+             evaluate anyway (the result's warnings then say so)"
+        );
+    }
+    Ok((pretraining, vec![format!("{ALLOW_FLAG}: {what}")]))
+}
+
+fn source_names(manifest: &Manifest) -> Vec<String> {
+    manifest.sources.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The description of `pretrained`'s data without opening it.
+fn described(pretrained: &Pretrained) -> Pretraining {
+    Pretraining::of(
+        &pretrained.config,
+        redact_url(&pretrained.config.data.source),
+        Vec::new(),
+        pretrained.step,
+        pretrained.data_digest.clone(),
+    )
+}
+
+/// The records of `held_out` that are among `records` of `split` (`all`: every split).
+fn overlap(records: &[RecordId], split: &str, held_out: &BTreeSet<RecordKey>) -> Vec<RecordKey> {
+    let read: BTreeSet<RecordKey> = records
+        .iter()
+        .filter(|r| split == "all" || r.split == split)
+        .map(|r| (r.source.clone(), r.record_id.clone()))
+        .collect();
+    held_out.intersection(&read).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, split: &str) -> RecordId {
+        RecordId {
+            source: "cinc2017".into(),
+            record_id: id.into(),
+            patient_id: format!("cinc2017:{id}"),
+            split: split.into(),
+        }
+    }
+
+    #[test]
+    fn only_records_of_the_pretraining_split_overlap() {
+        let records = [
+            record("A1", "train"),
+            record("A2", "test"),
+            record("A3", "val"),
+        ];
+        let held_out: BTreeSet<RecordKey> = [("cinc2017", "A1"), ("cinc2017", "A2"), ("x", "A3")]
+            .map(|(s, r)| (s.to_string(), r.to_string()))
+            .into();
+        let ids = |split| -> Vec<String> {
+            overlap(&records, split, &held_out)
+                .into_iter()
+                .map(|k| k.1)
+                .collect()
+        };
+        assert_eq!(ids("train"), ["A1"]);
+        assert_eq!(ids("test"), ["A2"]);
+        assert_eq!(ids("val"), Vec::<String>::new(), "another source's A3");
+        assert_eq!(ids("all"), ["A1", "A2"]);
+    }
+}
