@@ -1,10 +1,12 @@
 //! The report's four kinds of chart, built from the analysis and the runs' metrics:
-//! val loss vs N (one line per data size or budget, fits dashed), loss vs compute with the
-//! compute frontier, downstream AUROC vs N with CI bars and the from-scratch baseline (one chart
-//! per task), and the loss curves of every run.
+//! val loss vs N (one line per data size or budget, fits dashed: an L(N) fit only where it is
+//! determined and falls with N), loss vs compute with the compute frontier, downstream AUROC vs N
+//! with CI bars and the from-scratch baseline (one chart per task), and the loss curves of every
+//! run.
 
 use crate::analysis::{Analysis, Group};
 use crate::fit::isoflop::{self, Optimum};
+use crate::fit::LawFit;
 use crate::plot::{colour, Axis, Chart, Series, Style, GREY};
 use plotters::style::RGBColor;
 
@@ -49,8 +51,12 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
         series.push(Series::new(Some(g.label()), c, Style::Line, means));
         let (lo, hi) = n_range(g);
         let fit = a.loss_vs_n.iter().find(|(gi, _)| *gi == i);
-        if let Some((_, Some(fit))) = fit.filter(|(_, f)| f.as_ref().is_some_and(|f| f.determined))
-        {
+        // Only a determined fit whose loss falls with N is drawn as a law.
+        let law = |f: &Option<LawFit>| {
+            f.as_ref()
+                .is_some_and(|f| f.determined && f.not_falling().is_empty())
+        };
+        if let Some((_, Some(fit))) = fit.filter(|(_, f)| law(f)) {
             let curve = log_grid(lo, hi, 40)
                 .into_iter()
                 .map(|n| (n, fit.law.predict(&[n])))

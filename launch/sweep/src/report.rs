@@ -6,8 +6,8 @@
 
 use crate::analysis::{self, Analysis};
 use crate::charts::{self, Curve};
-use crate::fit::bootstrap::{Estimate, Interval};
-use crate::fit::isoflop::Optimum;
+use crate::fit::bootstrap::{Estimate, Interval, Resampling};
+use crate::fit::isoflop::{Best, Optimum, Profile, Trend};
 use crate::fit::LawFit;
 use crate::plot;
 use crate::record::{self, SweepRecord};
@@ -151,12 +151,27 @@ fn number(v: f64, digits: usize) -> String {
     }
 }
 
+/// A bounded interval, or "unbounded": the row says why.
 fn interval(ci: &Interval, digits: usize) -> String {
     if ci.is_bounded() {
         format!("[{}, {}]", number(ci.low, digits), number(ci.high, digits))
     } else {
-        "unbounded (too few points)".into()
+        "unbounded".into()
     }
+}
+
+/// What a seeds bootstrap's intervals are worth with `replicas` seeds a point: `None` from four
+/// seeds, or over points.
+fn few_seeds(resampling: Resampling, replicas: usize) -> Option<String> {
+    if resampling != Resampling::Seeds || replicas > 3 {
+        return None;
+    }
+    // Measured by `coverage_of_the_seeds_bootstrap` in tests/fits.rs.
+    let coverage = if replicas <= 2 { 75 } else { 88 };
+    Some(format!(
+        "intervals over only {replicas} seeds a point undercover (about {coverage}% of such \
+         intervals held the true value in simulation, not 95%): read them as too narrow"
+    ))
 }
 
 fn estimate(e: &Estimate, digits: usize) -> String {
@@ -295,7 +310,16 @@ fn render(
          verdict goes by that interval; for result files without units, when the two \
          intervals do not overlap.\n\
          - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
-         intervals from 200 bootstrap resamples of seeds (or of points with one seed)."
+         intervals from 200 bootstrap resamples of seeds (or of points with one seed), \
+         unbounded where a fit has no more distinct points than parameters or too many \
+         resamples do; with two or three seeds a point the seeds bootstrap undercovers. A fit \
+         whose exponent is not positive is no scaling law: the loss does not fall with that \
+         input.\n\
+         - Iso-FLOP N_opt: the vertex of a parabola in log N through each size's mean loss, \
+         given only where the data bracket it (the lowest mean at a size strictly between the \
+         smallest and the largest, the parabola convex with its vertex inside the sizes); each \
+         resample is held to the same rule, and one that fails it leaves the interval \
+         unbounded."
     );
     md
 }
@@ -369,9 +393,55 @@ fn runs_table(md: &mut String, a: &Analysis) {
     md.push('\n');
 }
 
+/// The names of a law's exponents: alpha (N), then beta (D).
+const EXPONENTS: [(&str, &str); 2] = [("alpha", "N"), ("beta", "D")];
+
 fn law_rows(md: &mut String, label: &str, fit: &LawFit) {
     let exps: Vec<String> = fit.exponents.iter().map(|e| estimate(e, 3)).collect();
     let coefs: Vec<String> = fit.coefficients.iter().map(|e| estimate(e, 3)).collect();
+    let mut notes: Vec<String> = fit
+        .not_falling()
+        .into_iter()
+        .map(|j| {
+            let (name, input) = EXPONENTS[j];
+            format!(
+                "**{name} <= 0: loss does not fall with {input} here: not a scaling law** (E and \
+                 the coefficients are no irreducible loss and scale)"
+            )
+        })
+        .collect();
+    let estimates = || {
+        std::iter::once(&fit.e)
+            .chain(&fit.coefficients)
+            .chain(&fit.exponents)
+    };
+    if !fit.determined {
+        notes.push(format!(
+            "no more distinct points than the {} parameters, so the fit is not determined by \
+             the data: it passes through them exactly and its intervals are unbounded",
+            fit.params
+        ));
+    } else if estimates().any(|e| !e.ci.is_bounded()) {
+        let mut causes = Vec::new();
+        if fit.thin > 0 {
+            causes.push(format!(
+                "{} of the {} resamples ({}) kept no more than {} distinct points",
+                fit.thin,
+                fit.resamples,
+                fit.resampling.describe(),
+                fit.params
+            ));
+        }
+        if fit.failed > 0 {
+            causes.push(format!(
+                "{} of the {} resamples gave no finite fit",
+                fit.failed, fit.resamples
+            ));
+        }
+        notes.push(format!("intervals unbounded: {}", causes.join(", and ")));
+    } else if let Some(note) = few_seeds(fit.resampling, fit.replicas) {
+        notes.push(note);
+    }
     let _ = writeln!(
         md,
         "| {label} | {} | {} | {} | {} points ({} distinct){} |",
@@ -380,16 +450,86 @@ fn law_rows(md: &mut String, label: &str, fit: &LawFit) {
         exps.join("; "),
         fit.points,
         fit.distinct,
-        if fit.determined {
+        if notes.is_empty() {
             String::new()
         } else {
-            format!(
-                ": no more distinct points than the {} parameters, so the fit is not \
-                 determined by the data",
-                fit.params
-            )
+            format!(": {}", notes.join("; "))
         }
     );
+}
+
+/// One budget's cell of the iso-FLOP table.
+fn optimum_cell(p: &Profile) -> String {
+    match &p.optimum {
+        Optimum::Interior { n_opt, loss } => {
+            let ci = if n_opt.ci.is_bounded() {
+                format!("[{}, {}]", human(n_opt.ci.low), human(n_opt.ci.high))
+            } else {
+                format!(
+                    "(interval unbounded: {} of the {} resamples have no minimum inside the \
+                     sizes)",
+                    p.draws.iter().filter(|d| d.is_nan()).count(),
+                    p.draws.len()
+                )
+            };
+            format!("{} {ci} (loss {loss:.4})", human(n_opt.value))
+        }
+        Optimum::Unbracketed { best_n, best } => match best {
+            Best::Smallest | Best::Largest => {
+                let (end, way) = match best {
+                    Best::Smallest => ("smallest", "smaller"),
+                    _ => ("largest", "larger"),
+                };
+                format!(
+                    "no minimum inside the sizes trained: lowest loss at the {end} size \
+                     (N = {}); train {way} sizes to find it",
+                    human(*best_n)
+                )
+            }
+            Best::MiddleNotConvex => format!(
+                "no minimum found: lowest loss at N = {}, between the smallest and largest \
+                 sizes, but the losses are not U-shaped (no convex parabola with its vertex \
+                 inside the sizes): noisy, more seeds needed",
+                human(*best_n)
+            ),
+        },
+        Optimum::TooFew { sizes } => {
+            format!("{sizes} size(s): at least 3 are needed for a parabola")
+        }
+    }
+}
+
+/// The sentence under the iso-FLOP table on the trend of N_opt with C.
+fn trend_sentence(t: &Trend, budgets: usize) -> String {
+    let mut notes = Vec::new();
+    if t.budgets < budgets {
+        notes.push(format!(
+            "the other {} budget(s) have no minimum inside the sizes",
+            budgets - t.budgets
+        ));
+    }
+    if t.budgets == 2 {
+        notes.push(
+            "a line through two points: nothing tests that N_opt follows a power of C".into(),
+        );
+    }
+    if !t.exponent.ci.is_bounded() {
+        notes.push(format!(
+            "interval unbounded: in {} of the {} resamples some of these budgets had no \
+             minimum inside the sizes",
+            t.unbounded, t.resamples
+        ));
+    }
+    format!(
+        "Trend over {} budgets: N_opt ~ C^{}{}.",
+        t.budgets,
+        estimate(&t.exponent, 3),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        }
+    )
 }
 
 fn fits(md: &mut String, a: &Analysis) {
@@ -405,7 +545,12 @@ fn fits(md: &mut String, a: &Analysis) {
             match fit {
                 Some(fit) => law_rows(md, &label, fit),
                 None => {
-                    let _ = writeln!(md, "| {label} | - | - | - | no finite fit |");
+                    let why = if a.groups[*gi].sizes.len() < 2 {
+                        "not fitted: N does not vary (one size)"
+                    } else {
+                        "no finite fit"
+                    };
+                    let _ = writeln!(md, "| {label} | - | - | - | {why} |");
                 }
             }
         }
@@ -432,40 +577,25 @@ fn fits(md: &mut String, a: &Analysis) {
              | C (FLOPs) | sizes | loss-minimising N |\n|---|---|---|"
         );
         for p in profiles {
-            let optimum = match &p.optimum {
-                Optimum::Interior { n_opt, loss } => format!(
-                    "{} {} (loss {loss:.4})",
-                    human(n_opt.value),
-                    if n_opt.ci.is_bounded() {
-                        format!("[{}, {}]", human(n_opt.ci.low), human(n_opt.ci.high))
-                    } else {
-                        "(interval unbounded)".into()
-                    }
-                ),
-                Optimum::Edge {
-                    best_n,
-                    at_smallest,
-                } => format!(
-                    "no minimum inside the sizes trained: best at the {} size (N = {}); \
-                     train {} sizes to find it",
-                    if *at_smallest { "smallest" } else { "largest" },
-                    human(*best_n),
-                    if *at_smallest { "smaller" } else { "larger" }
-                ),
-                Optimum::TooFew { sizes } => {
-                    format!("{sizes} size(s): at least 3 are needed for a parabola")
-                }
-            };
-            let _ = writeln!(md, "| {:.2e} | {} | {optimum} |", p.budget, p.means.len());
+            let _ = writeln!(
+                md,
+                "| {:.2e} | {} | {} |",
+                p.budget,
+                p.means.len(),
+                optimum_cell(p)
+            );
+        }
+        let seeds = profiles
+            .iter()
+            .filter(|p| matches!(p.optimum, Optimum::Interior { .. }))
+            .filter_map(|p| few_seeds(p.resampling, p.replicas))
+            .next();
+        if let Some(note) = seeds {
+            let _ = writeln!(md, "\nThe N_opt {note}.");
         }
         match trend {
             Some(t) => {
-                let _ = writeln!(
-                    md,
-                    "\nTrend over {} budgets: N_opt ~ C^{}.\n",
-                    t.budgets,
-                    estimate(&t.exponent, 3)
-                );
+                let _ = writeln!(md, "\n{}\n", trend_sentence(t, profiles.len()));
             }
             None => {
                 let _ = writeln!(

@@ -1,8 +1,10 @@
-//! The scaling fits recover known laws from synthetic, noisy points, and admit it (wide or
-//! unbounded intervals, `determined = false`) when given too few.
+//! The scaling fits recover known laws from synthetic, noisy points, and admit it (unbounded
+//! intervals, `determined = false`, no optimum where the data bracket none, a loss that does not
+//! fall with N) when the data cannot carry them.
 
-use ecgfm_sweep::fit::isoflop::{self, BudgetPoint, Optimum};
-use ecgfm_sweep::fit::{fit_loss_vs_n, fit_loss_vs_nd, Observation};
+use ecgfm_sweep::fit::bootstrap::Bootstrap;
+use ecgfm_sweep::fit::isoflop::{self, Best, BudgetPoint, Optimum};
+use ecgfm_sweep::fit::{fit_loss_vs_n, fit_loss_vs_nd, try_fit_loss_vs_n, Observation};
 use ecgfm_trainer::model::rng::SplitMix64;
 
 const E: f64 = 0.45;
@@ -83,7 +85,7 @@ fn loss_vs_n_and_d_recovers_alpha_and_beta_with_noise() {
 }
 
 #[test]
-fn too_few_points_give_wide_intervals_and_say_so() {
+fn too_few_points_give_unbounded_intervals_and_say_so() {
     let mut rng = SplitMix64::new(3);
     let d = 1e7;
     let obs: Vec<Observation> = logspace(1e4, 1e6, 3)
@@ -97,11 +99,110 @@ fn too_few_points_give_wide_intervals_and_say_so() {
     let fit = fit_loss_vs_n(&obs, 7).unwrap();
     assert!(!fit.determined);
     assert_eq!((fit.distinct, fit.params), (3, 3));
-    let ci = fit.exponents[0].ci;
-    assert!(
-        !ci.is_bounded() || ci.width() > 1.0,
-        "three points for three parameters gave a tight interval {ci:?}"
-    );
+    for est in fit
+        .exponents
+        .iter()
+        .chain(&fit.coefficients)
+        .chain([&fit.e])
+    {
+        assert!(
+            !est.ci.is_bounded(),
+            "three points, three parameters: {est:?}"
+        );
+    }
+}
+
+#[test]
+fn seeds_do_not_make_an_exact_interpolation_determined() {
+    // Three sizes x two seeds: every seeds resample keeps all three sizes, so each would be an
+    // exact three-parameter interpolation with an interval of seed noise alone.
+    let mut rng = SplitMix64::new(5);
+    let d = 1e7;
+    let mut obs = Vec::new();
+    for n in logspace(1e4, 1e6, 3) {
+        for _seed in 0..2 {
+            obs.push(Observation {
+                n,
+                d,
+                loss: noisy(law(n, d), &mut rng, 0.003),
+            });
+        }
+    }
+    let fit = fit_loss_vs_n(&obs, 7).unwrap();
+    assert!(!fit.determined);
+    assert_eq!(fit.replicas, 2);
+    for est in fit
+        .exponents
+        .iter()
+        .chain(&fit.coefficients)
+        .chain([&fit.e])
+    {
+        assert!(!est.ci.is_bounded(), "not determined but bounded: {est:?}");
+    }
+}
+
+#[test]
+fn resamples_with_as_many_distinct_points_as_parameters_are_unbounded() {
+    // Five sizes, one seed: a points resample often holds only three or four of them.
+    let d = 1e7;
+    let obs: Vec<Observation> = logspace(1e4, 1e8, 5)
+        .into_iter()
+        .map(|n| Observation {
+            n,
+            d,
+            loss: law(n, d),
+        })
+        .collect();
+    let fit = fit_loss_vs_n(&obs, 11).unwrap();
+    assert!(fit.determined);
+    let keys: Vec<u64> = obs.iter().map(|o| o.n.to_bits()).collect();
+    let boot = Bootstrap::new(&keys);
+    let thin = boot
+        .resamples(11)
+        .iter()
+        .filter(|r| boot.distinct_in(r) <= 3)
+        .count();
+    assert!(thin > 0);
+    assert_eq!((fit.thin, fit.resamples), (thin, 200));
+}
+
+#[test]
+fn a_single_size_is_refused_for_l_of_n() {
+    let obs: Vec<Observation> = (0..3)
+        .map(|seed| Observation {
+            n: 1e5,
+            d: 1e7,
+            loss: 1.0 + 0.01 * seed as f64,
+        })
+        .collect();
+    assert_eq!(try_fit_loss_vs_n(&obs, 1).unwrap_err(), "N does not vary");
+    assert!(fit_loss_vs_n(&obs, 1).is_none());
+}
+
+#[test]
+fn a_loss_that_rises_with_n_is_flagged_as_no_scaling_law() {
+    let d = 1e7;
+    let obs: Vec<Observation> = logspace(1e4, 1e7, 6)
+        .into_iter()
+        .map(|n| Observation {
+            n,
+            d,
+            loss: 0.5 + 0.02 * n.powf(0.2),
+        })
+        .collect();
+    let fit = fit_loss_vs_n(&obs, 3).unwrap();
+    assert!(fit.exponents[0].value < 0.0, "{:?}", fit.exponents);
+    assert_eq!(fit.not_falling(), vec![0]);
+    // A falling loss is a law.
+    let obs: Vec<Observation> = logspace(1e4, 1e7, 6)
+        .into_iter()
+        .map(|n| Observation {
+            n,
+            d,
+            loss: law(n, d),
+        })
+        .collect();
+    assert!(fit_loss_vs_n(&obs, 3).unwrap().not_falling().is_empty());
 }
 
 #[test]
@@ -159,4 +260,148 @@ fn isoflop_profiles_find_the_optimum_and_its_trend() {
     let profiles = isoflop::profiles(&two, 5);
     assert!(matches!(profiles[0].optimum, Optimum::TooFew { sizes: 2 }));
     assert!(isoflop::trend(&profiles).is_none());
+}
+
+/// One budget's points: `(N, losses of its seeds)`.
+fn budget(c: f64, sizes: &[(f64, &[f64])]) -> Vec<BudgetPoint> {
+    sizes
+        .iter()
+        .flat_map(|&(n, losses)| {
+            losses
+                .iter()
+                .map(move |&loss| BudgetPoint { budget: c, n, loss })
+        })
+        .collect()
+}
+
+#[test]
+fn losses_rising_along_a_convex_curve_have_no_optimum() {
+    // The review's sweep at C = 4e10: the smallest size is best, yet a convex parabola through
+    // the three means has its vertex inside the sizes, below every measured loss.
+    let points = budget(
+        4e10,
+        &[
+            (12_000.0, &[0.9870, 0.9880]),
+            (100_000.0, &[0.9960, 0.9970]),
+            (330_000.0, &[1.1070, 1.1080]),
+        ],
+    );
+    let p = &isoflop::profiles(&points, 1)[0];
+    let (a, b, _) = isoflop::fitted_parabola(p).unwrap();
+    let vertex = (-b / (2.0 * a)).exp();
+    assert!(a > 0.0 && vertex > 12_000.0 && vertex < 330_000.0);
+    assert_eq!(
+        p.optimum,
+        Optimum::Unbracketed {
+            best_n: 12_000.0,
+            best: Best::Smallest
+        }
+    );
+    assert!(p.draws.iter().all(|d| d.is_nan()));
+    // Mirrored: falling along a convex curve, the largest is best.
+    let points = budget(
+        4e10,
+        &[
+            (12_000.0, &[1.1070]),
+            (100_000.0, &[0.9965]),
+            (330_000.0, &[0.9875]),
+        ],
+    );
+    let p = &isoflop::profiles(&points, 1)[0];
+    assert_eq!(
+        p.optimum,
+        Optimum::Unbracketed {
+            best_n: 330_000.0,
+            best: Best::Largest
+        }
+    );
+}
+
+#[test]
+fn a_best_size_in_the_middle_without_a_u_shape_is_named_so() {
+    // The lowest loss is at the second of five sizes, but the losses zigzag: the parabola through
+    // them is concave.
+    let ns = logspace(1e4, 1e8, 5);
+    let losses = [1.0, 0.9, 1.2, 0.9, 1.0];
+    let sizes: Vec<(f64, &[f64])> = ns
+        .iter()
+        .zip(&losses)
+        .map(|(&n, l)| (n, std::slice::from_ref(l)))
+        .collect();
+    let p = &isoflop::profiles(&budget(1e12, &sizes), 1)[0];
+    assert_eq!(
+        p.optimum,
+        Optimum::Unbracketed {
+            best_n: ns[1],
+            best: Best::MiddleNotConvex
+        }
+    );
+}
+
+#[test]
+fn a_budget_whose_resamples_lose_the_minimum_makes_the_trend_unbounded() {
+    // Three budgets with a clear U; at the third the middle size is best only by seed noise, so
+    // many resamples have no bracketed minimum. The trend may not drop that budget from those
+    // resamples and fit the other two.
+    let u: [(f64, &[f64]); 3] = [
+        (1e4, &[1.00, 1.01]),
+        (1e5, &[0.90, 0.91]),
+        (1e6, &[1.00, 1.01]),
+    ];
+    let shifted: Vec<(f64, &[f64])> = u.iter().map(|&(n, l)| (n * 3.0, l)).collect();
+    let flat: [(f64, &[f64]); 3] = [
+        (9e4, &[0.950, 1.000]),
+        (9e5, &[0.940, 0.990]),
+        (9e6, &[0.960, 1.010]),
+    ];
+    let mut points = budget(1e12, &u);
+    points.extend(budget(1e13, &shifted));
+    points.extend(budget(1e14, &flat));
+    let profiles = isoflop::profiles(&points, 2);
+    let Optimum::Interior { n_opt, .. } = &profiles[2].optimum else {
+        panic!("{:?}", profiles[2].optimum)
+    };
+    assert!(!n_opt.ci.is_bounded(), "{n_opt:?}");
+    let trend = isoflop::trend(&profiles).unwrap();
+    assert_eq!(trend.budgets, 3);
+    assert!(trend.unbounded > 10, "{trend:?}");
+    assert!(!trend.exponent.ci.is_bounded(), "{trend:?}");
+}
+
+/// How often the 95% intervals of L(N) hold the true E, A and alpha, by seeds a size: the
+/// numbers docs/sweeps.md quotes. Slow (minutes): `cargo test --release -p ecgfm-sweep --test
+/// fits -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn coverage_of_the_seeds_bootstrap() {
+    let (e, a, alpha) = (0.8, 5.0, 0.3);
+    let reps = 60;
+    for seeds in 1..=3 {
+        let mut rng = SplitMix64::new(1000 + seeds);
+        let (mut bounded, mut hits) = (0, [0; 3]);
+        for rep in 0..reps {
+            let mut obs = Vec::new();
+            for n in [1e4, 3e4, 1e5, 3e5, 1e6, 3e6] {
+                for _ in 0..seeds {
+                    obs.push(Observation {
+                        n,
+                        d: 1e7,
+                        loss: e + a * f64::powf(n, -alpha) + 0.005 * rng.normal(),
+                    });
+                }
+            }
+            let fit = fit_loss_vs_n(&obs, rep).unwrap();
+            let ests = [fit.e, fit.coefficients[0], fit.exponents[0]];
+            if ests.iter().all(|x| x.ci.is_bounded()) {
+                bounded += 1;
+                for (hit, (est, truth)) in hits.iter_mut().zip(ests.iter().zip([e, a, alpha])) {
+                    *hit += est.ci.contains(truth) as usize;
+                }
+            }
+        }
+        println!(
+            "{seeds} seed(s): bounded {bounded}/{reps}; held E {}, A {}, alpha {} of {bounded}",
+            hits[0], hits[1], hits[2]
+        );
+    }
 }

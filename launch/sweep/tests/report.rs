@@ -416,3 +416,151 @@ fn runs_finished_in_any_order_give_the_same_report() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// `record` trained for equal steps (no budget).
+fn equal_steps(size: usize, n: f64, seed: u64, loss: f64) -> SweepRecord {
+    SweepRecord {
+        run: format!("synth-s{size}-steps-s{seed}"),
+        budget: None,
+        samples: 10_000,
+        ..record(size, n, 1e13, seed, loss, 0.7)
+    }
+}
+
+/// The report's row of the L(N) table.
+fn l_of_n_row(md: &str) -> &str {
+    md.lines()
+        .find(|l| l.starts_with("| synth, equal steps, data fraction 1 |"))
+        .unwrap_or_else(|| panic!("{md}"))
+}
+
+#[test]
+fn iso_flop_budgets_without_a_bracketed_minimum_get_no_optimum_and_the_right_advice() {
+    let dir = temp_dir("unbracketed");
+    let mut records = Vec::new();
+    // 4e10: rising along a convex curve, the smallest best (the review's sweep).
+    for (i, (n, loss)) in [(12e3, 0.9875), (1e5, 0.9965), (3.3e5, 1.1075)]
+        .into_iter()
+        .enumerate()
+    {
+        for seed in 0..2 {
+            records.push(record(
+                i + 1,
+                n,
+                4e10,
+                seed,
+                loss + 0.001 * seed as f64,
+                0.7,
+            ));
+        }
+    }
+    // 1e12: best at the second of five sizes, but the losses zigzag.
+    for (i, (n, loss)) in [
+        (1e4, 1.0),
+        (1e5, 0.7),
+        (1e6, 0.95),
+        (1e7, 0.96),
+        (1e8, 0.72),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        records.push(record(i + 1, n, 1e12, 0, loss, 0.7));
+    }
+    let md = write(&dir, &records);
+    let table = &md[md.find("Iso-FLOP profiles").unwrap()..];
+    let row = |c: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {c} |")))
+            .unwrap_or_else(|| panic!("{md}"))
+    };
+    assert!(
+        row("4.00e10").contains(
+            "no minimum inside the sizes trained: lowest loss at the smallest size (N = 12.000k); \
+             train smaller sizes to find it"
+        ),
+        "{md}"
+    );
+    assert!(
+        row("1.00e12").contains(
+            "lowest loss at N = 100.000k, between the smallest and largest sizes, but the losses \
+             are not U-shaped"
+        ),
+        "{md}"
+    );
+    assert!(row("1.00e12").contains("noisy, more seeds needed"), "{md}");
+    assert!(!table.contains("at the largest size"), "{md}");
+    assert!(!table.contains("(loss 0."), "{md}");
+    assert!(md.contains("No trend of N_opt with C"), "{md}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_fit_not_determined_and_rising_with_n_is_no_law_with_unbounded_intervals() {
+    let dir = temp_dir("undetermined");
+    // Three sizes x two seeds, the loss rising with N.
+    let mut records = Vec::new();
+    for (i, n) in [1e4, 1e5, 1e6_f64].into_iter().enumerate() {
+        for seed in 0..2 {
+            let loss = 0.5 + 0.02 * n.powf(0.2) + 0.002 * seed as f64;
+            records.push(equal_steps(i + 1, n, seed, loss));
+        }
+    }
+    let md = write(&dir, &records);
+    let row = l_of_n_row(&md);
+    assert!(row.contains("6 points (3 distinct)"), "{row}");
+    assert!(
+        row.contains("so the fit is not determined by the data"),
+        "{row}"
+    );
+    let cells: Vec<&str> = row.split(" | ").collect();
+    for cell in &cells[1..4] {
+        assert!(cell.ends_with(" unbounded"), "{row}");
+    }
+    assert!(!row.contains(" ["), "{row}");
+    assert!(
+        row.contains("alpha <= 0: loss does not fall with N here: not a scaling law"),
+        "{row}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn unbounded_intervals_name_their_cause_and_few_seeds_are_called_so() {
+    // Four sizes, one seed: enough points, but many points resamples keep three or fewer.
+    let dir = temp_dir("thin");
+    let law = |n: f64| 0.8 + 5.0 * n.powf(-0.3);
+    let ns = [1e4, 3e4, 1e5, 3e5];
+    let records: Vec<SweepRecord> = ns
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| equal_steps(i + 1, n, 0, law(n)))
+        .collect();
+    let md = write(&dir, &records);
+    let row = l_of_n_row(&md);
+    assert!(!md.contains("too few points"), "{row}");
+    assert!(
+        row.contains("intervals unbounded: ")
+            && row.contains("resamples (points) kept no more than 3 distinct points"),
+        "{row}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Six sizes, two seeds: bounded intervals over seeds, which undercover.
+    let dir = temp_dir("twoseeds");
+    let mut rng = SplitMix64::new(3);
+    let mut records = Vec::new();
+    for (i, n) in [1e4, 3e4, 1e5, 3e5, 1e6, 3e6].into_iter().enumerate() {
+        for seed in 0..2 {
+            records.push(equal_steps(i + 1, n, seed, law(n) + 0.005 * rng.normal()));
+        }
+    }
+    let md = write(&dir, &records);
+    let row = l_of_n_row(&md);
+    assert!(
+        row.contains("intervals over only 2 seeds a point undercover (about 75%"),
+        "{row}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -32,6 +32,12 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// The data do not bound the value.
+    pub const UNBOUNDED: Interval = Interval {
+        low: f64::NEG_INFINITY,
+        high: f64::INFINITY,
+    };
+
     pub fn width(&self) -> f64 {
         self.high - self.low
     }
@@ -87,6 +93,11 @@ impl Bootstrap {
         self.groups.len()
     }
 
+    /// The fewest replicas (seeds) of any grid point; 0 with no items.
+    pub fn min_replicas(&self) -> usize {
+        self.groups.iter().map(Vec::len).min().unwrap_or(0)
+    }
+
     /// `RESAMPLES` index sets from `seed`.
     pub fn resamples(&self, seed: u64) -> Vec<Vec<usize>> {
         (0..RESAMPLES as u64)
@@ -122,10 +133,7 @@ impl Bootstrap {
 /// The 2.5th and 97.5th percentiles of `values` (infinities included, NaN taken as unbounded).
 pub fn percentile_interval(values: &[f64]) -> Interval {
     if values.is_empty() {
-        return Interval {
-            low: f64::NEG_INFINITY,
-            high: f64::INFINITY,
-        };
+        return Interval::UNBOUNDED;
     }
     let mut v: Vec<f64> = values.to_vec();
     // An unbounded resample pulls both ends: NaN counts at both tails.

@@ -2,8 +2,14 @@
 //! against log N is fitted by a parabola; its vertex is the loss-minimising N_opt(C). Across
 //! budgets, log N_opt = c + a log C gives the trend N_opt ~ C^a. Intervals come from bootstrap
 //! resamples (seeds or points) within each budget.
+//!
+//! An optimum is only called interior when the data bracket it: the lowest mean loss is at a size
+//! strictly between the smallest and the largest, and the parabola is convex with its vertex
+//! inside the sizes trained. A convex parabola through losses that only rise (or only fall) with
+//! N can still have its vertex inside the range, below every measured loss: that is not an
+//! optimum. Each resample is held to the same rule; one that fails it is unbounded (NaN).
 
-use super::bootstrap::{percentile_interval, Bootstrap, Estimate};
+use super::bootstrap::{percentile_interval, Bootstrap, Estimate, Resampling};
 
 /// One run at a budget.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,13 +22,25 @@ pub struct BudgetPoint {
 /// Where the loss is lowest at one budget.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimum {
-    /// The parabola's vertex lies within the sizes trained: N_opt with its interval.
+    /// The minimum is bracketed (see the module comment): N_opt with its interval, and the
+    /// parabola's loss there.
     Interior { n_opt: Estimate, loss: f64 },
-    /// The parabola has no minimum inside the sizes trained: the best measured size is at the
-    /// smallest (`at_smallest`) or largest end; a larger range of sizes is needed.
-    Edge { best_n: f64, at_smallest: bool },
+    /// No bracketed minimum: `best_n` is the size with the lowest mean loss, `best` where it lies.
+    Unbracketed { best_n: f64, best: Best },
     /// Fewer than three distinct sizes: no parabola.
     TooFew { sizes: usize },
+}
+
+/// Where the best measured size of an unbracketed profile lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Best {
+    /// At the smallest size: the optimum, if any, is at a smaller N.
+    Smallest,
+    /// At the largest size: the optimum, if any, is at a larger N.
+    Largest,
+    /// Between them, but the losses are not U-shaped: the parabola through them is not convex,
+    /// or its vertex falls outside the sizes (noise, or too few seeds).
+    MiddleNotConvex,
 }
 
 /// One budget's profile.
@@ -32,8 +50,12 @@ pub struct Profile {
     /// (N, mean loss over seeds), by increasing N.
     pub means: Vec<(f64, f64)>,
     pub optimum: Optimum,
-    /// N_opt of each bootstrap resample (NaN where a resample has no interior minimum).
+    /// N_opt of each bootstrap resample (NaN where a resample has no bracketed minimum).
     pub draws: Vec<f64>,
+    /// What the resamples redrew, and the fewest runs of any size (the seeds per size when
+    /// `Seeds`).
+    pub resampling: Resampling,
+    pub replicas: usize,
 }
 
 /// N_opt ~ C^exponent over the budgets with an interior optimum.
@@ -43,6 +65,10 @@ pub struct Trend {
     /// log N_opt at log C = 0.
     pub intercept: f64,
     pub budgets: usize,
+    /// Resamples in which some of those budgets had no bracketed minimum (unbounded), of
+    /// `resamples`.
+    pub unbounded: usize,
+    pub resamples: usize,
 }
 
 /// Least-squares parabola y = a x^2 + b x + c.
@@ -118,14 +144,31 @@ pub fn fitted_parabola(profile: &Profile) -> Option<(f64, f64, f64)> {
     parabola(&xs, &ys)
 }
 
-/// The vertex log N of the parabola through (log N, loss), if it is a minimum inside the range.
-fn vertex(means: &[(f64, f64)]) -> Option<f64> {
+/// The index of the lowest mean (the first of equal ones).
+fn lowest(means: &[(f64, f64)]) -> usize {
+    (0..means.len())
+        .min_by(|&i, &j| means[i].1.total_cmp(&means[j].1))
+        .expect("a profile has sizes")
+}
+
+/// The vertex log N of the parabola through (log N, loss) when the minimum is bracketed: three
+/// or more sizes, the lowest mean strictly below both ends' and at neither end, and a convex
+/// parabola whose vertex lies within the sizes.
+fn bracketed_vertex(means: &[(f64, f64)]) -> Option<f64> {
+    if means.len() < 3 {
+        return None;
+    }
+    let last = means.len() - 1;
+    let best = lowest(means);
+    let below_ends = means[best].1 < means[0].1 && means[best].1 < means[last].1;
+    if !below_ends {
+        return None;
+    }
     let xs: Vec<f64> = means.iter().map(|m| m.0.ln()).collect();
     let ys: Vec<f64> = means.iter().map(|m| m.1).collect();
     let (a, b, _) = parabola(&xs, &ys)?;
     let x = -b / (2.0 * a);
-    let (lo, hi) = (xs[0], xs[xs.len() - 1]);
-    (a > 0.0 && x >= lo && x <= hi).then_some(x)
+    (a > 0.0 && x >= xs[0] && x <= xs[last]).then_some(x)
 }
 
 /// The profile of every budget, with bootstrap intervals on interior optima.
@@ -146,11 +189,7 @@ pub fn profiles(points: &[BudgetPoint], seed: u64) -> Vec<Profile> {
                 .iter()
                 .map(|r| {
                     let sample: Vec<&BudgetPoint> = r.iter().map(|&i| here[i]).collect();
-                    let sm = means(&sample);
-                    if sm.len() < 3 {
-                        return f64::NAN;
-                    }
-                    vertex(&sm).map_or(f64::NAN, f64::exp)
+                    bracketed_vertex(&means(&sample)).map_or(f64::NAN, f64::exp)
                 })
                 .collect();
             let optimum = optimum(&m, &draws);
@@ -159,6 +198,8 @@ pub fn profiles(points: &[BudgetPoint], seed: u64) -> Vec<Profile> {
                 means: m,
                 optimum,
                 draws,
+                resampling: boot.resampling,
+                replicas: boot.min_replicas(),
             }
         })
         .collect()
@@ -168,11 +209,11 @@ fn optimum(m: &[(f64, f64)], draws: &[f64]) -> Optimum {
     if m.len() < 3 {
         return Optimum::TooFew { sizes: m.len() };
     }
-    match vertex(m) {
+    match bracketed_vertex(m) {
         Some(x) => {
             let xs: Vec<f64> = m.iter().map(|p| p.0.ln()).collect();
             let ys: Vec<f64> = m.iter().map(|p| p.1).collect();
-            let (a, b, c) = parabola(&xs, &ys).expect("vertex found one");
+            let (a, b, c) = parabola(&xs, &ys).expect("bracketed_vertex found one");
             Optimum::Interior {
                 n_opt: Estimate {
                     value: x.exp(),
@@ -182,13 +223,16 @@ fn optimum(m: &[(f64, f64)], draws: &[f64]) -> Optimum {
             }
         }
         None => {
-            let best = m
-                .iter()
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("three sizes");
-            Optimum::Edge {
-                best_n: best.0,
-                at_smallest: best.0 <= m[0].0,
+            let best = lowest(m);
+            Optimum::Unbracketed {
+                best_n: m[best].0,
+                best: if best == 0 {
+                    Best::Smallest
+                } else if m[best].1 >= m[m.len() - 1].1 {
+                    Best::Largest
+                } else {
+                    Best::MiddleNotConvex
+                },
             }
         }
     }
@@ -208,8 +252,9 @@ fn line(xs: &[f64], ys: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// The trend of N_opt with C over the budgets with an interior optimum, its interval from the
-/// same resamples: resample r refits the line through every budget's N_opt of resample r.
-/// `None` with fewer than two such budgets.
+/// same resamples: resample r refits the line through every budget's N_opt of resample r, and is
+/// unbounded (NaN) when any of those budgets has no bracketed minimum in it. `None` with fewer
+/// than two such budgets.
 pub fn trend(profiles: &[Profile]) -> Option<Trend> {
     let interior: Vec<&Profile> = profiles
         .iter()
@@ -230,16 +275,11 @@ pub fn trend(profiles: &[Profile]) -> Option<Trend> {
     let resamples = interior.iter().map(|p| p.draws.len()).min().unwrap_or(0);
     let draws: Vec<f64> = (0..resamples)
         .map(|r| {
-            let (x, y): (Vec<f64>, Vec<f64>) = interior
+            let y: Option<Vec<f64>> = interior
                 .iter()
-                .zip(&xs)
-                .filter(|(p, _)| p.draws[r].is_finite())
-                .map(|(p, &x)| (x, p.draws[r].ln()))
-                .unzip();
-            if x.len() < 2 {
-                return f64::NAN;
-            }
-            line(&x, &y).map_or(f64::NAN, |l| l.0)
+                .map(|p| p.draws[r].is_finite().then(|| p.draws[r].ln()))
+                .collect();
+            y.and_then(|y| line(&xs, &y)).map_or(f64::NAN, |l| l.0)
         })
         .collect();
     Some(Trend {
@@ -249,6 +289,8 @@ pub fn trend(profiles: &[Profile]) -> Option<Trend> {
         },
         intercept,
         budgets: interior.len(),
+        unbounded: draws.iter().filter(|d| d.is_nan()).count(),
+        resamples,
     })
 }
 
