@@ -3,7 +3,8 @@
 //! same count of FLOPs over mixed-lead batches; two launchers form one two-node job; a rank
 //! killed mid-run is named and `--max-restarts` finishes the run with the weights of an
 //! uninterrupted one; a run moves from 4 ranks to 2; torchrun's and SLURM's variables form the
-//! same ranks; a NaN on one rank skips the step on all of them.
+//! same ranks; a NaN on one rank skips the step on all of them, and a batch one rank cannot read
+//! stops all of them with a checkpoint that resumes exactly.
 
 mod common;
 
@@ -502,6 +503,55 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success(), "{stderr}");
     assert!(stderr.contains("3 steps in a row"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_read_failing_on_one_rank_stops_every_rank_with_a_checkpoint_that_resumes_exactly() {
+    let dir = temp_dir("read-fail");
+    let steps = 7;
+    let one = dir.join("one");
+    run_ok(&pretrain(&one, steps, 4, 4));
+    // Rank 1 cannot read step 5's batch ahead (ZeRO-1: both ranks write their optimizer
+    // shard); rank 0, the writer, cannot read micro-batch 1 of step 5 inside it.
+    let cases: [(&str, &str, &[&str]); 2] = [
+        ("ahead-zero", "1:4", &["--zero", "1"]),
+        ("inside", "0:4:1", &[]),
+    ];
+    for (name, fault, extra) in cases {
+        let out = dir.join(name);
+        let mut command = pretrain(&out, steps, 4, 2);
+        command.extend(extra.iter().map(|s| s.to_string()));
+        let result = ecgfm_env(
+            &launch_args(2, &[], &command),
+            &[("ECGFM_FAULT_READ", fault)],
+        );
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("could not read the batch of step 5: data source")
+                && stderr.contains("ECGFM_FAULT_READ"),
+            "{name}: {stderr}"
+        );
+        assert!(
+            stderr.contains("the run stopped after step 4 with a checkpoint there"),
+            "{name}: {stderr}"
+        );
+        let saved = out.join("checkpoints/step_00000004");
+        assert!(saved.join("COMPLETE").is_file(), "{name}: {stderr}");
+        let shards = std::fs::read_dir(&saved)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("optimizer.shard-")
+            })
+            .count();
+        let zero_shards = if extra.is_empty() { 0 } else { 2 };
+        assert_eq!(shards, zero_shards, "{name}");
+        command.push("--resume".into());
+        run_ok(&launch_args(2, &[], &command));
+        assert_same_run(&one, &out, steps);
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

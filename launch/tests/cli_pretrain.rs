@@ -1,5 +1,6 @@
 //! `ecgfm pretrain` end to end through the real binary: the loss falls, the run directory is
-//! complete, and runs stopped or killed at any moment resume to the bits of an uninterrupted run.
+//! complete, and runs stopped or killed at any moment, or by a shard damaged mid-run, resume to
+//! the bits of an uninterrupted run.
 
 mod common;
 
@@ -387,5 +388,57 @@ fn a_shard_damaged_after_ingest_stops_the_run_naming_the_dataset_and_the_shard()
     // Damaged before: opening the dataset says the same.
     let err = run_err(&args);
     assert!(named(&err) && err.contains("opening the dataset"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_shard_damaged_mid_run_stops_it_with_a_checkpoint_and_the_repaired_data_resumes_it_exactly() {
+    let dir = temp_dir("damaged-mid-run");
+    let data = dir.join("ds");
+    let path = data.display().to_string();
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        &path,
+        "--records",
+        "40",
+        "--window-s",
+        "3",
+        "--row-group-rows",
+        "4",
+        "--threads",
+        "2",
+    ]);
+    let with_data = |out: &Path| {
+        let mut args = pretrain_args(out, 12);
+        args.extend(["--data".into(), path.clone()]);
+        args
+    };
+    let full = dir.join("full");
+    run_ok(&with_data(&full));
+    // One flipped byte in the middle of the shard: a row group that step 4 reads fails its
+    // checksum (the order is the seed's, so the step is always the same).
+    let shard = data.join("shards/shard-00000.parquet");
+    let intact = std::fs::read(&shard).unwrap();
+    let mut damaged = intact.clone();
+    damaged[intact.len() / 2] ^= 0xFF;
+    std::fs::write(&shard, &damaged).unwrap();
+    let broken = dir.join("broken");
+    let err = run_err(&with_data(&broken));
+    assert!(
+        err.contains("could not read the batch of step 4") && err.contains("CRC-32C"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the run stopped after step 3 with a checkpoint there"),
+        "{err}"
+    );
+    assert!(broken.join("checkpoints/step_00000003/COMPLETE").is_file());
+    std::fs::write(&shard, &intact).unwrap();
+    let mut resume = with_data(&broken);
+    resume.push("--resume".into());
+    run_ok(&resume);
+    assert_same_run_and_remove(full, broken, 12);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -40,14 +40,63 @@ pub struct StepReport {
     pub nonfinite_ranks: Vec<usize>,
     /// Some rank was asked to stop (SIGTERM, preemption): all save and stop after this step.
     pub stop: bool,
+    /// Ranks that could not read a batch of this step: its update is dropped on every rank.
+    pub read_failed: Vec<usize>,
+    /// Ranks that could not read the next step's first batch (read ahead): this step's update
+    /// stands, and the run stops after it.
+    pub read_ahead_failed: Vec<usize>,
     /// The step's samples over all ranks by their number of present leads (what its FLOPs are
     /// counted from: `model::FlopCounter::flops_of`).
     pub samples_by_leads: Vec<u64>,
 }
 
+/// How a rank's reads of the data source went during a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    Fine,
+    /// A batch of this step could not be read.
+    Failed,
+    /// This step's batches were read, the next step's first batch (read ahead) could not be.
+    AheadFailed,
+}
+
+impl Reads {
+    fn code(self) -> f32 {
+        match self {
+            Reads::Fine => 0.0,
+            Reads::Failed => 1.0,
+            Reads::AheadFailed => 2.0,
+        }
+    }
+}
+
+/// What every rank sends at the end of a step's micro-batches.
+pub struct StepValues<'a> {
+    /// Its micro-batch losses, in order.
+    pub losses: &'a [f32],
+    /// Its samples by their number of present leads (counts below 2^24, exact in f32).
+    pub samples_by_leads: &'a [u64],
+    pub reads: Reads,
+    /// It was asked to stop (a signal).
+    pub stop: bool,
+}
+
+impl StepValues<'_> {
+    /// The values as `StepReport::of_ranks` reads them: the losses, the samples by present
+    /// leads, the reads' code, then the stop flag.
+    pub fn to_vec(&self) -> Vec<f32> {
+        debug_assert!(self.samples_by_leads.iter().all(|&n| n < 1 << 24));
+        self.losses
+            .iter()
+            .copied()
+            .chain(self.samples_by_leads.iter().map(|&n| n as f32))
+            .chain([self.reads.code(), f32::from(u8::from(self.stop))])
+            .collect()
+    }
+}
+
 impl StepReport {
-    /// From each rank's values: its `micro` micro-batch losses in order, its samples by present
-    /// leads (counts below 2^24, exact in f32), then its stop flag.
+    /// From each rank's values (`StepValues::to_vec`) with `micro` micro-batch losses.
     pub fn of_ranks(ranks: &[&[f32]], micro: usize) -> StepReport {
         let mut loss_sum = 0.0f32;
         for a in 0..micro {
@@ -55,28 +104,25 @@ impl StepReport {
                 loss_sum += values[a];
             }
         }
-        let bins = ranks.first().map_or(0, |r| r.len() - micro - 1);
+        let bins = ranks.first().map_or(0, |r| r.len() - micro - 2);
+        let with_reads = |reads: Reads| {
+            let at = micro + bins;
+            (0..ranks.len())
+                .filter(|&r| ranks[r][at] == reads.code())
+                .collect()
+        };
         StepReport {
             loss_sum,
             nonfinite_ranks: (0..ranks.len())
                 .filter(|&r| ranks[r][..micro].iter().any(|l| !l.is_finite()))
                 .collect(),
             stop: ranks.iter().any(|values| values[values.len() - 1] != 0.0),
+            read_failed: with_reads(Reads::Failed),
+            read_ahead_failed: with_reads(Reads::AheadFailed),
             samples_by_leads: (0..bins)
                 .map(|n| ranks.iter().map(|values| values[micro + n] as u64).sum())
                 .collect(),
         }
-    }
-
-    /// One rank's values as `of_ranks` reads them.
-    pub fn values(losses: &[f32], samples_by_leads: &[u64], stop: bool) -> Vec<f32> {
-        debug_assert!(samples_by_leads.iter().all(|&n| n < 1 << 24));
-        losses
-            .iter()
-            .copied()
-            .chain(samples_by_leads.iter().map(|&n| n as f32))
-            .chain([f32::from(u8::from(stop))])
-            .collect()
     }
 }
 
@@ -281,15 +327,10 @@ impl<B: Backend> DataParallel<B> {
     }
 
     /// Gathers every rank's micro-batch losses (`losses[a]` of micro-step `a`), its samples by
-    /// present leads and whether it was asked to stop (a signal), so that all ranks decide and
-    /// count alike.
-    pub fn gather_step(
-        &mut self,
-        losses: &[f32],
-        samples_by_leads: &[u64],
-        stop: bool,
-    ) -> Result<StepReport, DistError> {
-        let local = StepReport::values(losses, samples_by_leads, stop);
+    /// present leads, how its reads went and whether it was asked to stop (a signal), so that
+    /// all ranks decide and count alike.
+    pub fn gather_step(&mut self, values: &StepValues<'_>) -> Result<StepReport, DistError> {
+        let local = values.to_vec();
         let (world, rank, per) = (self.world, self.rank, local.len());
         let shards = Shards::even(world * per, world);
         let mut all = vec![0.0f32; world * per];
@@ -299,7 +340,7 @@ impl<B: Backend> DataParallel<B> {
             Ok(all)
         }))?;
         let ranks: Vec<&[f32]> = all.chunks_exact(per).collect();
-        Ok(StepReport::of_ranks(&ranks, losses.len()))
+        Ok(StepReport::of_ranks(&ranks, values.losses.len()))
     }
 
     /// Waits until every rank gets here.

@@ -35,8 +35,10 @@ use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod data_stop;
 mod step;
 
+use data_stop::{DataStop, FailedRead};
 use step::Fetched;
 
 /// Consecutive skipped (non-finite) steps that stop a run.
@@ -53,6 +55,14 @@ pub enum TrainError {
     /// error, which names the shard.
     #[error("data source {0}: {1}")]
     Data(String, SourceError),
+    /// A batch could not be read during the run: every rank stopped after the last step it
+    /// finished (`finished`), and saved it (`checkpoint`, the one a resume starts from).
+    #[error("{}", data_stop::stopped_message(.failure, *.finished, .checkpoint.as_deref()))]
+    DataStopped {
+        failure: String,
+        finished: u64,
+        checkpoint: Option<PathBuf>,
+    },
     #[error("data-parallel training stopped")]
     Dist(#[from] DistError),
     #[error("run directory {path}: {source}")]
@@ -130,6 +140,10 @@ pub struct Trainer<B: Backend> {
     scalars: B::Buf,
     /// The micro-batch `batch` holds ahead of its pass (see `step.rs`).
     fetched: Option<Fetched>,
+    /// This rank's read that failed, until its step's agreement (`data_stop.rs`).
+    failed_read: Option<FailedRead>,
+    /// Every rank agreed to stop for a failed read.
+    data_stop: Option<DataStop>,
     faults: FaultPlan,
     /// Asked whether this process should stop (a signal); the ranks agree at every step.
     stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
@@ -297,6 +311,8 @@ impl<B: Backend> Trainer<B> {
             accumulator,
             scalars,
             fetched: None,
+            failed_read: None,
+            data_stop: None,
             faults: FaultPlan::from_env(rank),
             stop_requested: None,
             stopping: false,
@@ -370,9 +386,10 @@ impl<B: Backend> Trainer<B> {
     /// Writes a checkpoint of the current state (every rank of a job calls it together; rank 0
     /// writes, and under ZeRO-1 each rank adds its optimizer shard). Returns the folder on rank 0.
     pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, TrainError> {
-        self.state.data = match &self.fetched {
-            Some(ahead) => ahead.source_before.clone(),
-            None => self.source.state(),
+        self.state.data = match (&self.data_stop, &self.fetched) {
+            (Some(stop), _) => stop.source_before.clone(),
+            (None, Some(ahead)) => ahead.source_before.clone(),
+            (None, None) => self.source.state(),
         };
         let rank = self.rank_and_world().0;
         let layout = self.model.layout();
@@ -427,7 +444,8 @@ impl<B: Backend> Trainer<B> {
 
     /// Trains to `train.steps` (or for at most `stop_after` more steps), logging metrics every
     /// `log_every` steps and checkpointing every `checkpoint_every` steps and where it stops.
-    /// `on_step` sees every step (progress display).
+    /// `on_step` sees every step (progress display). A batch that cannot be read ends it with
+    /// `TrainError::DataStopped` after a checkpoint of the last finished step (`data_stop.rs`).
     pub fn run(
         &mut self,
         stop_after: Option<u64>,
@@ -443,8 +461,13 @@ impl<B: Backend> Trainer<B> {
         let mut window_samples = 0u64;
         let mut last = None;
         let mut val_loss = None;
+        let first = self.state.step;
         while self.state.step < session_end {
-            let outcome = self.step()?;
+            let outcome = match self.step() {
+                Ok(outcome) => outcome,
+                Err(_) if self.data_stop.is_some() => return Err(self.stop_for_data(first)),
+                Err(err) => return Err(err),
+            };
             window_samples += self.global_batch() as u64;
             let done = self.state.step;
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
@@ -477,6 +500,9 @@ impl<B: Backend> Trainer<B> {
                 window_samples = 0;
             }
             on_step(&outcome, &record);
+            if self.data_stop.is_some() {
+                return Err(self.stop_for_data(first));
+            }
             let stop = self.stopping;
             if (every > 0 && done.is_multiple_of(every)) || done == session_end || stop {
                 self.save_checkpoint()?;

@@ -11,9 +11,16 @@
 //! Reading a batch ahead moves the data source on before the step that uses it has run, so
 //! `Fetched` keeps the source's position from before that read: a checkpoint saves it, and a
 //! resumed run reads the same batch again.
+//!
+//! A read that fails is kept (`FailedRead`) until the step that needs its batch: the next
+//! step's read ahead failing leaves this step's update standing. The pass goes on with a blank
+//! batch so every rank runs the same collectives; the ranks learn of the failure in the step's
+//! agreement (`gather_step`, beside a stop request), and all stop at the same step
+//! (`data_stop.rs`).
 
+use super::data_stop::{DataStop, FailedRead};
 use super::{NonFinitePolicy, StepOutcome, TrainError, Trainer, MAX_NONFINITE_IN_A_ROW};
-use crate::data_parallel::StepReport;
+use crate::data_parallel::{Reads, StepReport, StepValues};
 use ecgfm_kernels::{Backend, View, ViewMut};
 
 /// The micro-batch `Trainer::batch` holds ahead of its pass, and where the data source stood
@@ -35,8 +42,21 @@ impl<B: Backend> Trainer<B> {
             .is_some_and(|f| f.step == step && f.micro == micro);
         if !held {
             let source_before = self.source.state();
-            if let Err(e) = self.source.next_batch(&mut self.batch) {
-                return Err(TrainError::Data(self.source.describe(), e));
+            // After a failed read the source is not read again: the run stops at this step.
+            if self.failed_read.is_none() {
+                let read = match self.faults.read_error(step, micro) {
+                    Some(error) => Err(error),
+                    None => self.source.next_batch(&mut self.batch),
+                };
+                if let Err(error) = read {
+                    let error = TrainError::Data(self.source.describe(), error);
+                    self.failed_read = Some(FailedRead { step, error });
+                }
+            }
+            if self.failed_read.is_some() {
+                // Flat lines on every lead: a valid batch for a pass whose update is dropped.
+                self.batch.x.fill(0.0);
+                self.batch.lead_mask.fill(1);
             }
             let (rank, world) = self.rank_and_world();
             let first = ((micro * world + rank) * self.batch.batch) as u64;
@@ -55,8 +75,13 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    /// Runs one optimiser step (every rank of a job calls it together).
+    /// Runs one optimiser step (every rank of a job calls it together). A batch that could not
+    /// be read stops every rank (`TrainError::DataStopped`): at this step when it was one of its
+    /// own (no update), or at the next call when it was the next step's.
     pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        if let Some(stop) = &self.data_stop {
+            return Err(stop.error(self.state.step, None));
+        }
         let step = self.state.step;
         let accum = self.config.train.accum_steps;
         let world = self.rank_and_world().1;
@@ -67,9 +92,13 @@ impl<B: Backend> Trainer<B> {
             self.model.backend().fill(acc.into(), total, 0.0);
         }
         let mut samples_by_leads = vec![0; self.flops.lead_bins()];
+        let mut step_source_before = serde_json::Value::Null;
         for micro in 0..accum {
             self.stage_micro(step, micro)?;
-            self.fetched = None;
+            let fetched = self.fetched.take().expect("stage_micro holds the batch");
+            if micro == 0 {
+                step_source_before = fetched.source_before;
+            }
             self.flops
                 .count_leads(&self.batch.lead_mask, &mut samples_by_leads);
             self.model.zero_grads();
@@ -95,21 +124,26 @@ impl<B: Backend> Trainer<B> {
             self.model
                 .grad_sumsq_into(ViewMut::new(&mut self.scalars, accum));
         }
-        if step + 1 < self.config.train.steps {
+        if step + 1 < self.config.train.steps && self.failed_read.is_none() {
             self.stage_micro(step + 1, 0)?;
         }
         let mut scalars = vec![0.0f32; accum + usize::from(single)];
         self.model
             .backend()
             .download(View::new(&self.scalars, 0), &mut scalars);
-        let losses = &scalars[..accum];
-        let stop = self.stop_requested.as_ref().is_some_and(|f| f());
+        let values = StepValues {
+            losses: &scalars[..accum],
+            samples_by_leads: &samples_by_leads,
+            reads: match &self.failed_read {
+                None => Reads::Fine,
+                Some(failed) if failed.step == step => Reads::Failed,
+                Some(_) => Reads::AheadFailed,
+            },
+            stop: self.stop_requested.as_ref().is_some_and(|f| f()),
+        };
         let report = match self.dp.as_mut() {
-            Some(dp) => dp.gather_step(losses, &samples_by_leads, stop)?,
-            None => StepReport::of_ranks(
-                &[&StepReport::values(losses, &samples_by_leads, stop)],
-                accum,
-            ),
+            Some(dp) => dp.gather_step(&values)?,
+            None => StepReport::of_ranks(&[&values.to_vec()], accum),
         };
         if let Some(flops) = self.state.flops.as_mut() {
             *flops += self.flops.flops_of(&report.samples_by_leads);
@@ -127,6 +161,16 @@ impl<B: Backend> Trainer<B> {
                 None => self.model.grad_sumsq(),
             },
         };
+        if !report.read_failed.is_empty() {
+            let stop = DataStop::new(
+                step,
+                report.read_failed,
+                self.failed_read.take(),
+                step_source_before,
+                self.rank_and_world(),
+            );
+            return Err(self.data_stop.insert(stop).error(step, None));
+        }
         let grad_norm = sumsq.sqrt();
         let lr = self.config.schedule().lr_at(step) as f32;
         let skipped = !(loss.is_finite() && grad_norm.is_finite());
@@ -156,6 +200,20 @@ impl<B: Backend> Trainer<B> {
         }
         self.state.step += 1;
         self.state.samples_seen += self.global_batch() as u64;
+        if !report.read_ahead_failed.is_empty() {
+            // Every rank holds the next step's first batch (or its blank), read from here.
+            let ahead = self
+                .fetched
+                .as_ref()
+                .expect("the next step's batch is staged");
+            self.data_stop = Some(DataStop::new(
+                step + 1,
+                report.read_ahead_failed,
+                self.failed_read.take(),
+                ahead.source_before.clone(),
+                self.rank_and_world(),
+            ));
+        }
         Ok(StepOutcome {
             step,
             loss,
