@@ -16,7 +16,7 @@ use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
     run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
-    LabelledWindow, Part, Protocol, ScoreBy, Task, Vocabulary,
+    LabelledWindow, Part, Protocol, ScoreBy, ScratchDifference, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
 use std::collections::BTreeSet;
@@ -238,6 +238,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         counts,
         warnings,
         finetune_settings: settings.finetune.clone(),
+        against_scratch: ScratchDifference::of(&results, settings.bootstrap, settings.seed),
         results,
     };
     let json = serde_json::to_string_pretty(&report).context("serialising the report")?;

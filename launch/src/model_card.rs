@@ -442,8 +442,9 @@ fn against_scratch_lines(v: &serde_json::Value, task: &str) -> Vec<String> {
         .iter()
         .map(|x| {
             let [low, high] = x.interval;
+            let noise = x.noise.label().map_or(String::new(), |l| format!(" ({l})"));
             format!(
-                "{task}, {} with {} of the training labels: {:+.3} [{low:+.3}, {high:+.3}]",
+                "{task}, {} with {} of the training labels: {:+.3} [{low:+.3}, {high:+.3}]{noise}",
                 x.result.protocol,
                 percent(Some(x.result.fraction)),
                 x.diff

@@ -556,3 +556,36 @@ fn test_records_seen_in_pretraining_are_refused() {
     assert!(unverified(&read_json(&out)));
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// One evaluation's intervals resample its test records only: where a result depends on the
+/// seed (scratch, and every result against it) the table and the file say so.
+#[test]
+fn single_seed_intervals_say_they_leave_out_training_noise() {
+    let (data, run) = fixture();
+    let out = fixture_dir("eval-noise").join("noise.json");
+    let mut args = eval_args(
+        data.to_str().unwrap(),
+        run.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "probe,scratch",
+    );
+    let at = args.iter().position(|a| *a == "1,0.25").unwrap();
+    args[at] = "1";
+    let stdout = run_ok(&args);
+    let label = "test-set noise only; training seed not resampled";
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("probe against scratch with 1 of the labels"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.ends_with(&format!("({label})")), "{line}");
+    assert!(stdout.contains("scratch*"), "{stdout}");
+    let report = read_json(&out);
+    let noise: Vec<&str> = (report["results"].as_array().unwrap().iter())
+        .map(|r| r["interval_noise"].as_str().unwrap())
+        .collect();
+    assert_eq!(noise, ["complete", "test_set_only"]);
+    let paired = &report["against_scratch"][0];
+    assert_eq!(paired["protocol"], "probe");
+    assert_eq!(paired["noise"], "test_set_only");
+    assert!(paired["interval"][0].as_f64().unwrap() <= paired["interval"][1].as_f64().unwrap());
+}

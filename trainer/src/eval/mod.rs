@@ -37,13 +37,13 @@ pub mod task;
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use paired::{
-    against_scratch, paired_auroc_interval, paired_f1_interval, AgainstScratch, PairError,
-    Resample, ScoredResult,
+    against_scratch, paired_auroc_interval, paired_f1_interval, seed_dependent, AgainstScratch,
+    IntervalNoise, PairError, Resample, ScoredResult,
 };
 pub use pretraining::Pretraining;
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
-pub use report::{Counts, EvalReport, Protocol, ProtocolResult, UnitScores};
+pub use report::{Counts, EvalReport, Protocol, ProtocolResult, ScratchDifference, UnitScores};
 pub use scoring::ScoreBy;
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
 

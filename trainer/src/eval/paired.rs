@@ -9,11 +9,16 @@
 //! on each draw: the interval is over test records, given those seeds ([`Resample::Records`]);
 //! or each draw also picks each side's seeds again, with replacement ([`Resample::SeedsAndRecords`]),
 //! so the interval widens by how much the encoders of one recipe differ from seed to seed.
+//!
+//! A result that depends on the evaluation's seed (a protocol that trains, or starts from a
+//! random encoder, or a label fraction below 1, whose training records the seed draws) varies
+//! from seed to seed as well; an interval over the test records alone leaves that out
+//! ([`IntervalNoise::TestSetOnly`]), so it is labelled as such and supports no verdict.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::{bootstrap_ci, macro_auroc, macro_f1, record_groups};
 use super::report::{ProtocolResult, UnitScores, WithCi};
@@ -29,6 +34,52 @@ pub enum Resample {
     /// bootstrap. Needs two or more evaluations a side; with few seeds it is coarse (two seeds
     /// give three different draws a side).
     SeedsAndRecords,
+}
+
+/// What the resamples of an interval vary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalNoise {
+    /// The test records only, while a value it bounds depends on the evaluation's seed
+    /// ([`seed_dependent`]) and the seeds were not resampled: how much that value moves from
+    /// seed to seed is not in the interval, so an interval excluding 0 is no verdict.
+    TestSetOnly,
+    /// The test records, and each side's seeds where a value depends on them
+    /// ([`Resample::SeedsAndRecords`]), or nothing depends on the seed.
+    Complete,
+}
+
+impl IntervalNoise {
+    /// The noise of an interval resampled `over`, where some value it bounds is
+    /// `seed_dependent` or not.
+    pub fn of(over: Resample, seed_dependent: bool) -> IntervalNoise {
+        match (over, seed_dependent) {
+            (Resample::Records, true) => IntervalNoise::TestSetOnly,
+            _ => IntervalNoise::Complete,
+        }
+    }
+
+    /// What a table prints beside such an interval (`None`: nothing to qualify).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            IntervalNoise::TestSetOnly => Some("test-set noise only; training seed not resampled"),
+            IntervalNoise::Complete => None,
+        }
+    }
+
+    /// Whether an interval excluding 0 may be stated as a difference.
+    pub fn supports_verdict(self) -> bool {
+        self == IntervalNoise::Complete
+    }
+}
+
+/// Whether `protocol` at label `fraction` gives another result under another evaluation seed:
+/// `finetune` and `scratch` (initialisation, batch order, the epoch kept), `random_probe` (the
+/// random encoder), and any protocol below a fraction of 1 (the training records drawn). The
+/// probe of the pretrained encoder on every label is a convex fit on fixed features: the seed
+/// does not move it.
+pub fn seed_dependent(protocol: &str, fraction: f64) -> bool {
+    protocol != "probe" || fraction < 1.0
 }
 
 /// One entry of a result file's `results`, as a paired comparison reads it.
@@ -50,6 +101,11 @@ pub struct ScoredResult {
 }
 
 impl ScoredResult {
+    /// Whether another evaluation seed would give another result ([`seed_dependent`]).
+    pub fn seed_dependent(&self) -> bool {
+        seed_dependent(&self.protocol, self.fraction)
+    }
+
     /// The thresholds in the order of `classes`; `None` when a class has none.
     pub fn thresholds_of(&self, classes: &[String]) -> Option<Vec<f64>> {
         classes
@@ -77,8 +133,11 @@ pub struct AgainstScratch<'a> {
     pub result: &'a ScoredResult,
     /// Its macro AUROC minus scratch's.
     pub diff: f64,
-    /// The paired 95% interval of that difference.
+    /// The paired 95% interval of that difference, over the test records of one evaluation.
     pub interval: [f64; 2],
+    /// Always [`IntervalNoise::TestSetOnly`]: scratch depends on the seed, which one
+    /// evaluation does not resample.
+    pub noise: IntervalNoise,
 }
 
 /// Every pretrained result of `results` (one evaluation's) against its `scratch` result, where
@@ -106,6 +165,7 @@ pub fn against_scratch(
                 result,
                 diff,
                 interval,
+                noise: IntervalNoise::of(Resample::Records, base.seed_dependent()),
             })
         })
         .collect()
@@ -349,6 +409,35 @@ mod tests {
             paired_auroc_interval(&[&a, &a], &[&a], Resample::SeedsAndRecords, 100, 7),
             Err(PairError::OneSeed { a: 2, b: 1 })
         );
+    }
+
+    #[test]
+    fn an_interval_over_one_seed_of_a_trained_protocol_is_test_set_noise_only() {
+        assert!(seed_dependent("finetune", 1.0) && seed_dependent("scratch", 1.0));
+        assert!(seed_dependent("random_probe", 1.0) && seed_dependent("probe", 0.1));
+        assert!(!seed_dependent("probe", 1.0));
+        let only = IntervalNoise::of(Resample::Records, true);
+        assert_eq!(only, IntervalNoise::TestSetOnly);
+        assert!(!only.supports_verdict());
+        assert_eq!(
+            only.label(),
+            Some("test-set noise only; training seed not resampled")
+        );
+        let complete = IntervalNoise::of(Resample::SeedsAndRecords, true);
+        assert!(complete.supports_verdict() && complete.label().is_none());
+        assert!(IntervalNoise::of(Resample::Records, false).supports_verdict());
+        let result = |protocol: &str, fraction| ScoredResult {
+            protocol: protocol.into(),
+            fraction,
+            macro_auroc: Some(0.5),
+            macro_f1: WithCi::default(),
+            thresholds: BTreeMap::new(),
+            test_units: Some(side(60, 0.5, 1)),
+        };
+        let results = [result("probe", 1.0), result("scratch", 1.0)];
+        let paired = against_scratch(&results, 200, 7);
+        assert_eq!(paired.len(), 1);
+        assert_eq!(paired[0].noise, IntervalNoise::TestSetOnly);
     }
 
     #[test]

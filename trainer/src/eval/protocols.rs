@@ -15,7 +15,7 @@ use super::finetune::{finetune, FinetuneSettings};
 use super::fractions::stratified_subset;
 use super::logistic::{FitData, Logistic};
 use super::progress::EvalProgress;
-use super::report::{test_metrics, Protocol, ProtocolResult, TestRows, UnitScores};
+use super::report::{interval_noise, test_metrics, Protocol, ProtocolResult, TestRows, UnitScores};
 use super::scoring::{targets_of, ScoreBy, Scored, Validation};
 use super::task::{Part, Task};
 use super::EvalError;
@@ -434,6 +434,7 @@ fn score(
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
         test: metrics,
+        interval_noise: interval_noise(protocol, fraction),
         test_units,
         seconds: started.elapsed().as_secs_f64(),
     }

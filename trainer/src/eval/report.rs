@@ -11,7 +11,7 @@ use super::metrics::{
     accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
     record_groups,
 };
-use super::paired::{against_scratch, ScoredResult};
+use super::paired::{against_scratch, seed_dependent, IntervalNoise, Resample, ScoredResult};
 use super::task::{Part, Task};
 use crate::tensorboard::EventWriter;
 
@@ -182,6 +182,10 @@ pub struct ProtocolResult {
     pub selected: BTreeMap<String, f64>,
     #[serde(flatten)]
     pub test: TestMetrics,
+    /// What the intervals resample: the test records only, so where the result depends on the
+    /// seed (`paired::seed_dependent`) they leave out the variation between training seeds
+    /// (`test_set_only`).
+    pub interval_noise: IntervalNoise,
     /// Every scored test unit with its scores: what a paired comparison of two evaluations on
     /// the same test set resamples (a sweep's sizes, pretrained against from scratch).
     pub test_units: UnitScores,
@@ -248,6 +252,43 @@ pub struct EvalReport {
     pub warnings: Vec<String>,
     pub finetune_settings: super::finetune::FinetuneSettings,
     pub results: Vec<ProtocolResult>,
+    /// Each pretrained result against `scratch` at its fraction: the paired interval of the
+    /// macro AUROC difference over the test records of this one evaluation seed.
+    pub against_scratch: Vec<ScratchDifference>,
+}
+
+/// A pretrained result's macro AUROC minus scratch's, with its paired 95% interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScratchDifference {
+    pub protocol: String,
+    pub fraction: f64,
+    pub macro_auroc_diff: f64,
+    pub interval: [f64; 2],
+    /// `test_set_only`: scratch's training seed was not resampled, so the interval supports no
+    /// verdict (`ecgfm compare` over several seeds' files, `--resample seeds-and-records`, does).
+    pub noise: IntervalNoise,
+}
+
+impl ScratchDifference {
+    /// Every pretrained result of `results` against scratch (`paired::against_scratch`).
+    pub fn of(results: &[ProtocolResult], resamples: usize, seed: u64) -> Vec<ScratchDifference> {
+        let scored: Vec<ScoredResult> = results.iter().map(ScoredResult::from).collect();
+        against_scratch(&scored, resamples, seed)
+            .into_iter()
+            .map(|x| ScratchDifference {
+                protocol: x.result.protocol.clone(),
+                fraction: x.result.fraction,
+                macro_auroc_diff: x.diff,
+                interval: x.interval,
+                noise: x.noise,
+            })
+            .collect()
+    }
+}
+
+/// The noise of a result's own intervals, which resample the test records only.
+pub fn interval_noise(protocol: Protocol, fraction: f64) -> IntervalNoise {
+    IntervalNoise::of(Resample::Records, seed_dependent(protocol.name(), fraction))
 }
 
 /// Window counts of the task.
@@ -328,7 +369,15 @@ impl EvalReport {
         for r in &self.results {
             out += &format!(
                 "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
-                r.protocol.name(),
+                format!(
+                    "{}{}",
+                    r.protocol.name(),
+                    if r.interval_noise.label().is_some() {
+                        "*"
+                    } else {
+                        ""
+                    }
+                ),
                 format!("{}", r.fraction),
                 r.train_windows,
                 fmt_opt(r.test.macro_auroc),
@@ -341,14 +390,22 @@ impl EvalReport {
                     .map_or("-".to_string(), |a| fmt_opt(a.value)),
             );
         }
-        let scored: Vec<ScoredResult> = self.results.iter().map(ScoredResult::from).collect();
-        for x in against_scratch(&scored, self.bootstrap_resamples, self.seed) {
+        for x in &self.against_scratch {
             let [low, high] = x.interval;
+            let noise = x.noise.label().map_or(String::new(), |l| format!(" ({l})"));
             out += &format!(
                 "{} against scratch with {} of the labels: {:+.3} AUROC, paired 95% interval \
-                 over the test records [{low:+.3}, {high:+.3}]\n",
-                x.result.protocol, x.result.fraction, x.diff
+                 over the test records [{low:+.3}, {high:+.3}]{noise}\n",
+                x.protocol, x.fraction, x.macro_auroc_diff
             );
+        }
+        if self
+            .results
+            .iter()
+            .any(|r| r.interval_noise.label().is_some())
+        {
+            out += "* intervals of finetune, scratch, random_probe and of fractions below 1: \
+                    test-set noise only; training seed not resampled\n";
         }
         for w in &self.warnings {
             out += &format!("warning: {w}\n");
