@@ -1,4 +1,6 @@
-//! `ecgfm sweep report DIR`: the report of a sweep folder (`ecgfm_sweep::report`).
+//! `ecgfm sweep report DIR`: the report of a sweep folder (`ecgfm_sweep::report`), or of a
+//! published `results/` folder (the records, the sweep file and the result files, without run
+//! folders), with a warning where runs were scored on different test sets.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -6,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepReportArgs {
-    /// The sweep folder (`ecgfm sweep run --out DIR`).
+    /// The sweep folder (`ecgfm sweep run --out DIR`), or a report's `results/` folder.
     pub dir: PathBuf,
     /// Where to write report.md and its charts (default DIR/report); `--report-to`, as
     /// `sweep run` spells it, works too.
@@ -46,8 +48,12 @@ fn machine() -> String {
 }
 
 /// The runs the folder's sweep file plans that are not finished (not in `sweep.jsonl`) and how
-/// far each got, said in one sentence for the report; `None` when every run is.
+/// far each got, said in one sentence for the report; `None` when every run is, and for a
+/// folder without run folders (a published `results/`: it holds what was finished).
 fn unfinished(dir: &Path) -> Result<Option<String>> {
+    if !dir.join("runs").is_dir() {
+        return Ok(None);
+    }
     let (left, planned) = crate::sweep_status::unfinished(dir)?;
     Ok((!left.is_empty()).then(|| {
         format!(
@@ -65,6 +71,10 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
     if let Some(left) = unfinished(dir)? {
         context = format!("{context}\n\n{left}");
     }
+    let warnings = test_set_warnings(dir)?;
+    for warning in &warnings {
+        context = format!("{context}\n\nWarning: {warning}");
+    }
     let written = ecgfm_sweep::report::write(dir, out, &context)
         .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
     if !ecgfm_sweep::plot::has_text() {
@@ -80,6 +90,9 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         written.results.written,
         out.join(ecgfm_sweep::results::FOLDER).display()
     );
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
     if !written.results.left_out.is_empty() {
         println!(
             "warning: {} result file(s) named in sweep.jsonl could not be read from their run \
@@ -89,4 +102,12 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the runs of the sweep in `dir` were scored on different test sets, one line per task
+/// and protocol (`ecgfm_sweep::analysis::test_set_warnings`).
+pub(crate) fn test_set_warnings(dir: &Path) -> Result<Vec<String>> {
+    let mut records = crate::sweep_run::recorded(dir)?;
+    ecgfm_sweep::record::read_result_files(&mut records, dir);
+    Ok(ecgfm_sweep::analysis::test_set_warnings(&records))
 }

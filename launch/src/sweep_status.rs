@@ -1,7 +1,8 @@
 //! `ecgfm sweep status DIR`: where a sweep stands, read from its folder alone (so it works while
 //! `sweep run` or a SLURM array is writing it, from any machine that sees the folder): each
 //! planned run's state, step, last losses, evaluations done and how long ago it last logged, and
-//! the sweep's FLOPs done and time left at the rate so far.
+//! the sweep's FLOPs done and time left at the rate so far; and a warning where runs were scored
+//! on different test sets.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -153,6 +154,9 @@ pub fn run(args: &SweepStatusArgs) -> Result<()> {
         .map(|run| status(dir, &plan, run, &records))
         .collect::<Result<_>>()?;
     print!("{}", render(dir, &plan, &runs));
+    for warning in crate::sweep_report::test_set_warnings(dir)? {
+        println!("warning: {warning}");
+    }
     Ok(())
 }
 

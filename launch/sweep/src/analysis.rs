@@ -4,12 +4,12 @@
 
 use std::cmp::Ordering;
 
-use crate::fit::bootstrap::{percentile_interval, Interval};
+use crate::fit::bootstrap::Interval;
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
 use crate::record::SweepRecord;
-use ecgfm_trainer::eval::{paired_auroc_interval, Resample, UnitScores};
-use ecgfm_trainer::model::rng::SplitMix64;
+use crate::welch::welch_interval;
+use ecgfm_trainer::eval::{paired_auroc_interval, PairError, Resample, UnitScores};
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
 pub const REPORT_SEED: u64 = 2024;
@@ -99,7 +99,7 @@ pub struct Comparison {
     pub large: usize,
     /// Mean val loss of the larger minus the smaller (negative: the larger is better).
     pub loss_diff: f64,
-    /// Bootstrap interval of that difference over seeds (both sizes need two or more).
+    /// 95% Welch t interval of that difference over seeds (both sizes need two or more).
     pub loss_ci: Option<Interval>,
     /// Per task: the larger's linear-probe AUROC against the smaller's (what the answer is
     /// judged on).
@@ -121,24 +121,52 @@ pub struct AurocDiff {
     pub over_seeds: Option<Interval>,
     /// Whether the two results' own intervals do not overlap.
     pub apart: Option<bool>,
+    /// Seeds (runs) of the one and of the other.
+    pub seeds: [usize; 2],
+    /// Why no paired interval could be drawn though both sides kept their scored units: above
+    /// all `PairError::OtherUnits`, runs scored on different test sets.
+    pub unpaired: Option<PairError>,
 }
 
 impl AurocDiff {
     /// `b` against `a` on `task`.
     pub fn new(task: &str, a: &TaskAuroc, b: &TaskAuroc) -> AurocDiff {
+        let (paired, unpaired) = match paired_interval(a, b, Resample::Records) {
+            Ok(ci) => (ci, None),
+            Err(e) => (None, Some(e)),
+        };
         AurocDiff {
             task: task.to_string(),
             diff: b.mean - a.mean,
-            paired: paired_interval(a, b, Resample::Records),
-            over_seeds: paired_interval(a, b, Resample::SeedsAndRecords),
+            paired,
+            over_seeds: paired_interval(a, b, Resample::SeedsAndRecords)
+                .ok()
+                .flatten(),
             apart: apart(a, b),
+            seeds: [a.runs.len(), b.runs.len()],
+            unpaired,
         }
+    }
+
+    /// Whether the two sides (or a side's seeds) were scored on different test sets, so their
+    /// AUROCs are not comparable.
+    pub fn other_test_sets(&self) -> bool {
+        self.unpaired == Some(PairError::OtherUnits)
+    }
+
+    /// Whether a side has one seed, so no interval says how much the difference varies from
+    /// seed to seed.
+    pub fn one_seed(&self) -> bool {
+        self.seeds.contains(&1)
     }
 
     /// Whether the difference is outside the CI: the paired interval (over seeds too where
     /// there is one) excludes 0 or, without one, the two intervals do not overlap (`None`
-    /// without intervals).
+    /// without intervals, and where the two were scored on different test sets).
     pub fn outside(&self) -> Option<bool> {
+        if self.other_test_sets() {
+            return None;
+        }
         match self.over_seeds.as_ref().or(self.paired.as_ref()) {
             Some(ci) => Some(!ci.contains(0.0)),
             None => self.apart,
@@ -297,39 +325,66 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Bootstrap interval of mean(b) - mean(a), resampling each one's seeds.
-fn difference_interval(a: &[f64], b: &[f64], seed: u64) -> Option<Interval> {
-    if a.len() < 2 || b.len() < 2 {
-        return None;
-    }
-    let draws: Vec<f64> = (0..2000u64)
-        .map(|r| {
-            let mut rng = SplitMix64::from_words(&[seed, r]);
-            let mut pick = |v: &[f64]| {
-                (0..v.len())
-                    .map(|_| v[rng.below(v.len() as u64) as usize])
-                    .sum::<f64>()
-                    / v.len() as f64
-            };
-            let (ma, mb) = (pick(a), pick(b));
-            mb - ma
-        })
-        .collect();
-    Some(percentile_interval(&draws))
-}
-
 /// Resamples of a paired interval.
 const PAIRED_RESAMPLES: usize = 2000;
 
 /// The 95% paired bootstrap interval of `b`'s AUROC minus `a`'s over their common test records
-/// (and `over` their seeds), where every run of both saved its scored units and they are the
-/// same units (and, over seeds, each side has two or more).
-fn paired_interval(a: &TaskAuroc, b: &TaskAuroc, over: Resample) -> Option<Interval> {
+/// (and `over` their seeds), where every run of both saved its scored units (`Ok(None)` where
+/// a side's runs did not, or too few resamples define both AUROCs); an error where they are not
+/// the same units, or, over seeds, a side has one seed.
+fn paired_interval(
+    a: &TaskAuroc,
+    b: &TaskAuroc,
+    over: Resample,
+) -> Result<Option<Interval>, PairError> {
     let (ua, ub): (Vec<&UnitScores>, Vec<&UnitScores>) =
         (a.units.iter().collect(), b.units.iter().collect());
-    let [low, high] =
-        paired_auroc_interval(&ua, &ub, over, PAIRED_RESAMPLES, REPORT_SEED).ok()??;
-    Some(Interval { low, high })
+    match paired_auroc_interval(&ua, &ub, over, PAIRED_RESAMPLES, REPORT_SEED) {
+        Ok(ci) => Ok(ci.map(|[low, high]| Interval { low, high })),
+        Err(PairError::Empty) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One line per task and protocol whose runs (their result files' scored units) were scored on
+/// different test sets, naming the runs of each set: their AUROCs are not compared. Empty when
+/// every run of a task and protocol that kept its units was scored on the same units.
+pub fn test_set_warnings(records: &[SweepRecord]) -> Vec<String> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for e in records.iter().flat_map(|r| &r.eval) {
+        if !keys.contains(&(e.task.as_str(), e.protocol.as_str())) {
+            keys.push((e.task.as_str(), e.protocol.as_str()));
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(task, protocol)| {
+            let mut sets: Vec<(&UnitScores, Vec<&str>)> = Vec::new();
+            for r in records {
+                let Some(units) = r.eval_result(task, protocol).and_then(|e| e.units.as_ref())
+                else {
+                    continue;
+                };
+                match sets.iter_mut().find(|(u, _)| u.same_units(units)) {
+                    Some((_, runs)) => runs.push(&r.run),
+                    None => sets.push((units, vec![&r.run])),
+                }
+            }
+            (sets.len() > 1).then(|| {
+                let listed: Vec<String> = (sets.iter())
+                    .map(|(_, runs)| format!("[{}]", runs.join(", ")))
+                    .collect();
+                format!(
+                    "{task} ({protocol}): the runs were scored on {} different test sets \
+                     (another dataset, split, label vocabulary or --score-by): {}; their AUROCs \
+                     are not compared. Evaluate them on one test set: delete the result files \
+                     eval-{task}-{protocol}.json of the runs evaluated on the wrong one and run \
+                     the sweep again.",
+                    sets.len(),
+                    listed.join(" and ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// Whether two results' intervals do not overlap (`None` without intervals).
@@ -354,11 +409,7 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
         small,
         large,
         loss_diff: l.mean_loss() - s.mean_loss(),
-        loss_ci: difference_interval(
-            &s.losses,
-            &l.losses,
-            REPORT_SEED ^ (small * 31 + large) as u64,
-        ),
+        loss_ci: welch_interval(&s.losses, &l.losses, 0.95),
         probe: diffs(SizeResult::probe),
         finetune: diffs(SizeResult::finetune),
     }

@@ -46,14 +46,31 @@ pub struct ResultFile {
     pub json: Result<serde_json::Value, String>,
 }
 
-/// Reads the result files of `records` (run folders under `dir`), each once, and gives each
-/// downstream result its scored test units from its file where the file holds them (files
-/// written before ecgfm saved them do not: those results are compared by their intervals
-/// only). Returns the files read, which the report publishes (`results::write`).
+/// Where the result files of run `r` of the sweep in `dir` lie: its run folder, or where that
+/// is absent and `dir` is a published `results/` folder (or holds one), `results/RUN/`.
+pub fn result_dir(dir: &Path, r: &SweepRecord) -> PathBuf {
+    let run_dir = dir.join(&r.run_dir);
+    if run_dir.is_dir() {
+        return run_dir;
+    }
+    [
+        dir.join(&r.run),
+        dir.join(crate::results::FOLDER).join(&r.run),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .unwrap_or(run_dir)
+}
+
+/// Reads the result files of `records` (run folders under `dir`, or `results/RUN/`:
+/// `result_dir`), each once, and gives each downstream result its scored test units from its
+/// file where the file holds them (files written before ecgfm saved them do not: those results
+/// are compared by their intervals only). Returns the files read, which the report publishes
+/// (`results::write`).
 pub fn read_result_files(records: &mut [SweepRecord], dir: &Path) -> Vec<ResultFile> {
     let mut files = Vec::new();
     for r in records.iter_mut() {
-        let run_dir = dir.join(&r.run_dir);
+        let run_dir = result_dir(dir, r);
         let mut keys: Vec<(String, String)> = Vec::new();
         for e in &r.eval {
             let key = (e.task.clone(), e.protocol.clone());

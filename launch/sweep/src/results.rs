@@ -1,8 +1,10 @@
-//! `results/` beside a sweep's `report.md`: the records the report was made from (`sweep.jsonl`)
-//! and every run's `ecgfm eval` result files with their scored test units. A published report
-//! can then be checked and extended without its run folders: `ecgfm compare` with the report's
-//! bootstrap seed on two of these files prints the report's paired interval, and a run trained
-//! later (another seed, on another machine) can be set against them.
+//! `results/` beside a sweep's `report.md`: the records the report was made from (`sweep.jsonl`),
+//! the sweep file (`sweep.toml`) and every run's `ecgfm eval` result files with their scored
+//! test units. A published report can then be checked and extended without its run folders:
+//! `ecgfm sweep report results/` makes the same verdict again (the result files are read from
+//! `results/RUN/` where there is no run folder, `record::read_result_files`), `ecgfm compare`
+//! with the report's bootstrap seed on two of these files prints the report's paired interval,
+//! and a run trained later (another seed, on another machine) can be set against them.
 
 use crate::analysis::{Analysis, REPORT_SEED};
 use crate::record::{ResultFile, SweepRecord};
@@ -12,6 +14,9 @@ use std::path::Path;
 
 /// The folder's name in the report's folder.
 pub const FOLDER: &str = "results";
+
+/// The sweep file of a sweep folder, copied into `results/`.
+const SWEEP_FILE: &str = "sweep.toml";
 
 /// What `write` copied.
 #[derive(Clone, Debug, Default)]
@@ -28,8 +33,9 @@ fn published(run: &str, task: &str, protocol: &str) -> String {
     format!("{FOLDER}/{run}/eval-{task}-{protocol}.json")
 }
 
-/// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), and the result `files`
-/// the report read from the run folders under `dir` (`record::read_result_files`), each as
+/// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), `dir`'s `sweep.toml`
+/// where it has one, and the result `files` the report read from the run folders under `dir`
+/// (`record::read_result_files`), each as
 /// `results/RUN/eval-TASK-PROTOCOL.json` in compact JSON with the same content but for paths
 /// into the sweep folder, written relative to it.
 pub fn write(
@@ -65,6 +71,15 @@ pub fn write(
     }
     let jsonl = root.join("sweep.jsonl");
     std::fs::write(&jsonl, lines).map_err(io(&jsonl))?;
+    let spec = dir.join(SWEEP_FILE);
+    match std::fs::read(&spec) {
+        Ok(text) => {
+            let to = root.join(SWEEP_FILE);
+            std::fs::write(&to, text).map_err(io(&to))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&spec)(e)),
+    }
     Ok(copied)
 }
 
@@ -98,8 +113,9 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
         md,
         "## Result files\n\n`{FOLDER}/` beside this report holds `sweep.jsonl` (the records it \
          was made from) and each run's `ecgfm eval` result files with their scored test units \
-         ({} files), so its intervals can be checked, and later runs set against these, without \
-         the run folders. `ecgfm compare --seed {REPORT_SEED}` on them prints the report's paired \
+         ({} files) and the sweep file, so its intervals can be checked, the report made again \
+         (`ecgfm sweep report {FOLDER}`), and later runs set against these, without the run \
+         folders. `ecgfm compare --seed {REPORT_SEED}` on them prints the report's paired \
          intervals: one `--a` or `--b` per seed, `--resample records` for the interval over the \
          test records alone.",
         copied.written
@@ -123,7 +139,8 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
 }
 
 /// `ecgfm compare` of the first group's smallest and largest sizes on the first task whose probe
-/// the report pairs (every run of both kept its scored units), every seed of each.
+/// the report pairs (every run of both kept its scored units, and they are the same units),
+/// every seed of each.
 fn example(a: &Analysis) -> Option<String> {
     let g = a.groups.first()?;
     let (small, large) = (g.sizes.first()?, g.sizes.last()?);
@@ -133,6 +150,11 @@ fn example(a: &Analysis) -> Option<String> {
     a.tasks.iter().find_map(|task| {
         let sides = [("a", small.probe(task)?), ("b", large.probe(task)?)];
         if sides.iter().any(|(_, t)| t.units.len() != t.runs.len()) {
+            return None;
+        }
+        let mut units = sides.iter().flat_map(|(_, t)| &t.units);
+        let first = units.next()?;
+        if !units.all(|u| u.same_units(first)) {
             return None;
         }
         let mut command = format!("ecgfm compare --seed {REPORT_SEED} --protocol probe");

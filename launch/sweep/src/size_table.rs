@@ -1,8 +1,9 @@
 //! The report's table of every size against the smallest at one budget, for groups of three or
 //! more sizes (the verdict compares only the largest with the smallest): each size's seeds,
 //! validation loss and downstream AUROCs, and its difference from the smallest with the same
-//! intervals as the verdict (loss: over seeds; AUROC: paired over the test records and, where
-//! both sizes have two or more seeds, over seeds and records).
+//! intervals as the verdict (loss: Welch t over seeds; AUROC: paired over the test records and,
+//! where both sizes have two or more seeds, over seeds and records; none where the two were
+//! scored on different test sets).
 
 use crate::analysis::{compare, AurocDiff, Comparison, Group, SizeResult, TaskAuroc};
 use crate::report::human;
@@ -45,8 +46,8 @@ pub(crate) fn against_smallest(md: &mut String, g: &Group, tasks: &[String]) {
     let _ = writeln!(
         md,
         "Each size against {} (in brackets the difference and its 95% interval: loss over \
-         seeds; AUROC paired over the test records, then over seeds and records where both \
-         sizes have two or more seeds):\n",
+         seeds (Welch t); AUROC paired over the test records, then over seeds and records where \
+         both sizes have two or more seeds):\n",
         smallest.size
     );
     let mut header = String::from("| size | N | seeds | val loss |");
@@ -88,8 +89,12 @@ fn loss_difference(c: &Comparison) -> String {
 }
 
 /// ` (+0.020 [+0.004, +0.036]; seeds [-0.010, +0.045])`: the difference, its paired interval
-/// and the one over seeds where there are both.
+/// and the one over seeds where there are both; no difference where the two were scored on
+/// different test sets.
 fn auroc_difference(d: &AurocDiff) -> String {
+    if d.other_test_sets() {
+        return " (different test sets: not comparable)".into();
+    }
     let interval =
         |ci: &crate::fit::bootstrap::Interval| format!("[{:+.3}, {:+.3}]", ci.low, ci.high);
     let mut out = format!(" ({:+.3}", d.diff);

@@ -1,9 +1,10 @@
 //! The verdict of `report.md`, one group (dataset and budget) at a time: does the largest encoder
 //! give a lower validation loss and a higher downstream AUROC than the smallest, by how much, is
-//! the difference outside the CI (for AUROCs, the paired interval over the test records where
-//! the runs saved their scores), where a middle size scores best, how the largest compares with
-//! it, and which sizes are still on the plateau of the trivial solution. Written from the numbers
-//! of `analysis`; where they are too few, it says so.
+//! the difference outside the CI (for losses, the Welch t interval over seeds; for AUROCs, the
+//! paired interval over the test records, and over seeds where both sizes have two or more),
+//! where a middle size scores best, how the largest compares with it, and which sizes are still
+//! on the plateau of the trivial solution. Written from the numbers of `analysis`; where they
+//! are too few, or the runs were scored on different test sets, it says so.
 
 use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
 use crate::report::human;
@@ -89,6 +90,9 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             let against = |what: &str, t: Option<&analysis::TaskAuroc>| {
                 t.map(|t| {
                     let d = AurocDiff::new(task, scratch, t);
+                    if d.other_test_sets() {
+                        return format!("the {what} was {OTHER_TEST_SETS}");
+                    }
                     let paired = d.paired.map_or(String::new(), |ci| {
                         format!(" [{:+.3}, {:+.3}] paired", ci.low, ci.high)
                     });
@@ -136,7 +140,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
                 result(r, task)
             });
             // A difference that rounds to zero at the digits shown leaves the answer as it is.
-            if protocol == "linear probe" && d.diff <= -0.0005 {
+            if protocol == "linear probe" && d.diff <= -0.0005 && !d.other_test_sets() {
                 peaks.push(format!(
                     "the best probe on {task} is {}'s, and the largest's is {:+.3} against it ({})",
                     b.size,
@@ -170,12 +174,26 @@ fn middle_peak(
     (best != 0 && best != g.sizes.len() - 1).then_some(best)
 }
 
-/// How sure a difference is, in the answer's words.
+/// What the verdict says of two results scored on different test sets.
+const OTHER_TEST_SETS: &str = "scored on different test sets: not comparable";
+
+/// How sure a difference is, in the answer's words: where a size has one seed, an interval
+/// over the test set alone says nothing of the seed-to-seed spread, and the words say so.
 fn certainty(d: &AurocDiff) -> &'static str {
     match d.outside() {
-        Some(true) => "outside the CI",
+        Some(true) => outside_words(d),
         Some(false) => "within the CI",
         None => "no CI",
+    }
+}
+
+/// "outside the CI", qualified where a size has one seed: the interval is then over the test
+/// set alone, blind to how much the difference varies from seed to seed.
+fn outside_words(d: &AurocDiff) -> &'static str {
+    if d.over_seeds.is_none() && d.one_seed() {
+        "outside the test-set CI (one seed a size: seed-to-seed spread unknown)"
+    } else {
+        "outside the CI"
     }
 }
 
@@ -201,11 +219,26 @@ fn downstream(
     ) else {
         return;
     };
+    if d.other_test_sets() {
+        let _ = writeln!(
+            md,
+            "- {what} ({task}, {protocol}): {} {:.3}{} vs {} {:.3}{}: {OTHER_TEST_SETS} (their \
+             result files hold other test units: another dataset, split, label vocabulary or \
+             --score-by; evaluate them again on one test set).",
+            large.size,
+            b.mean,
+            ci(b),
+            small.size,
+            a.mean,
+            ci(a),
+        );
+        return;
+    }
     let which = |ci: &crate::fit::bootstrap::Interval| {
         if ci.contains(0.0) {
-            "includes 0: not established"
+            "includes 0: not established".to_string()
         } else {
-            "excludes 0: outside the CI"
+            format!("excludes 0: {}", outside_words(d))
         }
     };
     let judged = match (&d.paired, &d.over_seeds, d.apart) {
@@ -224,7 +257,7 @@ fn downstream(
             ci.high,
             which(ci)
         ),
-        (None, _, Some(true)) => "the intervals do not overlap: outside the CI".into(),
+        (None, _, Some(true)) => format!("the intervals do not overlap: {}", outside_words(d)),
         (None, _, Some(false)) => "the intervals overlap: within the CI, not established".into(),
         (None, _, None) => "no intervals to judge it by".into(),
     };
@@ -256,9 +289,10 @@ fn plateau_sentence(md: &mut String, g: &Group) {
     let all = stuck.len() == g.sizes.len();
     let _ = writeln!(
         md,
-        "  On the plateau: {names} {} within 1% of {trivial:.4}, the loss of predicting each \
-         masked patch's mean. {} not begun to reconstruct: at this budget the comparison says \
-         which sizes leave the plateau sooner, not which models ECGs better; give {} more steps.",
+        "  On the plateau: {names} {} at most 1% below {trivial:.4} (or above it), the loss of \
+         predicting each masked patch's mean. {} not begun to reconstruct: at this budget the \
+         comparison says which sizes leave the plateau sooner, not which models ECGs better; \
+         give {} more steps.",
         if stuck.len() == 1 { "ends" } else { "end" },
         if stuck.len() == 1 {
             "It has"
@@ -286,7 +320,7 @@ fn loss_sentence(g: &Group, c: &Comparison) -> String {
             let outside = !ci.contains(0.0);
             let _ = write!(
                 out,
-                " 95% interval of the difference over seeds: [{:+.4}, {:+.4}], {}.",
+                " 95% Welch t interval of the difference over seeds: [{:+.4}, {:+.4}], {}.",
                 ci.low,
                 ci.high,
                 if outside {
@@ -295,13 +329,6 @@ fn loss_sentence(g: &Group, c: &Comparison) -> String {
                     "which includes 0: not established"
                 }
             );
-            let seeds = s.losses.len().min(l.losses.len());
-            if seeds < 5 {
-                let _ = write!(
-                    out,
-                    " (The interval comes from only {seeds} seeds per size: a rough one.)"
-                );
-            }
         }
         None => out.push_str(
             " With one seed per size the seed-to-seed spread is unknown, so whether this is \
@@ -323,8 +350,11 @@ fn answer(c: &Comparison) -> String {
         .probe
         .iter()
         .map(|d| {
-            let sure = certainty(d);
             let (task, diff) = (&d.task, d.diff);
+            if d.other_test_sets() {
+                return format!("AUROC on {task} {OTHER_TEST_SETS}");
+            }
+            let sure = certainty(d);
             // A difference that rounds to zero at the three decimals shown is none.
             let word = match diff {
                 d if d >= 0.0005 => "higher",
@@ -346,10 +376,11 @@ fn answer(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::bootstrap::Interval;
+    use ecgfm_trainer::eval::PairError;
 
-    #[test]
-    fn the_answer_calls_a_difference_below_the_digits_shown_the_same() {
-        let comparison = |diff: f64| Comparison {
+    fn comparison(diff: f64) -> Comparison {
+        Comparison {
             small: 0,
             large: 1,
             loss_diff: 0.01,
@@ -360,9 +391,15 @@ mod tests {
                 paired: None,
                 over_seeds: None,
                 apart: Some(false),
+                seeds: [2, 2],
+                unpaired: None,
             }],
             finetune: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_answer_calls_a_difference_below_the_digits_shown_the_same() {
         let said = |diff| answer(&comparison(diff));
         assert!(
             said(0.0003).contains("the same AUROC on t (+0.000"),
@@ -379,5 +416,45 @@ mod tests {
             said.contains("; lower AUROC on t (-0.020, outside the CI)"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn only_an_interval_over_seeds_is_called_outside_the_ci() {
+        let excludes = Interval {
+            low: 0.01,
+            high: 0.05,
+        };
+        let mut c = comparison(0.03);
+        c.probe[0].paired = Some(excludes);
+        c.probe[0].seeds = [1, 1];
+        let said = answer(&c);
+        assert!(
+            said.contains(
+                "higher AUROC on t (+0.030, outside the test-set CI (one seed a size: \
+                 seed-to-seed spread unknown))"
+            ),
+            "{said}"
+        );
+        c.probe[0].seeds = [3, 3];
+        c.probe[0].over_seeds = Some(excludes);
+        let said = answer(&c);
+        assert!(
+            said.contains("higher AUROC on t (+0.030, outside the CI)"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn results_on_different_test_sets_are_not_compared() {
+        let mut c = comparison(0.084);
+        c.probe[0].apart = Some(true);
+        c.probe[0].unpaired = Some(PairError::OtherUnits);
+        let said = answer(&c);
+        assert!(
+            said.contains("AUROC on t scored on different test sets: not comparable"),
+            "{said}"
+        );
+        assert!(!said.contains("0.084"), "{said}");
+        assert_eq!(c.probe[0].outside(), None);
     }
 }

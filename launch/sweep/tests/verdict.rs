@@ -1,0 +1,283 @@
+//! What the verdict may call "outside the CI", and what it must not compare: under the null
+//! (two sizes whose seed losses come from one distribution) the loss interval over seeds
+//! excludes 0 about 5% of the time whatever the seed count; runs scored on different test sets
+//! are not compared and named; and a report made again from its published `results/` folder
+//! says the same as the original.
+
+use ecgfm_sweep::analysis::{self, compare, Group, SizeResult};
+use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
+use ecgfm_trainer::eval::UnitScores;
+use ecgfm_trainer::model::rng::SplitMix64;
+use std::path::{Path, PathBuf};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecgfm-verdict-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn size(name: &str, n: usize, losses: Vec<f64>) -> SizeResult {
+    SizeResult {
+        size: name.into(),
+        n,
+        steps: 100,
+        samples: 3200,
+        flops: 1e12,
+        losses,
+        trivial_loss: None,
+        probe: Vec::new(),
+        finetune: Vec::new(),
+        scratch: Vec::new(),
+    }
+}
+
+/// How often, over 2000 seeded draws, the loss interval of two sizes whose `seeds` losses are
+/// normal with the same mean (standard deviations `sd`) excludes 0.
+fn false_positive_rate(seeds: [usize; 2], sd: [f64; 2]) -> f64 {
+    let mut rng = SplitMix64::new(7 + seeds[0] as u64 * 10 + seeds[1] as u64);
+    let draws = 2000;
+    let mut outside = 0;
+    for _ in 0..draws {
+        let mut losses =
+            |k: usize| -> Vec<f64> { (0..seeds[k]).map(|_| 0.9 + sd[k] * rng.normal()).collect() };
+        let (small, large) = (losses(0), losses(1));
+        let group = Group {
+            dataset: "synth".into(),
+            budget: None,
+            fraction: 1.0,
+            sizes: vec![size("a", 1000, small), size("b", 8000, large)],
+        };
+        let ci = compare(&group, 0, 1, &[])
+            .loss_ci
+            .expect("two seeds a side");
+        if !ci.contains(0.0) {
+            outside += 1;
+        }
+    }
+    outside as f64 / draws as f64
+}
+
+#[test]
+fn under_the_null_the_loss_difference_is_outside_the_ci_about_5_percent_of_the_time() {
+    // A bootstrap over 2 to 5 seeds said "outside" 33% to 12% of the time; the Welch t
+    // interval is at or a little below its nominal 5% (conservative with 2 seeds a side).
+    for (seeds, sd) in [
+        ([2, 2], [0.01, 0.01]),
+        ([3, 3], [0.01, 0.01]),
+        ([5, 5], [0.01, 0.01]),
+        ([3, 5], [0.005, 0.02]),
+    ] {
+        let rate = false_positive_rate(seeds, sd);
+        assert!(
+            (0.015..=0.07).contains(&rate),
+            "{seeds:?} seeds, sd {sd:?}: false 'outside the CI' rate {rate}"
+        );
+    }
+    // One seed a side: no interval.
+    let group = Group {
+        dataset: "synth".into(),
+        budget: None,
+        fraction: 1.0,
+        sizes: vec![size("a", 1000, vec![1.0]), size("b", 8000, vec![0.9, 0.8])],
+    };
+    assert!(compare(&group, 0, 1, &[]).loss_ci.is_none());
+}
+
+/// Scored units of `records` test records (two classes), the scores drawn from `seed`.
+fn units(records: u32, seed: u64) -> UnitScores {
+    let mut rng = SplitMix64::new(seed);
+    let targets: Vec<u8> = (0..records)
+        .flat_map(|i| [u8::from(i % 3 == 0), u8::from(i % 3 != 0)])
+        .collect();
+    let scores = targets
+        .iter()
+        .map(|&t| (0.5 * f64::from(t) + rng.next_f64()) as f32)
+        .collect();
+    UnitScores {
+        records: (0..records).collect(),
+        targets,
+        scores,
+    }
+}
+
+/// A run of size `size` (seed `seed`) whose probe was scored on `test_records` records, its
+/// result file written under `dir`.
+fn run(dir: &Path, size: usize, seed: u64, test_records: u32) -> SweepRecord {
+    let name = format!("synth-s{size}-steps-f1-s{seed}");
+    let auroc = 0.7 + 0.05 * size as f64;
+    let run_dir = format!("runs/{name}");
+    std::fs::create_dir_all(dir.join(&run_dir)).unwrap();
+    let file = serde_json::json!({"results": [{
+        "protocol": "probe", "fraction": 1.0, "macro_auroc": auroc,
+        "macro_auroc_ci": [auroc - 0.02, auroc + 0.02],
+        "test_units": units(test_records, 10 * size as u64 + seed),
+    }]});
+    let path = eval_file(&dir.join(&run_dir), "synth", "probe");
+    std::fs::write(path, file.to_string()).unwrap();
+    SweepRecord {
+        run: name,
+        dataset: "synth".into(),
+        size: format!("s{size}"),
+        budget: None,
+        fraction: 1.0,
+        seed,
+        dim: 32 * size,
+        depth: size,
+        n: 10_000 * size,
+        params: 20_000 * size,
+        steps: 100,
+        batch: 32,
+        lr: 1e-3,
+        samples: 3200,
+        tokens: 0,
+        flops: 1e12 * size as f64,
+        flops_done: None,
+        final_train_loss: Some(1.0 - 0.05 * size as f64),
+        final_val_loss: Some(1.0 - 0.05 * size as f64 + 0.001 * seed as f64),
+        final_val_loss_by_source: Default::default(),
+        trivial_loss: None,
+        train_s: 1.0,
+        eval_s: 1.0,
+        run_dir,
+        eval: vec![EvalResult {
+            task: "synth".into(),
+            protocol: "probe".into(),
+            fraction: 1.0,
+            macro_auroc: auroc,
+            macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+            units: None,
+        }],
+    }
+}
+
+/// The report of `records` in `dir` (written to `dir/report`), and its text.
+fn report(dir: &Path, records: &[SweepRecord]) -> String {
+    for r in records {
+        append(&dir.join("sweep.jsonl"), r).unwrap();
+    }
+    let written = ecgfm_sweep::report::write(dir, &dir.join("report"), "Made by a test.").unwrap();
+    std::fs::read_to_string(written.report).unwrap()
+}
+
+/// The lines of `md` from the verdict to the table of runs.
+fn verdict(md: &str) -> &str {
+    &md[md.find("## Verdict").unwrap()..md.find("## Runs").unwrap()]
+}
+
+#[test]
+fn runs_scored_on_different_test_sets_are_not_compared() {
+    // The larger size re-evaluated on a 300-record test set, the smaller on 200 records.
+    let dir = temp_dir("other-units");
+    let records = [run(&dir, 1, 0, 200), run(&dir, 2, 0, 300)];
+    let md = report(&dir, &records);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- Downstream (synth, linear probe)"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        line.contains("scored on different test sets: not comparable"),
+        "{line}"
+    );
+    assert!(!line.contains("+0.050"), "no difference is given: {line}");
+    let answer = md.lines().find(|l| l.starts_with("- Answer:")).unwrap();
+    assert!(
+        answer.contains("AUROC on synth scored on different test sets: not comparable"),
+        "{answer}"
+    );
+    // No `ecgfm compare` command that would fail.
+    assert!(!md.contains("```sh\necgfm compare"), "{md}");
+
+    let mut read = records.to_vec();
+    ecgfm_sweep::record::read_result_files(&mut read, &dir);
+    let warnings = analysis::test_set_warnings(&read);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(
+            "synth (probe): the runs were scored on 2 different test sets \
+             (another dataset, split, label vocabulary or --score-by): \
+             [synth-s1-steps-f1-s0] and [synth-s2-steps-f1-s0]"
+        ),
+        "{}",
+        warnings[0]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Two seeds of one size scored on different test sets: their mean compares with nothing.
+    let dir = temp_dir("other-units-seeds");
+    let records = [
+        run(&dir, 1, 0, 200),
+        run(&dir, 1, 1, 200),
+        run(&dir, 2, 0, 200),
+        run(&dir, 2, 1, 300),
+    ];
+    let md = report(&dir, &records);
+    assert!(
+        verdict(&md).contains("scored on different test sets: not comparable"),
+        "{md}"
+    );
+    assert!(!md.contains("```sh\necgfm compare"), "{md}");
+    let mut read = records.to_vec();
+    ecgfm_sweep::record::read_result_files(&mut read, &dir);
+    assert_eq!(analysis::test_set_warnings(&read).len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The same test set everywhere: compared, and no warning.
+    let dir = temp_dir("same-units");
+    let records = [run(&dir, 1, 0, 200), run(&dir, 2, 0, 200)];
+    let md = report(&dir, &records);
+    assert!(!md.contains("different test sets"), "{md}");
+    assert!(md.contains("```sh\necgfm compare"), "{md}");
+    let mut read = records.to_vec();
+    ecgfm_sweep::record::read_result_files(&mut read, &dir);
+    assert!(analysis::test_set_warnings(&read).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_report_made_again_from_its_results_folder_says_the_same() {
+    let dir = temp_dir("republish");
+    std::fs::write(dir.join("sweep.toml"), "name = \"t\"\n").unwrap();
+    let records = [
+        run(&dir, 1, 0, 200),
+        run(&dir, 1, 1, 200),
+        run(&dir, 2, 0, 200),
+        run(&dir, 2, 1, 200),
+    ];
+    let original = report(&dir, &records);
+    assert!(verdict(&original).contains("over seeds and test records"));
+    let results = dir.join("report/results");
+    assert_eq!(
+        std::fs::read_to_string(results.join("sweep.toml")).unwrap(),
+        "name = \"t\"\n"
+    );
+    // A copy of results/ alone, far from the run folders.
+    let copy = temp_dir("republish-copy");
+    for entry in walk(&results) {
+        let to = copy.join(entry.strip_prefix(&results).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, to).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = copy.join("again");
+    let written = ecgfm_sweep::report::write(&copy, &out, "Made by a test.").unwrap();
+    assert_eq!(written.results.written, 4);
+    assert!(written.results.left_out.is_empty());
+    let again = std::fs::read_to_string(written.report).unwrap();
+    assert_eq!(verdict(&again), verdict(&original));
+    std::fs::remove_dir_all(&copy).unwrap();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
