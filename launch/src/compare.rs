@@ -2,7 +2,9 @@
 //! several seeds) scored on the same test set, compared by the paired bootstrap interval of
 //! their macro AUROC difference, or with `--metric f1` of their macro F1 at each evaluation's
 //! thresholds (`ecgfm_trainer::eval::paired`): is B's encoder better than A's, beyond the test
-//! set's sampling noise?
+//! set's sampling noise? One encoder counts once: a file given twice, or two files of the same
+//! weights (`weights_sha256`), on one side are refused (they would count one seed as two), and
+//! so is one file on both sides under the same protocol.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -14,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Result files of side A (one per seed; repeat the flag).
+    /// Result files of side A (one per seed, each seed's once; repeat the flag).
     #[arg(long = "a", value_name = "FILE.json", required = true)]
     pub a: Vec<PathBuf>,
-    /// Result files of side B, scored on the same test set.
+    /// Result files of side B, scored on the same test set (a file of side A here too only with
+    /// another --b-protocol).
     #[arg(long = "b", value_name = "FILE.json", required = true)]
     pub b: Vec<PathBuf>,
     /// Only this protocol of side A (probe, finetune, scratch, random_probe).
@@ -132,11 +135,15 @@ type TaskName = (String, Vec<String>);
 struct ResultFile {
     vocabulary: String,
     classes: Vec<String>,
+    /// The evaluated weights' SHA-256 (empty where unknown).
+    #[serde(default)]
+    weights_sha256: String,
     results: Vec<ScoredResult>,
 }
 
-/// A result file's task and its results.
-fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>)> {
+/// A result file's task, its results and the SHA-256 of the weights it evaluates (`None` where
+/// the file does not say).
+fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>, Option<String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: ResultFile = serde_json::from_str(&text)
@@ -149,7 +156,65 @@ fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>)> {
             old.protocol
         );
     }
-    Ok(((file.vocabulary, file.classes), file.results))
+    let weights = Some(file.weights_sha256).filter(|w| !w.is_empty());
+    Ok(((file.vocabulary, file.classes), file.results, weights))
+}
+
+/// One file given to `compare`: which file it is (its canonical path) and which weights.
+struct Given<'a> {
+    path: &'a Path,
+    file: PathBuf,
+    weights: Option<String>,
+}
+
+impl Given<'_> {
+    /// Why `self` and `other` are one encoder's result: the same file, or the same weights
+    /// (when `weights` counts).
+    fn same_as(&self, other: &Given, weights: bool) -> Option<String> {
+        if self.file == other.file {
+            return Some("is the same file".into());
+        }
+        match (&self.weights, &other.weights) {
+            (Some(x), Some(y)) if weights && x == y => {
+                Some(format!("evaluates the same weights (weights_sha256 {x})"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An error where one encoder would count twice: a file or weights given twice on one side, or
+/// one file on both sides when B is compared under A's protocol.
+fn refuse_repeats(sides: &[Vec<Given>; 2], same_protocol: bool) -> Result<()> {
+    for (name, side) in ["A", "B"].iter().zip(sides) {
+        for (i, later) in side.iter().enumerate() {
+            let earlier = side[..i]
+                .iter()
+                .find_map(|e| Some((e, later.same_as(e, true)?)));
+            if let Some((earlier, why)) = earlier {
+                bail!(
+                    "{} on side {name} {why} as {}: one encoder would count as two seeds; give \
+                     each seed's result once",
+                    later.path.display(),
+                    earlier.path.display()
+                );
+            }
+        }
+    }
+    if same_protocol {
+        for b in &sides[1] {
+            if let Some(a) = sides[0].iter().find(|a| b.same_as(a, false).is_some()) {
+                bail!(
+                    "{} is on both sides ({}): a result compared with itself under one protocol; \
+                     give another --b-protocol to set two protocols of one file against each \
+                     other",
+                    b.path.display(),
+                    a.path.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One side's results: each file's.
@@ -159,9 +224,18 @@ type Side = Vec<Vec<ScoredResult>>;
 fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
     let mut first: Option<(TaskName, &Path)> = None;
     let mut sides = [Vec::new(), Vec::new()];
-    for (side, files) in sides.iter_mut().zip([&args.a, &args.b]) {
+    let mut given: [Vec<Given>; 2] = [Vec::new(), Vec::new()];
+    for ((side, given), files) in sides.iter_mut().zip(&mut given).zip([&args.a, &args.b]) {
         for path in files {
-            let (task, results) = read(path)?;
+            let (task, results, weights) = read(path)?;
+            let file = path
+                .canonicalize()
+                .with_context(|| format!("locating {}", path.display()))?;
+            given.push(Given {
+                path,
+                file,
+                weights,
+            });
             match &first {
                 Some((expected, at)) if *expected != task => bail!(
                     "{} evaluates {} ({}) but {} evaluates {} ({}): not the same task",
@@ -178,6 +252,8 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
             side.push(results);
         }
     }
+    let same_protocol = args.b_protocol.is_none() || args.b_protocol == args.protocol;
+    refuse_repeats(&given, same_protocol)?;
     let classes = first.map(|((_, classes), _)| classes).unwrap_or_default();
     Ok((sides, classes))
 }
@@ -209,16 +285,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .filter(|r| args.protocol.as_deref().is_none_or(|p| p == r.protocol))
         .map(|r| (r.protocol.clone(), r.fraction))
         .collect();
-    println!(
-        "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
-        "protocol (A vs B)",
-        "fraction",
-        format!("{} A", metric.name()),
-        format!("{} B", metric.name()),
-        "B - A",
-        "paired 95% CI"
-    );
-    let mut lines = 0;
+    // Every row first: an error prints no half table.
+    let mut rows: Vec<String> = Vec::new();
     for (protocol, fraction) in keys {
         let b_protocol = args.b_protocol.clone().unwrap_or_else(|| protocol.clone());
         let (Some(ra), Some(rb)) = (
@@ -245,7 +313,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             ),
             None => ("n/a".into(), "too few defined resamples"),
         };
-        println!(
+        rows.push(format!(
             "{:<28} {:>8} {:>9.3} {:>9.3} {:>+8.3} {:>20}  {verdict}",
             format!("{protocol} vs {b_protocol}"),
             fraction,
@@ -253,11 +321,22 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             mean(&rb),
             diff,
             ci
-        );
-        lines += 1;
+        ));
     }
-    if lines == 0 {
+    if rows.is_empty() {
         bail!("the two sides have no protocol and label fraction in common");
+    }
+    println!(
+        "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
+        "protocol (A vs B)",
+        "fraction",
+        format!("{} A", metric.name()),
+        format!("{} B", metric.name()),
+        "B - A",
+        "paired 95% CI"
+    );
+    for row in rows {
+        println!("{row}");
     }
     let drawn = match over {
         Resample::Records => "the test records",

@@ -1,0 +1,107 @@
+//! `ecgfm compare` through the real binary on hand-made result files: one encoder counts once
+//! (a file given twice, or two files of the same weights, on one side are refused, and one file
+//! on both sides under one protocol), and an error prints no table header before it.
+
+mod common;
+
+use common::{ecgfm_env, path_str, run_err, run_ok, temp_dir};
+use std::path::{Path, PathBuf};
+
+/// Writes `dir/NAME.json`: an `ecgfm eval` result file of the weights `weights` whose probe and
+/// scratch results score `records` test records (two classes), the scores shifted by `shift`.
+fn result_file(dir: &Path, name: &str, weights: &str, records: u32, shift: f64) -> PathBuf {
+    let targets: Vec<u8> = (0..records)
+        .flat_map(|i| [u8::from(i % 3 == 0), u8::from(i % 3 != 0)])
+        .collect();
+    let scores: Vec<f64> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| 0.3 * f64::from(t) + ((i * 37 % 101) as f64 / 101.0 + shift).fract())
+        .collect();
+    let result = |protocol: &str| {
+        serde_json::json!({
+            "protocol": protocol, "fraction": 1.0, "macro_auroc": 0.8,
+            "test_units": {"records": (0..records).collect::<Vec<u32>>(), "targets": targets,
+                           "scores": scores},
+        })
+    };
+    let file = serde_json::json!({
+        "vocabulary": "synth", "classes": ["a", "b"], "weights_sha256": weights,
+        "results": [result("probe"), result("scratch")],
+    });
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, file.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn one_encoder_counts_once() {
+    let dir = temp_dir("compare-once");
+    let file = |name: &str, weights: &str| result_file(&dir, name, weights, 60, 0.0);
+    let (a1, a2, b1, b2) = (
+        file("a1", "w1"),
+        file("a2", "w2"),
+        file("b1", "w3"),
+        file("b2", "w4"),
+    );
+    let a1_again = file("a1-again", "w1");
+    let p = |p: &PathBuf| path_str(p).to_string();
+    let compare = |args: &[&PathBuf], extra: &[&str]| -> Vec<String> {
+        let mut all = vec!["compare".to_string()];
+        for (flag, path) in ["--a", "--a", "--b", "--b"].iter().zip(args) {
+            all.extend([flag.to_string(), p(path)]);
+        }
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    // Two seeds a side, four encoders: compared.
+    let said = run_ok(&compare(&[&a1, &a2, &b1, &b2], &[]));
+    assert!(said.contains("probe vs probe"), "{said}");
+    assert!(
+        said.contains("resamples of each side's files (seeds), then the test records"),
+        "{said}"
+    );
+    // The same file twice on side A.
+    let err = run_err(&compare(&[&a1, &a1, &b1, &b2], &[]));
+    assert!(
+        err.contains(&format!("{} on side A is the same file as", p(&a1)))
+            && err.contains("one encoder would count as two seeds"),
+        "{err}"
+    );
+    // Another file of the same weights on side A.
+    let err = run_err(&compare(&[&a1, &a1_again, &b1, &b2], &[]));
+    assert!(
+        err.contains("on side A evaluates the same weights (weights_sha256 w1)"),
+        "{err}"
+    );
+    // The same file on both sides under one protocol.
+    let err = run_err(&["compare", "--a", &p(&a1), "--b", &p(&a1)]);
+    assert!(err.contains("is on both sides"), "{err}");
+    // Under two protocols it is pretrained against from scratch: allowed.
+    let said = run_ok(&[
+        "compare",
+        "--a",
+        &p(&a1),
+        "--b",
+        &p(&a1),
+        "--protocol",
+        "scratch",
+        "--b-protocol",
+        "probe",
+    ]);
+    assert!(said.contains("scratch vs probe"), "{said}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_error_prints_no_table_header() {
+    let dir = temp_dir("compare-header");
+    let a = result_file(&dir, "a", "w1", 60, 0.0);
+    let b = result_file(&dir, "b", "w2", 90, 0.5);
+    let output = ecgfm_env(&["compare", "--a", path_str(&a), "--b", path_str(&b)], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("different test units"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    std::fs::remove_dir_all(dir).unwrap();
+}
