@@ -191,6 +191,33 @@ fn fraction_label(f: f64) -> String {
     s.replace('.', "p")
 }
 
+/// An error naming two runs of one name: a name is a run's folder and its key in
+/// `sweep.jsonl`, so the second would silently be taken for the first.
+fn unique_names(runs: &[RunPlan]) -> Result<(), String> {
+    for (i, run) in runs.iter().enumerate() {
+        let Some(other) = runs[..i].iter().find(|r| r.name == run.name) else {
+            continue;
+        };
+        let budgets = |r: &RunPlan| {
+            r.budget
+                .map_or("equal steps".into(), |c| format!("C = {c:e}"))
+        };
+        return Err(format!(
+            "two grid points have the run name {} ({}, fraction {}, seed {} and {}, fraction {}, \
+             seed {}): budgets must differ in their first three significant digits, and sizes, \
+             fractions and seeds must be distinct",
+            run.name,
+            budgets(other),
+            other.fraction,
+            other.seed,
+            budgets(run),
+            run.fraction,
+            run.seed
+        ));
+    }
+    Ok(())
+}
+
 impl SweepPlan {
     /// Expands `spec`; `origin` names the sweep file in errors, `data_dir` holds the datasets
     /// the sweep ingests (`@NAME`), `lead_mix_of` tells their lead mixes (a dataset whose mix
@@ -253,11 +280,16 @@ impl SweepPlan {
                                     c / per_step
                                 )));
                             }
-                            if steps < spec.budget.min_steps {
+                            if steps == 0 || steps < spec.budget.min_steps {
+                                let why = if steps == 0 {
+                                    "no run trains 0 steps".to_string()
+                                } else {
+                                    format!("< min_steps {}", spec.budget.min_steps)
+                                };
                                 warnings.push(format!(
-                                    "{} at C = {c:.3e} would train {steps} steps (< min_steps \
-                                     {}): left out",
-                                    size.name, spec.budget.min_steps
+                                    "size {} at C = {c:.3e} would train {steps} steps ({why}): \
+                                     left out",
+                                    size.name
                                 ));
                                 continue;
                             }
@@ -293,6 +325,7 @@ impl SweepPlan {
                 warnings.join("; ")
             )));
         }
+        unique_names(&runs).map_err(invalid)?;
         let ns: Vec<usize> = runs.iter().map(RunPlan::n).collect();
         let (lo, hi) = (ns.iter().min().unwrap(), ns.iter().max().unwrap());
         if (*hi as f64) < 10.0 * *lo as f64 {

@@ -188,6 +188,25 @@ fn too_short_runs_are_left_out_with_a_warning() {
         .runs
         .iter()
         .any(|r| r.size == "d4w128" && r.budget == Some(4e10)));
+    // With min_steps = 0 a budget too small for one step leaves the sizes out all the same.
+    let p = plan(&FAMILY.replace("flops = [1e12, 4e12]", "flops = [1e8, 4e12]\nmin_steps = 0"));
+    for size in ["d1w32", "d2w64", "d4w128"] {
+        let said = format!("size {size} at C = 1.000e8 would train 0 steps");
+        assert!(
+            p.warnings.iter().any(|w| w.contains(&said)),
+            "{said} in {:?}",
+            p.warnings
+        );
+    }
+    assert!(p
+        .runs
+        .iter()
+        .all(|r| r.budget == Some(4e12) && r.steps() > 0));
+    let err = error(&FAMILY.replace("flops = [1e12, 4e12]", "flops = [1e8]\nmin_steps = 0"));
+    assert!(
+        err.contains("expands to no run: size d1w32 at C = 1.000e8 would train 0 steps"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -288,6 +307,12 @@ fn bad_sweep_files_get_clear_errors() {
         (
             FAMILY.replace("[1e12, 4e12]", "[1e12, 1e40]"),
             "d1w32 at C = 1.000e40 would train",
+        ),
+        // Budgets whose labels round alike would give two runs one name.
+        (
+            FAMILY.replace("[1e12, 4e12]", "[4e12, 4.004e12]"),
+            "two grid points have the run name synth-d1w32-C4e12-f1-s0 (C = 4e12, fraction 1, \
+             seed 0 and C = 4.004e12, fraction 1, seed 0)",
         ),
     ];
     for (text, expected) in cases {
