@@ -52,9 +52,10 @@ pub struct SweepRunArgs {
     /// naming the failed runs. Running the sweep again retries them, resuming their training.
     #[arg(long)]
     pub keep_going: bool,
-    /// Train and evaluate only the runs whose names contain one of these parts (comma-separated:
-    /// `--only d4w128,d6w192`, `--only s1`); the others wait for a later `sweep run`. The report
-    /// covers every finished run.
+    /// Train and evaluate only the runs whose names have one of these as whole `-`-separated
+    /// parts (comma-separated: `--only d4w128,d6w192`, `--only s1` for seed 1 but not 10,
+    /// `--only d4w128-C1e13`); the others wait for a later `sweep run`. The report covers every
+    /// finished run.
     #[arg(
         long,
         value_name = "PARTS",
@@ -165,6 +166,13 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let left = left_out_by_only(&plan, &args.only)?;
     if args.dry_run {
         print_plan(&plan);
+        if !left.is_empty() {
+            println!(
+                "not in --only {}, so not run now: {}",
+                args.only.join(","),
+                left.join(", ")
+            );
+        }
         return Ok(());
     }
     let earlier = match claim_folder(dir, &text, args.extend)? {
@@ -282,20 +290,29 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The names of the runs `--only PARTS` leaves out (those whose names contain no part); an
-/// error when that is every run.
+/// The names of the runs `--only PARTS` leaves out (those whose names have none of the parts,
+/// `has_part`); an error when that is every run.
 fn left_out_by_only<'a>(plan: &'a SweepPlan, only: &[String]) -> Result<Vec<&'a str>> {
     let names = plan.runs.iter().map(|r| r.name.as_str());
-    let chosen = |name: &str| only.is_empty() || only.iter().any(|part| name.contains(part));
+    let chosen = |name: &str| only.is_empty() || only.iter().any(|part| has_part(name, part));
     let left: Vec<&str> = names.clone().filter(|n| !chosen(n)).collect();
     if left.len() == plan.runs.len() {
         bail!(
-            "--only {}: no run's name contains any of these; the runs are {}",
+            "--only {}: no run's name has any of these as a whole `-`-separated part; the runs \
+             are {}",
             only.join(","),
             names.collect::<Vec<_>>().join(", ")
         );
     }
     Ok(left)
+}
+
+/// Whether run `name` has `part` as one or more whole `-`-separated components: `s1` is a
+/// part of `synth-d1w32-steps-f1-s1` but not of `synth-d1w32-steps-f1-s10`.
+fn has_part(name: &str, part: &str) -> bool {
+    let name: Vec<&str> = name.split('-').collect();
+    let part: Vec<&str> = part.split('-').collect();
+    name.windows(part.len()).any(|w| w == part)
 }
 
 /// `work` for `run` of the sweep in `dir`, its failure kept in the run's folder.

@@ -213,7 +213,64 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
         printed.contains(&format!("{over_records}]")),
         "{over_records} in\n{printed}"
     );
+    // A copy of results/ alone makes the report again, with the same verdict.
+    let published = dir.join("published");
+    copy_folder(&docs.join("results"), &published);
+    let again = dir.join("again");
+    let said = ecgfm(&[
+        "sweep",
+        "report",
+        path_str(&published),
+        "--to",
+        path_str(&again),
+    ]);
+    assert!(said.contains("4 result files in"), "{said}");
+    let verdict = |report: &str| between(report, "## Verdict", "## Runs").to_string();
+    let remade = std::fs::read_to_string(again.join("report.md")).unwrap();
+    assert_eq!(verdict(&remade), verdict(&report));
+    // One run re-evaluated on other test records: not compared, and warned about.
+    let file = published.join("synth-d2w64-steps-f1-s1/eval-synth-probe.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for result in json["results"].as_array_mut().unwrap() {
+        for record in result["test_units"]["records"].as_array_mut().unwrap() {
+            *record = (record.as_u64().unwrap() + 1000).into();
+        }
+    }
+    std::fs::write(&file, json.to_string()).unwrap();
+    let said = ecgfm(&[
+        "sweep",
+        "report",
+        path_str(&published),
+        "--to",
+        path_str(&again),
+    ]);
+    assert!(
+        said.contains("warning: synth (probe): the runs were scored on 2 different test sets"),
+        "{said}"
+    );
+    let remade = std::fs::read_to_string(again.join("report.md")).unwrap();
+    let verdict = verdict(&remade);
+    assert!(
+        verdict.contains("scored on different test sets: not comparable"),
+        "{verdict}"
+    );
+    assert!(!remade.contains("```sh\necgfm compare"), "{remade}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Copies every file under `from` to the same place under `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_folder(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -320,9 +377,32 @@ fn only_runs_the_chosen_runs_and_a_later_sweep_the_rest() {
         &[&no_eval[..], &["--only", "d9,s7"]].concat(),
     ));
     assert!(
-        err.contains("--only d9,s7: no run's name contains"),
+        err.contains("--only d9,s7: no run's name has any of these as a whole"),
         "{err}"
     );
+    // Whole parts of the name: seed 1, not seed 10; a size with its budget.
+    let planned = |only: &str| {
+        let args = [
+            &["--set", "seeds=[1,10]", "--dry-run", "--only"][..],
+            &[only],
+        ]
+        .concat();
+        toy(&dir, &args)
+    };
+    let said = planned("s1");
+    assert!(
+        said.contains(
+            "not in --only s1, so not run now: synth-d1w32-steps-f1-s10, synth-d2w64-steps-f1-s10"
+        ),
+        "{said}"
+    );
+    let said = planned("d2w64-steps");
+    assert!(
+        said.contains("not run now: synth-d1w32-steps-f1-s1, synth-d1w32-steps-f1-s10\n"),
+        "{said}"
+    );
+    let err = run_err(&toy_args(&dir, &["--dry-run", "--only", "d2w6"]));
+    assert!(err.contains("no run's name has any"), "{err}");
     assert!(err.contains("synth-d1w32-steps-f1-s0"), "{err}");
 
     let said = toy(&dir, &[&no_eval[..], &["--only", "d2w64"]].concat());
