@@ -387,15 +387,17 @@ fn train_on<B: Backend>(
     let summary = trainer.run(args.stop_after, |outcome, record| {
         if outcome.skipped && rank == 0 {
             bar.suspend(|| {
+                let on = |what: &str, ranks: &[usize]| match ranks {
+                    [] => String::new(),
+                    r => format!(" (non-finite {what} on rank {r:?})"),
+                };
                 eprintln!(
-                    "warning: step {} skipped on every rank: loss {} / gradient norm {}{}",
-                    outcome.step,
+                    "warning: step {} skipped on every rank: loss {} / gradient norm {}{}{}",
+                    outcome.step + 1,
                     outcome.loss,
                     outcome.grad_norm,
-                    match outcome.nonfinite_ranks.as_slice() {
-                        [] => String::new(),
-                        r => format!(" (non-finite loss on rank {r:?})"),
-                    }
+                    on("loss", &outcome.nonfinite_ranks),
+                    on("input", &outcome.nonfinite_input_ranks),
                 )
             });
         }

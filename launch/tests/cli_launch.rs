@@ -460,8 +460,10 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let result = ecgfm_env(&args, &[("ECGFM_FAULT_NONFINITE", "1:2")]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    assert!(stderr.contains("step 2 skipped on every rank"), "{stderr}");
-    assert!(stderr.contains("rank [1]"), "{stderr}");
+    // Step index 2 is the progress line's step 3.
+    assert!(stderr.contains("step 3 skipped on every rank"), "{stderr}");
+    assert!(stderr.contains("non-finite loss on rank [1]"), "{stderr}");
+    assert!(stderr.contains("non-finite input on rank [1]"), "{stderr}");
     let records = losses(&out);
     assert!(f32::from_bits(records[2].1).is_nan());
     assert!(records
@@ -479,9 +481,10 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
     assert!(
-        stderr.contains("at step 2 (non-finite loss on rank 1)"),
+        stderr.contains("at step 3 (non-finite loss on rank 1): a batch's signals held NaN"),
         "{stderr}"
     );
+    assert!(!stderr.contains("clip_norm"), "{stderr}");
 
     let repeated = dir.join("repeated");
     let args = launch_args(2, &[], &pretrain(&repeated, 8, 4, 1));

@@ -38,6 +38,8 @@ pub struct StepReport {
     pub loss_sum: f32,
     /// Ranks with a non-finite micro-batch loss.
     pub nonfinite_ranks: Vec<usize>,
+    /// Ranks whose input (a batch's signals) held a NaN or an infinity.
+    pub nonfinite_input_ranks: Vec<usize>,
     /// Some rank was asked to stop (SIGTERM, preemption): all save and stop after this step.
     pub stop: bool,
     /// Ranks that could not read a batch of this step: its update is dropped on every rank.
@@ -77,20 +79,26 @@ pub struct StepValues<'a> {
     /// Its samples by their number of present leads (counts below 2^24, exact in f32).
     pub samples_by_leads: &'a [u64],
     pub reads: Reads,
+    /// A batch it read held a NaN or an infinity.
+    pub nonfinite_input: bool,
     /// It was asked to stop (a signal).
     pub stop: bool,
 }
 
 impl StepValues<'_> {
     /// The values as `StepReport::of_ranks` reads them: the losses, the samples by present
-    /// leads, the reads' code, then the stop flag.
+    /// leads, the reads' code, the non-finite input flag, then the stop flag.
     pub fn to_vec(&self) -> Vec<f32> {
         debug_assert!(self.samples_by_leads.iter().all(|&n| n < 1 << 24));
         self.losses
             .iter()
             .copied()
             .chain(self.samples_by_leads.iter().map(|&n| n as f32))
-            .chain([self.reads.code(), f32::from(u8::from(self.stop))])
+            .chain([
+                self.reads.code(),
+                f32::from(u8::from(self.nonfinite_input)),
+                f32::from(u8::from(self.stop)),
+            ])
             .collect()
     }
 }
@@ -104,7 +112,7 @@ impl StepReport {
                 loss_sum += values[a];
             }
         }
-        let bins = ranks.first().map_or(0, |r| r.len() - micro - 2);
+        let bins = ranks.first().map_or(0, |r| r.len() - micro - 3);
         let with_reads = |reads: Reads| {
             let at = micro + bins;
             (0..ranks.len())
@@ -115,6 +123,9 @@ impl StepReport {
             loss_sum,
             nonfinite_ranks: (0..ranks.len())
                 .filter(|&r| ranks[r][..micro].iter().any(|l| !l.is_finite()))
+                .collect(),
+            nonfinite_input_ranks: (0..ranks.len())
+                .filter(|&r| ranks[r][micro + bins + 1] != 0.0)
                 .collect(),
             stop: ranks.iter().any(|values| values[values.len() - 1] != 0.0),
             read_failed: with_reads(Reads::Failed),

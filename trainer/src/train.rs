@@ -82,19 +82,67 @@ pub enum TrainError {
         .run_dir.join("checkpoints").display()
     )]
     CheckpointsExist { run_dir: PathBuf, newest: PathBuf },
-    #[error("{what} at step {step}{}: training diverged (lower optim.lr or enable optim.clip_norm)", ranks_note(.ranks))]
+    /// A non-finite loss or gradient stopped the run at step `step` (from 0; the message counts
+    /// from 1, as the progress line does).
+    #[error("{what} at step {}{}: {cause}", .step + 1, ranks_note(.ranks))]
     NonFinite {
         step: u64,
         what: String,
         ranks: Vec<usize>,
+        cause: NonFiniteCause,
     },
 }
 
+/// Where a non-finite loss or gradient came from, as far as the run can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NonFiniteCause {
+    /// The signals of a batch held a NaN or an infinity on these ranks: the data, not the
+    /// optimisation.
+    Input { ranks: Vec<usize> },
+    /// The input was finite: the optimisation diverged at learning rate `lr`, with gradients
+    /// clipped at `clip_norm` (`None`: not clipped).
+    Diverged { lr: f32, clip_norm: Option<f32> },
+}
+
+impl std::fmt::Display for NonFiniteCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NonFiniteCause::Input { ranks } => write!(
+                f,
+                "a batch's signals held NaN or infinite values{}: the data is at fault, not the \
+                 training (look for the damaged records in the dataset)",
+                ranks_note_of("input", ranks)
+            ),
+            NonFiniteCause::Diverged {
+                lr,
+                clip_norm: Some(clip),
+            } => write!(
+                f,
+                "training diverged at learning rate {lr:.2e} (lower optim.lr; gradients were \
+                 already clipped at optim.clip_norm = {clip})"
+            ),
+            NonFiniteCause::Diverged {
+                lr,
+                clip_norm: None,
+            } => write!(
+                f,
+                "training diverged at learning rate {lr:.2e} (lower optim.lr or enable \
+                 optim.clip_norm)"
+            ),
+        }
+    }
+}
+
 fn ranks_note(ranks: &[usize]) -> String {
+    ranks_note_of("loss", ranks)
+}
+
+/// " (non-finite WHAT on rank 0, 2)", or nothing for no rank.
+fn ranks_note_of(what: &str, ranks: &[usize]) -> String {
     match ranks {
         [] => String::new(),
         r => format!(
-            " (non-finite loss on rank {})",
+            " (non-finite {what} on rank {})",
             r.iter()
                 .map(|r| r.to_string())
                 .collect::<Vec<_>>()
@@ -114,6 +162,8 @@ pub struct StepOutcome {
     pub skipped: bool,
     /// Ranks whose own loss was not finite (empty when only the gradient was).
     pub nonfinite_ranks: Vec<usize>,
+    /// Ranks whose input held a NaN or an infinity this step.
+    pub nonfinite_input_ranks: Vec<usize>,
 }
 
 /// A training run in a run directory.

@@ -19,7 +19,9 @@
 //! (`data_stop.rs`).
 
 use super::data_stop::{DataStop, FailedRead};
-use super::{NonFinitePolicy, StepOutcome, TrainError, Trainer, MAX_NONFINITE_IN_A_ROW};
+use super::{
+    NonFiniteCause, NonFinitePolicy, StepOutcome, TrainError, Trainer, MAX_NONFINITE_IN_A_ROW,
+};
 use crate::data_parallel::{Reads, StepReport, StepValues};
 use ecgfm_kernels::{Backend, View, ViewMut};
 
@@ -29,6 +31,8 @@ pub(crate) struct Fetched {
     step: u64,
     micro: usize,
     pub(crate) source_before: serde_json::Value,
+    /// Its signals hold a NaN or an infinity (what a non-finite loss is then blamed on).
+    nonfinite_input: bool,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -67,6 +71,7 @@ impl<B: Backend> Trainer<B> {
                 step,
                 micro,
                 source_before,
+                nonfinite_input: !self.batch.x.iter().all(|v| v.is_finite()),
             });
             self.model.stage(&self.batch)?;
         } else if !self.model.is_staged() {
@@ -93,9 +98,11 @@ impl<B: Backend> Trainer<B> {
         }
         let mut samples_by_leads = vec![0; self.flops.lead_bins()];
         let mut step_source_before = serde_json::Value::Null;
+        let mut nonfinite_input = false;
         for micro in 0..accum {
             self.stage_micro(step, micro)?;
             let fetched = self.fetched.take().expect("stage_micro holds the batch");
+            nonfinite_input |= fetched.nonfinite_input;
             if micro == 0 {
                 step_source_before = fetched.source_before;
             }
@@ -139,6 +146,7 @@ impl<B: Backend> Trainer<B> {
                 Some(failed) if failed.step == step => Reads::Failed,
                 Some(_) => Reads::AheadFailed,
             },
+            nonfinite_input,
             stop: self.stop_requested.as_ref().is_some_and(|f| f()),
         };
         let report = match self.dp.as_mut() {
@@ -184,10 +192,20 @@ impl<B: Backend> Trainer<B> {
                     1 => what,
                     n => format!("{what} ({n} steps in a row)"),
                 };
+                let cause = match report.nonfinite_input_ranks.is_empty() {
+                    false => NonFiniteCause::Input {
+                        ranks: report.nonfinite_input_ranks,
+                    },
+                    true => NonFiniteCause::Diverged {
+                        lr,
+                        clip_norm: self.config.clip_norm(),
+                    },
+                };
                 return Err(TrainError::NonFinite {
                     step,
                     what,
                     ranks: nonfinite_ranks,
+                    cause,
                 });
             }
         } else {
@@ -221,6 +239,7 @@ impl<B: Backend> Trainer<B> {
             grad_norm,
             skipped,
             nonfinite_ranks,
+            nonfinite_input_ranks: report.nonfinite_input_ranks,
         })
     }
 }

@@ -1,0 +1,113 @@
+//! What a run stopped by a non-finite loss says: the step as the progress line counts it (from
+//! 1), the data blamed when a batch's signals held a NaN, and clipping suggested only when it is
+//! off.
+
+mod run_setup;
+
+use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::data::{BatchSource, SourceError, SyntheticSource};
+use ecgfm_trainer::train::{NonFiniteCause, TrainError, Trainer};
+use ecgfm_trainer::HostBatch;
+
+/// The synthetic stream with a NaN in the first signal of batch `poisoned` (counting from 0).
+struct Poisoned {
+    inner: SyntheticSource,
+    poisoned: u64,
+    read: u64,
+}
+
+impl BatchSource for Poisoned {
+    fn next_batch(&mut self, batch: &mut HostBatch) -> Result<(), SourceError> {
+        self.inner.next_batch(batch)?;
+        if self.read == self.poisoned {
+            batch.x[0] = f32::NAN;
+        }
+        self.read += 1;
+        Ok(())
+    }
+    fn state(&self) -> serde_json::Value {
+        self.inner.state()
+    }
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError> {
+        self.inner.restore(state)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// The error that stops a `--on-nonfinite stop` run with `sets` over its defaults, whose
+/// batch `poisoned` holds a NaN.
+fn stopped(name: &str, sets: &[&str], poisoned: u64) -> TrainError {
+    let mut assignments: Vec<String> = [
+        "train.steps=4",
+        "train.batch_size=2",
+        "train.on_nonfinite=\"stop\"",
+        "train.checkpoint_every=0",
+        "train.val_batches=0",
+    ]
+    .iter()
+    .chain(sets)
+    .map(|s| s.to_string())
+    .collect();
+    assignments.sort();
+    let cfg = run_setup::config_from(&assignments);
+    let dir = run_setup::run_dir("nonfinite", name);
+    let source = Box::new(Poisoned {
+        inner: SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0),
+        poisoned,
+        read: 0,
+    });
+    let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
+    let err = trainer.run(None, |_, _| {}).unwrap_err();
+    std::fs::remove_dir_all(dir).unwrap();
+    err
+}
+
+#[test]
+fn a_nan_in_the_input_blames_the_data_at_the_progress_lines_step() {
+    // Batch 1 is step index 1: the progress line's step 2.
+    let err = stopped("input", &[], 1);
+    let text = err.to_string();
+    assert!(
+        matches!(&err, TrainError::NonFinite { step: 1, cause: NonFiniteCause::Input { ranks }, .. }
+            if ranks == &[0]),
+        "{text}"
+    );
+    assert!(
+        text.contains("at step 2 (non-finite loss on rank 0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("signals held NaN or infinite values"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("diverged") && !text.contains("clip_norm"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_divergence_suggests_clipping_only_when_it_is_off() {
+    let huge = ["optim.lr=1e30", "optim.warmup_steps=0"];
+    let clipped = stopped("clipped", &huge, u64::MAX).to_string();
+    assert!(
+        clipped.contains("training diverged at learning rate"),
+        "{clipped}"
+    );
+    assert!(
+        clipped.contains("lower optim.lr; gradients were already clipped at optim.clip_norm = 1"),
+        "{clipped}"
+    );
+    let unclipped = stopped(
+        "unclipped",
+        &[huge[0], huge[1], "optim.clip_norm=0"],
+        u64::MAX,
+    );
+    let unclipped = unclipped.to_string();
+    assert!(
+        unclipped.contains("lower optim.lr or enable optim.clip_norm"),
+        "{unclipped}"
+    );
+}
