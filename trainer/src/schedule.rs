@@ -1,4 +1,9 @@
 //! `LrSchedule`: linear warmup from 0 to the peak learning rate, then cosine decay to `min_lr`.
+//!
+//! The warmup starts at exactly 0, as timm's MAE recipe does: step 0 (the first optimiser step)
+//! moves no weight, it only fills AdamW's moments and spends the first step of their bias
+//! correction, and the peak is reached at step `warmup_steps`, not `warmup_steps - 1`. With
+//! warmup, a run of `--steps 1` therefore measures the validation loss of the initial weights.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,9 +22,9 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
-    /// The learning rate of optimiser step `step`: `peak * step / warmup` during warmup, then
-    /// `min + (peak - min) * (1 + cos(pi * progress)) / 2` with progress going from 0 to 1 over the
-    /// remaining steps.
+    /// The learning rate of optimiser step `step` (from 0): `peak * step / warmup` during warmup
+    /// (0 at step 0), then `min + (peak - min) * (1 + cos(pi * progress)) / 2` with progress
+    /// going from 0 to 1 over the remaining steps.
     pub fn lr_at(&self, step: u64) -> f64 {
         if step < self.warmup_steps {
             return self.peak_lr * step as f64 / self.warmup_steps as f64;
