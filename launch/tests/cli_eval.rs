@@ -126,7 +126,11 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "{r}"
         );
         assert!(r["accuracy"]["value"].as_f64().unwrap().is_finite());
-        assert!(r["macro_f1"]["value"].as_f64().unwrap().is_finite());
+        let f1 = |key: &str| r[key]["value"].as_f64().unwrap();
+        assert!(f1("macro_f1_ovr_thresholded").is_finite());
+        // Single-label: the argmax F1 too; the CinC 2017 challenge's F1 only for its labels.
+        assert!((0.0..=1.0).contains(&f1("macro_f1_argmax")));
+        assert!(r["cinc2017_f1"].is_null() && r.get("macro_f1").is_none());
         assert_eq!(r["per_class_auroc"].as_object().unwrap().len(), 5);
         let key = if r["protocol"].as_str().unwrap().ends_with("probe") {
             "l2"
@@ -172,7 +176,8 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "macro_auroc",
             "macro_auroc_ci",
             "per_class_auroc",
-            "macro_f1",
+            "macro_f1_ovr_thresholded",
+            "macro_f1_argmax",
             "accuracy",
         ] {
             assert_eq!(x[key], y[key], "{key} differs between identical runs");
@@ -287,7 +292,7 @@ fn check_test_units(result: &serde_json::Value, report: &serde_json::Value) {
         .map(|c| result["thresholds"][c.as_str().unwrap()].as_f64().unwrap())
         .collect();
     let f1 = macro_f1(&scores, &targets, k, &rows, &thresholds);
-    let reported = result["macro_f1"]["value"].as_f64();
+    let reported = result["macro_f1_ovr_thresholded"]["value"].as_f64();
     assert_eq!(f1.is_some(), reported.is_some());
     if let (Some(f1), Some(reported)) = (f1, reported) {
         assert_eq!(f1, reported, "the reported F1 is not its units' own");

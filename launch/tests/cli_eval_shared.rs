@@ -151,5 +151,30 @@ fn cinc2017_rhythm_all_protocols() {
     for r in report["results"].as_array().unwrap() {
         assert!(r["accuracy"]["value"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(&r["test_records"], records, "{r}");
+        // The challenge's F1 (argmax, mean over N, A, O) recomputed from the scored units.
+        let units = &r["test_units"];
+        let n = units["records"].as_array().unwrap().len();
+        let at = |key: &str, i: usize| units[key][i].as_f64().unwrap();
+        let argmax = |key: &str, u: usize| {
+            (0..4).fold(0, |b, c| {
+                if at(key, u * 4 + c) > at(key, u * 4 + b) {
+                    c
+                } else {
+                    b
+                }
+            })
+        };
+        let f1 = |c: usize| {
+            let (mut tp, mut both) = (0.0, 0.0);
+            for u in 0..n {
+                let (p, t) = (argmax("scores", u), argmax("targets", u));
+                tp += f64::from(p == c && t == c);
+                both += f64::from(p == c) + f64::from(t == c);
+            }
+            2.0 * tp / both
+        };
+        let want = (f1(0) + f1(1) + f1(2)) / 3.0;
+        let got = r["cinc2017_f1"]["value"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} {want}");
     }
 }

@@ -1,5 +1,7 @@
-//! Classification metrics on host arrays, in f64: AUROC per class and macro, F1 at thresholds
-//! picked on validation, accuracy, and seeded bootstrap confidence intervals.
+//! Classification metrics on host arrays, in f64: AUROC per class and macro, one-vs-rest F1 at
+//! per-class thresholds picked on validation (a row may be predicted as several classes or
+//! none), F1 of single-label argmax predictions (each row exactly one class: the CinC 2017
+//! challenge's way), accuracy, and seeded bootstrap confidence intervals.
 //!
 //! Conventions: `scores` and `targets` are (n, K) row-major; a target is 1.0 (positive) or 0.0.
 //! A class whose test set holds no positive or no negative has no AUROC (`None`, never NaN); it
@@ -108,7 +110,8 @@ pub fn per_class_f1(
         .collect()
 }
 
-/// Macro F1 over `rows`: the mean of the per-class F1 of the classes with a positive.
+/// One-vs-rest thresholded macro F1 over `rows`: the mean of the per-class F1 (each class
+/// predicted wherever its score reaches its own threshold) of the classes with a positive.
 pub fn macro_f1(
     scores: &[f64],
     targets: &[f64],
@@ -175,6 +178,60 @@ pub fn accuracy(scores: &[f64], classes: &[u32], k: usize, rows: &[usize]) -> Op
         })
         .count();
     Some(hits as f64 / rows.len() as f64)
+}
+
+/// Per-class F1 of single-label argmax predictions over `rows` (each row predicted as its
+/// highest-scoring class, ties to the lower index; `classes[r]` its true class):
+/// 2 TP / (predicted + true), `None` for a class neither predicted nor present.
+pub fn argmax_class_f1(
+    scores: &[f64],
+    classes: &[u32],
+    k: usize,
+    rows: &[usize],
+) -> Vec<Option<f64>> {
+    let (mut tp, mut predicted, mut present) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
+    for &r in rows {
+        let row = &scores[r * k..(r + 1) * k];
+        let best = (0..k).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+        let truth = classes[r] as usize;
+        predicted[best] += 1;
+        present[truth] += 1;
+        tp[best] += usize::from(best == truth);
+    }
+    (0..k)
+        .map(|c| {
+            let denominator = predicted[c] + present[c];
+            (denominator > 0).then(|| 2.0 * tp[c] as f64 / denominator as f64)
+        })
+        .collect()
+}
+
+/// Argmax macro F1 over `rows`: the mean of [`argmax_class_f1`] over the classes with a
+/// positive among the rows (single-label tasks).
+pub fn macro_f1_argmax(scores: &[f64], classes: &[u32], k: usize, rows: &[usize]) -> Option<f64> {
+    let mut present = vec![false; k];
+    rows.iter()
+        .for_each(|&r| present[classes[r] as usize] = true);
+    let f1 = argmax_class_f1(scores, classes, k, rows);
+    mean_defined(
+        &(0..k)
+            .map(|c| f1[c].filter(|_| present[c]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The CinC 2017 challenge's F1 over `rows`: the mean of the argmax F1 of `counted` (N, A and O;
+/// noisy `~` is not counted); `None` where one of them is neither predicted nor present.
+pub fn challenge_f1(
+    scores: &[f64],
+    classes: &[u32],
+    k: usize,
+    rows: &[usize],
+    counted: &[usize],
+) -> Option<f64> {
+    let f1 = argmax_class_f1(scores, classes, k, rows);
+    let values: Option<Vec<f64>> = counted.iter().map(|&c| f1[c]).collect();
+    values.map(|v| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// 95% percentile bootstrap interval of `statistic` over `resamples` resamples of `groups`
@@ -273,6 +330,30 @@ mod tests {
         assert!((t[0] - 0.45).abs() < 1e-12, "{t:?}");
         assert_eq!(macro_f1(&scores, &targets, 1, &rows, &t), Some(0.8));
         assert_eq!(pick_thresholds(&scores, &[0.0; 4], 1, &rows), vec![0.5]);
+    }
+
+    /// Rows (true class, argmax): (0,0) (0,1) (1,1) (2,0) (3,3), K = 4.
+    #[test]
+    fn argmax_f1_assigns_each_row_one_class() {
+        let classes = [0, 0, 1, 2, 3];
+        let argmax = [0, 1, 1, 0, 3];
+        let scores: Vec<f64> = argmax
+            .iter()
+            .flat_map(|&a| (0..4).map(move |c| if c == a { 0.9 } else { 0.1 }))
+            .collect();
+        let rows = [0, 1, 2, 3, 4];
+        let f1 = argmax_class_f1(&scores, &classes, 4, &rows);
+        // Class 0: TP 1, predicted 2, present 2 -> 0.5; 1: TP 1, 2 + 1 -> 2/3; 2: 0; 3: 1.
+        assert_eq!(f1, vec![Some(0.5), Some(2.0 / 3.0), Some(0.0), Some(1.0)]);
+        let macro_ = macro_f1_argmax(&scores, &classes, 4, &rows).unwrap();
+        assert!((macro_ - (0.5 + 2.0 / 3.0 + 1.0) / 4.0).abs() < 1e-12);
+        let challenge = challenge_f1(&scores, &classes, 4, &rows, &[0, 1, 2]).unwrap();
+        assert!((challenge - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        // Without class 2 (neither present nor predicted) the challenge's F1 is undefined.
+        assert_eq!(
+            challenge_f1(&scores, &classes, 4, &[0, 1, 2, 4], &[0, 1, 2]),
+            None
+        );
     }
 
     #[test]

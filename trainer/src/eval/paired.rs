@@ -88,8 +88,9 @@ pub struct ScoredResult {
     pub protocol: String,
     pub fraction: f64,
     pub macro_auroc: Option<f64>,
-    /// Absent (no value) where a result file leaves it out.
-    #[serde(default)]
+    /// The one-vs-rest thresholded macro F1 (`macro_f1_ovr_thresholded`; `macro_f1` in files
+    /// written before it was renamed). Absent (no value) where a result file leaves it out.
+    #[serde(default, rename = "macro_f1_ovr_thresholded", alias = "macro_f1")]
     pub macro_f1: WithCi,
     /// Each class's decision threshold (picked on validation), by class name; empty where a
     /// result file leaves them out (no F1 comparison then).
@@ -121,7 +122,7 @@ impl From<&ProtocolResult> for ScoredResult {
             protocol: r.protocol.name().to_string(),
             fraction: r.fraction,
             macro_auroc: r.test.macro_auroc,
-            macro_f1: r.test.macro_f1.clone(),
+            macro_f1: r.test.macro_f1_ovr_thresholded.clone(),
             thresholds: r.test.thresholds.clone(),
             test_units: Some(r.test_units.clone()),
         }

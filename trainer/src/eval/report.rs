@@ -8,11 +8,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{
-    accuracy, bootstrap_ci, macro_auroc, macro_f1, per_class_auroc, per_class_f1, pick_thresholds,
-    record_groups,
+    accuracy, bootstrap_ci, challenge_f1, macro_auroc, macro_f1, macro_f1_argmax, per_class_auroc,
+    per_class_f1, pick_thresholds, record_groups,
 };
 use super::paired::{against_scratch, seed_dependent, IntervalNoise, Resample, ScoredResult};
-use super::task::{Part, Task};
+use super::task::{Part, Task, Vocabulary};
 use crate::tensorboard::EventWriter;
 
 /// The evaluation protocols.
@@ -91,9 +91,17 @@ pub struct TestMetrics {
     pub macro_auroc_ci: Option<[f64; 2]>,
     /// Per class; `null` where the test split has no positive or no negative of the class.
     pub per_class_auroc: BTreeMap<String, Option<f64>>,
-    /// Macro F1 at the per-class thresholds picked on validation.
-    pub macro_f1: WithCi,
+    /// One-vs-rest thresholded macro F1: each class predicted wherever its score reaches its own
+    /// threshold (picked on validation to maximise that class's F1), so a unit may be predicted
+    /// as several classes or none; not the CinC 2017 challenge's F1 (`cinc2017_f1`).
+    pub macro_f1_ovr_thresholded: WithCi,
+    /// Per class, at those thresholds.
     pub per_class_f1: BTreeMap<String, Option<f64>>,
+    /// Macro F1 of argmax predictions, each unit exactly one class (single-label tasks only).
+    pub macro_f1_argmax: Option<WithCi>,
+    /// The CinC 2017 challenge's F1: argmax predictions, the mean F1 of N, A and O (`cinc2017`
+    /// only).
+    pub cinc2017_f1: Option<WithCi>,
     pub thresholds: BTreeMap<String, f64>,
     /// Top-1 accuracy (single-label tasks only).
     pub accuracy: Option<WithCi>,
@@ -143,6 +151,16 @@ pub fn test_metrics(
             macro_f1(scores, targets, k, r, &thresholds)
         }),
     };
+    let with_ci = |statistic: &dyn Fn(&[usize]) -> Option<f64>| WithCi {
+        value: statistic(&rows),
+        ci: bootstrap_ci(&groups, resamples, seed, statistic),
+    };
+    let f1_argmax =
+        (!task.multi_label).then(|| with_ci(&|r: &[usize]| macro_f1_argmax(scores, classes, k, r)));
+    let challenge = (task.vocabulary == Vocabulary::Cinc2017).then(|| {
+        // N, A, O: the vocabulary's first three classes.
+        with_ci(&|r: &[usize]| challenge_f1(scores, classes, k, r, &[0, 1, 2]))
+    });
     let acc = (!task.multi_label).then(|| WithCi {
         value: accuracy(scores, classes, k, &rows),
         ci: bootstrap_ci(&groups, resamples, seed, |r| {
@@ -153,8 +171,10 @@ pub fn test_metrics(
         macro_auroc: macro_auroc(scores, targets, k, &rows),
         macro_auroc_ci: auroc_ci,
         per_class_auroc: named(per_class_auroc(scores, targets, k, &rows)),
-        macro_f1: f1,
+        macro_f1_ovr_thresholded: f1,
         per_class_f1: named(per_class_f1(scores, targets, k, &rows, &thresholds)),
+        macro_f1_argmax: f1_argmax,
+        cinc2017_f1: challenge,
         thresholds: task.classes.iter().cloned().zip(thresholds).collect(),
         accuracy: acc,
     }
@@ -356,40 +376,42 @@ impl EvalReport {
             self.step
         );
         out += &format!(
-            "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
+            "{:<13} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
             "protocol",
             "fraction",
             "train",
             "macro AUROC",
             "95% CI",
-            "macro F1",
+            "F1 ovr-thr",
             "95% CI",
+            "F1 argmax",
+            "CinC F1",
             "accuracy"
         );
+        let value = |m: &Option<WithCi>| m.as_ref().map_or("-".to_string(), |m| fmt_opt(m.value));
         for r in &self.results {
+            let star = match r.interval_noise.label() {
+                Some(_) => "*",
+                None => "",
+            };
             out += &format!(
-                "{:<12} {:>8} {:>6} {:>11} {:>16} {:>9} {:>16} {:>9}\n",
-                format!(
-                    "{}{}",
-                    r.protocol.name(),
-                    if r.interval_noise.label().is_some() {
-                        "*"
-                    } else {
-                        ""
-                    }
-                ),
+                "{:<13} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
+                format!("{}{star}", r.protocol.name()),
                 format!("{}", r.fraction),
                 r.train_windows,
                 fmt_opt(r.test.macro_auroc),
                 fmt_ci(r.test.macro_auroc_ci),
-                fmt_opt(r.test.macro_f1.value),
-                fmt_ci(r.test.macro_f1.ci),
-                r.test
-                    .accuracy
-                    .as_ref()
-                    .map_or("-".to_string(), |a| fmt_opt(a.value)),
+                fmt_opt(r.test.macro_f1_ovr_thresholded.value),
+                fmt_ci(r.test.macro_f1_ovr_thresholded.ci),
+                value(&r.test.macro_f1_argmax),
+                value(&r.test.cinc2017_f1),
+                value(&r.test.accuracy),
             );
         }
+        out +=
+            "F1 ovr-thr: one-vs-rest, each class at its own validation threshold (a unit may get \
+                several classes or none); F1 argmax: one class a unit; CinC F1: the CinC 2017 \
+                challenge's (argmax, mean of N, A, O)\n";
         for x in &self.against_scratch {
             let [low, high] = x.interval;
             let noise = x.noise.label().map_or(String::new(), |l| format!(" ({l})"));
@@ -432,7 +454,18 @@ impl EvalReport {
                 }
             };
             push("macro_auroc", r.test.macro_auroc);
-            push("macro_f1", r.test.macro_f1.value);
+            push(
+                "macro_f1_ovr_thresholded",
+                r.test.macro_f1_ovr_thresholded.value,
+            );
+            push(
+                "macro_f1_argmax",
+                r.test.macro_f1_argmax.as_ref().and_then(|f| f.value),
+            );
+            push(
+                "cinc2017_f1",
+                r.test.cinc2017_f1.as_ref().and_then(|f| f.value),
+            );
             push("accuracy", r.test.accuracy.as_ref().and_then(|a| a.value));
             for (class, value) in &r.test.per_class_auroc {
                 push(&format!("auroc/{class}"), *value);
