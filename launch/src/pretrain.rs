@@ -7,7 +7,7 @@ use crate::gpu_memory;
 use crate::pretrain_dist::JobRank;
 use anyhow::{bail, Context, Result};
 use ecgfm_data::store::{is_redacted, redact_url};
-use ecgfm_kernels::{Backend, CpuBackend};
+use ecgfm_kernels::{Backend, CpuBackend, Precision};
 use ecgfm_trainer::config::{self, parse_precision, TrainConfig};
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::data_parallel::DataParallel;
@@ -280,7 +280,8 @@ fn train(
             );
             let dp = job.data_parallel_cpu(total, &args.dist)?;
             let be = CpuBackend::with_precision(precision);
-            train_on(args, run_dir, config, job, be, dp, desc)
+            let opened = OpenedDevice { desc, precision };
+            train_on(args, run_dir, config, job, be, dp, opened)
         }
         Opened::Cuda(be) => {
             let precision = device::gpu_precision(&config.train.precision, be.device().info())?;
@@ -295,9 +296,17 @@ fn train(
             let fit = gpu_memory::check(&be, &config.model, batch, precision, memory)?;
             let be = device::cuda_with_precision(*be, precision);
             let desc = format!("{desc} | {}", fit.note);
-            train_on(args, run_dir, config, job, be, dp, desc)
+            let opened = OpenedDevice { desc, precision };
+            train_on(args, run_dir, config, job, be, dp, opened)
         }
     }
+}
+
+/// The device a run opened: the line describing it, and the precision `train.precision`
+/// resolved to there.
+struct OpenedDevice {
+    desc: String,
+    precision: Precision,
 }
 
 /// GPU memory in use for the progress line ("" on the CPU).
@@ -315,7 +324,7 @@ fn train_on<B: Backend>(
     job: JobRank,
     backend: B,
     dp: Option<DataParallel<B>>,
-    device: String,
+    device: OpenedDevice,
 ) -> Result<RunSummary> {
     let (rank, world) = (job.rank(), job.world_size());
     let source = open_source(&config, rank, world)?;
@@ -348,7 +357,7 @@ fn train_on<B: Backend>(
             ),
         }
         println!("{}", ecgfm_trainer::model::render_table(&config.model));
-        println!("device: {device}");
+        println!("device: {}", device.desc);
         println!(
             "activations: {:.1} MiB per micro-batch of {}{}",
             trainer.model().activation_bytes() as f64 / (1u64 << 20) as f64,
@@ -372,7 +381,12 @@ fn train_on<B: Backend>(
             println!("validation: {validation}");
         }
         if let Some(from) = trainer.resumed_from() {
-            println!("resuming from {}", from.display());
+            println!(
+                "resuming from {} in {} (train.precision {})",
+                from.display(),
+                device.precision,
+                config.train.precision
+            );
         }
     }
     // SIGTERM (preemption, the launcher), SIGINT, SIGUSR1 (SLURM's warning before the time

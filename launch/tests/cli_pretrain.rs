@@ -291,6 +291,54 @@ fn resume_refuses_a_changed_configuration() {
 }
 
 #[test]
+fn a_resume_may_change_how_often_it_checkpoints_logs_and_validates_but_not_its_precision() {
+    let (full, split) = (temp_dir("cadence-full"), temp_dir("cadence-split"));
+    run_ok(&pretrain_args(&full, 8));
+    let mut first = pretrain_args(&split, 8);
+    first.extend(["--stop-after", "3"].map(String::from));
+    run_ok(&first);
+    let mut bf16 = pretrain_args(&split, 8);
+    bf16.extend(["--resume", "--precision", "bf16"].map(String::from));
+    let stderr = run_err(&bf16);
+    assert!(
+        stderr.contains("(train.precision: saved \"auto\", now \"bf16\")"),
+        "{stderr}"
+    );
+    let mut resume = pretrain_args(&split, 8);
+    let every = resume
+        .iter()
+        .position(|a| a == "--checkpoint-every")
+        .unwrap();
+    resume[every + 1] = "1".into();
+    resume.extend(
+        [
+            "--resume",
+            "--set",
+            "train.log_every=2",
+            "--set",
+            "train.val_every=3",
+        ]
+        .map(String::from),
+    );
+    let stdout = run_ok(&resume);
+    assert!(
+        stdout.contains("step_00000003 in fp32 (train.precision auto)"),
+        "{stdout}"
+    );
+    for step in 4..=8 {
+        let dir = split.join(format!("checkpoints/step_{step:08}"));
+        assert!(dir.join("COMPLETE").is_file(), "{}", dir.display());
+    }
+    assert!(
+        checkpoint_tensor_bytes(&full, 8) == checkpoint_tensor_bytes(&split, 8),
+        "weights differ"
+    );
+    for dir in [full, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
 fn bad_configuration_is_a_clear_error() {
     let out = temp_dir("bad");
     let mut args = pretrain_args(&out, 4);

@@ -214,9 +214,11 @@ pub struct RunConfig {
     /// `true`, as older files say). Less memory, more work, the same bits, so a resume may
     /// change it.
     pub recompute: Recompute,
-    /// Matrix products in `fp32`, `bf16` or `auto` (bf16 on a GPU, fp32 on the CPU); see
-    /// [`parse_precision`]. Changes results beyond rounding only as bf16 does, so a resume may
-    /// change it.
+    /// Matrix products in `fp32`, `bf16` or `auto` (bf16 on a GPU with bf16 tensor cores, fp32
+    /// on the CPU); see [`parse_precision`]. bf16 rounds every product otherwise than fp32, so a
+    /// resume keeps the setting (a run whose precision changed midway would match neither).
+    /// `auto` resolves on each device: a run resumed with `auto` on another kind of device
+    /// changes precision there, and the resume line says which it resolved to.
     pub precision: String,
 }
 

@@ -618,14 +618,18 @@ pub fn refuse_fresh_start_over_checkpoints(run_dir: &Path) -> Result<(), TrainEr
 }
 
 /// A resumed run must use the configuration it started with. Only its length and the settings
-/// that change how fast it runs, never its numbers, may change: `train.steps` (the learning-rate
-/// schedule then spans the new length, so the steps after the resume follow it: `schedule_moved`
-/// warns), `train.threads`,
-/// `data.decode_threads`, `data.prefetch_batches`, `train.on_nonfinite`, `train.recompute` and
-/// `train.device` (a run preempted onto another machine resumes with that machine's core count
-/// and gives the same bits; a checkpoint has one layout on every device, and CPU and GPU agree
-/// up to rounding), and the batch geometry (`train.batch_size`, `train.accum_steps`) as long as
-/// the global batch stays the same (checked against the checkpoint). Returns the saved config.
+/// that change how fast it runs or what it reports, never its numbers, may change: `train.steps`
+/// (the learning-rate schedule then spans the new length, so the steps after the resume follow
+/// it: `schedule_moved` warns), `train.threads`, `data.decode_threads`, `data.prefetch_batches`,
+/// `train.on_nonfinite`, `train.recompute` and `train.device` (a run preempted onto another
+/// machine resumes with that machine's core count and gives the same bits; a checkpoint has one
+/// layout on every device, and CPU and GPU agree up to rounding), how often it checkpoints, logs
+/// and measures the validation loss (`train.checkpoint_every`, `train.log_every`,
+/// `train.val_every`: after a preemption an operator may well want more checkpoints), and the
+/// batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch stays the
+/// same (checked against the checkpoint). `train.precision` may not change: bf16 rounds every
+/// matrix product otherwise than fp32, so the run would match neither (`auto` resolves on each
+/// device, which the resume line shows). Returns the saved config.
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
@@ -645,6 +649,9 @@ fn check_resumable(
     comparable.train.accum_steps = saved.train.accum_steps;
     comparable.train.on_nonfinite = saved.train.on_nonfinite;
     comparable.train.recompute = saved.train.recompute;
+    comparable.train.checkpoint_every = saved.train.checkpoint_every;
+    comparable.train.log_every = saved.train.log_every;
+    comparable.train.val_every = saved.train.val_every;
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
     if config.data.source != "synth" && saved.data.source != "synth" {
@@ -657,9 +664,9 @@ fn check_resumable(
             reason: format!(
                 "the configuration differs from the run's config.toml ({}); resume with the \
                  same settings (only --steps, --threads, --device, data.decode_threads, \
-                 data.prefetch_batches, train.on_nonfinite, train.recompute, the batch \
-                 geometry at the same global batch, and the address of the same dataset may \
-                 change)",
+                 data.prefetch_batches, train.on_nonfinite, train.recompute, \
+                 train.checkpoint_every, train.log_every, train.val_every, the batch geometry at \
+                 the same global batch, and the address of the same dataset may change)",
                 changed_settings(&saved, &comparable).join("; ")
             ),
         });
