@@ -11,7 +11,8 @@ use crate::pretraining_check::{self, EvalData, RecordKey};
 use crate::progress::EvalBar;
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_data::record_ids::read_record_ids;
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::record_ids::{read_record_ids, RecordId};
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
@@ -19,7 +20,7 @@ use ecgfm_trainer::eval::{
     LabelledWindow, Part, Protocol, ScoreBy, ScratchDifference, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
@@ -131,14 +132,32 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
     })?;
+    let (eval_manifest, eval_records) = read_record_ids(&args.source.data).with_context(|| {
+        format!(
+            "reading the record ids of {}",
+            redact_url(&args.source.data)
+        )
+    })?;
+    let patient_of: HashMap<(&str, &str), &str> = (eval_records.iter())
+        .map(|r| {
+            (
+                (r.source.as_str(), r.record_id.as_str()),
+                r.patient_id.as_str(),
+            )
+        })
+        .collect();
     let labelled: Vec<LabelledWindow<'_>> = windows
         .0
         .windows
         .iter()
-        .map(|w| LabelledWindow {
-            split: &w.split,
-            labels: &w.labels,
-            record: (&w.source, &w.record_id),
+        .map(|w| {
+            let record = (w.source.as_str(), w.record_id.as_str());
+            LabelledWindow {
+                split: &w.split,
+                labels: &w.labels,
+                record,
+                patient: patient_of.get(&record).copied().unwrap_or(&w.record_id),
+            }
         })
         .collect();
     let task = Task::build(vocabulary, &labelled, args.min_positives)
@@ -168,12 +187,11 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         .map(|(source, record)| (source.to_string(), record.to_string()))
         .collect();
     let mut warnings = task_warnings(&task);
-    let (eval_manifest, eval_records) = read_record_ids(&args.source.data).with_context(|| {
-        format!(
-            "reading the record ids of {}",
-            redact_url(&args.source.data)
-        )
-    })?;
+    warnings.extend(records_as_patients(
+        &eval_manifest,
+        &eval_records,
+        &held_out,
+    ));
     let eval_data = EvalData {
         url: &args.source.data,
         manifest: &eval_manifest,
@@ -268,6 +286,34 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         run_eval.display()
     );
     Ok(report)
+}
+
+/// A warning for each source of the held-out records whose patient ids are ingest's stand-in
+/// (every record its own patient, `source:record_id`): its splits and the bootstrap are then per
+/// record, and one patient's records may sit in several splits. Synthetic records are each their
+/// own patient indeed.
+fn records_as_patients(
+    manifest: &Manifest,
+    records: &[RecordId],
+    held_out: &BTreeSet<RecordKey>,
+) -> Vec<String> {
+    let synthetic =
+        |source: &str| (manifest.sources.iter()).any(|s| s.name == source && s.format == "synth");
+    let mut without: BTreeMap<&str, bool> = BTreeMap::new();
+    for r in records {
+        if held_out.contains(&(r.source.clone(), r.record_id.clone())) {
+            *without.entry(&r.source).or_insert(true) &= r.patient_is_record();
+        }
+    }
+    (without.into_iter())
+        .filter(|&(source, stand_in)| stand_in && !synthetic(source))
+        .map(|(source, _)| {
+            format!(
+                "source {source} has no patient ids (each record is its own patient): its split \
+                 and intervals are per record, and one patient's records may be in several splits"
+            )
+        })
+        .collect()
 }
 
 /// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half

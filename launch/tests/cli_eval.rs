@@ -149,7 +149,18 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             Some(train(i)),
             "one window a record"
         );
+        assert_eq!(
+            r["test_patients"], r["test_records"],
+            "one record a patient"
+        );
     }
+    let warned = report["warnings"].as_array().unwrap().iter();
+    assert!(
+        !warned
+            .map(|w| w.as_str().unwrap())
+            .any(|w| w.contains("no patient ids")),
+        "synthetic records are each their own patient: {report}"
+    );
     check_tensorboard(&Path::new(run).join("eval"), results);
     // The same command gives the same numbers, also with fine-tuning recomputing every block, the
     // windows in a scratch file (which leaves nothing behind) and scored per record (one window
@@ -479,7 +490,7 @@ fn bad_input_is_a_clear_error() {
 /// a warning that the check could not be made.
 #[test]
 fn test_records_seen_in_pretraining_are_refused() {
-    let (data, run) = fixture();
+    let (data, _) = fixture();
     let root = fixture_dir("eval-overlap");
     let out = root.join("out.json");
     let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
@@ -522,8 +533,9 @@ fn test_records_seen_in_pretraining_are_refused() {
         1,
         "{report}"
     );
-    // Pretrained on the generator: nothing to check.
-    run_ok(&refs(&args(run)));
+    // Pretrained on the generator: nothing to check. (Runs of their own: evaluations add
+    // TensorBoard events to the run's `eval/`, which another test reads.)
+    run_ok(&refs(&args(&short_run(&root.join("gen"), None, &[]))));
     let report = read_json(&out);
     assert_eq!(report["pretraining"]["data"], "synth");
     assert_eq!(report["pretraining"]["steps"], 8);
@@ -566,8 +578,9 @@ fn test_records_seen_in_pretraining_are_refused() {
 /// seed (scratch, and every result against it) the table and the file say so.
 #[test]
 fn single_seed_intervals_say_they_leave_out_training_noise() {
-    let (data, run) = fixture();
-    let out = fixture_dir("eval-noise").join("noise.json");
+    let (data, _) = fixture();
+    let root = fixture_dir("eval-noise");
+    let (out, run) = (root.join("noise.json"), short_run(&root, None, &[]));
     let mut args = eval_args(
         data.to_str().unwrap(),
         run.to_str().unwrap(),

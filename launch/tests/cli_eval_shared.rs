@@ -129,8 +129,23 @@ fn ptbxl_superclasses_all_protocols() {
         "every window is kept or counted as skipped"
     );
     assert!(counts["windows"]["test"].as_u64().unwrap() > 30);
-    // Ten-second records give one window each.
+    // Ten-second records give one window each; some patients have several records, and the
+    // bootstrap resamples patients.
     assert_eq!(counts["records"], counts["windows"]);
+    let patients = counts["patients"]["test"].as_u64().unwrap();
+    assert!(
+        patients < counts["records"]["test"].as_u64().unwrap(),
+        "{counts}"
+    );
+    for r in report["results"].as_array().unwrap() {
+        assert_eq!(r["test_patients"], patients, "{r}");
+        let units = r["test_unit_patients"].as_array().unwrap();
+        assert_eq!(units.len() as u64, r["test_windows"].as_u64().unwrap());
+    }
+    let warned = report["warnings"].as_array().unwrap().iter();
+    assert!(!warned
+        .map(|w| w.as_str().unwrap())
+        .any(|w| w.contains("no patient ids")));
 }
 
 #[test]
@@ -140,6 +155,16 @@ fn cinc2017_rhythm_all_protocols() {
     };
     check_results(&report, &["N", "A", "O", "~"]);
     assert_eq!(report["multi_label"], false);
+    // CinC 2017 has no patient ids: each record is its own patient, and the result says so.
+    let warned = report["warnings"].as_array().unwrap().iter();
+    assert!(
+        warned
+            .map(|w| w.as_str().unwrap())
+            .any(|w| w.starts_with("source cinc2017 has no patient ids")),
+        "{}",
+        report["warnings"]
+    );
+    assert_eq!(report["counts"]["patients"], report["counts"]["records"]);
     assert_eq!(report["counts"]["skipped_unlabelled"], 0);
     // Records of 9-61 s give several windows each: the intervals resample records.
     let counts = &report["counts"];

@@ -81,6 +81,7 @@ fn results<B: Backend>(backend: B, progress: &mut dyn EvalProgress) -> Vec<Proto
             split: splits[(i / 2) % splits.len()],
             labels: &classes[i % 2],
             record: ("synth", &records[i]),
+            patient: &records[i],
         })
         .collect();
     let task = Task::build(Vocabulary::Synth, &labelled, 1).unwrap();

@@ -99,6 +99,9 @@ pub struct ScoredResult {
     /// Absent in result files written before ecgfm kept the scored units.
     #[serde(default)]
     pub test_units: Option<UnitScores>,
+    /// The patient of each scored unit; empty in result files written before ecgfm kept them.
+    #[serde(default)]
+    pub test_unit_patients: Vec<u32>,
 }
 
 impl ScoredResult {
@@ -125,6 +128,7 @@ impl From<&ProtocolResult> for ScoredResult {
             macro_f1: r.test.macro_f1_ovr_thresholded.clone(),
             thresholds: r.test.thresholds.clone(),
             test_units: Some(r.test_units.clone()),
+            test_unit_patients: r.test_unit_patients.clone(),
         }
     }
 }
@@ -160,8 +164,13 @@ pub fn against_scratch(
             let base = scratch(result.fraction)?;
             let diff = result.macro_auroc? - base.macro_auroc?;
             let (a, b) = (base.test_units.as_ref()?, result.test_units.as_ref()?);
+            let patients = &base.test_unit_patients;
             let interval =
-                paired_auroc_interval(&[a], &[b], Resample::Records, resamples, seed).ok()??;
+                match patients.len() == a.records.len() && *patients == result.test_unit_patients {
+                    true => paired_auroc_interval_by_patient(&[a], &[b], patients, resamples, seed),
+                    false => paired_auroc_interval(&[a], &[b], Resample::Records, resamples, seed),
+                }
+                .ok()??;
             Some(AgainstScratch {
                 result,
                 diff,
@@ -206,6 +215,30 @@ pub fn paired_auroc_interval(
         b,
         over,
         (resamples, seed),
+        None,
+        |_, scores, targets, k, rows| macro_auroc(scores, targets, k, rows),
+    )
+}
+
+/// [`paired_auroc_interval`] over the test records, resampling the `patients` (the patient of
+/// each unit, as a result's `test_unit_patients`) each with all their units: one patient's
+/// records are not independent.
+pub fn paired_auroc_interval_by_patient(
+    a: &[&UnitScores],
+    b: &[&UnitScores],
+    patients: &[u32],
+    resamples: usize,
+    seed: u64,
+) -> Result<Option<[f64; 2]>, PairError> {
+    if a.iter().chain(b).any(|u| u.records.len() != patients.len()) {
+        return Err(PairError::OtherUnits);
+    }
+    paired_interval(
+        a,
+        b,
+        Resample::Records,
+        (resamples, seed),
+        Some(patients),
         |_, scores, targets, k, rows| macro_auroc(scores, targets, k, rows),
     )
 }
@@ -241,18 +274,20 @@ pub fn paired_f1_interval(
         &units_b,
         over,
         (resamples, seed),
+        None,
         |i, scores, targets, k, rows| macro_f1(scores, targets, k, rows, thresholds[i]),
     )
 }
 
 /// The paired interval of `metric` (of evaluation `i` of `a` then `b`, its scores, the targets,
 /// the class count and the resampled rows): `b`'s mean minus `a`'s on each of `resamples`
-/// resamples drawn from `seed`.
+/// resamples drawn from `seed`, of the records or, given, the `patients` of the units.
 fn paired_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
     over: Resample,
     (resamples, seed): (usize, u64),
+    patients: Option<&[u32]>,
     metric: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Option<f64>,
 ) -> Result<Option<[f64; 2]>, PairError> {
     let (Some(first), false) = (a.first(), b.is_empty()) else {
@@ -281,7 +316,7 @@ fn paired_interval(
             .collect();
         values.map(|v| v.iter().sum::<f64>() / evaluations.len() as f64)
     };
-    let groups = record_groups(&first.records);
+    let groups = record_groups(patients.unwrap_or(&first.records));
     let (na, nb) = (a.len(), b.len());
     if over == Resample::SeedsAndRecords && (na < 2 || nb < 2) {
         return Err(PairError::OneSeed { a: na, b: nb });
@@ -412,6 +447,36 @@ mod tests {
         );
     }
 
+    /// 300 units of 10 patients, each patient's units identical: resampling units as if
+    /// independent gives a far narrower interval than resampling the patients.
+    #[test]
+    fn patients_are_resampled_with_all_their_units() {
+        let patients: Vec<u32> = (0..300).map(|i| i % 10).collect();
+        let copies = |u: UnitScores| {
+            let mut c = u.clone();
+            for i in 0..300 {
+                let j = i % 10;
+                c.scores[i * 2..i * 2 + 2].copy_from_slice(&u.scores[j * 2..j * 2 + 2]);
+                c.targets[i * 2..i * 2 + 2].copy_from_slice(&u.targets[j * 2..j * 2 + 2]);
+            }
+            c
+        };
+        let (a, b) = (copies(side(300, 0.2, 1)), copies(side(300, 0.5, 2)));
+        let by_patient = paired_auroc_interval_by_patient(&[&a], &[&b], &patients, 1000, 7)
+            .unwrap()
+            .unwrap();
+        let by_unit = interval(&a, &b);
+        let width = |ci: [f64; 2]| ci[1] - ci[0];
+        assert!(
+            width(by_patient) > 2.0 * width(by_unit),
+            "{by_patient:?} {by_unit:?}"
+        );
+        assert_eq!(
+            paired_auroc_interval_by_patient(&[&a], &[&b], &patients[1..], 10, 7),
+            Err(PairError::OtherUnits)
+        );
+    }
+
     #[test]
     fn an_interval_over_one_seed_of_a_trained_protocol_is_test_set_noise_only() {
         assert!(seed_dependent("finetune", 1.0) && seed_dependent("scratch", 1.0));
@@ -434,6 +499,7 @@ mod tests {
             macro_f1: WithCi::default(),
             thresholds: BTreeMap::new(),
             test_units: Some(side(60, 0.5, 1)),
+            test_unit_patients: Vec::new(),
         };
         let results = [result("probe", 1.0), result("scratch", 1.0)];
         let paired = against_scratch(&results, 200, 7);

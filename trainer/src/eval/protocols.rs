@@ -388,6 +388,7 @@ fn score(
     };
     let test_targets = targets_of(task, &test_rows.rows);
     let scored_records: Vec<u32> = test_rows.rows.iter().map(|&r| task.records[r]).collect();
+    let scored_patients: Vec<u32> = test_rows.rows.iter().map(|&r| task.patients[r]).collect();
     // The metrics are computed from the scores as the result file keeps them (f32), so every
     // figure of the file, and a paired comparison's point difference, follows from its units.
     let kept_scores: Vec<f64> = test_rows
@@ -400,6 +401,7 @@ fn score(
         targets: &test_targets,
         classes: &test_classes,
         records: &scored_records,
+        patients: &scored_patients,
     };
     let test_units = UnitScores::new(&rows);
     let metrics = test_metrics(
@@ -430,12 +432,14 @@ fn score(
         val_windows: validation.rows().len(),
         test_windows,
         test_records: task.records_in(Part::Test),
+        test_patients: task.patients_in(Part::Test),
         train_positives,
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
         test: metrics,
         interval_noise: interval_noise(protocol, fraction),
         test_units,
+        test_unit_patients: scored_patients,
         seconds: started.elapsed().as_secs_f64(),
     }
 }
@@ -454,26 +458,31 @@ mod tests {
                 split: "train",
                 labels: &norm,
                 record: ("test", "r0"),
+                patient: "test:p0",
             },
             LabelledWindow {
                 split: "train",
                 labels: &mi,
                 record: ("test", "r1"),
+                patient: "test:p1",
             },
             LabelledWindow {
                 split: "val",
                 labels: &mi,
                 record: ("test", "r2"),
+                patient: "test:p2",
             },
             LabelledWindow {
                 split: "val",
                 labels: &norm,
                 record: ("test", "r3"),
+                patient: "test:p3",
             },
             LabelledWindow {
                 split: "test",
                 labels: &norm,
                 record: ("test", "r4"),
+                patient: "test:p4",
             },
         ];
         let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();

@@ -86,8 +86,8 @@ pub struct WithCi {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TestMetrics {
     pub macro_auroc: Option<f64>,
-    /// [low, high], 95% percentile bootstrap over the test records (all windows of a drawn
-    /// record; one window per record makes it the bootstrap over windows).
+    /// [low, high], 95% percentile bootstrap over the test patients (all windows of every record
+    /// of a drawn patient; one window per patient makes it the bootstrap over windows).
     pub macro_auroc_ci: Option<[f64; 2]>,
     /// Per class; `null` where the test split has no positive or no negative of the class.
     pub per_class_auroc: BTreeMap<String, Option<f64>>,
@@ -113,13 +113,15 @@ pub struct TestRows<'a> {
     pub targets: &'a [f64],
     /// Class of each row (single-label tasks; empty otherwise).
     pub classes: &'a [u32],
-    /// Record of each row: the intervals resample records.
+    /// Record of each row.
     pub records: &'a [u32],
+    /// Patient of each row: the intervals resample patients, each with all its rows.
+    pub patients: &'a [u32],
 }
 
 /// Computes the test metrics from class probabilities on validation (`val`: scores and
 /// targets, (n, K)) and test; the intervals from `resamples` bootstrap resamples of the test
-/// records, drawn from `seed`.
+/// patients (each with all its records' rows), drawn from `seed`.
 pub fn test_metrics(
     task: &Task,
     val: (&[f64], &[f64]),
@@ -133,11 +135,12 @@ pub fn test_metrics(
         scores,
         targets,
         classes,
-        records,
+        patients,
+        ..
     } = test;
     let val_rows: Vec<usize> = (0..val_scores.len() / k).collect();
     let rows: Vec<usize> = (0..scores.len() / k).collect();
-    let groups = record_groups(records);
+    let groups = record_groups(patients);
     let thresholds = pick_thresholds(val_scores, val_targets, k, &val_rows);
     let named = |values: Vec<Option<f64>>| -> BTreeMap<String, Option<f64>> {
         task.classes.iter().cloned().zip(values).collect()
@@ -192,8 +195,10 @@ pub struct ProtocolResult {
     pub train_records: usize,
     pub val_windows: usize,
     pub test_windows: usize,
-    /// Records the test windows come from (what the bootstrap resamples).
+    /// Records the test windows come from.
     pub test_records: usize,
+    /// Patients those records come from (what the bootstrap resamples).
+    pub test_patients: usize,
     /// Positive training windows per class (after the fraction).
     pub train_positives: BTreeMap<String, usize>,
     /// Validation macro AUROC of the chosen setting (L2 strength or epoch).
@@ -209,6 +214,9 @@ pub struct ProtocolResult {
     /// Every scored test unit with its scores: what a paired comparison of two evaluations on
     /// the same test set resamples (a sweep's sizes, pretrained against from scratch).
     pub test_units: UnitScores,
+    /// The patient of each scored test unit, numbered from 0 in the dataset's order: the
+    /// paired comparison resamples patients where both sides have them.
+    pub test_unit_patients: Vec<u32>,
     pub seconds: f64,
 }
 
@@ -317,6 +325,8 @@ pub struct Counts {
     pub windows: BTreeMap<String, usize>,
     /// Records the windows of each split come from.
     pub records: BTreeMap<String, usize>,
+    /// Patients those records come from.
+    pub patients: BTreeMap<String, usize>,
     pub positives: BTreeMap<String, BTreeMap<String, usize>>,
     pub skipped_unlabelled: usize,
     pub skipped_ambiguous: usize,
@@ -333,6 +343,10 @@ impl Counts {
             records: Part::ALL
                 .iter()
                 .map(|&p| (p.name().to_string(), task.records_in(p)))
+                .collect(),
+            patients: Part::ALL
+                .iter()
+                .map(|&p| (p.name().to_string(), task.patients_in(p)))
                 .collect(),
             positives: Part::ALL
                 .iter()

@@ -152,6 +152,7 @@ mod tests {
             targets: vec![1.0, 0.0, 1.0, 1.0, 0.0],
             class_of: Vec::new(),
             records: vec![0, 1, 0, 2, 1],
+            patients: vec![0, 1, 0, 2, 1],
             skipped_unlabelled: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,

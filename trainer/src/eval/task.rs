@@ -91,8 +91,11 @@ pub struct LabelledWindow<'a> {
     pub split: &'a str,
     pub labels: &'a [String],
     /// The record the window was cut from, (source, record id): windows of one record are not
-    /// independent, so the bootstrap resamples records.
+    /// independent.
     pub record: (&'a str, &'a str),
+    /// The record's patient (the dataset's `patient_id`): one patient's records are not
+    /// independent either, so the bootstrap resamples patients, each with all its records.
+    pub patient: &'a str,
 }
 
 /// The task over a dataset's windows.
@@ -112,6 +115,8 @@ pub struct Task {
     pub class_of: Vec<u32>,
     /// Record of each kept window, numbered from 0 in order of first appearance.
     pub records: Vec<u32>,
+    /// Patient of each kept window, numbered from 0 in order of first appearance.
+    pub patients: Vec<u32>,
     /// Windows with no label of the vocabulary (or only classes left out), skipped.
     pub skipped_unlabelled: usize,
     /// Windows of a single-label task with two different classes, skipped.
@@ -192,11 +197,13 @@ impl Task {
             targets: Vec::new(),
             class_of: Vec::new(),
             records: Vec::new(),
+            patients: Vec::new(),
             skipped_unlabelled: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,
         };
         let mut record_ids: HashMap<(&str, &str), u32> = HashMap::new();
+        let mut patient_ids: HashMap<&str, u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
             let hits: Vec<usize> = codes(w)
                 .iter()
@@ -225,6 +232,9 @@ impl Task {
             let next = record_ids.len() as u32;
             task.records
                 .push(*record_ids.entry(w.record).or_insert(next));
+            let next = patient_ids.len() as u32;
+            task.patients
+                .push(*patient_ids.entry(w.patient).or_insert(next));
             task.windows.push(i);
             task.parts.push(part);
         }
@@ -252,10 +262,12 @@ impl Task {
 
     /// Distinct records among `rows`.
     pub fn records_among(&self, rows: &[usize]) -> usize {
-        let mut ids: Vec<u32> = rows.iter().map(|&r| self.records[r]).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        distinct(rows.iter().map(|&r| self.records[r]))
+    }
+
+    /// Distinct patients among the rows of `part`.
+    pub fn patients_in(&self, part: Part) -> usize {
+        distinct(self.rows(part).iter().map(|&r| self.patients[r]))
     }
 
     /// Indices (into the kept windows) of the rows of `part`, in dataset order.
@@ -278,6 +290,13 @@ impl Task {
     }
 }
 
+fn distinct(ids: impl Iterator<Item = u32>) -> usize {
+    let mut ids: Vec<u32> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +306,7 @@ mod tests {
             split,
             labels,
             record: ("test", "one record"),
+            patient: "test:one patient",
         }
     }
 
