@@ -107,7 +107,7 @@ fn results<B: Backend>(backend: B, progress: &mut dyn EvalProgress) -> Vec<Proto
             min_epoch_windows: 16,
             ..FinetuneSettings::default()
         },
-        bootstrap: 50,
+        bootstrap: 200,
         ..EvalSettings::default()
     };
     run_protocols(backend, &inputs, &settings, progress).unwrap()

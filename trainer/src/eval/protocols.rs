@@ -21,6 +21,9 @@ use super::task::{Part, Task};
 use super::EvalError;
 use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
 
+/// The fewest bootstrap resamples that give a 95% interval (0 gives none).
+pub const MIN_BOOTSTRAP: usize = 200;
+
 /// Everything the protocols can be told.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalSettings {
@@ -43,7 +46,8 @@ pub struct EvalSettings {
 
 impl EvalSettings {
     /// Refuses settings no protocol can run with, before any data is read: a batch of no
-    /// windows, a label fraction outside (0, 1] or given twice, no epoch for the protocols that train.
+    /// windows, a label fraction outside (0, 1] or given twice, 1 to 199 bootstrap resamples, no
+    /// epoch for the protocols that train.
     pub fn check(&self) -> Result<(), EvalError> {
         let bad = |reason: String| Err(EvalError::Task(reason));
         if self.batch_size == 0 {
@@ -58,6 +62,13 @@ impl EvalSettings {
             return bad(format!(
                 "label fraction {fraction} is given twice (--fractions entry {})",
                 i + 1
+            ));
+        }
+        if (1..MIN_BOOTSTRAP).contains(&self.bootstrap) {
+            return bad(format!(
+                "--bootstrap must be 0 (no intervals) or at least {MIN_BOOTSTRAP}, got {}: fewer \
+                 resamples give 95% intervals that need not even contain the estimate",
+                self.bootstrap
             ));
         }
         let ft = &self.finetune;
