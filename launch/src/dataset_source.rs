@@ -127,6 +127,10 @@ impl BatchSource for DatasetSource {
         Ok(())
     }
 
+    fn samples_per_epoch(&self) -> Option<u64> {
+        Some(self.loader.samples_per_epoch())
+    }
+
     fn describe(&self) -> String {
         let repeats: Vec<String> = self
             .loader

@@ -533,7 +533,7 @@ mod tests {
                 elapsed_s: 1.0,
                 data: serde_json::Value::Null,
                 global_batch: Some(32),
-                validation_batch: None,
+                validation_version: None,
                 nonfinite_in_a_row: 0,
             },
             config,

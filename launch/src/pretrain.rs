@@ -29,6 +29,8 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (None, true) => config::read_toml_file(&saved)?,
         (None, false) => toml::Table::new(),
     };
+    // An older file's settings are read with its own batch size, before --batch-size changes it.
+    config::upgrade_legacy_keys(&mut doc)?;
     let flags: [(&str, Option<toml::Value>); 10] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
@@ -138,16 +140,13 @@ pub fn open_source(
 }
 
 /// The fixed validation set of a run: the synthetic generator's held-out stream, or the
-/// dataset's `val` split. `None` when `train.val_batches` is 0, or (after a warning) when the
-/// dataset has no `val` split to read. `batch`: samples per validation batch
-/// (`Trainer::validation_batch`).
-pub fn open_validator(config: &TrainConfig, batch: usize) -> Result<Option<Validator>> {
-    if config.train.val_batches == 0 {
+/// dataset's `val` split read as `validation_reading` says. `None` when `train.val_windows` is
+/// 0, or (after a warning) when the dataset has no `val` split to read.
+pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
+    if config.train.val_windows == 0 {
         return Ok(None);
     }
-    // The sources give batches of the validation batch size, whatever the micro-batch.
-    let mut reading = config.clone();
-    reading.train.batch_size = batch;
+    let reading = validation_reading(config);
     let source: Box<dyn BatchSource> = if config.data.source == "synth" {
         Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
     } else {
@@ -164,19 +163,32 @@ pub fn open_validator(config: &TrainConfig, batch: usize) -> Result<Option<Valid
             }
         }
     };
-    let mut validator = Validator::new(config, batch, source)
+    let mut validator = Validator::new(config, source)
         .map_err(anyhow::Error::from_boxed)
-        .context("drawing the validation batches")?;
+        .context("drawing the validation set")?;
     if config.data.source != "synth" && config.train.val_by_source {
         add_source_validation(config, &reading, &mut validator)?;
     }
     Ok(Some(validator))
 }
 
+/// How a validation set is read, whatever the run's own data settings (`data.mix_row_groups`,
+/// `data.mix_across_shards`, the batch size, the prefetch), so that the set depends on the
+/// dataset and `train.val_windows` alone: with seed 0, the row groups of every shard shuffled
+/// together and windows mixed four row groups at a time (the loader's default reach and
+/// memory), so that the first windows come from across the split, not from one shard.
+fn validation_reading(config: &TrainConfig) -> TrainConfig {
+    let mut reading = config.clone();
+    reading.train.batch_size = validation::READ_BATCH;
+    reading.data.mix_row_groups = 4;
+    reading.data.mix_across_shards = true;
+    reading.data.prefetch_batches = 1;
+    reading
+}
+
 /// Of a dataset of several sources, each source's own validation set (the others' rows
-/// repeated 0 times), drawn without mixing across shards whatever the run mixes, so runs that
-/// mix differently are measured on the same windows; a source without validation rows is left
-/// out with a warning.
+/// repeated 0 times), read as the whole one is, so runs that mix differently are measured on
+/// the same windows; a source without validation rows is left out with a warning.
 fn add_source_validation(
     config: &TrainConfig,
     reading: &TrainConfig,
@@ -191,8 +203,6 @@ fn add_source_validation(
     if names.len() < 2 {
         return Ok(());
     }
-    let mut reading = reading.clone();
-    reading.data.mix_across_shards = false;
     for &name in &names {
         let others = names
             .iter()
@@ -204,11 +214,11 @@ fn add_source_validation(
             seed: 0,
             repeat: &others,
         };
-        match crate::dataset_source::open_split(&reading, split, 0, 1) {
+        match crate::dataset_source::open_split(reading, split, 0, 1) {
             Ok(source) => validator
                 .add_source(config, name, source)
                 .map_err(anyhow::Error::from_boxed)
-                .with_context(|| format!("drawing the validation batches of {name}"))?,
+                .with_context(|| format!("drawing the validation set of {name}"))?,
             Err(err) => tracing::warn!(
                 "no validation loss of source {name}: {}",
                 crate::error_text(&err)
@@ -337,7 +347,7 @@ fn train_on<B: Backend>(
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
     // Rank 0 measures the validation loss: the weights are the same on every rank.
     let validator = match rank {
-        0 => open_validator(&config, trainer.validation_batch())?,
+        0 => open_validator(&config)?,
         _ => None,
     };
     let validation = validator.as_ref().map(|v| v.describe().to_string());

@@ -490,3 +490,111 @@ fn a_shard_damaged_mid_run_stops_it_with_a_checkpoint_and_the_repaired_data_resu
     assert_same_run_and_remove(full, broken, 12);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The last metrics record of `run`.
+fn last_record(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn the_validation_set_depends_on_the_dataset_and_its_size_alone() {
+    let dir = temp_dir("val-set");
+    let sources = [("alpha", "40", "1"), ("beta", "30", "2")];
+    for (name, records, seed) in sources {
+        let out = dir.join(name).display().to_string();
+        run_ok(&[
+            "data",
+            "synth",
+            "--out",
+            &out,
+            "--records",
+            records,
+            "--row-group-rows",
+            "8",
+            "--source-name",
+            name,
+            "--seed",
+            seed,
+            "--threads",
+            "1",
+        ]);
+    }
+    let merged = dir.join("merged").display().to_string();
+    let (alpha, beta) = (dir.join("alpha"), dir.join("beta"));
+    run_ok(&[
+        "data",
+        "merge",
+        "--out",
+        &merged,
+        alpha.to_str().unwrap(),
+        beta.to_str().unwrap(),
+    ]);
+    // One step at learning rate 0 (warmup): every run measures the initial weights.
+    let measure = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args: Vec<String> = [
+            "pretrain",
+            "--data",
+            &merged,
+            "--steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+            "--set",
+            "optim.warmup_steps=5",
+            "--set",
+            "data.decode_threads=1",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let stdout = run_ok(&args);
+        let record = last_record(&out);
+        (
+            record["val_loss"].clone(),
+            record["val_loss_by_source"].clone(),
+            stdout,
+        )
+    };
+    let (whole, by_source, stdout) = measure("base", &[]);
+    assert!(by_source.as_object().unwrap().len() == 2, "{by_source}");
+    // The split is smaller than train.val_windows: measured whole, no window twice.
+    assert!(stdout.contains("validation: all "), "{stdout}");
+    // The run's own loader settings: the same set, the same bits.
+    for (name, set) in [
+        ("across", "data.mix_across_shards=true"),
+        ("row-groups", "data.mix_row_groups=1"),
+    ] {
+        let measured = measure(name, &["--set", set]);
+        assert_eq!((&measured.0, &measured.1), (&whole, &by_source), "{name}");
+    }
+    // Another micro-batch, alone or accumulated: the same set in other pieces, equal to
+    // rounding.
+    let close = |w: &serde_json::Value| {
+        let (a, b) = (w.as_f64().unwrap(), whole.as_f64().unwrap());
+        ((a - b) / b).abs() < 1e-5
+    };
+    for (name, sets) in [
+        ("large-batch", &["train.batch_size=64"][..]),
+        ("accum", &["train.batch_size=2", "train.accum_steps=2"][..]),
+    ] {
+        let extra: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
+        let (w, _, _) = measure(name, &extra);
+        assert!(close(&w), "{name}: {w} vs {whole}");
+    }
+    // A set smaller than the split: its first windows in the fixed order, whatever the run mixes.
+    let few = ["--set", "train.val_windows=3"];
+    let (w, s, stdout) = measure("few", &few);
+    assert!(stdout.contains("validation: the first 3 of "), "{stdout}");
+    let (w2, s2, _) = measure(
+        "few-across",
+        &[few[0], few[1], "--set", "data.mix_across_shards=true"],
+    );
+    assert_eq!((w, s), (w2, s2));
+    std::fs::remove_dir_all(dir).unwrap();
+}

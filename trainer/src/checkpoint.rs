@@ -73,11 +73,10 @@ pub struct TrainingState {
     /// may change the rank count but not this. Absent in checkpoints of single-process runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_batch: Option<u64>,
-    /// Samples per validation batch: the run's first `train.batch_size`, kept so that a resume
-    /// with another batch geometry measures the same validation set. Absent in checkpoints
-    /// written before it was kept (the resume then takes the saved config's batch size).
+    /// The definition of the validation set the run measured on up to here
+    /// (`validation::VALIDATION_VERSION`); absent in checkpoints of version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_batch: Option<u64>,
+    pub validation_version: Option<u32>,
     /// Steps skipped in a row for a non-finite loss or gradient (`train.on_nonfinite = skip`)
     /// up to this checkpoint, so a resume stops where an uninterrupted run would.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -198,9 +198,11 @@ pub struct RunConfig {
     pub threads: usize,
     /// Steps between validation losses (0: only at the end); see `validation.rs`.
     pub val_every: u64,
-    /// Batches of the fixed validation set (0: no validation).
-    pub val_batches: usize,
-    /// On a dataset of several sources, also measure `val_batches` batches of each source's
+    /// Windows of the fixed validation set (0: no validation); a `val` split with fewer windows
+    /// is measured whole. Older files' `val_batches = N` reads as N x `batch_size` windows
+    /// ([`upgrade_legacy_keys`]).
+    pub val_windows: usize,
+    /// On a dataset of several sources, also measure `val_windows` windows of each source's
     /// validation rows (`val_loss_by_source` in metrics.jsonl).
     pub val_by_source: bool,
     /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
@@ -248,7 +250,7 @@ impl Default for RunConfig {
             checkpoint_every: 400,
             threads: 0,
             val_every: 100,
-            val_batches: 2,
+            val_windows: DEFAULT_VAL_WINDOWS,
             val_by_source: true,
             device: "auto".into(),
             on_nonfinite: NonFinitePolicy::Skip,
@@ -257,6 +259,10 @@ impl Default for RunConfig {
         }
     }
 }
+
+/// `train.val_windows` by default: the size the published sweeps measured on (8 batches of 32),
+/// at a few seconds per measurement of the default nano run.
+pub const DEFAULT_VAL_WINDOWS: usize = 256;
 
 /// The fully resolved configuration of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,6 +286,7 @@ struct OtherSections {
 impl TrainConfig {
     /// Resolves a TOML document (already merged with files, flags and overrides).
     pub fn from_table(mut doc: toml::Table) -> Result<TrainConfig, ConfigError> {
+        upgrade_legacy_keys(&mut doc)?;
         let mut model_table = match doc.remove("model") {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err(ConfigError::Value("`model` must be a table".into())),
@@ -478,6 +485,44 @@ fn weights_as_written<S: serde::Serializer>(
         }
     }
     map.end()
+}
+
+/// Rewrites the settings older files spell otherwise into today's: `train.val_batches = N`
+/// (the validation set was N batches of the first batch size) becomes `train.val_windows =
+/// N x train.batch_size`, the same number of windows. Apply it to each file as read, before
+/// flags change its batch size (`from_table` applies it too). A document giving both is
+/// refused.
+pub fn upgrade_legacy_keys(doc: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(train)) = doc.get_mut("train") else {
+        return Ok(());
+    };
+    let Some(batches) = train.remove("val_batches") else {
+        return Ok(());
+    };
+    if train.contains_key("val_windows") {
+        return Err(ConfigError::Value(
+            "train.val_batches is the older form of train.val_windows: give only val_windows"
+                .into(),
+        ));
+    }
+    let (Some(batches), batch) = (batches.as_integer(), train.get("batch_size")) else {
+        return Err(ConfigError::Value(format!(
+            "train.val_batches must be an integer, got {batches}"
+        )));
+    };
+    let batch = match batch {
+        Some(b) => b.as_integer().ok_or_else(|| {
+            ConfigError::Value(format!("train.batch_size must be an integer, got {b}"))
+        })?,
+        None => RunConfig::default().batch_size as i64,
+    };
+    let windows = batches.checked_mul(batch).ok_or_else(|| {
+        ConfigError::Value(format!(
+            "train.val_batches {batches} x train.batch_size {batch} is too large"
+        ))
+    })?;
+    train.insert("val_windows".into(), toml::Value::Integer(windows));
+    Ok(())
 }
 
 /// Reads a TOML file into a table.

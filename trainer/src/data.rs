@@ -22,6 +22,11 @@ pub trait BatchSource: Send {
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError>;
     /// One line for logs: what is being read.
     fn describe(&self) -> String;
+    /// Samples in one pass over the data (an epoch) for a stream that has one, such as a
+    /// dataset's split; `None` (the default) for an endless generator.
+    fn samples_per_epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Synthetic 12-lead ECGs from `ecgfm-synth`: sample `i` of the stream is `generate(seed, i)`.

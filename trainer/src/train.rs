@@ -28,7 +28,7 @@ use crate::fault::FaultPlan;
 use crate::mask::MaskSampler;
 use crate::metrics::{MetricsWriter, StepRecord};
 use crate::model::{FlopCounter, Mae, MaeMemory};
-use crate::validation::Validator;
+use crate::validation::{self, Validator};
 use crate::{HostBatch, ModelError, OptimizerState};
 use ecgfm_dist::DistError;
 use ecgfm_kernels::Backend;
@@ -303,11 +303,12 @@ impl<B: Backend> Trainer<B> {
                 }
                 let mut state = ckpt.state;
                 state.global_batch = Some(global_batch);
-                let first_batch = saved_config.as_ref().map(|c| c.train.batch_size as u64);
-                state.validation_batch = state.validation_batch.or(first_batch);
                 let mut warnings = warnings;
                 let saved = saved_config.as_ref();
                 warnings.extend(saved.and_then(|c| schedule_moved(c, &config, state.step)));
+                let version = state.validation_version;
+                warnings.extend(validation::version_moved(version, &config, state.step));
+                state.validation_version = Some(validation::VALIDATION_VERSION);
                 (state, Some(ckpt.dir), warnings)
             }
             None => {
@@ -319,7 +320,7 @@ impl<B: Backend> Trainer<B> {
                     elapsed_s: 0.0,
                     data: source.state(),
                     global_batch: Some(global_batch),
-                    validation_batch: Some(config.train.batch_size as u64),
+                    validation_version: Some(validation::VALIDATION_VERSION),
                     nonfinite_in_a_row: 0,
                 };
                 (state, None, Vec::new())
@@ -395,7 +396,7 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// What the resume should tell: newer checkpoints it skipped because they were corrupt, a
-    /// changed schedule; one line each.
+    /// changed schedule, a validation set defined otherwise before; one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -419,13 +420,6 @@ impl<B: Backend> Trainer<B> {
 
     pub fn source_description(&self) -> String {
         self.source.describe()
-    }
-
-    /// Samples per validation batch: the batch size the run started with, whatever geometry it
-    /// resumed with (`Validator::new` takes it).
-    pub fn validation_batch(&self) -> usize {
-        let first = self.state.validation_batch.map(|b| b as usize);
-        first.unwrap_or(self.config.train.batch_size)
     }
 
     /// Measures a validation loss as `validator` says (see `validation.rs`).

@@ -2,17 +2,20 @@
 //! fixed, seeded masks, every `train.val_every` steps and at the end of the run (the scaling
 //! fits need a held-out loss, not the noisy training loss).
 //!
-//! The held-out set is `train.val_batches` batches of the run's first batch size, drawn once when
-//! the run starts: from the dataset's `val` split, or for the synthetic source from a disjoint
-//! index range of the generator (`synthetic_held_out`). Sample i of the set has the mask the
-//! training masks give sample i of a step (`MaskSampler::fill`, under a seed of its own). Its data
-//! and masks do not depend on the run's seed, so every run of a sweep is measured on the same
-//! ECGs with the same masks. The loss is the mean over every masked patch of the set, measured in
-//! pieces of at most the current micro-batch, so a run resumed with another batch geometry
-//! measures the same set to rounding, and with the same geometry the same bits. A dataset of
-//! several sources (a merge) can
-//! add one such set per source (`add_source`), measured beside the whole one, so a run that
-//! mixes or repeats sources sees how each fares.
+//! The held-out set is a function of the data and `train.val_windows` alone: the first
+//! `val_windows` windows (all of them, when there are fewer; never one twice) of the dataset's
+//! `val` split read in a fixed order whatever the run's own data settings (the caller opens it
+//! so), or for the synthetic source of a disjoint index range of the generator
+//! (`synthetic_held_out`). Window i of the set has the mask the training masks give sample i of
+//! a step (`MaskSampler::fill`, under a seed of its own). Neither depends on the run's seed,
+//! batch geometry or loader settings, so runs are measured on the same ECGs with the same masks.
+//! The loss is the mean over every masked patch of the set, measured in pieces of at most the
+//! micro-batch, so the geometry changes it only by rounding. A dataset of several sources (a
+//! merge) can add one such set per source (`add_source`), measured beside the whole one, so a
+//! run that mixes or repeats sources sees how each fares.
+//!
+//! `VALIDATION_VERSION` names this definition of the set in each checkpoint: a resume of a run
+//! measured on another one warns that its validation losses do not compare across the resume.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +26,16 @@ use crate::model::Mae;
 use crate::{HostBatch, ModelError};
 use ecgfm_kernels::Backend;
 
+/// The validation set's definition, recorded in each checkpoint (`TrainingState`). Version 1
+/// (checkpoints without the field): `train.val_batches` batches of the run's first batch size in
+/// the order of the run's own `data.mix_row_groups` and `data.mix_across_shards`, wrapping
+/// around a small split. Version 2: `train.val_windows` windows read in a fixed order.
+pub const VALIDATION_VERSION: u32 = 2;
+
+/// Windows per read of a validation source (it gives batches of this size): any size reads the
+/// same windows, the order and crops of a split do not depend on it.
+pub const READ_BATCH: usize = 32;
+
 /// Seed of the held-out synthetic ECGs (any run seed trains on other indices, see below).
 const HELD_OUT_SEED: u64 = 0x0E_CF_3A_11;
 /// The synthetic held-out stream starts here; training streams start at 0 and would need
@@ -30,6 +43,24 @@ const HELD_OUT_SEED: u64 = 0x0E_CF_3A_11;
 const HELD_OUT_START: u64 = 1 << 62;
 /// Seed of the validation masks.
 const MASK_SEED: u64 = 0x7A11_DA7E;
+
+/// The warning for a resume at `step` from a checkpoint that measured its validation losses on
+/// the set of definition `saved` (`None`: version 1), when that is not today's: the losses
+/// before and after the resume do not compare. Later checkpoints record today's, so it is said
+/// once.
+pub fn version_moved(saved: Option<u32>, config: &TrainConfig, step: u64) -> Option<String> {
+    let saved = saved.unwrap_or(1);
+    let measured = config.train.val_windows > 0;
+    (measured && saved != VALIDATION_VERSION).then(|| {
+        format!(
+            "the validation losses up to step {step} were measured on the validation set of \
+             an older ecgfm (version {saved}: batches of the run's first batch size in its own \
+             loader order), those from here on on today's (version {VALIDATION_VERSION}: \
+             {} windows in a fixed order): do not compare validation losses across step {step}",
+            config.train.val_windows
+        )
+    })
+}
 
 /// The synthetic generator's held-out stream for `config`'s model.
 pub fn synthetic_held_out(config: &TrainConfig) -> Result<SyntheticSource, SourceError> {
@@ -46,8 +77,6 @@ pub fn synthetic_held_out(config: &TrainConfig) -> Result<SyntheticSource, Sourc
 pub struct Validator {
     /// The set, in pieces of at most the model's batch.
     pieces: Vec<HostBatch>,
-    /// Samples per validation batch (the run's first `train.batch_size`).
-    batch: usize,
     /// Each source's own set, by source name.
     by_source: Vec<(String, Vec<HostBatch>)>,
     every: u64,
@@ -63,22 +92,39 @@ pub struct ValLosses {
     pub by_source: BTreeMap<String, f32>,
 }
 
-/// `train.val_batches` batches of `batch` samples from `source` (which gives batches of that
-/// size), their masks fixed, cut into pieces of at most `train.batch_size` (the model's batch).
+/// The windows of a set drawn from `source`: `train.val_windows`, or all of its epoch when that
+/// is shorter (`BatchSource::samples_per_epoch`).
+fn set_size(config: &TrainConfig, source: &dyn BatchSource) -> usize {
+    let wanted = config.train.val_windows;
+    source.samples_per_epoch().map_or(wanted, |n| {
+        wanted.min(usize::try_from(n).unwrap_or(usize::MAX))
+    })
+}
+
+/// The first `windows` windows of `source` (which gives batches of `READ_BATCH`), their masks
+/// fixed, cut into pieces of at most `train.batch_size` (the model's batch).
 fn draw(
     config: &TrainConfig,
-    batch: usize,
+    windows: usize,
     source: &mut dyn BatchSource,
 ) -> Result<Vec<HostBatch>, SourceError> {
     let sampler = MaskSampler::new(&config.model);
-    let mut pieces = Vec::new();
-    for index in 0..config.train.val_batches {
-        let mut host = HostBatch::new(&config.model, batch);
-        source.next_batch(&mut host)?;
-        sampler.fill(MASK_SEED, u64::MAX, (index * batch) as u64, &mut host);
-        pieces.extend(host.split(config.train.batch_size.max(1)));
+    let mut set = HostBatch::new(&config.model, 0);
+    let mut read = HostBatch::new(&config.model, READ_BATCH);
+    while set.batch < windows {
+        source.next_batch(&mut read)?;
+        let keep = (windows - set.batch).min(READ_BATCH);
+        let (l, s) = (config.model.leads, config.model.samples);
+        set.x.extend_from_slice(&read.x[..keep * l * s]);
+        set.lead_mask.extend_from_slice(&read.lead_mask[..keep * l]);
+        set.batch += keep;
     }
-    Ok(pieces)
+    set.patch_mask = vec![0; set.lead_mask.len() * config.model.patches_per_lead()];
+    if set.batch == 0 {
+        return Ok(Vec::new());
+    }
+    sampler.fill(MASK_SEED, u64::MAX, 0, &mut set);
+    Ok(set.split(config.train.batch_size.max(1)))
 }
 
 /// The masked reconstruction loss over every masked patch of `pieces` at the model's current
@@ -94,41 +140,41 @@ fn mean_loss<B: Backend>(pieces: &[HostBatch], model: &mut Mae<B>) -> Result<f32
 }
 
 impl Validator {
-    /// Draws `train.val_batches` batches of `batch` samples from `source` (opened to give
-    /// batches of that size) and fixes their masks. `batch` is the run's first batch size
-    /// (`Trainer::validation_batch`), so a resumed run measures the set its start measured.
+    /// Draws the set from `source`, opened to give batches of `READ_BATCH` windows in the fixed
+    /// order (see the module documentation), and fixes its masks.
     pub fn new(
         config: &TrainConfig,
-        batch: usize,
         mut source: Box<dyn BatchSource>,
     ) -> Result<Validator, SourceError> {
-        let pieces = draw(config, batch, source.as_mut())?;
+        let windows = set_size(config, source.as_ref());
+        let pieces = draw(config, windows, source.as_mut())?;
+        let whole = match source.samples_per_epoch() {
+            Some(n) if n as usize == windows => format!("all {windows} windows"),
+            Some(n) => format!("the first {windows} of {n} windows, in a fixed order,"),
+            None => format!("{windows} windows"),
+        };
         let by = match pieces.first().map(|p| p.batch) {
-            Some(piece) if piece < batch => format!(" (measured {piece} at a time)"),
+            Some(piece) if piece < windows => format!(" (measured {piece} at a time)"),
             _ => String::new(),
         };
         Ok(Validator {
-            description: format!(
-                "{} batches x {batch}{by} from {}",
-                config.train.val_batches,
-                source.describe()
-            ),
+            description: format!("{whole} of {}{by}", source.describe()),
             pieces,
-            batch,
             by_source: Vec::new(),
             every: config.train.val_every,
         })
     }
 
     /// Adds the validation set of source `name`, drawn like the whole one from `source` (its
-    /// rows only, in batches of the whole set's size), measured beside it.
+    /// rows only), measured beside it.
     pub fn add_source(
         &mut self,
         config: &TrainConfig,
         name: &str,
         mut source: Box<dyn BatchSource>,
     ) -> Result<(), SourceError> {
-        let pieces = draw(config, self.batch, source.as_mut())?;
+        let windows = set_size(config, source.as_ref());
+        let pieces = draw(config, windows, source.as_mut())?;
         self.by_source.push((name.to_string(), pieces));
         Ok(())
     }
@@ -157,7 +203,7 @@ impl Validator {
         }
         let names: Vec<&str> = self.by_source.iter().map(|(n, _)| n.as_str()).collect();
         format!(
-            "{}; and as many of each source's: {}",
+            "{}; and up to as many of each source's own: {}",
             self.description,
             names.join(", ")
         )
@@ -171,7 +217,7 @@ mod tests {
     fn config(batch_size: usize) -> TrainConfig {
         let mut config = TrainConfig::default_config();
         config.train.batch_size = batch_size;
-        config.train.val_batches = 3;
+        config.train.val_windows = 10;
         config
     }
 
@@ -184,10 +230,10 @@ mod tests {
     #[test]
     fn every_sample_has_its_own_mask_and_any_piece_size_draws_the_same_set() {
         let whole = config(4);
-        let pieces = draw(&whole, 4, &mut synthetic_held_out(&whole).unwrap()).unwrap();
+        let pieces = draw(&whole, 10, &mut synthetic_held_out(&whole).unwrap()).unwrap();
         assert_eq!(
             pieces.iter().map(|p| p.batch).collect::<Vec<_>>(),
-            [4, 4, 4]
+            [4, 4, 2]
         );
         let per_sample = whole.model.leads * whole.model.patches_per_lead();
         let drawn = masks(&pieces, per_sample);
@@ -196,12 +242,11 @@ mod tests {
                 assert_ne!(a, b, "two samples of the validation set share their masks");
             }
         }
-        // Resumed with micro-batches of 3: the same 12 samples and masks, each batch of 4 in
-        // pieces of 3 and 1.
+        // Micro-batches of 3: the same 10 samples and masks, in pieces of 3.
         let smaller = config(3);
-        let split = draw(&smaller, 4, &mut synthetic_held_out(&smaller).unwrap()).unwrap();
+        let split = draw(&smaller, 10, &mut synthetic_held_out(&smaller).unwrap()).unwrap();
         let sizes: Vec<usize> = split.iter().map(|p| p.batch).collect();
-        assert_eq!(sizes, [3, 1, 3, 1, 3, 1]);
+        assert_eq!(sizes, [3, 3, 3, 1]);
         assert_eq!(masks(&split, per_sample), drawn);
         let signals = |p: &[HostBatch]| p.iter().flat_map(|b| b.x.clone()).collect::<Vec<f32>>();
         assert_eq!(signals(&split), signals(&pieces));

@@ -24,7 +24,7 @@ fn state(step: u64) -> TrainingState {
         elapsed_s: 1.5,
         data: serde_json::json!({ "kind": "synth", "consumed": step * 32 }),
         global_batch: None,
-        validation_batch: None,
+        validation_version: None,
         nonfinite_in_a_row: 0,
     }
 }

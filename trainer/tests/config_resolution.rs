@@ -1,6 +1,6 @@
 //! Configuration resolution: presets, overrides, validation, and the config.toml round trip.
 
-use ecgfm_trainer::config::{apply_override, merge, TrainConfig};
+use ecgfm_trainer::config::{self, apply_override, merge, TrainConfig};
 use ecgfm_trainer::ModelConfig;
 
 fn table(text: &str) -> toml::Table {
@@ -161,4 +161,32 @@ fn source_repeats_are_a_table_set_by_override_and_written_back() {
     let err = TrainConfig::from_table(table("[data]\nsource = \"d\"\nrepeat = { ptbxl = 1e5 }\n"))
         .unwrap_err();
     assert!(err.to_string().contains("from 0 to 10000"), "{err}");
+}
+
+#[test]
+fn an_older_files_val_batches_reads_as_as_many_windows() {
+    let windows = |sets: &[&str]| {
+        let mut doc = toml::Table::new();
+        for set in sets {
+            config::apply_override(&mut doc, set).unwrap();
+        }
+        TrainConfig::from_table(doc).map(|c| c.train.val_windows)
+    };
+    assert_eq!(windows(&[]).unwrap(), config::DEFAULT_VAL_WINDOWS);
+    assert_eq!(
+        windows(&["train.val_batches=3", "train.batch_size=8"]).unwrap(),
+        24
+    );
+    assert_eq!(windows(&["train.val_batches=2"]).unwrap(), 32);
+    assert_eq!(windows(&["train.val_batches=0"]).unwrap(), 0);
+    let both = windows(&["train.val_batches=2", "train.val_windows=64"]).unwrap_err();
+    assert!(both.to_string().contains("give only val_windows"), "{both}");
+    // Written back, a config names only val_windows.
+    let mut doc = toml::Table::new();
+    config::apply_override(&mut doc, "train.val_batches=1").unwrap();
+    let text = TrainConfig::from_table(doc).unwrap().to_toml_string();
+    assert!(
+        text.contains("val_windows = 16") && !text.contains("val_batches"),
+        "{text}"
+    );
 }

@@ -23,7 +23,7 @@ fn config(accum: usize) -> TrainConfig {
         format!("train.accum_steps={accum}"),
         "train.log_every=1".into(),
         "train.checkpoint_every=0".into(),
-        "train.val_batches=0".into(),
+        "train.val_windows=0".into(),
         "optim.warmup_steps=2".into(),
     ])
 }

@@ -206,7 +206,7 @@ fn loads_the_encoder_tensors_of_a_checkpoint_by_name() {
         elapsed_s: 0.0,
         data: serde_json::Value::Null,
         global_batch: None,
-        validation_batch: None,
+        validation_version: None,
         nonfinite_in_a_row: 0,
     };
     let ckpt = checkpoint::save(&dir, &layout, "", &full, &optimizer, &state).unwrap();

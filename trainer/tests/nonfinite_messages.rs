@@ -44,7 +44,7 @@ fn stopped(name: &str, sets: &[&str], poisoned: u64) -> TrainError {
         "train.batch_size=2",
         "train.on_nonfinite=\"stop\"",
         "train.checkpoint_every=0",
-        "train.val_batches=0",
+        "train.val_windows=0",
     ]
     .iter()
     .chain(sets)

@@ -18,7 +18,7 @@ fn config(steps: u64, batch: usize, seed: u64) -> TrainConfig {
         format!("train.steps={steps}"),
         format!("train.batch_size={batch}"),
         "train.checkpoint_every=0".into(),
-        "train.val_batches=0".into(),
+        "train.val_windows=0".into(),
         "optim.warmup_steps=40".into(),
     ])
 }

@@ -19,7 +19,7 @@ fn config(accum: usize, val_every: u64) -> TrainConfig {
         "train.batch_size=2".into(),
         format!("train.accum_steps={accum}"),
         format!("train.val_every={val_every}"),
-        "train.val_batches=1".into(),
+        "train.val_windows=2".into(),
         "train.checkpoint_every=0".into(),
         "optim.warmup_steps=2".into(),
     ])
@@ -99,7 +99,7 @@ fn run(
     if val_every > 0 {
         let held_out = synthetic_held_out(&cfg).unwrap();
         trainer
-            .set_validator(Validator::new(&cfg, cfg.train.batch_size, Box::new(held_out)).unwrap());
+            .set_validator(Validator::new(&cfg, Box::new(held_out)).unwrap());
     }
     let mut seen = Vec::new();
     trainer

@@ -1,16 +1,18 @@
 //! The validation loss of pretraining: measured every `val_every` steps and at the end, on a
 //! held-out synthetic set that is the same for every run seed and differs from the training
-//! stream; a resumed run measures the same bits as an uninterrupted one.
+//! stream; a resumed run measures the same bits as an uninterrupted one, and a resume of a run
+//! measured on an older definition of the set says once that its losses do not compare.
 
 mod run_setup;
 
 use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SyntheticSource};
 use ecgfm_trainer::metrics::read_records;
 use ecgfm_trainer::train::Trainer;
 use ecgfm_trainer::validation::{synthetic_held_out, Validator};
-use ecgfm_trainer::HostBatch;
+use ecgfm_trainer::{HostBatch, ParamLayout};
 use std::path::{Path, PathBuf};
 
 fn config(seed: u64, steps: u64) -> TrainConfig {
@@ -19,7 +21,7 @@ fn config(seed: u64, steps: u64) -> TrainConfig {
         format!("train.steps={steps}"),
         "train.batch_size=4".into(),
         "train.val_every=4".into(),
-        "train.val_batches=2".into(),
+        "train.val_windows=8".into(),
         "train.log_every=3".into(),
         "train.checkpoint_every=0".into(),
         "optim.warmup_steps=2".into(),
@@ -57,12 +59,7 @@ fn train(dir: &Path, steps: u64, resume: bool, stop_after: Option<u64>) -> Vec<(
     let cfg = config(3, steps);
     let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
     let mut trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume).unwrap();
-    let validator = Validator::new(
-        &cfg,
-        cfg.train.batch_size,
-        Box::new(synthetic_held_out(&cfg).unwrap()),
-    )
-    .unwrap();
+    let validator = Validator::new(&cfg, Box::new(synthetic_held_out(&cfg).unwrap())).unwrap();
     trainer.set_validator(validator);
     let summary = trainer.run(stop_after, |_, _| {}).unwrap();
     let records = read_records(&dir.join("metrics.jsonl")).unwrap();
@@ -100,4 +97,43 @@ fn validation_loss_is_logged_on_schedule_and_resumes_bitwise() {
     for dir in [whole, split] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[test]
+fn a_resume_of_a_run_measured_on_an_older_validation_set_warns_once() {
+    let dir = run_dir("version");
+    train(&dir, 10, false, Some(6));
+    // The checkpoint as an ecgfm before validation versions wrote it.
+    let cfg = config(3, 10);
+    let layout = ParamLayout::new(&cfg.model);
+    let (mut old, _) = checkpoint::load_latest_intact(&dir, &layout)
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.state.validation_version, Some(2));
+    old.state.validation_version = None;
+    let toml = cfg.to_toml_string();
+    checkpoint::save(
+        &dir,
+        &layout,
+        &toml,
+        &old.params,
+        &old.optimizer,
+        &old.state,
+    )
+    .unwrap();
+    let warnings = |dir: &Path| {
+        let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+        let trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, true).unwrap();
+        trainer.warnings().to_vec()
+    };
+    let said = warnings(&dir);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("up to step 6") && said[0].contains("do not compare validation losses"),
+        "{said:?}"
+    );
+    // Resumed once, its next checkpoint records today's set: no second warning.
+    train(&dir, 10, true, None);
+    assert_eq!(warnings(&dir), Vec::<String>::new());
+    std::fs::remove_dir_all(dir).unwrap();
 }
