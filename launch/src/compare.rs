@@ -8,8 +8,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use ecgfm_trainer::eval::protocols::MIN_BOOTSTRAP;
 use ecgfm_trainer::eval::{
-    paired_auroc_interval, paired_f1_interval, PairError, Resample, ScoredResult, UnitScores,
+    paired_auroc_interval, paired_f1_interval, IntervalNoise, PairError, Resample, ScoredResult,
+    UnitScores,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -30,8 +32,8 @@ pub struct CompareArgs {
     /// --b-protocol probe` with the same file on both sides: pretrained against from scratch.
     #[arg(long)]
     pub b_protocol: Option<String>,
-    /// Bootstrap resamples of the test records.
-    #[arg(long, default_value_t = 2000)]
+    /// Bootstrap resamples of the test records (at least 200).
+    #[arg(long, default_value_t = 2000, value_parser = resamples)]
     pub bootstrap: usize,
     /// Seed of the resamples.
     #[arg(long, default_value_t = 0)]
@@ -41,8 +43,9 @@ pub struct CompareArgs {
     /// too when both sides have two or more files.
     #[arg(long, value_enum, default_value_t = Over::Auto)]
     pub resample: Over,
-    /// What to compare: macro AUROC, or macro F1 at each evaluation's own thresholds (picked on
-    /// its validation split; the CinC 2017 challenge's measure).
+    /// What to compare: macro AUROC, or macro F1 one-vs-rest at each evaluation's own per-class
+    /// thresholds (picked on its validation split; not the CinC 2017 challenge's F1, which
+    /// assigns each record one class).
     #[arg(long, value_enum, default_value_t = Metric::Auroc)]
     pub metric: Metric,
 }
@@ -78,7 +81,7 @@ impl Metric {
     fn name(self) -> &'static str {
         match self {
             Metric::Auroc => "AUROC",
-            Metric::F1 => "F1",
+            Metric::F1 => "F1 (ovr)",
         }
     }
 
@@ -302,13 +305,22 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             .interval((&ra, &rb), &classes, over, (args.bootstrap, args.seed))
             .with_context(|| format!("{protocol} at fraction {fraction}"))?;
         let diff = mean(&rb) - mean(&ra);
+        let noise = IntervalNoise::of(over, ra.iter().chain(&rb).any(|r| r.seed_dependent()));
         let (ci, verdict) = match interval {
             Some([low, high]) => (
                 format!("[{low:+.3}, {high:+.3}]"),
-                match (low > 0.0, high < 0.0) {
-                    (true, _) => "B higher: the interval excludes 0",
-                    (_, true) => "B lower: the interval excludes 0",
-                    _ => "not established: the interval includes 0",
+                match (low > 0.0 || high < 0.0, noise.supports_verdict()) {
+                    (true, true) if low > 0.0 => "B higher: the interval excludes 0",
+                    (true, true) => "B lower: the interval excludes 0",
+                    (true, false) => {
+                        "no verdict: test-set noise only; training seed not resampled (give \
+                         several seeds' files a side)"
+                    }
+                    (false, true) => "not established: the interval includes 0",
+                    (false, false) => {
+                        "not established: the interval includes 0 (test-set noise only; \
+                         training seed not resampled)"
+                    }
                 },
             ),
             None => ("n/a".into(), "too few defined resamples"),
@@ -352,4 +364,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         metric.name()
     );
     Ok(())
+}
+
+/// Parses `--bootstrap`: at least [`MIN_BOOTSTRAP`] resamples, as `ecgfm eval` takes (with a
+/// handful, a "95% interval" need not even hold the difference).
+fn resamples(text: &str) -> Result<usize, String> {
+    let n = text.parse::<usize>().map_err(|e| e.to_string())?;
+    if n < MIN_BOOTSTRAP {
+        return Err(format!("{n}: give at least {MIN_BOOTSTRAP} resamples"));
+    }
+    Ok(n)
 }

@@ -105,3 +105,34 @@ fn an_error_prints_no_table_header() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_single_seed_of_a_trained_protocol_gets_no_verdict() {
+    let dir = temp_dir("compare-noise");
+    let a = result_file(&dir, "a", "w1", 90, 0.0);
+    // B scores every record by its label: far better than A on the same test units.
+    let b = result_file(&dir, "b", "w2", 90, 0.0);
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    for r in file["results"].as_array_mut().unwrap() {
+        let targets = r["test_units"]["targets"].clone();
+        r["test_units"]["scores"] = targets;
+    }
+    std::fs::write(&b, file.to_string()).unwrap();
+    let (a, b) = (path_str(&a), path_str(&b));
+    // The probe at fraction 1 does not move with the evaluation seed: the interval decides.
+    let probe = run_ok(&["compare", "--a", a, "--b", b, "--protocol", "probe"]);
+    assert!(
+        probe.contains("B higher: the interval excludes 0"),
+        "{probe}"
+    );
+    // From scratch, one seed a side: the same gap is no verdict, since the seed is not drawn.
+    let scratch = run_ok(&["compare", "--a", a, "--b", b, "--protocol", "scratch"]);
+    assert!(
+        scratch.contains("no verdict: test-set noise only; training seed not resampled"),
+        "{scratch}"
+    );
+    let err = run_err(&["compare", "--a", a, "--b", b, "--bootstrap", "50"]);
+    assert!(err.contains("50: give at least 200 resamples"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -299,8 +299,11 @@ fn render(
          chart uses C done.\n\
          - Validation loss: masked reconstruction loss on a fixed held-out set with fixed masks, \
          the same for every run.\n\
-         - Loss intervals: bootstrap over seeds (2000 resamples) of the difference of mean \
-         losses; with one seed per size there is no interval.\n\
+         - Loss intervals: 95% Welch t interval over seeds of the difference of mean losses \
+         (Welch-Satterthwaite degrees of freedom); with one seed per size there is no interval.\n\
+         - With one seed a size, an AUROC difference is judged on the test set's noise alone: \
+         outside the test-set CI, seed-to-seed spread unknown. Runs whose scored test units differ \
+         are not compared.\n\
          - AUROC intervals: 95% bootstrap over the test set from `ecgfm eval` (averaged over \
          seeds). A difference of two AUROCs is outside the CI when its paired interval excludes \
          0: 2000 resamples of the test records, both sides scored on each (the mean over their \
