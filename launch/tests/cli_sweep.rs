@@ -228,6 +228,13 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     let verdict = |report: &str| between(report, "## Verdict", "## Runs").to_string();
     let remade = std::fs::read_to_string(again.join("report.md")).unwrap();
     assert_eq!(verdict(&remade), verdict(&report));
+    // Without the run folders' metrics.jsonl there are no curves: no empty chart, a note.
+    assert!(!again.join("loss_curves.png").exists());
+    assert!(!again.join("loss_vs_compute.png").exists());
+    assert!(
+        remade.contains("Loss curves and loss vs compute are not drawn"),
+        "{remade}"
+    );
     // One run re-evaluated on other test records: not compared, and warned about.
     let file = published.join("synth-d2w64-steps-f1-s1/eval-synth-probe.json");
     let mut json: serde_json::Value =

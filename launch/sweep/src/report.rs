@@ -100,11 +100,16 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         "Final validation loss vs N (markers: runs; lines: mean over seeds; dashed: fits)".into(),
         charts::loss_vs_n(&a),
     )?;
-    chart(
-        "loss_vs_compute.png".into(),
-        "Validation loss vs training FLOPs, with the compute frontier".into(),
-        charts::loss_vs_compute(&a, &curves),
-    )?;
+    // The curves come from the run folders' metrics.jsonl; a report made from `results/` alone
+    // has none, and two empty charts would say nothing.
+    let have_curves = curves.iter().any(|c| !c.train.is_empty());
+    if have_curves {
+        chart(
+            "loss_vs_compute.png".into(),
+            "Validation loss vs training FLOPs, with the compute frontier".into(),
+            charts::loss_vs_compute(&a, &curves),
+        )?;
+    }
     for task in &a.tasks {
         chart(
             format!("auroc_vs_n_{task}.png"),
@@ -112,11 +117,13 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
             charts::auroc_vs_n(&a, task),
         )?;
     }
-    chart(
-        "loss_curves.png".into(),
-        "Loss curves of every run".into(),
-        charts::loss_curves(&a, &curves),
-    )?;
+    if have_curves {
+        chart(
+            "loss_curves.png".into(),
+            "Loss curves of every run".into(),
+            charts::loss_curves(&a, &curves),
+        )?;
+    }
     let context = match data_settings(dir, &a.records) {
         Some(data) => format!("{context}\n\n{data}"),
         None => context.to_string(),
@@ -284,6 +291,13 @@ fn render(
     let _ = writeln!(md, "## Charts\n");
     for (file, caption) in charts {
         let _ = writeln!(md, "{caption}:\n\n![{caption}]({file})\n");
+    }
+    if !charts.iter().any(|(file, _)| file == "loss_curves.png") {
+        let _ = writeln!(
+            md,
+            "Loss curves and loss vs compute are not drawn: they come from each run folder's \
+             metrics.jsonl, and no run folder is here (a report made from `results/`).\n"
+        );
     }
     results::section(&mut md, a, copied);
     let _ = writeln!(
