@@ -70,7 +70,7 @@ fn on_disk(choice: HoldChoice, bytes: u64, available: Option<u64>) -> bool {
 
 /// The memory this process may still take: the kernel's `MemAvailable`, lowered to what its
 /// memory cgroup leaves (a SLURM job's or a container's limit), in bytes.
-fn available_memory() -> Option<u64> {
+pub(crate) fn available_memory() -> Option<u64> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
     let host = mem_available(&read("/proc/meminfo")?)?;
     let room = read("/proc/self/cgroup").and_then(|t| cgroup_room(&t, read));

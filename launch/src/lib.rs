@@ -41,6 +41,7 @@ pub mod child_error;
 pub mod cli;
 pub mod compare;
 pub mod compute;
+pub mod cpu_memory;
 pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_merge;

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_kernels::Precision;
 use ecgfm_sweep::expand::sample_flops;
-use ecgfm_trainer::device_memory::step_bytes;
+use ecgfm_trainer::device_memory::{full_batch_bytes, step_bytes};
 use ecgfm_trainer::model::{MaeMemory, Recompute};
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
 use std::collections::BTreeMap;
@@ -156,6 +156,18 @@ pub fn estimate(
     let params = ParamLayout::new(cfg).total;
     let n = args.gpus as f64;
     let p = params as f64;
+    // Counting a step's memory builds one batch of input here: refuse one this machine cannot
+    // hold (the allocation would abort).
+    let input = full_batch_bytes(cfg, args.batch_size);
+    if let Some(available) = crate::held_windows::available_memory().filter(|&a| input > a) {
+        bail!(
+            "--batch-size {}: counting its memory builds one input batch of {:.1} GiB here, more \
+             than the {:.1} GiB this machine has free; plan a smaller micro-batch",
+            args.batch_size,
+            ecgfm_kernels::gib(input),
+            ecgfm_kernels::gib(available)
+        );
+    }
     // The memory a rank allocates, counted as the CUDA backend allocates it (a ZeRO-1 rank
     // keeps AdamW state for its shard only).
     let memory = |precision| {

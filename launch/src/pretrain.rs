@@ -289,6 +289,8 @@ fn train(
                 device::describe_precision(precision, false)
             );
             let dp = job.data_parallel_cpu(total, &args.dist)?;
+            let memory = model_memory(&config, dp.as_ref());
+            crate::cpu_memory::check(&config.model, config.train.batch_size, precision, memory)?;
             let be = CpuBackend::with_precision(precision);
             let opened = OpenedDevice { desc, precision };
             train_on(args, run_dir, config, job, be, dp, opened)

@@ -460,6 +460,31 @@ fn zero_sizes_are_refused_naming_the_flag() {
         ),
         (&["pretrain", "--threads", "100000"], "100000 threads on"),
         (
+            &["pretrain", "--set", "train.accum_steps=100000000000"],
+            "train.accum_steps is 100000000000: at most 65536",
+        ),
+        // Far past any machine's memory: refused naming the flag (the allocation aborted).
+        (
+            &[
+                "pretrain",
+                "--model",
+                "nano",
+                "--device",
+                "cpu",
+                "--steps",
+                "1",
+                "--batch-size",
+                "1000000000",
+                "--out",
+                "/nonexistent/huge",
+            ],
+            "the training step at --batch-size 1000000000 needs about",
+        ),
+        (
+            &["plan", "--batch-size", "100000000000"],
+            "--batch-size 100000000000: counting its memory builds one input batch",
+        ),
+        (
             &["data", "synth", "--out", "x", "--records", "0"],
             "must be at least 1",
         ),

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Most micro-batches one optimiser step may accumulate: the step keeps a loss per micro-batch,
+/// and a mistyped count (1e11) would allocate hundreds of GB before anything ran.
+pub const MAX_ACCUM_STEPS: usize = 1 << 16;
+
 /// Errors while reading, overriding or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -336,6 +340,13 @@ impl TrainConfig {
                 "train.steps, train.batch_size, train.accum_steps and train.log_every must be > 0"
                     .into(),
             ));
+        }
+        if t.accum_steps > MAX_ACCUM_STEPS {
+            return Err(ConfigError::Value(format!(
+                "train.accum_steps is {}: at most {MAX_ACCUM_STEPS} micro-batches a step (a larger \
+                 global batch comes from a larger train.batch_size or more ranks)",
+                t.accum_steps
+            )));
         }
         DeviceChoice::parse(&t.device)?;
         parse_precision(&t.precision, false)?;

@@ -46,6 +46,14 @@ pub fn step_on<B: Backend>(
     Ok(model)
 }
 
+/// Host bytes of a [`full_batch`] of `batch` samples (what [`step_bytes`] allocates to count a
+/// step, before counting anything): signals in f32, lead and patch masks in bytes; saturating,
+/// so a caller can refuse a batch too large to hold before it is allocated.
+pub fn full_batch_bytes(cfg: &ModelConfig, batch: usize) -> u64 {
+    let per_sample = (cfg.leads * (4 * cfg.samples + 1 + cfg.patches_per_lead())) as u64;
+    per_sample.saturating_mul(batch as u64)
+}
+
 /// A masked synthetic batch of `batch` samples, every one with all its leads: the most tokens
 /// such a batch holds.
 pub fn full_batch(cfg: &ModelConfig, batch: usize) -> Result<HostBatch, ModelError> {
