@@ -244,10 +244,9 @@ fn run_attempt(
             if let Some(status) = child.try_wait().context("waiting for a rank")? {
                 let why = crate::child_error::take(error_file);
                 finished &= status.success();
-                let clean_stop = why
-                    .as_deref()
-                    .filter(|e| e.starts_with(crate::signals::STOPPED));
-                if let Some(why) = clean_stop.filter(|_| stopping_since.is_none()) {
+                let clean_stop = status.code() == Some(i32::from(crate::signals::STOPPED_EXIT));
+                if clean_stop && stopping_since.is_none() {
+                    let why = why.unwrap_or_else(|| "stopped by a signal".into());
                     stopped.get_or_insert_with(|| format!("rank {rank} {why}"));
                 } else if !status.success() && stopping_since.is_none() {
                     use std::os::unix::process::ExitStatusExt;

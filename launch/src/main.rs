@@ -11,7 +11,10 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             eprintln!("error: {}", ecgfm_launch::error_text(&err));
             ecgfm_launch::child_error::report(&err);
-            std::process::ExitCode::FAILURE
+            match err.downcast_ref::<ecgfm_launch::signals::Stopped>() {
+                Some(_) => std::process::ExitCode::from(ecgfm_launch::signals::STOPPED_EXIT),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -465,12 +465,12 @@ fn train_on<B: Backend>(
     })?;
     bar.finish_and_clear();
     if summary.stopped_early {
-        bail!(
-            "{} at step {}: checkpoint saved in {}; continue with --resume",
-            crate::signals::STOPPED,
+        return Err(crate::signals::Stopped(format!(
+            "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
             summary.steps,
             run_dir.join("checkpoints").display()
-        );
+        ))
+        .into());
     }
     if rank != 0 {
         return Ok(summary);

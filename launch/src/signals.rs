@@ -10,10 +10,23 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
-/// How the error of a rank that stopped on a signal (and saved its checkpoint) begins: the
-/// launcher tells such a clean stop from a failure by it (`ECGFM_ERROR_FILE`) and does not
-/// restart the job.
-pub const STOPPED: &str = "stopped by a signal";
+/// The exit status of an `ecgfm pretrain` that stopped on a signal after saving its checkpoint
+/// (sysexits' EX_TEMPFAIL: try again later, with --resume): `ecgfm launch` tells such a clean
+/// stop from a failure by it and does not restart the job.
+pub const STOPPED_EXIT: u8 = 75;
+
+/// The error of a run stopped on a signal with its checkpoint saved; `main` exits with
+/// [`STOPPED_EXIT`] for it.
+#[derive(Debug)]
+pub struct Stopped(pub String);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// A signal this soon after the first one is taken for the same request.
 pub const REPEAT_WINDOW_MS: u64 = 2000;
