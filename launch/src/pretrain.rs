@@ -129,6 +129,12 @@ pub fn open_source(
     world: usize,
 ) -> Result<Box<dyn BatchSource>> {
     if config.data.source == "synth" {
+        if rank == 0 && std::path::Path::new("synth/manifest.json").exists() {
+            eprintln!(
+                "warning: data.source `synth` is ecgfm's synthetic generator, not the dataset in \
+                 the folder ./synth: to train on that folder give --data ./synth"
+            );
+        }
         let source = SyntheticSource::new(
             &config.model,
             config.train.seed,

@@ -598,3 +598,29 @@ fn the_validation_set_depends_on_the_dataset_and_its_size_alone() {
     assert_eq!((w, s), (w2, s2));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn data_synth_beside_a_synth_folder_warns_that_it_means_the_generator() {
+    let dir = temp_dir("synth-folder");
+    std::fs::create_dir_all(dir.join("synth")).unwrap();
+    std::fs::write(dir.join("synth/manifest.json"), "{}").unwrap();
+    let mut args = pretrain_args(&dir.join("run"), 1);
+    args.extend([
+        "--data".into(),
+        "synth".into(),
+        "--model".into(),
+        "nano".into(),
+    ]);
+    let output = std::process::Command::new(ECGFM)
+        .args(&args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is ecgfm's synthetic generator, not the dataset in the folder ./synth"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
