@@ -16,8 +16,8 @@ use ecgfm_data::record_ids::{read_record_ids, RecordId};
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::device_memory::EncoderWork;
 use ecgfm_trainer::eval::{
-    run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings, FinetuneSettings,
-    LabelledWindow, Part, Protocol, ScoreBy, ScratchDifference, Task, Vocabulary,
+    result_warnings, run_protocols, task_warnings, Counts, EvalInputs, EvalReport, EvalSettings,
+    FinetuneSettings, LabelledWindow, Part, Protocol, ScoreBy, ScratchDifference, Task, Vocabulary,
 };
 use ecgfm_trainer::model::{HeadSpec, Pooling, Recompute};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -97,7 +97,7 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
         batch_size: args.batch_size,
         finetune: FinetuneSettings {
             epochs: args.epochs,
-            patience: args.patience.max(1),
+            patience: args.patience,
             lr: args.lr,
             layer_decay: args.layer_decay,
             min_epoch_windows: args.min_epoch_windows,
@@ -237,6 +237,10 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     };
     bar.finish();
     let results = results?;
+    for w in result_warnings(&results, &settings) {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
     let report = EvalReport {
         ecgfm_version: env!("CARGO_PKG_VERSION").to_string(),
         checkpoint: pretrained.dir.display().to_string(),

@@ -21,7 +21,7 @@ use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
 use ecgfm_trainer::{ModelConfig, ParamLayout};
 
-/// A synthetic dataset of 200 labelled records in several shards and an 8-step nano run
+/// A synthetic dataset of 600 labelled records in several shards and an 8-step nano run
 /// (`common::short_run`: input 750 samples, some single-lead records), made once for all tests
 /// of this file.
 fn fixture() -> &'static (PathBuf, PathBuf) {
@@ -35,8 +35,10 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
             "synth",
             "--out",
             &p(&data),
+            // Enough that each class has several test positives: a bootstrap resample that
+            // loses one is not counted, and too many lost withhold the interval.
             "--records",
-            "200",
+            "600",
             "--threads",
             "2",
             "--row-group-rows",
@@ -114,7 +116,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         .iter()
         .map(|s| counts[s].as_u64().unwrap())
         .sum();
-    assert_eq!(total, 200);
+    assert_eq!(total, 600);
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 8);
     for r in results {
@@ -142,6 +144,19 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     }
     let train = |i: usize| results[i]["train_windows"].as_u64().unwrap();
     assert!(train(4) < train(0), "fraction 0.25 uses fewer windows");
+    // The fraction drawn is recorded beside the one asked for, and tabled.
+    let all_train = report["counts"]["records"]["train"].as_f64().unwrap();
+    for r in results {
+        let drawn = r["train_records"].as_f64().unwrap() / all_train;
+        assert_eq!(r["achieved_fraction"].as_f64(), Some(drawn), "{r}");
+        let kept = r["bootstrap_kept"].as_u64().unwrap();
+        assert!((180..=200).contains(&kept), "{r}");
+    }
+    assert!(stdout.contains("achieved"), "{stdout}");
+    assert!(stdout.contains(&format!(
+        " {:.4} ",
+        results[4]["achieved_fraction"].as_f64().unwrap()
+    )));
     assert_eq!(train(0), counts["train"].as_u64().unwrap());
     for (i, r) in results.iter().enumerate() {
         assert_eq!(
@@ -455,6 +470,7 @@ fn bad_input_is_a_clear_error() {
             "label fraction 1 is given twice (--fractions entry 3)",
         ),
         ("--epochs", "0", "--epochs must be at least 1"),
+        ("--patience", "0", "--patience must be at least 1"),
         (
             "--bootstrap",
             "1",

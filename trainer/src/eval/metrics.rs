@@ -70,6 +70,20 @@ pub fn mean_defined(values: &[Option<f64>]) -> Option<f64> {
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
+/// The mean of `values` over `classes`, `None` when one of them is undefined: what a bootstrap
+/// resample scores, so that every resample averages the same classes as the full test set.
+pub fn mean_over(values: &[Option<f64>], classes: &[usize]) -> Option<f64> {
+    let picked: Option<Vec<f64>> = classes.iter().map(|&c| values[c]).collect();
+    picked
+        .filter(|v| !v.is_empty())
+        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The classes whose value is defined.
+pub fn defined_classes(values: &[Option<f64>]) -> Vec<usize> {
+    (0..values.len()).filter(|&c| values[c].is_some()).collect()
+}
+
 /// Macro AUROC over `rows`: the mean of the defined per-class AUROCs.
 pub fn macro_auroc(scores: &[f64], targets: &[f64], k: usize, rows: &[usize]) -> Option<f64> {
     mean_defined(&per_class_auroc(scores, targets, k, rows))
@@ -234,20 +248,38 @@ pub fn challenge_f1(
     values.map(|v| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// 95% percentile bootstrap interval of `statistic` over `resamples` resamples of `groups`
-/// (each a set of rows that are not independent, such as the windows of one record): a resample
-/// draws as many groups as there are, with replacement, and takes all their rows (the cluster
-/// bootstrap; with one row per group, the plain bootstrap of the rows). Drawn from `seed`.
-/// Resamples where the statistic is undefined are left out; `None` when fewer than half of them
-/// are defined.
-pub fn bootstrap_ci(
+/// Fewest resamples of a bootstrap, as a share of those drawn, that must define the statistic
+/// (every class of the full test set still scorable) for an interval to be given.
+pub const MIN_KEPT_SHARE: f64 = 0.9;
+
+/// A bootstrap's interval and how many of its resamples defined the statistic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bootstrap {
+    /// [low, high]; `None` when fewer than [`MIN_KEPT_SHARE`] of the resamples were kept.
+    pub ci: Option<[f64; 2]>,
+    /// Resamples where the statistic was defined (the interval's percentiles are of these).
+    pub kept: usize,
+}
+
+/// Whether `kept` of `resamples` resamples are enough for an interval ([`MIN_KEPT_SHARE`]).
+pub fn enough_kept(kept: usize, resamples: usize) -> bool {
+    resamples > 0 && kept as f64 >= MIN_KEPT_SHARE * resamples as f64
+}
+
+/// 95% percentile bootstrap of `statistic` over `resamples` resamples of `groups` (each a set
+/// of rows that are not independent, such as the windows of one patient): a resample draws as
+/// many groups as there are, with replacement, and takes all their rows (the cluster bootstrap;
+/// with one row per group, the plain bootstrap of the rows). Drawn from `seed`. Resamples where
+/// the statistic is undefined are left out and counted; no interval when fewer than
+/// [`MIN_KEPT_SHARE`] of them are kept (the kept ones would be a biased subset).
+pub fn bootstrap(
     groups: &[Vec<usize>],
     resamples: usize,
     seed: u64,
     statistic: impl Fn(&[usize]) -> Option<f64>,
-) -> Option<[f64; 2]> {
+) -> Bootstrap {
     if groups.is_empty() || resamples == 0 {
-        return None;
+        return Bootstrap { ci: None, kept: 0 };
     }
     let mut rng = SplitMix64::from_words(&[seed, 0xB007_57A9]);
     let mut sample = Vec::new();
@@ -261,11 +293,25 @@ pub fn bootstrap_ci(
             values.push(v);
         }
     }
-    if values.len() * 2 < resamples {
-        return None;
+    let kept = values.len();
+    if !enough_kept(kept, resamples) {
+        return Bootstrap { ci: None, kept };
     }
     values.sort_by(f64::total_cmp);
-    Some([percentile(&values, 2.5), percentile(&values, 97.5)])
+    Bootstrap {
+        ci: Some([percentile(&values, 2.5), percentile(&values, 97.5)]),
+        kept,
+    }
+}
+
+/// The interval of [`bootstrap`] alone.
+pub fn bootstrap_ci(
+    groups: &[Vec<usize>],
+    resamples: usize,
+    seed: u64,
+    statistic: impl Fn(&[usize]) -> Option<f64>,
+) -> Option<[f64; 2]> {
+    bootstrap(groups, resamples, seed, statistic).ci
 }
 
 /// The rows `0..records.len()` grouped by `records` (the record of each row), groups in order
@@ -365,6 +411,22 @@ mod tests {
         assert_ne!(Some(a), bootstrap_ci(&rows, 1000, 8, stat));
         assert!(a[0] < 99.5 && 99.5 < a[1], "{a:?}");
         assert_eq!(bootstrap_ci(&rows, 100, 7, |_| None), None);
+    }
+
+    /// An interval needs 90% of the resamples to define the statistic; the kept are counted.
+    #[test]
+    fn the_bootstrap_counts_its_kept_resamples() {
+        let rows: Vec<Vec<usize>> = (0..100).map(|r| vec![r]).collect();
+        // Defined unless row 0 is drawn: kept in about (99/100)^100 = 37% of the resamples.
+        let without_0 = |r: &[usize]| (!r.contains(&0)).then_some(r.len() as f64);
+        let b = bootstrap(&rows, 1000, 7, without_0);
+        assert_eq!(b.ci, None);
+        assert!(b.kept > 300 && b.kept < 450, "{}", b.kept);
+        let all = bootstrap(&rows, 1000, 7, |r| Some(r.len() as f64));
+        assert_eq!((all.ci, all.kept), (Some([100.0, 100.0]), 1000));
+        assert!(enough_kept(900, 1000) && !enough_kept(899, 1000));
+        assert_eq!(mean_over(&[Some(1.0), None, Some(3.0)], &[0, 2]), Some(2.0));
+        assert_eq!(mean_over(&[Some(1.0), None, Some(3.0)], &[0, 1]), None);
     }
 
     /// Ten records of ten identical windows each: resampling windows as if independent gives an

@@ -15,7 +15,9 @@
 //!   reporting through `progress`; `scoring`: windows or records as the unit validation and
 //!   test are scored in; `report`: the JSON result file (with every scored test unit), the
 //!   terminal table and TensorBoard scalars; `paired`: two evaluations on the same test set
-//!   compared by the paired bootstrap of their AUROC (or F1) difference; `pretraining`: what
+//!   compared by the paired bootstrap of their AUROC (or F1) difference; `result_warnings`:
+//!   what the results themselves earn (withheld intervals, fractions drawn above the request,
+//!   rare training classes, an L2 at the grid's edge); `pretraining`: what
 //!   the encoder was pretrained on, as the result file states it.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
@@ -31,6 +33,7 @@ pub mod pretraining;
 pub mod progress;
 pub mod protocols;
 pub mod report;
+pub mod result_warnings;
 pub mod scoring;
 pub mod task;
 
@@ -44,6 +47,7 @@ pub use pretraining::Pretraining;
 pub use progress::EvalProgress;
 pub use protocols::{run_protocols, task_warnings, EvalInputs, EvalSettings};
 pub use report::{Counts, EvalReport, Protocol, ProtocolResult, ScratchDifference, UnitScores};
+pub use result_warnings::result_warnings;
 pub use scoring::ScoreBy;
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
 

@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{bootstrap_ci, macro_auroc, macro_f1, record_groups};
+use super::metrics::{
+    bootstrap_ci, defined_classes, mean_over, per_class_auroc, per_class_f1, record_groups,
+};
 use super::report::{ProtocolResult, UnitScores, WithCi};
 use crate::model::rng::SplitMix64;
 
@@ -216,7 +218,7 @@ pub fn paired_auroc_interval(
         over,
         (resamples, seed),
         None,
-        |_, scores, targets, k, rows| macro_auroc(scores, targets, k, rows),
+        |_, scores, targets, k, rows| per_class_auroc(scores, targets, k, rows),
     )
 }
 
@@ -239,7 +241,7 @@ pub fn paired_auroc_interval_by_patient(
         Resample::Records,
         (resamples, seed),
         Some(patients),
-        |_, scores, targets, k, rows| macro_auroc(scores, targets, k, rows),
+        |_, scores, targets, k, rows| per_class_auroc(scores, targets, k, rows),
     )
 }
 
@@ -275,20 +277,22 @@ pub fn paired_f1_interval(
         over,
         (resamples, seed),
         None,
-        |i, scores, targets, k, rows| macro_f1(scores, targets, k, rows, thresholds[i]),
+        |i, scores, targets, k, rows| per_class_f1(scores, targets, k, rows, thresholds[i]),
     )
 }
 
-/// The paired interval of `metric` (of evaluation `i` of `a` then `b`, its scores, the targets,
-/// the class count and the resampled rows): `b`'s mean minus `a`'s on each of `resamples`
-/// resamples drawn from `seed`, of the records or, given, the `patients` of the units.
+/// The paired interval of the macro mean of `per_class` (the per-class values of evaluation `i`
+/// of `a` then `b`, from its scores, the targets, the class count and the resampled rows): `b`'s
+/// mean minus `a`'s on each of `resamples` resamples drawn from `seed`, of the records or,
+/// given, the `patients` of the units. A resample counts only where every class the whole test
+/// set defines (for every evaluation) stays defined, as `report::test_metrics`'s intervals.
 fn paired_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
     over: Resample,
     (resamples, seed): (usize, u64),
     patients: Option<&[u32]>,
-    metric: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Option<f64>,
+    per_class: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Vec<Option<f64>>,
 ) -> Result<Option<[f64; 2]>, PairError> {
     let (Some(first), false) = (a.first(), b.is_empty()) else {
         return Err(PairError::Empty);
@@ -309,10 +313,14 @@ fn paired_interval(
     let scores: Vec<Vec<f64>> = all()
         .map(|u| u.scores.iter().map(|&s| f64::from(s)).collect())
         .collect();
+    let every: Vec<usize> = (0..n).collect();
+    let classes: Vec<Vec<usize>> = (0..scores.len())
+        .map(|i| defined_classes(&per_class(i, &scores[i], &targets, k, &every)))
+        .collect();
     let mean = |evaluations: &[usize], rows: &[usize]| -> Option<f64> {
         let values: Option<Vec<f64>> = evaluations
             .iter()
-            .map(|&i| metric(i, &scores[i], &targets, k, rows))
+            .map(|&i| mean_over(&per_class(i, &scores[i], &targets, k, rows), &classes[i]))
             .collect();
         values.map(|v| v.iter().sum::<f64>() / evaluations.len() as f64)
     };
@@ -378,6 +386,23 @@ mod tests {
         assert_eq!(interval(&weak, &weak), [0.0, 0.0]);
         let [low, high] = interval(&weak, &side(300, 0.2, 2));
         assert!(low < 0.0 && high > 0.0, "{low} {high}");
+    }
+
+    /// A class with one positive among 30 units is gone from about a third of the resamples:
+    /// averaging whichever classes each resample holds mixes two macro means, so no interval.
+    #[test]
+    fn resamples_that_lose_a_class_are_not_counted() {
+        let mut rare = side(30, 0.8, 1);
+        rare.targets = (0..30)
+            .flat_map(|i| [u8::from(i % 2 == 0), u8::from(i == 0)])
+            .collect();
+        let other = side(30, 0.2, 2);
+        let mut b = other.clone();
+        b.targets = rare.targets.clone();
+        assert_eq!(
+            paired_auroc_interval(&[&rare], &[&b], Resample::Records, 1000, 7),
+            Ok(None)
+        );
     }
 
     #[test]

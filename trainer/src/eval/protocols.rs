@@ -87,6 +87,13 @@ impl EvalSettings {
                 "--epochs must be at least 1 for fine-tuning and training from scratch".into(),
             );
         }
+        if self.finetune.patience == 0 && self.protocols.iter().any(trains) {
+            return bad(
+                "--patience must be at least 1: the epochs without a better validation macro \
+                 AUROC before fine-tuning stops"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -116,30 +123,41 @@ pub struct EvalInputs<'a> {
     pub source: &'a dyn WindowSource,
 }
 
-/// Fewer labelled windows than this in validation or test earn a warning.
+/// Fewer labelled records than this in validation or test earn a warning (the bootstrap
+/// resamples records, or patients, not windows).
 const SMALL_SPLIT: usize = 30;
 
-/// The warnings a task deserves before any number is read: classes that a split cannot score.
+/// The warnings a task deserves before any number is read: small splits, classes that a split
+/// cannot score.
 pub fn task_warnings(task: &Task) -> Vec<String> {
     let mut warnings = Vec::new();
     for part in [Part::Val, Part::Test] {
         let n = task.rows(part).len();
-        if n < SMALL_SPLIT {
+        let records = task.records_in(part);
+        if records < SMALL_SPLIT {
             warnings.push(format!(
-                "the {} split has only {n} labelled windows: its metrics and intervals say little",
+                "the {} split has only {records} labelled records ({n} windows): its metrics \
+                 and intervals say little",
                 part.name()
             ));
         }
         for (class, positives) in task.classes.iter().zip(task.positives(part)) {
-            if positives == 0 || (task.multi_label && positives == n) {
+            if positives == 0 || positives == n {
                 let what = if positives == 0 {
                     "no positive"
                 } else {
                     "no negative"
                 };
+                let threshold = match (part, positives) {
+                    (Part::Val, 0) => {
+                        "; no F1 threshold can be picked for it, so its test F1 is null and left \
+                         out of the thresholded macro F1"
+                    }
+                    _ => "",
+                };
                 warnings.push(format!(
                     "class {class} has {what} window in the {} split: its AUROC there is \
-                     undefined and left out of the macro averages",
+                     undefined and left out of the macro averages{threshold}",
                     part.name()
                 ));
             }
@@ -435,16 +453,27 @@ fn score(
             (name.clone(), n)
         })
         .collect();
+    let train_records = task.records_among(train);
+    let train_positive_records = (task.classes.iter().enumerate())
+        .map(|(c, name)| {
+            let with: Vec<usize> = (train.iter().copied())
+                .filter(|&r| task.targets[r * k + c] > 0.5)
+                .collect();
+            (name.clone(), task.records_among(&with))
+        })
+        .collect();
     ProtocolResult {
         protocol,
         fraction,
         train_windows: train.len(),
-        train_records: task.records_among(train),
+        train_records,
+        achieved_fraction: train_records as f64 / task.records_in(Part::Train).max(1) as f64,
         val_windows: validation.rows().len(),
         test_windows,
         test_records: task.records_in(Part::Test),
         test_patients: task.patients_in(Part::Test),
         train_positives,
+        train_positive_records,
         val_macro_auroc: outcome.val_macro_auroc,
         selected: outcome.selected,
         test: metrics,
@@ -508,5 +537,66 @@ mod tests {
         assert!(warnings
             .iter()
             .any(|w| w.contains("class HYP") && w.contains("val split")));
+    }
+
+    /// A single-label test split of one class: that class has no negative; a split of two
+    /// records cut into many windows is small (the bootstrap resamples records); a class
+    /// without a validation positive gets no F1 threshold.
+    #[test]
+    fn single_label_splits_of_one_class_and_few_records_are_warned() {
+        let l = |v: &str| vec![format!("synth:{v}")];
+        let labels = [
+            l("nsr"),
+            l("afib"),
+            l("pvc"),
+            l("wide_qrs"),
+            l("st_elevation"),
+        ];
+        let mut windows = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            for split in ["train", "val"] {
+                if !(split == "val" && i == 2) {
+                    windows.extend((0..10).map(|_| LabelledWindow {
+                        split,
+                        labels: label,
+                        record: ("s", split),
+                        patient: "p",
+                    }));
+                }
+            }
+        }
+        let ids = ["t0", "t1"];
+        for id in ids {
+            windows.extend((0..20).map(|_| LabelledWindow {
+                split: "test",
+                labels: &labels[0],
+                record: ("s", id),
+                patient: id,
+            }));
+        }
+        let task = Task::build(Vocabulary::Synth, &windows, 1).unwrap();
+        let warnings = task_warnings(&task);
+        let has = |text: &str| warnings.iter().any(|w| w.contains(text));
+        assert!(
+            has("class nsr has no negative window in the test split"),
+            "{warnings:#?}"
+        );
+        assert!(has(
+            "the test split has only 2 labelled records (40 windows)"
+        ));
+        assert!(has("class pvc has no positive window in the val split"));
+        assert!(has(
+            "its test F1 is null and left out of the thresholded macro F1"
+        ));
+    }
+
+    #[test]
+    fn patience_0_is_refused_where_a_protocol_trains() {
+        let mut settings = EvalSettings::default();
+        settings.finetune.patience = 0;
+        let err = settings.check().unwrap_err().to_string();
+        assert!(err.contains("--patience must be at least 1"), "{err}");
+        settings.protocols = vec![Protocol::Probe];
+        assert!(settings.check().is_ok());
     }
 }

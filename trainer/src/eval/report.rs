@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{
-    accuracy, bootstrap_ci, challenge_f1, macro_auroc, macro_f1, macro_f1_argmax, per_class_auroc,
-    per_class_f1, pick_thresholds, record_groups,
+    accuracy, argmax_class_f1, bootstrap, bootstrap_ci, challenge_f1, defined_classes,
+    mean_defined, mean_over, per_class_auroc, per_class_f1, pick_thresholds, record_groups,
 };
 use super::paired::{against_scratch, seed_dependent, IntervalNoise, Resample, ScoredResult};
 use super::task::{Part, Task, Vocabulary};
@@ -87,15 +87,20 @@ pub struct WithCi {
 pub struct TestMetrics {
     pub macro_auroc: Option<f64>,
     /// [low, high], 95% percentile bootstrap over the test patients (all windows of every record
-    /// of a drawn patient; one window per patient makes it the bootstrap over windows).
+    /// of a drawn patient; one window per patient makes it the bootstrap over windows). A
+    /// resample counts only where every class with a test AUROC keeps one; `null` when fewer
+    /// than 90% of the resamples do (`metrics::MIN_KEPT_SHARE`).
     pub macro_auroc_ci: Option<[f64; 2]>,
+    /// Bootstrap resamples the macro AUROC interval kept (of `bootstrap_resamples`).
+    pub bootstrap_kept: usize,
     /// Per class; `null` where the test split has no positive or no negative of the class.
     pub per_class_auroc: BTreeMap<String, Option<f64>>,
     /// One-vs-rest thresholded macro F1: each class predicted wherever its score reaches its own
     /// threshold (picked on validation to maximise that class's F1), so a unit may be predicted
     /// as several classes or none; not the CinC 2017 challenge's F1 (`cinc2017_f1`).
     pub macro_f1_ovr_thresholded: WithCi,
-    /// Per class, at those thresholds.
+    /// Per class, at those thresholds; `null` for a class without a test positive or without a
+    /// validation positive (no threshold could be picked), and left out of the macro.
     pub per_class_f1: BTreeMap<String, Option<f64>>,
     /// Macro F1 of argmax predictions, each unit exactly one class (single-label tasks only).
     pub macro_f1_argmax: Option<WithCi>,
@@ -145,21 +150,49 @@ pub fn test_metrics(
     let named = |values: Vec<Option<f64>>| -> BTreeMap<String, Option<f64>> {
         task.classes.iter().cloned().zip(values).collect()
     };
-    let auroc_ci = bootstrap_ci(&groups, resamples, seed, |r| {
-        macro_auroc(scores, targets, k, r)
+    // Every resample averages the classes the full test set defines, or is not counted.
+    let auroc_classes = defined_classes(&per_class_auroc(scores, targets, k, &rows));
+    let auroc = bootstrap(&groups, resamples, seed, |r| {
+        mean_over(&per_class_auroc(scores, targets, k, r), &auroc_classes)
     });
+    // A class without a validation positive has no threshold of its own (0.5 would be
+    // arbitrary): its thresholded F1 is null and out of the macro.
+    let val_positive: Vec<bool> = (0..k)
+        .map(|c| val_rows.iter().any(|&r| val_targets[r * k + c] > 0.5))
+        .collect();
+    let thresholded_f1 = |r: &[usize]| -> Vec<Option<f64>> {
+        let f1 = per_class_f1(scores, targets, k, r, &thresholds);
+        (f1.into_iter().zip(&val_positive))
+            .map(|(f, &has)| f.filter(|_| has))
+            .collect()
+    };
+    let class_f1 = thresholded_f1(&rows);
+    let f1_classes = defined_classes(&class_f1);
     let f1 = WithCi {
-        value: macro_f1(scores, targets, k, &rows, &thresholds),
+        value: mean_defined(&class_f1),
         ci: bootstrap_ci(&groups, resamples, seed, |r| {
-            macro_f1(scores, targets, k, r, &thresholds)
+            mean_over(&thresholded_f1(r), &f1_classes)
         }),
     };
     let with_ci = |statistic: &dyn Fn(&[usize]) -> Option<f64>| WithCi {
         value: statistic(&rows),
         ci: bootstrap_ci(&groups, resamples, seed, statistic),
     };
-    let f1_argmax =
-        (!task.multi_label).then(|| with_ci(&|r: &[usize]| macro_f1_argmax(scores, classes, k, r)));
+    // Argmax F1 over the classes present in the rows scored.
+    let argmax_f1 = |r: &[usize]| -> Vec<Option<f64>> {
+        let mut present = vec![false; k];
+        r.iter()
+            .for_each(|&row| present[classes[row] as usize] = true);
+        (argmax_class_f1(scores, classes, k, r)
+            .into_iter()
+            .zip(present))
+        .map(|(f, here)| f.filter(|_| here))
+        .collect()
+    };
+    let f1_argmax = (!task.multi_label).then(|| {
+        let present = defined_classes(&argmax_f1(&rows));
+        with_ci(&|r: &[usize]| mean_over(&argmax_f1(r), &present))
+    });
     let challenge = (task.vocabulary == Vocabulary::Cinc2017).then(|| {
         // N, A, O: the vocabulary's first three classes.
         with_ci(&|r: &[usize]| challenge_f1(scores, classes, k, r, &[0, 1, 2]))
@@ -171,11 +204,12 @@ pub fn test_metrics(
         }),
     });
     TestMetrics {
-        macro_auroc: macro_auroc(scores, targets, k, &rows),
-        macro_auroc_ci: auroc_ci,
+        macro_auroc: mean_defined(&per_class_auroc(scores, targets, k, &rows)),
+        macro_auroc_ci: auroc.ci,
+        bootstrap_kept: auroc.kept,
         per_class_auroc: named(per_class_auroc(scores, targets, k, &rows)),
         macro_f1_ovr_thresholded: f1,
-        per_class_f1: named(per_class_f1(scores, targets, k, &rows, &thresholds)),
+        per_class_f1: named(class_f1),
         macro_f1_argmax: f1_argmax,
         cinc2017_f1: challenge,
         thresholds: task.classes.iter().cloned().zip(thresholds).collect(),
@@ -193,6 +227,9 @@ pub struct ProtocolResult {
     pub train_windows: usize,
     /// Records the training windows come from (what the label fraction draws).
     pub train_records: usize,
+    /// `train_records` over all the training records: what the fraction drew (at least one
+    /// record per stratum, rounded up, so small fractions come out above `fraction`).
+    pub achieved_fraction: f64,
     pub val_windows: usize,
     pub test_windows: usize,
     /// Records the test windows come from.
@@ -201,6 +238,8 @@ pub struct ProtocolResult {
     pub test_patients: usize,
     /// Positive training windows per class (after the fraction).
     pub train_positives: BTreeMap<String, usize>,
+    /// Training records with the class, per class (after the fraction).
+    pub train_positive_records: BTreeMap<String, usize>,
     /// Validation macro AUROC of the chosen setting (L2 strength or epoch).
     pub val_macro_auroc: Option<f64>,
     /// What validation chose: `l2` for the probe; `best_epoch`, `epochs_run` when training.
@@ -390,9 +429,10 @@ impl EvalReport {
             self.step
         );
         out += &format!(
-            "{:<13} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
+            "{:<13} {:>8} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
             "protocol",
             "fraction",
+            "achieved",
             "train",
             "macro AUROC",
             "95% CI",
@@ -409,9 +449,10 @@ impl EvalReport {
                 None => "",
             };
             out += &format!(
-                "{:<13} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
+                "{:<13} {:>8} {:>8} {:>6} {:>11} {:>16} {:>10} {:>16} {:>9} {:>8} {:>9}\n",
                 format!("{}{star}", r.protocol.name()),
                 format!("{}", r.fraction),
+                format!("{:.4}", r.achieved_fraction),
                 r.train_windows,
                 fmt_opt(r.test.macro_auroc),
                 fmt_ci(r.test.macro_auroc_ci),
@@ -422,6 +463,7 @@ impl EvalReport {
                 value(&r.test.accuracy),
             );
         }
+        out += "achieved: training records kept over all training records; train: windows\n";
         out +=
             "F1 ovr-thr: one-vs-rest, each class at its own validation threshold (a unit may get \
                 several classes or none); F1 argmax: one class a unit; CinC F1: the CinC 2017 \
@@ -488,5 +530,71 @@ impl EvalReport {
             events.scalars(self.step, &pairs)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::task::LabelledWindow;
+
+    /// A synth task (five classes, single-label) of one window per split and class.
+    fn synth_task() -> Task {
+        let labels: Vec<Vec<String>> = ["nsr", "afib", "pvc", "wide_qrs", "st_elevation"]
+            .iter()
+            .map(|c| vec![format!("synth:{c}")])
+            .collect();
+        let names: Vec<String> = (0..15).map(|i| format!("r{i}")).collect();
+        let windows: Vec<LabelledWindow<'_>> = (0..15)
+            .map(|i| LabelledWindow {
+                split: ["train", "val", "test"][i / 5],
+                labels: &labels[i % 5],
+                record: ("s", names[i].as_str()),
+                patient: names[i].as_str(),
+            })
+            .collect();
+        Task::build(Vocabulary::Synth, &windows, 1).unwrap()
+    }
+
+    /// 40 test units, class 4 present once: a third of the resamples lose it, so the macro
+    /// AUROC interval (which would average four classes there, five elsewhere) is withheld and
+    /// the resamples kept are counted. Class 3 has no validation positive: its F1 is null.
+    #[test]
+    fn a_rare_class_withholds_the_interval_and_a_class_without_threshold_its_f1() {
+        let task = synth_task();
+        let classes: Vec<u32> = (0..40).map(|i| if i == 0 { 4 } else { i % 4 }).collect();
+        let onehot = |c: &[u32]| -> Vec<f64> {
+            c.iter()
+                .flat_map(|&y| (0..5).map(move |k| f64::from(u8::from(k == y))))
+                .collect()
+        };
+        let targets = onehot(&classes);
+        let scores: Vec<f64> = (targets.iter().enumerate())
+            .map(|(i, t)| 0.3 * t + 0.7 * ((i * 7919 % 97) as f64 / 97.0))
+            .collect();
+        let val_classes = [0, 1, 2, 4, 0, 1];
+        let val_targets = onehot(&val_classes);
+        let units: Vec<u32> = (0..40).collect();
+        let rows = TestRows {
+            scores: &scores,
+            targets: &targets,
+            classes: &classes,
+            records: &units,
+            patients: &units,
+        };
+        let m = test_metrics(&task, (&val_targets, &val_targets), rows, 1000, 3);
+        assert!(m.macro_auroc.is_some());
+        assert_eq!(m.macro_auroc_ci, None);
+        assert!(
+            m.bootstrap_kept > 500 && m.bootstrap_kept < 900,
+            "{}",
+            m.bootstrap_kept
+        );
+        let wide_qrs = &task.classes[3];
+        assert_eq!(m.per_class_f1[wide_qrs], None);
+        let defined: Vec<f64> = m.per_class_f1.values().flatten().copied().collect();
+        assert_eq!(defined.len(), 4);
+        let mean = defined.iter().sum::<f64>() / 4.0;
+        assert_eq!(m.macro_f1_ovr_thresholded.value, Some(mean));
     }
 }
