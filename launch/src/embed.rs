@@ -1,6 +1,8 @@
 //! `ecgfm embed`: the pretrained encoder's features of every window of a dataset, one Parquet
 //! row per window with its id (`ecgfm_data::embeddings`), for users who bring their own
-//! classifier. The forward pass is docs/model.md's "Evaluation" encoder: every patch visible,
+//! classifier. The file's metadata names the checkpoint (folder, step, `weights_sha256`), what
+//! it was pretrained on, and the dataset (its URL, credentials redacted) and split embedded. The
+//! forward pass is docs/model.md's "Evaluation" encoder: every patch visible,
 //! the window's centred crop, tokens pooled by `--pool`. The dataset is read a shard at a time
 //! and the file written as it goes, so a split larger than memory embeds in bounded memory.
 
@@ -42,6 +44,9 @@ pub struct EmbedArgs {
     pub compute: ComputeArgs,
 }
 
+/// What `--split` may name.
+const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+
 /// What `ecgfm embed` wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedSummary {
@@ -53,6 +58,9 @@ pub struct EmbedSummary {
 /// Runs `ecgfm embed`.
 pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
     crate::pretrained::refuse_folder_as_out_file(std::path::Path::new(&args.out))?;
+    if !SPLITS.contains(&args.split.as_str()) {
+        bail!("unknown split {} (train, val, test or all)", args.split);
+    }
     let pooling = Pooling::parse(&args.pool)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| embed(args, pooling))
@@ -87,6 +95,12 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         ),
         ("ecgfm_step".to_string(), pretrained.step.to_string()),
         (
+            "ecgfm_weights_sha256".to_string(),
+            pretrained.weights_sha256.clone(),
+        ),
+        ("ecgfm_data".to_string(), redact_url(&args.source.data)),
+        ("ecgfm_split".to_string(), args.split.clone()),
+        (
             "ecgfm_pretraining".to_string(),
             serde_json::to_string(&pretraining).context("serialising the pretraining data")?,
         ),
@@ -120,7 +134,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         // The unfinished file is never published.
         bail!(
             "{} has no window in split {:?}",
-            args.source.data,
+            redact_url(&args.source.data),
             args.split
         );
     }

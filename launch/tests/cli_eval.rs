@@ -372,6 +372,21 @@ fn embed_writes_the_encoder_features_of_every_window() {
         "/tmp",
     ]);
     assert!(folder.contains("--out /tmp is a folder"), "{folder}");
+    let unknown = run_err(&[
+        "embed",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "foo",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        unknown.contains("unknown split foo (train, val, test or all)"),
+        "{unknown}"
+    );
     let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
     let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert!(
@@ -409,14 +424,23 @@ fn embed_writes_the_encoder_features_of_every_window() {
         );
     }
     let script = "import sys, json, pyarrow.parquet as pq\n\
-        t = pq.read_table(sys.argv[1]).to_pydict()\n\
-        print(json.dumps({'ids': t['window_id'], 'split': t['split'], 'emb': t['embedding']}))";
+        f = pq.read_table(sys.argv[1])\n\
+        t = f.to_pydict()\n\
+        meta = {k.decode(): v.decode() for k, v in pq.read_metadata(sys.argv[1]).metadata.items()}\n\
+        print(json.dumps({'ids': t['window_id'], 'split': t['split'], 'emb': t['embedding'], \
+        'meta': meta}))";
     let mut python = Command::new("python3");
     python.args(["-c", script, out.to_str().unwrap()]);
     let Some(stdout) = python_stdout(&mut python, &["pyarrow"], "pyarrow reader") else {
         return;
     };
     let table: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    // The metadata names the weights (as `ecgfm eval` does) and the dataset embedded.
+    let meta = &table["meta"];
+    let sha = checkpoint::weights_sha256(&ckpt).unwrap();
+    assert_eq!(meta["ecgfm_weights_sha256"].as_str(), Some(sha.as_str()));
+    assert_eq!(meta["ecgfm_data"].as_str(), data.to_str());
+    assert_eq!(meta["ecgfm_split"], "test");
     let ids = table["ids"].as_array().unwrap();
     assert_eq!(ids.len(), windows.len());
     assert_eq!(ids[0].as_str().unwrap(), windows.windows[0].window_id());
