@@ -48,7 +48,7 @@ pub struct EvalArgs {
     /// Most fine-tuning epochs (also for scratch).
     #[arg(long, default_value_t = FinetuneSettings::default().epochs)]
     pub epochs: usize,
-    /// Epochs without a better validation macro AUROC before stopping early.
+    /// Epochs without a better validation macro AUROC before stopping early (at least 1).
     #[arg(long, default_value_t = FinetuneSettings::default().patience)]
     pub patience: usize,
     /// Peak fine-tuning learning rate.
