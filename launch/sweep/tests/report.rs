@@ -119,13 +119,11 @@ fn iso_flop_sweep_with_seeds_gets_a_verdict_outside_the_ci_and_an_optimum() {
     assert!(md.contains("Trend over 2 budgets: N_opt ~ C^"), "{md}");
     assert!(md.contains("L(N, D) = E + A/N^alpha"), "{md}");
     assert!(!md.contains("not fitted"), "{md}");
-    for chart in [
-        "val_loss_vs_n.png",
-        "loss_vs_compute.png",
-        "auroc_vs_n_synth.png",
-    ] {
+    for chart in ["val_loss_vs_n.png", "auroc_vs_n_synth.png"] {
         assert!(dir.join("report").join(chart).exists(), "{chart}");
     }
+    // These records have no run folders, so no metrics.jsonl: no curves to draw.
+    assert!(!dir.join("report").join("loss_vs_compute.png").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
