@@ -98,8 +98,7 @@ fn run(
     let mut trainer = Trainer::new(cfg.clone(), dir, CpuBackend::new(), source, resume).unwrap();
     if val_every > 0 {
         let held_out = synthetic_held_out(&cfg).unwrap();
-        trainer
-            .set_validator(Validator::new(&cfg, Box::new(held_out)).unwrap());
+        trainer.set_validator(Validator::new(&cfg, Box::new(held_out)).unwrap());
     }
     let mut seen = Vec::new();
     trainer
