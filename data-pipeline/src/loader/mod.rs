@@ -43,6 +43,7 @@ use crate::store;
 pub use batch::Batch;
 pub use bench::{bench_loader, LoaderBenchResult};
 pub use index::{SourceShare, ALL_SPLITS, MAX_WEIGHT};
+pub(crate) use shard::Shard;
 
 use batch::CropSpec;
 use buffers::BufferPool;

@@ -182,7 +182,7 @@ impl Shard {
         store: &dyn ObjectStore,
         rg: usize,
     ) -> Result<Vec<String>, DataError> {
-        self.read_strings(store, rg, self.split, col::SPLIT).await
+        self.read_strings(store, rg, col::SPLIT).await
     }
 
     /// The source names of the shard's rows (from column statistics where a row group holds
@@ -194,10 +194,7 @@ impl Shard {
                 Some(name) => {
                     names.insert(name);
                 }
-                None => names.extend(
-                    self.read_strings(store, rg, self.source, col::SOURCE)
-                        .await?,
-                ),
+                None => names.extend(self.read_strings(store, rg, col::SOURCE).await?),
             }
         }
         Ok(names)
@@ -216,18 +213,14 @@ impl Shard {
         (min == max).then(|| String::from_utf8_lossy(min).into_owned())
     }
 
-    /// Each row's value of Utf8 column `leaf` (named `name`: the split or the source) in row
-    /// group `rg`, checked against the manifest's CRC-32C of the two.
+    /// Each row's value of the Utf8 column `name` (the split or the source) in row group `rg`.
     async fn read_strings(
         &self,
         store: &dyn ObjectStore,
         rg: usize,
-        leaf: usize,
         name: &str,
     ) -> Result<Vec<String>, DataError> {
-        let file = self.fetch(store, rg, &self.checked_leaves[2]).await?;
-        self.check_chunks(&file, rg, 2..3)?;
-        let batch = self.decode_batch(file, rg, &[leaf], None)?;
+        let batch = self.read_utf8(store, rg, &[name]).await?;
         let column = batch
             .column(0)
             .as_string_opt::<i32>()
@@ -236,6 +229,29 @@ impl Shard {
             .iter()
             .map(|s| s.unwrap_or_default().to_string())
             .collect())
+    }
+
+    /// Row group `rg`'s rows of the columns `names` (in the file's column order), read with the
+    /// split and source chunks, which are checked against the manifest's CRC-32C.
+    pub async fn read_utf8(
+        &self,
+        store: &dyn ObjectStore,
+        rg: usize,
+        names: &[&str],
+    ) -> Result<arrow_array::RecordBatch, DataError> {
+        let leaves = names
+            .iter()
+            .map(|name| {
+                chunk_crc::leaf(self.metadata.metadata(), name)
+                    .ok_or_else(|| self.corrupt(&format!("missing column {name:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let checked = &self.checked_leaves[2];
+        let mut fetched = checked.clone();
+        fetched.extend(leaves.iter().filter(|leaf| !checked.contains(leaf)));
+        let file = self.fetch(store, rg, &fetched).await?;
+        self.check_chunks(&file, rg, 2..3)?;
+        self.decode_batch(file, rg, &leaves, None)
     }
 
     /// Fetches what decoding row group `rg` needs (the signal, lead mask and length columns).
