@@ -86,6 +86,8 @@ pub(crate) fn read(
         })
         .collect();
     let first_data = usize::from(has_layout);
+    // Where each merged signal sits in each data segment (`None`: a gap segment).
+    let mut placements: Vec<Option<Vec<Option<usize>>>> = Vec::new();
     for (segment, segment_header) in header
         .segments
         .iter()
@@ -93,6 +95,7 @@ pub(crate) fn read(
         .skip(first_data)
     {
         let Some(segment_header) = segment_header else {
+            placements.push(None);
             continue;
         };
         let sources = segment_sources(
@@ -104,12 +107,13 @@ pub(crate) fn read(
             &segment.name,
         )
         .map_err(unsupported)?;
-        for (out, src) in outputs.iter_mut().zip(sources) {
+        for (out, src) in outputs.iter_mut().zip(&sources) {
             let gain = src.map_or(0.0, |k| segment_header.signals[k].gain());
             if gain > out.gain() {
                 out.adc_gain = gain;
             }
         }
+        placements.push(Some(sources));
     }
     let frames = bounded_frames(header, header_path, &outputs, first_data)?;
     let mut digital: Vec<Vec<i32>> = vec![Vec::new(); outputs.len()];
@@ -123,14 +127,15 @@ pub(crate) fn read(
         })?;
     }
     let mut n_samples = 0;
-    for (segment, segment_header) in header
+    for ((segment, segment_header), placement) in header
         .segments
         .iter()
         .zip(&segment_headers)
         .skip(first_data)
+        .zip(placements)
     {
         n_samples += segment.n_samples;
-        let Some(segment_header) = segment_header else {
+        let (Some(segment_header), Some(sources)) = (segment_header, placement) else {
             for (out, spec) in digital.iter_mut().zip(&outputs) {
                 out.resize(
                     out.len() + segment.n_samples * spec.samples_per_frame,
@@ -139,15 +144,6 @@ pub(crate) fn read(
             }
             continue;
         };
-        let sources = segment_sources(
-            has_layout,
-            &outputs,
-            channels,
-            layout,
-            segment_header,
-            &segment.name,
-        )
-        .map_err(unsupported)?;
         let wanted: Vec<usize> = sources.iter().flatten().copied().collect();
         let segment_options = ReadOptions {
             channels: Some(wanted.clone()),
