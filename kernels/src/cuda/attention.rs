@@ -150,8 +150,8 @@ pub(super) fn with_delta<D: Device>(
     });
 }
 
-/// dqkv (T, 3C) += the attention backward from dout (T, C), qkv, out and lse (kernels chosen as
-/// in [`forward`]).
+/// dqkv (T, 3C) = the attention backward from dout (T, C), qkv, out and lse (kernels chosen as
+/// in [`forward`]): overwritten, not accumulated (rows past the last sequence are not written).
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
