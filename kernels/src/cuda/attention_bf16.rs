@@ -83,8 +83,8 @@ pub(super) fn forward<D: Device>(
         .launch(Module::AttentionBf16, forward, dims_for(dims, hd, 0), &args);
 }
 
-/// dqkv (T, 3C) = (overwritten) the attention backward from dout (T, C), qkv, out and lse; `hd` = C / H
-/// satisfies `precision::bf16_attention_head`.
+/// dqkv (T, 3C) = (overwritten) the attention backward from dout (T, C), qkv, out and lse;
+/// `hd` = C / H satisfies `precision::bf16_attention_head`.
 pub(super) fn backward<D: Device>(
     k: &KernelBackend<D>,
     dqkv: u64,
