@@ -1,7 +1,8 @@
 //! Kernel compilation: each kernels/cuda file through NVRTC for the device's architecture
 //! (a CUBIN, so the driver needs no PTX JIT), without fused multiply-add so the arithmetic
-//! matches the CPU backend's; cached on disk by (source hash, architecture) so later runs skip
-//! the compiler.
+//! matches the CPU backend's; cached on disk by (source and options hash, NVRTC version,
+//! architecture) so later runs skip the compiler, and a new NVRTC (whose codegen and libdevice
+//! may differ) compiles afresh instead of reusing an older compiler's CUBIN.
 
 use super::device::{Module, COMMON_HEADER};
 use super::probe::CudaError;
@@ -105,12 +106,30 @@ unsafe fn cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, String> {
     Ok(bin)
 }
 
+/// NVRTC's version (major, minor), or (0, 0) when it cannot say.
+fn nvrtc_version() -> (i32, i32) {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: two writable ints, as nvrtcVersion wants.
+    match unsafe { sys::nvrtcVersion(&mut major, &mut minor) }.result() {
+        Ok(()) => (major, minor),
+        Err(_) => (0, 0),
+    }
+}
+
+/// The cache file name of kernel file `file` (preprocessed source `src`) compiled for
+/// sm_`arch` by NVRTC `nvrtc` (major, minor): the hash covers the source, the options and the
+/// version, and the name shows the version and the architecture.
+fn cache_file(file: &str, src: &str, arch: u32, (major, minor): (i32, i32)) -> String {
+    let key = fnv1a(format!("{src}\0{:?}\0nvrtc {major}.{minor}", options(arch)).as_bytes());
+    format!("{file}-{key:016x}-nvrtc{major}.{minor}-sm{arch}.cubin")
+}
+
 /// The CUBIN of `module` for sm_`arch`: from the disk cache, or compiled now (and cached).
 pub(crate) fn module_cubin(module: Module, arch: u32) -> Result<Vec<u8>, CudaError> {
     let (file, src) = module.source();
     let src = preprocess(src);
-    let key = fnv1a(format!("{src}\0{:?}", options(arch)).as_bytes());
-    let cached = cache_dir().map(|d| d.join(format!("{file}-{key:016x}-sm{arch}.cubin")));
+    let name = cache_file(file, &src, arch, nvrtc_version());
+    let cached = cache_dir().map(|d| d.join(name));
     if let Some(bin) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
         return Ok(bin);
     }
@@ -130,4 +149,43 @@ pub(crate) fn module_cubin(module: Module, arch: u32) -> Result<Vec<u8>, CudaErr
         }
     }
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CUBIN cached by one NVRTC is not found by another: the version changes the key and
+    /// shows in the file name, as the architecture does.
+    #[test]
+    fn the_cache_file_depends_on_the_nvrtc_version() {
+        let src = preprocess(Module::Gelu.source().1);
+        let name = |arch, version| cache_file("gelu.cu", &src, arch, version);
+        let (old, new) = (name(90, (13, 0)), name(90, (13, 1)));
+        assert!(old.ends_with("-nvrtc13.0-sm90.cubin"), "{old}");
+        assert!(new.ends_with("-nvrtc13.1-sm90.cubin"), "{new}");
+        let hash = |n: &str| n.split('-').nth(1).map(str::to_owned);
+        assert_ne!(hash(&old), hash(&new), "the hash ignores the version");
+        assert_ne!(
+            hash(&old),
+            hash(&name(80, (13, 0))),
+            "the hash ignores the arch"
+        );
+        assert_eq!(old, name(90, (13, 0)), "the name is not stable");
+        assert_ne!(
+            old,
+            cache_file("gelu.cu", &(src.clone() + " "), 90, (13, 0)),
+            "the hash ignores the source"
+        );
+    }
+
+    /// The version comes from the NVRTC that compiles (where one is loadable: CUDA 13's).
+    #[test]
+    fn the_nvrtc_version_is_read_from_the_library() {
+        if crate::cuda::probe::check_nvrtc().is_err() {
+            ecgfm_test_support::skip_without_oracle("NVRTC");
+            return;
+        }
+        assert!(nvrtc_version().0 >= 13, "{:?}", nvrtc_version());
+    }
 }
