@@ -20,6 +20,7 @@ pub use shards::{write_optimizer_shard, OptimizerShard};
 use crate::{OptimizerState, ParamLayout};
 use marker::Marker;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::SafeTensorError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -43,6 +44,13 @@ pub enum CheckpointError {
     Malformed { path: PathBuf, reason: String },
     #[error("checkpoint file {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// Intact (its checksums hold) but of another shape than the configuration reading it.
+    #[error(
+        "checkpoint file {path} was written by another model: {detail}; read it with the \
+         configuration it was trained with (its metadata `ecgfm_config` records it), or train \
+         this configuration as a new run (another --out)"
+    )]
+    OtherModel { path: PathBuf, detail: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -286,28 +294,32 @@ fn complete_newest_first(run_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError
 }
 
 /// The newest complete checkpoint that reads back intact (every checksum verified), with one
-/// warning for each newer one that did not (naming it and why).
+/// warning for each newer one that did not (naming it and why). A checkpoint of another model
+/// is no damage to step over: its error is returned at once.
 pub fn load_latest_intact(
     run_dir: &Path,
     layout: &ParamLayout,
 ) -> Result<Option<(Checkpoint, Vec<String>)>, CheckpointError> {
-    let mut warnings = Vec::new();
+    let mut skipped = Vec::new();
     for dir in complete_newest_first(run_dir)? {
         match load(&dir, layout) {
-            Ok(ckpt) => return Ok(Some((ckpt, warnings))),
+            Ok(ckpt) => {
+                let warnings = skipped
+                    .iter()
+                    .map(|why| format!("{why}; resuming from the older {}", ckpt.dir.display()))
+                    .collect();
+                return Ok(Some((ckpt, warnings)));
+            }
             Err(err @ (CheckpointError::Corrupt { .. } | CheckpointError::Malformed { .. })) => {
-                warnings.push(format!(
-                    "skipping checkpoint {}: {err}; falling back to an older one",
-                    dir.display()
-                ))
+                skipped.push(format!("skipping checkpoint {}: {err}", dir.display()))
             }
             Err(err) => return Err(err),
         }
     }
-    if !warnings.is_empty() {
+    if !skipped.is_empty() {
         return Err(CheckpointError::Corrupt {
             path: run_dir.join("checkpoints"),
-            reason: format!("no intact checkpoint left: {}", warnings.join("; ")),
+            reason: format!("no intact checkpoint left: {}", skipped.join("; ")),
         });
     }
     Ok(None)
@@ -322,13 +334,27 @@ fn read_named(
     let mut out = vec![0.0f32; layout.total];
     for e in &layout.entries {
         let name = format!("{prefix}{}", e.name);
-        let view = tensors
-            .tensor(&name)
-            .map_err(|err| CheckpointError::Malformed {
+        let view = tensors.tensor(&name).map_err(|err| match err {
+            SafeTensorError::TensorNotFound(_) => CheckpointError::OtherModel {
+                path: path.to_path_buf(),
+                detail: format!("it has no tensor {name}, which this configuration has"),
+            },
+            err => CheckpointError::Malformed {
                 path: path.to_path_buf(),
                 reason: format!("tensor {name}: {err}"),
-            })?;
-        if view.dtype() != Dtype::F32 || view.shape() != e.shape.as_slice() {
+            },
+        })?;
+        if view.dtype() == Dtype::F32 && view.shape() != e.shape.as_slice() {
+            return Err(CheckpointError::OtherModel {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "tensor {name} is {:?}, this configuration makes it {:?}",
+                    view.shape(),
+                    e.shape
+                ),
+            });
+        }
+        if view.dtype() != Dtype::F32 {
             return Err(CheckpointError::Malformed {
                 path: path.to_path_buf(),
                 reason: format!(

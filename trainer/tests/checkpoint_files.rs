@@ -99,13 +99,34 @@ fn wrong_shapes_are_reported_with_the_file() {
     };
     let dir =
         checkpoint::save(&run, &layout, "", &vec![0.5; layout.total], &opt, &state(1)).unwrap();
-    let wider = ParamLayout::new(&ModelConfig { dim: 128, ..nano });
+    let wider = ParamLayout::new(&ModelConfig { dim: 128, ..nano.clone() });
     let err = checkpoint::load(&dir, &wider)
         .err()
         .expect("shape mismatch");
     let text = err.to_string();
     assert!(text.contains("model.safetensors"), "{text}");
-    assert!(text.contains("patch_embed.weight"), "{text}");
+    assert!(
+        text.contains("written by another model: tensor patch_embed.weight is [64, 75], this configuration makes it [128, 75]")
+            && text.contains("`ecgfm_config`"),
+        "{text}"
+    );
+    // Resuming calls it neither corrupt nor skips it for an older checkpoint.
+    let err = checkpoint::load_latest_intact(&run, &wider)
+        .err()
+        .expect("shape mismatch");
+    let text = err.to_string();
+    assert!(text.contains("written by another model"), "{text}");
+    assert!(
+        !text.contains("corrupt") && !text.contains("older"),
+        "{text}"
+    );
+    // A deeper model finds tensors missing.
+    let deeper = ParamLayout::new(&ModelConfig { depth: 3, ..nano });
+    let text = checkpoint::load(&dir, &deeper).err().unwrap().to_string();
+    assert!(
+        text.contains("written by another model: it has no tensor"),
+        "{text}"
+    );
     std::fs::remove_dir_all(run).unwrap();
 }
 
