@@ -54,6 +54,31 @@ fn bad_overrides_and_unknown_fields_are_rejected() {
     assert!(typo.unwrap_err().to_string().contains("learning_rate"));
     let model_typo = TrainConfig::from_table(table("[model]\ndepht = 3\n"));
     assert!(model_typo.unwrap_err().to_string().contains("depht"));
+    // A typo names its own section and the nearest key; a section typo lists `model` too.
+    for (text, said) in [
+        (
+            "[train]\nstep = 5\n",
+            "unknown key `step` in [train] (did you mean `steps`?); [train] reads `steps`, `batch_size`,",
+        ),
+        ("[optim]\nlrr = 1\n", "unknown key `lrr` in [optim] (did you mean `lr`?)"),
+        ("[data]\nsplits = \"val\"\n", "in [data] (did you mean `split`?)"),
+        (
+            "[optm]\nlr = 1\n",
+            "unknown section `optm` (did you mean `optim`?); the sections are `model`, `data`, `optim`, `train`",
+        ),
+        ("[model]\nmaskng = \"aligned\"\n", "(did you mean `masking`?)"),
+        ("[train]\nwhatever = 1\n", "unknown key `whatever` in [train]; [train] reads"),
+        ("[train]\nsteps = \"many\"\n", "invalid [train] configuration"),
+    ] {
+        let err = config::check_sections(&table(text)).unwrap_err().to_string();
+        assert!(err.contains(said), "{err}");
+        let err = TrainConfig::from_table(table(text)).unwrap_err().to_string();
+        assert!(err.contains(said), "{err}");
+    }
+    config::check_sections(&table(
+        "[model]\npreset = \"tiny\"\n[train]\nval_batches = 2\n",
+    ))
+    .unwrap();
     let preset = TrainConfig::from_table(table("[model]\npreset = \"gigantic\"\n"));
     assert!(preset.unwrap_err().to_string().contains("gigantic"));
     let zero = TrainConfig::from_table(table("[train]\nbatch_size = 0\n"));
