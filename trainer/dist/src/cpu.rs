@@ -7,8 +7,9 @@
 //! range, the traffic of a ring reduce-scatter; the all-gather is the mirror image. All sends and
 //! receives of one call run concurrently, under one per-call timeout.
 //!
-//! Wire format: each message is a header (call sequence number, payload bytes; u64 little
-//! endian) and the payload. The sequence number catches ranks that fall out of step.
+//! Wire format: each message is a header (call sequence number, payload bytes, the call's kind;
+//! u64 little endian) and the payload. The sequence number and the kind catch ranks that fall
+//! out of step, and the error names both ranks' calls.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -54,6 +55,33 @@ struct Transfer<'a> {
     recv: Option<&'a mut [u8]>,
 }
 
+/// The kinds of call, in the order of their codes on the wire (code = index + 1).
+const OPS: [&str; 5] = [
+    "reduce_scatter",
+    "all_gather",
+    "broadcast (length)",
+    "broadcast",
+    "barrier",
+];
+
+/// The wire code of the call `op` (0 for a name not in `OPS`).
+fn op_code(op: &str) -> u64 {
+    OPS.iter()
+        .position(|&o| o == op)
+        .map_or(0, |i| i as u64 + 1)
+}
+
+/// The name of the call with wire code `code`.
+fn op_name(code: u64) -> &'static str {
+    match code {
+        1..=5 => OPS[code as usize - 1],
+        _ => "an unknown call",
+    }
+}
+
+/// Bytes of a message header: sequence number, payload length, kind of call.
+const HEADER: usize = 24;
+
 fn io_to_dist(rank: usize, op: &str, e: std::io::Error) -> DistError {
     use std::io::ErrorKind::*;
     match e.kind() {
@@ -77,11 +105,14 @@ async fn transfer(
     t: Transfer<'_>,
 ) -> Result<(), DistError> {
     let Peer { read, write } = peer;
+    let code = op_code(op);
+    let expected_len = t.recv.as_ref().map(|b| b.len() as u64);
     let send = async {
         if let Some(bytes) = t.send {
-            let mut header = [0u8; 16];
+            let mut header = [0u8; HEADER];
             header[..8].copy_from_slice(&seq.to_le_bytes());
-            header[8..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            header[8..16].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            header[16..].copy_from_slice(&code.to_le_bytes());
             write.write_all(&header).await?;
             write.write_all(bytes).await?;
         }
@@ -89,25 +120,31 @@ async fn transfer(
     };
     let recv = async {
         if let Some(buf) = t.recv {
-            let mut header = [0u8; 16];
+            let mut header = [0u8; HEADER];
             read.read_exact(&mut header).await?;
-            let got_seq = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-            let got_len = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
-            if got_seq != seq || got_len != buf.len() as u64 {
-                return Ok(Some((got_seq, got_len)));
+            let field =
+                |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+            let (got_seq, got_len, got_code) = (field(0), field(8), field(16));
+            if got_seq != seq || got_len != buf.len() as u64 || got_code != code {
+                return Ok(Some((got_seq, got_len, got_code)));
             }
             read.read_exact(buf).await?;
         }
-        Ok::<Option<(u64, u64)>, std::io::Error>(None)
+        Ok::<Option<(u64, u64, u64)>, std::io::Error>(None)
     };
     let (sent, received) = tokio::join!(send, recv);
     sent.map_err(|e| io_to_dist(rank, op, e))?;
-    if let Some((got_seq, got_len)) = received.map_err(|e| io_to_dist(rank, op, e))? {
+    if let Some((got_seq, got_len, got_code)) = received.map_err(|e| io_to_dist(rank, op, e))? {
         return Err(DistError::OutOfStep {
             rank,
-            op: op.to_string(),
-            expected: format!("call #{seq}"),
-            got: format!("call #{got_seq} with {got_len} bytes"),
+            expected: format!(
+                "call #{seq} is {op}, expecting {} bytes from it",
+                expected_len.unwrap_or_default()
+            ),
+            got: format!(
+                "{} with {got_len} bytes as its call #{got_seq}",
+                op_name(got_code)
+            ),
         });
     }
     Ok(())

@@ -38,11 +38,15 @@ pub enum DistError {
         op: String,
         source: std::io::Error,
     },
-    #[error("rank {rank} is out of step: during {op} it sent {got} (expected {expected})")]
+    #[error(
+        "rank {rank} is out of step: this rank's {expected}, but rank {rank} sent {got} (the \
+         ranks made different calls: do their commands or configurations differ?)"
+    )]
     OutOfStep {
         rank: usize,
-        op: String,
+        /// This rank's call: its number, kind and the bytes it expected from `rank`.
         expected: String,
+        /// The call `rank` made instead.
         got: String,
     },
     #[error("NCCL: {0}")]

@@ -1,6 +1,6 @@
 //! The CPU collective between threads over loopback: sums equal a serial rank-order sum bit for
 //! bit, every rank gets every piece, and failures (a rank that never arrives, dies or hangs)
-//! come back as errors naming that rank.
+//! come back as errors naming that rank; ranks making different calls are told which.
 
 use std::time::Duration;
 
@@ -197,6 +197,31 @@ fn a_rank_that_dies_or_hangs_is_named() {
     });
     let text = errors[0].as_ref().expect("rank 0's call must fail");
     assert!(text.contains("rank 1 closed its connection"), "{text}");
+}
+
+#[test]
+fn ranks_making_different_calls_are_named_with_both_calls() {
+    // Rank 0 waits at a barrier while rank 1 all-reduces (ranks whose settings differ).
+    let errors: Vec<String> = on_ranks(2, |c| {
+        let mut buf = vec![1.0f32; 4];
+        let result = match c.rank() {
+            0 => c.barrier(),
+            _ => c.all_reduce(&mut buf),
+        };
+        result.expect_err("the calls differ").to_string()
+    });
+    assert_eq!(
+        errors[0],
+        "rank 1 is out of step: this rank's call #1 is barrier, expecting 0 bytes from it, but \
+         rank 1 sent reduce_scatter with 8 bytes as its call #1 (the ranks made different calls: \
+         do their commands or configurations differ?)"
+    );
+    assert!(
+        errors[1].starts_with("rank 0 is out of step: this rank's call #1 is reduce_scatter")
+            && errors[1].contains("rank 0 sent barrier with 0 bytes"),
+        "{}",
+        errors[1]
+    );
 }
 
 #[test]
