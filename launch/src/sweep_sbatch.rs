@@ -28,11 +28,13 @@ pub fn write(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
          # ecgfm sweep {name}: {n} runs, one per array task. Submit with\n\
          #   sbatch {path}\n\
          # then, when every task has finished: {exe} sweep report {dir}\n\
-         # A task that was preempted resumes its run from its newest checkpoint when requeued.\n\
+         # A task that was preempted resumes its run from its newest checkpoint when requeued, and\n\
+         # appends to its log (the attempt before stays readable).\n\
          #SBATCH --job-name=ecgfm-sweep-{name}\n\
          #SBATCH --array=0-{last}\n\
          #SBATCH --output={output}\n\
          #SBATCH --requeue\n\
+         #SBATCH --open-mode=append\n\
          {cpus}\
          # Add your site's partition, time limit and GPU request here, e.g. #SBATCH --gres=gpu:1\n\
          set -euo pipefail\n\

@@ -646,6 +646,8 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
         "--slurm must not run anything"
     );
     assert!(script.contains("#SBATCH --output=\""), "{script}");
+    // A requeued (preempted) task appends to its log instead of truncating the attempt before.
+    assert!(script.contains("#SBATCH --open-mode=append\n"), "{script}");
     // Array task 1 runs the second grid point only.
     let task = std::process::Command::new("bash")
         .arg(dir.join("sweep.sbatch"))
