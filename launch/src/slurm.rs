@@ -1,9 +1,10 @@
 //! `ecgfm launch --slurm-script`: an sbatch script for the job `ecgfm launch` was given. Under
 //! SLURM no launcher process is needed: srun starts one `ecgfm pretrain` per GPU and each reads
 //! its rank from SLURM's variables (rank 0 on the first node of the allocation). The job is
-//! requeued on preemption or node failure (and, after checkpointing on SLURM's SIGUSR1 before
-//! the time limit, requeues itself), and every start resumes from the newest intact checkpoint
-//! of its run directory.
+//! requeued on preemption or node failure (SLURM's `--requeue`) and, when its ranks stopped with
+//! their checkpoint saved (exit status 75, after SLURM's SIGUSR1 before the time limit), requeues
+//! itself, as often as that happens; a failure is not requeued. Every start resumes from the
+//! newest intact checkpoint of its run directory.
 
 use anyhow::{bail, Result};
 
@@ -54,7 +55,9 @@ pub fn script(args: &LaunchArgs) -> Result<String> {
             args.nproc_per_node
         ));
     }
-    s.push_str("#SBATCH --cpus-per-task=8\n");
+    // srun does not inherit sbatch's --cpus-per-task since Slurm 22.05: it is given again below.
+    let cpus = cpus_per_task(&args.command);
+    s.push_str(&format!("#SBATCH --cpus-per-task={cpus}\n"));
     s.push_str(&format!("#SBATCH --time={}\n", args.slurm_time));
     s.push_str("#SBATCH --requeue\n");
     s.push_str("#SBATCH --signal=USR1@180\n");
@@ -65,23 +68,39 @@ pub fn script(args: &LaunchArgs) -> Result<String> {
          # SLURM_LOCALID and meets the others on the first node of the allocation.\n\
          # Preemption or a node failure requeues the job (--requeue); every start resumes from the\n\
          # newest intact checkpoint in the run directory. Three minutes before the time limit\n\
-         # SLURM sends SIGUSR1: every rank checkpoints its step and stops, and the job queues\n\
-         # itself again (at most 20 times, so a run that keeps failing does not loop forever).\n\
+         # SLURM sends SIGUSR1: every rank checkpoints its step and stops with status 75, and the\n\
+         # job queues itself again (every time: a long run needs many time limits). Any other\n\
+         # failure is not requeued: it would fail the same way; fix it and sbatch this again.\n\
          set -euo pipefail\n\
          export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n",
     );
     s.push_str(&format!("OUT={}\n", shell_word(&out)));
     s.push_str("RESUME=\nif [ -f \"$OUT/config.toml\" ]; then RESUME=--resume; fi\n");
     s.push_str(&format!(
-        "if ! srun --kill-on-bad-exit=1 {} {} $RESUME; then\n",
+        "set +e\nsrun --kill-on-bad-exit=1 --cpus-per-task={cpus} {} {} $RESUME\nstatus=$?\nset -e\n",
         shell_word(&exe),
         command.join(" ")
     ));
-    s.push_str(
-        "    if [ \"${SLURM_RESTART_COUNT:-0}\" -lt 20 ]; then scontrol requeue \"$SLURM_JOB_ID\"; fi\n\
-         \x20   exit 1\nfi\n",
-    );
+    s.push_str(&format!(
+        "if [ \"$status\" -eq {STOPPED} ]; then\n\
+         \x20   echo \"ecgfm: the ranks stopped with their checkpoint saved (status {STOPPED}): requeueing job $SLURM_JOB_ID\" >&2\n\
+         \x20   scontrol requeue \"$SLURM_JOB_ID\"\n\
+         elif [ \"$status\" -ne 0 ]; then\n\
+         \x20   echo \"ecgfm: the ranks failed (status $status): not requeued (it would fail again); fix the cause and sbatch this script again, it resumes\" >&2\n\
+         fi\n\
+         exit \"$status\"\n",
+        STOPPED = crate::signals::STOPPED_EXIT
+    ));
     Ok(s)
+}
+
+/// CPUs per rank: the command's `--threads` when it gives a count, else 8 (a GPU rank's driving
+/// thread, data decoding and prefetch, object-store reads and the communication thread).
+fn cpus_per_task(command: &[String]) -> usize {
+    flag_value(command, "--threads")
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(8)
 }
 
 /// Parses `--slurm-time` in one of sbatch's forms: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS,

@@ -633,7 +633,9 @@ fn the_slurm_script_and_the_plan() {
         "#SBATCH --gpus-per-node=4",
         "#SBATCH --requeue",
         "#SBATCH --signal=USR1@180",
-        "srun --kill-on-bad-exit=1",
+        "#SBATCH --cpus-per-task=8\n",
+        // srun does not inherit sbatch's --cpus-per-task since Slurm 22.05.
+        "srun --kill-on-bad-exit=1 --cpus-per-task=8 ",
         "scontrol requeue",
         "pretrain --device cuda --model base --out /shared/runs/base",
         "then RESUME=--resume; fi",
@@ -645,6 +647,25 @@ fn the_slurm_script_and_the_plan() {
         .status()
         .unwrap();
     assert!(syntax.success(), "not valid bash:\n{script}");
+    requeues_only_a_stop(&script);
+    let threads = run_ok(
+        &[
+            "launch",
+            "--slurm-script",
+            "--",
+            "pretrain",
+            "--threads",
+            "4",
+            "--out",
+            "r",
+        ]
+        .map(String::from),
+    );
+    assert!(
+        threads.contains("#SBATCH --cpus-per-task=4\n")
+            && threads.contains("srun --kill-on-bad-exit=1 --cpus-per-task=4 "),
+        "{threads}"
+    );
     let no_out = ecgfm_env(
         &["launch", "--slurm-script", "--", "pretrain"].map(String::from),
         &[],
@@ -682,6 +703,16 @@ fn the_slurm_script_and_the_plan() {
             .parse()
             .unwrap()
     };
+    // A small model's step takes microseconds: none of its times or sizes prints as zero.
+    let nano = run_ok(&["plan", "--model", "nano", "--gpus", "8"].map(String::from));
+    for line in nano.lines().filter(|l| {
+        l.starts_with("compute") || l.starts_with("gradient comms") || l.starts_with("step")
+    }) {
+        assert!(
+            line.contains(" us") && !line.contains(" 0.0 ") && !line.contains(" 0 MB"),
+            "{nano}"
+        );
+    }
     let (one_node, eight_nodes) = (efficiency("8"), efficiency("64"));
     assert!(
         one_node > eight_nodes && eight_nodes > 0.0,
@@ -704,6 +735,60 @@ fn the_slurm_script_and_the_plan() {
         bf16 < fp32 && zero[0] < bf16 && zero[2] < fp32,
         "{plain:?} {zero:?}"
     );
+}
+
+/// Runs the SLURM `script` with stand-ins for srun (ending with each status in turn) and
+/// scontrol: only a stop (75, the ranks' checkpointed stop) requeues the job, however often it
+/// was requeued before, and the script exits with the ranks' status.
+fn requeues_only_a_stop(script: &str) {
+    let dir = temp_dir("slurm-requeue");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("calls");
+    for (tool, body) in [
+        (
+            "srun",
+            "echo \"srun $*\" >> \"$CALLS\"; exit \"$SRUN_STATUS\"",
+        ),
+        ("scontrol", "echo \"scontrol $*\" >> \"$CALLS\""),
+    ] {
+        let path = bin.join(tool);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (status, restarts, requeued) in [(75, "40", true), (1, "0", false), (0, "0", false)] {
+        let _ = std::fs::remove_file(&log);
+        let run = Command::new("bash")
+            .args(["-c", script])
+            .env("PATH", &path)
+            .env("CALLS", &log)
+            .env("SRUN_STATUS", status.to_string())
+            .env("SLURM_JOB_ID", "4711")
+            .env("SLURM_RESTART_COUNT", restarts)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(status), "{stderr}");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            calls.starts_with("srun --kill-on-bad-exit=1 --cpus-per-task="),
+            "{calls}"
+        );
+        assert_eq!(
+            calls.contains("scontrol requeue 4711"),
+            requeued,
+            "status {status}: {calls}\n{stderr}"
+        );
+        if status == 1 {
+            assert!(
+                stderr.contains("failed (status 1): not requeued"),
+                "{stderr}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
