@@ -1,9 +1,12 @@
 //! How a parent `ecgfm` learns why a child `ecgfm` failed (a sweep's `pretrain` or `eval`, a
 //! launch's ranks) without capturing the child's terminal output (which would hide its progress
 //! bars): the parent names a file in `ECGFM_ERROR_FILE`, and the child, failing, writes its
-//! error there as well as to its standard error.
+//! error there as well as to its standard error. The files lie in a folder of the parent's own,
+//! made afresh with mode 0700 ([`ErrorDir`]): in a shared /tmp another user could otherwise
+//! plant a link where a child will write, or the text the parent reports as its error.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,16 +26,62 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// A fresh path for a child's error file (what `ENV` names for it); nothing is there yet.
-pub fn new_file() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "ecgfm-child-error-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&file);
-    file
+/// A private folder for children's error files: created new (never one already there) in the
+/// temporary folder with mode 0700, removed with everything in it when dropped.
+pub struct ErrorDir {
+    path: PathBuf,
+    next: AtomicU64,
+}
+
+impl ErrorDir {
+    pub fn create() -> Result<ErrorDir> {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let path = tmp.join(format!(
+                "ecgfm-errors-{}-{}-{nanos:x}-{attempt}",
+                std::process::id(),
+                MADE.fetch_add(1, Ordering::Relaxed)
+            ));
+            // mkdir fails on anything already at the path, a link included.
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {
+                    return Ok(ErrorDir {
+                        path,
+                        next: AtomicU64::new(0),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "creating a private folder for error files in {}",
+                            tmp.display()
+                        )
+                    })
+                }
+            }
+        }
+        anyhow::bail!(
+            "creating a private folder for error files in {}: every name tried was taken",
+            tmp.display()
+        )
+    }
+
+    /// A fresh path in this folder for a child's error file (what `ENV` names for it).
+    pub fn new_file(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.path.join(format!("child-{n}"))
+    }
+}
+
+impl Drop for ErrorDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// The error a child wrote to `file` (`None` when it wrote none: it succeeded, died before it
@@ -73,7 +122,8 @@ pub fn describe(status: ExitStatus) -> String {
 pub fn status_and_error(
     command: &mut Command,
 ) -> Result<(std::process::ExitStatus, Option<String>)> {
-    let file = new_file();
+    let dir = ErrorDir::create()?;
+    let file = dir.new_file();
     let status = command.env(ENV, &file).status()?;
     let error = take(&file);
     Ok((status, error.filter(|_| !status.success())))
@@ -114,5 +164,21 @@ mod tests {
         let (status, error) = status_and_error(&mut command).unwrap();
         assert!(status.success());
         assert_eq!(error, None, "a child that succeeded has no error");
+    }
+
+    #[test]
+    fn error_files_lie_in_a_private_folder_that_is_removed_afterwards() {
+        // The child reports its file's folder and that folder's mode as its error.
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "d=$(dirname \"$ECGFM_ERROR_FILE\"); stat -c '%a %n' \"$d\" > \"$ECGFM_ERROR_FILE\"; exit 1",
+        ]);
+        let (_, error) = status_and_error(&mut command).unwrap();
+        let error = error.unwrap();
+        let (mode, dir) = error.trim().split_once(' ').unwrap();
+        assert_eq!(mode, "700", "{error}");
+        assert_ne!(Path::new(dir), std::env::temp_dir(), "{error}");
+        assert!(!Path::new(dir).exists(), "{dir} was left behind");
     }
 }

@@ -160,7 +160,9 @@ fn run_attempt(
     let threads = (cores / args.nproc_per_node).max(1).to_string();
     let port = listener.map_or(Ok(args.master_port), |l| l.local_addr().map(|a| a.port()))?;
     let mut children: Vec<(usize, Option<Child>)> = Vec::new();
-    // Where each rank writes its error when it fails (in `children`'s order).
+    // Where each rank writes its error when it fails (in `children`'s order), in a folder of
+    // our own.
+    let error_dir = crate::child_error::ErrorDir::create()?;
     let mut error_files = Vec::new();
     let mut forwarders = Vec::new();
     for local in 0..args.nproc_per_node {
@@ -198,7 +200,7 @@ fn run_attempt(
         if let Some(listener) = listener.filter(|_| rank == 0) {
             ecgfm_dist::handoff::pass_to(&mut cmd, listener);
         }
-        let error_file = crate::child_error::new_file();
+        let error_file = error_dir.new_file();
         cmd.env(crate::child_error::ENV, &error_file);
         error_files.push(error_file);
         let mut child = match cmd.spawn() {
