@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ecgfm_trainer::eval::protocols::MIN_BOOTSTRAP;
 use ecgfm_trainer::eval::{
-    paired_auroc_interval, paired_f1_interval, IntervalNoise, PairError, Resample, ScoredResult,
-    UnitScores,
+    by_patient, paired_auroc_interval, paired_f1_interval, IntervalNoise, PairError, Resample,
+    ScoredResult, UnitScores,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,8 @@ pub struct CompareArgs {
     /// --b-protocol probe` with the same file on both sides: pretrained against from scratch.
     #[arg(long)]
     pub b_protocol: Option<String>,
-    /// Bootstrap resamples of the test records (at least 200).
+    /// Bootstrap resamples of the test patients (records in files without patients; at least
+    /// 200).
     #[arg(long, default_value_t = 2000, value_parser = resamples)]
     pub bootstrap: usize,
     /// Seed of the resamples.
@@ -104,7 +105,7 @@ impl Metric {
         if self == Metric::Auroc {
             return paired_auroc_interval(&units(a), &units(b), over, resamples, seed);
         }
-        let thresholds = |side: &[&ScoredResult]| -> Vec<Vec<f64>> {
+        let thresholds = |side: &[&ScoredResult]| -> Vec<Vec<Option<f64>>> {
             side.iter()
                 .map(|r| r.thresholds_of(classes).unwrap_or_default())
                 .collect()
@@ -122,8 +123,8 @@ fn units<'a>(side: &[&'a ScoredResult]) -> Vec<&'a UnitScores> {
 /// Each result's units with its thresholds.
 fn with<'a>(
     side: &[&'a ScoredResult],
-    thresholds: &'a [Vec<f64>],
-) -> Vec<(&'a UnitScores, &'a [f64])> {
+    thresholds: &'a [Vec<Option<f64>>],
+) -> Vec<(&'a UnitScores, &'a [Option<f64>])> {
     units(side)
         .into_iter()
         .zip(thresholds.iter().map(Vec::as_slice))
@@ -350,9 +351,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     for row in rows {
         println!("{row}");
     }
+    let every: Vec<&ScoredResult> = a.iter().chain(&b).flatten().collect();
+    let unit = match by_patient(&units(&every)) {
+        true => "test patients (each with all its units)",
+        false => "test records",
+    };
     let drawn = match over {
-        Resample::Records => "the test records",
-        Resample::SeedsAndRecords => "each side's files (seeds), then the test records",
+        Resample::Records => format!("the {unit}"),
+        Resample::SeedsAndRecords => format!("each side's files (seeds), then the {unit}"),
     };
     println!(
         "A: {} file(s), B: {} file(s); {} resamples of {drawn}, seed {} (several files on a \

@@ -1,6 +1,7 @@
 //! `ecgfm compare` through the real binary on hand-made result files: one encoder counts once
 //! (a file given twice, or two files of the same weights, on one side are refused, and one file
-//! on both sides under one protocol), and an error prints no table header before it.
+//! on both sides under one protocol), an error prints no table header before it, and files that
+//! give the same patients are resampled by patient.
 
 mod common;
 
@@ -134,5 +135,31 @@ fn a_single_seed_of_a_trained_protocol_gets_no_verdict() {
     );
     let err = run_err(&["compare", "--a", a, "--b", b, "--bootstrap", "50"]);
     assert!(err.contains("50: give at least 200 resamples"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn files_with_the_same_patients_resample_patients() {
+    let dir = temp_dir("compare-patients");
+    let (a, b) = (
+        result_file(&dir, "a", "w1", 90, 0.0),
+        result_file(&dir, "b", "w2", 90, 0.3),
+    );
+    let compare = || run_ok(&["compare", "--a", path_str(&a), "--b", path_str(&b)]);
+    assert!(compare().contains("resamples of the test records"));
+    // Three records a patient, in both files: the interval draws patients, and is wider.
+    for path in [&a, &b] {
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for r in file["results"].as_array_mut().unwrap() {
+            r["test_units"]["patients"] = (0..90u32).map(|i| i / 3).collect();
+        }
+        std::fs::write(path, file.to_string()).unwrap();
+    }
+    let said = compare();
+    assert!(
+        said.contains("resamples of the test patients (each with all its units)"),
+        "{said}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -152,7 +152,7 @@ fn ptbxl_superclasses_all_protocols() {
     );
     for r in report["results"].as_array().unwrap() {
         assert_eq!(r["test_patients"], patients, "{r}");
-        let units = r["test_unit_patients"].as_array().unwrap();
+        let units = r["test_units"]["patients"].as_array().unwrap();
         assert_eq!(units.len() as u64, r["test_windows"].as_u64().unwrap());
     }
     let warned = report["warnings"].as_array().unwrap().iter();

@@ -40,8 +40,8 @@ pub mod task;
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
 pub use paired::{
-    against_scratch, paired_auroc_interval, paired_auroc_interval_by_patient, paired_f1_interval,
-    seed_dependent, AgainstScratch, IntervalNoise, PairError, Resample, ScoredResult,
+    against_scratch, by_patient, paired_auroc_interval, paired_f1_interval, seed_dependent,
+    AgainstScratch, IntervalNoise, PairError, Resample, ScoredResult,
 };
 pub use pretraining::Pretraining;
 pub use progress::EvalProgress;

@@ -94,6 +94,10 @@ pub struct ScoredResult {
     /// written before it was renamed). Absent (no value) where a result file leaves it out.
     #[serde(default, rename = "macro_f1_ovr_thresholded", alias = "macro_f1")]
     pub macro_f1: WithCi,
+    /// Each class's thresholded F1, `null` where it is left out of the macro (no test positive,
+    /// or no validation positive to pick a threshold on); empty in older files.
+    #[serde(default)]
+    pub per_class_f1: BTreeMap<String, Option<f64>>,
     /// Each class's decision threshold (picked on validation), by class name; empty where a
     /// result file leaves them out (no F1 comparison then).
     #[serde(default)]
@@ -101,9 +105,6 @@ pub struct ScoredResult {
     /// Absent in result files written before ecgfm kept the scored units.
     #[serde(default)]
     pub test_units: Option<UnitScores>,
-    /// The patient of each scored unit; empty in result files written before ecgfm kept them.
-    #[serde(default)]
-    pub test_unit_patients: Vec<u32>,
 }
 
 impl ScoredResult {
@@ -112,11 +113,17 @@ impl ScoredResult {
         seed_dependent(&self.protocol, self.fraction)
     }
 
-    /// The thresholds in the order of `classes`; `None` when a class has none.
-    pub fn thresholds_of(&self, classes: &[String]) -> Option<Vec<f64>> {
+    /// The thresholds in the order of `classes`, each `None` where the file leaves the class
+    /// out of its macro F1 (`per_class_f1` null), as the paired F1 interval must too; `None`
+    /// when a class has no threshold.
+    pub fn thresholds_of(&self, classes: &[String]) -> Option<Vec<Option<f64>>> {
         classes
             .iter()
-            .map(|c| self.thresholds.get(c).copied())
+            .map(|c| {
+                let threshold = *self.thresholds.get(c)?;
+                let left_out = matches!(self.per_class_f1.get(c), Some(None));
+                Some((!left_out).then_some(threshold))
+            })
             .collect()
     }
 }
@@ -128,9 +135,9 @@ impl From<&ProtocolResult> for ScoredResult {
             fraction: r.fraction,
             macro_auroc: r.test.macro_auroc,
             macro_f1: r.test.macro_f1_ovr_thresholded.clone(),
+            per_class_f1: r.test.per_class_f1.clone(),
             thresholds: r.test.thresholds.clone(),
             test_units: Some(r.test_units.clone()),
-            test_unit_patients: r.test_unit_patients.clone(),
         }
     }
 }
@@ -166,13 +173,8 @@ pub fn against_scratch(
             let base = scratch(result.fraction)?;
             let diff = result.macro_auroc? - base.macro_auroc?;
             let (a, b) = (base.test_units.as_ref()?, result.test_units.as_ref()?);
-            let patients = &base.test_unit_patients;
             let interval =
-                match patients.len() == a.records.len() && *patients == result.test_unit_patients {
-                    true => paired_auroc_interval_by_patient(&[a], &[b], patients, resamples, seed),
-                    false => paired_auroc_interval(&[a], &[b], Resample::Records, resamples, seed),
-                }
-                .ok()??;
+                paired_auroc_interval(&[a], &[b], Resample::Records, resamples, seed).ok()??;
             Some(AgainstScratch {
                 result,
                 diff,
@@ -202,9 +204,10 @@ pub enum PairError {
 }
 
 /// The 95% interval of the macro AUROC of `b` (mean over its evaluations) minus that of `a`,
-/// over `resamples` resamples (`over`: of their common test records, or of seeds and records)
-/// drawn from `seed`. `Ok(None)` when too few resamples define both AUROCs (a class with no
-/// positive).
+/// over `resamples` resamples (`over`: of their common test units, or of seeds and units)
+/// drawn from `seed`; units are drawn by patient, each with all its units, where every
+/// evaluation gives the same patients ([`UnitScores::patients`]), else by record.
+/// `Ok(None)` when too few resamples define both AUROCs (a class with no positive).
 pub fn paired_auroc_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
@@ -217,45 +220,25 @@ pub fn paired_auroc_interval(
         b,
         over,
         (resamples, seed),
-        None,
-        |_, scores, targets, k, rows| per_class_auroc(scores, targets, k, rows),
-    )
-}
-
-/// [`paired_auroc_interval`] over the test records, resampling the `patients` (the patient of
-/// each unit, as a result's `test_unit_patients`) each with all their units: one patient's
-/// records are not independent.
-pub fn paired_auroc_interval_by_patient(
-    a: &[&UnitScores],
-    b: &[&UnitScores],
-    patients: &[u32],
-    resamples: usize,
-    seed: u64,
-) -> Result<Option<[f64; 2]>, PairError> {
-    if a.iter().chain(b).any(|u| u.records.len() != patients.len()) {
-        return Err(PairError::OtherUnits);
-    }
-    paired_interval(
-        a,
-        b,
-        Resample::Records,
-        (resamples, seed),
-        Some(patients),
         |_, scores, targets, k, rows| per_class_auroc(scores, targets, k, rows),
     )
 }
 
 /// The 95% interval of the macro F1 of `b` minus that of `a`, each evaluation at its own
-/// per-class thresholds (`(units, thresholds in class order)`), as
-/// [`paired_auroc_interval`] does for the AUROC.
+/// per-class thresholds (`(units, thresholds in class order)`, `None` for a class the
+/// evaluation leaves out of its macro F1), as [`paired_auroc_interval`] does for the AUROC.
 pub fn paired_f1_interval(
-    a: &[(&UnitScores, &[f64])],
-    b: &[(&UnitScores, &[f64])],
+    a: &[(&UnitScores, &[Option<f64>])],
+    b: &[(&UnitScores, &[Option<f64>])],
     over: Resample,
     resamples: usize,
     seed: u64,
 ) -> Result<Option<[f64; 2]>, PairError> {
-    let thresholds: Vec<&[f64]> = a.iter().chain(b).map(|e| e.1).collect();
+    let thresholds: Vec<&[Option<f64>]> = a.iter().chain(b).map(|e| e.1).collect();
+    // A class left out gets any threshold; its F1 is dropped after.
+    let cutoffs: Vec<Vec<f64>> = (thresholds.iter())
+        .map(|t| t.iter().map(|c| c.unwrap_or(0.5)).collect())
+        .collect();
     for (units, given) in a.iter().chain(b) {
         let classes = units
             .targets
@@ -276,22 +259,36 @@ pub fn paired_f1_interval(
         &units_b,
         over,
         (resamples, seed),
-        None,
-        |i, scores, targets, k, rows| per_class_f1(scores, targets, k, rows, thresholds[i]),
+        |i, scores, targets, k, rows| {
+            let f1 = per_class_f1(scores, targets, k, rows, &cutoffs[i]);
+            (f1.into_iter().zip(thresholds[i]))
+                .map(|(f, t)| f.filter(|_| t.is_some()))
+                .collect()
+        },
     )
+}
+
+/// Whether a paired interval over `units` draws patients (each with all its units): every
+/// evaluation gives the same patient for each unit. Else it draws records.
+pub fn by_patient(units: &[&UnitScores]) -> bool {
+    let Some(first) = units.first() else {
+        return false;
+    };
+    first.patients.len() == first.records.len()
+        && units.iter().all(|u| u.patients == first.patients)
 }
 
 /// The paired interval of the macro mean of `per_class` (the per-class values of evaluation `i`
 /// of `a` then `b`, from its scores, the targets, the class count and the resampled rows): `b`'s
-/// mean minus `a`'s on each of `resamples` resamples drawn from `seed`, of the records or,
-/// given, the `patients` of the units. A resample counts only where every class the whole test
-/// set defines (for every evaluation) stays defined, as `report::test_metrics`'s intervals.
+/// mean minus `a`'s on each of `resamples` resamples drawn from `seed`, of the patients of the
+/// units where every evaluation gives the same, else of their records. A resample counts only
+/// where every class the whole test set defines (for every evaluation) stays defined, as
+/// `report::test_metrics`'s intervals.
 fn paired_interval(
     a: &[&UnitScores],
     b: &[&UnitScores],
     over: Resample,
     (resamples, seed): (usize, u64),
-    patients: Option<&[u32]>,
     per_class: impl Fn(usize, &[f64], &[f64], usize, &[usize]) -> Vec<Option<f64>>,
 ) -> Result<Option<[f64; 2]>, PairError> {
     let (Some(first), false) = (a.first(), b.is_empty()) else {
@@ -324,7 +321,10 @@ fn paired_interval(
             .collect();
         values.map(|v| v.iter().sum::<f64>() / evaluations.len() as f64)
     };
-    let groups = record_groups(patients.unwrap_or(&first.records));
+    let groups = record_groups(match by_patient(&all().copied().collect::<Vec<_>>()) {
+        true => &first.patients,
+        false => &first.records,
+    });
     let (na, nb) = (a.len(), b.len());
     if over == Resample::SeedsAndRecords && (na < 2 || nb < 2) {
         return Err(PairError::OneSeed { a: na, b: nb });
@@ -369,6 +369,7 @@ mod tests {
             records: (0..n as u32).collect(),
             targets,
             scores,
+            patients: Vec::new(),
         }
     }
 
@@ -424,8 +425,8 @@ mod tests {
     #[test]
     fn f1_differences_are_paired_at_each_sides_thresholds() {
         let (weak, strong) = (side(300, 0.2, 1), side(300, 0.8, 1));
-        let (at_weak, at_strong) = ([0.6, 0.6], [0.9, 0.9]);
-        let f1 = |a: (&UnitScores, &[f64]), b: (&UnitScores, &[f64])| {
+        let (at_weak, at_strong) = ([Some(0.6); 2], [Some(0.9); 2]);
+        let f1 = |a: (&UnitScores, &[Option<f64>]), b: (&UnitScores, &[Option<f64>])| {
             paired_f1_interval(&[a], &[b], Resample::Records, 1000, 7)
                 .unwrap()
                 .unwrap()
@@ -434,11 +435,25 @@ mod tests {
         assert!(low > 0.0, "{low}");
         assert_eq!(f1((&weak, &at_weak), (&weak, &at_weak)), [0.0, 0.0]);
         // The same scores at a worse threshold: a difference of thresholds alone.
-        let [_, high] = f1((&strong, &at_strong), (&strong, &[1.5, 1.5]));
+        let [_, high] = f1((&strong, &at_strong), (&strong, &[Some(1.5); 2]));
         assert!(high < 0.0, "{high}");
+        // A class the evaluations leave out (no validation positive) is out of the difference:
+        // the interval is that of class 0 alone.
+        let class_0 = |u: &UnitScores| UnitScores {
+            targets: u.targets.iter().step_by(2).copied().collect(),
+            scores: u.scores.iter().step_by(2).copied().collect(),
+            ..u.clone()
+        };
+        assert_eq!(
+            f1((&weak, &[Some(0.6), None]), (&strong, &[Some(0.9), None])),
+            f1(
+                (&class_0(&weak), &[Some(0.6)]),
+                (&class_0(&strong), &[Some(0.9)])
+            )
+        );
         assert_eq!(
             paired_f1_interval(
-                &[(&weak, &[0.5])],
+                &[(&weak, &[Some(0.5)])],
                 &[(&strong, &at_strong)],
                 Resample::Records,
                 10,
@@ -487,19 +502,23 @@ mod tests {
             c
         };
         let (a, b) = (copies(side(300, 0.2, 1)), copies(side(300, 0.5, 2)));
-        let by_patient = paired_auroc_interval_by_patient(&[&a], &[&b], &patients, 1000, 7)
-            .unwrap()
-            .unwrap();
         let by_unit = interval(&a, &b);
+        let with_patients = |u: &UnitScores, patients: &[u32]| UnitScores {
+            patients: patients.to_vec(),
+            ..u.clone()
+        };
+        let (pa, pb) = (with_patients(&a, &patients), with_patients(&b, &patients));
+        let by_patient = interval(&pa, &pb);
         let width = |ci: [f64; 2]| ci[1] - ci[0];
         assert!(
             width(by_patient) > 2.0 * width(by_unit),
             "{by_patient:?} {by_unit:?}"
         );
-        assert_eq!(
-            paired_auroc_interval_by_patient(&[&a], &[&b], &patients[1..], 10, 7),
-            Err(PairError::OtherUnits)
-        );
+        // Sides that do not give the same patients are drawn by record.
+        let mut other: Vec<u32> = patients.clone();
+        other.swap(0, 5);
+        assert_eq!(interval(&pa, &with_patients(&b, &other)), by_unit);
+        assert_eq!(interval(&pa, &b), by_unit);
     }
 
     #[test]
@@ -522,9 +541,9 @@ mod tests {
             fraction,
             macro_auroc: Some(0.5),
             macro_f1: WithCi::default(),
+            per_class_f1: BTreeMap::new(),
             thresholds: BTreeMap::new(),
             test_units: Some(side(60, 0.5, 1)),
-            test_unit_patients: Vec::new(),
         };
         let results = [result("probe", 1.0), result("scratch", 1.0)];
         let paired = against_scratch(&results, 200, 7);

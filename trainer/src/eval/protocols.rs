@@ -479,7 +479,6 @@ fn score(
         test: metrics,
         interval_noise: interval_noise(protocol, fraction),
         test_units,
-        test_unit_patients: scored_patients,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

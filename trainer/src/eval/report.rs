@@ -250,12 +250,10 @@ pub struct ProtocolResult {
     /// seed (`paired::seed_dependent`) they leave out the variation between training seeds
     /// (`test_set_only`).
     pub interval_noise: IntervalNoise,
-    /// Every scored test unit with its scores: what a paired comparison of two evaluations on
-    /// the same test set resamples (a sweep's sizes, pretrained against from scratch).
+    /// Every scored test unit with its scores and patient: what a paired comparison of two
+    /// evaluations on the same test set resamples (a sweep's sizes, pretrained against from
+    /// scratch, `ecgfm compare`).
     pub test_units: UnitScores,
-    /// The patient of each scored test unit, numbered from 0 in the dataset's order: the
-    /// paired comparison resamples patients where both sides have them.
-    pub test_unit_patients: Vec<u32>,
     pub seconds: f64,
 }
 
@@ -269,6 +267,11 @@ pub struct UnitScores {
     pub targets: Vec<u8>,
     /// (n, K): the class probabilities, rounded to f32 (the test metrics are computed from these).
     pub scores: Vec<f32>,
+    /// Patient of each unit, numbered from 0 in the dataset's order: a paired comparison
+    /// resamples patients, each with all its units, where every side has the same. Empty in
+    /// result files written before ecgfm kept them (records are resampled then).
+    #[serde(default)]
+    pub patients: Vec<u32>,
 }
 
 impl UnitScores {
@@ -277,6 +280,7 @@ impl UnitScores {
             records: rows.records.to_vec(),
             targets: rows.targets.iter().map(|&t| u8::from(t > 0.5)).collect(),
             scores: rows.scores.iter().map(|&s| s as f32).collect(),
+            patients: rows.patients.to_vec(),
         }
     }
 

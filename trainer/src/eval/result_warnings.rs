@@ -120,7 +120,6 @@ mod tests {
             },
             interval_noise: IntervalNoise::Complete,
             test_units: UnitScores::default(),
-            test_unit_patients: Vec::new(),
             seconds: 0.0,
         }
     }
