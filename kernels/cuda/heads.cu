@@ -9,7 +9,8 @@
 //                  dlogits = loss_scale (sigmoid(x) - y) / (N K)
 #include "common.cuh"
 
-// Launch: grid = (ceil(C / BLOCK), B), block = BLOCK.
+// Launch: grid = (ceil(C / BLOCK), B), block = BLOCK; more than 65,535 sequences (grid.y's limit)
+// in several launches, each given its sequences' out rows and cu_seqlens entries.
 extern "C" __global__ void mean_pool_forward(float* out, const float* inp, const u32* cu_seqlens,
                                              int c) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;

@@ -221,6 +221,15 @@ impl Device for HostDevice {
 
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
         count(false);
+        // A GPU refuses a grid outside these (ShapeDevice checks the same at production shapes).
+        let (x, y, z) = dims.grid;
+        assert!(
+            (1..=i32::MAX as u32).contains(&x)
+                && (1..=65_535).contains(&y)
+                && (1..=65_535).contains(&z),
+            "kernel {name}: grid {:?} outside CUDA's limits",
+            dims.grid
+        );
         let c_name = CString::new(name).expect("kernel names have no NUL");
         let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
         let mut ptrs: Vec<*mut c_void> = slots

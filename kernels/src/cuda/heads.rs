@@ -4,21 +4,25 @@
 
 use super::device::{Arg, Device, Module};
 use super::elementwise::f64_sum_to_scalar;
-use super::launch::{elementwise, per_item};
+use super::launch::{elementwise, per_item, MAX_GRID_Y};
 use super::KernelBackend;
 
-/// out (B, C) = per-sequence mean of inp (T, C) rows.
+/// out (B, C) = per-sequence mean of inp (T, C) rows. One launch per `MAX_GRID_Y` sequences
+/// (a sequence per grid.y index), each pointed at its sequences' rows of out and cu_seqlens.
 pub(super) fn mean_pool_forward<D: Device>(
     k: &KernelBackend<D>,
     (out, inp, cu): (u64, u64, u64),
     seqs: usize,
     c: usize,
 ) {
-    if let Some(dims) = per_item(c, seqs) {
+    for first in (0..seqs).step_by(MAX_GRID_Y) {
+        let Some(dims) = per_item(c, (seqs - first).min(MAX_GRID_Y)) else {
+            return;
+        };
         let args = [
-            Arg::Ptr(out),
+            Arg::Ptr(out + 4 * (first * c) as u64),
             Arg::Ptr(inp),
-            Arg::Ptr(cu),
+            Arg::Ptr(cu + 4 * first as u64),
             Arg::I32(c as i32),
         ];
         k.dev

@@ -18,6 +18,9 @@ pub(crate) const SUMSQ_CHUNK: usize = 1 << 14;
 /// Most blocks of a grid-stride launch.
 const MAX_GRID: usize = 1 << 16;
 
+/// CUDA's limit on grid.y (and grid.z).
+pub(crate) const MAX_GRID_Y: usize = 65_535;
+
 /// A grid-stride launch over n elements (None when there is nothing to do).
 pub(crate) fn elementwise(n: usize) -> Option<LaunchDims> {
     (n > 0).then(|| LaunchDims {
@@ -39,7 +42,7 @@ pub(crate) fn per_item(n: usize, y: usize) -> Option<LaunchDims> {
 /// A column per thread and rows strided over grid.y: (T, C) row-major kernels that read a
 /// per-column vector (a bias) once per thread.
 pub(crate) fn columns_by_rows(rows: usize, cols: usize) -> Option<LaunchDims> {
-    per_item(cols, rows.min(65_535))
+    per_item(cols, rows.min(MAX_GRID_Y))
 }
 
 /// One warp per row.

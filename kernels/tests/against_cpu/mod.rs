@@ -169,6 +169,13 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn mean_pooling_of_more_sequences_than_grid_y_holds_matches_the_cpu() {
+            if let Some(be) = $make {
+                against_cpu::tokens_heads::mean_pool_many_sequences(&be);
+            }
+        }
+
+        #[test]
         fn masked_mse_matches_the_cpu() {
             if let Some(be) = $make {
                 against_cpu::tokens_heads::masked_mse(&be);

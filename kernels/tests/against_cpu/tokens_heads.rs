@@ -1,6 +1,7 @@
 //! Token, loss and classification-head ops against the CPU backend: patch gather, lead/position
 //! embeddings, mask-token scatter (forward and backward), the masked MSE (raw and norm-pix, no
-//! masked row), mean pooling over ragged sequences with an empty one, cross-entropy and BCE.
+//! masked row), mean pooling over ragged sequences with an empty one (and over more sequences than
+//! one launch's grid.y holds), cross-entropy and BCE.
 
 use super::common::{assert_bits, assert_close, cu_seqlens, down, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::{Backend, CpuBackend, MASKED_ROW};
@@ -194,4 +195,30 @@ pub fn classification_heads<B: Backend>(be: &B) {
     }
     // The empty sequence pools to an exact zero row.
     assert!(got[0][PAD + 5..PAD + 10].iter().all(|&x| x == 0.0));
+}
+
+/// Mean pooling of `seqs` sequences of 0 to 3 rows of width `c` on `be`.
+fn pooled<B: Backend>(be: &B, seqs: usize, c: usize) -> Vec<f32> {
+    let lengths: Vec<usize> = (0..seqs).map(|b| b * 7 % 4).collect();
+    let cu = cu_seqlens(&lengths);
+    let t = *cu.last().unwrap() as usize;
+    let (cu, x) = (up_idx(be, &cu), up(be, &Rng::new(5).vec(t * c, 1.0)));
+    let mut out = up(be, &vec![7.0; seqs * c]);
+    be.mean_pool_forward(vm(&mut out), v(&x), v(&cu), seqs, c);
+    down(be, &out, seqs * c)
+}
+
+/// Mean pooling of more sequences than one launch's grid.y holds (65,535): every pooled row of
+/// 70,000 sequences against the CPU's, the empty ones exact zeros.
+pub fn mean_pool_many_sequences<B: Backend>(be: &B) {
+    let (seqs, c) = (70_000, 2);
+    let got = pooled(be, seqs, c);
+    assert_close(
+        "mean pool, 70,000 sequences",
+        &got,
+        &pooled(&CpuBackend::new(), seqs, c),
+        1e-6,
+    );
+    // Sequence 69,996 (b * 7 % 4 = 0 rows; in the second launch) pools to an exact zero row.
+    assert_eq!(&got[PAD + 69_996 * c..][..c], &[0.0; 2]);
 }
