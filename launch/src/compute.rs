@@ -1,9 +1,9 @@
 //! Where `ecgfm eval` and `ecgfm embed` run the encoder: `--device` (as `ecgfm pretrain`'s: cpu,
 //! cuda, cuda:N or auto) with `--precision`, opened into a backend, and the line that says so.
-//! On a GPU the encoder's memory is counted before anything is allocated (`gpu_memory`).
+//! The encoder's memory is counted before anything is allocated (`gpu_memory`, `cpu_memory`).
 
 use crate::device::{self, Opened};
-use crate::gpu_memory;
+use crate::{cpu_memory, gpu_memory};
 use anyhow::Result;
 use clap::Args;
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend, Precision};
@@ -62,8 +62,8 @@ impl Device {
         }
     }
 
-    /// On a GPU, the encoder's memory for `work` at batch `batch` against what is free: the
-    /// note to print, or the error when it does not fit. None on the CPU.
+    /// The encoder's memory for `work` at batch `batch` against what is free: on a GPU the note
+    /// to print, or the error when it does not fit; on the CPU the error only (else None).
     pub fn check_memory(
         &self,
         model: &ModelConfig,
@@ -72,6 +72,7 @@ impl Device {
         work: EncoderWork,
     ) -> Result<Option<String>> {
         let Device::Cuda(be) = self else {
+            cpu_memory::check_encoder(model, head, batch, self.precision(), work)?;
             return Ok(None);
         };
         let fit = gpu_memory::check_encoder(be, model, head, batch, be.precision(), work)?;

@@ -387,6 +387,24 @@ fn embed_writes_the_encoder_features_of_every_window() {
         unknown.contains("unknown split foo (train, val, test or all)"),
         "{unknown}"
     );
+    // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
+    let huge = run_err(&[
+        "embed",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "1000000000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        huge.contains("the encoder at --batch-size 1000000000 needs about"),
+        "{huge}"
+    );
     let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
     let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert!(
@@ -516,6 +534,15 @@ fn bad_input_is_a_clear_error() {
     // A folder as --out is refused before any work (the result was lost at the end).
     let err = run_err(&eval_args(data, "/nonexistent-run", "/tmp", "probe"));
     assert!(err.contains("--out /tmp is a folder"), "{err}");
+    // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
+    let mut huge = eval_args(data, run_s, out, "probe");
+    let at = huge.iter().position(|a| *a == "--batch-size").unwrap();
+    huge[at + 1] = "1000000000";
+    let err = run_err(&huge);
+    assert!(
+        err.contains("the encoder at --batch-size 1000000000 needs about"),
+        "{err}"
+    );
     args.extend(["--step", "5"]);
     assert!(run_err(&args).contains("no checkpoint at step 5"));
 }
