@@ -6,3 +6,11 @@
 mod against_cpu;
 
 against_cpu_tests!(Some(ecgfm_cuda_host::host_backend()));
+
+/// The linear layer's forward on bf16 storage through the GEMM epilogue (the host twin of
+/// cuBLASLt's; on a GPU: kernels/tests/cuda_against_cpu.rs) against the CPU.
+#[test]
+fn bias_epilogue_matches_the_cpu() {
+    let be = ecgfm_cuda_host::host_backend().with_precision(ecgfm_kernels::Precision::Bf16);
+    against_cpu::operands::bias_epilogue(&be);
+}

@@ -2,14 +2,16 @@
 //! LayerNorm, GELU (forward and backward), patch gather and linear ops write into it exactly
 //! their f32 results rounded to bf16 (unrounded where the storage is f32); a linear layer
 //! reading its input or its output gradient from it gives what it gives on the same values
-//! stored in f32; attention with qkv and out in it gives the bits it gives on the f32 values
+//! stored in f32 (within 1e-4: a GPU's GEMMs may sum the two in other orders); attention with qkv and out in it gives the bits it gives on the f32 values
 //! they were rounded from; and the GELU's input (rounded to bf16 by `matmul_gelu_forward` in
 //! bf16) is the same from either storage.
+//! `bias_epilogue`: the forward of a linear layer whose input is in operand storage (on a GPU,
+//! cuBLASLt's fused bias epilogue) against the CPU.
 
 use super::attention::attention_outputs_placing;
 use super::common::{assert_bits, assert_close, down, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::precision::rounded_bf16;
-use ecgfm_kernels::{Backend, CpuBackend, Precision, ViewMut};
+use ecgfm_kernels::{Backend, CpuBackend, Precision, View, ViewMut};
 
 /// A padded buffer of the backend's operand storage holding `data` (as `up` does for f32).
 fn up_operand<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
@@ -264,6 +266,51 @@ pub fn gelu_input<B: Backend>(be: &B) {
             .zip(from_operand.iter().zip(&from_f32))
         {
             assert_bits(&name(&format!("{what} reading operand pre")), g, w);
+        }
+    }
+}
+
+/// A linear layer's forward with its input in operand storage, so that a bf16 GPU backend takes
+/// the fused path (`matmul::fused`: cuBLASLt's bias epilogue adding an f32 bias to the f32
+/// product, D in f32 or bf16), against the CPU's bf16 emulation: out in f32 and in operand
+/// storage, the bias (values of up to 4, far from bf16's) at a misaligned address (copied into
+/// workspace first) and a 16-byte-aligned one (read in place). f32 out within 1e-4 of the CPU
+/// (relative to 1 + |value|): a bias rounded to bf16 would be up to 2^-9 of 4 off, one read as
+/// bf16 from f32 memory or dropped far more; bf16 out within one bf16 step (1e-2) of the CPU's
+/// f32 out rounded.
+pub fn bias_epilogue<B: Backend>(be: &B) {
+    let cpu = CpuBackend::with_precision(Precision::Bf16);
+    for (t, c, oc) in [(1, 8, 8), (97, 64, 96), (300, 128, 256)] {
+        let mut rng = Rng::new((t * 13 + oc) as u64);
+        let (xs, ws) = (rounded_bf16(&rng.vec(t * c, 1.0)), rng.vec(oc * c, 1.0));
+        // The bias is the first oc of these values (at PAD = 5 floats into the buffer: 20 bytes,
+        // misaligned) or the last (at PAD + 3: 32 bytes).
+        let held = rng.vec(3 + oc, 4.0);
+        let (x, w, b) = (up_operand(be, &xs), up(be, &ws), up(be, &held));
+        for at in [0, 3] {
+            let want = {
+                let (x, w) = (up(&cpu, &xs), up(&cpu, &ws));
+                let (b, mut out) = (up(&cpu, &held[at..at + oc]), up(&cpu, &vec![0.0; t * oc]));
+                cpu.matmul_forward(vm(&mut out), v(&x), v(&w), Some(v(&b)), t, c, oc);
+                down(&cpu, &out, t * oc)
+            };
+            for out_operand in [false, true] {
+                let zeros = vec![0.0; t * oc];
+                let mut out = match out_operand {
+                    true => up_operand(be, &zeros),
+                    false => up(be, &zeros),
+                };
+                let bias = Some(View::new(&b, PAD + at));
+                be.matmul_forward(vm(&mut out), v(&x), v(&w), bias, t, c, oc);
+                let got = down(be, &out, t * oc);
+                let name = format!(
+                    "linear ({t}, {c}, {oc}), bias at +{at}, out in operand storage {out_operand}"
+                );
+                match out_operand && be.operand_bytes() == 2 {
+                    true => assert_close(&name, &got, &rounded_bf16(&want), 1e-2),
+                    false => assert_close(&name, &got, &want, 1e-4),
+                }
+            }
         }
     }
 }
