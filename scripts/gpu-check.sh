@@ -4,7 +4,8 @@
 # prebuilt binaries of gpu-bin/ (fill it with `bash scripts/gpu-build.sh` on a build machine) and
 # writes ONE JSON report (default gpu-check-report.json; exit status 0 only when every item passed):
 #   1. ops:         every op of CudaBackend against CpuBackend on random and ragged shapes
-#                   (test binary cuda_against_cpu; fp32, cuBLAS in pedantic fp32 math), and the
+#                   (test binary cuda_against_cpu; fp32, cuBLAS in pedantic fp32 math; and a bf16
+#                   linear layer through cuBLASLt's fused bias epilogue, which must have run), and the
 #                   kernel tests on the GPU: finite-difference gradients, naive f64 loops, AdamW
 #                   (grad_checks, reference, adamw)
 #   2. parity:      the nano model against the committed PyTorch fixture, CPU limits (parity)
@@ -15,6 +16,12 @@
 #  3b. bf16_curve:  the same runs with bf16 matrix products (the GPU default): 20-step mean losses
 #                   within 2% of fp32 at every step; a second bf16 nano run, recomputing every
 #                   block, is bitwise the same
+#  3c. operands:    item 3b's nano bf16 run again with its operands kept in f32
+#                   (ECGFM_CUDA_F32_OPERANDS=1), and with every bias added in a pass after its GEMM
+#                   (ECGFM_CUDA_NO_GEMM_EPILOGUES=1): reports whether each equals the bf16-storage,
+#                   cuBLASLt-epilogue run bit for bit (losses and final weights; on the host harness
+#                   they do, kernels/cuda-host/tests/model_steps.rs; on a GPU cuBLAS may pick other
+#                   kernels); passes when they stay within item 3b's 2% of it
 #   4. determinism: a second identical nano GPU run gives bitwise the same losses and weights;
 #                   recompute: the same run with train.recompute=blocks, and =pointwise, gives
 #                   bitwise the same losses
@@ -160,6 +167,57 @@ timeout $(limit 60) "$ecgfm" pretrain --device "$device" --precision bf16 --mode
 losses "$again" > "$work/nano-bf16-again.losses" 2> /dev/null || status=1
 cmp -s "$work/nano-bf16.losses" "$work/nano-bf16-again.losses" || status=1
 record bf16_curve $status "$work/bf16_curve.json" "$work/nano-bf16.log"
+
+# ---- 3c. bf16 operand storage and GEMM epilogues against f32 operands and bias passes --------
+# On the host harness the nano bf16 run storing its GEMM operands in bf16 (biases in the GEMM's
+# epilogue) is bit for bit the run keeping them in f32, and the run adding biases in passes of
+# their own. On a GPU the GEMMs of the two storages, and cuBLASLt's epilogue against cuBLAS and
+# a bias pass, may run different kernels (other summation orders). This settles it: item 3b's
+# nano bf16 run again with ECGFM_CUDA_F32_OPERANDS=1, then with ECGFM_CUDA_NO_GEMM_EPILOGUES=1,
+# each compared with item 3b's (losses_bitwise, weights_bitwise: the final model.safetensors,
+# first_differing_step); `bitwise` says whether both were. Not bitwise is not an error: the item
+# fails only when a run fails or its 20-step mean losses leave 2% of item 3b's.
+status=0
+echo '{}' > "$work/operands.json"
+: > "$work/operands.log"
+last_model() { echo "$(ls -d "$1"/checkpoints/step_* 2> /dev/null | tail -1)/model.safetensors"; }
+for variant in f32_operands:ECGFM_CUDA_F32_OPERANDS no_epilogues:ECGFM_CUDA_NO_GEMM_EPILOGUES; do
+    name="${variant%%:*}"
+    run="$work/run-nano-bf16-$name"
+    timeout $(limit 60) env "${variant##*:}=1" "$ecgfm" pretrain --device "$device" --precision bf16 --model nano \
+        --batch-size 32 --steps 300 --seed 0 --checkpoint-every 0 --set train.log_every=1 --out "$run" \
+        >> "$work/operands.log" 2>&1 || status=1
+    losses "$run" > "$work/nano-bf16-$name.losses" 2> /dev/null || status=1
+    python3 - "$work/nano-bf16.losses" "$work/nano-bf16-$name.losses" "$(last_model "$work/run-nano-bf16")" \
+        "$(last_model "$run")" "$work/operands.json" "$name" <<'PY' || status=1
+import json, sys
+base_losses, losses, base_model, model, out, name = sys.argv[1:7]
+def load(path, read):
+    try:
+        with open(path, "rb") as f:
+            return read(f)
+    except (OSError, ValueError):
+        return None
+a, b = load(base_losses, json.load), load(losses, json.load)
+wa, wb = load(base_model, lambda f: f.read()), load(model, lambda f: f.read())
+details = json.load(open(out))
+ok = bool(a) and bool(b) and len(a) == len(b) == 300
+row = {"steps": len(b or []), "losses_bitwise": ok and a == b,
+       "weights_bitwise": None if wa is None or wb is None else wa == wb}
+if ok:
+    row["first_differing_step"] = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    row["max_abs_loss_gap"] = max(abs(x - y) for x, y in zip(a, b))
+    def smooth(xs, w=20):
+        return [sum(xs[max(0, i - w + 1):i + 1]) / len(xs[max(0, i - w + 1):i + 1]) for i in range(len(xs))]
+    row["max_rel_gap_20_step_mean"] = max(abs(y - x) / abs(x) for x, y in zip(smooth(a), smooth(b)))
+    ok = row["max_rel_gap_20_step_mean"] <= 0.02
+details[name] = row
+details["bitwise"] = all(r["losses_bitwise"] and r["weights_bitwise"] for k, r in details.items() if k != "bitwise")
+json.dump(details, open(out, "w"))
+sys.exit(0 if ok else 1)
+PY
+done
+record operands $status "$work/operands.json" "$work/operands.log"
 
 # ---- 4. bitwise determinism of two identical GPU runs -----------------------------------------
 run2="$work/run-nano-again"

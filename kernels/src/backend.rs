@@ -149,9 +149,11 @@ pub trait Backend: Send + Sync {
     /// - the GELU's input (`pre` of [`Backend::matmul_gelu_forward`], which rounds it in bf16;
     ///   read by [`Backend::gelu_forward`] and [`Backend::gelu_backward`]).
     ///
-    /// A bf16 backend may store it in bf16: those values are bf16 numbers anyway, so results do
-    /// not change and its memory halves. `upload` rounds into it, `download` widens; every other
-    /// op takes f32 buffers.
+    /// A bf16 backend may store it in bf16: those values are bf16 numbers anyway, so its memory
+    /// halves and results stay within bf16 tolerance of f32 storage (bitwise on the host
+    /// harness, whose GEMM sums in one order; on a GPU the GEMMs reading bf16 storage may pick
+    /// other cuBLAS kernels, unverified: scripts/gpu-check.sh item 3c reports it). `upload`
+    /// rounds into it, `download` widens; every other op takes f32 buffers.
     fn alloc_operand(&self, n: usize) -> Self::Buf {
         self.alloc(n)
     }

@@ -1,8 +1,10 @@
 //! The downstream encoder (`Encoder`: patch embedding, blocks, pooling, classification head) on
 //! the host-compiled CUDA kernels: fine-tuning steps in bf16 with the bf16 weight copy and bf16
 //! operand storage give bit for bit the losses and gradients of the same backend keeping every
-//! operand in f32 (rounded by its GEMMs), and stay within bf16's reach of the CPU's bf16
-//! emulation; a frozen encoder rounds its weight copy once, not every batch.
+//! operand in f32 (rounded by its GEMMs) here, where the GEMM sums in one order (on a GPU, whose
+//! GEMMs may pick other kernels for the two, within bf16 tolerance; unverified), and stay
+//! within bf16's reach of the CPU's bf16 emulation; a frozen encoder rounds its weight copy
+//! once, not every batch.
 
 use ecgfm_cuda_host::{host_backend, queued, HostBackend};
 use ecgfm_kernels::{Backend, CpuBackend, Precision};

@@ -44,15 +44,18 @@ impl<D: Device> KernelBackend<D> {
     }
 
     /// This backend with its matrix-product operands stored in f32 even in bf16 (the GEMMs then
-    /// round them as they read them): the same results with more memory, to measure what bf16
-    /// storage saves.
+    /// round them as they read them): the same results within bf16 tolerance (bitwise on the
+    /// host harness; on a GPU unverified, gpu-check item 3c) with more memory, to measure what
+    /// bf16 storage saves.
     pub fn with_f32_operands(mut self) -> Self {
         self.bf16_operands = false;
         self
     }
 
     /// This backend with every linear layer's bias added in a pass of its own after the GEMM,
-    /// never in the GEMM's epilogue: the same results, to measure what the epilogue saves.
+    /// never in the GEMM's epilogue: the same results within bf16 tolerance (bitwise on the host
+    /// harness; on a GPU cuBLASLt and cuBLAS may sum in other orders, unverified: gpu-check item
+    /// 3c), to measure what the epilogue saves.
     pub fn without_gemm_epilogues(mut self) -> Self {
         self.gemm_epilogues = false;
         self

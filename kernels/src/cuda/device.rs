@@ -201,9 +201,11 @@ pub trait Device: Send + Sync {
     /// Queues a GEMM.
     fn gemm(&self, g: &Gemm);
     /// Queues C = A' B' with `epilogue` applied as C is written: the bias added to the f32
-    /// product (the same f32 addition as a separate pass), then C stored in f32 or rounded once
-    /// to bf16. For bf16 operands (`GemmOperands::Bf16`) and beta = 0. Returns false, having
-    /// queued nothing, where the device has no such GEMM for these shapes and alignments (the
+    /// product, then C stored in f32 or rounded once to bf16. What `gemm` and a bias pass give,
+    /// within bf16 tolerance: bitwise on the host harness (one GEMM loop for both); on a GPU
+    /// (cuBLASLt's kernel, not necessarily cuBLAS's) unverified, gpu-check item 3c reports it.
+    /// For bf16 operands (`GemmOperands::Bf16`) and beta = 0. Returns false, having queued
+    /// nothing, where the device has no such GEMM for these shapes and alignments (the
     /// caller then runs the plain GEMM and its own bias pass).
     fn gemm_epilogue(&self, _g: &Gemm, _epilogue: GemmEpilogue) -> bool {
         false

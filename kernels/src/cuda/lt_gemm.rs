@@ -1,6 +1,10 @@
 //! [`CudaDevice`](super::CudaDevice)'s GEMMs with an epilogue (`Device::gemm_epilogue`), through
 //! cuBLASLt: bf16 A and B, f32 accumulation, the bias added to the f32 product and D written as
 //! f32 or rounded to bf16, in the GEMM's own pass instead of a second kernel over its output.
+//! The values are those of the plain GEMM and bias pass within bf16 tolerance, not necessarily
+//! bitwise: cuBLASLt's heuristic and `cublasGemmEx` may pick different kernels (tile shape,
+//! split-K, summation order). The host harness, whose twin shares one GEMM loop, is bitwise;
+//! gpu-check item 3c reports whether a GPU is (unverified so far).
 //!
 //! The descriptors and algorithm of each shape (transposes, sizes, leading dimensions, output
 //! type, bias, and the alignment of every pointer) are made and asked of cuBLASLt's heuristic

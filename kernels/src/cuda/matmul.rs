@@ -9,8 +9,9 @@
 //! (`Backend::alloc_operand` of a bf16 backend: `inp`, the backward's `dout`; the weight from the
 //! model's bf16 copy, `Backend::alloc_weight_copy`) as they are, f32 ones first rounded to
 //! nearest even into bf16 workspace (`to_bf16`). cuBLAS's own f32-to-bf16 compute type is not
-//! used: it leaves the rounding, and whether it rounds at all, to the kernel cuBLAS picks. The forward GEMM of such a layer adds the bias in its epilogue where the device
-//! can (`fused`: cuBLASLt on a GPU), instead of a bias pass over its output.
+//! used: it leaves the rounding, and whether it rounds at all, to the kernel cuBLAS picks. The
+//! forward GEMM of such a layer adds the bias in its epilogue where the device can (`fused`:
+//! cuBLASLt on a GPU), instead of a bias pass over its output.
 
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 use super::launch::{columns_by_rows, elementwise, per_item, row_chunks, Operand, ROWS_PER_CHUNK};
@@ -136,11 +137,12 @@ pub(super) fn forward<D: Device>(
 const EPILOGUE_BIAS_ALIGN: u64 = 16;
 
 /// out (T, OC) = inp (T, C) @ weight (OC, C)^T + bias (OC) as one GEMM whose epilogue adds the
-/// bias to the f32 product and writes out (f32, or rounded once into bf16 storage): the same
-/// values as the GEMM and a bias pass. Only with `inp` in bf16 storage (the weight rounded into
-/// workspace first), something for the epilogue to do and the backend's epilogues on; false
-/// otherwise, and when the device has no such GEMM for these shapes (then only the weight's
-/// rounding was queued, unused).
+/// bias to the f32 product and writes out (f32, or rounded once into bf16 storage): the values
+/// of the GEMM and a bias pass within bf16 tolerance (bitwise on the host harness; on a GPU,
+/// where cuBLASLt may pick another kernel than cuBLAS, unverified: gpu-check item 3c). Only
+/// with `inp` in bf16 storage (the weight rounded into workspace first), something for the
+/// epilogue to do and the backend's epilogues on; false otherwise, and when the device has no
+/// such GEMM for these shapes (then only the weight's rounding was queued, unused).
 pub(super) fn fused<D: Device>(
     k: &KernelBackend<D>,
     out: Operand,
