@@ -7,18 +7,25 @@
 //! - `copied`, recorded on the copy stream after each copy: the main stream waits for it before
 //!   anything queued after the upload, so later ops see the new input.
 //!
+//! An input that cannot go through page-locked staging (over `staging::MAX_STAGED_BYTES`, or no
+//! page-locked memory to be had) is copied from pageable memory, which makes the uploading thread
+//! wait until the main stream reaches the buffer's release: correct, but the overlap is lost for
+//! it, so the first such copy logs a warning.
+//!
 //! `ECGFM_CUDA_SERIAL_INPUTS=1` queues input copies on the main stream instead, to measure what
 //! the overlap saves.
 
 use super::staging::Staging;
 use cudarc::driver::{result, CudaContext, CudaEvent, CudaStream, DriverError};
 use std::collections::hash_map::{Entry, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 /// The copy stream and its events.
 pub(super) struct InputStream {
     stream: Arc<CudaStream>,
     events: Mutex<Events>,
+    /// Warns of the first input copied from pageable memory.
+    pageable_warning: Once,
 }
 
 struct Events {
@@ -44,6 +51,7 @@ impl InputStream {
                 queued: ctx.new_event(None)?,
                 released: HashMap::new(),
             }),
+            pageable_warning: Once::new(),
         }))
     }
 
@@ -90,6 +98,16 @@ impl InputStream {
             }
         }
         if !staging.upload(ctx, &self.stream, src, dst)? {
+            if staging.enabled() {
+                self.pageable_warning.call_once(|| {
+                    tracing::warn!(
+                        "a batch input of {:.1} MiB is copied from pageable memory (over the \
+                         page-locked staging's limit, or no page-locked memory to be had): its \
+                         upload waits for the step before it instead of overlapping it",
+                        std::mem::size_of_val(src) as f64 / (1 << 20) as f64
+                    )
+                });
+            }
             // SAFETY: `dst` is a bounds-checked address of `src.len()` floats on this context; a
             // copy from pageable memory returns once the driver holds its own copy of `src`.
             unsafe { result::memcpy_htod_async(dst, src, self.stream.cu_stream())? };

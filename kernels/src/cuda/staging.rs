@@ -57,6 +57,11 @@ impl Staging {
         }
     }
 
+    /// Whether uploads go through page-locked blocks (`ECGFM_CUDA_PAGEABLE_UPLOADS` unset).
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Queues the copy of `src` to device address `dst` on `stream`, through a page-locked block
     /// when `src` is small enough (`Ok(false)`: it is not; copy it another way).
     pub(super) fn upload<T: Copy>(
