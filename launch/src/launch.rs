@@ -4,11 +4,14 @@
 //! with `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT` set (and, when
 //! `CUDA_VISIBLE_DEVICES` lists devices, only its own one; without `--threads` each rank gets its
 //! share of the cores through `RAYON_NUM_THREADS`). Output lines are prefixed with the
-//! rank. SIGINT and SIGTERM are forwarded. When a rank fails the others are stopped and the
-//! launcher exits non-zero naming it, or, with `--max-restarts K`, starts all ranks again from
-//! the newest complete checkpoint. A rank stopped by a signal sent to it directly (SLURM's
-//! warning, preemption) is no failure: the launcher waits for the others to save the same
-//! checkpoint and exits non-zero without a restart. A fresh `pretrain` into a folder that holds
+//! rank. SIGINT, SIGTERM and SIGUSR1 are forwarded, SIGHUP (a closed terminal) as SIGTERM, and
+//! a rank gets SIGTERM from the kernel if the launcher dies (`PR_SET_PDEATHSIG`), so no rank
+//! trains on without it. When a rank fails the others are stopped and the launcher exits 1
+//! naming it, or, with `--max-restarts K`, starts all ranks again from the newest complete
+//! checkpoint. A rank stopped by a signal sent to it directly (SLURM's warning, preemption) is
+//! no failure: the launcher waits for the others to save the same checkpoint, without a
+//! restart. When every rank stopped so (exit status 75), forwarded or not, the launcher exits
+//! 75 as well (`signals::STOPPED_EXIT`). A fresh `pretrain` into a folder that holds
 //! checkpoints is refused before any rank starts. `--master-port 0` binds a free port here and hands the
 //! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
 //! instead (slurm.rs).
@@ -60,6 +63,36 @@ fn send_signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
     unsafe {
         libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// What a rank is sent when the launcher receives `sig`: SIGHUP (the terminal or ssh session
+/// closed), which the ranks do not catch, becomes the stop request SIGTERM.
+fn forwarded_as(sig: libc::c_int) -> libc::c_int {
+    match sig {
+        libc::SIGHUP => libc::SIGTERM,
+        sig => sig,
+    }
+}
+
+/// Makes the rank `cmd` starts receive SIGTERM (a checkpointed stop) when the launcher dies,
+/// even by SIGKILL, instead of training on unowned.
+fn stop_with_launcher(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let launcher = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the child between fork and exec, calling only prctl and getppid (both
+    // async-signal-safe) and allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The launcher died before the call: its death signal will never come.
+            if libc::getppid() != launcher {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 
@@ -140,6 +173,8 @@ struct Attempt {
     stopped: Option<String>,
     /// Every rank exited with status 0 (a signal during the last step still finishes the run).
     finished: bool,
+    /// Every rank exited with status 75 (a stop with its checkpoint saved) or 0.
+    all_stopped: bool,
 }
 
 /// One attempt: runs every local rank to its end.
@@ -197,6 +232,7 @@ fn run_attempt(
             }
             _ => {}
         }
+        stop_with_launcher(&mut cmd);
         if let Some(listener) = listener.filter(|_| rank == 0) {
             ecgfm_dist::handoff::pass_to(&mut cmd, listener);
         }
@@ -229,13 +265,14 @@ fn run_attempt(
     let mut failures = Vec::new();
     let mut stopped = None;
     let mut finished = true;
+    let mut all_stopped = true;
     let mut stopping_since: Option<Instant> = None;
     let mut forwarded = 0;
     while children.iter().any(|(_, c)| c.is_some()) {
         let sig = crate::signals::received().unwrap_or(0);
         if sig != 0 && sig != forwarded {
             forwarded = sig;
-            signal_all(&children, sig);
+            signal_all(&children, forwarded_as(sig));
             stopping_since.get_or_insert_with(Instant::now);
         }
         // Ranks found ended in this poll; a rank killed by a signal is listed first, as the
@@ -247,6 +284,7 @@ fn run_attempt(
                 let why = crate::child_error::take(error_file);
                 finished &= status.success();
                 let clean_stop = status.code() == Some(i32::from(crate::signals::STOPPED_EXIT));
+                all_stopped &= clean_stop || status.success();
                 if clean_stop && stopping_since.is_none() {
                     let why = why.unwrap_or_else(|| "stopped by a signal".into());
                     stopped.get_or_insert_with(|| format!("rank {rank} {why}"));
@@ -292,6 +330,7 @@ fn run_attempt(
         failures,
         stopped,
         finished,
+        all_stopped,
     })
 }
 
@@ -328,7 +367,8 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         print!("{}", crate::slurm::script(args)?);
         return Ok(());
     }
-    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM]);
+    let stops = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP];
+    crate::signals::catch(&stops);
     let out = fixed_run_dir(args)?;
     if let Some(out) = out.as_deref() {
         if !args.command.iter().any(|a| a == "--resume") {
@@ -345,12 +385,17 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         if attempt.finished {
             return Ok(());
         }
-        if let Some(sig) = crate::signals::received() {
-            bail!("stopped by signal {sig} (forwarded to every rank)");
-        }
-        if let Some(stopped) = attempt.stopped {
-            // Asked to stop (preemption, a time limit): restarting would defeat that.
-            bail!("{stopped}");
+        // Asked to stop (preemption, a time limit): restarting would defeat that. A stop every
+        // rank saved exits 75, so a wrapper can tell it from a failure.
+        let stopped = match (crate::signals::received(), attempt.stopped) {
+            (Some(sig), _) => Some(format!("stopped by signal {sig} (forwarded to every rank)")),
+            (None, stopped) => stopped,
+        };
+        if let Some(stopped) = stopped {
+            if attempt.all_stopped {
+                return Err(crate::signals::Stopped(stopped).into());
+            }
+            bail!("{stopped}; not every rank saved its checkpoint (see their errors above)");
         }
         let cause = attempt.failures.join("; then ");
         if restarts >= args.max_restarts {

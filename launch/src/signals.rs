@@ -1,6 +1,7 @@
-//! SIGINT / SIGTERM (and SIGUSR1, which SLURM can send before a time limit) for `ecgfm launch`
-//! and `ecgfm pretrain`: the handler only records the signal; the program acts on it at a safe
-//! point (the launcher forwards it to every rank, a rank checkpoints and stops after its step).
+//! SIGINT / SIGTERM / SIGUSR1 (which SLURM can send before a time limit) for `ecgfm launch` and
+//! `ecgfm pretrain`, and SIGHUP for `ecgfm launch`: the handler only records the signal; the
+//! program acts on it at a safe point (the launcher forwards it to every rank, a rank
+//! checkpoints and stops after its step).
 //!
 //! One stop request often arrives twice: Ctrl-C reaches the launcher and every rank (the
 //! terminal signals the whole process group), then the launcher forwards it; `timeout` and

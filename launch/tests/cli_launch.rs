@@ -991,7 +991,8 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
             .unwrap();
         let status = child.wait().unwrap();
         let stderr = lines.all();
-        assert!(!status.success(), "{target}: {stderr}");
+        // Every rank saved its checkpoint: the launcher exits 75 (EX_TEMPFAIL), as they do.
+        assert_eq!(status.code(), Some(75), "{target}: {stderr}");
         for rank in 0..2 {
             assert!(
                 stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
@@ -1075,6 +1076,106 @@ fn stop_slurm_ranks_by_sigusr1(run: &Path, command: &[String]) {
     );
 }
 
+/// The pids of the first `n` ranks the launcher whose stderr is `lines` reports started.
+fn rank_pids(lines: &mut Lines, n: usize) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let started = Instant::now();
+    while pids.len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            lines.text
+        );
+        pids.extend(lines.new_lines().iter().filter_map(|line| {
+            let rest = line.split_once(" started (pid ")?.1;
+            rest.trim_end_matches(')').parse::<i32>().ok()
+        }));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pids
+}
+
+/// Whether process `pid` still runs (not gone, not a zombie nobody reaped).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+#[test]
+fn the_launcher_forwards_sigusr1_and_sighup_and_its_ranks_stop_when_it_dies() {
+    let dir = temp_dir("launcher-signals");
+    // SIGUSR1 (sbatch --signal=B:USR1 around `ecgfm launch`) and SIGHUP (the terminal closed)
+    // reach the launcher alone: every rank checkpoints and stops, and the launcher exits 75.
+    for (name, signal) in [("usr1", "-USR1"), ("hup", "-HUP")] {
+        let run = dir.join(name);
+        let command = pretrain_without_checkpoints(&run, 100_000);
+        let mut child = Command::new(ECGFM)
+            .args(launch_args(2, &[], &command))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Lines::read(child.stderr.take().unwrap());
+        wait_for_five_steps(&mut child, &run, &mut lines);
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let stderr = lines.all();
+        assert_eq!(status.code(), Some(75), "{signal}: {stderr}");
+        for rank in 0..2 {
+            assert!(
+                stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
+                "{signal}: {stderr}"
+            );
+        }
+        assert_eq!(checkpoints(&run).len(), 1, "{signal}: {stderr}");
+    }
+    // A launcher killed outright forwards nothing: its ranks get SIGTERM from the kernel instead
+    // of training on unowned (quietly: no output line fails on the closed pipe first).
+    let run = dir.join("killed");
+    let mut command = pretrain(&run, 100_000, 4, 1);
+    let every = command
+        .iter()
+        .position(|a| a == "--checkpoint-every")
+        .unwrap();
+    command[every + 1] = "2".into();
+    for set in ["train.log_every=100000", "train.val_every=100000"] {
+        command.extend(["--set".into(), set.into()]);
+    }
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, &[], &command))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::read(child.stderr.take().unwrap());
+    let pids = rank_pids(&mut lines, 2);
+    let started = Instant::now();
+    while checkpoints(&run).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            lines.text
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while pids.iter().any(|&pid| alive(pid)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "ranks {pids:?} outlived their launcher by 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
     // SLURM's --signal (without B:) and scancel --signal reach the ranks, not the launcher.
@@ -1088,20 +1189,7 @@ fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
         .spawn()
         .unwrap();
     let mut lines = Lines::read(child.stderr.take().unwrap());
-    let mut pids = Vec::new();
-    let started = Instant::now();
-    while pids.len() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            lines.text
-        );
-        pids.extend(lines.new_lines().iter().filter_map(|line| {
-            let rest = line.split_once(" started (pid ")?.1;
-            rest.trim_end_matches(')').parse::<i32>().ok()
-        }));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let pids = rank_pids(&mut lines, 2);
     wait_for_five_steps(&mut child, &run, &mut lines);
     for pid in &pids {
         Command::new("kill")
@@ -1111,9 +1199,10 @@ fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
     }
     let status = child.wait().unwrap();
     let stderr = lines.all();
-    assert!(
-        !status.success(),
-        "a stopped run reported as finished: {stderr}"
+    assert_eq!(
+        status.code(),
+        Some(75),
+        "a stopped run is neither finished nor failed: {stderr}"
     );
     assert!(!stderr.contains("restarting"), "{stderr}");
     assert!(
