@@ -354,6 +354,40 @@ impl<B: Backend> DataParallel<B> {
         Ok(StepReport::of_ranks(&ranks, values.losses.len()))
     }
 
+    /// Every rank's `mine` (of any length, below 2^24 bytes), in rank order: what the ranks
+    /// compare before their first step (`train/agreement.rs`). The bytes travel one per f32
+    /// (exact), after the lengths, so any collective of the backend carries them.
+    pub fn all_gather_bytes(&mut self, mine: &[u8]) -> Result<Vec<Vec<u8>>, DistError> {
+        assert!(
+            mine.len() < 1 << 24,
+            "all_gather_bytes: {} bytes",
+            mine.len()
+        );
+        let (world, rank) = (self.world, self.rank);
+        let mut lens = vec![0.0f32; world];
+        lens[rank] = mine.len() as f32;
+        let mine: Vec<f32> = mine.iter().map(|&b| f32::from(b)).collect();
+        let gathered = self.exchange.host(Box::new(move |c| {
+            c.all_gather(&mut lens, 0..world, &Shards::even(world, world))?;
+            let per = lens.iter().fold(1.0f32, |a, &b| a.max(b)) as usize;
+            let mut all = vec![0.0f32; world * per];
+            all[rank * per..rank * per + mine.len()].copy_from_slice(&mine);
+            c.all_gather(&mut all, 0..world * per, &Shards::even(world * per, world))?;
+            lens.extend(all);
+            Ok(lens)
+        }))?;
+        let (lens, all) = gathered.split_at(world);
+        let per = all.len() / world;
+        Ok(lens
+            .iter()
+            .enumerate()
+            .map(|(r, &len)| {
+                let bytes = &all[r * per..r * per + len as usize];
+                bytes.iter().map(|&b| b as u8).collect()
+            })
+            .collect())
+    }
+
     /// Waits until every rank gets here.
     pub fn barrier(&mut self) -> Result<(), DistError> {
         self.exchange

@@ -35,6 +35,7 @@ use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod agreement;
 mod data_stop;
 mod step;
 
@@ -72,6 +73,10 @@ pub enum TrainError {
     },
     #[error("cannot resume {run_dir}: {reason}")]
     Resume { run_dir: PathBuf, reason: String },
+    /// The ranks of a data-parallel job did not start alike (`train/agreement.rs`): other
+    /// settings, other data, or other checkpoints resumed from.
+    #[error("the ranks of this job differ before their first step: {0}")]
+    RanksDiffer(String),
     /// A fresh start in a folder holding another run's checkpoints: a later resume would take
     /// the newest of them and continue the old weights under the new configuration.
     #[error(
@@ -246,6 +251,10 @@ impl<B: Backend> Trainer<B> {
         mut dp: Option<DataParallel<B>>,
     ) -> Result<Trainer<B>, TrainError> {
         let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+        if let Some(dp) = dp.as_mut() {
+            let state = source.state();
+            agreement::agree_on_config(dp, &config, state["data_digest"].as_str())?;
+        }
         let config_path = run_dir.join("config.toml");
         let saved_config = match resume && config_path.exists() {
             true => Some(check_resumable(run_dir, &config_path, &config)?),
@@ -262,6 +271,12 @@ impl<B: Backend> Trainer<B> {
             true => checkpoint::load_latest_intact(run_dir, model.layout())?,
             false => None,
         };
+        if let Some(dp) = dp.as_mut() {
+            let resumed = latest
+                .as_ref()
+                .map(|(c, _)| (c.state.step, c.dir.as_path()));
+            agreement::agree_on_checkpoint(dp, resumed)?;
+        }
         let (state, resumed_from, warnings) = match latest {
             Some((ckpt, warnings)) => {
                 let saved_samples = saved_config.as_ref().map(|c| c.samples_per_step() as u64);
@@ -671,6 +686,20 @@ fn check_resumable(
 /// Each setting whose value differs between the `saved` config and `now`, as `key: saved X,
 /// now Y` with dotted keys.
 fn changed_settings(saved: &TrainConfig, now: &TrainConfig) -> Vec<String> {
+    let (a, b) = (flat_settings(saved), flat_settings(now));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let unset = "unset".to_string();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            let (x, y) = (a.get(k).unwrap_or(&unset), b.get(k).unwrap_or(&unset));
+            format!("{k}: saved {x}, now {y}")
+        })
+        .collect()
+}
+
+/// Every setting of `config` by its dotted key (`train.seed`), its value as TOML writes it.
+fn flat_settings(config: &TrainConfig) -> BTreeMap<String, String> {
     fn flatten(at: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
         match value {
             toml::Value::Table(table) => {
@@ -688,21 +717,9 @@ fn changed_settings(saved: &TrainConfig, now: &TrainConfig) -> Vec<String> {
             }
         }
     }
-    let flat = |config: &TrainConfig| {
-        let mut out = BTreeMap::new();
-        if let Ok(table) = config.to_toml_string().parse::<toml::Table>() {
-            flatten("", &toml::Value::Table(table), &mut out);
-        }
-        out
-    };
-    let (a, b) = (flat(saved), flat(now));
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    let unset = "unset".to_string();
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| {
-            let (x, y) = (a.get(k).unwrap_or(&unset), b.get(k).unwrap_or(&unset));
-            format!("{k}: saved {x}, now {y}")
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    if let Ok(table) = config.to_toml_string().parse::<toml::Table>() {
+        flatten("", &toml::Value::Table(table), &mut out);
+    }
+    out
 }
