@@ -52,6 +52,9 @@
 #                   (ECGFM_CUDA_NO_GEMM_EPILOGUES=1) against item 8's, whose bf16 GEMMs add it in
 #                   a cuBLASLt epilogue (step time, GPU memory; item 8's JSON counts the shapes
 #                   cuBLASLt fused and refused)
+#  8g. bench_math:  base's step in fp32 (batch a quarter of item 8's) with the fp32 cuBLAS handle
+#                   in its default math mode (ECGFM_CUDA_DEFAULT_MATH=1) against pedantic math (the
+#                   default): step time and SGEMM GFLOP/s of both (whether pedantic math costs)
 #   9. bench_attention: `ecgfm bench attention` for base at batch 256 against PyTorch's
 #                   scaled_dot_product_attention in bf16 (bench/torch_attention.py)
 #  10. profile:     the per-op GPU time of one tiny step (`bench step --profile`; in the log)
@@ -364,6 +367,26 @@ bench_variant bench_inputs "${bench_models%% *}" overlapped serial \
 # (ECGFM_CUDA_NO_GEMM_EPILOGUES=1) against item 8's, our side only.
 bench_variant bench_epilogues "${bench_models##* }" epilogues bias_passes \
     env ECGFM_CUDA_NO_GEMM_EPILOGUES=1 "$ecgfm" bench step
+
+# ---- 8g. what pedantic cuBLAS math costs the fp32 GEMMs: base's fp32 step with the default math
+# mode (ECGFM_CUDA_DEFAULT_MATH=1, also true fp32 unless TF32 is asked for) against pedantic math.
+status=0
+: > "$work/bench_math.log"
+for math in pedantic default; do
+    timeout $(limit 60) env ECGFM_CUDA_DEFAULT_MATH=$([ $math = default ] && echo 1 || echo 0) \
+        "$ecgfm" bench step --device "$device" --precision fp32 --model "${bench_models##* }" \
+        --batch-size $((bench_batch / 4)) --steps 5 --warmup 2 --no-torch > "$work/bench_math-$math.log" 2>&1 ||
+        status=1
+    cat "$work/bench_math-$math.log" >> "$work/bench_math.log"
+done
+python3 - "$work/bench_math-pedantic.log" "$work/bench_math-default.log" > "$work/bench_math.json" <<'PY' || status=1
+import json, sys
+runs = [json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:3]]
+print(json.dumps({"model": runs[0].get("model"), "batch_size": runs[0].get("batch_size"),
+                  **{f"{k}_{name}": r.get(k) for name, r in zip(("pedantic", "default"), runs)
+                     for k in ("step_ms_median", "sgemm_gflops")}}))
+PY
+record bench_math $status "$work/bench_math.json" "$work/bench_math.log"
 
 # ---- 9. attention forward + backward against PyTorch's scaled_dot_product_attention (bf16) -----
 timeout $(limit 60) "$ecgfm" bench attention --device "$device" --model "${bench_models##* }" \

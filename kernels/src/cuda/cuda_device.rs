@@ -100,16 +100,18 @@ impl CudaDevice {
         let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
         let blas_tensor = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
         let lt = LtGemm::new(&stream).map_err(&err)?;
-        // SAFETY: the handle is live; pedantic math keeps fp32 SGEMMs in true fp32 (a bf16
-        // backend's GEMMs name their tensor-core compute type explicitly).
-        unsafe {
-            blas_sys::cublasSetMathMode(
-                *blas.handle(),
-                blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| err(format!("cuBLAS math mode: {e}")))?;
+        // Pedantic math keeps fp32 SGEMMs in true fp32 (a bf16 backend's GEMMs name their
+        // tensor-core compute type explicitly). The default math mode should too (TF32 needs
+        // CUBLAS_TF32_TENSOR_OP_MATH) and may be faster: `ECGFM_CUDA_DEFAULT_MATH=1` keeps it,
+        // to measure the difference (scripts/gpu-check.sh item 8g).
+        let math = match std::env::var("ECGFM_CUDA_DEFAULT_MATH").as_deref() {
+            Ok("1") => blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
+            _ => blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
+        };
+        // SAFETY: the handle is live.
+        unsafe { blas_sys::cublasSetMathMode(*blas.handle(), math) }
+            .result()
+            .map_err(|e| err(format!("cuBLAS math mode: {e}")))?;
         let capability = ctx
             .compute_capability()
             .map_err(|e| err(format!("compute capability: {e}")))?;
