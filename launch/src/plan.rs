@@ -219,6 +219,15 @@ pub fn estimate(
 
 /// Why the dataset at `url` gives no mix of train windows by present leads: no train windows,
 /// weights that read none, or a manifest from before ecgfm counted them.
+/// A time of the estimate: milliseconds to a tenth, or microseconds below a millisecond (a
+/// small model's step on a GPU).
+fn duration(seconds: f64) -> String {
+    match seconds < 1e-3 {
+        true => format!("{:.1} us", seconds * 1e6),
+        false => format!("{:.1} ms", seconds * 1e3),
+    }
+}
+
 fn no_mix_reason(url: &str, repeat: &BTreeMap<String, f64>) -> Result<String> {
     let shown = ecgfm_data::store::redact_url(url);
     let (store, root) = ecgfm_data::store::open_url(url)?;
@@ -300,20 +309,24 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         None => ", assumed: `ecgfm bench step --device cuda` measures yours, pass it as --mfu",
     };
     println!(
-        "compute          {:.1} ms per step ({:.0}% of {:.0} TFLOP/s dense {precision}{assumed})",
-        e.compute_s * 1e3,
+        "compute          {} per step ({:.0}% of {:.0} TFLOP/s dense {precision}{assumed})",
+        duration(e.compute_s),
         e.mfu * 100.0,
         e.peak_flops / 1e12
     );
+    let gradient_mb = 4.0 * e.params as f64 / 1e6;
     println!(
-        "gradient comms   {:.1} ms (2(N-1)/N x {:.0} MB of f32 gradients)",
-        e.comm_s * 1e3,
-        4.0 * e.params as f64 / 1e6
+        "gradient comms   {} (2(N-1)/N x {} MB of f32 gradients)",
+        duration(e.comm_s),
+        match gradient_mb < 1.0 {
+            true => format!("{gradient_mb:.2}"),
+            false => format!("{gradient_mb:.0}"),
+        }
     );
     println!(
-        "step             {:.1} ms overlapped with the backward pass ({:.1} ms without)",
-        e.step_s * 1e3,
-        e.step_no_overlap_s * 1e3
+        "step             {} overlapped with the backward pass ({} without)",
+        duration(e.step_s),
+        duration(e.step_no_overlap_s)
     );
     println!(
         "efficiency       {:.0}% of linear scaling; exposed comms {:.0}% of the step; {:.0} samples/s",
