@@ -175,6 +175,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         }
         return Ok(());
     }
+    check_ingest_sources(dir, &spec)?;
     let earlier = match claim_folder(dir, &text, args.extend)? {
         Some(old_text) => Some(sweep_extend::check_shared(dir, &old_text, &spec)?),
         None => None,
@@ -384,14 +385,31 @@ fn print_plan(plan: &SweepPlan) {
         "{:<40} {:>12} {:>8} {:>12} {:>10}",
         "run", "N", "steps", "C (FLOPs)", "lr"
     );
+    // An iso-FLOPs run on a dataset not ingested yet is planned with 12-lead samples: its steps
+    // change once the data is there (a sweep that runs ingests first, then plans again).
+    let provisional = |run: &RunPlan| {
+        run.budget.is_some() && ecgfm_sweep::expand::lead_mix(&run.config, &lead_mix_of).is_none()
+    };
+    let mut any_provisional = false;
     for run in &plan.runs {
+        let mark = match provisional(run) {
+            true => "*",
+            false => "",
+        };
+        any_provisional |= !mark.is_empty();
         println!(
             "{:<40} {:>12} {:>8} {:>12.3e} {:>10.3e}",
             run.name,
             run.n(),
-            run.steps(),
+            format!("{}{mark}", run.steps()),
             run.flops(),
             run.config.optim.lr
+        );
+    }
+    if any_provisional {
+        println!(
+            "* provisional: planned with 12-lead samples until the dataset is ingested (the \
+             sweep ingests it first, then plans the steps from its leads)"
         );
     }
     for warning in &plan.warnings {
@@ -429,6 +447,37 @@ pub(crate) fn recorded(dir: &Path) -> Result<Vec<SweepRecord>> {
     Ok(records)
 }
 
+/// Refuses, before the sweep folder is claimed, an `[ingest]` dataset still to ingest whose
+/// local source folder is missing, naming the `--set` that points the sweep at it.
+fn check_ingest_sources(dir: &Path, spec: &SweepSpec) -> Result<()> {
+    for (name, ingest) in &spec.ingest {
+        let out = SweepSpec::resolve_data(&format!("@{name}"), &dir.join("data"));
+        let source = ingest
+            .source
+            .strip_prefix("file://")
+            .unwrap_or(&ingest.source);
+        let local = ingest.source.starts_with("file://") || !ingest.source.contains("://");
+        if !local || Path::new(&out).join("manifest.json").exists() || Path::new(source).is_dir() {
+            continue;
+        }
+        let relative = match std::env::current_dir() {
+            Ok(cwd) if Path::new(source).is_relative() => {
+                format!(
+                    " (a relative path is taken from the working directory, {})",
+                    cwd.display()
+                )
+            }
+            _ => String::new(),
+        };
+        bail!(
+            "[ingest.{name}]: source folder {source} not found{relative}; give the folder \
+             holding the {format} records with --set ingest.{name}.source=DIR",
+            format = ingest.format
+        );
+    }
+    Ok(())
+}
+
 /// Ingests the sweep's `[ingest]` datasets, merges its `[merge]` ones and writes the synthetic evaluation datasets its
 /// tasks name, each once (a dataset with a manifest is done).
 fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
@@ -449,7 +498,12 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
             &out,
         ];
         args.extend(ingest.args.iter().map(String::as_str));
-        run_child(&args).with_context(|| format!("ingesting [ingest.{name}]"))?;
+        run_data_child(&args).with_context(|| {
+            format!(
+                "ingesting [ingest.{name}] (--set ingest.{name}.source=DIR or \
+                 ingest.{name}.format=FORMAT changes what it reads)"
+            )
+        })?;
     }
     for (name, merge) in &spec.merge {
         let out = SweepSpec::resolve_data(&format!("@{name}"), &dir.join("data"));
@@ -466,7 +520,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         let mut args = vec!["data", "merge"];
         args.extend(inputs.iter().map(String::as_str));
         args.extend(["--out", &out]);
-        run_child(&args).with_context(|| format!("merging [merge.{name}]"))?;
+        run_data_child(&args).with_context(|| format!("merging [merge.{name}]"))?;
     }
     for eval in spec.eval.iter().filter(|e| e.data == "synth") {
         let out = eval_data(dir, eval);
@@ -475,20 +529,34 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         }
         println!("writing the labelled synthetic dataset {out}");
         let records = eval.synth_records.to_string();
-        run_child(&["data", "synth", "--out", &out, "--records", &records])
+        run_data_child(&["data", "synth", "--out", &out, "--records", &records])
             .context("writing the synthetic evaluation dataset")?;
     }
     Ok(())
 }
 
 /// Runs this binary with `args`, its output going to the terminal; a failure carries the
-/// child's own error.
+/// child's own error (for the sweep's records of failed runs).
 pub(crate) fn run_child(args: &[&str]) -> Result<()> {
+    child(args, true)
+}
+
+/// `run_child` for the data commands that prepare a sweep, whose failure ends it: the child
+/// has printed its error, so the sweep's own does not repeat it.
+fn run_data_child(args: &[&str]) -> Result<()> {
+    child(args, false)
+}
+
+fn child(args: &[&str], repeat_error: bool) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
     if !status.success() {
-        let why = error.map_or(String::new(), |e| format!(": {e}"));
+        let why = match error {
+            Some(e) if repeat_error => format!(": {e}"),
+            Some(_) => " (its error is printed above)".to_string(),
+            None => String::new(),
+        };
         let how = child_error::describe(status);
         bail!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
     }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{path_str, run_err, run_ok as ecgfm, run_ok_in, temp_dir, ECGFM};
+use common::{path_str, run_err, run_err_in, run_ok as ecgfm, run_ok_in, temp_dir, ECGFM};
 use std::path::Path;
 use std::process::Command;
 
@@ -871,5 +871,69 @@ datasets = ["@cinc", "@ptbxl"]
             "{err}"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The demo preset on a machine without `../shared/data`: refused before the sweep folder is
+/// claimed, naming the `--set` that points it at PTB-XL; an ingest that fails prints the
+/// child's error once.
+#[test]
+fn a_sweep_without_its_ingest_source_names_the_set_that_gives_it() {
+    let dir = temp_dir("no-source");
+    let err = run_err_in(&dir, &["sweep", "run", "--preset", "demo", "--out", "sw"]);
+    assert!(
+        err.contains("[ingest.ptbxl]: source folder ../shared/data/ptbxl-500 not found")
+            && err.contains(
+                "give the folder holding the ptbxl records with --set ingest.ptbxl.source=DIR"
+            ),
+        "{err}"
+    );
+    assert!(!dir.join("sw/sweep.toml").exists());
+    // A source that is there but not PTB-XL: the child's error, once.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let set = format!("ingest.ptbxl.source={}", empty.display());
+    let err = run_err_in(
+        &dir,
+        &[
+            "sweep", "run", "--preset", "demo", "--out", "sw", "--set", &set,
+        ],
+    );
+    assert_eq!(err.matches("holds no WFDB record").count(), 1, "{err}");
+    assert!(
+        err.contains("(its error is printed above)")
+            && err.contains("--set ingest.ptbxl.source=DIR or ingest.ptbxl.format=FORMAT"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A dry run of a sweep whose dataset is not ingested yet marks its iso-FLOPs steps provisional.
+#[test]
+fn a_dry_run_before_ingest_marks_its_steps_provisional() {
+    let dir = temp_dir("dry-provisional");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps/cinc/sweep.toml");
+    let out = dir.join("sw");
+    let plan = ecgfm(&[
+        "sweep",
+        "run",
+        path_str(&file),
+        "--dry-run",
+        "--out",
+        path_str(&out),
+    ]);
+    let rows: Vec<&str> = plan.lines().filter(|l| l.starts_with("cinc-")).collect();
+    assert!(!rows.is_empty(), "{plan}");
+    for row in rows {
+        let steps = row.split_whitespace().nth(2).unwrap();
+        assert!(steps.ends_with('*'), "{plan}");
+    }
+    assert!(
+        plan.contains("* provisional: planned with 12-lead samples until the dataset is ingested"),
+        "{plan}"
+    );
+    // The synthetic data's lead mix is known: nothing provisional.
+    let toy = ecgfm(&toy_args(&out, &["--dry-run"]));
+    assert!(!toy.contains("provisional"), "{toy}");
     std::fs::remove_dir_all(dir).unwrap();
 }

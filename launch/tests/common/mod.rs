@@ -69,7 +69,23 @@ fn succeeded<S: Debug>(args: &[S], output: Output) -> String {
 
 /// Runs `ecgfm args`, asserts failure and returns its standard error.
 pub fn run_err<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
-    let output = ecgfm_env(args, &[]);
+    failed(args, ecgfm_env(args, &[]))
+}
+
+/// Runs `ecgfm args` in the folder `dir`, asserts failure and returns its standard error.
+pub fn run_err_in<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
+    failed(
+        args,
+        Command::new(ECGFM)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Asserts that `output` of `ecgfm args` is a failure; its standard error.
+fn failed<S: Debug>(args: &[S], output: Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
         !output.status.success(),
