@@ -566,3 +566,50 @@ fn a_stale_header_checksum_points_at_ignore_checksums() {
     let csv = run_ok(&["data", "read", &record, "--ignore-checksums"]);
     assert!(csv.lines().count() > 1000, "{}", &csv[..200.min(csv.len())]);
 }
+
+/// `data ingest` with another source's `--format` names the file that format reads, what the
+/// folder looks like, and the `--format` that reads it.
+#[test]
+fn a_wrong_format_says_what_the_folder_looks_like() {
+    let (Some(cinc), Some(ptbxl)) = (
+        ecgfm_test_support::shared_data("cinc2017"),
+        ecgfm_test_support::shared_data("ptbxl-500"),
+    ) else {
+        return;
+    };
+    let dir = temp_dir("wrong-format");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (source, format, said) in [
+        (
+            &cinc,
+            "ptbxl",
+            "ptbxl_database.csv: not found: --format ptbxl reads it; this folder looks like \
+             cinc2017 (it has REFERENCE.csv): use --format cinc2017 or --format auto",
+        ),
+        (
+            &ptbxl,
+            "cinc2017",
+            "REFERENCE.csv: not found: --format cinc2017 reads it; this folder looks like ptbxl \
+             (it has ptbxl_database.csv): use --format ptbxl or --format auto",
+        ),
+        (
+            &empty,
+            "ptbxl",
+            "the folder holds no WFDB record (.hea) either",
+        ),
+    ] {
+        let out = dir.join("out");
+        let err = run_err(&[
+            "data",
+            "ingest",
+            source.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(err.contains(said), "{err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -87,6 +87,14 @@ pub fn make_plan(
         SourceFormat::Auto => detect(source, &files, &headers)?,
         known => known,
     };
+    let needed = match format {
+        SourceFormat::Ptbxl => Some(PTBXL_DATABASE),
+        SourceFormat::Cinc2017 => Some(CINC2017_REFERENCE),
+        _ => None,
+    };
+    if let Some(needed) = needed.filter(|n| !files.iter().any(|f| f == n)) {
+        return Err(wrong_format(source, &files, &headers, format, needed)?);
+    }
     let mut records = match format {
         SourceFormat::Ptbxl => ptbxl_records(source, &files)?,
         SourceFormat::Cinc2017 => cinc2017_records(source, &headers)?,
@@ -158,6 +166,44 @@ fn detect(
         }
     }
     Ok(SourceFormat::Wfdb)
+}
+
+/// The error of `--format FORMAT` on a source without the file `needed` that format reads: what
+/// the source looks like, and the `--format` that reads it.
+fn wrong_format(
+    source: &SourceRoot,
+    files: &[String],
+    headers: &[&str],
+    format: SourceFormat,
+    needed: &str,
+) -> Result<DataError, DataError> {
+    if headers.is_empty() {
+        return Ok(DataError::Io {
+            path: source.uri_of(needed),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "not found: --format {format} reads it, and the folder holds no WFDB \
+                     record (.hea) either: is it the dataset's folder?"
+                ),
+            ),
+        });
+    }
+    let looks = detect(source, files, headers)?;
+    let has = match looks {
+        SourceFormat::Ptbxl => format!("it has {PTBXL_DATABASE}"),
+        SourceFormat::Cinc2017 => format!("it has {CINC2017_REFERENCE}"),
+        SourceFormat::Cinc2021 => "its headers carry `# Dx:` labels".to_string(),
+        _ => format!("{} WFDB headers and no label file", headers.len()),
+    };
+    let reason = format!(
+        "not found: --format {format} reads it; this folder looks like {looks} ({has}): use \
+         --format {looks} or --format auto"
+    );
+    Ok(DataError::Io {
+        path: source.uri_of(needed),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, reason),
+    })
 }
 
 fn ptbxl_records(source: &SourceRoot, files: &[String]) -> Result<Vec<PlannedRecord>, DataError> {
