@@ -24,10 +24,19 @@ const RUNS_ROOT: &str = "runs";
 /// Builds the TOML document from the saved or given config file, the flags and `--set`.
 pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig> {
     let saved = run_dir.join("config.toml");
-    let mut doc = match (&args.config, args.resume && saved.exists()) {
-        (Some(path), _) => config::read_toml_file(path)?,
-        (None, true) => config::read_toml_file(&saved)?,
-        (None, false) => toml::Table::new(),
+    let file = match (&args.config, args.resume && saved.exists()) {
+        (Some(path), _) => Some(path.as_path()),
+        (None, true) => Some(saved.as_path()),
+        (None, false) => None,
+    };
+    let mut doc = match file {
+        Some(path) => {
+            let doc = config::read_toml_file(path)?;
+            config::check_sections(&doc)
+                .with_context(|| format!("in the config file {}", path.display()))?;
+            doc
+        }
+        None => toml::Table::new(),
     };
     // An older file's settings are read with its own batch size, before --batch-size changes it.
     config::upgrade_legacy_keys(&mut doc)?;
@@ -71,6 +80,9 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         }
     }
     for assignment in &args.set {
+        let mut alone = toml::Table::new();
+        config::apply_override(&mut alone, assignment)?;
+        config::check_sections(&alone).with_context(|| format!("in --set {assignment}"))?;
         config::apply_override(&mut doc, assignment)?;
     }
     Ok(TrainConfig::from_table(doc)?)
@@ -171,11 +183,26 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
     };
     let mut validator = Validator::new(config, source)
         .map_err(anyhow::Error::from_boxed)
-        .context("drawing the validation set")?;
+        .context("drawing the validation set")
+        .map_err(|err| name_damaged_dataset(err, &config.data.source))?;
     if config.data.source != "synth" && config.train.val_by_source {
         add_source_validation(config, &reading, &mut validator)?;
     }
     Ok(Some(validator))
+}
+
+/// An error of reading the dataset `url` for a shard that fails its checksums (the loader names
+/// the shard by its path inside the dataset, and says "damaged after ingest"), with the
+/// dataset's address and the ways to repair it; any other error as it is.
+fn name_damaged_dataset(err: anyhow::Error, url: &str) -> anyhow::Error {
+    if !crate::error_text(&err).contains("damaged after ingest") {
+        return err;
+    }
+    let url = redact_url(url);
+    err.context(format!(
+        "a shard of the dataset {url} is damaged (`ecgfm data inspect {url}` checks every \
+         shard): ingest the dataset again, or restore the shard from a copy"
+    ))
 }
 
 /// How a validation set is read, whatever the run's own data settings (`data.mix_row_groups`,
@@ -224,7 +251,8 @@ fn add_source_validation(
             Ok(source) => validator
                 .add_source(config, name, source)
                 .map_err(anyhow::Error::from_boxed)
-                .with_context(|| format!("drawing the validation set of {name}"))?,
+                .with_context(|| format!("drawing the validation set of {name}"))
+                .map_err(|err| name_damaged_dataset(err, url))?,
             Err(err) => tracing::warn!(
                 "no validation loss of source {name}: {}",
                 crate::error_text(&err)
@@ -345,7 +373,8 @@ fn train_on<B: Backend>(
     device: OpenedDevice,
 ) -> Result<RunSummary> {
     let (rank, world) = (job.rank(), job.world_size());
-    let source = open_source(&config, rank, world)?;
+    let source = open_source(&config, rank, world)
+        .map_err(|err| name_damaged_dataset(err, &config.data.source))?;
     // The run folder (config.toml, checkpoints) keeps the dataset's address without its
     // secrets: a signed URL's query string or user info is saved as `***`.
     let mut saved = config.clone();
@@ -386,12 +415,13 @@ fn train_on<B: Backend>(
             }
         );
         println!(
-            "run {} | data: {} | {} steps x {} samples ({} ranks x {} x {} accumulated)",
+            "run {} | data: {} | {} steps x {} samples ({} rank{} x {} x {} accumulated)",
             run_dir.display(),
             trainer.source_description(),
             config.train.steps,
             trainer.global_batch(),
             world,
+            if world == 1 { "" } else { "s" },
             config.train.batch_size,
             config.train.accum_steps,
         );
@@ -468,7 +498,8 @@ fn train_on<B: Backend>(
                 memory_note(record)
             );
         }
-    })?;
+    });
+    let summary = summary.map_err(|err| name_damaged_dataset(err.into(), &config.data.source))?;
     bar.finish_and_clear();
     if summary.stopped_early {
         return Err(crate::signals::Stopped(format!(
@@ -483,7 +514,7 @@ fn train_on<B: Backend>(
     }
     match summary.final_loss {
         Some(loss) => println!(
-            "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}\n\
+            "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}{}\n\
              view the curves: tensorboard --logdir {}",
             summary.steps,
             config.train.steps,
@@ -493,6 +524,10 @@ fn train_on<B: Backend>(
             summary.elapsed_s,
             run_dir.join("metrics.jsonl").display(),
             run_dir.join("checkpoints").display(),
+            match args.stop_after.is_some() && summary.steps < config.train.steps {
+                true => " | stopped by --stop-after: continue with --resume",
+                false => "",
+            },
             run_dir.display()
         ),
         None => println!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{checkpoint_tensor_bytes, pretrain_args, run_err, run_ok, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -107,7 +107,13 @@ fn full_and_resumed(
     run_ok(&pretrain_args(&full, steps));
     let mut first = pretrain_args(&split, steps);
     first.extend(["--stop-after".into(), stop.to_string()]);
-    run_ok(&first);
+    let stopped = run_ok(&first);
+    assert!(
+        stopped.contains("(1 rank x ")
+            && stopped.contains(&format!("done: step {stop}/{steps} | "))
+            && stopped.contains("| stopped by --stop-after: continue with --resume"),
+        "{stopped}"
+    );
     assert!(!split.join(format!("checkpoints/step_{steps:08}")).exists());
     let mut resume = pretrain_args(&split, steps);
     let threads = resume.iter().position(|a| a == "--threads").unwrap();
@@ -346,7 +352,25 @@ fn bad_configuration_is_a_clear_error() {
     let output = Command::new(ECGFM).args(&args).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("learning_rate"), "{stderr}");
+    assert!(
+        stderr.contains("in --set optim.learning_rate=1: unknown key `learning_rate` in [optim]"),
+        "{stderr}"
+    );
+    // A file's typo names the file and the nearest key.
+    let file = out.join("bad.toml");
+    std::fs::write(&file, "[train]\nstep = 5\n").unwrap();
+    let err = run_err(&[
+        "pretrain",
+        "--config",
+        path_str(&file),
+        "--out",
+        path_str(&out.join("r")),
+    ]);
+    let said = format!(
+        "in the config file {}: unknown key `step` in [train] (did you mean `steps`?)",
+        file.display()
+    );
+    assert!(err.contains(&said), "{err}");
     std::fs::remove_dir_all(out).unwrap();
 }
 
@@ -404,7 +428,13 @@ fn a_shard_damaged_after_ingest_stops_the_run_naming_the_dataset_and_the_shard()
     let dir = temp_dir("damaged-shard");
     let data = common::synth_dataset(&dir);
     let named = |err: &str| {
-        err.contains(&format!("dataset {}", data.display())) && err.contains("shards/shard-")
+        err.contains(&format!("dataset {}", data.display()))
+            && err.contains("shards/shard-")
+            && err.contains(&format!(
+                "is damaged (`ecgfm data inspect {}` checks every shard): ingest the dataset \
+                 again, or restore the shard from a copy",
+                data.display()
+            ))
     };
     // Damaged while the run reads it: a later epoch fetches the damaged chunks.
     let run = dir.join("run");
