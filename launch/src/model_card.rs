@@ -213,12 +213,15 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
     let c = &inputs.ckpt.config;
     card.push_str("## Training data\n\n");
     let Some(man) = inputs.manifest else {
+        let single_lead = match c.data.synth_single_lead_fraction {
+            f if f > 0.0 => format!(", {f} of the records reduced to lead II"),
+            _ => String::new(),
+        };
         let _ = write!(
             card,
             "ecgfm's built-in synthetic 12-lead ECG generator (seed {}; normal rhythm, atrial \
-             fibrillation, PVCs, wide QRS, ST elevation), {} of the records reduced to lead II. \
-             No real patient data.\n\n",
-            c.train.seed, c.data.synth_single_lead_fraction
+             fibrillation, PVCs, wide QRS, ST elevation){single_lead}. No real patient data.\n\n",
+            c.train.seed
         );
         return;
     };
@@ -323,14 +326,27 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
     );
     match (inputs.metrics.first(), inputs.metrics.last()) {
         (Some(first), Some(last)) => {
-            let _ = write!(
+            let _ = writeln!(
                 card,
-                "| pretraining loss | {:.4} at step {}, {:.4} at step {} |\n\n",
+                "| pretraining loss | {:.4} at step {}, {:.4} at step {} (one batch each) |",
                 first.loss,
                 first.step + 1,
                 last.loss,
                 last.step + 1
             );
+            let validated = inputs
+                .metrics
+                .iter()
+                .rev()
+                .find_map(|r| Some((r.val_loss?, r.step)));
+            if let Some((loss, step)) = validated {
+                let _ = writeln!(
+                    card,
+                    "| validation loss | {loss:.4} at step {} (the fixed validation set) |",
+                    step + 1
+                );
+            }
+            card.push('\n');
             if c.model.norm_pix {
                 card.push_str(
                     "With norm-pix targets a loss of 1.0 is what predicting each patch's mean \
@@ -366,13 +382,16 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
     }
     card.push_str(
         "Results of `ecgfm eval` on each task's test split, with 95% bootstrap confidence \
-         intervals over the test records. `scratch` is the same network trained from a random \
+         intervals over the test patients (each resample draws patients with all their \
+         records' windows; a source without patient ids counts each record as a patient). \
+         `scratch` is the same network trained from a random \
          initialisation: the baseline the pretrained encoder (`probe`, `finetune`) is judged \
          against.\n\n\
          | task | data | protocol | training labels | macro AUROC [95% CI] | macro F1, one-vs-rest at validation thresholds [95% CI] | \
          test windows |\n|---|---|---|---|---|---|---|\n",
     );
-    let (mut notes, mut paired) = (Vec::new(), Vec::new());
+    // An evaluation repeated in two result files (the run's eval/ keeps each) is listed once.
+    let (mut notes, mut paired, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for eval in inputs.evals {
         let v = &eval.value;
         let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
@@ -395,8 +414,7 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         paired.extend(against_scratch_lines(v, &task));
         for r in v["results"].as_array().into_iter().flatten() {
             let fraction = percent(r["fraction"].as_f64());
-            let _ = writeln!(
-                card,
+            rows.push(format!(
                 "| {task} | {} | {} | {fraction} | {} | {} | {} |",
                 text(&v["data"]),
                 text(&r["protocol"]),
@@ -405,14 +423,21 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
                 r["test_windows"]
                     .as_u64()
                     .map_or("-".to_string(), |n| n.to_string()),
-            );
+            ));
         }
+    }
+    for lines in [&mut rows, &mut paired, &mut notes] {
+        let mut seen = std::collections::HashSet::new();
+        lines.retain(|line| seen.insert(line.clone()));
+    }
+    for row in rows {
+        let _ = writeln!(card, "{row}");
     }
     card.push('\n');
     if !paired.is_empty() {
         card.push_str(
             "Pretrained against the same network from scratch: the macro AUROC difference with \
-             its paired 95% bootstrap interval over the same test records (`ecgfm compare`).\n\n",
+             its paired 95% bootstrap interval over the same test patients (`ecgfm compare`).\n\n",
         );
         for line in paired {
             let _ = writeln!(card, "- {line}");

@@ -120,6 +120,16 @@ fn package_holds_the_encoder_its_description_and_checksums() {
         card.contains(&format!("{first_loss:.4} at step 1")),
         "{card}"
     );
+    // The run's last validation loss, beside the last batch's training loss.
+    let val_loss = last_metrics["val_loss"]
+        .as_f64()
+        .expect("validated at the end");
+    assert!(
+        card.contains(&format!(
+            "| validation loss | {val_loss:.4} at step 8 (the fixed validation set) |"
+        )),
+        "{card}"
+    );
     assert_eq!(
         std::fs::read_to_string(pkg.join("ecgfm_encoder.py")).unwrap(),
         std::fs::read_to_string(
@@ -154,6 +164,22 @@ fn step_and_decoder_flags_choose_what_is_exported() {
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
     assert!(card.contains("synthetic 12-lead ECG generator"), "{card}");
     assert!(card.contains(", included)"), "{card}");
+    assert!(
+        card.contains("ST elevation), 0.5 of the records reduced to lead II. No real"),
+        "{card}"
+    );
+    // No single-lead records: the card does not count zero of them.
+    let all_leads = short_run(
+        &dir.join("all-leads"),
+        None,
+        &["--set", "data.synth_single_lead_fraction=0"],
+    );
+    export(&all_leads, &dir.join("pkg-all-leads"), &[]);
+    let card = std::fs::read_to_string(dir.join("pkg-all-leads/README.md")).unwrap();
+    assert!(
+        card.contains("ST elevation). No real patient data."),
+        "{card}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -259,6 +285,12 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     export(&run, &pkg, &[]);
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
     assert_eq!(card.matches(row).count(), 1, "{card}");
+    // The same evaluation kept under two names in eval/: one row, each note once.
+    std::fs::write(saved.join("again.json"), foreign.to_string()).unwrap();
+    export(&run, &pkg, &[]);
+    let again = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    assert_eq!(again, card);
+    std::fs::remove_file(saved.join("again.json")).unwrap();
 
     // JSON that is not a result (the package's own config.json) is refused, not ignored.
     let err = export_err(
