@@ -99,7 +99,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
             "table lacks {protocol}:\n{stdout}"
         );
     }
-    for (protocol, fraction) in [("probe", "1"), ("finetune", "0.25")] {
+    for (protocol, fraction) in [("probe", "100%"), ("finetune", "25%")] {
         let line = format!("{protocol} against scratch with {fraction} of the labels: ");
         assert!(stdout.contains(&line), "no {line:?}:\n{stdout}");
     }
@@ -656,7 +656,7 @@ fn single_seed_intervals_say_they_leave_out_training_noise() {
     let label = "test-set noise only; training seed not resampled";
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("probe against scratch with 1 of the labels"))
+        .find(|l| l.starts_with("probe against scratch with 100% of the labels"))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(line.ends_with(&format!("({label})")), "{line}");
     assert!(stdout.contains("scratch*"), "{stdout}");

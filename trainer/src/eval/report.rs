@@ -476,9 +476,11 @@ impl EvalReport {
             let [low, high] = x.interval;
             let noise = x.noise.label().map_or(String::new(), |l| format!(" ({l})"));
             out += &format!(
-                "{} against scratch with {} of the labels: {:+.3} AUROC, paired 95% interval \
-                 over the test records [{low:+.3}, {high:+.3}]{noise}\n",
-                x.protocol, x.fraction, x.macro_auroc_diff
+                "{} against scratch with {}% of the labels: {:+.3} AUROC, paired 95% interval \
+                 over the test patients [{low:+.3}, {high:+.3}]{noise}\n",
+                x.protocol,
+                (x.fraction * 1e4).round() / 1e2,
+                x.macro_auroc_diff
             );
         }
         if self
