@@ -21,6 +21,7 @@ pub struct BenchAttentionArgs {
     /// Model size preset whose encoder and decoder attention shapes are timed.
     #[arg(long, default_value = "base")]
     pub model: String,
+    /// Samples per timed call (one attention sequence each: the tokens of all its leads).
     #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
     /// cpu, cuda or cuda:N (PyTorch runs on the same device).

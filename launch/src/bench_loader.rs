@@ -14,6 +14,7 @@ pub struct BenchLoaderArgs {
     /// Dataset URL (local folder, file://, s3://, gs://, az://).
     #[arg(long)]
     pub data: String,
+    /// Windows per batch.
     #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
     /// Decode threads.
@@ -41,6 +42,7 @@ pub struct BenchLoaderArgs {
     /// The pyarrow script to compare with (local datasets only).
     #[arg(long, value_name = "FILE")]
     pub pyarrow_script: Option<PathBuf>,
+    /// Python interpreter that has pyarrow and numpy (for the comparison).
     #[arg(long, default_value = "python3")]
     pub python: String,
     /// Skip the pyarrow comparison.

@@ -79,22 +79,22 @@ pub struct PretrainArgs {
     /// TOML configuration file ([model], [data], [optim], [train]).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Model size preset: nano, tiny, small, base, large, huge.
+    /// Model size preset: nano (the default), tiny, small, base, large, huge.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Optimiser steps in the whole run.
+    /// Optimiser steps in the whole run (default 2400).
     #[arg(long, value_name = "N", value_parser = positive_config_integer)]
     pub steps: Option<u64>,
-    /// Samples per micro-batch.
+    /// Samples per micro-batch (default 16).
     #[arg(long, value_name = "B", value_parser = at_least_one)]
     pub batch_size: Option<usize>,
-    /// Seed of initialisation, masks and synthetic data.
+    /// Seed of initialisation, masks and synthetic data (default 0).
     #[arg(long, value_name = "S", value_parser = config_integer)]
     pub seed: Option<u64>,
     /// Run directory (default runs/<UTC timestamp>; with --resume, the newest run under runs/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Steps between checkpoints (0: only at the end).
+    /// Steps between checkpoints (default 400; 0: only at the end).
     #[arg(long, value_name = "N", value_parser = config_integer)]
     pub checkpoint_every: Option<u64>,
     /// Continue from the newest complete checkpoint of the run directory.
@@ -178,6 +178,7 @@ pub struct BenchStepArgs {
     /// Model size preset.
     #[arg(long, default_value = "nano")]
     pub model: String,
+    /// Samples per timed training step.
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     pub batch_size: usize,
     /// CPU threads for both ecgfm and PyTorch (default: all cores).
