@@ -2,9 +2,10 @@
 //! LayerNorm, GELU (forward and backward), patch gather and linear ops write into it exactly
 //! their f32 results rounded to bf16 (unrounded where the storage is f32); a linear layer
 //! reading its input or its output gradient from it gives what it gives on the same values
-//! stored in f32 (within 1e-4: a GPU's GEMMs may sum the two in other orders); attention with qkv and out in it gives the bits it gives on the f32 values
-//! they were rounded from; and the GELU's input (rounded to bf16 by `matmul_gelu_forward` in
-//! bf16) is the same from either storage.
+//! stored in f32 (within 1e-4: a GPU's GEMMs may sum the two in other orders); attention with
+//! qkv and out in it gives the bits it gives on the f32 values they were rounded from; and the
+//! GELU's input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either
+//! storage.
 //! `bias_epilogue`: the forward of a linear layer whose input is in operand storage (on a GPU,
 //! cuBLASLt's fused bias epilogue) against the CPU.
 
