@@ -86,7 +86,7 @@ pub fn script(args: &LaunchArgs) -> Result<String> {
          \x20   echo \"ecgfm: the ranks stopped with their checkpoint saved (status {STOPPED}): requeueing job $SLURM_JOB_ID\" >&2\n\
          \x20   scontrol requeue \"$SLURM_JOB_ID\"\n\
          elif [ \"$status\" -ne 0 ]; then\n\
-         \x20   echo \"ecgfm: the ranks failed (status $status): not requeued (it would fail again); fix the cause and sbatch this script again, it resumes\" >&2\n\
+         \x20   echo \"ecgfm: srun ended with status $status, not {STOPPED} (a checkpointed stop): not requeued, as a failure would fail again; see the ranks' errors above, then sbatch this script again: it resumes from the newest checkpoint\" >&2\n\
          fi\n\
          exit \"$status\"\n",
         STOPPED = crate::signals::STOPPED_EXIT

@@ -861,7 +861,9 @@ fn requeues_only_a_stop(script: &str) {
         );
         if status == 1 {
             assert!(
-                stderr.contains("failed (status 1): not requeued"),
+                stderr.contains(
+                    "srun ended with status 1, not 75 (a checkpointed stop): not requeued"
+                ),
                 "{stderr}"
             );
         }
