@@ -271,6 +271,30 @@ pub fn gelu_input<B: Backend>(be: &B) {
     }
 }
 
+/// `matmul_forward` of `xs` (in operand storage) and `ws` with the bias at element `bias_at` of
+/// `held`'s buffer, out in operand storage or in f32. x and out sit 16-byte aligned (at
+/// PAD + LEAD = 8 elements), as a model's tensors do and as cuBLASLt's tensor-core kernels want.
+fn linear_forward<B: Backend>(
+    be: &B,
+    (xs, ws, held): (&[f32], &[f32], &[f32]),
+    (t, c, oc): (usize, usize, usize),
+    bias_at: usize,
+    out_operand: bool,
+) -> Vec<f32> {
+    const LEAD: usize = 3;
+    let x = up_operand(be, &[&[0.0; LEAD][..], xs].concat());
+    let (w, b) = (up(be, ws), up(be, held));
+    let zeros = vec![0.0; LEAD + t * oc];
+    let mut out = match out_operand {
+        true => up_operand(be, &zeros),
+        false => up(be, &zeros),
+    };
+    let (x, bias) = (View::new(&x, PAD + LEAD), View::new(&b, PAD + bias_at));
+    let out_view = ViewMut::new(&mut out, PAD + LEAD);
+    be.matmul_forward(out_view, x, v(&w), Some(bias), t, c, oc);
+    down(be, &out, LEAD + t * oc)
+}
+
 /// A linear layer's forward with its input in operand storage, so that a bf16 GPU backend takes
 /// the fused path (`matmul::fused`: cuBLASLt's bias epilogue adding an f32 bias to the f32
 /// product, D in f32 or bf16), against the CPU's bf16 emulation: out in f32 and in operand
@@ -287,23 +311,11 @@ pub fn bias_epilogue<B: Backend>(be: &B) {
         // The bias is the first oc of these values (at PAD = 5 floats into the buffer: 20 bytes,
         // misaligned) or the last (at PAD + 3: 32 bytes).
         let held = rng.vec(3 + oc, 4.0);
-        let (x, w, b) = (up_operand(be, &xs), up(be, &ws), up(be, &held));
+        let ins = (&xs[..], &ws[..], &held[..]);
         for at in [0, 3] {
-            let want = {
-                let (x, w) = (up(&cpu, &xs), up(&cpu, &ws));
-                let (b, mut out) = (up(&cpu, &held[at..at + oc]), up(&cpu, &vec![0.0; t * oc]));
-                cpu.matmul_forward(vm(&mut out), v(&x), v(&w), Some(v(&b)), t, c, oc);
-                down(&cpu, &out, t * oc)
-            };
+            let want = linear_forward(&cpu, ins, (t, c, oc), at, false);
             for out_operand in [false, true] {
-                let zeros = vec![0.0; t * oc];
-                let mut out = match out_operand {
-                    true => up_operand(be, &zeros),
-                    false => up(be, &zeros),
-                };
-                let bias = Some(View::new(&b, PAD + at));
-                be.matmul_forward(vm(&mut out), v(&x), v(&w), bias, t, c, oc);
-                let got = down(be, &out, t * oc);
+                let got = linear_forward(be, ins, (t, c, oc), at, out_operand);
                 let name = format!(
                     "linear ({t}, {c}, {oc}), bias at +{at}, out in operand storage {out_operand}"
                 );
