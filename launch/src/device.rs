@@ -87,7 +87,8 @@ pub fn gpu_precision(text: &str, info: &DeviceInfo) -> Result<Precision> {
 }
 
 /// `be` with matrix products in `precision`. Two switches measure what a saving is worth
-/// (scripts/gpu-check.sh items 8d and 8f), each giving the same results:
+/// (scripts/gpu-check.sh items 8d and 8f), each giving the same results on the host harness and
+/// results within bf16 tolerance on a GPU (whether bitwise there: gpu-check item 3c):
 /// `ECGFM_CUDA_F32_OPERANDS=1` keeps the tensors a bf16 backend would store in bf16
 /// (`Backend::alloc_operand`) in f32; `ECGFM_CUDA_NO_GEMM_EPILOGUES=1` adds every linear layer's
 /// bias in a pass after its GEMM instead of in the GEMM's epilogue.
