@@ -118,7 +118,8 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
         "d2w64",
         "## Fitted laws",
         "synth probe AUROC",
-        "paired 95% interval over the test records",
+        // The synthetic result files give each unit's patient: patients are drawn.
+        "paired 95% interval over the test patients",
     ] {
         assert!(
             report.contains(needle),
@@ -180,10 +181,10 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     assert_eq!(published.lines().count(), 4, "{published}");
     let report = std::fs::read_to_string(docs.join("report.md")).unwrap();
     let verdict = between(&report, "Downstream (synth, linear probe)", "\n");
-    let over_records = between(verdict, "over the test records ", "]");
-    let over_seeds = between(verdict, "over seeds and test records ", "]");
+    let over_test_set = between(verdict, "over the test patients ", "]");
+    let over_seeds = between(verdict, "over seeds and test patients ", "]");
     // The report's command, run in the report's folder with the run folders gone, prints the
-    // verdict's interval over seeds and records; over the records alone with `--resample`.
+    // verdict's interval over seeds and patients; over the patients alone with `--resample`.
     let command = between(&report, "```sh\n", "```").replace("\\\n", " ");
     let args: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(args[..2], ["ecgfm", "compare"], "{command}");
@@ -210,8 +211,8 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     );
     let printed = compare(&["--resample", "records"]);
     assert!(
-        printed.contains(&format!("{over_records}]")),
-        "{over_records} in\n{printed}"
+        printed.contains(&format!("{over_test_set}]")),
+        "{over_test_set} in\n{printed}"
     );
     // A copy of results/ alone makes the report again, with the same verdict.
     let published = dir.join("published");

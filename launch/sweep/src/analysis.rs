@@ -9,7 +9,7 @@ use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
 use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
 use crate::record::SweepRecord;
 use crate::welch::welch_interval;
-use ecgfm_trainer::eval::{paired_auroc_interval, PairError, Resample, UnitScores};
+use ecgfm_trainer::eval::{by_patient, paired_auroc_interval, PairError, Resample, UnitScores};
 
 /// Seed of every bootstrap of the report, so a report is reproducible.
 pub const REPORT_SEED: u64 = 2024;
@@ -114,8 +114,8 @@ pub struct AurocDiff {
     pub task: String,
     /// AUROC of the one minus the other's.
     pub diff: f64,
-    /// 95% paired bootstrap interval of the difference over the test records, where both
-    /// sides saved their scored units.
+    /// 95% paired bootstrap interval of the difference over the test set (its patients, or
+    /// records: [`AurocDiff::drawn`]), where both sides saved their scored units.
     pub paired: Option<Interval>,
     /// The same drawn over each side's seeds too, where both sides have two or more.
     pub over_seeds: Option<Interval>,
@@ -126,6 +126,9 @@ pub struct AurocDiff {
     /// Why no paired interval could be drawn though both sides kept their scored units: above
     /// all `PairError::OtherUnits`, runs scored on different test sets.
     pub unpaired: Option<PairError>,
+    /// Whether the paired intervals draw the test patients (every result file gives the same
+    /// patient for each unit), not the records.
+    pub by_patient: bool,
 }
 
 impl AurocDiff {
@@ -145,6 +148,15 @@ impl AurocDiff {
             apart: apart(a, b),
             seeds: [a.runs.len(), b.runs.len()],
             unpaired,
+            by_patient: by_patient(&a.units.iter().chain(&b.units).collect::<Vec<_>>()),
+        }
+    }
+
+    /// What the paired intervals draw: `test patients` or `test records`.
+    pub fn drawn(&self) -> &'static str {
+        match self.by_patient {
+            true => "test patients",
+            false => "test records",
         }
     }
 

@@ -320,7 +320,8 @@ fn render(
          are not compared.\n\
          - AUROC intervals: 95% bootstrap over the test set from `ecgfm eval` (averaged over \
          seeds). A difference of two AUROCs is outside the CI when its paired interval excludes \
-         0: 2000 resamples of the test records, both sides scored on each (the mean over their \
+         0: 2000 resamples of the test patients, each with all its units (of the records, where \
+         the result files give no patients), both sides scored on each (the mean over their \
          seeds), from the scored units each result file keeps; where both sides have two or more \
          seeds, each resample also draws each side's seeds with replacement (the hierarchical \
          bootstrap: the interval counts the spread from seed to seed, coarsely with two) and the \

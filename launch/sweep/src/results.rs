@@ -117,7 +117,7 @@ pub fn section(md: &mut String, a: &Analysis, copied: &Copied) {
          (`ecgfm sweep report {FOLDER}`), and later runs set against these, without the run \
          folders. `ecgfm compare --seed {REPORT_SEED}` on them prints the report's paired \
          intervals: one `--a` or `--b` per seed, `--resample records` for the interval over the \
-         test records alone.",
+         test set alone.",
         copied.written
     );
     if !copied.left_out.is_empty() {

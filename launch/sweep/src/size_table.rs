@@ -1,9 +1,9 @@
 //! The report's table of every size against the smallest at one budget, for groups of three or
 //! more sizes (the verdict compares only the largest with the smallest): each size's seeds,
 //! validation loss and downstream AUROCs, and its difference from the smallest with the same
-//! intervals as the verdict (loss: Welch t over seeds; AUROC: paired over the test records and,
-//! where both sizes have two or more seeds, over seeds and records; none where the two were
-//! scored on different test sets).
+//! intervals as the verdict (loss: Welch t over seeds; AUROC: paired over the test patients (or
+//! records) and, where both sizes have two or more seeds, over seeds and patients; none where the
+//! two were scored on different test sets).
 
 use crate::analysis::{compare, AurocDiff, Comparison, Group, SizeResult, TaskAuroc};
 use crate::report::human;
@@ -46,8 +46,8 @@ pub(crate) fn against_smallest(md: &mut String, g: &Group, tasks: &[String]) {
     let _ = writeln!(
         md,
         "Each size against {} (in brackets the difference and its 95% interval: loss over \
-         seeds (Welch t); AUROC paired over the test records, then over seeds and records where \
-         both sizes have two or more seeds):\n",
+         seeds (Welch t); AUROC paired over the test patients (records, in result files without \
+         patients), then over seeds and patients where both sizes have two or more seeds):\n",
         smallest.size
     );
     let mut header = String::from("| size | N | seeds | val loss |");

@@ -1,9 +1,9 @@
 //! The verdict of `report.md`, one group (dataset and budget) at a time: does the largest encoder
 //! give a lower validation loss and a higher downstream AUROC than the smallest, by how much, is
 //! the difference outside the CI (for losses, the Welch t interval over seeds; for AUROCs, the
-//! paired interval over the test records, and over seeds where both sizes have two or more),
-//! where a middle size scores best, how the largest compares with it, and which sizes are still
-//! on the plateau of the trivial solution. Written from the numbers of `analysis`; where they
+//! paired interval over the test patients (or records), and over seeds where both sizes have two
+//! or more), where a middle size scores best, how the largest compares with it, and which sizes
+//! are still on the plateau of the trivial solution. Written from the numbers of `analysis`; where they
 //! are too few, or the runs were scored on different test sets, it says so.
 
 use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
@@ -243,16 +243,18 @@ fn downstream(
     };
     let judged = match (&d.paired, &d.over_seeds, d.apart) {
         (Some(ci), Some(seeds), _) => format!(
-            "paired 95% interval over the test records [{:+.3}, {:+.3}], over seeds and test \
-             records [{:+.3}, {:+.3}], which {}",
+            "paired 95% interval over the {units} [{:+.3}, {:+.3}], over seeds and {units} \
+             [{:+.3}, {:+.3}], which {}",
             ci.low,
             ci.high,
             seeds.low,
             seeds.high,
-            which(seeds)
+            which(seeds),
+            units = d.drawn()
         ),
         (Some(ci), None, _) => format!(
-            "paired 95% interval over the test records [{:+.3}, {:+.3}], which {}",
+            "paired 95% interval over the {} [{:+.3}, {:+.3}], which {}",
+            d.drawn(),
             ci.low,
             ci.high,
             which(ci)
@@ -393,6 +395,7 @@ mod tests {
                 apart: Some(false),
                 seeds: [2, 2],
                 unpaired: None,
+                by_patient: false,
             }],
             finetune: Vec::new(),
         }

@@ -279,6 +279,7 @@ fn scored_units(signal: f64, seed: u64) -> (UnitScores, f64) {
         records: (0..300).collect(),
         targets,
         scores,
+        patients: Vec::new(),
     };
     (units, auroc)
 }

@@ -84,7 +84,8 @@ fn under_the_null_the_loss_difference_is_outside_the_ci_about_5_percent_of_the_t
     assert!(compare(&group, 0, 1, &[]).loss_ci.is_none());
 }
 
-/// Scored units of `records` test records (two classes), the scores drawn from `seed`.
+/// Scored units of `records` test records (two classes, two records a patient), the scores
+/// drawn from `seed`.
 fn units(records: u32, seed: u64) -> UnitScores {
     let mut rng = SplitMix64::new(seed);
     let targets: Vec<u8> = (0..records)
@@ -98,6 +99,7 @@ fn units(records: u32, seed: u64) -> UnitScores {
         records: (0..records).collect(),
         targets,
         scores,
+        patients: (0..records).map(|r| r / 2).collect(),
     }
 }
 
@@ -245,7 +247,8 @@ fn a_report_made_again_from_its_results_folder_says_the_same() {
         run(&dir, 2, 1, 200),
     ];
     let original = report(&dir, &records);
-    assert!(verdict(&original).contains("over seeds and test records"));
+    // The result files give each unit's patient: the intervals draw patients.
+    assert!(verdict(&original).contains("over seeds and test patients"));
     let results = dir.join("report/results");
     assert_eq!(
         std::fs::read_to_string(results.join("sweep.toml")).unwrap(),
