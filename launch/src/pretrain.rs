@@ -191,6 +191,18 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
     Ok(Some(validator))
 }
 
+/// `ECGFM_FAULT_HOLD_AFTER_STOP_MS=N`: a run stopped by a signal waits N ms after saving its
+/// checkpoint, as a slow file system or terminal can hold it before it exits, so that a test
+/// can signal it in that window (`signals::stop_saved`).
+fn hold_after_stop() {
+    if let Some(ms) = std::env::var("ECGFM_FAULT_HOLD_AFTER_STOP_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// An error of reading the dataset `url` for a shard that fails its checksums (the loader names
 /// the shard by its path inside the dataset, and says "damaged after ingest"), with the
 /// dataset's address and the ways to repair it; any other error as it is.
@@ -502,6 +514,8 @@ fn train_on<B: Backend>(
     let summary = summary.map_err(|err| name_damaged_dataset(err.into(), &config.data.source))?;
     bar.finish_and_clear();
     if summary.stopped_early {
+        crate::signals::stop_saved();
+        hold_after_stop();
         return Err(crate::signals::Stopped(format!(
             "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
             summary.steps,

@@ -7,9 +7,11 @@
 //! terminal signals the whole process group), then the launcher forwards it; `timeout` and
 //! `kill -- -PGID` signal the group too. So a signal within [`REPEAT_WINDOW_MS`] of the first
 //! is that same request; a signal after it ends the process at once (press Ctrl-C again to
-//! leave without the checkpoint).
+//! leave without the checkpoint), with [`STOPPED_EXIT`] where the checkpoint was already saved
+//! ([`stop_saved`]): `srun --kill-on-bad-exit` signals the ranks still running when the first
+//! one exits 75, and one that saved its checkpoint must not then look failed.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 /// The exit status of an `ecgfm pretrain` that stopped on a signal after saving its checkpoint
 /// (sysexits' EX_TEMPFAIL: try again later, with --resume): `ecgfm launch` tells such a clean
@@ -36,6 +38,8 @@ pub const REPEAT_WINDOW_MS: u64 = 2000;
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// When it arrived (CLOCK_MONOTONIC, milliseconds).
 static RECEIVED_AT_MS: AtomicU64 = AtomicU64::new(0);
+/// The stop's checkpoint is saved: a later signal ends the process as a clean stop.
+static SAVED: AtomicBool = AtomicBool::new(false);
 
 /// CLOCK_MONOTONIC in milliseconds (clock_gettime is async-signal-safe).
 fn now_ms() -> u64 {
@@ -53,9 +57,19 @@ extern "C" fn remember(sig: libc::c_int) {
     if RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst) == Ok(0) {
         RECEIVED_AT_MS.store(now, Ordering::SeqCst);
     } else if now.saturating_sub(RECEIVED_AT_MS.load(Ordering::SeqCst)) > REPEAT_WINDOW_MS {
+        let status = match SAVED.load(Ordering::SeqCst) {
+            true => i32::from(STOPPED_EXIT),
+            false => 128 + sig,
+        };
         // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + sig) };
+        unsafe { libc::_exit(status) };
     }
+}
+
+/// Says that the stop a signal asked for has its checkpoint saved: from now on the process
+/// ends as a stopped run ([`STOPPED_EXIT`]) whatever signal comes next.
+pub fn stop_saved() {
+    SAVED.store(true, Ordering::SeqCst);
 }
 
 /// Installs the handler for `signals`.

@@ -270,6 +270,52 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
     assert_same_run_and_remove(full, killed, steps);
 }
 
+/// A signal after the stop's checkpoint is saved (`srun --kill-on-bad-exit` signals the ranks
+/// still running once the first exits 75) ends the run as a stop, 75, not as killed by it.
+#[test]
+fn a_signal_after_the_stop_checkpoint_is_saved_still_exits_as_a_stop() {
+    let out = temp_dir("late-signal");
+    let mut args = pretrain_args(&out, 100_000);
+    let every = args.iter().position(|a| a == "--checkpoint-every").unwrap();
+    args[every + 1] = "100000".into();
+    let mut child = Command::new(ECGFM)
+        .args(&args)
+        .env("ECGFM_FAULT_HOLD_AFTER_STOP_MS", "20000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let term = || {
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.unwrap().success());
+    };
+    let waited = std::time::Instant::now();
+    let mut wait_until = |done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+            assert!(waited.elapsed() < Duration::from_secs(120), "timed out");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_until(&|| logged_steps(&out) >= 2);
+    term();
+    // The only checkpoint is the stop's (the grid's first is at step 100,000).
+    let saved = || {
+        std::fs::read_dir(out.join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("COMPLETE").exists())
+    };
+    wait_until(&saved);
+    // Past the window in which a second signal is the same request.
+    std::thread::sleep(Duration::from_millis(2500));
+    term();
+    assert_eq!(child.wait().unwrap().code(), Some(75));
+    std::fs::remove_dir_all(out).unwrap();
+}
+
 #[test]
 fn resume_refuses_a_changed_configuration() {
     let out = temp_dir("changed");
