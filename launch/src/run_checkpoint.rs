@@ -8,6 +8,34 @@ use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::ParamLayout;
 use std::path::{Path, PathBuf};
 
+/// Warns where the run's `config.toml` describes another model than the one checkpoint `dir`
+/// was trained with (the checkpoint was copied in from another run): the checkpoint's is used,
+/// the differing `[model]` keys named. Says nothing where config.toml does not read.
+fn warn_of_another_model(config_path: &Path, trained: &TrainConfig, dir: &Path) {
+    let run = match config::read_toml_file(config_path).map(TrainConfig::from_table) {
+        Ok(Ok(run)) => run,
+        _ => return,
+    };
+    let table = |c: &TrainConfig| toml::Table::try_from(&c.model).unwrap_or_default();
+    let (run, trained) = (table(&run), table(trained));
+    let differing: Vec<String> = (run.iter())
+        .filter(|(key, value)| trained.get(*key) != Some(value))
+        .map(|(key, value)| match trained.get(key) {
+            Some(was) => format!("model.{key} = {value} there, {was} in the checkpoint"),
+            None => format!("model.{key} = {value} there, absent in the checkpoint"),
+        })
+        .collect();
+    if !differing.is_empty() {
+        tracing::warn!(
+            "{} describes another model than checkpoint {} was trained with ({}): the \
+             checkpoint's own configuration is used",
+            config_path.display(),
+            dir.display(),
+            differing.join("; ")
+        );
+    }
+}
+
 /// One checkpoint of a run, with the configuration it was trained with.
 pub struct RunCheckpoint {
     pub run_dir: PathBuf,
@@ -47,6 +75,9 @@ impl RunCheckpoint {
             ),
         };
         let config = TrainConfig::from_table(table).with_context(|| format!("reading {origin}"))?;
+        if origin != config_path.display().to_string() {
+            warn_of_another_model(&config_path, &config, &dir);
+        }
         let layout = ParamLayout::new(&config.model);
         let m = &config.model;
         let params = match checkpoint::load_params(&dir, &layout) {

@@ -355,7 +355,14 @@ fn bad_runs_and_folders_are_clear_errors() {
         .replace("steps = 8", "steps = 80");
     assert_ne!(edited, config);
     std::fs::write(&config_path, edited).unwrap();
-    export(&run, &pkg, &[]);
+    let output = common::ecgfm_env(&common::export_args(&run, &pkg, &[]), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("describes another model than checkpoint")
+            && stderr.contains("model.dim = 32 there, 64 in the checkpoint"),
+        "{stderr}"
+    );
     assert_eq!(config_json(&pkg)["dim"], 64);
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
     assert!(card.contains("8 of 8 planned"), "{card}");

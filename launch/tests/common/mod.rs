@@ -182,7 +182,7 @@ pub fn assert_same_files(a: &Path, b: &Path) {
     }
 }
 
-fn export_args<'a>(run: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+pub fn export_args<'a>(run: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["export", "--run", path_str(run), "--out", path_str(out)];
     args.extend(extra);
     args
