@@ -5,7 +5,8 @@
 //! `wfdb-formats` folder: the CSV carries the same signal names, sample count and per-signal sums
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
 //! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named; and
-//! `data ingest` refusing an `--out` that already holds a dataset.
+//! `data ingest` refusing an `--out` that already holds a dataset; and `bench attention` giving
+//! PyTorch its own precision and warning when the two differ (a stand-in torch on PYTHONPATH).
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +14,7 @@ use std::process::Command;
 use ecgfm_test_support::python_stdout;
 
 mod common;
-use common::{pretrain_args, run_err, run_ok, temp_dir};
+use common::{ecgfm_env, pretrain_args, run_err, run_ok, temp_dir};
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
@@ -382,6 +383,90 @@ fn an_address_without_a_dataset_says_so() {
     let missing = format!("object store error on {data}/shards/shard-00000.parquet: ");
     assert!(err.contains(&missing), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `bench attention` passes PyTorch the precision ours runs in (fp32 on the CPU) and prints both
+/// beside the ratio; `--precision bf16` reaches our backend, and the ratio across bf16 and fp32
+/// is printed with a warning. A stand-in `torch` (2.0's attention present) and script record the
+/// flags the comparison got.
+#[test]
+fn bench_attention_compares_one_precision_and_warns_across_two() {
+    let dir = temp_dir("bench-attention-precision");
+    let fake = dir.join("torch").join("nn");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(
+        dir.join("torch/__init__.py"),
+        "__version__ = '2.0-stand-in'\n",
+    )
+    .unwrap();
+    std::fs::write(fake.join("__init__.py"), "").unwrap();
+    std::fs::write(
+        fake.join("functional.py"),
+        "def scaled_dot_product_attention(): pass\n",
+    )
+    .unwrap();
+    let script = dir.join("sdpa.py");
+    std::fs::write(
+        &script,
+        "import json, sys\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n\
+         print(json.dumps({'ms_median': {'encoder': 1.0, 'decoder': 1.0}, \
+         'torch_version': 'stand-in', 'precision': args['--precision']}))\n",
+    )
+    .unwrap();
+    let run = |precision: &str| {
+        let args = [
+            "bench",
+            "attention",
+            "--model",
+            "nano",
+            "--batch-size",
+            "1",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--python",
+            "python3",
+            "--precision",
+            precision,
+            "--torch-script",
+            script.to_str().unwrap(),
+        ];
+        let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        (stdout, stderr, last)
+    };
+    let (stdout, stderr, last) = run("auto");
+    assert!(stdout.contains("| fp32 fwd+bwd"), "{stdout}");
+    assert!(
+        stdout.contains("ratio (fp32 vs fp32): ecgfm is"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    assert_eq!(last["precision"], "fp32");
+    assert_eq!(last["torch_precision"], "fp32");
+    assert_eq!(last["shapes"][0]["same_precision"], true);
+    let (stdout, stderr, last) = run("bf16");
+    assert!(stdout.contains("| bf16 fwd+bwd"), "{stdout}");
+    assert!(
+        stdout.contains("ratio (bf16 vs fp32, DIFFERENT PRECISIONS)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("WARNING: nano encoder: ecgfm runs bf16 and PyTorch fp32"),
+        "{stderr}"
+    );
+    assert_eq!(last["precision"], "bf16");
+    assert_eq!(last["shapes"][0]["same_precision"], false);
+    let err = run_err(&["bench", "attention", "--precision", "fp16"]);
+    assert!(err.contains("'--precision <PRECISION>'"), "{err}");
 }
 
 /// Sizes of zero are refused up front, naming the flag.
