@@ -6,7 +6,8 @@
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
 //! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named; and
 //! `data ingest` refusing an `--out` that already holds a dataset; and `bench attention` giving
-//! PyTorch its own precision and warning when the two differ (a stand-in torch on PYTHONPATH).
+//! PyTorch its own precision and warning when the two differ (a stand-in torch on PYTHONPATH), and
+//! `bench loader` giving pyarrow as many decoding processes as ecgfm has threads.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,7 +15,7 @@ use std::process::Command;
 use ecgfm_test_support::python_stdout;
 
 mod common;
-use common::{ecgfm_env, pretrain_args, run_err, run_ok, temp_dir};
+use common::{ecgfm_env, pretrain_args, run_err, run_ok, synth_dataset, temp_dir};
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
@@ -467,6 +468,37 @@ fn bench_attention_compares_one_precision_and_warns_across_two() {
     assert_eq!(last["shapes"][0]["same_precision"], false);
     let err = run_err(&["bench", "attention", "--precision", "fp16"]);
     assert!(err.contains("'--precision <PRECISION>'"), "{err}");
+}
+
+/// `bench loader --threads N` runs the pyarrow side in N decoding processes and prints both
+/// counts beside the ratio (where python3 has pyarrow and numpy; skipped, saying so, otherwise).
+#[test]
+fn bench_loader_gives_pyarrow_as_many_processes_as_ecgfm_threads() {
+    let dir = temp_dir("bench-loader-threads");
+    let ds = synth_dataset(&dir);
+    for threads in ["1", "2"] {
+        let out = run_ok(&[
+            "bench",
+            "loader",
+            "--data",
+            ds.to_str().unwrap(),
+            "--batch-size",
+            "8",
+            "--batches",
+            "3",
+            "--crop-samples",
+            "500",
+            "--threads",
+            threads,
+        ]);
+        if out.contains("comparison skipped") {
+            return;
+        }
+        let said = format!("ratio (ecgfm {threads} threads vs pyarrow {threads} processes): ");
+        assert!(out.contains(&said), "{out}");
+        let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(last["pyarrow_processes"].to_string(), threads);
+    }
 }
 
 /// Sizes of zero are refused up front, naming the flag.
