@@ -1040,6 +1040,41 @@ fn wait_for_five_steps(child: &mut Child, run: &Path, lines: &mut Lines) {
     }
 }
 
+/// Launches `command` (which trains into `run`) on two ranks in a process group of its own,
+/// waits for five steps and sends `signal` to the launcher, or to its whole group; asserts the
+/// stop every rank makes (each says it stopped; the launcher exits 75, EX_TEMPFAIL, as they
+/// do). The checkpoints left in `run`.
+fn stop_launch_by_signal(run: &Path, command: &[String], signal: &str, group: bool) -> Vec<String> {
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, &[], command))
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::read(child.stderr.take().unwrap());
+    wait_for_five_steps(&mut child, run, &mut lines);
+    let pid = child.id().to_string();
+    let whom = match group {
+        true => format!("-{pid}"),
+        false => pid,
+    };
+    Command::new("kill")
+        .args([signal, "--", &whom])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = lines.all();
+    assert_eq!(status.code(), Some(75), "{signal} {whom}: {stderr}");
+    for rank in 0..2 {
+        assert!(
+            stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
+            "{signal} {whom}: {stderr}"
+        );
+    }
+    checkpoints(run)
+}
+
 #[test]
 fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
     let dir = temp_dir("sigterm");
@@ -1051,35 +1086,7 @@ fn sigterm_checkpoints_every_rank_at_one_step_and_the_run_resumes_exactly() {
     for (name, target) in [("stopped", "launcher"), ("stopped-group", "group")] {
         let stopped = dir.join(name);
         let command = pretrain_without_checkpoints(&stopped, steps);
-        let mut child = Command::new(ECGFM)
-            .args(launch_args(2, &[], &command))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = Lines::read(child.stderr.take().unwrap());
-        wait_for_five_steps(&mut child, &stopped, &mut lines);
-        let pid = child.id().to_string();
-        let whom = match target {
-            "launcher" => pid,
-            _ => format!("-{pid}"),
-        };
-        Command::new("kill")
-            .args(["-TERM", "--", &whom])
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        let stderr = lines.all();
-        // Every rank saved its checkpoint: the launcher exits 75 (EX_TEMPFAIL), as they do.
-        assert_eq!(status.code(), Some(75), "{target}: {stderr}");
-        for rank in 0..2 {
-            assert!(
-                stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
-                "{target}: {stderr}"
-            );
-        }
-        let saved = checkpoints(&stopped);
+        let saved = stop_launch_by_signal(&stopped, &command, "-TERM", target == "group");
         assert_eq!(saved.len(), 1, "{target}: {saved:?}");
         assert_ne!(
             saved[0],
@@ -1191,28 +1198,8 @@ fn the_launcher_forwards_sigusr1_and_sighup_and_its_ranks_stop_when_it_dies() {
     for (name, signal) in [("usr1", "-USR1"), ("hup", "-HUP")] {
         let run = dir.join(name);
         let command = pretrain_without_checkpoints(&run, 100_000);
-        let mut child = Command::new(ECGFM)
-            .args(launch_args(2, &[], &command))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = Lines::read(child.stderr.take().unwrap());
-        wait_for_five_steps(&mut child, &run, &mut lines);
-        Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        let stderr = lines.all();
-        assert_eq!(status.code(), Some(75), "{signal}: {stderr}");
-        for rank in 0..2 {
-            assert!(
-                stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
-                "{signal}: {stderr}"
-            );
-        }
-        assert_eq!(checkpoints(&run).len(), 1, "{signal}: {stderr}");
+        let saved = stop_launch_by_signal(&run, &command, signal, false);
+        assert_eq!(saved.len(), 1, "{name}: {saved:?}");
     }
     // A launcher killed outright forwards nothing: its ranks get SIGTERM from the kernel instead
     // of training on unowned (quietly: no output line fails on the closed pipe first).

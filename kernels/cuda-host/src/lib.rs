@@ -222,11 +222,8 @@ impl Device for HostDevice {
     fn launch(&self, module: Module, name: &'static str, dims: LaunchDims, args: &[Arg]) {
         count(false);
         // A GPU refuses a grid outside these (ShapeDevice checks the same at production shapes).
-        let (x, y, z) = dims.grid;
         assert!(
-            (1..=i32::MAX as u32).contains(&x)
-                && (1..=65_535).contains(&y)
-                && (1..=65_535).contains(&z),
+            dims.grid_fits(),
             "kernel {name}: grid {:?} outside CUDA's limits",
             dims.grid
         );

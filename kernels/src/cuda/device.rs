@@ -46,6 +46,15 @@ pub struct LaunchDims {
     pub shared_bytes: u32,
 }
 
+impl LaunchDims {
+    /// Whether the grid is within CUDA's limits (x up to 2^31 - 1, y and z up to 65,535, none
+    /// empty): a GPU refuses to launch any other.
+    pub fn grid_fits(&self) -> bool {
+        let (x, y, z) = self.grid;
+        (1..=i32::MAX as u32).contains(&x) && (1..=65_535).contains(&y) && (1..=65_535).contains(&z)
+    }
+}
+
 /// One kernel file of kernels/cuda (the NVRTC compilation unit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {

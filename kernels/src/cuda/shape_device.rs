@@ -173,11 +173,8 @@ fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]
             "kernel {name}: argument kinds differ from its parameters"
         );
     }
-    let (x, y, z) = dims.grid;
     assert!(
-        (1..=i32::MAX as u32).contains(&x)
-            && (1..=65_535).contains(&y)
-            && (1..=65_535).contains(&z),
+        dims.grid_fits(),
         "kernel {name}: grid {:?} outside CUDA's limits",
         dims.grid
     );
