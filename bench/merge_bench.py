@@ -14,7 +14,9 @@ with boto3 and pyarrow.
 S3 is a moto server on localhost (`pip install 'moto[server]' boto3`); `--latency-ms L` puts a
 proxy in front of it that delays every byte by half of L each way (a link of round-trip time L
 and unlimited bandwidth; a bucket in another region is 20-80 ms away). Local reads come from the page cache after the
-first run, for both sides alike. Prints seconds (median of the repeats) and the ratio.
+first run, for both sides alike. Prints seconds (median of the repeats), the ratio and the
+local file system's type (the ratio depends on it). Without boto3, moto or pyarrow the S3 part
+is skipped, saying so.
 
 Usage: python3 bench/merge_bench.py PATH/TO/ecgfm DATASET DATASET [...] [--repeats N] [--no-s3]
        [--latency-ms L]
@@ -22,6 +24,7 @@ Usage: python3 bench/merge_bench.py PATH/TO/ecgfm DATASET DATASET [...] [--repea
 import argparse
 import asyncio
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -91,7 +94,8 @@ def bench_local(ecgfm: str, inputs: list, repeats: int, mb: float) -> None:
         rows = [("Python: read, SHA-256, write", timed(repeats, lambda i: python_local(inputs, at("py", i))))]
         for k, (name, flags) in enumerate(WAYS):
             rows.append((name, timed(repeats, lambda i: ecgfm_merge(ecgfm, inputs, at(f"e{k}", i), flags))))
-        print(f"local disk, {mb:.1f} MB of shards:")
+        fs = subprocess.run(["stat", "-f", "-c", "%T", scratch], capture_output=True, text=True)
+        print(f"local disk ({fs.stdout.strip() or 'file system unknown'}), {mb:.1f} MB of shards:")
         report(rows, rows[0][1])
     finally:
         shutil.rmtree(scratch)
@@ -233,11 +237,17 @@ def main() -> None:
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     shards = [s for d in args.datasets for s in manifest(d)["shards"]]
     mb = sum(s["bytes"] for s in shards) / 1e6
     print(f"{len(args.datasets)} datasets, {len(shards)} shards")
     bench_local(args.ecgfm, args.datasets, args.repeats, mb)
-    if not args.no_s3:
+    missing = [m for m in ("boto3", "moto", "pyarrow") if importlib.util.find_spec(m) is None]
+    if not args.no_s3 and missing:
+        print(f"S3 skipped: {sys.executable} lacks {', '.join(missing)}; "
+              "pip install 'moto[server]' boto3 pyarrow")
+    elif not args.no_s3:
         bench_s3(args.ecgfm, args.datasets, args.repeats, mb, args.latency_ms)
 
 
