@@ -560,6 +560,7 @@ mod tests {
                 global_batch: Some(32),
                 validation_version: None,
                 nonfinite_in_a_row: 0,
+                precision: None,
             },
             config,
         };

@@ -353,7 +353,7 @@ fn a_resume_may_change_how_often_it_checkpoints_logs_and_validates_but_not_its_p
     bf16.extend(["--resume", "--precision", "bf16"].map(String::from));
     let stderr = run_err(&bf16);
     assert!(
-        stderr.contains("(train.precision: saved \"auto\", now \"bf16\")"),
+        stderr.contains("was trained in fp32; in bf16 the run would round otherwise"),
         "{stderr}"
     );
     let mut resume = pretrain_args(&split, 8);

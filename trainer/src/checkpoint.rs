@@ -89,6 +89,11 @@ pub struct TrainingState {
     /// up to this checkpoint, so a resume stops where an uninterrupted run would.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub nonfinite_in_a_row: u32,
+    /// The precision the matrix products ran in (`fp32`, `bf16`: `train.precision` as the
+    /// device resolved it, `auto` giving bf16 on a GPU and fp32 on the CPU) since the last
+    /// resume; absent in checkpoints written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

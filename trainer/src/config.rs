@@ -229,9 +229,10 @@ pub struct RunConfig {
     pub recompute: Recompute,
     /// Matrix products in `fp32`, `bf16` or `auto` (bf16 on a GPU with bf16 tensor cores, fp32
     /// on the CPU); see [`parse_precision`]. bf16 rounds every product otherwise than fp32, so a
-    /// resume keeps the setting (a run whose precision changed midway would match neither).
+    /// resume keeps fp32 or bf16 (a run whose precision changed midway would match neither).
     /// `auto` resolves on each device: a run resumed with `auto` on another kind of device
-    /// changes precision there, and the resume line says which it resolved to.
+    /// changes precision there, which the resume warns of (checkpoints record the precision
+    /// they ran in); a resume may name the precision instead (`auto` to `fp32`, or back).
     pub precision: String,
 }
 

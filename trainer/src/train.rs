@@ -324,6 +324,15 @@ impl<B: Backend> Trainer<B> {
                 let version = state.validation_version;
                 warnings.extend(validation::version_moved(version, &config, state.step));
                 state.validation_version = Some(validation::VALIDATION_VERSION);
+                let precision = model.backend().precision().name();
+                let saved_precision = state.precision.as_deref();
+                let setting = config.train.precision.as_str();
+                let checked = check_precision(saved_precision, precision, setting, &ckpt.dir);
+                warnings.extend(checked.map_err(|reason| TrainError::Resume {
+                    run_dir: run_dir.to_path_buf(),
+                    reason,
+                })?);
+                state.precision = Some(precision.to_string());
                 (state, Some(ckpt.dir), warnings)
             }
             None => {
@@ -337,6 +346,7 @@ impl<B: Backend> Trainer<B> {
                     global_batch: Some(global_batch),
                     validation_version: Some(validation::VALIDATION_VERSION),
                     nonfinite_in_a_row: 0,
+                    precision: Some(model.backend().precision().name().to_string()),
                 };
                 (state, None, Vec::new())
             }
@@ -614,6 +624,34 @@ fn schedule_moved(saved: &TrainConfig, config: &TrainConfig, step: u64) -> Optio
     })
 }
 
+/// The precision check of a resume from checkpoint `dir` (trained in `saved`, where it says)
+/// by a run that computes in `now` under `setting` (`train.precision`): a named precision other
+/// than the checkpoint's is refused, since the run would round otherwise from here on and match
+/// neither a run all in one nor the other; under `auto`, which resolves per device (fp32 on the
+/// CPU, bf16 on a GPU), a run moved between them is warned of. The warning, or why not.
+fn check_precision(
+    saved: Option<&str>,
+    now: &str,
+    setting: &str,
+    dir: &Path,
+) -> Result<Option<String>, String> {
+    let Some(saved) = saved.filter(|&p| p != now) else {
+        return Ok(None);
+    };
+    let dir = dir.display();
+    if setting != "auto" {
+        return Err(format!(
+            "{dir} was trained in {saved}; in {now} the run would round otherwise from here on \
+             and match neither: resume with --precision {saved}"
+        ));
+    }
+    Ok(Some(format!(
+        "{dir} was trained in {saved}, and this run computes in {now} (train.precision auto \
+         resolves per device): from here on it rounds otherwise, so it matches neither a run all \
+         in {saved} nor one all in {now}; --precision {saved} keeps the run's precision"
+    )))
+}
+
 /// A fresh start must not share `run_dir` with another run's checkpoints: a resume takes the
 /// newest checkpoint whichever run wrote it. Nothing is deleted; the caller chooses.
 pub fn refuse_fresh_start_over_checkpoints(run_dir: &Path) -> Result<(), TrainError> {
@@ -636,9 +674,11 @@ pub fn refuse_fresh_start_over_checkpoints(run_dir: &Path) -> Result<(), TrainEr
 /// and measures the validation loss (`train.checkpoint_every`, `train.log_every`,
 /// `train.val_every`: after a preemption an operator may well want more checkpoints), and the
 /// batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch stays the
-/// same (checked against the checkpoint). `train.precision` may not change: bf16 rounds every
-/// matrix product otherwise than fp32, so the run would match neither (`auto` resolves on each
-/// device, which the resume line shows). Returns the saved config.
+/// same (checked against the checkpoint). `train.precision` may not change from fp32 to bf16 or
+/// back: bf16 rounds every matrix product otherwise than fp32, so the run would match neither;
+/// to or from `auto`, which each device resolves, it may, and the precision the checkpoint
+/// recorded is compared with the one this run resolved once both are known (`check_precision`).
+/// Returns the saved config.
 fn check_resumable(
     run_dir: &Path,
     config_path: &Path,
@@ -663,6 +703,11 @@ fn check_resumable(
     comparable.train.val_every = saved.train.val_every;
     comparable.data.decode_threads = saved.data.decode_threads;
     comparable.data.prefetch_batches = saved.data.prefetch_batches;
+    if config.train.precision == "auto" || saved.train.precision == "auto" {
+        // `auto` is whatever the device resolves; the precision the checkpoint ran in is
+        // compared with this run's once both are known (`check_precision`).
+        comparable.train.precision = saved.train.precision.clone();
+    }
     if config.data.source != "synth" && saved.data.source != "synth" {
         // A dataset may move: the source's `restore` checks that it holds the same data.
         comparable.data.source = saved.data.source.clone();

@@ -26,6 +26,7 @@ fn state(step: u64) -> TrainingState {
         global_batch: None,
         validation_version: None,
         nonfinite_in_a_row: 0,
+        precision: None,
     }
 }
 
@@ -99,7 +100,10 @@ fn wrong_shapes_are_reported_with_the_file() {
     };
     let dir =
         checkpoint::save(&run, &layout, "", &vec![0.5; layout.total], &opt, &state(1)).unwrap();
-    let wider = ParamLayout::new(&ModelConfig { dim: 128, ..nano.clone() });
+    let wider = ParamLayout::new(&ModelConfig {
+        dim: 128,
+        ..nano.clone()
+    });
     let err = checkpoint::load(&dir, &wider)
         .err()
         .expect("shape mismatch");

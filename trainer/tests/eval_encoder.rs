@@ -208,6 +208,7 @@ fn loads_the_encoder_tensors_of_a_checkpoint_by_name() {
         global_batch: None,
         validation_version: None,
         nonfinite_in_a_row: 0,
+        precision: None,
     };
     let ckpt = checkpoint::save(&dir, &layout, "", &full, &optimizer, &state).unwrap();
     let encoder_layout = ParamLayout::encoder(&cfg);

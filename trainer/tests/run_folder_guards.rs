@@ -1,10 +1,10 @@
 //! What a run folder is protected from (trainer/src/train.rs): a fresh start over another run's
-//! checkpoints, a refused resume rewriting config.toml, a changed length going unnoticed, and a
-//! stop during the last step leaving a finished run "stopped".
+//! checkpoints, a refused resume rewriting config.toml, a changed length or precision going
+//! unnoticed, and a stop during the last step leaving a finished run "stopped".
 
 mod run_setup;
 
-use ecgfm_kernels::CpuBackend;
+use ecgfm_kernels::{CpuBackend, Precision};
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::SyntheticSource;
 use ecgfm_trainer::train::{RunSummary, TrainError, Trainer};
@@ -129,5 +129,64 @@ fn a_stop_asked_for_during_the_last_step_still_finishes_the_run() {
     assert_eq!(summary.steps, 3);
     assert!(!summary.stopped_early, "a finished run reported as stopped");
     assert!(dir.join("checkpoints/step_00000003").is_dir());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `train.precision = auto` resolves per device: a checkpoint trained in bf16 (as on a GPU)
+/// resumed where auto means fp32 (the CPU) is warned of, and the new checkpoints record fp32.
+/// A resume may name the precision instead of `auto`, but not swap fp32 for bf16, nor name
+/// another precision than the checkpoint's.
+#[test]
+fn a_resume_in_another_precision_than_the_checkpoints_is_warned_of() {
+    let dir = run_setup::run_dir("guards", "precision");
+    let cfg = config(4, 2, 0);
+    assert_eq!(cfg.train.precision, "auto");
+    let bf16 = CpuBackend::with_precision(Precision::Bf16);
+    let source = || Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    let mut first = Trainer::new(cfg.clone(), &dir, bf16, source(), false).unwrap();
+    first.run(Some(2), |_, _| {}).unwrap();
+    let recorded = |step: u64| {
+        let dir = dir.join(format!("checkpoints/step_{step:08}"));
+        ecgfm_trainer::checkpoint::load_state(&dir)
+            .unwrap()
+            .precision
+    };
+    assert_eq!(recorded(2).as_deref(), Some("bf16"));
+    let resumed = trainer(&cfg, &dir, true).unwrap();
+    let warned = resumed.warnings().join("\n");
+    assert!(
+        warned.contains("was trained in bf16, and this run computes in fp32"),
+        "{warned}"
+    );
+    let named = |precision: &str| {
+        let mut named = cfg.clone();
+        named.train.precision = precision.into();
+        named
+    };
+    // Named, but not the precision the checkpoint ran in: refused.
+    let err = trainer(&named("fp32"), &dir, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("was trained in bf16; in fp32 the run would round otherwise"),
+        "{err}"
+    );
+    // Named as the checkpoint ran: resumed, and recorded.
+    let bf16 = CpuBackend::with_precision(Precision::Bf16);
+    Trainer::new(named("bf16"), &dir, bf16, source(), true)
+        .unwrap()
+        .run(Some(1), |_, _| {})
+        .unwrap();
+    assert_eq!(recorded(3).as_deref(), Some("bf16"));
+    // From one named precision to the other: refused as a changed setting.
+    let err = trainer(&named("fp32"), &dir, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("train.precision: saved \"bf16\", now \"fp32\""),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
