@@ -113,6 +113,10 @@ fn collective_rank(c: &ecgfm_dist::CpuCollective) -> usize {
     c.rank()
 }
 
+/// The shortest exposed reduction wait whose hidden share is printed: below it the two waits
+/// are at the timer's and the scheduler's noise level.
+const MEASURABLE_WAIT_S: f64 = 1e-3;
+
 /// Runs `ecgfm bench step --ranks N`.
 pub fn run(args: &BenchStepArgs, ranks: usize) -> Result<()> {
     let cores = args
@@ -127,10 +131,17 @@ pub fn run(args: &BenchStepArgs, ranks: usize) -> Result<()> {
     let one_sps = b / one.step_s;
     let many_sps = ranks as f64 * b / overlapped.step_s;
     let efficiency = many_sps / (ranks as f64 * one_sps);
-    let hidden = if serial.wait_s > 0.0 {
-        1.0 - overlapped.wait_s / serial.wait_s
-    } else {
-        0.0
+    // A share of a wait at the timer's noise level, or a negative one, says nothing.
+    let hidden = (serial.wait_s >= MEASURABLE_WAIT_S)
+        .then(|| 1.0 - overlapped.wait_s / serial.wait_s)
+        .filter(|&h| h >= 0.0);
+    let hidden_text = match hidden {
+        Some(h) => format!("the overlap hides {:.0}%", h * 100.0),
+        None if serial.wait_s < MEASURABLE_WAIT_S => format!(
+            "overlap share n/a (exposed wait below {:.0} ms, the timer's noise)",
+            MEASURABLE_WAIT_S * 1e3
+        ),
+        None => "the overlap hides none of it".to_string(),
     };
     println!(
         "1 rank x {per_rank} thread(s): step {:.2} ms, {one_sps:.1} samples/s ({} batch {})",
@@ -144,10 +155,9 @@ pub fn run(args: &BenchStepArgs, ranks: usize) -> Result<()> {
         efficiency * 100.0
     );
     println!(
-        "gradient reduction: {:.2} ms exposed when run after the backward pass, {:.2} ms when overlapped with it: the overlap hides {:.0}% (step {:.2} -> {:.2} ms)",
+        "gradient reduction: {:.2} ms exposed when run after the backward pass, {:.2} ms when overlapped with it: {hidden_text} (step {:.2} -> {:.2} ms)",
         serial.wait_s * 1e3,
         overlapped.wait_s * 1e3,
-        hidden * 100.0,
         serial.step_s * 1e3,
         overlapped.step_s * 1e3
     );
