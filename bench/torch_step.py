@@ -20,7 +20,9 @@ Usage:
 Prints human-readable lines, then ONE JSON line last:
     {"impl": "pytorch", "model", "batch_size", "threads", "device", "precision", "compile", "recompute",
      "step_ms_median", "samples_per_s", "peak_mem_bytes" (GPU: torch.cuda.max_memory_allocated
-     over the timed steps; null on the CPU), "gpu_name", "torch_version"}
+     over the timed steps: tensors only; null on the CPU), "peak_reserved_bytes"
+     (torch.cuda.max_memory_reserved: the caching allocator's reserve, still without the CUDA
+     context), "gpu_name", "torch_version"}
 """
 
 from __future__ import annotations
@@ -194,11 +196,13 @@ def main() -> None:
     median = statistics.median(times_ms)
     samples_per_s = args.batch_size / (median / 1e3)
     peak_mem = torch.cuda.max_memory_allocated(device) if on_gpu else None
+    peak_reserved = torch.cuda.max_memory_reserved(device) if on_gpu else None
     print(f"steps: {args.warmup} warmup + {args.steps} timed; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     print(f"step time ms: median {median:.2f}, min {min(times_ms):.2f}, max {max(times_ms):.2f}")
     print(f"throughput: {samples_per_s:.1f} samples/s")
     if peak_mem is not None:
-        print(f"peak GPU memory allocated: {peak_mem / 2**30:.2f} GiB")
+        print(f"peak GPU memory allocated: {peak_mem / 2**30:.2f} GiB, reserved "
+              f"{peak_reserved / 2**30:.2f} GiB")
     result = {
         "impl": "pytorch",
         "model": cfg.name,
@@ -211,6 +215,7 @@ def main() -> None:
         "step_ms_median": round(median, 3),
         "samples_per_s": round(samples_per_s, 3),
         "peak_mem_bytes": peak_mem,
+        "peak_reserved_bytes": peak_reserved,
         "gpu_name": where if on_gpu else None,
         "torch_version": torch.__version__,
     }

@@ -7,7 +7,8 @@
 //! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named; and
 //! `data ingest` refusing an `--out` that already holds a dataset; and `bench attention` giving
 //! PyTorch its own precision and warning when the two differ (a stand-in torch on PYTHONPATH), and
-//! `bench loader` giving pyarrow as many decoding processes as ecgfm has threads.
+//! `bench loader` giving pyarrow as many decoding processes as ecgfm has threads, and `bench step`
+//! naming different work beside its ratio.
 
 use std::path::Path;
 use std::process::Command;
@@ -386,26 +387,122 @@ fn an_address_without_a_dataset_says_so() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A temporary folder holding a stand-in `torch` package that passes the comparison's torch 2.0
+/// check (put it on PYTHONPATH; the benchmark's `--torch-script` is then a stand-in too).
+fn stand_in_torch(name: &str) -> std::path::PathBuf {
+    let dir = temp_dir(name);
+    let nn = dir.join("torch").join("nn");
+    std::fs::create_dir_all(&nn).unwrap();
+    std::fs::write(
+        dir.join("torch/__init__.py"),
+        "__version__ = '2.0-stand-in'\n",
+    )
+    .unwrap();
+    std::fs::write(nn.join("__init__.py"), "").unwrap();
+    std::fs::write(
+        nn.join("functional.py"),
+        "def scaled_dot_product_attention(): pass\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// `bench step` prints both precisions beside the ratio and what our step does beyond
+/// PyTorch's (gradient clipping); with `--recompute pointwise`, which PyTorch has no counterpart
+/// for, the ratio says it compares different work and a warning goes to stderr. `--ranks 2`
+/// prints no share of an overlap for waits at the noise level, nor a negative one.
+#[test]
+fn bench_step_names_different_work_beside_the_ratio() {
+    let dir = stand_in_torch("bench-step-work");
+    let script = dir.join("step.py");
+    std::fs::write(
+        &script,
+        "import json\nprint(json.dumps({'step_ms_median': 1.0, 'torch_version': 'stand-in'}))\n",
+    )
+    .unwrap();
+    let run = |recompute: &str| {
+        let args = [
+            "bench",
+            "step",
+            "--model",
+            "nano",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--python",
+            "python3",
+            "--recompute",
+            recompute,
+            "--torch-script",
+            script.to_str().unwrap(),
+        ];
+        let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    let (stdout, stderr) = run("none");
+    assert!(
+        stdout.contains("ratio (fp32 vs fp32): ecgfm is"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("also clips the gradient norm at 1.0"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    let (stdout, stderr) = run("pointwise");
+    assert!(
+        stdout.contains("ratio (fp32 vs fp32, DIFFERENT WORK: ecgfm recomputes LayerNorms"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("WARNING: the ratio compares different work"),
+        "{stderr}"
+    );
+    let ranks = run_ok(&[
+        "bench",
+        "step",
+        "--ranks",
+        "2",
+        "--threads",
+        "2",
+        "--model",
+        "nano",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+    ]);
+    let line = ranks
+        .lines()
+        .find(|l| l.starts_with("gradient reduction"))
+        .unwrap();
+    assert!(
+        line.contains("overlap share n/a (exposed wait below 1 ms")
+            || line.contains("hides none")
+            || (line.contains("the overlap hides ") && !line.contains("hides -")),
+        "{line}"
+    );
+}
+
 /// `bench attention` passes PyTorch the precision ours runs in (fp32 on the CPU) and prints both
 /// beside the ratio; `--precision bf16` reaches our backend, and the ratio across bf16 and fp32
 /// is printed with a warning. A stand-in `torch` (2.0's attention present) and script record the
 /// flags the comparison got.
 #[test]
 fn bench_attention_compares_one_precision_and_warns_across_two() {
-    let dir = temp_dir("bench-attention-precision");
-    let fake = dir.join("torch").join("nn");
-    std::fs::create_dir_all(&fake).unwrap();
-    std::fs::write(
-        dir.join("torch/__init__.py"),
-        "__version__ = '2.0-stand-in'\n",
-    )
-    .unwrap();
-    std::fs::write(fake.join("__init__.py"), "").unwrap();
-    std::fs::write(
-        fake.join("functional.py"),
-        "def scaled_dot_product_attention(): pass\n",
-    )
-    .unwrap();
+    let dir = stand_in_torch("bench-attention-precision");
     let script = dir.join("sdpa.py");
     std::fs::write(
         &script,
