@@ -499,7 +499,7 @@ fn bench_step_names_different_work_beside_the_ratio() {
 /// `bench attention` passes PyTorch the precision ours runs in (fp32 on the CPU) and prints both
 /// beside the ratio; `--precision bf16` reaches our backend, and the ratio across bf16 and fp32
 /// is printed with a warning. A stand-in `torch` (2.0's attention present) and script record the
-/// flags the comparison got.
+/// flags the comparison got (PyTorch on the CPU always fp32).
 #[test]
 fn bench_attention_compares_one_precision_and_warns_across_two() {
     let dir = stand_in_torch("bench-attention-precision");
@@ -507,8 +507,9 @@ fn bench_attention_compares_one_precision_and_warns_across_two() {
     std::fs::write(
         &script,
         "import json, sys\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n\
+         assert args['--precision'] == 'fp32', args\n\
          print(json.dumps({'ms_median': {'encoder': 1.0, 'decoder': 1.0}, \
-         'torch_version': 'stand-in', 'precision': args['--precision']}))\n",
+         'torch_version': 'stand-in'}))\n",
     )
     .unwrap();
     let run = |precision: &str| {
