@@ -280,7 +280,7 @@ labelled="$work/synth-labelled"
 timeout $(limit 60) "$ecgfm" data synth --out "$labelled" --records 200 > "$work/eval.log" 2>&1 || status=1
 for side in "$device" cpu; do
     timeout $(limit 60) "$ecgfm" eval --run "$work/run-nano" --data "$labelled" --labels synth \
-        --protocol probe,finetune --epochs 2 --bootstrap 100 --device "$side" --precision fp32 \
+        --protocol probe,finetune --epochs 2 --bootstrap 200 --device "$side" --precision fp32 \
         --out "$work/eval-$side.json" >> "$work/eval.log" 2>&1 || status=1
 done
 timeout $(limit 60) "$ecgfm" embed --run "$work/run-nano" --data "$labelled" --device "$device" \
