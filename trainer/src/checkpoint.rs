@@ -168,6 +168,29 @@ pub fn partial_dir(run_dir: &Path, step: u64) -> PathBuf {
         .join(format!(".step_{step:08}.partial"))
 }
 
+/// Removes the partial folders that interrupted saves left in `run_dir` (a checkpoint at a step
+/// off the `checkpoint_every` grid, or a stop's, killed while written, is never written again to
+/// replace it); a run calls it before it writes any. One line for each folder removed.
+pub fn remove_unfinished(run_dir: &Path) -> Result<Vec<String>, CheckpointError> {
+    let dir = run_dir.join("checkpoints");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(".step_") && name.ends_with(".partial") && path.is_dir() {
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            removed.push(format!(
+                "removed {}: a checkpoint left unfinished by an interrupted save",
+                path.display()
+            ));
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// A checkpoint being written: files go into its partial folder, `finish` seals it.
 pub struct CheckpointWriter {
     partial: PathBuf,

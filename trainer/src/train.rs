@@ -358,9 +358,11 @@ impl<B: Backend> Trainer<B> {
             dp.barrier()?;
         }
         let config_toml = config.to_toml_string();
+        let mut warnings = warnings;
         if rank == 0 {
             std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
             std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
+            warnings.extend(checkpoint::remove_unfinished(run_dir)?);
         }
         let metrics = match rank {
             0 => Some(MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?),

@@ -1,6 +1,7 @@
 //! What a run folder is protected from (trainer/src/train.rs): a fresh start over another run's
 //! checkpoints, a refused resume rewriting config.toml, a changed length or precision going
-//! unnoticed, and a stop during the last step leaving a finished run "stopped".
+//! unnoticed, a stop during the last step leaving a finished run "stopped", and unfinished
+//! checkpoint folders staying for good.
 
 mod run_setup;
 
@@ -188,5 +189,27 @@ fn a_resume_in_another_precision_than_the_checkpoints_is_warned_of() {
         err.contains("train.precision: saved \"bf16\", now \"fp32\""),
         "{err}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A save interrupted at a step that is never saved again leaves its partial folder; the next
+/// start of the run removes it and says so, and keeps every sealed checkpoint.
+#[test]
+fn unfinished_checkpoint_folders_are_removed_when_the_run_starts_again() {
+    let dir = run_setup::run_dir("guards", "partial");
+    let cfg = config(6, 2, 0);
+    run(&cfg, &dir, false, Some(2));
+    let partial = ecgfm_trainer::checkpoint::partial_dir(&dir, 3);
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("model.safetensors"), b"half a file").unwrap();
+    let resumed = trainer(&cfg, &dir, true).unwrap();
+    assert_eq!(resumed.step_index(), 2);
+    assert!(!partial.exists());
+    let said = resumed.warnings().join("\n");
+    assert!(
+        said.contains(".step_00000003.partial: a checkpoint left unfinished"),
+        "{said}"
+    );
+    assert!(dir.join("checkpoints/step_00000002/COMPLETE").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
