@@ -1,7 +1,8 @@
 //! `ecgfm bench step`: times a full training step (forward, backward, AdamW) on the CPU or a GPU
 //! (`--device`) and runs the PyTorch script of the same model side by side, printing the ratio:
 //! on the CPU with the same threads and batch (float32), on a GPU as a PyTorch user tuning for
-//! speed would (`--torch-precision bf16` autocast, torch.compile, fused AdamW). On a GPU it also
+//! speed would (autocast in our precision unless `--torch-precision` says otherwise,
+//! torch.compile, fused AdamW). On a GPU it also
 //! prints each side's MFU against the device's dense bf16 peak (and, for an fp32 step of ours,
 //! against the fp32 peak) and GPU memory. Our precision is `--precision` (bf16 on a GPU by
 //! default). Our step does more than PyTorch's: it also clips the gradient norm at 1.0 (as the
@@ -148,11 +149,12 @@ fn print_profile<B: Backend>(
 }
 
 /// Runs the PyTorch script and returns its last-line JSON object (`None`: skipped, and why).
-/// On a GPU: `--device`, `--torch-precision` and torch.compile unless `--torch-no-compile`.
+/// On a GPU (`gpu`: PyTorch's precision there): `--device`, the precision and torch.compile
+/// unless `--torch-no-compile`.
 fn time_torch(
     args: &BenchStepArgs,
     threads: usize,
-    gpu: bool,
+    gpu: Option<&str>,
 ) -> Result<Option<serde_json::Value>> {
     let mut flags = vec![
         ("--model", args.model.clone()),
@@ -161,12 +163,12 @@ fn time_torch(
         ("--steps", args.steps.to_string()),
         ("--warmup", args.warmup.to_string()),
     ];
-    if gpu {
+    if let Some(precision) = gpu {
         flags.push(("--device", args.device.clone()));
-        flags.push(("--precision", args.torch_precision.clone()));
+        flags.push(("--precision", precision.to_string()));
     }
     let mut switches = Vec::new();
-    if gpu && !args.torch_no_compile {
+    if gpu.is_some() && !args.torch_no_compile {
         switches.push("--compile");
     }
     if args.recompute == Recompute::Blocks {
@@ -324,7 +326,8 @@ fn run_cuda(
         "gemm_epilogue_shapes": epilogues.0,
         "gemm_epilogue_refused_shapes": epilogues.1,
     });
-    let torch = time_torch(args, 1, true)?;
+    let torch_precision = (args.torch_precision.clone()).unwrap_or(precision.name().to_string());
+    let torch = time_torch(args, 1, Some(&torch_precision))?;
     if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]
             .as_f64()
@@ -335,7 +338,7 @@ fn run_cuda(
         println!(
             "pytorch {} {}{}: batch {} | step {torch_ms:.2} ms | {:.1} samples/s | {torch_tflops:.2} TFLOP/s | {} | peak GPU memory {} (torch {})",
             args.model,
-            args.torch_precision,
+            torch_precision,
             if args.torch_no_compile { "" } else { " + torch.compile" },
             args.batch_size,
             args.batch_size as f64 / (torch_ms / 1e3),
@@ -347,7 +350,7 @@ fn run_cuda(
             )),
             torch["torch_version"].as_str().unwrap_or("?")
         );
-        print_ratio(args, precision, &args.torch_precision, torch_ms, ms);
+        print_ratio(args, precision, &torch_precision, torch_ms, ms);
         result["torch"] = torch.clone();
         result["torch_step_ms_median"] = json!(torch_ms);
         result["torch_mfu_bf16_peak"] = json!(peak16.map(|p| torch_tflops / p));
@@ -398,7 +401,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
         "recompute": args.recompute.to_string(),
         "sgemm_gflops": gflops,
     });
-    let torch = time_torch(args, threads, false)?;
+    let torch = time_torch(args, threads, None)?;
     if let Some(torch) = torch {
         let torch_ms = torch["step_ms_median"]
             .as_f64()

@@ -197,9 +197,10 @@ pub struct BenchStepArgs {
     /// or auto (bf16 on a GPU, fp32 on the CPU).
     #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "fp32"])]
     pub precision: String,
-    /// PyTorch's precision on a GPU: bf16 (autocast), tf32 or fp32.
-    #[arg(long, default_value = "bf16", value_parser = ["bf16", "tf32", "fp32"])]
-    pub torch_precision: String,
+    /// PyTorch's precision on a GPU: bf16 (autocast), tf32 or fp32 (default: ours, so the two
+    /// sides compute alike).
+    #[arg(long, value_parser = ["bf16", "tf32", "fp32"])]
+    pub torch_precision: Option<String>,
     /// On a GPU, run PyTorch without torch.compile.
     #[arg(long)]
     pub torch_no_compile: bool,
