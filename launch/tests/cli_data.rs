@@ -407,6 +407,37 @@ fn stand_in_torch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// `ecgfm bench SUBCOMMAND ...` (`sub`) of nano, one step at one thread with no warm-up,
+/// against the stand-in `script` with the stand-in torch of `dir` on PYTHONPATH; asserts it
+/// succeeds. Its standard output and error.
+fn bench_against_stand_in(dir: &Path, script: &Path, sub: &[&str]) -> (String, String) {
+    let mut args = vec!["bench"];
+    args.extend(sub);
+    args.extend([
+        "--model",
+        "nano",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    args.extend([
+        "--python",
+        "python3",
+        "--torch-script",
+        script.to_str().unwrap(),
+    ]);
+    let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 /// `bench step` prints both precisions beside the ratio and what our step does beyond
 /// PyTorch's (gradient clipping); with `--recompute pointwise`, which PyTorch has no counterpart
 /// for, the ratio says it compares different work and a warning goes to stderr. `--ranks 2`
@@ -421,33 +452,11 @@ fn bench_step_names_different_work_beside_the_ratio() {
     )
     .unwrap();
     let run = |recompute: &str| {
-        let args = [
-            "bench",
-            "step",
-            "--model",
-            "nano",
-            "--batch-size",
-            "2",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--python",
-            "python3",
-            "--recompute",
-            recompute,
-            "--torch-script",
-            script.to_str().unwrap(),
-        ];
-        let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert!(out.status.success(), "{stdout}\n{stderr}");
-        (stdout, stderr)
+        bench_against_stand_in(
+            &dir,
+            &script,
+            &["step", "--batch-size", "2", "--recompute", recompute],
+        )
     };
     let (stdout, stderr) = run("none");
     assert!(
@@ -513,32 +522,8 @@ fn bench_attention_compares_one_precision_and_warns_across_two() {
     )
     .unwrap();
     let run = |precision: &str| {
-        let args = [
-            "bench",
-            "attention",
-            "--model",
-            "nano",
-            "--batch-size",
-            "1",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--python",
-            "python3",
-            "--precision",
-            precision,
-            "--torch-script",
-            script.to_str().unwrap(),
-        ];
-        let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let attention = ["attention", "--batch-size", "1", "--precision", precision];
+        let (stdout, stderr) = bench_against_stand_in(&dir, &script, &attention);
         let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         (stdout, stderr, last)
     };
