@@ -346,12 +346,17 @@ fn check_tensorboard(events: &Path, results: &[serde_json::Value]) {
 fn embed_writes_the_encoder_features_of_every_window() {
     let (data, run) = fixture();
     let out = std::env::temp_dir().join(format!("ecgfm-embed-{}.parquet", std::process::id()));
-    let stdout = run_ok(&[
-        "embed",
-        "--run",
+    let (run_s, data_s, out_s) = (
         run.to_str().unwrap(),
-        "--data",
         data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let embed = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["embed", "--run", run_s, "--data", data_s];
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect()
+    };
+    let stdout = run_ok(&embed(&[
         "--split",
         "test",
         "--batch-size",
@@ -359,48 +364,25 @@ fn embed_writes_the_encoder_features_of_every_window() {
         "--threads",
         "2",
         "--out",
-        out.to_str().unwrap(),
-    ]);
+        out_s,
+    ]));
     assert!(stdout.contains("64-dimensional"), "{stdout}");
-    let folder = run_err(&[
-        "embed",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        "/tmp",
-    ]);
+    let folder = run_err(&embed(&["--out", "/tmp"]));
     assert!(folder.contains("--out /tmp is a folder"), "{folder}");
-    let unknown = run_err(&[
-        "embed",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--split",
-        "foo",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let unknown = run_err(&embed(&["--split", "foo", "--out", out_s]));
     assert!(
         unknown.contains("unknown split foo (train, val, test or all)"),
         "{unknown}"
     );
     // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
-    let huge = run_err(&[
-        "embed",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
+    let huge = run_err(&embed(&[
         "--device",
         "cpu",
         "--batch-size",
         "1000000000",
         "--out",
-        out.to_str().unwrap(),
-    ]);
+        out_s,
+    ]));
     assert!(
         huge.contains("the encoder at --batch-size 1000000000 needs about"),
         "{huge}"

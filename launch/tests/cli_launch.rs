@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, run_ok_in, temp_dir, ECGFM};
+use common::{checkpoint_tensor_bytes, ecgfm_env, run_ok, run_ok_in, set_flag, temp_dir, ECGFM};
 use ecgfm_test_support::free_port;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -221,8 +221,7 @@ fn nodes_started_with_different_settings_are_refused_naming_the_setting() {
     // Another seed, and another thread count, which each rank may choose for itself.
     let mut one = pretrain(&run, 4, 4, 1);
     one.extend(["--seed".into(), "2".into()]);
-    let threads = one.iter().position(|a| a == "--threads").unwrap();
-    one[threads + 1] = "2".into();
+    set_flag(&mut one, "--threads", "2");
     let port = free_port().to_string();
     for out in two_nodes(&port, [(&zero, None), (&one, None)]) {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -975,11 +974,7 @@ fn a_hung_rank_is_named_after_the_collective_timeout() {
     let dir = temp_dir("hang");
     let out = dir.join("run");
     let mut command = pretrain(&out, 400, 4, 1);
-    let t = command
-        .iter()
-        .position(|a| a == "--collective-timeout")
-        .unwrap();
-    command[t + 1] = "2".into();
+    set_flag(&mut command, "--collective-timeout", "2");
     // SIGSTOP: rank 1 stays alive, its connections open, but it never answers again.
     let started = Instant::now();
     let result = launch_and_signal_rank_1(&command, &out, 3, &[], "-STOP");
@@ -1009,11 +1004,7 @@ fn checkpoints(run: &Path) -> Vec<String> {
 /// `pretrain` of `steps` steps into `out` with no periodic checkpoint.
 fn pretrain_without_checkpoints(out: &Path, steps: u64) -> Vec<String> {
     let mut command = pretrain(out, steps, 4, 1);
-    let every = command
-        .iter()
-        .position(|a| a == "--checkpoint-every")
-        .unwrap();
-    command[every + 1] = "0".into();
+    set_flag(&mut command, "--checkpoint-every", "0");
     command
 }
 
@@ -1205,11 +1196,7 @@ fn the_launcher_forwards_sigusr1_and_sighup_and_its_ranks_stop_when_it_dies() {
     // of training on unowned (quietly: no output line fails on the closed pipe first).
     let run = dir.join("killed");
     let mut command = pretrain(&run, 100_000, 4, 1);
-    let every = command
-        .iter()
-        .position(|a| a == "--checkpoint-every")
-        .unwrap();
-    command[every + 1] = "2".into();
+    set_flag(&mut command, "--checkpoint-every", "2");
     for set in ["train.log_every=100000", "train.val_every=100000"] {
         command.extend(["--set".into(), set.into()]);
     }

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, temp_dir, ECGFM};
+use common::{
+    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, set_flag, temp_dir, ECGFM,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -116,8 +118,7 @@ fn full_and_resumed(
     );
     assert!(!split.join(format!("checkpoints/step_{steps:08}")).exists());
     let mut resume = pretrain_args(&split, steps);
-    let threads = resume.iter().position(|a| a == "--threads").unwrap();
-    resume[threads + 1] = resume_threads.into();
+    set_flag(&mut resume, "--threads", resume_threads);
     resume.push("--resume".into());
     let stdout = run_ok(&resume);
     (full, split, stdout)
@@ -276,8 +277,7 @@ fn run_killed_at_random_moments_resumes_to_the_same_bits() {
 fn a_signal_after_the_stop_checkpoint_is_saved_still_exits_as_a_stop() {
     let out = temp_dir("late-signal");
     let mut args = pretrain_args(&out, 100_000);
-    let every = args.iter().position(|a| a == "--checkpoint-every").unwrap();
-    args[every + 1] = "100000".into();
+    set_flag(&mut args, "--checkpoint-every", "100000");
     let mut child = Command::new(ECGFM)
         .args(&args)
         .env("ECGFM_FAULT_HOLD_AFTER_STOP_MS", "20000")
@@ -357,11 +357,7 @@ fn a_resume_may_change_how_often_it_checkpoints_logs_and_validates_but_not_its_p
         "{stderr}"
     );
     let mut resume = pretrain_args(&split, 8);
-    let every = resume
-        .iter()
-        .position(|a| a == "--checkpoint-every")
-        .unwrap();
-    resume[every + 1] = "1".into();
+    set_flag(&mut resume, "--checkpoint-every", "1");
     resume.extend(
         [
             "--resume",

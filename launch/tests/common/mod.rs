@@ -122,6 +122,12 @@ pub fn synth_dataset_with_seed(dir: &Path, name: &str, seed: u64) -> PathBuf {
 }
 
 /// A small, quick run: nano with a short input so a step takes milliseconds.
+/// Sets the value after `flag` in `args` (the flag must be there).
+pub fn set_flag(args: &mut [String], flag: &str, value: &str) {
+    let at = args.iter().position(|a| a == flag).unwrap();
+    args[at + 1] = value.to_string();
+}
+
 pub fn pretrain_args(out: &Path, steps: u64) -> Vec<String> {
     [
         "pretrain",
