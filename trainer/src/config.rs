@@ -376,8 +376,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// name it: every section and key is one a run reads (else the nearest that is), and each
 /// section's values have their types. Rules over the whole configuration are `from_table`'s.
 pub fn check_sections(doc: &toml::Table) -> Result<(), ConfigError> {
+    check_keys(doc)?;
     let mut doc = doc.clone();
-    for (name, value) in &doc {
+    upgrade_legacy_keys(&mut doc)?;
+    if let Some(toml::Value::Table(model)) = doc.get_mut("model") {
+        model.remove("preset");
+    }
+    section::<ModelConfig>(&mut doc, "model")?;
+    section::<DataConfig>(&mut doc, "data")?;
+    section::<OptimConfig>(&mut doc, "optim")?;
+    section::<RunConfig>(&mut doc, "train")?;
+    Ok(())
+}
+
+/// Every section of `doc` and every key in it is one a run reads (else the nearest that is).
+fn check_keys(doc: &toml::Table) -> Result<(), ConfigError> {
+    for (name, value) in doc {
         let Some(section) = SECTIONS.iter().copied().find(|s| *s == name.as_str()) else {
             return Err(ConfigError::UnknownKey {
                 key: name.clone(),
@@ -397,14 +411,6 @@ pub fn check_sections(doc: &toml::Table) -> Result<(), ConfigError> {
             });
         }
     }
-    upgrade_legacy_keys(&mut doc)?;
-    if let Some(toml::Value::Table(model)) = doc.get_mut("model") {
-        model.remove("preset");
-    }
-    section::<ModelConfig>(&mut doc, "model")?;
-    section::<DataConfig>(&mut doc, "data")?;
-    section::<OptimConfig>(&mut doc, "optim")?;
-    section::<RunConfig>(&mut doc, "train")?;
     Ok(())
 }
 
@@ -426,7 +432,8 @@ impl TrainConfig {
     /// Resolves a TOML document (already merged with files, flags and overrides).
     pub fn from_table(mut doc: toml::Table) -> Result<TrainConfig, ConfigError> {
         upgrade_legacy_keys(&mut doc)?;
-        check_sections(&doc)?;
+        // The values' types are checked as each section is read below.
+        check_keys(&doc)?;
         let mut model_table = match doc.remove("model") {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err(ConfigError::Value("`model` must be a table".into())),
