@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
 use crate::ingest::JOURNAL_FILE;
+use crate::split::Split;
 use crate::store;
 
 use crate::schema::{DEFAULT_SIGNAL_SCALE, SCHEMA_VERSION, STANDARD_LEADS};
@@ -266,6 +267,29 @@ impl Manifest {
         Self::from_json(&bytes, &store::shown(object_store, &location))
     }
 
+    /// Refuses `url` (at `root`) as the `--out` of `command` (`merge`, `synth`), which writes a
+    /// new dataset, where a dataset or an unfinished ingest lies: it would overwrite their shards.
+    pub fn refuse_occupied(
+        object_store: &dyn ObjectStore,
+        root: &Path,
+        url: &str,
+        command: &str,
+    ) -> Result<(), DataError> {
+        let url = store::redact_url(url);
+        let holds = match store::block_on(Self::read(object_store, root)) {
+            Err(DataError::NoDataset { .. }) => return Ok(()),
+            Err(DataError::UnfinishedIngest { .. }) => format!(
+                "an unfinished ingest ({JOURNAL_FILE}; run the same `ecgfm data ingest` again to \
+                 finish it)"
+            ),
+            Err(err @ DataError::Store { .. }) => return Err(err),
+            _ => format!("a dataset ({MANIFEST_FILE})"),
+        };
+        Err(DataError::Config(format!(
+            "{url} already holds {holds}; {command} writes a new dataset: choose another --out"
+        )))
+    }
+
     /// Writes `manifest.json` of the dataset at `root` (blocking).
     pub fn save(&self, object_store: &dyn ObjectStore, root: &Path) -> Result<(), DataError> {
         let location = store::join(root, MANIFEST_FILE);
@@ -305,6 +329,13 @@ impl Manifest {
     pub fn set_counts(&mut self, counts: Counts) {
         if let [only] = self.sources.as_mut_slice() {
             only.leads_present = counts.leads_present.clone();
+            // A source without rows says so with every split empty: an empty map would read as
+            // a manifest from before the counts, and take a merged dataset's counts with it.
+            if counts.rows == 0 {
+                only.leads_present = [Split::Train, Split::Val, Split::Test]
+                    .map(|split| (split.as_str().to_string(), BTreeMap::new()))
+                    .into();
+            }
         }
         self.counts = counts;
     }
@@ -434,6 +465,17 @@ mod tests {
         let all = m.leads_by_source("all").unwrap();
         assert_eq!(all["ptbxl"], BTreeMap::from([(12, 240)]));
         assert_eq!(all["cinc2017"], BTreeMap::from([(1, 60)]));
+
+        // A source whose every record was quarantined counts its (no) rows, and keeps the
+        // merged dataset's counts, through a manifest file.
+        let mut empty = sample();
+        empty.sources[0].name = "empty".into();
+        empty.set_counts(Counts::default());
+        let empty = Manifest::from_json(&empty.to_json(), "empty/manifest.json").unwrap();
+        m.sources.push(empty.sources[0].clone());
+        let all = m.leads_by_source("train").unwrap();
+        assert_eq!(all["empty"], BTreeMap::new());
+        assert_eq!(all["cinc2017"], BTreeMap::from([(1, 50)]));
     }
 
     #[test]

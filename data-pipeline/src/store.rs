@@ -252,6 +252,35 @@ pub fn shown(store: &dyn ObjectStore, location: &Path) -> String {
     }
 }
 
+/// Removes the staging files a local store's writes leave when the process is killed in one
+/// (`NAME#N` beside `NAME`, which object_store's listings never show) from the folder
+/// `prefix`; other stores write an object in one request and leave none.
+pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<(), DataError> {
+    if !store.to_string().starts_with("LocalFileSystem") {
+        return Ok(());
+    }
+    let dir = std::path::PathBuf::from(shown(store, prefix));
+    let entries = match std::fs::read_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries,
+    };
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| DataError::Io { path, source }
+    };
+    for entry in entries.map_err(io(&dir))? {
+        let path = entry.map_err(io(&dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let staging = name
+            .rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if staging {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
 /// The whole object.
 pub async fn get_bytes(store: &dyn ObjectStore, location: &Path) -> Result<Bytes, DataError> {
     let result = store.get(location).await.map_err(store_error(location))?;

@@ -7,7 +7,6 @@ use ecgfm_preprocess::{Pipeline, PipelineConfig};
 use ecgfm_synth::{generate, SynthConfig, LEAD_NAMES};
 use ecgfm_wfdb::labels::Sex;
 use indicatif::ProgressBar;
-use object_store::ObjectStoreExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +16,7 @@ use crate::ingest::plan::PlannedRecord;
 use crate::ingest::record::{windows_to_rows, RecordOutcome};
 use crate::ingest::shard_writer::{store_shard, ShardLayout, ShardWriter};
 use crate::ingest::{record_outcome, DEFAULT_SHARD_TARGET_BYTES};
-use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS, MANIFEST_FILE};
+use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::split::{assign_split, SplitFractions};
 use crate::store;
@@ -50,6 +49,9 @@ pub struct SynthDatasetOptions {
     pub threads: usize,
 }
 
+/// How a synthetic source's address begins; the seed follows: one seed, one set of recordings.
+pub(crate) const SYNTH_URI_PREFIX: &str = "ecgfm-synth seed ";
+
 impl Default for SynthDatasetOptions {
     fn default() -> Self {
         Self {
@@ -67,6 +69,17 @@ impl Default for SynthDatasetOptions {
             threads: 0,
         }
     }
+}
+
+/// The generator's settings with records at least one window long: windows longer than its
+/// records (10 s by default) would otherwise be mostly zero padding.
+fn covering_a_window(opts: &SynthDatasetOptions) -> SynthConfig {
+    let mut synth = opts.synth.clone();
+    let preprocessing = &opts.preprocessing;
+    let window_s = preprocessing.window.window_samples as f64 / preprocessing.target_rate_hz;
+    let needed = (window_s * f64::from(synth.sampling_rate)).ceil() as usize;
+    synth.samples = synth.samples.max(needed);
+    synth
 }
 
 /// Generates one record and turns it into rows.
@@ -123,6 +136,10 @@ pub fn write_synth_dataset(
     opts: &SynthDatasetOptions,
     progress: &ProgressBar,
 ) -> Result<Manifest, DataError> {
+    let opts = &SynthDatasetOptions {
+        synth: covering_a_window(opts),
+        ..opts.clone()
+    };
     opts.synth
         .validate()
         .map_err(|e| DataError::Config(e.to_string()))?;
@@ -132,14 +149,7 @@ pub fn write_synth_dataset(
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    let manifest_location = store::join(&out_root, MANIFEST_FILE);
-    if store::block_on(out_store.head(&manifest_location)).is_ok() {
-        return Err(DataError::Config(format!(
-            "{} already holds a dataset ({MANIFEST_FILE}); synth writes a new one: choose \
-             another --out",
-            store::redact_url(&opts.out)
-        )));
-    }
+    Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
         row_group_rows: opts.row_group_rows,
@@ -179,7 +189,7 @@ pub fn write_synth_dataset(
         layout.row_group_rows,
         SourceEntry {
             name: opts.source.clone(),
-            uri: format!("ecgfm-synth seed {}", opts.seed),
+            uri: format!("{SYNTH_URI_PREFIX}{}", opts.seed),
             format: SYNTH_SOURCE.into(),
             records_seen: opts.records,
             leads_present: Default::default(),

@@ -1,7 +1,7 @@
 //! An ingest into an `--out` that already holds something: a dataset or the journal of an ingest
 //! with other settings or other labels (a changed label CSV or `REFERENCE.csv`) is refused with
 //! the folder and the way out named, and every file there is left as it was; the same ingest
-//! still resumes.
+//! still resumes. A merge or a synth into an unfinished ingest is refused the same way.
 
 mod ingest_support;
 
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ecgfm_data::ingest::{ingest, IngestOptions};
+use ecgfm_data::merge::{merge, MergeOptions};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
 use ingest_support::{hidden, options};
@@ -83,6 +84,34 @@ fn a_dataset_or_another_ingests_journal_is_refused_and_left_intact() {
     let mut other = interrupted.clone();
     other.preprocessing.target_rate_hz = 500.0;
     assert_refused(&other, "an unfinished ingest (_ingest_state.json");
+    // Neither a merge nor a synth writes over it (they would overwrite its shards).
+    let before = snapshot(&partial);
+    let merged = merge(
+        &[opts.out.clone()],
+        &interrupted.out,
+        &MergeOptions::default(),
+        &hidden(),
+    );
+    let synth_onto = SynthDatasetOptions {
+        out: interrupted.out.clone(),
+        records: 8,
+        ..SynthDatasetOptions::default()
+    };
+    let synthesized = write_synth_dataset(&synth_onto, &hidden()).map(|_| ());
+    for (command, result) in [("merge", merged.map(|_| ())), ("synth", synthesized)] {
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} already holds an unfinished ingest (_ingest_state.json",
+                interrupted.out
+            )) && err.contains(&format!("{command} writes a new dataset")),
+            "{err}"
+        );
+    }
+    assert!(
+        snapshot(&partial) == before,
+        "a refused merge or synth changed it"
+    );
     interrupted.stop_after_shards = None;
     let finished = ingest(&interrupted, &hidden()).unwrap();
     assert_eq!(

@@ -233,7 +233,17 @@ fn windows_or_preprocessing_that_differ_are_refused_naming_what_differs() {
     let namesake = synth("differ-namesake", 9, 2, |o| o.source = "synth-1".into());
     let err = error_of(&[a.clone(), namesake], "memory://merge-tests/differ-out");
     assert!(
-        err.contains("both hold a source named synth-1") && err.contains("--source-name"),
+        err.contains("both hold a source named synth-1")
+            && err.contains("write one again with `data synth --source-name NAME`"),
+        "{err}"
+    );
+    // The same recordings under another name: each copy would be split on its own.
+    let twin = synth("differ-twin", 1, 2, |o| o.source = "twin".into());
+    let err = error_of(&[a.clone(), twin], "memory://merge-tests/differ-out");
+    assert!(
+        err.contains("(source synth-1) and memory://merge-tests/differ-twin (source twin)")
+            && err.contains("both read from ecgfm-synth seed 1")
+            && err.contains("another --seed"),
         "{err}"
     );
     let err = error_of(&[], "memory://merge-tests/differ-out");
@@ -481,6 +491,28 @@ fn an_interrupted_merge_keeps_the_shards_it_copied_and_redoes_a_wrong_one() {
 }
 
 #[test]
+fn a_local_merge_killed_in_a_write_leaves_no_staging_file_once_run_again() {
+    let inputs = [
+        synth("staging-a", 1, 4, |_| {}),
+        synth("staging-b", 2, 4, |_| {}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("merged");
+    let out_url = out.display().to_string();
+    let first = merge_with(&inputs, &out_url, &MergeOptions::default()).unwrap();
+    // What a merge killed inside a write leaves: the store's half-written staging file, no
+    // manifest.
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let staging = out.join("shards/shard-00001.parquet#3");
+    std::fs::write(&staging, b"half a shard").unwrap();
+    let again = merge_with(&inputs, &out_url, &MergeOptions::default()).unwrap();
+    assert_eq!(again.manifest, first.manifest);
+    assert!(!staging.exists(), "the staging file is left behind");
+    let files = std::fs::read_dir(out.join("shards")).unwrap().count();
+    assert_eq!(files, first.manifest.shards.len());
+}
+
+#[test]
 fn single_lead_and_twelve_lead_recordings_merge_into_one_dataset() {
     let (Some(cinc), Some(ptbxl)) = (
         ecgfm_test_support::shared_data("cinc2017"),
@@ -572,4 +604,20 @@ fn one_folder_ingested_twice_under_other_spellings_is_refused() {
             .to_string();
         assert!(err.contains("counted twice"), "{other}: {err}");
     }
+    // The same folder under another source name: its recordings split twice, so refused too.
+    let renamed = dir.path().join("renamed").display().to_string();
+    let mut opts = options(&cinc, &renamed);
+    (opts.source_name, opts.limit) = (Some("cinc-again".into()), Some(4));
+    ingest(&opts, &hidden()).unwrap();
+    let err = merge_with(
+        &[inputs[0].clone(), renamed],
+        &out,
+        &MergeOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("(source cinc-again) were both read from") && !err.contains("another --seed"),
+        "{err}"
+    );
 }

@@ -176,10 +176,10 @@ pub struct SynthArgs {
     /// Dataset folder or URL to write.
     #[arg(long)]
     pub out: String,
-    /// Number of synthetic records.
+    /// Number of synthetic records, each 10 s long (or one window, when --window-s is longer).
     #[arg(long, default_value_t = 1000, value_parser = crate::cli::positive_config_integer)]
     pub records: u64,
-    /// The rows' source name (synthetic sets merge only under different names).
+    /// The rows' source name (synthetic sets merge only under different names and seeds).
     #[arg(long, default_value = "synth")]
     pub source_name: String,
     #[command(flatten)]

@@ -74,7 +74,7 @@ pub fn run(args: &MergeArgs) -> Result<()> {
     if !report.without_lead_counts.is_empty() {
         println!(
             "no count of rows by present leads (a sweep would plan its compute as for 12-lead \
-             rows): {} predate it; ingest them again to have it",
+             rows): the manifests of {} predate it; ingest them again to have it",
             report.without_lead_counts.join(", ")
         );
     }

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use indicatif::ProgressBar;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 
 use crate::error::DataError;
 use crate::ingest::shard_writer::shard_path;
-use crate::manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
+use crate::manifest::{Counts, Manifest, ShardEntry};
 use crate::store;
 use copy::{copy_shards, CopyJob};
 
@@ -109,13 +109,7 @@ pub fn merge(
         .collect::<Result<Vec<_>, DataError>>()?;
     check_compatible(&inputs)?;
     let (out_store, out_root) = store::open_url_with(out, &options.store_options)?;
-    let manifest_location = store::join(&out_root, MANIFEST_FILE);
-    if store::block_on(out_store.head(&manifest_location)).is_ok() {
-        return Err(DataError::Config(format!(
-            "{} already holds a dataset ({MANIFEST_FILE}); merge writes a new one: choose another --out",
-            store::redact_url(out)
-        )));
-    }
+    Manifest::refuse_occupied(out_store.as_ref(), &out_root, out, "merge")?;
     progress.set_length(
         inputs
             .iter()
@@ -132,14 +126,15 @@ pub fn merge(
     merged.signal_scale = first.signal_scale;
     merged.leads = first.leads.clone();
     merged.preprocessing = first.preprocessing.clone();
-    // What an interrupted merge left, in one listing rather than a request per shard.
-    let existing: BTreeMap<Path, u64> = store::block_on(store::list(
-        out_store.as_ref(),
-        &store::join(&out_root, "shards"),
-    ))?
-    .into_iter()
-    .map(|meta| (meta.location, meta.size))
-    .collect();
+    // What an interrupted merge left, in one listing rather than a request per shard (after
+    // removing the staging files of the writes it was killed in).
+    let shards_prefix = store::join(&out_root, "shards");
+    store::remove_local_staging(out_store.as_ref(), &shards_prefix)?;
+    let existing: BTreeMap<Path, u64> =
+        store::block_on(store::list(out_store.as_ref(), &shards_prefix))?
+            .into_iter()
+            .map(|meta| (meta.location, meta.size))
+            .collect();
     let mut work = Vec::new();
     for input in &inputs {
         for shard in &input.manifest.shards {
@@ -245,21 +240,44 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
     }
     // Record and patient ids are prefixed by the source's name: two sources of one name would
     // mix their records (and patients across splits), and the same source twice counts twice.
+    // The same recordings under two names would be split twice, each copy on its own, so one
+    // could sit in train and its twin in test: refused too.
     let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut read_from: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for input in inputs {
         for source in &input.manifest.sources {
+            let at = (input.url.as_str(), source.name.as_str());
+            if let Some((other, other_name)) = read_from.insert(bare_uri(&source.uri), at) {
+                if other_name != source.name {
+                    return Err(DataError::Config(format!(
+                        "{other} (source {other_name}) and {} (source {}) were both read from \
+                         {}: the same recordings under two names, each split on its own, would \
+                         put a recording in one split and its copy in another; merge one of \
+                         them{}",
+                        input.url,
+                        source.name,
+                        source.uri,
+                        synth_seed_hint(&source.uri)
+                    )));
+                }
+            }
             let Some((other, other_uri)) = seen.insert(&source.name, (&input.url, &source.uri))
             else {
                 continue;
             };
-            let why = match bare_uri(other_uri) == bare_uri(&source.uri) {
-                true => "its records would be counted twice".to_string(),
-                false => format!(
+            let why =
+                match bare_uri(other_uri) == bare_uri(&source.uri) {
+                    true => "its records would be counted twice".to_string(),
+                    false => format!(
                     "their record and patient ids, prefixed by it, would collide ({other_uri} and \
-                     {}): ingest one under another name (`--source-name`)",
-                    source.uri
+                     {}): {}",
+                    source.uri,
+                    match source.uri.starts_with(crate::synth_dataset::SYNTH_URI_PREFIX) {
+                        true => "write one again with `data synth --source-name NAME`",
+                        false => "ingest one under another name (`--source-name`)",
+                    }
                 ),
-            };
+                };
             return Err(DataError::Config(format!(
                 "{other} and {} both hold a source named {}: {why}",
                 input.url, source.name
@@ -267,6 +285,14 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
         }
     }
     Ok(())
+}
+
+/// For a synthetic source, how to make a distinct one: the address names the seed.
+fn synth_seed_hint(uri: &str) -> &'static str {
+    match uri.starts_with(crate::synth_dataset::SYNTH_URI_PREFIX) {
+        true => " (`ecgfm data synth` with another --seed makes other recordings)",
+        false => "",
+    }
 }
 
 /// A source's address without `file://` or trailing slashes (ingest writes local ones whole).
