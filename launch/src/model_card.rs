@@ -76,7 +76,7 @@ pub fn render(inputs: &CardInputs) -> String {
     let mut card = String::new();
     front_matter(&mut card, inputs);
     model_section(&mut card, inputs);
-    usage_section(&mut card);
+    usage_section(&mut card, inputs.ckpt.config.model.samples);
     data_section(&mut card, inputs);
     training_section(&mut card, inputs);
     eval_section(&mut card, inputs);
@@ -168,7 +168,7 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
     );
 }
 
-fn usage_section(card: &mut String) {
+fn usage_section(card: &mut String, samples: usize) {
     card.push_str(
         "## Usage\n\n```python\nimport sys, torch\nsys.path.insert(0, \"path/to/this/folder\")\n\
          import ecgfm_encoder\n\nmodel = ecgfm_encoder.load(\"path/to/this/folder\")  # eval mode\n\
@@ -179,6 +179,15 @@ fn usage_section(card: &mut String) {
          for absent leads\n```\n\nThe input must be prepared like the training data: the \
          sampling rate, window length, filters and scaling in `config.json` (`preprocessing`). \
          `ecgfm embed` computes the same embeddings (to 1e-5) from a dataset.\n\n",
+    );
+    let s = samples;
+    let _ = write!(
+        card,
+        "Crop a longer window as `ecgfm embed` does, to its centred {s} samples: of `n` valid \
+         samples, `x[..., (n - {s}) // 2 : (n - {s}) // 2 + {s}]`. A window shorter than {s} \
+         samples is taken from its start and zero-padded at its end; the padded patches are \
+         tokens like any other. Another crop (the first {s} samples, say) gives other \
+         embeddings.\n\n",
     );
 }
 
@@ -277,7 +286,8 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
         let _ = write!(
             card,
             "Pretraining saw random crops of {samples} samples from these {}-sample windows: \
-             crop longer inputs to {samples} samples (`ecgfm embed` takes the centred crop).\n\n",
+             crop longer inputs to their centred {samples} samples, as `ecgfm embed` does \
+             (Usage).\n\n",
             man.window_samples
         );
     }
@@ -581,6 +591,9 @@ mod tests {
             "| cinc2017 | cinc2017 | 190 | 0 (not read) |",
             "| ptbxl | ptbxl | 57 | x1 |",
             "| samples seen | 640 (32 per step) |",
+            "to its centred 2250 samples: of `n` valid samples, \
+             `x[..., (n - 2250) // 2 : (n - 2250) // 2 + 2250]`.",
+            "crop longer inputs to their centred 2250 samples, as `ecgfm embed` does",
         ] {
             assert!(
                 card.contains(expected),

@@ -103,6 +103,9 @@ fn package_holds_the_encoder_its_description_and_checksums() {
         "Not evaluated",
         "Not a medical device",
         "Trained on synthetic ECGs only",
+        // The crop `ecgfm embed` takes, which a user of the package must take too.
+        "to its centred 750 samples: of `n` valid samples, \
+         `x[..., (n - 750) // 2 : (n - 750) // 2 + 750]`.",
     ] {
         assert!(
             card.contains(expected),
