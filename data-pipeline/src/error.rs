@@ -41,6 +41,16 @@ pub enum DataError {
         /// The manifest's location.
         location: String,
     },
+    /// A dataset address with shards but neither a manifest nor an ingest's journal: a merge or
+    /// a synth writing it stopped before its manifest, written last.
+    #[error(
+        "{location} not found, but shards are there: the `ecgfm data merge` or `ecgfm data synth` \
+         writing this dataset stopped before the end; run the same command again to finish it"
+    )]
+    UnfinishedWrite {
+        /// The manifest's location.
+        location: String,
+    },
     /// A Parquet shard could not be read or decoded.
     #[error("shard {path}: {source}")]
     Parquet {

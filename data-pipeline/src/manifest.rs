@@ -247,7 +247,8 @@ impl Manifest {
     }
 
     /// Reads `manifest.json` of the dataset at `root`; a missing one is
-    /// `DataError::UnfinishedIngest` where an ingest's journal lies there, else
+    /// `DataError::UnfinishedIngest` where an ingest's journal lies there,
+    /// `DataError::UnfinishedWrite` where shards do (a merge's or a synth's), else
     /// `DataError::NoDataset`.
     pub async fn read(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
         let location = store::join(root, MANIFEST_FILE);
@@ -257,9 +258,13 @@ impl Manifest {
                 source: object_store::Error::NotFound { .. },
             }) => {
                 let journal = store::join(root, JOURNAL_FILE);
-                return Err(match object_store.head(&journal).await {
-                    Ok(_) => DataError::UnfinishedIngest { location },
-                    Err(_) => DataError::NoDataset { location },
+                if object_store.head(&journal).await.is_ok() {
+                    return Err(DataError::UnfinishedIngest { location });
+                }
+                let shards = store::list(object_store, &store::join(root, "shards")).await;
+                return Err(match shards.is_ok_and(|listed| !listed.is_empty()) {
+                    true => DataError::UnfinishedWrite { location },
+                    false => DataError::NoDataset { location },
                 });
             }
             bytes => bytes?,
@@ -277,7 +282,7 @@ impl Manifest {
     ) -> Result<(), DataError> {
         let url = store::redact_url(url);
         let holds = match store::block_on(Self::read(object_store, root)) {
-            Err(DataError::NoDataset { .. }) => return Ok(()),
+            Err(DataError::NoDataset { .. } | DataError::UnfinishedWrite { .. }) => return Ok(()),
             Err(DataError::UnfinishedIngest { .. }) => format!(
                 "an unfinished ingest ({JOURNAL_FILE}; run the same `ecgfm data ingest` again to \
                  finish it)"
@@ -551,6 +556,16 @@ mod tests {
             "{}".into(),
         ))
         .unwrap();
+        let (_, killed) = crate::store::open_url("memory://manifest-test/killed").unwrap();
+        let shard = crate::store::join(&killed, "shards/shard-00000.parquet");
+        crate::store::block_on(crate::store::put_bytes(store.as_ref(), &shard, "x".into()))
+            .unwrap();
+        let err = Manifest::load(store.as_ref(), &killed).unwrap_err();
+        assert!(matches!(err, DataError::UnfinishedWrite { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("run the same command again"),
+            "{err}"
+        );
         let err = Manifest::load(store.as_ref(), &stopped).unwrap_err();
         assert!(matches!(err, DataError::UnfinishedIngest { .. }), "{err:?}");
         assert!(
