@@ -14,7 +14,10 @@ The model is the encoder of ecgfm's docs/model.md with every patch visible (no m
 - a final LayerNorm (enc_norm); the embedding is the mean of the ECG's tokens (every patch of
   every present lead), which is what `ecgfm embed` writes.
 Inputs must be prepared like the training data: config.json gives the sampling rate, the
-length S, the units and the dataset's preprocessing.
+length S, the units and the dataset's preprocessing. A stored window of n valid samples longer
+than S is cropped at its centre, x[..., (n - S) // 2 : (n - S) // 2 + S], as `ecgfm embed`
+does; a shorter one is taken from its start and zero-padded to S. Another crop (the first S
+samples, say) gives other embeddings.
 """
 
 from __future__ import annotations
