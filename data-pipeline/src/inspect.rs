@@ -1,13 +1,17 @@
 //! `ecgfm data inspect`: a summary of a dataset (rows, records, shards, label and split counts,
 //! a quality-score histogram and quality-flag counts read from the shards, quarantine) with a
 //! human-readable Display. Every shard is read whole, so its size and SHA-256 are checked
-//! against the manifest on the way; the next shards are fetched while one is decoded.
+//! against the manifest on the way; the next shards are fetched while one is decoded. A shard
+//! that cannot be fetched or decoded is reported with the others that differ (its rows left out
+//! of the counts) and the rest are still read. The rows of each split counted in the shards are
+//! checked against the manifest's.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type};
+use bytes::Bytes;
 use indicatif::ProgressBar;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -36,10 +40,13 @@ pub struct DatasetSummary {
     /// The source datasets, as in the manifest (several after `merge`).
     pub sources: Vec<SourceEntry>,
     pub labels: BTreeMap<String, u64>,
+    /// Rows per split, as the manifest counts them.
     pub splits: BTreeMap<String, u64>,
+    /// Rows per split, as counted in the shards that could be read.
+    pub shard_splits: BTreeMap<String, u64>,
     /// Rows of each split by number of present leads (empty for datasets that predate it).
     pub leads_present: BTreeMap<String, BTreeMap<u8, u64>>,
-    /// Rows per quality-score bin (see [`QUALITY_BINS`]).
+    /// Rows per quality-score bin (see [`QUALITY_BINS`]) of the shards that could be read.
     pub quality_histogram: [u64; QUALITY_BINS],
     /// Rows with each quality flag (see [`FLAG_NAMES`]) raised on at least one lead.
     pub flagged_rows: [u64; FLAG_NAMES.len()],
@@ -48,8 +55,11 @@ pub struct DatasetSummary {
     pub quarantine_examples: Vec<QuarantineEntry>,
     /// Records ingested with dropped leads or windows.
     pub partial_records: usize,
-    /// Shards whose size or SHA-256 differ from the manifest, with what differs.
+    /// Shards whose size or SHA-256 differ from the manifest, or that cannot be fetched or
+    /// decoded, with what differs and the error (which names the file).
     pub damaged_shards: Vec<(String, String)>,
+    /// Shards that could not be fetched or decoded: their rows are in no count read from shards.
+    pub unread_shards: usize,
     /// Shards whose entries lack the chunk checksums the loader checks each read against.
     pub unchecked_shards: usize,
 }
@@ -69,8 +79,31 @@ const PREFETCH_SHARDS: usize = 3;
 /// Quarantined records listed in the summary.
 const EXAMPLES: usize = 5;
 
-/// Reads the manifest and the `quality_score` and `quality_flags` columns of every shard of the
-/// dataset at `url`; `progress` counts the shard bytes read (its length is set here).
+/// What the columns of the shards read so far hold.
+#[derive(Default)]
+struct ShardCounts {
+    histogram: [u64; QUALITY_BINS],
+    flagged_rows: [u64; FLAG_NAMES.len()],
+    splits: BTreeMap<String, u64>,
+}
+
+impl ShardCounts {
+    fn add(&mut self, other: ShardCounts) {
+        for (total, n) in self.histogram.iter_mut().zip(other.histogram) {
+            *total += n;
+        }
+        for (total, n) in self.flagged_rows.iter_mut().zip(other.flagged_rows) {
+            *total += n;
+        }
+        for (split, n) in other.splits {
+            *self.splits.entry(split).or_default() += n;
+        }
+    }
+}
+
+/// Reads the manifest and the `quality_score`, `quality_flags` and `split` columns of every
+/// shard of the dataset at `url`; `progress` counts the shard bytes read (its length is set
+/// here). A shard that cannot be read is an entry of `damaged_shards`, not an error.
 pub fn inspect(
     url: &str,
     options: &[(&str, &str)],
@@ -79,9 +112,8 @@ pub fn inspect(
     let (object_store, root) = store::open_url_with(url, options)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
     progress.set_length(manifest.shards.iter().map(|s| s.bytes).sum());
-    let mut histogram = [0u64; QUALITY_BINS];
-    let mut flagged_rows = [0u64; FLAG_NAMES.len()];
-    let mut damaged_shards = Vec::new();
+    let mut counts = ShardCounts::default();
+    let (mut damaged_shards, mut unread_shards) = (Vec::new(), 0);
     let locations: Vec<_> = (manifest.shards.iter())
         .map(|shard| store::join(&root, &shard.path))
         .collect();
@@ -100,54 +132,28 @@ pub fn inspect(
         if ahead < manifest.shards.len() {
             fetches.push_back(fetch(ahead));
         }
-        let bytes = store::block_on(next).expect("a shard fetch panicked")?;
-        progress.inc(bytes.len() as u64);
-        if let Some(damage) = shard.mismatch(bytes.len() as u64, &sha256_hex(&bytes)) {
-            damaged_shards.push((shard.path.clone(), damage));
-        }
-        let parquet_error = |source| DataError::Parquet {
-            path: location.to_string(),
-            source,
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-        let corrupt = |reason: String| DataError::Corrupt {
-            path: location.to_string(),
-            reason,
-        };
-        let index = |name: &str| {
-            builder
-                .schema()
-                .index_of(name)
-                .map_err(|e| corrupt(e.to_string()))
-        };
-        let columns = [index(col::QUALITY_SCORE)?, index(col::QUALITY_FLAGS)?];
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(parquet_error)?;
-        for batch in reader {
-            let batch = batch.map_err(|e| corrupt(e.to_string()))?;
-            let scores = batch.column_by_name(col::QUALITY_SCORE);
-            let scores = scores
-                .and_then(|c| c.as_primitive_opt::<Float32Type>())
-                .ok_or_else(|| corrupt("quality_score is not Float32".into()))?;
-            for score in scores.values() {
-                let bin = (score.clamp(0.0, 1.0) * QUALITY_BINS as f32) as usize;
-                histogram[bin.min(QUALITY_BINS - 1)] += 1;
+        let (mismatch, read) = match store::block_on(next).expect("a shard fetch panicked") {
+            Ok(bytes) => {
+                progress.inc(bytes.len() as u64);
+                let mismatch = shard.mismatch(bytes.len() as u64, &sha256_hex(&bytes));
+                let shown = store::shown(object_store.as_ref(), location);
+                (mismatch, count_shard(bytes, &shown))
             }
-            let flags = batch
-                .column_by_name(col::QUALITY_FLAGS)
-                .and_then(|c| c.as_fixed_size_list_opt())
-                .filter(|c| c.value_length() as usize == N_LEADS)
-                .and_then(|c| c.values().as_primitive_opt::<UInt8Type>().cloned())
-                .ok_or_else(|| corrupt("quality_flags is not FixedSizeList<UInt8, 12>".into()))?;
-            for row in flags.values().chunks_exact(N_LEADS) {
-                let any = row.iter().fold(0u8, |acc, &f| acc | f);
-                for (count, (bit, _)) in flagged_rows.iter_mut().zip(FLAG_NAMES) {
-                    *count += u64::from(any & bit != 0);
-                }
+            Err(error) => (None, Err(error)),
+        };
+        let unread = match read {
+            Ok(shard_counts) => {
+                counts.add(shard_counts);
+                None
             }
+            Err(error) => {
+                unread_shards += 1;
+                Some(format!("cannot be read: {error}"))
+            }
+        };
+        let damage: Vec<String> = mismatch.into_iter().chain(unread).collect();
+        if !damage.is_empty() {
+            damaged_shards.push((shard.path.clone(), damage.join("; ")));
         }
     }
     Ok(DatasetSummary {
@@ -162,17 +168,112 @@ pub fn inspect(
         sources: manifest.sources,
         labels: manifest.counts.labels,
         splits: manifest.counts.splits,
+        shard_splits: counts.splits,
         leads_present: manifest.counts.leads_present,
-        quality_histogram: histogram,
-        flagged_rows,
+        quality_histogram: counts.histogram,
+        flagged_rows: counts.flagged_rows,
         quarantine: manifest.counts.quarantine,
         quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
         partial_records: manifest.partial.len(),
         damaged_shards,
+        unread_shards,
         unchecked_shards: (manifest.shards.iter())
             .filter(|s| s.lacks_chunk_checksums())
             .count(),
     })
+}
+
+/// Counts the quality scores, flags and splits of one shard's rows (`path` names it in errors).
+fn count_shard(bytes: Bytes, path: &str) -> Result<ShardCounts, DataError> {
+    let parquet_error = |source| DataError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+    let index = |name: &str| {
+        builder
+            .schema()
+            .index_of(name)
+            .map_err(|e| corrupt(e.to_string()))
+    };
+    let columns = [
+        index(col::QUALITY_SCORE)?,
+        index(col::QUALITY_FLAGS)?,
+        index(col::SPLIT)?,
+    ];
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(parquet_error)?;
+    let mut counts = ShardCounts::default();
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let scores = batch.column_by_name(col::QUALITY_SCORE);
+        let scores = scores
+            .and_then(|c| c.as_primitive_opt::<Float32Type>())
+            .ok_or_else(|| corrupt("quality_score is not Float32".into()))?;
+        for score in scores.values() {
+            let bin = (score.clamp(0.0, 1.0) * QUALITY_BINS as f32) as usize;
+            counts.histogram[bin.min(QUALITY_BINS - 1)] += 1;
+        }
+        let flags = batch
+            .column_by_name(col::QUALITY_FLAGS)
+            .and_then(|c| c.as_fixed_size_list_opt())
+            .filter(|c| c.value_length() as usize == N_LEADS)
+            .and_then(|c| c.values().as_primitive_opt::<UInt8Type>().cloned())
+            .ok_or_else(|| corrupt("quality_flags is not FixedSizeList<UInt8, 12>".into()))?;
+        for row in flags.values().chunks_exact(N_LEADS) {
+            let any = row.iter().fold(0u8, |acc, &f| acc | f);
+            for (count, (bit, _)) in counts.flagged_rows.iter_mut().zip(FLAG_NAMES) {
+                *count += u64::from(any & bit != 0);
+            }
+        }
+        let splits = batch
+            .column_by_name(col::SPLIT)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| corrupt("split is not Utf8".into()))?;
+        for split in splits.iter() {
+            let split = split.unwrap_or_default();
+            match counts.splits.get_mut(split) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.splits.insert(split.to_string(), 1);
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+impl DatasetSummary {
+    /// The splits whose rows in the shards differ from the manifest's count: (split, rows in the
+    /// shards, rows in the manifest). Empty when they agree, and when a shard could not be read
+    /// (its rows are not counted, so nothing can be compared).
+    pub fn split_mismatches(&self) -> Vec<(String, u64, u64)> {
+        if self.unread_shards > 0 {
+            return Vec::new();
+        }
+        let names: std::collections::BTreeSet<&String> =
+            self.splits.keys().chain(self.shard_splits.keys()).collect();
+        names
+            .into_iter()
+            .map(|split| {
+                let count = |counts: &BTreeMap<String, u64>| counts.get(split).copied();
+                let count = |counts| count(counts).unwrap_or(0);
+                (
+                    split.clone(),
+                    count(&self.shard_splits),
+                    count(&self.splits),
+                )
+            })
+            .filter(|(_, shards, manifest)| shards != manifest)
+            .collect()
+    }
 }
 
 impl fmt::Display for DatasetSummary {
@@ -234,7 +335,11 @@ impl fmt::Display for DatasetSummary {
         for (label, n) in labels {
             writeln!(f, "  {label:<32} {n}")?;
         }
-        writeln!(f, "quality score (rows per bin):")?;
+        let unread = match self.unread_shards {
+            0 => String::new(),
+            n => format!("; not counted: the {n} shard(s) that cannot be read"),
+        };
+        writeln!(f, "quality score (rows per bin{unread}):")?;
         let widest = self
             .quality_histogram
             .iter()
@@ -247,7 +352,7 @@ impl fmt::Display for DatasetSummary {
             let low = bin as f32 / QUALITY_BINS as f32;
             writeln!(f, "  {low:.1}-{:.1} {n:>8} {bar}", low + 0.1)?;
         }
-        writeln!(f, "quality flags (rows with the flag on any lead):")?;
+        writeln!(f, "quality flags (rows with the flag on any lead{unread}):")?;
         for (n, (_, name)) in self.flagged_rows.iter().zip(FLAG_NAMES) {
             writeln!(f, "  {name:<24} {n:>8}")?;
         }
@@ -277,6 +382,23 @@ impl fmt::Display for DatasetSummary {
         }
         for (path, what) in &self.damaged_shards {
             writeln!(f, "  {path}: {what}")?;
+        }
+        let mismatches: Vec<String> = (self.split_mismatches().into_iter())
+            .map(|(split, shards, manifest)| {
+                format!("{split} {shards} (the manifest says {manifest})")
+            })
+            .collect();
+        match (self.unread_shards, mismatches.is_empty()) {
+            (0, true) => writeln!(f, "rows per split: the shards hold the manifest's counts")?,
+            (0, false) => writeln!(
+                f,
+                "rows per split: the shards' DIFFER from the manifest's: {}",
+                mismatches.join(", ")
+            )?,
+            (n, _) => writeln!(
+                f,
+                "rows per split: not checked against the manifest ({n} shard(s) cannot be read)"
+            )?,
         }
         if self.unchecked_shards > 0 {
             writeln!(

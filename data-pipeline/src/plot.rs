@@ -19,6 +19,9 @@ use crate::store;
 pub const COLUMN_WIDTH: u32 = 640;
 /// Height in pixels of one lead panel (the image is `N_LEADS` panels high).
 pub const PANEL_HEIGHT: u32 = 72;
+/// Most windows one plot draws: a PNG of 32 columns is 20,480 × 864 pixels (about 53 MB
+/// while drawn); more would be too wide to look at and grows without bound.
+pub const MAX_RECORDS: usize = 32;
 /// Colour of the signal traces.
 pub const TRACE_COLOUR: RGBColor = RGBColor(20, 60, 200);
 const FRAME_COLOUR: RGBColor = RGBColor(200, 200, 200);
@@ -41,14 +44,16 @@ pub fn plot_records(
     out_png: &Path,
     records: usize,
 ) -> Result<(), DataError> {
-    if records == 0 {
-        return Err(DataError::Config("plot needs at least one record".into()));
+    if !(1..=MAX_RECORDS).contains(&records) {
+        return Err(DataError::Config(format!(
+            "a plot draws 1 to {MAX_RECORDS} records, not {records}"
+        )));
     }
     let (object_store, root) = store::open_url_with(url, options)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
     let Some(shard) = manifest.shards.first() else {
         return Err(DataError::Corrupt {
-            path: store::join(&root, "manifest.json").to_string(),
+            path: store::shown(object_store.as_ref(), &store::join(&root, "manifest.json")),
             reason: "the dataset has no shards to plot".into(),
         });
     };
@@ -56,7 +61,7 @@ pub fn plot_records(
     let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &location))?;
     let windows = read_windows(
         bytes,
-        location.as_ref(),
+        &store::shown(object_store.as_ref(), &location),
         manifest.window_samples,
         manifest.signal_scale,
         records,

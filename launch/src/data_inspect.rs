@@ -1,11 +1,13 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
-//! few windows. Exits non-zero when a shard differs from the manifest.
+//! few windows. Exits non-zero when a shard differs from the manifest or cannot be read, or the
+//! shards' rows per split differ from the manifest's.
 
 use anyhow::{bail, Context, Result};
+use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
-use ecgfm_data::plot::plot_records;
+use ecgfm_data::plot::{plot_records, MAX_RECORDS};
 
 use crate::progress::byte_bar;
 use std::path::PathBuf;
@@ -18,8 +20,9 @@ pub struct InspectArgs {
     /// from top to bottom: I, II, III, aVR, aVL, aVF, V1-V6; no text), as a PNG.
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
-    /// Windows to draw with --plot.
-    #[arg(long, default_value_t = 4)]
+    /// Windows to draw with --plot: 1 to 32 (each a column 640 pixels wide).
+    #[arg(long, default_value_t = 4,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_RECORDS as u64))]
     pub plot_records: usize,
 }
 
@@ -35,12 +38,19 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             .with_context(|| format!("plotting {} to {}", args.url, png.display()))?;
         println!("plot written to {}", png.display());
     }
+    let mut failed = Vec::new();
     if !summary.damaged_shards.is_empty() {
-        bail!(
-            "{} shard(s) of {} differ from its manifest (changed or truncated after ingest)",
-            summary.damaged_shards.len(),
-            args.url
-        );
+        failed.push(format!(
+            "{} shard(s) differ from the manifest or cannot be read (changed, truncated or \
+             removed after ingest)",
+            summary.damaged_shards.len()
+        ));
+    }
+    if !summary.split_mismatches().is_empty() {
+        failed.push("the shards' rows per split differ from the manifest's counts".to_string());
+    }
+    if !failed.is_empty() {
+        bail!("{} fails its checks: {}", args.url, failed.join("; "));
     }
     Ok(())
 }

@@ -1,0 +1,85 @@
+//! `ecgfm data inspect` on a dataset with a truncated and a changed shard: both are named (the
+//! unreadable one with its absolute path), the summary is printed and the exit status is 1; an
+//! out-of-range `--plot-records` is refused before any dataset is read.
+
+mod common;
+use common::{ecgfm_env, path_str, run_err, run_ok, temp_dir};
+
+#[test]
+fn damaged_shards_are_named_after_the_whole_summary() {
+    let dir = temp_dir("inspect-damaged");
+    let ds = dir.join("ds");
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        path_str(&ds),
+        "--records",
+        "16",
+        "--window-s",
+        "3",
+        "--shard-mb",
+        "0.02",
+        "--row-group-rows",
+        "4",
+        "--threads",
+        "1",
+    ]);
+    let clean = run_ok(&["data", "inspect", path_str(&ds)]);
+    assert!(!clean.contains("DIFFER"), "{clean}");
+
+    let shard = |i: usize| ds.join(format!("shards/shard-{i:05}.parquet"));
+    let bytes = std::fs::read(shard(0)).unwrap();
+    std::fs::write(shard(0), &bytes[..bytes.len() - 100]).unwrap();
+    let mut bytes = std::fs::read(shard(1)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 4;
+    std::fs::write(shard(1), bytes).unwrap();
+
+    let output = ecgfm_env(&["data", "inspect", path_str(&ds)], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    for said in [
+        "rows from 16 records in ",
+        "quality score (rows per bin; not counted: the ",
+        "shards/shard-00000.parquet: ",
+        &format!("cannot be read: shard {}: ", shard(0).display()),
+        "shards/shard-00001.parquet: ",
+        "quarantine: 0 records",
+    ] {
+        assert!(stdout.contains(said), "{said}\n{stdout}");
+    }
+    assert!(stdout.contains("shards: 2 of "), "{stdout}");
+    assert!(
+        stderr.contains("fails its checks: 2 shard(s) differ from the manifest or cannot be read"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plot_records_out_of_range_is_refused_before_reading() {
+    let dir = temp_dir("inspect-plot-records");
+    let nowhere = dir.join("nowhere");
+    let png = dir.join("p.png");
+    for records in ["0", "33"] {
+        let err = run_err(&[
+            "data",
+            "inspect",
+            path_str(&nowhere),
+            "--plot",
+            path_str(&png),
+            "--plot-records",
+            records,
+        ]);
+        assert!(
+            err.contains(&format!("invalid value '{records}' for '--plot-records"))
+                && err.contains("1..=32"),
+            "{err}"
+        );
+    }
+    let help = run_ok(&["data", "inspect", "--help"]);
+    assert!(help.contains("1 to 32"), "{help}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
