@@ -2,9 +2,11 @@
 //! several seeds) scored on the same test set, compared by the paired bootstrap interval of
 //! their macro AUROC difference, or with `--metric f1` of their macro F1 at each evaluation's
 //! thresholds (`ecgfm_trainer::eval::paired`): is B's encoder better than A's, beyond the test
-//! set's sampling noise? One encoder counts once: a file given twice, or two files of the same
-//! weights (`weights_sha256`), on one side are refused (they would count one seed as two), and
-//! so is one file on both sides under the same protocol.
+//! set's sampling noise? One seed counts once: a file given twice on one side is refused, and so
+//! are two files of the same weights (`weights_sha256`) under `probe` or `finetune`, which
+//! evaluate the checkpoint, or of the same evaluation seed under `scratch` or `random_probe`,
+//! whose network that seed alone draws (with no --protocol, both); and one file on both sides
+//! under the same protocol.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -142,12 +144,31 @@ struct ResultFile {
     /// The evaluated weights' SHA-256 (empty where unknown).
     #[serde(default)]
     weights_sha256: String,
+    /// The evaluation's seed (absent in hand-made files).
+    #[serde(default)]
+    seed: Option<u64>,
     results: Vec<ScoredResult>,
 }
 
-/// A result file's task, its results and the SHA-256 of the weights it evaluates (`None` where
-/// the file does not say).
-fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>, Option<String>)> {
+/// What a result file is one seed of: the weights it evaluates (`None` where the file does not
+/// say) and its evaluation seed.
+struct Unit {
+    weights: Option<String>,
+    seed: Option<u64>,
+}
+
+/// Which of a file's units count on a side compared under `protocol` (`None`: every protocol):
+/// (the weights, the evaluation seed). `scratch` and `random_probe` never read the checkpoint.
+fn counted(protocol: Option<&str>) -> (bool, bool) {
+    match protocol {
+        Some("scratch" | "random_probe") => (false, true),
+        Some(_) => (true, false),
+        None => (true, true),
+    }
+}
+
+/// A result file's task, its results and what it is one seed of.
+fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>, Unit)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: ResultFile = serde_json::from_str(&text)
@@ -160,45 +181,59 @@ fn read(path: &Path) -> Result<(TaskName, Vec<ScoredResult>, Option<String>)> {
             old.protocol
         );
     }
-    let weights = Some(file.weights_sha256).filter(|w| !w.is_empty());
-    Ok(((file.vocabulary, file.classes), file.results, weights))
+    let unit = Unit {
+        weights: Some(file.weights_sha256).filter(|w| !w.is_empty()),
+        seed: file.seed,
+    };
+    Ok(((file.vocabulary, file.classes), file.results, unit))
 }
 
-/// One file given to `compare`: which file it is (its canonical path) and which weights.
+/// One file given to `compare`: which file it is (its canonical path) and what it is one seed of.
 struct Given<'a> {
     path: &'a Path,
     file: PathBuf,
-    weights: Option<String>,
+    unit: Unit,
 }
 
 impl Given<'_> {
-    /// Why `self` and `other` are one encoder's result: the same file, or the same weights
-    /// (when `weights` counts).
-    fn same_as(&self, other: &Given, weights: bool) -> Option<String> {
+    /// Why `self` and `other` are one seed's result: the same file, or the same weights or
+    /// evaluation seed where those count (`counted`).
+    fn same_as(&self, other: &Given, (weights, seed): (bool, bool)) -> Option<String> {
         if self.file == other.file {
             return Some("is the same file".into());
         }
-        match (&self.weights, &other.weights) {
-            (Some(x), Some(y)) if weights && x == y => {
-                Some(format!("evaluates the same weights (weights_sha256 {x})"))
+        if let (Some(x), Some(y)) = (&self.unit.weights, &other.unit.weights) {
+            if weights && x == y {
+                return Some(format!("evaluates the same weights (weights_sha256 {x})"));
             }
+        }
+        match (self.unit.seed, other.unit.seed) {
+            (Some(x), Some(y)) if seed && x == y => Some(format!(
+                "has the same evaluation seed ({x}), which alone draws scratch's and \
+                 random_probe's network,"
+            )),
             _ => None,
         }
     }
 }
 
-/// An error where one encoder would count twice: a file or weights given twice on one side, or
-/// one file on both sides when B is compared under A's protocol.
-fn refuse_repeats(sides: &[Vec<Given>; 2], same_protocol: bool) -> Result<()> {
-    for (name, side) in ["A", "B"].iter().zip(sides) {
+/// An error where one seed would count twice: a file, or weights or an evaluation seed where
+/// they count (`counted` of each side's protocol), given twice on one side; or one file on both
+/// sides when B is compared under A's protocol.
+fn refuse_repeats(
+    sides: &[Vec<Given>; 2],
+    protocols: [Option<&str>; 2],
+    same_protocol: bool,
+) -> Result<()> {
+    for ((name, side), protocol) in ["A", "B"].iter().zip(sides).zip(protocols) {
         for (i, later) in side.iter().enumerate() {
             let earlier = side[..i]
                 .iter()
-                .find_map(|e| Some((e, later.same_as(e, true)?)));
+                .find_map(|e| Some((e, later.same_as(e, counted(protocol))?)));
             if let Some((earlier, why)) = earlier {
                 bail!(
-                    "{} on side {name} {why} as {}: one encoder would count as two seeds; give \
-                     each seed's result once",
+                    "{} on side {name} {why} as {}: one seed would count as two; give each \
+                     seed's result once",
                     later.path.display(),
                     earlier.path.display()
                 );
@@ -207,7 +242,8 @@ fn refuse_repeats(sides: &[Vec<Given>; 2], same_protocol: bool) -> Result<()> {
     }
     if same_protocol {
         for b in &sides[1] {
-            if let Some(a) = sides[0].iter().find(|a| b.same_as(a, false).is_some()) {
+            let file_only = (false, false);
+            if let Some(a) = sides[0].iter().find(|a| b.same_as(a, file_only).is_some()) {
                 bail!(
                     "{} is on both sides ({}): a result compared with itself under one protocol; \
                      give another --b-protocol to set two protocols of one file against each \
@@ -231,15 +267,11 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
     let mut given: [Vec<Given>; 2] = [Vec::new(), Vec::new()];
     for ((side, given), files) in sides.iter_mut().zip(&mut given).zip([&args.a, &args.b]) {
         for path in files {
-            let (task, results, weights) = read(path)?;
+            let (task, results, unit) = read(path)?;
             let file = path
                 .canonicalize()
                 .with_context(|| format!("locating {}", path.display()))?;
-            given.push(Given {
-                path,
-                file,
-                weights,
-            });
+            given.push(Given { path, file, unit });
             match &first {
                 Some((expected, at)) if *expected != task => bail!(
                     "{} evaluates {} ({}) but {} evaluates {} ({}): not the same task",
@@ -257,7 +289,12 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
         }
     }
     let same_protocol = args.b_protocol.is_none() || args.b_protocol == args.protocol;
-    refuse_repeats(&given, same_protocol)?;
+    let b_protocol = args.b_protocol.as_deref().or(args.protocol.as_deref());
+    refuse_repeats(
+        &given,
+        [args.protocol.as_deref(), b_protocol],
+        same_protocol,
+    )?;
     let classes = first.map(|((_, classes), _)| classes).unwrap_or_default();
     Ok((sides, classes))
 }

@@ -1,7 +1,8 @@
-//! `ecgfm compare` through the real binary on hand-made result files: one encoder counts once
-//! (a file given twice, or two files of the same weights, on one side are refused, and one file
-//! on both sides under one protocol), an error prints no table header before it, and files that
-//! give the same patients are resampled by patient.
+//! `ecgfm compare` through the real binary on hand-made result files: one seed counts once (a
+//! file given twice, two files of the same weights under probe or finetune, or of the same
+//! evaluation seed under scratch or random_probe, on one side are refused, and one file on both
+//! sides under one protocol), an error prints no table header before it, and files that give the
+//! same patients are resampled by patient.
 
 mod common;
 
@@ -66,13 +67,51 @@ fn one_encoder_counts_once() {
     let err = run_err(&compare(&[&a1, &a1, &b1, &b2], &[]));
     assert!(
         err.contains(&format!("{} on side A is the same file as", p(&a1)))
-            && err.contains("one encoder would count as two seeds"),
+            && err.contains("one seed would count as two"),
         "{err}"
     );
     // Another file of the same weights on side A.
     let err = run_err(&compare(&[&a1, &a1_again, &b1, &b2], &[]));
     assert!(
         err.contains("on side A evaluates the same weights (weights_sha256 w1)"),
+        "{err}"
+    );
+    // Evaluation seeds of one encoder: one seed of probe, distinct seeds of scratch, whose
+    // network the evaluation seed alone draws; with no --protocol, refused.
+    let seeded = |name: &str, weights: &str, seed: u64| {
+        let path = file(name, weights);
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["seed"] = seed.into();
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    };
+    let (e0, e1, other_e0) = (
+        seeded("e0", "w1", 0),
+        seeded("e1", "w1", 1),
+        seeded("o0", "w5", 0),
+    );
+    let said = run_ok(&compare(&[&e0, &e1, &b1, &b2], &["--protocol", "scratch"]));
+    assert!(said.contains("scratch vs scratch"), "{said}");
+    for protocol in [None, Some("probe")] {
+        let extra: Vec<&str> = protocol.iter().flat_map(|p| ["--protocol", p]).collect();
+        let err = run_err(&compare(&[&e0, &e1, &b1, &b2], &extra));
+        assert!(
+            err.contains("evaluates the same weights (weights_sha256 w1)"),
+            "{err}"
+        );
+    }
+    let said = run_ok(&compare(
+        &[&e0, &other_e0, &b1, &b2],
+        &["--protocol", "probe"],
+    ));
+    assert!(said.contains("probe vs probe"), "{said}");
+    let err = run_err(&compare(
+        &[&e0, &other_e0, &b1, &b2],
+        &["--protocol", "scratch"],
+    ));
+    assert!(
+        err.contains("on side A has the same evaluation seed (0), which alone draws"),
         "{err}"
     );
     // The same file on both sides under one protocol.
