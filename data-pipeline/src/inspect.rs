@@ -185,14 +185,7 @@ pub fn inspect(
 
 /// Counts the quality scores, flags and splits of one shard's rows (`path` names it in errors).
 fn count_shard(bytes: Bytes, path: &str) -> Result<ShardCounts, DataError> {
-    let parquet_error = |source| DataError::Parquet {
-        path: path.to_string(),
-        source,
-    };
-    let corrupt = |reason: String| DataError::Corrupt {
-        path: path.to_string(),
-        reason,
-    };
+    let (parquet_error, corrupt) = DataError::of_shard(path);
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
     let index = |name: &str| {
         builder

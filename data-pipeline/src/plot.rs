@@ -77,14 +77,7 @@ fn read_windows(
     signal_scale: f32,
     records: usize,
 ) -> Result<Vec<Window>, DataError> {
-    let parquet_error = |source| DataError::Parquet {
-        path: path.to_string(),
-        source,
-    };
-    let corrupt = |reason: String| DataError::Corrupt {
-        path: path.to_string(),
-        reason,
-    };
+    let (parquet_error, corrupt) = DataError::of_shard(path);
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
     let mut indices = Vec::new();
     for name in [col::N_SAMPLES, col::LEAD_MASK, col::SIGNAL] {
