@@ -290,7 +290,10 @@ fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
         )
         .expect("valid progress template"),
     );
+    // The steps before a resume took no time here: the ETA follows this session's rate only.
     bar.set_position(start);
+    bar.tick();
+    bar.reset_eta();
     bar
 }
 
@@ -551,4 +554,21 @@ fn train_on<B: Backend>(
         ),
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_bar_estimates_from_this_sessions_steps_only() {
+        let mut config = TrainConfig::default_config();
+        config.train.steps = 2000;
+        let bar = progress_bar(&config, 1000);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        bar.inc(1);
+        // One step in about 50 ms leaves 999 steps for about 50 s; counting the 1000 steps before
+        // the resume as done in no time would give about 0.
+        assert!(bar.eta().as_secs_f64() > 5.0, "ETA {:?}", bar.eta());
+    }
 }

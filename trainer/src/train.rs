@@ -609,19 +609,18 @@ pub struct RunSummary {
     pub stopped_early: bool,
 }
 
-/// The warning for a resume at `step` that changed `train.steps` of a schedule that depends on
-/// it: the learning rate from `step` on is neither run's. Every step from `step` to the later
-/// end is compared, not only `step`: during warmup the rate there does not depend on the
-/// length, but the decay after it does.
+/// The warning for a resume at `step` that changed `train.steps`, unless every step already run
+/// had the rate the new length gives it (a resume inside warmup, whose rate does not depend on
+/// the length): then the run is, bit for bit, one of the new length from the start.
 fn schedule_moved(saved: &TrainConfig, config: &TrainConfig, step: u64) -> Option<String> {
     let (was, now) = (saved.train.steps, config.train.steps);
     let (before, after) = (saved.schedule(), config.schedule());
     let moved = |s: u64| before.lr_at(s) != after.lr_at(s);
-    (was != now && (step..was.max(now)).any(moved)).then(|| {
+    (was != now && (0..step).any(moved)).then(|| {
         format!(
             "train.steps changed from {was} to {now}: after step {step} the learning rate follows \
-             a {now}-step schedule, so this run matches neither a {was}-step nor a {now}-step run \
-             from the start"
+             a {now}-step schedule, while the steps before it ran on a {was}-step one, so this run \
+             matches neither a {was}-step nor a {now}-step run from the start"
         )
     })
 }

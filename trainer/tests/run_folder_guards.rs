@@ -1,7 +1,7 @@
 //! What a run folder is protected from (trainer/src/train.rs): a fresh start over another run's
-//! checkpoints, a refused resume rewriting config.toml, a changed length or precision going
-//! unnoticed, a stop during the last step leaving a finished run "stopped", and unfinished
-//! checkpoint folders staying for good.
+//! checkpoints, a refused resume rewriting config.toml, a changed length that alters the rates
+//! of steps already run or a changed precision going unnoticed, a stop during the last step
+//! leaving a finished run "stopped", and unfinished checkpoint folders staying for good.
 
 mod run_setup;
 
@@ -99,22 +99,42 @@ fn a_refused_resume_leaves_config_toml_as_it_was() {
 }
 
 #[test]
-fn changing_train_steps_warns_even_when_resumed_during_warmup() {
+fn changing_train_steps_warns_only_when_a_step_already_run_had_another_rate() {
+    // Resumed at step 2, inside the 40-step warmup, whose rate does not depend on the length:
+    // the steps run had the rates an 80-step run gives them, so the run is one, bit for bit.
     let dir = run_setup::run_dir("guards", "warmup");
     run(&config(50, 2, 0), &dir, false, Some(2));
-    // Step 2 is in the 40-step warmup, where the rate does not depend on the length; the decay
-    // after it does.
-    let longer = trainer(&config(80, 2, 0), &dir, true).unwrap();
+    let mut longer = trainer(&config(80, 2, 0), &dir, true).unwrap();
+    assert!(longer.warnings().is_empty(), "{:?}", longer.warnings());
+    let resumed = longer.run(Some(2), |_, _| {}).unwrap();
+    let fresh_dir = run_setup::run_dir("guards", "warmup-fresh");
+    let fresh = run(&config(80, 2, 0), &fresh_dir, false, Some(4));
+    assert_eq!(
+        resumed.final_loss.map(f32::to_bits),
+        fresh.final_loss.map(f32::to_bits)
+    );
+    // Past a 1-step warmup, step 2 of a 4-step run decays faster than an 8-step run's: warned.
+    let decaying = |steps: u64| {
+        let mut cfg = config(steps, 2, 0);
+        cfg.optim.warmup_steps = 1;
+        cfg
+    };
+    let short_dir = run_setup::run_dir("guards", "decaying");
+    run(&decaying(4), &short_dir, false, Some(3));
+    let longer = trainer(&decaying(8), &short_dir, true).unwrap();
     let warned = longer.warnings().join("\n");
     assert!(
-        warned.contains("train.steps changed from 50 to 80: after step 2"),
+        warned.contains("train.steps changed from 4 to 8: after step 3")
+            && warned.contains("matches neither a 4-step nor a 8-step run"),
         "{warned:?}"
     );
     drop(longer);
-    // That resume made the run an 80-step one: resuming it at 80 steps changes nothing.
-    let same = trainer(&config(80, 2, 0), &dir, true).unwrap();
+    // That resume made the run an 8-step one: resuming it at 8 steps changes nothing.
+    let same = trainer(&decaying(8), &short_dir, true).unwrap();
     assert!(same.warnings().is_empty(), "{:?}", same.warnings());
-    std::fs::remove_dir_all(dir).unwrap();
+    for dir in [dir, fresh_dir, short_dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[test]
