@@ -450,6 +450,11 @@ fn train_on<B: Backend>(
                 device.precision,
                 config.train.precision
             );
+        } else if args.resume {
+            println!(
+                "--resume: no complete checkpoint in {} yet, so the run starts at step 1",
+                run_dir.display()
+            );
         }
     }
     // SIGTERM (preemption, the launcher), SIGINT, SIGUSR1 (SLURM's warning before the time
@@ -501,7 +506,8 @@ fn train_on<B: Backend>(
             let step = outcome.step + 1;
             bar.suspend(|| tracing::info!("step {step}: val loss {val:.4}{sources}"));
         }
-        if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0) {
+        let last = Some(outcome.step + 1) == bar.length();
+        if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0 || last) {
             tracing::info!(
                 "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s{}",
                 outcome.step + 1,

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, set_flag, temp_dir, ECGFM,
+    checkpoint_tensor_bytes, ecgfm_env, path_str, pretrain_args, run_err, run_ok, set_flag,
+    temp_dir, ECGFM,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -129,6 +130,36 @@ fn stopped_and_resumed_run_matches_an_uninterrupted_one() {
     let (full, split, stdout) = full_and_resumed("resume", 14, 6, "2");
     assert!(stdout.contains("resuming from"), "{stdout}");
     assert_same_run_and_remove(full, split, 14);
+}
+
+#[test]
+fn the_last_step_is_logged_and_a_resume_without_a_checkpoint_says_so() {
+    let out = temp_dir("last-line");
+    let mut args = pretrain_args(&out, 5);
+    args.extend(["--set".into(), "train.log_every=2".into()]);
+    let output = ecgfm_env(&args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Logged at step 1, every 2 steps, and at the last step, which 2 does not divide.
+    let logged: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split(" INFO step ").nth(1))
+        .filter_map(|l| l.split(" loss ").next())
+        .filter(|step| step.contains('/'))
+        .collect();
+    assert_eq!(logged, ["1/5", "2/5", "4/5", "5/5"], "{stderr}");
+    // A run killed before its first checkpoint: --resume starts it again, and says so.
+    std::fs::remove_dir_all(out.join("checkpoints")).unwrap();
+    args.push("--resume".into());
+    let stdout = run_ok(&args);
+    assert!(
+        stdout.contains(&format!(
+            "--resume: no complete checkpoint in {} yet, so the run starts at step 1",
+            out.display()
+        )),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(out).unwrap();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! On resume `metrics.jsonl` is cut back to the checkpoint's step, so a run that was killed and
 //! resumed has the same records (apart from timings) as a run that never stopped. Each process
 //! writes a new event file that starts with a session start at the resume step, so TensorBoard
-//! drops what earlier files logged from there on, and shows the same curve.
+//! shows the same curve (`tensorboard.rs` says how its two loaders treat the repeated steps).
 
 use std::collections::BTreeMap;
 

@@ -3,10 +3,11 @@
 //! The format is small enough to write by hand: a file of TFRecords (u64 length, masked CRC-32C
 //! of the length, the bytes, masked CRC-32C of the bytes), each holding one protobuf `Event`
 //! (tensorflow/core/util/event.proto). The first event names the file version; the second is a
-//! `SessionLog` START at the step training starts from, which makes TensorBoard drop what earlier
-//! files logged from that step on (the steps a resumed run repeats); every later one carries a
-//! step and a `Summary` of `(tag, simple_value)` pairs. Only the protobuf fields used here are
-//! encoded:
+//! `SessionLog` START at the step training starts from, which makes TensorBoard's Python loader
+//! drop what earlier files logged from that step on (the steps a resumed run repeats; its default
+//! loader instead replaces, tag by tag, the points of a step logged again); every later one
+//! carries a step and a `Summary` of `(tag, simple_value)` pairs. Only the protobuf fields used
+//! here are encoded:
 //!
 //! | message | field | number, wire type |
 //! |---|---|---|
