@@ -364,9 +364,10 @@ impl<B: Backend> Trainer<B> {
             std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
             warnings.extend(checkpoint::remove_unfinished(run_dir)?);
         }
-        let metrics = match rank {
-            0 => Some(MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?),
-            _ => None,
+        // Rank 0 logs, when a step is left to run (a finished run resumed writes no event file).
+        let metrics = match rank == 0 && state.step < config.train.steps {
+            true => Some(MetricsWriter::open(run_dir, state.step).map_err(io_err(run_dir))?),
+            false => None,
         };
         let accumulator = (dp.is_none() && config.train.accum_steps > 1)
             .then(|| model.backend().alloc(model.layout().total));

@@ -233,3 +233,28 @@ fn unfinished_checkpoint_folders_are_removed_when_the_run_starts_again() {
     assert!(dir.join("checkpoints/step_00000002/COMPLETE").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_finished_run_resumed_leaves_its_logs_as_they_were() {
+    let dir = run_setup::run_dir("guards", "finished");
+    run(&config(3, 2, 0), &dir, false, None);
+    let logs = |dir: &Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && p.file_name().unwrap() != "config.toml")
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = logs(&dir);
+    assert!(before.iter().any(|(name, _)| name.contains("tfevents")));
+    let summary = run(&config(3, 2, 0), &dir, true, None);
+    assert_eq!(summary.final_loss, None, "nothing was left to run");
+    assert!(
+        logs(&dir) == before,
+        "a new or changed metrics or event file"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
