@@ -1,7 +1,9 @@
 //! Parity with the PyTorch reference: loads tests/reference/fixture_nano.safetensors (written by
 //! tests/reference/make_fixture.py, format in docs/model.md) and checks the Rust model's loss,
-//! every gradient tensor, and 10 AdamW steps against it, on the CPU backend and, where a GPU is
-//! usable, on the CUDA backend (same limits). Prints the measured errors.
+//! every gradient tensor, and the losses of 10 AdamW steps against it, on the CPU backend within
+//! limits about 20x what it measures, and, where a GPU is usable, on the CUDA backend within
+//! looser ones (`CPU`, `CUDA` below). Prints the measured errors. The fixture holds no parameters
+//! after the AdamW steps, so those are compared only through the losses.
 
 use ecgfm_kernels::{Backend, CpuBackend, CudaBackend};
 use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, ModelConfig, OptimizerState};
@@ -118,6 +120,37 @@ fn load(bytes: &[u8]) -> (SafeTensors<'_>, Fixture) {
     )
 }
 
+/// The largest relative errors a backend may show against the fixture.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// The loss at the fixture's weights (relative).
+    loss: f64,
+    /// The worst gradient tensor: max |ours - reference| / max |reference| over its elements.
+    grad: f64,
+    /// The worst of the 11 losses of the AdamW run (relative).
+    adamw_loss: f64,
+}
+
+/// The CPU backend's limits, about 20x its measured errors (f32 arithmetic against the
+/// reference's float64; the backend's results do not depend on the thread count). Measured
+/// at 0df2651: loss 2.4e-8, worst gradient 6.4e-7 (dec.0.attn.qkv.weight; every other tensor
+/// at most 3.6e-7), worst AdamW loss 1.0e-7 (after step 1). Tighter than the CUDA limits so
+/// that a subtle error does not pass within the headroom a GPU needs: with the AdamW run's
+/// weight decay 10% too large, its eps 1e-7 for 1e-8, or beta2 0.951 for 0.95, the worst AdamW
+/// loss error measured 1.0e-5, 5.5e-6 and 2.0e-5, within the CUDA limit and far outside this.
+const CPU: Limits = Limits {
+    loss: 5e-7,
+    grad: 1e-5,
+    adamw_loss: 2e-6,
+};
+
+/// The CUDA backend's limits: cuBLAS and the GPU kernels sum in orders of their own.
+const CUDA: Limits = Limits {
+    loss: 1e-5,
+    grad: 1e-4,
+    adamw_loss: 1e-4,
+};
+
 fn model<B: Backend>(backend: B, fx: &Fixture) -> Mae<B> {
     let mut mae = Mae::new(backend, fx.cfg.clone(), fx.batch.batch).unwrap();
     mae.load_params(&fx.params).unwrap();
@@ -133,29 +166,29 @@ fn cuda() -> Option<CudaBackend> {
 
 #[test]
 fn loss_and_gradients_match_the_reference() {
-    check_loss_and_gradients(CpuBackend::new());
+    check_loss_and_gradients(CpuBackend::new(), CPU);
 }
 
 #[test]
 fn cuda_loss_and_gradients_match_the_reference() {
     if let Some(be) = cuda() {
-        check_loss_and_gradients(be);
+        check_loss_and_gradients(be, CUDA);
     }
 }
 
 #[test]
 fn adamw_losses_match_the_reference() {
-    check_adamw_losses(CpuBackend::new);
+    check_adamw_losses(CpuBackend::new, CPU);
 }
 
 #[test]
 fn cuda_adamw_losses_match_the_reference() {
     if cuda().is_some() {
-        check_adamw_losses(|| CudaBackend::new(0).expect("opened just before"));
+        check_adamw_losses(|| CudaBackend::new(0).expect("opened just before"), CUDA);
     }
 }
 
-fn check_loss_and_gradients<B: Backend>(backend: B) {
+fn check_loss_and_gradients<B: Backend>(backend: B, limits: Limits) {
     let bytes = fixture_bytes();
     let (st, fx) = load(&bytes);
     let mut mae = model(backend, &fx);
@@ -165,7 +198,11 @@ fn check_loss_and_gradients<B: Backend>(backend: B) {
     let ref_loss = f64s(&st, "loss")[0];
     let rel = (loss - ref_loss).abs() / ref_loss.abs();
     println!("loss: rust {loss:.9} reference {ref_loss:.9} relative error {rel:.3e}");
-    assert!(rel < 1e-5, "loss relative error {rel:.3e}");
+    assert!(
+        rel < limits.loss,
+        "loss relative error {rel:.3e} (limit {:.0e})",
+        limits.loss
+    );
 
     let eval_loss = mae.forward_loss(&fx.batch).unwrap() as f64;
     assert_eq!(
@@ -194,10 +231,16 @@ fn check_loss_and_gradients<B: Backend>(backend: B) {
         }
     }
     println!("worst gradient error {:.3e} ({})", worst.0, worst.1);
-    assert!(worst.0 < 1e-4, "gradient {} error {:.3e}", worst.1, worst.0);
+    assert!(
+        worst.0 < limits.grad,
+        "gradient {} error {:.3e} (limit {:.0e})",
+        worst.1,
+        worst.0,
+        limits.grad
+    );
 }
 
-fn check_adamw_losses<B: Backend>(make: impl Fn() -> B) {
+fn check_adamw_losses<B: Backend>(make: impl Fn() -> B, limits: Limits) {
     let bytes = fixture_bytes();
     let (st, fx) = load(&bytes);
     let reference = f64s(&st, "adamw.losses");
@@ -230,7 +273,11 @@ fn check_adamw_losses<B: Backend>(make: impl Fn() -> B) {
         worst = worst.max(rel);
     }
     println!("worst AdamW loss relative error {worst:.3e}");
-    assert!(worst < 1e-4, "AdamW loss relative error {worst:.3e}");
+    assert!(
+        worst < limits.adamw_loss,
+        "AdamW loss relative error {worst:.3e} (limit {:.0e})",
+        limits.adamw_loss
+    );
 
     // Resuming from a saved optimiser state reproduces the same trajectory.
     let state: OptimizerState = mae.optimizer_state_to_host();

@@ -224,6 +224,158 @@ mod tests {
         assert!(s.train_flops > 2.9 * s.forward_flops && s.train_flops < 3.0 * s.forward_flops);
     }
 
+    /// A FLOP count written out by hand: the forward pass's terms, the patch embedding first,
+    /// and the forward and training totals.
+    struct HandCount {
+        terms: [(&'static str, u64); 5],
+        forward: u64,
+        train: u64,
+    }
+
+    fn assert_hand_count(cfg: &ModelConfig, count: &HandCount) {
+        let sum: u64 = count.terms.iter().map(|(_, flops)| flops).sum();
+        assert_eq!(sum, count.forward, "the hand count's terms add up");
+        let patch_embed = count.terms[0].1;
+        assert_eq!(
+            count.train,
+            count.forward + patch_embed + 2 * (count.forward - patch_embed),
+            "the hand count's backward"
+        );
+        let s = ModelStats::new(cfg);
+        assert_eq!(s.forward_flops, count.forward as f64, "{:?}", count.terms);
+        assert_eq!(s.train_flops, count.train as f64, "{:?}", count.terms);
+    }
+
+    // The counts below follow docs/model.md ("Forward") and the GEMMs of mae/pass.rs and
+    // block.rs. A Linear(in -> out) over T tokens costs 2 T in out FLOPs (a multiply-add is 2).
+    // Attention runs within one sample's T tokens: q k^T and p v each cost 2 T^2 hd per head,
+    // 2 T^2 W over the H heads of width W. Elementwise work (LayerNorm, GELU, softmax, the
+    // embeddings' additions, the loss) is not counted. Per sample with every lead present:
+    // T_enc = L K = 12 x 7 = 84 visible tokens, T_dec = L N = 12 x 30 = 360 decoder tokens
+    // (every patch, masked or not; dec_pred runs over all of them), P = 75, mlp_ratio 4.
+    // The backward costs two forwards (input and weight gradients) of every term but the patch
+    // embedding, whose input (the signal) needs no gradient: one forward of it (weights only).
+    // So train = forward + patch_embed + 2 (forward - patch_embed).
+
+    #[test]
+    fn nano_flops_match_a_count_by_hand() {
+        // nano: D 64, depth 2, M 256; Dd 32, depth_d 1, Md 128.
+        let nano = ModelConfig::preset("nano").unwrap();
+        let twelve = HandCount {
+            terms: [
+                // Linear(75 -> 64) over 84 tokens: 2 x 84 x 75 x 64.
+                ("patch_embed", 806_400),
+                // Per block over 84 tokens: qkv 2 x 84 x 64 x 192 = 2,064,384; proj
+                // 2 x 84 x 64 x 64 = 688,128; fc1 and fc2 2 x 84 x 64 x 256 = 2,752,512 each;
+                // q k^T and p v 2 x 84^2 x 64 = 903,168 each: 10,063,872, times 2 blocks.
+                ("encoder blocks", 20_127_744),
+                // Linear(64 -> 32) over the 84 encoder tokens: 2 x 84 x 64 x 32.
+                ("dec_embed", 344_064),
+                // One block over 360 tokens: qkv 2 x 360 x 32 x 96 = 2,211,840; proj
+                // 2 x 360 x 32 x 32 = 737,280; fc1 and fc2 2 x 360 x 32 x 128 = 2,949,120 each;
+                // q k^T and p v 2 x 360^2 x 32 = 8,294,400 each.
+                ("decoder blocks", 25_436_160),
+                // Linear(32 -> 75) over 360 tokens: 2 x 360 x 32 x 75.
+                ("dec_pred", 1_728_000),
+            ],
+            forward: 48_442_368,
+            // 48,442,368 + 806,400 + 2 x 47,635,968.
+            train: 144_520_704,
+        };
+        assert_hand_count(&nano, &twelve);
+
+        // One lead: T_enc = 7, T_dec = 30.
+        let one = HandCount {
+            terms: [
+                // 2 x 7 x 75 x 64.
+                ("patch_embed", 67_200),
+                // Per block: qkv 2 x 7 x 64 x 192 = 172,032; proj 2 x 7 x 64 x 64 = 57,344;
+                // fc1 and fc2 2 x 7 x 64 x 256 = 229,376 each; q k^T and p v 2 x 7^2 x 64 =
+                // 6,272 each: 700,672, times 2 blocks.
+                ("encoder blocks", 1_401_344),
+                // 2 x 7 x 64 x 32.
+                ("dec_embed", 28_672),
+                // qkv 2 x 30 x 32 x 96 = 184,320; proj 2 x 30 x 32 x 32 = 61,440; fc1 and fc2
+                // 2 x 30 x 32 x 128 = 245,760 each; q k^T and p v 2 x 30^2 x 32 = 57,600 each.
+                ("decoder blocks", 852_480),
+                // 2 x 30 x 32 x 75.
+                ("dec_pred", 144_000),
+            ],
+            forward: 2_493_696,
+            // 2,493,696 + 67,200 + 2 x 2,426,496.
+            train: 7_413_888,
+        };
+        let one_lead = ModelConfig {
+            leads: 1,
+            ..nano.clone()
+        };
+        assert_hand_count(&one_lead, &one);
+        // A single-lead sample in the 12-lead model costs the same (what a run counts).
+        let mut mask = [0u8; 12];
+        mask[6] = 1;
+        assert_eq!(FlopCounter::new(&nano).batch_flops(&mask), one.train as f64);
+    }
+
+    #[test]
+    fn tiny_flops_match_a_count_by_hand() {
+        // tiny: D 192, depth 12, M 768; Dd 256, depth_d 4, Md 1024.
+        let tiny = ModelConfig::preset("tiny").unwrap();
+        let twelve = HandCount {
+            terms: [
+                // 2 x 84 x 75 x 192.
+                ("patch_embed", 2_419_200),
+                // Per block over 84 tokens: qkv 2 x 84 x 192 x 576 = 18,579,456; proj
+                // 2 x 84 x 192 x 192 = 6,193,152; fc1 and fc2 2 x 84 x 192 x 768 = 24,772,608
+                // each; q k^T and p v 2 x 84^2 x 192 = 2,709,504 each: 79,736,832, times 12.
+                ("encoder blocks", 956_841_984),
+                // 2 x 84 x 192 x 256.
+                ("dec_embed", 8_257_536),
+                // Per block over 360 tokens: qkv 2 x 360 x 256 x 768 = 141,557,760; proj
+                // 2 x 360 x 256 x 256 = 47,185,920; fc1 and fc2 2 x 360 x 256 x 1024 =
+                // 188,743,680 each; q k^T and p v 2 x 360^2 x 256 = 66,355,200 each:
+                // 698,941,440, times 4.
+                ("decoder blocks", 2_795_765_760),
+                // 2 x 360 x 256 x 75.
+                ("dec_pred", 13_824_000),
+            ],
+            forward: 3_777_108_480,
+            // 3,777,108,480 + 2,419,200 + 2 x 3,774,689,280.
+            train: 11_328_906_240,
+        };
+        assert_hand_count(&tiny, &twelve);
+
+        // One lead: T_enc = 7, T_dec = 30.
+        let one = HandCount {
+            terms: [
+                // 2 x 7 x 75 x 192.
+                ("patch_embed", 201_600),
+                // Per block: qkv 2 x 7 x 192 x 576 = 1,548,288; proj 2 x 7 x 192 x 192 =
+                // 516,096; fc1 and fc2 2 x 7 x 192 x 768 = 2,064,384 each; q k^T and p v
+                // 2 x 7^2 x 192 = 18,816 each: 6,230,784, times 12.
+                ("encoder blocks", 74_769_408),
+                // 2 x 7 x 192 x 256.
+                ("dec_embed", 688_128),
+                // Per block: qkv 2 x 30 x 256 x 768 = 11,796,480; proj 2 x 30 x 256 x 256 =
+                // 3,932,160; fc1 and fc2 2 x 30 x 256 x 1024 = 15,728,640 each; q k^T and p v
+                // 2 x 30^2 x 256 = 460,800 each: 48,107,520, times 4.
+                ("decoder blocks", 192_430_080),
+                // 2 x 30 x 256 x 75.
+                ("dec_pred", 1_152_000),
+            ],
+            forward: 269_241_216,
+            // 269,241,216 + 201,600 + 2 x 269,039,616.
+            train: 807_522_048,
+        };
+        let one_lead = ModelConfig {
+            leads: 1,
+            ..tiny.clone()
+        };
+        assert_hand_count(&one_lead, &one);
+        let mut mask = [0u8; 12];
+        mask[1] = 1;
+        assert_eq!(FlopCounter::new(&tiny).batch_flops(&mask), one.train as f64);
+    }
+
     #[test]
     fn a_batch_counts_the_flops_of_its_present_leads() {
         let cfg = ModelConfig::preset("nano").unwrap();
