@@ -563,7 +563,9 @@ impl<B: Backend> Trainer<B> {
                 val_loss = record.val_loss;
             }
             let log = done.is_multiple_of(log_every) || done == total || outcome.step == 0;
-            let log = log || record.val_loss.is_some();
+            // A skipped step is always logged: its loss (null) shows in the files, not only in
+            // the warning.
+            let log = log || record.val_loss.is_some() || outcome.skipped;
             if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
                 metrics.write(&record).map_err(io_err(metrics.path()))?;
             }

@@ -1,6 +1,6 @@
 //! What a run stopped by a non-finite loss says: the step as the progress line counts it (from
 //! 1), the data blamed when a batch's signals held a NaN, and clipping suggested only when it is
-//! off.
+//! off; and a step skipped for one is logged, between logged steps too.
 
 mod run_setup;
 
@@ -110,4 +110,40 @@ fn a_divergence_suggests_clipping_only_when_it_is_off() {
         unclipped.contains("lower optim.lr or enable optim.clip_norm"),
         "{unclipped}"
     );
+}
+
+#[test]
+fn a_skipped_step_is_logged_with_a_null_loss_between_logged_steps() {
+    let cfg = run_setup::config_from(&[
+        "train.steps=6".into(),
+        "train.batch_size=2".into(),
+        "train.checkpoint_every=0".into(),
+        "train.val_windows=0".into(),
+        "train.log_every=5".into(),
+    ]);
+    let dir = run_setup::run_dir("nonfinite", "skipped");
+    let source = Box::new(Poisoned {
+        inner: SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0),
+        poisoned: 2,
+        read: 0,
+    });
+    let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
+    trainer.run(None, |_, _| {}).unwrap();
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = records
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    // Logged: the first step, the skipped third (index 2), every fifth and the last.
+    assert_eq!(steps, [0, 2, 4, 5], "{text}");
+    assert!(records[1]["loss"].is_null(), "{text}");
+    assert!(
+        records.iter().filter(|r| r["loss"].is_null()).count() == 1,
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
