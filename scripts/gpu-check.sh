@@ -8,7 +8,8 @@
 #                   linear layer through cuBLASLt's fused bias epilogue, which must have run), and the
 #                   kernel tests on the GPU: finite-difference gradients, naive f64 loops, AdamW
 #                   (grad_checks, reference, adamw)
-#   2. parity:      the nano model against the committed PyTorch fixture, CPU limits (parity)
+#   2. parity:      the nano model against the committed PyTorch fixture, at the CUDA limits
+#                   (test binary parity: 1e-5 loss, 1e-4 gradients and AdamW losses)
 #   3. cpu_losses:  300 steps of nano (batch 32) and tiny (batch 4) on the GPU against the CPU
 #                   losses of tests/reference/gpu_check_cpu_losses.json (scripts/gpu-reference.sh),
 #                   each within 1e-4 (relative to max(1, |loss|))

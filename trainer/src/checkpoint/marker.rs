@@ -125,8 +125,8 @@ impl Marker {
             return Err(CheckpointError::Corrupt {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "{} bytes with SHA-256 {}, but the checkpoint was written with {} bytes and \
-                     SHA-256 {}",
+                    "{} bytes with SHA-256 {}, but the checkpoint's COMPLETE marker lists {} \
+                     bytes and SHA-256 {} (this file or the marker was damaged)",
                     got.bytes, got.sha256, expected.bytes, expected.sha256
                 ),
             });
