@@ -45,6 +45,12 @@ cat "$oracle_log"
 source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1
+# Likewise the real ECG recordings where they are beside the checkout (as in CI): a test whose
+# folder of ../shared/data is missing fails. Without ../shared/data (a user's machine) those tests
+# skip, saying so.
+if [ -d ../shared/data ]; then
+    export ECGFM_REQUIRE_SHARED_DATA=1
+fi
 cargo test --workspace --release
 # The CUDA kernels' host harness twice more: under AddressSanitizer (the host's memcheck) and
 # under ThreadSanitizer (the host's racecheck). ThreadSanitizer finds a race from the orderings

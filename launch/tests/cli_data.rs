@@ -554,7 +554,9 @@ fn bench_attention_compares_one_precision_and_warns_across_two() {
 }
 
 /// `bench loader --threads N` runs the pyarrow side in N decoding processes and prints both
-/// counts beside the ratio (where python3 has pyarrow and numpy; skipped, saying so, otherwise).
+/// counts beside the ratio (where python3 has pyarrow and numpy; skipped, saying so, otherwise,
+/// and failing where the oracles are required). Where python3 has them, a skipped comparison
+/// fails.
 #[test]
 fn bench_loader_gives_pyarrow_as_many_processes_as_ecgfm_threads() {
     let dir = temp_dir("bench-loader-threads");
@@ -575,6 +577,11 @@ fn bench_loader_gives_pyarrow_as_many_processes_as_ecgfm_threads() {
             threads,
         ]);
         if out.contains("comparison skipped") {
+            assert!(
+                !ecgfm_test_support::python_has(&["pyarrow", "numpy"]),
+                "python3 has pyarrow and numpy, but bench loader skipped the comparison:\n{out}"
+            );
+            ecgfm_test_support::skip_without_oracle("pyarrow and numpy for bench loader");
             return;
         }
         let said = format!("ratio (ecgfm {threads} threads vs pyarrow {threads} processes): ");

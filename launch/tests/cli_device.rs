@@ -1,12 +1,18 @@
-//! `--device` through the real binary: without a usable GPU `--device cuda` fails within seconds
-//! naming what is missing (pretrain, bench step, eval and embed), `auto` runs on the CPU after
-//! one log line, a bad device name is a clear error, and a resumed run may change its device.
+//! `--device` through the real binary: without a usable GPU `--device cuda` fails up front,
+//! naming what is missing, before it reads any data or writes anything (pretrain, bench step,
+//! eval and embed), `auto` runs on the CPU after one log line, a bad device name is a clear
+//! error, and a resumed run may change its device.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
+
+/// A guard against a hang, not a time the commands must meet: a command still running after
+/// this long is killed and its test fails. Every command here takes seconds.
+const HANG_GUARD: Duration = Duration::from_secs(120);
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ecgfm-device-{name}-{}", std::process::id()));
@@ -14,8 +20,42 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs `ecgfm args` to its end (killed, failing the test, after [`HANG_GUARD`]).
 fn ecgfm(args: &[&str]) -> Output {
-    Command::new(ECGFM).args(args).output().unwrap()
+    let mut child = Command::new(ECGFM)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read on threads of their own, so a full pipe never blocks the child.
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > HANG_GUARD {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            panic!("hang guard: ecgfm {args:?} still ran after {HANG_GUARD:?}, killed:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 fn stderr(out: &Output) -> String {
@@ -56,30 +96,40 @@ fn gpu_present() -> bool {
     usable
 }
 
+/// Asserts that `result` is the up-front failure of `--device cuda` without a GPU (`what`): the
+/// probe's error, no panic, no kernel compiled and no training step taken.
+fn failed_up_front(result: &Output, what: &str) {
+    assert!(
+        !result.status.success(),
+        "{what}: --device cuda succeeded without a GPU"
+    );
+    let err = stderr(result);
+    assert!(
+        err.contains("--device cuda: CUDA is not usable"),
+        "{what}: {err}"
+    );
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    // The probe stops it before NVRTC compiles a kernel.
+    assert!(!err.contains("NVRTC could not compile"), "{what}: {err}");
+    let out = String::from_utf8_lossy(&result.stdout);
+    assert!(!out.contains("step"), "{what}: {out}");
+}
+
 #[test]
-fn cuda_without_a_gpu_fails_within_seconds_naming_what_is_missing() {
+fn cuda_without_a_gpu_fails_up_front_naming_what_is_missing() {
     if gpu_present() {
         return;
     }
     let out = temp_dir("cuda");
-    let start = Instant::now();
-    let result = pretrain(&out, "cuda", &[]);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
-    assert!(
-        !result.status.success(),
-        "--device cuda succeeded without a GPU"
-    );
-    let err = stderr(&result);
-    assert!(err.contains("--device cuda: CUDA is not usable"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        !out.join("config.toml").exists(),
-        "a failed start left a run behind"
-    );
+    failed_up_front(&pretrain(&out, "cuda", &[]), "pretrain");
+    assert!(!out.exists(), "a failed start left a run folder behind");
+    // Before it reads any data: a dataset that is not there is never noticed.
+    let missing = out.with_extension("no-dataset");
+    let missing = missing.to_str().unwrap();
+    let result = pretrain(&out, "cuda", &["--data", missing]);
+    failed_up_front(&result, "pretrain --data");
+    assert!(!stderr(&result).contains(missing), "{}", stderr(&result));
+    assert!(!out.exists(), "a failed start left a run folder behind");
 
     let bench = ecgfm(&["bench", "step", "--device", "cuda", "--no-torch"]);
     assert!(!bench.status.success());
@@ -89,7 +139,8 @@ fn cuda_without_a_gpu_fails_within_seconds_naming_what_is_missing() {
         stderr(&bench)
     );
 
-    // Evaluation and embedding open the device before they read anything.
+    // Evaluation and embedding open the device before they read anything: the run and the
+    // dataset they name are not there, and the error is the device's, not theirs.
     let (run, data) = (out.join("run"), out.join("data"));
     let (run, data) = (run.to_str().unwrap(), data.to_str().unwrap());
     let json = out.join("eval.json");
@@ -98,15 +149,13 @@ fn cuda_without_a_gpu_fails_within_seconds_naming_what_is_missing() {
         vec!["eval", "--labels", "synth", "--out", json.to_str().unwrap()],
         vec!["embed", "--out", parquet.to_str().unwrap()],
     ] {
-        let start = Instant::now();
         let mut args = args;
         args.extend(["--run", run, "--data", data, "--device", "cuda"]);
         let result = ecgfm(&args);
-        assert!(start.elapsed() < Duration::from_secs(10), "{args:?}");
-        assert!(!result.status.success(), "{args:?} succeeded without a GPU");
+        failed_up_front(&result, args[0]);
         let err = stderr(&result);
-        assert!(err.contains("--device cuda: CUDA is not usable"), "{err}");
-        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains(run) && !err.contains(data), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote into {}", out.display());
     }
 }
 

@@ -2,7 +2,9 @@
 //! run the Python oracles the same way.
 //!
 //! - [`shared_data`]: the PhysioNet recordings in `../shared/data` (or `$ECGFM_SHARED_DATA`),
-//!   read in place; `None`, after a skip message, where the folder is absent.
+//!   read in place; `None`, after a skip message, where the folder is absent. Where the data
+//!   must be present (`ECGFM_REQUIRE_SHARED_DATA` set, as `scripts/test.sh` does when
+//!   `../shared/data` exists) a missing folder fails the test instead.
 //! - [`python_stdout`]: runs `python3` (an oracle: wfdb, scipy, pyarrow, tensorboard, ...) and
 //!   returns its standard output, failing the test with the oracle's stderr when it fails. When
 //!   python3 or one of the oracle's packages is missing it skips (`None`) as below.
@@ -20,18 +22,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `$ECGFM_SHARED_DATA/<folder>` or `<workspace>/../shared/data/<folder>` (`""` for the folder
-/// itself), or `None` after printing a skip message when it is absent.
+/// itself), or `None` after printing a skip message when it is absent; panics instead where the
+/// data must be present (`ECGFM_REQUIRE_SHARED_DATA` set), so no real-data test passes unrun.
 pub fn shared_data(folder: &str) -> Option<PathBuf> {
     let root = std::env::var_os("ECGFM_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join(folder);
+    let required = std::env::var_os("ECGFM_REQUIRE_SHARED_DATA").is_some();
+    found_or_skip(root.join(folder), required)
+}
+
+/// `dir` when it is a folder; else a skip message and `None`, or a panic where `required`.
+fn found_or_skip(dir: PathBuf, required: bool) -> Option<PathBuf> {
     if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: shared data folder {} not found", dir.display());
-        None
+        return Some(dir);
     }
+    assert!(
+        !required,
+        "shared data folder {} not found, but ECGFM_REQUIRE_SHARED_DATA is set (scripts/test.sh \
+         sets it where ../shared/data exists; ECGFM_SHARED_DATA names another folder)",
+        dir.display()
+    );
+    eprintln!("skipping: shared data folder {} not found", dir.display());
+    None
 }
 
 /// Whether `python3` starts and imports every module of `modules`.
@@ -129,5 +142,27 @@ impl Draws {
     /// A draw in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_shared_data_folder_skips_unless_required() {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let missing = here.join("no-such-shared-data-folder");
+        assert_eq!(found_or_skip(missing.clone(), false), None);
+        let panic = std::panic::catch_unwind(|| found_or_skip(missing, true)).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(message.contains("no-such-shared-data-folder"), "{message}");
+        assert!(
+            message.contains("ECGFM_REQUIRE_SHARED_DATA is set"),
+            "{message}"
+        );
+        // A folder that is there is returned whether or not it is required.
+        assert_eq!(found_or_skip(here.clone(), false), Some(here.clone()));
+        assert_eq!(found_or_skip(here.clone(), true), Some(here));
     }
 }

@@ -129,10 +129,16 @@ fn a_rank_that_never_arrives_is_named() {
 
 /// A connection that says nothing (a port scanner, a health check) or says something else
 /// does not hold up the ranks that arrive after it.
+///
+/// Rank 0 waits for greetings until the rendezvous deadline and has no shorter wait per
+/// connection (rendezvous.rs, `serve` and `next_hello`), and the silent connection here stays
+/// open until every rank has returned. A rendezvous that waited on it would therefore end in a
+/// timeout error (or never), not succeed late: success alone shows it did not stall, with no
+/// clock. The timeouts are long so that a loaded machine cannot trip them.
 #[test]
 fn silent_and_foreign_connections_do_not_stall_the_rendezvous() {
     let port = free_port();
-    let t = timeouts(5000, 5000);
+    let t = timeouts(60_000, 60_000);
     let results = std::thread::scope(|s| {
         let zero = s.spawn(move || connect(&job(0, 3, port), t).map(|_| ()));
         let silent = loop {
@@ -143,24 +149,19 @@ fn silent_and_foreign_connections_do_not_stall_the_rendezvous() {
         };
         let mut foreign = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         std::io::Write::write_all(&mut foreign, b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let started = std::time::Instant::now();
         let others: Vec<_> = [1, 2]
             .into_iter()
             .map(|rank| s.spawn(move || connect(&job(rank, 3, port), t).map(|_| ())))
             .collect();
         let mut results = vec![zero.join().unwrap()];
         results.extend(others.into_iter().map(|h| h.join().unwrap()));
+        // Only now, after every rank has returned, do the two connections close.
         drop((silent, foreign));
-        (results, started.elapsed())
+        results
     });
-    let (results, took) = results;
     for r in results {
         r.unwrap();
     }
-    assert!(
-        took < Duration::from_secs(4),
-        "the rendezvous waited {took:?}"
-    );
 }
 
 #[test]
