@@ -1,14 +1,16 @@
 //! Ingest of the shared PTB-XL sample (500 records, 12 leads, 500 Hz): every record ingested,
 //! folds honoured (1-8 train, 9 val, 10 test), SCP codes and superclasses as labels, patients in
 //! one split, manifest counts equal to the rows read back, and the shards open in pyarrow,
-//! pandas and DuckDB.
+//! pandas and DuckDB, which decode the same signals as ecgfm's reader.
 
 mod ingest_support;
 
 use std::collections::{BTreeMap, HashMap};
 
 use ecgfm_data::ingest::SourceFormat;
-use ingest_support::{ingest_shared, python_summary, read_dataset};
+use ingest_support::{
+    assert_python_reads_the_same_signals, ingest_shared, python_summary, read_dataset,
+};
 
 #[test]
 fn ptbxl_500_ingests_with_folds_labels_and_python_readback() {
@@ -94,4 +96,5 @@ fn ptbxl_500_ingests_with_folds_labels_and_python_readback() {
     }
     let first_sum: i64 = serde_json::from_value(py["first_signal_sum"].clone()).unwrap();
     assert_ne!(first_sum, 0);
+    assert_python_reads_the_same_signals(&py, &rows);
 }

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 use ecgfm_data::ingest::{ingest, JOURNAL_FILE};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
-use ingest_support::{hidden, ingest_shared, options, python_summary, read_dataset};
+use ingest_support::{
+    assert_python_reads_the_same_signals, hidden, ingest_shared, options, python_summary,
+    read_dataset,
+};
 
 fn mtimes(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("shards"))
@@ -178,4 +181,5 @@ fn synthetic_dataset_has_the_same_layout() {
         return;
     };
     assert_eq!(py["duckdb_rows"], 120);
+    assert_python_reads_the_same_signals(&py, &rows);
 }

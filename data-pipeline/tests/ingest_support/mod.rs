@@ -162,6 +162,20 @@ pub fn python_summary(dataset: &Path) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&stdout).unwrap())
 }
 
+/// Asserts that `read_shards.py`'s summary `py` decodes the signals ecgfm's reader gave as
+/// `rows`: each window's sum of |stored value| per lead (pyarrow) and the whole sum (DuckDB).
+pub fn assert_python_reads_the_same_signals(py: &serde_json::Value, rows: &[RowView]) {
+    let by_window = py["lead_abs_sums"].as_object().unwrap();
+    assert_eq!(by_window.len(), rows.len());
+    for row in rows {
+        let key = format!("{}#{}", row.record_id, row.window_index);
+        let sums: Vec<i64> = serde_json::from_value(by_window[&key].clone()).unwrap();
+        assert_eq!(sums, row.lead_abs_sums, "window {key}");
+    }
+    let total: i64 = rows.iter().map(|r| r.signal_abs_sum).sum();
+    assert_eq!(py["duckdb_abs_sum"], total);
+}
+
 /// A progress bar that draws nothing.
 pub fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()
