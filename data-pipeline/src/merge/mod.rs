@@ -265,19 +265,15 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             else {
                 continue;
             };
-            let why =
-                match bare_uri(other_uri) == bare_uri(&source.uri) {
-                    true => "its records would be counted twice".to_string(),
-                    false => format!(
+            let why = match bare_uri(other_uri) == bare_uri(&source.uri) {
+                true => "its records would be counted twice".to_string(),
+                false => format!(
                     "their record and patient ids, prefixed by it, would collide ({other_uri} and \
                      {}): {}",
                     source.uri,
-                    match source.uri.starts_with(crate::synth_dataset::SYNTH_URI_PREFIX) {
-                        true => "write one again with `data synth --source-name NAME`",
-                        false => "ingest one under another name (`--source-name`)",
-                    }
+                    rename_hint(&source.uri)
                 ),
-                };
+            };
             return Err(DataError::Config(format!(
                 "{other} and {} both hold a source named {}: {why}",
                 input.url, source.name
@@ -287,9 +283,22 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
     Ok(())
 }
 
-/// For a synthetic source, how to make a distinct one: the address names the seed.
+/// Whether a source's address is `ecgfm data synth`'s (it names the seed).
+fn is_synthetic(uri: &str) -> bool {
+    uri.starts_with(crate::synth_dataset::SYNTH_URI_PREFIX)
+}
+
+/// How to give one of two sources of one name another name.
+fn rename_hint(uri: &str) -> &'static str {
+    match is_synthetic(uri) {
+        true => "write one again with `data synth --source-name NAME`",
+        false => "ingest one under another name (`--source-name`)",
+    }
+}
+
+/// For a synthetic source, how to make a distinct one.
 fn synth_seed_hint(uri: &str) -> &'static str {
-    match uri.starts_with(crate::synth_dataset::SYNTH_URI_PREFIX) {
+    match is_synthetic(uri) {
         true => " (`ecgfm data synth` with another --seed makes other recordings)",
         false => "",
     }
