@@ -93,23 +93,3 @@ pub enum DataError {
     #[error("invalid configuration: {0}")]
     Config(String),
 }
-
-impl DataError {
-    /// The errors of reading the shard `path`: Parquet's, and a column that is not as written.
-    pub(crate) fn of_shard(
-        path: &str,
-    ) -> (
-        impl Fn(parquet::errors::ParquetError) -> DataError + Copy + '_,
-        impl Fn(String) -> DataError + Copy + '_,
-    ) {
-        let parquet = |source| DataError::Parquet {
-            path: path.to_string(),
-            source,
-        };
-        let corrupt = |reason| DataError::Corrupt {
-            path: path.to_string(),
-            reason,
-        };
-        (parquet, corrupt)
-    }
-}

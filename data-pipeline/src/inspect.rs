@@ -13,13 +13,12 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type};
 use bytes::Bytes;
 use indicatif::ProgressBar;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 
 use crate::error::DataError;
 use crate::ingest::shard_writer::sha256_hex;
 use crate::manifest::{Manifest, QuarantineEntry, SourceEntry};
 use crate::schema::{col, quality_flag, N_LEADS};
+use crate::shard_columns;
 use crate::store;
 
 /// Bins of the quality histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
@@ -185,31 +184,14 @@ pub fn inspect(
 
 /// Counts the quality scores, flags and splits of one shard's rows (`path` names it in errors).
 fn count_shard(bytes: Bytes, path: &str) -> Result<ShardCounts, DataError> {
-    let (parquet_error, corrupt) = DataError::of_shard(path);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-    let index = |name: &str| {
-        builder
-            .schema()
-            .index_of(name)
-            .map_err(|e| corrupt(e.to_string()))
-    };
-    let columns = [
-        index(col::QUALITY_SCORE)?,
-        index(col::QUALITY_FLAGS)?,
-        index(col::SPLIT)?,
-    ];
-    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(parquet_error)?;
+    let corrupt = |reason: &str| shard_columns::corrupt(path, reason);
+    let columns = [col::QUALITY_SCORE, col::QUALITY_FLAGS, col::SPLIT];
     let mut counts = ShardCounts::default();
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+    for batch in shard_columns::decode(bytes, path, &columns, None, None)? {
         let scores = batch.column_by_name(col::QUALITY_SCORE);
         let scores = scores
             .and_then(|c| c.as_primitive_opt::<Float32Type>())
-            .ok_or_else(|| corrupt("quality_score is not Float32".into()))?;
+            .ok_or_else(|| corrupt("quality_score is not Float32"))?;
         for score in scores.values() {
             let bin = (score.clamp(0.0, 1.0) * QUALITY_BINS as f32) as usize;
             counts.histogram[bin.min(QUALITY_BINS - 1)] += 1;
@@ -219,7 +201,7 @@ fn count_shard(bytes: Bytes, path: &str) -> Result<ShardCounts, DataError> {
             .and_then(|c| c.as_fixed_size_list_opt())
             .filter(|c| c.value_length() as usize == N_LEADS)
             .and_then(|c| c.values().as_primitive_opt::<UInt8Type>().cloned())
-            .ok_or_else(|| corrupt("quality_flags is not FixedSizeList<UInt8, 12>".into()))?;
+            .ok_or_else(|| corrupt("quality_flags is not FixedSizeList<UInt8, 12>"))?;
         for row in flags.values().chunks_exact(N_LEADS) {
             let any = row.iter().fold(0u8, |acc, &f| acc | f);
             for (count, (bit, _)) in counts.flagged_rows.iter_mut().zip(FLAG_NAMES) {
@@ -229,7 +211,7 @@ fn count_shard(bytes: Bytes, path: &str) -> Result<ShardCounts, DataError> {
         let splits = batch
             .column_by_name(col::SPLIT)
             .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| corrupt("split is not Utf8".into()))?;
+            .ok_or_else(|| corrupt("split is not Utf8"))?;
         for split in splits.iter() {
             let split = split.unwrap_or_default();
             match counts.splits.get_mut(split) {
@@ -253,16 +235,13 @@ impl DatasetSummary {
         }
         let names: std::collections::BTreeSet<&String> =
             self.splits.keys().chain(self.shard_splits.keys()).collect();
+        let rows = |counts: &BTreeMap<String, u64>, split| counts.get(split).copied().unwrap_or(0);
         names
             .into_iter()
             .map(|split| {
-                let count = |counts: &BTreeMap<String, u64>| counts.get(split).copied();
-                let count = |counts| count(counts).unwrap_or(0);
-                (
-                    split.clone(),
-                    count(&self.shard_splits),
-                    count(&self.splits),
-                )
+                let (shards, manifest) =
+                    (rows(&self.shard_splits, split), rows(&self.splits, split));
+                (split.clone(), shards, manifest)
             })
             .filter(|(_, shards, manifest)| shards != manifest)
             .collect()

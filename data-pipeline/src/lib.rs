@@ -31,6 +31,7 @@ pub mod object_sink;
 pub mod plot;
 pub mod record_ids;
 pub mod schema;
+mod shard_columns;
 pub mod split;
 pub mod store;
 pub mod synth_dataset;

@@ -6,13 +6,12 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 use plotters::prelude::*;
 
 use crate::error::DataError;
 use crate::manifest::Manifest;
 use crate::schema::{col, N_LEADS};
+use crate::shard_columns;
 use crate::store;
 
 /// Width in pixels of the column of one window.
@@ -77,26 +76,11 @@ fn read_windows(
     signal_scale: f32,
     records: usize,
 ) -> Result<Vec<Window>, DataError> {
-    let (parquet_error, corrupt) = DataError::of_shard(path);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-    let mut indices = Vec::new();
-    for name in [col::N_SAMPLES, col::LEAD_MASK, col::SIGNAL] {
-        indices.push(
-            builder
-                .schema()
-                .index_of(name)
-                .map_err(|e| corrupt(e.to_string()))?,
-        );
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder
-        .with_projection(mask)
-        .with_limit(records)
-        .build()
-        .map_err(parquet_error)?;
+    let corrupt = |reason: String| shard_columns::corrupt(path, reason);
+    // In the schema's order: n_samples, lead_mask, signal.
+    let columns = [col::N_SAMPLES, col::LEAD_MASK, col::SIGNAL];
     let mut windows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+    for batch in shard_columns::decode(bytes, path, &columns, None, Some(records))? {
         let n_samples = batch.column(0).as_primitive::<Int32Type>();
         let lead_mask = batch.column(1).as_fixed_size_list();
         let signal = batch.column(2).as_fixed_size_list();

@@ -13,14 +13,14 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type};
 use arrow_array::{Array, FixedSizeListArray, RecordBatch};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
-use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::RowSelection;
 
 use crate::error::DataError;
 use crate::ingest::shard_writer::sha256_hex;
 use crate::loader::ALL_SPLITS;
 use crate::manifest::{Manifest, ShardEntry};
 use crate::schema::{col, N_LEADS};
+use crate::shard_columns;
 use crate::store;
 
 pub mod held;
@@ -233,10 +233,7 @@ const COLUMNS: [&str; 7] = [
 
 impl ShardReader {
     fn corrupt(&self, reason: String) -> DataError {
-        DataError::Corrupt {
-            path: self.path.clone(),
-            reason,
-        }
+        shard_columns::corrupt(&self.path, reason)
     }
 
     /// Compares the shard's size and SHA-256 with its manifest entry: evaluation reads whole
@@ -250,40 +247,13 @@ impl ShardReader {
         }
     }
 
-    fn parquet_error(&self, source: parquet::errors::ParquetError) -> DataError {
-        DataError::Parquet {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
     /// Decodes `columns` of the rows `selection` picks (every row when `None`).
     fn decode(
         &self,
         columns: &[&str],
         selection: Option<RowSelection>,
     ) -> Result<Vec<RecordBatch>, DataError> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(self.bytes.clone())
-            .map_err(|e| self.parquet_error(e))?;
-        let indices = columns
-            .iter()
-            .map(|name| {
-                builder.schema().index_of(name).map_err(|_| {
-                    self.corrupt(format!(
-                        "the shard has no `{name}` column (not an ecgfm dataset shard?)"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let mut builder = builder.with_projection(mask);
-        if let Some(selection) = selection {
-            builder = builder.with_row_selection(selection);
-        }
-        let reader = builder.build().map_err(|e| self.parquet_error(e))?;
-        reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.corrupt(e.to_string()))
+        shard_columns::decode(self.bytes.clone(), &self.path, columns, selection, None)
     }
 
     /// The rows of `split` in this shard as a row selection, and their count.
