@@ -465,7 +465,6 @@ fn train_on<B: Backend>(
         0 => progress_bar(&config, trainer.step_index()),
         _ => ProgressBar::hidden(),
     };
-    let log_every = config.train.log_every;
     let summary = trainer.run(args.stop_after, |outcome, record| {
         if outcome.skipped && rank == 0 {
             bar.suspend(|| {
@@ -506,8 +505,7 @@ fn train_on<B: Backend>(
             let step = outcome.step + 1;
             bar.suspend(|| tracing::info!("step {step}: val loss {val:.4}{sources}"));
         }
-        let last = Some(outcome.step + 1) == bar.length();
-        if bar.is_hidden() && ((outcome.step + 1) % log_every == 0 || outcome.step == 0 || last) {
+        if bar.is_hidden() && outcome.logged {
             tracing::info!(
                 "step {}/{} loss {:.4} lr {:.2e} grad_norm {:.3} {:.0} samples/s{}",
                 outcome.step + 1,

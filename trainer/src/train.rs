@@ -169,6 +169,10 @@ pub struct StepOutcome {
     pub nonfinite_ranks: Vec<usize>,
     /// Ranks whose input held a NaN or an infinity this step.
     pub nonfinite_input_ranks: Vec<usize>,
+    /// Its record was logged (metrics.jsonl, TensorBoard): the first step, every
+    /// `train.log_every`, the last, one with a validation loss, and one skipped. Set by
+    /// `Trainer::run`, which decides it; the progress lines follow it.
+    pub logged: bool,
 }
 
 /// A training run in a run directory.
@@ -535,7 +539,7 @@ impl<B: Backend> Trainer<B> {
         let mut val_loss = None;
         let first = self.state.step;
         while self.state.step < session_end {
-            let outcome = match self.step() {
+            let mut outcome = match self.step() {
                 Ok(outcome) => outcome,
                 Err(_) if self.data_stop.is_some() => return Err(self.stop_for_data(first)),
                 Err(err) => return Err(err),
@@ -566,6 +570,7 @@ impl<B: Backend> Trainer<B> {
             // A skipped step is always logged: its loss (null) shows in the files, not only in
             // the warning.
             let log = log || record.val_loss.is_some() || outcome.skipped;
+            outcome.logged = log;
             if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
                 metrics.write(&record).map_err(io_err(metrics.path()))?;
             }

@@ -240,6 +240,7 @@ impl<B: Backend> Trainer<B> {
             skipped,
             nonfinite_ranks,
             nonfinite_input_ranks: report.nonfinite_input_ranks,
+            logged: false,
         })
     }
 }
