@@ -3,28 +3,13 @@
 //! out-of-range `--plot-records` is refused before any dataset is read.
 
 mod common;
-use common::{ecgfm_env, path_str, run_err, run_ok, temp_dir};
+use common::{ecgfm_env, path_str, run_err, run_ok, synth_dataset_with, temp_dir};
 
 #[test]
 fn damaged_shards_are_named_after_the_whole_summary() {
     let dir = temp_dir("inspect-damaged");
-    let ds = dir.join("ds");
-    run_ok(&[
-        "data",
-        "synth",
-        "--out",
-        path_str(&ds),
-        "--records",
-        "16",
-        "--window-s",
-        "3",
-        "--shard-mb",
-        "0.02",
-        "--row-group-rows",
-        "4",
-        "--threads",
-        "1",
-    ]);
+    // Shards of a few row groups each, so the dataset has several.
+    let ds = synth_dataset_with(&dir, "ds", &["--shard-mb", "0.02", "--row-group-rows", "4"]);
     let clean = run_ok(&["data", "inspect", path_str(&ds)]);
     assert!(!clean.contains("DIFFER"), "{clean}");
 
@@ -41,7 +26,7 @@ fn damaged_shards_are_named_after_the_whole_summary() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     for said in [
-        "rows from 16 records in ",
+        "rows from 40 records in ",
         "quality score (rows per bin; not counted: the ",
         "shards/shard-00000.parquet: ",
         &format!("cannot be read: shard {}: ", shard(0).display()),

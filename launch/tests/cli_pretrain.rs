@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    checkpoint_tensor_bytes, ecgfm_env, path_str, pretrain_args, run_err, run_ok, set_flag,
+    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, run_ok_logs, set_flag,
     temp_dir, ECGFM,
 };
 use std::path::{Path, PathBuf};
@@ -137,9 +137,7 @@ fn the_last_step_is_logged_and_a_resume_without_a_checkpoint_says_so() {
     let out = temp_dir("last-line");
     let mut args = pretrain_args(&out, 5);
     args.extend(["--set".into(), "train.log_every=2".into()]);
-    let output = ecgfm_env(&args, &[]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = run_ok_logs(&args);
     // Logged at step 1, every 2 steps, and at the last step, which 2 does not divide.
     let logged: Vec<&str> = stderr
         .lines()
@@ -353,9 +351,7 @@ fn resume_refuses_a_changed_configuration() {
     run_ok(&pretrain_args(&out, 6));
     let mut args = pretrain_args(&out, 8);
     args.extend(["--resume".into(), "--set".into(), "optim.lr=0.5".into()]);
-    let output = Command::new(ECGFM).args(&args).output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_err(&args);
     assert!(
         stderr.contains("differs from the run's config.toml (optim.lr: saved 0.001, now 0.5)"),
         "{stderr}"
@@ -364,9 +360,7 @@ fn resume_refuses_a_changed_configuration() {
     // an 8-step run's would have.
     let mut longer = pretrain_args(&out, 8);
     longer.push("--resume".into());
-    let output = Command::new(ECGFM).args(&longer).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = run_ok_logs(&longer);
     assert!(
         stderr.contains("warning: train.steps changed from 6 to 8: after step 6"),
         "{stderr}"

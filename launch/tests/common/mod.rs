@@ -46,6 +46,14 @@ pub fn run_ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     succeeded(args, ecgfm_env(args, &[]))
 }
 
+/// Runs `ecgfm args`, asserts success and returns its standard error (its logs).
+pub fn run_ok_logs<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    succeeded(args, output);
+    stderr
+}
+
 /// Runs `ecgfm args` in the folder `dir`, asserts success and returns its standard output.
 pub fn run_ok_in<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
     let output = Command::new(ECGFM)
@@ -102,9 +110,14 @@ pub fn synth_dataset(dir: &Path) -> PathBuf {
 
 /// `synth_dataset`'s size with the generator's `seed`, at `dir/name`.
 pub fn synth_dataset_with_seed(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    synth_dataset_with(dir, name, &["--seed", &seed.to_string()])
+}
+
+/// `synth_dataset`'s size at `dir/name`, with the `data synth` flags `extra` (not its records,
+/// window or threads).
+pub fn synth_dataset_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let ds = dir.join(name);
-    let seed = seed.to_string();
-    run_ok(&[
+    let mut args = vec![
         "data",
         "synth",
         "--out",
@@ -115,9 +128,9 @@ pub fn synth_dataset_with_seed(dir: &Path, name: &str, seed: u64) -> PathBuf {
         "3",
         "--threads",
         "2",
-        "--seed",
-        &seed,
-    ]);
+    ];
+    args.extend(extra);
+    run_ok(&args);
     ds
 }
 
