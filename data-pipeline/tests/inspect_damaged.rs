@@ -8,28 +8,10 @@ mod ingest_support;
 use std::path::Path;
 
 use ecgfm_data::inspect::inspect;
-use ecgfm_data::manifest::Manifest;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
 use ecgfm_data::store;
-use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
-use ingest_support::hidden;
+use ingest_support::{hidden, small_shards_synth};
 use parquet::file::reader::{FileReader, SerializedFileReader};
-
-/// A synthetic dataset of several small shards at `url`.
-fn synth(url: &str) -> Manifest {
-    let opts = SynthDatasetOptions {
-        out: url.to_string(),
-        records: 16,
-        seed: 5,
-        shard_target_bytes: 40_000,
-        row_group_rows: 4,
-        threads: 1,
-        ..SynthDatasetOptions::default()
-    };
-    write_synth_dataset(&opts, &hidden()).unwrap();
-    let (object_store, root) = store::open_url(url).unwrap();
-    Manifest::load(object_store.as_ref(), &root).unwrap()
-}
 
 /// Flips a byte in the middle of the first row group's `signal` chunk, a column `inspect` does
 /// not decode: only the SHA-256 tells.
@@ -50,7 +32,7 @@ fn damaged_shards_are_all_reported_and_the_others_counted() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("ds");
     let url = dataset.to_str().unwrap();
-    let manifest = synth(url);
+    let manifest = small_shards_synth(url, 16, 5, 4);
     assert!(
         manifest.shards.len() >= 4,
         "{} shards",
@@ -133,7 +115,7 @@ fn damaged_shards_are_all_reported_and_the_others_counted() {
 #[test]
 fn rows_per_split_that_differ_from_the_manifest_are_reported() {
     let url = "memory://inspect-damaged/splits";
-    let mut manifest = synth(url);
+    let mut manifest = small_shards_synth(url, 16, 5, 4);
     let train = manifest.counts.splits["train"];
     *manifest.counts.splits.get_mut("train").unwrap() += 1;
     manifest.counts.splits.insert("extra".into(), 2);

@@ -6,22 +6,12 @@ mod ingest_support;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
-use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
-use ingest_support::hidden;
+use ingest_support::{hidden, small_shards_synth};
 
 #[test]
 fn every_shard_is_read_once_and_changed_ones_are_named_in_order() {
     let url = "memory://inspect-tests/many";
-    let opts = SynthDatasetOptions {
-        out: url.to_string(),
-        records: 24,
-        seed: 3,
-        shard_target_bytes: 40_000,
-        row_group_rows: 2,
-        threads: 2,
-        ..SynthDatasetOptions::default()
-    };
-    write_synth_dataset(&opts, &hidden()).unwrap();
+    small_shards_synth(url, 24, 3, 2);
     let summary = inspect(url, &[], &hidden()).unwrap();
     assert!(summary.shards >= 8, "{} shards", summary.shards);
     assert_eq!(summary.quality_histogram.iter().sum::<u64>(), summary.rows);

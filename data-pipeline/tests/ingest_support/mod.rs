@@ -10,6 +10,7 @@ use arrow_array::{cast::AsArray, Array};
 use ecgfm_data::ingest::{ingest, IngestOptions, IngestReport};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::python_stdout;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -174,6 +175,21 @@ pub fn assert_python_reads_the_same_signals(py: &serde_json::Value, rows: &[RowV
     }
     let total: i64 = rows.iter().map(|r| r.signal_abs_sum).sum();
     assert_eq!(py["duckdb_abs_sum"], total);
+}
+
+/// A synthetic dataset at `url` of `records` records (seed `seed`) in shards of about 40 kB and
+/// row groups of `row_group_rows` rows, so it has several of each; its manifest.
+pub fn small_shards_synth(url: &str, records: u64, seed: u64, row_group_rows: usize) -> Manifest {
+    let opts = SynthDatasetOptions {
+        out: url.to_string(),
+        records,
+        seed,
+        shard_target_bytes: 40_000,
+        row_group_rows,
+        threads: 1,
+        ..SynthDatasetOptions::default()
+    };
+    write_synth_dataset(&opts, &hidden()).unwrap()
 }
 
 /// A progress bar that draws nothing.
