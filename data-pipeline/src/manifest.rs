@@ -333,14 +333,14 @@ impl Manifest {
     /// Sets the counts of a one-source dataset, that source's lead counts with them.
     pub fn set_counts(&mut self, counts: Counts) {
         if let [only] = self.sources.as_mut_slice() {
-            only.leads_present = counts.leads_present.clone();
             // A source without rows says so with every split empty: an empty map would read as
             // a manifest from before the counts, and take a merged dataset's counts with it.
-            if counts.rows == 0 {
-                only.leads_present = [Split::Train, Split::Val, Split::Test]
+            only.leads_present = match counts.rows {
+                0 => [Split::Train, Split::Val, Split::Test]
                     .map(|split| (split.as_str().to_string(), BTreeMap::new()))
-                    .into();
-            }
+                    .into(),
+                _ => counts.leads_present.clone(),
+            };
         }
         self.counts = counts;
     }

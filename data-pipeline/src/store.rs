@@ -245,18 +245,23 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
 /// `location` as a person finds it: a local file by its absolute path (object_store's paths
 /// drop the leading `/`), another store's object by its key.
 pub fn shown(store: &dyn ObjectStore, location: &Path) -> String {
-    if store.to_string().starts_with("LocalFileSystem") {
+    if is_local(store) {
         format!("/{location}")
     } else {
         location.to_string()
     }
 }
 
+/// Whether `store` is the local file system's.
+fn is_local(store: &dyn ObjectStore) -> bool {
+    store.to_string().starts_with("LocalFileSystem")
+}
+
 /// Removes the staging files a local store's writes leave when the process is killed in one
 /// (`NAME#N` beside `NAME`, which object_store's listings never show) from the folder
 /// `prefix`; other stores write an object in one request and leave none.
 pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<(), DataError> {
-    if !store.to_string().starts_with("LocalFileSystem") {
+    if !is_local(store) {
         return Ok(());
     }
     let dir = std::path::PathBuf::from(shown(store, prefix));
