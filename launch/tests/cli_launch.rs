@@ -614,6 +614,13 @@ fn a_nan_on_one_rank_skips_the_step_on_all_ranks() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
     assert!(stderr.contains("3 steps in a row"), "{stderr}");
+    // The two skipped steps and the one that stopped the run are logged, each with a null loss.
+    let nan_steps: Vec<u64> = losses(&repeated)
+        .iter()
+        .filter(|r| f32::from_bits(r.1).is_nan())
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(nan_steps, [2, 3, 4]);
 
     // The count of skipped steps in a row survives a checkpoint: two skipped before the stop,
     // the third after the resume ends the run as it would have without the stop.

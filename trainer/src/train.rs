@@ -88,11 +88,20 @@ pub enum TrainError {
     )]
     CheckpointsExist { run_dir: PathBuf, newest: PathBuf },
     /// A non-finite loss or gradient stopped the run at step `step` (from 0; the message counts
-    /// from 1, as the progress line does).
-    #[error("{what} at step {}{}: {cause}", .step + 1, ranks_note(.ranks))]
+    /// from 1, as the progress line does), the `in_a_row`-th such step in a row, at rate `lr`.
+    /// Its record (null loss) is in metrics.jsonl.
+    #[error(
+        "non-finite loss {loss} / gradient norm {grad_norm}{} at step {}{}: {cause}",
+        in_a_row_note(*.in_a_row),
+        .step + 1,
+        ranks_note(.ranks)
+    )]
     NonFinite {
         step: u64,
-        what: String,
+        loss: f32,
+        grad_norm: f32,
+        lr: f32,
+        in_a_row: u32,
         ranks: Vec<usize>,
         cause: NonFiniteCause,
     },
@@ -135,6 +144,14 @@ impl std::fmt::Display for NonFiniteCause {
                  optim.clip_norm)"
             ),
         }
+    }
+}
+
+/// " (N steps in a row)" for a second or later non-finite step in a row, or nothing.
+fn in_a_row_note(in_a_row: u32) -> String {
+    match in_a_row {
+        0 | 1 => String::new(),
+        n => format!(" ({n} steps in a row)"),
     }
 }
 
@@ -539,27 +556,37 @@ impl<B: Backend> Trainer<B> {
         let mut val_loss = None;
         let first = self.state.step;
         while self.state.step < session_end {
-            let mut outcome = match self.step() {
+            let step = self.step();
+            window_samples += self.global_batch() as u64;
+            self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+            let samples_per_s = window_samples as f64 / window_start.elapsed().as_secs_f64();
+            let mut outcome = match step {
                 Ok(outcome) => outcome,
                 Err(_) if self.data_stop.is_some() => return Err(self.stop_for_data(first)),
-                Err(err) => return Err(err),
+                Err(err) => {
+                    // The step that stops the run is logged as a skipped one is (null loss).
+                    if let TrainError::NonFinite {
+                        step,
+                        loss,
+                        lr,
+                        grad_norm,
+                        ..
+                    } = &err
+                    {
+                        let record = self.step_record(*step, *loss, *lr, *grad_norm, samples_per_s);
+                        self.write_metrics(&record)?;
+                    }
+                    return Err(err);
+                }
             };
-            window_samples += self.global_batch() as u64;
             let done = self.state.step;
-            self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-            let mut record = StepRecord {
-                step: outcome.step,
-                loss: outcome.loss,
-                lr: outcome.lr,
-                grad_norm: outcome.grad_norm,
-                samples_per_s: window_samples as f64 / window_start.elapsed().as_secs_f64(),
-                elapsed_s: self.state.elapsed_s,
-                samples_seen: self.state.samples_seen,
-                flops: self.state.flops,
-                val_loss: None,
-                val_loss_by_source: BTreeMap::new(),
-                gpu_mem_bytes: self.model.backend().memory_in_use(),
-            };
+            let mut record = self.step_record(
+                outcome.step,
+                outcome.loss,
+                outcome.lr,
+                outcome.grad_norm,
+                samples_per_s,
+            );
             if let Some(validator) = self.validator.as_ref().filter(|v| v.due(done, total)) {
                 let losses = validator.losses(&mut self.model)?;
                 record.val_loss = Some(losses.whole);
@@ -571,10 +598,8 @@ impl<B: Backend> Trainer<B> {
             // the warning.
             let log = log || record.val_loss.is_some() || outcome.skipped;
             outcome.logged = log;
-            if let Some(metrics) = self.metrics.as_mut().filter(|_| log) {
-                metrics.write(&record).map_err(io_err(metrics.path()))?;
-            }
             if log {
+                self.write_metrics(&record)?;
                 window_start = Instant::now();
                 window_samples = 0;
             }
@@ -600,6 +625,41 @@ impl<B: Backend> Trainer<B> {
             // A stop asked for during the last step still finished the run.
             stopped_early: self.stopping && self.state.step < total,
         })
+    }
+}
+
+impl<B: Backend> Trainer<B> {
+    /// The metrics record of step `step` (from 0) as the run stands after it, without a
+    /// validation loss.
+    fn step_record(
+        &self,
+        step: u64,
+        loss: f32,
+        lr: f32,
+        grad_norm: f32,
+        samples_per_s: f64,
+    ) -> StepRecord {
+        StepRecord {
+            step,
+            loss,
+            lr,
+            grad_norm,
+            samples_per_s,
+            elapsed_s: self.state.elapsed_s,
+            samples_seen: self.state.samples_seen,
+            flops: self.state.flops,
+            val_loss: None,
+            val_loss_by_source: BTreeMap::new(),
+            gpu_mem_bytes: self.model.backend().memory_in_use(),
+        }
+    }
+
+    /// Appends `record` to metrics.jsonl and the event file (rank 0; other ranks have none).
+    fn write_metrics(&mut self, record: &StepRecord) -> Result<(), TrainError> {
+        match self.metrics.as_mut() {
+            Some(metrics) => metrics.write(record).map_err(io_err(metrics.path())),
+            None => Ok(()),
+        }
     }
 }
 

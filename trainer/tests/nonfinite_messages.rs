@@ -1,6 +1,7 @@
 //! What a run stopped by a non-finite loss says: the step as the progress line counts it (from
 //! 1), the data blamed when a batch's signals held a NaN, and clipping suggested only when it is
-//! off; and a step skipped for one is logged, between logged steps too.
+//! off; and a step skipped for one is logged, between logged steps too, as is the step that
+//! stops the run.
 
 mod run_setup;
 
@@ -37,8 +38,8 @@ impl BatchSource for Poisoned {
 }
 
 /// The error that stops a `--on-nonfinite stop` run with `sets` over its defaults, whose
-/// batch `poisoned` holds a NaN.
-fn stopped(name: &str, sets: &[&str], poisoned: u64) -> TrainError {
+/// batch `poisoned` holds a NaN, and the run's metrics.jsonl records.
+fn stopped(name: &str, sets: &[&str], poisoned: u64) -> (TrainError, Vec<serde_json::Value>) {
     let mut assignments: Vec<String> = [
         "train.steps=4",
         "train.batch_size=2",
@@ -60,15 +61,32 @@ fn stopped(name: &str, sets: &[&str], poisoned: u64) -> TrainError {
     });
     let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
     let err = trainer.run(None, |_, _| {}).unwrap_err();
+    let records = metrics_records(&dir);
     std::fs::remove_dir_all(dir).unwrap();
-    err
+    (err, records)
+}
+
+/// Every record of the run's metrics.jsonl.
+fn metrics_records(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn a_nan_in_the_input_blames_the_data_at_the_progress_lines_step() {
     // Batch 1 is step index 1: the progress line's step 2.
-    let err = stopped("input", &[], 1);
+    let (err, records) = stopped("input", &[], 1);
     let text = err.to_string();
+    // The stopping step is in metrics.jsonl too, after the first step, with a null loss.
+    let steps: Vec<u64> = records
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [0, 1], "{records:?}");
+    assert!(records[1]["loss"].is_null(), "{records:?}");
+    assert!(records[0]["loss"].as_f64().unwrap() > 0.0, "{records:?}");
     assert!(
         matches!(&err, TrainError::NonFinite { step: 1, cause: NonFiniteCause::Input { ranks }, .. }
             if ranks == &[0]),
@@ -91,7 +109,20 @@ fn a_nan_in_the_input_blames_the_data_at_the_progress_lines_step() {
 #[test]
 fn a_divergence_suggests_clipping_only_when_it_is_off() {
     let huge = ["optim.lr=1e30", "optim.warmup_steps=0"];
-    let clipped = stopped("clipped", &huge, u64::MAX).to_string();
+    let (clipped, records) = stopped("clipped", &huge, u64::MAX);
+    // At lr 1e30 the first update diverges: step 1's loss is the first non-finite one, logged.
+    let last = records.last().unwrap();
+    assert_eq!(last["step"].as_u64(), Some(1), "{records:?}");
+    assert!(last["loss"].is_null(), "{records:?}");
+    let TrainError::NonFinite { lr, .. } = &clipped else {
+        panic!("{clipped}")
+    };
+    assert_eq!(
+        last["lr"].as_f64().map(|v| v as f32),
+        Some(*lr),
+        "{records:?}"
+    );
+    let clipped = clipped.to_string();
     assert!(
         clipped.contains("training diverged at learning rate"),
         "{clipped}"
@@ -100,7 +131,7 @@ fn a_divergence_suggests_clipping_only_when_it_is_off() {
         clipped.contains("lower optim.lr; gradients were already clipped at optim.clip_norm = 1"),
         "{clipped}"
     );
-    let unclipped = stopped(
+    let (unclipped, _) = stopped(
         "unclipped",
         &[huge[0], huge[1], "optim.clip_norm=0"],
         u64::MAX,
@@ -129,11 +160,8 @@ fn a_skipped_step_is_logged_with_a_null_loss_between_logged_steps() {
     });
     let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
     trainer.run(None, |_, _| {}).unwrap();
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = metrics_records(&dir);
+    let text = format!("{records:?}");
     let steps: Vec<u64> = records
         .iter()
         .map(|r| r["step"].as_u64().unwrap())

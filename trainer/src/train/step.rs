@@ -184,14 +184,9 @@ impl<B: Backend> Trainer<B> {
         let skipped = !(loss.is_finite() && grad_norm.is_finite());
         if skipped {
             self.state.nonfinite_in_a_row += 1;
-            let what = format!("non-finite loss {loss} / gradient norm {grad_norm}");
             let stop = self.config.train.on_nonfinite == NonFinitePolicy::Stop
                 || self.state.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW;
             if stop {
-                let what = match self.state.nonfinite_in_a_row {
-                    1 => what,
-                    n => format!("{what} ({n} steps in a row)"),
-                };
                 let cause = match report.nonfinite_input_ranks.is_empty() {
                     false => NonFiniteCause::Input {
                         ranks: report.nonfinite_input_ranks,
@@ -203,7 +198,10 @@ impl<B: Backend> Trainer<B> {
                 };
                 return Err(TrainError::NonFinite {
                     step,
-                    what,
+                    loss,
+                    grad_norm,
+                    lr,
+                    in_a_row: self.state.nonfinite_in_a_row,
                     ranks: nonfinite_ranks,
                     cause,
                 });
