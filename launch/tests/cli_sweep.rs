@@ -8,6 +8,7 @@
 mod common;
 
 use common::{path_str, run_err, run_err_in, run_ok as ecgfm, run_ok_in, temp_dir, ECGFM};
+use ecgfm_test_support::coloured_pixels;
 use std::path::Path;
 use std::process::Command;
 
@@ -132,7 +133,12 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
         "auroc_vs_n_synth.png",
         "loss_curves.png",
     ] {
-        assert_eq!(png_size(&dir.join("report").join(chart)), (900, 560));
+        let path = dir.join("report").join(chart);
+        assert_eq!(png_size(&path), (900, 560));
+        // Measured 2026-12-05: 2,332 to 5,331 pixels in a series' colour in these charts; one
+        // whose series are all empty has at most 250 (the legend's swatches).
+        let drawn = coloured_pixels(&path);
+        assert!(drawn > 1000, "{chart}: {drawn} coloured pixels");
         assert!(report.contains(chart), "report.md does not show {chart}");
     }
     std::fs::remove_dir_all(dir).unwrap();

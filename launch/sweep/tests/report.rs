@@ -3,6 +3,7 @@
 //! iso-FLOP optimum is found, and every chart is written.
 
 use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
+use ecgfm_test_support::coloured_pixels;
 use ecgfm_trainer::eval::metrics::macro_auroc;
 use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::rng::SplitMix64;
@@ -52,19 +53,6 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
             units: None,
         }],
     }
-}
-
-/// Pixels of a chart in a series' colour (saturated: the axes, grid and text are grey or black,
-/// the background white), so an empty chart, or one whose points all fell off its axes, has few.
-fn coloured_pixels(chart: &Path) -> usize {
-    let image = image::open(chart).unwrap().to_rgb8();
-    image
-        .pixels()
-        .filter(|p| {
-            let (max, min) = (p.0.iter().max().unwrap(), p.0.iter().min().unwrap());
-            max - min > 60
-        })
-        .count()
 }
 
 fn write(dir: &Path, records: &[SweepRecord]) -> String {

@@ -15,8 +15,11 @@
 //! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind.
 //! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at
 //!   random, the same damage on every run.
+//! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
+//!   chart with its data from an empty one.
 //!
-//! A dev-dependency only; it depends on nothing.
+//! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
+//! already builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -143,6 +146,22 @@ impl Draws {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
+}
+
+/// Pixels of a PNG chart in a series' colour (saturated: ecgfm's charts draw axes, grid and text
+/// in grey or black on white), so an empty chart, or one whose points all fell off its axes,
+/// has few.
+pub fn coloured_pixels(chart: &Path) -> usize {
+    let image = image::open(chart)
+        .unwrap_or_else(|e| panic!("{}: {e}", chart.display()))
+        .to_rgb8();
+    image
+        .pixels()
+        .filter(|p| {
+            let (max, min) = (p.0.iter().max().unwrap(), p.0.iter().min().unwrap());
+            max - min > 60
+        })
+        .count()
 }
 
 #[cfg(test)]
