@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{export, run_ok, short_run, synth_dataset, temp_dir, torch_python};
+use common::{export, run_ok, short_run, synth_dataset, temp_dir};
 use ecgfm_data::windows::read_split_windows;
+use ecgfm_test_support::torch_python;
 use std::path::Path;
 use std::process::Command;
 

@@ -9,7 +9,7 @@ I, II, V1..V6; sample 2: II only). Inputs, patch mask and weights are drawn from
 generator as float32 values; every parameter is perturbed away from its usual initialisation so
 every gradient path is exercised. The math then runs in float64 (on those float32-representable
 values) with the reference model of mae_reference.py: the loss, the gradient of every parameter and
-the losses of 10 AdamW steps. Output is deterministic (single-threaded, fixed seed).
+the losses of 10 AdamW steps and the weights they end at. Output is deterministic (single-threaded, fixed seed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mae_reference import (  # noqa: E402
@@ -88,7 +87,8 @@ def perturbed_params(model: MaeReference, rng: np.random.Generator) -> dict[str,
 
 
 def adamw_losses(model: MaeReference, inputs: tuple[torch.Tensor, ...]) -> list[float]:
-    """The loss before the first step and after each AdamW step (same input and mask each step)."""
+    """The loss before the first step and after each AdamW step (same input and mask each step);
+    `model` is left holding the weights after the last step."""
     opt = torch.optim.AdamW(
         adamw_param_groups(model, OPTIM["weight_decay"]),
         lr=OPTIM["lr"],
@@ -141,9 +141,11 @@ def build(out: Path) -> None:
         "adamw.losses": torch.tensor(losses, dtype=torch.float64),
     }
     names = documented_param_names(cfg)
+    stepped = dict(model64.named_parameters())
     for name in names:
         tensors[f"param.{name}"] = params32[name].contiguous()
         tensors[f"grad.{name}"] = grads[name].contiguous()
+        tensors[f"adamw.param.{name}"] = stepped[name].detach().contiguous()
     config = cfg.to_dict() | OPTIM | {
         "batch_size": len(LEAD_SETS),
         "ln_eps": LN_EPS,
@@ -151,6 +153,8 @@ def build(out: Path) -> None:
         "seed": SEED,
         "param_order": names,
     }
+    from safetensors.torch import save_file  # here: the self-check imports this file without it
+
     save_file(tensors, str(out), metadata={"config": json.dumps(config)})
 
     n_params = sum(p.numel() for p in params32.values())

@@ -245,25 +245,3 @@ pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
-
-/// A Python interpreter that imports torch: `$ECGFM_TORCH_PYTHON`, else `python3`, else the
-/// system's `/usr/bin/python3` (where scripts/test.sh installs Debian's CPU-only PyTorch).
-/// `None` after a skip message (a failure under scripts/test.sh or CI) when there is none.
-pub fn torch_python() -> Option<String> {
-    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
-        Ok(python) => vec![python],
-        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
-    };
-    let found = candidates.into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import torch"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    });
-    if found.is_none() {
-        ecgfm_test_support::skip_without_oracle(
-            "PyTorch (python3 with torch; scripts/test.sh installs it)",
-        );
-    }
-    found
-}

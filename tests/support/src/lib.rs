@@ -12,6 +12,8 @@
 //! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
 //!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
 //!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
+//! - [`torch_python`]: an interpreter that imports torch (the PyTorch oracles), wherever
+//!   scripts/test.sh put it.
 //! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind.
 //! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at
 //!   random, the same damage on every run.
@@ -146,6 +148,26 @@ impl Draws {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
+}
+
+/// A Python interpreter that imports torch: `$ECGFM_TORCH_PYTHON`, else `python3`, else the
+/// system's `/usr/bin/python3` (where scripts/test.sh installs Debian's CPU-only PyTorch).
+/// `None` after a skip message (a failure under scripts/test.sh or CI) when there is none.
+pub fn torch_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
+        Ok(python) => vec![python],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    let found = candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if found.is_none() {
+        skip_without_oracle("PyTorch (python3 with torch; scripts/test.sh installs it)");
+    }
+    found
 }
 
 /// Pixels of a PNG chart in a series' colour (saturated: ecgfm's charts draw axes, grid and text
