@@ -220,7 +220,7 @@ fn check_loss_and_gradients<B: Backend>(backend: B, limits: Limits) {
     );
 
     let grads = mae.grads_to_host();
-    let mut worst = (0.0f64, String::new());
+    let mut worst = Worst::default();
     for e in &mae.layout().entries {
         let reference = f64s(&st, &format!("grad.{}", e.name));
         let ours = &grads[e.offset..e.end()];
@@ -235,18 +235,9 @@ fn check_loss_and_gradients<B: Backend>(backend: B, limits: Limits) {
             e.name
         );
         assert!(max_ref > 0.0, "{}: reference gradient is all zero", e.name);
-        if err > worst.0 {
-            worst = (err, e.name.clone());
-        }
+        worst.see(err, &e.name);
     }
-    println!("worst gradient error {:.3e} ({})", worst.0, worst.1);
-    assert!(
-        worst.0 < limits.grad,
-        "gradient {} error {:.3e} (limit {:.0e})",
-        worst.1,
-        worst.0,
-        limits.grad
-    );
+    worst.check("gradient", limits.grad);
 }
 
 fn check_adamw_losses<B: Backend>(make: impl Fn() -> B, limits: Limits) {
@@ -312,7 +303,7 @@ fn check_adamw_losses<B: Backend>(make: impl Fn() -> B, limits: Limits) {
 /// query and value biases beside them. They must not move further than that noise can.
 fn check_adamw_weights(st: &SafeTensors, fx: &Fixture, ours: &[f32], limits: Limits) {
     let layout = ecgfm_trainer::ParamLayout::new(&fx.cfg);
-    let mut worst = (0.0f64, String::new());
+    let mut worst = Worst::default();
     for e in &layout.entries {
         let theirs = f64s(st, &format!("adamw.param.{}", e.name));
         let initial = &fx.params[e.offset..e.end()];
@@ -343,16 +334,36 @@ fn check_adamw_weights(st: &SafeTensors, fx: &Fixture, ours: &[f32], limits: Lim
         }
         assert!(moved > 0.0, "AdamW did not move {}", e.name);
         let relative = (error / moved).sqrt();
-        if relative > worst.0 {
-            worst = (relative, e.name.clone());
+        worst.see(relative, &e.name);
+    }
+    worst.check("AdamW weight", limits.adamw_weights);
+}
+
+/// The largest of the per-tensor errors seen, and which tensor had it.
+#[derive(Default)]
+struct Worst {
+    error: f64,
+    tensor: String,
+}
+
+impl Worst {
+    fn see(&mut self, error: f64, tensor: &str) {
+        if error > self.error {
+            *self = Worst {
+                error,
+                tensor: tensor.to_string(),
+            };
         }
     }
-    println!("worst AdamW weight error {:.3e} ({})", worst.0, worst.1);
-    assert!(
-        worst.0 < limits.adamw_weights,
-        "AdamW weights of {}: error {:.3e} of the distance moved (limit {:.0e})",
-        worst.1,
-        worst.0,
-        limits.adamw_weights
-    );
+
+    /// Prints the worst `what` error and asserts it is below `limit`.
+    fn check(&self, what: &str, limit: f64) {
+        println!("worst {what} error {:.3e} ({})", self.error, self.tensor);
+        assert!(
+            self.error < limit,
+            "{what} error of {}: {:.3e} (limit {limit:.0e})",
+            self.tensor,
+            self.error
+        );
+    }
 }

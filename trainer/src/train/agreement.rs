@@ -8,7 +8,8 @@ use std::path::Path;
 
 use ecgfm_kernels::Backend;
 
-use super::{flat_settings, TrainError};
+use super::resume::flat_settings;
+use super::TrainError;
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data_parallel::DataParallel;
