@@ -11,7 +11,13 @@ use crate::{AdamWConfig, ModelConfig, ModelError};
 use ecgfm_kernels::Precision;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+
+mod keys;
+mod toml_doc;
+
+pub use keys::check_sections;
+use keys::{check_keys, unknown_key_text};
+pub use toml_doc::{apply_override, merge, read_toml_file, set_path, upgrade_legacy_keys};
 
 /// Most micro-batches one optimiser step may accumulate: the step keeps a loss per micro-batch,
 /// and a mistyped count (1e11) would allocate hundreds of GB before anything ran.
@@ -286,136 +292,8 @@ pub struct TrainConfig {
     pub train: RunConfig,
 }
 
-/// The top-level tables of a configuration.
-const SECTIONS: [&str; 4] = ["model", "data", "optim", "train"];
-
-/// The keys `section` reads: its struct's fields (serde's own list), `[model]`'s `preset`, and
-/// `[train]`'s older `val_batches`.
-fn section_keys(section: &str) -> Vec<&'static str> {
-    let (extra, fields): (&[&'static str], _) = match section {
-        "model" => (&["preset"], field_names::<ModelConfig>()),
-        "data" => (&[], field_names::<DataConfig>()),
-        "optim" => (&[], field_names::<OptimConfig>()),
-        _ => (&["val_batches"], field_names::<RunConfig>()),
-    };
-    fields.iter().chain(extra).copied().collect()
-}
-
-/// The field names a derived `Deserialize` of a struct reads: a deserializer that asks for
-/// nothing but the list serde hands to `deserialize_struct`.
-fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
-    struct Fields<'a>(&'a mut &'static [&'static str]);
-    impl<'de> serde::Deserializer<'de> for Fields<'_> {
-        type Error = serde::de::value::Error;
-        fn deserialize_any<V: serde::de::Visitor<'de>>(
-            self,
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            Err(serde::de::Error::custom("not a struct"))
-        }
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(serde::de::Error::custom(
-                "only the field names were asked for",
-            ))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(Fields(&mut fields));
-    fields
-}
-
-/// `ConfigError::UnknownKey`'s message: the key, the nearest valid one, and every valid one.
-fn unknown_key_text(key: &str, section: &str, valid: &[&str]) -> String {
-    let nearest = valid
-        .iter()
-        .map(|v| (edit_distance(key, v), *v))
-        .min()
-        .filter(|&(d, v)| d <= 2.max(v.len() / 3))
-        .map_or(String::new(), |(_, v)| format!(" (did you mean `{v}`?)"));
-    let listed = valid
-        .iter()
-        .map(|v| format!("`{v}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match section {
-        "" => format!("unknown section `{key}`{nearest}; the sections are {listed}"),
-        _ => format!("unknown key `{key}` in [{section}]{nearest}; [{section}] reads {listed}"),
-    }
-}
-
-/// Levenshtein distance between two keys, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
-
-/// Checks a configuration document on its own (a file, or one `--set`), so that its errors can
-/// name it: every section and key is one a run reads (else the nearest that is), and each
-/// section's values have their types. Rules over the whole configuration are `from_table`'s.
-pub fn check_sections(doc: &toml::Table) -> Result<(), ConfigError> {
-    check_keys(doc)?;
-    let mut doc = doc.clone();
-    upgrade_legacy_keys(&mut doc)?;
-    if let Some(toml::Value::Table(model)) = doc.get_mut("model") {
-        model.remove("preset");
-    }
-    section::<ModelConfig>(&mut doc, "model")?;
-    section::<DataConfig>(&mut doc, "data")?;
-    section::<OptimConfig>(&mut doc, "optim")?;
-    section::<RunConfig>(&mut doc, "train")?;
-    Ok(())
-}
-
-/// Every section of `doc` and every key in it is one a run reads (else the nearest that is).
-fn check_keys(doc: &toml::Table) -> Result<(), ConfigError> {
-    for (name, value) in doc {
-        let Some(section) = SECTIONS.iter().copied().find(|s| *s == name.as_str()) else {
-            return Err(ConfigError::UnknownKey {
-                key: name.clone(),
-                section: "",
-                valid: SECTIONS.to_vec(),
-            });
-        };
-        let Some(table) = value.as_table() else {
-            return Err(ConfigError::Value(format!("`{name}` must be a table")));
-        };
-        let valid = section_keys(section);
-        if let Some(key) = table.keys().find(|k| !valid.contains(&k.as_str())) {
-            return Err(ConfigError::UnknownKey {
-                key: key.clone(),
-                section,
-                valid,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Takes the table `name` out of `doc` and reads it (its defaults where it is absent).
-fn section<T: serde::de::DeserializeOwned + Default>(
+pub(super) fn section<T: serde::de::DeserializeOwned + Default>(
     doc: &mut toml::Table,
     name: &'static str,
 ) -> Result<T, ConfigError> {
@@ -635,104 +513,4 @@ fn weights_as_written<S: serde::Serializer>(
         }
     }
     map.end()
-}
-
-/// Rewrites the settings older files spell otherwise into today's: `train.val_batches = N`
-/// (the validation set was N batches of the first batch size) becomes `train.val_windows =
-/// N x train.batch_size`, the same number of windows. Apply it to each file as read, before
-/// flags change its batch size (`from_table` applies it too). A document giving both is
-/// refused.
-pub fn upgrade_legacy_keys(doc: &mut toml::Table) -> Result<(), ConfigError> {
-    let Some(toml::Value::Table(train)) = doc.get_mut("train") else {
-        return Ok(());
-    };
-    let Some(batches) = train.remove("val_batches") else {
-        return Ok(());
-    };
-    if train.contains_key("val_windows") {
-        return Err(ConfigError::Value(
-            "train.val_batches is the older form of train.val_windows: give only val_windows"
-                .into(),
-        ));
-    }
-    let (Some(batches), batch) = (batches.as_integer(), train.get("batch_size")) else {
-        return Err(ConfigError::Value(format!(
-            "train.val_batches must be an integer, got {batches}"
-        )));
-    };
-    let batch = match batch {
-        Some(b) => b.as_integer().ok_or_else(|| {
-            ConfigError::Value(format!("train.batch_size must be an integer, got {b}"))
-        })?,
-        None => RunConfig::default().batch_size as i64,
-    };
-    let windows = batches.checked_mul(batch).ok_or_else(|| {
-        ConfigError::Value(format!(
-            "train.val_batches {batches} x train.batch_size {batch} is too large"
-        ))
-    })?;
-    train.insert("val_windows".into(), toml::Value::Integer(windows));
-    Ok(())
-}
-
-/// Reads a TOML file into a table.
-pub fn read_toml_file(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    text.parse::<toml::Table>()
-        .map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source,
-        })
-}
-
-/// Merges `overlay` into `base`, recursing into tables.
-pub fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (key, value) in overlay {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(key, v);
-            }
-        }
-    }
-}
-
-/// Applies one `key.path=value` override. The value is read as TOML (`3e-4`, `true`, `"x"`,
-/// `[1, 2]`); anything that is not valid TOML is taken as a plain string.
-pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
-    let (key, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| ConfigError::BadOverride(assignment.to_string()))?;
-    let key = key.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(ConfigError::BadOverride(assignment.to_string()));
-    }
-    let raw = raw.trim();
-    let value = format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    set_path(doc, key, value)
-}
-
-/// Sets `value` at the dotted `key`, creating tables on the way.
-pub fn set_path(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let (last, parents) = parts.split_last().expect("key is not empty");
-    let mut table = doc;
-    for (i, part) in parents.iter().enumerate() {
-        let entry = table
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| ConfigError::NotATable {
-            key: key.to_string(),
-            parent: parts[..=i].join("."),
-        })?;
-    }
-    table.insert(last.to_string(), value);
-    Ok(())
 }
