@@ -35,8 +35,17 @@ LN_EPS = 1e-6
 MODEL_TYPE = "ecgfm-mae"
 
 
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "U8": torch.uint8}
+
+
 def read_safetensors(path: str) -> dict:
     """Every tensor of a safetensors file (F32 only, as ecgfm writes them) by name."""
+    return read_safetensors_file(path, ("F32",))[1]
+
+
+def read_safetensors_file(path: str, dtypes: tuple = ("F32",)) -> tuple[dict, dict]:
+    """The metadata (a dict of strings) and every tensor by name of a safetensors file whose
+    tensors are all of `dtypes` (names of DTYPES)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 8:
@@ -45,20 +54,23 @@ def read_safetensors(path: str) -> dict:
     if 8 + header_len > len(data):
         raise ValueError(f"{path}: header length {header_len} runs past the end of the file")
     header = json.loads(data[8 : 8 + header_len])
+    metadata = header.pop("__metadata__", {})
     base = 8 + header_len
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor {name} is {info['dtype']}, expected F32")
+        if info["dtype"] not in dtypes:
+            wanted = " or ".join(dtypes)
+            raise ValueError(f"{path}: tensor {name} is {info['dtype']}, expected {wanted}")
+        dtype = DTYPES[info["dtype"]]
         start, end = info["data_offsets"]
         shape = info["shape"]
-        if end - start != 4 * math.prod(shape) or base + end > len(data):
+        size = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
+        if end - start != size or base + end > len(data):
             raise ValueError(f"{path}: tensor {name} has a bad extent for shape {shape}")
-        flat = torch.frombuffer(bytearray(data[base + start : base + end]), dtype=torch.float32)
+        raw = bytearray(data[base + start : base + end])
+        flat = torch.frombuffer(raw, dtype=dtype) if size else torch.empty(0, dtype=dtype)
         tensors[name] = flat.reshape(shape)
-    return tensors
+    return metadata, tensors
 
 
 def sincos_pos(num_positions: int, width: int) -> torch.Tensor:

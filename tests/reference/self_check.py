@@ -16,16 +16,15 @@ Checks:
    contract (decoupled decay on Linear weights only).
 6. The fixed sin-cos embedding and the mask validation behave as documented.
 
-Needs torch (1.13 or later) and numpy only: the fixture is read by `load_fixture` below, not by the
-safetensors package, so Debian's python3-torch, which `scripts/test.sh` installs, runs it
-(`tests/tests/reference_self_check.rs`).
+Needs torch (1.13 or later) and numpy only: the fixture is read by the exported loader's reader
+(python/ecgfm_encoder.py), not by the safetensors package, so Debian's python3-torch, which
+`scripts/test.sh` installs, runs it (`tests/tests/reference_self_check.rs`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent.parent / "python"))
+from ecgfm_encoder import read_safetensors_file  # noqa: E402  (the exported loader's reader)
 from mae_reference import (  # noqa: E402
     MaeReference,
     ModelConfig,
@@ -52,24 +53,9 @@ def check(condition: bool, message: str) -> None:
     print(f"ok: {message}")
 
 
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "U8": torch.uint8}
-
-
 def load_fixture(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The config and tensors of a safetensors file: an 8-byte little-endian header length, a JSON
-    header naming each tensor's dtype, shape and byte range, then the data."""
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    config = json.loads(header.pop("__metadata__")["config"])
-    tensors = {}
-    for name, info in header.items():
-        start, end = info["data_offsets"]
-        data = bytearray(raw[8 + n + start : 8 + n + end])
-        dtype = DTYPES[info["dtype"]]
-        flat = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
-        tensors[name] = flat.reshape(info["shape"])
-    return config, tensors
+    metadata, tensors = read_safetensors_file(str(path), ("F32", "F64", "U8"))
+    return json.loads(metadata["config"]), tensors
 
 
 def check_names() -> None:
