@@ -114,7 +114,11 @@ fn a_divergence_suggests_clipping_only_when_it_is_off() {
     let last = records.last().unwrap();
     assert_eq!(last["step"].as_u64(), Some(1), "{records:?}");
     assert!(last["loss"].is_null(), "{records:?}");
-    let TrainError::NonFinite { lr, .. } = &clipped else {
+    let TrainError::NonFinite {
+        cause: NonFiniteCause::Diverged { lr, .. },
+        ..
+    } = &clipped
+    else {
         panic!("{clipped}")
     };
     assert_eq!(

@@ -50,8 +50,8 @@ pub enum TrainError {
     )]
     CheckpointsExist { run_dir: PathBuf, newest: PathBuf },
     /// A non-finite loss or gradient stopped the run at step `step` (from 0; the message counts
-    /// from 1, as the progress line does), the `in_a_row`-th such step in a row, at rate `lr`.
-    /// Its record (null loss) is in metrics.jsonl.
+    /// from 1, as the progress line does), the `in_a_row`-th such step in a row. Its record
+    /// (null loss) is in metrics.jsonl.
     #[error(
         "non-finite loss {loss} / gradient norm {grad_norm}{} at step {}{}: {cause}",
         in_a_row_note(*.in_a_row),
@@ -62,7 +62,6 @@ pub enum TrainError {
         step: u64,
         loss: f32,
         grad_norm: f32,
-        lr: f32,
         in_a_row: u32,
         ranks: Vec<usize>,
         cause: NonFiniteCause,

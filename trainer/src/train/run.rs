@@ -30,11 +30,11 @@ impl<B: Backend> Trainer<B> {
         let mut val_loss = None;
         let first = self.state.step;
         while self.state.step < session_end {
-            let step = self.step();
+            let result = self.step();
             window_samples += self.global_batch() as u64;
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
             let samples_per_s = window_samples as f64 / window_start.elapsed().as_secs_f64();
-            let mut outcome = match step {
+            let mut outcome = match result {
                 Ok(outcome) => outcome,
                 Err(_) if self.data_stop.is_some() => return Err(self.stop_for_data(first)),
                 Err(err) => {
@@ -42,12 +42,12 @@ impl<B: Backend> Trainer<B> {
                     if let TrainError::NonFinite {
                         step,
                         loss,
-                        lr,
                         grad_norm,
                         ..
-                    } = &err
+                    } = err
                     {
-                        let record = self.step_record(*step, *loss, *lr, *grad_norm, samples_per_s);
+                        let lr = self.config.schedule().lr_at(step) as f32;
+                        let record = self.step_record(step, loss, lr, grad_norm, samples_per_s);
                         self.write_metrics(&record)?;
                     }
                     return Err(err);

@@ -200,7 +200,6 @@ impl<B: Backend> Trainer<B> {
                     step,
                     loss,
                     grad_norm,
-                    lr,
                     in_a_row: self.state.nonfinite_in_a_row,
                     ranks: nonfinite_ranks,
                     cause,
