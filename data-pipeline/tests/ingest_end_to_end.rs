@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ecgfm_data::ingest::ingest;
+use ecgfm_data::schema::STANDARD_LEADS;
 use ecgfm_test_support::{python_stdout, shared_data};
 use ingest_support::{hidden, options};
 use serde_json::{json, Value};
@@ -106,10 +107,7 @@ fn ptbxl_windows_equal_the_python_conversion() {
         return;
     };
     assert_eq!(comparison["records"].as_array().unwrap().len(), 20);
-    let twelve = [
-        "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
-    ];
-    assert_matches_oracle(&comparison, &twelve);
+    assert_matches_oracle(&comparison, &STANDARD_LEADS);
     // 10 s at 500 Hz: one whole window.
     assert_eq!(windows_of(&comparison, "00001_hr"), (1, 2500));
 }
