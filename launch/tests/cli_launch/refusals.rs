@@ -1,0 +1,92 @@
+//! Launches refused before any rank starts (a fresh run into a folder with checkpoints, a mistyped
+//! rank count), and `--max-restarts` with `--resume` and no `--out` resuming the newest run.
+
+use super::common::{self, checkpoint_tensor_bytes, run_ok, run_ok_in, temp_dir, ECGFM};
+use super::{assert_same_run, launch_args, pretrain};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn a_fresh_launch_into_a_folder_with_checkpoints_is_refused_before_any_rank_starts() {
+    let dir = temp_dir("occupied");
+    let run = dir.join("run");
+    let command = pretrain(&run, 3, 4, 1);
+    run_ok(&launch_args(2, &[], &command));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let weights = checkpoint_tensor_bytes(&run, 3);
+    // Another seed in the same folder; a restart (which resumes) must not pick up the old run.
+    let other = [command, vec!["--seed".into(), "7".into()]].concat();
+    let output = Command::new(ECGFM)
+        .args(launch_args(2, &["--max-restarts", "1"], &other))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} already holds the checkpoints", run.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!stderr.contains("rank 0 started"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        config
+    );
+    assert_eq!(checkpoint_tensor_bytes(&run, 3), weights);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn max_restarts_with_resume_and_no_out_resumes_the_newest_run() {
+    let dir = temp_dir("resume-newest");
+    let full = dir.join("full");
+    run_ok(&launch_args(2, &[], &pretrain(&full, 6, 4, 1)));
+    // The same run without --out, in a folder of its own: rank 0 picks runs/<time>.
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut command = pretrain(&full, 6, 4, 1);
+    let out = command.iter().position(|a| a == "--out").unwrap();
+    command.drain(out..out + 2);
+    let stop = [command.clone(), vec!["--stop-after".into(), "3".into()]].concat();
+    run_ok_in(&work, &launch_args(2, &[], &stop));
+    let runs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(work.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    assert_eq!(runs().len(), 1);
+    // Folders are named to the second: a later second could not be the run's name by chance.
+    std::thread::sleep(Duration::from_millis(1100));
+    // An older run whose name sorts last: "newest" is the run written to last, not the name.
+    let older = work.join("runs/zzz-older");
+    std::fs::create_dir_all(&older).unwrap();
+    let config = std::fs::File::create(older.join("config.toml")).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    config.set_modified(hour_ago).unwrap();
+    let resume = [command, vec!["--resume".into()]].concat();
+    run_ok_in(&work, &launch_args(2, &["--max-restarts", "1"], &resume));
+    std::fs::remove_dir_all(&older).unwrap();
+    let after = runs();
+    assert_eq!(
+        after.len(),
+        1,
+        "a new run folder instead of the newest: {after:?}"
+    );
+    assert_same_run(&full, &after[0], 6);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_mistyped_rank_count_is_refused_before_any_rank_starts() {
+    let dir = temp_dir("too-many-ranks");
+    let command = pretrain(&dir.join("run"), 2, 4, 1);
+    let err = common::run_err(&launch_args(100_000, &[], &command));
+    assert!(
+        err.contains("--nproc-per-node 100000: at most 1024 ranks on one node"),
+        "{err}"
+    );
+    assert!(!err.contains("started"), "{err}");
+    assert!(!dir.join("run").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,238 @@
+//! Sweeps run again: finished runs skipped and an interrupted one resumed to the same bits, `--only`
+//! runs and the rest later, and runs failed under `--keep-going` retried.
+
+use super::common::{run_err, run_ok as ecgfm, temp_dir, ECGFM};
+use super::{records, synth_results, toy, toy_args};
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_sweep_resumes_finished_and_interrupted_runs() {
+    let no_eval = ["--set", "eval=[]"];
+    let whole = temp_dir("whole");
+    toy(&whole, &no_eval);
+    // Run again: both runs are already done and nothing is retrained.
+    let again = toy(&whole, &no_eval);
+    assert_eq!(again.matches("already done").count(), 2, "{again}");
+    assert_eq!(records(&whole).len(), 2);
+
+    // Interrupt the first run after 3 of its 6 steps (as a killed sweep leaves it) and train the
+    // second whole but leave it unrecorded (as a sweep killed while evaluating it does), then
+    // run the sweep: it resumes the first from its checkpoint, records the second without
+    // training it again, and ends with the same bits.
+    let split = temp_dir("split");
+    std::fs::copy(whole.join("sweep.toml"), split.join("sweep.toml")).unwrap();
+    for (run, stop) in [
+        ("synth-d1w32-steps-f1-s0", "3"),
+        ("synth-d2w64-steps-f1-s0", "6"),
+    ] {
+        let config = whole.join("runs").join(run).join("pretrain.toml");
+        let run_dir = split.join("runs").join(run);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let (config, run_dir) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+        ecgfm(&[
+            "pretrain",
+            "--config",
+            config,
+            "--out",
+            run_dir,
+            "--stop-after",
+            stop,
+        ]);
+    }
+    let status = |dir: &Path| ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    let said = status(&split);
+    let row = |run: &str| {
+        said.lines()
+            .find(|l| l.starts_with(run))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("synth-d1w32").contains(" training "), "{said}");
+    assert!(row("synth-d1w32").contains(" 3/6 "), "{said}");
+    assert!(row("synth-d2w64").contains(" trained "), "{said}");
+    assert!(row("synth-d2w64").contains(" 6/6 "), "{said}");
+    assert!(said.contains("2 runs: 1 trained, 1 training"), "{said}");
+    // Half of d1w32's 2.2e9 FLOPs and all of d2w64's 3.5e9.
+    assert!(
+        said.contains("trained 4.569e9 of 5.670e9 FLOPs (81%)"),
+        "{said}"
+    );
+    // Recording the trained run first: the report names the other and how far it got.
+    toy(&split, &[&no_eval[..], &["--only", "d2w64"]].concat());
+    let report = std::fs::read_to_string(split.join("report/report.md")).unwrap();
+    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs: \
+                      synth-d1w32-steps-f1-s0 (training, step 3 of 6)";
+    assert!(report.contains(unfinished), "{report}");
+    // The folder moved (another disk): the sweep goes on there, resuming the interrupted run.
+    let moved = temp_dir("split-moved");
+    std::fs::remove_dir(&moved).unwrap();
+    std::fs::rename(&split, &moved).unwrap();
+    let split = moved;
+    let said = toy(&split, &no_eval);
+    assert!(said.contains("already done"), "{said}");
+    let resumed = format!("resuming from {}", split.display());
+    assert!(said.contains(&resumed), "{said}");
+    assert!(status(&split).contains("2 runs: 2 done"));
+    let by_run = |dir: &Path| {
+        let mut records = records(dir);
+        records.sort_by_key(|r| r["run"].to_string());
+        records
+    };
+    let (a, b) = (by_run(&whole), by_run(&split));
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["run"], y["run"]);
+        assert_eq!(x["final_val_loss"], y["final_val_loss"], "{}", x["run"]);
+        assert_eq!(x["final_train_loss"], y["final_train_loss"], "{}", x["run"]);
+    }
+    // A folder holds one sweep: another sweep file is refused.
+    let output = Command::new(ECGFM)
+        .args(["sweep", "run", "--preset", "toy", "--set", "seeds=[5]"])
+        .args(["--out", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("holds another sweep"), "{err}");
+    assert!(err.contains("--extend"), "{err}");
+    for dir in [whole, split] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn only_runs_the_chosen_runs_and_a_later_sweep_the_rest() {
+    let no_eval = ["--set", "eval=[]"];
+    let dir = temp_dir("only");
+    let err = run_err(&toy_args(
+        &dir,
+        &[&no_eval[..], &["--only", "d9,s7"]].concat(),
+    ));
+    assert!(
+        err.contains("--only d9,s7: no run's name has any of these as a whole"),
+        "{err}"
+    );
+    // Whole parts of the name: seed 1, not seed 10; a size with its budget.
+    let planned = |only: &str| {
+        let args = [
+            &["--set", "seeds=[1,10]", "--dry-run", "--only"][..],
+            &[only],
+        ]
+        .concat();
+        toy(&dir, &args)
+    };
+    let said = planned("s1");
+    assert!(
+        said.contains(
+            "not in --only s1, so not run now: synth-d1w32-steps-f1-s10, synth-d2w64-steps-f1-s10"
+        ),
+        "{said}"
+    );
+    let said = planned("d2w64-steps");
+    assert!(
+        said.contains("not run now: synth-d1w32-steps-f1-s1, synth-d1w32-steps-f1-s10\n"),
+        "{said}"
+    );
+    let err = run_err(&toy_args(&dir, &["--dry-run", "--only", "d2w6"]));
+    assert!(err.contains("no run's name has any"), "{err}");
+    assert!(err.contains("synth-d1w32-steps-f1-s0"), "{err}");
+
+    let said = toy(&dir, &[&no_eval[..], &["--only", "d2w64"]].concat());
+    assert!(
+        said.contains("not in --only d2w64): synth-d1w32-steps-f1-s0"),
+        "{said}"
+    );
+    let names: Vec<_> = records(&dir).iter().map(|r| r["run"].clone()).collect();
+    assert_eq!(names, ["synth-d2w64-steps-f1-s0"]);
+    let report = || std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    let unfinished = "Planned but not finished, so not in this report: 1 of 2 runs: \
+                      synth-d1w32-steps-f1-s0 (not started)";
+    assert!(report().contains(unfinished), "{}", report());
+    assert!(!dir.join("runs/synth-d1w32-steps-f1-s0").exists());
+
+    let said = toy(&dir, &no_eval);
+    assert_eq!(said.matches("already done").count(), 1, "{said}");
+    assert_eq!(records(&dir).len(), 2);
+    assert!(
+        !report().contains("Planned but not finished"),
+        "{}",
+        report()
+    );
+    // Both finished: none is left for later, though one is outside --only.
+    let said = toy(&dir, &[&no_eval[..], &["--only", "d2w64"]].concat());
+    assert!(!said.contains("left for a later"), "{said}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
+    // Every run's evaluation reads a labelled dataset that is not there yet.
+    let dir = temp_dir("keep-going");
+    let labelled = dir.join("labelled");
+    let eval = format!("eval=[{{task=\"synth\", data=\"{}\"}}]", labelled.display());
+    let status = || ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    let failed_file = |run: &str| failed_file_in(&dir, run);
+    let (small, large) = ("synth-d1w32-steps-f1-s0", "synth-d2w64-steps-f1-s0");
+    // Without --keep-going the first failure stops the sweep.
+    let err = run_err(&toy_args(&dir, &["--set", &eval]));
+    assert!(
+        err.contains(&format!("evaluating {small} on synth")),
+        "{err}"
+    );
+    assert!(status().contains("2 runs: 1 failed, 1 not started"));
+    let kept = std::fs::read_to_string(failed_file(small)).unwrap();
+    assert!(kept.contains("ecgfm eval --run"), "{kept}");
+    // With the child's own reason.
+    assert!(
+        kept.contains("failed: it exited with status 1: opening the dataset"),
+        "{kept}"
+    );
+    let trained = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
+    // With it, the second run trains too, and the sweep ends naming both.
+    let err = run_err(&toy_args(&dir, &["--set", &eval, "--keep-going"]));
+    assert!(err.contains("(going on: --keep-going)"), "{err}");
+    assert!(
+        err.contains(&format!("2 of 2 runs failed: {small}, {large}")),
+        "{err}"
+    );
+    let said = status();
+    assert!(said.contains("2 runs: 2 failed"), "{said}");
+    assert!(
+        said.contains(&format!("{large} failed: evaluating {large} on synth")),
+        "{said}"
+    );
+    // Once the data is there, running the sweep again evaluates both without training them.
+    ecgfm(&[
+        "data",
+        "synth",
+        "--out",
+        labelled.to_str().unwrap(),
+        "--records",
+        "400",
+    ]);
+    toy(&dir, &["--set", &eval]);
+    assert!(status().contains("2 runs: 2 done"));
+    assert!(!failed_file(small).exists() && !failed_file(large).exists());
+    let recs = records(&dir);
+    assert!(recs.iter().all(|r| synth_results(r).len() == 1), "{recs:?}");
+    let now = std::fs::read(dir.join("runs").join(small).join("metrics.jsonl")).unwrap();
+    assert_eq!(now, trained, "the failed run trained again");
+    std::fs::remove_dir_all(dir).unwrap();
+
+    // A sweep file naming a URL with a secret in it (a query string) is refused before anything
+    // runs, since the folder keeps the file; the error shows the URL without the secret.
+    let dir = temp_dir("keep-going-secret");
+    let eval = "eval=[{task=\"synth\", data=\"file:///nowhere/labelled?sig=SECRET123\"}]";
+    let err = run_err(&toy_args(&dir, &["--set", eval]));
+    assert!(err.contains("labelled?***"), "{err}");
+    assert!(err.contains("through the environment"), "{err}");
+    assert!(!err.contains("SECRET123"), "{err}");
+    assert!(!dir.join("sweep.toml").exists() && !dir.join("runs").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The FAILED file of `run` in the sweep folder `dir`.
+fn failed_file_in(dir: &Path, run: &str) -> std::path::PathBuf {
+    dir.join("runs").join(run).join("FAILED")
+}
