@@ -416,6 +416,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
             torch["torch_version"].as_str().unwrap_or("?")
         );
         print_ratio(args, precision, "fp32", torch_ms, ecgfm_ms);
+        result["torch"] = torch.clone();
         result["torch_step_ms_median"] = json!(torch_ms);
         result["speedup_vs_torch"] = json!(torch_ms / ecgfm_ms);
     }

@@ -5,10 +5,8 @@
 //! `wfdb-formats` folder: the CSV carries the same signal names, sample count and per-signal sums
 //! (digital exactly, physical within float tolerance; missing samples left out of both) as
 //! `wfdb.rdrecord`, and a record the package cannot read either fails with the file named; and
-//! `data ingest` refusing an `--out` that already holds a dataset; and `bench attention` giving
-//! PyTorch its own precision and warning when the two differ (a stand-in torch on PYTHONPATH), and
-//! `bench loader` giving pyarrow as many decoding processes as ecgfm has threads, and `bench step`
-//! naming different work beside its ratio.
+//! `data ingest` refusing an `--out` that already holds a dataset, and sizes of zero refused
+//! naming the flag (`bench`'s comparisons are in cli_bench.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +14,7 @@ use std::process::Command;
 use ecgfm_test_support::python_stdout;
 
 mod common;
-use common::{ecgfm_env, pretrain_args, run_err, run_ok, synth_dataset, temp_dir};
+use common::{pretrain_args, run_err, run_ok, temp_dir};
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
@@ -385,210 +383,6 @@ fn an_address_without_a_dataset_says_so() {
     let missing = format!("object store error on {data}/shards/shard-00000.parquet: ");
     assert!(err.contains(&missing), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// A temporary folder holding a stand-in `torch` package that passes the comparison's torch 2.0
-/// check (put it on PYTHONPATH; the benchmark's `--torch-script` is then a stand-in too).
-fn stand_in_torch(name: &str) -> std::path::PathBuf {
-    let dir = temp_dir(name);
-    let nn = dir.join("torch").join("nn");
-    std::fs::create_dir_all(&nn).unwrap();
-    std::fs::write(
-        dir.join("torch/__init__.py"),
-        "__version__ = '2.0-stand-in'\n",
-    )
-    .unwrap();
-    std::fs::write(nn.join("__init__.py"), "").unwrap();
-    std::fs::write(
-        nn.join("functional.py"),
-        "def scaled_dot_product_attention(): pass\n",
-    )
-    .unwrap();
-    dir
-}
-
-/// `ecgfm bench SUBCOMMAND ...` (`sub`) of nano, one step at one thread with no warm-up,
-/// against the stand-in `script` with the stand-in torch of `dir` on PYTHONPATH; asserts it
-/// succeeds. Its standard output and error.
-fn bench_against_stand_in(dir: &Path, script: &Path, sub: &[&str]) -> (String, String) {
-    let mut args = vec!["bench"];
-    args.extend(sub);
-    args.extend([
-        "--model",
-        "nano",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-    ]);
-    args.extend([
-        "--python",
-        "python3",
-        "--torch-script",
-        script.to_str().unwrap(),
-    ]);
-    let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    (stdout, stderr)
-}
-
-/// `bench step` prints both precisions beside the ratio and what our step does beyond
-/// PyTorch's (gradient clipping); with `--recompute pointwise`, which PyTorch has no counterpart
-/// for, the ratio says it compares different work and a warning goes to stderr. `--ranks 2`
-/// prints no share of an overlap for waits at the noise level, nor a negative one.
-#[test]
-fn bench_step_names_different_work_beside_the_ratio() {
-    let dir = stand_in_torch("bench-step-work");
-    let script = dir.join("step.py");
-    std::fs::write(
-        &script,
-        "import json\nprint(json.dumps({'step_ms_median': 1.0, 'torch_version': 'stand-in'}))\n",
-    )
-    .unwrap();
-    let run = |recompute: &str| {
-        bench_against_stand_in(
-            &dir,
-            &script,
-            &["step", "--batch-size", "2", "--recompute", recompute],
-        )
-    };
-    let (stdout, stderr) = run("none");
-    assert!(
-        stdout.contains("ratio (fp32 vs fp32): ecgfm is"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("also clips the gradient norm at 1.0"),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("WARNING"), "{stderr}");
-    let (stdout, stderr) = run("pointwise");
-    assert!(
-        stdout.contains("ratio (fp32 vs fp32, DIFFERENT WORK: ecgfm recomputes LayerNorms"),
-        "{stdout}"
-    );
-    assert!(
-        stderr.contains("WARNING: the ratio compares different work"),
-        "{stderr}"
-    );
-    let ranks = run_ok(&[
-        "bench",
-        "step",
-        "--ranks",
-        "2",
-        "--threads",
-        "2",
-        "--model",
-        "nano",
-        "--batch-size",
-        "2",
-        "--steps",
-        "2",
-        "--warmup",
-        "0",
-    ]);
-    let line = ranks
-        .lines()
-        .find(|l| l.starts_with("gradient reduction"))
-        .unwrap();
-    assert!(
-        line.contains("overlap share n/a (exposed wait below 1 ms")
-            || line.contains("hides none")
-            || (line.contains("the overlap hides ") && !line.contains("hides -")),
-        "{line}"
-    );
-}
-
-/// `bench attention` passes PyTorch the precision ours runs in (fp32 on the CPU) and prints both
-/// beside the ratio; `--precision bf16` reaches our backend, and the ratio across bf16 and fp32
-/// is printed with a warning. A stand-in `torch` (2.0's attention present) and script record the
-/// flags the comparison got (PyTorch on the CPU always fp32).
-#[test]
-fn bench_attention_compares_one_precision_and_warns_across_two() {
-    let dir = stand_in_torch("bench-attention-precision");
-    let script = dir.join("sdpa.py");
-    std::fs::write(
-        &script,
-        "import json, sys\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n\
-         assert args['--precision'] == 'fp32', args\n\
-         print(json.dumps({'ms_median': {'encoder': 1.0, 'decoder': 1.0}, \
-         'torch_version': 'stand-in'}))\n",
-    )
-    .unwrap();
-    let run = |precision: &str| {
-        let attention = ["attention", "--batch-size", "1", "--precision", precision];
-        let (stdout, stderr) = bench_against_stand_in(&dir, &script, &attention);
-        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-        (stdout, stderr, last)
-    };
-    let (stdout, stderr, last) = run("auto");
-    assert!(stdout.contains("| fp32 fwd+bwd"), "{stdout}");
-    assert!(
-        stdout.contains("ratio (fp32 vs fp32): ecgfm is"),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("WARNING"), "{stderr}");
-    assert_eq!(last["precision"], "fp32");
-    assert_eq!(last["torch_precision"], "fp32");
-    assert_eq!(last["shapes"][0]["same_precision"], true);
-    let (stdout, stderr, last) = run("bf16");
-    assert!(stdout.contains("| bf16 fwd+bwd"), "{stdout}");
-    assert!(
-        stdout.contains("ratio (bf16 vs fp32, DIFFERENT PRECISIONS)"),
-        "{stdout}"
-    );
-    assert!(
-        stderr.contains("WARNING: nano encoder: ecgfm runs bf16 and PyTorch fp32"),
-        "{stderr}"
-    );
-    assert_eq!(last["precision"], "bf16");
-    assert_eq!(last["shapes"][0]["same_precision"], false);
-    let err = run_err(&["bench", "attention", "--precision", "fp16"]);
-    assert!(err.contains("'--precision <PRECISION>'"), "{err}");
-}
-
-/// `bench loader --threads N` runs the pyarrow side in N decoding processes and prints both
-/// counts beside the ratio (where python3 has pyarrow and numpy; skipped, saying so, otherwise,
-/// and failing where the oracles are required). Where python3 has them, a skipped comparison
-/// fails.
-#[test]
-fn bench_loader_gives_pyarrow_as_many_processes_as_ecgfm_threads() {
-    let dir = temp_dir("bench-loader-threads");
-    let ds = synth_dataset(&dir);
-    for threads in ["1", "2"] {
-        let out = run_ok(&[
-            "bench",
-            "loader",
-            "--data",
-            ds.to_str().unwrap(),
-            "--batch-size",
-            "8",
-            "--batches",
-            "3",
-            "--crop-samples",
-            "500",
-            "--threads",
-            threads,
-        ]);
-        if out.contains("comparison skipped") {
-            assert!(
-                !ecgfm_test_support::python_has(&["pyarrow", "numpy"]),
-                "python3 has pyarrow and numpy, but bench loader skipped the comparison:\n{out}"
-            );
-            ecgfm_test_support::skip_without_oracle("pyarrow and numpy for bench loader");
-            return;
-        }
-        let said = format!("ratio (ecgfm {threads} threads vs pyarrow {threads} processes): ");
-        assert!(out.contains(&said), "{out}");
-        let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-        assert_eq!(last["pyarrow_processes"].to_string(), threads);
-    }
 }
 
 /// Sizes of zero are refused up front, naming the flag.
