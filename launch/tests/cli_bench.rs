@@ -30,10 +30,35 @@ fn torch_2_python() -> Option<&'static str> {
     found
 }
 
-/// The JSON object `ecgfm bench` prints last.
-fn last_json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}"))
+/// The arguments of `ecgfm bench SUB...` for nano, one step at one thread with no warm-up, with
+/// PyTorch's side run by `python`.
+fn nano_one_step<'a>(sub: &[&'a str], python: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["bench"];
+    args.extend(sub);
+    args.extend([
+        "--model",
+        "nano",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    args.extend(["--python", python]);
+    args
+}
+
+/// `ecgfm bench SUBCOMMAND` of nano against the real PyTorch script of bench/, batch 2, one
+/// step at one thread with no warm-up: its standard output and the JSON object it prints last.
+/// `None` (after a skip message) where no python3 has torch 2.0 or newer.
+fn bench_against_pytorch(sub: &str) -> Option<(String, serde_json::Value)> {
+    let python = torch_2_python()?;
+    let out = run_ok(&nano_one_step(&[sub, "--batch-size", "2"], python));
+    assert!(!out.contains("comparison skipped"), "{out}");
+    let last = serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{out}"));
+    Some((out, last))
 }
 
 /// `bench step` of nano runs bench/torch_step.py itself: the script checks its batch-dense
@@ -41,28 +66,10 @@ fn last_json(stdout: &str) -> serde_json::Value {
 /// that drifted from the model fails here; both step times, and the ratio between them, come out.
 #[test]
 fn bench_step_runs_the_real_pytorch_step() {
-    let Some(python) = torch_2_python() else {
+    let Some((out, last)) = bench_against_pytorch("step") else {
         return;
     };
-    let out = run_ok(&[
-        "bench",
-        "step",
-        "--model",
-        "nano",
-        "--batch-size",
-        "2",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-        "--python",
-        python,
-    ]);
-    assert!(!out.contains("comparison skipped"), "{out}");
     assert!(out.contains("ratio (fp32 vs fp32): ecgfm is"), "{out}");
-    let last = last_json(&out);
     let torch_ms = last["torch_step_ms_median"].as_f64().unwrap();
     assert!(torch_ms > 0.0, "{last}");
     let torch = &last["torch"];
@@ -78,32 +85,14 @@ fn bench_step_runs_the_real_pytorch_step() {
 /// encoder's and the decoder's shapes, and prints a ratio for each.
 #[test]
 fn bench_attention_runs_the_real_pytorch_attention() {
-    let Some(python) = torch_2_python() else {
+    let Some((out, last)) = bench_against_pytorch("attention") else {
         return;
     };
-    let out = run_ok(&[
-        "bench",
-        "attention",
-        "--model",
-        "nano",
-        "--batch-size",
-        "2",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-        "--python",
-        python,
-    ]);
-    assert!(!out.contains("comparison skipped"), "{out}");
     assert_eq!(
         out.matches("ratio (fp32 vs fp32): ecgfm is").count(),
         2,
         "{out}"
     );
-    let last = last_json(&out);
     let shapes = last["shapes"].as_array().unwrap();
     assert_eq!(shapes.len(), 2, "{last}");
     for shape in shapes {
@@ -135,24 +124,8 @@ fn stand_in_torch(name: &str) -> std::path::PathBuf {
 /// against the stand-in `script` with the stand-in torch of `dir` on PYTHONPATH; asserts it
 /// succeeds. Its standard output and error.
 fn bench_against_stand_in(dir: &Path, script: &Path, sub: &[&str]) -> (String, String) {
-    let mut args = vec!["bench"];
-    args.extend(sub);
-    args.extend([
-        "--model",
-        "nano",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-    ]);
-    args.extend([
-        "--python",
-        "python3",
-        "--torch-script",
-        script.to_str().unwrap(),
-    ]);
+    let mut args = nano_one_step(sub, "python3");
+    args.extend(["--torch-script", script.to_str().unwrap()]);
     let out = ecgfm_env(&args, &[("PYTHONPATH", dir.to_str().unwrap())]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
