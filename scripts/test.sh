@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
 # pyarrow, pandas, duckdb, scikit-learn, and moto, whose S3 server the object-store tests start on
-# localhost; NVRTC and the CUDA headers, which compile every CUDA kernel without a GPU), then runs
+# localhost; Azurite and Azure's SDK likewise for Azure; NVRTC and the CUDA headers, which compile
+# every CUDA kernel without a GPU), then runs
 # the whole workspace's tests, and the CUDA kernels' host-harness tests under AddressSanitizer and
 # under ThreadSanitizer. The Python packages download while the tests compile.
 set -euo pipefail
@@ -29,11 +30,30 @@ install_python_oracles() {
     install_torch
   fi
 }
+# Azurite, Microsoft's Azure Storage emulator, for the az:// tests (launch/tests/cli_azure.rs): a
+# Node.js program from the npm registry (186 MB, half a minute), with Debian's nodejs and npm where
+# npm is missing. Where it cannot be installed those tests skip, saying so.
+azurite_dir="${CARGO_TARGET_DIR:-target}/azurite"
+azurite="$azurite_dir/node_modules/.bin/azurite-blob"
+install_azurite() {
+  if ! command -v npm > /dev/null; then
+    [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null || return 1
+    apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        nodejs npm > /dev/null || return 1
+  fi
+  [ -x "$azurite" ] || npm install --prefix "$azurite_dir" --no-audit --no-fund \
+    --loglevel=error azurite@3.35.0
+}
+install_oracles() {
+  install_python_oracles || return 1
+  install_azurite || echo "test.sh: Azurite could not be installed (above): the az:// tests will skip"
+}
 # The tests need no debug info: without it the build takes 14.4 minutes on 2 cores, not 16.1.
 export CARGO_PROFILE_RELEASE_DEBUG=0
 oracle_log="$(mktemp)"
 trap 'rm -f "$oracle_log"' EXIT
-install_python_oracles > "$oracle_log" 2>&1 &
+install_oracles > "$oracle_log" 2>&1 &
 installing=$!
 cargo test --workspace --release --no-run
 if ! wait "$installing"; then
@@ -45,6 +65,10 @@ cat "$oracle_log"
 source scripts/cuda-env.sh
 # The oracles are installed now: a test must fail, not skip, if one is missing.
 export ECGFM_REQUIRE_ORACLES=1
+if [ -x "$azurite" ]; then
+    ECGFM_AZURITE="$(cd "$(dirname "$azurite")" && pwd)/azurite-blob"
+    export ECGFM_AZURITE ECGFM_REQUIRE_AZURITE=1
+fi
 # Likewise the real ECG recordings where they are beside the checkout (as in CI): a test whose
 # folder of ../shared/data is missing fails. Without ../shared/data (a user's machine) those tests
 # skip, saying so.

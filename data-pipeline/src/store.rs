@@ -317,7 +317,8 @@ pub async fn get_ranges(
 }
 
 /// The last `n` bytes of the object (all of it when shorter) and the object's total size, in
-/// one request.
+/// one request; in two (its size, then a bounded range) where the store has no suffix ranges
+/// (Azure Blob Storage).
 pub async fn get_suffix(
     store: &dyn ObjectStore,
     location: &Path,
@@ -327,10 +328,21 @@ pub async fn get_suffix(
         range: Some(GetRange::Suffix(n)),
         ..Default::default()
     };
-    let result = store
-        .get_opts(location, options)
-        .await
-        .map_err(store_error(location))?;
+    let result = match store.get_opts(location, options).await {
+        Err(object_store::Error::NotSupported { .. }) => {
+            let size = store
+                .head(location)
+                .await
+                .map_err(store_error(location))?
+                .size;
+            let tail = match size {
+                0 => Bytes::new(),
+                _ => get_range(store, location, size.saturating_sub(n)..size).await?,
+            };
+            return Ok((tail, size));
+        }
+        result => result.map_err(store_error(location))?,
+    };
     let size = result.meta.size;
     let bytes = result.bytes().await.map_err(store_error(location))?;
     Ok((bytes, size))

@@ -1,0 +1,366 @@
+//! Datasets on Azure Blob Storage end to end, against Azurite (Microsoft's storage emulator) on
+//! a localhost port, with Microsoft's own Python SDK (`azure-storage-blob`) as the oracle:
+//! `data synth` to `az://` writes the bytes it writes to a local folder, a run trains on it to the
+//! bits of a run on the local copy, `embed` writes its Parquet there (a block upload) with the
+//! bytes of a local one, `publish` uploads an exported package (and, published again, uploads
+//! nothing), and `data merge` joins two datasets in the container (server-side copies). A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the
+//! SDK's token) reads and trains with its token and never shows it; a wrong signature and a
+//! read-only token's write are refused with Azure's reason.
+//!
+//! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
+//! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
+//! `ECGFM_REQUIRE_AZURITE` is set (scripts/test.sh sets it when the install worked).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{path_str, pretrain_args, temp_dir, ECGFM};
+
+/// The account and key every Azurite (and the old storage emulator) accepts: published by
+/// Microsoft, not a secret.
+const ACCOUNT: &str = "devstoreaccount1";
+const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const CONTAINER: &str = "ecg";
+
+/// The SDK's side: `create` makes the container; `sas PERMISSIONS` prints a container SAS token
+/// (an hour long); `digests PREFIX` prints `sha256 name` of every blob under PREFIX.
+const SDK: &str = r#"
+import hashlib, sys
+from datetime import datetime, timedelta, timezone
+from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+endpoint, account, key, container, command = sys.argv[1:6]
+conn = (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
+        f"BlobEndpoint={endpoint}/{account};")
+client = ContainerClient.from_connection_string(conn, container)
+if command == "create":
+    client.create_container()
+elif command == "sas":
+    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+    permission = ContainerSasPermissions.from_string(sys.argv[6])
+    print(generate_container_sas(account, container, account_key=key, permission=permission,
+                                 expiry=expiry))
+elif command == "digests":
+    for blob in client.list_blobs(name_starts_with=sys.argv[6]):
+        data = client.download_blob(blob.name).readall()
+        print(hashlib.sha256(data).hexdigest(), blob.name)
+"#;
+
+/// A running Azurite blob service with the container `ecg`, killed when dropped.
+struct Azurite {
+    child: Child,
+    endpoint: String,
+}
+
+impl Azurite {
+    /// Starts Azurite in memory on a free port and creates the container. `None` (after a skip
+    /// message) when Azurite or the SDK is missing where they are not required.
+    fn start() -> Option<Azurite> {
+        let Some(program) = azurite_program() else {
+            let required = std::env::var_os("ECGFM_REQUIRE_AZURITE").is_some();
+            assert!(
+                !required,
+                "ECGFM_REQUIRE_AZURITE is set but no azurite-blob was found"
+            );
+            eprintln!(
+                "skipping: Azurite not found (npm install azurite; ECGFM_AZURITE=.../azurite-blob)"
+            );
+            return None;
+        };
+        if !ecgfm_test_support::python_has(&["azure.storage.blob"]) {
+            ecgfm_test_support::skip_without_oracle("azure-storage-blob (Azure's Python SDK)");
+            return None;
+        }
+        let port = ecgfm_test_support::free_port();
+        let child = Command::new(&program)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])
+            // The SDK and object_store send API versions newer than some Azurite releases know.
+            .arg("--skipApiVersionCheck")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let server = Azurite {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Azurite did not listen on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server.sdk(&["create"]);
+        Some(server)
+    }
+
+    /// Runs the SDK script with `args` after its connection arguments; its standard output.
+    fn sdk(&self, args: &[&str]) -> String {
+        let out = Command::new("python3")
+            .args(["-c", SDK, &self.endpoint, ACCOUNT, ACCOUNT_KEY, CONTAINER])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "azure-storage-blob {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `ecgfm args` against this Azurite (object_store's emulator settings: the well-known
+    /// account and key, unless a SAS URL brings its own token).
+    fn ecgfm<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        Command::new(ECGFM)
+            .args(args)
+            .env("AZURE_STORAGE_USE_EMULATOR", "true")
+            .env("AZURITE_BLOB_STORAGE_URL", &self.endpoint)
+            .output()
+            .unwrap()
+    }
+
+    /// `ecgfm args` against this Azurite, asserted to succeed; its standard output.
+    fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
+        let out = self.ecgfm(args);
+        assert!(
+            out.status.success(),
+            "ecgfm {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ecgfm args` against this Azurite, asserted to fail; its standard output and error.
+    fn err<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
+        let out = self.ecgfm(args);
+        assert!(!out.status.success(), "ecgfm {args:?} should have failed");
+        String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned()
+    }
+
+    /// `(name, sha256)` of every blob under `prefix`, as the SDK reads them, sorted by name.
+    fn digests(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut digests: Vec<(String, String)> = self
+            .sdk(&["digests", prefix])
+            .lines()
+            .map(|line| {
+                let (sha, name) = line.split_once(' ').unwrap();
+                (name.to_string(), sha.to_string())
+            })
+            .collect();
+        digests.sort();
+        digests
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `$ECGFM_AZURITE`, else `azurite-blob` on PATH.
+fn azurite_program() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ECGFM_AZURITE") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("azurite-blob"))
+        .find(|path| path.is_file())
+}
+
+/// `data synth` of 40 three-second records with `seed` to `out`.
+fn synth_args(out: &str, seed: u64) -> Vec<String> {
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        out,
+        "--records",
+        "40",
+        "--window-s",
+        "3",
+    ];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--seed".into(), seed.to_string()]);
+    args
+}
+
+/// The SHA-256 of a file, in hex.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let line = String::from_utf8(out.stdout).unwrap();
+    line.split_whitespace().next().unwrap().to_string()
+}
+
+/// `(name, sha256)` of every file under `dir`, named by its path below it after `prefix`,
+/// sorted by name.
+fn local_digests(dir: &Path, prefix: &str) -> Vec<(String, String)> {
+    let mut digests: Vec<(String, String)> = walk(dir)
+        .iter()
+        .map(|path| {
+            let below = path.strip_prefix(dir).unwrap().display();
+            (format!("{prefix}{below}"), sha256_of(path))
+        })
+        .collect();
+    digests.sort();
+    digests
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// `pretrain_args` of 4 steps into `out` on `data`.
+fn train_args(out: &Path, data: &str) -> Vec<String> {
+    let mut args = pretrain_args(out, 4);
+    args.extend(["--data".to_string(), data.to_string()]);
+    args
+}
+
+/// The bits of every logged loss of a run.
+fn loss_bits(run: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let bits = |line: &str| {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        record["loss"].as_f64().unwrap().to_bits()
+    };
+    text.lines().map(bits).collect()
+}
+
+#[test]
+fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_same() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let dir = temp_dir("azure-dataset");
+    let local = dir.join("ds");
+    azurite.ok(&synth_args(path_str(&local), 5));
+    azurite.ok(&synth_args("az://ecg/ds", 5));
+    let stored = azurite.digests("ds/");
+    assert_eq!(stored, local_digests(&local, "ds/"));
+    assert!(stored.iter().any(|(name, _)| name.ends_with(".parquet")));
+
+    let (on_disk, on_azure) = (dir.join("run-disk"), dir.join("run-azure"));
+    azurite.ok(&train_args(&on_disk, path_str(&local)));
+    azurite.ok(&train_args(&on_azure, "az://ecg/ds"));
+    assert_eq!(loss_bits(&on_azure), loss_bits(&on_disk));
+    assert_eq!(loss_bits(&on_disk).len(), 4);
+
+    let embed = |data: &str, out: &str| {
+        let args = [
+            "embed",
+            "--run",
+            path_str(&on_disk),
+            "--data",
+            data,
+            "--out",
+            out,
+        ];
+        azurite.ok(&[&args[..], &["--threads", "2"]].concat());
+    };
+    let embedded = dir.join("emb.parquet");
+    embed("az://ecg/ds", path_str(&embedded));
+    embed("az://ecg/ds", "az://ecg/emb.parquet");
+    let stored = azurite.digests("emb.parquet");
+    assert_eq!(stored, [("emb.parquet".into(), sha256_of(&embedded))]);
+
+    let pkg = dir.join("pkg");
+    azurite.ok(&[
+        "export",
+        "--run",
+        path_str(&on_disk),
+        "--out",
+        path_str(&pkg),
+    ]);
+    let published = azurite.ok(&["publish", path_str(&pkg), "--to", "az://ecg/models/nano"]);
+    assert!(published.contains("uploaded 5 files"), "{published}");
+    let stored = azurite.digests("models/nano/");
+    assert_eq!(stored, local_digests(&pkg, "models/nano/"));
+    let again = azurite.ok(&["publish", path_str(&pkg), "--to", "az://ecg/models/nano"]);
+    assert!(again.contains("already holds this package"), "{again}");
+
+    let other = [
+        synth_args("az://ecg/ds2", 6),
+        vec!["--source-name".into(), "other".into()],
+    ];
+    azurite.ok(&other.concat());
+    azurite.ok(&[
+        "data",
+        "merge",
+        "az://ecg/ds",
+        "az://ecg/ds2",
+        "--out",
+        "az://ecg/both",
+    ]);
+    let inspected = azurite.ok(&["data", "inspect", "az://ecg/both"]);
+    assert!(
+        inspected.contains("240 rows from 80 records"),
+        "{inspected}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_sas_url_reads_and_trains_with_its_token_and_a_wrong_or_read_only_one_is_refused() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    azurite.ok(&synth_args("az://ecg/ds", 7));
+    let sas = azurite.sdk(&["sas", "rl"]).trim().to_string();
+    let sig = sas
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sig="))
+        .expect("the SDK's token has a signature")
+        .to_string();
+    let address = format!("https://{ACCOUNT}.blob.core.windows.net/{CONTAINER}/ds");
+    let signed = format!("{address}?{sas}");
+
+    let inspected = azurite.ok(&["data", "inspect", &signed]);
+    assert!(inspected.contains(&format!("{address}?***")), "{inspected}");
+    assert!(
+        inspected.contains("120 rows from 40 records"),
+        "{inspected}"
+    );
+    assert!(!inspected.contains(&sig), "{inspected}");
+
+    let dir = temp_dir("azure-sas");
+    let (with_key, with_sas) = (dir.join("run-key"), dir.join("run-sas"));
+    azurite.ok(&train_args(&with_key, "az://ecg/ds"));
+    azurite.ok(&train_args(&with_sas, &signed));
+    assert_eq!(loss_bits(&with_sas), loss_bits(&with_key));
+
+    let forged = signed.replace(&sig, &format!("A{}", &sig[1..]));
+    assert_ne!(forged, signed);
+    let refused = azurite.err(&["data", "inspect", &forged]);
+    assert!(refused.contains("403 Forbidden"), "{refused}");
+    assert!(refused.contains("AuthorizationFailure"), "{refused}");
+    assert!(!refused.contains(&sig[1..]), "{refused}");
+
+    let read_only = format!("https://{ACCOUNT}.blob.core.windows.net/{CONTAINER}/new?{sas}");
+    let refused = azurite.err(&synth_args(&read_only, 7));
+    assert!(
+        refused.contains("AuthorizationPermissionMismatch"),
+        "{refused}"
+    );
+    assert!(!refused.contains(&sig), "{refused}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
