@@ -204,7 +204,7 @@ fn sha256_of(path: &Path) -> String {
 /// `(name, sha256)` of every file under `dir`, named by its path below it after `prefix`,
 /// sorted by name.
 fn local_digests(dir: &Path, prefix: &str) -> Vec<(String, String)> {
-    let mut digests: Vec<(String, String)> = walk(dir)
+    let mut digests: Vec<(String, String)> = ecgfm_test_support::files_below(dir)
         .iter()
         .map(|path| {
             let below = path.strip_prefix(dir).unwrap().display();
@@ -213,20 +213,6 @@ fn local_digests(dir: &Path, prefix: &str) -> Vec<(String, String)> {
         .collect();
     digests.sort();
     digests
-}
-
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// `pretrain_args` of 4 steps into `out` on `data`.

@@ -256,7 +256,7 @@ fn a_report_made_again_from_its_results_folder_says_the_same() {
     );
     // A copy of results/ alone, far from the run folders.
     let copy = temp_dir("republish-copy");
-    for entry in walk(&results) {
+    for entry in ecgfm_test_support::files_below(&results) {
         let to = copy.join(entry.strip_prefix(&results).unwrap());
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&entry, to).unwrap();
@@ -269,18 +269,4 @@ fn a_report_made_again_from_its_results_folder_says_the_same() {
     let again = std::fs::read_to_string(written.report).unwrap();
     assert_eq!(verdict(&again), verdict(&original));
     std::fs::remove_dir_all(&copy).unwrap();
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

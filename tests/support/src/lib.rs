@@ -19,6 +19,7 @@
 //!   random, the same damage on every run.
 //! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
 //!   chart with its data from an empty one.
+//! - [`files_below`]: every file of a folder tree.
 //!
 //! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
 //! already builds.
@@ -184,6 +185,20 @@ pub fn coloured_pixels(chart: &Path) -> usize {
             max - min > 60
         })
         .count()
+}
+
+/// Every file below `dir`, in its sub-folders too.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[cfg(test)]
