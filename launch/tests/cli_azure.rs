@@ -5,7 +5,8 @@
 //! bytes of a local one, `publish` uploads an exported package (and, published again, uploads
 //! nothing), and `data merge` joins two datasets in the container (server-side copies). A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the
 //! SDK's token) reads and trains with its token and never shows it; a wrong signature and a
-//! read-only token's write are refused with Azure's reason.
+//! read-only token's write are refused with Azure's reason. The account key, given in the
+//! environment, reaches no output and no file of a run.
 //!
 //! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
 //! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
@@ -19,11 +20,11 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{path_str, pretrain_args, temp_dir, ECGFM};
 
-/// The account and key every Azurite (and the old storage emulator) accepts: published by
-/// Microsoft, not a secret.
-const ACCOUNT: &str = "devstoreaccount1";
+/// The storage account the tests' Azurite holds (`AZURITE_ACCOUNTS`) and its key: a key of our
+/// own, not the emulator's well-known one, so a request signs with what the environment gives.
+const ACCOUNT: &str = "ecgfmtest";
 const ACCOUNT_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    "ZWNnZm0gdGVzdCBrZXksIG5vdCBhIHNlY3JldDogMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYg==";
 const CONTAINER: &str = "ecg";
 
 /// The SDK's side: `create` makes the container; `sas PERMISSIONS` prints a container SAS token
@@ -80,6 +81,7 @@ impl Azurite {
             .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])
             // The SDK and object_store send API versions newer than some Azurite releases know.
             .arg("--skipApiVersionCheck")
+            .env("AZURITE_ACCOUNTS", format!("{ACCOUNT}:{ACCOUNT_KEY}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -115,15 +117,31 @@ impl Azurite {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// Runs `ecgfm args` against this Azurite (object_store's emulator settings: the well-known
-    /// account and key, unless a SAS URL brings its own token).
+    /// Runs `ecgfm args` against this Azurite (object_store's emulator settings), with the
+    /// account and its key in `AZURE_STORAGE_ACCOUNT_NAME` and `_KEY` unless an argument is a SAS
+    /// URL (the key would take precedence over its token); asserts the key appears in no output.
     fn ecgfm<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
-        Command::new(ECGFM)
+        let mut command = Command::new(ECGFM);
+        command
             .args(args)
             .env("AZURE_STORAGE_USE_EMULATOR", "true")
-            .env("AZURITE_BLOB_STORAGE_URL", &self.endpoint)
-            .output()
-            .unwrap()
+            .env("AZURITE_BLOB_STORAGE_URL", &self.endpoint);
+        let signed = args
+            .iter()
+            .any(|a| a.as_ref().to_string_lossy().contains('?'));
+        if !signed {
+            command
+                .env("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT)
+                .env("AZURE_STORAGE_ACCOUNT_KEY", ACCOUNT_KEY);
+        }
+        let output = command.output().unwrap();
+        let printed =
+            String::from_utf8_lossy(&[&output.stdout[..], &output.stderr].concat()).into_owned();
+        assert!(
+            !printed.contains(ACCOUNT_KEY),
+            "the key was printed:\n{printed}"
+        );
+        output
     }
 
     /// `ecgfm args` against this Azurite, asserted to succeed; its standard output.
@@ -249,6 +267,12 @@ fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_sam
     azurite.ok(&train_args(&on_disk, path_str(&local)));
     azurite.ok(&train_args(&on_azure, "az://ecg/ds"));
     assert_eq!(loss_bits(&on_azure), loss_bits(&on_disk));
+    for file in ecgfm_test_support::files_below(&on_azure) {
+        let bytes = std::fs::read(&file).unwrap();
+        let key = ACCOUNT_KEY.as_bytes();
+        let holds_key = bytes.windows(key.len()).any(|w| w == key);
+        assert!(!holds_key, "{} holds the account key", file.display());
+    }
     assert_eq!(loss_bits(&on_disk).len(), 4);
 
     let embed = |data: &str, out: &str| {
