@@ -3,7 +3,8 @@
 //! `data synth` to `az://` writes the bytes it writes to a local folder, a run trains on it to the
 //! bits of a run on the local copy, `embed` writes its Parquet there (a block upload) with the
 //! bytes of a local one, `publish` uploads an exported package (and, published again, uploads
-//! nothing), and `data merge` joins two datasets in the container (server-side copies). A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the
+//! nothing), and `data merge` joins two datasets in the container (server-side copies); raw
+//! CinC 2017 records uploaded there ingest into the shards the same files give from a folder. A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the
 //! SDK's token) reads and trains with its token and never shows it; a wrong signature and a
 //! read-only token's write are refused with Azure's reason. The account key, given in the
 //! environment, reaches no output and no file of a run.
@@ -28,9 +29,10 @@ const ACCOUNT_KEY: &str =
 const CONTAINER: &str = "ecg";
 
 /// The SDK's side: `create` makes the container; `sas PERMISSIONS` prints a container SAS token
-/// (an hour long); `digests PREFIX` prints `sha256 name` of every blob under PREFIX.
+/// (an hour long); `digests PREFIX` prints `sha256 name` of every blob under PREFIX; `upload
+/// PREFIX FILE...` stores each file as PREFIX + its name.
 const SDK: &str = r#"
-import hashlib, sys
+import hashlib, os, sys
 from datetime import datetime, timedelta, timezone
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 endpoint, account, key, container, command = sys.argv[1:6]
@@ -48,6 +50,10 @@ elif command == "digests":
     for blob in client.list_blobs(name_starts_with=sys.argv[6]):
         data = client.download_blob(blob.name).readall()
         print(hashlib.sha256(data).hexdigest(), blob.name)
+elif command == "upload":
+    for path in sys.argv[7:]:
+        with open(path, "rb") as f:
+            client.upload_blob(sys.argv[6] + os.path.basename(path), f)
 "#;
 
 /// A running Azurite blob service with the container `ecg`, killed when dropped.
@@ -372,5 +378,51 @@ fn a_sas_url_reads_and_trains_with_its_token_and_a_wrong_or_read_only_one_is_ref
         "{refused}"
     );
     assert!(!refused.contains(&sig), "{refused}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Raw WFDB records in the container ingest into the dataset the same files give from a folder:
+/// the same shards, byte for byte, and the source's address in the manifest.
+#[test]
+fn records_on_azure_ingest_into_the_shards_of_the_same_records_on_disk() {
+    let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let dir = temp_dir("azure-ingest");
+    let raw = dir.join("raw");
+    std::fs::create_dir(&raw).unwrap();
+    let mut files = vec![cinc.join("REFERENCE.csv")];
+    for record in 1..=6 {
+        for ext in ["hea", "mat"] {
+            files.push(cinc.join(format!("A{record:05}.{ext}")));
+        }
+    }
+    for file in &files {
+        std::fs::copy(file, raw.join(file.file_name().unwrap())).unwrap();
+    }
+    let names: Vec<&str> = files.iter().map(|f| path_str(f)).collect();
+    azurite.sdk(&[&["upload", "raw/"][..], &names].concat());
+
+    let ingest = |source: &str, out: &str| {
+        azurite.ok(&[
+            "data", "ingest", source, "--format", "cinc2017", "--out", out,
+        ])
+    };
+    let local = dir.join("ds");
+    ingest(path_str(&raw), path_str(&local));
+    let report = ingest("az://ecg/raw", "az://ecg/cinc");
+    assert!(report.contains("6 records"), "{report}");
+    let shards = |digests: Vec<(String, String)>| -> Vec<(String, String)> {
+        let shard = |(name, _): &(String, String)| name.contains("/shards/");
+        digests.into_iter().filter(shard).collect()
+    };
+    let stored = shards(azurite.digests("cinc/"));
+    assert!(!stored.is_empty());
+    assert_eq!(stored, shards(local_digests(&local, "cinc/")));
+    let inspected = azurite.ok(&["data", "inspect", "az://ecg/cinc"]);
+    assert!(inspected.contains("az://ecg/raw"), "{inspected}");
     std::fs::remove_dir_all(dir).unwrap();
 }
