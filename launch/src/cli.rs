@@ -97,6 +97,10 @@ pub struct PretrainArgs {
     /// Steps between checkpoints (default 400; 0: only at the end).
     #[arg(long, value_name = "N", value_parser = config_integer)]
     pub checkpoint_every: Option<u64>,
+    /// Keep only the newest N complete checkpoints, removing older ones after each save
+    /// (default 0: keep all).
+    #[arg(long, value_name = "N", value_parser = config_integer)]
+    pub keep_checkpoints: Option<u64>,
     /// Continue from the newest complete checkpoint of the run directory.
     #[arg(long)]
     pub resume: bool,

@@ -40,7 +40,7 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
     };
     // An older file's settings are read with its own batch size, before --batch-size changes it.
     config::upgrade_legacy_keys(&mut doc)?;
-    let flags: [(&str, Option<toml::Value>); 10] = [
+    let flags: [(&str, Option<toml::Value>); 11] = [
         ("model.preset", args.model.clone().map(toml::Value::String)),
         (
             "train.steps",
@@ -57,6 +57,11 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         (
             "train.checkpoint_every",
             args.checkpoint_every
+                .map(|v| toml::Value::Integer(v as i64)),
+        ),
+        (
+            "train.keep_checkpoints",
+            args.keep_checkpoints
                 .map(|v| toml::Value::Integer(v as i64)),
         ),
         (

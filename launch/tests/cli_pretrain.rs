@@ -368,6 +368,52 @@ fn resume_refuses_a_changed_configuration() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// The checkpoints of `run`, by folder name.
+fn checkpoint_names(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `--keep-checkpoints 2` leaves the newest two checkpoints, saying which it removed, and a run
+/// stopped and resumed with it (or given another count on resume) ends with the bits of one
+/// that kept every checkpoint.
+#[test]
+fn keep_checkpoints_removes_all_but_the_newest_and_the_run_is_unchanged() {
+    let (all, kept) = (temp_dir("keep-all"), temp_dir("keep-two"));
+    let args = |out: &Path, extra: &[&str]| {
+        let mut args = pretrain_args(out, 12);
+        set_flag(&mut args, "--checkpoint-every", "2");
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    run_ok(&args(&all, &[]));
+    assert_eq!(checkpoint_names(&all).len(), 6);
+    let logs = run_ok_logs(&args(
+        &kept,
+        &["--keep-checkpoints", "2", "--stop-after", "8"],
+    ));
+    assert_eq!(checkpoint_names(&kept), ["step_00000006", "step_00000008"]);
+    assert!(
+        logs.contains("step_00000004 (train.keep_checkpoints = 2)"),
+        "{logs}"
+    );
+    run_ok(&args(&kept, &["--keep-checkpoints", "1", "--resume"]));
+    assert_eq!(checkpoint_names(&kept), ["step_00000012"]);
+    // The weights files' headers record each run's own configuration: compare the tensors.
+    assert_eq!(losses(&all), losses(&kept));
+    assert!(
+        checkpoint_tensor_bytes(&all, 12) == checkpoint_tensor_bytes(&kept, 12),
+        "weights differ"
+    );
+    for dir in [all, kept] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 #[test]
 fn a_resume_may_change_how_often_it_checkpoints_logs_and_validates_but_not_its_precision() {
     let (full, split) = (temp_dir("cadence-full"), temp_dir("cadence-split"));

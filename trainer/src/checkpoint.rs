@@ -170,7 +170,8 @@ pub fn partial_dir(run_dir: &Path, step: u64) -> PathBuf {
 
 /// Removes the partial folders that interrupted saves left in `run_dir` (a checkpoint at a step
 /// off the `checkpoint_every` grid, or a stop's, killed while written, is never written again to
-/// replace it); a run calls it before it writes any. One line for each folder removed.
+/// replace it), and the folders of old checkpoints whose removal (`remove_older`) was
+/// interrupted; a run calls it before it writes any. One line for each folder removed.
 pub fn remove_unfinished(run_dir: &Path) -> Result<Vec<String>, CheckpointError> {
     let dir = run_dir.join("checkpoints");
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -179,16 +180,44 @@ pub fn remove_unfinished(run_dir: &Path) -> Result<Vec<String>, CheckpointError>
     let mut removed = Vec::new();
     for path in entries.flatten().map(|e| e.path()) {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with(".step_") && name.ends_with(".partial") && path.is_dir() {
-            fs::remove_dir_all(&path).map_err(io_err(&path))?;
-            removed.push(format!(
-                "removed {}: a checkpoint left unfinished by an interrupted save",
-                path.display()
-            ));
+        if !name.starts_with(".step_") || !path.is_dir() {
+            continue;
         }
+        let why = if name.ends_with(".partial") {
+            "a checkpoint left unfinished by an interrupted save"
+        } else if name.ends_with(".removing") {
+            "an old checkpoint whose removal was interrupted"
+        } else {
+            continue;
+        };
+        fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        removed.push(format!("removed {}: {why}", path.display()));
     }
     removed.sort();
     Ok(removed)
+}
+
+/// Removes every complete checkpoint of `run_dir` but the newest `keep` (`train.keep_checkpoints`;
+/// 0 keeps all), oldest first; the folders removed. Each is first renamed to
+/// `.step_NNNNNNNN.removing`, so a removal cut short never leaves a checkpoint that looks
+/// complete but lacks files (`remove_unfinished` finishes it).
+pub fn remove_older(run_dir: &Path, keep: usize) -> Result<Vec<PathBuf>, CheckpointError> {
+    let mut old = complete_newest_first(run_dir)?;
+    if keep == 0 || old.len() <= keep {
+        return Ok(Vec::new());
+    }
+    let mut old = old.split_off(keep);
+    old.reverse();
+    for dir in &old {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let removing = dir.with_file_name(format!(".{name}.removing"));
+        fs::rename(dir, &removing).map_err(io_err(dir))?;
+        fs::remove_dir_all(&removing).map_err(io_err(&removing))?;
+    }
+    if let Some(dir) = old.first() {
+        sync_dir(dir.parent().expect("checkpoint dir has a parent"))?;
+    }
+    Ok(old)
 }
 
 /// A checkpoint being written: files go into its partial folder, `finish` seals it.

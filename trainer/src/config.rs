@@ -211,6 +211,10 @@ pub struct RunConfig {
     pub log_every: u64,
     /// Steps between checkpoints (0: only at the end).
     pub checkpoint_every: u64,
+    /// Complete checkpoints kept: after each save every one but the newest N is removed (0:
+    /// all are kept). Keep two or more where a damaged newest checkpoint must leave one to
+    /// resume from.
+    pub keep_checkpoints: usize,
     /// CPU threads (0: all cores).
     pub threads: usize,
     /// Steps between validation losses (0: only at the end); see `validation.rs`.
@@ -266,6 +270,7 @@ impl Default for RunConfig {
             seed: 0,
             log_every: 10,
             checkpoint_every: 400,
+            keep_checkpoints: 0,
             threads: 0,
             val_every: 100,
             val_windows: DEFAULT_VAL_WINDOWS,

@@ -382,10 +382,13 @@ impl<B: Backend> Trainer<B> {
             // No rank returns before rank 0 has written: after a stop signal the others would
             // exit, and a scheduler ending the job on their exit (srun --kill-on-bad-exit)
             // would kill rank 0 mid-write.
+            let saved = saved
+                .map_err(TrainError::from)
+                .and_then(|dir| self.remove_older_checkpoints(dir));
             if let Some(dp) = self.dp.as_mut() {
                 dp.barrier()?;
             }
-            return Ok(saved?);
+            return saved;
         };
         let step = self.state.step;
         let writer = match rank {
@@ -409,9 +412,32 @@ impl<B: Backend> Trainer<B> {
         }
         dp.barrier()?; // every shard is in
         let sealed = writer.map(|writer| writer.finish()).transpose();
+        let sealed = sealed
+            .map_err(TrainError::from)
+            .and_then(|dir| self.remove_older_checkpoints(dir));
         // As above: no rank returns (and exits, after a stop signal) before rank 0 has sealed
         // the checkpoint, or srun --kill-on-bad-exit would kill rank 0 mid-seal.
-        dp.barrier()?;
-        Ok(sealed?)
+        if let Some(dp) = self.dp.as_mut() {
+            dp.barrier()?;
+        }
+        sealed
+    }
+
+    /// After rank 0 sealed `saved`, removes the checkpoints beyond the newest
+    /// `train.keep_checkpoints` (one log line each); passes `saved` on.
+    fn remove_older_checkpoints(
+        &self,
+        saved: Option<PathBuf>,
+    ) -> Result<Option<PathBuf>, TrainError> {
+        if saved.is_some() {
+            let keep = self.config.train.keep_checkpoints;
+            for dir in checkpoint::remove_older(&self.run_dir, keep)? {
+                tracing::info!(
+                    "removed checkpoint {} (train.keep_checkpoints = {keep})",
+                    dir.display()
+                );
+            }
+        }
+        Ok(saved)
     }
 }

@@ -1,5 +1,5 @@
-//! Checkpoint files: round trip, the completion marker, partial checkpoints being ignored, and
-//! bit flips being caught.
+//! Checkpoint files: round trip, the completion marker, partial checkpoints being ignored, old
+//! ones removed beyond the newest few, and bit flips being caught.
 
 use ecgfm_trainer::checkpoint::{self, TrainingState};
 use ecgfm_trainer::{ModelConfig, OptimizerState, ParamLayout};
@@ -86,6 +86,56 @@ fn latest_complete_ignores_partial_and_unmarked_checkpoints() {
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(partial.join("COMPLETE"), b"ok").unwrap();
     assert_eq!(checkpoint::latest_complete(&run).unwrap(), Some(five));
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+/// `remove_older` keeps the newest `keep` complete checkpoints (0: all), leaves partial folders
+/// to `remove_unfinished`, and a removal cut short after its rename (`.removing`) is never taken
+/// for a checkpoint and is finished when the run starts again.
+#[test]
+fn only_the_newest_checkpoints_are_kept_and_an_interrupted_removal_is_finished() {
+    let layout = ParamLayout::new(&ModelConfig::preset("nano").unwrap());
+    let run = temp_run("keep");
+    let params = ramp(layout.total, 0.3);
+    let opt = OptimizerState {
+        step: 1,
+        m: vec![0.0; layout.total],
+        v: vec![0.0; layout.total],
+    };
+    for step in [2, 4, 6, 8] {
+        checkpoint::save(&run, &layout, "", &params, &opt, &state(step)).unwrap();
+    }
+    let partial = checkpoint::partial_dir(&run, 10);
+    std::fs::create_dir_all(&partial).unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(checkpoint::remove_older(&run, 0).unwrap().is_empty());
+    assert!(checkpoint::remove_older(&run, 4).unwrap().is_empty());
+    assert_eq!(names().len(), 5);
+    let removed = checkpoint::remove_older(&run, 2).unwrap();
+    let removed: Vec<_> = removed.iter().map(|d| d.file_name().unwrap()).collect();
+    assert_eq!(removed, ["step_00000002", "step_00000004"]);
+    assert_eq!(
+        names(),
+        [".step_00000010.partial", "step_00000006", "step_00000008"]
+    );
+    // A removal killed between its rename and the end of its delete.
+    let removing = run.join("checkpoints/.step_00000006.removing");
+    std::fs::rename(checkpoint::checkpoint_dir(&run, 6), &removing).unwrap();
+    std::fs::remove_file(removing.join("model.safetensors")).unwrap();
+    let eight = checkpoint::checkpoint_dir(&run, 8);
+    assert_eq!(checkpoint::latest_complete(&run).unwrap(), Some(eight));
+    let lines = checkpoint::remove_unfinished(&run).unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("an old checkpoint whose removal was interrupted"));
+    assert!(lines[1].contains("left unfinished by an interrupted save"));
+    assert_eq!(names(), ["step_00000008"]);
     std::fs::remove_dir_all(run).unwrap();
 }
 

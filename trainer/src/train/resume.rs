@@ -76,7 +76,8 @@ pub fn refuse_fresh_start_over_checkpoints(run_dir: &Path) -> Result<(), TrainEr
 /// machine resumes with that machine's core count and gives the same bits; a checkpoint has one
 /// layout on every device, and CPU and GPU agree up to rounding), how often it checkpoints, logs
 /// and measures the validation loss (`train.checkpoint_every`, `train.log_every`,
-/// `train.val_every`: after a preemption an operator may well want more checkpoints), and the
+/// `train.val_every`: after a preemption an operator may well want more checkpoints), how many
+/// checkpoints it keeps (`train.keep_checkpoints`), and the
 /// batch geometry (`train.batch_size`, `train.accum_steps`) as long as the global batch stays the
 /// same (checked against the checkpoint). `train.precision` may not change from fp32 to bf16 or
 /// back: bf16 rounds every matrix product otherwise than fp32, so the run would match neither;
@@ -103,6 +104,7 @@ pub(super) fn check_resumable(
     comparable.train.on_nonfinite = saved.train.on_nonfinite;
     comparable.train.recompute = saved.train.recompute;
     comparable.train.checkpoint_every = saved.train.checkpoint_every;
+    comparable.train.keep_checkpoints = saved.train.keep_checkpoints;
     comparable.train.log_every = saved.train.log_every;
     comparable.train.val_every = saved.train.val_every;
     comparable.data.decode_threads = saved.data.decode_threads;
@@ -123,7 +125,8 @@ pub(super) fn check_resumable(
                 "the configuration differs from the run's config.toml ({}); resume with the \
                  same settings (only --steps, --threads, --device, data.decode_threads, \
                  data.prefetch_batches, train.on_nonfinite, train.recompute, \
-                 train.checkpoint_every, train.log_every, train.val_every, the batch geometry at \
+                 train.checkpoint_every, train.keep_checkpoints, train.log_every, \
+                 train.val_every, the batch geometry at \
                  the same global batch, and the address of the same dataset may change)",
                 changed_settings(&saved, &comparable).join("; ")
             ),
