@@ -370,12 +370,7 @@ fn resume_refuses_a_changed_configuration() {
 
 /// The checkpoints of `run`, by folder name.
 fn checkpoint_names(run: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    ecgfm_test_support::sorted_names(&run.join("checkpoints"))
 }
 
 /// `--keep-checkpoints 2` leaves the newest two checkpoints, saying which it removed, and a run

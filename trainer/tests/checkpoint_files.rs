@@ -107,14 +107,7 @@ fn only_the_newest_checkpoints_are_kept_and_an_interrupted_removal_is_finished()
     }
     let partial = checkpoint::partial_dir(&run, 10);
     std::fs::create_dir_all(&partial).unwrap();
-    let names = || {
-        let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let names = || ecgfm_test_support::sorted_names(&run.join("checkpoints"));
     assert!(checkpoint::remove_older(&run, 0).unwrap().is_empty());
     assert!(checkpoint::remove_older(&run, 4).unwrap().is_empty());
     assert_eq!(names().len(), 5);

@@ -156,10 +156,5 @@ fn logged_steps(out: &Path) -> usize {
 
 /// The checkpoints of `run` (folder names; a partial one starts with a dot).
 fn checkpoints(run: &Path) -> Vec<String> {
-    std::fs::read_dir(run.join("checkpoints"))
-        .map(|dir| {
-            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    ecgfm_test_support::sorted_names(&run.join("checkpoints"))
 }

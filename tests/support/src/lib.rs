@@ -19,7 +19,7 @@
 //!   random, the same damage on every run.
 //! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
 //!   chart with its data from an empty one.
-//! - [`files_below`]: every file of a folder tree.
+//! - [`files_below`]: every file of a folder tree; [`sorted_names`]: a folder's entries.
 //!
 //! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
 //! already builds.
@@ -199,6 +199,20 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// The names of the entries of `dir`, sorted (none where it does not exist).
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            let name = |e: std::io::Result<std::fs::DirEntry>| e.unwrap().file_name();
+            entries
+                .map(|e| name(e).to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[cfg(test)]
