@@ -42,8 +42,9 @@ install_azurite() {
       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         nodejs npm > /dev/null || return 1
   fi
+  # A registry that does not answer fails in about two minutes, not npm's default of twenty.
   [ -x "$azurite" ] || npm install --prefix "$azurite_dir" --no-audit --no-fund \
-    --loglevel=error azurite@3.35.0
+    --loglevel=error --fetch-timeout=60000 --fetch-retries=1 azurite@3.35.0
 }
 install_oracles() {
   install_python_oracles || return 1
