@@ -4,10 +4,11 @@
 //! bits of a run on the local copy, `embed` writes its Parquet there (a block upload) with the
 //! bytes of a local one, `publish` uploads an exported package (and, published again, uploads
 //! nothing), and `data merge` joins two datasets in the container (server-side copies); raw
-//! CinC 2017 records uploaded there ingest into the shards the same files give from a folder. A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the
-//! SDK's token) reads and trains with its token and never shows it; a wrong signature and a
-//! read-only token's write are refused with Azure's reason. The account key, given in the
-//! environment, reaches no output and no file of a run.
+//! CinC 2017 records uploaded there ingest into the shards the same files give from a folder.
+//! A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the SDK's
+//! token) reads and trains with its token and never shows it; a wrong signature and a read-only
+//! token's write are refused with Azure's reason. The account key, given in the environment,
+//! reaches no output and no file of a run.
 //!
 //! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
 //! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
