@@ -1,14 +1,15 @@
 //! Datasets on Azure Blob Storage end to end, against Azurite (Microsoft's storage emulator) on
 //! a localhost port, with Microsoft's own Python SDK (`azure-storage-blob`) as the oracle:
 //! `data synth` to `az://` writes the bytes it writes to a local folder, a run trains on it to the
-//! bits of a run on the local copy, `embed` writes its Parquet there (a block upload) with the
-//! bytes of a local one, `publish` uploads an exported package (and, published again, uploads
-//! nothing), and `data merge` joins two datasets in the container (server-side copies); raw
-//! CinC 2017 records uploaded there ingest into the shards the same files give from a folder.
-//! A SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the SDK's
-//! token) reads and trains with its token and never shows it; a wrong signature and a read-only
-//! token's write are refused with Azure's reason. The account key, given in the environment,
-//! reaches no output and no file of a run.
+//! bits of a run on the local copy and `eval` scores it as the local one, `embed` writes its
+//! Parquet there (a block upload) with the bytes of a local one, `publish` uploads an exported
+//! package (and, published again, uploads nothing), and `data merge` joins two datasets in the
+//! container (server-side copies); raw CinC 2017 records uploaded there ingest into the shards
+//! the same files give from a folder. A SAS URL
+//! (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the SDK's token) reads
+//! and trains with its token and never shows it; a wrong signature and a read-only token's write
+//! are refused with Azure's reason. The account key, given in the environment, reaches no output
+//! and no file of a run.
 //!
 //! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
 //! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
@@ -281,6 +282,32 @@ fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_sam
         assert!(!holds_key, "{} holds the account key", file.display());
     }
     assert_eq!(loss_bits(&on_disk).len(), 4);
+
+    // `eval` reads the record ids from each shard's footer, as the loader does.
+    let eval = |run: &Path, data: &str| {
+        let out = dir.join("eval.json");
+        let args = [
+            "eval",
+            "--run",
+            path_str(run),
+            "--data",
+            data,
+            "--labels",
+            "synth",
+        ];
+        let rest = ["--protocol", "probe", "--epochs", "1", "--bootstrap", "0"];
+        azurite.ok(&[&args[..], &rest, &["--out", path_str(&out)]].concat());
+        let mut result: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        for protocol in result["results"].as_array_mut().unwrap() {
+            protocol.as_object_mut().unwrap().remove("seconds");
+        }
+        result["results"].take()
+    };
+    assert_eq!(
+        eval(&on_azure, "az://ecg/ds"),
+        eval(&on_disk, path_str(&local))
+    );
 
     let embed = |data: &str, out: &str| {
         let args = [
