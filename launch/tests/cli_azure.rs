@@ -21,7 +21,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{path_str, pretrain_args, temp_dir, ECGFM};
+use common::{logged_losses, path_str, pretrain_args, succeeded, temp_dir, ECGFM};
+use sha2::Digest;
 
 /// The storage account the tests' Azurite holds (`AZURITE_ACCOUNTS`) and its key: a key of our
 /// own, not the emulator's well-known one, so a request signs with what the environment gives.
@@ -154,13 +155,7 @@ impl Azurite {
 
     /// `ecgfm args` against this Azurite, asserted to succeed; its standard output.
     fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
-        let out = self.ecgfm(args);
-        assert!(
-            out.status.success(),
-            "ecgfm {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.ecgfm(args))
     }
 
     /// `ecgfm args` against this Azurite, asserted to fail; its standard output and error.
@@ -221,10 +216,7 @@ fn synth_args(out: &str, seed: u64) -> Vec<String> {
 
 /// The SHA-256 of a file, in hex.
 fn sha256_of(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    let line = String::from_utf8(out.stdout).unwrap();
-    line.split_whitespace().next().unwrap().to_string()
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
 /// `(name, sha256)` of every file under `dir`, named by its path below it after `prefix`,
@@ -248,16 +240,6 @@ fn train_args(out: &Path, data: &str) -> Vec<String> {
     args
 }
 
-/// The bits of every logged loss of a run.
-fn loss_bits(run: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let bits = |line: &str| {
-        let record: serde_json::Value = serde_json::from_str(line).unwrap();
-        record["loss"].as_f64().unwrap().to_bits()
-    };
-    text.lines().map(bits).collect()
-}
-
 #[test]
 fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_same() {
     let Some(azurite) = Azurite::start() else {
@@ -274,14 +256,14 @@ fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_sam
     let (on_disk, on_azure) = (dir.join("run-disk"), dir.join("run-azure"));
     azurite.ok(&train_args(&on_disk, path_str(&local)));
     azurite.ok(&train_args(&on_azure, "az://ecg/ds"));
-    assert_eq!(loss_bits(&on_azure), loss_bits(&on_disk));
+    assert_eq!(logged_losses(&on_azure), logged_losses(&on_disk));
     for file in ecgfm_test_support::files_below(&on_azure) {
         let bytes = std::fs::read(&file).unwrap();
         let key = ACCOUNT_KEY.as_bytes();
         let holds_key = bytes.windows(key.len()).any(|w| w == key);
         assert!(!holds_key, "{} holds the account key", file.display());
     }
-    assert_eq!(loss_bits(&on_disk).len(), 4);
+    assert_eq!(logged_losses(&on_disk).len(), 4);
 
     // `eval` reads the record ids from each shard's footer, as the loader does.
     let eval = |run: &Path, data: &str| {
@@ -390,7 +372,7 @@ fn a_sas_url_reads_and_trains_with_its_token_and_a_wrong_or_read_only_one_is_ref
     let (with_key, with_sas) = (dir.join("run-key"), dir.join("run-sas"));
     azurite.ok(&train_args(&with_key, "az://ecg/ds"));
     azurite.ok(&train_args(&with_sas, &signed));
-    assert_eq!(loss_bits(&with_sas), loss_bits(&with_key));
+    assert_eq!(logged_losses(&with_sas), logged_losses(&with_key));
 
     let forged = signed.replace(&sig, &format!("A{}", &sig[1..]));
     assert_ne!(forged, signed);

@@ -6,24 +6,19 @@
 //! `bench loader` giving pyarrow as many decoding processes as ecgfm has threads.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
 use common::{ecgfm_env, run_err, run_ok, synth_dataset, temp_dir};
 
 /// A python3 that imports numpy and torch 2.0 or newer (the bench scripts use its fused
-/// attention): `python3`, else the system's `/usr/bin/python3`. `None` after a skip message when
-/// there is none: not a required oracle, as scripts/test.sh installs Debian's torch 1.13 where it
-/// can (a 150 MB download against PyPI's 3 GB), which the scripts cannot use.
-fn torch_2_python() -> Option<&'static str> {
-    let check = "import numpy, torch, torch.nn.functional as F; \
-                 assert hasattr(F, 'scaled_dot_product_attention')";
-    let found = ["python3", "/usr/bin/python3"].into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", check])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    });
+/// attention; see `ecgfm_test_support::python_running` for where it looks). `None` after a skip
+/// message when there is none: not a required oracle, as scripts/test.sh installs Debian's torch
+/// 1.13 where it can (a 150 MB download against PyPI's 3 GB), which the scripts cannot use.
+fn torch_2_python() -> Option<String> {
+    let found = ecgfm_test_support::python_running(
+        "import numpy, torch, torch.nn.functional as F; \
+         assert hasattr(F, 'scaled_dot_product_attention')",
+    );
     if found.is_none() {
         eprintln!("skipping: no python3 with numpy and torch 2.0 or newer for bench/'s scripts");
     }
@@ -54,7 +49,7 @@ fn nano_one_step<'a>(sub: &[&'a str], python: &'a str) -> Vec<&'a str> {
 /// `None` (after a skip message) where no python3 has torch 2.0 or newer.
 fn bench_against_pytorch(sub: &str) -> Option<(String, serde_json::Value)> {
     let python = torch_2_python()?;
-    let out = run_ok(&nano_one_step(&[sub, "--batch-size", "2"], python));
+    let out = run_ok(&nano_one_step(&[sub, "--batch-size", "2"], &python));
     assert!(!out.contains("comparison skipped"), "{out}");
     let last = serde_json::from_str(out.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{out}"));

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{ecgfm_env, export, export_err, path_str, pretrain_args, run_ok, temp_dir};
+use common::{
+    ecgfm_env, export, export_err, logged_losses, path_str, pretrain_args, run_ok, temp_dir,
+};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -44,17 +46,6 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
     found
 }
 
-/// `(step, loss bits)` of every record of the run's metrics.
-fn losses(run: &Path) -> Vec<(u64, u64)> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let record = |line: &str| {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let loss = v["loss"].as_f64().unwrap().to_bits();
-        (v["step"].as_u64().unwrap(), loss)
-    };
-    text.lines().map(record).collect()
-}
-
 #[test]
 fn a_signed_urls_token_stays_out_of_the_run_folder_and_resume_asks_for_it() {
     let dir = temp_dir("signed-run");
@@ -82,8 +73,8 @@ fn a_signed_urls_token_stays_out_of_the_run_folder_and_resume_asks_for_it() {
         !stderr.contains("moved"),
         "a new signature is no move: {stderr}"
     );
-    assert_eq!(losses(&plain).len(), 8);
-    assert_eq!(losses(&run), losses(&plain));
+    assert_eq!(logged_losses(&plain).len(), 8);
+    assert_eq!(logged_losses(&run), logged_losses(&plain));
     for token in ["TOKEN1", "TOKEN2"] {
         assert_eq!(files_holding(&run, token), Vec::<String>::new());
     }

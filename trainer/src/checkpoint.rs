@@ -202,11 +202,11 @@ pub fn remove_unfinished(run_dir: &Path) -> Result<Vec<String>, CheckpointError>
 /// `.step_NNNNNNNN.removing`, so a removal cut short never leaves a checkpoint that looks
 /// complete but lacks files (`remove_unfinished` finishes it).
 pub fn remove_older(run_dir: &Path, keep: usize) -> Result<Vec<PathBuf>, CheckpointError> {
-    let mut old = complete_newest_first(run_dir)?;
-    if keep == 0 || old.len() <= keep {
+    let mut all = complete_newest_first(run_dir)?;
+    if keep == 0 || all.len() <= keep {
         return Ok(Vec::new());
     }
-    let mut old = old.split_off(keep);
+    let mut old = all.split_off(keep);
     old.reverse();
     for dir in &old {
         let name = dir.file_name().unwrap_or_default().to_string_lossy();
@@ -214,9 +214,7 @@ pub fn remove_older(run_dir: &Path, keep: usize) -> Result<Vec<PathBuf>, Checkpo
         fs::rename(dir, &removing).map_err(io_err(dir))?;
         fs::remove_dir_all(&removing).map_err(io_err(&removing))?;
     }
-    if let Some(dir) = old.first() {
-        sync_dir(dir.parent().expect("checkpoint dir has a parent"))?;
-    }
+    sync_dir(&run_dir.join("checkpoints"))?;
     Ok(old)
 }
 

@@ -357,8 +357,26 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// Writes a checkpoint of the current state (every rank of a job calls it together; rank 0
-    /// writes, and under ZeRO-1 each rank adds its optimizer shard). Returns the folder on rank 0.
+    /// writes, and under ZeRO-1 each rank adds its optimizer shard), then, on rank 0, removes the
+    /// checkpoints beyond the newest `train.keep_checkpoints` (one log line each). Returns the
+    /// folder on rank 0. The removal comes after the ranks' last barrier: a rank 0 killed while
+    /// removing leaves at worst a `.removing` folder, which the next start finishes.
     pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>, TrainError> {
+        let saved = self.write_checkpoint()?;
+        if saved.is_some() {
+            let keep = self.config.train.keep_checkpoints;
+            for dir in checkpoint::remove_older(&self.run_dir, keep)? {
+                tracing::info!(
+                    "removed checkpoint {} (train.keep_checkpoints = {keep})",
+                    dir.display()
+                );
+            }
+        }
+        Ok(saved)
+    }
+
+    /// `save_checkpoint`'s writing: every rank, the folder on rank 0.
+    fn write_checkpoint(&mut self) -> Result<Option<PathBuf>, TrainError> {
         self.state.data = match (&self.data_stop, &self.fetched) {
             (Some(stop), _) => stop.source_before.clone(),
             (None, Some(ahead)) => ahead.source_before.clone(),
@@ -382,13 +400,10 @@ impl<B: Backend> Trainer<B> {
             // No rank returns before rank 0 has written: after a stop signal the others would
             // exit, and a scheduler ending the job on their exit (srun --kill-on-bad-exit)
             // would kill rank 0 mid-write.
-            let saved = saved
-                .map_err(TrainError::from)
-                .and_then(|dir| self.remove_older_checkpoints(dir));
             if let Some(dp) = self.dp.as_mut() {
                 dp.barrier()?;
             }
-            return saved;
+            return Ok(saved?);
         };
         let step = self.state.step;
         let writer = match rank {
@@ -412,32 +427,9 @@ impl<B: Backend> Trainer<B> {
         }
         dp.barrier()?; // every shard is in
         let sealed = writer.map(|writer| writer.finish()).transpose();
-        let sealed = sealed
-            .map_err(TrainError::from)
-            .and_then(|dir| self.remove_older_checkpoints(dir));
         // As above: no rank returns (and exits, after a stop signal) before rank 0 has sealed
         // the checkpoint, or srun --kill-on-bad-exit would kill rank 0 mid-seal.
-        if let Some(dp) = self.dp.as_mut() {
-            dp.barrier()?;
-        }
-        sealed
-    }
-
-    /// After rank 0 sealed `saved`, removes the checkpoints beyond the newest
-    /// `train.keep_checkpoints` (one log line each); passes `saved` on.
-    fn remove_older_checkpoints(
-        &self,
-        saved: Option<PathBuf>,
-    ) -> Result<Option<PathBuf>, TrainError> {
-        if saved.is_some() {
-            let keep = self.config.train.keep_checkpoints;
-            for dir in checkpoint::remove_older(&self.run_dir, keep)? {
-                tracing::info!(
-                    "removed checkpoint {} (train.keep_checkpoints = {keep})",
-                    dir.display()
-                );
-            }
-        }
-        Ok(saved)
+        dp.barrier()?;
+        Ok(sealed?)
     }
 }

@@ -163,6 +163,20 @@ fn stop_slurm_ranks_by_sigusr1(run: &Path, command: &[String]) {
     );
 }
 
+/// Starts `ecgfm launch` (with the launcher flags `extra`) of two ranks running `command`: the
+/// launcher, the lines of its standard error, and its ranks' pids once both started.
+fn launch_two_ranks(extra: &[&str], command: &[String]) -> (Child, Lines, Vec<i32>) {
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, extra, command))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::read(child.stderr.take().unwrap());
+    let pids = rank_pids(&mut lines, 2);
+    (child, lines, pids)
+}
+
 /// The pids of the first `n` ranks the launcher whose stderr is `lines` reports started.
 fn rank_pids(lines: &mut Lines, n: usize) -> Vec<i32> {
     let mut pids = Vec::new();
@@ -209,14 +223,7 @@ fn the_launcher_forwards_sigusr1_and_sighup_and_its_ranks_stop_when_it_dies() {
     for set in ["train.log_every=100000", "train.val_every=100000"] {
         command.extend(["--set".into(), set.into()]);
     }
-    let mut child = Command::new(ECGFM)
-        .args(launch_args(2, &[], &command))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::read(child.stderr.take().unwrap());
-    let pids = rank_pids(&mut lines, 2);
+    let (mut child, lines, pids) = launch_two_ranks(&[], &command);
     let started = Instant::now();
     while checkpoints(&run).is_empty() {
         assert!(
@@ -245,14 +252,7 @@ fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
     let dir = temp_dir("rank-stop");
     let run = dir.join("run");
     let command = pretrain_without_checkpoints(&run, 60);
-    let mut child = Command::new(ECGFM)
-        .args(launch_args(2, &["--max-restarts", "2"], &command))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::read(child.stderr.take().unwrap());
-    let pids = rank_pids(&mut lines, 2);
+    let (mut child, mut lines, pids) = launch_two_ranks(&["--max-restarts", "2"], &command);
     wait_for_five_steps(&mut child, &run, &mut lines);
     for pid in &pids {
         Command::new("kill")

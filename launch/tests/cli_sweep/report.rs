@@ -169,13 +169,9 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
     let published = dir.join("published");
     copy_folder(&docs.join("results"), &published);
     let again = dir.join("again");
-    let said = ecgfm(&[
-        "sweep",
-        "report",
-        path_str(&published),
-        "--to",
-        path_str(&again),
-    ]);
+    let (from, to) = (path_str(&published), path_str(&again));
+    let report_again = || ecgfm(&["sweep", "report", from, "--to", to]);
+    let said = report_again();
     assert!(said.contains("4 result files in"), "{said}");
     let verdict = |report: &str| between(report, "## Verdict", "## Runs").to_string();
     let remade = std::fs::read_to_string(again.join("report.md")).unwrap();
@@ -197,13 +193,7 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
         }
     }
     std::fs::write(&file, json.to_string()).unwrap();
-    let said = ecgfm(&[
-        "sweep",
-        "report",
-        path_str(&published),
-        "--to",
-        path_str(&again),
-    ]);
+    let said = report_again();
     assert!(
         said.contains("warning: synth (probe): the runs were scored on 2 different test sets"),
         "{said}"

@@ -65,7 +65,7 @@ pub fn run_ok_in<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
 }
 
 /// Asserts that `output` of `ecgfm args` is a success; its standard output.
-fn succeeded<S: Debug>(args: &[S], output: Output) -> String {
+pub fn succeeded<S: Debug>(args: &[S], output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
@@ -244,4 +244,15 @@ pub fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// `(step, loss bits)` of every record of a run's metrics.jsonl.
+pub fn logged_losses(run: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let record = |line: &str| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let loss = v["loss"].as_f64().unwrap().to_bits();
+        (v["step"].as_u64().unwrap(), loss)
+    };
+    text.lines().map(record).collect()
 }

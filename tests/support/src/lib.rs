@@ -155,20 +155,26 @@ impl Draws {
 /// system's `/usr/bin/python3` (where scripts/test.sh installs Debian's CPU-only PyTorch).
 /// `None` after a skip message (a failure under scripts/test.sh or CI) when there is none.
 pub fn torch_python() -> Option<String> {
-    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
-        Ok(python) => vec![python],
-        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
-    };
-    let found = candidates.into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import torch"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    });
+    let found = python_running("import torch");
     if found.is_none() {
         skip_without_oracle("PyTorch (python3 with torch; scripts/test.sh installs it)");
     }
     found
+}
+
+/// The first of `torch_python`'s interpreters (`$ECGFM_TORCH_PYTHON`, else `python3`, else
+/// `/usr/bin/python3`) that runs `code` without an error; `None` when none does.
+pub fn python_running(code: &str) -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("ECGFM_TORCH_PYTHON") {
+        Ok(python) => vec![python],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", code])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    })
 }
 
 /// Pixels of a PNG chart in a series' colour (saturated: ecgfm's charts draw axes, grid and text
@@ -203,14 +209,11 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
 
 /// The names of the entries of `dir`, sorted (none where it does not exist).
 pub fn sorted_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            let name = |e: std::io::Result<std::fs::DirEntry>| e.unwrap().file_name();
-            entries
-                .map(|e| name(e).to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let name = |e: std::fs::DirEntry| e.file_name().to_string_lossy().into_owned();
+    let mut names: Vec<String> = entries.map(|e| name(e.unwrap())).collect();
     names.sort();
     names
 }
