@@ -1,7 +1,8 @@
 //! Ingest of the shared CinC 2017 (single-lead AliveCor, `REFERENCE.csv` labels) and CinC 2021
 //! (`# Dx/# Age/# Sex` header comments) samples, a corrupted record that is quarantined with
 //! a reason naming its file while the rest of the run goes on, and the label-CSV override (rows
-//! matching no record reported, a CSV matching none refused).
+//! matching no record reported, a CSV matching none refused), and the `--records` list (a cohort
+//! kept in the plan's order, a name missing from the source refused before anything is written).
 
 mod ingest_support;
 
@@ -179,4 +180,43 @@ fn label_csv_overrides_and_limit() {
     let err = ingest(&opts, &hidden()).unwrap_err().to_string();
     assert!(err.contains("labels.csv"), "{err}");
     assert!(err.contains("none of its 1 rows"), "{err}");
+}
+
+#[test]
+fn a_record_list_keeps_its_records_and_a_missing_name_writes_nothing() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("cohort.txt");
+    std::fs::write(&list, "# AF cohort\nA00592.hea\nA00004\nA00019\n\nA01000\n").unwrap();
+    let out = dir.path().join("out");
+    let mut opts = options(&source, out.to_str().unwrap());
+    opts.records = Some(list.display().to_string());
+    opts.limit = Some(3);
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(report.format, SourceFormat::Cinc2017, "detected as before");
+    assert_eq!(report.records_planned, 3, "the limit counts listed records");
+    let (manifest, rows) = read_dataset(out.to_str().unwrap(), &[]);
+    assert_eq!(manifest.sources[0].records_seen, 3);
+    let ids: HashSet<&str> = rows.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        HashSet::from(["A00004", "A00019", "A00592"]),
+        "the first three of the list in the source's sorted order"
+    );
+
+    std::fs::write(&list, "record,labels\nA00004,x:y\nA99999,x:y\nB00001,x:y\n").unwrap();
+    let out = dir.path().join("out2");
+    opts.out = out.display().to_string();
+    let err = ingest(&opts, &hidden()).unwrap_err().to_string();
+    assert!(err.contains("cohort.txt"), "{err}");
+    assert!(
+        err.contains("2 of its 3 records are not in") && err.contains("A99999, B00001"),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "nothing written for a list that names absent records"
+    );
 }

@@ -34,21 +34,23 @@ const MAX_DIFFERING_SAMPLES: u64 = 10;
 /// Smallest RMS of a present lead, so no comparison is of a flat line (measured: 19 uV).
 const MIN_PRESENT_RMS_UV: f64 = 10.0;
 
-/// Ingests the first `limit` records of the shared folder `folder` and returns the oracle's
-/// comparison of `records` with the rows stored; `None` (skipped) without the shared data or
-/// the Python packages.
-fn ingest_and_compare(folder: &str, limit: usize, records: &[String]) -> Option<Value> {
+/// Ingests `records` of the shared folder `folder` (a `--records` list) and returns the oracle's
+/// comparison of them with the rows stored; `None` (skipped) without the shared data or the
+/// Python packages.
+fn ingest_and_compare(folder: &str, records: &[String]) -> Option<Value> {
     let source = shared_data(folder)?;
     let out = tempfile::tempdir().unwrap();
-    let mut opts = options(&source, out.path().to_str().unwrap());
-    opts.limit = Some(limit);
+    let list = out.path().join("records.txt");
+    std::fs::write(&list, records.join("\n")).unwrap();
+    let mut opts = options(&source, out.path().join("dataset").to_str().unwrap());
+    opts.records = Some(list.to_str().unwrap().to_string());
     let report = ingest(&opts, &hidden()).unwrap();
-    assert_eq!(report.records_ingested, limit as u64, "{report}");
+    assert_eq!(report.records_ingested, records.len() as u64, "{report}");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ingest_oracle.py");
     let stdout = python_stdout(
         Command::new("python3")
             .arg(script)
-            .arg(out.path())
+            .arg(out.path().join("dataset"))
             .arg(&source)
             .args(records),
         &["numpy", "scipy", "wfdb", "pyarrow"],
@@ -103,7 +105,7 @@ fn windows_of(comparison: &Value, record: &str) -> (usize, u64) {
 #[test]
 fn ptbxl_windows_equal_the_python_conversion() {
     let records: Vec<String> = (1..=20).map(|i| format!("{i:05}_hr")).collect();
-    let Some(comparison) = ingest_and_compare("ptbxl-500", 20, &records) else {
+    let Some(comparison) = ingest_and_compare("ptbxl-500", &records) else {
         return;
     };
     assert_eq!(comparison["records"].as_array().unwrap().len(), 20);
@@ -115,12 +117,12 @@ fn ptbxl_windows_equal_the_python_conversion() {
 #[test]
 fn cinc2017_windows_equal_the_python_conversion() {
     // A00592 (2996 samples at 300 Hz, 2497 at 250 Hz) is the first record shorter than a
-    // window, hence the limit; the others: 30 s, 60 s, and trailing parts of 2142 and 2100
-    // samples (kept) and of 85 (dropped).
+    // window; the others: 30 s, 60 s, and trailing parts of 2142 and 2100 samples (kept) and of
+    // 85 (dropped).
     let records: Vec<String> = ["A00001", "A00003", "A00014", "A00015", "A00019", "A00592"]
         .map(String::from)
         .to_vec();
-    let Some(comparison) = ingest_and_compare("cinc2017", 592, &records) else {
+    let Some(comparison) = ingest_and_compare("cinc2017", &records) else {
         return;
     };
     assert_eq!(comparison["records"].as_array().unwrap().len(), 6);

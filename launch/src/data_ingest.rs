@@ -100,7 +100,11 @@ pub struct IngestArgs {
     /// CSV (record,labels[,patient_id,age,sex]) replacing the labels of the records it lists.
     #[arg(long, value_name = "FILE")]
     pub label_csv: Option<String>,
-    /// Ingest only the first N records (sorted by name).
+    /// Ingest only the records this file lists (one id or path per line, or a CSV's `record`
+    /// column); a listed record missing from the source is an error.
+    #[arg(long, value_name = "FILE")]
+    pub records: Option<String>,
+    /// Ingest only the first N records (sorted by name; of those --records lists).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Stop after writing N shards; a later run resumes without redoing them.
@@ -124,6 +128,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         shard_target_bytes: args.layout.shard_bytes(),
         row_group_rows: args.layout.row_group_rows,
         label_csv: args.label_csv.clone(),
+        records: args.records.clone(),
         threads: args.layout.threads,
         seed: args.layout.seed,
         limit: args.limit,

@@ -552,6 +552,44 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `data ingest --records FILE` ingests the records the file lists and says how many it planned;
+/// a listed record the source lacks fails naming the file and the record.
+#[test]
+fn ingest_records_takes_a_cohort_list() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-records");
+    let list = dir.join("cohort.txt");
+    let ingest = |list_text: &str, out: &str| {
+        std::fs::write(&list, list_text).unwrap();
+        let out = dir.join(out);
+        [
+            "data",
+            "ingest",
+            source.to_str().unwrap(),
+            "--records",
+            list.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    let summary = run_ok(&ingest("A00007\nA00002\n", "two"));
+    assert!(
+        summary.contains("2 records planned, 2 ingested"),
+        "{summary}"
+    );
+    let err = run_err(&ingest("A00002\nA0002\n", "typo"));
+    assert!(
+        err.contains("cohort.txt")
+            && err.contains("1 of its 2 records are not in")
+            && err.contains("A0002"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_stale_header_checksum_points_at_ignore_checksums() {
     let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") else {

@@ -129,6 +129,7 @@ fn ingested_ptbxl_records_train() {
         format: "ptbxl".parse().unwrap(),
         out: data.to_str().unwrap().into(),
         label_csv: None,
+        records: None,
         limit: Some(48),
         stop_after_shards: None,
         source_name: None,

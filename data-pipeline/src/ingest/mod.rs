@@ -1,7 +1,8 @@
 //! `ingest`: a source of ECG records (local folder or object-store URL; WFDB, PTB-XL, CinC 2017,
 //! CinC 2021) into a dataset of zstd Parquet shards with a manifest (docs/dataset-format.md).
 //!
-//! The run: plan the records (sorted, `plan.rs`), read and preprocess them in parallel chunks on
+//! The run: plan the records (sorted, `plan.rs`; `--records` keeps a listed cohort,
+//! `record_list.rs`), read and preprocess them in parallel chunks on
 //! a rayon pool (`record.rs`) while one writer thread consumes the outcomes in plan order:
 //! rows go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard is
 //! stored when it passes its target size (at a record boundary), then the journal
@@ -14,6 +15,7 @@ pub mod label_csv;
 pub mod options;
 pub mod plan;
 pub mod record;
+pub mod record_list;
 pub mod row;
 pub mod shard_writer;
 pub mod source;
@@ -38,6 +40,7 @@ pub use label_csv::LabelOverride;
 pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
 pub use plan::{make_plan, Plan, PlannedRecord};
 pub use record::{process_record, RecordContext, RecordOutcome};
+pub use record_list::RecordList;
 pub use row::WindowRow;
 pub use shard_writer::{ShardLayout, ShardWriter};
 pub use source::SourceRoot;
@@ -56,7 +59,18 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     let labels = opts
         .label_csv
         .as_deref()
-        .map(|csv| read_label_csv(csv, &opts.source_store_options))
+        .map(|csv| {
+            let bytes = read_side_file(csv, &opts.source_store_options)?;
+            LabelOverride::parse(&bytes, &store::redact_url(csv))
+        })
+        .transpose()?;
+    let record_list = opts
+        .records
+        .as_deref()
+        .map(|list| {
+            let bytes = read_side_file(list, &opts.source_store_options)?;
+            RecordList::parse(&bytes, &store::redact_url(list))
+        })
         .transpose()?;
     let Plan {
         format,
@@ -70,6 +84,9 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
             source.describe(),
             format.as_str()
         )));
+    }
+    if let Some(list) = &record_list {
+        records = list.select(records, &source.describe())?;
     }
     if let Some(limit) = opts.limit {
         records.truncate(limit);
@@ -143,19 +160,19 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     })
 }
 
-/// Reads the label override CSV from a local path or an object-store URL.
-fn read_label_csv(csv: &str, options: &[(String, String)]) -> Result<LabelOverride, DataError> {
-    let bytes = if csv.contains("://") && !csv.starts_with("file://") {
-        let (object_store, location) = store::open_url_with(csv, options)?;
-        store::block_on(store::get_bytes(object_store.as_ref(), &location))?.to_vec()
+/// Reads a file given beside the source (the label CSV, the record list) from a local path or
+/// an object-store URL (with the source's store options).
+fn read_side_file(file: &str, options: &[(String, String)]) -> Result<Vec<u8>, DataError> {
+    if file.contains("://") && !file.starts_with("file://") {
+        let (object_store, location) = store::open_url_with(file, options)?;
+        Ok(store::block_on(store::get_bytes(object_store.as_ref(), &location))?.to_vec())
     } else {
-        let path = csv.strip_prefix("file://").unwrap_or(csv);
+        let path = file.strip_prefix("file://").unwrap_or(file);
         std::fs::read(path).map_err(|source| DataError::Io {
             path: path.to_string(),
             source,
-        })?
-    };
-    LabelOverride::parse(&bytes, &store::redact_url(csv))
+        })
+    }
 }
 
 /// One execution of the plan from the journal's position.

@@ -88,6 +88,11 @@ pub struct IngestOptions {
     /// CSV (`record,labels[,patient_id,age,sex]`, labels `;`-separated) replacing the labels
     /// of the records it lists.
     pub label_csv: Option<String>,
+    /// File (path or URL) listing the records to ingest, one per line or a CSV's `record`
+    /// column; the others are left out (`record_list.rs`). Not serialised when absent, so the
+    /// journals of runs without it keep their fingerprints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
     /// Check WFDB header checksums (a mismatch quarantines the record). Never done for CinC 2017,
     /// whose headers hold a placeholder checksum of 0.
     pub verify_checksums: bool,
@@ -96,7 +101,7 @@ pub struct IngestOptions {
     pub split_fractions: SplitFractions,
     /// Seed of the patient-hash split.
     pub seed: u64,
-    /// Ingest only the first N records of the (sorted) plan.
+    /// Ingest only the first N records of the (sorted) plan, after `records`.
     pub limit: Option<usize>,
     /// Stop after writing this many shards in this run (the journal lets a later run resume).
     pub stop_after_shards: Option<usize>,
@@ -119,6 +124,7 @@ impl Default for IngestOptions {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
             zstd_level: 3,
             label_csv: None,
+            records: None,
             verify_checksums: true,
             threads: 0,
             split_fractions: SplitFractions::default(),
@@ -134,7 +140,7 @@ impl Default for IngestOptions {
 pub struct IngestReport {
     /// The format used (the detected one for `auto`).
     pub format: SourceFormat,
-    /// Records in the plan (after `limit`).
+    /// Records in the plan (after `records` and `limit`).
     pub records_planned: u64,
     /// Records with at least one row in the dataset.
     pub records_ingested: u64,

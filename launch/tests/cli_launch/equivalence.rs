@@ -173,3 +173,37 @@ fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// With ZeRO-1, `--keep-checkpoints 1` leaves the newest checkpoint whole (every rank's optimizer
+/// shard in it, rank 0 pruning only after all have written), and the run resumed from it ends
+/// with the bits of the run that kept every checkpoint.
+#[test]
+fn zero_one_keeps_the_newest_checkpoint_whole_and_resumes_from_it() {
+    let dir = temp_dir("zero-keep");
+    let steps = 9;
+    let run = |out: &Path, extra: &[&str]| {
+        let mut command = pretrain(out, steps, 4, 1);
+        command.extend(["--zero", "1"].iter().chain(extra).map(|s| s.to_string()));
+        run_ok(&launch_args(2, &[], &command));
+    };
+    let (all, kept) = (dir.join("all"), dir.join("kept"));
+    run(&all, &[]);
+    run(&kept, &["--keep-checkpoints", "1", "--stop-after", "6"]);
+    let names = |run: &Path| ecgfm_test_support::sorted_names(&run.join("checkpoints"));
+    assert_eq!(names(&kept), ["step_00000006"]);
+    assert_eq!(
+        ecgfm_test_support::sorted_names(&kept.join("checkpoints/step_00000006")),
+        [
+            "COMPLETE",
+            "model.safetensors",
+            "optimizer.shard-00000-of-00002.safetensors",
+            "optimizer.shard-00001-of-00002.safetensors",
+            "state.json"
+        ]
+    );
+    run(&kept, &["--keep-checkpoints", "1", "--resume"]);
+    assert_eq!(names(&kept), ["step_00000009"]);
+    assert_eq!(names(&all).len(), 3);
+    assert_same_run(&all, &kept, steps);
+    std::fs::remove_dir_all(dir).unwrap();
+}

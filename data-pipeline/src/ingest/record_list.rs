@@ -1,0 +1,193 @@
+//! The record list of `ingest --records FILE`: which of a source's records to ingest (a cohort).
+//! Either one record per line (blank lines and `#` comments skipped) or a CSV whose header names
+//! a `record` column (a label CSV, a cohort exported from a spreadsheet). A name is a record id
+//! (`00001_hr`) or a path relative to the source (`records500/00000/00001_hr`), with or without
+//! `.hea`, as in the label CSV. The plan keeps its own sorted order; a listed name that matches
+//! no record of the source is an error naming it, so a typo never shrinks a cohort silently.
+
+use std::collections::BTreeSet;
+
+use crate::error::DataError;
+use crate::ingest::plan::PlannedRecord;
+
+/// Listed names quoted in the error about names that match no record.
+const UNMATCHED_EXAMPLES: usize = 5;
+
+/// The parsed list: record names without `.hea`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordList {
+    /// The file, for messages.
+    file: String,
+    names: BTreeSet<String>,
+}
+
+impl RecordList {
+    /// Parses the list's bytes; `file` names it in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<Self, DataError> {
+        let bad = |reason: String| DataError::Corrupt {
+            path: file.to_string(),
+            reason: format!("record list: {reason}"),
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
+        let first = text.lines().map(str::trim).find(|l| !skipped(l));
+        let names: Vec<String> = match first {
+            Some(header) if header.contains(',') || header == "record" => {
+                csv_records(bytes).map_err(bad)?
+            }
+            _ => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !skipped(l))
+                .map(String::from)
+                .collect(),
+        };
+        let names: BTreeSet<String> = names
+            .into_iter()
+            .map(|n| n.strip_suffix(".hea").unwrap_or(&n).to_string())
+            .collect();
+        if names.is_empty() {
+            return Err(bad("it names no record".into()));
+        }
+        Ok(RecordList {
+            file: file.to_string(),
+            names,
+        })
+    }
+
+    /// Keeps the records the list names (by path, else by id), in their order; fails naming the
+    /// listed names that match no record of `source` (the source's description).
+    pub fn select(
+        &self,
+        records: Vec<PlannedRecord>,
+        source: &str,
+    ) -> Result<Vec<PlannedRecord>, DataError> {
+        let mut matched = BTreeSet::new();
+        let kept: Vec<PlannedRecord> = records
+            .into_iter()
+            .filter(|r| {
+                let key = [&r.name, &r.record_id]
+                    .into_iter()
+                    .find(|k| self.names.contains(k.as_str()));
+                key.map(|k| matched.insert(k.clone())).is_some()
+            })
+            .collect();
+        let unmatched: Vec<&str> = self
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !matched.contains(*n))
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(kept);
+        }
+        let examples = unmatched[..unmatched.len().min(UNMATCHED_EXAMPLES)].join(", ");
+        Err(DataError::Corrupt {
+            path: self.file.clone(),
+            reason: format!(
+                "record list: {} of its {} records are not in {source} (e.g. {examples}); a \
+                 name is a record id (`00001_hr`) or its path in the source \
+                 (`records500/00000/00001_hr`)",
+                unmatched.len(),
+                self.names.len()
+            ),
+        })
+    }
+
+    /// How many names the list holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the list is empty (never, once parsed).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Blank lines and `#` comments.
+fn skipped(line: &str) -> bool {
+    line.is_empty() || line.starts_with('#')
+}
+
+/// The `record` column of a CSV with a header.
+fn csv_records(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(bytes);
+    let header = reader.headers().map_err(|e| e.to_string())?.clone();
+    let column = header
+        .iter()
+        .position(|h| h.trim() == "record")
+        .ok_or("a CSV list needs a `record` column in its header")?;
+    let mut names = Vec::new();
+    for (index, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| format!("row {}: {e}", index + 1))?;
+        match row.get(column).map(str::trim).filter(|v| !v.is_empty()) {
+            Some(name) => names.push(name.to_string()),
+            None => return Err(format!("row {}: empty record name", index + 1)),
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordList;
+    use crate::ingest::plan::PlannedRecord;
+
+    fn plan(names: &[&str]) -> Vec<PlannedRecord> {
+        names
+            .iter()
+            .map(|n| PlannedRecord::bare(n, false))
+            .collect()
+    }
+
+    fn names(records: &[PlannedRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_line_list_selects_by_path_or_id_in_the_plans_order() {
+        let list = b"# cohort 3\nb/A3.hea\n\n  A1  \nb/A3\n";
+        let list = RecordList::parse(list, "cohort.txt").unwrap();
+        assert_eq!(list.len(), 2, "b/A3 twice, .hea or not, is one name");
+        let kept = list.select(plan(&["a/A1", "a/A2", "b/A3"]), "src").unwrap();
+        assert_eq!(names(&kept), ["a/A1", "b/A3"]);
+    }
+
+    #[test]
+    fn a_csv_list_takes_its_record_column() {
+        let list = b"patient,record,labels\np1,A2,x:1\np2,A4,\n";
+        let list = RecordList::parse(list, "cohort.csv").unwrap();
+        let kept = list.select(plan(&["A1", "A2", "A3", "A4"]), "src").unwrap();
+        assert_eq!(names(&kept), ["A2", "A4"]);
+        let one_column = RecordList::parse(b"record\nA3\n", "cohort.csv").unwrap();
+        let kept = one_column.select(plan(&["A1", "A3"]), "src").unwrap();
+        assert_eq!(names(&kept), ["A3"]);
+    }
+
+    #[test]
+    fn names_missing_from_the_source_are_refused_naming_them() {
+        let list = RecordList::parse(b"A1\nA9\nA8\n", "cohort.txt").unwrap();
+        let err = list.select(plan(&["A1", "A2"]), "/data/raw").unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("cohort.txt"), "{err}");
+        assert!(
+            err.contains("2 of its 3 records are not in /data/raw (e.g. A8, A9)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_and_malformed_lists_are_refused() {
+        for (bytes, says) in [
+            (&b"# nothing\n\n"[..], "names no record"),
+            (b"id,labels\nA1,x\n", "needs a `record` column"),
+            (b"record,labels\n,x\n", "row 1: empty record name"),
+            (b"\xff\xfe", "not UTF-8"),
+        ] {
+            let err = RecordList::parse(bytes, "l.txt").unwrap_err().to_string();
+            assert!(err.contains("l.txt") && err.contains(says), "{err}");
+        }
+    }
+}
