@@ -68,6 +68,16 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A shard whose bytes are not those its manifest recorded (size, SHA-256, or the CRC-32C of
+    /// its footer or of a column chunk): it changed after it was written. Reading it again gives
+    /// the same bytes, so a run stopped by it is not restarted (`ecgfm launch`) but repaired.
+    #[error("{path}: {reason} (the file was damaged after ingest)")]
+    Damaged {
+        /// The shard.
+        path: String,
+        /// Which check failed, with both values.
+        reason: String,
+    },
     /// A JSON file (manifest, journal, state) that does not parse.
     #[error("{path}: invalid JSON: {source}")]
     Json {

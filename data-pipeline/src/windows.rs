@@ -241,9 +241,10 @@ impl ShardReader {
     fn check(&self, entry: &ShardEntry) -> Result<(), DataError> {
         match entry.mismatch(self.bytes.len() as u64, &sha256_hex(&self.bytes)) {
             None => Ok(()),
-            Some(damage) => {
-                Err(self.corrupt(format!("{damage} (the file was damaged after ingest)")))
-            }
+            Some(reason) => Err(DataError::Damaged {
+                path: self.path.clone(),
+                reason,
+            }),
         }
     }
 

@@ -9,6 +9,7 @@ mod common;
 use common::dataset::{
     every_fifth_val, lead_present, stored_value, synth_source, valid_samples, write, Spec,
 };
+use ecgfm_data::error::DataError;
 use ecgfm_data::schema::N_LEADS;
 use ecgfm_data::store;
 use ecgfm_data::windows::held::{read_held, HeldSignal, Hold};
@@ -74,7 +75,7 @@ fn reads_every_window_of_a_split_in_order_with_its_centred_crop() {
     assert!(err.to_string().contains("manifest.json"), "{err}");
 }
 
-/// A shard damaged after ingest (one byte of a label) fails the read, naming it.
+/// A shard damaged after ingest (one byte of a label) fails the read as damaged, naming it.
 #[test]
 fn a_damaged_shard_is_refused_naming_it() {
     let url = "memory://split-windows/damaged";
@@ -90,9 +91,9 @@ fn a_damaged_shard_is_refused_naming_it() {
         .expect("the labels are stored as plain text");
     bytes[at] = b'X';
     store::block_on(store::put_bytes(object_store.as_ref(), &path, bytes.into())).unwrap();
-    let err = read_split_windows(url, &[], "all", 80)
-        .unwrap_err()
-        .to_string();
+    let err = read_split_windows(url, &[], "all", 80).unwrap_err();
+    assert!(matches!(err, DataError::Damaged { .. }), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains("shards/shard-00001.parquet") && err.contains("SHA-256"),
         "{err}"

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::config::TrainConfig;
-use ecgfm_trainer::data::{BatchSource, SourceError};
+use ecgfm_trainer::data::{BatchSource, ReadFault, SourceError};
 use ecgfm_trainer::model::HostBatch;
 
 /// One rank's view of a dataset (single-process training is rank 0 of 1).
@@ -125,6 +125,11 @@ impl BatchSource for DatasetSource {
         let loader: LoaderState = serde_json::from_value(state["loader"].clone())?;
         self.loader.restore(&loader)?;
         Ok(())
+    }
+
+    /// `Damaged` for a shard failing its checksums (`DataError::Damaged` in the error's chain).
+    fn fault(&self, error: &SourceError) -> ReadFault {
+        crate::damaged_data::fault_of(error)
     }
 
     fn samples_per_epoch(&self) -> Option<u64> {

@@ -8,7 +8,8 @@
 //! a rank gets SIGTERM from the kernel if the launcher dies (`PR_SET_PDEATHSIG`), so no rank
 //! trains on without it. When a rank fails the others are stopped and the launcher exits 1
 //! naming it, or, with `--max-restarts K`, starts all ranks again from the newest complete
-//! checkpoint. A rank stopped by a signal sent to it directly (SLURM's warning, preemption) is
+//! checkpoint, unless a rank found its data damaged (exit status 65, `damaged_data`: every
+//! attempt would read the same bytes); the launcher then exits 65 too. A rank stopped by a signal sent to it directly (SLURM's warning, preemption) is
 //! no failure: the launcher waits for the others to save the same checkpoint, without a
 //! restart. When every rank stopped so (exit status 75), forwarded or not, the launcher exits
 //! 75 as well (`signals::STOPPED_EXIT`). A fresh `pretrain` into a folder that holds
@@ -16,6 +17,7 @@
 //! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
 //! instead (slurm.rs).
 
+use crate::damaged_data::{RankFoundDamage, DAMAGED_EXIT};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
@@ -175,6 +177,8 @@ struct Attempt {
     finished: bool,
     /// Every rank exited with status 75 (a stop with its checkpoint saved) or 0.
     all_stopped: bool,
+    /// A rank exited with status 65: its data was damaged (`damaged_data`).
+    damaged: bool,
 }
 
 /// One attempt: runs every local rank to its end.
@@ -266,6 +270,7 @@ fn run_attempt(
     let mut stopped = None;
     let mut finished = true;
     let mut all_stopped = true;
+    let mut damaged = false;
     let mut stopping_since: Option<Instant> = None;
     let mut forwarded = 0;
     while children.iter().any(|(_, c)| c.is_some()) {
@@ -285,6 +290,7 @@ fn run_attempt(
                 finished &= status.success();
                 let clean_stop = status.code() == Some(i32::from(crate::signals::STOPPED_EXIT));
                 all_stopped &= clean_stop || status.success();
+                damaged |= status.code() == Some(i32::from(DAMAGED_EXIT));
                 if clean_stop && stopping_since.is_none() {
                     let why = why.unwrap_or_else(|| "stopped by a signal".into());
                     stopped.get_or_insert_with(|| format!("rank {rank} {why}"));
@@ -331,6 +337,7 @@ fn run_attempt(
         stopped,
         finished,
         all_stopped,
+        damaged,
     })
 }
 
@@ -398,6 +405,16 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
             bail!("{stopped}; not every rank saved its checkpoint (see their errors above)");
         }
         let cause = attempt.failures.join("; then ");
+        if attempt.damaged {
+            // Another attempt would read the same bytes and stop at the same step.
+            let note = match args.max_restarts {
+                0 => String::new(),
+                _ => "; not restarted: the data is damaged, and every attempt would read the \
+                      same bytes (repair it, then run the same command with --resume)"
+                    .into(),
+            };
+            return Err(RankFoundDamage(format!("{cause}{note}")).into());
+        }
         if restarts >= args.max_restarts {
             bail!("{cause}");
         }

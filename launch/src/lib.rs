@@ -27,6 +27,8 @@
 //!   this binary, and `child_error` passes a failed child's error up to the sweep).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
+//! - `damaged_data` tells data damaged after it was written from other failures (its exit
+//!   status, no restart by `launch`, the repair named).
 //! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
 //!   URL's secret in a file read again later (a sweep folder's file, a SLURM script).
 //!
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod compare;
 pub mod compute;
 pub mod cpu_memory;
+pub mod damaged_data;
 pub mod data_ingest;
 pub mod data_inspect;
 pub mod data_merge;

@@ -11,9 +11,12 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             eprintln!("error: {}", ecgfm_launch::error_text(&err));
             ecgfm_launch::child_error::report(&err);
-            match err.downcast_ref::<ecgfm_launch::signals::Stopped>() {
-                Some(_) => std::process::ExitCode::from(ecgfm_launch::signals::STOPPED_EXIT),
-                None => std::process::ExitCode::FAILURE,
+            if err.is::<ecgfm_launch::signals::Stopped>() {
+                std::process::ExitCode::from(ecgfm_launch::signals::STOPPED_EXIT)
+            } else if ecgfm_launch::damaged_data::is_damaged(&err) {
+                std::process::ExitCode::from(ecgfm_launch::damaged_data::DAMAGED_EXIT)
+            } else {
+                std::process::ExitCode::FAILURE
             }
         }
     }

@@ -2,6 +2,7 @@
 //! source, and runs the trainer with a progress bar.
 
 use crate::cli::PretrainArgs;
+use crate::damaged_data::name_damaged_dataset;
 use crate::device::{self, Opened};
 use crate::gpu_memory;
 use crate::pretrain_dist::JobRank;
@@ -206,20 +207,6 @@ fn hold_after_stop() {
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-}
-
-/// An error of reading the dataset `url` for a shard that fails its checksums (the loader names
-/// the shard by its path inside the dataset, and says "damaged after ingest"), with the
-/// dataset's address and the ways to repair it; any other error as it is.
-fn name_damaged_dataset(err: anyhow::Error, url: &str) -> anyhow::Error {
-    if !crate::error_text(&err).contains("damaged after ingest") {
-        return err;
-    }
-    let url = redact_url(url);
-    err.context(format!(
-        "a shard of the dataset {url} is damaged (`ecgfm data inspect {url}` checks every \
-         shard): ingest the dataset again, or restore the shard from a copy"
-    ))
 }
 
 /// How a validation set is read, whatever the run's own data settings (`data.mix_row_groups`,

@@ -570,7 +570,7 @@ fn a_shard_damaged_after_ingest_stops_the_run_naming_the_dataset_and_the_shard()
     }
     let output = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(65), "damaged data: {err}");
     assert!(named(&err) && err.contains("data source"), "{err}");
     // Damaged before: opening the dataset says the same.
     let err = run_err(&args);

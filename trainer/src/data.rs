@@ -12,6 +12,19 @@ use rayon::prelude::*;
 /// Errors of a batch source, boxed so any data library can report through it.
 pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What kind of failure a source's read error is. The ranks of a job tell each other with the
+/// step's agreement, so every rank's error says it, and `ecgfm launch` restarts a job for one
+/// kind and not the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFault {
+    /// The data's bytes are not those recorded when it was written (a shard failing its
+    /// checksums): reading it again gives the same bytes, so only repairing the data helps.
+    Damaged,
+    /// Anything else: an object-store error that outlasted its retries, an expired signed URL,
+    /// a missing file. A later attempt may read it.
+    Other,
+}
+
 /// A deterministic, resumable stream of training batches.
 pub trait BatchSource: Send {
     /// Fills `batch.x` (B, L, S) and `batch.lead_mask` (B, L) with the next `batch.batch` samples.
@@ -22,6 +35,10 @@ pub trait BatchSource: Send {
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError>;
     /// One line for logs: what is being read.
     fn describe(&self) -> String;
+    /// The kind of one of this source's read errors; `Other` unless the source can tell.
+    fn fault(&self, _error: &SourceError) -> ReadFault {
+        ReadFault::Other
+    }
     /// Samples in one pass over the data (an epoch) for a stream that has one, such as a
     /// dataset's split; `None` (the default) for an endless generator.
     fn samples_per_epoch(&self) -> Option<u64> {

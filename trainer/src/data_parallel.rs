@@ -26,6 +26,7 @@ use ecgfm_dist::{Collective, DistError, Shards};
 use ecgfm_kernels::{Backend, CpuBackend};
 
 use crate::comm_wire::{CommWire, HostComm};
+use crate::data::ReadFault;
 use crate::exchange::{Exchange, GradExchange};
 use crate::model::{Mae, ModelError};
 use crate::rank_backend::RankBackend;
@@ -47,6 +48,9 @@ pub struct StepReport {
     /// Ranks that could not read the next step's first batch (read ahead): this step's update
     /// stands, and the run stops after it.
     pub read_ahead_failed: Vec<usize>,
+    /// Ranks of `read_failed` or `read_ahead_failed` whose data was damaged
+    /// (`ReadFault::Damaged`).
+    pub damaged_read: Vec<usize>,
     /// The step's samples over all ranks by their number of present leads (what its FLOPs are
     /// counted from: `model::FlopCounter::flops_of`).
     pub samples_by_leads: Vec<u64>,
@@ -57,17 +61,38 @@ pub struct StepReport {
 pub enum Reads {
     Fine,
     /// A batch of this step could not be read.
-    Failed,
+    Failed(ReadFault),
     /// This step's batches were read, the next step's first batch (read ahead) could not be.
-    AheadFailed,
+    AheadFailed(ReadFault),
 }
 
 impl Reads {
+    /// Every value, in code order.
+    const ALL: [Reads; 5] = [
+        Reads::Fine,
+        Reads::Failed(ReadFault::Other),
+        Reads::AheadFailed(ReadFault::Other),
+        Reads::Failed(ReadFault::Damaged),
+        Reads::AheadFailed(ReadFault::Damaged),
+    ];
+
     fn code(self) -> f32 {
+        Reads::ALL.iter().position(|&r| r == self).expect("listed") as f32
+    }
+
+    /// The value of `code` (`Fine` for a code no rank sends).
+    fn of_code(code: f32) -> Reads {
+        Reads::ALL
+            .into_iter()
+            .find(|r| r.code() == code)
+            .unwrap_or(Reads::Fine)
+    }
+
+    /// The failed read's kind, if one failed.
+    fn fault(self) -> Option<ReadFault> {
         match self {
-            Reads::Fine => 0.0,
-            Reads::Failed => 1.0,
-            Reads::AheadFailed => 2.0,
+            Reads::Fine => None,
+            Reads::Failed(fault) | Reads::AheadFailed(fault) => Some(fault),
         }
     }
 }
@@ -113,11 +138,14 @@ impl StepReport {
             }
         }
         let bins = ranks.first().map_or(0, |r| r.len() - micro - 3);
-        let with_reads = |reads: Reads| {
-            let at = micro + bins;
+        let reads: Vec<Reads> = ranks
+            .iter()
+            .map(|values| Reads::of_code(values[micro + bins]))
+            .collect();
+        let with_reads = |wanted: fn(Reads) -> bool| {
             (0..ranks.len())
-                .filter(|&r| ranks[r][at] == reads.code())
-                .collect()
+                .filter(|&r| wanted(reads[r]))
+                .collect::<Vec<usize>>()
         };
         StepReport {
             loss_sum,
@@ -128,8 +156,9 @@ impl StepReport {
                 .filter(|&r| ranks[r][micro + bins + 1] != 0.0)
                 .collect(),
             stop: ranks.iter().any(|values| values[values.len() - 1] != 0.0),
-            read_failed: with_reads(Reads::Failed),
-            read_ahead_failed: with_reads(Reads::AheadFailed),
+            read_failed: with_reads(|r| matches!(r, Reads::Failed(_))),
+            read_ahead_failed: with_reads(|r| matches!(r, Reads::AheadFailed(_))),
+            damaged_read: with_reads(|r| r.fault() == Some(ReadFault::Damaged)),
             samples_by_leads: (0..bins)
                 .map(|n| ranks.iter().map(|values| values[micro + n] as u64).sum())
                 .collect(),
@@ -405,5 +434,37 @@ mod tests {
         let b = buckets(10, 4);
         assert_eq!(b, vec![6..10, 2..6, 0..2]);
         assert_eq!(buckets(3, 100), vec![0..3]);
+    }
+
+    /// Each rank's reads, and the kind of a failed one, reach every rank through the values.
+    #[test]
+    fn a_step_report_tells_which_ranks_failed_to_read_and_which_found_damage() {
+        let reads = [
+            Reads::Fine,
+            Reads::Failed(ReadFault::Other),
+            Reads::AheadFailed(ReadFault::Damaged),
+            Reads::Failed(ReadFault::Damaged),
+            Reads::AheadFailed(ReadFault::Other),
+        ];
+        let values: Vec<Vec<f32>> = reads
+            .iter()
+            .map(|&reads| {
+                StepValues {
+                    losses: &[1.0, 2.0],
+                    samples_by_leads: &[3, 0],
+                    reads,
+                    nonfinite_input: false,
+                    stop: false,
+                }
+                .to_vec()
+            })
+            .collect();
+        let ranks: Vec<&[f32]> = values.iter().map(Vec::as_slice).collect();
+        let report = StepReport::of_ranks(&ranks, 2);
+        assert_eq!(report.read_failed, [1, 3]);
+        assert_eq!(report.read_ahead_failed, [2, 4]);
+        assert_eq!(report.damaged_read, [2, 3]);
+        assert_eq!(report.samples_by_leads, [15, 0]);
+        assert_eq!(report.loss_sum, 15.0);
     }
 }

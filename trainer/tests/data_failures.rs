@@ -7,7 +7,7 @@ mod run_setup;
 use ecgfm_kernels::CpuBackend;
 use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::config::TrainConfig;
-use ecgfm_trainer::data::{BatchSource, SourceError, SyntheticSource};
+use ecgfm_trainer::data::{BatchSource, ReadFault, SourceError, SyntheticSource};
 use ecgfm_trainer::metrics::read_records;
 use ecgfm_trainer::train::{TrainError, Trainer};
 use ecgfm_trainer::HostBatch;
@@ -52,6 +52,9 @@ impl BatchSource for Damaged {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn fault(&self, _error: &SourceError) -> ReadFault {
+        ReadFault::Damaged
+    }
 }
 
 /// Trains `cfg` in `dir` on the stream with `damaged` positions.
@@ -94,8 +97,9 @@ fn stops_with_a_checkpoint_and_resumes_exactly(name: &str, accum: usize, damaged
         TrainError::DataStopped {
             finished: f,
             checkpoint: Some(c),
+            damaged,
             ..
-        } => assert_eq!((*f, c), (finished, &saved), "{text}"),
+        } => assert_eq!((*f, c, *damaged), (finished, &saved, true), "{text}"),
         other => panic!("not a stop for data with a checkpoint: {other}"),
     }
     assert!(checkpoint::is_complete(&saved), "{text}");

@@ -116,11 +116,10 @@ impl DatasetIndex {
         let mut first_id = 0u64;
         for (s, (shard, entry)) in shards.iter().zip(&manifest.shards).enumerate() {
             if shard.size != entry.bytes {
-                return Err(DataError::Corrupt {
+                return Err(DataError::Damaged {
                     path: entry.path.clone(),
                     reason: format!(
-                        "the file has {} bytes, the manifest says {}: the shard was changed \
-                         or truncated after the manifest was written",
+                        "the file has {} bytes, the manifest says {}",
                         shard.size, entry.bytes
                     ),
                 });

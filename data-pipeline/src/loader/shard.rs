@@ -92,10 +92,12 @@ impl Shard {
         if let Some(want) = checksums.footer {
             let got = crc32c::crc32c(&footer);
             if got != want {
-                return Err(corrupt(format!(
-                    "the footer has CRC-32C {got:08x}, the manifest says {want:08x} (the file \
-                     was damaged after ingest)"
-                )));
+                return Err(DataError::Damaged {
+                    path: name.clone(),
+                    reason: format!(
+                        "the footer has CRC-32C {got:08x}, the manifest says {want:08x}"
+                    ),
+                });
             }
         }
         let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|source| {
@@ -371,10 +373,12 @@ impl Shard {
                     1 => format!("the {} column chunk has", columns[0]),
                     _ => format!("the {} column chunks have", columns.join(" and ")),
                 };
-                return Err(self.corrupt(&format!(
-                    "row group {rg}: {what} CRC-32C {got:08x}, the manifest says {want:08x} \
-                     (the file was damaged after ingest)"
-                )));
+                return Err(DataError::Damaged {
+                    path: self.name.clone(),
+                    reason: format!(
+                        "row group {rg}: {what} CRC-32C {got:08x}, the manifest says {want:08x}"
+                    ),
+                });
             }
         }
         Ok(())

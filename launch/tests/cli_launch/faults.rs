@@ -3,7 +3,7 @@
 //! that resumes exactly; a corrupt newest checkpoint is named and the run resumes from the one
 //! before; a hung rank is named after the collective timeout.
 
-use super::common::{ecgfm_env, run_ok, set_flag, temp_dir, ECGFM};
+use super::common::{ecgfm_env, run_ok, set_flag, synth_dataset_with, temp_dir, ECGFM};
 use super::{assert_same_run, launch_args, logged_steps, losses, pretrain, Lines};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -202,7 +202,11 @@ fn a_read_failing_on_one_rank_stops_every_rank_with_a_checkpoint_that_resumes_ex
             &[("ECGFM_FAULT_READ", fault)],
         );
         let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(!result.status.success(), "{name}: {stderr}");
+        assert_eq!(
+            result.status.code(),
+            Some(1),
+            "{name}: a failed read not known as damage: {stderr}"
+        );
         assert!(
             stderr.contains("could not read the batch of step 5: data source")
                 && stderr.contains("ECGFM_FAULT_READ"),
@@ -294,5 +298,52 @@ fn a_hung_rank_is_named_after_the_collective_timeout() {
         stderr.contains("timed out after 2s waiting for rank(s) 1"),
         "{stderr}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A shard damaged after ingest stops every rank, each naming the dataset and its repair (the
+/// rank that read it tells the other the kind of failure), and the launcher does not restart the
+/// job for it, as every attempt would read the same bytes: it exits 65, as each rank does.
+#[test]
+fn a_damaged_shard_stops_every_rank_and_is_not_restarted() {
+    let dir = temp_dir("damaged-ranks");
+    let data = synth_dataset_with(&dir, "ds", &["--row-group-rows", "4"]);
+    let shard = data.join("shards/shard-00000.parquet");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&shard, &bytes).unwrap();
+    let mut command = pretrain(&dir.join("run"), 30, 4, 1);
+    command.extend(["--data".to_string(), data.display().to_string()]);
+    let result = ecgfm_env(&launch_args(2, &["--max-restarts", "2"], &command), &[]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("rank 0 exited with status 65")
+            || stderr.contains("rank 1 exited with status 65"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not restarted: the data is damaged"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("restarting every rank"), "{stderr}");
+    let hint = format!(
+        "a shard of the dataset {} is damaged (`ecgfm data inspect",
+        data.display()
+    );
+    assert!(
+        stderr.contains("found its batch of step 4 damaged (its own error names the shard)"),
+        "the rank that read the shard tells the other: {stderr}"
+    );
+    for rank in 0..2 {
+        let prefix = format!("[rank {rank}] error: ");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(&hint)),
+            "rank {rank}: {stderr}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,7 +3,8 @@
 //!
 //! The failing rank keeps its read error (`FailedRead`) until the step that needs the batch,
 //! and says so in that step's agreement (`DataParallel::gather_step`, where a stop request
-//! travels too), so every rank stops at the same step:
+//! travels too), with the error's kind (`ReadFault`: damaged data, or another failure), so every
+//! rank stops at the same step and its error tells the kind:
 //! - the failed read was one of step s's own batches: no rank applies step s's update, and the
 //!   run stops after step s - 1;
 //! - it was the next step's first batch, read ahead during step s: step s is finished as usual,
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{TrainError, Trainer};
 use crate::checkpoint;
+use crate::data::ReadFault;
 use ecgfm_kernels::Backend;
 
 /// This rank's read that failed, kept until its step's agreement.
@@ -25,6 +27,8 @@ pub(crate) struct FailedRead {
     /// The step (from 0) whose batch it is.
     pub(crate) step: u64,
     pub(crate) error: TrainError,
+    /// Its kind (`BatchSource::fault`), which the other ranks learn with the step's agreement.
+    pub(crate) fault: ReadFault,
 }
 
 /// What every rank agreed on after a failed read.
@@ -33,6 +37,8 @@ pub(crate) struct DataStop {
     step: u64,
     /// Ranks whose read failed.
     ranks: Vec<usize>,
+    /// One of them found its data damaged (`ReadFault::Damaged`).
+    damaged: bool,
     /// This rank's own failure, if it had one.
     own: Option<FailedRead>,
     /// This rank's rank and rank count.
@@ -46,6 +52,7 @@ impl DataStop {
     pub(crate) fn new(
         step: u64,
         ranks: Vec<usize>,
+        damaged: bool,
         own: Option<FailedRead>,
         source_before: serde_json::Value,
         rank_and_world: (usize, usize),
@@ -53,6 +60,7 @@ impl DataStop {
         DataStop {
             step,
             ranks,
+            damaged,
             own,
             rank_and_world,
             source_before,
@@ -76,18 +84,24 @@ impl DataStop {
             }
             None => {
                 let ranks: Vec<String> = self.ranks.iter().map(usize::to_string).collect();
-                format!(
-                    "rank {} could not read its batch of step {} (its own error names the data \
-                     problem)",
-                    ranks.join(", "),
-                    self.step + 1
-                )
+                let (ranks, step) = (ranks.join(", "), self.step + 1);
+                match self.damaged {
+                    true => format!(
+                        "rank {ranks} found its batch of step {step} damaged (its own error \
+                         names the shard)"
+                    ),
+                    false => format!(
+                        "rank {ranks} could not read its batch of step {step} (its own error \
+                         names the data problem)"
+                    ),
+                }
             }
         };
         TrainError::DataStopped {
             failure,
             finished,
             checkpoint,
+            damaged: self.damaged,
         }
     }
 }

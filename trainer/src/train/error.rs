@@ -17,14 +17,16 @@ pub enum TrainError {
     /// The source's description (`BatchSource::describe`: the dataset's redacted URL) and its
     /// error, which names the shard.
     #[error("data source {0}: {1}")]
-    Data(String, SourceError),
+    Data(String, #[source] SourceError),
     /// A batch could not be read during the run: every rank stopped after the last step it
     /// finished (`finished`), and saved it (`checkpoint`, the one a resume starts from).
+    /// `damaged`: some rank's data was damaged (`ReadFault::Damaged`), which every rank knows.
     #[error("{}", super::data_stop::stopped_message(.failure, *.finished, .checkpoint.as_deref()))]
     DataStopped {
         failure: String,
         finished: u64,
         checkpoint: Option<PathBuf>,
+        damaged: bool,
     },
     #[error("data-parallel training stopped")]
     Dist(#[from] DistError),

@@ -15,8 +15,8 @@
 //! A read that fails is kept (`FailedRead`) until the step that needs its batch: the next
 //! step's read ahead failing leaves this step's update standing. The pass goes on with a blank
 //! batch so every rank runs the same collectives; the ranks learn of the failure in the step's
-//! agreement (`gather_step`, beside a stop request), and all stop at the same step
-//! (`data_stop.rs`).
+//! agreement (`gather_step`, beside a stop request, with its kind: `data::ReadFault`), and all
+//! stop at the same step (`data_stop.rs`).
 
 use super::data_stop::{DataStop, FailedRead};
 use super::{
@@ -53,8 +53,9 @@ impl<B: Backend> Trainer<B> {
                     None => self.source.next_batch(&mut self.batch),
                 };
                 if let Err(error) = read {
+                    let fault = self.source.fault(&error);
                     let error = TrainError::Data(self.source.describe(), error);
-                    self.failed_read = Some(FailedRead { step, error });
+                    self.failed_read = Some(FailedRead { step, error, fault });
                 }
             }
             if self.failed_read.is_some() {
@@ -143,8 +144,8 @@ impl<B: Backend> Trainer<B> {
             samples_by_leads: &samples_by_leads,
             reads: match &self.failed_read {
                 None => Reads::Fine,
-                Some(failed) if failed.step == step => Reads::Failed,
-                Some(_) => Reads::AheadFailed,
+                Some(failed) if failed.step == step => Reads::Failed(failed.fault),
+                Some(failed) => Reads::AheadFailed(failed.fault),
             },
             nonfinite_input,
             stop: self.stop_requested.as_ref().is_some_and(|f| f()),
@@ -173,6 +174,7 @@ impl<B: Backend> Trainer<B> {
             let stop = DataStop::new(
                 step,
                 report.read_failed,
+                !report.damaged_read.is_empty(),
                 self.failed_read.take(),
                 step_source_before,
                 self.rank_and_world(),
@@ -224,6 +226,7 @@ impl<B: Backend> Trainer<B> {
             self.data_stop = Some(DataStop::new(
                 step + 1,
                 report.read_ahead_failed,
+                !report.damaged_read.is_empty(),
                 self.failed_read.take(),
                 ahead.source_before.clone(),
                 self.rank_and_world(),

@@ -1,0 +1,121 @@
+//! Data damaged after it was written (a shard whose bytes fail the manifest's checksums): how
+//! `ecgfm` tells it from other failures, by type, never by message. Such an error names the
+//! dataset and the ways to repair it, every command exits with [`DAMAGED_EXIT`] for it, and
+//! `ecgfm launch` does not restart a job for it: reading again gives the same bytes. The ranks of
+//! a job learn the kind from the one that read the shard (`ecgfm_trainer::data::ReadFault`), so
+//! each of them exits so.
+
+use std::error::Error;
+
+use ecgfm_data::error::DataError;
+use ecgfm_data::store::redact_url;
+use ecgfm_trainer::data::{ReadFault, SourceError};
+use ecgfm_trainer::train::TrainError;
+
+/// The exit status of a command stopped by damaged data (sysexits' EX_DATAERR).
+pub const DAMAGED_EXIT: u8 = 65;
+
+/// `ecgfm launch`'s error when a rank exited with [`DAMAGED_EXIT`].
+#[derive(Debug)]
+pub struct RankFoundDamage(pub String);
+
+impl std::fmt::Display for RankFoundDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for RankFoundDamage {}
+
+/// Whether `err` (one error of a chain) says the data was damaged.
+fn says_damaged(err: &(dyn Error + 'static)) -> bool {
+    matches!(err.downcast_ref(), Some(DataError::Damaged { .. }))
+        || matches!(
+            err.downcast_ref(),
+            Some(TrainError::DataStopped { damaged: true, .. })
+        )
+        || err.is::<RankFoundDamage>()
+}
+
+/// Whether any error of `err`'s chain says the data was damaged.
+pub fn is_damaged(err: &anyhow::Error) -> bool {
+    err.chain().any(says_damaged)
+}
+
+/// The kind of a data source's read error, from its chain.
+pub fn fault_of(err: &SourceError) -> ReadFault {
+    let mut cause: Option<&(dyn Error + 'static)> = Some(err.as_ref());
+    while let Some(err) = cause {
+        if says_damaged(err) {
+            return ReadFault::Damaged;
+        }
+        cause = err.source();
+    }
+    ReadFault::Other
+}
+
+/// `err` with the dataset `url` and the ways to repair it when its chain says the data was
+/// damaged (the loader names the shard by its path inside the dataset); any other error as it is.
+pub fn name_damaged_dataset(err: anyhow::Error, url: &str) -> anyhow::Error {
+    if !is_damaged(&err) {
+        return err;
+    }
+    let url = redact_url(url);
+    err.context(format!(
+        "a shard of the dataset {url} is damaged (`ecgfm data inspect {url}` checks every \
+         shard): ingest the dataset again, or restore the shard from a copy"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn damaged() -> DataError {
+        DataError::Damaged {
+            path: "shards/shard-00003.parquet".into(),
+            reason: "the file has 10 bytes, the manifest says 12".into(),
+        }
+    }
+
+    #[test]
+    fn damage_is_found_by_type_anywhere_in_a_chain() {
+        let boxed: SourceError = Box::new(damaged());
+        assert_eq!(fault_of(&boxed), ReadFault::Damaged);
+        let wrapped: SourceError = Box::new(TrainError::Data("ds".into(), boxed));
+        assert_eq!(fault_of(&wrapped), ReadFault::Damaged, "as a cause");
+        let other: SourceError = Box::new(DataError::Config("no".into()));
+        assert_eq!(fault_of(&other), ReadFault::Other);
+        let text: SourceError = "the file was damaged after ingest".into();
+        assert_eq!(fault_of(&text), ReadFault::Other, "never by message");
+
+        let stop = |damaged| TrainError::DataStopped {
+            failure: "rank 1 ...".into(),
+            finished: 3,
+            checkpoint: None,
+            damaged,
+        };
+        assert!(is_damaged(
+            &anyhow::Error::new(stop(true)).context("training")
+        ));
+        assert!(!is_damaged(&anyhow::Error::new(stop(false))));
+        assert!(is_damaged(&anyhow::Error::new(RankFoundDamage(
+            "rank 0".into()
+        ))));
+    }
+
+    #[test]
+    fn a_damaged_dataset_is_named_with_its_repair_and_its_secret_hidden() {
+        let url = "s3://bucket/ds?X-Amz-Signature=abc";
+        let err = name_damaged_dataset(anyhow::Error::new(damaged()), url);
+        let text = crate::error_text(&err);
+        assert!(
+            text.starts_with("a shard of the dataset s3://bucket/ds?*** is damaged"),
+            "{text}"
+        );
+        assert!(text.contains("shards/shard-00003.parquet"), "{text}");
+        assert!(!text.contains("abc"), "{text}");
+        let other = name_damaged_dataset(anyhow::anyhow!("network down"), url);
+        assert_eq!(crate::error_text(&other), "network down");
+    }
+}
