@@ -51,6 +51,15 @@ pub enum DataError {
         /// The manifest's location.
         location: String,
     },
+    /// An ingest source (folder or URL) that holds no record of the format: an empty dataset
+    /// would only hide a wrong address.
+    #[error("{location}: no {format} record there (no `.hea` header)")]
+    NoRecords {
+        /// The source, as `SourceRoot::describe` gives it.
+        location: String,
+        /// The format looked for.
+        format: String,
+    },
     /// A Parquet shard could not be read or decoded.
     #[error("shard {path}: {source}")]
     Parquet {
@@ -99,6 +108,11 @@ pub enum DataError {
     /// A source record or label file that cannot be read (the message names the file).
     #[error(transparent)]
     Source(#[from] ecgfm_wfdb::WfdbError),
+    /// What this command must not do with what it was given, the message saying why and the
+    /// way out: an output that already holds a dataset, datasets preprocessed differently, a
+    /// split without rows.
+    #[error("{0}")]
+    Refused(String),
     /// An invalid setting (loader configuration, split name, ...).
     #[error("invalid configuration: {0}")]
     Config(String),

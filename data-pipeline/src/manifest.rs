@@ -290,7 +290,7 @@ impl Manifest {
             Err(err @ DataError::Store { .. }) => return Err(err),
             _ => format!("a dataset ({MANIFEST_FILE})"),
         };
-        Err(DataError::Config(format!(
+        Err(DataError::Refused(format!(
             "{url} already holds {holds}; {command} writes a new dataset: choose another --out"
         )))
     }

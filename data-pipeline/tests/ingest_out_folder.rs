@@ -193,9 +193,12 @@ fn a_source_folder_without_records_is_refused_and_writes_nothing() {
     let out = dir.path().join("out");
     let opts = options(&empty, out.to_str().unwrap());
     let err = ingest(&opts, &hidden()).unwrap_err().to_string();
-    assert!(
-        err.contains(&format!("{}: no wfdb record there", empty.display())),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "{}: no wfdb record there (no `.hea` header)",
+            empty.display()
+        )
     );
     assert!(!out.join("manifest.json").exists());
 }

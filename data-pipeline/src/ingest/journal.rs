@@ -79,7 +79,7 @@ impl Journal {
         let way_out = "choose another --out or remove the folder";
         let Some(journal) = Self::load(object_store, root)? else {
             if has_dataset {
-                return Err(DataError::Config(format!(
+                return Err(DataError::Refused(format!(
                     "{url} already holds a dataset ({MANIFEST_FILE}) that this ingest did not \
                      write; ingest writes a new one: {way_out}"
                 )));
@@ -94,7 +94,7 @@ impl Journal {
                     "an unfinished ingest ({JOURNAL_FILE}; run it again as it was to finish it)"
                 )
             };
-            return Err(DataError::Config(format!(
+            return Err(DataError::Refused(format!(
                 "{url} already holds {held} ingested with other settings, labels or records; \
                  ingest writes a new one: {way_out}"
             )));
@@ -102,7 +102,7 @@ impl Journal {
         if shards_intact(object_store, root, &journal)? {
             Ok(journal)
         } else if has_dataset {
-            Err(DataError::Config(format!(
+            Err(DataError::Refused(format!(
                 "{url} already holds a dataset ({MANIFEST_FILE}) whose shards changed since it \
                  was written (`ecgfm data inspect` names them); ingest writes a new one: {way_out}"
             )))

@@ -79,11 +79,10 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     } = make_plan(&source, opts.format, labels.as_ref())?;
     if records.is_empty() {
         // Nothing to write: an empty dataset would only hide a wrong address.
-        return Err(DataError::Config(format!(
-            "{}: no {} record there (no `.hea` header)",
-            source.describe(),
-            format.as_str()
-        )));
+        return Err(DataError::NoRecords {
+            location: source.describe(),
+            format: format.as_str().to_string(),
+        });
     }
     if let Some(list) = &record_list {
         records = list.select(records, &source.describe())?;

@@ -159,7 +159,7 @@ impl DatasetIndex {
             })
             .collect();
         if shard_rows.iter().sum::<u64>() == 0 {
-            return Err(DataError::Config(format!(
+            return Err(DataError::Refused(format!(
                 "{} has no rows in split {split:?}",
                 manifest_path
             )));

@@ -217,7 +217,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             ),
         ];
         if let Some((what, x, y)) = settings.into_iter().find(|(_, x, y)| x != y) {
-            return Err(DataError::Config(format!(
+            return Err(DataError::Refused(format!(
                 "{} cannot be merged with {}: its {what} is {y}, not {x}",
                 input.url, first.url
             )));
@@ -230,7 +230,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             &mut paths,
         );
         if !paths.is_empty() {
-            return Err(DataError::Config(format!(
+            return Err(DataError::Refused(format!(
                 "{} cannot be merged with {}: they were preprocessed differently ({}); ingest them with the same settings",
                 input.url,
                 first.url,
@@ -249,7 +249,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             let at = (input.url.as_str(), source.name.as_str());
             if let Some((other, other_name)) = read_from.insert(bare_uri(&source.uri), at) {
                 if other_name != source.name {
-                    return Err(DataError::Config(format!(
+                    return Err(DataError::Refused(format!(
                         "{other} (source {other_name}) and {} (source {}) were both read from \
                          {}: the same recordings under two names, each split on its own, would \
                          put a recording in one split and its copy in another; merge one of \
@@ -274,7 +274,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
                     rename_hint(&source.uri)
                 ),
             };
-            return Err(DataError::Config(format!(
+            return Err(DataError::Refused(format!(
                 "{other} and {} both hold a source named {}: {why}",
                 input.url, source.name
             )));
