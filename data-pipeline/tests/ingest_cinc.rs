@@ -220,3 +220,33 @@ fn a_record_list_keeps_its_records_and_a_missing_name_writes_nothing() {
         "nothing written for a list that names absent records"
     );
 }
+
+#[test]
+fn an_exclusion_list_leaves_its_records_out_and_warns_of_absent_ones() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("held-out.csv");
+    std::fs::write(
+        &list,
+        "record,split\nA00002,test\nA00003.hea,test\nZ00001,test\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut opts = options(&source, out.to_str().unwrap());
+    opts.exclude = Some(list.display().to_string());
+    opts.limit = Some(3);
+    let report = ingest(&opts, &hidden()).unwrap();
+    let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
+    let ids: HashSet<&str> = rows.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, HashSet::from(["A00001", "A00004", "A00005"]));
+    let [warning] = &report.warnings[..] else {
+        panic!("one warning expected: {:?}", report.warnings);
+    };
+    assert!(
+        warning.contains("held-out.csv: 1 of its 3 records are not in")
+            && warning.contains("Z00001"),
+        "{warning}"
+    );
+}

@@ -104,6 +104,10 @@ pub struct IngestArgs {
     /// column); a listed record missing from the source is an error.
     #[arg(long, value_name = "FILE")]
     pub records: Option<String>,
+    /// Leave out the records this file lists (the same forms as --records), such as an external
+    /// test set; a listed record missing from the source is a warning.
+    #[arg(long, value_name = "FILE")]
+    pub exclude: Option<String>,
     /// Ingest only the first N records (sorted by name; of those --records lists).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -129,6 +133,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         row_group_rows: args.layout.row_group_rows,
         label_csv: args.label_csv.clone(),
         records: args.records.clone(),
+        exclude: args.exclude.clone(),
         threads: args.layout.threads,
         seed: args.layout.seed,
         limit: args.limit,

@@ -553,7 +553,8 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
 }
 
 /// `data ingest --records FILE` ingests the records the file lists and says how many it planned;
-/// a listed record the source lacks fails naming the file and the record.
+/// a listed record the source lacks fails naming the file and the record. `--exclude FILE`
+/// leaves the records it lists out.
 #[test]
 fn ingest_records_takes_a_cohort_list() {
     let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
@@ -586,6 +587,17 @@ fn ingest_records_takes_a_cohort_list() {
             && err.contains("1 of its 2 records are not in")
             && err.contains("A0002"),
         "{err}"
+    );
+    let mut exclude = ingest("A00001\nZ00009\n", "excluded").to_vec();
+    exclude[3] = "--exclude".into();
+    exclude.extend(["--limit", "2"].map(String::from));
+    let summary = run_ok(&exclude);
+    assert!(
+        summary.contains("2 records planned, 2 ingested")
+            && summary.contains("warning: exclusion list")
+            && summary.contains("1 of its 2 records are not in")
+            && summary.contains("Z00009"),
+        "{summary}"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -130,6 +130,7 @@ fn ingested_ptbxl_records_train() {
         out: data.to_str().unwrap().into(),
         label_csv: None,
         records: None,
+        exclude: None,
         limit: Some(48),
         stop_after_shards: None,
         source_name: None,

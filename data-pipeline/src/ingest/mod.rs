@@ -1,8 +1,8 @@
 //! `ingest`: a source of ECG records (local folder or object-store URL; WFDB, PTB-XL, CinC 2017,
 //! CinC 2021) into a dataset of zstd Parquet shards with a manifest (docs/dataset-format.md).
 //!
-//! The run: plan the records (sorted, `plan.rs`; `--records` keeps a listed cohort,
-//! `record_list.rs`), read and preprocess them in parallel chunks on
+//! The run: plan the records (sorted, `plan.rs`; `--records` keeps a listed cohort and
+//! `--exclude` leaves listed records out, `record_list.rs`), read and preprocess them in parallel chunks on
 //! a rayon pool (`record.rs`) while one writer thread consumes the outcomes in plan order:
 //! rows go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard is
 //! stored when it passes its target size (at a record boundary), then the journal
@@ -64,18 +64,16 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
             LabelOverride::parse(&bytes, &store::redact_url(csv))
         })
         .transpose()?;
-    let record_list = opts
-        .records
-        .as_deref()
-        .map(|list| {
-            let bytes = read_side_file(list, &opts.source_store_options)?;
-            RecordList::parse(&bytes, &store::redact_url(list))
-        })
-        .transpose()?;
+    let read_list = |list: &str| {
+        let bytes = read_side_file(list, &opts.source_store_options)?;
+        RecordList::parse(&bytes, &store::redact_url(list))
+    };
+    let cohort = opts.records.as_deref().map(read_list).transpose()?;
+    let excluded = opts.exclude.as_deref().map(read_list).transpose()?;
     let Plan {
         format,
         mut records,
-        warnings,
+        mut warnings,
     } = make_plan(&source, opts.format, labels.as_ref())?;
     if records.is_empty() {
         // Nothing to write: an empty dataset would only hide a wrong address.
@@ -84,8 +82,13 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
             format: format.as_str().to_string(),
         });
     }
-    if let Some(list) = &record_list {
+    if let Some(list) = &cohort {
         records = list.select(records, &source.describe())?;
+    }
+    if let Some(list) = &excluded {
+        let (kept, warning) = list.exclude(records, &source.describe());
+        records = kept;
+        warnings.extend(warning);
     }
     if let Some(limit) = opts.limit {
         records.truncate(limit);

@@ -93,6 +93,10 @@ pub struct IngestOptions {
     /// journals of runs without it keep their fingerprints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
+    /// File (path or URL) listing records to leave out, as `records` lists them; applied after
+    /// it. Not serialised when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
     /// Check WFDB header checksums (a mismatch quarantines the record). Never done for CinC 2017,
     /// whose headers hold a placeholder checksum of 0.
     pub verify_checksums: bool,
@@ -101,7 +105,7 @@ pub struct IngestOptions {
     pub split_fractions: SplitFractions,
     /// Seed of the patient-hash split.
     pub seed: u64,
-    /// Ingest only the first N records of the (sorted) plan, after `records`.
+    /// Ingest only the first N records of the (sorted) plan, after `records` and `exclude`.
     pub limit: Option<usize>,
     /// Stop after writing this many shards in this run (the journal lets a later run resume).
     pub stop_after_shards: Option<usize>,
@@ -125,6 +129,7 @@ impl Default for IngestOptions {
             zstd_level: 3,
             label_csv: None,
             records: None,
+            exclude: None,
             verify_checksums: true,
             threads: 0,
             split_fractions: SplitFractions::default(),
@@ -140,7 +145,7 @@ impl Default for IngestOptions {
 pub struct IngestReport {
     /// The format used (the detected one for `auto`).
     pub format: SourceFormat,
-    /// Records in the plan (after `records` and `limit`).
+    /// Records in the plan (after `records`, `exclude` and `limit`).
     pub records_planned: u64,
     /// Records with at least one row in the dataset.
     pub records_ingested: u64,

@@ -1,9 +1,11 @@
-//! The record list of `ingest --records FILE`: which of a source's records to ingest (a cohort).
+//! The record lists of `ingest --records FILE` (which of a source's records to ingest: a cohort)
+//! and `ingest --exclude FILE` (which to leave out: an external test set, withdrawn consent).
 //! Either one record per line (blank lines and `#` comments skipped) or a CSV whose header names
 //! a `record` column (a label CSV, a cohort exported from a spreadsheet). A name is a record id
 //! (`00001_hr`) or a path relative to the source (`records500/00000/00001_hr`), with or without
-//! `.hea`, as in the label CSV. The plan keeps its own sorted order; a listed name that matches
-//! no record of the source is an error naming it, so a typo never shrinks a cohort silently.
+//! `.hea`, as in the label CSV. The plan keeps its own sorted order. A cohort's name that matches
+//! no record of the source is an error naming it, so a typo never shrinks a cohort silently; an
+//! exclusion's is a warning (the record is not ingested either way).
 
 use std::collections::BTreeSet;
 
@@ -61,47 +63,69 @@ impl RecordList {
         records: Vec<PlannedRecord>,
         source: &str,
     ) -> Result<Vec<PlannedRecord>, DataError> {
+        let (listed, _, unmatched) = self.split(records);
+        if unmatched.is_empty() {
+            return Ok(listed);
+        }
+        Err(DataError::Corrupt {
+            path: self.file.clone(),
+            reason: format!(
+                "record list: {} of its {} records are not in {source} (e.g. {}); a name is a \
+                 record id (`00001_hr`) or its path in the source (`records500/00000/00001_hr`)",
+                unmatched.len(),
+                self.names.len(),
+                examples(&unmatched)
+            ),
+        })
+    }
+
+    /// Leaves out the records the list names, keeping the others in their order; the second
+    /// value warns of listed names that match no record of `source` (harmless for an exclusion,
+    /// but likely a typo or another source's list).
+    pub fn exclude(
+        &self,
+        records: Vec<PlannedRecord>,
+        source: &str,
+    ) -> (Vec<PlannedRecord>, Option<String>) {
+        let (_, others, unmatched) = self.split(records);
+        let warning = (!unmatched.is_empty()).then(|| {
+            format!(
+                "exclusion list {}: {} of its {} records are not in {source} (e.g. {})",
+                self.file,
+                unmatched.len(),
+                self.names.len(),
+                examples(&unmatched)
+            )
+        });
+        (others, warning)
+    }
+
+    /// `records` split into those the list names (by path, else by id) and the others, each in
+    /// order, and the listed names that match none of them.
+    fn split(
+        &self,
+        records: Vec<PlannedRecord>,
+    ) -> (Vec<PlannedRecord>, Vec<PlannedRecord>, Vec<&str>) {
         let mut matched = BTreeSet::new();
-        let kept: Vec<PlannedRecord> = records
-            .into_iter()
-            .filter(|r| {
-                let key = [&r.name, &r.record_id]
-                    .into_iter()
-                    .find(|k| self.names.contains(k.as_str()));
-                key.map(|k| matched.insert(k.clone())).is_some()
-            })
-            .collect();
-        let unmatched: Vec<&str> = self
+        let (listed, others) = records.into_iter().partition(|r: &PlannedRecord| {
+            let key = [&r.name, &r.record_id]
+                .into_iter()
+                .find(|k| self.names.contains(k.as_str()));
+            key.map(|k| matched.insert(k.clone())).is_some()
+        });
+        let unmatched = self
             .names
             .iter()
             .map(String::as_str)
             .filter(|n| !matched.contains(*n))
             .collect();
-        if unmatched.is_empty() {
-            return Ok(kept);
-        }
-        let examples = unmatched[..unmatched.len().min(UNMATCHED_EXAMPLES)].join(", ");
-        Err(DataError::Corrupt {
-            path: self.file.clone(),
-            reason: format!(
-                "record list: {} of its {} records are not in {source} (e.g. {examples}); a \
-                 name is a record id (`00001_hr`) or its path in the source \
-                 (`records500/00000/00001_hr`)",
-                unmatched.len(),
-                self.names.len()
-            ),
-        })
+        (listed, others, unmatched)
     }
+}
 
-    /// How many names the list holds.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Whether the list is empty (never, once parsed).
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
+/// The first few of `names`, for a message.
+fn examples(names: &[&str]) -> String {
+    names[..names.len().min(UNMATCHED_EXAMPLES)].join(", ")
 }
 
 /// Blank lines and `#` comments.
@@ -150,9 +174,13 @@ mod tests {
     fn a_line_list_selects_by_path_or_id_in_the_plans_order() {
         let list = b"# cohort 3\nb/A3.hea\n\n  A1  \nb/A3\n";
         let list = RecordList::parse(list, "cohort.txt").unwrap();
-        assert_eq!(list.len(), 2, "b/A3 twice, .hea or not, is one name");
         let kept = list.select(plan(&["a/A1", "a/A2", "b/A3"]), "src").unwrap();
         assert_eq!(names(&kept), ["a/A1", "b/A3"]);
+        let err = list.select(plan(&["a/A1"]), "src").unwrap_err().to_string();
+        assert!(
+            err.contains("1 of its 2 records are not in src (e.g. b/A3)"),
+            "b/A3 twice, .hea or not, is one name: {err}"
+        );
     }
 
     #[test]
@@ -176,6 +204,20 @@ mod tests {
             err.contains("2 of its 3 records are not in /data/raw (e.g. A8, A9)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_exclusion_list_leaves_its_records_out_and_warns_of_names_not_there() {
+        let list = RecordList::parse(b"a/A2\nA3.hea\nZ9\n", "held-out.txt").unwrap();
+        let (kept, warning) = list.exclude(plan(&["a/A1", "a/A2", "b/A3", "b/A4"]), "/data/raw");
+        assert_eq!(names(&kept), ["a/A1", "b/A4"]);
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("held-out.txt: 1 of its 3 records are not in /data/raw (e.g. Z9)"),
+            "{warning}"
+        );
+        let all_there = RecordList::parse(b"A1\n", "l.txt").unwrap();
+        assert_eq!(all_there.exclude(plan(&["A1", "A2"]), "src").1, None);
     }
 
     #[test]
