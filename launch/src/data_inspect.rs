@@ -1,6 +1,6 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
-//! few windows. Exits non-zero when a shard differs from the manifest or cannot be read, or the
+//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits non-zero when a shard differs from the manifest or cannot be read, or the
 //! shards' rows per split differ from the manifest's.
 
 use anyhow::{bail, Context, Result};
@@ -8,8 +8,11 @@ use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
+use ecgfm_data::record_ids::read_record_ids;
 
 use crate::progress::byte_bar;
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -24,10 +27,18 @@ pub struct InspectArgs {
     #[arg(long, default_value_t = 4,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_RECORDS as u64))]
     pub plot_records: usize,
+    /// Print only the ids of the records with windows in SPLIT (train, val, test or all), one
+    /// per line, sorted: a list for `data ingest --records` or `--exclude` (keeping another
+    /// dataset's test records out of a pretraining ingest, say). Reads the id columns alone.
+    #[arg(long, value_name = "SPLIT", conflicts_with = "plot")]
+    pub record_ids: Option<String>,
 }
 
 /// Runs `ecgfm data inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    if let Some(split) = &args.record_ids {
+        return print_record_ids(&args.url, split);
+    }
     let bar = byte_bar("reading shards");
     let summary =
         inspect(&args.url, &[], &bar).with_context(|| format!("inspecting {}", args.url))?;
@@ -51,6 +62,29 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!("{} fails its checks: {}", args.url, failed.join("; "));
+    }
+    Ok(())
+}
+
+/// Prints the sorted, distinct ids of the records with windows in `split` (`all`: every split).
+fn print_record_ids(url: &str, split: &str) -> Result<()> {
+    const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+    if !SPLITS.contains(&split) {
+        bail!(
+            "--record-ids {split}: a split is one of {}",
+            SPLITS.join(", ")
+        );
+    }
+    let (_, records) =
+        read_record_ids(url).with_context(|| format!("reading the record ids of {url}"))?;
+    let ids: BTreeSet<&str> = records
+        .iter()
+        .filter(|r| split == "all" || r.split == split)
+        .map(|r| r.record_id.as_str())
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for id in ids {
+        writeln!(out, "{id}")?;
     }
     Ok(())
 }

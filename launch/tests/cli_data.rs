@@ -602,6 +602,68 @@ fn ingest_records_takes_a_cohort_list() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `data inspect --record-ids SPLIT` lists a split's records, one per line, and such lists feed
+/// `data ingest --records` and `--exclude`: a second ingest of the same records without the first
+/// one's test records holds exactly the others.
+#[test]
+fn record_ids_of_a_split_feed_an_ingests_lists() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("record-ids");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let source = source.to_str().unwrap();
+    run_ok(&[
+        "data",
+        "ingest",
+        source,
+        "--limit",
+        "40",
+        "--out",
+        &path("first"),
+    ]);
+    let ids = |dataset: &str, split: &str| -> Vec<String> {
+        let out = run_ok(&["data", "inspect", &path(dataset), "--record-ids", split]);
+        out.lines().map(String::from).collect()
+    };
+    let (all, test) = (ids("first", "all"), ids("first", "test"));
+    assert_eq!(all.len(), 40);
+    assert!(
+        !test.is_empty() && test.iter().all(|id| all.contains(id)),
+        "{test:?}"
+    );
+    let train = ids("first", "train");
+    assert!(
+        train.iter().all(|id| !test.contains(id)),
+        "patient-level splits"
+    );
+    std::fs::write(path("all.txt"), all.join("\n")).unwrap();
+    std::fs::write(path("test.txt"), test.join("\n")).unwrap();
+    run_ok(&[
+        "data",
+        "ingest",
+        source,
+        "--records",
+        &path("all.txt"),
+        "--exclude",
+        &path("test.txt"),
+        "--out",
+        &path("second"),
+    ]);
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|id| !test.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(ids("second", "all"), kept);
+    let err = run_err(&["data", "inspect", &path("first"), "--record-ids", "tests"]);
+    assert!(
+        err.contains("--record-ids tests: a split is one of train, val, test, all"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_stale_header_checksum_points_at_ignore_checksums() {
     let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") else {
