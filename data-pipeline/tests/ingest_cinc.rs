@@ -1,14 +1,16 @@
 //! Ingest of the shared CinC 2017 (single-lead AliveCor, `REFERENCE.csv` labels) and CinC 2021
 //! (`# Dx/# Age/# Sex` header comments) samples, a corrupted record that is quarantined with
 //! a reason naming its file while the rest of the run goes on, and the label-CSV override (rows
-//! matching no record reported, a CSV matching none refused), and the `--records` list (a cohort
-//! kept in the plan's order, a name missing from the source refused before anything is written).
+//! matching no record reported, a CSV matching none refused), the `--records` list (a cohort
+//! kept in the plan's order, a name missing from the source refused before anything is written)
+//! and the `--exclude` list (read from an object store; names the source lacks a warning).
 
 mod ingest_support;
 
 use std::collections::{BTreeMap, HashSet};
 
 use ecgfm_data::ingest::{ingest, SourceFormat};
+use ecgfm_data::store;
 use ecgfm_test_support::shared_data;
 use ingest_support::{hidden, ingest_shared, options, read_dataset};
 
@@ -227,15 +229,14 @@ fn an_exclusion_list_leaves_its_records_out_and_warns_of_absent_ones() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("held-out.csv");
-    std::fs::write(
-        &list,
-        "record,split\nA00002,test\nA00003.hea,test\nZ00001,test\n",
-    )
-    .unwrap();
+    // The list in an object store (the in-memory one), read with the source's store options.
+    let list = "memory://lists/held-out.csv";
+    let (object_store, root) = store::open_url(list).unwrap();
+    let bytes = b"record,split\nA00002,test\nA00003.hea,test\nZ00001,test\n".to_vec();
+    store::block_on(store::put_bytes(object_store.as_ref(), &root, bytes.into())).unwrap();
     let out = dir.path().join("out");
     let mut opts = options(&source, out.to_str().unwrap());
-    opts.exclude = Some(list.display().to_string());
+    opts.exclude = Some(list.to_string());
     opts.limit = Some(3);
     let report = ingest(&opts, &hidden()).unwrap();
     let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
@@ -245,7 +246,7 @@ fn an_exclusion_list_leaves_its_records_out_and_warns_of_absent_ones() {
         panic!("one warning expected: {:?}", report.warnings);
     };
     assert!(
-        warning.contains("held-out.csv: 1 of its 3 records are not in")
+        warning.contains("memory://lists/held-out.csv: 1 of its 3 records are not in")
             && warning.contains("Z00001"),
         "{warning}"
     );
