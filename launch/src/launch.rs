@@ -9,9 +9,9 @@
 //! trains on without it. When a rank fails the others are stopped and the launcher exits 1
 //! naming it, or, with `--max-restarts K`, starts all ranks again from the newest complete
 //! checkpoint, unless a rank found its data damaged (exit status 65, `damaged_data`: every
-//! attempt would read the same bytes); the launcher then exits 65 too. A rank stopped by a signal sent to it directly (SLURM's warning, preemption) is
-//! no failure: the launcher waits for the others to save the same checkpoint, without a
-//! restart. When every rank stopped so (exit status 75), forwarded or not, the launcher exits
+//! attempt would read the same bytes); the launcher then exits 65 too. A rank stopped by a
+//! signal sent to it directly (SLURM's warning, preemption) is no failure: the launcher waits
+//! for the others to save the same checkpoint, without a restart. When every rank stopped so (exit status 75), forwarded or not, the launcher exits
 //! 75 as well (`signals::STOPPED_EXIT`). A fresh `pretrain` into a folder that holds
 //! checkpoints is refused before any rank starts. `--master-port 0` binds a free port here and hands the
 //! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
