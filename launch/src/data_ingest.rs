@@ -3,7 +3,7 @@
 use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::ingest::{ingest, IngestOptions, SourceFormat};
+use ecgfm_data::ingest::{ingest, plan_records, IngestOptions, SourceFormat, SourceRoot};
 use ecgfm_data::store::redact_url;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
@@ -95,8 +95,12 @@ pub struct IngestArgs {
     #[arg(long, default_value = "auto")]
     pub format: SourceFormat,
     /// Dataset folder or URL to write.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "dry_run", default_value = "")]
     pub out: String,
+    /// Print which records the ingest would read (after --records, --exclude and --limit) and
+    /// how many have labels, from the listings and label tables alone, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// CSV (record,labels[,patient_id,age,sex]) replacing the labels of the records it lists.
     #[arg(long, value_name = "FILE")]
     pub label_csv: Option<String>,
@@ -122,6 +126,44 @@ pub struct IngestArgs {
     pub layout: LayoutArgs,
 }
 
+/// `data ingest --dry-run`: the records an ingest would read, from listings and label tables.
+fn print_plan(options: &IngestOptions) -> Result<()> {
+    const SHOWN: usize = 5;
+    let source = SourceRoot::open(&options.source, &options.source_store_options)
+        .with_context(|| format!("opening {}", options.source))?;
+    let plan = plan_records(options, &source)
+        .with_context(|| format!("planning the ingest of {}", options.source))?;
+    let n = plan.records.len();
+    println!(
+        "{}: {n} records to ingest from {}; nothing written (--dry-run)",
+        plan.format,
+        source.describe()
+    );
+    let names: Vec<&str> = plan
+        .records
+        .iter()
+        .take(SHOWN)
+        .map(|r| r.name.as_str())
+        .collect();
+    let more = if n > SHOWN { ", ..." } else { "" };
+    println!("  records: {}{more}", names.join(", "));
+    let tabled = plan.records.iter().filter(|r| !r.labels.is_empty()).count();
+    let from_headers = plan
+        .records
+        .iter()
+        .filter(|r| r.labels.is_empty() && r.header_labels)
+        .count();
+    println!(
+        "  labels: {tabled} from label tables, {from_headers} to be read from their headers, {} \
+         none known",
+        n - tabled - from_headers
+    );
+    for warning in &plan.warnings {
+        println!("warning: {warning}");
+    }
+    Ok(())
+}
+
 /// Runs `ecgfm data ingest`; fails when no record could be ingested.
 pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     let options = IngestOptions {
@@ -141,6 +183,9 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         source_name: args.source_name.clone(),
         ..IngestOptions::default()
     };
+    if args.dry_run {
+        return print_plan(&options);
+    }
     let bar = record_bar("ingest");
     let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();

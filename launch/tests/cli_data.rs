@@ -588,6 +588,31 @@ fn ingest_records_takes_a_cohort_list() {
             && err.contains("A0002"),
         "{err}"
     );
+    // A dry run prints the plan, needs no --out and writes nothing where one is given.
+    let mut dry = ingest("A00007\nA00002\n", "dry").to_vec();
+    dry.push("--dry-run".into());
+    let plan = run_ok(&dry);
+    assert!(
+        plan.contains("cinc2017: 2 records to ingest from")
+            && plan.contains("nothing written (--dry-run)")
+            && plan.contains("records: A00002, A00007\n")
+            && plan.contains("labels: 2 from label tables, 0 to be read from their headers"),
+        "{plan}"
+    );
+    assert!(!dir.join("dry").exists());
+    let without_out: Vec<String> = dry.iter().take(5).chain(&dry[7..]).cloned().collect();
+    assert_eq!(run_ok(&without_out), plan, "{without_out:?}");
+    let err = run_err(
+        &[
+            &dry[..],
+            &["--exclude".into(), list.to_str().unwrap().into()],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("--records, --exclude and --limit leave no cinc2017 record of"),
+        "{err}"
+    );
     let mut exclude = ingest("A00001\nZ00009\n", "excluded").to_vec();
     exclude[3] = "--exclude".into();
     exclude.extend(["--limit", "2"].map(String::from));

@@ -131,6 +131,7 @@ fn ingested_ptbxl_records_train() {
         label_csv: None,
         records: None,
         exclude: None,
+        dry_run: false,
         limit: Some(48),
         stop_after_shards: None,
         source_name: None,

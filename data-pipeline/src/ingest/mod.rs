@@ -55,44 +55,12 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
-    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    let labels = opts
-        .label_csv
-        .as_deref()
-        .map(|csv| {
-            let bytes = read_side_file(csv, &opts.source_store_options)?;
-            LabelOverride::parse(&bytes, &store::redact_url(csv))
-        })
-        .transpose()?;
-    let read_list = |list: &str| {
-        let bytes = read_side_file(list, &opts.source_store_options)?;
-        RecordList::parse(&bytes, &store::redact_url(list))
-    };
-    let cohort = opts.records.as_deref().map(read_list).transpose()?;
-    let excluded = opts.exclude.as_deref().map(read_list).transpose()?;
     let Plan {
         format,
-        mut records,
-        mut warnings,
-    } = make_plan(&source, opts.format, labels.as_ref())?;
-    if records.is_empty() {
-        // Nothing to write: an empty dataset would only hide a wrong address.
-        return Err(DataError::NoRecords {
-            location: source.describe(),
-            format: format.as_str().to_string(),
-        });
-    }
-    if let Some(list) = &cohort {
-        records = list.select(records, &source.describe())?;
-    }
-    if let Some(list) = &excluded {
-        let (kept, warning) = list.exclude(records, &source.describe());
-        records = kept;
-        warnings.extend(warning);
-    }
-    if let Some(limit) = opts.limit {
-        records.truncate(limit);
-    }
+        records,
+        warnings,
+    } = plan_records(opts, &source)?;
+    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
     let source_name = opts
         .source_name
         .clone()
@@ -160,6 +128,53 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         counts: journal.counts,
         warnings,
     })
+}
+
+/// The records an ingest of `source` with `opts` reads, in order: the source's plan with the
+/// label CSV applied, then `--records`, `--exclude` and `--limit`. Reads only listings, label
+/// tables and the lists, never a signal; `ingest --dry-run` prints it. Fails when nothing is
+/// left to ingest (an empty dataset would only hide a wrong address or list).
+pub fn plan_records(opts: &IngestOptions, source: &SourceRoot) -> Result<Plan, DataError> {
+    let labels = opts
+        .label_csv
+        .as_deref()
+        .map(|csv| {
+            let bytes = read_side_file(csv, &opts.source_store_options)?;
+            LabelOverride::parse(&bytes, &store::redact_url(csv))
+        })
+        .transpose()?;
+    let read_list = |list: &str| {
+        let bytes = read_side_file(list, &opts.source_store_options)?;
+        RecordList::parse(&bytes, &store::redact_url(list))
+    };
+    let cohort = opts.records.as_deref().map(read_list).transpose()?;
+    let excluded = opts.exclude.as_deref().map(read_list).transpose()?;
+    let mut plan = make_plan(source, opts.format, labels.as_ref())?;
+    if plan.records.is_empty() {
+        return Err(DataError::NoRecords {
+            location: source.describe(),
+            format: plan.format.as_str().to_string(),
+        });
+    }
+    if let Some(list) = &cohort {
+        plan.records = list.select(std::mem::take(&mut plan.records), &source.describe())?;
+    }
+    if let Some(list) = &excluded {
+        let (kept, warning) = list.exclude(std::mem::take(&mut plan.records), &source.describe());
+        plan.records = kept;
+        plan.warnings.extend(warning);
+    }
+    if let Some(limit) = opts.limit {
+        plan.records.truncate(limit);
+    }
+    if plan.records.is_empty() {
+        return Err(DataError::Refused(format!(
+            "--records, --exclude and --limit leave no {} record of {} to ingest",
+            plan.format.as_str(),
+            source.describe()
+        )));
+    }
+    Ok(plan)
 }
 
 /// Reads a file given beside the source (the label CSV, the record list) from a local path or
