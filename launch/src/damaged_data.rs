@@ -1,7 +1,8 @@
 //! Data damaged after it was written (a shard whose bytes fail the manifest's checksums): how
 //! `ecgfm` tells it from other failures, by type, never by message. Such an error names the
-//! dataset and the ways to repair it, every command exits with [`DAMAGED_EXIT`] for it, and
-//! `ecgfm launch` does not restart a job for it: reading again gives the same bytes. The ranks of
+//! dataset and the ways to repair it, every command exits with [`DAMAGED_EXIT`] for it,
+//! `ecgfm launch` does not restart a job for it (reading again gives the same bytes), and a
+//! sweep stops for it even with `--keep-going`. The ranks of
 //! a job learn the kind from the one that read the shard (`ecgfm_trainer::data::ReadFault`), so
 //! each of them exits so.
 
@@ -15,17 +16,19 @@ use ecgfm_trainer::train::TrainError;
 /// The exit status of a command stopped by damaged data (sysexits' EX_DATAERR).
 pub const DAMAGED_EXIT: u8 = 65;
 
-/// `ecgfm launch`'s error when a rank exited with [`DAMAGED_EXIT`].
+/// The error of a command whose child process exited with [`DAMAGED_EXIT`]: a rank of
+/// `ecgfm launch`, a sweep's training or evaluation (a sweep stops for it, `--keep-going` or not:
+/// every run reading the data would stop the same way).
 #[derive(Debug)]
-pub struct RankFoundDamage(pub String);
+pub struct DamagedChild(pub String);
 
-impl std::fmt::Display for RankFoundDamage {
+impl std::fmt::Display for DamagedChild {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl Error for RankFoundDamage {}
+impl Error for DamagedChild {}
 
 /// Whether `err` (one error of a chain) says the data was damaged.
 fn says_damaged(err: &(dyn Error + 'static)) -> bool {
@@ -34,7 +37,7 @@ fn says_damaged(err: &(dyn Error + 'static)) -> bool {
             err.downcast_ref(),
             Some(TrainError::DataStopped { damaged: true, .. })
         )
-        || err.is::<RankFoundDamage>()
+        || err.is::<DamagedChild>()
 }
 
 /// Whether any error of `err`'s chain says the data was damaged.
@@ -99,7 +102,7 @@ mod tests {
             &anyhow::Error::new(stop(true)).context("training")
         ));
         assert!(!is_damaged(&anyhow::Error::new(stop(false))));
-        assert!(is_damaged(&anyhow::Error::new(RankFoundDamage(
+        assert!(is_damaged(&anyhow::Error::new(DamagedChild(
             "rank 0".into()
         ))));
     }

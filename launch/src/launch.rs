@@ -17,7 +17,7 @@
 //! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
 //! instead (slurm.rs).
 
-use crate::damaged_data::{RankFoundDamage, DAMAGED_EXIT};
+use crate::damaged_data::{DamagedChild, DAMAGED_EXIT};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
@@ -413,7 +413,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
                       same bytes (repair it, then run the same command with --resume)"
                     .into(),
             };
-            return Err(RankFoundDamage(format!("{cause}{note}")).into());
+            return Err(DamagedChild(format!("{cause}{note}")).into());
         }
         if restarts >= args.max_restarts {
             bail!("{cause}");

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::sweep_eval::{complete_evals, eval_data, evaluate_run};
-use crate::{child_error, sweep_extend, sweep_failure};
+use crate::{child_error, damaged_data, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -50,6 +50,8 @@ pub struct SweepRunArgs {
     /// Go on past a run that fails (its training or an evaluation): its error is printed and
     /// kept in DIR/runs/NAME/FAILED, the other runs go on, and the sweep ends with an error
     /// naming the failed runs. Running the sweep again retries them, resuming their training.
+    /// Damaged data (exit status 65) stops the sweep all the same: every run reading it would
+    /// stop the same way.
     #[arg(long)]
     pub keep_going: bool,
     /// Train and evaluate only the runs whose names have one of these as whole `-`-separated
@@ -234,6 +236,13 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         let rec = match outcome {
             Ok(Some(rec)) => rec,
             Ok(None) => continue,
+            Err(e) if args.keep_going && damaged_data::is_damaged(&e) => {
+                return Err(e.context(format!(
+                    "{label}: stopping despite --keep-going: the data is damaged, and every run \
+                     reading it would stop the same way; repair it (`ecgfm data inspect` checks \
+                     a dataset) and run the sweep again (finished runs stay)"
+                )));
+            }
             Err(e) if args.keep_going => {
                 eprintln!(
                     "{label} failed: {}\n(going on: --keep-going)",
@@ -558,7 +567,11 @@ fn child(args: &[&str], repeat_error: bool) -> Result<()> {
             None => String::new(),
         };
         let how = child_error::describe(status);
-        bail!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
+        let failed = format!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
+        if status.code() == Some(i32::from(damaged_data::DAMAGED_EXIT)) {
+            return Err(damaged_data::DamagedChild(failed).into());
+        }
+        bail!("{failed}");
     }
     Ok(())
 }

@@ -607,10 +607,7 @@ fn a_shard_damaged_mid_run_stops_it_with_a_checkpoint_and_the_repaired_data_resu
     // One flipped byte in the middle of the shard: a row group that step 4 reads fails its
     // checksum (the order is the seed's, so the step is always the same).
     let shard = data.join("shards/shard-00000.parquet");
-    let intact = std::fs::read(&shard).unwrap();
-    let mut damaged = intact.clone();
-    damaged[intact.len() / 2] ^= 0xFF;
-    std::fs::write(&shard, &damaged).unwrap();
+    let intact = common::flip_middle_byte(&shard);
     let broken = dir.join("broken");
     let err = run_err(&with_data(&broken));
     assert!(

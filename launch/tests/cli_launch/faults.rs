@@ -3,7 +3,9 @@
 //! that resumes exactly; a corrupt newest checkpoint is named and the run resumes from the one
 //! before; a hung rank is named after the collective timeout.
 
-use super::common::{ecgfm_env, run_ok, set_flag, synth_dataset_with, temp_dir, ECGFM};
+use super::common::{
+    ecgfm_env, flip_middle_byte, run_ok, set_flag, synth_dataset_with, temp_dir, ECGFM,
+};
 use super::{assert_same_run, launch_args, logged_steps, losses, pretrain, Lines};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -308,11 +310,7 @@ fn a_hung_rank_is_named_after_the_collective_timeout() {
 fn a_damaged_shard_stops_every_rank_and_is_not_restarted() {
     let dir = temp_dir("damaged-ranks");
     let data = synth_dataset_with(&dir, "ds", &["--row-group-rows", "4"]);
-    let shard = data.join("shards/shard-00000.parquet");
-    let mut bytes = std::fs::read(&shard).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xFF;
-    std::fs::write(&shard, &bytes).unwrap();
+    flip_middle_byte(&data.join("shards/shard-00000.parquet"));
     let mut command = pretrain(&dir.join("run"), 30, 4, 1);
     command.extend(["--data".to_string(), data.display().to_string()]);
     let result = ecgfm_env(&launch_args(2, &["--max-restarts", "2"], &command), &[]);

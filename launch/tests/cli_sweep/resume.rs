@@ -1,7 +1,8 @@
 //! Sweeps run again: finished runs skipped and an interrupted one resumed to the same bits, `--only`
-//! runs and the rest later, and runs failed under `--keep-going` retried.
+//! runs and the rest later, runs failed under `--keep-going` retried, and damaged data stopping a
+//! sweep despite it.
 
-use super::common::{run_err, run_ok as ecgfm, temp_dir, ECGFM};
+use super::common::{ecgfm_env, flip_middle_byte, run_err, run_ok as ecgfm, temp_dir, ECGFM};
 use super::{records, synth_results, toy, toy_args};
 use std::path::Path;
 use std::process::Command;
@@ -203,14 +204,7 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
         "{said}"
     );
     // Once the data is there, running the sweep again evaluates both without training them.
-    ecgfm(&[
-        "data",
-        "synth",
-        "--out",
-        labelled.to_str().unwrap(),
-        "--records",
-        "400",
-    ]);
+    synth_labelled(&labelled);
     toy(&dir, &["--set", &eval]);
     assert!(status().contains("2 runs: 2 done"));
     assert!(!failed_file(small).exists() && !failed_file(large).exists());
@@ -232,7 +226,47 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A synthetic labelled dataset of 400 records at `out`, for the runs' evaluation.
+fn synth_labelled(out: &Path) {
+    ecgfm(&[
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--records",
+        "400",
+    ]);
+}
+
 /// The FAILED file of `run` in the sweep folder `dir`.
 fn failed_file_in(dir: &Path, run: &str) -> std::path::PathBuf {
     dir.join("runs").join(run).join("FAILED")
+}
+
+/// A damaged shard of the evaluation data stops the sweep at its first run even with
+/// `--keep-going` (every run's evaluation would read the same bytes), with exit status 65 and the
+/// way out; the other run is left for the sweep run again after the repair.
+#[test]
+fn damaged_data_stops_a_sweep_despite_keep_going() {
+    let dir = temp_dir("keep-going-damaged");
+    let labelled = dir.join("labelled");
+    synth_labelled(&labelled);
+    flip_middle_byte(&labelled.join("shards/shard-00000.parquet"));
+    let eval = format!("eval=[{{task=\"synth\", data=\"{}\"}}]", labelled.display());
+    let args = toy_args(&dir, &["--set", &eval, "--keep-going"]);
+    let out = ecgfm_env(&args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("stopping despite --keep-going: the data is damaged")
+            && err.contains("it exited with status 65")
+            && !err.contains("(going on: --keep-going)"),
+        "{err}"
+    );
+    let status = ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
+    assert!(
+        status.contains("2 runs: 1 failed, 1 not started"),
+        "{status}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -10,6 +10,16 @@ use std::process::{Command, Output};
 
 pub const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
+/// Flips every bit of the middle byte of `file`, as a shard damaged after it was written; returns
+/// the intact bytes.
+pub fn flip_middle_byte(file: &Path) -> Vec<u8> {
+    let intact = std::fs::read(file).unwrap();
+    let mut damaged = intact.clone();
+    damaged[intact.len() / 2] ^= 0xFF;
+    std::fs::write(file, damaged).unwrap();
+    intact
+}
+
 /// A fresh, empty folder under the system temporary folder.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ecgfm-cli-{name}-{}", std::process::id()));
