@@ -189,6 +189,16 @@ mod tests {
         assert_eq!(other, planned("Z"));
     }
 
+    /// A CSV saved by a spreadsheet: a byte-order mark before the header, Windows line ends.
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read_as_text() {
+        let csv = b"\xef\xbb\xbfrecord,labels\r\nA1,x:y\r\n";
+        let o = LabelOverride::parse(csv, "excel.csv").unwrap();
+        let mut records = vec![planned("A1")];
+        assert_eq!(o.apply_all(&mut records).unwrap(), None);
+        assert_eq!(records[0].labels, ["x:y"]);
+    }
+
     #[test]
     fn rows_match_by_path_or_id_with_or_without_hea() {
         let csv = b"record,labels\nsub/A1.hea,x:path\nA2.hea,x:id\nsub/A3,x:bare\nA9,x:none\n";

@@ -31,6 +31,8 @@ impl RecordList {
             reason: format!("record list: {reason}"),
         };
         let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
+        // A spreadsheet's byte-order mark (the CSV reader drops it itself).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let first = text.lines().map(str::trim).find(|l| !skipped(l));
         let names: Vec<String> = match first {
             Some(header) if header.contains(',') || header == "record" => {
@@ -192,6 +194,19 @@ mod tests {
         let one_column = RecordList::parse(b"record\nA3\n", "cohort.csv").unwrap();
         let kept = one_column.select(plan(&["A1", "A3"]), "src").unwrap();
         assert_eq!(names(&kept), ["A3"]);
+    }
+
+    /// Lists saved by a spreadsheet: a byte-order mark and Windows line ends.
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read_as_text() {
+        for bytes in [
+            &b"\xef\xbb\xbfrecord,labels\r\nA2,x\r\n"[..],
+            b"\xef\xbb\xbfA2\r\n",
+        ] {
+            let list = RecordList::parse(bytes, "excel.csv").unwrap();
+            let kept = list.select(plan(&["A1", "A2"]), "src").unwrap();
+            assert_eq!(names(&kept), ["A2"], "{bytes:?}");
+        }
     }
 
     #[test]
