@@ -1,7 +1,8 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
-//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits non-zero when a shard differs from the manifest or cannot be read, or the
-//! shards' rows per split differ from the manifest's.
+//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits non-zero when a
+//! shard differs from the manifest or cannot be read, or the shards' rows per split differ from
+//! the manifest's.
 
 use anyhow::{bail, Context, Result};
 use clap::builder::RangedU64ValueParser;

@@ -2,11 +2,12 @@
 //! CinC 2021) into a dataset of zstd Parquet shards with a manifest (docs/dataset-format.md).
 //!
 //! The run: plan the records (sorted, `plan.rs`; `--records` keeps a listed cohort and
-//! `--exclude` leaves listed records out, `record_list.rs`), read and preprocess them in parallel chunks on
-//! a rayon pool (`record.rs`) while one writer thread consumes the outcomes in plan order:
-//! rows go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard is
-//! stored when it passes its target size (at a record boundary), then the journal
-//! (`journal.rs`) records the progress, so an interrupted run resumes after its last shard.
+//! `--exclude` leaves listed records out, `record_list.rs`: `plan_records`), read and preprocess
+//! them in parallel chunks on a rayon pool (`record.rs`) while one writer thread consumes the
+//! outcomes in plan order: rows go to the open shard (`shard_writer.rs`), failures to the
+//! quarantine list. A shard is stored when it passes its target size (at a record boundary),
+//! then the journal (`journal.rs`) records the progress, so an interrupted run resumes after its
+//! last shard.
 //! The manifest is written last. An output holding another dataset or another ingest's journal
 //! is refused before anything is written (`Journal::resume`).
 
