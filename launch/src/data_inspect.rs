@@ -28,9 +28,10 @@ pub struct InspectArgs {
     #[arg(long, default_value_t = 4,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_RECORDS as u64))]
     pub plot_records: usize,
-    /// Print only the ids of the records with windows in SPLIT (train, val, test or all), one
-    /// per line, sorted: a list for `data ingest --records` or `--exclude` (keeping another
-    /// dataset's test records out of a pretraining ingest, say). Reads the id columns alone.
+    /// Print only the ids of the records with windows in SPLIT (train, val, test or all; several
+    /// comma-separated), one per line, sorted: a list for `data ingest --records` or `--exclude`
+    /// (keeping another dataset's held-out records out of a pretraining ingest, say). Reads the
+    /// id columns alone.
     #[arg(long, value_name = "SPLIT", conflicts_with = "plot")]
     pub record_ids: Option<String>,
 }
@@ -67,12 +68,15 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the sorted, distinct ids of the records with windows in `split` (`all`: every split).
-fn print_record_ids(url: &str, split: &str) -> Result<()> {
+/// Prints the sorted, distinct ids of the records with windows in `splits` (comma-separated;
+/// `all`: every split).
+fn print_record_ids(url: &str, splits: &str) -> Result<()> {
     const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
-    if !SPLITS.contains(&split) {
+    let wanted: Vec<&str> = splits.split(',').map(str::trim).collect();
+    if let Some(bad) = wanted.iter().find(|s| !SPLITS.contains(s)) {
         bail!(
-            "--record-ids {split}: a split is one of {}",
+            "--record-ids {splits}: `{bad}` is not a split; give one or more of {} \
+             (comma-separated)",
             SPLITS.join(", ")
         );
     }
@@ -80,7 +84,7 @@ fn print_record_ids(url: &str, split: &str) -> Result<()> {
         read_record_ids(url).with_context(|| format!("reading the record ids of {url}"))?;
     let ids: BTreeSet<&str> = records
         .iter()
-        .filter(|r| split == "all" || r.split == split)
+        .filter(|r| wanted.contains(&"all") || wanted.contains(&r.split.as_str()))
         .map(|r| r.record_id.as_str())
         .collect();
     let mut out = std::io::stdout().lock();

@@ -98,8 +98,10 @@ pub fn check(
     if !allow {
         bail!(
             "{what}. Evaluate on records the encoder did not pretrain on (pretrain on the train \
-             split of the same ingest: data.split = \"train\"), or pass {ALLOW_FLAG} to \
-             evaluate anyway (the result's warnings then say so)"
+             split of the same ingest: data.split = \"train\"; or ingest the pretraining data \
+             without them: `ecgfm data inspect {eval_shown} --record-ids val,test > \
+             held-out.txt`, then `ecgfm data ingest ... --exclude held-out.txt`), or pass \
+             {ALLOW_FLAG} to evaluate anyway (the result's warnings then say so)"
         );
     }
     Ok((pretraining, vec![format!("{ALLOW_FLAG}: {what}")]))

@@ -652,6 +652,11 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
         out.lines().map(String::from).collect()
     };
     let (all, test) = (ids("first", "all"), ids("first", "test"));
+    let held_out = ids("first", "val,test");
+    assert!(
+        test.iter().all(|id| held_out.contains(id)) && held_out.len() > test.len(),
+        "{held_out:?}"
+    );
     assert_eq!(all.len(), 40);
     assert!(
         !test.is_empty() && test.iter().all(|id| all.contains(id)),
@@ -683,7 +688,10 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
     assert_eq!(ids("second", "all"), kept);
     let err = run_err(&["data", "inspect", &path("first"), "--record-ids", "tests"]);
     assert!(
-        err.contains("--record-ids tests: a split is one of train, val, test, all"),
+        err.contains(
+            "--record-ids tests: `tests` is not a split; give one or more of train, val, \
+                      test, all"
+        ),
         "{err}"
     );
     std::fs::remove_dir_all(dir).unwrap();

@@ -589,6 +589,9 @@ fn test_records_seen_in_pretraining_are_refused() {
     assert!(
         err.contains("validation and test records of")
             && err.contains(&format!("this dataset ({data_s}), split all"))
+            && err.contains(&format!(
+                "`ecgfm data inspect {data_s} --record-ids val,test > held-out.txt`"
+            ))
             && err.contains("--allow-pretraining-overlap"),
         "{err}"
     );
