@@ -3,7 +3,9 @@
 use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ecgfm_data::ingest::{ingest, plan_records, IngestOptions, SourceFormat, SourceRoot};
+use ecgfm_data::ingest::{
+    ingest, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
+};
 use ecgfm_data::store::redact_url;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
@@ -97,8 +99,9 @@ pub struct IngestArgs {
     /// Dataset folder or URL to write.
     #[arg(long, required_unless_present = "dry_run", default_value = "")]
     pub out: String,
-    /// Print which records the ingest would read (after --records, --exclude and --limit) and
-    /// how many have labels, from the listings and label tables alone, and write nothing.
+    /// Print which records the ingest would read (after --records, --exclude and --limit), how
+    /// many have labels, and, with --out, whether the output is free, holds this ingest finished
+    /// or interrupted, or would be refused; reads no signal and writes nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// CSV (record,labels[,patient_id,age,sex]) replacing the labels of the records it lists.
@@ -160,6 +163,25 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
     );
     for warning in &plan.warnings {
         println!("warning: {warning}");
+    }
+    if options.out.is_empty() {
+        return Ok(());
+    }
+    let out = redact_url(&options.out);
+    let (store, root) = ecgfm_data::store::open_url_with(&options.out, &options.out_store_options)?;
+    let journal = output_journal(options, plan.format, &plan.records, store.as_ref(), &root)
+        .with_context(|| format!("the ingest would be refused at {out}"))?;
+    let shards = journal.shards.len();
+    match (shards, journal.records_done) {
+        (0, _) => println!("  output {out}: nothing of this ingest there yet"),
+        (_, done) if done == n => println!(
+            "  output {out}: this ingest finished there ({shards} shards); running it again does \
+             nothing"
+        ),
+        (_, done) => println!(
+            "  output {out}: an interrupted run of this ingest stored {shards} shards ({done} of \
+             {n} records); the ingest goes on from there"
+        ),
     }
     Ok(())
 }

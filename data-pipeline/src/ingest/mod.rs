@@ -62,13 +62,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         warnings,
     } = plan_records(opts, &source)?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    let source_name = opts
-        .source_name
-        .clone()
-        .unwrap_or_else(|| format.as_str().to_string());
-    let fingerprint = journal::fingerprint(opts, &source_name, &records);
-    let out_url = store::redact_url(&opts.out);
-    let journal = Journal::resume(out_store.as_ref(), &out_root, &out_url, &fingerprint)?;
+    let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
+    let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
@@ -176,6 +171,29 @@ pub fn plan_records(opts: &IngestOptions, source: &SourceRoot) -> Result<Plan, D
         )));
     }
     Ok(plan)
+}
+
+/// The rows' source name: `--source-name`, else the format's.
+fn source_name(opts: &IngestOptions, format: SourceFormat) -> String {
+    opts.source_name
+        .clone()
+        .unwrap_or_else(|| format.as_str().to_string())
+}
+
+/// The journal an ingest of `records` (in `format`) goes on from in its output at `out_root`:
+/// a fresh one, or that of an earlier run of the same ingest (finished, or interrupted after
+/// its shards); an output holding anything else is refused (`Journal::resume`). Reads only, so
+/// `ingest --dry-run` asks it too.
+pub fn output_journal(
+    opts: &IngestOptions,
+    format: SourceFormat,
+    records: &[PlannedRecord],
+    out_store: &dyn ObjectStore,
+    out_root: &Path,
+) -> Result<Journal, DataError> {
+    let fingerprint = journal::fingerprint(opts, &source_name(opts, format), records);
+    let out_url = store::redact_url(&opts.out);
+    Journal::resume(out_store, out_root, &out_url, &fingerprint)
 }
 
 /// Reads a file given beside the source (the label CSV, the record list) from a local path or
