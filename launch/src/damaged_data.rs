@@ -2,11 +2,11 @@
 //! `ecgfm` tells it from other failures, by type, never by message. Such an error names the
 //! dataset and the ways to repair it, every command exits with [`DAMAGED_EXIT`] for it,
 //! `ecgfm launch` does not restart a job for it (reading again gives the same bytes), and a
-//! sweep stops for it even with `--keep-going`. The ranks of
-//! a job learn the kind from the one that read the shard (`ecgfm_trainer::data::ReadFault`), so
-//! each of them exits so.
+//! sweep stops for it even with `--keep-going`. The ranks of a job learn the kind from the one
+//! that read the shard (`ecgfm_trainer::data::ReadFault`), so each of them exits so.
 
 use std::error::Error;
+use std::process::ExitStatus;
 
 use ecgfm_data::error::DataError;
 use ecgfm_data::store::redact_url;
@@ -15,6 +15,11 @@ use ecgfm_trainer::train::TrainError;
 
 /// The exit status of a command stopped by damaged data (sysexits' EX_DATAERR).
 pub const DAMAGED_EXIT: u8 = 65;
+
+/// Whether a child process (a rank, a sweep's run) exited with [`DAMAGED_EXIT`].
+pub fn exited_damaged(status: ExitStatus) -> bool {
+    status.code() == Some(i32::from(DAMAGED_EXIT))
+}
 
 /// The error of a command whose child process exited with [`DAMAGED_EXIT`]: a rank of
 /// `ecgfm launch`, a sweep's training or evaluation (a sweep stops for it, `--keep-going` or not:
@@ -47,14 +52,11 @@ pub fn is_damaged(err: &anyhow::Error) -> bool {
 
 /// The kind of a data source's read error, from its chain.
 pub fn fault_of(err: &SourceError) -> ReadFault {
-    let mut cause: Option<&(dyn Error + 'static)> = Some(err.as_ref());
-    while let Some(err) = cause {
-        if says_damaged(err) {
-            return ReadFault::Damaged;
-        }
-        cause = err.source();
+    let first: &(dyn Error + 'static) = err.as_ref();
+    match std::iter::successors(Some(first), |&e| e.source()).any(says_damaged) {
+        true => ReadFault::Damaged,
+        false => ReadFault::Other,
     }
-    ReadFault::Other
 }
 
 /// `err` with the dataset `url` and the ways to repair it when its chain says the data was

@@ -11,13 +11,13 @@
 //! checkpoint, unless a rank found its data damaged (exit status 65, `damaged_data`: every
 //! attempt would read the same bytes); the launcher then exits 65 too. A rank stopped by a
 //! signal sent to it directly (SLURM's warning, preemption) is no failure: the launcher waits
-//! for the others to save the same checkpoint, without a restart. When every rank stopped so (exit status 75), forwarded or not, the launcher exits
-//! 75 as well (`signals::STOPPED_EXIT`). A fresh `pretrain` into a folder that holds
-//! checkpoints is refused before any rank starts. `--master-port 0` binds a free port here and hands the
-//! listening socket to rank 0 (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script
-//! instead (slurm.rs).
+//! for the others to save the same checkpoint, without a restart. When every rank stopped so
+//! (exit status 75), forwarded or not, the launcher exits 75 as well (`signals::STOPPED_EXIT`).
+//! A fresh `pretrain` into a folder that holds checkpoints is refused before any rank starts.
+//! `--master-port 0` binds a free port here and hands the listening socket to rank 0
+//! (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script instead (slurm.rs).
 
-use crate::damaged_data::{DamagedChild, DAMAGED_EXIT};
+use crate::damaged_data::{exited_damaged, DamagedChild};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
@@ -290,7 +290,7 @@ fn run_attempt(
                 finished &= status.success();
                 let clean_stop = status.code() == Some(i32::from(crate::signals::STOPPED_EXIT));
                 all_stopped &= clean_stop || status.success();
-                damaged |= status.code() == Some(i32::from(DAMAGED_EXIT));
+                damaged |= exited_damaged(status);
                 if clean_stop && stopping_since.is_none() {
                     let why = why.unwrap_or_else(|| "stopped by a signal".into());
                     stopped.get_or_insert_with(|| format!("rank {rank} {why}"));

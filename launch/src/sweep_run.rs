@@ -568,7 +568,7 @@ fn child(args: &[&str], repeat_error: bool) -> Result<()> {
         };
         let how = child_error::describe(status);
         let failed = format!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
-        if status.code() == Some(i32::from(damaged_data::DAMAGED_EXIT)) {
+        if damaged_data::exited_damaged(status) {
             return Err(damaged_data::DamagedChild(failed).into());
         }
         bail!("{failed}");

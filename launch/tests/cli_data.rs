@@ -519,10 +519,7 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
     let out = dir.join("full");
     let out = out.to_str().unwrap();
     let ingest = |extra: &[&str]| {
-        let mut args = vec![
-            "data",
-            "ingest",
-            source.to_str().unwrap(),
+        let args = [
             "--format",
             "cinc2017",
             "--out",
@@ -534,8 +531,7 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
             "--row-group-rows",
             "16",
         ];
-        args.extend_from_slice(extra);
-        args.into_iter().map(String::from).collect::<Vec<_>>()
+        ingest_args(&source, &[&args[..], extra].concat())
     };
     run_ok(&ingest(&[]));
     let err = run_err(&ingest(&["--seed", "5", "--stop-after-shards", "1"]));
@@ -552,9 +548,18 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `ecgfm data ingest SOURCE` with `args` after it.
+fn ingest_args(source: &Path, args: &[&str]) -> Vec<String> {
+    ["data", "ingest", source.to_str().unwrap()]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect()
+}
+
 /// `data ingest --records FILE` ingests the records the file lists and says how many it planned;
 /// a listed record the source lacks fails naming the file and the record. `--exclude FILE`
-/// leaves the records it lists out.
+/// leaves the records it lists out, warning of those the source lacks.
 #[test]
 fn ingest_records_takes_a_cohort_list() {
     let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
@@ -562,37 +567,57 @@ fn ingest_records_takes_a_cohort_list() {
     };
     let dir = temp_dir("ingest-records");
     let list = dir.join("cohort.txt");
-    let ingest = |list_text: &str, out: &str| {
+    let ingest = |flag: &str, list_text: &str, out: &str, extra: &[&str]| {
         std::fs::write(&list, list_text).unwrap();
         let out = dir.join(out);
-        [
-            "data",
-            "ingest",
-            source.to_str().unwrap(),
-            "--records",
-            list.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
+        let flags = [flag, list.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        ingest_args(&source, &[&flags[..], extra].concat())
     };
-    let summary = run_ok(&ingest("A00007\nA00002\n", "two"));
+    let summary = run_ok(&ingest("--records", "A00007\nA00002\n", "two", &[]));
     assert!(
         summary.contains("2 records planned, 2 ingested"),
         "{summary}"
     );
-    let err = run_err(&ingest("A00002\nA0002\n", "typo"));
+    let err = run_err(&ingest("--records", "A00002\nA0002\n", "typo", &[]));
     assert!(
         err.contains("cohort.txt")
             && err.contains("1 of its 2 records are not in")
             && err.contains("A0002"),
         "{err}"
     );
-    // A dry run prints the plan, needs no --out, and with one says what the output holds and
-    // writes nothing there.
-    let mut dry = ingest("A00007\nA00002\n", "dry").to_vec();
-    dry.push("--dry-run".into());
-    let plan = run_ok(&dry);
+    let excluded = ingest(
+        "--exclude",
+        "A00001\nZ00009\n",
+        "excluded",
+        &["--limit", "2"],
+    );
+    let summary = run_ok(&excluded);
+    assert!(
+        summary.contains("2 records planned, 2 ingested")
+            && summary.contains("warning: exclusion list")
+            && summary.contains("1 of its 2 records are not in")
+            && summary.contains("Z00009"),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `data ingest --dry-run` prints the plan, needs no --out, and with one says what the output
+/// holds (nothing yet, this ingest finished or interrupted, or something it would refuse) and
+/// writes nothing there; lists that leave no record are refused.
+#[test]
+fn ingest_dry_run_prints_the_plan_and_what_the_output_holds() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-dry-run");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(path("two.txt"), "A00007\nA00002\n").unwrap();
+    std::fs::write(path("one.txt"), "A00007\n").unwrap();
+    let ingest = |list: &str, extra: &[&str]| {
+        ingest_args(&source, &[&["--records", &path(list)], extra].concat())
+    };
+    let plan = run_ok(&ingest("two.txt", &["--dry-run", "--out", &path("dry")]));
     assert!(
         plan.contains("cinc2017: 2 records to ingest from")
             && plan.contains("nothing written (--dry-run)")
@@ -602,62 +627,51 @@ fn ingest_records_takes_a_cohort_list() {
         "{plan}"
     );
     assert!(!dir.join("dry").exists());
-    let without_out: Vec<String> = dry.iter().take(5).chain(&dry[7..]).cloned().collect();
-    let bare = run_ok(&without_out);
+    let bare = run_ok(&ingest("two.txt", &["--dry-run"]));
     assert!(
         plan.starts_with(&bare) && !bare.contains("output"),
         "{bare}"
     );
-    let mut again = ingest("A00007\nA00002\n", "two").to_vec();
-    again.push("--dry-run".into());
-    let said = run_ok(&again);
+    run_ok(&ingest("two.txt", &["--out", &path("two")]));
+    let said = run_ok(&ingest("two.txt", &["--dry-run", "--out", &path("two")]));
     assert!(
         said.contains("two: this ingest finished there (1 shards); running it again does nothing"),
         "{said}"
     );
-    let mut other = ingest("A00007\n", "two").to_vec();
-    other.push("--dry-run".into());
-    let err = run_err(&other);
+    let err = run_err(&ingest("one.txt", &["--dry-run", "--out", &path("two")]));
     assert!(
         err.contains("the ingest would be refused at") && err.contains("with other settings"),
         "{err}"
     );
     // An interrupted ingest: the dry run says how far it got.
-    let partial = dir.join("partial");
-    let partial_ingest = |extra: &[&str]| {
-        let mut args = vec!["data", "ingest", source.to_str().unwrap(), "--limit", "300"];
-        args.extend(["--shard-mb", "0.2", "--out", partial.to_str().unwrap()]);
-        args.extend(extra);
-        run_ok(&args)
-    };
-    partial_ingest(&["--stop-after-shards", "1"]);
-    let said = partial_ingest(&["--dry-run"]);
+    let partial = [
+        "--limit",
+        "300",
+        "--shard-mb",
+        "0.2",
+        "--out",
+        &path("partial"),
+    ];
+    run_ok(&ingest_args(
+        &source,
+        &[&partial[..], &["--stop-after-shards", "1"]].concat(),
+    ));
+    let said = run_ok(&ingest_args(
+        &source,
+        &[&partial[..], &["--dry-run"]].concat(),
+    ));
     assert!(
         said.contains("an interrupted run of this ingest stored 1 shards (")
             && said.contains(" of 300 records); the ingest goes on from there"),
         "{said}"
     );
-    let err = run_err(
-        &[
-            &dry[..],
-            &["--exclude".into(), list.to_str().unwrap().into()],
-        ]
-        .concat(),
-    );
+    let err = run_err(&ingest(
+        "two.txt",
+        &["--dry-run", "--exclude", &path("two.txt")],
+    ));
     assert!(
         err.contains("--records, --exclude and --limit leave no cinc2017 record of"),
         "{err}"
-    );
-    let mut exclude = ingest("A00001\nZ00009\n", "excluded").to_vec();
-    exclude[3] = "--exclude".into();
-    exclude.extend(["--limit", "2"].map(String::from));
-    let summary = run_ok(&exclude);
-    assert!(
-        summary.contains("2 records planned, 2 ingested")
-            && summary.contains("warning: exclusion list")
-            && summary.contains("1 of its 2 records are not in")
-            && summary.contains("Z00009"),
-        "{summary}"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -672,16 +686,10 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
     };
     let dir = temp_dir("record-ids");
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let source = source.to_str().unwrap();
-    run_ok(&[
-        "data",
-        "ingest",
-        source,
-        "--limit",
-        "40",
-        "--out",
-        &path("first"),
-    ]);
+    run_ok(&ingest_args(
+        &source,
+        &["--limit", "40", "--out", &path("first")],
+    ));
     let ids = |dataset: &str, split: &str| -> Vec<String> {
         let out = run_ok(&["data", "inspect", &path(dataset), "--record-ids", split]);
         out.lines().map(String::from).collect()
@@ -704,17 +712,16 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
     );
     std::fs::write(path("all.txt"), all.join("\n")).unwrap();
     std::fs::write(path("test.txt"), test.join("\n")).unwrap();
-    run_ok(&[
-        "data",
-        "ingest",
-        source,
+    let lists = [
         "--records",
         &path("all.txt"),
         "--exclude",
         &path("test.txt"),
-        "--out",
-        &path("second"),
-    ]);
+    ];
+    run_ok(&ingest_args(
+        &source,
+        &[&lists[..], &["--out", &path("second")]].concat(),
+    ));
     let kept: Vec<String> = all
         .iter()
         .filter(|id| !test.contains(id))
@@ -722,13 +729,9 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
         .collect();
     assert_eq!(ids("second", "all"), kept);
     let err = run_err(&["data", "inspect", &path("first"), "--record-ids", "tests"]);
-    assert!(
-        err.contains(
-            "--record-ids tests: `tests` is not a split; give one or more of train, val, \
-                      test, all"
-        ),
-        "{err}"
-    );
+    let says =
+        "--record-ids tests: `tests` is not a split; give one or more of train, val, test, all";
+    assert!(err.contains(says), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -781,15 +784,8 @@ fn a_wrong_format_says_what_the_folder_looks_like() {
         ),
     ] {
         let out = dir.join("out");
-        let err = run_err(&[
-            "data",
-            "ingest",
-            source.to_str().unwrap(),
-            "--format",
-            format,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let args = ["--format", format, "--out", out.to_str().unwrap()];
+        let err = run_err(&ingest_args(source, &args));
         assert!(err.contains(said), "{err}");
     }
     std::fs::remove_dir_all(dir).unwrap();

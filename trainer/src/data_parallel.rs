@@ -83,8 +83,8 @@ impl Reads {
     /// The value of `code` (`Fine` for a code no rank sends).
     fn of_code(code: f32) -> Reads {
         Reads::ALL
-            .into_iter()
-            .find(|r| r.code() == code)
+            .get(code as usize)
+            .copied()
             .unwrap_or(Reads::Fine)
     }
 
