@@ -2,7 +2,7 @@
 // host harness can run them without a GPU. Included before each .cu (g++ -include).
 //
 // A launch runs the grid's blocks one after another. The threads of a block are fibers
-// (ucontext) on the calling OS thread: each runs until it reaches __syncthreads() or a warp
+// (fiber_switch.h) on the calling OS thread: each runs until it reaches __syncthreads() or a warp
 // shuffle, then the next one runs (in ascending order, or descending for blocks and threads
 // alike when the launch asks: a race shows up in one order or the other); a barrier releases
 // when every thread still running has arrived (threads that returned count as arrived, as on

@@ -2,12 +2,37 @@
 // cooperative fibers with barriers for __syncthreads() and warp shuffles (see host_compat.h).
 #include "host_compat.h"
 
-#include <ucontext.h>
-
 #include <cstdlib>
 #include <vector>
 
+#include "fiber_switch.h"
 #include "sanitizer_hooks.h"
+
+#if defined(__x86_64__)
+// fiber_switch.h's switch (System V: save_sp in rdi, load_sp in rsi).
+asm(R"(
+    .text
+    .globl ecgfm_host_switch
+    .type ecgfm_host_switch, @function
+ecgfm_host_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size ecgfm_host_switch, .-ecgfm_host_switch
+)");
+#endif
 
 extern "C" const ecgfm_host::Kernel* ecgfm_host_find(const char* name);
 
@@ -30,7 +55,7 @@ constexpr unsigned SETS = 2;
 enum class State { Runnable, WaitBlock, WaitWarp, Done };
 
 struct Fiber {
-    ucontext_t ctx;
+    FiberContext ctx;
     char* stack;
     void* tsan_fiber;
     dim3 tid;
@@ -42,7 +67,7 @@ struct Fiber {
 // One block being run on this OS thread.
 struct Block {
     std::vector<Fiber> fibers;
-    ucontext_t main;
+    FiberContext main;
     size_t current = 0;
     unsigned live = 0;
     unsigned block_arrived = 0;
@@ -98,7 +123,7 @@ void enter_fiber(Block& b, Fiber& f) {
     void* save = nullptr;
     hooks::start_switch(&save, f.stack, STACK_BYTES);
     hooks::switch_to(f.tsan_fiber);
-    swapcontext(&b.main, &f.ctx);
+    fiber_switch(b.main, f.ctx);
     hooks::finish_switch(save, nullptr, nullptr);
 }
 
@@ -107,7 +132,7 @@ void leave_fiber(Fiber& f) {
     void* save = nullptr;
     hooks::start_switch(&save, running->main_bottom, running->main_size);
     hooks::switch_to(running->main_fiber);
-    swapcontext(&f.ctx, &running->main);
+    fiber_switch(f.ctx, running->main);
     hooks::finish_switch(save, nullptr, nullptr);
 }
 
@@ -119,9 +144,11 @@ void trampoline() {
     b.kernel->invoke(b.kernel->fn, b.args);
     me().state = State::Done;
     hooks::release(&block_end[b.set]);
-    // Returning resumes uc_link, the scheduler; this fiber's stack is done with.
+    // Back to the scheduler for good: this fiber's stack is done with.
     hooks::start_switch(nullptr, b.main_bottom, b.main_size);
     hooks::switch_to(b.main_fiber);
+    FiberContext finished;
+    fiber_switch(finished, b.main);
 }
 
 // Advances every barrier that all live threads (of the block / of the warp) have reached.
@@ -154,13 +181,9 @@ bool run_block(Block& b, bool reversed) {
     for (size_t i = 0; i < n; i++) {
         Fiber& f = b.fibers[i];
         f.state = State::Runnable;
-        getcontext(&f.ctx);
         f.stack = fiber_pool.stacks[i * SETS + b.set];
         f.tsan_fiber = fiber_pool.sanitizer_fibers[i * SETS + b.set];
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = STACK_BYTES;
-        f.ctx.uc_link = &b.main;
-        makecontext(&f.ctx, trampoline, 0);
+        fiber_init(f.ctx, f.stack, STACK_BYTES, trampoline);
     }
     b.live = (unsigned)n;
     b.block_arrived = 0;
