@@ -81,6 +81,6 @@ cargo test --workspace --release
 # under ThreadSanitizer (the host's racecheck). ThreadSanitizer finds a race from the orderings
 # the runtime announces, not from the order the threads happened to run in, so it runs the shared
 # kernel suite once (not its descending-order copy, nor the model-level tests, which launch the
-# same kernels): 2.3 minutes instead of 10 in CI on 2 cores.
+# same kernels), and the planted bugs each sanitizer must find.
 bash scripts/host-sanitize.sh address
-bash scripts/host-sanitize.sh thread --test against_cpu
+bash scripts/host-sanitize.sh thread --test against_cpu --test planted_bugs

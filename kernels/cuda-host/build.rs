@@ -29,12 +29,21 @@ fn main() {
         Some(other) => panic!("ECGFM_HOST_SANITIZE={other}: address or thread"),
     };
 
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&cuda_dir)
-        .expect("reading kernels/cuda")
+    // The kernels, and the deliberately broken ones tests/planted_bugs.rs launches.
+    let planted = manifest.join("tests/planted");
+    println!("cargo:rerun-if-changed={}", planted.display());
+    let mut sources: Vec<PathBuf> = [&cuda_dir, &planted]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("reading a kernel folder"))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "cu"))
         .collect();
     sources.sort();
+    // What the tests' expectations depend on (`ecgfm_cuda_host::SANITIZER`).
+    println!(
+        "cargo:rustc-env=ECGFM_HOST_SANITIZER={}",
+        sanitizer.unwrap_or("")
+    );
 
     let base = || {
         let mut build = cc::Build::new();

@@ -42,6 +42,10 @@ extern "C" {
     fn ecgfm_host_kinds(name: *const c_char) -> *const c_char;
 }
 
+/// The sanitizer this build's kernels run under: "address" or "thread" (built by
+/// `scripts/host-sanitize.sh`), or "" for none.
+pub const SANITIZER: &str = env!("ECGFM_HOST_SANITIZER");
+
 /// The kind letters of kernel `name`'s parameters in this build (None: no such kernel).
 fn kernel_kinds(name: &str) -> Option<Vec<u8>> {
     let c_name = CString::new(name).ok()?;

@@ -78,6 +78,7 @@ struct Block {
     std::vector<uint32_t> gathered;  // WARP_GATHER_WORDS per thread
     std::vector<double> shared[SETS];  // doubles, so any type is aligned
     unsigned set = 0;                  // the set of the block running: its index mod SETS
+    unsigned round = 0;                // and its index / SETS
     const Kernel* kernel = nullptr;
     void** args = nullptr;
     // The scheduler's stack and fiber, as the sanitizers' fiber annotations need them.
@@ -87,12 +88,14 @@ struct Block {
 };
 
 // ThreadSanitizer's orderings on this OS thread (sanitizer_hooks.h): the scheduler releases
-// `block_start` before a launch and its threads acquire it as they start. Each thread releases
-// `block_end[set]` as it ends, and acquires it as it starts: a block is ordered after the last
-// block of its set (whose fibers, stacks and shared memory it reuses), not after the block just
-// before it. The scheduler acquires every `block_end` after the launch. `barrier[set][g % 2]` is
-// a block's __syncthreads() of generation g.
-thread_local char block_start, block_end[SETS], barrier[SETS][2];
+// `block_start` before a launch and its threads acquire it as they start. The k-th block of a
+// launch runs set k % SETS in round k / SETS; its threads acquire `block_end[set][round % 2]` as
+// they start and release `block_end[set][(round + 1) % 2]` as they end, so a block is ordered
+// after the last block of its set (whose fibers, stacks and shared memory it reuses), neither
+// after the block just before it nor a thread after another of its own block that ended first.
+// The scheduler acquires every `block_end` after the launch. `barrier[set][g % 2]` is a block's
+// __syncthreads() of generation g.
+thread_local char block_start, block_end[SETS][2], barrier[SETS][2];
 
 thread_local Block* running = nullptr;
 
@@ -140,10 +143,10 @@ void trampoline() {
     Block& b = *running;
     hooks::finish_switch(nullptr, &b.main_bottom, &b.main_size);
     hooks::acquire(&block_start);
-    hooks::acquire(&block_end[b.set]);
+    hooks::acquire(&block_end[b.set][b.round % 2]);
     b.kernel->invoke(b.kernel->fn, b.args);
     me().state = State::Done;
-    hooks::release(&block_end[b.set]);
+    hooks::release(&block_end[b.set][(b.round + 1) % 2]);
     // Back to the scheduler for good: this fiber's stack is done with.
     hooks::start_switch(nullptr, b.main_bottom, b.main_size);
     hooks::switch_to(b.main_fiber);
@@ -341,12 +344,14 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
         block_idx = dim3{(unsigned)(i % grid[0]), (unsigned)(i / grid[0] % grid[1]),
                          (unsigned)(i / ((size_t)grid[0] * grid[1]))};
         b.set = (unsigned)(k % SETS);
+        b.round = (unsigned)(k / SETS);
         begin_block(b, shared_bytes);
         status = run_block(b, reversed != 0) ? 0 : 2;
         int guard = end_block(b, shared_bytes);
         if (status == 0) status = guard;
     }
-    for (char& end : block_end) hooks::acquire(&end);
+    for (auto& ends : block_end)
+        for (char& end : ends) hooks::acquire(&end);
     running = outer;
     return status;
 }

@@ -1,0 +1,38 @@
+// Kernels with deliberate bugs, built into the host harness beside kernels/cuda/*.cu (build.rs)
+// for tests/planted_bugs.rs: each bug must be caught by the check meant for it, so a harness or
+// sanitizer run that finds nothing in the real kernels means something. Never compiled for a GPU.
+
+// Thread 0 writes shared memory that thread 1 then reads, with no __syncthreads() between: what
+// thread 1 copies to out[0] depends on which thread runs first. Block of 2 threads, 4 bytes of
+// dynamic shared memory.
+extern "C" __global__ void planted_shared_race(float* out) {
+    DYNAMIC_SMEM(float, cell);
+    if (threadIdx.x == 0) cell[0] = 1.0f;
+    if (threadIdx.x == 1) out[0] = cell[0];
+}
+
+// Block 1 reads what block 0 writes (nothing orders two blocks of one launch): out[1] is 1 or
+// whatever out[0] held before. Grid of 2 blocks of 1 thread.
+extern "C" __global__ void planted_block_race(float* out) {
+    if (blockIdx.x == 0) out[0] = 1.0f;
+    if (blockIdx.x == 1) out[1] = out[0];
+}
+
+// Each of n + 1 threads writes its element of an n-element buffer: the last writes past its end.
+extern "C" __global__ void planted_global_overrun(float* out, int n) {
+    int i = threadIdx.x;
+    if (i <= n) out[i] = (float)i;
+}
+
+// Writes the float just past the launch's `bytes` of dynamic shared memory.
+extern "C" __global__ void planted_shared_overrun(int bytes) {
+    DYNAMIC_SMEM(float, cells);
+    if (threadIdx.x == 0) cells[bytes / 4] = 1.0f;
+}
+
+// Thread 0 waits at the block's barrier while thread 1 waits at a warp shuffle: neither can
+// complete (a barrier some threads of the block never reach). Block of 2 threads.
+extern "C" __global__ void planted_deadlock(float* out) {
+    if (threadIdx.x == 0) __syncthreads();
+    else out[0] = __shfl_xor_sync(0xffffffffu, out[0], 1);
+}
