@@ -5,8 +5,9 @@
 // stores the stack pointer, loads the other's and pops its registers: a few nanoseconds and no
 // system call. glibc's swapcontext, which does the same, also saves and restores the signal mask
 // with a system call each time; the harness switches at every block thread's start and end and at
-// every barrier, so on x86-64 that call took most (over 85%) of its time. The floating-point control words
-// (MXCSR, x87) are not switched: no kernel changes them. Other architectures keep ucontext.
+// every barrier, so on x86-64 that call took most (over 85%) of its time. The floating-point
+// control words (MXCSR, x87) are not switched: no kernel changes them. Other architectures keep
+// ucontext.
 #pragma once
 
 #include <cstddef>
