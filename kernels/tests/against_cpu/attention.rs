@@ -74,3 +74,12 @@ pub fn attention<B: Backend>(be: &B) {
     // hd = 80 forces 16-row backward tiles (48 KiB of shared memory).
     compare(be, &[40, 17], 160, 2);
 }
+
+/// The models' own packed lengths: a decoder's sequence (360 tokens: 12 leads x 30 patches)
+/// beside an encoder's (84: 12 leads x 7 visible patches), at head size 64 (every decoder, and
+/// every encoder but huge's) and 80 (huge's): many key tiles per query tile, each rescaling the
+/// online softmax, where the ragged shapes above have at most five.
+pub fn model_lengths<B: Backend>(be: &B) {
+    compare(be, &[360, 84], 256, 4);
+    compare(be, &[84, 360], 160, 2);
+}

@@ -180,6 +180,12 @@ pub fn attention<B: Backend>(be: &B) {
     compare_bf16(be, &[70], 128, 1); // hd 128, the largest
 }
 
+/// The models' own packed lengths (see `attention::model_lengths`) at head sizes 64 and 80.
+pub fn model_lengths<B: Backend>(be: &B) {
+    compare_bf16(be, &[360, 84], 256, 4);
+    compare_bf16(be, &[84, 360], 160, 2);
+}
+
 /// Two runs of forward and backward give the same bits.
 pub fn deterministic<B: Backend>(be: &B) {
     let (first, second) = (

@@ -90,6 +90,22 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn attention_matches_the_cpu_at_the_models_sequence_lengths() {
+            if let Some(be) = $make {
+                against_cpu::attention::model_lengths(&be);
+            }
+        }
+
+        #[test]
+        fn bf16_attention_matches_the_bf16_cpu_at_the_models_sequence_lengths() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::model_lengths(
+                    &be.with_precision(ecgfm_kernels::Precision::Bf16),
+                );
+            }
+        }
+
+        #[test]
         fn bf16_matmul_matches_the_bf16_cpu() {
             if let Some(be) = $make {
                 against_cpu::dense::matmul(&be.with_precision(ecgfm_kernels::Precision::Bf16));
