@@ -12,7 +12,9 @@
 //! plain loop (cuBLAS stands there on a GPU, and cuBLASLt for the GEMMs with a bias epilogue),
 //! with the operands
 //! rounded to bf16 for a bf16 backend, or read as bf16 where they are stored so. The tests in
-//! `tests/` compare each op with `CpuBackend`.
+//! `tests/` compare each op with `CpuBackend`; `tests/planted_bugs.rs` checks that the harness's
+//! checks and the sanitizers catch the deliberately broken kernels of `tests/planted/`, which
+//! build.rs compiles in beside the real ones.
 //!
 //! Built with `ECGFM_HOST_SANITIZE=address` or `thread` (`scripts/host-sanitize.sh`), the kernels
 //! run under AddressSanitizer (a block's shared memory past the launch's bytes poisoned) or
