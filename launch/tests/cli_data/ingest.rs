@@ -1,0 +1,273 @@
+//! `ecgfm data ingest`: an output that holds a dataset refused, cohort and exclusion lists, the
+//! dry run, the record ids of a split feeding those lists, and a wrong `--format` explained.
+
+use std::path::Path;
+
+use crate::common::{run_err, run_ok, temp_dir};
+
+/// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
+/// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
+#[test]
+fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-onto");
+    let out = dir.join("full");
+    let out = out.to_str().unwrap();
+    let ingest = |extra: &[&str]| {
+        let args = [
+            "--format",
+            "cinc2017",
+            "--out",
+            out,
+            "--limit",
+            "60",
+            "--shard-mb",
+            "0.2",
+            "--row-group-rows",
+            "16",
+        ];
+        ingest_args(&source, &[&args[..], extra].concat())
+    };
+    run_ok(&ingest(&[]));
+    let err = run_err(&ingest(&["--seed", "5", "--stop-after-shards", "1"]));
+    assert!(
+        err.contains(&format!("{out} already holds a dataset (manifest.json)")),
+        "{err}"
+    );
+    assert!(
+        err.contains("choose another --out or remove the folder"),
+        "{err}"
+    );
+    let summary = run_ok(&["data", "inspect", out]);
+    assert!(!summary.contains("DIFFER"), "{summary}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `ecgfm data ingest SOURCE` with `args` after it.
+fn ingest_args(source: &Path, args: &[&str]) -> Vec<String> {
+    ["data", "ingest", source.to_str().unwrap()]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// `data ingest --records FILE` ingests the records the file lists and says how many it planned;
+/// a listed record the source lacks fails naming the file and the record. `--exclude FILE`
+/// leaves the records it lists out, warning of those the source lacks.
+#[test]
+fn ingest_records_takes_a_cohort_list() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-records");
+    let list = dir.join("cohort.txt");
+    let ingest = |flag: &str, list_text: &str, out: &str, extra: &[&str]| {
+        std::fs::write(&list, list_text).unwrap();
+        let out = dir.join(out);
+        let flags = [flag, list.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        ingest_args(&source, &[&flags[..], extra].concat())
+    };
+    let summary = run_ok(&ingest("--records", "A00007\nA00002\n", "two", &[]));
+    assert!(
+        summary.contains("2 records planned, 2 ingested"),
+        "{summary}"
+    );
+    let err = run_err(&ingest("--records", "A00002\nA0002\n", "typo", &[]));
+    assert!(
+        err.contains("cohort.txt")
+            && err.contains("1 of its 2 records are not in")
+            && err.contains("A0002"),
+        "{err}"
+    );
+    let excluded = ingest(
+        "--exclude",
+        "A00001\nZ00009\n",
+        "excluded",
+        &["--limit", "2"],
+    );
+    let summary = run_ok(&excluded);
+    assert!(
+        summary.contains("2 records planned, 2 ingested")
+            && summary.contains("warning: exclusion list")
+            && summary.contains("1 of its 2 records are not in")
+            && summary.contains("Z00009"),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `data ingest --dry-run` prints the plan, needs no --out, and with one says what the output
+/// holds (nothing yet, this ingest finished or interrupted, or something it would refuse) and
+/// writes nothing there; lists that leave no record are refused.
+#[test]
+fn ingest_dry_run_prints_the_plan_and_what_the_output_holds() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-dry-run");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(path("two.txt"), "A00007\nA00002\n").unwrap();
+    std::fs::write(path("one.txt"), "A00007\n").unwrap();
+    let ingest = |list: &str, extra: &[&str]| {
+        ingest_args(&source, &[&["--records", &path(list)], extra].concat())
+    };
+    let plan = run_ok(&ingest("two.txt", &["--dry-run", "--out", &path("dry")]));
+    assert!(
+        plan.contains("cinc2017: 2 records to ingest from")
+            && plan.contains("nothing written (--dry-run)")
+            && plan.contains("records: A00002, A00007\n")
+            && plan.contains("labels: 2 from label tables, 0 to be read from their headers")
+            && plan.contains("dry: nothing of this ingest there yet"),
+        "{plan}"
+    );
+    assert!(!dir.join("dry").exists());
+    let bare = run_ok(&ingest("two.txt", &["--dry-run"]));
+    assert!(
+        plan.starts_with(&bare) && !bare.contains("output"),
+        "{bare}"
+    );
+    run_ok(&ingest("two.txt", &["--out", &path("two")]));
+    let said = run_ok(&ingest("two.txt", &["--dry-run", "--out", &path("two")]));
+    assert!(
+        said.contains("two: this ingest finished there (1 shards); running it again does nothing"),
+        "{said}"
+    );
+    let err = run_err(&ingest("one.txt", &["--dry-run", "--out", &path("two")]));
+    assert!(
+        err.contains("the ingest would be refused at") && err.contains("with other settings"),
+        "{err}"
+    );
+    // An interrupted ingest: the dry run says how far it got.
+    let partial = [
+        "--limit",
+        "300",
+        "--shard-mb",
+        "0.2",
+        "--out",
+        &path("partial"),
+    ];
+    run_ok(&ingest_args(
+        &source,
+        &[&partial[..], &["--stop-after-shards", "1"]].concat(),
+    ));
+    let said = run_ok(&ingest_args(
+        &source,
+        &[&partial[..], &["--dry-run"]].concat(),
+    ));
+    assert!(
+        said.contains("an interrupted run of this ingest stored 1 shards (")
+            && said.contains(" of 300 records); the ingest goes on from there"),
+        "{said}"
+    );
+    let err = run_err(&ingest(
+        "two.txt",
+        &["--dry-run", "--exclude", &path("two.txt")],
+    ));
+    assert!(
+        err.contains("--records, --exclude and --limit leave no cinc2017 record of"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `data inspect --record-ids SPLIT` lists a split's records, one per line, and such lists feed
+/// `data ingest --records` and `--exclude`: a second ingest of the same records without the first
+/// one's test records holds exactly the others.
+#[test]
+fn record_ids_of_a_split_feed_an_ingests_lists() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("record-ids");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    run_ok(&ingest_args(
+        &source,
+        &["--limit", "40", "--out", &path("first")],
+    ));
+    let ids = |dataset: &str, split: &str| -> Vec<String> {
+        let out = run_ok(&["data", "inspect", &path(dataset), "--record-ids", split]);
+        out.lines().map(String::from).collect()
+    };
+    let (all, test) = (ids("first", "all"), ids("first", "test"));
+    let held_out = ids("first", "val,test");
+    assert!(
+        test.iter().all(|id| held_out.contains(id)) && held_out.len() > test.len(),
+        "{held_out:?}"
+    );
+    assert_eq!(all.len(), 40);
+    assert!(
+        !test.is_empty() && test.iter().all(|id| all.contains(id)),
+        "{test:?}"
+    );
+    let train = ids("first", "train");
+    assert!(
+        train.iter().all(|id| !test.contains(id)),
+        "patient-level splits"
+    );
+    std::fs::write(path("all.txt"), all.join("\n")).unwrap();
+    std::fs::write(path("test.txt"), test.join("\n")).unwrap();
+    let lists = [
+        "--records",
+        &path("all.txt"),
+        "--exclude",
+        &path("test.txt"),
+    ];
+    run_ok(&ingest_args(
+        &source,
+        &[&lists[..], &["--out", &path("second")]].concat(),
+    ));
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|id| !test.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(ids("second", "all"), kept);
+    let err = run_err(&["data", "inspect", &path("first"), "--record-ids", "tests"]);
+    let says =
+        "--record-ids tests: `tests` is not a split; give one or more of train, val, test, all";
+    assert!(err.contains(says), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `data ingest` with another source's `--format` names the file that format reads, what the
+/// folder looks like, and the `--format` that reads it.
+#[test]
+fn a_wrong_format_says_what_the_folder_looks_like() {
+    let (Some(cinc), Some(ptbxl)) = (
+        ecgfm_test_support::shared_data("cinc2017"),
+        ecgfm_test_support::shared_data("ptbxl-500"),
+    ) else {
+        return;
+    };
+    let dir = temp_dir("wrong-format");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (source, format, said) in [
+        (
+            &cinc,
+            "ptbxl",
+            "ptbxl_database.csv: not found: --format ptbxl reads it; this folder looks like \
+             cinc2017 (it has REFERENCE.csv): use --format cinc2017 or --format auto",
+        ),
+        (
+            &ptbxl,
+            "cinc2017",
+            "REFERENCE.csv: not found: --format cinc2017 reads it; this folder looks like ptbxl \
+             (it has ptbxl_database.csv): use --format ptbxl or --format auto",
+        ),
+        (
+            &empty,
+            "ptbxl",
+            "the folder holds no WFDB record (.hea) either",
+        ),
+    ] {
+        let out = dir.join("out");
+        let args = ["--format", format, "--out", out.to_str().unwrap()];
+        let err = run_err(&ingest_args(source, &args));
+        assert!(err.contains(said), "{err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
