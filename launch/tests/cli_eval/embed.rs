@@ -1,0 +1,134 @@
+//! `ecgfm embed`: the embeddings file holds the encoder's features of every window.
+
+use std::process::Command;
+
+use crate::common::{run_err, run_ok};
+use crate::fixture;
+use ecgfm_data::windows::read_split_windows;
+use ecgfm_kernels::CpuBackend;
+use ecgfm_test_support::python_stdout;
+use ecgfm_trainer::checkpoint;
+use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
+use ecgfm_trainer::{ModelConfig, ParamLayout};
+
+#[test]
+fn embed_writes_the_encoder_features_of_every_window() {
+    let (data, run) = fixture();
+    let out = std::env::temp_dir().join(format!("ecgfm-embed-{}.parquet", std::process::id()));
+    let (run_s, data_s, out_s) = (
+        run.to_str().unwrap(),
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let embed = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["embed", "--run", run_s, "--data", data_s];
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect()
+    };
+    let stdout = run_ok(&embed(&[
+        "--split",
+        "test",
+        "--batch-size",
+        "8",
+        "--threads",
+        "2",
+        "--out",
+        out_s,
+    ]));
+    assert!(stdout.contains("64-dimensional"), "{stdout}");
+    let folder = run_err(&embed(&["--out", "/tmp"]));
+    assert!(folder.contains("--out /tmp is a folder"), "{folder}");
+    let unknown = run_err(&embed(&["--split", "foo", "--out", out_s]));
+    assert!(
+        unknown.contains("unknown split foo (train, val, test or all)"),
+        "{unknown}"
+    );
+    // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
+    let huge = run_err(&embed(&[
+        "--device",
+        "cpu",
+        "--batch-size",
+        "1000000000",
+        "--out",
+        out_s,
+    ]));
+    assert!(
+        huge.contains("the encoder at --batch-size 1000000000 needs about"),
+        "{huge}"
+    );
+    let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
+    let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert!(
+        shards["shards"].as_array().unwrap().len() > 2,
+        "one shard only"
+    );
+    assert!(stdout.contains("device: cpu"), "{stdout}");
+    // The same forward pass through the library, on the same windows in the same batches.
+    let config = ModelConfig {
+        samples: 750,
+        ..ModelConfig::preset("nano").unwrap()
+    };
+    let windows = read_split_windows(data.to_str().unwrap(), &[], "test", 750).unwrap();
+    let ckpt = checkpoint::latest_complete(run).unwrap().unwrap();
+    let encoder_params = checkpoint::load_params(&ckpt, &ParamLayout::encoder(&config)).unwrap();
+    let head = HeadSpec {
+        pooling: Pooling::Mean,
+        classes: 1,
+        multi_label: false,
+    };
+    let mut encoder = Encoder::new(CpuBackend::new(), config, head, 8).unwrap();
+    encoder.load_encoder(&encoder_params).unwrap();
+    let mut expected = Vec::new();
+    let (mut x, mut mask) = (vec![0.0; 8 * 12 * 750], vec![0u8; 8 * 12]);
+    for start in (0..windows.len()).step_by(8) {
+        let n = (windows.len() - start).min(8);
+        for b in 0..n {
+            windows.fill(start + b, &mut x[b * 12 * 750..(b + 1) * 12 * 750]);
+            mask[b * 12..(b + 1) * 12].copy_from_slice(windows.lead_mask(start + b));
+        }
+        expected.extend(
+            encoder
+                .embed(&x[..n * 12 * 750], &mask[..n * 12], n)
+                .unwrap(),
+        );
+    }
+    let script = "import sys, json, pyarrow.parquet as pq\n\
+        f = pq.read_table(sys.argv[1])\n\
+        t = f.to_pydict()\n\
+        meta = {k.decode(): v.decode() for k, v in pq.read_metadata(sys.argv[1]).metadata.items()}\n\
+        print(json.dumps({'ids': t['window_id'], 'split': t['split'], 'emb': t['embedding'], \
+        'meta': meta}))";
+    let mut python = Command::new("python3");
+    python.args(["-c", script, out.to_str().unwrap()]);
+    let Some(stdout) = python_stdout(&mut python, &["pyarrow"], "pyarrow reader") else {
+        return;
+    };
+    let table: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    // The metadata names the weights (as `ecgfm eval` does) and the dataset embedded.
+    let meta = &table["meta"];
+    let sha = checkpoint::weights_sha256(&ckpt).unwrap();
+    assert_eq!(meta["ecgfm_weights_sha256"].as_str(), Some(sha.as_str()));
+    assert_eq!(meta["ecgfm_data"].as_str(), data.to_str());
+    assert_eq!(meta["ecgfm_split"], "test");
+    let ids = table["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), windows.len());
+    assert_eq!(ids[0].as_str().unwrap(), windows.windows[0].window_id());
+    assert!(table["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s == "test"));
+    let got: Vec<f32> = table["emb"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    std::fs::remove_file(out).unwrap();
+}

@@ -1,0 +1,198 @@
+//! Bad input, test records seen in pretraining, and single-seed intervals.
+
+use std::path::Path;
+
+use crate::common::{fixture_dir, run_err, run_ok, short_run};
+use crate::{eval_args, fixture, read_json};
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let (data, run) = fixture();
+    let (data, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let out = std::env::temp_dir().join(format!("ecgfm-eval-bad-{}.json", std::process::id()));
+    let out = out.to_str().unwrap();
+    let mut args = eval_args(data, run_s, out, "probe");
+    let labels = args.iter().position(|a| *a == "synth").unwrap();
+    args[labels] = "cinc2017";
+    let err = run_err(&args);
+    assert!(
+        err.contains("no `cinc2017:` label") && err.contains("synth"),
+        "{err}"
+    );
+    args[labels] = "icd10";
+    assert!(run_err(&args).contains("unknown label vocabulary `icd10`"));
+    args[labels] = "synth";
+    // Settings that could only fail after the data is read and the probe is fitted fail first.
+    for (flag, value, says) in [
+        (
+            "--fractions",
+            "1,1.5",
+            "label fraction 1.5 is not in (0, 1]",
+        ),
+        (
+            "--fractions",
+            "1,0.1,1",
+            "label fraction 1 is given twice (--fractions entry 3)",
+        ),
+        ("--epochs", "0", "--epochs must be at least 1"),
+        ("--patience", "0", "--patience must be at least 1"),
+        (
+            "--bootstrap",
+            "1",
+            "--bootstrap must be 0 (no intervals) or at least 200, got 1",
+        ),
+        ("--lr", "nan", "--lr must be finite and > 0, got NaN"),
+        ("--lr", "0", "--lr must be finite and > 0, got 0"),
+        ("--layer-decay", "5", "--layer-decay must be in (0, 1]"),
+        ("--layer-decay", "nan", "--layer-decay must be in (0, 1]"),
+    ] {
+        let mut bad = eval_args(data, "/nonexistent-run", out, "probe,finetune");
+        match bad.iter().position(|a| *a == flag) {
+            Some(at) => bad[at + 1] = value,
+            None => bad.extend([flag, value]),
+        }
+        let err = run_err(&bad);
+        assert!(err.contains(says), "{err}");
+    }
+    // A folder as --out is refused before any work (the result was lost at the end).
+    let err = run_err(&eval_args(data, "/nonexistent-run", "/tmp", "probe"));
+    assert!(err.contains("--out /tmp is a folder"), "{err}");
+    // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
+    let mut huge = eval_args(data, run_s, out, "probe");
+    let at = huge.iter().position(|a| *a == "--batch-size").unwrap();
+    huge[at + 1] = "1000000000";
+    let err = run_err(&huge);
+    assert!(
+        err.contains("the encoder at --batch-size 1000000000 needs about"),
+        "{err}"
+    );
+    args.extend(["--step", "5"]);
+    assert!(run_err(&args).contains("no checkpoint at step 5"));
+}
+
+/// The result file says what the encoder was pretrained on; an encoder pretrained on every split
+/// of the evaluation's dataset is refused unless `--allow-pretraining-overlap` (then warned
+/// about); one pretrained on another source is not; pretraining data that no longer opens earns
+/// a warning that the check could not be made.
+#[test]
+fn test_records_seen_in_pretraining_are_refused() {
+    let (data, _) = fixture();
+    let root = fixture_dir("eval-overlap");
+    let out = root.join("out.json");
+    let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let leaky = short_run(&root.join("all"), Some(data), &["--set", "data.split=all"]);
+    let args = |run: &Path| -> Vec<String> {
+        let run = run.to_str().unwrap();
+        let mut args = eval_args(data_s, run, out_s, "probe");
+        let at = args.iter().position(|a| *a == "1,0.25").unwrap();
+        args[at] = "1";
+        args.iter().map(|s| s.to_string()).collect()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let err = run_err(&refs(&args(&leaky)));
+    assert!(
+        err.contains("validation and test records of")
+            && err.contains(&format!("this dataset ({data_s}), split all"))
+            && err.contains(&format!(
+                "`ecgfm data inspect {data_s} --record-ids val,test > held-out.txt`"
+            ))
+            && err.contains("--allow-pretraining-overlap"),
+        "{err}"
+    );
+    let mut allowed = args(&leaky);
+    allowed.push("--allow-pretraining-overlap".into());
+    run_ok(&refs(&allowed));
+    let report = read_json(&out);
+    assert_eq!(report["pretraining"]["split"], "all");
+    assert_eq!(report["pretraining"]["data"], data_s);
+    assert_eq!(
+        report["pretraining"]["sources"],
+        serde_json::json!(["synth"])
+    );
+    let warned = report["warnings"].as_array().unwrap().iter();
+    assert_eq!(
+        warned
+            .filter(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("--allow-pretraining-overlap: "))
+            .count(),
+        1,
+        "{report}"
+    );
+    // Pretrained on the generator: nothing to check. (Runs of their own: evaluations add
+    // TensorBoard events to the run's `eval/`, which another test reads.)
+    run_ok(&refs(&args(&short_run(&root.join("gen"), None, &[]))));
+    let report = read_json(&out);
+    assert_eq!(report["pretraining"]["data"], "synth");
+    assert_eq!(report["pretraining"]["steps"], 8);
+    // Another source: no overlap; once its data is gone, the check cannot be made.
+    let other = root.join("other");
+    let p = other.to_str().unwrap();
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        p,
+        "--records",
+        "60",
+        "--source-name",
+        "other",
+    ]);
+    let elsewhere = short_run(
+        &root.join("other-run"),
+        Some(&other),
+        &["--set", "data.split=all"],
+    );
+    run_ok(&refs(&args(&elsewhere)));
+    let report = read_json(&out);
+    assert_eq!(
+        report["pretraining"]["sources"],
+        serde_json::json!(["other"])
+    );
+    let unverified = |report: &serde_json::Value| {
+        (report["warnings"].as_array().unwrap().iter())
+            .any(|w| w.as_str().unwrap().starts_with("could not verify"))
+    };
+    assert!(!unverified(&report), "{report}");
+    std::fs::remove_dir_all(&other).unwrap();
+    run_ok(&refs(&args(&elsewhere)));
+    assert!(unverified(&read_json(&out)));
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// One evaluation's intervals resample its test records only: where a result depends on the
+/// seed (scratch, and every result against it) the table and the file say so.
+#[test]
+fn single_seed_intervals_say_they_leave_out_training_noise() {
+    let (data, _) = fixture();
+    let root = fixture_dir("eval-noise");
+    let (out, run) = (root.join("noise.json"), short_run(&root, None, &[]));
+    let mut args = eval_args(
+        data.to_str().unwrap(),
+        run.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "probe,scratch",
+    );
+    let at = args.iter().position(|a| *a == "1,0.25").unwrap();
+    args[at] = "1";
+    let stdout = run_ok(&args);
+    let label = "test-set noise only; training seed not resampled";
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("probe against scratch with 100% of the labels"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.ends_with(&format!("({label})")), "{line}");
+    assert!(stdout.contains("scratch*"), "{stdout}");
+    let report = read_json(&out);
+    let noise: Vec<&str> = (report["results"].as_array().unwrap().iter())
+        .map(|r| r["interval_noise"].as_str().unwrap())
+        .collect();
+    assert_eq!(noise, ["complete", "test_set_only"]);
+    let paired = &report["against_scratch"][0];
+    assert_eq!(paired["protocol"], "probe");
+    assert_eq!(paired["noise"], "test_set_only");
+    assert!(paired["interval"][0].as_f64().unwrap() <= paired["interval"][1].as_f64().unwrap());
+}
