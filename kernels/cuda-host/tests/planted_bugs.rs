@@ -1,10 +1,11 @@
 //! The host harness's checks find bugs planted on purpose (tests/planted/bugs.cu), so that the
 //! kernels passing them means something: a race shows in the descending schedule, and under
-//! ThreadSanitizer as a data race; a write past the launch's shared memory stops the launch (and
-//! AddressSanitizer, when built with it); a write past a buffer's end is AddressSanitizer's to
-//! find; a barrier some threads never reach is a deadlock, not a hang. `scripts/host-sanitize.sh`
-//! runs these under both sanitizers (CI does); a sanitizer ends the process at its first report,
-//! so each such bug runs in a child process, this test binary run again for that one test.
+//! ThreadSanitizer as a data race; a read of shared memory no thread wrote gives NaN; a write
+//! past the launch's shared memory stops the launch (and AddressSanitizer, when built with it);
+//! a write past a buffer's end is AddressSanitizer's to find; a barrier some threads never reach
+//! is a deadlock, not a hang. `scripts/host-sanitize.sh` runs these under both sanitizers (CI
+//! does); a sanitizer ends the process at its first report, so each such bug runs in a child
+//! process, this test binary run again for that one test.
 
 use ecgfm_cuda_host::{host_backend_scheduled, HostBuf, HostDevice, Schedule, SANITIZER};
 use ecgfm_kernels::cuda::{Arg, Device, LaunchDims, Module};
@@ -50,8 +51,8 @@ fn dims(grid: u32, block: u32, shared_bytes: u32) -> LaunchDims {
     }
 }
 
-/// `out` after launching racy kernel `name` on a buffer of `n` zeros under `schedule`.
-fn racy_result(name: &'static str, d: LaunchDims, n: usize, schedule: Schedule) -> Vec<f32> {
+/// `out` after launching kernel `name` on a buffer of `n` zeros under `schedule`.
+fn launched_output(name: &'static str, d: LaunchDims, n: usize, schedule: Schedule) -> Vec<f32> {
     let dev = device(schedule);
     let mut out = dev.alloc(n);
     launch(&dev, name, d, &[Arg::Ptr(dev.addr_mut(&mut out, 0, n))]);
@@ -64,7 +65,7 @@ fn racy_result(name: &'static str, d: LaunchDims, n: usize, schedule: Schedule) 
 fn race_is_found(test: &str, name: &'static str, d: LaunchDims, n: usize) {
     if SANITIZER == "thread" {
         if let Some(stderr) = child_stderr(test, || {
-            racy_result(name, d, n, Schedule::Ascending);
+            launched_output(name, d, n, Schedule::Ascending);
         }) {
             assert!(
                 stderr.contains("ThreadSanitizer: data race"),
@@ -73,8 +74,8 @@ fn race_is_found(test: &str, name: &'static str, d: LaunchDims, n: usize) {
         }
         return;
     }
-    let ascending = racy_result(name, d, n, Schedule::Ascending);
-    let descending = racy_result(name, d, n, Schedule::Descending);
+    let ascending = launched_output(name, d, n, Schedule::Ascending);
+    let descending = launched_output(name, d, n, Schedule::Descending);
     assert_ne!(
         ascending.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
         descending.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -99,6 +100,21 @@ fn a_race_between_two_blocks_is_found() {
         "planted_block_race",
         dims(2, 1, 0),
         2,
+    );
+}
+
+#[test]
+fn a_read_of_unwritten_shared_memory_gives_nan() {
+    let out = launched_output(
+        "planted_unwritten_shared_read",
+        dims(1, 1, 4),
+        1,
+        Schedule::Ascending,
+    );
+    assert!(
+        out[0].is_nan(),
+        "read {} from unwritten shared memory",
+        out[0]
     );
 }
 

@@ -36,3 +36,9 @@ extern "C" __global__ void planted_deadlock(float* out) {
     if (threadIdx.x == 0) __syncthreads();
     else out[0] = __shfl_xor_sync(0xffffffffu, out[0], 1);
 }
+
+// Thread 0 copies a shared-memory float that no thread wrote. Block of 1 thread, 4 bytes.
+extern "C" __global__ void planted_unwritten_shared_read(float* out) {
+    DYNAMIC_SMEM(float, cells);
+    out[0] = cells[0];
+}
