@@ -5,9 +5,10 @@
 //!     [--windows 4096] [--batch-size 256] [--threads 2] [--batches 40] [--crop 2250]
 //! ```
 //! With `--write DIR` it first writes `--windows` synthetic 12-lead 2500-sample windows to DIR
-//! (the test writer of tests/common/dataset.rs) and benchmarks that. Prints one JSON line.
+//! (the test writer of tests/pipeline/common/dataset.rs) and benchmarks that. Prints one JSON
+//! line.
 
-#[path = "../tests/common/dataset.rs"]
+#[path = "../tests/pipeline/common/dataset.rs"]
 #[allow(dead_code)]
 mod dataset;
 

@@ -7,7 +7,7 @@
 mod common;
 // The data tests' moto helper; this file uses part of it.
 #[allow(dead_code)]
-#[path = "../../data-pipeline/tests/common/s3.rs"]
+#[path = "../../data-pipeline/tests/pipeline/common/s3.rs"]
 mod s3;
 
 use common::{

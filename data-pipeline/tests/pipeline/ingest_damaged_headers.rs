@@ -2,7 +2,7 @@
 //! 2^64 - 1 frames) are quarantined with that reason, naming the record, before anything is sized
 //! by the claim; the rest of the run goes on.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! with that reason, the others are ingested (some partially, their non-ECG signals listed),
 //! with the window counts their lengths give at 250 Hz.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! split chunk or a statistic of the footer, and bytes damaged at random (a fixed seed) in the footer or anywhere: errors naming
 //! the shard, never a panic, and never other batches without an error.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::dataset::{self, Spec};

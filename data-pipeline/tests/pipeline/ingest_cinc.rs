@@ -5,7 +5,7 @@
 //! kept in the plan's order, a name missing from the source refused before anything is written)
 //! and the `--exclude` list (read from an object store; names the source lacks a warning).
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1,8 +1,8 @@
 //! Resuming an interrupted ingest (finished shards kept untouched, the final dataset equal to a
 //! one-shot ingest), output to `memory://` and to S3 (moto), and the synthetic dataset writer.
 
-mod common;
-mod ingest_support;
+use crate::common;
+use crate::ingest_support;
 
 use std::time::SystemTime;
 

@@ -1,7 +1,7 @@
 //! The same dataset read from memory://, a local folder and S3 (moto on localhost) gives
 //! identical batches; the store helpers round-trip on S3 and `ObjectSink` uploads in parts there.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::dataset::{self, Spec};

@@ -7,8 +7,8 @@
 //! checksums its manifest lacks. On real recordings when `../shared/data` is present:
 //! single-lead CinC 2017 and 12-lead PTB-XL in one dataset.
 
-mod common;
-mod ingest_support;
+use crate::common;
+use crate::ingest_support;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! sequence independent of the rank count and decode threads, exact resume (also onto another
 //! rank count), seeds and epochs changing the order, split filtering, and decoded values.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

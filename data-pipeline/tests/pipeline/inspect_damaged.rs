@@ -3,7 +3,7 @@
 //! other shards are still counted; rows per split are checked against the manifest; `plot`
 //! names a truncated shard the same way and refuses a record count out of range before reading.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::path::Path;
 

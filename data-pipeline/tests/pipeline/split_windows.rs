@@ -4,7 +4,7 @@
 //! across a PLAIN + zstd shard and a delta-encoded one; shard by shard in a rolling buffer; held
 //! in memory or in a mapped scratch file; a damaged shard refused.
 
-mod common;
+use crate::common;
 
 use common::dataset::{
     every_fifth_val, lead_present, stored_value, synth_source, valid_samples, write, Spec,

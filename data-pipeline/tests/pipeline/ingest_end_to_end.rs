@@ -11,7 +11,7 @@
 //! resample_poly in the oracle's place differs by up to 20 uV more than 1 s from the record's
 //! ends and 419 uV nearer.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `ObjectSink` on S3 (a moto server): an upload dropped before `finish` is aborted, so the
 //! store keeps none of its parts; a finished one publishes the object whole.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

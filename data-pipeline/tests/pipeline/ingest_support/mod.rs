@@ -154,7 +154,8 @@ pub fn read_dataset(url: &str, options: &[(String, String)]) -> (Manifest, Vec<R
 /// Runs `read_shards.py` on a local dataset and returns its JSON summary (`None`: skipped, the
 /// Python packages are missing).
 pub fn python_summary(dataset: &Path) -> Option<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ingest_support/read_shards.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipeline/ingest_support/read_shards.py");
     let stdout = python_stdout(
         Command::new("python3").arg(&script).arg(dataset),
         &["pyarrow", "pandas", "duckdb"],

@@ -2,7 +2,7 @@
 //! (its segments and layout are not planned as records of their own), and its windows equal
 //! those of a single-segment record with the same samples.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::path::Path;
 

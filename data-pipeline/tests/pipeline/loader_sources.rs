@@ -7,7 +7,7 @@
 //! Mixing across shards (`mix_across_shards`): batches hold several sources, with the same
 //! guarantees.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! `inspect` over a dataset of many shards (more than it fetches ahead): every row counted once,
 //! and shards that differ from their manifest entries named in manifest order.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::manifest::Manifest;

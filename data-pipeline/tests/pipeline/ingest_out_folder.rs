@@ -3,7 +3,7 @@
 //! the folder and the way out named, and every file there is left as it was; the same ingest
 //! still resumes. A merge or a synth into an unfinished ingest is refused the same way.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! one split, manifest counts equal to the rows read back, and the shards open in pyarrow,
 //! pandas and DuckDB, which decode the same signals as ecgfm's reader.
 
-mod ingest_support;
+use crate::ingest_support;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,0 +1,30 @@
+//! The data pipeline's integration tests, one binary (a binary per file linked arrow, parquet
+//! and object_store 19 times over): ingesting PhysioNet folders against the `wfdb` and pyarrow
+//! oracles (`ingest_*`), inspecting and plotting datasets (`inspect_*`, `plot_png`), merging
+//! them (`merge`), windows and splits (`split_windows`, `synth_windows`), the streaming loader's
+//! order, sources, stores and errors (`loader_*`), and writing to S3 (`object_sink_s3`).
+//! `common` builds small datasets and starts moto; `ingest_support` runs ingests and reads
+//! their shards back.
+
+mod common;
+mod ingest_support;
+
+mod ingest_cinc;
+mod ingest_damaged_headers;
+mod ingest_end_to_end;
+mod ingest_multi_segment;
+mod ingest_out_folder;
+mod ingest_ptbxl;
+mod ingest_resume_and_stores;
+mod ingest_wfdb_formats;
+mod inspect_damaged;
+mod inspect_shards;
+mod loader_errors;
+mod loader_order;
+mod loader_sources;
+mod loader_stores;
+mod merge;
+mod object_sink_s3;
+mod plot_png;
+mod split_windows;
+mod synth_windows;
