@@ -6,7 +6,7 @@ use clap::Args;
 use ecgfm_data::ingest::{
     ingest, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
 };
-use ecgfm_data::store::redact_url;
+use ecgfm_data::store::{open_url_with, redact_url};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
 
@@ -168,7 +168,7 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
         return Ok(());
     }
     let out = redact_url(&options.out);
-    let (store, root) = ecgfm_data::store::open_url_with(&options.out, &options.out_store_options)?;
+    let (store, root) = open_url_with(&options.out, &options.out_store_options)?;
     let journal = output_journal(options, plan.format, &plan.records, store.as_ref(), &root)
         .with_context(|| format!("the ingest would be refused at {out}"))?;
     let shards = journal.shards.len();

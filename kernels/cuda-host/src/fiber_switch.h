@@ -7,7 +7,7 @@
 // with a system call each time; the harness switches at every block thread's start and end and at
 // every barrier, so on x86-64 that call took most (over 85%) of its time. The floating-point
 // control words (MXCSR, x87) are not switched: no kernel changes them. Other architectures keep
-// ucontext.
+// ucontext. Included by runtime.cpp alone (on x86-64 it defines the switch's symbol).
 #pragma once
 
 #include <cstddef>
@@ -15,7 +15,30 @@
 
 #if defined(__x86_64__)
 
+// System V: save_sp in rdi, load_sp in rsi.
 extern "C" void ecgfm_host_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl ecgfm_host_switch
+    .type ecgfm_host_switch, @function
+ecgfm_host_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size ecgfm_host_switch, .-ecgfm_host_switch
+)");
 
 namespace ecgfm_host {
 

@@ -126,6 +126,13 @@ pub struct HostDevice {
     schedule: Schedule,
 }
 
+impl HostDevice {
+    /// A host device whose launches run in `schedule`'s order.
+    pub fn new(schedule: Schedule) -> Self {
+        HostDevice { schedule }
+    }
+}
+
 /// The kernel backend on the host harness.
 pub type HostBackend = KernelBackend<HostDevice>;
 
@@ -136,7 +143,7 @@ pub fn host_backend() -> HostBackend {
 
 /// A fresh host-harness backend whose launches run in the given order.
 pub fn host_backend_scheduled(schedule: Schedule) -> HostBackend {
-    KernelBackend::with_device(HostDevice { schedule })
+    KernelBackend::with_device(HostDevice::new(schedule))
 }
 
 fn addr_of<T>(buf: &[T], off: usize, n: usize) -> u64 {

@@ -8,32 +8,6 @@
 #include "fiber_switch.h"
 #include "sanitizer_hooks.h"
 
-#if defined(__x86_64__)
-// fiber_switch.h's switch (System V: save_sp in rdi, load_sp in rsi).
-asm(R"(
-    .text
-    .globl ecgfm_host_switch
-    .type ecgfm_host_switch, @function
-ecgfm_host_switch:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    ret
-    .size ecgfm_host_switch, .-ecgfm_host_switch
-)");
-#endif
-
 extern "C" const ecgfm_host::Kernel* ecgfm_host_find(const char* name);
 
 namespace ecgfm_host {

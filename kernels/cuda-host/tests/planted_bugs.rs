@@ -7,7 +7,7 @@
 //! does); a sanitizer ends the process at its first report, so each such bug runs in a child
 //! process, this test binary run again for that one test.
 
-use ecgfm_cuda_host::{host_backend_scheduled, HostBuf, HostDevice, Schedule, SANITIZER};
+use ecgfm_cuda_host::{HostBuf, HostDevice, Schedule, SANITIZER};
 use ecgfm_kernels::cuda::{Arg, Device, LaunchDims, Module};
 use std::process::Command;
 
@@ -34,10 +34,6 @@ fn child_stderr(name: &str, bug: impl FnOnce()) -> Option<String> {
     Some(stderr)
 }
 
-fn device(schedule: Schedule) -> HostDevice {
-    *host_backend_scheduled(schedule).device()
-}
-
 /// Launches planted kernel `name` (the module only names it in errors) with `args`.
 fn launch(dev: &HostDevice, name: &'static str, dims: LaunchDims, args: &[Arg]) {
     dev.launch(Module::Elementwise, name, dims, args);
@@ -53,7 +49,7 @@ fn dims(grid: u32, block: u32, shared_bytes: u32) -> LaunchDims {
 
 /// `out` after launching kernel `name` on a buffer of `n` zeros under `schedule`.
 fn launched_output(name: &'static str, d: LaunchDims, n: usize, schedule: Schedule) -> Vec<f32> {
-    let dev = device(schedule);
+    let dev = HostDevice::new(schedule);
     let mut out = dev.alloc(n);
     launch(&dev, name, d, &[Arg::Ptr(dev.addr_mut(&mut out, 0, n))]);
     let mut host = vec![0.0; n];
@@ -121,7 +117,7 @@ fn a_read_of_unwritten_shared_memory_gives_nan() {
 #[test]
 fn a_write_past_shared_memory_stops_the_launch() {
     let bug = || {
-        let dev = device(Schedule::Ascending);
+        let dev = HostDevice::new(Schedule::Ascending);
         launch(
             &dev,
             "planted_shared_overrun",
@@ -149,7 +145,7 @@ fn a_write_past_a_buffer_is_found_by_address_sanitizer() {
         return;
     }
     let bug = || {
-        let dev = device(Schedule::Ascending);
+        let dev = HostDevice::new(Schedule::Ascending);
         let n = 20;
         // Exactly n floats, so that the element past them lies in the allocator's red zone.
         let mut out = HostBuf::F32(vec![0.0; n]);
@@ -172,7 +168,7 @@ fn a_write_past_a_buffer_is_found_by_address_sanitizer() {
 #[test]
 #[should_panic(expected = "kernel planted_deadlock: a block's threads deadlocked on a barrier")]
 fn a_barrier_some_threads_never_reach_is_a_deadlock() {
-    let dev = device(Schedule::Ascending);
+    let dev = HostDevice::new(Schedule::Ascending);
     let mut out = dev.alloc(1);
     launch(
         &dev,
