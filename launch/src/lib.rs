@@ -51,6 +51,8 @@ pub mod data_merge;
 pub mod data_read;
 pub mod dataset_source;
 pub mod device;
+#[cfg(test)]
+mod docs_match_cli;
 pub mod embed;
 mod error_text;
 pub mod eval;

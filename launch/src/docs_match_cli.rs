@@ -1,0 +1,295 @@
+//! Test only: the `ecgfm` commands the documentation shows (README.md, docs/, and this crate's
+//! own messages and doc comments, which tell users what to run) name subcommands and flags the
+//! command line has, and their `--set` overrides name settings that exist with values of the
+//! right type. Flags are looked up in clap's definition (`cli::Cli`); the commands themselves
+//! are not run.
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+
+/// Words that end a command in a shell line or in prose.
+const ENDS: [&str; 9] = ["|", "||", "&&", ";", ">", "2>", "2>&1", "#", "<"];
+
+/// Folders whose files are not documentation.
+const SKIPPED: [&str; 5] = ["target", "tests", "node_modules", "gpu-bin", "runs"];
+
+/// One command's arguments, with the file they were found in.
+struct Found {
+    file: String,
+    args: Vec<String>,
+}
+
+/// The command lines of a Markdown file: its fenced code blocks' lines (backslash continuations
+/// joined) and its inline code spans (which may wrap within a paragraph).
+fn markdown_commands(text: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut prose = String::new();
+    let mut in_block = false;
+    let mut block_line = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            match line.strip_suffix('\\') {
+                Some(start) => block_line.push_str(start),
+                None => commands.push(std::mem::take(&mut block_line) + line),
+            }
+        } else if line.trim().is_empty() {
+            commands.extend(code_spans(&std::mem::take(&mut prose)));
+        } else {
+            prose.push_str(line);
+            prose.push(' ');
+        }
+    }
+    commands.extend(code_spans(&prose));
+    commands
+}
+
+/// The code spans of a Rust file's lines, string continuations (`\` at a line's end) joined.
+fn rust_commands(text: &str) -> Vec<String> {
+    let mut joined = String::with_capacity(text.len());
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        match line.strip_suffix('\\') {
+            Some(start) => {
+                joined.push_str(start);
+                if let Some(next) = lines.peek_mut() {
+                    *next = next.trim_start();
+                }
+            }
+            None => {
+                joined.push_str(line);
+                joined.push('\n');
+            }
+        }
+    }
+    joined.lines().flat_map(code_spans).collect()
+}
+
+/// The text between pairs of single backticks.
+fn code_spans(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The argument lists following each `ecgfm` (or `.../ecgfm`) in `line`, up to the end of the
+/// shell command.
+fn invocations(line: &str) -> Vec<Vec<String>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut found = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        // A path to the binary as another program's argument (`python3 bench.py
+        // target/release/ecgfm --repeats 5`) is not a command of it.
+        let starts_command = i == 0
+            || ENDS.contains(&words[i - 1])
+            || ["time", "exec"].contains(&words[i - 1])
+            || words[i - 1].contains('=');
+        if *word != "ecgfm" && !(word.ends_with("/ecgfm") && starts_command) {
+            continue;
+        }
+        let args = words[i + 1..]
+            .iter()
+            .take_while(|w| !ENDS.contains(w) && !w.starts_with('#'))
+            .map(|w| w.trim_end_matches([',', ')', ':', ';']).to_string())
+            .collect();
+        found.push(args);
+    }
+    found
+}
+
+/// Checks one argument list against the command line; the problems found, each a sentence.
+fn check(args: &[String]) -> Vec<String> {
+    let mut root = Cli::command();
+    root.build();
+    let mut command = &root;
+    let mut path = vec!["ecgfm".to_string()];
+    let mut rest = args;
+    // `cargo run --bin ecgfm -- pretrain`.
+    if rest.first().map(String::as_str) == Some("--") {
+        rest = &rest[1..];
+    }
+    while let Some(sub) = rest.first().and_then(|w| command.find_subcommand(w)) {
+        path.push(sub.get_name().to_string());
+        command = sub;
+        rest = &rest[1..];
+    }
+    let mut problems = Vec::new();
+    let shown = path.join(" ");
+    if let Some(word) = rest.first() {
+        let looks_like_one = word.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        if command.has_subcommands() && looks_like_one && !word.starts_with('-') {
+            problems.push(format!("`{shown}` has no subcommand `{word}`"));
+        }
+    }
+    let mut words = rest.iter();
+    while let Some(word) = words.next() {
+        if word == "--" {
+            if path.last().map(String::as_str) == Some("launch") {
+                let child: Vec<String> = words.cloned().collect();
+                problems.extend(check(&child));
+            }
+            break;
+        }
+        let Some(flag) = word.strip_prefix("--") else {
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            continue;
+        }
+        let known = command.get_arguments().any(|a| {
+            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+        });
+        if !known && name != "help" {
+            problems.push(format!("`{shown}` has no flag `--{name}`"));
+            continue;
+        }
+        if name == "set" {
+            if let Some(assignment) = inline.or_else(|| words.next().cloned()) {
+                problems.extend(check_set(&shown, &assignment));
+            }
+        }
+    }
+    problems
+}
+
+/// Checks one `--set KEY=VALUE` of `command`: a run's setting (pretrain) or a sweep file's
+/// (sweep run, against the demo preset's file). A value in capitals (`DIR`, `N`) is a
+/// placeholder: only its key is checked.
+fn check_set(command: &str, assignment: &str) -> Option<String> {
+    let (key, value) = assignment.split_once('=')?;
+    let placeholder =
+        !value.is_empty() && value.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    let value = match placeholder || value.contains("...") {
+        true => "\"placeholder\"",
+        false => value,
+    };
+    let assignment = format!("{key}={value}");
+    let error = if command.ends_with("sweep run") {
+        let mut doc: toml::Table = ecgfm_sweep::presets::text("demo")?.parse().ok()?;
+        let set = ecgfm_trainer::config::apply_override(&mut doc, &assignment);
+        let text = toml::to_string(&doc).ok()?;
+        match set.map(|()| ecgfm_sweep::SweepSpec::parse(&text, "the demo preset")) {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) if placeholder && !e.to_string().contains("unknown field") => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        }
+    } else if command.ends_with("pretrain") {
+        let mut alone = toml::Table::new();
+        let set = ecgfm_trainer::config::apply_override(&mut alone, &assignment);
+        match set.and_then(|()| ecgfm_trainer::config::check_sections(&alone)) {
+            Ok(()) => return None,
+            Err(e) if placeholder && !e.to_string().contains("unknown") => return None,
+            Err(e) => e.to_string(),
+        }
+    } else {
+        return None;
+    };
+    Some(format!("`{command} --set {assignment}`: {error}"))
+}
+
+/// Every Markdown file and Rust source of the workspace but its tests (which hold wrong
+/// commands on purpose) and build outputs.
+fn documents() -> Vec<PathBuf> {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate_dir.parent().expect("the crate sits in the workspace");
+    let mut files = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a workspace folder") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if path.is_dir() && !SKIPPED.contains(&name.as_ref()) && !name.starts_with('.') {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "md" || e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_documented_command_names_flags_and_settings_that_exist() {
+    let mut found = Vec::new();
+    for path in documents() {
+        if path.ends_with(file!().rsplit('/').next().unwrap()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a readable document");
+        let lines = match path.extension().is_some_and(|e| e == "md") {
+            true => markdown_commands(&text),
+            false => rust_commands(&text),
+        };
+        let file = path.display().to_string();
+        for line in lines {
+            for args in invocations(&line) {
+                found.push(Found {
+                    file: file.clone(),
+                    args,
+                });
+            }
+        }
+    }
+    let problems: Vec<String> = found
+        .iter()
+        .flat_map(|f| {
+            check(&f.args)
+                .into_iter()
+                .map(move |p| format!("{}: `ecgfm {}`: {p}", f.file, f.args.join(" ")))
+        })
+        .collect();
+    let with_flags = found
+        .iter()
+        .filter(|f| f.args.iter().any(|a| a.starts_with("--")))
+        .count();
+    assert!(
+        with_flags >= 100,
+        "only {with_flags} documented commands with flags found: the extraction broke"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_wrong_flag_subcommand_or_setting_is_found() {
+    let problems =
+        |line: &str| -> Vec<String> { invocations(line).iter().flat_map(|a| check(a)).collect() };
+    assert!(problems("ecgfm pretrain --steps 10 --set optim.lr=3e-4").is_empty());
+    assert!(problems("ecgfm launch --nproc-per-node 2 -- pretrain --set train.seed=1").is_empty());
+    assert!(problems("cargo run --bin ecgfm -- data inspect DIR --record-ids val").is_empty());
+    let one = |line: &str| {
+        let found = problems(line);
+        assert_eq!(found.len(), 1, "{line}: {found:?}");
+        found[0].clone()
+    };
+    assert!(one("ecgfm pretrain --stpes 10").contains("no flag `--stpes`"));
+    assert!(one("ecgfm data ingets DIR").contains("no subcommand `ingets`"));
+    assert!(one("ecgfm launch --nproc-per-node 2 -- pretrain --bogus").contains("`--bogus`"));
+    assert!(one("ecgfm pretrain --set optim.lrr=1").contains("unknown key `lrr`"));
+    assert!(one("ecgfm pretrain --set train.recompute=maybe").contains("recompute"));
+    assert!(one("ecgfm sweep run --preset demo --set budget.flopz=1").contains("flopz"));
+    assert!(problems("ecgfm sweep run F --set ingest.ptbxl.source=DIR").is_empty());
+    let rust = "    \"run `ecgfm data inspect {url} --record-idz \\\n       val`\"";
+    assert_eq!(
+        rust_commands(rust),
+        ["ecgfm data inspect {url} --record-idz val"]
+    );
+    let markdown = "a `ecgfm eval --run\nRUN` b\n\n```sh\necgfm embed \\\n  --out X\n```\n";
+    assert_eq!(
+        markdown_commands(markdown),
+        ["ecgfm eval --run RUN", "ecgfm embed   --out X"]
+    );
+}
