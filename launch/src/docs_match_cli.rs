@@ -293,3 +293,25 @@ fn a_wrong_flag_subcommand_or_setting_is_found() {
         ["ecgfm eval --run RUN", "ecgfm embed   --out X"]
     );
 }
+
+/// The sweep files published beside their reports (`docs/sweeps/*/sweep.toml`) are still sweep
+/// files: what a reader runs again to reproduce a report.
+#[test]
+fn every_published_sweep_file_still_reads() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&docs).expect("docs/sweeps") {
+        let path = entry.expect("a directory entry").path().join("sweep.toml");
+        if path.exists() {
+            if let Err(e) = ecgfm_sweep::SweepSpec::read(&path) {
+                panic!("{e}");
+            }
+            read += 1;
+        }
+    }
+    assert!(
+        read >= 5,
+        "only {read} sweep files under {}",
+        docs.display()
+    );
+}
