@@ -315,3 +315,15 @@ fn every_published_sweep_file_still_reads() {
         docs.display()
     );
 }
+
+/// The sweep file docs/sweeps.md explains field by field reads as one.
+#[test]
+fn the_documented_sweep_file_reads() {
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps.md");
+    let text = std::fs::read_to_string(&guide).expect("docs/sweeps.md");
+    let (_, after) = text.split_once("```toml\n").expect("a TOML block");
+    let (file, _) = after.split_once("```").expect("the block's end");
+    if let Err(e) = ecgfm_sweep::SweepSpec::parse(file, "docs/sweeps.md") {
+        panic!("{e}");
+    }
+}
