@@ -2,13 +2,15 @@
 //! and object_store 19 times over): ingesting PhysioNet folders against the `wfdb` and pyarrow
 //! oracles (`ingest_*`), inspecting and plotting datasets (`inspect_*`, `plot_png`), merging
 //! them (`merge`), windows and splits (`split_windows`, `synth_windows`), the streaming loader's
-//! order, sources, stores and errors (`loader_*`), and writing to S3 (`object_sink_s3`).
+//! order, sources, stores and errors (`loader_*`), writing to S3 (`object_sink_s3`), and the
+//! dataset format's documentation against the code (`docs_format`).
 //! `common` builds small datasets and starts moto; `ingest_support` runs ingests and reads
 //! their shards back.
 
 mod common;
 mod ingest_support;
 
+mod docs_format;
 mod ingest_cinc;
 mod ingest_damaged_headers;
 mod ingest_end_to_end;
