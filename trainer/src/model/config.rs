@@ -222,6 +222,33 @@ mod tests {
     }
 
     #[test]
+    fn presets_are_those_of_docs_model_md() {
+        let doc = include_str!("../../../docs/model.md");
+        let (_, section) = doc.split_once("## Presets\n").expect("the presets section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+        assert_eq!(names, ModelConfig::PRESETS);
+        for row in rows {
+            let cfg = ModelConfig::preset(row[0]).unwrap();
+            let ours = [
+                cfg.dim,
+                cfg.depth,
+                cfg.heads,
+                cfg.dec_dim,
+                cfg.dec_depth,
+                cfg.dec_heads,
+            ];
+            let documented: Vec<usize> = row[1..].iter().map(|v| v.parse().unwrap()).collect();
+            assert_eq!(ours[..], documented[..], "{}", row[0]);
+        }
+    }
+
+    #[test]
     fn validation_names_the_broken_rule() {
         let mut cfg = ModelConfig::preset("nano").unwrap();
         cfg.samples = 2251;

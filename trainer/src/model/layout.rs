@@ -208,6 +208,92 @@ mod tests {
         assert_eq!(runs.last().unwrap().1, layout.total);
     }
 
+    /// The value of a documented shape entry (`D`, `3D`, `Md`, ...); in a decoder block `D` and
+    /// `M` stand for `Dd` and `Md`.
+    fn dim_of(symbol: &str, cfg: &ModelConfig, decoder_block: bool) -> usize {
+        let (times, name) = match symbol.strip_prefix('3') {
+            Some(name) => (3, name),
+            None => (1, symbol),
+        };
+        let value = match (name, decoder_block) {
+            ("D", false) => cfg.dim,
+            ("M", false) => cfg.mlp_dim(),
+            ("D" | "Dd", true) | ("Dd", false) => cfg.dec_dim,
+            ("M" | "Md", true) | ("Md", false) => cfg.dec_mlp_dim(),
+            ("P", _) => cfg.patch,
+            ("L", _) => cfg.leads,
+            _ => panic!("docs/model.md: unknown dimension {symbol}"),
+        };
+        times * value
+    }
+
+    /// docs/model.md's parameter list, expanded for `cfg`: every tensor's name and shape in
+    /// buffer order.
+    fn documented_layout(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+        let doc = include_str!("../../../docs/model.md");
+        let (_, section) = doc.split_once("## Parameters").expect("the layout section");
+        let (_, block) = section.split_once("```\n").expect("its code block");
+        let (block, _) = block.split_once("```").expect("its end");
+        let entry = |line: &str, i: usize, decoder_block: bool| {
+            let (name, rest) = line.split_once(char::is_whitespace).unwrap();
+            let shape = rest.trim_start().trim_start_matches('(');
+            let (shape, _) = shape.split_once(')').unwrap();
+            let name = name.replace("{i}", &i.to_string());
+            let dims = shape.split(", ").map(|s| dim_of(s, cfg, decoder_block));
+            (name, dims.collect())
+        };
+        let enc_block: Vec<&str> = block.lines().filter(|l| l.starts_with("enc.{i}")).collect();
+        let mut layout = Vec::new();
+        for line in block.lines().filter(|l| !l.trim().is_empty()) {
+            if line.starts_with("enc.{i}") {
+                continue;
+            } else if line.starts_with("dec.{i}.*") {
+                for i in 0..cfg.dec_depth {
+                    for enc in &enc_block {
+                        let (name, shape) = entry(enc, i, true);
+                        layout.push((name.replacen("enc.", "dec.", 1), shape));
+                    }
+                }
+            } else {
+                layout.push(entry(line, 0, false));
+            }
+            if line.starts_with("lead_embed") {
+                for i in 0..cfg.depth {
+                    layout.extend(enc_block.iter().map(|l| entry(l, i, false)));
+                }
+            }
+        }
+        layout
+    }
+
+    #[test]
+    fn the_layout_is_the_one_docs_model_md_gives_with_its_weight_decay() {
+        let cfg = ModelConfig {
+            mlp_ratio: 3,
+            ..ModelConfig::preset("nano").unwrap()
+        };
+        let layout = ParamLayout::new(&cfg);
+        let ours: Vec<(String, Vec<usize>)> = layout
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.shape.clone()))
+            .collect();
+        assert_eq!(ours, documented_layout(&cfg));
+        // "Weight decay applies to the Linear weights only (...)".
+        let doc = include_str!("../../../docs/model.md");
+        let (_, rule) = doc.split_once("Weight decay applies to").unwrap();
+        let (listed, _) = rule.split_once(')').unwrap();
+        let patterns: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        assert!(patterns.len() >= 7, "{patterns:?}");
+        for e in &layout.entries {
+            let listed = patterns.iter().any(|p| match p.strip_prefix('*') {
+                Some(suffix) => e.name.ends_with(suffix),
+                None => e.name == *p,
+            });
+            assert_eq!(e.decay, listed, "{}", e.name);
+        }
+    }
+
     #[test]
     fn block_parameter_count_is_twelve_d_squared_plus_thirteen_d() {
         let cfg = ModelConfig::preset("base").unwrap();
