@@ -269,7 +269,8 @@ mod tests {
     #[test]
     fn the_layout_is_the_one_docs_model_md_gives_with_its_weight_decay() {
         let cfg = ModelConfig {
-            mlp_ratio: 3,
+            // D 64, 3D 192, M 320, Dd 32, 3Dd 96, Md 160, P 75, L 12: no two alike.
+            mlp_ratio: 5,
             ..ModelConfig::preset("nano").unwrap()
         };
         let layout = ParamLayout::new(&cfg);
