@@ -217,8 +217,6 @@ pub fn estimate(
     })
 }
 
-/// Why the dataset at `url` gives no mix of train windows by present leads: no train windows,
-/// weights that read none, or a manifest from before ecgfm counted them.
 /// A time of the estimate: milliseconds to a tenth, or microseconds below a millisecond (a
 /// small model's step on a GPU).
 fn duration(seconds: f64) -> String {
@@ -228,6 +226,8 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+/// Why the dataset at `url` gives no mix of train windows by present leads: no train windows,
+/// weights that read none, or a manifest from before ecgfm counted them.
 fn no_mix_reason(url: &str, repeat: &BTreeMap<String, f64>) -> Result<String> {
     let shown = ecgfm_data::store::redact_url(url);
     let (store, root) = ecgfm_data::store::open_url(url)?;
@@ -416,6 +416,76 @@ mod tests {
         assert_eq!(bf16.comm_s, fp32.comm_s);
         assert!(bf16.efficiency < fp32.efficiency);
         assert!(bf16.memory_bf16_gb < bf16.memory_gb);
+    }
+
+    /// The expected-scaling table of docs/distributed.md is what `estimate` gives (to the
+    /// table's rounding): model, GPUs, memory in bf16 and fp32, compute, all-reduce, step,
+    /// efficiency, exposed share, samples/s.
+    #[test]
+    fn the_table_of_docs_distributed_md_is_the_estimate() {
+        let doc = include_str!("../../docs/distributed.md");
+        let (_, table) = doc.split_once("| model | GPUs |").expect("the table");
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        let number = |cell: &str| -> f64 {
+            let digits: String = cell
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
+                .filter(|&c| c != ',')
+                .collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
+        };
+        for row in rows {
+            let (model, _) = row[0].split_once(' ').unwrap();
+            let gpus = number(row[1]) as usize;
+            let cfg = ModelConfig::preset(model).unwrap();
+            let flops = ModelStats::new(&cfg).train_flops;
+            let plan_args = PlanArgs {
+                model: model.into(),
+                batch_size: 64,
+                ..args("bf16", gpus, None)
+            };
+            let e = estimate(&cfg, &hardware("h100").unwrap(), &plan_args, flops).unwrap();
+            let (bf16, fp32) = row[2].split_once(';').unwrap();
+            let shown = [
+                (format!("{:.1}M", e.params as f64 / 1e6), row[0].to_string()),
+                (
+                    format!("{:.1}", e.memory_bf16_gb),
+                    format!("{:.1}", number(bf16)),
+                ),
+                (
+                    format!("{:.1}", e.memory_gb),
+                    format!("{:.1}", number(fp32.trim())),
+                ),
+                (duration(e.compute_s), row[3].to_string()),
+                (duration(e.comm_s), row[4].to_string()),
+                (duration(e.step_s), row[5].to_string()),
+                (format!("{:.0} %", e.efficiency * 100.0), row[6].to_string()),
+                (
+                    format!("{:.0} %", e.exposed_comm_share * 100.0),
+                    row[7].to_string(),
+                ),
+                // Samples/s to three significant figures.
+                (
+                    format!("{:.0}", e.samples_per_s / 100.0),
+                    format!("{:.0}", number(row[8]) / 100.0),
+                ),
+            ];
+            for (ours, documented) in shown {
+                assert!(
+                    documented.contains(&ours),
+                    "{}: {ours} against {documented}",
+                    row[0]
+                );
+            }
+        }
     }
 
     #[test]
