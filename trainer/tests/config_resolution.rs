@@ -16,6 +16,30 @@ fn defaults_are_nano_on_synthetic_data() {
     assert!(config.train.steps >= 100);
 }
 
+/// The defaults the documentation states: the README's default run, docs/model.md's AdamW.
+#[test]
+fn the_documented_defaults_are_the_defaults() {
+    let c = TrainConfig::default_config();
+    let readme = include_str!("../../README.md").replace('\n', " ");
+    let run = format!(
+        "The default run is {} steps of batch {}",
+        c.train.steps, c.train.batch_size
+    );
+    assert!(readme.contains(&run), "README: {run}");
+    let validation = format!(
+        "validation loss every {} steps on {} held-out windows",
+        c.train.val_every, c.train.val_windows
+    );
+    assert!(readme.contains(&validation), "README: {validation}");
+    let model = include_str!("../../docs/model.md");
+    let o = &c.optim;
+    let adamw = format!(
+        "Defaults b1 = {}, b2 = {}, eps = {:e}, wd = {}.",
+        o.beta1, o.beta2, o.eps, o.weight_decay
+    );
+    assert!(model.contains(&adamw), "docs/model.md: {adamw}");
+}
+
 #[test]
 fn preset_then_explicit_fields_win() {
     let config = TrainConfig::from_table(table(
