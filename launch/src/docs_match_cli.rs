@@ -327,3 +327,44 @@ fn the_documented_sweep_file_reads() {
         panic!("{e}");
     }
 }
+
+/// The README's "What is where" table names every workspace member, each under its folder with
+/// its package name, and only folders that exist.
+#[test]
+fn the_readme_map_of_folders_and_crates_is_the_workspace() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let (_, table) = readme.split_once("| folder | crate |").expect("the table");
+    let mut listed = Vec::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+        let (folder, package) = (cells[1].trim_end_matches('/'), cells[2]);
+        assert!(
+            root.join(folder).is_dir(),
+            "README lists {folder}/, which is not there"
+        );
+        if package.is_empty() {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(root.join(folder).join("Cargo.toml")).unwrap();
+        let name = format!("name = \"{package}\"");
+        assert!(
+            manifest.contains(&name),
+            "{folder}/Cargo.toml is not {package}"
+        );
+        listed.push(folder.to_string());
+    }
+    let workspace: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut members: Vec<String> = workspace["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    members.sort();
+    listed.sort();
+    assert_eq!(listed, members);
+}
