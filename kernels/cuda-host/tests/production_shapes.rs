@@ -10,9 +10,9 @@
 use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::{gib, Precision};
-use ecgfm_trainer::device_memory::{encoder_step_on, step_on, EncoderWork};
+use ecgfm_trainer::device_memory::{encoder_step_on, full_batch, step_on, EncoderWork};
 use ecgfm_trainer::model::{HeadSpec, MaeMemory, Pooling, Recompute};
-use ecgfm_trainer::ModelConfig;
+use ecgfm_trainer::{AdamWConfig, ModelConfig};
 
 const BATCH: usize = 256;
 
@@ -105,6 +105,60 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
         let (m, n, k) = g.mnk;
         let at_patch = [m, n, k].contains(&cfg.patch);
         assert!(g.align >= 16 || at_patch, "{g:?}");
+    }
+}
+
+/// The kernel counts the README gives for one tiny training step ("Kernels one tiny step queues
+/// besides its N GEMMs ...: bf16 K, bf16 without GEMM epilogues K, bf16 with operands in f32 K,
+/// fp32 K") are the launch code's: a step's forward, backward and AdamW (the model built and
+/// one step run before it) on ShapeDevice, which counts what the host harness queues.
+#[test]
+fn one_tiny_step_queues_the_kernels_the_readme_counts() {
+    let readme: Vec<&str> = include_str!("../../../README.md")
+        .split_whitespace()
+        .collect();
+    let readme = readme.join(" ");
+    let (_, counted) = readme
+        .split_once("Kernels one tiny step queues besides its ")
+        .expect("the README's count of a tiny step's kernels");
+    let (counted, _) = counted
+        .split_once("before the weight copy")
+        .expect("its end");
+    let number_after = |label: &str| -> usize {
+        let (_, rest) = counted.split_once(label).expect(label);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no count after {label:?}"))
+    };
+    let cfg = ModelConfig::preset("tiny").unwrap();
+    let bf16 = || KernelBackend::with_device(shape_device()).with_precision(Precision::Bf16);
+    let variants = [
+        ("bf16 ", bf16()),
+        (
+            "bf16 without GEMM epilogues ",
+            bf16().without_gemm_epilogues(),
+        ),
+        ("bf16 with operands in f32 ", bf16().with_f32_operands()),
+        (
+            "fp32 ",
+            KernelBackend::with_device(shape_device()).with_precision(Precision::Fp32),
+        ),
+    ];
+    let batch = full_batch(&cfg, 8).unwrap();
+    for (label, backend) in variants {
+        let mut model = step_on(backend, &cfg, 8, MaeMemory::default()).unwrap();
+        let device = model.backend().device();
+        let (checked, gemms) = (device.checked(), device.gemms());
+        model.forward_backward(&batch, 1.0).unwrap();
+        model.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0));
+        let device = model.backend().device();
+        let step_gemms = device.gemms() - gemms;
+        let kernels = device.checked() - checked - step_gemms;
+        let name = label.trim();
+        println!("tiny, {name}: {kernels} kernels and {step_gemms} GEMMs a step");
+        assert_eq!(step_gemms, number_after(""), "{name}: GEMMs");
+        assert_eq!(kernels, number_after(label), "{name}: kernels");
     }
 }
 

@@ -43,8 +43,8 @@ impl<D: Device> KernelBackend<D> {
         self
     }
 
-    /// This backend with its matrix-product operands stored in f32 even in bf16 (the GEMMs then
-    /// round them as they read them): the same results within bf16 tolerance (bitwise on the
+    /// This backend with its matrix-product operands stored in f32 even in bf16 (each GEMM then
+    /// first rounds them into bf16 workspace): the same results within bf16 tolerance (bitwise on the
     /// host harness; on a GPU unverified, gpu-check item 3c) with more memory, to measure what
     /// bf16 storage saves.
     pub fn with_f32_operands(mut self) -> Self {

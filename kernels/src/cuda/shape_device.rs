@@ -24,8 +24,8 @@ const SHARED_LIMIT: u32 = 48 * 1024;
 const ALIGN: u64 = 256;
 
 /// The live allocations (first address -> bytes), their total and its peak, the next free
-/// address (addresses are never reused), the launches and GEMMs checked and the bf16 GEMMs
-/// met (see [`ShapeDevice::bf16_gemms`]).
+/// address (addresses are never reused), the launches and GEMMs checked (and of them the
+/// GEMMs) and the bf16 GEMMs met (see [`ShapeDevice::bf16_gemms`]).
 #[derive(Default)]
 struct Memory {
     spans: BTreeMap<u64, u64>,
@@ -33,6 +33,7 @@ struct Memory {
     peak: u64,
     next: u64,
     checked: usize,
+    gemms: usize,
     bf16_gemms: BTreeMap<Bf16Gemm, usize>,
 }
 
@@ -106,6 +107,11 @@ impl ShapeDevice {
     /// How many launches and GEMMs were checked so far.
     pub fn checked(&self) -> usize {
         self.memory().checked
+    }
+
+    /// How many of [`checked`](Self::checked) were GEMMs.
+    pub fn gemms(&self) -> usize {
+        self.memory().gemms
     }
 
     fn memory(&self) -> MutexGuard<'_, Memory> {
@@ -212,6 +218,7 @@ fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64, epilogue: Option<u
         .unwrap_or(16);
     let mut memory = device.memory();
     memory.checked += 1;
+    memory.gemms += 1;
     if g.operands == GemmOperands::Bf16 {
         let key = Bf16Gemm {
             mnk: (g.m, g.n, g.k),
