@@ -321,8 +321,7 @@ fn every_published_sweep_file_still_reads() {
 fn the_documented_sweep_file_reads() {
     let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps.md");
     let text = std::fs::read_to_string(&guide).expect("docs/sweeps.md");
-    let (_, after) = text.split_once("```toml\n").expect("a TOML block");
-    let (file, _) = after.split_once("```").expect("the block's end");
+    let file = ecgfm_test_support::markdown::code_block(&text, "", "```toml");
     if let Err(e) = ecgfm_sweep::SweepSpec::parse(file, "docs/sweeps.md") {
         panic!("{e}");
     }
@@ -334,11 +333,10 @@ fn the_documented_sweep_file_reads() {
 fn the_readme_map_of_folders_and_crates_is_the_workspace() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let (_, table) = readme.split_once("| folder | crate |").expect("the table");
     let mut listed = Vec::new();
-    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
-        let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
-        let (folder, package) = (cells[1].trim_end_matches('/'), cells[2]);
+    for row in ecgfm_test_support::markdown::table(&readme, "| folder | crate |") {
+        let cell = |i: usize| row[i].trim_matches('`');
+        let (folder, package) = (cell(0).trim_end_matches('/'), cell(1));
         assert!(
             root.join(folder).is_dir(),
             "README lists {folder}/, which is not there"

@@ -424,13 +424,7 @@ mod tests {
     #[test]
     fn the_table_of_docs_distributed_md_is_the_estimate() {
         let doc = include_str!("../../docs/distributed.md");
-        let (_, table) = doc.split_once("| model | GPUs |").expect("the table");
-        let rows: Vec<Vec<&str>> = table
-            .lines()
-            .skip(2)
-            .take_while(|l| l.starts_with('|'))
-            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
-            .collect();
+        let rows = ecgfm_test_support::markdown::table(doc, "| model | GPUs |");
         assert_eq!(rows.len(), 4);
         let number = |cell: &str| -> f64 {
             let digits: String = cell
@@ -444,7 +438,7 @@ mod tests {
         };
         for row in rows {
             let (model, _) = row[0].split_once(' ').unwrap();
-            let gpus = number(row[1]) as usize;
+            let gpus = number(&row[1]) as usize;
             let cfg = ModelConfig::preset(model).unwrap();
             let flops = ModelStats::new(&cfg).train_flops;
             let plan_args = PlanArgs {
@@ -475,7 +469,7 @@ mod tests {
                 // Samples/s to three significant figures.
                 (
                     format!("{:.0}", e.samples_per_s / 100.0),
-                    format!("{:.0}", number(row[8]) / 100.0),
+                    format!("{:.0}", number(&row[8]) / 100.0),
                 ),
             ];
             for (ours, documented) in shown {

@@ -20,8 +20,7 @@ fn defaults_are_nano_on_synthetic_data() {
 #[test]
 fn the_documented_defaults_are_the_defaults() {
     let c = TrainConfig::default_config();
-    let readme: Vec<&str> = include_str!("../../README.md").split_whitespace().collect();
-    let readme = readme.join(" ");
+    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../README.md"));
     let run = format!(
         "The default run is {} steps of batch {}",
         c.train.steps, c.train.batch_size

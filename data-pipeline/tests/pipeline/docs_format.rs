@@ -23,8 +23,7 @@ const MAPS: [&str; 5] = [
 fn documented() -> Value {
     let guide = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/dataset-format.md");
     let text = std::fs::read_to_string(guide).unwrap();
-    let (_, after) = text.split_once("```json\n").expect("a JSON block");
-    let (example, _) = after.split_once("```").expect("the block's end");
+    let example = ecgfm_test_support::markdown::code_block(&text, "## `manifest.json`", "```json");
     serde_json::from_str(example).expect("the example is JSON")
 }
 

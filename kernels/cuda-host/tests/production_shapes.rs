@@ -114,10 +114,7 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
 /// one step run before it) on ShapeDevice, which counts what the host harness queues.
 #[test]
 fn one_tiny_step_queues_the_kernels_the_readme_counts() {
-    let readme: Vec<&str> = include_str!("../../../README.md")
-        .split_whitespace()
-        .collect();
-    let readme = readme.join(" ");
+    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));
     let (_, counted) = readme
         .split_once("Kernels one tiny step queues besides its ")
         .expect("the README's count of a tiny step's kernels");

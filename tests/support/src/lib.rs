@@ -20,9 +20,13 @@
 //! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
 //!   chart with its data from an empty one.
 //! - [`files_below`]: every file of a folder tree; [`sorted_names`]: a folder's entries.
+//! - [`markdown`]: the documentation's tables, code blocks and sentences, for the tests that
+//!   hold the docs to the code.
 //!
 //! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
 //! already builds.
+
+pub mod markdown;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -224,17 +224,11 @@ mod tests {
     #[test]
     fn presets_are_those_of_docs_model_md() {
         let doc = include_str!("../../../docs/model.md");
-        let (_, section) = doc.split_once("## Presets\n").expect("the presets section");
-        let rows: Vec<Vec<&str>> = section
-            .lines()
-            .skip(2)
-            .take_while(|l| l.starts_with('|'))
-            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
-            .collect();
-        let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+        let rows = ecgfm_test_support::markdown::table(doc, "| name | D | depth |");
+        let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
         assert_eq!(names, ModelConfig::PRESETS);
         for row in rows {
-            let cfg = ModelConfig::preset(row[0]).unwrap();
+            let cfg = ModelConfig::preset(&row[0]).unwrap();
             let ours = [
                 cfg.dim,
                 cfg.depth,

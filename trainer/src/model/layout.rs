@@ -231,9 +231,7 @@ mod tests {
     /// buffer order.
     fn documented_layout(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         let doc = include_str!("../../../docs/model.md");
-        let (_, section) = doc.split_once("## Parameters").expect("the layout section");
-        let (_, block) = section.split_once("```\n").expect("its code block");
-        let (block, _) = block.split_once("```").expect("its end");
+        let block = ecgfm_test_support::markdown::code_block(doc, "## Parameters", "```");
         let entry = |line: &str, i: usize, decoder_block: bool| {
             let (name, rest) = line.split_once(char::is_whitespace).unwrap();
             let shape = rest.trim_start().trim_start_matches('(');
