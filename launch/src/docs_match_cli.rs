@@ -1,8 +1,9 @@
-//! Test only: the `ecgfm` commands the documentation shows (README.md, docs/, and this crate's
-//! own messages and doc comments, which tell users what to run) name subcommands and flags the
-//! command line has, and their `--set` overrides name settings that exist with values of the
-//! right type. Flags are looked up in clap's definition (`cli::Cli`); the commands themselves
-//! are not run.
+//! Test only: the `ecgfm` commands the documentation shows (README.md, docs/, and the messages
+//! and doc comments of the workspace's sources, which tell users what to run) name subcommands
+//! and flags the command line has, and their `--set` overrides name settings that exist with
+//! values of the right type. Flags are looked up in clap's definition (`cli::Cli`); the commands
+//! themselves are not run. Also: the sweep files the docs publish read, and the README's map of
+//! folders is the workspace.
 
 use std::path::{Path, PathBuf};
 
