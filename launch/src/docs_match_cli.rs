@@ -295,25 +295,25 @@ fn a_wrong_flag_subcommand_or_setting_is_found() {
     );
 }
 
-/// The sweep files published beside their reports (`docs/sweeps/*/sweep.toml`) are still sweep
-/// files: what a reader runs again to reproduce a report.
+/// The sweep files published beside their reports (`docs/sweeps/*/sweep.toml`, the variants
+/// beside them, the copies in `results/`) are still sweep files: what a reader runs again to
+/// reproduce a report.
 #[test]
 fn every_published_sweep_file_still_reads() {
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps");
-    let mut read = 0;
-    for entry in std::fs::read_dir(&docs).expect("docs/sweeps") {
-        let path = entry.expect("a directory entry").path().join("sweep.toml");
-        if path.exists() {
-            if let Err(e) = ecgfm_sweep::SweepSpec::read(&path) {
-                panic!("{e}");
-            }
-            read += 1;
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let files: Vec<PathBuf> = ecgfm_test_support::files_below(&docs)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    for file in &files {
+        if let Err(e) = ecgfm_sweep::SweepSpec::read(file) {
+            panic!("{e}");
         }
     }
     assert!(
-        read >= 5,
-        "only {read} sweep files under {}",
-        docs.display()
+        files.len() >= 10,
+        "only {} sweep files under docs/",
+        files.len()
     );
 }
 
