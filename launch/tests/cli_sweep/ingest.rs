@@ -167,7 +167,10 @@ datasets = ["@cinc", "@ptbxl"]
 /// child's error once.
 #[test]
 fn a_sweep_without_its_ingest_source_names_the_set_that_gives_it() {
-    let dir = temp_dir("no-source");
+    // Run one folder down, so that the preset's `../shared/data` is inside the test's folder
+    // (from the temporary folder itself it would be `/tmp/shared/data`, which may exist).
+    let dir = temp_dir("no-source").join("cwd");
+    std::fs::create_dir_all(&dir).unwrap();
     let err = run_err_in(&dir, &["sweep", "run", "--preset", "demo", "--out", "sw"]);
     assert!(
         err.contains("[ingest.ptbxl]: source folder ../shared/data/ptbxl-500 not found")
@@ -193,7 +196,7 @@ fn a_sweep_without_its_ingest_source_names_the_set_that_gives_it() {
             && err.contains("--set ingest.ptbxl.source=DIR or ingest.ptbxl.format=FORMAT"),
         "{err}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
 
 /// A dry run of a sweep whose dataset is not ingested yet marks its iso-FLOPs steps provisional.
