@@ -8,11 +8,15 @@
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
+use ecgfm_test_support::markdown::code_spans;
 
 use crate::cli::Cli;
 
 /// Words that end a command in a shell line or in prose.
 const ENDS: [&str; 9] = ["|", "||", "&&", ";", ">", "2>", "2>&1", "#", "<"];
+
+/// How the errors of a sweep file (serde) and of a run's settings name a key that does not exist.
+const UNKNOWN_NAME: [&str; 3] = ["unknown field", "unknown key", "unknown section"];
 
 /// Folders whose files are not documentation.
 const SKIPPED: [&str; 5] = ["target", "tests", "node_modules", "gpu-bin", "runs"];
@@ -41,13 +45,14 @@ fn markdown_commands(text: &str) -> Vec<String> {
                 None => commands.push(std::mem::take(&mut block_line) + line),
             }
         } else if line.trim().is_empty() {
-            commands.extend(code_spans(&std::mem::take(&mut prose)));
+            commands.extend(code_spans(&prose).map(str::to_string));
+            prose.clear();
         } else {
             prose.push_str(line);
             prose.push(' ');
         }
     }
-    commands.extend(code_spans(&prose));
+    commands.extend(code_spans(&prose).map(str::to_string));
     commands
 }
 
@@ -69,15 +74,9 @@ fn rust_commands(text: &str) -> Vec<String> {
             }
         }
     }
-    joined.lines().flat_map(code_spans).collect()
-}
-
-/// The text between pairs of single backticks.
-fn code_spans(text: &str) -> Vec<String> {
-    text.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
+    joined
+        .lines()
+        .flat_map(|line| code_spans(line).map(str::to_string))
         .collect()
 }
 
@@ -106,11 +105,19 @@ fn invocations(line: &str) -> Vec<Vec<String>> {
     found
 }
 
+/// The command line's definition, built once (global flags propagated to every subcommand).
+fn cli() -> &'static clap::Command {
+    static CLI: std::sync::OnceLock<clap::Command> = std::sync::OnceLock::new();
+    CLI.get_or_init(|| {
+        let mut cli = Cli::command();
+        cli.build();
+        cli
+    })
+}
+
 /// Checks one argument list against the command line; the problems found, each a sentence.
 fn check(args: &[String]) -> Vec<String> {
-    let mut root = Cli::command();
-    root.build();
-    let mut command = &root;
+    let mut command = cli();
     let mut path = vec!["ecgfm".to_string()];
     let mut rest = args;
     // `cargo run --bin ecgfm -- pretrain`.
@@ -166,39 +173,42 @@ fn check(args: &[String]) -> Vec<String> {
 }
 
 /// Checks one `--set KEY=VALUE` of `command`: a run's setting (pretrain) or a sweep file's
-/// (sweep run, against the demo preset's file). A value in capitals (`DIR`, `N`) is a
-/// placeholder: only its key is checked.
+/// (sweep run, against the demo preset's file). A value in capitals (`DIR`, `N`) or with `...`
+/// is a placeholder: only its key is checked.
 fn check_set(command: &str, assignment: &str) -> Option<String> {
     let (key, value) = assignment.split_once('=')?;
-    let placeholder =
-        !value.is_empty() && value.chars().all(|c| c.is_ascii_uppercase() || c == '_');
-    let value = match placeholder || value.contains("...") {
-        true => "\"placeholder\"",
-        false => value,
+    let placeholder = value.contains("...")
+        || (!value.is_empty() && value.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    let value = if placeholder {
+        "\"placeholder\""
+    } else {
+        value
     };
     let assignment = format!("{key}={value}");
-    let error = if command.ends_with("sweep run") {
-        let mut doc: toml::Table = ecgfm_sweep::presets::text("demo")?.parse().ok()?;
-        let set = ecgfm_trainer::config::apply_override(&mut doc, &assignment);
-        let text = toml::to_string(&doc).ok()?;
-        match set.map(|()| ecgfm_sweep::SweepSpec::parse(&text, "the demo preset")) {
-            Ok(Ok(_)) => return None,
-            Ok(Err(e)) if placeholder && !e.to_string().contains("unknown field") => return None,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        }
+    let set = |doc: &mut toml::Table| {
+        ecgfm_trainer::config::apply_override(doc, &assignment).map_err(|e| e.to_string())
+    };
+    let checked = if command.ends_with("sweep run") {
+        let demo = ecgfm_sweep::presets::text("demo").expect("the demo preset");
+        let mut doc: toml::Table = demo.parse().expect("the demo preset is TOML");
+        set(&mut doc).and_then(|()| {
+            let text = toml::to_string(&doc).expect("a TOML table writes");
+            let spec = ecgfm_sweep::SweepSpec::parse(&text, "the demo preset");
+            spec.map(drop).map_err(|e| e.to_string())
+        })
     } else if command.ends_with("pretrain") {
         let mut alone = toml::Table::new();
-        let set = ecgfm_trainer::config::apply_override(&mut alone, &assignment);
-        match set.and_then(|()| ecgfm_trainer::config::check_sections(&alone)) {
-            Ok(()) => return None,
-            Err(e) if placeholder && !e.to_string().contains("unknown") => return None,
-            Err(e) => e.to_string(),
-        }
+        set(&mut alone)
+            .and_then(|()| ecgfm_trainer::config::check_sections(&alone).map_err(|e| e.to_string()))
     } else {
         return None;
     };
-    Some(format!("`{command} --set {assignment}`: {error}"))
+    match checked {
+        Ok(()) => None,
+        // A placeholder's value may be of the wrong type; its key must still exist.
+        Err(e) if placeholder && !UNKNOWN_NAME.iter().any(|u| e.contains(u)) => None,
+        Err(e) => Some(format!("`{command} --set {assignment}`: {e}")),
+    }
 }
 
 /// Every Markdown file and Rust source of the workspace but its tests (which hold wrong

@@ -426,16 +426,7 @@ mod tests {
         let doc = include_str!("../../docs/distributed.md");
         let rows = ecgfm_test_support::markdown::table(doc, "| model | GPUs |");
         assert_eq!(rows.len(), 4);
-        let number = |cell: &str| -> f64 {
-            let digits: String = cell
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
-                .filter(|&c| c != ',')
-                .collect();
-            digits
-                .parse()
-                .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
-        };
+        let number = ecgfm_test_support::markdown::leading_number;
         for row in rows {
             let (model, _) = row[0].split_once(' ').unwrap();
             let gpus = number(&row[1]) as usize;

@@ -121,12 +121,9 @@ fn one_tiny_step_queues_the_kernels_the_readme_counts() {
     let (counted, _) = counted
         .split_once("before the weight copy")
         .expect("its end");
-    let number_after = |label: &str| -> usize {
+    let number_after = |label: &str| {
         let (_, rest) = counted.split_once(label).expect(label);
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("no count after {label:?}"))
+        ecgfm_test_support::markdown::leading_number(rest) as usize
     };
     let cfg = ModelConfig::preset("tiny").unwrap();
     let bf16 = || KernelBackend::with_device(shape_device()).with_precision(Precision::Bf16);

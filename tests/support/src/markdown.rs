@@ -1,5 +1,5 @@
-//! Reading the documentation's Markdown in tests that hold it to the code: its tables, its code
-//! blocks and its prose with the line breaks taken out.
+//! Reading the documentation's Markdown in tests that hold it to the code: its tables, code
+//! blocks and code spans, the numbers in them, and its prose with the line breaks taken out.
 
 /// The body rows of the table whose header row starts with `header` (`"| model | GPUs |"`), each
 /// a row's cells, trimmed. Panics naming `header` when there is no such table.
@@ -31,6 +31,24 @@ pub fn code_block<'a>(text: &'a str, after: &str, fence: &str) -> &'a str {
     block
 }
 
+/// The text of each code span (between a pair of single backticks) of `text`.
+pub fn code_spans(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
+}
+
+/// The number `text` starts with, thousands separators allowed (`"53,100 samples"`: 53100.0).
+/// Panics when it starts with none.
+pub fn leading_number(text: &str) -> f64 {
+    let digits: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
+        .filter(|&c| c != ',')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number at the start of {text:?}"))
+}
+
 /// `text` with every run of white space (line breaks and indentation included) one space, so
 /// that a sentence can be found however the paragraph was wrapped.
 pub fn one_line(text: &str) -> String {
@@ -48,5 +66,11 @@ mod tests {
         assert_eq!(table(text, "| a |"), [["1", "two"], ["3", "4"]]);
         assert_eq!(code_block(text, "## S", "```toml"), "k = 1\n");
         assert_eq!(one_line("a\n   b  c\n"), "a b c");
+        assert_eq!(
+            code_spans("a `b` c `d e` f").collect::<Vec<_>>(),
+            ["b", "d e"]
+        );
+        assert_eq!(leading_number("53,100 samples"), 53100.0);
+        assert_eq!(leading_number("4.9 GB"), 4.9);
     }
 }

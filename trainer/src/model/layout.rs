@@ -243,8 +243,11 @@ mod tests {
         let enc_block: Vec<&str> = block.lines().filter(|l| l.starts_with("enc.{i}")).collect();
         let mut layout = Vec::new();
         for line in block.lines().filter(|l| !l.trim().is_empty()) {
-            if line.starts_with("enc.{i}") {
-                continue;
+            // The encoder's blocks where its template starts, the decoder's at `dec.{i}.*`.
+            if line == enc_block[0] {
+                for i in 0..cfg.depth {
+                    layout.extend(enc_block.iter().map(|l| entry(l, i, false)));
+                }
             } else if line.starts_with("dec.{i}.*") {
                 for i in 0..cfg.dec_depth {
                     for enc in &enc_block {
@@ -252,13 +255,8 @@ mod tests {
                         layout.push((name.replacen("enc.", "dec.", 1), shape));
                     }
                 }
-            } else {
+            } else if !line.starts_with("enc.{i}") {
                 layout.push(entry(line, 0, false));
-            }
-            if line.starts_with("lead_embed") {
-                for i in 0..cfg.depth {
-                    layout.extend(enc_block.iter().map(|l| entry(l, i, false)));
-                }
             }
         }
         layout
@@ -282,7 +280,7 @@ mod tests {
         let doc = include_str!("../../../docs/model.md");
         let (_, rule) = doc.split_once("Weight decay applies to").unwrap();
         let (listed, _) = rule.split_once(')').unwrap();
-        let patterns: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        let patterns: Vec<&str> = ecgfm_test_support::markdown::code_spans(listed).collect();
         assert!(patterns.len() >= 7, "{patterns:?}");
         for e in &layout.entries {
             let listed = patterns.iter().any(|p| match p.strip_prefix('*') {
