@@ -12,8 +12,9 @@ pub enum DataError {
         /// Why it cannot be opened.
         reason: String,
     },
-    /// An object-store request failed (missing object, network, permissions).
-    #[error("object store error on {location}: {source}")]
+    /// An object-store request failed (missing object, network, permissions). Where the store
+    /// found no credentials and the cloud's metadata service gave none, says what to set.
+    #[error("object store error on {location}: {}{source}", crate::store::credentials_hint(.source))]
     Store {
         /// The object (or prefix) the request was about.
         location: String,

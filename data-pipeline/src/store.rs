@@ -242,6 +242,47 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
     }
 }
 
+/// What to set when a request failed because the store found no credentials in the
+/// environment, asked the cloud's instance metadata service for some (as it should on a cloud
+/// machine) and got none, as on a laptop or a cluster outside that cloud (with `; ` to follow);
+/// empty for any other error. object_store's own message names only the metadata address it tried.
+pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
+    let object_store::Error::Generic { store, source } = error else {
+        return "";
+    };
+    // The paths of the metadata services' token requests (AWS IMDS, GCE, Azure managed identity).
+    let message = source.to_string();
+    let asked_metadata = [
+        "/latest/api/token",
+        "/latest/meta-data/",
+        "/computeMetadata/",
+        "/metadata/identity/",
+    ]
+    .iter()
+    .any(|path| message.contains(path));
+    if !asked_metadata {
+        return "";
+    }
+    match *store {
+        "S3" => {
+            "no AWS credentials in the environment and none from an instance metadata service \
+             (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_ENDPOINT_URL for an \
+             S3-compatible service other than AWS); "
+        }
+        "GCS" => {
+            "no Google credentials in the environment and none from an instance metadata \
+             service (set GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT to a service \
+             account's key file, or run `gcloud auth application-default login`); "
+        }
+        "MicrosoftAzure" => {
+            "no Azure credentials in the environment and none from a managed identity (set \
+             AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY, or give the container's SAS \
+             URL); "
+        }
+        _ => "",
+    }
+}
+
 /// `location` as a person finds it: a local file by its absolute path (object_store's paths
 /// drop the leading `/`), another store's object by its key.
 pub fn shown(store: &dyn ObjectStore, location: &Path) -> String {

@@ -103,7 +103,7 @@ pub fn run_err_in<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
 }
 
 /// Asserts that `output` of `ecgfm args` is a failure; its standard error.
-fn failed<S: Debug>(args: &[S], output: Output) -> String {
+pub fn failed<S: Debug>(args: &[S], output: Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
         !output.status.success(),
