@@ -1,10 +1,12 @@
-//! The same dataset read from memory://, a local folder and S3 (moto on localhost) gives
-//! identical batches; the store helpers round-trip on S3 and `ObjectSink` uploads in parts there.
+//! The same dataset read from memory://, a local folder, S3 (moto on localhost) and GCS (the
+//! stand-in of `common::gcs`) gives identical batches; the store helpers round-trip on S3 and
+//! GCS, and `ObjectSink` uploads in parts there.
 
 use crate::common;
 
 use bytes::Bytes;
 use common::dataset::{self, Spec};
+use common::gcs::GcsStandIn;
 use common::s3::MotoS3;
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig};
 use ecgfm_data::object_sink::ObjectSink;
@@ -44,7 +46,7 @@ fn read_all((store, root): StoreRoot, steps: usize) -> Vec<Batch> {
 }
 
 #[test]
-fn memory_local_and_s3_give_identical_batches() {
+fn memory_local_s3_and_gcs_give_identical_batches() {
     let steps = 10; // 160 samples: more than the 112 of the train split.
     let memory = store::open_url("memory://loader-stores/ds").unwrap();
     dataset::write(&memory, &spec());
@@ -71,14 +73,21 @@ fn memory_local_and_s3_give_identical_batches() {
         from_memory,
         "s3:// differs from memory://"
     );
-}
-
-#[test]
-fn s3_store_helpers_round_trip() {
-    let Some(s3) = MotoS3::start("ecgfm-helpers") else {
+    let Some(gcs) = GcsStandIn::start("ecgfm-loader") else {
         return;
     };
-    let (store, root) = s3.open("prefix");
+    let remote = gcs.open("datasets/ds");
+    dataset::write(&remote, &spec());
+    assert_eq!(
+        read_all(remote, steps),
+        from_memory,
+        "gs:// differs from memory://"
+    );
+}
+
+/// Put, get, ranged and suffix get, list and a missing object's error on `prefix` of a remote
+/// store; `secret` is a credential the error must not show.
+fn store_helpers_round_trip((store, root): StoreRoot, secret: &str) {
     let path = store::join(&root, "a/b.bin");
     let data = Bytes::from((0..=255u8).collect::<Vec<u8>>());
     store::block_on(store::put_bytes(store.as_ref(), &path, data.clone())).unwrap();
@@ -102,19 +111,30 @@ fn s3_store_helpers_round_trip() {
     ));
     let text = missing.unwrap_err().to_string();
     assert!(
-        text.contains("prefix/nope") && !text.contains("testing"),
+        text.contains("prefix/nope") && !text.contains(secret),
         "{text}"
     );
 }
 
-/// `ObjectSink` on S3: 12 MB in 64 KiB writes go up as a multipart upload (three parts of 5 MiB
-/// or less), invisible until `finish`, then whole.
 #[test]
-fn s3_object_sink_uploads_in_parts_and_publishes_whole() {
-    let Some(s3) = MotoS3::start("ecgfm-sink") else {
+fn s3_store_helpers_round_trip() {
+    let Some(s3) = MotoS3::start("ecgfm-helpers") else {
         return;
     };
-    let (store, root) = s3.open("prefix");
+    store_helpers_round_trip(s3.open("prefix"), "testing");
+}
+
+#[test]
+fn gcs_store_helpers_round_trip() {
+    let Some(gcs) = GcsStandIn::start("ecgfm-helpers") else {
+        return;
+    };
+    store_helpers_round_trip(gcs.open("prefix"), gcs.private_key());
+}
+
+/// `ObjectSink` on a remote store: 12 MB in 64 KiB writes go up as a multipart upload (three
+/// parts of 5 MiB or less), invisible until `finish`, then whole.
+fn object_sink_uploads_in_parts_and_publishes_whole((store, root): StoreRoot) {
     let path = store::join(&root, "big.bin");
     let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
     let mut sink = ObjectSink::create(store.as_ref(), &path).unwrap();
@@ -126,4 +146,20 @@ fn s3_object_sink_uploads_in_parts_and_publishes_whole() {
     let got = store::block_on(store::get_bytes(store.as_ref(), &path)).unwrap();
     assert_eq!(got.len(), data.len());
     assert!(got[..] == data[..]);
+}
+
+#[test]
+fn s3_object_sink_uploads_in_parts_and_publishes_whole() {
+    let Some(s3) = MotoS3::start("ecgfm-sink") else {
+        return;
+    };
+    object_sink_uploads_in_parts_and_publishes_whole(s3.open("prefix"));
+}
+
+#[test]
+fn gcs_object_sink_uploads_in_parts_and_publishes_whole() {
+    let Some(gcs) = GcsStandIn::start("ecgfm-sink") else {
+        return;
+    };
+    object_sink_uploads_in_parts_and_publishes_whole(gcs.open("prefix"));
 }

@@ -4,8 +4,8 @@
 //! them (`merge`), windows and splits (`split_windows`, `synth_windows`), the streaming loader's
 //! order, sources, stores and errors (`loader_*`), writing to S3 (`object_sink_s3`), and the
 //! dataset format's documentation against the code (`docs_format`).
-//! `common` builds small datasets and starts moto; `ingest_support` runs ingests and reads
-//! their shards back.
+//! `common` builds small datasets and starts moto (as S3, and standing in for GCS);
+//! `ingest_support` runs ingests and reads their shards back.
 
 mod common;
 mod ingest_support;

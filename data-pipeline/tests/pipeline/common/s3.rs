@@ -18,6 +18,11 @@ impl MotoS3 {
     /// Starts moto and creates `bucket`. Returns `None` (after printing why) when moto is not
     /// installed on a developer's machine; under scripts/test.sh or on CI that fails the test.
     pub fn start(bucket: &str) -> Option<Self> {
+        Self::start_with(bucket, &["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+    }
+
+    /// Like [`MotoS3::start`], running `python3 ARGS PORT` (moto's server or a wrapper of it).
+    pub fn start_with(bucket: &str, args: &[&str]) -> Option<Self> {
         let has_moto = Command::new("python3")
             .args(["-c", "import moto.server"])
             .stdout(Stdio::null())
@@ -32,14 +37,8 @@ impl MotoS3 {
         }
         let port = ecgfm_test_support::free_port();
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(args)
+            .arg(port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
