@@ -11,7 +11,7 @@ use ecgfm_cuda_host::shape_device;
 use ecgfm_kernels::cuda::KernelBackend;
 use ecgfm_kernels::{gib, Precision};
 use ecgfm_trainer::device_memory::{encoder_step_on, full_batch, step_on, EncoderWork};
-use ecgfm_trainer::model::{HeadSpec, MaeMemory, Pooling, Recompute};
+use ecgfm_trainer::model::{HeadSpec, MaeMemory, Pooling, Recompute, Targets};
 use ecgfm_trainer::{AdamWConfig, ModelConfig};
 
 const BATCH: usize = 256;
@@ -195,5 +195,43 @@ fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
                 assert!(peaks[0] < peaks[1] && 2 * peaks[1] < peaks[2], "{peaks:?}");
             }
         }
+    }
+}
+
+/// The README's count for the downstream encoder ("a base fine-tuning step at batch 256 queues
+/// N kernels and GEMMs in bf16 instead of M (fp32: F)"): a fine-tuning step's forward, backward
+/// and AdamW, the encoder built and one step run before it, on ShapeDevice. (M is the count
+/// before the bf16 weight copy, which no code path gives any more.)
+#[test]
+fn a_base_fine_tuning_step_queues_the_launches_the_readme_counts() {
+    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));
+    let (_, counted) = readme
+        .split_once("a base fine-tuning step at batch 256 queues ")
+        .expect("the README's count of a fine-tuning step's launches");
+    let bf16_count = ecgfm_test_support::markdown::leading_number(counted) as usize;
+    let (_, fp32) = counted.split_once("(fp32: ").expect("the fp32 count");
+    let fp32_count = ecgfm_test_support::markdown::leading_number(fp32) as usize;
+    let cfg = ModelConfig::preset("base").unwrap();
+    let head = HeadSpec {
+        pooling: Pooling::Mean,
+        classes: 5,
+        multi_label: false,
+    };
+    let host = full_batch(&cfg, BATCH).unwrap();
+    let classes: Vec<u32> = (0..BATCH).map(|i| (i % head.classes) as u32).collect();
+    for (precision, count) in [(Precision::Bf16, bf16_count), (Precision::Fp32, fp32_count)] {
+        let backend = KernelBackend::with_device(shape_device()).with_precision(precision);
+        let work = EncoderWork::Finetune(Recompute::None);
+        let mut encoder = encoder_step_on(backend, &cfg, head, BATCH, work).unwrap();
+        encoder.zero_grads();
+        let before = encoder.backend().device().checked();
+        let targets = Targets::Classes(&classes);
+        encoder
+            .forward_backward(&host.x, &host.lead_mask, BATCH, targets, 1.0)
+            .unwrap();
+        encoder.optimizer_step(&AdamWConfig::default(), 1e-4, Some(1.0), &[]);
+        let launched = encoder.backend().device().checked() - before;
+        println!("base fine-tuning, {precision}: {launched} kernels and GEMMs a step");
+        assert_eq!(launched, count, "{precision}");
     }
 }
