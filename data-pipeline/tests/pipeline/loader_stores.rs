@@ -53,36 +53,25 @@ fn memory_local_s3_and_gcs_give_identical_batches() {
     let from_memory = read_all(memory, steps);
     assert_eq!(from_memory.len(), steps);
 
+    let same_as_memory = |written: StoreRoot, name: &str| {
+        dataset::write(&written, &spec());
+        let batches = read_all(written, steps);
+        assert_eq!(batches, from_memory, "{name} differs from memory://");
+    };
     let dir = tempfile::tempdir().unwrap();
-    let local = store::open_url(dir.path().join("ds").to_str().unwrap()).unwrap();
-    dataset::write(&local, &spec());
-    assert!(dir.path().join("ds/shards/shard-00001.parquet").is_file());
-    assert_eq!(
-        read_all(local, steps),
-        from_memory,
-        "local folder differs from memory://"
+    same_as_memory(
+        store::open_url(dir.path().join("ds").to_str().unwrap()).unwrap(),
+        "local folder",
     );
-
+    assert!(dir.path().join("ds/shards/shard-00001.parquet").is_file());
     let Some(s3) = MotoS3::start("ecgfm-loader") else {
         return;
     };
-    let remote = s3.open("datasets/ds");
-    dataset::write(&remote, &spec());
-    assert_eq!(
-        read_all(remote, steps),
-        from_memory,
-        "s3:// differs from memory://"
-    );
+    same_as_memory(s3.open("datasets/ds"), "s3://");
     let Some(gcs) = GcsStandIn::start("ecgfm-loader") else {
         return;
     };
-    let remote = gcs.open("datasets/ds");
-    dataset::write(&remote, &spec());
-    assert_eq!(
-        read_all(remote, steps),
-        from_memory,
-        "gs:// differs from memory://"
-    );
+    same_as_memory(gcs.open("datasets/ds"), "gs://");
 }
 
 /// Put, get, ranged and suffix get, list and a missing object's error on `prefix` of a remote
