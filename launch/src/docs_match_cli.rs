@@ -1,5 +1,6 @@
-//! Test only: the `ecgfm` commands the documentation shows (README.md, docs/, and the messages
-//! and doc comments of the workspace's sources, which tell users what to run) name subcommands
+//! Test only: the `ecgfm` commands the documentation shows (README.md, docs/, the messages and
+//! doc comments of the workspace's sources, which tell users what to run, and the shell scripts,
+//! `scripts/gpu-check.sh` above all, which runs where a wrong flag costs GPU time) name subcommands
 //! and flags the command line has, and their `--set` overrides name settings that exist with
 //! values of the right type. Flags are looked up in clap's definition (`cli::Cli`); the commands
 //! themselves are not run. Also: the sweep files the docs publish read, and the README's map of
@@ -78,6 +79,28 @@ fn rust_commands(text: &str) -> Vec<String> {
         .lines()
         .flat_map(|line| code_spans(line).map(str::to_string))
         .collect()
+}
+
+/// The command lines of a shell script: its lines (backslash continuations joined) with the
+/// binary's variable (`"$ecgfm"`) read as `ecgfm` and double quotes dropped, and the code spans
+/// of its comments.
+fn shell_commands(text: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut joined = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') {
+            commands.extend(code_spans(line).map(str::to_string));
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(start) => joined.push_str(start),
+            None => {
+                let whole = std::mem::take(&mut joined) + line;
+                commands.push(whole.replace("\"$ecgfm\"", "ecgfm").replace('"', ""));
+            }
+        }
+    }
+    commands
 }
 
 /// The argument lists following each `ecgfm` (or `.../ecgfm`) in `line`, up to the end of the
@@ -173,11 +196,12 @@ fn check(args: &[String]) -> Vec<String> {
 }
 
 /// Checks one `--set KEY=VALUE` of `command`: a run's setting (pretrain) or a sweep file's
-/// (sweep run, against the demo preset's file). A value in capitals (`DIR`, `N`) or with `...`
-/// is a placeholder: only its key is checked.
+/// (sweep run, against the demo preset's file). A value in capitals (`DIR`, `N`), with `...` or
+/// a shell variable (`$mode`) is a placeholder: only its key is checked.
 fn check_set(command: &str, assignment: &str) -> Option<String> {
     let (key, value) = assignment.split_once('=')?;
     let placeholder = value.contains("...")
+        || value.contains('$')
         || (!value.is_empty() && value.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
     let value = if placeholder {
         "\"placeholder\""
@@ -211,8 +235,8 @@ fn check_set(command: &str, assignment: &str) -> Option<String> {
     }
 }
 
-/// Every Markdown file and Rust source of the workspace but its tests (which hold wrong
-/// commands on purpose) and build outputs.
+/// Every Markdown file, Rust source and shell script of the workspace but its tests (which hold
+/// wrong commands on purpose) and build outputs.
 fn documents() -> Vec<PathBuf> {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = crate_dir.parent().expect("the crate sits in the workspace");
@@ -224,7 +248,10 @@ fn documents() -> Vec<PathBuf> {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             if path.is_dir() && !SKIPPED.contains(&name.as_ref()) && !name.starts_with('.') {
                 folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "md" || e == "rs") {
+            } else if path
+                .extension()
+                .is_some_and(|e| ["md", "rs", "sh"].contains(&e.to_str().unwrap_or_default()))
+            {
                 files.push(path);
             }
         }
@@ -241,9 +268,10 @@ fn every_documented_command_names_flags_and_settings_that_exist() {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("a readable document");
-        let lines = match path.extension().is_some_and(|e| e == "md") {
-            true => markdown_commands(&text),
-            false => rust_commands(&text),
+        let lines = match path.extension().and_then(|e| e.to_str()) {
+            Some("md") => markdown_commands(&text),
+            Some("sh") => shell_commands(&text),
+            _ => rust_commands(&text),
         };
         let file = path.display().to_string();
         for line in lines {
@@ -270,6 +298,15 @@ fn every_documented_command_names_flags_and_settings_that_exist() {
     assert!(
         with_flags >= 100,
         "only {with_flags} documented commands with flags found: the extraction broke"
+    );
+    let in_gpu_check = found
+        .iter()
+        .filter(|f| f.file.ends_with("scripts/gpu-check.sh") && f.args.len() > 2)
+        .count();
+    println!("{with_flags} documented commands with flags, {in_gpu_check} in gpu-check.sh");
+    assert!(
+        in_gpu_check >= 15,
+        "only {in_gpu_check} commands found in scripts/gpu-check.sh: the extraction broke"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -32,8 +32,9 @@
 //! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
 //!   URL's secret in a file read again later (a sweep folder's file, a SLURM script).
 //! - `docs_match_cli` (tests only) holds the documentation to the code: every `ecgfm` command
-//!   the README, docs/ and the workspace's messages show names flags and settings that exist,
-//!   the published sweep files read, the README's map of folders is the workspace.
+//!   the README, docs/, the workspace's messages and its shell scripts show names flags and
+//!   settings that exist, the published sweep files read, the README's map of folders is the
+//!   workspace.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
