@@ -1,7 +1,9 @@
 //! `--device` through the real binary: without a usable GPU `--device cuda` fails up front,
 //! naming what is missing, before it reads any data or writes anything (pretrain, bench step,
 //! eval and embed), `auto` runs on the CPU after one log line, a bad device name is a clear
-//! error, and a resumed run may change its device.
+//! error, and a resumed run may change its device. A stand-in driver library (a few lines of C
+//! compiled here, found first on `LD_LIBRARY_PATH`) plays a driver too old for CUDA 13, one that
+//! shows no GPU and one whose `cuInit` fails: each is named, and `auto` falls back.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,14 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs `ecgfm args` to its end (killed, failing the test, after [`HANG_GUARD`]).
 fn ecgfm(args: &[&str]) -> Output {
+    ecgfm_with(args, &[])
+}
+
+/// [`ecgfm`] with extra environment variables.
+fn ecgfm_with(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut child = Command::new(ECGFM)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -64,6 +72,11 @@ fn stderr(out: &Output) -> String {
 
 /// A quick nano run (short input) on `device`.
 fn pretrain(out: &Path, device: &str, extra: &[&str]) -> Output {
+    pretrain_with(out, device, extra, &[])
+}
+
+/// [`pretrain`] with extra environment variables.
+fn pretrain_with(out: &Path, device: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
     let mut args = vec![
         "pretrain",
         "--steps",
@@ -84,7 +97,7 @@ fn pretrain(out: &Path, device: &str, extra: &[&str]) -> Output {
     ];
     args.push(out.to_str().unwrap());
     args.extend_from_slice(extra);
-    ecgfm(&args)
+    ecgfm_with(&args, env)
 }
 
 /// True (after a message) when a GPU is usable here: the no-GPU behaviour cannot be checked.
@@ -217,4 +230,92 @@ fn a_resumed_run_may_change_its_device() {
     }
     let _ = std::fs::remove_dir_all(&whole);
     let _ = std::fs::remove_dir_all(&moved);
+}
+
+/// The driver API calls the probe makes before it touches a device, answering what the
+/// `FAKE_CUDA_*` variables say (`cuInit`'s result, the CUDA version the driver supports, the
+/// number of GPUs), and the two that name an error.
+const FAKE_DRIVER: &str = r#"
+#include <stdlib.h>
+static int env_int(const char *name, int otherwise) {
+    const char *value = getenv(name);
+    return value ? atoi(value) : otherwise;
+}
+int cuInit(unsigned int flags) { (void)flags; return env_int("FAKE_CUDA_INIT_RESULT", 0); }
+int cuDriverGetVersion(int *version) {
+    *version = env_int("FAKE_CUDA_DRIVER_VERSION", 13000);
+    return 0;
+}
+int cuDeviceGetCount(int *count) { *count = env_int("FAKE_CUDA_DEVICES", 0); return 0; }
+int cuGetErrorName(int error, const char **name) {
+    *name = error == 100 ? "CUDA_ERROR_NO_DEVICE" : "CUDA_ERROR_UNKNOWN";
+    return 0;
+}
+int cuGetErrorString(int error, const char **text) {
+    *text = error == 100 ? "no CUDA-capable device is detected" : "unknown error";
+    return 0;
+}
+"#;
+
+/// Builds the stand-in driver as `libcuda.so` and `libcuda.so.1` in a folder of its own; the
+/// folder.
+fn fake_driver() -> PathBuf {
+    let dir = temp_dir("fake-driver");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("fake_cuda.c");
+    std::fs::write(&source, FAKE_DRIVER).unwrap();
+    let library = dir.join("libcuda.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .output()
+        .expect("a C compiler (cc) builds the stand-in driver");
+    assert!(built.status.success(), "{}", stderr(&built));
+    std::fs::copy(&library, dir.join("libcuda.so.1")).unwrap();
+    dir
+}
+
+#[test]
+fn a_driver_too_old_without_a_gpu_or_failing_to_start_is_named() {
+    if gpu_present() {
+        return;
+    }
+    let driver = fake_driver();
+    let library_path = match std::env::var("LD_LIBRARY_PATH") {
+        Ok(rest) if !rest.is_empty() => format!("{}:{rest}", driver.display()),
+        _ => driver.display().to_string(),
+    };
+    let cases = [
+        (
+            "12040",
+            "1",
+            "0",
+            "the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels (NVRTC 13) and cuBLAS 13 \
+             need CUDA 13.0 or newer: update the driver",
+        ),
+        ("13000", "0", "0", "the driver found no GPU (0 devices)"),
+        ("13000", "1", "100", "the driver found no GPU (cuInit: "),
+    ];
+    for (version, devices, init, said) in cases {
+        let env = [
+            ("LD_LIBRARY_PATH", library_path.clone()),
+            ("FAKE_CUDA_DRIVER_VERSION", version.to_string()),
+            ("FAKE_CUDA_DEVICES", devices.to_string()),
+            ("FAKE_CUDA_INIT_RESULT", init.to_string()),
+        ];
+        let out = temp_dir("fake-driver-run");
+        let result = pretrain_with(&out, "cuda", &[], &env);
+        failed_up_front(&result, said);
+        assert!(stderr(&result).contains(said), "{}", stderr(&result));
+        assert!(!out.exists(), "a failed start left a run folder behind");
+
+        let result = pretrain_with(&out, "auto", &[], &env);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let fell_back = format!("--device auto: running on the CPU (CUDA is not usable: {said}");
+        let notes = stderr(&result).matches(&fell_back).count();
+        assert_eq!(notes, 1, "{}", stderr(&result));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let _ = std::fs::remove_dir_all(&driver);
 }
