@@ -245,7 +245,8 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
 /// What to set when a request failed because the store found no credentials in the
 /// environment, asked the cloud's instance metadata service for some (as it should on a cloud
 /// machine) and got none, as on a laptop or a cluster outside that cloud (with `; ` to follow);
-/// empty for any other error. object_store's own message names only the metadata address it tried.
+/// empty for any other error. object_store's own message names only the metadata address it
+/// tried, and its errors have no kind for this: the address's path is what tells.
 pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
     let object_store::Error::Generic { store, source } = error else {
         return "";
