@@ -1,5 +1,6 @@
 //! Resuming an interrupted ingest (finished shards kept untouched, the final dataset equal to a
-//! one-shot ingest), output to `memory://` and to S3 (moto), and the synthetic dataset writer.
+//! one-shot ingest), output to `memory://`, from and to S3 (moto) and GCS (the stand-in of
+//! `common::gcs`), and the synthetic dataset writer.
 
 use crate::common;
 use crate::ingest_support;
@@ -101,9 +102,33 @@ fn ingest_from_and_to_s3() {
     let Some(s3) = common::s3::MotoS3::start("ingest-bucket") else {
         return;
     };
-    let store_options = s3.store_options();
-    // Upload two records as a source.
-    let (store, root) = s3.open("src");
+    ingest_from_and_to_a_bucket(&source, s3.open("src"), |p| s3.url(p), s3.store_options());
+}
+
+#[test]
+fn ingest_from_and_to_gcs() {
+    let Some(source) = shared_data("wfdb-formats") else {
+        return;
+    };
+    let Some(gcs) = common::gcs::GcsStandIn::start("ingest-bucket") else {
+        return;
+    };
+    ingest_from_and_to_a_bucket(
+        &source,
+        gcs.open("src"),
+        |p| gcs.url(p),
+        gcs.store_options(),
+    );
+}
+
+/// Two records of `source` uploaded to `src` (the bucket's `src/`, `url("src")`) ingest from
+/// there into `url("out/ds")`.
+fn ingest_from_and_to_a_bucket(
+    source: &std::path::Path,
+    (store, root): ecgfm_data::store::StoreRoot,
+    url: impl Fn(&str) -> String,
+    store_options: Vec<(String, String)>,
+) {
     for file in ["100.hea", "100.dat", "3000003_0003.hea", "3000003_0003.dat"] {
         let bytes = std::fs::read(source.join(file)).unwrap();
         let location = ecgfm_data::store::join(&root, file);
@@ -114,8 +139,8 @@ fn ingest_from_and_to_s3() {
         ))
         .unwrap();
     }
-    let mut opts = options(&source, &s3.url("out/ds"));
-    opts.source = s3.url("src");
+    let mut opts = options(source, &url("out/ds"));
+    opts.source = url("src");
     opts.source_store_options = store_options.clone();
     opts.out_store_options = store_options.clone();
     let report = ingest(&opts, &hidden()).unwrap();
@@ -123,9 +148,7 @@ fn ingest_from_and_to_s3() {
     let (manifest, rows) = read_dataset(&opts.out, &store_options);
     assert_eq!(rows.len(), 182);
     assert_eq!(manifest.counts.rows, 182);
-    assert!(manifest.sources[0]
-        .uri
-        .starts_with("s3://ingest-bucket/src"));
+    assert!(manifest.sources[0].uri.starts_with(&url("src")));
 }
 
 #[test]
