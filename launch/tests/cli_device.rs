@@ -3,7 +3,8 @@
 //! eval and embed), `auto` runs on the CPU after one log line, a bad device name is a clear
 //! error, and a resumed run may change its device. A stand-in driver library (a few lines of C
 //! compiled here, found first on `LD_LIBRARY_PATH`) plays a driver too old for CUDA 13, one that
-//! shows no GPU and one whose `cuInit` fails: each is named, and `auto` falls back.
+//! shows no GPU (with and without `CUDA_VISIBLE_DEVICES` set) and one whose `cuInit` fails: each
+//! is named, and `auto` falls back.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,11 +28,17 @@ fn ecgfm(args: &[&str]) -> Output {
     ecgfm_with(args, &[])
 }
 
-/// [`ecgfm`] with extra environment variables.
-fn ecgfm_with(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut child = Command::new(ECGFM)
+/// [`ecgfm`] with extra environment variables (`None`: removed from the environment).
+fn ecgfm_with(args: &[&str], env: &[(&str, Option<String>)]) -> Output {
+    let mut command = Command::new(ECGFM);
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let mut child = command
         .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -76,7 +83,12 @@ fn pretrain(out: &Path, device: &str, extra: &[&str]) -> Output {
 }
 
 /// [`pretrain`] with extra environment variables.
-fn pretrain_with(out: &Path, device: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
+fn pretrain_with(
+    out: &Path,
+    device: &str,
+    extra: &[&str],
+    env: &[(&str, Option<String>)],
+) -> Output {
     let mut args = vec![
         "pretrain",
         "--steps",
@@ -286,23 +298,47 @@ fn a_driver_too_old_without_a_gpu_or_failing_to_start_is_named() {
         Ok(rest) if !rest.is_empty() => format!("{}:{rest}", driver.display()),
         _ => driver.display().to_string(),
     };
+    // (driver version, GPUs, cuInit's result, CUDA_VISIBLE_DEVICES, what the error says)
     let cases = [
         (
             "12040",
             "1",
             "0",
+            None,
             "the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels (NVRTC 13) and cuBLAS 13 \
              need CUDA 13.0 or newer: update the driver",
         ),
-        ("13000", "0", "0", "the driver found no GPU (0 devices)"),
-        ("13000", "1", "100", "the driver found no GPU (cuInit: "),
+        (
+            "13000",
+            "0",
+            "0",
+            None,
+            "the driver found no GPU (0 devices)",
+        ),
+        (
+            "13000",
+            "0",
+            "0",
+            Some(""),
+            "the driver found no GPU (0 devices; CUDA_VISIBLE_DEVICES is \"\", which hides the \
+             GPUs it does not list)",
+        ),
+        (
+            "13000",
+            "1",
+            "100",
+            None,
+            "the driver found no GPU (cuInit: CUDA_ERROR_NO_DEVICE (no CUDA-capable device is \
+             detected))",
+        ),
     ];
-    for (version, devices, init, said) in cases {
+    for (version, devices, init, visible, said) in cases {
         let env = [
-            ("LD_LIBRARY_PATH", library_path.clone()),
-            ("FAKE_CUDA_DRIVER_VERSION", version.to_string()),
-            ("FAKE_CUDA_DEVICES", devices.to_string()),
-            ("FAKE_CUDA_INIT_RESULT", init.to_string()),
+            ("LD_LIBRARY_PATH", Some(library_path.clone())),
+            ("FAKE_CUDA_DRIVER_VERSION", Some(version.to_string())),
+            ("FAKE_CUDA_DEVICES", Some(devices.to_string())),
+            ("FAKE_CUDA_INIT_RESULT", Some(init.to_string())),
+            ("CUDA_VISIBLE_DEVICES", visible.map(str::to_string)),
         ];
         let out = temp_dir("fake-driver-run");
         let result = pretrain_with(&out, "cuda", &[], &env);

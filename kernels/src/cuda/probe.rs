@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use cudarc::driver::DriverError;
+
 /// Why the CUDA backend cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
@@ -94,14 +96,36 @@ fn check_library(lib: &Library) -> Result<(), CudaError> {
 /// when the driver is missing or shows none.
 pub fn visible_devices() -> Result<usize, CudaError> {
     check_library(&DRIVER)?;
-    cudarc::driver::result::init().map_err(|e| CudaError::NoDevice(format!("cuInit: {e}")))?;
+    let no_device = |call: &str, e: DriverError| {
+        CudaError::NoDevice(format!("{call}: {}{}", driver_error(e), visible_hint()))
+    };
+    cudarc::driver::result::init().map_err(|e| no_device("cuInit", e))?;
     check_driver_version()?;
     let count = cudarc::driver::CudaContext::device_count()
-        .map_err(|e| CudaError::NoDevice(format!("cuDeviceGetCount: {e}")))?;
+        .map_err(|e| no_device("cuDeviceGetCount", e))?;
     if count <= 0 {
-        return Err(CudaError::NoDevice("0 devices".into()));
+        return Err(CudaError::NoDevice(format!("0 devices{}", visible_hint())));
     }
     Ok(count as usize)
+}
+
+/// A driver error as `NAME (what it means)`, as the driver words them.
+fn driver_error(e: DriverError) -> String {
+    match (e.error_name(), e.error_string()) {
+        (Ok(name), Ok(text)) => format!("{} ({})", name.to_string_lossy(), text.to_string_lossy()),
+        _ => format!("{e:?}"),
+    }
+}
+
+/// Where `CUDA_VISIBLE_DEVICES` is set, says so: it hides every GPU it does not list (an empty
+/// value or `-1` hides them all), the usual reason a machine with GPUs shows none.
+fn visible_hint() -> String {
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) => {
+            format!("; CUDA_VISIBLE_DEVICES is {list:?}, which hides the GPUs it does not list")
+        }
+        Err(_) => String::new(),
+    }
 }
 
 /// The CUDA version the libraries ecgfm loads were built for (cudarc's `cuda-13000`).
