@@ -24,7 +24,7 @@ pub(crate) const CHECKED: [&[&str]; 3] = [
 /// written before ecgfm kept that one) is not checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShardChecksums {
-    /// Per group of [`CHECKED`], the CRC-32C of each row group's chunks, in file order.
+    /// Per group of `CHECKED`, the CRC-32C of each row group's chunks, in file order.
     pub chunks: [Vec<u32>; 3],
     /// The CRC-32C of the footer's metadata bytes (between the data and the length + `PAR1`).
     pub footer: Option<u32>,

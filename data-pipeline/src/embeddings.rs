@@ -8,7 +8,7 @@
 //! | `record_id` | Utf8 | record name within its source |
 //! | `window_index` | Int32 | window within its record |
 //! | `split` | Utf8 | `train`, `val` or `test` |
-//! | `labels` | List<Utf8> | every label of the window, `vocabulary:code` |
+//! | `labels` | `List<Utf8>` | every label of the window, `vocabulary:code` |
 //! | `embedding` | FixedSizeList<Float32, F> | the encoder's features |
 //!
 //! The file's key-value metadata holds whatever the caller passes (the model and checkpoint).

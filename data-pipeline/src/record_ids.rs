@@ -41,7 +41,7 @@ impl RecordId {
 
 /// The dataset at `url`: its manifest and every record, in dataset order. Each shard is opened
 /// as the loader opens it (its footer checked against the manifest) and each row group's
-/// [`COLUMNS`] fetched alone, the split and source chunks checked too.
+/// `COLUMNS` fetched alone, the split and source chunks checked too.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let (object_store, root) = store::open_url(url)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;

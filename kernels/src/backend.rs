@@ -103,7 +103,7 @@ pub struct AdamW {
 pub struct AttnDims {
     /// Number of sequences (samples) B; `cu_seqlens` holds B + 1 offsets.
     pub seqs: usize,
-    /// Total packed tokens T = cu_seqlens[B].
+    /// Total packed tokens T = `cu_seqlens[B]`.
     pub tokens: usize,
     /// Model width C (q, k and v are each C wide).
     pub width: usize,
@@ -208,11 +208,11 @@ pub trait Backend: Send + Sync {
     fn add_assign(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
     /// dst *= factor (gradient clipping, loss-scale removal).
     fn scale(&self, dst: ViewMut<Self::Buf>, n: usize, factor: f32);
-    /// out[0] = sum(src^2), accumulated in f64 in a fixed order and rounded once to f32 (the
+    /// `out[0]` = sum(src^2), accumulated in f64 in a fixed order and rounded once to f32 (the
     /// global gradient norm is its square root). A device scalar: the host reads it only to log.
     fn sum_squares(&self, out: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
     /// Global-norm clipping as torch.nn.utils.clip_grad_norm_, on the device: with
-    /// norm = sqrt(sumsq[0]) and factor = max_norm / (norm + 1e-6), grads (n) *= factor when
+    /// norm = sqrt(`sumsq[0]`) and factor = max_norm / (norm + 1e-6), grads (n) *= factor when
     /// factor < 1 (f32 arithmetic). `sumsq` is what `sum_squares` wrote.
     fn clip_grad_norm(
         &self,
@@ -346,12 +346,12 @@ pub trait Backend: Send + Sync {
     // ---- packed variable-length attention -------------------------------------------------
 
     /// qkv (T, 3C) columns [q | k | v], head h in columns h*hd .. (h+1)*hd of each part.
-    /// Sequence b owns tokens cu_seqlens[b] .. cu_seqlens[b+1] (cu_seqlens: B + 1 offsets).
+    /// Sequence b owns tokens `cu_seqlens[b]` .. `cu_seqlens[b+1]` (cu_seqlens: B + 1 offsets).
     /// out (T, C) = softmax(q k^T / sqrt(hd)) v per sequence and head, heads concatenated
     /// (rounded to bf16 where bf16 attention runs: crate::precision).
     /// Saves lse (T, H): the log-sum-exp of each scaled score row, for the backward.
-    /// Requires C % H == 0, non-decreasing cu_seqlens with cu_seqlens[0] = 0 and
-    /// cu_seqlens[B] = T (empty sequences are allowed).
+    /// Requires C % H == 0, non-decreasing cu_seqlens with `cu_seqlens[0]` = 0 and
+    /// `cu_seqlens[B]` = T (empty sequences are allowed).
     fn attention_forward(
         &self,
         out: ViewMut<Self::Buf>,
@@ -391,7 +391,7 @@ pub trait Backend: Send + Sync {
         samples: usize,
         patch: usize,
     );
-    /// h (T, D) += lead_embed[l] + pos[n] for each row, (b, l, n) from tokens (T, 3);
+    /// h (T, D) += `lead_embed[l]` + `pos[n]` for each row, (b, l, n) from tokens (T, 3);
     /// lead_embed (L, D) is a parameter, pos (N, D) a fixed table.
     fn add_lead_pos_forward(
         &self,
@@ -413,8 +413,8 @@ pub trait Backend: Send + Sync {
         d: usize,
         leads: usize,
     );
-    /// out (T_dec, D) row r = z[src_rows[r]] (z (T_enc, D)), or mask_token (D) when
-    /// src_rows[r] == MASKED_ROW.
+    /// out (T_dec, D) row r = `z[src_rows[r]]` (z (T_enc, D)), or mask_token (D) when
+    /// `src_rows[r]` == MASKED_ROW.
     fn mask_scatter_forward(
         &self,
         out: ViewMut<Self::Buf>,
@@ -424,7 +424,7 @@ pub trait Backend: Send + Sync {
         t_dec: usize,
         d: usize,
     );
-    /// dz[src_rows[r]] += dout[r] for visible rows; dmask_token (D) += sum of masked rows.
+    /// `dz[src_rows[r]]` += `dout[r]` for visible rows; dmask_token (D) += sum of masked rows.
     /// Visible rows name distinct encoder rows (as the model's scatter does): the CUDA backend
     /// adds them in parallel.
     fn mask_scatter_backward(
@@ -442,7 +442,7 @@ pub trait Backend: Send + Sync {
     /// Masked reconstruction loss (docs/model.md): target (M, P) holds the raw patches of the M
     /// masked tokens (from `gather_patches`), rows (M) their row in pred (T_dec, P).
     /// With norm_pix, each target is (p - mean) / sqrt(var_unbiased + 1e-6).
-    /// loss[0] = (1 / M) sum_i (1 / P) sum_k (pred[rows[i]][k] - target_i[k])^2 (f64 sums,
+    /// `loss[0]` = (1 / M) sum_i (1 / P) sum_k (`pred[rows[i]][k]` - `target_i[k]`)^2 (f64 sums,
     /// rounded once to f32; a device scalar, like every loss below).
     fn masked_mse_forward(
         &self,
@@ -471,7 +471,7 @@ pub trait Backend: Send + Sync {
 
     // ---- classification heads (evaluation: probe and fine-tune) ----------------------------
 
-    /// out (B, C) row b = mean of the inp (T, C) rows cu_seqlens[b] .. cu_seqlens[b+1] (f64
+    /// out (B, C) row b = mean of the inp (T, C) rows `cu_seqlens[b]` .. `cu_seqlens[b+1]` (f64
     /// sums); an empty sequence gives a zero row. cu_seqlens holds B + 1 offsets.
     fn mean_pool_forward(
         &self,
@@ -481,7 +481,7 @@ pub trait Backend: Send + Sync {
         seqs: usize,
         c: usize,
     );
-    /// dinp (T, C) += dout[b] / len_b on every row of sequence b.
+    /// dinp (T, C) += `dout[b]` / len_b on every row of sequence b.
     fn mean_pool_backward(
         &self,
         dinp: ViewMut<Self::Buf>,
@@ -492,7 +492,7 @@ pub trait Backend: Send + Sync {
         c: usize,
     );
     /// Softmax cross-entropy of logits (N, K) against class indices labels (N), each < K:
-    /// loss[0] = (1 / N) sum_i (logsumexp(logits_i) - logits_i[labels_i]) (f64 sums).
+    /// `loss[0]` = (1 / N) sum_i (logsumexp(logits_i) - `logits_i[labels_i]`) (f64 sums).
     fn cross_entropy_forward(
         &self,
         loss: ViewMut<Self::Buf>,
@@ -512,7 +512,7 @@ pub trait Backend: Send + Sync {
         loss_scale: f32,
     );
     /// Multi-label binary cross-entropy with logits x (N, K) and targets y (N, K) in [0, 1]:
-    /// loss[0] = (1 / (N K)) sum (max(x, 0) - x y + log(1 + exp(-|x|))) (f64 sums; torch's
+    /// `loss[0]` = (1 / (N K)) sum (max(x, 0) - x y + log(1 + exp(-|x|))) (f64 sums; torch's
     /// `binary_cross_entropy_with_logits`, mean reduction).
     fn bce_forward(
         &self,

@@ -14,7 +14,7 @@
 //!   the CPU (g++ and a compatibility header) to test them without a GPU.
 //! - [`precision`]: [`Precision`], fp32 or bf16 matrix products (bf16 operands, f32 sums), and
 //!   the exact places a bf16 backend rounds.
-//! - [`bench`]: [`sgemm_gflops`] for `ecgfm bench`.
+//! - [`bench`](mod@bench): [`sgemm_gflops`] for `ecgfm bench`.
 //!
 //! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads), `libm` (erf), `cudarc` and
 //! `libloading` (the probe). The model itself lives in the `ecgfm-trainer` crate; tests of every

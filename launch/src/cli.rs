@@ -76,7 +76,7 @@ pub enum DataCommand {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct PretrainArgs {
-    /// TOML configuration file ([model], [data], [optim], [train]).
+    /// TOML configuration file (`[model]`, `[data]`, `[optim]`, `[train]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Model size preset: nano (the default), tiny, small, base, large, huge.
@@ -91,7 +91,7 @@ pub struct PretrainArgs {
     /// Seed of initialisation, masks and synthetic data (default 0).
     #[arg(long, value_name = "S", value_parser = config_integer)]
     pub seed: Option<u64>,
-    /// Run directory (default runs/<UTC timestamp>; with --resume, the newest run under runs/).
+    /// Run directory (default `runs/<UTC timestamp>`; with --resume, the newest run under runs/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Steps between checkpoints (default 400; 0: only at the end).

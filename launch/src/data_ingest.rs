@@ -104,7 +104,7 @@ pub struct IngestArgs {
     /// or interrupted, or would be refused; reads no signal and writes nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// CSV (record,labels[,patient_id,age,sex]) replacing the labels of the records it lists.
+    /// CSV (`record,labels[,patient_id,age,sex]`) replacing the labels of the records it lists.
     #[arg(long, value_name = "FILE")]
     pub label_csv: Option<String>,
     /// Ingest only the records this file lists (one id or path per line, or a CSV's `record`

@@ -3,7 +3,7 @@
 //!
 //! What lives here and where to look:
 //! - [`header`]: `.hea` parsing ([`Header`], [`SignalSpec`], multi-segment [`SegmentSpec`]).
-//! - [`format`]: the storage formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311 ([`SignalFormat`]).
+//! - [`format`](mod@format): the storage formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311 ([`SignalFormat`]).
 //! - `signal_file` / `matlab` (private): decoding one signal file (interleaving, samples per
 //!   frame, skew, byte offset, MATLAB v4 `.mat` files).
 //! - [`record`]: [`Record`] and [`read_record`] / [`read_record_from`] / [`read_record_with`];

@@ -1,6 +1,6 @@
 //! ecgfm-dist: what data-parallel training needs between processes.
 //!
-//! - [`env`]: where this process stands in a job ([`JobEnv`]), read from the environment of
+//! - [`env`](mod@env): where this process stands in a job ([`JobEnv`]), read from the environment of
 //!   `ecgfm launch`, torchrun, SLURM's srun or Open MPI's mpirun.
 //! - [`rendezvous`]: ranks find each other through rank 0 (with a timeout that names the ranks
 //!   that never arrived) and connect pairwise over TCP. [`handoff`]: the listening socket
