@@ -268,7 +268,8 @@ pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
         "S3" => {
             "no AWS credentials in the environment and none from an instance metadata service \
              (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_ENDPOINT_URL for an \
-             S3-compatible service other than AWS); "
+             S3-compatible service other than AWS; ~/.aws and AWS_PROFILE are not read, \
+             `eval \"$(aws configure export-credentials --format env)\"` exports a profile's); "
         }
         "GCS" => {
             "no Google credentials in the environment and none from an instance metadata \
@@ -277,8 +278,8 @@ pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
         }
         "MicrosoftAzure" => {
             "no Azure credentials in the environment and none from a managed identity (set \
-             AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY, or give the container's SAS \
-             URL); "
+             AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY, or AZURE_USE_AZURE_CLI=true \
+             after `az login`, or give the container's SAS URL); "
         }
         _ => "",
     }

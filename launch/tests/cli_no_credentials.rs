@@ -32,7 +32,8 @@ fn each_store_says_which_credentials_to_set_when_it_found_none() {
         (
             "s3://ecgfm-none/ds",
             vec![("AWS_METADATA_ENDPOINT", format!("http://{closed}"))],
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_ENDPOINT_URL for an \
+             S3-compatible service other than AWS; ~/.aws and AWS_PROFILE are not read",
         ),
         (
             "gs://ecgfm-none/ds",
