@@ -41,10 +41,7 @@ fn markdown_commands(text: &str) -> Vec<String> {
             continue;
         }
         if in_block {
-            match line.strip_suffix('\\') {
-                Some(start) => block_line.push_str(start),
-                None => commands.push(std::mem::take(&mut block_line) + line),
-            }
+            commands.extend(join_continued(&mut block_line, line));
         } else if line.trim().is_empty() {
             commands.extend(code_spans(&prose).map(str::to_string));
             prose.clear();
@@ -92,15 +89,23 @@ fn shell_commands(text: &str) -> Vec<String> {
             commands.extend(code_spans(line).map(str::to_string));
             continue;
         }
-        match line.strip_suffix('\\') {
-            Some(start) => joined.push_str(start),
-            None => {
-                let whole = std::mem::take(&mut joined) + line;
-                commands.push(whole.replace("\"$ecgfm\"", "ecgfm").replace('"', ""));
-            }
+        if let Some(whole) = join_continued(&mut joined, line) {
+            commands.push(whole.replace("\"$ecgfm\"", "ecgfm").replace('"', ""));
         }
     }
     commands
+}
+
+/// A shell line with its backslash continuations: `line` is added to `joined`; once a line does
+/// not end in `\`, the whole command (and `joined` empty again).
+fn join_continued(joined: &mut String, line: &str) -> Option<String> {
+    match line.strip_suffix('\\') {
+        Some(start) => {
+            joined.push_str(start);
+            None
+        }
+        None => Some(std::mem::take(joined) + line),
+    }
 }
 
 /// The argument lists following each `ecgfm` (or `.../ecgfm`) in `line`, up to the end of the

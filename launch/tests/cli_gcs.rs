@@ -27,7 +27,7 @@ fn ok_with_key(gcs: &gcs::GcsStandIn, args: &[&str]) -> String {
     let stdout = succeeded(args, output);
     for text in [&stdout, &stderr] {
         assert!(
-            !text.contains(gcs.private_key()),
+            !text.contains(gcs::PRIVATE_KEY),
             "the private key was printed"
         );
     }
@@ -82,7 +82,7 @@ fn a_dataset_on_gcs_holds_the_local_bytes_and_trains_the_same_and_a_package_publ
     train(&on_gcs, &gcs.url("datasets/ds"));
     assert_eq!(logged_losses(&on_gcs), logged_losses(&on_disk));
     assert_eq!(logged_losses(&on_disk).len(), 4);
-    let secret = gcs.private_key().as_bytes();
+    let secret = gcs::PRIVATE_KEY.as_bytes();
     for file in ecgfm_test_support::files_below(&on_gcs) {
         let bytes = std::fs::read(&file).unwrap();
         let holds_key = bytes.windows(secret.len()).any(|w| w == secret);

@@ -22,7 +22,9 @@ fn inspect_without_credentials(url: &str, env: &[(&str, String)]) -> String {
         }
     }
     command.envs(env.iter().map(|(k, v)| (k, v)));
-    failed(&[url], command.output().unwrap())
+    let output = command.output().unwrap();
+    std::fs::remove_dir_all(&home).unwrap();
+    failed(&[url], output)
 }
 
 #[test]

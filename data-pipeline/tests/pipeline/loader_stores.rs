@@ -118,7 +118,7 @@ fn gcs_store_helpers_round_trip() {
     let Some(gcs) = GcsStandIn::start("ecgfm-helpers") else {
         return;
     };
-    store_helpers_round_trip(gcs.open("prefix"), gcs.private_key());
+    store_helpers_round_trip(gcs.open("prefix"), common::gcs::PRIVATE_KEY);
 }
 
 /// `ObjectSink` on a remote store: 12 MB in 64 KiB writes go up as a multipart upload (three

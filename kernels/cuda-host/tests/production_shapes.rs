@@ -108,16 +108,22 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
     }
 }
 
+/// The README's text (on one line) after `marker`, where it gives a count this file checks.
+fn readme_after(marker: &str) -> String {
+    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));
+    let (_, after) = readme
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("the README's count after {marker:?}"));
+    after.to_string()
+}
+
 /// The kernel counts the README gives for one tiny training step ("Kernels one tiny step queues
 /// besides its N GEMMs ...: bf16 K, bf16 without GEMM epilogues K, bf16 with operands in f32 K,
 /// fp32 K") are the launch code's: a step's forward, backward and AdamW (the model built and
 /// one step run before it) on ShapeDevice, which counts what the host harness queues.
 #[test]
 fn one_tiny_step_queues_the_kernels_the_readme_counts() {
-    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));
-    let (_, counted) = readme
-        .split_once("Kernels one tiny step queues besides its ")
-        .expect("the README's count of a tiny step's kernels");
+    let counted = readme_after("Kernels one tiny step queues besides its ");
     let (counted, _) = counted
         .split_once("before the weight copy")
         .expect("its end");
@@ -204,11 +210,8 @@ fn every_launch_of_a_batch_256_fine_tuning_step_is_within_gpu_limits() {
 /// before the bf16 weight copy, which no code path gives any more.)
 #[test]
 fn a_base_fine_tuning_step_queues_the_launches_the_readme_counts() {
-    let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));
-    let (_, counted) = readme
-        .split_once("a base fine-tuning step at batch 256 queues ")
-        .expect("the README's count of a fine-tuning step's launches");
-    let bf16_count = ecgfm_test_support::markdown::leading_number(counted) as usize;
+    let counted = readme_after("a base fine-tuning step at batch 256 queues ");
+    let bf16_count = ecgfm_test_support::markdown::leading_number(&counted) as usize;
     let (_, fp32) = counted.split_once("(fp32: ").expect("the fp32 count");
     let fp32_count = ecgfm_test_support::markdown::leading_number(fp32) as usize;
     let cfg = ModelConfig::preset("base").unwrap();

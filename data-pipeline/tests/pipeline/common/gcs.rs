@@ -4,9 +4,13 @@
 //! `GcsStandIn::options()` to `store::open_url_with`, or set `GOOGLE_SERVICE_ACCOUNT` to
 //! `key_file()` for the `ecgfm` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::s3::MotoS3;
+
+/// The private key written into the key file, which no output may show. It is never used:
+/// OAuth is off.
+pub const PRIVATE_KEY: &str = "stand-in-private-key-do-not-print";
 
 /// A running stand-in with one bucket, and the key file that reaches it.
 pub struct GcsStandIn {
@@ -21,10 +25,10 @@ impl GcsStandIn {
         let server = MotoS3::start_with(bucket, &["-c", include_str!("gcs_stand_in.py")])?;
         let key_dir = tempfile::tempdir().unwrap();
         // The fields a service account key has; object_store reads the last two to reach an
-        // emulator. The private key is never used with OAuth off.
+        // emulator.
         let key = serde_json::json!({
             "type": "service_account",
-            "private_key": "stand-in-private-key-do-not-print",
+            "private_key": PRIVATE_KEY,
             "private_key_id": "stand-in",
             "client_email": "ecgfm-tests@stand-in.iam.gserviceaccount.com",
             "gcs_base_url": server.endpoint,
@@ -39,15 +43,11 @@ impl GcsStandIn {
         self.key_dir.path().join("key.json")
     }
 
-    /// The private key written into the key file, which no output may show.
-    pub fn private_key(&self) -> &'static str {
-        "stand-in-private-key-do-not-print"
-    }
-
     /// Store options (`store::open_url_with`) naming the key file.
     pub fn options(&self) -> Vec<(&'static str, String)> {
         let key = self.key_file();
-        vec![("google_service_account", path_string(&key))]
+        let key = key.to_str().expect("temporary paths are UTF-8");
+        vec![("google_service_account", key.to_string())]
     }
 
     /// The same settings as owned pairs (the options fields of ingest, synth and merge).
@@ -68,15 +68,4 @@ impl GcsStandIn {
         ecgfm_data::store::open_url_with(&self.url(prefix), &self.options())
             .expect("open the GCS stand-in")
     }
-
-    /// The same objects through moto's S3 face, to check what the GCS client wrote.
-    pub fn as_s3(&self) -> &MotoS3 {
-        &self.server
-    }
-}
-
-fn path_string(path: &Path) -> String {
-    path.to_str()
-        .expect("temporary paths are UTF-8")
-        .to_string()
 }
