@@ -3,13 +3,16 @@
 //! eval and embed), `auto` runs on the CPU after one log line, a bad device name is a clear
 //! error, and a resumed run may change its device. A stand-in driver library (a few lines of C
 //! compiled here, found first on `LD_LIBRARY_PATH`) plays a driver too old for CUDA 13, one that
-//! shows no GPU (with and without `CUDA_VISIBLE_DEVICES` set) and one whose `cuInit` fails: each
-//! is named, and `auto` falls back.
+//! shows no GPU (with and without `CUDA_VISIBLE_DEVICES` set), one whose `cuInit` finds no GPU,
+//! one that does not match its kernel module, and a GPU another process holds in exclusive
+//! mode: each is named with what to do, and `auto` falls back.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use ecgfm_test_support::stand_in;
 
 const ECGFM: &str = env!("CARGO_BIN_EXE_ecgfm");
 
@@ -130,7 +133,8 @@ fn failed_up_front(result: &Output, what: &str) {
     );
     let err = stderr(result);
     assert!(
-        err.contains("--device cuda: CUDA is not usable"),
+        err.contains("--device cuda: CUDA is not usable")
+            || err.contains("--device cuda: CUDA device 0 is not usable"),
         "{what}: {err}"
     );
     assert!(!err.contains("panicked"), "{what}: {err}");
@@ -244,9 +248,10 @@ fn a_resumed_run_may_change_its_device() {
     let _ = std::fs::remove_dir_all(&moved);
 }
 
-/// The driver API calls the probe makes before it touches a device, answering what the
-/// `FAKE_CUDA_*` variables say (`cuInit`'s result, the CUDA version the driver supports, the
-/// number of GPUs), and the two that name an error.
+/// The driver API calls the probe makes before it touches a device and those that open one,
+/// answering what the `FAKE_CUDA_*` variables say (`cuInit`'s result, the CUDA version the
+/// driver supports, the number of GPUs, the primary context's result), and the two that name
+/// an error, with the driver's own words for the errors played here.
 const FAKE_DRIVER: &str = r#"
 #include <stdlib.h>
 static int env_int(const char *name, int otherwise) {
@@ -259,96 +264,131 @@ int cuDriverGetVersion(int *version) {
     return 0;
 }
 int cuDeviceGetCount(int *count) { *count = env_int("FAKE_CUDA_DEVICES", 0); return 0; }
+int cuDeviceGet(int *device, int ordinal) { *device = ordinal; return 0; }
+int cuDevicePrimaryCtxRetain(void **context, int device) {
+    (void)device;
+    *context = 0;
+    return env_int("FAKE_CUDA_CONTEXT_RESULT", 0);
+}
 int cuGetErrorName(int error, const char **name) {
-    *name = error == 100 ? "CUDA_ERROR_NO_DEVICE" : "CUDA_ERROR_UNKNOWN";
+    switch (error) {
+    case 46: *name = "CUDA_ERROR_DEVICE_UNAVAILABLE"; break;
+    case 100: *name = "CUDA_ERROR_NO_DEVICE"; break;
+    case 803: *name = "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"; break;
+    default: *name = "CUDA_ERROR_UNKNOWN";
+    }
     return 0;
 }
 int cuGetErrorString(int error, const char **text) {
-    *text = error == 100 ? "no CUDA-capable device is detected" : "unknown error";
+    switch (error) {
+    case 46: *text = "CUDA-capable device(s) is/are busy or unavailable"; break;
+    case 100: *text = "no CUDA-capable device is detected"; break;
+    case 803: *text = "system has unsupported display driver / cuda driver combination"; break;
+    default: *text = "unknown error";
+    }
     return 0;
 }
 "#;
 
-/// Builds the stand-in driver as `libcuda.so` and `libcuda.so.1` in a folder of its own; the
-/// folder.
+/// Builds the stand-in driver (`libcuda.so`, `libcuda.so.1`) and, beside it, empty libraries
+/// under the names of NVRTC, cuBLAS and cuBLASLt, which the probe only loads (a device that
+/// opens its context would need real ones); the folder.
 fn fake_driver() -> PathBuf {
     let dir = temp_dir("fake-driver");
-    std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("fake_cuda.c");
-    std::fs::write(&source, FAKE_DRIVER).unwrap();
-    let library = dir.join("libcuda.so");
-    let built = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&library)
-        .arg(&source)
-        .output()
-        .expect("a C compiler (cc) builds the stand-in driver");
-    assert!(built.status.success(), "{}", stderr(&built));
-    std::fs::copy(&library, dir.join("libcuda.so.1")).unwrap();
-    dir
+    stand_in::build(&dir, FAKE_DRIVER, &["libcuda.so", "libcuda.so.1"]);
+    let others = ["libnvrtc.so", "libcublas.so", "libcublasLt.so"];
+    stand_in::build(&dir, "int ecgfm_stand_in;", &others)
 }
 
 #[test]
-fn a_driver_too_old_without_a_gpu_or_failing_to_start_is_named() {
+fn a_driver_too_old_without_a_gpu_failing_to_start_or_busy_is_named() {
     if gpu_present() {
         return;
     }
     let driver = fake_driver();
-    let library_path = match std::env::var("LD_LIBRARY_PATH") {
-        Ok(rest) if !rest.is_empty() => format!("{}:{rest}", driver.display()),
-        _ => driver.display().to_string(),
-    };
-    // (driver version, GPUs, cuInit's result, CUDA_VISIBLE_DEVICES, what the error says)
+    let library_path = stand_in::library_path_first(&driver);
+    // (driver version, GPUs, cuInit's result, the context's result, CUDA_VISIBLE_DEVICES, the
+    // error after `--device cuda: `)
     let cases = [
         (
             "12040",
             "1",
             "0",
+            "0",
             None,
-            "the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels (NVRTC 13) and cuBLAS 13 \
-             need CUDA 13.0 or newer: update the driver",
+            "CUDA is not usable: the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels \
+             (NVRTC 13) and cuBLAS 13 need CUDA 13.0 or newer: update the driver",
         ),
         (
             "13000",
             "0",
             "0",
+            "0",
             None,
-            "the driver found no GPU (0 devices)",
+            "CUDA is not usable: the driver found no GPU (0 devices)",
         ),
         (
             "13000",
+            "0",
             "0",
             "0",
             Some(""),
-            "the driver found no GPU (0 devices; CUDA_VISIBLE_DEVICES is \"\", which hides the \
-             GPUs it does not list)",
+            "CUDA is not usable: the driver found no GPU (0 devices; CUDA_VISIBLE_DEVICES is \
+             \"\", which hides the GPUs it does not list)",
         ),
         (
             "13000",
             "1",
             "100",
+            "0",
             None,
-            "the driver found no GPU (cuInit: CUDA_ERROR_NO_DEVICE (no CUDA-capable device is \
-             detected))",
+            "CUDA is not usable: the driver found no GPU (cuInit: CUDA_ERROR_NO_DEVICE (no \
+             CUDA-capable device is detected))",
+        ),
+        (
+            "13000",
+            "1",
+            "803",
+            "0",
+            None,
+            "CUDA is not usable: the NVIDIA driver did not start (cuInit: \
+             CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (system has unsupported display driver / cuda \
+             driver combination); the driver library (libcuda.so) and the loaded kernel module \
+             are of different versions, as after a driver upgrade without a reboot: reboot, or \
+             reload the nvidia kernel module)",
+        ),
+        (
+            "13000",
+            "1",
+            "0",
+            "46",
+            None,
+            "CUDA device 0 is not usable: creating a context: CUDA_ERROR_DEVICE_UNAVAILABLE \
+             (CUDA-capable device(s) is/are busy or unavailable); another process holds this \
+             GPU and its compute mode is exclusive-process (nvidia-smi shows the processes and \
+             the mode): wait for it, choose another GPU with --device cuda:N, or ask the \
+             administrator",
         ),
     ];
-    for (version, devices, init, visible, said) in cases {
+    for (version, devices, init, context, visible, said) in cases {
         let env = [
             ("LD_LIBRARY_PATH", Some(library_path.clone())),
             ("FAKE_CUDA_DRIVER_VERSION", Some(version.to_string())),
             ("FAKE_CUDA_DEVICES", Some(devices.to_string())),
             ("FAKE_CUDA_INIT_RESULT", Some(init.to_string())),
+            ("FAKE_CUDA_CONTEXT_RESULT", Some(context.to_string())),
             ("CUDA_VISIBLE_DEVICES", visible.map(str::to_string)),
         ];
         let out = temp_dir("fake-driver-run");
         let result = pretrain_with(&out, "cuda", &[], &env);
         failed_up_front(&result, said);
-        assert!(stderr(&result).contains(said), "{}", stderr(&result));
+        let err = stderr(&result);
+        assert!(err.contains(&format!("--device cuda: {said}")), "{err}");
         assert!(!out.exists(), "a failed start left a run folder behind");
 
         let result = pretrain_with(&out, "auto", &[], &env);
         assert!(result.status.success(), "{}", stderr(&result));
-        let fell_back = format!("--device auto: running on the CPU (CUDA is not usable: {said}");
+        let fell_back = format!("--device auto: running on the CPU ({said}");
         let notes = stderr(&result).matches(&fell_back).count();
         assert_eq!(notes, 1, "{}", stderr(&result));
         let _ = std::fs::remove_dir_all(&out);

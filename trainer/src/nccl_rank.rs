@@ -12,8 +12,9 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaEvent};
-use ecgfm_dist::nccl::NcclCollective;
+use ecgfm_dist::nccl::{driver_err, NcclCollective};
 use ecgfm_dist::{Collective, CpuCollective, DistError, Shards};
+use ecgfm_kernels::cuda::driver_error::describe_driver;
 use ecgfm_kernels::cuda::CudaBuf;
 use ecgfm_kernels::{Backend, CudaBackend, View};
 
@@ -26,7 +27,7 @@ impl RankBackend for CudaBackend {
     fn ready(&self) -> CudaEvent {
         self.stream()
             .record_event(None)
-            .unwrap_or_else(|e| panic!("CUDA event record failed: {e}"))
+            .unwrap_or_else(|e| panic!("CUDA event record failed: {}", describe_driver(&e)))
     }
 
     fn partials_per_rank(_shards: &Shards) -> usize {
@@ -47,10 +48,6 @@ pub struct NcclComm {
     cpu: CpuCollective,
 }
 
-fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> DistError + '_ {
-    move |e| DistError::Nccl(format!("{what}: {e}"))
-}
-
 impl NcclComm {
     /// Joins the job's NCCL communicator on a new stream of `context` (the backend's), sharing
     /// its unique id through `cpu`. Run it on the thread that will use it (the communication
@@ -58,10 +55,10 @@ impl NcclComm {
     pub fn join(mut cpu: CpuCollective, context: Arc<CudaContext>) -> Result<NcclComm, DistError> {
         context
             .bind_to_thread()
-            .map_err(cuda_err("binding the context"))?;
+            .map_err(driver_err("binding the context"))?;
         let stream = context
             .new_stream()
-            .map_err(cuda_err("creating the NCCL stream"))?;
+            .map_err(driver_err("creating the NCCL stream"))?;
         let nccl = NcclCollective::new(&mut cpu, stream)?;
         Ok(NcclComm { nccl, cpu })
     }
@@ -79,7 +76,7 @@ impl CommWire for NcclComm {
         self.nccl
             .stream()
             .wait(&ready)
-            .map_err(cuda_err("cuStreamWaitEvent"))
+            .map_err(driver_err("cuStreamWaitEvent"))
     }
 
     fn reduce_scatter(
@@ -118,13 +115,13 @@ impl CommWire for NcclComm {
         self.nccl
             .stream()
             .memcpy_dtod(&from, &mut to)
-            .map_err(cuda_err("cuMemcpyDtoDAsync"))
+            .map_err(driver_err("cuMemcpyDtoDAsync"))
     }
 
     fn zero(&mut self, buf: &mut CudaBuf) -> Result<(), DistError> {
         self.nccl
             .stream()
             .memset_zeros(buf.f32_mut())
-            .map_err(cuda_err("cuMemsetD8Async"))
+            .map_err(driver_err("cuMemsetD8Async"))
     }
 }

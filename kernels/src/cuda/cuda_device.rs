@@ -12,6 +12,7 @@
 use super::compile::module_cubin;
 use super::cuda_buf::CudaBuf;
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module, MODULES};
+use super::driver_error::{describe_cublas, describe_driver};
 use super::input_stream::InputStream;
 use super::lt_gemm::LtGemm;
 use super::probe::{check_cuda, CudaError};
@@ -19,8 +20,8 @@ use super::staging::Staging;
 use crate::precision::round_bf16;
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
-    PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
+    LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 use std::collections::HashMap;
@@ -72,14 +73,19 @@ fn keep_freed_memory(ctx: &CudaContext) -> Result<(), String> {
     unsafe {
         sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
             .result()
-            .map_err(|e| format!("its memory pool: {e}"))?;
+            .map_err(|e| format!("its memory pool: {}", describe_driver(&e)))?;
         sys::cuMemPoolSetAttribute(
             pool,
             sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
             &mut threshold as *mut u64 as *mut std::ffi::c_void,
         )
         .result()
-        .map_err(|e| format!("its memory pool's release threshold: {e}"))
+        .map_err(|e| {
+            format!(
+                "its memory pool's release threshold: {}",
+                describe_driver(&e)
+            )
+        })
     }
 }
 
@@ -90,15 +96,18 @@ impl CudaDevice {
     pub fn new(ordinal: usize) -> Result<Self, CudaError> {
         check_cuda(ordinal)?;
         let err = device_err(ordinal);
-        let ctx = CudaContext::new(ordinal).map_err(|e| err(format!("creating a context: {e}")))?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| err(format!("creating a context: {}", describe_driver(&e))))?;
         // SAFETY: no buffer exists yet; everything then runs on the one stream below.
         unsafe { ctx.disable_event_tracking() };
         keep_freed_memory(&ctx).map_err(&err)?;
         let stream = ctx
             .new_stream()
-            .map_err(|e| err(format!("creating a stream: {e}")))?;
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
-        let blas_tensor = CudaBlas::new(stream.clone()).map_err(|e| err(format!("cuBLAS: {e}")))?;
+            .map_err(|e| err(format!("creating a stream: {}", describe_driver(&e))))?;
+        let blas = CudaBlas::new(stream.clone())
+            .map_err(|e| err(format!("cuBLAS: {}", describe_cublas(e.0))))?;
+        let blas_tensor = CudaBlas::new(stream.clone())
+            .map_err(|e| err(format!("cuBLAS: {}", describe_cublas(e.0))))?;
         let lt = LtGemm::new(&stream).map_err(&err)?;
         // Pedantic math keeps fp32 SGEMMs in true fp32 (a bf16 backend's GEMMs name their
         // tensor-core compute type explicitly). The default math mode should too (TF32 needs
@@ -111,16 +120,18 @@ impl CudaDevice {
         // SAFETY: the handle is live.
         unsafe { blas_sys::cublasSetMathMode(*blas.handle(), math) }
             .result()
-            .map_err(|e| err(format!("cuBLAS math mode: {e}")))?;
+            .map_err(|e| err(format!("cuBLAS math mode: {}", describe_cublas(e.0))))?;
         let capability = ctx
             .compute_capability()
-            .map_err(|e| err(format!("compute capability: {e}")))?;
+            .map_err(|e| err(format!("compute capability: {}", describe_driver(&e))))?;
         let info = DeviceInfo {
             ordinal,
-            name: ctx.name().map_err(|e| err(format!("device name: {e}")))?,
+            name: ctx
+                .name()
+                .map_err(|e| err(format!("device name: {}", describe_driver(&e))))?,
             total_bytes: ctx
                 .total_mem()
-                .map_err(|e| err(format!("memory size: {e}")))?,
+                .map_err(|e| err(format!("memory size: {}", describe_driver(&e))))?,
             capability,
         };
         let arch = (capability.0 * 10 + capability.1) as u32;
@@ -129,13 +140,16 @@ impl CudaDevice {
         let skip = |m: Module| m == Module::AttentionBf16 && arch < 80;
         for (module, file, _) in MODULES.into_iter().filter(|(m, _, _)| !skip(*m)) {
             let cubin = module_cubin(module, arch)?;
-            let loaded = ctx
-                .load_module(Ptx::from_binary(cubin))
-                .map_err(|e| err(format!("loading kernels/cuda/{file}: {e}")))?;
+            let loaded = ctx.load_module(Ptx::from_binary(cubin)).map_err(|e| {
+                err(format!(
+                    "loading kernels/cuda/{file}: {}",
+                    describe_driver(&e)
+                ))
+            })?;
             modules.insert(module, loaded);
         }
-        let inputs =
-            InputStream::from_env(&ctx).map_err(|e| err(format!("creating a copy stream: {e}")))?;
+        let inputs = InputStream::from_env(&ctx)
+            .map_err(|e| err(format!("creating a copy stream: {}", describe_driver(&e))))?;
         Ok(CudaDevice {
             ctx,
             stream,
@@ -187,7 +201,7 @@ impl CudaDevice {
     pub fn synchronize(&self) {
         self.stream
             .synchronize()
-            .unwrap_or_else(|e| panic!("CUDA stream failed: {e}"));
+            .unwrap_or_else(|e| panic!("CUDA stream failed: {}", describe_driver(&e)));
     }
 
     fn function(&self, module: Module, name: &'static str) -> CudaFunction {
@@ -197,7 +211,9 @@ impl CudaDevice {
             .or_insert_with(|| {
                 self.modules[&module]
                     .load_function(name)
-                    .unwrap_or_else(|e| panic!("kernel {name} not in {module:?}: {e}"))
+                    .unwrap_or_else(|e| {
+                        panic!("kernel {name} not in {module:?}: {}", describe_driver(&e))
+                    })
             })
             .clone()
     }
@@ -217,8 +233,8 @@ impl CudaDevice {
 }
 
 /// Panics with the failing operation: a CUDA error inside a step is fatal for the run.
-fn expect<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
-    result.unwrap_or_else(|e| panic!("CUDA {what} failed: {e}"))
+fn expect<T>(what: &str, result: Result<T, DriverError>) -> T {
+    result.unwrap_or_else(|e| panic!("CUDA {what} failed: {}", describe_driver(&e)))
 }
 
 /// What a failed allocation of `bytes` says: how much it asked, how much was free, what to do.
@@ -242,7 +258,8 @@ impl CudaDevice {
         let n = n.max(1);
         self.stream.alloc_zeros::<T>(n).unwrap_or_else(|e| {
             let bytes = n * std::mem::size_of::<T>();
-            panic!("{}", allocation_failure(bytes, self.memory_free(), e))
+            let reason = describe_driver(&e);
+            panic!("{}", allocation_failure(bytes, self.memory_free(), reason))
         })
     }
 }
@@ -448,7 +465,12 @@ impl Device for CudaDevice {
                 )
             },
         };
-        expect("GEMM", result);
+        result.unwrap_or_else(|e| {
+            panic!(
+                "cuBLAS GEMM (m {m}, n {n}, k {k}) failed: {}",
+                describe_cublas(e.0)
+            )
+        });
     }
 
     fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {

@@ -16,6 +16,7 @@
 //! measure what it saves.
 
 use super::device::{Gemm, GemmEpilogue};
+use super::driver_error::{describe_cublas_lt, describe_driver};
 use cudarc::cublaslt::{result as lt, sys};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use std::collections::HashMap;
@@ -145,10 +146,11 @@ fn describe(g: &Gemm, e: GemmEpilogue) -> Result<Descriptors, lt::CublasError> {
 impl LtGemm {
     /// A handle and workspace on `stream`.
     pub(super) fn new(stream: &Arc<CudaStream>) -> Result<Self, String> {
-        let handle = lt::create_handle().map_err(|e| format!("cuBLASLt: {e}"))?;
+        let handle =
+            lt::create_handle().map_err(|e| format!("cuBLASLt: {}", describe_cublas_lt(e.0)))?;
         let workspace = stream
             .alloc_zeros::<u8>(WORKSPACE_BYTES)
-            .map_err(|e| format!("cuBLASLt workspace: {e}"))?;
+            .map_err(|e| format!("cuBLASLt workspace: {}", describe_driver(&e)))?;
         Ok(Self {
             handle,
             workspace,

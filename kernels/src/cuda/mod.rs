@@ -19,7 +19,8 @@
 //!   GPU's limits and counts the memory allocated: production shapes tested without a GPU, and
 //!   a run's GPU memory known before it starts.
 //! - [`probe`]: checks for the driver, NVRTC, cuBLAS and a GPU before cudarc is touched, and
-//!   returns a [`CudaError`] naming what is missing.
+//!   returns a [`CudaError`] naming what is missing; [`driver_error`]: the driver's and cuBLAS's
+//!   errors in words, with what to do about those a user can act on.
 //!
 //! The host harness (kernels/cuda-host) runs the same kernels and the same launch code on the
 //! CPU, so all of this is tested without a GPU.
@@ -32,6 +33,7 @@ pub mod compile;
 mod cuda_buf;
 mod cuda_device;
 pub mod device;
+pub mod driver_error;
 mod elementwise;
 mod gelu;
 mod heads;

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use cudarc::driver::DriverError;
+use super::driver_error::describe_driver;
+use cudarc::driver::{sys::CUresult, DriverError};
 
 /// Why the CUDA backend cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum CudaError {
     },
     #[error("CUDA is not usable: the driver found no GPU ({0})")]
     NoDevice(String),
+    #[error("CUDA is not usable: the NVIDIA driver did not start ({0})")]
+    DriverStart(String),
     #[error(
         "CUDA is not usable: the NVIDIA driver supports CUDA {}.{}, and ecgfm's kernels \
          (NVRTC 13) and cuBLAS 13 need CUDA {}.{} or newer: update the driver (R580 or later)",
@@ -97,9 +100,12 @@ fn check_library(lib: &Library) -> Result<(), CudaError> {
 pub fn visible_devices() -> Result<usize, CudaError> {
     check_library(&DRIVER)?;
     let no_device = |call: &str, e: DriverError| {
-        CudaError::NoDevice(format!("{call}: {}{}", driver_error(e), visible_hint()))
+        CudaError::NoDevice(format!("{call}: {}{}", describe_driver(&e), visible_hint()))
     };
-    cudarc::driver::result::init().map_err(|e| no_device("cuInit", e))?;
+    cudarc::driver::result::init().map_err(|e| match e.0 {
+        CUresult::CUDA_ERROR_NO_DEVICE => no_device("cuInit", e),
+        _ => CudaError::DriverStart(format!("cuInit: {}", describe_driver(&e))),
+    })?;
     check_driver_version()?;
     let count = cudarc::driver::CudaContext::device_count()
         .map_err(|e| no_device("cuDeviceGetCount", e))?;
@@ -107,14 +113,6 @@ pub fn visible_devices() -> Result<usize, CudaError> {
         return Err(CudaError::NoDevice(format!("0 devices{}", visible_hint())));
     }
     Ok(count as usize)
-}
-
-/// A driver error as `NAME (what it means)`, as the driver words them.
-fn driver_error(e: DriverError) -> String {
-    match (e.error_name(), e.error_string()) {
-        (Ok(name), Ok(text)) => format!("{} ({})", name.to_string_lossy(), text.to_string_lossy()),
-        _ => format!("{e:?}"),
-    }
 }
 
 /// Where `CUDA_VISIBLE_DEVICES` is set, says so: it hides every GPU it does not list (an empty
@@ -137,9 +135,10 @@ fn check_driver_version() -> Result<(), CudaError> {
     let mut found = 0;
     // SAFETY: cuDriverGetVersion writes the int we pass; the driver library is loaded.
     let result = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut found) };
-    if result != cudarc::driver::sys::CUresult::CUDA_SUCCESS {
-        return Err(CudaError::NoDevice(format!(
-            "cuDriverGetVersion: {result:?}"
+    if let Err(e) = result.result() {
+        return Err(CudaError::DriverStart(format!(
+            "cuDriverGetVersion: {}",
+            describe_driver(&e)
         )));
     }
     if found < NEEDED_DRIVER_CUDA {

@@ -22,11 +22,14 @@
 //! - [`files_below`]: every file of a folder tree; [`sorted_names`]: a folder's entries.
 //! - [`markdown`]: the documentation's tables, code blocks and sentences, for the tests that
 //!   hold the docs to the code.
+//! - [`stand_in`]: shared libraries compiled from a few lines of C that play the NVIDIA driver or
+//!   NCCL, for the GPU code's error paths on machines without either.
 //!
 //! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
 //! already builds.
 
 pub mod markdown;
+pub mod stand_in;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::nccl::result::NcclError;
 use cudarc::nccl::safe::{Comm, Id, ReduceOp};
+use ecgfm_kernels::cuda::driver_error::describe_driver;
 
 use crate::nccl_lib;
 use crate::{Collective, CpuCollective, DistError, Shards};
@@ -37,12 +39,40 @@ pub struct NcclCollective {
     timeout: Duration,
 }
 
-fn nccl_err(what: &str) -> impl Fn(cudarc::nccl::result::NcclError) -> DistError + '_ {
-    move |e| DistError::Nccl(format!("{what}: {e:?}"))
+fn nccl_err(what: &str) -> impl Fn(NcclError) -> DistError + '_ {
+    move |e| DistError::Nccl(format!("{what}: {}", describe_nccl(&e)))
 }
 
-fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> DistError + '_ {
-    move |e| DistError::Nccl(format!("{what}: {e}"))
+/// A CUDA driver error of a collective's call `what`, in words.
+pub fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> DistError + '_ {
+    move |e| DistError::Nccl(format!("{what}: {}", describe_driver(&e)))
+}
+
+/// An NCCL error as `NAME (what it means)` and NCCL's own account of its last failure (the
+/// peer it could not reach, the call it refused), where it has one. cudarc's Debug form of the
+/// error is the bare word `NcclError`. `ncclGetLastError` is NCCL 2.13's; every NCCL built for
+/// CUDA 13 has it.
+pub fn describe_nccl(e: &NcclError) -> String {
+    let text = |ptr: *const std::ffi::c_char| match ptr.is_null() {
+        true => String::new(),
+        // SAFETY: NCCL returns a NUL-terminated string it owns, valid until its next call.
+        false => unsafe { std::ffi::CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned(),
+    };
+    // SAFETY: NCCL is loaded (it returned the error); both calls only read NCCL's state, and
+    // ncclGetLastError takes a null communicator (its argument is unused).
+    let (meaning, last) = unsafe {
+        (
+            text(cudarc::nccl::sys::ncclGetErrorString(e.0)),
+            text(cudarc::nccl::sys::ncclGetLastError(std::ptr::null_mut())),
+        )
+    };
+    let last = match last.trim() {
+        "" => String::new(),
+        said => format!("; NCCL says: {said}"),
+    };
+    format!("{:?} ({meaning}){last}", e.0)
 }
 
 impl NcclCollective {
@@ -109,7 +139,10 @@ impl NcclCollective {
             match status {
                 cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
                 cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                other => return Err(DistError::Nccl(format!("{op}: {other:?}"))),
+                other => {
+                    let e = cudarc::driver::DriverError(other);
+                    return Err(DistError::Nccl(format!("{op}: {}", describe_driver(&e))));
+                }
             }
             if started.elapsed() > self.timeout {
                 return Err(DistError::Timeout {
