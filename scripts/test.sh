@@ -2,9 +2,9 @@
 # The README's test command: installs the Python oracles the tests compare against (wfdb, scipy,
 # pyarrow, pandas, duckdb, scikit-learn, and moto, whose S3 server the object-store tests start on
 # localhost; Azurite and Azure's SDK likewise for Azure; NVRTC and the CUDA headers, which compile
-# every CUDA kernel without a GPU), then runs
-# the whole workspace's tests, and the CUDA kernels' host-harness tests under AddressSanitizer and
-# under ThreadSanitizer. The Python packages download while the tests compile.
+# every CUDA kernel without a GPU), then runs the whole workspace's tests, and the CUDA kernels'
+# host-harness tests under AddressSanitizer, under ThreadSanitizer and with the fiber switch of
+# hosts other than x86-64. The Python packages download while the tests compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++, so the build needs it.
@@ -85,3 +85,7 @@ cargo test --workspace --release
 bash scripts/host-sanitize.sh address
 bash scripts/host-sanitize.sh thread --test against_cpu --test planted_bugs --test model_steps \
     --test encoder_steps
+# And the shared kernel suite once with the block threads switched by glibc's swapcontext, the
+# path of hosts other than x86-64 (an aarch64 Grace Hopper) that x86-64 does not otherwise run:
+# 1.5 minutes with its build (the system call at each switch makes it ten times slower).
+ECGFM_HOST_FIBERS=ucontext cargo test --release -p ecgfm-cuda-host --test against_cpu

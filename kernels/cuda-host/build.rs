@@ -7,6 +7,9 @@
 //! with ThreadSanitizer and the runtime uninstrumented but telling it the orderings a GPU
 //! guarantees (src/sanitizer_hooks.h), the host twin of `--tool racecheck`.
 //! `scripts/host-sanitize.sh` runs the harness's tests either way.
+//!
+//! `ECGFM_HOST_FIBERS=ucontext` switches the block threads with glibc's swapcontext, as on
+//! hosts other than x86-64 (src/fiber_switch.h), so that path is tested on x86-64 too.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,20 @@ fn main() {
     println!("cargo:rerun-if-changed={}", cuda_dir.display());
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-env-changed=ECGFM_HOST_SANITIZE");
+    println!("cargo:rerun-if-env-changed=ECGFM_HOST_FIBERS");
+    let ucontext = match std::env::var("ECGFM_HOST_FIBERS").as_deref() {
+        Err(_) | Ok("") => false,
+        Ok("ucontext") => true,
+        Ok(other) => panic!("ECGFM_HOST_FIBERS={other}: ucontext, or unset"),
+    };
+    // What `ecgfm_cuda_host::fibers()` must report for this build.
+    let x86_64 = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
+    let fibers = if ucontext || !x86_64 {
+        "ucontext"
+    } else {
+        "switch"
+    };
+    println!("cargo:rustc-env=ECGFM_HOST_FIBERS_CHOSEN={fibers}");
     let sanitizer = std::env::var("ECGFM_HOST_SANITIZE").ok();
     let sanitizer = match sanitizer.as_deref() {
         None | Some("") => None,
@@ -75,6 +92,9 @@ fn main() {
             println!("cargo:rustc-link-lib=dylib=tsan");
         }
         None => {}
+    }
+    if ucontext {
+        runtime.define("ECGFM_HOST_UCONTEXT", None);
     }
     runtime
         .file(manifest.join("src/runtime.cpp"))

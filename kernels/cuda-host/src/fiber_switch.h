@@ -7,13 +7,15 @@
 // with a system call each time; the harness switches at every block thread's start and end and at
 // every barrier, so on x86-64 that call took most (over 85%) of its time. The floating-point
 // control words (MXCSR, x87) are not switched: no kernel changes them. Other architectures keep
-// ucontext. Included by runtime.cpp alone (on x86-64 it defines the switch's symbol).
+// ucontext, as does x86-64 built with ECGFM_HOST_UCONTEXT (build.rs: ECGFM_HOST_FIBERS=ucontext,
+// which CI runs so that path is tested). Included by runtime.cpp alone (on x86-64 it defines the
+// switch's symbol).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(ECGFM_HOST_UCONTEXT)
 
 // System V: save_sp in rdi, load_sp in rsi.
 extern "C" void ecgfm_host_switch(void** save_sp, void* load_sp);
@@ -42,6 +44,8 @@ ecgfm_host_switch:
 
 namespace ecgfm_host {
 
+constexpr const char* kFiberSwitch = "switch";
+
 struct FiberContext {
     void* sp = nullptr;
 };
@@ -69,6 +73,8 @@ inline void fiber_switch(FiberContext& from, FiberContext& to) {
 #include <ucontext.h>
 
 namespace ecgfm_host {
+
+constexpr const char* kFiberSwitch = "ucontext";
 
 struct FiberContext {
     ucontext_t uc;

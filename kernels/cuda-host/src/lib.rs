@@ -42,11 +42,22 @@ extern "C" {
         reversed: c_int,
     ) -> c_int;
     fn ecgfm_host_kinds(name: *const c_char) -> *const c_char;
+    fn ecgfm_host_fibers() -> *const c_char;
 }
 
 /// The sanitizer this build's kernels run under: "address" or "thread" (built by
 /// `scripts/host-sanitize.sh`), or "" for none.
 pub const SANITIZER: &str = env!("ECGFM_HOST_SANITIZER");
+
+/// How the runtime switches between a block's threads: "switch" (x86-64's own, the default
+/// there) or "ucontext" (glibc's swapcontext: other hosts, or built with
+/// `ECGFM_HOST_FIBERS=ucontext`).
+pub fn fibers() -> &'static str {
+    // SAFETY: the runtime returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(ecgfm_host_fibers()) }
+        .to_str()
+        .unwrap()
+}
 
 /// The kind letters of kernel `name`'s parameters in this build (None: no such kernel).
 fn kernel_kinds(name: &str) -> Option<Vec<u8>> {

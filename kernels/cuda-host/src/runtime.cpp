@@ -337,3 +337,7 @@ extern "C" const char* ecgfm_host_kinds(const char* name) {
     const Kernel* kernel = ecgfm_host_find(name);
     return kernel ? kernel->kinds : nullptr;
 }
+
+// How this build switches between block threads: "switch" (x86-64's own) or "ucontext"
+// (fiber_switch.h).
+extern "C" const char* ecgfm_host_fibers() { return ecgfm_host::kFiberSwitch; }

@@ -14,3 +14,11 @@ fn bias_epilogue_matches_the_cpu() {
     let be = ecgfm_cuda_host::host_backend().with_precision(ecgfm_kernels::Precision::Bf16);
     against_cpu::operands::bias_epilogue(&be);
 }
+
+/// The block threads switch as this build chose (build.rs: x86-64's own switch, or swapcontext
+/// on other hosts and with `ECGFM_HOST_FIBERS=ucontext`), so a run of these tests under that
+/// variable has tested the other hosts' path.
+#[test]
+fn the_runtime_switches_block_threads_as_built() {
+    assert_eq!(ecgfm_cuda_host::fibers(), env!("ECGFM_HOST_FIBERS_CHOSEN"));
+}
