@@ -14,7 +14,7 @@ pub enum DataError {
     },
     /// An object-store request failed (missing object, network, permissions). Where the store
     /// found no credentials and the cloud's metadata service gave none, says what to set.
-    #[error("object store error on {location}: {}{source}", crate::store::credentials_hint(.source))]
+    #[error("object store error on {location}: {}{source}", crate::store::store_hint(.source))]
     Store {
         /// The object (or prefix) the request was about.
         location: String,

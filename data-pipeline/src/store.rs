@@ -242,17 +242,33 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
     }
 }
 
-/// What to set when a request failed because the store found no credentials in the
-/// environment, asked the cloud's instance metadata service for some (as it should on a cloud
-/// machine) and got none, as on a laptop or a cluster outside that cloud (with `; ` to follow);
-/// empty for any other error. object_store's own message names only the metadata address it
-/// tried, and its errors have no kind for this: the address's path is what tells.
-pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
+/// What to do about a failed request where object_store's message alone does not say (with
+/// `; ` to follow): no credentials found, or a TLS certificate refused; empty for any other
+/// error. object_store's errors have no kind for either: the message is what tells.
+pub(crate) fn store_hint(error: &object_store::Error) -> &'static str {
     let object_store::Error::Generic { store, source } = error else {
         return "";
     };
+    // The whole chain: the refused certificate is a source of a source of the request's error.
+    let mut message = source.to_string();
+    let mut cause = source.source();
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    match tls_hint(&message) {
+        "" => credentials_hint(store, &message),
+        hint => hint,
+    }
+}
+
+/// What to set when the store found no credentials in the environment, asked the cloud's
+/// instance metadata service for some (as it should on a cloud machine) and got none, as on a
+/// laptop or a cluster outside that cloud; object_store's message names only the metadata
+/// address it tried, and that address's path is what tells.
+fn credentials_hint(store: &str, message: &str) -> &'static str {
     // The paths of the metadata services' token requests (AWS IMDS, GCE, Azure managed identity).
-    let message = source.to_string();
     let asked_metadata = [
         "/latest/api/token",
         "/latest/meta-data/",
@@ -264,7 +280,7 @@ pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
     if !asked_metadata {
         return "";
     }
-    match *store {
+    match store {
         "S3" => {
             "no AWS credentials in the environment and none from an instance metadata service \
              (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_ENDPOINT_URL for an \
@@ -283,6 +299,23 @@ pub(crate) fn credentials_hint(error: &object_store::Error) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// What to do when the server's TLS certificate was refused (rustls's `invalid peer
+/// certificate: REASON` ends object_store's message): most often an on-premises store (MinIO, a
+/// hospital's own S3) whose certificate its own authority signed.
+fn tls_hint(message: &str) -> &'static str {
+    if !message.contains("invalid peer certificate") {
+        return "";
+    }
+    if message.contains("UnknownIssuer") {
+        return "the server's TLS certificate is signed by an authority this machine does not \
+                trust, as a store's own certificate authority is (set SSL_CERT_FILE to a PEM \
+                file holding that authority's certificate; it then replaces the system's list, \
+                so to keep both append it to a copy of /etc/ssl/certs/ca-certificates.crt); ";
+    }
+    "the server's TLS certificate was refused for the reason that ends this message (an \
+     address the certificate was not issued for, or an expired certificate); "
 }
 
 /// `location` as a person finds it: a local file by its absolute path (object_store's paths
@@ -495,6 +528,17 @@ mod tests {
             let err = open_url(url).unwrap_err().to_string();
             assert!(err.contains("without its secrets"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_explained_by_its_reason() {
+        // rustls's words, as they end object_store's message (cli_tls.rs has the real one).
+        let unknown = "client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert!(tls_hint(unknown).contains("set SSL_CERT_FILE"));
+        let name = "invalid peer certificate: certificate not valid for name \"minio\"; \
+                    certificate is only valid for IpAddress(10.0.0.5)";
+        assert!(tls_hint(name).contains("an address the certificate was not issued for"));
+        assert_eq!(tls_hint("error sending request: connection refused"), "");
     }
 
     #[test]

@@ -1,0 +1,125 @@
+//! An S3 store over HTTPS whose certificate its own authority signed, as an on-premises MinIO's
+//! is: with `SSL_CERT_FILE` naming that authority, `data synth` writes a dataset there, `data
+//! inspect` checks it and a run trains on it, through the same TLS stack real clouds use; with a
+//! bundle that lacks it, the error says the authority is not trusted and what to set. The server
+//! is moto behind `common/tls_stand_in.py`, which makes the certificates.
+
+mod common;
+use common::{ecgfm_env, failed, path_str, pretrain_args, succeeded, temp_dir};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// moto on HTTPS with one bucket, killed when dropped.
+struct TlsS3 {
+    child: Child,
+    endpoint: String,
+    folder: PathBuf,
+}
+
+impl TlsS3 {
+    /// Starts the stand-in with `bucket`; `None` (after printing why) without moto, as the
+    /// other object-store tests.
+    fn start(bucket: &str) -> Option<Self> {
+        let has_moto = Command::new("python3")
+            .args(["-c", "import moto.server, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_moto {
+            ecgfm_test_support::skip_without_oracle("python3 with moto[server] and cryptography");
+            return None;
+        }
+        let folder = temp_dir("tls-server");
+        let port = ecgfm_test_support::free_port();
+        let child = Command::new("python3")
+            .args(["-c", include_str!("common/tls_stand_in.py")])
+            .arg(port.to_string())
+            .arg(&folder)
+            .arg(bucket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 starts the TLS stand-in");
+        let server = TlsS3 {
+            child,
+            endpoint: format!("https://127.0.0.1:{port}"),
+            folder,
+        };
+        // The bucket exists before the server listens.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS stand-in did not listen in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(server)
+    }
+
+    /// The settings a user gives for an S3-compatible store, with `ca_file` as the trusted
+    /// authorities.
+    fn env(&self, ca_file: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("SSL_CERT_FILE", path_str(ca_file).into()),
+        ]
+    }
+
+    fn run(&self, args: &[&str], ca_file: &Path) -> std::process::Output {
+        let env = self.env(ca_file);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ecgfm_env(args, &env)
+    }
+}
+
+impl Drop for TlsS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+#[test]
+fn a_store_with_its_own_authority_works_once_trusted_and_says_what_to_set_when_not() {
+    let Some(server) = TlsS3::start("ecgfm-tls") else {
+        return;
+    };
+    let (trusted, other) = (
+        server.folder.join("ca.pem"),
+        server.folder.join("other-ca.pem"),
+    );
+    let url = "s3://ecgfm-tls/ds";
+    let synth = ["data", "synth", "--out", url, "--records", "24"];
+    succeeded(&synth, server.run(&synth, &trusted));
+    let inspect = ["data", "inspect", url];
+    let report = succeeded(&inspect, server.run(&inspect, &trusted));
+    assert!(
+        report.contains("all 1 match the manifest's SHA-256"),
+        "{report}"
+    );
+
+    let dir = temp_dir("tls-run");
+    let mut args = pretrain_args(&dir.join("run"), 2);
+    args.extend(["--data".to_string(), url.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    succeeded(&args, server.run(&args, &trusted));
+    assert!(dir.join("run/metrics.jsonl").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A bundle without the store's authority: the certificate is refused, and the error says
+    // why and what to set, after the object it wanted.
+    let stderr = failed(&inspect, server.run(&inspect, &other));
+    for said in [
+        "object store error on ds/manifest.json",
+        "the server's TLS certificate is signed by an authority this machine does not trust",
+        "set SSL_CERT_FILE to a PEM file holding that authority's certificate",
+        "invalid peer certificate: UnknownIssuer",
+    ] {
+        assert!(stderr.contains(said), "{said}\nnot in\n{stderr}");
+    }
+}
