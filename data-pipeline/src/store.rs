@@ -68,6 +68,7 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     }
     let (scheme, root) = object_store::ObjectStoreScheme::parse(&parsed)
         .map_err(|e| bad(format!("unrecognised URL: {e}")))?;
+    install_tls_provider();
     use object_store::ObjectStoreScheme as S;
     let store: Arc<dyn ObjectStore> = match scheme {
         S::AmazonS3 => {
@@ -228,6 +229,16 @@ pub fn join(root: &Path, relative: &str) -> Path {
         .split('/')
         .filter(|part| !part.is_empty())
         .fold(root.clone(), |path, part| path.join(part))
+}
+
+/// Makes ring rustls's cryptography for this process, before the first cloud client is built
+/// (reqwest is built without a provider of its own, so a client would panic without one). Once;
+/// a provider the embedding program installed first is kept.
+fn install_tls_provider() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// A request's error, naming a missing object as the store names it (a local file by its
