@@ -61,6 +61,11 @@ fn device_err(ordinal: usize) -> impl Fn(String) -> CudaError {
     move |reason| CudaError::Device { ordinal, reason }
 }
 
+/// A driver error of `what` while opening device `ordinal`, in words.
+fn driver_err(ordinal: usize, what: String) -> impl FnOnce(DriverError) -> CudaError {
+    move |e| device_err(ordinal)(format!("{what}: {}", describe_driver(&e)))
+}
+
 /// Keeps memory freed into the device's default pool (buffers are allocated stream-ordered)
 /// for the next allocation instead of returning it to the driver at each synchronisation,
 /// which would make a buffer freed and allocated again every step pay the driver each time.
@@ -96,14 +101,12 @@ impl CudaDevice {
     pub fn new(ordinal: usize) -> Result<Self, CudaError> {
         check_cuda(ordinal)?;
         let err = device_err(ordinal);
-        let ctx = CudaContext::new(ordinal)
-            .map_err(|e| err(format!("creating a context: {}", describe_driver(&e))))?;
+        let driver = |what: &str| driver_err(ordinal, what.to_string());
+        let ctx = CudaContext::new(ordinal).map_err(driver("creating a context"))?;
         // SAFETY: no buffer exists yet; everything then runs on the one stream below.
         unsafe { ctx.disable_event_tracking() };
         keep_freed_memory(&ctx).map_err(&err)?;
-        let stream = ctx
-            .new_stream()
-            .map_err(|e| err(format!("creating a stream: {}", describe_driver(&e))))?;
+        let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| err(format!("cuBLAS: {}", describe_cublas(e.0))))?;
         let blas_tensor = CudaBlas::new(stream.clone())
@@ -123,15 +126,11 @@ impl CudaDevice {
             .map_err(|e| err(format!("cuBLAS math mode: {}", describe_cublas(e.0))))?;
         let capability = ctx
             .compute_capability()
-            .map_err(|e| err(format!("compute capability: {}", describe_driver(&e))))?;
+            .map_err(driver("compute capability"))?;
         let info = DeviceInfo {
             ordinal,
-            name: ctx
-                .name()
-                .map_err(|e| err(format!("device name: {}", describe_driver(&e))))?,
-            total_bytes: ctx
-                .total_mem()
-                .map_err(|e| err(format!("memory size: {}", describe_driver(&e))))?,
+            name: ctx.name().map_err(driver("device name"))?,
+            total_bytes: ctx.total_mem().map_err(driver("memory size"))?,
             capability,
         };
         let arch = (capability.0 * 10 + capability.1) as u32;
@@ -140,16 +139,12 @@ impl CudaDevice {
         let skip = |m: Module| m == Module::AttentionBf16 && arch < 80;
         for (module, file, _) in MODULES.into_iter().filter(|(m, _, _)| !skip(*m)) {
             let cubin = module_cubin(module, arch)?;
-            let loaded = ctx.load_module(Ptx::from_binary(cubin)).map_err(|e| {
-                err(format!(
-                    "loading kernels/cuda/{file}: {}",
-                    describe_driver(&e)
-                ))
-            })?;
+            let loaded = ctx
+                .load_module(Ptx::from_binary(cubin))
+                .map_err(driver(&format!("loading kernels/cuda/{file}")))?;
             modules.insert(module, loaded);
         }
-        let inputs = InputStream::from_env(&ctx)
-            .map_err(|e| err(format!("creating a copy stream: {}", describe_driver(&e))))?;
+        let inputs = InputStream::from_env(&ctx).map_err(driver("creating a copy stream"))?;
         Ok(CudaDevice {
             ctx,
             stream,
