@@ -4,8 +4,8 @@
 //! error, and a resumed run may change its device. A stand-in driver library (a few lines of C
 //! compiled here, found first on `LD_LIBRARY_PATH`) plays a driver too old for CUDA 13, one that
 //! shows no GPU (with and without `CUDA_VISIBLE_DEVICES` set), one whose `cuInit` finds no GPU,
-//! one that does not match its kernel module, and a GPU another process holds in exclusive
-//! mode: each is named with what to do, and `auto` falls back.
+//! one that does not match its kernel module, a GPU another process holds in exclusive mode,
+//! and `cuda:N` past the GPUs it shows: each is named with what to do, and `auto` falls back.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -124,17 +124,17 @@ fn gpu_present() -> bool {
     usable
 }
 
-/// Asserts that `result` is the up-front failure of `--device cuda` without a GPU (`what`): the
-/// probe's error, no panic, no kernel compiled and no training step taken.
-fn failed_up_front(result: &Output, what: &str) {
+/// Asserts that `result` is the up-front failure of `--device DEVICE` without a usable GPU
+/// (`what`): the probe's error, no panic, no kernel compiled and no training step taken.
+fn failed_up_front(result: &Output, device: &str, what: &str) {
     assert!(
         !result.status.success(),
-        "{what}: --device cuda succeeded without a GPU"
+        "{what}: --device {device} succeeded without a GPU"
     );
     let err = stderr(result);
     assert!(
-        err.contains("--device cuda: CUDA is not usable")
-            || err.contains("--device cuda: CUDA device 0 is not usable"),
+        err.contains(&format!("--device {device}: CUDA is not usable"))
+            || err.contains(&format!("--device {device}: CUDA device ")),
         "{what}: {err}"
     );
     assert!(!err.contains("panicked"), "{what}: {err}");
@@ -150,13 +150,13 @@ fn cuda_without_a_gpu_fails_up_front_naming_what_is_missing() {
         return;
     }
     let out = temp_dir("cuda");
-    failed_up_front(&pretrain(&out, "cuda", &[]), "pretrain");
+    failed_up_front(&pretrain(&out, "cuda", &[]), "cuda", "pretrain");
     assert!(!out.exists(), "a failed start left a run folder behind");
     // Before it reads any data: a dataset that is not there is never noticed.
     let missing = out.with_extension("no-dataset");
     let missing = missing.to_str().unwrap();
     let result = pretrain(&out, "cuda", &["--data", missing]);
-    failed_up_front(&result, "pretrain --data");
+    failed_up_front(&result, "cuda", "pretrain --data");
     assert!(!stderr(&result).contains(missing), "{}", stderr(&result));
     assert!(!out.exists(), "a failed start left a run folder behind");
 
@@ -181,7 +181,7 @@ fn cuda_without_a_gpu_fails_up_front_naming_what_is_missing() {
         let mut args = args;
         args.extend(["--run", run, "--data", data, "--device", "cuda"]);
         let result = ecgfm(&args);
-        failed_up_front(&result, args[0]);
+        failed_up_front(&result, "cuda", args[0]);
         let err = stderr(&result);
         assert!(!err.contains(run) && !err.contains(data), "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} wrote into {}", out.display());
@@ -300,97 +300,119 @@ fn fake_driver() -> PathBuf {
     stand_in::build(&dir, "int ecgfm_stand_in;", &others)
 }
 
+/// One way the stand-in driver fails: what it reports, the device asked for, and the error
+/// after `--device DEVICE: `. The default is a working CUDA 13 driver showing one GPU.
+struct Case {
+    driver_version: &'static str,
+    gpus: &'static str,
+    init: &'static str,
+    context: &'static str,
+    visible: Option<&'static str>,
+    device: &'static str,
+    said: &'static str,
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Case {
+            driver_version: "13000",
+            gpus: "1",
+            init: "0",
+            context: "0",
+            visible: None,
+            device: "cuda",
+            said: "",
+        }
+    }
+}
+
 #[test]
-fn a_driver_too_old_without_a_gpu_failing_to_start_or_busy_is_named() {
+fn each_way_the_driver_fails_is_named_with_what_to_do() {
     if gpu_present() {
         return;
     }
     let driver = fake_driver();
     let library_path = stand_in::library_path_first(&driver);
-    // (driver version, GPUs, cuInit's result, the context's result, CUDA_VISIBLE_DEVICES, the
-    // error after `--device cuda: `)
     let cases = [
-        (
-            "12040",
-            "1",
-            "0",
-            "0",
-            None,
-            "CUDA is not usable: the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels \
-             (NVRTC 13) and cuBLAS 13 need CUDA 13.0 or newer: update the driver",
-        ),
-        (
-            "13000",
-            "0",
-            "0",
-            "0",
-            None,
-            "CUDA is not usable: the driver found no GPU (0 devices)",
-        ),
-        (
-            "13000",
-            "0",
-            "0",
-            "0",
-            Some(""),
-            "CUDA is not usable: the driver found no GPU (0 devices; CUDA_VISIBLE_DEVICES is \
-             \"\", which hides the GPUs it does not list)",
-        ),
-        (
-            "13000",
-            "1",
-            "100",
-            "0",
-            None,
-            "CUDA is not usable: the driver found no GPU (cuInit: CUDA_ERROR_NO_DEVICE (no \
-             CUDA-capable device is detected))",
-        ),
-        (
-            "13000",
-            "1",
-            "803",
-            "0",
-            None,
-            "CUDA is not usable: the NVIDIA driver did not start (cuInit: \
-             CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (system has unsupported display driver / cuda \
-             driver combination); the driver library (libcuda.so) and the loaded kernel module \
-             are of different versions, as after a driver upgrade without a reboot: reboot, or \
-             reload the nvidia kernel module)",
-        ),
-        (
-            "13000",
-            "1",
-            "0",
-            "46",
-            None,
-            "CUDA device 0 is not usable: creating a context: CUDA_ERROR_DEVICE_UNAVAILABLE \
-             (CUDA-capable device(s) is/are busy or unavailable); another process holds this \
-             GPU and its compute mode is exclusive-process (nvidia-smi shows the processes and \
-             the mode): wait for it, choose another GPU with --device cuda:N, or ask the \
-             administrator",
-        ),
+        Case {
+            said: "CUDA is not usable: the NVIDIA driver supports CUDA 12.4, and ecgfm's kernels \
+                   (NVRTC 13) and cuBLAS 13 need CUDA 13.0 or newer: update the driver",
+            driver_version: "12040",
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA is not usable: the driver found no GPU (0 devices)",
+            gpus: "0",
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA is not usable: the driver found no GPU (0 devices; CUDA_VISIBLE_DEVICES \
+                   is \"\", which hides the GPUs it does not list)",
+            gpus: "0",
+            visible: Some(""),
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA is not usable: the driver found no GPU (cuInit: CUDA_ERROR_NO_DEVICE (no \
+                   CUDA-capable device is detected))",
+            init: "100",
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA is not usable: the NVIDIA driver did not start (cuInit: \
+                   CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (system has unsupported display driver / \
+                   cuda driver combination); the driver library (libcuda.so) and the loaded \
+                   kernel module are of different versions, as after a driver upgrade without a \
+                   reboot: reboot, or reload the nvidia kernel module)",
+            init: "803",
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA device 0 is not usable: creating a context: \
+                   CUDA_ERROR_DEVICE_UNAVAILABLE (CUDA-capable device(s) is/are busy or \
+                   unavailable); another process holds this GPU and its compute mode is \
+                   exclusive-process (nvidia-smi shows the processes and the mode): wait for it, \
+                   choose another GPU with --device cuda:N, or ask the administrator",
+            context: "46",
+            ..Case::default()
+        },
+        Case {
+            said: "CUDA device 2 is not usable: the driver shows 2 GPU(s), cuda:0 to cuda:1; \
+                   CUDA_VISIBLE_DEVICES is \"3,5\", which hides the GPUs it does not list",
+            gpus: "2",
+            visible: Some("3,5"),
+            device: "cuda:2",
+            ..Case::default()
+        },
     ];
-    for (version, devices, init, context, visible, said) in cases {
+    for case in cases {
         let env = [
             ("LD_LIBRARY_PATH", Some(library_path.clone())),
-            ("FAKE_CUDA_DRIVER_VERSION", Some(version.to_string())),
-            ("FAKE_CUDA_DEVICES", Some(devices.to_string())),
-            ("FAKE_CUDA_INIT_RESULT", Some(init.to_string())),
-            ("FAKE_CUDA_CONTEXT_RESULT", Some(context.to_string())),
-            ("CUDA_VISIBLE_DEVICES", visible.map(str::to_string)),
+            (
+                "FAKE_CUDA_DRIVER_VERSION",
+                Some(case.driver_version.to_string()),
+            ),
+            ("FAKE_CUDA_DEVICES", Some(case.gpus.to_string())),
+            ("FAKE_CUDA_INIT_RESULT", Some(case.init.to_string())),
+            ("FAKE_CUDA_CONTEXT_RESULT", Some(case.context.to_string())),
+            ("CUDA_VISIBLE_DEVICES", case.visible.map(str::to_string)),
         ];
+        let (said, device) = (case.said, case.device);
         let out = temp_dir("fake-driver-run");
-        let result = pretrain_with(&out, "cuda", &[], &env);
-        failed_up_front(&result, said);
+        let result = pretrain_with(&out, device, &[], &env);
+        failed_up_front(&result, device, said);
         let err = stderr(&result);
-        assert!(err.contains(&format!("--device cuda: {said}")), "{err}");
+        assert!(err.contains(&format!("--device {device}: {said}")), "{err}");
         assert!(!out.exists(), "a failed start left a run folder behind");
 
-        let result = pretrain_with(&out, "auto", &[], &env);
-        assert!(result.status.success(), "{}", stderr(&result));
-        let fell_back = format!("--device auto: running on the CPU ({said}");
-        let notes = stderr(&result).matches(&fell_back).count();
-        assert_eq!(notes, 1, "{}", stderr(&result));
+        // `auto` is device 0, so a missing device N is only `cuda:N`'s error.
+        if device == "cuda" {
+            let result = pretrain_with(&out, "auto", &[], &env);
+            assert!(result.status.success(), "{}", stderr(&result));
+            let fell_back = format!("--device auto: running on the CPU ({said}");
+            let notes = stderr(&result).matches(&fell_back).count();
+            assert_eq!(notes, 1, "{}", stderr(&result));
+        }
         let _ = std::fs::remove_dir_all(&out);
     }
     let _ = std::fs::remove_dir_all(&driver);

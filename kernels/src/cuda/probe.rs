@@ -165,7 +165,11 @@ pub fn check_cuda(ordinal: usize) -> Result<(), CudaError> {
     if ordinal >= count {
         return Err(CudaError::Device {
             ordinal,
-            reason: format!("only {count} device(s) visible (CUDA_VISIBLE_DEVICES?)"),
+            reason: format!(
+                "the driver shows {count} GPU(s), cuda:0 to cuda:{}{}",
+                count - 1,
+                visible_hint()
+            ),
         });
     }
     Ok(())
