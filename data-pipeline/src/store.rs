@@ -254,11 +254,12 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
 }
 
 /// What to do about a failed request where object_store's message alone does not say (with
-/// `; ` to follow): no credentials found, or a TLS certificate refused; empty for any other
-/// error. object_store's errors have no kind for either: the message is what tells.
-pub(crate) fn store_hint(error: &object_store::Error) -> &'static str {
+/// `; ` to follow): no credentials found, a TLS certificate refused, or an HTTPS proxy that
+/// could not be reached; empty for any other error. object_store's errors have no kind for
+/// these: the message is what tells.
+pub(crate) fn store_hint(error: &object_store::Error) -> String {
     let object_store::Error::Generic { store, source } = error else {
-        return "";
+        return String::new();
     };
     // The whole chain: the refused certificate is a source of a source of the request's error.
     let mut message = source.to_string();
@@ -268,10 +269,29 @@ pub(crate) fn store_hint(error: &object_store::Error) -> &'static str {
         message.push_str(&error.to_string());
         cause = error.source();
     }
-    match tls_hint(&message) {
-        "" => credentials_hint(store, &message),
-        hint => hint,
+    if let Some(hint) = proxy_hint(&message) {
+        return hint;
     }
+    match tls_hint(&message) {
+        "" => credentials_hint(store, &message).to_string(),
+        hint => hint.to_string(),
+    }
+}
+
+/// The proxy a request went through, named without its credentials, when the tunnel through it
+/// failed (hyper's `tunnel error`: the proxy could not be reached, or refused to connect).
+fn proxy_hint(message: &str) -> Option<String> {
+    if !message.contains("tunnel error") {
+        return None;
+    }
+    let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+        .map_or_else(|| "the HTTPS proxy".to_string(), |url| redact_url(&url));
+    Some(format!(
+        "the request went through the proxy {proxy} (HTTPS_PROXY), which could not be reached \
+         or would not connect to the store (NO_PROXY lists the hosts to reach directly); "
+    ))
 }
 
 /// What to set when the store found no credentials in the environment, asked the cloud's

@@ -2,12 +2,14 @@
 //! is: with `SSL_CERT_FILE` naming that authority, `data synth` writes a dataset there, `data
 //! inspect` checks it and a run trains on it, through the same TLS stack real clouds use; with a
 //! bundle that lacks it, the error says the authority is not trusted and what to set. The server
-//! is moto behind `common/tls_stand_in.py`, which makes the certificates.
+//! is moto behind `common/tls_stand_in.py`, which makes the certificates. Through an HTTPS proxy
+//! (`common/connect_proxy.py`, with a user and password in `HTTPS_PROXY`) the same works, and a
+//! proxy that is down is named without its password.
 
 mod common;
-use common::{ecgfm_env, failed, path_str, pretrain_args, succeeded, temp_dir};
+use common::{failed, path_str, pretrain_args, succeeded, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// moto on HTTPS with one bucket, killed when dropped.
@@ -69,12 +71,37 @@ impl TlsS3 {
         ]
     }
 
-    fn run(&self, args: &[&str], ca_file: &Path) -> std::process::Output {
-        let env = self.env(ca_file);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        ecgfm_env(args, &env)
+    fn run(&self, args: &[&str], ca_file: &Path) -> Output {
+        self.run_with(args, ca_file, &[])
+    }
+
+    /// [`TlsS3::run`] with `extra` variables, and none of the proxy settings of this process's
+    /// environment (a developer's proxy would not reach this server).
+    fn run_with(&self, args: &[&str], ca_file: &Path, extra: &[(&str, String)]) -> Output {
+        let mut command = Command::new(ECGFM);
+        for key in PROXY_VARIABLES {
+            command.env_remove(key);
+        }
+        command
+            .args(args)
+            .envs(self.env(ca_file))
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
     }
 }
+
+/// The variables that route requests through a proxy, or around it.
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 impl Drop for TlsS3 {
     fn drop(&mut self) {
@@ -122,4 +149,84 @@ fn a_store_with_its_own_authority_works_once_trusted_and_says_what_to_set_when_n
     ] {
         assert!(stderr.contains(said), "{said}\nnot in\n{stderr}");
     }
+}
+
+/// `connect_proxy.py` on a free port, appending each request line to a log; killed when dropped.
+struct Proxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(folder: &Path) -> Proxy {
+        let (port, log) = (ecgfm_test_support::free_port(), folder.join("proxy.log"));
+        let child = Command::new("python3")
+            .args(["-c", include_str!("common/connect_proxy.py")])
+            .arg(port.to_string())
+            .arg(&log)
+            .spawn()
+            .expect("python3 starts the proxy");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not listen in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Proxy { child, port, log }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn requests_go_through_the_https_proxy_and_a_proxy_that_is_down_is_named_without_its_password() {
+    let Some(server) = TlsS3::start("ecgfm-proxied") else {
+        return;
+    };
+    let trusted = server.folder.join("ca.pem");
+    let proxy = Proxy::start(&server.folder);
+    let password = "proxy-password-do-not-print";
+    let through = |port: u16| {
+        let url = format!("http://ward7:{password}@127.0.0.1:{port}");
+        vec![("HTTPS_PROXY", url)]
+    };
+    let url = "s3://ecgfm-proxied/ds";
+    let synth = ["data", "synth", "--out", url, "--records", "12"];
+    let inspect = ["data", "inspect", url];
+    for args in [&synth[..], &inspect[..]] {
+        let output = server.run_with(args, &trusted, &through(proxy.port));
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let stdout = succeeded(args, output);
+        assert!(!stdout.contains(password) && !stderr.contains(password));
+    }
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let store = server.endpoint.trim_start_matches("https://");
+    assert!(
+        log.lines().all(|l| l == format!("CONNECT {store} auth")),
+        "{log}"
+    );
+    assert!(log.lines().count() >= 2, "{log}");
+
+    // Nothing listens on the proxy's port: the error names the proxy, without its password.
+    let down = ecgfm_test_support::free_port();
+    let stderr = failed(
+        &inspect,
+        server.run_with(&inspect, &trusted, &through(down)),
+    );
+    let named =
+        format!("the request went through the proxy http://***@127.0.0.1:{down}/ (HTTPS_PROXY)");
+    assert!(stderr.contains(&named), "{named}\nnot in\n{stderr}");
+    assert!(
+        stderr.contains("NO_PROXY lists the hosts to reach directly"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(password), "{stderr}");
 }
