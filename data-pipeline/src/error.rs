@@ -12,8 +12,9 @@ pub enum DataError {
         /// Why it cannot be opened.
         reason: String,
     },
-    /// An object-store request failed (missing object, network, permissions). Where the store
-    /// found no credentials and the cloud's metadata service gave none, says what to set.
+    /// An object-store request failed (missing object, network, permissions). Where the message
+    /// alone would not say what to do (no credentials, a missing bucket, a refused certificate,
+    /// a proxy down), says it first (`store::store_hint`).
     #[error("object store error on {location}: {}{source}", crate::store::store_hint(.source))]
     Store {
         /// The object (or prefix) the request was about.
@@ -29,6 +30,12 @@ pub enum DataError {
          writes one; a dataset's address is the folder holding its manifest.json)"
     )]
     NoDataset {
+        /// The manifest's location.
+        location: String,
+    },
+    /// A dataset address in a bucket (an Azure container) that does not exist.
+    #[error("{location} not found: {}", crate::store::MISSING_BUCKET)]
+    NoBucket {
         /// The manifest's location.
         location: String,
     },

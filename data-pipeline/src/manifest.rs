@@ -255,8 +255,11 @@ impl Manifest {
         let bytes = match store::get_bytes(object_store, &location).await {
             Err(DataError::Store {
                 location,
-                source: object_store::Error::NotFound { .. },
+                source: source @ object_store::Error::NotFound { .. },
             }) => {
+                if store::is_missing_bucket(&source) {
+                    return Err(DataError::NoBucket { location });
+                }
                 let journal = store::join(root, JOURNAL_FILE);
                 if object_store.head(&journal).await.is_ok() {
                     return Err(DataError::UnfinishedIngest { location });
@@ -287,7 +290,7 @@ impl Manifest {
                 "an unfinished ingest ({JOURNAL_FILE}; run the same `ecgfm data ingest` again to \
                  finish it)"
             ),
-            Err(err @ DataError::Store { .. }) => return Err(err),
+            Err(err @ (DataError::Store { .. } | DataError::NoBucket { .. })) => return Err(err),
             _ => format!("a dataset ({MANIFEST_FILE})"),
         };
         Err(DataError::Refused(format!(

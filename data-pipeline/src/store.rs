@@ -254,21 +254,17 @@ pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -
 }
 
 /// What to do about a failed request where object_store's message alone does not say (with
-/// `; ` to follow): no credentials found, a TLS certificate refused, or an HTTPS proxy that
-/// could not be reached; empty for any other error. object_store's errors have no kind for
-/// these: the message is what tells.
+/// `; ` to follow): a bucket that does not exist, no credentials found, a TLS certificate
+/// refused, or an HTTPS proxy that could not be reached; empty for any other error.
+/// object_store's errors have no kind for these: the message is what tells.
 pub(crate) fn store_hint(error: &object_store::Error) -> String {
-    let object_store::Error::Generic { store, source } = error else {
+    let message = whole_message(error);
+    if names_missing_bucket(&message) {
+        return MISSING_BUCKET.to_string() + "; ";
+    }
+    let object_store::Error::Generic { store, .. } = error else {
         return String::new();
     };
-    // The whole chain: the refused certificate is a source of a source of the request's error.
-    let mut message = source.to_string();
-    let mut cause = source.source();
-    while let Some(error) = cause {
-        message.push_str(": ");
-        message.push_str(&error.to_string());
-        cause = error.source();
-    }
     if let Some(hint) = proxy_hint(&message) {
         return hint;
     }
@@ -276,6 +272,35 @@ pub(crate) fn store_hint(error: &object_store::Error) -> String {
         "" => credentials_hint(store, &message).to_string(),
         hint => hint.to_string(),
     }
+}
+
+/// `error` and each of its sources, joined: the refused certificate or the server's error code
+/// is a source of a source of the request's error.
+fn whole_message(error: &object_store::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    message
+}
+
+/// What a request to a bucket (an Azure container) that does not exist means for a user.
+pub const MISSING_BUCKET: &str = "the bucket (Azure: container) does not exist; check its name \
+     and the store's endpoint and region, and create it first (ecgfm writes objects, never \
+     buckets)";
+
+/// Whether the server answered that the bucket does not exist: S3's and the GCS XML API's
+/// `NoSuchBucket`, Azure's `ContainerNotFound`.
+fn names_missing_bucket(message: &str) -> bool {
+    message.contains("NoSuchBucket") || message.contains("ContainerNotFound")
+}
+
+/// Whether `error` is a request to a bucket that does not exist.
+pub fn is_missing_bucket(error: &object_store::Error) -> bool {
+    names_missing_bucket(&whole_message(error))
 }
 
 /// The proxy a request went through, named without its credentials, when the tunnel through it

@@ -342,6 +342,16 @@ fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_sam
         inspected.contains("240 rows from 80 records"),
         "{inspected}"
     );
+
+    // A container that does not exist is named as such, read or written.
+    let missing = ecgfm_data::store::MISSING_BUCKET;
+    let read = azurite.err(&["data", "inspect", "az://nocontainer/ds"]);
+    assert!(
+        read.contains(&format!("ds/manifest.json not found: {missing}")),
+        "{read}"
+    );
+    let written = azurite.err(&synth_args("az://nocontainer/ds", 5));
+    assert!(written.contains(missing), "{written}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,6 +1,6 @@
 //! The same dataset read from memory://, a local folder, S3 (moto on localhost) and GCS (the
 //! stand-in of `common::gcs`) gives identical batches; the store helpers round-trip on S3 and
-//! GCS, and `ObjectSink` uploads in parts there.
+//! GCS, and `ObjectSink` uploads in parts there; a bucket that does not exist is named as such.
 
 use crate::common;
 
@@ -151,4 +151,40 @@ fn gcs_object_sink_uploads_in_parts_and_publishes_whole() {
         return;
     };
     object_sink_uploads_in_parts_and_publishes_whole(gcs.open("prefix"));
+}
+
+/// A dataset address in a bucket that does not exist: reading it says so instead of "no dataset
+/// there", and writing to it says so ahead of the server's error.
+fn a_missing_bucket_is_named((store, root): StoreRoot) {
+    let read = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root).unwrap_err();
+    assert!(
+        matches!(read, ecgfm_data::error::DataError::NoBucket { .. }),
+        "{read:?}"
+    );
+    assert!(read.to_string().contains(store::MISSING_BUCKET), "{read}");
+    let path = store::join(&root, "a.bin");
+    let written = store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from("x")));
+    let text = written.unwrap_err().to_string();
+    assert!(text.contains(store::MISSING_BUCKET), "{text}");
+    assert!(text.contains("ds/a.bin"), "{text}");
+}
+
+#[test]
+fn s3_names_a_missing_bucket() {
+    let Some(s3) = MotoS3::start("ecgfm-exists") else {
+        return;
+    };
+    a_missing_bucket_is_named(
+        store::open_url_with("s3://ecgfm-missing/ds", &s3.options()).unwrap(),
+    );
+}
+
+#[test]
+fn gcs_names_a_missing_bucket() {
+    let Some(gcs) = GcsStandIn::start("ecgfm-exists") else {
+        return;
+    };
+    a_missing_bucket_is_named(
+        store::open_url_with("gs://ecgfm-missing/ds", &gcs.options()).unwrap(),
+    );
 }
