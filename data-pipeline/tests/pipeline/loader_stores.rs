@@ -1,6 +1,7 @@
 //! The same dataset read from memory://, a local folder, S3 (moto on localhost) and GCS (the
 //! stand-in of `common::gcs`) gives identical batches; the store helpers round-trip on S3 and
-//! GCS, and `ObjectSink` uploads in parts there; a bucket that does not exist is named as such.
+//! GCS, and `ObjectSink` uploads in parts there; a bucket that does not exist is named as such;
+//! with a real service account key every GCS request is signed with it, as the stand-in checks.
 
 use crate::common;
 
@@ -186,5 +187,33 @@ fn gcs_names_a_missing_bucket() {
     };
     a_missing_bucket_is_named(
         store::open_url_with("gs://ecgfm-missing/ds", &gcs.options()).unwrap(),
+    );
+}
+
+/// With a real service account key and OAuth on, every request carries a JWT signed with the
+/// key (object_store's RS256, through ring), which the stand-in verifies as Google would; a key
+/// file with another key is refused, so the check is live.
+#[test]
+fn gcs_requests_are_signed_with_the_service_accounts_key() {
+    let Some(gcs) = GcsStandIn::start_signed("ecgfm-signed") else {
+        return;
+    };
+    let private = gcs.private_key();
+    let secret = private.lines().nth(5).expect("a PEM key has many lines");
+    store_helpers_round_trip(gcs.open("prefix"), secret);
+    object_sink_uploads_in_parts_and_publishes_whole(gcs.open("sink"));
+
+    let other = gcs.other_key_file();
+    let options = [("google_service_account", other.to_str().unwrap())];
+    let (store, root) = store::open_url_with(&gcs.url("prefix"), &options).unwrap();
+    let refused = store::block_on(store::get_bytes(
+        store.as_ref(),
+        &store::join(&root, "a/b.bin"),
+    ));
+    let text = refused.unwrap_err().to_string();
+    assert!(text.contains("401 Unauthorized"), "{text}");
+    assert!(
+        text.contains("does not match the service account's key"),
+        "{text}"
     );
 }

@@ -6,9 +6,15 @@ This server renames those two and hands the request to moto; everything else (ob
 `/BUCKET/NAME`, ranged and suffix reads, `list-type=2` listings, multipart uploads) is the same
 protocol. moto does not check signatures, so the AWS one put in the token's place is a dummy.
 
-Usage: python3 gcs_stand_in.py PORT
+Given a service account's public key (PEM), the server first checks each request's bearer token
+as Google does a service account's self-signed JWT: its RS256 signature by the matching private
+key. A request without one, or signed by another key, is refused (401); only the harness's
+unsigned bucket creation (`PUT /BUCKET`) passes unsigned.
+
+Usage: python3 gcs_stand_in.py [PUBLIC_KEY_PEM] PORT
 """
 
+import base64
 import sys
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -23,7 +29,44 @@ DUMMY_SIGNATURE = (
 )
 
 
+PUBLIC_KEY = None
+
+
+def unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def signature_refused(environ):
+    """Why the request's bearer JWT fails the service account's key, or None when it passes."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if not authorization.startswith("Bearer "):
+        if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].count("/") == 1:
+            return None
+        return "no bearer token"
+    try:
+        header, claims, signature = authorization[len("Bearer ") :].split(".")
+        PUBLIC_KEY.verify(
+            unb64(signature),
+            f"{header}.{claims}".encode(),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except (ValueError, InvalidSignature):
+        return "the token's RS256 signature does not match the service account's key"
+    return None
+
+
 def gcs_as_s3(environ, start_response):
+    if PUBLIC_KEY is not None:
+        refused = signature_refused(environ)
+        if refused is not None:
+            body = f"<Error><Code>AuthenticationRequired</Code><Details>{refused}</Details></Error>"
+            start_response("401 Unauthorized", [("Content-Type", "application/xml")])
+            return [body.encode()]
     environ["HTTP_AUTHORIZATION"] = DUMMY_SIGNATURE
     if "HTTP_X_GOOG_COPY_SOURCE" in environ:
         environ["HTTP_X_AMZ_COPY_SOURCE"] = environ.pop("HTTP_X_GOOG_COPY_SOURCE")
@@ -31,4 +74,9 @@ def gcs_as_s3(environ, start_response):
 
 
 if __name__ == "__main__":
-    run_simple("127.0.0.1", int(sys.argv[1]), gcs_as_s3, threaded=True)
+    if len(sys.argv) > 2:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        with open(sys.argv[1], "rb") as f:
+            PUBLIC_KEY = load_pem_public_key(f.read())
+    run_simple("127.0.0.1", int(sys.argv[-1]), gcs_as_s3, threaded=True)
