@@ -14,8 +14,8 @@ pub enum DataError {
     },
     /// An object-store request failed (missing object, network, permissions). Where the message
     /// alone would not say what to do (no credentials, a missing bucket, a refused certificate,
-    /// a proxy down), says it first (`store::store_hint`).
-    #[error("object store error on {location}: {}{source}", crate::store::store_hint(.source))]
+    /// a proxy down), says it first (`store_hint`).
+    #[error("object store error on {location}: {}{source}", crate::store_hint::store_hint(.source))]
     Store {
         /// The object (or prefix) the request was about.
         location: String,
@@ -34,7 +34,7 @@ pub enum DataError {
         location: String,
     },
     /// A dataset address in a bucket (an Azure container) that does not exist.
-    #[error("{location} not found: {}", crate::store::MISSING_BUCKET)]
+    #[error("{location} not found: {}", crate::store_hint::MISSING_BUCKET)]
     NoBucket {
         /// The manifest's location.
         location: String,

@@ -257,7 +257,7 @@ impl Manifest {
                 location,
                 source: source @ object_store::Error::NotFound { .. },
             }) => {
-                if store::is_missing_bucket(&source) {
+                if crate::store_hint::is_missing_bucket(&source) {
                     return Err(DataError::NoBucket { location });
                 }
                 let journal = store::join(root, JOURNAL_FILE);

@@ -344,7 +344,7 @@ fn a_dataset_on_azure_holds_the_local_bytes_and_trains_embeds_and_merges_the_sam
     );
 
     // A container that does not exist is named as such, read or written.
-    let missing = ecgfm_data::store::MISSING_BUCKET;
+    let missing = ecgfm_data::store_hint::MISSING_BUCKET;
     let read = azurite.err(&["data", "inspect", "az://nocontainer/ds"]);
     assert!(
         read.contains(&format!("ds/manifest.json not found: {missing}")),

@@ -31,7 +31,7 @@ impl TlsS3 {
             ecgfm_test_support::skip_without_oracle("python3 with moto[server] and cryptography");
             return None;
         }
-        let folder = temp_dir("tls-server");
+        let folder = temp_dir(&format!("tls-server-{bucket}"));
         let port = ecgfm_test_support::free_port();
         let child = Command::new("python3")
             .args(["-c", include_str!("common/tls_stand_in.py")])

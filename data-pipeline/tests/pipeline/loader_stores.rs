@@ -162,11 +162,18 @@ fn a_missing_bucket_is_named((store, root): StoreRoot) {
         matches!(read, ecgfm_data::error::DataError::NoBucket { .. }),
         "{read:?}"
     );
-    assert!(read.to_string().contains(store::MISSING_BUCKET), "{read}");
+    assert!(
+        read.to_string()
+            .contains(ecgfm_data::store_hint::MISSING_BUCKET),
+        "{read}"
+    );
     let path = store::join(&root, "a.bin");
     let written = store::block_on(store::put_bytes(store.as_ref(), &path, Bytes::from("x")));
     let text = written.unwrap_err().to_string();
-    assert!(text.contains(store::MISSING_BUCKET), "{text}");
+    assert!(
+        text.contains(ecgfm_data::store_hint::MISSING_BUCKET),
+        "{text}"
+    );
     assert!(text.contains("ds/a.bin"), "{text}");
 }
 
