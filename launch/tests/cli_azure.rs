@@ -15,10 +15,8 @@
 //! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
 //! `ECGFM_REQUIRE_AZURITE` is set (scripts/test.sh sets it when the install worked).
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 mod common;
 use common::{logged_losses, path_str, pretrain_args, succeeded, temp_dir, ECGFM};
@@ -99,14 +97,7 @@ impl Azurite {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite did not listen on port {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        ecgfm_test_support::wait_until_listening(port, "Azurite");
         server.sdk(&["create"]);
         Some(server)
     }

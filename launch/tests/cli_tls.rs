@@ -10,7 +10,6 @@ mod common;
 use common::{failed, path_str, pretrain_args, succeeded, temp_dir, ECGFM};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// moto on HTTPS with one bucket, killed when dropped.
 struct TlsS3 {
@@ -48,14 +47,7 @@ impl TlsS3 {
             folder,
         };
         // The bucket exists before the server listens.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the TLS stand-in did not listen in 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        ecgfm_test_support::wait_until_listening(port, "the TLS stand-in");
         Some(server)
     }
 
@@ -167,14 +159,7 @@ impl Proxy {
             .arg(&log)
             .spawn()
             .expect("python3 starts the proxy");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy did not listen in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        ecgfm_test_support::wait_until_listening(port, "the proxy");
         Proxy { child, port, log }
     }
 }

@@ -14,7 +14,8 @@
 //!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
 //! - [`torch_python`]: an interpreter that imports torch (the PyTorch oracles), wherever
 //!   scripts/test.sh put it.
-//! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind.
+//! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind;
+//!   [`wait_until_listening`]: until the server accepts connections there.
 //! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at
 //!   random, the same damage on every run.
 //! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
@@ -132,6 +133,19 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free TCP port in {FIRST}..{}", FIRST + SPAN);
+}
+
+/// Waits until a server started by a test (`what`) accepts connections on localhost `port`;
+/// fails the test after 60 s.
+pub fn wait_until_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on port {port} within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// A deterministic stream of draws from a seed (splitmix64): the same numbers on every run and
