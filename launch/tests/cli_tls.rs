@@ -22,11 +22,7 @@ impl TlsS3 {
     /// Starts the stand-in with `bucket`; `None` (after printing why) without moto, as the
     /// other object-store tests.
     fn start(bucket: &str) -> Option<Self> {
-        let has_moto = Command::new("python3")
-            .args(["-c", "import moto.server, cryptography"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_moto {
+        if !ecgfm_test_support::python_has(&["moto.server", "cryptography"]) {
             ecgfm_test_support::skip_without_oracle("python3 with moto[server] and cryptography");
             return None;
         }

@@ -205,8 +205,11 @@ fn gcs_requests_are_signed_with_the_service_accounts_key() {
     let Some(gcs) = GcsStandIn::start_signed("ecgfm-signed") else {
         return;
     };
-    let private = gcs.private_key();
-    let secret = private.lines().nth(5).expect("a PEM key has many lines");
+    let secret = gcs
+        .private_key()
+        .lines()
+        .nth(5)
+        .expect("a PEM key has many lines");
     store_helpers_round_trip(gcs.open("prefix"), secret);
     object_sink_uploads_in_parts_and_publishes_whole(gcs.open("sink"));
 

@@ -46,16 +46,23 @@ fn driver_hint(code: CUresult) -> Option<&'static str> {
 
 /// A cuBLAS status as `NAME (what it means)`, as cuBLAS words it.
 pub fn describe_cublas(status: cudarc::cublas::sys::cublasStatus_t) -> String {
-    // SAFETY: cuBLAS is loaded (it returned the status); the string is static.
-    let text =
-        unsafe { std::ffi::CStr::from_ptr(cudarc::cublas::sys::cublasGetStatusString(status)) };
-    format!("{status:?} ({})", text.to_string_lossy())
+    // SAFETY: cuBLAS is loaded (it returned the status).
+    status_words(status, unsafe {
+        cudarc::cublas::sys::cublasGetStatusString(status)
+    })
 }
 
 /// A cuBLASLt status as `NAME (what it means)`, as cuBLASLt words it.
 pub fn describe_cublas_lt(status: cudarc::cublaslt::sys::cublasStatus_t) -> String {
-    // SAFETY: cuBLASLt is loaded (it returned the status); the string is static.
-    let text =
-        unsafe { std::ffi::CStr::from_ptr(cudarc::cublaslt::sys::cublasLtGetStatusString(status)) };
+    // SAFETY: cuBLASLt is loaded (it returned the status).
+    status_words(status, unsafe {
+        cudarc::cublaslt::sys::cublasLtGetStatusString(status)
+    })
+}
+
+/// `NAME (text)` for a status and the library's static string for it.
+fn status_words(status: impl std::fmt::Debug, text: *const std::ffi::c_char) -> String {
+    // SAFETY: the libraries return static NUL-terminated strings for every status.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) };
     format!("{status:?} ({})", text.to_string_lossy())
 }

@@ -139,10 +139,7 @@ impl NcclCollective {
             match status {
                 cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
                 cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                other => {
-                    let e = cudarc::driver::DriverError(other);
-                    return Err(DistError::Nccl(format!("{op}: {}", describe_driver(&e))));
-                }
+                other => return Err(driver_err(op)(cudarc::driver::DriverError(other))),
             }
             if started.elapsed() > self.timeout {
                 return Err(DistError::Timeout {

@@ -16,6 +16,8 @@ pub const PRIVATE_KEY: &str = "stand-in-private-key-do-not-print";
 pub struct GcsStandIn {
     server: MotoS3,
     key_dir: tempfile::TempDir,
+    /// The private key in the key file (never to be printed).
+    private_key: String,
 }
 
 impl GcsStandIn {
@@ -25,7 +27,12 @@ impl GcsStandIn {
         let server = MotoS3::start_with(bucket, &["-c", include_str!("gcs_stand_in.py")])?;
         let key_dir = tempfile::tempdir().unwrap();
         write_key_file(&key_dir.path().join("key.json"), &server, PRIVATE_KEY, true);
-        Some(GcsStandIn { server, key_dir })
+        let private_key = PRIVATE_KEY.to_string();
+        Some(GcsStandIn {
+            server,
+            key_dir,
+            private_key,
+        })
     }
 
     /// Like [`GcsStandIn::start`], with a real RSA key in the key file and OAuth on, as a
@@ -33,12 +40,21 @@ impl GcsStandIn {
     /// and the stand-in refuses any whose signature the matching public key does not verify.
     pub fn start_signed(bucket: &str) -> Option<Self> {
         let key_dir = tempfile::tempdir().unwrap();
-        let private = rsa_key_pair(key_dir.path(), "service-account")?;
+        let private_key = rsa_key_pair(key_dir.path(), "service-account")?;
         let public = key_dir.path().join("service-account.pub.pem");
         let script = include_str!("gcs_stand_in.py");
         let server = MotoS3::start_with(bucket, &["-c", script, public.to_str().unwrap()])?;
-        write_key_file(&key_dir.path().join("key.json"), &server, &private, false);
-        Some(GcsStandIn { server, key_dir })
+        write_key_file(
+            &key_dir.path().join("key.json"),
+            &server,
+            &private_key,
+            false,
+        );
+        Some(GcsStandIn {
+            server,
+            key_dir,
+            private_key,
+        })
     }
 
     /// A key file like [`GcsStandIn::key_file`]'s with another RSA key, which the signed
@@ -52,10 +68,8 @@ impl GcsStandIn {
     }
 
     /// The private key in the key file (never to be printed).
-    pub fn private_key(&self) -> String {
-        let key: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.key_file()).unwrap()).unwrap();
-        key["private_key"].as_str().unwrap().to_string()
+    pub fn private_key(&self) -> &str {
+        &self.private_key
     }
 
     /// The service account key file (for `GOOGLE_SERVICE_ACCOUNT`).

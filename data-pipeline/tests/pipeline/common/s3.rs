@@ -23,13 +23,7 @@ impl MotoS3 {
 
     /// Like [`MotoS3::start`], running `python3 ARGS PORT` (moto's server or a wrapper of it).
     pub fn start_with(bucket: &str, args: &[&str]) -> Option<Self> {
-        let has_moto = Command::new("python3")
-            .args(["-c", "import moto.server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_moto {
+        if !ecgfm_test_support::python_has(&["moto.server"]) {
             ecgfm_test_support::skip_without_oracle(
                 "python3 -m moto.server (pip install 'moto[server]')",
             );
