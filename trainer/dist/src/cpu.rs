@@ -12,6 +12,7 @@
 //! out of step, and the error names both ranks' calls.
 
 use std::ops::Range;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -20,6 +21,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 
+use crate::peer_watch::PeerWatch;
 use crate::{Collective, DistError, Shards};
 
 /// One connection to another rank.
@@ -190,6 +192,22 @@ impl CpuCollective {
 
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// A watch on this rank's connections, to notice a peer's exit while waiting on something
+    /// else (an NCCL collective). It holds duplicates of the sockets: keep it no longer than
+    /// this collective.
+    pub fn peer_watch(&self) -> Result<PeerWatch, DistError> {
+        let sockets = self.peers.iter().enumerate().filter_map(|(rank, peer)| {
+            let peer = peer.as_ref()?;
+            let socket = peer.read.as_ref().as_fd().try_clone_to_owned();
+            Some(
+                socket
+                    .map(|s| (rank, s))
+                    .map_err(|e| io_to_dist(rank, "peer_watch", e)),
+            )
+        });
+        Ok(PeerWatch::new(sockets.collect::<Result<_, _>>()?))
     }
 
     /// Runs one exchange: for each peer, sends and receives its `Transfer` concurrently.

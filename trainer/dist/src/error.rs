@@ -20,14 +20,15 @@ pub enum DistError {
     #[error("rendezvous at {addr}: {reason}")]
     Rendezvous { addr: String, reason: String },
     #[error(
-        "{op} timed out after {}s waiting for rank(s) {} (hung or too slow; the per-collective \
+        "{op} timed out after {}s waiting for {} (hung or too slow; the per-collective \
          timeout is --collective-timeout)",
         .waited.as_secs(),
-        list(.ranks)
+        waiting_for(.ranks)
     )]
     Timeout {
         op: String,
         waited: Duration,
+        /// The ranks not heard from; empty where the wait cannot tell (NCCL).
         ranks: Vec<usize>,
     },
     #[error("rank {rank} closed its connection during {op}: it exited or crashed")]
@@ -59,4 +60,11 @@ fn list(ranks: &[usize]) -> String {
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn waiting_for(ranks: &[usize]) -> String {
+    match ranks {
+        [] => "another rank (NCCL does not say which)".into(),
+        _ => format!("rank(s) {}", list(ranks)),
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`Collective`] (`collective.rs`): reduce-scatter, all-gather, all-reduce, broadcast,
 //!   barrier, with sums in rank order and a per-call timeout; errors name the peer rank.
 //!   [`CpuCollective`] (`cpu.rs`) implements it over tokio TCP connections (it trains CPU ranks
-//!   and is how every multi-rank test runs); [`nccl`] over NCCL for GPU ranks.
+//!   and is how every multi-rank test runs); [`nccl`] over NCCL for GPU ranks, whose waits
+//!   watch the CPU collective's connections ([`peer_watch`]) to notice a peer that is gone.
 //! - [`Shards`]: the partition of a flat buffer among ranks (gradient reduce-scatter, ZeRO-1).
 //!
 //! Depends on tokio (network), cudarc (NCCL, loaded at run time only when used). The trainer
@@ -21,6 +22,7 @@ mod error;
 pub mod handoff;
 pub mod nccl;
 pub mod nccl_lib;
+pub mod peer_watch;
 pub mod rendezvous;
 pub mod shards;
 
@@ -28,5 +30,6 @@ pub use collective::Collective;
 pub use cpu::CpuCollective;
 pub use env::{JobEnv, Launcher};
 pub use error::DistError;
+pub use peer_watch::PeerWatch;
 pub use rendezvous::{connect, connect_with, on_threads, Timeouts};
 pub use shards::Shards;

@@ -9,11 +9,12 @@
 //! Reduce-scatter with accumulation is one NCCL reduce per owner (grouped), then `acc += sum` by
 //! a small NVRTC kernel; all-gather is one grouped broadcast per owner. Each call waits for its
 //! stream with the per-call timeout (NCCL does not say which peer hung; the communicator is
-//! aborted).
+//! aborted), watching the CPU collective's connections meanwhile: a peer whose process is gone
+//! (exited or crashed, on any node) is named within seconds instead (`peer_watch.rs`).
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nccl::result::NcclError;
@@ -21,6 +22,7 @@ use cudarc::nccl::safe::{Comm, Id, ReduceOp};
 use ecgfm_kernels::cuda::driver_error::describe_driver;
 
 use crate::nccl_lib;
+use crate::peer_watch::{wait_watching, PeerWatch};
 use crate::{Collective, CpuCollective, DistError, Shards};
 
 const ADD_KERNEL: &str = r#"
@@ -37,6 +39,7 @@ pub struct NcclCollective {
     add: CudaFunction,
     scratch: CudaSlice<f32>,
     timeout: Duration,
+    peers: PeerWatch,
 }
 
 fn nccl_err(what: &str) -> impl Fn(NcclError) -> DistError + '_ {
@@ -118,6 +121,7 @@ impl NcclCollective {
             add,
             scratch,
             timeout: cpu.timeout(),
+            peers: cpu.peer_watch()?,
         })
     }
 
@@ -126,30 +130,21 @@ impl NcclCollective {
         &self.stream
     }
 
-    /// Waits for everything queued on the stream, at most the per-call timeout.
+    /// Waits for everything queued on the stream: at most the per-call timeout, and no more
+    /// than two seconds once a peer's process is seen gone.
     fn wait(&self, op: &str) -> Result<(), DistError> {
         let event = self
             .stream
             .record_event(None)
             .map_err(driver_err("cuEventRecord"))?;
-        let started = Instant::now();
-        loop {
-            // SAFETY: querying an event this function owns.
-            let status = unsafe { cudarc::driver::sys::cuEventQuery(event.cu_event()) };
-            match status {
-                cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
-                cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                other => return Err(driver_err(op)(cudarc::driver::DriverError(other))),
-            }
-            if started.elapsed() > self.timeout {
-                return Err(DistError::Timeout {
-                    op: format!("{op} (NCCL; it does not say which rank hung)"),
-                    waited: self.timeout,
-                    ranks: Vec::new(),
-                });
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        let op = format!("NCCL's {op}");
+        // SAFETY: querying an event this function owns.
+        let done = || match unsafe { cudarc::driver::sys::cuEventQuery(event.cu_event()) } {
+            cudarc::driver::sys::CUresult::CUDA_SUCCESS => Ok(true),
+            cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            other => Err(driver_err(&op)(cudarc::driver::DriverError(other))),
+        };
+        wait_watching(&op, self.timeout, done, || self.peers.gone())
     }
 
     fn ensure_scratch(&mut self, len: usize) -> Result<(), DistError> {

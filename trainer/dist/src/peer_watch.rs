@@ -1,0 +1,193 @@
+//! `PeerWatch`: notices that another rank's process is gone while this rank waits on work that
+//! is not its connection to that rank: an NCCL collective on the GPU, whose kernels would
+//! otherwise wait for a dead peer until the per-call timeout (600 s by default), on every node.
+//!
+//! A process that exits or crashes, on any node, has its sockets closed by its kernel, so its
+//! connections of the CPU collective end. The watch holds duplicates of this rank's ends of
+//! those connections and polls them for the peer's end of the connection (`POLLRDHUP`, a hang-up or an
+//! error; nothing is read, the CPU collective's next message stays where it is). A machine that
+//! loses power sends nothing and is still found only by the timeout.
+//!
+//! [`wait_watching`] is the wait loop of a GPU collective: it polls the work, looks at the
+//! peers every 50 ms, and reports a gone peer once the work has not finished within two seconds
+//! of seeing it (a peer may leave as soon as its own part of the last collective is done, a
+//! moment before this rank's part finishes).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::DistError;
+
+/// How often the wait loop polls the work.
+const POLL: Duration = Duration::from_micros(200);
+/// How often it looks at the peers' connections (a system call per peer).
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// How long the work may still take after a peer is seen gone.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// This rank's ends of its connections to the other ranks, to peek at.
+pub struct PeerWatch {
+    /// (the peer's rank, a duplicate of this rank's socket to it).
+    peers: Vec<(usize, OwnedFd)>,
+}
+
+impl PeerWatch {
+    pub(crate) fn new(peers: Vec<(usize, OwnedFd)>) -> PeerWatch {
+        PeerWatch { peers }
+    }
+
+    /// The lowest rank whose connection has ended (the process exited or crashed), if any.
+    /// One `poll` over all the sockets, without blocking; it sees the end of a connection even
+    /// behind data not yet read.
+    pub fn gone(&self) -> Option<usize> {
+        let mut fds: Vec<libc::pollfd> = self
+            .peers
+            .iter()
+            .map(|(_, socket)| libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: PEER_CLOSED,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` holds `fds.len()` entries for sockets this watch owns; a timeout of 0
+        // returns at once.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if ready <= 0 {
+            return None;
+        }
+        let ended = PEER_CLOSED | libc::POLLHUP | libc::POLLERR;
+        let first = fds.iter().position(|fd| fd.revents & ended != 0)?;
+        Some(self.peers[first].0)
+    }
+}
+
+/// The event of a peer closing its end (its half of the connection), where the system has one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PEER_CLOSED: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const PEER_CLOSED: libc::c_short = libc::POLLHUP;
+
+/// Waits until `done` says the work `op` has finished. Fails with `done`'s own error, with
+/// [`DistError::PeerClosed`] when `gone` names a rank and the work is still not done two seconds
+/// later, or with [`DistError::Timeout`] after `timeout`.
+pub fn wait_watching(
+    op: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<bool, DistError>,
+    mut gone: impl FnMut() -> Option<usize>,
+) -> Result<(), DistError> {
+    let started = Instant::now();
+    let mut looked = started;
+    let mut seen_gone: Option<(usize, Instant)> = None;
+    loop {
+        if done()? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if seen_gone.is_none() && now - looked >= LOOK_EVERY {
+            looked = now;
+            seen_gone = gone().map(|rank| (rank, now));
+        }
+        if let Some((rank, seen)) = seen_gone {
+            if now - seen >= GRACE {
+                return Err(DistError::PeerClosed {
+                    rank,
+                    op: op.to_string(),
+                });
+            }
+        }
+        if now - started > timeout {
+            return Err(DistError::Timeout {
+                op: op.to_string(),
+                waited: timeout,
+                ranks: Vec::new(),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn work_that_finishes_is_waited_for() {
+        let mut polls = 0;
+        let result = wait_watching(
+            "all_reduce",
+            LONG,
+            || {
+                polls += 1;
+                Ok(polls == 500)
+            },
+            || None,
+        );
+        assert!(result.is_ok());
+        assert_eq!(polls, 500);
+    }
+
+    #[test]
+    fn a_gone_peer_is_named_two_seconds_after_it_is_seen() {
+        let started = Instant::now();
+        let err = wait_watching("NCCL all_reduce", LONG, || Ok(false), || Some(3)).unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            matches!(&err, DistError::PeerClosed { rank: 3, op } if op == "NCCL all_reduce"),
+            "{err}"
+        );
+        assert!(waited >= GRACE && waited < GRACE + Duration::from_secs(5));
+        assert_eq!(
+            err.to_string(),
+            "rank 3 closed its connection during NCCL all_reduce: it exited or crashed"
+        );
+    }
+
+    #[test]
+    fn work_finishing_within_the_grace_is_not_an_error() {
+        let started = Instant::now();
+        let result = wait_watching(
+            "barrier",
+            LONG,
+            || Ok(started.elapsed() > Duration::from_millis(500)),
+            || Some(1),
+        );
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn without_a_gone_peer_the_timeout_ends_the_wait() {
+        let err = wait_watching(
+            "broadcast",
+            Duration::from_millis(300),
+            || Ok(false),
+            || None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, DistError::Timeout { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "broadcast timed out after 0s waiting for another rank (NCCL does not say which)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_works_own_error_comes_back_at_once() {
+        let err = wait_watching(
+            "all_gather",
+            LONG,
+            || {
+                Err(DistError::Nccl(
+                    "cuEventQuery: CUDA_ERROR_ILLEGAL_ADDRESS".into(),
+                ))
+            },
+            || Some(0),
+        )
+        .unwrap_err();
+        assert!(matches!(err, DistError::Nccl(_)), "{err}");
+    }
+}
