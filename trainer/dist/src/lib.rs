@@ -21,6 +21,7 @@ pub mod env;
 mod error;
 pub mod handoff;
 pub mod nccl;
+mod nccl_comm;
 pub mod nccl_lib;
 pub mod peer_watch;
 pub mod rendezvous;

@@ -9,7 +9,8 @@
 //! Reduce-scatter with accumulation is one NCCL reduce per owner (grouped), then `acc += sum` by
 //! a small NVRTC kernel; all-gather is one grouped broadcast per owner. Each call waits for its
 //! stream with the per-call timeout (NCCL does not say which peer hung; the communicator is
-//! aborted), watching the CPU collective's connections meanwhile: a peer whose process is gone
+//! aborted), asking NCCL meanwhile for an error its background thread met (a network failure:
+//! `nccl_comm.rs`) and watching the CPU collective's connections: a peer whose process is gone
 //! (exited or crashed, on any node) is named within seconds instead (`peer_watch.rs`).
 
 use std::ops::Range;
@@ -18,9 +19,9 @@ use std::time::Duration;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nccl::result::NcclError;
-use cudarc::nccl::safe::{Comm, Id, ReduceOp};
 use ecgfm_kernels::cuda::driver_error::describe_driver;
 
+use crate::nccl_comm::{unique_id, Communicator};
 use crate::nccl_lib;
 use crate::peer_watch::{wait_watching, PeerWatch};
 use crate::{Collective, CpuCollective, DistError, Shards};
@@ -34,7 +35,7 @@ extern "C" __global__ void ecgfm_add_into(float* acc, const float* x, unsigned l
 
 /// The NCCL collective of one GPU rank.
 pub struct NcclCollective {
-    comm: Comm,
+    comm: Communicator,
     stream: Arc<CudaStream>,
     add: CudaFunction,
     scratch: CudaSlice<f32>,
@@ -90,10 +91,11 @@ impl NcclCollective {
             .map_err(driver_err("binding the context"))?;
         let (rank, world) = (cpu.rank(), cpu.world_size());
         let mut bytes: Vec<u8> = match rank {
-            0 => {
-                let id = Id::new().map_err(nccl_err("ncclGetUniqueId"))?;
-                id.internal().iter().map(|&c| c as u8).collect()
-            }
+            0 => unique_id()
+                .map_err(nccl_err("ncclGetUniqueId"))?
+                .iter()
+                .map(|&c| c as u8)
+                .collect(),
             _ => Vec::new(),
         };
         cpu.broadcast_bytes(&mut bytes, 0)?;
@@ -103,7 +105,7 @@ impl NcclCollective {
             .collect::<Vec<_>>()
             .try_into()
             .map_err(|_| DistError::Nccl("the NCCL unique id is not 128 bytes".into()))?;
-        let comm = Comm::from_rank(stream.clone(), rank, world, Id::uninit(internal))
+        let comm = Communicator::join(stream.clone(), rank, world, internal)
             .map_err(nccl_err("ncclCommInitRank"))?;
         let ptx = cudarc::nvrtc::compile_ptx(ADD_KERNEL)
             .map_err(|e| DistError::Nccl(format!("compiling the add kernel: {e}")))?;
@@ -141,7 +143,10 @@ impl NcclCollective {
         // SAFETY: querying an event this function owns.
         let done = || match unsafe { cudarc::driver::sys::cuEventQuery(event.cu_event()) } {
             cudarc::driver::sys::CUresult::CUDA_SUCCESS => Ok(true),
-            cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => match self.comm.async_error() {
+                Some(e) => Err(nccl_err(&op)(e)),
+                None => Ok(false),
+            },
             other => Err(driver_err(&op)(cudarc::driver::DriverError(other))),
         };
         wait_watching(&op, self.timeout, done, || self.peers.gone())
@@ -187,7 +192,7 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
             let mut recv = self.scratch.slice_mut(0..piece.len());
             let recv = (q == rank).then_some(&mut recv);
             self.comm
-                .reduce(&send, recv, &ReduceOp::Sum, q as i32)
+                .reduce(&send, recv, q)
                 .map_err(nccl_err("ncclReduce"))?;
         }
         cudarc::nccl::result::group_end().map_err(nccl_err("ncclGroupEnd"))?;
@@ -219,7 +224,7 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
             }
             let mut view = buf.slice_mut(piece);
             self.comm
-                .broadcast_in_place(&mut view, q as i32)
+                .broadcast_in_place(&mut view, q)
                 .map_err(nccl_err("ncclBroadcast"))?;
         }
         cudarc::nccl::result::group_end().map_err(nccl_err("ncclGroupEnd"))?;
@@ -228,14 +233,14 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
 
     fn all_reduce(&mut self, buf: &mut CudaSlice<f32>) -> Result<(), DistError> {
         self.comm
-            .all_reduce_in_place(buf, &ReduceOp::Sum)
+            .all_reduce_in_place(buf)
             .map_err(nccl_err("ncclAllReduce"))?;
         self.wait("all_reduce")
     }
 
     fn broadcast(&mut self, buf: &mut CudaSlice<f32>, root: usize) -> Result<(), DistError> {
         self.comm
-            .broadcast_in_place(buf, root as i32)
+            .broadcast_in_place(&mut buf.as_view_mut(), root)
             .map_err(nccl_err("ncclBroadcast"))?;
         self.wait("broadcast")
     }
@@ -243,7 +248,7 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
     fn barrier(&mut self) -> Result<(), DistError> {
         let mut one = self.scratch.slice_mut(0..1);
         self.comm
-            .all_reduce_in_place(&mut one, &ReduceOp::Sum)
+            .all_reduce_in_place(&mut one)
             .map_err(nccl_err("ncclAllReduce"))?;
         self.wait("barrier")
     }
