@@ -2,9 +2,10 @@
 //! doc comments of the workspace's sources, which tell users what to run, and the shell scripts,
 //! `scripts/gpu-check.sh` above all, which runs where a wrong flag costs GPU time) name subcommands
 //! and flags the command line has, and their `--set` overrides name settings that exist with
-//! values of the right type. Flags are looked up in clap's definition (`cli::Cli`); the commands
-//! themselves are not run. Also: the sweep files the docs publish read, and the README's map of
-//! folders is the workspace.
+//! values of the right type; a flag the Markdown names alone (`--collective-timeout`) is one some
+//! command has. Flags are looked up in clap's definition (`cli::Cli`); the commands themselves
+//! are not run. Also: the sweep files the docs publish read, and the README's map of folders is
+//! the workspace.
 
 use std::path::{Path, PathBuf};
 
@@ -265,27 +266,99 @@ fn documents() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn every_documented_command_names_flags_and_settings_that_exist() {
-    let mut found = Vec::new();
+/// The command lines and code spans of every document but this file, each with its file.
+fn documented_lines() -> Vec<(String, String)> {
+    let mut lines = Vec::new();
     for path in documents() {
         if path.ends_with(file!().rsplit('/').next().unwrap()) {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("a readable document");
-        let lines = match path.extension().and_then(|e| e.to_str()) {
+        let found = match path.extension().and_then(|e| e.to_str()) {
             Some("md") => markdown_commands(&text),
             Some("sh") => shell_commands(&text),
             _ => rust_commands(&text),
         };
         let file = path.display().to_string();
-        for line in lines {
-            for args in invocations(&line) {
-                found.push(Found {
-                    file: file.clone(),
-                    args,
-                });
-            }
+        lines.extend(found.into_iter().map(|line| (file.clone(), line)));
+    }
+    lines
+}
+
+/// Every long flag of every `ecgfm` command and subcommand.
+fn every_flag() -> std::collections::HashSet<String> {
+    let mut flags = std::collections::HashSet::new();
+    let mut commands = vec![cli()];
+    while let Some(command) = commands.pop() {
+        for arg in command.get_arguments() {
+            flags.extend(arg.get_long().map(str::to_string));
+            flags.extend(
+                arg.get_all_aliases()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(str::to_string),
+            );
+        }
+        commands.extend(command.get_subcommands());
+    }
+    flags
+}
+
+/// Flags of other programs that the docs name alone: srun's, a benchmark script's (the merge
+/// benchmark's simulated link), compute-sanitizer's.
+const OTHER_PROGRAMS_FLAGS: [&str; 4] = ["cpus-per-task", "kill-on-bad-exit", "latency-ms", "tool"];
+
+/// A code span that is a flag alone (`--collective-timeout`, `--zero 1`): its name, when it is
+/// one.
+fn lone_flag(span: &str) -> Option<&str> {
+    let name = span.trim().strip_prefix("--")?;
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(name.len());
+    (end > 0).then(|| &name[..end])
+}
+
+/// Where the user's documentation (the Markdown files but bench/'s, which documents the Python
+/// scripts' flags) names a flag alone, it names one some `ecgfm` command has (or another
+/// program's, listed above): a flag renamed or removed leaves no sentence telling users to pass
+/// it.
+#[test]
+fn every_flag_named_alone_is_a_flag_of_some_command() {
+    let flags = every_flag();
+    let mut named = 0;
+    let mut problems = Vec::new();
+    for (file, span) in documented_lines() {
+        if !file.ends_with(".md") || file.contains("/bench/") {
+            continue;
+        }
+        let Some(name) = lone_flag(&span) else {
+            continue;
+        };
+        named += 1;
+        if !flags.contains(name) && !OTHER_PROGRAMS_FLAGS.contains(&name) && name != "help" {
+            problems.push(format!("{file}: `{span}`: no ecgfm command has `--{name}`"));
+        }
+    }
+    assert!(
+        named >= 50,
+        "only {named} flags named alone found: the extraction broke"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(lone_flag("--zero 1"), Some("zero"));
+    assert_eq!(lone_flag("--set train.recompute=true"), Some("set"));
+    assert_eq!(lone_flag("-- pretrain"), None);
+    assert_eq!(lone_flag("cargo --release"), None);
+}
+
+#[test]
+fn every_documented_command_names_flags_and_settings_that_exist() {
+    let mut found = Vec::new();
+    for (file, line) in documented_lines() {
+        for args in invocations(&line) {
+            found.push(Found {
+                file: file.clone(),
+                args,
+            });
         }
     }
     let problems: Vec<String> = found
