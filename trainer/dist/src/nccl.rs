@@ -23,7 +23,7 @@ use ecgfm_kernels::cuda::driver_error::describe_driver;
 
 use crate::nccl_comm::{unique_id, Communicator};
 use crate::nccl_lib;
-use crate::peer_watch::{wait_watching, PeerWatch};
+use crate::peer_watch::{run_watching, wait_watching, PeerWatch};
 use crate::{Collective, CpuCollective, DistError, Shards};
 
 const ADD_KERNEL: &str = r#"
@@ -84,11 +84,6 @@ impl NcclCollective {
     /// `cpu` is the rendezvous' CPU collective, used once to share the unique id.
     pub fn new(cpu: &mut CpuCollective, stream: Arc<CudaStream>) -> Result<Self, DistError> {
         nccl_lib::check_loadable()?;
-        // ncclCommInitRank joins with the calling thread's current device.
-        stream
-            .context()
-            .bind_to_thread()
-            .map_err(driver_err("binding the context"))?;
         let (rank, world) = (cpu.rank(), cpu.world_size());
         let mut bytes: Vec<u8> = match rank {
             0 => unique_id()
@@ -105,8 +100,17 @@ impl NcclCollective {
             .collect::<Vec<_>>()
             .try_into()
             .map_err(|_| DistError::Nccl("the NCCL unique id is not 128 bytes".into()))?;
-        let comm = Communicator::join(stream.clone(), rank, world, internal)
-            .map_err(nccl_err("ncclCommInitRank"))?;
+        // A rank whose initialisation fails exits; the others' would wait for it for good.
+        let peers = cpu.peer_watch()?;
+        let joining = stream.clone();
+        let comm = run_watching("ncclCommInitRank", cpu.timeout(), &peers, move || {
+            // ncclCommInitRank joins with the calling thread's current device.
+            joining
+                .context()
+                .bind_to_thread()
+                .map_err(driver_err("binding the context"))?;
+            Communicator::join(joining, rank, world, internal).map_err(nccl_err("ncclCommInitRank"))
+        })?;
         let ptx = cudarc::nvrtc::compile_ptx(ADD_KERNEL)
             .map_err(|e| DistError::Nccl(format!("compiling the add kernel: {e}")))?;
         let module = stream
@@ -123,7 +127,7 @@ impl NcclCollective {
             add,
             scratch,
             timeout: cpu.timeout(),
-            peers: cpu.peer_watch()?,
+            peers,
         })
     }
 

@@ -21,6 +21,11 @@ pub(crate) struct Communicator {
     world: usize,
 }
 
+// SAFETY: NCCL lets a communicator be used from any thread, one call at a time; `&self` calls
+// are not shared across threads (the type is not `Sync`). It is made on a thread of its own
+// (`peer_watch::run_watching`) and used on the communication thread.
+unsafe impl Send for Communicator {}
+
 /// NCCL's unique id of a new communicator (made by one rank, sent to the others).
 pub(crate) fn unique_id() -> Result<[std::ffi::c_char; 128], NcclError> {
     result::get_uniqueid().map(|id| id.internal)

@@ -11,7 +11,8 @@
 //! [`wait_watching`] is the wait loop of a GPU collective: it polls the work, looks at the
 //! peers every 50 ms, and reports a gone peer once the work has not finished within two seconds
 //! of seeing it (a peer may leave as soon as its own part of the last collective is done, a
-//! moment before this rank's part finishes).
+//! moment before this rank's part finishes). [`run_watching`] does the same for a call that
+//! blocks (NCCL's initialisation), run on a thread of its own.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -105,6 +106,38 @@ pub fn wait_watching(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Runs `work`, a call that blocks until every rank has made it (NCCL's initialisation), on a
+/// thread of its own while this one waits as [`wait_watching`] does: a rank that exits meanwhile
+/// (its own call failed, say) is named instead of leaving the others blocked for good. On an
+/// error the blocked thread is left behind; the process is about to end.
+pub fn run_watching<T: Send + 'static>(
+    op: &str,
+    timeout: Duration,
+    peers: &PeerWatch,
+    work: impl FnOnce() -> Result<T, DistError> + Send + 'static,
+) -> Result<T, DistError> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ecgfm-watched".into())
+        .spawn(move || {
+            let _ = sender.send(work());
+        })
+        .map_err(|e| DistError::Env(format!("starting a thread for {op}: {e}")))?;
+    let mut result = None;
+    let done = || match receiver.try_recv() {
+        Ok(r) => {
+            result = Some(r);
+            Ok(true)
+        }
+        Err(std::sync::mpsc::TryRecvError::Empty) => Ok(false),
+        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+            Err(DistError::Env(format!("the thread running {op} panicked")))
+        }
+    };
+    wait_watching(op, timeout, done, || peers.gone())?;
+    result.expect("the work's result was received")
 }
 
 #[cfg(test)]
