@@ -16,6 +16,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -30,9 +31,21 @@ pub(crate) struct Peer {
     write: OwnedWriteHalf,
 }
 
+/// TCP keepalive on every connection: a peer whose machine stops answering (power lost, the
+/// network cut) fails a wait on it within about a minute (30 s without traffic, then 6 probes
+/// 5 s apart) instead of at the per-call timeout. A read from it gets the error, and the peer
+/// watch of GPU ranks sees it. Probes are answered by a live peer's kernel, busy or not.
+const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
+    .with_time(Duration::from_secs(30))
+    .with_interval(Duration::from_secs(5))
+    .with_retries(6);
+
 impl Peer {
     pub(crate) fn new(stream: TcpStream) -> Peer {
         let _ = stream.set_nodelay(true);
+        if let Err(e) = SockRef::from(&stream).set_tcp_keepalive(&KEEPALIVE) {
+            tracing::warn!("TCP keepalive could not be set on a connection to a peer: {e}");
+        }
         let (read, write) = stream.into_split();
         Peer { read, write }
     }
@@ -88,6 +101,10 @@ fn io_to_dist(rank: usize, op: &str, e: std::io::Error) -> DistError {
     use std::io::ErrorKind::*;
     match e.kind() {
         UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted => DistError::PeerClosed {
+            rank,
+            op: op.to_string(),
+        },
+        TimedOut | HostUnreachable | NetworkUnreachable => DistError::PeerUnreachable {
             rank,
             op: op.to_string(),
         },
@@ -393,5 +410,53 @@ impl Collective<[f32]> for CpuCollective {
             }
         }
         self.exchange("barrier", transfers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{on_threads, Timeouts};
+
+    #[test]
+    fn every_connection_to_a_peer_has_keepalive() {
+        let timeouts = Timeouts {
+            rendezvous: Duration::from_secs(20),
+            collective: Duration::from_secs(20),
+        };
+        let settings = on_threads(3, timeouts, |c| {
+            c.peers
+                .iter()
+                .flatten()
+                .map(|peer| {
+                    let socket = SockRef::from(peer.read.as_ref());
+                    (
+                        socket.keepalive().unwrap(),
+                        socket.tcp_keepalive_time().unwrap().as_secs(),
+                        socket.tcp_keepalive_interval().unwrap().as_secs(),
+                        socket.tcp_keepalive_retries().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        for rank in settings {
+            assert_eq!(rank.unwrap(), vec![(true, 30, 5, 6); 2]);
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stops_answering_is_named_unreachable() {
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let err = io_to_dist(4, "barrier", timed_out);
+        assert!(
+            matches!(&err, DistError::PeerUnreachable { rank: 4, op } if op == "barrier"),
+            "{err}"
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(matches!(
+            io_to_dist(4, "barrier", reset),
+            DistError::PeerClosed { rank: 4, .. }
+        ));
     }
 }

@@ -33,6 +33,11 @@ pub enum DistError {
     },
     #[error("rank {rank} closed its connection during {op}: it exited or crashed")]
     PeerClosed { rank: usize, op: String },
+    #[error(
+        "rank {rank} stopped answering during {op}: its machine is down or the network to it is \
+         cut (no reply to TCP keepalive probes for about a minute)"
+    )]
+    PeerUnreachable { rank: usize, op: String },
     #[error("connection to rank {rank} failed during {op}: {source}")]
     Io {
         rank: usize,

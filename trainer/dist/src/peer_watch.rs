@@ -6,7 +6,8 @@
 //! connections of the CPU collective end. The watch holds duplicates of this rank's ends of
 //! those connections and polls them for the peer's end of the connection (`POLLRDHUP`, a hang-up or an
 //! error; nothing is read, the CPU collective's next message stays where it is). A machine that
-//! loses power sends nothing and is still found only by the timeout.
+//! loses power sends nothing; the connections' TCP keepalive (`cpu.rs`) fails them within about
+//! a minute, and the watch names that peer as unreachable.
 //!
 //! [`wait_watching`] is the wait loop of a GPU collective: it polls the work, looks at the
 //! peers every 50 ms, and reports a gone peer once the work has not finished within two seconds
@@ -37,10 +38,10 @@ impl PeerWatch {
         PeerWatch { peers }
     }
 
-    /// The lowest rank whose connection has ended (the process exited or crashed), if any.
-    /// One `poll` over all the sockets, without blocking; it sees the end of a connection even
-    /// behind data not yet read.
-    pub fn gone(&self) -> Option<usize> {
+    /// The lowest rank whose connection has ended (the process exited or crashed) or failed
+    /// (its machine stopped answering keepalive probes), if any. One `poll` over all the
+    /// sockets, without blocking; it sees the end of a connection even behind data not yet read.
+    pub fn gone(&self) -> Option<Lost> {
         let mut fds: Vec<libc::pollfd> = self
             .peers
             .iter()
@@ -58,8 +59,51 @@ impl PeerWatch {
         }
         let ended = PEER_CLOSED | libc::POLLHUP | libc::POLLERR;
         let first = fds.iter().position(|fd| fd.revents & ended != 0)?;
-        Some(self.peers[first].0)
+        let (rank, socket) = &self.peers[first];
+        let failed = fds[first].revents & libc::POLLERR != 0;
+        Some(match failed && unreachable(socket) {
+            true => Lost::Unreachable(*rank),
+            false => Lost::Closed(*rank),
+        })
     }
+}
+
+/// A peer this rank has lost, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// Its connection ended: the process exited or crashed.
+    Closed(usize),
+    /// Its machine stopped answering: down, or the network to it cut.
+    Unreachable(usize),
+}
+
+impl Lost {
+    /// The error of a wait on `op` that lost this peer.
+    pub fn error(self, op: &str) -> DistError {
+        let op = op.to_string();
+        match self {
+            Lost::Closed(rank) => DistError::PeerClosed { rank, op },
+            Lost::Unreachable(rank) => DistError::PeerUnreachable { rank, op },
+        }
+    }
+}
+
+/// Whether a failed socket's error says the other machine stopped answering (the keepalive
+/// probes went unanswered, or no route to it), rather than that it reset the connection.
+fn unreachable(socket: &OwnedFd) -> bool {
+    let mut error: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: reads the socket's pending error into `error`, of the length given.
+    let read = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut error as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    read == 0 && [libc::ETIMEDOUT, libc::EHOSTUNREACH, libc::ENETUNREACH].contains(&error)
 }
 
 /// The event of a peer closing its end (its half of the connection), where the system has one.
@@ -69,17 +113,17 @@ const PEER_CLOSED: libc::c_short = libc::POLLRDHUP;
 const PEER_CLOSED: libc::c_short = libc::POLLHUP;
 
 /// Waits until `done` says the work `op` has finished. Fails with `done`'s own error, with
-/// [`DistError::PeerClosed`] when `gone` names a rank and the work is still not done two seconds
-/// later, or with [`DistError::Timeout`] after `timeout`.
+/// [`DistError::PeerClosed`] (or `PeerUnreachable`) when `gone` names a lost peer and the work
+/// is still not done two seconds later, or with [`DistError::Timeout`] after `timeout`.
 pub fn wait_watching(
     op: &str,
     timeout: Duration,
     mut done: impl FnMut() -> Result<bool, DistError>,
-    mut gone: impl FnMut() -> Option<usize>,
+    mut gone: impl FnMut() -> Option<Lost>,
 ) -> Result<(), DistError> {
     let started = Instant::now();
     let mut looked = started;
-    let mut seen_gone: Option<(usize, Instant)> = None;
+    let mut seen_gone: Option<(Lost, Instant)> = None;
     loop {
         if done()? {
             return Ok(());
@@ -87,14 +131,11 @@ pub fn wait_watching(
         let now = Instant::now();
         if seen_gone.is_none() && now - looked >= LOOK_EVERY {
             looked = now;
-            seen_gone = gone().map(|rank| (rank, now));
+            seen_gone = gone().map(|lost| (lost, now));
         }
-        if let Some((rank, seen)) = seen_gone {
+        if let Some((lost, seen)) = seen_gone {
             if now - seen >= GRACE {
-                return Err(DistError::PeerClosed {
-                    rank,
-                    op: op.to_string(),
-                });
+                return Err(lost.error(op));
             }
         }
         if now - started > timeout {
@@ -165,7 +206,13 @@ mod tests {
     #[test]
     fn a_gone_peer_is_named_two_seconds_after_it_is_seen() {
         let started = Instant::now();
-        let err = wait_watching("NCCL all_reduce", LONG, || Ok(false), || Some(3)).unwrap_err();
+        let err = wait_watching(
+            "NCCL all_reduce",
+            LONG,
+            || Ok(false),
+            || Some(Lost::Closed(3)),
+        )
+        .unwrap_err();
         let waited = started.elapsed();
         assert!(
             matches!(&err, DistError::PeerClosed { rank: 3, op } if op == "NCCL all_reduce"),
@@ -185,7 +232,7 @@ mod tests {
             "barrier",
             LONG,
             || Ok(started.elapsed() > Duration::from_millis(500)),
-            || Some(1),
+            || Some(Lost::Closed(1)),
         );
         assert!(result.is_ok());
     }
@@ -218,9 +265,25 @@ mod tests {
                     "cuEventQuery: CUDA_ERROR_ILLEGAL_ADDRESS".into(),
                 ))
             },
-            || Some(0),
+            || Some(Lost::Unreachable(0)),
         )
         .unwrap_err();
         assert!(matches!(err, DistError::Nccl(_)), "{err}");
+    }
+
+    #[test]
+    fn an_unreachable_peer_is_named_as_such() {
+        let err = wait_watching(
+            "NCCL's barrier",
+            LONG,
+            || Ok(false),
+            || Some(Lost::Unreachable(2)),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rank 2 stopped answering during NCCL's barrier: its machine is down or the network \
+             to it is cut (no reply to TCP keepalive probes for about a minute)"
+        );
     }
 }
