@@ -35,6 +35,8 @@ pub(crate) struct Peer {
 /// network cut) fails a wait on it within about a minute (30 s without traffic, then 6 probes
 /// 5 s apart) instead of at the per-call timeout. A read from it gets the error, and the peer
 /// watch of GPU ranks sees it. Probes are answered by a live peer's kernel, busy or not.
+/// Keepalive runs only while nothing sent is unacknowledged; data in flight to a dead machine
+/// is left to TCP's retransmission limit, past the per-call timeout.
 const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
     .with_time(Duration::from_secs(30))
     .with_interval(Duration::from_secs(5))
