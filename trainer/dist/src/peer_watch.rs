@@ -1,13 +1,13 @@
-//! `PeerWatch`: notices that another rank's process is gone while this rank waits on work that
+//! `PeerWatch`: notices that another rank is gone while this rank waits on work that
 //! is not its connection to that rank: an NCCL collective on the GPU, whose kernels would
 //! otherwise wait for a dead peer until the per-call timeout (600 s by default), on every node.
 //!
 //! A process that exits or crashes, on any node, has its sockets closed by its kernel, so its
 //! connections of the CPU collective end. The watch holds duplicates of this rank's ends of
-//! those connections and polls them for the peer's end of the connection (`POLLRDHUP`, a hang-up or an
-//! error; nothing is read, the CPU collective's next message stays where it is). A machine that
-//! loses power sends nothing; the connections' TCP keepalive (`cpu.rs`) fails them within about
-//! a minute, and the watch names that peer as unreachable.
+//! those connections and polls them for the peer's end of the connection (`POLLRDHUP`, a
+//! hang-up or an error; nothing is read, the CPU collective's next message stays where it is).
+//! A machine that loses power sends nothing; the connections' TCP keepalive (`cpu.rs`) fails
+//! them within about a minute, and the watch names that peer as unreachable.
 //!
 //! [`wait_watching`] is the wait loop of a GPU collective: it polls the work, looks at the
 //! peers every 50 ms, and reports a gone peer once the work has not finished within two seconds
@@ -22,12 +22,12 @@ use crate::DistError;
 
 /// How often the wait loop polls the work.
 const POLL: Duration = Duration::from_micros(200);
-/// How often it looks at the peers' connections (a system call per peer).
+/// How often it looks at the peers' connections (one `poll` for all of them).
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 /// How long the work may still take after a peer is seen gone.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// This rank's ends of its connections to the other ranks, to peek at.
+/// This rank's ends of its connections to the other ranks, to poll.
 pub struct PeerWatch {
     /// (the peer's rank, a duplicate of this rank's socket to it).
     peers: Vec<(usize, OwnedFd)>,
