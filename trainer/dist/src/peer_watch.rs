@@ -203,25 +203,30 @@ mod tests {
         assert_eq!(polls, 500);
     }
 
+    /// The error of a wait on work that never finishes while `lost` is seen, and how long it took.
+    fn losing(lost: Lost) -> (DistError, Duration) {
+        let started = Instant::now();
+        let err = wait_watching("NCCL's all_reduce", LONG, || Ok(false), || Some(lost));
+        (err.unwrap_err(), started.elapsed())
+    }
+
     #[test]
     fn a_gone_peer_is_named_two_seconds_after_it_is_seen() {
-        let started = Instant::now();
-        let err = wait_watching(
-            "NCCL all_reduce",
-            LONG,
-            || Ok(false),
-            || Some(Lost::Closed(3)),
-        )
-        .unwrap_err();
-        let waited = started.elapsed();
+        let (err, waited) = losing(Lost::Closed(3));
         assert!(
-            matches!(&err, DistError::PeerClosed { rank: 3, op } if op == "NCCL all_reduce"),
+            matches!(&err, DistError::PeerClosed { rank: 3, op } if op == "NCCL's all_reduce"),
             "{err}"
         );
         assert!(waited >= GRACE && waited < GRACE + Duration::from_secs(5));
         assert_eq!(
             err.to_string(),
-            "rank 3 closed its connection during NCCL all_reduce: it exited or crashed"
+            "rank 3 closed its connection during NCCL's all_reduce: it exited or crashed"
+        );
+        let (err, _) = losing(Lost::Unreachable(2));
+        assert_eq!(
+            err.to_string(),
+            "rank 2 stopped answering during NCCL's all_reduce: its machine is down or the \
+             network to it is cut (no reply to TCP keepalive probes for about a minute)"
         );
     }
 
@@ -269,21 +274,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, DistError::Nccl(_)), "{err}");
-    }
-
-    #[test]
-    fn an_unreachable_peer_is_named_as_such() {
-        let err = wait_watching(
-            "NCCL's barrier",
-            LONG,
-            || Ok(false),
-            || Some(Lost::Unreachable(2)),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "rank 2 stopped answering during NCCL's barrier: its machine is down or the network \
-             to it is cut (no reply to TCP keepalive probes for about a minute)"
-        );
     }
 }
