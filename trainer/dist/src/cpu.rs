@@ -22,7 +22,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 
-use crate::peer_watch::PeerWatch;
+use crate::peer_watch::{Lost, PeerWatch};
 use crate::{Collective, DistError, Shards};
 
 /// One connection to another rank.
@@ -100,17 +100,9 @@ fn op_name(code: u64) -> &'static str {
 const HEADER: usize = 24;
 
 fn io_to_dist(rank: usize, op: &str, e: std::io::Error) -> DistError {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted => DistError::PeerClosed {
-            rank,
-            op: op.to_string(),
-        },
-        TimedOut | HostUnreachable | NetworkUnreachable => DistError::PeerUnreachable {
-            rank,
-            op: op.to_string(),
-        },
-        _ => DistError::Io {
+    match Lost::from_io(rank, e.kind()) {
+        Some(lost) => lost.error(op),
+        None => DistError::Io {
             rank,
             op: op.to_string(),
             source: e,

@@ -17,7 +17,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaEvent, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nccl::result::NcclError;
 use ecgfm_kernels::cuda::driver_error::describe_driver;
 
@@ -39,6 +39,8 @@ pub struct NcclCollective {
     stream: Arc<CudaStream>,
     add: CudaFunction,
     scratch: CudaSlice<f32>,
+    /// Recorded after each call's work; the wait polls it.
+    queued: CudaEvent,
     timeout: Duration,
     peers: PeerWatch,
 }
@@ -85,19 +87,12 @@ impl NcclCollective {
     pub fn new(cpu: &mut CpuCollective, stream: Arc<CudaStream>) -> Result<Self, DistError> {
         nccl_lib::check_loadable()?;
         let (rank, world) = (cpu.rank(), cpu.world_size());
-        let mut bytes: Vec<u8> = match rank {
-            0 => unique_id()
-                .map_err(nccl_err("ncclGetUniqueId"))?
-                .iter()
-                .map(|&c| c as u8)
-                .collect(),
+        let mut id = match rank {
+            0 => unique_id().map_err(nccl_err("ncclGetUniqueId"))?.to_vec(),
             _ => Vec::new(),
         };
-        cpu.broadcast_bytes(&mut bytes, 0)?;
-        let internal: [std::ffi::c_char; 128] = bytes
-            .iter()
-            .map(|&b| b as std::ffi::c_char)
-            .collect::<Vec<_>>()
+        cpu.broadcast_bytes(&mut id, 0)?;
+        let id: [u8; 128] = id
             .try_into()
             .map_err(|_| DistError::Nccl("the NCCL unique id is not 128 bytes".into()))?;
         // A rank whose initialisation fails exits; the others' would wait for it for good.
@@ -109,7 +104,7 @@ impl NcclCollective {
                 .context()
                 .bind_to_thread()
                 .map_err(driver_err("binding the context"))?;
-            Communicator::join(joining, rank, world, internal).map_err(nccl_err("ncclCommInitRank"))
+            Communicator::join(joining, rank, world, id).map_err(nccl_err("ncclCommInitRank"))
         })?;
         let ptx = cudarc::nvrtc::compile_ptx(ADD_KERNEL)
             .map_err(|e| DistError::Nccl(format!("compiling the add kernel: {e}")))?;
@@ -121,11 +116,16 @@ impl NcclCollective {
             .load_function("ecgfm_add_into")
             .map_err(driver_err("loading the add kernel"))?;
         let scratch = stream.alloc_zeros(1).map_err(driver_err("cudaMalloc"))?;
+        let queued = stream
+            .context()
+            .new_event(None)
+            .map_err(driver_err("cuEventCreate"))?;
         Ok(NcclCollective {
             comm,
             stream,
             add,
             scratch,
+            queued,
             timeout: cpu.timeout(),
             peers,
         })
@@ -138,22 +138,21 @@ impl NcclCollective {
 
     /// Waits for everything queued on the stream: at most the per-call timeout, and no more
     /// than two seconds once a peer's process is seen gone.
+    /// `op` is the call's name as errors give it ("NCCL's all_reduce").
     fn wait(&self, op: &str) -> Result<(), DistError> {
-        let event = self
-            .stream
-            .record_event(None)
+        self.queued
+            .record(&self.stream)
             .map_err(driver_err("cuEventRecord"))?;
-        let op = format!("NCCL's {op}");
-        // SAFETY: querying an event this function owns.
-        let done = || match unsafe { cudarc::driver::sys::cuEventQuery(event.cu_event()) } {
+        // SAFETY: querying an event this collective owns.
+        let done = || match unsafe { cudarc::driver::sys::cuEventQuery(self.queued.cu_event()) } {
             cudarc::driver::sys::CUresult::CUDA_SUCCESS => Ok(true),
             cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => match self.comm.async_error() {
-                Some(e) => Err(nccl_err(&op)(e)),
+                Some(e) => Err(nccl_err(op)(e)),
                 None => Ok(false),
             },
-            other => Err(driver_err(&op)(cudarc::driver::DriverError(other))),
+            other => Err(driver_err(op)(cudarc::driver::DriverError(other))),
         };
-        wait_watching(&op, self.timeout, done, || self.peers.gone())
+        wait_watching(op, self.timeout, done, || self.peers.gone())
     }
 
     fn ensure_scratch(&mut self, len: usize) -> Result<(), DistError> {
@@ -211,7 +210,7 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
             unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }
                 .map_err(driver_err("launching the add kernel"))?;
         }
-        self.wait("reduce_scatter")
+        self.wait("NCCL's reduce_scatter")
     }
 
     fn all_gather(
@@ -232,21 +231,21 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
                 .map_err(nccl_err("ncclBroadcast"))?;
         }
         cudarc::nccl::result::group_end().map_err(nccl_err("ncclGroupEnd"))?;
-        self.wait("all_gather")
+        self.wait("NCCL's all_gather")
     }
 
     fn all_reduce(&mut self, buf: &mut CudaSlice<f32>) -> Result<(), DistError> {
         self.comm
             .all_reduce_in_place(buf)
             .map_err(nccl_err("ncclAllReduce"))?;
-        self.wait("all_reduce")
+        self.wait("NCCL's all_reduce")
     }
 
     fn broadcast(&mut self, buf: &mut CudaSlice<f32>, root: usize) -> Result<(), DistError> {
         self.comm
             .broadcast_in_place(&mut buf.as_view_mut(), root)
             .map_err(nccl_err("ncclBroadcast"))?;
-        self.wait("broadcast")
+        self.wait("NCCL's broadcast")
     }
 
     fn barrier(&mut self) -> Result<(), DistError> {
@@ -254,6 +253,6 @@ impl Collective<CudaSlice<f32>> for NcclCollective {
         self.comm
             .all_reduce_in_place(&mut one)
             .map_err(nccl_err("ncclAllReduce"))?;
-        self.wait("barrier")
+        self.wait("NCCL's barrier")
     }
 }

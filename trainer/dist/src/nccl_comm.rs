@@ -26,9 +26,9 @@ pub(crate) struct Communicator {
 // (`peer_watch::run_watching`) and used on the communication thread.
 unsafe impl Send for Communicator {}
 
-/// NCCL's unique id of a new communicator (made by one rank, sent to the others).
-pub(crate) fn unique_id() -> Result<[std::ffi::c_char; 128], NcclError> {
-    result::get_uniqueid().map(|id| id.internal)
+/// NCCL's unique id of a new communicator (made by one rank, sent to the others), as bytes.
+pub(crate) fn unique_id() -> Result<[u8; 128], NcclError> {
+    result::get_uniqueid().map(|id| id.internal.map(|c| c as u8))
 }
 
 impl Communicator {
@@ -37,10 +37,12 @@ impl Communicator {
         stream: Arc<CudaStream>,
         rank: usize,
         world: usize,
-        id: [std::ffi::c_char; 128],
+        id: [u8; 128],
     ) -> Result<Communicator, NcclError> {
         let mut raw = std::mem::MaybeUninit::uninit();
-        let id = sys::ncclUniqueId { internal: id };
+        let id = sys::ncclUniqueId {
+            internal: id.map(|b| b as std::ffi::c_char),
+        };
         // SAFETY: ncclCommInitRank writes the handle on success; rank < world, both small.
         let raw = unsafe {
             result::comm_init_rank(raw.as_mut_ptr(), world as i32, id, rank as i32)?;

@@ -60,11 +60,11 @@ impl PeerWatch {
         let ended = PEER_CLOSED | libc::POLLHUP | libc::POLLERR;
         let first = fds.iter().position(|fd| fd.revents & ended != 0)?;
         let (rank, socket) = &self.peers[first];
-        let failed = fds[first].revents & libc::POLLERR != 0;
-        Some(match failed && unreachable(socket) {
-            true => Lost::Unreachable(*rank),
-            false => Lost::Closed(*rank),
-        })
+        let failed = match fds[first].revents & libc::POLLERR {
+            0 => None,
+            _ => socket_error(socket).and_then(|e| Lost::from_io(*rank, e.kind())),
+        };
+        Some(failed.unwrap_or(Lost::Closed(*rank)))
     }
 }
 
@@ -78,6 +78,19 @@ pub enum Lost {
 }
 
 impl Lost {
+    /// The peer `rank` lost, if an error of the connection to it (`kind`) says so: the CPU
+    /// collective's reads and writes and the watch classify errors here.
+    pub(crate) fn from_io(rank: usize, kind: std::io::ErrorKind) -> Option<Lost> {
+        use std::io::ErrorKind::*;
+        match kind {
+            UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted => {
+                Some(Lost::Closed(rank))
+            }
+            TimedOut | HostUnreachable | NetworkUnreachable => Some(Lost::Unreachable(rank)),
+            _ => None,
+        }
+    }
+
     /// The error of a wait on `op` that lost this peer.
     pub fn error(self, op: &str) -> DistError {
         let op = op.to_string();
@@ -88,9 +101,8 @@ impl Lost {
     }
 }
 
-/// Whether a failed socket's error says the other machine stopped answering (the keepalive
-/// probes went unanswered, or no route to it), rather than that it reset the connection.
-fn unreachable(socket: &OwnedFd) -> bool {
+/// The error pending on a failed socket (`SO_ERROR`: a reset, keepalive's timeout, no route).
+fn socket_error(socket: &OwnedFd) -> Option<std::io::Error> {
     let mut error: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: reads the socket's pending error into `error`, of the length given.
@@ -103,7 +115,7 @@ fn unreachable(socket: &OwnedFd) -> bool {
             &mut len,
         )
     };
-    read == 0 && [libc::ETIMEDOUT, libc::EHOSTUNREACH, libc::ENETUNREACH].contains(&error)
+    (read == 0 && error != 0).then(|| std::io::Error::from_raw_os_error(error))
 }
 
 /// The event of a peer closing its end (its half of the connection), where the system has one.
