@@ -185,9 +185,9 @@ fn check(args: &[String]) -> Vec<String> {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             continue;
         }
-        let known = command.get_arguments().any(|a| {
-            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
-        });
+        let known = command
+            .get_arguments()
+            .any(|a| long_names(a).any(|n| n == name));
         if !known && name != "help" {
             problems.push(format!("`{shown}` has no flag `--{name}`"));
             continue;
@@ -285,19 +285,19 @@ fn documented_lines() -> Vec<(String, String)> {
     lines
 }
 
+/// An argument's long flag names: its own and its aliases.
+fn long_names(arg: &clap::Arg) -> impl Iterator<Item = &str> {
+    let aliases = arg.get_all_aliases().unwrap_or_default();
+    arg.get_long().into_iter().chain(aliases)
+}
+
 /// Every long flag of every `ecgfm` command and subcommand.
 fn every_flag() -> std::collections::HashSet<String> {
     let mut flags = std::collections::HashSet::new();
     let mut commands = vec![cli()];
     while let Some(command) = commands.pop() {
         for arg in command.get_arguments() {
-            flags.extend(arg.get_long().map(str::to_string));
-            flags.extend(
-                arg.get_all_aliases()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(str::to_string),
-            );
+            flags.extend(long_names(arg).map(str::to_string));
         }
         commands.extend(command.get_subcommands());
     }
