@@ -9,7 +9,7 @@
 //!   plot / checksum check of a dataset (`inspect`, `plot`), and several datasets made with the
 //!   same preprocessing joined into one (`merge`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`; what
-//!   to do about a failed request, `store_hint`) and the streaming training loader (`loader`);
+//!   to do about a failed request, `store_hint`; their HTTP client, `store_http`) and the streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
 //!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
 //!   file `ecgfm embed` writes as it goes (`embeddings`, through `object_sink`: one object
@@ -35,6 +35,7 @@ mod shard_columns;
 pub mod split;
 pub mod store;
 pub mod store_hint;
+mod store_http;
 pub mod synth_dataset;
 pub mod windows;
 

@@ -18,6 +18,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::DataError;
+use crate::store_http::CertificateRefusalIsFinal;
 
 /// A store and the dataset root inside it.
 pub type StoreRoot = (Arc<dyn ObjectStore>, Path);
@@ -72,21 +73,27 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     use object_store::ObjectStoreScheme as S;
     let store: Arc<dyn ObjectStore> = match scheme {
         S::AmazonS3 => {
-            let mut b = AmazonS3Builder::from_env().with_url(url);
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_http_connector(CertificateRefusalIsFinal);
             for (key, value) in config_keys::<AmazonS3ConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::GoogleCloudStorage => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .with_http_connector(CertificateRefusalIsFinal);
             for (key, value) in config_keys::<GoogleConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         S::MicrosoftAzure => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_http_connector(CertificateRefusalIsFinal);
             if let Some(sas) = parsed.query().filter(|q| !q.is_empty()) {
                 // A SAS URL as the Azure portal gives it: its token is the credential.
                 b = b

@@ -4,8 +4,14 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; `verbose` raises the default level from info to debug.
+/// By default rustls-platform-verifier's own log of a refused certificate is left out: the
+/// command's error says the same and what to do about it.
 pub fn init(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
+    let default = if verbose {
+        "debug"
+    } else {
+        "info,rustls_platform_verifier=off"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
