@@ -1,24 +1,31 @@
 //! The resume journal `_ingest_state.json`: after every stored shard, the ingest writes how many
 //! records of its (deterministic) plan are fully done, the shards holding them and the running
-//! totals. A later run with the same settings and plan (every record's labels and metadata
-//! included) keeps those shards (after checking they are still there with the recorded size) and
-//! goes on from the next record.
+//! totals, and the settings that decide the output ([`IngestSettings`]: paths canonical, files
+//! by their contents). A later run with the same settings and plan (every record's labels and
+//! metadata included), however it spells its paths, keeps those shards (after checking they are
+//! still there with the recorded size) and goes on from the next record.
 //!
 //! An output that holds something else is refused, never overwritten: a dataset (`manifest.json`)
 //! that is not this very run's finished output, or the journal of an ingest with other settings,
 //! labels or records (whether it finished or not: starting over would rewrite its shards from the
-//! first while what it wrote stays beside them). The way out is another `--out`, removing the
-//! folder, or (for an unfinished ingest) running it again as it was.
+//! first while what it wrote stays beside them); the refusal names the settings that differ. The
+//! way out is another `--out`, removing the folder, or (for an unfinished ingest) running it
+//! again as it was.
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use ecgfm_preprocess::{BandPassConfig, PipelineConfig};
+
 use crate::error::DataError;
-use crate::ingest::options::IngestOptions;
+use crate::ingest::options::{IngestOptions, SourceFormat};
 use crate::ingest::plan::PlannedRecord;
 use crate::manifest::{Counts, PartialEntry, QuarantineEntry, ShardEntry, MANIFEST_FILE};
+use crate::split::SplitFractions;
 use crate::store;
 
 /// Object name of the journal at the dataset root.
@@ -27,8 +34,14 @@ pub const JOURNAL_FILE: &str = "_ingest_state.json";
 /// The state of an ingest after its last stored shard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
-    /// Hash of the settings and the plan; a journal with another fingerprint is ignored.
+    /// Hash of the settings and the plan ([`IngestSettings::fingerprint`]); a journal with
+    /// another fingerprint is not resumed.
     pub fingerprint: String,
+    /// The settings the fingerprint hashes, so a refusal can name the ones that differ. Absent
+    /// from the journals of earlier versions (whose fingerprint hashed the options as typed,
+    /// [`legacy_fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<IngestSettings>,
     /// Records of the plan, from the first, whose outcome is final.
     pub records_done: usize,
     pub shards: Vec<ShardEntry>,
@@ -37,10 +50,286 @@ pub struct Journal {
     pub partial: Vec<PartialEntry>,
 }
 
-/// Hash of everything that decides the output: the settings (less threads and stop point) and
-/// every planned record with what the plan knows of it (labels, patient, age, sex, fold), so a
-/// changed label file (`--label-csv`, `ptbxl_database.csv`, `REFERENCE.csv`) changes it.
-pub fn fingerprint(options: &IngestOptions, source_name: &str, plan: &[PlannedRecord]) -> String {
+/// Everything that decides an ingest's output, whatever the paths' spelling: the source folder
+/// by its canonical path (a URL without its trailing `/` and secrets), the resolved format (not
+/// `auto`), the label CSV and record lists by their contents' SHA-256 (not their names), the
+/// preprocessing and layout, and a hash of the plan: every planned record with what the plan
+/// knows of it (labels, patient, age, sex, fold), so a changed label table
+/// (`ptbxl_database.csv`, `REFERENCE.csv`) changes it too. Not `--out`, the threads or the stop
+/// point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestSettings {
+    pub source: String,
+    pub format: SourceFormat,
+    pub source_name: String,
+    pub preprocessing: PipelineConfig,
+    pub shard_target_bytes: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+    /// SHA-256 of the `--label-csv` file's bytes.
+    pub label_csv: Option<String>,
+    /// SHA-256 of the `--records` file's bytes.
+    pub records: Option<String>,
+    /// SHA-256 of the `--exclude` file's bytes.
+    pub exclude: Option<String>,
+    pub verify_checksums: bool,
+    pub split_fractions: SplitFractions,
+    pub seed: u64,
+    pub limit: Option<usize>,
+    /// Records in the plan.
+    pub planned_records: usize,
+    /// SHA-256 of the planned records.
+    pub plan: String,
+}
+
+/// The contents of the files given beside the source, as [`IngestSettings`] hashes them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SideFiles<'a> {
+    pub label_csv: Option<&'a [u8]>,
+    pub records: Option<&'a [u8]>,
+    pub exclude: Option<&'a [u8]>,
+}
+
+/// Hex SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl IngestSettings {
+    /// The settings of an ingest with `options` of the source whose identity is `source`
+    /// (`SourceRoot::identity`), read as `format` (resolved), whose rows are named
+    /// `source_name`, planning `plan`.
+    pub fn new(
+        options: &IngestOptions,
+        source: String,
+        format: SourceFormat,
+        source_name: &str,
+        side_files: SideFiles<'_>,
+        plan: &[PlannedRecord],
+    ) -> Self {
+        let mut hasher = Sha256::new();
+        for record in plan {
+            hasher.update(serde_json::to_vec(record).expect("record serialises"));
+            hasher.update([0]);
+        }
+        IngestSettings {
+            source,
+            format,
+            source_name: source_name.to_string(),
+            preprocessing: options.preprocessing.clone(),
+            shard_target_bytes: options.shard_target_bytes,
+            row_group_rows: options.row_group_rows,
+            zstd_level: options.zstd_level,
+            label_csv: side_files.label_csv.map(sha256),
+            records: side_files.records.map(sha256),
+            exclude: side_files.exclude.map(sha256),
+            verify_checksums: options.verify_checksums,
+            split_fractions: options.split_fractions,
+            seed: options.seed,
+            limit: options.limit,
+            planned_records: plan.len(),
+            plan: hex::encode(hasher.finalize()),
+        }
+    }
+
+    /// The hash a journal of these settings carries.
+    pub fn fingerprint(&self) -> String {
+        sha256(&serde_json::to_vec(self).expect("settings serialise"))
+    }
+
+    /// What differs between the settings of an earlier run (`self`) and `now`, one phrase each,
+    /// in the flags' terms where a flag sets it (`--rate 250 then, 500 now`).
+    pub fn differences(&self, now: &IngestSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut differ = |what: &str, then: String, now: String| {
+            if then != now {
+                out.push(format!("{what} {then} then, {now} now"));
+            }
+        };
+        let (a, b) = (&self.preprocessing, &now.preprocessing);
+        differ("the source", self.source.clone(), now.source.clone());
+        differ("--format", self.format.to_string(), now.format.to_string());
+        differ(
+            "--source-name",
+            self.source_name.clone(),
+            now.source_name.clone(),
+        );
+        differ(
+            "--label-csv",
+            file_digest(&self.label_csv),
+            file_digest(&now.label_csv),
+        );
+        differ(
+            "--records",
+            file_digest(&self.records),
+            file_digest(&now.records),
+        );
+        differ(
+            "--exclude",
+            file_digest(&self.exclude),
+            file_digest(&now.exclude),
+        );
+        differ("--limit", optional(self.limit), optional(now.limit));
+        differ(
+            "--rate",
+            a.target_rate_hz.to_string(),
+            b.target_rate_hz.to_string(),
+        );
+        differ(
+            "--window-s",
+            seconds(a.window.window_samples, a.target_rate_hz),
+            seconds(b.window.window_samples, b.target_rate_hz),
+        );
+        let stride = |p: &PipelineConfig| {
+            let samples = p.window.stride_samples;
+            samples.map_or_else(|| "none".to_string(), |s| seconds(s, p.target_rate_hz))
+        };
+        differ("--stride-s", stride(a), stride(b));
+        differ("--bandpass", band_pass(a), band_pass(b));
+        differ(
+            "--standardize",
+            json_text(&a.standardize.mode),
+            json_text(&b.standardize.mode),
+        );
+        // What no flag sets (the resampler, quality thresholds, ...), named by its field.
+        let mut rest = a.clone();
+        rest.target_rate_hz = b.target_rate_hz;
+        rest.window.window_samples = b.window.window_samples;
+        rest.window.stride_samples = b.window.stride_samples;
+        rest.band_pass = b.band_pass.clone();
+        rest.standardize.mode = b.standardize.mode;
+        if rest != *b {
+            let (mut then_leaves, mut now_leaves) = Default::default();
+            leaves("", &to_value(&rest), &mut then_leaves);
+            leaves("", &to_value(b), &mut now_leaves);
+            let none = "none".to_string();
+            let keys: BTreeSet<&String> = then_leaves.keys().chain(now_leaves.keys()).collect();
+            for key in keys {
+                differ(
+                    &format!("the preprocessing setting {key}"),
+                    then_leaves.get(key).unwrap_or(&none).clone(),
+                    now_leaves.get(key).unwrap_or(&none).clone(),
+                );
+            }
+        }
+        let mb = |bytes: u64| (bytes as f64 / (1024.0 * 1024.0)).to_string();
+        differ(
+            "--shard-mb",
+            mb(self.shard_target_bytes),
+            mb(now.shard_target_bytes),
+        );
+        differ(
+            "--row-group-rows",
+            self.row_group_rows.to_string(),
+            now.row_group_rows.to_string(),
+        );
+        differ(
+            "the zstd level",
+            self.zstd_level.to_string(),
+            now.zstd_level.to_string(),
+        );
+        let checks = |on: bool| if on { "on" } else { "off" }.to_string();
+        differ(
+            "header checksum checks",
+            checks(self.verify_checksums),
+            checks(now.verify_checksums),
+        );
+        let fractions = |f: &SplitFractions| format!("{}/{}/{}", f.train, f.val, f.test);
+        differ(
+            "the train/val/test fractions",
+            fractions(&self.split_fractions),
+            fractions(&now.split_fractions),
+        );
+        differ("--seed", self.seed.to_string(), now.seed.to_string());
+        // The plan follows from the source, format, label CSV and lists: when they are the
+        // same, the source's records or its own label tables changed.
+        let same_inputs = (&self.source, self.format, &self.label_csv, &self.records)
+            == (&now.source, now.format, &now.label_csv, &now.records)
+            && (&self.exclude, self.limit) == (&now.exclude, now.limit);
+        if same_inputs && self.plan != now.plan {
+            out.push(format!(
+                "the source's records or their labels and metadata (its label tables?): {} \
+                 planned records then, {} now, not the same",
+                self.planned_records, now.planned_records
+            ));
+        }
+        out
+    }
+}
+
+/// `none`, or a file's contents by the start of their SHA-256.
+fn file_digest(digest: &Option<String>) -> String {
+    match digest {
+        Some(digest) => format!(
+            "(a file with SHA-256 {}...)",
+            &digest[..12.min(digest.len())]
+        ),
+        None => "none".to_string(),
+    }
+}
+
+fn optional<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+/// `samples` at `rate` Hz, in seconds.
+fn seconds(samples: usize, rate: f64) -> String {
+    (samples as f64 / rate).to_string()
+}
+
+/// The `--bandpass` value of `config`.
+fn band_pass(config: &PipelineConfig) -> String {
+    match &config.band_pass {
+        None => "none".to_string(),
+        Some(bp) if bp.order == BandPassConfig::default().order => {
+            format!("{}:{}", bp.low_hz, bp.high_hz)
+        }
+        Some(bp) => format!("{}:{} (order {})", bp.low_hz, bp.high_hz, bp.order),
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("settings serialise")
+}
+
+/// A JSON value as text: strings without their quotes.
+fn json_text<T: Serialize>(value: &T) -> String {
+    match to_value(value) {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// Every scalar of `value` by its dotted path below `prefix`.
+fn leaves(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(fields) if !fields.is_empty() => {
+            for (key, field) in fields {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaves(&path, field, out);
+            }
+        }
+        serde_json::Value::Null => {
+            out.insert(prefix.to_string(), "none".to_string());
+        }
+        other => {
+            out.insert(prefix.to_string(), json_text(other));
+        }
+    }
+}
+
+/// The fingerprint of journals written before they carried their settings: the options as typed
+/// (less threads and stop point), the source name and the plan. A journal of that version is
+/// still resumed by the very command that wrote it.
+pub fn legacy_fingerprint(
+    options: &IngestOptions,
+    source_name: &str,
+    plan: &[PlannedRecord],
+) -> String {
     let mut normalized = options.clone();
     normalized.threads = 0;
     normalized.stop_after_shards = None;
@@ -55,38 +344,46 @@ pub fn fingerprint(options: &IngestOptions, source_name: &str, plan: &[PlannedRe
 }
 
 impl Journal {
-    /// A fresh journal.
-    pub fn new(fingerprint: String) -> Self {
+    /// A fresh journal of an ingest with `settings`.
+    pub fn new(settings: &IngestSettings) -> Self {
         Journal {
-            fingerprint,
+            fingerprint: settings.fingerprint(),
+            settings: Some(settings.clone()),
             ..Journal::default()
         }
     }
 
     /// The journal to go on from in the output at `root` (`url` names it in errors): an earlier
-    /// run's with this fingerprint whose shards are all still present with their recorded sizes
-    /// (a finished run is then not redone), or a fresh one where the output holds neither a
-    /// dataset nor a journal, or only an unfinished journal of this fingerprint whose shards
-    /// changed (the same settings write the same shards again). Anything else is refused (see
-    /// the module's documentation) and left as it is.
+    /// run's with these settings (or, written by an earlier version, the `legacy` fingerprint)
+    /// whose shards are all still present with their recorded sizes (a finished run is then not
+    /// redone), or a fresh one where the output holds neither a dataset nor a journal, or only
+    /// an unfinished journal of these settings whose shards changed (the same settings write the
+    /// same shards again). Anything else is refused (see the module's documentation), naming
+    /// the settings that differ, and left as it is.
     pub fn resume(
         object_store: &dyn ObjectStore,
         root: &Path,
         url: &str,
-        fingerprint: &str,
+        settings: &IngestSettings,
+        legacy: &str,
     ) -> Result<Self, DataError> {
         let has_dataset = exists(object_store, &store::join(root, MANIFEST_FILE))?;
         let way_out = "choose another --out or remove the folder";
-        let Some(journal) = Self::load(object_store, root)? else {
+        let Some(mut journal) = Self::load(object_store, root)? else {
             if has_dataset {
                 return Err(DataError::Refused(format!(
                     "{url} already holds a dataset ({MANIFEST_FILE}) that this ingest did not \
                      write; ingest writes a new one: {way_out}"
                 )));
             }
-            return Ok(Self::new(fingerprint.to_string()));
+            return Ok(Self::new(settings));
         };
-        if journal.fingerprint != fingerprint {
+        let fingerprint = settings.fingerprint();
+        let same = match &journal.settings {
+            Some(_) => journal.fingerprint == fingerprint,
+            None => journal.fingerprint == legacy,
+        };
+        if !same {
             let held = if has_dataset {
                 format!("a dataset ({MANIFEST_FILE})")
             } else {
@@ -94,12 +391,24 @@ impl Journal {
                     "an unfinished ingest ({JOURNAL_FILE}; run it again as it was to finish it)"
                 )
             };
+            let differences = journal
+                .settings
+                .as_ref()
+                .map(|then| then.differences(settings))
+                .unwrap_or_default();
+            let why = if differences.is_empty() {
+                "other settings, labels or records".to_string()
+            } else {
+                format!("other settings: {}", differences.join("; "))
+            };
             return Err(DataError::Refused(format!(
-                "{url} already holds {held} ingested with other settings, labels or records; \
-                 ingest writes a new one: {way_out}"
+                "{url} already holds {held} ingested with {why}; ingest writes a new one: \
+                 {way_out}"
             )));
         }
         if shards_intact(object_store, root, &journal)? {
+            journal.fingerprint = fingerprint;
+            journal.settings = Some(settings.clone());
             Ok(journal)
         } else if has_dataset {
             Err(DataError::Refused(format!(
@@ -107,7 +416,7 @@ impl Journal {
                  was written (`ecgfm data inspect` names them); ingest writes a new one: {way_out}"
             )))
         } else {
-            Ok(Self::new(fingerprint.to_string()))
+            Ok(Self::new(settings))
         }
     }
 
@@ -169,4 +478,146 @@ fn shards_intact(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn settings(options: &IngestOptions) -> IngestSettings {
+        let plan = [PlannedRecord::bare("a/r1", false)];
+        let side_files = SideFiles {
+            label_csv: Some(b"record,labels\nr1,x:y\n"),
+            ..SideFiles::default()
+        };
+        IngestSettings::new(
+            options,
+            "/data/src".into(),
+            SourceFormat::Wfdb,
+            "wfdb",
+            side_files,
+            &plan,
+        )
+    }
+
+    /// Saves a journal of `then` at `ds/` and resumes it with `now`: the refusal's message.
+    fn refusal(then: &Journal, now: &IngestSettings) -> String {
+        let store = InMemory::new();
+        let root = Path::from("ds");
+        then.save(&store, &root).unwrap();
+        Journal::resume(&store, &root, "ds", now, "legacy")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn paths_as_typed_and_the_output_are_not_settings() {
+        let options = IngestOptions {
+            source: "./src/".into(),
+            out: "out".into(),
+            label_csv: Some("lj.csv".into()),
+            ..IngestOptions::default()
+        };
+        let respelled = IngestOptions {
+            source: "/data/src".into(),
+            out: "/elsewhere/out/".into(),
+            label_csv: Some("./copy-of-lj.csv".into()),
+            format: SourceFormat::Auto,
+            threads: 3,
+            stop_after_shards: Some(1),
+            ..options.clone()
+        };
+        assert_eq!(
+            settings(&options).fingerprint(),
+            settings(&respelled).fingerprint()
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_settings_that_differ() {
+        let options = IngestOptions {
+            limit: Some(60),
+            ..IngestOptions::default()
+        };
+        let then = Journal::new(&settings(&options));
+        let mut changed = options.clone();
+        changed.preprocessing.target_rate_hz = 500.0;
+        changed.preprocessing.window.window_samples = 10_000;
+        changed.preprocessing.band_pass = None;
+        changed.preprocessing.quality.flat_min_std *= 2.0;
+        changed.limit = None;
+        changed.shard_target_bytes = 1 << 20;
+        let err = refusal(&then, &settings(&changed));
+        for phrase in [
+            "ds already holds an unfinished ingest (_ingest_state.json; run it again as it was \
+             to finish it) ingested with other settings: ",
+            "--limit 60 then, none now",
+            "--rate 250 then, 500 now",
+            "--window-s 10 then, 20 now",
+            "--bandpass 0.67:40 then, none now",
+            "the preprocessing setting quality.flat_min_std",
+            "--shard-mb 128 then, 1 now",
+            "choose another --out or remove the folder",
+        ] {
+            assert!(err.contains(phrase), "{phrase:?} not in {err}");
+        }
+        // A stride that follows the window is no second difference.
+        assert!(!err.contains("--stride-s"), "{err}");
+        let mut same_length = options.clone();
+        same_length.preprocessing.target_rate_hz = 500.0;
+        same_length.preprocessing.window.window_samples = 5000;
+        same_length.preprocessing.window.stride_samples = Some(1000);
+        let err = refusal(&then, &settings(&same_length));
+        assert!(
+            err.contains("--rate 250 then, 500 now; --stride-s none then, 2 now"),
+            "{err}"
+        );
+        assert!(!err.contains("--window-s"), "{err}");
+
+        let mut plan_changed = settings(&options);
+        plan_changed.plan = "another".into();
+        let err = refusal(&then, &plan_changed);
+        assert!(
+            err.ends_with(
+                "with other settings: the source's records or their labels and metadata (its \
+                 label tables?): 1 planned records then, 1 now, not the same; ingest writes a \
+                 new one: choose another --out or remove the folder"
+            ),
+            "{err}"
+        );
+        let mut labels_changed = settings(&options);
+        labels_changed.label_csv = Some("f00".repeat(20));
+        labels_changed.plan = "another".into();
+        let err = refusal(&then, &labels_changed);
+        assert!(err.contains("--label-csv (a file with SHA-256 "), "{err}");
+        assert!(
+            err.contains("then, (a file with SHA-256 f00f00f00f00...) now"),
+            "{err}"
+        );
+        assert!(!err.contains("planned records"), "{err}");
+    }
+
+    #[test]
+    fn a_journal_without_settings_resumes_by_its_legacy_fingerprint() {
+        let store = InMemory::new();
+        let root = Path::from("ds");
+        let now = settings(&IngestOptions::default());
+        let old = Journal {
+            fingerprint: "legacy".into(),
+            records_done: 0,
+            ..Journal::default()
+        };
+        old.save(&store, &root).unwrap();
+        let resumed = Journal::resume(&store, &root, "ds", &now, "legacy").unwrap();
+        assert_eq!(resumed.fingerprint, now.fingerprint());
+        assert_eq!(resumed.settings.as_ref(), Some(&now));
+        let err = Journal::resume(&store, &root, "ds", &now, "other")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ingested with other settings, labels or records; "),
+            "{err}"
+        );
+    }
 }

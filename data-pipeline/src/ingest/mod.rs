@@ -36,7 +36,7 @@ use crate::manifest::{Manifest, SourceEntry};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::store;
 
-pub use journal::{Journal, JOURNAL_FILE};
+pub use journal::{IngestSettings, Journal, SideFiles, JOURNAL_FILE};
 pub use label_csv::LabelOverride;
 pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
 pub use plan::{make_plan, Plan, PlannedRecord};
@@ -182,8 +182,9 @@ fn source_name(opts: &IngestOptions, format: SourceFormat) -> String {
 
 /// The journal an ingest of `records` (in `format`) goes on from in its output at `out_root`:
 /// a fresh one, or that of an earlier run of the same ingest (finished, or interrupted after
-/// its shards); an output holding anything else is refused (`Journal::resume`). Reads only, so
-/// `ingest --dry-run` asks it too.
+/// its shards), however its paths were spelled; an output holding anything else is refused
+/// (`Journal::resume`), naming the settings that differ. Reads only (the label CSV and the
+/// lists again, for their contents' hashes), so `ingest --dry-run` asks it too.
 pub fn output_journal(
     opts: &IngestOptions,
     format: SourceFormat,
@@ -191,9 +192,33 @@ pub fn output_journal(
     out_store: &dyn ObjectStore,
     out_root: &Path,
 ) -> Result<Journal, DataError> {
-    let fingerprint = journal::fingerprint(opts, &source_name(opts, format), records);
+    let source_name = source_name(opts, format);
+    let read = |file: &Option<String>| {
+        file.as_deref()
+            .map(|file| read_side_file(file, &opts.source_store_options))
+            .transpose()
+    };
+    let (label_csv, cohort, excluded) = (
+        read(&opts.label_csv)?,
+        read(&opts.records)?,
+        read(&opts.exclude)?,
+    );
+    let side_files = SideFiles {
+        label_csv: label_csv.as_deref(),
+        records: cohort.as_deref(),
+        exclude: excluded.as_deref(),
+    };
+    let settings = IngestSettings::new(
+        opts,
+        source::identity_of(&opts.source),
+        format,
+        &source_name,
+        side_files,
+        records,
+    );
+    let legacy = journal::legacy_fingerprint(opts, &source_name, records);
     let out_url = store::redact_url(&opts.out);
-    Journal::resume(out_store, out_root, &out_url, &fingerprint)
+    Journal::resume(out_store, out_root, &out_url, &settings, &legacy)
 }
 
 /// Reads a file given beside the source (the label CSV, the record list) from a local path or

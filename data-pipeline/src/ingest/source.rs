@@ -37,14 +37,7 @@ impl std::fmt::Debug for SourceRoot {
 impl SourceRoot {
     /// Opens a local path, `file://` URL or object-store URL (with explicit store settings).
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Self, DataError> {
-        let local = if let Some(rest) = url.strip_prefix("file://") {
-            Some(PathBuf::from(rest))
-        } else if !url.contains("://") {
-            Some(PathBuf::from(url))
-        } else {
-            None
-        };
-        if let Some(dir) = local {
+        if let Some(dir) = local_path(url) {
             if !dir.is_dir() {
                 let reason = match std::env::current_dir() {
                     Ok(cwd) if dir.is_relative() => format!(
@@ -81,11 +74,7 @@ impl SourceRoot {
     /// so the same folder given twice, spelled differently, is known for the same source.
     pub fn identity(&self) -> String {
         match self {
-            SourceRoot::Local(dir) => dir
-                .canonicalize()
-                .unwrap_or_else(|_| dir.clone())
-                .display()
-                .to_string(),
+            SourceRoot::Local(dir) => local_identity(dir),
             SourceRoot::Store { url, .. } => url.trim_end_matches('/').to_string(),
         }
     }
@@ -156,6 +145,34 @@ impl SourceRoot {
                 })
             }),
         }
+    }
+}
+
+/// The local folder a source URL names (a plain path or `file://`), or `None` for an object
+/// store.
+fn local_path(url: &str) -> Option<PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        Some(PathBuf::from(rest))
+    } else if !url.contains("://") {
+        Some(PathBuf::from(url))
+    } else {
+        None
+    }
+}
+
+/// A local folder by its absolute path without links.
+fn local_identity(dir: &FsPath) -> String {
+    dir.canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// [`SourceRoot::identity`] of the source at `url`, without opening it.
+pub fn identity_of(url: &str) -> String {
+    match local_path(url) {
+        Some(dir) => local_identity(&dir),
+        None => store::redact_url(url).trim_end_matches('/').to_string(),
     }
 }
 

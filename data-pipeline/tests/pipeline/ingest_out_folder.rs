@@ -184,6 +184,68 @@ fn changed_labels_do_not_resume_into_the_old_dataset() {
     assert_refused(&opts, "already holds a dataset");
 }
 
+/// The same ingest spelled differently (the source with a trailing `/`, `--format auto`, `--out`
+/// through `./`, a byte-identical copy of the label CSV) resumes an interrupted run into the
+/// dataset an uninterrupted one writes, and a finished run does nothing; a label CSV of other
+/// contents under the same name is refused naming `--label-csv`.
+#[test]
+fn a_respelled_ingest_resumes_and_other_labels_are_named() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let names = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"];
+    for name in names {
+        for ext in ["hea", "mat"] {
+            let file = format!("{name}.{ext}");
+            std::fs::copy(source.join(&file), records.join(&file)).unwrap();
+        }
+    }
+    std::fs::copy(source.join("REFERENCE.csv"), records.join("REFERENCE.csv")).unwrap();
+    let labels = dir.path().join("labels.csv");
+    let copy = dir.path().join("copy-of-labels.csv");
+    std::fs::write(&labels, "record,labels\nA00002,custom:a\n").unwrap();
+    std::fs::copy(&labels, &copy).unwrap();
+    let mut opts = options(&records, dir.path().join("full").to_str().unwrap());
+    opts.format = ecgfm_data::ingest::SourceFormat::Cinc2017;
+    opts.label_csv = Some(labels.display().to_string());
+    opts.shard_target_bytes = 1;
+    opts.row_group_rows = 1;
+    let full = ingest(&opts, &hidden()).unwrap();
+    assert!(full.shards >= 3, "{full}");
+
+    let out = dir.path().join("out");
+    let mut interrupted = opts.clone();
+    interrupted.out = out.display().to_string();
+    interrupted.stop_after_shards = Some(1);
+    assert!(!ingest(&interrupted, &hidden()).unwrap().complete);
+    let mut respelled = opts.clone();
+    respelled.source = format!("{}/", records.display());
+    respelled.format = ecgfm_data::ingest::SourceFormat::Auto;
+    respelled.out = format!("{}/./out/", dir.path().display());
+    respelled.label_csv = Some(copy.display().to_string());
+    let finished = ingest(&respelled, &hidden()).unwrap();
+    assert_eq!(
+        (finished.complete, finished.shards_resumed),
+        (true, 1),
+        "{finished}"
+    );
+    assert!(
+        snapshot(&out) == snapshot(Path::new(&opts.out)),
+        "the resumed dataset differs from the uninterrupted one"
+    );
+    let again = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (again.shards_written, again.shards_resumed),
+        (0, full.shards)
+    );
+
+    std::fs::write(&labels, "record,labels\nA00002,custom:b\n").unwrap();
+    assert_refused(&opts, "already holds a dataset (manifest.json) ingested with other settings: --label-csv (a file with SHA-256 ");
+}
+
 #[test]
 fn a_source_folder_without_records_is_refused_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

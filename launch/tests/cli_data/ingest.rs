@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{run_err, run_ok, temp_dir};
+use crate::common::{run_err, run_err_in, run_ok, run_ok_in, temp_dir};
 
 /// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
 /// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
@@ -42,6 +42,61 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
     );
     let summary = run_ok(&["data", "inspect", out]);
     assert!(!summary.contains("DIFFER"), "{summary}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An interrupted ingest resumes, and a finished one does nothing, whatever the spelling of its
+/// paths (`--out jr4`, `jr4/`, `./jr4`, the source with a trailing `/`) or `--format auto` for
+/// the format it resolves to; another `--rate` is refused naming it.
+#[test]
+fn an_ingest_resumes_however_its_paths_are_spelled() {
+    let Some(source) = ecgfm_test_support::shared_data("ptbxl-500") else {
+        return;
+    };
+    let dir = temp_dir("ingest-respelled");
+    let source = source.to_str().unwrap();
+    fn ingest(source: &str, format: &str, out: &str, extra: &[&str]) -> Vec<String> {
+        let args = [
+            "data",
+            "ingest",
+            source,
+            "--format",
+            format,
+            "--out",
+            out,
+            "--limit",
+            "60",
+            "--row-group-rows",
+            "8",
+            "--shard-mb",
+            "1",
+        ];
+        args.iter().chain(extra).map(|a| a.to_string()).collect()
+    }
+    let first = run_ok_in(
+        &dir,
+        &ingest(source, "ptbxl", "jr4", &["--stop-after-shards", "1"]),
+    );
+    assert!(first.contains("stopped early after 1 shards"), "{first}");
+    let with_slash = format!("{source}/");
+    let resumed = run_ok_in(&dir, &ingest(&with_slash, "auto", "jr4/", &[]));
+    assert!(
+        resumed.contains("60 records planned") && resumed.contains(", 1 kept from an earlier run)"),
+        "{resumed}"
+    );
+    let again = run_ok_in(&dir, &ingest(source, "ptbxl", "./jr4", &[]));
+    assert!(again.contains("(0 written now, "), "{again}");
+    let absolute = dir.join("jr4");
+    let again = run_ok(&ingest(source, "auto", absolute.to_str().unwrap(), &[]));
+    assert!(again.contains("(0 written now, "), "{again}");
+    let err = run_err_in(&dir, &ingest(source, "ptbxl", "jr4", &["--rate", "500"]));
+    assert!(
+        err.contains(
+            "jr4 already holds a dataset (manifest.json) ingested with other settings: --rate \
+             250 then, 500 now; ingest writes a new one"
+        ),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
