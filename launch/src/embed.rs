@@ -62,6 +62,13 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
         bail!("unknown split {} (train, val, test or all)", args.split);
     }
     let pooling = Pooling::parse(&args.pool)?;
+    if !args.out.contains("://") {
+        // A local file: its folder is made (or a file in its way named) before any work.
+        let out = std::path::Path::new(&args.out);
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(std::path::Path::new("."));
+        crate::eval::prepare_folder(dir, &format!("--out {}", out.display()))?;
+    }
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| embed(args, pooling))
 }

@@ -9,7 +9,7 @@ use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, rate_warning, read_windows, CheckpointDataArgs};
 use crate::pretraining_check::{self, EvalData, RecordKey};
 use crate::progress::EvalBar;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::record_ids::{read_record_ids, RecordId};
@@ -116,6 +116,8 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     crate::pretrained::refuse_folder_as_out_file(&args.out)?;
     let settings = settings(args)?;
+    // Before any work (a fine-tuning may take hours): an `--out` that cannot be written fails now.
+    prepare_out_file(&args.out)?;
     let vocabulary = Vocabulary::parse(&args.labels)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| evaluate(args, vocabulary, settings))
@@ -125,10 +127,11 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
-    let out_dir = match args.out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    // The run's copy and its TensorBoard scalars go to `<run>/eval/`: it too must be a folder
+    // before the work starts.
+    let run_eval = args.source.run.join("eval");
+    prepare_folder(&run_eval, "the run's copy of the results")?;
+    let out_dir = out_folder(&args.out);
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
     })?;
@@ -264,24 +267,25 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         results,
     };
     let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
     // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
     // results of the exported step from there. Written before `--out`, and each file whole (written
-    // beside and renamed), so an `--out` that exists means the evaluation finished.
-    let run_eval = args.source.run.join("eval");
+    // beside and renamed), so an `--out` that exists means the evaluation finished; an `--out`
+    // that fails after all (its folder removed during the run, say) leaves the results there.
     report
         .write_tensorboard(&run_eval)
         .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
     let name = args.out.file_name().context("--out names no file")?;
     let copy = run_eval.join(name);
     let out_dir = std::fs::canonicalize(out_dir).ok();
-    if std::fs::canonicalize(&run_eval).ok() != out_dir {
+    let apart = std::fs::canonicalize(&run_eval).ok() != out_dir;
+    if apart {
         write_whole(&copy, &json)?;
     }
-    write_whole(&args.out, &json)?;
+    let written = write_whole(&args.out, &json);
+    match apart {
+        true => written.with_context(|| format!("the results are kept in {}", copy.display()))?,
+        false => written?,
+    }
     print!("{}", report.table());
     println!(
         "results written to {} and {} (TensorBoard scalars in {})",
@@ -318,6 +322,41 @@ fn records_as_patients(
             )
         })
         .collect()
+}
+
+/// The folder of the file `out` (`.` for a bare file name).
+fn out_folder(out: &Path) -> &Path {
+    match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes sure the file `out` can be written before any work: creates its folder, refusing a
+/// file in the way with a message naming it, and writes and removes the temporary file that
+/// `write_whole` writes beside it (a folder without write permission fails here).
+fn prepare_out_file(out: &Path) -> Result<()> {
+    prepare_folder(out_folder(out), &format!("--out {}", out.display()))?;
+    let mut probe = out.as_os_str().to_owned();
+    probe.push(".partial");
+    let probe = PathBuf::from(probe);
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {} cannot be written", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Creates the folder `dir` (and those above it) for `what` (the output, as messages name it);
+/// a file where a folder must be is named: `afile` of `afile/e.json`.
+pub(crate) fn prepare_folder(dir: &Path, what: &str) -> Result<()> {
+    if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+        bail!(
+            "{what} cannot be written: {} is a file, not a folder",
+            file.display()
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{what} cannot be written: creating {}", dir.display()))
 }
 
 /// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half

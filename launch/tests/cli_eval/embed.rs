@@ -38,6 +38,20 @@ fn embed_writes_the_encoder_features_of_every_window() {
     assert!(stdout.contains("64-dimensional"), "{stdout}");
     let folder = run_err(&embed(&["--out", "/tmp"]));
     assert!(folder.contains("--out /tmp is a folder"), "{folder}");
+    // A file where --out's folder must be is named, before any work.
+    let file = std::env::temp_dir().join(format!("ecgfm-embed-file-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let in_file = file.join("e.parquet");
+    let err = run_err(&embed(&["--out", in_file.to_str().unwrap()]));
+    let said = format!("{} is a file, not a folder", file.display());
+    assert!(
+        err.contains(&format!(
+            "--out {} cannot be written: {said}",
+            in_file.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
     let unknown = run_err(&embed(&["--split", "foo", "--out", out_s]));
     assert!(
         unknown.contains("unknown split foo (train, val, test or all)"),

@@ -57,6 +57,23 @@ fn bad_input_is_a_clear_error() {
     // A folder as --out is refused before any work (the result was lost at the end).
     let err = run_err(&eval_args(data, "/nonexistent-run", "/tmp", "probe"));
     assert!(err.contains("--out /tmp is a folder"), "{err}");
+    // So is an --out whose folder is a file (it failed after the whole evaluation, with neither
+    // --out nor the run's copy written): before the run is even read.
+    let file = std::env::temp_dir().join(format!("ecgfm-eval-file-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let in_file = file.join("sub/e.json");
+    let said = format!(
+        "--out {} cannot be written: {} is a file, not a folder",
+        in_file.display(),
+        file.display()
+    );
+    let in_file = in_file.to_str().unwrap();
+    let err = run_err(&eval_args(data, "/nonexistent-run", in_file, "probe"));
+    assert!(err.contains(&said), "{err}");
+    // With the run too: nothing evaluated, nothing written in the run's eval folder.
+    let err = run_err(&eval_args(data, run_s, in_file, "probe"));
+    assert!(err.contains(&said) && !err.contains("probe at"), "{err}");
+    std::fs::remove_file(&file).unwrap();
     // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
     let mut huge = eval_args(data, run_s, out, "probe");
     let at = huge.iter().position(|a| *a == "--batch-size").unwrap();
@@ -68,6 +85,48 @@ fn bad_input_is_a_clear_error() {
     );
     args.extend(["--step", "5"]);
     assert!(run_err(&args).contains("no checkpoint at step 5"));
+}
+
+/// Copies the folder `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => drop(std::fs::copy(entry.path(), target).unwrap()),
+        }
+    }
+}
+
+/// A run whose `eval` (where the results' copy goes) is a file is refused before any work, and
+/// --out is not written.
+#[test]
+fn a_run_whose_eval_folder_is_a_file_is_refused_first() {
+    let (data, run) = fixture();
+    let dir = fixture_dir("eval-folder-file");
+    let copy = dir.join("run");
+    copy_dir(run, &copy);
+    let _ = std::fs::remove_dir_all(copy.join("eval"));
+    std::fs::write(copy.join("eval"), "x").unwrap();
+    let out = dir.join("out/e.json");
+    let args = eval_args(
+        data.to_str().unwrap(),
+        copy.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "probe",
+    );
+    let err = run_err(&args);
+    let eval = copy.join("eval");
+    assert!(
+        err.contains(&format!(
+            "the run's copy of the results cannot be written: {} is a file, not a folder",
+            eval.display()
+        )) && !err.contains("probe at"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 /// The result file says what the encoder was pretrained on; an encoder pretrained on every split
