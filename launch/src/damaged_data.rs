@@ -45,9 +45,14 @@ fn says_damaged(err: &(dyn Error + 'static)) -> bool {
         || err.is::<DamagedChild>()
 }
 
-/// Whether any error of `err`'s chain says the data was damaged.
+/// Whether any error of `err`'s chain says the data was damaged. A data source's error made an
+/// `anyhow::Error` by `anyhow::Error::from_boxed` (the validation set's, say) is not in the
+/// chain itself (the chain starts at its cause): it is found by its type.
 pub fn is_damaged(err: &anyhow::Error) -> bool {
     err.chain().any(says_damaged)
+        || err
+            .downcast_ref::<SourceError>()
+            .is_some_and(|boxed| fault_of(boxed) == ReadFault::Damaged)
 }
 
 /// The kind of a data source's read error, from its chain.
@@ -107,6 +112,16 @@ mod tests {
         assert!(is_damaged(&anyhow::Error::new(DamagedChild(
             "rank 0".into()
         ))));
+        // A source's boxed error (`from_boxed`, as the validation set's is), under a context.
+        let boxed = anyhow::Error::from_boxed(Box::new(damaged())).context("drawing the set");
+        assert!(is_damaged(&boxed));
+        let wrapped: SourceError = Box::new(TrainError::Data("ds".into(), Box::new(damaged())));
+        assert!(
+            is_damaged(&anyhow::Error::from_boxed(wrapped)),
+            "as a cause"
+        );
+        let other = anyhow::Error::from_boxed(Box::new(DataError::Config("no".into())));
+        assert!(!is_damaged(&other.context("drawing the set")));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `ecgfm data merge`: two datasets inspected and trained on as one, mismatches refused; two
 //! sources repeated per epoch and validated one by one, on the same windows whatever the run's
-//! mixing.
+//! mixing; a damaged input shard (exit 65, as `pretrain` drawing its validation set from one).
 
 use std::path::Path;
 
-use crate::common::{pretrain_args, run_err, run_ok, temp_dir};
+use crate::common::{ecgfm_env, flip_middle_byte, pretrain_args, run_err, run_ok, temp_dir};
 use crate::{synth, synth_with};
 
 #[test]
@@ -170,5 +170,67 @@ fn sources_of_a_merge_are_repeated_and_validated_one_by_one() {
     assert_eq!(within["val_loss"], across["val_loss"], "{within} {across}");
     let off = last_metrics(&run("off", &["--set", "train.val_by_source=false"]).1);
     assert!(off.get("val_loss_by_source").is_none(), "{off}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The exit status and standard error of `ecgfm args`, which must fail.
+fn exit_and_error(args: &[String]) -> (Option<i32>, String) {
+    let output = ecgfm_env(args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !output.status.success(),
+        "ecgfm {args:?} should have failed"
+    );
+    (output.status.code(), stderr)
+}
+
+/// A dataset of 360 rows in 3 shards of row groups of 32 rows (the middle of a shard is in a row
+/// group's signal column chunk) at `dir/ds`, and its shards' paths.
+fn three_shards(dir: &Path) -> (String, Vec<std::path::PathBuf>) {
+    let ds = synth_with(
+        dir,
+        "ds",
+        "1",
+        "3",
+        &[
+            "--records",
+            "120",
+            "--shard-mb",
+            "1",
+            "--row-group-rows",
+            "32",
+        ],
+    );
+    let shards: Vec<_> = (0..4)
+        .map(|i| Path::new(&ds).join(format!("shards/shard-{i:05}.parquet")))
+        .collect();
+    assert!(shards[2].exists() && !shards[3].exists());
+    (ds, shards[..3].to_vec())
+}
+
+/// What names a damaged dataset `ds` and its repair (`damaged_data::name_damaged_dataset`).
+fn names_damaged(ds: &str) -> String {
+    format!("a shard of the dataset {ds} is damaged (`ecgfm data inspect {ds}` checks every shard)")
+}
+
+/// A run drawing its validation set (before its first step) from a shard damaged after it was
+/// written exits 65 (sysexits' EX_DATAERR, as every command exits for it; it gave 1) and names
+/// the dataset with its repair, as a shard damaged mid-run does.
+#[test]
+fn a_damaged_shard_in_the_validation_set_exits_65() {
+    let dir = temp_dir("data-damaged-validation");
+    let (ds, shards) = three_shards(&dir);
+    for shard in &shards {
+        flip_middle_byte(shard);
+    }
+    let mut pretrain = pretrain_args(&dir.join("run"), 4);
+    pretrain.extend(["--data".to_string(), ds.clone()]);
+    let (code, err) = exit_and_error(&pretrain);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(
+        err.contains(&names_damaged(&ds))
+            && err.contains("drawing the validation set: shards/shard-0000"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
