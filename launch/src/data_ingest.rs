@@ -8,6 +8,7 @@ use ecgfm_data::ingest::{
 };
 use ecgfm_data::store::{open_url_with, redact_url};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+use ecgfm_preprocess::pipeline::MAX_RECORD_RATE_HZ;
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig, Standardization};
 
 /// Preprocessing and shard-layout flags shared by `ingest` and `synth`.
@@ -45,6 +46,15 @@ pub struct LayoutArgs {
 impl LayoutArgs {
     /// The preprocessing settings these flags describe.
     fn pipeline(&self) -> Result<PipelineConfig> {
+        // A record's highest sampling rate is also the highest to resample to: beyond it the
+        // resampling filter and the windows grow to gigabytes.
+        if !(self.rate > 0.0 && self.rate <= MAX_RECORD_RATE_HZ) {
+            bail!(
+                "--rate must be a sampling rate in Hz above 0 and at most {MAX_RECORD_RATE_HZ} (the \
+                 highest a record may have), got {}",
+                self.rate
+            );
+        }
         let mut config = PipelineConfig {
             target_rate_hz: self.rate,
             ..PipelineConfig::default()

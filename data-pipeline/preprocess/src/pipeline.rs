@@ -50,6 +50,14 @@ impl Pipeline {
                 "target_rate_hz must be positive, got {rate}"
             )));
         }
+        // The resampling filter and every window grow with the rate: 100 MHz asks for tens of
+        // gigabytes. The highest rate a record may have is also the highest to resample to.
+        if rate > MAX_RECORD_RATE_HZ {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "target_rate_hz must be at most {MAX_RECORD_RATE_HZ} Hz (the highest sampling \
+                 rate a record may have), got {rate}"
+            )));
+        }
         config.window.validate()?;
         config.standardize.validate()?;
         config.resampler.validate()?;

@@ -287,6 +287,18 @@ fn invalid_settings_are_rejected() {
         ..PipelineConfig::default()
     };
     assert!(Pipeline::new(zero_rate).is_err());
+    let absurd_rate = PipelineConfig {
+        target_rate_hz: 1e8,
+        ..PipelineConfig::default()
+    };
+    assert!(
+        matches!(Pipeline::new(absurd_rate), Err(PreprocessError::InvalidConfig(m)) if m.contains("at most 100000 Hz"))
+    );
+    let highest = PipelineConfig {
+        target_rate_hz: ecgfm_preprocess::pipeline::MAX_RECORD_RATE_HZ,
+        ..PipelineConfig::default()
+    };
+    assert!(Pipeline::new(highest).is_ok());
     let mut zero_threshold = PipelineConfig::default();
     zero_threshold.quality.max_hf_ratio = 0.0;
     assert!(

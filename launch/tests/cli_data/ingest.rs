@@ -326,3 +326,44 @@ fn a_wrong_format_says_what_the_folder_looks_like() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A target `--rate` above the highest a record may have (100 kHz) is refused up front, naming
+/// the flag, by `ingest` (it ran out of memory at 100 MHz) and `synth`, and nothing is written;
+/// the highest one itself is not refused.
+#[test]
+fn an_absurd_rate_is_refused_naming_the_flag() {
+    let dir = temp_dir("absurd-rate");
+    let out = dir.join("bo");
+    let out = out.to_str().unwrap();
+    // Refused before the source is opened: it need not exist.
+    let source = "/nonexistent-source";
+    for rate in ["100000000", "100000.5", "nan", "-250"] {
+        for command in [
+            &["data", "ingest", source, "--limit", "1", "--out", out][..],
+            &["data", "synth", "--records", "1", "--out", out],
+        ] {
+            let flag = format!("--rate={rate}");
+            let err = run_err(&[command, &[flag.as_str()]].concat());
+            assert!(
+                err.contains("--rate must be a sampling rate in Hz above 0 and at most 100000"),
+                "{err}"
+            );
+            assert!(err.contains(&format!("got {}", rate.parse::<f64>().unwrap())));
+        }
+    }
+    assert!(!dir.join("bo").exists());
+    let highest = run_ok(&[
+        "data",
+        "synth",
+        "--records",
+        "1",
+        "--out",
+        out,
+        "--rate",
+        "100000",
+        "--window-s",
+        "0.1",
+    ]);
+    assert!(highest.contains("1 synthetic records"), "{highest}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
