@@ -1,11 +1,13 @@
 //! `ecgfm data merge A B [...] --out URL`: datasets ingested with the same preprocessing (each
 //! source with its own format) joined into one dataset to train on.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use ecgfm_data::error::DataError;
 use ecgfm_data::merge::{merge, MergeOptions};
 use ecgfm_data::store::redact_url;
 
+use crate::damaged_data::name_damaged_dataset;
 use crate::progress::byte_bar;
 
 #[derive(Args, Debug, Clone)]
@@ -36,8 +38,8 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         in_store_copy: !args.stream_copy,
         ..MergeOptions::default()
     };
-    let report = merge(&args.inputs, &args.out, &options, &bar)
-        .with_context(|| format!("merging into {}", args.out))?;
+    let report =
+        merge(&args.inputs, &args.out, &options, &bar).map_err(|err| merge_error(err, args))?;
     bar.finish_and_clear();
     let m = &report.manifest;
     let sources: Vec<String> = m
@@ -79,4 +81,30 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The error of a merge into `--out`; where an input's shard failed its manifest's size or
+/// SHA-256, with the damaged input dataset named and the ways to repair it (the command then
+/// exits as for any damaged shard, `damaged_data`), and that a merge run again once it is
+/// repaired keeps the shards copied so far.
+fn merge_error(err: DataError, args: &MergeArgs) -> anyhow::Error {
+    let out = redact_url(&args.out);
+    let damaged = match &err {
+        DataError::Damaged { path, .. } => Some(path.clone()),
+        _ => None,
+    };
+    let err = anyhow::Error::new(err);
+    let Some(path) = damaged else {
+        return err.context(format!("merging into {out}"));
+    };
+    let err = err.context(format!(
+        "merging into {out} (the shards copied so far stay there: run the merge again once the \
+         input is repaired, it keeps them)"
+    ));
+    // The merge names the shard by its input's (redacted) URL and its path there.
+    let input = (args.inputs.iter()).find(|url| path.starts_with(&format!("{}/", redact_url(url))));
+    match input {
+        Some(url) => name_damaged_dataset(err, url),
+        None => err,
+    }
 }

@@ -1,8 +1,10 @@
 //! Copying a merge's shards: several at once (`MergeOptions::jobs`), each checked against its
 //! input manifest's size and SHA-256. Where an input and the output share a store
 //! (`store::same_store`) the store copies the shard itself (a hard link on a local disk,
-//! CopyObject on S3) and the copy is then read back to check it; otherwise the shard's bytes
-//! pass through this machine and are checked before they are written. A destination already
+//! CopyObject on S3) and the copy is then read back to check it (a copy that fails is removed
+//! and the shard passes through here instead); otherwise the shard's bytes pass through this
+//! machine and are checked before they are written. An input shard whose bytes fail its
+//! manifest's checks is `DataError::Damaged`, as the loader says it. A destination already
 //! holding the right bytes (left by an interrupted merge, found by one listing of the output's
 //! shards rather than a request per shard) is kept. A shard whose entry lacks the chunk
 //! checksums the loader checks (written before ecgfm kept them) gets them computed from its
@@ -110,14 +112,15 @@ async fn copy_one(
     // credentials may read but not copy from) falls back to passing the bytes through here.
     if job.in_store && out_store.copy(&job.from, &job.to).await.is_ok() {
         let (size, sha256, bytes) = read_back(out_store, &job.to, keep).await?;
-        if let Err(changed) = check(job, size, &sha256) {
-            out_store
-                .delete(&job.to)
-                .await
-                .map_err(store::store_error(&job.to))?;
-            return Err(changed);
+        if job.shard.mismatch(size, &sha256).is_none() {
+            return Ok((Outcome::InStore, checksums_of(job, bytes)?));
         }
-        return Ok((Outcome::InStore, checksums_of(job, bytes)?));
+        // The copy is removed, and the input's own bytes, read here, say whether the input is
+        // damaged (a store's bad copy is then replaced by a good one).
+        out_store
+            .delete(&job.to)
+            .await
+            .map_err(store::store_error(&job.to))?;
     }
     let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
     check(job, bytes.len() as u64, &sha256_hex(&bytes))?;
@@ -152,16 +155,14 @@ fn checksums_of(job: &CopyJob, bytes: Option<Bytes>) -> Result<Option<ShardCheck
         .transpose()
 }
 
-/// The error for a shard whose bytes are not those its manifest lists.
+/// The error for an input shard whose bytes are not those its manifest lists: `Damaged`, so
+/// `ecgfm data merge` exits as every command does for a damaged shard.
 fn check(job: &CopyJob, size: u64, sha256: &str) -> Result<(), DataError> {
     match job.shard.mismatch(size, sha256) {
         None => Ok(()),
-        Some(damage) => Err(DataError::Corrupt {
+        Some(damage) => Err(DataError::Damaged {
             path: format!("{}/{}", job.input_url, job.shard.path),
-            reason: format!(
-                "{damage}: the shard changed after it was written (`ecgfm data inspect` checks \
-                 a whole dataset)"
-            ),
+            reason: format!("{damage}: the shard changed after it was written"),
         }),
     }
 }

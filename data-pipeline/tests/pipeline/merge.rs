@@ -12,6 +12,7 @@ use crate::ingest_support;
 
 use std::collections::BTreeMap;
 
+use ecgfm_data::error::DataError;
 use ecgfm_data::ingest::ingest;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::manifest::Manifest;
@@ -77,7 +78,7 @@ fn merge_with(
     inputs: &[String],
     out: &str,
     options: &MergeOptions,
-) -> Result<MergeReport, ecgfm_data::error::DataError> {
+) -> Result<MergeReport, DataError> {
     merge(inputs, out, options, &hidden())
 }
 
@@ -267,9 +268,10 @@ fn a_changed_input_shard_stops_the_merge_before_any_manifest() {
         (MergeOptions::default(), "memory://merge-tests/changed-out"),
         (streamed(2), "memory://merge-tests/changed-out-streamed"),
     ] {
-        let err = merge_with(&[a.clone(), b.clone()], out, &options)
-            .unwrap_err()
-            .to_string();
+        let err = merge_with(&[a.clone(), b.clone()], out, &options).unwrap_err();
+        // Damaged by type, as the loader says it: `ecgfm data merge` exits 65 for it.
+        assert!(matches!(err, DataError::Damaged { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains(&format!("{b}/{}", shard.path)), "{err}");
         assert!(err.contains("changed after it was written"), "{err}");
         let (out_store, out_root) = store::open_url(out).unwrap();

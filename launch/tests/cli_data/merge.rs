@@ -234,3 +234,43 @@ fn a_damaged_shard_in_the_validation_set_exits_65() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A merge of a shard damaged after it was written exits 65 (it gave 1), naming the dataset and
+/// the shard; the shards copied before it stay, and the same merge, run again once the shard is
+/// repaired, keeps them and finishes.
+#[test]
+fn a_damaged_input_shard_exits_65_and_the_merge_goes_on_once_it_is_repaired() {
+    let dir = temp_dir("data-merge-damaged");
+    let (ds, shards) = three_shards(&dir);
+    let out = dir.join("copy").display().to_string();
+    let merge: Vec<String> = ["data", "merge", &ds, "--out", &out, "--jobs", "1"]
+        .map(String::from)
+        .to_vec();
+    for stream in [false, true] {
+        let intact = flip_middle_byte(&shards[1]);
+        let mut args = merge.clone();
+        if stream {
+            args.push("--stream-copy".into());
+        }
+        let (code, err) = exit_and_error(&args);
+        assert_eq!(code, Some(65), "{err}");
+        assert!(
+            err.contains(&names_damaged(&ds))
+                && err.contains(&format!("{ds}/shards/shard-00001.parquet"))
+                && err.contains("run the merge again once the input is repaired"),
+            "{err}"
+        );
+        // One shard at a time: the first was copied, the damaged one left out, no manifest.
+        let copied = Path::new(&out).join("shards");
+        assert!(copied.join("shard-00000.parquet").exists());
+        assert!(!copied.join("shard-00001.parquet").exists());
+        assert!(!Path::new(&out).join("manifest.json").exists());
+        std::fs::write(&shards[1], &intact).unwrap();
+        let said = run_ok(&args);
+        assert!(said.contains("1 kept from an earlier run"), "{said}");
+        let summary = run_ok(&["data", "inspect", &out]);
+        assert!(summary.contains("360 rows"), "{summary}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
