@@ -65,8 +65,11 @@ impl LayoutArgs {
                 self.shard_mb
             );
         }
-        config.window.window_samples = self.samples(self.window_s);
-        config.window.stride_samples = self.stride_s.map(|s| self.samples(s));
+        config.window.window_samples = self.samples("--window-s", self.window_s)?;
+        config.window.stride_samples = self
+            .stride_s
+            .map(|s| self.samples("--stride-s", s))
+            .transpose()?;
         config.band_pass = match self.bandpass.as_str() {
             "none" => None,
             corners => {
@@ -89,9 +92,20 @@ impl LayoutArgs {
         Ok(config)
     }
 
-    /// Samples at the target rate in `seconds`.
-    fn samples(&self, seconds: f64) -> usize {
-        (seconds * self.rate).round() as usize
+    /// Samples at the target rate in `seconds`, given by `flag`: at least one.
+    fn samples(&self, flag: &str, seconds: f64) -> Result<usize> {
+        if !(seconds > 0.0 && seconds.is_finite()) {
+            bail!("{flag} must be a positive number of seconds, got {seconds}");
+        }
+        let samples = (seconds * self.rate).round();
+        if samples < 1.0 {
+            bail!(
+                "{flag} {seconds} is under one sample at --rate {} (a sample lasts {} s)",
+                self.rate,
+                1.0 / self.rate
+            );
+        }
+        Ok(samples as usize)
     }
 
     fn shard_bytes(&self) -> u64 {

@@ -38,6 +38,15 @@ impl SourceRoot {
     /// Opens a local path, `file://` URL or object-store URL (with explicit store settings).
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Self, DataError> {
         if let Some(dir) = local_path(url) {
+            if dir.exists() && !dir.is_dir() {
+                return Err(DataError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "a file, not a folder: give the folder that holds the records",
+                    ),
+                });
+            }
             if !dir.is_dir() {
                 let reason = match std::env::current_dir() {
                     Ok(cwd) if dir.is_relative() => format!(
@@ -224,6 +233,23 @@ mod tests {
         symlink(dir.path().join("gone"), root.join("dangling.hea")).unwrap();
         let files = SourceRoot::Local(root).list_files().unwrap();
         assert_eq!(files, ["dangling.hea", "linked/b.hea", "own/a.hea"]);
+    }
+
+    #[test]
+    fn a_file_is_named_as_a_file_not_a_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("README.md");
+        std::fs::write(&file, "notes").unwrap();
+        let err = SourceRoot::open(file.to_str().unwrap(), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: a file, not a folder: give the folder that holds the records",
+                file.display()
+            )
+        );
     }
 
     #[test]

@@ -367,3 +367,51 @@ fn an_absurd_rate_is_refused_naming_the_flag() {
     assert!(highest.contains("1 synthetic records"), "{highest}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A window or stride of no sample is named by its flag and the rate (not as
+/// `stride_samples must be > 0`), and a file given as the source folder is named as a file.
+#[test]
+fn a_stride_under_one_sample_and_a_file_for_a_source_are_explained() {
+    let dir = temp_dir("stride-under-a-sample");
+    let out = dir.join("st");
+    let out = out.to_str().unwrap();
+    let source = "/nonexistent-source";
+    for (flags, says) in [
+        (
+            &["--stride-s", "0.001"][..],
+            "--stride-s 0.001 is under one sample at --rate 250 (a sample lasts 0.004 s)",
+        ),
+        (
+            &["--window-s", "0.0009", "--rate", "500"],
+            "--window-s 0.0009 is under one sample at --rate 500 (a sample lasts 0.002 s)",
+        ),
+        (
+            &["--window-s", "0"],
+            "--window-s must be a positive number of seconds, got 0",
+        ),
+        (
+            &["--stride-s=-1"],
+            "--stride-s must be a positive number of seconds, got -1",
+        ),
+    ] {
+        let err = run_err(&ingest_args(
+            Path::new(source),
+            &[&["--out", out], flags].concat(),
+        ));
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("stride_samples"), "{err}");
+    }
+    let file = dir.join("README.md");
+    std::fs::write(&file, "not a source folder").unwrap();
+    let err = run_err(&ingest_args(&file, &["--out", out]));
+    assert!(
+        err.contains(&format!(
+            "{}: a file, not a folder: give the folder that holds the records",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("not found"), "{err}");
+    assert!(!dir.join("st").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
