@@ -212,11 +212,10 @@ impl IngestSettings {
                 );
             }
         }
-        let mb = |bytes: u64| (bytes as f64 / (1024.0 * 1024.0)).to_string();
         differ(
             "--shard-mb",
-            mb(self.shard_target_bytes),
-            mb(now.shard_target_bytes),
+            shard_mb(self.shard_target_bytes),
+            shard_mb(now.shard_target_bytes),
         );
         differ(
             "--row-group-rows",
@@ -270,6 +269,17 @@ fn file_digest(digest: &Option<String>) -> String {
 
 fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+/// The shortest `--shard-mb` that gives `bytes` (the flag's MB are truncated to bytes, so
+/// `0.05` is 52,428 bytes, not 0.049999237... MB).
+fn shard_mb(bytes: u64) -> String {
+    const MB: f64 = 1024.0 * 1024.0;
+    let mb = bytes as f64 / MB;
+    (0..=9)
+        .map(|decimals| format!("{mb:.decimals$}"))
+        .find(|text| text.parse::<f64>().is_ok_and(|v| (v * MB) as u64 == bytes))
+        .unwrap_or_else(|| mb.to_string())
 }
 
 /// `samples` at `rate` Hz, in seconds.
@@ -547,7 +557,7 @@ mod tests {
         changed.preprocessing.band_pass = None;
         changed.preprocessing.quality.flat_min_std *= 2.0;
         changed.limit = None;
-        changed.shard_target_bytes = 1 << 20;
+        changed.shard_target_bytes = (0.05 * 1024.0 * 1024.0) as u64;
         let err = refusal(&then, &settings(&changed));
         for phrase in [
             "ds already holds an unfinished ingest (_ingest_state.json; run it again as it was \
@@ -557,7 +567,7 @@ mod tests {
             "--window-s 10 then, 20 now",
             "--bandpass 0.67:40 then, none now",
             "the preprocessing setting quality.flat_min_std",
-            "--shard-mb 128 then, 1 now",
+            "--shard-mb 128 then, 0.05 now",
             "choose another --out or remove the folder",
         ] {
             assert!(err.contains(phrase), "{phrase:?} not in {err}");
