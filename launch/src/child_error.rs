@@ -118,13 +118,14 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Runs `command` to its end; when it fails, also the error the child wrote.
+/// Runs `command` to its end, passing on the stop signals this process receives
+/// (`signals::status_passing_on`); when it fails, also the error the child wrote.
 pub fn status_and_error(
     command: &mut Command,
 ) -> Result<(std::process::ExitStatus, Option<String>)> {
     let dir = ErrorDir::create()?;
     let file = dir.new_file();
-    let status = command.env(ENV, &file).status()?;
+    let status = crate::signals::status_passing_on(command.env(ENV, &file))?;
     let error = take(&file);
     Ok((status, error.filter(|_| !status.success())))
 }

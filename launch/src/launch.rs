@@ -61,47 +61,10 @@ pub struct LaunchArgs {
     pub command: Vec<String>,
 }
 
-fn send_signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, sig);
-    }
-}
-
-/// What a rank is sent when the launcher receives `sig`: SIGHUP (the terminal or ssh session
-/// closed), which the ranks do not catch, becomes the stop request SIGTERM.
-fn forwarded_as(sig: libc::c_int) -> libc::c_int {
-    match sig {
-        libc::SIGHUP => libc::SIGTERM,
-        sig => sig,
-    }
-}
-
-/// Makes the rank `cmd` starts receive SIGTERM (a checkpointed stop) when the launcher dies,
-/// even by SIGKILL, instead of training on unowned.
-fn stop_with_launcher(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let launcher = std::process::id() as libc::pid_t;
-    // SAFETY: runs in the child between fork and exec, calling only prctl and getppid (both
-    // async-signal-safe) and allocating nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The launcher died before the call: its death signal will never come.
-            if libc::getppid() != launcher {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Sends `sig` to every rank still running.
 fn signal_all(children: &[(usize, Option<Child>)], sig: libc::c_int) {
     for child in children.iter().filter_map(|(_, c)| c.as_ref()) {
-        send_signal(child, sig);
+        crate::signals::send(child, sig);
     }
 }
 
@@ -236,7 +199,7 @@ fn run_attempt(
             }
             _ => {}
         }
-        stop_with_launcher(&mut cmd);
+        crate::signals::stop_with_parent(&mut cmd);
         if let Some(listener) = listener.filter(|_| rank == 0) {
             ecgfm_dist::handoff::pass_to(&mut cmd, listener);
         }
@@ -277,7 +240,7 @@ fn run_attempt(
         let sig = crate::signals::received().unwrap_or(0);
         if sig != 0 && sig != forwarded {
             forwarded = sig;
-            signal_all(&children, forwarded_as(sig));
+            signal_all(&children, crate::signals::forwarded_as(sig));
             stopping_since.get_or_insert_with(Instant::now);
         }
         // Ranks found ended in this poll; a rank killed by a signal is listed first, as the
@@ -374,8 +337,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         print!("{}", crate::slurm::script(args)?);
         return Ok(());
     }
-    let stops = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP];
-    crate::signals::catch(&stops);
+    crate::signals::catch(&crate::signals::STOPS);
     let out = fixed_run_dir(args)?;
     if let Some(out) = out.as_deref() {
         if !args.command.iter().any(|a| a == "--resume") {

@@ -1,6 +1,7 @@
 //! The `ecgfm` command: parses the command line and hands over to `ecgfm_launch`.
 
 use clap::Parser;
+use std::io::Write;
 
 fn main() -> std::process::ExitCode {
     end_by_sigpipe_on_closed_stdout();
@@ -9,9 +10,16 @@ fn main() -> std::process::ExitCode {
     match ecgfm_launch::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", ecgfm_launch::error_text(&err));
+            // Not `eprintln!`, which panics when the write fails: after a closed terminal or ssh
+            // session (SIGHUP, a stop with its checkpoint) every write to it fails, and the exit
+            // status must still say the run stopped.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                ecgfm_launch::error_text(&err)
+            );
             ecgfm_launch::child_error::report(&err);
-            if err.is::<ecgfm_launch::signals::Stopped>() {
+            if ecgfm_launch::signals::is_stop(&err) {
                 std::process::ExitCode::from(ecgfm_launch::signals::STOPPED_EXIT)
             } else if ecgfm_launch::damaged_data::is_damaged(&err) {
                 std::process::ExitCode::from(ecgfm_launch::damaged_data::DAMAGED_EXIT)

@@ -450,8 +450,9 @@ fn train_on<B: Backend>(
         }
     }
     // SIGTERM (preemption, the launcher), SIGINT, SIGUSR1 (SLURM's warning before the time
-    // limit): every rank finishes its step, the job checkpoints it, and the run stops.
-    crate::signals::catch(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1]);
+    // limit), SIGHUP (the terminal or ssh session closed): every rank finishes its step, the job
+    // checkpoints it, and the run stops.
+    crate::signals::catch(&crate::signals::STOPS);
     trainer.stop_when(|| crate::signals::received().is_some());
     let bar = match rank {
         0 => progress_bar(&config, trainer.step_index()),

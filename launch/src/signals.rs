@@ -1,7 +1,9 @@
-//! SIGINT / SIGTERM / SIGUSR1 (which SLURM can send before a time limit) for `ecgfm launch` and
-//! `ecgfm pretrain`, and SIGHUP for `ecgfm launch`: the handler only records the signal; the
-//! program acts on it at a safe point (the launcher forwards it to every rank, a rank
-//! checkpoints and stops after its step).
+//! SIGINT / SIGTERM / SIGUSR1 (which SLURM can send before a time limit) and SIGHUP (a closed
+//! terminal or ssh session) for `ecgfm pretrain`, `ecgfm launch` and `ecgfm sweep run`: the
+//! handler only records the signal; the program acts on it at a safe point (the launcher and the
+//! sweep pass it on to their children, a rank checkpoints and stops after its step). A child of
+//! theirs gets SIGTERM from the kernel when its parent dies ([`stop_with_parent`]), so no run
+//! trains on unowned.
 //!
 //! One stop request often arrives twice: Ctrl-C reaches the launcher and every rank (the
 //! terminal signals the whole process group), then the launcher forwards it; `timeout` and
@@ -11,7 +13,9 @@
 //! ([`stop_saved`]): `srun --kill-on-bad-exit` signals the ranks still running when the first
 //! one exits 75, and one that saved its checkpoint must not then look failed.
 
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The exit status of an `ecgfm pretrain` that stopped on a signal after saving its checkpoint
 /// (sysexits' EX_TEMPFAIL: try again later, with --resume): `ecgfm launch` tells such a clean
@@ -30,6 +34,12 @@ impl std::fmt::Display for Stopped {
 }
 
 impl std::error::Error for Stopped {}
+
+/// Whether `err` says a run stopped on a signal with its checkpoint saved (a [`Stopped`] anywhere
+/// in its chain): no failure, `main` exits [`STOPPED_EXIT`].
+pub fn is_stop(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<Stopped>())
+}
 
 /// A signal this soon after the first one is taken for the same request.
 pub const REPEAT_WINDOW_MS: u64 = 2000;
@@ -91,5 +101,66 @@ pub fn received() -> Option<libc::c_int> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         sig => Some(sig),
+    }
+}
+
+/// The signals that ask a run to stop: each is caught, and the run checkpoints and exits
+/// [`STOPPED_EXIT`].
+pub const STOPS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP];
+
+/// Sends `sig` to `child`.
+pub fn send(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// What a child is sent when this process receives `sig`: SIGHUP (the terminal or ssh session
+/// closed) becomes the stop request every `ecgfm` command knows, SIGTERM.
+pub fn forwarded_as(sig: libc::c_int) -> libc::c_int {
+    match sig {
+        libc::SIGHUP => libc::SIGTERM,
+        sig => sig,
+    }
+}
+
+/// Makes the child `cmd` starts receive SIGTERM (a checkpointed stop) when this process dies,
+/// even by SIGKILL, instead of running on unowned.
+pub fn stop_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the child between fork and exec, calling only prctl and getppid (both
+    // async-signal-safe) and allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the call: its death signal will never come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs `cmd` to its end, passing on each stop signal this process receives (see
+/// [`forwarded_as`]; the handler must be installed with [`catch`]) and stopping it if this
+/// process dies.
+pub fn status_passing_on(cmd: &mut Command) -> std::io::Result<ExitStatus> {
+    stop_with_parent(cmd);
+    let mut child = cmd.spawn()?;
+    let mut forwarded = 0;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if let Some(sig) = received().filter(|&sig| sig != forwarded) {
+            forwarded = sig;
+            send(&child, forwarded_as(sig));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

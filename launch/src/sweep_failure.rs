@@ -1,5 +1,5 @@
 //! A sweep run's failure, kept in `runs/NAME/FAILED` (the error) from the moment its training or
-//! an evaluation fails until the run is attempted again: `sweep status` shows it, and `sweep run
+//! an evaluation fails (not when it is stopped on a signal) until the run is attempted again: `sweep status` shows it, and `sweep run
 //! --keep-going` goes on past it to the other runs.
 
 use anyhow::Result;
@@ -18,7 +18,12 @@ pub fn tracked<T>(run_dir: &Path, attempt: impl FnOnce() -> Result<T>) -> Result
         }
     }
     let result = attempt();
-    if let Err(error) = &result {
+    // A run stopped on a signal saved its checkpoint: it is no failure.
+    if let Some(error) = result
+        .as_ref()
+        .err()
+        .filter(|e| !crate::signals::is_stop(e))
+    {
         let kept = std::fs::create_dir_all(run_dir)
             .and_then(|()| std::fs::write(&path, crate::error_text(error) + "\n"));
         if let Err(e) = kept {

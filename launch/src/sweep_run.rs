@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::sweep_eval::{complete_evals, eval_data, evaluate_run};
-use crate::{child_error, damaged_data, sweep_extend, sweep_failure};
+use crate::{child_error, damaged_data, signals, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -92,7 +92,18 @@ impl RunLaunch {
     ) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         if ranks > 1 {
-            args.extend(["launch", "--nproc-per-node", &ranks.to_string(), "--"].map(String::from));
+            // A free port: two sweeps, or a sweep beside another job, on one node must not meet
+            // on the default one.
+            let ranks = ranks.to_string();
+            let launch = [
+                "launch",
+                "--nproc-per-node",
+                &ranks,
+                "--master-port",
+                "0",
+                "--",
+            ];
+            args.extend(launch.map(String::from));
         }
         args.extend(["pretrain", "--config", config, "--out", run_dir].map(String::from));
         if let Some(t) = self.threads {
@@ -159,6 +170,7 @@ fn spec_text(args: &SweepRunArgs) -> Result<(String, String)> {
 
 /// Runs `ecgfm sweep run`.
 pub fn run(args: &SweepRunArgs) -> Result<()> {
+    signals::catch(&signals::STOPS);
     let (text, origin) = spec_text(args)?;
     crate::secret_free::check(&text, &format!("the sweep folder's copy of {origin}"))?;
     let spec = SweepSpec::parse(&text, &origin)?;
@@ -236,6 +248,12 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         let rec = match outcome {
             Ok(Some(rec)) => rec,
             Ok(None) => continue,
+            Err(e) if signals::is_stop(&e) => {
+                return Err(e.context(format!(
+                    "{label}: the sweep stopped on a signal; run the same `ecgfm sweep run` \
+                     again to go on (this run continues from its checkpoint, finished runs stay)"
+                )));
+            }
             Err(e) if args.keep_going && damaged_data::is_damaged(&e) => {
                 return Err(e.context(format!(
                     "{label}: stopping despite --keep-going: the data is damaged, and every run \
@@ -332,6 +350,7 @@ fn attempt<T>(dir: &Path, run: &RunPlan, work: impl FnOnce() -> Result<T>) -> Re
 
 /// Runs `ecgfm sweep run-one` (a SLURM array task).
 pub fn run_index(args: &SweepRunOneArgs) -> Result<()> {
+    signals::catch(&signals::STOPS);
     let plan = folder_plan(&args.out)?;
     let run = plan.runs.get(args.index).with_context(|| {
         format!(
@@ -560,6 +579,19 @@ fn child(args: &[&str], repeat_error: bool) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
     let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
+    let stopped_itself = status.code() == Some(i32::from(signals::STOPPED_EXIT));
+    if let Some(sig) = signals::received().filter(|_| !status.success()) {
+        let how = child_error::describe(status);
+        return Err(signals::Stopped(format!(
+            "`ecgfm {}` {how} after this sweep passed on signal {sig}",
+            args.join(" ")
+        ))
+        .into());
+    }
+    if stopped_itself {
+        let why = error.unwrap_or_else(|| "stopped by a signal".into());
+        return Err(signals::Stopped(format!("`ecgfm {}`: {why}", args.join(" "))).into());
+    }
     if !status.success() {
         let why = match error {
             Some(e) if repeat_error => format!(": {e}"),

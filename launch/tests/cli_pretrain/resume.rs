@@ -186,6 +186,73 @@ fn a_signal_after_the_stop_checkpoint_is_saved_still_exits_as_a_stop() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// A run in a terminal that closes (an ssh session lost: the kernel sends SIGHUP, and every
+/// later write to the terminal fails) checkpoints and exits as a stop, 75. Until 2026-12-06
+/// SIGHUP ended the run at once, losing the steps since the last checkpoint.
+#[test]
+fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let out = temp_dir("hangup");
+    let mut args = pretrain_args(&out, 100_000);
+    set_flag(&mut args, "--checkpoint-every", "100000");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes the two descriptors it opens.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors just opened. Not inherited: a child holding the master
+        // would keep the terminal from hanging up.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+            0
+        );
+    }
+    // SAFETY: both descriptors are open and owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(ECGFM);
+    command
+        .args(&args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe; the terminal becomes the child's own.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    drop(command);
+    // Read the terminal until the run has logged steps, then close it: the hang-up.
+    let mut terminal = std::fs::File::from(master);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while logged_steps(&out) < 3 {
+            let read = terminal.read(&mut buf);
+            assert!(read.is_ok_and(|n| n > 0), "the terminal closed early");
+        }
+        out
+    });
+    let out = reader.join().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(75));
+    let saved = std::fs::read_dir(out.join("checkpoints")).unwrap().count();
+    assert_eq!(saved, 1, "the stop's checkpoint");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
 #[test]
 fn resume_refuses_a_changed_configuration() {
     let out = temp_dir("changed");

@@ -76,6 +76,9 @@ fn slurm_writes_an_array_script_whose_tasks_run_one_grid_point() {
 #[test]
 fn runs_train_on_several_ranks_through_ecgfm_launch() {
     let dir = temp_dir("ranks");
+    // The launcher's default port taken (another job on the node): the sweep's ranks meet on a
+    // free one (until 2026-12-06 every sweep met on 29500 and failed here).
+    let _busy = std::net::TcpListener::bind(("0.0.0.0", 29500));
     let out = toy(&dir, &["--set", "eval=[]", "--set", "ranks=2"]);
     assert!(out.contains("2 ranks x 4"), "{out}");
     let recs = records(&dir);

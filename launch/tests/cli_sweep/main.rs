@@ -2,7 +2,8 @@
 //! synthetic data): the report and its charts, the synthetic-label probe in sweep.jsonl,
 //! the result files published beside the report (its intervals reproduced from them alone),
 //! resuming (finished runs skipped, an interrupted run resumed to the same bits), `--only`, the SLURM
-//! array's single grid point, runs on two data-parallel ranks, and (with `../shared/data`) a
+//! array's single grid point, runs on two data-parallel ranks, a sweep stopped by a signal and run
+//! again, and (with `../shared/data`) a
 //! sweep that ingests CinC 2017 and PTB-XL records and trains on their merge.
 //!
 //! One test binary: the tests sit in a module per theme, and this file holds the helpers several
@@ -16,6 +17,7 @@ mod extend;
 mod ingest;
 mod report;
 mod resume;
+mod signals;
 
 use common::run_ok as ecgfm;
 use std::path::Path;
