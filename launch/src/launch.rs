@@ -9,7 +9,8 @@
 //! trains on without it. When a rank fails the others are stopped and the launcher exits 1
 //! naming it, or, with `--max-restarts K`, starts all ranks again from the newest complete
 //! checkpoint, unless a rank found its data damaged (exit status 65, `damaged_data`: every
-//! attempt would read the same bytes); the launcher then exits 65 too. A rank stopped by a
+//! attempt would read the same bytes); the launcher then exits 65 too. A rank refused its
+//! configuration (exit status 78, `bad_config`) is not restarted either, and the launcher exits 78. A rank stopped by a
 //! signal sent to it directly (SLURM's warning, preemption) is no failure: the launcher waits
 //! for the others to save the same checkpoint, without a restart. When every rank stopped so
 //! (exit status 75), forwarded or not, the launcher exits 75 as well (`signals::STOPPED_EXIT`).
@@ -17,6 +18,7 @@
 //! `--master-port 0` binds a free port here and hands the listening socket to rank 0
 //! (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script instead (slurm.rs).
 
+use crate::bad_config::{exited_bad_config, BadConfigChild};
 use crate::damaged_data::{exited_damaged, DamagedChild};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -94,11 +96,8 @@ fn rank_command(args: &LaunchArgs, out: Option<&Path>, restart: bool) -> Vec<Str
     command
 }
 
-/// The run directory the ranks must share across restarts, when the command is `pretrain`.
+/// The run directory the ranks of `pretrain` must share across restarts.
 fn fixed_run_dir(args: &LaunchArgs) -> Result<Option<PathBuf>> {
-    if args.command.first().map(String::as_str) != Some("pretrain") {
-        return Ok(None);
-    }
     if let Some(out) = flag_value(&args.command, "--out") {
         return Ok(Some(PathBuf::from(out)));
     }
@@ -142,6 +141,8 @@ struct Attempt {
     all_stopped: bool,
     /// A rank exited with status 65: its data was damaged (`damaged_data`).
     damaged: bool,
+    /// A rank exited with status 78: its configuration was refused (`bad_config`).
+    bad_config: bool,
 }
 
 /// One attempt: runs every local rank to its end.
@@ -234,6 +235,7 @@ fn run_attempt(
     let mut finished = true;
     let mut all_stopped = true;
     let mut damaged = false;
+    let mut bad_config = false;
     let mut stopping_since: Option<Instant> = None;
     let mut forwarded = 0;
     while children.iter().any(|(_, c)| c.is_some()) {
@@ -254,6 +256,7 @@ fn run_attempt(
                 let clean_stop = status.code() == Some(i32::from(crate::signals::STOPPED_EXIT));
                 all_stopped &= clean_stop || status.success();
                 damaged |= exited_damaged(status);
+                bad_config |= exited_bad_config(status);
                 if clean_stop && stopping_since.is_none() {
                     let why = why.unwrap_or_else(|| "stopped by a signal".into());
                     stopped.get_or_insert_with(|| format!("rank {rank} {why}"));
@@ -301,6 +304,7 @@ fn run_attempt(
         finished,
         all_stopped,
         damaged,
+        bad_config,
     })
 }
 
@@ -331,6 +335,15 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
             "--nproc-per-node {}: at most {MAX_LOCAL_RANKS} ranks on one node (each is a \
              process with its own threads and buffers)",
             args.nproc_per_node
+        );
+    }
+    let command = args.command.first().map_or("", String::as_str);
+    if command != "pretrain" {
+        // Any other command would run once per rank, side by side: `plan` printed N times, N
+        // sweeps or evaluations writing the same files.
+        bail!(
+            "ecgfm launch starts the ranks of `pretrain` (`ecgfm launch ... -- pretrain [flags]`); \
+             `{command}` is not a data-parallel command: run `ecgfm {command} ...` directly"
         );
     }
     if args.slurm_script {
@@ -376,6 +389,13 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
                     .into(),
             };
             return Err(DamagedChild(format!("{cause}{note}")).into());
+        }
+        if attempt.bad_config {
+            let note = match args.max_restarts {
+                0 => "",
+                _ => "; not restarted: the configuration was refused, as it would be again",
+            };
+            return Err(BadConfigChild(format!("{cause}{note}")).into());
         }
         if restarts >= args.max_restarts {
             bail!("{cause}");

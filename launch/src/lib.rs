@@ -28,7 +28,8 @@
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
 //! - `damaged_data` tells data damaged after it was written from other failures (its exit
-//!   status, no restart by `launch`, the repair named).
+//!   status, no restart by `launch`, the repair named); `bad_config` likewise a configuration
+//!   refused.
 //! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
 //!   URL's secret in a file read again later (a sweep folder's file, a SLURM script).
 //! - `docs_match_cli` (tests only) holds the documentation to the code: every `ecgfm` command
@@ -38,6 +39,7 @@
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
 
+pub mod bad_config;
 pub mod bench_allreduce;
 pub mod bench_attention;
 pub mod bench_loader;

@@ -23,6 +23,8 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(ecgfm_launch::signals::STOPPED_EXIT)
             } else if ecgfm_launch::damaged_data::is_damaged(&err) {
                 std::process::ExitCode::from(ecgfm_launch::damaged_data::DAMAGED_EXIT)
+            } else if ecgfm_launch::bad_config::is_bad_config(&err) {
+                std::process::ExitCode::from(ecgfm_launch::bad_config::CONFIG_EXIT)
             } else {
                 std::process::ExitCode::FAILURE
             }

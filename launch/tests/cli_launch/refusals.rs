@@ -1,5 +1,5 @@
 //! Launches refused before any rank starts (a fresh run into a folder with checkpoints, a mistyped
-//! rank count), and `--max-restarts` with `--resume` and no `--out` resuming the newest run.
+//! rank count, a command other than `pretrain`), a refused configuration not restarted, and `--max-restarts` with `--resume` and no `--out` resuming the newest run.
 
 use super::common::{self, checkpoint_tensor_bytes, run_ok, run_ok_in, temp_dir, ECGFM};
 use super::{assert_same_run, launch_args, pretrain};
@@ -88,5 +88,41 @@ fn a_mistyped_rank_count_is_refused_before_any_rank_starts() {
     );
     assert!(!err.contains("started"), "{err}");
     assert!(!dir.join("run").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_command_other_than_pretrain_is_refused_before_any_rank_starts() {
+    // Until 2026-12-06 each rank ran it: `plan` printed twice, two sweeps shared one folder.
+    for command in [&["plan"][..], &["sweep", "status", "."][..]] {
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let err = common::run_err(&launch_args(2, &[], &command));
+        assert!(
+            err.contains(&format!(
+                "`{}` is not a data-parallel command: run `ecgfm {} ...` directly",
+                command[0], command[0]
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("started"), "{err}");
+    }
+}
+
+#[test]
+fn a_refused_configuration_is_not_restarted_and_the_launcher_exits_78() {
+    let dir = temp_dir("bad-config");
+    let mut command = pretrain(&dir.join("run"), 3, 4, 1);
+    command.extend(["--set".into(), "optim.lr=-1".into()]);
+    let output = Command::new(ECGFM)
+        .args(launch_args(2, &["--max-restarts", "2"], &command))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("not restarted: the configuration was refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("restarting every rank"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,55 @@
+//! A command refused for its configuration (a value out of range, an unknown key, a config file
+//! that does not parse): it exits with [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
+//! spend its restarts on a job every attempt of which would be refused the same way, and the
+//! launcher exits so too.
+
+use std::error::Error;
+use std::process::ExitStatus;
+
+use ecgfm_trainer::config::ConfigError;
+
+/// The exit status of a command refused for its configuration (sysexits' EX_CONFIG).
+pub const CONFIG_EXIT: u8 = 78;
+
+/// Whether a child process (a rank) exited with [`CONFIG_EXIT`].
+pub fn exited_bad_config(status: ExitStatus) -> bool {
+    status.code() == Some(i32::from(CONFIG_EXIT))
+}
+
+/// The error of `ecgfm launch` whose ranks were refused their configuration.
+#[derive(Debug)]
+pub struct BadConfigChild(pub String);
+
+impl std::fmt::Display for BadConfigChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for BadConfigChild {}
+
+/// Whether any error of `err`'s chain is a configuration refused.
+pub fn is_bad_config(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.is::<ConfigError>() || e.is::<BadConfigChild>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn a_refused_configuration_is_told_from_other_errors_through_context() {
+        let refused: anyhow::Result<()> = Err(ConfigError::BadOverride("lr".into()).into());
+        assert!(is_bad_config(
+            &refused
+                .context("resolving the run's configuration")
+                .unwrap_err()
+        ));
+        assert!(is_bad_config(&BadConfigChild("rank 0".into()).into()));
+        assert!(!is_bad_config(&anyhow::anyhow!(
+            "rank 1 exited with status 1"
+        )));
+    }
+}
