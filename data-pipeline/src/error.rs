@@ -49,6 +49,21 @@ pub enum DataError {
         /// The manifest's location.
         location: String,
     },
+    /// A dataset address with no manifest but the report of an ingest that could not ingest a
+    /// single record (`ingest::QUARANTINE_REPORT_FILE`): no dataset, and nothing that stops
+    /// another ingest from writing there.
+    #[error(
+        "{location} not found: no dataset there; the ingest into this folder could not ingest \
+         any record ({quarantined} quarantined, with their reasons in {report})"
+    )]
+    FailedIngest {
+        /// The manifest's location.
+        location: String,
+        /// The report's location.
+        report: String,
+        /// Records the report lists.
+        quarantined: usize,
+    },
     /// A dataset address with shards but neither a manifest nor an ingest's journal: a merge or
     /// a synth writing it stopped before its manifest, written last.
     #[error(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
-use crate::ingest::JOURNAL_FILE;
+use crate::ingest::{QuarantineReport, JOURNAL_FILE, QUARANTINE_REPORT_FILE};
 use crate::split::Split;
 use crate::store;
 
@@ -248,7 +248,8 @@ impl Manifest {
 
     /// Reads `manifest.json` of the dataset at `root`; a missing one is
     /// `DataError::UnfinishedIngest` where an ingest's journal lies there,
-    /// `DataError::UnfinishedWrite` where shards do (a merge's or a synth's), else
+    /// `DataError::UnfinishedWrite` where shards do (a merge's or a synth's),
+    /// `DataError::FailedIngest` where an ingest that ingested no record left its report, else
     /// `DataError::NoDataset`.
     pub async fn read(object_store: &dyn ObjectStore, root: &Path) -> Result<Self, DataError> {
         let location = store::join(root, MANIFEST_FILE);
@@ -263,6 +264,14 @@ impl Manifest {
                 let journal = store::join(root, JOURNAL_FILE);
                 if object_store.head(&journal).await.is_ok() {
                     return Err(DataError::UnfinishedIngest { location });
+                }
+                if let Some(report) = QuarantineReport::read(object_store, root).await {
+                    let report_location = store::join(root, QUARANTINE_REPORT_FILE);
+                    return Err(DataError::FailedIngest {
+                        location,
+                        report: store::shown(object_store, &report_location),
+                        quarantined: report.quarantine.len(),
+                    });
                 }
                 let shards = store::list(object_store, &store::join(root, "shards")).await;
                 return Err(match shards.is_ok_and(|listed| !listed.is_empty()) {
@@ -285,7 +294,11 @@ impl Manifest {
     ) -> Result<(), DataError> {
         let url = store::redact_url(url);
         let holds = match store::block_on(Self::read(object_store, root)) {
-            Err(DataError::NoDataset { .. } | DataError::UnfinishedWrite { .. }) => return Ok(()),
+            Err(
+                DataError::NoDataset { .. }
+                | DataError::UnfinishedWrite { .. }
+                | DataError::FailedIngest { .. },
+            ) => return Ok(()),
             Err(DataError::UnfinishedIngest { .. }) => format!(
                 "an unfinished ingest ({JOURNAL_FILE}; run the same `ecgfm data ingest` again to \
                  finish it)"

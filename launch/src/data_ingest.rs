@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::ingest::{
     ingest, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
+    QUARANTINE_REPORT_FILE,
 };
 use ecgfm_data::store::{open_url_with, redact_url};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
@@ -262,10 +263,12 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     }
     if report.records_ingested == 0 {
         bail!(
-            "no record of {} could be ingested ({} quarantined; see {}/manifest.json)",
+            "no record of {} could be ingested ({} quarantined, with their reasons in {}/{}); no \
+             dataset was written, so an ingest with other settings may use this --out",
             args.source,
             report.records_quarantined,
-            args.out
+            redact_url(args.out.trim_end_matches('/')),
+            QUARANTINE_REPORT_FILE
         );
     }
     println!("dataset written to {}", redact_url(&args.out));

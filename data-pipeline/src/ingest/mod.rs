@@ -8,11 +8,13 @@
 //! quarantine list. A shard is stored when it passes its target size (at a record boundary),
 //! then the journal (`journal.rs`) records the progress, so an interrupted run resumes after its
 //! last shard.
-//! The manifest is written last. An output holding another dataset or another ingest's journal
+//! The manifest is written last; a run that ingested no record writes none, only the report of
+//! its quarantined records (`no_records.rs`), and removes its journal. An output holding another dataset or another ingest's journal
 //! is refused before anything is written (`Journal::resume`).
 
 pub mod journal;
 pub mod label_csv;
+pub mod no_records;
 pub mod options;
 pub mod plan;
 pub mod record;
@@ -38,6 +40,7 @@ use crate::store;
 
 pub use journal::{IngestSettings, Journal, SideFiles, JOURNAL_FILE};
 pub use label_csv::LabelOverride;
+pub use no_records::{QuarantineReport, QUARANTINE_REPORT_FILE};
 pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
 pub use plan::{make_plan, Plan, PlannedRecord};
 pub use record::{process_record, RecordContext, RecordOutcome};
@@ -93,24 +96,29 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         progress,
     };
     let (journal, complete) = run.execute(journal)?;
-    if complete {
+    let source_entry = SourceEntry {
+        name: source_name.clone(),
+        uri: source.identity(),
+        format: format.as_str().to_string(),
+        records_seen: records.len() as u64,
+        leads_present: Default::default(),
+    };
+    if complete && journal.counts.records == 0 {
+        // No dataset: a manifest of no rows would pass for one (and refuse other ingests here).
+        QuarantineReport::new(source_entry, &journal).save(out_store.as_ref(), &out_root)?;
+    } else if complete {
         let mut manifest = Manifest::for_source(
             &opts.preprocessing,
             layout.window_samples,
             layout.row_group_rows,
-            SourceEntry {
-                name: source_name.clone(),
-                uri: source.identity(),
-                format: format.as_str().to_string(),
-                records_seen: records.len() as u64,
-                leads_present: Default::default(),
-            },
+            source_entry,
         );
         manifest.shards = journal.shards.clone();
         manifest.set_counts(journal.counts.clone());
         manifest.quarantine = journal.quarantine.clone();
         manifest.partial = journal.partial.clone();
         manifest.save(out_store.as_ref(), &out_root)?;
+        no_records::remove_report(out_store.as_ref(), &out_root)?;
     }
     Ok(IngestReport {
         format,

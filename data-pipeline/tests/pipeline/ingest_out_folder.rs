@@ -1,14 +1,19 @@
 //! An ingest into an `--out` that already holds something: a dataset or the journal of an ingest
 //! with other settings or other labels (a changed label CSV or `REFERENCE.csv`) is refused with
 //! the folder and the way out named, and every file there is left as it was; the same ingest
-//! still resumes. A merge or a synth into an unfinished ingest is refused the same way.
+//! still resumes. A merge or a synth into an unfinished ingest is refused the same way. An ingest
+//! that ingested no record leaves no dataset, and another ingest may use its folder.
 
 use crate::ingest_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ecgfm_data::ingest::{ingest, IngestOptions};
+use ecgfm_data::error::DataError;
+use ecgfm_data::ingest::{
+    ingest, IngestOptions, QuarantineReport, SourceFormat, QUARANTINE_REPORT_FILE,
+};
+use ecgfm_data::inspect::inspect;
 use ecgfm_data::merge::{merge, MergeOptions};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
@@ -263,4 +268,52 @@ fn a_source_folder_without_records_is_refused_and_writes_nothing() {
         )
     );
     assert!(!out.join("manifest.json").exists());
+}
+
+/// An ingest that quarantines every record (CinC 2017 read as plain WFDB: its headers' checksums
+/// are all 0) leaves no dataset, only its quarantine report and no journal: `inspect` says no
+/// dataset is there (naming the report), and an ingest with other settings into the same folder
+/// goes ahead and removes the stale report.
+#[test]
+fn an_ingest_that_quarantined_every_record_leaves_no_dataset() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cw");
+    let mut failed = options(&source, out.to_str().unwrap());
+    failed.format = SourceFormat::Wfdb;
+    failed.limit = Some(3);
+    let report = ingest(&failed, &hidden()).unwrap();
+    assert_eq!(
+        (report.records_ingested, report.records_quarantined),
+        (0, 3)
+    );
+    let files: Vec<String> = snapshot(&out).into_keys().collect();
+    assert_eq!(files, [QUARANTINE_REPORT_FILE]);
+    let text = std::fs::read(out.join(QUARANTINE_REPORT_FILE)).unwrap();
+    let written: QuarantineReport = serde_json::from_slice(&text).unwrap();
+    assert_eq!(written.quarantine.len(), 3);
+    assert_eq!(written.counts["checksum mismatch"], 3);
+    assert!(written.quarantine[0].reason.contains("A00001.hea"));
+
+    let err = inspect(out.to_str().unwrap(), &[], &hidden()).unwrap_err();
+    assert!(matches!(err, DataError::FailedIngest { .. }), "{err:?}");
+    let err = err.to_string();
+    assert!(err.contains("no dataset there"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "3 quarantined, with their reasons in {}",
+            out.join(QUARANTINE_REPORT_FILE).display()
+        )),
+        "{err}"
+    );
+
+    let mut retry = failed.clone();
+    retry.format = SourceFormat::Cinc2017;
+    let report = ingest(&retry, &hidden()).unwrap();
+    assert_eq!(report.records_ingested, 3);
+    assert!(!out.join(QUARANTINE_REPORT_FILE).exists());
+    let summary = inspect(out.to_str().unwrap(), &[], &hidden()).unwrap();
+    assert_eq!(summary.records, 3);
 }
