@@ -30,7 +30,29 @@ pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<
         seed: config.train.seed,
         repeat: &config.data.repeat,
     };
-    open_split(config, split, rank, world_size)
+    let source = open_source(config, split, rank, world_size)?;
+    if rank == 0 {
+        let window = source.loader.window_samples();
+        if let Some(warning) = padded_crop_warning(config.model.samples, window) {
+            tracing::warn!("{warning}");
+        }
+    }
+    Ok(Box::new(source))
+}
+
+/// A warning when the model's input is longer than the dataset's windows: every crop then ends
+/// in zero padding, which the model learns to reconstruct as a flat line.
+fn padded_crop_warning(crop: usize, window: usize) -> Option<String> {
+    (crop > window).then(|| {
+        format!(
+            "model.samples {crop} is longer than the dataset's windows ({window} samples): every \
+             crop ends in {} samples of zero padding ({:.0}% of the input), which the model \
+             learns as a flat line; set model.samples to at most {window}, or ingest longer \
+             windows (--window-s)",
+            crop - window,
+            100.0 * (crop - window) as f64 / crop as f64
+        )
+    })
 }
 
 /// A warning when pretraining reads a split that evaluation holds out: the encoder then sees the
@@ -59,6 +81,15 @@ pub fn open_split(
     rank: usize,
     world_size: usize,
 ) -> Result<Box<dyn BatchSource>> {
+    Ok(Box::new(open_source(config, split, rank, world_size)?))
+}
+
+fn open_source(
+    config: &TrainConfig,
+    split: Split<'_>,
+    rank: usize,
+    world_size: usize,
+) -> Result<DatasetSource> {
     let url = config.data.source.clone();
     let loader_config = LoaderConfig {
         seed: split.seed,
@@ -75,11 +106,11 @@ pub fn open_split(
     };
     let loader =
         Loader::open(&url, loader_config).with_context(|| format!("opening the dataset {url}"))?;
-    Ok(Box::new(DatasetSource {
+    Ok(DatasetSource {
         url,
         loader,
         batch: Batch::default(),
-    }))
+    })
 }
 
 impl BatchSource for DatasetSource {
@@ -195,6 +226,19 @@ fn short(digest: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crop_longer_than_the_windows_is_named_with_its_padding() {
+        let warning = padded_crop_warning(3000, 2500).unwrap();
+        assert!(
+            warning
+                .contains("model.samples 3000 is longer than the dataset's windows (2500 samples)"),
+            "{warning}"
+        );
+        assert!(warning.contains("500 samples of zero padding (17% of the input)"));
+        assert_eq!(padded_crop_warning(2500, 2500), None);
+        assert_eq!(padded_crop_warning(2250, 2500), None);
+    }
 
     #[test]
     fn a_checkpoint_resumes_on_its_data_wherever_it_is_and_an_old_one_only_where_it_was() {
