@@ -22,7 +22,8 @@ pub enum SourceFormat {
     Ptbxl,
     /// PhysioNet/CinC 2017: `REFERENCE.csv`.
     Cinc2017,
-    /// PhysioNet/CinC 2020/2021: `# Dx/# Age/# Sex` header comments.
+    /// PhysioNet/CinC 2020/2021: `# Dx/# Age/# Sex` header comments (a folder with another
+    /// format's label table, or no `# Dx:` line in any header, is refused).
     Cinc2021,
 }
 

@@ -95,11 +95,21 @@ pub fn make_plan(
     if let Some(needed) = needed.filter(|n| !files.iter().any(|f| f == n)) {
         return Err(wrong_format(source, &files, &headers, format, needed)?);
     }
+    if format == SourceFormat::Cinc2021 {
+        // Another format's label table: its labels would be lost without a word.
+        let looks = detect(source, &files, &headers)?;
+        if matches!(looks, SourceFormat::Ptbxl | SourceFormat::Cinc2017) {
+            return Err(not_cinc2021(source, &files, &headers)?);
+        }
+    }
     let mut records = match format {
         SourceFormat::Ptbxl => ptbxl_records(source, &files)?,
         SourceFormat::Cinc2017 => cinc2017_records(source, &headers)?,
         SourceFormat::Cinc2021 | SourceFormat::Wfdb | SourceFormat::Auto => {
-            let segments = segment_records(source, &headers);
+            let (segments, dx) = segment_records(source, &headers);
+            if format == SourceFormat::Cinc2021 && !dx && !headers.is_empty() {
+                return Err(not_cinc2021(source, &files, &headers)?);
+            }
             headers
                 .iter()
                 .filter(|name| !segments.contains(**name))
@@ -122,25 +132,40 @@ pub fn make_plan(
 /// The records that are segments (or the layout) of a multi-segment record in `headers`: they
 /// are read as part of that record and must not be ingested again on their own. Every header
 /// is read (in parallel); one that cannot be read or parsed is left for ingest to quarantine.
-fn segment_records(source: &SourceRoot, headers: &[&str]) -> HashSet<String> {
-    headers
+/// Also says whether any header has a `# Dx:` line (what `--format cinc2021` reads labels from).
+fn segment_records(source: &SourceRoot, headers: &[&str]) -> (HashSet<String>, bool) {
+    let read: Vec<(Vec<String>, bool)> = headers
         .par_iter()
         .filter_map(|name| {
             let text = source.read(&format!("{name}.hea")).ok()?;
             let text = String::from_utf8_lossy(&text);
-            let header = Header::parse(&text, name).ok()?;
+            let dx = has_dx_line(&text);
+            let Ok(header) = Header::parse(&text, name) else {
+                return Some((Vec::new(), dx));
+            };
             let dir = name.rfind('/').map_or("", |i| &name[..=i]);
-            header.is_multi_segment().then(|| {
-                header
+            let segments = match header.is_multi_segment() {
+                true => header
                     .segments
                     .into_iter()
                     .filter(|segment| segment.name != "~")
                     .map(|segment| format!("{dir}{}", segment.name))
-                    .collect::<Vec<_>>()
-            })
+                    .collect(),
+                false => Vec::new(),
+            };
+            Some((segments, dx))
         })
-        .flatten()
-        .collect()
+        .collect();
+    let dx = read.iter().any(|(_, dx)| *dx);
+    (read.into_iter().flat_map(|(s, _)| s).collect(), dx)
+}
+
+/// Whether a header's text has a `# Dx:` comment line (any case).
+fn has_dx_line(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start_matches('#').trim_start();
+        line.len() >= 3 && line.as_bytes()[..3].eq_ignore_ascii_case(b"dx:")
+    })
 }
 
 fn detect(
@@ -157,11 +182,7 @@ fn detect(
     if let Some(first) = headers.first() {
         let text = source.read(&format!("{first}.hea"))?;
         let text = String::from_utf8_lossy(&text);
-        let has_dx = text.lines().any(|line| {
-            let line = line.trim_start_matches('#').trim_start();
-            line.len() >= 3 && line[..3].eq_ignore_ascii_case("dx:")
-        });
-        if has_dx {
+        if has_dx_line(&text) {
             return Ok(SourceFormat::Cinc2021);
         }
     }
@@ -204,6 +225,35 @@ fn wrong_format(
         path: source.uri_of(needed),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, reason),
     })
+}
+
+/// The error of `--format cinc2021` on a source that is recognisably another format (a PTB-XL
+/// or CinC 2017 label table) or whose headers carry no `# Dx:` line: read so, its records would
+/// be ingested without labels (and PTB-XL's without patients or folds).
+fn not_cinc2021(
+    source: &SourceRoot,
+    files: &[String],
+    headers: &[&str],
+) -> Result<DataError, DataError> {
+    let looks = detect(source, files, headers)?;
+    let has = match looks {
+        SourceFormat::Ptbxl => format!("it has {PTBXL_DATABASE}"),
+        SourceFormat::Cinc2017 => format!("it has {CINC2017_REFERENCE}"),
+        _ => format!(
+            "none of its {} WFDB headers has a `# Dx:` line",
+            headers.len()
+        ),
+    };
+    // `detect` looks at the first header only: with no `# Dx:` line in any, plain WFDB.
+    let looks = match looks {
+        SourceFormat::Cinc2021 => SourceFormat::Wfdb,
+        other => other,
+    };
+    Ok(DataError::Refused(format!(
+        "{}: --format cinc2021 reads labels from `# Dx:` header lines; this folder looks like \
+         {looks} ({has}): use --format {looks} or --format auto",
+        source.describe()
+    )))
 }
 
 fn ptbxl_records(source: &SourceRoot, files: &[String]) -> Result<Vec<PlannedRecord>, DataError> {

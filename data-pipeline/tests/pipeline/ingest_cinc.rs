@@ -3,7 +3,8 @@
 //! a reason naming its file while the rest of the run goes on, and the label-CSV override (rows
 //! matching no record reported, a CSV matching none refused), the `--records` list (a cohort
 //! kept in the plan's order, a name missing from the source refused before anything is written)
-//! and the `--exclude` list (read from an object store; names the source lacks a warning).
+//! and the `--exclude` list (read from an object store; names the source lacks a warning), and
+//! `--format cinc2021` refused on a folder of another format or without `# Dx:` lines.
 
 use crate::ingest_support;
 
@@ -254,4 +255,53 @@ fn an_exclusion_list_leaves_its_records_out_and_warns_of_absent_ones() {
             && warning.contains("Z00001"),
         "{warning}"
     );
+}
+
+/// `--format cinc2021` reads labels from `# Dx:` header lines: on a folder that is recognisably
+/// another format (PTB-XL's or CinC 2017's label table) or whose headers have no `# Dx:` line
+/// it is refused, saying what the folder looks like and the `--format` that reads it, before
+/// anything is written (it ingested PTB-XL without labels, patients or folds).
+#[test]
+fn cinc2021_on_another_format_is_refused() {
+    let (Some(ptbxl), Some(cinc2017), Some(plain)) = (
+        shared_data("ptbxl-500"),
+        shared_data("cinc2017"),
+        shared_data("wfdb-formats"),
+    ) else {
+        return;
+    };
+    for (source, said) in [
+        (
+            &ptbxl,
+            "--format cinc2021 reads labels from `# Dx:` header lines; this folder looks like \
+             ptbxl (it has ptbxl_database.csv): use --format ptbxl or --format auto",
+        ),
+        (
+            &cinc2017,
+            "this folder looks like cinc2017 (it has REFERENCE.csv): use --format cinc2017 or \
+             --format auto",
+        ),
+        (
+            &plain,
+            "this folder looks like wfdb (none of its 9 WFDB headers has a `# Dx:` line): use \
+             --format wfdb or --format auto",
+        ),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let mut opts = options(source, out.path().join("pc21").to_str().unwrap());
+        opts.format = SourceFormat::Cinc2021;
+        opts.limit = Some(20);
+        let err = ingest(&opts, &hidden()).unwrap_err().to_string();
+        assert!(err.contains(said), "{err}");
+        assert!(!out.path().join("pc21").exists(), "{err}");
+    }
+    // The CinC 2021 sample itself still plans with header labels.
+    let Some(sample) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let mut opts = options(&sample, "");
+    opts.format = SourceFormat::Cinc2021;
+    let source = ecgfm_data::ingest::SourceRoot::open(&opts.source, &[]).unwrap();
+    let plan = ecgfm_data::ingest::plan_records(&opts, &source).unwrap();
+    assert_eq!(plan.records.len(), 50);
 }
