@@ -127,7 +127,7 @@ pub struct PretrainArgs {
     pub stop_after: Option<u64>,
     /// On a NaN/Inf loss or gradient: skip the step on every rank (three in a row stop the run)
     /// or stop at once (train.on_nonfinite).
-    #[arg(long, value_name = "skip|stop")]
+    #[arg(long, value_name = "skip|stop", value_parser = ["skip", "stop"])]
     pub on_nonfinite: Option<String>,
     #[command(flatten)]
     pub dist: DistArgs,

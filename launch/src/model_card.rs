@@ -358,9 +358,16 @@ fn training_section(card: &mut String, inputs: &CardInputs) {
             }
             card.push('\n');
             if c.model.norm_pix {
-                card.push_str(
-                    "With norm-pix targets a loss of 1.0 is what predicting each patch's mean \
-                     earns; lower means the model reconstructs the shape of hidden patches.\n\n",
+                // Each target patch is normalised by its unbiased variance, so its mean square
+                // is (P - 1) / P: what predicting zero, the patch's mean, scores.
+                let p = c.model.patch as f64;
+                let _ = writeln!(
+                    card,
+                    "With norm-pix targets a loss of {:.3} ((P - 1) / P for patches of P = {} \
+                     samples) is what predicting each patch's mean earns; lower means the model \
+                     reconstructs the shape of hidden patches.\n",
+                    (p - 1.0) / p,
+                    c.model.patch
                 );
             }
         }

@@ -133,6 +133,12 @@ fn package_holds_the_encoder_its_description_and_checksums() {
         )),
         "{card}"
     );
+    // What predicting each patch's mean scores, as the README's plateau (it said 1.0 until
+    // 2026-12-06).
+    assert!(
+        card.contains("a loss of 0.987 ((P - 1) / P for patches of P = 75 samples)"),
+        "{card}"
+    );
     assert_eq!(
         std::fs::read_to_string(pkg.join("ecgfm_encoder.py")).unwrap(),
         std::fs::read_to_string(

@@ -133,6 +133,17 @@ fn bad_configuration_is_a_clear_error() {
         stderr.contains("in --set optim.learning_rate=1: unknown key `learning_rate` in [optim]"),
         "{stderr}"
     );
+    // Refused for its configuration: exit status 78 (EX_CONFIG), which `launch` does not restart.
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    // A flag's bad value names the flag and its values (it named neither until 2026-12-06).
+    let mut args = pretrain_args(&out, 4);
+    args.extend(["--on-nonfinite".into(), "foo".into()]);
+    let err = run_err(&args);
+    assert!(
+        err.contains("invalid value 'foo' for '--on-nonfinite <skip|stop>'")
+            && err.contains("[possible values: skip, stop]"),
+        "{err}"
+    );
     // A file's typo names the file and the nearest key.
     let file = out.join("bad.toml");
     std::fs::write(&file, "[train]\nstep = 5\n").unwrap();
