@@ -1,7 +1,9 @@
 //! The label-CSV override of `ingest --labels FILE.csv`: a header row naming `record` and
 //! `labels` (`;`-separated `vocabulary:code` strings) and optionally `patient_id`, `age`, `sex`
-//! (`M`/`F`). Listed records take these values instead of the source's own; an empty cell keeps
-//! the source's value. A row's `record` is the record id (`00001_hr`) or its path relative to the
+//! (`M`/`F`). Listed records take these values instead of the source's own: an empty `labels`
+//! cell means no labels (the source's, header `# Dx:` lines included, are dropped), an empty
+//! cell of the other columns keeps the source's value. A label that is not `vocabulary:code`
+//! is refused, naming the file, line and value. A row's `record` is the record id (`00001_hr`) or its path relative to the
 //! source (`records500/00000/00001_hr`), either with or without `.hea`. Rows that match no record
 //! are reported; a file none of whose rows matches is refused.
 
@@ -75,13 +77,32 @@ impl LabelOverride {
                     _ => Err(bad(row_no, format!("sex {s:?} is not M or F"))),
                 })
                 .transpose()?;
-            let labels = cell(labels_col).map(|l| {
-                l.split(';')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            });
+            // A `labels` column replaces the labels, an empty cell with none.
+            let labels = labels_col
+                .map(|c| {
+                    let line = row.position().map_or(row_no + 1, |p| p.line() as usize);
+                    row.get(c)
+                        .unwrap_or("")
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|label| match label.split_once(':') {
+                            Some((vocabulary, code))
+                                if !vocabulary.trim().is_empty() && !code.trim().is_empty() =>
+                            {
+                                Ok(label.to_string())
+                            }
+                            _ => Err(bad(
+                                row_no,
+                                format!(
+                                    "line {line}: label {label:?} is not `vocabulary:code` (e.g. \
+                                     `snomed:426783006`, `cinc2017:A`)"
+                                ),
+                            )),
+                        })
+                        .collect::<Result<Vec<String>, DataError>>()
+                })
+                .transpose()?;
             let entry = Override {
                 labels,
                 patient_id: cell(patient_col).map(String::from),
@@ -180,10 +201,20 @@ mod tests {
         assert_eq!(a1.age, Some(50.0));
         assert_eq!(a1.sex, Some(Sex::Female));
         assert_eq!(a1.patient_id.as_deref(), Some("p9"));
+        // An empty `labels` cell replaces the labels with none (header ones too).
         let mut a2 = planned("A2");
         o.apply(&mut a2);
-        assert_eq!(a2.labels, ["old:x"]);
+        assert!(a2.labels.is_empty(), "{:?}", a2.labels);
+        assert!(!a2.header_labels);
         assert_eq!(a2.age, Some(33.0));
+        // Without a `labels` column the source's labels stay.
+        let o = LabelOverride::parse(b"record,age\nA2,40\n", "ages.csv").unwrap();
+        let mut a2 = planned("A2");
+        o.apply(&mut a2);
+        assert_eq!(
+            (a2.labels.as_slice(), a2.header_labels),
+            (&["old:x".to_string()][..], true)
+        );
         let mut other = planned("Z");
         assert_eq!(o.apply(&mut other), None);
         assert_eq!(other, planned("Z"));
@@ -229,5 +260,29 @@ mod tests {
         assert!(err.to_string().contains("my.csv"), "{err}");
         assert!(err.to_string().contains("row 1"), "{err}");
         assert!(LabelOverride::parse(b"name,labels\n", "my.csv").is_err());
+    }
+
+    /// A label without its `vocabulary:` (or with an empty side) is refused, naming the file,
+    /// the line and the value; it was stored as a label of no vocabulary.
+    #[test]
+    fn a_label_that_is_not_vocabulary_code_is_refused() {
+        for (labels, value) in [
+            ("nocolon", "\"nocolon\""),
+            ("x:y; :z", "\":z\""),
+            ("snomed:", "\"snomed:\""),
+        ] {
+            let csv = format!("record,labels\nA0,ok:1\n\"A1\",\"{labels}\"\n");
+            let err = LabelOverride::parse(csv.as_bytes(), "lab.csv")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("lab.csv: label CSV row 2: line 3: label "),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("label {value} is not `vocabulary:code`")),
+                "{err}"
+            );
+        }
     }
 }

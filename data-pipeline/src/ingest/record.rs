@@ -311,13 +311,19 @@ fn process_unguarded(
             values
         })
         .collect();
+    let header = planned
+        .header_labels
+        .then(|| parse_header_comments(&record.comments));
+    if let Some(malformed) = header.as_ref().and_then(|h| h.malformed.first()) {
+        // Labels read past a malformed list would be guesses: as a header that does not parse.
+        return quarantine("bad header", format!("{uri}.hea: {malformed}"));
+    }
     let processed = match ctx.pipeline.process(rate, &names, &signals) {
         Ok(processed) => processed,
         Err(e) => return preprocess_failed(e),
     };
     let mut meta = planned.clone();
-    if planned.header_labels {
-        let header = parse_header_comments(&record.comments);
+    if let Some(header) = header {
         meta.labels.extend(header.dx);
         meta.age = meta.age.or(header.age.map(|a| a as f32));
         meta.sex = meta.sex.or(header.sex);

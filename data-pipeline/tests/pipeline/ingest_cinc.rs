@@ -305,3 +305,51 @@ fn cinc2021_on_another_format_is_refused() {
     let plan = ecgfm_data::ingest::plan_records(&opts, &source).unwrap();
     assert_eq!(plan.records.len(), 50);
 }
+
+/// A `# Dx:` line with an empty code between commas quarantines its record as a `bad header`
+/// naming the file and the line (its labels were read as if the gap were not there); the other
+/// records are ingested.
+#[test]
+fn a_dx_line_with_an_empty_code_is_quarantined() {
+    let Some(sample) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    for name in ["E07500", "E07501"] {
+        for ext in ["hea", "mat"] {
+            let from = sample.join(format!("{name}.{ext}"));
+            std::fs::copy(&from, src.path().join(format!("{name}.{ext}"))).unwrap();
+        }
+    }
+    let header = src.path().join("E07500.hea");
+    let text = std::fs::read_to_string(&header).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match l.starts_with("# Dx:") || l.starts_with("#Dx:") {
+            true => "# Dx: abc,,123".to_string(),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&header, text.join("\n") + "\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(src.path(), out.path().to_str().unwrap());
+    opts.format = SourceFormat::Cinc2021;
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (report.records_ingested, report.records_quarantined),
+        (1, 1)
+    );
+    let (manifest, rows) = read_dataset(out.path().to_str().unwrap(), &[]);
+    let q = &manifest.quarantine[0];
+    assert_eq!(
+        (q.record.as_str(), q.kind.as_str()),
+        ("E07500", "bad header")
+    );
+    assert!(
+        q.reason
+            .contains("E07500.hea: `# Dx: abc,,123` has an empty code"),
+        "{q:?}"
+    );
+    assert!(rows.iter().all(|r| r.record_id == "E07501"));
+    assert!(!manifest.counts.labels.contains_key("snomed:abc"));
+}

@@ -141,6 +141,13 @@ fn header_comment_edge_cases() {
     let labels = parse_header_comments(&["age: 74".into(), "SEX: f".into()]);
     assert_eq!((labels.age, labels.sex), (Some(74.0), Some(Sex::Female)));
     assert!(labels.dx.is_empty());
+    assert!(labels.malformed.is_empty());
+    // An empty code between commas is malformed (it was read as `snomed:abc`, `snomed:123`).
+    let labels = parse_header_comments(&[" Dx: abc,,123".into()]);
+    assert_eq!(
+        labels.malformed,
+        ["`# Dx: abc,,123` has an empty code between its commas"]
+    );
 }
 
 #[test]

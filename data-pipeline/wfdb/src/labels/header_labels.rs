@@ -13,6 +13,9 @@ pub struct HeaderLabels {
     pub age: Option<f64>,
     /// Sex; `None` when absent or unknown.
     pub sex: Option<Sex>,
+    /// Malformed label lines, each saying what is wrong (`# Dx: abc,,123` with an empty code
+    /// between commas): the record's labels are not known for sure.
+    pub malformed: Vec<String>,
 }
 
 /// Labels of a record's header comments.
@@ -29,13 +32,20 @@ pub fn parse_header_comments(comments: &[String]) -> HeaderLabels {
         };
         let value = value.trim();
         match key.trim().to_ascii_lowercase().as_str() {
-            "dx" => labels.dx.extend(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(|c| format!("snomed:{c}")),
-            ),
+            "dx" => {
+                let codes: Vec<&str> = value.split(',').map(str::trim).collect();
+                if !value.is_empty() && codes.iter().any(|c| c.is_empty()) {
+                    labels.malformed.push(format!(
+                        "`# Dx: {value}` has an empty code between its commas"
+                    ));
+                }
+                labels.dx.extend(
+                    codes
+                        .into_iter()
+                        .filter(|c| !c.is_empty())
+                        .map(|c| format!("snomed:{c}")),
+                );
+            }
             "age" => labels.age = value.parse::<f64>().ok().filter(|a| a.is_finite()),
             "sex" => labels.sex = parse_sex(value),
             _ => {}
