@@ -76,11 +76,13 @@ fn time_calls(
     })
 }
 
-/// Parses `--ranks`: 1 to 1024 threads.
+/// Parses `--ranks`: 2 to 1024 threads (one rank reduces with no one: there is nothing to time).
 fn ranks(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(n @ 1..=1024) => Ok(n),
-        Ok(n) => Err(format!("{n} ranks: give 1 to 1024")),
+        Ok(n @ 2..=1024) => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} ranks: give 2 to 1024 (an all-reduce is between ranks)"
+        )),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -462,16 +462,29 @@ fn train_on<B: Backend>(
         if outcome.skipped && rank == 0 {
             bar.suspend(|| {
                 let on = |what: &str, ranks: &[usize]| match ranks {
-                    [] => String::new(),
-                    r => format!(" (non-finite {what} on rank {r:?})"),
+                    [] => None,
+                    [r] => Some(format!("non-finite {what} on rank {r}")),
+                    r => {
+                        let r: Vec<String> = r.iter().map(usize::to_string).collect();
+                        Some(format!("non-finite {what} on ranks {}", r.join(", ")))
+                    }
+                };
+                let causes: Vec<String> = [
+                    on("loss", &outcome.nonfinite_ranks),
+                    on("input", &outcome.nonfinite_input_ranks),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let causes = match causes.is_empty() {
+                    true => String::new(),
+                    false => format!(" ({})", causes.join("; ")),
                 };
                 eprintln!(
-                    "warning: step {} skipped on every rank: loss {} / gradient norm {}{}{}",
+                    "warning: step {} skipped on every rank: loss {} / gradient norm {}{causes}",
                     outcome.step + 1,
                     outcome.loss,
                     outcome.grad_norm,
-                    on("loss", &outcome.nonfinite_ranks),
-                    on("input", &outcome.nonfinite_input_ranks),
                 )
             });
         }

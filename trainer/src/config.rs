@@ -407,6 +407,14 @@ impl TrainConfig {
                 o.beta1, o.beta2, o.eps
             )));
         }
+        const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+        if !SPLITS.contains(&self.data.split.as_str()) {
+            return Err(ConfigError::Value(format!(
+                "data.split must be one of {} (got {:?})",
+                SPLITS.join(", "),
+                self.data.split
+            )));
+        }
         if !(0.0..=1.0).contains(&self.data.synth_single_lead_fraction) {
             return Err(ConfigError::Value(
                 "data.synth_single_lead_fraction must be in [0, 1]".into(),

@@ -115,6 +115,18 @@ fn bad_overrides_and_unknown_fields_are_rejected() {
         leads.to_string().contains("model.leads must be 12 (got 1)"),
         "{leads}"
     );
+    // A split no dataset has, refused with the synthetic source too (it was ignored there).
+    let split = TrainConfig::from_table(table(
+        "[data]
+split = \"foo\"\n",
+    ))
+    .unwrap_err();
+    assert!(
+        split
+            .to_string()
+            .contains("data.split must be one of train, val, test, all (got \"foo\")"),
+        "{split}"
+    );
 }
 
 #[test]

@@ -101,6 +101,10 @@ fn zero_sizes_are_refused_naming_the_flag() {
             "'--ranks <RANKS>'",
         ),
         (
+            &["bench", "allreduce", "--ranks", "1"],
+            "1 ranks: give 2 to 1024 (an all-reduce is between ranks)",
+        ),
+        (
             &["bench", "allreduce", "--iters", "0"],
             "'--iters <ITERS>': must be at least 1",
         ),
