@@ -5,7 +5,8 @@
 //! - `pretrain`: config resolution, the run directory, the progress bar around
 //!   `ecgfm_trainer::train::Trainer`; `dataset_source` adapts the `ecgfm-data` streaming loader;
 //!   `device` opens the CPU or CUDA backend (`--device`); `gpu_memory` refuses a GPU run whose
-//!   step cannot fit in the GPU's free memory before it allocates anything.
+//!   step cannot fit in the GPU's free memory before it allocates anything; `run_lock` keeps a
+//!   second process from training in the same run folder.
 //! - `pretrain_dist`: the data-parallel side of `pretrain` (launcher environment, rendezvous,
 //!   the run directory every rank agrees on); `launch`: `ecgfm launch` (local ranks, restarts,
 //!   the SLURM script); `plan`: the cluster cost model of docs/distributed.md.
@@ -80,6 +81,7 @@ pub mod progress;
 pub mod publish;
 pub mod python_bench;
 pub mod run_checkpoint;
+mod run_lock;
 mod secret_free;
 pub mod signals;
 pub mod slurm;

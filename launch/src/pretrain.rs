@@ -294,6 +294,11 @@ pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
     crate::pretrain_dist::prepare_nccl(args.device.as_deref());
     let mut job = JobRank::join(&args.dist)?;
     let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
+    // Rank 0 writes the run folder's shared files: one such process at a time.
+    let _lock = match job.rank() {
+        0 => Some(crate::run_lock::lock(&run_dir)?),
+        _ => None,
+    };
     let config = resolve_config(args, &run_dir)?;
     let pool = thread_pool(config.train.threads)?;
     pool.install(|| train(args, run_dir, config, job))

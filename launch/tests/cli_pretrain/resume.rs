@@ -253,6 +253,41 @@ fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// A second process into a run folder while the first trains there (a sweep started twice, a
+/// `--resume` in another terminal) is refused naming the first; once that one ends, its folder
+/// resumes. Until 2026-12-06 both trained, interleaving their checkpoints and metrics.
+#[test]
+fn a_second_process_in_a_training_run_folder_is_refused() {
+    let out = temp_dir("locked");
+    let mut args = pretrain_args(&out, 100_000);
+    set_flag(&mut args, "--checkpoint-every", "100000");
+    let mut first = Command::new(ECGFM)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while logged_steps(&out) < 2 {
+        assert!(first.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(started.elapsed() < Duration::from_secs(120), "timed out");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut second = args.clone();
+    second.push("--resume".into());
+    let err = run_err(&second);
+    let holder = format!("is being trained by another process (pid {}", first.id());
+    assert!(err.contains(&holder), "{err}");
+    let pid = first.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.unwrap().success());
+    assert_eq!(first.wait().unwrap().code(), Some(75));
+    set_flag(&mut second, "--steps", "100000");
+    second.extend(["--stop-after".into(), "1".into()]);
+    run_ok(&second);
+    std::fs::remove_dir_all(out).unwrap();
+}
+
 #[test]
 fn resume_refuses_a_changed_configuration() {
     let out = temp_dir("changed");
