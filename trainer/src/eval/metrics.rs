@@ -5,7 +5,9 @@
 //!
 //! Conventions: `scores` and `targets` are (n, K) row-major; a target is 1.0 (positive) or 0.0.
 //! A class whose test set holds no positive or no negative has no AUROC (`None`, never NaN); it
-//! is left out of the macro means (AUROC and F1), and the caller warns about it.
+//! is left out of the macro AUROC, and the caller warns about it. A class's F1 is undefined only
+//! where it is neither present nor predicted: predicted where it is absent, it scores 0 (every
+//! prediction a false positive) and counts in the macro F1, as scikit-learn's does.
 
 use crate::model::rng::SplitMix64;
 use std::collections::HashMap;
@@ -90,7 +92,7 @@ pub fn macro_auroc(scores: &[f64], targets: &[f64], k: usize, rows: &[usize]) ->
 }
 
 /// F1 of one class: 2 TP / (2 TP + FP + FN), predicting positive where score >= threshold.
-/// `None` when the rows hold no positive of the class.
+/// `None` when the rows hold no positive of the class and none is predicted.
 fn class_f1(
     scores: &[f64],
     targets: &[f64],
@@ -108,7 +110,7 @@ fn class_f1(
             (false, false) => {}
         }
     }
-    (tp + fn_ > 0).then(|| 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64)
+    (tp + fp + fn_ > 0).then(|| 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64)
 }
 
 /// Per-class F1 over `rows` at one threshold per class.
@@ -125,7 +127,7 @@ pub fn per_class_f1(
 }
 
 /// One-vs-rest thresholded macro F1 over `rows`: the mean of the per-class F1 (each class
-/// predicted wherever its score reaches its own threshold) of the classes with a positive.
+/// predicted wherever its score reaches its own threshold) of the classes present or predicted.
 pub fn macro_f1(
     scores: &[f64],
     targets: &[f64],
@@ -218,20 +220,6 @@ pub fn argmax_class_f1(
             (denominator > 0).then(|| 2.0 * tp[c] as f64 / denominator as f64)
         })
         .collect()
-}
-
-/// Argmax macro F1 over `rows`: the mean of [`argmax_class_f1`] over the classes with a
-/// positive among the rows (single-label tasks).
-pub fn macro_f1_argmax(scores: &[f64], classes: &[u32], k: usize, rows: &[usize]) -> Option<f64> {
-    let mut present = vec![false; k];
-    rows.iter()
-        .for_each(|&r| present[classes[r] as usize] = true);
-    let f1 = argmax_class_f1(scores, classes, k, rows);
-    mean_defined(
-        &(0..k)
-            .map(|c| f1[c].filter(|_| present[c]))
-            .collect::<Vec<_>>(),
-    )
 }
 
 /// The CinC 2017 challenge's F1 over `rows`: the mean of the argmax F1 of `counted` (N, A and O;
@@ -391,8 +379,9 @@ mod tests {
         let f1 = argmax_class_f1(&scores, &classes, 4, &rows);
         // Class 0: TP 1, predicted 2, present 2 -> 0.5; 1: TP 1, 2 + 1 -> 2/3; 2: 0; 3: 1.
         assert_eq!(f1, vec![Some(0.5), Some(2.0 / 3.0), Some(0.0), Some(1.0)]);
-        let macro_ = macro_f1_argmax(&scores, &classes, 4, &rows).unwrap();
-        assert!((macro_ - (0.5 + 2.0 / 3.0 + 1.0) / 4.0).abs() < 1e-12);
+        // Rows 0, 1, 4: class 1 predicted where absent scores 0; class 2 is neither (undefined).
+        let f1 = argmax_class_f1(&scores, &classes, 4, &[0, 1, 4]);
+        assert_eq!(f1, vec![Some(2.0 / 3.0), Some(0.0), None, Some(1.0)]);
         let challenge = challenge_f1(&scores, &classes, 4, &rows, &[0, 1, 2]).unwrap();
         assert!((challenge - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
         // Without class 2 (neither present nor predicted) the challenge's F1 is undefined.

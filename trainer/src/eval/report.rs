@@ -178,20 +178,12 @@ pub fn test_metrics(
         value: statistic(&rows),
         ci: bootstrap_ci(&groups, resamples, seed, statistic),
     };
-    // Argmax F1 over the classes present in the rows scored.
-    let argmax_f1 = |r: &[usize]| -> Vec<Option<f64>> {
-        let mut present = vec![false; k];
-        r.iter()
-            .for_each(|&row| present[classes[row] as usize] = true);
-        (argmax_class_f1(scores, classes, k, r)
-            .into_iter()
-            .zip(present))
-        .map(|(f, here)| f.filter(|_| here))
-        .collect()
-    };
+    // Argmax F1 over the classes present or predicted in the rows scored (a class predicted
+    // where it is absent scores 0, as in scikit-learn's macro F1).
+    let argmax_f1 = |r: &[usize]| argmax_class_f1(scores, classes, k, r);
     let f1_argmax = (!task.multi_label).then(|| {
-        let present = defined_classes(&argmax_f1(&rows));
-        with_ci(&|r: &[usize]| mean_over(&argmax_f1(r), &present))
+        let scored = defined_classes(&argmax_f1(&rows));
+        with_ci(&|r: &[usize]| mean_over(&argmax_f1(r), &scored))
     });
     let challenge = (task.vocabulary == Vocabulary::Cinc2017).then(|| {
         // N, A, O: the vocabulary's first three classes.
