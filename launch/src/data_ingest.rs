@@ -4,7 +4,7 @@ use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::ingest::{
-    ingest, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
+    ingest, out_lock, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
     QUARANTINE_REPORT_FILE,
 };
 use ecgfm_data::store::{open_url_with, redact_url};
@@ -194,6 +194,8 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
     }
     let out = redact_url(&options.out);
     let (store, root) = open_url_with(&options.out, &options.out_store_options)?;
+    out_lock::check_free(store.as_ref(), &root, &options.out)
+        .with_context(|| format!("the ingest would be refused at {out}"))?;
     let journal = output_journal(options, plan.format, &plan.records, store.as_ref(), &root)
         .with_context(|| format!("the ingest would be refused at {out}"))?;
     let shards = journal.shards.len();

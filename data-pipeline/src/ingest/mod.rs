@@ -10,12 +10,14 @@
 //! last shard.
 //! The manifest is written last; a run that ingested no record writes none, only the report of
 //! its quarantined records (`no_records.rs`), and removes its journal. An output holding another dataset or another ingest's journal
-//! is refused before anything is written (`Journal::resume`).
+//! is refused before anything is written (`Journal::resume`), and so is a local output another
+//! ingest is writing at the time (`out_lock.rs`: `_ingest.lock`).
 
 pub mod journal;
 pub mod label_csv;
 pub mod no_records;
 pub mod options;
+pub mod out_lock;
 pub mod plan;
 pub mod record;
 pub mod record_list;
@@ -42,6 +44,7 @@ pub use journal::{IngestSettings, Journal, SideFiles, JOURNAL_FILE};
 pub use label_csv::LabelOverride;
 pub use no_records::{QuarantineReport, QUARANTINE_REPORT_FILE};
 pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
+pub use out_lock::{OutputLock, LOCK_FILE};
 pub use plan::{make_plan, Plan, PlannedRecord};
 pub use record::{process_record, RecordContext, RecordOutcome};
 pub use record_list::RecordList;
@@ -65,6 +68,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         warnings,
     } = plan_records(opts, &source)?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
+    // Held to the end: another ingest into this (local) folder is refused until then.
+    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out)?;
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
     let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;

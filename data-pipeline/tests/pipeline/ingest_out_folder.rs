@@ -2,7 +2,9 @@
 //! with other settings or other labels (a changed label CSV or `REFERENCE.csv`) is refused with
 //! the folder and the way out named, and every file there is left as it was; the same ingest
 //! still resumes. A merge or a synth into an unfinished ingest is refused the same way. An ingest
-//! that ingested no record leaves no dataset, and another ingest may use its folder.
+//! that ingested no record leaves no dataset, and another ingest may use its folder. A second
+//! ingest into a folder another ingest is writing (holding its `_ingest.lock`) is refused at once
+//! and writes nothing; once the first ends, the ingest goes on there.
 
 use crate::ingest_support;
 
@@ -11,7 +13,8 @@ use std::path::Path;
 
 use ecgfm_data::error::DataError;
 use ecgfm_data::ingest::{
-    ingest, IngestOptions, QuarantineReport, SourceFormat, QUARANTINE_REPORT_FILE,
+    ingest, IngestOptions, OutputLock, QuarantineReport, SourceFormat, LOCK_FILE,
+    QUARANTINE_REPORT_FILE,
 };
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::merge::{merge, MergeOptions};
@@ -316,4 +319,91 @@ fn an_ingest_that_quarantined_every_record_leaves_no_dataset() {
     assert!(!out.join(QUARANTINE_REPORT_FILE).exists());
     let summary = inspect(out.to_str().unwrap(), &[], &hidden()).unwrap();
     assert_eq!(summary.records, 3);
+}
+
+/// An ingest into a local folder that another ingest is writing (here the test holds the lock
+/// as an ingest takes it, `OutputLock::take`) is refused at once, naming the folder, the holder's
+/// pid and its lock file, and writes nothing: into an interrupted ingest (the same ingest, which
+/// would otherwise resume) and into a folder another ingest has just made alike. Once the lock is
+/// released (an ingest that ends, or the kernel when one is killed), the ingest goes on there,
+/// and an ingest leaves no lock file behind.
+#[test]
+fn an_ingest_into_a_folder_another_ingest_is_writing_is_refused() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ds");
+    let mut opts = options(&source, out.to_str().unwrap());
+    opts.shard_target_bytes = 200_000;
+    opts.row_group_rows = 4;
+    opts.stop_after_shards = Some(1);
+    assert!(!ingest(&opts, &hidden()).unwrap().complete);
+    assert!(
+        !out.join(LOCK_FILE).exists(),
+        "an ingest left its lock file"
+    );
+    opts.stop_after_shards = None;
+
+    let refused = |opts: &IngestOptions| {
+        let folder = Path::new(&opts.out);
+        let before = snapshot(folder);
+        let err = ingest(opts, &hidden()).unwrap_err().to_string();
+        let pid = std::process::id();
+        assert!(
+            err.starts_with(&format!(
+                "{} is being written by another ingest (pid {pid}), which holds {}/{LOCK_FILE}; ",
+                opts.out, opts.out
+            )),
+            "{err}"
+        );
+        assert!(err.contains("or choose another --out"), "{err}");
+        assert!(
+            snapshot(folder) == before,
+            "refused, yet {folder:?} changed"
+        );
+        before
+    };
+    let (object_store, root) = ecgfm_data::store::open_url(&opts.out).unwrap();
+    let lock = OutputLock::take(object_store.as_ref(), &root, &opts.out)
+        .unwrap()
+        .expect("a local folder has a lock");
+    let held = refused(&opts);
+    assert!(held.contains_key("_ingest_state.json") && held.contains_key(LOCK_FILE));
+    let mut other = opts.clone();
+    other.seed = 5;
+    refused(&other);
+    drop(lock);
+    let finished = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (finished.complete, finished.shards_resumed),
+        (true, 1),
+        "{finished}"
+    );
+    let summary = inspect(&opts.out, &[], &hidden()).unwrap();
+    assert!(summary.damaged_shards.is_empty(), "{summary}");
+    assert!(
+        !out.join(LOCK_FILE).exists(),
+        "an ingest left its lock file"
+    );
+
+    // A folder another ingest has made and locked, nothing in it yet.
+    let fresh = dir.path().join("fresh");
+    let mut into_fresh = opts.clone();
+    into_fresh.out = fresh.to_str().unwrap().to_string();
+    let (object_store, root) = ecgfm_data::store::open_url(&into_fresh.out).unwrap();
+    let lock = OutputLock::take(object_store.as_ref(), &root, &into_fresh.out)
+        .unwrap()
+        .unwrap();
+    let held = refused(&into_fresh);
+    assert_eq!(held.keys().collect::<Vec<_>>(), [LOCK_FILE]);
+    drop(lock);
+    // A lock file left by a killed ingest (no process holds its lock) is taken over.
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(fresh.join(LOCK_FILE), b"4000000\n").unwrap();
+    assert!(ingest(&into_fresh, &hidden()).unwrap().complete);
+    assert!(inspect(&into_fresh.out, &[], &hidden())
+        .unwrap()
+        .damaged_shards
+        .is_empty());
 }

@@ -1,5 +1,6 @@
 //! `ecgfm data ingest`: an output that holds a dataset refused, cohort and exclusion lists, the
-//! dry run, the record ids of a split feeding those lists, and a wrong `--format` explained.
+//! dry run, the record ids of a split feeding those lists, a wrong `--format` explained, and a
+//! second ingest into a folder another ingest is writing refused.
 
 use std::path::Path;
 
@@ -413,5 +414,80 @@ fn a_stride_under_one_sample_and_a_file_for_a_source_are_explained() {
     );
     assert!(!err.contains("not found"), "{err}");
     assert!(!dir.join("st").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two `data ingest` processes into one folder at once (they both reported success over a
+/// broken dataset): the second is refused at once, naming the folder and the first's pid, and so
+/// is its `--dry-run`; the first, killed, leaves no lock behind: run again, it finishes, and the
+/// dataset inspects clean.
+#[test]
+fn a_second_ingest_into_a_folder_being_written_is_refused() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-twice");
+    let out = dir.join("cc");
+    let out = out.to_str().unwrap();
+    let lock = Path::new(out).join("_ingest.lock");
+    let ingest = |extra: &[&str]| {
+        let args = [
+            "--format",
+            "cinc2017",
+            "--out",
+            out,
+            "--limit",
+            "4000",
+            "--threads",
+            "1",
+            "--shard-mb",
+            "1",
+            "--row-group-rows",
+            "32",
+        ];
+        ingest_args(&source, &[&args[..], extra].concat())
+    };
+    let mut first = std::process::Command::new(crate::ECGFM)
+        .args(ingest(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(
+            started.elapsed().as_secs() < 120 && first.try_wait().unwrap().is_none(),
+            "the first ingest never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = first.id();
+    let busy = format!(
+        "{out} is being written by another ingest (pid {pid}), which holds {}",
+        lock.display()
+    );
+    let err = run_err(&ingest(&["--seed", "5"]));
+    assert!(err.contains(&busy), "{err}");
+    assert!(err.contains("or choose another --out"), "{err}");
+    let err = run_err(&ingest(&["--seed", "5", "--dry-run"]));
+    assert!(
+        err.contains(&format!("the ingest would be refused at {out}: {busy}")),
+        "{err}"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first ingest ended before the second was refused: the test proves nothing"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stdout = run_ok(&ingest(&[]));
+    assert!(stdout.contains("dataset written to"), "{stdout}");
+    let inspected = run_ok(&["data", "inspect", out]);
+    assert!(
+        inspected.contains("match the manifest's SHA-256")
+            && inspected.contains("the shards hold the manifest's counts"),
+        "{inspected}"
+    );
+    assert!(!lock.exists(), "the finished ingest left its lock file");
     std::fs::remove_dir_all(dir).unwrap();
 }

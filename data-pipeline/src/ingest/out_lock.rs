@@ -1,0 +1,264 @@
+//! `_ingest.lock`: one ingest at a time into a local output folder. Two ingests writing one
+//! folder at once would both report success over a dataset whose manifest lists the other's
+//! shards, so an ingest takes an advisory OS lock (`flock`) on this file in its `--out`, before
+//! it reads the journal, and holds it to the end; a second ingest there is refused at once,
+//! naming the folder and the first one's pid (which the file holds), before it writes anything.
+//!
+//! The kernel releases the lock when its process ends, however it ends, so an ingest that was
+//! killed leaves no stale lock: the file may stay (readers never look at it: they read
+//! `manifest.json` and the shards it names, and the journal by its name), and the next ingest
+//! takes it over (a resume proceeds as usual). An ingest that ends removes the file (and the
+//! output folder, where it made the folder and nothing else was written there).
+//!
+//! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no such lock: there ingests are
+//! not kept apart.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use crate::error::DataError;
+use crate::store;
+
+/// Name of the lock file in a local output folder.
+pub const LOCK_FILE: &str = "_ingest.lock";
+
+/// Tries at taking a held lock before refusing (a `--dry-run` asking whether the folder is
+/// free holds it for an instant).
+const TRIES: usize = 4;
+const PAUSE: Duration = Duration::from_millis(50);
+
+/// The lock of one local output folder, held until dropped.
+#[derive(Debug)]
+pub struct OutputLock {
+    file: File,
+    path: PathBuf,
+    /// The output folder, where this lock made it (removed again if left empty).
+    made_folder: Option<PathBuf>,
+}
+
+impl OutputLock {
+    /// Takes the lock of the output at `root` of `object_store` (`url` names it in the refusal)
+    /// for this process: `None` for an object store, which has none. An output another ingest
+    /// is writing is refused (`DataError::Refused`, naming the folder and that ingest's pid);
+    /// nothing is written then.
+    pub fn take(
+        object_store: &dyn ObjectStore,
+        root: &Path,
+        url: &str,
+    ) -> Result<Option<Self>, DataError> {
+        let Some(folder) = local_folder(object_store, root) else {
+            return Ok(None);
+        };
+        let path = folder.join(LOCK_FILE);
+        let io = |source| DataError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let (mut tries, mut rounds) = (0, 0);
+        loop {
+            // A folder or file removed under us (by the ingest that held it) is tried again,
+            // a bounded number of times.
+            rounds += 1;
+            if rounds > 100 {
+                return Err(busy(url, &path, None));
+            }
+            let made_folder = !folder.is_dir();
+            std::fs::create_dir_all(&folder).map_err(|source| DataError::Io {
+                path: folder.display().to_string(),
+                source,
+            })?;
+            let mut file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+            {
+                // The ingest that held it removed the folder it had made, just now.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                opened => opened.map_err(io)?,
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) if tries + 1 < TRIES => {
+                    tries += 1;
+                    std::thread::sleep(PAUSE);
+                    continue;
+                }
+                Err(TryLockError::WouldBlock) => return Err(busy(url, &path, Some(&mut file))),
+                Err(TryLockError::Error(source)) => return Err(io(source)),
+            }
+            // The ingest that held it may have removed the file between our opening and our
+            // locking it: a lock on that file keeps no one out, so take the one at the path.
+            let locked = file.metadata().map_err(io)?;
+            let same = std::fs::metadata(&path)
+                .is_ok_and(|now| (now.dev(), now.ino()) == (locked.dev(), locked.ino()));
+            if !same {
+                continue;
+            }
+            file.set_len(0).map_err(io)?;
+            file.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .map_err(io)?;
+            return Ok(Some(OutputLock {
+                file,
+                path,
+                made_folder: made_folder.then_some(folder),
+            }));
+        }
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for OutputLock {
+    /// Removes the file while still holding its lock (see `take` for one opened just before),
+    /// then releases it by closing the file.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(folder) = &self.made_folder {
+            // Only where nothing else was written there (a refused or failed ingest).
+            let _ = std::fs::remove_dir(folder);
+        }
+        let _ = self.file.unlock();
+    }
+}
+
+/// Whether another ingest is writing the output at `root` now, for `ingest --dry-run`: the
+/// refusal a run would meet, else `Ok`. Writes nothing (it only looks for a held lock).
+pub fn check_free(object_store: &dyn ObjectStore, root: &Path, url: &str) -> Result<(), DataError> {
+    let Some(folder) = local_folder(object_store, root) else {
+        return Ok(());
+    };
+    let path = folder.join(LOCK_FILE);
+    let mut file = match File::open(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        opened => opened.map_err(|source| DataError::Io {
+            path: path.display().to_string(),
+            source,
+        })?,
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Ok(())
+        }
+        Err(TryLockError::WouldBlock) => Err(busy(url, &path, Some(&mut file))),
+        Err(TryLockError::Error(source)) => Err(DataError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The refusal of an output whose lock file `file` (at `path`) another ingest holds.
+fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError {
+    let mut text = String::new();
+    if let Some(file) = file {
+        let _ = file.read_to_string(&mut text);
+    }
+    let who = match text.trim().parse::<u32>() {
+        Ok(pid) => format!("another ingest (pid {pid})"),
+        Err(_) => "another ingest".to_string(),
+    };
+    DataError::Refused(format!(
+        "{} is being written by {who}, which holds {}; two ingests into one folder would leave a \
+         broken dataset: wait until it ends (an interrupted ingest is resumed by running it \
+         again) or choose another --out",
+        store::redact_url(url),
+        path.display()
+    ))
+}
+
+/// The local folder of the output at `root`, or `None` for an object store.
+fn local_folder(object_store: &dyn ObjectStore, root: &Path) -> Option<PathBuf> {
+    object_store
+        .to_string()
+        .starts_with("LocalFileSystem")
+        .then(|| PathBuf::from(store::shown(object_store, root)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(dir: &std::path::Path) -> store::StoreRoot {
+        store::open_url(dir.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_until_the_first_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("ds");
+        let (object_store, root) = local(&out);
+        let url = out.to_str().unwrap();
+        let first = OutputLock::take(object_store.as_ref(), &root, url)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(first.path()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        let err = OutputLock::take(object_store.as_ref(), &root, url)
+            .unwrap_err()
+            .to_string();
+        let pid = std::process::id();
+        assert!(
+            err.starts_with(&format!(
+                "{url} is being written by another ingest (pid {pid}), which holds {url}/{LOCK_FILE}"
+            )),
+            "{err}"
+        );
+        let err = check_free(object_store.as_ref(), &root, url)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("(pid {pid})")), "{err}");
+        drop(first);
+        // The lock made the folder and nothing else was written: both are gone.
+        assert!(!out.exists());
+        check_free(object_store.as_ref(), &root, url).unwrap();
+        let again = OutputLock::take(object_store.as_ref(), &root, url).unwrap();
+        assert!(again.is_some());
+        std::fs::write(out.join("manifest.json"), b"{}").unwrap();
+        drop(again);
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "only the manifest stays"
+        );
+    }
+
+    #[test]
+    fn a_file_left_by_a_killed_ingest_is_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(LOCK_FILE), b"999999999\n").unwrap();
+        let (object_store, root) = local(tmp.path());
+        let url = tmp.path().to_str().unwrap();
+        check_free(object_store.as_ref(), &root, url).unwrap();
+        let lock = OutputLock::take(object_store.as_ref(), &root, url)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(lock.path()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+    }
+
+    #[test]
+    fn object_stores_have_no_lock() {
+        let (object_store, root) = store::open_url("memory://lock-test/ds").unwrap();
+        assert!(
+            OutputLock::take(object_store.as_ref(), &root, "memory://lock-test/ds")
+                .unwrap()
+                .is_none()
+        );
+    }
+}
