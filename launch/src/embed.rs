@@ -62,6 +62,13 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
         bail!("unknown split {} (train, val, test or all)", args.split);
     }
     let pooling = Pooling::parse(&args.pool)?;
+    let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
+    pool.install(|| embed(args, pooling))
+}
+
+fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
+    // The device first: `--device cuda` without a GPU fails before anything is read or written.
+    let device = compute::open(&args.compute)?;
     if !args.out.contains("://") {
         // A local file: its folder is made (or a file in its way named) before any work.
         let out = std::path::Path::new(&args.out);
@@ -69,13 +76,6 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
         let dir = dir.unwrap_or(std::path::Path::new("."));
         crate::eval::prepare_folder(dir, &format!("--out {}", out.display()))?;
     }
-    let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
-    pool.install(|| embed(args, pooling))
-}
-
-fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
-    // The device first: `--device cuda` without a GPU fails before any data is read.
-    let device = compute::open(&args.compute)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     let shards = shard_windows(&args.source.data, &args.split, &pretrained.config)?;
     let rate = shards.empty().sampling_rate;

@@ -116,8 +116,6 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     crate::pretrained::refuse_folder_as_out_file(&args.out)?;
     let settings = settings(args)?;
-    // Before any work (a fine-tuning may take hours): an `--out` that cannot be written fails now.
-    prepare_out_file(&args.out)?;
     let vocabulary = Vocabulary::parse(&args.labels)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| evaluate(args, vocabulary, settings))
@@ -126,6 +124,8 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
 fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> Result<EvalReport> {
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
+    // Then, before any work (a fine-tuning may take hours), an `--out` that cannot be written.
+    prepare_out_file(&args.out)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     // The run's copy and its TensorBoard scalars go to `<run>/eval/`: it too must be a folder
     // before the work starts.

@@ -294,11 +294,6 @@ pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
     crate::pretrain_dist::prepare_nccl(args.device.as_deref());
     let mut job = JobRank::join(&args.dist)?;
     let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
-    // Rank 0 writes the run folder's shared files: one such process at a time.
-    let _lock = match job.rank() {
-        0 => Some(crate::run_lock::lock(&run_dir)?),
-        _ => None,
-    };
     let config = resolve_config(args, &run_dir)?;
     let pool = thread_pool(config.train.threads)?;
     pool.install(|| train(args, run_dir, config, job))
@@ -391,6 +386,12 @@ fn train_on<B: Backend>(
     // secrets: a signed URL's query string or user info is saved as `***`.
     let mut saved = config.clone();
     saved.data.source = redact_url(&config.data.source);
+    // Rank 0 writes the run folder's shared files: one such process at a time, locked from
+    // before the first write (not earlier: a start that fails leaves no folder) to the end.
+    let _lock = match rank {
+        0 => Some(crate::run_lock::lock(&run_dir)?),
+        _ => None,
+    };
     let mut trainer =
         Trainer::with_data_parallel(saved, &run_dir, backend, source, args.resume, dp)
             .with_context(|| format!("preparing the run in {}", run_dir.display()))?;
