@@ -142,7 +142,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
 /// The records an ingest of `source` with `opts` reads, in order: the source's plan with the
 /// label CSV applied, then `--records`, `--exclude` and `--limit`. Reads only listings, label
 /// tables and the lists, never a signal; `ingest --dry-run` prints it. Fails when nothing is
-/// left to ingest (an empty dataset would only hide a wrong address or list).
+/// left to ingest (an empty dataset would only hide a wrong address or list), and when two of
+/// the records, in different folders, would share a record id.
 pub fn plan_records(opts: &IngestOptions, source: &SourceRoot) -> Result<Plan, DataError> {
     let labels = opts
         .label_csv
@@ -176,6 +177,7 @@ pub fn plan_records(opts: &IngestOptions, source: &SourceRoot) -> Result<Plan, D
     if let Some(limit) = opts.limit {
         plan.records.truncate(limit);
     }
+    plan::refuse_shared_record_ids(&plan.records, &source.describe())?;
     if plan.records.is_empty() {
         return Err(DataError::Refused(format!(
             "--records, --exclude and --limit leave no {} record of {} to ingest",

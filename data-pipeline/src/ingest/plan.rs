@@ -2,6 +2,7 @@
 //! about each before reading it (labels, patient, age, sex, fold), for every source format,
 //! including format auto-detection and the label-CSV override.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use ecgfm_wfdb::labels::{read_cinc2017_reference_from, PtbXlDatabase, Sex};
@@ -53,6 +54,42 @@ impl PlannedRecord {
             header_labels,
         }
     }
+}
+
+/// Refuses `records` (one ingest's, in order) when two of them in different folders of
+/// `source` (its description) share a file name, so would share a `record_id` (and a patient,
+/// when the source knows none): two recordings would pass for one, in `--record-ids` lists and
+/// in `ecgfm eval`'s check of held-out records, with no word said. Names the first such pair
+/// and how to resolve it; an ingest whose ids are all distinct is not affected.
+pub(crate) fn refuse_shared_record_ids(
+    records: &[PlannedRecord],
+    source: &str,
+) -> Result<(), DataError> {
+    let mut first: HashMap<&str, &str> = HashMap::with_capacity(records.len());
+    let mut shared: Vec<(&str, &str, &str)> = Vec::new();
+    for record in records {
+        match first.entry(&record.record_id) {
+            Entry::Occupied(earlier) => {
+                shared.push((&record.record_id, earlier.get(), &record.name))
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(&record.name);
+            }
+        }
+    }
+    let Some((id, earlier, later)) = shared.first() else {
+        return Ok(());
+    };
+    let more = match shared.len() {
+        1 => String::new(),
+        n => format!(" ({} more records share an id with an earlier one)", n - 1),
+    };
+    Err(DataError::Refused(format!(
+        "{source}: records `{earlier}` and `{later}` would both be ingested as record id \
+         `{id}` (a record id is the file name, without its folders){more}; ingest each \
+         subfolder as its own source with its own --source-name, or leave the duplicates out \
+         with --exclude FILE listing their paths (`{later}`)"
+    )))
 }
 
 /// The resolved format and its records.

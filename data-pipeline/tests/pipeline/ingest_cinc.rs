@@ -4,7 +4,8 @@
 //! matching no record reported, a CSV matching none refused), the `--records` list (a cohort
 //! kept in the plan's order, a name missing from the source refused before anything is written)
 //! and the `--exclude` list (read from an object store; names the source lacks a warning), and
-//! `--format cinc2021` refused on a folder of another format or without `# Dx:` lines.
+//! `--format cinc2021` refused on a folder of another format or without `# Dx:` lines, and
+//! records of one name in two subfolders (one record id) refused before anything is written.
 
 use crate::ingest_support;
 
@@ -352,4 +353,57 @@ fn a_dx_line_with_an_empty_code_is_quarantined() {
     );
     assert!(rows.iter().all(|r| r.record_id == "E07501"));
     assert!(!manifest.counts.labels.contains_key("snomed:abc"));
+}
+
+/// Two subfolders of one source holding records of the same names (`sub1/E07500`,
+/// `sub2/E07500`) would share record ids (and patients): the ingest is refused at planning
+/// (so by `--dry-run` too), naming both paths and the ways out, before anything is written;
+/// an `--exclude` listing one subfolder's paths ingests the other's records, each id once.
+/// (Both were once ingested as `E07500`, silently.)
+#[test]
+fn records_sharing_a_name_in_two_subfolders_are_refused() {
+    let Some(sample) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let nest = src.path().join("nest");
+    let names = ["E07500", "E07501", "E07502"];
+    for sub in ["sub1", "sub2"] {
+        std::fs::create_dir_all(nest.join(sub)).unwrap();
+        for name in names {
+            for ext in ["hea", "mat"] {
+                let file = format!("{name}.{ext}");
+                std::fs::copy(sample.join(&file), nest.join(sub).join(&file)).unwrap();
+            }
+        }
+    }
+    let out = src.path().join("o");
+    let mut opts = options(&nest, out.to_str().unwrap());
+    opts.format = SourceFormat::Cinc2021;
+    let source = ecgfm_data::ingest::SourceRoot::open(&opts.source, &[]).unwrap();
+    let planned = ecgfm_data::ingest::plan_records(&opts, &source).unwrap_err();
+    let err = ingest(&opts, &hidden()).unwrap_err().to_string();
+    assert_eq!(planned.to_string(), err);
+    for said in [
+        "records `sub1/E07500` and `sub2/E07500` would both be ingested as record id `E07500`",
+        "(2 more records share an id",
+        "--source-name",
+        "--exclude",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    assert!(!out.exists(), "nothing written: {err}");
+    // Leaving one subfolder out by path resolves it.
+    let list = src.path().join("sub2.txt");
+    let paths: Vec<String> = names.iter().map(|n| format!("sub2/{n}\n")).collect();
+    std::fs::write(&list, paths.concat()).unwrap();
+    opts.exclude = Some(list.to_str().unwrap().to_string());
+    let report = ingest(&opts, &hidden()).unwrap();
+    assert_eq!(
+        (report.records_ingested, report.records_quarantined),
+        (3, 0)
+    );
+    let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
+    let ids: HashSet<&str> = rows.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, HashSet::from(names));
 }
