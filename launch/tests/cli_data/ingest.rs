@@ -58,9 +58,6 @@ fn an_ingest_resumes_however_its_paths_are_spelled() {
     let source = source.to_str().unwrap();
     fn ingest(source: &str, format: &str, out: &str, extra: &[&str]) -> Vec<String> {
         let args = [
-            "data",
-            "ingest",
-            source,
             "--format",
             format,
             "--out",
@@ -72,7 +69,7 @@ fn an_ingest_resumes_however_its_paths_are_spelled() {
             "--shard-mb",
             "1",
         ];
-        args.iter().chain(extra).map(|a| a.to_string()).collect()
+        ingest_args(Path::new(source), &[&args[..], extra].concat())
     }
     let first = run_ok_in(
         &dir,
