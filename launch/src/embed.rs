@@ -72,8 +72,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     if !args.out.contains("://") {
         // A local file: its folder is made (or a file in its way named) before any work.
         let out = std::path::Path::new(&args.out);
-        let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or(std::path::Path::new("."));
+        let dir = crate::eval::out_folder(out);
         crate::eval::prepare_folder(dir, &format!("--out {}", out.display()))?;
     }
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;

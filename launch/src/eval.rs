@@ -325,7 +325,7 @@ fn records_as_patients(
 }
 
 /// The folder of the file `out` (`.` for a bare file name).
-fn out_folder(out: &Path) -> &Path {
+pub(crate) fn out_folder(out: &Path) -> &Path {
     match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
