@@ -68,7 +68,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// What validation and the test metrics score: window, or record (the mean of its windows'
-    /// scores). The intervals resample records either way.
+    /// scores). The intervals resample the test patients either way.
     #[arg(long, default_value = "window", value_name = "window|record")]
     pub score_by: ScoreBy,
     /// Bootstrap resamples of the test set for the 95% intervals.
