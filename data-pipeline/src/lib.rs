@@ -28,6 +28,7 @@ pub mod loader;
 pub mod manifest;
 pub mod merge;
 pub mod object_sink;
+pub mod out_lock;
 pub mod plot;
 pub mod record_ids;
 pub mod schema;

@@ -1,16 +1,18 @@
-//! `_ingest.lock`: one ingest at a time into a local output folder. Two ingests writing one
-//! folder at once would both report success over a dataset whose manifest lists the other's
-//! shards, so an ingest takes an advisory OS lock (`flock`) on this file in its `--out`, before
-//! it reads the journal, and holds it to the end; a second ingest there is refused at once,
-//! naming the folder and the first one's pid (which the file holds), before it writes anything.
+//! `_ingest.lock`: one writer at a time into a local dataset folder. Two commands writing one
+//! folder at once (two ingests, an ingest and a merge, two `data synth`s) would both report
+//! success over a dataset whose manifest lists the other's shards, so each of `data ingest`,
+//! `data merge` and `data synth` takes an advisory OS lock (`flock`) on this file in its `--out`
+//! before it looks at what the folder holds, and holds it to the end; a second writer there is
+//! refused at once, naming the folder and the first one's command and pid (which the file
+//! holds), before it writes anything.
 //!
-//! The kernel releases the lock when its process ends, however it ends, so an ingest that was
+//! The kernel releases the lock when its process ends, however it ends, so a writer that was
 //! killed leaves no stale lock: the file may stay (readers never look at it: they read
-//! `manifest.json` and the shards it names, and the journal by its name), and the next ingest
-//! takes it over (a resume proceeds as usual). An ingest that ends removes the file (and the
+//! `manifest.json` and the shards it names, and the journal by its name), and the next writer
+//! takes it over (a resume proceeds as usual). A writer that ends removes the file (and the
 //! output folder, where it made the folder and nothing else was written there).
 //!
-//! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no such lock: there ingests are
+//! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no such lock: there writers are
 //! not kept apart.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -33,6 +35,31 @@ pub const LOCK_FILE: &str = "_ingest.lock";
 const TRIES: usize = 4;
 const PAUSE: Duration = Duration::from_millis(50);
 
+/// The command that holds a lock (`ecgfm data ingest`, `merge` or `synth`), named in the file
+/// beside its pid and in the refusal a second writer meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    Ingest,
+    Merge,
+    Synth,
+}
+
+impl Writer {
+    fn name(self) -> &'static str {
+        match self {
+            Writer::Ingest => "ingest",
+            Writer::Merge => "merge",
+            Writer::Synth => "synth",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Writer> {
+        [Writer::Ingest, Writer::Merge, Writer::Synth]
+            .into_iter()
+            .find(|w| w.name() == name)
+    }
+}
+
 /// The lock of one local output folder, held until dropped.
 #[derive(Debug)]
 pub struct OutputLock {
@@ -44,13 +71,14 @@ pub struct OutputLock {
 
 impl OutputLock {
     /// Takes the lock of the output at `root` of `object_store` (`url` names it in the refusal)
-    /// for this process: `None` for an object store, which has none. An output another ingest
-    /// is writing is refused (`DataError::Refused`, naming the folder and that ingest's pid);
-    /// nothing is written then.
+    /// for this process, running `writer`: `None` for an object store, which has none. An
+    /// output another writer holds is refused (`DataError::Refused`, naming the folder, that
+    /// writer's command and pid); nothing is written then.
     pub fn take(
         object_store: &dyn ObjectStore,
         root: &Path,
         url: &str,
+        writer: Writer,
     ) -> Result<Option<Self>, DataError> {
         let Some(folder) = local_folder(object_store, root) else {
             return Ok(None);
@@ -103,7 +131,7 @@ impl OutputLock {
                 continue;
             }
             file.set_len(0).map_err(io)?;
-            file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            file.write_all(format!("{} {}\n", std::process::id(), writer.name()).as_bytes())
                 .map_err(io)?;
             return Ok(Some(OutputLock {
                 file,
@@ -132,8 +160,8 @@ impl Drop for OutputLock {
     }
 }
 
-/// Whether another ingest is writing the output at `root` now, for `ingest --dry-run`: the
-/// refusal a run would meet, else `Ok`. Writes nothing (it only looks for a held lock).
+/// Whether another writer holds the output at `root` now, for `ingest --dry-run`: the refusal
+/// a run would meet, else `Ok`. Writes nothing (it only looks for a held lock).
 pub fn check_free(object_store: &dyn ObjectStore, root: &Path, url: &str) -> Result<(), DataError> {
     let Some(folder) = local_folder(object_store, root) else {
         return Ok(());
@@ -159,20 +187,25 @@ pub fn check_free(object_store: &dyn ObjectStore, root: &Path, url: &str) -> Res
     }
 }
 
-/// The refusal of an output whose lock file `file` (at `path`) another ingest holds.
+/// The refusal of an output whose lock file `file` (at `path`) another writer holds. The file
+/// names its pid and command ("4242 merge"; an ingest of before 2026-12-06 wrote the pid alone).
 fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError {
     let mut text = String::new();
     if let Some(file) = file {
         let _ = file.read_to_string(&mut text);
     }
-    let who = match text.trim().parse::<u32>() {
-        Ok(pid) => format!("another ingest (pid {pid})"),
-        Err(_) => "another ingest".to_string(),
+    let mut words = text.split_whitespace();
+    let pid = words.next().and_then(|w| w.parse::<u32>().ok());
+    let writer = words.next().map_or(Some(Writer::Ingest), Writer::from_name);
+    let who = match (writer, pid) {
+        (Some(writer), Some(pid)) => format!("another {} (pid {pid})", writer.name()),
+        (Some(writer), None) => format!("another {}", writer.name()),
+        (None, _) => "another ecgfm command".to_string(),
     };
     DataError::Refused(format!(
-        "{} is being written by {who}, which holds {}; two ingests into one folder would leave a \
-         broken dataset: wait until it ends (an interrupted ingest is resumed by running it \
-         again) or choose another --out",
+        "{} is being written by {who}, which holds {}; two writers into one folder would leave a \
+         broken dataset: wait until it ends (an interrupted ingest or merge is resumed by running \
+         it again) or choose another --out",
         store::redact_url(url),
         path.display()
     ))
@@ -200,14 +233,14 @@ mod tests {
         let out = tmp.path().join("ds");
         let (object_store, root) = local(&out);
         let url = out.to_str().unwrap();
-        let first = OutputLock::take(object_store.as_ref(), &root, url)
+        let first = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
             .unwrap()
             .unwrap();
         assert_eq!(
             std::fs::read_to_string(first.path()).unwrap(),
-            format!("{}\n", std::process::id())
+            format!("{} ingest\n", std::process::id())
         );
-        let err = OutputLock::take(object_store.as_ref(), &root, url)
+        let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
             .unwrap_err()
             .to_string();
         let pid = std::process::id();
@@ -225,8 +258,15 @@ mod tests {
         // The lock made the folder and nothing else was written: both are gone.
         assert!(!out.exists());
         check_free(object_store.as_ref(), &root, url).unwrap();
-        let again = OutputLock::take(object_store.as_ref(), &root, url).unwrap();
+        let again = OutputLock::take(object_store.as_ref(), &root, url, Writer::Merge).unwrap();
         assert!(again.is_some());
+        let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("by another merge (pid {pid})")),
+            "{err}"
+        );
         std::fs::write(out.join("manifest.json"), b"{}").unwrap();
         drop(again);
         assert_eq!(
@@ -243,22 +283,47 @@ mod tests {
         let (object_store, root) = local(tmp.path());
         let url = tmp.path().to_str().unwrap();
         check_free(object_store.as_ref(), &root, url).unwrap();
-        let lock = OutputLock::take(object_store.as_ref(), &root, url)
+        let lock = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
             .unwrap()
             .unwrap();
         assert_eq!(
             std::fs::read_to_string(lock.path()).unwrap(),
-            format!("{}\n", std::process::id())
+            format!("{} ingest\n", std::process::id())
         );
+    }
+
+    #[test]
+    fn a_holder_is_named_by_its_file_in_either_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (object_store, root) = local(tmp.path());
+        let url = tmp.path().to_str().unwrap();
+        let path = tmp.path().join(LOCK_FILE);
+        for (text, who) in [
+            ("77\n", "another ingest (pid 77)"),
+            ("78 synth\n", "another synth (pid 78)"),
+            ("79 export\n", "another ecgfm command,"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let held = File::open(&path).unwrap();
+            held.try_lock().unwrap();
+            let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Merge)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("is being written by {who}")), "{err}");
+            drop(held);
+        }
     }
 
     #[test]
     fn object_stores_have_no_lock() {
         let (object_store, root) = store::open_url("memory://lock-test/ds").unwrap();
-        assert!(
-            OutputLock::take(object_store.as_ref(), &root, "memory://lock-test/ds")
-                .unwrap()
-                .is_none()
-        );
+        assert!(OutputLock::take(
+            object_store.as_ref(),
+            &root,
+            "memory://lock-test/ds",
+            Writer::Synth
+        )
+        .unwrap()
+        .is_none());
     }
 }

@@ -304,6 +304,14 @@ pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<()
     Ok(())
 }
 
+/// Deletes the object at `location` (blocking); one that is not there is no error.
+pub fn remove(store: &dyn ObjectStore, location: &Path) -> Result<(), DataError> {
+    match block_on(store.delete(location)) {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(err) => Err(store_error(location)(err)),
+    }
+}
+
 /// The whole object.
 pub async fn get_bytes(store: &dyn ObjectStore, location: &Path) -> Result<Bytes, DataError> {
     let result = store.get(location).await.map_err(store_error(location))?;

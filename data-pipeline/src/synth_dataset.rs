@@ -14,9 +14,10 @@ use crate::error::DataError;
 use crate::ingest::journal::Journal;
 use crate::ingest::plan::PlannedRecord;
 use crate::ingest::record::{windows_to_rows, RecordOutcome};
-use crate::ingest::shard_writer::{store_shard, ShardLayout, ShardWriter};
+use crate::ingest::shard_writer::{remove_unlisted_shards, store_shard, ShardLayout, ShardWriter};
 use crate::ingest::{record_outcome, DEFAULT_SHARD_TARGET_BYTES};
 use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
+use crate::out_lock::{OutputLock, Writer};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::split::{assign_split, SplitFractions};
 use crate::store;
@@ -131,11 +132,21 @@ fn synth_record(
     })
 }
 
-/// Writes `opts.records` synthetic records as a dataset and returns its manifest.
+/// What `write_synth_dataset` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthReport {
+    pub manifest: Manifest,
+    /// Shards an earlier attempt into the folder left beyond this dataset's (a larger synth
+    /// that was killed), removed.
+    pub shards_removed: u64,
+}
+
+/// Writes `opts.records` synthetic records as a dataset (a local `--out` locked meanwhile,
+/// `crate::out_lock`).
 pub fn write_synth_dataset(
     opts: &SynthDatasetOptions,
     progress: &ProgressBar,
-) -> Result<Manifest, DataError> {
+) -> Result<SynthReport, DataError> {
     let opts = &SynthDatasetOptions {
         synth: covering_a_window(opts),
         ..opts.clone()
@@ -149,6 +160,8 @@ pub fn write_synth_dataset(
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
+    // Held to the end: another writer into this (local) folder is refused until then.
+    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Synth)?;
     Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
@@ -197,8 +210,13 @@ pub fn write_synth_dataset(
     );
     manifest.shards = totals.shards;
     manifest.set_counts(totals.counts);
+    let shards_removed =
+        remove_unlisted_shards(out_store.as_ref(), &out_root, manifest.shards.len())?;
     manifest.save(out_store.as_ref(), &out_root)?;
-    Ok(manifest)
+    Ok(SynthReport {
+        manifest,
+        shards_removed,
+    })
 }
 
 fn flush(

@@ -4,9 +4,10 @@ use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::ingest::{
-    ingest, out_lock, output_journal, plan_records, IngestOptions, SourceFormat, SourceRoot,
-    QUARANTINE_REPORT_FILE,
+    ingest, output_journal, plan_records, removed_shards_note, IngestOptions, SourceFormat,
+    SourceRoot, QUARANTINE_REPORT_FILE,
 };
+use ecgfm_data::out_lock;
 use ecgfm_data::store::{open_url_with, redact_url};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_preprocess::pipeline::MAX_RECORD_RATE_HZ;
@@ -306,9 +307,10 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         ..SynthDatasetOptions::default()
     };
     let bar = record_bar("synth");
-    let manifest = write_synth_dataset(&options, &bar)
+    let report = write_synth_dataset(&options, &bar)
         .with_context(|| format!("writing the synthetic dataset {}", args.out))?;
     bar.finish_and_clear();
+    let manifest = &report.manifest;
     println!(
         "{} synthetic records -> {} rows in {} shards at {}",
         args.records,
@@ -316,5 +318,8 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         manifest.shards.len(),
         redact_url(&args.out)
     );
+    if report.shards_removed > 0 {
+        println!("{}", removed_shards_note(report.shards_removed));
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 use ecgfm_data::error::DataError;
+use ecgfm_data::ingest::removed_shards_note;
 use ecgfm_data::merge::{merge, MergeOptions};
 use ecgfm_data::store::redact_url;
 
@@ -63,6 +64,9 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         redact_url(&args.out)
     );
     println!("sources: {}", sources.join(", "));
+    if report.shards_removed > 0 {
+        println!("{}", removed_shards_note(report.shards_removed));
+    }
     for warning in &report.warnings {
         tracing::warn!("{warning}");
     }

@@ -11,13 +11,12 @@
 //! The manifest is written last; a run that ingested no record writes none, only the report of
 //! its quarantined records (`no_records.rs`), and removes its journal. An output holding another dataset or another ingest's journal
 //! is refused before anything is written (`Journal::resume`), and so is a local output another
-//! ingest is writing at the time (`out_lock.rs`: `_ingest.lock`).
+//! writer (ingest, merge or synth) holds at the time (`crate::out_lock`: `_ingest.lock`).
 
 pub mod journal;
 pub mod label_csv;
 pub mod no_records;
 pub mod options;
-pub mod out_lock;
 pub mod plan;
 pub mod record;
 pub mod record_list;
@@ -37,14 +36,16 @@ use rayon::prelude::*;
 
 use crate::error::DataError;
 use crate::manifest::{Manifest, SourceEntry};
+use crate::out_lock::{OutputLock, Writer};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::store;
 
 pub use journal::{IngestSettings, Journal, SideFiles, JOURNAL_FILE};
 pub use label_csv::LabelOverride;
 pub use no_records::{QuarantineReport, QUARANTINE_REPORT_FILE};
-pub use options::{IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES};
-pub use out_lock::{OutputLock, LOCK_FILE};
+pub use options::{
+    removed_shards_note, IngestOptions, IngestReport, SourceFormat, DEFAULT_SHARD_TARGET_BYTES,
+};
 pub use plan::{make_plan, Plan, PlannedRecord};
 pub use record::{process_record, RecordContext, RecordOutcome};
 pub use record_list::RecordList;
@@ -69,7 +70,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     } = plan_records(opts, &source)?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
     // Held to the end: another ingest into this (local) folder is refused until then.
-    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out)?;
+    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Ingest)?;
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
     let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;
@@ -101,6 +102,14 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         progress,
     };
     let (journal, complete) = run.execute(journal)?;
+    let shards_removed = match complete {
+        true => shard_writer::remove_unlisted_shards(
+            out_store.as_ref(),
+            &out_root,
+            journal.shards.len(),
+        )?,
+        false => 0,
+    };
     let source_entry = SourceEntry {
         name: source_name.clone(),
         uri: source.identity(),
@@ -133,6 +142,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         shards: journal.shards.len() as u64,
         shards_written: journal.shards.len() as u64 - resumed,
         shards_resumed: resumed,
+        shards_removed,
         complete,
         counts: journal.counts,
         warnings,

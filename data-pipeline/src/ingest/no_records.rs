@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -51,7 +51,7 @@ impl QuarantineReport {
         let location = store::join(root, QUARANTINE_REPORT_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("report serialises");
         store::block_on(store::put_bytes(object_store, &location, bytes.into()))?;
-        remove(object_store, &store::join(root, JOURNAL_FILE))
+        store::remove(object_store, &store::join(root, JOURNAL_FILE))
     }
 
     /// Reads the report at `root`, if there is one (one that does not parse counts as none).
@@ -64,16 +64,5 @@ impl QuarantineReport {
 
 /// Removes the report an earlier ingest into `root` left, if any: a dataset is there now.
 pub fn remove_report(object_store: &dyn ObjectStore, root: &Path) -> Result<(), DataError> {
-    remove(object_store, &store::join(root, QUARANTINE_REPORT_FILE))
-}
-
-/// Deletes the object at `location`; one that is not there is no error.
-fn remove(object_store: &dyn ObjectStore, location: &Path) -> Result<(), DataError> {
-    match store::block_on(object_store.delete(location)) {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(source) => Err(DataError::Store {
-            location: location.to_string(),
-            source,
-        }),
-    }
+    store::remove(object_store, &store::join(root, QUARANTINE_REPORT_FILE))
 }

@@ -158,6 +158,9 @@ pub struct IngestReport {
     pub shards_written: u64,
     /// Shards kept from an earlier, interrupted run.
     pub shards_resumed: u64,
+    /// Shards another writer's earlier attempt left in the folder beyond this dataset's (a
+    /// killed `data synth` or merge), removed when the dataset was complete.
+    pub shards_removed: u64,
     /// False when the run stopped early (`stop_after_shards`): no manifest yet.
     pub complete: bool,
     /// Totals (rows, records, labels, splits, quarantine reasons).
@@ -186,6 +189,9 @@ impl fmt::Display for IngestReport {
                 "; stopped early, run again to resume"
             }
         )?;
+        if self.shards_removed > 0 {
+            writeln!(f, "{}", removed_shards_note(self.shards_removed))?;
+        }
         for (reason, n) in &self.counts.quarantine {
             writeln!(f, "  quarantined ({reason}): {n}")?;
         }
@@ -194,4 +200,12 @@ impl fmt::Display for IngestReport {
         }
         Ok(())
     }
+}
+
+/// The line saying that `n` shards an earlier attempt left in a dataset's folder were removed
+/// (`shard_writer::remove_unlisted_shards`); ingest, merge and synth print it.
+pub fn removed_shards_note(n: u64) -> String {
+    format!(
+        "removed {n} shard files an earlier attempt had left in the folder beyond this dataset's"
+    )
 }

@@ -44,6 +44,34 @@ pub fn shard_path(index: usize) -> String {
     format!("{SHARDS_DIR}/shard-{index:05}.parquet")
 }
 
+/// Removes the shards in the dataset folder `root` from number `listed` on (`shard_path`'s
+/// names; nothing else there is touched): what an earlier attempt into the same folder left
+/// beyond the `listed` shards a writer's manifest is about to name (a merge of more inputs, a
+/// larger synth, a writer killed before its manifest). Returns how many were removed.
+pub fn remove_unlisted_shards(
+    object_store: &dyn ObjectStore,
+    root: &Path,
+    listed: usize,
+) -> Result<u64, DataError> {
+    let prefix = store::join(root, SHARDS_DIR);
+    let mut removed = 0;
+    for meta in store::block_on(store::list(object_store, &prefix))? {
+        let index = meta.location.filename().and_then(|name| {
+            let number = name.strip_prefix("shard-")?.strip_suffix(".parquet")?;
+            number.parse::<usize>().ok()
+        });
+        let Some(index) = index.filter(|&i| i >= listed) else {
+            continue;
+        };
+        if meta.location != store::join(root, &shard_path(index)) {
+            continue;
+        }
+        store::remove(object_store, &meta.location)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Parquet writer settings: zstd on every column but the signal, which is delta-encoded
 /// (DELTA_BINARY_PACKED, about 8 bits per sample on ECGs) and left uncompressed: zstd on top
 /// saves nothing there and would cost the loader most of its decode time.

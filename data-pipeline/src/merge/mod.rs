@@ -9,7 +9,9 @@
 //! share a patient id; a recording two sources both hold is another matter) and splits. The manifest's sources, counts, quarantine and partial lists are
 //! the inputs' together (`duplicates` warns of sources known to hold the same recordings under
 //! other ids). It is written last: an interrupted merge run again keeps the shards
-//! already copied (each re-checked by its SHA-256) and copies the rest.
+//! already copied (each re-checked by its SHA-256), copies the rest and removes any shard an
+//! earlier attempt left beyond them. A local output is locked while the merge writes it
+//! (`crate::out_lock`).
 
 mod copy;
 mod duplicates;
@@ -22,8 +24,9 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::error::DataError;
-use crate::ingest::shard_writer::shard_path;
+use crate::ingest::shard_writer::{remove_unlisted_shards, shard_path};
 use crate::manifest::{Counts, Manifest, ShardEntry};
+use crate::out_lock::{OutputLock, Writer};
 use crate::store;
 use copy::{copy_shards, CopyJob};
 
@@ -62,6 +65,9 @@ pub struct MergeReport {
     pub shards_copied_in_store: u64,
     /// Shards found already copied by an interrupted earlier run (their SHA-256 checked).
     pub shards_kept: u64,
+    /// Shards an earlier attempt left beyond those of this merge (a merge of more inputs),
+    /// removed.
+    pub shards_removed: u64,
     /// Inputs whose manifests predate the count of rows by present leads: the merged dataset
     /// has none either (a partial count would mislead a sweep's compute plan).
     pub without_lead_counts: Vec<String>,
@@ -109,6 +115,8 @@ pub fn merge(
         .collect::<Result<Vec<_>, DataError>>()?;
     check_compatible(&inputs)?;
     let (out_store, out_root) = store::open_url_with(out, &options.store_options)?;
+    // Held to the end: another writer into this (local) folder is refused until then.
+    let _lock = OutputLock::take(out_store.as_ref(), &out_root, out, Writer::Merge)?;
     Manifest::refuse_occupied(out_store.as_ref(), &out_root, out, "merge")?;
     progress.set_length(
         inputs
@@ -173,6 +181,8 @@ pub fn merge(
     if !without_lead_counts.is_empty() {
         merged.counts.leads_present.clear();
     }
+    let shards_removed =
+        remove_unlisted_shards(out_store.as_ref(), &out_root, merged.shards.len())?;
     merged.save(out_store.as_ref(), &out_root)?;
     let warnings = duplicates::shared_recordings(&merged.sources);
     Ok(MergeReport {
@@ -180,6 +190,7 @@ pub fn merge(
         shards_copied: copied.streamed,
         shards_copied_in_store: copied.in_store,
         shards_kept: copied.kept,
+        shards_removed,
         without_lead_counts,
         checksums_added,
         warnings,

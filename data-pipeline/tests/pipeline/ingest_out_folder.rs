@@ -13,11 +13,11 @@ use std::path::Path;
 
 use ecgfm_data::error::DataError;
 use ecgfm_data::ingest::{
-    ingest, IngestOptions, OutputLock, QuarantineReport, SourceFormat, LOCK_FILE,
-    QUARANTINE_REPORT_FILE,
+    ingest, IngestOptions, QuarantineReport, SourceFormat, QUARANTINE_REPORT_FILE,
 };
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::merge::{merge, MergeOptions};
+use ecgfm_data::out_lock::{OutputLock, Writer, LOCK_FILE};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
 use ingest_support::{hidden, options};
@@ -365,7 +365,7 @@ fn an_ingest_into_a_folder_another_ingest_is_writing_is_refused() {
         before
     };
     let (object_store, root) = ecgfm_data::store::open_url(&opts.out).unwrap();
-    let lock = OutputLock::take(object_store.as_ref(), &root, &opts.out)
+    let lock = OutputLock::take(object_store.as_ref(), &root, &opts.out, Writer::Ingest)
         .unwrap()
         .expect("a local folder has a lock");
     let held = refused(&opts);
@@ -392,9 +392,14 @@ fn an_ingest_into_a_folder_another_ingest_is_writing_is_refused() {
     let mut into_fresh = opts.clone();
     into_fresh.out = fresh.to_str().unwrap().to_string();
     let (object_store, root) = ecgfm_data::store::open_url(&into_fresh.out).unwrap();
-    let lock = OutputLock::take(object_store.as_ref(), &root, &into_fresh.out)
-        .unwrap()
-        .unwrap();
+    let lock = OutputLock::take(
+        object_store.as_ref(),
+        &root,
+        &into_fresh.out,
+        Writer::Ingest,
+    )
+    .unwrap()
+    .unwrap();
     let held = refused(&into_fresh);
     assert_eq!(held.keys().collect::<Vec<_>>(), [LOCK_FILE]);
     drop(lock);

@@ -162,7 +162,7 @@ fn synthetic_dataset_has_the_same_layout() {
         shard_target_bytes: 1 << 20,
         ..SynthDatasetOptions::default()
     };
-    let manifest = write_synth_dataset(&opts, &hidden()).unwrap();
+    let manifest = write_synth_dataset(&opts, &hidden()).unwrap().manifest;
     // A second synth into the same folder is refused: it would replace the dataset there.
     let err = write_synth_dataset(&opts, &hidden())
         .unwrap_err()
@@ -195,7 +195,7 @@ fn synthetic_dataset_has_the_same_layout() {
     let mut second = opts.clone();
     second.out = again.path().to_str().unwrap().to_string();
     second.threads = 1;
-    let manifest_again = write_synth_dataset(&second, &hidden()).unwrap();
+    let manifest_again = write_synth_dataset(&second, &hidden()).unwrap().manifest;
     assert_eq!(
         manifest_again.shards, manifest.shards,
         "deterministic, bitwise"

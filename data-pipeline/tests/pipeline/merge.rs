@@ -4,7 +4,8 @@
 //! resumption of an interrupted merge; the same dataset whether the store copies the shards or
 //! they pass through this process, whatever the number of copies at once, on a local disk (hard
 //! links) and on S3 (a moto server); a one-input merge giving an older dataset the chunk
-//! checksums its manifest lacks. On real recordings when `../shared/data` is present:
+//! checksums its manifest lacks; a merge run again with fewer inputs (or a synth over a larger
+//! killed one) removes the shards left beyond its own; a folder another writer holds is refused. On real recordings when `../shared/data` is present:
 //! single-lead CinC 2017 and 12-lead PTB-XL in one dataset.
 
 use crate::common;
@@ -17,6 +18,7 @@ use ecgfm_data::ingest::ingest;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::merge::{merge, MergeOptions, MergeReport};
+use ecgfm_data::out_lock::{OutputLock, Writer, LOCK_FILE};
 use ecgfm_data::store;
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_data::windows::read_split_windows;
@@ -528,6 +530,121 @@ fn a_local_merge_killed_in_a_write_leaves_no_staging_file_once_run_again() {
     assert!(!staging.exists(), "the staging file is left behind");
     let files = std::fs::read_dir(out.join("shards")).unwrap().count();
     assert_eq!(files, first.manifest.shards.len());
+}
+
+/// A merge run again with fewer inputs than an interrupted first attempt (the user dropped one)
+/// removes the shards the first copied beyond this dataset's, and nothing else in the folder.
+#[test]
+fn a_merge_again_with_fewer_inputs_removes_the_shards_left_beyond_its_own() {
+    let inputs = [
+        synth("fewer-a", 1, 4, |_| {}),
+        synth("fewer-b", 2, 4, |_| {}),
+        synth("fewer-c", 3, 4, |_| {}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("merged");
+    let out_url = out.display().to_string();
+    let first = merge_with(&inputs, &out_url, &MergeOptions::default()).unwrap();
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let kept_aside = out.join("shards/notes.txt");
+    std::fs::write(&kept_aside, b"not a shard").unwrap();
+
+    let again = merge_with(&inputs[..1], &out_url, &MergeOptions::default()).unwrap();
+    let own = again.manifest.shards.len();
+    assert!(own >= 1 && own < first.manifest.shards.len());
+    assert_eq!(
+        again.shards_removed as usize,
+        first.manifest.shards.len() - own
+    );
+    let mut files: Vec<String> = std::fs::read_dir(out.join("shards"))
+        .unwrap()
+        .map(|e| format!("shards/{}", e.unwrap().file_name().to_str().unwrap()))
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = again
+        .manifest
+        .shards
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    expected.push("shards/notes.txt".into());
+    expected.sort();
+    assert_eq!(files, expected);
+    assert!(inspect(&out_url, &[], &hidden())
+        .unwrap()
+        .damaged_shards
+        .is_empty());
+    // Run once more, nothing is left to remove.
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let third = merge_with(&inputs[..1], &out_url, &MergeOptions::default()).unwrap();
+    assert_eq!((third.shards_removed, third.shards_kept as usize), (0, own));
+}
+
+/// A merge or a synth into a local folder another writer holds (its `_ingest.lock`) is refused
+/// at once, naming that writer, and writes nothing there.
+#[test]
+fn a_merge_or_synth_into_a_folder_being_written_is_refused() {
+    let inputs = [synth("locked-a", 1, 4, |_| {})];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("busy");
+    let out_url = out.display().to_string();
+    let (object_store, root) = store::open_url(&out_url).unwrap();
+    let lock = OutputLock::take(object_store.as_ref(), &root, &out_url, Writer::Ingest)
+        .unwrap()
+        .unwrap();
+    let pid = std::process::id();
+    let err = error_of(&inputs, &out_url);
+    assert!(
+        err.contains(&format!("is being written by another ingest (pid {pid})")),
+        "{err}"
+    );
+    let synth_opts = SynthDatasetOptions {
+        out: out_url.clone(),
+        records: 4,
+        ..SynthDatasetOptions::default()
+    };
+    let err = write_synth_dataset(&synth_opts, &hidden())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("is being written by another ingest (pid {pid})")),
+        "{err}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(files.len(), 1, "only the lock file: {files:?}");
+    drop(lock);
+    merge_with(&inputs, &out_url, &MergeOptions::default()).unwrap();
+    assert!(!out.join(LOCK_FILE).exists());
+}
+
+/// A synth into the folder of a larger synth that was killed before its manifest removes the
+/// killed one's shards beyond its own.
+#[test]
+fn a_synth_over_a_larger_killed_synth_removes_its_extra_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let mut opts = SynthDatasetOptions {
+        out: out.display().to_string(),
+        records: 40,
+        shard_target_bytes: 40_000,
+        row_group_rows: 2,
+        threads: 2,
+        ..SynthDatasetOptions::default()
+    };
+    let larger = write_synth_dataset(&opts, &hidden()).unwrap();
+    assert_eq!(larger.shards_removed, 0);
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    opts.records = 4;
+    let smaller = write_synth_dataset(&opts, &hidden()).unwrap();
+    let own = smaller.manifest.shards.len();
+    assert!(own < larger.manifest.shards.len());
+    assert_eq!(
+        smaller.shards_removed as usize,
+        larger.manifest.shards.len() - own
+    );
+    assert_eq!(std::fs::read_dir(out.join("shards")).unwrap().count(), own);
+    let summary = inspect(out.to_str().unwrap(), &[], &hidden()).unwrap();
+    assert!(summary.damaged_shards.is_empty());
 }
 
 #[test]

@@ -41,7 +41,9 @@ fn windows_longer_than_ten_seconds_hold_signal_to_their_end() {
         opts.preprocessing.target_rate_hz = rate;
         let window = (rate as usize) * seconds;
         opts.preprocessing.window.window_samples = window;
-        let manifest = write_synth_dataset(&opts, &ProgressBar::hidden()).unwrap();
+        let manifest = write_synth_dataset(&opts, &ProgressBar::hidden())
+            .unwrap()
+            .manifest;
         assert_eq!(manifest.window_samples, window);
         let valid = valid_samples(&out);
         assert_eq!(

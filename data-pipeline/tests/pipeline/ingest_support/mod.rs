@@ -190,7 +190,7 @@ pub fn small_shards_synth(url: &str, records: u64, seed: u64, row_group_rows: us
         threads: 1,
         ..SynthDatasetOptions::default()
     };
-    write_synth_dataset(&opts, &hidden()).unwrap()
+    write_synth_dataset(&opts, &hidden()).unwrap().manifest
 }
 
 /// A progress bar that draws nothing.
