@@ -161,8 +161,37 @@ fn memory_store() -> Arc<dyn ObjectStore> {
 
 fn local_root(path: &std::path::Path) -> Result<StoreRoot, String> {
     let absolute = std::path::absolute(path).map_err(|e| format!("bad local path: {e}"))?;
+    let absolute = without_parent_steps(&absolute);
     let root = Path::from_absolute_path(&absolute).map_err(|e| format!("bad local path: {e}"))?;
     Ok((Arc::new(LocalFileSystem::new()), root))
+}
+
+/// The absolute `path` with its `..` steps taken (object_store's paths have none): the part
+/// before the last `..` as the file system resolves it (so `link/..` is the parent of the
+/// link's target, as a shell's `ls link/..` shows it), the steps after it as written. A path
+/// without `..` is returned as it is.
+fn without_parent_steps(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let components: Vec<Component> = path.components().collect();
+    let Some(last) = components.iter().rposition(|c| *c == Component::ParentDir) else {
+        return path.to_path_buf();
+    };
+    let upto: std::path::PathBuf = components[..=last].iter().collect();
+    let mut resolved = upto.canonicalize().unwrap_or_else(|_| {
+        // A folder on the way does not exist yet (so it is no link): step back by name.
+        let mut lexical = std::path::PathBuf::new();
+        for component in &components[..=last] {
+            match component {
+                Component::ParentDir => {
+                    lexical.pop();
+                }
+                other => lexical.push(other),
+            }
+        }
+        lexical
+    });
+    resolved.extend(&components[last + 1..]);
+    resolved
 }
 
 /// The URL with any user name, password and query string replaced by `***`, safe to log.
@@ -537,6 +566,34 @@ mod tests {
         let listed = block_on(list(again.as_ref(), &root)).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].location, path);
+    }
+
+    #[test]
+    fn local_paths_with_parent_steps_name_the_folder_they_lead_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("a/b")).unwrap();
+        std::fs::create_dir_all(base.join("real/inner")).unwrap();
+        std::os::unix::fs::symlink(base.join("real/inner"), base.join("a/link")).unwrap();
+        let shown_root = |path: std::path::PathBuf| {
+            let (store, root) = open_url(path.to_str().unwrap()).unwrap();
+            shown(store.as_ref(), &root)
+        };
+        let at = |rel: &str| base.join(rel).display().to_string();
+        assert_eq!(shown_root(base.join("a/b/../out")), at("a/out"));
+        assert_eq!(shown_root(base.join("a/b/../../out/ds")), at("out/ds"));
+        // Through a symbolic link, `..` is the target's parent, as the file system has it.
+        assert_eq!(shown_root(base.join("a/link/../out")), at("real/out"));
+        // Folders not made yet step back by name.
+        assert_eq!(shown_root(base.join("new/x/../ds")), at("new/ds"));
+        let (store, root) = open_url(base.join("a/b/../ds").to_str().unwrap()).unwrap();
+        block_on(put_bytes(
+            store.as_ref(),
+            &join(&root, "f"),
+            Bytes::from_static(b"1"),
+        ))
+        .unwrap();
+        assert_eq!(std::fs::read(base.join("a/ds/f")).unwrap(), b"1");
     }
 
     #[test]
