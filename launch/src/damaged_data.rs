@@ -21,19 +21,20 @@ pub fn exited_damaged(status: ExitStatus) -> bool {
     status.code() == Some(i32::from(DAMAGED_EXIT))
 }
 
-/// The error of a command whose child process exited with [`DAMAGED_EXIT`]: a rank of
-/// `ecgfm launch`, a sweep's training or evaluation (a sweep stops for it, `--keep-going` or not:
-/// every run reading the data would stop the same way).
+/// An error that says, in its own words, that data was damaged: a child process that exited
+/// with [`DAMAGED_EXIT`] (a rank of `ecgfm launch`, a sweep's training or evaluation: a sweep
+/// stops for it, `--keep-going` or not, since every run reading the data would stop the same
+/// way), or `ecgfm data inspect`'s checks failing.
 #[derive(Debug)]
-pub struct DamagedChild(pub String);
+pub struct DamagedData(pub String);
 
-impl std::fmt::Display for DamagedChild {
+impl std::fmt::Display for DamagedData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl Error for DamagedChild {}
+impl Error for DamagedData {}
 
 /// Whether `err` (one error of a chain) says the data was damaged.
 fn says_damaged(err: &(dyn Error + 'static)) -> bool {
@@ -42,7 +43,7 @@ fn says_damaged(err: &(dyn Error + 'static)) -> bool {
             err.downcast_ref(),
             Some(TrainError::DataStopped { damaged: true, .. })
         )
-        || err.is::<DamagedChild>()
+        || err.is::<DamagedData>()
 }
 
 /// Whether any error of `err`'s chain says the data was damaged. A data source's error made an
@@ -109,7 +110,7 @@ mod tests {
             &anyhow::Error::new(stop(true)).context("training")
         ));
         assert!(!is_damaged(&anyhow::Error::new(stop(false))));
-        assert!(is_damaged(&anyhow::Error::new(DamagedChild(
+        assert!(is_damaged(&anyhow::Error::new(DamagedData(
             "rank 0".into()
         ))));
         // A source's boxed error (`from_boxed`, as the validation set's is), under a context.

@@ -148,7 +148,8 @@ pub struct IngestArgs {
     #[arg(long, value_parser = crate::cli::at_least_one)]
     pub stop_after_shards: Option<usize>,
     /// The rows' source name (default: the format, e.g. wfdb); two sources merge only under
-    /// different names, since record and patient ids are prefixed by it.
+    /// different names, since a record is known by its source and id, and patient ids are
+    /// prefixed by it.
     #[arg(long, value_name = "NAME")]
     pub source_name: Option<String>,
     #[command(flatten)]

@@ -1,8 +1,8 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
-//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits non-zero when a
-//! shard differs from the manifest or cannot be read, or the shards' rows per split differ from
-//! the manifest's.
+//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits 65 (damaged
+//! data, as every command does for it) when a shard differs from the manifest or cannot be read,
+//! or the shards' rows per split differ from the manifest's.
 
 use anyhow::{bail, Context, Result};
 use clap::builder::RangedU64ValueParser;
@@ -11,6 +11,7 @@ use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
 use ecgfm_data::record_ids::read_record_ids;
 
+use crate::damaged_data::DamagedData;
 use crate::progress::byte_bar;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -63,7 +64,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         failed.push("the shards' rows per split differ from the manifest's counts".to_string());
     }
     if !failed.is_empty() {
-        bail!("{} fails its checks: {}", args.url, failed.join("; "));
+        return Err(DamagedData(format!(
+            "{} fails its checks: {}",
+            args.url,
+            failed.join("; ")
+        ))
+        .into());
     }
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script instead (slurm.rs).
 
 use crate::bad_config::{exited_bad_config, BadConfigChild};
-use crate::damaged_data::{exited_damaged, DamagedChild};
+use crate::damaged_data::{exited_damaged, DamagedData};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Write};
@@ -388,7 +388,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
                       same bytes (repair it, then run the same command with --resume)"
                     .into(),
             };
-            return Err(DamagedChild(format!("{cause}{note}")).into());
+            return Err(DamagedData(format!("{cause}{note}")).into());
         }
         if attempt.bad_config {
             let note = match args.max_restarts {

@@ -601,7 +601,7 @@ fn child(args: &[&str], repeat_error: bool) -> Result<()> {
         let how = child_error::describe(status);
         let failed = format!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
         if damaged_data::exited_damaged(status) {
-            return Err(damaged_data::DamagedChild(failed).into());
+            return Err(damaged_data::DamagedData(failed).into());
         }
         bail!("{failed}");
     }

@@ -1,6 +1,7 @@
 //! `ecgfm data inspect` on a dataset with a truncated and a changed shard: both are named (the
-//! unreadable one with its absolute path), the summary is printed and the exit status is 1; an
-//! out-of-range `--plot-records` is refused before any dataset is read.
+//! unreadable one with its absolute path), the summary is printed and the exit status is 65
+//! (damaged data, as for every command); an out-of-range `--plot-records` is refused before any
+//! dataset is read.
 
 mod common;
 use common::{ecgfm_env, path_str, run_err, run_ok, synth_dataset_with, temp_dir};
@@ -24,7 +25,7 @@ fn damaged_shards_are_named_after_the_whole_summary() {
     let output = ecgfm_env(&["data", "inspect", path_str(&ds)], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(output.status.code(), Some(65), "{stdout}\n{stderr}");
     for said in [
         "rows from 40 records in ",
         "quality score (rows per bin; not counted: the ",

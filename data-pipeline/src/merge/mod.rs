@@ -249,8 +249,9 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             )));
         }
     }
-    // Record and patient ids are prefixed by the source's name: two sources of one name would
-    // mix their records (and patients across splits), and the same source twice counts twice.
+    // A record is known by its source's name and its id, a patient by an id prefixed by that
+    // name: two sources of one name would mix their records (and patients across splits), and
+    // the same source twice counts twice.
     // The same recordings under two names would be split twice, each copy on its own, so one
     // could sit in train and its twin in test: refused too.
     let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
@@ -279,8 +280,8 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             let why = match bare_uri(other_uri) == bare_uri(&source.uri) {
                 true => "its records would be counted twice".to_string(),
                 false => format!(
-                    "their record and patient ids, prefixed by it, would collide ({other_uri} and \
-                     {}): {}",
+                    "their records and patients, known by it, would collide ({other_uri} and {}): \
+                     {}",
                     source.uri,
                     rename_hint(&source.uri)
                 ),
