@@ -1,5 +1,7 @@
 //! A command refused for its configuration (a value out of range, an unknown key, a config file
-//! that does not parse): it exits with [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
+//! that does not parse, a resume whose settings differ from its run's or that would shorten it,
+//! a fresh start into a folder holding another run's checkpoints): it exits with
+//! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
 
@@ -7,6 +9,7 @@ use std::error::Error;
 use std::process::ExitStatus;
 
 use ecgfm_trainer::config::ConfigError;
+use ecgfm_trainer::train::TrainError;
 
 /// The exit status of a command refused for its configuration (sysexits' EX_CONFIG).
 pub const CONFIG_EXIT: u8 = 78;
@@ -30,8 +33,14 @@ impl Error for BadConfigChild {}
 
 /// Whether any error of `err`'s chain is a configuration refused.
 pub fn is_bad_config(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| e.is::<ConfigError>() || e.is::<BadConfigChild>())
+    err.chain().any(|e| {
+        e.is::<ConfigError>()
+            || e.is::<BadConfigChild>()
+            || matches!(
+                e.downcast_ref(),
+                Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
+            )
+    })
 }
 
 #[cfg(test)]
@@ -48,6 +57,12 @@ mod tests {
                 .unwrap_err()
         ));
         assert!(is_bad_config(&BadConfigChild("rank 0".into()).into()));
+        let resume: anyhow::Result<()> = Err(TrainError::Resume {
+            run_dir: "run".into(),
+            reason: "the configuration differs".into(),
+        }
+        .into());
+        assert!(is_bad_config(&resume.context("training").unwrap_err()));
         assert!(!is_bad_config(&anyhow::anyhow!(
             "rank 1 exited with status 1"
         )));

@@ -294,11 +294,14 @@ fn resume_refuses_a_changed_configuration() {
     run_ok(&pretrain_args(&out, 6));
     let mut args = pretrain_args(&out, 8);
     args.extend(["--resume".into(), "--set".into(), "optim.lr=0.5".into()]);
-    let stderr = run_err(&args);
+    let output = Command::new(ECGFM).args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("differs from the run's config.toml (optim.lr: saved 0.001, now 0.5)"),
         "{stderr}"
     );
+    // A configuration refusal (EX_CONFIG): `ecgfm launch` does not restart it.
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
     // A longer run may resume, told that its schedule moved: steps 4 and 5 decayed faster than
     // an 8-step run's would have.
     let mut longer = pretrain_args(&out, 8);
