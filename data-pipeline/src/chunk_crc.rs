@@ -41,7 +41,7 @@ impl ShardChecksums {
             .parse_and_finish(bytes)
             .map_err(parquet)?;
         let leaves = checked_leaves(&metadata)
-            .map_err(|c| DataError::Config(format!("the shard schema has no {c} column")))?;
+            .map_err(|c| DataError::Internal(format!("the shard schema has no {c} column")))?;
         let read = |start: u64, len: usize| Ok(bytes.slice(start as usize..start as usize + len));
         let sums = |leaves: &Vec<usize>| -> Result<Vec<u32>, DataError> {
             let rows = metadata.row_groups().iter();

@@ -77,7 +77,7 @@ impl EmbeddingsWriter {
     pub fn write(&mut self, windows: &[WindowInfo], embeddings: &[f32]) -> Result<(), DataError> {
         let dim = self.dim;
         if embeddings.len() != windows.len() * dim {
-            return Err(DataError::Config(format!(
+            return Err(DataError::Internal(format!(
                 "{} embedding values for {} windows of dimension {dim}",
                 embeddings.len(),
                 windows.len()
@@ -143,7 +143,7 @@ fn embeddings_batch(
         Arc::new(Float32Array::from(embeddings.to_vec())),
         None,
     )
-    .map_err(|e| DataError::Config(format!("embedding column: {e}")))?;
+    .map_err(|e| DataError::Internal(format!("embedding column: {e}")))?;
     let columns: Vec<ArrayRef> = vec![
         text(&WindowInfo::window_id),
         text(&|w| w.source.clone()),
@@ -159,5 +159,5 @@ fn embeddings_batch(
         Arc::new(embedding),
     ];
     RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| DataError::Config(format!("embedding table: {e}")))
+        .map_err(|e| DataError::Internal(format!("embedding table: {e}")))
 }

@@ -136,7 +136,12 @@ pub enum DataError {
     /// split without rows.
     #[error("{0}")]
     Refused(String),
-    /// An invalid setting (loader configuration, split name, ...).
+    /// An invalid setting (loader configuration, split name, a `data.repeat` the dataset
+    /// cannot take, ...): the same settings would be refused again.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A failure of this process rather than of its input or settings (a worker thread that
+    /// could not start or stopped, a table that could not be built); the message says which.
+    #[error("{0}")]
+    Internal(String),
 }

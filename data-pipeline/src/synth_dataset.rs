@@ -93,7 +93,7 @@ fn synth_record(
     let leads: Vec<&[f32]> = (0..LEAD_NAMES.len()).map(|l| record.lead(l)).collect();
     let processed = pipeline
         .process(f64::from(record.sampling_rate), &LEAD_NAMES, &leads)
-        .map_err(|e| DataError::Config(format!("synthetic record {index}: {e}")))?;
+        .map_err(|e| DataError::Internal(format!("synthetic record {index}: {e}")))?;
     let record_id = record.record_id();
     let planned = PlannedRecord {
         name: record_id.clone(),
@@ -172,7 +172,7 @@ pub fn write_synth_dataset(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
-        .map_err(|e| DataError::Config(format!("cannot start worker threads: {e}")))?;
+        .map_err(|e| DataError::Internal(format!("cannot start worker threads: {e}")))?;
     let chunk = (pool.current_num_threads() as u64 * 16).max(16);
     progress.set_length(opts.records);
     let mut totals = Journal::default();

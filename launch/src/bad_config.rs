@@ -1,6 +1,7 @@
 //! A command refused for its configuration (a value out of range, an unknown key, a config file
 //! that does not parse, a resume whose settings differ from its run's or that would shorten it,
-//! a fresh start into a folder holding another run's checkpoints): it exits with
+//! a fresh start into a folder holding another run's checkpoints, a data setting the dataset
+//! cannot take such as a `data.repeat` naming a source it lacks): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -8,6 +9,7 @@
 use std::error::Error;
 use std::process::ExitStatus;
 
+use ecgfm_data::error::DataError;
 use ecgfm_trainer::config::ConfigError;
 use ecgfm_trainer::train::TrainError;
 
@@ -40,6 +42,7 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
                 e.downcast_ref(),
                 Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
             )
+            || matches!(e.downcast_ref(), Some(DataError::Config(_)))
     })
 }
 
@@ -63,6 +66,12 @@ mod tests {
         }
         .into());
         assert!(is_bad_config(&resume.context("training").unwrap_err()));
+        let repeat: anyhow::Result<()> = Err(DataError::Config("data.repeat".into()).into());
+        assert!(is_bad_config(
+            &repeat.context("opening the dataset").unwrap_err()
+        ));
+        let thread = anyhow::Error::new(DataError::Internal("no threads".into()));
+        assert!(!is_bad_config(&thread));
         assert!(!is_bad_config(&anyhow::anyhow!(
             "rank 1 exited with status 1"
         )));

@@ -84,6 +84,16 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
     };
     let result = bench_loader(&args.data, config, args.batches)
         .with_context(|| format!("benchmarking the loader on {}", args.data))?;
+    if result.crop_samples > result.window_samples {
+        eprintln!(
+            "WARNING: --crop-samples {} is longer than the dataset's windows ({} samples): each \
+             crop is padded with {} zero samples per lead, which the timing includes (training \
+             warns of such a model.samples too)",
+            result.crop_samples,
+            result.window_samples,
+            result.crop_samples - result.window_samples
+        );
+    }
     println!(
         "ecgfm   loader: {:.0} ECGs/s (batch {}, {} decode threads, {} x {} samples; open {:.2} s, first batch {:.2} s)",
         result.ecgs_per_s,

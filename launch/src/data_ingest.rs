@@ -123,7 +123,12 @@ pub struct IngestArgs {
     #[arg(long, default_value = "auto")]
     pub format: SourceFormat,
     /// Dataset folder or URL to write.
-    #[arg(long, required_unless_present = "dry_run", default_value = "")]
+    #[arg(
+        long,
+        required_unless_present = "dry_run",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub out: String,
     /// Print which records the ingest would read (after --records, --exclude and --limit), how
     /// many have labels, and, with --out, whether the output is free, holds this ingest finished

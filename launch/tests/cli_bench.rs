@@ -282,3 +282,40 @@ fn bench_loader_gives_pyarrow_as_many_processes_as_ecgfm_threads() {
         assert_eq!(last["pyarrow_processes"].to_string(), threads);
     }
 }
+
+/// A crop longer than the dataset's windows is timed, and said to be padded.
+#[test]
+fn bench_loader_warns_of_a_crop_longer_than_the_windows() {
+    let dir = temp_dir("bench-loader-long-crop");
+    let ds = synth_dataset(&dir);
+    let args = |crop: &str| {
+        let data = ds.to_str().unwrap().to_string();
+        [
+            "bench",
+            "loader",
+            "--data",
+            &data,
+            "--batch-size",
+            "4",
+            "--batches",
+            "2",
+            "--crop-samples",
+            crop,
+            "--no-pyarrow",
+        ]
+        .map(String::from)
+    };
+    let padded = ecgfm_env(&args("1000"), &[]);
+    let stderr = String::from_utf8_lossy(&padded.stderr);
+    assert!(padded.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--crop-samples 1000 is longer than the dataset's windows (750 samples): each crop \
+             is padded with 250 zero samples per lead"
+        ),
+        "{stderr}"
+    );
+    let fits = ecgfm_env(&args("750"), &[]);
+    assert!(!String::from_utf8_lossy(&fits.stderr).contains("WARNING"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -280,7 +280,7 @@ impl Run<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .build()
-            .map_err(|e| DataError::Config(format!("cannot start worker threads: {e}")))?;
+            .map_err(|e| DataError::Internal(format!("cannot start worker threads: {e}")))?;
         let chunk = (pool.current_num_threads() * 4).max(8);
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = sync_channel::<Vec<RecordOutcome>>(2);
@@ -336,7 +336,7 @@ impl Run<'_> {
                 }
             }
             if done < self.records.len() {
-                return Err(DataError::Config(
+                return Err(DataError::Internal(
                     "record processing stopped before the end of the plan".into(),
                 ));
             }

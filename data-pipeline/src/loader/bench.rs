@@ -30,6 +30,8 @@ pub struct LoaderBenchResult {
     pub crop_samples: usize,
     /// Samples of the split in one epoch.
     pub samples_per_epoch: u64,
+    /// Samples per lead of the dataset's windows (a longer crop is zero-padded).
+    pub window_samples: usize,
 }
 
 /// Opens `url` with `config` and times `batches` batches after a first, untimed one.
@@ -60,5 +62,6 @@ pub fn bench_loader(
         first_batch_s,
         crop_samples: config.crop_samples,
         samples_per_epoch: loader.samples_per_epoch(),
+        window_samples: loader.window_samples(),
     })
 }

@@ -160,7 +160,7 @@ impl Loader {
             .num_threads(config.decode_threads)
             .thread_name(|i| format!("ecgfm-decode-{i}"))
             .build()
-            .map_err(|e| DataError::Config(format!("cannot start decode threads: {e}")))?;
+            .map_err(|e| DataError::Internal(format!("cannot start decode threads: {e}")))?;
         Ok(Loader {
             workers: Arc::new(workers),
             store,
@@ -208,7 +208,7 @@ impl Loader {
         };
         let Some(received) = running.batches.blocking_recv() else {
             self.running = None;
-            return Err(DataError::Config(
+            return Err(DataError::Internal(
                 "the loader's background task stopped".into(),
             ));
         };

@@ -114,7 +114,7 @@ impl Pipeline {
             let _ = tx.send(work());
         });
         rx.await
-            .map_err(|_| DataError::Config("a loader worker thread panicked".into()))?
+            .map_err(|_| DataError::Internal("a loader worker thread panicked".into()))?
     }
 
     /// The mixing windows from the one holding `slice.origin` on, across epochs, forever.

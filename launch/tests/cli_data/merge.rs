@@ -138,6 +138,16 @@ fn sources_of_a_merge_are_repeated_and_validated_one_by_one() {
     let by_source = &last_metrics(&out)["val_loss_by_source"];
     let names: Vec<&String> = by_source.as_object().unwrap().keys().collect();
     assert_eq!(names, ["alpha", "beta"], "{by_source}");
+    // A source the dataset lacks is a refused configuration (exit 78: `launch` does not retry it).
+    let mut unknown = pretrain_args(&dir.join("unknown"), 2);
+    unknown.extend(["--data", &merged, "--set", "data.repeat.gamma=2"].map(String::from));
+    let refused = ecgfm_env(&unknown, &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("data.repeat names source \"gamma\", which the dataset does not hold"),
+        "{stderr}"
+    );
+    assert_eq!(refused.status.code(), Some(78), "{stderr}");
     let (said, _) = run("fraction", &["--set", "data.repeat.alpha=0.25"]);
     // "...: alpha 240 x0.25 (60 per epoch), beta 240 x1)"
     let alpha = said
