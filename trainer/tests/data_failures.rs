@@ -67,12 +67,19 @@ fn train(cfg: &TrainConfig, dir: &Path, resume: bool, damaged: &[u64]) -> Result
     trainer.run(None, |_, _| {}).map(|_| ())
 }
 
-/// (step, loss bits, gradient-norm bits, lr) of every metrics record.
-fn records(dir: &Path) -> Vec<(u64, u32, u32, f32)> {
+/// (step, loss bits, gradient-norm bits, lr, samples seen, FLOPs) of every metrics record: a
+/// resume counts the samples and compute of the step it stopped in once, as a run that never
+/// stopped does.
+type Record = (u64, u32, u32, f32, u64, Option<f64>);
+
+fn records(dir: &Path) -> Vec<Record> {
     read_records(&dir.join("metrics.jsonl"))
         .unwrap()
         .iter()
-        .map(|r| (r.step, r.loss.to_bits(), r.grad_norm.to_bits(), r.lr))
+        .map(|r| {
+            let bits = (r.loss.to_bits(), r.grad_norm.to_bits());
+            (r.step, bits.0, bits.1, r.lr, r.samples_seen, r.flops)
+        })
         .collect()
 }
 

@@ -154,9 +154,6 @@ impl<B: Backend> Trainer<B> {
             Some(dp) => dp.gather_step(&values)?,
             None => StepReport::of_ranks(&[&values.to_vec()], accum),
         };
-        if let Some(flops) = self.state.flops.as_mut() {
-            *flops += self.flops.flops_of(&report.samples_by_leads);
-        }
         self.stopping = report.stop;
         let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
         let loss = loss_sum / micro_batches as f32;
@@ -215,8 +212,13 @@ impl<B: Backend> Trainer<B> {
                 dp.gather_params(&mut self.model)?;
             }
         }
+        // A finished step (updated or skipped) counts its samples and compute; one that stopped
+        // the run counts neither: its resume computes it again.
         self.state.step += 1;
         self.state.samples_seen += self.global_batch() as u64;
+        if let Some(flops) = self.state.flops.as_mut() {
+            *flops += self.flops.flops_of(&report.samples_by_leads);
+        }
         if !report.read_ahead_failed.is_empty() {
             // Every rank holds the next step's first batch (or its blank), read from here.
             let ahead = self
