@@ -119,11 +119,13 @@ fn a_run_on_four_ranks_resumes_on_two() {
         stderr.contains("16 samples per step") && stderr.contains("has 8"),
         "{stderr}"
     );
-    // The launcher's own error says why the rank failed, not only that it did.
+    // The launcher's own error says why the rank failed, not only that it did; a refused
+    // resume is a refused configuration (78), which the launcher does not restart.
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
     let last = stderr.lines().last().unwrap();
     assert!(
         last.starts_with("error: rank ")
-            && last.contains("exited with status 1 (")
+            && last.contains("exited with status 78 (")
             && last.contains("has 8"),
         "{stderr}"
     );
