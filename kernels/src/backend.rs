@@ -60,14 +60,6 @@ impl<'a, T> ViewMut<'a, T> {
     pub fn new(buf: &'a mut T, off: usize) -> Self {
         Self { buf, off }
     }
-
-    /// A shorter-lived copy of this view, to pass it to an op and keep using it afterwards.
-    pub fn reborrow(&mut self) -> ViewMut<'_, T> {
-        ViewMut {
-            buf: self.buf,
-            off: self.off,
-        }
-    }
 }
 
 impl<'a, T> From<&'a mut T> for ViewMut<'a, T> {

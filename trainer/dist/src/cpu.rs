@@ -201,10 +201,6 @@ impl CpuCollective {
         self.timeout
     }
 
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     /// A watch on this rank's connections, to notice a peer's exit while waiting on something
     /// else (an NCCL collective). It holds duplicates of the sockets: keep it no longer than
     /// this collective.

@@ -67,8 +67,6 @@ pub struct Finetuned<B: Backend> {
     /// The epoch whose weights were kept (1-based).
     pub best_epoch: usize,
     pub best_val_macro_auroc: Option<f64>,
-    /// Mean training loss of each epoch.
-    pub epoch_losses: Vec<f64>,
 }
 
 /// Trains `encoder` (already initialised: pretrained or random, head random) on the rows
@@ -107,7 +105,7 @@ pub fn finetune<B: Backend>(
     let val_windows: Vec<usize> = validation.rows().iter().map(|&r| task.windows[r]).collect();
     let (mut classes, mut targets) = (Vec::new(), Vec::new());
     let mut best: Option<(Vec<f32>, usize, Option<f64>)> = None;
-    let mut epoch_losses = Vec::new();
+    let mut epochs_run = 0;
     let mut step = 0u64;
     let mut since_best = 0;
     for epoch in 0..settings.epochs {
@@ -162,7 +160,7 @@ pub fn finetune<B: Backend>(
             progress.windows(&pass, done, order.len());
         }
         let mean_loss = loss_sum / order.len().max(1) as f64;
-        epoch_losses.push(mean_loss);
+        epochs_run += 1;
         let total = val_windows.len();
         let val_scores = scores(&mut encoder, source, &val_windows, &mut |done| {
             progress.windows("validation", done, total)
@@ -190,7 +188,6 @@ pub fn finetune<B: Backend>(
             }
         }
     }
-    let epochs_run = epoch_losses.len();
     let (params, best_epoch, best_val) = best
         .ok_or_else(|| EvalError::Task("fine-tuning needs at least one epoch (--epochs)".into()))?;
     encoder.load_params(&params)?;
@@ -199,6 +196,5 @@ pub fn finetune<B: Backend>(
         epochs_run,
         best_epoch,
         best_val_macro_auroc: best_val,
-        epoch_losses,
     })
 }

@@ -88,7 +88,6 @@ pub struct Mae<B: Backend> {
     be: B,
     cfg: ModelConfig,
     layout: ParamLayout,
-    decay_runs: Vec<(usize, usize, bool)>,
     off: EmbedOffsets,
     max_batch: usize,
     params: Params<B>,
@@ -96,7 +95,8 @@ pub struct Mae<B: Backend> {
     /// The part of the buffer this optimiser updates and keeps moments for (everything, or one
     /// rank's ZeRO-1 shard); `adam_m` / `adam_v` hold its elements only.
     opt_range: Range<usize>,
-    /// `decay_runs` clipped to `opt_range`, relative to its start (the fused AdamW's runs).
+    /// The layout's `decay_runs` clipped to `opt_range`, relative to its start (the fused AdamW's
+    /// runs).
     opt_runs: Vec<(usize, usize, bool)>,
     adam_m: B::Buf,
     adam_v: B::Buf,
@@ -121,8 +121,8 @@ pub struct Mae<B: Backend> {
 }
 
 /// What a model keeps in memory from the start: the activations `recompute` keeps (see
-/// [`Mae::set_recompute`]) and AdamW state for `optimizer_shard` only (see
-/// [`Mae::set_optimizer_shard`]; None: every parameter). Set them when the model is built, not
+/// [`Mae::set_recompute`]) and AdamW state for `optimizer_shard` only (one rank's ZeRO-1 shard,
+/// see [`Mae::optimizer_shard`]; None: every parameter). Set them when the model is built, not
 /// after, so it never holds what it would free at once: a model that fits the device only
 /// with recomputation or a ZeRO shard fits while it is built too.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,7 +203,6 @@ impl<B: Backend> Mae<B> {
             cu_dec: be.alloc_idx(max_batch + 1),
         };
         Ok(Mae {
-            decay_runs: layout.decay_runs(),
             off: EmbedOffsets::resolve(&layout)?,
             params: Params::new(&be, layout.total),
             grads: be.alloc(layout.total),
@@ -373,11 +372,6 @@ impl<B: Backend> Mae<B> {
         &self.grads
     }
 
-    /// The gradient buffer, writable.
-    pub fn grads_mut(&mut self) -> &mut B::Buf {
-        &mut self.grads
-    }
-
     /// `acc += gradients` (one process accumulating micro-batches, each computed into zeroed
     /// gradients, in the order data-parallel ranks add them).
     pub fn add_grads_to(&self, acc: &mut B::Buf) {
@@ -492,19 +486,6 @@ impl<B: Backend> Mae<B> {
             &hp,
             clip_norm.map(|max_norm| (View::new(&self.stats, GRAD_SUMSQ), max_norm)),
         );
-    }
-
-    /// Makes the optimiser update (and keep AdamW moments for) `range` only: one rank's shard
-    /// under ZeRO-1. The moments are reallocated at zero; load or init them afterwards.
-    pub fn set_optimizer_shard(&mut self, range: Range<usize>) -> Result<(), ModelError> {
-        check_shard(&range, self.layout.total)?;
-        // Free the old state before allocating the new.
-        (self.adam_m, self.adam_v) = (self.be.alloc(0), self.be.alloc(0));
-        self.adam_m = self.be.alloc(range.len());
-        self.adam_v = self.be.alloc(range.len());
-        self.opt_runs = runs_within(&self.decay_runs, &range);
-        self.opt_range = range;
-        Ok(())
     }
 
     /// The elements the optimiser updates (all of them unless sharded).
