@@ -5,7 +5,7 @@
 // Backward: g = dout * weight;
 //           dx += rstd * (g - mean(g) - xhat * mean(g * xhat))   one warp per row
 //           dweight += sum_rows dout * xhat, dbias += sum_rows dout  (f64 partials over fixed
-//           chunks of rows, then the chunks in order: colsum_finish in reduce.cu)
+//           chunks of rows, then the chunks in order: colsum_finish in matmul.cu)
 #include "common.cuh"
 
 #define LN_EPS 1e-6f

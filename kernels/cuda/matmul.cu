@@ -1,8 +1,9 @@
 // The linear layer's own kernels around its cuBLAS GEMMs (out = inp @ weight^T is cuBLAS, in
 // true fp32): the bias added to every output row (forward) and the bias gradient as column sums
 // without atomics (backward): pass 1 sums fixed chunks of rows per column in f64, pass 2
-// (colsum_finish, also used by layernorm and the mask-token gradient) adds the chunk partials in
-// chunk order and accumulates into the gradient.
+// (colsum_finish, also pass 2 of layernorm's, gelu_backward_colsum's and the lead and mask-token
+// gradients' column sums) adds the chunk partials in chunk order and accumulates into the
+// gradient.
 //   forward:  out (T, OC) += bias (OC) per row
 //   backward: dout (T, OC) -> partial (chunks, OC) -> dbias (OC) += (f32) sum_chunks partial
 // With bf16 operand storage, the f32 operand of a GEMM whose other operand is stored in bf16
