@@ -5,4 +5,4 @@
 //! and check exact resume end to end; `reference_losses.rs` trains the committed reference curves
 //! again and requires the same bits. Real recordings are read from `../shared/data` when present.
 //! The PyTorch reference model that the trainer's parity test is checked against lives in
-//! `tests/reference/`.
+//! `tests/reference/`; `reference_self_check.rs` runs its self-check (`self_check.py`).

@@ -1,9 +1,9 @@
 //! The PyTorch reference checks itself (`tests/reference/self_check.py`): the committed parity
 //! fixture recomputes (loss, gradients, the AdamW run's losses and final weights, to float64's
-//! last bits), the
-//! float32 model agrees with the float64 one, gradcheck passes on the whole loss, and torch's
-//! AdamW equals the formula docs/model.md states. The Rust parity test trusts the fixture; this
-//! is what the fixture rests on. Runs with whichever python3 imports torch (1.13 or later).
+//! last bits), the float32 model agrees with the float64 one, gradcheck passes on the whole loss,
+//! and torch's AdamW equals the formula docs/model.md states. The Rust parity test trusts the
+//! fixture; this is what the fixture rests on. Runs with whichever python3 imports torch (1.13 or
+//! later).
 
 use std::path::Path;
 use std::process::Command;

@@ -9,7 +9,7 @@
 //! one-process accumulation does (`train.rs`). The last micro-step also all-gathers each bucket
 //! (the whole gradient on every rank) unless ZeRO-1 is on; then each rank updates its shard and
 //! the parameters are all-gathered. Under ZeRO-1 the global gradient norm is combined from the
-//! shards' sum-of-squares partials, in order: on CPU ranks one f64 per `Shards::ALIGN` chunk,
+//! shards' sum-of-squares partials, in order: on CPU ranks one f64 per `shards::ALIGN` chunk,
 //! which is exactly the CPU backend's `sum_squares`. So 1, 2 or 4 CPU ranks, with or without
 //! ZeRO-1, give the same bits. GPU ranks reduce with NCCL (its own summation order).
 //!

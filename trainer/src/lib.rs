@@ -18,8 +18,9 @@
 //!   `fault`: the fault injection its tests use.
 //! - `device_memory`: the GPU memory a training step takes, counted before a GPU is touched.
 //!
-//! Depends on `ecgfm-kernels` for every numeric op, `ecgfm-dist` for collectives and `cudarc`
-//! (CUDA events and streams of GPU ranks). Start with docs/model.md, then
+//! Depends on `ecgfm-kernels` for every numeric op, `ecgfm-dist` for collectives, `cudarc`
+//! (CUDA events and streams of GPU ranks) and `ecgfm-synth` (the signals of `data`'s built-in
+//! synthetic source). Start with docs/model.md, then
 //! `model/mae.rs`; `tests/parity.rs` checks the model against the PyTorch reference fixture.
 
 pub mod checkpoint;

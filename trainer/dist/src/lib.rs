@@ -10,9 +10,13 @@
 //!   [`CpuCollective`] (`cpu.rs`) implements it over tokio TCP connections (it trains CPU ranks
 //!   and is how every multi-rank test runs); [`nccl`] over NCCL for GPU ranks, whose waits
 //!   watch the CPU collective's connections ([`peer_watch`]) to notice a peer that is gone.
+//!   [`nccl_lib`] finds `libnccl.so.2` for cudarc (re-executing a GPU rank once at start-up);
+//!   `nccl_comm.rs` holds one rank's raw NCCL communicator.
+//! - [`DistError`] (`error.rs`): every failure between ranks, naming the rank concerned.
 //! - [`Shards`]: the partition of a flat buffer among ranks (gradient reduce-scatter, ZeRO-1).
 //!
-//! Depends on tokio (network), cudarc (NCCL, loaded at run time only when used). The trainer
+//! Depends on tokio and socket2 (network, TCP keepalive), cudarc (NCCL, loaded at run time only
+//! when used) and `ecgfm-kernels` (CUDA driver errors in words). The trainer
 //! (`ecgfm-trainer`, `data_parallel.rs`) drives it; docs/distributed.md explains the design.
 
 pub mod collective;

@@ -1,8 +1,8 @@
 //! `Shards`: how a flat buffer (the gradient, the parameters) is split among ranks. Rank `r` owns
 //! `[r * shard_len, (r + 1) * shard_len)` clipped to the buffer. Shard lengths are multiples of
-//! `ALIGN` elements, the chunk of the CPU backend's `sum_squares` (kernels/src/cpu/par.rs), so
-//! per-chunk partial sums of a shard are exactly those of the whole buffer and a sharded global
-//! gradient norm can be combined bit for bit.
+//! `ALIGN` elements, the chunk of the CPU backend's `sum_squares` (`CHUNK`,
+//! kernels/src/cpu/par.rs), so per-chunk partial sums of a shard are exactly those of the whole
+//! buffer and a sharded global gradient norm can be combined bit for bit.
 
 use std::ops::Range;
 
