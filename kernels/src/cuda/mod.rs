@@ -1,5 +1,6 @@
 //! The CUDA backend: our own kernels (kernels/cuda/*.cu, one file per concern, forward beside
-//! backward) behind the [`Backend`](crate::Backend) trait, GEMMs through cuBLAS in true fp32.
+//! backward) behind the [`Backend`](crate::Backend) trait, GEMMs through cuBLAS (true fp32, or
+//! bf16 operands with f32 sums for a bf16 backend).
 //!
 //! - [`device`]: the [`Device`] trait a kernel backend runs on (buffers, raw addresses, kernel
 //!   launches by name, GEMM) and the embedded kernel sources.
@@ -66,7 +67,7 @@ impl CudaBackend {
     }
 
     /// The one stream every op is queued on (work on other streams, e.g. a collective over
-    /// these same `CudaSlice<f32>` buffers, must be ordered against it).
+    /// these same f32 [`CudaBuf`]s, must be ordered against it).
     pub fn stream(&self) -> &std::sync::Arc<cudarc::driver::CudaStream> {
         self.device().stream()
     }

@@ -9,11 +9,15 @@
 //!   returns its standard output, failing the test with the oracle's stderr when it fails. When
 //!   python3 or one of the oracle's packages is missing it skips (`None`) as below.
 //!   `scripts/test.sh` installs the packages (scripts/test-requirements.txt).
+//! - [`python_has`]: whether python3 imports a list of modules.
 //! - [`skip_without_oracle`]: for tests that skip when an optional oracle is missing on a
 //!   developer's machine; under `scripts/test.sh` (which sets `ECGFM_REQUIRE_ORACLES`) or on
 //!   CI a missing oracle fails the test instead, so nothing is skipped silently there.
+//! - [`skip_without_gpu`]: the same for the GPU tests (a failure where `ECGFM_REQUIRE_GPU` is
+//!   set, as scripts/gpu-check.sh does).
 //! - [`torch_python`]: an interpreter that imports torch (the PyTorch oracles), wherever
-//!   scripts/test.sh put it.
+//!   scripts/test.sh put it; [`python_running`]: the first of those interpreters that runs a
+//!   line of code.
 //! - [`free_port`]: a TCP port for a test's server (a rendezvous, an S3 stand-in) to bind;
 //!   [`wait_until_listening`]: until the server accepts connections there.
 //! - [`Draws`]: a seeded stream of random numbers (splitmix64) for tests that damage input at

@@ -1,6 +1,10 @@
-//! The ViT masked autoencoder of docs/model.md: configuration, parameter layout, statistics,
-//! batches, and the model itself over the kernels' `Backend` trait; `encoder` is its encoder with a
-//! classification head, as evaluation uses it.
+//! The ViT masked autoencoder of docs/model.md: configuration (`config`), parameter layout
+//! (`layout`), statistics and FLOPs (`stats`), batches (`batch`), and the model itself over the
+//! kernels' `Backend` trait (`mae`); `encoder` is its encoder with a classification head, as
+//! evaluation uses it. Beside them: `profile` (`ProfiledBackend`, per-op timings), `recompute`
+//! (which activations a step reruns), `rng` (the seeded generator of initialisation and masks)
+//! and `error`; inside: `block` and `stack` (the transformer blocks), `tokens` (token packing),
+//! `pos` (the position table) and `init` (parameter initialisation).
 
 pub mod batch;
 mod block;
