@@ -16,7 +16,7 @@ extern "C" __global__ void gather_patches(void* out, int out_bf16, const float* 
     }
 }
 
-// h (T, D) += lead_embed[l] + pos[n]. One thread per element.
+// h (T, D) += lead_embed[l] + pos[n], lead_embed (L, D), pos (N, D). One thread per element.
 extern "C" __global__ void add_lead_pos_forward(float* h, const float* lead_embed, const float* pos,
                                                 const u32* tokens, int t, int d) {
     u64 n_el = (u64)t * d;
@@ -55,7 +55,8 @@ extern "C" __global__ void lead_partial(double* __restrict__ partial, const floa
     if (current != MASKED_ROW) mine[(u64)current * d + j] += acc;
 }
 
-// out (T_dec, D) row r = z[src_rows[r]], or mask_token when src_rows[r] == MASKED_ROW.
+// out (T_dec, D) row r = z[src_rows[r]] with z (T_enc, D), or mask_token (D) when
+// src_rows[r] == MASKED_ROW; src_rows (T_dec).
 extern "C" __global__ void mask_scatter_forward(float* out, const float* z, const float* mask_token,
                                                 const u32* src_rows, int t_dec, int d) {
     u64 n_el = (u64)t_dec * d;

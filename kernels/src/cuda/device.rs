@@ -1,7 +1,9 @@
 //! What a kernel backend needs from a device: buffers, raw addresses, kernel launches by name and
-//! a column-major fp32 GEMM. [`CudaDevice`](super::CudaDevice) implements it with cudarc; the
-//! host harness (kernels/cuda-host) implements it with the same kernels compiled by g++, so the
-//! launch code of every op (grid, block, shared memory, arguments) is tested without a GPU.
+//! a column-major GEMM (f32 or bf16 operands, f32 sums; optionally with a bias epilogue), and the
+//! embedded kernel sources ([`Module`]). [`CudaDevice`](super::CudaDevice) implements it with
+//! cudarc; the host harness (kernels/cuda-host) implements it with the same kernels compiled by
+//! g++, so the launch code of every op (grid, block, shared memory, arguments) is tested without
+//! a GPU.
 
 /// One kernel argument, passed by value. The kinds must match the kernel's C parameters exactly
 /// (the host harness checks them: `Ptr` for any pointer, `I32` for int, `U64` for
