@@ -341,11 +341,6 @@ impl Manifest {
         hex::encode(Sha256::digest(read))
     }
 
-    /// Total rows over all shards.
-    pub fn total_rows(&self) -> u64 {
-        self.shards.iter().map(|s| s.rows).sum()
-    }
-
     /// Sets the counts of a one-source dataset, that source's lead counts with them.
     pub fn set_counts(&mut self, counts: Counts) {
         if let [only] = self.sources.as_mut_slice() {
@@ -450,7 +445,6 @@ mod tests {
         let m = sample();
         let back = Manifest::from_json(&m.to_json(), "mem").unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.total_rows(), 300);
         let text = String::from_utf8(m.to_json()).unwrap();
         assert!(text.contains("\"row_groups\""));
         assert!(text.contains("\"signal_scale\": 0.001"));

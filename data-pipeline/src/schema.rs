@@ -92,13 +92,6 @@ pub fn window_schema(window_samples: usize) -> SchemaRef {
     ]))
 }
 
-/// Index of the standard lead called `name` (case-insensitive, `AVR` matches `aVR`).
-pub fn standard_lead_index(name: &str) -> Option<usize> {
-    STANDARD_LEADS
-        .iter()
-        .position(|lead| lead.eq_ignore_ascii_case(name.trim()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,12 +130,5 @@ mod tests {
         }
         assert!(schema.field_with_name(col::AGE).unwrap().is_nullable());
         assert!(!schema.field_with_name(col::SPLIT).unwrap().is_nullable());
-    }
-
-    #[test]
-    fn standard_lead_lookup_ignores_case() {
-        assert_eq!(standard_lead_index("AVR"), Some(3));
-        assert_eq!(standard_lead_index("v6"), Some(11));
-        assert_eq!(standard_lead_index("MLII"), None);
     }
 }

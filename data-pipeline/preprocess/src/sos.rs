@@ -35,11 +35,6 @@ impl SosFilter {
         Self { sections, steady }
     }
 
-    /// The sections.
-    pub fn sections(&self) -> &[Section] {
-        &self.sections
-    }
-
     /// scipy's default `padlen` for `sosfiltfilt`: 3·(2·sections + 1 - trailing zero coefficients).
     pub fn default_padlen(&self) -> usize {
         let zero_b2 = self.sections.iter().filter(|s| s.b[2] == 0.0).count();

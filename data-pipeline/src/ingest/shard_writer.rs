@@ -121,11 +121,6 @@ impl ShardWriter {
         })
     }
 
-    /// Rows added to the open shard so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Adds the rows of one record, writing every full row group.
     pub fn push_record(&mut self, rows: Vec<WindowRow>) -> Result<(), DataError> {
         self.rows += rows.len() as u64;
