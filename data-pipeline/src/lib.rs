@@ -7,14 +7,21 @@
 //!   delta-encoded, the rest zstd) with splits (`split`), quarantine, a resumable journal and a
 //!   manifest (`ingest`), plus a synthetic dataset writer (`synth_dataset`) and a summary /
 //!   plot / checksum check of a dataset (`inspect`, `plot`), and several datasets made with the
-//!   same preprocessing joined into one (`merge`);
+//!   same preprocessing joined into one (`merge`); the writers of a dataset folder take its
+//!   `_ingest.lock` one at a time (`out_lock`);
+//! - the CRC-32C of each shard's footer and column chunks that the manifest records and every
+//!   reader checks (`chunk_crc`, [`ShardChecksums`]), and the decoding of named columns of a
+//!   shard held in memory that `inspect`, `plot` and `windows` share (`shard_columns`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`; what
-//!   to do about a failed request, `store_hint`; their HTTP client, `store_http`) and the streaming training loader (`loader`);
+//!   to do about a failed request, `store_hint`; their HTTP client, `store_http`) and the
+//!   streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
 //!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
 //!   file `ecgfm embed` writes as it goes (`embeddings`, through `object_sink`: one object
 //!   written in parts), and each record's source, id, patient and split without its signal
 //!   (`record_ids`).
+//!
+//! Every failure is a [`error::DataError`] naming the object, file or URL it concerns (`error`).
 //!
 //! It depends on `ecgfm-wfdb` (reading records and labels), `ecgfm-preprocess` (resampling,
 //! filtering, lead mapping, windowing, quality) and `ecgfm-synth` (synthetic ECGs).

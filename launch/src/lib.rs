@@ -13,13 +13,16 @@
 //! - `bench_step`, `bench_attention`, `bench_loader`: benchmarks printed side by side with
 //!   PyTorch / pyarrow;
 //!   `bench_allreduce`, `bench_ranks`: the CPU collective's bus bandwidth and data-parallel
-//!   scaling.
+//!   scaling. `python_bench` runs a benchmark's Python side (a script of bench/) and reads its
+//!   result, skipping the comparison, saying why, where Python lacks a package.
 //! - `data_read`, `data_ingest`, `data_inspect`, `data_merge`: `ecgfm data
 //!   read|ingest|synth|inspect|merge` over `ecgfm-wfdb` and `ecgfm-data`.
 //! - `eval`, `embed`: a run's encoder on labelled data (`ecgfm_trainer::eval`) and as
-//!   embeddings; `compare`: two sides of eval result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the dataset's windows, which
-//!   `held_windows` keeps in memory or in a scratch file; `pretraining_check` refuses test
-//!   records the encoder was pretrained on.
+//!   embeddings; `compute` opens their `--device` and counts the encoder's memory first
+//!   (`gpu_memory`, or `cpu_memory` for a CPU run, training's too); `compare`: two sides of eval
+//!   result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the
+//!   dataset's windows, which `held_windows` keeps in memory or in a scratch file;
+//!   `pretraining_check` refuses test records the encoder was pretrained on.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
@@ -31,14 +34,26 @@
 //! - `damaged_data` tells data damaged after it was written from other failures (its exit
 //!   status, no restart by `launch`, the repair named); `bad_config` likewise a configuration
 //!   refused.
+//! - `signals`: SIGINT, SIGTERM, SIGUSR1 and SIGHUP recorded for `pretrain`, `launch` and
+//!   `sweep run` to act on at a safe point (a rank checkpoints and exits 75); `slurm`: the
+//!   sbatch script of `launch --slurm-script`.
 //! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
-//!   URL's secret in a file read again later (a sweep folder's file, a SLURM script).
+//!   URL's secret in a file read again later (a sweep folder's file, a SLURM script); `logging`
+//!   sets up `tracing` (`-v`, `RUST_LOG`); `progress` draws the progress bars.
 //! - `docs_match_cli` (tests only) holds the documentation to the code: every `ecgfm` command
 //!   the README, docs/, the workspace's messages and its shell scripts show names flags and
 //!   settings that exist, the published sweep files read, the README's map of folders is the
 //!   workspace.
 //!
 //! Libraries report typed errors; here they gain context through `anyhow`.
+//!
+//! It depends on every library of the workspace: `ecgfm-trainer` (model, training, evaluation),
+//! `ecgfm-kernels` (the CPU and CUDA backends), `ecgfm-dist` (collectives, rendezvous),
+//! `ecgfm-sweep`, `ecgfm-data`, `ecgfm-wfdb` (`data read`), `ecgfm-preprocess` (`data ingest`'s
+//! settings) and `ecgfm-synth`. Start at `cli.rs`, then [`run`] below, which names the module of
+//! each subcommand; `main.rs` turns an error into the exit status (`signals`, `damaged_data`,
+//! `bad_config`). The tests in `tests/` mostly run the built `ecgfm` binary; the workspace's
+//! tests/ crate calls this library in-process.
 
 pub mod bad_config;
 pub mod bench_allreduce;

@@ -1,7 +1,7 @@
 //! ecgfm-preprocess: the pure numeric signal processing behind `ecgfm data ingest`. No I/O.
 //!
-//! A record (per-lead samples in mV at any rate, with its lead names) goes through
-//! [`Pipeline::process`], which chains, in order:
+//! A record (per-lead samples in mV at any rate, f32 or f64 ([`Sample`]), with its lead names)
+//! goes through [`Pipeline::process`], which chains, in order:
 //! - [`leads`]: source lead names -> the standard order I, II, III, aVR, aVL, aVF, V1..V6;
 //! - [`gaps`]: NaN bridging and the missing-sample mask;
 //! - [`resample`]: anti-aliased polyphase resampling to the target rate (default 250 Hz), with
@@ -14,8 +14,10 @@
 //! - [`windowing`]: fixed windows with stride and a trailing-part policy.
 //!
 //! Every setting lives in [`PipelineConfig`] (serde, with defaults) so the ingest can record it in
-//! the dataset manifest (see docs/dataset-format.md). Depends only on serde, thiserror and
-//! num-complex. Start reading at `pipeline.rs` (settings in `config.rs`, outputs in `record.rs`); the tests in `tests/` compare the filters with scipy.
+//! the dataset manifest (see docs/dataset-format.md); an invalid setting, or a record that must
+//! be quarantined, is a [`PreprocessError`] (`error`). Depends only on serde, thiserror and
+//! num-complex. Start reading at `pipeline.rs` (settings in `config.rs`, outputs in `record.rs`);
+//! the tests in `tests/` compare the filters with scipy.
 
 pub mod butterworth;
 pub mod config;

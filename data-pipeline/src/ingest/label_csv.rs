@@ -1,4 +1,4 @@
-//! The label-CSV override of `ingest --labels FILE.csv`: a header row naming `record` and
+//! The label-CSV override of `ingest --label-csv FILE.csv`: a header row naming `record` and
 //! `labels` (`;`-separated `vocabulary:code` strings) and optionally `patient_id`, `age`, `sex`
 //! (`M`/`F`). Listed records take these values instead of the source's own: an empty `labels`
 //! cell means no labels (the source's, header `# Dx:` lines included, are dropped), an empty

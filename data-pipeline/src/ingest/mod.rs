@@ -1,15 +1,16 @@
 //! `ingest`: a source of ECG records (local folder or object-store URL; WFDB, PTB-XL, CinC 2017,
 //! CinC 2021) into a dataset of zstd Parquet shards with a manifest (docs/dataset-format.md).
 //!
-//! The run: plan the records (sorted, `plan.rs`; `--records` keeps a listed cohort and
-//! `--exclude` leaves listed records out, `record_list.rs`: `plan_records`), read and preprocess
-//! them in parallel chunks on a rayon pool (`record.rs`) while one writer thread consumes the
-//! outcomes in plan order: rows go to the open shard (`shard_writer.rs`), failures to the
-//! quarantine list. A shard is stored when it passes its target size (at a record boundary),
-//! then the journal (`journal.rs`) records the progress, so an interrupted run resumes after its
-//! last shard.
+//! The run: plan the records (`plan_records`: the source's records sorted, `plan.rs`, with a
+//! label CSV's labels, `label_csv.rs`; `--records` keeps a listed cohort and `--exclude` leaves
+//! listed records out, `record_list.rs`), read and preprocess them in parallel chunks on a rayon
+//! pool (`record.rs`) while one writer thread consumes the outcomes in plan order: rows
+//! (`row.rs`) go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard
+//! is stored when it passes its target size (at a record boundary), then the journal
+//! (`journal.rs`) records the progress, so an interrupted run resumes after its last shard.
 //! The manifest is written last; a run that ingested no record writes none, only the report of
-//! its quarantined records (`no_records.rs`), and removes its journal. An output holding another dataset or another ingest's journal
+//! its quarantined records (`no_records.rs`), and removes its journal. An output holding another
+//! dataset or another ingest's journal
 //! is refused before anything is written (`Journal::resume`), and so is a local output another
 //! writer (ingest, merge or synth) holds at the time (`crate::out_lock`: `_ingest.lock`).
 

@@ -14,7 +14,7 @@
 //!   `size_table`; `results`: the folder beside it with the records, the sweep file and every
 //!   run's result files, which `ecgfm compare` reads and from which the report can be made
 //!   again;
-//! - `presets`: the built-in sweep files (`--preset demo`, `--preset gpu`).
+//! - `presets`: the built-in sweep files (`--preset toy`, `--preset demo`, `--preset gpu`).
 //!
 //! Depends on `ecgfm-trainer` for configurations and model statistics. Running the runs is the
 //! `ecgfm` binary's job (launch/src/sweep_run.rs): this crate plans and reports.

@@ -173,7 +173,7 @@ fn few_seeds(resampling: Resampling, replicas: usize) -> Option<String> {
     if resampling != Resampling::Seeds || replicas > 3 {
         return None;
     }
-    // Measured by `coverage_of_the_seeds_bootstrap` in tests/fits.rs.
+    // Measured by examples/seeds_coverage.rs.
     let coverage = if replicas <= 2 { 75 } else { 88 };
     Some(format!(
         "intervals over only {replicas} seeds a point undercover (about {coverage}% of such \
