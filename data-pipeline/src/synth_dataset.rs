@@ -159,16 +159,17 @@ pub fn write_synth_dataset(
         .map_err(|e| DataError::Config(e.to_string()))?;
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
-    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    // Held to the end: another writer into this (local) folder is refused until then.
-    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Synth)?;
-    Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
     let layout = ShardLayout {
         window_samples: opts.preprocessing.window.window_samples,
         row_group_rows: opts.row_group_rows,
         shard_target_bytes: opts.shard_target_bytes,
         zstd_level: opts.zstd_level,
     };
+    layout.check()?;
+    let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
+    // Held to the end: another writer into this (local) folder is refused until then.
+    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Synth)?;
+    Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()

@@ -63,6 +63,13 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         .map_err(|e| DataError::Config(e.to_string()))?;
     let pipeline =
         Pipeline::new(opts.preprocessing.clone()).map_err(|e| DataError::Config(e.to_string()))?;
+    let layout = ShardLayout {
+        window_samples: opts.preprocessing.window.window_samples,
+        row_group_rows: opts.row_group_rows,
+        shard_target_bytes: opts.shard_target_bytes,
+        zstd_level: opts.zstd_level,
+    };
+    layout.check()?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
     let Plan {
         format,
@@ -75,12 +82,6 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
     let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;
-    let layout = ShardLayout {
-        window_samples: opts.preprocessing.window.window_samples,
-        row_group_rows: opts.row_group_rows,
-        shard_target_bytes: opts.shard_target_bytes,
-        zstd_level: opts.zstd_level,
-    };
     let ctx = RecordContext {
         pipeline: &pipeline,
         source_name: &source_name,

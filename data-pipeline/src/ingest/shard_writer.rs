@@ -17,7 +17,7 @@ use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
 use crate::ingest::row::{rows_to_batch, WindowRow};
 use crate::manifest::{ShardEntry, SHARDS_DIR};
-use crate::schema::{col, window_schema};
+use crate::schema::{col, window_schema, N_LEADS};
 use crate::store;
 
 /// How shards are laid out.
@@ -27,6 +27,44 @@ pub struct ShardLayout {
     pub row_group_rows: usize,
     pub shard_target_bytes: u64,
     pub zstd_level: i32,
+}
+
+/// The most signal bytes one row group may hold (`row_group_rows` windows x 12 leads x 2
+/// bytes): the writer buffers a row group, and the loader decodes several at a time into f32
+/// (`LoaderConfig::mix_row_groups`), so a 60 s window at 500 Hz (184 MB a row group of 256
+/// windows) would hold gigabytes. The defaults (256 windows of 2500 samples) take 15 MB.
+pub const MAX_ROW_GROUP_SIGNAL_BYTES: u64 = 64 << 20;
+
+impl ShardLayout {
+    /// Refuses a layout whose row groups would not fit in memory as the writer and the loader
+    /// hold them (`MAX_ROW_GROUP_SIGNAL_BYTES`), naming the flags that set it.
+    pub fn check(&self) -> Result<(), DataError> {
+        if self.row_group_rows == 0 {
+            return Err(DataError::Config("row_group_rows must be > 0".into()));
+        }
+        let window_bytes = (self.window_samples * N_LEADS * 2) as u64;
+        let bytes = window_bytes.saturating_mul(self.row_group_rows as u64);
+        if bytes <= MAX_ROW_GROUP_SIGNAL_BYTES {
+            return Ok(());
+        }
+        let mb = |b: u64| b as f64 / 1e6;
+        let way_out = match MAX_ROW_GROUP_SIGNAL_BYTES / window_bytes {
+            0 => "shorter windows (--window-s, or a lower --rate)".to_string(),
+            rows => format!(
+                "--row-group-rows {rows} or fewer, or shorter windows (--window-s, or a lower \
+                 --rate)"
+            ),
+        };
+        Err(DataError::Config(format!(
+            "a row group of {} windows of {} samples x {N_LEADS} leads holds {:.0} MB of signal, \
+             more than the {:.0} MB the writer and the loader (which decodes several at once) \
+             may hold in memory: give {way_out}",
+            self.row_group_rows,
+            self.window_samples,
+            mb(bytes),
+            mb(MAX_ROW_GROUP_SIGNAL_BYTES)
+        )))
+    }
 }
 
 /// A closed shard held in memory, not yet stored.
@@ -108,9 +146,7 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// A writer for shards of the given layout.
     pub fn new(layout: ShardLayout) -> Result<Self, DataError> {
-        if layout.row_group_rows == 0 {
-            return Err(DataError::Config("row_group_rows must be > 0".into()));
-        }
+        layout.check()?;
         Ok(Self {
             properties: writer_properties(&layout)?,
             layout,
@@ -242,6 +278,25 @@ mod tests {
             split: Split::Train,
             fold: None,
         }
+    }
+
+    #[test]
+    fn row_groups_beyond_the_memory_cap_are_refused() {
+        let layout = |window_samples, row_group_rows| ShardLayout {
+            window_samples,
+            row_group_rows,
+            shard_target_bytes: 1 << 20,
+            zstd_level: 3,
+        };
+        layout(2500, 256).check().unwrap();
+        // 64 MiB / (12 leads x 2 bytes) = 2,796,202 samples.
+        layout(2_796_202, 1).check().unwrap();
+        let err = layout(2_796_203, 1).check().unwrap_err().to_string();
+        assert!(err.contains("give shorter windows"), "{err}");
+        let err = layout(30_000, 256).check().unwrap_err().to_string();
+        assert!(err.contains("--row-group-rows 93 or fewer"), "{err}");
+        layout(30_000, 93).check().unwrap();
+        assert!(layout(2500, 0).check().is_err());
     }
 
     #[test]

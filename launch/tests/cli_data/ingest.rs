@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{run_err, run_err_in, run_ok, run_ok_in, temp_dir};
+use crate::common::{ecgfm_env, run_err, run_err_in, run_ok, run_ok_in, temp_dir};
 
 /// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
 /// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
@@ -363,6 +363,64 @@ fn an_absurd_rate_is_refused_naming_the_flag() {
         "0.1",
     ]);
     assert!(highest.contains("1 synthetic records"), "{highest}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Windows too long for the row groups to fit in memory (a 100,000 s window was 153 GB a row
+/// group) are refused before anything is read or written, naming the flags to change, with
+/// exit 78 (a refused setting).
+#[test]
+fn row_groups_too_large_for_memory_are_refused_naming_the_flags() {
+    let dir = temp_dir("row-group-bytes");
+    let out = dir.join("rg");
+    let out = out.to_str().unwrap();
+    for (flags, says) in [
+        (
+            &["--window-s", "60", "--rate", "500"][..],
+            "a row group of 256 windows of 30000 samples x 12 leads holds 184 MB of signal, more \
+             than the 67 MB the writer and the loader (which decodes several at once) may hold \
+             in memory: give --row-group-rows 93 or fewer, or shorter windows",
+        ),
+        (
+            &["--window-s", "1000000", "--row-group-rows", "1"],
+            "a row group of 1 windows of 250000000 samples x 12 leads holds 6000 MB of signal, \
+             more than the 67 MB the writer and the loader (which decodes several at once) may \
+             hold in memory: give shorter windows (--window-s, or a lower --rate)",
+        ),
+    ] {
+        for command in [
+            ingest_args(
+                Path::new("/nonexistent-source"),
+                &[&["--out", out], flags].concat(),
+            ),
+            [&["data", "synth", "--records", "1", "--out", out], flags]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ] {
+            let output = ecgfm_env(&command, &[]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(says), "{stderr}");
+            assert_eq!(output.status.code(), Some(78), "{stderr}");
+        }
+    }
+    let fits = [
+        "--window-s",
+        "60",
+        "--rate",
+        "500",
+        "--row-group-rows",
+        "93",
+    ];
+    let said = run_ok(
+        &[
+            &["data", "synth", "--records", "1", "--out", out][..],
+            &fits,
+        ]
+        .concat(),
+    );
+    assert!(said.contains("1 synthetic records"), "{said}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
