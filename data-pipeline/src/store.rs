@@ -166,31 +166,28 @@ fn local_root(path: &std::path::Path) -> Result<StoreRoot, String> {
     Ok((Arc::new(LocalFileSystem::new()), root))
 }
 
-/// The absolute `path` with its `..` steps taken (object_store's paths have none): the part
-/// before the last `..` as the file system resolves it (so `link/..` is the parent of the
-/// link's target, as a shell's `ls link/..` shows it), the steps after it as written. A path
-/// without `..` is returned as it is.
+/// The absolute `path` with its `..` steps taken (object_store's paths have none), each as the
+/// file system takes it: `..` after a folder that exists is the parent of that folder's real
+/// path (so `link/..` is the parent of the link's target, as a shell's `ls link/..` shows it),
+/// after one not made yet (so no link) the folder before it. A path without `..` is returned as
+/// it is.
 fn without_parent_steps(path: &std::path::Path) -> std::path::PathBuf {
     use std::path::Component;
-    let components: Vec<Component> = path.components().collect();
-    let Some(last) = components.iter().rposition(|c| *c == Component::ParentDir) else {
+    if !path.components().any(|c| c == Component::ParentDir) {
         return path.to_path_buf();
-    };
-    let upto: std::path::PathBuf = components[..=last].iter().collect();
-    let mut resolved = upto.canonicalize().unwrap_or_else(|_| {
-        // A folder on the way does not exist yet (so it is no link): step back by name.
-        let mut lexical = std::path::PathBuf::new();
-        for component in &components[..=last] {
-            match component {
-                Component::ParentDir => {
-                    lexical.pop();
+    }
+    let mut resolved = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                if let Ok(real) = resolved.canonicalize() {
+                    resolved = real;
                 }
-                other => lexical.push(other),
+                resolved.pop();
             }
+            other => resolved.push(other),
         }
-        lexical
-    });
-    resolved.extend(&components[last + 1..]);
+    }
     resolved
 }
 
@@ -586,6 +583,11 @@ mod tests {
         assert_eq!(shown_root(base.join("a/link/../out")), at("real/out"));
         // Folders not made yet step back by name.
         assert_eq!(shown_root(base.join("new/x/../ds")), at("new/ds"));
+        // ...and a link's `..` before them is still its target's parent.
+        assert_eq!(
+            shown_root(base.join("a/link/../new/../out")),
+            at("real/out")
+        );
         let (store, root) = open_url(base.join("a/b/../ds").to_str().unwrap()).unwrap();
         block_on(put_bytes(
             store.as_ref(),
