@@ -196,11 +196,12 @@ fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError
     }
     let mut words = text.split_whitespace();
     let pid = words.next().and_then(|w| w.parse::<u32>().ok());
-    let writer = words.next().map_or(Some(Writer::Ingest), Writer::from_name);
+    // A pid alone is an older ingest's; a file without one (its holder has not written it yet,
+    // or it was not read) names no command.
+    let writer = pid.and_then(|_| words.next().map_or(Some(Writer::Ingest), Writer::from_name));
     let who = match (writer, pid) {
         (Some(writer), Some(pid)) => format!("another {} (pid {pid})", writer.name()),
-        (Some(writer), None) => format!("another {}", writer.name()),
-        (None, _) => "another ecgfm command".to_string(),
+        _ => "another ecgfm command".to_string(),
     };
     DataError::Refused(format!(
         "{} is being written by {who}, which holds {}; two writers into one folder would leave a \
@@ -302,6 +303,8 @@ mod tests {
             ("77\n", "another ingest (pid 77)"),
             ("78 synth\n", "another synth (pid 78)"),
             ("79 export\n", "another ecgfm command,"),
+            // Taken an instant ago by any writer, not written yet.
+            ("", "another ecgfm command,"),
         ] {
             std::fs::write(&path, text).unwrap();
             let held = File::open(&path).unwrap();

@@ -77,7 +77,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         warnings,
     } = plan_records(opts, &source)?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    // Held to the end: another ingest into this (local) folder is refused until then.
+    // Held to the end: another writer into this (local) folder is refused until then.
     let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Ingest)?;
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
     let source_name = source_name(opts, format);
