@@ -257,6 +257,9 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         report.shards_written,
         report.shards_resumed
     );
+    if report.shards_removed > 0 {
+        println!("{}", removed_shards_note(report.shards_removed));
+    }
     for (reason, count) in &c.quarantine {
         println!("  quarantined {count:>5}: {reason}");
     }

@@ -424,6 +424,65 @@ fn row_groups_too_large_for_memory_are_refused_naming_the_flags() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A writer into a folder where a larger attempt was killed before its manifest (here a synth
+/// whose manifest is removed) removes the shards that attempt left beyond its own and says how
+/// many: `data synth` and `data ingest` alike.
+#[test]
+fn writers_say_how_many_left_over_shards_they_removed() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("left-over-shards");
+    let out = dir.join("ds");
+    let out_str = out.to_str().unwrap();
+    let shard_files = || std::fs::read_dir(out.join("shards")).unwrap().count();
+    let synth = |records: &str| {
+        run_ok(&[
+            "data",
+            "synth",
+            "--out",
+            out_str,
+            "--records",
+            records,
+            "--shard-mb",
+            "0.04",
+            "--row-group-rows",
+            "2",
+            "--threads",
+            "2",
+        ])
+    };
+    let killed_larger = || {
+        synth("40");
+        std::fs::remove_file(out.join("manifest.json")).unwrap();
+        shard_files()
+    };
+    let said_removed = |said: &str, n: usize| {
+        assert!(
+            said.contains(&format!(
+                "removed {n} shard files an earlier attempt had left in the folder beyond this \
+                 dataset's"
+            )),
+            "{said}"
+        );
+    };
+    let left = killed_larger();
+    let said = synth("2");
+    let own = shard_files();
+    assert!(own < left, "{own} of {left}");
+    said_removed(&said, left - own);
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let left = killed_larger();
+    let said = run_ok(&ingest_args(
+        &source,
+        &["--format", "cinc2017", "--out", out_str, "--limit", "2"],
+    ));
+    let own = shard_files();
+    assert!(own < left, "{own} of {left}");
+    said_removed(&said, left - own);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A window or stride of no sample is named by its flag and the rate (not as
 /// `stride_samples must be > 0`), and a file given as the source folder is named as a file.
 #[test]
