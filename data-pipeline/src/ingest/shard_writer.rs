@@ -42,7 +42,8 @@ impl ShardLayout {
         if self.row_group_rows == 0 {
             return Err(DataError::Config("row_group_rows must be > 0".into()));
         }
-        let window_bytes = (self.window_samples * N_LEADS * 2) as u64;
+        // Saturating: an absurd window (--window-s of years) must not wrap to a small size.
+        let window_bytes = (self.window_samples as u64).saturating_mul(N_LEADS as u64 * 2);
         let bytes = window_bytes.saturating_mul(self.row_group_rows as u64);
         if bytes <= MAX_ROW_GROUP_SIGNAL_BYTES {
             return Ok(());
@@ -296,6 +297,9 @@ mod tests {
         let err = layout(30_000, 256).check().unwrap_err().to_string();
         assert!(err.contains("--row-group-rows 93 or fewer"), "{err}");
         layout(30_000, 93).check().unwrap();
+        // 2^62 samples x 24 bytes is 6 x 2^64: no wrapping to 0 bytes.
+        let err = layout(1 << 62, 1).check().unwrap_err().to_string();
+        assert!(err.contains("give shorter windows"), "{err}");
         assert!(layout(2500, 0).check().is_err());
     }
 
