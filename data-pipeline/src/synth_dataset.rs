@@ -93,7 +93,14 @@ fn synth_record(
     let leads: Vec<&[f32]> = (0..LEAD_NAMES.len()).map(|l| record.lead(l)).collect();
     let processed = pipeline
         .process(f64::from(record.sampling_rate), &LEAD_NAMES, &leads)
-        .map_err(|e| DataError::Internal(format!("synthetic record {index}: {e}")))?;
+        // The generator's records follow from the settings alone: preprocessing settings that
+        // leave nothing of one (a band-pass above the ECG's band flattens every lead) would be
+        // refused again, a refused configuration.
+        .map_err(|e| {
+            DataError::Config(format!(
+                "the preprocessing settings leave nothing of synthetic record {index}: {e}"
+            ))
+        })?;
     let record_id = record.record_id();
     let planned = PlannedRecord {
         name: record_id.clone(),
@@ -231,4 +238,33 @@ fn flush(
         totals.shards.push(entry);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecgfm_preprocess::BandPassConfig;
+
+    #[test]
+    fn settings_that_leave_no_window_are_a_refused_configuration() {
+        let mut opts = SynthDatasetOptions {
+            out: "memory://synth-tests/flat".into(),
+            records: 1,
+            threads: 1,
+            ..SynthDatasetOptions::default()
+        };
+        // 100-120 Hz at 250 Hz: nothing of an ECG passes, every lead is flat.
+        opts.preprocessing.band_pass = Some(BandPassConfig {
+            low_hz: 100.0,
+            high_hz: 120.0,
+            ..BandPassConfig::default()
+        });
+        let err = write_synth_dataset(&opts, &ProgressBar::hidden()).unwrap_err();
+        assert!(matches!(err, DataError::Config(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("the preprocessing settings leave nothing of synthetic record 0"),
+            "{err}"
+        );
+    }
 }
