@@ -316,6 +316,8 @@ fn bench_loader_warns_of_a_crop_longer_than_the_windows() {
         "{stderr}"
     );
     let fits = ecgfm_env(&args("750"), &[]);
-    assert!(!String::from_utf8_lossy(&fits.stderr).contains("WARNING"));
+    let stderr = String::from_utf8_lossy(&fits.stderr);
+    assert!(fits.status.success(), "{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

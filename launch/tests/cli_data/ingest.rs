@@ -403,6 +403,7 @@ fn row_groups_too_large_for_memory_are_refused_naming_the_flags() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(stderr.contains(says), "{stderr}");
             assert_eq!(output.status.code(), Some(78), "{stderr}");
+            assert!(!Path::new(out).exists(), "refused, yet {out} was made");
         }
     }
     let fits = [
