@@ -21,23 +21,24 @@ pub fn exited_bad_config(status: ExitStatus) -> bool {
     status.code() == Some(i32::from(CONFIG_EXIT))
 }
 
-/// The error of `ecgfm launch` whose ranks were refused their configuration.
+/// A configuration refused, in its own words: the ranks of `ecgfm launch` refused theirs, or a
+/// command's flags describe settings it cannot take (`data ingest --rate 0`).
 #[derive(Debug)]
-pub struct BadConfigChild(pub String);
+pub struct RefusedConfig(pub String);
 
-impl std::fmt::Display for BadConfigChild {
+impl std::fmt::Display for RefusedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl Error for BadConfigChild {}
+impl Error for RefusedConfig {}
 
 /// Whether any error of `err`'s chain is a configuration refused.
 pub fn is_bad_config(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<ConfigError>()
-            || e.is::<BadConfigChild>()
+            || e.is::<RefusedConfig>()
             || matches!(
                 e.downcast_ref(),
                 Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
@@ -59,7 +60,7 @@ mod tests {
                 .context("resolving the run's configuration")
                 .unwrap_err()
         ));
-        assert!(is_bad_config(&BadConfigChild("rank 0".into()).into()));
+        assert!(is_bad_config(&RefusedConfig("rank 0".into()).into()));
         let resume: anyhow::Result<()> = Err(TrainError::Resume {
             run_dir: "run".into(),
             reason: "the configuration differs".into(),

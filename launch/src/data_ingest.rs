@@ -1,5 +1,6 @@
 //! `ecgfm data ingest` and `ecgfm data synth`: records to a sharded Parquet dataset.
 
+use crate::bad_config::RefusedConfig;
 use crate::progress::record_bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -46,8 +47,14 @@ pub struct LayoutArgs {
 }
 
 impl LayoutArgs {
-    /// The preprocessing settings these flags describe.
+    /// The preprocessing settings these flags describe; values they cannot take are a refused
+    /// configuration (exit 78, as the library's refusals of these settings are).
     fn pipeline(&self) -> Result<PipelineConfig> {
+        self.read_pipeline()
+            .map_err(|err| RefusedConfig(crate::error_text(&err)).into())
+    }
+
+    fn read_pipeline(&self) -> Result<PipelineConfig> {
         // A record's highest sampling rate is also the highest to resample to: beyond it the
         // resampling filter and the windows grow to gigabytes.
         if !(self.rate > 0.0 && self.rate <= MAX_RECORD_RATE_HZ) {

@@ -4,13 +4,14 @@
 //! data, as every command does for it) when a shard differs from the manifest or cannot be read,
 //! or the shards' rows per split differ from the manifest's.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
 use ecgfm_data::record_ids::read_record_ids;
 
+use crate::bad_config::RefusedConfig;
 use crate::damaged_data::DamagedData;
 use crate::progress::byte_bar;
 use std::collections::BTreeSet;
@@ -80,11 +81,12 @@ fn print_record_ids(url: &str, splits: &str) -> Result<()> {
     const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
     let wanted: Vec<&str> = splits.split(',').map(str::trim).collect();
     if let Some(bad) = wanted.iter().find(|s| !SPLITS.contains(s)) {
-        bail!(
+        return Err(RefusedConfig(format!(
             "--record-ids {splits}: `{bad}` is not a split; give one or more of {} \
              (comma-separated)",
             SPLITS.join(", ")
-        );
+        ))
+        .into());
     }
     let (_, records) =
         read_record_ids(url).with_context(|| format!("reading the record ids of {url}"))?;

@@ -18,7 +18,7 @@
 //! `--master-port 0` binds a free port here and hands the listening socket to rank 0
 //! (ecgfm_dist::handoff). `--slurm-script` prints an sbatch script instead (slurm.rs).
 
-use crate::bad_config::{exited_bad_config, BadConfigChild};
+use crate::bad_config::{exited_bad_config, RefusedConfig};
 use crate::damaged_data::{exited_damaged, DamagedData};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -395,7 +395,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
                 0 => "",
                 _ => "; not restarted: the configuration was refused, as it would be again",
             };
-            return Err(BadConfigChild(format!("{cause}{note}")).into());
+            return Err(RefusedConfig(format!("{cause}{note}")).into());
         }
         if restarts >= args.max_restarts {
             bail!("{cause}");

@@ -48,7 +48,7 @@ impl ShardLayout {
         if bytes <= MAX_ROW_GROUP_SIGNAL_BYTES {
             return Ok(());
         }
-        let mb = |b: u64| b as f64 / 1e6;
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
         let way_out = match MAX_ROW_GROUP_SIGNAL_BYTES / window_bytes {
             0 => "shorter windows (--window-s, or a lower --rate)".to_string(),
             rows => format!(
@@ -57,13 +57,13 @@ impl ShardLayout {
             ),
         };
         Err(DataError::Config(format!(
-            "a row group of {} windows of {} samples x {N_LEADS} leads holds {:.0} MB of signal, \
-             more than the {:.0} MB the writer and the loader (which decodes several at once) \
+            "a row group of {} windows of {} samples x {N_LEADS} leads holds {:.0} MiB of \
+             signal, more than the {:.0} MiB the writer and the loader (which decodes several at once) \
              may hold in memory: give {way_out}",
             self.row_group_rows,
             self.window_samples,
-            mb(bytes),
-            mb(MAX_ROW_GROUP_SIGNAL_BYTES)
+            mib(bytes),
+            mib(MAX_ROW_GROUP_SIGNAL_BYTES)
         )))
     }
 }

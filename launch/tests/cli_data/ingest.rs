@@ -278,10 +278,15 @@ fn record_ids_of_a_split_feed_an_ingests_lists() {
         .cloned()
         .collect();
     assert_eq!(ids("second", "all"), kept);
-    let err = run_err(&["data", "inspect", &path("first"), "--record-ids", "tests"]);
+    let refused = ecgfm_env(
+        &["data", "inspect", &path("first"), "--record-ids", "tests"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
     let says =
         "--record-ids tests: `tests` is not a split; give one or more of train, val, test, all";
     assert!(err.contains(says), "{err}");
+    assert_eq!(refused.status.code(), Some(78), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -377,14 +382,14 @@ fn row_groups_too_large_for_memory_are_refused_naming_the_flags() {
     for (flags, says) in [
         (
             &["--window-s", "60", "--rate", "500"][..],
-            "a row group of 256 windows of 30000 samples x 12 leads holds 184 MB of signal, more \
-             than the 67 MB the writer and the loader (which decodes several at once) may hold \
+            "a row group of 256 windows of 30000 samples x 12 leads holds 176 MiB of signal, \
+             more than the 64 MiB the writer and the loader (which decodes several at once) may hold \
              in memory: give --row-group-rows 93 or fewer, or shorter windows",
         ),
         (
             &["--window-s", "1000000", "--row-group-rows", "1"],
-            "a row group of 1 windows of 250000000 samples x 12 leads holds 6000 MB of signal, \
-             more than the 67 MB the writer and the loader (which decodes several at once) may \
+            "a row group of 1 windows of 250000000 samples x 12 leads holds 5722 MiB of \
+             signal, more than the 64 MiB the writer and the loader (which decodes several at once) may \
              hold in memory: give shorter windows (--window-s, or a lower --rate)",
         ),
     ] {
@@ -510,12 +515,15 @@ fn a_stride_under_one_sample_and_a_file_for_a_source_are_explained() {
             "--stride-s must be a positive number of seconds, got -1",
         ),
     ] {
-        let err = run_err(&ingest_args(
-            Path::new(source),
-            &[&["--out", out], flags].concat(),
-        ));
+        let refused = ecgfm_env(
+            &ingest_args(Path::new(source), &[&["--out", out], flags].concat()),
+            &[],
+        );
+        let err = String::from_utf8_lossy(&refused.stderr);
         assert!(err.contains(says), "{err}");
         assert!(!err.contains("stride_samples"), "{err}");
+        // A refused setting (EX_CONFIG), as the library's own refusals of these settings are.
+        assert_eq!(refused.status.code(), Some(78), "{err}");
     }
     let file = dir.join("README.md");
     std::fs::write(&file, "not a source folder").unwrap();
