@@ -252,32 +252,8 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     let bar = record_bar("ingest");
     let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();
-    let c = &report.counts;
-    println!(
-        "{}: {} records planned, {} ingested, {} quarantined | {} rows in {} shards ({} written now, {} kept from an earlier run)",
-        report.format,
-        report.records_planned,
-        report.records_ingested,
-        report.records_quarantined,
-        c.rows,
-        report.shards,
-        report.shards_written,
-        report.shards_resumed
-    );
-    if report.shards_removed > 0 {
-        println!("{}", removed_shards_note(report.shards_removed));
-    }
-    for (reason, count) in &c.quarantine {
-        println!("  quarantined {count:>5}: {reason}");
-    }
-    for warning in &report.warnings {
-        println!("warning: {warning}");
-    }
+    print!("{report}");
     if !report.complete {
-        println!(
-            "stopped early after {} shards; run the same command again to finish",
-            report.shards_written
-        );
         return Ok(());
     }
     if report.records_ingested == 0 {

@@ -169,34 +169,38 @@ pub struct IngestReport {
     pub warnings: Vec<String>,
 }
 
+/// The summary `ecgfm data ingest` prints: the counts, any shards removed, the quarantine by
+/// reason, the warnings, and how to finish a run that stopped early.
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} records planned ({}): {} ingested, {} quarantined; {} rows in {} shards \
-             ({} written now, {} kept from an earlier run){}",
-            self.records_planned,
+            "{}: {} records planned, {} ingested, {} quarantined | {} rows in {} shards ({} \
+             written now, {} kept from an earlier run)",
             self.format,
+            self.records_planned,
             self.records_ingested,
             self.records_quarantined,
             self.counts.rows,
             self.shards,
             self.shards_written,
-            self.shards_resumed,
-            if self.complete {
-                ""
-            } else {
-                "; stopped early, run again to resume"
-            }
+            self.shards_resumed
         )?;
         if self.shards_removed > 0 {
             writeln!(f, "{}", removed_shards_note(self.shards_removed))?;
         }
-        for (reason, n) in &self.counts.quarantine {
-            writeln!(f, "  quarantined ({reason}): {n}")?;
+        for (reason, count) in &self.counts.quarantine {
+            writeln!(f, "  quarantined {count:>5}: {reason}")?;
         }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;
+        }
+        if !self.complete {
+            writeln!(
+                f,
+                "stopped early after {} shards; run the same command again to finish",
+                self.shards_written
+            )?;
         }
         Ok(())
     }
