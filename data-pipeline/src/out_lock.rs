@@ -80,7 +80,7 @@ impl OutputLock {
         url: &str,
         writer: Writer,
     ) -> Result<Option<Self>, DataError> {
-        let Some(folder) = local_folder(object_store, root) else {
+        let Some(folder) = store::local_path(object_store, root) else {
             return Ok(None);
         };
         let path = folder.join(LOCK_FILE);
@@ -163,7 +163,7 @@ impl Drop for OutputLock {
 /// Whether another writer holds the output at `root` now, for `ingest --dry-run`: the refusal
 /// a run would meet, else `Ok`. Writes nothing (it only looks for a held lock).
 pub fn check_free(object_store: &dyn ObjectStore, root: &Path, url: &str) -> Result<(), DataError> {
-    let Some(folder) = local_folder(object_store, root) else {
+    let Some(folder) = store::local_path(object_store, root) else {
         return Ok(());
     };
     let path = folder.join(LOCK_FILE);
@@ -210,14 +210,6 @@ fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError
         store::redact_url(url),
         path.display()
     ))
-}
-
-/// The local folder of the output at `root`, or `None` for an object store.
-fn local_folder(object_store: &dyn ObjectStore, root: &Path) -> Option<PathBuf> {
-    object_store
-        .to_string()
-        .starts_with("LocalFileSystem")
-        .then(|| PathBuf::from(store::shown(object_store, root)))
 }
 
 #[cfg(test)]

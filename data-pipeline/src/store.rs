@@ -301,14 +301,18 @@ fn is_local(store: &dyn ObjectStore) -> bool {
     store.to_string().starts_with("LocalFileSystem")
 }
 
+/// The file or folder `location` of a local store names, or `None` for another store.
+pub fn local_path(store: &dyn ObjectStore, location: &Path) -> Option<std::path::PathBuf> {
+    is_local(store).then(|| std::path::PathBuf::from(shown(store, location)))
+}
+
 /// Removes the staging files a local store's writes leave when the process is killed in one
 /// (`NAME#N` beside `NAME`, which object_store's listings never show) from the folder
 /// `prefix`; other stores write an object in one request and leave none.
 pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<(), DataError> {
-    if !is_local(store) {
+    let Some(dir) = local_path(store, prefix) else {
         return Ok(());
-    }
-    let dir = std::path::PathBuf::from(shown(store, prefix));
+    };
     let entries = match std::fs::read_dir(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         entries => entries,
