@@ -4,7 +4,8 @@
 # localhost; Azurite and Azure's SDK likewise for Azure; NVRTC and the CUDA headers, which compile
 # every CUDA kernel without a GPU), then runs the whole workspace's tests, and the CUDA kernels'
 # host-harness tests under AddressSanitizer, under ThreadSanitizer and with the fiber switch of
-# hosts other than x86-64. The Python packages download while the tests compile.
+# hosts other than x86-64, and builds the API documentation. The Python packages download while
+# the tests compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The CUDA kernels' host harness (kernels/cuda-host) compiles them with g++, so the build needs it.
@@ -89,3 +90,6 @@ bash scripts/host-sanitize.sh thread --test against_cpu --test planted_bugs --te
 # path of hosts other than x86-64 (an aarch64 Grace Hopper) that x86-64 does not otherwise run:
 # 1.5 minutes with its build (the system call at each switch makes it ten times slower).
 ECGFM_HOST_FIBERS=ucontext cargo test --release -p ecgfm-cuda-host --test against_cpu
+# The API documentation, private items included, builds without a warning (a broken intra-doc
+# link, a math index read as one): 3 minutes on 2 cores, most of it checking the dependencies.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items

@@ -2,12 +2,12 @@
 //! backend's own buffers (host vectors on CPU ranks, device memory on GPU ranks: no host copies).
 //!
 //! Training thread, for bucket `i` (complete for this micro-batch):
-//!   staging[i] = grads[range] (the backend's copy, queued after the backward pass's work);
+//!   `staging[i] = grads[range]` (the backend's copy, queued after the backward pass's work);
 //!   ready = a mark of that work; queue the job to the communication thread.
 //! Communication thread, in queue order:
 //!   wait for `ready`; acc[own piece] += sum over ranks of staging (reduce-scatter, rank order
 //!   on the CPU collective); on the last micro-batch (no ZeRO) copy the own piece into `full`
-//!   and all-gather it; hand staging[i] back.
+//!   and all-gather it; hand `staging[i]` back.
 //! `finish` puts `full` (or, under ZeRO-1, this rank's `acc`) into the gradient buffer with the
 //! backend's copy and gives the buffer back behind a mark, zeroed for the next step where needed.
 //! On a GPU the marks are CUDA events and the collective runs on its own stream, so a bucket's

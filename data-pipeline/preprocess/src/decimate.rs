@@ -1,6 +1,6 @@
 //! The fast path for whole-number decimation (out/in = 1/M, e.g. 500 -> 250 Hz): the symmetric
-//! kernel h[-K..=K] is applied as out[k] = h[0]·x[c] + Σ_{j=1..K} h[j]·(x[c - j] + x[c + j]) at
-//! c = k·M. Splitting the padded input into its M polyphase components makes x[c ± j] a
+//! kernel `h[-K..=K]` is applied as `out[k] = h[0]·x[c] + Σ_{j=1..K} h[j]·(x[c - j] + x[c + j])`
+//! at `c = k·M`. Splitting the padded input into its M polyphase components makes `x[c ± j]` a
 //! contiguous run over k for every tap, so blocks of consecutive outputs accumulate side by side
 //! (SIMD lanes) with no horizontal sums. Each output's sum runs in the same fixed order whatever
 //! the block width or instruction set, so results are bitwise reproducible.
@@ -13,7 +13,7 @@ const WIDTH: usize = 16;
 pub(crate) struct Decimator {
     /// The decimation factor M.
     down: usize,
-    /// h[0] (centre), h[1], ..., h[K].
+    /// `h[0]` (centre), `h[1]`, ..., `h[K]`.
     half_kernel: Vec<f64>,
 }
 

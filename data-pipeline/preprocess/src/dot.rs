@@ -7,9 +7,9 @@ pub(crate) const BLOCK: usize = 8;
 
 /// The two kernels a resampling loop needs.
 pub(crate) trait DotKernel {
-    /// Σ h[i]·x[i] over whole blocks.
+    /// `Σ h[i]·x[i]` over whole blocks.
     fn dot(h: &[f64], x: &[f64]) -> f64;
-    /// Σ h[i]·(a[i] + b[i]) over whole blocks.
+    /// `Σ h[i]·(a[i] + b[i])` over whole blocks.
     fn dot_folded(h: &[f64], a: &[f64], b: &[f64]) -> f64;
 }
 

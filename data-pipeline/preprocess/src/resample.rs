@@ -87,7 +87,7 @@ struct Phase {
     coeff: usize,
     /// Coefficients stored for the row, zero-padded to a multiple of [`BLOCK`].
     stored: usize,
-    /// The row is a palindrome and stored folded: tap i multiplies x[i] + x[len - 1 - i] (the
+    /// The row is a palindrome and stored folded: tap i multiplies `x[i] + x[len - 1 - i]` (the
     /// middle tap of an odd row is halved, as it meets its own sample twice).
     folded: bool,
 }

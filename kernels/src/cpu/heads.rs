@@ -39,7 +39,7 @@ pub(crate) fn mean_pool_forward(
         });
 }
 
-/// dinp (T, C) += dout[b] / len_b on the rows of sequence b.
+/// dinp (T, C) += `dout[b] / len_b` on the rows of sequence b.
 pub(crate) fn mean_pool_backward(
     dinp: &mut [f32],
     dout: &[f32],
@@ -104,7 +104,7 @@ fn check_label(label: u32, k: usize) -> usize {
     label as usize
 }
 
-/// mean_i (logsumexp(logits_i) - logits_i[label_i]) over logits (N, K).
+/// `mean_i (logsumexp(logits_i) - logits_i[label_i])` over logits (N, K).
 pub(crate) fn cross_entropy_forward(logits: &[f32], labels: &[u32], n: usize, k: usize) -> f64 {
     if n == 0 {
         return 0.0;

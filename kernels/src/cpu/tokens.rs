@@ -37,7 +37,7 @@ pub(crate) fn gather_patches(
         });
 }
 
-/// h (T, D) += lead_embed[l] + pos[n].
+/// h (T, D) += `lead_embed[l] + pos[n]`.
 pub(crate) fn add_lead_pos_forward(
     h: &mut [f32],
     lead_embed: &[f32],
@@ -83,7 +83,7 @@ pub(crate) fn add_lead_pos_backward(
     });
 }
 
-/// out (T_dec, D) row r = z[src_rows[r]] or mask_token when src_rows[r] == MASKED_ROW.
+/// out (T_dec, D) row r = `z[src_rows[r]]`, or mask_token when `src_rows[r]` == MASKED_ROW.
 pub(crate) fn mask_scatter_forward(
     out: &mut [f32],
     z: &[f32],
@@ -106,7 +106,7 @@ pub(crate) fn mask_scatter_forward(
         });
 }
 
-/// dz[src_rows[r]] += dout[r] (visible rows); dmask_token += sum of dout over masked rows.
+/// `dz[src_rows[r]] += dout[r]` (visible rows); dmask_token += sum of dout over masked rows.
 pub(crate) fn mask_scatter_backward(
     dz: &mut [f32],
     dmask_token: &mut [f32],

@@ -72,7 +72,7 @@ pub(super) fn scale<D: Device>(k: &KernelBackend<D>, dst: u64, n: usize, factor:
     );
 }
 
-/// out[0] = (f32) (sum of the `count` f64 values at `parts`) / divisor (0 when divisor is 0).
+/// `out[0]` = (f32) (sum of the `count` f64 values at `parts`) / divisor (0 when divisor is 0).
 pub(super) fn f64_sum_to_scalar<D: Device>(
     k: &KernelBackend<D>,
     out: u64,

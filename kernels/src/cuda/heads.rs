@@ -30,7 +30,7 @@ pub(super) fn mean_pool_forward<D: Device>(
     }
 }
 
-/// dinp (T, C) += dout[b] / len_b on the rows of sequence b.
+/// dinp (T, C) += `dout[b] / len_b` on the rows of sequence b.
 pub(super) fn mean_pool_backward<D: Device>(
     k: &KernelBackend<D>,
     (dinp, dout, cu): (u64, u64, u64),
@@ -50,7 +50,7 @@ pub(super) fn mean_pool_backward<D: Device>(
     }
 }
 
-/// loss[0] = (sum of kernel `rows_kernel`'s N f64 row values) / divisor.
+/// `loss[0]` = (sum of kernel `rows_kernel`'s N f64 row values) / divisor.
 fn row_loss<D: Device>(
     k: &KernelBackend<D>,
     rows_kernel: &'static str,
@@ -73,7 +73,7 @@ fn row_loss<D: Device>(
     });
 }
 
-/// loss[0] = mean over rows of logsumexp(logits_i) - logits_i[label_i].
+/// `loss[0]` = mean over rows of `logsumexp(logits_i) - logits_i[label_i]`.
 pub(super) fn cross_entropy_forward<D: Device>(
     k: &KernelBackend<D>,
     bufs: (u64, u64, u64),
@@ -104,7 +104,7 @@ pub(super) fn cross_entropy_backward<D: Device>(
     }
 }
 
-/// loss[0] = mean over (N, K) of the binary cross-entropy with logits.
+/// `loss[0]` = mean over (N, K) of the binary cross-entropy with logits.
 pub(super) fn bce_forward<D: Device>(
     k: &KernelBackend<D>,
     bufs: (u64, u64, u64),

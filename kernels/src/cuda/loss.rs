@@ -6,7 +6,7 @@ use super::elementwise::{f64_sum_to_scalar, fill};
 use super::launch::per_item;
 use super::KernelBackend;
 
-/// loss[0] = mean over the M masked rows of the per-row mean squared error.
+/// `loss[0]` = mean over the M masked rows of the per-row mean squared error.
 pub(super) fn forward<D: Device>(
     k: &KernelBackend<D>,
     (loss, pred, target, rows): (u64, u64, u64, u64),

@@ -354,7 +354,7 @@ fn colsum_partial<D: Device>(
 
 /// dst (C) += the column sums of a (T, C) tensor in two passes. `first_pass(partial, dims)`
 /// launches a kernel on `dims` = (ceil(C / BLOCK), chunks of `ROWS_PER_CHUNK` rows) whose thread
-/// (j, chunk) writes partial[chunk][j] (f64), its column's sum over the chunk in row order (as
+/// (j, chunk) writes `partial[chunk][j]` (f64), its column's sum over the chunk in row order (as
 /// `colsum_partial`); then the chunks are added in order. The partials live in the workspace.
 pub(super) fn chunked_column_sums<D: Device>(
     k: &KernelBackend<D>,

@@ -28,7 +28,7 @@ pub(super) fn gather_patches<D: Device>(
     }
 }
 
-/// h (T, D) += lead_embed[l] + pos[n].
+/// h (T, D) += `lead_embed[l] + pos[n]`.
 pub(super) fn add_lead_pos_forward<D: Device>(
     k: &KernelBackend<D>,
     (h, lead_embed, pos, tokens): (u64, u64, u64, u64),
@@ -73,7 +73,7 @@ pub(super) fn add_lead_pos_backward<D: Device>(
     });
 }
 
-/// out (T_dec, D) row r = z[src_rows[r]] or the mask token.
+/// out (T_dec, D) row r = `z[src_rows[r]]` or the mask token.
 pub(super) fn mask_scatter_forward<D: Device>(
     k: &KernelBackend<D>,
     (out, z, mask_token, src_rows): (u64, u64, u64, u64),
@@ -94,7 +94,7 @@ pub(super) fn mask_scatter_forward<D: Device>(
     }
 }
 
-/// dz[src_rows[r]] += dout[r] (visible rows); dmask_token += the masked rows' sum.
+/// `dz[src_rows[r]] += dout[r]` (visible rows); dmask_token += the masked rows' sum.
 pub(super) fn mask_scatter_backward<D: Device>(
     k: &KernelBackend<D>,
     (dz, dmask_token, dout, src_rows): (u64, u64, u64, u64),
