@@ -21,8 +21,9 @@ pub fn exited_bad_config(status: ExitStatus) -> bool {
     status.code() == Some(i32::from(CONFIG_EXIT))
 }
 
-/// A configuration refused, in its own words: the ranks of `ecgfm launch` refused theirs, or a
-/// command's flags describe settings it cannot take (`data ingest --rate 0`).
+/// A configuration refused, in its own words: the ranks of `ecgfm launch` refused theirs, a
+/// sweep's run (its training or an evaluation) exited with [`CONFIG_EXIT`], or a command's flags
+/// describe settings it cannot take (`data ingest --rate 0`).
 #[derive(Debug)]
 pub struct RefusedConfig(pub String);
 

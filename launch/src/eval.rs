@@ -3,6 +3,7 @@
 //! writes the JSON result file (and a copy in `<run>/eval/`, where `ecgfm export` finds it),
 //! prints the table and adds TensorBoard scalars under `<run>/eval/`.
 
+use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
 use crate::held_windows::HoldArgs;
 use crate::pretrain::thread_pool;
@@ -87,13 +88,17 @@ pub struct EvalArgs {
     pub compute: ComputeArgs,
 }
 
-/// The settings `args` ask for.
-fn settings(args: &EvalArgs) -> Result<EvalSettings> {
+/// The settings and label vocabulary `args` ask for; one they cannot be is a refused
+/// configuration (exit 78). `ecgfm sweep run` checks its evaluations' arguments with it before
+/// training anything.
+pub(crate) fn settings(args: &EvalArgs) -> Result<(EvalSettings, Vocabulary)> {
+    let refused = |e: &dyn std::fmt::Display| RefusedConfig(e.to_string());
+    let vocabulary = Vocabulary::parse(&args.labels).map_err(|e| refused(&e))?;
     let settings = EvalSettings {
-        protocols: Protocol::parse_list(&args.protocol).map_err(anyhow::Error::msg)?,
+        protocols: Protocol::parse_list(&args.protocol).map_err(|e| refused(&e))?,
         fractions: args.fractions.clone(),
         seed: args.seed,
-        pooling: Pooling::parse(&args.pool)?,
+        pooling: Pooling::parse(&args.pool).map_err(|e| refused(&e))?,
         batch_size: args.batch_size,
         finetune: FinetuneSettings {
             epochs: args.epochs,
@@ -108,15 +113,14 @@ fn settings(args: &EvalArgs) -> Result<EvalSettings> {
         score_by: args.score_by,
         ..EvalSettings::default()
     };
-    settings.check()?;
-    Ok(settings)
+    settings.check().map_err(|e| refused(&e))?;
+    Ok((settings, vocabulary))
 }
 
 /// Runs `ecgfm eval`.
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     crate::pretrained::refuse_folder_as_out_file(&args.out)?;
-    let settings = settings(args)?;
-    let vocabulary = Vocabulary::parse(&args.labels)?;
+    let (settings, vocabulary) = settings(args)?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| evaluate(args, vocabulary, settings))
 }

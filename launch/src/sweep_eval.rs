@@ -91,34 +91,16 @@ fn evaluate(
     let out = record::eval_file(run_dir, &eval.task, protocol);
     // `ecgfm eval` writes its result file last and whole: it exists once the evaluation ran.
     if !out.exists() {
-        let (run_arg, data, out_arg, seed) = (
-            run_dir.display().to_string(),
-            eval_data(dir, eval),
-            out.display().to_string(),
-            run.seed.to_string(),
-        );
-        let mut args = vec![
-            "eval",
-            "--run",
-            &run_arg,
-            "--data",
-            &data,
-            "--labels",
-            &eval.task,
-            "--protocol",
+        let args = eval_command(
+            &run_dir.display().to_string(),
+            &eval_data(dir, eval),
+            eval,
             protocol,
-            "--fractions",
-            "1",
-            "--seed",
-            &seed,
-            "--out",
-            &out_arg,
-        ];
-        let threads = threads.map(|t| t.to_string());
-        if let Some(t) = &threads {
-            args.extend(["--threads", t]);
-        }
-        args.extend(eval.args.iter().map(String::as_str));
+            run.seed,
+            &out.display().to_string(),
+            threads,
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
     }
     let text =
@@ -139,6 +121,43 @@ fn evaluate(
         );
     }
     Ok(results)
+}
+
+/// The arguments of the `ecgfm eval` the sweep runs for one evaluation: the sweep's own flags,
+/// then the task's `args` as they are.
+pub(crate) fn eval_command(
+    run_dir: &str,
+    data: &str,
+    eval: &EvalSpec,
+    protocol: &str,
+    seed: u64,
+    out: &str,
+    threads: Option<usize>,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "eval",
+        "--run",
+        run_dir,
+        "--data",
+        data,
+        "--labels",
+        &eval.task,
+        "--protocol",
+        protocol,
+        "--fractions",
+        "1",
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .into();
+    if let Some(t) = threads {
+        args.extend(["--threads".into(), t.to_string()]);
+    }
+    args.extend(eval.args.iter().cloned());
+    args
 }
 
 /// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's

@@ -8,19 +8,21 @@
 //! checkpoint (`pretrain --resume`), and an evaluation whose result file exists is not run again.
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, Parser};
 use ecgfm_data::store::redact_url;
 use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, SweepRecord};
+use ecgfm_sweep::spec::IngestSpec;
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Command as Process;
 use std::time::Instant;
 
-use crate::sweep_eval::{complete_evals, eval_data, evaluate_run};
-use crate::{child_error, damaged_data, signals, sweep_extend, sweep_failure};
+use crate::cli::{Cli, Command};
+use crate::sweep_eval::{complete_evals, eval_command, eval_data, evaluate_run};
+use crate::{bad_config, child_error, damaged_data, signals, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -174,6 +176,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let (text, origin) = spec_text(args)?;
     crate::secret_free::check(&text, &format!("the sweep folder's copy of {origin}"))?;
     let spec = SweepSpec::parse(&text, &origin)?;
+    check_child_args(&spec, args.launch.threads)?;
     let dir = &args.out;
     let expand = || SweepPlan::expand(&spec, &origin, &dir.join("data"), &lead_mix_of);
     let plan = expand()?;
@@ -506,6 +509,60 @@ fn check_ingest_sources(dir: &Path, spec: &SweepSpec) -> Result<()> {
     Ok(())
 }
 
+/// The arguments of the `ecgfm data ingest` of an `[ingest.NAME]` dataset into `out`.
+fn ingest_command(ingest: &IngestSpec, out: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "data",
+        "ingest",
+        &ingest.source,
+        "--format",
+        &ingest.format,
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .into();
+    args.extend(ingest.args.iter().cloned());
+    args
+}
+
+/// Refuses `[[eval]]` and `[ingest.NAME]` `args` that `ecgfm eval` or `ecgfm data ingest` does
+/// not take, and evaluation settings `ecgfm eval` would refuse (`--lr 0`), before anything runs:
+/// an evaluation's would otherwise fail after its run trained.
+fn check_child_args(spec: &SweepSpec, threads: Option<usize>) -> Result<()> {
+    for eval in &spec.eval {
+        let what = format!("[[eval]] task {} args = {:?}", eval.task, eval.args);
+        let scratch = eval.scratch.then_some("scratch");
+        for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
+            let args = eval_command("RUN", "DATA", eval, protocol, 0, "OUT.json", threads);
+            if let Command::Eval(eval_args) = parse_child(&args, &what, "eval")? {
+                crate::eval::settings(&eval_args).with_context(|| what.clone())?;
+            }
+        }
+    }
+    for (name, ingest) in &spec.ingest {
+        let what = format!("[ingest.{name}] args = {:?}", ingest.args);
+        parse_child(&ingest_command(ingest, "OUT"), &what, "data ingest")?;
+    }
+    Ok(())
+}
+
+/// A child's command line `args` parsed, or refused with clap's reason (`command` names the
+/// subcommand, `what` the sweep file's part of the line).
+fn parse_child(args: &[String], what: &str, command: &str) -> Result<Command> {
+    let argv = std::iter::once("ecgfm").chain(args.iter().map(String::as_str));
+    let e = match Cli::try_parse_from(argv) {
+        Ok(cli) => return Ok(cli.command),
+        Err(e) => e.to_string(),
+    };
+    let why = e.split("\nUsage:").next().unwrap_or(&e).trim();
+    Err(bad_config::RefusedConfig(format!(
+        "{what}: not an `ecgfm {command}` command line the sweep can run: {}",
+        why.trim_start_matches("error: ")
+    ))
+    .into())
+}
+
 /// Ingests the sweep's `[ingest]` datasets, merges its `[merge]` ones and writes the synthetic evaluation datasets its
 /// tasks name, each once (a dataset with a manifest is done).
 fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
@@ -516,16 +573,8 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
             continue;
         }
         println!("ingesting {} into {out}", redact_url(&ingest.source));
-        let mut args = vec![
-            "data",
-            "ingest",
-            &ingest.source,
-            "--format",
-            &ingest.format,
-            "--out",
-            &out,
-        ];
-        args.extend(ingest.args.iter().map(String::as_str));
+        let args = ingest_command(ingest, &out);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_data_child(&args).with_context(|| {
             format!(
                 "ingesting [ingest.{name}] (--set ingest.{name}.source=DIR or \
@@ -577,7 +626,7 @@ fn run_data_child(args: &[&str]) -> Result<()> {
 
 fn child(args: &[&str], repeat_error: bool) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
-    let (status, error) = child_error::status_and_error(Command::new(&exe).args(args))
+    let (status, error) = child_error::status_and_error(Process::new(&exe).args(args))
         .with_context(|| format!("starting {}", exe.display()))?;
     let stopped_itself = status.code() == Some(i32::from(signals::STOPPED_EXIT));
     if let Some(sig) = signals::received().filter(|_| !status.success()) {
@@ -602,6 +651,9 @@ fn child(args: &[&str], repeat_error: bool) -> Result<()> {
         let failed = format!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
         if damaged_data::exited_damaged(status) {
             return Err(damaged_data::DamagedData(failed).into());
+        }
+        if bad_config::exited_bad_config(status) {
+            return Err(bad_config::RefusedConfig(failed).into());
         }
         bail!("{failed}");
     }

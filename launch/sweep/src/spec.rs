@@ -163,7 +163,7 @@ pub struct EvalSpec {
     /// Also train each size from scratch (first seed) as the baseline of the AUROC plot.
     #[serde(default)]
     pub scratch: bool,
-    /// Extra arguments passed to `ecgfm eval` as they are (e.g. `["--set", "epochs=2"]`).
+    /// Extra arguments passed to `ecgfm eval` as they are (e.g. `["--epochs", "2"]`).
     #[serde(default)]
     pub args: Vec<String>,
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{fixture_dir, run_err, run_ok, short_run};
+use crate::common::{fixture_dir, run_err, run_ok, run_refused, short_run};
 use crate::{eval_args, fixture, read_json};
 
 #[test]
@@ -20,7 +20,8 @@ fn bad_input_is_a_clear_error() {
         "{err}"
     );
     args[labels] = "icd10";
-    assert!(run_err(&args).contains("unknown label vocabulary `icd10`"));
+    // A setting refused exits 78 (EX_CONFIG), as pretrain's do.
+    assert!(run_refused(&args).contains("unknown label vocabulary `icd10`"));
     args[labels] = "synth";
     // Settings that could only fail after the data is read and the probe is fitted fail first.
     for (flag, value, says) in [
@@ -51,7 +52,7 @@ fn bad_input_is_a_clear_error() {
             Some(at) => bad[at + 1] = value,
             None => bad.extend([flag, value]),
         }
-        let err = run_err(&bad);
+        let err = run_refused(&bad);
         assert!(err.contains(says), "{err}");
     }
     // A folder as --out is refused before any work (the result was lost at the end).

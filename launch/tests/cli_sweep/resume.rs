@@ -1,8 +1,11 @@
 //! Sweeps run again: finished runs skipped and an interrupted one resumed to the same bits, `--only`
-//! runs and the rest later, runs failed under `--keep-going` retried, and damaged data stopping a
-//! sweep despite it.
+//! runs and the rest later, runs failed under `--keep-going` retried, damaged data stopping a
+//! sweep despite it, a run whose configuration was refused, and arguments for `ecgfm eval` or
+//! `ecgfm data ingest` refused before anything runs.
 
-use super::common::{ecgfm_env, flip_middle_byte, run_err, run_ok as ecgfm, temp_dir, ECGFM};
+use super::common::{
+    ecgfm_env, flip_middle_byte, run_err, run_ok as ecgfm, run_refused, temp_dir, ECGFM,
+};
 use super::{records, synth_results, toy, toy_args};
 use std::path::Path;
 use std::process::Command;
@@ -269,4 +272,84 @@ fn damaged_data_stops_a_sweep_despite_keep_going() {
         "{status}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run whose training is refused for its configuration (its folder holds another run's
+/// checkpoints, so the resume differs) stops the sweep with exit status 78, as `pretrain` and
+/// `launch` exit, its FAILED file naming the child's status; `--keep-going` goes on past it.
+#[test]
+fn a_run_refused_for_its_configuration_exits_78() {
+    let dir = temp_dir("refused-run");
+    let small = "synth-d1w32-steps-f1-s0";
+    let run_dir = dir.join("runs").join(small);
+    // The default nano model, not the sweep's d1w32, trained into the run's folder.
+    let other = [
+        "pretrain",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--threads",
+        "2",
+    ];
+    ecgfm(
+        &[
+            &other[..],
+            &["--set", "train.steps=2", "--set", "train.batch_size=4"],
+        ]
+        .concat(),
+    );
+    run_refused(&toy_args(&dir, &["--set", "eval=[]"]));
+    let kept = std::fs::read_to_string(failed_file_in(&dir, small)).unwrap();
+    assert!(kept.contains("it exited with status 78"), "{kept}");
+    // Under --keep-going the other run trains and the sweep ends as for any failed run.
+    let out = ecgfm_env(&toy_args(&dir, &["--set", "eval=[]", "--keep-going"]), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("1 of 2 runs failed: {small}")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Arguments a sweep file passes to `ecgfm eval` or `ecgfm data ingest` that the command would
+/// not take, or evaluation settings it would refuse, are refused (exit 78) before the sweep
+/// writes or trains anything, not after its first run trained.
+#[test]
+fn child_arguments_are_checked_before_anything_runs() {
+    let temp = temp_dir("child-args");
+    let dir = temp.join("sweep");
+    let refused = |set: &str, expected: &str| {
+        let err = run_refused(&toy_args(&dir, &["--set", set]));
+        assert!(err.contains(expected), "{set}: {err}");
+        assert!(!dir.exists(), "{set}: the sweep wrote its folder");
+    };
+    let eval = |args: &str| format!("eval=[{{task=\"synth\", data=\"synth\", {args}}}]");
+    refused(
+        &eval("args=[\"--set\", \"epochs=2\"]"),
+        "[[eval]] task synth args = [\"--set\", \"epochs=2\"]: not an `ecgfm eval` command line \
+         the sweep can run: unexpected argument '--set'",
+    );
+    // A flag the sweep passes itself.
+    refused(
+        &eval("args=[\"--seed\", \"3\"]"),
+        "the argument '--seed <SEED>' cannot be used multiple times",
+    );
+    // Settings, for every protocol the task runs: fine-tuning needs an epoch, probing does not.
+    refused(
+        &eval("args=[\"--lr\", \"0\"]"),
+        "--lr must be finite and > 0, got 0",
+    );
+    refused(
+        &eval("protocols=[\"probe\", \"finetune\"], args=[\"--epochs\", \"0\"]"),
+        "--epochs must be at least 1",
+    );
+    ecgfm(&toy_args(
+        &dir,
+        &["--set", &eval("args=[\"--epochs\", \"0\"]"), "--dry-run"],
+    ));
+    refused(
+        "ingest.a={source=\"/nowhere\", format=\"ptbxl\", args=[\"--rate-hz\", \"250\"]}",
+        "[ingest.a] args = [\"--rate-hz\", \"250\"]: not an `ecgfm data ingest` command line",
+    );
+    std::fs::remove_dir_all(temp).unwrap();
 }

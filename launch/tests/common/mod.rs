@@ -85,6 +85,15 @@ pub fn succeeded<S: Debug>(args: &[S], output: Output) -> String {
     stdout
 }
 
+/// Runs `ecgfm args`, asserts it was refused for its configuration (exit 78) and returns its
+/// standard error.
+pub fn run_refused<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
+    let output = ecgfm_env(args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(78), "ecgfm {args:?}:\n{stderr}");
+    stderr
+}
+
 /// Runs `ecgfm args`, asserts failure and returns its standard error.
 pub fn run_err<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     failed(args, ecgfm_env(args, &[]))
