@@ -28,7 +28,8 @@
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
 //!   `sweep_status`: `ecgfm sweep run|report|status` (and `run --extend`, `--slurm`,
 //!   `--keep-going`) over `ecgfm-sweep` (which plans and reports; the runs are subprocesses of
-//!   this binary, and `child_error` passes a failed child's error up to the sweep).
+//!   this binary, whose command lines `sweep_child` checks and runs, and `child_error` passes a
+//!   failed child's error up to the sweep).
 //!   `lead_mix` reads a dataset's samples by present leads, which sets what a step costs (sweep
 //!   budgets, `plan --data`).
 //! - `damaged_data` tells data damaged after it was written from other failures (its exit
@@ -100,6 +101,7 @@ mod run_lock;
 mod secret_free;
 pub mod signals;
 pub mod slurm;
+mod sweep_child;
 mod sweep_eval;
 pub mod sweep_extend;
 pub mod sweep_failure;

@@ -9,7 +9,8 @@ use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::sweep_run::{append_record, run_child};
+use crate::sweep_child::run_child;
+use crate::sweep_run::append_record;
 
 /// The evaluations the sweep runs after `run`, in its file's order: each task's protocols, and
 /// from scratch on the first seed where the task asks for it.

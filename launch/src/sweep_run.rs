@@ -8,21 +8,19 @@
 //! checkpoint (`pretrain --resume`), and an evaluation whose result file exists is not run again.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use ecgfm_data::store::redact_url;
 use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, SweepRecord};
-use ecgfm_sweep::spec::IngestSpec;
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
 use std::time::Instant;
 
-use crate::cli::{Cli, Command};
-use crate::sweep_eval::{complete_evals, eval_command, eval_data, evaluate_run};
-use crate::{bad_config, child_error, damaged_data, signals, sweep_extend, sweep_failure};
+use crate::sweep_child::{check_child_args, ingest_command, run_child, run_data_child};
+use crate::sweep_eval::{complete_evals, eval_data, evaluate_run};
+use crate::{damaged_data, signals, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepRunArgs {
@@ -509,60 +507,6 @@ fn check_ingest_sources(dir: &Path, spec: &SweepSpec) -> Result<()> {
     Ok(())
 }
 
-/// The arguments of the `ecgfm data ingest` of an `[ingest.NAME]` dataset into `out`.
-fn ingest_command(ingest: &IngestSpec, out: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "data",
-        "ingest",
-        &ingest.source,
-        "--format",
-        &ingest.format,
-        "--out",
-        out,
-    ]
-    .map(String::from)
-    .into();
-    args.extend(ingest.args.iter().cloned());
-    args
-}
-
-/// Refuses `[[eval]]` and `[ingest.NAME]` `args` that `ecgfm eval` or `ecgfm data ingest` does
-/// not take, and evaluation settings `ecgfm eval` would refuse (`--lr 0`), before anything runs:
-/// an evaluation's would otherwise fail after its run trained.
-fn check_child_args(spec: &SweepSpec, threads: Option<usize>) -> Result<()> {
-    for eval in &spec.eval {
-        let what = format!("[[eval]] task {} args = {:?}", eval.task, eval.args);
-        let scratch = eval.scratch.then_some("scratch");
-        for protocol in eval.protocols.iter().map(String::as_str).chain(scratch) {
-            let args = eval_command("RUN", "DATA", eval, protocol, 0, "OUT.json", threads);
-            if let Command::Eval(eval_args) = parse_child(&args, &what, "eval")? {
-                crate::eval::settings(&eval_args).with_context(|| what.clone())?;
-            }
-        }
-    }
-    for (name, ingest) in &spec.ingest {
-        let what = format!("[ingest.{name}] args = {:?}", ingest.args);
-        parse_child(&ingest_command(ingest, "OUT"), &what, "data ingest")?;
-    }
-    Ok(())
-}
-
-/// A child's command line `args` parsed, or refused with clap's reason (`command` names the
-/// subcommand, `what` the sweep file's part of the line).
-fn parse_child(args: &[String], what: &str, command: &str) -> Result<Command> {
-    let argv = std::iter::once("ecgfm").chain(args.iter().map(String::as_str));
-    let e = match Cli::try_parse_from(argv) {
-        Ok(cli) => return Ok(cli.command),
-        Err(e) => e.to_string(),
-    };
-    let why = e.split("\nUsage:").next().unwrap_or(&e).trim();
-    Err(bad_config::RefusedConfig(format!(
-        "{what}: not an `ecgfm {command}` command line the sweep can run: {}",
-        why.trim_start_matches("error: ")
-    ))
-    .into())
-}
-
 /// Ingests the sweep's `[ingest]` datasets, merges its `[merge]` ones and writes the synthetic evaluation datasets its
 /// tasks name, each once (a dataset with a manifest is done).
 fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
@@ -608,54 +552,6 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         let records = eval.synth_records.to_string();
         run_data_child(&["data", "synth", "--out", &out, "--records", &records])
             .context("writing the synthetic evaluation dataset")?;
-    }
-    Ok(())
-}
-
-/// Runs this binary with `args`, its output going to the terminal; a failure carries the
-/// child's own error (for the sweep's records of failed runs).
-pub(crate) fn run_child(args: &[&str]) -> Result<()> {
-    child(args, true)
-}
-
-/// `run_child` for the data commands that prepare a sweep, whose failure ends it: the child
-/// has printed its error, so the sweep's own does not repeat it.
-fn run_data_child(args: &[&str]) -> Result<()> {
-    child(args, false)
-}
-
-fn child(args: &[&str], repeat_error: bool) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the ecgfm binary")?;
-    let (status, error) = child_error::status_and_error(Process::new(&exe).args(args))
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let stopped_itself = status.code() == Some(i32::from(signals::STOPPED_EXIT));
-    if let Some(sig) = signals::received().filter(|_| !status.success()) {
-        let how = child_error::describe(status);
-        return Err(signals::Stopped(format!(
-            "`ecgfm {}` {how} after this sweep passed on signal {sig}",
-            args.join(" ")
-        ))
-        .into());
-    }
-    if stopped_itself {
-        let why = error.unwrap_or_else(|| "stopped by a signal".into());
-        return Err(signals::Stopped(format!("`ecgfm {}`: {why}", args.join(" "))).into());
-    }
-    if !status.success() {
-        let why = match error {
-            Some(e) if repeat_error => format!(": {e}"),
-            Some(_) => " (its error is printed above)".to_string(),
-            None => String::new(),
-        };
-        let how = child_error::describe(status);
-        let failed = format!("`ecgfm {}` failed: it {how}{why}", args.join(" "));
-        if damaged_data::exited_damaged(status) {
-            return Err(damaged_data::DamagedData(failed).into());
-        }
-        if bad_config::exited_bad_config(status) {
-            return Err(bad_config::RefusedConfig(failed).into());
-        }
-        bail!("{failed}");
     }
     Ok(())
 }
