@@ -1,7 +1,8 @@
 //! A command refused for its configuration (a value out of range, an unknown key, a config file
 //! that does not parse, a resume whose settings differ from its run's or that would shorten it,
 //! a fresh start into a folder holding another run's checkpoints, a data setting the dataset
-//! cannot take such as a `data.repeat` naming a source it lacks): it exits with
+//! cannot take such as a `data.repeat` naming a source it lacks, a model preset that does not
+//! exist or a model setting docs/model.md's rules refuse, in any command): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -11,6 +12,7 @@ use std::process::ExitStatus;
 
 use ecgfm_data::error::DataError;
 use ecgfm_trainer::config::ConfigError;
+use ecgfm_trainer::model::ModelError;
 use ecgfm_trainer::train::TrainError;
 
 /// The exit status of a command refused for its configuration (sysexits' EX_CONFIG).
@@ -45,6 +47,10 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
                 Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
             )
             || matches!(e.downcast_ref(), Some(DataError::Config(_)))
+            || matches!(
+                e.downcast_ref(),
+                Some(ModelError::UnknownPreset(_) | ModelError::InvalidConfig(_))
+            )
     })
 }
 
@@ -72,6 +78,10 @@ mod tests {
         assert!(is_bad_config(
             &repeat.context("opening the dataset").unwrap_err()
         ));
+        let preset: anyhow::Result<()> = Err(ModelError::UnknownPreset("medium".into()).into());
+        assert!(is_bad_config(&preset.context("planning").unwrap_err()));
+        let batch = anyhow::Error::new(ModelError::InvalidBatch("no windows".into()));
+        assert!(!is_bad_config(&batch));
         let thread = anyhow::Error::new(DataError::Internal("no threads".into()));
         assert!(!is_bad_config(&thread));
         assert!(!is_bad_config(&anyhow::anyhow!(

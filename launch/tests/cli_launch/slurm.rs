@@ -209,6 +209,9 @@ fn the_slurm_script_and_the_plan() {
         bf16 < fp32 && zero[0] < bf16 && zero[2] < fp32,
         "{plain:?} {zero:?}"
     );
+    // A preset that does not exist is a refused configuration (exit 78), as in `pretrain`.
+    let err = common::run_refused(&["plan", "--model", "medium"]);
+    assert!(err.contains("unknown model preset `medium`"), "{err}");
 }
 
 /// Runs the SLURM `script` with stand-ins for srun (ending with each status in turn) and
