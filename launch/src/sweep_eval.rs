@@ -3,6 +3,8 @@
 //! `ecgfm eval` subprocesses whose result files are read back into the run's record.
 
 use anyhow::{Context, Result};
+use ecgfm_data::manifest::Manifest;
+use ecgfm_data::store::{self, redact_url};
 use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
@@ -159,6 +161,26 @@ pub(crate) fn eval_command(
     }
     args.extend(eval.args.iter().cloned());
     args
+}
+
+/// Warns, before the first run trains, of each evaluation dataset whose manifest cannot be read
+/// now: every run's evaluation would fail once it has trained. No refusal, since the dataset may
+/// yet be written (by another job) before then.
+pub(crate) fn warn_of_unreadable_eval_data(dir: &Path, spec: &SweepSpec) {
+    for eval in spec.eval.iter().filter(|e| e.data != "synth") {
+        let url = eval_data(dir, eval);
+        let read = store::open_url(&url).and_then(|(object_store, root)| {
+            Manifest::load(object_store.as_ref(), &root).map(drop)
+        });
+        if let Err(e) = read {
+            println!(
+                "warning: [[eval]] task {}: the dataset {} cannot be read now ({e}): each run's \
+                 evaluation will fail unless it can be read by the time the run has trained",
+                eval.task,
+                redact_url(&url)
+            );
+        }
+    }
 }
 
 /// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's

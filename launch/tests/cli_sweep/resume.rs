@@ -178,8 +178,21 @@ fn keep_going_passes_failed_runs_which_a_later_sweep_retries() {
     let status = || ecgfm(&["sweep", "status", dir.to_str().unwrap()]);
     let failed_file = |run: &str| failed_file_in(&dir, run);
     let (small, large) = ("synth-d1w32-steps-f1-s0", "synth-d2w64-steps-f1-s0");
-    // Without --keep-going the first failure stops the sweep.
-    let err = run_err(&toy_args(&dir, &["--set", &eval]));
+    // Without --keep-going the first failure stops the sweep, as the warning printed before the
+    // first run trained said it would.
+    let out = ecgfm_env(&toy_args(&dir, &["--set", &eval]), &[]);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success());
+    let warned = said
+        .find(&format!(
+            "warning: [[eval]] task synth: the dataset {} cannot be read now",
+            labelled.display()
+        ))
+        .expect(&said);
+    assert!(warned < said.find("[1/2]").unwrap(), "{said}");
     assert!(
         err.contains(&format!("evaluating {small} on synth")),
         "{err}"
