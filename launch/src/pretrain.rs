@@ -293,10 +293,21 @@ fn progress_bar(config: &TrainConfig, start: u64) -> ProgressBar {
 pub fn run(args: &PretrainArgs) -> Result<RunSummary> {
     crate::pretrain_dist::prepare_nccl(args.device.as_deref());
     let mut job = JobRank::join(&args.dist)?;
-    let run_dir = job.agree_on_run_dir(|| choose_run_dir(args))?;
-    let config = resolve_config(args, &run_dir)?;
-    let pool = thread_pool(config.train.threads)?;
-    pool.install(|| train(args, run_dir, config, job))
+    let mut made_here = false;
+    let run_dir = job.agree_on_run_dir(|| {
+        made_here = args.out.is_none() && !args.resume;
+        choose_run_dir(args)
+    })?;
+    let trained = resolve_config(args, &run_dir).and_then(|config| {
+        let pool = thread_pool(config.train.threads)?;
+        pool.install(|| train(args, run_dir.clone(), config, job))
+    });
+    if trained.is_err() && made_here {
+        // A run refused before it wrote anything (its configuration, its device) leaves no
+        // empty timestamped folder behind; `remove_dir` takes only an empty one.
+        let _ = std::fs::remove_dir(&run_dir);
+    }
+    trained
 }
 
 fn train(

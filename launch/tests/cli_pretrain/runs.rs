@@ -159,5 +159,30 @@ fn bad_configuration_is_a_clear_error() {
         file.display()
     );
     assert!(err.contains(&said), "{err}");
+    // Without --out, a refused run leaves no empty timestamped folder under runs/ (each did until
+    // 2026-12-06); a run that trains keeps its own.
+    let in_out = |args: &[&str]| Command::new(ECGFM).args(args).current_dir(&out).output();
+    for refused in [
+        &["pretrain", "--model", "medium"][..],
+        &["pretrain", "--set", "optim.lr=-1"],
+        &["pretrain", "--batch-size", "1000000000"],
+        &["pretrain", "--device", "cuda:99"],
+    ] {
+        let output = in_out(refused).unwrap();
+        assert!(!output.status.success(), "{refused:?}");
+        let left: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().collect();
+        assert!(left.is_empty(), "{refused:?} left {left:?}");
+    }
+    let trained = in_out(&[
+        "pretrain",
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+    ]);
+    assert!(trained.unwrap().status.success());
+    assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 1);
     std::fs::remove_dir_all(out).unwrap();
 }
