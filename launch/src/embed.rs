@@ -7,6 +7,7 @@
 //! and the file written as it goes, so a split larger than memory embeds in bounded memory.
 
 use crate::compute::{self, ComputeArgs, Device};
+use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{
     load_pretrained, rate_warning, shard_windows, CheckpointDataArgs, DatasetWindows,
@@ -69,12 +70,16 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
 fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     // The device first: `--device cuda` without a GPU fails before anything is read or written.
     let device = compute::open(&args.compute)?;
-    if !args.out.contains("://") {
-        // A local file: its folder is made (or a file in its way named) before any work.
-        let out = std::path::Path::new(&args.out);
-        let dir = crate::eval::out_folder(out);
-        crate::eval::prepare_folder(dir, &format!("--out {}", out.display()))?;
-    }
+    // A local file: its folder is made (or a file in its way named) before any work, and made
+    // folders go again (while empty) if the embedding fails.
+    let _made = match args.out.contains("://") {
+        false => {
+            let out = std::path::Path::new(&args.out);
+            let what = format!("--out {}", out.display());
+            Some(MadeFolders::create(out_folder(out), &what)?)
+        }
+        true => None,
+    };
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     let shards = shard_windows(&args.source.data, &args.split, &pretrained.config)?;
     let rate = shards.empty().sampling_rate;

@@ -6,11 +6,12 @@
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
 use crate::held_windows::HoldArgs;
+use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, rate_warning, read_windows, CheckpointDataArgs};
 use crate::pretraining_check::{self, EvalData, RecordKey};
 use crate::progress::EvalBar;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::record_ids::{read_record_ids, RecordId};
@@ -129,12 +130,13 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // The device first: `--device cuda` without a GPU fails before any data is read.
     let device = compute::open(&args.compute)?;
     // Then, before any work (a fine-tuning may take hours), an `--out` that cannot be written.
-    prepare_out_file(&args.out)?;
+    // The folders made for it and for the run's copy go again if the evaluation fails.
+    let _made_for_out = prepare_out_file(&args.out)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     // The run's copy and its TensorBoard scalars go to `<run>/eval/`: it too must be a folder
     // before the work starts.
     let run_eval = args.source.run.join("eval");
-    prepare_folder(&run_eval, "the run's copy of the results")?;
+    let _made_for_copy = MadeFolders::create(&run_eval, "the run's copy of the results")?;
     let out_dir = out_folder(&args.out);
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
@@ -328,39 +330,19 @@ fn records_as_patients(
         .collect()
 }
 
-/// The folder of the file `out` (`.` for a bare file name).
-pub(crate) fn out_folder(out: &Path) -> &Path {
-    match out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
 /// Makes sure the file `out` can be written before any work: creates its folder, refusing a
 /// file in the way with a message naming it, and writes and removes the temporary file that
 /// `write_whole` writes beside it (a folder without write permission fails here).
-fn prepare_out_file(out: &Path) -> Result<()> {
-    prepare_folder(out_folder(out), &format!("--out {}", out.display()))?;
+/// The folders it made are removed again, while still empty, when the returned value drops.
+fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
+    let made = MadeFolders::create(out_folder(out), &format!("--out {}", out.display()))?;
     let mut probe = out.as_os_str().to_owned();
     probe.push(".partial");
     let probe = PathBuf::from(probe);
     std::fs::write(&probe, b"")
         .with_context(|| format!("--out {} cannot be written", out.display()))?;
     let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// Creates the folder `dir` (and those above it) for `what` (the output, as messages name it);
-/// a file where a folder must be is named: `afile` of `afile/e.json`.
-pub(crate) fn prepare_folder(dir: &Path, what: &str) -> Result<()> {
-    if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
-        bail!(
-            "{what} cannot be written: {} is a file, not a folder",
-            file.display()
-        );
-    }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{what} cannot be written: creating {}", dir.display()))
+    Ok(made)
 }
 
 /// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half

@@ -22,7 +22,8 @@
 //!   (`gpu_memory`, or `cpu_memory` for a CPU run, training's too); `compare`: two sides of eval
 //!   result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the
 //!   dataset's windows, which `held_windows` keeps in memory or in a scratch file;
-//!   `pretraining_check` refuses test records the encoder was pretrained on.
+//!   `pretraining_check` refuses test records the encoder was pretrained on; `out_folder` makes
+//!   their output's folder first and removes it again, still empty, when they fail.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
@@ -87,6 +88,7 @@ pub mod launch;
 pub mod lead_mix;
 pub mod logging;
 pub mod model_card;
+mod out_folder;
 pub mod package;
 pub mod plan;
 pub mod pretrain;

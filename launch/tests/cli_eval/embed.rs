@@ -70,6 +70,13 @@ fn embed_writes_the_encoder_features_of_every_window() {
         huge.contains("the encoder at --batch-size 1000000000 needs about"),
         "{huge}"
     );
+    // The folders made for --out go again when the command fails (an empty one was left).
+    let fresh = std::env::temp_dir().join(format!("ecgfm-embed-made-{}", std::process::id()));
+    let deep = fresh.join("a/b/e.parquet");
+    let missing = ["embed", "--run", run_s, "--data", "/nowhere"];
+    let err = run_err(&[&missing[..], &["--out", deep.to_str().unwrap()]].concat());
+    assert!(err.contains("/nowhere/manifest.json not found"), "{err}");
+    assert!(!fresh.exists());
     let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
     let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert!(

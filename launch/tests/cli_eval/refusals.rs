@@ -55,6 +55,17 @@ fn bad_input_is_a_clear_error() {
         let err = run_refused(&bad);
         assert!(err.contains(says), "{err}");
     }
+    // The folders made for --out go again when the evaluation fails (an empty one was left).
+    let fresh = std::env::temp_dir().join(format!("ecgfm-eval-made-{}", std::process::id()));
+    let deep = fresh.join("a/b/e.json");
+    let err = run_err(&eval_args(
+        "/nowhere",
+        run_s,
+        deep.to_str().unwrap(),
+        "probe",
+    ));
+    assert!(err.contains("/nowhere/manifest.json not found"), "{err}");
+    assert!(!fresh.exists());
     // A folder as --out is refused before any work (the result was lost at the end).
     let err = run_err(&eval_args(data, "/nonexistent-run", "/tmp", "probe"));
     assert!(err.contains("--out /tmp is a folder"), "{err}");
