@@ -96,19 +96,20 @@ fn rank_command(args: &LaunchArgs, out: Option<&Path>, restart: bool) -> Vec<Str
     command
 }
 
-/// The run directory the ranks of `pretrain` must share across restarts.
-fn fixed_run_dir(args: &LaunchArgs) -> Result<Option<PathBuf>> {
+/// The run directory the ranks of `pretrain` must share across restarts, and whether it is a
+/// timestamped folder made here.
+fn fixed_run_dir(args: &LaunchArgs) -> Result<(Option<PathBuf>, bool)> {
     if let Some(out) = flag_value(&args.command, "--out") {
-        return Ok(Some(PathBuf::from(out)));
+        return Ok((Some(PathBuf::from(out)), false));
     }
     if args.max_restarts == 0 {
-        return Ok(None); // rank 0 chooses and tells the others
+        return Ok((None, false)); // rank 0 chooses and tells the others
     }
     if args.nnodes > 1 {
         bail!("--max-restarts on several nodes needs `pretrain --out DIR` (a shared folder)");
     }
     let resume = args.command.iter().any(|a| a == "--resume");
-    crate::pretrain::default_run_dir(resume).map(Some)
+    Ok((Some(crate::pretrain::default_run_dir(resume)?), !resume))
 }
 
 /// Copies a rank's output lines to ours, prefixed with the rank.
@@ -351,7 +352,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         return Ok(());
     }
     crate::signals::catch(&crate::signals::STOPS);
-    let out = fixed_run_dir(args)?;
+    let (out, made_here) = fixed_run_dir(args)?;
     if let Some(out) = out.as_deref() {
         if !args.command.iter().any(|a| a == "--resume") {
             // The ranks refuse this too, but a restart (which resumes) would then continue the
@@ -359,10 +360,22 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
             ecgfm_trainer::train::refuse_fresh_start_over_checkpoints(out)?;
         }
     }
+    let supervised = supervise(args, out.as_deref());
+    if let Some(out) = out.filter(|_| made_here && supervised.is_err()) {
+        // A job refused before its ranks wrote anything leaves no empty timestamped folder
+        // behind (`remove_dir` takes only an empty one), as `pretrain` alone does.
+        let _ = std::fs::remove_dir(out);
+    }
+    supervised
+}
+
+/// Runs the job's ranks until they finish, restarting them after a failure as
+/// `--max-restarts` allows; `out` is the run directory they share, when fixed here.
+fn supervise(args: &LaunchArgs, out: Option<&Path>) -> Result<()> {
     let listener = free_listener(args)?;
     let mut restarts = 0;
     loop {
-        let command = rank_command(args, out.as_deref(), restarts > 0);
+        let command = rank_command(args, out, restarts > 0);
         let attempt = run_attempt(args, &command, listener.as_ref())?;
         if attempt.finished {
             return Ok(());

@@ -1,5 +1,7 @@
 //! Launches refused before any rank starts (a fresh run into a folder with checkpoints, a mistyped
-//! rank count, a command other than `pretrain`), a refused configuration not restarted, and `--max-restarts` with `--resume` and no `--out` resuming the newest run.
+//! rank count, a command other than `pretrain`), a refused configuration not restarted (and its
+//! run folder not left behind), and `--max-restarts` with `--resume` and no `--out` resuming the
+//! newest run.
 
 use super::common::{self, checkpoint_tensor_bytes, run_ok, run_ok_in, temp_dir, ECGFM};
 use super::{assert_same_run, launch_args, pretrain};
@@ -124,5 +126,16 @@ fn a_refused_configuration_is_not_restarted_and_the_launcher_exits_78() {
         "{stderr}"
     );
     assert!(!stderr.contains("restarting every rank"), "{stderr}");
+    // Without --out the launcher makes the timestamped folder the restarts share; a refused job
+    // leaves it no more than `pretrain` alone does (an empty one was left).
+    let refused = ["pretrain", "--model", "medium", "--threads", "1"].map(String::from);
+    let output = Command::new(ECGFM)
+        .args(launch_args(2, &["--max-restarts", "1"], &refused))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let left: Vec<_> = std::fs::read_dir(dir.join("runs")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
