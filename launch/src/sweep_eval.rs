@@ -8,9 +8,11 @@ use ecgfm_data::store::{self, redact_url};
 use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use ecgfm_trainer::eval::Vocabulary;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::bad_config::RefusedConfig;
 use crate::sweep_child::run_child;
 use crate::sweep_run::append_record;
 
@@ -163,24 +165,48 @@ pub(crate) fn eval_command(
     args
 }
 
-/// Warns, before the first run trains, of each evaluation dataset whose manifest cannot be read
-/// now: every run's evaluation would fail once it has trained. No refusal, since the dataset may
-/// yet be written (by another job) before then.
-pub(crate) fn warn_of_unreadable_eval_data(dir: &Path, spec: &SweepSpec) {
-    for eval in spec.eval.iter().filter(|e| e.data != "synth") {
+/// Checks each evaluation dataset before the first run trains, since every run's evaluation
+/// would fail once it has: one that holds no label of its task is refused (exit 78), naming the
+/// vocabularies it holds; one whose manifest cannot be read now earns a warning, no refusal,
+/// since it may yet be written (by another job) before then.
+pub(crate) fn check_eval_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
+    for eval in &spec.eval {
         let url = eval_data(dir, eval);
-        let read = store::open_url(&url).and_then(|(object_store, root)| {
-            Manifest::load(object_store.as_ref(), &root).map(drop)
-        });
-        if let Err(e) = read {
-            println!(
-                "warning: [[eval]] task {}: the dataset {} cannot be read now ({e}): each run's \
-                 evaluation will fail unless it can be read by the time the run has trained",
+        let read = store::open_url(&url)
+            .and_then(|(object_store, root)| Manifest::load(object_store.as_ref(), &root));
+        let manifest = match read {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                println!(
+                    "warning: [[eval]] task {}: the dataset {} cannot be read now ({e}): each \
+                     run's evaluation will fail unless it can be read by the time the run has \
+                     trained",
+                    eval.task,
+                    redact_url(&url)
+                );
+                continue;
+            }
+        };
+        let prefix = format!("{}:", Vocabulary::parse(&eval.task)?.name());
+        let labels = manifest.counts.labels.keys();
+        if !labels.clone().any(|label| label.starts_with(&prefix)) {
+            let mut held: Vec<&str> = labels.filter_map(|l| Some(l.split_once(':')?.0)).collect();
+            held.dedup();
+            return Err(RefusedConfig(format!(
+                "[[eval]] task {}: the dataset {} holds no `{prefix}` label (its label \
+                 vocabularies: {}), so every run's evaluation would fail after it trained",
                 eval.task,
-                redact_url(&url)
-            );
+                redact_url(&url),
+                if held.is_empty() {
+                    "none".into()
+                } else {
+                    held.join(", ")
+                }
+            ))
+            .into());
         }
     }
+    Ok(())
 }
 
 /// The labelled dataset an eval task reads: a URL, an ingested `@NAME`, or the sweep's

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::sweep_child::{check_child_args, ingest_command, run_child, run_data_child};
-use crate::sweep_eval::{complete_evals, eval_data, evaluate_run, warn_of_unreadable_eval_data};
+use crate::sweep_eval::{check_eval_data, complete_evals, eval_data, evaluate_run};
 use crate::{damaged_data, signals, sweep_extend, sweep_failure};
 
 #[derive(Args, Debug, Clone)]
@@ -210,7 +210,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         );
     }
     print_plan(&plan);
-    warn_of_unreadable_eval_data(dir, &spec);
+    check_eval_data(dir, &spec)?;
     if args.slurm {
         return crate::sweep_sbatch::write(dir, &plan, &args.launch);
     }

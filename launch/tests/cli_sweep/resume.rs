@@ -324,6 +324,23 @@ fn a_run_refused_for_its_configuration_exits_78() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// An evaluation dataset without a label of its task is refused (exit 78) before any run trains:
+/// every evaluation would fail after its run's training.
+#[test]
+fn an_eval_dataset_without_the_task_s_labels_is_refused_before_training() {
+    let dir = temp_dir("eval-labels");
+    let eval = "eval=[{task=\"cinc2017\", data=\"synth\"}]";
+    let err = run_refused(&toy_args(&dir, &["--set", eval]));
+    assert!(
+        err.contains("[[eval]] task cinc2017: the dataset")
+            && err.contains("holds no `cinc2017:` label (its label vocabularies: synth)"),
+        "{err}"
+    );
+    let started = std::fs::read_dir(dir.join("runs")).map_or(0, |runs| runs.count());
+    assert_eq!(started, 0, "a run started");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Arguments a sweep file passes to `ecgfm eval` or `ecgfm data ingest` that the command would
 /// not take, or evaluation settings it would refuse, are refused (exit 78) before the sweep
 /// writes or trains anything, not after its first run trained.
