@@ -5,6 +5,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
+use crate::eval_units::{evaluation_key, UnitFile};
 use crate::held_windows::HoldArgs;
 use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
@@ -239,10 +240,20 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         source: &windows,
     };
     let (device_name, precision) = (device.name(), device.precision());
+    let key = evaluation_key(&[
+        ("weights_sha256", pretrained.weights_sha256.clone()),
+        ("data", eval_manifest.data_digest()),
+        ("vocabulary", vocabulary.name().to_string()),
+        ("min_positives", args.min_positives.to_string()),
+        ("device", device_name.clone()),
+        ("precision", precision.to_string()),
+        ("settings", unit_settings(&settings)?),
+    ]);
+    let mut units = UnitFile::open(&args.out, &key)?;
     let mut bar = EvalBar::new();
     let results = match device {
-        Device::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar),
-        Device::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar),
+        Device::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar, &mut units),
+        Device::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar, &mut units),
     };
     bar.finish();
     let results = results?;
@@ -292,6 +303,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         true => written.with_context(|| format!("the results are kept in {}", copy.display()))?,
         false => written?,
     }
+    units.remove();
     print!("{}", report.table());
     println!(
         "results written to {} and {} (TensorBoard scalars in {})",
@@ -300,6 +312,18 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         run_eval.display()
     );
     Ok(report)
+}
+
+/// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run
+/// and the bootstrap (scoring's).
+fn unit_settings(settings: &EvalSettings) -> Result<String> {
+    let mut value = serde_json::to_value(settings).context("serialising the settings")?;
+    if let Some(fields) = value.as_object_mut() {
+        for scoring_only in ["protocols", "fractions", "bootstrap"] {
+            fields.remove(scoring_only);
+        }
+    }
+    Ok(value.to_string())
 }
 
 /// A warning for each source of the held-out records whose patient ids are ingest's stand-in

@@ -23,7 +23,8 @@
 //!   result files by the paired bootstrap; `pretrained` opens the run's checkpoint and the
 //!   dataset's windows, which `held_windows` keeps in memory or in a scratch file;
 //!   `pretraining_check` refuses test records the encoder was pretrained on; `out_folder` makes
-//!   their output's folder first and removes it again, still empty, when they fail.
+//!   their output's folder first and removes it again, still empty, when they fail;
+//!   `eval_units` keeps an evaluation's finished units so a run of it interrupted goes on.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
@@ -80,6 +81,7 @@ mod docs_match_cli;
 pub mod embed;
 mod error_text;
 pub mod eval;
+mod eval_units;
 pub mod export;
 pub mod gpu_memory;
 pub mod held_windows;

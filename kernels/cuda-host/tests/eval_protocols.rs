@@ -10,8 +10,8 @@ use ecgfm_kernels::{Backend, CpuBackend};
 use ecgfm_trainer::eval::finetune::finetune;
 use ecgfm_trainer::eval::scoring::Validation;
 use ecgfm_trainer::eval::{
-    run_protocols, EvalInputs, EvalProgress, EvalSettings, FinetuneSettings, LabelledWindow, Part,
-    Protocol, ProtocolResult, ScoreBy, Task, Vocabulary, WindowSource,
+    run_protocols, EvalInputs, EvalProgress, EvalSettings, FinetuneSettings, LabelledWindow,
+    NoStore, Part, Protocol, ProtocolResult, ScoreBy, Task, Vocabulary, WindowSource,
 };
 use ecgfm_trainer::model::rng::SplitMix64;
 use ecgfm_trainer::model::{Encoder, HeadSpec, Pooling};
@@ -152,7 +152,7 @@ fn results<B: Backend>(
         task: &task,
         source: &source,
     };
-    run_protocols(backend, &inputs, &settings(), progress).unwrap()
+    run_protocols(backend, &inputs, &settings(), progress, &mut NoStore).unwrap()
 }
 
 #[test]

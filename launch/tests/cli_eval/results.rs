@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{run_err, run_ok};
+use crate::common::{ecgfm_env, run_err, run_ok};
 use crate::{eval_args, fixture, read_json};
 use ecgfm_test_support::python_stdout;
 use ecgfm_trainer::eval::metrics::{macro_auroc, macro_f1};
@@ -135,6 +135,66 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
         }
     }
     check_compare(&a, &b, &dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An evaluation that dies after some units (a protocol at a fraction) finished, run again with
+/// the same command, goes on from them and gives the results of one never interrupted; the units
+/// of an evaluation with other settings are discarded.
+#[test]
+fn an_interrupted_evaluation_goes_on_from_the_units_it_finished() {
+    let (data, run) = fixture();
+    let (data, run) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let dir = std::env::temp_dir().join(format!("ecgfm-cli-eval-units-{}", std::process::id()));
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    run_ok(&eval_args(data, run, a_s, "probe,finetune"));
+    let units = dir.join("b.json.units.jsonl");
+    let abort_after = |units: &str, args: &[&str]| {
+        let out = ecgfm_env(args, &[("ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS", units)]);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Probe and fine-tuning at fraction 1 finish; the process dies before the rest.
+    abort_after("2", &eval_args(data, run, b_s, "probe,finetune"));
+    assert!(!b.exists());
+    assert_eq!(std::fs::read_to_string(&units).unwrap().lines().count(), 3);
+    let output = ecgfm_env(&eval_args(data, run, b_s, "probe,finetune"), &[]);
+    assert!(output.status.success());
+    let (stdout, logs) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        stdout.contains("resuming: 2 finished protocol and fraction pairs kept"),
+        "{stdout}"
+    );
+    for kept in ["probe", "finetune"] {
+        let said = format!("{kept} at label fraction 1: kept from an interrupted run");
+        assert!(logs.contains(&said), "{logs}");
+    }
+    assert!(logs.contains("probe at label fraction 0.25: "), "{logs}");
+    assert!(!units.exists(), "the units file outlived the result");
+    // Every figure as the uninterrupted run's, but for the time each unit took.
+    let without_seconds = |path: &Path| {
+        let mut results = read_json(path)["results"].clone();
+        for r in results.as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+        results
+    };
+    assert_eq!(without_seconds(&a), without_seconds(&b));
+    // Another seed is another evaluation: the units of the first are not used.
+    std::fs::remove_file(&b).unwrap();
+    abort_after("1", &eval_args(data, run, b_s, "probe,finetune"));
+    let mut other = eval_args(data, run, b_s, "probe,finetune");
+    other.extend(["--seed", "1"]);
+    let stdout = abort_after("1", &other);
+    assert!(
+        stdout.contains("held 1 finished units of an evaluation with other settings")
+            && !stdout.contains("resuming"),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

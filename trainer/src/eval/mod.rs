@@ -18,7 +18,8 @@
 //!   compared by the paired bootstrap of their AUROC (or F1) difference; `result_warnings`:
 //!   what the results themselves earn (withheld intervals, fractions drawn above the request,
 //!   rare training classes, an L2 at the grid's edge); `pretraining`: what
-//!   the encoder was pretrained on, as the result file states it.
+//!   the encoder was pretrained on, as the result file states it; `units`: a protocol at a
+//!   fraction before scoring, which a caller may keep so an interrupted evaluation goes on.
 //!
 //! The encoder itself (every patch visible, pooling, head) is `model/encoder.rs`; docs/model.md
 //! ("Evaluation") states its contract.
@@ -36,6 +37,7 @@ pub mod report;
 pub mod result_warnings;
 pub mod scoring;
 pub mod task;
+pub mod units;
 
 pub use batches::WindowSource;
 pub use finetune::FinetuneSettings;
@@ -50,6 +52,7 @@ pub use report::{Counts, EvalReport, Protocol, ProtocolResult, ScratchDifference
 pub use result_warnings::result_warnings;
 pub use scoring::ScoreBy;
 pub use task::{LabelledWindow, Part, Task, Vocabulary};
+pub use units::{NoStore, UnitOutcome, UnitStore};
 
 use crate::model::ModelError;
 

@@ -18,6 +18,7 @@ use super::progress::EvalProgress;
 use super::report::{interval_noise, test_metrics, Protocol, ProtocolResult, TestRows, UnitScores};
 use super::scoring::{targets_of, ScoreBy, Scored, Validation};
 use super::task::{Part, Task};
+use super::units::{UnitOutcome, UnitStore};
 use super::EvalError;
 use crate::model::{Encoder, HeadSpec, ModelConfig, Pooling};
 
@@ -167,12 +168,15 @@ pub fn task_warnings(task: &Task) -> Vec<String> {
 }
 
 /// Runs every protocol at every fraction, one after the other on `backend` (each builds its
-/// encoder on it and hands it back). `progress` receives log lines and the windows done.
+/// encoder on it and hands it back). `progress` receives log lines and the windows done; `store`
+/// keeps each unit (protocol at fraction) as it finishes, and gives back those an interrupted
+/// run of the same evaluation finished, which are scored as they are instead of run again.
 pub fn run_protocols<B: Backend>(
     backend: B,
     inputs: &EvalInputs<'_>,
     settings: &EvalSettings,
     progress: &mut dyn EvalProgress,
+    store: &mut dyn UnitStore,
 ) -> Result<Vec<ProtocolResult>, EvalError> {
     settings.check()?;
     let task = inputs.task;
@@ -196,6 +200,16 @@ pub fn run_protocols<B: Backend>(
             settings.seed,
         );
         for &protocol in &settings.protocols {
+            if let Some(kept) = store.finished(protocol, fraction) {
+                progress.line(format!(
+                    "{} at label fraction {fraction}: kept from an interrupted run of this \
+                     evaluation",
+                    protocol.name()
+                ));
+                let result = score(protocol, fraction, &train, kept, &validation, settings);
+                results.push(result);
+                continue;
+            }
             let started = Instant::now();
             progress.line(format!(
                 "{} at label fraction {fraction}: {} training windows of {} records",
@@ -203,7 +217,7 @@ pub fn run_protocols<B: Backend>(
                 train.len(),
                 task.records_among(&train)
             ));
-            let outcome = match protocol {
+            let mut outcome = match protocol {
                 Protocol::Probe | Protocol::RandomProbe => {
                     // The features of every window, once per probe whatever the fraction.
                     let x = match probe_features.entry(protocol) {
@@ -233,15 +247,9 @@ pub fn run_protocols<B: Backend>(
                     outcome
                 }
             };
-            let result = score(
-                protocol,
-                fraction,
-                &train,
-                outcome,
-                &validation,
-                settings,
-                started,
-            );
+            outcome.seconds = started.elapsed().as_secs_f64();
+            store.keep(protocol, fraction, &outcome)?;
+            let result = score(protocol, fraction, &train, outcome, &validation, settings);
             progress.line(format!(
                 "{} at {fraction}: test macro AUROC {}",
                 protocol.name(),
@@ -296,14 +304,6 @@ fn all_features<B: Backend>(
     ))
 }
 
-/// Class probabilities on validation and test, and what validation chose.
-struct Outcome {
-    val_scores: Vec<f64>,
-    test_scores: Vec<f64>,
-    val_macro_auroc: Option<f64>,
-    selected: BTreeMap<String, f64>,
-}
-
 /// The linear probe over features `x` (rows of the task, F each).
 fn probe(
     x: &[f64],
@@ -312,7 +312,7 @@ fn probe(
     validation: &Validation<'_>,
     settings: &EvalSettings,
     progress: &mut dyn EvalProgress,
-) -> Outcome {
+) -> UnitOutcome {
     let task = validation.task();
     let (val, test) = (validation.rows(), task.rows(Part::Test));
     let data = FitData {
@@ -346,11 +346,12 @@ fn probe(
         warm = Some(model);
     }
     let (model, l2, val_auroc) = best.expect("the L2 grid is not empty");
-    Outcome {
+    UnitOutcome {
         val_scores: model.predict(x, val),
         test_scores: model.predict(x, &test),
         val_macro_auroc: val_auroc,
         selected: BTreeMap::from([("l2".to_string(), l2)]),
+        seconds: 0.0,
     }
 }
 
@@ -364,7 +365,7 @@ fn train_end_to_end<B: Backend>(
     settings: &EvalSettings,
     fraction: f64,
     progress: &mut dyn EvalProgress,
-) -> Result<(Outcome, B), EvalError> {
+) -> Result<(UnitOutcome, B), EvalError> {
     let task = inputs.task;
     let test = task.rows(Part::Test);
     let seed = settings.seed ^ fraction.to_bits();
@@ -384,7 +385,7 @@ fn train_end_to_end<B: Backend>(
             progress.windows(what, n, total)
         })
     };
-    let outcome = Outcome {
+    let outcome = UnitOutcome {
         val_scores: scored("validation", validation.rows())?,
         test_scores: scored("test", &test)?,
         val_macro_auroc: done.best_val_macro_auroc,
@@ -392,6 +393,7 @@ fn train_end_to_end<B: Backend>(
             ("best_epoch".to_string(), done.best_epoch as f64),
             ("epochs_run".to_string(), done.epochs_run as f64),
         ]),
+        seconds: 0.0,
     };
     Ok((outcome, done.encoder.into_backend()))
 }
@@ -401,10 +403,9 @@ fn score(
     protocol: Protocol,
     fraction: f64,
     train: &[usize],
-    outcome: Outcome,
+    outcome: UnitOutcome,
     validation: &Validation<'_>,
     settings: &EvalSettings,
-    started: Instant,
 ) -> ProtocolResult {
     let task = validation.task();
     let test = task.rows(Part::Test);
@@ -479,7 +480,7 @@ fn score(
         test: metrics,
         interval_noise: interval_noise(protocol, fraction),
         test_units,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: outcome.seconds,
     }
 }
 

@@ -1,0 +1,166 @@
+//! `ecgfm eval`'s finished units (a protocol at a label fraction, before scoring) kept beside its
+//! result file, in `OUT.units.jsonl`, while it runs: an evaluation interrupted (a signal, a
+//! preempted job, a crash, a failure in a later unit) and run again with the same command goes
+//! on from the units it finished, with the results of one never interrupted. The file's first
+//! line names the evaluation: a SHA-256 of the checkpoint's weights, the dataset's data digest,
+//! the device, the precision and every setting a unit's outcome depends on (not the list of
+//! protocols or fractions, nor the bootstrap, which scoring applies afresh). Units of another
+//! evaluation are discarded, saying so. The file goes once `--out` is written.
+//!
+//! For tests, `ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS=N` aborts the process (as a crash would) right
+//! after its Nth unit is kept.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ecgfm_trainer::eval::units::{unit_from_line, unit_to_line};
+use ecgfm_trainer::eval::{EvalError, Protocol, UnitOutcome, UnitStore};
+
+/// The units file of the evaluation whose result goes to `out`.
+pub struct UnitFile {
+    path: PathBuf,
+    /// The first line, naming the evaluation.
+    header: String,
+    /// Open for appending once there is a unit in it.
+    file: Option<std::fs::File>,
+    kept: HashMap<(String, u64), UnitOutcome>,
+    /// Units this process kept, for the fault hook.
+    written: usize,
+    abort_after: Option<usize>,
+}
+
+impl UnitFile {
+    /// Opens `OUT.units.jsonl` for the evaluation `key` names, reading the units an interrupted
+    /// run of the same evaluation kept there. The file is written again with only those, or
+    /// removed when there are none (the first unit kept makes it anew).
+    pub fn open(out: &Path, key: &str) -> Result<UnitFile> {
+        let mut path = out.as_os_str().to_owned();
+        path.push(".units.jsonl");
+        let path = PathBuf::from(path);
+        let header = serde_json::json!({ "evaluation": key }).to_string();
+        let mut kept = HashMap::new();
+        let mut lines = vec![header.clone()];
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let units: Vec<&str> = text.lines().skip(1).collect();
+            if text.lines().next() == Some(header.as_str()) {
+                // A line cut short when the process died, and any after it, are dropped.
+                for line in units {
+                    let Some((protocol, fraction, unit)) = unit_from_line(line) else {
+                        break;
+                    };
+                    kept.insert((protocol, fraction.to_bits()), unit);
+                    lines.push(line.to_string());
+                }
+                if !kept.is_empty() {
+                    println!(
+                        "resuming: {} finished protocol and fraction pairs kept from an \
+                         interrupted run of this evaluation ({})",
+                        kept.len(),
+                        path.display()
+                    );
+                }
+            } else if !units.is_empty() {
+                println!(
+                    "{} held {} finished units of an evaluation with other settings, weights, \
+                     data or device: discarded",
+                    path.display(),
+                    units.len()
+                );
+            }
+        }
+        let file = match kept.is_empty() {
+            true => {
+                remove_if_there(&path)?;
+                None
+            }
+            false => {
+                let mut partial = path.as_os_str().to_owned();
+                partial.push(".partial");
+                let partial = PathBuf::from(partial);
+                std::fs::write(&partial, lines.join("\n") + "\n")
+                    .and_then(|()| std::fs::rename(&partial, &path))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Some(append_to(&path)?)
+            }
+        };
+        let abort_after = std::env::var("ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS")
+            .ok()
+            .and_then(|n| n.parse().ok());
+        Ok(UnitFile {
+            path,
+            header,
+            file,
+            kept,
+            written: 0,
+            abort_after,
+        })
+    }
+
+    /// Removes the file: the evaluation's result is written.
+    pub fn remove(self) {
+        if let Err(e) = remove_if_there(&self.path) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+impl UnitStore for UnitFile {
+    fn finished(&self, protocol: Protocol, fraction: f64) -> Option<UnitOutcome> {
+        let key = (protocol.name().to_string(), fraction.to_bits());
+        self.kept.get(&key).cloned()
+    }
+
+    fn keep(
+        &mut self,
+        protocol: Protocol,
+        fraction: f64,
+        unit: &UnitOutcome,
+    ) -> Result<(), EvalError> {
+        let path = self.path.display();
+        let failed = |e: String| EvalError::Task(format!("keeping a finished unit in {path}: {e}"));
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let mut file = append_to(&self.path).map_err(|e| failed(format!("{e:#}")))?;
+                writeln!(file, "{}", self.header).map_err(|e| failed(e.to_string()))?;
+                self.file.insert(file)
+            }
+        };
+        let line = unit_to_line(protocol, fraction, unit) + "\n";
+        // One write of the whole line: a process that dies leaves it whole or cut short.
+        file.write_all(line.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+        self.written += 1;
+        if self.abort_after == Some(self.written) {
+            eprintln!(
+                "ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS: aborting after {} units",
+                self.written
+            );
+            std::process::abort();
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn append_to(path: &Path) -> Result<std::fs::File> {
+    (std::fs::OpenOptions::new().create(true).append(true))
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// The name of an evaluation in its units file: a SHA-256 of what a unit's outcome depends on.
+pub fn evaluation_key(parts: &[(&str, String)]) -> String {
+    let text = serde_json::to_string(parts).expect("strings serialise");
+    crate::package::sha256_hex(text.as_bytes())
+}
