@@ -91,5 +91,6 @@ bash scripts/host-sanitize.sh thread --test against_cpu --test planted_bugs --te
 # 1.5 minutes with its build (the system call at each switch makes it ten times slower).
 ECGFM_HOST_FIBERS=ucontext cargo test --release -p ecgfm-cuda-host --test against_cpu
 # The API documentation, private items included, builds without a warning (a broken intra-doc
-# link, a math index read as one): 3 minutes on 2 cores, most of it checking the dependencies.
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items
+# link, a math index read as one). In the release profile it reuses the test build's build
+# scripts and procedural macros: 52 s on 2 cores, against 3 to 4.5 minutes in the dev profile.
+RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --document-private-items
