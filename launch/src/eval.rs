@@ -139,14 +139,13 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let run_eval = args.source.run.join("eval");
     let _made_for_copy = MadeFolders::create(&run_eval, "the run's copy of the results")?;
     let out_dir = out_folder(&args.out);
+    // The dataset's manifest and record ids first: a dataset without the task's labels is
+    // refused before its windows are read.
+    let (eval_manifest, eval_records) = read_record_ids(&args.source.data)
+        .with_context(|| format!("opening the dataset {}", redact_url(&args.source.data)))?;
+    check_vocabulary(&eval_manifest, vocabulary, &args.source.data)?;
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
-    })?;
-    let (eval_manifest, eval_records) = read_record_ids(&args.source.data).with_context(|| {
-        format!(
-            "reading the record ids of {}",
-            redact_url(&args.source.data)
-        )
     })?;
     let patient_of: HashMap<(&str, &str), &str> = (eval_records.iter())
         .map(|r| {
@@ -312,6 +311,31 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         run_eval.display()
     );
     Ok(report)
+}
+
+/// Refuses (exit 78) a dataset whose manifest counts no label of `vocabulary`, naming the
+/// vocabularies it holds, before any window is read.
+pub(crate) fn check_vocabulary(
+    manifest: &Manifest,
+    vocabulary: Vocabulary,
+    url: &str,
+) -> Result<()> {
+    let prefix = format!("{}:", vocabulary.name());
+    let labels = manifest.counts.labels.keys();
+    if labels.clone().any(|label| label.starts_with(&prefix)) {
+        return Ok(());
+    }
+    let mut held: Vec<&str> = labels.filter_map(|l| Some(l.split_once(':')?.0)).collect();
+    held.dedup();
+    let held = match held.is_empty() {
+        true => "none".to_string(),
+        false => held.join(", "),
+    };
+    Err(RefusedConfig(format!(
+        "the dataset {} holds no `{prefix}` label (its label vocabularies: {held})",
+        redact_url(url)
+    ))
+    .into())
 }
 
 /// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run

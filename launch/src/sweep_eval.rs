@@ -12,7 +12,6 @@ use ecgfm_trainer::eval::Vocabulary;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::bad_config::RefusedConfig;
 use crate::sweep_child::run_child;
 use crate::sweep_run::append_record;
 
@@ -187,24 +186,13 @@ pub(crate) fn check_eval_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
                 continue;
             }
         };
-        let prefix = format!("{}:", Vocabulary::parse(&eval.task)?.name());
-        let labels = manifest.counts.labels.keys();
-        if !labels.clone().any(|label| label.starts_with(&prefix)) {
-            let mut held: Vec<&str> = labels.filter_map(|l| Some(l.split_once(':')?.0)).collect();
-            held.dedup();
-            return Err(RefusedConfig(format!(
-                "[[eval]] task {}: the dataset {} holds no `{prefix}` label (its label \
-                 vocabularies: {}), so every run's evaluation would fail after it trained",
-                eval.task,
-                redact_url(&url),
-                if held.is_empty() {
-                    "none".into()
-                } else {
-                    held.join(", ")
-                }
-            ))
-            .into());
-        }
+        let vocabulary = Vocabulary::parse(&eval.task)?;
+        crate::eval::check_vocabulary(&manifest, vocabulary, &url).with_context(|| {
+            format!(
+                "[[eval]] task {} (every run's evaluation would fail once it trained)",
+                eval.task
+            )
+        })?;
     }
     Ok(())
 }

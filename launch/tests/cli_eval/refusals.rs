@@ -14,9 +14,10 @@ fn bad_input_is_a_clear_error() {
     let mut args = eval_args(data, run_s, out, "probe");
     let labels = args.iter().position(|a| *a == "synth").unwrap();
     args[labels] = "cinc2017";
-    let err = run_err(&args);
+    // Told from the manifest before any window is read, and a refused setting (exit 78).
+    let err = run_refused(&args);
     assert!(
-        err.contains("no `cinc2017:` label") && err.contains("synth"),
+        err.contains("holds no `cinc2017:` label (its label vocabularies: synth)"),
         "{err}"
     );
     args[labels] = "icd10";

@@ -332,7 +332,7 @@ fn an_eval_dataset_without_the_task_s_labels_is_refused_before_training() {
     let eval = "eval=[{task=\"cinc2017\", data=\"synth\"}]";
     let err = run_refused(&toy_args(&dir, &["--set", eval]));
     assert!(
-        err.contains("[[eval]] task cinc2017: the dataset")
+        err.contains("[[eval]] task cinc2017 (every run's evaluation would fail once it trained): the dataset")
             && err.contains("holds no `cinc2017:` label (its label vocabularies: synth)"),
         "{err}"
     );
