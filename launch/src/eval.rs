@@ -240,6 +240,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     };
     let (device_name, precision) = (device.name(), device.precision());
     let key = evaluation_key(&[
+        ("ecgfm_version", env!("CARGO_PKG_VERSION").to_string()),
         ("weights_sha256", pretrained.weights_sha256.clone()),
         ("data", eval_manifest.data_digest()),
         ("vocabulary", vocabulary.name().to_string()),
