@@ -3,9 +3,9 @@
 //! preempted job, a crash, a failure in a later unit) and run again with the same command goes
 //! on from the units it finished, with the results of one never interrupted. The file's first
 //! line names the evaluation: a SHA-256 of ecgfm's version, the checkpoint's weights, the
-//! dataset's data digest, the device, the precision and every setting a unit's outcome depends on (not the list of
-//! protocols or fractions, nor the bootstrap, which scoring applies afresh). Units of another
-//! evaluation are discarded, saying so. The file goes once `--out` is written.
+//! dataset's data digest, the device, the precision and every setting a unit's outcome depends
+//! on (not the list of protocols or fractions, nor the bootstrap, which scoring applies afresh).
+//! Units of another evaluation are discarded, saying so. The file goes once `--out` is written.
 //!
 //! For tests, `ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS=N` aborts the process (as a crash would) right
 //! after its Nth unit is kept.
