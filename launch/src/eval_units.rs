@@ -123,6 +123,12 @@ impl UnitStore for UnitFile {
         let file = match &mut self.file {
             Some(file) => file,
             None => {
+                // Its folder again first: `--out`'s folder may have gone since the evaluation
+                // made sure of it (another evaluation's, removed while empty when that one
+                // failed), which must not cost the unit just finished.
+                let dir = crate::out_folder::out_folder(&self.path);
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
                 let mut file = append_to(&self.path).map_err(|e| failed(format!("{e:#}")))?;
                 writeln!(file, "{}", self.header).map_err(|e| failed(e.to_string()))?;
                 self.file.insert(file)
@@ -163,4 +169,34 @@ fn append_to(path: &Path) -> Result<std::fs::File> {
 pub fn evaluation_key(parts: &[(&str, String)]) -> String {
     let text = serde_json::to_string(parts).expect("strings serialise");
     crate::package::sha256_hex(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A unit finishing after `--out`'s folder went (another evaluation removed it, empty, as it
+    /// failed) is kept all the same: the evaluation failed, losing the unit.
+    #[test]
+    fn a_unit_is_kept_though_the_out_folder_went_since_the_start() {
+        let root = std::env::temp_dir().join(format!("ecgfm-units-gone-{}", std::process::id()));
+        let dir = root.join("results");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("e.json");
+        let mut units = UnitFile::open(&out, "key").unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        let unit = UnitOutcome {
+            val_scores: vec![0.25, 0.75],
+            test_scores: vec![0.5],
+            val_macro_auroc: Some(0.9),
+            selected: BTreeMap::from([("l2".to_string(), 0.1)]),
+            seconds: 1.0,
+        };
+        units.keep(Protocol::Probe, 1.0, &unit).unwrap();
+        drop(units);
+        let again = UnitFile::open(&out, "key").unwrap();
+        assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit));
+        std::fs::remove_dir_all(root).unwrap();
+    }
 }
