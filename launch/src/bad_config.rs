@@ -2,7 +2,7 @@
 //! that does not parse, a resume whose settings differ from its run's or that would shorten it,
 //! a fresh start into a folder holding another run's checkpoints, a data setting the dataset
 //! cannot take such as a `data.repeat` naming a source it lacks, a model preset that does not
-//! exist or a model setting docs/model.md's rules refuse, in any command): it exits with
+//! exist, in any command): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -47,10 +47,7 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
                 Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
             )
             || matches!(e.downcast_ref(), Some(DataError::Config(_)))
-            || matches!(
-                e.downcast_ref(),
-                Some(ModelError::UnknownPreset(_) | ModelError::InvalidConfig(_))
-            )
+            || matches!(e.downcast_ref(), Some(ModelError::UnknownPreset(_)))
     })
 }
 
@@ -80,8 +77,12 @@ mod tests {
         ));
         let preset: anyhow::Result<()> = Err(ModelError::UnknownPreset("medium".into()).into());
         assert!(is_bad_config(&preset.context("planning").unwrap_err()));
+        // The model's other errors are the program's, not a setting's (a pretrain setting the
+        // rules refuse arrives as a `ConfigError`).
         let batch = anyhow::Error::new(ModelError::InvalidBatch("no windows".into()));
         assert!(!is_bad_config(&batch));
+        let internal = anyhow::Error::new(ModelError::InvalidConfig("no tensor x".into()));
+        assert!(!is_bad_config(&internal));
         let thread = anyhow::Error::new(DataError::Internal("no threads".into()));
         assert!(!is_bad_config(&thread));
         assert!(!is_bad_config(&anyhow::anyhow!(

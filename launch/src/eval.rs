@@ -321,22 +321,13 @@ pub(crate) fn check_vocabulary(
     vocabulary: Vocabulary,
     url: &str,
 ) -> Result<()> {
-    let prefix = format!("{}:", vocabulary.name());
-    let labels = manifest.counts.labels.keys();
-    if labels.clone().any(|label| label.starts_with(&prefix)) {
-        return Ok(());
+    let labels = manifest.counts.labels.keys().map(String::as_str);
+    match vocabulary.missing_from(labels) {
+        None => Ok(()),
+        Some(why) => {
+            Err(RefusedConfig(format!("the dataset {} holds {why}", redact_url(url))).into())
+        }
     }
-    let mut held: Vec<&str> = labels.filter_map(|l| Some(l.split_once(':')?.0)).collect();
-    held.dedup();
-    let held = match held.is_empty() {
-        true => "none".to_string(),
-        false => held.join(", "),
-    };
-    Err(RefusedConfig(format!(
-        "the dataset {} holds no `{prefix}` label (its label vocabularies: {held})",
-        redact_url(url)
-    ))
-    .into())
 }
 
 /// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run
@@ -396,7 +387,7 @@ fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
 
 /// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half
 /// written.
-fn write_whole(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_whole(path: &Path, text: &str) -> Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     std::fs::write(&partial, text).with_context(|| format!("writing {}", path.display()))?;

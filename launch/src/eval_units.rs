@@ -76,12 +76,7 @@ impl UnitFile {
                 None
             }
             false => {
-                let mut partial = path.as_os_str().to_owned();
-                partial.push(".partial");
-                let partial = PathBuf::from(partial);
-                std::fs::write(&partial, lines.join("\n") + "\n")
-                    .and_then(|()| std::fs::rename(&partial, &path))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                crate::eval::write_whole(&path, &(lines.join("\n") + "\n"))?;
                 Some(append_to(&path)?)
             }
         };
@@ -176,6 +171,48 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    fn unit(seconds: f64) -> UnitOutcome {
+        UnitOutcome {
+            val_scores: vec![0.25, 0.75],
+            test_scores: vec![0.5],
+            val_macro_auroc: Some(0.9),
+            selected: BTreeMap::from([("l2".to_string(), 0.1)]),
+            seconds,
+        }
+    }
+
+    /// Kept units read back; a line cut short (the process died writing it) and any after it
+    /// are dropped and the file written again without them; another evaluation's units, or a
+    /// file of no unit, leave nothing.
+    #[test]
+    fn kept_units_read_back_and_a_cut_line_or_another_evaluation_is_dropped() {
+        let root = std::env::temp_dir().join(format!("ecgfm-units-read-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let out = root.join("e.json");
+        let file = root.join("e.json.units.jsonl");
+        let mut units = UnitFile::open(&out, "key").unwrap();
+        assert!(!file.exists(), "made before a unit was kept");
+        units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
+        units.keep(Protocol::Finetune, 1.0, &unit(2.0)).unwrap();
+        units.keep(Protocol::Probe, 0.5, &unit(3.0)).unwrap();
+        drop(units);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let cut = text.trim_end().len() - 5;
+        std::fs::write(&file, &text[..cut]).unwrap();
+        let again = UnitFile::open(&out, "key").unwrap();
+        assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
+        assert_eq!(again.finished(Protocol::Finetune, 1.0), Some(unit(2.0)));
+        assert_eq!(again.finished(Protocol::Probe, 0.5), None);
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
+        let other = UnitFile::open(&out, "another key").unwrap();
+        assert_eq!(other.finished(Protocol::Probe, 1.0), None);
+        assert!(!file.exists());
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(UnitFile::open(&out, "key").unwrap().kept.len(), 0);
+        assert!(!file.exists());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
     /// A unit finishing after `--out`'s folder went (another evaluation removed it, empty, as it
     /// failed) is kept all the same: the evaluation failed, losing the unit.
     #[test]
@@ -186,17 +223,10 @@ mod tests {
         let out = dir.join("e.json");
         let mut units = UnitFile::open(&out, "key").unwrap();
         std::fs::remove_dir(&dir).unwrap();
-        let unit = UnitOutcome {
-            val_scores: vec![0.25, 0.75],
-            test_scores: vec![0.5],
-            val_macro_auroc: Some(0.9),
-            selected: BTreeMap::from([("l2".to_string(), 0.1)]),
-            seconds: 1.0,
-        };
-        units.keep(Protocol::Probe, 1.0, &unit).unwrap();
+        units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         drop(units);
         let again = UnitFile::open(&out, "key").unwrap();
-        assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit));
+        assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         std::fs::remove_dir_all(root).unwrap();
     }
 }

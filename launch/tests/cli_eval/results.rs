@@ -172,6 +172,9 @@ fn an_interrupted_evaluation_goes_on_from_the_units_it_finished() {
     for kept in ["probe", "finetune"] {
         let said = format!("{kept} at label fraction 1: kept from an interrupted run");
         assert!(logs.contains(&said), "{logs}");
+        // And not run again (its line would name its training windows).
+        let started = format!("{kept} at label fraction 1: ");
+        assert_eq!(logs.matches(&started).count(), 1, "{logs}");
     }
     assert!(logs.contains("probe at label fraction 0.25: "), "{logs}");
     assert!(!units.exists(), "the units file outlived the result");

@@ -359,11 +359,13 @@ fn child_arguments_are_checked_before_anything_runs() {
         "[[eval]] task synth args = [\"--set\", \"epochs=2\"]: not an `ecgfm eval` command line \
          the sweep can run: unexpected argument '--set'",
     );
-    // A flag the sweep passes itself.
-    refused(
-        &eval("args=[\"--seed\", \"3\"]"),
-        "the argument '--seed <SEED>' cannot be used multiple times",
-    );
+    // A flag the sweep passes itself, also one the command would take twice.
+    for own in ["--seed", "--fractions"] {
+        refused(
+            &eval(&format!("args=[\"{own}\", \"0.5\"]")),
+            &format!("the sweep gives `ecgfm eval` {own} itself"),
+        );
+    }
     // Settings, for every protocol the task runs: fine-tuning needs an epoch, probing does not.
     refused(
         &eval("args=[\"--lr\", \"0\"]"),

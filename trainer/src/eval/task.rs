@@ -46,6 +46,28 @@ impl Vocabulary {
         }
     }
 
+    /// Why a dataset whose labels are `labels` holds none of this vocabulary (`no \`cinc2017:\`
+    /// label (its label vocabularies: synth)`); `None` when it holds one.
+    pub fn missing_from<'a>(self, labels: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        let prefix = format!("{}:", self.name());
+        let mut held: Vec<&str> = Vec::new();
+        for label in labels {
+            if label.starts_with(&prefix) {
+                return None;
+            }
+            held.extend(label.split_once(':').map(|(vocabulary, _)| vocabulary));
+        }
+        held.sort_unstable();
+        held.dedup();
+        let held = match held.is_empty() {
+            true => "none".to_string(),
+            false => held.join(", "),
+        };
+        Some(format!(
+            "no `{prefix}` label (its label vocabularies: {held})"
+        ))
+    }
+
     /// Whether a window may carry several classes at once.
     pub fn multi_label(self) -> bool {
         matches!(self, Vocabulary::PtbxlSuperclass | Vocabulary::Snomed)
@@ -163,23 +185,9 @@ impl Task {
                     .collect()
             }
         };
-        let any_label = windows.iter().any(|w| !codes(w).is_empty());
-        if !any_label {
-            let mut seen: Vec<&str> = windows
-                .iter()
-                .flat_map(|w| w.labels.iter())
-                .filter_map(|l| l.split_once(':').map(|(v, _)| v))
-                .collect();
-            seen.sort_unstable();
-            seen.dedup();
-            return Err(EvalError::Task(format!(
-                "the dataset has no `{prefix}` label (its label vocabularies: {})",
-                if seen.is_empty() {
-                    "none".to_string()
-                } else {
-                    seen.join(", ")
-                }
-            )));
+        let labels = windows.iter().flat_map(|w| w.labels.iter());
+        if let Some(why) = vocabulary.missing_from(labels.map(String::as_str)) {
+            return Err(EvalError::Task(format!("the dataset has {why}")));
         }
         if classes.is_empty() {
             return Err(EvalError::Task(format!(
