@@ -52,6 +52,20 @@ impl Device {
         }
     }
 
+    /// What a result's bits depend on of the device: `cpu`, or the GPU's name and compute
+    /// capability, not which of a node's GPUs ran it (a job restarted on another keeps its
+    /// evaluation's finished units).
+    pub fn kind(&self) -> String {
+        match self {
+            Device::Cpu(_) => "cpu".into(),
+            Device::Cuda(be) => {
+                let info = be.device().info();
+                let (major, minor) = info.capability;
+                format!("{} compute capability {major}.{minor}", info.name)
+            }
+        }
+    }
+
     /// One line for the terminal: the device and its precision.
     pub fn describe(&self) -> String {
         let on_gpu = matches!(self, Device::Cuda(_));

@@ -245,7 +245,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         ("data", eval_manifest.data_digest()),
         ("vocabulary", vocabulary.name().to_string()),
         ("min_positives", args.min_positives.to_string()),
-        ("device", device_name.clone()),
+        ("device", device.kind()),
         ("precision", precision.to_string()),
         ("settings", unit_settings(&settings)?),
     ]);

@@ -3,7 +3,8 @@
 //! preempted job, a crash, a failure in a later unit) and run again with the same command goes
 //! on from the units it finished, with the results of one never interrupted. The file's first
 //! line names the evaluation: a SHA-256 of ecgfm's version, the checkpoint's weights, the
-//! dataset's data digest, the device, the precision and every setting a unit's outcome depends
+//! dataset's data digest, the device's kind (a GPU's name and compute capability, not which of
+//! a node's GPUs), the precision and every setting a unit's outcome depends
 //! on (not the list of protocols or fractions, nor the bootstrap, which scoring applies afresh).
 //! Units of another evaluation are discarded, saying so. The file goes once `--out` is written.
 //!
