@@ -6,6 +6,7 @@
 //! the window's centred crop, tokens pooled by `--pool`. The dataset is read a shard at a time
 //! and the file written as it goes, so a split larger than memory embeds in bounded memory.
 
+use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
 use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
@@ -59,10 +60,12 @@ pub struct EmbedSummary {
 /// Runs `ecgfm embed`.
 pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
     crate::pretrained::refuse_folder_as_out_file(std::path::Path::new(&args.out))?;
+    // Settings it cannot take are refused as such (exit 78), as eval's are.
     if !SPLITS.contains(&args.split.as_str()) {
-        bail!("unknown split {} (train, val, test or all)", args.split);
+        let unknown = format!("unknown split {} (train, val, test or all)", args.split);
+        return Err(RefusedConfig(unknown).into());
     }
-    let pooling = Pooling::parse(&args.pool)?;
+    let pooling = Pooling::parse(&args.pool).map_err(|e| RefusedConfig(e.to_string()))?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| embed(args, pooling))
 }

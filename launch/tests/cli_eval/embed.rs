@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{run_err, run_ok};
+use crate::common::{run_err, run_ok, run_refused};
 use crate::fixture;
 use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
@@ -52,11 +52,13 @@ fn embed_writes_the_encoder_features_of_every_window() {
         "{err}"
     );
     std::fs::remove_file(&file).unwrap();
-    let unknown = run_err(&embed(&["--split", "foo", "--out", out_s]));
+    let unknown = run_refused(&embed(&["--split", "foo", "--out", out_s]));
     assert!(
         unknown.contains("unknown split foo (train, val, test or all)"),
         "{unknown}"
     );
+    let pooling = run_refused(&embed(&["--pool", "max", "--out", out_s]));
+    assert!(pooling.contains("unknown pooling `max`"), "{pooling}");
     // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
     let huge = run_err(&embed(&[
         "--device",
