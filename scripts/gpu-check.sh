@@ -31,7 +31,9 @@
 #                   uninterrupted run of the resuming device (losses within 1e-4)
 #  5b. eval:        `ecgfm eval` (probe and fine-tuning) of item 3's nano run on a synthetic labelled
 #                   dataset on the GPU (fp32) against the same on the CPU: the same choices on
-#                   validation and test macro AUROCs within 1e-3; `ecgfm embed` on the GPU
+#                   validation and test macro AUROCs within 1e-3; the GPU evaluation aborted
+#                   after its first unit and run again equals the uninterrupted one bit for bit
+#                   (but for `seconds`); `ecgfm embed` on the GPU
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
 #   7. dp_launch:   `ecgfm launch --nproc-per-node 1 -- pretrain --device cuda` (NCCL on device
 #                   gradients, with and without --zero 1) equals one plain process bit for bit
@@ -285,11 +287,23 @@ for side in "$device" cpu; do
         --protocol probe,finetune --epochs 2 --bootstrap 200 --device "$side" --precision fp32 \
         --out "$work/eval-$side.json" >> "$work/eval.log" 2>&1 || status=1
 done
+# The GPU evaluation again, aborted after its first unit and run again: it goes on from the kept
+# unit (OUT.units.jsonl) and must give the uninterrupted GPU run's results bit for bit.
+eval_gpu=(eval --run "$work/run-nano" --data "$labelled" --labels synth --protocol probe,finetune
+    --epochs 2 --bootstrap 200 --device "$device" --precision fp32 --out "$work/eval-resumed.json")
+if ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS=1 timeout $(limit 60) "$ecgfm" "${eval_gpu[@]}" \
+    >> "$work/eval.log" 2>&1; then
+    status=1
+fi
+timeout $(limit 60) "$ecgfm" "${eval_gpu[@]}" >> "$work/eval.log" 2>&1 || status=1
 timeout $(limit 60) "$ecgfm" embed --run "$work/run-nano" --data "$labelled" --device "$device" \
     --out "$work/embed.parquet" >> "$work/eval.log" 2>&1 || status=1
-python3 - "$work/eval-$device.json" "$work/eval-cpu.json" > "$work/eval.json" <<'PY' || status=1
+python3 - "$work/eval-$device.json" "$work/eval-cpu.json" "$work/eval-resumed.json" \
+    > "$work/eval.json" <<'PY' || status=1
 import json, sys
-ours, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+ours, cpu, resumed = (json.load(open(p)) for p in sys.argv[1:4])
+timeless = lambda results: [{k: v for k, v in r.items() if k != "seconds"} for r in results]
+resumed_same = timeless(resumed["results"]) == timeless(ours["results"])
 rows, ok = [], True
 for a, b in zip(ours["results"], cpu["results"]):
     same = a["protocol"] == b["protocol"] and a["selected"] == b["selected"]
@@ -298,8 +312,8 @@ for a, b in zip(ours["results"], cpu["results"]):
     rows.append({"protocol": a["protocol"], "device": ours["device"], "macro_auroc": a["macro_auroc"],
                  "cpu_macro_auroc": b["macro_auroc"], "selected": a["selected"],
                  "cpu_selected": b["selected"]})
-ok &= len(rows) == 2
-print(json.dumps({"results": rows}))
+ok &= len(rows) == 2 and resumed_same
+print(json.dumps({"results": rows, "resumed_after_an_abort_equals_uninterrupted": resumed_same}))
 sys.exit(0 if ok else 1)
 PY
 record eval $status "$work/eval.json" "$work/eval.log"
