@@ -256,7 +256,17 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         Device::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar, &mut units),
     };
     bar.finish();
-    let results = results?;
+    let results =
+        results
+            .map_err(anyhow::Error::from)
+            .map_err(|e| match units.finished_count() {
+                0 => e,
+                n => e.context(format!(
+            "evaluating ({n} finished protocol and fraction pairs are kept in {}: the same \
+             command goes on from them)",
+            units.path().display()
+        )),
+            })?;
     for w in result_warnings(&results, &settings) {
         tracing::warn!("{w}");
         warnings.push(w);

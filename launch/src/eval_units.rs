@@ -94,6 +94,15 @@ impl UnitFile {
         })
     }
 
+    /// Units the file holds: those read back and those kept since.
+    pub fn finished_count(&self) -> usize {
+        self.kept.len() + self.written
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Removes the file: the evaluation's result is written.
     pub fn remove(self) {
         if let Err(e) = remove_if_there(&self.path) {

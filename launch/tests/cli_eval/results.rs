@@ -187,6 +187,21 @@ fn an_interrupted_evaluation_goes_on_from_the_units_it_finished() {
         results
     };
     assert_eq!(without_seconds(&a), without_seconds(&b));
+    // A later unit's failure (fine-tuning diverging) says what is kept and keeps it.
+    let c = dir.join("c.json");
+    let mut diverging = eval_args(data, run, c.to_str().unwrap(), "probe,finetune");
+    diverging.extend(["--lr", "1e30"]);
+    let err = run_err(&diverging);
+    let kept = dir.join("c.json.units.jsonl");
+    assert!(
+        err.contains(&format!(
+            "evaluating (1 finished protocol and fraction pairs are kept in {}: the same command \
+             goes on from them): training diverged",
+            kept.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap().lines().count(), 2);
     // Another seed is another evaluation: the units of the first are not used.
     std::fs::remove_file(&b).unwrap();
     abort_after("1", &eval_args(data, run, b_s, "probe,finetune"));
