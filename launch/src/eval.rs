@@ -5,7 +5,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
-use crate::eval_units::{evaluation_key, UnitFile};
+use crate::eval_units::{evaluation_key, UnitFile, UnitKeys};
 use crate::held_windows::HoldArgs;
 use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
@@ -239,7 +239,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         source: &windows,
     };
     let (device_name, precision) = (device.name(), device.precision());
-    let key = evaluation_key(&[
+    let common = [
         ("ecgfm_version", env!("CARGO_PKG_VERSION").to_string()),
         ("weights_sha256", pretrained.weights_sha256.clone()),
         ("data", eval_manifest.data_digest()),
@@ -247,9 +247,17 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         ("min_positives", args.min_positives.to_string()),
         ("device", device.kind()),
         ("precision", precision.to_string()),
-        ("settings", unit_settings(&settings)?),
-    ]);
-    let mut units = UnitFile::open(&args.out, &key)?;
+    ];
+    let key = |settings: String| {
+        let mut parts = common.to_vec();
+        parts.push(("settings", settings));
+        evaluation_key(&parts)
+    };
+    let keys = UnitKeys {
+        probe: key(unit_settings(&settings, &["finetune"])?),
+        train: key(unit_settings(&settings, &[])?),
+    };
+    let mut units = UnitFile::open(&args.out, &keys)?;
     let mut bar = EvalBar::new();
     let results = match device {
         Device::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar, &mut units),
@@ -340,13 +348,16 @@ pub(crate) fn check_vocabulary(
     }
 }
 
-/// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run
-/// and the bootstrap (scoring's).
-fn unit_settings(settings: &EvalSettings) -> Result<String> {
+/// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run,
+/// the bootstrap (scoring's) and the fields named in `also_without`.
+fn unit_settings(settings: &EvalSettings, also_without: &[&str]) -> Result<String> {
     let mut value = serde_json::to_value(settings).context("serialising the settings")?;
     if let Some(fields) = value.as_object_mut() {
-        for scoring_only in ["protocols", "fractions", "bootstrap"] {
-            fields.remove(scoring_only);
+        for field in ["protocols", "fractions", "bootstrap"]
+            .iter()
+            .chain(also_without)
+        {
+            fields.remove(*field);
         }
     }
     Ok(value.to_string())

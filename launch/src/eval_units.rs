@@ -5,8 +5,10 @@
 //! line names the evaluation: a SHA-256 of ecgfm's version, the checkpoint's weights, the
 //! dataset's data digest, the device's kind (a GPU's name and compute capability, not which of
 //! a node's GPUs), the precision and every setting a unit's outcome depends
-//! on (not the list of protocols or fractions, nor the bootstrap, which scoring applies afresh).
-//! Units of another evaluation are discarded, saying so. The file goes once `--out` is written.
+//! on (not the list of protocols or fractions, nor the bootstrap, which scoring applies afresh),
+//! one key for probes (without the fine-tuning settings) and one for trained protocols
+//! (`UnitKeys`). Units of another evaluation are discarded, saying so. The file goes once
+//! `--out` is written.
 //!
 //! For tests, `ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS=N` aborts the process (as a crash would) right
 //! after its Nth unit is kept.
@@ -32,44 +34,81 @@ pub struct UnitFile {
     abort_after: Option<usize>,
 }
 
+/// The names of an evaluation's units: a probe's outcome depends on less than a trained
+/// protocol's (not on the fine-tuning settings), so a probe finished before a fine-tuning that
+/// diverged is kept when the run again lowers `--lr`.
+pub struct UnitKeys {
+    /// Of `probe` and `random_probe` units.
+    pub probe: String,
+    /// Of `finetune` and `scratch` units.
+    pub train: String,
+}
+
+impl UnitKeys {
+    fn of(&self, protocol: &str) -> Option<&str> {
+        let protocol = *Protocol::parse_list(protocol).ok()?.first()?;
+        Some(match protocol.trains_encoder() {
+            true => &self.train,
+            false => &self.probe,
+        })
+    }
+}
+
 impl UnitFile {
-    /// Opens `OUT.units.jsonl` for the evaluation `key` names, reading the units an interrupted
-    /// run of the same evaluation kept there. The file is written again with only those, or
-    /// removed when there are none (the first unit kept makes it anew).
-    pub fn open(out: &Path, key: &str) -> Result<UnitFile> {
+    /// Opens `OUT.units.jsonl` for the evaluation `keys` name, reading the units an interrupted
+    /// run of it kept there (each unit by the key of its kind). The file is written again with
+    /// only those, or removed when there are none (the first unit kept makes it anew).
+    pub fn open(out: &Path, keys: &UnitKeys) -> Result<UnitFile> {
         let mut path = out.as_os_str().to_owned();
         path.push(".units.jsonl");
         let path = PathBuf::from(path);
-        let header = serde_json::json!({ "evaluation": key }).to_string();
+        let header = serde_json::json!({
+            "evaluation": { "probe": keys.probe, "train": keys.train }
+        })
+        .to_string();
         let mut kept = HashMap::new();
         let mut lines = vec![header.clone()];
+        let mut discarded = 0;
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let units: Vec<&str> = text.lines().skip(1).collect();
-            if text.lines().next() == Some(header.as_str()) {
-                // A line cut short when the process died, and any after it, are dropped.
-                for line in units {
-                    let Some((protocol, fraction, unit)) = unit_from_line(line) else {
-                        break;
-                    };
-                    kept.insert((protocol, fraction.to_bits()), unit);
-                    lines.push(line.to_string());
+            let mut rows = text.lines();
+            let earlier = rows
+                .next()
+                .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .and_then(|header| {
+                    let keys = &header["evaluation"];
+                    Some(UnitKeys {
+                        probe: keys["probe"].as_str()?.to_string(),
+                        train: keys["train"].as_str()?.to_string(),
+                    })
+                });
+            // A line cut short when the process died, and any after it, are dropped.
+            for line in rows {
+                let Some((protocol, fraction, unit)) = unit_from_line(line) else {
+                    break;
+                };
+                let was = earlier.as_ref().and_then(|e| e.of(&protocol));
+                if was.is_none() || was != keys.of(&protocol) {
+                    discarded += 1;
+                    continue;
                 }
-                if !kept.is_empty() {
-                    println!(
-                        "resuming: {} finished protocol and fraction pairs kept from an \
-                         interrupted run of this evaluation ({})",
-                        kept.len(),
-                        path.display()
-                    );
-                }
-            } else if !units.is_empty() {
-                println!(
-                    "{} held {} finished units of an evaluation with other settings, weights, \
-                     data or device: discarded",
-                    path.display(),
-                    units.len()
-                );
+                kept.insert((protocol, fraction.to_bits()), unit);
+                lines.push(line.to_string());
             }
+        }
+        if discarded > 0 {
+            println!(
+                "{} held {discarded} finished units of an evaluation with other settings, \
+                 weights, data or device: discarded",
+                path.display()
+            );
+        }
+        if !kept.is_empty() {
+            println!(
+                "resuming: {} finished protocol and fraction pairs kept from an interrupted run \
+                 of this evaluation ({})",
+                kept.len(),
+                path.display()
+            );
         }
         let file = match kept.is_empty() {
             true => {
@@ -181,6 +220,33 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    fn keys(probe: &str, train: &str) -> UnitKeys {
+        UnitKeys {
+            probe: probe.into(),
+            train: train.into(),
+        }
+    }
+
+    /// A probe's units outlive a change of what only trained protocols depend on (a lower
+    /// `--lr` after a fine-tuning diverged); the fine-tuning's do not.
+    #[test]
+    fn each_kind_of_unit_is_kept_by_its_own_key() {
+        let root = std::env::temp_dir().join(format!("ecgfm-units-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let out = root.join("e.json");
+        let mut units = UnitFile::open(&out, &keys("p", "t")).unwrap();
+        units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
+        units.keep(Protocol::RandomProbe, 1.0, &unit(2.0)).unwrap();
+        units.keep(Protocol::Finetune, 1.0, &unit(3.0)).unwrap();
+        drop(units);
+        let again = UnitFile::open(&out, &keys("p", "lower lr")).unwrap();
+        assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
+        assert_eq!(again.finished(Protocol::RandomProbe, 1.0), Some(unit(2.0)));
+        assert_eq!(again.finished(Protocol::Finetune, 1.0), None);
+        assert_eq!(again.finished_count(), 2);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
     fn unit(seconds: f64) -> UnitOutcome {
         UnitOutcome {
             val_scores: vec![0.25, 0.75],
@@ -200,7 +266,7 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let out = root.join("e.json");
         let file = root.join("e.json.units.jsonl");
-        let mut units = UnitFile::open(&out, "key").unwrap();
+        let mut units = UnitFile::open(&out, &keys("key", "key")).unwrap();
         assert!(!file.exists(), "made before a unit was kept");
         units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         units.keep(Protocol::Finetune, 1.0, &unit(2.0)).unwrap();
@@ -209,16 +275,22 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         let cut = text.trim_end().len() - 5;
         std::fs::write(&file, &text[..cut]).unwrap();
-        let again = UnitFile::open(&out, "key").unwrap();
+        let again = UnitFile::open(&out, &keys("key", "key")).unwrap();
         assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         assert_eq!(again.finished(Protocol::Finetune, 1.0), Some(unit(2.0)));
         assert_eq!(again.finished(Protocol::Probe, 0.5), None);
         assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
-        let other = UnitFile::open(&out, "another key").unwrap();
+        let other = UnitFile::open(&out, &keys("another", "another")).unwrap();
         assert_eq!(other.finished(Protocol::Probe, 1.0), None);
         assert!(!file.exists());
         std::fs::write(&file, "").unwrap();
-        assert_eq!(UnitFile::open(&out, "key").unwrap().kept.len(), 0);
+        assert_eq!(
+            UnitFile::open(&out, &keys("key", "key"))
+                .unwrap()
+                .kept
+                .len(),
+            0
+        );
         assert!(!file.exists());
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -231,11 +303,11 @@ mod tests {
         let dir = root.join("results");
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("e.json");
-        let mut units = UnitFile::open(&out, "key").unwrap();
+        let mut units = UnitFile::open(&out, &keys("key", "key")).unwrap();
         std::fs::remove_dir(&dir).unwrap();
         units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         drop(units);
-        let again = UnitFile::open(&out, "key").unwrap();
+        let again = UnitFile::open(&out, &keys("key", "key")).unwrap();
         assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         std::fs::remove_dir_all(root).unwrap();
     }

@@ -202,6 +202,19 @@ fn an_interrupted_evaluation_goes_on_from_the_units_it_finished() {
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&kept).unwrap().lines().count(), 2);
+    // Run again at the usual learning rate, it keeps the probe (which the learning rate does
+    // not touch) and fine-tunes afresh.
+    let output = ecgfm_env(
+        &eval_args(data, run, c.to_str().unwrap(), "probe,finetune"),
+        &[],
+    );
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("resuming: 1 finished protocol and fraction pairs kept"),
+        "{said}"
+    );
+    assert_eq!(without_seconds(&c), without_seconds(&a));
     // Another seed is another evaluation: the units of the first are not used.
     std::fs::remove_file(&b).unwrap();
     abort_after("1", &eval_args(data, run, b_s, "probe,finetune"));
