@@ -5,7 +5,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
-use crate::eval_units::{evaluation_key, UnitFile, UnitKeys};
+use crate::eval_units::{UnitFile, UnitKeys};
 use crate::held_windows::HoldArgs;
 use crate::out_folder::{out_folder, MadeFolders};
 use crate::pretrain::thread_pool;
@@ -239,7 +239,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         source: &windows,
     };
     let (device_name, precision) = (device.name(), device.precision());
-    let common = [
+    let inputs_named = [
         ("ecgfm_version", env!("CARGO_PKG_VERSION").to_string()),
         ("weights_sha256", pretrained.weights_sha256.clone()),
         ("data", eval_manifest.data_digest()),
@@ -248,33 +248,14 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         ("device", device.kind()),
         ("precision", precision.to_string()),
     ];
-    let key = |settings: String| {
-        let mut parts = common.to_vec();
-        parts.push(("settings", settings));
-        evaluation_key(&parts)
-    };
-    let keys = UnitKeys {
-        probe: key(unit_settings(&settings, &["finetune"])?),
-        train: key(unit_settings(&settings, &[])?),
-    };
-    let mut units = UnitFile::open(&args.out, &keys)?;
+    let mut units = UnitFile::open(&args.out, UnitKeys::new(&inputs_named, &settings)?)?;
     let mut bar = EvalBar::new();
     let results = match device {
         Device::Cpu(be) => run_protocols(be, &inputs, &settings, &mut bar, &mut units),
         Device::Cuda(be) => run_protocols(*be, &inputs, &settings, &mut bar, &mut units),
     };
     bar.finish();
-    let results =
-        results
-            .map_err(anyhow::Error::from)
-            .map_err(|e| match units.finished_count() {
-                0 => e,
-                n => e.context(format!(
-            "evaluating ({n} finished protocol and fraction pairs are kept in {}: the same \
-             command goes on from them)",
-            units.path().display()
-        )),
-            })?;
+    let results = results.map_err(|e| units.note_kept(e.into()))?;
     for w in result_warnings(&results, &settings) {
         tracing::warn!("{w}");
         warnings.push(w);
@@ -346,21 +327,6 @@ pub(crate) fn check_vocabulary(
             Err(RefusedConfig(format!("the dataset {} holds {why}", redact_url(url))).into())
         }
     }
-}
-
-/// The settings a unit's outcome depends on, as JSON: all but which protocols and fractions run,
-/// the bootstrap (scoring's) and the fields named in `also_without`.
-fn unit_settings(settings: &EvalSettings, also_without: &[&str]) -> Result<String> {
-    let mut value = serde_json::to_value(settings).context("serialising the settings")?;
-    if let Some(fields) = value.as_object_mut() {
-        for field in ["protocols", "fractions", "bootstrap"]
-            .iter()
-            .chain(also_without)
-        {
-            fields.remove(*field);
-        }
-    }
-    Ok(value.to_string())
 }
 
 /// A warning for each source of the held-out records whose patient ids are ingest's stand-in

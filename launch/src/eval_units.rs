@@ -4,22 +4,22 @@
 //! on from the units it finished, with the results of one never interrupted. The file's first
 //! line names the evaluation: a SHA-256 of ecgfm's version, the checkpoint's weights, the
 //! dataset's data digest, the device's kind (a GPU's name and compute capability, not which of
-//! a node's GPUs), the precision and every setting a unit's outcome depends
-//! on (not the list of protocols or fractions, nor the bootstrap, which scoring applies afresh),
-//! one key for probes (without the fine-tuning settings) and one for trained protocols
-//! (`UnitKeys`). Units of another evaluation are discarded, saying so. The file goes once
-//! `--out` is written.
+//! a node's GPUs), the precision and every setting a unit's outcome depends on (not the list of
+//! protocols or fractions, nor the bootstrap, which scoring applies afresh), one key for probes
+//! (without the fine-tuning settings) and one for trained protocols (`UnitKeys`). Units of
+//! another evaluation are discarded, saying so. The file goes once `--out` is written.
 //!
 //! For tests, `ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS=N` aborts the process (as a crash would) right
 //! after its Nth unit is kept.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ecgfm_trainer::eval::units::{unit_from_line, unit_to_line};
-use ecgfm_trainer::eval::{EvalError, Protocol, UnitOutcome, UnitStore};
+use ecgfm_trainer::eval::{EvalError, EvalSettings, Protocol, UnitOutcome, UnitStore};
+use serde::{Deserialize, Serialize};
 
 /// The units file of the evaluation whose result goes to `out`.
 pub struct UnitFile {
@@ -28,7 +28,7 @@ pub struct UnitFile {
     header: String,
     /// Open for appending once there is a unit in it.
     file: Option<std::fs::File>,
-    kept: HashMap<(String, u64), UnitOutcome>,
+    kept: BTreeMap<(Protocol, u64), UnitOutcome>,
     /// Units this process kept, for the fault hook.
     written: usize,
     abort_after: Option<usize>,
@@ -37,20 +37,52 @@ pub struct UnitFile {
 /// The names of an evaluation's units: a probe's outcome depends on less than a trained
 /// protocol's (not on the fine-tuning settings), so a probe finished before a fine-tuning that
 /// diverged is kept when the run again lowers `--lr`.
+#[derive(Serialize, Deserialize, PartialEq)]
 pub struct UnitKeys {
     /// Of `probe` and `random_probe` units.
-    pub probe: String,
+    probe: String,
     /// Of `finetune` and `scratch` units.
-    pub train: String,
+    train: String,
+}
+
+/// The units file's first line.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    evaluation: UnitKeys,
 }
 
 impl UnitKeys {
-    fn of(&self, protocol: &str) -> Option<&str> {
-        let protocol = *Protocol::parse_list(protocol).ok()?.first()?;
-        Some(match protocol.trains_encoder() {
+    /// The keys of an evaluation under `settings` of the inputs `inputs` names (the weights,
+    /// the data, the device, ...): SHA-256s of them and the settings a unit's outcome depends
+    /// on, all but which protocols and fractions run and the bootstrap (scoring's), and for a
+    /// probe not the fine-tuning settings either.
+    pub fn new(inputs: &[(&str, String)], settings: &EvalSettings) -> Result<UnitKeys> {
+        let mut settings = serde_json::to_value(settings).context("serialising the settings")?;
+        let fields = settings
+            .as_object_mut()
+            .context("settings serialise as a table")?;
+        for scoring_only in ["protocols", "fractions", "bootstrap"] {
+            fields.remove(scoring_only);
+        }
+        let key = |settings: &serde_json::Value| {
+            let text = serde_json::to_string(&(inputs, settings)).expect("JSON serialises");
+            crate::package::sha256_hex(text.as_bytes())
+        };
+        let train = key(&settings);
+        if let Some(fields) = settings.as_object_mut() {
+            fields.remove("finetune");
+        }
+        Ok(UnitKeys {
+            probe: key(&settings),
+            train,
+        })
+    }
+
+    fn of(&self, protocol: Protocol) -> &str {
+        match protocol.trains_encoder() {
             true => &self.train,
             false => &self.probe,
-        })
+        }
     }
 }
 
@@ -58,41 +90,29 @@ impl UnitFile {
     /// Opens `OUT.units.jsonl` for the evaluation `keys` name, reading the units an interrupted
     /// run of it kept there (each unit by the key of its kind). The file is written again with
     /// only those, or removed when there are none (the first unit kept makes it anew).
-    pub fn open(out: &Path, keys: &UnitKeys) -> Result<UnitFile> {
+    pub fn open(out: &Path, keys: UnitKeys) -> Result<UnitFile> {
         let mut path = out.as_os_str().to_owned();
         path.push(".units.jsonl");
         let path = PathBuf::from(path);
-        let header = serde_json::json!({
-            "evaluation": { "probe": keys.probe, "train": keys.train }
-        })
-        .to_string();
-        let mut kept = HashMap::new();
-        let mut lines = vec![header.clone()];
+        let mut kept = BTreeMap::new();
+        let mut lines = Vec::new();
         let mut discarded = 0;
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let mut rows = text.lines();
-            let earlier = rows
-                .next()
-                .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .and_then(|header| {
-                    let keys = &header["evaluation"];
-                    Some(UnitKeys {
-                        probe: keys["probe"].as_str()?.to_string(),
-                        train: keys["train"].as_str()?.to_string(),
-                    })
-                });
-            // A line cut short when the process died, and any after it, are dropped.
-            for line in rows {
-                let Some((protocol, fraction, unit)) = unit_from_line(line) else {
-                    break;
-                };
-                let was = earlier.as_ref().and_then(|e| e.of(&protocol));
-                if was.is_none() || was != keys.of(&protocol) {
-                    discarded += 1;
-                    continue;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut rows = text.lines();
+        let earlier = rows
+            .next()
+            .and_then(|l| serde_json::from_str::<Header>(l).ok());
+        // A line cut short when the process died, and any after it, are dropped.
+        for line in rows {
+            let Some((protocol, fraction, unit)) = unit_from_line(line) else {
+                break;
+            };
+            match &earlier {
+                Some(h) if h.evaluation.of(protocol) == keys.of(protocol) => {
+                    kept.insert((protocol, fraction.to_bits()), unit);
+                    lines.push(line);
                 }
-                kept.insert((protocol, fraction.to_bits()), unit);
-                lines.push(line.to_string());
+                _ => discarded += 1,
             }
         }
         if discarded > 0 {
@@ -102,21 +122,24 @@ impl UnitFile {
                 path.display()
             );
         }
-        if !kept.is_empty() {
-            println!(
-                "resuming: {} finished protocol and fraction pairs kept from an interrupted run \
-                 of this evaluation ({})",
-                kept.len(),
-                path.display()
-            );
-        }
+        let header = serde_json::to_string(&Header { evaluation: keys }).expect("JSON serialises");
         let file = match kept.is_empty() {
             true => {
                 remove_if_there(&path)?;
                 None
             }
             false => {
-                crate::eval::write_whole(&path, &(lines.join("\n") + "\n"))?;
+                println!(
+                    "resuming: {} finished protocol and fraction pairs kept from an interrupted \
+                     run of this evaluation ({})",
+                    kept.len(),
+                    path.display()
+                );
+                let text = [header.as_str()]
+                    .into_iter()
+                    .chain(lines)
+                    .collect::<Vec<_>>();
+                crate::eval::write_whole(&path, &(text.join("\n") + "\n"))?;
                 Some(append_to(&path)?)
             }
         };
@@ -134,12 +157,20 @@ impl UnitFile {
     }
 
     /// Units the file holds: those read back and those kept since.
-    pub fn finished_count(&self) -> usize {
+    fn finished_count(&self) -> usize {
         self.kept.len() + self.written
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// `err`, the evaluation's failure, saying how many units the file keeps for the run again.
+    pub fn note_kept(&self, err: anyhow::Error) -> anyhow::Error {
+        match self.finished_count() {
+            0 => err,
+            n => err.context(format!(
+                "evaluating ({n} finished protocol and fraction pairs are kept in {}: the same \
+                 command goes on from them)",
+                self.path.display()
+            )),
+        }
     }
 
     /// Removes the file: the evaluation's result is written.
@@ -152,8 +183,7 @@ impl UnitFile {
 
 impl UnitStore for UnitFile {
     fn finished(&self, protocol: Protocol, fraction: f64) -> Option<UnitOutcome> {
-        let key = (protocol.name().to_string(), fraction.to_bits());
-        self.kept.get(&key).cloned()
+        self.kept.get(&(protocol, fraction.to_bits())).cloned()
     }
 
     fn keep(
@@ -209,16 +239,9 @@ fn append_to(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-/// The name of an evaluation in its units file: a SHA-256 of what a unit's outcome depends on.
-pub fn evaluation_key(parts: &[(&str, String)]) -> String {
-    let text = serde_json::to_string(parts).expect("strings serialise");
-    crate::package::sha256_hex(text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn keys(probe: &str, train: &str) -> UnitKeys {
         UnitKeys {
@@ -234,12 +257,12 @@ mod tests {
         let root = std::env::temp_dir().join(format!("ecgfm-units-kinds-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
         let out = root.join("e.json");
-        let mut units = UnitFile::open(&out, &keys("p", "t")).unwrap();
+        let mut units = UnitFile::open(&out, keys("p", "t")).unwrap();
         units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         units.keep(Protocol::RandomProbe, 1.0, &unit(2.0)).unwrap();
         units.keep(Protocol::Finetune, 1.0, &unit(3.0)).unwrap();
         drop(units);
-        let again = UnitFile::open(&out, &keys("p", "lower lr")).unwrap();
+        let again = UnitFile::open(&out, keys("p", "lower lr")).unwrap();
         assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         assert_eq!(again.finished(Protocol::RandomProbe, 1.0), Some(unit(2.0)));
         assert_eq!(again.finished(Protocol::Finetune, 1.0), None);
@@ -266,7 +289,7 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let out = root.join("e.json");
         let file = root.join("e.json.units.jsonl");
-        let mut units = UnitFile::open(&out, &keys("key", "key")).unwrap();
+        let mut units = UnitFile::open(&out, keys("key", "key")).unwrap();
         assert!(!file.exists(), "made before a unit was kept");
         units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         units.keep(Protocol::Finetune, 1.0, &unit(2.0)).unwrap();
@@ -275,20 +298,17 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         let cut = text.trim_end().len() - 5;
         std::fs::write(&file, &text[..cut]).unwrap();
-        let again = UnitFile::open(&out, &keys("key", "key")).unwrap();
+        let again = UnitFile::open(&out, keys("key", "key")).unwrap();
         assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         assert_eq!(again.finished(Protocol::Finetune, 1.0), Some(unit(2.0)));
         assert_eq!(again.finished(Protocol::Probe, 0.5), None);
         assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
-        let other = UnitFile::open(&out, &keys("another", "another")).unwrap();
+        let other = UnitFile::open(&out, keys("another", "another")).unwrap();
         assert_eq!(other.finished(Protocol::Probe, 1.0), None);
         assert!(!file.exists());
         std::fs::write(&file, "").unwrap();
         assert_eq!(
-            UnitFile::open(&out, &keys("key", "key"))
-                .unwrap()
-                .kept
-                .len(),
+            UnitFile::open(&out, keys("key", "key")).unwrap().kept.len(),
             0
         );
         assert!(!file.exists());
@@ -303,11 +323,11 @@ mod tests {
         let dir = root.join("results");
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("e.json");
-        let mut units = UnitFile::open(&out, &keys("key", "key")).unwrap();
+        let mut units = UnitFile::open(&out, keys("key", "key")).unwrap();
         std::fs::remove_dir(&dir).unwrap();
         units.keep(Protocol::Probe, 1.0, &unit(1.0)).unwrap();
         drop(units);
-        let again = UnitFile::open(&out, &keys("key", "key")).unwrap();
+        let again = UnitFile::open(&out, keys("key", "key")).unwrap();
         assert_eq!(again.finished(Protocol::Probe, 1.0), Some(unit(1.0)));
         std::fs::remove_dir_all(root).unwrap();
     }

@@ -81,10 +81,13 @@ pub fn unit_to_line(protocol: Protocol, fraction: f64, unit: &UnitOutcome) -> St
     serde_json::to_string(&line).expect("a unit serialises")
 }
 
-/// The protocol name, fraction and unit of a line `unit_to_line` wrote; `None` for any other
-/// text (a line cut short when the process died).
-pub fn unit_from_line(text: &str) -> Option<(String, f64, UnitOutcome)> {
+/// The protocol, fraction and unit of a line `unit_to_line` wrote; `None` for any other text (a
+/// line cut short when the process died).
+pub fn unit_from_line(text: &str) -> Option<(Protocol, f64, UnitOutcome)> {
     let line: UnitLine = serde_json::from_str(text).ok()?;
+    let protocol = Protocol::ALL
+        .into_iter()
+        .find(|p| p.name() == line.protocol)?;
     let floats = |v: Vec<u64>| v.into_iter().map(f64::from_bits).collect();
     let unit = UnitOutcome {
         val_scores: floats(line.val_scores),
@@ -95,7 +98,7 @@ pub fn unit_from_line(text: &str) -> Option<(String, f64, UnitOutcome)> {
             .collect(),
         seconds: f64::from_bits(line.seconds),
     };
-    Some((line.protocol, f64::from_bits(line.fraction), unit))
+    Some((protocol, f64::from_bits(line.fraction), unit))
 }
 
 #[cfg(test)]
@@ -113,7 +116,7 @@ mod tests {
         };
         let line = unit_to_line(Protocol::Finetune, 0.1, &unit);
         let (protocol, fraction, back) = unit_from_line(&line).unwrap();
-        assert_eq!((protocol.as_str(), fraction), ("finetune", 0.1));
+        assert_eq!((protocol, fraction), (Protocol::Finetune, 0.1));
         assert_eq!(back, unit);
         assert!(unit_from_line(&line[..line.len() - 3]).is_none());
     }
