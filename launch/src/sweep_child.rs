@@ -95,19 +95,20 @@ fn parse_child(args: &[String], what: &str, command: &str) -> Result<Command> {
 
 /// Runs this binary with `args`, its output going to the terminal; a failure carries the
 /// child's own error (for the sweep's records of failed runs).
-pub(crate) fn run_child(args: &[&str]) -> Result<()> {
+pub(crate) fn run_child<S: AsRef<str>>(args: &[S]) -> Result<()> {
     child(args, true)
 }
 
 /// `run_child` for the data commands that prepare a sweep, whose failure ends it: the child
 /// has printed its error, so the sweep's own does not repeat it.
-pub(crate) fn run_data_child(args: &[&str]) -> Result<()> {
+pub(crate) fn run_data_child<S: AsRef<str>>(args: &[S]) -> Result<()> {
     child(args, false)
 }
 
-fn child(args: &[&str], repeat_error: bool) -> Result<()> {
+fn child<S: AsRef<str>>(args: &[S], repeat_error: bool) -> Result<()> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let exe = std::env::current_exe().context("locating the ecgfm binary")?;
-    let (status, error) = child_error::status_and_error(Process::new(&exe).args(args))
+    let (status, error) = child_error::status_and_error(Process::new(&exe).args(&args))
         .with_context(|| format!("starting {}", exe.display()))?;
     let stopped_itself = status.code() == Some(i32::from(signals::STOPPED_EXIT));
     if let Some(sig) = signals::received().filter(|_| !status.success()) {

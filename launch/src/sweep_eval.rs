@@ -104,7 +104,6 @@ fn evaluate(
             &out.display().to_string(),
             threads,
         );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_child(&args).with_context(|| format!("evaluating {} on {}", run.name, eval.task))?;
     }
     let text =

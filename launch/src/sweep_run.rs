@@ -519,7 +519,6 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         }
         println!("ingesting {} into {out}", redact_url(&ingest.source));
         let args = ingest_command(ingest, &out);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_data_child(&args).with_context(|| {
             format!(
                 "ingesting [ingest.{name}] (--set ingest.{name}.source=DIR or \
@@ -571,7 +570,6 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     );
     let resume = run_dir.join("config.toml").exists();
     let args = launch.pretrain_args(run.ranks, &config_arg, &out_arg, resume);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_child(&args).with_context(|| format!("run {}", run.name))?;
 
     let mut rec = SweepRecord::planned(run, &rel);
