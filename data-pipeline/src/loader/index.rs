@@ -14,12 +14,12 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::error::DataError;
-use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use crate::store;
 
 use super::shard::Shard;
 
-/// Shard footers fetched concurrently while opening.
+/// Requests in flight while opening: shard footers, then row groups' `split` columns.
 const OPEN_CONCURRENCY: usize = 16;
 
 /// The largest weight of a source (`data.repeat`): reads per epoch of each of its rows.
@@ -111,44 +111,49 @@ impl DatasetIndex {
             .buffered(OPEN_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut units = Vec::new();
-        let mut shard_units = Vec::with_capacity(shards.len());
-        let mut first_id = 0u64;
+        // Each shard's check against its manifest entry, then each of its row groups' rows of
+        // the split, in that order; the row groups' splits (one request each where a row group
+        // holds several) are read `OPEN_CONCURRENCY` at a time, not one after another, and the
+        // first failure in this order is the one returned.
+        let mut steps = Vec::new();
         for (s, (shard, entry)) in shards.iter().zip(&manifest.shards).enumerate() {
-            if shard.size != entry.bytes {
-                return Err(DataError::Damaged {
-                    path: entry.path.clone(),
-                    reason: format!(
-                        "the file has {} bytes, the manifest says {}",
-                        shard.size, entry.bytes
-                    ),
-                });
-            }
+            steps.push(OpenStep::Check(s));
             let row_groups = shard.row_group_rows();
-            if row_groups != entry.row_groups {
-                return Err(DataError::Corrupt {
-                    path: entry.path.clone(),
-                    reason: format!(
-                        "row groups {:?} in the file differ from {:?} in the manifest",
-                        row_groups, entry.row_groups
-                    ),
+            if row_groups == entry.row_groups {
+                steps
+                    .extend((row_groups.iter().enumerate()).map(|(g, &n)| OpenStep::Rows(s, g, n)));
+            }
+        }
+        let selected: Vec<Option<Selected>> = futures::stream::iter(steps)
+            .map(|step| {
+                let (shards, entries) = (&shards, &manifest.shards);
+                async move {
+                    match step {
+                        OpenStep::Check(s) => check_shard(&shards[s], &entries[s]).map(|()| None),
+                        OpenStep::Rows(s, g, n) => {
+                            let rows = select_rows(store.as_ref(), &shards[s], g, n, split).await?;
+                            Ok(Some(Selected { s, g, n, rows }))
+                        }
+                    }
+                }
+            })
+            .buffered(OPEN_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut units = Vec::new();
+        let mut shard_units = vec![Vec::new(); shards.len()];
+        let mut first_id = 0u64;
+        for Selected { s, g, n, rows } in selected.into_iter().flatten() {
+            if !rows.is_empty() {
+                shard_units[s].push(units.len() as u32);
+                units.push(Unit {
+                    shard: s as u32,
+                    row_group: g as u32,
+                    rows,
+                    first_id,
                 });
             }
-            let mut mine = Vec::new();
-            for (g, &n) in row_groups.iter().enumerate() {
-                let rows = select_rows(store.as_ref(), shard, g, n, split).await?;
-                if !rows.is_empty() {
-                    mine.push(units.len() as u32);
-                    units.push(Unit {
-                        shard: s as u32,
-                        row_group: g as u32,
-                        rows,
-                        first_id,
-                    });
-                }
-                first_id += n;
-            }
-            shard_units.push(mine);
+            first_id += n;
         }
         let shard_rows: Vec<u64> = shard_units
             .iter()
@@ -294,6 +299,45 @@ async fn weigh_shards(
     Ok(weights)
 }
 
+/// One step of opening: a shard checked against its manifest entry, or the rows of the split
+/// in one of its row groups (shard, row group, rows in it).
+enum OpenStep {
+    Check(usize),
+    Rows(usize, usize, u64),
+}
+
+/// The rows of the split in row group `g` (of `n` rows) of shard `s`.
+struct Selected {
+    s: usize,
+    g: usize,
+    n: u64,
+    rows: Vec<u32>,
+}
+
+/// Refuses a shard whose size or row groups differ from its manifest entry.
+fn check_shard(shard: &Shard, entry: &ShardEntry) -> Result<(), DataError> {
+    if shard.size != entry.bytes {
+        return Err(DataError::Damaged {
+            path: entry.path.clone(),
+            reason: format!(
+                "the file has {} bytes, the manifest says {}",
+                shard.size, entry.bytes
+            ),
+        });
+    }
+    let row_groups = shard.row_group_rows();
+    if row_groups != entry.row_groups {
+        return Err(DataError::Corrupt {
+            path: entry.path.clone(),
+            reason: format!(
+                "row groups {:?} in the file differ from {:?} in the manifest",
+                row_groups, entry.row_groups
+            ),
+        });
+    }
+    Ok(())
+}
+
 async fn select_rows(
     store: &dyn ObjectStore,
     shard: &Shard,
@@ -316,5 +360,78 @@ async fn select_rows(
             .filter(|(_, s)| s.as_str() == split)
             .map(|(i, _)| i as u32)
             .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+
+    #[test]
+    fn the_split_read_concurrently_is_the_split_read_row_group_by_row_group() {
+        // Several shards of row groups of 8 rows, most holding rows of two or three splits.
+        let url = "memory://index-tests/concurrent";
+        let options = SynthDatasetOptions {
+            out: url.to_string(),
+            records: 120,
+            row_group_rows: 8,
+            shard_target_bytes: 400_000,
+            threads: 1,
+            ..SynthDatasetOptions::default()
+        };
+        write_synth_dataset(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        let (store, root) = store::open_url(url).unwrap();
+        let manifest = Manifest::load(store.as_ref(), &root).unwrap();
+        assert!(
+            manifest.shards.len() >= 3,
+            "{} shards",
+            manifest.shards.len()
+        );
+        for split in ["train", "val", "test", ALL_SPLITS] {
+            let index = store::block_on(DatasetIndex::open(&store, &root, split, &BTreeMap::new()))
+                .unwrap();
+            // The units as one shard and row group after another give them.
+            let mut expected = Vec::new();
+            let mut first_id = 0u64;
+            for (s, shard) in index.shards.iter().enumerate() {
+                for (g, n) in shard.row_group_rows().into_iter().enumerate() {
+                    let rows: Vec<u32> = match split {
+                        ALL_SPLITS => (0..n as u32).collect(),
+                        _ => store::block_on(shard.read_splits(store.as_ref(), g))
+                            .unwrap()
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.as_str() == split)
+                            .map(|(i, _)| i as u32)
+                            .collect(),
+                    };
+                    if !rows.is_empty() {
+                        expected.push((s as u32, g as u32, rows, first_id));
+                    }
+                    first_id += n;
+                }
+            }
+            let units: Vec<(u32, u32, Vec<u32>, u64)> = (index.units.iter())
+                .map(|u| (u.shard, u.row_group, u.rows.clone(), u.first_id))
+                .collect();
+            assert_eq!(units, expected, "split {split}");
+            // Some row groups hold other splits too: their rows were read from the file.
+            let partial = (index.units.iter())
+                .filter(|u| {
+                    (u.rows.len() as u64)
+                        < manifest.shards[u.shard as usize].row_groups[u.row_group as usize]
+                })
+                .count();
+            assert_eq!(partial > 0, split != ALL_SPLITS, "split {split}");
+            for (s, mine) in index.shard_units.iter().enumerate() {
+                assert!(mine
+                    .iter()
+                    .all(|&u| index.units[u as usize].shard == s as u32));
+                assert!(mine.windows(2).all(|w| w[0] < w[1]));
+            }
+            let listed: usize = index.shard_units.iter().map(Vec::len).sum();
+            assert_eq!(listed, index.units.len());
+        }
     }
 }

@@ -181,6 +181,44 @@ fn a_damaged_split_chunk_fails_its_checksum() {
 }
 
 #[test]
+fn of_several_damaged_shards_the_first_in_manifest_order_is_named() {
+    // The row groups' splits are read many at a time while opening: the error is still that of
+    // the first shard, in manifest order, that fails, whichever request fails first.
+    let damage_split_of_shard_1 = |url: String| {
+        damaged_chunk_error(url, 1, 14, "split", |len| len / 2, 0x01);
+    };
+    let resize_in_manifest = |url: &str, shard: usize| {
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&read(url, "manifest.json")).unwrap();
+        let bytes = manifest["shards"][shard]["bytes"].as_u64().unwrap();
+        manifest["shards"][shard]["bytes"] = (bytes + 1).into();
+        replace(
+            url,
+            "manifest.json",
+            Some(serde_json::to_vec(&manifest).unwrap()),
+        );
+    };
+    // A damaged split chunk in shard 1 before a size that differs in shard 2.
+    let url = write_split("first-of-two-a", dataset::every_fifth_val);
+    damage_split_of_shard_1(url.clone());
+    resize_in_manifest(&url, 2);
+    let text = Loader::open(&url, config()).err().unwrap().to_string();
+    assert!(
+        text.contains("shard-00001.parquet") && text.contains("row group 1"),
+        "{text}"
+    );
+    // A size that differs in shard 0 before it.
+    let url = write_split("first-of-two-b", dataset::every_fifth_val);
+    damage_split_of_shard_1(url.clone());
+    resize_in_manifest(&url, 0);
+    let text = Loader::open(&url, config()).err().unwrap().to_string();
+    assert!(
+        text.contains("shard-00000.parquet") && text.contains("bytes"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_damaged_statistic_in_the_footer_fails_its_checksum() {
     // Every row is in `train`, so the loader reads each row group's split from the footer's
     // statistics (min = max); one changed letter there would drop the row group from the epoch.
