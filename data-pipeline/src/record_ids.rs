@@ -6,8 +6,13 @@
 //! A record's windows are consecutive rows, so a record is listed once per run of rows; the
 //! list is in dataset order.
 
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
 
 use crate::error::DataError;
 use crate::loader::Shard;
@@ -39,27 +44,85 @@ impl RecordId {
     }
 }
 
+/// Requests in flight: shard footers, then row groups' id columns.
+const CONCURRENCY: usize = 16;
+
 /// The dataset at `url`: its manifest and every record, in dataset order. Each shard is opened
 /// as the loader opens it (its footer checked against the manifest) and each row group's
-/// `COLUMNS` fetched alone, the split and source chunks checked too.
+/// `COLUMNS` fetched alone, the split and source chunks checked too; `CONCURRENCY` requests at
+/// a time, so an object store's latency is paid once per `CONCURRENCY` of them. Of several
+/// failures, the one a shard-by-shard, row-group-by-row-group read meets first is returned.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let (object_store, root) = store::open_url(url)?;
-    let manifest = Manifest::load(object_store.as_ref(), &root)?;
-    let mut records: Vec<RecordId> = Vec::new();
-    for entry in &manifest.shards {
-        let location = store::join(&root, &entry.path);
-        let shard = store::block_on(Shard::open(
-            object_store.as_ref(),
-            location,
-            entry.path.clone(),
-            entry.checksums(),
-        ))?;
-        for rg in 0..shard.row_group_rows().len() {
-            let batch = store::block_on(shard.read_utf8(object_store.as_ref(), rg, &COLUMNS))?;
-            push_rows(&batch, &entry.path, &mut records)?;
+    read_record_ids_from(object_store, &root)
+}
+
+/// [`read_record_ids`] of the dataset under `root` in an already configured store.
+pub fn read_record_ids_from(
+    object_store: Arc<dyn ObjectStore>,
+    root: &Path,
+) -> Result<(Manifest, Vec<RecordId>), DataError> {
+    let manifest = Manifest::load(object_store.as_ref(), root)?;
+    let records = store::block_on(records_of(object_store.as_ref(), root, &manifest))?;
+    Ok((manifest, records))
+}
+
+/// One read of [`records_of`]: a row group of an opened shard, or the failure to open one.
+enum Step {
+    RowGroup(Arc<Shard>, usize),
+    Failed(DataError),
+}
+
+async fn records_of(
+    object_store: &dyn ObjectStore,
+    root: &Path,
+    manifest: &Manifest,
+) -> Result<Vec<RecordId>, DataError> {
+    let opened: Vec<Result<Shard, DataError>> = futures::stream::iter(&manifest.shards)
+        .map(|entry| {
+            let location = store::join(root, &entry.path);
+            Shard::open(
+                object_store,
+                location,
+                entry.path.clone(),
+                entry.checksums(),
+            )
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    // Every row group of each shard, up to the first shard that does not open.
+    let mut steps = Vec::new();
+    for shard in opened {
+        match shard {
+            Ok(shard) => {
+                let shard = Arc::new(shard);
+                let row_groups = shard.row_group_rows().len();
+                steps.extend((0..row_groups).map(|rg| Step::RowGroup(shard.clone(), rg)));
+            }
+            Err(error) => {
+                steps.push(Step::Failed(error));
+                break;
+            }
         }
     }
-    Ok((manifest, records))
+    let mut batches = futures::stream::iter(steps)
+        .map(|step| async move {
+            match step {
+                Step::RowGroup(shard, rg) => {
+                    let batch = shard.read_utf8(object_store, rg, &COLUMNS).await?;
+                    Ok((shard, batch))
+                }
+                Step::Failed(error) => Err(error),
+            }
+        })
+        .buffered(CONCURRENCY);
+    let mut records: Vec<RecordId> = Vec::new();
+    while let Some(read) = batches.next().await {
+        let (shard, batch) = read?;
+        push_rows(&batch, &shard.name, &mut records)?;
+    }
+    Ok(records)
 }
 
 /// Appends the record of each row of `batch` (a row group's [`COLUMNS`] of shard `name`) unless
@@ -96,6 +159,7 @@ fn push_rows(batch: &RecordBatch, name: &str, out: &mut Vec<RecordId>) -> Result
 mod tests {
     use super::*;
     use crate::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
+    use bytes::Bytes;
 
     #[test]
     fn every_record_is_read_once_with_its_split_and_patient() {
@@ -130,5 +194,97 @@ mod tests {
             ..fallback
         };
         assert!(!real.patient_is_record());
+    }
+
+    /// A dataset of several shards of row groups of 4 rows, in memory.
+    fn several_shards(name: &str) -> (Arc<dyn ObjectStore>, Path, String) {
+        let url = format!("memory://record-ids-tests/{name}");
+        let options = SynthDatasetOptions {
+            out: url.clone(),
+            records: 40,
+            row_group_rows: 4,
+            shard_target_bytes: 300_000,
+            threads: 1,
+            ..SynthDatasetOptions::default()
+        };
+        write_synth_dataset(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        let (object_store, root) = store::open_url(&url).unwrap();
+        (object_store, root, url)
+    }
+
+    /// The records as read one shard, then one row group, after another.
+    fn one_by_one(url: &str) -> Result<Vec<RecordId>, DataError> {
+        let (object_store, root) = store::open_url(url)?;
+        let manifest = Manifest::load(object_store.as_ref(), &root)?;
+        let mut records = Vec::new();
+        for entry in &manifest.shards {
+            let location = store::join(&root, &entry.path);
+            let shard = store::block_on(Shard::open(
+                object_store.as_ref(),
+                location,
+                entry.path.clone(),
+                entry.checksums(),
+            ))?;
+            for rg in 0..shard.row_group_rows().len() {
+                let batch = store::block_on(shard.read_utf8(object_store.as_ref(), rg, &COLUMNS))?;
+                push_rows(&batch, &entry.path, &mut records)?;
+            }
+        }
+        Ok(records)
+    }
+
+    #[test]
+    fn many_reads_at_a_time_give_the_records_and_the_error_of_one_read_at_a_time() {
+        let (object_store, root, url) = several_shards("concurrent");
+        let (manifest, records) = read_record_ids(&url).unwrap();
+        assert!(
+            manifest.shards.len() >= 3,
+            "{} shards",
+            manifest.shards.len()
+        );
+        assert_eq!(records, one_by_one(&url).unwrap());
+        assert_eq!(records.len() as u64, manifest.counts.records);
+        // Shard 1's split chunk of its row group 1 damaged, shard 2 gone: the damaged chunk is
+        // met first.
+        let shard = |i: usize| store::join(&root, &manifest.shards[i].path);
+        let mut bytes = store::block_on(store::get_bytes(object_store.as_ref(), &shard(1)))
+            .unwrap()
+            .to_vec();
+        let chunk = {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
+            let metadata = reader.metadata().row_group(1).clone();
+            let leaf = (0..metadata.num_columns())
+                .find(|&c| metadata.column(c).column_path().string() == col::SPLIT)
+                .unwrap();
+            metadata.column(leaf).byte_range()
+        };
+        bytes[(chunk.0 + chunk.1 / 2) as usize] ^= 0x01;
+        store::block_on(store::put_bytes(
+            object_store.as_ref(),
+            &shard(1),
+            Bytes::from(bytes),
+        ))
+        .unwrap();
+        store::block_on(object_store::ObjectStoreExt::delete(
+            object_store.as_ref(),
+            &shard(2),
+        ))
+        .unwrap();
+        let error = read_record_ids(&url).unwrap_err().to_string();
+        assert_eq!(error, one_by_one(&url).unwrap_err().to_string());
+        assert!(
+            error.contains("shard-00001.parquet") && error.contains("CRC-32C"),
+            "{error}"
+        );
+        // With shard 1 gone too, shard 1 is named, not a later one.
+        store::block_on(object_store::ObjectStoreExt::delete(
+            object_store.as_ref(),
+            &shard(1),
+        ))
+        .unwrap();
+        let error = read_record_ids(&url).unwrap_err().to_string();
+        assert_eq!(error, one_by_one(&url).unwrap_err().to_string());
+        assert!(error.contains("shard-00001.parquet"), "{error}");
     }
 }
