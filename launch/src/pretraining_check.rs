@@ -5,7 +5,8 @@
 //! (another split seed) whose pretraining split holds the evaluation's held-out records. Only
 //! each record's source, id and split are read (`ecgfm_data::record_ids`), not the signals.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashSet};
 
 use anyhow::{bail, Result};
 use ecgfm_data::manifest::Manifest;
@@ -60,9 +61,11 @@ pub fn check(
     if pretrained.config.data.source == "synth" {
         return Ok((pretraining, Vec::new()));
     }
+    // The evaluation's own records are borrowed, not copied (millions of them, maybe).
     let records = match same {
-        true => Ok((eval.manifest.clone(), eval.records.to_vec())),
-        false => read_record_ids(&pretrained.config.data.source),
+        true => Ok((Cow::Borrowed(eval.manifest), Cow::Borrowed(eval.records))),
+        false => read_record_ids(&pretrained.config.data.source)
+            .map(|(manifest, records)| (Cow::Owned(manifest), Cow::Owned(records))),
     };
     let records = match records {
         Ok((manifest, records)) => {
@@ -122,14 +125,21 @@ fn described(pretrained: &Pretrained) -> Pretraining {
     )
 }
 
-/// The records of `held_out` that are among `records` of `split` (`all`: every split).
+/// The records of `held_out` that are among `records` of `split` (`all`: every split), sorted.
+/// Only the held-out keys and the matches are kept as sets, never the pretraining records.
 fn overlap(records: &[RecordId], split: &str, held_out: &BTreeSet<RecordKey>) -> Vec<RecordKey> {
-    let read: BTreeSet<RecordKey> = records
+    let held: HashSet<(&str, &str)> = (held_out.iter())
+        .map(|(source, id)| (source.as_str(), id.as_str()))
+        .collect();
+    let seen: BTreeSet<(&str, &str)> = records
         .iter()
         .filter(|r| split == "all" || r.split == split)
-        .map(|r| (r.source.clone(), r.record_id.clone()))
+        .map(|r| (r.source.as_str(), r.record_id.as_str()))
+        .filter(|key| held.contains(key))
         .collect();
-    held_out.intersection(&read).cloned().collect()
+    (seen.into_iter())
+        .map(|(source, id)| (source.to_string(), id.to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,5 +175,49 @@ mod tests {
         assert_eq!(ids("test"), ["A2"]);
         assert_eq!(ids("val"), Vec::<String>::new(), "another source's A3");
         assert_eq!(ids("all"), ["A1", "A2"]);
+    }
+
+    #[test]
+    fn the_overlap_is_sorted_and_distinct_as_the_intersection_of_two_sets_gives_it() {
+        // Records out of order, one listed twice (its windows in two runs of rows), of two
+        // sources sharing an id.
+        let mut records: Vec<RecordId> = ["B2", "A9", "B2", "A1", "C3", "A5"]
+            .iter()
+            .map(|id| record(id, "train"))
+            .collect();
+        records.push(RecordId {
+            source: "ptbxl".into(),
+            ..record("A1", "train")
+        });
+        records.push(record("A7", "test"));
+        let held_out: BTreeSet<RecordKey> = [
+            ("ptbxl", "A1"),
+            ("cinc2017", "C3"),
+            ("cinc2017", "B2"),
+            ("cinc2017", "A1"),
+            ("cinc2017", "A7"),
+            ("cinc2017", "Z0"),
+        ]
+        .map(|(s, r)| (s.to_string(), r.to_string()))
+        .into();
+        for split in ["train", "test", "all"] {
+            // What `overlap` returned before it kept only the held-out keys as a set.
+            let read: BTreeSet<RecordKey> = (records.iter())
+                .filter(|r| split == "all" || r.split == split)
+                .map(|r| (r.source.clone(), r.record_id.clone()))
+                .collect();
+            let expected: Vec<RecordKey> = held_out.intersection(&read).cloned().collect();
+            assert_eq!(overlap(&records, split, &held_out), expected, "{split}");
+        }
+        let keys = |split| -> Vec<String> {
+            (overlap(&records, split, &held_out).into_iter())
+                .map(|(s, r)| format!("{s}:{r}"))
+                .collect()
+        };
+        assert_eq!(
+            keys("train"),
+            ["cinc2017:A1", "cinc2017:B2", "cinc2017:C3", "ptbxl:A1"]
+        );
+        assert_eq!(keys("test"), ["cinc2017:A7"]);
     }
 }
