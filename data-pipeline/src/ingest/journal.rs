@@ -12,6 +12,7 @@
 //! way out is another `--out`, removing the folder, or (for an unfinished ingest) running it
 //! again as it was.
 
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -469,25 +470,42 @@ fn exists(object_store: &dyn ObjectStore, location: &Path) -> Result<bool, DataE
     }
 }
 
+/// Shards asked about at once when a journal is resumed.
+const HEADS_IN_FLIGHT: usize = 16;
+
+/// Whether every shard of `journal` is there with its recorded size: `HEADS_IN_FLIGHT` requests
+/// at a time (an object store's latency is paid once per that many shards, not once per shard),
+/// taken in the journal's order, so the answer, or the error, is that of the first shard that
+/// is not intact.
 fn shards_intact(
     object_store: &dyn ObjectStore,
     root: &Path,
     journal: &Journal,
 ) -> Result<bool, DataError> {
-    for shard in &journal.shards {
-        let location = store::join(root, &shard.path);
-        match store::block_on(object_store.head(&location)) {
-            Ok(meta) if meta.size == shard.bytes => {}
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(source) => {
-                return Err(DataError::Store {
-                    location: location.to_string(),
-                    source,
-                })
+    store::block_on(async {
+        let mut heads = futures::stream::iter(&journal.shards)
+            .map(|shard| {
+                let location = store::join(root, &shard.path);
+                async move {
+                    let head = object_store.head(&location).await;
+                    (location, shard.bytes, head)
+                }
+            })
+            .buffered(HEADS_IN_FLIGHT);
+        while let Some((location, bytes, head)) = heads.next().await {
+            match head {
+                Ok(meta) if meta.size == bytes => {}
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(source) => {
+                    return Err(DataError::Store {
+                        location: location.to_string(),
+                        source,
+                    })
+                }
             }
         }
-    }
-    Ok(true)
+        Ok(true)
+    })
 }
 
 #[cfg(test)]
@@ -629,5 +647,37 @@ mod tests {
             err.contains("ingested with other settings, labels or records; "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn shards_are_intact_until_one_of_them_is_missing_or_resized() {
+        let store = InMemory::new();
+        let root = Path::from("ds");
+        let mut journal = Journal::default();
+        for i in 0..40 {
+            let path = format!("shards/shard-{i:05}.parquet");
+            let bytes = vec![7u8; 10 + i];
+            store::block_on(store::put_bytes(
+                &store,
+                &store::join(&root, &path),
+                bytes.into(),
+            ))
+            .unwrap();
+            journal.shards.push(ShardEntry {
+                path,
+                bytes: 10 + i as u64,
+                ..ShardEntry::default()
+            });
+        }
+        assert!(shards_intact(&store, &root, &journal).unwrap());
+        let mut resized = journal.clone();
+        resized.shards[33].bytes += 1;
+        assert!(!shards_intact(&store, &root, &resized).unwrap());
+        let at = |i: usize| store::join(&root, &journal.shards[i].path);
+        store::block_on(store.delete(&at(3))).unwrap();
+        assert!(!shards_intact(&store, &root, &journal).unwrap());
+        let mut first_three = journal.clone();
+        first_three.shards.truncate(3);
+        assert!(shards_intact(&store, &root, &first_three).unwrap());
     }
 }
