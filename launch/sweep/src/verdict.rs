@@ -8,6 +8,7 @@
 
 use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
 use crate::report::human;
+use ecgfm_trainer::eval::IntervalNoise;
 use std::fmt::Write as _;
 
 /// The verdict of one group: larger vs smaller on val loss and downstream AUROC.
@@ -93,9 +94,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
                     if d.other_test_sets() {
                         return format!("the {what} was {OTHER_TEST_SETS}");
                     }
-                    let paired = d.paired.map_or(String::new(), |ci| {
-                        format!(" [{:+.3}, {:+.3}] paired", ci.low, ci.high)
-                    });
+                    let paired = against_scratch_interval(&d);
                     format!("the {what} is {:+.3}{paired}", d.diff)
                 })
             };
@@ -194,6 +193,31 @@ fn outside_words(d: &AurocDiff) -> &'static str {
         "outside the test-set CI (one seed a size: seed-to-seed spread unknown)"
     } else {
         "outside the CI"
+    }
+}
+
+/// The paired interval of a pretrained result against `scratch` (`d`), as ` [low, high] paired
+/// ...`: over seeds and the test set where both have two or more seeds; else over the test set
+/// given the seeds, labelled as such, since scratch's result moves with its training seed
+/// (`paired::seed_dependent`), which that interval does not resample (as `ecgfm eval` labels
+/// it); nothing without an interval.
+fn against_scratch_interval(d: &AurocDiff) -> String {
+    match (&d.over_seeds, &d.paired) {
+        (Some(ci), _) => format!(
+            " [{:+.3}, {:+.3}] paired over seeds and {}",
+            ci.low,
+            ci.high,
+            d.drawn()
+        ),
+        (None, Some(ci)) => format!(
+            " [{:+.3}, {:+.3}] paired ({})",
+            ci.low,
+            ci.high,
+            IntervalNoise::TestSetOnly
+                .label()
+                .expect("test-set-only intervals are labelled")
+        ),
+        (None, None) => String::new(),
     }
 }
 

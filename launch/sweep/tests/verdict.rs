@@ -270,3 +270,65 @@ fn a_report_made_again_from_its_results_folder_says_the_same() {
     assert_eq!(verdict(&again), verdict(&original));
     std::fs::remove_dir_all(&copy).unwrap();
 }
+
+/// `record` with a from-scratch result on its probe's test set (`test_records` records), its
+/// result file written under `dir`.
+fn with_scratch(dir: &Path, mut record: SweepRecord, test_records: u32) -> SweepRecord {
+    let auroc = 0.6;
+    let file = serde_json::json!({"results": [{
+        "protocol": "scratch", "fraction": 1.0, "macro_auroc": auroc,
+        "macro_auroc_ci": [auroc - 0.03, auroc + 0.03],
+        "test_units": units(test_records, 999 + record.seed),
+    }]});
+    let path = eval_file(&dir.join(&record.run_dir), "synth", "scratch");
+    std::fs::write(path, file.to_string()).unwrap();
+    record.eval.push(EvalResult {
+        task: "synth".into(),
+        protocol: "scratch".into(),
+        fraction: 1.0,
+        macro_auroc: auroc,
+        macro_auroc_ci: Some([auroc - 0.03, auroc + 0.03]),
+        units: None,
+    });
+    record
+}
+
+/// Scratch trains from a seed: its interval over one seed's test set leaves the seed-to-seed
+/// spread out, and the verdict labels it as `ecgfm eval` does; with two scratch seeds and two
+/// probe seeds it gives the interval over seeds too.
+#[test]
+fn the_interval_against_scratch_says_what_it_resamples() {
+    let dir = temp_dir("scratch-one-seed");
+    let records = [
+        run(&dir, 1, 0, 200),
+        run(&dir, 1, 1, 200),
+        with_scratch(&dir, run(&dir, 2, 0, 200), 200),
+        run(&dir, 2, 1, 200),
+    ];
+    let md = report(&dir, &records);
+    let line = (md.lines())
+        .find(|l| l.trim_start().starts_with("From scratch"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        line.contains("paired (test-set noise only; training seed not resampled)"),
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = temp_dir("scratch-two-seeds");
+    let records = [
+        run(&dir, 1, 0, 200),
+        run(&dir, 1, 1, 200),
+        with_scratch(&dir, run(&dir, 2, 0, 200), 200),
+        with_scratch(&dir, run(&dir, 2, 1, 200), 200),
+    ];
+    let md = report(&dir, &records);
+    let line = (md.lines())
+        .find(|l| l.trim_start().starts_with("From scratch"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        line.contains("paired over seeds and test patients") && !line.contains("test-set noise"),
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
