@@ -94,8 +94,10 @@ pub struct ScoredResult {
     /// written before it was renamed). Absent (no value) where a result file leaves it out.
     #[serde(default, rename = "macro_f1_ovr_thresholded", alias = "macro_f1")]
     pub macro_f1: WithCi,
-    /// Each class's thresholded F1, `null` where it is left out of the macro (no test positive,
-    /// or no validation positive to pick a threshold on); empty in older files.
+    /// Each class's thresholded F1, `null` where it is left out of the macro (neither a test
+    /// positive nor a unit predicted positive, or no validation positive to pick a threshold
+    /// on; a class predicted where the test set lacks it scores 0 and counts); empty in older
+    /// files.
     #[serde(default)]
     pub per_class_f1: BTreeMap<String, Option<f64>>,
     /// Each class's decision threshold (picked on validation), by class name; empty where a

@@ -99,8 +99,10 @@ pub struct TestMetrics {
     /// threshold (picked on validation to maximise that class's F1), so a unit may be predicted
     /// as several classes or none; not the CinC 2017 challenge's F1 (`cinc2017_f1`).
     pub macro_f1_ovr_thresholded: WithCi,
-    /// Per class, at those thresholds; `null` for a class without a test positive or without a
-    /// validation positive (no threshold could be picked), and left out of the macro.
+    /// Per class, at those thresholds; `null` for a class with neither a test positive nor a
+    /// unit predicted positive, or without a validation positive (no threshold could be
+    /// picked), and left out of the macro; a class predicted where the test set lacks it scores
+    /// 0 and counts (`metrics::class_f1`, as scikit-learn's).
     pub per_class_f1: BTreeMap<String, Option<f64>>,
     /// Macro F1 of argmax predictions, each unit exactly one class (single-label tasks only).
     pub macro_f1_argmax: Option<WithCi>,
@@ -252,8 +254,8 @@ pub struct ProtocolResult {
 /// The scored test units (windows, or records with `--score-by record`) in dataset order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UnitScores {
-    /// Record of each unit, numbered from 0 in the dataset's order (the bootstrap resamples
-    /// records).
+    /// Record of each unit, numbered from 0 in the dataset's order (a paired comparison
+    /// resamples these where the units give no patients).
     pub records: Vec<u32>,
     /// (n, K): 1 where the unit has the class.
     pub targets: Vec<u8>,

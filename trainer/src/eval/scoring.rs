@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::metrics::{macro_auroc, mean_per_group, record_groups};
 use super::task::Task;
 
-/// The unit validation and test are scored in. The bootstrap resamples records either way.
+/// The unit validation and test are scored in. The bootstrap resamples patients (each with all
+/// its records' units) either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScoreBy {
