@@ -186,13 +186,18 @@ fn certainty(d: &AurocDiff) -> &'static str {
     }
 }
 
-/// "outside the CI", qualified where a size has one seed: the interval is then over the test
-/// set alone, blind to how much the difference varies from seed to seed.
+/// "outside the CI" where the interval over seeds excludes 0; else qualified, since what was
+/// judged is over the test set alone, blind to how much the difference varies from seed to
+/// seed: with one seed a size, or (both sizes with two or more seeds) where the result files
+/// keep no scored units, so there is no interval over seeds and only the two sizes' test-set
+/// intervals (each the mean of its seeds' ends) were found apart.
 fn outside_words(d: &AurocDiff) -> &'static str {
-    if d.over_seeds.is_none() && d.one_seed() {
+    if d.over_seeds.is_some() {
+        "outside the CI"
+    } else if d.one_seed() {
         "outside the test-set CI (one seed a size: seed-to-seed spread unknown)"
     } else {
-        "outside the CI"
+        "outside the test-set CIs (no scored units: no interval over seeds)"
     }
 }
 
@@ -440,7 +445,7 @@ mod tests {
         apart.probe[0].apart = Some(true);
         let said = answer(&apart);
         assert!(
-            said.contains("; lower AUROC on t (-0.020, outside the CI)"),
+            said.contains("; lower AUROC on t (-0.020, outside the test-set CIs"),
             "{said}"
         );
     }
@@ -469,6 +474,55 @@ mod tests {
             said.contains("higher AUROC on t (+0.030, outside the CI)"),
             "{said}"
         );
+        // Two seeds a size in result files without scored units: only the sizes' test-set
+        // intervals (their seeds' ends averaged) are found apart, with nothing over seeds.
+        c.probe[0].seeds = [2, 2];
+        (c.probe[0].paired, c.probe[0].over_seeds) = (None, None);
+        c.probe[0].apart = Some(true);
+        let said = answer(&c);
+        assert!(
+            said.contains(
+                "higher AUROC on t (+0.030, outside the test-set CIs (no scored units: no \
+                 interval over seeds))"
+            ),
+            "{said}"
+        );
+        let mut md = String::new();
+        let (small, large) = (size_with_probe("a", 0.80), size_with_probe("b", 0.83));
+        downstream(
+            &mut md,
+            "Downstream",
+            ("t", "linear probe"),
+            (&small, &large),
+            &c.probe,
+            |r| r.probe("t"),
+        );
+        assert!(
+            md.contains("the intervals do not overlap: outside the test-set CIs"),
+            "{md}"
+        );
+    }
+
+    /// A size with a probe result on task `t` of AUROC `auroc`, two seeds, no scored units.
+    fn size_with_probe(name: &str, auroc: f64) -> analysis::SizeResult {
+        analysis::SizeResult {
+            size: name.into(),
+            n: 1000,
+            steps: 10,
+            samples: 320,
+            flops: 1e12,
+            losses: vec![0.9, 0.9],
+            trivial_loss: None,
+            probe: vec![analysis::TaskAuroc {
+                task: "t".into(),
+                mean: auroc,
+                ci: Some([auroc - 0.01, auroc + 0.01]),
+                runs: vec![format!("{name}-s0"), format!("{name}-s1")],
+                units: Vec::new(),
+            }],
+            finetune: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     #[test]
