@@ -41,6 +41,7 @@ use crate::out_lock::{OutputLock, Writer};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::store;
 
+use journal::SaveCadence;
 pub use journal::{IngestSettings, Journal, SideFiles, JOURNAL_FILE};
 pub use label_csv::LabelOverride;
 pub use no_records::{QuarantineReport, QUARANTINE_REPORT_FILE};
@@ -321,6 +322,7 @@ impl Run<'_> {
     ) -> Result<(Journal, bool), DataError> {
         let result = (|| {
             let mut writer = ShardWriter::new(self.layout)?;
+            let mut cadence = SaveCadence::default();
             let mut done = journal.records_done;
             let mut written = 0usize;
             for outcomes in receiver.iter() {
@@ -329,9 +331,10 @@ impl Run<'_> {
                     done += 1;
                     self.progress.inc(1);
                     if writer.is_full() {
-                        self.close_shard(&mut journal, &mut writer, done)?;
                         written += 1;
-                        if self.stop_after_shards.is_some_and(|k| written >= k) {
+                        let stop = self.stop_after_shards.is_some_and(|k| written >= k);
+                        self.close_shard(&mut journal, &mut writer, done, &mut cadence, stop)?;
+                        if stop {
                             return Ok((journal, false));
                         }
                     }
@@ -342,27 +345,34 @@ impl Run<'_> {
                     "record processing stopped before the end of the plan".into(),
                 ));
             }
-            self.close_shard(&mut journal, &mut writer, done)?;
+            self.close_shard(&mut journal, &mut writer, done, &mut cadence, true)?;
             Ok((journal, true))
         })();
         stop.store(true, Ordering::Relaxed);
         result
     }
 
-    /// Stores the open shard (when it holds rows) and the journal saying `done` records are final.
+    /// Stores the open shard (when it holds rows) and notes that `done` records are final; saves
+    /// the journal when `last` or when `cadence` says it is due.
     fn close_shard(
         &self,
         journal: &mut Journal,
         writer: &mut ShardWriter,
         done: usize,
+        cadence: &mut SaveCadence,
+        last: bool,
     ) -> Result<(), DataError> {
         if let Some(shard) = writer.finish()? {
             let index = journal.shards.len();
             let entry = shard_writer::store_shard(self.out_store, self.out_root, index, shard)?;
+            cadence.stored_shard(entry.bytes);
             journal.shards.push(entry);
         }
         journal.records_done = done;
-        journal.save(self.out_store, self.out_root)
+        if last || cadence.due() {
+            cadence.saved(journal.save(self.out_store, self.out_root)?);
+        }
+        Ok(())
     }
 }
 

@@ -79,6 +79,43 @@ fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
     assert_eq!(mtimes(&resumed), after);
 }
 
+/// The journal is not saved after every shard once it is large (`SaveCadence`), so an ingest
+/// killed then leaves shards its journal does not list: the resume writes them again and the
+/// dataset is the one-shot ingest's.
+#[test]
+fn a_journal_behind_the_shards_resumes_to_the_same_dataset() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one_shot = dir.path().join("one-shot");
+    let lagging = dir.path().join("lagging");
+    let mut opts = options(&source, one_shot.to_str().unwrap());
+    opts.shard_target_bytes = 200_000;
+    opts.row_group_rows = 4;
+    let full = ingest(&opts, &hidden()).unwrap();
+    assert!(full.shards >= 6, "{full}");
+
+    opts.out = lagging.to_str().unwrap().to_string();
+    opts.stop_after_shards = Some(1);
+    ingest(&opts, &hidden()).unwrap();
+    let after_one = std::fs::read(lagging.join(JOURNAL_FILE)).unwrap();
+    opts.stop_after_shards = Some(2);
+    let more = ingest(&opts, &hidden()).unwrap();
+    assert_eq!((more.shards_resumed, more.shards_written), (1, 2));
+    std::fs::write(lagging.join(JOURNAL_FILE), after_one).unwrap();
+
+    opts.stop_after_shards = None;
+    let resumed = ingest(&opts, &hidden()).unwrap();
+    assert!(resumed.complete);
+    assert_eq!(resumed.shards_resumed, 1, "the journal lists one shard");
+    assert_eq!(resumed.shards_written, full.shards - 1);
+    let (m_full, rows_full) = read_dataset(one_shot.to_str().unwrap(), &[]);
+    let (m_lagging, rows_lagging) = read_dataset(lagging.to_str().unwrap(), &[]);
+    assert_eq!(m_full, m_lagging, "same manifest (shard hashes included)");
+    assert_eq!(rows_full, rows_lagging);
+}
+
 #[test]
 fn ingest_to_memory_store_equals_local_output() {
     let Some((local, opts, _)) = ingest_shared("cinc2021-sample") else {
