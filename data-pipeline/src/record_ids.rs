@@ -44,13 +44,10 @@ impl RecordId {
     }
 }
 
-/// Requests in flight: shard footers, then row groups' id columns.
-const CONCURRENCY: usize = 16;
-
 /// The dataset at `url`: its manifest and every record, in dataset order. Each shard is opened
 /// as the loader opens it (its footer checked against the manifest) and each row group's
-/// `COLUMNS` fetched alone, the split and source chunks checked too; `CONCURRENCY` requests at
-/// a time, so an object store's latency is paid once per `CONCURRENCY` of them. Of several
+/// `COLUMNS` fetched alone, the split and source chunks checked too; [`store::REQUESTS_IN_FLIGHT`]
+/// requests at a time, so an object store's latency is paid once per that many of them. Of several
 /// failures, the one a shard-by-shard, row-group-by-row-group read meets first is returned.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let (object_store, root) = store::open_url(url)?;
@@ -88,7 +85,7 @@ async fn records_of(
                 entry.checksums(),
             )
         })
-        .buffered(CONCURRENCY)
+        .buffered(store::REQUESTS_IN_FLIGHT)
         .collect()
         .await;
     // Every row group of each shard, up to the first shard that does not open.
@@ -116,7 +113,7 @@ async fn records_of(
                 Step::Failed(error) => Err(error),
             }
         })
-        .buffered(CONCURRENCY);
+        .buffered(store::REQUESTS_IN_FLIGHT);
     let mut records: Vec<RecordId> = Vec::new();
     while let Some(read) = batches.next().await {
         let (shard, batch) = read?;

@@ -459,6 +459,11 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Requests a reader keeps in flight where it fetches many small objects or byte ranges (shard
+/// footers, row groups' columns, a journal's shards): an object store's round trip is paid once
+/// per this many of them, not once each.
+pub const REQUESTS_IN_FLIGHT: usize = 16;
+
 /// Runs a future to completion on [`runtime`] from synchronous code (not from inside it).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     runtime().block_on(future)

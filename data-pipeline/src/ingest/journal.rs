@@ -509,10 +509,7 @@ fn exists(object_store: &dyn ObjectStore, location: &Path) -> Result<bool, DataE
     }
 }
 
-/// Shards asked about at once when a journal is resumed.
-const HEADS_IN_FLIGHT: usize = 16;
-
-/// Whether every shard of `journal` is there with its recorded size: `HEADS_IN_FLIGHT` requests
+/// Whether every shard of `journal` is there with its recorded size: [`store::REQUESTS_IN_FLIGHT`] requests
 /// at a time (an object store's latency is paid once per that many shards, not once per shard),
 /// taken in the journal's order, so the answer, or the error, is that of the first shard that
 /// is not intact.
@@ -530,7 +527,7 @@ fn shards_intact(
                     (location, shard.bytes, head)
                 }
             })
-            .buffered(HEADS_IN_FLIGHT);
+            .buffered(store::REQUESTS_IN_FLIGHT);
         while let Some((location, bytes, head)) = heads.next().await {
             match head {
                 Ok(meta) if meta.size == bytes => {}

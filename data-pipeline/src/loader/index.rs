@@ -19,9 +19,6 @@ use crate::store;
 
 use super::shard::Shard;
 
-/// Requests in flight while opening: shard footers, then row groups' `split` columns.
-const OPEN_CONCURRENCY: usize = 16;
-
 /// The largest weight of a source (`data.repeat`): reads per epoch of each of its rows.
 pub const MAX_WEIGHT: f64 = 10_000.0;
 
@@ -108,12 +105,12 @@ impl DatasetIndex {
                         .map(Arc::new)
                 }
             })
-            .buffered(OPEN_CONCURRENCY)
+            .buffered(store::REQUESTS_IN_FLIGHT)
             .try_collect()
             .await?;
         // Each shard's check against its manifest entry, then each of its row groups' rows of
         // the split, in that order; the row groups' splits (one request each where a row group
-        // holds several) are read `OPEN_CONCURRENCY` at a time, not one after another, and the
+        // holds several) are read `store::REQUESTS_IN_FLIGHT` at a time, not one after another, and the
         // first failure in this order is the one returned.
         let mut steps = Vec::new();
         for (s, (shard, entry)) in shards.iter().zip(&manifest.shards).enumerate() {
@@ -137,7 +134,7 @@ impl DatasetIndex {
                     }
                 }
             })
-            .buffered(OPEN_CONCURRENCY)
+            .buffered(store::REQUESTS_IN_FLIGHT)
             .try_collect()
             .await?;
         let mut units = Vec::new();
