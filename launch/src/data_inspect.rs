@@ -9,7 +9,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
-use ecgfm_data::record_ids::read_record_ids;
+use ecgfm_data::record_ids::visit_record_ids;
 
 use crate::bad_config::RefusedConfig;
 use crate::damaged_data::DamagedData;
@@ -88,13 +88,13 @@ fn print_record_ids(url: &str, splits: &str) -> Result<()> {
         ))
         .into());
     }
-    let (_, records) =
-        read_record_ids(url).with_context(|| format!("reading the record ids of {url}"))?;
-    let ids: BTreeSet<&str> = records
-        .iter()
-        .filter(|r| wanted.contains(&"all") || wanted.contains(&r.split.as_str()))
-        .map(|r| r.record_id.as_str())
-        .collect();
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    visit_record_ids(url, |r| {
+        if wanted.contains(&"all") || wanted.contains(&r.split.as_str()) {
+            ids.insert(r.record_id.clone());
+        }
+    })
+    .with_context(|| format!("reading the record ids of {url}"))?;
     let mut out = std::io::stdout().lock();
     for id in ids {
         writeln!(out, "{id}")?;

@@ -5,12 +5,11 @@
 //! (another split seed) whose pretraining split holds the evaluation's held-out records. Only
 //! each record's source, id and split are read (`ecgfm_data::record_ids`), not the signals.
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
 use anyhow::{bail, Result};
 use ecgfm_data::manifest::Manifest;
-use ecgfm_data::record_ids::{read_record_ids, RecordId};
+use ecgfm_data::record_ids::{visit_record_ids, RecordId};
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::eval::Pretraining;
 
@@ -61,17 +60,19 @@ pub fn check(
     if pretrained.config.data.source == "synth" {
         return Ok((pretraining, Vec::new()));
     }
-    // The evaluation's own records are borrowed, not copied (millions of them, maybe).
-    let records = match same {
-        true => Ok((Cow::Borrowed(eval.manifest), Cow::Borrowed(eval.records))),
-        false => read_record_ids(&pretrained.config.data.source)
-            .map(|(manifest, records)| (Cow::Owned(manifest), Cow::Owned(records))),
-    };
-    let records = match records {
-        Ok((manifest, records)) => {
-            pretraining.sources = source_names(&manifest);
-            records
+    // The pretraining records are looked up as they are read, never held (millions of them,
+    // maybe); the evaluation's own are those it read.
+    let mut overlap = Overlap::new(&split, held_out);
+    let sources = match same {
+        true => {
+            eval.records.iter().for_each(|r| overlap.note(r));
+            Ok(source_names(eval.manifest))
         }
+        false => visit_record_ids(&pretrained.config.data.source, |r| overlap.note(r))
+            .map(|manifest| source_names(&manifest)),
+    };
+    match sources {
+        Ok(sources) => pretraining.sources = sources,
         Err(e) => {
             let warning = format!(
                 "could not verify that the validation and test records of {eval_shown} were \
@@ -79,8 +80,8 @@ pub fn check(
             );
             return Ok((pretraining, vec![warning]));
         }
-    };
-    let seen = overlap(&records, &split, held_out);
+    }
+    let seen = overlap.seen();
     if seen.is_empty() {
         return Ok((pretraining, Vec::new()));
     }
@@ -125,21 +126,42 @@ fn described(pretrained: &Pretrained) -> Pretraining {
     )
 }
 
-/// The records of `held_out` that are among `records` of `split` (`all`: every split), sorted.
-/// Only the held-out keys and the matches are kept as sets, never the pretraining records.
-fn overlap(records: &[RecordId], split: &str, held_out: &BTreeSet<RecordKey>) -> Vec<RecordKey> {
-    let held: HashSet<(&str, &str)> = (held_out.iter())
-        .map(|(source, id)| (source.as_str(), id.as_str()))
-        .collect();
-    let seen: BTreeSet<(&str, &str)> = records
-        .iter()
-        .filter(|r| split == "all" || r.split == split)
-        .map(|r| (r.source.as_str(), r.record_id.as_str()))
-        .filter(|key| held.contains(key))
-        .collect();
-    (seen.into_iter())
-        .map(|(source, id)| (source.to_string(), id.to_string()))
-        .collect()
+/// The records of `held_out` among the records noted of `split` (`all`: every split). Only the
+/// held-out keys and the matches are kept, never the records noted.
+struct Overlap<'a> {
+    split: &'a str,
+    held: HashSet<(&'a str, &'a str)>,
+    seen: BTreeSet<RecordKey>,
+}
+
+impl<'a> Overlap<'a> {
+    fn new(split: &'a str, held_out: &'a BTreeSet<RecordKey>) -> Self {
+        let held = (held_out.iter())
+            .map(|(source, id)| (source.as_str(), id.as_str()))
+            .collect();
+        Self {
+            split,
+            held,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// Notes a record pretraining may have read.
+    fn note(&mut self, record: &RecordId) {
+        if self.split != "all" && record.split != self.split {
+            return;
+        }
+        // The set seen with the record's (shorter) lifetime: `HashSet` is covariant.
+        let held: &HashSet<(&str, &str)> = &self.held;
+        if held.contains(&(record.source.as_str(), record.record_id.as_str())) {
+            (self.seen).insert((record.source.clone(), record.record_id.clone()));
+        }
+    }
+
+    /// The held-out records noted, sorted.
+    fn seen(self) -> Vec<RecordKey> {
+        self.seen.into_iter().collect()
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +175,16 @@ mod tests {
             patient_id: format!("cinc2017:{id}"),
             split: split.into(),
         }
+    }
+
+    fn overlap(
+        records: &[RecordId],
+        split: &str,
+        held_out: &BTreeSet<RecordKey>,
+    ) -> Vec<RecordKey> {
+        let mut overlap = Overlap::new(split, held_out);
+        records.iter().for_each(|r| overlap.note(r));
+        overlap.seen()
     }
 
     #[test]
