@@ -220,8 +220,9 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
              nothing"
         ),
         (_, done) => println!(
-            "  output {out}: an interrupted run of this ingest stored {shards} shards ({done} of \
-             {n} records); the ingest goes on from there"
+            "  output {out}: an interrupted run of this ingest left a journal of {shards} shards \
+             ({done} of {n} records); the ingest goes on from there (shards stored after its last \
+             save are written again)"
         ),
     }
     Ok(())

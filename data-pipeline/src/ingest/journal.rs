@@ -1,9 +1,10 @@
-//! The resume journal `_ingest_state.json`: after every stored shard, the ingest writes how many
-//! records of its (deterministic) plan are fully done, the shards holding them and the running
-//! totals, and the settings that decide the output ([`IngestSettings`]: paths canonical, files
+//! The resume journal `_ingest_state.json`: after a stored shard (every one while the journal
+//! is small, see [`SaveCadence`]), the ingest writes how many records of its (deterministic)
+//! plan are fully done, the shards holding them and the running totals, and the settings that decide the output ([`IngestSettings`]: paths canonical, files
 //! by their contents). A later run with the same settings and plan (every record's labels and
 //! metadata included), however it spells its paths, keeps those shards (after checking they are
-//! still there with the recorded size) and goes on from the next record.
+//! still there with the recorded size) and goes on from the next record, writing again, to the
+//! same bytes, any shard stored after the journal's last save.
 //!
 //! An output that holds something else is refused, never overwritten: a dataset (`manifest.json`)
 //! that is not this very run's finished output, or the journal of an ingest with other settings,
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use ecgfm_preprocess::{BandPassConfig, PipelineConfig};
 
@@ -32,7 +34,7 @@ use crate::store;
 /// Object name of the journal at the dataset root.
 pub const JOURNAL_FILE: &str = "_ingest_state.json";
 
-/// The state of an ingest after its last stored shard.
+/// The state of an ingest after the last shard stored before the journal's last save.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     /// Hash of the settings and the plan ([`IngestSettings::fingerprint`]); a journal with
@@ -463,20 +465,24 @@ impl Journal {
 /// Shard bytes stored per journal byte before the journal is saved again.
 const SHARD_BYTES_PER_JOURNAL_BYTE: u64 = 32;
 
+/// The longest the journal waits for its next save once a shard is stored.
+const SAVE_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
+
 /// When the ingest saves its journal after a shard. The journal is written whole, every
 /// quarantine and partial entry so far included, so saving it after every shard costs time
 /// quadratic in the records where many are quarantined (500,000 entries make a 105 MB journal;
 /// at 10 million records with 5% quarantined, about 2,200 saves after as many shards would write
 /// about 115 GB). It is saved once the shards stored since its last save hold at least
 /// [`SHARD_BYTES_PER_JOURNAL_BYTE`] times its last size, so its writes stay within a 32nd of the
-/// shards' bytes (about 9 GB there): after every shard while it is below 4 MiB (at the default
-/// 128 MiB shards), less often past that. The shards stored after its last save are written
-/// again, to the same bytes, by a resume: at most 32 times the journal's size (a 105 MB journal:
-/// 26 shards).
+/// shards' bytes (about 9 GB there): after every shard while it is below a 32nd of a shard
+/// (4 MiB at the default 128 MiB), less often past that; and after any shard stored a minute or
+/// more after its last save, so that a job killed again and again still gets on. The shards
+/// stored after its last save are written again, to the same bytes, by a resume.
 #[derive(Debug, Default)]
 pub(crate) struct SaveCadence {
     shard_bytes: u64,
     journal_bytes: u64,
+    last_save: Option<Instant>,
 }
 
 impl SaveCadence {
@@ -485,15 +491,18 @@ impl SaveCadence {
         self.shard_bytes += bytes;
     }
 
-    /// Whether the journal is due to be saved.
-    pub(crate) fn due(&self) -> bool {
+    /// Whether the journal is due to be saved at `now`.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        let waited = |last: Instant| now.duration_since(last) >= SAVE_AT_LEAST_EVERY;
         self.shard_bytes >= SHARD_BYTES_PER_JOURNAL_BYTE * self.journal_bytes
+            || self.last_save.is_none_or(waited)
     }
 
-    /// The journal was saved, `journal_bytes` long.
-    pub(crate) fn saved(&mut self, journal_bytes: u64) {
+    /// The journal was saved at `now`, `journal_bytes` long.
+    pub(crate) fn saved(&mut self, journal_bytes: u64, now: Instant) {
         self.shard_bytes = 0;
         self.journal_bytes = journal_bytes;
+        self.last_save = Some(now);
     }
 }
 
@@ -718,27 +727,34 @@ mod tests {
     }
 
     #[test]
-    fn the_journal_is_saved_once_the_shards_since_outweigh_it_32_fold() {
+    fn the_journal_is_saved_once_the_shards_since_outweigh_it_32_fold_or_a_minute_passed() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
         let mut cadence = SaveCadence::default();
-        assert!(cadence.due(), "the first shard's journal is saved");
-        cadence.saved(1_000);
+        assert!(cadence.due(t0), "the first shard's journal is saved");
+        cadence.saved(1_000, t0);
         cadence.stored_shard(31_999);
-        assert!(!cadence.due());
+        assert!(!cadence.due(at(59)));
+        assert!(cadence.due(at(60)), "a minute after the last save");
         cadence.stored_shard(1);
         assert!(
-            cadence.due(),
+            cadence.due(at(1)),
             "32,000 shard bytes after a 1,000-byte journal"
         );
-        cadence.saved(100);
+        cadence.saved(100, at(1));
         cadence.stored_shard(3_200);
-        assert!(cadence.due(), "a small journal is saved after every shard");
-        cadence.saved(50_000_000);
+        assert!(
+            cadence.due(at(1)),
+            "a small journal is saved after every shard"
+        );
+        cadence.saved(50_000_000, at(1));
         let saves = (0..36)
-            .filter(|_| {
+            .filter(|&i| {
                 cadence.stored_shard(128 << 20);
-                let due = cadence.due();
+                let now = at(2 + i);
+                let due = cadence.due(now);
                 if due {
-                    cadence.saved(50_000_000);
+                    cadence.saved(50_000_000, now);
                 }
                 due
             })

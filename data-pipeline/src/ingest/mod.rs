@@ -6,8 +6,9 @@
 //! listed records out, `record_list.rs`), read and preprocess them in parallel chunks on a rayon
 //! pool (`record.rs`) while one writer thread consumes the outcomes in plan order: rows
 //! (`row.rs`) go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard
-//! is stored when it passes its target size (at a record boundary), then the journal
-//! (`journal.rs`) records the progress, so an interrupted run resumes after its last shard.
+//! is stored when it passes its target size (at a record boundary), and the journal
+//! (`journal.rs`) records the progress (after every shard while it is small, `SaveCadence`), so
+//! an interrupted run resumes after the last shard it lists.
 //! The manifest is written last; a run that ingested no record writes none, only the report of
 //! its quarantined records (`no_records.rs`), and removes its journal. An output holding another
 //! dataset or another ingest's journal
@@ -28,6 +29,7 @@ pub mod source;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ecgfm_preprocess::Pipeline;
 use indicatif::ProgressBar;
@@ -369,8 +371,9 @@ impl Run<'_> {
             journal.shards.push(entry);
         }
         journal.records_done = done;
-        if last || cadence.due() {
-            cadence.saved(journal.save(self.out_store, self.out_root)?);
+        if last || cadence.due(Instant::now()) {
+            let bytes = journal.save(self.out_store, self.out_root)?;
+            cadence.saved(bytes, Instant::now());
         }
         Ok(())
     }

@@ -389,16 +389,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         ptbxl_folder(
             dir.path(),
-            &[1, 2, 3, 4],
+            &[1, 2, 3, 4, 5],
             &[
                 "records500/00001_hr",
                 "records100/00001_lr",
                 "records100/00002_lr",
                 "records500/00003_hr",
-                // The 500 Hz data file alone is no header.
-                "records500/00004_hr.dat",
+                "records100/00005_lr",
             ],
         );
+        // The 500 Hz data file alone is no header: entry 5 reads its 100 Hz header.
+        std::fs::write(dir.path().join("records500/00005_hr.dat"), "").unwrap();
         let source = SourceRoot::Local(dir.path().to_path_buf());
         let plan = make_plan(&source, SourceFormat::Auto, None).unwrap();
         assert_eq!(plan.format, SourceFormat::Ptbxl);
@@ -408,15 +409,16 @@ mod tests {
             names,
             [
                 "records100/00002_lr",
+                "records100/00005_lr",
                 "records500/00001_hr",
                 "records500/00003_hr",
                 "records500/00004_hr",
             ]
         );
         assert_eq!(
-            plan.records[1].labels,
+            plan.records[2].labels,
             ["scp:NORM", "ptbxl_superclass:NORM"]
         );
-        assert_eq!(plan.records[1].fold, Some(2));
+        assert_eq!(plan.records[2].fold, Some(2));
     }
 }

@@ -325,8 +325,10 @@ fn render(
          seeds), from the scored units each result file keeps; where both sides have two or more \
          seeds, each resample also draws each side's seeds with replacement (the hierarchical \
          bootstrap: the interval counts the spread from seed to seed, coarsely with two) and the \
-         verdict goes by that interval; for result files without units, when the two \
-         intervals do not overlap.\n\
+         verdict goes by that interval; for result files without units, two intervals that \
+         do not overlap are called outside the test-set CIs (no interval over seeds). A \
+         pretrained result against from scratch, which the sweep trains for the first seed \
+         only, is test-set noise only.\n\
          - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
          intervals from 200 bootstrap resamples of seeds (or of points with one seed), \
          unbounded where a fit has no more distinct points than parameters or too many \

@@ -211,7 +211,7 @@ fn ingest_dry_run_prints_the_plan_and_what_the_output_holds() {
         &[&partial[..], &["--dry-run"]].concat(),
     ));
     assert!(
-        said.contains("an interrupted run of this ingest stored 1 shards (")
+        said.contains("an interrupted run of this ingest left a journal of 1 shards (")
             && said.contains(" of 300 records); the ingest goes on from there"),
         "{said}"
     );
