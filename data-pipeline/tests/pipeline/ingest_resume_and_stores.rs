@@ -7,7 +7,7 @@ use crate::ingest_support;
 
 use std::time::SystemTime;
 
-use ecgfm_data::ingest::{ingest, JOURNAL_FILE};
+use ecgfm_data::ingest::{ingest, IngestOptions, IngestReport, JOURNAL_FILE};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
 use ecgfm_test_support::shared_data;
 use ingest_support::{
@@ -28,19 +28,36 @@ fn mtimes(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
     files
 }
 
+/// CinC 2021's sample ingested at once into `dir/one-shot` in six or more small shards: the
+/// options (to ingest it again elsewhere) and the report.
+fn one_shot_in_small_shards(
+    source: &std::path::Path,
+    dir: &std::path::Path,
+) -> (IngestOptions, IngestReport) {
+    let mut opts = options(source, dir.join("one-shot").to_str().unwrap());
+    opts.shard_target_bytes = 200_000;
+    opts.row_group_rows = 4;
+    let full = ingest(&opts, &hidden()).unwrap();
+    assert!(full.shards >= 6, "{full}");
+    (opts, full)
+}
+
+/// Asserts that `dir/one-shot` and `other` hold the same dataset, manifest and rows.
+fn assert_same_as_one_shot(dir: &std::path::Path, other: &std::path::Path) {
+    let (m_full, rows_full) = read_dataset(dir.join("one-shot").to_str().unwrap(), &[]);
+    let (m_other, rows_other) = read_dataset(other.to_str().unwrap(), &[]);
+    assert_eq!(m_full, m_other, "same manifest (shard hashes included)");
+    assert_eq!(rows_full, rows_other);
+}
+
 #[test]
 fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
     let Some(source) = shared_data("cinc2021-sample") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let one_shot = dir.path().join("one-shot");
     let resumed = dir.path().join("resumed");
-    let mut opts = options(&source, one_shot.to_str().unwrap());
-    opts.shard_target_bytes = 200_000;
-    opts.row_group_rows = 4;
-    let full = ingest(&opts, &hidden()).unwrap();
-    assert!(full.shards >= 6, "{full}");
+    let (mut opts, full) = one_shot_in_small_shards(&source, dir.path());
 
     opts.out = resumed.to_str().unwrap().to_string();
     opts.stop_after_shards = Some(3);
@@ -68,10 +85,7 @@ fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
         "finished shards are not rewritten"
     );
 
-    let (m_full, rows_full) = read_dataset(one_shot.to_str().unwrap(), &[]);
-    let (m_resumed, rows_resumed) = read_dataset(resumed.to_str().unwrap(), &[]);
-    assert_eq!(m_full, m_resumed, "same manifest (shard hashes included)");
-    assert_eq!(rows_full, rows_resumed);
+    assert_same_as_one_shot(dir.path(), &resumed);
 
     // A finished run is not redone either.
     let third = ingest(&opts, &hidden()).unwrap();
@@ -88,13 +102,8 @@ fn a_journal_behind_the_shards_resumes_to_the_same_dataset() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let one_shot = dir.path().join("one-shot");
     let lagging = dir.path().join("lagging");
-    let mut opts = options(&source, one_shot.to_str().unwrap());
-    opts.shard_target_bytes = 200_000;
-    opts.row_group_rows = 4;
-    let full = ingest(&opts, &hidden()).unwrap();
-    assert!(full.shards >= 6, "{full}");
+    let (mut opts, full) = one_shot_in_small_shards(&source, dir.path());
 
     opts.out = lagging.to_str().unwrap().to_string();
     opts.stop_after_shards = Some(1);
@@ -110,10 +119,7 @@ fn a_journal_behind_the_shards_resumes_to_the_same_dataset() {
     assert!(resumed.complete);
     assert_eq!(resumed.shards_resumed, 1, "the journal lists one shard");
     assert_eq!(resumed.shards_written, full.shards - 1);
-    let (m_full, rows_full) = read_dataset(one_shot.to_str().unwrap(), &[]);
-    let (m_lagging, rows_lagging) = read_dataset(lagging.to_str().unwrap(), &[]);
-    assert_eq!(m_full, m_lagging, "same manifest (shard hashes included)");
-    assert_eq!(rows_full, rows_lagging);
+    assert_same_as_one_shot(dir.path(), &lagging);
 }
 
 #[test]
