@@ -46,9 +46,10 @@ impl RecordId {
 
 /// The dataset at `url`: its manifest and every record, in dataset order. Each shard is opened
 /// as the loader opens it (its footer checked against the manifest) and each row group's
-/// `COLUMNS` fetched alone, the split and source chunks checked too; [`store::REQUESTS_IN_FLIGHT`]
-/// requests at a time, so an object store's latency is paid once per that many of them. Of several
-/// failures, the one a shard-by-shard, row-group-by-row-group read meets first is returned.
+/// `COLUMNS` fetched alone, the split and source chunks checked too;
+/// [`store::REQUESTS_IN_FLIGHT`] requests at a time, so an object store's latency is paid once
+/// per that many of them. Of several failures, the one a shard-by-shard, row-group-by-row-group
+/// read meets first is returned.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let (object_store, root) = store::open_url(url)?;
     read_record_ids_from(object_store, &root)

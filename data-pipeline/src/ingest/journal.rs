@@ -1,10 +1,11 @@
-//! The resume journal `_ingest_state.json`: after a stored shard (every one while the journal
-//! is small, see [`SaveCadence`]), the ingest writes how many records of its (deterministic)
-//! plan are fully done, the shards holding them and the running totals, and the settings that decide the output ([`IngestSettings`]: paths canonical, files
-//! by their contents). A later run with the same settings and plan (every record's labels and
-//! metadata included), however it spells its paths, keeps those shards (after checking they are
-//! still there with the recorded size) and goes on from the next record, writing again, to the
-//! same bytes, any shard stored after the journal's last save.
+//! The resume journal `_ingest_state.json`: after a stored shard (every one while the journal is
+//! small, see `SaveCadence`), the ingest writes how many records of its (deterministic) plan are
+//! fully done, the shards holding them and the running totals, and the settings that decide the
+//! output ([`IngestSettings`]: paths canonical, files by their contents). A later run with the same
+//! settings and plan (every record's labels and metadata included), however it spells its paths,
+//! keeps those shards (after checking they are still there with the recorded size) and goes on from
+//! the next record, writing again, to the same bytes, any shard stored after the journal's last
+//! save.
 //!
 //! An output that holds something else is refused, never overwritten: a dataset (`manifest.json`)
 //! that is not this very run's finished output, or the journal of an ingest with other settings,
@@ -518,10 +519,10 @@ fn exists(object_store: &dyn ObjectStore, location: &Path) -> Result<bool, DataE
     }
 }
 
-/// Whether every shard of `journal` is there with its recorded size: [`store::REQUESTS_IN_FLIGHT`] requests
-/// at a time (an object store's latency is paid once per that many shards, not once per shard),
-/// taken in the journal's order, so the answer, or the error, is that of the first shard that
-/// is not intact.
+/// Whether every shard of `journal` is there with its recorded size: asked
+/// [`store::REQUESTS_IN_FLIGHT`] at a time (an object store's latency is paid once per that many
+/// shards, not once per shard), taken in the journal's order, so the answer, or the error, is
+/// that of the first shard that is not intact.
 fn shards_intact(
     object_store: &dyn ObjectStore,
     root: &Path,

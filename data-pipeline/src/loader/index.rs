@@ -110,8 +110,8 @@ impl DatasetIndex {
             .await?;
         // Each shard's check against its manifest entry, then each of its row groups' rows of
         // the split, in that order; the row groups' splits (one request each where a row group
-        // holds several) are read `store::REQUESTS_IN_FLIGHT` at a time, not one after another, and the
-        // first failure in this order is the one returned.
+        // holds several) are read `store::REQUESTS_IN_FLIGHT` at a time, not one after another,
+        // and the first failure in this order is the one returned.
         let mut steps = Vec::new();
         for (s, (shard, entry)) in shards.iter().zip(&manifest.shards).enumerate() {
             steps.push(OpenStep::Check(s));
