@@ -51,18 +51,8 @@ impl RecordId {
 /// per that many of them. Of several failures, the one a shard-by-shard, row-group-by-row-group
 /// read meets first is returned.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
-    let (object_store, root) = store::open_url(url)?;
-    read_record_ids_from(object_store, &root)
-}
-
-/// [`read_record_ids`] of the dataset under `root` in an already configured store.
-pub fn read_record_ids_from(
-    object_store: Arc<dyn ObjectStore>,
-    root: &Path,
-) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let mut records = Vec::new();
-    let manifest =
-        visit_record_ids_from(object_store, root, |record| records.push(record.clone()))?;
+    let manifest = visit_record_ids(url, |record| records.push(record.clone()))?;
     Ok((manifest, records))
 }
 
@@ -71,16 +61,13 @@ pub fn read_record_ids_from(
 /// seen records when a later shard fails.
 pub fn visit_record_ids(url: &str, visit: impl FnMut(&RecordId)) -> Result<Manifest, DataError> {
     let (object_store, root) = store::open_url(url)?;
-    visit_record_ids_from(object_store, &root, visit)
-}
-
-fn visit_record_ids_from(
-    object_store: Arc<dyn ObjectStore>,
-    root: &Path,
-    visit: impl FnMut(&RecordId),
-) -> Result<Manifest, DataError> {
-    let manifest = Manifest::load(object_store.as_ref(), root)?;
-    store::block_on(visit_records(object_store.as_ref(), root, &manifest, visit))?;
+    let manifest = Manifest::load(object_store.as_ref(), &root)?;
+    store::block_on(visit_records(
+        object_store.as_ref(),
+        &root,
+        &manifest,
+        visit,
+    ))?;
     Ok(manifest)
 }
 

@@ -30,35 +30,30 @@ pub(crate) fn ingest_command(ingest: &IngestSpec, out: &str) -> Vec<String> {
     args
 }
 
-/// The flags of `ecgfm eval` the sweep sets for each evaluation (`sweep_eval::eval_command`).
-const SWEEP_EVAL_FLAGS: [&str; 8] = [
-    "--run",
-    "--data",
-    "--labels",
-    "--protocol",
-    "--fractions",
-    "--seed",
-    "--out",
-    "--threads",
-];
-
 /// Refuses `[[eval]]` and `[ingest.NAME]` `args` that `ecgfm eval` or `ecgfm data ingest` does
 /// not take, and evaluation settings `ecgfm eval` would refuse (`--lr 0`), before anything runs:
 /// an evaluation's would otherwise fail after its run trained.
 pub(crate) fn check_child_args(spec: &SweepSpec, threads: Option<usize>) -> Result<()> {
     for eval in &spec.eval {
         let what = format!("[[eval]] task {} args = {:?}", eval.task, eval.args);
-        // Some the command would take twice (`--fractions`), so the parse alone passes them.
+        // The flags the sweep gives `ecgfm eval` itself (its command line before the file's
+        // `args`, `--threads` included): some the command would take twice (`--fractions`), so
+        // the parse alone passes them.
+        let line = eval_command("RUN", "DATA", eval, "probe", 0, "OUT.json", Some(1));
+        let sweeps: Vec<&str> = (line[..line.len() - eval.args.len()].iter())
+            .map(String::as_str)
+            .filter(|arg| arg.starts_with("--"))
+            .collect();
         let flag = |arg: &String| arg.split('=').next().unwrap_or_default().to_string();
         if let Some(own) = eval
             .args
             .iter()
             .map(flag)
-            .find(|f| SWEEP_EVAL_FLAGS.contains(&f.as_str()))
+            .find(|f| sweeps.contains(&f.as_str()))
         {
             return Err(bad_config::RefusedConfig(format!(
                 "{what}: the sweep gives `ecgfm eval` {own} itself ({} are the sweep's)",
-                SWEEP_EVAL_FLAGS.join(", ")
+                sweeps.join(", ")
             ))
             .into());
         }
