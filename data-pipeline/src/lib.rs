@@ -7,8 +7,9 @@
 //!   delta-encoded, the rest zstd) with splits (`split`), quarantine, a resumable journal and a
 //!   manifest (`ingest`), plus a synthetic dataset writer (`synth_dataset`) and a summary /
 //!   plot / checksum check of a dataset (`inspect`, `plot`), and several datasets made with the
-//!   same preprocessing joined into one (`merge`); the writers of a dataset folder take its
-//!   `_ingest.lock` one at a time (`out_lock`);
+//!   same preprocessing joined into one (`merge`); the writers of a dataset take its
+//!   `_ingest.lock` one at a time (`out_lock`: a file lock in a folder, a renewed lease object
+//!   on an object store, `store_lease`);
 //! - the CRC-32C of each shard's footer and column chunks that the manifest records and every
 //!   reader checks (`chunk_crc`, [`ShardChecksums`]), and the decoding of named columns of a
 //!   shard held in memory that `inspect`, `plot` and `windows` share (`shard_columns`);
@@ -44,6 +45,7 @@ pub mod split;
 pub mod store;
 pub mod store_hint;
 mod store_http;
+pub mod store_lease;
 pub mod synth_dataset;
 pub mod windows;
 

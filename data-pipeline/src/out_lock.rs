@@ -12,13 +12,16 @@
 //! takes it over (a resume proceeds as usual). A writer that ends removes the file (and the
 //! output folder, where it made the folder and nothing else was written there).
 //!
-//! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no such lock: there writers are
-//! not kept apart.
+//! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no locks: there the writer holds
+//! a lease instead, an `_ingest.lock` object created only where none exists and renewed while it
+//! writes (`store_lease`). A store that cannot create objects conditionally keeps no writers
+//! apart, and the writer says so (`OutputLock::note`).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::path::Path;
@@ -26,6 +29,7 @@ use object_store::ObjectStore;
 
 use crate::error::DataError;
 use crate::store;
+use crate::store_lease::{self, LeaseOutcome, LeaseTiming, StoreLease};
 
 /// Name of the lock file in a local output folder.
 pub const LOCK_FILE: &str = "_ingest.lock";
@@ -45,7 +49,7 @@ pub enum Writer {
 }
 
 impl Writer {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Writer::Ingest => "ingest",
             Writer::Merge => "merge",
@@ -60,9 +64,24 @@ impl Writer {
     }
 }
 
-/// The lock of one local output folder, held until dropped.
+/// The lock of one output, held until dropped: a local folder's `flock`, an object store's
+/// lease, or none where the store cannot keep writers apart.
 #[derive(Debug)]
 pub struct OutputLock {
+    held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    Folder(FolderLock),
+    Store(StoreLease),
+    /// The store's name: it cannot create an object only where none exists.
+    Unsupported(String),
+}
+
+/// The `flock` of one local output folder.
+#[derive(Debug)]
+struct FolderLock {
     file: File,
     path: PathBuf,
     /// The output folder, where this lock made it (removed again if left empty).
@@ -71,18 +90,61 @@ pub struct OutputLock {
 
 impl OutputLock {
     /// Takes the lock of the output at `root` of `object_store` (`url` names it in the refusal)
-    /// for this process, running `writer`: `None` for an object store, which has none. An
-    /// output another writer holds is refused (`DataError::Refused`, naming the folder, that
-    /// writer's command and pid); nothing is written then.
+    /// for this process, running `writer`. An output another writer holds is refused
+    /// (`DataError::Refused`, naming the output, that writer's command and pid); nothing is
+    /// written then.
     pub fn take(
-        object_store: &dyn ObjectStore,
+        object_store: &Arc<dyn ObjectStore>,
         root: &Path,
         url: &str,
         writer: Writer,
-    ) -> Result<Option<Self>, DataError> {
-        let Some(folder) = store::local_path(object_store, root) else {
-            return Ok(None);
+    ) -> Result<Self, DataError> {
+        let held = match store::local_path(object_store.as_ref(), root) {
+            Some(folder) => Held::Folder(FolderLock::take(folder, url, writer)?),
+            None => {
+                let timing = LeaseTiming::default();
+                match StoreLease::take(object_store, root, url, writer, timing)? {
+                    LeaseOutcome::Held(lease) => Held::Store(lease),
+                    LeaseOutcome::Unsupported => Held::Unsupported(object_store.to_string()),
+                }
+            }
         };
+        Ok(OutputLock { held })
+    }
+
+    /// The lock file's path, for a local folder.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.held {
+            Held::Folder(lock) => Some(&lock.path),
+            _ => None,
+        }
+    }
+
+    /// `Ok` while this writer may go on writing; the refusal that stops it once an object
+    /// store's lease is lost (`StoreLease::check`). A folder's lock is held to the end.
+    pub fn check_held(&self) -> Result<(), DataError> {
+        match &self.held {
+            Held::Store(lease) => lease.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the user should know about this lock: a stale lease taken over, or a store that
+    /// keeps no writers apart.
+    pub fn note(&self) -> Option<String> {
+        match &self.held {
+            Held::Store(lease) => lease.took_over.clone(),
+            Held::Unsupported(name) => Some(format!(
+                "{name} cannot create an object only where none exists (conditional puts are \
+                 disabled), so another writer into this output would not be refused"
+            )),
+            Held::Folder(_) => None,
+        }
+    }
+}
+
+impl FolderLock {
+    fn take(folder: PathBuf, url: &str, writer: Writer) -> Result<Self, DataError> {
         let path = folder.join(LOCK_FILE);
         let io = |source| DataError::Io {
             path: path.display().to_string(),
@@ -133,21 +195,16 @@ impl OutputLock {
             file.set_len(0).map_err(io)?;
             file.write_all(format!("{} {}\n", std::process::id(), writer.name()).as_bytes())
                 .map_err(io)?;
-            return Ok(Some(OutputLock {
+            return Ok(FolderLock {
                 file,
                 path,
                 made_folder: made_folder.then_some(folder),
-            }));
+            });
         }
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
     }
 }
 
-impl Drop for OutputLock {
+impl Drop for FolderLock {
     /// Removes the file while still holding its lock (see `take` for one opened just before),
     /// then releases it by closing the file.
     fn drop(&mut self) {
@@ -164,7 +221,7 @@ impl Drop for OutputLock {
 /// a run would meet, else `Ok`. Writes nothing (it only looks for a held lock).
 pub fn check_free(object_store: &dyn ObjectStore, root: &Path, url: &str) -> Result<(), DataError> {
     let Some(folder) = store::local_path(object_store, root) else {
-        return Ok(());
+        return store_lease::check_free(object_store, root, url, LeaseTiming::default());
     };
     let path = folder.join(LOCK_FILE);
     let mut file = match File::open(&path) {
@@ -226,14 +283,12 @@ mod tests {
         let out = tmp.path().join("ds");
         let (object_store, root) = local(&out);
         let url = out.to_str().unwrap();
-        let first = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
-            .unwrap()
-            .unwrap();
+        let first = OutputLock::take(&object_store, &root, url, Writer::Ingest).unwrap();
         assert_eq!(
-            std::fs::read_to_string(first.path()).unwrap(),
+            std::fs::read_to_string(first.path().unwrap()).unwrap(),
             format!("{} ingest\n", std::process::id())
         );
-        let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
+        let err = OutputLock::take(&object_store, &root, url, Writer::Ingest)
             .unwrap_err()
             .to_string();
         let pid = std::process::id();
@@ -251,9 +306,9 @@ mod tests {
         // The lock made the folder and nothing else was written: both are gone.
         assert!(!out.exists());
         check_free(object_store.as_ref(), &root, url).unwrap();
-        let again = OutputLock::take(object_store.as_ref(), &root, url, Writer::Merge).unwrap();
-        assert!(again.is_some());
-        let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
+        let again = OutputLock::take(&object_store, &root, url, Writer::Merge).unwrap();
+        assert!(again.path().is_some());
+        let err = OutputLock::take(&object_store, &root, url, Writer::Ingest)
             .unwrap_err()
             .to_string();
         assert!(
@@ -276,11 +331,9 @@ mod tests {
         let (object_store, root) = local(tmp.path());
         let url = tmp.path().to_str().unwrap();
         check_free(object_store.as_ref(), &root, url).unwrap();
-        let lock = OutputLock::take(object_store.as_ref(), &root, url, Writer::Ingest)
-            .unwrap()
-            .unwrap();
+        let lock = OutputLock::take(&object_store, &root, url, Writer::Ingest).unwrap();
         assert_eq!(
-            std::fs::read_to_string(lock.path()).unwrap(),
+            std::fs::read_to_string(lock.path().unwrap()).unwrap(),
             format!("{} ingest\n", std::process::id())
         );
     }
@@ -301,7 +354,7 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             let held = File::open(&path).unwrap();
             held.try_lock().unwrap();
-            let err = OutputLock::take(object_store.as_ref(), &root, url, Writer::Merge)
+            let err = OutputLock::take(&object_store, &root, url, Writer::Merge)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(&format!("is being written by {who}")), "{err}");
@@ -310,15 +363,27 @@ mod tests {
     }
 
     #[test]
-    fn object_stores_have_no_lock() {
-        let (object_store, root) = store::open_url("memory://lock-test/ds").unwrap();
-        assert!(OutputLock::take(
-            object_store.as_ref(),
-            &root,
-            "memory://lock-test/ds",
-            Writer::Synth
-        )
-        .unwrap()
-        .is_none());
+    fn an_object_store_output_is_leased() {
+        let url = "memory://lock-test/ds";
+        let (object_store, root) = store::open_url(url).unwrap();
+        let lock = OutputLock::take(&object_store, &root, url, Writer::Synth).unwrap();
+        assert_eq!((lock.path(), lock.note()), (None, None));
+        lock.check_held().unwrap();
+        let err = OutputLock::take(&object_store, &root, url, Writer::Ingest)
+            .unwrap_err()
+            .to_string();
+        let pid = std::process::id();
+        assert!(
+            err.starts_with(&format!(
+                "{url} is being written by another synth (pid {pid} on "
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&format!("whose lock {url}/{LOCK_FILE} was renewed 0 s ago")));
+        let free = check_free(object_store.as_ref(), &root, url).unwrap_err();
+        assert_eq!(free.to_string(), err);
+        drop(lock);
+        check_free(object_store.as_ref(), &root, url).unwrap();
+        OutputLock::take(&object_store, &root, url, Writer::Ingest).unwrap();
     }
 }

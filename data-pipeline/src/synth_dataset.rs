@@ -146,9 +146,12 @@ pub struct SynthReport {
     /// Shards an earlier attempt into the folder left beyond this dataset's (a larger synth
     /// that was killed), removed.
     pub shards_removed: u64,
+    /// What the output's lock says (`OutputLock::note`): a stale lease taken over, or a store
+    /// that keeps no writers apart.
+    pub lock_note: Option<String>,
 }
 
-/// Writes `opts.records` synthetic records as a dataset (a local `--out` locked meanwhile,
+/// Writes `opts.records` synthetic records as a dataset (`--out` locked meanwhile,
 /// `crate::out_lock`).
 pub fn write_synth_dataset(
     opts: &SynthDatasetOptions,
@@ -174,8 +177,8 @@ pub fn write_synth_dataset(
     };
     layout.check()?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    // Held to the end: another writer into this (local) folder is refused until then.
-    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Synth)?;
+    // Held to the end: another writer into this output is refused until then.
+    let lock = OutputLock::take(&out_store, &out_root, &opts.out, Writer::Synth)?;
     Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
@@ -198,12 +201,24 @@ pub fn write_synth_dataset(
             record_outcome(&mut totals, &mut writer, outcome)?;
             progress.inc(1);
             if writer.is_full() {
-                flush(&mut totals, &mut writer, out_store.as_ref(), &out_root)?;
+                flush(
+                    &mut totals,
+                    &mut writer,
+                    &lock,
+                    out_store.as_ref(),
+                    &out_root,
+                )?;
             }
         }
         next = end;
     }
-    flush(&mut totals, &mut writer, out_store.as_ref(), &out_root)?;
+    flush(
+        &mut totals,
+        &mut writer,
+        &lock,
+        out_store.as_ref(),
+        &out_root,
+    )?;
     let mut manifest = Manifest::for_source(
         &opts.preprocessing,
         layout.window_samples,
@@ -220,20 +235,24 @@ pub fn write_synth_dataset(
     manifest.set_counts(totals.counts);
     let shards_removed =
         remove_unlisted_shards(out_store.as_ref(), &out_root, manifest.shards.len())?;
+    lock.check_held()?;
     manifest.save(out_store.as_ref(), &out_root)?;
     Ok(SynthReport {
         manifest,
         shards_removed,
+        lock_note: lock.note(),
     })
 }
 
 fn flush(
     totals: &mut Journal,
     writer: &mut ShardWriter,
+    lock: &OutputLock,
     out_store: &dyn object_store::ObjectStore,
     out_root: &object_store::path::Path,
 ) -> Result<(), DataError> {
     if let Some(shard) = writer.finish()? {
+        lock.check_held()?;
         let entry = store_shard(out_store, out_root, totals.shards.len(), shard)?;
         totals.shards.push(entry);
     }

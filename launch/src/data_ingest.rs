@@ -314,5 +314,8 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
     if report.shards_removed > 0 {
         println!("{}", removed_shards_note(report.shards_removed));
     }
+    if let Some(note) = &report.lock_note {
+        println!("warning: {note}");
+    }
     Ok(())
 }

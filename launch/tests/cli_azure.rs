@@ -8,8 +8,9 @@
 //! the same files give from a folder. A SAS URL
 //! (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the SDK's token) reads
 //! and trains with its token and never shows it; a wrong signature and a read-only token's write
-//! are refused with Azure's reason. The account key, given in the environment, reaches no output
-//! and no file of a run.
+//! are refused with Azure's reason. A dataset another writer's lease holds (`_ingest.lock`) is
+//! refused, naming that writer, and nothing is written there. The account key, given in the
+//! environment, reaches no output and no file of a run.
 //!
 //! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
 //! PATH (scripts/test.sh installs it with npm). Without it these tests skip, saying so, unless
@@ -437,4 +438,34 @@ fn records_on_azure_ingest_into_the_shards_of_the_same_records_on_disk() {
     let inspected = azurite.ok(&["data", "inspect", "az://ecg/cinc"]);
     assert!(inspected.contains("az://ecg/raw"), "{inspected}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_dataset_another_writer_holds_on_azure_is_refused() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let dir = temp_dir("azure-lease");
+    let lock = dir.join("_ingest.lock");
+    let holder = r#"{"writer":"merge","pid":7,"host":"elsewhere","renewals":0}"#;
+    std::fs::write(&lock, holder).unwrap();
+    azurite.sdk(&["upload", "held/", path_str(&lock)]);
+    let err = azurite.err(&synth_args("az://ecg/held", 5));
+    assert!(
+        err.contains(
+            "az://ecg/held is being written by another merge (pid 7 on elsewhere), whose lock \
+             az://ecg/held/_ingest.lock was renewed"
+        ),
+        "{err}"
+    );
+    let held = azurite.digests("held/");
+    assert_eq!(held.len(), 1, "the synth wrote beside the lock: {held:?}");
+    // A synth where no one writes leaves no lock behind.
+    azurite.ok(&synth_args("az://ecg/free", 5));
+    let written = azurite.digests("free/");
+    assert!(written.iter().any(|(name, _)| name == "free/manifest.json"));
+    let lock_left = written
+        .iter()
+        .any(|(name, _)| name.ends_with("_ingest.lock"));
+    assert!(!lock_left, "{written:?}");
 }

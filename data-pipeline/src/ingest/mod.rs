@@ -12,8 +12,9 @@
 //! The manifest is written last; a run that ingested no record writes none, only the report of
 //! its quarantined records (`no_records.rs`), and removes its journal. An output holding another
 //! dataset or another ingest's journal
-//! is refused before anything is written (`Journal::resume`), and so is a local output another
-//! writer (ingest, merge or synth) holds at the time (`crate::out_lock`: `_ingest.lock`).
+//! is refused before anything is written (`Journal::resume`), and so is an output another
+//! writer (ingest, merge or synth) holds at the time (`crate::out_lock`: `_ingest.lock`); on an
+//! object store the lock is a lease, checked before each shard, journal and manifest is written.
 
 pub mod journal;
 pub mod label_csv;
@@ -80,8 +81,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         warnings,
     } = plan_records(opts, &source)?;
     let (out_store, out_root) = store::open_url_with(&opts.out, &opts.out_store_options)?;
-    // Held to the end: another writer into this (local) folder is refused until then.
-    let _lock = OutputLock::take(out_store.as_ref(), &out_root, &opts.out, Writer::Ingest)?;
+    // Held to the end: another writer into this output is refused until then.
+    let lock = OutputLock::take(&out_store, &out_root, &opts.out, Writer::Ingest)?;
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
     let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;
@@ -101,6 +102,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         ctx: &ctx,
         out_store: out_store.as_ref(),
         out_root: &out_root,
+        lock: &lock,
         layout,
         stop_after_shards: opts.stop_after_shards,
         threads: opts.threads,
@@ -122,6 +124,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         records_seen: records.len() as u64,
         leads_present: Default::default(),
     };
+    lock.check_held()?;
     if complete && journal.counts.records == 0 {
         // No dataset: a manifest of no rows would pass for one (and refuse other ingests here).
         QuarantineReport::new(source_entry, &journal).save(out_store.as_ref(), &out_root)?;
@@ -150,7 +153,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         shards_removed,
         complete,
         counts: journal.counts,
-        warnings,
+        warnings: warnings.into_iter().chain(lock.note()).collect(),
     })
 }
 
@@ -273,6 +276,7 @@ struct Run<'a> {
     ctx: &'a RecordContext<'a>,
     out_store: &'a dyn ObjectStore,
     out_root: &'a Path,
+    lock: &'a OutputLock,
     layout: ShardLayout,
     stop_after_shards: Option<usize>,
     threads: usize,
@@ -365,6 +369,7 @@ impl Run<'_> {
         last: bool,
     ) -> Result<(), DataError> {
         if let Some(shard) = writer.finish()? {
+            self.lock.check_held()?;
             let index = journal.shards.len();
             let entry = shard_writer::store_shard(self.out_store, self.out_root, index, shard)?;
             cadence.stored_shard(entry.bytes);
@@ -372,6 +377,7 @@ impl Run<'_> {
         }
         journal.records_done = done;
         if last || cadence.due(Instant::now()) {
+            self.lock.check_held()?;
             let bytes = journal.save(self.out_store, self.out_root)?;
             cadence.saved(bytes, Instant::now());
         }

@@ -22,6 +22,7 @@ use crate::chunk_crc::ShardChecksums;
 use crate::error::DataError;
 use crate::ingest::shard_writer::sha256_hex;
 use crate::manifest::ShardEntry;
+use crate::out_lock::OutputLock;
 use crate::store;
 
 /// One shard to copy.
@@ -68,6 +69,7 @@ enum Outcome {
 pub(super) fn copy_shards(
     work: Vec<CopyJob>,
     out_store: &Arc<dyn ObjectStore>,
+    lock: &OutputLock,
     jobs: usize,
     progress: &ProgressBar,
 ) -> Result<Copied, DataError> {
@@ -75,6 +77,7 @@ pub(super) fn copy_shards(
         futures::stream::iter(work)
             .enumerate()
             .map(|(i, job)| async move {
+                lock.check_held()?;
                 let (outcome, checksums) = copy_one(&job, out_store.as_ref()).await?;
                 progress.inc(job.shard.bytes);
                 Ok::<_, DataError>((outcome, checksums.map(|c| (i, c))))

@@ -115,8 +115,8 @@ pub fn merge(
         .collect::<Result<Vec<_>, DataError>>()?;
     check_compatible(&inputs)?;
     let (out_store, out_root) = store::open_url_with(out, &options.store_options)?;
-    // Held to the end: another writer into this (local) folder is refused until then.
-    let _lock = OutputLock::take(out_store.as_ref(), &out_root, out, Writer::Merge)?;
+    // Held to the end: another writer into this output is refused until then.
+    let lock = OutputLock::take(&out_store, &out_root, out, Writer::Merge)?;
     Manifest::refuse_occupied(out_store.as_ref(), &out_root, out, "merge")?;
     progress.set_length(
         inputs
@@ -168,7 +168,7 @@ pub fn merge(
         merged.partial.extend(m.partial.iter().cloned());
         add_counts(&mut merged.counts, &m.counts);
     }
-    let copied = copy_shards(work, &out_store, options.jobs, progress)?;
+    let copied = copy_shards(work, &out_store, &lock, options.jobs, progress)?;
     let checksums_added = copied.checksums.len();
     for (i, checksums) in copied.checksums {
         merged.shards[i].set_checksums(checksums);
@@ -183,8 +183,10 @@ pub fn merge(
     }
     let shards_removed =
         remove_unlisted_shards(out_store.as_ref(), &out_root, merged.shards.len())?;
+    lock.check_held()?;
     merged.save(out_store.as_ref(), &out_root)?;
-    let warnings = duplicates::shared_recordings(&merged.sources);
+    let mut warnings = duplicates::shared_recordings(&merged.sources);
+    warnings.extend(lock.note());
     Ok(MergeReport {
         manifest: merged,
         shards_copied: copied.streamed,

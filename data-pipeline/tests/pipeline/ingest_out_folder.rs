@@ -365,9 +365,7 @@ fn an_ingest_into_a_folder_another_ingest_is_writing_is_refused() {
         before
     };
     let (object_store, root) = ecgfm_data::store::open_url(&opts.out).unwrap();
-    let lock = OutputLock::take(object_store.as_ref(), &root, &opts.out, Writer::Ingest)
-        .unwrap()
-        .expect("a local folder has a lock");
+    let lock = OutputLock::take(&object_store, &root, &opts.out, Writer::Ingest).unwrap();
     let held = refused(&opts);
     assert!(held.contains_key("_ingest_state.json") && held.contains_key(LOCK_FILE));
     let mut other = opts.clone();
@@ -392,14 +390,7 @@ fn an_ingest_into_a_folder_another_ingest_is_writing_is_refused() {
     let mut into_fresh = opts.clone();
     into_fresh.out = fresh.to_str().unwrap().to_string();
     let (object_store, root) = ecgfm_data::store::open_url(&into_fresh.out).unwrap();
-    let lock = OutputLock::take(
-        object_store.as_ref(),
-        &root,
-        &into_fresh.out,
-        Writer::Ingest,
-    )
-    .unwrap()
-    .unwrap();
+    let lock = OutputLock::take(&object_store, &root, &into_fresh.out, Writer::Ingest).unwrap();
     let held = refused(&into_fresh);
     assert_eq!(held.keys().collect::<Vec<_>>(), [LOCK_FILE]);
     drop(lock);

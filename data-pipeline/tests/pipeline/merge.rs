@@ -589,9 +589,7 @@ fn a_merge_or_synth_into_a_folder_being_written_is_refused() {
     let out = dir.path().join("busy");
     let out_url = out.display().to_string();
     let (object_store, root) = store::open_url(&out_url).unwrap();
-    let lock = OutputLock::take(object_store.as_ref(), &root, &out_url, Writer::Ingest)
-        .unwrap()
-        .unwrap();
+    let lock = OutputLock::take(&object_store, &root, &out_url, Writer::Ingest).unwrap();
     let pid = std::process::id();
     let err = error_of(&inputs, &out_url);
     assert!(

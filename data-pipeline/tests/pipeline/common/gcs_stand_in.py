@@ -4,7 +4,9 @@ object_store's GCS client speaks the XML API, which is S3's protocol with Google
 bearer token instead of an AWS signature, `x-goog-copy-source` instead of `x-amz-copy-source`.
 This server renames those two and hands the request to moto; everything else (object paths
 `/BUCKET/NAME`, ranged and suffix reads, `list-type=2` listings, multipart uploads) is the same
-protocol. moto does not check signatures, so the AWS one put in the token's place is a dummy.
+protocol. An object's generation is its ETag here: answers with an ETag carry it as
+`x-goog-generation`, and a write conditional on a generation (`x-goog-if-generation-match`: 0
+for "none yet", else the generation) becomes S3's `If-None-Match: *` or `If-Match`. moto does not check signatures, so the AWS one put in the token's place is a dummy.
 
 Given a service account's public key (PEM), the server first checks each request's bearer token
 as Google does a service account's self-signed JWT: its RS256 signature by the matching private
@@ -70,7 +72,24 @@ def gcs_as_s3(environ, start_response):
     environ["HTTP_AUTHORIZATION"] = DUMMY_SIGNATURE
     if "HTTP_X_GOOG_COPY_SOURCE" in environ:
         environ["HTTP_X_AMZ_COPY_SOURCE"] = environ.pop("HTTP_X_GOOG_COPY_SOURCE")
-    return MOTO(environ, start_response)
+    generation = environ.pop("HTTP_X_GOOG_IF_GENERATION_MATCH", None)
+    if generation == "0":
+        environ["HTTP_IF_NONE_MATCH"] = "*"
+    elif generation is not None:
+        environ["HTTP_IF_MATCH"] = generation
+    return MOTO(environ, with_generation(start_response))
+
+
+def with_generation(start_response):
+    """Adds the object's generation (its ETag here) where moto answers with an ETag."""
+
+    def start(status, headers, exc_info=None):
+        etags = [v for k, v in headers if k.lower() == "etag"]
+        if etags:
+            headers = list(headers) + [("x-goog-generation", etags[0].strip('"'))]
+        return start_response(status, headers, exc_info)
+
+    return start
 
 
 if __name__ == "__main__":
