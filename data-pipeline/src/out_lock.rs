@@ -1,5 +1,5 @@
-//! `_ingest.lock`: one writer at a time into a local dataset folder. Two commands writing one
-//! folder at once (two ingests, an ingest and a merge, two `data synth`s) would both report
+//! `_ingest.lock`: one writer at a time into a dataset (a local folder here; an object store's
+//! prefix through `store_lease`). Two commands writing one folder at once (two ingests, an ingest and a merge, two `data synth`s) would both report
 //! success over a dataset whose manifest lists the other's shards, so each of `data ingest`,
 //! `data merge` and `data synth` takes an advisory OS lock (`flock`) on this file in its `--out`
 //! before it looks at what the folder holds, and holds it to the end; a second writer there is
@@ -31,7 +31,7 @@ use crate::error::DataError;
 use crate::store;
 use crate::store_lease::{self, LeaseOutcome, LeaseTiming, StoreLease};
 
-/// Name of the lock file in a local output folder.
+/// Name of the lock file in a local output folder, and of the lease object on an object store.
 pub const LOCK_FILE: &str = "_ingest.lock";
 
 /// Tries at taking a held lock before refusing (a `--dry-run` asking whether the folder is
@@ -92,7 +92,8 @@ impl OutputLock {
     /// Takes the lock of the output at `root` of `object_store` (`url` names it in the refusal)
     /// for this process, running `writer`. An output another writer holds is refused
     /// (`DataError::Refused`, naming the output, that writer's command and pid); nothing is
-    /// written then.
+    /// written then. Called from synchronous code, not inside a tokio runtime (an object store's
+    /// lease blocks on the store's runtime, here and when dropped).
     pub fn take(
         object_store: &Arc<dyn ObjectStore>,
         root: &Path,

@@ -233,6 +233,7 @@ pub fn write_synth_dataset(
     );
     manifest.shards = totals.shards;
     manifest.set_counts(totals.counts);
+    lock.check_held()?;
     let shards_removed =
         remove_unlisted_shards(out_store.as_ref(), &out_root, manifest.shards.len())?;
     lock.check_held()?;

@@ -109,6 +109,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         progress,
     };
     let (journal, complete) = run.execute(journal)?;
+    lock.check_held()?;
     let shards_removed = match complete {
         true => shard_writer::remove_unlisted_shards(
             out_store.as_ref(),

@@ -181,6 +181,7 @@ pub fn merge(
     if !without_lead_counts.is_empty() {
         merged.counts.leads_present.clear();
     }
+    lock.check_held()?;
     let shards_removed =
         remove_unlisted_shards(out_store.as_ref(), &out_root, merged.shards.len())?;
     lock.check_held()?;

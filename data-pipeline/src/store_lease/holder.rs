@@ -1,0 +1,105 @@
+//! Who holds a lease: what the lock object holds, and how a writer tells its own lease, a live
+//! writer's and an ended process's apart.
+//!
+//! A lease is known by a random id (`lease`): a lock holding it is this writer's whatever its
+//! version, so a write the store applied but whose answer was lost is recognised when read
+//! back. A process is known on its machine by its pid together with the machine's boot id, its
+//! pid namespace and its start time: the pid alone names another process after a reboot, in
+//! another container with the same host name, or once the pid is reused.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use object_store::PutPayload;
+use serde::{Deserialize, Serialize};
+
+use crate::out_lock::Writer;
+
+/// What the lock object holds (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Holder {
+    pub writer: String,
+    pub pid: u32,
+    pub host: String,
+    /// This lease's random id (never empty).
+    #[serde(default)]
+    pub lease: String,
+    /// `/proc/sys/kernel/random/boot_id` of the holder's machine, where it has one.
+    #[serde(default)]
+    pub boot: Option<String>,
+    /// The holder's pid namespace (`pid:[4026531836]`), where it has one.
+    #[serde(default)]
+    pub pid_ns: Option<String>,
+    /// The holder's start time in clock ticks since boot (`/proc/PID/stat`, field 22).
+    #[serde(default)]
+    pub start: Option<u64>,
+    /// Renewals so far: every renewal writes other bytes, hence a new version on every store.
+    pub renewals: u64,
+}
+
+impl Holder {
+    /// This process, running `writer`, with a new lease id.
+    pub fn this_process(writer: Writer) -> Self {
+        let pid = std::process::id();
+        Holder {
+            writer: writer.name().to_string(),
+            pid,
+            host: host_name(),
+            lease: format!("{:016x}", RandomState::new().build_hasher().finish()),
+            boot: boot_id(),
+            pid_ns: pid_namespace(),
+            start: start_ticks(pid),
+            renewals: 0,
+        }
+    }
+
+    pub fn bytes(&self) -> PutPayload {
+        PutPayload::from(serde_json::to_vec(self).expect("a lock holder serialises"))
+    }
+
+    /// "ingest (pid 4242 on node17)"
+    pub fn describe(&self) -> String {
+        format!("{} (pid {} on {})", self.writer, self.pid, self.host)
+    }
+
+    /// Whether the holder is a process of this machine (same host, boot and pid namespace) that
+    /// has ended: its pid is gone, or names a process started at another time.
+    pub fn ended_here(&self) -> bool {
+        let same_machine = self.host == host_name()
+            && self.boot.is_some()
+            && self.boot == boot_id()
+            && self.pid_ns.is_some()
+            && self.pid_ns == pid_namespace();
+        same_machine && self.start.is_some() && start_ticks(self.pid) != self.start
+    }
+}
+
+/// This machine's name (as `hostname` prints it).
+pub(super) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "an unnamed host".to_string())
+}
+
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string())
+}
+
+fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(link.to_string_lossy().into_owned())
+}
+
+/// The start time of process `pid` in clock ticks since boot, or `None` when there is no such
+/// process (or no `/proc`).
+pub(super) fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses; the
+    // fields after the last `)` start at field 3, so field 22 is the 20th of them.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}

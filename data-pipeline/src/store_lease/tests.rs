@@ -1,0 +1,373 @@
+//! The lease on an in-memory store, with short timings: refusals, renewals, takeovers, a lost
+//! lease, and (through `Unreliable`, a store that applies a write but loses or delays its
+//! answer) the answers a real network can lose.
+
+use super::holder::{host_name, start_ticks};
+use super::*;
+use object_store::memory::InMemory;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use futures::stream::BoxStream;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    PutMultipartOptions, PutPayload,
+};
+
+const URL: &str = "memory://lease/ds";
+
+fn memory() -> (Arc<dyn ObjectStore>, Path) {
+    (Arc::new(InMemory::new()), Path::from("lease/ds"))
+}
+
+fn timing(renew_ms: u64, stale_ms: u64) -> LeaseTiming {
+    LeaseTiming {
+        renew: Duration::from_millis(renew_ms),
+        stale: Duration::from_millis(stale_ms),
+    }
+}
+
+fn take(
+    object_store: &Arc<dyn ObjectStore>,
+    root: &Path,
+    writer: Writer,
+    timing: LeaseTiming,
+) -> Result<StoreLease, DataError> {
+    match StoreLease::take(object_store, root, URL, writer, timing)? {
+        LeaseOutcome::Held(lease) => Ok(lease),
+        LeaseOutcome::Unsupported => panic!("memory stores create conditionally"),
+    }
+}
+
+fn lock_at(object_store: &Arc<dyn ObjectStore>, root: &Path) -> Option<LockObject> {
+    let path = store::join(root, LOCK_FILE);
+    store::block_on(read_lock(object_store.as_ref(), &path)).unwrap()
+}
+
+fn put_lock(object_store: &Arc<dyn ObjectStore>, root: &Path, holder: &Holder) {
+    let path = store::join(root, LOCK_FILE);
+    store::block_on(object_store.put(&path, holder.bytes())).unwrap();
+}
+
+/// A holder of another lease: `writer` as pid `pid` on `host`, of no known machine.
+fn other(writer: &str, pid: u32, host: &str) -> Holder {
+    Holder {
+        writer: writer.into(),
+        pid,
+        host: host.into(),
+        lease: "another lease".into(),
+        boot: None,
+        pid_ns: None,
+        start: None,
+        renewals: 0,
+    }
+}
+
+#[test]
+fn a_renewed_lease_keeps_others_out_and_is_removed_when_dropped() {
+    let (object_store, root) = memory();
+    let fast = timing(30, 300);
+    let first = take(&object_store, &root, Writer::Ingest, fast).unwrap();
+    assert_eq!(first.took_over, None);
+    std::thread::sleep(Duration::from_millis(600));
+    first.check().unwrap();
+    let err = take(&object_store, &root, Writer::Merge, fast)
+        .unwrap_err()
+        .to_string();
+    let me = format!("pid {} on {}", std::process::id(), host_name());
+    let whose = format!("whose lock {URL}/{LOCK_FILE} was renewed 0 s ago");
+    assert!(
+        err.starts_with(&format!(
+            "{URL} is being written by another ingest ({me}), {whose}"
+        )),
+        "{err}"
+    );
+    let renewals = lock_at(&object_store, &root)
+        .unwrap()
+        .holder
+        .unwrap()
+        .renewals;
+    assert!(
+        renewals >= 5,
+        "{renewals} renewals in 600 ms at one per 30 ms"
+    );
+    check_free(object_store.as_ref(), &root, URL, fast).unwrap_err();
+    drop(first);
+    check_free(object_store.as_ref(), &root, URL, fast).unwrap();
+    take(&object_store, &root, Writer::Merge, fast).unwrap();
+}
+
+#[test]
+fn a_lease_left_unrenewed_is_taken_over_and_its_holder_stops() {
+    let (object_store, root) = memory();
+    let never_renewed = timing(3_600_000, 200);
+    let first = take(&object_store, &root, Writer::Synth, never_renewed).unwrap();
+    first.check().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let err = first.check().unwrap_err().to_string();
+    let lost = format!("this writer lost its lock {URL}/{LOCK_FILE}: it could not be renewed");
+    assert!(err.starts_with(&lost), "{err}");
+    check_free(object_store.as_ref(), &root, URL, never_renewed).unwrap();
+    let second = take(&object_store, &root, Writer::Ingest, never_renewed).unwrap();
+    let note = second.took_over.clone().unwrap();
+    let pid = std::process::id();
+    assert!(
+        note.starts_with(&format!(
+            "took over the lock {URL}/{LOCK_FILE} left by another synth (pid {pid}"
+        )),
+        "{note}"
+    );
+    assert!(
+        note.contains("last renewed 0 s ago, more than 0 s"),
+        "{note}"
+    );
+    // The first writer's drop leaves the second's lock in place.
+    drop(first);
+    let err = take(&object_store, &root, Writer::Merge, timing(1000, 10_000))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("by another ingest (pid"), "{err}");
+}
+
+#[test]
+fn a_replaced_or_removed_lock_stops_its_holder_at_the_next_renewal() {
+    let (object_store, root) = memory();
+    let first = take(&object_store, &root, Writer::Ingest, timing(20, 10_000)).unwrap();
+    put_lock(&object_store, &root, &other("merge", 7, "elsewhere"));
+    std::thread::sleep(Duration::from_millis(200));
+    let err = first.check().unwrap_err().to_string();
+    let replaced = "it was replaced by another merge (pid 7 on elsewhere); it stopped";
+    assert!(err.contains(replaced), "{err}");
+    drop(first);
+    let left = lock_at(&object_store, &root).unwrap();
+    assert_eq!(left.describe_holder(), "merge (pid 7 on elsewhere)");
+
+    let (object_store, root) = memory();
+    let first = take(&object_store, &root, Writer::Ingest, timing(20, 10_000)).unwrap();
+    store::block_on(object_store.delete(&store::join(&root, LOCK_FILE))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let err = first.check().unwrap_err().to_string();
+    assert!(err.contains(": it was removed;"), "{err}");
+}
+
+#[test]
+fn an_ended_process_of_this_machine_is_told_from_a_live_or_a_foreign_one() {
+    let slow = LeaseTiming::default();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let ended = child.id();
+    child.wait().unwrap();
+    let here = Holder::this_process(Writer::Ingest);
+    assert!(here.start.is_some() && here.boot.is_some() && here.pid_ns.is_some());
+    assert!(!here.ended_here(), "this process is alive");
+    // A pid that is gone, or that names a process started at another time (a reused pid).
+    for (pid, start) in [(ended, Some(1)), (here.pid, here.start.map(|s| s + 1))] {
+        let (object_store, root) = memory();
+        let gone = Holder {
+            pid,
+            start,
+            lease: "an ended lease".into(),
+            ..here.clone()
+        };
+        assert!(gone.ended_here());
+        put_lock(&object_store, &root, &gone);
+        check_free(object_store.as_ref(), &root, URL, slow).unwrap();
+        let lease = take(&object_store, &root, Writer::Ingest, slow).unwrap();
+        let note = lease.took_over.clone().unwrap();
+        assert!(note.ends_with("(its process has ended)"), "{note}");
+    }
+    // The same pid in another pid namespace or boot, on another host, or a lock that does not
+    // parse, counts as at work.
+    let foreign = [
+        Holder {
+            pid: ended,
+            pid_ns: Some("pid:[1]".into()),
+            ..here.clone()
+        },
+        Holder {
+            pid: ended,
+            boot: Some("another boot".into()),
+            ..here.clone()
+        },
+        Holder {
+            pid: ended,
+            host: "elsewhere".into(),
+            ..here.clone()
+        },
+    ];
+    for holder in &foreign {
+        assert!(!holder.ended_here(), "{holder:?}");
+    }
+    let (object_store, root) = memory();
+    let path = store::join(&root, LOCK_FILE);
+    store::block_on(object_store.put(&path, PutPayload::from_static(b"not json"))).unwrap();
+    let err = take(&object_store, &root, Writer::Ingest, slow)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("being written by another ecgfm command, whose lock"),
+        "{err}"
+    );
+    assert!(err.contains("taken over once it is 10 min old"), "{err}");
+}
+
+#[test]
+fn a_lock_without_a_time_is_never_stale() {
+    let lock = LockObject {
+        holder: Some(other("ingest", 1, "elsewhere")),
+        version: UpdateVersion {
+            e_tag: None,
+            version: None,
+        },
+        age: None,
+    };
+    assert_eq!(lock.stale_because(timing(1, 1)), None);
+    let err = busy(URL, "memory://lease/ds/_ingest.lock", &lock, timing(1, 1)).to_string();
+    let which = "another ingest (pid 1 on elsewhere), which holds the lock memory://lease/ds/";
+    assert!(err.contains(which), "{err}");
+    assert_eq!(start_ticks(u32::MAX), None);
+}
+
+/// What `Unreliable` does to the next write of a kind.
+const APPLY_AND_FAIL: u8 = 1;
+const APPLY_AND_DELAY: u8 = 2;
+const APPLY_THEN_ALREADY_EXISTS: u8 = 3;
+
+/// An in-memory store whose next conditional update (or create) is applied and then answered
+/// with an error (a timeout after the store wrote it), late, or as a retry would be answered.
+#[derive(Debug, Default)]
+struct Unreliable {
+    inner: InMemory,
+    next_update: AtomicU8,
+    next_create: AtomicU8,
+    delayed: AtomicU8,
+}
+
+impl std::fmt::Display for Unreliable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unreliable")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Unreliable {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let what = match opts.mode {
+            PutMode::Update(_) => self.next_update.swap(0, Ordering::SeqCst),
+            PutMode::Create => self.next_create.swap(0, Ordering::SeqCst),
+            PutMode::Overwrite => 0,
+        };
+        let written = self.inner.put_opts(location, payload, opts).await?;
+        match what {
+            APPLY_AND_FAIL => Err(object_store::Error::Generic {
+                store: "Unreliable",
+                source: "operation timed out".into(),
+            }),
+            APPLY_AND_DELAY => {
+                self.delayed.store(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(written)
+            }
+            APPLY_THEN_ALREADY_EXISTS => Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "the retry of an applied create".into(),
+            }),
+            _ => Ok(written),
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn unreliable_store() -> (Arc<Unreliable>, Arc<dyn ObjectStore>, Path) {
+    let store = Arc::new(Unreliable::default());
+    (store.clone(), store, Path::from("lease/ds"))
+}
+
+#[test]
+fn a_write_applied_but_answered_with_an_error_is_recognised_as_our_own() {
+    // A renewal the store applied, its answer lost: the next renewal is refused, and the lock
+    // read back is this lease's.
+    let (unreliable, object_store, root) = unreliable_store();
+    unreliable
+        .next_update
+        .store(APPLY_AND_FAIL, Ordering::SeqCst);
+    let lease = take(&object_store, &root, Writer::Ingest, timing(40, 100_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lease.check().unwrap();
+    let renewals = lock_at(&object_store, &root)
+        .unwrap()
+        .holder
+        .unwrap()
+        .renewals;
+    assert!(renewals >= 3, "renewals went on: {renewals}");
+    drop(lease);
+    assert!(lock_at(&object_store, &root).is_none(), "the lock was left");
+
+    // A create the store applied whose retry met the object it made.
+    let (unreliable, object_store, root) = unreliable_store();
+    unreliable
+        .next_create
+        .store(APPLY_THEN_ALREADY_EXISTS, Ordering::SeqCst);
+    let lease = take(&object_store, &root, Writer::Merge, timing(40, 100_000)).unwrap();
+    assert_eq!(lease.took_over, None);
+    drop(lease);
+    assert!(lock_at(&object_store, &root).is_none(), "the lock was left");
+}
+
+#[test]
+fn a_lease_dropped_during_a_renewal_is_removed() {
+    let (unreliable, object_store, root) = unreliable_store();
+    unreliable
+        .next_update
+        .store(APPLY_AND_DELAY, Ordering::SeqCst);
+    let lease = take(&object_store, &root, Writer::Ingest, timing(30, 100_000)).unwrap();
+    while unreliable.delayed.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    lease.check().unwrap();
+    drop(lease);
+    assert!(lock_at(&object_store, &root).is_none(), "the lock was left");
+}
