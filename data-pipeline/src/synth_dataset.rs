@@ -187,6 +187,9 @@ pub fn write_synth_dataset(
     let chunk = (pool.current_num_threads() as u64 * 16).max(16);
     progress.set_length(opts.records);
     let mut totals = Journal::default();
+    let flush_open_shard = |totals: &mut Journal, writer: &mut ShardWriter| {
+        flush(totals, writer, &lock, out_store.as_ref(), &out_root)
+    };
     let mut writer = ShardWriter::new(layout)?;
     let mut next = 0u64;
     while next < opts.records {
@@ -201,24 +204,12 @@ pub fn write_synth_dataset(
             record_outcome(&mut totals, &mut writer, outcome)?;
             progress.inc(1);
             if writer.is_full() {
-                flush(
-                    &mut totals,
-                    &mut writer,
-                    &lock,
-                    out_store.as_ref(),
-                    &out_root,
-                )?;
+                flush_open_shard(&mut totals, &mut writer)?;
             }
         }
         next = end;
     }
-    flush(
-        &mut totals,
-        &mut writer,
-        &lock,
-        out_store.as_ref(),
-        &out_root,
-    )?;
+    flush_open_shard(&mut totals, &mut writer)?;
     let mut manifest = Manifest::for_source(
         &opts.preprocessing,
         layout.window_samples,
