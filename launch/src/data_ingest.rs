@@ -250,6 +250,9 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     if args.dry_run {
         return print_plan(&options);
     }
+    crate::signals::exit_on_stop(
+        "the shards it stored stay; run the same command again to go on from them",
+    );
     let bar = record_bar("ingest");
     let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();
@@ -299,6 +302,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         threads: args.layout.threads,
         ..SynthDatasetOptions::default()
     };
+    crate::signals::exit_on_stop("run it again to write the dataset (it starts over)");
     let bar = record_bar("synth");
     let report = write_synth_dataset(&options, &bar)
         .with_context(|| format!("writing the synthetic dataset {}", args.out))?;

@@ -33,6 +33,9 @@ pub struct MergeArgs {
 
 /// Runs `ecgfm data merge`.
 pub fn run(args: &MergeArgs) -> Result<()> {
+    crate::signals::exit_on_stop(
+        "the shards it copied stay; run the same command again to go on from them",
+    );
     let bar = byte_bar("copying shards");
     let options = MergeOptions {
         jobs: args.jobs.get(),

@@ -1,7 +1,8 @@
 //! SIGINT / SIGTERM / SIGUSR1 (which SLURM can send before a time limit) and SIGHUP (a closed
-//! terminal or ssh session) for `ecgfm pretrain`, `ecgfm launch` and `ecgfm sweep run`: the
-//! handler only records the signal; the program acts on it at a safe point (the launcher and the
-//! sweep pass it on to their children, a rank checkpoints and stops after its step). A child of
+//! terminal or ssh session) for `ecgfm pretrain`, `ecgfm launch`, `ecgfm sweep run` and the
+//! dataset writers: the handler only records the signal; the program acts on it at a safe point
+//! (the launcher and the sweep pass it on to their children, a rank checkpoints and stops after
+//! its step, a dataset writer releases its object-store lease and exits, [`exit_on_stop`]). A child of
 //! theirs gets SIGTERM from the kernel when its parent dies ([`stop_with_parent`]), so no run
 //! trains on unowned.
 //!
@@ -107,6 +108,23 @@ pub fn received() -> Option<libc::c_int> {
 /// The signals that ask a run to stop: each is caught, and the run checkpoints and exits
 /// [`STOPPED_EXIT`].
 pub const STOPS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP];
+
+/// For the dataset writers (`data ingest`, `data merge`, `data synth`), which have no checkpoint
+/// to save: on the first stop signal, removes the object-store leases this process holds
+/// (`ecgfm_data::store_lease::release_held`, so a writer restarted on another machine finds the
+/// output free), prints `then` and exits at once with 128 + the signal. What was written stays
+/// as a kill leaves it: an ingest or merge run again goes on from the shards it stored.
+pub fn exit_on_stop(then: &'static str) {
+    catch(&STOPS);
+    std::thread::spawn(move || loop {
+        if let Some(sig) = received() {
+            ecgfm_data::store_lease::release_held();
+            eprintln!("stopped by signal {sig}: {then}");
+            std::process::exit(128 + sig);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+}
 
 /// Sends `sig` to `child`.
 pub fn send(child: &Child, sig: libc::c_int) {

@@ -18,9 +18,15 @@
 //! failing for `stale / 2` (by the monotonic and the wall clock, so a suspended machine counts
 //! its sleep) mean one might have. Either stops the writer before it writes more. Dropping the
 //! lease stops the renewals and removes the object if it still names this lease.
+//!
+//! A process stopped by a signal runs no destructor, so the leases it holds are also listed in
+//! a process-wide registry, and `release_held` (which the `ecgfm` command's stop-signal watcher
+//! calls before it exits) removes them: a writer preempted on one machine and restarted on
+//! another finds its output free at once.
 
 mod holder;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +55,39 @@ impl Default for LeaseTiming {
         LeaseTiming {
             renew: Duration::from_secs(60),
             stale: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where a lock object lies: its store and path.
+type LockPlace = (Arc<dyn ObjectStore>, Path);
+
+/// The leases this process holds (by lease id), for `release_held`.
+static HELD: Mutex<BTreeMap<String, LockPlace>> = Mutex::new(BTreeMap::new());
+
+/// Removes every lock object this process's leases hold (each only where it still names its
+/// lease), for a process about to exit without running destructors (on a stop signal). Their
+/// renewals then fail (the object is gone) and the writers stop. Called from synchronous code,
+/// not inside a tokio runtime; gives up after `RELEASE_WITHIN`.
+pub fn release_held() {
+    let held: Vec<_> = HELD
+        .lock()
+        .expect("the lease registry is never poisoned")
+        .iter()
+        .map(|(lease, (store, path))| (lease.clone(), store.clone(), path.clone()))
+        .collect();
+    let release = futures::future::join_all(
+        held.iter()
+            .map(|(lease, store, path)| remove_if_held(store.as_ref(), path, lease)),
+    );
+    let _ = store::block_on(async { tokio::time::timeout(RELEASE_WITHIN, release).await });
+}
+
+/// Removes the lock object at `path` if it names `lease`.
+async fn remove_if_held(object_store: &dyn ObjectStore, path: &Path, lease: &str) {
+    if let Ok(Some(lock)) = read_lock(object_store, path).await {
+        if lock.holds(lease) {
+            let _ = object_store.delete(path).await;
         }
     }
 }
@@ -193,6 +232,9 @@ impl StoreLease {
             timing.renew,
             state.clone(),
         ));
+        HELD.lock()
+            .expect("the lease registry is never poisoned")
+            .insert(holder.lease.clone(), (object_store.clone(), path.clone()));
         StoreLease {
             store: object_store.clone(),
             path: path.clone(),
@@ -236,14 +278,13 @@ impl Drop for StoreLease {
             return;
         };
         renewal.abort();
-        let (object_store, path, lease) = (self.store.clone(), self.path.clone(), &self.lease);
+        HELD.lock()
+            .expect("the lease registry is never poisoned")
+            .remove(&self.lease);
+        let (object_store, path, lease) = (self.store.as_ref(), &self.path, &self.lease);
         let release = async move {
             let _ = renewal.await;
-            if let Ok(Some(lock)) = read_lock(object_store.as_ref(), &path).await {
-                if lock.holds(lease) {
-                    let _ = object_store.delete(&path).await;
-                }
-            }
+            remove_if_held(object_store, path, lease).await;
         };
         let _ = store::block_on(async { tokio::time::timeout(RELEASE_WITHIN, release).await });
     }

@@ -1,18 +1,22 @@
 //! `ecgfm data` end to end: `data read` against the `wfdb` Python package (read.rs), `data merge`
 //! (merge.rs), `data ingest`'s cohort lists, dry run and refusals and `data inspect
-//! --record-ids` (ingest.rs), and what every command does with a closed pipe, a missing dataset
-//! and sizes of zero (output.rs). `bench`'s comparisons are in cli_bench.rs.
+//! --record-ids` (ingest.rs), what every command does with a closed pipe, a missing dataset
+//! and sizes of zero (output.rs), and a writer stopped by a signal (stop.rs, on S3 through moto). `bench`'s comparisons are in cli_bench.rs.
 //!
 //! One test binary: the tests sit in a module per command, and this file holds the helpers
 //! several of them use.
 
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+#[path = "../../../data-pipeline/tests/pipeline/common/s3.rs"]
+mod s3;
 
 mod ingest;
 mod merge;
 mod output;
 mod read;
+mod stop;
 
 use common::run_ok;
 use std::path::Path;

@@ -1,0 +1,54 @@
+//! A dataset writer stopped by a signal: it removes its object-store lease before it exits (a
+//! writer restarted on another machine finds the output free at once) and says how to go on.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ecgfm_data::store;
+use object_store::ObjectStoreExt;
+
+use crate::{s3, ECGFM};
+
+#[test]
+fn a_writer_stopped_by_a_signal_removes_its_lease() {
+    let Some(moto) = s3::MotoS3::start("stop-bucket") else {
+        return;
+    };
+    let out = moto.url("ds");
+    let args = ["data", "synth", "--out", &out, "--records", "500000"];
+    let mut writer = Command::new(ECGFM)
+        .args(args)
+        .args(["--threads", "1"])
+        .envs([
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (object_store, root) = moto.open("ds");
+    let lock = store::join(&root, "_ingest.lock");
+    let leased = || store::block_on(object_store.head(&lock)).is_ok();
+    let started = Instant::now();
+    while !leased() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120) && writer.try_wait().unwrap().is_none(),
+            "the synth never took its lease"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child spawned here and not yet reaped.
+    unsafe { libc::kill(writer.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = writer.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("stopped by signal 15: run it again to write the dataset (it starts over)"),
+        "{stderr}"
+    );
+    assert!(!leased(), "the stopped synth left its lease");
+}
