@@ -95,11 +95,14 @@ fn pid_namespace() -> Option<String> {
 }
 
 /// The start time of process `pid` in clock ticks since boot, or `None` when there is no such
-/// process (or no `/proc`).
+/// process running (none, or one that has ended and awaits its parent: a zombie), or no `/proc`.
 pub(super) fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces and parentheses; the
-    // fields after the last `)` start at field 3, so field 22 is the 20th of them.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    // fields after the last `)` start at field 3 (the state), so field 22 is the 20th of them.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
 }

@@ -192,7 +192,7 @@ impl StoreLease {
             match put(PutMode::Update(lock.version.clone())) {
                 Ok(written) => {
                     let note = format!(
-                        "took over the lock {shown} left by another {} ({why})",
+                        "took over the lock {shown} left by another {}: {why}",
                         lock.describe_holder()
                     );
                     return Ok(held(version_of(written), Some(note)));

@@ -173,7 +173,7 @@ fn an_ended_process_of_this_machine_is_told_from_a_live_or_a_foreign_one() {
         check_free(object_store.as_ref(), &root, URL, slow).unwrap();
         let lease = take(&object_store, &root, Writer::Ingest, slow).unwrap();
         let note = lease.took_over.clone().unwrap();
-        assert!(note.ends_with("(its process has ended)"), "{note}");
+        assert!(note.ends_with("): its process has ended"), "{note}");
     }
     // The same pid in another pid namespace or boot, on another host, or a lock that does not
     // parse, counts as at work.
@@ -225,6 +225,28 @@ fn a_lock_without_a_time_is_never_stale() {
     let which = "another ingest (pid 1 on elsewhere), which holds the lock memory://lease/ds/";
     assert!(err.contains(which), "{err}");
     assert_eq!(start_ticks(u32::MAX), None);
+}
+
+#[test]
+fn an_ended_process_not_yet_reaped_counts_as_ended() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    // Not waited for: once it exits it stays a zombie until `wait`.
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "true did not end"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "a zombie keeps its /proc entry"
+    );
+    assert_eq!(start_ticks(pid), None);
+    child.wait().unwrap();
+    assert!(start_ticks(std::process::id()).is_some());
 }
 
 /// What `Unreliable` does to the next write of a kind.
