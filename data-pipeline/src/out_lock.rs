@@ -1,10 +1,10 @@
 //! `_ingest.lock`: one writer at a time into a dataset (a local folder here; an object store's
-//! prefix through `store_lease`). Two commands writing one folder at once (two ingests, an ingest and a merge, two `data synth`s) would both report
-//! success over a dataset whose manifest lists the other's shards, so each of `data ingest`,
-//! `data merge` and `data synth` takes an advisory OS lock (`flock`) on this file in its `--out`
-//! before it looks at what the folder holds, and holds it to the end; a second writer there is
-//! refused at once, naming the folder and the first one's command and pid (which the file
-//! holds), before it writes anything.
+//! prefix through `store_lease`). Two commands writing one folder at once (two ingests, an ingest
+//! and a merge, two `data synth`s) would both report success over a dataset whose manifest lists
+//! the other's shards, so each of `data ingest`, `data merge` and `data synth` takes an advisory OS
+//! lock (`flock`) on this file in its `--out` before it looks at what the folder holds, and holds
+//! it to the end; a second writer there is refused at once, naming the folder and the first one's
+//! command and pid (which the file holds), before it writes anything.
 //!
 //! The kernel releases the lock when its process ends, however it ends, so a writer that was
 //! killed leaves no stale lock: the file may stay (readers never look at it: they read
@@ -262,13 +262,16 @@ fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError
         _ => "another ecgfm command".to_string(),
     };
     DataError::Refused(format!(
-        "{} is being written by {who}, which holds {}; two writers into one folder would leave a \
-         broken dataset: wait until it ends (an interrupted ingest or merge is resumed by running \
-         it again) or choose another --out",
+        "{} is being written by {who}, which holds {}; {TWO_WRITERS}",
         store::redact_url(url),
         path.display()
     ))
 }
+
+/// Why a second writer is refused, and the way out: the end of every refusal of a held output.
+pub(crate) const TWO_WRITERS: &str = "two writers into one dataset would leave it broken: wait \
+     until it ends (an interrupted ingest or merge is resumed by running it again) or choose \
+     another --out";
 
 #[cfg(test)]
 mod tests {

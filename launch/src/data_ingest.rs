@@ -228,6 +228,13 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
     Ok(())
 }
 
+/// What `data ingest` says when a signal stops it (`signals::exit_on_stop`).
+pub const INGEST_STOPPED: &str =
+    "the shards it stored stay; run the same command again to go on from them";
+
+/// What `data synth` says when a signal stops it.
+pub const SYNTH_STOPPED: &str = "run it again to write the dataset (it starts over)";
+
 /// Runs `ecgfm data ingest`; fails when no record could be ingested.
 pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     let options = IngestOptions {
@@ -250,9 +257,6 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     if args.dry_run {
         return print_plan(&options);
     }
-    crate::signals::exit_on_stop(
-        "the shards it stored stay; run the same command again to go on from them",
-    );
     let bar = record_bar("ingest");
     let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();
@@ -302,7 +306,6 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         threads: args.layout.threads,
         ..SynthDatasetOptions::default()
     };
-    crate::signals::exit_on_stop("run it again to write the dataset (it starts over)");
     let bar = record_bar("synth");
     let report = write_synth_dataset(&options, &bar)
         .with_context(|| format!("writing the synthetic dataset {}", args.out))?;

@@ -31,11 +31,12 @@ pub struct MergeArgs {
     pub stream_copy: bool,
 }
 
+/// What `data merge` says when a signal stops it (`signals::exit_on_stop`).
+pub const MERGE_STOPPED: &str =
+    "the shards it copied stay; run the same command again to go on from them";
+
 /// Runs `ecgfm data merge`.
 pub fn run(args: &MergeArgs) -> Result<()> {
-    crate::signals::exit_on_stop(
-        "the shards it copied stay; run the same command again to go on from them",
-    );
     let bar = byte_bar("copying shards");
     let options = MergeOptions {
         jobs: args.jobs.get(),

@@ -117,15 +117,26 @@ pub mod sweep_status;
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 pub use error_text::error_text;
 
-/// Runs one parsed command line.
+/// Runs one parsed command line. The dataset writers end on a stop signal, having removed
+/// their object-store leases (`signals::exit_on_stop`; only here, for the command line: a
+/// program calling `data_ingest::run_ingest` keeps its own signal handling).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain::run(&args).map(|_| ()),
         Command::Data(DataCommand::Read(args)) => data_read::run(&args),
-        Command::Data(DataCommand::Ingest(args)) => data_ingest::run_ingest(&args),
-        Command::Data(DataCommand::Synth(args)) => data_ingest::run_synth(&args),
+        Command::Data(DataCommand::Ingest(args)) => {
+            signals::exit_on_stop(data_ingest::INGEST_STOPPED);
+            data_ingest::run_ingest(&args)
+        }
+        Command::Data(DataCommand::Synth(args)) => {
+            signals::exit_on_stop(data_ingest::SYNTH_STOPPED);
+            data_ingest::run_synth(&args)
+        }
         Command::Data(DataCommand::Inspect(args)) => data_inspect::run(&args),
-        Command::Data(DataCommand::Merge(args)) => data_merge::run(&args),
+        Command::Data(DataCommand::Merge(args)) => {
+            signals::exit_on_stop(data_merge::MERGE_STOPPED);
+            data_merge::run(&args)
+        }
         Command::Eval(args) => eval::run(&args).map(|_| ()),
         Command::Compare(args) => compare::run(&args),
         Command::Embed(args) => embed::run(&args).map(|_| ()),

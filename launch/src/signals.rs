@@ -1,8 +1,8 @@
 //! SIGINT / SIGTERM / SIGUSR1 (which SLURM can send before a time limit) and SIGHUP (a closed
-//! terminal or ssh session) for `ecgfm pretrain`, `ecgfm launch`, `ecgfm sweep run` and the
-//! dataset writers: the handler only records the signal; the program acts on it at a safe point
-//! (the launcher and the sweep pass it on to their children, a rank checkpoints and stops after
-//! its step, a dataset writer releases its object-store lease and exits, [`exit_on_stop`]). A child of
+//! terminal or ssh session) for `ecgfm pretrain`, `ecgfm launch`, `ecgfm sweep run` and the dataset
+//! writers: the handler only records the signal; the program acts on it at a safe point (the
+//! launcher and the sweep pass it on to their children, a rank checkpoints and stops after its
+//! step, a dataset writer releases its object-store lease and exits, [`exit_on_stop`]). A child of
 //! theirs gets SIGTERM from the kernel when its parent dies ([`stop_with_parent`]), so no run
 //! trains on unowned.
 //!
@@ -97,6 +97,17 @@ pub fn catch(signals: &[libc::c_int]) {
     }
 }
 
+/// Whether this process was started ignoring `sig` (SIGHUP under `nohup`; SIGINT for a command
+/// a shell script starts in the background).
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `current`.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// The signal received, if any.
 pub fn received() -> Option<libc::c_int> {
     match RECEIVED.load(Ordering::SeqCst) {
@@ -111,11 +122,15 @@ pub const STOPS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1,
 
 /// For the dataset writers (`data ingest`, `data merge`, `data synth`), which have no checkpoint
 /// to save: on the first stop signal, removes the object-store leases this process holds
-/// (`ecgfm_data::store_lease::release_held`, so a writer restarted on another machine finds the
-/// output free), prints `then` and exits at once with 128 + the signal. What was written stays
-/// as a kill leaves it: an ingest or merge run again goes on from the shards it stored.
+/// (`ecgfm_data::store_lease::release_held`, at most 15 s; a writer restarted on another
+/// machine then finds the output free), prints `then` and exits with 128 + the signal. What was
+/// written stays as a kill leaves it: an ingest or merge run again goes on from the shards it
+/// stored.
 pub fn exit_on_stop(then: &'static str) {
-    catch(&STOPS);
+    // A signal the writer was started ignoring stays ignored (`nohup ecgfm data ingest ...`
+    // goes on after a logout, as it did before it had a handler).
+    let caught: Vec<libc::c_int> = STOPS.into_iter().filter(|&sig| !ignored(sig)).collect();
+    catch(&caught);
     std::thread::spawn(move || loop {
         if let Some(sig) = received() {
             ecgfm_data::store_lease::release_held();

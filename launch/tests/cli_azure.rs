@@ -1,16 +1,16 @@
-//! Datasets on Azure Blob Storage end to end, against Azurite (Microsoft's storage emulator) on
-//! a localhost port, with Microsoft's own Python SDK (`azure-storage-blob`) as the oracle:
-//! `data synth` to `az://` writes the bytes it writes to a local folder, a run trains on it to the
-//! bits of a run on the local copy and `eval` scores it as the local one, `embed` writes its
-//! Parquet there (a block upload) with the bytes of a local one, `publish` uploads an exported
-//! package (and, published again, uploads nothing), and `data merge` joins two datasets in the
-//! container (server-side copies); raw CinC 2017 records uploaded there ingest into the shards
-//! the same files give from a folder. A SAS URL
+//! Datasets on Azure Blob Storage end to end, against Azurite (Microsoft's storage emulator) on a
+//! localhost port, with Microsoft's own Python SDK (`azure-storage-blob`) as the oracle: `data
+//! synth` to `az://` writes the bytes it writes to a local folder, a run trains on it to the bits
+//! of a run on the local copy and `eval` scores it as the local one, `embed` writes its Parquet
+//! there (a block upload) with the bytes of a local one, `publish` uploads an exported package
+//! (and, published again, uploads nothing), and `data merge` joins two datasets in the container
+//! (server-side copies); raw CinC 2017 records uploaded there ingest into the shards the same files
+//! give from a folder. A SAS URL
 //! (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?sv=...&sig=...`, the SDK's token) reads
 //! and trains with its token and never shows it; a wrong signature and a read-only token's write
 //! are refused with Azure's reason. A dataset another writer's lease holds (`_ingest.lock`) is
-//! refused, naming that writer, and nothing is written there; a lease is renewed through
-//! Azure's conditional writes and lost once another writer replaces it. The account key, given in the
+//! refused, naming that writer, and nothing is written there; a lease is renewed through Azure's
+//! conditional writes and lost once another writer replaces it. The account key, given in the
 //! environment, reaches no output and no file of a run.
 //!
 //! Azurite is a Node.js program: `ECGFM_AZURITE` names its `azurite-blob`, else it is looked up on
@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../data-pipeline/tests/pipeline/common/lease.rs"]
+mod lease;
 use common::{logged_losses, path_str, pretrain_args, succeeded, temp_dir, ECGFM};
 use sha2::Digest;
 
@@ -32,8 +35,8 @@ const ACCOUNT_KEY: &str =
 const CONTAINER: &str = "ecg";
 
 /// The SDK's side: `create` makes the container; `sas PERMISSIONS` prints a container SAS token
-/// (an hour long); `digests PREFIX` prints `sha256 name` of every blob under PREFIX; `cat NAME`
-/// prints a blob; `upload PREFIX FILE...` stores each file as PREFIX + its name.
+/// (an hour long); `digests PREFIX` prints `sha256 name` of every blob under PREFIX; `upload
+/// PREFIX FILE...` stores each file as PREFIX + its name.
 const SDK: &str = r#"
 import hashlib, os, sys
 from datetime import datetime, timedelta, timezone
@@ -53,8 +56,6 @@ elif command == "digests":
     for blob in client.list_blobs(name_starts_with=sys.argv[6]):
         data = client.download_blob(blob.name).readall()
         print(hashlib.sha256(data).hexdigest(), blob.name)
-elif command == "cat":
-    sys.stdout.write(client.download_blob(sys.argv[6]).readall().decode())
 elif command == "upload":
     for path in sys.argv[7:]:
         with open(path, "rb") as f:
@@ -475,13 +476,11 @@ fn a_dataset_another_writer_holds_on_azure_is_refused() {
 
 #[test]
 fn a_lease_on_azure_is_renewed_and_lost_once_replaced() {
-    use ecgfm_data::out_lock::Writer;
-    use ecgfm_data::store_lease::{LeaseOutcome, LeaseTiming, StoreLease};
-    use object_store::ObjectStoreExt;
-
     let Some(azurite) = Azurite::start() else {
         return;
     };
+    // The emulator's account as a custom endpoint (object_store's emulator setting reads its
+    // address from the process environment, shared by every test here).
     let endpoint = format!("{}/{ACCOUNT}", azurite.endpoint);
     let options = [
         ("azure_storage_account_name", ACCOUNT),
@@ -491,31 +490,5 @@ fn a_lease_on_azure_is_renewed_and_lost_once_replaced() {
     ];
     let url = "az://ecg/renewed";
     let (store, root) = ecgfm_data::store::open_url_with(url, &options).unwrap();
-    let timing = LeaseTiming {
-        renew: std::time::Duration::from_millis(100),
-        stale: std::time::Duration::from_secs(60),
-    };
-    let LeaseOutcome::Held(lease) =
-        StoreLease::take(&store, &root, url, Writer::Ingest, timing).unwrap()
-    else {
-        panic!("Azure creates blobs conditionally");
-    };
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    lease.check().unwrap();
-    let holder: serde_json::Value =
-        serde_json::from_str(&azurite.sdk(&["cat", "renewed/_ingest.lock"])).unwrap();
-    assert!(holder["renewals"].as_u64().unwrap() >= 3, "{holder}");
-    let path = ecgfm_data::store::join(&root, "_ingest.lock");
-    let other = br#"{"writer":"merge","pid":7,"host":"elsewhere","renewals":0}"#;
-    ecgfm_data::store::block_on(store.put(&path, other.to_vec().into())).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let err = lease.check().unwrap_err().to_string();
-    assert!(
-        err.contains("it was replaced by another merge (pid 7 on elsewhere)"),
-        "{err}"
-    );
-    drop(lease);
-    assert!(azurite
-        .sdk(&["cat", "renewed/_ingest.lock"])
-        .contains("elsewhere"));
+    lease::renewed_then_lost_when_replaced(&store, &root, url);
 }

@@ -63,14 +63,23 @@ impl Holder {
     }
 
     /// Whether the holder is a process of this machine (same host, boot and pid namespace) that
-    /// has ended: its pid is gone, or names a process started at another time.
+    /// has ended: its pid is gone, names a process started at another time, or an ended one not
+    /// yet reaped. Where another user's processes are hidden (`/proc` mounted `hidepid`), a pid
+    /// the kernel still knows counts as running.
     pub fn ended_here(&self) -> bool {
         let same_machine = self.host == host_name()
             && self.boot.is_some()
             && self.boot == boot_id()
             && self.pid_ns.is_some()
             && self.pid_ns == pid_namespace();
-        same_machine && self.start.is_some() && start_ticks(self.pid) != self.start
+        let Some(start) = self.start.filter(|_| same_machine) else {
+            return false;
+        };
+        match process_start(self.pid) {
+            Ok(Some(running)) => running != start,
+            Ok(None) => true,
+            Err(()) => !pid_exists(self.pid),
+        }
     }
 }
 
@@ -94,15 +103,43 @@ fn pid_namespace() -> Option<String> {
     Some(link.to_string_lossy().into_owned())
 }
 
-/// The start time of process `pid` in clock ticks since boot, or `None` when there is no such
-/// process running (none, or one that has ended and awaits its parent: a zombie), or no `/proc`.
+/// The start time of process `pid` in clock ticks since boot, where `/proc` tells it and the
+/// process runs.
 pub(super) fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    process_start(pid).ok().flatten()
+}
+
+/// Whether the kernel knows process `pid` (a process of another user included).
+pub(super) fn pid_exists(pid: u32) -> bool {
+    // Not 0, nor negative as a pid_t: kill(2) would take those for process groups.
+    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only asks whether the pid exists (ESRCH: it does not; EPERM:
+    // it does, another user's).
+    let refused = unsafe { libc::kill(pid, 0) } != 0;
+    !refused || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// The start time of process `pid` in clock ticks since boot: `Ok(None)` when no such process
+/// runs (none, or one that has ended and awaits its parent: a zombie), `Err` when `/proc` does
+/// not say (no `/proc`, or the process hidden from this user).
+fn process_start(pid: u32) -> Result<Option<u64>, ()> {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Err(());
+    };
     // The command name (field 2) is in parentheses and may hold spaces and parentheses; the
     // fields after the last `)` start at field 3 (the state), so field 22 is the 20th of them.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let Some(close) = stat.rfind(')') else {
+        return Err(());
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     if matches!(fields.first(), Some(&"Z" | &"X")) {
-        return None;
+        return Ok(None);
     }
-    fields.get(19)?.parse().ok()
+    fields
+        .get(19)
+        .and_then(|f| f.parse().ok())
+        .map(Some)
+        .ok_or(())
 }

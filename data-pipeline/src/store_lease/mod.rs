@@ -17,7 +17,8 @@
 //! because the object now names another lease means another writer took it over; renewals
 //! failing for `stale / 2` (by the monotonic and the wall clock, so a suspended machine counts
 //! its sleep) mean one might have. Either stops the writer before it writes more. Dropping the
-//! lease stops the renewals and removes the object if it still names this lease.
+//! lease stops the renewals and removes the object if it still names this lease (read back
+//! just before: object stores have no conditional delete).
 //!
 //! A process stopped by a signal runs no destructor, so the leases it holds are also listed in
 //! a process-wide registry, and `release_held` (which the `ecgfm` command's stop-signal watcher
@@ -34,7 +35,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutResult, UpdateVersion};
 
 use crate::error::DataError;
-use crate::out_lock::{Writer, LOCK_FILE};
+use crate::out_lock::{Writer, LOCK_FILE, TWO_WRITERS};
 use crate::store;
 
 use holder::Holder;
@@ -65,10 +66,10 @@ type LockPlace = (Arc<dyn ObjectStore>, Path);
 /// The leases this process holds (by lease id), for `release_held`.
 static HELD: Mutex<BTreeMap<String, LockPlace>> = Mutex::new(BTreeMap::new());
 
-/// Removes every lock object this process's leases hold (each only where it still names its
-/// lease), for a process about to exit without running destructors (on a stop signal). Their
-/// renewals then fail (the object is gone) and the writers stop. Called from synchronous code,
-/// not inside a tokio runtime; gives up after `RELEASE_WITHIN`.
+/// Removes every lock object this process's leases hold (each only where it still names its lease
+/// when read back), for a process about to exit without running destructors (on a stop signal).
+/// Their renewals then fail (the object is gone) and the writers stop. Called from synchronous
+/// code, not inside a tokio runtime; gives up after `RELEASE_WITHIN`.
 pub fn release_held() {
     let held: Vec<_> = HELD
         .lock()
@@ -155,14 +156,34 @@ impl StoreLease {
         timing: LeaseTiming,
     ) -> Result<LeaseOutcome, DataError> {
         let path = store::join(root, LOCK_FILE);
-        let shown = lock_url(url);
         let holder = Holder::this_process(writer);
+        // Registered before the first write, so that a stop signal that comes between the
+        // write and the lease's start still finds its object (`release_held`).
+        let registry = || HELD.lock().expect("the lease registry is never poisoned");
+        let place = (object_store.clone(), path.clone());
+        registry().insert(holder.lease.clone(), place);
+        let taken = Self::take_as(object_store, &path, url, &holder, timing);
+        if !matches!(taken, Ok(LeaseOutcome::Held(_))) {
+            registry().remove(&holder.lease);
+        }
+        taken
+    }
+
+    /// `take` for `holder`, registered.
+    fn take_as(
+        object_store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        url: &str,
+        holder: &Holder,
+        timing: LeaseTiming,
+    ) -> Result<LeaseOutcome, DataError> {
+        let shown = lock_url(url);
         let put = |mode: PutMode| {
-            let put = object_store.put_opts(&path, holder.bytes(), PutOptions::from(mode));
+            let put = object_store.put_opts(path, holder.bytes(), PutOptions::from(mode));
             store::block_on(put)
         };
         let held = |version, took_over| {
-            let mut lease = Self::start(object_store, &path, &shown, timing, &holder, version);
+            let mut lease = Self::start(object_store, path, &shown, timing, holder, version);
             lease.took_over = took_over;
             LeaseOutcome::Held(lease)
         };
@@ -175,12 +196,12 @@ impl StoreLease {
                     return Ok(LeaseOutcome::Unsupported)
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    match store::block_on(read_lock(object_store.as_ref(), &path))? {
+                    match store::block_on(read_lock(object_store.as_ref(), path))? {
                         Some(lock) => lock,
                         None => continue,
                     }
                 }
-                Err(source) => return Err(store::store_error(&path)(source)),
+                Err(source) => return Err(store::store_error(path)(source)),
             };
             // Our own write, applied by the store though its answer was lost (then retried).
             if lock.holds(&holder.lease) {
@@ -202,7 +223,7 @@ impl StoreLease {
                     | object_store::Error::AlreadyExists { .. }
                     | object_store::Error::NotFound { .. },
                 ) => continue,
-                Err(source) => return Err(store::store_error(&path)(source)),
+                Err(source) => return Err(store::store_error(path)(source)),
             }
         }
         Err(DataError::Refused(format!(
@@ -232,9 +253,7 @@ impl StoreLease {
             timing.renew,
             state.clone(),
         ));
-        HELD.lock()
-            .expect("the lease registry is never poisoned")
-            .insert(holder.lease.clone(), (object_store.clone(), path.clone()));
+
         StoreLease {
             store: object_store.clone(),
             path: path.clone(),
@@ -271,22 +290,24 @@ impl StoreLease {
 }
 
 impl Drop for StoreLease {
-    /// Stops the renewals (waiting for one in flight), then removes the lock object if it still
-    /// names this lease, giving up after `RELEASE_WITHIN`.
+    /// Stops the renewals (aborting one in flight and waiting until it has stopped), then
+    /// removes the lock object if it still names this lease (read back first: object stores
+    /// have no conditional delete), giving up after `RELEASE_WITHIN`; unregisters the lease last,
+    /// so a stop signal meanwhile still removes it.
     fn drop(&mut self) {
         let Some(renewal) = self.renewal.take() else {
             return;
         };
         renewal.abort();
-        HELD.lock()
-            .expect("the lease registry is never poisoned")
-            .remove(&self.lease);
         let (object_store, path, lease) = (self.store.as_ref(), &self.path, &self.lease);
         let release = async move {
             let _ = renewal.await;
             remove_if_held(object_store, path, lease).await;
         };
         let _ = store::block_on(async { tokio::time::timeout(RELEASE_WITHIN, release).await });
+        HELD.lock()
+            .expect("the lease registry is never poisoned")
+            .remove(&self.lease);
     }
 }
 
@@ -446,11 +467,9 @@ fn busy(url: &str, shown: &str, lock: &LockObject, timing: LeaseTiming) -> DataE
         None => format!("which holds the lock {shown}"),
     };
     DataError::Refused(format!(
-        "{} is being written by another {}, {lock_held}; two writers into one \
-         dataset would leave it broken: wait until it ends (an interrupted ingest or merge is \
-         resumed by running it again) or choose another --out. A writer killed on another \
-         machine leaves its lock, taken over once it is {} old; remove it sooner only when that \
-         writer is surely gone",
+        "{} is being written by another {}, {lock_held}; {TWO_WRITERS}. A writer killed on \
+         another machine leaves its lock, taken over once it is {} old; remove it sooner only \
+         when that writer is surely gone",
         store::redact_url(url),
         lock.describe_holder(),
         span(timing.stale)

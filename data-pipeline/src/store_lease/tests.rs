@@ -2,7 +2,7 @@
 //! lease, and (through `Unreliable`, a store that applies a write but loses or delays its
 //! answer) the answers a real network can lose.
 
-use super::holder::{host_name, start_ticks};
+use super::holder::{host_name, pid_exists, start_ticks};
 use super::*;
 use object_store::memory::InMemory;
 
@@ -225,6 +225,9 @@ fn a_lock_without_a_time_is_never_stale() {
     let which = "another ingest (pid 1 on elsewhere), which holds the lock memory://lease/ds/";
     assert!(err.contains(which), "{err}");
     assert_eq!(start_ticks(u32::MAX), None);
+    // What is asked of the kernel where /proc hides a process (`hidepid`).
+    assert!(pid_exists(std::process::id()) && pid_exists(1));
+    assert!(!pid_exists(0) && !pid_exists(u32::MAX) && !pid_exists(i32::MAX as u32));
 }
 
 #[test]

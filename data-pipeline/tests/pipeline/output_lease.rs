@@ -5,16 +5,12 @@
 //! and a synth into a held output writes nothing.
 
 use crate::common;
+use crate::common::lease::holder;
 use crate::ingest_support::hidden;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use ecgfm_data::out_lock::{check_free, OutputLock, Writer, LOCK_FILE};
+use ecgfm_data::out_lock::{check_free, OutputLock, Writer};
 use ecgfm_data::store::{self, StoreRoot};
-use ecgfm_data::store_lease::{LeaseOutcome, LeaseTiming, StoreLease};
 use ecgfm_data::synth_dataset::{write_synth_dataset, SynthDatasetOptions};
-use object_store::{ObjectStore, ObjectStoreExt};
 
 #[test]
 fn writers_are_kept_apart_on_s3() {
@@ -30,16 +26,6 @@ fn writers_are_kept_apart_on_gcs() {
         return;
     };
     writers_are_kept_apart(|p| gcs.open(p), |p| gcs.url(p), gcs.store_options());
-}
-
-/// The lock object under `root`: its holder's JSON, or `None` when there is none.
-fn holder(
-    store: &Arc<dyn ObjectStore>,
-    root: &object_store::path::Path,
-) -> Option<serde_json::Value> {
-    let path = store::join(root, LOCK_FILE);
-    let bytes = store::block_on(store::get_bytes(store.as_ref(), &path)).ok()?;
-    Some(serde_json::from_slice(&bytes).unwrap())
 }
 
 fn writers_are_kept_apart(
@@ -101,37 +87,5 @@ fn writers_are_kept_apart(
 
     // Renewals are conditional updates the protocol accepts; a replaced lease stops its holder.
     let (object_store, root) = open("renewed");
-    let timing = LeaseTiming {
-        renew: Duration::from_millis(100),
-        stale: Duration::from_secs(60),
-    };
-    let LeaseOutcome::Held(lease) =
-        StoreLease::take(&object_store, &root, &url("renewed"), Writer::Synth, timing).unwrap()
-    else {
-        panic!("the store creates objects conditionally");
-    };
-    std::thread::sleep(Duration::from_millis(700));
-    lease.check().unwrap();
-    let renewals = holder(&object_store, &root).unwrap()["renewals"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        renewals >= 3,
-        "{renewals} renewals in 700 ms at one per 100 ms"
-    );
-    let other = br#"{"writer":"merge","pid":7,"host":"elsewhere","renewals":0}"#;
-    let path = store::join(&root, LOCK_FILE);
-    store::block_on(object_store.put(&path, other.to_vec().into())).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let err = lease.check().unwrap_err().to_string();
-    assert!(
-        err.contains("it was replaced by another merge (pid 7 on elsewhere)"),
-        "{err}"
-    );
-    drop(lease);
-    assert_eq!(
-        holder(&object_store, &root).unwrap()["pid"],
-        7,
-        "the other's lock stays"
-    );
+    common::lease::renewed_then_lost_when_replaced(&object_store, &root, &url("renewed"));
 }

@@ -1,7 +1,8 @@
 //! `ecgfm data` end to end: `data read` against the `wfdb` Python package (read.rs), `data merge`
-//! (merge.rs), `data ingest`'s cohort lists, dry run and refusals and `data inspect
-//! --record-ids` (ingest.rs), what every command does with a closed pipe, a missing dataset
-//! and sizes of zero (output.rs), and a writer stopped by a signal (stop.rs, on S3 through moto). `bench`'s comparisons are in cli_bench.rs.
+//! (merge.rs), `data ingest`'s cohort lists, dry run and refusals and `data inspect --record-ids`
+//! (ingest.rs), what every command does with a closed pipe, a missing dataset and sizes of zero
+//! (output.rs), and a writer stopped by a signal (stop.rs, on S3 through moto). `bench`'s
+//! comparisons are in cli_bench.rs.
 //!
 //! One test binary: the tests sit in a module per command, and this file holds the helpers
 //! several of them use.

@@ -52,3 +52,43 @@ fn a_writer_stopped_by_a_signal_removes_its_lease() {
     );
     assert!(!leased(), "the stopped synth left its lease");
 }
+
+/// A writer started ignoring SIGHUP (`nohup`) goes on ignoring it, and still stops on SIGTERM.
+#[test]
+fn a_writer_started_under_nohup_outlives_a_hangup() {
+    use std::os::unix::process::CommandExt;
+    let dir = crate::common::temp_dir("stop-nohup");
+    let out = dir.join("ds");
+    let mut command = Command::new(ECGFM);
+    command
+        .args(["data", "synth", "--out", out.to_str().unwrap()])
+        .args(["--records", "500000", "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe; the child ignores SIGHUP as under nohup.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut writer = command.spawn().unwrap();
+    let started = Instant::now();
+    while !out.join("_ingest.lock").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120) && writer.try_wait().unwrap().is_none(),
+            "the synth never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = writer.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of a child spawned here and not yet reaped.
+    let signal = |sig| unsafe { libc::kill(pid, sig) };
+    signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(writer.try_wait().unwrap().is_none(), "a hangup ended it");
+    signal(libc::SIGTERM);
+    let stopped = writer.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(143), "{stopped:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -6,7 +6,8 @@ This server renames those two and hands the request to moto; everything else (ob
 `/BUCKET/NAME`, ranged and suffix reads, `list-type=2` listings, multipart uploads) is the same
 protocol. An object's generation is its ETag here: answers with an ETag carry it as
 `x-goog-generation`, and a write conditional on a generation (`x-goog-if-generation-match`: 0
-for "none yet", else the generation) becomes S3's `If-None-Match: *` or `If-Match`. moto does not check signatures, so the AWS one put in the token's place is a dummy.
+for "none yet", else the generation) becomes S3's `If-None-Match: *` or `If-Match`. moto does
+not check signatures, so the AWS one put in the token's place is a dummy.
 
 Given a service account's public key (PEM), the server first checks each request's bearer token
 as Google does a service account's self-signed JWT: its RS256 signature by the matching private
