@@ -83,9 +83,11 @@ pub fn stop_saved() {
     SAVED.store(true, Ordering::SeqCst);
 }
 
-/// Installs the handler for `signals`.
+/// Installs the handler for `signals`, but for those this process was started ignoring: a
+/// command run under `nohup` (SIGHUP ignored) goes on after a logout, and one a shell script
+/// starts in the background (SIGINT ignored) is not stopped by a Ctrl-C meant for the script.
 pub fn catch(signals: &[libc::c_int]) {
-    for &sig in signals {
+    for &sig in signals.iter().filter(|&&sig| !ignored(sig)) {
         // SAFETY: the handler only touches atomics, reads the clock and calls _exit, all
         // async-signal-safe.
         unsafe {
@@ -127,10 +129,7 @@ pub const STOPS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1,
 /// written stays as a kill leaves it: an ingest or merge run again goes on from the shards it
 /// stored.
 pub fn exit_on_stop(then: &'static str) {
-    // A signal the writer was started ignoring stays ignored (`nohup ecgfm data ingest ...`
-    // goes on after a logout, as it did before it had a handler).
-    let caught: Vec<libc::c_int> = STOPS.into_iter().filter(|&sig| !ignored(sig)).collect();
-    catch(&caught);
+    catch(&STOPS);
     std::thread::spawn(move || loop {
         if let Some(sig) = received() {
             ecgfm_data::store_lease::release_held();

@@ -2,7 +2,7 @@
 //! (SLURM's) checkpoint every rank at one step and exit 75, a stop, not a failure to restart; the
 //! run resumes exactly; ranks do not outlive a launcher killed outright.
 
-use super::common::{run_ok, set_flag, temp_dir, ECGFM};
+use super::common::{run_ok, set_flag, temp_dir, with_default_stop_signals, ECGFM};
 use super::{assert_same_run, checkpoints, launch_args, logged_steps, pretrain, Lines};
 use ecgfm_test_support::free_port;
 use std::os::unix::process::CommandExt;
@@ -45,7 +45,7 @@ fn wait_for_five_steps(child: &mut Child, run: &Path, lines: &mut Lines) {
 /// stop every rank makes (each says it stopped; the launcher exits 75, EX_TEMPFAIL, as they
 /// do). The checkpoints left in `run`.
 fn stop_launch_by_signal(run: &Path, command: &[String], signal: &str, group: bool) -> Vec<String> {
-    let mut child = Command::new(ECGFM)
+    let mut child = with_default_stop_signals(&mut Command::new(ECGFM))
         .args(launch_args(2, &[], command))
         .process_group(0)
         .stdout(Stdio::null())

@@ -2,7 +2,8 @@
 //! another thread count too; a changed configuration is refused; kept checkpoints.
 
 use crate::common::{
-    checkpoint_tensor_bytes, pretrain_args, run_err, run_ok, run_ok_logs, set_flag, temp_dir, ECGFM,
+    checkpoint_tensor_bytes, pretrain_args, run_err, run_ok, run_ok_logs, set_flag, temp_dir,
+    with_default_stop_signals, ECGFM,
 };
 use crate::{assert_same_run_and_remove, logged_steps, losses};
 use std::path::{Path, PathBuf};
@@ -225,6 +226,7 @@ fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave);
+    with_default_stop_signals(&mut command);
     // SAFETY: setsid and ioctl are async-signal-safe; the terminal becomes the child's own.
     unsafe {
         command.pre_exec(|| {

@@ -38,6 +38,22 @@ pub fn fixture_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Makes the child `cmd` starts take the stop signals' default dispositions, whatever this test
+/// runner was started ignoring (SIGHUP under `nohup`; SIGINT in a shell script's background
+/// job): `ecgfm` leaves a signal it was started ignoring ignored, and the signal tests send them.
+pub fn with_default_stop_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        })
+    }
+}
+
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
