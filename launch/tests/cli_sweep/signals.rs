@@ -4,7 +4,7 @@
 //! and the same command then finishes the sweep. Until 2026-12-06 the sweep died at once and its
 //! `pretrain` trained on unowned (SIGTERM), or the run was marked failed (Ctrl-C).
 
-use super::common::{logged_losses, temp_dir, ECGFM};
+use super::common::{logged_losses, temp_dir, with_default_stop_signals, ECGFM};
 use super::{records, toy, toy_args};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -32,7 +32,7 @@ fn process_in(dir: &Path) -> Option<String> {
 /// steps, sends `signal` to the sweep (`group`: to its whole process group) and returns its exit
 /// status.
 fn stop_sweep(dir: &Path, signal: &str, group: bool, extra: &[&str]) -> Option<i32> {
-    let mut sweep = Command::new(ECGFM)
+    let mut sweep = with_default_stop_signals(&mut Command::new(ECGFM))
         .args(toy_args(dir, extra))
         .process_group(0)
         .stdout(Stdio::null())
