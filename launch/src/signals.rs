@@ -84,10 +84,14 @@ pub fn stop_saved() {
 }
 
 /// Installs the handler for `signals`, but for those this process was started ignoring: a
-/// command run under `nohup` (SIGHUP ignored) goes on after a logout, and one a shell script
-/// starts in the background (SIGINT ignored) is not stopped by a Ctrl-C meant for the script.
+/// command run under `nohup` (SIGHUP ignored, output away from the terminal) goes on after a
+/// logout, and one a shell script starts in the background (SIGINT ignored) is not stopped by a
+/// Ctrl-C meant for the script. SIGHUP is caught all the same while the output goes to a
+/// terminal: once that terminal is gone every print fails, so the command stops (with its
+/// checkpoint) rather than going on to fail at its next print.
 pub fn catch(signals: &[libc::c_int]) {
-    for &sig in signals.iter().filter(|&&sig| !ignored(sig)) {
+    let skipped = |sig: libc::c_int| ignored(sig) && !(sig == libc::SIGHUP && prints_to_terminal());
+    for &sig in signals.iter().filter(|&&sig| !skipped(sig)) {
         // SAFETY: the handler only touches atomics, reads the clock and calls _exit, all
         // async-signal-safe.
         unsafe {
@@ -97,6 +101,12 @@ pub fn catch(signals: &[libc::c_int]) {
             );
         }
     }
+}
+
+/// Whether standard output or standard error is a terminal.
+fn prints_to_terminal() -> bool {
+    // SAFETY: isatty(3) only asks about a descriptor.
+    unsafe { libc::isatty(1) == 1 || libc::isatty(2) == 1 }
 }
 
 /// Whether this process was started ignoring `sig` (SIGHUP under `nohup`; SIGINT for a command

@@ -188,14 +188,23 @@ fn a_signal_after_the_stop_checkpoint_is_saved_still_exits_as_a_stop() {
 }
 
 /// A run in a terminal that closes (an ssh session lost: the kernel sends SIGHUP, and every
-/// later write to the terminal fails) checkpoints and exits as a stop, 75. Until 2026-12-06
-/// SIGHUP ended the run at once, losing the steps since the last checkpoint.
+/// later write to the terminal fails) checkpoints and exits as a stop, 75, also when it was
+/// started ignoring SIGHUP (`trap '' HUP`: a run printing to the terminal stops, where it would
+/// otherwise fail at its next print). Until 2026-12-06 SIGHUP ended the run at once, losing the
+/// steps since the last checkpoint.
 #[test]
 fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
+    stop_on_closed_terminal("hangup", false);
+    stop_on_closed_terminal("hangup-ignored", true);
+}
+
+/// The run of `a_closed_terminal_stops_the_run_with_a_checkpoint` in `temp_dir(name)`, started
+/// with SIGHUP ignored when `ignore_hangup`.
+fn stop_on_closed_terminal(name: &str, ignore_hangup: bool) {
     use std::io::Read;
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
-    let out = temp_dir("hangup");
+    let out = temp_dir(name);
     let mut args = pretrain_args(&out, 100_000);
     set_flag(&mut args, "--checkpoint-every", "100000");
     let (mut master, mut slave) = (0, 0);
@@ -227,11 +236,15 @@ fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
         .stdout(slave.try_clone().unwrap())
         .stderr(slave);
     with_default_stop_signals(&mut command);
-    // SAFETY: setsid and ioctl are async-signal-safe; the terminal becomes the child's own.
+    // SAFETY: setsid, ioctl and signal are async-signal-safe; the terminal becomes the child's
+    // own.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if ignore_hangup {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
             }
             Ok(())
         });
