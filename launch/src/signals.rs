@@ -14,6 +14,7 @@
 //! ([`stop_saved`]): `srun --kill-on-bad-exit` signals the ranks still running when the first
 //! one exits 75, and one that saved its checkpoint must not then look failed.
 
+use std::io::Write;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -143,7 +144,9 @@ pub fn exit_on_stop(then: &'static str) {
     std::thread::spawn(move || loop {
         if let Some(sig) = received() {
             ecgfm_data::store_lease::release_held();
-            eprintln!("stopped by signal {sig}: {then}");
+            // Not `eprintln!`, which panics (ending this thread, not the process) when stderr
+            // is a terminal that hung up.
+            let _ = writeln!(std::io::stderr(), "stopped by signal {sig}: {then}");
             std::process::exit(128 + sig);
         }
         std::thread::sleep(Duration::from_millis(20));
