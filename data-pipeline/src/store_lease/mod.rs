@@ -128,7 +128,6 @@ pub struct StoreLease {
     /// The lock's URL, credentials removed, for messages.
     shown: String,
     timing: LeaseTiming,
-    lease: String,
     state: Arc<Mutex<State>>,
     renewal: Option<tokio::task::JoinHandle<()>>,
     /// Whose stale lock this writer took over, and why it was stale.
@@ -227,8 +226,8 @@ impl StoreLease {
             }
         }
         Err(DataError::Refused(format!(
-            "{}: other writers keep taking and releasing its lock {shown}; two writers into one \
-             dataset would leave it broken: choose another --out or run again later",
+            "{}: other writers keep taking and releasing its lock {shown}: choose another --out \
+             or run again later",
             store::redact_url(url)
         )))
     }
@@ -259,7 +258,6 @@ impl StoreLease {
             path: path.clone(),
             shown: shown.to_string(),
             timing,
-            lease: holder.lease.clone(),
             state,
             renewal: Some(renewal),
             took_over: None,
@@ -299,15 +297,20 @@ impl Drop for StoreLease {
             return;
         };
         renewal.abort();
-        let (object_store, path, lease) = (self.store.as_ref(), &self.path, &self.lease);
-        let release = async move {
+        let lease = (self.state.lock())
+            .expect("the lease state is never poisoned")
+            .holder
+            .lease
+            .clone();
+        let (object_store, path) = (self.store.as_ref(), &self.path);
+        let release = async {
             let _ = renewal.await;
-            remove_if_held(object_store, path, lease).await;
+            remove_if_held(object_store, path, &lease).await;
         };
         let _ = store::block_on(async { tokio::time::timeout(RELEASE_WITHIN, release).await });
         HELD.lock()
             .expect("the lease registry is never poisoned")
-            .remove(&self.lease);
+            .remove(&lease);
     }
 }
 

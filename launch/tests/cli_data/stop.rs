@@ -1,13 +1,25 @@
 //! A dataset writer stopped by a signal: it removes its object-store lease before it exits (a
 //! writer restarted on another machine finds the output free at once) and says how to go on.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use ecgfm_data::store;
 use object_store::ObjectStoreExt;
 
 use crate::{s3, ECGFM};
+
+/// Waits until the running `writer` has taken its lock (`locked`); fails if it ends first.
+fn wait_for_lock(writer: &mut Child, mut locked: impl FnMut() -> bool) {
+    ecgfm_test_support::wait_until("the synth's lock", 120, || {
+        let ended = writer.try_wait().unwrap();
+        assert!(
+            ended.is_none(),
+            "the synth ended ({ended:?}) before it took its lock"
+        );
+        locked()
+    });
+}
 
 #[test]
 fn a_writer_stopped_by_a_signal_removes_its_lease() {
@@ -33,14 +45,7 @@ fn a_writer_stopped_by_a_signal_removes_its_lease() {
     let (object_store, root) = moto.open("ds");
     let lock = store::join(&root, "_ingest.lock");
     let leased = || store::block_on(object_store.head(&lock)).is_ok();
-    let started = Instant::now();
-    while !leased() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120) && writer.try_wait().unwrap().is_none(),
-            "the synth never took its lease"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock(&mut writer, leased);
     // SAFETY: kill(2) on the pid of a child spawned here and not yet reaped.
     unsafe { libc::kill(writer.id() as libc::pid_t, libc::SIGTERM) };
     let stopped = writer.wait_with_output().unwrap();
@@ -73,14 +78,7 @@ fn a_writer_started_under_nohup_outlives_a_hangup() {
         });
     }
     let mut writer = command.spawn().unwrap();
-    let started = Instant::now();
-    while !out.join("_ingest.lock").exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120) && writer.try_wait().unwrap().is_none(),
-            "the synth never took its lock"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock(&mut writer, || out.join("_ingest.lock").exists());
     let pid = writer.id() as libc::pid_t;
     // SAFETY: kill(2) on the pid of a child spawned here and not yet reaped.
     let signal = |sig| unsafe { libc::kill(pid, sig) };

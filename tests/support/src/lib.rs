@@ -142,13 +142,20 @@ pub fn free_port() -> u16 {
 /// Waits until a server started by a test (`what`) accepts connections on localhost `port`;
 /// fails the test after 60 s.
 pub fn wait_until_listening(port: u16, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    wait_until(&format!("{what} listening on port {port}"), 60, listening);
+}
+
+/// Polls `done` every 20 ms until it holds; fails the test, naming `what` it waited for, after
+/// `limit_s` seconds (a guard against a hang, not a time the code must meet).
+pub fn wait_until(what: &str, limit_s: u64, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
         assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not listen on port {port} within 60 s"
+            started.elapsed().as_secs() < limit_s,
+            "waited {limit_s} s for {what}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

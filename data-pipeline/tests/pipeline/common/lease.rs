@@ -3,11 +3,12 @@
 //! once another writer replaces its object, whose lock then stays.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ecgfm_data::out_lock::{Writer, LOCK_FILE};
 use ecgfm_data::store;
 use ecgfm_data::store_lease::{LeaseOutcome, LeaseTiming, StoreLease};
+use ecgfm_test_support::wait_until;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -16,15 +17,6 @@ pub fn holder(object_store: &Arc<dyn ObjectStore>, root: &Path) -> Option<serde_
     let path = store::join(root, LOCK_FILE);
     let bytes = store::block_on(store::get_bytes(object_store.as_ref(), &path)).ok()?;
     Some(serde_json::from_slice(&bytes).unwrap())
-}
-
-/// Waits (up to 30 s) until `done`, else fails saying `what`.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Takes a lease renewed every 100 ms at `root` (`url`), waits for three renewals, replaces its
@@ -48,12 +40,12 @@ pub fn renewed_then_lost_when_replaced(
             .as_u64()
             .unwrap()
     };
-    wait_until("three renewals", || renewals() >= 3);
+    wait_until("three renewals", 30, || renewals() >= 3);
     lease.check().unwrap();
     let other = br#"{"writer":"merge","pid":7,"host":"elsewhere","renewals":0}"#;
     let path = store::join(root, LOCK_FILE);
     store::block_on(object_store.put(&path, other.to_vec().into())).unwrap();
-    wait_until("the lease lost", || lease.check().is_err());
+    wait_until("the lease lost", 30, || lease.check().is_err());
     let err = lease.check().unwrap_err().to_string();
     let replaced = "it was replaced by another merge (pid 7 on elsewhere)";
     assert!(err.contains(replaced), "{err}");
