@@ -19,6 +19,7 @@ scipy is missing.
 """
 
 import json
+import multiprocessing
 import os
 import sys
 
@@ -246,6 +247,13 @@ def finite_or_text(value):
     return value
 
 
-cases = json.load(sys.stdin)
-results = [isoflop_case(c) if c.get("isoflop") else law_case(c) for c in cases]
-print(json.dumps(finite_or_text(results)))
+def run_case(case):
+    return isoflop_case(case) if case.get("isoflop") else law_case(case)
+
+
+if __name__ == "__main__":
+    cases = json.load(sys.stdin)
+    # The cases are independent: one process each, as many at a time as there are cores.
+    with multiprocessing.Pool(min(len(cases), os.cpu_count() or 1)) as pool:
+        results = pool.map(run_case, cases)
+    print(json.dumps(finite_or_text(results)))
