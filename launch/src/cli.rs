@@ -268,16 +268,12 @@ pub fn config_integer(text: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses `--threads` (0: all cores): at most 4 per core this process may use, since more only
-/// slows every step (2000 threads took 5 minutes for one nano step on 2 cores).
+/// Parses `--threads` (0: all cores): at most 4 per core this process may use
+/// (`ecgfm_trainer::config::too_many_threads`).
 pub fn cpu_threads(text: &str) -> Result<usize, String> {
     let n = text.parse::<usize>().map_err(|e| e.to_string())?;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    if n > 4 * cores {
-        return Err(format!(
-            "{n} threads on {cores} cores: give at most {} (4 per core; 0 for one per core)",
-            4 * cores
-        ));
+    match ecgfm_trainer::config::too_many_threads(n) {
+        Some(why) => Err(why),
+        None => Ok(n),
     }
-    Ok(n)
 }

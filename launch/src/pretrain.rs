@@ -91,7 +91,9 @@ pub fn resolve_config(args: &PretrainArgs, run_dir: &Path) -> Result<TrainConfig
         config::check_sections(&alone).with_context(|| format!("in --set {assignment}"))?;
         config::apply_override(&mut doc, assignment)?;
     }
-    Ok(TrainConfig::from_table(doc)?)
+    let config = TrainConfig::from_table(doc)?;
+    config.check_threads()?;
+    Ok(config)
 }
 
 /// The run directory: `--out`, else a new timestamped folder, else (with `--resume`) the newest.

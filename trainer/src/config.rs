@@ -23,6 +23,19 @@ pub use toml_doc::{apply_override, merge, read_toml_file, set_path, upgrade_lega
 /// and a mistyped count (1e11) would allocate hundreds of GB before anything ran.
 pub const MAX_ACCUM_STEPS: usize = 1 << 16;
 
+/// Why `n` CPU threads are too many for this process, if they are: more than 4 per core it may
+/// use only slows every step (2000 threads took 5 minutes for one nano step on 2 cores, and
+/// 100,000 never started). 0 means one per core.
+pub fn too_many_threads(n: usize) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    (n > 4 * cores).then(|| {
+        format!(
+            "{n} threads on {cores} cores: give at most {} (4 per core; 0 for one per core)",
+            4 * cores
+        )
+    })
+}
+
 /// Errors while reading, overriding or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -432,6 +445,22 @@ impl TrainConfig {
                 "data.repeat repeats sources of a dataset; data.source is the synthetic generator"
                     .into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Refuses thread counts this machine cannot serve ([`too_many_threads`]). Not part of
+    /// [`TrainConfig::from_table`]: a run's saved configuration stays readable on a machine with
+    /// fewer cores than the one that trained it (to evaluate or export it), and a resume there
+    /// overrides the count (`--threads`).
+    pub fn check_threads(&self) -> Result<(), ConfigError> {
+        for (name, n, flag) in [
+            ("train.threads", self.train.threads, " (--threads sets it)"),
+            ("data.decode_threads", self.data.decode_threads, ""),
+        ] {
+            if let Some(why) = too_many_threads(n) {
+                return Err(ConfigError::Value(format!("{name} = {n}{flag}: {why}")));
+            }
         }
         Ok(())
     }

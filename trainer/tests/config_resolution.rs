@@ -153,6 +153,27 @@ fn optimiser_settings_that_would_train_on_nan_are_refused() {
 }
 
 #[test]
+fn thread_counts_past_four_per_core_are_refused_where_the_run_would_start() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (section, key) in [("train", "threads"), ("data", "decode_threads")] {
+        let set = |n: usize| {
+            // A saved configuration reads on any machine; running it here is what is refused.
+            TrainConfig::from_table(table(&format!("[{section}]\n{key} = {n}\n")))
+                .unwrap()
+                .check_threads()
+        };
+        let err = set(100_000).unwrap_err().to_string();
+        let expected = format!("{section}.{key} = 100000");
+        assert!(err.contains(&expected), "{err}");
+        let expected = format!("100000 threads on {cores} cores");
+        assert!(err.contains(&expected), "{err}");
+        assert!(err.contains(&format!("at most {}", 4 * cores)), "{err}");
+        set(4 * cores).unwrap();
+        set(4 * cores + 1).unwrap_err();
+    }
+}
+
+#[test]
 fn merge_overlays_nested_tables() {
     let mut base = table("[optim]\nlr = 1e-3\nmin_lr = 1e-5\n");
     merge(&mut base, table("[optim]\nlr = 5e-4\n[train]\nsteps = 7\n"));

@@ -1,7 +1,7 @@
 //! A default-style run and its directory, seeds, recomputation, bf16 and configuration errors.
 
 use crate::common::{
-    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, temp_dir, ECGFM,
+    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, run_refused, temp_dir, ECGFM,
 };
 use crate::{assert_same_run_and_remove, losses};
 use std::process::Command;
@@ -119,6 +119,49 @@ fn precision_bf16_changes_the_rounding_not_the_run_and_bad_values_are_refused() 
     for dir in [fp32, bf16] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// More threads than 4 per core are refused however they are set, before anything starts (a
+/// `--set train.threads=100000` went around the flag's limit and spawned threads for 11 minutes
+/// until 2026-12-06); a run saved with more threads than this machine serves resumes here with
+/// `--threads`.
+#[test]
+fn thread_counts_this_machine_cannot_serve_are_refused() {
+    let out = temp_dir("threads");
+    let run = out.join("run");
+    for set in ["train.threads=100000", "data.decode_threads=100000"] {
+        let mut args = pretrain_args(&run, 2);
+        args.extend(["--set".into(), set.into()]);
+        let err = run_refused(&args);
+        assert!(err.contains("100000 threads on"), "{err}");
+        assert!(!run.exists(), "{set}: a refused run left {}", run.display());
+    }
+    run_ok(&pretrain_args(&run, 2));
+    // As another machine with 25,000 cores could have saved it.
+    let config = run.join("config.toml");
+    let saved = std::fs::read_to_string(&config).unwrap();
+    let lines: Vec<&str> = (saved.lines())
+        .map(|l| {
+            if l == "threads = 2" {
+                "threads = 100000"
+            } else {
+                l
+            }
+        })
+        .collect();
+    std::fs::write(&config, lines.join("\n")).unwrap();
+    let mut resume = pretrain_args(&run, 4);
+    resume.push("--resume".into());
+    let threads = resume.iter().position(|a| a == "--threads").unwrap();
+    resume.drain(threads..threads + 2);
+    let err = run_refused(&resume);
+    assert!(
+        err.contains("train.threads = 100000 (--threads sets it)"),
+        "{err}"
+    );
+    resume.extend(["--threads".into(), "0".into()]);
+    run_ok(&resume);
+    std::fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
