@@ -348,36 +348,88 @@ fn complete_newest_first(run_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-/// The newest complete checkpoint that reads back intact (every checksum verified), with one
-/// warning for each newer one that did not (naming it and why). A checkpoint of another model
-/// is no damage to step over: its error is returned at once.
+/// The newest checkpoint of a run that reads back intact (`load_latest_intact`).
+pub struct LatestIntact {
+    pub checkpoint: Checkpoint,
+    /// One warning for each newer checkpoint that did not read back, naming it and why.
+    pub warnings: Vec<String>,
+    /// The folders of those newer checkpoints (for `set_aside_corrupt`).
+    pub corrupt: Vec<PathBuf>,
+}
+
+/// The newest complete checkpoint that reads back intact (every checksum verified), and the
+/// newer ones that did not. A checkpoint of another model is no damage to step over: its error
+/// is returned at once.
 pub fn load_latest_intact(
     run_dir: &Path,
     layout: &ParamLayout,
-) -> Result<Option<(Checkpoint, Vec<String>)>, CheckpointError> {
+) -> Result<Option<LatestIntact>, CheckpointError> {
     let mut skipped = Vec::new();
     for dir in complete_newest_first(run_dir)? {
         match load(&dir, layout) {
-            Ok(ckpt) => {
-                let warnings = skipped
-                    .iter()
-                    .map(|why| format!("{why}; resuming from the older {}", ckpt.dir.display()))
+            Ok(checkpoint) => {
+                let warnings = (skipped.iter())
+                    .map(|(dir, err): &(PathBuf, CheckpointError)| {
+                        format!(
+                            "skipping checkpoint {}: {err}; resuming from the older {}",
+                            dir.display(),
+                            checkpoint.dir.display()
+                        )
+                    })
                     .collect();
-                return Ok(Some((ckpt, warnings)));
+                let corrupt = skipped.into_iter().map(|(dir, _)| dir).collect();
+                return Ok(Some(LatestIntact {
+                    checkpoint,
+                    warnings,
+                    corrupt,
+                }));
             }
             Err(err @ (CheckpointError::Corrupt { .. } | CheckpointError::Malformed { .. })) => {
-                skipped.push(format!("skipping checkpoint {}: {err}", dir.display()))
+                skipped.push((dir, err))
             }
             Err(err) => return Err(err),
         }
     }
     if !skipped.is_empty() {
+        let skipped: Vec<String> = (skipped.iter())
+            .map(|(dir, err)| format!("skipping checkpoint {}: {err}", dir.display()))
+            .collect();
         return Err(CheckpointError::Corrupt {
             path: run_dir.join("checkpoints"),
             reason: format!("no intact checkpoint left: {}", skipped.join("; ")),
         });
     }
     Ok(None)
+}
+
+/// Renames each checkpoint folder of `corrupt` (found damaged by a resume, which went on from an
+/// older one) to `step_NNNNNNNN.corrupt` (`.corrupt.2`, ... where that is taken): kept for a
+/// look, but no longer a checkpoint, so nothing resumes from it and `remove_older` does not keep
+/// it in place of an intact one (it did until 2026-12-06: a resume past a damaged newest
+/// checkpoint removed the intact one it had resumed from). One line for each.
+pub fn set_aside_corrupt(corrupt: &[PathBuf]) -> Result<Vec<String>, CheckpointError> {
+    let mut lines = Vec::new();
+    for dir in corrupt {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let aside = (1..)
+            .map(|n| match n {
+                1 => dir.with_file_name(format!("{name}.corrupt")),
+                n => dir.with_file_name(format!("{name}.corrupt.{n}")),
+            })
+            .find(|path| !path.exists())
+            .expect("some suffix is free");
+        fs::rename(dir, &aside).map_err(io_err(dir))?;
+        lines.push(format!(
+            "set the damaged checkpoint {} aside as {}: no longer a checkpoint, nor counted by \
+             train.keep_checkpoints (remove it once you have looked at it)",
+            dir.display(),
+            aside.display()
+        ));
+    }
+    if let Some(root) = corrupt.first().and_then(|dir| dir.parent()) {
+        sync_dir(root)?;
+    }
+    Ok(lines)
 }
 
 fn read_named(

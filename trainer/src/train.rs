@@ -23,7 +23,7 @@
 //! (what a resume may change), `agreement.rs` (ranks agreeing on their settings) and
 //! `data_stop.rs` (a batch that could not be read).
 
-use crate::checkpoint::{self, OptimizerShard, TrainingState};
+use crate::checkpoint::{self, LatestIntact, OptimizerShard, TrainingState};
 use crate::config::{NonFinitePolicy, TrainConfig};
 use crate::data::BatchSource;
 use crate::data_parallel::DataParallel;
@@ -175,11 +175,19 @@ impl<B: Backend> Trainer<B> {
         if let Some(dp) = dp.as_mut() {
             let resumed = latest
                 .as_ref()
-                .map(|(c, _)| (c.state.step, c.dir.as_path()));
+                .map(|l| (l.checkpoint.state.step, l.checkpoint.dir.as_path()));
             agreement::agree_on_checkpoint(dp, resumed)?;
         }
+        let corrupt = latest
+            .as_ref()
+            .map(|l| l.corrupt.clone())
+            .unwrap_or_default();
         let (state, resumed_from, warnings) = match latest {
-            Some((ckpt, warnings)) => {
+            Some(LatestIntact {
+                checkpoint: ckpt,
+                warnings,
+                ..
+            }) => {
                 let saved_samples = saved_config.as_ref().map(|c| c.samples_per_step() as u64);
                 let saved = ckpt.state.global_batch.or(saved_samples);
                 if saved.is_some_and(|g| g != global_batch) {
@@ -264,6 +272,7 @@ impl<B: Backend> Trainer<B> {
             std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
             std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
             warnings.extend(checkpoint::remove_unfinished(run_dir)?);
+            warnings.extend(checkpoint::set_aside_corrupt(&corrupt)?);
         }
         // Rank 0 logs, when a step is left to run (a finished run resumed writes no event file).
         let metrics = match rank == 0 && state.step < config.train.steps {

@@ -340,10 +340,12 @@ fn a_corrupt_newest_checkpoint_is_named_and_the_newest_intact_one_used() {
     let last = bytes.len() - 5;
     bytes[last] ^= 0x10;
     std::fs::write(&nine, bytes).unwrap();
-    let (ckpt, warnings) = checkpoint::load_latest_intact(&run, &layout)
+    let latest = checkpoint::load_latest_intact(&run, &layout)
         .unwrap()
         .unwrap();
-    assert_eq!(ckpt.state.step, 6);
+    let warnings = &latest.warnings;
+    assert_eq!(latest.checkpoint.state.step, 6);
+    assert_eq!(latest.corrupt, [checkpoint::checkpoint_dir(&run, 9)]);
     assert_eq!(warnings.len(), 1);
     assert!(
         warnings[0].contains("step_00000009") && warnings[0].contains("optimizer.safetensors"),

@@ -106,9 +106,10 @@ fn a_resume_of_a_run_measured_on_an_older_validation_set_warns_once() {
     // The checkpoint as an ecgfm before validation versions wrote it.
     let cfg = config(3, 10);
     let layout = ParamLayout::new(&cfg.model);
-    let (mut old, _) = checkpoint::load_latest_intact(&dir, &layout)
+    let mut old = checkpoint::load_latest_intact(&dir, &layout)
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .checkpoint;
     assert_eq!(old.state.validation_version, Some(2));
     old.state.validation_version = None;
     let toml = cfg.to_toml_string();

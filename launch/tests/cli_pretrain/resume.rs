@@ -2,8 +2,8 @@
 //! another thread count too; a changed configuration is refused; kept checkpoints.
 
 use crate::common::{
-    checkpoint_tensor_bytes, pretrain_args, run_err, run_ok, run_ok_logs, set_flag, temp_dir,
-    with_default_stop_signals, ECGFM,
+    checkpoint_tensor_bytes, flip_middle_byte, pretrain_args, run_err, run_ok, run_ok_logs,
+    set_flag, temp_dir, with_default_stop_signals, ECGFM,
 };
 use crate::{assert_same_run_and_remove, logged_steps, losses};
 use std::path::{Path, PathBuf};
@@ -368,6 +368,52 @@ fn keep_checkpoints_removes_all_but_the_newest_and_the_run_is_unchanged() {
     for dir in [all, kept] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// A resume past a damaged newest checkpoint sets it aside (`step_N.corrupt`), so
+/// `--keep-checkpoints` counts only intact ones: it kept the damaged one and removed the intact
+/// one the run had resumed from until 2026-12-06.
+#[test]
+fn a_damaged_checkpoint_is_set_aside_and_not_kept_in_place_of_an_intact_one() {
+    let run = temp_dir("keep-damaged");
+    let args = |steps: u64, extra: &[&str]| {
+        let mut args = pretrain_args(&run, steps);
+        args.extend(
+            ["--keep-checkpoints", "2"]
+                .iter()
+                .chain(extra)
+                .map(|a| a.to_string()),
+        );
+        args
+    };
+    run_ok(&args(10, &[]));
+    assert_eq!(checkpoint_names(&run), ["step_00000008", "step_00000010"]);
+    flip_middle_byte(&run.join("checkpoints/step_00000010/model.safetensors"));
+    let logs = run_ok_logs(&args(14, &["--resume"]));
+    assert!(
+        logs.contains("skipping checkpoint") && logs.contains("resuming from the older"),
+        "{logs}"
+    );
+    let aside = run.join("checkpoints/step_00000010.corrupt");
+    let said = format!(
+        "set the damaged checkpoint {}",
+        run.join("checkpoints/step_00000010").display()
+    );
+    assert!(
+        logs.contains(&said) && logs.contains(&aside.display().to_string()),
+        "{logs}"
+    );
+    // The two kept are the newest intact ones; the damaged one stays for a look, beside them.
+    let names = checkpoint_names(&run);
+    assert_eq!(
+        names,
+        ["step_00000010.corrupt", "step_00000012", "step_00000014"]
+    );
+    // Nothing resumes from it: a second resume goes on from step 14.
+    let logs = run_ok_logs(&args(16, &["--resume"]));
+    let from_14 = logs.contains("step 15/16") && !logs.contains("step 13/16");
+    assert!(from_14 && !logs.contains("skipping"), "{logs}");
+    std::fs::remove_dir_all(run).unwrap();
 }
 
 #[test]
