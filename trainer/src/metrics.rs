@@ -91,7 +91,7 @@ impl MetricsWriter {
         file.sync_all()?;
         std::fs::rename(&partial, &path)?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        let events = EventWriter::create(run_dir, steps_done)?;
+        let events = EventWriter::create(run_dir, Some(steps_done))?;
         Ok(MetricsWriter { path, file, events })
     }
 

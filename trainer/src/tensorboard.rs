@@ -2,12 +2,14 @@
 //!
 //! The format is small enough to write by hand: a file of TFRecords (u64 length, masked CRC-32C
 //! of the length, the bytes, masked CRC-32C of the bytes), each holding one protobuf `Event`
-//! (tensorflow/core/util/event.proto). The first event names the file version; the second is a
-//! `SessionLog` START at the step training starts from, which makes TensorBoard's Python loader
-//! drop what earlier files logged from that step on (the steps a resumed run repeats; its default
-//! loader instead replaces, tag by tag, the points of a step logged again); every later one
-//! carries a step and a `Summary` of `(tag, simple_value)` pairs. Only the protobuf fields used
-//! here are encoded:
+//! (tensorflow/core/util/event.proto). The first event names the file version; in a training
+//! run's file the second is a `SessionLog` START at the step training starts from, which makes
+//! TensorBoard's Python loader drop what earlier files logged, under every tag, from that step on
+//! (the steps a resumed run repeats; its default loader instead replaces, tag by tag, the points
+//! of a step logged again). An evaluation's file has none: each evaluation of a checkpoint adds
+//! its own tags at that checkpoint's step, and a START there would drop the earlier
+//! evaluations' (it did until 2026-12-06). Every later event carries a step and a `Summary` of
+//! `(tag, simple_value)` pairs. Only the protobuf fields used here are encoded:
 //!
 //! | message | field | number, wire type |
 //! |---|---|---|
@@ -37,8 +39,9 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Creates a new event file in `dir` (a fresh one per process, named so that later files
-    /// sort after earlier ones) for training that starts at step `start_step`.
-    pub fn create(dir: &Path, start_step: u64) -> std::io::Result<EventWriter> {
+    /// sort after earlier ones): for training that starts at step `start` (`Some`), or for
+    /// scalars that add to what earlier files logged (`None`: no `SessionLog` START).
+    pub fn create(dir: &Path, start: Option<u64>) -> std::io::Result<EventWriter> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -56,9 +59,11 @@ impl EventWriter {
         let mut version = event_header(0);
         field_bytes(&mut version, 3, b"brain.Event:2");
         writer.record(&version)?;
-        let mut start = event_header(start_step);
-        field_bytes(&mut start, 7, &[1 << 3, 1]);
-        writer.record(&start)?;
+        if let Some(step) = start {
+            let mut start = event_header(step);
+            field_bytes(&mut start, 7, &[1 << 3, 1]);
+            writer.record(&start)?;
+        }
         writer.file.flush()?;
         Ok(writer)
     }

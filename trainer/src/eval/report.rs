@@ -492,10 +492,10 @@ impl EvalReport {
     }
 
     /// Writes the metrics as TensorBoard scalars (`eval/<vocabulary>/<protocol>/<fraction>/...`)
-    /// at the checkpoint's step into a new event file in `dir`.
+    /// at the checkpoint's step into a new event file in `dir`, beside the earlier evaluations'.
     pub fn write_tensorboard(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let mut events = EventWriter::create(dir, self.step)?;
+        let mut events = EventWriter::create(dir, None)?;
         for r in &self.results {
             let prefix = format!(
                 "eval/{}/{}/{}",
