@@ -86,12 +86,7 @@ async fn visit_records(
     let opened: Vec<Result<Shard, DataError>> = futures::stream::iter(&manifest.shards)
         .map(|entry| {
             let location = store::join(root, &entry.path);
-            Shard::open(
-                object_store,
-                location,
-                entry.path.clone(),
-                entry.checksums(),
-            )
+            Shard::open(object_store, location, entry)
         })
         .buffered(store::REQUESTS_IN_FLIGHT)
         .collect()
@@ -234,12 +229,7 @@ mod tests {
         let mut records = Vec::new();
         for entry in &manifest.shards {
             let location = store::join(&root, &entry.path);
-            let shard = store::block_on(Shard::open(
-                object_store.as_ref(),
-                location,
-                entry.path.clone(),
-                entry.checksums(),
-            ))?;
+            let shard = store::block_on(Shard::open(object_store.as_ref(), location, entry))?;
             for rg in 0..shard.row_group_rows().len() {
                 let batch = store::block_on(shard.read_utf8(object_store.as_ref(), rg, &COLUMNS))?;
                 let text = |c: &str, row: usize| {

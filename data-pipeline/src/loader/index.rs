@@ -17,7 +17,7 @@ use crate::error::DataError;
 use crate::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use crate::store;
 
-use super::shard::Shard;
+use super::shard::{size_differs, Shard};
 
 /// The largest weight of a source (`data.repeat`): reads per epoch of each of its rows.
 pub const MAX_WEIGHT: f64 = 10_000.0;
@@ -99,11 +99,7 @@ impl DatasetIndex {
             .map(|entry| {
                 let store = store.clone();
                 let path = store::join(root, &entry.path);
-                async move {
-                    Shard::open(store.as_ref(), path, entry.path.clone(), entry.checksums())
-                        .await
-                        .map(Arc::new)
-                }
+                async move { Shard::open(store.as_ref(), path, entry).await.map(Arc::new) }
             })
             .buffered(store::REQUESTS_IN_FLIGHT)
             .try_collect()
@@ -316,10 +312,7 @@ fn check_shard(shard: &Shard, entry: &ShardEntry) -> Result<(), DataError> {
     if shard.size != entry.bytes {
         return Err(DataError::Damaged {
             path: entry.path.clone(),
-            reason: format!(
-                "the file has {} bytes, the manifest says {}",
-                shard.size, entry.bytes
-            ),
+            reason: size_differs(shard.size, entry.bytes),
         });
     }
     let row_groups = shard.row_group_rows();

@@ -19,8 +19,9 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 
-use crate::chunk_crc::{self, ShardChecksums, CHECKED};
+use crate::chunk_crc::{self, CHECKED};
 use crate::error::DataError;
+use crate::manifest::ShardEntry;
 use crate::schema::{col, N_LEADS};
 use crate::store;
 
@@ -60,20 +61,48 @@ pub(crate) struct DecodedRows {
     pub n_samples: Vec<i32>,
 }
 
+/// How a shard of `size` bytes differs from its manifest entry's `bytes`.
+pub fn size_differs(size: u64, bytes: u64) -> String {
+    format!("the file has {size} bytes, the manifest says {bytes}")
+}
+
 impl Shard {
-    /// Reads the footer of `path`, checks it against the manifest's `checksums` and that it holds
-    /// the loader's columns.
+    /// Reads the footer of the shard `entry` of the manifest (at `path`), checks it against the
+    /// entry's checksum and that it holds the loader's columns. A shard missing, or whose footer
+    /// does not read while its size differs from the manifest's (cut short, or grown), is
+    /// `DataError::Damaged`, as a checksum that fails; a shard whose footer reads is held to its
+    /// size and row groups after every shard opened (`DatasetIndex::open`'s order of errors).
     pub async fn open(
         store: &dyn ObjectStore,
         path: Path,
-        name: String,
-        checksums: ShardChecksums,
+        entry: &ShardEntry,
     ) -> Result<Self, DataError> {
-        let corrupt = |reason: String| DataError::Corrupt {
+        let (name, checksums) = (entry.path.clone(), entry.checksums());
+        let damaged = |reason: String| DataError::Damaged {
             path: name.clone(),
             reason,
         };
-        let (tail, size) = store::get_suffix(store, &path, FOOTER_GUESS).await?;
+        let (tail, size) = match store::get_suffix(store, &path, FOOTER_GUESS).await {
+            Err(DataError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => {
+                let listed = format!("the manifest lists it, of {} bytes", entry.bytes);
+                return Err(damaged(format!("not found, though {listed}")));
+            }
+            read => read?,
+        };
+        // A footer that does not read is a symptom; a size the manifest does not give, the cause.
+        let broken = |err: DataError| match size != entry.bytes {
+            true => damaged(size_differs(size, entry.bytes)),
+            false => err,
+        };
+        let corrupt = |reason: String| {
+            broken(DataError::Corrupt {
+                path: name.clone(),
+                reason,
+            })
+        };
         if tail.len() < 8 || &tail[tail.len() - 4..] != b"PAR1" {
             return Err(corrupt("not a Parquet file (no PAR1 footer)".into()));
         }
@@ -92,19 +121,16 @@ impl Shard {
         if let Some(want) = checksums.footer {
             let got = crc32c::crc32c(&footer);
             if got != want {
-                return Err(DataError::Damaged {
-                    path: name.clone(),
-                    reason: format!(
-                        "the footer has CRC-32C {got:08x}, the manifest says {want:08x}"
-                    ),
-                });
+                return Err(broken(damaged(format!(
+                    "the footer has CRC-32C {got:08x}, the manifest says {want:08x}"
+                ))));
             }
         }
         let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|source| {
-            DataError::Parquet {
+            broken(DataError::Parquet {
                 path: name.clone(),
                 source,
-            }
+            })
         })?;
         Self::from_metadata(path, name, size, metadata, checksums.chunks)
     }

@@ -86,15 +86,22 @@ fn missing_shard_names_it() {
 #[test]
 fn non_parquet_shard_names_it() {
     let url = write("garbage");
+    let shard = "shards/shard-00002.parquet";
+    let size = read(&url, shard).len();
+    // Of another size than the manifest's: the size is what is named, as damage after ingest.
     replace(
         &url,
-        "shards/shard-00002.parquet",
+        shard,
         Some(b"this is not a parquet file at all".to_vec()),
     );
-    let err = Loader::open(&url, config()).err().unwrap();
-    let text = err.to_string();
+    let text = Loader::open(&url, config()).err().unwrap().to_string();
+    let said = format!("the file has 33 bytes, the manifest says {size} (the file was damaged");
+    assert!(text.contains(shard) && text.contains(&said), "{text}");
+    // Of the manifest's size: the file is named as no Parquet file.
+    replace(&url, shard, Some(vec![b'x'; size]));
+    let text = Loader::open(&url, config()).err().unwrap().to_string();
     assert!(
-        text.contains("shards/shard-00002.parquet") && text.contains("Parquet"),
+        text.contains(shard) && text.contains("not a Parquet file"),
         "{text}"
     );
 }

@@ -99,6 +99,36 @@ fn a_shard_damaged_after_ingest_stops_the_run_naming_the_dataset_and_the_shard()
     // Damaged before: opening the dataset says the same.
     let err = run_err(&args);
     assert!(named(&err) && err.contains("opening the dataset"), "{err}");
+    // As does a shard cut short, grown, or gone (each read as "not a Parquet file" or a store's
+    // "not found", exit 1, until 2026-12-06), checked against the manifest's size first.
+    let shard = data.join("shards/shard-00000.parquet");
+    let bytes = std::fs::read(&shard).unwrap();
+    let size = bytes.len();
+    let cut = size - 1000;
+    let grown = [bytes.clone(), vec![0; 10]].concat();
+    for (damage, said) in [
+        (
+            Some(&bytes[..cut]),
+            format!("has {cut} bytes, the manifest says {size}"),
+        ),
+        (
+            Some(&grown[..]),
+            format!("has {} bytes, the manifest says {size}", size + 10),
+        ),
+        (
+            None,
+            format!("not found, though the manifest lists it, of {size} bytes"),
+        ),
+    ] {
+        match damage {
+            Some(damaged) => std::fs::write(&shard, damaged).unwrap(),
+            None => std::fs::remove_file(&shard).unwrap(),
+        }
+        let output = Command::new(ECGFM).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(65), "{said}: {err}");
+        assert!(named(&err) && err.contains(&said), "{said}: {err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
