@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::metrics::{self, StepRecord};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
@@ -61,14 +62,14 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .iter()
         .map(|path| EvalResult::read(path))
         .collect::<Result<Vec<_>>>()?;
-    if let Some(other) = evals.iter().find(|e| measured_other_weights(e, &ckpt)) {
-        bail!(
-            "{} evaluated other weights than checkpoint {} of the same step (its \
-             weights_sha256 differs: another run's checkpoint?); the model card reports only \
-             results of the exported weights",
-            other.path.display(),
-            ckpt.dir.display()
-        );
+    for eval in &evals {
+        if let Some(theirs) = other_weights(eval, &ckpt) {
+            bail!(
+                "{} evaluated other weights than {theirs} (its weights_sha256 differs: another \
+                 run's checkpoint?); the model card reports only results of this run's weights",
+                eval.path.display(),
+            );
+        }
     }
     let in_run = evals_in_run(&ckpt, &evals)?;
     evals.extend(in_run);
@@ -150,10 +151,22 @@ fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<M
 
 /// Whether `eval` says it measured the exported step's checkpoint but names other weights
 /// (results written before `weights_sha256` was kept are taken at their word).
-fn measured_other_weights(eval: &EvalResult, ckpt: &RunCheckpoint) -> bool {
-    let same_step = eval.value["step"].as_u64() == Some(ckpt.state.step);
-    let weights = eval.value["weights_sha256"].as_str();
-    same_step && weights.is_some_and(|w| w != ckpt.weights_sha256)
+/// The checkpoint of this run, at the step `eval` evaluated, whose weights differ from the ones
+/// it measured (by `weights_sha256`), if any: the exported one at its step, another one the run
+/// keeps at another step (a result of another run of that step was reported as this run's until
+/// 2026-12-06). A step the run no longer keeps cannot be checked (`model_card` says so).
+fn other_weights(eval: &EvalResult, ckpt: &RunCheckpoint) -> Option<String> {
+    let measured = eval.value["weights_sha256"].as_str()?;
+    let step = eval.value["step"].as_u64()?;
+    let (dir, weights) = match step == ckpt.state.step {
+        true => (ckpt.dir.clone(), ckpt.weights_sha256.clone()),
+        false => {
+            let dir = checkpoint::checkpoint_dir(&ckpt.run_dir, step);
+            let weights = checkpoint::weights_sha256(&dir).ok()?;
+            (dir, weights)
+        }
+    };
+    (measured != weights).then(|| format!("checkpoint {} of step {step}", dir.display()))
 }
 
 /// The `ecgfm eval` result files in the run's `eval/` folder that evaluated the exported
@@ -181,7 +194,7 @@ fn evals_in_run(ckpt: &RunCheckpoint, given: &[EvalResult]) -> Result<Vec<EvalRe
         }
         match EvalResult::read(&path) {
             Ok(result) if given.iter().any(|g| g.value == result.value) => {}
-            Ok(result) if measured_other_weights(&result, ckpt) => tracing::warn!(
+            Ok(result) if other_weights(&result, ckpt).is_some() => tracing::warn!(
                 "{} evaluated other weights than {} (its weights_sha256 differs); not reported \
                  in the model card",
                 path.display(),

@@ -10,6 +10,7 @@ use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{bail, Context, Result};
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
+use ecgfm_trainer::checkpoint;
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::eval::{against_scratch, ScoredResult};
 use ecgfm_trainer::metrics::StepRecord;
@@ -414,9 +415,18 @@ fn eval_section(card: &mut String, inputs: &CardInputs) {
         let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
         let task = text(&v["vocabulary"]);
         if let Some(step) = v["step"].as_u64().filter(|s| *s != inputs.ckpt.state.step) {
+            let kept =
+                checkpoint::is_complete(&checkpoint::checkpoint_dir(&inputs.ckpt.run_dir, step));
             notes.push(format!(
-                "{task} ({}) evaluated the checkpoint of step {step}, not this package's step {}",
+                "{task} ({}) evaluated {}, not this package's step {}",
                 eval.path.display(),
+                match kept {
+                    true => format!("this run's checkpoint of step {step}"),
+                    false => format!(
+                        "a checkpoint of step {step}, which this run no longer keeps (so not \
+                         checked to be this run's)"
+                    ),
+                },
                 inputs.ckpt.state.step
             ));
         }

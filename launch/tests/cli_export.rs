@@ -239,11 +239,29 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
         "- ptbxl_superclass, finetune with 10% of the training labels: +0.500 [+0.500, +0.500]",
         "- ptbxl_superclass: class HYP has 1 positive in the test split",
         "- ptbxl_superclass: evaluated on cpu, fp32 matrix products",
-        "evaluated the checkpoint of step 4, not this package's step 8",
+        "evaluated this run's checkpoint of step 4, not this package's step 8",
     ] {
         assert!(card.contains(row), "model card lacks {row:?}:\n{card}");
     }
     assert!(!card.contains("Not evaluated"), "{card}");
+    // Of another step: held to the run's checkpoint of that step where the run keeps it (another
+    // run's step-4 result was reported as this run's until 2026-12-06), said unchecked where not.
+    let mut other_run = entries.clone();
+    other_run["weights_sha256"] = "0".repeat(64).into();
+    let other = dir.join("other-run.json");
+    std::fs::write(&other, other_run.to_string()).unwrap();
+    let err = export_err(&run, &pkg, &["--eval", other.to_str().unwrap()]);
+    let said = "other-run.json evaluated other weights than checkpoint";
+    assert!(
+        err.contains(said) && err.contains("step_00000004 of step 4"),
+        "{err}"
+    );
+    other_run["step"] = 2.into();
+    std::fs::write(&other, other_run.to_string()).unwrap();
+    export(&run, &pkg, &["--eval", other.to_str().unwrap()]);
+    let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    let said = "evaluated a checkpoint of step 2, which this run no longer keeps (so not checked";
+    assert!(card.contains(said), "{card}");
 
     // Results saved in the run's eval/ folder are found when they evaluated the exported step.
     let saved = run.join("eval");
