@@ -3,8 +3,8 @@
 //! (`M`/`F`). Listed records take these values instead of the source's own: an empty `labels`
 //! cell means no labels (the source's, header `# Dx:` lines included, are dropped), an empty
 //! cell of the other columns keeps the source's value. A label that is not `vocabulary:code`
-//! is refused, naming the file, line and value. A row's `record` is the record id (`00001_hr`) or its path relative to the
-//! source (`records500/00000/00001_hr`), either with or without `.hea`. Rows that match no record
+//! is refused, naming the file, line and value, as is a record listed twice with other values. A
+//! row's `record` is the record id (`00001_hr`) or its path relative to the source (`records500/00000/00001_hr`), either with or without `.hea`. Rows that match no record
 //! are reported; a file none of whose rows matches is refused.
 
 use std::collections::{BTreeSet, HashMap};
@@ -41,18 +41,24 @@ impl LabelOverride {
             path: file.to_string(),
             reason: format!("label CSV row {row}: {reason}"),
         };
+        let bad_header = |reason: String| DataError::Corrupt {
+            path: file.to_string(),
+            reason: format!("label CSV header: {reason}"),
+        };
         let mut reader = csv::Reader::from_reader(bytes);
-        let header = reader.headers().map_err(|e| bad(0, e.to_string()))?.clone();
+        let header = reader
+            .headers()
+            .map_err(|e| bad_header(e.to_string()))?
+            .clone();
         let column = |name: &str| header.iter().position(|h| h.trim() == name);
-        let record_col =
-            column("record").ok_or_else(|| bad(0, "no `record` column in the header".into()))?;
+        let record_col = column("record").ok_or_else(|| bad_header("no `record` column".into()))?;
         let (labels_col, patient_col, age_col, sex_col) = (
             column("labels"),
             column("patient_id"),
             column("age"),
             column("sex"),
         );
-        let mut rows = HashMap::new();
+        let (mut rows, mut first_rows) = (HashMap::new(), HashMap::new());
         for (index, row) in reader.records().enumerate() {
             let row_no = index + 1;
             let row = row.map_err(|e| bad(row_no, e.to_string()))?;
@@ -109,7 +115,23 @@ impl LabelOverride {
                 age,
                 sex,
             };
-            rows.insert(record, entry);
+            match first_rows.get(&record) {
+                // A record listed twice with other values took the last row's until 2026-12-06.
+                Some(&first) if rows[&record] != entry => {
+                    return Err(bad(
+                        row_no,
+                        format!(
+                            "record {record} again, with other values than row {first}: give \
+                             each record one row (several labels `;`-separated in one cell)"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    first_rows.insert(record.clone(), row_no);
+                    rows.insert(record, entry);
+                }
+            }
         }
         Ok(LabelOverride {
             file: file.to_string(),
@@ -259,7 +281,28 @@ mod tests {
         let err = LabelOverride::parse(b"record,sex\nA1,X\n", "my.csv").unwrap_err();
         assert!(err.to_string().contains("my.csv"), "{err}");
         assert!(err.to_string().contains("row 1"), "{err}");
-        assert!(LabelOverride::parse(b"name,labels\n", "my.csv").is_err());
+        let err = LabelOverride::parse(b"name,labels\n", "my.csv").unwrap_err();
+        let said = "my.csv: label CSV header: no `record` column";
+        assert!(err.to_string().contains(said), "{err}");
+    }
+
+    /// A record listed twice with other values is refused (the last row won until 2026-12-06);
+    /// the same row twice is one row.
+    #[test]
+    fn a_record_listed_twice_with_other_values_is_refused() {
+        let csv = b"record,labels\nA1,x:a\nA2,x:b\nA1,x:c\n";
+        let err = LabelOverride::parse(csv, "two.csv")
+            .unwrap_err()
+            .to_string();
+        let said = "two.csv: label CSV row 3: record A1 again, with other values than row 1";
+        assert!(err.contains(said), "{err}");
+        let csv = b"record,labels,age\nA1,x:a,40\nA1,x:a,41\n";
+        LabelOverride::parse(csv, "ages.csv").unwrap_err();
+        let csv = b"record,labels\nA1,x:a\nA1.hea,x:a\n";
+        let o = LabelOverride::parse(csv, "same.csv").unwrap();
+        let mut records = vec![planned("A1")];
+        assert_eq!(o.apply_all(&mut records).unwrap(), None);
+        assert_eq!(records[0].labels, ["x:a"]);
     }
 
     /// A label without its `vocabulary:` (or with an empty side) is refused, naming the file,

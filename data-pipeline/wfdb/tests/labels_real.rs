@@ -156,3 +156,19 @@ fn cinc2017_reference_rejects_unknown_labels() {
     let text = err.to_string();
     assert!(text.contains("REF.csv") && text.contains("row 2"), "{text}");
 }
+
+/// A record labelled twice with two labels is refused, naming both rows (the last row's label
+/// was taken until 2026-12-06); the same row twice is one label.
+#[test]
+fn cinc2017_reference_rejects_a_record_labelled_twice_otherwise() {
+    let reference = b"A00001,N\nA00004,A\nA00002,O\nA00004,N\n";
+    let err = read_cinc2017_reference_from(reference, "REF.csv").unwrap_err();
+    let text = err.to_string();
+    let said = "A00004 is labelled N here and A at row 2: one label a record";
+    assert!(
+        text.contains("REF.csv") && text.contains("row 4") && text.contains(said),
+        "{text}"
+    );
+    let labels = read_cinc2017_reference_from(b"A00001,N\nA00001,N\n", "REF.csv").unwrap();
+    assert_eq!(labels.len(), 1);
+}

@@ -1,5 +1,6 @@
 //! The PhysioNet/CinC Challenge 2017 `REFERENCE.csv` (`record,label`, label one of N A O ~).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::WfdbError;
@@ -30,6 +31,7 @@ pub fn read_cinc2017_reference_from(
         .has_headers(false)
         .from_reader(bytes);
     let mut labels = Vec::new();
+    let mut first_rows: HashMap<String, (usize, String)> = HashMap::new();
     for (index, row) in reader.records().enumerate() {
         let bad = |reason: String| WfdbError::BadLabels {
             file: file.to_string(),
@@ -52,10 +54,25 @@ pub fn read_cinc2017_reference_from(
         if !matches!(label, "N" | "A" | "O" | "~") {
             return Err(bad(format!("label `{label}` is not one of N, A, O, ~")));
         }
-        labels.push(Cinc2017Label {
-            record: record.to_string(),
-            label: format!("cinc2017:{label}"),
-        });
+        let label = format!("cinc2017:{label}");
+        // A record labelled twice, otherwise, took the last row's label until 2026-12-06.
+        match first_rows.get(record) {
+            Some(&(row, ref first)) if *first != label => {
+                return Err(bad(format!(
+                    "{record} is labelled {} here and {} at row {row}: one label a record",
+                    &label["cinc2017:".len()..],
+                    &first["cinc2017:".len()..]
+                )))
+            }
+            Some(_) => {}
+            None => {
+                first_rows.insert(record.to_string(), (index + 1, label.clone()));
+                labels.push(Cinc2017Label {
+                    record: record.to_string(),
+                    label,
+                });
+            }
+        }
     }
     Ok(labels)
 }
