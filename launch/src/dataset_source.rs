@@ -10,6 +10,8 @@ use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, ReadFault, SourceError};
 use ecgfm_trainer::model::HostBatch;
 
+use crate::bad_config::RefusedConfig;
+
 /// One rank's view of a dataset (single-process training is rank 0 of 1).
 struct DatasetSource {
     url: String,
@@ -149,7 +151,10 @@ impl BatchSource for DatasetSource {
         if state["kind"] != "dataset" {
             return Err(format!("not a dataset-source state: {state}").into());
         }
-        let moved = same_data(state, &self.url, self.loader.data_digest())?;
+        // Refused for its configuration (exit 78, as any other setting a resume may not change;
+        // it exited 1 until 2026-12-06).
+        let moved =
+            same_data(state, &self.url, self.loader.data_digest()).map_err(RefusedConfig)?;
         if let Some(moved) = moved.filter(|_| self.loader.config().rank == 0) {
             tracing::info!("{moved}");
         }
