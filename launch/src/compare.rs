@@ -12,11 +12,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ecgfm_trainer::eval::protocols::MIN_BOOTSTRAP;
 use ecgfm_trainer::eval::{
-    by_patient, paired_auroc_interval, paired_f1_interval, IntervalNoise, PairError, Resample,
-    ScoredResult, UnitScores,
+    by_patient, paired_auroc_interval, paired_f1_interval, IntervalNoise, PairError, Protocol,
+    Resample, ScoredResult, UnitScores,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+use crate::bad_config::RefusedConfig;
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
@@ -316,8 +318,29 @@ fn pick<'a>(
         .collect()
 }
 
+/// Refuses a `--protocol` or `--b-protocol` that names no protocol (a typo matched nothing and
+/// read as two sides with nothing in common until 2026-12-06).
+fn check_protocols(args: &CompareArgs) -> Result<()> {
+    let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+    let given = [
+        ("--protocol", &args.protocol),
+        ("--b-protocol", &args.b_protocol),
+    ];
+    for (flag, protocol) in given {
+        if let Some(p) = protocol.as_deref().filter(|p| !names.contains(p)) {
+            return Err(RefusedConfig(format!(
+                "{flag} {p}: unknown protocol (one of {})",
+                names.join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `ecgfm compare`: one line per protocol and label fraction both sides have.
 pub fn run(args: &CompareArgs) -> Result<()> {
+    check_protocols(args)?;
     let ([a, b], classes) = read_sides(args)?;
     let metric = args.metric;
     let over = args.resample.resample(args.a.len(), args.b.len());

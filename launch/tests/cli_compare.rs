@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ecgfm_env, path_str, run_err, run_ok, temp_dir};
+use common::{ecgfm_env, path_str, run_err, run_ok, run_refused, temp_dir};
 use std::path::{Path, PathBuf};
 
 /// Writes `dir/NAME.json`: an `ecgfm eval` result file of the weights `weights` whose probe and
@@ -130,6 +130,12 @@ fn one_encoder_counts_once() {
         "probe",
     ]);
     assert!(said.contains("scratch vs probe"), "{said}");
+    // A protocol misspelt is named (it read as sides with nothing in common until 2026-12-06).
+    for (flag, typo) in [("--protocol", "finetun"), ("--b-protocol", "prob")] {
+        let err = run_refused(&["compare", "--a", &p(&a1), "--b", &p(&a1), flag, typo]);
+        let said = format!("{flag} {typo}: unknown protocol (one of probe, finetune, scratch");
+        assert!(err.contains(&said), "{err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
