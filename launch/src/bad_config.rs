@@ -2,7 +2,7 @@
 //! that does not parse, a resume whose settings differ from its run's or that would shorten it,
 //! a fresh start into a folder holding another run's checkpoints, a data setting the dataset
 //! cannot take such as a `data.repeat` naming a source it lacks, a model preset that does not
-//! exist, in any command): it exits with
+//! exist, in any command, a sweep file that does not parse or is not a valid sweep): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -11,6 +11,7 @@ use std::error::Error;
 use std::process::ExitStatus;
 
 use ecgfm_data::error::DataError;
+use ecgfm_sweep::SpecError;
 use ecgfm_trainer::config::ConfigError;
 use ecgfm_trainer::model::ModelError;
 use ecgfm_trainer::train::TrainError;
@@ -48,6 +49,10 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
             )
             || matches!(e.downcast_ref(), Some(DataError::Config(_)))
             || matches!(e.downcast_ref(), Some(ModelError::UnknownPreset(_)))
+            || matches!(
+                e.downcast_ref(),
+                Some(SpecError::Parse { .. } | SpecError::Invalid { .. })
+            )
     })
 }
 

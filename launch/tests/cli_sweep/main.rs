@@ -71,3 +71,20 @@ fn synth_results(rec: &serde_json::Value) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// A sweep file's unknown key or value of the wrong type is refused for its configuration
+/// (exit 78, as `pretrain --set` refuses one; it exited 1 until 2026-12-06), before any run.
+#[test]
+fn a_sweep_file_that_is_not_a_valid_sweep_is_refused_as_a_configuration() {
+    let dir = common::temp_dir("sweep-bad-spec");
+    for set in ["budget.stepz=50", "seeds=\"two\""] {
+        let err = common::run_refused(&toy_args(&dir, &["--set", set, "--dry-run"]));
+        let key = set
+            .split(['.', '='])
+            .nth(usize::from(set.contains('.')))
+            .unwrap();
+        assert!(err.contains("sweep") && err.contains(key), "{set}: {err}");
+    }
+    assert!(!dir.join("sweep.jsonl").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
