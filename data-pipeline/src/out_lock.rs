@@ -160,6 +160,12 @@ impl FolderLock {
                 return Err(busy(url, &path, None));
             }
             let made_folder = !folder.is_dir();
+            if let Some(file) = folder.ancestors().find(|a| a.is_file()) {
+                return Err(DataError::Io {
+                    path: file.display().to_string(),
+                    source: std::io::Error::other("a file, where the output's folder must be"),
+                });
+            }
             std::fs::create_dir_all(&folder).map_err(|source| DataError::Io {
                 path: folder.display().to_string(),
                 source,

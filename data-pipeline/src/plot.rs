@@ -149,6 +149,13 @@ fn draw(windows: &[Window], window_samples: usize, out_png: &Path) -> Result<(),
         COLUMN_WIDTH * windows.len() as u32,
         PANEL_HEIGHT * N_LEADS as u32,
     );
+    // plotters names a missing folder in its debug text only (`ImageError(IoError(Os { .. }))`).
+    if let Some(folder) = out_png.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|source| DataError::Io {
+            path: folder.display().to_string(),
+            source,
+        })?;
+    }
     let root = BitMapBackend::new(out_png, size).into_drawing_area();
     root.fill(&WHITE).map_err(fail)?;
     let panels = root.split_evenly((N_LEADS, windows.len()));

@@ -20,6 +20,9 @@ pub struct RunLock {
 /// Takes the lock on `run_dir` (creating the folder), or says which process holds it. A file
 /// system without locks (some network mounts) is a warning, not a refusal.
 pub fn lock(run_dir: &Path) -> Result<RunLock> {
+    if let Some(file) = run_dir.ancestors().find(|a| a.is_file()) {
+        bail!("{} is a file, where the run folder must be", file.display());
+    }
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
     let path = run_dir.join(FILE);

@@ -1,7 +1,7 @@
 //! `ecgfm data inspect` on a dataset with a truncated and a changed shard: both are named (the
 //! unreadable one with its absolute path), the summary is printed and the exit status is 65
 //! (damaged data, as for every command); an out-of-range `--plot-records` is refused before any
-//! dataset is read.
+//! dataset is read, and a plot makes the folders it goes into.
 
 mod common;
 use common::{ecgfm_env, path_str, run_err, run_ok, synth_dataset_with, temp_dir};
@@ -67,5 +67,11 @@ fn plot_records_out_of_range_is_refused_before_reading() {
     }
     let help = run_ok(&["data", "inspect", "--help"]);
     assert!(help.contains("1 to 32"), "{help}");
+    // A plot into folders that do not exist yet makes them (it failed with plotters' debug text
+    // until 2026-12-06).
+    let ds = synth_dataset_with(&dir, "ds", &[]);
+    let png = dir.join("plots/new/p.png");
+    let said = run_ok(&["data", "inspect", path_str(&ds), "--plot", path_str(&png)]);
+    assert!(said.contains("plot written to") && png.is_file(), "{said}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -52,8 +52,39 @@ fn an_address_without_a_dataset_says_so() {
     let err = run_err(&[
         "pretrain", "--device", "cpu", "--steps", "1", "--data", &data,
     ]);
-    let missing = format!("object store error on {data}/shards/shard-00000.parquet: ");
-    assert!(err.contains(&missing), "{err}");
+    let missing = "shards/shard-00000.parquet: not found, though the manifest lists it";
+    let damaged = format!("a shard of the dataset {data} is damaged");
+    assert!(err.contains(missing) && err.contains(&damaged), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An output folder given as a file is named as such (each said "File exists (os error 17)"
+/// until 2026-12-06).
+#[test]
+fn an_output_that_is_a_file_is_named_as_a_file() {
+    let dir = temp_dir("out-file");
+    let file = dir.join("afile");
+    std::fs::write(&file, "").unwrap();
+    let out = file.to_str().unwrap();
+    let inside = file.join("run");
+    let inside = inside.to_str().unwrap();
+    for (args, said) in [
+        (
+            vec!["data", "synth", "--out", out],
+            "a file, where the output's folder must be",
+        ),
+        (
+            vec!["pretrain", "--steps", "1", "--out", out],
+            "is a file, where the run folder must be",
+        ),
+        (
+            vec!["pretrain", "--steps", "1", "--out", inside],
+            "is a file, where the run folder must be",
+        ),
+    ] {
+        let err = run_err(&args);
+        assert!(err.contains(out) && err.contains(said), "{args:?}: {err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
