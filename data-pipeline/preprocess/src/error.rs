@@ -13,7 +13,10 @@ pub enum PreprocessError {
     InvalidConfig(String),
     /// The record's sampling rate is not a number in the plausible range
     /// ([`crate::pipeline::MIN_RECORD_RATE_HZ`] to [`crate::pipeline::MAX_RECORD_RATE_HZ`]).
-    #[error("sampling rate {0} Hz is outside the plausible range of 1 Hz to 100 kHz")]
+    #[error(
+        "sampling rate {} Hz is outside the plausible range of 1 Hz to 100 kHz",
+        readable(*.0)
+    )]
     InvalidSamplingRate(f64),
     /// The number of lead names differs from the number of signals.
     #[error("{names} lead names but {signals} signals")]
@@ -37,4 +40,27 @@ pub enum PreprocessError {
     /// Every window failed the hard quality rule (all present leads flat or missing).
     #[error("all {windows} windows fail quality: every present lead is flat or missing")]
     AllWindowsFailed { windows: usize },
+}
+
+/// `x` as written in a header where it is of a usual size, in scientific notation where its
+/// decimals would run to hundreds of digits (a header's `1e-300` Hz).
+fn readable(x: f64) -> String {
+    match x.abs() {
+        a if a == 0.0 || (1e-4..1e12).contains(&a) || !a.is_finite() => x.to_string(),
+        _ => format!("{x:e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_of_any_size_reads_in_a_few_characters() {
+        let text = |hz: f64| PreprocessError::InvalidSamplingRate(hz).to_string();
+        assert!(text(1e-300).starts_with("sampling rate 1e-300 Hz is outside"));
+        assert!(text(0.5).starts_with("sampling rate 0.5 Hz"));
+        assert!(text(2e300).starts_with("sampling rate 2e300 Hz"));
+        assert!(text(f64::NAN).starts_with("sampling rate NaN Hz"));
+    }
 }
