@@ -22,8 +22,9 @@ pub(super) fn schedule_moved(
     (was != now && (0..step).any(moved)).then(|| {
         format!(
             "train.steps changed from {was} to {now}: after step {step} the learning rate follows \
-             a {now}-step schedule, while the steps before it ran on a {was}-step one, so this run \
-             matches neither a {was}-step nor a {now}-step run from the start"
+             a {now}-step schedule, while the steps before it ran on a {was}-step one (and on the \
+             lengths of any earlier resume before that), so this run matches neither a {was}-step \
+             nor a {now}-step run from the start"
         )
     })
 }
