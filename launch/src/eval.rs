@@ -178,16 +178,20 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
             counts.windows[name], counts.records[name]
         )
     };
+    // A window of two classes is skipped only where a window has one class.
+    let ambiguous = match task.multi_label {
+        true => String::new(),
+        false => format!(", {} with two classes", task.skipped_ambiguous),
+    };
     println!(
-        "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled, {} with \
-         two classes, {} outside train/val/test",
+        "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled{ambiguous}, \
+         {} outside train/val/test",
         vocabulary.name(),
         task.windows.len(),
         split("train"),
         split("val"),
         split("test"),
         task.skipped_unlabelled,
-        task.skipped_ambiguous,
         task.skipped_split
     );
     let held_out: BTreeSet<RecordKey> = (task.windows.iter().zip(&task.parts))
