@@ -10,7 +10,8 @@
 //! killed leaves no stale lock: the file may stay (readers never look at it: they read
 //! `manifest.json` and the shards it names, and the journal by its name), and the next writer
 //! takes it over (a resume proceeds as usual). A writer that ends removes the file (and the
-//! output folder, where it made the folder and nothing else was written there).
+//! output folder, where it made the folder and nothing else was written there), as does one
+//! stopped by a signal (`release_held`).
 //!
 //! Object stores (`s3://`, `gs://`, `az://`, `memory://`) have no locks: there the writer holds
 //! a lease instead, an `_ingest.lock` object created only where none exists and renewed while it
@@ -21,7 +22,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::path::Path;
@@ -144,6 +145,26 @@ impl OutputLock {
     }
 }
 
+/// The lock files this process holds in folders, for `release_held`.
+static HELD_FOLDERS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn held_folders() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    HELD_FOLDERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes every output lock this process holds, for a writer stopped by a signal, which exits
+/// without dropping them: each folder's lock file (still locked, so removed as a drop removes
+/// it; a Ctrl-C'd ingest left it until 2026-12-06) and each object store's lease
+/// (`store_lease::release_held`).
+pub fn release_held() {
+    for path in held_folders().iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    store_lease::release_held();
+}
+
 impl FolderLock {
     fn take(folder: PathBuf, url: &str, writer: Writer) -> Result<Self, DataError> {
         let path = folder.join(LOCK_FILE);
@@ -202,6 +223,7 @@ impl FolderLock {
             file.set_len(0).map_err(io)?;
             file.write_all(format!("{} {}\n", std::process::id(), writer.name()).as_bytes())
                 .map_err(io)?;
+            held_folders().push(path.clone());
             return Ok(FolderLock {
                 file,
                 path,
@@ -215,6 +237,7 @@ impl Drop for FolderLock {
     /// Removes the file while still holding its lock (see `take` for one opened just before),
     /// then releases it by closing the file.
     fn drop(&mut self) {
+        held_folders().retain(|held| *held != self.path);
         let _ = std::fs::remove_file(&self.path);
         if let Some(folder) = &self.made_folder {
             // Only where nothing else was written there (a refused or failed ingest).

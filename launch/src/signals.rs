@@ -134,16 +134,17 @@ pub fn received() -> Option<libc::c_int> {
 pub const STOPS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP];
 
 /// For the dataset writers (`data ingest`, `data merge`, `data synth`), which have no checkpoint
-/// to save: on the first stop signal, removes the object-store leases this process holds
-/// (`ecgfm_data::store_lease::release_held`, at most 15 s; a writer restarted on another
-/// machine then finds the output free), prints `then` and exits with 128 + the signal. What was
+/// to save: on the first stop signal, removes the output locks this process holds
+/// (`ecgfm_data::out_lock::release_held`: a folder's lock file, an object store's lease, at most
+/// 15 s; a writer restarted on another machine then finds the output free), prints `then` and
+/// exits with 128 + the signal. What was
 /// written stays as a kill leaves it: an ingest or merge run again goes on from the shards it
 /// stored.
 pub fn exit_on_stop(then: &'static str) {
     catch(&STOPS);
     std::thread::spawn(move || loop {
         if let Some(sig) = received() {
-            ecgfm_data::store_lease::release_held();
+            ecgfm_data::out_lock::release_held();
             // Not `eprintln!`, which panics (ending this thread, not the process) when stderr
             // is a terminal that hung up.
             let _ = writeln!(std::io::stderr(), "stopped by signal {sig}: {then}");

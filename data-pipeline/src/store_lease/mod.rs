@@ -22,8 +22,8 @@
 //!
 //! A process stopped by a signal runs no destructor, so the leases it holds are also listed in
 //! a process-wide registry, and `release_held` (which the `ecgfm` command's stop-signal watcher
-//! calls before it exits) removes them: a writer preempted on one machine and restarted on
-//! another finds its output free at once.
+//! calls through `out_lock::release_held` before it exits) removes them: a writer preempted on
+//! one machine and restarted on another finds its output free at once.
 
 mod holder;
 

@@ -88,5 +88,7 @@ fn a_writer_started_under_nohup_outlives_a_hangup() {
     signal(libc::SIGTERM);
     let stopped = writer.wait_with_output().unwrap();
     assert_eq!(stopped.status.code(), Some(143), "{stopped:?}");
+    // Its folder's lock file went with it (it stayed until 2026-12-06).
+    assert!(!out.join("_ingest.lock").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
