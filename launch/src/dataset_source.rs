@@ -98,6 +98,7 @@ fn open_source(
         batch_size: config.train.batch_size,
         rank,
         world_size,
+        accum_steps: config.train.accum_steps,
         crop_samples: config.model.samples,
         split: split.name.to_string(),
         prefetch_batches: config.data.prefetch_batches,
@@ -141,6 +142,7 @@ impl BatchSource for DatasetSource {
             "url": redact_url(&self.url),
             "data_digest": self.loader.data_digest(),
             "loader": self.loader.state(),
+            "micro_batches": MICRO_BATCHES,
         })
     }
 
@@ -157,6 +159,16 @@ impl BatchSource for DatasetSource {
             same_data(state, &self.url, self.loader.data_digest()).map_err(RefusedConfig)?;
         if let Some(moved) = moved.filter(|_| self.loader.config().rank == 0) {
             tracing::info!("{moved}");
+        }
+        let config = self.loader.config();
+        if state["micro_batches"] != MICRO_BATCHES && config.accum_steps > 1 && config.rank == 0 {
+            tracing::warn!(
+                "the checkpoint was written before 2026-12-06, when a run on a dataset loaded \
+                 each accumulated micro-batch from samples of its own; from here on they are cut \
+                 from the step's global batch as ranks cut it, so if this run accumulated before \
+                 too, its steps after the resume match neither a run never stopped then nor one \
+                 started now"
+            );
         }
         let loader: LoaderState = serde_json::from_value(state["loader"].clone())?;
         self.loader.restore(&loader)?;
@@ -198,6 +210,10 @@ impl BatchSource for DatasetSource {
         )
     }
 }
+
+/// How the checkpoints' loader cuts accumulated micro-batches: from the step's global batch, as
+/// ranks are cut (`LoaderConfig::accum_steps`); absent in checkpoints of before 2026-12-06.
+const MICRO_BATCHES: &str = "step";
 
 /// Checks that the dataset at `url`, whose data digest is `digest`, holds the data a
 /// checkpoint's source `state` read; returns the line to log when it moved (another address;

@@ -7,12 +7,14 @@
 //!   the split appears exactly once per epoch (`r` times, each with its own crop, when its source
 //!   is repeated `r` times: `repeat`; a fractional weight reads a part of the source's rows, a
 //!   new part each epoch); batches are always full and may straddle epochs;
-//! - global batch `G = batch_size * world_size`: the `G` samples at consecutive stream positions,
-//!   ordered by (window, row group, row); rank `r` takes the `r`-th run of `B` of them, so ranks
-//!   see disjoint samples, together all of them, the global sequence does not depend on
-//!   `world_size` or `decode_threads`, and a rank reads only a few of a window's row groups
-//!   (set `mix_row_groups` >= `world_size`; see `plan::RankSlice`);
-//! - `state()` / `restore()` resume exactly, also with another `world_size` of the same `G`;
+//! - a step's global batch `G = batch_size * world_size * accum_steps`: the `G` samples at
+//!   consecutive stream positions, ordered by (window, row group, row) and cut into runs of `B`;
+//!   micro-batch `a` of rank `r` is run `a * world_size + r`, so ranks see disjoint samples,
+//!   together all of them, the global sequence depends on neither `decode_threads` nor how `G`
+//!   is split between ranks and accumulation, and a rank reads only a few of a window's row
+//!   groups (set `mix_row_groups` >= `world_size * accum_steps`; see `plan::RankSlice`);
+//! - `state()` / `restore()` resume exactly, also with another split of the same `G` (between
+//!   steps: a step's batches are read whole);
 //! - crops are drawn from (seed, epoch, sample id) (see `batch.rs`).
 //!
 //! The caller drives it from synchronous code (`next_batch` blocks); the async work runs on
@@ -60,8 +62,13 @@ pub struct LoaderConfig {
     pub batch_size: usize,
     /// This rank, `0..world_size`.
     pub rank: usize,
-    /// Ranks in the job (R); the global batch is `batch_size * world_size`.
+    /// Ranks in the job (R).
     pub world_size: usize,
+    /// Batches each rank takes per optimiser step (A, gradient accumulation): a step's global
+    /// batch is `batch_size * world_size * accum_steps`, and R ranks load what one process
+    /// accumulating R batches loads (`plan::RankSlice`).
+    #[serde(default = "one")]
+    pub accum_steps: usize,
     /// Samples per lead after cropping (S), the model's input length.
     pub crop_samples: usize,
     /// Rows of which split to load (`train`, `val`, `test`, or `all`).
@@ -86,6 +93,10 @@ pub struct LoaderConfig {
     pub repeat: BTreeMap<String, f64>,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for LoaderConfig {
     fn default() -> Self {
         LoaderConfig {
@@ -93,6 +104,7 @@ impl Default for LoaderConfig {
             batch_size: 64,
             rank: 0,
             world_size: 1,
+            accum_steps: 1,
             crop_samples: 2250,
             split: "train".into(),
             prefetch_batches: 4,
@@ -257,6 +269,7 @@ impl Loader {
                 batch_size: config.batch_size as u64,
                 rank: config.rank as u64,
                 world_size: config.world_size as u64,
+                accum: config.accum_steps as u64,
             },
             spec: CropSpec {
                 seed: config.seed,
@@ -282,6 +295,9 @@ fn validate(config: &LoaderConfig) -> Result<(), DataError> {
     let fail = |what: &str| Err(DataError::Config(format!("loader: {what}")));
     if config.batch_size == 0 {
         return fail("batch_size must be at least 1");
+    }
+    if config.accum_steps == 0 {
+        return Err(DataError::Config("accum_steps must be at least 1".into()));
     }
     if config.world_size == 0 || config.rank >= config.world_size {
         return fail(&format!(

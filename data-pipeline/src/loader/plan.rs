@@ -191,29 +191,33 @@ fn pick_parts(index: &DatasetIndex, seed: u64, epoch: u64) -> BTreeMap<u32, Vec<
     picked
 }
 
-/// Which samples a rank reads. Batches start at stream position `origin`; each global batch is
-/// the `world_size * batch_size` samples at consecutive positions. Within a global batch the
-/// samples are ordered by (window, unit, row) and rank `r` takes the `r`-th run of `batch_size`
-/// of them. The global batch (its set of samples, and their order when read rank after rank)
-/// does not depend on `world_size`, while each rank reads only a slice of the units: with
-/// `mix_row_groups` >= `world_size` a rank touches one or two row groups of a window instead
-/// of all of them, so R ranks do not each fetch and decode the whole dataset.
+/// Which samples a rank reads. Batches start at stream position `origin`, a step's first; each
+/// step's global batch is the `accum * world_size * batch_size` samples at consecutive
+/// positions. Within a global batch the samples are ordered by (window, unit, row) and cut into
+/// runs of `batch_size`: run `j = a * world_size + r` is micro-batch `a` of rank `r` (the
+/// trainer's global micro-batch `j`, whose masks it draws by `j`). So the global batch (its set
+/// of samples, each one's run, and their order when read run after run) depends on neither
+/// `world_size` nor `accum` alone, only on their product: R ranks and one process accumulating
+/// R micro-batches load the same (the runs were cut per call, one process's micro-batch from
+/// its own `batch_size` samples, until 2026-12-06). Each rank reads only a slice of the units:
+/// with `mix_row_groups` >= `world_size * accum` a run touches one or two row groups of a
+/// window instead of all of them, so R ranks do not each fetch and decode the whole dataset.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RankSlice {
     pub origin: u64,
     pub batch_size: u64,
     pub rank: u64,
     pub world_size: u64,
+    pub accum: u64,
 }
 
 impl RankSlice {
     /// This rank's samples of a window whose shuffled `order` starts at stream position `base`,
     /// in the order the rank's batches hold them.
     pub fn take(&self, base: u64, order: &[SampleRef]) -> Vec<SampleRef> {
-        let global = self.batch_size * self.world_size;
+        let global = self.batch_size * self.world_size * self.accum;
         let end = base + order.len() as u64;
         let start = base.max(self.origin);
-        let mine = self.rank * self.batch_size..(self.rank + 1) * self.batch_size;
         let mut taken = Vec::new();
         if start >= end {
             return taken;
@@ -224,11 +228,19 @@ impl RankSlice {
         while batch_start < end {
             let (lo, hi) = (batch_start.max(start), (batch_start + global).min(end));
             let before = lo - batch_start;
-            let (from, to) = (mine.start.max(before), mine.end.min(before + hi - lo));
-            if from < to {
-                let mut part = order[(lo - base) as usize..(hi - base) as usize].to_vec();
-                part.sort_unstable();
-                taken.extend_from_slice(&part[(from - before) as usize..(to - before) as usize]);
+            let mut part = order[(lo - base) as usize..(hi - base) as usize].to_vec();
+            part.sort_unstable();
+            // The rank's runs in the order of its micro-batches, which is their order here.
+            for a in 0..self.accum {
+                let run = (a * self.world_size + self.rank) * self.batch_size;
+                let (from, to) = (
+                    run.max(before),
+                    (run + self.batch_size).min(before + hi - lo),
+                );
+                if from < to {
+                    taken
+                        .extend_from_slice(&part[(from - before) as usize..(to - before) as usize]);
+                }
             }
             batch_start += global;
         }
@@ -272,6 +284,17 @@ mod tests {
         batch: u64,
         world: u64,
     ) -> Vec<Vec<Vec<SampleRef>>> {
+        accumulating_batches(stream, origin, batch, world, 1)
+    }
+
+    /// Each rank's batches (its micro-batches in order) with `accum` micro-batches a step.
+    fn accumulating_batches(
+        stream: &[(u64, Vec<SampleRef>)],
+        origin: u64,
+        batch: u64,
+        world: u64,
+        accum: u64,
+    ) -> Vec<Vec<Vec<SampleRef>>> {
         (0..world)
             .map(|rank| {
                 let slice = RankSlice {
@@ -279,6 +302,7 @@ mod tests {
                     batch_size: batch,
                     rank,
                     world_size: world,
+                    accum,
                 };
                 let all: Vec<SampleRef> = stream
                     .iter()
@@ -309,6 +333,37 @@ mod tests {
         read.sort();
         all.sort();
         assert_eq!(read, all);
+    }
+
+    /// Global micro-batch `j = a * R + r` holds the same samples whatever the split of the
+    /// product R x A between ranks and accumulation: 6 = 1 x 6 = 2 x 3 = 3 x 2 = 6 x 1.
+    #[test]
+    fn ranks_and_accumulation_of_one_product_load_the_same_micro_batches() {
+        let stream = windows(&[7, 30, 5, 40, 18], 4);
+        let (origin, batch) = (6, 2);
+        let micro_batches = |world: u64, accum: u64| {
+            let ranks = accumulating_batches(&stream, origin, batch, world, accum);
+            // The whole steps: 94 samples from the origin make 7 of 12.
+            let steps = 7;
+            let mut by_j = Vec::new();
+            for step in 0..steps {
+                for a in 0..accum as usize {
+                    for rank in &ranks {
+                        by_j.push(rank[step * accum as usize + a].clone());
+                    }
+                }
+            }
+            by_j
+        };
+        let one = micro_batches(1, 6);
+        assert_eq!(one.len(), 42);
+        for (world, accum) in [(2, 3), (3, 2), (6, 1)] {
+            assert_eq!(micro_batches(world, accum), one, "{world} ranks x {accum}");
+        }
+        // Accumulating is not reading batch after batch: each micro-batch is a run of the whole
+        // step's sorted samples, not of its own.
+        let per_call = accumulating_batches(&stream, origin, batch, 1, 1).remove(0);
+        assert_ne!(one, per_call[..42]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Ranks against one process: 2 and 4 ranks (with and without ZeRO-1, with small gradient
 //! buckets) give bit for bit the run of one process accumulating the same global batch, and the
-//! same count of FLOPs over mixed-lead batches; a run moves from 4 ranks to 2, and a dataset run
-//! from 2 ranks to one process.
+//! same count of FLOPs over mixed-lead batches, on the synthetic source and on a dataset; a run
+//! moves from 4 ranks to 2, and a dataset run from 2 ranks to one process.
 
 use super::common::{ecgfm_env, run_ok, temp_dir};
 use super::{assert_same_run, launch_args, losses, pretrain, records};
@@ -147,13 +147,14 @@ fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
         ]
         .map(String::from),
     );
-    let with_data = |out: &Path, batch: usize| {
-        let mut args = pretrain(out, 6, batch, 1);
+    let with_data_accumulating = |out: &Path, batch: usize, accum: usize| {
+        let mut args = pretrain(out, 6, batch, accum);
         args.extend(
             ["--data", data.to_str().unwrap(), "--set", "data.split=all"].map(String::from),
         );
         args
     };
+    let with_data = |out: &Path, batch: usize| with_data_accumulating(out, batch, 1);
     let (a, b) = (dir.join("a"), dir.join("b"));
     run_ok(&launch_args(2, &[], &with_data(&a, 4)));
     run_ok(&launch_args(2, &[], &with_data(&b, 4)));
@@ -173,6 +174,20 @@ fn dataset_ranks_split_each_global_batch_and_resume_on_one_process() {
         let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
         assert!((x - y).abs() <= 1e-5 * x.abs(), "step {step}: {x} vs {y}");
     }
+    // One process accumulating 2 x 4 loads what 2 ranks x 4 load: the same run, bit for bit (it
+    // loaded each micro-batch from its own 4 samples, so masked them otherwise, until
+    // 2026-12-06); and a run stopped on 2 ranks resumes so, exactly.
+    let accumulated = dir.join("accumulated");
+    run_ok(&with_data_accumulating(&accumulated, 4, 2));
+    assert_same_run(&a, &accumulated, 6);
+    let moved = dir.join("moved-accumulating");
+    let mut first = with_data(&moved, 4);
+    first.extend(["--stop-after".into(), "3".into()]);
+    run_ok(&launch_args(2, &[], &first));
+    let mut rest = with_data_accumulating(&moved, 4, 2);
+    rest.push("--resume".into());
+    run_ok(&rest);
+    assert_same_run(&a, &moved, 6);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
