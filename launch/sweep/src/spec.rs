@@ -338,11 +338,24 @@ impl SweepSpec {
                 ));
             }
         }
-        for key in ["steps", "seed"] {
-            if let Some(toml::Value::Table(train)) = self.base.get("train") {
-                if train.contains_key(key) {
+        // What the sweep sets for each run would be dropped silently (`base.optim.lr` was,
+        // until 2026-12-06).
+        let warmup = self
+            .budget
+            .warmup_fraction
+            .map(|_| "budget.warmup_fraction");
+        let set_by_sweep = [
+            ("train", "steps", Some("the budget")),
+            ("train", "seed", Some("seeds")),
+            ("optim", "lr", Some("[lr]")),
+            ("optim", "warmup_steps", warmup),
+        ];
+        for (section, key, by) in set_by_sweep {
+            let Some(by) = by else { continue };
+            if let Some(toml::Value::Table(table)) = self.base.get(section) {
+                if table.contains_key(key) {
                     return Err(format!(
-                        "base.train.{key} is set by the sweep (budget and seeds): take it out"
+                        "base.{section}.{key} is set by the sweep ({by}): take it out"
                     ));
                 }
             }

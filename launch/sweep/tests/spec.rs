@@ -276,6 +276,15 @@ fn bad_sweep_files_get_clear_errors() {
             FAMILY.replace("train = { batch_size = 8 }", "train = { steps = 5 }"),
             "base.train.steps",
         ),
+        // What [lr] and budget.warmup_fraction set (a base lr was dropped silently).
+        (
+            FAMILY.replace("train = { batch_size = 8 }", "optim = { lr = 5e-4 }"),
+            "base.optim.lr is set by the sweep ([lr]): take it out",
+        ),
+        (
+            FAMILY.replace("train = { batch_size = 8 }", "optim = { warmup_steps = 5 }"),
+            "base.optim.warmup_steps is set by the sweep (budget.warmup_fraction)",
+        ),
         (
             FAMILY.replace("[sizes]", "data_fractions = [0.5]\n[sizes]"),
             "equal-steps budgets only",
