@@ -2,7 +2,9 @@
 //! that does not parse, a resume whose settings differ from its run's or that would shorten it,
 //! a fresh start into a folder holding another run's checkpoints, a data setting the dataset
 //! cannot take such as a `data.repeat` naming a source it lacks, a model preset that does not
-//! exist, in any command, a sweep file that does not parse or is not a valid sweep): it exits with
+//! exist, in any command, a sweep file that does not parse or is not a valid sweep, a
+//! `--device cuda` on a machine without the CUDA libraries, a GPU or a recent enough driver,
+//! which no restart there gives): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -11,6 +13,7 @@ use std::error::Error;
 use std::process::ExitStatus;
 
 use ecgfm_data::error::DataError;
+use ecgfm_kernels::cuda::CudaError;
 use ecgfm_sweep::SpecError;
 use ecgfm_trainer::config::ConfigError;
 use ecgfm_trainer::model::ModelError;
@@ -52,6 +55,14 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
             || matches!(
                 e.downcast_ref(),
                 Some(SpecError::Parse { .. } | SpecError::Invalid { .. })
+            )
+            || matches!(
+                e.downcast_ref(),
+                Some(
+                    CudaError::MissingLibrary { .. }
+                        | CudaError::NoDevice(_)
+                        | CudaError::OldDriver { .. }
+                )
             )
     })
 }

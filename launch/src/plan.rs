@@ -346,17 +346,46 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         );
     }
     if memory > hw.memory_gb {
-        println!(
-            "warning: does not fit in {precision}; lower --batch-size, use --zero 1, bf16 or \
-             train.recompute"
-        );
+        println!("warning: does not fit in {precision}; {}", fit_hints(args));
     }
     Ok(())
+}
+
+/// What would lower the memory a step needs, of what the plan does not already use (the hint
+/// named --zero 1 and bf16 where they were in use until 2026-12-06).
+fn fit_hints(args: &PlanArgs) -> String {
+    let mut hints = vec!["lower --batch-size"];
+    if args.zero != 1 {
+        hints.push("use --zero 1");
+    }
+    if args.precision != Precision::Bf16 {
+        hints.push("--precision bf16");
+    }
+    hints.push("train.recompute when training (this estimate keeps every activation)");
+    hints.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_hint_names_only_what_the_plan_does_not_use() {
+        let mut plan = args("fp32", 8, None);
+        let hint = fit_hints(&plan);
+        assert!(
+            hint.contains("--zero 1") && hint.contains("--precision bf16"),
+            "{hint}"
+        );
+        plan.zero = 1;
+        plan.precision = Precision::Bf16;
+        let hint = fit_hints(&plan);
+        assert!(
+            !hint.contains("--zero 1") && !hint.contains("bf16"),
+            "{hint}"
+        );
+        assert!(hint.starts_with("lower --batch-size"), "{hint}");
+    }
 
     fn args(precision: &str, gpus: usize, mfu: Option<f64>) -> PlanArgs {
         PlanArgs {

@@ -417,7 +417,8 @@ fn train_on<B: Backend>(
     if let Some(validator) = validator {
         trainer.set_validator(validator);
     }
-    for warning in trainer.warnings() {
+    let of_config = config.warning().filter(|_| rank == 0);
+    for warning in trainer.warnings().iter().chain(&of_config) {
         eprintln!("warning: {warning}");
     }
     if rank == 0 {

@@ -150,8 +150,33 @@ fn cuda_without_a_gpu_fails_up_front_naming_what_is_missing() {
         return;
     }
     let out = temp_dir("cuda");
-    failed_up_front(&pretrain(&out, "cuda", &[]), "cuda", "pretrain");
+    let result = pretrain(&out, "cuda", &[]);
+    failed_up_front(&result, "cuda", "pretrain");
+    // Refused for its configuration, which no restart on this machine changes: `ecgfm launch`
+    // does not start it again (it started it three times for `--max-restarts 2` until
+    // 2026-12-06).
+    assert_eq!(result.status.code(), Some(78), "{}", stderr(&result));
     assert!(!out.exists(), "a failed start left a run folder behind");
+    let launched = ecgfm(&[
+        "launch",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "0",
+        "--max-restarts",
+        "2",
+        "--",
+        "pretrain",
+        "--device",
+        "cuda",
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(launched.status.code(), Some(78), "{}", stderr(&launched));
+    let starts = stderr(&launched).matches("launch: rank 0 started").count();
+    assert_eq!(starts, 1, "{}", stderr(&launched));
     // Before it reads any data: a dataset that is not there is never noticed.
     let missing = out.with_extension("no-dataset");
     let missing = missing.to_str().unwrap();

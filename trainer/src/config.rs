@@ -465,6 +465,22 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// What the user should know about this configuration before it trains: a run that ends
+    /// inside its warmup never reaches `optim.lr` (a 6-step sweep run under the default warmup
+    /// of 40 ended at an eighth of it, unsaid, until 2026-12-06).
+    pub fn warning(&self) -> Option<String> {
+        let (steps, warmup) = (self.train.steps, self.optim.warmup_steps);
+        (warmup >= steps).then(|| {
+            let last = self.schedule().lr_at(steps - 1);
+            format!(
+                "the run ends inside its warmup (optim.warmup_steps = {warmup}, train.steps = \
+                 {steps}): its last step's learning rate is {last:.3e}, not optim.lr = {:e}; \
+                 set optim.warmup_steps below train.steps",
+                self.optim.lr
+            )
+        })
+    }
+
     /// The model fields whose values differ from the preset's (a sweep's family sizes,
     /// `--set model.KEY=...`); none for an unknown preset.
     pub fn model_fields_over_preset(&self) -> Vec<String> {

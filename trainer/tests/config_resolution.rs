@@ -174,6 +174,20 @@ fn thread_counts_past_four_per_core_are_refused_where_the_run_would_start() {
 }
 
 #[test]
+fn a_run_ending_inside_its_warmup_is_warned_of() {
+    let config = |text: &str| TrainConfig::from_table(table(text)).unwrap();
+    let short = config("[train]\nsteps = 10\n").warning().unwrap();
+    let said = "the run ends inside its warmup (optim.warmup_steps = 40, train.steps = 10): its \
+                last step's learning rate is 2.250e-4, not optim.lr = 1e-3";
+    assert!(short.contains(said), "{short}");
+    assert_eq!(config("[train]\nsteps = 41\n").warning(), None);
+    assert_eq!(
+        config("[train]\nsteps = 10\n[optim]\nwarmup_steps = 2\n").warning(),
+        None
+    );
+}
+
+#[test]
 fn merge_overlays_nested_tables() {
     let mut base = table("[optim]\nlr = 1e-3\nmin_lr = 1e-5\n");
     merge(&mut base, table("[optim]\nlr = 5e-4\n[train]\nsteps = 7\n"));
