@@ -62,7 +62,11 @@ impl EmbeddingsWriter {
             .build();
         let (object_store, location) = store::open_url(url)?;
         let sink = ObjectSink::create(object_store.as_ref(), &location)?;
-        let schema = Arc::new(schema(dim));
+        // In the Arrow schema too, where pyarrow and pandas readers look (`table.schema.metadata`
+        // was empty until 2026-12-06: the key-values alone sit beside the stored Arrow schema).
+        let arrow_metadata: std::collections::HashMap<String, String> =
+            metadata.iter().cloned().collect();
+        let schema = Arc::new(schema(dim).with_metadata(arrow_metadata));
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties))
             .map_err(parquet_error(url))?;
         Ok(EmbeddingsWriter {

@@ -119,8 +119,9 @@ fn embed_writes_the_encoder_features_of_every_window() {
         f = pq.read_table(sys.argv[1])\n\
         t = f.to_pydict()\n\
         meta = {k.decode(): v.decode() for k, v in pq.read_metadata(sys.argv[1]).metadata.items()}\n\
+        arrow = {k.decode(): v.decode() for k, v in (f.schema.metadata or {}).items()}\n\
         print(json.dumps({'ids': t['window_id'], 'split': t['split'], 'emb': t['embedding'], \
-        'meta': meta}))";
+        'meta': meta, 'arrow_meta': arrow}))";
     let mut python = Command::new("python3");
     python.args(["-c", script, out.to_str().unwrap()]);
     let Some(stdout) = python_stdout(&mut python, &["pyarrow"], "pyarrow reader") else {
@@ -133,6 +134,11 @@ fn embed_writes_the_encoder_features_of_every_window() {
     assert_eq!(meta["ecgfm_weights_sha256"].as_str(), Some(sha.as_str()));
     assert_eq!(meta["ecgfm_data"].as_str(), data.to_str());
     assert_eq!(meta["ecgfm_split"], "test");
+    // And where a pyarrow or pandas user looks first: the table's schema.
+    let arrow = &table["arrow_meta"];
+    for key in ["ecgfm_weights_sha256", "ecgfm_data", "ecgfm_split"] {
+        assert_eq!(arrow[key], meta[key], "{key}: {arrow}");
+    }
     let ids = table["ids"].as_array().unwrap();
     assert_eq!(ids.len(), windows.len());
     assert_eq!(ids[0].as_str().unwrap(), windows.windows[0].window_id());
