@@ -72,6 +72,7 @@ fn run_pyarrow(args: &BenchLoaderArgs) -> Result<Option<serde_json::Value>> {
 
 /// Runs `ecgfm bench loader`.
 pub fn run(args: &BenchLoaderArgs) -> Result<()> {
+    crate::embed::refuse_unknown_split(&args.split)?;
     let config = LoaderConfig {
         batch_size: args.batch_size,
         decode_threads: args.threads,
@@ -95,11 +96,10 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         );
     }
     println!(
-        "ecgfm   loader: {:.0} ECGs/s (batch {}, {} decode threads, {} x {} samples; open {:.2} s, first batch {:.2} s)",
+        "ecgfm   loader: {:.0} ECGs/s (batch {}, decode threads {}, 12 lead slots x {} samples; open {:.2} s, first batch {:.2} s)",
         result.ecgs_per_s,
         result.batch_size,
         result.threads,
-        12,
         result.crop_samples,
         result.open_s,
         result.first_batch_s

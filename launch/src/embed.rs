@@ -46,8 +46,18 @@ pub struct EmbedArgs {
     pub compute: ComputeArgs,
 }
 
-/// What `--split` may name.
-const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+/// What `--split` may name (`embed`, `bench loader`; `data inspect --record-ids` a list of them).
+pub(crate) const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+
+/// Refuses a `--split` that names none of [`SPLITS`] as a setting (exit 78), before any data is
+/// read (`bench loader` read the dataset first and said it had no rows there, exit 1, until
+/// 2026-12-06).
+pub(crate) fn refuse_unknown_split(split: &str) -> Result<()> {
+    if SPLITS.contains(&split) {
+        return Ok(());
+    }
+    Err(RefusedConfig(format!("unknown split {split} (train, val, test or all)")).into())
+}
 
 /// What `ecgfm embed` wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +71,7 @@ pub struct EmbedSummary {
 pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
     crate::pretrained::refuse_folder_as_out_file(std::path::Path::new(&args.out))?;
     // Settings it cannot take are refused as such (exit 78), as eval's are.
-    if !SPLITS.contains(&args.split.as_str()) {
-        let unknown = format!("unknown split {} (train, val, test or all)", args.split);
-        return Err(RefusedConfig(unknown).into());
-    }
+    refuse_unknown_split(&args.split)?;
     let pooling = Pooling::parse(&args.pool).map_err(|e| RefusedConfig(e.to_string()))?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
     pool.install(|| embed(args, pooling))

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 mod common;
-use common::{ecgfm_env, run_err, run_ok, synth_dataset, temp_dir};
+use common::{ecgfm_env, run_err, run_ok, run_refused, synth_dataset, temp_dir};
 
 /// A python3 that imports numpy and torch 2.0 or newer (the bench scripts use its fused
 /// attention; see `ecgfm_test_support::python_running` for where it looks). `None` after a skip
@@ -319,5 +319,14 @@ fn bench_loader_warns_of_a_crop_longer_than_the_windows() {
     let stderr = String::from_utf8_lossy(&fits.stderr);
     assert!(fits.status.success(), "{stderr}");
     assert!(!stderr.contains("WARNING"), "{stderr}");
+    // A split misspelt is refused as a setting, as `embed` refuses it (it was read as a split
+    // without rows, exit 1, until 2026-12-06).
+    let mut typo = args("750").to_vec();
+    typo.extend(["--split".to_string(), "tset".to_string()]);
+    let err = run_refused(&typo);
+    assert!(
+        err.contains("unknown split tset (train, val, test or all)"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
