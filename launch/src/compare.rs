@@ -321,13 +321,13 @@ fn pick<'a>(
 /// Refuses a `--protocol` or `--b-protocol` that names no protocol (a typo matched nothing and
 /// read as two sides with nothing in common until 2026-12-06).
 fn check_protocols(args: &CompareArgs) -> Result<()> {
-    let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
     let given = [
         ("--protocol", &args.protocol),
         ("--b-protocol", &args.b_protocol),
     ];
     for (flag, protocol) in given {
-        if let Some(p) = protocol.as_deref().filter(|p| !names.contains(p)) {
+        if let Some(p) = protocol.as_deref().filter(|p| Protocol::parse(p).is_none()) {
+            let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
             return Err(RefusedConfig(format!(
                 "{flag} {p}: unknown protocol (one of {})",
                 names.join(", ")

@@ -78,7 +78,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
 /// Prints the sorted, distinct ids of the records with windows in `splits` (comma-separated;
 /// `all`: every split).
 fn print_record_ids(url: &str, splits: &str) -> Result<()> {
-    use crate::embed::SPLITS;
+    use ecgfm_trainer::config::SPLITS;
     let wanted: Vec<&str> = splits.split(',').map(str::trim).collect();
     if let Some(bad) = wanted.iter().find(|s| !SPLITS.contains(s)) {
         return Err(RefusedConfig(format!(

@@ -46,14 +46,11 @@ pub struct EmbedArgs {
     pub compute: ComputeArgs,
 }
 
-/// What `--split` may name (`embed`, `bench loader`; `data inspect --record-ids` a list of them).
-pub(crate) const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
-
-/// Refuses a `--split` that names none of [`SPLITS`] as a setting (exit 78), before any data is
+/// Refuses a `--split` that names none of `ecgfm_trainer::config::SPLITS` as a setting (exit 78), before any data is
 /// read (`bench loader` read the dataset first and said it had no rows there, exit 1, until
 /// 2026-12-06).
 pub(crate) fn refuse_unknown_split(split: &str) -> Result<()> {
-    if SPLITS.contains(&split) {
+    if ecgfm_trainer::config::SPLITS.contains(&split) {
         return Ok(());
     }
     Err(RefusedConfig(format!("unknown split {split} (train, val, test or all)")).into())

@@ -23,6 +23,9 @@ pub use toml_doc::{apply_override, merge, read_toml_file, set_path, upgrade_lega
 /// and a mistyped count (1e11) would allocate hundreds of GB before anything ran.
 pub const MAX_ACCUM_STEPS: usize = 1 << 16;
 
+/// What a split setting may name (`data.split`, and `--split` of `embed` and `bench loader`).
+pub const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
+
 /// Why `n` CPU threads are too many for this process, if they are: more than 4 per core it may
 /// use only slows every step (2000 threads took 5 minutes for one nano step on 2 cores, and
 /// 100,000 never started). 0 means one per core.
@@ -420,7 +423,6 @@ impl TrainConfig {
                 o.beta1, o.beta2, o.eps
             )));
         }
-        const SPLITS: [&str; 4] = ["train", "val", "test", "all"];
         if !SPLITS.contains(&self.data.split.as_str()) {
             return Err(ConfigError::Value(format!(
                 "data.split must be one of {} (got {:?})",

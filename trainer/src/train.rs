@@ -178,15 +178,11 @@ impl<B: Backend> Trainer<B> {
                 .map(|l| (l.checkpoint.state.step, l.checkpoint.dir.as_path()));
             agreement::agree_on_checkpoint(dp, resumed)?;
         }
-        let corrupt = latest
-            .as_ref()
-            .map(|l| l.corrupt.clone())
-            .unwrap_or_default();
-        let (state, resumed_from, warnings) = match latest {
+        let (state, resumed_from, warnings, corrupt) = match latest {
             Some(LatestIntact {
                 checkpoint: ckpt,
                 warnings,
-                ..
+                corrupt,
             }) => {
                 let saved_samples = saved_config.as_ref().map(|c| c.samples_per_step() as u64);
                 let saved = ckpt.state.global_batch.or(saved_samples);
@@ -242,7 +238,7 @@ impl<B: Backend> Trainer<B> {
                     reason,
                 })?);
                 state.precision = Some(precision.to_string());
-                (state, Some(ckpt.dir), warnings)
+                (state, Some(ckpt.dir), warnings, corrupt)
             }
             None => {
                 model.init_params(config.train.seed);
@@ -257,7 +253,7 @@ impl<B: Backend> Trainer<B> {
                     nonfinite_in_a_row: 0,
                     precision: Some(model.backend().precision().name().to_string()),
                 };
-                (state, None, Vec::new())
+                (state, None, Vec::new(), Vec::new())
             }
         };
         // config.toml is rewritten only once every rank has read the saved one and passed every

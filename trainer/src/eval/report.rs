@@ -57,6 +57,11 @@ impl Protocol {
         matches!(self, Protocol::Finetune | Protocol::Scratch)
     }
 
+    /// The protocol `name` names (`probe`, `finetune`, `scratch`, `random_probe`).
+    pub fn parse(name: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// `probe`, `finetune`, `scratch`, `random_probe`, or `all` (the four).
     pub fn parse_list(text: &str) -> Result<Vec<Protocol>, String> {
         if text == "all" {
@@ -64,12 +69,11 @@ impl Protocol {
         }
         text.split(',')
             .map(|p| {
-                Protocol::ALL
-                    .into_iter()
-                    .find(|q| q.name() == p.trim())
-                    .ok_or_else(|| {
-                        format!("unknown protocol `{p}` (probe, finetune, scratch, random_probe or all)")
-                    })
+                Protocol::parse(p.trim()).ok_or_else(|| {
+                    format!(
+                        "unknown protocol `{p}` (probe, finetune, scratch, random_probe or all)"
+                    )
+                })
             })
             .collect()
     }
