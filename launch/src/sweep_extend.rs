@@ -89,14 +89,9 @@ fn changed_eval(old: &[EvalSpec], new: &[EvalSpec]) -> Option<String> {
     })
 }
 
-/// Checks that `new` (planned from `new_text`) plans every run of `old` (the folder's sweep,
-/// planned by `old_plan`) as before, and makes `new_text` the folder's sweep file.
-pub fn extend(
-    dir: &Path,
-    old_plan: &SweepPlan,
-    new_text: &str,
-    new: &SweepPlan,
-) -> Result<Extension> {
+/// Checks that `new` plans every run of `old_plan` (the folder's sweep) as before, without
+/// writing anything; the counts of runs kept and added.
+pub fn check_runs(dir: &Path, old_plan: &SweepPlan, new: &SweepPlan) -> Result<(usize, usize)> {
     for run in &old_plan.runs {
         let Some(now) = new.runs.iter().find(|r| r.name == run.name) else {
             bail!(
@@ -116,6 +111,19 @@ pub fn extend(
             );
         }
     }
+    let kept = old_plan.runs.len();
+    Ok((kept, new.runs.len() - kept))
+}
+
+/// Checks that `new` (planned from `new_text`) plans every run of `old` (the folder's sweep,
+/// planned by `old_plan`) as before, and makes `new_text` the folder's sweep file.
+pub fn extend(
+    dir: &Path,
+    old_plan: &SweepPlan,
+    new_text: &str,
+    new: &SweepPlan,
+) -> Result<Extension> {
+    let (kept, added) = check_runs(dir, old_plan, new)?;
     let sweep_file = dir.join("sweep.toml");
     let previous = (1..)
         .map(|k| dir.join(format!("sweep.{k}.toml")))
@@ -125,10 +133,9 @@ pub fn extend(
         .with_context(|| format!("keeping the old sweep file as {}", previous.display()))?;
     std::fs::write(&sweep_file, new_text)
         .with_context(|| format!("writing {}", sweep_file.display()))?;
-    let kept = old_plan.runs.len();
     Ok(Extension {
         kept,
-        added: new.runs.len() - kept,
+        added,
         previous,
     })
 }

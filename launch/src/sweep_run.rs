@@ -180,6 +180,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     let plan = expand()?;
     let left = left_out_by_only(&plan, &args.only)?;
     if args.dry_run {
+        check_folder_dry(dir, &text, &spec, &origin, args.extend, &plan)?;
         print_plan(&plan);
         if !left.is_empty() {
             println!(
@@ -456,17 +457,53 @@ fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> 
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == text => Ok(None),
         Ok(existing) if extend => Ok(Some(existing)),
-        Ok(_) => bail!(
-            "{} holds another sweep (its sweep.toml differs): resume it with the same file \
-             and --set flags, grow it with --extend (the new file must plan its runs as \
-             before), or choose another --out",
-            dir.display()
-        ),
+        Ok(_) => Err(another_sweep(dir)),
         Err(_) => {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             Ok(None)
         }
     }
+}
+
+/// The refusal of a folder that holds another sweep file than the one given.
+fn another_sweep(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} holds another sweep (its sweep.toml differs): resume it with the same file and \
+         --set flags, grow it with --extend (the new file must plan its runs as before), or \
+         choose another --out",
+        dir.display()
+    )
+}
+
+/// What `claim_folder` and the extension's checks would refuse, checked for `--dry-run`
+/// without writing: a folder holding another sweep, or (with `--extend`) a file that does not
+/// plan and evaluate the folder's runs as before. Says what the run would do with the folder.
+fn check_folder_dry(
+    dir: &Path,
+    text: &str,
+    spec: &SweepSpec,
+    origin: &str,
+    extend: bool,
+    plan: &SweepPlan,
+) -> Result<()> {
+    let Ok(existing) = std::fs::read_to_string(dir.join("sweep.toml")) else {
+        return Ok(());
+    };
+    if existing == text {
+        println!("the sweep in {} would go on where it is", dir.display());
+        return Ok(());
+    }
+    if !extend {
+        return Err(another_sweep(dir));
+    }
+    let old = sweep_extend::check_shared(dir, &existing, spec)?;
+    let old_plan = SweepPlan::expand(&old, origin, &dir.join("data"), &lead_mix_of)?;
+    let (kept, added) = sweep_extend::check_runs(dir, &old_plan, plan)?;
+    println!(
+        "would extend the sweep in {}: its {kept} runs kept, {added} added",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The runs `DIR/sweep.jsonl` records, each as its last line says.

@@ -1,7 +1,7 @@
 //! `sweep run --extend`: runs and evaluations added to a finished sweep without training its runs
 //! again, and changes to its runs or evaluations refused.
 
-use super::common::{run_err, temp_dir};
+use super::common::{run_err, run_ok, temp_dir};
 use super::{records, synth_results, toy, toy_args};
 
 #[test]
@@ -13,8 +13,16 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
     assert_eq!(before.len(), 2);
     let first_file = std::fs::read_to_string(dir.join("sweep.toml")).unwrap();
     // Whatever would train a run otherwise, or drop one, or evaluate differently is refused,
-    // naming it, and leaves the folder as it was.
-    let refused = |extra: &[&str]| run_err(&toy_args(&dir, &[&["--extend"], extra].concat()));
+    // naming it, and leaves the folder as it was; a dry run refuses it the same way.
+    let refused = |extra: &[&str]| {
+        let err = run_err(&toy_args(&dir, &[&["--extend"], extra].concat()));
+        let dry = run_err(&toy_args(
+            &dir,
+            &[&["--extend", "--dry-run"], extra].concat(),
+        ));
+        assert_eq!(dry, err);
+        err
+    };
     let err = refused(&["--set", "eval=[]", "--set", "lr.base=2e-3"]);
     assert!(
         err.contains("would train its run synth-d1w32-steps-f1-s0 otherwise"),
@@ -33,19 +41,31 @@ fn extend_adds_runs_to_a_finished_sweep_and_refuses_changes_to_its_runs() {
         first_file
     );
 
-    // A second seed and a third size: the two finished runs stay, four new ones train.
-    let said = toy(
+    // Without --extend, another file is refused, also by a dry run.
+    let grown = [
+        "--set",
+        "eval=[]",
+        "--set",
+        "seeds=[0, 1]",
+        "--set",
+        "sizes.family.depths=[1, 2, 3]",
+    ];
+    let err = run_err(&toy_args(&dir, &[&["--dry-run"], &grown[..]].concat()));
+    assert!(err.contains("holds another sweep"), "{err}");
+
+    // A second seed and a third size: the two finished runs stay, four new ones train; a dry
+    // run says so and changes nothing.
+    let said = run_ok(&toy_args(
         &dir,
-        &[
-            "--extend",
-            "--set",
-            "eval=[]",
-            "--set",
-            "seeds=[0, 1]",
-            "--set",
-            "sizes.family.depths=[1, 2, 3]",
-        ],
+        &[&["--extend", "--dry-run"], &grown[..]].concat(),
+    ));
+    assert!(said.contains("would extend the sweep in"), "{said}");
+    assert!(said.contains("its 2 runs kept, 4 added"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sweep.toml")).unwrap(),
+        first_file
     );
+    let said = toy(&dir, &[&["--extend"], &grown[..]].concat());
     assert!(said.contains("its 2 runs kept, 4 added"), "{said}");
     assert_eq!(said.matches("already done").count(), 2, "{said}");
     let after = records(&dir);
