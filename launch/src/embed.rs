@@ -56,6 +56,24 @@ pub(crate) fn refuse_unknown_split(split: &str) -> Result<()> {
     Err(RefusedConfig(format!("unknown split {split} (train, val, test or all)")).into())
 }
 
+/// Refuses an `--out` whose extension names another format than the Parquet `embed` writes
+/// (exit 78): `--out e.csv` wrote Parquet under that name until 2026-12-06.
+fn refuse_other_format(out: &str) -> Result<()> {
+    let path = out.split('?').next().unwrap_or(out);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !ext.eq_ignore_ascii_case("parquet") => {
+            Err(RefusedConfig(format!(
+                "--out {}: embed writes Parquet, not .{ext}; name the file .parquet (pyarrow, \
+                 pandas or polars read it)",
+                redact_url(out)
+            ))
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `ecgfm embed` wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedSummary {
@@ -68,6 +86,7 @@ pub struct EmbedSummary {
 pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
     crate::pretrained::refuse_folder_as_out_file(std::path::Path::new(&args.out))?;
     // Settings it cannot take are refused as such (exit 78), as eval's are.
+    refuse_other_format(&args.out)?;
     refuse_unknown_split(&args.split)?;
     let pooling = Pooling::parse(&args.pool).map_err(|e| RefusedConfig(e.to_string()))?;
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;

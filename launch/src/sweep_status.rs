@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ecgfm_sweep::record::SweepRecord;
 use ecgfm_sweep::{RunPlan, SweepPlan};
-use ecgfm_trainer::metrics::{read_records, StepRecord};
+use ecgfm_trainer::metrics::read_records;
 use indicatif::HumanDuration;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -58,7 +58,10 @@ struct RunStatus<'a> {
     state: State,
     /// Steps trained.
     steps: u64,
-    last: Option<StepRecord>,
+    /// The last logged training loss.
+    loss: Option<f32>,
+    /// Seconds of training, as last logged.
+    trained_s: Option<f64>,
     val_loss: Option<f32>,
     evals_done: usize,
     evals: usize,
@@ -101,13 +104,22 @@ pub(crate) fn unfinished(dir: &Path) -> Result<(Vec<String>, usize)> {
     Ok((left, plan.runs.len()))
 }
 
+/// The folder of run `name` of the sweep in `dir`: `dir/runs/name`, or `dir/name` in a
+/// published `results/` folder (one without `runs/`: its run folders hold result files only).
+fn run_folder(dir: &Path, name: &str) -> PathBuf {
+    match dir.join("runs").is_dir() {
+        true => dir.join("runs").join(name),
+        false => dir.join(name),
+    }
+}
+
 fn status<'a>(
     dir: &Path,
     plan: &'a SweepPlan,
     run: &'a RunPlan,
     records: &[SweepRecord],
 ) -> Result<RunStatus<'a>> {
-    let run_dir = dir.join("runs").join(&run.name);
+    let run_dir = run_folder(dir, &run.name);
     let metrics = run_dir.join("metrics.jsonl");
     let logged = match read_records(&metrics) {
         Ok(logged) => logged,
@@ -120,9 +132,20 @@ fn status<'a>(
         .and_then(|t| SystemTime::now().duration_since(t).ok());
     let evals = evaluations(plan, run).len();
     let evals_done = evals - missing_evaluations(plan, run, &run_dir).len();
-    let steps = logged.last().map_or(0, |r| r.step + 1);
     let failure = sweep_failure::reason(&run_dir);
-    let state = match (records.iter().any(|r| r.run == run.name), logged.is_empty()) {
+    let record = records.iter().find(|r| r.run == run.name);
+    // A finished run whose log is not there (a published `results/` copy holds none) stands as
+    // its record says.
+    let from_record = match (logged.last(), record) {
+        (None, Some(rec)) => Some(rec),
+        _ => None,
+    };
+    let steps = match (logged.last(), from_record) {
+        (Some(last), _) => last.step + 1,
+        (None, Some(rec)) => rec.steps,
+        (None, None) => 0,
+    };
+    let state = match (record.is_some(), logged.is_empty()) {
         _ if failure.is_some() => State::Failed,
         (true, _) if evals_done == evals => State::Done,
         (true, _) => State::ToEvaluate,
@@ -134,8 +157,19 @@ fn status<'a>(
         plan: run,
         state,
         steps,
-        val_loss: logged.iter().rev().find_map(|r| r.val_loss),
-        last: logged.into_iter().last(),
+        loss: logged
+            .last()
+            .map(|l| l.loss)
+            .or_else(|| from_record?.final_train_loss.map(|l| l as f32)),
+        trained_s: logged
+            .last()
+            .map(|l| l.elapsed_s)
+            .or_else(|| from_record.map(|r| r.train_s)),
+        val_loss: logged
+            .iter()
+            .rev()
+            .find_map(|r| r.val_loss)
+            .or_else(|| from_record?.final_val_loss.map(|l| l as f32)),
         evals_done,
         evals,
         log_age,
@@ -173,7 +207,7 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
             r.plan.name,
             r.state.name(),
             format!("{}/{}", r.steps, r.plan.steps()),
-            loss(r.last.as_ref().map(|l| l.loss)),
+            loss(r.loss),
             loss(r.val_loss),
             format!("{}/{}", r.evals_done, r.evals),
             r.log_age
@@ -210,8 +244,7 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
     let done: f64 = runs.iter().map(RunStatus::flops_done).sum();
     let trained_s: f64 = runs
         .iter()
-        .filter_map(|r| r.last.as_ref())
-        .map(|l| l.elapsed_s)
+        .filter_map(|r| r.trained_s)
         // A metrics file edited by hand (or damaged) must not stop the status report.
         .filter(|s| s.is_finite() && *s >= 0.0)
         .sum();

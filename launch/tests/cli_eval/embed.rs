@@ -58,7 +58,19 @@ fn embed_writes_the_encoder_features_of_every_window() {
         "{unknown}"
     );
     let pooling = run_refused(&embed(&["--pool", "max", "--out", out_s]));
-    assert!(pooling.contains("unknown pooling `max`"), "{pooling}");
+    assert!(
+        pooling.contains("unknown pooling `max` (expected mean or leads)"),
+        "{pooling}"
+    );
+    assert!(!pooling.contains("model config"), "{pooling}");
+    // Another format's name is refused: embed writes Parquet, whatever the name says.
+    let csv = std::env::temp_dir().join(format!("ecgfm-embed-{}.csv", std::process::id()));
+    let other = run_refused(&embed(&["--out", csv.to_str().unwrap()]));
+    assert!(
+        other.contains("embed writes Parquet, not .csv; name the file .parquet"),
+        "{other}"
+    );
+    assert!(!csv.exists());
     // A batch far past the machine's memory is refused naming the flag (the allocation aborted).
     let huge = run_err(&embed(&[
         "--device",

@@ -183,6 +183,27 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
         remade.contains("Loss curves and loss vs compute are not drawn"),
         "{remade}"
     );
+    // `sweep status` on the copy shows its runs done, as their records say (no logs there).
+    let status = ecgfm(&["sweep", "status", from]);
+    assert!(status.contains("4 runs: 4 done"), "{status}");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("synth-d2w64-steps-f1-s1"));
+    let fields: Vec<&str> = line.unwrap().split_whitespace().collect();
+    let rec = records(&dir)
+        .into_iter()
+        .find(|r| r["run"] == "synth-d2w64-steps-f1-s1");
+    let rec = rec.unwrap();
+    let steps = rec["steps"].as_u64().unwrap();
+    assert_eq!(
+        fields[1..4],
+        [
+            "done",
+            &format!("{steps}/{steps}"),
+            &format!("{:.4}", rec["final_train_loss"].as_f64().unwrap())
+        ]
+    );
+    assert_eq!(fields[5], "1/1", "{status}");
     // One run re-evaluated on other test records: not compared, and warned about.
     let file = published.join("synth-d2w64-steps-f1-s1/eval-synth-probe.json");
     let mut json: serde_json::Value =

@@ -48,9 +48,7 @@ impl Pooling {
         match text {
             "mean" => Ok(Pooling::Mean),
             "leads" => Ok(Pooling::Leads),
-            other => Err(ModelError::InvalidConfig(format!(
-                "unknown pooling `{other}` (expected mean or leads)"
-            ))),
+            other => Err(ModelError::UnknownPooling(other.to_string())),
         }
     }
 

@@ -8,6 +8,9 @@ pub enum ModelError {
     /// `ModelConfig::preset` was given a name that is not in the preset table.
     #[error("unknown model preset `{0}` (expected one of nano, tiny, small, base, large, huge)")]
     UnknownPreset(String),
+    /// `Pooling::parse` was given a name that is neither `mean` nor `leads`.
+    #[error("unknown pooling `{0}` (expected mean or leads)")]
+    UnknownPooling(String),
     /// A configuration field breaks a rule of docs/model.md.
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
