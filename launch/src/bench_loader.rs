@@ -83,6 +83,11 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         mix_across_shards: args.mix_across_shards,
         ..LoaderConfig::default()
     };
+    if let Some(warning) =
+        crate::dataset_source::shared_row_groups_warning(&config, "--mix-row-groups")
+    {
+        eprintln!("WARNING: {warning}");
+    }
     let result = bench_loader(&args.data, config, args.batches)
         .with_context(|| format!("benchmarking the loader on {}", args.data))?;
     if result.crop_samples > result.window_samples {

@@ -34,12 +34,31 @@ pub fn open(config: &TrainConfig, rank: usize, world_size: usize) -> Result<Box<
     };
     let source = open_source(config, split, rank, world_size)?;
     if rank == 0 {
+        let loader = source.loader.config();
+        if let Some(warning) = shared_row_groups_warning(loader, "data.mix_row_groups") {
+            tracing::warn!("{warning}");
+        }
         let window = source.loader.window_samples();
         if let Some(warning) = padded_crop_warning(config.model.samples, window) {
             tracing::warn!("{warning}");
         }
     }
     Ok(Box::new(source))
+}
+
+/// A warning when the ranks fetch many of the same row groups
+/// (`LoaderConfig::ranks_share_row_groups`); `mix` is the setting as the command spells it.
+pub(crate) fn shared_row_groups_warning(config: &LoaderConfig, mix: &str) -> Option<String> {
+    let parts = config.world_size * config.accum_steps;
+    config.ranks_share_row_groups().then(|| {
+        format!(
+            "{mix} = {} is below the step's {parts} micro-batches ({} ranks x {} accumulated): \
+             the ranks fetch many of the same row groups (8 ranks at batch 64 fetch 3.5 times \
+             the data from windows of 4 row groups, 1.9 times from 16); set {mix} to {parts} or \
+             more to fetch less, at the cost of the loader's memory (it grows with {mix})",
+            config.mix_row_groups, config.world_size, config.accum_steps
+        )
+    })
 }
 
 /// A warning when the model's input is longer than the dataset's windows: every crop then ends
@@ -247,6 +266,32 @@ fn short(digest: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_sharing_row_groups_are_warned_of_not_accumulation_alone() {
+        let config = |world_size, accum_steps, mix_row_groups| LoaderConfig {
+            world_size,
+            accum_steps,
+            mix_row_groups,
+            ..LoaderConfig::default()
+        };
+        let warning = shared_row_groups_warning(&config(4, 2, 4), "data.mix_row_groups");
+        let warning = warning.unwrap();
+        assert!(
+            warning.starts_with(
+                "data.mix_row_groups = 4 is below the step's 8 micro-batches (4 ranks x 2 \
+                 accumulated)"
+            ),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("set data.mix_row_groups to 8 or more"),
+            "{warning}"
+        );
+        for quiet in [config(1, 8, 4), config(4, 2, 8), config(2, 1, 4)] {
+            assert_eq!(shared_row_groups_warning(&quiet, "x"), None);
+        }
+    }
 
     #[test]
     fn a_crop_longer_than_the_windows_is_named_with_its_padding() {

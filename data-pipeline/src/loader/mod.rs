@@ -116,6 +116,17 @@ impl Default for LoaderConfig {
     }
 }
 
+impl LoaderConfig {
+    /// Whether the ranks fetch many of the same row groups: a mixing window of fewer row
+    /// groups than a step has micro-batches (`world_size * accum_steps`) is cut into runs
+    /// narrower than a row group (`plan::RankSlice`). In `plan.rs`'s test, 8 ranks at batch 64
+    /// fetch 3.5 times the window's row groups in all from windows of 4, 1.9 times from 16.
+    /// Accumulation alone shares nothing (one process fetches a row group once).
+    pub fn ranks_share_row_groups(&self) -> bool {
+        self.world_size > 1 && self.mix_row_groups < self.world_size * self.accum_steps
+    }
+}
+
 /// Where the loader is in its sample stream, for checkpoints. Same on every rank.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoaderState {

@@ -383,4 +383,34 @@ mod tests {
         println!("units touched per rank: {touched:?}");
         assert!(touched.iter().all(|&n| n <= 5), "{touched:?}");
     }
+
+    /// Units fetched by all ranks together over one window of `mix` units of 256 rows, as a
+    /// multiple of `mix` (1: each unit fetched by one rank).
+    fn fetch_factor(world: u64, accum: u64, mix: u32) -> f64 {
+        let stream = windows(&[256 * u64::from(mix)], mix);
+        let touched: usize = accumulating_batches(&stream, 0, 64, world, accum)
+            .iter()
+            .map(|batches| {
+                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.slot.unit).collect();
+                units.sort_unstable();
+                units.dedup();
+                units.len()
+            })
+            .sum();
+        touched as f64 / f64::from(mix)
+    }
+
+    /// What `LoaderConfig::ranks_share_row_groups` warns of: ranks fetch the same units when
+    /// the mixing window is narrow, fewer as it widens; accumulation alone shares nothing.
+    #[test]
+    fn ranks_fetch_fewer_of_the_same_units_from_a_wider_window() {
+        let eight: Vec<f64> = [4, 8, 16].map(|mix| fetch_factor(8, 1, mix)).to_vec();
+        println!("8 ranks, batch 64, 4/8/16 units a window: fetched {eight:?} times");
+        assert!(
+            eight[0] > 3.0 && eight[0] > eight[1] && eight[1] > eight[2],
+            "{eight:?}"
+        );
+        assert!(eight[2] < 2.0, "{eight:?}");
+        assert_eq!(fetch_factor(1, 8, 4), 1.0);
+    }
 }
