@@ -38,7 +38,7 @@ pub struct CompareArgs {
     pub b_protocol: Option<String>,
     /// Bootstrap resamples of the test patients (records in files without patients; at least
     /// 200).
-    #[arg(long, default_value_t = 2000, value_parser = resamples)]
+    #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
     /// Seed of the resamples.
     #[arg(long, default_value_t = 0)]
@@ -340,6 +340,15 @@ fn check_protocols(args: &CompareArgs) -> Result<()> {
 
 /// Runs `ecgfm compare`: one line per protocol and label fraction both sides have.
 pub fn run(args: &CompareArgs) -> Result<()> {
+    // At least MIN_BOOTSTRAP resamples, as `ecgfm eval` takes (with a handful, a "95% interval"
+    // need not even hold the difference); refused as eval refuses it (exit 78).
+    if args.bootstrap < MIN_BOOTSTRAP {
+        return Err(RefusedConfig(format!(
+            "--bootstrap {}: give at least {MIN_BOOTSTRAP} resamples",
+            args.bootstrap
+        ))
+        .into());
+    }
     check_protocols(args)?;
     let ([a, b], classes) = read_sides(args)?;
     let metric = args.metric;
@@ -430,14 +439,4 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         metric.name()
     );
     Ok(())
-}
-
-/// Parses `--bootstrap`: at least [`MIN_BOOTSTRAP`] resamples, as `ecgfm eval` takes (with a
-/// handful, a "95% interval" need not even hold the difference).
-fn resamples(text: &str) -> Result<usize, String> {
-    let n = text.parse::<usize>().map_err(|e| e.to_string())?;
-    if n < MIN_BOOTSTRAP {
-        return Err(format!("{n}: give at least {MIN_BOOTSTRAP} resamples"));
-    }
-    Ok(n)
 }

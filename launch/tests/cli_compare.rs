@@ -178,8 +178,11 @@ fn a_single_seed_of_a_trained_protocol_gets_no_verdict() {
         scratch.contains("no verdict: test-set noise only; training seed not resampled"),
         "{scratch}"
     );
-    let err = run_err(&["compare", "--a", a, "--b", b, "--bootstrap", "50"]);
-    assert!(err.contains("50: give at least 200 resamples"), "{err}");
+    let err = run_refused(&["compare", "--a", a, "--b", b, "--bootstrap", "50"]);
+    assert!(
+        err.contains("--bootstrap 50: give at least 200 resamples"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

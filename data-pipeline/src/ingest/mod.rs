@@ -198,7 +198,7 @@ pub fn plan_records(opts: &IngestOptions, source: &SourceRoot) -> Result<Plan, D
     }
     plan::refuse_shared_record_ids(&plan.records, &source.describe())?;
     if plan.records.is_empty() {
-        return Err(DataError::Refused(format!(
+        return Err(DataError::Config(format!(
             "--records, --exclude and --limit leave no {} record of {} to ingest",
             plan.format.as_str(),
             source.describe()

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{ecgfm_env, run_err, run_err_in, run_ok, run_ok_in, temp_dir};
+use crate::common::{ecgfm_env, run_err, run_err_in, run_ok, run_ok_in, run_refused, temp_dir};
 
 /// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
 /// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
@@ -215,7 +215,7 @@ fn ingest_dry_run_prints_the_plan_and_what_the_output_holds() {
             && said.contains(" of 300 records); the ingest goes on from there"),
         "{said}"
     );
-    let err = run_err(&ingest(
+    let err = run_refused(&ingest(
         "two.txt",
         &["--dry-run", "--exclude", &path("two.txt")],
     ));
