@@ -211,6 +211,21 @@ fn hold_after_stop() {
     }
 }
 
+/// Which ranks of a job of `world` a stop signal reached, as the stop's message says it: nothing
+/// for one process; " to rank 1", " to ranks 0, 2", " to every rank". Every rank stops at the
+/// same step whichever got it, so without this each rank's message named itself.
+fn signalled_ranks(ranks: &[usize], world: usize) -> String {
+    match ranks {
+        _ if world == 1 => String::new(),
+        _ if ranks.len() == world => " to every rank".into(),
+        [one] => format!(" to rank {one}"),
+        _ => {
+            let list: Vec<String> = ranks.iter().map(usize::to_string).collect();
+            format!(" to ranks {}", list.join(", "))
+        }
+    }
+}
+
 /// How a validation set is read, whatever the run's own data settings (`data.mix_row_groups`,
 /// `data.mix_across_shards`, the batch size, the prefetch), so that the set depends on the
 /// dataset and `train.val_windows` alone: with seed 0, the row groups of every shard shuffled
@@ -550,7 +565,8 @@ fn train_on<B: Backend>(
         crate::signals::stop_saved();
         hold_after_stop();
         return Err(crate::signals::Stopped(format!(
-            "stopped by a signal at step {}: checkpoint saved in {}; continue with --resume",
+            "stopped by a signal{} at step {}: checkpoint saved in {}; continue with --resume",
+            signalled_ranks(&summary.stop_asked_by, world),
             summary.steps,
             run_dir.join("checkpoints").display()
         ))

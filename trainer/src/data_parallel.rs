@@ -41,8 +41,9 @@ pub struct StepReport {
     pub nonfinite_ranks: Vec<usize>,
     /// Ranks whose input (a batch's signals) held a NaN or an infinity.
     pub nonfinite_input_ranks: Vec<usize>,
-    /// Some rank was asked to stop (SIGTERM, preemption): all save and stop after this step.
-    pub stop: bool,
+    /// Ranks asked to stop (SIGTERM, preemption): when any was, all save and stop after this
+    /// step.
+    pub stop_ranks: Vec<usize>,
     /// Ranks that could not read a batch of this step: its update is dropped on every rank.
     pub read_failed: Vec<usize>,
     /// Ranks that could not read the next step's first batch (read ahead): this step's update
@@ -155,7 +156,9 @@ impl StepReport {
             nonfinite_input_ranks: (0..ranks.len())
                 .filter(|&r| ranks[r][micro + bins + 1] != 0.0)
                 .collect(),
-            stop: ranks.iter().any(|values| values[values.len() - 1] != 0.0),
+            stop_ranks: (0..ranks.len())
+                .filter(|&r| ranks[r][ranks[r].len() - 1] != 0.0)
+                .collect(),
             read_failed: with_reads(|r| matches!(r, Reads::Failed(_))),
             read_ahead_failed: with_reads(|r| matches!(r, Reads::AheadFailed(_))),
             damaged_read: with_reads(|r| r.fault() == Some(ReadFault::Damaged)),

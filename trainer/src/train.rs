@@ -103,8 +103,8 @@ pub struct Trainer<B: Backend> {
     faults: FaultPlan,
     /// Asked whether this process should stop (a signal); the ranks agree at every step.
     stop_requested: Option<Box<dyn Fn() -> bool + Send>>,
-    /// Some rank asked to stop during the last step.
-    stopping: bool,
+    /// The ranks asked to stop during the last step (none: go on).
+    stopping: Vec<usize>,
     validator: Option<Validator>,
 }
 
@@ -300,7 +300,7 @@ impl<B: Backend> Trainer<B> {
             data_stop: None,
             faults: FaultPlan::from_env(rank),
             stop_requested: None,
-            stopping: false,
+            stopping: Vec::new(),
             validator: None,
         })
     }

@@ -68,7 +68,7 @@ fn stop_launch_by_signal(run: &Path, command: &[String], signal: &str, group: bo
     assert_eq!(status.code(), Some(75), "{signal} {whom}: {stderr}");
     for rank in 0..2 {
         assert!(
-            stderr.contains(&format!("[rank {rank}] error: stopped by a signal at step")),
+            stderr.contains(&format!("[rank {rank}] error: stopped by a signal to ")),
             "{signal} {whom}: {stderr}"
         );
     }
@@ -155,7 +155,7 @@ fn stop_slurm_ranks_by_sigusr1(run: &Path, command: &[String]) {
     let stderr = lines.all();
     // A rank stopped with its checkpoint saved exits 75 (EX_TEMPFAIL), as launch expects.
     assert_eq!(status.code(), Some(75), "{stderr}");
-    assert!(stderr.contains("stopped by a signal at step"), "{stderr}");
+    assert!(stderr.contains("stopped by a signal to "), "{stderr}");
     let saved = checkpoints(run);
     assert!(
         saved.iter().any(|name| name.starts_with("step_")),
@@ -268,13 +268,43 @@ fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
         "a stopped run is neither finished nor failed: {stderr}"
     );
     assert!(!stderr.contains("restarting"), "{stderr}");
+    // Both signals in one step reach every rank; one a step after the other, its rank.
+    let by =
+        ["every rank", "rank 0", "rank 1"].map(|to| format!("stopped by a signal to {to} at step"));
     assert!(
-        stderr.contains("error: rank 0 stopped by a signal at step")
-            || stderr.contains("error: rank 1 stopped by a signal at step"),
+        by.iter().any(|said| stderr.contains(said.as_str())),
         "{stderr}"
     );
     let saved = checkpoints(&run);
     assert_eq!(saved.len(), 1, "{saved:?}");
     assert!(saved[0].starts_with("step_") && saved[0] != "step_00000060");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_stop_signal_to_one_rank_is_named_as_that_rank_s() {
+    let dir = temp_dir("rank-1-stop");
+    let run = dir.join("run");
+    let command = pretrain_without_checkpoints(&run, 60);
+    let (mut child, mut lines, pids) = launch_two_ranks(&[], &command);
+    wait_for_five_steps(&mut child, &run, &mut lines);
+    Command::new("kill")
+        .args(["-TERM", &pids[1].to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = lines.all();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    // Both ranks stop at the same step, each saying whose signal it was; the launcher names it.
+    for rank in 0..2 {
+        let said = format!("[rank {rank}] error: stopped by a signal to rank 1 at step");
+        assert!(stderr.contains(&said), "{said} in\n{stderr}");
+    }
+    assert!(
+        stderr.contains("stopped by a signal to rank 1 at step"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("to rank 0"), "{stderr}");
+    assert_eq!(checkpoints(&run).len(), 1);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -81,7 +81,7 @@ impl<B: Backend> Trainer<B> {
             if self.data_stop.is_some() {
                 return Err(self.stop_for_data(first));
             }
-            let stop = self.stopping;
+            let stop = !self.stopping.is_empty();
             if (every > 0 && done.is_multiple_of(every)) || done == session_end || stop {
                 self.save_checkpoint()?;
             }
@@ -97,7 +97,8 @@ impl<B: Backend> Trainer<B> {
             samples_seen: self.state.samples_seen,
             val_loss,
             // A stop asked for during the last step still finished the run.
-            stopped_early: self.stopping && self.state.step < total,
+            stopped_early: !self.stopping.is_empty() && self.state.step < total,
+            stop_asked_by: std::mem::take(&mut self.stopping),
         })
     }
 }
@@ -149,4 +150,6 @@ pub struct RunSummary {
     pub val_loss: Option<f32>,
     /// A stop was requested (`stop_when`): the run saved a checkpoint and ended before its end.
     pub stopped_early: bool,
+    /// The ranks whose processes were asked to stop (`stop_when`), when one was.
+    pub stop_asked_by: Vec<usize>,
 }

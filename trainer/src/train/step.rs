@@ -154,7 +154,7 @@ impl<B: Backend> Trainer<B> {
             Some(dp) => dp.gather_step(&values)?,
             None => StepReport::of_ranks(&[&values.to_vec()], accum),
         };
-        self.stopping = report.stop;
+        self.stopping = report.stop_ranks;
         let (loss_sum, nonfinite_ranks) = (report.loss_sum, report.nonfinite_ranks);
         let loss = loss_sum / micro_batches as f32;
         let sumsq = match self.dp.as_mut() {
