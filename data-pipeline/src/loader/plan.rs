@@ -366,6 +366,14 @@ mod tests {
         assert_ne!(one, per_call[..42]);
     }
 
+    /// How many units a rank's batches draw from.
+    fn units_touched(batches: &[Vec<SampleRef>]) -> usize {
+        let mut units: Vec<u32> = batches.concat().iter().map(|s| s.slot.unit).collect();
+        units.sort_unstable();
+        units.dedup();
+        units.len()
+    }
+
     #[test]
     fn a_rank_reads_few_units_of_a_window() {
         // One window of 16 units x 64 rows read by 16 ranks, 8 global batches of 128: each
@@ -373,12 +381,7 @@ mod tests {
         let stream = windows(&[1024], 16);
         let touched: Vec<usize> = rank_batches(&stream, 0, 8, 16)
             .iter()
-            .map(|batches| {
-                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.slot.unit).collect();
-                units.sort_unstable();
-                units.dedup();
-                units.len()
-            })
+            .map(|batches| units_touched(batches))
             .collect();
         println!("units touched per rank: {touched:?}");
         assert!(touched.iter().all(|&n| n <= 5), "{touched:?}");
@@ -390,12 +393,7 @@ mod tests {
         let stream = windows(&[256 * u64::from(mix)], mix);
         let touched: usize = accumulating_batches(&stream, 0, 64, world, accum)
             .iter()
-            .map(|batches| {
-                let mut units: Vec<u32> = batches.concat().iter().map(|s| s.slot.unit).collect();
-                units.sort_unstable();
-                units.dedup();
-                units.len()
-            })
+            .map(|batches| units_touched(batches))
             .sum();
         touched as f64 / f64::from(mix)
     }
