@@ -19,8 +19,8 @@ pub struct BenchLoaderArgs {
     /// Windows per batch.
     #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
     pub batch_size: usize,
-    /// Decode threads (and the pyarrow side's decoding processes).
-    #[arg(long, default_value_t = 2, value_parser = crate::cli::at_least_one)]
+    /// Decode threads (and the pyarrow side's decoding processes); at most 4 per core.
+    #[arg(long, default_value_t = 2, value_parser = crate::cli::some_cpu_threads)]
     pub threads: usize,
     /// Timed batches.
     #[arg(long, default_value_t = 40)]

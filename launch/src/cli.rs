@@ -268,6 +268,24 @@ pub fn config_integer(text: &str) -> Result<u64, String> {
     }
 }
 
+/// Parses a fraction in (0, 1] (`plan --mfu`).
+pub fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        Ok(f) => Err(format!("{f}: give more than 0 and at most 1")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a count of threads that must be at least 1 (`bench loader --threads`, decode
+/// threads): at most 4 per core, as `cpu_threads`.
+pub fn some_cpu_threads(text: &str) -> Result<usize, String> {
+    match cpu_threads(text)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
 /// Parses `--threads` (0: all cores): at most 4 per core this process may use
 /// (`ecgfm_trainer::config::too_many_threads`).
 pub fn cpu_threads(text: &str) -> Result<usize, String> {

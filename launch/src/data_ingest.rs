@@ -171,6 +171,9 @@ pub struct IngestArgs {
 /// `data ingest --dry-run`: the records an ingest would read, from listings and label tables.
 fn print_plan(options: &IngestOptions) -> Result<()> {
     const SHOWN: usize = 5;
+    // The settings first, as the ingest checks them: a dry run passes what the ingest takes.
+    ecgfm_data::ingest::check_settings(options)
+        .with_context(|| format!("ingesting {}", options.source))?;
     let source = SourceRoot::open(&options.source, &options.source_store_options)
         .with_context(|| format!("opening {}", options.source))?;
     let plan = plan_records(options, &source)

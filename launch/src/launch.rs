@@ -32,13 +32,24 @@ use std::time::{Duration, Instant};
 /// process and thread limits a mistyped count would run into.
 const MAX_LOCAL_RANKS: usize = 1024;
 
+/// Parses `--nproc-per-node`: 1 to [`MAX_LOCAL_RANKS`].
+fn local_ranks(text: &str) -> Result<usize, String> {
+    match crate::cli::at_least_one(text)? {
+        n if n > MAX_LOCAL_RANKS => Err(format!(
+            "{n}: at most {MAX_LOCAL_RANKS} ranks on one node (each is a process with its own \
+             threads and buffers)"
+        )),
+        n => Ok(n),
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LaunchArgs {
     /// Ranks (processes) on this node; one GPU each with --device cuda.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = local_ranks)]
     pub nproc_per_node: usize,
     /// Nodes in the job (start one `ecgfm launch` on each).
-    #[arg(long, value_name = "M", default_value_t = 1)]
+    #[arg(long, value_name = "M", default_value_t = 1, value_parser = crate::cli::at_least_one)]
     pub nnodes: usize,
     /// This node's index, 0..nnodes (node 0 hosts rank 0).
     #[arg(long, value_name = "R", default_value_t = 0)]
@@ -328,15 +339,12 @@ fn free_listener(args: &LaunchArgs) -> Result<Option<TcpListener>> {
 
 /// Runs `ecgfm launch`.
 pub fn run(args: &LaunchArgs) -> Result<()> {
-    if args.nproc_per_node == 0 || args.nnodes == 0 || args.node_rank >= args.nnodes {
-        bail!("need --nproc-per-node >= 1 and --node-rank in 0..--nnodes");
-    }
-    if args.nproc_per_node > MAX_LOCAL_RANKS {
-        bail!(
-            "--nproc-per-node {}: at most {MAX_LOCAL_RANKS} ranks on one node (each is a \
-             process with its own threads and buffers)",
-            args.nproc_per_node
-        );
+    if args.node_rank >= args.nnodes {
+        return Err(RefusedConfig(format!(
+            "--node-rank {} is not a node of --nnodes {} (0..{})",
+            args.node_rank, args.nnodes, args.nnodes
+        ))
+        .into());
     }
     let command = args.command.first().map_or("", String::as_str);
     if command != "pretrain" {

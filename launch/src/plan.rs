@@ -23,13 +23,13 @@ pub struct PlanArgs {
     #[arg(long, default_value = "base")]
     pub model: String,
     /// GPUs in the job.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cli::at_least_one)]
     pub gpus: usize,
     /// GPU type: h100, h200 or b200.
     #[arg(long, default_value = "h100")]
     pub gpu: String,
     /// GPUs per node (NVLink within a node, InfiniBand across).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cli::at_least_one)]
     pub gpus_per_node: usize,
     /// Samples per GPU per micro-batch.
     #[arg(long, default_value_t = 64, value_parser = crate::cli::at_least_one)]
@@ -43,7 +43,7 @@ pub struct PlanArgs {
     pub precision: Precision,
     /// Fraction of the peak a training step sustains (default: 0.35 in bf16, 0.5 in fp32;
     /// assumed: `ecgfm bench step --device cuda` prints yours).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", value_parser = crate::cli::fraction)]
     pub mfu: Option<f64>,
     /// The dataset to pretrain on: its train split's samples by present leads set a step's
     /// FLOPs (the model packs only present leads; default: every sample with 12 leads).
@@ -184,9 +184,6 @@ pub fn estimate(
         Precision::Fp32 => hw.fp32_peak,
     };
     let mfu = args.mfu();
-    if !(mfu > 0.0 && mfu <= 1.0) {
-        bail!("--mfu must be in (0, 1], got {mfu}");
-    }
     let compute = flops / (peak_flops * mfu);
     let bus = if args.gpus <= args.gpus_per_node {
         hw.nvlink_bus
@@ -248,9 +245,6 @@ fn no_mix_reason(url: &str, repeat: &BTreeMap<String, f64>) -> Result<String> {
 
 /// Runs `ecgfm plan`.
 pub fn run(args: &PlanArgs) -> Result<()> {
-    if args.gpus == 0 || args.batch_size == 0 || args.gpus_per_node == 0 {
-        bail!("--gpus, --gpus-per-node and --batch-size must be positive");
-    }
     let cfg = ModelConfig::preset(&args.model)?;
     let hw = hardware(&args.gpu)?;
     let full = ModelStats::new(&cfg).train_flops;
@@ -508,9 +502,10 @@ mod tests {
         let ratio = quarter.compute_s / half.compute_s;
         assert!((ratio - 2.0).abs() < 1e-12, "{ratio}");
         assert!((plan("bf16", 1, None).mfu - 0.35).abs() < 1e-12);
-        let cfg = ModelConfig::preset("base").unwrap();
-        let hw = hardware("h100").unwrap();
-        let flops = ModelStats::new(&cfg).train_flops;
-        assert!(estimate(&cfg, &hw, &args("bf16", 1, Some(1.5)), flops).is_err());
+        // `--mfu` takes (0, 1] (`cli::fraction`).
+        for outside in ["1.5", "0", "-0.1", "NaN"] {
+            assert!(crate::cli::fraction(outside).is_err(), "{outside}");
+        }
+        assert_eq!(crate::cli::fraction("1"), Ok(1.0));
     }
 }

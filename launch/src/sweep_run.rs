@@ -75,8 +75,8 @@ pub struct SweepRunArgs {
 /// How each run is started.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunLaunch {
-    /// CPU threads of each run (default: all cores).
-    #[arg(long, value_name = "N")]
+    /// CPU threads of each run (default: all cores); at most 4 per core.
+    #[arg(long, value_name = "N", value_parser = crate::cli::cpu_threads)]
     pub threads: Option<usize>,
 }
 

@@ -58,10 +58,10 @@ pub use row::WindowRow;
 pub use shard_writer::{ShardLayout, ShardWriter};
 pub use source::SourceRoot;
 
-/// Runs an ingest (or resumes an interrupted one) and returns what it did. Record failures never
-/// stop the run (they are quarantined); settings, source listing, label files and output
-/// failures do.
-pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestReport, DataError> {
+/// The preprocessing pipeline and shard layout `opts` describe, or the refusal of a setting
+/// (split fractions, preprocessing, a row group too large to hold): what an ingest checks before
+/// it reads anything, and `data ingest --dry-run` too.
+pub fn check_settings(opts: &IngestOptions) -> Result<(Pipeline, ShardLayout), DataError> {
     opts.split_fractions
         .validate()
         .map_err(|e| DataError::Config(e.to_string()))?;
@@ -74,6 +74,14 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         zstd_level: opts.zstd_level,
     };
     layout.check()?;
+    Ok((pipeline, layout))
+}
+
+/// Runs an ingest (or resumes an interrupted one) and returns what it did. Record failures never
+/// stop the run (they are quarantined); settings, source listing, label files and output
+/// failures do.
+pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestReport, DataError> {
+    let (pipeline, layout) = check_settings(opts)?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
     let Plan {
         format,

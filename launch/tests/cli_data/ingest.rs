@@ -177,6 +177,19 @@ fn ingest_dry_run_prints_the_plan_and_what_the_output_holds() {
         "{plan}"
     );
     assert!(!dir.join("dry").exists());
+    // Settings the ingest refuses, the dry run refuses the same way (it passed them until
+    // 2026-12-06): a row group too large to hold, none, a band-pass upside down.
+    for settings in [
+        &["--window-s", "60", "--rate", "500"][..],
+        &["--row-group-rows", "0"],
+        &["--bandpass", "50:10"],
+    ] {
+        let dry = run_refused(&ingest("two.txt", &[settings, &["--dry-run"]].concat()));
+        let out = ["--out", &path("refused")];
+        let real = run_refused(&ingest("two.txt", &[settings, &out[..]].concat()));
+        assert_eq!(dry, real, "{settings:?}");
+        assert!(!dir.join("refused").exists());
+    }
     let bare = run_ok(&ingest("two.txt", &["--dry-run"]));
     assert!(
         plan.starts_with(&bare) && !bare.contains("output"),

@@ -85,11 +85,77 @@ fn a_mistyped_rank_count_is_refused_before_any_rank_starts() {
     let command = pretrain(&dir.join("run"), 2, 4, 1);
     let err = common::run_err(&launch_args(100_000, &[], &command));
     assert!(
-        err.contains("--nproc-per-node 100000: at most 1024 ranks on one node"),
+        err.contains("'--nproc-per-node <N>': 100000: at most 1024 ranks on one node"),
         "{err}"
     );
     assert!(!err.contains("started"), "{err}");
     assert!(!dir.join("run").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A flag's value out of its range is the command line's usage error (exit 2), whichever
+/// command takes it; a node rank outside the job's nodes is a refused setting (78).
+#[test]
+fn flag_values_out_of_range_exit_2_before_anything_runs() {
+    let dir = temp_dir("out-of-range");
+    let sweep = dir.join("sweep");
+    let sweep = sweep.to_str().unwrap();
+    let pretrain = ["--", "pretrain", "--steps", "1"];
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["launch", "--nproc-per-node", "0"],
+            "'--nproc-per-node <N>': must be at least 1",
+        ),
+        (
+            &["launch", "--nnodes", "0"],
+            "'--nnodes <M>': must be at least 1",
+        ),
+        (&["plan", "--gpus", "0"], "'--gpus <N>': must be at least 1"),
+        (&["plan", "--gpus-per-node", "0"], "must be at least 1"),
+        (
+            &["plan", "--mfu", "2"],
+            "'--mfu <FRACTION>': 2: give more than 0 and at most 1",
+        ),
+        (
+            &["bench", "loader", "--data", "x", "--threads", "100000"],
+            "100000 threads on",
+        ),
+        (
+            &["bench", "loader", "--data", "x", "--threads", "0"],
+            "must be at least 1",
+        ),
+        (
+            &[
+                "sweep",
+                "run",
+                "--preset",
+                "toy",
+                "--dry-run",
+                "--out",
+                sweep,
+                "--threads",
+                "100000",
+            ],
+            "'--threads <N>': 100000 threads on",
+        ),
+    ];
+    for (args, said) in cases {
+        let args = match args[0] {
+            "launch" => [args, &pretrain[..]].concat(),
+            _ => args.to_vec(),
+        };
+        let output = common::ecgfm_env(&args, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {said} in {stderr}");
+    }
+    let node = ["launch", "--nnodes", "2", "--node-rank", "2"];
+    let err = common::run_refused(&[&node[..], &pretrain[..]].concat());
+    assert!(
+        err.contains("--node-rank 2 is not a node of --nnodes 2 (0..2)"),
+        "{err}"
+    );
+    assert!(!dir.join("sweep").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
