@@ -1,5 +1,5 @@
 //! Progress bars for long work on records (ingest, synth), windows (embed, eval), shards (eval's
-//! read) and bytes (inspect); hidden when stderr is not a terminal.
+//! read) and bytes (inspect, merge, publish); hidden when stderr is not a terminal.
 
 use ecgfm_trainer::eval::EvalProgress;
 use indicatif::{ProgressBar, ProgressStyle};

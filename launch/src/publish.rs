@@ -11,10 +11,12 @@
 //!   file names) or uploads beside the other objects, and deletes none of them.
 
 use crate::package::{self, FileSum, SUMS_FILE};
+use crate::progress::byte_bar;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
 use ecgfm_data::store::{self, StoreRoot};
+use indicatif::ProgressBar;
 use object_store::ObjectStoreExt;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,7 +52,10 @@ pub enum Outcome {
 /// Runs `ecgfm publish`.
 pub fn run(args: &PublishArgs) -> Result<()> {
     let shown = store::redact_url(&args.to);
-    match publish(&args.package, &args.to, &[], args.force)? {
+    let bar = byte_bar("publishing");
+    let outcome = publish(&args.package, &args.to, &[], args.force, &bar)?;
+    bar.finish_and_clear();
+    match outcome {
         Outcome::AlreadyPublished { files } => println!(
             "{shown} already holds this package ({files} files, every checksum verified): \
              nothing to upload"
@@ -74,8 +79,15 @@ pub fn run(args: &PublishArgs) -> Result<()> {
 }
 
 /// Uploads the package folder `pkg` to `url`, with explicit store `options` on top of the
-/// environment (see `ecgfm_data::store::open_url_with`).
-pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> Result<Outcome> {
+/// environment (see `ecgfm_data::store::open_url_with`); `bar` counts the package's bytes as
+/// each file is found in place or uploaded, both read back and verified.
+pub fn publish(
+    pkg: &Path,
+    url: &str,
+    options: &[(&str, &str)],
+    force: bool,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
     let (sums_text, files) = package::read_verified(pkg)?;
     refuse_inside(pkg, url)?;
     let shown = store::redact_url(url);
@@ -124,8 +136,10 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
     // Files already there with the right checksum (a re-publish, or an interrupted upload of
     // the same package) are not sent again.
     let mut sent = (0usize, 0u64);
+    bar.set_length(files.iter().map(|(_, bytes)| bytes.len() as u64).sum());
     for (sum, bytes) in &files {
         if remote.names.contains(&sum.name) && remote.matches(sum)? {
+            bar.inc(bytes.len() as u64);
             continue;
         }
         if sent.0 == 0 && old_sums.is_some() {
@@ -143,6 +157,7 @@ pub fn publish(pkg: &Path, url: &str, options: &[(&str, &str)], force: bool) -> 
             );
         }
         sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
+        bar.inc(bytes.len() as u64);
     }
     let sums_in_place = old_sums.as_deref() == Some(sums_text.as_str()) && sent.0 == 0;
     if sums_in_place {

@@ -16,6 +16,7 @@ use common::{
 };
 use ecgfm_data::store;
 use ecgfm_launch::publish::{publish, Outcome};
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
 /// A run exported at step 8 (`pkg`) and at step 4 (`pkg4`), two different packages.
@@ -144,7 +145,8 @@ fn interrupted_upload_resumes_in_the_memory_store() {
     let weights = std::fs::read(pkg.join("model.safetensors")).unwrap();
     let location = store::join(&root, "model.safetensors");
     store::block_on(store::put_bytes(mem.as_ref(), &location, weights.into())).unwrap();
-    let outcome = publish(&pkg, url, &[], false).unwrap();
+    let bar = ProgressBar::hidden();
+    let outcome = publish(&pkg, url, &[], false, &bar).unwrap();
     assert!(
         matches!(
             outcome,
@@ -156,10 +158,21 @@ fn interrupted_upload_resumes_in_the_memory_store() {
         ),
         "{outcome:?}"
     );
+    // The progress counts every file of the package but SHA256SUMS, kept or sent.
+    let package_bytes: u64 = (FILES.iter())
+        .filter(|name| **name != "SHA256SUMS")
+        .map(|name| std::fs::metadata(pkg.join(name)).unwrap().len())
+        .sum();
     assert_eq!(
-        publish(&pkg, url, &[], false).unwrap(),
+        (bar.position(), bar.length()),
+        (package_bytes, Some(package_bytes))
+    );
+    let bar = ProgressBar::hidden();
+    assert_eq!(
+        publish(&pkg, url, &[], false, &bar).unwrap(),
         Outcome::AlreadyPublished { files: 5 }
     );
+    assert_eq!(bar.position(), package_bytes);
     for name in FILES {
         let got = store::block_on(store::get_bytes(mem.as_ref(), &store::join(&root, name)));
         assert_eq!(
