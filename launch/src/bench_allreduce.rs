@@ -108,14 +108,14 @@ pub fn run(args: &BenchAllreduceArgs) -> Result<()> {
         .context("timing a point-to-point transfer")?;
     let bus = 2.0 * (n as f64 - 1.0) / n as f64 * bytes / allreduce / 1e9;
     let link_gbs = bytes / link / 1e9;
-    println!(
+    say!(
         "ecgfm   all-reduce {} MiB over {n} CPU ranks (loopback TCP): {:.2} ms (median of {iters}) | \
          algorithm bandwidth {:.2} GB/s | bus bandwidth {bus:.2} GB/s",
         args.mb,
         allreduce * 1e3,
         bytes / allreduce / 1e9
     );
-    println!(
+    say!(
         "link    one rank to another, same bytes: {:.2} ms = {link_gbs:.2} GB/s; bus / link = {:.2} \
          (the ring bound is 1.00)",
         link * 1e3,
@@ -147,13 +147,13 @@ pub fn run(args: &BenchAllreduceArgs) -> Result<()> {
             let ms = gloo["allreduce_ms_median"]
                 .as_f64()
                 .context("gloo JSON has no allreduce_ms_median")?;
-            println!(
+            say!(
                 "gloo    all-reduce {} MiB over {n} ranks: {ms:.2} ms | bus bandwidth {:.2} GB/s (torch {})",
                 args.mb,
                 gloo["bus_gb_per_s"].as_f64().unwrap_or(0.0),
                 gloo["torch_version"].as_str().unwrap_or("?")
             );
-            println!(
+            say!(
                 "ratio: ecgfm is {:.2}x the speed of gloo",
                 ms / (allreduce * 1e3)
             );
@@ -161,6 +161,6 @@ pub fn run(args: &BenchAllreduceArgs) -> Result<()> {
             result["speedup_vs_gloo"] = json!(ms / (allreduce * 1e3));
         }
     }
-    println!("{result}");
+    say!("{result}");
     Ok(())
 }

@@ -221,7 +221,7 @@ fn run_on<B: Backend>(
     for (shape, &ms) in shapes.iter().zip(&ours) {
         let tflops = shape.flops() / (ms / 1e3) / 1e12;
         let ours = ours_at(precision, shape).name();
-        println!(
+        say!(
             "ecgfm   {} {}: {} x {} tokens, width {}, {} heads | {ours} fwd+bwd {ms:.3} ms | {tflops:.2} TFLOP/s",
             args.model, shape.name, shape.seqs, shape.len, shape.width, shape.heads
         );
@@ -235,13 +235,14 @@ fn run_on<B: Backend>(
                 .with_context(|| format!("PyTorch JSON has no ms_median.{}", shape.name))?;
             let same = ours == torch_precision;
             if !same {
-                eprintln!(
+                say_err!(
                     "WARNING: {} {}: ecgfm runs {ours} and PyTorch {torch_precision}: the ratio \
                      compares different precisions (give --precision and --torch-precision alike)",
-                    args.model, shape.name
+                    args.model,
+                    shape.name
                 );
             }
-            println!(
+            say!(
                 "pytorch {} {}: SDPA {torch_precision} fwd+bwd {torch_ms:.3} ms | {:.2} TFLOP/s | ratio ({ours} vs {torch_precision}{}): ecgfm is {:.2}x the speed of PyTorch",
                 args.model,
                 shape.name,
@@ -265,7 +266,7 @@ fn run_on<B: Backend>(
         "torch_version": torch.as_ref().map(|t| t["torch_version"].clone()),
         "shapes": rows,
     });
-    println!("{result}");
+    say!("{result}");
     Ok(())
 }
 
@@ -281,7 +282,7 @@ pub fn run(args: &BenchAttentionArgs) -> Result<()> {
             pool.install(|| run_on(&be, args, &config, threads, false))
         }
         Opened::Cuda(be) => {
-            println!("device  {}", crate::device::describe(be.device().info()));
+            say!("device  {}", crate::device::describe(be.device().info()));
             let precision = crate::device::gpu_precision(&args.precision, be.device().info())?;
             let be = crate::device::cuda_with_precision(*be, precision);
             run_on(&be, args, &config, 1, true)

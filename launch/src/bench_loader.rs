@@ -86,12 +86,12 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
     if let Some(warning) =
         crate::dataset_source::shared_row_groups_warning(&config, "--mix-row-groups")
     {
-        eprintln!("WARNING: {warning}");
+        say_err!("WARNING: {warning}");
     }
     let result = bench_loader(&args.data, config, args.batches)
         .with_context(|| format!("benchmarking the loader on {}", args.data))?;
     if result.crop_samples > result.window_samples {
-        eprintln!(
+        say_err!(
             "WARNING: --crop-samples {} is longer than the dataset's windows ({} samples): each \
              crop is padded with {} zero samples per lead, which the timing includes (training \
              warns of such a model.samples too)",
@@ -100,7 +100,7 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
             result.crop_samples - result.window_samples
         );
     }
-    println!(
+    say!(
         "ecgfm   loader: {:.0} ECGs/s (batch {}, decode threads {}, 12 lead slots x {} samples; open {:.2} s, first batch {:.2} s)",
         result.ecgs_per_s,
         result.batch_size,
@@ -129,18 +129,18 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         let processes = py["processes"]
             .as_u64()
             .context("pyarrow JSON has no processes")?;
-        println!(
+        say!(
             "pyarrow loader: {py_rate:.0} ECGs/s (pyarrow + numpy, same shards and batch, {processes} decoding processes of 1 thread)"
         );
         let unequal = processes != result.threads as u64;
         if unequal {
-            eprintln!(
+            say_err!(
                 "WARNING: ecgfm decoded on {} threads and pyarrow in {processes} processes: the \
                  ratio compares unequal parallelism",
                 result.threads
             );
         }
-        println!(
+        say!(
             "ratio (ecgfm {} threads vs pyarrow {processes} processes{}): ecgfm is {:.2}x the speed of pyarrow + numpy",
             result.threads,
             if unequal { ", UNEQUAL" } else { "" },
@@ -150,6 +150,6 @@ pub fn run(args: &BenchLoaderArgs) -> Result<()> {
         summary["pyarrow_processes"] = json!(processes);
         summary["speedup_vs_pyarrow"] = json!(result.ecgs_per_s / py_rate);
     }
-    println!("{summary}");
+    say!("{summary}");
     Ok(())
 }

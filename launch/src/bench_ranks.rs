@@ -143,25 +143,25 @@ pub fn run(args: &BenchStepArgs, ranks: usize) -> Result<()> {
         ),
         None => "the overlap hides none of it".to_string(),
     };
-    println!(
+    say!(
         "1 rank x {per_rank} thread(s): step {:.2} ms, {one_sps:.1} samples/s ({} batch {})",
         one.step_s * 1e3,
         args.model,
         args.batch_size
     );
-    println!(
+    say!(
         "{ranks} ranks x {per_rank} thread(s): step {:.2} ms, {many_sps:.1} samples/s; scaling efficiency {:.1}% of {ranks} x one rank",
         overlapped.step_s * 1e3,
         efficiency * 100.0
     );
-    println!(
+    say!(
         "gradient reduction: {:.2} ms exposed when run after the backward pass, {:.2} ms when overlapped with it: {hidden_text} (step {:.2} -> {:.2} ms)",
         serial.wait_s * 1e3,
         overlapped.wait_s * 1e3,
         serial.step_s * 1e3,
         overlapped.step_s * 1e3
     );
-    println!(
+    say!(
         "{}",
         json!({
             "model": args.model,

@@ -123,7 +123,7 @@ fn time_ecgfm<B: Backend>(
 
 /// Prints the activation memory of our step.
 fn print_activations(args: &BenchStepArgs, bytes: u64) {
-    println!(
+    say!(
         "ecgfm   activations kept for the backward pass: {:.1} MiB{}",
         bytes as f64 / (1u64 << 20) as f64,
         match args.recompute {
@@ -144,7 +144,7 @@ fn print_profile<B: Backend>(
     train_step(&mut model, &batch, &mut scalars)?;
     model.backend().reset();
     train_step(&mut model, &batch, &mut scalars)?;
-    println!("{}", model.backend().render());
+    say!("{}", model.backend().render());
     Ok(())
 }
 
@@ -196,12 +196,12 @@ fn different_work(args: &BenchStepArgs, ours: Precision, torch: &str) -> Vec<Str
 fn print_ratio(args: &BenchStepArgs, ours: Precision, torch: &str, torch_ms: f64, ms: f64) {
     let differ = different_work(args, ours, torch);
     if !differ.is_empty() {
-        eprintln!(
+        say_err!(
             "WARNING: the ratio compares different work: {}",
             differ.join("; ")
         );
     }
-    println!(
+    say!(
         "ratio ({ours} vs {torch}{}): ecgfm is {:.2}x the speed of PyTorch",
         match differ.is_empty() {
             true => String::new(),
@@ -209,7 +209,7 @@ fn print_ratio(args: &BenchStepArgs, ours: Precision, torch: &str, torch_ms: f64
         },
         torch_ms / ms
     );
-    println!(
+    say!(
         "  (ecgfm's step also clips the gradient norm at 1.0 and reads it back with the loss; \
          PyTorch's does neither)"
     );
@@ -230,7 +230,7 @@ pub fn run(args: &BenchStepArgs) -> Result<()> {
                 optimizer_shard: None,
             };
             let fit = gpu_memory::check(&be, &config, args.batch_size, precision, memory)?;
-            println!("GPU memory: {}", fit.note);
+            say!("GPU memory: {}", fit.note);
             let be = crate::device::cuda_with_precision(*be, precision);
             run_cuda(args, &config, be, fit.bytes)
         }
@@ -262,7 +262,7 @@ fn run_cuda(
             ),
             Box::new(|be: &CudaBackend| be.device().synchronize()),
         );
-        println!("per-op GPU time of one step (the device waited for around every op):");
+        say!("per-op GPU time of one step (the device waited for around every op):");
         print_profile(args, config, profiled)?;
     }
     let precision = backend.precision();
@@ -285,12 +285,12 @@ fn run_cuda(
     let peak16 = args
         .peak_bf16_tflops
         .or_else(|| crate::device::peak_bf16_tflops(&info.name));
-    println!("device  {}", crate::device::describe(&info));
+    say!("device  {}", crate::device::describe(&info));
     let mfu32 = match precision {
         Precision::Fp32 => format!(" | {}", mfu_text(tflops, peak32, "fp32")),
         Precision::Bf16 => String::new(),
     };
-    println!(
+    say!(
         "ecgfm   {} {precision}: batch {} | step {ms:.2} ms (median of {}) | {sps:.1} samples/s | {tflops:.2} TFLOP/s{mfu32} | {} | GPU memory {}",
         args.model,
         args.batch_size,
@@ -298,9 +298,9 @@ fn run_cuda(
         mfu_text(tflops, peak16, "bf16"),
         mem.map_or("unknown".into(), |b| format!("{:.2} GiB device-wide (cudaMemGetInfo used, after the steps less before: model, activations, optimizer, workspaces; allocated up front)", gib(b)))
     );
-    println!("ecgfm   cuBLAS {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    say!("ecgfm   cuBLAS {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
     if precision == Precision::Bf16 {
-        println!(
+        say!(
             "ecgfm   GEMM shapes with the bias in a cuBLASLt epilogue: {} (cuBLASLt had none for {})",
             epilogues.0, epilogues.1
         );
@@ -335,7 +335,7 @@ fn run_cuda(
         let torch_tflops = flops_per_step / (torch_ms / 1e3) / 1e12;
         let torch_mem = torch["peak_mem_bytes"].as_u64();
         let reserved = torch["peak_reserved_bytes"].as_u64();
-        println!(
+        say!(
             "pytorch {} {}{}: batch {} | step {torch_ms:.2} ms | {:.1} samples/s | {torch_tflops:.2} TFLOP/s | {} | peak GPU memory {} (torch {})",
             args.model,
             torch_precision,
@@ -356,7 +356,7 @@ fn run_cuda(
         result["torch_mfu_bf16_peak"] = json!(peak16.map(|p| torch_tflops / p));
         result["speedup_vs_torch"] = json!(torch_ms / ms);
     }
-    println!("{result}");
+    say!("{result}");
     Ok(())
 }
 
@@ -375,7 +375,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
     })?;
     let ecgfm_ms = timed.ms;
     let ecgfm_sps = args.batch_size as f64 / (ecgfm_ms / 1e3);
-    println!(
+    say!(
         "ecgfm   {} {precision}{}: batch {} | {} threads | step {:.2} ms (median of {}) | {:.1} samples/s",
         args.model,
         match precision {
@@ -388,7 +388,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
         args.steps,
         ecgfm_sps
     );
-    println!("ecgfm   {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
+    say!("ecgfm   {precision} GEMM 4096x768x768: {gflops:.1} GFLOP/s");
     print_activations(args, timed.activation_bytes);
     let mut result = json!({
         "model": args.model,
@@ -406,7 +406,7 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
         let torch_ms = torch["step_ms_median"]
             .as_f64()
             .context("PyTorch JSON has no step_ms_median")?;
-        println!(
+        say!(
             "pytorch {}: batch {} | {} threads | step {:.2} ms | {:.1} samples/s (torch {})",
             args.model,
             args.batch_size,
@@ -420,6 +420,6 @@ fn run_cpu(args: &BenchStepArgs, config: &ModelConfig, precision: Precision) -> 
         result["torch_step_ms_median"] = json!(torch_ms);
         result["speedup_vs_torch"] = json!(torch_ms / ecgfm_ms);
     }
-    println!("{result}");
+    say!("{result}");
     Ok(())
 }

@@ -18,7 +18,7 @@ pub const ENV: &str = "ECGFM_ERROR_FILE";
 pub fn report(err: &anyhow::Error) {
     if let Some(path) = std::env::var_os(ENV) {
         if let Err(e) = std::fs::write(&path, crate::error_text(err)) {
-            eprintln!(
+            say_err!(
                 "warning: could not write the error to {}: {e}",
                 Path::new(&path).display()
             );

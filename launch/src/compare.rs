@@ -408,7 +408,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if rows.is_empty() {
         bail!("the two sides have no protocol and label fraction in common");
     }
-    println!(
+    say!(
         "{:<28} {:>8} {:>9} {:>9} {:>8} {:>20}  verdict",
         "protocol (A vs B)",
         "fraction",
@@ -418,7 +418,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         "paired 95% CI"
     );
     for row in rows {
-        println!("{row}");
+        say!("{row}");
     }
     let every: Vec<&ScoredResult> = a.iter().chain(&b).flatten().collect();
     let unit = match by_patient(&units(&every)) {
@@ -429,7 +429,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         Resample::Records => format!("the {unit}"),
         Resample::SeedsAndRecords => format!("each side's files (seeds), then the {unit}"),
     };
-    println!(
+    say!(
         "A: {} file(s), B: {} file(s); {} resamples of {drawn}, seed {} (several files on a \
          side count as the mean of their {}s)",
         args.a.len(),

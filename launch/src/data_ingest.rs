@@ -179,7 +179,7 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
     let plan = plan_records(options, &source)
         .with_context(|| format!("planning the ingest of {}", options.source))?;
     let n = plan.records.len();
-    println!(
+    say!(
         "{}: {n} records to ingest from {}; nothing written (--dry-run)",
         plan.format,
         source.describe()
@@ -191,20 +191,20 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
         .map(|r| r.name.as_str())
         .collect();
     let more = if n > SHOWN { ", ..." } else { "" };
-    println!("  records: {}{more}", names.join(", "));
+    say!("  records: {}{more}", names.join(", "));
     let tabled = plan.records.iter().filter(|r| !r.labels.is_empty()).count();
     let from_headers = plan
         .records
         .iter()
         .filter(|r| r.labels.is_empty() && r.header_labels)
         .count();
-    println!(
+    say!(
         "  labels: {tabled} from label tables, {from_headers} to be read from their headers, {} \
          none known",
         n - tabled - from_headers
     );
     for warning in &plan.warnings {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
     if options.out.is_empty() {
         return Ok(());
@@ -217,12 +217,12 @@ fn print_plan(options: &IngestOptions) -> Result<()> {
         .with_context(|| format!("the ingest would be refused at {out}"))?;
     let shards = journal.shards.len();
     match (shards, journal.records_done) {
-        (0, _) => println!("  output {out}: nothing of this ingest there yet"),
-        (_, done) if done == n => println!(
+        (0, _) => say!("  output {out}: nothing of this ingest there yet"),
+        (_, done) if done == n => say!(
             "  output {out}: this ingest finished there ({shards} shards); running it again does \
              nothing"
         ),
-        (_, done) => println!(
+        (_, done) => say!(
             "  output {out}: an interrupted run of this ingest left a journal of {shards} shards \
              ({done} of {n} records); the ingest goes on from there (shards stored after its last \
              save are written again)"
@@ -263,7 +263,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
     let bar = record_bar("ingest");
     let report = ingest(&options, &bar).with_context(|| format!("ingesting {}", args.source))?;
     bar.finish_and_clear();
-    print!("{report}");
+    say_inline!("{report}");
     if !report.complete {
         return Ok(());
     }
@@ -277,7 +277,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
             QUARANTINE_REPORT_FILE
         );
     }
-    println!("dataset written to {}", redact_url(&args.out));
+    say!("dataset written to {}", redact_url(&args.out));
     Ok(())
 }
 
@@ -314,7 +314,7 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         .with_context(|| format!("writing the synthetic dataset {}", args.out))?;
     bar.finish_and_clear();
     let manifest = &report.manifest;
-    println!(
+    say!(
         "{} synthetic records -> {} rows in {} shards at {}",
         args.records,
         manifest.counts.rows,
@@ -322,10 +322,10 @@ pub fn run_synth(args: &SynthArgs) -> Result<()> {
         redact_url(&args.out)
     );
     if report.shards_removed > 0 {
-        println!("{}", removed_shards_note(report.shards_removed));
+        say!("{}", removed_shards_note(report.shards_removed));
     }
     if let Some(note) = &report.lock_note {
-        println!("warning: {note}");
+        say!("warning: {note}");
     }
     Ok(())
 }

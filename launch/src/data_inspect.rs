@@ -15,7 +15,6 @@ use crate::bad_config::RefusedConfig;
 use crate::damaged_data::DamagedData;
 use crate::progress::byte_bar;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -47,11 +46,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let summary =
         inspect(&args.url, &[], &bar).with_context(|| format!("inspecting {}", args.url))?;
     bar.finish_and_clear();
-    println!("{summary}");
+    say!("{summary}");
     if let Some(png) = &args.plot {
         plot_records(&args.url, &[], png, args.plot_records)
             .with_context(|| format!("plotting {} to {}", args.url, png.display()))?;
-        println!("plot written to {}", png.display());
+        say!("plot written to {}", png.display());
     }
     let mut failed = Vec::new();
     if !summary.damaged_shards.is_empty() {
@@ -95,9 +94,8 @@ fn print_record_ids(url: &str, splits: &str) -> Result<()> {
         }
     })
     .with_context(|| format!("reading the record ids of {url}"))?;
-    let mut out = std::io::stdout().lock();
     for id in ids {
-        writeln!(out, "{id}")?;
+        say!("{id}");
     }
     Ok(())
 }

@@ -56,7 +56,7 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         1 => "1 dataset".to_string(),
         n => format!("{n} datasets"),
     };
-    println!(
+    say!(
         "{inputs} -> {} rows of {} records in {} shards ({} copied through here, {} by the \
          store, {} kept from an earlier run) at {}",
         m.counts.rows,
@@ -67,22 +67,22 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         report.shards_kept,
         redact_url(&args.out)
     );
-    println!("sources: {}", sources.join(", "));
+    say!("sources: {}", sources.join(", "));
     if report.shards_removed > 0 {
-        println!("{}", removed_shards_note(report.shards_removed));
+        say!("{}", removed_shards_note(report.shards_removed));
     }
     for warning in &report.warnings {
         tracing::warn!("{warning}");
     }
     if report.checksums_added > 0 {
-        println!(
+        say!(
             "chunk checksums computed for {} shards whose inputs lacked some (ingested before \
              ecgfm kept them): the loader now checks their footer and column chunks on every read",
             report.checksums_added
         );
     }
     if !report.without_lead_counts.is_empty() {
-        println!(
+        say!(
             "no count of rows by present leads (a sweep would plan its compute as for 12-lead \
              rows): the manifests of {} predate it; ingest them again to have it",
             report.without_lead_counts.join(", ")

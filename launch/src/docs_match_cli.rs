@@ -381,7 +381,7 @@ fn every_documented_command_names_flags_and_settings_that_exist() {
         .iter()
         .filter(|f| f.file.ends_with("scripts/gpu-check.sh") && f.args.len() > 2)
         .count();
-    println!("{with_flags} documented commands with flags, {in_gpu_check} in gpu-check.sh");
+    say!("{with_flags} documented commands with flags, {in_gpu_check} in gpu-check.sh");
     assert!(
         in_gpu_check >= 15,
         "only {in_gpu_check} commands found in scripts/gpu-check.sh: the extraction broke"

@@ -118,10 +118,10 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
         multi_label: false,
     };
     let model = &pretrained.config.model;
-    println!("device: {}", device.describe());
+    say!("device: {}", device.describe());
     let work = EncoderWork::Forward;
     if let Some(note) = device.check_memory(model, head, args.batch_size, work)? {
-        println!("GPU memory: {note}");
+        say!("GPU memory: {note}");
     }
     let dim = pooling.features(model);
     let pretraining = pretraining_check::describe(&pretrained);
@@ -178,7 +178,7 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     writer
         .finish()
         .with_context(|| format!("writing the embeddings to {shown}"))?;
-    println!(
+    say!(
         "{windows} windows -> {dim}-dimensional embeddings (checkpoint step {}) written to {shown}",
         pretrained.step
     );

@@ -183,7 +183,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         true => String::new(),
         false => format!(", {} with two classes", task.skipped_ambiguous),
     };
-    println!(
+    say!(
         "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled{ambiguous}, \
          {} outside train/val/test",
         vocabulary.name(),
@@ -223,7 +223,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         tracing::warn!("{w}");
     }
     let model = &pretrained.config.model;
-    println!("device: {}", device.describe());
+    say!("device: {}", device.describe());
     let head = HeadSpec {
         pooling: settings.pooling,
         classes: task.k(),
@@ -234,7 +234,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         false => EncoderWork::Forward,
     };
     if let Some(note) = device.check_memory(model, head, settings.batch_size, work)? {
-        println!("GPU memory: {note}");
+        say!("GPU memory: {note}");
     }
     let inputs = EvalInputs {
         model,
@@ -307,8 +307,8 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         false => written?,
     }
     units.remove();
-    print!("{}", report.table());
-    println!(
+    say_inline!("{}", report.table());
+    say!(
         "results written to {} and {} (TensorBoard scalars in {})",
         args.out.display(),
         copy.display(),

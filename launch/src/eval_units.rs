@@ -116,7 +116,7 @@ impl UnitFile {
             }
         }
         if discarded > 0 {
-            println!(
+            say!(
                 "{} held {discarded} finished units of an evaluation with other settings, \
                  weights, data or device: discarded",
                 path.display()
@@ -129,7 +129,7 @@ impl UnitFile {
                 None
             }
             false => {
-                println!(
+                say!(
                     "resuming: {} finished protocol and fraction pairs kept from an interrupted \
                      run of this evaluation ({})",
                     kept.len(),
@@ -176,7 +176,7 @@ impl UnitFile {
     /// Removes the file: the evaluation's result is written.
     pub fn remove(self) {
         if let Err(e) = remove_if_there(&self.path) {
-            eprintln!("warning: {e:#}");
+            say_err!("warning: {e:#}");
         }
     }
 }
@@ -214,7 +214,7 @@ impl UnitStore for UnitFile {
             .map_err(|e| failed(e.to_string()))?;
         self.written += 1;
         if self.abort_after == Some(self.written) {
-            eprintln!(
+            say_err!(
                 "ECGFM_FAULT_EVAL_ABORT_AFTER_UNITS: aborting after {} units",
                 self.written
             );

@@ -90,7 +90,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         ("ecgfm_encoder.py", ENCODER_PY.as_bytes()),
     ];
     write_package(&args.out, &files)?;
-    println!(
+    say!(
         "exported step {} of {} ({} parameters{}) to {}\nload it in PyTorch: \
          python3 -c \"import sys; sys.path.insert(0, '{}'); import ecgfm_encoder; \
          print(ecgfm_encoder.load('{}'))\"",

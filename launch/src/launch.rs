@@ -235,7 +235,7 @@ fn run_attempt(
                 });
             }
         };
-        eprintln!("launch: rank {rank} started (pid {})", child.id());
+        say_err!("launch: rank {rank} started (pid {})", child.id());
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         forwarders.push(forward_lines(rank, stdout, false));
@@ -333,7 +333,7 @@ fn free_listener(args: &LaunchArgs) -> Result<Option<TcpListener>> {
     let listener =
         TcpListener::bind(("0.0.0.0", 0)).context("binding a free port for the ranks")?;
     let port = listener.local_addr()?.port();
-    eprintln!("launch: the ranks meet on port {port} (free, picked by --master-port 0)");
+    say_err!("launch: the ranks meet on port {port} (free, picked by --master-port 0)");
     Ok(Some(listener))
 }
 
@@ -356,7 +356,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         );
     }
     if args.slurm_script {
-        print!("{}", crate::slurm::script(args)?);
+        say_inline!("{}", crate::slurm::script(args)?);
         return Ok(());
     }
     crate::signals::catch(&crate::signals::STOPS);
@@ -422,7 +422,7 @@ fn supervise(args: &LaunchArgs, out: Option<&Path>) -> Result<()> {
             bail!("{cause}");
         }
         restarts += 1;
-        eprintln!(
+        say_err!(
             "launch: {cause}; restarting every rank from the newest complete checkpoint \
              (restart {restarts} of {})",
             args.max_restarts

@@ -58,6 +58,8 @@
 //! `bad_config`). The tests in `tests/` mostly run the built `ecgfm` binary; the workspace's
 //! tests/ crate calls this library in-process.
 
+#[macro_use]
+pub mod say;
 pub mod bad_config;
 pub mod bench_allreduce;
 pub mod bench_attention;

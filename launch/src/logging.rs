@@ -1,6 +1,6 @@
 //! Logging setup: `tracing` to stderr, level from `RUST_LOG` or `-v`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; `verbose` raises the default level from info to debug.
@@ -15,8 +15,24 @@ pub fn init(verbose: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| DroppingFailures(std::io::stderr()))
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// A writer whose failed writes are dropped: on a terminal that is gone (`crate::say`) the
+/// subscriber's own report of a failed write is an `eprintln!`, which panicked.
+struct DroppingFailures<W>(W);
+
+impl<W: Write> Write for DroppingFailures<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
 }

@@ -4,7 +4,6 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
-    end_by_sigpipe_on_closed_stdout();
     let cli = ecgfm_launch::cli::Cli::parse();
     ecgfm_launch::logging::init(cli.verbose);
     match ecgfm_launch::run(cli) {
@@ -12,7 +11,8 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             // Not `eprintln!`, which panics when the write fails: after a closed terminal or ssh
             // session (SIGHUP, a stop with its checkpoint) every write to it fails, and the exit
-            // status must still say the run stopped.
+            // status must still say the run stopped. The commands print through `say!` for the
+            // same reason (`ecgfm_launch::say`).
             let _ = writeln!(
                 std::io::stderr(),
                 "error: {}",
@@ -30,27 +30,4 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-}
-
-/// Output piped into a reader that stopped (`ecgfm data inspect URL | head`): `println!`
-/// panics on the broken pipe, since Rust ignores SIGPIPE (so that a write to a closed socket,
-/// ours or NCCL's, is an error rather than death). This hook ends ecgfm there as other
-/// command-line tools end, by SIGPIPE and silently; every other panic goes to the default hook.
-fn end_by_sigpipe_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let text = info
-            .payload()
-            .downcast_ref::<String>()
-            .map_or("", String::as_str);
-        let epipe = format!("(os error {})", libc::EPIPE);
-        if text.starts_with("failed printing to stdout") && text.ends_with(&epipe) {
-            // SAFETY: restoring the default action and raising the signal in this process.
-            unsafe {
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                libc::raise(libc::SIGPIPE);
-            }
-        }
-        default(info);
-    }));
 }

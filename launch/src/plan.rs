@@ -259,7 +259,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             let flops = sample_flops(&cfg, Some(&mix));
             let rows: f64 = mix.values().sum();
             let leads: f64 = mix.iter().map(|(&n, w)| f64::from(n) * w).sum::<f64>() / rows;
-            println!(
+            say!(
                 "data             {rows:.0} train windows per epoch with {leads:.1} leads on average: {:.1} \
                  MFLOPs per sample, {:.1}x less than a 12-lead sample",
                 flops / 1e6,
@@ -278,7 +278,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             hw.ib_bus / 1e9
         )
     };
-    println!(
+    say!(
         "{} ({:.1}M parameters) on {} x {} ({link}), micro-batch {} per GPU, ZeRO-{}",
         args.model,
         e.params as f64 / 1e6,
@@ -292,7 +292,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         Precision::Bf16 => (e.memory_bf16_gb, e.memory_gb, Precision::Fp32),
         Precision::Fp32 => (e.memory_gb, e.memory_bf16_gb, Precision::Bf16),
     };
-    println!(
+    say!(
         "memory per GPU   {memory:.2} GB of {:.0} GB in {precision} (weights, gradients, AdamW{}, \
          activations, workspaces, as ecgfm allocates them); {other:.2} GB in {other_name}",
         hw.memory_gb,
@@ -302,14 +302,14 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         Some(_) => "",
         None => ", assumed: `ecgfm bench step --device cuda` measures yours, pass it as --mfu",
     };
-    println!(
+    say!(
         "compute          {} per step ({:.0}% of {:.0} TFLOP/s dense {precision}{assumed})",
         duration(e.compute_s),
         e.mfu * 100.0,
         e.peak_flops / 1e12
     );
     let gradient_mb = 4.0 * e.params as f64 / 1e6;
-    println!(
+    say!(
         "gradient comms   {} (2(N-1)/N x {} MB of f32 gradients)",
         duration(e.comm_s),
         match gradient_mb < 1.0 {
@@ -317,12 +317,12 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             false => format!("{gradient_mb:.0}"),
         }
     );
-    println!(
+    say!(
         "step             {} overlapped with the backward pass ({} without)",
         duration(e.step_s),
         duration(e.step_no_overlap_s)
     );
-    println!(
+    say!(
         "efficiency       {:.0}% of linear scaling; exposed comms {:.0}% of the step; {:.0} samples/s",
         e.efficiency * 100.0,
         e.exposed_comm_share * 100.0,
@@ -331,7 +331,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     if e.exposed_comm_share > 0.0 {
         // The backward pass (2/3 of the compute) must last as long as the exchange.
         let factor = e.comm_s / (e.compute_s * 2.0 / 3.0);
-        println!(
+        say!(
             "hint             the exchange hides under the backward pass from about {:.0} samples \
              per GPU between reductions: a larger --batch-size, or train.accum_steps = {:.0} \
              (gradients are reduced once per accumulated step)",
@@ -340,7 +340,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         );
     }
     if memory > hw.memory_gb {
-        println!("warning: does not fit in {precision}; {}", fit_hints(args));
+        say!("warning: does not fit in {precision}; {}", fit_hints(args));
     }
     Ok(())
 }

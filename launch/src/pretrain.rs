@@ -150,7 +150,7 @@ pub fn open_source(
 ) -> Result<Box<dyn BatchSource>> {
     if config.data.source == "synth" {
         if rank == 0 && std::path::Path::new("synth/manifest.json").exists() {
-            eprintln!(
+            say_err!(
                 "warning: data.source `synth` is ecgfm's synthetic generator, not the dataset in \
                  the folder ./synth: to train on that folder give --data ./synth"
             );
@@ -434,20 +434,20 @@ fn train_on<B: Backend>(
     }
     let of_config = config.warning().filter(|_| rank == 0);
     for warning in trainer.warnings().iter().chain(&of_config) {
-        eprintln!("warning: {warning}");
+        say_err!("warning: {warning}");
     }
     if rank == 0 {
         match config.model_fields_over_preset().as_slice() {
-            [] => println!("model preset: {}", config.preset),
-            over => println!(
+            [] => say!("model preset: {}", config.preset),
+            over => say!(
                 "model preset: {}, with {} set over it",
                 config.preset,
                 over.join(", ")
             ),
         }
-        println!("{}", ecgfm_trainer::model::render_table(&config.model));
-        println!("device: {}", device.desc);
-        println!(
+        say!("{}", ecgfm_trainer::model::render_table(&config.model));
+        say!("device: {}", device.desc);
+        say!(
             "activations: {:.1} MiB per micro-batch of {}{}",
             trainer.model().activation_bytes() as f64 / (1u64 << 20) as f64,
             config.train.batch_size,
@@ -456,7 +456,7 @@ fn train_on<B: Backend>(
                 mode => format!(" (train.recompute: {})", mode.describe()),
             }
         );
-        println!(
+        say!(
             "run {} | data: {} | {} steps x {} samples ({} rank{} x {} x {} accumulated)",
             run_dir.display(),
             trainer.source_description(),
@@ -468,17 +468,17 @@ fn train_on<B: Backend>(
             config.train.accum_steps,
         );
         if let Some(validation) = validation {
-            println!("validation: {validation}");
+            say!("validation: {validation}");
         }
         if let Some(from) = trainer.resumed_from() {
-            println!(
+            say!(
                 "resuming from {} in {} (train.precision {})",
                 from.display(),
                 device.precision,
                 config.train.precision
             );
         } else if args.resume {
-            println!(
+            say!(
                 "--resume: no complete checkpoint in {} yet, so the run starts at step 1",
                 run_dir.display()
             );
@@ -515,7 +515,7 @@ fn train_on<B: Backend>(
                     true => String::new(),
                     false => format!(" ({})", causes.join("; ")),
                 };
-                eprintln!(
+                say_err!(
                     "warning: step {} skipped on every rank: loss {} / gradient norm {}{causes}",
                     outcome.step + 1,
                     outcome.loss,
@@ -576,7 +576,7 @@ fn train_on<B: Backend>(
         return Ok(summary);
     }
     match summary.final_loss {
-        Some(loss) => println!(
+        Some(loss) => say!(
             "done: step {}/{} | final loss {loss:.4}{} | {:.1} s | metrics {} | checkpoints {}{}\n\
              view the curves: tensorboard --logdir {}",
             summary.steps,
@@ -593,7 +593,7 @@ fn train_on<B: Backend>(
             },
             run_dir.display()
         ),
-        None => println!(
+        None => say!(
             "nothing to do: the run in {} is already at step {}",
             run_dir.display(),
             summary.steps

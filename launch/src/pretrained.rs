@@ -84,7 +84,7 @@ pub fn read_windows(
 ) -> Result<DatasetWindows<HeldSignal>> {
     let mut shards = shard_windows(url, split, config)?;
     let (hold, line) = hold(shards.signal_bytes());
-    println!("{line}");
+    say!("{line}");
     let bar = shard_bar("reading windows", shards.shards() as u64);
     let windows = read_held(&mut shards, &hold, &mut || bar.inc(1))
         .with_context(|| format!("reading the windows of {url}"))?;

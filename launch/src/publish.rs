@@ -56,7 +56,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
     let outcome = publish(&args.package, &args.to, &[], args.force, &bar)?;
     bar.finish_and_clear();
     match outcome {
-        Outcome::AlreadyPublished { files } => println!(
+        Outcome::AlreadyPublished { files } => say!(
             "{shown} already holds this package ({files} files, every checksum verified): \
              nothing to upload"
         ),
@@ -64,7 +64,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             files,
             bytes,
             replaced,
-        } => println!(
+        } => say!(
             "published {} to {shown}: uploaded {files} files ({bytes} bytes){}, every file's \
              SHA-256 verified after upload",
             args.package.display(),

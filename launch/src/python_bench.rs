@@ -111,7 +111,7 @@ pub fn run_comparison(
     switches: &[&str],
 ) -> Result<Option<serde_json::Value>> {
     if let Some(reason) = missing_prerequisite(python, modules, None) {
-        println!("comparison skipped: {reason}");
+        say!("comparison skipped: {reason}");
         return Ok(None);
     }
     run_json_script(python, script, default_name, flags, switches).map(Some)

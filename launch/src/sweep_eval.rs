@@ -69,10 +69,10 @@ pub(crate) fn complete_evals(
         .map(|(eval, protocol)| format!("{} {protocol}", eval.task))
         .collect();
     if missing.is_empty() {
-        println!("{label} already done");
+        say!("{label} already done");
         return Ok(());
     }
-    println!(
+    say!(
         "{label} already trained; evaluating it on {}",
         missing.join(", ")
     );
@@ -115,7 +115,7 @@ fn evaluate(
         .filter(|r| r.protocol == protocol)
         .collect();
     if results.is_empty() {
-        println!(
+        say!(
             "warning: {} holds no {protocol} result with a macro AUROC (see its warnings): \
              {} has no {} result",
             out.display(),
@@ -175,7 +175,7 @@ pub(crate) fn check_eval_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         let manifest = match read {
             Ok(manifest) => manifest,
             Err(e) => {
-                println!(
+                say!(
                     "warning: [[eval]] task {}: the dataset {} cannot be read now ({e}): each \
                      run's evaluation will fail unless it can be read by the time the run has \
                      trained",

@@ -14,7 +14,7 @@ pub fn tracked<T>(run_dir: &Path, attempt: impl FnOnce() -> Result<T>) -> Result
     let path = run_dir.join(FILE);
     if let Err(e) = std::fs::remove_file(&path) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("warning: could not remove {}: {e}", path.display());
+            say_err!("warning: could not remove {}: {e}", path.display());
         }
     }
     let result = attempt();
@@ -27,7 +27,7 @@ pub fn tracked<T>(run_dir: &Path, attempt: impl FnOnce() -> Result<T>) -> Result
         let kept = std::fs::create_dir_all(run_dir)
             .and_then(|()| std::fs::write(&path, crate::error_text(error) + "\n"));
         if let Err(e) = kept {
-            eprintln!("warning: could not write {}: {e}", path.display());
+            say_err!("warning: could not write {}: {e}", path.display());
         }
     }
     result

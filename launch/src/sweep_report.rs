@@ -78,11 +78,9 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
     let written = ecgfm_sweep::report::write(dir, out, &context)
         .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
     if !ecgfm_sweep::plot::has_text() {
-        println!(
-            "warning: no TrueType font found (set ECGFM_PLOT_FONT=FILE.ttf): charts have no text"
-        );
+        say!("warning: no TrueType font found (set ECGFM_PLOT_FONT=FILE.ttf): charts have no text");
     }
-    println!(
+    say!(
         "report of {} runs: {} ({} charts; {} result files in {})",
         written.runs,
         written.report.display(),
@@ -91,10 +89,10 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         out.join(ecgfm_sweep::results::FOLDER).display()
     );
     for warning in &warnings {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
     if !written.results.left_out.is_empty() {
-        println!(
+        say!(
             "warning: {} result file(s) named in sweep.jsonl could not be read from their run \
              folders, so results/ lacks them: {}",
             written.results.left_out.len(),

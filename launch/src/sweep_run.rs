@@ -183,7 +183,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         check_folder_dry(dir, &text, &spec, &origin, args.extend, &plan)?;
         print_plan(&plan);
         if !left.is_empty() {
-            println!(
+            say!(
                 "not in --only {}, so not run now: {}",
                 args.only.join(","),
                 left.join(", ")
@@ -202,7 +202,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
     if let Some(old) = earlier {
         let old_plan = SweepPlan::expand(&old, &origin, &dir.join("data"), &lead_mix_of)?;
         let extension = sweep_extend::extend(dir, &old_plan, &text, &plan)?;
-        println!(
+        say!(
             "extending the sweep in {}: its {} runs kept, {} added (its earlier file is now {})",
             dir.display(),
             extension.kept,
@@ -239,7 +239,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
             })
             .map(|()| None),
             None => {
-                println!(
+                say!(
                     "{label}: N = {}, {} steps, C = {:.3e} FLOPs",
                     run.n(),
                     run.steps(),
@@ -265,7 +265,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
                 )));
             }
             Err(e) if args.keep_going => {
-                eprintln!(
+                say_err!(
                     "{label} failed: {}\n(going on: --keep-going)",
                     crate::error_text(&e)
                 );
@@ -278,7 +278,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         let elapsed = started.elapsed().as_secs_f64();
         // Time per FLOP so far (evaluation included) times the FLOPs still to train.
         let eta = elapsed * (flops_todo - flops_done) / flops_done;
-        println!(
+        say!(
             "[{}/{total}] done {}: val loss {} | {:.0} s train + {:.0} s eval | sweep {:.0} s, \
              about {:.0} s to go",
             i + 1,
@@ -298,7 +298,7 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         .filter(|name| !finished.iter().any(|r| r.run == *name))
         .collect();
     if !unfinished.is_empty() {
-        println!(
+        say!(
             "{} of {total} runs left for a later `sweep run` (not in --only {}): {}",
             unfinished.len(),
             args.only.join(","),
@@ -398,7 +398,7 @@ pub(crate) fn lead_mix_of(
 }
 
 fn print_plan(plan: &SweepPlan) {
-    println!(
+    say!(
         "sweep {}: {} runs ({} sizes x {} seeds x {} data fractions x {} datasets{})",
         plan.spec.name,
         plan.runs.len(),
@@ -412,9 +412,13 @@ fn print_plan(plan: &SweepPlan) {
             .as_ref()
             .map_or(String::new(), |f| format!(" x {} budgets", f.len()))
     );
-    println!(
+    say!(
         "{:<40} {:>12} {:>8} {:>12} {:>10}",
-        "run", "N", "steps", "C (FLOPs)", "lr"
+        "run",
+        "N",
+        "steps",
+        "C (FLOPs)",
+        "lr"
     );
     // An iso-FLOPs run on a dataset not ingested yet is planned with 12-lead samples: its steps
     // change once the data is there (a sweep that runs ingests first, then plans again).
@@ -428,7 +432,7 @@ fn print_plan(plan: &SweepPlan) {
             false => "",
         };
         any_provisional |= !mark.is_empty();
-        println!(
+        say!(
             "{:<40} {:>12} {:>8} {:>12.3e} {:>10.3e}",
             run.name,
             run.n(),
@@ -438,13 +442,13 @@ fn print_plan(plan: &SweepPlan) {
         );
     }
     if any_provisional {
-        println!(
+        say!(
             "* provisional: planned with 12-lead samples until the dataset is ingested (the \
              sweep ingests it first, then plans the steps from its leads)"
         );
     }
     for warning in &plan.warnings {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
 }
 
@@ -490,7 +494,7 @@ fn check_folder_dry(
         return Ok(());
     };
     if existing == text {
-        println!("the sweep in {} would go on where it is", dir.display());
+        say!("the sweep in {} would go on where it is", dir.display());
         return Ok(());
     }
     if !extend {
@@ -499,7 +503,7 @@ fn check_folder_dry(
     let old = sweep_extend::check_shared(dir, &existing, spec)?;
     let old_plan = SweepPlan::expand(&old, origin, &dir.join("data"), &lead_mix_of)?;
     let (kept, added) = sweep_extend::check_runs(dir, &old_plan, plan)?;
-    println!(
+    say!(
         "would extend the sweep in {}: its {kept} runs kept, {added} added",
         dir.display()
     );
@@ -554,7 +558,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         if done(&out) {
             continue;
         }
-        println!("ingesting {} into {out}", redact_url(&ingest.source));
+        say!("ingesting {} into {out}", redact_url(&ingest.source));
         let args = ingest_command(ingest, &out);
         run_data_child(&args).with_context(|| {
             format!(
@@ -569,7 +573,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
             continue;
         }
         let shown: Vec<String> = merge.datasets.iter().map(|d| redact_url(d)).collect();
-        println!("merging {} into {out}", shown.join(", "));
+        say!("merging {} into {out}", shown.join(", "));
         let inputs: Vec<String> = merge
             .datasets
             .iter()
@@ -585,7 +589,7 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
         if done(&out) {
             continue;
         }
-        println!("writing the labelled synthetic dataset {out}");
+        say!("writing the labelled synthetic dataset {out}");
         let records = eval.synth_records.to_string();
         run_data_child(&["data", "synth", "--out", &out, "--records", &records])
             .context("writing the synthetic evaluation dataset")?;

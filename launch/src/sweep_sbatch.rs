@@ -48,7 +48,7 @@ pub fn write(dir: &Path, plan: &SweepPlan, launch: &RunLaunch) -> Result<()> {
     );
     let path = dir.join("sweep.sbatch");
     std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
-    println!(
+    say!(
         "wrote {} ({} array tasks): submit it with `sbatch {}`",
         path.display(),
         plan.runs.len(),

@@ -187,9 +187,9 @@ pub fn run(args: &SweepStatusArgs) -> Result<()> {
         .iter()
         .map(|run| status(dir, &plan, run, &records))
         .collect::<Result<_>>()?;
-    print!("{}", render(dir, &plan, &runs));
+    say_inline!("{}", render(dir, &plan, &runs));
     for warning in crate::sweep_report::test_set_warnings(dir)? {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
     Ok(())
 }

@@ -202,33 +202,11 @@ fn a_closed_terminal_stops_the_run_with_a_checkpoint() {
 /// with SIGHUP ignored when `ignore_hangup`.
 fn stop_on_closed_terminal(name: &str, ignore_hangup: bool) {
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
     let out = temp_dir(name);
     let mut args = pretrain_args(&out, 100_000);
     set_flag(&mut args, "--checkpoint-every", "100000");
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes the two descriptors it opens.
-    let opened = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-    for fd in [master, slave] {
-        // SAFETY: fcntl on descriptors just opened. Not inherited: a child holding the master
-        // would keep the terminal from hanging up.
-        assert_eq!(
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
-            0
-        );
-    }
-    // SAFETY: both descriptors are open and owned here alone.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = open_terminal();
     let mut command = Command::new(ECGFM);
     command
         .args(&args)
@@ -265,6 +243,55 @@ fn stop_on_closed_terminal(name: &str, ignore_hangup: bool) {
     assert_eq!(child.wait().unwrap().code(), Some(75));
     let saved = std::fs::read_dir(out.join("checkpoints")).unwrap().count();
     assert_eq!(saved, 1, "the stop's checkpoint");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+/// A pseudo-terminal: its (master, slave) ends, neither inherited by children (a child holding
+/// the master would keep the terminal from hanging up).
+fn open_terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes the two descriptors it opens.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors just opened.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+            0
+        );
+    }
+    // SAFETY: both descriptors are open and owned here alone.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// A run whose terminal is gone without a hang-up reaching it (started in the background and
+/// `disown`ed: it is not the terminal's session, so no SIGHUP) trains to its end, checkpoint
+/// and exit status 0 included; every print to the terminal fails (EIO) and is dropped. Until
+/// 2026-12-06 the first such print panicked, exit 101.
+#[test]
+fn a_run_whose_terminal_is_gone_finishes() {
+    let out = temp_dir("disowned");
+    let (master, slave) = open_terminal();
+    drop(master);
+    let status = Command::new(ECGFM)
+        .args(pretrain_args(&out, 3))
+        .stdin(Stdio::null())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(logged_steps(&out), 3);
+    assert!(out.join("checkpoints").read_dir().unwrap().count() >= 1);
     std::fs::remove_dir_all(out).unwrap();
 }
 
