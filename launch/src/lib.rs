@@ -42,7 +42,9 @@
 //!   sbatch script of `launch --slurm-script`.
 //! - `error_text` writes an error chain with every URL redacted; `secret_free` refuses to keep a
 //!   URL's secret in a file read again later (a sweep folder's file, a SLURM script); `logging`
-//!   sets up `tracing` (`-v`, `RUST_LOG`); `progress` draws the progress bars.
+//!   sets up `tracing` (`-v`, `RUST_LOG`); `progress` draws the progress bars; `say` prints
+//!   (`say!`, `say_err!`, `say_inline!` in place of `println!` and kin) so that a terminal that
+//!   is gone does not end a run.
 //! - `docs_match_cli` (tests only) holds the documentation to the code: every `ecgfm` command
 //!   the README, docs/, the workspace's messages and its shell scripts show names flags and
 //!   settings that exist, the published sweep files read, the README's map of folders is the
