@@ -115,6 +115,7 @@ fn synth_record(
         }),
         fold: None,
         header_labels: false,
+        header_comments: false,
     };
     let patient = planned.patient_id.as_deref().unwrap_or_default();
     let split = assign_split(

@@ -31,8 +31,14 @@ pub struct PlannedRecord {
     #[serde(serialize_with = "sex_code")]
     pub sex: Option<Sex>,
     pub fold: Option<i8>,
-    /// Whether `# Dx/# Age/# Sex` header comments add labels once the record is read.
+    /// Whether the `# Dx` header comment adds labels once the record is read (not when a label
+    /// CSV gives the record's labels).
     pub header_labels: bool,
+    /// Whether `# Age`/`# Sex` header comments fill in what the plan lacks once the record is
+    /// read (a label CSV's row keeps them: until 2026-12-06 a row for the record dropped them).
+    /// Not part of the plan's digest (`journal.rs`): it follows from the format.
+    #[serde(skip)]
+    pub header_comments: bool,
 }
 
 /// `M` or `F`, as the shards' `sex` column.
@@ -52,6 +58,7 @@ impl PlannedRecord {
             sex: None,
             fold: None,
             header_labels,
+            header_comments: header_labels,
         }
     }
 }

@@ -312,9 +312,10 @@ fn process_unguarded(
         })
         .collect();
     let header = planned
-        .header_labels
+        .header_comments
         .then(|| parse_header_comments(&record.comments));
-    if let Some(malformed) = header.as_ref().and_then(|h| h.malformed.first()) {
+    let dx_read = header.as_ref().filter(|_| planned.header_labels);
+    if let Some(malformed) = dx_read.and_then(|h| h.malformed.first()) {
         // Labels read past a malformed list would be guesses: as a header that does not parse.
         return quarantine("bad header", format!("{uri}.hea: {malformed}"));
     }
@@ -324,7 +325,9 @@ fn process_unguarded(
     };
     let mut meta = planned.clone();
     if let Some(header) = header {
-        meta.labels.extend(header.dx);
+        if planned.header_labels {
+            meta.labels.extend(header.dx);
+        }
         meta.age = meta.age.or(header.age.map(|a| a as f32));
         meta.sex = meta.sex.or(header.sex);
     }
@@ -556,6 +559,7 @@ mod tests {
             sex: None,
             fold: None,
             header_labels: false,
+            header_comments: false,
         };
         let panicking = |name: &str| -> Result<Vec<u8>, WfdbError> { panic!("cannot read {name}") };
         match process_record(&panicking, "file:///data/r1", &planned, &ctx) {

@@ -186,6 +186,40 @@ fn label_csv_overrides_and_limit() {
     assert!(err.contains("none of its 1 rows"), "{err}");
 }
 
+/// A label CSV's row replaces what it gives and keeps what the header gives that it does not:
+/// age and sex from `# Age`/`# Sex` stay (until 2026-12-06 any row for a record dropped them).
+#[test]
+fn a_label_csv_row_keeps_the_header_s_age_and_sex() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labels.csv");
+    std::fs::write(
+        &csv,
+        "record,labels,age,sex
+E07500,hosp:af,,
+E07501,,40,F
+",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut opts = options(&source, out.to_str().unwrap());
+    opts.limit = Some(3);
+    opts.label_csv = Some(csv.display().to_string());
+    ingest(&opts, &hidden()).unwrap();
+    let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
+    let row = |id: &str| rows.iter().find(|r| r.record_id == id).unwrap();
+    let e0 = row("E07500");
+    assert_eq!(e0.labels, ["hosp:af"]);
+    assert_eq!((e0.age, e0.sex.as_deref()), (Some(78.0), Some("M")));
+    let e1 = row("E07501");
+    assert!(e1.labels.is_empty(), "an empty labels cell gives none");
+    assert_eq!((e1.age, e1.sex.as_deref()), (Some(40.0), Some("F")));
+    let e2 = row("E07502");
+    assert!(e2.age.is_some() && e2.sex.is_some());
+}
+
 /// The distinct record ids of the dataset at `out`, sorted.
 fn ingested_ids(out: &std::path::Path) -> Vec<String> {
     let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
