@@ -280,6 +280,7 @@ fn parse_record_line(line: &str) -> Result<Header, String> {
 fn parse_segment_line(line: &str, line_no: usize) -> Result<SegmentSpec, String> {
     let mut tokens = line.split_whitespace();
     let name = tokens.next().ok_or("empty segment line")?.to_string();
+    own_folder_file(&name, "segment")?;
     let length = tokens.next().ok_or("segment length missing")?;
     Ok(SegmentSpec {
         name,
@@ -344,9 +345,22 @@ fn parse_gain_field(field: &str) -> Result<(f64, Option<i32>, Option<String>), S
     Ok((finite(gain_text, "ADC gain")?, baseline, units))
 }
 
+/// Refuses a signal file or segment `name` that is not a file in the header's own folder: a
+/// path (`../../etc/passwd`, `/data/x.dat`, `sub\\x.dat`) would read a file outside the
+/// source, so a damaged or hostile header cannot make ingest read whatever it names.
+fn own_folder_file(name: &str, what: &str) -> Result<(), String> {
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(format!(
+            "{what} `{name}` is not a file name in the header's folder (a path is not read)"
+        ));
+    }
+    Ok(())
+}
+
 fn parse_signal_line(line: &str) -> Result<SignalSpec, String> {
     let (fields, description) = split_fields(line, 8);
     let file_name = fields[0].to_string();
+    own_folder_file(&file_name, "signal file")?;
     let format_field = fields.get(1).ok_or("format missing")?;
     let (format_code, samples_per_frame, skew, byte_offset) = parse_format_field(format_field)?;
     let (adc_gain, baseline, units) = match fields.get(2) {

@@ -79,6 +79,18 @@ fn bad_header_lines_are_numbered() {
             1,
             "counter frequency `NaN` is not a finite",
         ),
+        (
+            "e 1 100 2\n../../../etc/passwd 16\n",
+            2,
+            "signal file `../../../etc/passwd` is not a file name in the header's folder",
+        ),
+        ("e 1 100 2\n/data/e.dat 16\n", 2, "is not a file name"),
+        ("e 1 100 2\nsub\\e.dat 16\n", 2, "is not a file name"),
+        (
+            "e/1 1 100 2\n../e 2\n",
+            2,
+            "segment `../e` is not a file name",
+        ),
     ];
     for (header, want_line, want_reason) in cases {
         match one_signal(header, vec![0; 4]).unwrap_err() {
