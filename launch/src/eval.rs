@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 pub struct EvalArgs {
     #[command(flatten)]
     pub source: CheckpointDataArgs,
-    /// Label vocabulary: ptbxl_superclass, cinc2017, snomed or synth.
+    /// Label vocabulary: ptbxl_superclass, cinc2017, snomed, synth, or the `vocabulary` part of
+    /// the dataset's own `vocabulary:code` labels (e.g. `hosp` for `--label-csv` labels
+    /// `hosp:af`), whose classes are its codes with --min-positives training windows.
     #[arg(long, value_name = "VOCAB")]
     pub labels: String,
     /// probe, finetune, scratch, random_probe, a comma-separated list of them, or all.
@@ -77,7 +79,8 @@ pub struct EvalArgs {
     /// Bootstrap resamples of the test set for the 95% intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
-    /// SNOMED classes need this many positive training windows.
+    /// SNOMED classes, and those of a vocabulary of the dataset's own, need this many positive
+    /// training windows.
     #[arg(long, default_value_t = 10)]
     pub min_positives: usize,
     /// Evaluate even when validation or test records were in the encoder's pretraining split
@@ -143,7 +146,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // refused before its windows are read.
     let (eval_manifest, eval_records) = read_record_ids(&args.source.data)
         .with_context(|| format!("opening the dataset {}", redact_url(&args.source.data)))?;
-    check_vocabulary(&eval_manifest, vocabulary, &args.source.data)?;
+    check_vocabulary(&eval_manifest, &vocabulary, &args.source.data)?;
     let windows = read_windows(&args.source.data, "all", &pretrained.config, |bytes| {
         args.hold.choose(bytes, out_dir)
     })?;
@@ -169,7 +172,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
             }
         })
         .collect();
-    let task = Task::build(vocabulary, &labelled, args.min_positives)
+    let task = Task::build(vocabulary.clone(), &labelled, args.min_positives)
         .with_context(|| format!("building the {} task of {}", args.labels, args.source.data))?;
     let counts = Counts::of(&task);
     let split = |name: &str| {
@@ -321,7 +324,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
 /// vocabularies it holds, before any window is read.
 pub(crate) fn check_vocabulary(
     manifest: &Manifest,
-    vocabulary: Vocabulary,
+    vocabulary: &Vocabulary,
     url: &str,
 ) -> Result<()> {
     let labels = manifest.counts.labels.keys().map(String::as_str);

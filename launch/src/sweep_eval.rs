@@ -186,7 +186,7 @@ pub(crate) fn check_eval_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
             }
         };
         let vocabulary = Vocabulary::parse(&eval.task)?;
-        crate::eval::check_vocabulary(&manifest, vocabulary, &url).with_context(|| {
+        crate::eval::check_vocabulary(&manifest, &vocabulary, &url).with_context(|| {
             format!(
                 "[[eval]] task {} (every run's evaluation would fail once it trained)",
                 eval.task

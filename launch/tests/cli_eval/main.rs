@@ -14,6 +14,7 @@
 mod common;
 
 mod embed;
+mod own_labels;
 mod refusals;
 mod results;
 

@@ -132,6 +132,7 @@ const SMALL_SPLIT: usize = 30;
 /// cannot score.
 pub fn task_warnings(task: &Task) -> Vec<String> {
     let mut warnings = Vec::new();
+    warnings.extend(task.outside_classes_note());
     for part in [Part::Val, Part::Test] {
         let n = task.rows(part).len();
         let records = task.records_in(part);

@@ -1,13 +1,14 @@
 //! A labelled task: a label vocabulary of the dataset (`ptbxl_superclass`, `cinc2017`, `snomed`,
-//! `synth`) turned into classes and per-window targets, with the dataset's train / val / test
-//! splits. Windows without a label of the vocabulary are skipped and counted.
+//! `synth`, or a team's own, `hosp:` codes from a label CSV) turned into classes and per-window
+//! targets, with the dataset's train / val / test splits. Windows without a label of the
+//! vocabulary are skipped and counted.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::EvalError;
 
 /// A label vocabulary `ecgfm eval --labels` knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Vocabulary {
     /// PTB-XL diagnostic superclasses NORM, MI, STTC, CD, HYP (multi-label).
     PtbxlSuperclass,
@@ -18,37 +19,51 @@ pub enum Vocabulary {
     Snomed,
     /// The synthetic generator's conditions (single-label).
     Synth,
+    /// Any other vocabulary a dataset's labels use (`hosp:af`, from `data ingest --label-csv`):
+    /// its classes come from the data, as SNOMED's do (multi-label).
+    Own(String),
 }
 
 impl Vocabulary {
-    /// Every name `parse` accepts.
+    /// The names of the vocabularies ecgfm knows the classes or the source of.
     pub const NAMES: [&'static str; 4] = ["ptbxl_superclass", "cinc2017", "snomed", "synth"];
 
+    /// One of `NAMES`, or any other name a label's `vocabulary:` part may be (letters, digits,
+    /// `_`, `-`, `.`): a vocabulary of the dataset's own (`Own`).
     pub fn parse(name: &str) -> Result<Vocabulary, EvalError> {
         match name {
             "ptbxl_superclass" => Ok(Vocabulary::PtbxlSuperclass),
             "cinc2017" => Ok(Vocabulary::Cinc2017),
             "snomed" => Ok(Vocabulary::Snomed),
             "synth" => Ok(Vocabulary::Synth),
+            own if !own.is_empty()
+                && own
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) =>
+            {
+                Ok(Vocabulary::Own(own.to_string()))
+            }
             other => Err(EvalError::Task(format!(
-                "unknown label vocabulary `{other}` (expected one of {})",
+                "`{other}` is not a label vocabulary: give one of {}, or the `vocabulary` part \
+                 of the dataset's own `vocabulary:code` labels (letters, digits, _, -, .)",
                 Self::NAMES.join(", ")
             ))),
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Vocabulary::PtbxlSuperclass => "ptbxl_superclass",
             Vocabulary::Cinc2017 => "cinc2017",
             Vocabulary::Snomed => "snomed",
             Vocabulary::Synth => "synth",
+            Vocabulary::Own(name) => name,
         }
     }
 
     /// Why a dataset whose labels are `labels` holds none of this vocabulary (`no \`cinc2017:\`
     /// label (its label vocabularies: synth)`); `None` when it holds one.
-    pub fn missing_from<'a>(self, labels: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    pub fn missing_from<'a>(&self, labels: impl IntoIterator<Item = &'a str>) -> Option<String> {
         let prefix = format!("{}:", self.name());
         let mut held: Vec<&str> = Vec::new();
         for label in labels {
@@ -69,17 +84,20 @@ impl Vocabulary {
     }
 
     /// Whether a window may carry several classes at once.
-    pub fn multi_label(self) -> bool {
-        matches!(self, Vocabulary::PtbxlSuperclass | Vocabulary::Snomed)
+    pub fn multi_label(&self) -> bool {
+        matches!(
+            self,
+            Vocabulary::PtbxlSuperclass | Vocabulary::Snomed | Vocabulary::Own(_)
+        )
     }
 
     /// The fixed classes (codes after `name:`), or `None` when they come from the data.
-    fn fixed_classes(self) -> Option<&'static [&'static str]> {
+    fn fixed_classes(&self) -> Option<&'static [&'static str]> {
         match self {
             Vocabulary::PtbxlSuperclass => Some(&["NORM", "MI", "STTC", "CD", "HYP"]),
             Vocabulary::Cinc2017 => Some(&["N", "A", "O", "~"]),
             Vocabulary::Synth => Some(&["nsr", "afib", "pvc", "wide_qrs", "st_elevation"]),
-            Vocabulary::Snomed => None,
+            Vocabulary::Snomed | Vocabulary::Own(_) => None,
         }
     }
 }
@@ -145,6 +163,10 @@ pub struct Task {
     pub skipped_ambiguous: usize,
     /// Windows whose split is none of train, val, test, skipped.
     pub skipped_split: usize,
+    /// Of a vocabulary with fixed classes, the codes of its labels that are none of them (a
+    /// label CSV's `ptbxl_superclass:AFIB` or `:norm`), each with its windows: they count as no
+    /// label, and `protocols::task_warnings` names them.
+    pub outside_classes: BTreeMap<String, usize>,
 }
 
 impl Task {
@@ -196,6 +218,14 @@ impl Task {
         }
         let k = classes.len();
         let multi_label = vocabulary.multi_label();
+        let mut outside_classes: BTreeMap<String, usize> = BTreeMap::new();
+        if vocabulary.fixed_classes().is_some() {
+            for code in windows.iter().flat_map(codes) {
+                if !classes.contains(&code) {
+                    *outside_classes.entry(code).or_default() += 1;
+                }
+            }
+        }
         let mut task = Task {
             vocabulary,
             classes,
@@ -209,6 +239,7 @@ impl Task {
             skipped_unlabelled: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,
+            outside_classes,
         };
         let mut record_ids: HashMap<(&str, &str), u32> = HashMap::new();
         let mut patient_ids: HashMap<&str, u32> = HashMap::new();
@@ -249,13 +280,31 @@ impl Task {
         for part in Part::ALL {
             if task.rows(part).is_empty() {
                 return Err(EvalError::Task(format!(
-                    "no window of the {} split has a `{prefix}` label of the classes {}",
+                    "no window of the {} split has a `{prefix}` label of the classes {}{}",
                     part.name(),
-                    task.classes.join(", ")
+                    task.classes.join(", "),
+                    task.outside_classes_note()
+                        .map_or(String::new(), |note| format!(" ({note})"))
                 )));
             }
         }
         Ok(task)
+    }
+
+    /// Names the codes of `outside_classes`, when there are any.
+    pub fn outside_classes_note(&self) -> Option<String> {
+        let name = self.vocabulary.name();
+        let codes: Vec<String> = (self.outside_classes.iter())
+            .map(|(code, windows)| format!("{name}:{code} ({windows} windows)"))
+            .collect();
+        let first = self.outside_classes.keys().next()?;
+        Some(format!(
+            "labels `{}` are none of its classes {}: windows with only those count as \
+             unlabelled (skipped); a label CSV of other codes needs a vocabulary of its own \
+             (`hosp:{first}`, then `--labels hosp`)",
+            codes.join("`, `"),
+            self.classes.join(", "),
+        ))
     }
 
     /// Classes K.
@@ -377,5 +426,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("3 positive windows"), "{err}");
+    }
+
+    #[test]
+    fn a_vocabulary_of_the_dataset_s_own_takes_its_classes_from_the_data() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (af, both, other) = (l(&["hosp:af"]), l(&["hosp:af", "hosp:lbbb"]), l(&["x:1"]));
+        let windows = [
+            window("train", &af),
+            window("train", &both),
+            window("val", &af),
+            window("test", &both),
+            window("test", &other),
+        ];
+        let hosp = Vocabulary::parse("hosp").unwrap();
+        assert_eq!(hosp, Vocabulary::Own("hosp".into()));
+        let task = Task::build(hosp, &windows, 1).unwrap();
+        assert_eq!(task.classes, ["af", "lbbb"]);
+        assert!(task.multi_label);
+        assert_eq!(task.targets, [1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(task.skipped_unlabelled, 1);
+        assert!(
+            task.outside_classes.is_empty(),
+            "classes come from the data"
+        );
+        for bad in ["", "icd 10", "a:b"] {
+            assert!(Vocabulary::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn codes_outside_a_fixed_vocabulary_are_counted_and_named() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (norm, afib, lower) = (
+            l(&["ptbxl_superclass:NORM"]),
+            l(&["ptbxl_superclass:AFIB"]),
+            l(&["ptbxl_superclass:norm", "ptbxl_superclass:MI"]),
+        );
+        let windows = [
+            window("train", &norm),
+            window("train", &afib),
+            window("val", &lower),
+            window("test", &norm),
+            window("test", &afib),
+        ];
+        let task = Task::build(Vocabulary::PtbxlSuperclass, &windows, 1).unwrap();
+        let outside: Vec<(&str, usize)> = (task.outside_classes.iter())
+            .map(|(c, n)| (c.as_str(), *n))
+            .collect();
+        assert_eq!(outside, [("AFIB", 2), ("norm", 1)]);
+        assert_eq!(task.skipped_unlabelled, 2);
+        let note = task.outside_classes_note().unwrap();
+        assert!(
+            note.starts_with(
+                "labels `ptbxl_superclass:AFIB (2 windows)`, `ptbxl_superclass:norm (1 windows)` \
+                 are none of its classes NORM, MI, STTC, CD, HYP"
+            ),
+            "{note}"
+        );
     }
 }
