@@ -63,6 +63,14 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .map(|path| EvalResult::read(path))
         .collect::<Result<Vec<_>>>()?;
     for eval in &evals {
+        if let Some(theirs) = other_run(eval, &ckpt) {
+            bail!(
+                "{} evaluated {theirs}, a checkpoint of another run than {}; the model card \
+                 reports only results of this run's weights",
+                eval.path.display(),
+                ckpt.run_dir.display()
+            );
+        }
         if let Some(theirs) = other_weights(eval, &ckpt) {
             bail!(
                 "{} evaluated other weights than {theirs} (its weights_sha256 differs: another \
@@ -167,6 +175,17 @@ fn other_weights(eval: &EvalResult, ckpt: &RunCheckpoint) -> Option<String> {
         }
     };
     (measured != weights).then(|| format!("checkpoint {} of step {step}", dir.display()))
+}
+
+/// The checkpoint `eval` names (its `checkpoint`, `RUN/checkpoints/step_N`) when that names
+/// another run folder that is there: a result of another run's step this run never kept was
+/// put in the card as this run's, unchecked, until 2026-12-06. A folder that is not there (the
+/// run moved, or a relative path from elsewhere) tells nothing.
+fn other_run(eval: &EvalResult, ckpt: &RunCheckpoint) -> Option<String> {
+    let named = eval.value["checkpoint"].as_str()?;
+    let run = Path::new(named).parent()?.parent()?;
+    let (theirs, ours) = (run.canonicalize().ok()?, ckpt.run_dir.canonicalize().ok()?);
+    (theirs != ours).then(|| named.to_string())
 }
 
 /// The `ecgfm eval` result files in the run's `eval/` folder that evaluated the exported

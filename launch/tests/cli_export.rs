@@ -262,6 +262,22 @@ fn evaluation_results_appear_in_the_model_card_with_their_intervals() {
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
     let said = "evaluated a checkpoint of step 2, which this run no longer keeps (so not checked";
     assert!(card.contains(said), "{card}");
+    // Unless its checkpoint names another run folder that is there: refused.
+    let elsewhere = dir.join("run1/checkpoints/step_00000002");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    other_run["checkpoint"] = elsewhere.to_str().unwrap().into();
+    std::fs::write(&other, other_run.to_string()).unwrap();
+    let err = export_err(&run, &pkg, &["--eval", other.to_str().unwrap()]);
+    assert!(
+        err.contains("other-run.json evaluated")
+            && err.contains("run1/checkpoints/step_00000002, a checkpoint of another run than"),
+        "{err}"
+    );
+    // Its own run's checkpoint path (as `ecgfm eval` writes it) is this run's.
+    let own = run.join("checkpoints/step_00000002");
+    other_run["checkpoint"] = own.to_str().unwrap().into();
+    std::fs::write(&other, other_run.to_string()).unwrap();
+    export(&run, &pkg, &["--eval", other.to_str().unwrap()]);
 
     // Results saved in the run's eval/ folder are found when they evaluated the exported step.
     let saved = run.join("eval");
