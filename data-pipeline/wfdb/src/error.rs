@@ -43,7 +43,8 @@ pub enum WfdbError {
 
     /// The 16-bit sum of a signal's samples differs from the checksum in the header.
     #[error(
-        "{file}: checksum mismatch in signal {signal} ({name}): header says {expected}, samples sum to {actual} (mod 65536)"
+        "{file}: checksum mismatch in signal {signal} ({name}): header says {expected}, samples sum to {actual} (mod 65536){}",
+        file_longer.map_or(String::new(), |(held, said)| format!("; its signal file holds {held} samples of it, the header says {said}: the header's sample count may be wrong"))
     )]
     ChecksumMismatch {
         file: String,
@@ -51,6 +52,9 @@ pub enum WfdbError {
         name: String,
         expected: i32,
         actual: i32,
+        /// (samples the signal file holds, samples the header gives), when the file holds more:
+        /// a header's count set too low reads as a checksum mismatch, and this says why.
+        file_longer: Option<(usize, usize)>,
     },
 
     /// A MATLAB v4 signal file whose own header disagrees with the WFDB header, or is not v4.

@@ -141,6 +141,7 @@ pub(crate) fn read_single_segment(
     }
     let mut digital: Vec<Option<Vec<i32>>> = vec![None; header.signals.len()];
     let mut stored_sums = vec![0i64; header.signals.len()];
+    let mut frames_held = vec![0usize; header.signals.len()];
     let mut n_frames = header.n_samples;
     for file_name in file_order(&header.signals) {
         let members: Vec<usize> = (0..header.signals.len())
@@ -166,6 +167,7 @@ pub(crate) fn read_single_segment(
         for ((&s, samples), sum) in members.iter().zip(decoded.samples).zip(decoded.stored_sums) {
             digital[s] = Some(samples);
             stored_sums[s] = sum;
+            frames_held[s] = decoded.frames_in_file;
         }
     }
     let mut record = Record {
@@ -181,8 +183,9 @@ pub(crate) fn read_single_segment(
     for &c in &channels {
         let samples = digital[c].clone().unwrap_or_default();
         // header(5): checksums are verified only against a record length the header gives.
-        if !options.ignore_checksums && header.n_samples.is_some() {
-            verify_checksum(&header.signals[c], stored_sums[c], c, header_path)?;
+        if let (false, Some(said)) = (options.ignore_checksums, header.n_samples) {
+            let longer = (frames_held[c] > said).then_some((frames_held[c], said));
+            verify_checksum(&header.signals[c], stored_sums[c], c, header_path, longer)?;
         }
         record.signals.push(header.signals[c].clone());
         record.digital.push(samples);
@@ -201,12 +204,14 @@ fn file_order(signals: &[SignalSpec]) -> Vec<&str> {
     names
 }
 
-/// Compares the 16-bit wrapped `sum` of a signal's stored samples with the header checksum.
+/// Compares the 16-bit wrapped `sum` of a signal's stored samples with the header checksum;
+/// `file_longer` goes into the error (`WfdbError::ChecksumMismatch`).
 fn verify_checksum(
     spec: &SignalSpec,
     sum: i64,
     signal: usize,
     header_path: &str,
+    file_longer: Option<(usize, usize)>,
 ) -> Result<(), WfdbError> {
     let Some(expected) = spec.checksum else {
         return Ok(());
@@ -219,6 +224,7 @@ fn verify_checksum(
             name: spec.description.clone(),
             expected,
             actual,
+            file_longer,
         });
     }
     Ok(())

@@ -117,12 +117,24 @@ fn checksum_mismatch_names_the_signal_and_can_be_ignored() {
             name,
             expected,
             actual,
+            file_longer: None,
         } => {
             assert_eq!((file.as_str(), signal, name.as_str()), ("e.hea", 0, "II"));
             assert_eq!((expected, actual), (61, 60));
         }
         other => panic!("{other}"),
     }
+    // A header whose sample count is lower than the file's: the mismatch says so.
+    let sum_of_two = checksum(&samples[..2]) + 1;
+    let short = format!("e 1 100 2\ne.dat 16 200 16 0 0 {sum_of_two} 0 II\n");
+    let err = one_signal(&short, data.clone()).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "; its signal file holds 3 samples of it, the header says 2: the header's sample \
+             count may be wrong"
+        ),
+        "{err}"
+    );
     let src = source(&[("e.hea", header.into_bytes()), ("e.dat", data)]);
     let options = ecgfm_wfdb::ReadOptions {
         ignore_checksums: true,
