@@ -115,6 +115,27 @@ const CINC2017_REFERENCE: &str = "REFERENCE.csv";
 /// Oldest age PTB-XL reports as such: it writes 300 for every patient over 89.
 const PTBXL_AGE_CAP: f64 = 90.0;
 
+/// A warning naming the source's headers spelled `.HEA` (or `.Hea`, ...), which are not read:
+/// WFDB names are case-sensitive (a header names its signal files as they are spelled), and an
+/// export from a system that upper-cases file names was left out without a word.
+fn other_case_headers(source: &SourceRoot, files: &[String]) -> Option<String> {
+    let other: Vec<&str> = (files.iter())
+        .filter(|f| {
+            let ext = f.rsplit_once('.').map_or("", |(_, ext)| ext);
+            ext.eq_ignore_ascii_case("hea") && ext != "hea"
+        })
+        .map(String::as_str)
+        .collect();
+    let first = other.first()?;
+    Some(format!(
+        "{}: {} header files are not named `.hea` in lower case (e.g. {first}) and are not read: \
+         WFDB names are case-sensitive; rename them (and, if their header lines name their \
+         signal files otherwise, those too) to ingest them",
+        source.describe(),
+        other.len()
+    ))
+}
+
 /// Lists the source's records for `format` (detecting it for `Auto`), sorted by name, with the
 /// label-CSV override applied (a CSV none of whose rows names a record fails).
 pub fn make_plan(
@@ -162,10 +183,11 @@ pub fn make_plan(
         }
     };
     records.sort_by(|a, b| a.name.cmp(&b.name));
-    let warnings = match labels {
+    let mut warnings: Vec<String> = match labels {
         Some(labels) => labels.apply_all(&mut records)?.into_iter().collect(),
         None => Vec::new(),
     };
+    warnings.extend(other_case_headers(source, &files));
     Ok(Plan {
         format,
         records,

@@ -220,6 +220,33 @@ E07501,,40,F
     assert!(e2.age.is_some() && e2.sex.is_some());
 }
 
+/// Headers spelled `.HEA` are not read (WFDB names are case-sensitive), and a warning says so
+/// (they were left out without a word).
+#[test]
+fn headers_in_upper_case_are_named_in_a_warning() {
+    let Some(source) = shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str| {
+        std::fs::copy(source.join(from), dir.path().join(to)).unwrap();
+    };
+    copy("E07500.hea", "E07500.hea");
+    copy("E07500.mat", "E07500.mat");
+    copy("E07501.hea", "E07501.HEA");
+    copy("E07501.mat", "E07501.MAT");
+    let out = dir.path().join("out");
+    let report = ingest(&options(dir.path(), out.to_str().unwrap()), &hidden()).unwrap();
+    assert_eq!(report.records_planned, 1);
+    let said =
+        "1 header files are not named `.hea` in lower case (e.g. E07501.HEA) and are not read";
+    assert!(
+        report.warnings.iter().any(|w| w.contains(said)),
+        "{:?}",
+        report.warnings
+    );
+}
+
 /// The distinct record ids of the dataset at `out`, sorted.
 fn ingested_ids(out: &std::path::Path) -> Vec<String> {
     let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
