@@ -209,6 +209,7 @@ mod tests {
             sex: None,
             fold: None,
             header_labels: true,
+            header_comments: true,
         }
     }
 
