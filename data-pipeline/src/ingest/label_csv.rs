@@ -71,9 +71,10 @@ impl LabelOverride {
                 cell(Some(record_col)).ok_or_else(|| bad(row_no, "empty record name".into()))?;
             let record = record.strip_suffix(".hea").unwrap_or(record).to_string();
             let age = cell(age_col)
-                .map(|a| {
-                    a.parse::<f32>()
-                        .map_err(|e| bad(row_no, format!("age {a:?}: {e}")))
+                .map(|a| match a.parse::<f32>() {
+                    Ok(years) if (0.0..=150.0).contains(&years) => Ok(years),
+                    Ok(_) => Err(bad(row_no, format!("age {a:?} is not in years (0 to 150)"))),
+                    Err(e) => Err(bad(row_no, format!("age {a:?}: {e}"))),
                 })
                 .transpose()?;
             let sex = cell(sex_col)
@@ -282,6 +283,12 @@ mod tests {
         let err = LabelOverride::parse(b"record,sex\nA1,X\n", "my.csv").unwrap_err();
         assert!(err.to_string().contains("my.csv"), "{err}");
         assert!(err.to_string().contains("row 1"), "{err}");
+        for age in ["-5", "NaN", "1e9"] {
+            let csv = format!("record,age\nA1,{age}\n");
+            let err = LabelOverride::parse(csv.as_bytes(), "my.csv").unwrap_err();
+            let said = format!("row 1: age \"{age}\" is not in years (0 to 150)");
+            assert!(err.to_string().contains(&said), "{err}");
+        }
         let err = LabelOverride::parse(b"name,labels\n", "my.csv").unwrap_err();
         let said = "my.csv: label CSV header: no `record` column";
         assert!(err.to_string().contains(said), "{err}");

@@ -264,8 +264,21 @@ fn quarantined(
         record: planned.record_id.clone(),
         uri: uri.to_string(),
         kind: kind.to_string(),
-        reason,
+        reason: printable(&reason),
     })
+}
+
+/// `reason` with its control characters written as `\u{..}` escapes: a header of garbage
+/// bytes put them raw into the reason, which `data ingest` and `data inspect` print to a
+/// terminal.
+fn printable(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 fn process_unguarded(
@@ -537,6 +550,16 @@ mod tests {
             "{}",
             q.reason
         );
+    }
+
+    #[test]
+    fn control_characters_of_a_garbage_header_are_escaped_in_the_reason() {
+        let mut files = MemorySource::new();
+        files.insert("junk.hea", b"junk 1 \x1b[2J\x07 500\nj.dat 16\n".to_vec());
+        let q = quarantine(ingest(&files, "junk"));
+        assert_eq!(q.kind, "bad header");
+        assert!(!q.reason.chars().any(char::is_control), "{:?}", q.reason);
+        assert!(q.reason.contains("\\u{1b}[2J\\u{7}"), "{}", q.reason);
     }
 
     #[test]
