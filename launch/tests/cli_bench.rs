@@ -319,6 +319,16 @@ fn bench_loader_warns_of_a_crop_longer_than_the_windows() {
     let stderr = String::from_utf8_lossy(&fits.stderr);
     assert!(fits.status.success(), "{stderr}");
     assert!(!stderr.contains("WARNING"), "{stderr}");
+    // Ranks that would fetch the same row groups are warned of.
+    let mut ranks = args("750").to_vec();
+    ranks.extend(["--world-size", "8", "--mix-row-groups", "4"].map(String::from));
+    let shared = ecgfm_env(&ranks, &[]);
+    let stderr = String::from_utf8_lossy(&shared.stderr);
+    assert!(shared.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING: --mix-row-groups = 4 is below the step's 8 micro-batches"),
+        "{stderr}"
+    );
     // A split misspelt is refused as a setting, as `embed` refuses it (it was read as a split
     // without rows, exit 1, until 2026-12-06).
     let mut typo = args("750").to_vec();
