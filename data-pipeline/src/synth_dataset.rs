@@ -181,6 +181,8 @@ pub fn write_synth_dataset(
     // Held to the end: another writer into this output is refused until then.
     let lock = OutputLock::take(&out_store, &out_root, &opts.out, Writer::Synth)?;
     Manifest::refuse_occupied(out_store.as_ref(), &out_root, &opts.out, "synth")?;
+    // The staging files of shard writes a kill interrupted (a local folder's `NAME#N`).
+    store::remove_local_staging(out_store.as_ref(), &store::join(&out_root, "shards"))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()

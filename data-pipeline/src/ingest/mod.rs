@@ -92,6 +92,8 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
     // Held to the end: another writer into this output is refused until then.
     let lock = OutputLock::take(&out_store, &out_root, &opts.out, Writer::Ingest)?;
     let journal = output_journal(opts, format, &records, out_store.as_ref(), &out_root)?;
+    // The staging files of shard writes a kill interrupted (a local folder's `NAME#N`).
+    store::remove_local_staging(out_store.as_ref(), &store::join(&out_root, "shards"))?;
     let source_name = source_name(opts, format);
     let resumed = journal.shards.len() as u64;
     let ctx = RecordContext {

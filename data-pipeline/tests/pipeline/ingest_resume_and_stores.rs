@@ -72,10 +72,15 @@ fn interrupted_ingest_resumes_without_rewriting_finished_shards() {
     let before = mtimes(&resumed);
     assert_eq!(before.len(), 3);
     std::thread::sleep(std::time::Duration::from_millis(50));
+    // What a kill inside the next shard's write leaves in a local folder: the store's staging
+    // file, which the resume removes (it stayed until 2026-12-06).
+    let staging = resumed.join("shards/shard-00003.parquet#1");
+    std::fs::write(&staging, b"half a shard").unwrap();
 
     opts.stop_after_shards = None;
     let second = ingest(&opts, &hidden()).unwrap();
     assert!(second.complete);
+    assert!(!staging.exists(), "the staging file is left behind");
     assert_eq!(second.shards_resumed, 3);
     assert_eq!(second.shards_written, full.shards - 3);
     let after = mtimes(&resumed);

@@ -616,7 +616,7 @@ fn a_merge_or_synth_into_a_folder_being_written_is_refused() {
 }
 
 /// A synth into the folder of a larger synth that was killed before its manifest removes the
-/// killed one's shards beyond its own.
+/// killed one's shards beyond its own, and the staging file of the write it was killed in.
 #[test]
 fn a_synth_over_a_larger_killed_synth_removes_its_extra_shards() {
     let dir = tempfile::tempdir().unwrap();
@@ -632,8 +632,11 @@ fn a_synth_over_a_larger_killed_synth_removes_its_extra_shards() {
     let larger = write_synth_dataset(&opts, &hidden()).unwrap();
     assert_eq!(larger.shards_removed, 0);
     std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let staging = out.join("shards/shard-00002.parquet#1");
+    std::fs::write(&staging, b"half a shard").unwrap();
     opts.records = 4;
     let smaller = write_synth_dataset(&opts, &hidden()).unwrap();
+    assert!(!staging.exists(), "the staging file is left behind");
     let own = smaller.manifest.shards.len();
     assert!(own < larger.manifest.shards.len());
     assert_eq!(
