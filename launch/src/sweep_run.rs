@@ -458,25 +458,27 @@ fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> 
     std::fs::create_dir_all(dir.join("runs"))
         .with_context(|| format!("creating the sweep folder {}", dir.display()))?;
     let path = dir.join("sweep.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => Ok(None),
-        Ok(existing) if extend => Ok(Some(existing)),
-        Ok(_) => Err(another_sweep(dir)),
-        Err(_) => {
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            Ok(None)
-        }
+    if !path.exists() {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(None);
     }
+    earlier_sweep(dir, text, extend)
 }
 
-/// The refusal of a folder that holds another sweep file than the one given.
-fn another_sweep(dir: &Path) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{} holds another sweep (its sweep.toml differs): resume it with the same file and \
-         --set flags, grow it with --extend (the new file must plan its runs as before), or \
-         choose another --out",
-        dir.display()
-    )
+/// The folder's sweep file when it is not `text`: refused without `extend` (the folder holds
+/// another sweep), returned with it for `sweep_extend` to check; `None` when the folder has no
+/// sweep file or this one.
+fn earlier_sweep(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> {
+    match std::fs::read_to_string(dir.join("sweep.toml")) {
+        Ok(existing) if existing != text && !extend => bail!(
+            "{} holds another sweep (its sweep.toml differs): resume it with the same file and \
+             --set flags, grow it with --extend (the new file must plan its runs as before), or \
+             choose another --out",
+            dir.display()
+        ),
+        Ok(existing) if existing != text => Ok(Some(existing)),
+        _ => Ok(None),
+    }
 }
 
 /// What `claim_folder` and the extension's checks would refuse, checked for `--dry-run`
@@ -490,16 +492,9 @@ fn check_folder_dry(
     extend: bool,
     plan: &SweepPlan,
 ) -> Result<()> {
-    let Ok(existing) = std::fs::read_to_string(dir.join("sweep.toml")) else {
+    let Some(existing) = earlier_sweep(dir, text, extend)? else {
         return Ok(());
     };
-    if existing == text {
-        say!("the sweep in {} would go on where it is", dir.display());
-        return Ok(());
-    }
-    if !extend {
-        return Err(another_sweep(dir));
-    }
     let old = sweep_extend::check_shared(dir, &existing, spec)?;
     let old_plan = SweepPlan::expand(&old, origin, &dir.join("data"), &lead_mix_of)?;
     let (kept, added) = sweep_extend::check_runs(dir, &old_plan, plan)?;

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ecgfm_sweep::record::SweepRecord;
+use ecgfm_sweep::record::{self, SweepRecord};
 use ecgfm_sweep::{RunPlan, SweepPlan};
 use ecgfm_trainer::metrics::read_records;
 use indicatif::HumanDuration;
@@ -104,22 +104,18 @@ pub(crate) fn unfinished(dir: &Path) -> Result<(Vec<String>, usize)> {
     Ok((left, plan.runs.len()))
 }
 
-/// The folder of run `name` of the sweep in `dir`: `dir/runs/name`, or `dir/name` in a
-/// published `results/` folder (one without `runs/`: its run folders hold result files only).
-fn run_folder(dir: &Path, name: &str) -> PathBuf {
-    match dir.join("runs").is_dir() {
-        true => dir.join("runs").join(name),
-        false => dir.join(name),
-    }
-}
-
 fn status<'a>(
     dir: &Path,
     plan: &'a SweepPlan,
     run: &'a RunPlan,
     records: &[SweepRecord],
 ) -> Result<RunStatus<'a>> {
-    let run_dir = run_folder(dir, &run.name);
+    let record = records.iter().find(|r| r.run == run.name);
+    // A recorded run's folder, or in a published `results/` copy its folder of result files.
+    let run_dir = match record {
+        Some(rec) => record::result_dir(dir, rec),
+        None => dir.join("runs").join(&run.name),
+    };
     let metrics = run_dir.join("metrics.jsonl");
     let logged = match read_records(&metrics) {
         Ok(logged) => logged,
@@ -133,18 +129,12 @@ fn status<'a>(
     let evals = evaluations(plan, run).len();
     let evals_done = evals - missing_evaluations(plan, run, &run_dir).len();
     let failure = sweep_failure::reason(&run_dir);
-    let record = records.iter().find(|r| r.run == run.name);
     // A finished run whose log is not there (a published `results/` copy holds none) stands as
     // its record says.
-    let from_record = match (logged.last(), record) {
-        (None, Some(rec)) => Some(rec),
-        _ => None,
-    };
-    let steps = match (logged.last(), from_record) {
-        (Some(last), _) => last.step + 1,
-        (None, Some(rec)) => rec.steps,
-        (None, None) => 0,
-    };
+    let from_record = record.filter(|_| logged.is_empty());
+    let steps = (logged.last().map(|l| l.step + 1))
+        .or(from_record.map(|r| r.steps))
+        .unwrap_or(0);
     let state = match (record.is_some(), logged.is_empty()) {
         _ if failure.is_some() => State::Failed,
         (true, _) if evals_done == evals => State::Done,

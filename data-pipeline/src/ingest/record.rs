@@ -324,11 +324,16 @@ fn process_unguarded(
             values
         })
         .collect();
-    let header = planned
-        .header_comments
-        .then(|| parse_header_comments(&record.comments));
-    let dx_read = header.as_ref().filter(|_| planned.header_labels);
-    if let Some(malformed) = dx_read.and_then(|h| h.malformed.first()) {
+    let header = planned.header_comments.then(|| {
+        let mut header = parse_header_comments(&record.comments);
+        if !planned.header_labels {
+            // A label CSV gave the labels: the header's `# Dx` is not read, only age and sex.
+            header.dx.clear();
+            header.malformed.clear();
+        }
+        header
+    });
+    if let Some(malformed) = header.as_ref().and_then(|h| h.malformed.first()) {
         // Labels read past a malformed list would be guesses: as a header that does not parse.
         return quarantine("bad header", format!("{uri}.hea: {malformed}"));
     }
@@ -338,9 +343,7 @@ fn process_unguarded(
     };
     let mut meta = planned.clone();
     if let Some(header) = header {
-        if planned.header_labels {
-            meta.labels.extend(header.dx);
-        }
+        meta.labels.extend(header.dx);
         meta.age = meta.age.or(header.age.map(|a| a as f32));
         meta.sex = meta.sex.or(header.sex);
     }

@@ -308,7 +308,7 @@ fn validate(config: &LoaderConfig) -> Result<(), DataError> {
         return fail("batch_size must be at least 1");
     }
     if config.accum_steps == 0 {
-        return Err(DataError::Config("accum_steps must be at least 1".into()));
+        return fail("accum_steps must be at least 1");
     }
     if config.world_size == 0 || config.rank >= config.world_size {
         return fail(&format!(

@@ -11,7 +11,7 @@ use crate::ingest_support;
 
 use std::collections::{BTreeMap, HashSet};
 
-use ecgfm_data::ingest::{ingest, SourceFormat};
+use ecgfm_data::ingest::{ingest, IngestOptions, SourceFormat};
 use ecgfm_data::store;
 use ecgfm_test_support::shared_data;
 use ingest_support::{hidden, ingest_shared, options, read_dataset};
@@ -137,23 +137,35 @@ fn corrupt_record_is_quarantined_and_the_run_goes_on() {
     assert_eq!(manifest.counts.quarantine["truncated signal file"], 1);
 }
 
+/// Options of an ingest of `source`'s first three records into `out` with the label CSV `text`,
+/// written to `csv`.
+fn first_three_with_label_csv(
+    source: &std::path::Path,
+    out: &std::path::Path,
+    csv: &std::path::Path,
+    text: &str,
+) -> IngestOptions {
+    std::fs::write(csv, text).unwrap();
+    let mut opts = options(source, out.to_str().unwrap());
+    opts.limit = Some(3);
+    opts.label_csv = Some(csv.display().to_string());
+    opts
+}
+
 #[test]
 fn label_csv_overrides_and_limit() {
     let Some(source) = shared_data("cinc2017") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("labels.csv");
-    std::fs::write(
+    let (csv, out) = (dir.path().join("labels.csv"), dir.path().join("out"));
+    let mut opts = first_three_with_label_csv(
+        &source,
+        &out,
         &csv,
         "record,labels,patient_id,age,sex\nA00002,custom:x;custom:y,p7,44,F\n\
          A00003.hea,custom:z,,,\nB00009,custom:q,,,\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let mut opts = options(&source, out.to_str().unwrap());
-    opts.limit = Some(3);
-    opts.label_csv = Some(csv.display().to_string());
+    );
     opts.format = SourceFormat::Cinc2017;
     let report = ingest(&opts, &hidden()).unwrap();
     assert_eq!(report.records_planned, 3);
@@ -194,20 +206,13 @@ fn a_label_csv_row_keeps_the_header_s_age_and_sex() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("labels.csv");
-    std::fs::write(
-        &csv,
-        "record,labels,age,sex
-E07500,hosp:af,,
-E07501,,40,F
-",
+    let (csv, out) = (dir.path().join("labels.csv"), dir.path().join("out"));
+    let csv_text = "record,labels,age,sex\nE07500,hosp:af,,\nE07501,,40,F\n";
+    ingest(
+        &first_three_with_label_csv(&source, &out, &csv, csv_text),
+        &hidden(),
     )
     .unwrap();
-    let out = dir.path().join("out");
-    let mut opts = options(&source, out.to_str().unwrap());
-    opts.limit = Some(3);
-    opts.label_csv = Some(csv.display().to_string());
-    ingest(&opts, &hidden()).unwrap();
     let (_, rows) = read_dataset(out.to_str().unwrap(), &[]);
     let row = |id: &str| rows.iter().find(|r| r.record_id == id).unwrap();
     let e0 = row("E07500");

@@ -40,6 +40,11 @@ fn wait_for_five_steps(child: &mut Child, run: &Path, lines: &mut Lines) {
     }
 }
 
+/// Runs `kill` with `args` (a signal, then whom); a process already gone is no failure.
+fn kill(args: &[&str]) {
+    Command::new("kill").args(args).status().unwrap();
+}
+
 /// Launches `command` (which trains into `run`) on two ranks in a process group of its own,
 /// waits for five steps and sends `signal` to the launcher, or to its whole group; asserts the
 /// stop every rank makes (each says it stopped; the launcher exits 75, EX_TEMPFAIL, as they
@@ -59,10 +64,7 @@ fn stop_launch_by_signal(run: &Path, command: &[String], signal: &str, group: bo
         true => format!("-{pid}"),
         false => pid,
     };
-    Command::new("kill")
-        .args([signal, "--", &whom])
-        .status()
-        .unwrap();
+    kill(&[signal, "--", &whom]);
     let status = child.wait().unwrap();
     let stderr = lines.all();
     assert_eq!(status.code(), Some(75), "{signal} {whom}: {stderr}");
@@ -144,10 +146,7 @@ fn stop_slurm_ranks_by_sigusr1(run: &Path, command: &[String]) {
     // SLURM's warning before the time limit reaches every task; when one exits with an error,
     // srun --kill-on-bad-exit kills the others at once, as here.
     for rank in &ranks {
-        Command::new("kill")
-            .args(["-USR1", &rank.id().to_string()])
-            .status()
-            .unwrap();
+        kill(&["-USR1", &rank.id().to_string()]);
     }
     let status = ranks[1].wait().unwrap();
     ranks[0].kill().unwrap();
@@ -255,10 +254,7 @@ fn ranks_stopped_by_their_own_signal_are_a_stop_not_a_failure_to_restart() {
     let (mut child, mut lines, pids) = launch_two_ranks(&["--max-restarts", "2"], &command);
     wait_for_five_steps(&mut child, &run, &mut lines);
     for pid in &pids {
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
+        kill(&["-TERM", &pid.to_string()]);
     }
     let status = child.wait().unwrap();
     let stderr = lines.all();
@@ -288,10 +284,7 @@ fn a_stop_signal_to_one_rank_is_named_as_that_rank_s() {
     let command = pretrain_without_checkpoints(&run, 60);
     let (mut child, mut lines, pids) = launch_two_ranks(&[], &command);
     wait_for_five_steps(&mut child, &run, &mut lines);
-    Command::new("kill")
-        .args(["-TERM", &pids[1].to_string()])
-        .status()
-        .unwrap();
+    kill(&["-TERM", &pids[1].to_string()]);
     let status = child.wait().unwrap();
     let stderr = lines.all();
     assert_eq!(status.code(), Some(75), "{stderr}");

@@ -218,14 +218,7 @@ impl Task {
         }
         let k = classes.len();
         let multi_label = vocabulary.multi_label();
-        let mut outside_classes: BTreeMap<String, usize> = BTreeMap::new();
-        if vocabulary.fixed_classes().is_some() {
-            for code in windows.iter().flat_map(codes) {
-                if !classes.contains(&code) {
-                    *outside_classes.entry(code).or_default() += 1;
-                }
-            }
-        }
+        let fixed = vocabulary.fixed_classes().is_some();
         let mut task = Task {
             vocabulary,
             classes,
@@ -239,15 +232,19 @@ impl Task {
             skipped_unlabelled: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,
-            outside_classes,
+            outside_classes: BTreeMap::new(),
         };
         let mut record_ids: HashMap<(&str, &str), u32> = HashMap::new();
         let mut patient_ids: HashMap<&str, u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
-            let hits: Vec<usize> = codes(w)
-                .iter()
-                .filter_map(|c| task.classes.iter().position(|k| k == c))
-                .collect();
+            let mut hits: Vec<usize> = Vec::new();
+            for code in codes(w) {
+                match task.classes.iter().position(|k| *k == code) {
+                    Some(class) => hits.push(class),
+                    None if fixed => *task.outside_classes.entry(code).or_default() += 1,
+                    None => {}
+                }
+            }
             let Some(part) = Part::parse(w.split) else {
                 task.skipped_split += 1;
                 continue;
@@ -358,6 +355,11 @@ fn distinct(ids: impl Iterator<Item = u32>) -> usize {
 mod tests {
     use super::*;
 
+    /// Labels as a window holds them.
+    fn l(labels: &[&str]) -> Vec<String> {
+        labels.iter().map(|s| s.to_string()).collect()
+    }
+
     fn window<'a>(split: &'a str, labels: &'a [String]) -> LabelledWindow<'a> {
         LabelledWindow {
             split,
@@ -369,7 +371,6 @@ mod tests {
 
     #[test]
     fn single_label_task_skips_unlabelled_and_ambiguous_windows() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (a, n, both, none) = (
             l(&["cinc2017:A"]),
             l(&["cinc2017:N"]),
@@ -411,7 +412,6 @@ mod tests {
 
     #[test]
     fn snomed_classes_need_enough_train_positives() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (x, xy) = (l(&["snomed:1"]), l(&["snomed:1", "snomed:2"]));
         let windows = [
             window("train", &x),
@@ -430,7 +430,6 @@ mod tests {
 
     #[test]
     fn a_vocabulary_of_the_dataset_s_own_takes_its_classes_from_the_data() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (af, both, other) = (l(&["hosp:af"]), l(&["hosp:af", "hosp:lbbb"]), l(&["x:1"]));
         let windows = [
             window("train", &af),
@@ -457,7 +456,6 @@ mod tests {
 
     #[test]
     fn codes_outside_a_fixed_vocabulary_are_counted_and_named() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let (norm, afib, lower) = (
             l(&["ptbxl_superclass:NORM"]),
             l(&["ptbxl_superclass:AFIB"]),
