@@ -1,8 +1,9 @@
 // Packed variable-length multi-head attention with bf16 tensor-core products, forward beside
-// backward: the Precision::Bf16 twin of attention.cu (same arguments, same outputs, same
-// "grid = tiles + B blocks" scheme, no atomics, deterministic). Layout as there: qkv (T, 3C)
-// columns [q | k | v], head h in columns h*hd .. (h+1)*hd of each part; sequence b owns rows
-// cu[b] .. cu[b+1]; out (T, C); lse (T, H); scale = 1 / sqrt(hd); hd a multiple of 16, <= 128.
+// backward: the Precision::Bf16 twin of attention.cu (same layout and outputs; operands may be
+// bf16 storage, given by flags; fixed 64-row tiles; the same "grid = tiles + B blocks" scheme;
+// no atomics, deterministic). Layout as there: qkv (T, 3C) columns [q | k | v], head h in
+// columns h*hd .. (h+1)*hd of each part; sequence b owns rows cu[b] .. cu[b+1]; out (T, C);
+// lse (T, H); scale = 1 / sqrt(hd); hd a multiple of 16, <= 128.
 //
 // Every matrix product is mma.sync m16n8k16 (bf16 operands, f32 accumulation). The operands are
 // rounded to bf16 (nearest even) as they are loaded, exactly where kernels/src/precision.rs

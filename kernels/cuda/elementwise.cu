@@ -34,7 +34,7 @@ extern "C" __global__ void add_bias_f32(float* out, const float* a, const float*
     }
 }
 
-// dst += src (residual backward, gradient accumulation).
+// dst += src (gradient and loss accumulation).
 extern "C" __global__ void add_assign_f32(float* dst, const float* src, u64 n) {
     for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
         dst[i] += src[i];

@@ -1,5 +1,5 @@
-// The linear layer's own kernels around its cuBLAS GEMMs (out = inp @ weight^T is cuBLAS, in
-// true fp32): the bias added to every output row (forward) and the bias gradient as column sums
+// The linear layer's own kernels around its cuBLAS GEMMs (out = inp @ weight^T is cuBLAS: true
+// fp32, or bf16 operands with f32 sums in a bf16 backend): the bias added to every output row (forward) and the bias gradient as column sums
 // without atomics (backward): pass 1 sums fixed chunks of rows per column in f64, pass 2
 // (colsum_finish, also pass 2 of layernorm's, gelu_backward_colsum's and the lead and mask-token
 // gradients' column sums) adds the chunk partials in chunk order and accumulates into the

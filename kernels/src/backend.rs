@@ -194,11 +194,11 @@ pub trait Backend: Send + Sync {
     fn fill(&self, dst: ViewMut<Self::Buf>, n: usize, value: f32);
     /// dst = src (the two views must be in different buffers).
     fn copy(&self, src: View<Self::Buf>, dst: ViewMut<Self::Buf>, n: usize);
-    /// out = a + b (residual add forward; its backward is `add_assign` of dout into both).
+    /// out = a + b.
     fn add(&self, out: ViewMut<Self::Buf>, a: View<Self::Buf>, b: View<Self::Buf>, n: usize);
-    /// dst += src.
+    /// dst += src (gradient and loss accumulation).
     fn add_assign(&self, dst: ViewMut<Self::Buf>, src: View<Self::Buf>, n: usize);
-    /// dst *= factor (gradient clipping, loss-scale removal).
+    /// dst *= factor.
     fn scale(&self, dst: ViewMut<Self::Buf>, n: usize, factor: f32);
     /// `out[0]` = sum(src^2), accumulated in f64 in a fixed order and rounded once to f32 (the
     /// global gradient norm is its square root). A device scalar: the host reads it only to log.
@@ -264,7 +264,8 @@ pub trait Backend: Send + Sync {
     /// then `layernorm_forward` of res. `b_bias` (C, on every row) is the bias of the linear
     /// layer that wrote b, when its `matmul_forward` left it out. Bitwise the unfused ops
     /// (`matmul_forward` with the bias, `add`, `layernorm_forward`), without reading res back.
-    /// The add's backward is `add_assign` of the gradient into both branches, as for `add`.
+    /// Its backward needs no op of its own: the residual gradient passes through, and
+    /// `layernorm_backward` accumulates into it.
     fn add_layernorm_forward(
         &self,
         res: ViewMut<Self::Buf>,

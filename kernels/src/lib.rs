@@ -4,7 +4,8 @@
 //!   layer norm, GELU, packed varlen attention, patch/token gathers, masked MSE loss, AdamW,
 //!   classification heads),
 //!   over opaque device buffers addressed by [`View`] / [`ViewMut`] (buffer + element offset).
-//!   Read its module docs first: forward ops overwrite, backward ops accumulate.
+//!   Read its module docs first: forward ops overwrite; backward ops accumulate into parameter
+//!   gradients and residual or scatter gradients, and overwrite the gradient that starts a branch.
 //! - [`cpu`]: [`CpuBackend`], the rayon + `gemm`-crate implementation; bitwise deterministic
 //!   whatever the thread count. One file per op under `src/cpu/`.
 //! - [`cuda`]: [`CudaBackend`], hand-written CUDA kernels (`kernels/cuda/*.cu`, compiled at first
@@ -16,8 +17,8 @@
 //!   the exact places a bf16 backend rounds.
 //! - [`bench`](mod@bench): [`sgemm_gflops`] for `ecgfm bench`.
 //!
-//! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads), `libm` (erf), `cudarc` and
-//! `libloading` (the probe). The model itself lives in the `ecgfm-trainer` crate; tests of every
+//! Depends on `gemm` (SGEMM micro-kernels), `rayon` (threads), `cudarc` and `libloading` (the
+//! probe), `thiserror` and `tracing`; the tests' f64 references use `libm`. The model itself lives in the `ecgfm-trainer` crate; tests of every
 //! op's gradient are in `kernels/tests/`.
 
 pub mod backend;

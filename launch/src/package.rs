@@ -3,8 +3,8 @@
 //! it last; `ecgfm publish` uploads what it lists and checks every file against it.
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::Path;
 
 /// File name of the checksum list inside a package.
@@ -83,9 +83,29 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<FileSum>> {
     Ok(sums)
 }
 
-/// Reads the package folder `dir`: its `SHA256SUMS` text and each listed file's bytes, after
-/// checking every file against its checksum and that the folder holds nothing unlisted.
-pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, Bytes)>)> {
+/// The size and lower-case hex SHA-256 of the file at `path`, read in pieces (a package's
+/// weights may be larger than the memory at hand).
+pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Checks the package folder `dir`: every file `SHA256SUMS` lists matches its checksum, and the
+/// folder holds nothing unlisted. Returns the `SHA256SUMS` text and each listed file's size
+/// (the files are read as streams, never whole in memory).
+pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, u64)>)> {
     let sums_path = dir.join(SUMS_FILE);
     let text = std::fs::read_to_string(&sums_path).with_context(|| {
         format!(
@@ -97,9 +117,8 @@ pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, Bytes)>)> {
     let mut files = Vec::with_capacity(sums.len());
     for sum in sums {
         let path = dir.join(&sum.name);
-        let bytes = std::fs::read(&path)
+        let (size, actual) = sha256_file(&path)
             .with_context(|| format!("reading {} (listed in {SUMS_FILE})", path.display()))?;
-        let actual = sha256_hex(&bytes);
         if actual != sum.sha256 {
             bail!(
                 "{} does not match {SUMS_FILE}: SHA-256 {actual}, listed {}",
@@ -107,7 +126,7 @@ pub fn read_verified(dir: &Path) -> Result<(String, Vec<(FileSum, Bytes)>)> {
                 sum.sha256
             );
         }
-        files.push((sum, Bytes::from(bytes)));
+        files.push((sum, size));
     }
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let name = entry?.file_name().to_string_lossy().into_owned();

@@ -2,6 +2,8 @@
 //! az://, file://, a local path, memory://; credentials from the environment, never logged).
 //!
 //! - The package is checked against its own `SHA256SUMS` before anything is sent.
+//! - Each file is streamed from disk as a multipart upload (S3's single PUT stops at 5 GB), so
+//!   a package of any size publishes in a few MiB of memory.
 //! - Every file is read back after upload and its SHA-256 compared with the list; `SHA256SUMS`
 //!   is uploaded last, so a URL with a `SHA256SUMS` holds a complete package.
 //! - A URL that already holds this package (same `SHA256SUMS`, every file verified) is left as
@@ -15,11 +17,17 @@ use crate::progress::byte_bar;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
+use ecgfm_data::object_sink::ObjectSink;
 use ecgfm_data::store::{self, StoreRoot};
 use indicatif::ProgressBar;
 use object_store::ObjectStoreExt;
 use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+/// Bytes read from a package file per write to its upload.
+const UPLOAD_PIECE: usize = 1 << 20;
 
 #[derive(Args, Debug, Clone)]
 pub struct PublishArgs {
@@ -80,7 +88,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
 
 /// Uploads the package folder `pkg` to `url`, with explicit store `options` on top of the
 /// environment (see `ecgfm_data::store::open_url_with`); `bar` counts the package's bytes as
-/// each file is found in place or uploaded, both read back and verified.
+/// they are uploaded or found in place.
 pub fn publish(
     pkg: &Path,
     url: &str,
@@ -92,6 +100,8 @@ pub fn publish(
     refuse_inside(pkg, url)?;
     let shown = store::redact_url(url);
     let target: StoreRoot = store::open_url_with(url, options)?;
+    // What a killed upload to a local folder left (`NAME#N`) is no object of the package.
+    store::remove_local_staging(target.0.as_ref(), &target.1)?;
     let remote = Remote::list(&target, &shown)?;
 
     let old_sums = match remote.names.contains(SUMS_FILE) {
@@ -136,10 +146,10 @@ pub fn publish(
     // Files already there with the right checksum (a re-publish, or an interrupted upload of
     // the same package) are not sent again.
     let mut sent = (0usize, 0u64);
-    bar.set_length(files.iter().map(|(_, bytes)| bytes.len() as u64).sum());
-    for (sum, bytes) in &files {
+    bar.set_length(files.iter().map(|(_, size)| size).sum());
+    for (sum, size) in &files {
         if remote.names.contains(&sum.name) && remote.matches(sum)? {
-            bar.inc(bytes.len() as u64);
+            bar.inc(*size);
             continue;
         }
         if sent.0 == 0 && old_sums.is_some() {
@@ -147,17 +157,16 @@ pub fn publish(
             // look like a complete package.
             remote.delete(SUMS_FILE)?;
         }
-        remote.put(&sum.name, bytes.clone())?;
+        remote.upload(&sum.name, &pkg.join(&sum.name), bar)?;
         if !remote.matches(sum)? {
             bail!(
-                "{shown}/{} does not read back with the SHA-256 it was uploaded with ({}): \
-                 the store damaged it",
+                "{shown}/{} does not read back with the SHA-256 {SUMS_FILE} lists ({}): the \
+                 store damaged it, or the package's file changed while it was uploaded",
                 sum.name,
                 sum.sha256
             );
         }
-        sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
-        bar.inc(bytes.len() as u64);
+        sent = (sent.0 + 1, sent.1 + size);
     }
     let sums_in_place = old_sums.as_deref() == Some(sums_text.as_str()) && sent.0 == 0;
     if sums_in_place {
@@ -202,7 +211,7 @@ fn refuse_inside(pkg: &Path, url: &str) -> Result<()> {
 }
 
 /// One line naming the files that differ between the package at the URL and this one.
-fn describe_difference(old: &[FileSum], new: &[(FileSum, Bytes)]) -> String {
+fn describe_difference(old: &[FileSum], new: &[(FileSum, u64)]) -> String {
     let names: BTreeSet<&str> = old
         .iter()
         .map(|f| f.name.as_str())
@@ -272,9 +281,35 @@ impl<'a> Remote<'a> {
             .with_context(|| format!("{}/{name} is not text", self.shown))
     }
 
-    /// Whether the object `sum.name` has the SHA-256 `sum.sha256`.
+    /// Whether the object `sum.name` has the SHA-256 `sum.sha256` (read as a stream).
     fn matches(&self, sum: &FileSum) -> Result<bool> {
-        Ok(package::sha256_hex(&self.read(&sum.name)?) == sum.sha256)
+        let (_, sha256) = store::block_on(store::sha256_of(
+            self.target.0.as_ref(),
+            &self.location(&sum.name),
+        ))
+        .with_context(|| format!("reading {}/{}", self.shown, sum.name))?;
+        Ok(sha256 == sum.sha256)
+    }
+
+    /// Uploads the file at `path` as the object `name`, in parts as it is read; `bar` counts
+    /// the bytes sent.
+    fn upload(&self, name: &str, path: &Path, bar: &ProgressBar) -> Result<()> {
+        let uploading = || format!("uploading {} to {}/{name}", path.display(), self.shown);
+        let mut file = File::open(path).with_context(uploading)?;
+        let mut sink = ObjectSink::create(self.target.0.as_ref(), &self.location(name))
+            .with_context(uploading)?;
+        let mut buffer = vec![0u8; UPLOAD_PIECE];
+        loop {
+            let n = match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(uploading),
+            };
+            sink.write_all(&buffer[..n]).with_context(uploading)?;
+            bar.inc(n as u64);
+        }
+        sink.finish().with_context(uploading)
     }
 
     fn put(&self, name: &str, bytes: Bytes) -> Result<()> {

@@ -15,6 +15,7 @@ use common::{
     PACKAGE_FILES as FILES,
 };
 use ecgfm_data::store;
+use ecgfm_launch::package;
 use ecgfm_launch::publish::{publish, Outcome};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,28 @@ fn two_packages(dir: &Path) -> (PathBuf, PathBuf) {
     export(&run, &pkg, &[]);
     export(&run, &pkg4, &["--step", "4"]);
     (pkg, pkg4)
+}
+
+/// A copy of the package `pkg` at `out` whose weights are 13 MiB of other bytes (publish checks
+/// checksums, not contents): larger than an upload part, so a multipart upload of three parts.
+fn with_large_weights(pkg: &Path, out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).unwrap();
+    let mut sums = Vec::new();
+    for name in FILES.iter().filter(|name| **name != "SHA256SUMS") {
+        let bytes = match *name {
+            "model.safetensors" => (0..13u32 << 20)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect(),
+            _ => std::fs::read(pkg.join(name)).unwrap(),
+        };
+        std::fs::write(out.join(name), &bytes).unwrap();
+        sums.push(package::FileSum {
+            name: name.to_string(),
+            sha256: package::sha256_hex(&bytes),
+        });
+    }
+    std::fs::write(out.join("SHA256SUMS"), package::render(&sums)).unwrap();
+    out.to_path_buf()
 }
 
 fn publish_args<'a>(pkg: &'a Path, to: &'a str, force: bool) -> Vec<&'a str> {
@@ -94,7 +117,7 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     let mut sums = String::new();
     for (name, text) in [("data.csv", "a,b\n"), ("notes.txt", "mine")] {
         std::fs::write(listed.join(name), text).unwrap();
-        let hash = ecgfm_launch::package::sha256_hex(text.as_bytes());
+        let hash = package::sha256_hex(text.as_bytes());
         sums += &format!("{hash}  {name}\n");
     }
     std::fs::write(listed.join("SHA256SUMS"), sums).unwrap();
@@ -119,6 +142,14 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     run_ok(&publish_args(&pkg, cached.to_str().unwrap(), false));
     assert!(!cached.join("__pycache__").exists());
     std::fs::remove_dir_all(pkg.join("__pycache__")).unwrap();
+
+    // A killed upload to a folder leaves a local store's staging file (`NAME#N`): removed.
+    let killed = dir.join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("model.safetensors#3"), b"half an upload").unwrap();
+    run_ok(&publish_args(&pkg, killed.to_str().unwrap(), false));
+    assert!(!killed.join("model.safetensors#3").exists());
+    assert_same_files(&killed, &pkg);
 
     // A destination inside the package would become part of it.
     let inside = pkg.join("sub");
@@ -246,6 +277,18 @@ fn s3_publish_through_moto_with_credentials_from_the_environment() {
         assert_eq!(
             read(name),
             std::fs::read(pkg4.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    // Weights larger than an upload part go up in parts, and read back whole.
+    let large = with_large_weights(&pkg, &dir.join("large"));
+    let (ok, out) = publish_s3(&large, true);
+    assert!(ok && out.contains("replacing"), "{out}");
+    for name in FILES {
+        assert_eq!(
+            read(name),
+            std::fs::read(large.join(name)).unwrap(),
             "{name}"
         );
     }

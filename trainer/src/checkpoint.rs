@@ -78,7 +78,8 @@ pub struct TrainingState {
     /// The data source's position (its own format).
     pub data: serde_json::Value,
     /// Samples per optimiser step over all ranks (ranks x micro-batch x accumulation); a resume
-    /// may change the rank count but not this. Absent in checkpoints of single-process runs.
+    /// may change the rank count but not this. Absent in checkpoints written before it was
+    /// recorded (older single-process runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_batch: Option<u64>,
     /// The definition of the validation set the run measured on up to here

@@ -242,7 +242,8 @@ pub struct RunConfig {
     /// On a dataset of several sources, also measure `val_windows` windows of each source's
     /// validation rows (`val_loss_by_source` in metrics.jsonl).
     pub val_by_source: bool,
-    /// Where the model runs: "cpu", "cuda" (GPU 0), "cuda:N" or "auto" (CUDA when a GPU is
+    /// Where the model runs: "cpu", "cuda" (GPU 0 for one process; a data-parallel rank's own
+    /// GPU by its local rank), "cuda:N" or "auto" (CUDA when a GPU is
     /// usable, else the CPU). It changes no result beyond rounding, so a resume may change it.
     pub device: String,
     /// What a non-finite loss or gradient does: `skip` the step (the update is dropped on every

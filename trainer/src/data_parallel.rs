@@ -169,7 +169,9 @@ impl StepReport {
     }
 }
 
-/// How a data-parallel rank communicates. None of it changes the results.
+/// How a data-parallel rank communicates. None of it changes the results of CPU ranks; on GPU
+/// ranks `zero` sums the gradient norm from one f32 partial per shard, so the norm and the
+/// clipping may differ from an unsharded run's by rounding.
 #[derive(Clone, Copy, Debug)]
 pub struct DpOptions {
     /// ZeRO-1: shard the AdamW state; reduce-scatter gradients, all-gather parameters.

@@ -127,8 +127,9 @@ pub fn model_memory<B: Backend>(config: &TrainConfig, dp: Option<&DataParallel<B
 impl<B: Backend> Trainer<B> {
     /// Prepares a single-process run in `run_dir`. With `resume`, continues from the newest
     /// intact checkpoint there (a fresh start when there is none); the directory's `config.toml`
-    /// must then match `config` in everything but `train.steps` and the thread and prefetch
-    /// counts (and the batch geometry, as long as the global batch stays the same). Without
+    /// must then match `config` but for what `resume::check_resumable` lets a resume change
+    /// (`train.steps`, thread counts, device, cadences, the batch geometry as long as the
+    /// global batch stays the same, ...). Without
     /// it, a `run_dir` that holds checkpoints is refused (`TrainError::CheckpointsExist`).
     /// `config.toml` is written only once every check has passed.
     pub fn new(

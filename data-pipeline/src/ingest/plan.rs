@@ -167,26 +167,27 @@ pub fn make_plan(
             return Err(not_cinc2021(source, &files, &headers)?);
         }
     }
+    let mut warnings = Vec::new();
     let mut records = match format {
         SourceFormat::Ptbxl => ptbxl_records(source, &files)?,
         SourceFormat::Cinc2017 => cinc2017_records(source, &headers)?,
         SourceFormat::Cinc2021 | SourceFormat::Wfdb | SourceFormat::Auto => {
-            let (segments, dx) = segment_records(source, &headers);
-            if format == SourceFormat::Cinc2021 && !dx && !headers.is_empty() {
+            let scan = scan_headers(source, &headers);
+            if format == SourceFormat::Cinc2021 && !scan.dx && !headers.is_empty() {
                 return Err(not_cinc2021(source, &files, &headers)?);
             }
+            warnings.extend(headerless_signal_files(source, &files, &headers, &scan));
             headers
                 .iter()
-                .filter(|name| !segments.contains(**name))
+                .filter(|name| !scan.segments.contains(**name))
                 .map(|name| PlannedRecord::bare(name, true))
                 .collect()
         }
     };
     records.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut warnings: Vec<String> = match labels {
-        Some(labels) => labels.apply_all(&mut records)?.into_iter().collect(),
-        None => Vec::new(),
-    };
+    if let Some(labels) = labels {
+        warnings.extend(labels.apply_all(&mut records)?);
+    }
     warnings.extend(other_case_headers(source, &files));
     Ok(Plan {
         format,
@@ -195,21 +196,33 @@ pub fn make_plan(
     })
 }
 
-/// The records that are segments (or the layout) of a multi-segment record in `headers`: they
-/// are read as part of that record and must not be ingested again on their own. Every header
-/// is read (in parallel); one that cannot be read or parsed is left for ingest to quarantine.
-/// Also says whether any header has a `# Dx:` line (what `--format cinc2021` reads labels from).
-fn segment_records(source: &SourceRoot, headers: &[&str]) -> (HashSet<String>, bool) {
-    let read: Vec<(Vec<String>, bool)> = headers
+/// What reading every header of a WFDB source tells the plan.
+struct HeaderScan {
+    /// The records that are segments (or the layout) of a multi-segment record: they are read
+    /// as part of that record and must not be ingested again on their own.
+    segments: HashSet<String>,
+    /// Whether any header has a `# Dx:` line (what `--format cinc2021` reads labels from).
+    dx: bool,
+    /// The signal files the headers name, with their folders.
+    signal_files: HashSet<String>,
+}
+
+/// Reads every header in `headers` (in parallel); one that cannot be read or parsed is left
+/// for ingest to quarantine.
+fn scan_headers(source: &SourceRoot, headers: &[&str]) -> HeaderScan {
+    let read: Vec<(Vec<String>, bool, Vec<String>)> = headers
         .par_iter()
         .filter_map(|name| {
             let text = source.read(&format!("{name}.hea")).ok()?;
             let text = String::from_utf8_lossy(&text);
             let dx = has_dx_line(&text);
             let Ok(header) = Header::parse(&text, name) else {
-                return Some((Vec::new(), dx));
+                return Some((Vec::new(), dx, Vec::new()));
             };
             let dir = name.rfind('/').map_or("", |i| &name[..=i]);
+            let files = (header.signals.iter())
+                .map(|signal| format!("{dir}{}", signal.file_name))
+                .collect();
             let segments = match header.is_multi_segment() {
                 true => header
                     .segments
@@ -219,11 +232,50 @@ fn segment_records(source: &SourceRoot, headers: &[&str]) -> (HashSet<String>, b
                     .collect(),
                 false => Vec::new(),
             };
-            Some((segments, dx))
+            Some((segments, dx, files))
         })
         .collect();
-    let dx = read.iter().any(|(_, dx)| *dx);
-    (read.into_iter().flat_map(|(s, _)| s).collect(), dx)
+    let mut scan = HeaderScan {
+        segments: HashSet::new(),
+        dx: false,
+        signal_files: HashSet::new(),
+    };
+    for (segments, dx, files) in read {
+        scan.segments.extend(segments);
+        scan.dx |= dx;
+        scan.signal_files.extend(files);
+    }
+    scan
+}
+
+/// A warning naming the source's signal files (`.dat`, `.mat`) that no header names and that
+/// have no header of their own name: without a header they cannot be read, and were left out
+/// without a word (a header lost in a copy, say).
+fn headerless_signal_files(
+    source: &SourceRoot,
+    files: &[String],
+    headers: &[&str],
+    scan: &HeaderScan,
+) -> Option<String> {
+    let headers: HashSet<&str> = headers.iter().copied().collect();
+    let orphans: Vec<&str> = (files.iter())
+        .filter(|f| {
+            let Some((stem, ext)) = f.rsplit_once('.') else {
+                return false;
+            };
+            matches!(ext, "dat" | "mat")
+                && !headers.contains(stem)
+                && !scan.signal_files.contains(f.as_str())
+        })
+        .map(String::as_str)
+        .collect();
+    let first = orphans.first()?;
+    Some(format!(
+        "{}: {} signal files have no header (e.g. {first}; no `.hea` names them) and are not \
+         read: a WFDB record is read through its header",
+        source.describe(),
+        orphans.len()
+    ))
 }
 
 /// Whether a header's text has a `# Dx:` comment line (any case).
@@ -449,5 +501,40 @@ mod tests {
             ["scp:NORM", "ptbxl_superclass:NORM"]
         );
         assert_eq!(plan.records[2].fold, Some(2));
+    }
+
+    #[test]
+    fn signal_files_no_header_names_are_named_in_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("a.hea", "a 1 500 10\na.dat 16 200 16 0 0 0 0 I\n");
+        write("a.dat", "");
+        // A header may name a signal file of another stem.
+        write("c.hea", "c 1 500 10\nc_signal.dat 16 200 16 0 0 0 0 I\n");
+        write("c_signal.dat", "");
+        // A header that does not parse keeps its own signal file out of the warning.
+        write("e.hea", "not a header");
+        write("e.mat", "");
+        write("b.dat", "");
+        write("sub/d.mat", "");
+        write("notes.txt", "");
+        let source = SourceRoot::Local(dir.path().to_path_buf());
+        let plan = make_plan(&source, SourceFormat::Auto, None).unwrap();
+        let names: Vec<&str> = plan.records.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "c", "e"]);
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains("2 signal files have no header (e.g. b.dat;"),
+            "{:?}",
+            plan.warnings
+        );
+        std::fs::remove_file(dir.path().join("b.dat")).unwrap();
+        std::fs::remove_file(dir.path().join("sub/d.mat")).unwrap();
+        let plan = make_plan(&source, SourceFormat::Auto, None).unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }
 }

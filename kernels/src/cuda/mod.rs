@@ -9,7 +9,7 @@
 //!   shared geometry and workspace in `launch.rs`.
 //! - [`CudaDevice`] (`cuda_device.rs`, cudarc) and [`CudaBackend`] = `KernelBackend<CudaDevice>`:
 //!   buffers are [`CudaBuf`] (f32, or bf16 for a bf16 backend's matrix-product operands) /
-//!   `CudaSlice<u32>`; `CudaBackend::stream()` is the one stream all work is queued on.
+//!   `CudaSlice<u32>`; `CudaBackend::stream()` is the stream all compute is queued on.
 //! - `staging.rs`: page-locked blocks the uploads go through, so an upload queues behind the
 //!   running step instead of waiting for it; `input_stream.rs`: the second stream a batch's
 //!   signals are copied on while the step before it still computes.

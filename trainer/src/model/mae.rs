@@ -1,7 +1,7 @@
 //! `Mae`: the ST-MEM-style ViT masked autoencoder of docs/model.md over a `Backend`. It owns the
 //! parameter, gradient and AdamW-moment buffers (one contiguous buffer each, `ParamLayout` order)
 //! and every activation buffer, all allocated in `new` for a maximum batch size: a training step
-//! allocates nothing.
+//! allocates no backend buffer (host-side scratch, such as the mask's index lists, aside).
 
 use std::ops::Range;
 
@@ -263,7 +263,8 @@ impl<B: Backend> Mae<B> {
     }
 
     /// Bytes of activations a step at `max_batch` keeps from its forward pass to its backward
-    /// pass: the stacks' (see `set_recompute`) and the patches, latents, predictions and targets.
+    /// pass: the stacks' (see `set_recompute`) and the patches, latents, predictions and targets,
+    /// with the input batch `x` (held from its upload to the gathers that read it).
     pub fn activation_bytes(&self) -> u64 {
         let cfg = &self.cfg;
         let (b, l, p) = (self.max_batch, cfg.leads, cfg.patch);

@@ -1,7 +1,7 @@
 //! `ProfiledBackend`: wraps any `Backend` and accumulates the wall time and call count of every
 //! op, to see where a training step spends its time (`ecgfm bench step` can print the table).
-//! Timings are exact for synchronous backends such as `CpuBackend`; an asynchronous (GPU)
-//! backend would need a synchronisation inside each op for them to mean anything.
+//! Timings are exact for synchronous backends such as `CpuBackend`; wrap an asynchronous (GPU)
+//! backend with `ProfiledBackend::with_sync`, which waits for the device around every op.
 
 // The wrapper mirrors the trait's wide kernel signatures.
 #![allow(clippy::too_many_arguments)]

@@ -13,7 +13,7 @@ impl SplitMix64 {
         SplitMix64 { state: seed }
     }
 
-    /// A stream determined by several words, e.g. (seed, step, micro, sample, lead). Each word is
+    /// A stream determined by several words, e.g. (seed, step, masking mode, sample, lead). Each word is
     /// folded in through a full mixing round, so nearby tuples give unrelated streams.
     pub fn from_words(words: &[u64]) -> Self {
         let mut rng = SplitMix64::new(0x6a09_e667_f3bc_c908);
