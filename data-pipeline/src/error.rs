@@ -131,6 +131,14 @@ pub enum DataError {
     /// A source record or label file that cannot be read (the message names the file).
     #[error(transparent)]
     Source(#[from] ecgfm_wfdb::WfdbError),
+    /// A record's file that could not be read for a reason outside the record (too many open
+    /// files, no permission, an I/O or store failure): the ingest stops rather than quarantine it.
+    #[error(
+        "{0}: not a fault of the record, so ingest stops rather than leave it out; run it again \
+         once this is mended (it goes on where it stopped), or leave a file damaged for good out \
+         with --exclude"
+    )]
+    SourceUnreadable(String),
     /// What this command must not do with what it was given, the message saying why and the
     /// way out: an output that already holds a dataset, datasets preprocessed differently, a
     /// split without rows.

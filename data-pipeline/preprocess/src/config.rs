@@ -1,5 +1,5 @@
 //! Every preprocessing setting in one serialisable struct (recorded in the dataset manifest),
-//! with the defaults of docs/dataset-format.md: 250 Hz, 0.67-40 Hz band-pass, 10-s windows.
+//! with the defaults the README's `data ingest` gives: 250 Hz, 0.67-40 Hz band-pass, 10-s windows.
 
 use crate::quality::QualityConfig;
 use crate::resample::ResamplerConfig;

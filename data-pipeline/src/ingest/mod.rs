@@ -5,7 +5,8 @@
 //! label CSV's labels, `label_csv.rs`; `--records` keeps a listed cohort and `--exclude` leaves
 //! listed records out, `record_list.rs`), read and preprocess them in parallel chunks on a rayon
 //! pool (`record.rs`) while one writer thread consumes the outcomes in plan order: rows
-//! (`row.rs`) go to the open shard (`shard_writer.rs`), failures to the quarantine list. A shard
+//! (`row.rs`) go to the open shard (`shard_writer.rs`), failures to the quarantine list, and a
+//! file that could not be read for a reason outside the record (`read_failure.rs`) stops the run. A shard
 //! is stored when it passes its target size (at a record boundary), and the journal
 //! (`journal.rs`) records the progress (after every shard while it is small, `SaveCadence`), so
 //! an interrupted run resumes after the last shard it lists.
@@ -21,6 +22,7 @@ pub mod label_csv;
 pub mod no_records;
 pub mod options;
 pub mod plan;
+pub mod read_failure;
 pub mod record;
 pub mod record_list;
 pub mod row;
@@ -78,8 +80,8 @@ pub fn check_settings(opts: &IngestOptions) -> Result<(Pipeline, ShardLayout), D
 }
 
 /// Runs an ingest (or resumes an interrupted one) and returns what it did. Record failures never
-/// stop the run (they are quarantined); settings, source listing, label files and output
-/// failures do.
+/// stop the run (they are quarantined); settings, source listing, label files, output failures
+/// and a record file unreadable for a reason outside the record (`read_failure`) do.
 pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestReport, DataError> {
     let (pipeline, layout) = check_settings(opts)?;
     let source = SourceRoot::open(&opts.source, &opts.source_store_options)?;
@@ -429,5 +431,6 @@ pub(crate) fn record_outcome(
             journal.quarantine.push(entry);
             Ok(())
         }
+        RecordOutcome::Unreadable(error) => Err(DataError::SourceUnreadable(error)),
     }
 }

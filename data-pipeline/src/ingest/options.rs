@@ -112,7 +112,7 @@ pub struct IngestOptions {
     pub stop_after_shards: Option<usize>,
 }
 
-/// Default shard size: 128 MB.
+/// Default shard size: 128 MiB.
 pub const DEFAULT_SHARD_TARGET_BYTES: u64 = 128 * 1024 * 1024;
 
 impl Default for IngestOptions {
@@ -165,7 +165,8 @@ pub struct IngestReport {
     pub complete: bool,
     /// Totals (rows, records, labels, splits, quarantine reasons).
     pub counts: Counts,
-    /// What the user should know (label-CSV rows that match no record).
+    /// What the user should know: the plan's warnings, names of an exclusion list the source
+    /// lacks, the output lock's note.
     pub warnings: Vec<String>,
 }
 

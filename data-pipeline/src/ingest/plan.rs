@@ -15,8 +15,9 @@ use crate::ingest::label_csv::LabelOverride;
 use crate::ingest::options::SourceFormat;
 use crate::ingest::source::SourceRoot;
 
-/// One record to ingest. Serialised whole into the resume journal's fingerprint, so every field
-/// (a changed label file included) decides whether an ingest resumes.
+/// One record to ingest. Serialised into the resume journal's fingerprint, so every field but
+/// `header_comments` (which follows from the format) decides whether an ingest resumes (a
+/// changed label file included).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedRecord {
     /// Record path relative to the source root, without `.hea` (`records500/00000/00001_hr`).
@@ -104,7 +105,8 @@ pub(crate) fn refuse_shared_record_ids(
 pub struct Plan {
     pub format: SourceFormat,
     pub records: Vec<PlannedRecord>,
-    /// What the user should know about the plan (label-CSV rows that match no record).
+    /// What the user should know about the plan (label-CSV rows that match no record, signal
+    /// files no header names, headers spelled `.HEA`).
     pub warnings: Vec<String>,
 }
 

@@ -10,6 +10,7 @@ use ecgfm_wfdb::{
 };
 
 use crate::ingest::plan::PlannedRecord;
+use crate::ingest::read_failure::outside_the_record;
 use crate::ingest::row::{quantize, WindowRow};
 use crate::manifest::{PartialEntry, QuarantineEntry};
 use crate::split::{assign_split, Split, SplitFractions};
@@ -35,6 +36,9 @@ pub enum RecordOutcome {
     },
     /// Nothing usable; the entry says why.
     Quarantined(QuarantineEntry),
+    /// A file of the record could not be read for a reason outside it (`read_failure`): the
+    /// ingest stops, and a rerun reads the record again. The read's error, naming the file.
+    Unreadable(String),
 }
 
 /// Short category of a read failure, the key of the manifest's quarantine counts.
@@ -136,7 +140,9 @@ fn select_signals(
     Ok((best, chosen, dropped))
 }
 
-/// Reads the signals of `name` worth preprocessing (only their files are fetched). Returns the
+/// Reads the signals of `name` worth preprocessing (only their files are fetched, but for a
+/// multi-segment record, which is read whole once to learn its signals, every signal's checksum
+/// verified, and then again for the chosen ones). Returns the
 /// record (holding the chosen signals, in order), every signal's name, the common rate and the
 /// dropped signals; the outer error is a read failure, the inner one a record with no usable lead.
 #[allow(clippy::type_complexity)]
@@ -303,6 +309,7 @@ fn process_unguarded(
                     ),
                 )
             }
+            Err(e) if outside_the_record(&e) => return RecordOutcome::Unreadable(e.to_string()),
             Err(e) => return quarantine(wfdb_kind(&e), e.to_string()),
         };
     let names: Vec<&str> = record
@@ -453,7 +460,7 @@ mod tests {
     fn rows(outcome: RecordOutcome) -> Vec<WindowRow> {
         match outcome {
             RecordOutcome::Rows { rows, .. } => rows,
-            RecordOutcome::Quarantined(q) => panic!("{q:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -613,6 +620,46 @@ mod tests {
         };
         match process_record(&missing, "file:///data/r1", &planned, &ctx) {
             RecordOutcome::Quarantined(entry) => assert_eq!(entry.kind, "file not found"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_unreadable_for_a_reason_outside_the_record_stops_instead_of_quarantining() {
+        let mut files = MemorySource::new();
+        add_record(&mut files, "r", &[("II", "1000/mV", 1.0)]);
+        let failing = |errno: i32| {
+            let files = files.clone();
+            move |name: &str| -> Result<Vec<u8>, WfdbError> {
+                match name.ends_with(".dat") {
+                    true => Err(WfdbError::Io {
+                        file: name.into(),
+                        source: std::io::Error::from_raw_os_error(errno),
+                    }),
+                    false => files.fetch(name),
+                }
+            }
+        };
+        let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
+        let ctx = RecordContext {
+            pipeline: &pipeline,
+            source_name: "test",
+            signal_scale: 0.001,
+            seed: 0,
+            fractions: SplitFractions::default(),
+            verify_checksums: false,
+        };
+        let uri = "file:///data/r";
+        let too_many_files = process_record(&failing(libc::EMFILE), uri, &planned("r"), &ctx);
+        match too_many_files {
+            RecordOutcome::Unreadable(e) => {
+                assert!(e.starts_with("r.dat: cannot read: Too many open files"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let a_folder = process_record(&failing(libc::EISDIR), uri, &planned("r"), &ctx);
+        match a_folder {
+            RecordOutcome::Quarantined(entry) => assert_eq!(entry.kind, "read error"),
             other => panic!("{other:?}"),
         }
     }

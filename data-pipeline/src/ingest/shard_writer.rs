@@ -30,7 +30,7 @@ pub struct ShardLayout {
 }
 
 /// The most signal bytes one row group may hold (`row_group_rows` windows x 12 leads x 2
-/// bytes): the writer buffers a row group, and the loader decodes several at a time into f32
+/// bytes): the writer buffers a row group, and the loader decodes several at a time into 32-bit values
 /// (`LoaderConfig::mix_row_groups`), so a 60 s window at 500 Hz (184 MB a row group of 256
 /// windows) would hold gigabytes. The defaults (256 windows of 2500 samples) take 15 MB.
 pub const MAX_ROW_GROUP_SIGNAL_BYTES: u64 = 64 << 20;

@@ -12,6 +12,7 @@ use ecgfm_wfdb::{DirSource, RecordSource, WfdbError};
 use object_store::path::Path;
 use object_store::ObjectStore;
 
+use super::read_failure::StoreReadFailed;
 use crate::error::DataError;
 use crate::store;
 
@@ -149,7 +150,7 @@ impl SourceRoot {
                     },
                     other => WfdbError::Io {
                         file: self.uri_of(name),
-                        source: std::io::Error::other(other.to_string()),
+                        source: std::io::Error::other(StoreReadFailed(other.to_string())),
                     },
                 })
             }),

@@ -4,7 +4,8 @@
 //! worker threads (never on the async threads), and hand finished batches, in stream order, to
 //! the caller through a bounded channel.
 //!
-//! Memory stays bounded: at most `WINDOWS_IN_FLIGHT` windows of decoded rows, `decode_threads`
+//! Memory stays bounded: at most `WINDOWS_IN_FLIGHT` + 1 windows of decoded rows (the one being
+//! batched and those fetched ahead), `decode_threads`
 //! batches being assembled and `prefetch_batches` finished batches wait at any time. CPU work is
 //! queued on the worker pool rather than gated by permits held across stages, so a stage that is
 //! not being polled can never hold up another.

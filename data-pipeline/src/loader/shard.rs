@@ -1,4 +1,4 @@
-//! One Parquet shard as the loader sees it: its footer (read with one suffix request), the leaf
+//! One Parquet shard as the loader sees it: its footer (one suffix request for most footers), the leaf
 //! columns it needs, ranged fetches of one row group's column chunks, and the decode of chosen
 //! rows of that row group into a `DecodedRows` (run off the async threads).
 
@@ -442,6 +442,10 @@ impl Shard {
         let batch = match batches.len() {
             1 => batches.into_iter().next().unwrap(),
             0 if wanted == 0 => return Err(self.corrupt("empty row selection")),
+            0 => {
+                let why = format!("row group {rg} decoded to no rows, expected {wanted}");
+                return Err(self.corrupt(&why));
+            }
             _ => arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
                 .map_err(|e| parquet_err(e.into()))?,
         };

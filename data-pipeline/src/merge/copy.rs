@@ -52,8 +52,8 @@ pub(super) struct Copied {
     pub in_store: u64,
     /// Already there from an interrupted earlier run.
     pub kept: u64,
-    /// For each job (by position) that lacked them, its `[signal, lead_mask + n_samples]`
-    /// chunk checksums.
+    /// For each job (by position) that lacked them, its `ShardChecksums` (the chunk groups of
+    /// `CHECKED` and the footer's).
     pub checksums: Vec<(usize, ShardChecksums)>,
 }
 

@@ -34,7 +34,7 @@ use copy::{copy_shards, CopyJob};
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeOptions {
     /// Shards copied at once. A shard passing through this machine is held in memory whole, so
-    /// up to `jobs` shards (128 MB each by default) are in memory at a time.
+    /// up to `jobs` shards (128 MiB each by default) are in memory at a time.
     pub jobs: usize,
     /// Let a store copy a shard itself when an input and the output are in it (a hard link on a
     /// local disk, a server-side copy within one bucket); false passes every shard's bytes
@@ -73,7 +73,8 @@ pub struct MergeReport {
     pub without_lead_counts: Vec<String>,
     /// Shards whose input entries lacked the chunk checksums, computed for the merged manifest.
     pub checksums_added: usize,
-    /// Sources known to hold the same recordings under other ids (`duplicates`).
+    /// Sources known to hold the same recordings under other ids (`duplicates`), and the
+    /// output lock's note.
     pub warnings: Vec<String>,
 }
 

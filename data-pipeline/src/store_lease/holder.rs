@@ -121,9 +121,9 @@ pub(super) fn pid_exists(pid: u32) -> bool {
     !refused || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// The start time of process `pid` in clock ticks since boot: `Ok(None)` when no such process
-/// runs (none, or one that has ended and awaits its parent: a zombie), `Err` when `/proc` does
-/// not say (no `/proc`, or the process hidden from this user).
+/// The start time of process `pid` in clock ticks since boot: `Ok(None)` for a process that has
+/// ended and awaits its parent (a zombie), `Err` when `/proc` has no entry for it (no such
+/// process, no `/proc`, or the process hidden from this user; the caller tells them apart).
 fn process_start(pid: u32) -> Result<Option<u64>, ()> {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Err(());

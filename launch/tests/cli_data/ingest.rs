@@ -1,6 +1,7 @@
 //! `ecgfm data ingest`: an output that holds a dataset refused, cohort and exclusion lists, the
-//! dry run, the record ids of a split feeding those lists, a wrong `--format` explained, and a
-//! second ingest into a folder another ingest is writing refused.
+//! dry run, the record ids of a split feeding those lists, a wrong `--format` explained, a
+//! second ingest into a folder another ingest is writing refused, and a record file it may not
+//! read stopping it.
 
 use std::path::Path;
 
@@ -625,5 +626,66 @@ fn a_second_ingest_into_a_folder_being_written_is_refused() {
         "{inspected}"
     );
     assert!(!lock.exists(), "the finished ingest left its lock file");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A record file the ingest may not read (no permission: the machine's fault, not the record's)
+/// stops the ingest naming it, where it was quarantined and stayed out of the dataset on every
+/// rerun; once it is readable, the rerun ingests every record.
+#[test]
+fn a_file_without_read_permission_stops_the_ingest_and_the_rerun_takes_its_record() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some(source) = ecgfm_test_support::shared_data("cinc2021-sample") else {
+        return;
+    };
+    let dir = temp_dir("ingest-no-permission");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for record in ["E07500", "E07501", "E07502"] {
+        for ext in ["hea", "mat"] {
+            let name = format!("{record}.{ext}");
+            std::fs::copy(source.join(&name), src.join(&name)).unwrap();
+        }
+    }
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // Root reads whatever the permissions say: then the ingest runs as `nobody`, from a copy
+    // of the binary it may run, writing to a folder it may write.
+    let root = unsafe { libc::geteuid() } == 0;
+    let binary = dir.join("ecgfm");
+    std::fs::copy(env!("CARGO_BIN_EXE_ecgfm"), &binary).unwrap();
+    mode(&binary, 0o755);
+    mode(&dir, 0o777);
+    let locked = src.join("E07501.mat");
+    mode(&locked, 0o000);
+    let out = dir.join("ds");
+    let ingest = || {
+        let mut command = std::process::Command::new(&binary);
+        command.args(ingest_args(&src, &["--out", out.to_str().unwrap()]));
+        if root {
+            command.uid(65534).gid(65534);
+        }
+        command.output().unwrap()
+    };
+    let output = ingest();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("E07501.mat: cannot read: Permission denied")
+            && stderr.contains("not a fault of the record, so ingest stops"),
+        "{stderr}"
+    );
+    assert!(!out.join("manifest.json").exists());
+
+    mode(&locked, 0o644);
+    let output = ingest();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("3 ingested"), "{stdout}");
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["quarantine"], serde_json::json!([]), "{manifest}");
     std::fs::remove_dir_all(dir).unwrap();
 }
