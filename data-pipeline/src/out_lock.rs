@@ -123,11 +123,14 @@ impl OutputLock {
     }
 
     /// `Ok` while this writer may go on writing; the refusal that stops it once an object
-    /// store's lease is lost (`StoreLease::check`). A folder's lock is held to the end.
+    /// store's lease is lost (`StoreLease::check`), or once a folder's lock file is no longer
+    /// the one it locked: the folder was removed (a scratch purge) or replaced while it was
+    /// written, and the shards written before are gone with it.
     pub fn check_held(&self) -> Result<(), DataError> {
         match &self.held {
             Held::Store(lease) => lease.check(),
-            _ => Ok(()),
+            Held::Folder(lock) => lock.check_in_place(),
+            Held::Unsupported(_) => Ok(()),
         }
     }
 
@@ -233,6 +236,28 @@ impl FolderLock {
     }
 }
 
+impl FolderLock {
+    /// `Ok` while the lock file at its path is the file this writer locked.
+    fn check_in_place(&self) -> Result<(), DataError> {
+        let locked = self.file.metadata().map_err(|source| DataError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        let same = std::fs::metadata(&self.path)
+            .is_ok_and(|now| (now.dev(), now.ino()) == (locked.dev(), locked.ino()));
+        match same {
+            true => Ok(()),
+            false => Err(DataError::Refused(format!(
+                "{} was removed or replaced while this command wrote it (its lock file {} is \
+                 gone), and what it had written with it; nothing more is written there: run \
+                 the command again",
+                self.path.parent().unwrap_or(&self.path).display(),
+                self.path.display()
+            ))),
+        }
+    }
+}
+
 impl Drop for FolderLock {
     /// Removes the file while still holding its lock (see `take` for one opened just before),
     /// then releases it by closing the file.
@@ -308,6 +333,24 @@ mod tests {
 
     fn local(dir: &std::path::Path) -> store::StoreRoot {
         store::open_url(dir.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_folder_removed_while_written_stops_its_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("ds");
+        let (object_store, root) = local(&out);
+        let lock =
+            OutputLock::take(&object_store, &root, out.to_str().unwrap(), Writer::Synth).unwrap();
+        lock.check_held().unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        // The next shard's write would make the folder again: still refused.
+        std::fs::create_dir_all(&out).unwrap();
+        let err = lock.check_held().unwrap_err().to_string();
+        assert!(
+            err.contains("ds was removed or replaced while this command wrote it"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -379,11 +379,8 @@ fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
     Ok(made)
 }
 
-/// Writes `text` to `path` through a temporary file beside it, so `path` is never seen half
-/// written.
+/// Writes `text` to `path` whole (`ecgfm_trainer::write_whole`): never seen half written.
 pub(crate) fn write_whole(path: &Path, text: &str) -> Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    std::fs::write(&partial, text).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+    ecgfm_trainer::write_whole::write_whole(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -4,6 +4,7 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
+    ecgfm_launch::signals::ignore_file_size_limit_signal();
     let cli = ecgfm_launch::cli::Cli::parse();
     ecgfm_launch::logging::init(cli.verbose);
     match ecgfm_launch::run(cli) {

@@ -19,6 +19,17 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Ignores SIGXFSZ, which the kernel sends a process writing past its file-size limit
+/// (`ulimit -f`, set on some clusters) and whose default action kills it without a word: the
+/// write then fails with EFBIG ("File too large"), which every command reports naming the file,
+/// and what it wrote before is kept or resumed as after any failed write. Called first in `main`.
+pub fn ignore_file_size_limit_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to be unsafe in.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// The exit status of an `ecgfm pretrain` that stopped on a signal after saving its checkpoint
 /// (sysexits' EX_TEMPFAIL: try again later, with --resume): `ecgfm launch` tells such a clean
 /// stop from a failure by it and does not restart the job.

@@ -9,6 +9,7 @@
 use anyhow::{bail, Context, Result};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
+use ecgfm_trainer::write_whole::write_whole;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -129,9 +130,13 @@ pub fn extend(
         .map(|k| dir.join(format!("sweep.{k}.toml")))
         .find(|p| !p.exists())
         .expect("a free file name");
-    std::fs::rename(&sweep_file, &previous)
+    // The old file is copied, not moved, and the new one replaces it whole: a failed write
+    // (a full disk) leaves the folder's sweep as it was.
+    let old_text =
+        std::fs::read(&sweep_file).with_context(|| format!("reading {}", sweep_file.display()))?;
+    write_whole(&previous, &old_text)
         .with_context(|| format!("keeping the old sweep file as {}", previous.display()))?;
-    std::fs::write(&sweep_file, new_text)
+    write_whole(&sweep_file, new_text.as_bytes())
         .with_context(|| format!("writing {}", sweep_file.display()))?;
     Ok(Extension {
         kept,

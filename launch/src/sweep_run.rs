@@ -14,6 +14,7 @@ use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, SweepRecord};
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
+use ecgfm_trainer::write_whole::write_whole;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -459,7 +460,8 @@ fn claim_folder(dir: &Path, text: &str, extend: bool) -> Result<Option<String>> 
         .with_context(|| format!("creating the sweep folder {}", dir.display()))?;
     let path = dir.join("sweep.toml");
     if !path.exists() {
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_whole(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         return Ok(None);
     }
     earlier_sweep(dir, text, extend)
@@ -598,7 +600,7 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     let run_dir = dir.join(&rel);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let config_path = run_dir.join("pretrain.toml");
-    std::fs::write(&config_path, run.config.to_toml_string())
+    write_whole(&config_path, run.config.to_toml_string().as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
     let (config_arg, out_arg) = (
         config_path.display().to_string(),

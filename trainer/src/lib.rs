@@ -17,6 +17,7 @@
 //!   `nccl_rank::NcclComm`: NCCL on device buffers, for `RankBackend`s CPU and CUDA);
 //!   `fault`: the fault injection its tests use.
 //! - `device_memory`: the GPU memory a training step takes, counted before a GPU is touched.
+//! - `write_whole`: small files (`config.toml`, a sweep's files) written whole or not at all.
 //!
 //! Depends on `ecgfm-kernels` for every numeric op, `ecgfm-dist` for collectives, `cudarc`
 //! (CUDA events and streams of GPU ranks) and `ecgfm-synth` (the signals of `data`'s built-in
@@ -43,6 +44,7 @@ pub mod schedule;
 pub mod tensorboard;
 pub mod train;
 pub mod validation;
+pub mod write_whole;
 
 pub use mask::MaskSampler;
 pub use model::{HostBatch, Mae, ModelConfig, ModelError, ModelStats, ParamEntry, ParamLayout};

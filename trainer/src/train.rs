@@ -32,6 +32,7 @@ use crate::mask::MaskSampler;
 use crate::metrics::MetricsWriter;
 use crate::model::{FlopCounter, Mae, MaeMemory};
 use crate::validation::{self, Validator};
+use crate::write_whole::write_whole;
 use crate::{HostBatch, OptimizerState};
 use ecgfm_kernels::Backend;
 use std::path::{Path, PathBuf};
@@ -267,7 +268,7 @@ impl<B: Backend> Trainer<B> {
         let mut warnings = warnings;
         if rank == 0 {
             std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
-            std::fs::write(&config_path, &config_toml).map_err(io_err(&config_path))?;
+            write_whole(&config_path, config_toml.as_bytes()).map_err(io_err(&config_path))?;
             warnings.extend(checkpoint::remove_unfinished(run_dir)?);
             warnings.extend(checkpoint::set_aside_corrupt(&corrupt)?);
         }
@@ -389,6 +390,11 @@ impl<B: Backend> Trainer<B> {
             (None, None) => self.source.state(),
         };
         let rank = self.rank_and_world().0;
+        if rank == 0 && !self.run_dir.join("config.toml").is_file() {
+            return Err(TrainError::RunFolderGone {
+                run_dir: self.run_dir.clone(),
+            });
+        }
         let layout = self.model.layout();
         let Some(dp) = self.dp.as_mut().filter(|d| d.options().zero) else {
             let saved = match rank {

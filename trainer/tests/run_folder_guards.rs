@@ -1,7 +1,8 @@
 //! What a run folder is protected from (trainer/src/train.rs): a fresh start over another run's
 //! checkpoints, a refused resume rewriting config.toml, a changed length that alters the rates
 //! of steps already run or a changed precision going unnoticed, a stop during the last step
-//! leaving a finished run "stopped", and unfinished checkpoint folders staying for good.
+//! leaving a finished run "stopped", unfinished checkpoint folders staying for good, and a run
+//! whose folder was removed under it ending "done".
 
 mod run_setup;
 
@@ -257,4 +258,32 @@ fn a_finished_run_resumed_leaves_its_logs_as_they_were() {
         "a new or changed metrics or event file"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run whose folder is removed while it trains (a scratch purge) stops at its next
+/// checkpoint, naming the folder, where it trained on and ended "done" over a folder holding
+/// only that checkpoint: no config.toml, no metrics, nothing to resume or export.
+#[test]
+fn a_run_whose_folder_is_removed_stops_at_its_next_checkpoint() {
+    let dir = run_setup::run_dir("guards", "removed");
+    let cfg = config(6, 2, 0);
+    let removed = dir.clone();
+    let err = trainer(&cfg, &dir, false)
+        .unwrap()
+        .run(None, |outcome, _| {
+            if outcome.step == 2 {
+                std::fs::remove_dir_all(&removed).unwrap();
+            }
+        })
+        .expect_err("stopped");
+    assert!(matches!(err, TrainError::RunFolderGone { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "{} was removed or replaced while this run trained in it",
+            dir.display()
+        )),
+        "{err}"
+    );
+    assert!(!dir.join("checkpoints").exists(), "nothing written after");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -77,7 +77,10 @@ mod tests {
         }
         let record = [
             io::Error::from_raw_os_error(libc::EISDIR),
-            io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ),
             io::Error::other("anything else"),
         ];
         for source in record {

@@ -653,7 +653,10 @@ mod tests {
         let too_many_files = process_record(&failing(libc::EMFILE), uri, &planned("r"), &ctx);
         match too_many_files {
             RecordOutcome::Unreadable(e) => {
-                assert!(e.starts_with("r.dat: cannot read: Too many open files"), "{e}")
+                assert!(
+                    e.starts_with("r.dat: cannot read: Too many open files"),
+                    "{e}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -682,7 +682,11 @@ fn a_file_without_read_permission_stops_the_ingest_and_the_rerun_takes_its_recor
     mode(&locked, 0o644);
     let output = ingest();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("3 ingested"), "{stdout}");
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();

@@ -1,5 +1,5 @@
-//! What the commands do with a reader that stopped, an address without a dataset, and sizes of
-//! zero.
+//! What the commands do with a reader that stopped, an address without a dataset, sizes of
+//! zero, and a file-size limit.
 
 use std::process::Command;
 
@@ -212,5 +212,53 @@ fn zero_sizes_are_refused_naming_the_flag() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A write past the file-size limit (`ulimit -f`) is a failed write naming the file, not a
+/// silent death by SIGXFSZ (exit 153, no word, the output lock left behind), and the same
+/// command, run again without the limit, finishes the dataset.
+#[test]
+fn a_file_size_limit_is_an_error_naming_the_file() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("file-size-limit");
+    let out = dir.join("ds");
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--records",
+        "40",
+        "--shard-mb",
+        "0.1",
+        "--threads",
+        "2",
+    ];
+    let mut limited = Command::new(ECGFM);
+    limited.args(args);
+    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
+    unsafe {
+        limited.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let output = limited.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("File too large") && stderr.contains(out.to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!out.join("manifest.json").exists());
+    common::run_ok(&args);
+    assert!(out.join("manifest.json").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,4 +1,5 @@
-//! A default-style run and its directory, seeds, recomputation, bf16 and configuration errors.
+//! A default-style run and its directory, seeds, recomputation, bf16, configuration errors and
+//! an address-space limit.
 
 use crate::common::{
     checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, run_refused, temp_dir, ECGFM,
@@ -227,5 +228,50 @@ fn bad_configuration_is_a_clear_error() {
     ]);
     assert!(trained.unwrap().status.success());
     assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 1);
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+/// Under an address-space limit (`ulimit -v`, set per job on some clusters) too small for the
+/// step, the run is refused before it builds the model, naming the flag: the allocation past
+/// the limit aborted the process (exit 134) with one line and a backtrace.
+#[test]
+fn an_address_space_limit_too_small_for_the_step_is_refused_naming_the_flag() {
+    use std::os::unix::process::CommandExt;
+    let out = temp_dir("address-space");
+    let mut command = Command::new(ECGFM);
+    command.args([
+        "pretrain",
+        "--model",
+        "tiny",
+        "--batch-size",
+        "32",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        path_str(&out),
+    ]);
+    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            match libc::setrlimit(libc::RLIMIT_AS, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the training step at --batch-size 32 needs about 1.4 GiB")
+            && stderr.contains("lower --batch-size"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(out).unwrap();
 }

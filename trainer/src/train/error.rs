@@ -37,6 +37,16 @@ pub enum TrainError {
     },
     #[error("cannot resume {run_dir}: {reason}")]
     Resume { run_dir: PathBuf, reason: String },
+    /// The run folder lost its `config.toml` while the run trained (the folder removed by a
+    /// scratch purge, say, and made again by the next write): the checkpoints and metrics
+    /// written before went with it, and a run "done" there would have nothing to resume from.
+    #[error(
+        "{} was removed or replaced while this run trained in it (its config.toml is gone, and \
+         the checkpoints and metrics written before with it); nothing more is written there: \
+         start the run again",
+        .run_dir.display()
+    )]
+    RunFolderGone { run_dir: PathBuf },
     /// The ranks of a data-parallel job did not start alike (`train/agreement.rs`): other
     /// settings, other data, or other checkpoints resumed from.
     #[error("the ranks of this job differ before their first step: {0}")]
