@@ -8,7 +8,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
-use crate::out_folder::{out_folder, MadeFolders};
+use crate::eval::prepare_out_file;
 use crate::pretrain::thread_pool;
 use crate::pretrained::{
     load_pretrained, rate_warning, shard_windows, CheckpointDataArgs, DatasetWindows,
@@ -96,14 +96,10 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedSummary> {
 fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     // The device first: `--device cuda` without a GPU fails before anything is read or written.
     let device = compute::open(&args.compute)?;
-    // A local file: its folder is made (or a file in its way named) before any work, and made
-    // folders go again (while empty) if the embedding fails.
+    // A local file: its folder is made (or a file in its way named) and a write there tried
+    // before any work, and made folders go again (while empty) if the embedding fails.
     let _made = match args.out.contains("://") {
-        false => {
-            let out = std::path::Path::new(&args.out);
-            let what = format!("--out {}", out.display());
-            Some(MadeFolders::create(out_folder(out), &what)?)
-        }
+        false => Some(prepare_out_file(std::path::Path::new(&args.out))?),
         true => None,
     };
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;

@@ -5,6 +5,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
+use crate::eval_copy::RunCopy;
 use crate::eval_units::{UnitFile, UnitKeys};
 use crate::held_windows::HoldArgs;
 use crate::out_folder::{out_folder, MadeFolders};
@@ -137,10 +138,8 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // The folders made for it and for the run's copy go again if the evaluation fails.
     let _made_for_out = prepare_out_file(&args.out)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
-    // The run's copy and its TensorBoard scalars go to `<run>/eval/`: it too must be a folder
-    // before the work starts.
-    let run_eval = args.source.run.join("eval");
-    let _made_for_copy = MadeFolders::create(&run_eval, "the run's copy of the results")?;
+    // The run's copy and its TensorBoard scalars go to `<run>/eval/`, where it can be written.
+    let run_copy = RunCopy::prepare(&args.source.run);
     let out_dir = out_folder(&args.out);
     // The dataset's manifest and record ids first: a dataset without the task's labels is
     // refused before its windows are read.
@@ -289,34 +288,48 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         against_scratch: ScratchDifference::of(&results, settings.bootstrap, settings.seed),
         results,
     };
-    let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+    let value = serde_json::to_value(&report).context("serialising the report")?;
+    let json = serde_json::to_string_pretty(&value).context("serialising the report")?;
     // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
     // results of the exported step from there. Written before `--out`, and each file whole (written
     // beside and renamed), so an `--out` that exists means the evaluation finished; an `--out`
     // that fails after all (its folder removed during the run, say) leaves the results there.
-    report
-        .write_tensorboard(&run_eval)
-        .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
     let name = args.out.file_name().context("--out names no file")?;
-    let copy = run_eval.join(name);
+    let copy = run_copy.path_for(&name.to_string_lossy(), &value);
+    if let Some(run_eval) = run_copy.folder() {
+        report
+            .write_tensorboard(run_eval)
+            .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
+    }
     let out_dir = std::fs::canonicalize(out_dir).ok();
-    let apart = std::fs::canonicalize(&run_eval).ok() != out_dir;
-    if apart {
-        write_whole(&copy, &json)?;
+    let apart = copy.as_ref().filter(|copy| {
+        let folder = copy.parent().and_then(|f| std::fs::canonicalize(f).ok());
+        folder != out_dir || copy.file_name() != Some(name)
+    });
+    if let Some(copy) = apart {
+        write_whole(copy, &json)?;
     }
     let written = write_whole(&args.out, &json);
     match apart {
-        true => written.with_context(|| format!("the results are kept in {}", copy.display()))?,
-        false => written?,
+        Some(copy) => {
+            written.with_context(|| format!("the results are kept in {}", copy.display()))?
+        }
+        None => written?,
     }
     units.remove();
     say_inline!("{}", report.table());
-    say!(
-        "results written to {} and {} (TensorBoard scalars in {})",
-        args.out.display(),
-        copy.display(),
-        run_eval.display()
-    );
+    match (&copy, run_copy.folder()) {
+        (Some(copy), Some(run_eval)) => say!(
+            "results written to {} and {} (TensorBoard scalars in {})",
+            args.out.display(),
+            copy.display(),
+            run_eval.display()
+        ),
+        _ => say!(
+            "results written to {} (the run folder cannot be written: no copy kept there)",
+            args.out.display()
+        ),
+    }
     Ok(report)
 }
 
@@ -368,7 +381,7 @@ fn records_as_patients(
 /// file in the way with a message naming it, and writes and removes the temporary file that
 /// `write_whole` writes beside it (a folder without write permission fails here).
 /// The folders it made are removed again, while still empty, when the returned value drops.
-fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
+pub(crate) fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
     let made = MadeFolders::create(out_folder(out), &format!("--out {}", out.display()))?;
     let mut probe = out.as_os_str().to_owned();
     probe.push(".partial");

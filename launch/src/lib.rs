@@ -85,6 +85,7 @@ mod docs_match_cli;
 pub mod embed;
 mod error_text;
 pub mod eval;
+mod eval_copy;
 mod eval_units;
 pub mod export;
 pub mod gpu_memory;

@@ -1,6 +1,7 @@
 //! SGEMM on strided matrices through the `gemm` crate, always single-threaded per call; the
 //! parallel variant splits only the OUTPUT into fixed tiles, never the reduction dimension, so
-//! every result is bitwise independent of the thread count.
+//! every result is bitwise independent of the thread count; and the reduction is cut into the
+//! same pieces whatever the CPU's cache (`KC`), so it is independent of the machine too.
 
 use rayon::prelude::*;
 
@@ -80,7 +81,36 @@ impl MatMut {
     }
 }
 
-/// dst (m, n) = scale * lhs (m, k) @ rhs (k, n), or `+=` when `accumulate`. Single-threaded.
+/// Longest piece of the reduction one `gemm` call sums where the crate blocks the reduction by
+/// the CPU's cache (`cache_blocked`): its block there is 512 on a 32 KiB 8-way L1 and 1024 on a
+/// 48 KiB 12-way one, and each block boundary is a rounding, so the last bits of such a product
+/// with k > 512 depended on the machine (found on 2026-12-06, when a 48 KiB machine trained
+/// `tiny` to other losses than the committed reference). Cut here as the crate cuts on a 512
+/// machine (the fewest pieces of at most 512, all of one length but the last), each piece one
+/// call that every machine sums as one block, the result is that machine's everywhere.
+const KC: usize = 512;
+
+/// Whether `gemm` 0.19 sums this product in blocks sized by the CPU's cache: the general path
+/// of `gemm_common::gemm::gemm_basic_generic` after `gemm::gemm` transposes a row-major
+/// destination. Its other paths block independently of the machine (1024 for at most 256
+/// outputs with contiguous operands, 512 with both sides at most 64) or not at all (k <= 2,
+/// matrix-vector products).
+fn cache_blocked(m: usize, n: usize, k: usize, dst: MatMut, lhs: MatRef, rhs: MatRef) -> bool {
+    let (m, n, dst_cs, dst_rs, lhs_cs, lhs_rs, rhs_cs, rhs_rs) = match dst.cs.abs() < dst.rs.abs() {
+        true => (n, m, dst.rs, dst.cs, rhs.rs, rhs.cs, lhs.rs, lhs.cs),
+        false => (m, n, dst.cs, dst.rs, lhs.cs, lhs.rs, rhs.cs, rhs.rs),
+    };
+    let horizontal = lhs_cs == 1 && rhs_rs == 1 && m * n <= 16 * 16;
+    let matrix_vector = (n <= 1 && lhs_rs == 1 && dst_rs == 1)
+        || (n <= 1 && lhs_cs == 1 && rhs_rs == 1)
+        || (m <= 1 && rhs_cs == 1 && dst_cs == 1)
+        || (m <= 1 && rhs_rs == 1 && lhs_cs == 1);
+    let small = m <= 64 && n <= 64;
+    !(horizontal || k <= 2 || matrix_vector || small)
+}
+
+/// dst (m, n) = scale * lhs (m, k) @ rhs (k, n), or `+=` when `accumulate`. Single-threaded;
+/// the same bits on every machine (see [`KC`]).
 ///
 /// # Safety
 /// Every addressed element of the three matrices must be valid, and `dst` must not overlap
@@ -108,27 +138,35 @@ pub(crate) unsafe fn gemm_st(
         }
         return;
     }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.ptr,
-        dst.cs,
-        dst.rs,
-        accumulate,
-        lhs.ptr,
-        lhs.cs,
-        lhs.rs,
-        rhs.ptr,
-        rhs.cs,
-        rhs.rs,
-        1.0,
-        scale,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
+    let kc = match cache_blocked(m, n, k, dst, lhs, rhs) {
+        // As the crate splits on a 512 machine: the fewest pieces of at most KC.
+        true => k.div_ceil(k.div_ceil(KC)),
+        false => k,
+    };
+    for k0 in (0..k).step_by(kc) {
+        let (lhs, rhs) = (lhs.at(0, k0), rhs.at(k0, 0));
+        gemm::gemm(
+            m,
+            n,
+            kc.min(k - k0),
+            dst.ptr,
+            dst.cs,
+            dst.rs,
+            accumulate || k0 > 0,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// Tiles wanted per parallel gemm, so that small outputs (e.g. weight gradients) still spread
@@ -194,4 +232,47 @@ pub(crate) unsafe fn gemm_par(
         }
         epilogue(r0, r1, c0, c1);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row-major destination (never written: `cache_blocked` looks at strides only).
+    fn dst(ld: usize) -> MatMut {
+        MatMut::rows(std::ptr::null_mut(), ld)
+    }
+
+    /// The products the model computes with k > 512 that take the crate's cache-blocked path,
+    /// and those that take a path every machine sums alike.
+    #[test]
+    fn the_cache_blocked_products_are_those_of_the_general_path() {
+        let null = std::ptr::null::<f32>();
+        // A linear layer's forward, out (T, OC) = inp (T, C) @ weight (OC, C)^T, C = 768.
+        let out = dst(768);
+        let inp = MatRef::rows(null, 768);
+        let weight_t = MatRef::transposed(null, 768);
+        assert!(cache_blocked(4096, 768, 768, out, inp, weight_t));
+        // Its weight gradient, dweight (OC, C) += dout^T (OC, T) @ inp (T, C), k = T.
+        let dout_t = MatRef::transposed(null, 768);
+        assert!(cache_blocked(768, 768, 4096, out, dout_t, inp));
+        // Both sides at most 64: blocks of 512 on every machine.
+        let small = dst(64);
+        assert!(!cache_blocked(64, 64, 4096, small, dout_t, inp));
+        // A matrix-vector product (one class's head gradient): the whole reduction at once.
+        let row = dst(768);
+        assert!(!cache_blocked(
+            1,
+            768,
+            4096,
+            row,
+            MatRef::transposed(null, 1),
+            inp
+        ));
+        // At most 256 outputs from contiguous operands: blocks of 1024 on every machine.
+        let tiny = dst(3);
+        let lhs = MatRef::rows(null, 4096);
+        let rhs = MatRef::transposed(null, 4096);
+        assert!(!cache_blocked(80, 3, 4096, tiny, lhs, rhs));
+    }
 }

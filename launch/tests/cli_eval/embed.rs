@@ -173,3 +173,23 @@ fn embed_writes_the_encoder_features_of_every_window() {
     assert_eq!(got, expected);
     std::fs::remove_file(out).unwrap();
 }
+
+/// An `--out` that cannot be written is refused before any work (here before the run, which
+/// does not exist, is even looked at): it failed after every embedding had been computed.
+#[test]
+fn an_out_that_cannot_be_written_is_refused_before_any_work() {
+    let err = run_err(&[
+        "embed",
+        "--run",
+        "/nonexistent-ecgfm-run",
+        "--data",
+        "/nonexistent-ecgfm-data",
+        "--out",
+        "/proc/ecgfm-embeddings.parquet",
+    ]);
+    assert!(
+        err.contains("--out /proc/ecgfm-embeddings.parquet cannot be written"),
+        "{err}"
+    );
+    assert!(!err.contains("nonexistent"), "{err}");
+}

@@ -1,0 +1,136 @@
+//! The run's copy of an `ecgfm eval` result, in `<run>/eval/`, where `ecgfm export` reports the
+//! exported step's results from, with the evaluation's TensorBoard scalars beside it.
+//!
+//! - A run folder this user cannot write (a colleague's shared run) takes no copy: the
+//!   evaluation goes on, writing `--out` alone, and says so once ([`RunCopy::prepare`]).
+//! - The copy is named after `--out`'s file name, unless a file of that name there holds another
+//!   evaluation's results (two `--out`s of one name in different folders: `probe/r.json`,
+//!   `finetune/r.json`): that one is kept and the copy takes the first free `<stem>.N.json`
+//!   ([`RunCopy::path_for`]). The same evaluation run again replaces its own copy.
+
+use crate::out_folder::MadeFolders;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Where this evaluation's copy goes: the run's `eval/` folder, or nowhere.
+pub(crate) struct RunCopy {
+    /// `<run>/eval`, when it can be written; `None` and the reason otherwise.
+    folder: Result<PathBuf, String>,
+    /// The folders made for it, removed again (while empty) if the evaluation fails.
+    _made: Option<MadeFolders>,
+}
+
+impl RunCopy {
+    /// Makes `<run>/eval` and tries a write there, before any work; a run folder that cannot
+    /// be written is a warning, not a refusal.
+    pub(crate) fn prepare(run: &Path) -> RunCopy {
+        let folder = run.join("eval");
+        let made = MadeFolders::create(&folder, "the run's copy of the results").and_then(|made| {
+            let probe = folder.join(".ecgfm-write-probe");
+            std::fs::write(&probe, b"").map_err(|e| {
+                anyhow::anyhow!("the run's copy of the results cannot be written: {e}")
+            })?;
+            let _ = std::fs::remove_file(&probe);
+            Ok(made)
+        });
+        match made {
+            Ok(made) => RunCopy {
+                folder: Ok(folder),
+                _made: Some(made),
+            },
+            Err(e) => {
+                let why = format!("{} ({})", folder.display(), crate::error_text(&e));
+                tracing::warn!(
+                    "the run keeps no copy of these results: {why}; `ecgfm export` of the run \
+                     reports them only when given --eval with the --out file"
+                );
+                RunCopy {
+                    folder: Err(why),
+                    _made: None,
+                }
+            }
+        }
+    }
+
+    /// The run's `eval/` folder, if it can be written.
+    pub(crate) fn folder(&self) -> Option<&Path> {
+        self.folder.as_deref().ok()
+    }
+
+    /// The copy's path for `report` (the result file's JSON), whose `--out` file name is `name`
+    /// (see the module).
+    pub(crate) fn path_for(&self, name: &str, report: &Value) -> Option<PathBuf> {
+        let folder = self.folder()?;
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "json"));
+        let candidates = std::iter::once(folder.join(name))
+            .chain((2..).map(|n| folder.join(format!("{stem}.{n}.{ext}"))));
+        for path in candidates {
+            let held = match std::fs::read_to_string(&path) {
+                Err(_) => return Some(path),
+                Ok(text) => text,
+            };
+            let old = serde_json::from_str::<Value>(&held).ok();
+            if old.is_some_and(|old| identity(&old) == identity(report)) {
+                return Some(path);
+            }
+        }
+        unreachable!("an endless list of names has a free one")
+    }
+}
+
+/// What makes two result files the same evaluation: the weights' step, the data, the labels,
+/// the pooling, the seed and the protocols with their label fractions.
+fn identity(report: &Value) -> Vec<Value> {
+    let fields = ["step", "data", "vocabulary", "pooling", "seed"];
+    let mut id: Vec<Value> = fields.iter().map(|f| report[f].clone()).collect();
+    let protocols = (report["results"].as_array().into_iter().flatten())
+        .map(|r| serde_json::json!([r["protocol"], r["fraction"]]));
+    id.push(Value::Array(protocols.collect()));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_evaluation_of_the_same_file_name_is_kept_and_a_rerun_replaces_its_own() {
+        let run = std::env::temp_dir().join(format!("ecgfm-run-copy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        let copy = RunCopy::prepare(&run);
+        let eval = run.join("eval");
+        assert_eq!(copy.folder(), Some(eval.as_path()));
+        let probe = serde_json::json!({
+            "step": 8, "data": "ds", "vocabulary": "snomed", "pooling": "mean", "seed": 0,
+            "seconds": 3.0,
+            "results": [{ "protocol": "probe", "fraction": 1.0, "auroc": 0.8 }]
+        });
+        let write = |path: &Path, value: &Value| std::fs::write(path, value.to_string()).unwrap();
+        assert_eq!(copy.path_for("r.json", &probe), Some(eval.join("r.json")));
+        write(&eval.join("r.json"), &probe);
+        // The same evaluation again (other timings and numbers) replaces its own copy.
+        let mut rerun = probe.clone();
+        rerun["seconds"] = 4.0.into();
+        rerun["results"][0]["auroc"] = 0.81.into();
+        assert_eq!(copy.path_for("r.json", &rerun), Some(eval.join("r.json")));
+        // Another protocol or step under the same file name takes the next free name.
+        let mut finetune = probe.clone();
+        finetune["results"][0]["protocol"] = "finetune".into();
+        assert_eq!(
+            copy.path_for("r.json", &finetune),
+            Some(eval.join("r.2.json"))
+        );
+        write(&eval.join("r.2.json"), &finetune);
+        let mut other_step = probe.clone();
+        other_step["step"] = 4.into();
+        assert_eq!(
+            copy.path_for("r.json", &other_step),
+            Some(eval.join("r.3.json"))
+        );
+        assert_eq!(
+            copy.path_for("r.json", &finetune),
+            Some(eval.join("r.2.json"))
+        );
+        std::fs::remove_dir_all(run).unwrap();
+    }
+}
