@@ -367,18 +367,25 @@ fn write_package(out: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     if partial.exists() {
         std::fs::remove_dir_all(&partial).with_context(|| io(&partial))?;
     }
-    std::fs::create_dir_all(&partial).with_context(|| io(&partial))?;
-    let mut sums = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        let path = partial.join(name);
-        std::fs::write(&path, bytes).with_context(|| io(&path))?;
-        sums.push(FileSum {
-            name: name.to_string(),
-            sha256: package::sha256_hex(bytes),
-        });
+    let written = (|| {
+        std::fs::create_dir_all(&partial).with_context(|| io(&partial))?;
+        let mut sums = Vec::with_capacity(files.len());
+        for (name, bytes) in files {
+            let path = partial.join(name);
+            std::fs::write(&path, bytes).with_context(|| io(&path))?;
+            sums.push(FileSum {
+                name: name.to_string(),
+                sha256: package::sha256_hex(bytes),
+            });
+        }
+        let sums_path = partial.join(SUMS_FILE);
+        std::fs::write(&sums_path, package::render(&sums)).with_context(|| io(&sums_path))
+    })();
+    if written.is_err() {
+        // A full disk, say: what was written of the new package goes, the old one stays.
+        let _ = std::fs::remove_dir_all(&partial);
     }
-    let sums_path = partial.join(SUMS_FILE);
-    std::fs::write(&sums_path, package::render(&sums)).with_context(|| io(&sums_path))?;
+    written?;
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| io(out))?;
     }

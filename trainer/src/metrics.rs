@@ -50,6 +50,12 @@ pub struct StepRecord {
     pub gpu_mem_bytes: Option<u64>,
 }
 
+/// An I/O error whose message names the file `path` it happened on.
+pub(crate) fn naming(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error {
+    let path = path.display().to_string();
+    move |e| std::io::Error::new(e.kind(), format!("{path}: {e}"))
+}
+
 /// JSON has no NaN: serde_json writes a non-finite float as `null`, read back here as NaN.
 fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
     Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
@@ -84,13 +90,22 @@ impl MetricsWriter {
             .filter(|line| serde_json::from_str::<Step>(line).is_ok_and(|r| r.step < steps_done));
         // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
         let partial = run_dir.join("metrics.jsonl.partial");
-        let mut file = File::create(&partial)?;
-        for line in kept {
-            writeln!(file, "{line}")?;
+        let rewritten = (|| {
+            let mut file = File::create(&partial)?;
+            for line in kept {
+                writeln!(file, "{line}")?;
+            }
+            file.sync_all()?;
+            std::fs::rename(&partial, &path)
+        })();
+        if rewritten.is_err() {
+            let _ = std::fs::remove_file(&partial);
         }
-        file.sync_all()?;
-        std::fs::rename(&partial, &path)?;
-        let file = OpenOptions::new().append(true).open(&path)?;
+        rewritten.map_err(naming(&partial))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(naming(&path))?;
         let events = EventWriter::create(run_dir, Some(steps_done))?;
         Ok(MetricsWriter { path, file, events })
     }
@@ -114,9 +129,8 @@ impl MetricsWriter {
         if let Some(bytes) = record.gpu_mem_bytes {
             scalars.push(("perf/gpu_mem_gib", bytes as f32 / GIB));
         }
-        self.events.scalars(record.step, &scalars).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", self.events.path().display()))
-        })
+        let events_path = self.events.path().to_path_buf();
+        (self.events.scalars(record.step, &scalars)).map_err(naming(&events_path))
     }
 
     pub fn path(&self) -> &Path {

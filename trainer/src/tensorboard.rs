@@ -52,19 +52,20 @@ impl EventWriter {
             std::process::id()
         );
         let path = dir.join(name);
+        let named = crate::metrics::naming(&path);
         let mut writer = EventWriter {
-            file: BufWriter::new(File::create(&path)?),
+            file: BufWriter::new(File::create(&path).map_err(&named)?),
             path,
         };
         let mut version = event_header(0);
         field_bytes(&mut version, 3, b"brain.Event:2");
-        writer.record(&version)?;
+        writer.record(&version).map_err(&named)?;
         if let Some(step) = start {
             let mut start = event_header(step);
             field_bytes(&mut start, 7, &[1 << 3, 1]);
-            writer.record(&start)?;
+            writer.record(&start).map_err(&named)?;
         }
-        writer.file.flush()?;
+        writer.file.flush().map_err(&named)?;
         Ok(writer)
     }
 
