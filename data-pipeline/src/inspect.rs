@@ -54,9 +54,12 @@ pub struct DatasetSummary {
     pub quarantine_examples: Vec<QuarantineEntry>,
     /// Records ingested with dropped leads or windows.
     pub partial_records: usize,
-    /// Shards whose size or SHA-256 differ from the manifest, or that cannot be fetched or
+    /// Shards whose size or SHA-256 differ from the manifest, that are gone, or that cannot be
     /// decoded, with what differs and the error (which names the file).
     pub damaged_shards: Vec<(String, String)>,
+    /// Shards that are there but could not be fetched here (no permission, the store
+    /// unreachable): no verdict on their data. With the error, which names the file.
+    pub unreachable_shards: Vec<(String, String)>,
     /// Shards that could not be fetched or decoded: their rows are in no count read from shards.
     pub unread_shards: usize,
     /// Shards whose entries lack the chunk checksums the loader checks each read against.
@@ -100,6 +103,15 @@ impl ShardCounts {
     }
 }
 
+/// Whether a failed fetch says the shard is gone (a verdict on the dataset), not that it could
+/// not be read here (no permission, the store unreachable).
+fn is_missing(error: &DataError) -> bool {
+    match error {
+        DataError::Store { source, .. } => matches!(source, object_store::Error::NotFound { .. }),
+        _ => false,
+    }
+}
+
 /// Reads the manifest and the `quality_score`, `quality_flags` and `split` columns of every
 /// shard of the dataset at `url`; `progress` counts the shard bytes read (its length is set
 /// here). A shard that cannot be read is an entry of `damaged_shards`, not an error.
@@ -112,7 +124,8 @@ pub fn inspect(
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
     progress.set_length(manifest.shards.iter().map(|s| s.bytes).sum());
     let mut counts = ShardCounts::default();
-    let (mut damaged_shards, mut unread_shards) = (Vec::new(), 0);
+    let (mut damaged_shards, mut unreachable_shards, mut unread_shards) =
+        (Vec::new(), Vec::new(), 0);
     let locations: Vec<_> = (manifest.shards.iter())
         .map(|shard| store::join(&root, &shard.path))
         .collect();
@@ -137,6 +150,11 @@ pub fn inspect(
                 let mismatch = shard.mismatch(bytes.len() as u64, &sha256_hex(&bytes));
                 let shown = store::shown(object_store.as_ref(), location);
                 (mismatch, count_shard(bytes, &shown))
+            }
+            Err(error) if !is_missing(&error) => {
+                unread_shards += 1;
+                unreachable_shards.push((shard.path.clone(), error.to_string()));
+                continue;
             }
             Err(error) => (None, Err(error)),
         };
@@ -175,6 +193,7 @@ pub fn inspect(
         quarantine_examples: manifest.quarantine.into_iter().take(EXAMPLES).collect(),
         partial_records: manifest.partial.len(),
         damaged_shards,
+        unreachable_shards,
         unread_shards,
         unchecked_shards: (manifest.shards.iter())
             .filter(|s| s.lacks_chunk_checksums())
@@ -354,6 +373,16 @@ impl fmt::Display for DatasetSummary {
         }
         for (path, what) in &self.damaged_shards {
             writeln!(f, "  {path}: {what}")?;
+        }
+        if !self.unreachable_shards.is_empty() {
+            writeln!(
+                f,
+                "shards: {} could not be read here, so they were not checked:",
+                self.unreachable_shards.len()
+            )?;
+        }
+        for (path, why) in &self.unreachable_shards {
+            writeln!(f, "  {path}: {why}")?;
         }
         let mismatches: Vec<String> = (self.split_mismatches().into_iter())
             .map(|(split, shards, manifest)| {

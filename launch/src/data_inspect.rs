@@ -4,7 +4,7 @@
 //! data, as every command does for it) when a shard differs from the manifest or cannot be read,
 //! or the shards' rows per split differ from the manifest's.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
@@ -62,6 +62,16 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     if !summary.split_mismatches().is_empty() {
         failed.push("the shards' rows per split differ from the manifest's counts".to_string());
+    }
+    if failed.is_empty() && !summary.unreachable_shards.is_empty() {
+        // No verdict on the data (exit 1, not 65): the shards could not be read here.
+        bail!(
+            "{} could not be checked: {} shard(s) cannot be read here ({}), so they were not \
+             checked against the manifest",
+            args.url,
+            summary.unreachable_shards.len(),
+            summary.unreachable_shards[0].1
+        );
     }
     if !failed.is_empty() {
         return Err(DamagedData(format!(

@@ -1,7 +1,8 @@
 //! `ecgfm data inspect` on a dataset with a truncated and a changed shard: both are named (the
 //! unreadable one with its absolute path), the summary is printed and the exit status is 65
-//! (damaged data, as for every command); an out-of-range `--plot-records` is refused before any
-//! dataset is read, and a plot makes the folders it goes into.
+//! (damaged data, as for every command); a shard this user may not read is no verdict on the
+//! data (exit 1, not 65); an out-of-range `--plot-records` is refused before any dataset is read,
+//! and a plot makes the folders it goes into.
 
 mod common;
 use common::{ecgfm_env, path_str, run_err, run_ok, synth_dataset_with, temp_dir};
@@ -73,5 +74,46 @@ fn plot_records_out_of_range_is_refused_before_reading() {
     let png = dir.join("plots/new/p.png");
     let said = run_ok(&["data", "inspect", path_str(&ds), "--plot", path_str(&png)]);
     assert!(said.contains("plot written to") && png.is_file(), "{said}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A shard the user may not read is named as not checked, with the reason, and the exit status
+/// is 1, not 65: it said the shard "DIFFER"ed from the manifest, damaged after ingest.
+#[test]
+fn a_shard_without_read_permission_is_not_called_damaged() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("inspect-no-permission");
+    let ds = synth_dataset_with(&dir, "ds", &["--shard-mb", "0.02", "--row-group-rows", "4"]);
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // Root reads whatever the permissions say: then inspect runs as `nobody`, from a copy of
+    // the binary it may run.
+    let root = unsafe { libc::geteuid() } == 0;
+    let binary = dir.join("ecgfm");
+    std::fs::copy(env!("CARGO_BIN_EXE_ecgfm"), &binary).unwrap();
+    mode(&binary, 0o755);
+    mode(&dir, 0o755);
+    mode(&ds.join("shards/shard-00001.parquet"), 0o000);
+    let mut command = std::process::Command::new(&binary);
+    command.args(["data", "inspect", path_str(&ds)]);
+    if root {
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("shards: 1 could not be read here, so they were not checked:")
+            && stdout.contains("shards/shard-00001.parquet")
+            && !stdout.contains("DIFFER"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 shard(s) cannot be read here") && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
