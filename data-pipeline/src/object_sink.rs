@@ -11,7 +11,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::error::DataError;
-use crate::store::{block_on, runtime, store_error};
+use crate::store::{block_on, runtime, shown, store_error_at};
 
 /// Parts uploading at once: with 5 MiB parts, at most 40 MiB of the object is in memory.
 const PARTS_IN_FLIGHT: usize = 8;
@@ -20,16 +20,19 @@ const PARTS_IN_FLIGHT: usize = 8;
 pub struct ObjectSink {
     /// `None` once finished.
     upload: Option<WriteMultipart>,
-    location: Path,
+    /// The object, as errors name it.
+    shown: String,
 }
 
 impl ObjectSink {
     /// Starts writing the object at `location` of `store`.
     pub fn create(store: &dyn ObjectStore, location: &Path) -> Result<Self, DataError> {
-        let upload = block_on(store.put_multipart(location)).map_err(store_error(location))?;
+        let shown = shown(store, location);
+        let upload =
+            block_on(store.put_multipart(location)).map_err(store_error_at(shown.clone()))?;
         Ok(ObjectSink {
             upload: Some(WriteMultipart::new(upload)),
-            location: location.clone(),
+            shown,
         })
     }
 
@@ -38,7 +41,7 @@ impl ObjectSink {
         let upload = self.upload.take().expect("a sink is finished once");
         block_on(upload.finish())
             .map(|_| ())
-            .map_err(store_error(&self.location))
+            .map_err(store_error_at(self.shown.clone()))
     }
 
     fn upload(&mut self) -> &mut WriteMultipart {

@@ -276,12 +276,17 @@ fn install_tls_provider() {
 
 /// A request's error, naming a missing object as the store names it (a local file by its
 /// absolute path, which `location`, relative to the file system's root, lacks).
-pub(crate) fn store_error(location: &Path) -> impl FnOnce(object_store::Error) -> DataError + '_ {
+pub(crate) fn store_error(
+    store: &dyn ObjectStore,
+    location: &Path,
+) -> impl FnOnce(object_store::Error) -> DataError {
+    store_error_at(shown(store, location))
+}
+
+/// As [`store_error`], for the object `shown` names (as [`shown`] names it).
+pub(crate) fn store_error_at(shown: String) -> impl FnOnce(object_store::Error) -> DataError {
     move |source| DataError::Store {
-        location: match &source {
-            object_store::Error::NotFound { path, .. } => path.clone(),
-            _ => location.to_string(),
-        },
+        location: shown,
         source,
     }
 }
@@ -338,14 +343,17 @@ pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<()
 pub fn remove(store: &dyn ObjectStore, location: &Path) -> Result<(), DataError> {
     match block_on(store.delete(location)) {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(err) => Err(store_error(location)(err)),
+        Err(err) => Err(store_error(store, location)(err)),
     }
 }
 
 /// The whole object.
 pub async fn get_bytes(store: &dyn ObjectStore, location: &Path) -> Result<Bytes, DataError> {
-    let result = store.get(location).await.map_err(store_error(location))?;
-    result.bytes().await.map_err(store_error(location))
+    let result = store
+        .get(location)
+        .await
+        .map_err(store_error(store, location))?;
+    result.bytes().await.map_err(store_error(store, location))
 }
 
 /// The bytes `range` of the object.
@@ -357,7 +365,7 @@ pub async fn get_range(
     store
         .get_range(location, range)
         .await
-        .map_err(store_error(location))
+        .map_err(store_error(store, location))
 }
 
 /// Several byte ranges of one object (adjacent ranges are coalesced into one request).
@@ -369,7 +377,7 @@ pub async fn get_ranges(
     store
         .get_ranges(location, ranges)
         .await
-        .map_err(store_error(location))
+        .map_err(store_error(store, location))
 }
 
 /// The last `n` bytes of the object (all of it when shorter) and the object's total size, in
@@ -389,7 +397,7 @@ pub async fn get_suffix(
             let size = store
                 .head(location)
                 .await
-                .map_err(store_error(location))?
+                .map_err(store_error(store, location))?
                 .size;
             let tail = match size {
                 0 => Bytes::new(),
@@ -397,10 +405,10 @@ pub async fn get_suffix(
             };
             return Ok((tail, size));
         }
-        result => result.map_err(store_error(location))?,
+        result => result.map_err(store_error(store, location))?,
     };
     let size = result.meta.size;
-    let bytes = result.bytes().await.map_err(store_error(location))?;
+    let bytes = result.bytes().await.map_err(store_error(store, location))?;
     Ok((bytes, size))
 }
 
@@ -415,7 +423,7 @@ pub async fn put_bytes(
         .put(location, PutPayload::from(bytes))
         .await
         .map(|_| ())
-        .map_err(store_error(location))
+        .map_err(store_error(store, location))
 }
 
 /// The size and SHA-256 (hex) of an object, read as a stream (never whole in memory).
@@ -424,10 +432,17 @@ pub async fn sha256_of(
     location: &Path,
 ) -> Result<(u64, String), DataError> {
     use sha2::{Digest, Sha256};
-    let result = store.get(location).await.map_err(store_error(location))?;
+    let result = store
+        .get(location)
+        .await
+        .map_err(store_error(store, location))?;
     let mut chunks = result.into_stream();
     let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    while let Some(chunk) = chunks.try_next().await.map_err(store_error(location))? {
+    while let Some(chunk) = chunks
+        .try_next()
+        .await
+        .map_err(store_error(store, location))?
+    {
         size += chunk.len() as u64;
         hasher.update(&chunk);
     }
@@ -440,7 +455,7 @@ pub async fn list(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMe
         .list(Some(prefix))
         .try_collect()
         .await
-        .map_err(store_error(prefix))?;
+        .map_err(store_error(store, prefix))?;
     objects.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(objects)
 }

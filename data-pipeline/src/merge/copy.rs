@@ -123,7 +123,7 @@ async fn copy_one(
         out_store
             .delete(&job.to)
             .await
-            .map_err(store::store_error(&job.to))?;
+            .map_err(store::store_error(out_store, &job.to))?;
     }
     let bytes = store::get_bytes(job.input_store.as_ref(), &job.from).await?;
     check(job, bytes.len() as u64, &sha256_hex(&bytes))?;

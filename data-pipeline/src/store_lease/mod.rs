@@ -200,7 +200,7 @@ impl StoreLease {
                         None => continue,
                     }
                 }
-                Err(source) => return Err(store::store_error(path)(source)),
+                Err(source) => return Err(store::store_error(object_store.as_ref(), path)(source)),
             };
             // Our own write, applied by the store though its answer was lost (then retried).
             if lock.holds(&holder.lease) {
@@ -222,7 +222,7 @@ impl StoreLease {
                     | object_store::Error::AlreadyExists { .. }
                     | object_store::Error::NotFound { .. },
                 ) => continue,
-                Err(source) => return Err(store::store_error(path)(source)),
+                Err(source) => return Err(store::store_error(object_store.as_ref(), path)(source)),
             }
         }
         Err(DataError::Refused(format!(
@@ -420,7 +420,7 @@ async fn read_lock(
     let (meta, bytes) = match read.await {
         Ok(read) => read,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(source) => return Err(store::store_error(path)(source)),
+        Err(source) => return Err(store::store_error(object_store, path)(source)),
     };
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
