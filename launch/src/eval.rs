@@ -139,7 +139,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let _made_for_out = prepare_out_file(&args.out)?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     // The run's copy and its TensorBoard scalars go to `<run>/eval/`, where it can be written.
-    let run_copy = RunCopy::prepare(&args.source.run);
+    let run_copy = RunCopy::prepare(&args.source.run)?;
     let out_dir = out_folder(&args.out);
     // The dataset's manifest and record ids first: a dataset without the task's labels is
     // refused before its windows are read.

@@ -2,7 +2,8 @@
 //! exported step's results from, with the evaluation's TensorBoard scalars beside it.
 //!
 //! - A run folder this user cannot write (a colleague's shared run) takes no copy: the
-//!   evaluation goes on, writing `--out` alone, and says so once ([`RunCopy::prepare`]).
+//!   evaluation goes on, writing `--out` alone, and says so once ([`RunCopy::prepare`]). A file
+//!   where the `eval` folder must be is refused: the run folder is not as `ecgfm` left it.
 //! - The copy is named after `--out`'s file name, unless a file of that name there holds another
 //!   evaluation's results (two `--out`s of one name in different folders: `probe/r.json`,
 //!   `finetune/r.json`): that one is kept and the copy takes the first free `<stem>.N.json`
@@ -22,9 +23,12 @@ pub(crate) struct RunCopy {
 
 impl RunCopy {
     /// Makes `<run>/eval` and tries a write there, before any work; a run folder that cannot
-    /// be written is a warning, not a refusal.
-    pub(crate) fn prepare(run: &Path) -> RunCopy {
+    /// be written is a warning, not a refusal, but a file in the way is refused.
+    pub(crate) fn prepare(run: &Path) -> anyhow::Result<RunCopy> {
         let folder = run.join("eval");
+        if folder.ancestors().any(Path::is_file) {
+            MadeFolders::create(&folder, "the run's copy of the results")?;
+        }
         let made = MadeFolders::create(&folder, "the run's copy of the results").and_then(|made| {
             let probe = folder.join(".ecgfm-write-probe");
             std::fs::write(&probe, b"").map_err(|e| {
@@ -33,7 +37,7 @@ impl RunCopy {
             let _ = std::fs::remove_file(&probe);
             Ok(made)
         });
-        match made {
+        Ok(match made {
             Ok(made) => RunCopy {
                 folder: Ok(folder),
                 _made: Some(made),
@@ -49,7 +53,7 @@ impl RunCopy {
                     _made: None,
                 }
             }
-        }
+        })
     }
 
     /// The run's `eval/` folder, if it can be written.
@@ -97,7 +101,7 @@ mod tests {
     fn another_evaluation_of_the_same_file_name_is_kept_and_a_rerun_replaces_its_own() {
         let run = std::env::temp_dir().join(format!("ecgfm-run-copy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&run);
-        let copy = RunCopy::prepare(&run);
+        let copy = RunCopy::prepare(&run).unwrap();
         let eval = run.join("eval");
         assert_eq!(copy.folder(), Some(eval.as_path()));
         let probe = serde_json::json!({

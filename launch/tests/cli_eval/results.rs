@@ -15,7 +15,9 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     let (data, run) = fixture();
     let (data, run) = (data.to_str().unwrap(), run.to_str().unwrap());
     let dir = std::env::temp_dir().join(format!("ecgfm-cli-eval-out-{}", std::process::id()));
-    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    // File names of their own: the run's copy of another test's evaluation (the run is shared)
+    // under the same name is kept, and this one's copy would take the next free name.
+    let (a, b) = (dir.join("every-a.json"), dir.join("every-b.json"));
     let stdout = run_ok(&eval_args(data, run, a.to_str().unwrap(), "all"));
     for protocol in ["probe", "finetune", "scratch", "random_probe"] {
         assert!(
@@ -33,7 +35,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     assert_eq!(report["step"], 8);
     assert_eq!(report["device"], "cpu");
     assert_eq!(report["precision"], "fp32");
-    assert_eq!(read_json(&Path::new(run).join("eval/a.json")), report);
+    assert_eq!(read_json(&Path::new(run).join("eval/every-a.json")), report);
     assert_eq!(report["classes"].as_array().unwrap().len(), 5);
     let counts = &report["counts"]["windows"];
     let total: u64 = ["train", "val", "test"]
@@ -137,7 +139,7 @@ fn eval_runs_every_protocol_and_fraction_and_repeats_exactly() {
     check_compare(&a, &b, &dir);
     // A later evaluation of the same checkpoint with other protocols adds its scalars beside the
     // earlier ones (its file's START event dropped every earlier tag until 2026-12-06).
-    let c = dir.join("c.json");
+    let c = dir.join("every-c.json");
     run_ok(&eval_args(data, run, c.to_str().unwrap(), "random_probe"));
     let mut all = results.clone();
     all.extend(read_json(&c)["results"].as_array().unwrap().iter().cloned());
