@@ -26,9 +26,6 @@ impl RunCopy {
     /// be written is a warning, not a refusal, but a file in the way is refused.
     pub(crate) fn prepare(run: &Path) -> anyhow::Result<RunCopy> {
         let folder = run.join("eval");
-        if folder.ancestors().any(Path::is_file) {
-            MadeFolders::create(&folder, "the run's copy of the results")?;
-        }
         let made = MadeFolders::create(&folder, "the run's copy of the results").and_then(|made| {
             let probe = folder.join(".ecgfm-write-probe");
             std::fs::write(&probe, b"").map_err(|e| {
@@ -42,6 +39,7 @@ impl RunCopy {
                 folder: Ok(folder),
                 _made: Some(made),
             },
+            Err(e) if folder.ancestors().any(Path::is_file) => return Err(e),
             Err(e) => {
                 let why = format!("{} ({})", folder.display(), crate::error_text(&e));
                 tracing::warn!(
