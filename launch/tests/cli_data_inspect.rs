@@ -5,7 +5,10 @@
 //! and a plot makes the folders it goes into.
 
 mod common;
-use common::{ecgfm_env, path_str, run_err, run_ok, synth_dataset_with, temp_dir};
+use common::{
+    ecgfm_env, ecgfm_unprivileged, path_str, run_err, run_ok, set_mode, synth_dataset_with,
+    temp_dir,
+};
 
 #[test]
 fn damaged_shards_are_named_after_the_whole_summary() {
@@ -81,26 +84,11 @@ fn plot_records_out_of_range_is_refused_before_reading() {
 /// is 1, not 65: it said the shard "DIFFER"ed from the manifest, damaged after ingest.
 #[test]
 fn a_shard_without_read_permission_is_not_called_damaged() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let dir = temp_dir("inspect-no-permission");
     let ds = synth_dataset_with(&dir, "ds", &["--shard-mb", "0.02", "--row-group-rows", "4"]);
-    let mode = |path: &std::path::Path, mode: u32| {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
-    // Root reads whatever the permissions say: then inspect runs as `nobody`, from a copy of
-    // the binary it may run.
-    let root = unsafe { libc::geteuid() } == 0;
-    let binary = dir.join("ecgfm");
-    std::fs::copy(env!("CARGO_BIN_EXE_ecgfm"), &binary).unwrap();
-    mode(&binary, 0o755);
-    mode(&dir, 0o755);
-    mode(&ds.join("shards/shard-00001.parquet"), 0o000);
-    let mut command = std::process::Command::new(&binary);
+    set_mode(&ds.join("shards/shard-00001.parquet"), 0o000);
+    let mut command = ecgfm_unprivileged(&dir);
     command.args(["data", "inspect", path_str(&ds)]);
-    if root {
-        command.uid(65534).gid(65534);
-    }
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

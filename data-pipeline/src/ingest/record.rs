@@ -410,15 +410,20 @@ mod tests {
     fn ingest_planned(files: &MemorySource, planned: &PlannedRecord) -> RecordOutcome {
         let name = &planned.name;
         let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
-        let ctx = RecordContext {
-            pipeline: &pipeline,
+        let ctx = context(&pipeline, 0.001);
+        process_record(files, &format!("file:///data/{name}"), planned, &ctx)
+    }
+
+    /// The context of a test source's records under `pipeline`.
+    fn context(pipeline: &Pipeline, signal_scale: f32) -> RecordContext<'_> {
+        RecordContext {
+            pipeline,
             source_name: "test",
-            signal_scale: 0.001,
+            signal_scale,
             seed: 0,
             fractions: SplitFractions::default(),
             verify_checksums: false,
-        };
-        process_record(files, &format!("file:///data/{name}"), planned, &ctx)
+        }
     }
 
     #[test]
@@ -575,14 +580,7 @@ mod tests {
     #[test]
     fn a_record_that_panics_the_reader_is_quarantined_with_the_panic() {
         let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
-        let ctx = RecordContext {
-            pipeline: &pipeline,
-            source_name: "test",
-            signal_scale: 1.0,
-            seed: 0,
-            fractions: SplitFractions::default(),
-            verify_checksums: false,
-        };
+        let ctx = context(&pipeline, 1.0);
         let planned = PlannedRecord {
             name: "r1".into(),
             record_id: "r1".into(),
@@ -641,14 +639,7 @@ mod tests {
             }
         };
         let pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
-        let ctx = RecordContext {
-            pipeline: &pipeline,
-            source_name: "test",
-            signal_scale: 0.001,
-            seed: 0,
-            fractions: SplitFractions::default(),
-            verify_checksums: false,
-        };
+        let ctx = context(&pipeline, 0.001);
         let uri = "file:///data/r";
         let too_many_files = process_record(&failing(libc::EMFILE), uri, &planned("r"), &ctx);
         match too_many_files {

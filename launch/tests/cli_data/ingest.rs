@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use crate::common::{ecgfm_env, run_err, run_err_in, run_ok, run_ok_in, run_refused, temp_dir};
+use crate::common::{
+    ecgfm_env, ecgfm_unprivileged, run_err, run_err_in, run_ok, run_ok_in, run_refused, set_mode,
+    temp_dir,
+};
 
 /// `data ingest` into a folder that holds a dataset (here with another seed, stopping after one
 /// shard) is refused, naming the folder and the way out, and the dataset still inspects clean.
@@ -634,8 +637,6 @@ fn a_second_ingest_into_a_folder_being_written_is_refused() {
 /// rerun; once it is readable, the rerun ingests every record.
 #[test]
 fn a_file_without_read_permission_stops_the_ingest_and_the_rerun_takes_its_record() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let Some(source) = ecgfm_test_support::shared_data("cinc2021-sample") else {
         return;
     };
@@ -648,25 +649,13 @@ fn a_file_without_read_permission_stops_the_ingest_and_the_rerun_takes_its_recor
             std::fs::copy(source.join(&name), src.join(&name)).unwrap();
         }
     }
-    let mode = |path: &Path, mode: u32| {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
-    // Root reads whatever the permissions say: then the ingest runs as `nobody`, from a copy
-    // of the binary it may run, writing to a folder it may write.
-    let root = unsafe { libc::geteuid() } == 0;
-    let binary = dir.join("ecgfm");
-    std::fs::copy(env!("CARGO_BIN_EXE_ecgfm"), &binary).unwrap();
-    mode(&binary, 0o755);
-    mode(&dir, 0o777);
+    set_mode(&dir, 0o777);
     let locked = src.join("E07501.mat");
-    mode(&locked, 0o000);
+    set_mode(&locked, 0o000);
     let out = dir.join("ds");
     let ingest = || {
-        let mut command = std::process::Command::new(&binary);
+        let mut command = ecgfm_unprivileged(&dir);
         command.args(ingest_args(&src, &["--out", out.to_str().unwrap()]));
-        if root {
-            command.uid(65534).gid(65534);
-        }
         command.output().unwrap()
     };
     let output = ingest();
@@ -679,7 +668,7 @@ fn a_file_without_read_permission_stops_the_ingest_and_the_rerun_takes_its_recor
     );
     assert!(!out.join("manifest.json").exists());
 
-    mode(&locked, 0o644);
+    set_mode(&locked, 0o644);
     let output = ingest();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(

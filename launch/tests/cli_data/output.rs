@@ -220,7 +220,6 @@ fn zero_sizes_are_refused_naming_the_flag() {
 /// command, run again without the limit, finishes the dataset.
 #[test]
 fn a_file_size_limit_is_an_error_naming_the_file() {
-    use std::os::unix::process::CommandExt;
     let dir = temp_dir("file-size-limit");
     let out = dir.join("ds");
     let args = [
@@ -235,22 +234,9 @@ fn a_file_size_limit_is_an_error_naming_the_file() {
         "--threads",
         "2",
     ];
-    let mut limited = Command::new(ECGFM);
-    limited.args(args);
-    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
-    unsafe {
-        limited.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 64 << 10,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
-    let output = limited.output().unwrap();
+    let output = common::ecgfm_limited(&args, libc::RLIMIT_FSIZE, 64 << 10)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(

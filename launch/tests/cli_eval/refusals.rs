@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::common::{fixture_dir, run_err, run_ok, run_refused, short_run};
+use crate::common::{
+    ecgfm_unprivileged, fixture_dir, run_err, run_ok, run_refused, set_mode, short_run,
+};
 use crate::{eval_args, fixture, read_json};
 
 #[test]
@@ -153,26 +155,15 @@ fn a_run_whose_eval_folder_is_a_file_is_refused_first() {
 /// cannot be written"); the copy's name is kept free for the owner's own evaluations.
 #[test]
 fn a_run_folder_that_cannot_be_written_keeps_no_copy_and_the_evaluation_goes_on() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let (data, run) = fixture();
     let dir = fixture_dir("eval-read-only-run");
     let copy = dir.join("run");
     copy_dir(run, &copy);
     let _ = std::fs::remove_dir_all(copy.join("eval"));
-    let mode = |path: &Path, mode: u32| {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
-    // Root writes whatever the permissions say: then the evaluation runs as `nobody`, from a
-    // copy of the binary it may run, into a folder it may write.
-    let root = unsafe { libc::geteuid() } == 0;
-    let binary = dir.join("ecgfm");
-    std::fs::copy(env!("CARGO_BIN_EXE_ecgfm"), &binary).unwrap();
-    mode(&binary, 0o755);
-    mode(&copy, 0o555);
+    set_mode(&copy, 0o555);
     let out_dir = dir.join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    mode(&out_dir, 0o777);
+    set_mode(&out_dir, 0o777);
     let out = out_dir.join("e.json");
     let args = eval_args(
         data.to_str().unwrap(),
@@ -180,13 +171,8 @@ fn a_run_folder_that_cannot_be_written_keeps_no_copy_and_the_evaluation_goes_on(
         out.to_str().unwrap(),
         "probe",
     );
-    let mut command = std::process::Command::new(&binary);
-    command.args(&args);
-    if root {
-        command.uid(65534).gid(65534);
-    }
-    let output = command.output().unwrap();
-    mode(&copy, 0o755);
+    let output = ecgfm_unprivileged(&dir).args(&args).output().unwrap();
+    set_mode(&copy, 0o755);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),

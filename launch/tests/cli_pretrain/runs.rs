@@ -2,7 +2,8 @@
 //! an address-space limit.
 
 use crate::common::{
-    checkpoint_tensor_bytes, path_str, pretrain_args, run_err, run_ok, run_refused, temp_dir, ECGFM,
+    checkpoint_tensor_bytes, ecgfm_limited, path_str, pretrain_args, run_err, run_ok, run_refused,
+    temp_dir, ECGFM,
 };
 use crate::{assert_same_run_and_remove, losses};
 use std::process::Command;
@@ -236,10 +237,8 @@ fn bad_configuration_is_a_clear_error() {
 /// the limit aborted the process (exit 134) with one line and a backtrace.
 #[test]
 fn an_address_space_limit_too_small_for_the_step_is_refused_naming_the_flag() {
-    use std::os::unix::process::CommandExt;
     let out = temp_dir("address-space");
-    let mut command = Command::new(ECGFM);
-    command.args([
+    let args = [
         "pretrain",
         "--model",
         "tiny",
@@ -251,21 +250,10 @@ fn an_address_space_limit_too_small_for_the_step_is_refused_naming_the_flag() {
         "cpu",
         "--out",
         path_str(&out),
-    ]);
-    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 1 << 30,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            match libc::setrlimit(libc::RLIMIT_AS, &limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
-    let output = command.output().unwrap();
+    ];
+    let output = ecgfm_limited(&args, libc::RLIMIT_AS, 1 << 30)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(

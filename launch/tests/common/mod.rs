@@ -54,6 +54,53 @@ pub fn with_default_stop_signals(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// Sets the permission bits of `path` to `mode`.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A command running `ecgfm` as a user the permission bits hold to: this one, or `nobody` when
+/// the tests run as root (whom the bits do not stop), from a copy of the binary in `dir` that
+/// nobody may run.
+pub fn ecgfm_unprivileged(dir: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let binary = dir.join("ecgfm");
+    std::fs::copy(ECGFM, &binary).unwrap();
+    set_mode(&binary, 0o755);
+    let mut command = Command::new(binary);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    command
+}
+
+/// A command running `ecgfm args` with its `resource` limit (`libc::RLIMIT_*`) set to `bytes`.
+pub fn ecgfm_limited<S: AsRef<OsStr>>(
+    args: &[S],
+    resource: libc::__rlimit_resource_t,
+    bytes: u64,
+) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(ECGFM);
+    command.args(args);
+    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            match libc::setrlimit(resource, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    command
+}
+
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
