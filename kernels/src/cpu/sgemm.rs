@@ -94,7 +94,8 @@ const KC: usize = 512;
 /// of `gemm_common::gemm::gemm_basic_generic` after `gemm::gemm` transposes a row-major
 /// destination. Its other paths block independently of the machine (1024 for at most 256
 /// outputs with contiguous operands, 512 with both sides at most 64) or not at all (k <= 2,
-/// matrix-vector products).
+/// matrix-vector products). A new `gemm` version must be read against this again
+/// (`tests/tests/reference_losses.rs` fails on a 48 KiB-L1 machine when it no longer matches).
 fn cache_blocked(m: usize, n: usize, k: usize, dst: MatMut, lhs: MatRef, rhs: MatRef) -> bool {
     let (m, n, dst_cs, dst_rs, lhs_cs, lhs_rs, rhs_cs, rhs_rs) = match dst.cs.abs() < dst.rs.abs() {
         true => (n, m, dst.rs, dst.cs, rhs.rs, rhs.cs, lhs.rs, lhs.cs),
