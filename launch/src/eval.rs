@@ -288,8 +288,9 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         against_scratch: ScratchDifference::of(&results, settings.bootstrap, settings.seed),
         results,
     };
-    let value = serde_json::to_value(&report).context("serialising the report")?;
-    let json = serde_json::to_string_pretty(&value).context("serialising the report")?;
+    let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+    // Read back from the text, not `to_value` (which would widen its f32s, and so the file's).
+    let value = serde_json::from_str(&json).context("serialising the report")?;
     // The run keeps a copy, its TensorBoard scalars beside it: `ecgfm export` reports the
     // results of the exported step from there. Written before `--out`, and each file whole (written
     // beside and renamed), so an `--out` that exists means the evaluation finished; an `--out`
