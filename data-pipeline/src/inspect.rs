@@ -114,7 +114,8 @@ fn is_missing(error: &DataError) -> bool {
 
 /// Reads the manifest and the `quality_score`, `quality_flags` and `split` columns of every
 /// shard of the dataset at `url`; `progress` counts the shard bytes read (its length is set
-/// here). A shard that cannot be read is an entry of `damaged_shards`, not an error.
+/// here). A shard that is gone or cannot be decoded is an entry of `damaged_shards`, one that
+/// cannot be fetched here an entry of `unreachable_shards`, neither an error.
 pub fn inspect(
     url: &str,
     options: &[(&str, &str)],

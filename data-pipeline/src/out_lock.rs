@@ -148,10 +148,11 @@ impl OutputLock {
     }
 }
 
-/// The lock files this process holds in folders, for `release_held`.
-static HELD_FOLDERS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The lock files this process holds in folders, with the (device, inode) of each, for
+/// `release_held`.
+static HELD_FOLDERS: Mutex<Vec<(PathBuf, (u64, u64))>> = Mutex::new(Vec::new());
 
-fn held_folders() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+fn held_folders() -> std::sync::MutexGuard<'static, Vec<(PathBuf, (u64, u64))>> {
     HELD_FOLDERS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -162,10 +163,23 @@ fn held_folders() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// it; a Ctrl-C'd ingest left it until 2026-12-06) and each object store's lease
 /// (`store_lease::release_held`).
 pub fn release_held() {
-    for path in held_folders().iter() {
-        let _ = std::fs::remove_file(path);
+    for (path, file) in held_folders().iter() {
+        remove_if_same(path, *file);
     }
     store_lease::release_held();
+}
+
+/// The (device, inode) of `metadata`'s file.
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    (metadata.dev(), metadata.ino())
+}
+
+/// Removes the lock file at `path` if it is still the file `file` names: a writer whose folder
+/// was replaced while it wrote must not remove the next writer's lock.
+fn remove_if_same(path: &std::path::Path, file: (u64, u64)) {
+    if std::fs::metadata(path).is_ok_and(|now| identity(&now) == file) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 impl FolderLock {
@@ -226,7 +240,7 @@ impl FolderLock {
             file.set_len(0).map_err(io)?;
             file.write_all(format!("{} {}\n", std::process::id(), writer.name()).as_bytes())
                 .map_err(io)?;
-            held_folders().push(path.clone());
+            held_folders().push((path.clone(), identity(&locked)));
             return Ok(FolderLock {
                 file,
                 path,
@@ -243,8 +257,16 @@ impl FolderLock {
             path: self.path.display().to_string(),
             source,
         })?;
-        let same = std::fs::metadata(&self.path)
-            .is_ok_and(|now| (now.dev(), now.ino()) == (locked.dev(), locked.ino()));
+        let same = match std::fs::metadata(&self.path) {
+            Ok(now) => identity(&now) == identity(&locked),
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(source) => {
+                return Err(DataError::Io {
+                    path: self.path.display().to_string(),
+                    source,
+                })
+            }
+        };
         match same {
             true => Ok(()),
             false => Err(DataError::Refused(format!(
@@ -262,11 +284,19 @@ impl Drop for FolderLock {
     /// Removes the file while still holding its lock (see `take` for one opened just before),
     /// then releases it by closing the file.
     fn drop(&mut self) {
-        held_folders().retain(|held| *held != self.path);
-        let _ = std::fs::remove_file(&self.path);
-        if let Some(folder) = &self.made_folder {
-            // Only where nothing else was written there (a refused or failed ingest).
-            let _ = std::fs::remove_dir(folder);
+        held_folders().retain(|(held, _)| *held != self.path);
+        // Only the file this writer locked: after its folder was replaced, the lock at the
+        // path (and the folder) are the next writer's.
+        if let Ok(locked) = self.file.metadata() {
+            let ours =
+                std::fs::metadata(&self.path).is_ok_and(|now| identity(&now) == identity(&locked));
+            if ours {
+                let _ = std::fs::remove_file(&self.path);
+                if let Some(folder) = &self.made_folder {
+                    // Only where nothing else was written there (a refused or failed ingest).
+                    let _ = std::fs::remove_dir(folder);
+                }
+            }
         }
         let _ = self.file.unlock();
     }
@@ -351,6 +381,12 @@ mod tests {
             err.contains("ds was removed or replaced while this command wrote it"),
             "{err}"
         );
+        // The next writer's lock there outlives the first writer's end.
+        let next =
+            OutputLock::take(&object_store, &root, out.to_str().unwrap(), Writer::Ingest).unwrap();
+        drop(lock);
+        next.check_held().unwrap();
+        assert!(next.path().unwrap().exists());
     }
 
     #[test]

@@ -274,7 +274,7 @@ fn install_tls_provider() {
     });
 }
 
-/// A request's error, naming a missing object as the store names it (a local file by its
+/// A request's error, naming the object as a person finds it ([`shown`]: a local file by its
 /// absolute path, which `location`, relative to the file system's root, lacks).
 pub(crate) fn store_error(
     store: &dyn ObjectStore,

@@ -1,8 +1,9 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
 //! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits 65 (damaged
-//! data, as every command does for it) when a shard differs from the manifest or cannot be read,
-//! or the shards' rows per split differ from the manifest's.
+//! data, as every command does for it) when a shard differs from the manifest, is gone or cannot
+//! be decoded, or the shards' rows per split differ from the manifest's; 1 when shards that are
+//! there cannot be read here (no permission, the store unreachable): no verdict on the data.
 
 use anyhow::{bail, Context, Result};
 use clap::builder::RangedU64ValueParser;

@@ -296,17 +296,22 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     // beside and renamed), so an `--out` that exists means the evaluation finished; an `--out`
     // that fails after all (its folder removed during the run, say) leaves the results there.
     let name = args.out.file_name().context("--out names no file")?;
-    let copy = run_copy.path_for(&name.to_string_lossy(), &value);
+    let out_dir = std::fs::canonicalize(out_dir).ok();
+    let run_eval = run_copy
+        .folder()
+        .and_then(|f| std::fs::canonicalize(f).ok());
+    // An --out in the run's eval folder is the run's copy itself.
+    let in_run_eval = out_dir.is_some() && run_eval == out_dir;
+    let copy = match in_run_eval {
+        true => Some(args.out.clone()),
+        false => run_copy.path_for(&name.to_string_lossy(), &value),
+    };
     if let Some(run_eval) = run_copy.folder() {
         report
             .write_tensorboard(run_eval)
             .with_context(|| format!("writing TensorBoard events to {}", run_eval.display()))?;
     }
-    let out_dir = std::fs::canonicalize(out_dir).ok();
-    let apart = copy.as_ref().filter(|copy| {
-        let folder = copy.parent().and_then(|f| std::fs::canonicalize(f).ok());
-        folder != out_dir || copy.file_name() != Some(name)
-    });
+    let apart = copy.as_ref().filter(|_| !in_run_eval);
     if let Some(copy) = apart {
         write_whole(copy, &json)?;
     }

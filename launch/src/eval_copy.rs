@@ -68,7 +68,8 @@ impl RunCopy {
             .chain((2..).map(|n| folder.join(format!("{stem}.{n}.{ext}"))));
         for path in candidates {
             let held = match std::fs::read_to_string(&path) {
-                Err(_) => return Some(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(path),
+                Err(_) => continue,
                 Ok(text) => text,
             };
             let old = serde_json::from_str::<Value>(&held).ok();
@@ -80,10 +81,24 @@ impl RunCopy {
     }
 }
 
-/// What makes two result files the same evaluation: the weights' step, the data, the labels,
-/// the pooling, the seed and the protocols with their label fractions.
+/// What makes two result files the same evaluation: its settings (the weights, the data, the
+/// labels and classes, the pooling, the precision, the seed, the intervals' resamples, the
+/// scoring unit, the fine-tuning settings) and the protocols with their label fractions; not
+/// its timings or numbers.
 fn identity(report: &Value) -> Vec<Value> {
-    let fields = ["step", "data", "vocabulary", "pooling", "seed"];
+    let fields = [
+        "step",
+        "weights_sha256",
+        "data",
+        "vocabulary",
+        "classes",
+        "pooling",
+        "precision",
+        "seed",
+        "bootstrap_resamples",
+        "scored_by",
+        "finetune_settings",
+    ];
     let mut id: Vec<Value> = fields.iter().map(|f| report[f].clone()).collect();
     let protocols = (report["results"].as_array().into_iter().flatten())
         .map(|r| serde_json::json!([r["protocol"], r["fraction"]]));
@@ -115,7 +130,14 @@ mod tests {
         rerun["seconds"] = 4.0.into();
         rerun["results"][0]["auroc"] = 0.81.into();
         assert_eq!(copy.path_for("r.json", &rerun), Some(eval.join("r.json")));
-        // Another protocol or step under the same file name takes the next free name.
+        // Other settings, another protocol or step under the same file name take the next free
+        // name.
+        let mut other_lr = probe.clone();
+        other_lr["finetune_settings"] = serde_json::json!({ "lr": 0.0003 });
+        assert_eq!(
+            copy.path_for("r.json", &other_lr),
+            Some(eval.join("r.2.json"))
+        );
         let mut finetune = probe.clone();
         finetune["results"][0]["protocol"] = "finetune".into();
         assert_eq!(

@@ -3,7 +3,7 @@
 //!
 //! - The package is checked against its own `SHA256SUMS` before anything is sent.
 //! - Each file is streamed from disk as a multipart upload (S3's single PUT stops at 5 GB), so
-//!   a package of any size publishes in a few MiB of memory.
+//!   a package of any size publishes in about 50 MB of memory (parts in flight).
 //! - Every file is read back after upload and its SHA-256 compared with the list; `SHA256SUMS`
 //!   is uploaded last, so a URL with a `SHA256SUMS` holds a complete package.
 //! - A URL that already holds this package (same `SHA256SUMS`, every file verified) is left as
@@ -100,8 +100,6 @@ pub fn publish(
     refuse_inside(pkg, url)?;
     let shown = store::redact_url(url);
     let target: StoreRoot = store::open_url_with(url, options)?;
-    // What a killed upload to a local folder left (`NAME#N`) is no object of the package.
-    store::remove_local_staging(target.0.as_ref(), &target.1)?;
     let remote = Remote::list(&target, &shown)?;
 
     let old_sums = match remote.names.contains(SUMS_FILE) {
@@ -143,6 +141,10 @@ pub fn publish(
         }
     }
 
+    let names: Vec<&str> = (files.iter().map(|(sum, _)| sum.name.as_str()))
+        .chain([SUMS_FILE])
+        .collect();
+    remove_own_staging(&target, &names)?;
     // Files already there with the right checksum (a re-publish, or an interrupted upload of
     // the same package) are not sent again.
     let mut sent = (0usize, 0u64);
@@ -183,6 +185,30 @@ pub fn publish(
         bytes: sent.1 + sums_text.len() as u64,
         replaced,
     })
+}
+
+/// Removes what a killed upload to a local folder left of the package's files `names`: their
+/// staging files (`NAME#N`, which object_store's listings never show). Other files there are
+/// left alone, whatever their names.
+fn remove_own_staging(target: &StoreRoot, names: &[&str]) -> Result<()> {
+    let Some(dir) = store::local_path(target.0.as_ref(), &target.1) else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let staging = name.rsplit_once('#').is_some_and(|(stem, n)| {
+            names.contains(&stem) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        if staging {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing {}, left by a killed upload", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Fails when `url` is a local folder inside the package `pkg` (or the package itself): the

@@ -147,8 +147,13 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     let killed = dir.join("killed");
     std::fs::create_dir_all(&killed).unwrap();
     std::fs::write(killed.join("model.safetensors#3"), b"half an upload").unwrap();
-    run_ok(&publish_args(&pkg, killed.to_str().unwrap(), false));
+    std::fs::write(killed.join("notes#2"), b"a user's file").unwrap();
+    run_ok(&publish_args(&pkg, killed.to_str().unwrap(), true));
     assert!(!killed.join("model.safetensors#3").exists());
+    assert!(
+        killed.join("notes#2").exists(),
+        "another file of that shape is left alone"
+    );
     assert_same_files(&killed, &pkg);
 
     // A destination inside the package would become part of it.

@@ -279,7 +279,7 @@ fn a_run_whose_folder_is_removed_stops_at_its_next_checkpoint() {
     assert!(matches!(err, TrainError::RunFolderGone { .. }), "{err}");
     assert!(
         err.to_string().contains(&format!(
-            "{} was removed or replaced while this run trained in it",
+            "{} lost its config.toml while this run trained in it",
             dir.display()
         )),
         "{err}"

@@ -259,7 +259,13 @@ fn headerless_signal_files(
     headers: &[&str],
     scan: &HeaderScan,
 ) -> Option<String> {
-    let headers: HashSet<&str> = headers.iter().copied().collect();
+    // Stems of every header, `.HEA` and the like too (`other_case_headers` names those).
+    let headers: HashSet<&str> = (headers.iter().copied())
+        .chain(files.iter().filter_map(|f| {
+            let (stem, ext) = f.rsplit_once('.')?;
+            ext.eq_ignore_ascii_case("hea").then_some(stem)
+        }))
+        .collect();
     let orphans: Vec<&str> = (files.iter())
         .filter(|f| {
             let Some((stem, ext)) = f.rsplit_once('.') else {
@@ -523,19 +529,29 @@ mod tests {
         write("e.mat", "");
         write("b.dat", "");
         write("sub/d.mat", "");
+        // A header spelled `.HEA` is named by its own warning, its signal file not again.
+        write("f.HEA", "f 1 500 10\nf.dat 16 200 16 0 0 0 0 I\n");
+        write("f.dat", "");
         write("notes.txt", "");
         let source = SourceRoot::Local(dir.path().to_path_buf());
         let plan = make_plan(&source, SourceFormat::Auto, None).unwrap();
         let names: Vec<&str> = plan.records.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "c", "e"]);
-        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
         assert!(
             plan.warnings[0].contains("2 signal files have no header (e.g. b.dat;"),
             "{:?}",
             plan.warnings
         );
+        assert!(
+            plan.warnings[1].contains("(e.g. f.HEA)"),
+            "{:?}",
+            plan.warnings
+        );
         std::fs::remove_file(dir.path().join("b.dat")).unwrap();
         std::fs::remove_file(dir.path().join("sub/d.mat")).unwrap();
+        std::fs::remove_file(dir.path().join("f.HEA")).unwrap();
+        std::fs::remove_file(dir.path().join("f.dat")).unwrap();
         let plan = make_plan(&source, SourceFormat::Auto, None).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }

@@ -185,6 +185,7 @@ fn a_run_folder_that_cannot_be_written_keeps_no_copy_and_the_evaluation_goes_on(
     );
     assert_eq!(read_json(&out)["results"].as_array().unwrap().len(), 2);
     assert!(!copy.join("eval").exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// The result file says what the encoder was pretrained on; an encoder pretrained on every split

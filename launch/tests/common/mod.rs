@@ -85,13 +85,18 @@ pub fn ecgfm_limited<S: AsRef<OsStr>>(
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(ECGFM);
     command.args(args);
-    // SAFETY: setrlimit is async-signal-safe, as a pre_exec closure must be.
+    // SAFETY: getrlimit and setrlimit are async-signal-safe, as a pre_exec closure must be.
     unsafe {
         command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: libc::RLIM_INFINITY,
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
             };
+            if libc::getrlimit(resource, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The hard limit stays: a user may lower it but not raise it back.
+            limit.rlim_cur = bytes.min(limit.rlim_max);
             match libc::setrlimit(resource, &limit) {
                 0 => Ok(()),
                 _ => Err(std::io::Error::last_os_error()),

@@ -41,9 +41,10 @@ pub enum TrainError {
     /// scratch purge, say, and made again by the next write): the checkpoints and metrics
     /// written before went with it, and a run "done" there would have nothing to resume from.
     #[error(
-        "{} was removed or replaced while this run trained in it (its config.toml is gone, and \
-         the checkpoints and metrics written before with it); nothing more is written there: \
-         start the run again",
+        "{} lost its config.toml while this run trained in it (the folder removed or replaced, \
+         a scratch purge say, and the checkpoints and metrics written before with it); nothing \
+         more is written there: start the run again (or, if only config.toml was removed, put \
+         it back and resume with --resume)",
         .run_dir.display()
     )]
     RunFolderGone { run_dir: PathBuf },
