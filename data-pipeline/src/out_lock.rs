@@ -85,6 +85,8 @@ enum Held {
 struct FolderLock {
     file: File,
     path: PathBuf,
+    /// The locked file's (device, inode): the lock is this writer's while `path` names it.
+    file_id: (u64, u64),
     /// The output folder, where this lock made it (removed again if left empty).
     made_folder: Option<PathBuf>,
 }
@@ -163,8 +165,10 @@ fn held_folders() -> std::sync::MutexGuard<'static, Vec<(PathBuf, (u64, u64))>> 
 /// it; a Ctrl-C'd ingest left it until 2026-12-06) and each object store's lease
 /// (`store_lease::release_held`).
 pub fn release_held() {
-    for (path, file) in held_folders().iter() {
-        remove_if_same(path, *file);
+    for (path, file_id) in held_folders().iter() {
+        if names_file(path, *file_id).unwrap_or(false) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     store_lease::release_held();
 }
@@ -174,11 +178,13 @@ fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }
 
-/// Removes the lock file at `path` if it is still the file `file` names: a writer whose folder
-/// was replaced while it wrote must not remove the next writer's lock.
-fn remove_if_same(path: &std::path::Path, file: (u64, u64)) {
-    if std::fs::metadata(path).is_ok_and(|now| identity(&now) == file) {
-        let _ = std::fs::remove_file(path);
+/// Whether `path` names the file `file_id` identifies: a lock whose folder was replaced while
+/// its writer wrote (the lock at the path then the next writer's) is not.
+fn names_file(path: &std::path::Path, file_id: (u64, u64)) -> std::io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(identity(&now) == file_id),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -231,19 +237,18 @@ impl FolderLock {
             }
             // The ingest that held it may have removed the file between our opening and our
             // locking it: a lock on that file keeps no one out, so take the one at the path.
-            let locked = file.metadata().map_err(io)?;
-            let same = std::fs::metadata(&path)
-                .is_ok_and(|now| (now.dev(), now.ino()) == (locked.dev(), locked.ino()));
-            if !same {
+            let file_id = identity(&file.metadata().map_err(io)?);
+            if !names_file(&path, file_id).unwrap_or(false) {
                 continue;
             }
             file.set_len(0).map_err(io)?;
             file.write_all(format!("{} {}\n", std::process::id(), writer.name()).as_bytes())
                 .map_err(io)?;
-            held_folders().push((path.clone(), identity(&locked)));
+            held_folders().push((path.clone(), file_id));
             return Ok(FolderLock {
                 file,
                 path,
+                file_id,
                 made_folder: made_folder.then_some(folder),
             });
         }
@@ -253,20 +258,10 @@ impl FolderLock {
 impl FolderLock {
     /// `Ok` while the lock file at its path is the file this writer locked.
     fn check_in_place(&self) -> Result<(), DataError> {
-        let locked = self.file.metadata().map_err(|source| DataError::Io {
+        let same = names_file(&self.path, self.file_id).map_err(|source| DataError::Io {
             path: self.path.display().to_string(),
             source,
         })?;
-        let same = match std::fs::metadata(&self.path) {
-            Ok(now) => identity(&now) == identity(&locked),
-            Err(e) if e.kind() == ErrorKind::NotFound => false,
-            Err(source) => {
-                return Err(DataError::Io {
-                    path: self.path.display().to_string(),
-                    source,
-                })
-            }
-        };
         match same {
             true => Ok(()),
             false => Err(DataError::Refused(format!(
@@ -287,15 +282,11 @@ impl Drop for FolderLock {
         held_folders().retain(|(held, _)| *held != self.path);
         // Only the file this writer locked: after its folder was replaced, the lock at the
         // path (and the folder) are the next writer's.
-        if let Ok(locked) = self.file.metadata() {
-            let ours =
-                std::fs::metadata(&self.path).is_ok_and(|now| identity(&now) == identity(&locked));
-            if ours {
-                let _ = std::fs::remove_file(&self.path);
-                if let Some(folder) = &self.made_folder {
-                    // Only where nothing else was written there (a refused or failed ingest).
-                    let _ = std::fs::remove_dir(folder);
-                }
+        if names_file(&self.path, self.file_id).unwrap_or(false) {
+            let _ = std::fs::remove_file(&self.path);
+            if let Some(folder) = &self.made_folder {
+                // Only where nothing else was written there (a refused or failed ingest).
+                let _ = std::fs::remove_dir(folder);
             }
         }
         let _ = self.file.unlock();

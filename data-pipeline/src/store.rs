@@ -329,14 +329,17 @@ pub fn remove_local_staging(store: &dyn ObjectStore, prefix: &Path) -> Result<()
     for entry in entries.map_err(io(&dir))? {
         let path = entry.map_err(io(&dir))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let staging = name
-            .rsplit_once('#')
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if staging {
+        if staged_name(name).is_some() {
             std::fs::remove_file(&path).map_err(io(&path))?;
         }
     }
     Ok(())
+}
+
+/// The object a local store's staging file `file_name` (`NAME#N`) was writing: `NAME`.
+pub fn staged_name(file_name: &str) -> Option<&str> {
+    let (name, n) = file_name.rsplit_once('#')?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }
 
 /// Deletes the object at `location` (blocking); one that is not there is no error.

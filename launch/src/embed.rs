@@ -8,7 +8,7 @@
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
-use crate::eval::prepare_out_file;
+use crate::out_folder::prepare_out_file;
 use crate::pretrain::thread_pool;
 use crate::pretrained::{
     load_pretrained, rate_warning, shard_windows, CheckpointDataArgs, DatasetWindows,
@@ -99,7 +99,10 @@ fn embed(args: &EmbedArgs, pooling: Pooling) -> Result<EmbedSummary> {
     // A local file: its folder is made (or a file in its way named) and a write there tried
     // before any work, and made folders go again (while empty) if the embedding fails.
     let _made = match args.out.contains("://") {
-        false => Some(prepare_out_file(std::path::Path::new(&args.out))?),
+        false => Some(prepare_out_file(
+            std::path::Path::new(&args.out),
+            &format!("--out {}", args.out),
+        )?),
         true => None,
     };
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;

@@ -8,7 +8,7 @@ use crate::compute::{self, ComputeArgs, Device};
 use crate::eval_copy::RunCopy;
 use crate::eval_units::{UnitFile, UnitKeys};
 use crate::held_windows::HoldArgs;
-use crate::out_folder::{out_folder, MadeFolders};
+use crate::out_folder::{out_folder, prepare_out_file};
 use crate::pretrain::thread_pool;
 use crate::pretrained::{load_pretrained, rate_warning, read_windows, CheckpointDataArgs};
 use crate::pretraining_check::{self, EvalData, RecordKey};
@@ -136,7 +136,7 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
     let device = compute::open(&args.compute)?;
     // Then, before any work (a fine-tuning may take hours), an `--out` that cannot be written.
     // The folders made for it and for the run's copy go again if the evaluation fails.
-    let _made_for_out = prepare_out_file(&args.out)?;
+    let _made_for_out = prepare_out_file(&args.out, &format!("--out {}", args.out.display()))?;
     let pretrained = load_pretrained(&args.source.run, args.source.step)?;
     // The run's copy and its TensorBoard scalars go to `<run>/eval/`, where it can be written.
     let run_copy = RunCopy::prepare(&args.source.run)?;
@@ -381,21 +381,6 @@ fn records_as_patients(
             )
         })
         .collect()
-}
-
-/// Makes sure the file `out` can be written before any work: creates its folder, refusing a
-/// file in the way with a message naming it, and writes and removes the temporary file that
-/// `write_whole` writes beside it (a folder without write permission fails here).
-/// The folders it made are removed again, while still empty, when the returned value drops.
-pub(crate) fn prepare_out_file(out: &Path) -> Result<MadeFolders> {
-    let made = MadeFolders::create(out_folder(out), &format!("--out {}", out.display()))?;
-    let mut probe = out.as_os_str().to_owned();
-    probe.push(".partial");
-    let probe = PathBuf::from(probe);
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("--out {} cannot be written", out.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(made)
 }
 
 /// Writes `text` to `path` whole (`ecgfm_trainer::write_whole`): never seen half written.

@@ -9,7 +9,7 @@
 //!   `finetune/r.json`): that one is kept and the copy takes the first free `<stem>.N.json`
 //!   ([`RunCopy::path_for`]). The same evaluation run again replaces its own copy.
 
-use crate::out_folder::MadeFolders;
+use crate::out_folder::{prepare_out_file, MadeFolders};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -26,14 +26,8 @@ impl RunCopy {
     /// be written is a warning, not a refusal, but a file in the way is refused.
     pub(crate) fn prepare(run: &Path) -> anyhow::Result<RunCopy> {
         let folder = run.join("eval");
-        let made = MadeFolders::create(&folder, "the run's copy of the results").and_then(|made| {
-            let probe = folder.join(".ecgfm-write-probe");
-            std::fs::write(&probe, b"").map_err(|e| {
-                anyhow::anyhow!("the run's copy of the results cannot be written: {e}")
-            })?;
-            let _ = std::fs::remove_file(&probe);
-            Ok(made)
-        });
+        let probe = folder.join("results.json");
+        let made = prepare_out_file(&probe, "the run's copy of the results");
         Ok(match made {
             Ok(made) => RunCopy {
                 folder: Ok(folder),

@@ -39,6 +39,21 @@ impl MadeFolders {
     }
 }
 
+/// Makes sure the file `out` can be written before any work: creates its folder, refusing a
+/// file in the way with a message naming it, and writes and removes the temporary file that
+/// `write_whole` writes beside it (a folder without write permission fails here); `what` names
+/// the file in errors. The folders it made are removed again, while still empty, when the
+/// returned value drops.
+pub(crate) fn prepare_out_file(out: &Path, what: &str) -> Result<MadeFolders> {
+    let made = MadeFolders::create(out_folder(out), what)?;
+    let mut probe = out.as_os_str().to_owned();
+    probe.push(".partial");
+    let probe = PathBuf::from(probe);
+    std::fs::write(&probe, b"").with_context(|| format!("{what} cannot be written"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(made)
+}
+
 impl Drop for MadeFolders {
     fn drop(&mut self) {
         for dir in self.0.iter().rev() {

@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 /// File name of the checksum list inside a package.
@@ -86,19 +85,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<FileSum>> {
 /// The size and lower-case hex SHA-256 of the file at `path`, read in pieces (a package's
 /// weights may be larger than the memory at hand).
 pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 

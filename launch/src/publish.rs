@@ -23,10 +23,10 @@ use indicatif::ProgressBar;
 use object_store::ObjectStoreExt;
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-/// Bytes read from a package file per write to its upload.
+/// Bytes of a package file buffered per write to its upload.
 const UPLOAD_PIECE: usize = 1 << 20;
 
 #[derive(Args, Debug, Clone)]
@@ -199,10 +199,7 @@ fn remove_own_staging(target: &StoreRoot, names: &[&str]) -> Result<()> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let staging = name.rsplit_once('#').is_some_and(|(stem, n)| {
-            names.contains(&stem) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
-        });
-        if staging {
+        if store::staged_name(&name).is_some_and(|staged| names.contains(&staged)) {
             let path = entry.path();
             std::fs::remove_file(&path)
                 .with_context(|| format!("removing {}, left by a killed upload", path.display()))?;
@@ -321,21 +318,15 @@ impl<'a> Remote<'a> {
     /// the bytes sent.
     fn upload(&self, name: &str, path: &Path, bar: &ProgressBar) -> Result<()> {
         let uploading = || format!("uploading {} to {}/{name}", path.display(), self.shown);
-        let mut file = File::open(path).with_context(uploading)?;
-        let mut sink = ObjectSink::create(self.target.0.as_ref(), &self.location(name))
+        let file = File::open(path).with_context(uploading)?;
+        let sink = ObjectSink::create(self.target.0.as_ref(), &self.location(name))
             .with_context(uploading)?;
-        let mut buffer = vec![0u8; UPLOAD_PIECE];
-        loop {
-            let n = match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).with_context(uploading),
-            };
-            sink.write_all(&buffer[..n]).with_context(uploading)?;
-            bar.inc(n as u64);
-        }
-        sink.finish().with_context(uploading)
+        let mut sink = BufWriter::with_capacity(UPLOAD_PIECE, sink);
+        std::io::copy(&mut bar.wrap_read(file), &mut sink).with_context(uploading)?;
+        let sink = sink.into_inner().map_err(|e| e.into_error());
+        sink.with_context(uploading)?
+            .finish()
+            .with_context(uploading)
     }
 
     fn put(&self, name: &str, bytes: Bytes) -> Result<()> {

@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::tensorboard::EventWriter;
+use crate::write_whole::write_whole;
 
 const GIB: f32 = (1u64 << 30) as f32;
 
@@ -85,23 +86,12 @@ impl MetricsWriter {
         struct Step {
             step: u64,
         }
-        let kept = text
-            .lines()
-            .filter(|line| serde_json::from_str::<Step>(line).is_ok_and(|r| r.step < steps_done));
-        // Rewritten beside and renamed over: a run killed in between keeps its old file whole.
-        let partial = run_dir.join("metrics.jsonl.partial");
-        let rewritten = (|| {
-            let mut file = File::create(&partial)?;
-            for line in kept {
-                writeln!(file, "{line}")?;
-            }
-            file.sync_all()?;
-            std::fs::rename(&partial, &path)
-        })();
-        if rewritten.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        rewritten.map_err(naming(&partial))?;
+        let kept: String = (text.lines())
+            .filter(|line| serde_json::from_str::<Step>(line).is_ok_and(|r| r.step < steps_done))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        // Written whole: a run killed in between keeps its old file.
+        write_whole(&path, kept.as_bytes()).map_err(naming(&path))?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
