@@ -390,7 +390,13 @@ impl<B: Backend> Trainer<B> {
             (None, None) => self.source.state(),
         };
         let rank = self.rank_and_world().0;
-        if rank == 0 && !self.run_dir.join("config.toml").is_file() {
+        // Rank 0 looks; every rank of a job learns what it saw, so all of them stop with its
+        // reason instead of the others failing on rank 0's closed connection.
+        let mut gone = rank == 0 && !self.run_dir.join("config.toml").is_file();
+        if let Some(dp) = self.dp.as_mut() {
+            gone = dp.all_gather_bytes(&[u8::from(gone)])?[0] == [1];
+        }
+        if gone {
             return Err(TrainError::RunFolderGone {
                 run_dir: self.run_dir.clone(),
             });

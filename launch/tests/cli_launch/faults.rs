@@ -1,7 +1,8 @@
 //! Faults: a killed rank is named and `--max-restarts` finishes the run exactly; a NaN on one rank
 //! skips the step on every rank; a batch one rank cannot read stops all of them with a checkpoint
 //! that resumes exactly; a corrupt newest checkpoint is named and the run resumes from the one
-//! before; a hung rank is named after the collective timeout.
+//! before; a hung rank is named after the collective timeout; a run folder lost mid-job stops every
+//! rank with that reason.
 
 use super::common::{
     ecgfm_env, flip_middle_byte, run_ok, set_flag, synth_dataset_with, temp_dir, ECGFM,
@@ -345,5 +346,47 @@ fn a_damaged_shard_stops_every_rank_and_is_not_restarted() {
             "rank {rank}: {stderr}"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run folder that loses its `config.toml` mid-job (a scratch purge) stops every rank at the
+/// next checkpoint with rank 0's reason, where rank 1 used to fail on rank 0's closed connection.
+#[test]
+fn a_run_folder_lost_mid_job_stops_every_rank_with_the_reason() {
+    let dir = temp_dir("folder-lost");
+    let out = dir.join("run");
+    let mut child = Command::new(ECGFM)
+        .args(launch_args(2, &[], &pretrain(&out, 400, 4, 1)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = Lines::read(child.stderr.take().unwrap());
+    let started = Instant::now();
+    while logged_steps(&out) < 4 && started.elapsed() < HANG_GUARD {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(out.join("config.toml")).unwrap();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "still running: {}",
+            stderr.text
+        );
+        stderr.new_lines();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stderr = stderr.all();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{stderr}");
+    for rank in 0..2 {
+        assert!(
+            stderr.contains(&format!(
+                "[rank {rank}] error: {} lost its config.toml",
+                out.display()
+            )),
+            "rank {rank}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("closed its connection"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
