@@ -126,16 +126,9 @@ pub fn extend(
 ) -> Result<Extension> {
     let (kept, added) = check_runs(dir, old_plan, new)?;
     let sweep_file = dir.join("sweep.toml");
-    let previous = (1..)
-        .map(|k| dir.join(format!("sweep.{k}.toml")))
-        .find(|p| !p.exists())
-        .expect("a free file name");
     // The old file is copied, not moved, and the new one replaces it whole: a failed write
     // (a full disk) leaves the folder's sweep as it was.
-    let old_text =
-        std::fs::read(&sweep_file).with_context(|| format!("reading {}", sweep_file.display()))?;
-    write_whole(&previous, &old_text)
-        .with_context(|| format!("keeping the old sweep file as {}", previous.display()))?;
+    let previous = keep_previous(dir, &sweep_file)?;
     write_whole(&sweep_file, new_text.as_bytes())
         .with_context(|| format!("writing {}", sweep_file.display()))?;
     Ok(Extension {
@@ -143,6 +136,23 @@ pub fn extend(
         added,
         previous,
     })
+}
+
+/// Copies the folder's sweep file to the first free `sweep.K.toml`, or finds it already there
+/// as the last copy (left by an extension that failed after making it); the copy's path.
+fn keep_previous(dir: &Path, sweep_file: &Path) -> Result<PathBuf> {
+    let old_text =
+        std::fs::read(sweep_file).with_context(|| format!("reading {}", sweep_file.display()))?;
+    let copy = |k: usize| dir.join(format!("sweep.{k}.toml"));
+    let free = (1..)
+        .find(|&k| !copy(k).exists())
+        .expect("a free file name");
+    if free > 1 && std::fs::read(copy(free - 1)).is_ok_and(|kept| kept == old_text) {
+        return Ok(copy(free - 1));
+    }
+    write_whole(&copy(free), &old_text)
+        .with_context(|| format!("keeping the old sweep file as {}", copy(free).display()))?;
+    Ok(copy(free))
 }
 
 /// The first setting in which two plans of one run differ, as `key: old -> new`.
@@ -195,6 +205,29 @@ format = "cinc2017"
     fn check(new_text: &str) -> Result<SweepSpec> {
         let new = SweepSpec::parse(new_text, "new.toml")?;
         check_shared(Path::new("DIR"), SWEEP, &new)
+    }
+
+    #[test]
+    fn the_old_sweep_file_is_kept_once_however_often_an_extension_is_tried() {
+        let dir = std::env::temp_dir().join(format!("ecgfm-keep-previous-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sweep_file = dir.join("sweep.toml");
+        std::fs::write(&sweep_file, "first").unwrap();
+        let kept = keep_previous(&dir, &sweep_file).unwrap();
+        assert_eq!(kept, dir.join("sweep.1.toml"));
+        // An extension that failed after the copy is run again: the copy serves.
+        assert_eq!(keep_previous(&dir, &sweep_file).unwrap(), kept);
+        std::fs::write(&sweep_file, "second").unwrap();
+        assert_eq!(
+            keep_previous(&dir, &sweep_file).unwrap(),
+            dir.join("sweep.2.toml")
+        );
+        let texts: Vec<String> = (1..=2)
+            .map(|k| std::fs::read_to_string(dir.join(format!("sweep.{k}.toml"))).unwrap())
+            .collect();
+        assert_eq!(texts, ["first", "second"]);
+        assert!(!dir.join("sweep.3.toml").exists());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
