@@ -14,7 +14,8 @@
 //!   reader checks (`chunk_crc`, [`ShardChecksums`]), and the decoding of named columns of a
 //!   shard held in memory that `inspect`, `plot` and `windows` share (`shard_columns`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`; what
-//!   to do about a failed request, `store_hint`; their HTTP client, `store_http`) and the
+//!   to do about a failed request, `store_hint`; their HTTP client, `store_http`; the
+//!   environment they read, checked, and the secrets in it kept out of errors, `store_env`) and the
 //!   streaming training loader (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
 //!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
@@ -43,6 +44,7 @@ pub mod schema;
 mod shard_columns;
 pub mod split;
 pub mod store;
+pub mod store_env;
 pub mod store_hint;
 mod store_http;
 pub mod store_lease;

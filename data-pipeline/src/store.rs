@@ -18,6 +18,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::DataError;
+use crate::store_env;
 use crate::store_http::CertificateRefusalIsFinal;
 
 /// A store and the dataset root inside it.
@@ -60,7 +61,19 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     if !url.contains("://") {
         return local_root(std::path::Path::new(url)).map_err(bad);
     }
-    let parsed = url::Url::parse(url).map_err(|e| bad(format!("malformed URL: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| {
+        let userinfo = url
+            .split_once("://")
+            .is_some_and(|(_, after)| after.contains('@'));
+        bad(match userinfo {
+            true => format!(
+                "malformed URL: {e} (a user name or key in a URL must have its `/`, `+`, `#`, \
+                 `?` and `@` percent-encoded; better, leave them out of the URL and give them \
+                 through the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3)"
+            ),
+            false => format!("malformed URL: {e}"),
+        })
+    })?;
     if parsed.scheme() == "file" {
         let path = parsed
             .to_file_path()
@@ -70,6 +83,11 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     let (scheme, root) = object_store::ObjectStoreScheme::parse(&parsed)
         .map_err(|e| bad(format!("unrecognised URL: {e}")))?;
     install_tls_provider();
+    store_env::check_certificate_file()?;
+    // A builder's error names no setting: the variables it read are named after it.
+    let not_built = |prefix: &'static str| {
+        move |e: object_store::Error| bad(format!("{e}{}", store_env::settings_named(&[prefix])))
+    };
     use object_store::ObjectStoreScheme as S;
     let store: Arc<dyn ObjectStore> = match scheme {
         S::AmazonS3 => {
@@ -79,7 +97,17 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
             for (key, value) in config_keys::<AmazonS3ConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }
-            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            store_env::check_endpoints(&[
+                (
+                    "AWS_ENDPOINT_URL_S3",
+                    b.get_config_value(&AmazonS3ConfigKey::S3Endpoint),
+                ),
+                (
+                    "AWS_ENDPOINT_URL",
+                    b.get_config_value(&AmazonS3ConfigKey::Endpoint),
+                ),
+            ])?;
+            Arc::new(b.build().map_err(not_built("AWS_"))?)
         }
         S::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env()
@@ -88,7 +116,7 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
             for (key, value) in config_keys::<GoogleConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }
-            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            Arc::new(b.build().map_err(not_built("GOOGLE_"))?)
         }
         S::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env()
@@ -103,7 +131,11 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
             for (key, value) in config_keys::<AzureConfigKey, _, _>(options).map_err(bad)? {
                 b = b.with_config(key, value);
             }
-            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            store_env::check_endpoints(&[(
+                "AZURE_STORAGE_ENDPOINT",
+                b.get_config_value(&AzureConfigKey::Endpoint),
+            )])?;
+            Arc::new(b.build().map_err(not_built("AZURE_"))?)
         }
         _ => return Err(bad(format!("unsupported scheme {}", parsed.scheme()))),
     };
@@ -194,12 +226,14 @@ fn without_parent_steps(path: &std::path::Path) -> std::path::PathBuf {
 /// The URL with any user name, password and query string replaced by `***`, safe to log.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return match url.find('?') {
-            Some(i) => format!("{}?***", &url[..i]),
-            None => url.to_string(),
-        };
+        return redact_unparsed(url);
     };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    let userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    if !userinfo && parsed.query().is_none() {
+        // As written: parsing would add a `/` to a bare host, and hide a trailing space.
+        return url.to_string();
+    }
+    if userinfo {
         let _ = parsed.set_username("***");
         let _ = parsed.set_password(None);
     }
@@ -209,13 +243,30 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// [`redact_url`] of an address that does not parse, often for the very secret in it (a key's
+/// `/` or `+`, a password's `#` or `?`, unescaped): everything between `://` and its last `@`
+/// is taken for user information, and the query string starts at the first `?` after that.
+fn redact_unparsed(url: &str) -> String {
+    let (head, rest) = match url.split_once("://") {
+        Some((scheme, after)) => match after.rfind('@') {
+            Some(at) => (format!("{scheme}://***@"), &after[at + 1..]),
+            None => (format!("{scheme}://"), after),
+        },
+        None => (String::new(), url),
+    };
+    match rest.find('?') {
+        Some(i) => format!("{head}{}?***", &rest[..i]),
+        None => format!("{head}{rest}"),
+    }
+}
+
 /// Whether `url` is an address as [`redact_url`] writes it (user name or query string `***`):
 /// it still names the place, but the secrets needed to open it are gone. A run folder saves its
 /// dataset's address so.
 pub fn is_redacted(url: &str) -> bool {
     match url::Url::parse(url) {
         Ok(parsed) => parsed.username() == "***" || parsed.query() == Some("***"),
-        Err(_) => url.ends_with("?***"),
+        Err(_) => url.ends_with("?***") || url.contains("://***@"),
     }
 }
 
@@ -509,6 +560,32 @@ mod tests {
             "https://host/ecg?sig=abc",
         ] {
             assert!(!is_redacted(plain), "{plain}");
+        }
+    }
+
+    /// A secret with a `/`, `#`, `?` or `+` unescaped makes the URL fail to parse: it is
+    /// redacted all the same (it was shown whole, and kept in sweep files and SLURM scripts).
+    #[test]
+    fn an_address_that_does_not_parse_is_redacted_too() {
+        for (url, shown) in [
+            ("s3://AKID9:Zq7/ret@ecg/cinc", "s3://***@ecg/cinc"),
+            ("s3://AKID9:Zq7#ret@ecg/cinc", "s3://***@ecg/cinc"),
+            (
+                "s3://AKID9:Zq7?ret@ecg/cinc?x=Zq73",
+                "s3://***@ecg/cinc?***",
+            ),
+            ("s3://user:pass@raw:99999/cinc", "s3://***@raw:99999/cinc"),
+            ("az://AKID9:Zq7/ret@c/p?sv=1&sig=Zq7", "az://***@c/p?***"),
+            ("s3://bucket:99999/x?t=Zq7", "s3://bucket:99999/x?***"),
+        ] {
+            assert!(url::Url::parse(url).is_err(), "{url} parses");
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(is_redacted(shown), "{shown}");
+            let err = open_url(url).unwrap_err().to_string();
+            assert!(
+                !err.contains("Zq7") && !err.contains("AKID9") && !err.contains("pass@"),
+                "{err}"
+            );
         }
     }
 

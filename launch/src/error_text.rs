@@ -1,8 +1,8 @@
 //! How ecgfm shows an error (terminal, `FAILED` files, a parent's error file, warnings): the
-//! error and its causes joined by ": ", each cause once, with every URL redacted.
+//! error and its causes joined by ": ", each cause once, with every URL and secret redacted.
 
-/// `err` and its causes joined by ": ", every URL in them redacted (`store::redact_urls_in`),
-/// whichever context named one. A cause whose text an earlier one already holds is left out:
+/// `err` and its causes joined by ": ", every URL in them redacted, and every secret a store's
+/// error may repeat (`store_env::redact_secrets_in`), whichever context named one. A cause whose text an earlier one already holds is left out:
 /// many errors (ours naming their cause, object_store's, TOML's) print their source in their own
 /// message and also return it as `source()`, which would show every such cause twice.
 pub fn error_text(err: &anyhow::Error) -> String {
@@ -17,7 +17,7 @@ pub fn error_text(err: &anyhow::Error) -> String {
         }
         text.push_str(&part);
     }
-    ecgfm_data::store::redact_urls_in(&text)
+    ecgfm_data::store_env::redact_secrets_in(&text)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Signed dataset URLs (an access token in the query string). An Azure SAS URL signs every
-//! request with its token and no output shows it. A run on a signed URL keeps the token out of
+//! request with its token and no output shows it, even where the server's error repeats the
+//! request (as an S3 error repeats the session token it was signed with). A run on a signed URL keeps the token out of
 //! every file of its folder; resuming and exporting ask for the full URL again, take a fresh
 //! signature of the same address as the same dataset, and train to the bits of a run on the plain
 //! path.
@@ -112,6 +113,8 @@ fn a_signed_output_urls_token_is_not_printed_by_synth_or_merge() {
 }
 
 /// A local HTTP server that answers every request with 403 and keeps each one's request line.
+/// Its answer repeats the request it refuses, as S3's `SignatureDoesNotMatch` repeats the
+/// canonical request (its signed headers, the session token among them) and the access key id.
 fn refusing_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -126,7 +129,16 @@ fn refusing_server() -> (u16, Arc<Mutex<Vec<String>>>) {
             keep.lock()
                 .unwrap()
                 .push(text.lines().next().unwrap_or("").to_string());
-            let reply = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch\
+                 </Code><CanonicalRequest>{}</CanonicalRequest></Error>",
+                text.trim_end()
+            );
+            let reply = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = conn.write_all(reply.as_bytes());
         }
     });
@@ -161,4 +173,30 @@ fn an_azure_sas_url_signs_its_requests_with_its_token_and_never_shows_it() {
         first.contains("sig=SASTOKEN42") && first.contains("sv=2024-01-01"),
         "{first}"
     );
+}
+
+/// A refused S3 request whose error repeats the signed request (the session token header, the
+/// access key id): the error is shown without them.
+#[test]
+fn a_store_error_repeating_the_signed_request_is_shown_without_its_secrets() {
+    let (port, seen) = refusing_server();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDLEAK999"),
+        ("AWS_SECRET_ACCESS_KEY", "SECRETsecret123XYZ"),
+        ("AWS_SESSION_TOKEN", "TOKENleak777"),
+    ];
+    let output = ecgfm_env(&["data", "inspect", "s3://ecg/cinc"], &env);
+    assert!(!output.status.success());
+    let printed = [output.stdout, output.stderr].concat();
+    let printed = String::from_utf8_lossy(&printed);
+    assert!(printed.contains("SignatureDoesNotMatch"), "{printed}");
+    assert!(printed.contains("x-amz-security-token: ***"), "{printed}");
+    for secret in ["AKIDLEAK999", "SECRETsecret123XYZ", "TOKENleak777"] {
+        assert!(!printed.contains(secret), "{secret}: {printed}");
+    }
+    assert!(!seen.lock().unwrap().is_empty(), "the store sent a request");
 }
