@@ -64,6 +64,29 @@ pub struct SourceEntry {
     pub leads_present: BTreeMap<String, BTreeMap<u8, u64>>,
 }
 
+impl SourceEntry {
+    /// Where the source's recordings came from, however the address was spelled (without
+    /// `file://` or a trailing `/`; ingest writes local addresses whole): two sources of one
+    /// origin hold the same recordings whatever their names. A synthetic source's is its
+    /// generator seed's ([`synth_origin`]).
+    pub fn origin(&self) -> &str {
+        source_origin(&self.uri)
+    }
+}
+
+/// [`SourceEntry::origin`] of a source address.
+pub fn source_origin(uri: &str) -> &str {
+    uri.strip_prefix("file://")
+        .unwrap_or(uri)
+        .trim_end_matches('/')
+}
+
+/// The origin of the generator's recordings of `seed`: `ecgfm data synth --seed SEED`'s source
+/// address, whose record `synth-NNNNNN` is sample N of the pretraining stream of that seed.
+pub fn synth_origin(seed: u64) -> String {
+    format!("{}{seed}", crate::synth_dataset::SYNTH_URI_PREFIX)
+}
+
 /// One Parquet shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardEntry {

@@ -16,7 +16,7 @@ use crate::ingest::plan::PlannedRecord;
 use crate::ingest::record::{windows_to_rows, RecordOutcome};
 use crate::ingest::shard_writer::{remove_unlisted_shards, store_shard, ShardLayout, ShardWriter};
 use crate::ingest::{record_outcome, DEFAULT_SHARD_TARGET_BYTES};
-use crate::manifest::{Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
+use crate::manifest::{synth_origin, Manifest, SourceEntry, DEFAULT_ROW_GROUP_ROWS};
 use crate::out_lock::{OutputLock, Writer};
 use crate::schema::DEFAULT_SIGNAL_SCALE;
 use crate::split::{assign_split, SplitFractions};
@@ -219,7 +219,7 @@ pub fn write_synth_dataset(
         layout.row_group_rows,
         SourceEntry {
             name: opts.source.clone(),
-            uri: format!("{SYNTH_URI_PREFIX}{}", opts.seed),
+            uri: synth_origin(opts.seed),
             format: SYNTH_SOURCE.into(),
             records_seen: opts.records,
             leads_present: Default::default(),

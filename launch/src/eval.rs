@@ -185,9 +185,13 @@ fn evaluate(args: &EvalArgs, vocabulary: Vocabulary, settings: EvalSettings) -> 
         true => String::new(),
         false => format!(", {} with two classes", task.skipped_ambiguous),
     };
+    let negatives = match task.no_scored_class {
+        0 => String::new(),
+        n => format!(" ({n} with only codes too rare to be classes, kept as negatives)"),
+    };
     say!(
-        "{}: {} labelled windows (train {}, val {}, test {}); skipped {} unlabelled{ambiguous}, \
-         {} outside train/val/test",
+        "{}: {} labelled windows{negatives} (train {}, val {}, test {}); skipped {} \
+         unlabelled{ambiguous}, {} outside train/val/test",
         vocabulary.name(),
         task.windows.len(),
         split("train"),

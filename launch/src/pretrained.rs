@@ -40,6 +40,9 @@ pub struct Pretrained {
     /// The data digest of the dataset the run read, as its checkpoint recorded it (absent for
     /// the synthetic generator and in older checkpoints).
     pub data_digest: Option<String>,
+    /// Samples of the synthetic generator's stream the run consumed (all ranks together), when
+    /// it pretrained on the generator: samples 0 to this of the stream of `train.seed`.
+    pub synth_consumed: Option<u64>,
     /// The encoder tensors (`ParamLayout::encoder` order: the checkpoint's first tensors).
     pub encoder: Vec<f32>,
 }
@@ -54,6 +57,9 @@ pub fn load_pretrained(run: &Path, step: Option<u64>) -> Result<Pretrained> {
         step: ckpt.state.step,
         weights_sha256: ckpt.weights_sha256,
         data_digest: ckpt.state.data["data_digest"].as_str().map(str::to_string),
+        synth_consumed: (ckpt.state.data["kind"] == "synth")
+            .then(|| ckpt.state.data["consumed"].as_u64())
+            .flatten(),
         config: ckpt.config,
         encoder,
     })

@@ -1,14 +1,16 @@
 //! Was the encoder pretrained on the records it is evaluated on? `ecgfm eval` describes the
 //! checkpoint's pretraining data (`Pretraining`) and refuses, unless told to go on, when a
-//! validation or test record of the evaluation was in the split pretraining read: the same
-//! dataset pretrained on another split than `train`, or another ingest of the same source
-//! (another split seed) whose pretraining split holds the evaluation's held-out records. Only
-//! each record's source, id and split are read (`ecgfm_data::record_ids`), not the signals.
+//! validation or test record of the evaluation was in what pretraining read: the same dataset
+//! pretrained on another split than `train`, another ingest of the same recordings (another
+//! split seed, another source name: records are matched by their source's origin, the folder
+//! they were read from, and their id), or the synthetic generator's stream of the seed that
+//! wrote a synthetic evaluation set (its record N is the stream's sample N). Only each record's
+//! source, id and split are read (`ecgfm_data::record_ids`), not the signals.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{bail, Result};
-use ecgfm_data::manifest::Manifest;
+use ecgfm_data::manifest::{synth_origin, Manifest};
 use ecgfm_data::record_ids::{visit_record_ids, RecordId};
 use ecgfm_data::store::redact_url;
 use ecgfm_trainer::eval::Pretraining;
@@ -57,41 +59,54 @@ pub fn check(
     // are then the pretraining records.
     let same = pretrained.data_digest.as_deref() == Some(eval.manifest.data_digest().as_str());
     let mut pretraining = described(pretrained);
-    if pretrained.config.data.source == "synth" {
-        return Ok((pretraining, Vec::new()));
-    }
-    // The pretraining records are looked up as they are read, never held (millions of them,
-    // maybe); the evaluation's own are those it read.
-    let mut overlap = Overlap::new(&split, held_out);
-    let sources = match same {
-        true => {
-            eval.records.iter().for_each(|r| overlap.note(r));
-            Ok(source_names(eval.manifest))
+    let eval_origins = origins(eval.manifest);
+    let (seen, which) = if pretrained.config.data.source == "synth" {
+        let seed = pretrained.config.train.seed;
+        let consumed = pretrained.synth_consumed.unwrap_or(0);
+        let seen = synth_seen(held_out, &eval_origins, seed, consumed);
+        let which = format!("the synthetic generator's stream of seed {seed} (its first {consumed} samples, which `ecgfm data synth --seed {seed}` writes as records synth-000000 on)");
+        (seen, which)
+    } else {
+        // The pretraining records are looked up as they are read, never held (millions of
+        // them, maybe); the evaluation's own are those it read.
+        let mut overlap = Overlap::new(&split, held_out, &eval_origins);
+        let sources = match same {
+            true => {
+                eval.records
+                    .iter()
+                    .for_each(|r| overlap.note(r, &eval_origins));
+                Ok(source_names(eval.manifest))
+            }
+            false => pretraining_origins(&pretrained.config.data.source).and_then(|origins| {
+                visit_record_ids(&pretrained.config.data.source, |r| {
+                    overlap.note(r, &origins)
+                })
+                .map(|manifest| source_names(&manifest))
+            }),
+        };
+        match sources {
+            Ok(sources) => pretraining.sources = sources,
+            Err(e) => {
+                let warning = format!(
+                    "could not verify that the validation and test records of {eval_shown} \
+                     were unseen in pretraining: the pretraining data {shown} does not open \
+                     ({e:#})"
+                );
+                return Ok((pretraining, vec![warning]));
+            }
         }
-        false => visit_record_ids(&pretrained.config.data.source, |r| overlap.note(r))
-            .map(|manifest| source_names(&manifest)),
+        let which = match same {
+            true => format!("this dataset ({shown}), split {split}"),
+            false => format!("split {split} of {shown}"),
+        };
+        (overlap.seen(), which)
     };
-    match sources {
-        Ok(sources) => pretraining.sources = sources,
-        Err(e) => {
-            let warning = format!(
-                "could not verify that the validation and test records of {eval_shown} were \
-                 unseen in pretraining: the pretraining data {shown} does not open ({e:#})"
-            );
-            return Ok((pretraining, vec![warning]));
-        }
-    }
-    let seen = overlap.seen();
     if seen.is_empty() {
         return Ok((pretraining, Vec::new()));
     }
     let example: Vec<String> = (seen.iter().take(3))
         .map(|(source, id)| format!("{source}:{id}"))
         .collect();
-    let which = match same {
-        true => format!("this dataset ({shown}), split {split}"),
-        false => format!("split {split} of {shown}"),
-    };
     let what = format!(
         "{} of the {} validation and test records of {eval_shown} (e.g. {}) were in the \
          pretraining data, {which}: the encoder has seen them, so the metrics are optimistic",
@@ -100,11 +115,21 @@ pub fn check(
         example.join(", ")
     );
     if !allow {
+        let how = match pretrained.config.data.source == "synth" {
+            true => format!(
+                "write the synthetic evaluation set with a seed no pretraining run used \
+                 (`ecgfm data synth --seed N`, N other than {})",
+                pretrained.config.train.seed
+            ),
+            false => format!(
+                "pretrain on the train split of the same ingest: data.split = \"train\"; or \
+                 ingest the pretraining data without them: `ecgfm data inspect {eval_shown} \
+                 --record-ids val,test > held-out.txt`, then `ecgfm data ingest ... --exclude \
+                 held-out.txt`"
+            ),
+        };
         bail!(
-            "{what}. Evaluate on records the encoder did not pretrain on (pretrain on the train \
-             split of the same ingest: data.split = \"train\"; or ingest the pretraining data \
-             without them: `ecgfm data inspect {eval_shown} --record-ids val,test > \
-             held-out.txt`, then `ecgfm data ingest ... --exclude held-out.txt`), or pass \
+            "{what}. Evaluate on records the encoder did not pretrain on ({how}), or pass \
              {ALLOW_FLAG} to evaluate anyway (the result's warnings then say so)"
         );
     }
@@ -126,18 +151,64 @@ fn described(pretrained: &Pretrained) -> Pretraining {
     )
 }
 
-/// The records of `held_out` among the records noted of `split` (`all`: every split). Only the
-/// held-out keys and the matches are kept, never the records noted.
+/// Each source name of `manifest` with its origin (`SourceEntry::origin`).
+fn origins(manifest: &Manifest) -> BTreeMap<String, String> {
+    (manifest.sources.iter())
+        .map(|s| (s.name.clone(), s.origin().to_string()))
+        .collect()
+}
+
+/// The origins of the sources of the dataset at `url` (its manifest alone).
+fn pretraining_origins(
+    url: &str,
+) -> Result<BTreeMap<String, String>, ecgfm_data::error::DataError> {
+    let (store, root) = ecgfm_data::store::open_url(url)?;
+    Ok(origins(&Manifest::load(store.as_ref(), &root)?))
+}
+
+/// A record's origin: its source's, or its source's name where the manifest lists no such
+/// source.
+fn origin_of<'a>(origins: &'a BTreeMap<String, String>, source: &'a str) -> &'a str {
+    origins.get(source).map_or(source, String::as_str)
+}
+
+/// The records of `held_out` (of sources with `origins`) that are samples below `consumed` of
+/// the generator's stream of `seed`: records `synth-N` of a source of that seed's origin.
+fn synth_seen(
+    held_out: &BTreeSet<RecordKey>,
+    origins: &BTreeMap<String, String>,
+    seed: u64,
+    consumed: u64,
+) -> Vec<RecordKey> {
+    let stream = synth_origin(seed);
+    (held_out.iter())
+        .filter(|(source, _)| origin_of(origins, source) == stream)
+        .filter(|(_, id)| {
+            (id.strip_prefix("synth-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n < consumed)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The records of `held_out` among the records noted of `split` (`all`: every split), matched
+/// by origin and id. Only the held-out keys and the matches are kept, never the records noted.
 struct Overlap<'a> {
     split: &'a str,
-    held: HashSet<(&'a str, &'a str)>,
+    /// Each held-out record by (origin, id), with its key as the evaluation names it.
+    held: HashMap<(&'a str, &'a str), &'a RecordKey>,
     seen: BTreeSet<RecordKey>,
 }
 
 impl<'a> Overlap<'a> {
-    fn new(split: &'a str, held_out: &'a BTreeSet<RecordKey>) -> Self {
+    fn new(
+        split: &'a str,
+        held_out: &'a BTreeSet<RecordKey>,
+        origins: &'a BTreeMap<String, String>,
+    ) -> Self {
         let held = (held_out.iter())
-            .map(|(source, id)| (source.as_str(), id.as_str()))
+            .map(|key| ((origin_of(origins, &key.0), key.1.as_str()), key))
             .collect();
         Self {
             split,
@@ -146,15 +217,14 @@ impl<'a> Overlap<'a> {
         }
     }
 
-    /// Notes a record pretraining may have read.
-    fn note(&mut self, record: &RecordId) {
+    /// Notes a record pretraining may have read, of a dataset whose sources have `origins`.
+    fn note(&mut self, record: &RecordId, origins: &BTreeMap<String, String>) {
         if self.split != "all" && record.split != self.split {
             return;
         }
-        // The set seen with the record's (shorter) lifetime: `HashSet` is covariant.
-        let held: &HashSet<(&str, &str)> = &self.held;
-        if held.contains(&(record.source.as_str(), record.record_id.as_str())) {
-            (self.seen).insert((record.source.clone(), record.record_id.clone()));
+        let origin = origin_of(origins, &record.source);
+        if let Some(key) = self.held.get(&(origin, record.record_id.as_str())) {
+            self.seen.insert((*key).clone());
         }
     }
 
@@ -182,9 +252,62 @@ mod tests {
         split: &str,
         held_out: &BTreeSet<RecordKey>,
     ) -> Vec<RecordKey> {
-        let mut overlap = Overlap::new(split, held_out);
-        records.iter().for_each(|r| overlap.note(r));
+        let none = BTreeMap::new();
+        let mut overlap = Overlap::new(split, held_out, &none);
+        records.iter().for_each(|r| overlap.note(r, &none));
         overlap.seen()
+    }
+
+    fn keys(pairs: &[(&str, &str)]) -> BTreeSet<RecordKey> {
+        (pairs.iter())
+            .map(|(s, r)| (s.to_string(), r.to_string()))
+            .collect()
+    }
+
+    fn named(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        (pairs.iter())
+            .map(|(name, origin)| (name.to_string(), origin.to_string()))
+            .collect()
+    }
+
+    /// The same recordings ingested under another source name (`--source-name`) are the same
+    /// records: matched by their source's origin, not its name.
+    #[test]
+    fn records_of_one_origin_overlap_whatever_their_source_is_called() {
+        let held_out = keys(&[("cinc2017", "A1"), ("cinc2017", "A2")]);
+        let eval = named(&[("cinc2017", "/data/cinc2017")]);
+        let mut overlap = Overlap::new("train", &held_out, &eval);
+        let renamed = named(&[("cinc_b", "/data/cinc2017")]);
+        let elsewhere = named(&[("cinc_b", "/data/other")]);
+        let read = |id: &str| RecordId {
+            source: "cinc_b".into(),
+            ..record(id, "train")
+        };
+        overlap.note(&read("A1"), &elsewhere);
+        overlap.note(&read("A2"), &renamed);
+        assert_eq!(overlap.seen(), [("cinc2017".to_string(), "A2".to_string())]);
+    }
+
+    /// A synthetic evaluation set of the pretraining seed holds the stream's samples as its
+    /// records: those below the samples consumed were pretrained on.
+    #[test]
+    fn synthetic_records_are_the_stream_samples_of_their_seed() {
+        let held_out = keys(&[
+            ("synth", "synth-000003"),
+            ("synth", "synth-000600"),
+            ("other", "synth-000001"),
+        ]);
+        let origins = named(&[("synth", &synth_origin(0)), ("other", &synth_origin(7))]);
+        let ids = |seed, consumed| -> Vec<String> {
+            (synth_seen(&held_out, &origins, seed, consumed).into_iter())
+                .map(|(s, r)| format!("{s}:{r}"))
+                .collect()
+        };
+        assert_eq!(ids(0, 600), ["synth:synth-000003"]);
+        assert_eq!(ids(0, 601), ["synth:synth-000003", "synth:synth-000600"]);
+        assert_eq!(ids(7, 2), ["other:synth-000001"]);
+        assert!(ids(1, 10_000).is_empty(), "another seed's stream");
+        assert!(ids(0, 0).is_empty());
     }
 
     #[test]

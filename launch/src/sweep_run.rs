@@ -9,9 +9,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ecgfm_data::manifest::{synth_origin, Manifest};
 use ecgfm_data::store::redact_url;
 use ecgfm_sweep::expand::LeadMix;
 use ecgfm_sweep::record::{self, SweepRecord};
+use ecgfm_sweep::spec::EVAL_SYNTH_SEED;
 use ecgfm_sweep::{presets, RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::metrics::read_records;
 use ecgfm_trainer::write_whole::write_whole;
@@ -584,14 +586,42 @@ fn prepare_data(dir: &Path, spec: &SweepSpec) -> Result<()> {
     for eval in spec.eval.iter().filter(|e| e.data == "synth") {
         let out = eval_data(dir, eval);
         if done(&out) {
+            check_eval_synth_seed(&out)?;
             continue;
         }
         say!("writing the labelled synthetic dataset {out}");
         let records = eval.synth_records.to_string();
-        run_data_child(&["data", "synth", "--out", &out, "--records", &records])
-            .context("writing the synthetic evaluation dataset")?;
+        let seed = EVAL_SYNTH_SEED.to_string();
+        let args = [
+            "data",
+            "synth",
+            "--out",
+            &out,
+            "--records",
+            &records,
+            "--seed",
+            &seed,
+        ];
+        run_data_child(&args).context("writing the synthetic evaluation dataset")?;
     }
     Ok(())
+}
+
+/// Refuses a synthetic evaluation dataset an earlier ecgfm wrote into the sweep folder with the
+/// generator seed 0, whose samples the runs of seed 0 pretrained on.
+fn check_eval_synth_seed(out: &str) -> Result<()> {
+    let (store, root) = ecgfm_data::store::open_url(out)?;
+    let manifest = Manifest::load(store.as_ref(), &root)?;
+    let expected = synth_origin(EVAL_SYNTH_SEED);
+    if manifest.sources.iter().all(|s| s.origin() == expected) {
+        return Ok(());
+    }
+    bail!(
+        "{out} was written by an earlier ecgfm with the generator seed the runs pretrain on \
+         (before 2026-12-07): its records are samples the runs of seed 0 pretrained on, so their \
+         evaluations would be optimistic; start the sweep again in a new folder (the evaluation \
+         dataset is then written with a seed no run pretrains with)"
+    )
 }
 
 /// Trains, evaluates and records one run.

@@ -25,7 +25,7 @@ use object_store::ObjectStore;
 
 use crate::error::DataError;
 use crate::ingest::shard_writer::{remove_unlisted_shards, shard_path};
-use crate::manifest::{Counts, Manifest, ShardEntry};
+use crate::manifest::{source_origin, Counts, Manifest, ShardEntry};
 use crate::out_lock::{OutputLock, Writer};
 use crate::store;
 use copy::{copy_shards, CopyJob};
@@ -263,7 +263,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
     for input in inputs {
         for source in &input.manifest.sources {
             let at = (input.url.as_str(), source.name.as_str());
-            if let Some((other, other_name)) = read_from.insert(bare_uri(&source.uri), at) {
+            if let Some((other, other_name)) = read_from.insert(source.origin(), at) {
                 if other_name != source.name {
                     return Err(DataError::Refused(format!(
                         "{other} (source {other_name}) and {} (source {}) were both read from \
@@ -281,7 +281,7 @@ fn check_compatible(inputs: &[Input]) -> Result<(), DataError> {
             else {
                 continue;
             };
-            let why = match bare_uri(other_uri) == bare_uri(&source.uri) {
+            let why = match source_origin(other_uri) == source.origin() {
                 true => "its records would be counted twice".to_string(),
                 false => format!(
                     "their records and patients, known by it, would collide ({other_uri} and {}): \
@@ -318,13 +318,6 @@ fn synth_seed_hint(uri: &str) -> &'static str {
         true => " (`ecgfm data synth` with another --seed makes other recordings)",
         false => "",
     }
-}
-
-/// A source's address without `file://` or trailing slashes (ingest writes local ones whole).
-fn bare_uri(uri: &str) -> &str {
-    uri.strip_prefix("file://")
-        .unwrap_or(uri)
-        .trim_end_matches('/')
 }
 
 /// The dotted paths (under `at`) where two settings trees differ, with both values.

@@ -172,6 +172,12 @@ fn default_protocols() -> Vec<String> {
     vec!["probe".into()]
 }
 
+/// The generator seed of a sweep's synthetic evaluation datasets (`data = "synth"`): one no run
+/// pretrains with (`seeds` may not hold it), so no run was pretrained on them. Until
+/// 2026-12-07 they were written with seed 0, the first run seed's stream, whose samples the
+/// runs had pretrained on.
+pub const EVAL_SYNTH_SEED: u64 = 0xE7A1_5EED;
+
 fn default_synth_records() -> usize {
     600
 }
@@ -298,6 +304,12 @@ impl SweepSpec {
         }
         if has_duplicates(&self.seeds) {
             return Err(format!("seeds {:?} repeat a seed", self.seeds));
+        }
+        if self.seeds.contains(&EVAL_SYNTH_SEED) {
+            return Err(format!(
+                "seeds may not hold {EVAL_SYNTH_SEED}, the seed of the synthetic evaluation \
+                 datasets (a run pretrained on it would be evaluated on its own samples)"
+            ));
         }
         if self.data_fractions.is_empty()
             || self.data_fractions.iter().any(|&f| !(f > 0.0 && f <= 1.0))

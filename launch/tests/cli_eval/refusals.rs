@@ -190,8 +190,10 @@ fn a_run_folder_that_cannot_be_written_keeps_no_copy_and_the_evaluation_goes_on(
 
 /// The result file says what the encoder was pretrained on; an encoder pretrained on every split
 /// of the evaluation's dataset is refused unless `--allow-pretraining-overlap` (then warned
-/// about); one pretrained on another source is not; pretraining data that no longer opens earns
-/// a warning that the check could not be made.
+/// about), so is one pretrained on the same recordings under another source name, or on the
+/// generator's stream that wrote the evaluation's synthetic records; one pretrained on another
+/// source is not; pretraining data that no longer opens earns a warning that the check could not
+/// be made.
 #[test]
 fn test_records_seen_in_pretraining_are_refused() {
     let (data, _) = fixture();
@@ -240,25 +242,51 @@ fn test_records_seen_in_pretraining_are_refused() {
         1,
         "{report}"
     );
-    // Pretrained on the generator: nothing to check. (Runs of their own: evaluations add
-    // TensorBoard events to the run's `eval/`, which another test reads.)
-    run_ok(&refs(&args(&short_run(&root.join("gen"), None, &[]))));
+    // Pretrained on the generator's stream of seed 0, evaluated on records of seed 1: none
+    // seen. (Runs of their own: evaluations add TensorBoard events to the run's `eval/`, which
+    // another test reads.)
+    let generator = short_run(&root.join("gen"), None, &[]);
+    run_ok(&refs(&args(&generator)));
     let report = read_json(&out);
     assert_eq!(report["pretraining"]["data"], "synth");
     assert_eq!(report["pretraining"]["steps"], 8);
+    // Records `data synth` wrote with the run's own seed are samples of its stream: those it
+    // pretrained on are refused, whatever the source is called.
+    let seed_0 = root.join("seed-0");
+    let synth = |out: &Path, seed: &str, name: &str| {
+        let out = out.to_str().unwrap();
+        let records = ["--records", "60", "--seed", seed, "--source-name", name];
+        let mut synth_args = vec!["data", "synth", "--out", out];
+        synth_args.extend(records);
+        run_ok(&synth_args);
+    };
+    synth(&seed_0, "0", "mine");
+    let mut on_seed_0 = args(&generator);
+    let at = on_seed_0.iter().position(|a| a == data_s).unwrap();
+    on_seed_0[at] = seed_0.to_str().unwrap().to_string();
+    let err = run_err(&refs(&on_seed_0));
+    assert!(
+        err.contains("were in the pretraining data, the synthetic generator's stream of seed 0")
+            && err.contains("`ecgfm data synth --seed N`, N other than 0"),
+        "{err}"
+    );
+    // The evaluation's own recordings (the generator's of seed 1) under another name.
+    let renamed = root.join("renamed");
+    synth(&renamed, "1", "renamed");
+    let twin = short_run(
+        &root.join("twin"),
+        Some(&renamed),
+        &["--set", "data.split=all"],
+    );
+    let err = run_err(&refs(&args(&twin)));
+    assert!(
+        err.contains("validation and test records of")
+            && err.contains("were in the pretraining data"),
+        "{err}"
+    );
     // Another source: no overlap; once its data is gone, the check cannot be made.
     let other = root.join("other");
-    let p = other.to_str().unwrap();
-    run_ok(&[
-        "data",
-        "synth",
-        "--out",
-        p,
-        "--records",
-        "60",
-        "--source-name",
-        "other",
-    ]);
+    synth(&other, "0", "other");
     let elsewhere = short_run(
         &root.join("other-run"),
         Some(&other),

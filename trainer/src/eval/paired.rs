@@ -100,10 +100,11 @@ pub struct ScoredResult {
     /// files.
     #[serde(default)]
     pub per_class_f1: BTreeMap<String, Option<f64>>,
-    /// Each class's decision threshold (picked on validation), by class name; empty where a
-    /// result file leaves them out (no F1 comparison then).
+    /// Each class's decision threshold (picked on validation), by class name, `null` where
+    /// none could be picked (no validation positive); empty where a result file leaves them out
+    /// (no F1 comparison then).
     #[serde(default)]
-    pub thresholds: BTreeMap<String, f64>,
+    pub thresholds: BTreeMap<String, Option<f64>>,
     /// Absent in result files written before ecgfm kept the scored units.
     #[serde(default)]
     pub test_units: Option<UnitScores>,
@@ -124,7 +125,7 @@ impl ScoredResult {
             .map(|c| {
                 let threshold = *self.thresholds.get(c)?;
                 let left_out = matches!(self.per_class_f1.get(c), Some(None));
-                Some((!left_out).then_some(threshold))
+                Some(threshold.filter(|_| !left_out))
             })
             .collect()
     }

@@ -113,7 +113,9 @@ pub struct TestMetrics {
     /// The CinC 2017 challenge's F1: argmax predictions, the mean F1 of N, A and O (`cinc2017`
     /// only).
     pub cinc2017_f1: Option<WithCi>,
-    pub thresholds: BTreeMap<String, f64>,
+    /// Each class's decision threshold, picked on validation to maximise its F1; `null` for a
+    /// class without a validation positive, where none could be picked.
+    pub thresholds: BTreeMap<String, Option<f64>>,
     /// Top-1 accuracy (single-label tasks only).
     pub accuracy: Option<WithCi>,
 }
@@ -210,7 +212,10 @@ pub fn test_metrics(
         per_class_f1: named(class_f1),
         macro_f1_argmax: f1_argmax,
         cinc2017_f1: challenge,
-        thresholds: task.classes.iter().cloned().zip(thresholds).collect(),
+        thresholds: (task.classes.iter().cloned())
+            .zip(thresholds.iter().zip(&val_positive))
+            .map(|(class, (&t, &has))| (class, has.then_some(t)))
+            .collect(),
         accuracy: acc,
     }
 }
@@ -370,6 +375,10 @@ pub struct Counts {
     pub patients: BTreeMap<String, usize>,
     pub positives: BTreeMap<String, BTreeMap<String, usize>>,
     pub skipped_unlabelled: usize,
+    /// Windows kept as negatives of every class (`Task::no_scored_class`); absent in older
+    /// files.
+    #[serde(default)]
+    pub no_scored_class: usize,
     pub skipped_ambiguous: usize,
     pub skipped_split: usize,
 }
@@ -402,6 +411,7 @@ impl Counts {
                 })
                 .collect(),
             skipped_unlabelled: task.skipped_unlabelled,
+            no_scored_class: task.no_scored_class,
             skipped_ambiguous: task.skipped_ambiguous,
             skipped_split: task.skipped_split,
         }
@@ -562,7 +572,8 @@ mod tests {
 
     /// 40 test units, class 4 present once: a third of the resamples lose it, so the macro
     /// AUROC interval (which would average four classes there, five elsewhere) is withheld and
-    /// the resamples kept are counted. Class 3 has no validation positive: its F1 is null.
+    /// the resamples kept are counted. Class 3 has no validation positive: its F1 and threshold
+    /// are null.
     #[test]
     fn a_rare_class_withholds_the_interval_and_a_class_without_threshold_its_f1() {
         let task = synth_task();
@@ -596,6 +607,11 @@ mod tests {
         );
         let wide_qrs = &task.classes[3];
         assert_eq!(m.per_class_f1[wide_qrs], None);
+        assert_eq!(
+            m.thresholds[wide_qrs], None,
+            "no threshold picked, none shown"
+        );
+        assert_eq!(m.thresholds.values().flatten().count(), 4);
         let defined: Vec<f64> = m.per_class_f1.values().flatten().copied().collect();
         assert_eq!(defined.len(), 4);
         let mean = defined.iter().sum::<f64>() / 4.0;

@@ -155,6 +155,7 @@ mod tests {
             records: vec![0, 1, 0, 2, 1],
             patients: vec![0, 1, 0, 2, 1],
             skipped_unlabelled: 0,
+            no_scored_class: 0,
             outside_classes: Default::default(),
             skipped_ambiguous: 0,
             skipped_split: 0,

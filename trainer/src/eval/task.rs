@@ -157,8 +157,14 @@ pub struct Task {
     pub records: Vec<u32>,
     /// Patient of each kept window, numbered from 0 in order of first appearance.
     pub patients: Vec<u32>,
-    /// Windows with no label of the vocabulary (or only classes left out), skipped.
+    /// Windows with no label of the vocabulary (or, of a fixed vocabulary, only codes outside
+    /// its classes), skipped.
     pub skipped_unlabelled: usize,
+    /// Windows of a vocabulary whose classes come from the data (SNOMED, a label CSV's own)
+    /// whose labels are all codes too rare to be classes: kept, negative for every class, as
+    /// the CinC 2020/2021 scoring keeps a recording whose diagnoses it does not score (until
+    /// 2026-12-07 they were skipped as unlabelled).
+    pub no_scored_class: usize,
     /// Windows of a single-label task with two different classes, skipped.
     pub skipped_ambiguous: usize,
     /// Windows whose split is none of train, val, test, skipped.
@@ -230,6 +236,7 @@ impl Task {
             records: Vec::new(),
             patients: Vec::new(),
             skipped_unlabelled: 0,
+            no_scored_class: 0,
             skipped_ambiguous: 0,
             skipped_split: 0,
             outside_classes: BTreeMap::new(),
@@ -238,7 +245,9 @@ impl Task {
         let mut patient_ids: HashMap<&str, u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
             let mut hits: Vec<usize> = Vec::new();
-            for code in codes(w) {
+            let window_codes = codes(w);
+            let has_codes = !window_codes.is_empty();
+            for code in window_codes {
                 match task.classes.iter().position(|k| *k == code) {
                     Some(class) => hits.push(class),
                     None if fixed => *task.outside_classes.entry(code).or_default() += 1,
@@ -250,8 +259,11 @@ impl Task {
                 continue;
             };
             if hits.is_empty() {
-                task.skipped_unlabelled += 1;
-                continue;
+                if fixed || !multi_label || !has_codes {
+                    task.skipped_unlabelled += 1;
+                    continue;
+                }
+                task.no_scored_class += 1;
             }
             if !multi_label && hits.len() > 1 {
                 task.skipped_ambiguous += 1;
@@ -452,6 +464,29 @@ mod tests {
         for bad in ["", "icd 10", "a:b"] {
             assert!(Vocabulary::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A window whose SNOMED codes are all too rare to be classes is a negative of every class
+    /// (the CinC 2020/2021 scoring keeps such recordings), not an unlabelled window: dropping
+    /// it would leave only windows with a scored diagnosis, an easier test set.
+    #[test]
+    fn a_window_of_only_rare_codes_is_kept_as_a_negative_of_every_class() {
+        let (af, rare, none) = (l(&["snomed:164889003"]), l(&["snomed:426177001"]), l(&[]));
+        let windows = [
+            window("train", &af),
+            window("train", &af),
+            window("train", &rare),
+            window("val", &af),
+            window("val", &rare),
+            window("test", &rare),
+            window("test", &af),
+            window("test", &none),
+        ];
+        let task = Task::build(Vocabulary::Snomed, &windows, 2).unwrap();
+        assert_eq!(task.classes, ["164889003"]);
+        assert_eq!(task.windows, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(task.targets, [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!((task.no_scored_class, task.skipped_unlabelled), (3, 1));
     }
 
     #[test]
