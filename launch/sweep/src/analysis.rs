@@ -19,6 +19,8 @@ pub const REPORT_SEED: u64 = 2024;
 pub struct TaskAuroc {
     pub task: String,
     pub mean: f64,
+    /// The mean validation AUROC, where every run's result gives one.
+    pub val_mean: Option<f64>,
     /// The seeds' 95% test-set intervals, averaged end by end.
     pub ci: Option<[f64; 2]>,
     /// The runs (seeds) it is the mean of.
@@ -223,6 +225,10 @@ fn task_aurocs(runs: &[&SweepRecord], tasks: &[String], protocol: &str) -> Vec<T
             Some(TaskAuroc {
                 task: task.clone(),
                 mean: found.iter().map(|e| e.macro_auroc).sum::<f64>() / k,
+                val_mean: (found.iter())
+                    .map(|e| e.val_macro_auroc)
+                    .sum::<Option<f64>>()
+                    .map(|sum| sum / k),
                 ci: (cis.len() == found.len()).then(|| {
                     [
                         cis.iter().map(|c| c[0]).sum::<f64>() / k,

@@ -23,6 +23,10 @@ pub struct EvalResult {
     pub macro_auroc: f64,
     /// 95% bootstrap interval over the test set, when the result file gives one.
     pub macro_auroc_ci: Option<[f64; 2]>,
+    /// Macro AUROC on the validation split (what the report picks a best size by, so that the
+    /// test set judges the choice without having made it); absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_macro_auroc: Option<f64>,
     /// The scored test units, for paired comparisons: read from the run's result file by the
     /// report (`read_result_files`), never written to sweep.jsonl.
     #[serde(skip)]
@@ -66,7 +70,8 @@ pub fn result_dir(dir: &Path, r: &SweepRecord) -> PathBuf {
 /// `result_dir`), each once, and gives each downstream result its scored test units from its
 /// file where the file holds them (files written before ecgfm saved them do not: those results
 /// are compared by their intervals only). Returns the files read, which the report publishes
-/// (`results::write`).
+/// (`results::write`). A result without its validation AUROC (a record of before 2026-12-07)
+/// takes the file's.
 pub fn read_result_files(records: &mut [SweepRecord], dir: &Path) -> Vec<ResultFile> {
     let mut files = Vec::new();
     for r in records.iter_mut() {
@@ -89,9 +94,11 @@ pub fn read_result_files(records: &mut [SweepRecord], dir: &Path) -> Vec<ResultF
                 let found = parse_eval_file(json, &task);
                 let same = |e: &&mut EvalResult| e.task == task && e.protocol == protocol;
                 for e in r.eval.iter_mut().filter(same) {
-                    e.units = (found.iter())
-                        .find(|f| f.protocol == e.protocol && f.fraction == e.fraction)
-                        .and_then(|f| f.units.clone());
+                    let file = (found.iter())
+                        .find(|f| f.protocol == e.protocol && f.fraction == e.fraction);
+                    e.units = file.and_then(|f| f.units.clone());
+                    // Records written before sweep.jsonl kept it have it in the file.
+                    e.val_macro_auroc = e.val_macro_auroc.or(file.and_then(|f| f.val_macro_auroc));
                 }
             }
             files.push(ResultFile {
@@ -274,6 +281,7 @@ fn collect(value: &serde_json::Value, task: &str, out: &mut Vec<EvalResult>) {
                         .unwrap_or(1.0),
                     macro_auroc: auroc,
                     macro_auroc_ci: ci,
+                    val_macro_auroc: map.get("val_macro_auroc").and_then(|v| v.as_f64()),
                     units: map
                         .get("test_units")
                         .and_then(|u| serde_json::from_value(u.clone()).ok()),

@@ -125,7 +125,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             ("linear probe", analysis::SizeResult::probe as ResultOf),
             ("fine-tuned", analysis::SizeResult::finetune),
         ] {
-            let Some(best) = middle_peak(g, |r| result(r, task)) else {
+            let Some((best, chosen)) = middle_peak(g, |r| result(r, task)) else {
                 continue;
             };
             let b = &g.sizes[best];
@@ -133,7 +133,7 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
                 continue;
             };
             let d = AurocDiff::new(task, top, largest);
-            let said = format!("Against the best size, {}", b.size);
+            let said = format!("Against the best size {}, {}", chosen.words(), b.size);
             let diffs = std::slice::from_ref(&d);
             downstream(md, &said, (task, protocol), (b, l), diffs, |r| {
                 result(r, task)
@@ -141,7 +141,9 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             // A difference that rounds to zero at the digits shown leaves the answer as it is.
             if protocol == "linear probe" && d.diff <= -0.0005 && !d.other_test_sets() {
                 peaks.push(format!(
-                    "the best probe on {task} is {}'s, and the largest's is {:+.3} against it ({})",
+                    "the best probe on {task} {} is {}'s, and the largest's is {:+.3} against it \
+                     ({})",
+                    chosen.words(),
                     b.size,
                     d.diff,
                     certainty(&d)
@@ -161,16 +163,49 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
 /// A size's result on one task under one protocol.
 type ResultOf = for<'r> fn(&'r analysis::SizeResult, &str) -> Option<&'r analysis::TaskAuroc>;
 
-/// The size with the highest mean `result`, when it is neither the smallest nor the largest
-/// (there the comparison of those two already says it).
+/// What a best size was chosen by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ChosenBy {
+    /// Its validation AUROC: the test set then judges a choice it did not make.
+    Validation,
+    /// Its test AUROC, where the results hold no validation AUROC (records of before
+    /// 2026-12-07): the test set judges its own choice, which no interval allows for.
+    Test,
+}
+
+impl ChosenBy {
+    fn words(self) -> &'static str {
+        match self {
+            ChosenBy::Validation => "by validation AUROC",
+            ChosenBy::Test => {
+                "by test AUROC (no validation AUROC recorded: chosen on the test set that \
+                 judges it, so optimistic)"
+            }
+        }
+    }
+}
+
+/// The size with the highest mean validation `result` (test `result` where a size has no
+/// validation AUROC), when it is neither the smallest nor the largest (there the comparison of
+/// those two already says it). Chosen on validation, a size that peaks by chance on the test
+/// set is not picked and then judged on that same test set.
 fn middle_peak(
     g: &Group,
     result: impl Fn(&analysis::SizeResult) -> Option<&analysis::TaskAuroc>,
-) -> Option<usize> {
-    let scored = g.sizes.iter().enumerate();
-    let scored = scored.filter_map(|(i, s)| Some((i, result(s)?.mean)));
-    let (best, _) = scored.max_by(|a, b| a.1.total_cmp(&b.1))?;
-    (best != 0 && best != g.sizes.len() - 1).then_some(best)
+) -> Option<(usize, ChosenBy)> {
+    let scored: Vec<(usize, &analysis::TaskAuroc)> = (g.sizes.iter().enumerate())
+        .filter_map(|(i, s)| Some((i, result(s)?)))
+        .collect();
+    let chosen = match scored.iter().all(|(_, r)| r.val_mean.is_some()) {
+        true => ChosenBy::Validation,
+        false => ChosenBy::Test,
+    };
+    let score = |r: &analysis::TaskAuroc| match chosen {
+        ChosenBy::Validation => r.val_mean.unwrap_or(f64::NAN),
+        ChosenBy::Test => r.mean,
+    };
+    let (best, _) = (scored.iter()).max_by(|a, b| score(a.1).total_cmp(&score(b.1)))?;
+    (*best != 0 && *best != g.sizes.len() - 1).then_some((*best, chosen))
 }
 
 /// What the verdict says of two results scored on different test sets.
@@ -516,6 +551,7 @@ mod tests {
             probe: vec![analysis::TaskAuroc {
                 task: "t".into(),
                 mean: auroc,
+                val_mean: None,
                 ci: Some([auroc - 0.01, auroc + 0.01]),
                 runs: vec![format!("{name}-s0"), format!("{name}-s1")],
                 units: Vec::new(),

@@ -50,6 +50,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
             fraction: 1.0,
             macro_auroc: auroc,
             macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+            val_macro_auroc: None,
             units: None,
         }],
     }
@@ -218,6 +219,7 @@ fn fine_tuned_results_get_their_columns_and_verdict_lines() {
         fraction: 1.0,
         macro_auroc: auroc,
         macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+        val_macro_auroc: None,
         units: None,
     };
     let mut small = record(1, 1e4, 1e13, 0, 1.0, 0.70);
@@ -310,15 +312,27 @@ fn scored_records(dir: &Path, sizes: &[(usize, &[f64])]) -> Vec<SweepRecord> {
     records
 }
 
+/// `records` with each size's validation AUROC set to `val[size - 1]`.
+fn with_val(mut records: Vec<SweepRecord>, val: &[f64]) -> Vec<SweepRecord> {
+    for r in &mut records {
+        r.eval[0].val_macro_auroc = Some(val[r.depth - 1]);
+    }
+    records
+}
+
 #[test]
 fn a_middle_size_that_scores_best_is_named_and_the_largest_set_against_it() {
-    // A hump over N: the middle size's encoder is strong, the others weak.
+    // A hump over N: the middle size's encoder is strong, the others weak; validation agrees.
     let dir = temp_dir("hump");
     let records = scored_records(&dir, &[(1, &[0.3]), (2, &[0.9]), (3, &[0.3])]);
-    let md = write(&dir, &records);
+    let md = write(&dir, &with_val(records.clone(), &[0.6, 0.8, 0.6]));
     let line = md
         .lines()
-        .find(|l| l.starts_with("- Against the best size, s2 (synth, linear probe): s3 "))
+        .find(|l| {
+            l.starts_with(
+                "- Against the best size by validation AUROC, s2 (synth, linear probe): s3 ",
+            )
+        })
         .unwrap_or_else(|| panic!("{md}"));
     assert!(
         line.ends_with(
@@ -328,12 +342,39 @@ fn a_middle_size_that_scores_best_is_named_and_the_largest_set_against_it() {
     );
     let answer = md.lines().find(|l| l.starts_with("- Answer:")).unwrap();
     assert!(
-        answer.contains("But the best probe on synth is s2's, and the largest's is -0.")
-            && answer.ends_with(
-                "against it (outside the test-set CI (one seed a size: seed-to-seed spread unknown))."
-            ),
+        answer.contains(
+            "But the best probe on synth by validation AUROC is s2's, and the largest's is -0."
+        ) && answer.ends_with(
+            "against it (outside the test-set CI (one seed a size: seed-to-seed spread unknown))."
+        ),
         "{answer}"
     );
+    // The same test results, but validation finds the smallest best: the test set's hump is
+    // not picked and then judged by the test set that made it.
+    let md = write(&dir, &with_val(records.clone(), &[0.8, 0.7, 0.6]));
+    assert!(
+        !md.contains("Against the best size") && !md.contains("But the best"),
+        "{md}"
+    );
+    // Records without validation AUROCs (before 2026-12-07): chosen on the test set, and said so.
+    let md = write(&dir, &records);
+    assert!(
+        md.contains(
+            "- Against the best size by test AUROC (no validation AUROC recorded: chosen on the \
+             test set that judges it, so optimistic), s2 (synth, linear probe): s3 "
+        ),
+        "{md}"
+    );
+    // Such records take the validation AUROC their result files hold.
+    for r in &records {
+        let path = eval_file(&dir.join(&r.run_dir), "synth", "probe");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["results"][0]["val_macro_auroc"] = serde_json::json!([0.8, 0.7, 0.6][r.depth - 1]);
+        std::fs::write(&path, json.to_string()).unwrap();
+    }
+    let md = write(&dir, &records);
+    assert!(!md.contains("Against the best size"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Rising with N: the largest is the best, and no line says otherwise.

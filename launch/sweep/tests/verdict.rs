@@ -148,6 +148,7 @@ fn run(dir: &Path, size: usize, seed: u64, test_records: u32) -> SweepRecord {
             fraction: 1.0,
             macro_auroc: auroc,
             macro_auroc_ci: Some([auroc - 0.02, auroc + 0.02]),
+            val_macro_auroc: None,
             units: None,
         }],
     }
@@ -288,6 +289,7 @@ fn with_scratch(dir: &Path, mut record: SweepRecord, test_records: u32) -> Sweep
         fraction: 1.0,
         macro_auroc: auroc,
         macro_auroc_ci: Some([auroc - 0.03, auroc + 0.03]),
+        val_macro_auroc: None,
         units: None,
     });
     record
