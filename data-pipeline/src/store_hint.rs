@@ -53,23 +53,58 @@ pub fn is_missing_bucket(error: &object_store::Error) -> bool {
     names_missing_bucket(&whole_message(error))
 }
 
-/// The proxy a request went through, named without its credentials, when the tunnel through it
-/// failed (hyper's `tunnel error`: the proxy could not be reached, or refused to connect).
+/// The proxy a request went through, named without its credentials, when it could not be
+/// reached: an HTTPS request's tunnel through it failed (hyper's `tunnel error`), or an HTTP
+/// request, which goes to the proxy itself, found nothing listening there (the message then
+/// names the store's address, which was not the one that failed).
 fn proxy_hint(message: &str) -> Option<String> {
-    if !message.contains("tunnel error") {
+    let (variables, variable) = if message.contains("tunnel error") {
+        (
+            ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+            "HTTPS_PROXY",
+        )
+    } else if http_request_host(message).is_some_and(|host| !bypasses_proxy(host))
+        && message.contains("connect")
+    {
+        (
+            ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+            "HTTP_PROXY",
+        )
+    } else {
         return None;
-    }
-    let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-        .iter()
-        .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
-        .map_or_else(
-            || "the HTTPS proxy".to_string(),
-            |url| crate::store::redact_url(&url),
-        );
+    };
+    let set = (variables.iter()).find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()));
+    let proxy = match (set, variable) {
+        (Some(url), _) => crate::store::redact_url(&url),
+        (None, "HTTPS_PROXY") => "the HTTPS proxy".to_string(),
+        (None, _) => return None,
+    };
     Some(format!(
-        "the request went through the proxy {proxy} (HTTPS_PROXY), which could not be reached \
+        "the request went through the proxy {proxy} ({variable}), which could not be reached \
          or would not connect to the store (NO_PROXY lists the hosts to reach directly); "
     ))
+}
+
+/// The host of the plain-HTTP request object_store's message names (`Error performing GET
+/// http://HOST:PORT/...`), if it names one.
+fn http_request_host(message: &str) -> Option<&str> {
+    let rest = &message[message.find("Error performing ")?..];
+    let url = &rest[rest.find(" http://")? + " http://".len()..];
+    let host = url.split(['/', ' ']).next()?;
+    Some(host.rsplit_once(':').map_or(host, |(name, _)| name))
+}
+
+/// Whether `NO_PROXY` sends requests to `host` directly (an entry that is the host, a domain
+/// it ends in, or `*`).
+fn bypasses_proxy(host: &str) -> bool {
+    let list = std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .unwrap_or_default();
+    list.split(',').map(str::trim).any(|entry| {
+        let entry = entry.trim_start_matches('.');
+        entry == "*"
+            || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
+    })
 }
 
 /// What to set when the store found no credentials in the environment, asked the cloud's
@@ -130,6 +165,16 @@ fn tls_hint(message: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_of_a_plain_http_request_is_read_from_the_message() {
+        let message = "Generic S3 error: Error performing GET http://localhost:5055/ecg/m.json \
+                       in 3ms - HTTP error: error sending request: client error (Connect): tcp \
+                       connect error: Connection refused";
+        assert_eq!(http_request_host(message), Some("localhost"));
+        let https = "Error performing GET https://s3.amazonaws.com/b/m.json in 1ms";
+        assert_eq!(http_request_host(https), None);
+    }
 
     #[test]
     fn a_refused_certificate_is_explained_by_its_reason() {

@@ -23,6 +23,15 @@ pub struct ReadArgs {
 
 /// Runs `ecgfm data read`.
 pub fn run(args: &ReadArgs) -> Result<()> {
+    let given = args.record.to_string_lossy();
+    if given.contains("://") {
+        anyhow::bail!(
+            "data read reads a record on this machine, not {}: copy its .hea and signal files \
+             here first, or ingest its folder with `ecgfm data ingest URL`, which reads object \
+             stores",
+            ecgfm_data::store::redact_url(&given)
+        );
+    }
     let record_path = args.record.with_extension("");
     let dir = record_path
         .parent()
@@ -66,4 +75,26 @@ pub fn run(args: &ReadArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_in_an_object_store_is_refused_saying_what_reads_it() {
+        let args = ReadArgs {
+            record: PathBuf::from("s3://user:TOKEN@raw/cinc/A00001"),
+            digital: false,
+            out: None,
+            ignore_checksums: false,
+        };
+        let err = run(&args).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "data read reads a record on this machine, not s3://***@raw/cinc/A00001"
+            ) && err.contains("ecgfm data ingest URL"),
+            "{err}"
+        );
+    }
 }

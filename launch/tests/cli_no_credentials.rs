@@ -89,7 +89,7 @@ fn a_store_setting_that_cannot_work_is_named() {
     let truncated = dir.join("sa.json");
     std::fs::write(&truncated, "{\"private_key\": \"x").unwrap();
     let azure_account = ("AZURE_STORAGE_ACCOUNT_NAME", "ecgfmnone".to_string());
-    let cases: Vec<(&str, Env, Option<i32>, String)> = vec![
+    let mut cases: Vec<(&str, Env, Option<i32>, String)> = vec![
         (
             "s3://ecgfm-none/ds",
             vec![("AWS_ENDPOINT_URL", "localhost:9000".into())],
@@ -150,6 +150,22 @@ fn a_store_setting_that_cannot_work_is_named() {
             "Invalid Access Key".into(),
         ),
     ];
+    // A plain-HTTP request goes to the proxy itself: one that is down is named, not the store.
+    let proxy = format!("127.0.0.1:{}", ecgfm_test_support::free_port());
+    cases.push((
+        "s3://ecgfm-none/ds",
+        vec![
+            ("AWS_ACCESS_KEY_ID", "AKID0".into()),
+            ("AWS_SECRET_ACCESS_KEY", "SECRET0".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ENDPOINT_URL", "http://localhost:9".into()),
+            ("HTTP_PROXY", format!("http://user:KEYleak@{proxy}")),
+            ("NO_PROXY", String::new()),
+        ],
+        Some(1),
+        format!("the request went through the proxy http://***@{proxy}/ (HTTP_PROXY)"),
+    ));
     for (url, env, code, said) in cases {
         let output = inspect_in(url, &env);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -89,9 +89,15 @@ impl SourceRoot {
         }
     }
 
-    /// The location of `relative` as it appears in messages.
+    /// The location of `relative` as it appears in messages: below the folder, before a signed
+    /// URL's (redacted) query string.
     pub fn uri_of(&self, relative: &str) -> String {
-        format!("{}/{}", self.describe().trim_end_matches('/'), relative)
+        let shown = self.describe();
+        let (base, query) = match (self, shown.find('?')) {
+            (SourceRoot::Store { .. }, Some(at)) => shown.split_at(at),
+            _ => (shown.as_str(), ""),
+        };
+        format!("{}/{relative}{query}", base.trim_end_matches('/'))
     }
 
     /// Every file under the root, as sorted `/`-separated relative paths.
@@ -220,6 +226,21 @@ fn walk(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_file_of_a_signed_source_is_named_before_its_query() {
+        let signed = SourceRoot::Store {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            root: Path::from("raw/bad"),
+            url: store::redact_url("s3://user:pw@raw/bad/?x=TOKEN"),
+        };
+        assert_eq!(
+            signed.uri_of("A00005.mat"),
+            "s3://***@raw/bad/A00005.mat?***"
+        );
+        let local = SourceRoot::Local(PathBuf::from("/data/odd?name"));
+        assert_eq!(local.uri_of("A1.hea"), "/data/odd?name/A1.hea");
+    }
 
     #[test]
     fn linked_folders_are_listed_and_link_loops_end() {
