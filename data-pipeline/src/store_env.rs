@@ -36,7 +36,7 @@ const SECRET_FIELDS: [&str; 6] = [
 
 /// `text` safe to show or keep: every URL redacted ([`redact_urls_in`]), the value of every
 /// secret variable set in the environment replaced by `***`, and so the value of every
-/// signature or token field ([`SECRET_FIELDS`]). Applied to whatever an error says, since
+/// signature or token field (`SECRET_FIELDS`). Applied to whatever an error says, since
 /// object_store's errors carry the server's answer, which may repeat the signed request.
 pub fn redact_secrets_in(text: &str) -> String {
     let mut out = redact_fields(&redact_urls_in(text));
