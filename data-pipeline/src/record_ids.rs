@@ -52,16 +52,22 @@ impl RecordId {
 /// read meets first is returned.
 pub fn read_record_ids(url: &str) -> Result<(Manifest, Vec<RecordId>), DataError> {
     let mut records = Vec::new();
-    let manifest = visit_record_ids(url, |record| records.push(record.clone()))?;
+    let kept = &mut records;
+    let manifest = visit_record_ids(url, move |_| move |record| kept.push(record.clone()))?;
     Ok((manifest, records))
 }
 
-/// [`read_record_ids`] handing each record to `visit` as it is read, none kept (a pretraining
-/// set of ten million records lists in about 2.8 GB); returns the manifest. `visit` may have
-/// seen records when a later shard fails.
-pub fn visit_record_ids(url: &str, visit: impl FnMut(&RecordId)) -> Result<Manifest, DataError> {
+/// [`read_record_ids`] handing each record, as it is read, to the visitor `visitor` makes from
+/// the manifest (which names each record's source), none kept (a pretraining set of ten million
+/// records lists in about 2.8 GB); returns the manifest. The visitor may have seen records when
+/// a later shard fails.
+pub fn visit_record_ids<V: FnMut(&RecordId)>(
+    url: &str,
+    visitor: impl FnOnce(&Manifest) -> V,
+) -> Result<Manifest, DataError> {
     let (object_store, root) = store::open_url(url)?;
     let manifest = Manifest::load(object_store.as_ref(), &root)?;
+    let visit = visitor(&manifest);
     store::block_on(visit_records(
         object_store.as_ref(),
         &root,

@@ -86,7 +86,7 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
     store_env::check_certificate_file()?;
     // A builder's error names no setting: the variables it read are named after it.
     let not_built = |prefix: &'static str| {
-        move |e: object_store::Error| bad(format!("{e}{}", store_env::settings_named(&[prefix])))
+        move |e: object_store::Error| bad(format!("{e}{}", store_env::settings_named(prefix)))
     };
     use object_store::ObjectStoreScheme as S;
     let store: Arc<dyn ObjectStore> = match scheme {

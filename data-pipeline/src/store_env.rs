@@ -135,13 +135,13 @@ pub(crate) fn check_certificate_file() -> Result<(), DataError> {
     Ok(())
 }
 
-/// The variables starting with one of `prefixes` (a store's: `AWS_`, `GOOGLE_`, `AZURE_`), named
-/// for an error in building the store from them: a key file by its path
+/// The variables starting with `prefix` (a store's: `AWS_`, `GOOGLE_`, `AZURE_`), named for an
+/// error in building the store from them: a key file by its path
 /// (`GOOGLE_SERVICE_ACCOUNT=/keys/sa.json`), anything else by its name alone. Empty when none is
 /// set.
-pub(crate) fn settings_named(prefixes: &[&str]) -> String {
+pub(crate) fn settings_named(prefix: &str) -> String {
     let mut named: Vec<String> = std::env::vars()
-        .filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p)))
+        .filter(|(name, _)| name.starts_with(prefix))
         .map(|(name, value)| {
             let is_path = name.ends_with("_CREDENTIALS")
                 || name.ends_with("_FILE")

@@ -58,10 +58,14 @@ pub fn is_missing_bucket(error: &object_store::Error) -> bool {
 /// request, which goes to the proxy itself, found nothing listening there (the message then
 /// names the store's address, which was not the one that failed).
 fn proxy_hint(message: &str) -> Option<String> {
-    let (variables, variable) = if message.contains("tunnel error") {
+    // The variables naming the proxy, the one to name, and what to say where none is set (an
+    // HTTPS tunnel needs a proxy; a plain request that failed to connect without one did not
+    // go through any).
+    let (variables, variable, unset) = if message.contains("tunnel error") {
         (
             ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
             "HTTPS_PROXY",
+            Some("the HTTPS proxy"),
         )
     } else if http_request_host(message).is_some_and(|host| !bypasses_proxy(host))
         && message.contains("connect")
@@ -69,15 +73,15 @@ fn proxy_hint(message: &str) -> Option<String> {
         (
             ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
             "HTTP_PROXY",
+            None,
         )
     } else {
         return None;
     };
     let set = (variables.iter()).find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()));
-    let proxy = match (set, variable) {
-        (Some(url), _) => crate::store::redact_url(&url),
-        (None, "HTTPS_PROXY") => "the HTTPS proxy".to_string(),
-        (None, _) => return None,
+    let proxy = match set {
+        Some(url) => crate::store::redact_url(&url),
+        None => unset?.to_string(),
     };
     Some(format!(
         "the request went through the proxy {proxy} ({variable}), which could not be reached \

@@ -99,9 +99,12 @@ fn print_record_ids(url: &str, splits: &str) -> Result<()> {
         .into());
     }
     let mut ids: BTreeSet<String> = BTreeSet::new();
-    visit_record_ids(url, |r| {
-        if wanted.contains(&"all") || wanted.contains(&r.split.as_str()) {
-            ids.insert(r.record_id.clone());
+    let (listed, wanted) = (&mut ids, &wanted);
+    visit_record_ids(url, move |_| {
+        move |r| {
+            if wanted.contains(&"all") || wanted.contains(&r.split.as_str()) {
+                listed.insert(r.record_id.clone());
+            }
         }
     })
     .with_context(|| format!("reading the record ids of {url}"))?;

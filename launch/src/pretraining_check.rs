@@ -60,29 +60,36 @@ pub fn check(
     let same = pretrained.data_digest.as_deref() == Some(eval.manifest.data_digest().as_str());
     let mut pretraining = described(pretrained);
     let eval_origins = origins(eval.manifest);
-    let (seen, which) = if pretrained.config.data.source == "synth" {
+    let (seen, which, how) = if pretrained.config.data.source == "synth" {
         let seed = pretrained.config.train.seed;
         let consumed = pretrained.synth_consumed.unwrap_or(0);
         let seen = synth_seen(held_out, &eval_origins, seed, consumed);
-        let which = format!("the synthetic generator's stream of seed {seed} (its first {consumed} samples, which `ecgfm data synth --seed {seed}` writes as records synth-000000 on)");
-        (seen, which)
+        let which = format!(
+            "the synthetic generator's stream of seed {seed} (its first {consumed} samples, \
+             which `ecgfm data synth --seed {seed}` writes as records synth-000000 on)"
+        );
+        let how = format!(
+            "write the synthetic evaluation set with a seed no pretraining run used (`ecgfm \
+             data synth --seed N`, N other than {seed})"
+        );
+        (seen, which, how)
     } else {
         // The pretraining records are looked up as they are read, never held (millions of
         // them, maybe); the evaluation's own are those it read.
         let mut overlap = Overlap::new(&split, held_out, &eval_origins);
         let sources = match same {
             true => {
-                eval.records
-                    .iter()
-                    .for_each(|r| overlap.note(r, &eval_origins));
+                (eval.records.iter()).for_each(|r| overlap.note(r, &eval_origins));
                 Ok(source_names(eval.manifest))
             }
-            false => pretraining_origins(&pretrained.config.data.source).and_then(|origins| {
-                visit_record_ids(&pretrained.config.data.source, |r| {
-                    overlap.note(r, &origins)
+            false => {
+                let noting = &mut overlap;
+                visit_record_ids(&pretrained.config.data.source, move |manifest| {
+                    let origins = origins(manifest);
+                    move |r| noting.note(r, &origins)
                 })
                 .map(|manifest| source_names(&manifest))
-            }),
+            }
         };
         match sources {
             Ok(sources) => pretraining.sources = sources,
@@ -90,7 +97,8 @@ pub fn check(
                 let warning = format!(
                     "could not verify that the validation and test records of {eval_shown} \
                      were unseen in pretraining: the pretraining data {shown} does not open \
-                     ({e:#})"
+                     ({})",
+                    crate::error_text(&e.into())
                 );
                 return Ok((pretraining, vec![warning]));
             }
@@ -99,7 +107,12 @@ pub fn check(
             true => format!("this dataset ({shown}), split {split}"),
             false => format!("split {split} of {shown}"),
         };
-        (overlap.seen(), which)
+        let how = format!(
+            "pretrain on the train split of the same ingest: data.split = \"train\"; or ingest \
+             the pretraining data without them: `ecgfm data inspect {eval_shown} --record-ids \
+             val,test > held-out.txt`, then `ecgfm data ingest ... --exclude held-out.txt`"
+        );
+        (overlap.seen(), which, how)
     };
     if seen.is_empty() {
         return Ok((pretraining, Vec::new()));
@@ -115,19 +128,6 @@ pub fn check(
         example.join(", ")
     );
     if !allow {
-        let how = match pretrained.config.data.source == "synth" {
-            true => format!(
-                "write the synthetic evaluation set with a seed no pretraining run used \
-                 (`ecgfm data synth --seed N`, N other than {})",
-                pretrained.config.train.seed
-            ),
-            false => format!(
-                "pretrain on the train split of the same ingest: data.split = \"train\"; or \
-                 ingest the pretraining data without them: `ecgfm data inspect {eval_shown} \
-                 --record-ids val,test > held-out.txt`, then `ecgfm data ingest ... --exclude \
-                 held-out.txt`"
-            ),
-        };
         bail!(
             "{what}. Evaluate on records the encoder did not pretrain on ({how}), or pass \
              {ALLOW_FLAG} to evaluate anyway (the result's warnings then say so)"
@@ -156,14 +156,6 @@ fn origins(manifest: &Manifest) -> BTreeMap<String, String> {
     (manifest.sources.iter())
         .map(|s| (s.name.clone(), s.origin().to_string()))
         .collect()
-}
-
-/// The origins of the sources of the dataset at `url` (its manifest alone).
-fn pretraining_origins(
-    url: &str,
-) -> Result<BTreeMap<String, String>, ecgfm_data::error::DataError> {
-    let (store, root) = ecgfm_data::store::open_url(url)?;
-    Ok(origins(&Manifest::load(store.as_ref(), &root)?))
 }
 
 /// A record's origin: its source's, or its source's name where the manifest lists no such

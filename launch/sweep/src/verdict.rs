@@ -196,16 +196,18 @@ fn middle_peak(
     let scored: Vec<(usize, &analysis::TaskAuroc)> = (g.sizes.iter().enumerate())
         .filter_map(|(i, s)| Some((i, result(s)?)))
         .collect();
-    let chosen = match scored.iter().all(|(_, r)| r.val_mean.is_some()) {
-        true => ChosenBy::Validation,
-        false => ChosenBy::Test,
+    let by_validation: Option<Vec<(usize, f64)>> = (scored.iter())
+        .map(|&(i, r)| Some((i, r.val_mean?)))
+        .collect();
+    let (chosen, scores) = match by_validation {
+        Some(scores) => (ChosenBy::Validation, scores),
+        None => (
+            ChosenBy::Test,
+            scored.iter().map(|&(i, r)| (i, r.mean)).collect(),
+        ),
     };
-    let score = |r: &analysis::TaskAuroc| match chosen {
-        ChosenBy::Validation => r.val_mean.unwrap_or(f64::NAN),
-        ChosenBy::Test => r.mean,
-    };
-    let (best, _) = (scored.iter()).max_by(|a, b| score(a.1).total_cmp(&score(b.1)))?;
-    (*best != 0 && *best != g.sizes.len() - 1).then_some((*best, chosen))
+    let (best, _) = (scores.into_iter()).max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (best != 0 && best != g.sizes.len() - 1).then_some((best, chosen))
 }
 
 /// What the verdict says of two results scored on different test sets.

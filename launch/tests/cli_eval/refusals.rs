@@ -200,14 +200,20 @@ fn test_records_seen_in_pretraining_are_refused() {
     let root = fixture_dir("eval-overlap");
     let out = root.join("out.json");
     let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
-    let leaky = short_run(&root.join("all"), Some(data), &["--set", "data.split=all"]);
-    let args = |run: &Path| -> Vec<String> {
+    // A run pretrained on every split of `data`.
+    let on_all = |name: &str, data: &Path| {
+        short_run(&root.join(name), Some(data), &["--set", "data.split=all"])
+    };
+    let leaky = on_all("all", data);
+    // The evaluation of `run` on `data_s`, or `on` another dataset.
+    let args_on = |run: &Path, on: &str| -> Vec<String> {
         let run = run.to_str().unwrap();
-        let mut args = eval_args(data_s, run, out_s, "probe");
+        let mut args = eval_args(on, run, out_s, "probe");
         let at = args.iter().position(|a| *a == "1,0.25").unwrap();
         args[at] = "1";
         args.iter().map(|s| s.to_string()).collect()
     };
+    let args = |run: &Path| args_on(run, data_s);
     fn refs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
     }
@@ -261,10 +267,7 @@ fn test_records_seen_in_pretraining_are_refused() {
         run_ok(&synth_args);
     };
     synth(&seed_0, "0", "mine");
-    let mut on_seed_0 = args(&generator);
-    let at = on_seed_0.iter().position(|a| a == data_s).unwrap();
-    on_seed_0[at] = seed_0.to_str().unwrap().to_string();
-    let err = run_err(&refs(&on_seed_0));
+    let err = run_err(&refs(&args_on(&generator, seed_0.to_str().unwrap())));
     assert!(
         err.contains("were in the pretraining data, the synthetic generator's stream of seed 0")
             && err.contains("`ecgfm data synth --seed N`, N other than 0"),
@@ -273,12 +276,7 @@ fn test_records_seen_in_pretraining_are_refused() {
     // The evaluation's own recordings (the generator's of seed 1) under another name.
     let renamed = root.join("renamed");
     synth(&renamed, "1", "renamed");
-    let twin = short_run(
-        &root.join("twin"),
-        Some(&renamed),
-        &["--set", "data.split=all"],
-    );
-    let err = run_err(&refs(&args(&twin)));
+    let err = run_err(&refs(&args(&on_all("twin", &renamed))));
     assert!(
         err.contains("validation and test records of")
             && err.contains("were in the pretraining data"),
@@ -287,11 +285,7 @@ fn test_records_seen_in_pretraining_are_refused() {
     // Another source: no overlap; once its data is gone, the check cannot be made.
     let other = root.join("other");
     synth(&other, "0", "other");
-    let elsewhere = short_run(
-        &root.join("other-run"),
-        Some(&other),
-        &["--set", "data.split=all"],
-    );
+    let elsewhere = on_all("other-run", &other);
     run_ok(&refs(&args(&elsewhere)));
     let report = read_json(&out);
     assert_eq!(

@@ -241,6 +241,9 @@ impl Task {
             skipped_split: 0,
             outside_classes: BTreeMap::new(),
         };
+        // Classes taken from the data, several a window: a window whose codes are all too
+        // rare to be classes is a negative of each (`no_scored_class`).
+        let keeps_negatives = multi_label && !fixed;
         let mut record_ids: HashMap<(&str, &str), u32> = HashMap::new();
         let mut patient_ids: HashMap<&str, u32> = HashMap::new();
         for (i, w) in windows.iter().enumerate() {
@@ -259,7 +262,7 @@ impl Task {
                 continue;
             };
             if hits.is_empty() {
-                if fixed || !multi_label || !has_codes {
+                if !(keeps_negatives && has_codes) {
                     task.skipped_unlabelled += 1;
                     continue;
                 }
