@@ -21,7 +21,7 @@ fi
 
 # ---- NCCL through the real library --------------------------------------------------------------
 if [ "$device" != cpu ]; then
-    timeout $(limit 60) "$bin/nccl_gpu" --ignored --test-threads 1 --nocapture > "$work/nccl.log" 2>&1
+    timeout -k 10 $(limit 60) "$bin/nccl_gpu" --ignored --test-threads 1 --nocapture > "$work/nccl.log" 2>&1
     record nccl $? "" "$work/nccl.log"
 fi
 
@@ -29,10 +29,10 @@ fi
 dp_args=(--model nano --batch-size 16 --steps 20 --seed 0 --checkpoint-every 10
     --set train.log_every=1 --set train.accum_steps=2)
 status=0
-timeout $(limit 60) "$ecgfm" pretrain --device "$device" "${dp_args[@]}" --out "$work/dp-single" \
+timeout -k 10 $(limit 60) "$ecgfm" pretrain --device "$device" "${dp_args[@]}" --out "$work/dp-single" \
     > "$work/dp_launch.log" 2>&1 || status=1
 for zero in 0 1; do
-    timeout $(limit 60) "$ecgfm" launch --nproc-per-node 1 --master-port $((29500 + RANDOM % 2000)) -- \
+    timeout -k 10 $(limit 60) "$ecgfm" launch --nproc-per-node 1 --master-port $((29500 + RANDOM % 2000)) -- \
         pretrain --device "$device" "${dp_args[@]}" --zero $zero --bucket-mb 0.05 \
         --out "$work/dp-launch-$zero" >> "$work/dp_launch.log" 2>&1 || status=1
 done

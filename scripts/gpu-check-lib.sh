@@ -24,13 +24,17 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/items"
 
-# Records item $1 as passed ($2 = 0) or failed, with details from the JSON file $3 (optional) and
-# the last lines of log $4 (optional).
+# Records item $1 as passed ($2 = 0), failed (another number) or unavailable on this machine ($2 =
+# unavailable: left out of the verdict), with details from the JSON file $3 (optional) and the last
+# lines of log $4 (optional).
 record() {
     python3 - "$work/items/$1.json" "$2" "${3:-}" "${4:-}" <<'PY'
 import json, sys
 path, status, details, log = sys.argv[1:5]
-item = {"ok": status == "0", "exit_status": int(status)}
+if status == "unavailable":
+    item = {"ok": None, "unavailable": True}
+else:
+    item = {"ok": status == "0", "exit_status": int(status)}
 if details:
     try:
         with open(details) as f:
@@ -61,7 +65,8 @@ for name in sorted(os.listdir(items_dir)):
 out = {"date": date, "gpu": gpu or None, "device": os.environ.get("ECGFM_CHECK_DEVICE", "cuda"), "items": items}
 if fatal:
     out["error"] = fatal
-out["ok"] = not fatal and bool(items) and all(i["ok"] for i in items.values())
+judged = [i["ok"] for i in items.values() if i["ok"] is not None]
+out["ok"] = not fatal and bool(judged) and all(judged)
 with open(report, "w") as f:
     json.dump(out, f, indent=1)
 summary = {"ok": out["ok"], "items": {k: i["ok"] for k, i in items.items()}}

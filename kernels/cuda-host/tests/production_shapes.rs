@@ -108,6 +108,42 @@ fn bf16_gemms_are_16_byte_aligned_but_at_the_patch_length() {
     }
 }
 
+/// gpu-check requires a run recomputing activations to be bitwise the plain run on a GPU (items 3b
+/// and 4b), where cuBLAS and cuBLASLt pick a GEMM's kernel, and so its summation order, by its
+/// shapes, epilogue and pointer alignments. Recomputation lays out fewer activations, so it could
+/// hand the library other alignments: at the shapes gpu-check trains (nano at batch 32, tiny at
+/// 4), fp32 and bf16, a step recomputing pointwise ops or whole blocks runs GEMMs of exactly the
+/// kinds the plain step runs.
+#[test]
+fn recomputation_runs_the_gemm_kinds_of_the_plain_step() {
+    let kinds = |preset: &str, batch: usize, precision: Precision, recompute: Recompute| {
+        let cfg = ModelConfig::preset(preset).unwrap();
+        let backend = KernelBackend::with_device(shape_device()).with_precision(precision);
+        let memory = MaeMemory {
+            recompute,
+            optimizer_shard: None,
+        };
+        let model = step_on(backend, &cfg, batch, memory).unwrap();
+        model.backend().device().gemm_kinds()
+    };
+    for (preset, batch) in [("nano", 32), ("tiny", 4)] {
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let plain = kinds(preset, batch, precision, Recompute::None);
+            assert!(plain.len() > 5, "{preset} {precision}: {plain:?}");
+            for recompute in [Recompute::Pointwise, Recompute::Blocks] {
+                let other = kinds(preset, batch, precision, recompute);
+                let only_plain: Vec<_> = plain.difference(&other).collect();
+                let only_other: Vec<_> = other.difference(&plain).collect();
+                assert!(
+                    only_plain.is_empty() && only_other.is_empty(),
+                    "{preset} batch {batch} {precision} recompute {recompute:?}: GEMM kinds only \
+                     in the plain step {only_plain:?}, only with recomputation {only_other:?}"
+                );
+            }
+        }
+    }
+}
+
 /// The README's text (on one line) after `marker`, where it gives a count this file checks.
 fn readme_after(marker: &str) -> String {
     let readme = ecgfm_test_support::markdown::one_line(include_str!("../../../README.md"));

@@ -30,20 +30,22 @@ fn tile_for(floats: impl Fn(usize) -> usize) -> usize {
     tile
 }
 
-/// Shared f32s of the forward: q, k, v, o tiles, the scores and three row vectors.
+/// Shared f32s of the forward: q, k, v, o tiles (rows of hd + 1), the scores and three row
+/// vectors.
 fn forward_floats(tile: usize, hd: usize) -> usize {
-    4 * tile * hd + tile * tile + 3 * tile
+    4 * tile * (hd + 1) + tile * tile + 3 * tile
 }
 
 /// Shared f32s of the dK/dV kernel (the larger backward kernel; dQ uses the same tile): k, v,
-/// dk, dv, q, dout tiles, P and dS, two row vectors.
+/// dk, dv, q, dout tiles (rows of hd + 1), P and dS, two row vectors.
 fn dkv_floats(tile: usize, hd: usize) -> usize {
-    6 * tile * hd + 2 * tile * tile + 2 * tile
+    6 * tile * (hd + 1) + 2 * tile * tile + 2 * tile
 }
 
-/// Shared f32s of the dQ kernel: q, dout, dq, k, v tiles, P and dS, two row vectors.
+/// Shared f32s of the dQ kernel: q, dout, dq, k, v tiles (rows of hd + 1), P and dS, two row
+/// vectors.
 fn dq_floats(tile: usize, hd: usize) -> usize {
-    5 * tile * hd + 2 * tile * tile + 2 * tile
+    5 * tile * (hd + 1) + 2 * tile * tile + 2 * tile
 }
 
 fn dims_for(dims: AttnDims, tile: usize, floats: usize) -> LaunchDims {

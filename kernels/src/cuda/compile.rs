@@ -72,12 +72,25 @@ unsafe fn program_log(prog: sys::nvrtcProgram, otherwise: String) -> String {
 /// Compiles `src` (already preprocessed) for sm_`arch`; returns the CUBIN with NVRTC's log, or
 /// the log of the failure.
 pub fn compile_cubin(name: &str, src: &str, arch: u32) -> Result<Compiled, String> {
+    compile_cubin_with(name, src, arch, &[])
+}
+
+/// [`compile_cubin`] with `extra` options after ours (e.g. `--ptxas-options=-v`, whose register
+/// and spill counts then come back in the log).
+pub fn compile_cubin_with(
+    name: &str,
+    src: &str,
+    arch: u32,
+    extra: &[&str],
+) -> Result<Compiled, String> {
+    let mut options = options(arch);
+    options.extend(extra.iter().map(|o| o.to_string()));
     let c_src = CString::new(src).map_err(|_| "source holds a NUL byte".to_string())?;
     let c_name = CString::new(name).map_err(|_| "name holds a NUL byte".to_string())?;
     let prog = result::create_program(&c_src, Some(&c_name)).map_err(|e| e.to_string())?;
     // SAFETY: prog was created above and is destroyed once, at the end.
     let out = unsafe {
-        match result::compile_program(prog, &options(arch)) {
+        match result::compile_program(prog, &options) {
             Ok(()) => cubin(prog).map(|cubin| Compiled {
                 cubin,
                 log: program_log(prog, String::new()),

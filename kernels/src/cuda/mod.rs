@@ -54,7 +54,7 @@ pub use cuda_buf::CudaBuf;
 pub use cuda_device::{CudaDevice, DeviceInfo};
 pub use device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
 pub use probe::CudaError;
-pub use shape_device::{Bf16Gemm, ShapeBuf, ShapeDevice, Signatures};
+pub use shape_device::{Bf16Gemm, GemmKind, ShapeBuf, ShapeDevice, Signatures};
 
 /// The CUDA backend: our kernels and cuBLAS on one GPU.
 pub type CudaBackend = KernelBackend<CudaDevice>;

@@ -12,7 +12,7 @@
 //! workspaces included (not the CUDA context, nor cuBLAS's workspaces).
 
 use super::device::{Arg, Device, Gemm, GemmEpilogue, GemmOperands, LaunchDims, Module};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The kind letters of a kernel's parameters (see [`Arg::kind`]), None for no such kernel.
@@ -25,7 +25,8 @@ const ALIGN: u64 = 256;
 
 /// The live allocations (first address -> bytes), their total and its peak, the next free
 /// address (addresses are never reused), the launches and GEMMs checked (and of them the
-/// GEMMs) and the bf16 GEMMs met (see [`ShapeDevice::bf16_gemms`]).
+/// GEMMs), the bf16 GEMMs met (see [`ShapeDevice::bf16_gemms`]) and the kinds of every GEMM (see
+/// [`ShapeDevice::gemm_kinds`]).
 #[derive(Default)]
 struct Memory {
     spans: BTreeMap<u64, u64>,
@@ -35,6 +36,7 @@ struct Memory {
     checked: usize,
     gemms: usize,
     bf16_gemms: BTreeMap<Bf16Gemm, usize>,
+    gemm_kinds: BTreeSet<GemmKind>,
 }
 
 /// A GEMM on bf16 operands as tensor-core kernels see it: its sizes, whether it has an
@@ -45,6 +47,24 @@ pub struct Bf16Gemm {
     pub mnk: (usize, usize, usize),
     pub epilogue: bool,
     pub align: u64,
+}
+
+/// Everything of a GEMM that a GEMM library may pick its kernel (and so its summation order) by:
+/// operand storage, transposes, sizes, leading dimensions, whether C is accumulated into, the
+/// epilogue (bias, bf16 output) and each pointer's alignment up to 256 bytes (as cuBLASLt's
+/// plans are keyed, `lt_gemm.rs`). Two runs whose GEMMs are of the same kinds get the same
+/// kernels from the library; only the addresses differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GemmKind {
+    pub bf16_operands: bool,
+    pub trans: (bool, bool),
+    pub mnk: (usize, usize, usize),
+    pub ld: (usize, usize, usize),
+    pub accumulates: bool,
+    /// (bias, bf16 output) of an epilogue GEMM; None for a plain one.
+    pub epilogue: Option<(bool, bool)>,
+    /// The alignments of A, B, C and the bias (256 without one).
+    pub align: [u64; 4],
 }
 
 type Shared = Arc<Mutex<Memory>>;
@@ -102,6 +122,11 @@ impl ShapeDevice {
             .iter()
             .map(|(&g, &n)| (g, n))
             .collect()
+    }
+
+    /// The kinds of GEMM met so far.
+    pub fn gemm_kinds(&self) -> BTreeSet<GemmKind> {
+        self.memory().gemm_kinds.clone()
     }
 
     /// How many launches and GEMMs were checked so far.
@@ -205,20 +230,37 @@ fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]
 }
 
 /// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension;
-/// notes a bf16 GEMM's alignment.
-fn check_gemm(device: &ShapeDevice, g: &Gemm, out_bytes: u64, epilogue: Option<u64>) {
+/// notes its kind and a bf16 GEMM's alignment.
+fn check_gemm(device: &ShapeDevice, g: &Gemm, epilogue: Option<GemmEpilogue>) {
+    let out_bytes = if epilogue.is_some_and(|e| e.out_bf16) {
+        2
+    } else {
+        4
+    };
+    let align_256 = |addr: u64| 1u64 << addr.trailing_zeros().min(8);
+    let kind = GemmKind {
+        bf16_operands: g.operands == GemmOperands::Bf16,
+        trans: (g.trans_a, g.trans_b),
+        mnk: (g.m, g.n, g.k),
+        ld: (g.lda, g.ldb, g.ldc),
+        accumulates: g.beta != 0.0,
+        epilogue: epilogue.map(|e| (e.bias.is_some(), e.out_bf16)),
+        align: [g.a, g.b, g.c, epilogue.and_then(|e| e.bias).unwrap_or(256)].map(align_256),
+    };
+    let bias = epilogue.map(|e| e.bias.unwrap_or(16));
     let (ob, cb) = (operand_bytes(g), out_bytes);
     let lds = [g.lda as u64 * ob, g.ldb as u64 * ob, g.ldc as u64 * cb];
     let align = [g.a, g.b, g.c]
         .into_iter()
         .chain(lds)
-        .chain(epilogue)
+        .chain(bias)
         .map(|v| 1u64 << v.trailing_zeros().min(4))
         .min()
         .unwrap_or(16);
     let mut memory = device.memory();
     memory.checked += 1;
     memory.gemms += 1;
+    memory.gemm_kinds.insert(kind);
     if g.operands == GemmOperands::Bf16 {
         let key = Bf16Gemm {
             mnk: (g.m, g.n, g.k),
@@ -320,12 +362,11 @@ impl Device for ShapeDevice {
     }
 
     fn gemm(&self, g: &Gemm) {
-        check_gemm(self, g, 4, None);
+        check_gemm(self, g, None);
     }
 
     fn gemm_epilogue(&self, g: &Gemm, epilogue: GemmEpilogue) -> bool {
-        let bytes = if epilogue.out_bf16 { 2 } else { 4 };
-        check_gemm(self, g, bytes, Some(epilogue.bias.unwrap_or(16)));
+        check_gemm(self, g, Some(epilogue));
         if let Some(bias) = epilogue.bias {
             self.check_span("GEMM bias", bias, g.m as u64 * 4);
         }
