@@ -4,6 +4,7 @@
     import ecgfm_encoder
     model = ecgfm_encoder.load("path/to/package")   # an nn.Module in eval mode
     embedding = model(x, lead_mask)                 # x (B, 12, S), lead_mask (B, 12) -> (B, D)
+    per_lead = model(x, lead_mask, pool="leads")    # (B, 12 D): each lead's mean token
     tokens = model.tokens(x, lead_mask)             # (B, 12, N, D); zeros for absent leads
 
 The model is the encoder of ecgfm's docs/model.md with every patch visible (no masking):
@@ -14,7 +15,8 @@ The model is the encoder of ecgfm's docs/model.md with every patch visible (no m
 - a final LayerNorm (enc_norm); the embedding is the mean of the ECG's tokens (every patch of
   every present lead), which is what `ecgfm embed` writes.
 Inputs must be prepared like the training data: config.json gives the sampling rate, the
-length S, the units and the dataset's preprocessing. A stored window of n valid samples longer
+length S, the units and the dataset's preprocessing, which `ecgfm_preprocess.py` (beside this
+file; numpy and scipy) applies to a raw record. A stored window of n valid samples longer
 than S is cropped at its centre, x[..., (n - S) // 2 : (n - S) // 2 + S], as `ecgfm embed`
 does; a shorter one is taken from its start and zero-padded to S. Another crop (the first S
 samples, say) gives other embeddings.
@@ -173,9 +175,16 @@ class EcgfmEncoder(nn.Module):
         h = self.enc_norm(h).reshape(b, leads, n, -1)
         return h * present[:, :, None, None].to(dtype)
 
-    def forward(self, x: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
-        """Embeddings (B, D): the mean of each ECG's tokens over its present leads' patches."""
+    def forward(self, x: torch.Tensor, lead_mask: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+        """Embeddings, as `ecgfm embed --pool POOL` writes them: with pool="mean", (B, D), the
+        mean of each ECG's tokens over its present leads' patches; with pool="leads", (B, L*D),
+        the mean of each lead's tokens, the leads concatenated in standard order (zeros for
+        absent leads)."""
         tokens = self.tokens(x, lead_mask)
+        if pool == "leads":
+            return tokens.to(torch.float64).mean(dim=2).flatten(1).to(tokens.dtype)
+        if pool != "mean":
+            raise ValueError(f"pool is {pool!r}: 'mean' or 'leads'")
         count = lead_mask.to(torch.bool).sum(dim=1).to(torch.float64) * tokens.shape[2]  # (B)
         sums = tokens.to(torch.float64).sum(dim=(1, 2))  # (B, D)
         return (sums / count[:, None]).to(tokens.dtype)

@@ -5,7 +5,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A dataset URL that cannot be opened (unknown scheme, malformed, store misconfigured).
-    #[error("cannot open dataset URL {url}: {reason}")]
+    #[error("cannot open the address {url}: {reason}")]
     BadUrl {
         /// The URL with credentials and query string redacted.
         url: String,

@@ -38,6 +38,18 @@ pub fn open_url(url: &str) -> Result<StoreRoot, DataError> {
     open_url_with::<&str, &str>(url, &[])
 }
 
+/// The scheme of a store address written without its `//` (`file:data/x`, `s3:bucket/x`), which
+/// would otherwise open as a local folder of that name; None for anything else (a path, `C:x`).
+fn scheme_without_slashes(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let known = [
+        "file", "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https",
+    ];
+    known
+        .contains(&scheme.to_ascii_lowercase().as_str())
+        .then_some(scheme)
+}
+
 /// Like [`open_url`], then applies explicit `(key, value)` settings on top of the environment,
 /// with the keys `object_store` uses for that store (`aws_endpoint`, `aws_access_key_id`,
 /// `aws_allow_http`, `google_service_account`, `azure_storage_account_name`, ...). Tests use this
@@ -59,6 +71,12 @@ pub fn open_url_with<K: AsRef<str>, V: AsRef<str>>(
         return Ok((memory_store(), Path::from(rest.trim_matches('/'))));
     }
     if !url.contains("://") {
+        if let Some(scheme) = scheme_without_slashes(url) {
+            return Err(bad(format!(
+                "a {scheme}: address needs `//` after its scheme ({scheme}://...); a local \
+                 folder is given by its path alone"
+            )));
+        }
         return local_root(std::path::Path::new(url)).map_err(bad);
     }
     let parsed = url::Url::parse(url).map_err(|e| {
@@ -600,6 +618,19 @@ mod tests {
         );
         assert_eq!(redact_urls_in("no url here"), "no url here");
         assert_eq!(redact_urls_in("://odd"), "://odd");
+    }
+
+    /// `file:store/x` opened as a local folder named `file:store`; a scheme without its `//`
+    /// is refused, a plain path (even one with a colon later on) still opens.
+    #[test]
+    fn a_scheme_without_its_slashes_is_refused() {
+        for url in ["file:store/x", "S3:bucket/x", "gs:b"] {
+            let err = open_url(url).unwrap_err().to_string();
+            assert!(err.contains("needs `//`"), "{url}: {err}");
+        }
+        for path in ["/tmp/a:b", "runs/s3:x", "notes:x", "C:data"] {
+            assert_eq!(scheme_without_slashes(path), None, "{path}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   units) and the preprocessing of the training data;
 //! - `README.md`: the model card (`model_card`);
 //! - `ecgfm_encoder.py`: the PyTorch loader (python/ecgfm_encoder.py);
+//! - `ecgfm_preprocess.py`: ingest's preprocessing in numpy and scipy, to prepare raw ECGs as the
+//!   training data was (python/ecgfm_preprocess.py);
 //! - `SHA256SUMS`, written last.
 //!
 //! The package is written into `PKG.partial` and renamed into place, and the same checkpoint
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 /// The PyTorch loader shipped in every package.
 const ENCODER_PY: &str = include_str!("../../python/ecgfm_encoder.py");
+const PREPROCESS_PY: &str = include_str!("../../python/ecgfm_preprocess.py");
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
@@ -91,11 +94,12 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         with_decoder: args.with_decoder,
         exported_params,
     });
-    let files: [(&str, &[u8]); 4] = [
+    let files: [(&str, &[u8]); 5] = [
         ("model.safetensors", &weights),
         ("config.json", config.as_bytes()),
         ("README.md", card.as_bytes()),
         ("ecgfm_encoder.py", ENCODER_PY.as_bytes()),
+        ("ecgfm_preprocess.py", PREPROCESS_PY.as_bytes()),
     ];
     write_package(&args.out, &files)?;
     say!(
@@ -334,6 +338,8 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
         "sampling_rate_hz": sampling_rate,
         "input_units": input_units,
         "preprocessing": preprocessing,
+        // As written (0.001), not the f64 widening of the f32's bits.
+        "signal_scale": manifest.map(|man| man.signal_scale.to_string().parse::<f64>().ok()),
         "training": {
             "steps": ckpt.state.step,
             "samples_seen": ckpt.state.samples_seen,

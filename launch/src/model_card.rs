@@ -77,7 +77,7 @@ pub fn render(inputs: &CardInputs) -> String {
     let mut card = String::new();
     front_matter(&mut card, inputs);
     model_section(&mut card, inputs);
-    usage_section(&mut card, inputs.ckpt.config.model.samples);
+    usage_section(&mut card, inputs);
     data_section(&mut card, inputs);
     training_section(&mut card, inputs);
     eval_section(&mut card, inputs);
@@ -104,6 +104,7 @@ fn front_matter(card: &mut String, inputs: &CardInputs) {
          | `model.safetensors` | {} parameters (F32) by the names of ecgfm's docs/model.md |\n\
          | `config.json` | dimensions, expected input, preprocessing of the training data |\n\
          | `ecgfm_encoder.py` | a PyTorch module that loads this folder (needs only torch) |\n\
+         | `ecgfm_preprocess.py` | ingest's preprocessing of a raw ECG (numpy and scipy) |\n\
          | `SHA256SUMS` | checksums: `sha256sum -c SHA256SUMS` |\n\n",
         preset_name(c),
         inputs.ckpt.state.step,
@@ -169,27 +170,92 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
     );
 }
 
-fn usage_section(card: &mut String, samples: usize) {
-    card.push_str(
-        "## Usage\n\n```python\nimport sys, torch\nsys.path.insert(0, \"path/to/this/folder\")\n\
-         import ecgfm_encoder\n\nmodel = ecgfm_encoder.load(\"path/to/this/folder\")  # eval mode\n\
-         x = torch.zeros(2, 12, model.config[\"samples\"])       # (B, 12, S), mV, preprocessed \
-         as below\nlead_mask = torch.ones(2, 12, dtype=torch.bool)        # False for absent \
-         leads\nembedding = model(x, lead_mask)                        # (B, D): mean of the \
-         tokens\ntokens = model.tokens(x, lead_mask)                    # (B, 12, N, D), zeros \
-         for absent leads\n```\n\nThe input must be prepared like the training data: the \
-         sampling rate, window length, filters and scaling in `config.json` (`preprocessing`). \
-         `ecgfm embed` computes the same embeddings (to 1e-5) from a dataset.\n\n",
-    );
-    let s = samples;
+/// What the model's input holds: `mV`, or the z-scores the training data was standardised to.
+fn input_units(manifest: Option<&Manifest>) -> &'static str {
+    match manifest.and_then(|man| man.preprocessing["standardize"]["mode"].as_str()) {
+        Some("per_lead") => "z-scores per lead",
+        Some("per_record") => "z-scores per record",
+        _ => "mV",
+    }
+}
+
+fn usage_section(card: &mut String, inputs: &CardInputs) {
+    let units = input_units(inputs.manifest);
     let _ = write!(
         card,
-        "Crop a longer window as `ecgfm embed` does, to its centred {s} samples: of `n` valid \
-         samples, `x[..., (n - {s}) // 2 : (n - {s}) // 2 + {s}]`. A window shorter than {s} \
-         samples is taken from its start and zero-padded at its end; the padded patches are \
-         tokens like any other. Another crop (the first {s} samples, say) gives other \
-         embeddings.\n\n",
+        "## Usage\n\n```python\nimport json, sys, torch\nsys.path.insert(0, \"path/to/this/folder\")\n\
+         import ecgfm_encoder, ecgfm_preprocess as prep\n\n\
+         model = ecgfm_encoder.load(\"path/to/this/folder\")  # eval mode\n\
+         config = json.load(open(\"path/to/this/folder/config.json\"))\n\
+         signals, rate, names = prep.read_wfdb(\"path/to/record\")  # (leads, n) in mV, or your own\n\
+         w = prep.prepare(signals, rate, names, config)         # the windows ingest would store\n\
+         S = model.config[\"samples\"]\n\
+         x = torch.tensor([prep.centre_crop(s, n, S) for s, n in zip(w[\"signal\"], w[\"n_samples\"])])\n\
+         lead_mask = torch.tensor(w[\"lead_mask\"])              # False for absent leads\n\
+         embedding = model(x, lead_mask)                        # (W, D): mean of the tokens\n\
+         per_lead = model(x, lead_mask, pool=\"leads\")          # (W, 12 D): each lead's mean\n\
+         tokens = model.tokens(x, lead_mask)                    # (W, 12, N, D), zeros for absent leads\n\
+         ```\n\n\
+         `x` holds {units}. `ecgfm_preprocess.prepare` (numpy and scipy) prepares a raw record \
+         as `ecgfm data ingest` prepared the training data, with the settings of `config.json` \
+         (`preprocessing`, `signal_scale`): lead names mapped to the standard order (a leading \
+         minus, `-aVR`, negated back), Kaiser-windowed sinc resampling, a Butterworth band-pass \
+         run forward and backward over the whole record, the standardisation, windows, and \
+         rounding to the stored precision; the file's opening comment gives each step. ecgfm's \
+         tests hold it to ingest's stored windows within one stored unit. It refuses a record \
+         with missing samples, which ingest bridges: for those, ingest the records with these \
+         settings (`ecgfm data ingest`) and read the windows from the dataset's shards \
+         (stored value x `signal_scale`).\n\n",
     );
+    if inputs.manifest.is_none() {
+        card.push_str(
+            "This model was pretrained on ecgfm's synthetic ECG generator, in mV: `config.json` \
+             has no preprocessing, and `prepare` uses ingest's defaults (250 Hz, band-pass \
+             0.67-40 Hz, mV), as ecgfm's own evaluations of such models prepare real ECGs.\n\n",
+        );
+    }
+    let s = inputs.ckpt.config.model.samples;
+    let _ = write!(
+        card,
+        "`centre_crop` crops a longer window as `ecgfm embed` does, to its centred {s} samples: \
+         of `n` valid samples, `x[..., (n - {s}) // 2 : (n - {s}) // 2 + {s}]`. A window shorter \
+         than {s} samples is taken from its start and zero-padded at its end; the padded patches \
+         are tokens like any other. Another crop (the first {s} samples, say) gives other \
+         embeddings. `ecgfm embed --precision fp32` on the run folder this package was exported \
+         from computes the same embeddings (to 1e-5) from a dataset; in bf16 (its default on a \
+         GPU) they differ from about the third significant digit.\n\n",
+    );
+}
+
+/// "Leads present in the pretraining windows (split `train`): 12 leads in 353 windows (100%)."
+/// from the manifest's
+/// counts (empty for a manifest that predates them).
+fn leads_present(man: &Manifest, split: &str) -> String {
+    let mut by_leads: BTreeMap<u8, u64> = BTreeMap::new();
+    for (name, counts) in &man.counts.leads_present {
+        if split == ecgfm_data::loader::ALL_SPLITS || name == split {
+            for (&leads, &rows) in counts {
+                *by_leads.entry(leads).or_default() += rows;
+            }
+        }
+    }
+    let total: u64 = by_leads.values().sum();
+    if total == 0 {
+        return String::new();
+    }
+    let parts: Vec<String> = by_leads
+        .iter()
+        .rev()
+        .map(|(leads, rows)| {
+            let share = 100.0 * *rows as f64 / total as f64;
+            let noun = if *leads == 1 { "lead" } else { "leads" };
+            format!("{leads} {noun} in {rows} windows ({share:.0}%)")
+        })
+        .collect();
+    format!(
+        "Leads present in the pretraining windows (split `{split}`): {}.\n\n",
+        parts.join(", ")
+    )
 }
 
 /// Windows of `split` in the dataset (`all`: every window).
@@ -278,8 +344,9 @@ fn data_section(card: &mut String, inputs: &CardInputs) {
     let _ = write!(
         card,
         "\nWindows per split: {}. Records left out by ingest (quarantine): {quarantined}.\n\n\
-         Preprocessing (from the dataset manifest, also in `config.json`):\n\n```json\n{}\n```\n\n",
+         {}Preprocessing (from the dataset manifest, also in `config.json`):\n\n```json\n{}\n```\n\n",
         splits.join(", "),
+        leads_present(man, &c.data.split),
         serde_json::to_string_pretty(&man.preprocessing).expect("JSON value serialises"),
     );
     let samples = c.model.samples;
@@ -525,7 +592,12 @@ fn use_and_limits(card: &mut String, inputs: &CardInputs) {
          scratch. Not a medical device: not for diagnosis or any clinical decision.\n\n\
          ## Limitations\n\n\
          - Inputs must match the training data's sampling rate, window length, filtering and \
-         units (`config.json`); other preprocessing gives embeddings the model never saw.\n\
+         units (`config.json`, `ecgfm_preprocess.py`); other preprocessing gives embeddings the \
+         model never saw.\n\
+         - Leads: an ECG with fewer leads than the pretraining windows had (Training data) gives \
+         embeddings the model rarely or never saw. Where an export lacks III, aVR, aVL or aVF, \
+         derive them from I and II (III = II - I, aVR = -(I + II) / 2, aVL = I - II / 2, \
+         aVF = II - I / 2) rather than leave them absent.\n\
          - The model knows only the populations, devices and conditions of its training data; \
          performance on other populations is unknown until measured.\n\
          - A low pretraining loss does not by itself mean useful embeddings: judge the model by \
@@ -564,15 +636,10 @@ mod tests {
         }
     }
 
-    /// The card of a 2-rank run of nano, its depth changed, on two sources, one left out.
-    #[test]
-    fn the_card_reports_ranks_weights_and_changed_dimensions() {
-        let mut config = TrainConfig::default_config();
-        config.model.depth = 3;
-        config.data.source = "/data/merged".into();
-        config.data.repeat = BTreeMap::from([("cinc2017".to_string(), 0.0)]);
+    /// A step-20 checkpoint of `config` (640 samples seen, global batch 32).
+    fn checkpoint(config: TrainConfig) -> RunCheckpoint {
         let layout = ParamLayout::new(&config.model);
-        let ckpt = RunCheckpoint {
+        RunCheckpoint {
             run_dir: "run".into(),
             dir: "run/checkpoints/step_00000020".into(),
             params: vec![0.0; layout.total],
@@ -590,18 +657,38 @@ mod tests {
                 precision: None,
             },
             config,
-        };
-        let mut manifest = Manifest::new(250.0, 2500, 64);
-        manifest.sources = vec![source("cinc2017", 170, 20), source("ptbxl", 51, 6)];
-        manifest.counts.splits = BTreeMap::from([("train".into(), 221), ("val".into(), 26)]);
-        let card = render(&CardInputs {
-            ckpt: &ckpt,
-            manifest: Some(&manifest),
+        }
+    }
+
+    fn card_of(ckpt: &RunCheckpoint, manifest: Option<&Manifest>) -> String {
+        render(&CardInputs {
+            ckpt,
+            manifest,
             metrics: &[],
             evals: &[],
             with_decoder: false,
             exported_params: 1,
-        });
+        })
+    }
+
+    /// The card of a 2-rank run of nano, its depth changed, on two sources, one left out, of
+    /// per-lead z-scores and windows of 12 leads and of one.
+    #[test]
+    fn the_card_reports_ranks_weights_and_changed_dimensions() {
+        let mut config = TrainConfig::default_config();
+        config.model.depth = 3;
+        config.data.source = "/data/merged".into();
+        config.data.repeat = BTreeMap::from([("cinc2017".to_string(), 0.0)]);
+        let ckpt = checkpoint(config);
+        let mut manifest = Manifest::new(250.0, 2500, 64);
+        manifest.sources = vec![source("cinc2017", 170, 20), source("ptbxl", 51, 6)];
+        manifest.counts.splits = BTreeMap::from([("train".into(), 221), ("val".into(), 26)]);
+        manifest.counts.leads_present = BTreeMap::from([
+            ("train".into(), BTreeMap::from([(1, 21), (12, 200)])),
+            ("val".into(), BTreeMap::from([(12, 26)])),
+        ]);
+        manifest.preprocessing = serde_json::json!({"standardize": {"mode": "per_lead"}});
+        let card = card_of(&ckpt, Some(&manifest));
         for expected in [
             "# ecgfm nano with depth changed ECG encoder, step 20",
             "split `train` (221 windows, 51 per epoch after the `data.repeat` weights below)",
@@ -611,11 +698,29 @@ mod tests {
             "to its centred 2250 samples: of `n` valid samples, \
              `x[..., (n - 2250) // 2 : (n - 2250) // 2 + 2250]`.",
             "crop longer inputs to their centred 2250 samples, as `ecgfm embed` does",
+            "`x` holds z-scores per lead.",
+            "Leads present in the pretraining windows (split `train`): 12 leads in 200 windows \
+             (90%), 1 lead in 21 windows (10%).",
+            "| `ecgfm_preprocess.py` |",
         ] {
             assert!(
                 card.contains(expected),
                 "the card lacks {expected:?}:\n{card}"
             );
         }
+        assert!(!card.contains("uses ingest's defaults"), "{card}");
+    }
+
+    /// A model of the synthetic generator: mV, and prepared for real ECGs with ingest's defaults.
+    #[test]
+    fn the_card_of_a_synthetic_run_says_how_real_ecgs_are_prepared() {
+        let card = card_of(&checkpoint(TrainConfig::default_config()), None);
+        for expected in ["`x` holds mV.", "`prepare` uses ingest's defaults (250 Hz"] {
+            assert!(
+                card.contains(expected),
+                "the card lacks {expected:?}:\n{card}"
+            );
+        }
+        assert!(!card.contains("Leads present"), "{card}");
     }
 }

@@ -10,7 +10,17 @@ use std::path::Path;
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
 /// The files `ecgfm export` writes besides `SHA256SUMS`, sorted by name.
-pub const PACKAGE_FILES: [&str; 4] = [
+pub const PACKAGE_FILES: [&str; 5] = [
+    "README.md",
+    "config.json",
+    "ecgfm_encoder.py",
+    "ecgfm_preprocess.py",
+    "model.safetensors",
+];
+
+/// The files of a package exported before `ecgfm_preprocess.py` was part of one: still a package
+/// (publish and export replace it).
+const EARLIER_PACKAGE_FILES: [&str; 4] = [
     "README.md",
     "config.json",
     "ecgfm_encoder.py",
@@ -26,7 +36,7 @@ pub const PYTHON_CACHE: &str = "__pycache__";
 pub fn is_package_listing(sums: &[FileSum]) -> bool {
     let mut names: Vec<&str> = sums.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
-    names == PACKAGE_FILES
+    names == PACKAGE_FILES || names == EARLIER_PACKAGE_FILES
 }
 
 /// One package file and the lower-case hex SHA-256 of its bytes.
@@ -168,6 +178,7 @@ mod tests {
         names.push("notes.txt");
         assert!(!is_package_listing(&listing(&names)));
         assert!(!is_package_listing(&listing(&["data.csv", "notes.txt"])));
+        assert!(is_package_listing(&listing(&EARLIER_PACKAGE_FILES)));
     }
 
     #[test]

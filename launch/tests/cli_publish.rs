@@ -67,7 +67,8 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     let to = dest.to_str().unwrap();
 
     let out = run_ok(&publish_args(&pkg, to, false));
-    assert!(out.contains("uploaded 5 files"), "{out}");
+    let uploaded_all = format!("uploaded {} files", FILES.len());
+    assert!(out.contains(&uploaded_all), "{out}");
     assert_same_files(&dest, &pkg);
 
     let out = run_ok(&publish_args(&pkg, to, false));
@@ -187,10 +188,10 @@ fn interrupted_upload_resumes_in_the_memory_store() {
         matches!(
             outcome,
             Outcome::Uploaded {
-                files: 4,
+                files,
                 replaced: false,
                 ..
-            }
+            } if files == FILES.len() - 1
         ),
         "{outcome:?}"
     );
@@ -206,7 +207,7 @@ fn interrupted_upload_resumes_in_the_memory_store() {
     let bar = ProgressBar::hidden();
     assert_eq!(
         publish(&pkg, url, &[], false, &bar).unwrap(),
-        Outcome::AlreadyPublished { files: 5 }
+        Outcome::AlreadyPublished { files: FILES.len() }
     );
     assert_eq!(bar.position(), package_bytes);
     for name in FILES {
@@ -249,10 +250,11 @@ fn s3_publish_through_moto_with_credentials_from_the_environment() {
     };
 
     let (ok, out) = publish_s3(&pkg, false);
-    assert!(ok && out.contains("uploaded 5 files"), "{out}");
+    let uploaded_all = format!("uploaded {} files", FILES.len());
+    assert!(ok && out.contains(&uploaded_all), "{out}");
     let (s3_store, root) = moto.open("models/nano");
     let objects = store::block_on(store::list(s3_store.as_ref(), &root)).unwrap();
-    assert_eq!(objects.len(), 5);
+    assert_eq!(objects.len(), FILES.len());
     let read = |name: &str| {
         store::block_on(store::get_bytes(
             s3_store.as_ref(),

@@ -1,5 +1,5 @@
-//! Lead mapping: turns a record's own lead names (`MLII`, `lead I`, `avr`, `V5`, `ECG`...) into
-//! slots of the standard 12-lead order, reporting (not failing on) leads that do not map.
+//! Lead mapping: turns a record's own lead names (`MLII`, `lead I`, `avr`, `V5`, `ECG`, `-aVR`...)
+//! into slots of the standard 12-lead order, reporting (not failing on) leads that do not map.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,9 @@ pub struct DroppedLead {
 pub struct LeadMapping {
     /// For each standard lead, the index of the source lead that feeds it, if any.
     pub source_of: [Option<usize>; N_LEADS],
+    /// For each standard lead, whether its source is named as its negation (`-aVR`, as
+    /// Cabrera-sequence exports name the inverted aVR): the source is negated into the slot.
+    pub negated: [bool; N_LEADS],
     /// Source leads that map to no standard lead.
     pub dropped: Vec<DroppedLead>,
 }
@@ -50,7 +53,8 @@ impl LeadMapping {
 
 /// Maps one lead name to its standard slot (0 = I ... 11 = V6), or `None` when unknown.
 ///
-/// Case, spaces, `_`, `-` and `.` are ignored; the prefixes `lead` and `ecg` are accepted
+/// Case, spaces, `_`, `-`, `−` and `.` are ignored (a leading minus negates the lead: see
+/// [`is_negated`]); the prefixes `lead` and `ecg` are accepted
 /// (`lead I`, `ECG_II`); `ML` marks modified limb leads (`MLII`, `ML II` -> II); `D1`/`DI` .. `D3`/`DIII`
 /// are the European names of I..III; `C1`..`C6` those of V1..V6.
 pub fn standard_lead_index(name: &str) -> Option<usize> {
@@ -81,10 +85,16 @@ pub fn standard_lead_index(name: &str) -> Option<usize> {
     }
 }
 
-/// `name` lower-cased without spaces, `_`, `-` and `.`.
+/// Whether `name` names the negation of a lead: it starts (after spaces) with `-` or the minus
+/// sign `−` (`-aVR`, `−aVR`).
+pub fn is_negated(name: &str) -> bool {
+    name.trim_start().starts_with(['-', '\u{2212}'])
+}
+
+/// `name` lower-cased without spaces, `_`, `-`, `−` and `.`.
 fn lead_key(name: &str) -> String {
     name.chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '_' | '-' | '.'))
+        .filter(|c| !c.is_whitespace() && !matches!(c, '_' | '-' | '\u{2212}' | '.'))
         .flat_map(char::to_lowercase)
         .collect()
 }
@@ -119,11 +129,13 @@ fn chest_index(core: &str) -> Option<usize> {
 
 /// Maps a record's lead names to standard slots.
 ///
-/// The first lead that maps to a slot wins; later ones are dropped as duplicates. A record whose
+/// The first lead that maps to a slot wins; later ones are dropped as duplicates. A lead named
+/// as a negation (`-aVR`) feeds its slot negated. A record whose
 /// single lead has a generic ECG name (`ECG` in CinC 2017 AliveCor records, `ECG1`, `EKG`, or an
 /// empty one) is taken as lead I; a single `PLETH`, `ABP` or `RESP` is not.
 pub fn map_leads<S: AsRef<str>>(names: &[S]) -> LeadMapping {
     let mut source_of = [None; N_LEADS];
+    let mut negated = [false; N_LEADS];
     let mut dropped = Vec::new();
     for (source_index, name) in names.iter().enumerate() {
         let name = name.as_ref();
@@ -132,6 +144,7 @@ pub fn map_leads<S: AsRef<str>>(names: &[S]) -> LeadMapping {
         let reason = match slot {
             Some(slot) if source_of[slot].is_none() => {
                 source_of[slot] = Some(source_index);
+                negated[slot] = is_negated(name);
                 continue;
             }
             Some(_) => DropReason::Duplicate,
@@ -143,5 +156,9 @@ pub fn map_leads<S: AsRef<str>>(names: &[S]) -> LeadMapping {
             reason,
         });
     }
-    LeadMapping { source_of, dropped }
+    LeadMapping {
+        source_of,
+        negated,
+        dropped,
+    }
 }

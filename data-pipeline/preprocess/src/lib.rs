@@ -37,7 +37,9 @@ pub mod windowing;
 
 pub use config::{BandPassConfig, PipelineConfig};
 pub use error::PreprocessError;
-pub use leads::{map_leads, standard_lead_index, DropReason, DroppedLead, N_LEADS, STANDARD_LEADS};
+pub use leads::{
+    is_negated, map_leads, standard_lead_index, DropReason, DroppedLead, N_LEADS, STANDARD_LEADS,
+};
 pub use pipeline::Pipeline;
 pub use quality::QualityConfig;
 pub use record::{ProcessedRecord, RecordReport, Window};

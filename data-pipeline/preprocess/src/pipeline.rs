@@ -104,10 +104,11 @@ impl Pipeline {
         let mut tracks = Vec::new();
         for (slot, source) in mapping.source_of.iter().enumerate() {
             let Some(source) = *source else { continue };
+            let sign = if mapping.negated[slot] { -1.0 } else { 1.0 };
             let input: Vec<f64> = signals[source]
                 .as_ref()
                 .iter()
-                .map(|v| v.to_f64())
+                .map(|v| sign * v.to_f64())
                 .collect();
             match self.prepare_track(slot, input, &resampler) {
                 Some(track) => tracks.push(track),

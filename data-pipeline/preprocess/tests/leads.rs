@@ -1,6 +1,6 @@
 //! Lead-name mapping table: many spellings to the standard order, presence mask, dropped leads.
 
-use ecgfm_preprocess::{map_leads, standard_lead_index, DropReason, STANDARD_LEADS};
+use ecgfm_preprocess::{is_negated, map_leads, standard_lead_index, DropReason, STANDARD_LEADS};
 
 #[test]
 fn spellings_map_to_standard_slots() {
@@ -46,6 +46,28 @@ fn spellings_map_to_standard_slots() {
     for (slot, name) in STANDARD_LEADS.iter().enumerate() {
         assert_eq!(standard_lead_index(name), Some(slot));
     }
+}
+
+/// `-aVR` (Cabrera exports) is aVR negated: its slot, flagged; a minus elsewhere is only a
+/// separator (`ECG-II`, `V4-R` stays unknown).
+#[test]
+fn a_leading_minus_names_the_negated_lead() {
+    for name in ["-aVR", "\u{2212}aVR", " -avr"] {
+        assert_eq!(standard_lead_index(name), Some(3), "{name}");
+        assert!(is_negated(name), "{name}");
+    }
+    for name in ["aVR", "ECG-II", "lead-I", "V4-R"] {
+        assert!(!is_negated(name), "{name}");
+    }
+    assert_eq!(standard_lead_index("V4-R"), None);
+    let mapping = map_leads(&["I", "-aVR", "aVR"]);
+    assert_eq!(mapping.source_of[3], Some(1));
+    assert_eq!(mapping.negated, {
+        let mut n = [false; 12];
+        n[3] = true;
+        n
+    });
+    assert_eq!(mapping.dropped[0].reason, DropReason::Duplicate);
 }
 
 #[test]

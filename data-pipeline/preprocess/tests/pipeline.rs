@@ -97,6 +97,33 @@ fn leads_land_in_standard_slots_and_extras_are_reported() {
     assert_eq!(out.report.dropped_leads[0].reason, DropReason::Unknown);
 }
 
+/// A Cabrera-sequence export names its inverted aVR `-aVR` (or `−aVR`) and stores the inverted
+/// signal: it lands in the aVR slot negated back, the same window as the record storing aVR.
+#[test]
+fn a_lead_named_as_its_negation_is_negated_into_its_slot() {
+    let record = twelve_leads(5000, 500.0);
+    let plain = pipeline().process(500.0, &STANDARD_LEADS, &record).unwrap();
+    for minus in ["-aVR", "\u{2212}aVR", " - aVR"] {
+        let mut names = STANDARD_LEADS.to_vec();
+        names[3] = minus;
+        let mut inverted = record.clone();
+        inverted[3] = inverted[3].iter().map(|v| -v).collect();
+        let out = pipeline().process(500.0, &names, &inverted).unwrap();
+        assert_eq!(out.windows, plain.windows, "{minus}");
+        assert!(out.report.dropped_leads.is_empty(), "{minus}");
+    }
+    let as_stored = pipeline().process(500.0, &STANDARD_LEADS, &{
+        let mut r = record.clone();
+        r[3] = r[3].iter().map(|v| -v).collect();
+        r
+    });
+    assert_ne!(
+        as_stored.unwrap().windows,
+        plain.windows,
+        "the inversion shows"
+    );
+}
+
 #[test]
 fn r_peaks_keep_their_time_through_resampling_and_band_pass() {
     for rate in [500.0, 360.0, 1000.0, 125.0] {

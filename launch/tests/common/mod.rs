@@ -269,11 +269,12 @@ pub fn short_run(dir: &Path, data: Option<&Path>, extra: &[&str]) -> PathBuf {
 }
 
 /// The files of every exported package, sorted.
-pub const PACKAGE_FILES: [&str; 5] = [
+pub const PACKAGE_FILES: [&str; 6] = [
     "README.md",
     "SHA256SUMS",
     "config.json",
     "ecgfm_encoder.py",
+    "ecgfm_preprocess.py",
     "model.safetensors",
 ];
 
