@@ -83,10 +83,10 @@ fn packaged_loader_matches_the_pytorch_reference_encoder() {
 }
 
 /// Runs the packaged loader on windows given as raw little-endian files (x: (n, 12, S) f32,
-/// lead mask: (n, 12) u8) and writes its embeddings (n, D) as raw f32.
+/// lead mask: (n, 12) u8) and writes its embeddings (n, D) as raw f32, pooled as argv[5].
 const ON_WINDOWS: &str = r#"
 import struct, sys, torch
-pkg, x_path, mask_path, out_path = sys.argv[1:5]
+pkg, x_path, mask_path, out_path, pool = sys.argv[1:6]
 sys.path.insert(0, pkg)
 import ecgfm_encoder
 model = ecgfm_encoder.load(pkg)
@@ -96,7 +96,7 @@ with open(x_path, "rb") as f:
 with open(mask_path, "rb") as f:
     present = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).reshape(-1, c["leads"]).bool()
 with torch.no_grad():
-    emb = torch.cat([model(x[i : i + 32], present[i : i + 32]) for i in range(0, x.shape[0], 32)])
+    emb = torch.cat([model(x[i : i + 32], present[i : i + 32], pool=pool) for i in range(0, x.shape[0], 32)])
 values = emb.flatten().tolist()
 with open(out_path, "wb") as f:
     f.write(struct.pack(f"<{len(values)}f", *values))
@@ -130,11 +130,19 @@ fn read_embeddings(path: &Path) -> Option<(Vec<String>, Vec<Vec<f32>>)> {
 }
 
 /// The worst relative difference (max |a - b| / max |b| per window) between the packaged
-/// loader's embeddings and `ecgfm embed`'s for every window of the dataset `data`.
-fn loader_vs_embed(python: &str, run: &Path, pkg: &Path, data: &Path, work: &Path) -> Option<f64> {
+/// loader's embeddings and `ecgfm embed --pool pool`'s for every window of the dataset `data`.
+fn loader_vs_embed(
+    python: &str,
+    (run, pkg): (&Path, &Path),
+    data: &Path,
+    pool: &str,
+    work: &Path,
+) -> Option<f64> {
     let emb = work.join("embed.parquet");
     run_ok(&[
         "embed",
+        "--pool",
+        pool,
         "--run",
         run.to_str().unwrap(),
         "--data",
@@ -169,6 +177,7 @@ fn loader_vs_embed(python: &str, run: &Path, pkg: &Path, data: &Path, work: &Pat
     let output = Command::new(python)
         .args(["-c", ON_WINDOWS])
         .args([pkg, &x_path, &mask_path, &out_path])
+        .arg(pool)
         .output()
         .unwrap();
     assert!(
@@ -209,11 +218,15 @@ fn packaged_loader_reproduces_ecgfm_embed() {
     let run = short_run(&dir, Some(&ds), &[]);
     let pkg = dir.join("pkg");
     export(&run, &pkg, &[]);
-    let Some(worst) = loader_vs_embed(&python, &run, &pkg, &ds, &dir) else {
-        return;
-    };
-    println!("packaged loader vs ecgfm embed, synthetic 12-lead windows: {worst:.2e}");
-    assert!(worst < 1e-5, "{worst}");
+    for pool in ["mean", "leads"] {
+        let Some(worst) = loader_vs_embed(&python, (&run, &pkg), &ds, pool, &dir) else {
+            return;
+        };
+        println!(
+            "packaged loader vs ecgfm embed --pool {pool}, synthetic 12-lead windows: {worst:.2e}"
+        );
+        assert!(worst < 1e-5, "{pool}: {worst}");
+    }
     // Single-lead windows (CinC 2017) exercise the lead mask.
     if let Some(cinc) = ecgfm_test_support::shared_data("cinc2017") {
         let single = dir.join("cinc");
@@ -230,9 +243,14 @@ fn packaged_loader_reproduces_ecgfm_embed() {
             "--threads",
             "2",
         ]);
-        let worst = loader_vs_embed(&python, &run, &pkg, &single, &dir).unwrap();
-        println!("packaged loader vs ecgfm embed, CinC 2017 single-lead windows: {worst:.2e}");
-        assert!(worst < 1e-5, "{worst}");
+        for pool in ["mean", "leads"] {
+            let worst = loader_vs_embed(&python, (&run, &pkg), &single, pool, &dir).unwrap();
+            println!(
+                "packaged loader vs ecgfm embed --pool {pool}, CinC 2017 single-lead windows: \
+                 {worst:.2e}"
+            );
+            assert!(worst < 1e-5, "{pool}: {worst}");
+        }
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
