@@ -291,6 +291,15 @@ impl Device for HostDevice {
                  grants without opting in",
                 dims.shared_bytes
             ),
+            6 => panic!(
+                "kernel {name}: a warp shuffle or tensor-core MMA ran in a warp without all 32 \
+                 lanes live (a block not a multiple of 32 threads, or lanes that had returned): \
+                 undefined on a GPU"
+            ),
+            7 => panic!(
+                "kernel {name}: a barrier was reached after threads of the block had returned: \
+                 on a GPU every thread of a block must reach __syncthreads()"
+            ),
             other => panic!("kernel {name}: launch status {other}"),
         }
     }

@@ -51,6 +51,7 @@ struct Block {
     std::vector<uint64_t> slots;
     std::vector<uint32_t> gathered;  // WARP_GATHER_WORDS per thread
     std::vector<double> shared[SETS];  // doubles, so any type is aligned
+    int misuse = 0;                    // a launch status (6, 7) for the block's first misuse
     unsigned set = 0;                  // the set of the block running: its index mod SETS
     unsigned round = 0;                // and its index / SETS
     const Kernel* kernel = nullptr;
@@ -128,14 +129,21 @@ void trampoline() {
     fiber_switch(finished, b.main);
 }
 
-// Advances every barrier that all live threads (of the block / of the warp) have reached.
+// Advances every barrier that all live threads (of the block / of the warp) have reached. A
+// block barrier that threads which had returned never reached is noted (status 7): on a GPU
+// every thread of the block must reach __syncthreads(). So is (status 6) a warp exchange (a
+// shuffle, an MMA's gather) without all 32 lanes: every kernel's shuffles and MMAs take the full
+// mask, which on a GPU needs all 32 lanes (a block not a multiple of 32 threads has absent lanes,
+// a lane that returned is inactive) or reads undefined values.
 void release(Block& b) {
     if (b.block_arrived > 0 && b.block_arrived == b.live) {
+        if (b.live < b.fibers.size() && b.misuse == 0) b.misuse = 7;
         b.block_gen++;
         b.block_arrived = 0;
     }
     for (size_t w = 0; w < b.warp_live.size(); w++) {
         if (b.warp_arrived[w] > 0 && b.warp_arrived[w] == b.warp_live[w]) {
+            if (b.warp_live[w] != 32 && b.misuse == 0) b.misuse = 6;
             b.warp_gen[w]++;
             b.warp_arrived[w] = 0;
         }
@@ -164,6 +172,7 @@ bool run_block(Block& b, bool reversed) {
     }
     b.live = (unsigned)n;
     b.block_arrived = 0;
+    b.misuse = 0;
     for (size_t w = 0; w < b.warp_live.size(); w++) {
         b.warp_live[w] = (unsigned)std::min<size_t>(32, n - w * 32);
         b.warp_arrived[w] = 0;
@@ -279,7 +288,9 @@ using namespace ecgfm_host;
 // another thread or block writes, with no barrier between), which a GPU may run either way.
 // Returns 0 on success, 1 for an unknown kernel, 2 when a block's barriers deadlock, 3 when the
 // arguments do not match the kernel's parameters, 4 when a block wrote past its shared memory,
-// 5 when the launch asks for more shared memory than a GPU grants without opting in.
+// 5 when the launch asks for more shared memory than a GPU grants without opting in, 6 when a
+// warp shuffle or MMA ran in a warp without all 32 lanes live, 7 when a barrier was reached after
+// threads of the block had returned (both undefined on a GPU, see release).
 extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const unsigned* block,
                                  unsigned shared_bytes, void** args, const char* kinds,
                                  int reversed) {
@@ -320,7 +331,7 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
         b.set = (unsigned)(k % SETS);
         b.round = (unsigned)(k / SETS);
         begin_block(b, shared_bytes);
-        status = run_block(b, reversed != 0) ? 0 : 2;
+        status = run_block(b, reversed != 0) ? b.misuse : 2;
         int guard = end_block(b, shared_bytes);
         if (status == 0) status = guard;
     }

@@ -3,7 +3,8 @@
 //! ThreadSanitizer as a data race; a read of shared memory no thread wrote gives NaN; a write
 //! past the launch's shared memory stops the launch (and AddressSanitizer, when built with it);
 //! a write past a buffer's end is AddressSanitizer's to find; a barrier some threads never reach
-//! is a deadlock, not a hang. `scripts/host-sanitize.sh` runs these under both sanitizers (CI
+//! is a deadlock, not a hang; a full-mask shuffle in a warp without all 32 lanes, and a barrier
+//! after threads returned, are refused (undefined on a GPU). `scripts/host-sanitize.sh` runs these under both sanitizers (CI
 //! does); a sanitizer ends the process at its first report, so each such bug runs in a child
 //! process, this test binary run again for that one test.
 
@@ -176,4 +177,30 @@ fn a_barrier_some_threads_never_reach_is_a_deadlock() {
         dims(1, 2, 0),
         &[Arg::Ptr(dev.addr_mut(&mut out, 0, 1))],
     );
+}
+
+/// A warp shuffle in a block of 48 threads: its second warp's shuffles read lanes that do not
+/// exist (the harness gave them the caller's own value; a GPU's are undefined).
+#[test]
+#[should_panic(expected = "kernel planted_partial_warp_shuffle: a warp shuffle or tensor-core \
+                           MMA ran in a warp without all 32 lanes live")]
+fn a_shuffle_in_a_partial_warp_is_refused() {
+    launched_output("planted_partial_warp_shuffle", dims(1, 48, 0), 48, Schedule::Ascending);
+}
+
+/// A full-mask shuffle after half the warp returned (the harness gave their stale slots).
+#[test]
+#[should_panic(expected = "kernel planted_shuffle_after_return: a warp shuffle or tensor-core \
+                           MMA ran in a warp without all 32 lanes live")]
+fn a_shuffle_after_lanes_returned_is_refused() {
+    launched_output("planted_shuffle_after_return", dims(1, 32, 0), 32, Schedule::Ascending);
+}
+
+/// A barrier one thread of the block never reaches because it returned (the harness counted it
+/// as arrived).
+#[test]
+#[should_panic(expected = "kernel planted_barrier_after_return: a barrier was reached after \
+                           threads of the block had returned")]
+fn a_barrier_after_a_thread_returned_is_refused() {
+    launched_output("planted_barrier_after_return", dims(1, 2, 0), 1, Schedule::Ascending);
 }

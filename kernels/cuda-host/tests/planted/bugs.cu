@@ -42,3 +42,25 @@ extern "C" __global__ void planted_unwritten_shared_read(float* out) {
     DYNAMIC_SMEM(float, cells);
     out[0] = cells[0];
 }
+
+// A full-mask warp sum in a block of 48 threads: the second warp has 16 lanes, so its shuffles
+// read lanes that do not exist. Block of 48 threads.
+extern "C" __global__ void planted_partial_warp_shuffle(float* out) {
+    float v = 1.0f;
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    out[threadIdx.x] = v;
+}
+
+// Lanes 16..31 return; lanes 0..15 then shuffle with a full mask, reading the returned lanes.
+// Block of 32 threads.
+extern "C" __global__ void planted_shuffle_after_return(float* out) {
+    if (threadIdx.x >= 16) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 16);
+}
+
+// Thread 1 returns; thread 0 then waits at the block's barrier. Block of 2 threads.
+extern "C" __global__ void planted_barrier_after_return(float* out) {
+    if (threadIdx.x == 1) return;
+    __syncthreads();
+    out[0] = 1.0f;
+}
