@@ -214,6 +214,10 @@ pub fn run(args: &SweepRunArgs) -> Result<()> {
         );
     }
     print_plan(&plan);
+    let left_out = dir.join(ecgfm_sweep::expand::LEFT_OUT_FILE);
+    let listed = serde_json::to_string_pretty(&plan.left_out).expect("left-out sizes serialise");
+    write_whole(&left_out, listed.as_bytes())
+        .with_context(|| format!("writing {}", left_out.display()))?;
     check_eval_data(dir, &spec)?;
     if args.slurm {
         return crate::sweep_sbatch::write(dir, &plan, &args.launch);

@@ -182,25 +182,46 @@ fn a_barrier_some_threads_never_reach_is_a_deadlock() {
 /// A warp shuffle in a block of 48 threads: its second warp's shuffles read lanes that do not
 /// exist (the harness gave them the caller's own value; a GPU's are undefined).
 #[test]
-#[should_panic(expected = "kernel planted_partial_warp_shuffle: a warp shuffle or tensor-core \
-                           MMA ran in a warp without all 32 lanes live")]
+#[should_panic(
+    expected = "kernel planted_partial_warp_shuffle: a warp shuffle or tensor-core \
+                           MMA ran in a warp without all 32 lanes live"
+)]
 fn a_shuffle_in_a_partial_warp_is_refused() {
-    launched_output("planted_partial_warp_shuffle", dims(1, 48, 0), 48, Schedule::Ascending);
+    launched_output(
+        "planted_partial_warp_shuffle",
+        dims(1, 48, 0),
+        48,
+        Schedule::Ascending,
+    );
 }
 
 /// A full-mask shuffle after half the warp returned (the harness gave their stale slots).
 #[test]
-#[should_panic(expected = "kernel planted_shuffle_after_return: a warp shuffle or tensor-core \
-                           MMA ran in a warp without all 32 lanes live")]
+#[should_panic(
+    expected = "kernel planted_shuffle_after_return: a warp shuffle or tensor-core \
+                           MMA ran in a warp without all 32 lanes live"
+)]
 fn a_shuffle_after_lanes_returned_is_refused() {
-    launched_output("planted_shuffle_after_return", dims(1, 32, 0), 32, Schedule::Ascending);
+    launched_output(
+        "planted_shuffle_after_return",
+        dims(1, 32, 0),
+        32,
+        Schedule::Ascending,
+    );
 }
 
 /// A barrier one thread of the block never reaches because it returned (the harness counted it
 /// as arrived).
 #[test]
-#[should_panic(expected = "kernel planted_barrier_after_return: a barrier was reached after \
-                           threads of the block had returned")]
+#[should_panic(
+    expected = "kernel planted_barrier_after_return: a barrier was reached after \
+                           threads of the block had returned"
+)]
 fn a_barrier_after_a_thread_returned_is_refused() {
-    launched_output("planted_barrier_after_return", dims(1, 2, 0), 1, Schedule::Ascending);
+    launched_output(
+        "planted_barrier_after_return",
+        dims(1, 2, 0),
+        1,
+        Schedule::Ascending,
+    );
 }

@@ -16,6 +16,7 @@ use crate::spec::{SpecError, SweepSpec};
 use ecgfm_trainer::config::{self, TrainConfig};
 use ecgfm_trainer::model::FlopCounter;
 use ecgfm_trainer::{ModelConfig, ModelStats, ParamLayout};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -100,7 +101,23 @@ pub struct SweepPlan {
     pub runs: Vec<RunPlan>,
     /// What the expansion left out or finds doubtful (too-short runs, a narrow N span).
     pub warnings: Vec<String>,
+    /// The sizes a budget left out (their warnings' too-short runs), for the report.
+    pub left_out: Vec<LeftOut>,
 }
+
+/// A size a budget would train too few steps (`budget.min_steps`): left out of the sweep there.
+/// `sweep run` keeps them in the folder's [`LEFT_OUT_FILE`], so the report names them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub dataset: String,
+    pub size: String,
+    pub budget: f64,
+    pub steps: u64,
+    pub min_steps: u64,
+}
+
+/// The sweep folder's record of the sizes left out (a JSON list of [`LeftOut`]).
+pub const LEFT_OUT_FILE: &str = "left-out.json";
 
 /// Encoder parameters outside the embeddings: the blocks `enc.*` and `enc_norm`.
 pub fn non_embedding_params(model: &ModelConfig) -> usize {
@@ -238,7 +255,7 @@ impl SweepPlan {
             _ => vec![None],
         };
         let mut runs = Vec::new();
-        let mut warnings = Vec::new();
+        let (mut warnings, mut left_out) = (Vec::new(), Vec::new());
         for dataset in &spec.datasets {
             let url = SweepSpec::resolve_data(dataset.url(), data_dir);
             let mut mix: Option<Option<LeadMix>> = None;
@@ -291,12 +308,29 @@ impl SweepPlan {
                                      left out",
                                     size.name
                                 ));
+                                left_out.push(LeftOut {
+                                    dataset: dataset.name(),
+                                    size: size.name.clone(),
+                                    budget: c,
+                                    steps,
+                                    min_steps: spec.budget.min_steps,
+                                });
                                 continue;
                             }
                         }
                         for &seed in &spec.seeds {
                             let config = resolve(spec, &url, size, steps, seed, Some(lr))
                                 .map_err(|e| invalid(format!("size {}: {e}", size.name)))?;
+                            // A size that ends inside its warmup never trains at its peak
+                            // learning rate, nor decays from it: no fair comparison.
+                            if let Some(warning) = config.warning() {
+                                return Err(invalid(format!(
+                                    "size {} ({steps} steps): {warning}; in a sweep every run \
+                                     must leave its warmup: set budget.warmup_fraction (each \
+                                     run warms up over that fraction of its steps)",
+                                    size.name
+                                )));
+                            }
                             let budget_part = budget.map_or("steps".to_string(), budget_label);
                             runs.push(RunPlan {
                                 name: format!(
@@ -340,6 +374,7 @@ impl SweepPlan {
             sizes,
             runs,
             warnings,
+            left_out,
         })
     }
 }

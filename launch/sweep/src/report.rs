@@ -6,6 +6,7 @@
 
 use crate::analysis::{self, Analysis};
 use crate::charts::{self, Curve};
+use crate::expand::{LeftOut, LEFT_OUT_FILE};
 use crate::fit::bootstrap::{Estimate, Interval, Resampling};
 use crate::fit::isoflop::{Best, Optimum, Profile, Trend};
 use crate::fit::LawFit;
@@ -129,7 +130,12 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         None => context.to_string(),
     };
     let copied = results::write(dir, out, &a.records, result_files)?;
-    let markdown = render(&name, &context, &a, &drawn, &copied, torn);
+    // The sizes a budget left out (too few steps), where `sweep run` recorded them.
+    let left_out: Vec<LeftOut> = std::fs::read(dir.join(LEFT_OUT_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let markdown = render(&name, &context, &a, &drawn, &copied, torn, &left_out);
     let report = out.join("report.md");
     std::fs::write(&report, markdown).map_err(io(&report))?;
     Ok(Written {
@@ -244,6 +250,7 @@ fn render(
     charts: &[(String, String)],
     copied: &Copied,
     torn: usize,
+    left_out: &[LeftOut],
 ) -> String {
     let mut md = String::new();
     let seeds = {
@@ -284,7 +291,11 @@ fn render(
     );
     let _ = writeln!(md, "## Verdict\n");
     for g in &a.groups {
-        crate::verdict::verdict(&mut md, g, &a.tasks);
+        let here: Vec<&LeftOut> = left_out
+            .iter()
+            .filter(|l| l.dataset == g.dataset && Some(l.budget) == g.budget)
+            .collect();
+        crate::verdict::verdict(&mut md, g, &a.tasks, &here);
     }
     runs_table(&mut md, a);
     fits(&mut md, a);
@@ -332,7 +343,8 @@ fn render(
          - Fits: Huber loss (delta 1e-3) on log-loss, L-BFGS from a grid of starts; 95% \
          intervals from 200 bootstrap resamples of seeds (or of points with one seed), \
          unbounded where a fit has no more distinct points than parameters or too many \
-         resamples do; with two or three seeds a point the seeds bootstrap undercovers. A fit \
+         resamples do, or where an interval leaves out its own estimate (the resamples found \
+         another minimum); with two or three seeds a point the seeds bootstrap undercovers. A fit \
          whose exponent is not positive is no scaling law: the loss does not fall with that \
          input.\n\
          - Iso-FLOP N_opt: the vertex of a parabola in log N through each size's mean loss, \
@@ -456,6 +468,14 @@ fn law_rows(md: &mut String, label: &str, fit: &LawFit) {
             causes.push(format!(
                 "{} of the {} resamples gave no finite fit",
                 fit.failed, fit.resamples
+            ));
+        }
+        if fit.excluded > 0 {
+            causes.push(format!(
+                "the resamples' fits found another minimum than the fit's ({} of the {} \
+                 parameters' intervals left out the estimate): these runs do not pin the law \
+                 down",
+                fit.excluded, fit.params
             ));
         }
         notes.push(format!("intervals unbounded: {}", causes.join(", and ")));

@@ -1,5 +1,5 @@
 //! `results/` beside a sweep's `report.md`: the records the report was made from (`sweep.jsonl`),
-//! the sweep file (`sweep.toml`) and every run's `ecgfm eval` result files with their scored
+//! the sweep file (`sweep.toml`), the sizes its budgets left out (`left-out.json`) and every run's `ecgfm eval` result files with their scored
 //! test units. A published report can then be checked and extended without its run folders:
 //! `ecgfm sweep report results/` makes the same verdict again (the result files are read from
 //! `results/RUN/` where there is no run folder, `record::read_result_files`), `ecgfm compare`
@@ -7,6 +7,7 @@
 //! and a run trained later (another seed, on another machine) can be set against them.
 
 use crate::analysis::{Analysis, REPORT_SEED};
+use crate::expand::LEFT_OUT_FILE;
 use crate::record::{ResultFile, SweepRecord};
 use crate::report::{io, ReportError};
 use std::fmt::Write as _;
@@ -34,7 +35,7 @@ fn published(run: &str, task: &str, protocol: &str) -> String {
 }
 
 /// Writes `out/results/`: `sweep.jsonl` with `records` (one line each), `dir`'s `sweep.toml`
-/// where it has one, and the result `files` the report read from the run folders under `dir`
+/// and `left-out.json` where it has them, and the result `files` the report read from the run folders under `dir`
 /// (`record::read_result_files`), each as
 /// `results/RUN/eval-TASK-PROTOCOL.json` in compact JSON with the same content but for paths
 /// into the sweep folder, written relative to it.
@@ -71,14 +72,16 @@ pub fn write(
     }
     let jsonl = root.join("sweep.jsonl");
     std::fs::write(&jsonl, lines).map_err(io(&jsonl))?;
-    let spec = dir.join(SWEEP_FILE);
-    match std::fs::read(&spec) {
-        Ok(text) => {
-            let to = root.join(SWEEP_FILE);
-            std::fs::write(&to, text).map_err(io(&to))?;
+    for name in [SWEEP_FILE, LEFT_OUT_FILE] {
+        let from = dir.join(name);
+        match std::fs::read(&from) {
+            Ok(text) => {
+                let to = root.join(name);
+                std::fs::write(&to, text).map_err(io(&to))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&from)(e)),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&spec)(e)),
     }
     Ok(copied)
 }

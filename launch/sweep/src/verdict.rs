@@ -7,19 +7,39 @@
 //! are too few, or the runs were scored on different test sets, it says so.
 
 use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
+use crate::expand::LeftOut;
 use crate::report::human;
 use ecgfm_trainer::eval::IntervalNoise;
 use std::fmt::Write as _;
 
-/// The verdict of one group: larger vs smaller on val loss and downstream AUROC.
-pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
+/// How the answer names the largest size of a group whose budget left out none.
+const LARGEST: &str = "the largest encoder";
+
+/// "d3w96 (19 steps, fewer than min_steps 30)", for each size the group's budget left out.
+fn left_out_list(left_out: &[&LeftOut]) -> String {
+    let each = |l: &&LeftOut| {
+        format!(
+            "{} ({} steps, fewer than min_steps {})",
+            l.size, l.steps, l.min_steps
+        )
+    };
+    left_out.iter().map(each).collect::<Vec<_>>().join(", ")
+}
+
+/// The verdict of one group: larger vs smaller on val loss and downstream AUROC; `left_out`:
+/// the sizes its budget left out.
+pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String], left_out: &[&LeftOut]) {
     let _ = writeln!(md, "### {}\n", g.label());
     if g.sizes.len() < 2 {
         let _ = writeln!(
             md,
-            "Only one size finished here ({}): nothing to compare; too few data to say \
+            "Only one size finished here ({}){}: nothing to compare; too few data to say \
              whether a larger encoder helps.\n",
-            g.sizes.first().map_or("none", |s| s.size.as_str())
+            g.sizes.first().map_or("none", |s| s.size.as_str()),
+            match left_out.is_empty() {
+                true => String::new(),
+                false => format!("; left out at this budget: {}", left_out_list(left_out)),
+            }
         );
         return;
     }
@@ -42,6 +62,15 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
             .collect::<Vec<_>>()
             .join("/")
     );
+    if !left_out.is_empty() {
+        let _ = writeln!(
+            md,
+            "Left out at this budget: {}; the largest size compared here is {}, not the \
+             sweep's largest.\n",
+            left_out_list(left_out),
+            l.size
+        );
+    }
     let _ = writeln!(md, "- Validation loss: {}", loss_sentence(g, &c));
     let worse: Vec<String> = g
         .sizes
@@ -156,7 +185,11 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String]) {
     } else {
         format!(" But {}.", peaks.join("; "))
     };
-    let _ = writeln!(md, "- Answer: {}{peaks}\n", answer(&c));
+    let largest = match left_out.is_empty() {
+        true => LARGEST,
+        false => "the largest size trained at this budget",
+    };
+    let _ = writeln!(md, "- Answer: {}{peaks}\n", answer(&c, largest));
     crate::size_table::against_smallest(md, g, tasks);
 }
 
@@ -399,14 +432,15 @@ fn loss_sentence(g: &Group, c: &Comparison) -> String {
             );
         }
         None => out.push_str(
-            " With one seed per size the seed-to-seed spread is unknown, so whether this is \
-             outside the noise cannot be said (run more seeds).",
+            " With one seed on a side (either size) its seed-to-seed spread is unknown, so \
+             whether this is outside the noise cannot be said (run more seeds).",
         ),
     }
     out
 }
 
-fn answer(c: &Comparison) -> String {
+/// The answer line; `largest` names the group's largest size.
+fn answer(c: &Comparison, largest: &str) -> String {
     let loss = match (&c.loss_ci, c.loss_diff < 0.0) {
         (Some(ci), true) if !ci.contains(0.0) => "lower val loss (outside the CI)",
         (Some(_), true) => "lower val loss, but within the seed noise",
@@ -438,7 +472,7 @@ fn answer(c: &Comparison) -> String {
     } else {
         downstream.join(", ")
     };
-    format!("compared with the smallest, the largest encoder gives {loss}; {downstream}.")
+    format!("compared with the smallest, {largest} gives {loss}; {downstream}.")
 }
 
 #[cfg(test)]
@@ -469,7 +503,7 @@ mod tests {
 
     #[test]
     fn the_answer_calls_a_difference_below_the_digits_shown_the_same() {
-        let said = |diff| answer(&comparison(diff));
+        let said = |diff| answer(&comparison(diff), LARGEST);
         assert!(
             said(0.0003).contains("the same AUROC on t (+0.000"),
             "{}",
@@ -480,7 +514,7 @@ mod tests {
         assert!(said(-0.02).contains("no higher AUROC on t (-0.020, within the CI)"));
         let mut apart = comparison(-0.02);
         apart.probe[0].apart = Some(true);
-        let said = answer(&apart);
+        let said = answer(&apart, LARGEST);
         assert!(
             said.contains("; lower AUROC on t (-0.020, outside the test-set CIs"),
             "{said}"
@@ -496,7 +530,7 @@ mod tests {
         let mut c = comparison(0.03);
         c.probe[0].paired = Some(excludes);
         c.probe[0].seeds = [1, 1];
-        let said = answer(&c);
+        let said = answer(&c, LARGEST);
         assert!(
             said.contains(
                 "higher AUROC on t (+0.030, outside the test-set CI (one seed a size: \
@@ -506,7 +540,7 @@ mod tests {
         );
         c.probe[0].seeds = [3, 3];
         c.probe[0].over_seeds = Some(excludes);
-        let said = answer(&c);
+        let said = answer(&c, LARGEST);
         assert!(
             said.contains("higher AUROC on t (+0.030, outside the CI)"),
             "{said}"
@@ -516,7 +550,7 @@ mod tests {
         c.probe[0].seeds = [2, 2];
         (c.probe[0].paired, c.probe[0].over_seeds) = (None, None);
         c.probe[0].apart = Some(true);
-        let said = answer(&c);
+        let said = answer(&c, LARGEST);
         assert!(
             said.contains(
                 "higher AUROC on t (+0.030, outside the test-set CIs (no scored units: no \
@@ -568,7 +602,7 @@ mod tests {
         let mut c = comparison(0.084);
         c.probe[0].apart = Some(true);
         c.probe[0].unpaired = Some(PairError::OtherUnits);
-        let said = answer(&c);
+        let said = answer(&c, LARGEST);
         assert!(
             said.contains("AUROC on t scored on different test sets: not comparable"),
             "{said}"

@@ -209,6 +209,29 @@ fn too_short_runs_are_left_out_with_a_warning() {
     );
 }
 
+/// Without budget.warmup_fraction every size keeps the trainer's warmup of 40 steps, and a size
+/// the budget trains fewer steps than that would end inside its warmup, never at its peak
+/// learning rate (the audit's d2w64: 24 steps at 57.5% of its peak): the sweep is refused, naming
+/// the size and the setting; with the fraction the same budget plans.
+#[test]
+fn a_size_that_would_end_inside_its_warmup_is_refused() {
+    let fixed = FAMILY.replace("warmup_fraction = 0.1\n", "");
+    let short = fixed.replace("flops = [1e12, 4e12]", "flops = [1.5e11, 4e12]");
+    let err = error(&short);
+    assert!(
+        err.contains("size d4w128 (") && err.contains("ends inside its warmup"),
+        "{err}"
+    );
+    assert!(err.contains("set budget.warmup_fraction"), "{err}");
+    let p = plan(&FAMILY.replace("flops = [1e12, 4e12]", "flops = [1.5e11, 4e12]"));
+    assert!(p
+        .runs
+        .iter()
+        .any(|r| r.size == "d4w128" && r.budget == Some(1.5e11)));
+    // Runs that all leave the fixed warmup plan as before.
+    assert!(!plan(&fixed).runs.is_empty());
+}
+
 #[test]
 fn equal_steps_presets_with_fractions_a_table_and_ingested_data() {
     let p = plan(

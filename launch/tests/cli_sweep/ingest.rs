@@ -28,6 +28,7 @@ base = 1e-3
 [budget]
 kind = "equal-steps"
 steps = 3
+warmup_fraction = 0.2
 [base]
 train = {{ batch_size = 4, val_batches = 1, val_every = 3 }}
 data = {{ repeat = {{ ptbxl = 3 }} }}

@@ -27,6 +27,9 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
     assert!(!said.contains(".partial"), "{said}");
     let recs = records(&dir);
     assert_eq!(recs.len(), 2);
+    // The sizes its budgets left out, for the report: none in an equal-steps sweep.
+    let left_out = std::fs::read_to_string(dir.join("left-out.json")).unwrap();
+    assert_eq!(left_out.trim(), "[]");
     for r in &recs {
         // Each result file sits in the run folder and, for `ecgfm export`, in its `eval/`.
         let run_dir = dir.join(r["run_dir"].as_str().unwrap());

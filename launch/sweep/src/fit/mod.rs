@@ -50,6 +50,9 @@ pub struct LawFit {
     pub resamples: usize,
     pub thin: usize,
     pub failed: usize,
+    /// Parameters whose bootstrap interval excluded the fit's own estimate (the resamples'
+    /// fits found another minimum): every interval is then unbounded.
+    pub excluded: usize,
 }
 
 impl LawFit {
@@ -154,25 +157,35 @@ fn fit_with_ci(obs: &[Observation], k: usize, seed: u64) -> Option<LawFit> {
             }
         })
         .collect();
-    let estimate = |value: f64, index: usize| {
-        let column: Vec<f64> = draws.iter().map(|d| d[index]).collect();
-        Estimate {
-            value,
-            ci: if determined {
-                percentile_interval(&column)
-            } else {
-                Interval::UNBOUNDED
-            },
-        }
+    let values: Vec<f64> = std::iter::once(law.e)
+        .chain(law.coefficients.iter().copied())
+        .chain(law.exponents.iter().copied())
+        .collect();
+    let mut cis: Vec<Interval> = (0..params)
+        .map(|index| match determined {
+            true => percentile_interval(&draws.iter().map(|d| d[index]).collect::<Vec<f64>>()),
+            false => Interval::UNBOUNDED,
+        })
+        .collect();
+    // Resamples refit from the fit's own neighbourhood; where an interval still excludes its
+    // estimate, they found another minimum the data cannot tell from the fit's: no bound holds.
+    let excluded = values
+        .iter()
+        .zip(&cis)
+        .filter(|(v, ci)| !ci.contains(**v))
+        .count();
+    if excluded > 0 {
+        cis = vec![Interval::UNBOUNDED; params];
+    }
+    let estimate = |index: usize| Estimate {
+        value: values[index],
+        ci: cis[index],
     };
     Some(LawFit {
-        e: estimate(law.e, 0),
-        coefficients: (0..k)
-            .map(|j| estimate(law.coefficients[j], 1 + j))
-            .collect(),
-        exponents: (0..k)
-            .map(|j| estimate(law.exponents[j], 1 + k + j))
-            .collect(),
+        e: estimate(0),
+        coefficients: (0..k).map(|j| estimate(1 + j)).collect(),
+        exponents: (0..k).map(|j| estimate(1 + k + j)).collect(),
+        excluded,
         law,
         points: points.len(),
         distinct: boot.distinct(),
