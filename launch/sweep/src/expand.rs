@@ -51,6 +51,9 @@ pub struct RunPlan {
     pub ranks: usize,
     /// Mean training FLOPs of one of its dataset's samples.
     pub sample_flops: f64,
+    /// Windows one epoch of its dataset's split reads (`data.repeat` weights counted); `None`
+    /// for the synthetic generator, which never repeats a sample, or a dataset not yet ingested.
+    pub epoch_windows: Option<f64>,
 }
 
 impl RunPlan {
@@ -277,6 +280,10 @@ impl SweepPlan {
                     known
                 });
                 let sample_flops = sample_flops(&probe.model, mix.as_ref());
+                let epoch_windows = match probe.data.source.as_str() {
+                    "synth" => None,
+                    _ => mix.as_ref().map(|m| m.values().sum::<f64>()),
+                };
                 let per_step = sample_flops * (probe.samples_per_step() * spec.ranks) as f64;
                 let lr = learning_rate(spec, &size.name, probe.model.dim).map_err(invalid)?;
                 for &budget in &budgets {
@@ -347,6 +354,7 @@ impl SweepPlan {
                                 config,
                                 ranks: spec.ranks,
                                 sample_flops,
+                                epoch_windows,
                             });
                         }
                     }

@@ -153,6 +153,10 @@ pub struct SweepRecord {
     #[serde(default)]
     pub trivial_loss: Option<f64>,
     /// Seconds of training (across resumes) and of evaluation.
+    /// Windows one epoch of the pretraining split reads (`data.repeat` weights counted); absent
+    /// for the synthetic generator (it never repeats) and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_windows: Option<f64>,
     pub train_s: f64,
     pub eval_s: f64,
     /// The run directory, relative to the sweep folder.
@@ -186,11 +190,20 @@ impl SweepRecord {
             final_val_loss: None,
             final_val_loss_by_source: BTreeMap::new(),
             trivial_loss: trivial_loss(&c.model),
+            epoch_windows: run.epoch_windows,
             train_s: 0.0,
             eval_s: 0.0,
             run_dir: run_dir.to_string(),
             eval: Vec::new(),
         }
+    }
+
+    /// Passes over the pretraining data: samples seen over the windows of an epoch (`None`
+    /// for the synthetic generator).
+    pub fn passes(&self) -> Option<f64> {
+        self.epoch_windows
+            .filter(|&w| w > 0.0)
+            .map(|w| self.samples as f64 / w)
     }
 
     /// Training FLOPs per step: as done where counted, else as planned.

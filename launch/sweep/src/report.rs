@@ -384,7 +384,12 @@ fn runs_table(md: &mut String, a: &Analysis) {
         header.push_str(" val loss by source |");
         rule.push_str("---|");
     }
-    header.push_str(" time (s) |");
+    let passes = a.records.iter().any(|r| r.passes().is_some());
+    if passes {
+        header.push_str(" passes over the data |");
+        rule.push_str("---|");
+    }
+    header.push_str(" time (s): train + eval |");
     rule.push_str("---|");
     let _ = writeln!(md, "{header}\n{rule}");
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -420,7 +425,11 @@ fn runs_table(md: &mut String, a: &Analysis) {
                 .collect();
             let _ = write!(row, " {} |", losses.join(", "));
         }
-        let _ = writeln!(md, "{row} {:.0} |", r.train_s + r.eval_s);
+        if passes {
+            let cell = r.passes().map_or("-".to_string(), |p| format!("{p:.1}"));
+            let _ = write!(row, " {cell} |");
+        }
+        let _ = writeln!(md, "{row} {:.0} + {:.0} |", r.train_s, r.eval_s);
     }
     md.push('\n');
 }
@@ -610,6 +619,22 @@ fn fits(md: &mut String, a: &Analysis) {
         }
     }
     md.push('\n');
+    for (dataset, _) in &a.loss_vs_nd {
+        let passes = a
+            .records
+            .iter()
+            .filter(|r| &r.dataset == dataset)
+            .filter_map(SweepRecord::passes);
+        let (low, high) = passes.fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(p), h.max(p)));
+        if high > 1.0 {
+            let _ = writeln!(
+                md,
+                "On {dataset} D counts the samples seen, repeats included: the runs passed over \
+                 the data {low:.1} to {high:.1} times, so D is not fresh data as in Chinchilla's \
+                 fits, and the smaller sizes, which train more steps, repeat it more.\n"
+            );
+        }
+    }
     for (dataset, profiles, trend) in &a.isoflop {
         let _ = writeln!(
             md,

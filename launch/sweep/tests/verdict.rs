@@ -139,6 +139,7 @@ fn run(dir: &Path, size: usize, seed: u64, test_records: u32) -> SweepRecord {
         final_val_loss: Some(1.0 - 0.05 * size as f64 + 0.001 * seed as f64),
         final_val_loss_by_source: Default::default(),
         trivial_loss: None,
+        epoch_windows: None,
         train_s: 1.0,
         eval_s: 1.0,
         run_dir,
