@@ -348,6 +348,9 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
             "split": c.data.split,
             "repeat": c.data.repeat,
             "seed": c.train.seed,
+            // What `ecgfm embed` (ecgfm_weights_sha256) and `ecgfm eval` (weights_sha256)
+            // record of the checkpoint they read: ties their outputs to this package.
+            "checkpoint_weights_sha256": ckpt.weights_sha256,
         },
     });
     serde_json::to_string_pretty(&value).expect("config.json serialises") + "\n"

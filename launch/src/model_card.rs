@@ -223,7 +223,9 @@ fn usage_section(card: &mut String, inputs: &CardInputs) {
          are tokens like any other. Another crop (the first {s} samples, say) gives other \
          embeddings. `ecgfm embed --precision fp32` on the run folder this package was exported \
          from computes the same embeddings (to 1e-5) from a dataset; in bf16 (its default on a \
-         GPU) they differ from about the third significant digit.\n\n",
+         GPU) they differ from about the third significant digit. Its output names the weights \
+         it read by `ecgfm_weights_sha256`, this package's \
+         `training.checkpoint_weights_sha256`.\n\n",
     );
 }
 

@@ -80,7 +80,22 @@ fn package_holds_the_encoder_its_description_and_checksums() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ds.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(config["preprocessing"], manifest["preprocessing"]);
+    assert_eq!(config["signal_scale"], 0.001);
     assert_eq!(config["training"]["steps"], 8);
+    // The checkpoint's weights hash, as `ecgfm embed` and `ecgfm eval` record it.
+    let hashed = Command::new("sha256sum")
+        .arg(run.join("checkpoints/step_00000008/model.safetensors"))
+        .output()
+        .unwrap();
+    let file_sha256 = String::from_utf8_lossy(&hashed.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        config["training"]["checkpoint_weights_sha256"],
+        file_sha256.as_str()
+    );
     assert_eq!(config["training"]["samples_seen"], 64);
     // The FLOPs the run counted: its last metrics record's, eight steps of eight full samples.
     let last_metrics: serde_json::Value = std::fs::read_to_string(run.join("metrics.jsonl"))
