@@ -6,8 +6,8 @@ data-pipeline/preprocess/src/config.rs), not from its code paths:
 - read the record with `wfdb.rdrecord` (physical values; uV and V converted to mV);
 - map lead names to the standard order I, II, III, aVR, aVL, aVF, V1..V6 (case-insensitive; a
   record's single lead named `ECG` is lead I); other leads are left out;
-- resample to 250 Hz with a numpy re-implementation of ecgfm's documented resampler
-  (data-pipeline/preprocess/src/resample.rs, header): polyphase Kaiser-windowed sinc, ratio L/M
+- resample to 250 Hz with the numpy implementation of ecgfm's documented resampler that exported
+  packages ship (python/ecgfm_preprocess.py; data-pipeline/preprocess/src/resample.rs, header): polyphase Kaiser-windowed sinc, ratio L/M
   in lowest terms, output sample k at input time k*M/L, cut-off 0.9 x the lower Nyquist
   frequency, 32 zero crossings of the lower rate each side, Kaiser beta 8, each phase normalised
   to unit DC gain, odd reflection beyond the ends, round(n*L/M) output samples. This keeps the
@@ -34,11 +34,12 @@ Prints JSON; exits with status 3 when numpy, scipy, wfdb or pyarrow is missing.
 """
 import glob
 import json
-import math
 import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 try:
+    import ecgfm_preprocess as prep
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -69,40 +70,13 @@ def standard_slots(names):
     return [upper.index(n.upper()) if n.upper() in upper else None for n in names]
 
 
-def odd_extend(x, pad):
-    """`x` (leads x n) with `pad` samples of odd reflection, 2*x[0] - x[i], at each end."""
-    n = x.shape[1]
-    left = np.minimum(np.arange(pad, 0, -1), n - 1)
-    right = np.maximum(n - 1 - np.arange(1, pad + 1), 0)
-    return np.concatenate(
-        [2 * x[:, :1] - x[:, left], x, 2 * x[:, -1:] - x[:, right]], axis=1)
-
-
 def resample(x, rate_in):
-    """`x` (leads x n) at `rate_in` Hz resampled to RATE by ecgfm's documented Kaiser sinc."""
+    """`x` (leads x n) at `rate_in` Hz resampled to RATE by ecgfm's documented Kaiser sinc, in the
+    numpy implementation every exported package ships (python/ecgfm_preprocess.py)."""
     if rate_in != int(rate_in):
         raise SystemExit(f"ingest_oracle.py handles whole-number rates only, got {rate_in}")
-    g = math.gcd(RATE, int(rate_in))
-    up, down = RATE // g, int(rate_in) // g
-    if up == down:
-        return x.copy()
-    narrow = min(up / down, 1.0)
-    cutoff = ROLLOFF * narrow
-    reach = HALF_WIDTH_ZEROS / narrow
-    half = math.ceil(reach)
-    taps = np.arange(2 * half + 2)
-    tau = (taps[None, :] - half) - np.arange(up)[:, None] / up
-    r = np.clip(tau / reach, -1.0, 1.0)
-    kaiser = np.i0(KAISER_BETA * np.sqrt(1.0 - r * r)) / np.i0(KAISER_BETA)
-    table = np.where(np.abs(tau) < reach, cutoff * np.sinc(cutoff * tau) * kaiser, 0.0)
-    table /= table.sum(axis=1, keepdims=True)
-    n = x.shape[1]
-    n_out = max((2 * n * up + down) // (2 * down), 1)
-    base, phase = np.divmod(np.arange(n_out) * down, up)
-    pad = half + 2
-    padded = odd_extend(x, pad)
-    index = base[:, None] - half + taps[None, :] + pad
-    return np.einsum("lkt,kt->lk", padded[:, index], table[phase])
+    return prep.resample(x, rate_in, RATE, {"half_width_zeros": HALF_WIDTH_ZEROS,
+                                             "kaiser_beta": KAISER_BETA, "rolloff": ROLLOFF})
 
 
 def window_spans(n):

@@ -1,6 +1,6 @@
 //! `ingest` end to end against an independent Python conversion of the same raw records
-//! (`ingest_oracle.py`: wfdb, a numpy Kaiser-sinc resampler written from ecgfm's documentation,
-//! scipy's Butterworth band-pass, windows and int16 rounding from the documented defaults): the
+//! (`ingest_oracle.py`: wfdb, the numpy Kaiser-sinc resampler written from ecgfm's documentation
+//! that exported packages ship (python/ecgfm_preprocess.py), scipy's Butterworth band-pass, windows and int16 rounding from the documented defaults): the
 //! stored int16 rows of PTB-XL (12 leads, 500 Hz) and CinC 2017 (1 lead, 300 Hz, records longer
 //! and shorter than a window) have the oracle's windows, n_samples, leads and samples.
 //!
