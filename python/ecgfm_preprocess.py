@@ -9,9 +9,10 @@ checked in ecgfm's CI against `ecgfm data ingest` on the same records (within on
     signals, rate, names = ecgfm_preprocess.read_wfdb("path/to/record")   # or your own arrays
     w = ecgfm_preprocess.prepare(signals, rate, names, config)
     # w["signal"] (W, 12, window) float32, w["lead_mask"] (W, 12) bool, w["n_samples"] (W,)
+    x, lead_mask = ecgfm_preprocess.model_inputs(w, config["samples"])  # the encoder's input
 
-Then crop each window to the model's `samples` with `centre_crop` (what `ecgfm embed` does) and
-feed it to `ecgfm_encoder`. The steps, in ingest's order (ecgfm's data-pipeline/preprocess):
+`model_inputs` crops each window to the model's `samples` with `centre_crop` (what `ecgfm embed`
+does); `torch.from_numpy` turns both into what `ecgfm_encoder`'s model takes. The steps, in ingest's order (ecgfm's data-pipeline/preprocess):
 1. Leads: each name maps to the standard order I, II, III, aVR, aVL, aVF, V1..V6 (`lead_slot`);
    the first lead of a slot wins, the rest are left out; a name with a leading minus (`-aVR`) is
    the negated lead and is negated back. A record's only lead with a generic name (`ECG`, `EKG2`,
@@ -269,6 +270,14 @@ def centre_crop(window: np.ndarray, n_samples: int, samples: int) -> np.ndarray:
     part = window[:, start:start + samples]
     out[:, :part.shape[1]] = part
     return out
+
+
+def model_inputs(windows: dict, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder's inputs from `prepare`'s windows: x (W, 12, samples) float32, each window
+    cropped by `centre_crop`, and its lead mask (W, 12) bool (`torch.from_numpy` takes both)."""
+    x = np.stack([centre_crop(s, int(n), samples)
+                  for s, n in zip(windows["signal"], windows["n_samples"])])
+    return x.astype(np.float32), windows["lead_mask"].copy()
 
 
 def read_wfdb(path: str) -> tuple[np.ndarray, float, list[str]]:

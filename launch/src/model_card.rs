@@ -189,9 +189,8 @@ fn usage_section(card: &mut String, inputs: &CardInputs) {
          config = json.load(open(\"path/to/this/folder/config.json\"))\n\
          signals, rate, names = prep.read_wfdb(\"path/to/record\")  # (leads, n) in mV, or your own\n\
          w = prep.prepare(signals, rate, names, config)         # the windows ingest would store\n\
-         S = model.config[\"samples\"]\n\
-         x = torch.tensor([prep.centre_crop(s, n, S) for s, n in zip(w[\"signal\"], w[\"n_samples\"])])\n\
-         lead_mask = torch.tensor(w[\"lead_mask\"])              # False for absent leads\n\
+         x, lead_mask = map(torch.from_numpy, prep.model_inputs(w, config[\"samples\"]))\n\
+         # x (W, 12, S) centre-cropped windows; lead_mask (W, 12), False for absent leads\n\
          embedding = model(x, lead_mask)                        # (W, D): mean of the tokens\n\
          per_lead = model(x, lead_mask, pool=\"leads\")          # (W, 12 D): each lead's mean\n\
          tokens = model.tokens(x, lead_mask)                    # (W, 12, N, D), zeros for absent leads\n\
@@ -217,7 +216,7 @@ fn usage_section(card: &mut String, inputs: &CardInputs) {
     let s = inputs.ckpt.config.model.samples;
     let _ = write!(
         card,
-        "`centre_crop` crops a longer window as `ecgfm embed` does, to its centred {s} samples: \
+        "`model_inputs` crops a longer window as `ecgfm embed` does, to its centred {s} samples: \
          of `n` valid samples, `x[..., (n - {s}) // 2 : (n - {s}) // 2 + {s}]`. A window shorter \
          than {s} samples is taken from its start and zero-padded at its end; the padded patches \
          are tokens like any other. Another crop (the first {s} samples, say) gives other \

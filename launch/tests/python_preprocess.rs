@@ -9,6 +9,7 @@
 mod common;
 
 use common::{export, path_str, run_ok, short_run, temp_dir};
+use ecgfm_data::windows::read_split_windows;
 use ecgfm_test_support::{python_stdout, shared_data};
 use std::path::Path;
 use std::process::Command;
@@ -41,20 +42,22 @@ wfdb.wrsamp("single", fs=300, units=["mV"], sig_name=["ECG"], p_signal=z, fmt=["
             adc_gain=[1000.0], baseline=[0], write_dir=out)
 "#;
 
-/// argv: PACKAGE, then DATASET SOURCE pairs. Prepares every record of each dataset from its raw
-/// files with the package's ecgfm_preprocess (its config.json, with the dataset manifest's
-/// preprocessing and signal_scale), and prints per dataset the windows compared, the worst
-/// difference in stored units, and whether every record got the same windows (count, lead masks,
-/// valid lengths).
+/// argv: PACKAGE INPUTS.json, then DATASET SOURCE pairs. Prepares every record of each dataset
+/// from its raw files with the package's ecgfm_preprocess (its config.json, with the dataset
+/// manifest's preprocessing and signal_scale), and prints per dataset the windows compared, the
+/// worst difference in stored units, and whether every record got the same windows (count, lead
+/// masks, valid lengths). Writes the first dataset's model inputs (`model_inputs`: centre crops
+/// and lead masks) to INPUTS.json by window id (RECORD#INDEX).
 const COMPARE: &str = r#"
 import glob, json, os, sys
 import numpy as np, pyarrow.parquet as pq
-pkg = sys.argv[1]
+pkg, inputs_out = sys.argv[1], sys.argv[2]
 sys.path.insert(0, pkg)
 import ecgfm_preprocess as prep
 package_config = json.load(open(os.path.join(pkg, "config.json")))
 results = []
-for ds, src in zip(sys.argv[2::2], sys.argv[3::2]):
+inputs = {}
+for ds, src in zip(sys.argv[3::2], sys.argv[4::2]):
     man = json.load(open(os.path.join(ds, "manifest.json")))
     config = dict(package_config, preprocessing=man["preprocessing"], signal_scale=man["signal_scale"])
     paths = {f[:-4]: os.path.join(d, f[:-4]) for d, _, fs in os.walk(src) for f in fs if f.endswith(".hea")}
@@ -73,8 +76,15 @@ for ds, src in zip(sys.argv[2::2], sys.argv[3::2]):
             same &= int(got["n_samples"][w]) == n and got["lead_mask"][w].tolist() == mask
             worst = max(worst, float(np.abs(got["signal"][w] - values).max()) / man["signal_scale"])
             rows += 1
+        x, mask = prep.model_inputs(got, package_config["samples"])
+        same &= x.shape == (len(got["n_samples"]), 12, package_config["samples"]) and x.dtype == np.float32
+        same &= mask.tolist() == got["lead_mask"].tolist()
+        if not results:
+            for w in range(len(x)):
+                inputs[f"{rid}#{w}"] = {"x": x[w].flatten().tolist(), "mask": mask[w].tolist()}
     results.append({"dataset": os.path.basename(ds), "records": len(stored), "windows": rows,
                     "worst_units": worst, "same_windows": bool(same)})
+json.dump(inputs, open(inputs_out, "w"))
 print(json.dumps(results))
 "#;
 
@@ -111,8 +121,9 @@ fn packaged_preprocessing_gives_the_windows_ingest_stored() {
             pairs.push((out, source));
         }
     }
+    let inputs = dir.join("inputs.json");
     let mut compare = Command::new("python3");
-    compare.args(["-c", COMPARE]).arg(&pkg);
+    compare.args(["-c", COMPARE]).arg(&pkg).arg(&inputs);
     for (ds, source) in &pairs {
         compare.arg(ds).arg(source);
     }
@@ -129,4 +140,31 @@ fn packaged_preprocessing_gives_the_windows_ingest_stored() {
         assert!(r["worst_units"].as_f64().unwrap() <= 1.001, "{r}");
     }
     assert_eq!(results[0]["records"], 3, "{}", results[0]);
+    // The inputs `model_inputs` gives the encoder are the centre crops `ecgfm embed` reads (the
+    // model's 750 samples of these 2,500-sample windows), to a stored unit (0.001 mV).
+    let inputs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&inputs).unwrap()).unwrap();
+    let windows = read_split_windows(path_str(&dir.join("ds")), &[], "all", 750).unwrap();
+    assert_eq!(windows.len(), 6);
+    let mut crop = vec![0.0f32; 12 * 750];
+    for (i, info) in windows.windows.iter().enumerate() {
+        let python = &inputs[info.window_id()];
+        windows.fill(i, &mut crop);
+        let x = python["x"].as_array().unwrap();
+        assert_eq!(x.len(), crop.len(), "{}", info.window_id());
+        let worst = x
+            .iter()
+            .zip(&crop)
+            .map(|(p, r)| (p.as_f64().unwrap() - f64::from(*r)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.001e-3, "{}: {worst}", info.window_id());
+        let mask: Vec<bool> = windows.lead_mask(i).iter().map(|&m| m != 0).collect();
+        let python_mask: Vec<bool> = python["mask"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_bool().unwrap())
+            .collect();
+        assert_eq!(python_mask, mask, "{}", info.window_id());
+    }
 }
