@@ -308,8 +308,10 @@ record resume $status "$work/resume.json" "$work/resume.log"
 
 # ---- 5b. evaluation on the GPU against the CPU -------------------------------------------------
 status=0
+# A labelled set of another generator seed than the stream the runs pretrained on (seed 0): eval
+# refuses records a run pretrained on.
 labelled="$work/synth-labelled"
-timeout -k 10 $(limit 60) "$ecgfm" data synth --out "$labelled" --records 200 > "$work/eval.log" 2>&1 || status=1
+timeout -k 10 $(limit 60) "$ecgfm" data synth --out "$labelled" --records 200 --seed 1 > "$work/eval.log" 2>&1 || status=1
 for side in "$device" cpu; do
     timeout -k 10 $(limit 60) "$ecgfm" eval --run "$work/run-nano" --data "$labelled" --labels synth \
         --protocol probe,finetune --epochs 2 --bootstrap 200 --device "$side" --precision fp32 \
