@@ -21,6 +21,7 @@ use clap::Args;
 use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store;
 use ecgfm_trainer::checkpoint;
+use ecgfm_trainer::config::as_written_f64;
 use ecgfm_trainer::metrics::{self, StepRecord};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
@@ -289,26 +290,8 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
     let c = &ckpt.config;
     let m = &c.model;
     let sampling_rate = f64::from(crate::pretrained::pretraining_rate(manifest));
-    let (input_units, preprocessing) = match manifest {
-        Some(man) => (
-            match man.preprocessing["standardize"]["mode"].as_str() {
-                Some("per_lead") => {
-                    "z-scores: each lead of a record minus its mean, over its standard deviation \
-                     (see `preprocessing`)"
-                }
-                Some("per_record") => {
-                    "z-scores: a record's leads minus their common mean, over their standard \
-                     deviation (see `preprocessing`)"
-                }
-                _ => "mV, after the dataset's preprocessing (see `preprocessing`)",
-            },
-            man.preprocessing.clone(),
-        ),
-        None => (
-            "mV, from ecgfm's synthetic ECG generator (no preprocessing)",
-            serde_json::Value::Null,
-        ),
-    };
+    let (_, input_units) = model_card::input_units(manifest);
+    let preprocessing = manifest.map_or(serde_json::Value::Null, |man| man.preprocessing.clone());
     let value = json!({
         "architectures": ["EcgfmEncoder"],
         "model_type": "ecgfm-mae",
@@ -338,8 +321,7 @@ fn config_json(ckpt: &RunCheckpoint, manifest: Option<&Manifest>, with_decoder: 
         "sampling_rate_hz": sampling_rate,
         "input_units": input_units,
         "preprocessing": preprocessing,
-        // As written (0.001), not the f64 widening of the f32's bits.
-        "signal_scale": manifest.map(|man| man.signal_scale.to_string().parse::<f64>().ok()),
+        "signal_scale": manifest.map(|man| as_written_f64(man.signal_scale)),
         "training": {
             "steps": ckpt.state.step,
             "samples_seen": ckpt.state.samples_seen,

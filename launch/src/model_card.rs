@@ -170,17 +170,35 @@ fn model_section(card: &mut String, inputs: &CardInputs) {
     );
 }
 
-/// What the model's input holds: `mV`, or the z-scores the training data was standardised to.
-fn input_units(manifest: Option<&Manifest>) -> &'static str {
-    match manifest.and_then(|man| man.preprocessing["standardize"]["mode"].as_str()) {
-        Some("per_lead") => "z-scores per lead",
-        Some("per_record") => "z-scores per record",
-        _ => "mV",
+/// What the model's input holds, from its training data's standardisation: a short name (the
+/// card's Usage) and the description `config.json` gives (`input_units`).
+pub(crate) fn input_units(manifest: Option<&Manifest>) -> (&'static str, &'static str) {
+    let Some(man) = manifest else {
+        return (
+            "mV",
+            "mV, from ecgfm's synthetic ECG generator (no preprocessing)",
+        );
+    };
+    match man.preprocessing["standardize"]["mode"].as_str() {
+        Some("per_lead") => (
+            "z-scores per lead",
+            "z-scores: each lead of a record minus its mean, over its standard deviation (see \
+             `preprocessing`)",
+        ),
+        Some("per_record") => (
+            "z-scores per record",
+            "z-scores: a record's leads minus their common mean, over their standard deviation \
+             (see `preprocessing`)",
+        ),
+        _ => (
+            "mV",
+            "mV, after the dataset's preprocessing (see `preprocessing`)",
+        ),
     }
 }
 
 fn usage_section(card: &mut String, inputs: &CardInputs) {
-    let units = input_units(inputs.manifest);
+    let (units, _) = input_units(inputs.manifest);
     let _ = write!(
         card,
         "## Usage\n\n```python\nimport json, sys, torch\nsys.path.insert(0, \"path/to/this/folder\")\n\
@@ -232,14 +250,7 @@ fn usage_section(card: &mut String, inputs: &CardInputs) {
 /// from the manifest's
 /// counts (empty for a manifest that predates them).
 fn leads_present(man: &Manifest, split: &str) -> String {
-    let mut by_leads: BTreeMap<u8, u64> = BTreeMap::new();
-    for (name, counts) in &man.counts.leads_present {
-        if split == ecgfm_data::loader::ALL_SPLITS || name == split {
-            for (&leads, &rows) in counts {
-                *by_leads.entry(leads).or_default() += rows;
-            }
-        }
-    }
+    let by_leads = man.leads_in(split);
     let total: u64 = by_leads.values().sum();
     if total == 0 {
         return String::new();

@@ -549,14 +549,18 @@ impl TrainConfig {
     }
 }
 
-/// Writes an f32 setting as the shortest decimal that reads back to it (`0.9`), not as the
-/// f64 widening of its bits (`0.8999999761581421`).
-fn as_written<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
-    let shortest: f64 = value
+/// The f64 of the shortest decimal that reads back to `value` (`0.9`), not the widening of its
+/// bits (`0.8999999761581421`): an f32 as a user wrote it, for JSON and TOML files.
+pub fn as_written_f64(value: f32) -> f64 {
+    value
         .to_string()
         .parse()
-        .expect("an f32 prints as a number");
-    serializer.serialize_f64(shortest)
+        .expect("an f32 prints as a number")
+}
+
+/// Writes an f32 setting as written ([`as_written_f64`]).
+fn as_written<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(as_written_f64(*value))
 }
 
 /// Source weights as a user writes them: whole ones as integers (`ptbxl = 4`, not `4.0`).

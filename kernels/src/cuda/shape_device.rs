@@ -25,8 +25,7 @@ const ALIGN: u64 = 256;
 
 /// The live allocations (first address -> bytes), their total and its peak, the next free
 /// address (addresses are never reused), the launches and GEMMs checked (and of them the
-/// GEMMs), the bf16 GEMMs met (see [`ShapeDevice::bf16_gemms`]) and the kinds of every GEMM (see
-/// [`ShapeDevice::gemm_kinds`]).
+/// GEMMs) and the kinds of GEMM met, with how many times (see [`ShapeDevice::gemm_kinds`]).
 #[derive(Default)]
 struct Memory {
     spans: BTreeMap<u64, u64>,
@@ -35,8 +34,7 @@ struct Memory {
     next: u64,
     checked: usize,
     gemms: usize,
-    bf16_gemms: BTreeMap<Bf16Gemm, usize>,
-    gemm_kinds: BTreeSet<GemmKind>,
+    gemm_kinds: BTreeMap<GemmKind, usize>,
 }
 
 /// A GEMM on bf16 operands as tensor-core kernels see it: its sizes, whether it has an
@@ -65,6 +63,29 @@ pub struct GemmKind {
     pub epilogue: Option<(bool, bool)>,
     /// The alignments of A, B, C and the bias (256 without one).
     pub align: [u64; 4],
+}
+
+impl GemmKind {
+    /// The alignment in bytes, up to 16 (what tensor-core kernels' vector loads want), of the
+    /// least aligned pointer or leading dimension.
+    fn vector_alignment(&self) -> u64 {
+        let operand_bytes = if self.bf16_operands { 2 } else { 4 };
+        let out_bytes = if self.epilogue.is_some_and(|(_, bf16)| bf16) {
+            2
+        } else {
+            4
+        };
+        let (lda, ldb, ldc) = self.ld;
+        let lds = [
+            lda as u64 * operand_bytes,
+            ldb as u64 * operand_bytes,
+            ldc as u64 * out_bytes,
+        ];
+        (self.align.into_iter().chain(lds))
+            .map(|v| 1u64 << v.trailing_zeros().min(4))
+            .min()
+            .unwrap_or(16)
+    }
 }
 
 type Shared = Arc<Mutex<Memory>>;
@@ -117,16 +138,23 @@ impl ShapeDevice {
 
     /// Every bf16 GEMM met so far, with how many times.
     pub fn bf16_gemms(&self) -> Vec<(Bf16Gemm, usize)> {
-        self.memory()
-            .bf16_gemms
-            .iter()
-            .map(|(&g, &n)| (g, n))
-            .collect()
+        let mut met: BTreeMap<Bf16Gemm, usize> = BTreeMap::new();
+        for (kind, &times) in self.memory().gemm_kinds.iter() {
+            if kind.bf16_operands {
+                let gemm = Bf16Gemm {
+                    mnk: kind.mnk,
+                    epilogue: kind.epilogue.is_some(),
+                    align: kind.vector_alignment(),
+                };
+                *met.entry(gemm).or_default() += times;
+            }
+        }
+        met.into_iter().collect()
     }
 
     /// The kinds of GEMM met so far.
     pub fn gemm_kinds(&self) -> BTreeSet<GemmKind> {
-        self.memory().gemm_kinds.clone()
+        self.memory().gemm_kinds.keys().copied().collect()
     }
 
     /// How many launches and GEMMs were checked so far.
@@ -230,7 +258,7 @@ fn check_launch(device: &ShapeDevice, name: &str, dims: LaunchDims, args: &[Arg]
 }
 
 /// Panics unless every matrix of `g` lies inside its allocation with a valid leading dimension;
-/// notes its kind and a bf16 GEMM's alignment.
+/// notes its kind.
 fn check_gemm(device: &ShapeDevice, g: &Gemm, epilogue: Option<GemmEpilogue>) {
     let out_bytes = if epilogue.is_some_and(|e| e.out_bf16) {
         2
@@ -247,28 +275,11 @@ fn check_gemm(device: &ShapeDevice, g: &Gemm, epilogue: Option<GemmEpilogue>) {
         epilogue: epilogue.map(|e| (e.bias.is_some(), e.out_bf16)),
         align: [g.a, g.b, g.c, epilogue.and_then(|e| e.bias).unwrap_or(256)].map(align_256),
     };
-    let bias = epilogue.map(|e| e.bias.unwrap_or(16));
     let (ob, cb) = (operand_bytes(g), out_bytes);
-    let lds = [g.lda as u64 * ob, g.ldb as u64 * ob, g.ldc as u64 * cb];
-    let align = [g.a, g.b, g.c]
-        .into_iter()
-        .chain(lds)
-        .chain(bias)
-        .map(|v| 1u64 << v.trailing_zeros().min(4))
-        .min()
-        .unwrap_or(16);
     let mut memory = device.memory();
     memory.checked += 1;
     memory.gemms += 1;
-    memory.gemm_kinds.insert(kind);
-    if g.operands == GemmOperands::Bf16 {
-        let key = Bf16Gemm {
-            mnk: (g.m, g.n, g.k),
-            epilogue: epilogue.is_some(),
-            align,
-        };
-        *memory.bf16_gemms.entry(key).or_default() += 1;
-    }
+    *memory.gemm_kinds.entry(kind).or_default() += 1;
     drop(memory);
     let fits = |v: usize| v <= i32::MAX as usize;
     assert!(

@@ -248,10 +248,12 @@ fn passes_over_a_finite_dataset_are_given() {
             ..records[i].clone()
         })
         .collect();
-    let synthetic = write(&temp_dir("passes-synth"), &synthetic);
+    let synthetic_dir = temp_dir("passes-synth");
+    let synthetic = write(&synthetic_dir, &synthetic);
     assert!(!synthetic.contains("passes over the data"), "{synthetic}");
     assert!(!synthetic.contains("repeats included"), "{synthetic}");
     std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(synthetic_dir).unwrap();
 }
 
 #[test]
