@@ -33,6 +33,10 @@
 
 // Rows of a block's tile (4 warps x 16) and of the streamed tiles.
 #define TILE 64
+// The backward kernels take a streamed tile in two halves of HALF rows, so a warp's two score
+// accumulators hold 16 x 32, not 16 x 64: 32 registers fewer, and every output element still
+// sums its terms in the same order (the halves' 16-row chunks come in the tile's order).
+#define HALF 32
 // Each kernel is instantiated for HDM = 64, 96 and 128, the largest head size it takes: register
 // arrays are sized by HDM (loops over them are unrolled and guarded by the real head size, so
 // their indices stay constant and they stay in registers), so smaller heads do not pay for 128.
@@ -128,9 +132,10 @@ static __device__ __forceinline__ void load_b_kn(u32 b[2], const u16* m, int ld,
     b[1] = (u32)col[8 * ld] | ((u32)col[9 * ld] << 16);
 }
 
-// The A fragment of columns 16 kc .. 16 kc + 16 of a 16 x 64 f32 accumulator s (8 n-tiles of 8
-// columns), rounded to bf16: accumulator layout and A layout agree row for row.
-static __device__ __forceinline__ void acc_to_a(u32 a[4], const float s[TILE / 8][4], int kc) {
+// The A fragment of columns 16 kc .. 16 kc + 16 of a 16 x 8 NT f32 accumulator s (NT n-tiles of
+// 8 columns), rounded to bf16: accumulator layout and A layout agree row for row.
+template <int NT>
+static __device__ __forceinline__ void acc_to_a(u32 a[4], const float s[NT][4], int kc) {
     a[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
     a[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
     a[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
@@ -148,13 +153,13 @@ static __device__ void load_tile_bf16(u16* dst, int ld, const E* src, u64 stride
     }
 }
 
-// acc (16 x 64) = a (16 x hd, A fragments by 16-column chunk) m^T for m (64 x hd) in shared
+// acc (16 x 8 NT) = a (16 x hd, A fragments by 16-column chunk) m^T for m (8 NT x hd) in shared
 // memory: the first 2 * chunks n-tiles (8 columns each) of acc; the rest stay untouched.
-template <int HDM>
-static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HDM / 16][4], const u16* m,
+template <int HDM, int NT>
+static __device__ void product_nt(float acc[NT][4], const u32 a[HDM / 16][4], const u16* m,
                                   int ld, int hd, int chunks, Lane l) {
 #pragma unroll
-    for (int nt = 0; nt < TILE / 8; nt++) {
+    for (int nt = 0; nt < NT; nt++) {
         if (nt < 2 * chunks) {
             acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
@@ -169,16 +174,16 @@ static __device__ void product_nt(float acc[TILE / 8][4], const u32 a[HDM / 16][
     }
 }
 
-// out (16 x hd) += p (16 x 64 accumulator, rounded to bf16 here) m for m (64 x hd) in shared
-// memory, over the first `chunks` 16-row chunks of m.
-template <int HDM>
-static __device__ void product_acc(float out[HDM / 8][4], const float p[TILE / 8][4],
-                                   const u16* m, int ld, int hd, int chunks, Lane l) {
+// out (16 x hd) += p (16 x 8 NT accumulator, rounded to bf16 here) m for m (8 NT x hd) in
+// shared memory, over the first `chunks` 16-row chunks of m.
+template <int HDM, int NT>
+static __device__ void product_acc(float out[HDM / 8][4], const float p[NT][4], const u16* m,
+                                   int ld, int hd, int chunks, Lane l) {
 #pragma unroll
-    for (int kc = 0; kc < TILE / 16; kc++) {
+    for (int kc = 0; kc < NT / 2; kc++) {
         if (kc < chunks) {
             u32 a[4];
-            acc_to_a(a, p, kc);
+            acc_to_a<NT>(a, p, kc);
 #pragma unroll
             for (int nd = 0; nd < HDM / 8; nd++) {
                 if (nd < hd / 8) {
@@ -247,7 +252,7 @@ static __device__ void forward_impl(void* out, int out_bf16, float* lse, const E
         if (!active) continue;
         int chunks = (cols + 15) / 16;
         float s[TILE / 8][4];  // (16, 64) scores, then probabilities
-        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
+        product_nt<HDM, TILE / 8>(s, qa, ks, ld, hd, chunks, l);
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int nt = 0; nt < TILE / 8; nt++) {
@@ -286,7 +291,7 @@ static __device__ void forward_impl(void* out, int out_bf16, float* lse, const E
             o[nd][2] *= alpha[1];
             o[nd][3] *= alpha[1];
         }
-        product_acc<HDM>(o, s, vs, ld, hd, chunks, l);
+        product_acc<HDM, TILE / 8>(o, s, vs, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
@@ -378,24 +383,28 @@ static __device__ void dkv_impl(float* dqkv, const float* dout, const E* qkv, co
         }
         __syncthreads();
         if (!active) continue;
-        int chunks = (rows + 15) / 16;
-        float p[TILE / 8][4], ds[TILE / 8][4];  // (16 keys, 64 queries): S^T -> P^T, dP^T -> dS^T
-        product_nt<HDM>(p, ka, qs, ld, hd, chunks, l);
-        product_nt<HDM>(ds, va, dos, ld, hd, chunks, l);
+        for (int j0 = 0; j0 < rows; j0 += HALF) {
+            int chunks = (min(HALF, rows - j0) + 15) / 16;
+            const u16 *qh = qs + j0 * ld, *doh = dos + j0 * ld;
+            // (16 keys, 32 queries): S^T, then P^T; dP^T, then dS^T
+            float p[HALF / 8][4], ds[HALF / 8][4];
+            product_nt<HDM, HALF / 8>(p, ka, qh, ld, hd, chunks, l);
+            product_nt<HDM, HALF / 8>(ds, va, doh, ld, hd, chunks, l);
 #pragma unroll
-        for (int nt = 0; nt < TILE / 8; nt++) {
-            if (nt < 2 * chunks) {
+            for (int nt = 0; nt < HALF / 8; nt++) {
+                if (nt < 2 * chunks) {
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    int j = 8 * nt + 2 * l.t + (i & 1);
-                    float pv = j < rows ? exp_nonpositive(p[nt][i] * scale - lse_t[j]) : 0.0f;
-                    p[nt][i] = pv;
-                    ds[nt][i] = pv * (ds[nt][i] - d_t[j]);
+                    for (int i = 0; i < 4; i++) {
+                        int j = j0 + 8 * nt + 2 * l.t + (i & 1);
+                        float pv = j < rows ? exp_nonpositive(p[nt][i] * scale - lse_t[j]) : 0.0f;
+                        p[nt][i] = pv;
+                        ds[nt][i] = pv * (ds[nt][i] - d_t[j]);
+                    }
                 }
             }
+            product_acc<HDM, HALF / 8>(dv, p, doh, ld, hd, chunks, l);
+            product_acc<HDM, HALF / 8>(dk, ds, qh, ld, hd, chunks, l);
         }
-        product_acc<HDM>(dv, p, dos, ld, hd, chunks, l);
-        product_acc<HDM>(dk, ds, qs, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
@@ -487,22 +496,26 @@ static __device__ void dq_impl(float* dqkv, const float* dout, const E* qkv, con
         load_tile_bf16(vs, ld, base + (u64)k0 * stride + 2 * c, stride, cols, hd);
         __syncthreads();
         if (!active) continue;
-        int chunks = (cols + 15) / 16;
-        float s[TILE / 8][4], ds[TILE / 8][4];  // (16 queries, 64 keys): S -> P, dP -> dS
-        product_nt<HDM>(s, qa, ks, ld, hd, chunks, l);
-        product_nt<HDM>(ds, doa, vs, ld, hd, chunks, l);
+        for (int j0 = 0; j0 < cols; j0 += HALF) {
+            int chunks = (min(HALF, cols - j0) + 15) / 16;
+            const u16 *kh = ks + j0 * ld, *vh = vs + j0 * ld;
+            float s[HALF / 8][4], ds[HALF / 8][4];  // (16 queries, 32 keys): S -> P, dP -> dS
+            product_nt<HDM, HALF / 8>(s, qa, kh, ld, hd, chunks, l);
+            product_nt<HDM, HALF / 8>(ds, doa, vh, ld, hd, chunks, l);
 #pragma unroll
-        for (int nt = 0; nt < TILE / 8; nt++) {
-            if (nt < 2 * chunks) {
+            for (int nt = 0; nt < HALF / 8; nt++) {
+                if (nt < 2 * chunks) {
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    int j = 8 * nt + 2 * l.t + (i & 1);
-                    float pv = j < cols ? exp_nonpositive(s[nt][i] * scale - lse_r[i >> 1]) : 0.0f;
-                    ds[nt][i] = pv * (ds[nt][i] - d_r[i >> 1]);
+                    for (int i = 0; i < 4; i++) {
+                        int j = j0 + 8 * nt + 2 * l.t + (i & 1);
+                        float pv =
+                            j < cols ? exp_nonpositive(s[nt][i] * scale - lse_r[i >> 1]) : 0.0f;
+                        ds[nt][i] = pv * (ds[nt][i] - d_r[i >> 1]);
+                    }
                 }
             }
+            product_acc<HDM, HALF / 8>(dq, ds, kh, ld, hd, chunks, l);
         }
-        product_acc<HDM>(dq, ds, ks, ld, hd, chunks, l);
     }
     if (!active) return;
 #pragma unroll
