@@ -1,11 +1,12 @@
 //! `ecgfm sweep status DIR`: where a sweep stands, read from its folder alone (so it works while
 //! `sweep run` or a SLURM array is writing it, from any machine that sees the folder): each
 //! planned run's state, step, last losses, evaluations done and how long ago it last logged, and
-//! the sweep's FLOPs done and time left at the rate so far; and a warning where runs were scored
-//! on different test sets.
+//! the sweep's FLOPs done and time left at the rate so far; the sizes a budget left out (too few
+//! steps); and a warning where runs were scored on different test sets.
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ecgfm_sweep::expand::LeftOut;
 use ecgfm_sweep::record::{self, SweepRecord};
 use ecgfm_sweep::{RunPlan, SweepPlan};
 use ecgfm_trainer::metrics::read_records;
@@ -230,6 +231,16 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
         runs.len(),
         states.join(", ")
     );
+    for (dataset, budget) in left_out_groups(plan) {
+        let sizes: Vec<String> = (plan.left_out.iter())
+            .filter(|l| l.dataset == dataset && l.budget == budget)
+            .map(LeftOut::describe)
+            .collect();
+        out += &format!(
+            "left out at C = {budget:.3e} on {dataset}: {}\n",
+            sizes.join(", ")
+        );
+    }
     let planned: f64 = runs.iter().map(|r| r.plan.flops()).sum();
     let done: f64 = runs.iter().map(RunStatus::flops_done).sum();
     let trained_s: f64 = runs
@@ -253,6 +264,17 @@ fn render(dir: &Path, plan: &SweepPlan, runs: &[RunStatus]) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The (dataset, budget) pairs the plan left sizes out of, in its order.
+fn left_out_groups(plan: &SweepPlan) -> Vec<(&str, f64)> {
+    let mut groups: Vec<(&str, f64)> = Vec::new();
+    for l in &plan.left_out {
+        if !groups.contains(&(l.dataset.as_str(), l.budget)) {
+            groups.push((l.dataset.as_str(), l.budget));
+        }
+    }
+    groups
 }
 
 /// `seconds` for people ("3 hours"); beyond what a `Duration` holds, "ages".

@@ -119,6 +119,16 @@ pub struct LeftOut {
     pub min_steps: u64,
 }
 
+impl LeftOut {
+    /// "d3w96 (19 steps, fewer than min_steps 30)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({} steps, fewer than min_steps {})",
+            self.size, self.steps, self.min_steps
+        )
+    }
+}
+
 /// The sweep folder's record of the sizes left out (a JSON list of [`LeftOut`]).
 pub const LEFT_OUT_FILE: &str = "left-out.json";
 

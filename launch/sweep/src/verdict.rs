@@ -17,12 +17,7 @@ const LARGEST: &str = "the largest encoder";
 
 /// "d3w96 (19 steps, fewer than min_steps 30)", for each size the group's budget left out.
 fn left_out_list(left_out: &[&LeftOut]) -> String {
-    let each = |l: &&LeftOut| {
-        format!(
-            "{} ({} steps, fewer than min_steps {})",
-            l.size, l.steps, l.min_steps
-        )
-    };
+    let each = |l: &&LeftOut| l.describe();
     left_out.iter().map(each).collect::<Vec<_>>().join(", ")
 }
 

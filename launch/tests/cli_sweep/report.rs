@@ -245,3 +245,30 @@ fn copy_folder(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `sweep status` names the sizes a budget leaves out (too few steps), from the sweep file alone:
+/// before any run starts, as the report does after.
+#[test]
+fn sweep_status_names_the_sizes_a_budget_left_out() {
+    let dir = temp_dir("status-left-out");
+    let spec = include_str!("../../sweep/presets/toy.toml")
+        .replace(
+            "kind = \"equal-steps\"\nsteps = 6",
+            "kind = \"iso-flops\"\nflops = [6e9, 3e12]\nmin_steps = 20",
+        )
+        .replace(
+            "[[eval]]\ntask = \"synth\"\ndata = \"synth\"\nsynth_records = 400",
+            "",
+        );
+    assert!(spec.contains("iso-flops") && !spec.contains("[[eval]]"));
+    std::fs::write(dir.join("sweep.toml"), spec).unwrap();
+    let status = ecgfm(&["sweep", "status", path_str(&dir)]);
+    assert!(status.contains("2 runs: 2 not started"), "{status}");
+    assert!(
+        status.contains(
+            "left out at C = 6.000e9 on synth: d1w32 (16 steps, fewer than min_steps 20), \
+             d2w64 (10 steps, fewer than min_steps 20)"
+        ),
+        "{status}"
+    );
+}
