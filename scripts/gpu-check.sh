@@ -46,7 +46,8 @@
 #   8. bench:       `ecgfm bench step --device cuda` (bf16) for tiny and base at batch 256 side by side
 #                   with PyTorch bf16 autocast + torch.compile + fused AdamW (bench/torch_step.py):
 #                   samples/s, ratio, MFU against the dense bf16 peak, GPU memory (measured,
-#                   and as counted before the run on a device that runs nothing)
+#                   and as counted before the run on a device that runs nothing;
+#                   scripts/gpu-check-bench.sh, which alone benchmarks large in a second call)
 #  8b. bench_uploads: tiny's step with pageable uploads (ECGFM_CUDA_PAGEABLE_UPLOADS=1) against
 #                   item 8's, whose uploads go through page-locked staging (step time,
 #                   activation bytes, GPU memory of both)
@@ -351,23 +352,9 @@ record eval $status "$work/eval.json" "$work/eval.log"
 # ---- 6-7. data-parallel training on the GPU: NCCL and a launched run (scripts/gpu-check-dist.sh)
 source scripts/gpu-check-dist.sh
 
-# ---- 8. training-step benchmark, side by side with PyTorch bf16 + torch.compile ----------------
-status=0
-echo '{}' > "$work/bench.json"
-for model in $bench_models; do
-    timeout -k 10 $(limit 150) "$ecgfm" bench step --device "$device" --model "$model" --batch-size "$bench_batch" \
-        --steps 10 --warmup 3 > "$work/bench-$model.log" 2>&1 || status=1
-    tail -1 "$work/bench-$model.log" > "$work/bench-$model.json"
-    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d[sys.argv[2]] = json.load(open(sys.argv[3])); json.dump(d, open(sys.argv[1], "w"))' \
-        "$work/bench.json" "$model" "$work/bench-$model.json" 2> /dev/null || status=1
-done
-cat "$work"/bench-*.log > "$work/bench.log"
-# On a GPU the PyTorch side must have run (a missing torch skips it with a message).
-if [ "$device" != cpu ]; then
-    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if d and all("torch_step_ms_median" in r for r in d.values()) else 1)' \
-        "$work/bench.json" || status=1
-fi
-record bench $status "$work/bench.json" "$work/bench.log"
+# ---- 8. training-step benchmark, side by side with PyTorch bf16 + torch.compile (tiny and base;
+# large: bash scripts/gpu-check-bench.sh REPORT.json large) -------------------------------------
+source scripts/gpu-check-bench.sh
 
 # Item $1: our side of `bench step` for model $2 run again as the rest of the arguments (a command
 # line), against item 8's figures of the same model: step time, activation bytes and GPU memory
