@@ -213,6 +213,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecgfm_kernels::CpuBackend;
 
     fn config(batch_size: usize) -> TrainConfig {
         let mut config = TrainConfig::default_config();
@@ -250,5 +251,28 @@ mod tests {
         assert_eq!(masks(&split, per_sample), drawn);
         let signals = |p: &[HostBatch]| p.iter().flat_map(|b| b.x.clone()).collect::<Vec<f32>>();
         assert_eq!(signals(&split), signals(&pieces));
+    }
+
+    /// The loss is the mean over every masked patch of the set, whatever pieces it is measured
+    /// in: pieces of 4, 4 and 2 and of 3, 3, 3 and 1 give the loss of the 10 windows in one piece
+    /// (to f32 rounding), where a plain mean of the pieces' means would weigh the small piece's
+    /// windows more.
+    #[test]
+    fn the_loss_does_not_depend_on_the_piece_size() {
+        let loss = |batch_size: usize| {
+            let config = config(batch_size);
+            let pieces = draw(&config, 10, &mut synthetic_held_out(&config).unwrap()).unwrap();
+            let mut model = Mae::new(CpuBackend::new(), config.model.clone(), batch_size).unwrap();
+            model.init_params(7);
+            mean_loss(&pieces, &mut model).unwrap()
+        };
+        let whole = loss(10);
+        for batch_size in [4, 3] {
+            let got = loss(batch_size);
+            assert!(
+                (got - whole).abs() <= 1e-6 * whole,
+                "pieces of {batch_size}: {got}, one piece: {whole}"
+            );
+        }
     }
 }

@@ -1,26 +1,40 @@
 //! What a run stopped by a non-finite loss says: the step as the progress line counts it (from
 //! 1), the data blamed when a batch's signals held a NaN, and clipping suggested only when it is
 //! off; and a step skipped for one is logged, between logged steps too, as is the step that
-//! stops the run.
+//! stops the run; skipped steps stop a run only in a row; a run that skipped a step resumes
+//! bitwise.
 
 mod run_setup;
 
 use ecgfm_kernels::CpuBackend;
+use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::data::{BatchSource, SourceError, SyntheticSource};
 use ecgfm_trainer::train::{NonFiniteCause, TrainError, Trainer};
 use ecgfm_trainer::HostBatch;
+use std::path::Path;
 
-/// The synthetic stream with a NaN in the first signal of batch `poisoned` (counting from 0).
+/// The synthetic stream with a NaN in the first signal of the batches `poisoned` (counting from 0
+/// as this source reads them).
 struct Poisoned {
     inner: SyntheticSource,
-    poisoned: u64,
+    poisoned: Vec<u64>,
     read: u64,
+}
+
+impl Poisoned {
+    fn new(cfg: &TrainConfig, poisoned: &[u64]) -> Box<Poisoned> {
+        Box::new(Poisoned {
+            inner: SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0),
+            poisoned: poisoned.to_vec(),
+            read: 0,
+        })
+    }
 }
 
 impl BatchSource for Poisoned {
     fn next_batch(&mut self, batch: &mut HostBatch) -> Result<(), SourceError> {
         self.inner.next_batch(batch)?;
-        if self.read == self.poisoned {
+        if self.poisoned.contains(&self.read) {
             batch.x[0] = f32::NAN;
         }
         self.read += 1;
@@ -54,11 +68,7 @@ fn stopped(name: &str, sets: &[&str], poisoned: u64) -> (TrainError, Vec<serde_j
     assignments.sort();
     let cfg = run_setup::config_from(&assignments);
     let dir = run_setup::run_dir("nonfinite", name);
-    let source = Box::new(Poisoned {
-        inner: SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0),
-        poisoned,
-        read: 0,
-    });
+    let source = Poisoned::new(&cfg, &[poisoned]);
     let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
     let err = trainer.run(None, |_, _| {}).unwrap_err();
     let records = metrics_records(&dir);
@@ -157,11 +167,7 @@ fn a_skipped_step_is_logged_with_a_null_loss_between_logged_steps() {
         "train.log_every=5".into(),
     ]);
     let dir = run_setup::run_dir("nonfinite", "skipped");
-    let source = Box::new(Poisoned {
-        inner: SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0),
-        poisoned: 2,
-        read: 0,
-    });
+    let source = Poisoned::new(&cfg, &[2]);
     let mut trainer = Trainer::new(cfg, &dir, CpuBackend::new(), source, false).unwrap();
     trainer.run(None, |_, _| {}).unwrap();
     let records = metrics_records(&dir);
@@ -177,5 +183,67 @@ fn a_skipped_step_is_logged_with_a_null_loss_between_logged_steps() {
         records.iter().filter(|r| r["loss"].is_null()).count() == 1,
         "{text}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A `skip` run (the default) of `steps` steps in `dir` whose batches `poisoned` (counted from
+/// this start) hold a NaN, resuming when asked and stopping after `stop_after` steps: each step's
+/// loss bits as the run reported them (NaN for a skipped one), or the error that stopped it.
+fn skipping(
+    dir: &Path,
+    steps: u64,
+    poisoned: &[u64],
+    resume: bool,
+    stop_after: Option<u64>,
+) -> Result<Vec<u32>, TrainError> {
+    let cfg = run_setup::config_from(&[
+        format!("train.steps={steps}"),
+        "train.batch_size=2".into(),
+        "train.checkpoint_every=0".into(),
+        "train.val_windows=0".into(),
+        "train.log_every=1".into(),
+        "optim.warmup_steps=2".into(),
+    ]);
+    let source = Poisoned::new(&cfg, poisoned);
+    let mut trainer = Trainer::new(cfg, dir, CpuBackend::new(), source, resume).unwrap();
+    let mut losses = Vec::new();
+    trainer.run(stop_after, |outcome, _| losses.push(outcome.loss.to_bits()))?;
+    Ok(losses)
+}
+
+/// Three skipped steps stop a run only when they come in a row: skips at steps 2, 4 and 6 of 8,
+/// each followed by a good step, let the run finish, with the three logged as null losses.
+#[test]
+fn skipped_steps_apart_do_not_stop_a_run() {
+    let dir = run_setup::run_dir("nonfinite", "apart");
+    let losses = skipping(&dir, 8, &[1, 3, 5], false, None)
+        .unwrap_or_else(|e| panic!("three skips apart stopped the run: {e}"));
+    assert_eq!(losses.len(), 8);
+    let skipped: Vec<usize> = (0..8)
+        .filter(|&i| f32::from_bits(losses[i]).is_nan())
+        .collect();
+    assert_eq!(skipped, [1, 3, 5]);
+    let records = metrics_records(&dir);
+    assert_eq!(records.iter().filter(|r| r["loss"].is_null()).count(), 3);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run that skipped a step, stopped and resumed from its checkpoint trains as one that never
+/// stopped: AdamW's bias correction counts the updates made (not the steps), and the count comes
+/// back with the checkpoint.
+#[test]
+fn a_run_with_a_skipped_step_resumes_bitwise() {
+    let whole_dir = run_setup::run_dir("nonfinite", "whole");
+    let whole = skipping(&whole_dir, 6, &[1], false, None).unwrap();
+    std::fs::remove_dir_all(whole_dir).unwrap();
+    let dir = run_setup::run_dir("nonfinite", "split");
+    let mut split = skipping(&dir, 6, &[1], false, Some(3)).unwrap();
+    assert_eq!(split.len(), 3);
+    split.extend(skipping(&dir, 6, &[], true, None).unwrap());
+    assert!(
+        f32::from_bits(whole[1]).is_nan()
+            && whole[2..].iter().all(|l| f32::from_bits(*l).is_finite())
+    );
+    assert_eq!(split, whole, "the resumed run trained otherwise");
     std::fs::remove_dir_all(dir).unwrap();
 }
