@@ -1,5 +1,6 @@
 //! AdamW against a two-step example worked out by hand (torch.optim.AdamW semantics), with and
-//! without weight decay. lr 0.1, betas (0.9, 0.95), eps 1e-8, wd 0.05, p0 = 1, g1 = 0.5, g2 = -0.25.
+//! without weight decay (lr 0.1, betas (0.9, 0.95), eps 1e-8, wd 0.05, p0 = 1, g1 = 0.5,
+//! g2 = -0.25), and against one where eps decides the step.
 
 #[macro_use]
 mod common;
@@ -50,6 +51,33 @@ fn adamw_two_steps_match_the_hand_computed_values_on<B: Backend>(be: &B) {
     }
 }
 
+/// eps is added to sqrt(v^), as torch does, not under the root: with a gradient of 1e-8 and eps
+/// 1e-8 the first step's m^ = 1e-8 and sqrt(v^) = 1e-8 give an update of lr * 1e-8 / 2e-8 =
+/// lr / 2 (under the root it would be lr * 1e-8 / 1e-4, 5,000 times smaller).
+fn adamw_adds_eps_to_the_root_on<B: Backend>(be: &B) {
+    let (mut param, mut m, mut vv) = (up(be, &[1.0]), up(be, &[0.0]), up(be, &[0.0]));
+    let hp = AdamW {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        step: 1,
+    };
+    be.adamw(
+        ViewMut::new(&mut param, PAD),
+        View::new(&up(be, &[1e-8]), PAD),
+        ViewMut::new(&mut m, PAD),
+        ViewMut::new(&mut vv, PAD),
+        1,
+        &hp,
+        false,
+    );
+    let got = body(be, &param, 1)[0];
+    assert!((got - 0.95).abs() < 1e-6, "param {got} != 0.95");
+}
+
 on_every_backend! {
     adamw_two_steps_match_the_hand_computed_values => adamw_two_steps_match_the_hand_computed_values_on,
+    adamw_adds_eps_to_the_root => adamw_adds_eps_to_the_root_on,
 }
