@@ -1,6 +1,7 @@
 //! How a training step talks to its device (trainer/src/train/step.rs): the host reads back once
 //! per step, stages the next batch before that read, and a pass in between (validation) that
-//! drops the staged batch changes nothing about the run.
+//! drops the staged batch changes nothing about the run; each step trains at the schedule's
+//! learning rate for its own index.
 
 mod run_setup;
 
@@ -139,4 +140,31 @@ fn a_validation_pass_between_steps_leaves_the_read_ahead_batch_intact() {
         );
         assert!(plain.windows(2).all(|w| w[0] != w[1]));
     }
+}
+
+/// Step i (from 0) trains at the schedule's rate for step i, as metrics.jsonl logs it: through the
+/// warmup (0, then half the peak, at warmup 2), its peak and the cosine decay to the last step.
+#[test]
+fn each_step_trains_at_the_schedules_rate_for_its_index() {
+    let mut cfg = config(1, 0);
+    cfg.train.log_every = 1;
+    let dir = run_dir("lr");
+    let source = Box::new(SyntheticSource::new(&cfg.model, cfg.train.seed, 0.0));
+    let mut trainer = Trainer::new(cfg.clone(), &dir, CpuBackend::new(), source, false).unwrap();
+    trainer.run(None, |_, _| {}).unwrap();
+    let logged = ecgfm_trainer::metrics::read_records(&dir.join("metrics.jsonl")).unwrap();
+    let schedule = cfg.schedule();
+    let steps: Vec<u64> = logged.iter().map(|r| r.step).collect();
+    assert_eq!(steps, [0, 1, 2, 3, 4, 5]);
+    for record in &logged {
+        assert_eq!(
+            record.lr,
+            schedule.lr_at(record.step) as f32,
+            "step {}",
+            record.step
+        );
+    }
+    assert_eq!(logged[0].lr, 0.0);
+    assert_eq!(logged[1].lr as f64, schedule.peak_lr as f32 as f64 / 2.0);
+    std::fs::remove_dir_all(dir).unwrap();
 }
