@@ -99,4 +99,31 @@ mod tests {
         assert_eq!(kept.len(), 12, "every window of a kept record");
         assert_eq!(kept_records.iter().filter(|&&g| g >= 30).count(), 1);
     }
+
+    /// The shuffle is uniform (Fisher-Yates): with one stratum of ten records and a fraction
+    /// keeping one, over many seeds every record, the first and the last included, is the one
+    /// kept about a tenth of the time (within 5 standard deviations of a fair draw's count).
+    #[test]
+    fn every_record_is_equally_likely_to_be_kept() {
+        let n = 10;
+        let rows: Vec<usize> = (0..n).collect();
+        let records: Vec<u32> = (0..n as u32).collect();
+        let targets = vec![1.0; n];
+        let seeds = 3000;
+        let mut counts = vec![0usize; n];
+        for seed in 0..seeds {
+            let kept = stratified_subset(&rows, &targets, 1, &records, 0.1, seed);
+            assert_eq!(kept.len(), 1);
+            counts[kept[0]] += 1;
+        }
+        let p = 1.0 / n as f64;
+        let expected = seeds as f64 * p;
+        let sigma = (seeds as f64 * p * (1.0 - p)).sqrt();
+        for (r, &c) in counts.iter().enumerate() {
+            assert!(
+                (c as f64 - expected).abs() < 5.0 * sigma,
+                "record {r} kept {c} times, expected {expected} +- {sigma:.1}: {counts:?}"
+            );
+        }
+    }
 }

@@ -387,4 +387,45 @@ mod tests {
         assert!(correct >= 195, "{correct} of {n}");
         assert!((p[0] + p[1] - 1.0).abs() < 1e-12);
     }
+
+    /// The bias is not penalised (module doc: the penalty is (l2/2) |W|^2 over the weights
+    /// only): with every weight zero and the biases not, the L2 strength changes neither the
+    /// objective nor any gradient entry, the biases' included.
+    #[test]
+    fn the_penalty_leaves_the_bias_out() {
+        for multi_label in [false, true] {
+            let (f, k, n) = (2, 3, 4);
+            let x: Vec<f64> = (0..n * f).map(|i| i as f64 / 3.0 - 1.0).collect();
+            let y: Vec<f64> = (0..n * k)
+                .map(|i| f64::from(u8::from(i % k == (i / k) % k)))
+                .collect();
+            // Weights 0, biases 0.8, -0.5, 1.3.
+            let mut w = vec![0.0; k * (f + 1)];
+            for (c, b) in [0.8, -0.5, 1.3].into_iter().enumerate() {
+                w[c * (f + 1) + f] = b;
+            }
+            let at = |l2: f64| {
+                let p = Problem {
+                    x: &x,
+                    y: &y,
+                    f,
+                    k,
+                    multi_label,
+                    l2,
+                };
+                let mut g = vec![0.0; w.len()];
+                let value = p.value_grad(&w, &mut g);
+                (value, g)
+            };
+            let (free, strong) = (at(0.0), at(10.0));
+            assert_eq!(free.0, strong.0, "objective, multi_label {multi_label}");
+            for c in 0..k {
+                let b = c * (f + 1) + f;
+                assert_eq!(
+                    free.1[b], strong.1[b],
+                    "bias {c} gradient, multi_label {multi_label}"
+                );
+            }
+        }
+    }
 }

@@ -453,4 +453,50 @@ mod tests {
         let want = [(0.2 + 1.0 + 0.4) / 3.0, (0.8 + 0.0 + 0.6) / 3.0, 0.6, 0.4];
         assert_eq!(mean, want);
     }
+
+    /// The percentile is numpy's default (linear interpolation between the two nearest ranks,
+    /// at position q / 100 * (n - 1)): the value between ranks is interpolated, not snapped to
+    /// one of them.
+    #[test]
+    fn percentiles_interpolate_linearly_as_numpys() {
+        let four = [0.0, 1.0, 2.0, 3.0];
+        // Position 0.5 * 3 = 1.5: halfway between 1 and 2.
+        assert_eq!(percentile(&four, 50.0), 1.5);
+        // Positions 0.075 and 2.925 (the 95% interval's ends).
+        assert!((percentile(&four, 2.5) - 0.075).abs() < 1e-12);
+        assert!((percentile(&four, 97.5) - 2.925).abs() < 1e-12);
+        let five = [10.0, 20.0, 30.0, 40.0, 50.0];
+        // Position 0.1 * 4 = 0.4: 10 + 0.4 * 10; position 1 falls on a rank exactly.
+        assert!((percentile(&five, 10.0) - 14.0).abs() < 1e-12);
+        assert_eq!(percentile(&five, 25.0), 20.0);
+        assert_eq!(
+            (percentile(&five, 0.0), percentile(&five, 100.0)),
+            (10.0, 50.0)
+        );
+    }
+
+    /// A resample draws its groups uniformly with replacement from all of them: over many
+    /// resamples every group, the first and the last included, is drawn about 1 / n of the
+    /// time (within 5 standard deviations of a fair draw's count).
+    #[test]
+    fn the_bootstrap_draws_every_group_equally_often() {
+        let n = 5;
+        let groups: Vec<Vec<usize>> = (0..n).map(|g| vec![g]).collect();
+        let counts = std::cell::RefCell::new(vec![0usize; n]);
+        let resamples = 4000;
+        bootstrap(&groups, resamples, 11, |rows| {
+            rows.iter().for_each(|&r| counts.borrow_mut()[r] += 1);
+            Some(0.0)
+        });
+        let draws = (resamples * n) as f64;
+        let (expected, p) = (draws / n as f64, 1.0 / n as f64);
+        let sigma = (draws * p * (1.0 - p)).sqrt();
+        for (g, &c) in counts.borrow().iter().enumerate() {
+            assert!(
+                (c as f64 - expected).abs() < 5.0 * sigma,
+                "group {g} drawn {c} times, expected {expected} +- {sigma:.0}: {:?}",
+                counts.borrow()
+            );
+        }
+    }
 }

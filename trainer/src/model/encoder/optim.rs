@@ -110,3 +110,114 @@ pub fn layer_lr_scales(layout: &ParamLayout, depth: usize, decay: f32) -> Vec<f3
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HeadSpec, ModelConfig, Pooling, Targets};
+    use ecgfm_kernels::CpuBackend;
+
+    fn config(depth: usize) -> ModelConfig {
+        ModelConfig {
+            leads: 12,
+            samples: 100,
+            patch: 50,
+            dim: 8,
+            depth,
+            heads: 2,
+            mlp_ratio: 2,
+            ..ModelConfig::default()
+        }
+    }
+
+    /// The documented rule at depth 2, decay 0.5: the embeddings (layer 0) get 0.5^3, block 0
+    /// 0.5^2, block 1 0.5^1, and the final norm and the head 1.
+    #[test]
+    fn layer_lr_scales_follow_the_documented_layers() {
+        let cfg = config(2);
+        let layout = ParamLayout::encoder_with_head(&cfg, cfg.dim, 3);
+        let scales = layer_lr_scales(&layout, 2, 0.5);
+        assert_eq!(scales.len(), layout.entries.len());
+        for (e, &scale) in layout.entries.iter().zip(&scales) {
+            let want = match e.name.as_str() {
+                n if n.starts_with("patch_embed.") || n == "lead_embed" => 0.125,
+                n if n.starts_with("enc.0.") => 0.25,
+                n if n.starts_with("enc.1.") => 0.5,
+                n if n.starts_with("enc_norm.") || n.starts_with("head.") => 1.0,
+                n => panic!("unexpected tensor {n}"),
+            };
+            assert_eq!(scale, want, "{}", e.name);
+        }
+        assert!(layer_lr_scales(&layout, 2, 1.0).iter().all(|&s| s == 1.0));
+    }
+
+    /// An encoder (init seed 3) with the gradients of one batch scaled by `loss_scale`.
+    fn with_grads(loss_scale: f32) -> Encoder<CpuBackend> {
+        let cfg = config(1);
+        let head = HeadSpec {
+            pooling: Pooling::Mean,
+            classes: 2,
+            multi_label: false,
+        };
+        let mut enc = Encoder::new(CpuBackend::new(), cfg.clone(), head, 2).unwrap();
+        enc.init_params(3);
+        let n = cfg.leads * cfg.samples;
+        let x: Vec<f32> = (0..2 * n).map(|i| (i as f32 / 7.0).sin()).collect();
+        enc.zero_grads();
+        let targets = Targets::Classes(&[1, 0]);
+        enc.forward_backward(&x, &[1; 24], 2, targets, loss_scale)
+            .unwrap();
+        enc
+    }
+
+    /// Clipping to a global norm a quarter of the gradients' makes the step the one taken with
+    /// the gradients scaled by that quarter beforehand (AdamW with eps 1, so that the step
+    /// depends on the gradients' scale) and not the step with the gradients as they are.
+    #[test]
+    fn a_clipped_step_is_the_step_on_gradients_scaled_to_the_clip_norm() {
+        let opt = AdamWConfig {
+            eps: 1.0,
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        };
+        let mut clipped = with_grads(1.0);
+        let grads = clipped.grads_to_host();
+        let norm = grads
+            .iter()
+            .map(|&g| f64::from(g).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let max_norm = (norm / 4.0) as f32;
+        let reported = clipped.optimizer_step(&opt, 0.1, Some(max_norm), &[]);
+        assert!(
+            (f64::from(reported) / norm - 1.0).abs() < 1e-4,
+            "{reported} vs {norm}"
+        );
+        // The CPU kernel clips by max_norm / (norm + 1e-6): 1/4 up to a relative 1e-6 / norm.
+        let mut prescaled = with_grads(0.25);
+        prescaled.optimizer_step(&opt, 0.1, None, &[]);
+        let mut unclipped = with_grads(1.0);
+        unclipped.optimizer_step(&opt, 0.1, None, &[]);
+        let (a, b, c) = (
+            clipped.params_to_host(),
+            prescaled.params_to_host(),
+            unclipped.params_to_host(),
+        );
+        let diff = |p: &[f32], q: &[f32]| {
+            p.iter()
+                .zip(q)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(
+            diff(&a, &b) < 1e-6,
+            "clipped vs pre-scaled: {}",
+            diff(&a, &b)
+        );
+        assert!(
+            diff(&a, &c) > 1e-4,
+            "clipping changed nothing: {}",
+            diff(&a, &c)
+        );
+    }
+}
