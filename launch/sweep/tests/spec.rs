@@ -353,3 +353,46 @@ fn bad_sweep_files_get_clear_errors() {
         assert!(err.contains(expected), "expected {expected:?} in: {err}");
     }
 }
+
+/// A size the budget trains exactly `min_steps` steps is planned ("fewer than min_steps" leaves
+/// a size out); one step more of minimum leaves it out, named in `left_out`.
+#[test]
+fn a_size_at_exactly_min_steps_is_planned() {
+    let base = FAMILY.replace("flops = [1e12, 4e12]", "flops = [1e12]\nmin_steps = 0");
+    let steps = plan(&base)
+        .runs
+        .iter()
+        .find(|r| r.size == "d4w128")
+        .map(|r| r.steps())
+        .unwrap();
+    let at =
+        |min_steps: u64| plan(&base.replace("min_steps = 0", &format!("min_steps = {min_steps}")));
+    let exactly = at(steps);
+    assert!(exactly.runs.iter().any(|r| r.size == "d4w128"));
+    assert!(exactly.left_out.is_empty(), "{:?}", exactly.left_out);
+    let above = at(steps + 1);
+    assert!(!above.runs.iter().any(|r| r.size == "d4w128"));
+    assert_eq!(
+        above
+            .left_out
+            .iter()
+            .map(|l| (l.size.as_str(), l.steps))
+            .collect::<Vec<_>>(),
+        [("d4w128", steps)]
+    );
+}
+
+/// A family's width is aspect_ratio x depth rounded to a multiple of head_dim, as its
+/// documentation says: 48 x 1 is 1.5 heads of 32, rounded to 2 (width 64), and 40 x 1 is 1.25,
+/// rounded to 1 (width 32).
+#[test]
+fn family_widths_round_to_the_nearest_multiple_of_the_head_size() {
+    for (aspect, name) in [(48, "d1w64"), (40, "d1w32")] {
+        let text = FAMILY.replace(
+            "depths = [1, 2, 4], aspect_ratio = 32",
+            &format!("depths = [1, 2], aspect_ratio = {aspect}"),
+        );
+        let p = plan(&text);
+        assert_eq!(p.sizes[0].name, name, "aspect ratio {aspect}");
+    }
+}

@@ -175,6 +175,22 @@ mod tests {
         assert_eq!(single.distinct(), 3);
     }
 
+    /// Seeds are resampled only when every grid point has two or more: where some point has one,
+    /// resampling within points would never move it and the intervals would come out too narrow,
+    /// so the points are resampled.
+    #[test]
+    fn one_unreplicated_point_resamples_points() {
+        let mixed = Bootstrap::new(&[1, 1, 2, 3, 3]);
+        assert_eq!(mixed.resampling, Resampling::Points);
+        assert_eq!((mixed.distinct(), mixed.min_replicas()), (3, 1));
+        // Some resample draws a slot from another grid point than its own.
+        let keys = [1, 1, 2, 3, 3];
+        assert!(mixed
+            .resamples(20)
+            .iter()
+            .any(|r| r.iter().enumerate().any(|(slot, &i)| keys[i] != keys[slot])));
+    }
+
     #[test]
     fn unbounded_resamples_widen_the_interval() {
         let mut values: Vec<f64> = (0..100).map(|i| i as f64).collect();
