@@ -5,26 +5,11 @@
 
 use ecgfm_trainer::eval::metrics::{macro_f1, pick_thresholds};
 use ecgfm_trainer::eval::report::{test_metrics, TestRows};
-use ecgfm_trainer::eval::{Part, Task, Vocabulary};
+use ecgfm_trainer::eval::{Task, Vocabulary};
 
 /// A multi-label task of one class `x` (only its classes matter to `test_metrics`).
 fn one_class_task() -> Task {
-    Task {
-        vocabulary: Vocabulary::Own("own".into()),
-        classes: vec!["x".into()],
-        multi_label: true,
-        windows: Vec::new(),
-        parts: Vec::<Part>::new(),
-        targets: Vec::new(),
-        class_of: Vec::new(),
-        records: Vec::new(),
-        patients: Vec::new(),
-        skipped_unlabelled: 0,
-        no_scored_class: 0,
-        skipped_ambiguous: 0,
-        skipped_split: 0,
-        outside_classes: Default::default(),
-    }
+    Task::without_windows(Vocabulary::Own("own".into()), vec!["x".into()], true)
 }
 
 /// Two cuts of equal F1: above 0.9 (TP 1, FP 0 of 2 positives: 2/3) and above 0.6 (TP 2,

@@ -176,6 +176,30 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task of these classes that holds no window yet.
+    pub fn without_windows(
+        vocabulary: Vocabulary,
+        classes: Vec<String>,
+        multi_label: bool,
+    ) -> Task {
+        Task {
+            vocabulary,
+            classes,
+            multi_label,
+            windows: Vec::new(),
+            parts: Vec::new(),
+            targets: Vec::new(),
+            class_of: Vec::new(),
+            records: Vec::new(),
+            patients: Vec::new(),
+            skipped_unlabelled: 0,
+            no_scored_class: 0,
+            skipped_ambiguous: 0,
+            skipped_split: 0,
+            outside_classes: BTreeMap::new(),
+        }
+    }
+
     /// Builds the task of `vocabulary` over `windows`. SNOMED classes are the codes with at
     /// least `min_positives` positive windows in the train split. Fails, naming what is
     /// missing, when the dataset has no label of the vocabulary or a split has no labelled
@@ -225,22 +249,7 @@ impl Task {
         let k = classes.len();
         let multi_label = vocabulary.multi_label();
         let fixed = vocabulary.fixed_classes().is_some();
-        let mut task = Task {
-            vocabulary,
-            classes,
-            multi_label,
-            windows: Vec::new(),
-            parts: Vec::new(),
-            targets: Vec::new(),
-            class_of: Vec::new(),
-            records: Vec::new(),
-            patients: Vec::new(),
-            skipped_unlabelled: 0,
-            no_scored_class: 0,
-            skipped_ambiguous: 0,
-            skipped_split: 0,
-            outside_classes: BTreeMap::new(),
-        };
+        let mut task = Task::without_windows(vocabulary, classes, multi_label);
         // Classes taken from the data, several a window: a window whose codes are all too
         // rare to be classes is a negative of each (`no_scored_class`).
         let keeps_negatives = multi_label && !fixed;
