@@ -434,3 +434,125 @@ pub(crate) fn record_outcome(
         RecordOutcome::Unreadable(error) => Err(DataError::SourceUnreadable(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::N_LEADS;
+    use crate::split::Split;
+    use arrow_array::{cast::AsArray, Array};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// The single row of record `id`: a window of 8 samples.
+    fn row(id: usize) -> WindowRow {
+        WindowRow {
+            record_id: format!("r{id}"),
+            patient_id: format!("test:{id}"),
+            source: "test".into(),
+            window_index: 0,
+            sampling_rate: 250.0,
+            n_samples: 8,
+            lead_names: vec!["II".into()],
+            lead_mask: [true; N_LEADS],
+            signal: vec![id as i16; N_LEADS * 8],
+            labels: Vec::new(),
+            age: None,
+            sex: None,
+            quality_score: 1.0,
+            quality_flags: [0; N_LEADS],
+            split: Split::Train,
+            fold: None,
+        }
+    }
+
+    /// The record ids stored in the shards `journal` lists.
+    fn listed_record_ids(out: &dyn ObjectStore, root: &Path, journal: &Journal) -> Vec<String> {
+        let mut ids = Vec::new();
+        for shard in &journal.shards {
+            let location = store::join(root, &shard.path);
+            let bytes = store::block_on(store::get_bytes(out, &location)).unwrap();
+            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                let column = batch
+                    .column_by_name("record_id")
+                    .unwrap()
+                    .as_string::<i32>();
+                ids.extend((0..column.len()).map(|i| column.value(i).to_string()));
+            }
+        }
+        ids
+    }
+
+    /// A journal saved by the cadence in the middle of a run (the first shard's save, not the
+    /// last close's) says the records done are exactly those whose rows its shards hold: an
+    /// ingest killed after that save resumes after them, neither skipping nor ingesting any
+    /// twice. Here the run stops (its outcomes end) after three one-record shards of five.
+    #[test]
+    fn a_journal_saved_mid_run_counts_the_records_in_its_shards() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = SourceRoot::open(source_dir.path().to_str().unwrap(), &[]).unwrap();
+        let records: Vec<_> = (0..5)
+            .map(|i| PlannedRecord::bare(&format!("r{i}"), false))
+            .collect();
+        let url = "memory://ingest-journal-mid-run";
+        let (out_store, out_root) = store::open_url_with(url, &[] as &[(&str, &str)]).unwrap();
+        let lock = OutputLock::take(&out_store, &out_root, url, Writer::Ingest).unwrap();
+        let pipeline = Pipeline::new(Default::default()).unwrap();
+        let ctx = RecordContext {
+            pipeline: &pipeline,
+            source_name: "test",
+            signal_scale: DEFAULT_SIGNAL_SCALE,
+            seed: 0,
+            fractions: Default::default(),
+            verify_checksums: false,
+        };
+        let progress = ProgressBar::hidden();
+        let run = Run {
+            source: &source,
+            records: &records,
+            ctx: &ctx,
+            out_store: out_store.as_ref(),
+            out_root: &out_root,
+            lock: &lock,
+            // Every record fills a shard of its own.
+            layout: ShardLayout {
+                window_samples: 8,
+                row_group_rows: 1,
+                shard_target_bytes: 1,
+                zstd_level: 1,
+            },
+            stop_after_shards: None,
+            threads: 1,
+            progress: &progress,
+        };
+        let (sender, receiver) = sync_channel(1);
+        let outcomes = (0..3).map(|i| RecordOutcome::Rows {
+            rows: vec![row(i)],
+            partial: None,
+        });
+        sender.send(outcomes.collect()).unwrap();
+        // The outcomes end before the plan does: no last close saves the journal, which stays
+        // as the cadence last saved it, as a kill would leave it.
+        drop(sender);
+        let stop = AtomicBool::new(false);
+        let result = run.write_outcomes(Journal::default(), receiver, &stop);
+        assert!(result.is_err(), "the plan was not finished");
+
+        let saved: Journal = serde_json::from_slice(
+            &store::block_on(store::get_bytes(
+                out_store.as_ref(),
+                &store::join(&out_root, JOURNAL_FILE),
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(!saved.shards.is_empty(), "the first shard's save lists it");
+        let ids = listed_record_ids(out_store.as_ref(), &out_root, &saved);
+        let first: Vec<_> = (0..saved.records_done).map(|i| format!("r{i}")).collect();
+        assert_eq!(ids, first, "records_done {}", saved.records_done);
+    }
+}

@@ -207,4 +207,24 @@ mod tests {
         let second_read: Vec<usize> = (0..64).map(|id| spec.place(2500, 0, id, 1).0).collect();
         assert_ne!(offsets, second_read);
     }
+
+    /// A random crop may start at any sample that leaves a full crop inside the valid samples:
+    /// with 2 samples to spare, offsets 0, 1 and 2 (the last lets the window's end be seen) all
+    /// occur over many ids, and none past 2.
+    #[test]
+    fn crop_offsets_cover_every_start_that_fits() {
+        let spec = CropSpec {
+            seed: 5,
+            window: 12,
+            crop: 10,
+            scale: 1.0,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for id in 0..300 {
+            let (offset, len) = spec.place(12, 0, id, 0);
+            assert_eq!(len, 10);
+            seen.insert(offset);
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
 }

@@ -251,6 +251,99 @@ impl RankSlice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loader::index::Unit;
+
+    /// An index of shards of one row group per entry of `row_groups` (each row group of
+    /// `rows` rows), every shard read `copies` whole times per epoch.
+    fn index(row_groups: &[u32], rows: u32, copies: u32) -> DatasetIndex {
+        let mut units = Vec::new();
+        let mut shard_units = Vec::new();
+        for (s, &groups) in row_groups.iter().enumerate() {
+            let first = units.len() as u32;
+            for g in 0..groups {
+                units.push(Unit {
+                    shard: s as u32,
+                    row_group: g,
+                    rows: (0..rows).collect(),
+                    first_id: u64::from(first + g) * u64::from(rows),
+                });
+            }
+            shard_units.push((first..first + groups).collect());
+        }
+        DatasetIndex {
+            shards: Vec::new(),
+            samples: (units.len() as u64) * u64::from(rows * copies),
+            units,
+            shard_units,
+            shard_copies: vec![copies; row_groups.len()],
+            shard_has_part: vec![false; row_groups.len()],
+            parts: Vec::new(),
+            composition: Vec::new(),
+            data_digest: String::new(),
+            window_samples: 8,
+            signal_scale: 1.0,
+        }
+    }
+
+    /// The row-group reads of an epoch in order.
+    fn slots(index: &DatasetIndex, seed: u64, epoch: u64, row_groups: usize) -> Vec<Slot> {
+        let mixing = Mixing {
+            row_groups,
+            across_shards: false,
+        };
+        let plan = EpochPlan::new(index, seed, epoch, mixing);
+        plan.windows.iter().flat_map(|w| w.slots.clone()).collect()
+    }
+
+    /// Step 1 shuffles the shards anew each epoch (from (seed, epoch)): with eight one-row-group
+    /// shards, the order they are visited in differs between epochs 0 and 1.
+    #[test]
+    fn the_shard_order_changes_from_epoch_to_epoch() {
+        let index = index(&[1; 8], 2, 1);
+        let differs = (0..4).any(|seed| slots(&index, seed, 0, 1) != slots(&index, seed, 1, 1));
+        assert!(differs, "epochs 0 and 1 visit the shards in the same order");
+    }
+
+    /// Step 2 shuffles each shard copy's row groups on its own: a shard read twice an epoch
+    /// (repeat 2) reads its eight row groups in a different order the second time.
+    #[test]
+    fn the_copies_of_a_repeated_shard_read_their_row_groups_in_different_orders() {
+        let index = index(&[8], 2, 2);
+        let differs = (0..4).any(|seed| {
+            let order = slots(&index, seed, 0, 1);
+            let units = |copy| -> Vec<u32> {
+                let of_copy = order.iter().filter(|s| s.copy == copy);
+                of_copy.map(|s| s.unit).collect()
+            };
+            assert_eq!(units(0).len(), 8);
+            units(0) != units(1)
+        });
+        assert!(differs, "both copies read the row groups in one order");
+    }
+
+    /// Step 4 shuffles each window with its own permutation: two windows of the same size
+    /// (two row groups of four rows each) do not put their samples through the same one.
+    #[test]
+    fn windows_of_one_size_are_shuffled_differently() {
+        let index = index(&[4], 4, 1);
+        let mixing = Mixing {
+            row_groups: 2,
+            across_shards: false,
+        };
+        let plan = EpochPlan::new(&index, 3, 0, mixing);
+        assert_eq!(plan.windows.len(), 2);
+        // Each window's shuffled order, as positions in its unshuffled order.
+        let permutation = |w: usize| -> Vec<usize> {
+            let unshuffled: Vec<SampleRef> = (plan.windows[w].slots.iter())
+                .flat_map(|&slot| (0..4).map(move |k| SampleRef { slot, k }))
+                .collect();
+            let order = plan.window_order(&index, w);
+            let place = |s: &SampleRef| unshuffled.iter().position(|u| u == s).unwrap();
+            order.iter().map(place).collect()
+        };
+        assert_eq!(permutation(0).len(), 8);
+        assert_ne!(permutation(0), permutation(1));
+    }
 
     /// A stream of windows of the given lengths, each of `units` units (sample `i` of window `w`
     /// is row `i / units` of unit `w * units + i % units`), shuffled deterministically.

@@ -164,6 +164,43 @@ fn a_fractional_weight_reads_that_share_of_a_source_another_share_each_epoch() {
     assert_eq!(a_over_epochs.len() as u64, PER_SOURCE);
 }
 
+/// Rows 0-60 (shard 0) are source `a`, rows 61-121 (shard 1) source `b`: 61 rows each.
+fn odd_halves(id: u64) -> &'static str {
+    if id < 61 {
+        "a"
+    } else {
+        "b"
+    }
+}
+
+/// A fractional weight reads `floor(w) * rows + round(fract(w) * rows)` rows an epoch
+/// (`SourceShare::reads`): of 61 rows, weight 0.5 reads round(30.5) = 31 and weight 1.5 reads
+/// 61 + 31 = 92, in the composition and in the epoch's batches alike.
+#[test]
+fn a_fractional_share_of_an_odd_row_count_is_rounded_not_truncated() {
+    let url = "memory://loader-repeat/odd-rows";
+    let spec = Spec {
+        shards: 2,
+        rows_per_shard: 61,
+        row_group_rows: 16,
+        window_samples: WINDOW,
+        split_of: dataset::all_train,
+        source_of: odd_halves,
+    };
+    dataset::write(&store::open_url(url).unwrap(), &spec);
+    let mut loader = Loader::open(url, config(&[("a", 0.5), ("b", 1.5)], 41, 0, 1)).unwrap();
+    let reads: Vec<u64> = loader.composition().iter().map(|s| s.reads).collect();
+    assert_eq!(reads, [31, 92]);
+    assert_eq!(loader.samples_per_epoch(), 123);
+    // One epoch: three batches of 41.
+    let ids: Vec<u64> = batches(&mut loader, 3)
+        .iter()
+        .flat_map(|b| b.ids[..b.batch].to_vec())
+        .collect();
+    let of_a = ids.iter().filter(|&&id| id < 61).count();
+    assert_eq!((of_a, ids.len() - of_a), (31, 92));
+}
+
 #[test]
 fn zero_leaves_a_source_out_and_ones_change_nothing() {
     let url = dataset("zero", by_shard);

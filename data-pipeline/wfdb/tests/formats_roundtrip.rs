@@ -4,7 +4,7 @@
 
 mod encode;
 
-use ecgfm_wfdb::{read_record_from, SignalFormat};
+use ecgfm_wfdb::{read_record_from, SignalFormat, WfdbError};
 use encode::{checksum, encode, source};
 
 const ALL: [SignalFormat; 10] = [
@@ -160,4 +160,63 @@ fn sample_count_is_inferred_when_the_header_omits_it() {
     assert_eq!(record.digital[0], x);
     assert_eq!(record.signals[0].gain(), 200.0);
     assert_eq!(record.signals[0].units, "mV");
+}
+
+/// Format 212 packs two 12-bit samples into three bytes, so a lone third sample needs two
+/// more: a 4-byte file with no sample count in its header holds two whole samples, not three.
+#[test]
+fn a_212_file_ending_in_one_spare_byte_holds_no_extra_sample() {
+    let x = [100, -200];
+    let mut bytes = encode(SignalFormat::Packed212, &x, 0);
+    assert_eq!(bytes.len(), 3);
+    bytes.push(0x7F);
+    let src = source(&[
+        ("p.hea", b"p 1 100\np.dat 212\n".to_vec()),
+        ("p.dat", bytes),
+    ]);
+    let record = read_record_from(&src, "p").unwrap();
+    assert_eq!(record.n_samples, 2);
+    assert_eq!(record.digital[0], x);
+}
+
+/// One format-212 sample takes two bytes (its 12 bits span them), so a header declaring one
+/// sample over a 1-byte file is a truncated file that needed 2 bytes.
+#[test]
+fn one_212_sample_in_one_byte_is_truncated() {
+    let src = source(&[
+        ("p.hea", b"p 1 100 1\np.dat 212\n".to_vec()),
+        ("p.dat", vec![5]),
+    ]);
+    match read_record_from(&src, "p") {
+        Err(WfdbError::Truncated { needed, found, .. }) => assert_eq!((needed, found), (2, 1)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A header that omits the initial value means it equals the ADC zero (WFDB header(5)); with
+/// format 8, whose bytes are differences from it, the samples are ADC zero 100 plus the
+/// running sum of the differences 1, 3, -2, 5.
+#[test]
+fn an_omitted_initial_value_is_the_adc_zero() {
+    let diffs: [i8; 4] = [1, 3, -2, 5];
+    let src = source(&[
+        ("d.hea", b"d 1 100 4\nd.dat 8 200 8 100\n".to_vec()),
+        ("d.dat", diffs.iter().map(|&d| d as u8).collect()),
+    ]);
+    let record = read_record_from(&src, "d").unwrap();
+    assert_eq!(record.digital[0], [101, 104, 102, 107]);
+}
+
+/// Skew is counted in frames: a signal of 2 samples per frame skewed by 1 loses its first
+/// frame's 2 samples, and its last frame is missing (-2048, format 212's code).
+#[test]
+fn skew_drops_whole_frames_of_a_signal_with_several_samples_per_frame() {
+    let a = [1, 2, 3, 4, 5, 6, 7, 8];
+    let header = format!("k 1 50 4\nk.dat 212x2:1 100 12 0 0 {} 0 a\n", checksum(&a));
+    let src = source(&[
+        ("k.hea", header.into_bytes()),
+        ("k.dat", encode(SignalFormat::Packed212, &a, 0)),
+    ]);
+    let record = read_record_from(&src, "k").unwrap();
+    assert_eq!(record.digital[0], [3, 4, 5, 6, 7, 8, -2048, -2048]);
 }

@@ -121,6 +121,23 @@ fn a_segment_with_a_finer_gain_keeps_its_resolution() {
     );
 }
 
+/// Values of a segment at a coarser gain are re-coded to the merged (finest) gain by rounding,
+/// not truncating: at 200/mV, 1 and -1 are +-0.005 mV, which is +-1.5 at 300/mV, so +-2.
+#[test]
+fn recoding_to_a_finer_gain_rounds_half_steps_away_from_zero() {
+    let mut src = ecgfm_wfdb::MemorySource::new();
+    src.insert("m.hea", b"m/2 1 100 4\nm_1 2\nm_2 2\n".to_vec());
+    for (name, bytes) in segment("m_1", &[("II", 200, vec![1, -1])])
+        .into_iter()
+        .chain(segment("m_2", &[("II", 300, vec![3, -3])]))
+    {
+        src.insert(name, bytes);
+    }
+    let record = read_record_from(&src, "m").unwrap();
+    assert_eq!(record.signals[0].gain(), 300.0);
+    assert_eq!(record.digital[0], [2, -2, 3, -3]);
+}
+
 #[test]
 fn rdsamp_csv_in_physical_and_digital_units() {
     // Signal a has 2 samples per frame (averaged per frame); b has a missing sample.
