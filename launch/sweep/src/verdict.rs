@@ -496,6 +496,39 @@ mod tests {
         }
     }
 
+    /// Equal mean losses at consecutive sizes are not a fall: the verdict names the pair.
+    #[test]
+    fn an_equal_loss_one_size_up_is_not_a_fall() {
+        let size = |name: &str, n: usize, loss: f64| analysis::SizeResult {
+            size: name.into(),
+            n,
+            steps: 100,
+            samples: 3200,
+            flops: 1e12,
+            losses: vec![loss, loss],
+            trivial_loss: None,
+            probe: Vec::new(),
+            finetune: Vec::new(),
+            scratch: Vec::new(),
+        };
+        let group = Group {
+            dataset: "synth".into(),
+            budget: Some(1e12),
+            fraction: 1.0,
+            sizes: vec![
+                size("s1", 1000, 0.9),
+                size("s2", 2000, 0.8),
+                size("s3", 4000, 0.8),
+            ],
+        };
+        let mut md = String::new();
+        verdict(&mut md, &group, &[], &[]);
+        assert!(
+            md.contains("does not fall at every step up in size: s3 (0.8000) is not below s2"),
+            "{md}"
+        );
+    }
+
     #[test]
     fn the_answer_calls_a_difference_below_the_digits_shown_the_same() {
         let said = |diff| answer(&comparison(diff), LARGEST);
