@@ -437,33 +437,10 @@ pub(crate) fn record_outcome(
 
 #[cfg(test)]
 mod tests {
+    use super::shard_writer::tests::row;
     use super::*;
-    use crate::schema::N_LEADS;
-    use crate::split::Split;
     use arrow_array::{cast::AsArray, Array};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-    /// The single row of record `id`: a window of 8 samples.
-    fn row(id: usize) -> WindowRow {
-        WindowRow {
-            record_id: format!("r{id}"),
-            patient_id: format!("test:{id}"),
-            source: "test".into(),
-            window_index: 0,
-            sampling_rate: 250.0,
-            n_samples: 8,
-            lead_names: vec!["II".into()],
-            lead_mask: [true; N_LEADS],
-            signal: vec![id as i16; N_LEADS * 8],
-            labels: Vec::new(),
-            age: None,
-            sex: None,
-            quality_score: 1.0,
-            quality_flags: [0; N_LEADS],
-            split: Split::Train,
-            fold: None,
-        }
-    }
 
     /// The record ids stored in the shards `journal` lists.
     fn listed_record_ids(out: &dyn ObjectStore, root: &Path, journal: &Journal) -> Vec<String> {
@@ -531,7 +508,7 @@ mod tests {
         };
         let (sender, receiver) = sync_channel(1);
         let outcomes = (0..3).map(|i| RecordOutcome::Rows {
-            rows: vec![row(i)],
+            rows: vec![row(8, i)],
             partial: None,
         });
         sender.send(outcomes.collect()).unwrap();

@@ -252,13 +252,14 @@ pub fn store_shard(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::schema::N_LEADS;
     use crate::split::Split;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
-    fn row(window: usize, id: usize) -> WindowRow {
+    /// The single row of record `r{id}`: one window of `window` samples.
+    pub(in crate::ingest) fn row(window: usize, id: usize) -> WindowRow {
         WindowRow {
             record_id: format!("r{id}"),
             patient_id: format!("test:{id}"),
