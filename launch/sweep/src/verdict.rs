@@ -496,10 +496,18 @@ mod tests {
         }
     }
 
-    /// Equal mean losses at consecutive sizes are not a fall: the verdict names the pair.
-    #[test]
-    fn an_equal_loss_one_size_up_is_not_a_fall() {
-        let size = |name: &str, n: usize, loss: f64| analysis::SizeResult {
+    /// A size of mean loss `loss` (two seeds) and, where given, a probe on task `t` of test mean
+    /// `probe.0` and validation mean `probe.1`.
+    fn size(name: &str, n: usize, loss: f64, probe: Option<(f64, f64)>) -> analysis::SizeResult {
+        let probe = probe.map(|(mean, val)| analysis::TaskAuroc {
+            task: "t".into(),
+            mean,
+            val_mean: Some(val),
+            ci: Some([mean - 0.05, mean + 0.05]),
+            runs: vec![format!("{name}-s0"), format!("{name}-s1")],
+            units: Vec::new(),
+        });
+        analysis::SizeResult {
             size: name.into(),
             n,
             steps: 100,
@@ -507,25 +515,57 @@ mod tests {
             flops: 1e12,
             losses: vec![loss, loss],
             trivial_loss: None,
-            probe: Vec::new(),
+            probe: probe.into_iter().collect(),
             finetune: Vec::new(),
             scratch: Vec::new(),
-        };
-        let group = Group {
+        }
+    }
+
+    fn group(sizes: Vec<analysis::SizeResult>) -> Group {
+        Group {
             dataset: "synth".into(),
             budget: Some(1e12),
             fraction: 1.0,
-            sizes: vec![
-                size("s1", 1000, 0.9),
-                size("s2", 2000, 0.8),
-                size("s3", 4000, 0.8),
-            ],
-        };
+            sizes,
+        }
+    }
+
+    /// Equal mean losses at consecutive sizes are not a fall: the verdict names the pair.
+    #[test]
+    fn an_equal_loss_one_size_up_is_not_a_fall() {
+        let g = group(vec![
+            size("s1", 1000, 0.9, None),
+            size("s2", 2000, 0.8, None),
+            size("s3", 4000, 0.8, None),
+        ]);
         let mut md = String::new();
-        verdict(&mut md, &group, &[], &[]);
+        verdict(&mut md, &g, &[], &[]);
         assert!(
             md.contains("does not fall at every step up in size: s3 (0.8000) is not below s2"),
             "{md}"
+        );
+    }
+
+    /// A middle size whose probe beats the largest's by less than the digits shown (0.0003)
+    /// adds no "But" to the answer; by 0.002 it does.
+    #[test]
+    fn a_best_middle_probe_ahead_by_less_than_shown_leaves_the_answer_alone() {
+        let answer = |middle: f64| {
+            let g = group(vec![
+                size("s1", 1000, 0.9, Some((0.70, 0.60))),
+                size("s2", 2000, 0.8, Some((middle, 0.80))),
+                size("s3", 4000, 0.7, Some((0.70, 0.70))),
+            ]);
+            let mut md = String::new();
+            verdict(&mut md, &g, &["t".to_string()], &[]);
+            let line = md.lines().find(|l| l.starts_with("- Answer:"));
+            line.unwrap_or_else(|| panic!("{md}")).to_string()
+        };
+        assert!(!answer(0.7003).contains("But"), "{}", answer(0.7003));
+        assert!(
+            answer(0.702).contains("But the best probe on t by validation AUROC is s2's"),
+            "{}",
+            answer(0.702)
         );
     }
 
