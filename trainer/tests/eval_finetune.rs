@@ -58,27 +58,18 @@ fn task_and_source() -> (Task, Sines) {
             }
         })
         .collect();
-    let task = Task {
-        vocabulary: Vocabulary::Own("own".into()),
-        classes: vec!["a".into(), "b".into()],
-        multi_label: false,
-        windows: (0..n).collect(),
-        parts: (0..n)
-            .map(|i| if i < 8 { Part::Train } else { Part::Val })
-            .collect(),
-        targets: class_of
-            .iter()
-            .flat_map(|&c| [f64::from(u8::from(c == 0)), f64::from(u8::from(c == 1))])
-            .collect(),
-        class_of,
-        records: (0..n as u32).collect(),
-        patients: (0..n as u32).collect(),
-        skipped_unlabelled: 0,
-        no_scored_class: 0,
-        skipped_ambiguous: 0,
-        skipped_split: 0,
-        outside_classes: Default::default(),
-    };
+    let classes = vec!["a".into(), "b".into()];
+    let mut task = Task::without_windows(Vocabulary::Own("own".into()), classes, false);
+    task.windows = (0..n).collect();
+    task.parts = (0..n)
+        .map(|i| if i < 8 { Part::Train } else { Part::Val })
+        .collect();
+    task.targets = (class_of.iter())
+        .flat_map(|&c| [f64::from(u8::from(c == 0)), f64::from(u8::from(c == 1))])
+        .collect();
+    task.class_of = class_of;
+    task.records = (0..n as u32).collect();
+    task.patients = (0..n as u32).collect();
     (task, Sines { amplitude })
 }
 

@@ -435,7 +435,10 @@ impl Journal {
     }
 
     /// The journal stored at `root`, if any.
-    fn load(object_store: &dyn ObjectStore, root: &Path) -> Result<Option<Self>, DataError> {
+    pub(super) fn load(
+        object_store: &dyn ObjectStore,
+        root: &Path,
+    ) -> Result<Option<Self>, DataError> {
         let location = store::join(root, JOURNAL_FILE);
         let bytes = match store::block_on(store::get_bytes(object_store, &location)) {
             Ok(bytes) => bytes,

@@ -519,14 +519,9 @@ mod tests {
         let result = run.write_outcomes(Journal::default(), receiver, &stop);
         assert!(result.is_err(), "the plan was not finished");
 
-        let saved: Journal = serde_json::from_slice(
-            &store::block_on(store::get_bytes(
-                out_store.as_ref(),
-                &store::join(&out_root, JOURNAL_FILE),
-            ))
-            .unwrap(),
-        )
-        .unwrap();
+        let saved = Journal::load(out_store.as_ref(), &out_root)
+            .unwrap()
+            .unwrap();
         assert!(!saved.shards.is_empty(), "the first shard's save lists it");
         let ids = listed_record_ids(out_store.as_ref(), &out_root, &saved);
         let first: Vec<_> = (0..saved.records_done).map(|i| format!("r{i}")).collect();

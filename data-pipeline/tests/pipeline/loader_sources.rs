@@ -197,7 +197,7 @@ fn a_fractional_share_of_an_odd_row_count_is_rounded_not_truncated() {
         .iter()
         .flat_map(|b| b.ids[..b.batch].to_vec())
         .collect();
-    let of_a = ids.iter().filter(|&&id| id < 61).count();
+    let of_a = ids.iter().filter(|&&id| odd_halves(id) == "a").count();
     assert_eq!((of_a, ids.len() - of_a), (31, 92));
 }
 
