@@ -223,3 +223,32 @@ fn a_flat_stretch_between_gaps_is_still_flat() {
     let out = run(&record).unwrap();
     assert_ne!(flags_of(&out, 2) & FLAG_FLAT, 0);
 }
+
+#[test]
+fn a_window_judges_every_input_sample_it_reaches_at_a_non_integer_rate_ratio() {
+    // At 360 Hz in and 250 Hz out, a window of 1,001 output samples ends at input sample
+    // 1,441.44, so input sample 1,441 contributes to it and belongs to its raw-signal checks. A
+    // constant stretch from sample `first` to the record's end then runs 1,442 - `first` samples
+    // inside the first window, against the 360 (1 s at 360 Hz) tolerated: 361 is flat, 360 is not.
+    let rate = 360.0;
+    let mut config = PipelineConfig::default();
+    config.window.window_samples = 1001;
+    let flat_from = |first: usize| {
+        let mut rng = Rng::new(14);
+        let mut record: Vec<Vec<f64>> = (0..12)
+            .map(|lead| {
+                let wave = ecg_like(3600, rate, 0.5 + 0.1 * lead as f64);
+                wave.iter().map(|v| v + 0.005 * rng.normal()).collect()
+            })
+            .collect();
+        record[3][first..].iter_mut().for_each(|v| *v = 0.37);
+        let out = Pipeline::new(config.clone())
+            .unwrap()
+            .process(rate, &STANDARD_LEADS, &record)
+            .unwrap();
+        assert_eq!(out.windows[0].n_valid, 1001);
+        out.windows[0].quality_flags[3] & FLAG_FLAT != 0
+    };
+    assert!(flat_from(1081), "a 361-sample run inside the window");
+    assert!(!flat_from(1082), "a 360-sample run inside the window");
+}
