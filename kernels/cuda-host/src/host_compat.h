@@ -38,8 +38,9 @@ const dim3& thread_idx();
 extern thread_local dim3 block_idx, block_dim, grid_dim;
 void* dynamic_shared();
 void sync_block();
-// Exchanges 8 bytes with the other lanes of the warp: returns lane `src_lane`'s value.
-uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
+// Exchanges 8 bytes with the other lanes of the warp: returns lane `src_lane`'s value. `mask` is
+// the shuffle's member mask: the harness emulates the full mask only, and refuses any other.
+uint64_t warp_exchange(uint64_t mine, unsigned src_lane, unsigned mask);
 // Most 32-bit words one warp_gather moves per lane.
 constexpr unsigned WARP_GATHER_WORDS = 8;
 // Every lane of the warp publishes `words` (<= WARP_GATHER_WORDS) words and receives all 32
@@ -57,12 +58,12 @@ void warp_gather(const uint32_t* mine, unsigned words, uint32_t* all);
 #define DYNAMIC_SMEM(type, name) type* name = static_cast<type*>(ecgfm_host::dynamic_shared())
 
 template <typename T>
-inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
     static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
     unsigned lane = ecgfm_host::thread_idx().x % 32;
-    uint64_t got = ecgfm_host::warp_exchange(bits, lane ^ (unsigned)lane_mask);
+    uint64_t got = ecgfm_host::warp_exchange(bits, lane ^ (unsigned)lane_mask, mask);
     T out;
     std::memcpy(&out, &got, sizeof(T));
     return out;

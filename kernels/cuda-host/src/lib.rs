@@ -300,6 +300,14 @@ impl Device for HostDevice {
                 "kernel {name}: a barrier was reached after threads of the block had returned: \
                  on a GPU every thread of a block must reach __syncthreads()"
             ),
+            8 => panic!(
+                "kernel {name}: lanes of a warp met at different warp collectives (a shuffle \
+                 against a tensor-core MMA, or shuffles with different masks): undefined on a GPU"
+            ),
+            9 => panic!(
+                "kernel {name}: a warp shuffle with a member mask other than all 32 lanes, which \
+                 the host harness does not emulate"
+            ),
             other => panic!("kernel {name}: launch status {other}"),
         }
     }

@@ -48,10 +48,12 @@ struct Block {
     uint64_t block_gen = 0;
     std::vector<unsigned> warp_live, warp_arrived;
     std::vector<uint64_t> warp_gen;
+    // Per warp, the collective its first lane to arrive is at (see sync_warp), until release.
+    std::vector<uint64_t> warp_op;
     std::vector<uint64_t> slots;
     std::vector<uint32_t> gathered;  // WARP_GATHER_WORDS per thread
     std::vector<double> shared[SETS];  // doubles, so any type is aligned
-    int misuse = 0;                    // a launch status (6, 7) for the block's first misuse
+    int misuse = 0;                    // a launch status (6-9) for the block's first misuse
     unsigned set = 0;                  // the set of the block running: its index mod SETS
     unsigned round = 0;                // and its index / SETS
     const Kernel* kernel = nullptr;
@@ -210,9 +212,14 @@ void wait_here(State state, uint64_t gen) {
     leave_fiber(f);
 }
 
-void sync_warp() {
+// Waits until every live lane of the warp has arrived. `op` names the collective the lane is at:
+// lanes that meet at different ones (a shuffle against an MMA, or shuffles with different
+// masks) each see another's registers as if they were their own, undefined on a GPU (status 8).
+void sync_warp(uint64_t op) {
     Block& b = *running;
     unsigned w = me().linear / 32;
+    if (b.warp_arrived[w] == 0) b.warp_op[w] = op;
+    else if (b.warp_op[w] != op && b.misuse == 0) b.misuse = 8;
     b.warp_arrived[w]++;
     wait_here(State::WaitWarp, b.warp_gen[w]);
 }
@@ -251,22 +258,25 @@ void sync_block() {
     hooks::acquire(sync);
 }
 
-uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
+uint64_t warp_exchange(uint64_t mine, unsigned src_lane, unsigned mask) {
     Block& b = *running;
+    if (mask != 0xffffffffu && b.misuse == 0) b.misuse = 9;
+    uint64_t op = uint64_t{1} << 32 | mask;
     unsigned linear = me().linear;
     b.slots[linear] = mine;
-    sync_warp();
+    sync_warp(op);
     unsigned src = linear / 32 * 32 + src_lane;
     uint64_t got = src < b.fibers.size() ? b.slots[src] : mine;
-    sync_warp();
+    sync_warp(op);
     return got;
 }
 
 void warp_gather(const uint32_t* mine, unsigned words, uint32_t* all) {
     Block& b = *running;
     unsigned linear = me().linear, first = linear / 32 * 32;
+    uint64_t op = uint64_t{2} << 32 | words;
     std::memcpy(&b.gathered[linear * WARP_GATHER_WORDS], mine, words * 4);
-    sync_warp();
+    sync_warp(op);
     for (unsigned lane = 0; lane < 32; lane++) {
         if (first + lane < b.fibers.size())
             std::memcpy(all + lane * words, &b.gathered[(first + lane) * WARP_GATHER_WORDS],
@@ -274,7 +284,7 @@ void warp_gather(const uint32_t* mine, unsigned words, uint32_t* all) {
         else
             std::memset(all + lane * words, 0, words * 4);
     }
-    sync_warp();
+    sync_warp(op);
 }
 
 }  // namespace ecgfm_host
@@ -290,7 +300,9 @@ using namespace ecgfm_host;
 // arguments do not match the kernel's parameters, 4 when a block wrote past its shared memory,
 // 5 when the launch asks for more shared memory than a GPU grants without opting in, 6 when a
 // warp shuffle or MMA ran in a warp without all 32 lanes live, 7 when a barrier was reached after
-// threads of the block had returned (both undefined on a GPU, see release).
+// threads of the block had returned (both undefined on a GPU, see release), 8 when a warp's lanes
+// met at different collectives (see sync_warp), 9 when a shuffle's mask was not the full warp's
+// (which the harness does not emulate).
 extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const unsigned* block,
                                  unsigned shared_bytes, void** args, const char* kinds,
                                  int reversed) {
@@ -312,6 +324,7 @@ extern "C" int ecgfm_host_launch(const char* name, const unsigned* grid, const u
     b.warp_live.resize(warps);
     b.warp_arrived.resize(warps);
     b.warp_gen.assign(warps, 0);
+    b.warp_op.assign(warps, 0);
     b.slots.resize(threads);
     b.gathered.resize(threads * WARP_GATHER_WORDS);
     b.kernel = kernel;

@@ -3,8 +3,9 @@
 //! ThreadSanitizer as a data race; a read of shared memory no thread wrote gives NaN; a write
 //! past the launch's shared memory stops the launch (and AddressSanitizer, when built with it);
 //! a write past a buffer's end is AddressSanitizer's to find; a barrier some threads never reach
-//! is a deadlock, not a hang; a full-mask shuffle in a warp without all 32 lanes, and a barrier
-//! after threads returned, are refused (undefined on a GPU). `scripts/host-sanitize.sh` runs these under both sanitizers (CI
+//! is a deadlock, not a hang; a full-mask shuffle in a warp without all 32 lanes, a barrier
+//! after threads returned and lanes of a warp at different collectives are refused (undefined on
+//! a GPU), and so is a shuffle with a partial mask (which the harness does not emulate). `scripts/host-sanitize.sh` runs these under both sanitizers (CI
 //! does); a sanitizer ends the process at its first report, so each such bug runs in a child
 //! process, this test binary run again for that one test.
 
@@ -222,6 +223,36 @@ fn a_barrier_after_a_thread_returned_is_refused() {
         "planted_barrier_after_return",
         dims(1, 2, 0),
         1,
+        Schedule::Ascending,
+    );
+}
+
+/// Half a warp at a shuffle while the other half is at an MMA: the harness would hand each half
+/// the other's registers.
+#[test]
+#[should_panic(
+    expected = "kernel planted_mixed_collectives: lanes of a warp met at different warp collectives"
+)]
+fn lanes_at_different_warp_collectives_are_refused() {
+    launched_output(
+        "planted_mixed_collectives",
+        dims(1, 32, 0),
+        32,
+        Schedule::Ascending,
+    );
+}
+
+/// A shuffle whose member mask is half the warp, which the harness cannot honour.
+#[test]
+#[should_panic(
+    expected = "kernel planted_half_mask_shuffle: a warp shuffle with a member mask other than all \
+                32 lanes"
+)]
+fn a_shuffle_with_a_partial_mask_is_refused() {
+    launched_output(
+        "planted_half_mask_shuffle",
+        dims(1, 32, 0),
+        32,
         Schedule::Ascending,
     );
 }

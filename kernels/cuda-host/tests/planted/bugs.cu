@@ -64,3 +64,25 @@ extern "C" __global__ void planted_barrier_after_return(float* out) {
     __syncthreads();
     out[0] = 1.0f;
 }
+
+// Lanes 0..15 shuffle while lanes 16..31 issue a tensor-core MMA: the two warp collectives meet,
+// and each half reads the other's registers as its own. Block of 32 threads.
+extern "C" __global__ void planted_mixed_collectives(float* out) {
+    unsigned lane = threadIdx.x;
+    if (lane < 16) {
+        out[lane] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    } else {
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const unsigned a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+        mma_bf16_16816(d, a, b);
+        out[lane] = d[0];
+    }
+}
+
+// Every lane shuffles within its half-warp's mask, which the harness does not emulate (it would
+// exchange with all 32 lanes). Block of 32 threads.
+extern "C" __global__ void planted_half_mask_shuffle(float* out) {
+    unsigned lane = threadIdx.x;
+    unsigned mask = lane < 16 ? 0x0000ffffu : 0xffff0000u;
+    out[lane] = __shfl_xor_sync(mask, (float)lane, 1);
+}
