@@ -1,9 +1,9 @@
 //! `ecgfm data ingest`: an output that holds a dataset refused, cohort and exclusion lists, the
 //! dry run, the record ids of a split feeding those lists, a wrong `--format` explained, a
-//! second ingest into a folder another ingest is writing refused, and a record file it may not
-//! read stopping it.
+//! second ingest into a folder another ingest is writing refused, an ingest killed midway
+//! resuming to the one-shot dataset, and a record file it may not read stopping it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::{
     ecgfm_env, ecgfm_unprivileged, run_err, run_err_in, run_ok, run_ok_in, run_refused, set_mode,
@@ -99,6 +99,79 @@ fn an_ingest_resumes_however_its_paths_are_spelled() {
         ),
         "{err}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An ingest killed (SIGKILL: no handler runs) after a few shards, then run again, finishes the
+/// dataset a one-shot ingest writes: the same manifest and the same bytes in every shard,
+/// whatever the kill interrupted (a shard being staged, a journal being saved).
+#[test]
+fn an_ingest_killed_midway_resumes_to_the_one_shot_dataset() {
+    let Some(source) = ecgfm_test_support::shared_data("cinc2017") else {
+        return;
+    };
+    let dir = temp_dir("ingest-killed");
+    let args = |out: &Path| {
+        let args = [
+            "--format",
+            "cinc2017",
+            "--out",
+            out.to_str().unwrap(),
+            "--limit",
+            "1500",
+            "--threads",
+            "1",
+            "--shard-mb",
+            "0.2",
+            "--row-group-rows",
+            "16",
+        ];
+        ingest_args(&source, &args)
+    };
+    let (one_shot, killed) = (dir.join("one-shot"), dir.join("killed"));
+    run_ok(&args(&one_shot));
+    let finished_shards = |out: &Path| {
+        std::fs::read_dir(out.join("shards")).map_or(0, |entries| {
+            let names = entries.map(|e| e.unwrap().file_name().into_string().unwrap());
+            names.filter(|n| n.ends_with(".parquet")).count()
+        })
+    };
+    let mut first = std::process::Command::new(crate::ECGFM)
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while finished_shards(&killed) < 3 {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the ingest ended before it was killed: the test proves nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    first.kill().unwrap();
+    assert!(!first.wait().unwrap().success());
+    assert!(!killed.join("manifest.json").exists());
+    let resumed = run_ok(&args(&killed));
+    assert!(resumed.contains("kept from an earlier run)"), "{resumed}");
+    assert!(
+        !resumed.contains(", 0 kept from an earlier run)"),
+        "{resumed}"
+    );
+    let bytes = |path: PathBuf| std::fs::read(&path).unwrap();
+    assert!(
+        bytes(one_shot.join("manifest.json")) == bytes(killed.join("manifest.json")),
+        "the manifests differ"
+    );
+    let shards = finished_shards(&one_shot);
+    assert_eq!(finished_shards(&killed), shards);
+    for i in 0..shards {
+        let name = format!("shards/shard-{i:05}.parquet");
+        assert!(
+            bytes(one_shot.join(&name)) == bytes(killed.join(&name)),
+            "{name} differs"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
