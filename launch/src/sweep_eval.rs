@@ -1,6 +1,7 @@
 //! The evaluations of a sweep's runs: which ones a run gets (each task's protocols, from scratch
 //! on the first seed where asked), which are still missing from its folder, and running them as
-//! `ecgfm eval` subprocesses whose result files are read back into the run's record.
+//! `ecgfm eval` subprocesses whose result files are read back into the run's record (a
+//! from-scratch result another run of the same architecture and seed has is copied instead).
 
 use anyhow::{Context, Result};
 use ecgfm_data::manifest::Manifest;
@@ -9,6 +10,7 @@ use ecgfm_sweep::record::{self, EvalResult, SweepRecord};
 use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::eval::Vocabulary;
+use ecgfm_trainer::write_whole::write_whole;
 use std::path::Path;
 use std::time::Instant;
 
@@ -48,9 +50,50 @@ pub(crate) fn evaluate_run(
 ) -> Result<Vec<EvalResult>> {
     let mut results = Vec::new();
     for (eval, protocol) in evaluations(plan, run) {
+        if protocol == "scratch" {
+            copy_scratch(dir, plan, run, run_dir, eval)?;
+        }
         results.extend(evaluate(dir, run_dir, run, eval, protocol, threads)?);
     }
     Ok(results)
+}
+
+/// Training from scratch reads nothing of a run but its architecture (the encoder starts from
+/// the seed's initialisation, not the run's weights), so every run of the same `[model]` and
+/// seed gets the same from-scratch result: where another run of the sweep (data fraction,
+/// budget or dataset) already has it, `run` takes a copy of that result file instead of
+/// training it again. Does nothing when `run`'s own file exists or no other run's does.
+fn copy_scratch(
+    dir: &Path,
+    plan: &SweepPlan,
+    run: &RunPlan,
+    run_dir: &Path,
+    eval: &EvalSpec,
+) -> Result<()> {
+    let out = record::eval_file(run_dir, &eval.task, "scratch");
+    if out.exists() {
+        return Ok(());
+    }
+    let same_baseline = |other: &&RunPlan| {
+        other.name != run.name && other.seed == run.seed && other.config.model == run.config.model
+    };
+    let donors = plan.runs.iter().filter(same_baseline).map(|other| {
+        let runs = dir.join("runs").join(&other.name);
+        (other, record::eval_file(&runs, &eval.task, "scratch"))
+    });
+    let Some((donor, file)) = donors.into_iter().find(|(_, file)| file.exists()) else {
+        return Ok(());
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    write_whole(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    say!(
+        "{}: {} from scratch copied from {} (the same architecture and seed train the same \
+         baseline)",
+        run.name,
+        eval.task,
+        donor.name
+    );
+    Ok(())
 }
 
 /// A recorded run: evaluates it on what the sweep file asks for and it lacks (tasks or

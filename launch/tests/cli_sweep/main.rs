@@ -17,6 +17,7 @@ mod extend;
 mod ingest;
 mod report;
 mod resume;
+mod scratch;
 mod signals;
 
 use common::run_ok as ecgfm;
