@@ -3,7 +3,7 @@
 //! layout fails), forward and backward against the bf16 CPU reference on ragged packed
 //! sequences, bitwise determinism, and the fp32 fallback at head sizes it does not take.
 
-use super::attention::attention_outputs;
+use super::attention::{attention_outputs, attention_outputs_placing};
 use super::common::{assert_bits, assert_close, down, packed, up, up_idx, v, vm, Rng, PAD};
 use ecgfm_kernels::cuda::{Arg, Device, KernelBackend, LaunchDims, Module};
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
@@ -170,13 +170,15 @@ fn backward_from<B: Backend>(
 }
 
 /// Ragged packed sequences (empty ones, one token, lengths that end mid-tile and that span two
-/// 64-row tiles) at every head size the models use, several heads.
+/// 64-row tiles) at every head size the models use, several heads, and lengths that fill whole
+/// tiles.
 pub fn attention<B: Backend>(be: &B) {
     let lengths = [0, 1, 17, 84, 0, 95];
     compare_bf16(be, &lengths, 48, 3); // hd 16
     compare_bf16(be, &lengths, 64, 2); // hd 32
     compare_bf16(be, &lengths, 128, 2); // hd 64
     compare_bf16(be, &lengths, 160, 2); // hd 80
+    compare_bf16(be, &[64, 1, 128], 192, 2); // hd 96 (`huge`'s), one and two whole tiles
     compare_bf16(be, &[70], 128, 1); // hd 128, the largest
 }
 
@@ -184,6 +186,30 @@ pub fn attention<B: Backend>(be: &B) {
 pub fn model_lengths<B: Backend>(be: &B) {
     compare_bf16(be, &[360, 84], 256, 4);
     compare_bf16(be, &[84, 360], 160, 2);
+}
+
+/// `attention_outputs` on [192, 5] at head size 64 with qkv 8 times as large (scores spread over
+/// hundreds).
+fn sharp_outputs<B: Backend>(be: &B) -> Vec<Vec<f32>> {
+    let place = |x: &[f32]| up(be, &x.iter().map(|&v| 8.0 * v).collect::<Vec<_>>());
+    attention_outputs_placing(be, &[192, 5], (64, 1), place)
+}
+
+/// Sharp attention ([`sharp_outputs`]): some query rows' scores in a later 64-key tile lie more
+/// than 88 below their maximum in an earlier one, where exp(m_old - m_new) leaves
+/// exp_nonpositive's range unless the online softmax carries its running maximum from tile to
+/// tile. The forward's out and lse within `compare_bf16`'s 1e-2 of the bf16 CPU op (dqkv, whose
+/// near-one-hot P amplifies the kernels' other rounding places, is left to the other cases).
+pub fn sharp_scores<B: Backend>(be: &B) {
+    let got = sharp_outputs(be);
+    let want = sharp_outputs(&CpuBackend::with_precision(Precision::Bf16));
+    for (k, name) in ["out", "lse"].into_iter().enumerate() {
+        let label = format!("sharp bf16 attention {name}");
+        let zeros = vec![0f32; got[k].len()];
+        let error = relative_error(&label, &got[k], &want[k], &zeros);
+        println!("{label}: vs bf16 CPU {error:.2e}");
+        assert!(error <= 1e-2, "{label}: {error} from the bf16 CPU op");
+    }
 }
 
 /// Two runs of forward and backward give the same bits.

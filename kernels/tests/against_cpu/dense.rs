@@ -121,11 +121,15 @@ pub fn gelu_bias_grad<B: Backend>(be: &B) {
     }
 }
 
-/// GELU: bit for bit the CPU formula (same polynomial, no fused multiply-add).
+/// GELU: bit for bit the CPU formula (same polynomial, no fused multiply-add), on [-12, 12] and
+/// in the tails beyond |x| = 13.2, where exp(-x^2 / 2) is below exp_nonpositive's cutoff (e^-87)
+/// and counts as exactly 0: gelu(x) is -0 or x there, its derivative 0 or 1.
 pub fn gelu<B: Backend>(be: &B) {
     let n = 4099;
+    let tails = [-1e4, -40.0, -13.5, -13.2, 13.2, 13.5, 40.0, 1e4];
     let x: Vec<f32> = (0..n)
         .map(|i| -12.0 + 24.0 * i as f32 / (n - 1) as f32)
+        .chain(tails)
         .collect();
     let (got, want) = (gelu_outputs(be, &x), gelu_outputs(&CpuBackend::new(), &x));
     assert_bits("gelu forward", &got[0], &want[0]);

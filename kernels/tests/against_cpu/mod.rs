@@ -153,6 +153,15 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn bf16_attention_carries_the_running_maximum_across_key_tiles() {
+            if let Some(be) = $make {
+                against_cpu::attention_bf16::sharp_scores(
+                    &be.with_precision(ecgfm_kernels::Precision::Bf16),
+                );
+            }
+        }
+
+        #[test]
         fn bf16_attention_is_bitwise_deterministic() {
             if let Some(be) = $make {
                 against_cpu::attention_bf16::deterministic(
