@@ -181,6 +181,28 @@ mod tests {
         assert!(is_package_listing(&listing(&EARLIER_PACKAGE_FILES)));
     }
 
+    /// A package folder holding a file its `SHA256SUMS` does not list is refused, naming it;
+    /// the `__pycache__` an import of the encoder leaves is not counted.
+    #[test]
+    fn read_verified_refuses_an_unlisted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+        let sums = [FileSum {
+            name: "config.json".into(),
+            sha256: sha256_hex(b"{}"),
+        }];
+        std::fs::write(dir.path().join(SUMS_FILE), render(&sums)).unwrap();
+        std::fs::create_dir(dir.path().join(PYTHON_CACHE)).unwrap();
+        let (_, files) = read_verified(dir.path()).unwrap();
+        assert_eq!(files, [(sums[0].clone(), 2)]);
+        std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        let err = read_verified(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("holds notes.txt, which SHA256SUMS does not list"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn parse_names_the_bad_line() {
         let err = parse("abc  x\n", "pkg/SHA256SUMS").unwrap_err().to_string();

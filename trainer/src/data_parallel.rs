@@ -472,4 +472,29 @@ mod tests {
         assert_eq!(report.samples_by_leads, [15, 0]);
         assert_eq!(report.loss_sum, 15.0);
     }
+
+    /// Which ranks read a non-finite input and which were asked to stop reach every rank, each
+    /// from its own flag.
+    #[test]
+    fn a_step_report_tells_which_ranks_read_nonfinite_input_and_which_stop() {
+        let flags = [(false, false), (true, false), (false, true), (true, true)];
+        let values: Vec<Vec<f32>> = flags
+            .iter()
+            .map(|&(nonfinite_input, stop)| {
+                StepValues {
+                    losses: &[1.0],
+                    samples_by_leads: &[1, 2, 3],
+                    reads: Reads::Fine,
+                    nonfinite_input,
+                    stop,
+                }
+                .to_vec()
+            })
+            .collect();
+        let ranks: Vec<&[f32]> = values.iter().map(Vec::as_slice).collect();
+        let report = StepReport::of_ranks(&ranks, 1);
+        assert_eq!(report.nonfinite_input_ranks, [1, 3]);
+        assert_eq!(report.stop_ranks, [2, 3]);
+        assert!(report.nonfinite_ranks.is_empty() && report.read_failed.is_empty());
+    }
 }

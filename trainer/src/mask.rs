@@ -122,6 +122,25 @@ mod tests {
         assert_eq!(alone.patch_mask, a.patch_mask[2 * l * n..3 * l * n]);
     }
 
+    /// Per lead, a sample's mask depends on its index in the step's global batch, not on its
+    /// place in the micro-batch: the third sample alone (first = 2) gets the masks it got as
+    /// the third of three.
+    #[test]
+    fn per_lead_masks_do_not_depend_on_the_micro_batch() {
+        let cfg = ModelConfig::preset("nano").unwrap();
+        let (l, n) = (cfg.leads, cfg.patches_per_lead());
+        let sampler = MaskSampler::new(&cfg);
+        let mut a = batch(&cfg);
+        a.lead_mask[2 * l..3 * l].fill(1);
+        sampler.fill(11, 5, 0, &mut a);
+        let mut alone = HostBatch::new(&cfg, 1);
+        alone.lead_mask.fill(1);
+        sampler.fill(11, 5, 2, &mut alone);
+        assert_eq!(alone.patch_mask, a.patch_mask[2 * l * n..3 * l * n]);
+        sampler.fill(11, 5, 0, &mut alone);
+        assert_eq!(alone.patch_mask, a.patch_mask[..l * n]);
+    }
+
     #[test]
     fn every_patch_is_masked_equally_often() {
         let cfg = ModelConfig::preset("nano").unwrap();

@@ -59,4 +59,19 @@ mod tests {
         assert!((s.lr_at(110) - 1e-5).abs() < 1e-15);
         assert!((s.lr_at(10_000) - 1e-5).abs() < 1e-15);
     }
+
+    /// Without warmup the first step already runs at the peak (not at 0/0), and the cosine
+    /// starts there.
+    #[test]
+    fn no_warmup_starts_at_the_peak() {
+        let s = LrSchedule {
+            peak_lr: 1e-3,
+            min_lr: 0.0,
+            warmup_steps: 0,
+            total_steps: 4,
+        };
+        assert_eq!(s.lr_at(0), 1e-3);
+        assert!((s.lr_at(2) - 5e-4).abs() < 1e-12);
+        assert_eq!(s.lr_at(4), 0.0);
+    }
 }

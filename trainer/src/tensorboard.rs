@@ -179,4 +179,19 @@ mod tests {
         varint(&mut out, 300);
         assert_eq!(out, [0xAC, 0x02]);
     }
+
+    /// A value of exactly 2^7k takes k + 1 bytes: 128 (a step, a record's length) is not a
+    /// single byte with the continuation bit set.
+    #[test]
+    fn varints_at_group_boundaries() {
+        for (value, bytes) in [
+            (127u64, &[0x7F][..]),
+            (128, &[0x80, 0x01]),
+            (16_384, &[0x80, 0x80, 0x01]),
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, value);
+            assert_eq!(out, bytes, "{value}");
+        }
+    }
 }

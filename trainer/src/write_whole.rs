@@ -47,4 +47,16 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
     }
+
+    /// A write that fails after its temporary file was made (the rename fails: a folder holds
+    /// the name) removes the temporary file.
+    #[test]
+    fn a_failed_rename_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_whole(&path, b"steps = 10\n").is_err());
+        assert!(!dir.path().join("config.toml.partial").exists());
+    }
 }

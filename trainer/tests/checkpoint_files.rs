@@ -415,3 +415,109 @@ fn a_checkpoint_from_before_checksums_still_loads_and_a_garbled_marker_does_not(
     assert!(err.contains("COMPLETE"), "{err}");
     std::fs::remove_dir_all(run).unwrap();
 }
+
+/// ZeRO-1 shards written at different optimizer steps (ranks that saved out of step) are not one
+/// state: reading them is refused rather than mixing the moments of two steps.
+#[test]
+fn zero_shards_of_different_steps_are_refused() {
+    let layout = ParamLayout::new(&ModelConfig::preset("nano").unwrap());
+    let run = temp_run("shard-steps");
+    let full = optimizer(&layout, 7);
+    let writer = checkpoint::begin(&run, 7).unwrap();
+    writer
+        .write_model(&layout, "", &ramp(layout.total, 0.3))
+        .unwrap();
+    writer.write_state(&state(7)).unwrap();
+    let shards = ecgfm_dist::Shards::new(layout.total, 2);
+    for rank in 0..2 {
+        let range = shards.range(rank);
+        let part = OptimizerState {
+            step: 7 + rank as u64,
+            m: full.m[range.clone()].to_vec(),
+            v: full.v[range.clone()].to_vec(),
+        };
+        let shard = checkpoint::OptimizerShard {
+            rank,
+            world_size: 2,
+            range,
+            total: layout.total,
+            state: &part,
+        };
+        checkpoint::write_optimizer_shard(&checkpoint::partial_dir(&run, 7), &shard).unwrap();
+    }
+    let dir = writer.finish().unwrap();
+    let err = checkpoint::load(&dir, &layout).err().unwrap().to_string();
+    assert!(err.contains("different optimizer steps"), "{err}");
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+/// Saving a checkpoint of a step whose folder is already there (an unmarked leftover, a step
+/// written again) replaces it: the new weights are the ones that load.
+#[test]
+fn a_checkpoint_saved_again_at_its_step_replaces_the_old_one() {
+    let layout = ParamLayout::new(&ModelConfig::preset("nano").unwrap());
+    let run = temp_run("again");
+    let opt = optimizer(&layout, 5);
+    let first = ramp(layout.total, 0.21);
+    checkpoint::save(&run, &layout, "", &first, &opt, &state(5)).unwrap();
+    let second = ramp(layout.total, 0.23);
+    let dir = checkpoint::save(&run, &layout, "", &second, &opt, &state(5)).unwrap();
+    assert_eq!(checkpoint::load(&dir, &layout).unwrap().params, second);
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+/// A weights file whose header claims more bytes than follow it (a torn copy) is reported as
+/// malformed when its configuration is read, naming the claim, not as a bare I/O error.
+#[test]
+fn a_header_longer_than_the_weights_file_is_malformed() {
+    let run = temp_run("torn-header");
+    let dir = run.join("step");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = 20u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"__metadata__\"");
+    assert_eq!(bytes.len(), 23);
+    std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
+    let err = checkpoint::load_config_text(&dir).unwrap_err();
+    assert!(
+        matches!(err, checkpoint::CheckpointError::Malformed { .. })
+            && err.to_string().contains("claims 20 bytes, the file has 23"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+/// A save at a step whose partial folder an interrupted save left behind starts from an empty
+/// folder: nothing of the interrupted save ends up in the checkpoint or its marker.
+#[test]
+fn a_stale_partial_folder_is_not_carried_into_the_checkpoint() {
+    let layout = ParamLayout::new(&ModelConfig::preset("nano").unwrap());
+    let run = temp_run("stale-partial");
+    let stale = checkpoint::partial_dir(&run, 4);
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(
+        stale.join("optimizer.shard-00002-of-00003.safetensors"),
+        b"old",
+    )
+    .unwrap();
+    let params = ramp(layout.total, 0.29);
+    let dir = checkpoint::save(
+        &run,
+        &layout,
+        "",
+        &params,
+        &optimizer(&layout, 4),
+        &state(4),
+    )
+    .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected = CHECKPOINT_FILES;
+    expected.sort();
+    assert_eq!(names, expected);
+    let marker = std::fs::read_to_string(dir.join("COMPLETE")).unwrap();
+    assert!(!marker.contains("shard"), "{marker}");
+    std::fs::remove_dir_all(run).unwrap();
+}

@@ -152,6 +152,39 @@ fn optimiser_settings_that_would_train_on_nan_are_refused() {
     TrainConfig::from_table(table("[optim]\nweight_decay = 0.0\nclip_norm = 0.0\n")).unwrap();
 }
 
+/// Each range check's edges: the largest value allowed is accepted (the most micro-batches,
+/// a constant learning rate with min_lr = lr, beta1 = 0, only single-lead synthetic samples)
+/// and the first one past it refused (beta2 = 1 would divide AdamW's bias correction by zero).
+#[test]
+fn settings_at_the_edges_of_their_ranges() {
+    let max = config::MAX_ACCUM_STEPS;
+    for ok in [
+        format!("[train]\naccum_steps = {max}\n"),
+        "[optim]\nlr = 1e-3\nmin_lr = 1e-3\n".into(),
+        "[optim]\nbeta1 = 0.0\n".into(),
+        "[data]\nsynth_single_lead_fraction = 1.0\n".into(),
+    ] {
+        TrainConfig::from_table(table(&ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, named) in [
+        (
+            format!("[train]\naccum_steps = {}\n", max + 1),
+            "train.accum_steps",
+        ),
+        ("[optim]\nlr = 1e-3\nmin_lr = 2e-3\n".into(), "optim.min_lr"),
+        ("[optim]\nbeta2 = 1.0\n".into(), "optim.beta2"),
+        (
+            "[data]\nsynth_single_lead_fraction = 1.5\n".into(),
+            "synth_single_lead_fraction",
+        ),
+    ] {
+        let err = TrainConfig::from_table(table(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{bad}: {err}");
+    }
+}
+
 #[test]
 fn thread_counts_past_four_per_core_are_refused_where_the_run_would_start() {
     let cores = std::thread::available_parallelism().unwrap().get();

@@ -247,3 +247,21 @@ fn a_run_with_a_skipped_step_resumes_bitwise() {
     assert_eq!(split, whole, "the resumed run trained otherwise");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The count of steps skipped in a row comes back with the checkpoint: a run stopped after two
+/// skips in a row and resumed stops at the third, as the run that never stopped does.
+#[test]
+fn skips_in_a_row_are_counted_across_a_resume() {
+    let whole_dir = run_setup::run_dir("nonfinite", "row-whole");
+    let whole = skipping(&whole_dir, 6, &[1, 2, 3], false, None);
+    assert!(whole.is_err(), "three skips in a row did not stop the run");
+    std::fs::remove_dir_all(whole_dir).unwrap();
+    let dir = run_setup::run_dir("nonfinite", "row-split");
+    let split = skipping(&dir, 6, &[1, 2], false, Some(3)).unwrap();
+    assert_eq!(split.len(), 3);
+    match skipping(&dir, 6, &[0], true, None) {
+        Ok(losses) => panic!("the resumed run forgot its two skips and went on: {losses:?}"),
+        Err(e) => assert_eq!(e.to_string(), whole.unwrap_err().to_string()),
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -210,6 +210,30 @@ mod tests {
         assert!(first_host("").is_err());
     }
 
+    /// `ECGFM_RDZV_PORT` moves the rendezvous whatever port the launcher gives, and a rank
+    /// whose launcher sets no `LOCAL_RANK` is taken to run on a node of its own ranks only
+    /// (local rank = rank).
+    #[test]
+    fn the_rendezvous_port_override_and_the_local_rank_default() {
+        let t = env(&[
+            ("RANK", "3"),
+            ("WORLD_SIZE", "4"),
+            ("MASTER_PORT", "1234"),
+            ("ECGFM_RDZV_PORT", "4321"),
+        ])
+        .unwrap();
+        assert_eq!((t.local_rank, t.master_port), (3, 4321));
+        let s = env(&[
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "1"),
+            ("SLURM_JOB_ID", "7"),
+            ("ECGFM_RDZV_PORT", "4321"),
+        ])
+        .unwrap();
+        assert_eq!(s.master_port, 4321);
+        assert!(env(&[("ECGFM_RDZV_PORT", "http")]).is_err());
+    }
+
     #[test]
     fn each_launcher_gives_rank_world_and_master() {
         let t = env(&[

@@ -267,3 +267,23 @@ fn rank_0_listens_on_the_socket_it_is_given() {
     });
     assert_eq!(sums, vec![vec![3.0f32; 4]; 3]);
 }
+
+/// Ranks making the same call with buffers of different lengths (a length computed from
+/// settings that differ) are named with both lengths, instead of the shorter reading part of
+/// the longer's message and going on with wrong values.
+#[test]
+fn ranks_sending_different_lengths_are_named_with_both() {
+    let results: Vec<Result<Vec<f32>, String>> = on_ranks(2, |c| {
+        let mut buf = vec![c.rank() as f32 + 1.0; 5 - c.rank()];
+        c.broadcast(&mut buf, 0)
+            .map(|()| buf)
+            .map_err(|e| e.to_string())
+    });
+    let err = results[1]
+        .as_ref()
+        .expect_err("rank 1 expects 16 bytes, gets 20");
+    assert!(
+        err.contains("expecting 16 bytes") && err.contains("broadcast with 20 bytes"),
+        "{err}"
+    );
+}
