@@ -121,6 +121,14 @@ macro_rules! against_cpu_tests {
         }
 
         #[test]
+        fn bf16_weight_copy_rounds_every_value_as_the_cpu() {
+            if let Some(be) = $make {
+                let bf16 = ecgfm_kernels::Precision::Bf16;
+                against_cpu::operands::weight_copy(&be.with_precision(bf16));
+            }
+        }
+
+        #[test]
         fn bf16_gelu_input_is_rounded_and_read_from_operand_storage() {
             if let Some(be) = $make {
                 let bf16 = ecgfm_kernels::Precision::Bf16;

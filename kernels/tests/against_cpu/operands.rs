@@ -7,7 +7,8 @@
 //! GELU's input (rounded to bf16 by `matmul_gelu_forward` in bf16) is the same from either
 //! storage.
 //! `bias_epilogue`: the forward of a linear layer whose input is in operand storage (on a GPU,
-//! cuBLASLt's fused bias epilogue) against the CPU.
+//! cuBLASLt's fused bias epilogue) against the CPU. `weight_copy`: the bf16 weight copy rounds
+//! every value, the format's edges included, as the CPU's rounding does.
 
 use super::attention::attention_outputs_placing;
 use super::common::{assert_bits, assert_close, down, up, up_idx, v, vm, Rng, PAD};
@@ -71,6 +72,47 @@ fn linear<B: Backend>(
         down(be, &dx, t * c),
         down(be, &dwb, oc * c + oc),
     ]
+}
+
+/// The model's weight copy (`Backend::alloc_weight_copy`, filled by `round_weights`) holds each
+/// weight as `precision::round_bf16` rounds it, the edges of the format included: signed zeros,
+/// subnormals, ties to even, the largest finite values (rounding up to infinity), infinities and
+/// NaN (which stays NaN). Without a weight copy (f32 storage) there is nothing to check.
+pub fn weight_copy<B: Backend>(be: &B) {
+    let x = [
+        0.0,
+        -0.0,
+        1e-40,
+        -1e-40,
+        1.0 + 2f32.powi(-8),
+        1.0 + 3.0 * 2f32.powi(-8),
+        -(1.0 + 2f32.powi(-8)),
+        3.389e38,
+        f32::MAX,
+        -f32::MAX,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        0.1,
+        -7.3,
+    ];
+    let Some(mut copy) = be.alloc_weight_copy(PAD + x.len()) else {
+        return;
+    };
+    let src = up(be, &x);
+    be.round_weights(ViewMut::new(&mut copy, PAD), v(&src), x.len());
+    let mut got = vec![0.0; x.len()];
+    be.download(View::new(&copy, PAD), &mut got);
+    for ((&g, w), x) in got.iter().zip(rounded_bf16(&x)).zip(x) {
+        match w.is_nan() {
+            true => assert!(g.is_nan(), "weight copy of NaN: {g}"),
+            false => assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "weight copy of {x:e}: {g:e}, want {w:e}"
+            ),
+        }
+    }
 }
 
 /// See the module comment. The linear layer's two storages agree within 1e-4 (relative to
