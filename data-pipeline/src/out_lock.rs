@@ -427,6 +427,25 @@ mod tests {
         );
     }
 
+    /// A local output given as a `file://` URL with a query string (a token pasted along with
+    /// it) is refused by a URL without the token: the refusal shows it redacted.
+    #[test]
+    fn a_refusal_shows_the_output_url_redacted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}?sig=SECRET42", tmp.path().display());
+        let (object_store, root) = store::open_url(&url).unwrap();
+        let _first = OutputLock::take(&object_store, &root, &url, Writer::Ingest).unwrap();
+        for err in [
+            OutputLock::take(&object_store, &root, &url, Writer::Merge).unwrap_err(),
+            check_free(object_store.as_ref(), &root, &url).unwrap_err(),
+        ] {
+            let err = err.to_string();
+            assert!(!err.contains("SECRET42"), "{err}");
+            let shown = format!("file://{}?*** is being written by", tmp.path().display());
+            assert!(err.starts_with(&shown), "{err}");
+        }
+    }
+
     #[test]
     fn a_file_left_by_a_killed_ingest_is_taken_over() {
         let tmp = tempfile::tempdir().unwrap();

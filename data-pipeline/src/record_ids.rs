@@ -211,6 +211,35 @@ mod tests {
         assert!(!real.patient_is_record());
     }
 
+    /// A record of several windows whose rows run on from one row group into the next is
+    /// listed once.
+    #[test]
+    fn a_record_across_row_groups_is_listed_once() {
+        let url = "memory://record-ids-tests/long-records";
+        let mut options = SynthDatasetOptions {
+            out: url.to_string(),
+            records: 6,
+            row_group_rows: 2,
+            threads: 1,
+            ..SynthDatasetOptions::default()
+        };
+        options.synth.samples *= 3;
+        write_synth_dataset(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        let (manifest, records) = read_record_ids(url).unwrap();
+        assert!(
+            manifest.counts.rows >= 3 * manifest.counts.records,
+            "{:?}",
+            manifest.counts
+        );
+        assert!(
+            manifest.shards[0].row_groups.len() >= 2,
+            "{:?}",
+            manifest.shards
+        );
+        let ids: Vec<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        assert_eq!(ids.len() as u64, manifest.counts.records, "{ids:?}");
+    }
+
     /// A dataset of several shards of row groups of 4 rows, in memory.
     fn several_shards(name: &str) -> (Arc<dyn ObjectStore>, Path, String) {
         let url = format!("memory://record-ids-tests/{name}");

@@ -595,6 +595,8 @@ mod tests {
             ("s3://user:pass@raw:99999/cinc", "s3://***@raw:99999/cinc"),
             ("az://AKID9:Zq7/ret@c/p?sv=1&sig=Zq7", "az://***@c/p?***"),
             ("s3://bucket:99999/x?t=Zq7", "s3://bucket:99999/x?***"),
+            // A secret with an `@` of its own: the user information ends at the last `@`.
+            ("s3://AKID9:Zq7/r@Zq7@ecg/cinc", "s3://***@ecg/cinc"),
         ] {
             assert!(url::Url::parse(url).is_err(), "{url} parses");
             assert_eq!(redact_url(url), shown, "{url}");
@@ -664,6 +666,15 @@ mod tests {
         assert!(!same_store("data/a", "memory://x/a"));
         assert!(!same_store("data/a", "s3://bucket/a"));
         assert!(!same_store("https://host/a", "https://host/b"));
+    }
+
+    /// Two Azure containers are two stores (as two S3 or GCS buckets are), and one container
+    /// is one store whatever the prefixes.
+    #[test]
+    fn same_store_tells_azure_containers_apart() {
+        assert!(same_store("az://records/a", "az://records/b"));
+        assert!(!same_store("az://records/a", "az://other/a"));
+        assert!(!same_store("gs://b1/x", "gs://b2/x"));
     }
 
     #[test]

@@ -183,4 +183,17 @@ mod tests {
         config.data.source = "/no/such/dataset".into();
         assert_eq!(rate_warning(&config, "ds", 500.0), None);
     }
+
+    /// The warning names the dataset without the secrets of its address (a SAS token, a key).
+    #[test]
+    fn the_rate_warning_names_the_data_redacted() {
+        let config = TrainConfig::default_config();
+        let url = "https://acct.blob.core.windows.net/ecg/ds?sv=1&sig=SECRET7";
+        let warning = rate_warning(&config, url, 500.0).unwrap();
+        assert!(
+            warning.starts_with("https://acct.blob.core.windows.net/ecg/ds?*** holds windows")
+                && !warning.contains("SECRET7"),
+            "{warning}"
+        );
+    }
 }

@@ -302,6 +302,54 @@ mod tests {
         assert!(ids(0, 0).is_empty());
     }
 
+    /// The refusal counts the held-out records pretrained on out of all of them and names the
+    /// first few; `allow` turns it into one warning saying the same.
+    #[test]
+    fn the_refusal_counts_the_records_seen_of_those_held_out() {
+        let mut config = ecgfm_trainer::config::TrainConfig::default_config();
+        config.data.source = "synth".into();
+        config.train.seed = 0;
+        let pretrained = Pretrained {
+            dir: "run".into(),
+            step: 8,
+            weights_sha256: String::new(),
+            config,
+            data_digest: None,
+            synth_consumed: Some(10),
+            encoder: Vec::new(),
+        };
+        let mut manifest = Manifest::new(250.0, 2500, 64);
+        manifest.sources.push(ecgfm_data::manifest::SourceEntry {
+            name: "mine".into(),
+            uri: synth_origin(0),
+            format: "synth".into(),
+            records_seen: 1000,
+            leads_present: BTreeMap::new(),
+        });
+        let eval = EvalData {
+            url: "memory://overlap/ds",
+            manifest: &manifest,
+            records: &[],
+        };
+        let held_out = keys(&[
+            ("mine", "synth-000001"),
+            ("mine", "synth-000005"),
+            ("mine", "synth-000900"),
+        ]);
+        let err = check(&pretrained, &eval, &held_out, false)
+            .unwrap_err()
+            .to_string();
+        let said = "2 of the 3 validation and test records of memory://overlap/ds (e.g. \
+                    mine:synth-000001, mine:synth-000005) were in the pretraining data";
+        assert!(err.starts_with(said), "{err}");
+        let (_, warnings) = check(&pretrained, &eval, &held_out, true).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!("{ALLOW_FLAG}: {said}")),
+            "{warnings:?}"
+        );
+    }
+
     #[test]
     fn only_records_of_the_pretraining_split_overlap() {
         let records = [

@@ -129,6 +129,20 @@ fn a_lease_left_unrenewed_is_taken_over_and_its_holder_stops() {
     assert!(err.contains("by another ingest (pid"), "{err}");
 }
 
+/// A writer whose lease went unrenewed for half the stale age stops, before the lock could
+/// count as stale and be taken over by the next writer: never two writers at once.
+#[test]
+fn a_holder_stops_at_half_the_stale_age_before_its_lock_is_stale() {
+    let (object_store, root) = memory();
+    let never_renewed = timing(3_600_000, 4_000);
+    let first = take(&object_store, &root, Writer::Synth, never_renewed).unwrap();
+    std::thread::sleep(Duration::from_millis(2_100));
+    let err = first.check().unwrap_err().to_string();
+    assert!(err.contains("it could not be renewed for"), "{err}");
+    // The lock is not stale yet: a second writer is still refused.
+    check_free(object_store.as_ref(), &root, URL, never_renewed).unwrap_err();
+}
+
 #[test]
 fn a_replaced_or_removed_lock_stops_its_holder_at_the_next_renewal() {
     let (object_store, root) = memory();

@@ -2,9 +2,9 @@
 //! with other settings or other labels (a changed label CSV or `REFERENCE.csv`) is refused with
 //! the folder and the way out named, and every file there is left as it was; the same ingest
 //! still resumes. A merge or a synth into an unfinished ingest is refused the same way. An ingest
-//! that ingested no record leaves no dataset, and another ingest may use its folder. A second
-//! ingest into a folder another ingest is writing (holding its `_ingest.lock`) is refused at once
-//! and writes nothing; once the first ends, the ingest goes on there.
+//! that ingested no record leaves no dataset, and another ingest, a synth or a merge may use its
+//! folder. A second ingest into a folder another ingest is writing (holding its `_ingest.lock`)
+//! is refused at once and writes nothing; once the first ends, the ingest goes on there.
 
 use crate::ingest_support;
 
@@ -319,6 +319,40 @@ fn an_ingest_that_quarantined_every_record_leaves_no_dataset() {
     assert!(!out.join(QUARANTINE_REPORT_FILE).exists());
     let summary = inspect(out.to_str().unwrap(), &[], &hidden()).unwrap();
     assert_eq!(summary.records, 3);
+}
+
+/// The folder of an ingest that ingested no record holds no dataset: a synth or a merge may
+/// write one there (only a dataset or an unfinished ingest is refused).
+#[test]
+fn a_synth_or_merge_may_write_where_an_ingest_ingested_nothing() {
+    let Some(source) = shared_data("cinc2017") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let failed_at = |name: &str| {
+        let out = dir.path().join(name);
+        let mut failed = options(&source, out.to_str().unwrap());
+        failed.format = SourceFormat::Wfdb;
+        failed.limit = Some(1);
+        assert_eq!(ingest(&failed, &hidden()).unwrap().records_ingested, 0);
+        out.to_str().unwrap().to_string()
+    };
+    let synth_out = failed_at("synth");
+    let synth = SynthDatasetOptions {
+        out: synth_out.clone(),
+        records: 4,
+        ..SynthDatasetOptions::default()
+    };
+    write_synth_dataset(&synth, &hidden()).unwrap();
+    let merge_out = failed_at("merge");
+    merge(
+        &[synth_out],
+        &merge_out,
+        &MergeOptions::default(),
+        &hidden(),
+    )
+    .unwrap();
+    assert_eq!(inspect(&merge_out, &[], &hidden()).unwrap().records, 4);
 }
 
 /// An ingest into a local folder that another ingest is writing (here the test holds the lock

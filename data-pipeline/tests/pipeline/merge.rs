@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use ecgfm_data::error::DataError;
 use ecgfm_data::ingest::ingest;
 use ecgfm_data::inspect::inspect;
-use ecgfm_data::manifest::Manifest;
+use ecgfm_data::manifest::{Manifest, PartialEntry, QuarantineEntry};
 use ecgfm_data::merge::{merge, MergeOptions, MergeReport};
 use ecgfm_data::out_lock::{OutputLock, Writer, LOCK_FILE};
 use ecgfm_data::store;
@@ -255,6 +255,91 @@ fn windows_or_preprocessing_that_differ_are_refused_naming_what_differs() {
     let b = synth("differ-b", 5, 2, |_| {});
     let err = error_of(&[a.clone(), b.clone()], &a);
     assert!(err.contains("already holds a dataset"), "{err}");
+}
+
+/// An input whose stored values are in another unit (`signal_scale`, as a manifest written
+/// with another scale has it) is refused, naming both scales: its rows would be read at the
+/// first input's scale.
+#[test]
+fn a_signal_scale_that_differs_is_refused() {
+    let a = synth("scale-a", 1, 2, |_| {});
+    let b = synth("scale-b", 2, 2, |_| {});
+    let (object_store, root) = store::open_url(&b).unwrap();
+    let mut other = manifest(&b);
+    other.signal_scale = 0.002;
+    other.save(object_store.as_ref(), &root).unwrap();
+    let err = error_of(&[a.clone(), b.clone()], "memory://merge-tests/scale-out");
+    assert!(
+        err.contains(&format!(
+            "{b} cannot be merged with {a}: its signal_scale is 0.002, not 0.001"
+        )),
+        "{err}"
+    );
+}
+
+/// The merged manifest keeps each input's quarantined and partial records, in input order, and
+/// adds their quarantine counts reason by reason.
+#[test]
+fn quarantined_and_partial_records_of_every_input_are_kept() {
+    let edit = |url: &str, n: u64| {
+        let (object_store, root) = store::open_url(url).unwrap();
+        let mut m = manifest(url);
+        let source = m.sources[0].name.clone();
+        m.quarantine.push(QuarantineEntry {
+            source: source.clone(),
+            record: format!("bad-{n}"),
+            uri: format!("/raw/bad-{n}.hea"),
+            kind: "checksum mismatch".into(),
+            reason: "checksum 0".into(),
+        });
+        m.partial.push(PartialEntry {
+            source,
+            record: format!("part-{n}"),
+            dropped_leads: vec!["V1".into()],
+            hard_failed_windows: n,
+        });
+        m.counts.quarantine = [
+            ("checksum mismatch".to_string(), n),
+            ("too short".to_string(), 1),
+        ]
+        .into();
+        m.save(object_store.as_ref(), &root).unwrap();
+        m
+    };
+    let a = synth("quarantine-a", 1, 2, |_| {});
+    let b = synth("quarantine-b", 2, 2, |_| {});
+    let (ma, mb) = (edit(&a, 2), edit(&b, 3));
+    let out = "memory://merge-tests/quarantine-out";
+    merge_with(&[a, b], out, &streamed(1)).unwrap();
+    let merged = manifest(out);
+    assert_eq!(merged.quarantine, [ma.quarantine, mb.quarantine].concat());
+    assert_eq!(merged.partial, [ma.partial, mb.partial].concat());
+    let counts: Vec<(&str, u64)> = (merged.counts.quarantine.iter())
+        .map(|(k, n)| (k.as_str(), *n))
+        .collect();
+    assert_eq!(counts, [("checksum mismatch", 5), ("too short", 2)]);
+}
+
+/// An input without rows has no lead counts to give: the merged dataset keeps the other
+/// inputs' counts (only an input with rows but no counts, from before them, clears them).
+#[test]
+fn an_input_without_rows_keeps_the_lead_counts_of_the_others() {
+    let a = synth("rowless-a", 1, 4, |_| {});
+    let b = synth("rowless-b", 2, 2, |_| {});
+    let (object_store, root) = store::open_url(&b).unwrap();
+    let mut empty = manifest(&b);
+    empty.shards.clear();
+    empty.counts = Default::default();
+    empty.save(object_store.as_ref(), &root).unwrap();
+    let out = "memory://merge-tests/rowless-out";
+    let report = merge_with(&[a.clone(), b], out, &streamed(1)).unwrap();
+    assert!(report.without_lead_counts.is_empty(), "{report:?}");
+    let merged = manifest(out);
+    assert!(!merged.counts.leads_present.is_empty());
+    assert_eq!(
+        merged.counts.leads_present,
+        manifest(&a).counts.leads_present
+    );
 }
 
 #[test]

@@ -150,6 +150,58 @@ fn header_comment_edge_cases() {
     );
 }
 
+/// `# Sex:` is read in either spelling, word or letter, in any case.
+#[test]
+fn sex_is_read_as_a_word_or_its_letter() {
+    for (value, sex) in [
+        ("Male", Sex::Male),
+        ("M", Sex::Male),
+        ("m", Sex::Male),
+        ("FEMALE", Sex::Female),
+        ("F", Sex::Female),
+    ] {
+        let labels = parse_header_comments(&[format!("Sex: {value}")]);
+        assert_eq!(labels.sex, Some(sex), "{value}");
+    }
+}
+
+/// A `# Dx:` line with no code is a record without a diagnosis, not a malformed line (only an
+/// empty code between commas is).
+#[test]
+fn an_empty_dx_line_is_no_diagnosis_and_not_malformed() {
+    for line in ["Dx:", "Dx:   "] {
+        let labels = parse_header_comments(&[line.into()]);
+        assert!(labels.dx.is_empty(), "{line}: {:?}", labels.dx);
+        assert!(
+            labels.malformed.is_empty(),
+            "{line}: {:?}",
+            labels.malformed
+        );
+    }
+}
+
+/// A negative `ecg_id` or `strat_fold` is refused with its row, not read as 0 (a saturating
+/// cast of the number).
+#[test]
+fn ptbxl_rejects_negative_whole_numbers() {
+    let statements = b",diagnostic,diagnostic_class\nNORM,1.0,NORM\n";
+    let header = "ecg_id,patient_id,age,sex,strat_fold,filename_lr,filename_hr,scp_codes";
+    for (row, said) in [
+        ("-5,1,50,0,1,a_lr,a_hr,{'NORM': 100.0}", "bad ecg_id `-5`"),
+        ("5,1,50,0,-1,a_lr,a_hr,{'NORM': 100.0}", "bad strat_fold"),
+    ] {
+        let database = format!("{header}\n{row}\n");
+        let err = PtbXlDatabase::from_bytes(database.as_bytes(), "db.csv", statements, "st.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("db.csv") && err.contains(said), "{err}");
+    }
+    let database = format!("{header}\n5,-1,50,0,1,a_lr,a_hr,{{'NORM': 100.0}}\n");
+    let db =
+        PtbXlDatabase::from_bytes(database.as_bytes(), "db.csv", statements, "st.csv").unwrap();
+    assert_eq!(db.get(5).unwrap().patient_id, None);
+}
+
 #[test]
 fn cinc2017_reference_rejects_unknown_labels() {
     let err = read_cinc2017_reference_from(b"A00001,N\nA00002,X\n", "REF.csv").unwrap_err();
