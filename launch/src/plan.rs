@@ -432,6 +432,31 @@ mod tests {
         assert!(hardware("b300").is_err());
     }
 
+    /// Under ZeRO-1 a rank keeps AdamW state for 1/N of the parameters, N the GPUs of the
+    /// whole job (not of a node): the estimate's memory is `step_bytes` with that shard, and
+    /// it shrinks from one node of 8 to 64 GPUs.
+    #[test]
+    fn a_zero_one_rank_keeps_adamw_state_for_its_share_of_every_gpu() {
+        let cfg = ModelConfig::preset("base").unwrap();
+        let flops = ModelStats::new(&cfg).train_flops;
+        let at = |gpus| {
+            let plan_args = PlanArgs {
+                zero: 1,
+                ..args("bf16", gpus, None)
+            };
+            estimate(&cfg, &hardware("h100").unwrap(), &plan_args, flops).unwrap()
+        };
+        let (node, job) = (at(8), at(64));
+        assert!(job.memory_bf16_gb < node.memory_bf16_gb);
+        let params = ParamLayout::new(&cfg).total;
+        let memory = MaeMemory {
+            recompute: Recompute::None,
+            optimizer_shard: Some(0..params.div_ceil(64)),
+        };
+        let bytes = step_bytes(&cfg, 8, Precision::Bf16, memory).unwrap();
+        assert_eq!(job.memory_bf16_gb, bytes as f64 / 1e9);
+    }
+
     #[test]
     fn bf16_computes_faster_so_the_gradient_exchange_weighs_more() {
         let (bf16, fp32) = (plan("bf16", 64, None), plan("fp32", 64, None));

@@ -76,4 +76,19 @@ mod tests {
         lock(&dir).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// The lock file holds the pid of the process that holds the lock and nothing else, even
+    /// where an earlier holder's pid was longer.
+    #[test]
+    fn the_lock_file_holds_only_the_holders_pid() {
+        let dir = std::env::temp_dir().join(format!("ecgfm-run-lock-pid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(FILE), "99999999999999999999\n").unwrap();
+        let held = lock(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join(FILE)).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
+        drop(held);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -114,3 +114,29 @@ impl<S> Drop for CommThread<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The constructor's error comes out of `spawn` itself (a communicator that could not be
+    /// made is named at once, not as a stopped thread on the first call).
+    #[test]
+    fn spawn_returns_the_constructors_error() {
+        let err = CommThread::<u32>::spawn(|| Err(DistError::Env("no communicator".into())))
+            .err()
+            .expect("the constructor failed");
+        assert!(err.to_string().contains("no communicator"), "{err}");
+    }
+
+    /// Jobs run one after the other in queue order on the state the constructor built; `call`
+    /// waits for its job's result, behind everything submitted before it.
+    #[test]
+    fn jobs_run_in_queue_order_and_call_waits_behind_them() {
+        let thread = CommThread::spawn(|| Ok(Vec::<u32>::new())).unwrap();
+        for i in 0..5 {
+            thread.submit(move |v| v.push(i));
+        }
+        assert_eq!(thread.call(|v| v.clone()).unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+}

@@ -136,6 +136,19 @@ mod tests {
         step_bytes(&cfg, batch, precision, memory).unwrap()
     }
 
+    /// `full_batch_bytes` is the host memory of the batch `full_batch` builds: f32 signals
+    /// (4 bytes a sample point), a byte per lead and per patch of the masks; it saturates.
+    #[test]
+    fn full_batch_bytes_are_the_bytes_of_the_full_batch() {
+        let cfg = ModelConfig::preset("nano").unwrap();
+        for batch in [1, 3] {
+            let host = full_batch(&cfg, batch).unwrap();
+            let bytes = 4 * host.x.len() + host.lead_mask.len() + host.patch_mask.len();
+            assert_eq!(full_batch_bytes(&cfg, batch), bytes as u64, "batch {batch}");
+        }
+        assert_eq!(full_batch_bytes(&cfg, usize::MAX), u64::MAX);
+    }
+
     #[test]
     fn memory_grows_with_the_batch_and_shrinks_with_bf16_and_recomputation() {
         let full = base(64, Precision::Bf16, Recompute::None);

@@ -241,3 +241,6 @@ where
         B::partials_per_rank(&self.shards)
     }
 }
+
+#[cfg(test)]
+mod tests;

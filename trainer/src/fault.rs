@@ -64,3 +64,45 @@ impl FaultPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ModelConfig;
+
+    /// `RANK:STEP[:MICRO]` entries of the rank asked for, MICRO 0 by default; malformed entries,
+    /// other ranks' and those with a fourth field are left out. (A variable of its own, so no
+    /// other test's run sees it.)
+    #[test]
+    fn entries_keep_this_ranks_steps_and_micro_batches() {
+        let var = "ECGFM_TEST_FAULT_ENTRIES_OF_FAULT_RS";
+        std::env::set_var(var, "1:2, 0:3, 1:4:2, x:5, 1:y, 1:6:1:9, 1:7:z");
+        assert_eq!(entries(var, 1), vec![(2, 0), (4, 2)]);
+        assert_eq!(entries(var, 0), vec![(3, 0)]);
+        std::env::remove_var(var);
+        assert!(entries(var, 1).is_empty());
+    }
+
+    /// A NaN goes into the first micro-batch of a listed step only; reads fail at exactly the
+    /// listed (step, micro-batch), named in the error.
+    #[test]
+    fn a_plan_poisons_the_first_micro_batch_and_fails_the_listed_reads() {
+        let plan = FaultPlan {
+            nonfinite_steps: vec![3],
+            failed_reads: vec![(5, 1)],
+        };
+        let cfg = ModelConfig::preset("nano").unwrap();
+        let mut batch = HostBatch::new(&cfg, 1);
+        plan.apply(3, 1, &mut batch);
+        plan.apply(2, 0, &mut batch);
+        assert!(batch.x.iter().all(|v| v.is_finite()));
+        plan.apply(3, 0, &mut batch);
+        assert!(batch.x[0].is_nan());
+        assert!(plan.read_error(5, 0).is_none() && plan.read_error(4, 1).is_none());
+        let err = plan
+            .read_error(5, 1)
+            .expect("listed read fails")
+            .to_string();
+        assert!(err.contains("step index 5, micro-batch 1"), "{err}");
+    }
+}

@@ -46,3 +46,37 @@ impl RankBackend for CpuBackend {
         chunk_partials(&grads.buf[grads.off..grads.off + n])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecgfm_kernels::ViewMut;
+
+    /// The CPU backend's partials are exact f64 squares summed per `ALIGN` chunk, in order (one
+    /// per chunk, a short last chunk included), and add up to the backend's own `sum_squares`:
+    /// a value whose square rounds in f32 (1 + 2^-23) keeps its f64 square.
+    #[test]
+    fn cpu_partials_are_f64_squares_per_align_chunk_adding_to_sum_squares() {
+        let v = 1.0f32 + f32::EPSILON;
+        assert_ne!(
+            (v * v) as f64,
+            v as f64 * v as f64,
+            "the square rounds in f32"
+        );
+        let n = 2 * ALIGN + 7;
+        let grads: Vec<f32> = (0..n).map(|i| v * (1 + i % 3) as f32).collect();
+        let be = CpuBackend::new();
+        let partials = be.sumsq_partials(View::new(&grads, 0), n, &mut vec![0.0]);
+        assert_eq!(partials.len(), 3);
+        for (k, p) in partials.iter().enumerate() {
+            let chunk = &grads[k * ALIGN..((k + 1) * ALIGN).min(n)];
+            let exact: f64 = chunk.iter().map(|&g| g as f64 * g as f64).sum();
+            assert_eq!(*p, exact, "chunk {k}");
+        }
+        let one = be.sumsq_partials(View::new(&vec![v], 0), 1, &mut vec![0.0]);
+        assert_eq!(one, vec![v as f64 * v as f64]);
+        let mut out = vec![0.0f32];
+        be.sum_squares(ViewMut::new(&mut out, 0), View::new(&grads, 0), n);
+        assert_eq!(out[0], partials.iter().sum::<f64>() as f32);
+    }
+}

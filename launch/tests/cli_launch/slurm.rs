@@ -324,3 +324,30 @@ fn plan_counts_a_steps_flops_from_the_datasets_leads() {
     assert!(common::run_err(&args).contains("/nonexistent/dataset"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `plan` warns that a step does not fit by the memory of the run's own precision: the large
+/// model at micro-batch 512 fits an H100 in bf16 (about 57 GB) but not in fp32 (about 91 GB).
+#[test]
+fn plan_warns_only_where_the_runs_precision_does_not_fit() {
+    let warning = |precision: &str| -> Option<String> {
+        let args = [
+            "plan",
+            "--model",
+            "large",
+            "--batch-size",
+            "512",
+            "--precision",
+            precision,
+        ];
+        let text = run_ok(&args.map(String::from));
+        text.lines()
+            .find(|l| l.starts_with("warning: does not fit"))
+            .map(str::to_string)
+    };
+    assert_eq!(warning("bf16"), None);
+    let fp32 = warning("fp32").expect("fp32 does not fit: warned");
+    assert!(
+        fp32.contains("in fp32") && fp32.contains("--precision bf16"),
+        "{fp32}"
+    );
+}
