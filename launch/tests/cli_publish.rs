@@ -1,8 +1,9 @@
 //! `ecgfm publish`: uploads an exported package to a folder, to S3 (a moto server on localhost,
 //! credentials from the environment and never printed) and to the in-memory store; a second
 //! publish of the same package is a no-op, a damaged remote file is uploaded again, a different
-//! package or foreign objects are refused without `--force`, and a package that no longer
-//! matches its own checksums is refused before anything is sent.
+//! package or foreign objects are refused without `--force`, a replacement that fails partway
+//! leaves no package listing, and a package that no longer matches its own checksums is refused
+//! before anything is sent.
 
 mod common;
 // The data tests' moto helper; this file uses part of it.
@@ -169,6 +170,33 @@ fn folder_publish_verifies_repairs_and_refuses_another_package() {
     let err = run_err(&publish_args(&pkg, fresh.to_str().unwrap(), false));
     assert!(err.contains("README.md does not match SHA256SUMS"), "{err}");
     assert!(!fresh.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A replacement (`--force`) that fails partway leaves no `SHA256SUMS` behind: the old list
+/// goes before the first new file, so the folder never looks like a complete package whose
+/// files are half the old one's and half the new one's. Run again once the fault is gone, it
+/// finishes. (The fault: a folder where the weights file goes, so its upload cannot land.)
+#[test]
+fn a_replacement_that_fails_partway_leaves_no_package_listing() {
+    let dir = temp_dir("publish-broken-replace");
+    let (pkg, pkg4) = two_packages(&dir);
+    let dest = dir.join("published");
+    let to = dest.to_str().unwrap();
+    run_ok(&publish_args(&pkg, to, false));
+    let weights = dest.join("model.safetensors");
+    std::fs::remove_file(&weights).unwrap();
+    std::fs::create_dir_all(weights.join("in-the-way")).unwrap();
+    let err = run_err(&publish_args(&pkg4, to, true));
+    assert!(err.contains("model.safetensors"), "{err}");
+    assert!(
+        !dest.join("SHA256SUMS").exists(),
+        "the old package's SHA256SUMS outlived a replacement that failed"
+    );
+    std::fs::remove_dir_all(&weights).unwrap();
+    let out = run_ok(&publish_args(&pkg4, to, true));
+    assert!(out.contains("uploaded"), "{out}");
+    assert_same_files(&dest, &pkg4);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
