@@ -77,11 +77,11 @@ fn copy_scratch(
     let same_baseline = |other: &&RunPlan| {
         other.name != run.name && other.seed == run.seed && other.config.model == run.config.model
     };
-    let donors = plan.runs.iter().filter(same_baseline).map(|other| {
-        let runs = dir.join("runs").join(&other.name);
-        (other, record::eval_file(&runs, &eval.task, "scratch"))
+    let mut donors = plan.runs.iter().filter(same_baseline).map(|other| {
+        let other_dir = dir.join("runs").join(&other.name);
+        (other, record::eval_file(&other_dir, &eval.task, "scratch"))
     });
-    let Some((donor, file)) = donors.into_iter().find(|(_, file)| file.exists()) else {
+    let Some((donor, file)) = donors.find(|(_, file)| file.exists()) else {
         return Ok(());
     };
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

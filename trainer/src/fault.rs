@@ -16,10 +16,9 @@ pub struct FaultPlan {
     failed_reads: Vec<(u64, usize)>,
 }
 
-/// The `RANK:STEP[:MICRO]` entries of `var` that belong to `rank`, as (STEP, MICRO); malformed
-/// entries are ignored.
-fn entries(var: &str, rank: usize) -> Vec<(u64, usize)> {
-    let spec = std::env::var(var).unwrap_or_default();
+/// The `RANK:STEP[:MICRO]` entries of `spec` (a comma-separated list) that belong to `rank`, as
+/// (STEP, MICRO); malformed entries are ignored.
+fn entries(spec: &str, rank: usize) -> Vec<(u64, usize)> {
     spec.split(',')
         .filter_map(|item| {
             let mut parts = item.split(':').map(str::trim);
@@ -37,13 +36,14 @@ fn entries(var: &str, rank: usize) -> Vec<(u64, usize)> {
 impl FaultPlan {
     /// Reads `ECGFM_FAULT_NONFINITE` and `ECGFM_FAULT_READ` for `rank`.
     pub fn from_env(rank: usize) -> FaultPlan {
+        let var = |name| std::env::var(name).unwrap_or_default();
         FaultPlan {
-            nonfinite_steps: entries("ECGFM_FAULT_NONFINITE", rank)
+            nonfinite_steps: entries(&var("ECGFM_FAULT_NONFINITE"), rank)
                 .into_iter()
                 .filter(|&(_, micro)| micro == 0)
                 .map(|(step, _)| step)
                 .collect(),
-            failed_reads: entries("ECGFM_FAULT_READ", rank),
+            failed_reads: entries(&var("ECGFM_FAULT_READ"), rank),
         }
     }
 
@@ -71,16 +71,13 @@ mod tests {
     use crate::ModelConfig;
 
     /// `RANK:STEP[:MICRO]` entries of the rank asked for, MICRO 0 by default; malformed entries,
-    /// other ranks' and those with a fourth field are left out. (A variable of its own, so no
-    /// other test's run sees it.)
+    /// other ranks' and those with a fourth field are left out.
     #[test]
     fn entries_keep_this_ranks_steps_and_micro_batches() {
-        let var = "ECGFM_TEST_FAULT_ENTRIES_OF_FAULT_RS";
-        std::env::set_var(var, "1:2, 0:3, 1:4:2, x:5, 1:y, 1:6:1:9, 1:7:z");
-        assert_eq!(entries(var, 1), vec![(2, 0), (4, 2)]);
-        assert_eq!(entries(var, 0), vec![(3, 0)]);
-        std::env::remove_var(var);
-        assert!(entries(var, 1).is_empty());
+        let spec = "1:2, 0:3, 1:4:2, x:5, 1:y, 1:6:1:9, 1:7:z";
+        assert_eq!(entries(spec, 1), vec![(2, 0), (4, 2)]);
+        assert_eq!(entries(spec, 0), vec![(3, 0)]);
+        assert!(entries("", 1).is_empty());
     }
 
     /// A NaN goes into the first micro-batch of a listed step only; reads fail at exactly the

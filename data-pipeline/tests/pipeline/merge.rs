@@ -54,6 +54,15 @@ fn manifest(url: &str) -> Manifest {
     Manifest::load(object_store.as_ref(), &root).unwrap()
 }
 
+/// Rewrites the manifest of the dataset at `url` as `edit` leaves it; returns what it wrote.
+fn rewrite_manifest(url: &str, edit: impl FnOnce(&mut Manifest)) -> Manifest {
+    let mut m = manifest(url);
+    edit(&mut m);
+    let (object_store, root) = store::open_url(url).unwrap();
+    m.save(object_store.as_ref(), &root).unwrap();
+    m
+}
+
 /// Flips the lowest bit of byte `at` of the object `path` of the dataset at `url`.
 fn flip_bit(url: &str, path: &str, at: usize) {
     let (object_store, root) = store::open_url(url).unwrap();
@@ -158,16 +167,15 @@ fn a_copy_gives_a_dataset_from_an_older_ecgfm_its_chunk_checksums() {
     // The same dataset as older ecgfm versions wrote it: its first shard without checksums,
     // the others with those of the signal and lead-mask chunks only.
     let older = synth("older-then", 3, 6, |_| {});
-    let (object_store, root) = store::open_url(&older).unwrap();
-    let mut stripped = manifest(&older);
-    for (i, shard) in stripped.shards.iter_mut().enumerate() {
-        shard.split_source_crc32c.clear();
-        shard.footer_crc32c = None;
-        if i == 0 {
-            shard.set_checksums(Default::default());
+    let stripped = rewrite_manifest(&older, |m| {
+        for (i, shard) in m.shards.iter_mut().enumerate() {
+            shard.split_source_crc32c.clear();
+            shard.footer_crc32c = None;
+            if i == 0 {
+                shard.set_checksums(Default::default());
+            }
         }
-    }
-    stripped.save(object_store.as_ref(), &root).unwrap();
+    });
     let summary = |url: &str| inspect(url, &[], &hidden()).unwrap();
     let said = summary(&older).to_string();
     assert_eq!(summary(&older).unchecked_shards, stripped.shards.len());
@@ -264,10 +272,7 @@ fn windows_or_preprocessing_that_differ_are_refused_naming_what_differs() {
 fn a_signal_scale_that_differs_is_refused() {
     let a = synth("scale-a", 1, 2, |_| {});
     let b = synth("scale-b", 2, 2, |_| {});
-    let (object_store, root) = store::open_url(&b).unwrap();
-    let mut other = manifest(&b);
-    other.signal_scale = 0.002;
-    other.save(object_store.as_ref(), &root).unwrap();
+    rewrite_manifest(&b, |m| m.signal_scale = 0.002);
     let err = error_of(&[a.clone(), b.clone()], "memory://merge-tests/scale-out");
     assert!(
         err.contains(&format!(
@@ -282,29 +287,27 @@ fn a_signal_scale_that_differs_is_refused() {
 #[test]
 fn quarantined_and_partial_records_of_every_input_are_kept() {
     let edit = |url: &str, n: u64| {
-        let (object_store, root) = store::open_url(url).unwrap();
-        let mut m = manifest(url);
-        let source = m.sources[0].name.clone();
-        m.quarantine.push(QuarantineEntry {
-            source: source.clone(),
-            record: format!("bad-{n}"),
-            uri: format!("/raw/bad-{n}.hea"),
-            kind: "checksum mismatch".into(),
-            reason: "checksum 0".into(),
-        });
-        m.partial.push(PartialEntry {
-            source,
-            record: format!("part-{n}"),
-            dropped_leads: vec!["V1".into()],
-            hard_failed_windows: n,
-        });
-        m.counts.quarantine = [
-            ("checksum mismatch".to_string(), n),
-            ("too short".to_string(), 1),
-        ]
-        .into();
-        m.save(object_store.as_ref(), &root).unwrap();
-        m
+        rewrite_manifest(url, |m| {
+            let source = m.sources[0].name.clone();
+            m.quarantine.push(QuarantineEntry {
+                source: source.clone(),
+                record: format!("bad-{n}"),
+                uri: format!("/raw/bad-{n}.hea"),
+                kind: "checksum mismatch".into(),
+                reason: "checksum 0".into(),
+            });
+            m.partial.push(PartialEntry {
+                source,
+                record: format!("part-{n}"),
+                dropped_leads: vec!["V1".into()],
+                hard_failed_windows: n,
+            });
+            m.counts.quarantine = [
+                ("checksum mismatch".to_string(), n),
+                ("too short".to_string(), 1),
+            ]
+            .into();
+        })
     };
     let a = synth("quarantine-a", 1, 2, |_| {});
     let b = synth("quarantine-b", 2, 2, |_| {});
@@ -326,11 +329,10 @@ fn quarantined_and_partial_records_of_every_input_are_kept() {
 fn an_input_without_rows_keeps_the_lead_counts_of_the_others() {
     let a = synth("rowless-a", 1, 4, |_| {});
     let b = synth("rowless-b", 2, 2, |_| {});
-    let (object_store, root) = store::open_url(&b).unwrap();
-    let mut empty = manifest(&b);
-    empty.shards.clear();
-    empty.counts = Default::default();
-    empty.save(object_store.as_ref(), &root).unwrap();
+    rewrite_manifest(&b, |m| {
+        m.shards.clear();
+        m.counts = Default::default();
+    });
     let out = "memory://merge-tests/rowless-out";
     let report = merge_with(&[a.clone(), b], out, &streamed(1)).unwrap();
     assert!(report.without_lead_counts.is_empty(), "{report:?}");

@@ -6,6 +6,8 @@ use super::*;
 use crate::comm_wire::HostComm;
 use ecgfm_dist::{on_threads, Timeouts};
 use ecgfm_kernels::CpuBackend;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The CPU wire, whose `fail_at`-th reduce-scatter (counting from 1) fails without
@@ -196,8 +198,8 @@ fn a_zero_one_rank_gets_its_shard_and_then_every_shard_of_the_parameters() {
                 got[own.clone()] == want[own.clone()],
                 "rank {rank}, step {step}"
             );
-            let outside = (0..TOTAL).filter(|i| !own.contains(i));
-            assert!(outside.into_iter().all(|i| got[i].is_nan()), "rank {rank}");
+            let mut outside = (0..TOTAL).filter(|i| !own.contains(i));
+            assert!(outside.all(|i| got[i].is_nan()), "rank {rank}");
             let partials = partials.unwrap();
             let expected: Vec<f64> = want[own.clone()]
                 .chunks(ecgfm_dist::shards::ALIGN)
@@ -227,18 +229,15 @@ fn a_failed_bucket_comes_out_of_the_next_host_collective() {
         for i in 0..buckets().len() {
             ex.start_bucket(&be, &g, i, true);
         }
-        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
         let host = ex.host(Box::new(move |c| {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
             let mut v = vec![1.0f32];
             c.all_reduce(&mut v)?;
             Ok(v)
         }));
-        (
-            host.map_err(|e| e.to_string()),
-            ran.load(std::sync::atomic::Ordering::SeqCst),
-        )
+        (host.map_err(|e| e.to_string()), ran.load(Ordering::SeqCst))
     });
     let (host, ran) = results.into_iter().next().unwrap();
     let err = host.expect_err("the bucket's error comes first");
