@@ -1,7 +1,8 @@
 //! The evaluations of a sweep's runs: which ones a run gets (each task's protocols, from scratch
 //! on the first seed where asked), which are still missing from its folder, and running them as
 //! `ecgfm eval` subprocesses whose result files are read back into the run's record (a
-//! from-scratch result another run of the same architecture and seed has is copied instead).
+//! from-scratch result another run of the same architecture and seed has is copied instead, into
+//! the run's `eval/` folder too, as `ecgfm eval` would keep it).
 
 use anyhow::{Context, Result};
 use ecgfm_data::manifest::Manifest;
@@ -11,9 +12,13 @@ use ecgfm_sweep::spec::EvalSpec;
 use ecgfm_sweep::{RunPlan, SweepPlan, SweepSpec};
 use ecgfm_trainer::eval::Vocabulary;
 use ecgfm_trainer::write_whole::write_whole;
+use serde_json::Value;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::eval_copy::RunCopy;
+use crate::pretrained::load_pretrained;
+use crate::pretraining_check;
 use crate::sweep_child::run_child;
 use crate::sweep_run::append_record;
 
@@ -84,8 +89,19 @@ fn copy_scratch(
     let Some((donor, file)) = donors.find(|(_, file)| file.exists()) else {
         return Ok(());
     };
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    write_whole(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let donated: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let json = scratch_report_of(donated, run_dir)?;
+    // Like `ecgfm eval`: the run's `eval/` copy (which `ecgfm export` reports) first, then the
+    // result file, whose existence means the evaluation is done.
+    let run_copy = RunCopy::prepare(run_dir)?;
+    let name = out.file_name().context("a result file has a name")?;
+    if let Some(copy) = run_copy.path_for(&name.to_string_lossy(), &json) {
+        write_report(&copy, &json)?;
+    }
+    write_report(&out, &json)?;
     say!(
         "{}: {} from scratch copied from {} (the same architecture and seed train the same \
          baseline)",
@@ -94,6 +110,26 @@ fn copy_scratch(
         donor.name
     );
     Ok(())
+}
+
+/// Another run's from-scratch result file as `ecgfm eval` of the run in `run_dir` would write
+/// it: the fields naming the evaluated checkpoint (its folder, step, weights and pretraining)
+/// become the run's own, and `scratch_copied_from` names the checkpoint whose evaluation
+/// trained the baseline. Its numbers, counts and warnings are the donor's.
+fn scratch_report_of(mut donated: Value, run_dir: &Path) -> Result<Value> {
+    let own = load_pretrained(run_dir, None)?;
+    donated["scratch_copied_from"] = donated["checkpoint"].take();
+    donated["checkpoint"] = own.dir.display().to_string().into();
+    donated["step"] = own.step.into();
+    donated["weights_sha256"] = own.weights_sha256.clone().into();
+    donated["pretraining"] = serde_json::to_value(pretraining_check::describe(&own))
+        .context("describing the run's pretraining")?;
+    Ok(donated)
+}
+
+fn write_report(path: &Path, json: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(json).context("serialising a result file")?;
+    write_whole(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A recorded run: evaluates it on what the sweep file asks for and it lacks (tasks or
