@@ -161,6 +161,20 @@ pub struct PartialEntry {
     pub hard_failed_windows: u64,
 }
 
+impl PartialEntry {
+    /// What the ingest left out of the record, for a person: each dropped lead with its reason,
+    /// then the windows failing the hard quality rule, `; `-separated.
+    pub fn left_out(&self) -> String {
+        let windows = match self.hard_failed_windows {
+            0 => None,
+            1 => Some("1 window failing the hard quality rule".to_string()),
+            n => Some(format!("{n} windows failing the hard quality rule")),
+        };
+        let what: Vec<String> = self.dropped_leads.iter().cloned().chain(windows).collect();
+        what.join("; ")
+    }
+}
+
 impl ShardEntry {
     /// How a copy of the shard of `size` bytes with SHA-256 `sha256` differs from this entry
     /// (`None`: it is the shard the manifest lists).
@@ -430,6 +444,32 @@ fn leads_in(by_split: &BTreeMap<String, BTreeMap<u8, u64>>, split: &str) -> BTre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_record_says_which_leads_and_windows_it_lost() {
+        let entry = |dropped_leads: &[&str], hard_failed_windows| PartialEntry {
+            source: "wfdb".into(),
+            record: "r".into(),
+            dropped_leads: dropped_leads.iter().map(|l| l.to_string()).collect(),
+            hard_failed_windows,
+        };
+        let leads = [
+            "V (not a standard ECG lead)",
+            "RESP (not a standard ECG lead)",
+        ];
+        assert_eq!(
+            entry(&leads, 0).left_out(),
+            "V (not a standard ECG lead); RESP (not a standard ECG lead)"
+        );
+        assert_eq!(
+            entry(&leads[..1], 3).left_out(),
+            "V (not a standard ECG lead); 3 windows failing the hard quality rule"
+        );
+        assert_eq!(
+            entry(&[], 1).left_out(),
+            "1 window failing the hard quality rule"
+        );
+    }
 
     fn sample() -> Manifest {
         let mut m = Manifest::new(250.0, 2500, 256);

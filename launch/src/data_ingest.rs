@@ -278,6 +278,13 @@ pub fn run_ingest(args: &IngestArgs) -> Result<()> {
         );
     }
     say!("dataset written to {}", redact_url(&args.out));
+    if report.records_quarantined + report.records_partial > 0 {
+        say!(
+            "every record quarantined or kept in part, with its reason: `ecgfm data inspect {} \
+             --quarantine`",
+            redact_url(&args.out)
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `ecgfm data inspect URL [--plot FILE.png]`: a dataset's summary (rows, records, label and
 //! split counts, quality histogram, quarantine, shard checksums), and optionally a picture of a
-//! few windows; `--record-ids SPLIT` prints a split's record ids instead. Exits 65 (damaged
+//! few windows; `--record-ids SPLIT` prints a split's record ids instead, `--quarantine` every
+//! record its ingest left out or kept in part, with the reason, as CSV. Exits 65 (damaged
 //! data, as every command does for it) when a shard differs from the manifest, is gone or cannot
 //! be decoded, or the shards' rows per split differ from the manifest's; 1 when shards that are
 //! there cannot be read here (no permission, the store unreachable): no verdict on the data.
@@ -9,8 +10,10 @@ use anyhow::{bail, Context, Result};
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use ecgfm_data::inspect::inspect;
+use ecgfm_data::manifest::Manifest;
 use ecgfm_data::plot::{plot_records, MAX_RECORDS};
 use ecgfm_data::record_ids::visit_record_ids;
+use ecgfm_data::store::{open_url, redact_url};
 
 use crate::bad_config::RefusedConfig;
 use crate::damaged_data::DamagedData;
@@ -36,12 +39,20 @@ pub struct InspectArgs {
     /// id columns alone.
     #[arg(long, value_name = "SPLIT", conflicts_with = "plot")]
     pub record_ids: Option<String>,
+    /// Print only the records the ingest quarantined or kept in part, as CSV with a header
+    /// (`source,record,status,reason`; status `quarantined` or `partial`, the reason naming the
+    /// leads or windows left out), from the manifest alone. The summary shows a few.
+    #[arg(long, conflicts_with_all = ["plot", "record_ids"])]
+    pub quarantine: bool,
 }
 
 /// Runs `ecgfm data inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     if let Some(split) = &args.record_ids {
         return print_record_ids(&args.url, split);
+    }
+    if args.quarantine {
+        return print_left_out(&args.url);
     }
     let bar = byte_bar("reading shards");
     let summary =
@@ -111,5 +122,23 @@ fn print_record_ids(url: &str, splits: &str) -> Result<()> {
     for id in ids {
         say!("{id}");
     }
+    Ok(())
+}
+
+/// Prints, as CSV, every record of the dataset's manifest that was quarantined (with its
+/// reason) or ingested in part (with the leads and windows left out).
+fn print_left_out(url: &str) -> Result<()> {
+    let (object_store, root) = open_url(url)?;
+    let manifest = Manifest::load(object_store.as_ref(), &root)
+        .with_context(|| format!("reading the manifest of {}", redact_url(url)))?;
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(["source", "record", "status", "reason"])?;
+    for q in &manifest.quarantine {
+        out.write_record([&q.source, &q.record, "quarantined", &q.reason])?;
+    }
+    for p in &manifest.partial {
+        out.write_record([&p.source, &p.record, "partial", &p.left_out()])?;
+    }
+    out.flush().context("writing to standard output")?;
     Ok(())
 }

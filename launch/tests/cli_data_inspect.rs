@@ -2,7 +2,9 @@
 //! unreadable one with its absolute path), the summary is printed and the exit status is 65
 //! (damaged data, as for every command); a shard this user may not read is no verdict on the
 //! data (exit 1, not 65); an out-of-range `--plot-records` is refused before any dataset is read,
-//! and a plot makes the folders it goes into.
+//! and a plot makes the folders it goes into. An ingest that quarantines records or keeps some
+//! in part says so and points to `data inspect --quarantine`, which lists each with its reason as
+//! CSV.
 
 mod common;
 use common::{
@@ -102,6 +104,52 @@ fn a_shard_without_read_permission_is_not_called_damaged() {
     assert!(
         stderr.contains("1 shard(s) cannot be read here") && stderr.contains("ermission denied"),
         "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_ingest_points_to_inspect_for_its_quarantined_and_partial_records() {
+    let Some(source) = ecgfm_test_support::shared_data("wfdb-formats") else {
+        return;
+    };
+    let dir = temp_dir("inspect-quarantine");
+    let ds = dir.join("ds");
+    let said = run_ok(&["data", "ingest", path_str(&source), "--out", path_str(&ds)]);
+    for line in [
+        "  quarantined     4: no standard ECG lead",
+        "  kept in part    4: without their non-ECG leads",
+        &format!(
+            "with its reason: `ecgfm data inspect {} --quarantine`",
+            ds.display()
+        ),
+    ] {
+        assert!(said.contains(line), "{line}\n{said}");
+    }
+    let listed = run_ok(&["data", "inspect", path_str(&ds), "--quarantine"]);
+    let mut rows = csv::Reader::from_reader(listed.as_bytes());
+    let rows: Vec<Vec<String>> = (rows.records())
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let (quarantined, partial): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r[2] == "quarantined");
+    let names = |rows: &[&Vec<String>]| rows.iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&quarantined),
+        ["03700181", "binformats", "p10143", "test01_00s"]
+    );
+    assert_eq!(
+        names(&partial),
+        ["3000003_0003", "a103l", "s0010_re", "v102s"]
+    );
+    assert!(rows.iter().all(|r| r[0] == "wfdb"), "{listed}");
+    let binformats = &quarantined[1][3];
+    assert!(
+        binformats.contains(r#"no standard lead among ["sig 0, fmt 8", "sig 1, fmt 16""#),
+        "a reason holding commas and quotes is one field: {binformats}"
+    );
+    assert_eq!(
+        partial[1][3],
+        "V (not a standard ECG lead); PLETH (not a standard ECG lead)"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

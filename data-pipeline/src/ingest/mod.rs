@@ -160,6 +160,7 @@ pub fn ingest(opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestRepo
         records_planned: records.len() as u64,
         records_ingested: journal.counts.records,
         records_quarantined: journal.quarantine.len() as u64,
+        records_partial: journal.partial.len() as u64,
         shards: journal.shards.len() as u64,
         shards_written: journal.shards.len() as u64 - resumed,
         shards_resumed: resumed,

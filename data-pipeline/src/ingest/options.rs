@@ -152,6 +152,8 @@ pub struct IngestReport {
     pub records_ingested: u64,
     /// Records quarantined.
     pub records_quarantined: u64,
+    /// Records ingested without some of their leads or windows (the manifest's `partial`).
+    pub records_partial: u64,
     /// Shards of the dataset (all runs).
     pub shards: u64,
     /// Shards written by this run (resumed ones excluded).
@@ -171,7 +173,7 @@ pub struct IngestReport {
 }
 
 /// The summary `ecgfm data ingest` prints: the counts, any shards removed, the quarantine by
-/// reason, the warnings, and how to finish a run that stopped early.
+/// reason, the records kept in part, the warnings, and how to finish a run that stopped early.
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -192,6 +194,14 @@ impl fmt::Display for IngestReport {
         }
         for (reason, count) in &self.counts.quarantine {
             writeln!(f, "  quarantined {count:>5}: {reason}")?;
+        }
+        if self.records_partial > 0 {
+            writeln!(
+                f,
+                "  kept in part {:>4}: without their non-ECG leads or their windows failing the \
+                 hard quality rule",
+                self.records_partial
+            )?;
         }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;

@@ -129,6 +129,16 @@ fn wfdb_formats_quarantine_and_partial_records_are_exact() {
     );
     assert_eq!(partial["v102s"], unknown(&["V", "PLETH", "RESP"]));
     assert!(!partial.contains_key("100"));
+    assert_eq!(report.records_partial, 4);
+    let said = report.to_string();
+    assert!(
+        said.contains("  quarantined     4: no standard ECG lead"),
+        "{said}"
+    );
+    assert!(
+        said.contains("  kept in part    4: without their non-ECG leads"),
+        "{said}"
+    );
 
     let summary =
         ecgfm_data::inspect::inspect(out.path().to_str().unwrap(), &[], &hidden()).unwrap();
