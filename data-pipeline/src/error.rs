@@ -141,9 +141,14 @@ pub enum DataError {
     SourceUnreadable(String),
     /// What this command must not do with what it was given, the message saying why and the
     /// way out: an output that already holds a dataset, datasets preprocessed differently, a
-    /// split without rows.
+    /// split without rows. The same command would be refused again (`ecgfm` exits 78 for it).
     #[error("{0}")]
     Refused(String),
+    /// Another writer is at work on the output: it holds its lock, keeps taking it, took this
+    /// writer's over, or removed the folder being written. The same command may pass later
+    /// (`ecgfm` exits 1, so `ecgfm launch --max-restarts` may try again).
+    #[error("{0}")]
+    Busy(String),
     /// An invalid setting (loader configuration, split name, a `data.repeat` the dataset
     /// cannot take, ...): the same settings would be refused again.
     #[error("invalid configuration: {0}")]

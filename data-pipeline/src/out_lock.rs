@@ -94,7 +94,7 @@ struct FolderLock {
 impl OutputLock {
     /// Takes the lock of the output at `root` of `object_store` (`url` names it in the refusal)
     /// for this process, running `writer`. An output another writer holds is refused
-    /// (`DataError::Refused`, naming the output, that writer's command and pid); nothing is
+    /// (`DataError::Busy`, naming the output, that writer's command and pid); nothing is
     /// written then. Called from synchronous code, not inside a tokio runtime (an object store's
     /// lease blocks on the store's runtime, here and when dropped).
     pub fn take(
@@ -264,7 +264,7 @@ impl FolderLock {
         })?;
         match same {
             true => Ok(()),
-            false => Err(DataError::Refused(format!(
+            false => Err(DataError::Busy(format!(
                 "{} was removed or replaced while this command wrote it (its lock file {} is \
                  gone), and what it had written with it; nothing more is written there: run \
                  the command again",
@@ -336,7 +336,7 @@ fn busy(url: &str, path: &std::path::Path, file: Option<&mut File>) -> DataError
         (Some(writer), Some(pid)) => format!("another {} (pid {pid})", writer.name()),
         _ => "another ecgfm command".to_string(),
     };
-    DataError::Refused(format!(
+    DataError::Busy(format!(
         "{} is being written by {who}, which holds {}; {TWO_WRITERS}",
         store::redact_url(url),
         path.display()

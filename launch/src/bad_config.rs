@@ -4,7 +4,9 @@
 //! cannot take such as a `data.repeat` naming a source it lacks, a model preset that does not
 //! exist, in any command, a sweep file that does not parse or is not a valid sweep, a
 //! `--device cuda` on a machine without the CUDA libraries, a GPU or a recent enough driver,
-//! which no restart there gives): it exits with
+//! a data command's output that already holds another dataset, datasets that cannot be merged,
+//! a split without rows, which no restart there gives; not an output another writer is at work
+//! on, `DataError::Busy`, which a later attempt may find free): it exits with
 //! [`CONFIG_EXIT`], so `ecgfm launch --max-restarts` does not
 //! spend its restarts on a job every attempt of which would be refused the same way, and the
 //! launcher exits so too.
@@ -50,7 +52,10 @@ pub fn is_bad_config(err: &anyhow::Error) -> bool {
                 e.downcast_ref(),
                 Some(TrainError::Resume { .. } | TrainError::CheckpointsExist { .. })
             )
-            || matches!(e.downcast_ref(), Some(DataError::Config(_)))
+            || matches!(
+                e.downcast_ref(),
+                Some(DataError::Config(_) | DataError::Refused(_))
+            )
             || matches!(e.downcast_ref(), Some(ModelError::UnknownPreset(_)))
             || matches!(
                 e.downcast_ref(),

@@ -145,7 +145,7 @@ pub enum LeaseOutcome {
 
 impl StoreLease {
     /// Takes the lease of the output at `root` (`url` names it in messages) for `writer`, or
-    /// refuses (`DataError::Refused`) when another writer holds it. Writes only the lock object.
+    /// refuses (`DataError::Busy`) when another writer holds it. Writes only the lock object.
     /// Called from synchronous code, not inside a tokio runtime (it blocks on the store's).
     pub fn take(
         object_store: &Arc<dyn ObjectStore>,
@@ -225,7 +225,7 @@ impl StoreLease {
                 Err(source) => return Err(store::store_error(object_store.as_ref(), path)(source)),
             }
         }
-        Err(DataError::Refused(format!(
+        Err(DataError::Busy(format!(
             "{}: other writers keep taking and releasing its lock {shown}: choose another --out \
              or run again later",
             store::redact_url(url)
@@ -279,7 +279,7 @@ impl StoreLease {
             ),
             None => return Ok(()),
         };
-        Err(DataError::Refused(format!(
+        Err(DataError::Busy(format!(
             "this writer lost its lock {}: {why}; it stopped before writing more (run it again \
              once no other writer is at work there)",
             self.shown
@@ -469,7 +469,7 @@ fn busy(url: &str, shown: &str, lock: &LockObject, timing: LeaseTiming) -> DataE
         Some(age) => format!("whose lock {shown} was renewed {} ago", span(age)),
         None => format!("which holds the lock {shown}"),
     };
-    DataError::Refused(format!(
+    DataError::Busy(format!(
         "{} is being written by another {}, {lock_held}; {TWO_WRITERS}. A writer killed on \
          another machine leaves its lock, taken over once it is {} old; remove it sooner only \
          when that writer is surely gone",

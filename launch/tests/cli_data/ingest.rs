@@ -36,7 +36,8 @@ fn ingest_into_a_dataset_is_refused_and_the_dataset_kept() {
         ingest_args(&source, &[&args[..], extra].concat())
     };
     run_ok(&ingest(&[]));
-    let err = run_err(&ingest(&["--seed", "5", "--stop-after-shards", "1"]));
+    // Refused for good (exit 78, which `ecgfm launch` does not restart).
+    let err = run_refused(&ingest(&["--seed", "5", "--stop-after-shards", "1"]));
     assert!(
         err.contains(&format!("{out} already holds a dataset (manifest.json)")),
         "{err}"
@@ -679,7 +680,10 @@ fn a_second_ingest_into_a_folder_being_written_is_refused() {
         "{out} is being written by another ingest (pid {pid}), which holds {}",
         lock.display()
     );
-    let err = run_err(&ingest(&["--seed", "5"]));
+    // Not refused for good: the same command may pass once the first ends (exit 1, not 78).
+    let second = ecgfm_env(&ingest(&["--seed", "5"]), &[]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
     assert!(err.contains(&busy), "{err}");
     assert!(err.contains("or choose another --out"), "{err}");
     let err = run_err(&ingest(&["--seed", "5", "--dry-run"]));

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{ecgfm_env, flip_middle_byte, pretrain_args, run_err, run_ok, temp_dir};
+use crate::common::{
+    ecgfm_env, flip_middle_byte, pretrain_args, run_err, run_ok, run_refused, temp_dir,
+};
 use crate::{synth, synth_with};
 
 #[test]
@@ -64,18 +66,19 @@ fn merged_datasets_inspect_and_train_as_one_and_mismatches_are_refused() {
     run_ok(&args);
     assert!(run.join("metrics.jsonl").exists());
 
-    let err = run_err(&["data", "merge", &a, &b, "--out", &merged]);
+    // Each refusal below is for good (exit 78: `ecgfm launch` does not try it again).
+    let err = run_refused(&["data", "merge", &a, &b, "--out", &merged]);
     assert!(err.contains("already holds a dataset"), "{err}");
     // Two sources of one name: their record and patient ids would collide.
     let namesake = synth_with(&dir, "namesake", "4", "3", &["--source-name", "a"]);
     let out = dir.join("y").display().to_string();
-    let err = run_err(&["data", "merge", &a, &namesake, "--out", &out]);
+    let err = run_refused(&["data", "merge", &a, &namesake, "--out", &out]);
     assert!(
         err.contains("both hold a source named a") && err.contains("--source-name"),
         "{err}"
     );
     let long = synth(&dir, "long", "3", "4");
-    let err = run_err(&[
+    let err = run_refused(&[
         "data",
         "merge",
         &a,

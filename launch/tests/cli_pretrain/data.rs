@@ -1,5 +1,6 @@
 //! Datasets: a signed URL's query string never logged, shards damaged after ingest or mid-run,
-//! the validation set's dependence on the dataset alone, `data synth` beside a folder named synth.
+//! the validation set's dependence on the dataset alone, `data synth` beside a folder named synth,
+//! a split without rows refused.
 
 use crate::common::{self, pretrain_args, run_err, run_ok, temp_dir, ECGFM};
 use crate::{assert_same_run_and_remove, logged_steps};
@@ -312,5 +313,20 @@ fn data_synth_beside_a_synth_folder_warns_that_it_means_the_generator() {
         stderr.contains("is ecgfm's synthetic generator, not the dataset in the folder ./synth"),
         "{stderr}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Pretraining on a split the dataset has no rows of is a configuration refused (exit 78, which
+/// `ecgfm launch` does not restart), naming the dataset's manifest and the split.
+#[test]
+fn a_split_without_rows_is_refused_for_good() {
+    let dir = temp_dir("empty-split");
+    let one = dir.join("one").display().to_string();
+    run_ok(&["data", "synth", "--out", &one, "--records", "1"]);
+    let mut args = pretrain_args(&dir.join("run"), 2);
+    args.extend(["--data", &one, "--set", "data.split=test"].map(String::from));
+    let err = common::run_refused(&args);
+    let says = format!("{one}/manifest.json has no rows in split \"test\"");
+    assert!(err.contains(&says), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
