@@ -162,12 +162,11 @@ fn dataset_manifest(ckpt: &RunCheckpoint, data: Option<&str>) -> Result<Option<M
     Ok(Some(manifest))
 }
 
-/// Whether `eval` says it measured the exported step's checkpoint but names other weights
-/// (results written before `weights_sha256` was kept are taken at their word).
 /// The checkpoint of this run, at the step `eval` evaluated, whose weights differ from the ones
 /// it measured (by `weights_sha256`), if any: the exported one at its step, another one the run
 /// keeps at another step (a result of another run of that step was reported as this run's until
-/// 2026-12-06). A step the run no longer keeps cannot be checked (`model_card` says so).
+/// 2026-12-06). A step the run no longer keeps cannot be checked (`model_card` says so), and
+/// results written before `weights_sha256` was kept are taken at their word.
 fn other_weights(eval: &EvalResult, ckpt: &RunCheckpoint) -> Option<String> {
     let measured = eval.value["weights_sha256"].as_str()?;
     let step = eval.value["step"].as_u64()?;
@@ -410,7 +409,8 @@ fn refuse_unless_package(out: &Path) -> Result<()> {
     let holds = match foreign.first() {
         Some(first) if foreign.len() == 1 => format!("it holds {first}"),
         Some(first) => format!("it holds {} other files, e.g. {first}", foreign.len()),
-        None => format!("its {SUMS_FILE} is not a package's"),
+        None if sums_path.exists() => format!("its {SUMS_FILE} is not a package's"),
+        None => format!("it has no {SUMS_FILE}"),
     };
     bail!(
         "--out {} exists and is not an ecgfm package ({holds}): export replaces only an \

@@ -96,11 +96,23 @@ pub fn publish(
     force: bool,
     bar: &ProgressBar,
 ) -> Result<Outcome> {
-    let (sums_text, files) = package::read_verified(pkg)?;
+    let verified = package::read_verified(pkg)?;
     refuse_inside(pkg, url)?;
-    let shown = store::redact_url(url);
-    let target: StoreRoot = store::open_url_with(url, options)?;
-    let remote = Remote::list(&target, &shown)?;
+    let target = store::open_url_with(url, options)?;
+    publish_to(pkg, verified, &target, &store::redact_url(url), force, bar)
+}
+
+/// [`publish`] into the open store `target` (named `shown` in messages), of the package `pkg`
+/// whose `SHA256SUMS` text and files `package::read_verified` returned.
+fn publish_to(
+    pkg: &Path,
+    (sums_text, files): (String, Vec<(FileSum, u64)>),
+    target: &StoreRoot,
+    shown: &str,
+    force: bool,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
+    let remote = Remote::list(target, shown)?;
 
     let old_sums = match remote.names.contains(SUMS_FILE) {
         true => Some(remote.read_text(SUMS_FILE)?),
@@ -144,7 +156,7 @@ pub fn publish(
     let names: Vec<&str> = (files.iter().map(|(sum, _)| sum.name.as_str()))
         .chain([SUMS_FILE])
         .collect();
-    remove_own_staging(&target, &names)?;
+    remove_own_staging(target, &names)?;
     // Files already there with the right checksum (a re-publish, or an interrupted upload of
     // the same package) are not sent again.
     let mut sent = (0usize, 0u64);
@@ -178,7 +190,12 @@ pub fn publish(
     }
     remote.put(SUMS_FILE, Bytes::from(sums_text.clone()))?;
     if remote.read_text(SUMS_FILE)? != sums_text {
-        bail!("{shown}/{SUMS_FILE} does not read back as uploaded");
+        // Removed again: a damaged listing would pass for a package, and the same command could
+        // not resume (it refuses a URL whose listing is not its package's without --force).
+        remote.delete(SUMS_FILE)?;
+        bail!(
+            "{shown}/{SUMS_FILE} does not read back as uploaded (the store damaged it; removed              again): run the same command again"
+        );
     }
     Ok(Outcome::Uploaded {
         files: sent.0 + 1,
@@ -343,3 +360,6 @@ impl<'a> Remote<'a> {
             .with_context(|| format!("deleting {}/{name}", self.shown))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,8 @@
 //! `ecgfm export` through the real binary: the package holds the checkpoint's encoder (or every
 //! tensor) under the documented names, a config.json and model card describing the model and its
 //! training data, the PyTorch loader, and checksums `sha256sum` accepts; the same checkpoint
-//! exports to the same bytes; bad runs and folders are clear errors.
+//! exports to the same bytes; bad runs and folders are clear errors; only an empty folder or an
+//! earlier package is replaced, and never by half a package.
 
 mod common;
 
@@ -186,6 +187,18 @@ fn step_and_decoder_flags_choose_what_is_exported() {
     assert_eq!(config["training"]["steps"], 4);
     assert!(config["preprocessing"].is_null());
     let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+    // The training loss of the exported step, the run's fourth record, is the card's last.
+    let fourth: serde_json::Value = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .nth(3)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    let last_loss = fourth["loss"].as_f64().unwrap();
+    assert!(
+        card.contains(&format!("{last_loss:.4} at step 4 (one batch each) |")),
+        "{card}"
+    );
     assert!(card.contains("synthetic 12-lead ECG generator"), "{card}");
     assert!(card.contains(", included)"), "{card}");
     assert!(
@@ -492,4 +505,57 @@ fn bad_runs_and_folders_are_clear_errors() {
     for d in [dir, ds_dir] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// `--out` may be an empty folder or an earlier package; a folder holding only files with a
+/// package's names (a user's README.md) is not one. What a killed export left in `PKG.partial`
+/// does not end up in the package, and an export that fails writing (a full disk, here the
+/// file-size limit) leaves the earlier package and no `PKG.partial`.
+#[test]
+fn only_an_empty_folder_or_an_earlier_package_is_replaced() {
+    let dir = temp_dir("export-out-folder");
+    let run = short_run(&dir, None, &[]);
+    let pkg = dir.join("pkg");
+
+    std::fs::create_dir_all(&pkg).unwrap();
+    export(&run, &pkg, &[]);
+    assert_eq!(file_names(&pkg), PACKAGE_FILES);
+
+    let readme = dir.join("readme-only");
+    std::fs::create_dir_all(&readme).unwrap();
+    std::fs::write(readme.join("README.md"), "my notes").unwrap();
+    let err = export_err(&run, &readme, &[]);
+    assert!(
+        err.contains("is not an ecgfm package (it has no SHA256SUMS)"),
+        "{err}"
+    );
+    let hash = "0".repeat(64);
+    std::fs::write(readme.join("SHA256SUMS"), format!("{hash}  README.md\n")).unwrap();
+    let err = export_err(&run, &readme, &[]);
+    assert!(err.contains("(its SHA256SUMS is not a package's)"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(readme.join("README.md")).unwrap(),
+        "my notes"
+    );
+
+    let partial = dir.join("pkg.partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("leftover.bin"), "from a killed export").unwrap();
+    export(&run, &pkg, &[]);
+    assert_eq!(file_names(&pkg), PACKAGE_FILES);
+    assert!(!partial.exists());
+
+    let args = common::export_args(&run, &pkg, &["--step", "4"]);
+    let output = common::ecgfm_limited(&args, libc::RLIMIT_FSIZE, 64 << 10)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("File too large") && stderr.contains("pkg.partial/model.safetensors"),
+        "{stderr}"
+    );
+    assert!(!partial.exists());
+    assert_eq!(config_json(&pkg)["training"]["steps"], 8);
+    std::fs::remove_dir_all(dir).unwrap();
 }
