@@ -83,7 +83,7 @@ pub struct DataConfig {
     pub source: String,
     /// Dataset split to train on (datasets only).
     pub split: String,
-    /// Batches prefetched ahead of the training step (datasets only).
+    /// Batches prefetched ahead of the training step (datasets only; 0 is taken as 1).
     pub prefetch_batches: usize,
     /// Row groups whose windows are shuffled together: the shuffle's reach, and the loader's
     /// memory (datasets only; part of the sample order, so fixed for a run).

@@ -208,6 +208,53 @@ mod tests {
         assert_ne!(offsets, second_read);
     }
 
+    /// A stored length outside the window is held to it: one longer than the window is cropped
+    /// within the stored samples, a negative one reads as no samples (all zeros).
+    #[test]
+    fn lengths_outside_the_window_are_clamped_to_it() {
+        let window = 10;
+        let data = rows(vec![15, -1], window);
+        let spec = CropSpec {
+            seed: 2,
+            window,
+            crop: 6,
+            scale: 1.0,
+        };
+        let samples = [0, 1].map(|row| ReadySample {
+            rows: data.clone(),
+            row,
+            id: 40 + u64::from(row),
+            epoch: 0,
+            copy: 0,
+        });
+        let mut out = Batch::default();
+        assemble(&samples, spec, &mut out);
+        let (offset, _) = spec.place(window, 0, 40, 0);
+        for lead in 0..N_LEADS {
+            let stored = &data.signal.values[lead * window..(lead + 1) * window];
+            let want: Vec<f32> = stored[offset..offset + 6]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            assert_eq!(out.x[lead * 6..(lead + 1) * 6], want[..], "lead {lead}");
+        }
+        assert!(out.x[N_LEADS * 6..].iter().all(|&v| v == 0.0));
+    }
+
+    /// Crops are part of a run's reproducible stream: a checkpoint resumed by a later ecgfm must
+    /// crop as the run did. The offsets of samples read once (copy 0), as drawn at 41f0fc4.
+    #[test]
+    fn crop_offsets_are_those_drawn_so_far() {
+        let spec = CropSpec {
+            seed: 1,
+            window: 2500,
+            crop: 2250,
+            scale: 1.0,
+        };
+        let offsets: Vec<usize> = (0..8).map(|id| spec.place(2500, 3, id, 0).0).collect();
+        assert_eq!(offsets, [168, 37, 25, 53, 237, 154, 214, 203]);
+    }
+
     /// A random crop may start at any sample that leaves a full crop inside the valid samples:
     /// with 2 samples to spare, offsets 0, 1 and 2 (the last lets the window's end be seen) all
     /// occur over many ids, and none past 2.

@@ -73,7 +73,7 @@ pub struct LoaderConfig {
     pub crop_samples: usize,
     /// Rows of which split to load (`train`, `val`, `test`, or `all`).
     pub split: String,
-    /// Finished batches kept ready ahead of the caller.
+    /// Finished batches kept ready ahead of the caller (0 is taken as 1).
     pub prefetch_batches: usize,
     /// Threads decoding Parquet and assembling batches at once.
     pub decode_threads: usize,
@@ -326,4 +326,77 @@ fn validate(config: &LoaderConfig) -> Result<(), DataError> {
         return fail("mix_row_groups must be at least 1");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_without_a_batch_a_rank_or_a_thread_are_refused() {
+        let base = LoaderConfig::default;
+        assert!(validate(&base()).is_ok());
+        let last_rank = LoaderConfig {
+            rank: 3,
+            world_size: 4,
+            ..base()
+        };
+        assert!(validate(&last_rank).is_ok());
+        let refusals = [
+            (
+                "batch_size must be at least 1",
+                LoaderConfig {
+                    batch_size: 0,
+                    ..base()
+                },
+            ),
+            (
+                "accum_steps must be at least 1",
+                LoaderConfig {
+                    accum_steps: 0,
+                    ..base()
+                },
+            ),
+            (
+                "rank 0 is not in 0..world_size 0",
+                LoaderConfig {
+                    world_size: 0,
+                    ..base()
+                },
+            ),
+            (
+                "rank 4 is not in 0..world_size 4",
+                LoaderConfig {
+                    rank: 4,
+                    world_size: 4,
+                    ..base()
+                },
+            ),
+            (
+                "crop_samples must be at least 1",
+                LoaderConfig {
+                    crop_samples: 0,
+                    ..base()
+                },
+            ),
+            (
+                "decode_threads must be at least 1",
+                LoaderConfig {
+                    decode_threads: 0,
+                    ..base()
+                },
+            ),
+            (
+                "mix_row_groups must be at least 1",
+                LoaderConfig {
+                    mix_row_groups: 0,
+                    ..base()
+                },
+            ),
+        ];
+        for (said, config) in refusals {
+            let error = validate(&config).unwrap_err().to_string();
+            assert!(error.contains(said), "{error}");
+        }
+    }
 }

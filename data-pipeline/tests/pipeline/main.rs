@@ -2,10 +2,10 @@
 //! object_store 19 times over): ingesting PhysioNet folders against the `wfdb` and pyarrow oracles
 //! (`ingest_*`), inspecting and plotting datasets (`inspect_*`, `plot_png`), merging them
 //! (`merge`), windows and splits (`split_windows`, `synth_windows`), the streaming loader's order,
-//! sources, stores and errors (`loader_*`), writing to S3 (`object_sink_s3`), writers kept apart on
-//! object stores (`output_lease`), and the dataset format's documentation against the code
-//! (`docs_format`). `common` builds small datasets and starts moto (as S3, and standing in for
-//! GCS); `ingest_support` runs ingests and reads their shards back.
+//! restarts, sources, stores and errors (`loader_*`), writing to S3 (`object_sink_s3`), writers
+//! kept apart on object stores (`output_lease`), and the dataset format's documentation against
+//! the code (`docs_format`). `common` builds small datasets and starts moto (as S3, and standing
+//! in for GCS); `ingest_support` runs ingests and reads their shards back.
 
 mod common;
 mod ingest_support;
@@ -23,6 +23,7 @@ mod inspect_damaged;
 mod inspect_shards;
 mod loader_errors;
 mod loader_order;
+mod loader_restarts;
 mod loader_sources;
 mod loader_stores;
 mod merge;
