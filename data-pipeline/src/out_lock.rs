@@ -351,6 +351,7 @@ pub(crate) const TWO_WRITERS: &str = "two writers into one dataset would leave i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
 
     fn local(dir: &std::path::Path) -> store::StoreRoot {
         store::open_url(dir.to_str().unwrap()).unwrap()
@@ -482,6 +483,69 @@ mod tests {
             assert!(err.contains(&format!("is being written by {who}")), "{err}");
             drop(held);
         }
+    }
+
+    /// Set in the child process `release_held_leaves_only_other_writers_locks` starts.
+    const ALONE: &str = "ECGFM_RELEASE_HELD_ALONE";
+
+    /// A writer stopped by a signal exits without dropping its locks: `release_held` removes its
+    /// folders' lock files and its object-store leases, but no lock another writer has taken
+    /// (in a folder replaced while it was written, or a lease replaced). In a child process of
+    /// its own: the locks held are listed process-wide, and other tests hold theirs meanwhile.
+    #[test]
+    fn release_held_leaves_only_other_writers_locks() {
+        if std::env::var_os(ALONE).is_none() {
+            let name = "out_lock::tests::release_held_leaves_only_other_writers_locks";
+            let child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&child.stdout);
+            let err = String::from_utf8_lossy(&child.stderr);
+            assert!(out.contains("test result: ok. 1 passed"), "{out}{err}");
+            return;
+        }
+        let take = |url: &str| {
+            let (object_store, root) = store::open_url(url).unwrap();
+            OutputLock::take(&object_store, &root, url, Writer::Ingest).unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (held, replaced) = (tmp.path().join("held"), tmp.path().join("replaced"));
+        let _held = take(held.to_str().unwrap());
+        let _replaced = take(replaced.to_str().unwrap());
+        std::fs::remove_dir_all(&replaced).unwrap();
+        std::fs::create_dir_all(&replaced).unwrap();
+        std::fs::write(replaced.join(LOCK_FILE), "4242 merge\n").unwrap();
+        let (leased, lost) = ("memory://release-held/leased", "memory://release-held/lost");
+        let _leased = take(leased);
+        let _lost = take(lost);
+        let (object_store, root) = store::open_url(lost).unwrap();
+        let rival =
+            r#"{"writer":"synth","pid":7,"host":"elsewhere","lease":"a rival's","renewals":0}"#;
+        let path = store::join(&root, LOCK_FILE);
+        store::block_on(object_store.put(&path, rival.into())).unwrap();
+
+        release_held();
+        assert!(
+            !held.join(LOCK_FILE).exists(),
+            "the held folder's lock file was left"
+        );
+        let other = std::fs::read_to_string(replaced.join(LOCK_FILE)).unwrap();
+        assert_eq!(
+            other, "4242 merge\n",
+            "the next writer's lock file was removed"
+        );
+        let (object_store, root) = store::open_url(leased).unwrap();
+        check_free(object_store.as_ref(), &root, leased).unwrap();
+        let (object_store, root) = store::open_url(lost).unwrap();
+        let err = check_free(object_store.as_ref(), &root, lost)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("by another synth (pid 7 on elsewhere)"),
+            "{err}"
+        );
     }
 
     #[test]

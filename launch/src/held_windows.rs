@@ -73,10 +73,17 @@ fn on_disk(choice: HoldChoice, bytes: u64, available: Option<u64>) -> bool {
 /// limit leaves (`ulimit -v`, which some clusters set per job), in bytes.
 pub(crate) fn available_memory() -> Option<u64> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
+    available_within(address_space_limit(), read)
+}
+
+/// `available_memory` for a process whose address-space limit is `limit` (`None`: unlimited)
+/// and whose `/proc` and `/sys/fs/cgroup` files `read` reads.
+fn available_within(limit: Option<u64>, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
     let host = mem_available(&read("/proc/meminfo")?)?;
-    let room = read("/proc/self/cgroup").and_then(|t| cgroup_room(&t, read));
-    let address_space = read("/proc/self/status")
-        .and_then(|status| address_space_room(address_space_limit()?, &status));
+    let room = read("/proc/self/cgroup").and_then(|t| cgroup_room(&t, &read));
+    let address_space = limit
+        .zip(read("/proc/self/status"))
+        .and_then(|(limit, status)| address_space_room(limit, &status));
     Some(
         [room, address_space]
             .into_iter()
@@ -271,6 +278,38 @@ mod tests {
         assert_eq!(cgroup_room("0::/a/b", nested), Some(100));
         let meminfo = "MemTotal: 100 kB\nMemAvailable:   42 kB\n";
         assert_eq!(mem_available(meminfo), Some(42 * 1024));
+    }
+
+    #[test]
+    fn the_available_memory_is_the_least_of_the_host_the_cgroup_and_the_address_space() {
+        let gib = 1u64 << 30;
+        // 8 GiB available on the host; a cgroup limit of 4 GiB, 1 GiB used; 1 GiB mapped.
+        let machine = |path: &str| {
+            let text = match path {
+                "/proc/meminfo" => "MemTotal: 16777216 kB\nMemAvailable: 8388608 kB\n",
+                "/proc/self/cgroup" => "0::/job",
+                "/sys/fs/cgroup/job/memory.max" => "4294967296\n",
+                "/sys/fs/cgroup/job/memory.current" => "1073741824\n",
+                "/proc/self/status" => "Name:\tecgfm\nVmSize:\t 1048576 kB\n",
+                _ => return None,
+            };
+            Some(text.to_string())
+        };
+        let unlimited = Some(3 * gib);
+        assert_eq!(available_within(None, machine), unlimited);
+        assert_eq!(available_within(Some(64 * gib), machine), unlimited);
+        // `ulimit -v` 3 GiB: less the 1 GiB mapped and what the work maps uncounted.
+        let limited = Some(2 * gib - UNCOUNTED_ADDRESS_SPACE);
+        assert_eq!(available_within(Some(3 * gib), machine), limited);
+        // Outside a memory cgroup: the host's `MemAvailable`, unless the limit leaves less.
+        let host = |path: &str| machine(path).filter(|_| path != "/proc/self/cgroup");
+        assert_eq!(available_within(None, host), Some(8 * gib));
+        assert_eq!(available_within(Some(3 * gib), host), limited);
+        assert_eq!(
+            available_within(Some(gib), |_| None),
+            None,
+            "no /proc/meminfo"
+        );
     }
 
     #[test]

@@ -129,6 +129,24 @@ fn a_lease_left_unrenewed_is_taken_over_and_its_holder_stops() {
     assert!(err.contains("by another ingest (pid"), "{err}");
 }
 
+/// A machine suspended while it writes: its monotonic clock may leave out the sleep, the wall
+/// clock counts it, and the longer span counts, so the writer stops on waking.
+#[test]
+fn a_holder_counts_the_time_since_its_renewal_by_the_longer_clock() {
+    let (object_store, root) = memory();
+    let lease = take(
+        &object_store,
+        &root,
+        Writer::Ingest,
+        timing(3_600_000, 60_000),
+    )
+    .unwrap();
+    lease.check().unwrap();
+    lease.state.lock().unwrap().renewed.1 -= Duration::from_secs(600);
+    let err = lease.check().unwrap_err().to_string();
+    assert!(err.contains("it could not be renewed for 10 min"), "{err}");
+}
+
 /// A writer whose lease went unrenewed for half the stale age stops, before the lock could
 /// count as stale and be taken over by the next writer: never two writers at once.
 #[test]
@@ -262,6 +280,11 @@ fn an_ended_process_not_yet_reaped_counts_as_ended() {
         "a zombie keeps its /proc entry"
     );
     assert_eq!(start_ticks(pid), None);
+    let zombie = Holder {
+        pid,
+        ..Holder::this_process(Writer::Ingest)
+    };
+    assert!(zombie.ended_here());
     child.wait().unwrap();
     assert!(start_ticks(std::process::id()).is_some());
 }
@@ -270,9 +293,11 @@ fn an_ended_process_not_yet_reaped_counts_as_ended() {
 const APPLY_AND_FAIL: u8 = 1;
 const APPLY_AND_DELAY: u8 = 2;
 const APPLY_THEN_ALREADY_EXISTS: u8 = 3;
+const RIVAL_FIRST: u8 = 4;
 
 /// An in-memory store whose next conditional update (or create) is applied and then answered
-/// with an error (a timeout after the store wrote it), late, or as a retry would be answered.
+/// with an error (a timeout after the store wrote it), late, or as a retry would be answered;
+/// or comes after a rival writer's (`rival`), which then fails its condition.
 #[derive(Debug, Default)]
 struct Unreliable {
     inner: InMemory,
@@ -300,6 +325,9 @@ impl ObjectStore for Unreliable {
             PutMode::Create => self.next_create.swap(0, Ordering::SeqCst),
             PutMode::Overwrite => 0,
         };
+        if what == RIVAL_FIRST {
+            self.inner.put(location, rival().bytes()).await?;
+        }
         let written = self.inner.put_opts(location, payload, opts).await?;
         match what {
             APPLY_AND_FAIL => Err(object_store::Error::Generic {
@@ -360,6 +388,11 @@ impl ObjectStore for Unreliable {
     }
 }
 
+/// The writer whose write lands just before the next one `Unreliable` is told of (`RIVAL_FIRST`).
+fn rival() -> Holder {
+    other("synth", 9, "elsewhere")
+}
+
 fn unreliable_store() -> (Arc<Unreliable>, Arc<dyn ObjectStore>, Path) {
     let store = Arc::new(Unreliable::default());
     (store.clone(), store, Path::from("lease/ds"))
@@ -409,4 +442,23 @@ fn a_lease_dropped_during_a_renewal_is_removed() {
     lease.check().unwrap();
     drop(lease);
     assert!(lock_at(&object_store, &root).is_none(), "the lock was left");
+}
+
+/// Of two writers taking over one stale lock, one wins: a takeover is conditional on the version
+/// read, so one that comes after another writer's is refused, naming that writer.
+#[test]
+fn a_takeover_that_comes_after_another_is_refused() {
+    let (unreliable, object_store, root) = unreliable_store();
+    let stale_soon = timing(3_600_000, 500);
+    put_lock(&object_store, &root, &other("ingest", 5, "gone"));
+    std::thread::sleep(Duration::from_millis(700));
+    unreliable.next_update.store(RIVAL_FIRST, Ordering::SeqCst);
+    let err = take(&object_store, &root, Writer::Merge, stale_soon)
+        .unwrap_err()
+        .to_string();
+    let rival = format!(
+        "being written by another {}, whose lock",
+        rival().describe()
+    );
+    assert!(err.contains(&rival), "{err}");
 }
