@@ -162,6 +162,12 @@ impl StoreLease {
         let place = (object_store.clone(), path.clone());
         registry().insert(holder.lease.clone(), place);
         let taken = Self::take_as(object_store, &path, url, &holder, timing);
+        if taken.is_err() {
+            // The store may have applied a write whose every answer was an error: a lock naming
+            // this lease would keep other machines' writers out for the stale age.
+            let release = remove_if_held(object_store.as_ref(), &path, &holder.lease);
+            let _ = store::block_on(async { tokio::time::timeout(RELEASE_WITHIN, release).await });
+        }
         if !matches!(taken, Ok(LeaseOutcome::Held(_))) {
             registry().remove(&holder.lease);
         }

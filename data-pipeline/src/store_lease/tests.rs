@@ -462,3 +462,20 @@ fn a_takeover_that_comes_after_another_is_refused() {
     );
     assert!(err.contains(&rival), "{err}");
 }
+
+/// A create the store applied but answered with an error (retries inside the store client spent):
+/// the writer fails, and removes the lock naming it rather than keep other machines' writers out
+/// for the stale age.
+#[test]
+fn a_take_that_fails_after_its_write_was_applied_leaves_no_lock() {
+    let (unreliable, object_store, root) = unreliable_store();
+    unreliable
+        .next_create
+        .store(APPLY_AND_FAIL, Ordering::SeqCst);
+    let err = take(&object_store, &root, Writer::Ingest, timing(40, 100_000))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("operation timed out"), "{err}");
+    assert!(lock_at(&object_store, &root).is_none(), "the lock was left");
+    take(&object_store, &root, Writer::Merge, timing(40, 100_000)).unwrap();
+}
