@@ -2,7 +2,7 @@
 //! pooling and the block stack for both poolings and both losses; its features do not depend
 //! (beyond rounding) on which other samples share the batch; it loads a pretraining
 //! checkpoint's encoder tensors by name, and a checkpoint of another shape is refused naming the
-//! tensor; the forward-only encoder computes the same bits.
+//! tensor; the forward-only encoder computes the same bits; gradients of passes add up.
 
 mod common;
 
@@ -84,6 +84,38 @@ fn gradients_match_central_differences() {
     }
 }
 
+/// Two passes add twice one pass's gradients, for both poolings: each pass starts its scratch
+/// (the pooling's backward adds into it) from zero.
+#[test]
+fn gradients_of_two_passes_add_up() {
+    let cfg = config();
+    let (x, mask) = batch(&cfg);
+    let targets = Targets::Classes(&[2, 0, 1]);
+    for pooling in [Pooling::Mean, Pooling::Leads] {
+        let head = HeadSpec {
+            pooling,
+            classes: 3,
+            multi_label: false,
+        };
+        let mut enc = Encoder::new(CpuBackend::new(), cfg.clone(), head, 3).unwrap();
+        enc.init_params(2);
+        enc.zero_grads();
+        enc.forward_backward(&x, &mask, 3, targets, 1.0).unwrap();
+        let once = enc.grads_to_host();
+        enc.zero_grads();
+        for _ in 0..2 {
+            enc.forward_backward(&x, &mask, 3, targets, 1.0).unwrap();
+        }
+        let max = once.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+        for (twice, once) in enc.grads_to_host().iter().zip(&once) {
+            assert!(
+                (twice - 2.0 * once).abs() <= 1e-6 * max,
+                "{pooling:?}: {twice} vs 2 x {once}"
+            );
+        }
+    }
+}
+
 #[test]
 fn features_ignore_the_rest_of_the_batch() {
     let cfg = config();
@@ -137,6 +169,10 @@ fn features_ignore_the_rest_of_the_batch() {
     .unwrap();
     let err = enc.embed(&x, &bad, 3).unwrap_err().to_string();
     assert!(err.contains("sample 2"), "{err}");
+    let mut two = mask.clone();
+    two[3] = 2;
+    let err = enc.embed(&x, &two, 3).unwrap_err().to_string();
+    assert!(err.contains("sample 0"), "{err}");
 }
 
 /// The forward-only encoder (two block inputs used in turn, no gradients) gives bit for bit the

@@ -1,10 +1,14 @@
 //! Behaviour of `Mae` over the CPU backend: training lowers the loss, results are bitwise
-//! deterministic (run to run and across thread counts), gradient accumulation adds up, and
-//! invalid batches or buffers are rejected with clear errors.
+//! deterministic (run to run and across thread counts), gradient accumulation adds up, gradients
+//! announced ready are final, re-initialising resets the optimiser, a ZeRO-1 shard updates its
+//! range as the whole model would, `activation_bytes` counts what is kept, and invalid batches or
+//! buffers are rejected with clear errors.
 
 use ecgfm_kernels::{Backend, CpuBackend, Precision};
-use ecgfm_trainer::model::Recompute;
-use ecgfm_trainer::{AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig, ModelError};
+use ecgfm_trainer::model::{MaeMemory, Recompute};
+use ecgfm_trainer::{
+    AdamWConfig, HostBatch, Mae, MaskSampler, ModelConfig, ModelError, ParamLayout,
+};
 
 /// A batch of periodic multi-lead signals whose period is one patch: every patch of a lead has
 /// the same shape (lead- and sample-dependent phases and harmonics), so the masked patches are
@@ -126,6 +130,85 @@ fn gradients_accumulate_with_the_loss_scale() {
     }
 }
 
+/// `forward_backward_staged` announces the gradients from the end of the buffer backwards, and
+/// nothing it has announced changes afterwards: data-parallel training reduces each bucket as
+/// soon as it is announced.
+#[test]
+fn gradients_announced_ready_are_final() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 2);
+    let mut mae = Mae::new(CpuBackend::new(), cfg, 2).unwrap();
+    mae.init_params(5);
+    mae.zero_grads();
+    mae.stage(&hb).unwrap();
+    let mut announced: Vec<(usize, Vec<f32>)> = Vec::new();
+    mae.forward_backward_staged(1.0, &mut |be, grads, first| {
+        let mut host = vec![0.0; grads.len()];
+        be.download(grads.into(), &mut host);
+        announced.push((first, host.split_off(first)));
+    })
+    .unwrap();
+    let last = mae.grads_to_host();
+    let firsts: Vec<usize> = announced.iter().map(|(first, _)| *first).collect();
+    assert!(firsts.windows(2).all(|w| w[1] < w[0]), "{firsts:?}");
+    assert_eq!(firsts.last(), Some(&0));
+    for (first, values) in &announced {
+        assert!(
+            values[..] == last[*first..],
+            "gradients from element {first} changed after they were announced ready"
+        );
+    }
+}
+
+/// `init_params` starts the optimiser afresh (step 0, zero moments): the next step is the one
+/// a new model takes.
+#[test]
+fn init_params_resets_the_optimizer() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 2);
+    let (_, mut reused) = train(&cfg, &hb, 2);
+    reused.init_params(7);
+    let state = reused.optimizer_state_to_host();
+    assert_eq!(state.step, 0);
+    assert!(state.m.iter().chain(&state.v).all(|&x| x == 0.0));
+    reused.zero_grads();
+    reused.forward_backward(&hb, 1.0).unwrap();
+    reused.optimizer_step(&AdamWConfig::default(), 1e-2, Some(1.0));
+    let (_, fresh) = train(&cfg, &hb, 1);
+    assert!(reused.params_to_host() == fresh.params_to_host());
+}
+
+/// An optimiser shard (ZeRO-1) cutting through tensors and decay runs updates its range exactly
+/// as the whole model's optimiser does there, leaves the rest alone, and keeps moments for its
+/// range only.
+#[test]
+fn an_optimizer_shard_updates_its_range_as_the_whole_model_does() {
+    let cfg = nano();
+    let hb = signal_batch(&cfg, 2);
+    let total = ParamLayout::new(&cfg).total;
+    let shard = total / 3 + 7..2 * total / 3 + 5;
+    let step = |optimizer_shard: Option<std::ops::Range<usize>>| {
+        let memory = MaeMemory {
+            optimizer_shard,
+            ..MaeMemory::default()
+        };
+        let mut mae = Mae::with_memory(CpuBackend::new(), cfg.clone(), 2, memory).unwrap();
+        mae.init_params(8);
+        let initial = mae.params_to_host();
+        mae.zero_grads();
+        mae.forward_backward(&hb, 1.0).unwrap();
+        mae.optimizer_step(&AdamWConfig::default(), 1e-2, Some(1.0));
+        (initial, mae.params_to_host(), mae.optimizer_state_to_host())
+    };
+    let (_, whole, whole_state) = step(None);
+    let (initial, sharded, state) = step(Some(shard.clone()));
+    assert!(sharded[shard.clone()] == whole[shard.clone()]);
+    assert!(sharded[..shard.start] == initial[..shard.start]);
+    assert!(sharded[shard.end..] == initial[shard.end..]);
+    assert!(state.m[..] == whole_state.m[shard.clone()]);
+    assert!(state.v[..] == whole_state.v[shard]);
+}
+
 #[test]
 fn clipping_bounds_the_update_and_reports_the_raw_norm() {
     let cfg = nano();
@@ -202,6 +285,14 @@ fn invalid_batches_and_buffers_are_rejected() {
         mae.load_params(&wrong),
         Err(ModelError::LengthMismatch { what: "params", .. })
     ));
+    let outside = MaeMemory {
+        optimizer_shard: Some(0..mae.layout().total + 1),
+        ..MaeMemory::default()
+    };
+    assert!(matches!(
+        Mae::with_memory(CpuBackend::new(), cfg.clone(), 1, outside),
+        Err(ModelError::InvalidConfig(_))
+    ));
     let mut bad_cfg = cfg;
     bad_cfg.samples = 100;
     assert!(matches!(
@@ -257,6 +348,55 @@ fn recomputing_activations_gives_the_same_bits_with_less_memory() {
     assert_eq!(bytes[0] - bytes[1], 4 * dropped as u64);
     mae.set_recompute(Recompute::None);
     assert_eq!(mae.activation_bytes(), bytes[0]);
+}
+
+/// `activation_bytes` in each mode is every buffer a step holds from its forward pass to its
+/// backward pass, as docs/model.md ("Memory") lists them, at 4 bytes each (fp32 CPU backend).
+/// Two decoder blocks, so that the decoder's memory depends on the mode too.
+#[test]
+fn activation_bytes_count_every_kept_buffer() {
+    let cfg = ModelConfig {
+        dec_depth: 2,
+        ..nano()
+    };
+    let b = 3;
+    let mut mae = Mae::new(CpuBackend::new(), cfg.clone(), b).unwrap();
+    let t_enc = b * cfg.leads * cfg.visible_per_lead();
+    let t_dec = b * cfg.leads * cfg.patches_per_lead();
+    // Floats of one stack: per token, each block's input (C), the last block's output and the
+    // final norm's (C each) with its statistics (2); the kept blocks' activations (LayerNorm
+    // statistics 4, qkv 3C, attention output C, log-sum-exp H, mid C, fc1 M) and pointwise
+    // outputs (ln1 and ln2 C each, gelu M).
+    let stack = |t: usize, c: usize, heads: usize, m: usize, depth: usize, mode| {
+        let (acts, pointwise) = match mode {
+            Recompute::None => (depth, depth),
+            Recompute::Pointwise => (depth, 1),
+            Recompute::Blocks => (1, 1),
+        };
+        t * (depth * c + 2 * c + 2 + acts * (4 + 5 * c + heads + m) + pointwise * (2 * c + m))
+    };
+    // Outside the stacks: the input batch, the visible patches, the latents, the predictions
+    // and the masked patches' targets.
+    let outside = b * cfg.leads * cfg.samples
+        + t_enc * cfg.patch
+        + t_enc * cfg.dec_dim
+        + t_dec * cfg.patch
+        + (t_dec - t_enc) * cfg.patch;
+    for mode in [Recompute::None, Recompute::Pointwise, Recompute::Blocks] {
+        mae.set_recompute(mode);
+        let enc = stack(t_enc, cfg.dim, cfg.heads, cfg.mlp_dim(), cfg.depth, mode);
+        let dd = cfg.dec_dim;
+        let dec = stack(
+            t_dec,
+            dd,
+            cfg.dec_heads,
+            cfg.dec_mlp_dim(),
+            cfg.dec_depth,
+            mode,
+        );
+        let floats = enc + dec + outside;
+        assert_eq!(mae.activation_bytes(), 4 * floats as u64, "{mode}");
+    }
 }
 
 /// Mixed precision (bf16 operands of every matrix product, f32 everything else; emulated by the

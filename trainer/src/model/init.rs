@@ -66,4 +66,38 @@ mod tests {
         assert_eq!(p, init_params(&layout, 5));
         assert_ne!(p, init_params(&layout, 6));
     }
+
+    /// Every tensor of the model, not just a sample of them: Linear weights uniform within
+    /// their Xavier bound (RMS bound / sqrt 3), the lead embeddings and the mask token normal with
+    /// std 0.02, every LayerNorm weight 1, every bias 0; tensors of one shape draw different
+    /// values (each its own stream).
+    #[test]
+    fn every_tensor_follows_its_rule_from_a_stream_of_its_own() {
+        let cfg = ModelConfig::preset("nano").unwrap();
+        let layout = ParamLayout::new(&cfg);
+        let p = init_params(&layout, 11);
+        let slice = |e: &ParamEntry| &p[e.offset..e.end()];
+        for e in &layout.entries {
+            let (name, values) = (e.name.as_str(), slice(e));
+            let rms = (values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32).sqrt();
+            if e.decay {
+                let bound = (6.0 / (e.shape[0] + e.shape[1]) as f32).sqrt();
+                assert!(values.iter().all(|v| v.abs() <= bound), "{name}");
+                let expected = bound / 3f32.sqrt();
+                assert!((rms - expected).abs() < 0.1 * expected, "{name}: rms {rms}");
+            } else if ["lead_embed", "dec_lead_embed", "mask_token"].contains(&name) {
+                assert!((0.015..0.025).contains(&rms), "{name}: std {rms}");
+            } else if [".ln1.weight", ".ln2.weight", "_norm.weight"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                assert!(values.iter().all(|&v| v == 1.0), "{name}");
+            } else {
+                assert!(name.ends_with(".bias"), "{name}: no rule");
+                assert!(values.iter().all(|&v| v == 0.0), "{name}");
+            }
+        }
+        let get = |name: &str| slice(layout.get(name).unwrap());
+        assert_ne!(get("enc.0.attn.qkv.weight"), get("enc.1.attn.qkv.weight"));
+    }
 }
