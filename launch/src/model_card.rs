@@ -735,4 +735,79 @@ mod tests {
         }
         assert!(!card.contains("Leads present"), "{card}");
     }
+
+    fn record(step: u64, loss: f32, val_loss: Option<f32>) -> StepRecord {
+        StepRecord {
+            step,
+            loss,
+            lr: 1e-3,
+            grad_norm: 1.0,
+            samples_per_s: 1.0,
+            elapsed_s: 1.0,
+            samples_seen: 32 * (step + 1),
+            flops: None,
+            val_loss,
+            val_loss_by_source: BTreeMap::new(),
+            gpu_mem_bytes: None,
+        }
+    }
+
+    /// A run that read every split of a PTB-XL and synthetic dataset of the model's window
+    /// length, validated twice, and evaluated (the same file twice) on 7% of the labels.
+    #[test]
+    fn the_card_reports_the_data_read_the_last_losses_and_each_result_once() {
+        let mut config = TrainConfig::default_config();
+        config.data.split = ecgfm_data::loader::ALL_SPLITS.into();
+        let samples = config.model.samples;
+        let ckpt = checkpoint(config);
+        let mut manifest = Manifest::new(250.0, samples, 64);
+        manifest.sources = vec![source("ptbxl", 51, 6), source("synth", 10, 2)];
+        manifest.counts.rows = 69;
+        manifest.counts.splits = BTreeMap::from([("train".into(), 61), ("val".into(), 8)]);
+        let metrics = [
+            record(0, 1.5, Some(1.4)),
+            record(9, 1.2, Some(1.1)),
+            record(19, 1.0, None),
+        ];
+        let eval = || EvalResult {
+            path: "eval/synth.json".into(),
+            value: serde_json::json!({
+                "vocabulary": "synth", "data": "synth", "step": 20,
+                "results": [{"protocol": "probe", "fraction": 0.07, "macro_auroc": 0.9}],
+            }),
+        };
+        let evals = [eval(), eval()];
+        let card = render(&CardInputs {
+            ckpt: &ckpt,
+            manifest: Some(&manifest),
+            metrics: &metrics,
+            evals: &evals,
+            with_decoder: false,
+            exported_params: 1,
+        });
+        for expected in [
+            "pretraining read split `all` (69 windows)",
+            "| ptbxl | ptbxl | 57 | x1 | CC BY 4.0 (PTB-XL, PhysioNet): attribution required |",
+            "| pretraining loss | 1.5000 at step 1, 1.0000 at step 20 (one batch each) |",
+            "| validation loss | 1.1000 at step 10 (the fixed validation set) |",
+            "| synth | synth | probe | 7% | 0.900 | - | - |",
+        ] {
+            assert!(
+                card.contains(expected),
+                "the card lacks {expected:?}:\n{card}"
+            );
+        }
+        assert_eq!(
+            card.matches("| synth | synth | probe |").count(),
+            1,
+            "{card}"
+        );
+        // Windows of the model's length are not cropped; real data is not called synthetic.
+        for unexpected in [
+            "Pretraining saw random crops",
+            "Trained on synthetic ECGs only",
+        ] {
+            assert!(!card.contains(unexpected), "{unexpected:?} in:\n{card}");
+        }
+    }
 }

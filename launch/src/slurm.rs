@@ -150,11 +150,13 @@ pub fn time_limit(text: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::time_limit;
+    use super::{cpus_per_task, script, shell_word, time_limit};
+    use crate::launch::LaunchArgs;
 
     #[test]
     fn slurm_time_limits_in_sbatchs_forms_are_accepted_and_typos_refused() {
         for good in [
+            "1",
             "30",
             "90:30",
             "24:00:00",
@@ -171,5 +173,45 @@ mod tests {
             assert!(time_limit(bad).is_err(), "{bad}");
         }
         assert!(time_limit("0:30").unwrap_err().contains("under a minute"));
+    }
+
+    #[test]
+    fn shell_words_are_quoted_where_a_shell_would_split_or_drop_them() {
+        assert_eq!(shell_word("--out=/runs/a,b"), "--out=/runs/a,b");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn cpus_per_task_are_the_commands_thread_count_else_eight() {
+        let cpus = |command: &[&str]| {
+            cpus_per_task(&command.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(cpus(&["pretrain", "--threads", "4"]), 4);
+        assert_eq!(cpus(&["pretrain", "--threads=6"]), 6);
+        for eight in [&["pretrain"][..], &["pretrain", "--threads", "0"]] {
+            assert_eq!(cpus(eight), 8, "{eight:?}");
+        }
+    }
+
+    /// `--resume` is the script's to add (once a checkpoint exists), not the command's.
+    #[test]
+    fn the_script_resumes_only_where_the_run_folder_has_begun() {
+        let args = LaunchArgs {
+            nproc_per_node: 1,
+            nnodes: 1,
+            node_rank: 0,
+            master_addr: "127.0.0.1".into(),
+            master_port: 29500,
+            max_restarts: 0,
+            slurm_script: true,
+            slurm_time: "1:00:00".into(),
+            command: ["pretrain", "--resume", "--out", "r"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let script = script(&args).unwrap();
+        assert!(script.contains(" pretrain --out r $RESUME\n"), "{script}");
     }
 }

@@ -2,7 +2,10 @@
 //! file given twice, two files of the same weights under probe or finetune, or of the same
 //! evaluation seed under scratch or random_probe, on one side are refused, and one file on both
 //! sides under one protocol), an error prints no table header before it, and files that give the
-//! same patients are resampled by patient.
+//! same patients are resampled by patient. The table: B minus A with its verdict either way, each
+//! label fraction against its own, only the protocol asked for; the resamples: seeds only with
+//! several files on both sides, the same for one `--seed`, at least 200; `--metric f1` compares
+//! each side's thresholded predictions.
 
 mod common;
 
@@ -93,6 +96,10 @@ fn one_encoder_counts_once() {
     );
     let said = run_ok(&compare(&[&e0, &e1, &b1, &b2], &["--protocol", "scratch"]));
     assert!(said.contains("scratch vs scratch"), "{said}");
+    assert!(
+        !said.contains("probe vs"),
+        "only the protocol asked for: {said}"
+    );
     for protocol in [None, Some("probe")] {
         let extra: Vec<&str> = protocol.iter().flat_map(|p| ["--protocol", p]).collect();
         let err = run_err(&compare(&[&e0, &e1, &b1, &b2], &extra));
@@ -116,6 +123,10 @@ fn one_encoder_counts_once() {
     );
     // The same file on both sides under one protocol.
     let err = run_err(&["compare", "--a", &p(&a1), "--b", &p(&a1)]);
+    assert!(err.contains("is on both sides"), "{err}");
+    // A --b-protocol that names A's protocol is one protocol too.
+    let same = ["--protocol", "probe", "--b-protocol", "probe"];
+    let err = run_err(&[&["compare", "--a", &p(&a1), "--b", &p(&a1)][..], &same].concat());
     assert!(err.contains("is on both sides"), "{err}");
     // Under two protocols it is pretrained against from scratch: allowed.
     let said = run_ok(&[
@@ -208,6 +219,166 @@ fn files_with_the_same_patients_resample_patients() {
     assert!(
         said.contains("resamples of the test patients (each with all its units)"),
         "{said}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The `B - A` column of the row of `protocol vs protocol` in `said` (checked against the row's
+/// two means) and the row.
+fn difference(said: &str, protocol: &str) -> (f64, String) {
+    let row = said
+        .lines()
+        .find(|l| l.starts_with(&format!("{protocol} vs {protocol} ")))
+        .unwrap_or_else(|| panic!("no {protocol} row: {said}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let (a, b, diff): (f64, f64, f64) = (
+        words[4].parse().unwrap(),
+        words[5].parse().unwrap(),
+        words[6].parse().unwrap(),
+    );
+    assert!((diff - (b - a)).abs() < 2e-3, "B - A is {diff}: {row}");
+    (diff, row.to_string())
+}
+
+#[test]
+fn the_difference_is_b_minus_a_and_either_side_can_be_higher() {
+    let dir = temp_dir("compare-sides");
+    let worse = result_file(&dir, "worse", "w1", 90, 0.0);
+    // Scores that rank every record by its label: far better on the same test units.
+    let better = result_file(&dir, "better", "w2", 90, 0.0);
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&better).unwrap()).unwrap();
+    for r in file["results"].as_array_mut().unwrap() {
+        r["test_units"]["scores"] = r["test_units"]["targets"].clone();
+        r["macro_auroc"] = 1.0.into();
+    }
+    std::fs::write(&better, file.to_string()).unwrap();
+    let compare = |a: &Path, b: &Path| {
+        let said = run_ok(&["compare", "--a", path_str(a), "--b", path_str(b)]);
+        difference(&said, "probe")
+    };
+    let (up, row) = compare(&worse, &better);
+    assert!(
+        up > 0.0 && row.ends_with("B higher: the interval excludes 0"),
+        "{row}"
+    );
+    let (down, row) = compare(&better, &worse);
+    assert!(
+        down < 0.0 && row.ends_with("B lower: the interval excludes 0"),
+        "{row}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn each_label_fraction_is_compared_with_its_own_results() {
+    let dir = temp_dir("compare-fractions");
+    let (a, b) = (
+        result_file(&dir, "a", "w1", 60, 0.0),
+        result_file(&dir, "b", "w2", 60, 0.3),
+    );
+    // A probe on a tenth of the labels too, scoring lower than on all of them.
+    for (path, auroc) in [(&a, 0.6), (&b, 0.7)] {
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut tenth = file["results"][0].clone();
+        tenth["fraction"] = 0.1.into();
+        tenth["macro_auroc"] = auroc.into();
+        file["results"].as_array_mut().unwrap().push(tenth);
+        std::fs::write(path, file.to_string()).unwrap();
+    }
+    let said = run_ok(&["compare", "--a", path_str(&a), "--b", path_str(&b)]);
+    let rows: Vec<Vec<&str>> = said
+        .lines()
+        .filter(|l| l.starts_with("probe vs probe "))
+        .map(|l| l.split_whitespace().take(6).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["probe", "vs", "probe", "1", "0.800", "0.800"],
+            ["probe", "vs", "probe", "0.1", "0.600", "0.700"],
+        ],
+        "{said}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn resamples_draw_seeds_with_several_files_on_both_sides_and_follow_the_seed() {
+    let dir = temp_dir("compare-resamples");
+    let file = |name: &str, shift: f64| result_file(&dir, name, name, 60, shift);
+    let (a1, a2, b1) = (file("a1", 0.0), file("a2", 0.1), file("b1", 0.3));
+    let compare = |files: &[(&str, &PathBuf)], extra: &[&str]| {
+        let mut args = vec!["compare"];
+        for (flag, path) in files {
+            args.extend([*flag, path_str(path)]);
+        }
+        args.extend(extra);
+        run_ok(&args)
+    };
+    // Two files on side A, one on B: the seeds are not drawn.
+    let said = compare(&[("--a", &a1), ("--a", &a2), ("--b", &b1)], &[]);
+    assert!(said.contains("resamples of the test records"), "{said}");
+    // The interval is the seed's: the same for the same --seed, another for another.
+    let one = [("--a", &a1), ("--b", &b1)];
+    let interval = |seed: &str| {
+        let said = compare(&one, &["--bootstrap", "200", "--seed", seed]);
+        let (_, row) = difference(&said, "probe");
+        row.split_whitespace()
+            .skip(7)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(interval("1"), interval("1"));
+    assert_ne!(interval("1"), interval("2"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn f1_compares_the_predictions_at_each_sides_thresholds() {
+    let dir = temp_dir("compare-f1");
+    // The same scores on both sides (AUROC cannot tell them apart); A's thresholds predict no
+    // record positive (F1 0), B's split the scores.
+    let (a, b) = (
+        result_file(&dir, "a", "w1", 90, 0.0),
+        result_file(&dir, "b", "w2", 90, 0.0),
+    );
+    for (path, threshold, f1) in [(&a, 2.0, 0.0), (&b, 0.65, 0.7)] {
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for r in file["results"].as_array_mut().unwrap() {
+            r["thresholds"] = serde_json::json!({"a": threshold, "b": threshold});
+            r["macro_f1_ovr_thresholded"] = serde_json::json!({"value": f1});
+        }
+        std::fs::write(path, file.to_string()).unwrap();
+    }
+    let compare = |metric: &str| {
+        let (a, b) = (path_str(&a), path_str(&b));
+        run_ok(&[
+            "compare",
+            "--a",
+            a,
+            "--b",
+            b,
+            "--protocol",
+            "probe",
+            "--metric",
+            metric,
+        ])
+    };
+    let (_, row) = difference(&compare("auroc"), "probe");
+    assert!(
+        row.ends_with("not established: the interval includes 0"),
+        "{row}"
+    );
+    let said = compare("f1");
+    assert!(said.contains("F1 (ovr) A"), "{said}");
+    let (diff, row) = difference(&said, "probe");
+    assert!(
+        diff > 0.0 && row.ends_with("B higher: the interval excludes 0"),
+        "{row}"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

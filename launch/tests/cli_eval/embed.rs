@@ -1,8 +1,9 @@
-//! `ecgfm embed`: the embeddings file holds the encoder's features of every window.
+//! `ecgfm embed`: the embeddings file holds the encoder's features of every window, whatever the
+//! batch size, and a split without windows writes no file.
 
 use std::process::Command;
 
-use crate::common::{run_err, run_ok, run_refused};
+use crate::common::{path_str, run_err, run_ok, run_refused, temp_dir};
 use crate::fixture;
 use ecgfm_data::windows::read_split_windows;
 use ecgfm_kernels::CpuBackend;
@@ -91,6 +92,10 @@ fn embed_writes_the_encoder_features_of_every_window() {
     let err = run_err(&[&missing[..], &["--out", deep.to_str().unwrap()]].concat());
     assert!(err.contains("/nowhere/manifest.json not found"), "{err}");
     assert!(!fresh.exists());
+    // Parquet's extension in capitals is Parquet's: on to the dataset, which is missing.
+    let upper = std::env::temp_dir().join(format!("ecgfm-embed-{}.PARQUET", std::process::id()));
+    let err = run_err(&[&missing[..], &["--out", upper.to_str().unwrap()]].concat());
+    assert!(err.contains("/nowhere/manifest.json not found"), "{err}");
     let manifest = std::fs::read_to_string(data.join("manifest.json")).unwrap();
     let shards: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert!(
@@ -104,6 +109,18 @@ fn embed_writes_the_encoder_features_of_every_window() {
         ..ModelConfig::preset("nano").unwrap()
     };
     let windows = read_split_windows(data.to_str().unwrap(), &[], "test", 750).unwrap();
+    // Every window in the batch after the last full one: a batch larger than the split.
+    let larger = (windows.len() + 1).to_string();
+    let all_at_once = run_ok(&embed(&[
+        "--split",
+        "test",
+        "--batch-size",
+        &larger,
+        "--out",
+        out_s,
+    ]));
+    let said = format!("{} windows -> 64-dimensional", windows.len());
+    assert!(all_at_once.contains(&said), "{all_at_once}");
     let ckpt = checkpoint::latest_complete(run).unwrap().unwrap();
     let encoder_params = checkpoint::load_params(&ckpt, &ParamLayout::encoder(&config)).unwrap();
     let head = HeadSpec {
@@ -146,6 +163,10 @@ fn embed_writes_the_encoder_features_of_every_window() {
     assert_eq!(meta["ecgfm_weights_sha256"].as_str(), Some(sha.as_str()));
     assert_eq!(meta["ecgfm_data"].as_str(), data.to_str());
     assert_eq!(meta["ecgfm_split"], "test");
+    assert_eq!(meta["ecgfm_pooling"], "mean");
+    let step = ckpt.file_name().unwrap().to_str().unwrap();
+    let step: u64 = step.trim_start_matches("step_").parse().unwrap();
+    assert_eq!(meta["ecgfm_step"], step.to_string());
     // And where a pyarrow or pandas user looks first: the table's schema.
     let arrow = &table["arrow_meta"];
     for key in ["ecgfm_weights_sha256", "ecgfm_data", "ecgfm_split"] {
@@ -172,6 +193,39 @@ fn embed_writes_the_encoder_features_of_every_window() {
         .collect();
     assert_eq!(got, expected);
     std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn a_split_without_windows_writes_no_file() {
+    let (_, run) = fixture();
+    let dir = temp_dir("embed-empty-split");
+    // One record: one split holds it, the test split nothing.
+    let data = dir.join("one");
+    run_ok(&[
+        "data",
+        "synth",
+        "--records",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        path_str(&data),
+    ]);
+    let out = dir.join("e.parquet");
+    let err = run_err(&[
+        "embed",
+        "--run",
+        path_str(run),
+        "--data",
+        path_str(&data),
+        "--split",
+        "test",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(err.contains("has no window in split \"test\""), "{err}");
+    assert!(!out.exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// An `--out` that cannot be written is refused before any work (here before the run, which

@@ -1,4 +1,5 @@
-//! Two-node jobs: two launchers form one job with the run of one process, and nodes started with
+//! Two-node jobs: two launchers (of one rank or two each) form one job with the run of one process,
+//! and nodes started with
 //! other settings, or resuming from other checkpoints, are refused before their first step.
 
 use super::common::{ecgfm_env, run_ok, run_ok_in, set_flag, temp_dir, ECGFM};
@@ -23,7 +24,7 @@ fn two_launchers_form_one_two_node_job() {
         stderr.contains("--master-port 0 (a free port) works on one node only"),
         "{stderr}"
     );
-    for out in two_nodes(&port, [(&command, None), (&command, None)]) {
+    for out in two_nodes(&port, 1, [(&command, None), (&command, None)]) {
         assert!(
             out.status.success(),
             "{}",
@@ -31,19 +32,33 @@ fn two_launchers_form_one_two_node_job() {
         );
     }
     assert_same_run(&one, &two, 4);
+    // Two ranks a node: node 1 holds ranks 2 and 3.
+    let one = dir.join("one-of-four");
+    run_ok(&pretrain(&one, 4, 4, 4));
+    let four = dir.join("four");
+    let command = pretrain(&four, 4, 4, 1);
+    for out in two_nodes(
+        &free_port().to_string(),
+        2,
+        [(&command, None), (&command, None)],
+    ) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+    }
+    assert_same_run(&one, &four, 4);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Runs a two-node job on `port`: one `ecgfm launch` of one rank per node, node i running
+/// Runs a two-node job on `port`: one `ecgfm launch` of `ranks` ranks per node, node i running
 /// `nodes[i].0` in the folder `nodes[i].1` (the test's own when `None`); their outputs.
-fn two_nodes(port: &str, nodes: [(&[String], Option<&Path>); 2]) -> Vec<Output> {
+fn two_nodes(port: &str, ranks: usize, nodes: [(&[String], Option<&Path>); 2]) -> Vec<Output> {
     let children: Vec<Child> = nodes
         .iter()
         .enumerate()
         .map(|(rank, (command, cwd))| {
             let rank = rank.to_string();
             let flags = ["--nnodes", "2", "--node-rank", &rank];
-            let mut args = launch_args(1, &flags, command);
+            let mut args = launch_args(ranks, &flags, command);
             let p = args.iter().position(|a| a == "--master-port").unwrap();
             args[p + 1] = port.to_string();
             let mut cmd = Command::new(ECGFM);
@@ -74,7 +89,7 @@ fn nodes_started_with_different_settings_are_refused_naming_the_setting() {
     one.extend(["--seed".into(), "2".into()]);
     set_flag(&mut one, "--threads", "2");
     let port = free_port().to_string();
-    for out in two_nodes(&port, [(&zero, None), (&one, None)]) {
+    for out in two_nodes(&port, 1, [(&zero, None), (&one, None)]) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
@@ -116,6 +131,7 @@ fn nodes_that_resumed_from_different_checkpoints_stop_naming_each_step() {
     let port = free_port().to_string();
     for out in two_nodes(
         &port,
+        1,
         [(&resume, Some(a.as_path())), (&resume, Some(b.as_path()))],
     ) {
         let stderr = String::from_utf8_lossy(&out.stderr);

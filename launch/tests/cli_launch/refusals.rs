@@ -1,5 +1,6 @@
 //! Launches refused before any rank starts (a fresh run into a folder with checkpoints, a mistyped
-//! rank count, a command other than `pretrain`), a refused configuration not restarted (and its
+//! rank count, a command other than `pretrain`, restarts on several nodes without a shared run
+//! folder), a refused configuration not restarted (and its
 //! run folder not left behind), and `--max-restarts` with `--resume` and no `--out` resuming the
 //! newest run.
 
@@ -90,6 +91,40 @@ fn a_mistyped_rank_count_is_refused_before_any_rank_starts() {
     );
     assert!(!err.contains("started"), "{err}");
     assert!(!dir.join("run").exists());
+    // The most a node takes is accepted (here into a SLURM script, which starts no rank).
+    let most = [
+        "launch",
+        "--nproc-per-node",
+        "1024",
+        "--slurm-script",
+        "--",
+        "pretrain",
+    ];
+    let script = run_ok(&[&most[..], &["--out", "r"]].concat());
+    assert!(
+        script.contains("#SBATCH --ntasks-per-node=1024\n"),
+        "{script}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Each node would pick its own timestamped run folder, and their restarts resume different runs.
+#[test]
+fn max_restarts_on_several_nodes_needs_a_shared_out_folder() {
+    let dir = temp_dir("restarts-on-nodes");
+    let flags = ["--nnodes", "2", "--max-restarts", "1"];
+    let output = Command::new(ECGFM)
+        .args(launch_args(1, &flags, &["pretrain".to_string()]))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--max-restarts on several nodes needs `pretrain --out DIR`"),
+        "{stderr}"
+    );
+    assert!(!dir.join("runs").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
