@@ -5,7 +5,7 @@
 //! same patients are resampled by patient. The table: B minus A with its verdict either way, each
 //! label fraction against its own, only the protocol asked for; the resamples: seeds only with
 //! several files on both sides, the same for one `--seed`, at least 200; `--metric f1` compares
-//! each side's thresholded predictions.
+//! each side's thresholded predictions, and refuses a file without thresholds, naming it.
 
 mod common;
 
@@ -345,6 +345,21 @@ fn f1_compares_the_predictions_at_each_sides_thresholds() {
         result_file(&dir, "a", "w1", 90, 0.0),
         result_file(&dir, "b", "w2", 90, 0.0),
     );
+    // Files without thresholds (written before they were kept) cannot be compared by F1.
+    let err = run_err(&[
+        "compare",
+        "--a",
+        path_str(&a),
+        "--b",
+        path_str(&b),
+        "--metric",
+        "f1",
+    ]);
+    let says = format!(
+        "{}: the probe result keeps no decision threshold for every class",
+        a.display()
+    );
+    assert!(err.contains(&says), "{err}");
     for (path, threshold, f1) in [(&a, 2.0, 0.0), (&b, 0.65, 0.7)] {
         let mut file: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
