@@ -334,68 +334,30 @@ mod tests {
 
     #[test]
     fn configs_without_a_batch_a_rank_or_a_thread_are_refused() {
-        let base = LoaderConfig::default;
-        assert!(validate(&base()).is_ok());
-        let last_rank = LoaderConfig {
-            rank: 3,
-            world_size: 4,
-            ..base()
+        let with = |edit: fn(&mut LoaderConfig)| {
+            let mut config = LoaderConfig::default();
+            edit(&mut config);
+            validate(&config).map_err(|e| e.to_string())
         };
-        assert!(validate(&last_rank).is_ok());
-        let refusals = [
-            (
-                "batch_size must be at least 1",
-                LoaderConfig {
-                    batch_size: 0,
-                    ..base()
-                },
-            ),
-            (
-                "accum_steps must be at least 1",
-                LoaderConfig {
-                    accum_steps: 0,
-                    ..base()
-                },
-            ),
-            (
-                "rank 0 is not in 0..world_size 0",
-                LoaderConfig {
-                    world_size: 0,
-                    ..base()
-                },
-            ),
-            (
-                "rank 4 is not in 0..world_size 4",
-                LoaderConfig {
-                    rank: 4,
-                    world_size: 4,
-                    ..base()
-                },
-            ),
-            (
-                "crop_samples must be at least 1",
-                LoaderConfig {
-                    crop_samples: 0,
-                    ..base()
-                },
-            ),
-            (
-                "decode_threads must be at least 1",
-                LoaderConfig {
-                    decode_threads: 0,
-                    ..base()
-                },
-            ),
-            (
-                "mix_row_groups must be at least 1",
-                LoaderConfig {
-                    mix_row_groups: 0,
-                    ..base()
-                },
-            ),
+        assert!(with(|_| {}).is_ok());
+        assert!(with(|c| (c.rank, c.world_size) = (3, 4)).is_ok());
+        let refusals: [(&str, fn(&mut LoaderConfig)); 7] = [
+            ("batch_size must be at least 1", |c| c.batch_size = 0),
+            ("accum_steps must be at least 1", |c| c.accum_steps = 0),
+            ("rank 0 is not in 0..world_size 0", |c| c.world_size = 0),
+            ("rank 4 is not in 0..world_size 4", |c| {
+                (c.rank, c.world_size) = (4, 4)
+            }),
+            ("crop_samples must be at least 1", |c| c.crop_samples = 0),
+            ("decode_threads must be at least 1", |c| {
+                c.decode_threads = 0
+            }),
+            ("mix_row_groups must be at least 1", |c| {
+                c.mix_row_groups = 0
+            }),
         ];
-        for (said, config) in refusals {
-            let error = validate(&config).unwrap_err().to_string();
+        for (said, edit) in refusals {
+            let error = with(edit).unwrap_err();
             assert!(error.contains(said), "{error}");
         }
     }
