@@ -332,16 +332,19 @@ fn validate(config: &LoaderConfig) -> Result<(), DataError> {
 mod tests {
     use super::*;
 
+    /// A change to the default configuration.
+    type Edit = fn(&mut LoaderConfig);
+
     #[test]
     fn configs_without_a_batch_a_rank_or_a_thread_are_refused() {
-        let with = |edit: fn(&mut LoaderConfig)| {
+        let with = |edit: Edit| {
             let mut config = LoaderConfig::default();
             edit(&mut config);
             validate(&config).map_err(|e| e.to_string())
         };
         assert!(with(|_| {}).is_ok());
         assert!(with(|c| (c.rank, c.world_size) = (3, 4)).is_ok());
-        let refusals: [(&str, fn(&mut LoaderConfig)); 7] = [
+        let refusals: [(&str, Edit); 7] = [
             ("batch_size must be at least 1", |c| c.batch_size = 0),
             ("accum_steps must be at least 1", |c| c.accum_steps = 0),
             ("rank 0 is not in 0..world_size 0", |c| c.world_size = 0),
