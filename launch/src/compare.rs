@@ -274,6 +274,16 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
                 .canonicalize()
                 .with_context(|| format!("locating {}", path.display()))?;
             given.push(Given { path, file, unit });
+            let unthresholded = results.iter().find(|r| r.thresholds_of(&task.1).is_none());
+            if let (Metric::F1, Some(old)) = (args.metric, unthresholded) {
+                bail!(
+                    "{}: the {} result keeps no decision threshold for every class (written \
+                     before ecgfm kept them), which --metric f1 needs: run `ecgfm eval` again, \
+                     or compare --metric auroc",
+                    path.display(),
+                    old.protocol
+                );
+            }
             match &first {
                 Some((expected, at)) if *expected != task => bail!(
                     "{} evaluates {} ({}) but {} evaluates {} ({}): not the same task",
@@ -286,15 +296,6 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
                 ),
                 Some(_) => {}
                 None => first = Some((task, path)),
-            }
-            let classes = &first.as_ref().expect("set above").0 .1;
-            let unthresholded = results.iter().find(|r| r.thresholds_of(classes).is_none());
-            if let (Metric::F1, Some(old)) = (args.metric, unthresholded) {
-                bail!(
-                    "{}: the {} result keeps no decision threshold for every class (written                      before ecgfm kept them), which --metric f1 needs: run `ecgfm eval` again,                      or compare --metric auroc",
-                    path.display(),
-                    old.protocol
-                );
             }
             side.push(results);
         }

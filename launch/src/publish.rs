@@ -194,7 +194,8 @@ fn publish_to(
         // not resume (it refuses a URL whose listing is not its package's without --force).
         remote.delete(SUMS_FILE)?;
         bail!(
-            "{shown}/{SUMS_FILE} does not read back as uploaded (the store damaged it; removed              again): run the same command again"
+            "{shown}/{SUMS_FILE} does not read back as uploaded (the store damaged it; removed \
+             again): run the same command again"
         );
     }
     Ok(Outcome::Uploaded {

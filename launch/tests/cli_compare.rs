@@ -356,7 +356,8 @@ fn f1_compares_the_predictions_at_each_sides_thresholds() {
         "f1",
     ]);
     let says = format!(
-        "{}: the probe result keeps no decision threshold for every class",
+        "{}: the probe result keeps no decision threshold for every class (written before ecgfm \
+         kept them), which --metric f1 needs",
         a.display()
     );
     assert!(err.contains(&says), "{err}");

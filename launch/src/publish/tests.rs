@@ -232,7 +232,10 @@ fn a_sha256sums_the_store_damages_fails_its_read_back_and_is_removed() {
     let (outcome, held) = publish_damaging(&pkg, SUMS_FILE);
     let err = outcome.unwrap_err().to_string();
     assert!(
-        err.contains("damaging://models/nano/SHA256SUMS does not read back as uploaded"),
+        err.contains(
+            "damaging://models/nano/SHA256SUMS does not read back as uploaded (the store \
+             damaged it; removed again)"
+        ),
         "{err}"
     );
     assert!(!held.contains(&SUMS_FILE.to_string()), "{held:?}");
