@@ -141,6 +141,7 @@ fn forward_lines(
 }
 
 /// How the ranks of one attempt ended.
+#[derive(Default)]
 struct Attempt {
     /// The failures, first one first.
     failures: Vec<String>,
@@ -377,6 +378,63 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
     supervised
 }
 
+/// What an attempt's end means for the job.
+enum Outcome {
+    /// Every rank finished the run.
+    Finished,
+    /// The job ends with this error (its kind sets the exit status: `main`).
+    End(anyhow::Error),
+    /// Restart every rank; the attempt's failures, for the message.
+    Restart(String),
+}
+
+/// What `attempt` means, `signal` being the one this launcher received (if any) and `restarts`
+/// the restarts spent of `max_restarts`: a stop every rank saved exits 75 (a stop where some
+/// rank failed is a plain failure), damaged data 65 and a refused configuration 78, none of
+/// them restarted; any other failure restarts while restarts are left.
+fn outcome(attempt: &Attempt, signal: Option<i32>, max_restarts: u32, restarts: u32) -> Outcome {
+    if attempt.finished {
+        return Outcome::Finished;
+    }
+    // Asked to stop (preemption, a time limit): restarting would defeat that. A stop every
+    // rank saved exits 75, so a wrapper can tell it from a failure.
+    let stopped = match (signal, &attempt.stopped) {
+        (Some(sig), _) => Some(format!("stopped by signal {sig} (forwarded to every rank)")),
+        (None, stopped) => stopped.clone(),
+    };
+    if let Some(stopped) = stopped {
+        return Outcome::End(match attempt.all_stopped {
+            true => crate::signals::Stopped(stopped).into(),
+            false => anyhow::anyhow!(
+                "{stopped}; not every rank saved its checkpoint (see their errors above)"
+            ),
+        });
+    }
+    let cause = attempt.failures.join("; then ");
+    if attempt.damaged {
+        // Another attempt would read the same bytes and stop at the same step.
+        let note = match max_restarts {
+            0 => "",
+            _ => {
+                "; not restarted: the data is damaged, and every attempt would read the \
+                  same bytes (repair it, then run the same command with --resume)"
+            }
+        };
+        return Outcome::End(DamagedData(format!("{cause}{note}")).into());
+    }
+    if attempt.bad_config {
+        let note = match max_restarts {
+            0 => "",
+            _ => "; not restarted: the configuration was refused, as it would be again",
+        };
+        return Outcome::End(RefusedConfig(format!("{cause}{note}")).into());
+    }
+    match restarts >= max_restarts {
+        true => Outcome::End(anyhow::anyhow!("{cause}")),
+        false => Outcome::Restart(cause),
+    }
+}
+
 /// Runs the job's ranks until they finish, restarting them after a failure as
 /// `--max-restarts` allows; `out` is the run directory they share, when fixed here.
 fn supervise(args: &LaunchArgs, out: Option<&Path>) -> Result<()> {
@@ -385,42 +443,12 @@ fn supervise(args: &LaunchArgs, out: Option<&Path>) -> Result<()> {
     loop {
         let command = rank_command(args, out, restarts > 0);
         let attempt = run_attempt(args, &command, listener.as_ref())?;
-        if attempt.finished {
-            return Ok(());
-        }
-        // Asked to stop (preemption, a time limit): restarting would defeat that. A stop every
-        // rank saved exits 75, so a wrapper can tell it from a failure.
-        let stopped = match (crate::signals::received(), attempt.stopped) {
-            (Some(sig), _) => Some(format!("stopped by signal {sig} (forwarded to every rank)")),
-            (None, stopped) => stopped,
+        let signal = crate::signals::received();
+        let cause = match outcome(&attempt, signal, args.max_restarts, restarts) {
+            Outcome::Finished => return Ok(()),
+            Outcome::End(err) => return Err(err),
+            Outcome::Restart(cause) => cause,
         };
-        if let Some(stopped) = stopped {
-            if attempt.all_stopped {
-                return Err(crate::signals::Stopped(stopped).into());
-            }
-            bail!("{stopped}; not every rank saved its checkpoint (see their errors above)");
-        }
-        let cause = attempt.failures.join("; then ");
-        if attempt.damaged {
-            // Another attempt would read the same bytes and stop at the same step.
-            let note = match args.max_restarts {
-                0 => String::new(),
-                _ => "; not restarted: the data is damaged, and every attempt would read the \
-                      same bytes (repair it, then run the same command with --resume)"
-                    .into(),
-            };
-            return Err(DamagedData(format!("{cause}{note}")).into());
-        }
-        if attempt.bad_config {
-            let note = match args.max_restarts {
-                0 => "",
-                _ => "; not restarted: the configuration was refused, as it would be again",
-            };
-            return Err(RefusedConfig(format!("{cause}{note}")).into());
-        }
-        if restarts >= args.max_restarts {
-            bail!("{cause}");
-        }
         restarts += 1;
         say_err!(
             "launch: {cause}; restarting every rank from the newest complete checkpoint \
@@ -429,3 +457,6 @@ fn supervise(args: &LaunchArgs, out: Option<&Path>) -> Result<()> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;
