@@ -274,8 +274,8 @@ fn read_sides(args: &CompareArgs) -> Result<([Side; 2], Vec<String>)> {
                 .canonicalize()
                 .with_context(|| format!("locating {}", path.display()))?;
             given.push(Given { path, file, unit });
-            let unthresholded = results.iter().find(|r| r.thresholds_of(&task.1).is_none());
-            if let (Metric::F1, Some(old)) = (args.metric, unthresholded) {
+            let unthresholded = || results.iter().find(|r| r.thresholds_of(&task.1).is_none());
+            if let Some(old) = (args.metric == Metric::F1).then(unthresholded).flatten() {
                 bail!(
                     "{}: the {} result keeps no decision threshold for every class (written \
                      before ecgfm kept them), which --metric f1 needs: run `ecgfm eval` again, \

@@ -76,6 +76,18 @@ pub fn ecgfm_unprivileged(dir: &Path) -> Command {
     command
 }
 
+/// Runs `ecgfm args` with files limited to 64 KiB (`RLIMIT_FSIZE`, as a full disk would stop
+/// it), asserts it failed (exit 1) with "File too large", and returns its standard error.
+pub fn run_past_file_size_limit<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let output = ecgfm_limited(args, libc::RLIMIT_FSIZE, 64 << 10)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    stderr
+}
+
 /// A command running `ecgfm args` with its `resource` limit (`libc::RLIMIT_*`) set to `bytes`.
 pub fn ecgfm_limited<S: AsRef<OsStr>>(
     args: &[S],
