@@ -8,11 +8,8 @@ use object_store::memory::InMemory;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use futures::stream::BoxStream;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-    PutMultipartOptions, PutPayload,
-};
+use ecgfm_test_support::store::{Hooks, Intercepted};
+use object_store::PutPayload;
 
 const URL: &str = "memory://lease/ds";
 
@@ -295,27 +292,21 @@ const APPLY_AND_DELAY: u8 = 2;
 const APPLY_THEN_ALREADY_EXISTS: u8 = 3;
 const RIVAL_FIRST: u8 = 4;
 
-/// An in-memory store whose next conditional update (or create) is applied and then answered
+/// Store hooks by which the next conditional update (or create) is applied and then answered
 /// with an error (a timeout after the store wrote it), late, or as a retry would be answered;
 /// or comes after a rival writer's (`rival`), which then fails its condition.
 #[derive(Debug, Default)]
 struct Unreliable {
-    inner: InMemory,
     next_update: AtomicU8,
     next_create: AtomicU8,
     delayed: AtomicU8,
 }
 
-impl std::fmt::Display for Unreliable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Unreliable")
-    }
-}
-
 #[async_trait::async_trait]
-impl ObjectStore for Unreliable {
+impl Hooks for Unreliable {
     async fn put_opts(
         &self,
+        inner: &dyn ObjectStore,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
@@ -326,9 +317,9 @@ impl ObjectStore for Unreliable {
             PutMode::Overwrite => 0,
         };
         if what == RIVAL_FIRST {
-            self.inner.put(location, rival().bytes()).await?;
+            inner.put(location, rival().bytes()).await?;
         }
-        let written = self.inner.put_opts(location, payload, opts).await?;
+        let written = inner.put_opts(location, payload, opts).await?;
         match what {
             APPLY_AND_FAIL => Err(object_store::Error::Generic {
                 store: "Unreliable",
@@ -346,46 +337,6 @@ impl ObjectStore for Unreliable {
             _ => Ok(written),
         }
     }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 /// The writer whose write lands just before the next one `Unreliable` is told of (`RIVAL_FIRST`).
@@ -393,8 +344,8 @@ fn rival() -> Holder {
     other("synth", 9, "elsewhere")
 }
 
-fn unreliable_store() -> (Arc<Unreliable>, Arc<dyn ObjectStore>, Path) {
-    let store = Arc::new(Unreliable::default());
+fn unreliable_store() -> (Arc<Intercepted<Unreliable>>, Arc<dyn ObjectStore>, Path) {
+    let store = Arc::new(Intercepted::in_memory(Unreliable::default()));
     (store.clone(), store, Path::from("lease/ds"))
 }
 
@@ -404,6 +355,7 @@ fn a_write_applied_but_answered_with_an_error_is_recognised_as_our_own() {
     // read back is this lease's.
     let (unreliable, object_store, root) = unreliable_store();
     unreliable
+        .hooks
         .next_update
         .store(APPLY_AND_FAIL, Ordering::SeqCst);
     let lease = take(&object_store, &root, Writer::Ingest, timing(40, 100_000)).unwrap();
@@ -421,6 +373,7 @@ fn a_write_applied_but_answered_with_an_error_is_recognised_as_our_own() {
     // A create the store applied whose retry met the object it made.
     let (unreliable, object_store, root) = unreliable_store();
     unreliable
+        .hooks
         .next_create
         .store(APPLY_THEN_ALREADY_EXISTS, Ordering::SeqCst);
     let lease = take(&object_store, &root, Writer::Merge, timing(40, 100_000)).unwrap();
@@ -433,10 +386,11 @@ fn a_write_applied_but_answered_with_an_error_is_recognised_as_our_own() {
 fn a_lease_dropped_during_a_renewal_is_removed() {
     let (unreliable, object_store, root) = unreliable_store();
     unreliable
+        .hooks
         .next_update
         .store(APPLY_AND_DELAY, Ordering::SeqCst);
     let lease = take(&object_store, &root, Writer::Ingest, timing(30, 100_000)).unwrap();
-    while unreliable.delayed.load(Ordering::SeqCst) == 0 {
+    while unreliable.hooks.delayed.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
     lease.check().unwrap();
@@ -452,7 +406,10 @@ fn a_takeover_that_comes_after_another_is_refused() {
     let stale_soon = timing(3_600_000, 500);
     put_lock(&object_store, &root, &other("ingest", 5, "gone"));
     std::thread::sleep(Duration::from_millis(700));
-    unreliable.next_update.store(RIVAL_FIRST, Ordering::SeqCst);
+    unreliable
+        .hooks
+        .next_update
+        .store(RIVAL_FIRST, Ordering::SeqCst);
     let err = take(&object_store, &root, Writer::Merge, stale_soon)
         .unwrap_err()
         .to_string();
@@ -470,6 +427,7 @@ fn a_takeover_that_comes_after_another_is_refused() {
 fn a_take_that_fails_after_its_write_was_applied_leaves_no_lock() {
     let (unreliable, object_store, root) = unreliable_store();
     unreliable
+        .hooks
         .next_create
         .store(APPLY_AND_FAIL, Ordering::SeqCst);
     let err = take(&object_store, &root, Writer::Ingest, timing(40, 100_000))

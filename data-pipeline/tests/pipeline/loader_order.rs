@@ -1,15 +1,22 @@
 //! Loader order guarantees: every sample once per epoch across 1, 2 and 4 ranks, the global
 //! sequence independent of the rank count and decode threads, exact resume (also onto another
-//! rank count), seeds and epochs changing the order, split filtering, and decoded values.
+//! rank count), seeds and epochs changing the order, split filtering, decoded values, and the
+//! stream order kept when a store answers later reads first.
 
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::dataset::{self, Spec};
 use common::reading::{self, batches, samples_of};
 use ecgfm_data::loader::{Batch, Loader, LoaderConfig, LoaderState};
 use ecgfm_data::store;
+use ecgfm_test_support::store::{Hooks, Intercepted};
+use object_store::path::Path;
+use object_store::{GetOptions, GetResult, ObjectStore};
 
 const WINDOW: usize = 500;
 const CROP: usize = 400;
@@ -167,6 +174,53 @@ fn seeds_and_epochs_change_the_order_and_threads_do_not() {
         .flat_map(samples_of)
         .collect();
     assert_eq!(single, a);
+}
+
+/// Once armed, holds its first reads back, each less than the one before: 400 ms, 350 ms, ...,
+/// 50 ms. The first mixing windows' row groups then arrive last-asked first.
+#[derive(Debug, Default)]
+struct LaterReadsFirst {
+    armed: AtomicBool,
+    reads: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Hooks for LaterReadsFirst {
+    async fn get_opts(
+        &self,
+        inner: &dyn ObjectStore,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if self.armed.load(Ordering::SeqCst) {
+            let i = self.reads.fetch_add(1, Ordering::SeqCst);
+            let held = 8u32.saturating_sub(i) * 50;
+            tokio::time::sleep(Duration::from_millis(held.into())).await;
+        }
+        inner.get_opts(location, options).await
+    }
+}
+
+#[test]
+fn the_stream_order_holds_when_the_store_answers_later_reads_first() {
+    let url = dataset("answered-out-of-order", dataset::all_train);
+    let reference = global_sequence(&url, 4, 10, 1, 30);
+    let (inner, root) = store::open_url(&url).unwrap();
+    let store = Arc::new(Intercepted {
+        inner,
+        hooks: LaterReadsFirst::default(),
+    });
+    let mut loader = Loader::open_store(store.clone(), root, config(4, 10, 0, 1)).unwrap();
+    store.hooks.armed.store(true, Ordering::SeqCst);
+    let read: Vec<(u64, Vec<u32>)> = batches(&mut loader, 30)
+        .iter()
+        .flat_map(samples_of)
+        .collect();
+    assert!(
+        store.hooks.reads.load(Ordering::SeqCst) > 8,
+        "too few reads"
+    );
+    assert_eq!(read, reference);
 }
 
 #[test]

@@ -3,37 +3,15 @@
 //! outcome's counts and the refusal of a destination inside the package.
 
 use super::*;
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
+use ecgfm_test_support::store::{Hooks, Intercepted};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
-};
+use object_store::{MultipartUpload, ObjectStore, PutOptions, PutPayload, PutResult, UploadPart};
 use std::sync::Arc;
 
-/// An in-memory store that flips a bit of every write to the object named `damaged`, as a
-/// faulty store or network path would: only reading it back tells.
+/// Flips a bit of every write to the object named by its `.0`, as a faulty store or network path
+/// would: only reading it back tells.
 #[derive(Debug)]
-struct Damaging {
-    inner: InMemory,
-    damaged: &'static str,
-}
-
-impl std::fmt::Display for Damaging {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Damaging({})", self.damaged)
-    }
-}
-
-impl Damaging {
-    fn stored(&self, location: &ObjectPath, payload: PutPayload) -> PutPayload {
-        match location.filename() == Some(self.damaged) {
-            true => flipped(payload),
-            false => payload,
-        }
-    }
-}
+struct Damaging(&'static str);
 
 fn flipped(payload: PutPayload) -> PutPayload {
     let mut bytes = Bytes::from(payload).to_vec();
@@ -61,65 +39,32 @@ impl MultipartUpload for DamagingUpload {
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for Damaging {
+impl Hooks for Damaging {
     async fn put_opts(
         &self,
+        inner: &dyn ObjectStore,
         location: &ObjectPath,
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let payload = self.stored(location, payload);
-        self.inner.put_opts(location, payload, opts).await
+        let payload = match location.filename() == Some(self.0) {
+            true => flipped(payload),
+            false => payload,
+        };
+        inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(
         &self,
+        inner: &dyn ObjectStore,
         location: &ObjectPath,
-        opts: PutMultipartOptions,
+        opts: object_store::PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        let upload = self.inner.put_multipart_opts(location, opts).await?;
-        match location.filename() == Some(self.damaged) {
+        let upload = inner.put_multipart_opts(location, opts).await?;
+        match location.filename() == Some(self.0) {
             true => Ok(Box::new(DamagingUpload(upload))),
             false => Ok(upload),
         }
-    }
-
-    async fn get_opts(
-        &self,
-        location: &ObjectPath,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
-    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&ObjectPath>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&ObjectPath>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &ObjectPath,
-        to: &ObjectPath,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -145,10 +90,7 @@ fn small_package(dir: &Path) -> PathBuf {
 /// the names of the objects the store then holds.
 fn publish_damaging(pkg: &Path, damaged: &'static str) -> (Result<Outcome>, Vec<String>) {
     let target: StoreRoot = (
-        Arc::new(Damaging {
-            inner: InMemory::new(),
-            damaged,
-        }),
+        Arc::new(Intercepted::in_memory(Damaging(damaged))),
         ObjectPath::from("models/nano"),
     );
     let verified = package::read_verified(pkg).unwrap();

@@ -29,12 +29,15 @@
 //!   hold the docs to the code.
 //! - [`stand_in`]: shared libraries compiled from a few lines of C that play the NVIDIA driver or
 //!   NCCL, for the GPU code's error paths on machines without either.
+//! - [`store`]: an object store that passes every call to another but the puts and gets a test
+//!   intercepts (a write applied but answered with an error, damaged bytes, a slow read).
 //!
 //! A dev-dependency only; it depends on `image` (PNG decoding), which the charts' plotters
-//! already builds.
+//! already builds, and on `object_store`, which the data pipeline already builds.
 
 pub mod markdown;
 pub mod stand_in;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
