@@ -15,8 +15,9 @@
 //!   shard held in memory that `inspect`, `plot` and `windows` share (`shard_columns`);
 //! - object-store access for local paths, `memory://`, `s3://`, `gs://`, `az://` (`store`; what
 //!   to do about a failed request, `store_hint`; their HTTP client, `store_http`; the
-//!   environment they read, checked, and the secrets in it kept out of errors, `store_env`) and the
-//!   streaming training loader (`loader`);
+//!   environment they read, checked, and the secrets in it kept out of errors, `store_env`; URLs
+//!   shown without their credentials, `store_redact`) and the streaming training loader
+//!   (`loader`);
 //! - evaluation reading: every window of a split in order with a centred crop and its labels
 //!   (`windows`: whole, in memory or a mapped scratch file, or shard by shard), and the embedding
 //!   file `ecgfm embed` writes as it goes (`embeddings`, through `object_sink`: one object
@@ -48,6 +49,7 @@ pub mod store_env;
 pub mod store_hint;
 mod store_http;
 pub mod store_lease;
+mod store_redact;
 pub mod synth_dataset;
 pub mod windows;
 
