@@ -28,8 +28,9 @@ pub fn fill_gaps(x: &mut [f64]) -> GapFill {
     };
     let head = x[first_good];
     x[..first_good].fill(head);
-    let mut last_good = first_good;
+    // `i - 1` is valid: the first sample after a leading gap, or the one just before the first gap.
     let mut i = first_bad.max(first_good + 1);
+    let mut last_good = i - 1;
     while i < x.len() {
         if !mask[i] {
             last_good = i;

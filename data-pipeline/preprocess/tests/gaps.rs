@@ -25,6 +25,19 @@ fn inner_gaps_are_interpolated_and_ends_held() {
     assert_eq!(mask, expected);
 }
 
+/// A gap after several valid samples is bridged from the sample just before it, not from the
+/// first sample of the lead: 0, 0, 0, gap, 4 becomes 0, 0, 0, 2, 4.
+#[test]
+fn a_gap_after_several_valid_samples_starts_from_the_one_before_it() {
+    let mut x = vec![0.0, 0.0, 0.0, f64::NAN, 4.0, 5.0, f64::NAN, f64::NAN, 8.0];
+    let GapFill::Filled(mask) = fill_gaps(&mut x) else {
+        panic!("expected a fill");
+    };
+    assert_eq!(x, vec![0.0, 0.0, 0.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let expected = [false, false, false, true, false, false, true, true, false];
+    assert_eq!(mask, expected);
+}
+
 #[test]
 fn all_missing_is_reported() {
     let mut x = vec![f64::NAN; 4];

@@ -5,10 +5,11 @@ mod common;
 
 use common::{ecg_like, Rng};
 use ecgfm_preprocess::quality::{
-    FLAG_AMPLITUDE, FLAG_CLIPPING, FLAG_FLAT, FLAG_HF_NOISE, FLAG_MISSING,
+    LeadWindow, QualityChecker, FLAG_AMPLITUDE, FLAG_CLIPPING, FLAG_FLAT, FLAG_HF_NOISE,
+    FLAG_MISSING,
 };
 use ecgfm_preprocess::{
-    Pipeline, PipelineConfig, PreprocessError, ProcessedRecord, STANDARD_LEADS,
+    Pipeline, PipelineConfig, PreprocessError, ProcessedRecord, QualityConfig, STANDARD_LEADS,
 };
 
 const RATE: f64 = 500.0;
@@ -96,6 +97,51 @@ fn clipped_lead_is_flagged() {
         out.windows[0].quality_flags
     );
     assert_eq!(flags_of(&out, 7) & FLAG_CLIPPING, 0);
+}
+
+/// A clipping run is at least 2 samples long even where `clip_min_run_s` is one sample (10 ms at
+/// 100 Hz): a wave whose every peak and trough is one sample is not clipped, the same wave
+/// holding each for two samples is.
+#[test]
+fn one_sample_peaks_are_not_clipping_at_a_low_input_rate() {
+    let checker = QualityChecker::new(QualityConfig::default(), 250.0).unwrap();
+    let clipping = |period: &[f64]| {
+        let x: Vec<f64> = period.iter().cycle().take(1000).map(|v| 0.2 * v).collect();
+        let view = LeadWindow {
+            input: &x,
+            input_missing: None,
+            input_rate: 100.0,
+            clean: &x,
+            high: None,
+            missing: None,
+        };
+        checker.assess(&view).flags & FLAG_CLIPPING
+    };
+    let sharp = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+    let held = [0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+    assert_eq!(clipping(&sharp), 0);
+    assert_ne!(clipping(&held), 0);
+}
+
+/// The missing fraction is over the window's samples: 4 missing of 100 is 4%, 0.8 of the 5%
+/// threshold, which scores 1.5 - 0.8 = 0.7 and raises no flag (a sharp triangle wave passes
+/// every other check).
+#[test]
+fn four_missing_samples_of_a_hundred_score_seven_tenths() {
+    let checker = QualityChecker::new(QualityConfig::default(), 250.0).unwrap();
+    let period = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 0.8, 0.6, 0.4, 0.2];
+    let x: Vec<f64> = period.iter().cycle().take(100).copied().collect();
+    let missing: Vec<bool> = (0..100).map(|i| i % 25 == 3).collect();
+    let quality = checker.assess(&LeadWindow {
+        input: &x,
+        input_missing: None,
+        input_rate: 250.0,
+        clean: &x,
+        high: None,
+        missing: Some(&missing),
+    });
+    assert_eq!(quality.flags, 0);
+    assert!((quality.score - 0.7).abs() < 1e-6, "{}", quality.score);
 }
 
 #[test]

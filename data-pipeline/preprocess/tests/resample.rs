@@ -111,6 +111,19 @@ fn constants_pass_exactly_and_ramps_closely_including_edges() {
     }
 }
 
+/// The kernel spans `half_width_zeros` periods of the lower rate on each side, its ends
+/// excluded: halving 500 Hz with 32 zeros, an impulse at input 1000 reaches the outputs at input
+/// times within 64 samples of it (k = 469..=531) and no further.
+#[test]
+fn an_impulse_reaches_only_the_outputs_within_the_kernel_half_width() {
+    let mut x = vec![0.0; 2000];
+    x[1000] = 1.0;
+    let y = resampler(500.0, 250.0).resample(&x);
+    let reached: Vec<usize> = (0..y.len()).filter(|&k| y[k] != 0.0).collect();
+    assert_eq!(reached.first(), Some(&469));
+    assert_eq!(reached.last(), Some(&531));
+}
+
 #[test]
 fn identity_ratio_copies() {
     let r = resampler(250.0, 250.0);

@@ -1,6 +1,7 @@
-//! Bad input gives the right error, naming the file: missing file, truncated data, bad header
-//! line (a skew past the record), checksum mismatch (not verified without a sample count),
-//! unsupported format, inconsistent MATLAB header, bad annotations.
+//! Bad input gives the right error, naming the file: missing file, truncated data (and the bytes
+//! a packed format needs), bad header line (a skew past the record), checksum mismatch (not
+//! verified without a sample count), unsupported format, inconsistent or truncated MATLAB file,
+//! bad annotations.
 
 mod encode;
 
@@ -41,10 +42,44 @@ fn truncated_signal_file() {
     }
 }
 
+/// A packed format's samples span whole bytes of their group: 3 samples of 212 need 5 bytes,
+/// 2 of 310 need both 16-bit words (4 bytes), 2 of 311 the first 3 bytes of the 32-bit word,
+/// 4 of 310 a whole group and one more word (6 bytes).
+#[test]
+fn truncated_packed_files_need_the_bytes_their_samples_span() {
+    for (format, n, present, needed) in [
+        (212, 3, 3, 5),
+        (310, 2, 2, 4),
+        (311, 2, 2, 3),
+        (310, 4, 4, 6),
+    ] {
+        let header = format!("e 1 100 {n}\ne.dat {format}\n");
+        match one_signal(&header, vec![0; present]).unwrap_err() {
+            WfdbError::Truncated {
+                needed: want,
+                found,
+                ..
+            } => {
+                assert_eq!(
+                    (want, found),
+                    (needed, present as u64),
+                    "format {format}, {n} samples"
+                )
+            }
+            other => panic!("format {format}: {other}"),
+        }
+    }
+}
+
 #[test]
 fn bad_header_lines_are_numbered() {
     let cases = [
         ("e 1 abc 2\ne.dat 16\n", 1, "sampling frequency"),
+        (
+            "e 1 0 2\ne.dat 16\n",
+            1,
+            "sampling frequency 0 is not positive",
+        ),
         (
             "# first a comment\ne 1 100 2\ne.dat 16 x1/mV\n",
             3,
@@ -236,6 +271,29 @@ fn matlab_header_disagreeing_with_wfdb_header() {
             }
             other => panic!("{header:?}: {other}"),
         }
+    }
+}
+
+/// A MATLAB file shorter than its matrix header says is truncated even when the WFDB header gives
+/// no sample count: 3 columns of one int16 row need 6 bytes after the 24-byte header, 4 are there.
+#[test]
+fn a_matlab_file_shorter_than_its_matrix_is_truncated() {
+    let mut mat = Vec::new();
+    for field in [30u32, 1, 3, 0, 4] {
+        mat.extend(field.to_le_bytes());
+    }
+    mat.extend(b"val\0\x01\x00\x02\x00");
+    let src = source(&[
+        ("m.hea", b"m 1 100\nm.mat 16+24\n".to_vec()),
+        ("m.mat", mat),
+    ]);
+    match read_record_from(&src, "m").unwrap_err() {
+        WfdbError::Truncated {
+            file,
+            needed,
+            found,
+        } => assert_eq!((file.as_str(), needed, found), ("m.mat", 30, 28)),
+        other => panic!("{other}"),
     }
 }
 

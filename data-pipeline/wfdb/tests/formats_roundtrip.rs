@@ -220,3 +220,61 @@ fn skew_drops_whole_frames_of_a_signal_with_several_samples_per_frame() {
     let record = read_record_from(&src, "k").unwrap();
     assert_eq!(record.digital[0], [3, 4, 5, 6, 7, 8, -2048, -2048]);
 }
+
+/// Each format's missing-sample code is WFDB's (the most negative value the format stores):
+/// that value reads as NaN, the next one up as a number.
+#[test]
+fn the_missing_code_of_each_format_is_wfdbs() {
+    let codes = [
+        (SignalFormat::Offset8, -128),
+        (SignalFormat::Packed310, -512),
+        (SignalFormat::Packed311, -512),
+        (SignalFormat::Packed212, -2048),
+        (SignalFormat::Int16, -32768),
+        (SignalFormat::BigEndian16, -32768),
+        (SignalFormat::Offset16, -32768),
+        (SignalFormat::Int24, -8_388_608),
+        (SignalFormat::Int32, i32::MIN),
+    ];
+    for (format, code) in codes {
+        let samples = [code, code + 1, 0];
+        let header = format!(
+            "c 1 100 3\nc.dat {} 200 0 0 0 {} 0 II\n",
+            format.code(),
+            checksum(&samples)
+        );
+        let src = source(&[
+            ("c.hea", header.into_bytes()),
+            ("c.dat", encode(format, &samples, 0)),
+        ]);
+        let record = read_record_from(&src, "c").unwrap();
+        assert_eq!(record.digital[0], samples, "format {}", format.code());
+        let physical = record.physical(0);
+        assert!(physical[0].is_nan(), "format {}", format.code());
+        assert_eq!(
+            physical[1],
+            f64::from(code + 1) / 200.0,
+            "format {}",
+            format.code()
+        );
+    }
+}
+
+/// A skewed signal's samples after the header's last frame are read from the file where it
+/// holds them (not marked missing), and the checksum covers the header's frames as stored,
+/// before the skew: here 1 + 2 + 3.
+#[test]
+fn skew_reads_past_the_header_length_where_the_file_goes_on() {
+    let stored = [1, 2, 3, 4];
+    let header = format!(
+        "s 1 100 3\ns.dat 16:1 200 16 0 0 {} 0 II\n",
+        checksum(&stored[..3])
+    );
+    let src = source(&[
+        ("s.hea", header.into_bytes()),
+        ("s.dat", encode(SignalFormat::Int16, &stored, 0)),
+    ]);
+    let record = read_record_from(&src, "s").unwrap();
+    assert_eq!(record.n_samples, 3);
+    assert_eq!(record.digital[0], [2, 3, 4]);
+}

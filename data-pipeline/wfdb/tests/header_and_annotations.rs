@@ -95,6 +95,19 @@ fn annotations_with_every_pseudo_code() {
     assert_eq!(a[1].code, 5);
 }
 
+/// A file that ends without the end marker ends at its last whole word: a lone byte after it is
+/// no annotation and no error.
+#[test]
+fn annotations_end_at_the_last_whole_word_without_an_end_marker() {
+    let mut bytes = Vec::new();
+    bytes.extend(word(1, 10)); // N at 10
+    bytes.extend(word(5, 3)); // V at 13
+    bytes.push(0x07);
+    let a = parse_annotations(&bytes, "t.atr").unwrap();
+    let got: Vec<(i64, &str)> = a.iter().map(|a| (a.sample, a.symbol)).collect();
+    assert_eq!(got, [(10, "N"), (13, "V")]);
+}
+
 #[test]
 fn voltage_units_convert_to_millivolts_and_others_do_not() {
     let spec = |units: &str| {

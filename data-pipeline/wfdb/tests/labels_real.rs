@@ -209,6 +209,20 @@ fn cinc2017_reference_rejects_unknown_labels() {
     assert!(text.contains("REF.csv") && text.contains("row 2"), "{text}");
 }
 
+/// Only the first row may be the `record,label` header: one further down is a row whose label
+/// `label` is no CinC 2017 label.
+#[test]
+fn cinc2017_reference_takes_only_the_first_row_as_its_header() {
+    let labels = read_cinc2017_reference_from(b"record,label\nA00001,N\n", "REF.csv").unwrap();
+    assert_eq!(labels.len(), 1);
+    let err = read_cinc2017_reference_from(b"A00001,N\nrecord,label\n", "REF.csv").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("row 2") && text.contains("label `label`"),
+        "{text}"
+    );
+}
+
 /// A record labelled twice with two labels is refused, naming both rows (the last row's label
 /// was taken until 2026-12-06); the same row twice is one label.
 #[test]

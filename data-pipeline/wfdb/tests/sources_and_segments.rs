@@ -166,6 +166,28 @@ fn rdsamp_csv_in_physical_and_digital_units() {
     );
 }
 
+/// A frame's mean truncates toward zero like WFDB's `getvec`: -1 and -2 average to -1 (not -2),
+/// 1 and 2 to 1.
+#[test]
+fn rdsamp_frame_means_of_negative_samples_truncate_toward_zero() {
+    let flat = [-1, -2, 1, 2];
+    let header = format!(
+        "r 1 100 2\nr.dat 16x2 100/mV 16 0 0 {} 0 a\n",
+        checksum(&flat)
+    );
+    let src = source(&[
+        ("r.hea", header.into_bytes()),
+        ("r.dat", encode(SignalFormat::Int16, &flat, 0)),
+    ]);
+    let record = read_record_from(&src, "r").unwrap();
+    let mut digital = Vec::new();
+    write_rdsamp_csv(&record, true, &mut digital).unwrap();
+    assert_eq!(String::from_utf8(digital).unwrap(), "a\n-1\n1\n");
+    let mut physical = Vec::new();
+    write_rdsamp_csv(&record, false, &mut physical).unwrap();
+    assert_eq!(String::from_utf8(physical).unwrap(), "a\n-0.01\n0.01\n");
+}
+
 /// A record `big` whose segments are `seg` (2 frames of II and V1) and the given `tail` lines.
 fn multi_segment_source(record_line: &str, tail: &str) -> ecgfm_wfdb::MemorySource {
     let mut src = ecgfm_wfdb::MemorySource::new();
@@ -197,6 +219,32 @@ fn a_huge_gap_segment_is_a_bad_header_never_an_allocation() {
     let src = multi_segment_source("big/2 2 100", "~ 3\n");
     let record = read_record_from(&src, "big").unwrap();
     assert_eq!(record.digital[0], [1, 2, i32::MIN, i32::MIN, i32::MIN]);
+}
+
+/// A segment whose own header has more (or fewer) frames than the record's segment line says is
+/// refused: its samples would not fit the record's length.
+#[test]
+fn a_segment_must_have_the_length_its_segment_line_gives() {
+    for declared in [1, 3] {
+        let mut src = ecgfm_wfdb::MemorySource::new();
+        src.insert(
+            "big.hea",
+            format!("big/1 1 100\nseg {declared}\n").into_bytes(),
+        );
+        for (name, bytes) in segment("seg", &[("II", 100, vec![1, 2])]) {
+            src.insert(name, bytes);
+        }
+        match read_record_from(&src, "big").unwrap_err() {
+            WfdbError::Unsupported { file, reason } => {
+                assert_eq!(file, "big.hea");
+                assert_eq!(
+                    reason,
+                    format!("segment seg has 2 frames, the record header says {declared}")
+                );
+            }
+            other => panic!("{declared}: {other}"),
+        }
+    }
 }
 
 #[test]
