@@ -672,3 +672,26 @@ fn fits(md: &mut String, a: &Analysis) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Intervals over seeds are called too narrow up to three seeds a point (about 75% coverage
+    /// with two, 88% with three, as measured), not from four, and never over points.
+    #[test]
+    fn intervals_over_up_to_three_seeds_are_called_too_narrow() {
+        let two = few_seeds(Resampling::Seeds, 2).unwrap();
+        assert!(
+            two.contains("only 2 seeds a point undercover (about 75%"),
+            "{two}"
+        );
+        let three = few_seeds(Resampling::Seeds, 3).unwrap();
+        assert!(
+            three.contains("only 3 seeds a point undercover (about 88%"),
+            "{three}"
+        );
+        assert_eq!(few_seeds(Resampling::Seeds, 4), None);
+        assert_eq!(few_seeds(Resampling::Points, 2), None);
+    }
+}

@@ -190,4 +190,13 @@ mod tests {
         let flat = welch_interval(&[1.0, 1.0], &[2.0, 2.0], 0.95).unwrap();
         assert_eq!((flat.low, flat.high), (1.0, 1.0));
     }
+
+    /// With unequal seed counts each side's variance is divided by its own count: scipy's
+    /// `ttest_ind(b, a, equal_var=False).confidence_interval()`.
+    #[test]
+    fn the_welch_interval_of_unequal_samples_matches_scipy() {
+        let ci = welch_interval(&[1.0, 2.0, 3.0, 4.0], &[2.0, 5.0, 9.0], 0.95).unwrap();
+        assert!((ci.low + 4.981494184648237).abs() < 1e-9, "{ci:?}");
+        assert!((ci.high - 10.648160851314902).abs() < 1e-9, "{ci:?}");
+    }
 }

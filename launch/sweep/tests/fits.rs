@@ -317,6 +317,35 @@ fn losses_rising_along_a_convex_curve_have_no_optimum() {
     );
 }
 
+/// A convex parabola whose vertex lies past the sizes trained is no optimum, though the lowest
+/// loss is inside: losses falling in a line to a floor at the last two sizes put the vertex
+/// near N = 2e11, far beyond the largest (1e9), where nothing was measured; mirrored, far
+/// below the smallest.
+#[test]
+fn a_vertex_beyond_the_sizes_trained_is_no_optimum() {
+    let ns = logspace(1e4, 1e9, 6);
+    let falling = [1.0, 0.8, 0.6, 0.4, 0.2, 0.2001];
+    let rising: Vec<f64> = falling.iter().rev().copied().collect();
+    for (losses, best) in [(&falling[..], 4), (&rising[..], 1)] {
+        let sizes: Vec<(f64, &[f64])> = ns
+            .iter()
+            .zip(losses)
+            .map(|(&n, l)| (n, std::slice::from_ref(l)))
+            .collect();
+        let p = &isoflop::profiles(&budget(1e12, &sizes), 1)[0];
+        let (a, b, _) = isoflop::fitted_parabola(p).unwrap();
+        let vertex = (-b / (2.0 * a)).exp();
+        assert!(a > 0.0 && !(ns[0]..=ns[5]).contains(&vertex), "{vertex}");
+        assert_eq!(
+            p.optimum,
+            Optimum::Unbracketed {
+                best_n: ns[best],
+                best: Best::MiddleNotConvex
+            }
+        );
+    }
+}
+
 #[test]
 fn a_best_size_in_the_middle_without_a_u_shape_is_named_so() {
     // The lowest loss is at the second of five sizes, but the losses zigzag: the parabola through

@@ -2,6 +2,7 @@
 //! difference outside the CI, within it, or data too few; a middle size that scores best), the
 //! iso-FLOP optimum is found, and every chart is written.
 
+use ecgfm_sweep::analysis::analyse;
 use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
 use ecgfm_test_support::coloured_pixels;
 use ecgfm_trainer::eval::metrics::macro_auroc;
@@ -715,4 +716,49 @@ fn unbounded_intervals_name_their_cause_and_few_seeds_are_called_so() {
         "{row}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A size's test-set interval is the mean of its seeds' ends only where every seed gives one:
+/// the ends that are there averaged over all the seeds would make an interval no seed had.
+#[test]
+fn a_size_with_a_seed_without_an_interval_has_none() {
+    let mut without = record(1, 1e4, 1e13, 1, 0.9, 0.74);
+    without.eval[0].macro_auroc_ci = None;
+    let records = vec![
+        record(1, 1e4, 1e13, 0, 0.9, 0.70),
+        without,
+        record(2, 1e5, 1e13, 0, 0.8, 0.80),
+        record(2, 1e5, 1e13, 1, 0.8, 0.82),
+    ];
+    let a = analyse(records);
+    let sizes = &a.groups[0].sizes;
+    assert_eq!(sizes[0].probe("synth").unwrap().ci, None);
+    let both = sizes[1].probe("synth").unwrap().ci.unwrap();
+    assert!(
+        (both[0] - 0.79).abs() < 1e-12 && (both[1] - 0.83).abs() < 1e-12,
+        "{both:?}"
+    );
+}
+
+/// Each equal-steps data fraction gets its own L(N), fitted to that fraction's runs alone: the
+/// runs of another fraction saw fewer samples and would bend the fit.
+#[test]
+fn each_data_fraction_fits_l_of_n_to_its_own_runs() {
+    let mut records = Vec::new();
+    for (fraction, samples) in [(0.5, 5_000), (1.0, 10_000)] {
+        for (i, n) in [1e4, 1e5, 1e6_f64].into_iter().enumerate() {
+            records.push(SweepRecord {
+                run: format!("synth-s{}-steps-f{fraction}-s0", i + 1),
+                fraction,
+                samples,
+                ..equal_steps(i + 1, n, 0, 0.5 + 30.0 * n.powf(-0.34) + 0.1 / fraction)
+            });
+        }
+    }
+    let a = analyse(records);
+    assert_eq!(a.loss_vs_n.len(), 2);
+    for (group, fit) in &a.loss_vs_n {
+        let fit = fit.as_ref().expect("three sizes");
+        assert_eq!(fit.points, 3, "{}", a.groups[*group].label());
+    }
 }

@@ -4,7 +4,7 @@
 //! are not compared and named; and a report made again from its published `results/` folder
 //! says the same as the original.
 
-use ecgfm_sweep::analysis::{self, compare, Group, SizeResult};
+use ecgfm_sweep::analysis::{self, compare, AurocDiff, Group, SizeResult};
 use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
 use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::rng::SplitMix64;
@@ -334,4 +334,35 @@ fn the_interval_against_scratch_says_what_it_resamples() {
         "{line}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A probe result on task `t` of AUROC `mean` with test-set interval `ci`, over two seeds, with
+/// no scored units (so no paired interval: the verdict judges the two intervals' overlap).
+fn probe(mean: f64, ci: [f64; 2]) -> analysis::TaskAuroc {
+    analysis::TaskAuroc {
+        task: "t".into(),
+        mean,
+        val_mean: None,
+        ci: Some(ci),
+        runs: vec!["s0".into(), "s1".into()],
+        units: Vec::new(),
+    }
+}
+
+/// Two results whose intervals do not overlap are apart whichever lies above: a larger size
+/// whose interval lies wholly below the smaller's is as far outside as one wholly above.
+#[test]
+fn intervals_apart_either_way_round_are_apart() {
+    let (low, high) = (probe(0.70, [0.68, 0.72]), probe(0.80, [0.78, 0.82]));
+    let near = probe(0.71, [0.69, 0.73]);
+    for (a, b, apart) in [
+        (&low, &high, true),
+        (&high, &low, true),
+        (&low, &near, false),
+        (&near, &low, false),
+    ] {
+        let d = AurocDiff::new("t", a, b);
+        assert_eq!(d.apart, Some(apart), "{:?} against {:?}", b.ci, a.ci);
+        assert_eq!(d.outside(), Some(apart));
+    }
 }

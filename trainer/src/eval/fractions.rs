@@ -126,4 +126,36 @@ mod tests {
             );
         }
     }
+
+    /// A stratum keeps ceil(fraction x its records): 12% of 10 records is 2 and of 20 is 3,
+    /// where rounding to the nearest or down would keep 1 and 2.
+    #[test]
+    fn a_stratum_keeps_its_share_rounded_up() {
+        for (records, want) in [(10, 2), (20, 3)] {
+            let rows: Vec<usize> = (0..records).collect();
+            let ids: Vec<u32> = (0..records as u32).collect();
+            let kept = stratified_subset(&rows, &vec![1.0; records], 1, &ids, 0.12, 4);
+            assert_eq!(kept.len(), want, "12% of {records}");
+        }
+    }
+
+    /// A multi-label record is stratified by its rarest class: two records that have the rare
+    /// class 1 besides the common class 0 form a stratum of their own, so every draw keeps one
+    /// of them, where a stratum by the commonest class would often keep neither.
+    #[test]
+    fn multi_label_records_are_stratified_by_their_rarest_class() {
+        // K = 2; records 0..20 have class 0 only, records 20 and 21 classes 0 and 1.
+        let n = 22;
+        let rows: Vec<usize> = (0..n).collect();
+        let records: Vec<u32> = (0..n as u32).collect();
+        let targets: Vec<f64> = (0..n)
+            .flat_map(|r| [1.0, f64::from(u8::from(r >= 20))])
+            .collect();
+        for seed in 0..20 {
+            let kept = stratified_subset(&rows, &targets, 2, &records, 0.05, seed);
+            assert_eq!(kept.len(), 2, "seed {seed}: {kept:?}");
+            let rare = kept.iter().filter(|&&r| r >= 20).count();
+            assert_eq!(rare, 1, "seed {seed}: {kept:?}");
+        }
+    }
 }

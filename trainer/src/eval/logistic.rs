@@ -428,4 +428,93 @@ mod tests {
             }
         }
     }
+
+    /// Two classes split by the first feature's sign, over `n` rows; the second feature is
+    /// `second(row)`.
+    fn split_by_sign(n: usize, second: impl Fn(usize) -> f64) -> (Vec<f64>, Vec<f64>) {
+        let mut x = Vec::with_capacity(n * 2);
+        let mut targets = vec![0.0; n * 2];
+        for r in 0..n {
+            let first = ((r * 7919) % 101) as f64 / 50.0 - 1.0;
+            x.extend([first, second(r)]);
+            targets[r * 2 + usize::from(first > 0.0)] = 1.0;
+        }
+        (x, targets)
+    }
+
+    fn fit_on(x: &[f64], targets: &[f64], rows: &[usize]) -> Logistic {
+        let data = FitData {
+            x,
+            features: 2,
+            targets,
+            classes: 2,
+            multi_label: false,
+            rows,
+        };
+        Logistic::fit(&data, 1e-2, None)
+    }
+
+    /// Standardisation makes the probe blind to each feature's scale and offset: features
+    /// scaled by 1000 and 0.001 and shifted give the same probabilities as the raw ones, since
+    /// prediction standardises as the fit did.
+    #[test]
+    fn predictions_do_not_depend_on_the_features_scale() {
+        let n = 200;
+        let (x, targets) = split_by_sign(n, |r| ((r * 31) % 17) as f64);
+        let scaled: Vec<f64> = (x.chunks(2))
+            .flat_map(|row| [1000.0 * row[0] + 5.0, 0.001 * row[1] - 3.0])
+            .collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let raw = fit_on(&x, &targets, &rows).predict(&x, &rows);
+        let rescaled = fit_on(&scaled, &targets, &rows).predict(&scaled, &rows);
+        for (a, b) in raw.iter().zip(&rescaled) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    /// A feature constant over the training rows (a dead unit of the encoder) is left
+    /// unscaled: dividing by its zero spread would make every probability NaN.
+    #[test]
+    fn a_constant_feature_leaves_the_probabilities_finite() {
+        let n = 200;
+        let (x, targets) = split_by_sign(n, |_| 0.25);
+        let rows: Vec<usize> = (0..n).collect();
+        let p = fit_on(&x, &targets, &rows).predict(&x, &rows);
+        assert!(p.iter().all(|v| v.is_finite()), "{:?}", &p[..4]);
+        let correct = (0..n)
+            .filter(|&r| (p[r * 2 + 1] > 0.5) == (targets[r * 2 + 1] > 0.5))
+            .count();
+        assert!(correct >= 195, "{correct} of {n}");
+    }
+
+    /// The data term is the mean over the rows, not their sum, so an L2 strength means the
+    /// same whatever the number of training rows: with every weight and bias zero the
+    /// objective is ln K (softmax) or K ln 2 (sigmoids) for any n.
+    #[test]
+    fn the_objective_averages_over_the_rows() {
+        for (multi_label, want) in [(false, 3f64.ln()), (true, 3.0 * 2f64.ln())] {
+            for n in [4, 300] {
+                let (f, k) = (2, 3);
+                let x: Vec<f64> = (0..n * f).map(|i| (i % 7) as f64 - 3.0).collect();
+                let y: Vec<f64> = (0..n * k)
+                    .map(|i| f64::from(u8::from(i % k == (i / k) % k)))
+                    .collect();
+                let p = Problem {
+                    x: &x,
+                    y: &y,
+                    f,
+                    k,
+                    multi_label,
+                    l2: 0.5,
+                };
+                let w = vec![0.0; k * (f + 1)];
+                let mut g = vec![0.0; w.len()];
+                let value = p.value_grad(&w, &mut g);
+                assert!(
+                    (value - want).abs() < 1e-12,
+                    "multi_label {multi_label}, n {n}: {value} vs {want}"
+                );
+            }
+        }
+    }
 }

@@ -499,4 +499,37 @@ mod tests {
             );
         }
     }
+
+    /// A row whose highest score two classes share is predicted as the lower of them, as
+    /// `accuracy` and numpy's argmax do, in the per-class argmax F1 too.
+    #[test]
+    fn argmax_ties_go_to_the_lower_class() {
+        // Row 0: classes 0 and 1 tie at 0.5, truth 0; row 1: classes 1 and 2 tie at 0.4, truth 2.
+        let scores = [0.5, 0.5, 0.0, 0.2, 0.4, 0.4];
+        let classes = [0, 2];
+        let rows = [0, 1];
+        // Predicted 0 and 1: class 0 right once; class 1 predicted where absent; 2 missed.
+        assert_eq!(
+            argmax_class_f1(&scores, &classes, 3, &rows),
+            vec![Some(1.0), Some(0.0), Some(0.0)]
+        );
+        assert_eq!(accuracy(&scores, &classes, 3, &rows), Some(0.5));
+    }
+
+    /// The interval's ends are the 2.5th and 97.5th percentiles of the resamples' values: a
+    /// statistic that gives each of 1000 resamples its own index makes them numpy's
+    /// percentiles of 0..=999, 24.975 and 974.025, whatever the draws.
+    #[test]
+    fn the_interval_is_the_central_95_percent_of_the_resamples() {
+        let groups: Vec<Vec<usize>> = (0..10).map(|g| vec![g]).collect();
+        let resample = std::cell::Cell::new(0.0);
+        let ci = bootstrap_ci(&groups, 1000, 3, |_| {
+            let index = resample.get();
+            resample.set(index + 1.0);
+            Some(index)
+        });
+        let [low, high] = ci.unwrap();
+        assert!((low - 24.975).abs() < 1e-9, "{low}");
+        assert!((high - 974.025).abs() < 1e-9, "{high}");
+    }
 }

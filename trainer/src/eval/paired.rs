@@ -587,4 +587,65 @@ mod tests {
         };
         assert_eq!(pair(Resample::SeedsAndRecords), pair(Resample::Records));
     }
+
+    /// A result of `protocol` at label `fraction` with macro AUROC `auroc` and scored units.
+    fn scored(protocol: &str, fraction: f64, auroc: f64) -> ScoredResult {
+        ScoredResult {
+            protocol: protocol.into(),
+            fraction,
+            macro_auroc: Some(auroc),
+            macro_f1: WithCi::default(),
+            per_class_f1: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
+            test_units: Some(side(60, auroc, 1)),
+        }
+    }
+
+    /// Each pretrained result, probe and fine-tuned alike, is set against the scratch result of
+    /// its own label fraction; one with no scratch result at its fraction is left out.
+    #[test]
+    fn against_scratch_pairs_each_result_with_scratch_at_its_fraction() {
+        let results = [
+            scored("scratch", 0.1, 0.6),
+            scored("scratch", 1.0, 0.8),
+            scored("probe", 0.1, 0.7),
+            scored("finetune", 1.0, 0.9),
+            scored("probe", 0.01, 0.5),
+        ];
+        let paired: Vec<(&str, f64, f64)> = against_scratch(&results, 200, 7)
+            .iter()
+            .map(|p| (p.result.protocol.as_str(), p.result.fraction, p.diff))
+            .collect();
+        assert_eq!(paired.len(), 2, "{paired:?}");
+        assert_eq!((paired[0].0, paired[0].1), ("probe", 0.1));
+        assert!((paired[0].2 - 0.1).abs() < 1e-12, "{paired:?}");
+        assert_eq!((paired[1].0, paired[1].1), ("finetune", 1.0));
+        assert!((paired[1].2 - 0.1).abs() < 1e-12, "{paired:?}");
+    }
+
+    /// A class the result file leaves out of its macro F1 (`per_class_f1` null) gets no
+    /// threshold in the paired F1 either, though the file gives it one; a class the file has
+    /// no threshold entry for leaves the result out of the F1 comparison.
+    #[test]
+    fn thresholds_leave_out_the_classes_the_file_leaves_out() {
+        let result = ScoredResult {
+            thresholds: BTreeMap::from([
+                ("A".to_string(), Some(0.3)),
+                ("B".to_string(), Some(0.6)),
+                ("C".to_string(), None),
+            ]),
+            per_class_f1: BTreeMap::from([
+                ("A".to_string(), Some(0.7)),
+                ("B".to_string(), None),
+                ("C".to_string(), None),
+            ]),
+            ..scored("probe", 1.0, 0.5)
+        };
+        let classes = |names: &[&str]| names.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            result.thresholds_of(&classes(&["B", "A", "C"])),
+            Some(vec![None, Some(0.3), None])
+        );
+        assert_eq!(result.thresholds_of(&classes(&["A", "D"])), None);
+    }
 }

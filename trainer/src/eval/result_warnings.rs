@@ -150,4 +150,17 @@ mod tests {
         };
         assert_eq!(result_warnings(&results[1..2], &none).len(), 2);
     }
+
+    /// A fraction drawn more than a quarter above its request is warned: 13% for 10% is, 12%
+    /// is not.
+    #[test]
+    fn a_fraction_drawn_over_a_quarter_above_its_request_is_warned() {
+        let settings = EvalSettings::default();
+        let overdrawn = |achieved: f64| {
+            let r = result(Protocol::Finetune, 0.1, achieved, settings.bootstrap);
+            (result_warnings(&[r], &settings).iter()).any(|w| w.contains("drew 7 training records"))
+        };
+        assert!(overdrawn(0.13));
+        assert!(!overdrawn(0.12));
+    }
 }
