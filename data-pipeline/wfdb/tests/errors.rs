@@ -245,13 +245,20 @@ fn unsupported_format_and_bad_channel() {
     }
 }
 
-#[test]
-fn matlab_header_disagreeing_with_wfdb_header() {
+/// A MATLAB v4 file of one int16 row of `columns` columns named `val` whose data are the two
+/// samples 1 and 2 (4 bytes after the 24-byte header).
+fn int16_matrix(columns: u32) -> Vec<u8> {
     let mut mat = Vec::new();
-    for field in [30u32, 1, 2, 0, 4] {
+    for field in [30u32, 1, columns, 0, 4] {
         mat.extend(field.to_le_bytes());
     }
     mat.extend(b"val\0\x01\x00\x02\x00");
+    mat
+}
+
+#[test]
+fn matlab_header_disagreeing_with_wfdb_header() {
+    let mat = int16_matrix(2);
     let src = |header: &str| {
         source(&[
             ("m.hea", header.as_bytes().to_vec()),
@@ -278,11 +285,7 @@ fn matlab_header_disagreeing_with_wfdb_header() {
 /// no sample count: 3 columns of one int16 row need 6 bytes after the 24-byte header, 4 are there.
 #[test]
 fn a_matlab_file_shorter_than_its_matrix_is_truncated() {
-    let mut mat = Vec::new();
-    for field in [30u32, 1, 3, 0, 4] {
-        mat.extend(field.to_le_bytes());
-    }
-    mat.extend(b"val\0\x01\x00\x02\x00");
+    let mat = int16_matrix(3);
     let src = source(&[
         ("m.hea", b"m 1 100\nm.mat 16+24\n".to_vec()),
         ("m.mat", mat),
