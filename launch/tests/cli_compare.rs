@@ -39,6 +39,14 @@ fn result_file(dir: &Path, name: &str, weights: &str, records: u32, shift: f64) 
     path
 }
 
+/// Rewrites the result file at `path` through `change`.
+fn edit(path: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    change(&mut file);
+    std::fs::write(path, file.to_string()).unwrap();
+}
+
 #[test]
 fn one_encoder_counts_once() {
     let dir = temp_dir("compare-once");
@@ -83,10 +91,7 @@ fn one_encoder_counts_once() {
     // network the evaluation seed alone draws; with no --protocol, refused.
     let seeded = |name: &str, weights: &str, seed: u64| {
         let path = file(name, weights);
-        let mut json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        json["seed"] = seed.into();
-        std::fs::write(&path, json.to_string()).unwrap();
+        edit(&path, |json| json["seed"] = seed.into());
         path
     };
     let (e0, e1, other_e0) = (
@@ -169,13 +174,11 @@ fn a_single_seed_of_a_trained_protocol_gets_no_verdict() {
     let a = result_file(&dir, "a", "w1", 90, 0.0);
     // B scores every record by its label: far better than A on the same test units.
     let b = result_file(&dir, "b", "w2", 90, 0.0);
-    let mut file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
-    for r in file["results"].as_array_mut().unwrap() {
-        let targets = r["test_units"]["targets"].clone();
-        r["test_units"]["scores"] = targets;
-    }
-    std::fs::write(&b, file.to_string()).unwrap();
+    edit(&b, |file| {
+        for r in file["results"].as_array_mut().unwrap() {
+            r["test_units"]["scores"] = r["test_units"]["targets"].clone();
+        }
+    });
     let (a, b) = (path_str(&a), path_str(&b));
     // The probe at fraction 1 does not move with the evaluation seed: the interval decides.
     let probe = run_ok(&["compare", "--a", a, "--b", b, "--protocol", "probe"]);
@@ -208,12 +211,11 @@ fn files_with_the_same_patients_resample_patients() {
     assert!(compare().contains("resamples of the test records"));
     // Three records a patient, in both files: the interval draws patients, and is wider.
     for path in [&a, &b] {
-        let mut file: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        for r in file["results"].as_array_mut().unwrap() {
-            r["test_units"]["patients"] = (0..90u32).map(|i| i / 3).collect();
-        }
-        std::fs::write(path, file.to_string()).unwrap();
+        edit(path, |file| {
+            for r in file["results"].as_array_mut().unwrap() {
+                r["test_units"]["patients"] = (0..90u32).map(|i| i / 3).collect();
+            }
+        });
     }
     let said = compare();
     assert!(
@@ -246,13 +248,12 @@ fn the_difference_is_b_minus_a_and_either_side_can_be_higher() {
     let worse = result_file(&dir, "worse", "w1", 90, 0.0);
     // Scores that rank every record by its label: far better on the same test units.
     let better = result_file(&dir, "better", "w2", 90, 0.0);
-    let mut file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&better).unwrap()).unwrap();
-    for r in file["results"].as_array_mut().unwrap() {
-        r["test_units"]["scores"] = r["test_units"]["targets"].clone();
-        r["macro_auroc"] = 1.0.into();
-    }
-    std::fs::write(&better, file.to_string()).unwrap();
+    edit(&better, |file| {
+        for r in file["results"].as_array_mut().unwrap() {
+            r["test_units"]["scores"] = r["test_units"]["targets"].clone();
+            r["macro_auroc"] = 1.0.into();
+        }
+    });
     let compare = |a: &Path, b: &Path| {
         let said = run_ok(&["compare", "--a", path_str(a), "--b", path_str(b)]);
         difference(&said, "probe")
@@ -279,13 +280,12 @@ fn each_label_fraction_is_compared_with_its_own_results() {
     );
     // A probe on a tenth of the labels too, scoring lower than on all of them.
     for (path, auroc) in [(&a, 0.6), (&b, 0.7)] {
-        let mut file: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let mut tenth = file["results"][0].clone();
-        tenth["fraction"] = 0.1.into();
-        tenth["macro_auroc"] = auroc.into();
-        file["results"].as_array_mut().unwrap().push(tenth);
-        std::fs::write(path, file.to_string()).unwrap();
+        edit(path, |file| {
+            let mut tenth = file["results"][0].clone();
+            tenth["fraction"] = 0.1.into();
+            tenth["macro_auroc"] = auroc.into();
+            file["results"].as_array_mut().unwrap().push(tenth);
+        });
     }
     let said = run_ok(&["compare", "--a", path_str(&a), "--b", path_str(&b)]);
     let rows: Vec<Vec<&str>> = said
@@ -362,13 +362,12 @@ fn f1_compares_the_predictions_at_each_sides_thresholds() {
     );
     assert!(err.contains(&says), "{err}");
     for (path, threshold, f1) in [(&a, 2.0, 0.0), (&b, 0.65, 0.7)] {
-        let mut file: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        for r in file["results"].as_array_mut().unwrap() {
-            r["thresholds"] = serde_json::json!({"a": threshold, "b": threshold});
-            r["macro_f1_ovr_thresholded"] = serde_json::json!({"value": f1});
-        }
-        std::fs::write(path, file.to_string()).unwrap();
+        edit(path, |file| {
+            for r in file["results"].as_array_mut().unwrap() {
+                r["thresholds"] = serde_json::json!({"a": threshold, "b": threshold});
+                r["macro_f1_ovr_thresholded"] = serde_json::json!({"value": f1});
+            }
+        });
     }
     let compare = |metric: &str| {
         let (a, b) = (path_str(&a), path_str(&b));
