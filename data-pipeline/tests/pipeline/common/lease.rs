@@ -19,6 +19,16 @@ pub fn holder(object_store: &Arc<dyn ObjectStore>, root: &Path) -> Option<serde_
     Some(serde_json::from_slice(&bytes).unwrap())
 }
 
+/// A refusal with its lock's age left out ("renewed _ ago"): two refusals read moments apart
+/// may straddle a second, and S3's and GCS's modification times have whole seconds.
+pub fn ageless(refusal: &str) -> String {
+    let Some((before, after)) = refusal.split_once("was renewed ") else {
+        return refusal.to_string();
+    };
+    let rest = after.split_once(" ago").map_or(after, |(_, rest)| rest);
+    format!("{before}was renewed _ ago{rest}")
+}
+
 /// Takes a lease renewed every 100 ms at `root` (`url`), waits for three renewals, replaces its
 /// object with another writer's and waits for the lease to be lost.
 pub fn renewed_then_lost_when_replaced(
