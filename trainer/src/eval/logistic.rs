@@ -517,4 +517,28 @@ mod tests {
             }
         }
     }
+
+    /// Standardisation is scikit-learn's `StandardScaler`: the mean and the population
+    /// standard deviation (over n, not n - 1) of the rows fitted on, the others ignored. The
+    /// probe's L2 grid (`l2_grid`) means what it means there only on this scale.
+    #[test]
+    fn standardisation_is_the_population_spread_of_the_fitted_rows() {
+        let x = [1.0, 10.0, 2.0, 10.0, 3.0, 10.0, 4.0, 10.0, 100.0, -50.0];
+        let targets = [0.0; 5];
+        let data = FitData {
+            x: &x,
+            features: 2,
+            targets: &targets,
+            classes: 1,
+            multi_label: true,
+            rows: &[3, 0, 2, 1],
+        };
+        let (mean, inv_std) = standardisation(&data);
+        assert_eq!(mean, vec![2.5, 10.0]);
+        assert!(
+            (inv_std[0] - 1.0 / 1.25f64.sqrt()).abs() < 1e-15,
+            "{inv_std:?}"
+        );
+        assert_eq!(inv_std[1], 1.0);
+    }
 }
