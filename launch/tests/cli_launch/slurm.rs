@@ -229,10 +229,8 @@ fn requeues_only_a_stop(script: &str) {
         ),
         ("scontrol", "echo \"scontrol $*\" >> \"$CALLS\""),
     ] {
-        let path = bin.join(tool);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = format!("#!/bin/sh\n{body}\n");
+        ecgfm_test_support::write_executable(&bin.join(tool), script.as_bytes());
     }
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     for (status, restarts, requeued) in [(75, "40", true), (1, "0", false), (0, "0", false)] {

@@ -66,8 +66,7 @@ pub fn set_mode(path: &Path, mode: u32) {
 pub fn ecgfm_unprivileged(dir: &Path) -> Command {
     use std::os::unix::process::CommandExt;
     let binary = dir.join("ecgfm");
-    std::fs::copy(ECGFM, &binary).unwrap();
-    set_mode(&binary, 0o755);
+    ecgfm_test_support::copy_executable(Path::new(ECGFM), &binary);
     let mut command = Command::new(binary);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {

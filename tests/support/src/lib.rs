@@ -25,6 +25,8 @@
 //! - [`coloured_pixels`]: how much of a chart is drawn in a series' colour, so a test can tell a
 //!   chart with its data from an empty one.
 //! - [`files_below`]: every file of a folder tree; [`sorted_names`]: a folder's entries.
+//! - [`write_executable`], [`copy_executable`]: a script or binary the test runs next, written by
+//!   a child process so that no other test's fork can hold it open ("Text file busy").
 //! - [`markdown`]: the documentation's tables, code blocks and sentences, for the tests that
 //!   hold the docs to the code.
 //! - [`stand_in`]: shared libraries compiled from a few lines of C that play the NVIDIA driver or
@@ -240,6 +242,40 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// Writes `contents` to `path` as an executable (mode 755) through a child process (`sh`). A file
+/// the test process writes itself cannot be run safely at once: a child that another test thread
+/// forks while the file is open for writing inherits that descriptor, and until the child execs,
+/// running the file fails with "Text file busy" (ETXTBSY). The child's descriptor never enters
+/// this process, and it has exited before this returns.
+pub fn write_executable(path: &Path, contents: &[u8]) {
+    use std::io::Write;
+    let mut sh = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    sh.stdin.take().unwrap().write_all(contents).unwrap();
+    let status = sh.wait().unwrap();
+    assert!(status.success(), "writing {}: {status}", path.display());
+}
+
+/// Copies the executable `from` to `to` (mode 755) through a child process, as
+/// [`write_executable`] writes one.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("sh")
+        .args(["-c", "cp \"$0\" \"$1\" && chmod 755 \"$1\""])
+        .args([from, to])
+        .status()
+        .expect("sh runs");
+    assert!(
+        status.success(),
+        "copying {} to {}: {status}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// The names of the entries of `dir`, sorted (none where it does not exist).
