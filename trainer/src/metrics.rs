@@ -144,6 +144,84 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<StepRecord>> {
 mod tests {
     use super::*;
 
+    fn temp_run(name: &str) -> PathBuf {
+        let run = std::env::temp_dir().join(format!("ecgfm-metrics-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(&run).unwrap();
+        run
+    }
+
+    fn record(step: u64) -> StepRecord {
+        StepRecord {
+            step,
+            loss: 0.5,
+            lr: 1e-3,
+            grad_norm: 1.0,
+            samples_per_s: 10.0,
+            elapsed_s: 1.0,
+            samples_seen: 4 * step,
+            flops: None,
+            val_loss: None,
+            val_loss_by_source: BTreeMap::new(),
+            gpu_mem_bytes: None,
+        }
+    }
+
+    /// Device memory goes to TensorBoard in GiB (`perf/gpu_mem_gib`); metrics.jsonl keeps bytes.
+    #[test]
+    fn gpu_memory_is_logged_in_gib() {
+        let run = temp_run("gpu-mem");
+        let mut writer = MetricsWriter::open(&run, 0).unwrap();
+        let logged = StepRecord {
+            gpu_mem_bytes: Some(3 << 29),
+            ..record(7)
+        };
+        writer.write(&logged).unwrap();
+        let events = crate::tensorboard::read_back::read_events(writer.events.path());
+        let last = events.last().unwrap();
+        assert_eq!(last.step, 7);
+        assert!(
+            last.scalars
+                .contains(&("perf/gpu_mem_gib".to_string(), 1.5)),
+            "{last:?}"
+        );
+        assert_eq!(read_records(writer.path()).unwrap(), [logged]);
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    /// A skipped step's non-finite loss and gradient norm are written as `null` and read back as
+    /// NaN, not as a number (0 would read as a perfect step).
+    #[test]
+    fn non_finite_values_read_back_as_nan() {
+        let run = temp_run("nan");
+        let mut writer = MetricsWriter::open(&run, 0).unwrap();
+        let skipped = StepRecord {
+            loss: f32::INFINITY,
+            grad_norm: f32::NAN,
+            ..record(3)
+        };
+        writer.write(&skipped).unwrap();
+        let text = std::fs::read_to_string(writer.path()).unwrap();
+        assert!(text.contains("\"loss\":null,") && text.contains("\"grad_norm\":null,"));
+        let read = read_records(writer.path()).unwrap();
+        assert!(
+            read[0].loss.is_nan() && read[0].grad_norm.is_nan(),
+            "{read:?}"
+        );
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    /// Reading a metrics file skips a torn last line (a run killed mid-write), keeping the rest.
+    #[test]
+    fn a_torn_last_line_is_skipped_when_reading() {
+        let run = temp_run("torn");
+        let path = run.join("metrics.jsonl");
+        let whole = serde_json::to_string(&record(1)).unwrap();
+        std::fs::write(&path, format!("{whole}\n{whole}\n{{\"step\":3,\"lo")).unwrap();
+        assert_eq!(read_records(&path).unwrap(), [record(1), record(1)]);
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
     #[test]
     fn a_resume_keeps_the_earlier_lines_byte_for_byte() {
         let run = std::env::temp_dir().join(format!("ecgfm-metrics-keep-{}", std::process::id()));

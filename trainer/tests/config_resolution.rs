@@ -129,6 +129,92 @@ split = \"foo\"\n",
     );
 }
 
+/// `--set` takes the value with the spaces around it trimmed, also one kept as a plain string,
+/// and refuses a key with an empty part (`optim..lr`, `optim.`, `.lr`).
+#[test]
+fn override_values_are_trimmed_and_empty_key_parts_refused() {
+    let mut doc = toml::Table::new();
+    apply_override(&mut doc, "data.source =  /data/merged ").unwrap();
+    apply_override(&mut doc, "data.split= val").unwrap();
+    let config = TrainConfig::from_table(doc).unwrap();
+    assert_eq!(config.data.source, "/data/merged");
+    assert_eq!(config.data.split, "val");
+    for bad in ["optim..lr=1", "optim.=1", ".lr=1"] {
+        let err = apply_override(&mut toml::Table::new(), bad).unwrap_err();
+        assert!(
+            err.to_string().contains("must look like key=value"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// A key within the did-you-mean reach of a valid one (2 edits, or a third of the valid key's
+/// length when that is more) is pointed at it.
+#[test]
+fn typos_at_the_edge_of_the_suggestion_reach_are_pointed_at_the_key() {
+    for (text, said) in [
+        ("[train]\nsede = 1\n", "(did you mean `seed`?)"),
+        (
+            "[optim]\nwt_decay = 0.1\n",
+            "(did you mean `weight_decay`?)",
+        ),
+    ] {
+        let err = TrainConfig::from_table(table(text))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(said), "{err}");
+    }
+}
+
+/// A negative final learning rate is refused like the other optimiser settings out of range.
+#[test]
+fn a_negative_min_lr_is_refused() {
+    let err = TrainConfig::from_table(table("[optim]\nmin_lr = -1e-5\n")).unwrap_err();
+    assert!(err.to_string().contains("0 <= optim.min_lr"), "{err}");
+}
+
+/// The model fields a configuration changes from its preset are exactly those whose values
+/// differ; one set to the preset's own value is not among them.
+#[test]
+fn model_fields_over_preset_are_the_changed_ones() {
+    let small = ModelConfig::preset("small").unwrap();
+    let text = format!(
+        "[model]\npreset = \"small\"\ndepth = {}\ndec_depth = {}\n",
+        small.depth + 1,
+        small.dec_depth
+    );
+    let config = TrainConfig::from_table(table(&text)).unwrap();
+    assert_eq!(config.model_fields_over_preset(), ["depth"]);
+    assert!(TrainConfig::default_config()
+        .model_fields_over_preset()
+        .is_empty());
+}
+
+/// Merging overlays table by table: a key the overlay leaves out keeps the base's value, also
+/// one that is not the default (a `--config` file's `min_lr` survives a `--set optim.lr`).
+#[test]
+fn merge_keeps_the_keys_an_overlay_leaves_out() {
+    let mut base = table("[optim]\nlr = 1e-3\nmin_lr = 2e-5\n[data.repeat]\nptbxl = 2\n");
+    merge(
+        &mut base,
+        table("[optim]\nlr = 5e-4\n[data]\nsource = \"d\"\n[data.repeat]\nsami = 3\n"),
+    );
+    let config = TrainConfig::from_table(base).unwrap();
+    assert_eq!((config.optim.lr, config.optim.min_lr), (5e-4, 2e-5));
+    assert_eq!(config.data.source, "d");
+    assert_eq!(config.data.repeat.len(), 2);
+}
+
+/// An older file's `val_batches` whose window count overflows is refused, not wrapped around.
+#[test]
+fn an_overflowing_val_batches_is_refused() {
+    let mut doc = toml::Table::new();
+    apply_override(&mut doc, "train.val_batches=4611686018427387904").unwrap();
+    apply_override(&mut doc, "train.batch_size=16").unwrap();
+    let err = TrainConfig::from_table(doc).unwrap_err();
+    assert!(err.to_string().contains("is too large"), "{err}");
+}
+
 #[test]
 fn optimiser_settings_that_would_train_on_nan_are_refused() {
     for (setting, named) in [

@@ -17,8 +17,10 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SynthError {
 }
 
 /// Interference and artefact levels. Each record draws its own level of every component uniformly
-/// between 0.5x and 1.5x the configured value (so the configured value is the average); 0 disables
-/// the component.
+/// between 0.5x and 1.5x the configured value (so the configured value is the record's average),
+/// and each lead then takes a share of it (mains and muscle 0.5-1x, the respiration tone 0.3-1x,
+/// the two slow drifts 0-0.7x), so a lead's level is below the record's: the muscle noise's RMS
+/// averages about 0.77x `muscle_mv` over leads and records. 0 disables the component.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoiseConfig {
@@ -215,6 +217,26 @@ mod tests {
         mains.sampling_rate = 100.0;
         mains.noise.powerline_hz = 50.0;
         assert_eq!(field_of(mains), "accepted");
+    }
+
+    /// The documented ranges are inclusive at both ends: 100 and 10000 Hz, and a rate range may
+    /// be a single rate anywhere in 30..=200 bpm.
+    #[test]
+    fn range_bounds_are_inclusive() {
+        let valid = |sampling_rate: f32, heart_rate_bpm: [f32; 2]| {
+            SynthConfig {
+                sampling_rate,
+                heart_rate_bpm,
+                ..SynthConfig::default()
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(valid(100.0, [30.0, 200.0]));
+        assert!(valid(10_000.0, [72.0, 72.0]));
+        assert!(valid(250.0, [30.0, 30.0]) && valid(250.0, [200.0, 200.0]));
+        assert!(!valid(99.9, [60.0, 70.0]) && !valid(10_000.5, [60.0, 70.0]));
+        assert!(!valid(250.0, [29.9, 70.0]) && !valid(250.0, [60.0, 200.5]));
     }
 
     #[test]

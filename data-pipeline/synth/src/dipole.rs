@@ -121,6 +121,8 @@ pub(crate) fn render_beats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::condition::Condition;
+    use crate::rng::{Rng, Stream};
 
     #[test]
     fn wave_peaks_at_its_offset_with_its_vector_and_is_clipped_at_edges() {
@@ -137,5 +139,28 @@ mod tests {
         assert!(x[249] > 0.2 && x[245] == 1.0);
         add_wave(&wave, 5.0, 1.0, fs, [&mut x, &mut y, &mut z]);
         assert!(x.iter().all(|v| v.is_finite()));
+    }
+
+    /// The reported rate counts only the R peaks inside the record, however close the margin
+    /// beats are; with fewer than two inside it is the fallback.
+    #[test]
+    fn rate_is_measured_over_the_r_peaks_inside_the_record() {
+        let morphology = Morphology::draw(
+            Condition::Normal,
+            'M',
+            &mut Rng::for_record(1, 0, Stream::Morphology),
+        );
+        let rate = |peaks: &[f64]| {
+            let beats = peaks.iter().map(|&r_s| Beat {
+                r_s,
+                rr_prev_s: 1.0,
+                kind: BeatKind::Sinus,
+            });
+            let (mut x, mut y, mut z) = (vec![0.0f32; 650], vec![0.0f32; 650], vec![0.0f32; 650]);
+            render_beats(beats, &morphology, 250.0, [&mut x, &mut y, &mut z], 42.0)
+        };
+        // A 2.6 s record: 0.5, 1.5 and 2.5 s are inside, one second apart.
+        assert!((rate(&[-0.2, 0.5, 1.5, 2.5, 2.7]) - 60.0).abs() < 1e-9);
+        assert_eq!(rate(&[-0.9, 1.0, 2.9]), 42.0);
     }
 }

@@ -95,4 +95,46 @@ mod tests {
             assert!(peak > 0.01 && peak < 0.3, "f-wave peak {peak} mV");
         }
     }
+
+    /// Amplitude of the `hz` component of `x` (single-bin DFT).
+    fn tone_amplitude(x: &[f32], hz: f64, fs: f64) -> f64 {
+        let (mut re, mut im) = (0.0, 0.0);
+        for (n, &v) in x.iter().enumerate() {
+            let angle = TAU * hz * n as f64 / fs;
+            re += v as f64 * angle.cos();
+            im += v as f64 * angle.sin();
+        }
+        2.0 * (re * re + im * im).sqrt() / x.len() as f64
+    }
+
+    /// With steady rate and envelope, the f-wave is its fundamental at `base_hz` with the drawn
+    /// amplitude plus a second harmonic of `harmonic` times that amplitude.
+    #[test]
+    fn f_waves_carry_a_second_harmonic_of_the_drawn_size() {
+        let waves = FibrillatoryWaves {
+            direction: [0.0, 1.0, 0.0],
+            amplitude_mv: 0.1,
+            base_hz: 6.0,
+            frequency_swing_hz: 0.0,
+            frequency_rate_hz: 0.1,
+            frequency_phase: 0.0,
+            amplitude_depth: 0.0,
+            amplitude_rate_hz: 0.1,
+            amplitude_phase: 0.0,
+            harmonic: 0.3,
+            harmonic_phase: 1.0,
+            start_phase: 0.5,
+        };
+        let fs = 250.0;
+        let (mut x, mut y, mut z) = (vec![0.0f32; 2500], vec![0.0f32; 2500], vec![0.0f32; 2500]);
+        waves.render(fs, [&mut x, &mut y, &mut z]);
+        let fundamental = tone_amplitude(&y, 6.0, fs);
+        let second = tone_amplitude(&y, 12.0, fs);
+        assert!(
+            (fundamental - 0.1).abs() < 0.002,
+            "fundamental {fundamental} mV"
+        );
+        assert!((second - 0.03).abs() < 0.002, "second harmonic {second} mV");
+        assert!(x.iter().chain(&z).all(|&v| v == 0.0));
+    }
 }

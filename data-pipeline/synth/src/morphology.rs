@@ -289,4 +289,24 @@ mod tests {
             assert!(last_fixed(&draw(Condition::Normal, index)) < 0.06);
         }
     }
+
+    /// Whatever direction the ectopic focus takes, the PVC's main deflection is 1-1.6 times as
+    /// large on the surface leads as the sinus R wave it replaces.
+    #[test]
+    fn pvc_main_deflection_is_sized_against_the_sinus_r_on_the_surface() {
+        for (index, sinus_r) in [[0.9, 0.9, 0.25], [0.3, 1.2, -0.4], [1.5, 0.2, 0.6]]
+            .into_iter()
+            .enumerate()
+        {
+            for draw in 0..20 {
+                let mut rng = Rng::for_record(index as u64, draw, Stream::Morphology);
+                let main = ectopic_complex(sinus_r, &mut rng).as_slice()[0].vector;
+                let ratio = surface_magnitude(main) / surface_magnitude(sinus_r);
+                assert!(
+                    (0.999..1.601).contains(&ratio),
+                    "PVC/R surface ratio {ratio}"
+                );
+            }
+        }
+    }
 }

@@ -228,16 +228,37 @@ mod tests {
     use crate::rng::Stream;
 
     fn noise_only(config: &NoiseConfig, fs: f64, samples: usize) -> Vec<f32> {
+        noise_of_record(config, fs, samples, 0)
+    }
+
+    fn noise_of_record(config: &NoiseConfig, fs: f64, samples: usize, index: u64) -> Vec<f32> {
         let mut signal = vec![0.0f32; 12 * samples];
         add_noise(
             config,
             0.25,
             fs,
-            &mut Rng::for_record(9, 0, Stream::Noise),
+            &mut Rng::for_record(9, index, Stream::Noise),
             &mut signal,
             samples,
         );
         signal
+    }
+
+    /// RMS of `x` over consecutive windows of `window` samples.
+    fn window_rms(x: &[f32], window: usize) -> Vec<f64> {
+        x.chunks_exact(window)
+            .map(|c| (c.iter().map(|&v| (v * v) as f64).sum::<f64>() / window as f64).sqrt())
+            .collect()
+    }
+
+    /// Pearson correlation of two equally long series.
+    fn correlation(a: &[f64], b: &[f64]) -> f64 {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (ma, mb) = (mean(a), mean(b));
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
     }
 
     /// Amplitude of the `hz` component of `x` (single-bin DFT).
@@ -310,5 +331,65 @@ mod tests {
         assert!(noise_only(&NoiseConfig::none(), 250.0, 2500)
             .iter()
             .all(|&v| v == 0.0));
+    }
+
+    /// Mains exactly at the Nyquist frequency is left out, as the config documents.
+    #[test]
+    fn powerline_at_nyquist_is_left_out() {
+        let config = NoiseConfig {
+            powerline_mv: 0.1,
+            powerline_hz: 50.0,
+            ..NoiseConfig::none()
+        };
+        for index in 0..5 {
+            let signal = noise_of_record(&config, 100.0, 1000, index);
+            assert!(signal.iter().all(|&v| v == 0.0), "record {index}");
+        }
+    }
+
+    /// Muscle noise averages its configured RMS times 0.75 (the mean per-lead factor) times the
+    /// burst envelope's RMS: over many records and leads, between 0.7 and 0.9 of the setting.
+    #[test]
+    fn muscle_noise_rms_is_calibrated_to_the_configured_level() {
+        let config = NoiseConfig {
+            muscle_mv: 0.05,
+            ..NoiseConfig::none()
+        };
+        let (samples, mut total, mut count) = (5000, 0.0, 0);
+        for index in 0..40 {
+            let signal = noise_of_record(&config, 250.0, samples, index);
+            for &row in &INDEPENDENT_LEADS {
+                total += window_rms(&signal[row * samples..(row + 1) * samples], samples)[0];
+                count += 1;
+            }
+        }
+        let ratio = total / count as f64 / 0.05;
+        assert!(
+            (0.7..0.9).contains(&ratio),
+            "mean EMG rms {ratio} x configured"
+        );
+    }
+
+    /// Muscle noise comes in bursts common to every lead: the short-term EMG level of one lead
+    /// follows that of another, though their samples are independent.
+    #[test]
+    fn muscle_bursts_are_shared_by_the_leads() {
+        let config = NoiseConfig {
+            muscle_mv: 0.05,
+            ..NoiseConfig::none()
+        };
+        let samples = 30_000;
+        let mut total = 0.0;
+        for index in 0..10 {
+            let signal = noise_of_record(&config, 250.0, samples, index);
+            let level =
+                |lead: usize| window_rms(&signal[lead * samples..(lead + 1) * samples], 250);
+            total += correlation(&level(0), &level(11));
+        }
+        let mean = total / 10.0;
+        assert!(
+            mean > 0.5,
+            "EMG envelopes of I and V6 correlate only {mean}"
+        );
     }
 }

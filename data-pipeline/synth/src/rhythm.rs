@@ -231,4 +231,23 @@ mod tests {
             }
         }
     }
+
+    /// A PVC falls 50-70% of the way through the sinus cycle it interrupts (the drawn coupling),
+    /// neither earlier nor later.
+    #[test]
+    fn pvc_coupling_is_half_to_seven_tenths_of_the_sinus_cycle() {
+        for index in 0..20 {
+            let train = beats(Condition::PrematureVentricular, 70.0, index);
+            for i in (1..train.len() - 1).filter(|&i| train[i].kind == BeatKind::Ectopic) {
+                // The PVC leaves the sinus node alone: the next sinus beat ends the interrupted cycle
+                // plus one more, so half the span approximates the interrupted cycle.
+                let cycle = (train[i + 1].r_s - train[i - 1].r_s) / 2.0;
+                let fraction = train[i].rr_prev_s / cycle;
+                assert!(
+                    (0.47..0.73).contains(&fraction),
+                    "record {index}: PVC at {fraction} of the cycle"
+                );
+            }
+        }
+    }
 }

@@ -145,6 +145,19 @@ mod tests {
         assert_ne!(a, draw(8, 3, Stream::Meta));
     }
 
+    /// Seed and index play different roles: swapping them, or shifting one into the other,
+    /// gives another stream, so no two `(seed, index)` keys of a small grid share a record.
+    #[test]
+    fn seed_and_index_are_not_interchangeable() {
+        let mut firsts = std::collections::HashSet::new();
+        for seed in 0..16 {
+            for index in 0..16 {
+                let first = Rng::for_record(seed, index, Stream::Meta).next_u64();
+                assert!(firsts.insert(first), "({seed}, {index}) repeats a stream");
+            }
+        }
+    }
+
     #[test]
     fn lanes_give_independent_unit_variance_noise() {
         let mut lanes = LaneRng::from_rng(&mut Rng::for_record(1, 1, Stream::Noise));

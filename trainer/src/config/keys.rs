@@ -131,3 +131,25 @@ pub(super) fn check_keys(doc: &toml::Table) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The did-you-mean distance is Levenshtein's: one per inserted, deleted or replaced
+    /// character, also at the start of either key.
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        for (a, b, d) in [
+            ("kitten", "sitting", 3),
+            ("xlr", "lr", 1),
+            ("lr", "xlr", 1),
+            ("xxxlr", "lr", 3),
+            ("", "seed", 4),
+            ("steps", "", 5),
+            ("sede", "seed", 2),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} -> {b}");
+        }
+    }
+}
