@@ -71,7 +71,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
     if let Some(left) = unfinished(dir)? {
         context = format!("{context}\n\n{left}");
     }
-    let warnings = test_set_warnings(dir)?;
+    let warnings = warnings(dir)?;
     for warning in &warnings {
         context = format!("{context}\n\nWarning: {warning}");
     }
@@ -102,10 +102,13 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where the runs of the sweep in `dir` were scored on different test sets, one line per task
-/// and protocol (`ecgfm_sweep::analysis::test_set_warnings`).
-pub(crate) fn test_set_warnings(dir: &Path) -> Result<Vec<String>> {
+/// Where the runs of the sweep in `dir` measured their validation losses on different validation
+/// sets (one line), and where they were scored on different test sets (one line per task and
+/// protocol): `ecgfm_sweep::analysis::{validation_set_warning, test_set_warnings}`.
+pub(crate) fn warnings(dir: &Path) -> Result<Vec<String>> {
     let mut records = crate::sweep_run::recorded(dir)?;
     ecgfm_sweep::record::read_result_files(&mut records, dir);
-    Ok(ecgfm_sweep::analysis::test_set_warnings(&records))
+    let validation = ecgfm_sweep::analysis::validation_set_warning(&records);
+    let test_sets = ecgfm_sweep::analysis::test_set_warnings(&records);
+    Ok(validation.into_iter().chain(test_sets).collect())
 }

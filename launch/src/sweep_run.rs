@@ -657,12 +657,23 @@ fn run_one(dir: &Path, plan: &SweepPlan, run: &RunPlan, launch: &RunLaunch) -> R
     });
     rec.train_s = last.elapsed_s;
     rec.flops_done = last.flops;
+    rec.validation_version = validation_version(&run_dir)
+        .with_context(|| format!("reading the last checkpoint of {}", run.name))?;
 
     let eval_started = Instant::now();
     rec.eval = evaluate_run(dir, plan, run, &run_dir, launch.threads)?;
     rec.eval_s = eval_started.elapsed().as_secs_f64();
     append_record(dir, &rec)?;
     Ok(rec)
+}
+
+/// The validation set's definition the run at `run_dir` last measured on, from its newest
+/// complete checkpoint (`None` for one written before it was kept, or without a checkpoint).
+fn validation_version(run_dir: &Path) -> Result<Option<u32>> {
+    let Some(newest) = ecgfm_trainer::checkpoint::latest_complete(run_dir)? else {
+        return Ok(None);
+    };
+    Ok(ecgfm_trainer::checkpoint::load_state(&newest)?.validation_version)
 }
 
 pub(crate) fn append_record(dir: &Path, rec: &SweepRecord) -> Result<()> {

@@ -179,7 +179,7 @@ pub fn run(args: &SweepStatusArgs) -> Result<()> {
         .map(|run| status(dir, &plan, run, &records))
         .collect::<Result<_>>()?;
     say_inline!("{}", render(dir, &plan, &runs));
-    for warning in crate::sweep_report::test_set_warnings(dir)? {
+    for warning in crate::sweep_report::warnings(dir)? {
         say!("warning: {warning}");
     }
     Ok(())

@@ -405,6 +405,39 @@ pub fn test_set_warnings(records: &[SweepRecord]) -> Vec<String> {
         .collect()
 }
 
+/// One line when the runs' validation losses were measured on different validation sets
+/// (`SweepRecord::validation_version`), naming the runs of each: the same weights can measure
+/// 0.02 apart on two sets of 256 windows, as much as sizes differ, so such losses do not compare.
+/// `None` when every run with a validation loss measured on one set.
+pub fn validation_set_warning(records: &[SweepRecord]) -> Option<String> {
+    let mut sets: Vec<(Option<u32>, Vec<&str>)> = Vec::new();
+    for r in records.iter().filter(|r| r.final_val_loss.is_some()) {
+        match sets.iter_mut().find(|(v, _)| *v == r.validation_version) {
+            Some((_, runs)) => runs.push(&r.run),
+            None => sets.push((r.validation_version, vec![&r.run])),
+        }
+    }
+    (sets.len() > 1).then(|| {
+        let listed: Vec<String> = (sets.iter())
+            .map(|(version, runs)| {
+                let set = version.map_or_else(
+                    || "a set of before 2026-12-04 or not recorded".to_string(),
+                    |v| format!("version {v}"),
+                );
+                format!("[{}] ({set})", runs.join(", "))
+            })
+            .collect();
+        format!(
+            "the runs' validation losses were measured on {} different validation sets: {}; \
+             losses compare only on one set, and the report's loss columns, fits and verdicts mix \
+             them. Train the runs of the older set again in a new folder (a CPU run reproduces \
+             its training bit for bit) to compare their losses.",
+            sets.len(),
+            listed.join(" and ")
+        )
+    })
+}
+
 /// Whether two results' intervals do not overlap (`None` without intervals).
 fn apart(a: &TaskAuroc, b: &TaskAuroc) -> Option<bool> {
     match (a.ci, b.ci) {

@@ -157,6 +157,12 @@ pub struct SweepRecord {
     /// for the synthetic generator (it never repeats) and in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch_windows: Option<f64>,
+    /// The definition of the validation set `final_val_loss` was measured on
+    /// (`ecgfm_trainer::validation::VALIDATION_VERSION`, from the run's last checkpoint): losses
+    /// compare only on one set. Absent for runs whose checkpoints predate it (2026-12-04, when the
+    /// set still followed the run's seed and reading order) and in records of older sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_version: Option<u32>,
     pub train_s: f64,
     pub eval_s: f64,
     /// The run directory, relative to the sweep folder.
@@ -191,6 +197,7 @@ impl SweepRecord {
             final_val_loss_by_source: BTreeMap::new(),
             trivial_loss: trivial_loss(&c.model),
             epoch_windows: run.epoch_windows,
+            validation_version: None,
             train_s: 0.0,
             eval_s: 0.0,
             run_dir: run_dir.to_string(),

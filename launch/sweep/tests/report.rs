@@ -43,6 +43,7 @@ fn record(size: usize, n: f64, budget: f64, seed: u64, loss: f64, auroc: f64) ->
         final_val_loss_by_source: Default::default(),
         trivial_loss: None,
         epoch_windows: None,
+        validation_version: None,
         train_s: 1.0,
         eval_s: 1.0,
         run_dir: "runs/none".into(),
@@ -246,6 +247,7 @@ fn passes_over_a_finite_dataset_are_given() {
         .iter()
         .map(|&i| SweepRecord {
             epoch_windows: None,
+            validation_version: None,
             ..records[i].clone()
         })
         .collect();

@@ -140,6 +140,7 @@ fn run(dir: &Path, size: usize, seed: u64, test_records: u32) -> SweepRecord {
         final_val_loss_by_source: Default::default(),
         trivial_loss: None,
         epoch_windows: None,
+        validation_version: Some(2),
         train_s: 1.0,
         eval_s: 1.0,
         run_dir,
@@ -235,6 +236,34 @@ fn runs_scored_on_different_test_sets_are_not_compared() {
     let mut read = records.to_vec();
     ecgfm_sweep::record::read_result_files(&mut read, &dir);
     assert!(analysis::test_set_warnings(&read).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs whose validation losses were measured on different validation sets are named, each set
+/// with its runs, in one warning; runs without a validation loss do not count, and one set
+/// everywhere gives none.
+#[test]
+fn runs_validated_on_different_validation_sets_are_warned_of() {
+    let dir = temp_dir("validation-sets");
+    let mut records = vec![
+        run(&dir, 1, 0, 200),
+        run(&dir, 2, 0, 200),
+        run(&dir, 3, 0, 200),
+    ];
+    assert_eq!(analysis::validation_set_warning(&records), None);
+    records[2].final_val_loss = None;
+    records[2].validation_version = None;
+    assert_eq!(analysis::validation_set_warning(&records), None);
+    records[1].validation_version = None;
+    let warning = analysis::validation_set_warning(&records).expect("two sets");
+    assert!(
+        warning.starts_with(
+            "the runs' validation losses were measured on 2 different validation sets: \
+             [synth-s1-steps-f1-s0] (version 2) and [synth-s2-steps-f1-s0] (a set of before \
+             2026-12-04 or not recorded); "
+        ),
+        "{warning}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -47,6 +47,8 @@ fn toy_sweep_writes_its_report_with_charts_and_probe_results() {
         }
         let val = r["final_val_loss"].as_f64().unwrap();
         assert!(val.is_finite() && val > 0.0, "{r}");
+        let version = ecgfm_trainer::validation::VALIDATION_VERSION;
+        assert_eq!(r["validation_version"], version, "{r}");
         let probe = r["eval"]
             .as_array()
             .unwrap()
