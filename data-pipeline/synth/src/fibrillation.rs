@@ -78,6 +78,7 @@ impl FibrillatoryWaves {
 mod tests {
     use super::*;
     use crate::rng::Stream;
+    use crate::tone::tone_amplitude;
 
     #[test]
     fn f_waves_oscillate_at_atrial_rates_with_bounded_amplitude() {
@@ -94,17 +95,6 @@ mod tests {
             let peak = y.iter().chain(&z).fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(peak > 0.01 && peak < 0.3, "f-wave peak {peak} mV");
         }
-    }
-
-    /// Amplitude of the `hz` component of `x` (single-bin DFT).
-    fn tone_amplitude(x: &[f32], hz: f64, fs: f64) -> f64 {
-        let (mut re, mut im) = (0.0, 0.0);
-        for (n, &v) in x.iter().enumerate() {
-            let angle = TAU * hz * n as f64 / fs;
-            re += v as f64 * angle.cos();
-            im += v as f64 * angle.sin();
-        }
-        2.0 * (re * re + im * im).sqrt() / x.len() as f64
     }
 
     /// With steady rate and envelope, the f-wave is its fundamental at `base_hz` with the drawn

@@ -33,6 +33,8 @@ mod morphology;
 mod noise;
 mod rhythm;
 mod rng;
+#[cfg(test)]
+mod tone;
 mod wave;
 
 pub use condition::{Condition, ParseConditionError};

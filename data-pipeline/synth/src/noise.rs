@@ -226,6 +226,7 @@ pub(crate) fn add_noise(
 mod tests {
     use super::*;
     use crate::rng::Stream;
+    use crate::tone::tone_amplitude;
 
     fn noise_only(config: &NoiseConfig, fs: f64, samples: usize) -> Vec<f32> {
         noise_of_record(config, fs, samples, 0)
@@ -259,17 +260,6 @@ mod tests {
         let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
         let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
         cov / (va * vb).sqrt()
-    }
-
-    /// Amplitude of the `hz` component of `x` (single-bin DFT).
-    fn tone_amplitude(x: &[f32], hz: f64, fs: f64) -> f64 {
-        let (mut re, mut im) = (0.0, 0.0);
-        for (n, &v) in x.iter().enumerate() {
-            let angle = TAU * hz * n as f64 / fs;
-            re += v as f64 * angle.cos();
-            im += v as f64 * angle.sin();
-        }
-        2.0 * (re * re + im * im).sqrt() / x.len() as f64
     }
 
     #[test]
