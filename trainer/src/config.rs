@@ -151,15 +151,18 @@ pub struct OptimConfig {
 }
 
 impl Default for OptimConfig {
+    /// AdamW's settings are the optimiser's own defaults (`AdamWConfig::default`, which
+    /// fine-tuning uses too), written once.
     fn default() -> Self {
+        let adamw = AdamWConfig::default();
         OptimConfig {
             lr: 1e-3,
             min_lr: 1e-5,
             warmup_steps: 40,
-            weight_decay: 0.05,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
+            weight_decay: adamw.weight_decay,
+            beta1: adamw.beta1,
+            beta2: adamw.beta2,
+            eps: adamw.eps,
             clip_norm: 1.0,
         }
     }

@@ -158,3 +158,64 @@ impl BatchSource for SyntheticSource {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+
+    fn read(source: &mut SyntheticSource, model: &ModelConfig, batch: usize) -> HostBatch {
+        let mut hb = HostBatch::new(model, batch);
+        source.next_batch(&mut hb).unwrap();
+        hb
+    }
+
+    /// With 2 ranks of batch 3, each call takes the next global batch of 6 samples of the
+    /// stream and rank r keeps its r-th run of 3: the ranks' batches in turn are the one-rank
+    /// stream, and both count the whole global batch as consumed.
+    #[test]
+    fn ranks_take_their_parts_of_each_global_batch_in_turn() {
+        let model = TrainConfig::default_config().model;
+        let mut one = SyntheticSource::new(&model, 9, 0.0);
+        let mut ranks: Vec<SyntheticSource> = (0..2)
+            .map(|r| SyntheticSource::new(&model, 9, 0.0).for_rank(r, 2))
+            .collect();
+        for _ in 0..2 {
+            for rank in &mut ranks {
+                let expected = read(&mut one, &model, 3);
+                let got = read(rank, &model, 3);
+                assert_eq!(got.x, expected.x);
+                assert_eq!(got.lead_mask, expected.lead_mask);
+            }
+        }
+        for rank in &ranks {
+            assert_eq!(rank.state(), one.state());
+        }
+    }
+
+    /// A fraction of 1 makes every sample single-lead: only lead II is present, with the
+    /// generator's signal, and every other lead is present in neither mask nor signal.
+    #[test]
+    fn single_lead_samples_keep_only_lead_ii() {
+        let model = TrainConfig::default_config().model;
+        let mut single = SyntheticSource::new(&model, 4, 1.0);
+        let mut full = SyntheticSource::new(&model, 4, 0.0);
+        let (a, b) = (read(&mut single, &model, 3), read(&mut full, &model, 3));
+        let (l, s) = (model.leads, model.samples);
+        for i in 0..3 {
+            for lead in 0..l {
+                let mask = a.lead_mask[i * l + lead];
+                let signal = &a.x[(i * l + lead) * s..(i * l + lead + 1) * s];
+                if lead == LEAD_II {
+                    assert_eq!(mask, 1);
+                    assert_eq!(signal, &b.x[(i * l + lead) * s..(i * l + lead + 1) * s]);
+                    assert!(signal.iter().any(|&v| v != 0.0));
+                } else {
+                    assert_eq!(mask, 0, "sample {i} lead {lead}");
+                    assert!(signal.iter().all(|&v| v == 0.0), "sample {i} lead {lead}");
+                }
+            }
+        }
+        assert!(b.lead_mask.iter().all(|&m| m == 1));
+    }
+}

@@ -275,4 +275,99 @@ mod tests {
             );
         }
     }
+
+    /// Windows that keep a single lead have fewer masked patches (absent leads are not masked),
+    /// and each piece's loss is weighted by its masked patches, not its windows: with half the
+    /// windows single-lead, pieces of 3, 3, 3 and 1 still give the loss of the 10 windows in
+    /// one piece.
+    #[test]
+    fn windows_with_absent_leads_weigh_by_their_masked_patches() {
+        let loss = |batch_size: usize| {
+            let mut config = config(batch_size);
+            config.data.synth_single_lead_fraction = 0.5;
+            let pieces = draw(&config, 10, &mut synthetic_held_out(&config).unwrap()).unwrap();
+            let leads = config.model.leads;
+            let present: Vec<usize> = pieces
+                .iter()
+                .flat_map(|p| {
+                    p.lead_mask
+                        .chunks(leads)
+                        .map(|m| m.iter().filter(|&&x| x == 1).count())
+                })
+                .collect();
+            assert!(
+                present.contains(&1) && present.contains(&leads),
+                "{present:?}"
+            );
+            let mut model = Mae::new(CpuBackend::new(), config.model.clone(), batch_size).unwrap();
+            model.init_params(7);
+            mean_loss(&pieces, &mut model).unwrap()
+        };
+        let (whole, split) = (loss(10), loss(3));
+        assert!(
+            (split - whole).abs() <= 1e-6 * whole,
+            "pieces of 3: {split}, one piece: {whole}"
+        );
+    }
+
+    /// A stream with an epoch shorter than `train.val_windows` gives its whole epoch once: the
+    /// set has that epoch's windows, not `val_windows` of them read around it again.
+    struct ShortEpoch(SyntheticSource);
+
+    impl BatchSource for ShortEpoch {
+        fn next_batch(&mut self, batch: &mut HostBatch) -> Result<(), SourceError> {
+            self.0.next_batch(batch)
+        }
+        fn state(&self) -> serde_json::Value {
+            self.0.state()
+        }
+        fn restore(&mut self, state: &serde_json::Value) -> Result<(), SourceError> {
+            self.0.restore(state)
+        }
+        fn describe(&self) -> String {
+            "a short split".into()
+        }
+        fn samples_per_epoch(&self) -> Option<u64> {
+            Some(6)
+        }
+    }
+
+    /// A split of 6 windows and `val_windows` = 10: the set is all 6, each once.
+    #[test]
+    fn a_split_shorter_than_the_set_is_measured_whole_and_once() {
+        let config = config(4);
+        let source = ShortEpoch(synthetic_held_out(&config).unwrap());
+        let validator = Validator::new(&config, Box::new(source)).unwrap();
+        let sizes: Vec<usize> = validator.pieces.iter().map(|p| p.batch).collect();
+        assert_eq!(sizes, [4, 2]);
+        assert!(
+            validator
+                .describe()
+                .starts_with("all 6 windows of a short split"),
+            "{}",
+            validator.describe()
+        );
+    }
+
+    /// Each added source is measured on its own set: a source of other ECGs gets its own loss
+    /// (the loss of its own first windows), and one that is the held-out stream gets the whole
+    /// set's.
+    #[test]
+    fn each_source_is_measured_on_its_own_set() {
+        let config = config(4);
+        let other = || Box::new(SyntheticSource::new(&config.model, 5, 0.0));
+        let mut validator =
+            Validator::new(&config, Box::new(synthetic_held_out(&config).unwrap())).unwrap();
+        validator.add_source(&config, "other", other()).unwrap();
+        let same = Box::new(synthetic_held_out(&config).unwrap());
+        validator.add_source(&config, "same", same).unwrap();
+        let mut model = Mae::new(CpuBackend::new(), config.model.clone(), 4).unwrap();
+        model.init_params(7);
+        let losses = validator.losses(&mut model).unwrap();
+        let own = draw(&config, 10, other().as_mut()).unwrap();
+        let expected = mean_loss(&own, &mut model).unwrap();
+        assert_eq!(losses.by_source["other"], expected);
+        assert_ne!(losses.by_source["other"], losses.whole);
+        assert_eq!(losses.by_source["same"], losses.whole);
+    }
 }

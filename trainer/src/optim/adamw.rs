@@ -38,3 +38,20 @@ pub struct OptimizerState {
     /// Second moments.
     pub v: Vec<f32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+
+    /// A default run configuration hands the optimiser its own defaults, every field in its
+    /// place (fine-tuning takes its betas and eps from `AdamWConfig::default`; docs/model.md
+    /// states the values, which config_resolution holds to).
+    #[test]
+    fn the_defaults_are_the_run_configurations() {
+        assert_eq!(
+            AdamWConfig::default(),
+            TrainConfig::default_config().adamw()
+        );
+    }
+}

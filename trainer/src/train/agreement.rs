@@ -127,7 +127,117 @@ fn by_value<'a>(values: &[&'a String]) -> Vec<(&'a String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::by_value;
+    use super::{agree_on_checkpoint, agree_on_config, by_value, TrainError};
+    use crate::config::TrainConfig;
+    use crate::data_parallel::{DataParallel, DpOptions};
+    use ecgfm_dist::{on_threads, Collective, Timeouts};
+    use ecgfm_kernels::CpuBackend;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// Each rank's outcome of `check` on two loopback ranks.
+    fn on_two_ranks(
+        check: impl Fn(usize, &mut DataParallel<CpuBackend>) -> Result<(), TrainError> + Sync,
+    ) -> Vec<Result<(), String>> {
+        let timeouts = Timeouts {
+            rendezvous: Duration::from_secs(60),
+            collective: Duration::from_secs(60),
+        };
+        on_threads(2, timeouts, |coll| {
+            let rank = coll.rank();
+            let mut dp = DataParallel::over_cpu(Box::new(coll), 8, DpOptions::default()).unwrap();
+            check(rank, &mut dp).map_err(|e| e.to_string())
+        })
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// `agree_on_config` with rank r running `configs[r]` on the data of digest `digests[r]`.
+    fn agree(configs: [TrainConfig; 2], digests: [Option<&str>; 2]) -> Vec<Result<(), String>> {
+        on_two_ranks(|rank, dp| agree_on_config(dp, &configs[rank], digests[rank]))
+    }
+
+    /// Ranks that differ only in per-rank settings agree; ranks that differ in anything else
+    /// both stop, naming the setting and each rank's value.
+    #[test]
+    fn ranks_agree_unless_a_shared_setting_differs() {
+        let base = TrainConfig::default_config();
+        let mut own = base.clone();
+        own.train.threads = base.train.threads + 3;
+        own.data.decode_threads = base.data.decode_threads + 1;
+        assert_eq!(agree([base.clone(), own], [None, None]), [Ok(()), Ok(())]);
+
+        let mut seed = base.clone();
+        seed.train.seed = base.train.seed + 1;
+        for outcome in agree([base.clone(), seed], [None, None]) {
+            let err = outcome.unwrap_err();
+            let said = format!(
+                "train.seed is {} on rank 0 but {} on rank 1",
+                base.train.seed,
+                base.train.seed + 1
+            );
+            assert!(err.contains(&said), "{err}");
+        }
+    }
+
+    /// A dataset is the same data wherever each rank reads it from when its digest is the same,
+    /// and other data when the digests differ.
+    #[test]
+    fn ranks_reading_one_dataset_from_different_places_agree() {
+        let mut a = TrainConfig::default_config();
+        a.data.source = "/mnt/a/ecg".into();
+        let mut b = a.clone();
+        b.data.source = "/mnt/b/ecg".into();
+        let same = agree([a.clone(), b.clone()], [Some("abc"), Some("abc")]);
+        assert_eq!(same, [Ok(()), Ok(())]);
+        let other = agree([a, b], [Some("abc"), Some("abd")]);
+        for outcome in other {
+            let err = outcome.unwrap_err();
+            assert!(
+                err.contains("data.source is the dataset of digest abc"),
+                "{err}"
+            );
+        }
+    }
+
+    /// `agree_on_checkpoint` with rank r resumed from `resumed[r]`.
+    fn agree_on_resume(resumed: [Option<(u64, &Path)>; 2]) -> Vec<Result<(), String>> {
+        on_two_ranks(|rank, dp| agree_on_checkpoint(dp, resumed[rank]))
+    }
+
+    /// Ranks agree when all start fresh or all resumed the same weights at the same step; a
+    /// rank that starts fresh beside one that resumed, or ranks that resumed other weights,
+    /// stop every rank.
+    #[test]
+    fn ranks_agree_only_on_the_same_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        // Checkpoint folders as an older ecgfm sealed them (a bare `ok` marker): the weights'
+        // SHA-256 is that of the file.
+        let folder = |name: &str, weights: &[u8]| {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("model.safetensors"), weights).unwrap();
+            std::fs::write(dir.join("COMPLETE"), b"ok\n").unwrap();
+            dir
+        };
+        let (a, b) = (folder("a", b"weights a"), folder("b", b"weights b"));
+        assert_eq!(agree_on_resume([None, None]), [Ok(()), Ok(())]);
+        let same = [Some((3, a.as_path())), Some((3, a.as_path()))];
+        assert_eq!(agree_on_resume(same), [Ok(()), Ok(())]);
+        let differing = [
+            [Some((3, a.as_path())), None],
+            [Some((3, a.as_path())), Some((3, b.as_path()))],
+            [Some((3, a.as_path())), Some((4, a.as_path()))],
+        ];
+        for resumed in differing {
+            for outcome in agree_on_resume(resumed) {
+                let err = outcome.unwrap_err();
+                assert!(err.contains("resumed from different checkpoints"), "{err}");
+            }
+        }
+    }
 
     #[test]
     fn values_are_listed_with_their_ranks() {
