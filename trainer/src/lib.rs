@@ -34,6 +34,8 @@ pub mod device_memory;
 pub mod eval;
 mod exchange;
 pub mod fault;
+#[cfg(test)]
+mod loopback_ranks;
 pub mod mask;
 pub mod metrics;
 pub mod model;

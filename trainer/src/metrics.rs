@@ -144,13 +144,6 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<StepRecord>> {
 mod tests {
     use super::*;
 
-    fn temp_run(name: &str) -> PathBuf {
-        let run = std::env::temp_dir().join(format!("ecgfm-metrics-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&run);
-        std::fs::create_dir_all(&run).unwrap();
-        run
-    }
-
     fn record(step: u64) -> StepRecord {
         StepRecord {
             step,
@@ -170,8 +163,9 @@ mod tests {
     /// Device memory goes to TensorBoard in GiB (`perf/gpu_mem_gib`); metrics.jsonl keeps bytes.
     #[test]
     fn gpu_memory_is_logged_in_gib() {
-        let run = temp_run("gpu-mem");
-        let mut writer = MetricsWriter::open(&run, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        let mut writer = MetricsWriter::open(run, 0).unwrap();
         let logged = StepRecord {
             gpu_mem_bytes: Some(3 << 29),
             ..record(7)
@@ -186,15 +180,15 @@ mod tests {
             "{last:?}"
         );
         assert_eq!(read_records(writer.path()).unwrap(), [logged]);
-        std::fs::remove_dir_all(run).unwrap();
     }
 
     /// A skipped step's non-finite loss and gradient norm are written as `null` and read back as
     /// NaN, not as a number (0 would read as a perfect step).
     #[test]
     fn non_finite_values_read_back_as_nan() {
-        let run = temp_run("nan");
-        let mut writer = MetricsWriter::open(&run, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        let mut writer = MetricsWriter::open(run, 0).unwrap();
         let skipped = StepRecord {
             loss: f32::INFINITY,
             grad_norm: f32::NAN,
@@ -208,24 +202,23 @@ mod tests {
             read[0].loss.is_nan() && read[0].grad_norm.is_nan(),
             "{read:?}"
         );
-        std::fs::remove_dir_all(run).unwrap();
     }
 
     /// Reading a metrics file skips a torn last line (a run killed mid-write), keeping the rest.
     #[test]
     fn a_torn_last_line_is_skipped_when_reading() {
-        let run = temp_run("torn");
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
         let path = run.join("metrics.jsonl");
         let whole = serde_json::to_string(&record(1)).unwrap();
         std::fs::write(&path, format!("{whole}\n{whole}\n{{\"step\":3,\"lo")).unwrap();
         assert_eq!(read_records(&path).unwrap(), [record(1), record(1)]);
-        std::fs::remove_dir_all(run).unwrap();
     }
 
     #[test]
     fn a_resume_keeps_the_earlier_lines_byte_for_byte() {
-        let run = std::env::temp_dir().join(format!("ecgfm-metrics-keep-{}", std::process::id()));
-        std::fs::create_dir_all(&run).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
         // Floats as another writer might print them (a trailing zero, 17 digits): parsed and
         // printed again they would read 1.5 and 394.1273060758174.
         let line = |step: u64| {
@@ -236,9 +229,8 @@ mod tests {
         };
         let old = format!("{}\n{}\n{}\n{{\"step\":3,\"lo", line(0), line(1), line(2));
         std::fs::write(run.join("metrics.jsonl"), &old).unwrap();
-        drop(MetricsWriter::open(&run, 2).unwrap());
+        drop(MetricsWriter::open(run, 2).unwrap());
         let kept = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
         assert_eq!(kept, format!("{}\n{}\n", line(0), line(1)));
-        std::fs::remove_dir_all(run).unwrap();
     }
 }

@@ -171,19 +171,12 @@ mod tests {
     use super::read_back::{read_events, ReadEvent};
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ecgfm-events-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     /// A training file holds the version event, a SessionLog START at the step training starts
     /// from, then one event per `scalars` call with its step, tags and values.
     #[test]
     fn a_training_file_starts_at_its_step_and_holds_the_scalars() {
-        let dir = temp_dir("train");
-        let mut writer = EventWriter::create(&dir, Some(300)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = EventWriter::create(dir.path(), Some(300)).unwrap();
         writer
             .scalars(300, &[("train/loss", 0.75), ("train/lr", 1e-4)])
             .unwrap();
@@ -200,21 +193,19 @@ mod tests {
             (300, owned(&[("train/loss", 0.75), ("train/lr", 1e-4)]))
         );
         assert_eq!(tags(&events[3]), (1 << 40, owned(&[("val/loss", -2.5)])));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// An evaluation's file (no start step) has no SessionLog START: one would make TensorBoard
     /// drop what earlier evaluations logged at the same or later steps.
     #[test]
     fn an_evaluation_file_has_no_session_start() {
-        let dir = temp_dir("eval");
-        let mut writer = EventWriter::create(&dir, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = EventWriter::create(dir.path(), None).unwrap();
         writer.scalars(500, &[("eval/auroc", 0.9)]).unwrap();
         let events = read_events(writer.path());
         assert_eq!(events.len(), 2);
         assert!(events.iter().all(|e| !e.session_start));
         assert_eq!(events[1].scalars, [("eval/auroc".to_string(), 0.9)]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

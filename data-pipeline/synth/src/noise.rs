@@ -288,7 +288,7 @@ mod tests {
         };
         let signal = noise_only(&config, 250.0, 25_000);
         let v1 = &signal[6 * 25_000..7 * 25_000];
-        let rms = (v1.iter().map(|v| (v * v) as f64).sum::<f64>() / v1.len() as f64).sqrt();
+        let rms = window_rms(v1, v1.len())[0];
         assert!((0.01..0.1).contains(&rms), "EMG rms {rms}");
         let slow: f64 = v1
             .chunks(25)

@@ -4,11 +4,10 @@
 
 use super::*;
 use crate::comm_wire::HostComm;
-use ecgfm_dist::{on_threads, Timeouts};
+use crate::loopback_ranks::on_loopback_ranks;
 use ecgfm_kernels::CpuBackend;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The CPU wire, whose `fail_at`-th reduce-scatter (counting from 1) fails without
 /// reducing anything.
@@ -133,27 +132,12 @@ fn step(
     (out, result)
 }
 
-fn on_ranks<T: Send>(
-    world: usize,
-    f: impl Fn(Box<dyn Collective<[f32]> + Send>) -> T + Sync,
-) -> Vec<T> {
-    let timeouts = Timeouts {
-        rendezvous: Duration::from_secs(60),
-        collective: Duration::from_secs(60),
-    };
-    on_threads(world, timeouts, |c| f(Box::new(c)))
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
-}
-
 /// Two ranks, two micro-batches, two steps: without ZeRO every rank gets the whole sum of
 /// every rank's and micro-batch's gradients, and the next step starts from zero (the
 /// accumulator is cleared between steps).
 #[test]
 fn every_rank_gets_the_whole_reduced_gradient_of_each_step() {
-    let results = on_ranks(2, |coll| {
+    let results = on_loopback_ranks(2, |coll| {
         let rank = coll.rank();
         let mut ex = exchange(coll, false, None);
         let first = step(&mut ex, rank, 2, 0);
@@ -173,7 +157,7 @@ fn every_rank_gets_the_whole_reduced_gradient_of_each_step() {
 #[test]
 fn a_zero_one_rank_gets_its_shard_and_then_every_shard_of_the_parameters() {
     let shards = Shards::new(TOTAL, 2);
-    let results = on_ranks(2, |coll| {
+    let results = on_loopback_ranks(2, |coll| {
         let rank = coll.rank();
         let mut ex = exchange(coll, true, None);
         let first = step(&mut ex, rank, 2, 0);
@@ -221,7 +205,7 @@ fn a_zero_one_rank_gets_its_shard_and_then_every_shard_of_the_parameters() {
 /// next host collective, before that collective runs.
 #[test]
 fn a_failed_bucket_comes_out_of_the_next_host_collective() {
-    let results = on_ranks(1, |coll| {
+    let results = on_loopback_ranks(1, |coll| {
         // Bucket 1 fails, bucket 2 reduces after it.
         let mut ex = exchange(coll, false, Some(2));
         let be = CpuBackend::new();
@@ -249,7 +233,7 @@ fn a_failed_bucket_comes_out_of_the_next_host_collective() {
 /// accumulator cleared: the next step's gradient holds nothing of the failed one.
 #[test]
 fn a_failed_zero_one_step_leaves_nothing_in_the_next() {
-    let results = on_ranks(1, |coll| {
+    let results = on_loopback_ranks(1, |coll| {
         let mut ex = exchange(coll, true, Some(2));
         let failed = step(&mut ex, 0, 1, 0)
             .1

@@ -130,28 +130,19 @@ mod tests {
     use super::{agree_on_checkpoint, agree_on_config, by_value, TrainError};
     use crate::config::TrainConfig;
     use crate::data_parallel::{DataParallel, DpOptions};
-    use ecgfm_dist::{on_threads, Collective, Timeouts};
+    use crate::loopback_ranks::on_loopback_ranks;
     use ecgfm_kernels::CpuBackend;
     use std::path::Path;
-    use std::time::Duration;
 
     /// Each rank's outcome of `check` on two loopback ranks.
     fn on_two_ranks(
         check: impl Fn(usize, &mut DataParallel<CpuBackend>) -> Result<(), TrainError> + Sync,
     ) -> Vec<Result<(), String>> {
-        let timeouts = Timeouts {
-            rendezvous: Duration::from_secs(60),
-            collective: Duration::from_secs(60),
-        };
-        on_threads(2, timeouts, |coll| {
+        on_loopback_ranks(2, |coll| {
             let rank = coll.rank();
-            let mut dp = DataParallel::over_cpu(Box::new(coll), 8, DpOptions::default()).unwrap();
+            let mut dp = DataParallel::over_cpu(coll, 8, DpOptions::default()).unwrap();
             check(rank, &mut dp).map_err(|e| e.to_string())
         })
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
     }
 
     /// `agree_on_config` with rank r running `configs[r]` on the data of digest `digests[r]`.
