@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use crate::fit::bootstrap::Interval;
 use crate::fit::isoflop::{self, BudgetPoint, Profile, Trend};
-use crate::fit::{fit_loss_vs_n, fit_loss_vs_nd, LawFit, Observation};
+use crate::fit::{fit_loss_vs_nd, try_fit_loss_vs_n, LawFit, Observation};
 use crate::record::SweepRecord;
 use crate::welch::welch_interval;
 use ecgfm_trainer::eval::{by_patient, paired_auroc_interval, PairError, Resample, UnitScores};
@@ -40,6 +40,9 @@ pub struct SizeResult {
     pub flops: f64,
     /// Final validation loss of each seed.
     pub losses: Vec<f64>,
+    /// The validation set each seed's validation loss was measured on
+    /// (`SweepRecord::validation_version`; seeds that fell back to the training loss have none).
+    pub validation_sets: Vec<Option<u32>>,
     /// The loss of predicting each masked patch's mean (`record::trivial_loss`), when known.
     pub trivial_loss: Option<f64>,
     pub probe: Vec<TaskAuroc>,
@@ -83,6 +86,12 @@ pub struct Group {
 }
 
 impl Group {
+    /// Whether the sizes' validation losses were measured on more than one validation set, so
+    /// they do not rank the sizes.
+    pub fn several_validation_sets(&self) -> bool {
+        several_sets(self.sizes.iter().flat_map(|s| &s.validation_sets))
+    }
+
     pub fn label(&self) -> String {
         match self.budget {
             Some(c) => format!("{}, C = {c:.2e} FLOPs", self.dataset),
@@ -103,6 +112,9 @@ pub struct Comparison {
     pub loss_diff: f64,
     /// 95% Welch t interval of that difference over seeds (both sizes need two or more).
     pub loss_ci: Option<Interval>,
+    /// Whether the two sizes' validation losses were measured on different validation sets, so
+    /// `loss_diff` is no comparison.
+    pub other_validation_sets: bool,
     /// Per task: the larger's linear-probe AUROC against the smaller's (what the answer is
     /// judged on).
     pub probe: Vec<AurocDiff>,
@@ -196,12 +208,23 @@ pub struct Analysis {
     pub tasks: Vec<String>,
     /// Runs whose loss is their training loss (they logged no validation loss).
     pub train_loss_fallbacks: usize,
-    /// L(N) of each equal-steps group (index into `groups`).
-    pub loss_vs_n: Vec<(usize, Option<LawFit>)>,
+    /// L(N) of each equal-steps group (index into `groups`), or why it was not fitted.
+    pub loss_vs_n: Vec<(usize, Result<LawFit, String>)>,
     /// L(N, D) per dataset, or why it was not fitted.
     pub loss_vs_nd: Vec<(String, Result<LawFit, String>)>,
     /// Iso-FLOP profiles and their trend per dataset.
-    pub isoflop: Vec<(String, Vec<Profile>, Option<Trend>)>,
+    pub isoflop: Vec<IsoflopFits>,
+}
+
+/// One dataset's iso-FLOP profiles.
+#[derive(Clone, Debug)]
+pub struct IsoflopFits {
+    pub dataset: String,
+    pub profiles: Vec<Profile>,
+    pub trend: Option<Trend>,
+    /// Budgets left unprofiled because their runs' validation losses were measured on different
+    /// validation sets.
+    pub other_validation_sets: Vec<f64>,
 }
 
 /// The loss a record contributes: its final val loss, else its final training loss.
@@ -322,6 +345,7 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
                     samples: r.samples,
                     flops: r.flops,
                     losses: same.iter().filter_map(|m| loss_of(m)).collect(),
+                    validation_sets: validation_sets(&same),
                     trivial_loss: r.trivial_loss,
                     probe: task_aurocs(&same, tasks, "probe"),
                     finetune: task_aurocs(&same, tasks, "finetune"),
@@ -338,6 +362,23 @@ fn groups(records: &[SweepRecord], tasks: &[String]) -> Vec<Group> {
         })
         .collect()
 }
+
+/// The validation set of each of `runs` that measured a validation loss.
+fn validation_sets(runs: &[&SweepRecord]) -> Vec<Option<u32>> {
+    (runs.iter())
+        .filter(|r| r.final_val_loss.is_some())
+        .map(|r| r.validation_version)
+        .collect()
+}
+
+/// Whether `sets` holds more than one validation set.
+fn several_sets<'a>(sets: impl IntoIterator<Item = &'a Option<u32>>) -> bool {
+    let mut sets = sets.into_iter();
+    sets.next().is_some_and(|first| sets.any(|v| v != first))
+}
+
+/// Why losses are not fitted or profiled: they were measured on different validation sets.
+pub const OTHER_VALIDATION_SETS: &str = "validation losses measured on different validation sets";
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
@@ -429,8 +470,8 @@ pub fn validation_set_warning(records: &[SweepRecord]) -> Option<String> {
             .collect();
         format!(
             "the runs' validation losses were measured on {} different validation sets: {}; \
-             losses compare only on one set, and the report's loss columns, fits and verdicts mix \
-             them. Train the runs of the older set again in a new folder (a CPU run reproduces \
+             losses compare only on one set, so the report neither compares nor ranks nor fits \
+             losses across them. Train the runs of the older set again in a new folder (a CPU run reproduces \
              its training bit for bit) to compare their losses.",
             sets.len(),
             listed.join(" and ")
@@ -461,6 +502,7 @@ pub fn compare(group: &Group, small: usize, large: usize, tasks: &[String]) -> C
         large,
         loss_diff: l.mean_loss() - s.mean_loss(),
         loss_ci: welch_interval(&s.losses, &l.losses, 0.95),
+        other_validation_sets: several_sets(s.validation_sets.iter().chain(&l.validation_sets)),
         probe: diffs(SizeResult::probe),
         finetune: diffs(SizeResult::finetune),
     }
@@ -488,34 +530,43 @@ pub fn analyse(records: Vec<SweepRecord>) -> Analysis {
         .enumerate()
         .filter(|(_, g)| g.budget.is_none())
         .map(|(i, g)| {
-            let obs: Vec<Observation> = records
+            let runs: Vec<&SweepRecord> = records
                 .iter()
                 .filter(|r| {
                     r.dataset == g.dataset && r.budget.is_none() && r.fraction == g.fraction
                 })
-                .filter_map(observation)
                 .collect();
-            (i, fit_loss_vs_n(&obs, REPORT_SEED + i as u64))
+            let obs: Vec<Observation> = runs.iter().filter_map(|r| observation(r)).collect();
+            let fit = match several_sets(&validation_sets(&runs)) {
+                true => Err(OTHER_VALIDATION_SETS.into()),
+                false => try_fit_loss_vs_n(&obs, REPORT_SEED + i as u64),
+            };
+            (i, fit)
         })
         .collect();
     let datasets = datasets_of(&records);
     let loss_vs_nd = datasets
         .iter()
         .map(|d| {
-            let obs: Vec<Observation> = records
-                .iter()
-                .filter(|r| &r.dataset == d)
-                .filter_map(observation)
-                .collect();
-            (d.clone(), fit_loss_vs_nd(&obs, REPORT_SEED))
+            let runs: Vec<&SweepRecord> = records.iter().filter(|r| &r.dataset == d).collect();
+            let obs: Vec<Observation> = runs.iter().filter_map(|r| observation(r)).collect();
+            let fit = match several_sets(&validation_sets(&runs)) {
+                true => Err(OTHER_VALIDATION_SETS.into()),
+                false => fit_loss_vs_nd(&obs, REPORT_SEED),
+            };
+            (d.clone(), fit)
         })
         .collect();
     let isoflop = datasets
         .iter()
         .filter_map(|d| {
+            let mixed: Vec<f64> = (groups.iter())
+                .filter(|g| &g.dataset == d && g.several_validation_sets())
+                .filter_map(|g| g.budget)
+                .collect();
             let points: Vec<BudgetPoint> = records
                 .iter()
-                .filter(|r| &r.dataset == d)
+                .filter(|r| &r.dataset == d && !r.budget.is_some_and(|b| mixed.contains(&b)))
                 .filter_map(|r| {
                     Some(BudgetPoint {
                         budget: r.budget?,
@@ -524,12 +575,17 @@ pub fn analyse(records: Vec<SweepRecord>) -> Analysis {
                     })
                 })
                 .collect();
-            if points.is_empty() {
+            if points.is_empty() && mixed.is_empty() {
                 return None;
             }
             let profiles = isoflop::profiles(&points, REPORT_SEED);
             let trend = isoflop::trend(&profiles);
-            Some((d.clone(), profiles, trend))
+            Some(IsoflopFits {
+                dataset: d.clone(),
+                profiles,
+                trend,
+                other_validation_sets: mixed,
+            })
         })
         .collect();
     Analysis {

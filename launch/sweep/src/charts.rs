@@ -52,11 +52,11 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
         let (lo, hi) = n_range(g);
         let fit = a.loss_vs_n.iter().find(|(gi, _)| *gi == i);
         // Only a determined fit whose loss falls with N is drawn as a law.
-        let law = |f: &Option<LawFit>| {
+        let law = |f: &Result<LawFit, String>| {
             f.as_ref()
-                .is_some_and(|f| f.determined && f.not_falling().is_empty())
+                .is_ok_and(|f| f.determined && f.not_falling().is_empty())
         };
-        if let Some((_, Some(fit))) = fit.filter(|(_, f)| law(f)) {
+        if let Some((_, Ok(fit))) = fit.filter(|(_, f)| law(f)) {
             let curve = log_grid(lo, hi, 40)
                 .into_iter()
                 .map(|n| (n, fit.law.predict(&[n])))
@@ -71,8 +71,8 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
         let profile = a
             .isoflop
             .iter()
-            .filter(|(d, _, _)| *d == g.dataset)
-            .flat_map(|(_, p, _)| p)
+            .filter(|f| f.dataset == g.dataset)
+            .flat_map(|f| &f.profiles)
             .find(|p| Some(p.budget) == g.budget);
         if let Some((pa, pb, pc)) = profile.and_then(isoflop::fitted_parabola) {
             let curve = log_grid(lo, hi, 40)

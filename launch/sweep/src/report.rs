@@ -4,7 +4,7 @@
 //! data are too few to say), the runs, the fitted laws with their intervals, and the charts;
 //! beside it `results/` (`results`), the records and result files its intervals come from.
 
-use crate::analysis::{self, Analysis};
+use crate::analysis::{self, Analysis, OTHER_VALIDATION_SETS};
 use crate::charts::{self, Curve};
 use crate::expand::{LeftOut, LEFT_OUT_FILE};
 use crate::fit::bootstrap::{Estimate, Interval, Resampling};
@@ -592,14 +592,9 @@ fn fits(md: &mut String, a: &Analysis) {
         for (gi, fit) in &a.loss_vs_n {
             let label = a.groups[*gi].label();
             match fit {
-                Some(fit) => law_rows(md, &label, fit),
-                None => {
-                    let why = if a.groups[*gi].sizes.len() < 2 {
-                        "not fitted: N does not vary (one size)"
-                    } else {
-                        "no finite fit"
-                    };
-                    let _ = writeln!(md, "| {label} | - | - | - | {why} |");
+                Ok(fit) => law_rows(md, &label, fit),
+                Err(why) => {
+                    let _ = writeln!(md, "| {label} | - | - | - | not fitted: {why} |");
                 }
             }
         }
@@ -635,20 +630,24 @@ fn fits(md: &mut String, a: &Analysis) {
             );
         }
     }
-    for (dataset, profiles, trend) in &a.isoflop {
+    for fits in &a.isoflop {
+        let (dataset, profiles) = (&fits.dataset, &fits.profiles);
         let _ = writeln!(
             md,
             "Iso-FLOP profiles on {dataset} (parabola in log N per budget):\n\n\
              | C (FLOPs) | sizes | loss-minimising N |\n|---|---|---|"
         );
-        for p in profiles {
-            let _ = writeln!(
-                md,
-                "| {:.2e} | {} | {} |",
-                p.budget,
-                p.means.len(),
-                optimum_cell(p)
-            );
+        let mut rows: Vec<(f64, String)> = (profiles.iter())
+            .map(|p| (p.budget, format!("{} | {}", p.means.len(), optimum_cell(p))))
+            .collect();
+        rows.extend(
+            fits.other_validation_sets
+                .iter()
+                .map(|&budget| (budget, format!("- | not profiled: {OTHER_VALIDATION_SETS}"))),
+        );
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (budget, row) in rows {
+            let _ = writeln!(md, "| {budget:.2e} | {row} |");
         }
         let seeds = profiles
             .iter()
@@ -658,7 +657,7 @@ fn fits(md: &mut String, a: &Analysis) {
         if let Some(note) = seeds {
             let _ = writeln!(md, "\nThe N_opt {note}.");
         }
-        match trend {
+        match &fits.trend {
             Some(t) => {
                 let _ = writeln!(md, "\n{}\n", trend_sentence(t, profiles.len()));
             }

@@ -80,8 +80,12 @@ pub(crate) fn against_smallest(md: &mut String, g: &Group, tasks: &[String]) {
     md.push('\n');
 }
 
-/// ` (+0.0043 [-0.0010, +0.0090])`, or the difference alone without an interval.
+/// ` (+0.0043 [-0.0010, +0.0090])`, or the difference alone without an interval; no difference
+/// where the two were measured on different validation sets.
 fn loss_difference(c: &Comparison) -> String {
+    if c.other_validation_sets {
+        return " (different validation sets: not comparable)".into();
+    }
     match &c.loss_ci {
         Some(ci) => format!(" ({:+.4} [{:+.4}, {:+.4}])", c.loss_diff, ci.low, ci.high),
         None => format!(" ({:+.4})", c.loss_diff),

@@ -4,9 +4,10 @@
 //! paired interval over the test patients (or records), and over seeds where both sizes have two
 //! or more), where a middle size scores best, how the largest compares with it, and which sizes
 //! are still on the plateau of the trivial solution. Written from the numbers of `analysis`; where they
-//! are too few, or the runs were scored on different test sets, it says so.
+//! are too few, or the runs were scored on different test sets or validated on different
+//! validation sets, it says so.
 
-use crate::analysis::{self, compare, AurocDiff, Comparison, Group};
+use crate::analysis::{self, compare, AurocDiff, Comparison, Group, OTHER_VALIDATION_SETS};
 use crate::expand::LeftOut;
 use crate::report::human;
 use ecgfm_trainer::eval::IntervalNoise;
@@ -67,40 +68,15 @@ pub(crate) fn verdict(md: &mut String, g: &Group, tasks: &[String], left_out: &[
         );
     }
     let _ = writeln!(md, "- Validation loss: {}", loss_sentence(g, &c));
-    let worse: Vec<String> = g
-        .sizes
-        .windows(2)
-        .filter(|w| w[1].mean_loss() >= w[0].mean_loss())
-        .map(|w| {
-            format!(
-                "{} ({:.4}) is not below {} ({:.4})",
-                w[1].size,
-                w[1].mean_loss(),
-                w[0].size,
-                w[0].mean_loss()
-            )
-        })
-        .collect();
-    let best = g
-        .sizes
-        .iter()
-        .min_by(|a, b| a.mean_loss().total_cmp(&b.mean_loss()))
-        .expect("two sizes");
-    let _ = writeln!(
-        md,
-        "  Lowest validation loss at this budget: {} (N = {}, {:.4}).",
-        best.size,
-        human(best.n as f64),
-        best.mean_loss()
-    );
-    if worse.is_empty() {
-        let _ = writeln!(md, "  The loss falls at every step up in size.");
-    } else {
+    if g.several_validation_sets() {
         let _ = writeln!(
             md,
-            "  The loss does not fall at every step up in size: {}.",
-            worse.join("; ")
+            "  The sizes' validation losses were measured on different validation sets, so they \
+             are not ranked (`ecgfm sweep status` names the runs of each set; train the older \
+             runs again in a new folder)."
         );
+    } else {
+        loss_ranking(md, g);
     }
     plateau_sentence(md, g);
     for task in tasks {
@@ -399,8 +375,56 @@ fn plateau_sentence(md: &mut String, g: &Group) {
     );
 }
 
+/// Which size has the lowest validation loss, and where the loss does not fall with size.
+fn loss_ranking(md: &mut String, g: &Group) {
+    let worse: Vec<String> = g
+        .sizes
+        .windows(2)
+        .filter(|w| w[1].mean_loss() >= w[0].mean_loss())
+        .map(|w| {
+            format!(
+                "{} ({:.4}) is not below {} ({:.4})",
+                w[1].size,
+                w[1].mean_loss(),
+                w[0].size,
+                w[0].mean_loss()
+            )
+        })
+        .collect();
+    let best = g
+        .sizes
+        .iter()
+        .min_by(|a, b| a.mean_loss().total_cmp(&b.mean_loss()))
+        .expect("two sizes");
+    let _ = writeln!(
+        md,
+        "  Lowest validation loss at this budget: {} (N = {}, {:.4}).",
+        best.size,
+        human(best.n as f64),
+        best.mean_loss()
+    );
+    if worse.is_empty() {
+        let _ = writeln!(md, "  The loss falls at every step up in size.");
+    } else {
+        let _ = writeln!(
+            md,
+            "  The loss does not fall at every step up in size: {}.",
+            worse.join("; ")
+        );
+    }
+}
+
 fn loss_sentence(g: &Group, c: &Comparison) -> String {
     let (s, l) = (&g.sizes[c.small], &g.sizes[c.large]);
+    if c.other_validation_sets {
+        return format!(
+            "{} {:.4} vs {} {:.4}: {OTHER_VALIDATION_SETS}, not comparable.",
+            l.size,
+            l.mean_loss(),
+            s.size,
+            s.mean_loss()
+        );
+    }
     let direction = if c.loss_diff < 0.0 { "lower" } else { "higher" };
     let mut out = format!(
         "{} reaches {:.4} vs {:.4} for {}: {:.4} {direction} ({:+.1}%).",
@@ -437,6 +461,9 @@ fn loss_sentence(g: &Group, c: &Comparison) -> String {
 /// The answer line; `largest` names the group's largest size.
 fn answer(c: &Comparison, largest: &str) -> String {
     let loss = match (&c.loss_ci, c.loss_diff < 0.0) {
+        _ if c.other_validation_sets => {
+            "a val loss measured on another validation set (not compared)"
+        }
         (Some(ci), true) if !ci.contains(0.0) => "lower val loss (outside the CI)",
         (Some(_), true) => "lower val loss, but within the seed noise",
         (None, true) => "lower val loss (one seed: no CI)",
@@ -482,6 +509,7 @@ mod tests {
             large: 1,
             loss_diff: 0.01,
             loss_ci: None,
+            other_validation_sets: false,
             probe: vec![AurocDiff {
                 task: "t".into(),
                 diff,
@@ -514,6 +542,7 @@ mod tests {
             samples: 3200,
             flops: 1e12,
             losses: vec![loss, loss],
+            validation_sets: vec![Some(2), Some(2)],
             trivial_loss: None,
             probe: probe.into_iter().collect(),
             finetune: Vec::new(),
@@ -651,6 +680,7 @@ mod tests {
             samples: 320,
             flops: 1e12,
             losses: vec![0.9, 0.9],
+            validation_sets: vec![Some(2), Some(2)],
             trivial_loss: None,
             probe: vec![analysis::TaskAuroc {
                 task: "t".into(),

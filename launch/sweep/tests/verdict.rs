@@ -24,6 +24,7 @@ fn size(name: &str, n: usize, losses: Vec<f64>) -> SizeResult {
         steps: 100,
         samples: 3200,
         flops: 1e12,
+        validation_sets: vec![Some(2); losses.len()],
         losses,
         trivial_loss: None,
         probe: Vec::new(),
@@ -265,6 +266,104 @@ fn runs_validated_on_different_validation_sets_are_warned_of() {
         "{warning}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Three sizes, two seeds each, in `dir`; the largest size's runs measured on the validation
+/// set of before 2026-12-04 where `mixed`.
+fn three_sizes(dir: &Path, mixed: bool) -> Vec<SweepRecord> {
+    let mut records: Vec<SweepRecord> = (1..=3)
+        .flat_map(|size| [0, 1].map(|seed| run(dir, size, seed, 200)))
+        .collect();
+    if mixed {
+        records[4].validation_version = None;
+        records[5].validation_version = None;
+    }
+    records
+}
+
+/// Validation losses measured on different validation sets are neither compared nor ranked nor
+/// fitted: the verdict, the answer, the size table and the fits say so, where the same runs on
+/// one set are compared, ranked and fitted.
+#[test]
+fn losses_measured_on_different_validation_sets_are_not_compared() {
+    let not_fitted = format!("not fitted: {}", analysis::OTHER_VALIDATION_SETS);
+    let one_dir = temp_dir("one-validation-set");
+    let one = report(&one_dir, &three_sizes(&one_dir, false));
+    let said = verdict(&one);
+    assert!(
+        said.contains("Lowest validation loss at this budget: s3"),
+        "{said}"
+    );
+    assert!(
+        said.contains("s3 reaches 0.8505 vs 0.9505 for s1"),
+        "{said}"
+    );
+    assert!(!one.contains("validation sets"), "{one}");
+
+    let mixed_dir = temp_dir("two-validation-sets");
+    let mixed = report(&mixed_dir, &three_sizes(&mixed_dir, true));
+    let said = verdict(&mixed);
+    let loss = said
+        .lines()
+        .find(|l| l.starts_with("- Validation loss:"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert_eq!(
+        loss,
+        "- Validation loss: s3 0.8505 vs s1 0.9505: validation losses measured on different \
+         validation sets, not comparable."
+    );
+    assert!(said.contains("so they are not ranked"), "{said}");
+    assert!(!said.contains("Lowest validation loss"), "{said}");
+    let answer = said.lines().find(|l| l.starts_with("- Answer:")).unwrap();
+    assert!(
+        answer.contains("gives a val loss measured on another validation set (not compared)"),
+        "{answer}"
+    );
+    // The size table: s2 against s1 shares the set, s3 against s1 does not.
+    let row = |size: &str| {
+        let start = format!("| {size} | ");
+        let line = said.lines().find(|l| l.starts_with(&start));
+        line.unwrap_or_else(|| panic!("{said}")).to_string()
+    };
+    assert!(row("s2").contains("0.9005 (-0.0500 ["), "{}", row("s2"));
+    assert!(
+        row("s3").contains("0.8505 (different validation sets: not comparable)"),
+        "{}",
+        row("s3")
+    );
+    assert!(mixed.contains(&not_fitted), "{mixed}");
+    assert!(!one.contains(&not_fitted));
+
+    // At an iso-FLOP budget the profile is left out, and so is L(N, D).
+    let at_budget = |mut r: SweepRecord| {
+        r.budget = Some(1e13);
+        r
+    };
+    let one = analysis::analyse(
+        three_sizes(&one_dir, false)
+            .into_iter()
+            .map(at_budget)
+            .collect(),
+    );
+    assert_eq!(one.isoflop[0].profiles.len(), 1);
+    assert!(one.isoflop[0].other_validation_sets.is_empty());
+    assert_ne!(
+        one.loss_vs_nd[0].1.as_ref().err().map(String::as_str),
+        Some(analysis::OTHER_VALIDATION_SETS)
+    );
+    let records: Vec<SweepRecord> = three_sizes(&mixed_dir, true)
+        .into_iter()
+        .map(at_budget)
+        .collect();
+    let mixed = analysis::analyse(records);
+    assert!(mixed.isoflop[0].profiles.is_empty());
+    assert_eq!(mixed.isoflop[0].other_validation_sets, [1e13]);
+    assert_eq!(
+        mixed.loss_vs_nd[0].1.as_ref().unwrap_err(),
+        analysis::OTHER_VALIDATION_SETS
+    );
+    std::fs::remove_dir_all(&one_dir).unwrap();
+    std::fs::remove_dir_all(&mixed_dir).unwrap();
 }
 
 #[test]
