@@ -114,6 +114,7 @@ mod sweep_child;
 mod sweep_eval;
 pub mod sweep_extend;
 pub mod sweep_failure;
+pub mod sweep_folder;
 pub mod sweep_report;
 pub mod sweep_run;
 pub mod sweep_sbatch;

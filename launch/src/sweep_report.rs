@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepReportArgs {
-    /// The sweep folder (`ecgfm sweep run --out DIR`), or a report's `results/` folder.
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: crate::sweep_folder::SweepFolder,
     /// Where to write report.md and its charts (default DIR/report); `--report-to`, as
     /// `sweep run` spells it, works too.
     #[arg(long, visible_alias = "report-to", value_name = "DIR")]
@@ -18,8 +18,9 @@ pub struct SweepReportArgs {
 
 /// Runs `ecgfm sweep report`.
 pub fn run(args: &SweepReportArgs) -> Result<()> {
-    let out = args.to.clone().unwrap_or_else(|| args.dir.join("report"));
-    write(&args.dir, &out)
+    let dir = args.folder.path();
+    let out = args.to.clone().unwrap_or_else(|| dir.join("report"));
+    write(dir, &out)
 }
 
 /// When and where the report is made: the date, the CPU cores and, where `nvidia-smi` answers,

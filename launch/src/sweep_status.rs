@@ -11,7 +11,7 @@ use ecgfm_sweep::record::{self, SweepRecord};
 use ecgfm_sweep::{RunPlan, SweepPlan};
 use ecgfm_trainer::metrics::read_records;
 use indicatif::HumanDuration;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::sweep_eval::{evaluations, missing_evaluations};
@@ -20,8 +20,8 @@ use crate::sweep_run::{folder_plan, recorded};
 
 #[derive(Args, Debug, Clone)]
 pub struct SweepStatusArgs {
-    /// The sweep folder (`ecgfm sweep run --out DIR`).
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: crate::sweep_folder::SweepFolder,
 }
 
 /// Where one run stands.
@@ -170,7 +170,7 @@ fn status<'a>(
 
 /// Runs `ecgfm sweep status`.
 pub fn run(args: &SweepStatusArgs) -> Result<()> {
-    let dir = &args.dir;
+    let dir = args.folder.path();
     let plan = folder_plan(dir)?;
     let records = recorded(dir)?;
     let runs: Vec<RunStatus> = plan
