@@ -72,10 +72,6 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
     if let Some(left) = unfinished(dir)? {
         context = format!("{context}\n\n{left}");
     }
-    let warnings = warnings(dir)?;
-    for warning in &warnings {
-        context = format!("{context}\n\nWarning: {warning}");
-    }
     let written = ecgfm_sweep::report::write(dir, out, &context)
         .with_context(|| format!("writing the report of the sweep in {}", dir.display()))?;
     if !ecgfm_sweep::plot::has_text() {
@@ -89,7 +85,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         written.results.written,
         out.join(ecgfm_sweep::results::FOLDER).display()
     );
-    for warning in &warnings {
+    for warning in &written.warnings {
         say!("warning: {warning}");
     }
     if !written.results.left_out.is_empty() {
@@ -101,15 +97,4 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Where the runs of the sweep in `dir` measured their validation losses on different validation
-/// sets (one line), and where they were scored on different test sets (one line per task and
-/// protocol): `ecgfm_sweep::analysis::{validation_set_warning, test_set_warnings}`.
-pub(crate) fn warnings(dir: &Path) -> Result<Vec<String>> {
-    let mut records = crate::sweep_run::recorded(dir)?;
-    ecgfm_sweep::record::read_result_files(&mut records, dir);
-    let validation = ecgfm_sweep::analysis::validation_set_warning(&records);
-    let test_sets = ecgfm_sweep::analysis::test_set_warnings(&records);
-    Ok(validation.into_iter().chain(test_sets).collect())
 }

@@ -179,7 +179,7 @@ pub fn run(args: &SweepStatusArgs) -> Result<()> {
         .map(|run| status(dir, &plan, run, &records))
         .collect::<Result<_>>()?;
     say_inline!("{}", render(dir, &plan, &runs));
-    for warning in crate::sweep_report::warnings(dir)? {
+    for warning in warnings(dir, records) {
         say!("warning: {warning}");
     }
     Ok(())
@@ -281,4 +281,15 @@ fn left_out_groups(plan: &SweepPlan) -> Vec<(&str, f64)> {
 fn duration(seconds: f64) -> String {
     Duration::try_from_secs_f64(seconds)
         .map_or_else(|_| "ages".to_string(), |d| HumanDuration(d).to_string())
+}
+
+/// Where the runs of the sweep in `dir` measured their validation losses on different validation
+/// sets (one line), and where they were scored on different test sets (one line per task and
+/// protocol) among `records`, read from `dir`: `ecgfm_sweep::analysis::{validation_set_warning,
+/// test_set_warnings}`.
+fn warnings(dir: &Path, mut records: Vec<SweepRecord>) -> Vec<String> {
+    ecgfm_sweep::record::read_result_files(&mut records, dir);
+    let validation = ecgfm_sweep::analysis::validation_set_warning(&records);
+    let test_sets = ecgfm_sweep::analysis::test_set_warnings(&records);
+    validation.into_iter().chain(test_sets).collect()
 }

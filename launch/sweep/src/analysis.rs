@@ -471,8 +471,8 @@ pub fn validation_set_warning(records: &[SweepRecord]) -> Option<String> {
         format!(
             "the runs' validation losses were measured on {} different validation sets: {}; \
              losses compare only on one set, so the report neither compares nor ranks nor fits \
-             losses across them. Train the runs of the older set again in a new folder (a CPU run reproduces \
-             its training bit for bit) to compare their losses.",
+             losses across them. Train the runs of the older set again in a new folder (a CPU \
+             run reproduces its training bit for bit) to compare their losses.",
             sets.len(),
             listed.join(" and ")
         )

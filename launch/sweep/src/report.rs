@@ -46,10 +46,13 @@ pub struct Written {
     pub runs: usize,
     /// The result files copied into `results/` beside the report.
     pub results: Copied,
+    /// Runs validated on different validation sets or scored on different test sets
+    /// (`analysis::{validation_set_warning, test_set_warnings}`), as report.md warns of them.
+    pub warnings: Vec<String>,
 }
 
 /// Writes the report of the sweep in `dir` into `out` (`report.md` and the PNGs); `context`
-/// (when and where it was made) goes under the title.
+/// (when and where it was made) goes under the title, then the data settings and the warnings.
 pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportError> {
     let jsonl = dir.join("sweep.jsonl");
     let (mut records, torn) = record::read(&jsonl).map_err(io(&jsonl))?;
@@ -125,10 +128,16 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
             charts::loss_curves(&a, &curves),
         )?;
     }
-    let context = match data_settings(dir, &a.records) {
+    let mut context = match data_settings(dir, &a.records) {
         Some(data) => format!("{context}\n\n{data}"),
         None => context.to_string(),
     };
+    let warnings: Vec<String> = (analysis::validation_set_warning(&a.records).into_iter())
+        .chain(analysis::test_set_warnings(&a.records))
+        .collect();
+    for warning in &warnings {
+        context = format!("{context}\n\nWarning: {warning}");
+    }
     let copied = results::write(dir, out, &a.records, result_files)?;
     // The sizes a budget left out (too few steps), where `sweep run` recorded them.
     let left_out: Vec<LeftOut> = std::fs::read(dir.join(LEFT_OUT_FILE))
@@ -143,6 +152,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         charts: charts_out,
         runs: a.records.len(),
         results: copied,
+        warnings,
     })
 }
 

@@ -225,6 +225,10 @@ fn the_report_keeps_the_result_files_that_reproduce_its_intervals() {
         "{said}"
     );
     let remade = std::fs::read_to_string(again.join("report.md")).unwrap();
+    assert!(
+        remade.contains("Warning: synth (probe): the runs were scored on 2 different test sets"),
+        "{remade}"
+    );
     let verdict = verdict(&remade);
     assert!(
         verdict.contains("scored on different test sets: not comparable"),
