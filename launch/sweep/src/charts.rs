@@ -1,10 +1,11 @@
 //! The report's four kinds of chart, built from the analysis and the runs' metrics:
 //! val loss vs N (one line per data size or budget, fits dashed: an L(N) fit only where it is
-//! determined and falls with N), loss vs compute with the compute frontier, downstream AUROC vs N
+//! determined and falls with N; a group whose losses come from different validation sets only as
+//! markers), loss vs compute with the compute frontier, downstream AUROC vs N
 //! with CI bars and the from-scratch baseline (one chart per task), and the loss curves of every
 //! run.
 
-use crate::analysis::{Analysis, Group};
+use crate::analysis::{self, Analysis, Group};
 use crate::fit::isoflop::{self, Optimum};
 use crate::fit::LawFit;
 use crate::plot::{colour, Axis, Chart, Series, Style, GREY};
@@ -42,6 +43,16 @@ pub fn loss_vs_n(a: &Analysis) -> Chart {
             .iter()
             .flat_map(|s| s.losses.iter().map(move |&l| (s.n as f64, l)))
             .collect();
+        // Losses on different validation sets are not joined into one line (nor fitted).
+        if g.several_validation_sets() {
+            let label = format!(
+                "{} ({}: not comparable)",
+                g.label(),
+                analysis::OTHER_VALIDATION_SETS
+            );
+            series.push(Series::new(Some(label), c, Style::Markers, runs));
+            continue;
+        }
         series.push(Series::new(None, c, Style::Markers, runs));
         let means = g
             .sizes

@@ -1,10 +1,12 @@
 //! What the verdict may call "outside the CI", and what it must not compare: under the null
 //! (two sizes whose seed losses come from one distribution) the loss interval over seeds
 //! excludes 0 about 5% of the time whatever the seed count; runs scored on different test sets
-//! are not compared and named; and a report made again from its published `results/` folder
-//! says the same as the original.
+//! are not compared and named, nor are losses on different validation sets (in text or chart);
+//! and a report made again from its published `results/` folder says the same as the original.
 
 use ecgfm_sweep::analysis::{self, compare, AurocDiff, Group, SizeResult};
+use ecgfm_sweep::charts;
+use ecgfm_sweep::plot::Style;
 use ecgfm_sweep::record::{append, eval_file, EvalResult, SweepRecord};
 use ecgfm_trainer::eval::UnitScores;
 use ecgfm_trainer::model::rng::SplitMix64;
@@ -361,6 +363,30 @@ fn losses_measured_on_different_validation_sets_are_not_compared() {
     assert_eq!(
         mixed.loss_vs_nd[0].1.as_ref().unwrap_err(),
         analysis::OTHER_VALIDATION_SETS
+    );
+    // The loss-vs-N chart joins one set's means into a line and draws its parabola; the mixed
+    // group's runs are markers only, labelled as not comparable.
+    let styles = |a: &analysis::Analysis| -> Vec<(Option<String>, Style)> {
+        let chart = charts::loss_vs_n(a);
+        chart
+            .series
+            .into_iter()
+            .map(|s| (s.label, s.style))
+            .collect()
+    };
+    let one_styles = styles(&one);
+    assert!(one_styles.iter().any(|(_, s)| *s == Style::Line));
+    assert!(one_styles.iter().any(|(_, s)| *s == Style::Dashed));
+    let mixed_styles = styles(&mixed);
+    assert_eq!(mixed_styles.len(), 1, "{mixed_styles:?}");
+    let (label, style) = &mixed_styles[0];
+    assert_eq!(*style, Style::Markers);
+    assert!(
+        label.as_deref().unwrap().ends_with(&format!(
+            "({}: not comparable)",
+            analysis::OTHER_VALIDATION_SETS
+        )),
+        "{label:?}"
     );
     std::fs::remove_dir_all(&one_dir).unwrap();
     std::fs::remove_dir_all(&mixed_dir).unwrap();
