@@ -29,6 +29,9 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Write the encoder's embedding of every window of a dataset as Parquet.
     Embed(crate::embed::EmbedArgs),
+    /// Measure a checkpoint's validation loss again, on the run's validation set or a larger one
+    /// (`--windows all`: the whole val split), without training.
+    Validate(crate::validate::ValidateArgs),
     /// Start a data-parallel job: N ranks on this node (one GPU each with --device cuda),
     /// torchrun-style; `ecgfm launch --nproc-per-node 4 -- pretrain ...`.
     Launch(crate::launch::LaunchArgs),

@@ -25,6 +25,8 @@
 //!   `pretraining_check` refuses test records the encoder was pretrained on; `out_folder` makes
 //!   their output's folder first and removes it again, still empty, when they fail;
 //!   `eval_units` keeps an evaluation's finished units so a run of it interrupted goes on.
+//! - `validate`: a checkpoint's validation loss measured again (the run's set, a larger one or
+//!   another dataset's) without training.
 //! - `export`, `publish`: a checkpoint as a package loadable without ecgfm (`run_checkpoint`
 //!   opens it, `model_card` writes its README, `package` its checksums), and its upload.
 //! - `sweep_run`, `sweep_eval`, `sweep_extend`, `sweep_sbatch`, `sweep_failure`, `sweep_report`,
@@ -119,6 +121,7 @@ pub mod sweep_report;
 pub mod sweep_run;
 pub mod sweep_sbatch;
 pub mod sweep_status;
+pub mod validate;
 
 use cli::{BenchCommand, Cli, Command, DataCommand, SweepCommand};
 pub use error_text::error_text;
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args).map(|_| ()),
         Command::Compare(args) => compare::run(&args),
         Command::Embed(args) => embed::run(&args).map(|_| ()),
+        Command::Validate(args) => validate::run(&args).map(|_| ()),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
         Command::Bench(BenchCommand::Loader(args)) => bench_loader::run(&args),
         Command::Sweep(SweepCommand::Run(args)) => sweep_run::run(&args),

@@ -1,6 +1,7 @@
 //! `ecgfm pretrain` end to end through the real binary: the loss falls and the run directory is
 //! complete (runs.rs); runs stopped or killed at any moment resume to the bits of an
-//! uninterrupted run (resume.rs); datasets, damaged shards and the validation set (data.rs).
+//! uninterrupted run (resume.rs); datasets, damaged shards and the validation set (data.rs);
+//! `ecgfm validate`, the validation loss measured again from a checkpoint (validate.rs).
 //!
 //! One test binary: the tests sit in a module per theme, and this file holds the helpers several
 //! of them use.
@@ -11,6 +12,7 @@ mod common;
 mod data;
 mod resume;
 mod runs;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
