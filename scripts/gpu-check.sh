@@ -39,7 +39,8 @@
 #                   dataset on the GPU (fp32) against the same on the CPU: the same choices on
 #                   validation and test macro AUROCs within 1e-3; the GPU evaluation aborted
 #                   after its first unit and run again equals the uninterrupted one bit for bit
-#                   (but for `seconds`); `ecgfm embed` on the GPU
+#                   (but for `seconds`); `ecgfm embed` on the GPU; `ecgfm validate` on the GPU
+#                   gives the run's last logged validation loss bit for bit, on the CPU within 1e-4
 #   6. nccl:        NCCL collectives through the real library, one rank (scripts/gpu-check-dist.sh)
 #   7. dp_launch:   `ecgfm launch --nproc-per-node 1 -- pretrain --device cuda` (NCCL on device
 #                   gradients, with and without --zero 1) equals one plain process bit for bit
@@ -329,10 +330,29 @@ fi
 timeout -k 10 $(limit 60) "$ecgfm" "${eval_gpu[@]}" >> "$work/eval.log" 2>&1 || status=1
 timeout -k 10 $(limit 60) "$ecgfm" embed --run "$work/run-nano" --data "$labelled" --device "$device" \
     --out "$work/embed.parquet" >> "$work/eval.log" 2>&1 || status=1
+# `ecgfm validate` of the run's last checkpoint on the GPU and on the CPU: the GPU's is the
+# validation loss the GPU run logged, bit for bit; the CPU's within 1e-4 of it.
+for side in "$device" cpu; do
+    timeout -k 10 $(limit 30) "$ecgfm" validate --run "$work/run-nano" --device "$side" --precision fp32 --json \
+        > "$work/validate-$side.json" 2>> "$work/eval.log" || status=1
+done
 python3 - "$work/eval-$device.json" "$work/eval-cpu.json" "$work/eval-resumed.json" \
+    "$work/validate-$device.json" "$work/validate-cpu.json" "$work/run-nano/metrics.jsonl" \
     > "$work/eval.json" <<'PY' || status=1
-import json, sys
+import json, struct, sys
 ours, cpu, resumed = (json.load(open(p)) for p in sys.argv[1:4])
+def load(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+val_gpu, val_cpu = load(sys.argv[4]), load(sys.argv[5])
+logged = [r["val_loss"] for r in map(json.loads, open(sys.argv[6])) if r.get("val_loss") is not None]
+f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]
+validate = {"logged": logged[-1] if logged else None, "device": val_gpu.get("val_loss"),
+            "cpu": val_cpu.get("val_loss")}
+validate_ok = None not in validate.values() and f32(validate["device"]) == f32(validate["logged"]) \
+    and abs(validate["cpu"] - validate["device"]) <= 1e-4 * max(1.0, abs(validate["device"]))
 timeless = lambda results: [{k: v for k, v in r.items() if k != "seconds"} for r in results]
 resumed_same = timeless(resumed["results"]) == timeless(ours["results"])
 rows, ok = [], True
@@ -343,8 +363,9 @@ for a, b in zip(ours["results"], cpu["results"]):
     rows.append({"protocol": a["protocol"], "device": ours["device"], "macro_auroc": a["macro_auroc"],
                  "cpu_macro_auroc": b["macro_auroc"], "selected": a["selected"],
                  "cpu_selected": b["selected"]})
-ok &= len(rows) == 2 and resumed_same
-print(json.dumps({"results": rows, "resumed_after_an_abort_equals_uninterrupted": resumed_same}))
+ok &= len(rows) == 2 and resumed_same and validate_ok
+print(json.dumps({"results": rows, "resumed_after_an_abort_equals_uninterrupted": resumed_same,
+                  "validate": validate, "validate_ok": validate_ok}))
 sys.exit(0 if ok else 1)
 PY
 record eval $status "$work/eval.json" "$work/eval.log"

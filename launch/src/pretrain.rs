@@ -169,11 +169,38 @@ pub fn open_source(
 /// dataset's `val` split read as `validation_reading` says. `None` when `train.val_windows` is
 /// 0, or (after a warning) when the dataset has no `val` split to read.
 pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
+    let Some(sources) = open_validation_sources(config)? else {
+        return Ok(None);
+    };
+    let url = &config.data.source;
+    let mut validator = Validator::new(config, sources.whole)
+        .map_err(anyhow::Error::from_boxed)
+        .context("drawing the validation set")
+        .map_err(|err| name_damaged_dataset(err, url))?;
+    for (name, source) in sources.by_source {
+        validator
+            .add_source(config, &name, source)
+            .map_err(anyhow::Error::from_boxed)
+            .with_context(|| format!("drawing the validation set of {name}"))
+            .map_err(|err| name_damaged_dataset(err, url))?;
+    }
+    Ok(Some(validator))
+}
+
+/// Where a validation set's windows come from: the whole set's source, and each source's own
+/// (a dataset of several sources, `train.val_by_source`).
+pub struct ValidationSources {
+    pub whole: Box<dyn BatchSource>,
+    pub by_source: Vec<(String, Box<dyn BatchSource>)>,
+}
+
+/// The sources of `open_validator`'s sets, opened to read the set's windows in its fixed order.
+pub fn open_validation_sources(config: &TrainConfig) -> Result<Option<ValidationSources>> {
     if config.train.val_windows == 0 {
         return Ok(None);
     }
     let reading = validation_reading(config);
-    let source: Box<dyn BatchSource> = if config.data.source == "synth" {
+    let whole: Box<dyn BatchSource> = if config.data.source == "synth" {
         Box::new(validation::synthetic_held_out(config).map_err(anyhow::Error::from_boxed)?)
     } else {
         let split = crate::dataset_source::Split {
@@ -189,14 +216,11 @@ pub fn open_validator(config: &TrainConfig) -> Result<Option<Validator>> {
             }
         }
     };
-    let mut validator = Validator::new(config, source)
-        .map_err(anyhow::Error::from_boxed)
-        .context("drawing the validation set")
-        .map_err(|err| name_damaged_dataset(err, &config.data.source))?;
-    if config.data.source != "synth" && config.train.val_by_source {
-        add_source_validation(config, &reading, &mut validator)?;
-    }
-    Ok(Some(validator))
+    let by_source = match config.data.source != "synth" && config.train.val_by_source {
+        true => source_validation(config, &reading)?,
+        false => Vec::new(),
+    };
+    Ok(Some(ValidationSources { whole, by_source }))
 }
 
 /// `ECGFM_FAULT_HOLD_AFTER_STOP_MS=N`: a run stopped by a signal waits N ms after saving its
@@ -240,14 +264,13 @@ fn validation_reading(config: &TrainConfig) -> TrainConfig {
     reading
 }
 
-/// Of a dataset of several sources, each source's own validation set (the others' rows
-/// repeated 0 times), read as the whole one is, so runs that mix differently are measured on
-/// the same windows; a source without validation rows is left out with a warning.
-fn add_source_validation(
+/// Of a dataset of several sources, the source of each one's own validation set (the others'
+/// rows repeated 0 times), read as the whole one is, so runs that mix differently are measured
+/// on the same windows; a source without validation rows is left out with a warning.
+fn source_validation(
     config: &TrainConfig,
     reading: &TrainConfig,
-    validator: &mut Validator,
-) -> Result<()> {
+) -> Result<Vec<(String, Box<dyn BatchSource>)>> {
     let url = &config.data.source;
     let (store, root) = ecgfm_data::store::open_url(url)?;
     let manifest = ecgfm_data::manifest::Manifest::load(store.as_ref(), &root)
@@ -255,8 +278,9 @@ fn add_source_validation(
     let names: std::collections::BTreeSet<&str> =
         manifest.sources.iter().map(|s| s.name.as_str()).collect();
     if names.len() < 2 {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut sources = Vec::new();
     for &name in &names {
         let others = names
             .iter()
@@ -269,18 +293,14 @@ fn add_source_validation(
             repeat: &others,
         };
         match crate::dataset_source::open_split(reading, split, 0, 1) {
-            Ok(source) => validator
-                .add_source(config, name, source)
-                .map_err(anyhow::Error::from_boxed)
-                .with_context(|| format!("drawing the validation set of {name}"))
-                .map_err(|err| name_damaged_dataset(err, url))?,
+            Ok(source) => sources.push((name.to_string(), source)),
             Err(err) => tracing::warn!(
                 "no validation loss of source {name}: {}",
                 crate::error_text(&err)
             ),
         }
     }
-    Ok(())
+    Ok(sources)
 }
 
 /// A CPU thread pool of `threads` threads (0: all cores); the work runs inside `pool.install`.

@@ -5,10 +5,14 @@
 //! masks), so with the run's own settings it gives the run's last logged validation loss bit for
 //! bit on the CPU; on a larger set it compares runs whose sweeps measured few windows without
 //! touching their weights (a resume of one step did that before, moving them by a step).
+//! The set is read and measured a piece at a time (`validation::SetReader`), so a split larger
+//! than memory is measured in the memory of one piece.
 
 use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
-use crate::pretrain::{open_validator, thread_pool};
+use crate::damaged_data::name_damaged_dataset;
+use crate::pretrain::{open_validation_sources, thread_pool, ValidationSources};
+use crate::progress::window_bar;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -16,7 +20,7 @@ use ecgfm_data::store::redact_url;
 use ecgfm_kernels::Backend;
 use ecgfm_trainer::config::TrainConfig;
 use ecgfm_trainer::model::Mae;
-use ecgfm_trainer::validation::{ValLosses, Validator, VALIDATION_VERSION};
+use ecgfm_trainer::validation::{self, LossMean, SetReader, VALIDATION_VERSION};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,8 +56,8 @@ pub struct Validation {
     pub weights_sha256: String,
     /// The dataset (credentials redacted), or `synth`.
     pub data: String,
-    /// `train.val_windows` as measured (the set has fewer where the split is smaller).
-    pub val_windows: usize,
+    /// Windows measured: `train.val_windows` (`--windows`), or the split's when it has fewer.
+    pub windows: usize,
     /// What the set is, as pretraining logs it.
     pub set: String,
     /// `ecgfm_trainer::validation::VALIDATION_VERSION`.
@@ -128,38 +132,96 @@ fn measure(args: &ValidateArgs) -> Result<Validation> {
         .into());
     }
     let shown = redact_url(&config.data.source);
-    let validator = open_validator(&config)?
+    let sources = open_validation_sources(&config)?
         .with_context(|| format!("{shown} has no validation split to measure"))?;
     let (name, precision) = (device.name(), device.precision().to_string());
-    let losses = match device {
-        Device::Cpu(be) => losses(be, &config, &ckpt.params, &validator),
-        Device::Cuda(be) => losses(*be, &config, &ckpt.params, &validator),
+    let job = Job {
+        config: &config,
+        params: &ckpt.params,
+        url: &config.data.source,
+    };
+    let measured = match device {
+        Device::Cpu(be) => job.run(be, sources),
+        Device::Cuda(be) => job.run(*be, sources),
     }?;
     Ok(Validation {
         checkpoint: ckpt.dir.display().to_string(),
         step: ckpt.state.step,
         weights_sha256: ckpt.weights_sha256,
         data: shown,
-        val_windows: config.train.val_windows,
-        set: validator.describe(),
+        windows: measured.windows,
+        set: measured.set,
         validation_version: VALIDATION_VERSION,
-        val_loss: losses.whole,
-        val_loss_by_source: losses.by_source,
+        val_loss: measured.whole,
+        val_loss_by_source: measured.by_source,
         device: name,
         precision,
     })
 }
 
-/// The model at the checkpoint's weights on `backend`, measured on the set.
-fn losses<B: Backend>(
-    backend: B,
-    config: &TrainConfig,
-    params: &[f32],
-    validator: &Validator,
-) -> Result<ValLosses> {
-    let mut model = Mae::new(backend, config.model.clone(), config.train.batch_size)?;
-    model.load_params(params)?;
-    Ok(validator.losses(&mut model)?)
+/// The losses of the checkpoint's weights on the sets, each read and measured a piece at a time.
+struct Job<'a> {
+    config: &'a TrainConfig,
+    params: &'a [f32],
+    /// The dataset's URL, for errors.
+    url: &'a str,
+}
+
+/// What a job measured.
+struct Measured {
+    windows: usize,
+    whole: f32,
+    by_source: BTreeMap<String, f32>,
+    set: String,
+}
+
+impl Job<'_> {
+    fn run<B: Backend>(&self, backend: B, sources: ValidationSources) -> Result<Measured> {
+        let cfg = &self.config.model;
+        let mut model = Mae::new(backend, cfg.clone(), self.config.train.batch_size)?;
+        model.load_params(self.params)?;
+        let mut reader = SetReader::new(self.config, sources.whole);
+        let (set, windows) = (validation::describe_set(&reader), reader.windows());
+        let whole = self.measure(&mut reader, &mut model, "validate")?;
+        let mut by_source = BTreeMap::new();
+        for (name, source) in sources.by_source {
+            let mut reader = SetReader::new(self.config, source);
+            by_source.insert(name.clone(), self.measure(&mut reader, &mut model, &name)?);
+        }
+        let set = match by_source.is_empty() {
+            true => set,
+            false => format!("{set}; and up to as many of each source's own"),
+        };
+        Ok(Measured {
+            windows,
+            whole,
+            by_source,
+            set,
+        })
+    }
+
+    /// The loss over the set `reader` reads, in the memory of one piece.
+    fn measure<B: Backend>(
+        &self,
+        reader: &mut SetReader,
+        model: &mut Mae<B>,
+        what: &str,
+    ) -> Result<f32> {
+        let bar = window_bar(what, reader.windows() as u64);
+        let mut mean = LossMean::default();
+        loop {
+            let piece = reader
+                .next_piece()
+                .map_err(anyhow::Error::from_boxed)
+                .with_context(|| format!("reading the validation set of {}", redact_url(self.url)))
+                .map_err(|err| name_damaged_dataset(err, self.url))?;
+            let Some(piece) = piece else { break };
+            mean.add(&piece, model)?;
+            bar.inc(piece.batch as u64);
+        }
+        bar.finish_and_clear();
+        Ok(mean.value())
+    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,20 @@
 //! merge) can add one such set per source (`add_source`), measured beside the whole one, so a
 //! run that mixes or repeats sources sees how each fares.
 //!
+//! The set is read a piece at a time (`reader`): the `Validator` keeps the pieces, `ecgfm
+//! validate` measures them as they come.
+//!
 //! `VALIDATION_VERSION` names this definition of the set in each checkpoint: a resume of a run
 //! measured on another one warns that its validation losses do not compare across the resume.
 
 use std::collections::BTreeMap;
 
+mod reader;
+
+pub use reader::{LossMean, SetReader};
+
 use crate::config::TrainConfig;
 use crate::data::{BatchSource, SourceError, SyntheticSource};
-use crate::mask::MaskSampler;
 use crate::model::Mae;
 use crate::{HostBatch, ModelError};
 use ecgfm_kernels::Backend;
@@ -92,51 +98,51 @@ pub struct ValLosses {
     pub by_source: BTreeMap<String, f32>,
 }
 
-/// The windows of a set drawn from `source`: `train.val_windows`, or all of its epoch when that
-/// is shorter (`BatchSource::samples_per_epoch`).
-fn set_size(config: &TrainConfig, source: &dyn BatchSource) -> usize {
-    let wanted = config.train.val_windows;
-    source.samples_per_epoch().map_or(wanted, |n| {
-        wanted.min(usize::try_from(n).unwrap_or(usize::MAX))
-    })
-}
-
 /// The first `windows` windows of `source` (which gives batches of `READ_BATCH`), their masks
 /// fixed, cut into pieces of at most `train.batch_size` (the model's batch).
+#[cfg(test)]
 fn draw(
     config: &TrainConfig,
     windows: usize,
-    source: &mut dyn BatchSource,
+    source: Box<dyn BatchSource>,
 ) -> Result<Vec<HostBatch>, SourceError> {
-    let sampler = MaskSampler::new(&config.model);
-    let mut set = HostBatch::new(&config.model, 0);
-    let mut read = HostBatch::new(&config.model, READ_BATCH);
-    while set.batch < windows {
-        source.next_batch(&mut read)?;
-        let keep = (windows - set.batch).min(READ_BATCH);
-        let (l, s) = (config.model.leads, config.model.samples);
-        set.x.extend_from_slice(&read.x[..keep * l * s]);
-        set.lead_mask.extend_from_slice(&read.lead_mask[..keep * l]);
-        set.batch += keep;
+    let mut config = config.clone();
+    config.train.val_windows = windows;
+    all_pieces(&mut SetReader::new(&config, source))
+}
+
+/// Every piece of the set `reader` reads.
+fn all_pieces(reader: &mut SetReader) -> Result<Vec<HostBatch>, SourceError> {
+    let mut pieces = Vec::new();
+    while let Some(piece) = reader.next_piece()? {
+        pieces.push(piece);
     }
-    set.patch_mask = vec![0; set.lead_mask.len() * config.model.patches_per_lead()];
-    if set.batch == 0 {
-        return Ok(Vec::new());
-    }
-    sampler.fill(MASK_SEED, u64::MAX, 0, &mut set);
-    Ok(set.split(config.train.batch_size.max(1)))
+    Ok(pieces)
 }
 
 /// The masked reconstruction loss over every masked patch of `pieces` at the model's current
 /// weights: each piece's mean weighted by its count of masked patches.
 fn mean_loss<B: Backend>(pieces: &[HostBatch], model: &mut Mae<B>) -> Result<f32, ModelError> {
-    let (mut sum, mut masked) = (0.0f64, 0u64);
+    let mut mean = LossMean::default();
     for piece in pieces {
-        let count = piece.patch_mask.iter().filter(|&&m| m == 1).count() as u64;
-        sum += model.forward_loss(piece)? as f64 * count as f64;
-        masked += count;
+        mean.add(piece, model)?;
     }
-    Ok((sum / masked.max(1) as f64) as f32)
+    Ok(mean.value())
+}
+
+/// What a set is, for logs: its windows, of how many, of what, in pieces of how many.
+pub fn describe_set(reader: &SetReader) -> String {
+    let (windows, source) = (reader.windows(), reader.source());
+    let whole = match source.samples_per_epoch() {
+        Some(n) if n as usize == windows => format!("all {windows} windows"),
+        Some(n) => format!("the first {windows} of {n} windows, in a fixed order,"),
+        None => format!("{windows} windows"),
+    };
+    let by = match reader.piece_size() {
+        piece if piece < windows => format!(" (measured {piece} at a time)"),
+        _ => String::new(),
+    };
+    format!("{whole} of {}{by}", source.describe())
 }
 
 impl Validator {
@@ -144,21 +150,12 @@ impl Validator {
     /// order (see the module documentation), and fixes its masks.
     pub fn new(
         config: &TrainConfig,
-        mut source: Box<dyn BatchSource>,
+        source: Box<dyn BatchSource>,
     ) -> Result<Validator, SourceError> {
-        let windows = set_size(config, source.as_ref());
-        let pieces = draw(config, windows, source.as_mut())?;
-        let whole = match source.samples_per_epoch() {
-            Some(n) if n as usize == windows => format!("all {windows} windows"),
-            Some(n) => format!("the first {windows} of {n} windows, in a fixed order,"),
-            None => format!("{windows} windows"),
-        };
-        let by = match pieces.first().map(|p| p.batch) {
-            Some(piece) if piece < windows => format!(" (measured {piece} at a time)"),
-            _ => String::new(),
-        };
+        let mut reader = SetReader::new(config, source);
+        let pieces = all_pieces(&mut reader)?;
         Ok(Validator {
-            description: format!("{whole} of {}{by}", source.describe()),
+            description: describe_set(&reader),
             pieces,
             by_source: Vec::new(),
             every: config.train.val_every,
@@ -171,10 +168,9 @@ impl Validator {
         &mut self,
         config: &TrainConfig,
         name: &str,
-        mut source: Box<dyn BatchSource>,
+        source: Box<dyn BatchSource>,
     ) -> Result<(), SourceError> {
-        let windows = set_size(config, source.as_ref());
-        let pieces = draw(config, windows, source.as_mut())?;
+        let pieces = all_pieces(&mut SetReader::new(config, source))?;
         self.by_source.push((name.to_string(), pieces));
         Ok(())
     }
@@ -231,7 +227,7 @@ mod tests {
     #[test]
     fn every_sample_has_its_own_mask_and_any_piece_size_draws_the_same_set() {
         let whole = config(4);
-        let pieces = draw(&whole, 10, &mut synthetic_held_out(&whole).unwrap()).unwrap();
+        let pieces = draw(&whole, 10, Box::new(synthetic_held_out(&whole).unwrap())).unwrap();
         assert_eq!(
             pieces.iter().map(|p| p.batch).collect::<Vec<_>>(),
             [4, 4, 2]
@@ -245,12 +241,42 @@ mod tests {
         }
         // Micro-batches of 3: the same 10 samples and masks, in pieces of 3.
         let smaller = config(3);
-        let split = draw(&smaller, 10, &mut synthetic_held_out(&smaller).unwrap()).unwrap();
+        let split = draw(
+            &smaller,
+            10,
+            Box::new(synthetic_held_out(&smaller).unwrap()),
+        )
+        .unwrap();
         let sizes: Vec<usize> = split.iter().map(|p| p.batch).collect();
         assert_eq!(sizes, [3, 3, 3, 1]);
         assert_eq!(masks(&split, per_sample), drawn);
         let signals = |p: &[HostBatch]| p.iter().flat_map(|b| b.x.clone()).collect::<Vec<f32>>();
         assert_eq!(signals(&split), signals(&pieces));
+    }
+
+    /// A set longer than a read of the source (`READ_BATCH` windows), read in pieces that do not
+    /// divide it: the pieces are the set read in one piece and cut up, signals and masks alike.
+    #[test]
+    fn pieces_across_reads_are_the_whole_set_cut_up() {
+        let draw_70 = |batch_size: usize| {
+            let mut config = config(batch_size);
+            config.data.synth_single_lead_fraction = 0.5;
+            draw(&config, 70, Box::new(synthetic_held_out(&config).unwrap())).unwrap()
+        };
+        let one = draw_70(1000);
+        assert_eq!(one.iter().map(|p| p.batch).collect::<Vec<_>>(), [70]);
+        assert!(one[0].lead_mask.contains(&0), "some windows single-lead");
+        for size in [16, 50, 7] {
+            let pieces = draw_70(size);
+            let cut = one[0].clone().split(size);
+            assert_eq!(pieces.len(), cut.len(), "pieces of {size}");
+            for (a, b) in pieces.iter().zip(&cut) {
+                assert_eq!(a.batch, b.batch);
+                assert_eq!(a.x, b.x);
+                assert_eq!(a.lead_mask, b.lead_mask);
+                assert_eq!(a.patch_mask, b.patch_mask);
+            }
+        }
     }
 
     /// The loss is the mean over every masked patch of the set, whatever pieces it is measured
@@ -263,7 +289,7 @@ mod tests {
         let loss = |batch_size: usize, single_lead: f32| {
             let mut config = config(batch_size);
             config.data.synth_single_lead_fraction = single_lead;
-            let pieces = draw(&config, 10, &mut synthetic_held_out(&config).unwrap()).unwrap();
+            let pieces = draw(&config, 10, Box::new(synthetic_held_out(&config).unwrap())).unwrap();
             let leads = config.model.leads;
             let present: Vec<usize> = (pieces.iter())
                 .flat_map(|p| {
@@ -348,7 +374,7 @@ mod tests {
         let mut model = Mae::new(CpuBackend::new(), config.model.clone(), 4).unwrap();
         model.init_params(7);
         let losses = validator.losses(&mut model).unwrap();
-        let own = draw(&config, 10, other().as_mut()).unwrap();
+        let own = draw(&config, 10, other()).unwrap();
         let expected = mean_loss(&own, &mut model).unwrap();
         assert_eq!(losses.by_source["other"], expected);
         assert_ne!(losses.by_source["other"], losses.whole);

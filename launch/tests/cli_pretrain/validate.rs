@@ -79,7 +79,7 @@ fn validate_gives_the_logged_loss_and_what_a_larger_set_would_have_logged() {
     let again = validate(&few, &[]);
     assert_eq!(loss_bits(&again), logged_val_loss(&few, 8));
     assert_eq!(again["step"], 8);
-    assert_eq!(again["val_windows"], 2);
+    assert_eq!(again["windows"], 2);
     assert_eq!(again["validation_version"], 2);
     assert_eq!(again["data"], path_str(&data));
     let set = again["set"].as_str().unwrap();
@@ -93,7 +93,12 @@ fn validate_gives_the_logged_loss_and_what_a_larger_set_would_have_logged() {
     assert_eq!(loss_bits(&all), logged_val_loss(&whole, 8));
     assert_ne!(loss_bits(&all), loss_bits(&again));
     let set = all["set"].as_str().unwrap();
-    assert!(set.starts_with("all "), "{set}");
+    let split = all["windows"].as_u64().unwrap();
+    assert!(split > 2, "{all}");
+    assert!(
+        set.starts_with(&format!("all {split} windows of ")),
+        "{set}"
+    );
     assert_eq!(
         loss_bits(&validate(&few, &["--windows", "1000000"])),
         loss_bits(&all)
@@ -141,11 +146,42 @@ fn validate_refuses_what_it_cannot_measure() {
     assert!(endless.contains("held-out stream has no end"), "{endless}");
     // On a count the generator's held-out stream is measured.
     let measured = run_ok(&validate(&["--windows", "16", "--json"]));
-    assert!(measured.contains("\"val_windows\":16"), "{measured}");
+    assert!(measured.contains("\"windows\":16"), "{measured}");
     let not_a_run = run_err(&["validate", "--run", path_str(&dir)]);
     assert!(
         not_a_run.contains("is not an ecgfm run directory"),
         "{not_a_run}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn validate_measures_each_source_of_a_merged_dataset_as_the_run_did() {
+    let dir = temp_dir("validate-sources");
+    let alpha = synth_dataset_with(&dir, "alpha", &["--source-name", "alpha", "--seed", "1"]);
+    let beta = synth_dataset_with(&dir, "beta", &["--source-name", "beta", "--seed", "2"]);
+    let merged = dir.join("merged");
+    run_ok(&[
+        "data",
+        "merge",
+        "--out",
+        path_str(&merged),
+        path_str(&alpha),
+        path_str(&beta),
+    ]);
+    let run = run_measuring(&dir, "run", &merged, "3");
+    let logged = records(&run).pop().unwrap();
+    let again = validate(&run, &[]);
+    assert_eq!(loss_bits(&again), logged_val_loss(&run, 8));
+    let by_source = again["val_loss_by_source"].as_object().unwrap();
+    assert_eq!(by_source.len(), 2, "{again}");
+    for (source, loss) in by_source {
+        let want = logged["val_loss_by_source"][source].as_f64().unwrap() as f32;
+        assert_eq!(
+            (loss.as_f64().unwrap() as f32).to_bits(),
+            want.to_bits(),
+            "{source}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
