@@ -19,7 +19,7 @@ use clap::Args;
 use ecgfm_data::store::redact_url;
 use ecgfm_kernels::Backend;
 use ecgfm_trainer::config::TrainConfig;
-use ecgfm_trainer::model::Mae;
+use ecgfm_trainer::model::{Mae, MaeMemory, Recompute};
 use ecgfm_trainer::validation::{self, LossMean, SetReader, VALIDATION_VERSION};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -178,7 +178,14 @@ struct Measured {
 impl Job<'_> {
     fn run<B: Backend>(&self, backend: B, sources: ValidationSources) -> Result<Measured> {
         let cfg = &self.config.model;
-        let mut model = Mae::new(backend, cfg.clone(), self.config.train.batch_size)?;
+        // Forward passes only: no optimizer state, and each block's input alone kept (the
+        // losses are the same bits whatever is kept).
+        let memory = MaeMemory {
+            recompute: Recompute::Blocks,
+            optimizer_shard: Some(0..0),
+        };
+        let batch = self.config.train.batch_size;
+        let mut model = Mae::with_memory(backend, cfg.clone(), batch, memory)?;
         model.load_params(self.params)?;
         let mut reader = SetReader::new(self.config, sources.whole);
         let (set, windows) = (validation::describe_set(&reader), reader.windows());
