@@ -8,7 +8,8 @@
 //! - `mask`: the seeded patch-mask sampler; `schedule`: the learning-rate schedule.
 //! - `train`: the training loop (`Trainer`) over a `data::BatchSource`, with `config`,
 //!   `checkpoint` and `metrics` (`metrics.jsonl` plus TensorBoard events, `tensorboard`);
-//!   `validation`: the held-out masked reconstruction loss measured during training.
+//!   `validation`: the held-out masked reconstruction loss measured during training (and again
+//!   by `ecgfm validate`, a piece at a time: `validation::SetReader`).
 //! - `eval`: downstream evaluation of a checkpoint's encoder (`model::Encoder` with a
 //!   classification head): linear probe, fine-tuning, from scratch, metrics with bootstrap CIs.
 //! - `data_parallel`: one rank of a data-parallel job (bucketed gradient reduction overlapped
