@@ -12,10 +12,12 @@ use crate::bad_config::RefusedConfig;
 use crate::compute::{self, ComputeArgs, Device};
 use crate::damaged_data::name_damaged_dataset;
 use crate::pretrain::{open_validation_sources, thread_pool, ValidationSources};
+use crate::pretrained::rate_warning;
 use crate::progress::window_bar;
 use crate::run_checkpoint::RunCheckpoint;
 use anyhow::{Context, Result};
 use clap::Args;
+use ecgfm_data::manifest::Manifest;
 use ecgfm_data::store::redact_url;
 use ecgfm_kernels::Backend;
 use ecgfm_trainer::config::TrainConfig;
@@ -91,6 +93,21 @@ fn parse_windows(text: &str, synthetic: bool) -> Result<usize> {
     }
 }
 
+/// Warns where dataset `url` (`--data`) was sampled at another rate than the run pretrained at:
+/// its windows then span another stretch of time per patch than the model learned.
+fn warn_of_another_rate(trained: &TrainConfig, url: &str) -> Result<()> {
+    if url == "synth" {
+        return Ok(());
+    }
+    let (store, root) = ecgfm_data::store::open_url(url)?;
+    let manifest = Manifest::load(store.as_ref(), &root)
+        .with_context(|| format!("reading the manifest of {}", redact_url(url)))?;
+    if let Some(warning) = rate_warning(trained, url, manifest.sampling_rate) {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
 /// Runs `ecgfm validate`.
 pub fn run(args: &ValidateArgs) -> Result<Validation> {
     let pool = thread_pool(args.compute.threads.unwrap_or(0))?;
@@ -118,6 +135,7 @@ fn measure(args: &ValidateArgs) -> Result<Validation> {
     let ckpt = RunCheckpoint::open(&args.run, args.step)?;
     let mut config = ckpt.config.clone();
     if let Some(data) = &args.data {
+        warn_of_another_rate(&ckpt.config, data)?;
         config.data.source = data.clone();
     }
     if let Some(windows) = &args.windows {

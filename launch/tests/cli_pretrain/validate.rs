@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    path_str, pretrain_args, run_err, run_ok, run_refused, synth_dataset_with,
+    path_str, pretrain_args, run_err, run_ok, run_ok_logs, run_refused, synth_dataset_with,
     synth_dataset_with_seed, temp_dir,
 };
 
@@ -109,6 +109,21 @@ fn validate_gives_the_logged_loss_and_what_a_larger_set_would_have_logged() {
     let elsewhere = validate(&few, &["--windows", "all", "--data", path_str(&other)]);
     assert_eq!(elsewhere["data"], path_str(&other));
     assert_ne!(loss_bits(&elsewhere), loss_bits(&all));
+
+    // A dataset sampled at another rate than the run pretrained at is measured, with a warning.
+    let faster = synth_dataset_with(&dir, "faster", &["--rate", "500"]);
+    let args = [
+        "validate",
+        "--run",
+        path_str(&few),
+        "--data",
+        path_str(&faster),
+    ];
+    let warned = run_ok_logs(&args);
+    assert!(
+        warned.contains("sampled at 500 Hz; the encoder was pretrained at 250 Hz"),
+        "{warned}"
+    );
 
     // Without --json: one sentence.
     let said = run_ok(&["validate", "--run", path_str(&few), "--threads", "2"]);
