@@ -283,13 +283,9 @@ fn duration(seconds: f64) -> String {
         .map_or_else(|_| "ages".to_string(), |d| HumanDuration(d).to_string())
 }
 
-/// Where the runs of the sweep in `dir` measured their validation losses on different validation
-/// sets (one line), and where they were scored on different test sets (one line per task and
-/// protocol) among `records`, read from `dir`: `ecgfm_sweep::analysis::{validation_set_warning,
-/// test_set_warnings}`.
+/// What the sweep's records warn of (`ecgfm_sweep::analysis::warnings`), their result files
+/// read from `dir`.
 fn warnings(dir: &Path, mut records: Vec<SweepRecord>) -> Vec<String> {
     ecgfm_sweep::record::read_result_files(&mut records, dir);
-    let validation = ecgfm_sweep::analysis::validation_set_warning(&records);
-    let test_sets = ecgfm_sweep::analysis::test_set_warnings(&records);
-    validation.into_iter().chain(test_sets).collect()
+    ecgfm_sweep::analysis::warnings(&records)
 }

@@ -156,7 +156,6 @@ fn measure(args: &ValidateArgs) -> Result<Validation> {
     let job = Job {
         config: &config,
         params: &ckpt.params,
-        url: &config.data.source,
     };
     let measured = match device {
         Device::Cpu(be) => job.run(be, sources),
@@ -181,8 +180,6 @@ fn measure(args: &ValidateArgs) -> Result<Validation> {
 struct Job<'a> {
     config: &'a TrainConfig,
     params: &'a [f32],
-    /// The dataset's URL, for errors.
-    url: &'a str,
 }
 
 /// What a job measured.
@@ -206,17 +203,15 @@ impl Job<'_> {
         let mut model = Mae::with_memory(backend, cfg.clone(), batch, memory)?;
         model.load_params(self.params)?;
         let mut reader = SetReader::new(self.config, sources.whole);
-        let (set, windows) = (validation::describe_set(&reader), reader.windows());
+        let (whole_set, windows) = (reader.describe(), reader.windows());
         let whole = self.measure(&mut reader, &mut model, "validate")?;
         let mut by_source = BTreeMap::new();
         for (name, source) in sources.by_source {
             let mut reader = SetReader::new(self.config, source);
             by_source.insert(name.clone(), self.measure(&mut reader, &mut model, &name)?);
         }
-        let set = match by_source.is_empty() {
-            true => set,
-            false => format!("{set}; and up to as many of each source's own"),
-        };
+        let names: Vec<&str> = by_source.keys().map(String::as_str).collect();
+        let set = validation::describe_with_sources(&whole_set, &names);
         Ok(Measured {
             windows,
             whole,
@@ -234,13 +229,15 @@ impl Job<'_> {
     ) -> Result<f32> {
         let bar = window_bar(what, reader.windows() as u64);
         let mut mean = LossMean::default();
-        loop {
-            let piece = reader
+        let url = &self.config.data.source;
+        let read = |reader: &mut SetReader| {
+            reader
                 .next_piece()
                 .map_err(anyhow::Error::from_boxed)
-                .with_context(|| format!("reading the validation set of {}", redact_url(self.url)))
-                .map_err(|err| name_damaged_dataset(err, self.url))?;
-            let Some(piece) = piece else { break };
+                .with_context(|| format!("reading the validation set of {}", redact_url(url)))
+                .map_err(|err| name_damaged_dataset(err, url))
+        };
+        while let Some(piece) = read(reader)? {
             mean.add(&piece, model)?;
             bar.inc(piece.batch as u64);
         }

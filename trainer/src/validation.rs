@@ -130,19 +130,15 @@ fn mean_loss<B: Backend>(pieces: &[HostBatch], model: &mut Mae<B>) -> Result<f32
     Ok(mean.value())
 }
 
-/// What a set is, for logs: its windows, of how many, of what, in pieces of how many.
-pub fn describe_set(reader: &SetReader) -> String {
-    let (windows, source) = (reader.windows(), reader.source());
-    let whole = match source.samples_per_epoch() {
-        Some(n) if n as usize == windows => format!("all {windows} windows"),
-        Some(n) => format!("the first {windows} of {n} windows, in a fixed order,"),
-        None => format!("{windows} windows"),
-    };
-    let by = match reader.piece_size() {
-        piece if piece < windows => format!(" (measured {piece} at a time)"),
-        _ => String::new(),
-    };
-    format!("{whole} of {}{by}", source.describe())
+/// A description of the whole set followed by the names of the sources with a set of their own.
+pub fn describe_with_sources(whole: &str, sources: &[&str]) -> String {
+    match sources {
+        [] => whole.to_string(),
+        _ => format!(
+            "{whole}; and up to as many of each source's own: {}",
+            sources.join(", ")
+        ),
+    }
 }
 
 impl Validator {
@@ -155,7 +151,7 @@ impl Validator {
         let mut reader = SetReader::new(config, source);
         let pieces = all_pieces(&mut reader)?;
         Ok(Validator {
-            description: describe_set(&reader),
+            description: reader.describe(),
             pieces,
             by_source: Vec::new(),
             every: config.train.val_every,
@@ -194,15 +190,8 @@ impl Validator {
 
     /// One line for logs: what the validation set is.
     pub fn describe(&self) -> String {
-        if self.by_source.is_empty() {
-            return self.description.clone();
-        }
         let names: Vec<&str> = self.by_source.iter().map(|(n, _)| n.as_str()).collect();
-        format!(
-            "{}; and up to as many of each source's own: {}",
-            self.description,
-            names.join(", ")
-        )
+        describe_with_sources(&self.description, &names)
     }
 }
 

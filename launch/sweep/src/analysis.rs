@@ -446,6 +446,15 @@ pub fn test_set_warnings(records: &[SweepRecord]) -> Vec<String> {
         .collect()
 }
 
+/// What `sweep report` and `sweep status` warn of among `records` (their result files read):
+/// runs validated on different validation sets (one line), runs scored on different test sets
+/// (one line per task and protocol).
+pub fn warnings(records: &[SweepRecord]) -> Vec<String> {
+    (validation_set_warning(records).into_iter())
+        .chain(test_set_warnings(records))
+        .collect()
+}
+
 /// One line when the runs' validation losses were measured on different validation sets
 /// (`SweepRecord::validation_version`), naming the runs of each: the same weights can measure
 /// 0.02 apart on two sets of 256 windows, as much as sizes differ, so such losses do not compare.

@@ -47,7 +47,7 @@ pub struct Written {
     /// The result files copied into `results/` beside the report.
     pub results: Copied,
     /// Runs validated on different validation sets or scored on different test sets
-    /// (`analysis::{validation_set_warning, test_set_warnings}`), as report.md warns of them.
+    /// (`analysis::warnings`), as report.md warns of them.
     pub warnings: Vec<String>,
 }
 
@@ -132,9 +132,7 @@ pub fn write(dir: &Path, out: &Path, context: &str) -> Result<Written, ReportErr
         Some(data) => format!("{context}\n\n{data}"),
         None => context.to_string(),
     };
-    let warnings: Vec<String> = (analysis::validation_set_warning(&a.records).into_iter())
-        .chain(analysis::test_set_warnings(&a.records))
-        .collect();
+    let warnings = analysis::warnings(&a.records);
     for warning in &warnings {
         context = format!("{context}\n\nWarning: {warning}");
     }

@@ -29,6 +29,8 @@ pub struct SetReader {
     sampler: MaskSampler,
     windows: usize,
     piece: usize,
+    /// A window's signal values, lead-mask entries and patch-mask entries.
+    sizes: (usize, usize, usize),
     /// Windows given in pieces so far.
     given: usize,
     /// Windows read from the source and not yet given (their patch masks not yet drawn).
@@ -40,10 +42,12 @@ impl SetReader {
     /// The set `config` defines on `source`.
     pub fn new(config: &TrainConfig, source: Box<dyn BatchSource>) -> SetReader {
         let windows = set_size(config, source.as_ref());
+        let m = &config.model;
         SetReader {
-            sampler: MaskSampler::new(&config.model),
+            sampler: MaskSampler::new(m),
             windows,
             piece: config.train.batch_size.max(1),
+            sizes: (m.leads * m.samples, m.leads, m.leads * m.patches_per_lead()),
             given: 0,
             pending: HostBatch::new(&config.model, 0),
             read: HostBatch::new(&config.model, READ_BATCH),
@@ -56,14 +60,19 @@ impl SetReader {
         self.windows
     }
 
-    /// The windows of a piece (the last may have fewer).
-    pub fn piece_size(&self) -> usize {
-        self.piece
-    }
-
-    /// The source, for its description.
-    pub fn source(&self) -> &dyn BatchSource {
-        self.source.as_ref()
+    /// What the set is, for logs: its windows, of how many, of what, in pieces of how many.
+    pub fn describe(&self) -> String {
+        let windows = self.windows;
+        let whole = match self.source.samples_per_epoch() {
+            Some(n) if n as usize == windows => format!("all {windows} windows"),
+            Some(n) => format!("the first {windows} of {n} windows, in a fixed order,"),
+            None => format!("{windows} windows"),
+        };
+        let by = match self.piece {
+            piece if piece < windows => format!(" (measured {piece} at a time)"),
+            _ => String::new(),
+        };
+        format!("{whole} of {}{by}", self.source.describe())
     }
 
     /// The next piece, its masks drawn; `None` after the set's last window.
@@ -72,11 +81,11 @@ impl SetReader {
         if size == 0 {
             return Ok(None);
         }
+        let (x, m, patches) = self.sizes;
         while self.pending.batch < size {
             self.source.next_batch(&mut self.read)?;
             let unread = self.windows - self.given - self.pending.batch;
             let keep = unread.min(READ_BATCH);
-            let (x, m) = (self.x_per_window(), self.leads());
             let pending = &mut self.pending;
             pending.x.extend_from_slice(&self.read.x[..keep * x]);
             pending
@@ -84,8 +93,6 @@ impl SetReader {
                 .extend_from_slice(&self.read.lead_mask[..keep * m]);
             pending.batch += keep;
         }
-        let (x, m) = (self.x_per_window(), self.leads());
-        let patches = self.read.patch_mask.len() / READ_BATCH;
         let mut piece = HostBatch {
             batch: size,
             x: self.pending.x.drain(..size * x).collect(),
@@ -97,14 +104,6 @@ impl SetReader {
             .fill(MASK_SEED, u64::MAX, self.given as u64, &mut piece);
         self.given += size;
         Ok(Some(piece))
-    }
-
-    fn x_per_window(&self) -> usize {
-        self.read.x.len() / READ_BATCH
-    }
-
-    fn leads(&self) -> usize {
-        self.read.lead_mask.len() / READ_BATCH
     }
 }
 
